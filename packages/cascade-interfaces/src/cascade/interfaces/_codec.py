@@ -1,0 +1,66 @@
+"""Turning payloads into bytes on the wire and back, the same way in every connector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import msgspec
+
+from ._errors import InvalidMessageError
+
+__all__ = ["Payload", "decode_payload", "encode_payload"]
+
+Payload: TypeAlias = "Mapping[str, Any] | msgspec.Struct | str | bytes"
+"""What ``Connector.publish`` accepts.
+
+A mapping or schema object is sent as JSON; text and bytes are sent as they
+are. An empty payload sent retained clears the topic's retained message.
+"""
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """Encode ``payload`` for the wire: mappings and schema objects as JSON, text as UTF-8."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if isinstance(payload, (Mapping, msgspec.Struct)):
+        return _encoder.encode(payload)
+    raise TypeError(
+        f"payload must be a mapping, a schema object, str or bytes, not {type(payload).__name__}"
+    )
+
+
+def decode_payload(raw: bytes) -> dict[str, Any]:
+    """Decode a received payload: a JSON object, or ``{}`` for an empty payload.
+
+    Raises :class:`InvalidMessageError` for anything else (not UTF-8, not JSON,
+    not an object, nested too deeply, numbers out of range).
+    """
+    if not raw:
+        return {}
+    try:
+        value = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessageError("payload is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise InvalidMessageError(f"payload must be a JSON object, not {_json_kind(value)}")
+    return value
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"

@@ -1,0 +1,151 @@
+"""The ``Connector`` protocol: what the runtime and the CLI need from a broker connection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from typing_extensions import Self
+
+from ._codec import Payload
+
+__all__ = [
+    "Connector",
+    "ConnectorStats",
+    "Message",
+    "MessageCallback",
+    "SubscriptionHandle",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message delivered to a subscription.
+
+    ``payload`` is the decoded JSON object (``{}`` for an empty payload, which
+    on a retained topic means "cleared"); ``raw`` is the bytes as received.
+    """
+
+    topic: str
+    payload: dict[str, Any]
+    raw: bytes = b""
+    qos: int = 0
+    retain: bool = False
+
+
+MessageCallback: TypeAlias = Callable[[Message], "Awaitable[None] | None"]
+"""A subscription's callback: a plain function or a coroutine function taking a :class:`Message`."""
+
+
+@dataclass(slots=True)
+class ConnectorStats:
+    """Counters a connector keeps, for the engine's heartbeat and the CLI.
+
+    ``published``: messages handed to the broker. ``dropped``: messages
+    discarded unsent (buffer full, or published while not started).
+    ``rejected``: received payloads that were not a JSON object.
+    ``received``: messages delivered to at least one callback.
+    ``callback_errors``: callbacks that raised. ``reconnects``: successful
+    reconnections after a loss. ``buffered``: messages waiting to be sent now.
+    """
+
+    published: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    received: int = 0
+    callback_errors: int = 0
+    reconnects: int = 0
+    buffered: int = 0
+
+
+@runtime_checkable
+class SubscriptionHandle(Protocol):
+    """What :meth:`Connector.subscribe` returns; :meth:`unsubscribe` ends the subscription."""
+
+    @property
+    def topic_filter(self) -> str:
+        """The filter this subscription was made with."""
+        ...
+
+    async def unsubscribe(self) -> None:
+        """Stop delivering messages to the callback. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A connection to a message broker, as Cascade uses it.
+
+    Contract every implementation keeps:
+
+    - ``connect()`` and ``disconnect()`` are idempotent, and ``async with``
+      calls them. ``disconnect()`` always releases everything and never hangs.
+    - ``publish()`` never waits on the network and never raises for network
+      faults: it hands the message to the connector, which delivers it when
+      it can (or counts it in ``stats.dropped``). Mappings and schema objects
+      are sent as JSON; an empty payload sent retained clears the topic.
+    - ``subscribe()`` returns once the subscription is active and the
+      retained messages matching it have been passed to ``callback``, so a
+      caller can act on retained state without sleeping. Messages are
+      delivered to every subscription whose filter matches, in order per
+      subscription; a callback that raises is logged and isolated.
+    - ``flush()`` waits until everything published so far has been accepted
+      by the broker, and raises :class:`~cascade.interfaces.ConnectorError`
+      if that does not happen within ``timeout`` seconds. It is for callers
+      that need confirmation (a CLI command), never for the workflow path.
+    - The connector announces its own presence under
+      ``{topic_prefix}/status/{source_id}`` (birth, will, graceful offline).
+    """
+
+    @property
+    def source_id(self) -> str:
+        """This process's id in the protocol (``<hostname>-<pid>`` by default)."""
+        ...
+
+    @property
+    def topic_prefix(self) -> str:
+        """The first topic level(s) of every Cascade topic, ``cascade`` by default."""
+        ...
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the broker connection is up right now."""
+        ...
+
+    @property
+    def stats(self) -> ConnectorStats:
+        """The connector's counters."""
+        ...
+
+    async def connect(self) -> None:
+        """Open the connection (and announce presence). Idempotent."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Flush briefly, announce a graceful offline, and close. Idempotent, bounded."""
+        ...
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Hand a message to the connector for delivery; returns without waiting on the network."""
+        ...
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> SubscriptionHandle:
+        """Deliver messages matching ``topic_filter`` (retained ones first) to ``callback``."""
+        ...
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the broker has accepted everything published so far."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,118 @@
+"""Routing received messages to subscriptions: the part every connector shares."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+
+from ._codec import decode_payload
+from ._connector import ConnectorStats, Message, MessageCallback
+from ._errors import InvalidMessageError
+from ._ratelimit import RateLimitedLogger
+from ._topics import topic_matches, validate_filter
+
+__all__ = ["Dispatcher", "Subscription"]
+
+_log = logging.getLogger("cascade.interfaces.dispatch")
+
+
+class Subscription:
+    """One callback on one topic filter; the :class:`SubscriptionHandle` connectors return."""
+
+    def __init__(self, dispatcher: Dispatcher, topic_filter: str, callback: MessageCallback):
+        self._dispatcher = dispatcher
+        self._topic_filter = topic_filter
+        self.callback = callback
+        self.active = True
+
+    @property
+    def topic_filter(self) -> str:
+        """The filter this subscription was made with."""
+        return self._topic_filter
+
+    async def unsubscribe(self) -> None:
+        """Stop delivery to this callback; the last one on a filter unsubscribes at the broker."""
+        if self.active:
+            self.active = False
+            await self._dispatcher.remove(self)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self._topic_filter!r} active={self.active}>"
+
+
+class Dispatcher:
+    """Keeps a connector's subscriptions and delivers each received message to every match.
+
+    Payloads are decoded once per message; a payload that is not a JSON object
+    is counted in ``stats.rejected`` and logged (rate-limited), and a callback
+    that raises is counted in ``stats.callback_errors`` and logged, without
+    affecting the other callbacks. ``on_unused`` is awaited with a filter that
+    no subscription uses any more, so the connector can unsubscribe at the broker.
+    """
+
+    def __init__(
+        self,
+        stats: ConnectorStats,
+        on_unused: Callable[[str], Awaitable[None]],
+        logger: logging.Logger = _log,
+    ) -> None:
+        self._stats = stats
+        self._on_unused = on_unused
+        self._subscriptions: list[Subscription] = []
+        self._log = RateLimitedLogger(logger)
+
+    @property
+    def filters(self) -> list[str]:
+        """Every distinct filter in use, in the order first subscribed."""
+        return list(dict.fromkeys(s.topic_filter for s in self._subscriptions))
+
+    def uses(self, topic_filter: str) -> bool:
+        """Whether any subscription uses ``topic_filter``."""
+        return any(s.topic_filter == topic_filter for s in self._subscriptions)
+
+    def add(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+        """Register ``callback`` on ``topic_filter`` (validated; raises ``InvalidTopicError``)."""
+        validate_filter(topic_filter)
+        subscription = Subscription(self, topic_filter, callback)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def remove(self, subscription: Subscription) -> None:
+        """Forget ``subscription``; tell the connector when its filter is no longer used."""
+        subscription.active = False
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            if not self.uses(subscription.topic_filter):
+                await self._on_unused(subscription.topic_filter)
+
+    async def dispatch(self, topic: str, raw: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Decode ``raw`` and deliver it to every active subscription whose filter matches."""
+        targets = [s for s in self._subscriptions if topic_matches(s.topic_filter, topic)]
+        if not targets:
+            return
+        try:
+            payload = decode_payload(raw)
+        except InvalidMessageError as exc:
+            self._stats.rejected += 1
+            self._log.warning("rejected", "rejected message on %r: %s", topic, exc)
+            return
+        self._stats.received += 1
+        message = Message(topic=topic, payload=payload, raw=raw, qos=qos, retain=retain)
+        for subscription in targets:
+            if not subscription.active:
+                continue
+            try:
+                result = subscription.callback(message)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self._stats.callback_errors += 1
+                self._log.log(
+                    logging.ERROR,
+                    f"callback:{subscription.topic_filter}",
+                    "subscription callback on %r raised for %r",
+                    subscription.topic_filter,
+                    topic,
+                    exc_info=True,
+                )

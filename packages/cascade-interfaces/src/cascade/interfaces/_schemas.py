@@ -1,0 +1,320 @@
+"""The wire protocol's message schemas (PROTOCOL.md), with strict decoding of untrusted input.
+
+Schemas are msgspec structs: encoding them is fast enough for the telemetry hot
+path, and decoding reports the offending field (``$.params.limit``). Unknown
+fields are ignored, as the protocol asks of readers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+
+import msgspec
+
+from ._errors import InvalidMessageError
+
+__all__ = [
+    "MAX_CONTROL_PAYLOAD_BYTES",
+    "PROTOCOL_VERSION",
+    "Body",
+    "Constraint",
+    "ConstraintType",
+    "Envelope",
+    "Heartbeat",
+    "LifecycleEvent",
+    "LifecycleName",
+    "RunStatus",
+    "StatusMessage",
+    "TaskState",
+    "TaskStateEvent",
+    "decode_constraint",
+    "decode_envelope",
+    "decode_status",
+    "parse_rate",
+    "utc_now_iso",
+]
+
+PROTOCOL_VERSION = "1.0"
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024
+"""Control payloads larger than this are rejected before they are parsed."""
+
+_MAX_ID = 256
+_MAX_SCOPE = 1024
+_MAX_LIMIT = 2**31 - 1
+_MAX_NUMBER = 1e15  # bounds every float so that infinities are rejected
+
+TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
+LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
+RunStatus: TypeAlias = Literal["Succeeded", "Failed", "Cancelled"]
+ConstraintType: TypeAlias = Literal["pause", "concurrency", "rate_limit"]
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)]
+
+
+def utc_now_iso() -> str:
+    """The current time as the protocol writes it: ISO 8601 in UTC with ``+00:00``."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+class LifecycleEvent(
+    msgspec.Struct, tag="LifecycleEvent", tag_field="type", kw_only=True, omit_defaults=True
+):
+    """A run's start or end. ``status`` and ``error`` are set on ``ENGINE_STOPPED``."""
+
+    event: LifecycleName
+    status: RunStatus | None = None
+    error: str | None = None
+
+
+class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):
+    """A task entered ``state``. ``error`` is ``"ExcType: message"``, or ``""`` when none."""
+
+    task_id: str
+    task_name: str
+    state: TaskState
+    duration_ms: Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)] = 0.0
+    error: str = ""
+
+
+class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True):
+    """Periodic counters of a run, published on the run's ``.../heartbeat`` topic."""
+
+    running: _Count = 0
+    completed: _Count = 0
+    failed: _Count = 0
+    skipped: _Count = 0
+    blocked: _Count = 0
+    pending: _Count = 0
+    dropped_telemetry: _Count = 0
+
+
+Body: TypeAlias = "LifecycleEvent | TaskStateEvent | Heartbeat"
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """The telemetry envelope that carries every body."""
+
+    v: str = PROTOCOL_VERSION
+    ts: str = msgspec.field(default_factory=utc_now_iso)
+    run_id: str
+    org_id: str
+    project_id: str
+    source: str
+    body: LifecycleEvent | TaskStateEvent | Heartbeat
+
+
+class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A source's presence: birth (``online``), will and graceful shutdown (``offline``).
+
+    Only ``status`` is required, so messages of older tools decode too.
+    """
+
+    status: Literal["online", "offline"]
+    source: str | None = None
+    session: _Count | None = None
+    ts: str | None = None
+    reason: str | None = None
+
+    def supersedes(self, other: StatusMessage) -> bool:
+        """Whether this message should replace ``other`` as the source's current status.
+
+        An ``offline`` from an older session than the ``online`` already seen is
+        a stale will and never marks a live, reconnected source as offline.
+        """
+        if (
+            self.status == "offline"
+            and other.status == "online"
+            and self.session is not None
+            and other.session is not None
+        ):
+            return self.session >= other.session
+        return True
+
+
+class _PauseParams(msgspec.Struct):
+    pass
+
+
+class _ConcurrencyParams(msgspec.Struct):
+    limit: Annotated[int, msgspec.Meta(ge=0, le=_MAX_LIMIT)]
+
+
+class _RateLimitParams(msgspec.Struct, omit_defaults=True):
+    rate: str | Annotated[float, msgspec.Meta(gt=0, le=_MAX_NUMBER)]
+    capacity: Annotated[float, msgspec.Meta(ge=1, le=_MAX_NUMBER)] | None = None
+
+
+_PARAMS: dict[str, type[msgspec.Struct]] = {
+    "pause": _PauseParams,
+    "concurrency": _ConcurrencyParams,
+    "rate_limit": _RateLimitParams,
+}
+_ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "ratelimit"}
+_RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([smh]))?\s*")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_rate(rate: str | float) -> float:
+    """Tasks per second for a rate: ``"10/m"``, ``"0.5/s"``, ``"2/h"``, or a bare number per second.
+
+    Raises :class:`ValueError` for anything else, and for rates that are not
+    positive and finite.
+    """
+    if isinstance(rate, bool):
+        raise ValueError(f"rate must be a number or '<count>/<s|m|h>', not {rate!r}")
+    if isinstance(rate, (int, float)):
+        per_second = float(rate)
+    else:
+        match = _RATE.fullmatch(rate)
+        if match is None:
+            raise ValueError(f"rate must be '<count>/<s|m|h>' or a number, not {rate!r}")
+        per_second = float(match[1]) / _UNIT_SECONDS[match[2]]
+    if not (math.isfinite(per_second) and 0 < per_second <= _MAX_NUMBER):
+        raise ValueError(f"rate must be positive and finite, not {rate!r}")
+    return per_second
+
+
+class Constraint(msgspec.Struct, kw_only=True):
+    """A control message: pause, concurrency or rate limit on a scope, until ``expires_at``.
+
+    ``scope`` is ``global`` or ``task:<glob>``; ``expires_at`` is epoch seconds
+    or ``None``. Build one with :meth:`pause`, :meth:`concurrency` or
+    :meth:`rate_limit`, which validate their arguments.
+    """
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_ID)]
+    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_SCOPE)]
+    type: ConstraintType
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    expires_at: _Seconds | None = None
+
+    def applies_to(self, task_name: str) -> bool:
+        """Whether this constraint governs the task ``task_name``.
+
+        ``global`` governs every task and ``task:<glob>`` the tasks whose name
+        matches the glob (case-sensitive fnmatch); any other scope governs none.
+        """
+        if self.scope == "global":
+            return True
+        kind, sep, pattern = self.scope.partition(":")
+        return bool(sep) and kind == "task" and fnmatch.fnmatchcase(task_name, pattern)
+
+    @property
+    def limit(self) -> int:
+        """The concurrency limit (``concurrency`` constraints)."""
+        return int(self.params["limit"])
+
+    @property
+    def rate_per_second(self) -> float:
+        """The rate in tasks per second (``rate_limit`` constraints)."""
+        return parse_rate(self.params["rate"])
+
+    @property
+    def capacity(self) -> float:
+        """The token bucket's size (``rate_limit``): ``params.capacity``, else ``max(1, rate)``.
+
+        Never below one, so that every valid rate lets tasks through.
+        """
+        capacity = self.params.get("capacity")
+        return float(capacity) if capacity is not None else max(1.0, self.rate_per_second)
+
+    @classmethod
+    def pause(cls, scope: str, *, expires_at: float | None = None) -> Constraint:
+        """A pause of every task in ``scope``."""
+        return _checked(cls, scope, "pause", {}, expires_at)
+
+    @classmethod
+    def concurrency(cls, scope: str, limit: int, *, expires_at: float | None = None) -> Constraint:
+        """At most ``limit`` tasks of ``scope`` running at once."""
+        return _checked(cls, scope, "concurrency", {"limit": limit}, expires_at)
+
+    @classmethod
+    def rate_limit(
+        cls,
+        scope: str,
+        rate: str | float,
+        *,
+        capacity: float | None = None,
+        expires_at: float | None = None,
+    ) -> Constraint:
+        """Tasks of ``scope`` start at most at ``rate`` (``"10/m"``, ``0.5``).
+
+        Up to ``capacity`` tasks may start at once after a quiet spell.
+        """
+        params: dict[str, Any] = {"rate": rate}
+        if capacity is not None:
+            params["capacity"] = capacity
+        return _checked(cls, scope, "rate_limit", params, expires_at)
+
+
+def _checked(
+    cls: type[Constraint],
+    scope: str,
+    kind: ConstraintType,
+    params: dict[str, Any],
+    expires_at: float | None,
+) -> Constraint:
+    raw = {
+        "id": f"{_ID_PREFIX[kind]}-{scope}",
+        "scope": scope,
+        "type": kind,
+        "params": params,
+        "expires_at": expires_at,
+    }
+    return decode_constraint(raw)
+
+
+_T = TypeVar("_T")
+
+
+def _convert(data: Mapping[str, Any] | bytes | str, target: type[_T], prefix: str = "$") -> _T:
+    try:
+        if isinstance(data, (bytes, str)):
+            return msgspec.json.decode(data, type=target)
+        return msgspec.convert(data, type=target)
+    except msgspec.ValidationError as exc:
+        reason, _, path = str(exc).partition(" - at `")
+        raise InvalidMessageError(reason, prefix + path.rstrip("`").removeprefix("$")) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessageError("payload is nested too deeply") from None
+
+
+def decode_constraint(data: Mapping[str, Any] | bytes | str) -> Constraint:
+    """Decode and validate an untrusted control message.
+
+    Raises :class:`InvalidMessageError` naming the field and the problem:
+    payloads over :data:`MAX_CONTROL_PAYLOAD_BYTES`, missing or mistyped
+    fields, unknown types, negative or non-integer limits, malformed rates,
+    non-finite numbers.
+    """
+    if isinstance(data, (bytes, str)) and len(data) > MAX_CONTROL_PAYLOAD_BYTES:
+        raise InvalidMessageError(
+            f"control payload is {len(data)} bytes; at most {MAX_CONTROL_PAYLOAD_BYTES} accepted"
+        )
+    constraint = _convert(data, Constraint)
+    params = _convert(constraint.params, _PARAMS[constraint.type], "$.params")
+    if isinstance(params, _RateLimitParams):
+        try:
+            parse_rate(params.rate)
+        except ValueError as exc:
+            raise InvalidMessageError(str(exc), "$.params.rate") from None
+    constraint.params = msgspec.to_builtins(params)
+    return constraint
+
+
+def decode_envelope(data: Mapping[str, Any] | bytes | str) -> Envelope:
+    """Decode and validate a telemetry envelope; raises :class:`InvalidMessageError`."""
+    return _convert(data, Envelope)
+
+
+def decode_status(data: Mapping[str, Any] | bytes | str) -> StatusMessage:
+    """Decode and validate a presence status message; raises :class:`InvalidMessageError`."""
+    return _convert(data, StatusMessage)

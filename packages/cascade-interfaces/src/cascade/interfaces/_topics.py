@@ -1,0 +1,252 @@
+"""Topic names: MQTT-exact matching, id sanitizing, and builders for every PROTOCOL.md topic."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import unquote
+
+from ._errors import InvalidTopicError
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "constraint_topic",
+    "constraints_filter",
+    "events_topic",
+    "heartbeat_topic",
+    "sanitize_segment",
+    "scope_from_path",
+    "scope_to_path",
+    "status_filter",
+    "status_topic",
+    "telemetry_filter",
+    "topic_matches",
+    "validate_filter",
+    "validate_prefix",
+    "validate_topic",
+]
+
+DEFAULT_PREFIX = "cascade"
+_MAX_TOPIC_BYTES = 65535
+_SHARE = "$share/"
+
+
+def _is_unsafe_char(char: str) -> bool:
+    """Characters that must never reach a topic level built from an id or a scope.
+
+    The MQTT separators and wildcards, NUL, the C0/C1 control characters and
+    Unicode non-characters (MQTT 5 §1.5.4 says topics should not contain them),
+    and lone surrogates (which have no UTF-8 encoding at all).
+    """
+    code = ord(char)
+    return (
+        char in "/+#"
+        or code < 0x20
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or 0xFDD0 <= code <= 0xFDEF
+        or (code & 0xFFFE) == 0xFFFE
+    )
+
+
+def sanitize_segment(value: str, replacement: str = "_") -> str:
+    """Make ``value`` safe as exactly one topic level.
+
+    Every separator, wildcard, NUL, control character or non-character is
+    replaced by ``replacement``, so an id can never add levels or wildcards to
+    a topic. An empty value becomes ``replacement``.
+    """
+    if not value:
+        return replacement
+    return "".join(replacement if _is_unsafe_char(c) else c for c in value)
+
+
+def _check_common(name: str, what: str) -> None:
+    if not name:
+        raise InvalidTopicError(f"{what} must not be empty")
+    if "\x00" in name:
+        raise InvalidTopicError(f"{what} must not contain NUL: {name!r}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidTopicError(f"{what} is not valid UTF-8: {name!r}") from exc
+    if size > _MAX_TOPIC_BYTES:
+        raise InvalidTopicError(f"{what} is {size} bytes long; MQTT allows {_MAX_TOPIC_BYTES}")
+
+
+def validate_topic(topic: str) -> str:
+    """Check that ``topic`` is a valid MQTT topic *name* (no wildcards) and return it."""
+    _check_common(topic, "topic name")
+    if "+" in topic or "#" in topic:
+        raise InvalidTopicError(f"topic name must not contain the wildcards + or #: {topic!r}")
+    return topic
+
+
+@functools.lru_cache(maxsize=1024)
+def validate_filter(topic_filter: str) -> str:
+    """Check that ``topic_filter`` is a valid MQTT topic filter.
+
+    Returns the filter that is matched against topics: for a shared
+    subscription ``$share/<group>/<filter>`` that is ``<filter>``.
+    """
+    _check_common(topic_filter, "topic filter")
+    effective = topic_filter
+    if topic_filter.startswith(_SHARE):
+        group, sep, effective = topic_filter[len(_SHARE) :].partition("/")
+        if not group or "+" in group or "#" in group:
+            raise InvalidTopicError(
+                f"shared subscription needs a group name without wildcards: {topic_filter!r}"
+            )
+        if not sep or not effective:
+            raise InvalidTopicError(
+                f"shared subscription needs a topic filter after the group: {topic_filter!r}"
+            )
+    levels = effective.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise InvalidTopicError(
+                f"'#' must be a whole level and the last one in a filter: {topic_filter!r}"
+            )
+        if "+" in level and level != "+":
+            raise InvalidTopicError(f"'+' must be a whole level in a filter: {topic_filter!r}")
+    return effective
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` matches ``topic_filter``, exactly as MQTT 3.1.1 / 5.0 §4.7 define it.
+
+    ``+`` matches one whole level (also an empty one), ``#`` matches the rest of
+    the topic including its parent (``a/#`` matches ``a``), a filter that starts
+    with a wildcard never matches a topic that starts with ``$``, and a
+    ``$share/<group>/`` prefix is matched as the filter behind it.
+
+    Raises :class:`InvalidTopicError` for an invalid filter or topic name.
+    """
+    effective = validate_filter(topic_filter)
+    validate_topic(topic)
+    filter_levels = effective.split("/")
+    if topic.startswith("$") and filter_levels[0] in ("+", "#"):
+        return False
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check a topic prefix (``cascade``, ``acme/cascade``): a plain topic name."""
+    validate_topic(prefix)
+    if prefix.startswith(("$", "/")) or prefix.endswith("/"):
+        raise InvalidTopicError(
+            f"topic prefix must not start with '$' or start or end with '/': {prefix!r}"
+        )
+    return prefix
+
+
+def _telemetry(prefix: str, org_id: str, project_id: str, run_id: str, kind: str) -> str:
+    return "/".join(
+        (
+            prefix,
+            "telemetry",
+            sanitize_segment(org_id),
+            sanitize_segment(project_id),
+            sanitize_segment(run_id),
+            kind,
+        )
+    )
+
+
+def events_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/events``, each id sanitized."""
+    return _telemetry(prefix, org_id, project_id, run_id, "events")
+
+
+def heartbeat_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/heartbeat``, each id sanitized."""
+    return _telemetry(prefix, org_id, project_id, run_id, "heartbeat")
+
+
+def telemetry_filter(
+    org_id: str | None = None,
+    project_id: str | None = None,
+    run_id: str | None = None,
+    kind: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> str:
+    """A filter over telemetry topics; each part left as ``None`` matches any value (``+``)."""
+
+    def level(value: str | None) -> str:
+        return "+" if value is None else sanitize_segment(value)
+
+    return "/".join(
+        (prefix, "telemetry", level(org_id), level(project_id), level(run_id), level(kind))
+    )
+
+
+def status_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/status/{source}``, the source sanitized."""
+    return f"{prefix}/status/{sanitize_segment(source)}"
+
+
+def status_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    """The filter over every source's status topic."""
+    return f"{prefix}/status/+"
+
+
+def _escape(part: str) -> str:
+    return "".join(
+        "".join(f"%{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
+        if c == "%" or _is_unsafe_char(c)
+        else c
+        for c in part
+    )
+
+
+def scope_to_path(scope: str) -> str:
+    """The topic levels for ``scope``: its first ``:`` becomes ``/``.
+
+    ``task:api_*`` → ``task/api_*``.
+
+    Characters that cannot stand in a topic level (``/ + # %``, control
+    characters) are percent-escaped, so every scope maps to one topic and back
+    (see :func:`scope_from_path`); scopes made of ordinary characters keep the
+    plain form that existing tools use.
+    """
+    kind, sep, rest = scope.partition(":")
+    return f"{_escape(kind)}/{_escape(rest)}" if sep else _escape(scope)
+
+
+def scope_from_path(path: str) -> str:
+    """Invert :func:`scope_to_path`.
+
+    A path of more than two levels is read as the existing tools wrote it
+    (``task/a/b`` → ``task:a/b``).
+    """
+    kind, sep, rest = path.partition("/")
+    if not sep:
+        return unquote(kind, errors="surrogatepass")
+    if "/" in rest:
+        return f"{kind}:{rest}"
+    return f"{unquote(kind, errors='surrogatepass')}:{unquote(rest, errors='surrogatepass')}"
+
+
+def constraint_topic(
+    scope: str, constraint_type: str | None = None, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """The retained topic for constraints on ``scope``.
+
+    Without ``constraint_type`` it is the single per-scope topic of PROTOCOL.md
+    (``cascade/constraints/task/api_*``). With it, one more level names the type
+    (``cascade/constraints/task/api_*/pause``), so each (scope, type) is set and
+    cleared on its own topic; engines read scope and type from the payload and
+    so accept both forms.
+    """
+    base = f"{prefix}/constraints/{scope_to_path(scope)}"
+    return f"{base}/{constraint_type}" if constraint_type else base
+
+
+def constraints_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    """The filter over every constraint topic."""
+    return f"{prefix}/constraints/#"

@@ -1,0 +1,94 @@
+"""Topic builders, id sanitizing and the scope ↔ topic mapping."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cascade.interfaces import (
+    InvalidTopicError,
+    constraint_topic,
+    constraints_filter,
+    events_topic,
+    heartbeat_topic,
+    sanitize_segment,
+    scope_from_path,
+    scope_to_path,
+    status_filter,
+    status_topic,
+    telemetry_filter,
+    topic_matches,
+    validate_prefix,
+    validate_topic,
+)
+
+
+def test_builders_follow_protocol() -> None:
+    """Every topic of PROTOCOL.md, with the default and a custom prefix."""
+    assert events_topic("local", "default", "r1") == "cascade/telemetry/local/default/r1/events"
+    assert heartbeat_topic("o", "p", "r", prefix="x/y") == "x/y/telemetry/o/p/r/heartbeat"
+    assert status_topic("host-42") == "cascade/status/host-42"
+    assert status_filter() == "cascade/status/+"
+    assert constraints_filter("acme") == "acme/constraints/#"
+    assert constraint_topic("global") == "cascade/constraints/global"
+    assert constraint_topic("task:api_*") == "cascade/constraints/task/api_*"
+    assert constraint_topic("task:api_*", "pause") == "cascade/constraints/task/api_*/pause"
+    assert telemetry_filter(project_id="p") == "cascade/telemetry/+/p/+/+"
+    assert telemetry_filter("o", "p", "r", "events") == events_topic("o", "p", "r")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a/b", "a_b"),
+        ("a+b#c", "a_b_c"),
+        ("x\x00\x01\x7f\x9f", "x____"),
+        ("", "_"),
+        ("$host-é", "$host-é"),
+        ("run\n", "run_"),
+        ("\ud800", "_"),
+        ("a\ufffe", "a_"),
+    ],
+)
+def test_sanitize_segment(value: str, expected: str) -> None:
+    """Separators, wildcards, NUL, control and non-characters are replaced."""
+    assert sanitize_segment(value) == expected
+
+
+@given(st.text())
+def test_sanitized_id_is_exactly_one_level(value: str) -> None:
+    """No id can add levels or wildcards: the built topic is valid and has its six levels."""
+    topic = events_topic(value, value, value)
+    validate_topic(topic)
+    assert len(topic.split("/")) == 6
+    assert topic_matches("cascade/telemetry/+/+/+/events", topic)
+
+
+@given(st.text(min_size=1))
+def test_any_scope_round_trips(scope: str) -> None:
+    """Every scope maps to a valid topic and back to itself."""
+    path = scope_to_path(scope)
+    validate_topic(constraint_topic(scope, "pause"))
+    assert scope_from_path(path) == scope
+    assert len(path.split("/")) <= 2
+
+
+def test_plain_scopes_keep_the_existing_form() -> None:
+    """Scopes of ordinary characters map as the existing tools map them; odd ones are escaped."""
+    assert scope_to_path("task:api_*") == "task/api_*"
+    assert scope_to_path("task:a/b") == "task/a%2Fb"
+    assert scope_from_path("task/a/b") == "task:a/b"  # as an existing tool would have written it
+
+
+@pytest.mark.parametrize("prefix", ["", "$SYS", "/a", "a/", "a/+", "a#"])
+def test_bad_prefixes_rejected(prefix: str) -> None:
+    """A prefix must be a plain topic name."""
+    with pytest.raises(InvalidTopicError):
+        validate_prefix(prefix)
+
+
+def test_topic_size_limit() -> None:
+    """Topics longer than MQTT's 65,535 bytes are refused."""
+    with pytest.raises(InvalidTopicError, match="65535"):
+        validate_topic("a" * 65536)
