@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Bootstrap for a fresh clone: needs only Python 3.10+.
+
+    python3 dev.py demo       # the main job: a live demo on an embedded broker
+    python3 dev.py test       # every test: unit and integration, all packages
+    python3 dev.py nox ARGS   # any nox session, e.g. `python3 dev.py nox -s bench`
+
+It makes a virtualenv in .venv with nox in it, and runs nox from there; nox
+makes the per-session environments and installs the packages itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
+COMMANDS = {
+    "demo": ["-s", "demo", "--"],
+    "test": ["-s", "tests", "integration", "--"],
+    "nox": [],
+}
+
+
+def venv_python() -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    return VENV / scripts / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_nox() -> Path:
+    python = venv_python()
+    if not python.exists():
+        print(f"dev.py: creating {VENV.name} with nox", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    probe = subprocess.run([python, "-c", "import nox"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", NOX_REQUIREMENT], check=True
+        )
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 10):
+        sys.exit("Cascade needs Python 3.10 or newer.")
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(__doc__)
+    python = ensure_nox()
+    reuse = [] if os.environ.get("CI") else ["--reuse-venv=yes"]
+    command = [str(python), "-m", "nox", "-f", str(ROOT / "noxfile.py"), *reuse]
+    return subprocess.run([*command, *COMMANDS[argv[0]], *argv[1:]], check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

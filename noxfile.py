@@ -1,0 +1,95 @@
+"""Development sessions: tests, integration, lint, typecheck, demo, bench.
+
+``python3 dev.py test`` and ``python3 dev.py demo`` (see README) run these
+through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+# In dependency order; one pytest run per package.
+PACKAGES = ["cascade-interfaces", "cascade-connector-mqtt", "cascade-runtime", "cascade-cli"]
+PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
+
+
+def install_packages(session: nox.Session, *groups: str) -> None:
+    """Install every package (editable, in one resolver run) and the named dependency groups."""
+    requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
+    editables = [arg for package in PACKAGES for arg in ("-e", f"packages/{package}")]
+    session.install(*editables, *requirements)
+
+
+def package_tests(package: str, kind: str) -> list[str]:
+    """The test paths of one kind ("unit" or "integration") in a package, if it has any."""
+    tests = ROOT / "packages" / package / "tests"
+    integration = tests / "integration"
+    if kind == "integration":
+        return [str(integration)] if integration.is_dir() else []
+    return [str(tests), f"--ignore={integration}"] if tests.is_dir() else []
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, one pytest run per package (mocked aiomqtt, in-memory connector)."""
+    install_packages(session, "test")
+    for package in PACKAGES:
+        args = package_tests(package, "unit")
+        if args:
+            session.log(f"unit tests of {package}")
+            session.run(*PYTEST, *args, *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Integration tests against a real broker (a private mosquitto on a free loopback port)."""
+    install_packages(session, "test")
+    for package in PACKAGES:
+        args = package_tests(package, "integration")
+        if args:
+            session.log(f"integration tests of {package}")
+            session.run(*PYTEST, *args, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff format --check and ruff check over the whole tree."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources and tests, one package at a time."""
+    install_packages(session, "typecheck")
+    mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in PACKAGES)
+    for package in PACKAGES:
+        root = ROOT / "packages" / package
+        targets = [str(path) for path in (root / "src", root / "tests") if path.is_dir()]
+        session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: a live demo of a workflow (on an embedded broker unless a host is given)."""
+    install_packages(session)
+    session.run("cascade", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: every packages/*/benchmarks/bench_*.py, each printing its table."""
+    install_packages(session, "test")
+    for package in PACKAGES:
+        for script in sorted((ROOT / "packages" / package / "benchmarks").glob("bench_*.py")):
+            session.log(f"benchmark {script.relative_to(ROOT)}")
+            session.run("python", str(script), *session.posargs)

@@ -1,0 +1,3 @@
+"""The `cascade` command (see the package README)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""MQTT connector for Cascade (see the package README)."""
+
+__all__: list[str] = []

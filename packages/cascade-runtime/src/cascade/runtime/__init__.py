@@ -1,0 +1,3 @@
+"""Cascade's workflow engine (see the package README)."""
+
+__all__: list[str] = []
