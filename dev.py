@@ -39,14 +39,12 @@ def ensure_nox() -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     probe = subprocess.run([python, "-c", "import nox"], capture_output=True, check=False)
     if probe.returncode != 0:
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", NOX_REQUIREMENT], check=True
-        )
+        subprocess.run([python, "-m", "pip", "install", "--quiet", NOX_REQUIREMENT], check=True)
     return python
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py must explain itself on old Pythons
         sys.exit("Cascade needs Python 3.10 or newer.")
     if not argv or argv[0] not in COMMANDS:
         sys.exit(__doc__)

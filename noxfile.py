@@ -23,7 +23,9 @@ PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 
 def install_packages(session: nox.Session, *groups: str) -> None:
     """Install every package (editable, in one resolver run) and the named dependency groups."""
-    requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
+    requirements = [
+        req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
+    ]
     editables = [arg for package in PACKAGES for arg in ("-e", f"packages/{package}")]
     session.install(*editables, *requirements)
 
