@@ -82,6 +82,12 @@ class Connector(Protocol):
 
     - ``connect()`` and ``disconnect()`` are idempotent, and ``async with``
       calls them. ``disconnect()`` always releases everything and never hangs.
+    - ``connect()`` waits at most the connector's connect timeout. By default
+      it never raises for network faults: if the broker is unreachable it
+      returns and keeps trying in the background, so a workflow is never
+      held up. ``connect(require=True)`` is for callers that need the broker
+      (a CLI): it raises :class:`~cascade.interfaces.ConnectError` naming the
+      host, port and cause instead, and leaves the connector disconnected.
     - ``publish()`` never waits on the network and never raises for network
       faults: it hands the message to the connector, which delivers it when
       it can (or counts it in ``stats.dropped``). Mappings and schema objects
@@ -119,8 +125,8 @@ class Connector(Protocol):
         """The connector's counters."""
         ...
 
-    async def connect(self) -> None:
-        """Open the connection (and announce presence). Idempotent."""
+    async def connect(self, *, require: bool = False) -> None:
+        """Open the connection and announce presence; see the class docs for ``require``."""
         ...
 
     async def disconnect(self) -> None:

@@ -182,8 +182,11 @@ class InMemoryConnector:
             status_topic(self._source_id, self._prefix), encode_payload(message), 1, True
         )
 
-    async def connect(self) -> None:
-        """Attach to the broker, resubscribe, and publish the retained ``online`` birth."""
+    async def connect(self, *, require: bool = False) -> None:
+        """Attach to the broker, resubscribe, and publish the retained ``online`` birth.
+
+        The in-memory broker is always reachable, so ``require`` changes nothing.
+        """
         if self._task is not None:
             return
         self._task = asyncio.create_task(self._deliver(), name="cascade-inmemory-deliver")
