@@ -1,3 +1,7 @@
-"""The `cascade` command (see the package README)."""
+"""The `cascade` command: watch, status, pause, resume, limit and demo."""
 
-__all__: list[str] = []
+from ._app import CliContext, app, main
+from ._broker import BrokerOptions, ConnectorFactory
+from ._state import WatchState
+
+__all__ = ["BrokerOptions", "CliContext", "ConnectorFactory", "WatchState", "app", "main"]

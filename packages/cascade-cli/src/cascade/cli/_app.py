@@ -1,0 +1,382 @@
+"""The `cascade` command: watch and steer running Cascade workflows through the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from cascade.interfaces import (
+    ConnectorError,
+    ConstraintType,
+    Message,
+    constraint_topic,
+    constraints_filter,
+    decode_constraint,
+    encode_payload,
+    status_filter,
+    telemetry_filter,
+)
+
+from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+from ._control import UsageError, clear_topics, limit_constraints, pause_constraint
+from ._render import constraints_table, engines_table, render_watch
+from ._state import WatchState
+
+__all__ = ["CliContext", "app", "main"]
+
+app = typer.Typer(
+    name="cascade",
+    help="Watch and steer running Cascade workflows through an MQTT broker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class CliContext:
+    """What the commands are built from; tests pass their own with ``obj=``."""
+
+    connector_factory: ConnectorFactory = mqtt_connector
+    console: Console | None = None
+
+
+Host = Annotated[
+    str | None,
+    typer.Option("--host", envvar="CASCADE_MQTT_HOST", help="Broker host [default: localhost]."),
+]
+Port = Annotated[int, typer.Option("--port", envvar="CASCADE_MQTT_PORT", help="Broker port.")]
+Username = Annotated[
+    str | None, typer.Option("--username", envvar="CASCADE_MQTT_USERNAME", help="Broker user.")
+]
+Password = Annotated[
+    str | None,
+    typer.Option("--password", envvar="CASCADE_MQTT_PASSWORD", help="Broker password."),
+]
+Tls = Annotated[bool, typer.Option("--tls", help="Connect with TLS (system CA store).")]
+CaFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file", exists=True, dir_okay=False, help="CA bundle for TLS; implies --tls."
+    ),
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker.")
+]
+Ttl = Annotated[
+    float | None, typer.Option("--ttl", help="Seconds until the constraint ends by itself.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Scope = Annotated[str, typer.Argument(help="'global' or 'task:<glob>', e.g. task:api_*.")]
+
+_T = TypeVar("_T")
+
+
+def _context(ctx: typer.Context) -> CliContext:
+    obj = ctx.obj
+    return obj if isinstance(obj, CliContext) else CliContext()
+
+
+def _console(ctx: typer.Context) -> Console:
+    return _context(ctx).console or Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"cascade: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitable[_T]]) -> _T:
+    """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect."""
+
+    async def session() -> _T:
+        connector = _context(ctx).connector_factory(options)
+        try:
+            await connector.connect(require=True)
+            return await job(connector)
+        finally:
+            await connector.disconnect()
+
+    try:
+        return asyncio.run(session())
+    except ConnectorError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _options(
+    host: str | None,
+    port: int,
+    username: str | None,
+    password: str | None,
+    tls: bool,
+    ca_file: Path | None,
+    timeout: float,
+) -> BrokerOptions:
+    return BrokerOptions(host, port, username, password, tls, ca_file, timeout)
+
+
+def _usage(exc: UsageError) -> typer.BadParameter:
+    return typer.BadParameter(str(exc))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_output: Json = False,
+    host: Host = None,
+    port: Port = 1883,
+    username: Username = None,
+    password: Password = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Engines online/offline and the constraints in force.
+
+    Example: cascade status --host broker.example
+    """
+    state = WatchState()
+
+    async def snapshot(connector: Any) -> None:
+        state.prefix = connector.topic_prefix
+        await connector.subscribe(status_filter(connector.topic_prefix), state.apply)
+        await connector.subscribe(constraints_filter(connector.topic_prefix), state.apply)
+
+    _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), snapshot)
+    if json_output:
+        typer.echo(json.dumps(_status_json(state)))
+        return
+    console = _console(ctx)
+    console.print(engines_table(state))
+    console.print(constraints_table(state))
+
+
+def _status_json(state: WatchState) -> dict[str, Any]:
+    engines = [
+        {"source": e.source, **json.loads(encode_payload(e.status)), "last_seen": e.last_seen}
+        for e in state.engines.values()
+    ]
+    constraints = [
+        {"topic": topic, **json.loads(encode_payload(c))} for topic, c in state.active_constraints()
+    ]
+    return {"engines": engines, "constraints": constraints}
+
+
+async def _publish_confirmed(
+    connector: Any, messages: list[tuple[str, Any]], timeout: float
+) -> None:
+    for topic, payload in messages:
+        await connector.publish(topic, payload, qos=1, retain=True)
+    await connector.flush(timeout)
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    scope: Scope = "global",
+    ttl: Ttl = None,
+    host: Host = None,
+    port: Port = 1883,
+    username: Username = None,
+    password: Password = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
+
+    Examples: cascade pause; cascade pause task:api_* --ttl 300
+    """
+    try:
+        message = pause_constraint(scope, ttl)
+    except UsageError as exc:
+        raise _usage(exc) from None
+    options = _options(host, port, username, password, tls, ca_file, timeout)
+    _run(ctx, options, lambda c: _publish_confirmed(c, [message], timeout))
+    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
+
+
+@app.command()
+def limit(
+    ctx: typer.Context,
+    scope: Scope,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="At most N tasks running at once.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option("--rate", help="At most R task starts: '10/m', '0.5/s', '2/h'.")
+    ] = None,
+    ttl: Ttl = None,
+    host: Host = None,
+    port: Port = 1883,
+    username: Username = None,
+    password: Password = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Limit how many tasks of SCOPE run at once and/or how fast they start.
+
+    Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
+    """
+    try:
+        messages = limit_constraints(scope, concurrency, rate, ttl)
+    except UsageError as exc:
+        raise _usage(exc) from None
+    options = _options(host, port, username, password, tls, ca_file, timeout)
+    _run(ctx, options, lambda c: _publish_confirmed(c, list(messages), timeout))
+    typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    scope: Scope = "global",
+    constraint_type: Annotated[
+        str | None,
+        typer.Option("--type", help="Clear only this type: pause, concurrency or rate_limit."),
+    ] = None,
+    host: Host = None,
+    port: Port = 1883,
+    username: Username = None,
+    password: Password = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Clear the constraints on SCOPE (all of them, or only --type).
+
+    Examples: cascade resume; cascade resume task:api_* --type pause
+    """
+    try:
+        kind = _constraint_type(constraint_type)
+        topics = clear_topics(scope, kind)
+    except UsageError as exc:
+        raise _usage(exc) from None
+
+    async def clear(connector: Any) -> None:
+        # A constraint an existing tool set on the scope's single topic is cleared too,
+        # when it is of the type being cleared.
+        legacy = constraint_topic(scope, prefix=connector.topic_prefix)
+        found: list[Message] = []
+        handle = await connector.subscribe(legacy, found.append)
+        await handle.unsubscribe()
+        clears: list[tuple[str, Any]] = [(topic, b"") for topic in topics]
+        if any(m.payload and (kind is None or _legacy_type(m) == kind) for m in found):
+            clears.append((legacy, b""))
+        await _publish_confirmed(connector, clears, timeout)
+
+    _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), clear)
+    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
+
+
+def _constraint_type(value: str | None) -> ConstraintType | None:
+    if value in (None, "pause", "concurrency", "rate_limit"):
+        return value  # type: ignore[return-value]
+    raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")
+
+
+def _legacy_type(message: Message) -> str | None:
+    try:
+        return decode_constraint(message.payload).type
+    except ValueError:
+        return None
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run id.")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON line per message (default when piped).")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="Stop after this many telemetry messages.")
+    ] = None,
+    host: Host = None,
+    port: Port = 1883,
+    username: Username = None,
+    password: Password = None,
+    tls: Tls = False,
+    ca_file: CaFile = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """A live view of runs, their tasks, the engines and the constraints in force.
+
+    Ends on Ctrl-C. Examples: cascade watch; cascade watch --project etl --json | jq .
+    """
+    console = _console(ctx)
+    as_json = json_output or not console.is_terminal
+    state = WatchState()
+
+    async def follow(connector: Any) -> None:
+        prefix = connector.topic_prefix
+        state.prefix = prefix
+        done = asyncio.Event()
+        seen = 0
+
+        def on_message(message: Message) -> None:
+            nonlocal seen
+            state.apply(message)
+            if as_json:
+                line = {
+                    "topic": message.topic,
+                    "retain": message.retain,
+                    "payload": message.payload,
+                }
+                console.print_json(json.dumps(line), indent=None)
+            if "/telemetry/" in message.topic:
+                seen += 1
+                if count is not None and seen >= count:
+                    done.set()
+
+        filters = [
+            telemetry_filter(project_id=project, run_id=run_id, prefix=prefix),
+            status_filter(prefix),
+            constraints_filter(prefix),
+        ]
+        for topic_filter in filters:
+            await connector.subscribe(topic_filter, on_message)
+        if as_json:
+            await _wait(done, duration)
+            return
+        with Live(render_watch(state), console=console, refresh_per_second=4) as live:
+            refresher = asyncio.create_task(_refresh(live, state))
+            try:
+                await _wait(done, duration)
+            finally:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
+            live.update(render_watch(state))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), follow)
+
+
+async def _wait(done: asyncio.Event, duration: float | None) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(done.wait(), duration)
+
+
+async def _refresh(live: Live, state: WatchState) -> None:
+    while True:
+        live.update(render_watch(state))
+        await asyncio.sleep(0.25)
+
+
+def main() -> None:
+    """Entry point of the `cascade` console script."""
+    app(obj=CliContext(), prog_name="cascade")

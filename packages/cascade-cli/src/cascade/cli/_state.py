@@ -1,0 +1,152 @@
+"""What the broker says about runs, engines and constraints, folded into one view."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    Constraint,
+    Envelope,
+    Heartbeat,
+    InvalidMessageError,
+    LifecycleEvent,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    decode_constraint,
+    decode_envelope,
+    decode_status,
+)
+
+__all__ = ["EngineView", "RunView", "TaskView", "WatchState"]
+
+FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
+
+
+@dataclass
+class TaskView:
+    """The latest known state of one task."""
+
+    task_id: str
+    name: str
+    state: str
+    since: float
+    duration_ms: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class RunView:
+    """One run, as its telemetry describes it."""
+
+    run_id: str
+    org_id: str
+    project_id: str
+    source: str
+    status: str = "Running"
+    error: str = ""
+    tasks: dict[str, TaskView] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None
+
+    def counts(self) -> Counter[str]:
+        """How many tasks are in each state."""
+        return Counter(task.state for task in self.tasks.values())
+
+    @property
+    def finished_tasks(self) -> int:
+        """Tasks that will not run again: completed, failed or skipped."""
+        counts = self.counts()
+        return sum(counts[state] for state in FINISHED_STATES)
+
+
+@dataclass
+class EngineView:
+    """A source's presence: its current status and when it was last heard of."""
+
+    source: str
+    status: StatusMessage
+    last_seen: float
+
+
+@dataclass
+class WatchState:
+    """Folds telemetry, status and constraint messages into runs, engines and constraints.
+
+    A stale will (an ``offline`` from an older session than the ``online``
+    already seen) is ignored. Messages that do not follow the protocol are
+    counted in :attr:`rejected` and change nothing.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+    clock: Callable[[], float] = time.time
+    runs: dict[str, RunView] = field(default_factory=dict)
+    engines: dict[str, EngineView] = field(default_factory=dict)
+    constraints: dict[str, Constraint] = field(default_factory=dict)
+    rejected: int = 0
+
+    def apply(self, message: Message) -> None:
+        """Fold one received message into the view."""
+        kind, _, rest = message.topic.removeprefix(self.prefix + "/").partition("/")
+        try:
+            if kind == "constraints":
+                self._apply_constraint(message)
+            elif kind == "status":
+                self._apply_status(message)
+            elif kind == "telemetry" and rest.endswith(("/events", "/heartbeat")):
+                self._apply_envelope(decode_envelope(message.payload))
+        except InvalidMessageError:
+            self.rejected += 1
+
+    def _apply_constraint(self, message: Message) -> None:
+        if not message.payload:
+            self.constraints.pop(message.topic, None)
+        else:
+            self.constraints[message.topic] = decode_constraint(message.payload)
+
+    def _apply_status(self, message: Message) -> None:
+        status = decode_status(message.payload)
+        source = status.source or message.topic.rsplit("/", 1)[-1]
+        known = self.engines.get(source)
+        if known is None or status.supersedes(known.status):
+            self.engines[source] = EngineView(source, status, self.clock())
+        else:
+            known.last_seen = self.clock()
+
+    def _apply_envelope(self, envelope: Envelope) -> None:
+        run = self.runs.get(envelope.run_id)
+        if run is None:
+            run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
+            self.runs[envelope.run_id] = run
+        body = envelope.body
+        if isinstance(body, TaskStateEvent):
+            task = run.tasks.get(body.task_id)
+            if task is None or task.state != body.state:
+                run.tasks[body.task_id] = TaskView(
+                    body.task_id,
+                    body.task_name,
+                    body.state,
+                    self.clock(),
+                    body.duration_ms,
+                    body.error,
+                )
+        elif isinstance(body, LifecycleEvent):
+            if body.event == "ENGINE_STARTED":
+                run.status = "Running"
+            else:
+                run.status = body.status or "Finished"
+                run.error = body.error or ""
+        else:
+            run.heartbeat = body
+
+    def active_constraints(self) -> list[tuple[str, Constraint]]:
+        """The constraints in force now (expired ones left out), by topic."""
+        now = self.clock()
+        return [
+            (topic, c)
+            for topic, c in sorted(self.constraints.items())
+            if c.expires_at is None or c.expires_at > now
+        ]

@@ -1,0 +1,52 @@
+"""Runs CLI commands against an in-memory broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import BrokerOptions, CliContext, app
+from cascade.interfaces import Connector
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+Invoke = Callable[..., Result]
+PublishRetained = Callable[[str, bytes], None]
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    return InMemoryBroker()
+
+
+@pytest.fixture
+def invoke(broker: InMemoryBroker) -> Invoke:
+    """Invoke `cascade ARGS` with every connector on ``broker``."""
+
+    def factory(options: BrokerOptions) -> Connector:
+        return InMemoryConnector(broker, presence=False)
+
+    def run(
+        *args: str, connector_factory: Callable[[BrokerOptions], Connector] = factory
+    ) -> Result:
+        return CliRunner().invoke(
+            app, list(args), obj=CliContext(connector_factory=connector_factory)
+        )
+
+    return run
+
+
+@pytest.fixture
+def publish_retained(broker: InMemoryBroker) -> PublishRetained:
+    """Publish a retained message as another tool would (QoS 1)."""
+
+    def publish(topic: str, raw: bytes) -> None:
+        async def send() -> None:
+            async with InMemoryConnector(broker, presence=False) as other:
+                await other.publish(topic, raw, qos=1, retain=True)
+
+        asyncio.run(send())
+
+    return publish

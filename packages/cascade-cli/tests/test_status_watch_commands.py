@@ -1,0 +1,126 @@
+"""`cascade status` and `cascade watch` read what the broker holds and what arrives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from cascade.cli import BrokerOptions, CliContext, app
+from cascade.interfaces import (
+    Connector,
+    Envelope,
+    LifecycleEvent,
+    MessageCallback,
+    StatusMessage,
+    Subscription,
+    TaskStateEvent,
+    constraint_topic,
+    encode_payload,
+    events_topic,
+    status_topic,
+)
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+
+def test_status_lists_engines_and_constraints(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """Engines with their presence and retained constraints show as tables."""
+    publish_retained(
+        status_topic("engine-7"),
+        encode_payload(StatusMessage(status="online", source="engine-7", session=3)),
+    )
+    assert invoke("limit", "task:api_*", "--concurrency", "2").exit_code == 0
+    result = invoke("status")
+    assert result.exit_code == 0, result.output
+    for expected in ["engine-7", "online", "task:api_*", "concurrency", "limit=2"]:
+        assert expected in result.output
+
+
+def test_status_json(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """--json prints one object with engines and constraints."""
+    publish_retained(
+        status_topic("e"), b'{"status": "offline", "session": 1, "reason": "shutdown"}'
+    )
+    assert invoke("pause", "task:x", "--ttl", "600").exit_code == 0
+    result = invoke("status", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["engines"][0]["source"] == "e"
+    assert data["engines"][0]["status"] == "offline"
+    assert [(c["scope"], c["type"]) for c in data["constraints"]] == [("task:x", "pause")]
+    assert data["constraints"][0]["topic"] == constraint_topic("task:x", "pause")
+
+
+class _FeedingConnector(InMemoryConnector):
+    """Publishes a short run's telemetry as soon as telemetry is subscribed to."""
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+        handle = await super().subscribe(topic_filter, callback)
+        if "/telemetry/" in topic_filter:
+            topic = events_topic("local", "default", "r1")
+            bodies: list[Any] = [
+                LifecycleEvent(event="ENGINE_STARTED"),
+                TaskStateEvent(task_id="t", task_name="n", state="RUNNING"),
+                TaskStateEvent(task_id="t", task_name="n", state="COMPLETED"),
+            ]
+            for body in bodies:
+                await self.publish(
+                    topic,
+                    Envelope(
+                        run_id="r1", org_id="local", project_id="default", source="s", body=body
+                    ),
+                )
+        return handle
+
+
+def test_watch_json_prints_each_message(
+    invoke: Callable[..., Result], broker: InMemoryBroker
+) -> None:
+    """watch --json prints one JSON line per message and stops after --count telemetry messages."""
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _FeedingConnector(broker, presence=False)
+
+    result = invoke("watch", "--json", "--count", "3", connector_factory=factory)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [
+        line["payload"]["body"].get("state", line["payload"]["body"].get("event")) for line in lines
+    ] == ["ENGINE_STARTED", "RUNNING", "COMPLETED"]
+    assert all(line["topic"] == "cascade/telemetry/local/default/r1/events" for line in lines)
+
+
+def test_watch_live_view_until_duration(
+    invoke: Callable[..., Result], broker: InMemoryBroker
+) -> None:
+    """Without --json on a terminal-less runner it still prints JSON (piped output)."""
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _FeedingConnector(broker, presence=False)
+
+    result = invoke("watch", "--duration", "0.5", connector_factory=factory)
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 3
+
+
+def test_watch_on_a_terminal_shows_live_view(broker: InMemoryBroker) -> None:
+    """On a terminal, watch renders the live tables instead of JSON."""
+    console = Console(force_terminal=True, width=120, record=True)
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _FeedingConnector(broker, presence=False)
+
+    context = CliContext(connector_factory=factory, console=console)
+    result = CliRunner().invoke(app, ["watch", "--count", "3"], obj=context)
+    assert result.exit_code == 0, result.output
+    text = console.export_text()
+    for expected in ["Runs", "r1", "completed 1", "Engines", "Constraints"]:
+        assert expected in text, expected
+    assert '"topic"' not in text
