@@ -7,7 +7,6 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -26,7 +25,13 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 
-from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+from ._broker import (
+    DEFAULT_BROKER,
+    BrokerOptions,
+    ConnectorFactory,
+    broker_options,
+    mqtt_connector,
+)
 from ._control import UsageError, clear_topics, limit_constraints, pause_constraint
 from ._render import constraints_table, engines_table, render_watch
 from ._state import WatchState
@@ -50,28 +55,6 @@ class CliContext:
     console: Console | None = None
 
 
-Host = Annotated[
-    str | None,
-    typer.Option("--host", envvar="CASCADE_MQTT_HOST", help="Broker host [default: localhost]."),
-]
-Port = Annotated[int, typer.Option("--port", envvar="CASCADE_MQTT_PORT", help="Broker port.")]
-Username = Annotated[
-    str | None, typer.Option("--username", envvar="CASCADE_MQTT_USERNAME", help="Broker user.")
-]
-Password = Annotated[
-    str | None,
-    typer.Option("--password", envvar="CASCADE_MQTT_PASSWORD", help="Broker password."),
-]
-Tls = Annotated[bool, typer.Option("--tls", help="Connect with TLS (system CA store).")]
-CaFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-file", exists=True, dir_okay=False, help="CA bundle for TLS; implies --tls."
-    ),
-]
-Timeout = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker.")
-]
 Ttl = Annotated[
     float | None, typer.Option("--ttl", help="Seconds until the constraint ends by itself.")
 ]
@@ -112,33 +95,16 @@ def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitabl
         raise _fail(str(exc)) from None
 
 
-def _options(
-    host: str | None,
-    port: int,
-    username: str | None,
-    password: str | None,
-    tls: bool,
-    ca_file: Path | None,
-    timeout: float,
-) -> BrokerOptions:
-    return BrokerOptions(host, port, username, password, tls, ca_file, timeout)
-
-
 def _usage(exc: UsageError) -> typer.BadParameter:
     return typer.BadParameter(str(exc))
 
 
 @app.command()
+@broker_options
 def status(
     ctx: typer.Context,
     json_output: Json = False,
-    host: Host = None,
-    port: Port = 1883,
-    username: Username = None,
-    password: Password = None,
-    tls: Tls = False,
-    ca_file: CaFile = None,
-    timeout: Timeout = 5.0,
+    broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Engines online/offline and the constraints in force.
 
@@ -151,7 +117,7 @@ def status(
         await connector.subscribe(status_filter(connector.topic_prefix), state.apply)
         await connector.subscribe(constraints_filter(connector.topic_prefix), state.apply)
 
-    _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), snapshot)
+    _run(ctx, broker, snapshot)
     if json_output:
         typer.echo(json.dumps(_status_json(state)))
         return
@@ -180,17 +146,12 @@ async def _publish_confirmed(
 
 
 @app.command()
+@broker_options
 def pause(
     ctx: typer.Context,
     scope: Scope = "global",
     ttl: Ttl = None,
-    host: Host = None,
-    port: Port = 1883,
-    username: Username = None,
-    password: Password = None,
-    tls: Tls = False,
-    ca_file: CaFile = None,
-    timeout: Timeout = 5.0,
+    broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
 
@@ -200,12 +161,12 @@ def pause(
         message = pause_constraint(scope, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    options = _options(host, port, username, password, tls, ca_file, timeout)
-    _run(ctx, options, lambda c: _publish_confirmed(c, [message], timeout))
+    _run(ctx, broker, lambda c: _publish_confirmed(c, [message], broker.timeout))
     typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
 
 
 @app.command()
+@broker_options
 def limit(
     ctx: typer.Context,
     scope: Scope,
@@ -216,13 +177,7 @@ def limit(
         str | None, typer.Option("--rate", help="At most R task starts: '10/m', '0.5/s', '2/h'.")
     ] = None,
     ttl: Ttl = None,
-    host: Host = None,
-    port: Port = 1883,
-    username: Username = None,
-    password: Password = None,
-    tls: Tls = False,
-    ca_file: CaFile = None,
-    timeout: Timeout = 5.0,
+    broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Limit how many tasks of SCOPE run at once and/or how fast they start.
 
@@ -232,12 +187,12 @@ def limit(
         messages = limit_constraints(scope, concurrency, rate, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    options = _options(host, port, username, password, tls, ca_file, timeout)
-    _run(ctx, options, lambda c: _publish_confirmed(c, list(messages), timeout))
+    _run(ctx, broker, lambda c: _publish_confirmed(c, list(messages), broker.timeout))
     typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
 
 
 @app.command()
+@broker_options
 def resume(
     ctx: typer.Context,
     scope: Scope = "global",
@@ -245,13 +200,7 @@ def resume(
         str | None,
         typer.Option("--type", help="Clear only this type: pause, concurrency or rate_limit."),
     ] = None,
-    host: Host = None,
-    port: Port = 1883,
-    username: Username = None,
-    password: Password = None,
-    tls: Tls = False,
-    ca_file: CaFile = None,
-    timeout: Timeout = 5.0,
+    broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Clear the constraints on SCOPE (all of them, or only --type).
 
@@ -273,9 +222,9 @@ def resume(
         clears: list[tuple[str, Any]] = [(topic, b"") for topic in topics]
         if any(m.payload and (kind is None or _legacy_type(m) == kind) for m in found):
             clears.append((legacy, b""))
-        await _publish_confirmed(connector, clears, timeout)
+        await _publish_confirmed(connector, clears, broker.timeout)
 
-    _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), clear)
+    _run(ctx, broker, clear)
     typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
 
 
@@ -293,6 +242,7 @@ def _legacy_type(message: Message) -> str | None:
 
 
 @app.command()
+@broker_options
 def watch(
     ctx: typer.Context,
     project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
@@ -304,15 +254,9 @@ def watch(
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
     count: Annotated[
-        int | None, typer.Option("--count", help="Stop after this many telemetry messages.")
+        int | None, typer.Option("--count", min=1, help="Stop after this many telemetry messages.")
     ] = None,
-    host: Host = None,
-    port: Port = 1883,
-    username: Username = None,
-    password: Password = None,
-    tls: Tls = False,
-    ca_file: CaFile = None,
-    timeout: Timeout = 5.0,
+    broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """A live view of runs, their tasks, the engines and the constraints in force.
 
@@ -363,7 +307,7 @@ def watch(
             live.update(render_watch(state))
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(ctx, _options(host, port, username, password, tls, ca_file, timeout), follow)
+        _run(ctx, broker, follow)
 
 
 async def _wait(done: asyncio.Event, duration: float | None) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
 
 from cascade.interfaces import Connector
 
-__all__ = ["BrokerOptions", "ConnectorFactory", "mqtt_connector"]
+__all__ = ["BrokerOptions", "ConnectorFactory", "broker_options", "mqtt_connector"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class BrokerOptions:
 
 
 ConnectorFactory = Callable[[BrokerOptions], Connector]
+DEFAULT_BROKER = BrokerOptions()
 
 
 def mqtt_connector(options: BrokerOptions) -> Connector:
@@ -54,3 +60,51 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
         flush_timeout=options.timeout,
         presence=False,
     )
+
+
+# The typer parameters behind each BrokerOptions field, in the order --help lists them.
+_PARAMETERS: dict[str, Any] = {
+    "host": Annotated[
+        str | None,
+        typer.Option(envvar="CASCADE_MQTT_HOST", help="Broker host (default: localhost)."),
+    ],
+    "port": Annotated[int, typer.Option(envvar="CASCADE_MQTT_PORT", help="Broker port.")],
+    "username": Annotated[
+        str | None, typer.Option(envvar="CASCADE_MQTT_USERNAME", help="Broker user.")
+    ],
+    "password": Annotated[
+        str | None, typer.Option(envvar="CASCADE_MQTT_PASSWORD", help="Broker password.")
+    ],
+    "tls": Annotated[bool, typer.Option("--tls", help="Connect with TLS (system CA store).")],
+    "ca_file": Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="CA bundle for TLS; implies --tls."),
+    ],
+    "timeout": Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the broker.")],
+}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def broker_options(command: _F) -> _F:
+    """Give a command the common broker options; it receives them as ``broker: BrokerOptions``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name != "broker"]
+    added = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=getattr(DEFAULT_BROKER, f.name),
+            annotation=_PARAMETERS[f.name],
+        )
+        for f in fields(BrokerOptions)
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        broker = BrokerOptions(**{f.name: kwargs.pop(f.name) for f in fields(BrokerOptions)})
+        return command(*args, broker=broker, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+    return wrapper  # type: ignore[return-value]
