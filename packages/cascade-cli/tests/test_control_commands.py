@@ -101,15 +101,15 @@ def test_resume_type_leaves_legacy_topic_of_other_type(
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (["pause", "tasks"], "scope must be"),
-        (["pause", "task:"], "scope must be"),
+        (["pause", "tasks"], "unknown scope"),
+        (["pause", "task:"], "unknown scope"),
         (["pause", "--ttl", "0"], "--ttl"),
         (["pause", "--ttl", "-5"], "--ttl"),
         (["limit", "task:x"], "--concurrency N, --rate R"),
         (["limit", "task:x", "--concurrency", "-1"], "0 or more"),
         (["limit", "task:x", "--rate", "fast"], "rate"),
         (["limit", "task:x", "--rate", "0/s"], "positive"),
-        (["limit", "bad scope", "--concurrency", "1"], "scope must be"),
+        (["limit", "bad scope", "--concurrency", "1"], "unknown scope"),
         (["resume", "--type", "stop"], "--type"),
     ],
 )

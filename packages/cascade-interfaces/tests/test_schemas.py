@@ -21,6 +21,7 @@ from cascade.interfaces import (
     decode_status,
     encode_payload,
     parse_rate,
+    validate_scope,
 )
 
 
@@ -237,3 +238,17 @@ def test_stale_offline_does_not_supersede_newer_online() -> None:
     assert StatusMessage(status="offline", session=5).supersedes(online)
     assert StatusMessage(status="offline").supersedes(online)
     assert StatusMessage(status="online", session=1).supersedes(online)
+
+
+@pytest.mark.parametrize("scope", ["global", "task:api_*", "task:a/b", "task:*"])
+def test_known_scopes_accepted(scope: str) -> None:
+    """``global`` and ``task:<glob>`` are the scopes an engine applies."""
+    assert validate_scope(scope) == scope
+
+
+@pytest.mark.parametrize("scope", ["", "tasks", "task:", "team:x", "Global", "global:x"])
+def test_unknown_scopes_rejected(scope: str) -> None:
+    """Anything else is rejected at ``$.scope``."""
+    with pytest.raises(InvalidMessageError, match="unknown scope") as caught:
+        validate_scope(scope)
+    assert caught.value.path == "$.scope"

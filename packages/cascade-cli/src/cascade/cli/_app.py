@@ -321,6 +321,33 @@ async def _refresh(live: Live, state: WatchState) -> None:
         await asyncio.sleep(0.25)
 
 
+@app.command()
+@broker_options
+def demo(
+    ctx: typer.Context,
+    tasks: Annotated[
+        int, typer.Option("--tasks", min=8, max=500, help="Roughly how many tasks.")
+    ] = 24,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Run a sample workflow and watch it live: parallel tasks, a retry, a failure, a rate-limited
+    group, and a pause and resume sent over the broker.
+
+    Without --host it starts an embedded MQTT broker in this process.
+    Example: cascade demo --tasks 40
+    """
+    from ._demo import run_demo
+
+    context = _context(ctx)
+    console = _console(ctx)
+    try:
+        planned = asyncio.run(run_demo(broker, tasks, context.connector_factory, console))
+    except ConnectorError as exc:
+        raise _fail(str(exc)) from None
+    if not planned:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the `cascade` console script."""
     app(obj=CliContext(), prog_name="cascade")

@@ -11,6 +11,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     constraint_topic,
 )
+from cascade.interfaces import validate_scope as check_scope
 
 __all__ = [
     "CONSTRAINT_TYPES",
@@ -30,10 +31,10 @@ class UsageError(ValueError):
 
 def validate_scope(scope: str) -> str:
     """``global`` or ``task:<glob>``, the scopes an engine applies."""
-    kind, sep, pattern = scope.partition(":")
-    if scope == "global" or (kind == "task" and sep and pattern):
-        return scope
-    raise UsageError(f"scope must be 'global' or 'task:<glob>' (e.g. task:api_*), not {scope!r}")
+    try:
+        return check_scope(scope)
+    except InvalidMessageError as exc:
+        raise UsageError(f"{exc.reason} (e.g. task:api_*)") from None
 
 
 def _expires_at(ttl: float | None) -> float | None:

@@ -34,6 +34,7 @@ from ._schemas import (
     decode_status,
     parse_rate,
     utc_now_iso,
+    validate_scope,
 )
 from ._topics import (
     DEFAULT_PREFIX,
@@ -105,5 +106,6 @@ __all__ = [
     "utc_now_iso",
     "validate_filter",
     "validate_prefix",
+    "validate_scope",
     "validate_topic",
 ]

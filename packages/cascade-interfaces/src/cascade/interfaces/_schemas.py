@@ -37,6 +37,7 @@ __all__ = [
     "decode_status",
     "parse_rate",
     "utc_now_iso",
+    "validate_scope",
 ]
 
 PROTOCOL_VERSION = "1.0"
@@ -158,6 +159,22 @@ _PARAMS: dict[str, type[msgspec.Struct]] = {
 _ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "ratelimit"}
 _RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([smh]))?\s*")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def validate_scope(scope: str) -> str:
+    """Return ``scope`` if it is one an engine applies: ``global`` or ``task:<glob>``.
+
+    PROTOCOL.md lets readers store other scopes as matching nothing; Cascade's
+    engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
+    ``task:`` is reported rather than silently doing nothing. Raises
+    :class:`InvalidMessageError` at ``$.scope``.
+    """
+    kind, sep, pattern = scope.partition(":")
+    if scope == "global" or (kind == "task" and sep and pattern):
+        return scope
+    raise InvalidMessageError(
+        f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
+    )
 
 
 def parse_rate(rate: str | float) -> float:

@@ -1,0 +1,188 @@
+"""`cascade demo`: a sample workflow run live, with the control loop shown at work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from cascade.interfaces import (
+    Connector,
+    Message,
+    constraint_topic,
+    constraints_filter,
+    status_filter,
+    telemetry_filter,
+)
+from cascade.runtime import Engine, TaskFailedError, task
+
+from ._broker import BrokerOptions, ConnectorFactory
+from ._control import limit_constraints, pause_constraint
+from ._render import render_watch
+from ._state import WatchState
+
+__all__ = ["run_demo"]
+
+API_RATE = "4/s"
+PAUSE_SECONDS = 2.0
+
+
+@task
+async def extract(part: int) -> list[int]:
+    """Fetch one partition of the input."""
+    await asyncio.sleep(random.uniform(0.2, 0.8))
+    return list(range(part * 10, part * 10 + 10))
+
+
+@task
+def transform(rows: list[int]) -> int:
+    """CPU-bound work, run in a thread."""
+    time.sleep(random.uniform(0.1, 0.4))
+    return sum(row * 2 for row in rows)
+
+
+@task(name="api_enrich")
+async def api_enrich(value: int) -> int:
+    """A call to a rate-limited API (the demo limits task:api_* before the run)."""
+    await asyncio.sleep(0.05)
+    return value + 1
+
+
+_flaky_attempts: dict[str, int] = {}
+
+
+@task
+async def flaky_lookup(key: str) -> str:
+    """Fails twice, then succeeds: retried by the engine."""
+    _flaky_attempts[key] = _flaky_attempts.get(key, 0) + 1
+    await asyncio.sleep(0.2)
+    if _flaky_attempts[key] < 3:
+        raise ConnectionError(f"lookup of {key!r} timed out (attempt {_flaky_attempts[key]})")
+    return key.upper()
+
+
+@task
+async def validate_checksums(parts: int) -> None:
+    """Always fails: shows a failure and the tasks it skips."""
+    await asyncio.sleep(0.5)
+    raise ValueError(f"checksum mismatch in partition {parts - 1}")
+
+
+@task
+async def publish_report(checked: None, label: str) -> str:
+    """Depends on the failing validation, so it is skipped."""
+    return label
+
+
+@task
+async def load(values: list[int], label: str) -> int:
+    """Fan-in of everything transformed and enriched."""
+    await asyncio.sleep(0.2)
+    return sum(values)
+
+
+def build_workflow(tasks: int) -> list[Any]:
+    """About ``tasks`` tasks: fan-out, a rate-limited group, a retry, a failure, a fan-in."""
+    parts = max(2, (tasks - 4) // 3)
+    enriched = [api_enrich(transform(extract(part))) for part in range(parts)]
+    label = flaky_lookup.with_retry(max_attempts=3, delay=0.3)("daily")
+    return [load(enriched, label), publish_report(validate_checksums(parts), label)]
+
+
+@contextlib.asynccontextmanager
+async def _broker(options: BrokerOptions, console: Console) -> AsyncIterator[BrokerOptions]:
+    if options.host is not None:
+        yield options
+        return
+    from cascade.connectors.mqtt import EmbeddedBroker
+
+    async with EmbeddedBroker() as broker:
+        console.print(f"[dim]embedded MQTT broker on {broker.host}:{broker.port}[/dim]")
+        yield replace(options, host=broker.host, port=broker.port)
+
+
+async def _steer(
+    control: Connector, state: WatchState, changed: asyncio.Event, console: Console
+) -> None:
+    """Pause the transforms once a few tasks have completed, then resume them."""
+    scope = "task:transform"
+    while sum(r.counts()["COMPLETED"] for r in state.runs.values()) < 4:
+        await changed.wait()
+        changed.clear()
+    topic, pause = pause_constraint(scope, ttl=60)
+    await control.publish(topic, pause, qos=1, retain=True)
+    console.log(f"paused {scope} for {PAUSE_SECONDS:g}s")
+    await asyncio.sleep(PAUSE_SECONDS)
+    await control.publish(topic, b"", qos=1, retain=True)
+    console.log(f"resumed {scope}")
+
+
+async def run_demo(
+    options: BrokerOptions, tasks: int, factory: ConnectorFactory, console: Console
+) -> bool:
+    """Run the demo; returns whether it went as planned (one task fails on purpose)."""
+    from cascade.connectors.mqtt import MqttConnector
+
+    async with _broker(options, console) as broker, contextlib.AsyncExitStack() as stack:
+        watcher = factory(broker)
+        await watcher.connect(require=True)
+        stack.push_async_callback(watcher.disconnect)
+        prefix = watcher.topic_prefix
+        state = WatchState(prefix=prefix)
+        changed = asyncio.Event()
+
+        def apply(message: Message) -> None:
+            state.apply(message)
+            changed.set()
+
+        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix),
+                             constraints_filter(prefix)):  # fmt: skip
+            await watcher.subscribe(topic_filter, apply)
+
+        limits = limit_constraints("task:api_*", None, API_RATE, ttl=120)
+        for topic, constraint in limits:
+            await watcher.publish(topic, constraint, qos=1, retain=True)
+        await watcher.flush(broker.timeout)
+        console.log(f"rate-limited task:api_* to {API_RATE}")
+
+        engine_connector = MqttConnector(
+            broker.host or "localhost",
+            broker.port,
+            username=broker.username,
+            password=broker.password,
+            tls=broker.ssl_context() or False,
+            source_id="cascade-demo-engine",
+        )
+        engine = Engine(engine_connector, max_concurrency=6, heartbeat_interval=1.0)
+        run = asyncio.create_task(engine.run(build_workflow(tasks)))
+        steer = asyncio.create_task(_steer(watcher, state, changed, console))
+        outcome = Text()
+        with Live(render_watch(state), console=console, refresh_per_second=8) as live:
+            while not run.done():
+                await asyncio.wait({run}, timeout=0.125)
+                live.update(render_watch(state))
+            steer.cancel()
+            await asyncio.gather(steer, return_exceptions=True)
+            try:
+                run.result()
+                outcome = Text("the run succeeded, but a task was meant to fail", style="red")
+                planned = False
+            except TaskFailedError as exc:
+                outcome = Text(f"run finished; as planned, {exc.task_name} failed", style="green")
+                planned = True
+            for topic, _ in limits:
+                await watcher.publish(topic, b"", qos=1, retain=True)
+            await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,
+                                  retain=True)  # fmt: skip
+            await watcher.flush(broker.timeout)
+            live.update(render_watch(state))
+        console.print(outcome)
+        return planned
