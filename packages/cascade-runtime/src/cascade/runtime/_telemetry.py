@@ -80,8 +80,25 @@ class RunCounters:
             self.total = event.task_count
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+class _IsoClock:
+    """Formats epoch seconds as ``datetime.isoformat()`` in UTC, caching the part up to the second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ts: float) -> str:
+        second = int(ts)
+        if second != self._second:
+            when = datetime.fromtimestamp(second, timezone.utc)
+            self._prefix = when.strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        micro = int((ts - second) * 1_000_000)
+        if micro <= 0:
+            return self._prefix + "+00:00"  # isoformat() omits a zero fraction
+        return f"{self._prefix}.{min(micro, 999_999):06d}+00:00"
 
 
 class TelemetrySubscriber:
@@ -126,6 +143,7 @@ class TelemetrySubscriber:
         self._sender: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
+        self._iso = _IsoClock()
         # Everything of the envelope but ts and body, pre-encoded once (field order as Envelope).
         self._head = b'{"v":%s,"ts":"' % _encode(PROTOCOL_VERSION)
         self._middle = b'","run_id":%s,"org_id":%s,"project_id":%s,"source":%s,"body":' % (
@@ -189,7 +207,7 @@ class TelemetrySubscriber:
 
     def envelope(self, body: msgspec.Struct, ts: float) -> bytes:
         """The encoded envelope of ``body`` at time ``ts`` (epoch seconds)."""
-        return b"".join((self._head, _iso(ts).encode(), self._middle, _encode(body), b"}"))
+        return b"".join((self._head, self._iso(ts).encode(), self._middle, _encode(body), b"}"))
 
     async def publish_heartbeat(self) -> None:
         """Publish one heartbeat now."""
