@@ -39,7 +39,8 @@ async def test_run_emits_started_task_states_and_finished() -> None:
     engine.events.subscribe(events.append)
     first = double(1)
     await engine.run(double(first))
-    assert isinstance(events[0], RunStarted) and events[0].task_count == 2
+    assert isinstance(events[0], RunStarted)
+    assert events[0].task_count == 2
     assert isinstance(events[-1], RunFinished)
     assert (events[-1].status, events[-1].error) == ("Succeeded", "")
     run_id = events[0].run_id
@@ -60,7 +61,8 @@ async def test_failed_run_finishes_with_status_and_error() -> None:
     with pytest.raises(TaskFailedError):
         await engine.run(boom(3))
     finished = events[-1]
-    assert isinstance(finished, RunFinished) and finished.status == "Failed"
+    assert isinstance(finished, RunFinished)
+    assert finished.status == "Failed"
     assert finished.error.startswith("TaskFailedError: task 'boom'")
     failed = [e for e in events if isinstance(e, TaskEvent) and e.state == "FAILED"]
     assert [e.error for e in failed] == ["ValueError: bad 3"]

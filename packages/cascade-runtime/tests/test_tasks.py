@@ -38,7 +38,8 @@ async def test_decorator_with_and_without_arguments() -> None:
     assert isinstance(a, LazyResult)
     assert (a.name, b.name) == ("plain", "renamed")
     assert a.task_id != plain(1).task_id
-    assert a.task_id == a.task_id and a.task_id.startswith("plain-")
+    assert a.task_id == a.task_id
+    assert a.task_id.startswith("plain-")
     assert await Engine().run([a, b]) == [2, 2]
 
 
@@ -163,7 +164,8 @@ async def test_failure_skips_downstream_and_names_the_task() -> None:
     assert (error.task_name, error.task_id) == ("boom", failing.task_id)
     assert isinstance(error.exception, RuntimeError)
     assert error.__cause__ is error.exception
-    assert "boom" in str(error) and "RuntimeError: kaput" in str(error)
+    assert "boom" in str(error)
+    assert "RuntimeError: kaput" in str(error)
     assert ran == ["independent"]
     assert sorted(states(events)) == sorted(
         [

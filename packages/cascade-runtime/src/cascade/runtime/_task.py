@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
@@ -50,7 +50,7 @@ class Task(Generic[P, R]):
 
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R],
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
@@ -67,7 +67,8 @@ class Task(Generic[P, R]):
         """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`)."""
         return Task(self.fn, name=self.name, retry=RetryPolicy(max_attempts, delay, backoff))
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> LazyResult[R]:
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
+        """A lazy result of this task on these arguments (lazy results among them allowed)."""
         return LazyResult(self, args, kwargs)
 
     def __repr__(self) -> str:
@@ -97,31 +98,47 @@ class LazyResult(Generic[R]):
 
 
 @overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+
+@overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def task(
-    *, name: str | None = None, retry: RetryPolicy | None = None
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _Decorator: ...
 
 
 def task(
-    fn: Callable[P, R] | None = None,
+    fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
-) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Make a sync or async function a task: ``@task`` or ``@task(name="x")``.
+) -> Task[Any, Any] | _Decorator:
+    """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
-    For an async function ``R`` is the coroutine; the engine awaits it, so the
-    run's result is what the coroutine returns.
+    Calling the task returns a :class:`LazyResult`; for an async function its
+    result is what the coroutine returns. Arguments are not type-checked
+    against the function's signature, as lazy results stand in for values.
     """
     if fn is not None:
         return Task(fn, name=name, retry=retry)
+    return _Decorator(name, retry)
 
-    def decorate(inner: Callable[P, R]) -> Task[P, R]:
-        return Task(inner, name=name, retry=retry)
 
-    return decorate
+class _Decorator:
+    """What ``@task(...)`` returns: applies the options to the function it decorates."""
+
+    def __init__(self, name: str | None, retry: RetryPolicy | None) -> None:
+        self.name = name
+        self.retry = retry
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
+        return Task(fn, name=self.name, retry=self.retry)

@@ -81,7 +81,7 @@ class RunCounters:
 
 
 class _IsoClock:
-    """Formats epoch seconds as ``datetime.isoformat()`` in UTC, caching the part up to the second."""
+    """Epoch seconds as ``datetime.isoformat()`` in UTC, caching the part up to the second."""
 
     __slots__ = ("_prefix", "_second")
 
