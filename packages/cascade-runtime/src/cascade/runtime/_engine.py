@@ -327,15 +327,17 @@ class _Run:
                     return earliest
                 wait = admit(name)
                 if wait is not None:
-                    if group.marked < len(nodes):
-                        for node in itertools.islice(nodes, group.marked, None):
+                    # BLOCKED goes to the tasks this pass would have started: one per free slot.
+                    upto = min(len(nodes), self.max_concurrency - self.running)
+                    if group.marked < upto:
+                        for node in itertools.islice(nodes, group.marked, upto):
                             lazy = node.lazy
                             self.emit(
                                 TaskBlocked(
                                     run_id=self.run_id, task_id=lazy.task_id, task_name=name
                                 )
                             )
-                        group.marked = len(nodes)
+                        group.marked = upto
                     earliest = min(earliest, wait)
                     break
                 node = nodes.popleft()

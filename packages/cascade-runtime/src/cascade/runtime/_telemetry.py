@@ -28,6 +28,7 @@ __all__ = ["RunCounters", "TelemetrySubscriber"]
 
 _log = logging.getLogger("cascade.runtime.telemetry")
 _encode = msgspec.json.Encoder().encode
+_BATCH = 128
 
 
 class RunCounters:
@@ -221,10 +222,14 @@ class TelemetrySubscriber:
     async def _send_loop(self) -> None:
         queue = self._queue
         while True:
+            sent = 0
             while queue:
                 event = queue.popleft()
                 qos, body = self._body(event)
                 await self._publish(self.events_topic, self.envelope(body, event.ts), qos)
+                sent += 1
+                if sent % _BATCH == 0:
+                    await asyncio.sleep(0)  # a burst of events must not hold up the workflow
             if self._closing:
                 return
             self._wake.clear()
