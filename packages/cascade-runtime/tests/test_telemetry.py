@@ -22,7 +22,15 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, Event, RunStarted, TaskFailedError, task
+from cascade.runtime import (
+    Engine,
+    Event,
+    RunStarted,
+    TaskFailed,
+    TaskFailedError,
+    TelemetrySubscriber,
+    task,
+)
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
 TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
@@ -207,3 +215,37 @@ async def test_raising_publish_never_breaks_the_run() -> None:
     engine = Engine(RaisingConnector(presence=False), heartbeat_interval=None)
     assert await engine.run(fetch(fetch(3))) == 3
     assert engine.stats.telemetry_dropped == 6
+
+
+def test_envelope_encoding_round_trips_awkward_ids() -> None:
+    """Ids with quotes, percent signs and non-ASCII survive the pre-encoded envelope exactly."""
+    connector = InMemoryConnector(source_id='src"%d', presence=False)
+    subscriber = TelemetrySubscriber(
+        connector, run_id="run%s", org_id='o"rg', project_id="prøject", heartbeat_interval=None
+    )
+    ts = 1795216272.540744
+    raw = subscriber.envelope(TaskStateEvent(task_id="t%", task_name="n", state="RUNNING"), ts)
+    envelope = decode_envelope(raw)
+    assert (envelope.run_id, envelope.org_id, envelope.project_id, envelope.source) == (
+        "run%s",
+        'o"rg',
+        "prøject",
+        'src"%d',
+    )
+    assert datetime.fromisoformat(envelope.ts) == datetime.fromtimestamp(ts, timezone.utc)
+    assert list(json.loads(raw)) == ["v", "ts", "run_id", "org_id", "project_id", "source", "body"]
+
+
+@pytest.mark.parametrize("error", ["", 'KeyError: "k" \u2013 ünïcode\n%s'])
+def test_fast_task_envelope_equals_schema_encoding(error: str) -> None:
+    """The hand-formatted task envelope is byte for byte the TaskStateEvent schema's encoding."""
+    subscriber = TelemetrySubscriber(
+        InMemoryConnector(presence=False), run_id="r", org_id="o", project_id="p"
+    )
+    event = TaskFailed(
+        run_id="r", task_id='id"%', task_name="n%s", duration_ms=12.5, error=error, ts=1795216272.5
+    )
+    body = TaskStateEvent(
+        task_id='id"%', task_name="n%s", state="FAILED", duration_ms=12.5, error=error
+    )
+    assert subscriber.task_envelope(event) == subscriber.envelope(body, event.ts)
