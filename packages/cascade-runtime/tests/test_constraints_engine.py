@@ -113,6 +113,20 @@ async def test_blocked_is_emitted_once_per_task(harness: Harness) -> None:
     assert sorted(harness.states("slow")) == sorted(["BLOCKED", "RUNNING", "COMPLETED"] * 2)
 
 
+async def test_blocked_only_for_tasks_a_free_slot_would_start(harness: Harness) -> None:
+    """A pause over a backlog emits BLOCKED for as many tasks as there are free slots."""
+    topic = await harness.publish(Constraint.pause("global"))
+    engine = harness.engine(max_concurrency=3)
+    run = asyncio.create_task(engine.run([fast(i) for i in range(100)]))
+    await harness.blocked.wait()
+    await harness.broker.idle()
+    assert harness.states("fast") == ["BLOCKED"] * 3
+    await harness.clear(topic)
+    assert await run == list(range(100))
+    assert harness.states("fast").count("BLOCKED") == 3
+    assert harness.states("fast").count("COMPLETED") == 100
+
+
 async def test_protocol_examples_steer_the_engine(harness: Harness) -> None:
     """The PROTOCOL.md payloads on their legacy topics are applied; clearing resumes the run."""
     for topic, raw in LEGACY.items():

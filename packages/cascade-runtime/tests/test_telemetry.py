@@ -183,6 +183,17 @@ async def test_heartbeat_counts_running_tasks() -> None:
     assert heartbeat_topic("acme", "shop", events[0].run_id) in {m.topic for m in broker.history}
 
 
+async def test_final_heartbeat_has_the_final_counters() -> None:
+    """The last heartbeat of a run, sent as it ends, counts every task as finished."""
+    broker = InMemoryBroker()
+    engine, _ = engine_for(broker)
+    engine.heartbeat_interval = 3600
+    with pytest.raises(TaskFailedError):
+        await engine.run([fetch(1), boom(fetch(2))])
+    beats = [decode_envelope(m.raw).body for m in broker.history if m.topic.endswith("/heartbeat")]
+    assert beats == [Heartbeat(running=0, completed=2, failed=1, skipped=0, blocked=0, pending=0)]
+
+
 class HangingConnector(InMemoryConnector):
     """Its publish never returns: a broker connection stuck in the worst way."""
 

@@ -107,7 +107,13 @@ class TaskRetrying(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskBlocked(TaskEvent):
-    """A ready task is held back by a constraint; emitted once per task, before it starts."""
+    """A ready task the engine would start now is held back by a constraint.
+
+    Emitted at most once per task, before its RUNNING. "Would start now"
+    means it is among the ready tasks that the engine's free slots
+    (``max_concurrency`` minus running tasks) would take, so a pause over a
+    backlog of thousands of tasks emits a handful of events, not thousands.
+    """
 
     state: ClassVar[Literal["BLOCKED"]] = "BLOCKED"
 

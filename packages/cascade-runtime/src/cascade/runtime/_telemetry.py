@@ -185,13 +185,18 @@ class TelemetrySubscriber:
             )
 
     async def aclose(self, timeout: float = 2.0) -> None:
-        """Send what is queued (waiting at most ``timeout`` seconds), then stop."""
+        """Send what is queued (waiting at most ``timeout`` seconds), then stop.
+
+        With a heartbeat interval, a last heartbeat with the final counters goes first.
+        """
         self._closing = True
         self._wake.set()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.publish_heartbeat(), timeout)
         if self._sender is not None:
             sender = self._sender
             done, _ = await asyncio.wait({sender}, timeout=timeout)
