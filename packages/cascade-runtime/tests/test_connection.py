@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -118,3 +121,32 @@ def test_run_shortcut() -> None:
 
     connector = InMemoryConnector(presence=False)
     assert run([one(), one()], connector=connector, heartbeat_interval=None) == [1, 1]
+
+
+def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> None:
+    """SIGINT during run() cancels the run: ENGINE_STOPPED Cancelled, then KeyboardInterrupt."""
+    code = textwrap.dedent(
+        """
+        import asyncio, json, os, signal
+        from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+        from cascade.runtime import run, task
+
+        broker = InMemoryBroker()
+
+        @task
+        async def forever() -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.Event().wait()
+
+        connector = InMemoryConnector(broker, presence=False)
+        try:
+            run(forever(), connector=connector, heartbeat_interval=None)
+        except KeyboardInterrupt:
+            body = json.loads(broker.history[-1].raw)["body"]
+            print(body["event"], body["status"], connector.is_connected)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "ENGINE_STOPPED Cancelled False"
