@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from cascade.interfaces import status_topic
+from cascade.interfaces import InvalidTopicError, status_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, RunStarted, TaskFailedError, TaskRunning, task
 
@@ -150,3 +150,11 @@ def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "ENGINE_STOPPED Cancelled False"
+
+
+def test_bad_engine_options_are_refused() -> None:
+    """An invalid topic prefix or concurrency fails at construction, not in the middle of a run."""
+    with pytest.raises(InvalidTopicError):
+        Engine(InMemoryConnector(presence=False), topic_prefix="cascade/#")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Engine(max_concurrency=0)

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade.interfaces import (
+    DEFAULT_PREFIX,
     Connector,
     Constraint,
     SubscriptionHandle,
     constraints_filter,
     default_org_id,
     default_project_id,
+    validate_prefix,
 )
 
 from ._constraints import ConstraintManager, ConstraintStats
@@ -119,7 +121,9 @@ class Engine:
         self.max_concurrency = max_concurrency
         self.org_id = org_id or default_org_id()
         self.project_id = project_id or default_project_id()
-        self.topic_prefix = topic_prefix or (connector.topic_prefix if connector else "cascade")
+        self.topic_prefix = validate_prefix(
+            topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
+        )
         self.heartbeat_interval = heartbeat_interval
         self.manage_connection = manage_connection
         self.connect_timeout = connect_timeout
@@ -132,7 +136,11 @@ class Engine:
 
     @property
     def constraints(self) -> list[Constraint]:
-        """The constraints in force in the current run (empty between runs)."""
+        """The constraints in force in the current run (empty between runs).
+
+        An engine is meant for one run at a time; with several at once this
+        shows the latest one's.
+        """
         return self._manager.constraints if self._manager is not None else []
 
     async def run(self, target: Any) -> Any:
