@@ -260,3 +260,17 @@ def test_fast_task_envelope_equals_schema_encoding(error: str) -> None:
         task_id='id"%', task_name="n%s", state="FAILED", duration_ms=12.5, error=error
     )
     assert subscriber.task_envelope(event) == subscriber.envelope(body, event.ts)
+
+
+def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
+    """dropped_telemetry is the connector's dropped count plus what the queue dropped."""
+    connector = InMemoryConnector(presence=False)
+    connector.stats.dropped = 5
+    subscriber = TelemetrySubscriber(
+        connector, run_id="r", org_id="o", project_id="p", heartbeat_interval=None, max_queue=2
+    )
+    for index in range(4):
+        subscriber(TaskFailed(run_id="r", task_id=f"t{index}", task_name="t"))
+    assert subscriber.dropped == 2
+    assert subscriber.heartbeat().dropped_telemetry == 7
+    assert subscriber.heartbeat().failed == 4
