@@ -1,3 +1,69 @@
-"""Cascade's workflow engine (see the package README)."""
+"""Cascade's workflow engine: tasks, events, live telemetry and live constraints.
 
-__all__: list[str] = []
+```python
+from cascade.runtime import Engine, task
+
+@task
+async def fetch(i: int) -> int:
+    return i * 2
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+result = await Engine().run(total([fetch(i) for i in range(10)]))
+```
+"""
+
+from ._constraints import ConstraintManager, ConstraintStats, validate_scope
+from ._engine import Engine, EngineStats, run
+from ._errors import CascadeRuntimeError, CycleError, InvalidTargetError, TaskFailedError
+from ._events import (
+    Event,
+    EventBus,
+    EventHandler,
+    RunFinished,
+    RunStarted,
+    TaskBlocked,
+    TaskCompleted,
+    TaskEvent,
+    TaskFailed,
+    TaskRetrying,
+    TaskRunning,
+    TaskSkipped,
+)
+from ._task import LazyResult, RetryPolicy, Task, task
+from ._telemetry import RunCounters, TelemetrySubscriber
+from ._tokenbucket import TokenBucket
+
+__all__ = [
+    "CascadeRuntimeError",
+    "ConstraintManager",
+    "ConstraintStats",
+    "CycleError",
+    "Engine",
+    "EngineStats",
+    "Event",
+    "EventBus",
+    "EventHandler",
+    "InvalidTargetError",
+    "LazyResult",
+    "RetryPolicy",
+    "RunCounters",
+    "RunFinished",
+    "RunStarted",
+    "Task",
+    "TaskBlocked",
+    "TaskCompleted",
+    "TaskEvent",
+    "TaskFailed",
+    "TaskFailedError",
+    "TaskRetrying",
+    "TaskRunning",
+    "TaskSkipped",
+    "TelemetrySubscriber",
+    "TokenBucket",
+    "run",
+    "task",
+    "validate_scope",
+]

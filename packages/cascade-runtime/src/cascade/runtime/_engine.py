@@ -1,0 +1,469 @@
+"""The engine: runs a graph of tasks, publishes its events, and obeys live constraints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    Connector,
+    Constraint,
+    SubscriptionHandle,
+    constraints_filter,
+    default_org_id,
+    default_project_id,
+    validate_prefix,
+)
+
+from ._constraints import ConstraintManager, ConstraintStats
+from ._errors import TaskFailedError
+from ._events import (
+    EventBus,
+    RunFinished,
+    RunStarted,
+    TaskBlocked,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskRunning,
+    TaskSkipped,
+)
+from ._graph import Graph, Node, build_graph, resolve
+from ._task import LazyResult
+from ._telemetry import TelemetrySubscriber
+
+__all__ = ["Engine", "EngineStats", "run"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(slots=True)
+class EngineStats(ConstraintStats):
+    """An engine's counters over all its runs (see :class:`ConstraintStats` for the control ones).
+
+    ``runs``: runs started. ``telemetry_dropped``: events the telemetry
+    queue dropped because the connector did not keep up.
+    """
+
+    runs: int = 0
+    telemetry_dropped: int = 0
+
+
+class _Group:
+    """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
+
+    __slots__ = ("marked", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes: deque[Node] = deque()
+        self.marked = 0  # how many nodes at the front have had their BLOCKED event
+
+
+class Engine:
+    """Runs task graphs; observable and steerable through an optional connector.
+
+    Without a connector the engine only emits events on :attr:`events`.
+    With one, each run connects it (unless it is already connected, in which
+    case it is left connected), publishes the run's events and heartbeats
+    through a :class:`TelemetrySubscriber`, and subscribes to
+    ``{topic_prefix}/constraints/#``: retained constraints are applied before
+    the first task starts, and later ones as they arrive (see
+    :class:`~cascade.runtime.ConstraintManager`).
+
+    - ``max_concurrency``: tasks running at once (sync ones run in a thread
+      pool of ``min(max_concurrency, 32)`` threads).
+    - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
+      or ``local`` / ``default``.
+    - ``topic_prefix``: default ``connector.topic_prefix``.
+    - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
+    - ``manage_connection``: whether runs connect and disconnect the
+      connector; by default, when it is not connected at the start of a run.
+    - ``connect_timeout`` / ``shutdown_timeout``: upper bounds on connecting,
+      and on flushing telemetry and disconnecting at the end of a run.
+    - ``clock`` (wall time) and ``monotonic``: time sources for constraint
+      expiry and rate limits, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        connector: Connector | None = None,
+        *,
+        max_concurrency: int = 64,
+        org_id: str | None = None,
+        project_id: str | None = None,
+        topic_prefix: str | None = None,
+        heartbeat_interval: float | None = 5.0,
+        manage_connection: bool | None = None,
+        connect_timeout: float = 30.0,
+        shutdown_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        self.connector = connector
+        self.max_concurrency = max_concurrency
+        self.org_id = org_id or default_org_id()
+        self.project_id = project_id or default_project_id()
+        self.topic_prefix = validate_prefix(
+            topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
+        )
+        self.heartbeat_interval = heartbeat_interval
+        self.manage_connection = manage_connection
+        self.connect_timeout = connect_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.events = EventBus()
+        self.stats = EngineStats()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._manager: ConstraintManager | None = None
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        """The constraints in force in the current run (empty between runs).
+
+        An engine is meant for one run at a time; with several at once this
+        shows the latest one's.
+        """
+        return self._manager.constraints if self._manager is not None else []
+
+    async def run(self, target: Any) -> Any:
+        """Run ``target`` and return its result.
+
+        ``target`` is a lazy result, or a list, tuple or dict of them (the
+        result has the same shape). Raises :class:`InvalidTargetError` or
+        :class:`CycleError` before anything runs, :class:`TaskFailedError`
+        if a task failed, and re-raises ``CancelledError`` if the run is
+        cancelled (after publishing ``ENGINE_STOPPED`` with status ``Cancelled``).
+        """
+        graph = build_graph(target)
+        run_id = uuid.uuid4().hex
+        self.stats.runs += 1
+        manager = ConstraintManager(clock=self._clock, monotonic=self._monotonic, stats=self.stats)
+        wake = asyncio.Event()
+        manager.on_change(wake.set)
+        self._manager = manager
+        connector = self.connector
+        telemetry: TelemetrySubscriber | None = None
+        subscription: SubscriptionHandle | None = None
+        unsubscribe_bus: Callable[[], None] | None = None
+        manage = False
+        started = False
+        status: Any = "Failed"
+        error = ""
+        try:
+            if connector is not None:
+                manage = (
+                    not connector.is_connected
+                    if self.manage_connection is None
+                    else self.manage_connection
+                )
+                telemetry = TelemetrySubscriber(
+                    connector,
+                    run_id=run_id,
+                    org_id=self.org_id,
+                    project_id=self.project_id,
+                    topic_prefix=self.topic_prefix,
+                    heartbeat_interval=self.heartbeat_interval,
+                )
+                subscription = await self._connect(connector, manage, manager)
+                unsubscribe_bus = self.events.subscribe(telemetry)
+                telemetry.start()
+            self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
+            started = True
+            await _Run(self, graph, manager, wake, run_id).execute()
+            status, error = "Succeeded", ""
+            return _shape(target, graph)
+        except asyncio.CancelledError:
+            status, error = "Cancelled", "CancelledError: the run was cancelled"
+            raise
+        except BaseException as exc:
+            status, error = "Failed", _describe(exc)
+            raise
+        finally:
+            manager.close()
+            self._manager = None
+            if started:
+                self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
+            await self._shutdown(connector, manage, subscription, telemetry)
+            if unsubscribe_bus is not None:
+                unsubscribe_bus()
+
+    async def _connect(
+        self, connector: Connector, manage: bool, manager: ConstraintManager
+    ) -> SubscriptionHandle | None:
+        """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
+        try:
+            if manage:
+                await asyncio.wait_for(connector.connect(), self.connect_timeout)
+            return await asyncio.wait_for(
+                connector.subscribe(constraints_filter(self.topic_prefix), manager.handle_message),
+                self.connect_timeout,
+            )
+        except (Exception, asyncio.TimeoutError) as exc:
+            _log.warning("connector unavailable, running without control: %s", _describe(exc))
+            return None
+
+    async def _shutdown(
+        self,
+        connector: Connector | None,
+        manage: bool,
+        subscription: SubscriptionHandle | None,
+        telemetry: TelemetrySubscriber | None,
+    ) -> None:
+        """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
+        timeout = self.shutdown_timeout
+        if subscription is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(subscription.unsubscribe(), timeout)
+        if telemetry is not None:
+            await telemetry.aclose(timeout)
+            self.stats.telemetry_dropped += telemetry.dropped
+        if connector is not None and manage:
+            try:
+                await asyncio.wait_for(connector.disconnect(), timeout)
+            except (Exception, asyncio.TimeoutError) as exc:
+                _log.warning("disconnect failed: %s", _describe(exc))
+
+
+def _shape(target: Any, graph: Graph) -> Any:
+    if isinstance(target, LazyResult):
+        return graph.by_lazy[id(target)].result
+    if isinstance(target, dict):
+        return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
+    results = [graph.by_lazy[id(v)].result for v in target]
+    return tuple(results) if isinstance(target, tuple) else results
+
+
+class _Run:
+    """The scheduler of one run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        graph: Graph,
+        manager: ConstraintManager,
+        wake: asyncio.Event,
+        run_id: str,
+    ) -> None:
+        self.graph = graph
+        self.manager = manager
+        self.wake = wake
+        self.run_id = run_id
+        self.emit = engine.events.emit
+        self.max_concurrency = engine.max_concurrency
+        self.groups: dict[str, _Group] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.running = 0
+        self.finished = 0
+        self.failures: list[tuple[Node, BaseException]] = []
+        self.executor: ThreadPoolExecutor | None = None
+        self.loop = asyncio.get_running_loop()
+
+    async def execute(self) -> None:
+        """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
+        for node in self.graph.nodes:
+            if node.waiting == 0:
+                self._ready(node)
+        total = len(self.graph.nodes)
+        timer: asyncio.TimerHandle | None = None
+        cancelled = False
+        try:
+            while True:
+                wait = self._dispatch()
+                if self.finished >= total:
+                    break
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                if wait != math.inf:
+                    timer = self.loop.call_later(wait, self.wake.set)
+                await self.wake.wait()
+                self.wake.clear()
+        except BaseException:
+            cancelled = True
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await self._stop_tasks()
+            if self.executor is not None:
+                self.executor.shutdown(wait=not cancelled, cancel_futures=True)
+        if self.failures:
+            node, exc = self.failures[0]
+            raise TaskFailedError(
+                node.lazy.name, node.lazy.task_id, exc, [n.lazy.task_id for n, _ in self.failures]
+            ) from exc
+
+    async def _stop_tasks(self) -> None:
+        if self.tasks:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _ready(self, node: Node) -> None:
+        name = node.lazy.name
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = _Group()
+        group.nodes.append(node)
+
+    def _dispatch(self) -> float:
+        """Start every ready task the limits allow; return seconds until a rate limit frees one."""
+        earliest = math.inf
+        admit = self.manager.admit
+        for name, group in list(self.groups.items()):
+            nodes = group.nodes
+            while nodes:
+                if self.running >= self.max_concurrency:
+                    return earliest
+                wait = admit(name)
+                if wait is not None:
+                    # BLOCKED goes to the tasks this pass would have started: one per free slot.
+                    upto = min(len(nodes), self.max_concurrency - self.running)
+                    if group.marked < upto:
+                        for node in itertools.islice(nodes, group.marked, upto):
+                            lazy = node.lazy
+                            self.emit(
+                                TaskBlocked(
+                                    run_id=self.run_id, task_id=lazy.task_id, task_name=name
+                                )
+                            )
+                        group.marked = upto
+                    earliest = min(earliest, wait)
+                    break
+                node = nodes.popleft()
+                if group.marked:
+                    group.marked -= 1
+                self.running += 1
+                task = self.loop.create_task(self._execute(node))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            if not nodes:
+                del self.groups[name]
+        return earliest
+
+    async def _execute(self, node: Node) -> None:
+        lazy = node.lazy
+        spec = lazy.task
+        policy = spec.retry
+        emit = self.emit
+        run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
+        started = time.perf_counter()
+        attempt = 1
+        try:
+            if node.deps:
+                args = resolve(lazy.args, self.graph)
+                kwargs = resolve(lazy.kwargs, self.graph)
+            else:
+                args, kwargs = lazy.args, lazy.kwargs
+            while True:
+                emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+                attempt_started = time.perf_counter()
+                try:
+                    if spec.is_async:
+                        result = await spec.fn(*args, **kwargs)
+                    else:
+                        if self.executor is None:
+                            self.executor = ThreadPoolExecutor(
+                                max_workers=min(self.max_concurrency, 32),
+                                thread_name_prefix="cascade-task",
+                            )
+                        call = functools.partial(spec.fn, *args, **kwargs)
+                        result = await self.loop.run_in_executor(self.executor, call)
+                except Exception as exc:
+                    now = time.perf_counter()
+                    if attempt < policy.max_attempts:
+                        emit(
+                            TaskRetrying(
+                                run_id=run_id,
+                                task_id=task_id,
+                                task_name=name,
+                                duration_ms=(now - attempt_started) * 1000,
+                                error=_describe(exc),
+                                attempt=attempt,
+                            )
+                        )
+                        attempt += 1
+                        await asyncio.sleep(policy.delay_before(attempt))
+                        continue
+                    emit(
+                        TaskFailed(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            duration_ms=(now - started) * 1000,
+                            error=_describe(exc),
+                            attempt=attempt,
+                            exception=exc,
+                        )
+                    )
+                    self._failed(node, exc)
+                    return
+                node.result = result
+                emit(
+                    TaskCompleted(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        attempt=attempt,
+                    )
+                )
+                self._completed(node)
+                return
+        finally:
+            self.running -= 1
+            self.manager.finished(name)
+            self.wake.set()
+
+    def _completed(self, node: Node) -> None:
+        self.finished += 1
+        for dependent in node.dependents:
+            dependent.waiting -= 1
+            if dependent.waiting == 0 and not dependent.skipped:
+                self._ready(dependent)
+
+    def _failed(self, node: Node, exc: BaseException) -> None:
+        self.finished += 1
+        self.failures.append((node, exc))
+        reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) failed"
+        stack = list(node.dependents)
+        while stack:
+            dependent = stack.pop()
+            if dependent.skipped:
+                continue
+            dependent.skipped = True
+            self.finished += 1
+            lazy = dependent.lazy
+            self.emit(
+                TaskSkipped(
+                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=reason
+                )
+            )
+            stack.extend(dependent.dependents)
+
+
+def run(target: Any, connector: Connector | None = None, **engine_kwargs: Any) -> Any:
+    """Run ``target`` in a new event loop: ``Engine(connector, **engine_kwargs).run(target)``.
+
+    Ctrl-C cancels the run (``ENGINE_STOPPED`` with status ``Cancelled`` is
+    published, the connector is disconnected) and raises ``KeyboardInterrupt``.
+    """
+    return asyncio.run(Engine(connector, **engine_kwargs).run(target))

@@ -1,0 +1,46 @@
+"""Errors a run can raise."""
+
+from __future__ import annotations
+
+__all__ = ["CascadeRuntimeError", "CycleError", "InvalidTargetError", "TaskFailedError"]
+
+
+class CascadeRuntimeError(Exception):
+    """Base class of the errors raised by :class:`~cascade.runtime.Engine`."""
+
+
+class InvalidTargetError(CascadeRuntimeError, TypeError):
+    """The target of a run is not a lazy result, nor a list, tuple or dict of them.
+
+    Raised before anything runs.
+    """
+
+
+class CycleError(CascadeRuntimeError):
+    """The task graph has a cycle; ``tasks`` names the tasks on it. Raised before anything runs."""
+
+    def __init__(self, tasks: list[str]) -> None:
+        self.tasks = tasks
+        super().__init__("task graph has a cycle: " + " -> ".join(tasks))
+
+
+class TaskFailedError(CascadeRuntimeError):
+    """A task failed (after its retries), so the run failed.
+
+    ``task_name`` and ``task_id`` name the first task that failed and
+    ``exception`` is what it raised (also the ``__cause__``). Tasks that
+    depended on it were skipped; independent tasks still ran.
+    ``failed`` lists the ids of every task that failed in the run.
+    """
+
+    def __init__(
+        self, task_name: str, task_id: str, exception: BaseException, failed: list[str]
+    ) -> None:
+        self.task_name = task_name
+        self.task_id = task_id
+        self.exception = exception
+        self.failed = failed
+        more = f" (and {len(failed) - 1} more failed tasks)" if len(failed) > 1 else ""
+        super().__init__(
+            f"task {task_name!r} ({task_id}) failed: {type(exception).__name__}: {exception}{more}"
+        )

@@ -1,0 +1,161 @@
+"""The typed events a run emits, and the in-process bus that carries them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, TypeAlias
+
+from cascade.interfaces import RateLimitedLogger
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventHandler",
+    "RunFinished",
+    "RunStarted",
+    "TaskBlocked",
+    "TaskCompleted",
+    "TaskEvent",
+    "TaskFailed",
+    "TaskRetrying",
+    "TaskRunning",
+    "TaskSkipped",
+]
+
+_log = logging.getLogger("cascade.runtime.events")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted:
+    """A run began: its graph is valid, retained constraints are applied, no task has started."""
+
+    run_id: str
+    task_count: int
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished:
+    """A run ended. ``status`` is ``Succeeded``, ``Failed`` or ``Cancelled``.
+
+    ``error`` is ``"ExcType: message"`` of what ended the run, ``""`` on success.
+    """
+
+    run_id: str
+    status: Literal["Succeeded", "Failed", "Cancelled"]
+    error: str = ""
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent:
+    """Base of the task events; ``state`` is the PROTOCOL.md state name of each subclass.
+
+    ``duration_ms`` is the time since the task first started (for
+    ``TaskRetrying``: the failed attempt's time); ``error`` is
+    ``"ExcType: message"`` or ``""``; ``attempt`` counts from 1.
+    """
+
+    state: ClassVar[Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]]
+    run_id: str
+    task_id: str
+    task_name: str
+    duration_ms: float = 0.0
+    error: str = ""
+    attempt: int = 1
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRunning(TaskEvent):
+    """A task started (each attempt emits one)."""
+
+    state: ClassVar[Literal["RUNNING"]] = "RUNNING"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(TaskEvent):
+    """A task returned."""
+
+    state: ClassVar[Literal["COMPLETED"]] = "COMPLETED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(TaskEvent):
+    """A task raised on its last attempt; ``exception`` is what it raised."""
+
+    state: ClassVar[Literal["FAILED"]] = "FAILED"
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSkipped(TaskEvent):
+    """A task will not run because a task it depends on failed; ``error`` names that task."""
+
+    state: ClassVar[Literal["SKIPPED"]] = "SKIPPED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRetrying(TaskEvent):
+    """An attempt of a task failed and it will be tried again (``attempt`` is the failed one)."""
+
+    state: ClassVar[Literal["RETRYING"]] = "RETRYING"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskBlocked(TaskEvent):
+    """A ready task the engine would start now is held back by a constraint.
+
+    Emitted at most once per task, before its RUNNING. "Would start now"
+    means it is among the ready tasks that the engine's free slots
+    (``max_concurrency`` minus running tasks) would take, so a pause over a
+    backlog of thousands of tasks emits a handful of events, not thousands.
+    """
+
+    state: ClassVar[Literal["BLOCKED"]] = "BLOCKED"
+
+
+Event: TypeAlias = "RunStarted | RunFinished | TaskEvent"
+EventHandler: TypeAlias = Callable[["RunStarted | RunFinished | TaskEvent"], None]
+
+
+class EventBus:
+    """Delivers each event synchronously to every handler, in the order they subscribed.
+
+    Handlers must be quick and must not block: they run on the engine's
+    hot path. A handler that raises is logged (rate-limited) and isolated:
+    it never breaks the run or the other handlers.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+        self._log = RateLimitedLogger(_log)
+        self.handler_errors = 0
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler`` with every event from now on; returns a function that stops it."""
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every handler."""
+        for handler in self._handlers:
+            try:
+                handler(event)
+            except Exception:
+                self.handler_errors += 1
+                self._log.log(
+                    logging.ERROR,
+                    f"handler:{handler!r}",
+                    "event handler %r raised",
+                    handler,
+                    exc_info=True,
+                )

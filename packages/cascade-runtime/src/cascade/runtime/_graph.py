@@ -1,0 +1,134 @@
+"""Turning a run's target into a checked graph of lazy results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ._errors import CycleError, InvalidTargetError
+from ._task import LazyResult
+
+__all__ = ["Graph", "Node", "build_graph", "resolve"]
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        yield from value
+    elif isinstance(value, dict):
+        yield from value.values()
+
+
+def _dependencies(node: LazyResult[Any]) -> list[LazyResult[Any]]:
+    """The distinct lazy results among ``node``'s arguments, at any depth of nesting."""
+    found: dict[int, LazyResult[Any]] = {}
+    stack: list[Any] = [*node.args, *node.kwargs.values()]
+    seen: set[int] = set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, LazyResult):
+            found.setdefault(id(value), value)
+        elif isinstance(value, (list, tuple, set, frozenset, dict)):
+            if id(value) in seen:  # a container that holds itself
+                continue
+            seen.add(id(value))
+            stack.extend(_children(value))
+    return list(found.values())
+
+
+class Node:
+    """A lazy result in a run, with its edges and its state."""
+
+    __slots__ = ("dependents", "deps", "lazy", "result", "skipped", "waiting")
+
+    def __init__(self, lazy: LazyResult[Any]) -> None:
+        self.lazy = lazy
+        self.skipped = False
+        self.deps: list[Node] = []
+        self.dependents: list[Node] = []
+        self.waiting = 0
+        self.result: Any = None
+
+
+class Graph:
+    """Every node a target needs, in an order where dependencies come first."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.by_lazy = {id(n.lazy): n for n in nodes}
+
+
+def _target_roots(target: Any) -> list[LazyResult[Any]]:
+    if isinstance(target, LazyResult):
+        return [target]
+    if isinstance(target, (list, tuple)):
+        values = list(target)
+    elif isinstance(target, dict):
+        values = list(target.values())
+    else:
+        raise InvalidTargetError(
+            "a run's target must be a lazy result (a call of a @task), or a list, tuple or "
+            f"dict of them, not {type(target).__name__}"
+        )
+    bad = [v for v in values if not isinstance(v, LazyResult)]
+    if bad:
+        raise InvalidTargetError(
+            f"every item of a run's target must be a lazy result (a call of a @task), "
+            f"not {type(bad[0]).__name__}: {bad[0]!r}"
+        )
+    return values
+
+
+def build_graph(target: Any) -> Graph:
+    """Collect the target's nodes and check for cycles; raises before anything runs."""
+    roots = _target_roots(target)
+    nodes: dict[int, Node] = {}
+    order: list[Node] = []
+    # Iterative DFS with colours: 1 = on the current path, 2 = done.
+    colour: dict[int, int] = {}
+    for root in roots:
+        if colour.get(id(root)) == 2:
+            continue
+        stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
+        colour[id(root)] = 1
+        stack.append((root, iter(_dependencies(root))))
+        while stack:
+            lazy, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                colour[id(lazy)] = 2
+                node = Node(lazy)
+                nodes[id(lazy)] = node
+                order.append(node)
+                continue
+            state = colour.get(id(dep))
+            if state == 1:
+                path = [entry[0].task_id for entry in stack]
+                cycle = [*path[path.index(dep.task_id) :], dep.task_id]
+                raise CycleError(cycle)
+            if state is None:
+                colour[id(dep)] = 1
+                stack.append((dep, iter(_dependencies(dep))))
+    for node in order:
+        for dep in _dependencies(node.lazy):
+            parent = nodes[id(dep)]
+            node.deps.append(parent)
+            parent.dependents.append(node)
+        node.waiting = len(node.deps)
+    return Graph(order)
+
+
+def resolve(value: Any, graph: Graph) -> Any:
+    """``value`` with every lazy result in it replaced by its node's result."""
+    if isinstance(value, LazyResult):
+        return graph.by_lazy[id(value)].result
+    if isinstance(value, list):
+        return [resolve(v, graph) for v in value]
+    if isinstance(value, tuple):
+        items = [resolve(v, graph) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, dict):
+        return {k: resolve(v, graph) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return type(value)(resolve(v, graph) for v in value)
+    return value

@@ -1,0 +1,144 @@
+"""``@task``: functions turned into factories of lazy results, the nodes of a run's graph."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+__all__ = ["LazyResult", "RetryPolicy", "Task", "task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how fast a task is retried.
+
+    ``max_attempts`` counts the first try (1 = no retry); attempt ``n`` (from
+    2) starts ``delay * backoff ** (n - 2)`` seconds after the previous one failed.
+    """
+
+    max_attempts: int = 1
+    delay: float = 0.0
+    backoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if self.delay < 0 or self.backoff < 1:
+            raise ValueError("delay must be >= 0 and backoff >= 1")
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 for the first retry)."""
+        return float(self.delay * self.backoff ** (attempt - 2))
+
+
+class Task(Generic[P, R]):
+    """A function made into a task by :func:`task`.
+
+    Calling it does not run the function: it returns a :class:`LazyResult`
+    that an :class:`~cascade.runtime.Engine` runs once its arguments are ready.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or repr(fn)
+        self.retry = retry or RetryPolicy()
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+
+    def with_retry(
+        self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 2.0
+    ) -> Task[P, R]:
+        """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`)."""
+        return Task(self.fn, name=self.name, retry=RetryPolicy(max_attempts, delay, backoff))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
+        """A lazy result of this task on these arguments (lazy results among them allowed)."""
+        return LazyResult(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+class LazyResult(Generic[R]):
+    """One call of a task, not run yet: a node of the graph.
+
+    Lazy results among its arguments (also inside lists, tuples, sets and
+    dicts) are its dependencies; the engine passes their results in their
+    place. ``task_id`` is stable for the life of the object and unique in
+    the process (``<name>-<n>``); ``name`` is the task's name.
+    """
+
+    __slots__ = ("args", "kwargs", "name", "task", "task_id")
+
+    def __init__(self, task: Task[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.name = task.name
+        self.task_id = f"{task.name}-{next(_ids)}"
+
+    def __repr__(self) -> str:
+        return f"<LazyResult {self.task_id}>"
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _Decorator: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> Task[Any, Any] | _Decorator:
+    """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
+
+    Calling the task returns a :class:`LazyResult`; for an async function its
+    result is what the coroutine returns. Arguments are not type-checked
+    against the function's signature, as lazy results stand in for values.
+    """
+    if fn is not None:
+        return Task(fn, name=name, retry=retry)
+    return _Decorator(name, retry)
+
+
+class _Decorator:
+    """What ``@task(...)`` returns: applies the options to the function it decorates."""
+
+    def __init__(self, name: str | None, retry: RetryPolicy | None) -> None:
+        self.name = name
+        self.retry = retry
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
+        return Task(fn, name=self.name, retry=self.retry)

@@ -1,0 +1,304 @@
+"""Publishing a run's events as PROTOCOL.md envelopes, and its periodic heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+import msgspec
+
+from cascade.interfaces import (
+    PROTOCOL_VERSION,
+    Connector,
+    Heartbeat,
+    LifecycleEvent,
+    RateLimitedLogger,
+    TaskStateEvent,
+    events_topic,
+    heartbeat_topic,
+)
+
+from ._events import Event, RunStarted, TaskEvent
+
+__all__ = ["RunCounters", "TelemetrySubscriber"]
+
+_log = logging.getLogger("cascade.runtime.telemetry")
+_encode = msgspec.json.Encoder().encode
+_BATCH = 128
+_STATES = {
+    state: state.encode()
+    for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING")
+}
+
+
+class RunCounters:
+    """Task counts of one run, kept up to date from its events (the heartbeat's numbers).
+
+    ``blocked`` counts tasks held back by a constraint right now; ``pending``
+    the tasks that have not finished and are neither running nor blocked.
+    """
+
+    __slots__ = ("_blocked", "completed", "failed", "running", "skipped", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.running = 0
+        self.completed = 0
+        self.failed = 0
+        self.skipped = 0
+        self._blocked: set[str] = set()
+
+    @property
+    def blocked(self) -> int:
+        """Tasks deferred by a constraint that have not started yet."""
+        return len(self._blocked)
+
+    @property
+    def pending(self) -> int:
+        """Tasks not finished, not running and not blocked."""
+        done = self.completed + self.failed + self.skipped
+        return max(0, self.total - done - self.running - self.blocked)
+
+    def update(self, event: Event) -> None:
+        """Count ``event``."""
+        if isinstance(event, TaskEvent):
+            state = event.state
+            if state == "RUNNING":
+                if event.attempt == 1:
+                    self.running += 1
+                    self._blocked.discard(event.task_id)
+            elif state == "COMPLETED":
+                self.running -= 1
+                self.completed += 1
+            elif state == "FAILED":
+                self.running -= 1
+                self.failed += 1
+            elif state == "SKIPPED":
+                self.skipped += 1
+            elif state == "BLOCKED":
+                self._blocked.add(event.task_id)
+        elif isinstance(event, RunStarted):
+            self.total = event.task_count
+
+
+class _Stamp:
+    """Epoch seconds as ISO 8601 in UTC (``2026-11-20T23:11:05.540744+00:00``), as bytes.
+
+    The part up to the second is cached: formatting is on the telemetry hot path.
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = b""
+
+    def __call__(self, ts: float) -> tuple[bytes, int]:
+        """The cached ``YYYY-MM-DDTHH:MM:SS`` part and the microseconds of ``ts``."""
+        second = int(ts)
+        if second != self._second:
+            when = datetime.fromtimestamp(second, timezone.utc)
+            self._prefix = when.strftime("%Y-%m-%dT%H:%M:%S").encode()
+            self._second = second
+        return self._prefix, int((ts - second) * 1_000_000)
+
+
+class TelemetrySubscriber:
+    """Publishes a run's events through a connector, never making the run wait.
+
+    Subscribe it to an :class:`~cascade.runtime.EventBus` (the engine does this
+    when it has a connector). Each event is queued as it happens (a deque
+    append); one background task, started by :meth:`start`, encodes the
+    queue into PROTOCOL.md envelopes and hands them to
+    ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
+    (QoS 0 for task states, 1 for the run's lifecycle). If the connector
+    stalls, at most ``max_queue`` events wait and the oldest are dropped and
+    counted in :attr:`dropped`. Every ``heartbeat_interval`` seconds (``None``:
+    never) it publishes a ``Heartbeat`` with the run's counters on
+    ``.../heartbeat`` (QoS 0), ``dropped_telemetry`` being the connector's
+    ``stats.dropped`` plus :attr:`dropped`.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        run_id: str,
+        org_id: str,
+        project_id: str,
+        topic_prefix: str | None = None,
+        heartbeat_interval: float | None = 5.0,
+        max_queue: int = 100_000,
+    ) -> None:
+        prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
+        self.connector = connector
+        self.run_id = run_id
+        self.events_topic = events_topic(org_id, project_id, run_id, prefix)
+        self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix)
+        self.heartbeat_interval = heartbeat_interval
+        self.counters = RunCounters()
+        self.dropped = 0
+        self._queue: deque[Event] = deque()
+        self._max_queue = max_queue
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._sender: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._log = RateLimitedLogger(_log)
+        self._stamp = _Stamp()
+        # The envelope with everything but ts and body pre-encoded (fields in Envelope's order).
+        self._format = (
+            b'{"v":%b,"ts":"%%b.%%06d+00:00","run_id":%b,"org_id":%b,"project_id":%b,'
+            b'"source":%b,"body":%%b}'
+            % tuple(
+                _encode(value).replace(b"%", b"%%")
+                for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
+            )
+        )
+        # A task state body formatted straight into the envelope: same bytes as TaskStateEvent's.
+        self._task_format = self._format.replace(
+            b"%b}",
+            b'{"type":"TaskStateEvent","task_id":%b,"task_name":%b,"state":"%b",'
+            b'"duration_ms":%b,"error":%b}}',
+        )
+        self._names: dict[str, bytes] = {}
+
+    def __call__(self, event: Event) -> None:
+        """The bus handler: count the event and queue it for publishing."""
+        self.counters.update(event)
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            queue.popleft()
+            self.dropped += 1
+            self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
+        queue.append(event)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the background sender (and the heartbeat, if it has an interval)."""
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_loop(), name="cascade-telemetry")
+        if self.heartbeat_interval is not None and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(
+                self._heartbeat_loop(self.heartbeat_interval), name="cascade-heartbeat"
+            )
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Send what is queued (waiting at most ``timeout`` seconds), then stop.
+
+        With a heartbeat interval, a last heartbeat with the final counters goes first.
+        """
+        self._closing = True
+        self._wake.set()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.publish_heartbeat(), timeout)
+        if self._sender is not None:
+            sender = self._sender
+            done, _ = await asyncio.wait({sender}, timeout=timeout)
+            if not done:
+                sender.cancel()
+                self.dropped += len(self._queue)
+                self._queue.clear()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    def heartbeat(self) -> Heartbeat:
+        """The run's counters now, as a heartbeat body."""
+        c = self.counters
+        return Heartbeat(
+            running=max(0, c.running),
+            completed=c.completed,
+            failed=c.failed,
+            skipped=c.skipped,
+            blocked=c.blocked,
+            pending=c.pending,
+            dropped_telemetry=self.connector.stats.dropped + self.dropped,
+        )
+
+    def envelope(self, body: msgspec.Struct, ts: float) -> bytes:
+        """The encoded envelope of ``body`` at time ``ts`` (epoch seconds)."""
+        second, micro = self._stamp(ts)
+        return self._format % (second, micro, _encode(body))
+
+    def task_envelope(self, event: TaskEvent) -> bytes:
+        """The encoded envelope of a task event: :meth:`envelope` of its TaskStateEvent, faster.
+
+        This is the telemetry hot path (two or more events per task), hence the inlining.
+        """
+        name = self._names.get(event.task_name)
+        if name is None:
+            name = self._names[event.task_name] = _encode(event.task_name)
+        ts = event.ts
+        second = int(ts)
+        stamp = self._stamp
+        prefix = stamp._prefix if second == stamp._second else stamp(ts)[0]
+        error = event.error
+        return self._task_format % (
+            prefix,
+            int((ts - second) * 1_000_000),
+            _encode(event.task_id),
+            name,
+            _STATES[event.state],
+            _encode(event.duration_ms),
+            _encode(error) if error else b'""',
+        )
+
+    async def publish_heartbeat(self) -> None:
+        """Publish one heartbeat now."""
+        await self._publish(self.heartbeat_topic, self.envelope(self.heartbeat(), time.time()), 0)
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.publish_heartbeat()
+
+    async def _send_loop(self) -> None:
+        queue = self._queue
+        while True:
+            sent = 0
+            while queue:
+                event = queue.popleft()
+                if isinstance(event, TaskEvent):
+                    await self._publish(self.events_topic, self.task_envelope(event), 0)
+                else:
+                    qos, body = self._body(event)
+                    await self._publish(self.events_topic, self.envelope(body, event.ts), qos)
+                sent += 1
+                if sent % _BATCH == 0:
+                    await asyncio.sleep(0)  # a burst of events must not hold up the workflow
+            if self._closing:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    @staticmethod
+    def _body(event: Event) -> tuple[int, msgspec.Struct]:
+        if isinstance(event, TaskEvent):
+            return 0, TaskStateEvent(
+                task_id=event.task_id,
+                task_name=event.task_name,
+                state=event.state,
+                duration_ms=event.duration_ms,
+                error=event.error,
+            )
+        if isinstance(event, RunStarted):
+            return 1, LifecycleEvent(event="ENGINE_STARTED")
+        return 1, LifecycleEvent(event="ENGINE_STOPPED", status=event.status, error=event.error)
+
+    async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
+        try:
+            await self.connector.publish(topic, payload, qos=qos)
+        except Exception as exc:  # a broken connector costs the telemetry, never the run
+            self.dropped += 1
+            self._log.warning(
+                "publish", "telemetry publish failed: %s: %s", type(exc).__name__, exc
+            )

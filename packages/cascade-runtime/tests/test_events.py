@@ -1,0 +1,118 @@
+"""Events on the in-process bus, and a run without a connector."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cascade.runtime import (
+    Engine,
+    Event,
+    EventBus,
+    RunFinished,
+    RunStarted,
+    TaskCompleted,
+    TaskEvent,
+    TaskFailedError,
+    TaskRunning,
+    task,
+)
+
+
+@task
+async def double(x: int) -> int:
+    return x * 2
+
+
+@task
+def boom(x: int) -> int:
+    raise ValueError(f"bad {x}")
+
+
+async def test_run_emits_started_task_states_and_finished() -> None:
+    """A run emits RunStarted, RUNNING and COMPLETED per task, then RunFinished Succeeded."""
+    engine = Engine()
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    first = double(1)
+    await engine.run(double(first))
+    assert isinstance(events[0], RunStarted)
+    assert events[0].task_count == 2
+    assert isinstance(events[-1], RunFinished)
+    assert (events[-1].status, events[-1].error) == ("Succeeded", "")
+    run_id = events[0].run_id
+    assert all(e.run_id == run_id for e in events)
+    task_events = [e for e in events if isinstance(e, TaskEvent)]
+    assert [(type(e), e.task_id) for e in task_events[:2]] == [
+        (TaskRunning, first.task_id),
+        (TaskCompleted, first.task_id),
+    ]
+    assert all(e.duration_ms >= 0 and e.error == "" for e in task_events)
+
+
+async def test_failed_run_finishes_with_status_and_error() -> None:
+    """RunFinished of a failed run has status Failed and the error as 'ExcType: message'."""
+    engine = Engine()
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    with pytest.raises(TaskFailedError):
+        await engine.run(boom(3))
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    assert finished.status == "Failed"
+    assert finished.error.startswith("TaskFailedError: task 'boom'")
+    failed = [e for e in events if isinstance(e, TaskEvent) and e.state == "FAILED"]
+    assert [e.error for e in failed] == ["ValueError: bad 3"]
+
+
+async def test_failing_handler_is_isolated(caplog: pytest.LogCaptureFixture) -> None:
+    """A handler that raises is logged and counted; the run and other handlers go on."""
+    engine = Engine()
+    seen: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("handler bug")
+
+    engine.events.subscribe(broken)
+    engine.events.subscribe(seen.append)
+    assert await engine.run(double(2)) == 4
+    assert len(seen) == 4
+    assert engine.events.handler_errors == 4
+    assert "event handler" in caplog.text
+
+
+def test_unsubscribe_stops_delivery() -> None:
+    """The function subscribe returns stops the handler."""
+    bus = EventBus()
+    seen: list[Event] = []
+    stop = bus.subscribe(seen.append)
+    bus.emit(RunStarted(run_id="r", task_count=0))
+    stop()
+    stop()
+    bus.emit(RunStarted(run_id="r", task_count=0))
+    assert len(seen) == 1
+
+
+def test_no_mqtt_import_without_connector() -> None:
+    """A run without a connector imports nothing from MQTT (checked in a fresh interpreter)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from cascade.runtime import run, task
+
+        @task
+        def one() -> int:
+            return 1
+
+        assert run([one(), one()]) == [1, 1]
+        loaded = [m for m in sys.modules if m.startswith(("aiomqtt", "paho", "cascade.connectors"))]
+        print(loaded)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,276 @@
+"""TelemetrySubscriber: exact PROTOCOL.md envelopes on the events topic, and the heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from cascade.interfaces import (
+    Envelope,
+    Heartbeat,
+    LifecycleEvent,
+    Message,
+    Payload,
+    TaskStateEvent,
+    decode_envelope,
+    events_topic,
+    heartbeat_topic,
+    telemetry_filter,
+)
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import (
+    Engine,
+    Event,
+    RunStarted,
+    TaskFailed,
+    TaskFailedError,
+    TelemetrySubscriber,
+    task,
+)
+
+ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
+TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
+
+
+@task
+async def fetch(x: int) -> int:
+    return x
+
+
+@task
+def boom(x: int) -> int:
+    raise KeyError("missing")
+
+
+def engine_for(broker: InMemoryBroker, **kwargs: Any) -> tuple[Engine, list[Event]]:
+    connector = InMemoryConnector(broker, source_id="host-42", presence=False)
+    engine = Engine(connector, org_id="acme", project_id="shop", heartbeat_interval=None, **kwargs)
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    return engine, events
+
+
+def published(broker: InMemoryBroker, topic: str) -> list[tuple[Envelope, dict[str, Any], int]]:
+    return [
+        (decode_envelope(m.raw), json.loads(m.raw), m.qos)
+        for m in broker.history
+        if m.topic == topic
+    ]
+
+
+async def test_events_are_published_as_protocol_envelopes() -> None:
+    """Every event becomes one envelope with the documented fields, names and QoS."""
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker)
+    leaf = fetch(1)
+    await engine.run(fetch(leaf))
+    assert isinstance(events[0], RunStarted)
+    run_id = events[0].run_id
+    messages = published(broker, f"cascade/telemetry/acme/shop/{run_id}/events")
+    assert len(messages) == 6
+    for envelope, raw, _ in messages:
+        assert set(raw) == ENVELOPE_KEYS
+        assert (envelope.v, envelope.run_id, envelope.org_id, envelope.project_id) == (
+            "1.0",
+            run_id,
+            "acme",
+            "shop",
+        )
+        assert envelope.source == "host-42"
+        assert datetime.fromisoformat(envelope.ts).tzinfo == timezone.utc
+    bodies = [raw["body"] for _, raw, _ in messages]
+    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    assert bodies[-1] == {
+        "type": "LifecycleEvent",
+        "event": "ENGINE_STOPPED",
+        "status": "Succeeded",
+        "error": "",
+    }
+    task_bodies = bodies[1:-1]
+    assert all(set(b) == TASK_KEYS and b["type"] == "TaskStateEvent" for b in task_bodies)
+    assert [(b["task_id"], b["task_name"], b["state"], b["error"]) for b in task_bodies[:2]] == [
+        (leaf.task_id, "fetch", "RUNNING", ""),
+        (leaf.task_id, "fetch", "COMPLETED", ""),
+    ]
+    assert all(isinstance(b["duration_ms"], float) for b in task_bodies)
+    assert [qos for *_, qos in messages] == [1, 0, 0, 0, 0, 1]
+    assert isinstance(messages[1][0].body, TaskStateEvent)
+    assert isinstance(messages[0][0].body, LifecycleEvent)
+
+
+async def test_failed_run_publishes_failed_and_stopped_with_error() -> None:
+    """A failing task publishes FAILED with its error and ENGINE_STOPPED Failed with the run's."""
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker)
+    with pytest.raises(TaskFailedError):
+        await engine.run(boom(1))
+    assert isinstance(events[0], RunStarted)
+    bodies = [
+        raw["body"]
+        for _, raw, _ in published(broker, events_topic("acme", "shop", events[0].run_id))
+    ]
+    assert [b.get("state", b.get("event")) for b in bodies] == [
+        "ENGINE_STARTED",
+        "RUNNING",
+        "FAILED",
+        "ENGINE_STOPPED",
+    ]
+    assert bodies[2]["error"] == "KeyError: 'missing'"
+    assert bodies[3]["status"] == "Failed"
+    assert bodies[3]["error"].startswith("TaskFailedError: task 'boom'")
+
+
+async def test_topic_prefix_and_ids_are_sanitized() -> None:
+    """Ids with topic separators cannot add levels; the prefix is configurable."""
+    broker = InMemoryBroker()
+    connector = InMemoryConnector(broker, presence=False, topic_prefix="acme/cascade")
+    engine = Engine(connector, org_id="a/b", project_id="p+#", heartbeat_interval=None)
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    await engine.run(fetch(1))
+    assert isinstance(events[0], RunStarted)
+    topic = f"acme/cascade/telemetry/a_b/p__/{events[0].run_id}/events"
+    assert len(published(broker, topic)) == 4
+
+
+async def test_heartbeat_counts_running_tasks() -> None:
+    """Heartbeats on .../heartbeat carry the run's counters while it runs."""
+    broker = InMemoryBroker()
+    observer = InMemoryConnector(broker, presence=False)
+    await observer.connect()
+    seen = asyncio.Event()
+    beats: list[Envelope] = []
+
+    def on_heartbeat(message: Message) -> None:
+        envelope = decode_envelope(message.raw)
+        beats.append(envelope)
+        if isinstance(envelope.body, Heartbeat) and envelope.body.running == 1:
+            seen.set()
+
+    await observer.subscribe(telemetry_filter(kind="heartbeat"), on_heartbeat)
+
+    @task
+    async def hold() -> str:
+        await asyncio.wait_for(seen.wait(), 10)
+        return "held"
+
+    engine, events = engine_for(broker, max_concurrency=1)
+    engine.heartbeat_interval = 0.01
+    assert await engine.run([hold(), fetch(1), fetch(2)]) == ["held", 1, 2]
+    await observer.disconnect()
+    assert isinstance(events[0], RunStarted)
+    body = next(b.body for b in beats if isinstance(b.body, Heartbeat) and b.body.running == 1)
+    assert body == Heartbeat(
+        running=1, completed=0, failed=0, skipped=0, blocked=0, pending=2, dropped_telemetry=0
+    )
+    raw = next(m.raw for m in broker.history if m.topic.endswith("/heartbeat"))
+    assert set(json.loads(raw)["body"]) == {
+        "type",
+        "running",
+        "completed",
+        "failed",
+        "skipped",
+        "blocked",
+        "pending",
+        "dropped_telemetry",
+    }
+    assert all(m.qos == 0 for m in broker.history if m.topic.endswith("/heartbeat"))
+    assert beats[0].run_id == events[0].run_id
+    assert heartbeat_topic("acme", "shop", events[0].run_id) in {m.topic for m in broker.history}
+
+
+async def test_final_heartbeat_has_the_final_counters() -> None:
+    """The last heartbeat of a run, sent as it ends, counts every task as finished."""
+    broker = InMemoryBroker()
+    engine, _ = engine_for(broker)
+    engine.heartbeat_interval = 3600
+    with pytest.raises(TaskFailedError):
+        await engine.run([fetch(1), boom(fetch(2))])
+    beats = [decode_envelope(m.raw).body for m in broker.history if m.topic.endswith("/heartbeat")]
+    assert beats == [Heartbeat(running=0, completed=2, failed=1, skipped=0, blocked=0, pending=0)]
+
+
+class HangingConnector(InMemoryConnector):
+    """Its publish never returns: a broker connection stuck in the worst way."""
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        await asyncio.Event().wait()
+
+
+class RaisingConnector(InMemoryConnector):
+    """Its publish raises: a buggy connector."""
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        raise RuntimeError("connector bug")
+
+
+async def test_hanging_publish_never_holds_the_run() -> None:
+    """A connector whose publish hangs costs the telemetry (counted), never the run."""
+    engine = Engine(
+        HangingConnector(presence=False), heartbeat_interval=None, shutdown_timeout=0.05
+    )
+    assert await engine.run([fetch(i) for i in range(10)]) == list(range(10))
+    assert engine.stats.telemetry_dropped > 0
+
+
+async def test_raising_publish_never_breaks_the_run() -> None:
+    """A connector whose publish raises is logged; the run succeeds."""
+    engine = Engine(RaisingConnector(presence=False), heartbeat_interval=None)
+    assert await engine.run(fetch(fetch(3))) == 3
+    assert engine.stats.telemetry_dropped == 6
+
+
+def test_envelope_encoding_round_trips_awkward_ids() -> None:
+    """Ids with quotes, percent signs and non-ASCII survive the pre-encoded envelope exactly."""
+    connector = InMemoryConnector(source_id='src"%d', presence=False)
+    subscriber = TelemetrySubscriber(
+        connector, run_id="run%s", org_id='o"rg', project_id="prøject", heartbeat_interval=None
+    )
+    ts = 1795216272.540744
+    raw = subscriber.envelope(TaskStateEvent(task_id="t%", task_name="n", state="RUNNING"), ts)
+    envelope = decode_envelope(raw)
+    assert (envelope.run_id, envelope.org_id, envelope.project_id, envelope.source) == (
+        "run%s",
+        'o"rg',
+        "prøject",
+        'src"%d',
+    )
+    assert datetime.fromisoformat(envelope.ts) == datetime.fromtimestamp(ts, timezone.utc)
+    assert list(json.loads(raw)) == ["v", "ts", "run_id", "org_id", "project_id", "source", "body"]
+
+
+@pytest.mark.parametrize("error", ["", 'KeyError: "k" \u2013 ünïcode\n%s'])
+def test_fast_task_envelope_equals_schema_encoding(error: str) -> None:
+    """The hand-formatted task envelope is byte for byte the TaskStateEvent schema's encoding."""
+    subscriber = TelemetrySubscriber(
+        InMemoryConnector(presence=False), run_id="r", org_id="o", project_id="p"
+    )
+    event = TaskFailed(
+        run_id="r", task_id='id"%', task_name="n%s", duration_ms=12.5, error=error, ts=1795216272.5
+    )
+    body = TaskStateEvent(
+        task_id='id"%', task_name="n%s", state="FAILED", duration_ms=12.5, error=error
+    )
+    assert subscriber.task_envelope(event) == subscriber.envelope(body, event.ts)
+
+
+def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
+    """dropped_telemetry is the connector's dropped count plus what the queue dropped."""
+    connector = InMemoryConnector(presence=False)
+    connector.stats.dropped = 5
+    subscriber = TelemetrySubscriber(
+        connector, run_id="r", org_id="o", project_id="p", heartbeat_interval=None, max_queue=2
+    )
+    for index in range(4):
+        subscriber(TaskFailed(run_id="r", task_id=f"t{index}", task_name="t"))
+    assert subscriber.dropped == 2
+    assert subscriber.heartbeat().dropped_telemetry == 7
+    assert subscriber.heartbeat().failed == 4
