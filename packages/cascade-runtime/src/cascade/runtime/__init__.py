@@ -15,7 +15,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 ```
 """
 
-from ._constraints import ConstraintManager, ConstraintStats, validate_scope
+from ._constraints import ConstraintManager, ConstraintStats
 from ._engine import Engine, EngineStats, run
 from ._errors import CascadeRuntimeError, CycleError, InvalidTargetError, TaskFailedError
 from ._events import (
@@ -65,5 +65,4 @@ __all__ = [
     "TokenBucket",
     "run",
     "task",
-    "validate_scope",
 ]

@@ -17,32 +17,16 @@ from cascade.interfaces import (
     Message,
     RateLimitedLogger,
     decode_constraint,
+    validate_scope,
 )
 
 from ._tokenbucket import TokenBucket
 
-__all__ = ["ConstraintManager", "ConstraintStats", "validate_scope"]
+__all__ = ["ConstraintManager", "ConstraintStats"]
 
 _log = logging.getLogger("cascade.runtime.constraints")
 
 _Key = tuple[str, str]  # (scope, type)
-
-
-def validate_scope(scope: str) -> None:
-    """Accept ``global`` and ``task:<glob>`` (non-empty glob); raise InvalidMessageError otherwise.
-
-    PROTOCOL.md lets readers store other scopes as matching nothing; this
-    engine rejects them instead (issue 4), so a typo such as ``tsk:x`` or
-    ``task:`` is counted and logged rather than silently doing nothing.
-    """
-    if scope == "global":
-        return
-    kind, sep, pattern = scope.partition(":")
-    if kind == "task" and sep and pattern:
-        return
-    raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
-    )
 
 
 @dataclass(slots=True)
