@@ -24,9 +24,10 @@ class OutgoingBuffer:
 
     ``queued`` holds messages not yet handed to the MQTT client, oldest
     first, at most ``maxsize`` of them: adding to a full buffer drops the
-    oldest (the return value of :meth:`add` says so). ``in_flight`` maps the
-    client's message id to a message handed to the client but not yet
-    confirmed (written for QoS 0, PUBACK for QoS 1). After a lost
+    oldest (the return value of :meth:`add` says so). ``in_flight`` maps a
+    client message id to the messages handed to the client under it and not
+    yet confirmed (written for QoS 0, where one id may carry a batch; PUBACK
+    for QoS 1); ``in_flight_count`` counts those messages. After a lost
     connection :meth:`requeue` puts those back in front, in order, so they
     are sent again after reconnection. :meth:`wait_for` lets a flush wait
     until every message up to a sequence number is settled (sent or dropped).
@@ -37,12 +38,13 @@ class OutgoingBuffer:
             raise ValueError("buffer size must be at least 1")
         self.maxsize = maxsize
         self.queued: deque[Outgoing] = deque()
-        self.in_flight: dict[int, Outgoing] = {}
+        self.in_flight: dict[int, list[Outgoing]] = {}
+        self.in_flight_count = 0
         self.last_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def __len__(self) -> int:
-        return len(self.queued) + len(self.in_flight)
+        return len(self.queued) + self.in_flight_count
 
     def add(self, topic: str, raw: bytes, qos: int, retain: bool) -> bool:
         """Queue a message; returns ``True`` if the oldest queued one was dropped to make room."""
@@ -56,23 +58,27 @@ class OutgoingBuffer:
             return True
         return False
 
-    def sent(self, mid: int, message: Outgoing) -> None:
-        """Record that ``message`` was handed to the client under message id ``mid``."""
-        self.in_flight[mid] = message
+    def sent(self, mid: int, messages: list[Outgoing]) -> None:
+        """Record that ``messages`` were handed to the client under message id ``mid``."""
+        self.in_flight[mid] = messages
+        self.in_flight_count += len(messages)
 
-    def confirm(self, mid: int) -> bool:
-        """The client confirmed message id ``mid``; returns whether it was one of ours."""
-        if self.in_flight.pop(mid, None) is None:
-            return False
+    def confirm(self, mid: int) -> int:
+        """The client confirmed message id ``mid``; returns how many of ours that settles."""
+        messages = self.in_flight.pop(mid, None)
+        if messages is None:
+            return 0
+        self.in_flight_count -= len(messages)
         if self._waiters:
             self._check()
-        return True
+        return len(messages)
 
     def requeue(self) -> None:
         """Put every unconfirmed message back in front of the queue, in publish order."""
         if self.in_flight:
-            unconfirmed = sorted(self.in_flight.values())
+            unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
             self.in_flight.clear()
+            self.in_flight_count = 0
             self.queued.extendleft(reversed(unconfirmed))
             while len(self.queued) > self.maxsize:
                 self.queued.popleft()
@@ -82,6 +88,7 @@ class OutgoingBuffer:
         count = len(self)
         self.queued.clear()
         self.in_flight.clear()
+        self.in_flight_count = 0
         self._check()
         return count
 
@@ -92,7 +99,7 @@ class OutgoingBuffer:
             oldest = self.queued[0].seq
         if self.in_flight:
             # handed to the client in publish order, and dicts keep insertion order
-            oldest = min(oldest, next(iter(self.in_flight.values())).seq)
+            oldest = min(oldest, next(iter(self.in_flight.values()))[0].seq)
         return oldest
 
     def wait_for(self, seq: int) -> asyncio.Future[None]:
