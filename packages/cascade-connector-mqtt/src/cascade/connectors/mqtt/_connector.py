@@ -175,6 +175,7 @@ class MqttConnector:
         self._supervisor: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._online = False
+        self._online_event: asyncio.Event | None = None
         self._attempted: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._direct: dict[int, asyncio.Future[None]] = {}
@@ -238,6 +239,7 @@ class MqttConnector:
         self._ever_connected = False
         self._wake = asyncio.Event()
         self._attempted = asyncio.Event()
+        self._online_event = asyncio.Event()
         self._backoff.reset()
         client: aiomqtt.Client | None = None
         if require:
@@ -247,6 +249,22 @@ class MqttConnector:
         if client is None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._attempted.wait(), self.connect_timeout)
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until the connection is up (presence announced, subscriptions remade).
+
+        Returns ``False`` if it is not up within ``timeout`` seconds or the
+        connector is not started. For callers that want to know when
+        telemetry flows again; publishing never needs it.
+        """
+        event = self._online_event
+        if not self._started or event is None:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def disconnect(self) -> None:
         """Flush (up to ``flush_timeout``), publish a graceful offline, and close. Idempotent.
@@ -400,6 +418,8 @@ class MqttConnector:
                 )
             finally:
                 self._online = False
+                if self._online_event is not None:
+                    self._online_event.clear()
                 self._client = None
                 self._buffer.requeue()
                 self._fail_pending()
@@ -422,6 +442,8 @@ class MqttConnector:
             wanted = [f for f in self._dispatcher.filters if f not in subscribed]
         self._online = True
         self._attempted.set()
+        if self._online_event is not None:
+            self._online_event.set()
         _log.info(
             "connected to %s:%d as %s (session %d)",
             self.hostname,
@@ -440,6 +462,7 @@ class MqttConnector:
             for task in (reader, sender):
                 task.cancel()
             await asyncio.wait({reader, sender})
+            await asyncio.sleep(0)  # let aiomqtt's iterator finish cancelling its queue task
         for task in (reader, sender):
             if not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
@@ -553,7 +576,7 @@ class MqttConnector:
                     handed += self._send_qos0_batch(paho, window, mqtt5)
                     continue
                 if len(paho._out_messages) >= acked_window:
-                    break  # paho's bookkeeping per acknowledgement grows with this; on_publish wakes us
+                    break  # paho's work per PUBACK grows with this; on_publish wakes us
                 message = queued.popleft()
                 try:
                     info = paho.publish(message.topic, message.raw, message.qos, message.retain)

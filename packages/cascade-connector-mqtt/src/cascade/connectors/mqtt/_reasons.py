@@ -58,7 +58,8 @@ def describe_connect_failure(exc: BaseException, timeout: float) -> str:
                 return f"connection refused by the broker: {_REFUSALS[value]}"
             return f"connection refused by the broker: {rc}"
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS failure: certificate verification failed ({cause.verify_message})"
+            detail = getattr(cause, "verify_message", None) or cause
+            return f"TLS failure: certificate verification failed ({detail})"
         if isinstance(cause, ssl.SSLError):
             return f"TLS failure: {cause.reason or cause}"
         if isinstance(cause, ConnectionRefusedError):
