@@ -85,6 +85,27 @@ def _next_session(previous: int) -> int:
     return max(previous + 1, time.time_ns() // 1_000_000)
 
 
+class _TrackingContext:
+    """An SSLContext stand-in that remembers the sockets it wrapped, to close them on failure."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        self._sockets: list[ssl.SSLSocket] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = self._context.wrap_socket(*args, **kwargs)
+        self._sockets.append(sock)
+        return sock
+
+    def close_all(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+
 class MqttConnector:
     """A :class:`~cascade.interfaces.Connector` over MQTT, safe inside a workflow engine.
 
@@ -242,13 +263,15 @@ class MqttConnector:
         self._online_event = asyncio.Event()
         self._backoff.reset()
         client: aiomqtt.Client | None = None
+        deadline = asyncio.get_running_loop().time() + self.connect_timeout
         if require:
             client = await self._open()  # raises ConnectError; nothing is left running
         self._started = True
         self._supervisor = asyncio.create_task(self._supervise(client), name="cascade-mqtt")
-        if client is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._attempted.wait(), self.connect_timeout)
+        # then presence and subscriptions, within what is left of the timeout
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), remaining)
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the connection is up (presence announced, subscriptions remade).
@@ -343,6 +366,8 @@ class MqttConnector:
         )
         paho = client._client
         paho.connect_timeout = self.connect_timeout
+        if paho._ssl_context is not None:
+            paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
         forward = paho.on_publish
 
@@ -362,6 +387,9 @@ class MqttConnector:
             await asyncio.wait_for(client.__aenter__(), self.connect_timeout)
         except (MqttError, OSError, asyncio.TimeoutError) as exc:
             await self._close_client(client, graceful=False)
+            context: object = client._client._ssl_context
+            if isinstance(context, _TrackingContext):
+                context.close_all()  # paho leaks the TLS socket of a failed handshake
             reason = describe_connect_failure(exc, self.connect_timeout)
             kind = ConnectRefusedError if is_refusal(exc) else ConnectError
             raise kind(self.hostname, self.port, reason) from exc

@@ -14,12 +14,14 @@ This module imports pytest; it is for tests and benchmarks only.
 
 from ._certs import TestCertificates, make_test_certificates
 from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
+from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
     "NO_MOSQUITTO",
     "BrokerEndpoint",
+    "Inbox",
     "MosquittoBroker",
     "TestCertificates",
     "ThreadedEmbeddedBroker",

@@ -35,6 +35,7 @@ class FakePaho:
         self.connected = True
         self.disconnect_calls = 0
         self.auto_ack = True
+        self._ssl_context: object = None
 
     def disable_logger(self) -> None:
         pass

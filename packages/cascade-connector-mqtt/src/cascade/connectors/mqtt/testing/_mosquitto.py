@@ -49,7 +49,8 @@ class MosquittoBroker:
     """One private ``mosquitto`` on free loopback port(s), configured from a generated file.
 
     ``users`` (name → password) makes a password file and turns anonymous
-    access off; ``acl`` is the text of an ACL file; ``tls=True`` adds a TLS
+    access off; ``acl`` is the text of an ACL file; ``persistence=True``
+    keeps retained messages across ``restart()``; ``tls=True`` adds a TLS
     listener on :attr:`tls_port` with a CA and server certificate generated
     for the test (:attr:`certificates`). The generated files are
     world-readable and mosquitto logs to stderr (kept in :attr:`log_path`),
@@ -70,6 +71,7 @@ class MosquittoBroker:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         tls: bool = False,
+        persistence: bool = False,
         extra_config: str = "",
         startup_timeout: float = 10.0,
     ) -> None:
@@ -91,12 +93,13 @@ class MosquittoBroker:
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
-        self._write_config(acl, extra_config)
+        self._write_config(acl, persistence, extra_config)
 
-    def _write_config(self, acl: str | None, extra_config: str) -> None:
+    def _write_config(self, acl: str | None, persistence: bool, extra_config: str) -> None:
         lines = [
             "per_listener_settings false",
-            "persistence false",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {self.directory}/",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
