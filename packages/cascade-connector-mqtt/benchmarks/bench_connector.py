@@ -23,11 +23,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker
@@ -44,7 +46,7 @@ PAYLOAD = {
 LINE = json.dumps(PAYLOAD, separators=(",", ":"))
 RAW = LINE.encode()
 
-Publisher = Callable[[MosquittoBroker, str, int, int], Awaitable[None]]
+Publisher = Callable[[MosquittoBroker, str, int, int], Coroutine[Any, Any, None]]
 
 
 class Subscriber:
@@ -96,7 +98,7 @@ async def run_aiomqtt(broker: MosquittoBroker, topic: str, qos: int, n: int) -> 
 
 
 async def run_paho(broker: MosquittoBroker, topic: str, qos: int, n: int) -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client = paho.Client(CallbackAPIVersion.VERSION2)
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:

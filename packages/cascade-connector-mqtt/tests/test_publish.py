@@ -8,7 +8,12 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt, parse_publishes
+from cascade.connectors.mqtt.testing._fake_client import (
+    FakeClient,
+    FakeMqtt,
+    packet_ids,
+    parse_publishes,
+)
 from cascade.interfaces import FlushTimeoutError, StatusMessage
 
 
@@ -38,9 +43,29 @@ async def test_payloads_are_encoded_as_json_or_sent_as_is(fake_mqtt: FakeMqtt) -
     ]
 
 
-async def test_qos1_goes_through_paho_publish(fake_mqtt: FakeMqtt) -> None:
-    """QoS 1 messages keep paho's packet ids and acknowledgements."""
+async def test_qos1_is_settled_by_its_puback(fake_mqtt: FakeMqtt) -> None:
+    """MQTT 3.1.1 QoS 1 messages carry their own packet ids; each PUBACK settles one."""
     async with MqttConnector("broker", source_id="s") as connector:
+        paho = fake_mqtt.client._client
+        paho.auto_ack = False
+        await connector.publish("t/q1", {"x": 1}, qos=1, retain=True)
+        await connector.publish("t/q1", {"x": 2}, qos=1)
+        await _until_handed(fake_mqtt.client, 1)
+        (_, blob) = paho.packets[-1]
+        assert parse_publishes(blob) == [("t/q1", b'{"x":1}', True), ("t/q1", b'{"x":2}', False)]
+        first, second = packet_ids(blob)
+        paho.puback(first)
+        assert connector.stats.published == 1
+        assert connector.stats.buffered == 1
+        paho.puback(second)
+        await connector.flush(1)
+        assert connector.stats.published == 2
+        assert paho.acked_by_paho == []  # paho never saw our acknowledgements
+
+
+async def test_qos1_over_mqtt5_goes_through_paho_publish(fake_mqtt: FakeMqtt) -> None:
+    """With MQTT 5, QoS 1 uses paho's publish (which knows the v5 PUBACK format)."""
+    async with MqttConnector("broker", protocol="5") as connector:
         await connector.publish("t/q1", {"x": 1}, qos=1, retain=True)
         await connector.flush(5)
         assert ("t/q1", b'{"x":1}', 1, True) in fake_mqtt.client._client.published

@@ -36,7 +36,7 @@ from cascade.interfaces import (
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
 from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
-from ._wire import encode_publish_qos0
+from ._wire import encode_publish, encode_publish_qos0
 
 try:
     import aiomqtt
@@ -204,6 +204,7 @@ class MqttConnector:
         self._marker_ids = itertools.count(1)
         self._marker_topic = ""
         self._reader_task: asyncio.Task[None] | None = None
+        self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
 
     @staticmethod
     def _make_tls_context(
@@ -353,7 +354,7 @@ class MqttConnector:
             "protocol": self.protocol,
             "keepalive": self.keepalive,
             "tls_context": self._tls_context,
-            "max_inflight_messages": min(self.max_in_flight, _ACKED_WINDOW),
+            "max_inflight_messages": min(self.max_in_flight, _ACKED_WINDOW),  # paho's own QoS 1
             **self._client_options,
         }
         client = aiomqtt.Client(
@@ -377,6 +378,21 @@ class MqttConnector:
                 forward(*args)
 
         paho.on_publish = on_publish
+        if self.protocol == aiomqtt.ProtocolVersion.V311:
+            handle_puback = paho._handle_pubackcomp
+            fast_acks = self._fast_acks
+
+            def on_puback(cmd: Any) -> Any:
+                # MQTT 3.1.1 PUBACK: two bytes of packet id. Ours never were in paho's books.
+                if cmd == "PUBACK":
+                    mid = int.from_bytes(paho._in_packet["packet"][:2], "big")
+                    if mid in fast_acks:
+                        fast_acks.discard(mid)
+                        self._on_publish(mid)
+                        return _SUCCESS
+                return handle_puback(cmd)
+
+            paho._handle_pubackcomp = on_puback  # type: ignore[method-assign]
         return client
 
     async def _open(self) -> aiomqtt.Client:
@@ -460,6 +476,7 @@ class MqttConnector:
         assert self._wake is not None
         assert self._attempted is not None
         self._client = client
+        self._fast_acks.clear()
         self._publish_direct(client, self._status_topic, self._status_payload("online"), 1, True)
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
         subscribed: set[str] = set()
@@ -566,11 +583,15 @@ class MqttConnector:
 
     def _on_publish(self, mid: int) -> None:
         """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2)."""
-        settled = self._buffer.confirm(mid)
+        buffer = self._buffer
+        settled = buffer.confirm(mid)
         if settled:
             self._stats.published += settled
-            if self._buffer.queued and self._wake is not None:
-                self._wake.set()
+            # refill at half the window: one wake-up per batch, not per acknowledgement
+            if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
+                wake = self._wake
+                if wake is not None:
+                    wake.set()
             return
         future = self._direct.pop(mid, None)
         if future is not None and not future.done():
@@ -592,6 +613,7 @@ class MqttConnector:
         queued = buffer.queued
         window = self.max_in_flight
         mqtt5 = self.protocol == aiomqtt.ProtocolVersion.V5
+        fast_qos1 = self.protocol == aiomqtt.ProtocolVersion.V311
         acked_window = min(window, _ACKED_WINDOW)
         while True:
             await wake.wait()
@@ -600,8 +622,9 @@ class MqttConnector:
             while queued and buffer.in_flight_count < window and handed < _BATCH:
                 if not paho.is_connected():
                     return  # the connection is going; the supervisor takes over
-                if queued[0].qos == 0:
-                    handed += self._send_qos0_batch(paho, window, mqtt5)
+                qos = queued[0].qos
+                if qos == 0 or (qos == 1 and fast_qos1):
+                    handed += self._send_batch(paho, window, mqtt5, qos)
                     continue
                 if len(paho._out_messages) >= acked_window:
                     break  # paho's work per PUBACK grows with this; on_publish wakes us
@@ -624,31 +647,50 @@ class MqttConnector:
                 wake.set()
                 await asyncio.sleep(0)  # let the event loop write what we handed over
 
-    def _send_qos0_batch(self, paho: Any, window: int, mqtt5: bool) -> int:
-        """Encode the run of QoS 0 messages at the head of the queue into one paho packet."""
+    def _send_batch(self, paho: Any, window: int, mqtt5: bool, qos: int) -> int:
+        """Encode the run of messages of one QoS at the head of the queue into one paho packet.
+
+        QoS 0: the whole run is settled when paho has written it (one message
+        id for the run). QoS 1 (MQTT 3.1.1 only): each message has its own
+        packet id from paho's counter, settled by our PUBACK hook.
+        """
         buffer = self._buffer
         queued = buffer.queued
         room = window - buffer.in_flight_count
-        batch: list[Outgoing] = []
+        count = 0
+        qos0: list[Outgoing] = []
         parts: list[bytes] = []
         size = 0
-        while queued and queued[0].qos == 0 and len(batch) < room and size < _BATCH_BYTES:
+        while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
             message = queued.popleft()
+            mid = paho._mid_generate() if qos else 0
             try:
-                packet = encode_publish_qos0(
-                    message.topic.encode(), message.raw, message.retain, mqtt5
-                )
+                if qos:
+                    packet = encode_publish(
+                        message.topic.encode(), message.raw, message.retain, mqtt5, qos, mid
+                    )
+                else:
+                    packet = encode_publish_qos0(
+                        message.topic.encode(), message.raw, message.retain, mqtt5
+                    )
             except ValueError as exc:
                 self._drop_unsendable(message.topic, exc)
                 continue
-            batch.append(message)
+            if qos:
+                buffer.sent(mid, [message])
+                self._fast_acks.add(mid)
+            else:
+                qos0.append(message)
             parts.append(packet)
             size += len(packet)
-        if batch:
+            count += 1
+        if qos0:
             mid = paho._mid_generate()
             paho._packet_queue(_PUBLISH, b"".join(parts), mid, 0, MQTTMessageInfo(mid))
-            buffer.sent(mid, batch)
-        return max(1, len(batch))
+            buffer.sent(mid, qos0)
+        elif parts:
+            paho._packet_queue(_PUBLISH | 0x02, b"".join(parts), 0, 1, None)
+        return max(1, count)
 
     def _drop_unsendable(self, topic: str, exc: Exception) -> None:
         self._stats.dropped += 1

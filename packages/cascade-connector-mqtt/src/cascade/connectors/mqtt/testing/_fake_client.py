@@ -36,6 +36,8 @@ class FakePaho:
         self.disconnect_calls = 0
         self.auto_ack = True
         self._ssl_context: object = None
+        self._in_packet: dict[str, Any] = {}
+        self.acked_by_paho: list[int] = []
 
     def disable_logger(self) -> None:
         pass
@@ -60,7 +62,21 @@ class FakePaho:
     def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int, info: object) -> int:
         self.packets.append((mid, packet))
         if self.auto_ack:
-            asyncio.get_running_loop().call_soon(self.ack, mid)
+            loop = asyncio.get_running_loop()
+            if qos == 0:
+                loop.call_soon(self.ack, mid)
+            else:
+                for packet_id in packet_ids(packet):
+                    loop.call_soon(self.puback, packet_id)
+        return 0
+
+    def puback(self, packet_id: int) -> None:
+        """A PUBACK arrives from the broker."""
+        self._in_packet = {"packet": packet_id.to_bytes(2, "big")}
+        self._handle_pubackcomp("PUBACK")
+
+    def _handle_pubackcomp(self, cmd: str) -> int:
+        self.acked_by_paho.append(int.from_bytes(self._in_packet["packet"][:2], "big"))
         return 0
 
     def ack(self, mid: int) -> None:
@@ -168,15 +184,14 @@ class FakeMqtt:
         FakeClient.fail_with.extend(errors)
 
 
-def parse_publishes(blob: bytes) -> list[tuple[str, bytes, bool]]:
-    """Split concatenated MQTT 3.1.1 QoS 0 PUBLISH packets into (topic, payload, retain)."""
-    out: list[tuple[str, bytes, bool]] = []
+def _split(blob: bytes) -> list[tuple[int, bytes]]:
+    """Split concatenated MQTT packets into (first byte, body)."""
+    out: list[tuple[int, bytes]] = []
     pos = 0
     while pos < len(blob):
         header = blob[pos]
-        assert header & 0xF0 == 0x30, f"not a QoS 0 PUBLISH: {header:#x}"
         pos += 1
-        length = multiplier = 0
+        length = 0
         multiplier = 1
         while True:
             byte = blob[pos]
@@ -185,9 +200,28 @@ def parse_publishes(blob: bytes) -> list[tuple[str, bytes, bool]]:
             multiplier *= 128
             if not byte & 0x80:
                 break
-        body = blob[pos : pos + length]
+        out.append((header, blob[pos : pos + length]))
         pos += length
+    return out
+
+
+def parse_publishes(blob: bytes) -> list[tuple[str, bytes, bool]]:
+    """Split concatenated MQTT 3.1.1 PUBLISH packets into (topic, payload, retain)."""
+    out: list[tuple[str, bytes, bool]] = []
+    for header, body in _split(blob):
+        assert header & 0xF0 == 0x30, f"not a PUBLISH: {header:#x}"
         topic_length = int.from_bytes(body[:2], "big")
         topic = body[2 : 2 + topic_length].decode()
-        out.append((topic, body[2 + topic_length :], bool(header & 1)))
+        start = 2 + topic_length + (2 if header & 0x06 else 0)
+        out.append((topic, body[start:], bool(header & 1)))
     return out
+
+
+def packet_ids(blob: bytes) -> list[int]:
+    """The packet ids of the QoS 1/2 PUBLISH packets in ``blob``."""
+    ids = []
+    for header, body in _split(blob):
+        if header & 0x06:
+            topic_length = int.from_bytes(body[:2], "big")
+            ids.append(int.from_bytes(body[2 + topic_length : 4 + topic_length], "big"))
+    return ids
