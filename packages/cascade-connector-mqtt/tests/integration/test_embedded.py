@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cascade.connectors.mqtt import EmbeddedBroker, MqttConnector
-from cascade.connectors.mqtt.testing import Inbox
+from cascade.connectors.mqtt.testing import Inbox, ThreadedEmbeddedBroker
 
 
 async def test_embedded_broker_carries_presence_and_messages(prefix: str) -> None:
@@ -25,3 +27,17 @@ async def test_embedded_broker_carries_presence_and_messages(prefix: str) -> Non
             assert (await events.next()).payload == {"n": 1}
             await engine.disconnect()
             assert (await status.next()).payload["reason"] == "shutdown"
+
+
+async def test_threaded_embedded_broker_serves_from_its_own_thread(prefix: str) -> None:
+    """The fixture's fallback broker runs on its own loop and stops cleanly."""
+    broker = ThreadedEmbeddedBroker()
+    await asyncio.to_thread(broker.start)
+    try:
+        async with MqttConnector(broker.host, broker.port, topic_prefix=prefix) as connector:
+            inbox = Inbox()
+            await connector.subscribe(f"{prefix}/echo", inbox)
+            await connector.publish(f"{prefix}/echo", {"ok": True}, qos=1)
+            assert (await inbox.next()).payload == {"ok": True}
+    finally:
+        await asyncio.to_thread(broker.stop)
