@@ -1,3 +1,15 @@
-"""MQTT connector for Cascade (see the package README)."""
+"""Cascade's MQTT connector: ``MqttConnector`` over aiomqtt 2.x, and an embedded broker.
 
-__all__: list[str] = []
+``MqttConnector`` implements :class:`cascade.interfaces.Connector`: presence
+with a last will, fire-and-forget publishing into a bounded buffer, a
+background subscribe loop, and reconnection with backoff. ``EmbeddedBroker``
+runs an MQTT 3.1.1 broker in-process (needs the ``embedded`` extra), for
+demos and tests without mosquitto. Test helpers are in
+``cascade.connectors.mqtt.testing``.
+"""
+
+from ._connector import MqttConnector
+from ._embedded import EmbeddedBroker
+from ._reasons import ConnectRefusedError
+
+__all__ = ["ConnectRefusedError", "EmbeddedBroker", "MqttConnector"]

@@ -1,0 +1,122 @@
+"""The outgoing buffer: bounded, drop-oldest, ordered, with flush tracking."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import NamedTuple
+
+__all__ = ["Outgoing", "OutgoingBuffer"]
+
+
+class Outgoing(NamedTuple):
+    """One message waiting to be sent; ``seq`` numbers messages in publish order."""
+
+    seq: int
+    topic: str
+    raw: bytes
+    qos: int
+    retain: bool
+
+
+class OutgoingBuffer:
+    """Messages published but not yet accepted by the broker.
+
+    ``queued`` holds messages not yet handed to the MQTT client, oldest
+    first, at most ``maxsize`` of them: adding to a full buffer drops the
+    oldest (the return value of :meth:`add` says so). ``in_flight`` maps a
+    client message id to the messages handed to the client under it and not
+    yet confirmed (written for QoS 0, where one id may carry a batch; PUBACK
+    for QoS 1); ``in_flight_count`` counts those messages. After a lost
+    connection :meth:`requeue` puts those back in front, in order, so they
+    are sent again after reconnection. :meth:`wait_for` lets a flush wait
+    until every message up to a sequence number is settled (sent or dropped).
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("buffer size must be at least 1")
+        self.maxsize = maxsize
+        self.queued: deque[Outgoing] = deque()
+        self.in_flight: dict[int, list[Outgoing]] = {}
+        self.in_flight_count = 0
+        self.last_seq = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def __len__(self) -> int:
+        return len(self.queued) + self.in_flight_count
+
+    def add(self, topic: str, raw: bytes, qos: int, retain: bool) -> bool:
+        """Queue a message; returns ``True`` if the oldest queued one was dropped to make room."""
+        self.last_seq += 1
+        queued = self.queued
+        queued.append(Outgoing(self.last_seq, topic, raw, qos, retain))
+        if len(queued) > self.maxsize:
+            queued.popleft()
+            if self._waiters:
+                self._check()
+            return True
+        return False
+
+    def sent(self, mid: int, messages: list[Outgoing]) -> None:
+        """Record that ``messages`` were handed to the client under message id ``mid``."""
+        self.in_flight[mid] = messages
+        self.in_flight_count += len(messages)
+
+    def confirm(self, mid: int) -> int:
+        """The client confirmed message id ``mid``; returns how many of ours that settles."""
+        messages = self.in_flight.pop(mid, None)
+        if messages is None:
+            return 0
+        self.in_flight_count -= len(messages)
+        if self._waiters:
+            self._check()
+        return len(messages)
+
+    def requeue(self) -> None:
+        """Put every unconfirmed message back in front of the queue, in publish order."""
+        if self.in_flight:
+            unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
+            self.in_flight.clear()
+            self.in_flight_count = 0
+            self.queued.extendleft(reversed(unconfirmed))
+            while len(self.queued) > self.maxsize:
+                self.queued.popleft()
+
+    def clear(self) -> int:
+        """Forget everything; returns how many messages were discarded."""
+        count = len(self)
+        self.queued.clear()
+        self.in_flight.clear()
+        self.in_flight_count = 0
+        self._check()
+        return count
+
+    def oldest_pending(self) -> int:
+        """The sequence number of the oldest unsettled message (``last_seq + 1`` if none)."""
+        oldest = self.last_seq + 1
+        if self.queued:
+            oldest = self.queued[0].seq
+        if self.in_flight:
+            # handed to the client in publish order, and dicts keep insertion order
+            oldest = min(oldest, next(iter(self.in_flight.values()))[0].seq)
+        return oldest
+
+    def wait_for(self, seq: int) -> asyncio.Future[None]:
+        """A future that completes once every message up to ``seq`` is settled."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, future))
+        self._check()
+        return future
+
+    def _check(self) -> None:
+        oldest = self.oldest_pending()
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for seq, future in self._waiters:
+            if future.done():
+                continue
+            if seq < oldest:
+                future.set_result(None)
+            else:
+                still.append((seq, future))
+        self._waiters = still

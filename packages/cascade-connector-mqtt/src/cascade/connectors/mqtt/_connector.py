@@ -1,0 +1,756 @@
+"""``MqttConnector``: Cascade's :class:`~cascade.interfaces.Connector` over aiomqtt 2.x."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+import time
+from types import TracebackType
+from typing import Any
+
+from typing_extensions import Self
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    ConnectError,
+    ConnectorStats,
+    Dispatcher,
+    FlushTimeoutError,
+    MessageCallback,
+    Payload,
+    RateLimitedLogger,
+    StatusMessage,
+    Subscription,
+    default_source_id,
+    encode_payload,
+    sanitize_segment,
+    status_topic,
+    utc_now_iso,
+    validate_prefix,
+    validate_topic,
+)
+
+from ._backoff import Backoff
+from ._buffer import Outgoing, OutgoingBuffer
+from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
+from ._wire import encode_publish, encode_publish_qos0
+
+try:
+    import aiomqtt
+    from aiomqtt.exceptions import MqttError
+    from paho.mqtt.client import MQTTMessageInfo
+
+    _IMPORT_ERROR: ImportError | None = None
+except ImportError as exc:  # pragma: no cover - aiomqtt is a dependency
+    _IMPORT_ERROR = exc
+
+__all__ = ["MqttConnector"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+_SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
+_BATCH = 2048  # messages handed to the client before the sender lets the event loop write
+_BATCH_BYTES = 64 * 1024  # QoS 0 bytes per paho packet
+_PUBLISH = 0x30
+_ACKED_WINDOW = 100  # QoS 1/2 messages in paho at once (measured best; paho is O(n) per PUBACK)
+_MANAGED_OPTIONS = frozenset({"will", "timeout", "hostname", "port", "logger"})
+
+
+def _protocol_version(value: object) -> aiomqtt.ProtocolVersion:
+    if isinstance(value, aiomqtt.ProtocolVersion):
+        return value
+    versions = {
+        "3.1.1": aiomqtt.ProtocolVersion.V311,
+        "311": aiomqtt.ProtocolVersion.V311,
+        "4": aiomqtt.ProtocolVersion.V311,
+        "5": aiomqtt.ProtocolVersion.V5,
+        "5.0": aiomqtt.ProtocolVersion.V5,
+    }
+    version = versions.get(str(value))
+    if version is None:
+        raise ValueError(f"protocol must be '3.1.1' or '5' (MQTT version), not {value!r}")
+    return version
+
+
+def _next_session(previous: int) -> int:
+    """Milliseconds since the epoch, and always above ``previous``.
+
+    A time-based start makes sessions rise across processes of one source
+    (a restarted engine with the same source id) without reading the
+    broker first; within a process they rise by at least one per CONNECT.
+    """
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
+class _TrackingContext:
+    """An SSLContext stand-in that remembers the sockets it wrapped, to close them on failure."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        self._sockets: list[ssl.SSLSocket] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = self._context.wrap_socket(*args, **kwargs)
+        self._sockets.append(sock)
+        return sock
+
+    def close_all(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+
+class MqttConnector:
+    """A :class:`~cascade.interfaces.Connector` over MQTT, safe inside a workflow engine.
+
+    ``MqttConnector(hostname, port=1883, **options)``. Options:
+
+    - ``username``, ``password``: credentials.
+    - ``tls``: ``True`` for TLS with the system's CAs (or ``tls_ca_file``), or an
+      :class:`ssl.SSLContext`; ``tls_ca_file``: a CA bundle to trust (implies TLS).
+    - ``keepalive`` (seconds, 60), ``protocol`` (``"3.1.1"`` or ``"5"``).
+    - ``client_id`` or ``identifier``: the MQTT client id (random by default).
+    - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized).
+    - ``buffer_size``: messages kept while the broker is slow or away (10,000;
+      a full buffer drops the oldest). ``max_in_flight``: messages handed to
+      the MQTT client and not yet confirmed (1,000).
+    - ``backoff_initial``, ``backoff_max``: reconnection delay bounds (0.1 s, 30 s).
+    - ``connect_timeout`` (5 s): the longest ``connect()`` waits, also the
+      bound of each connection attempt. ``flush_timeout`` (5 s): how long
+      ``disconnect()`` tries to deliver what is buffered.
+    - Anything else is passed to :class:`aiomqtt.Client`.
+
+    ``connect()`` never raises for network faults: it waits up to the connect
+    timeout for the broker and keeps trying in the background. With
+    ``require=True`` (for a CLI) it raises :class:`~cascade.interfaces.ConnectError`
+    with the cause instead, and the connector stays disconnected.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        port: int = 1883,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        tls_ca_file: str | None = None,
+        keepalive: int = 60,
+        protocol: object = "3.1.1",
+        client_id: str | None = None,
+        identifier: str | None = None,
+        topic_prefix: str = DEFAULT_PREFIX,
+        source_id: str | None = None,
+        buffer_size: int = 10_000,
+        max_in_flight: int = 1_000,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 30.0,
+        connect_timeout: float = 5.0,
+        flush_timeout: float = 5.0,
+        **client_options: Any,
+    ) -> None:
+        if _IMPORT_ERROR is not None:
+            raise ImportError(
+                "MqttConnector needs aiomqtt: pip install cascade-connector-mqtt "
+                "(or cascade-runtime[mqtt])"
+            ) from _IMPORT_ERROR
+        managed = _MANAGED_OPTIONS & client_options.keys()
+        if managed:
+            raise TypeError(f"MqttConnector sets these aiomqtt options itself: {sorted(managed)}")
+        if client_id is not None and identifier is not None and client_id != identifier:
+            raise ValueError("give client_id or identifier, not two different ids")
+        if connect_timeout <= 0 or flush_timeout < 0:
+            raise ValueError("timeouts must be positive")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.hostname = hostname
+        self.port = port
+        self.username = username
+        self.keepalive = keepalive
+        self.identifier = client_id if client_id is not None else identifier
+        self.protocol = _protocol_version(protocol)
+        self.connect_timeout = connect_timeout
+        self.flush_timeout = flush_timeout
+        self.max_in_flight = max_in_flight
+        self._password = password
+        self._tls_context = self._make_tls_context(tls, tls_ca_file)
+        self._client_options = client_options
+        self._source_id = sanitize_segment(source_id) if source_id else default_source_id()
+        self._prefix = validate_prefix(topic_prefix)
+        self._status_topic = status_topic(self._source_id, self._prefix)
+        self._backoff = Backoff(backoff_initial, backoff_max)
+        self._stats = ConnectorStats()
+        self._buffer = OutgoingBuffer(buffer_size)
+        self._dispatcher = Dispatcher(self._stats, self._unsubscribe_at_broker, _log)
+        self._log = RateLimitedLogger(_log)
+        self._session = 0
+        self._started = False
+        self._closing = False
+        self._ever_connected = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._client: aiomqtt.Client | None = None
+        self._online = False
+        self._online_event: asyncio.Event | None = None
+        self._attempted: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._direct: dict[int, asyncio.Future[None]] = {}
+        self._markers: dict[bytes, asyncio.Future[None]] = {}
+        self._marker_ids = itertools.count(1)
+        self._marker_topic = ""
+        self._reader_task: asyncio.Task[None] | None = None
+        self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
+
+    @staticmethod
+    def _make_tls_context(
+        tls: bool | ssl.SSLContext, tls_ca_file: str | None
+    ) -> ssl.SSLContext | None:
+        if isinstance(tls, ssl.SSLContext):
+            return tls
+        if tls or tls_ca_file is not None:
+            return ssl.create_default_context(cafile=tls_ca_file)
+        return None
+
+    # -- the Connector protocol's properties --------------------------------------------
+
+    @property
+    def source_id(self) -> str:
+        """This process's id in the protocol (``<hostname>-<pid>`` by default)."""
+        return self._source_id
+
+    @property
+    def topic_prefix(self) -> str:
+        """The first topic level(s) of every Cascade topic."""
+        return self._prefix
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the broker connection is up (and presence announced) right now."""
+        return self._online
+
+    @property
+    def stats(self) -> ConnectorStats:
+        """The connector's counters (``buffered`` is computed when read)."""
+        self._stats.buffered = len(self._buffer)
+        return self._stats
+
+    @property
+    def session(self) -> int:
+        """The presence session number of the current (or last) connection; 0 before any."""
+        return self._session
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def connect(self, *, require: bool = False) -> None:
+        """Start connecting; return once connected, or after ``connect_timeout`` at most.
+
+        Without ``require`` a broker that is down or refuses is not an error:
+        the connector keeps trying in the background (with backoff) and
+        publishes are buffered meanwhile. With ``require=True`` the first
+        attempt's failure raises :class:`~cascade.interfaces.ConnectError`
+        naming host, port and cause, and nothing keeps running. Idempotent.
+        """
+        if self._started:
+            return
+        self._closing = False
+        self._ever_connected = False
+        self._wake = asyncio.Event()
+        self._attempted = asyncio.Event()
+        self._online_event = asyncio.Event()
+        self._backoff.reset()
+        client: aiomqtt.Client | None = None
+        deadline = asyncio.get_running_loop().time() + self.connect_timeout
+        if require:
+            client = await self._open()  # raises ConnectError; nothing is left running
+        self._started = True
+        self._supervisor = asyncio.create_task(self._supervise(client), name="cascade-mqtt")
+        # then presence and subscriptions, within what is left of the timeout
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), remaining)
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until the connection is up (presence announced, subscriptions remade).
+
+        Returns ``False`` if it is not up within ``timeout`` seconds or the
+        connector is not started. For callers that want to know when
+        telemetry flows again; publishing never needs it.
+        """
+        event = self._online_event
+        if not self._started or event is None:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def disconnect(self) -> None:
+        """Flush (up to ``flush_timeout``), publish a graceful offline, and close. Idempotent.
+
+        Never hangs: a broker that is hung or gone costs at most the flush
+        timeout plus a second or two. Messages still buffered are discarded
+        and counted as dropped.
+        """
+        if not self._started:
+            return
+        self._started = False  # from here on, publish() drops
+        client = self._client
+        if self._online and client is not None:
+            deadline = time.monotonic() + self.flush_timeout
+            with contextlib.suppress(FlushTimeoutError):
+                await self.flush(self.flush_timeout)
+            if self._online:
+                offline = self._status_payload("offline", reason="shutdown")
+                sent = self._publish_direct(client, self._status_topic, offline, 1, True)
+                budget = max(0.5, min(2.0, deadline - time.monotonic()))
+                await asyncio.wait({sent}, timeout=budget)
+        self._closing = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.wait({supervisor})
+        lost = self._buffer.clear()
+        if lost:
+            self._stats.dropped += lost
+            _log.warning("disconnect discarded %d unsent messages", lost)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    # -- connections --------------------------------------------------------------------
+
+    def _status_payload(self, status: str, reason: str | None = None) -> bytes:
+        message = StatusMessage(
+            status="online" if status == "online" else "offline",
+            source=self._source_id,
+            session=self._session,
+            ts=utc_now_iso(),
+            reason=reason,
+        )
+        return encode_payload(message)
+
+    def _new_client(self) -> aiomqtt.Client:
+        """An aiomqtt client whose will is this session's retained ``offline``."""
+        will = aiomqtt.Will(self._status_topic, self._status_payload("offline"), 1, True)
+        options: dict[str, Any] = {
+            "username": self.username,
+            "password": self._password,
+            "identifier": self.identifier,
+            "protocol": self.protocol,
+            "keepalive": self.keepalive,
+            "tls_context": self._tls_context,
+            "max_inflight_messages": min(self.max_in_flight, _ACKED_WINDOW),  # paho's own QoS 1
+            **self._client_options,
+        }
+        client = aiomqtt.Client(
+            self.hostname,
+            self.port,
+            will=will,
+            timeout=self.connect_timeout,
+            logger=_log,
+            **options,
+        )
+        paho = client._client
+        paho.connect_timeout = self.connect_timeout
+        if paho._ssl_context is not None:
+            paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
+        paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
+        forward = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            self._on_publish(args[2])
+            if forward is not None:
+                forward(*args)
+
+        paho.on_publish = on_publish
+        if self.protocol == aiomqtt.ProtocolVersion.V311:
+            handle_puback = paho._handle_pubackcomp
+            fast_acks = self._fast_acks
+
+            def on_puback(cmd: Any) -> Any:
+                # MQTT 3.1.1 PUBACK: two bytes of packet id. Ours never were in paho's books.
+                if cmd == "PUBACK":
+                    mid = int.from_bytes(paho._in_packet["packet"][:2], "big")
+                    if mid in fast_acks:
+                        fast_acks.discard(mid)
+                        self._on_publish(mid)
+                        return _SUCCESS
+                return handle_puback(cmd)
+
+            paho._handle_pubackcomp = on_puback  # type: ignore[method-assign]
+        return client
+
+    async def _open(self) -> aiomqtt.Client:
+        """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
+        self._session = _next_session(self._session)
+        client = self._new_client()
+        try:
+            await asyncio.wait_for(client.__aenter__(), self.connect_timeout)
+        except (MqttError, OSError, asyncio.TimeoutError) as exc:
+            await self._close_client(client, graceful=False)
+            context: object = client._client._ssl_context
+            if isinstance(context, _TrackingContext):
+                context.close_all()  # paho leaks the TLS socket of a failed handshake
+            reason = describe_connect_failure(exc, self.connect_timeout)
+            kind = ConnectRefusedError if is_refusal(exc) else ConnectError
+            raise kind(self.hostname, self.port, reason) from exc
+        except BaseException:
+            await self._close_client(client, graceful=False)
+            raise
+        return client
+
+    async def _close_client(self, client: aiomqtt.Client, *, graceful: bool) -> None:
+        """Release a client whatever its state: DISCONNECT if asked and possible, then close."""
+        paho = client._client
+        disconnected = client._disconnected
+        connected = paho.is_connected() and not disconnected.done()
+        if graceful and connected and paho.disconnect() == _SUCCESS:
+            await asyncio.wait({disconnected}, timeout=1.0)
+        paho._reset_sockets()
+        misc = client._misc_task
+        if misc is not None and not misc.done():
+            misc.cancel()
+            await asyncio.wait({misc}, timeout=1.0)
+        for future in (client._connected, client._disconnected):
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "exception never retrieved" noise
+        if client._lock.locked():
+            client._lock.release()
+
+    async def _supervise(self, client: aiomqtt.Client | None) -> None:
+        """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
+        assert self._attempted is not None
+        while True:
+            if client is None:
+                try:
+                    client = await self._open()
+                except ConnectError as exc:
+                    self._attempted.set()
+                    if isinstance(exc, ConnectRefusedError):
+                        delay = self._backoff.capped_delay()
+                        self._log.error("refused", "%s; retrying in %.1f s", exc, delay)
+                    else:
+                        delay = self._backoff.next_delay()
+                        self._log.warning("unreachable", "%s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+            self._backoff.reset()
+            if self._ever_connected:
+                self._stats.reconnects += 1
+            self._ever_connected = True
+            try:
+                await self._serve(client)
+                _log.warning("lost the connection to %s:%d; reconnecting", self.hostname, self.port)
+            except MqttError as exc:
+                _log.warning(
+                    "connection to %s:%d failed (%s); reconnecting", self.hostname, self.port, exc
+                )
+            finally:
+                self._online = False
+                if self._online_event is not None:
+                    self._online_event.clear()
+                self._client = None
+                self._buffer.requeue()
+                self._fail_pending()
+                await self._close_client(client, graceful=self._closing)
+            client = None
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Announce presence, resubscribe, then send and receive until the connection goes."""
+        assert self._wake is not None
+        assert self._attempted is not None
+        self._client = client
+        self._fast_acks.clear()
+        self._publish_direct(client, self._status_topic, self._status_payload("online"), 1, True)
+        self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
+        subscribed: set[str] = set()
+        wanted = [self._marker_topic, *self._dispatcher.filters]
+        while wanted:  # filters may be added while we wait for the SUBACK
+            await client.subscribe([(f, 1) for f in wanted])
+            subscribed.update(wanted)
+            wanted = [f for f in self._dispatcher.filters if f not in subscribed]
+        self._online = True
+        self._attempted.set()
+        if self._online_event is not None:
+            self._online_event.set()
+        _log.info(
+            "connected to %s:%d as %s (session %d)",
+            self.hostname,
+            self.port,
+            self._source_id,
+            self._session,
+        )
+        reader = asyncio.create_task(self._read(client), name="cascade-mqtt-reader")
+        sender = asyncio.create_task(self._send(client), name="cascade-mqtt-sender")
+        self._reader_task = reader
+        self._wake.set()
+        try:
+            await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._reader_task = None
+            for task in (reader, sender):
+                task.cancel()
+            await asyncio.wait({reader, sender})
+            await asyncio.sleep(0)  # let aiomqtt's iterator finish cancelling its queue task
+        for task in (reader, sender):
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                if not isinstance(exc, MqttError):
+                    _log.error("connector task %s failed", task.get_name(), exc_info=exc)
+
+    def _fail_pending(self) -> None:
+        for future in [*self._direct.values(), *self._markers.values()]:
+            if not future.done():
+                future.set_result(None)
+        self._direct.clear()
+        self._markers.clear()
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Queue a message for the broker and return at once; never waits on the network.
+
+        Mappings and schema objects go as JSON, ``str``/``bytes`` as they are.
+        Before ``connect()`` (or after ``disconnect()``) the message is
+        dropped, counted and logged. A full buffer drops its oldest message.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        validate_topic(topic)
+        raw = encode_payload(payload)
+        if not self._started:
+            self._stats.dropped += 1
+            self._log.warning("not-connected", "publish to %r while not connected: dropped", topic)
+            return
+        if self._buffer.add(topic, raw, qos, retain):
+            self._stats.dropped += 1
+            self._log.warning(
+                "buffer-full",
+                "outgoing buffer full (%d messages): dropped the oldest",
+                self._buffer.maxsize,
+            )
+        wake = self._wake
+        if wake is not None:
+            wake.set()
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the broker accepted everything published so far (PUBACK for QoS 1+).
+
+        Raises :class:`~cascade.interfaces.FlushTimeoutError` after ``timeout``
+        seconds (default: the connector's ``flush_timeout``). Messages dropped
+        from a full buffer count as settled.
+        """
+        if timeout is None:
+            timeout = self.flush_timeout
+        done = self._buffer.wait_for(self._buffer.last_seq)
+        try:
+            await asyncio.wait_for(done, timeout)
+        except asyncio.TimeoutError:
+            raise FlushTimeoutError(
+                f"{len(self._buffer)} messages not yet accepted by {self.hostname}:{self.port} "
+                f"after {timeout:g} s"
+            ) from None
+
+    def _publish_direct(
+        self, client: aiomqtt.Client, topic: str, raw: bytes, qos: int, retain: bool
+    ) -> asyncio.Future[None]:
+        """Hand a message straight to the client, outside the buffer; the future ends when sent."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        info = client._client.publish(topic, raw, qos, retain)
+        if info.rc == _SUCCESS:
+            self._direct[info.mid] = future
+        else:
+            future.set_result(None)
+        return future
+
+    def _on_publish(self, mid: int) -> None:
+        """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2)."""
+        buffer = self._buffer
+        settled = buffer.confirm(mid)
+        if settled:
+            self._stats.published += settled
+            # refill at half the window: one wake-up per batch, not per acknowledgement
+            if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
+                wake = self._wake
+                if wake is not None:
+                    wake.set()
+            return
+        future = self._direct.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        """The one sender: drain the buffer into the client, at most ``max_in_flight`` ahead.
+
+        QoS 0 runs are encoded here and handed to paho as one packet per
+        batch (one write and one completion callback per ~64 KB instead of
+        per message: paho's per-message path costs more than the rest of the
+        pipeline together). QoS 1 and 2 go through ``paho.publish``, which
+        keeps their packet ids and acknowledgements.
+        """
+        assert self._wake is not None
+        wake = self._wake
+        paho = client._client
+        buffer = self._buffer
+        queued = buffer.queued
+        window = self.max_in_flight
+        mqtt5 = self.protocol == aiomqtt.ProtocolVersion.V5
+        fast_qos1 = self.protocol == aiomqtt.ProtocolVersion.V311
+        acked_window = min(window, _ACKED_WINDOW)
+        while True:
+            await wake.wait()
+            wake.clear()
+            handed = 0
+            while queued and buffer.in_flight_count < window and handed < _BATCH:
+                if not paho.is_connected():
+                    return  # the connection is going; the supervisor takes over
+                qos = queued[0].qos
+                if qos == 0 or (qos == 1 and fast_qos1):
+                    handed += self._send_batch(paho, window, mqtt5, qos)
+                    continue
+                if len(paho._out_messages) >= acked_window:
+                    break  # paho's work per PUBACK grows with this; on_publish wakes us
+                message = queued.popleft()
+                try:
+                    info = paho.publish(message.topic, message.raw, message.qos, message.retain)
+                except ValueError as exc:  # e.g. larger than MQTT allows
+                    self._drop_unsendable(message.topic, exc)
+                    continue
+                if info.rc != _SUCCESS:
+                    queued.appendleft(message)
+                    return
+                buffer.sent(info.mid, [message])
+                handed += 1
+            if (
+                queued
+                and buffer.in_flight_count < window
+                and (queued[0].qos == 0 or len(paho._out_messages) < acked_window)
+            ):
+                wake.set()
+                await asyncio.sleep(0)  # let the event loop write what we handed over
+
+    def _send_batch(self, paho: Any, window: int, mqtt5: bool, qos: int) -> int:
+        """Encode the run of messages of one QoS at the head of the queue into one paho packet.
+
+        QoS 0: the whole run is settled when paho has written it (one message
+        id for the run). QoS 1 (MQTT 3.1.1 only): each message has its own
+        packet id from paho's counter, settled by our PUBACK hook.
+        """
+        buffer = self._buffer
+        queued = buffer.queued
+        room = window - buffer.in_flight_count
+        count = 0
+        qos0: list[Outgoing] = []
+        parts: list[bytes] = []
+        size = 0
+        while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
+            message = queued.popleft()
+            mid = paho._mid_generate() if qos else 0
+            try:
+                if qos:
+                    packet = encode_publish(
+                        message.topic.encode(), message.raw, message.retain, mqtt5, qos, mid
+                    )
+                else:
+                    packet = encode_publish_qos0(
+                        message.topic.encode(), message.raw, message.retain, mqtt5
+                    )
+            except ValueError as exc:
+                self._drop_unsendable(message.topic, exc)
+                continue
+            if qos:
+                buffer.sent(mid, [message])
+                self._fast_acks.add(mid)
+            else:
+                qos0.append(message)
+            parts.append(packet)
+            size += len(packet)
+            count += 1
+        if qos0:
+            mid = paho._mid_generate()
+            paho._packet_queue(_PUBLISH, b"".join(parts), mid, 0, MQTTMessageInfo(mid))
+            buffer.sent(mid, qos0)
+        elif parts:
+            paho._packet_queue(_PUBLISH | 0x02, b"".join(parts), 0, 1, None)
+        return max(1, count)
+
+    def _drop_unsendable(self, topic: str, exc: Exception) -> None:
+        self._stats.dropped += 1
+        self._log.warning("unsendable", "dropped a message to %r: %s", topic, exc)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        """The subscribe loop: dispatch every message; ends when the connection goes."""
+        async for message in client.messages:
+            payload: object = message.payload  # bytes from paho, whatever aiomqtt's type says
+            raw = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
+            topic = message.topic.value
+            if topic == self._marker_topic:
+                marker = self._markers.pop(raw, None)
+                if marker is not None and not marker.done():
+                    marker.set_result(None)
+                continue
+            await self._dispatcher.dispatch(topic, raw, message.qos, message.retain)
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+        """Subscribe ``callback`` to ``topic_filter``; retained messages arrive before this returns.
+
+        When connected, this returns after the broker's SUBACK and after a
+        marker message, published on this connection's private topic right
+        after the SUBACK, came back: the broker sends a subscription's retained
+        messages before it handles the marker, so by then they have been
+        dispatched. When not connected, the subscription is made on connection.
+        Subscriptions are remade on every reconnection.
+        """
+        subscription = self._dispatcher.add(topic_filter, callback)
+        client = self._client
+        if not self._online or client is None:
+            return subscription
+        try:
+            await client.subscribe(topic_filter, 1)
+        except MqttError as exc:
+            _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
+            return subscription
+        if asyncio.current_task() is self._reader_task:
+            return subscription  # called from a callback: the reader cannot wait for itself
+        token = b'{"marker":%d}' % next(self._marker_ids)
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._markers[token] = marker
+        self._publish_direct(client, self._marker_topic, token, 1, False)
+        try:
+            await asyncio.wait_for(marker, self.connect_timeout)
+        except asyncio.TimeoutError:
+            self._markers.pop(token, None)
+            _log.warning("retained messages for %r not confirmed in time", topic_filter)
+        return subscription
+
+    async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
+        client = self._client
+        if self._online and client is not None:
+            try:
+                await client.unsubscribe(topic_filter)
+            except MqttError as exc:
+                _log.warning("unsubscribe from %r failed: %s", topic_filter, exc)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._online else "started" if self._started else "stopped"
+        return f"<MqttConnector {self.hostname}:{self.port} {self._source_id} {state}>"

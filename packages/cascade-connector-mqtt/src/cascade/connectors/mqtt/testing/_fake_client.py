@@ -1,0 +1,227 @@
+"""A fake aiomqtt client with a tiny broker inside, for the connector's unit tests (private)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aiomqtt
+from aiomqtt.exceptions import MqttError
+
+from cascade.interfaces import topic_matches
+
+
+@dataclass
+class Info:
+    """What paho's publish returns."""
+
+    rc: int
+    mid: int
+
+
+class FakePaho:
+    """The parts of paho's client the connector touches; records everything it is handed."""
+
+    def __init__(self, owner: FakeClient) -> None:
+        self.owner = owner
+        self.published: list[tuple[str, bytes, int, bool]] = []
+        self.packets: list[tuple[int, bytes]] = []
+        self.on_publish: Any = None
+        self.connect_timeout = 0.0
+        self._out_messages: dict[int, object] = {}
+        self._last_mid = 0
+        self.connected = True
+        self.disconnect_calls = 0
+        self.auto_ack = True
+        self._ssl_context: object = None
+        self._in_packet: dict[str, Any] = {}
+        self.acked_by_paho: list[int] = []
+
+    def disable_logger(self) -> None:
+        pass
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def _mid_generate(self) -> int:
+        self._last_mid += 1
+        return self._last_mid
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Info:
+        if not self.connected:
+            return Info(4, 0)
+        mid = self._mid_generate()
+        self.published.append((topic, payload, qos, retain))
+        self.owner.route(topic, payload, qos, retain)
+        if self.auto_ack:
+            asyncio.get_running_loop().call_soon(self.ack, mid)
+        return Info(0, mid)
+
+    def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int, info: object) -> int:
+        self.packets.append((mid, packet))
+        if self.auto_ack:
+            loop = asyncio.get_running_loop()
+            if qos == 0:
+                loop.call_soon(self.ack, mid)
+            else:
+                for packet_id in packet_ids(packet):
+                    loop.call_soon(self.puback, packet_id)
+        return 0
+
+    def puback(self, packet_id: int) -> None:
+        """A PUBACK arrives from the broker."""
+        self._in_packet = {"packet": packet_id.to_bytes(2, "big")}
+        self._handle_pubackcomp("PUBACK")
+
+    def _handle_pubackcomp(self, cmd: str) -> int:
+        self.acked_by_paho.append(int.from_bytes(self._in_packet["packet"][:2], "big"))
+        return 0
+
+    def ack(self, mid: int) -> None:
+        """Tell the connector that ``mid`` was written / acknowledged."""
+        self.on_publish(self, None, mid, None, None)
+
+    def ack_all(self) -> None:
+        for mid in range(1, self._last_mid + 1):
+            self.ack(mid)
+
+    def disconnect(self) -> int:
+        self.disconnect_calls += 1
+        self.connected = False
+        if not self.owner._disconnected.done():
+            self.owner._disconnected.set_result(None)
+        return 0
+
+    def _reset_sockets(self) -> None:
+        self.connected = False
+
+
+class FakeClient:
+    """Stands in for ``aiomqtt.Client``: connects at once (or fails as told), echoes publishes."""
+
+    instances: ClassVar[list[FakeClient]] = []
+    fail_with: ClassVar[list[BaseException]] = []
+
+    def __init__(self, hostname: str, port: int = 1883, **kwargs: Any) -> None:
+        self.hostname = hostname
+        self.port = port
+        self.kwargs = kwargs
+        self._client = FakePaho(self)
+        loop = asyncio.get_running_loop()
+        self._connected: asyncio.Future[None] = loop.create_future()
+        self._disconnected: asyncio.Future[None] = loop.create_future()
+        self._misc_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        self.filters: list[str] = []
+        self.unsubscribed: list[str] = []
+        FakeClient.instances.append(self)
+
+    async def __aenter__(self) -> FakeClient:
+        if FakeClient.fail_with:
+            raise FakeClient.fail_with.pop(0)
+        await self._lock.acquire()
+        self._connected.set_result(None)
+        return self
+
+    async def subscribe(self, topic: str | list[tuple[str, int]], qos: int = 0) -> list[int]:
+        filters = [topic] if isinstance(topic, str) else [f for f, _ in topic]
+        self.filters.extend(filters)
+        return [1] * len(filters)
+
+    async def unsubscribe(self, topic: str) -> None:
+        self.unsubscribed.append(topic)
+        self.filters.remove(topic)
+
+    def route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if any(topic_matches(f, topic) for f in self.filters):
+            self.deliver(topic, payload, qos)
+
+    def deliver(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """A message from the broker."""
+        self._queue.put_nowait(aiomqtt.Message(topic, payload, qos, retain, 1, None))
+
+    def lose(self, exc: BaseException | None) -> None:
+        """The connection goes."""
+        self._client.connected = False
+        if not self._disconnected.done():
+            self._disconnected.set_exception(exc or MqttError("lost"))
+
+    @property
+    def messages(self) -> AsyncIterator[aiomqtt.Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[aiomqtt.Message]:
+        while True:
+            get: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
+            try:
+                await asyncio.wait({get, self._disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                get.cancel()
+                raise
+            if get.done():
+                yield get.result()
+                continue
+            get.cancel()
+            raise MqttError("Disconnected during message iteration")
+
+
+@dataclass
+class FakeMqtt:
+    """What the ``fake_mqtt`` fixture gives a test."""
+
+    clients: list[FakeClient] = field(default_factory=list)
+
+    @property
+    def client(self) -> FakeClient:
+        """The newest client the connector made."""
+        return self.clients[-1]
+
+    def fail_next(self, *errors: BaseException) -> None:
+        """Make the next connection attempts raise these."""
+        FakeClient.fail_with.extend(errors)
+
+
+def _split(blob: bytes) -> list[tuple[int, bytes]]:
+    """Split concatenated MQTT packets into (first byte, body)."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(blob):
+        header = blob[pos]
+        pos += 1
+        length = 0
+        multiplier = 1
+        while True:
+            byte = blob[pos]
+            pos += 1
+            length += (byte & 0x7F) * multiplier
+            multiplier *= 128
+            if not byte & 0x80:
+                break
+        out.append((header, blob[pos : pos + length]))
+        pos += length
+    return out
+
+
+def parse_publishes(blob: bytes) -> list[tuple[str, bytes, bool]]:
+    """Split concatenated MQTT 3.1.1 PUBLISH packets into (topic, payload, retain)."""
+    out: list[tuple[str, bytes, bool]] = []
+    for header, body in _split(blob):
+        assert header & 0xF0 == 0x30, f"not a PUBLISH: {header:#x}"
+        topic_length = int.from_bytes(body[:2], "big")
+        topic = body[2 : 2 + topic_length].decode()
+        start = 2 + topic_length + (2 if header & 0x06 else 0)
+        out.append((topic, body[start:], bool(header & 1)))
+    return out
+
+
+def packet_ids(blob: bytes) -> list[int]:
+    """The packet ids of the QoS 1/2 PUBLISH packets in ``blob``."""
+    ids = []
+    for header, body in _split(blob):
+        if header & 0x06:
+            topic_length = int.from_bytes(body[:2], "big")
+            ids.append(int.from_bytes(body[2 + topic_length : 4 + topic_length], "big"))
+    return ids

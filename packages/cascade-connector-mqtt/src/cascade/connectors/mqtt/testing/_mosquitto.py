@@ -1,0 +1,240 @@
+"""A private mosquitto for tests and benchmarks: started, hung, resumed and restarted on demand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from typing_extensions import Self
+
+from ._certs import TestCertificates, make_test_certificates
+
+__all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
+
+
+def mosquitto_path() -> str | None:
+    """Where the ``mosquitto`` executable is, or ``None`` when it is not installed."""
+    found = shutil.which("mosquitto")
+    if found is None:
+        for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class MosquittoBroker:
+    """One private ``mosquitto`` on free loopback port(s), configured from a generated file.
+
+    ``users`` (name → password) makes a password file and turns anonymous
+    access off; ``acl`` is the text of an ACL file; ``persistence=True``
+    keeps retained messages across ``restart()``; ``tls=True`` adds a TLS
+    listener on :attr:`tls_port` with a CA and server certificate generated
+    for the test (:attr:`certificates`). The generated files are
+    world-readable and mosquitto logs to stderr (kept in :attr:`log_path`),
+    so it works whether or not mosquitto drops privileges.
+
+    ``start()``/``stop()``/``restart()`` (same ports), ``pause()`` (SIGSTOP:
+    a hung broker that keeps its sockets open) and ``resume()`` (SIGCONT).
+    Also a context manager.
+    """
+
+    is_mosquitto = True
+    supports_mqtt5 = True
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        *,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        tls: bool = False,
+        persistence: bool = False,
+        extra_config: str = "",
+        startup_timeout: float = 10.0,
+    ) -> None:
+        executable = mosquitto_path()
+        if executable is None:
+            raise RuntimeError("mosquitto is not installed")
+        self._executable = executable
+        self._tmp = tempfile.TemporaryDirectory(prefix="cascade-mosquitto-")
+        self.directory = Path(self._tmp.name)
+        self.directory.chmod(0o755)
+        self.port = free_port()
+        self.tls_port: int | None = free_port() if tls else None
+        self.certificates: TestCertificates | None = (
+            make_test_certificates(self.directory / "certs") if tls else None
+        )
+        self.users = dict(users or {})
+        self.log_path = self.directory / "mosquitto.log"
+        self.config_path = self.directory / "mosquitto.conf"
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._paused = False
+        self._write_config(acl, persistence, extra_config)
+
+    def _write_config(self, acl: str | None, persistence: bool, extra_config: str) -> None:
+        lines = [
+            "per_listener_settings false",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {self.directory}/",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "max_queued_messages 0",
+            f"listener {self.port} 127.0.0.1",
+        ]
+        if os.geteuid() == 0:
+            lines.insert(0, "user root")
+        if self.users:
+            password_file = self.directory / "passwords"
+            password_file.write_text("")
+            for name, password in self.users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(password_file), name, password],
+                    check=True,
+                    capture_output=True,
+                )
+            password_file.chmod(0o644)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if acl is not None:
+            acl_file = self.directory / "acl"
+            acl_file.write_text(acl)
+            acl_file.chmod(0o644)
+            lines.append(f"acl_file {acl_file}")
+        if self.certificates is not None:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.certificates.ca_cert}",
+                f"certfile {self.certificates.server_cert}",
+                f"keyfile {self.certificates.server_key}",
+            ]
+        lines.append(extra_config)
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.config_path.chmod(0o644)
+
+    @property
+    def running(self) -> bool:
+        """Whether the mosquitto process is alive (paused counts as alive)."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running mosquitto."""
+        return self._process.pid if self._process is not None else None
+
+    def log_text(self) -> str:
+        """Everything mosquitto has logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self) -> None:
+        """Start mosquitto and wait until every listener accepts connections."""
+        if self.running:
+            return
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self._executable, "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self._paused = False
+        ports = [self.port] + ([self.tls_port] if self.tls_port is not None else [])
+        deadline = time.monotonic() + self._startup_timeout
+        while not all(_port_open(port) for port in ports):
+            if self._process.poll() is not None:
+                self._process = None
+                raise RuntimeError(f"mosquitto exited at startup:\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen in time:\n{self.log_text()}")
+            time.sleep(0.02)  # polling another process's state
+
+    def stop(self) -> None:
+        """Stop mosquitto (SIGTERM, then SIGKILL if it lingers); idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if self._paused:
+            process.send_signal(signal.SIGCONT)
+            self._paused = False
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def kill(self) -> None:
+        """Kill mosquitto with SIGKILL, as a crash would."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self._paused = False
+
+    def restart(self) -> None:
+        """Stop and start again on the same port(s)."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Hang the broker with SIGSTOP: connections stay open but nothing is answered."""
+        if self._process is None or self._paused:
+            return
+        self._process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` with SIGCONT."""
+        if self._process is None or not self._paused:
+            return
+        self._process.send_signal(signal.SIGCONT)
+        self._paused = False
+
+    def close(self) -> None:
+        """Stop mosquitto and delete the generated files."""
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<MosquittoBroker 127.0.0.1:{self.port} running={self.running}>"

@@ -1,0 +1,38 @@
+"""Integration fixtures: private brokers from cascade.connectors.mqtt.testing, and an observer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import (  # noqa: F401
+    BrokerEndpoint,
+    mosquitto_broker,
+    mqtt_broker,
+    mqtt_tls_broker,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of its own for each test, so tests never see each other's messages."""
+    return f"it-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def observer(
+    mqtt_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+    prefix: str,
+) -> AsyncIterator[MqttConnector]:
+    """Another client on the shared broker, to see what a connector under test sends."""
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="observer"
+    )
+    await connector.connect(require=True)
+    yield connector
+    await connector.disconnect()

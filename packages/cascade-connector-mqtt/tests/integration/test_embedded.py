@@ -1,0 +1,43 @@
+"""The embedded broker (amqtt) stands in for mosquitto in-process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cascade.connectors.mqtt import EmbeddedBroker, MqttConnector
+from cascade.connectors.mqtt.testing import Inbox, ThreadedEmbeddedBroker
+
+
+async def test_embedded_broker_carries_presence_and_messages(prefix: str) -> None:
+    """Birth, retained messages and live messages all work through the embedded broker."""
+    async with EmbeddedBroker() as broker:
+        assert broker.port > 0
+        assert not broker.supports_mqtt5
+        async with (
+            MqttConnector(
+                broker.host, broker.port, topic_prefix=prefix, source_id="engine"
+            ) as engine,
+            MqttConnector(broker.host, broker.port, topic_prefix=prefix) as watcher,
+        ):
+            status, events = Inbox(), Inbox()
+            await watcher.subscribe(f"{prefix}/status/engine", status)
+            assert (await status.next()).payload["status"] == "online"
+            await watcher.subscribe(f"{prefix}/events", events)
+            await engine.publish(f"{prefix}/events", {"n": 1})
+            assert (await events.next()).payload == {"n": 1}
+            await engine.disconnect()
+            assert (await status.next()).payload["reason"] == "shutdown"
+
+
+async def test_threaded_embedded_broker_serves_from_its_own_thread(prefix: str) -> None:
+    """The fixture's fallback broker runs on its own loop and stops cleanly."""
+    broker = ThreadedEmbeddedBroker()
+    await asyncio.to_thread(broker.start)
+    try:
+        async with MqttConnector(broker.host, broker.port, topic_prefix=prefix) as connector:
+            inbox = Inbox()
+            await connector.subscribe(f"{prefix}/echo", inbox)
+            await connector.publish(f"{prefix}/echo", {"ok": True}, qos=1)
+            assert (await inbox.next()).payload == {"ok": True}
+    finally:
+        await asyncio.to_thread(broker.stop)

@@ -1,0 +1,64 @@
+"""A hung broker (SIGSTOP): publishing stays fast and disconnect() stays bounded."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import MosquittoBroker
+
+
+async def test_publish_stays_fast_and_disconnect_is_bounded(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """With the broker frozen, publish() returns at once and disconnect() within its bound."""
+    connector = MqttConnector(
+        mosquitto_broker.host,
+        mosquitto_broker.port,
+        topic_prefix=prefix,
+        buffer_size=5_000,
+        flush_timeout=1.0,
+        connect_timeout=2.0,
+    )
+    await connector.connect(require=True)
+    mosquitto_broker.pause()
+    try:
+        durations = []
+        payload = {"task": "t" * 150}
+        for n in range(20_000):
+            start = time.perf_counter()
+            await connector.publish(f"{prefix}/data", payload, qos=n % 2)
+            durations.append(time.perf_counter() - start)
+        # generous bounds: the benchmark measures the real figures
+        assert statistics.median(durations) < 0.001
+        assert max(durations) < 0.5
+        assert connector.stats.dropped > 0  # the buffer stayed bounded
+        assert connector.stats.buffered <= 5_000 + connector.max_in_flight
+        start = time.monotonic()
+        await connector.disconnect()
+        assert time.monotonic() - start < connector.flush_timeout + 2.0
+        assert not connector.is_connected
+    finally:
+        mosquitto_broker.resume()
+        await connector.disconnect()
+
+
+async def test_connect_to_a_hung_broker_is_bounded(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """connect() waits at most connect_timeout when the broker accepts TCP but never answers."""
+    mosquitto_broker.pause()
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=1.0
+    )
+    try:
+        start = time.monotonic()
+        await connector.connect()
+        assert time.monotonic() - start < 1.0 + 1.0
+        assert not connector.is_connected
+        await connector.publish(f"{prefix}/x", {"buffered": True})
+        assert connector.stats.buffered == 1
+    finally:
+        mosquitto_broker.resume()
+        await connector.disconnect()

@@ -1,0 +1,73 @@
+"""A broker restarted mid-stream: reconnect, resubscribe, retained state again, buffer delivered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import NO_MOSQUITTO, Inbox, MosquittoBroker, mosquitto_path
+
+
+@pytest.fixture
+def persistent_broker() -> Iterator[MosquittoBroker]:
+    """A private mosquitto that keeps retained messages across a restart."""
+    if mosquitto_path() is None:
+        pytest.skip(NO_MOSQUITTO)
+    broker = MosquittoBroker(persistence=True)
+    broker.start()
+    yield broker
+    broker.close()
+
+
+async def test_restart_mid_stream(persistent_broker: MosquittoBroker, prefix: str) -> None:
+    """After a restart the connector is back with a new session, its subscriptions remade."""
+    broker = persistent_broker
+    control = f"{prefix}/constraints/global"
+    data = f"{prefix}/data"
+    async with MqttConnector(broker.host, broker.port, source_id="ctl") as controller:
+        await controller.publish(control, {"id": "pause-global", "type": "pause"}, 1, True)
+        await controller.flush(5)
+    engine = MqttConnector(
+        broker.host, broker.port, topic_prefix=prefix, source_id="engine", backoff_max=0.5
+    )
+    await engine.connect(require=True)
+    try:
+        controls, received = Inbox(), Inbox()
+        await engine.subscribe(control, controls)
+        await engine.subscribe(f"{data}/#", received)
+        assert [m.payload["id"] for m in controls.all] == ["pause-global"]
+        await controls.next()
+        first_session = engine.session
+
+        for n in range(100):
+            await engine.publish(f"{data}/before", {"n": n}, qos=1)
+        await engine.flush(5)
+        # the broker only keeps a clean session's undelivered messages while it runs
+        numbers = [(await received.next()).payload["n"] for _ in range(100)]
+        broker.stop()
+        for n in range(100, 300):  # buffered while the broker is away
+            await engine.publish(f"{data}/during", {"n": n}, qos=1)
+        assert engine.stats.buffered > 0
+        broker.start()
+        assert await engine.wait_connected(15)
+        await engine.flush(15)
+
+        again = await controls.next()
+        assert again.payload["id"] == "pause-global"
+        assert again.retain
+        numbers += [(await received.next()).payload["n"] for _ in range(200)]
+        assert numbers == list(range(300))
+        await engine.subscribe(f"{prefix}/barrier", lambda m: None)  # a round trip
+        assert len(received.all) == 300  # nothing sent twice
+        assert engine.session > first_session
+        assert engine.stats.reconnects == 1
+        assert engine.stats.dropped == 0
+        async with MqttConnector(broker.host, broker.port, topic_prefix=prefix) as reader:
+            status = Inbox()
+            await reader.subscribe(f"{prefix}/status/engine", status)
+            assert status.all[0].payload["status"] == "online"
+            assert status.all[0].payload["session"] == engine.session
+    finally:
+        await engine.disconnect()

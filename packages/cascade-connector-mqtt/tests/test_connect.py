@@ -1,0 +1,109 @@
+"""connect(): bounded and silent by default, raising with a reason when required."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+import pytest
+from aiomqtt.exceptions import MqttConnectError, MqttError
+
+from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
+from cascade.connectors.mqtt._reasons import describe_connect_failure
+from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.interfaces import ConnectError
+
+
+def wrapped(cause: BaseException) -> MqttError:
+    """An MqttError as aiomqtt raises it for a socket error: the cause only as context."""
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise MqttError(str(exc)) from None
+    except MqttError as error:
+        return error
+
+
+async def test_require_raises_connect_error_naming_host_port_and_cause(
+    fake_mqtt: FakeMqtt,
+) -> None:
+    """With require=True a refused connection raises ConnectError and leaves nothing running."""
+    fake_mqtt.fail_next(wrapped(ConnectionRefusedError(111, "Connection refused")))
+    connector = MqttConnector("broker", 1999)
+    with pytest.raises(ConnectError) as info:
+        await connector.connect(require=True)
+    assert (info.value.host, info.value.port) == ("broker", 1999)
+    assert "connection refused" in info.value.reason
+    assert "broker:1999" in str(info.value)
+    assert not connector.is_connected
+    assert connector._supervisor is None
+    await connector.disconnect()  # harmless
+
+
+async def test_bad_credentials_raise_a_refusal(fake_mqtt: FakeMqtt) -> None:
+    """A CONNACK refusal becomes ConnectRefusedError saying what was refused."""
+    fake_mqtt.fail_next(MqttConnectError(4))
+    with pytest.raises(ConnectRefusedError, match="bad user name or password"):
+        await MqttConnector("broker").connect(require=True)
+
+
+async def test_without_require_connect_returns_and_keeps_trying(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Default connect() swallows the failure, logs it, and connects on a later attempt."""
+    fake_mqtt.fail_next(wrapped(ConnectionRefusedError(111, "Connection refused")))
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        await connector.connect()
+        assert await connector.wait_connected(5)
+    assert len(fake_mqtt.clients) == 2
+    assert "connection refused" in caplog.text
+    await connector.disconnect()
+
+
+async def test_a_refusal_is_retried_at_the_capped_interval(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused CONNACK is logged as an error and the next try waits the maximum backoff."""
+    fake_mqtt.fail_next(MqttConnectError(5))
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60)
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        await connector.connect()
+    assert not connector.is_connected
+    assert len(fake_mqtt.clients) == 1  # no hot loop: the retry is far away
+    assert connector._backoff.attempt == 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors
+    assert "not authorised" in errors[0].getMessage()
+    await connector.disconnect()
+
+
+async def test_connect_and_disconnect_are_idempotent(fake_mqtt: FakeMqtt) -> None:
+    """Calling either twice does nothing more; connect after disconnect reconnects."""
+    connector = MqttConnector("broker")
+    await connector.connect()
+    await connector.connect()
+    assert len(fake_mqtt.clients) == 1
+    await connector.disconnect()
+    await connector.disconnect()
+    await connector.connect()
+    assert connector.is_connected
+    assert len(fake_mqtt.clients) == 2
+    await connector.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("cause", "words"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
+        (socket.gaierror(-2, "Name or service not known"), "unknown host"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "TLS failure"),
+        (OSError(101, "Network is unreachable"), "unreachable"),
+        (TimeoutError(), "no answer"),
+    ],
+)
+def test_failures_are_described_in_words(cause: BaseException, words: str) -> None:
+    """Socket and TLS errors hidden behind aiomqtt's MqttError are named."""
+    assert words in describe_connect_failure(wrapped(cause), 5.0)

@@ -1,0 +1,128 @@
+"""The subscribe loop: routing, wildcards, bad payloads, failing callbacks, unsubscribe."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.interfaces import Message
+
+
+async def test_messages_reach_every_matching_subscription(fake_mqtt: FakeMqtt) -> None:
+    """A message goes to each subscription whose filter matches, wildcards included."""
+    got: dict[str, list[str]] = {"exact": [], "plus": [], "hash": [], "other": []}
+    async with MqttConnector("broker", source_id="s") as connector:
+        await connector.subscribe("a/b/c", lambda m: got["exact"].append(m.topic))
+        await connector.subscribe("a/+/c", lambda m: got["plus"].append(m.topic))
+        await connector.subscribe("a/#", lambda m: got["hash"].append(m.topic))
+        await connector.subscribe("z/#", lambda m: got["other"].append(m.topic))
+        # a subscribe after the deliveries works as a barrier: its marker comes back last
+        fake_mqtt.client.deliver("a/b/c", b'{"k":1}')
+        fake_mqtt.client.deliver("a/x/y", b"{}")
+        await connector.subscribe("barrier", lambda m: None)
+    assert got == {
+        "exact": ["a/b/c"],
+        "plus": ["a/b/c"],
+        "hash": ["a/b/c", "a/x/y"],
+        "other": [],
+    }
+
+
+async def test_payload_is_decoded_json_and_empty_is_an_empty_object(fake_mqtt: FakeMqtt) -> None:
+    """Callbacks get the decoded object; an empty (cleared) payload arrives as {}."""
+    got: list[Message] = []
+    async with MqttConnector("broker") as connector:
+        await connector.subscribe("c/#", got.append)
+        fake_mqtt.client.deliver("c/1", b'{"limit": 2}', qos=1, retain=True)
+        fake_mqtt.client.deliver("c/2", b"", retain=True)
+        await connector.subscribe("barrier", lambda m: None)
+    assert [(m.topic, m.payload, m.retain) for m in got] == [
+        ("c/1", {"limit": 2}, True),
+        ("c/2", {}, True),
+    ]
+    assert got[0].raw == b'{"limit": 2}'
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+async def test_bad_payloads_are_rejected_counted_and_logged(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture, raw: bytes
+) -> None:
+    """A payload that is not a JSON object never reaches a callback; it is counted and logged."""
+    got: list[Message] = []
+    with caplog.at_level(logging.WARNING):
+        async with MqttConnector("broker") as connector:
+            await connector.subscribe("c/#", got.append)
+            fake_mqtt.client.deliver("c/bad", raw)
+            fake_mqtt.client.deliver("c/good", b"{}")
+            await connector.subscribe("barrier", lambda m: None)
+            assert connector.stats.rejected == 1
+            assert connector.stats.received == 1
+    assert [m.topic for m in got] == ["c/good"]
+    assert "rejected message on 'c/bad'" in caplog.text
+
+
+async def test_a_raising_callback_is_isolated(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises is logged and counted; others and the loop carry on."""
+    got: list[str] = []
+
+    def broken(message: Message) -> None:
+        raise RuntimeError("boom")
+
+    async def working(message: Message) -> None:
+        got.append(message.topic)
+
+    with caplog.at_level(logging.ERROR):
+        async with MqttConnector("broker") as connector:
+            await connector.subscribe("c/#", broken)
+            await connector.subscribe("c/#", working)
+            fake_mqtt.client.deliver("c/1", b"{}")
+            fake_mqtt.client.deliver("c/2", b"{}")
+            await connector.subscribe("barrier", lambda m: None)
+            assert connector.stats.callback_errors == 2
+    assert got == ["c/1", "c/2"]
+    assert "boom" in caplog.text
+
+
+async def test_unsubscribe_at_broker_only_when_the_last_subscription_goes(
+    fake_mqtt: FakeMqtt,
+) -> None:
+    """The filter stays subscribed at the broker while another subscription uses it."""
+    async with MqttConnector("broker") as connector:
+        first = await connector.subscribe("c/#", lambda m: None)
+        second = await connector.subscribe("c/#", lambda m: None)
+        await first.unsubscribe()
+        assert fake_mqtt.client.unsubscribed == []
+        await second.unsubscribe()
+        await second.unsubscribe()
+        assert fake_mqtt.client.unsubscribed == ["c/#"]
+
+
+async def test_subscriptions_are_remade_after_reconnect(fake_mqtt: FakeMqtt) -> None:
+    """A new connection subscribes every filter in use again, and delivery resumes."""
+    got: list[str] = []
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    await connector.connect()
+    await connector.subscribe("c/#", lambda m: got.append(m.topic))
+    fake_mqtt.client.lose(None)
+    await connector.subscribe("d/#", lambda m: got.append(m.topic))  # while reconnecting
+    assert await connector.wait_connected(5)
+    assert len(fake_mqtt.clients) == 2
+    assert {"c/#", "d/#"} <= set(fake_mqtt.client.filters)
+    fake_mqtt.client.deliver("c/1", b"{}")
+    await connector.subscribe("barrier2", lambda m: None)
+    assert got == ["c/1"]
+    await connector.disconnect()
+
+
+async def test_subscribe_before_connect_subscribes_on_connect(fake_mqtt: FakeMqtt) -> None:
+    """A subscription made while disconnected is sent to the broker on connection."""
+    connector = MqttConnector("broker")
+    await connector.subscribe("c/#", lambda m: None)
+    await connector.connect()
+    assert "c/#" in fake_mqtt.client.filters
+    await connector.disconnect()
