@@ -1,0 +1,28 @@
+"""A real broker over TCP for the engine's integration tests, and a plain MQTT client beside it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+
+from cascade.connectors.mqtt.testing import BrokerEndpoint, mqtt_broker  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix per test, so tests on the shared broker never see each other."""
+    return f"rt-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def plain_client(
+    mqtt_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+) -> AsyncIterator[aiomqtt.Client]:
+    """A bare aiomqtt client: an observer or controller that knows nothing of Cascade."""
+    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as client:
+        yield client

@@ -1,0 +1,187 @@
+"""An Engine with MqttConnector, observed and steered by a plain MQTT client over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import aiomqtt
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope, encode_payload
+from cascade.runtime import Engine, Event, TaskBlocked, TaskCompleted, TaskRunning, task
+
+ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
+TASK_BODY_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
+
+
+def _engine(broker: BrokerEndpoint, prefix: str, **kwargs: Any) -> Engine:
+    connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id="it-engine")
+    kwargs.setdefault("heartbeat_interval", None)
+    return Engine(connector, **kwargs)
+
+
+async def _collect(client: aiomqtt.Client, count: int, timeout: float = 15.0) -> list[Any]:
+    """The next ``count`` payloads the client receives, decoded."""
+    received: list[Any] = []
+
+    async def read() -> None:
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            received.append(json.loads(message.payload))
+            if len(received) == count:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return received
+
+
+@task
+async def double(x: int) -> int:
+    return x * 2
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+async def test_telemetry_reaches_a_plain_subscriber_as_documented(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """Every event of a run arrives on the events topic in the PROTOCOL.md envelope."""
+    await plain_client.subscribe(f"{prefix}/telemetry/+/+/+/events", qos=1)
+    engine = _engine(mqtt_broker, prefix, org_id="acme", project_id="etl")
+    result = await engine.run(total([double(i) for i in range(4)]))
+    assert result == 12
+    messages = await _collect(plain_client, 2 + 5 * 2)  # lifecycle + RUNNING/COMPLETED per task
+    for envelope in messages:
+        assert set(envelope) == ENVELOPE_KEYS
+        assert envelope["v"] == "1.0"
+        assert (envelope["org_id"], envelope["project_id"]) == ("acme", "etl")
+        assert envelope["source"] == "it-engine"
+        assert datetime.fromisoformat(envelope["ts"]).utcoffset() is not None
+        decode_envelope(envelope)
+    bodies = [m["body"] for m in messages]
+    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    assert bodies[-1] == {
+        "type": "LifecycleEvent",
+        "event": "ENGINE_STOPPED",
+        "status": "Succeeded",
+        "error": "",
+    }
+    task_bodies = bodies[1:-1]
+    assert all(set(b) == TASK_BODY_KEYS and b["type"] == "TaskStateEvent" for b in task_bodies)
+    assert sorted(b["state"] for b in task_bodies) == ["COMPLETED"] * 5 + ["RUNNING"] * 5
+    assert {b["task_name"] for b in task_bodies} == {"double", "total"}
+    assert len({m["run_id"] for m in messages}) == 1
+
+
+class Recorder:
+    """The engine's events, with a way to wait for one that matches."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    def names(self, kind: type[Event]) -> list[str]:
+        return [getattr(e, "task_name", "") for e in self.events if isinstance(e, kind)]
+
+
+async def test_retained_pause_from_plain_client_holds_tasks_until_cleared(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """A pause retained before the run holds matching tasks; clearing it lets them run."""
+    topic = f"{prefix}/constraints/task/report_*"
+    pause = (
+        b'{"id": "pause-r", "scope": "task:report_*", "type": "pause", "params": {}, '
+        b'"expires_at": null}'
+    )
+    await plain_client.publish(topic, pause, qos=1, retain=True)
+
+    @task
+    async def report_daily() -> str:
+        return "report"
+
+    @task
+    async def ingest(i: int) -> int:
+        return i
+
+    engine = _engine(mqtt_broker, prefix)
+    recorder = Recorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([report_daily(), *[ingest(i) for i in range(3)]]))
+    await recorder.until(
+        lambda: (
+            recorder.names(TaskCompleted).count("ingest") == 3
+            and "report_daily" in recorder.names(TaskBlocked)
+        )
+    )
+    assert "report_daily" not in recorder.names(TaskRunning)
+    await plain_client.publish(topic, b"", qos=1, retain=True)
+    assert await asyncio.wait_for(run, 15) == ["report", 0, 1, 2]
+    assert recorder.names(TaskBlocked) == ["report_daily"]
+
+
+async def test_concurrency_limit_published_during_run_is_obeyed(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """A limit that arrives mid-run caps how many matching tasks start from then on."""
+    gate = asyncio.Event()
+    running = 0
+    peak_after_limit = 0
+    limited = False
+
+    @task
+    async def crunch(i: int) -> int:
+        nonlocal running, peak_after_limit
+        running += 1
+        if limited:
+            peak_after_limit = max(peak_after_limit, running)
+        await gate.wait()
+        running -= 1
+        return i
+
+    engine = _engine(mqtt_broker, prefix, max_concurrency=4)
+    recorder = Recorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([crunch(i) for i in range(12)]))
+    await recorder.until(lambda: recorder.names(TaskRunning).count("crunch") == 4)
+    limit = Constraint.concurrency("task:crunch", 1)
+    await plain_client.publish(
+        constraint_topic("task:crunch", "concurrency", prefix),
+        encode_payload(limit),
+        qos=1,
+        retain=True,
+    )
+    await _eventually(lambda: engine.stats.accepted == 1)
+    limited = True
+    gate.set()
+    assert await asyncio.wait_for(run, 15) == list(range(12))
+    assert peak_after_limit == 1
+    assert recorder.names(TaskBlocked), "the limit deferred tasks, so BLOCKED was reported"
+
+
+async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for state that a network callback changes and that no event announces."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
