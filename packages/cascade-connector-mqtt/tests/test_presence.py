@@ -8,7 +8,7 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing._fake_client import FakeMqtt, parse_publishes
 
 
 async def test_will_is_a_retained_offline_with_the_session(fake_mqtt: FakeMqtt) -> None:
@@ -49,6 +49,20 @@ async def test_graceful_disconnect_publishes_offline_with_reason(fake_mqtt: Fake
     assert offline["session"] == connector.session
     assert client._client.disconnect_calls == 1
     assert not connector.is_connected
+
+
+async def test_presence_off_announces_nothing(fake_mqtt: FakeMqtt) -> None:
+    """With presence=False there is no will, no birth and no graceful offline."""
+    connector = MqttConnector("broker", source_id="cli-1", presence=False, flush_timeout=0.5)
+    await connector.connect()
+    client = fake_mqtt.client
+    assert client.kwargs["will"] is None
+    await connector.publish("t", {"x": 1})
+    await connector.flush(1)
+    await connector.disconnect()
+    direct = [topic for topic, *_ in client._client.published]
+    batched = [t for _, blob in client._client.packets for t, *_ in parse_publishes(blob)]
+    assert direct + batched == ["t"]
 
 
 async def test_session_rises_on_every_connect(fake_mqtt: FakeMqtt) -> None:

@@ -31,21 +31,21 @@ from ._state import WatchState
 
 __all__ = ["run_demo"]
 
-API_RATE = "4/s"
-PAUSE_SECONDS = 2.0
+API_RATE = "2/s"
+PAUSE_SECONDS = 3.0
 
 
 @task
 async def extract(part: int) -> list[int]:
     """Fetch one partition of the input."""
-    await asyncio.sleep(random.uniform(0.2, 0.8))
+    await asyncio.sleep(random.uniform(0.5, 1.5))
     return list(range(part * 10, part * 10 + 10))
 
 
 @task
 def transform(rows: list[int]) -> int:
     """CPU-bound work, run in a thread."""
-    time.sleep(random.uniform(0.1, 0.4))
+    time.sleep(random.uniform(0.3, 0.8))
     return sum(row * 2 for row in rows)
 
 
@@ -89,6 +89,10 @@ async def load(values: list[int], label: str) -> int:
     return sum(values)
 
 
+def _say(console: Console, message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
 def build_workflow(tasks: int) -> list[Any]:
     """About ``tasks`` tasks: fan-out, a rate-limited group, a retry, a failure, a fan-in."""
     parts = max(2, (tasks - 4) // 3)
@@ -112,17 +116,20 @@ async def _broker(options: BrokerOptions, console: Console) -> AsyncIterator[Bro
 async def _steer(
     control: Connector, state: WatchState, changed: asyncio.Event, console: Console
 ) -> None:
-    """Pause the transforms once a few tasks have completed, then resume them."""
+    """Pause the transforms as the run starts (before any can), then resume them.
+
+    The run cannot finish while they are paused, so the resume is always shown.
+    """
     scope = "task:transform"
-    while sum(r.counts()["COMPLETED"] for r in state.runs.values()) < 4:
+    while not state.runs:
         await changed.wait()
         changed.clear()
     topic, pause = pause_constraint(scope, ttl=60)
     await control.publish(topic, pause, qos=1, retain=True)
-    console.log(f"paused {scope} for {PAUSE_SECONDS:g}s")
+    _say(console, f"paused {scope} for {PAUSE_SECONDS:g}s")
     await asyncio.sleep(PAUSE_SECONDS)
     await control.publish(topic, b"", qos=1, retain=True)
-    console.log(f"resumed {scope}")
+    _say(console, f"resumed {scope}")
 
 
 async def run_demo(
@@ -151,7 +158,7 @@ async def run_demo(
         for topic, constraint in limits:
             await watcher.publish(topic, constraint, qos=1, retain=True)
         await watcher.flush(broker.timeout)
-        console.log(f"rate-limited task:api_* to {API_RATE}")
+        _say(console, f"rate-limited task:api_* to {API_RATE}")
 
         engine_connector = MqttConnector(
             broker.host or "localhost",
@@ -161,7 +168,10 @@ async def run_demo(
             tls=broker.ssl_context() or False,
             source_id="cascade-demo-engine",
         )
-        engine = Engine(engine_connector, max_concurrency=6, heartbeat_interval=1.0)
+        # Enough parallelism that a larger --tasks still finishes within a minute.
+        engine = Engine(
+            engine_connector, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0
+        )
         run = asyncio.create_task(engine.run(build_workflow(tasks)))
         steer = asyncio.create_task(_steer(watcher, state, changed, console))
         outcome = Text()

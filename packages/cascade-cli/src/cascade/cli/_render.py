@@ -65,7 +65,7 @@ def _run_rows(run: RunView, now: float, table: Table) -> None:
     for task in [t for t in run.tasks.values() if t.state == "FAILED"][:5]:
         table.add_row("", "", Text(f"  failed {task.name}", style="red"), "",
                       Text(task.error, style="red"))  # fmt: skip
-    if run.error:
+    if run.error and not counts["FAILED"]:
         table.add_row("", "", "", "", Text(run.error, style="red"))
 
 

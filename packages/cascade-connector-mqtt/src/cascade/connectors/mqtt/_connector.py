@@ -117,6 +117,9 @@ class MqttConnector:
     - ``keepalive`` (seconds, 60), ``protocol`` (``"3.1.1"`` or ``"5"``).
     - ``client_id`` or ``identifier``: the MQTT client id (random by default).
     - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized).
+    - ``presence`` (``True``): announce this source under ``{prefix}/status/``
+      (birth, will, graceful offline). Clients that only watch or control,
+      such as the CLI, turn it off so they leave no status behind.
     - ``buffer_size``: messages kept while the broker is slow or away (10,000;
       a full buffer drops the oldest). ``max_in_flight``: messages handed to
       the MQTT client and not yet confirmed (1,000).
@@ -147,6 +150,7 @@ class MqttConnector:
         identifier: str | None = None,
         topic_prefix: str = DEFAULT_PREFIX,
         source_id: str | None = None,
+        presence: bool = True,
         buffer_size: int = 10_000,
         max_in_flight: int = 1_000,
         backoff_initial: float = 0.1,
@@ -184,6 +188,7 @@ class MqttConnector:
         self._source_id = sanitize_segment(source_id) if source_id else default_source_id()
         self._prefix = validate_prefix(topic_prefix)
         self._status_topic = status_topic(self._source_id, self._prefix)
+        self._presence = presence
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._stats = ConnectorStats()
         self._buffer = OutgoingBuffer(buffer_size)
@@ -305,7 +310,7 @@ class MqttConnector:
             deadline = time.monotonic() + self.flush_timeout
             with contextlib.suppress(FlushTimeoutError):
                 await self.flush(self.flush_timeout)
-            if self._online:
+            if self._online and self._presence:
                 offline = self._status_payload("offline", reason="shutdown")
                 sent = self._publish_direct(client, self._status_topic, offline, 1, True)
                 budget = max(0.5, min(2.0, deadline - time.monotonic()))
@@ -346,7 +351,11 @@ class MqttConnector:
 
     def _new_client(self) -> aiomqtt.Client:
         """An aiomqtt client whose will is this session's retained ``offline``."""
-        will = aiomqtt.Will(self._status_topic, self._status_payload("offline"), 1, True)
+        will = (
+            aiomqtt.Will(self._status_topic, self._status_payload("offline"), 1, True)
+            if self._presence
+            else None
+        )
         options: dict[str, Any] = {
             "username": self.username,
             "password": self._password,
@@ -477,7 +486,9 @@ class MqttConnector:
         assert self._attempted is not None
         self._client = client
         self._fast_acks.clear()
-        self._publish_direct(client, self._status_topic, self._status_payload("online"), 1, True)
+        if self._presence:
+            online = self._status_payload("online")
+            self._publish_direct(client, self._status_topic, online, 1, True)
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
         subscribed: set[str] = set()
         wanted = [self._marker_topic, *self._dispatcher.filters]

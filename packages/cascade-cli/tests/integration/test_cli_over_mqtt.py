@@ -1,0 +1,140 @@
+"""The `cascade` command against a real broker: control round trips, status, watch, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import BrokerEndpoint, free_port
+from cascade.interfaces import Constraint
+from cascade.runtime import Engine, task
+
+
+def cascade(broker: BrokerEndpoint, *args: str) -> Result:
+    """Run `cascade ARGS --host H --port P` in-process with the real MQTT connector."""
+    address = ["--host", broker.host, "--port", str(broker.port), "--timeout", "5"]
+    return CliRunner().invoke(app, [*args, *address])
+
+
+def _status(broker: BrokerEndpoint) -> dict[str, list[dict[str, object]]]:
+    result = cascade(broker, "status", "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, list[dict[str, object]]] = json.loads(result.output)
+    return data
+
+
+def _mine(status: dict[str, list[dict[str, object]]], scope: str) -> list[tuple[object, object]]:
+    return sorted((c["type"], c["params"]) for c in status["constraints"] if c["scope"] == scope)
+
+
+def test_pause_then_status_shows_it(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
+    """A pause acknowledged by the broker is listed by `status` (read from retained messages)."""
+    scope = f"task:{scope_name}"
+    result = cascade(mqtt_broker, "pause", scope, "--ttl", "300")
+    assert result.exit_code == 0, result.output
+    assert _mine(_status(mqtt_broker), scope) == [("pause", {})]
+    assert cascade(mqtt_broker, "resume", scope).exit_code == 0
+    assert _mine(_status(mqtt_broker), scope) == []
+
+
+def test_resume_type_clears_only_the_pause(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
+    """`resume --type pause` leaves the scope's limit in place."""
+    scope = f"task:{scope_name}"
+    assert cascade(mqtt_broker, "pause", scope).exit_code == 0
+    assert cascade(mqtt_broker, "limit", scope, "--concurrency", "3").exit_code == 0
+    assert cascade(mqtt_broker, "resume", scope, "--type", "pause").exit_code == 0
+    assert _mine(_status(mqtt_broker), scope) == [("concurrency", {"limit": 3})]
+    assert cascade(mqtt_broker, "resume", scope).exit_code == 0
+
+
+def test_limit_with_both_flags_reaches_an_engine_started_later(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """Concurrency and rate limits on one scope both apply to an engine that starts afterwards."""
+    scope = f"task:{scope_name}"
+    result = cascade(mqtt_broker, "limit", scope, "--concurrency", "2", "--rate", "100/s")
+    assert result.exit_code == 0, result.output
+    seen: list[list[Constraint]] = []
+
+    async def run() -> None:
+        engine = Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port), heartbeat_interval=None)
+
+        @task(name=scope_name)
+        async def probe() -> None:
+            seen.append([c for c in engine.constraints if c.scope == scope])
+
+        await engine.run(probe())
+
+    asyncio.run(run())
+    assert sorted((c.type, c.params) for c in seen[0]) == [
+        ("concurrency", {"limit": 2}),
+        ("rate_limit", {"rate": "100/s"}),
+    ]
+    assert cascade(mqtt_broker, "resume", scope).exit_code == 0
+
+
+def test_unreachable_broker_fails_fast_with_reason() -> None:
+    """No broker: exit 1 within the timeout, with one line naming host, port and cause."""
+    port = free_port()
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, ["pause", "--host", "127.0.0.1", "--port", str(port), "--timeout", "2"]
+    )
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert f"cannot connect to MQTT broker at 127.0.0.1:{port}" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert elapsed < 6
+
+
+def test_watch_json_sees_a_real_runs_events(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
+    """`cascade watch --json` in its own process prints the events of a run as it happens."""
+    source = f"engine-{scope_name}"
+    watch_args = ["--host", mqtt_broker.host, "--port", str(mqtt_broker.port), "--json"]
+
+    async def scenario() -> list[dict[str, object]]:
+        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await connector.connect(require=True)  # its retained birth tells us watch has subscribed
+        watch = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "watch", *watch_args, "--count", "4",
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert watch.stdout is not None
+        lines: list[dict[str, object]] = []
+        while not any(line["topic"] == f"cascade/status/{source}" for line in lines):
+            lines.append(json.loads(await asyncio.wait_for(watch.stdout.readline(), 20)))
+
+        @task(name=scope_name)
+        async def step() -> int:
+            return 1
+
+        await Engine(connector, heartbeat_interval=None).run(step())
+        out, _ = await asyncio.wait_for(watch.communicate(), 20)
+        await connector.disconnect()
+        assert watch.returncode == 0
+        return [json.loads(line) for line in out.splitlines()]
+
+    telemetry = [m for m in asyncio.run(scenario()) if "/telemetry/" in str(m["topic"])]
+    bodies = [m["payload"]["body"] for m in telemetry]  # type: ignore[index]
+    assert [b.get("event") or b["state"] for b in bodies] == [
+        "ENGINE_STARTED", "RUNNING", "COMPLETED", "ENGINE_STOPPED"
+    ]  # fmt: skip
+    assert all(b.get("task_name", scope_name) == scope_name for b in bodies)
+
+
+def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
+    """`cascade demo` with no --host starts its own broker and finishes as planned."""
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["demo", "--tasks", "10"])
+    assert result.exit_code == 0, result.output
+    assert "as planned, validate_checksums failed" in result.output
+    assert "paused task:transform" in result.output
+    assert "resumed task:transform" in result.output
+    assert time.monotonic() - started < 60
