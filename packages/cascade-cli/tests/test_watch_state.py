@@ -82,6 +82,17 @@ def test_heartbeat_kept_per_run() -> None:
     assert state.runs["run-1"].heartbeat == heartbeat
 
 
+def test_total_tasks_from_heartbeat() -> None:
+    """Tasks not seen yet count towards the total once a heartbeat says how many are pending."""
+    state = WatchState()
+    state.apply(_task("a", "RUNNING"))
+    assert state.runs["run-1"].total_tasks == 1
+    beat = Envelope(run_id="run-1", org_id="local", project_id="default", source="h",
+                    body=Heartbeat(running=1, pending=9))  # fmt: skip
+    state.apply(_msg("cascade/telemetry/local/default/run-1/heartbeat", beat))
+    assert state.runs["run-1"].total_tasks == 10
+
+
 def test_stale_will_does_not_mark_engine_offline() -> None:
     """An offline from an older session than the current online is ignored."""
     state = WatchState()

@@ -49,7 +49,7 @@ def _run_rows(run: RunView, now: float, table: Table) -> None:
         for state, style in _STATE_STYLES.items()
         if counts[state]
     )
-    total = len(run.tasks)
+    total = run.total_tasks
     table.add_row(
         Text(run.run_id[:12], style="bold"),
         Text(run.status, style=_RUN_STYLES.get(run.status, "")),

@@ -57,6 +57,16 @@ class RunView:
         return Counter(task.state for task in self.tasks.values())
 
     @property
+    def total_tasks(self) -> int:
+        """Tasks in the run: those seen so far, or the heartbeat's count when it knows more."""
+        seen = len(self.tasks)
+        beat = self.heartbeat
+        if beat is None:
+            return seen
+        counted = beat.running + beat.completed + beat.failed + beat.skipped + beat.blocked
+        return max(seen, counted + beat.pending)
+
+    @property
     def finished_tasks(self) -> int:
         """Tasks that will not run again: completed, failed or skipped."""
         counts = self.counts()
