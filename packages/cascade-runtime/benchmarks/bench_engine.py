@@ -15,9 +15,8 @@ measurement: a name and a zero-argument callable making a new, unconnected
 connector; the latency scenario calls it twice (engine and controller), and
 both must reach the same broker. ``latency=False`` marks connectors that cannot
 carry the controller's messages.
-To measure the MQTT connector against a live broker, add an entry there, e.g.
-``factories["mqtt"] = lambda: MqttConnector(hostname=host, port=port)``
-(guarded by an environment variable such as ``CASCADE_BENCH_MQTT_HOST``).
+The ``mqtt`` rows use MqttConnector against a private mosquitto on loopback
+(skipped where mosquitto is not installed).
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, TaskEvent, task
@@ -45,17 +46,24 @@ class NullConnector(InMemoryConnector):
         return None
 
 
-def connector_factories() -> dict[str, tuple[ConnectorFactory | None, bool]]:
+def connector_factories(
+    mqtt: tuple[str, int] | None = None,
+) -> dict[str, tuple[ConnectorFactory | None, bool]]:
     """name -> (factory, measure latency); factory ``None`` is the run without a connector.
 
     Called once per measurement, so each gets a fresh in-memory broker.
+    ``mqtt`` is the address of a live broker for the MqttConnector rows.
     """
     broker = InMemoryBroker()
-    return {
+    factories: dict[str, tuple[ConnectorFactory | None, bool]] = {
         "none": (None, False),
         "null (publish discards)": (lambda: NullConnector(presence=False), False),
         "in-memory": (lambda: InMemoryConnector(broker, presence=False), True),
     }
+    if mqtt is not None:
+        host, port = mqtt
+        factories["mqtt (mosquitto)"] = (lambda: MqttConnector(host, port), True)
+    return factories
 
 
 @task
@@ -133,14 +141,14 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:8.3f} {max(values) * 1000:8.3f}"
 
 
-async def main(args: argparse.Namespace) -> None:
-    names = list(connector_factories())
+async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
+    names = list(connector_factories(mqtt))
     times: dict[str, list[float]] = {name: [] for name in names}
     for name in names:  # warm-up
-        await fanout_time(connector_factories()[name][0], min(args.tasks, 1000))
+        await fanout_time(connector_factories(mqtt)[name][0], min(args.tasks, 1000))
     for _ in range(args.repeats):  # interleaved, so that drift hits every connector alike
         for name in names:
-            times[name].append(await fanout_time(connector_factories()[name][0], args.tasks))
+            times[name].append(await fanout_time(connector_factories(mqtt)[name][0], args.tasks))
     print(f"\nfan-out of {args.tasks} no-op tasks, median of {args.repeats} runs")
     print(f"{'connector':<26} {'median s':>9} {'ratio':>6} {'min s':>9} {'ratio':>6}")
     baseline = statistics.median(times[names[0]])
@@ -154,7 +162,7 @@ async def main(args: argparse.Namespace) -> None:
     header = ("connector", "publish->blocked", "publish->last start", "resume->start")
     print(f"{header[0]:<26} {header[1]:>17} {header[2]:>19} {header[3]:>17}")
     for name in names:
-        factory, measure = connector_factories()[name]
+        factory, measure = connector_factories(mqtt)[name]
         if factory is None or not measure:
             continue
         lat = await pause_latencies(factory, args.cycles)
@@ -171,4 +179,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    arguments = parse()
+    if mosquitto_path() is None:
+        print("mosquitto is not installed: no MqttConnector rows")
+        asyncio.run(main(arguments, None))
+    else:
+        with MosquittoBroker() as mosquitto:
+            asyncio.run(main(arguments, (mosquitto.host, mosquitto.port)))
