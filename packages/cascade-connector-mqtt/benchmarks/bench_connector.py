@@ -9,6 +9,9 @@ hung (SIGSTOP), and the peak RSS after 1,000,000 publishes to a hung broker.
 
 Figures are medians over the repeats. The raw aiomqtt loop is slow (it awaits
 one future per message), so it runs once per QoS unless ``--aiomqtt-repeats``.
+Raw paho at QoS 1 keeps at most 1,000 messages unacknowledged (waiting on the
+oldest): paho's bookkeeping per PUBACK grows with its queue, so 100,000 queued
+at once would measure a quadratic slowdown rather than the client.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any
@@ -45,6 +49,7 @@ PAYLOAD = {
 }
 LINE = json.dumps(PAYLOAD, separators=(",", ":"))
 RAW = LINE.encode()
+PAHO_QOS1_WINDOW = 1_000
 
 Publisher = Callable[[MosquittoBroker, str, int, int], Coroutine[Any, Any, None]]
 
@@ -104,8 +109,12 @@ async def run_paho(broker: MosquittoBroker, topic: str, qos: int, n: int) -> Non
     try:
         sub = Subscriber(broker, topic, qos, n)
         start = time.perf_counter()
+        pending: deque[paho.MQTTMessageInfo] = deque()
         for _ in range(n):
-            client.publish(topic, LINE, qos)
+            pending.append(client.publish(topic, LINE, qos))
+            if qos and len(pending) > PAHO_QOS1_WINDOW:
+                # paho's queue bookkeeping is O(queued) per PUBACK: unbounded it is quadratic
+                pending.popleft().wait_for_publish()
         await asyncio.to_thread(sub.wait)
         RESULT.append(time.perf_counter() - start)
     finally:
@@ -169,20 +178,36 @@ async def publish_latency(broker: MosquittoBroker, n: int, hung: bool) -> tuple[
     return statistics.median(durations), durations[int(n * 0.99)]
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident set size in KiB.
+
+    VmHWM where /proc has it: ``ru_maxrss`` survives exec on Linux, so a child
+    would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def rss_probe(port: int, n: int) -> None:
     """In a child process: peak RSS after n publishes (broker already hung by the parent)."""
 
     async def main() -> None:
         connector = MqttConnector("127.0.0.1", port, flush_timeout=0.5, connect_timeout=2)
         await connector.connect()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = peak_rss_kib()
         print("connected", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # the parent hung the broker
         for i in range(n):
             await connector.publish("bench/rss", PAYLOAD, i & 1)
             if i % 1000 == 999:
                 await asyncio.sleep(0)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_rss_kib()
         print(json.dumps({"before_kib": before, "peak_kib": after, **asdict(connector.stats)}))
         await connector.disconnect()
 

@@ -299,8 +299,8 @@ class MqttConnector:
         """Flush (up to ``flush_timeout``), publish a graceful offline, and close. Idempotent.
 
         Never hangs: a broker that is hung or gone costs at most the flush
-        timeout plus a second or two. Messages still buffered are discarded
-        and counted as dropped.
+        timeout plus about 1.5 s (offline status, then DISCONNECT). Messages
+        still buffered are discarded and counted as dropped.
         """
         if not self._started:
             return
@@ -313,7 +313,7 @@ class MqttConnector:
             if self._online and self._presence:
                 offline = self._status_payload("offline", reason="shutdown")
                 sent = self._publish_direct(client, self._status_topic, offline, 1, True)
-                budget = max(0.5, min(2.0, deadline - time.monotonic()))
+                budget = max(0.2, min(1.0, deadline - time.monotonic()))
                 await asyncio.wait({sent}, timeout=budget)
         self._closing = True
         supervisor, self._supervisor = self._supervisor, None
@@ -429,7 +429,7 @@ class MqttConnector:
         disconnected = client._disconnected
         connected = paho.is_connected() and not disconnected.done()
         if graceful and connected and paho.disconnect() == _SUCCESS:
-            await asyncio.wait({disconnected}, timeout=1.0)
+            await asyncio.wait({disconnected}, timeout=0.5)
         paho._reset_sockets()
         misc = client._misc_task
         if misc is not None and not misc.done():
