@@ -165,3 +165,20 @@ async def test_flush_times_out_when_nothing_is_confirmed(fake_mqtt: FakeMqtt) ->
         fake_mqtt.client._client.ack_all()
         await connector.flush(1)
         assert connector.stats.buffered == 0
+
+
+async def test_without_paho_internals_every_message_goes_through_publish(
+    fake_mqtt: FakeMqtt, mocker: pytest.MockerFixture
+) -> None:
+    """If paho lacks what the fast path needs, messages go through its public publish()."""
+    mocker.patch("cascade.connectors.mqtt._connector._fast_wire_supported", return_value=False)
+    async with MqttConnector("broker", presence=False) as connector:
+        for n in range(5):
+            await connector.publish("t/slow", {"n": n}, qos=n % 2)
+        await connector.flush(5)
+        published = fake_mqtt.client._client.published
+        assert fake_mqtt.client._client.packets == []
+        assert [(t, raw, q) for t, raw, q, _ in published if t == "t/slow"] == [
+            ("t/slow", b'{"n":%d}' % n, n % 2) for n in range(5)
+        ]
+        assert connector.stats.published >= 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox
 
@@ -59,3 +61,26 @@ async def test_a_cleared_retained_topic_reads_as_empty(
     late = Inbox()
     await observer.subscribe(f"{prefix}/constraints/#", late)
     assert late.all == []
+
+
+async def test_public_publish_path_delivers_in_order(
+    mqtt_broker: BrokerEndpoint,
+    observer: MqttConnector,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback without paho internals delivers everything, in order, at QoS 0 and 1."""
+    monkeypatch.setattr(
+        "cascade.connectors.mqtt._connector._fast_wire_supported", lambda paho: False
+    )
+    inbox = Inbox()
+    await observer.subscribe(f"{prefix}/slow", inbox)
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as writer:
+        for n in range(500):
+            await writer.publish(f"{prefix}/slow", {"n": n}, qos=n % 2)
+        await writer.flush(10)
+        got = [await inbox.next() for _ in range(500)]
+    for qos in (0, 1):
+        assert [m.payload["n"] for m in got if m.payload["n"] % 2 == qos] == list(
+            range(qos, 500, 2)
+        )

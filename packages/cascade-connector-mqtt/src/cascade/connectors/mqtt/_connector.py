@@ -75,6 +75,17 @@ def _protocol_version(value: object) -> aiomqtt.ProtocolVersion:
     return version
 
 
+def _fast_wire_supported(paho: Any) -> bool:
+    """Whether this paho has the private parts the sender's fast path relies on.
+
+    The fast path encodes PUBLISH packets itself and queues them through
+    paho 2.x internals; with a paho that lacks any of them, every message goes
+    through paho's public ``publish()`` instead: slower, same behaviour.
+    """
+    names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
+    return all(hasattr(paho, name) for name in names)
+
+
 def _next_session(previous: int) -> int:
     """Milliseconds since the epoch, and always above ``previous``.
 
@@ -210,6 +221,7 @@ class MqttConnector:
         self._marker_topic = ""
         self._reader_task: asyncio.Task[None] | None = None
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
+        self._fast_wire = False
 
     @staticmethod
     def _make_tls_context(
@@ -387,7 +399,10 @@ class MqttConnector:
                 forward(*args)
 
         paho.on_publish = on_publish
-        if self.protocol == aiomqtt.ProtocolVersion.V311:
+        self._fast_wire = _fast_wire_supported(paho)
+        if not self._fast_wire:
+            self._log.warning("slow-path", "paho internals changed: sending through publish()")
+        elif self.protocol == aiomqtt.ProtocolVersion.V311:
             handle_puback = paho._handle_pubackcomp
             fast_acks = self._fast_acks
 
@@ -624,8 +639,13 @@ class MqttConnector:
         queued = buffer.queued
         window = self.max_in_flight
         mqtt5 = self.protocol == aiomqtt.ProtocolVersion.V5
-        fast_qos1 = self.protocol == aiomqtt.ProtocolVersion.V311
+        fast = self._fast_wire
+        fast_qos1 = fast and self.protocol == aiomqtt.ProtocolVersion.V311
         acked_window = min(window, _ACKED_WINDOW)
+
+        def backlog() -> int:  # messages paho holds: its per-PUBACK work grows with them
+            return len(paho._out_messages) if fast else buffer.in_flight_count
+
         while True:
             await wake.wait()
             wake.clear()
@@ -634,10 +654,10 @@ class MqttConnector:
                 if not paho.is_connected():
                     return  # the connection is going; the supervisor takes over
                 qos = queued[0].qos
-                if qos == 0 or (qos == 1 and fast_qos1):
+                if (qos == 0 and fast) or (qos == 1 and fast_qos1):
                     handed += self._send_batch(paho, window, mqtt5, qos)
                     continue
-                if len(paho._out_messages) >= acked_window:
+                if backlog() >= acked_window:
                     break  # paho's work per PUBACK grows with this; on_publish wakes us
                 message = queued.popleft()
                 try:
@@ -653,7 +673,7 @@ class MqttConnector:
             if (
                 queued
                 and buffer.in_flight_count < window
-                and (queued[0].qos == 0 or len(paho._out_messages) < acked_window)
+                and ((queued[0].qos == 0 and fast) or backlog() < acked_window)
             ):
                 wake.set()
                 await asyncio.sleep(0)  # let the event loop write what we handed over
