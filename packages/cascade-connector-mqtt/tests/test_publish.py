@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import (
@@ -168,7 +169,7 @@ async def test_flush_times_out_when_nothing_is_confirmed(fake_mqtt: FakeMqtt) ->
 
 
 async def test_without_paho_internals_every_message_goes_through_publish(
-    fake_mqtt: FakeMqtt, mocker: pytest.MockerFixture
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
 ) -> None:
     """If paho lacks what the fast path needs, messages go through its public publish()."""
     mocker.patch("cascade.connectors.mqtt._connector._fast_wire_supported", return_value=False)
