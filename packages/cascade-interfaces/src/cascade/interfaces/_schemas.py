@@ -122,6 +122,17 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     ts: str | None = None
     reason: str | None = None
 
+    @classmethod
+    def announce(
+        cls,
+        status: Literal["online", "offline"],
+        source: str,
+        session: int,
+        reason: str | None = None,
+    ) -> StatusMessage:
+        """A connector's presence message for ``source`` and ``session``, stamped now."""
+        return cls(status=status, source=source, session=session, ts=utc_now_iso(), reason=reason)
+
     def supersedes(self, other: StatusMessage) -> bool:
         """Whether this message should replace ``other`` as the source's current status.
 

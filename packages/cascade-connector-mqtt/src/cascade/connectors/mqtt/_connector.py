@@ -9,7 +9,7 @@ import logging
 import ssl
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from typing_extensions import Self
 
@@ -28,7 +28,6 @@ from cascade.interfaces import (
     encode_payload,
     sanitize_segment,
     status_topic,
-    utc_now_iso,
     validate_prefix,
     validate_topic,
 )
@@ -351,14 +350,10 @@ class MqttConnector:
 
     # -- connections --------------------------------------------------------------------
 
-    def _status_payload(self, status: str, reason: str | None = None) -> bytes:
-        message = StatusMessage(
-            status="online" if status == "online" else "offline",
-            source=self._source_id,
-            session=self._session,
-            ts=utc_now_iso(),
-            reason=reason,
-        )
+    def _status_payload(
+        self, status: Literal["online", "offline"], reason: str | None = None
+    ) -> bytes:
+        message = StatusMessage.announce(status, self._source_id, self._session, reason)
         return encode_payload(message)
 
     def _new_client(self) -> aiomqtt.Client:

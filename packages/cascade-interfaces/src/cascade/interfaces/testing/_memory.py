@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from typing_extensions import Self
 
@@ -15,7 +15,7 @@ from .._connector import ConnectorStats, Message, MessageCallback
 from .._dispatch import Dispatcher, Subscription
 from .._identity import default_source_id
 from .._ratelimit import RateLimitedLogger
-from .._schemas import StatusMessage, utc_now_iso
+from .._schemas import StatusMessage
 from .._topics import (
     DEFAULT_PREFIX,
     sanitize_segment,
@@ -170,14 +170,8 @@ class InMemoryConnector:
         """The presence session number of the current (or last) connection."""
         return self._session
 
-    def _status(self, status: str, reason: str | None = None) -> _Publish:
-        message = StatusMessage(
-            status="online" if status == "online" else "offline",
-            source=self._source_id,
-            session=self._session,
-            ts=utc_now_iso(),
-            reason=reason,
-        )
+    def _status(self, status: Literal["online", "offline"], reason: str | None = None) -> _Publish:
+        message = StatusMessage.announce(status, self._source_id, self._session, reason)
         return _Publish(
             status_topic(self._source_id, self._prefix), encode_payload(message), 1, True
         )
