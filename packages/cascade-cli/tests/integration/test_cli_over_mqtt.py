@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +13,12 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint, free_port
+from cascade.connectors.mqtt.testing import (
+    BrokerEndpoint,
+    MosquittoBroker,
+    free_port,
+    mqtt_tls_broker,  # noqa: F401
+)
 from cascade.interfaces import Constraint
 from cascade.runtime import Engine, task
 
@@ -138,3 +144,44 @@ def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
     assert "paused task:transform" in result.output
     assert "resumed task:transform" in result.output
     assert time.monotonic() - started < 60
+
+
+def test_tls_with_right_and_wrong_credentials(
+    mqtt_tls_broker: MosquittoBroker,  # noqa: F811 - the fixture imported above
+) -> None:
+    """--ca-file with the right user works; a wrong password exits 1 with the broker's refusal."""
+    assert mqtt_tls_broker.certificates is not None
+    ca_file = str(mqtt_tls_broker.certificates.ca_cert)
+    port = str(mqtt_tls_broker.tls_port)
+    address = ["--host", "localhost", "--port", port, "--ca-file", ca_file, "--username", "cascade"]
+    ok = CliRunner().invoke(app, ["pause", "task:tls_probe", *address, "--password", "secret"])
+    assert ok.exit_code == 0, ok.output
+    refused = CliRunner().invoke(app, ["status", *address, "--password", "wrong", "--timeout", "3"])
+    assert refused.exit_code == 1
+    assert "cannot connect to MQTT broker" in refused.output
+    assert "not authorised" in refused.output or "credentials" in refused.output
+
+
+def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
+    """SIGINT ends `cascade watch` with exit 0 and no traceback."""
+
+    async def scenario() -> tuple[int | None, bytes]:
+        source = f"engine-{scope_name}"
+        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await connector.connect(require=True)
+        watch = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "watch", "--json",
+            "--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert watch.stdout is not None
+        while source not in (await asyncio.wait_for(watch.stdout.readline(), 20)).decode():
+            pass  # retained statuses until ours: watch is subscribed and running
+        watch.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(watch.communicate(), 10)
+        await connector.disconnect()
+        return watch.returncode, err
+
+    returncode, err = asyncio.run(scenario())
+    assert returncode == 0, err.decode()
+    assert b"Traceback" not in err
