@@ -8,10 +8,11 @@ import functools
 import itertools
 import logging
 import math
+import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -466,4 +467,35 @@ def run(target: Any, connector: Connector | None = None, **engine_kwargs: Any) -
     Ctrl-C cancels the run (``ENGINE_STOPPED`` with status ``Cancelled`` is
     published, the connector is disconnected) and raises ``KeyboardInterrupt``.
     """
-    return asyncio.run(Engine(connector, **engine_kwargs).run(target))
+    return asyncio.run(_interruptible(Engine(connector, **engine_kwargs).run(target)))
+
+
+async def _interruptible(run: Coroutine[Any, Any, Any]) -> Any:
+    """Await ``run``, turning SIGINT into its cancellation and then ``KeyboardInterrupt``.
+
+    Python 3.11's ``asyncio.run`` does this by itself, 3.10's does not (the
+    interrupt would land anywhere, skipping the run's clean end); this gives
+    every version the same behaviour. Outside the main thread, or where the
+    loop cannot take signal handlers, ``run`` is simply awaited.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run)
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
