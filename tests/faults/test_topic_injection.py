@@ -1,10 +1,10 @@
-"""Scenario 7: ids and scopes full of separators, wildcards, NUL and controls stay one topic level."""
+"""Scenario 7: ids and scopes full of separators, wildcards, NUL and controls: one topic level."""
 
 from __future__ import annotations
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
-from cascade.interfaces import Constraint, constraint_topic, encode_payload
+from cascade.interfaces import Constraint, constraint_topic
 from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
 
 from .conftest import Figures
