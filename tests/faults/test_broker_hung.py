@@ -114,7 +114,7 @@ async def test_broker_hung_mid_run(
         midway = asyncio.Event()
         loop = asyncio.get_running_loop()
 
-        async def hang() -> float:
+        async def hang() -> tuple[float, float]:
             await midway.wait()
             broker.pause()
             try:
