@@ -79,3 +79,17 @@ async def test_nothing_listening_is_refused_clearly(prefix: str) -> None:
     with pytest.raises(ConnectError, match=f"127.0.0.1:{port}: connection refused"):
         await connector.connect(require=True)
     assert not connector.is_connected
+
+
+async def test_tls_only_broker_has_no_plaintext_listener(prefix: str) -> None:
+    """MosquittoBroker(tls=True, tls_only=True) listens with TLS on its one port, nothing else."""
+    with MosquittoBroker(tls=True, tls_only=True, users={"u": "p"}) as broker:
+        assert broker.port == broker.tls_port
+        assert f"listener {broker.port} " in broker.config_path.read_text()
+        assert broker.config_path.read_text().count("listener ") == 1
+        connector = tls_connector(broker, prefix, username="u", password="p")
+        await connector.connect(require=True)
+        await connector.disconnect()
+        plain = MqttConnector(broker.host, broker.port, topic_prefix=prefix, connect_timeout=2.0)
+        with pytest.raises(ConnectError):
+            await plain.connect(require=True)
