@@ -210,6 +210,8 @@ class MqttConnector:
         self._marker_topic = ""
         self._reader_task: asyncio.Task[None] | None = None
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
+        self._direct_topics: dict[int, str] = {}  # packet id → topic of direct QoS 1+ messages
+        self._refused_topics: set[str] = set()  # topics whose refusal was reported
 
     @staticmethod
     def _make_tls_context(
@@ -382,7 +384,9 @@ class MqttConnector:
         forward = paho.on_publish
 
         def on_publish(*args: Any) -> None:
-            self._on_publish(args[2])
+            # (client, userdata, mid, reason_code, properties): MQTT 5 PUBACKs carry a reason
+            reason = args[3] if len(args) > 3 else None
+            self._on_publish(args[2], reason if getattr(reason, "is_failure", False) else None)
             if forward is not None:
                 forward(*args)
 
@@ -530,6 +534,7 @@ class MqttConnector:
             if not future.done():
                 future.set_result(None)
         self._direct.clear()
+        self._direct_topics.clear()
         self._markers.clear()
 
     # -- sending ------------------------------------------------------------------------
@@ -588,16 +593,29 @@ class MqttConnector:
         info = client._client.publish(topic, raw, qos, retain)
         if info.rc == _SUCCESS:
             self._direct[info.mid] = future
+            if qos:
+                self._direct_topics[info.mid] = topic
         else:
             future.set_result(None)
         return future
 
-    def _on_publish(self, mid: int) -> None:
-        """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2)."""
+    def _on_publish(self, mid: int, refusal: object = None) -> None:
+        """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2).
+
+        ``refusal`` is the reason code of a PUBACK that refused the message
+        (MQTT 5, e.g. "Not authorized" from an ACL): counted in ``refused``,
+        and reported once per topic.
+        """
         buffer = self._buffer
+        if refusal is not None:
+            messages = buffer.in_flight.get(mid)
+            topic = messages[0].topic if messages else self._direct_topics.get(mid, "?")
+            self._refused(topic, refusal, len(messages) if messages else 1)
+        self._direct_topics.pop(mid, None)
         settled = buffer.confirm(mid)
         if settled:
-            self._stats.published += settled
+            if refusal is None:
+                self._stats.published += settled
             # refill at half the window: one wake-up per batch, not per acknowledgement
             if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
                 wake = self._wake
@@ -702,6 +720,12 @@ class MqttConnector:
         elif parts:
             paho._packet_queue(_PUBLISH | 0x02, b"".join(parts), 0, 1, None)
         return max(1, count)
+
+    def _refused(self, topic: str, reason: object, count: int) -> None:
+        self._stats.refused += count
+        if topic not in self._refused_topics:
+            self._refused_topics.add(topic)
+            _log.warning("the broker refused a message to %r: %s", topic, reason)
 
     def _drop_unsendable(self, topic: str, exc: Exception) -> None:
         self._stats.dropped += 1
