@@ -378,6 +378,20 @@ class MqttConnector:
         )
         paho = client._client
         paho.connect_timeout = self.connect_timeout
+        on_socket_close = getattr(paho, "on_socket_close", None)
+
+        def socket_closed(*args: Any) -> None:
+            # The broker hung up before its CONNACK (a plaintext client on a TLS port gets a
+            # reset): aiomqtt would wait out the whole timeout, so fail the attempt now.
+            if on_socket_close is not None:
+                on_socket_close(*args)
+            connected = client._connected
+            if not connected.done():
+                error = MqttError("the broker closed the connection before answering")
+                error.__cause__ = ConnectionResetError("connection closed by the broker")
+                connected.set_exception(error)
+
+        paho.on_socket_close = socket_closed
         if paho._ssl_context is not None:
             paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
