@@ -19,11 +19,13 @@ from cascade.interfaces import (
     ConnectorStats,
     Dispatcher,
     FlushTimeoutError,
+    InvalidMessageError,
     MessageCallback,
     Payload,
     RateLimitedLogger,
     StatusMessage,
     Subscription,
+    decode_status,
     default_source_id,
     encode_payload,
     sanitize_segment,
@@ -509,7 +511,8 @@ class MqttConnector:
             self._publish_direct(client, self._status_topic, online, 1, True)
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
         subscribed: set[str] = set()
-        wanted = [self._marker_topic, *self._dispatcher.filters]
+        own = [self._status_topic] if self._presence else []  # to catch a stale will
+        wanted = [self._marker_topic, *own, *self._dispatcher.filters]
         while wanted:  # filters may be added while we wait for the SUBACK
             await client.subscribe([(f, 1) for f in wanted])
             subscribed.update(wanted)
@@ -758,7 +761,37 @@ class MqttConnector:
                 if marker is not None and not marker.done():
                     marker.set_result(None)
                 continue
+            if topic == self._status_topic and self._presence:
+                self._check_own_status(client, raw)
             await self._dispatcher.dispatch(topic, raw, message.qos, message.retain)
+
+    def _check_own_status(self, client: aiomqtt.Client, raw: bytes) -> None:
+        """Re-announce this source if a stale will replaced its retained birth.
+
+        When the broker is slow to notice a dead connection (frozen, half-open),
+        the connector may already be online again on a new one when the broker
+        finally publishes the old session's will: retained, it replaces the
+        new birth, and a reader that arrives later would see only "offline".
+        An offline of an older session on our own topic is that will: publish
+        the birth again (readers that saw it all ignore the stale offline by
+        its session anyway).
+        """
+        if not self._online:
+            return
+        try:
+            status = decode_status(raw)
+        except InvalidMessageError:
+            return
+        stale = status.session is not None and status.session < self._session
+        if status.status == "offline" and stale:
+            _log.warning(
+                "a stale offline (session %d) replaced this source's status; "
+                "announcing online again (session %d)",
+                status.session,
+                self._session,
+            )
+            online = self._status_payload("online")
+            self._publish_direct(client, self._status_topic, online, 1, True)
 
     async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
         """Subscribe ``callback`` to ``topic_filter``; retained messages arrive before this returns.
