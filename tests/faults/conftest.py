@@ -192,7 +192,10 @@ class TcpProxy:
     can be pointed at it while nothing listens); ``freeze()`` silently stops
     forwarding on every connection open now, in both directions, without
     closing anything (the broker and the client see a connection that went
-    quiet); new connections are forwarded normally. ``close()`` closes all.
+    quiet); ``freeze(down_only=True)`` swallows only what the broker sends.
+    A frozen connection's broker side is never closed by the proxy, even
+    when the client hangs up: only the broker's keepalive can end it. New
+    connections are forwarded normally. ``close()`` closes all.
     """
 
     def __init__(self, target_port: int, port: int) -> None:
@@ -201,7 +204,8 @@ class TcpProxy:
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
-        self._frozen: set[int] = set()
+        self._frozen: set[int] = set()  # connections swallowed in both directions
+        self._frozen_down: set[int] = set()  # connections whose broker-to-client side is swallowed
         self._writers: list[asyncio.StreamWriter] = []
         self._live: set[int] = set()
         self.opened = asyncio.Event()
@@ -209,9 +213,11 @@ class TcpProxy:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
-    def freeze(self) -> int:
+    def freeze(self, *, down_only: bool = False) -> int:
         """Stop forwarding on the connections open now; returns how many."""
-        self._frozen |= self._live
+        self._frozen_down |= self._live
+        if not down_only:
+            self._frozen |= self._live
         return len(self._live)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -226,29 +232,36 @@ class TcpProxy:
             return
         self._writers.append(up_writer)
         self.opened.set()
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            pump = asyncio.create_task(self._pump(number, source, sink))
+        for source, sink, frozen in (
+            (reader, up_writer, self._frozen),
+            (up_reader, writer, self._frozen_down),
+        ):
+            pump = asyncio.create_task(self._pump(number, source, sink, frozen))
             self._pumps.add(pump)
             pump.add_done_callback(self._pumps.discard)
 
     async def _pump(
-        self, number: int, source: asyncio.StreamReader, sink: asyncio.StreamWriter
+        self,
+        number: int,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        frozen: set[int],
     ) -> None:
         try:
             while True:
                 data = await source.read(65536)
                 if not data:
                     break
-                if number in self._frozen:
+                if number in frozen:
                     continue  # swallowed: the connection looks alive but nothing gets through
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):
             pass
         finally:
-            if number not in self._frozen:
+            self._live.discard(number)
+            if number not in self._frozen_down:
                 sink.close()
-                self._live.discard(number)
 
     async def close(self) -> None:
         if self._server is not None:
