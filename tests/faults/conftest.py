@@ -80,7 +80,7 @@ def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.3f}"
     return str(value)
 
 
@@ -99,7 +99,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
             r.what or "-",
             r.outcome,
         )
-        for r in _ROWS
+        for r in sorted(_ROWS, key=lambda r: r.scenario)
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     write = terminalreporter.write_line
@@ -108,7 +108,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
     write("  ".join("-" * w for w in widths))
     for row in rows:
         write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    for r in _ROWS:
+    for r in sorted(_ROWS, key=lambda r: r.scenario):
         for note in r.notes:
             write(f"  {r.scenario}: {note}")
 
