@@ -12,7 +12,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+nox.options.sessions = ["tests", "integration", "faults", "lint", "typecheck"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -62,6 +62,13 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def faults(session: nox.Session) -> None:
+    """The fault and abuse suite (tests/faults): real processes and mosquitto; prints a table."""
+    install_packages(session, "test")
+    session.run(*PYTEST, str(ROOT / "tests" / "faults"), *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check over the whole tree."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
@@ -71,13 +78,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's sources and tests, one package at a time."""
+    """mypy --strict over every package's sources and tests (one at a time), and tests/faults."""
     install_packages(session, "typecheck")
     mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in PACKAGES)
     for package in PACKAGES:
         root = ROOT / "packages" / package
         targets = [str(path) for path in (root / "src", root / "tests") if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
+    session.run("mypy", str(ROOT / "tests" / "faults"), env={"MYPYPATH": mypy_path})
 
 
 @nox.session

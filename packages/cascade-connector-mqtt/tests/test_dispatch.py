@@ -46,7 +46,9 @@ async def test_payload_is_decoded_json_and_empty_is_an_empty_object(fake_mqtt: F
     assert got[0].raw == b'{"limit": 2}'
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"bad utf-8 in a string": "\xff"}']
+)
 async def test_bad_payloads_are_rejected_counted_and_logged(
     fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture, raw: bytes
 ) -> None:

@@ -31,6 +31,8 @@ def test_empty_payload_decodes_to_empty_object() -> None:
         (b"null", "not null"),
         (b"1", "not a number"),
         (b"\xff\xfe", "not valid JSON"),
+        (b'{"id": "\xff"}', "not valid UTF-8"),
+        (b'{"id": "\xed\xa0\x80"}', "not valid UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         (b'{"a": NaN}', "not valid JSON"),
         (b'{"a": 1e999}', "not valid JSON"),

@@ -166,7 +166,10 @@ def test_bad_constraints_name_field_and_problem(payload: Any, path: str, reason:
     assert caught.value.path == path
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"nope", b'{"id": NaN}', b"\xff", b"{" * 40_000])
+@pytest.mark.parametrize(
+    "raw",
+    [b"[]", b"nope", b'{"id": NaN}', b"\xff", b"{" * 40_000, b'{"id": "\xff", "scope": "global"}'],
+)
 def test_bad_constraint_bytes(raw: bytes) -> None:
     """Bytes that are not a JSON object are rejected, never raised as anything else."""
     with pytest.raises(InvalidMessageError):

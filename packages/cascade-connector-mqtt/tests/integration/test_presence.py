@@ -110,3 +110,23 @@ async def test_a_newer_connection_of_a_source_has_a_higher_session(
         ) as connector:
             sessions.append(connector.session)
     assert sessions[1] > sessions[0] > 0
+
+
+async def test_a_stale_will_over_the_birth_is_answered_with_a_new_birth(
+    mqtt_broker: BrokerEndpoint, observer: MqttConnector, prefix: str
+) -> None:
+    """An offline of an older session on a live source's topic: it announces itself again."""
+    async with MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="alive"
+    ) as engine:
+        inbox = Inbox()
+        await observer.subscribe(f"{prefix}/status/alive", inbox)
+        assert (await inbox.next()).payload["status"] == "online"
+        stale = {"status": "offline", "source": "alive", "session": engine.session - 1}
+        await observer.publish(f"{prefix}/status/alive", stale, qos=1, retain=True)
+        assert (await inbox.until(lambda m: m.payload["status"] == "offline")).payload == stale
+        again = await inbox.until(lambda m: m.payload["status"] == "online")
+        assert again.payload["session"] == engine.session
+        late = Inbox()
+        await observer.subscribe(f"{prefix}/status/alive", late)
+        assert [m.payload["status"] for m in late.all] == ["online"]

@@ -79,3 +79,38 @@ async def test_nothing_listening_is_refused_clearly(prefix: str) -> None:
     with pytest.raises(ConnectError, match=f"127.0.0.1:{port}: connection refused"):
         await connector.connect(require=True)
     assert not connector.is_connected
+
+
+async def test_tls_only_broker_has_no_plaintext_listener(prefix: str) -> None:
+    """MosquittoBroker(tls=True, tls_only=True) listens with TLS on its one port, nothing else."""
+    with MosquittoBroker(tls=True, tls_only=True, users={"u": "p"}) as broker:
+        assert broker.port == broker.tls_port
+        assert f"listener {broker.port} " in broker.config_path.read_text()
+        assert broker.config_path.read_text().count("listener ") == 1
+        connector = tls_connector(broker, prefix, username="u", password="p")
+        await connector.connect(require=True)
+        await connector.disconnect()
+        plain = MqttConnector(broker.host, broker.port, topic_prefix=prefix, connect_timeout=2.0)
+        with pytest.raises(ConnectError):
+            await plain.connect(require=True)
+
+
+async def test_plaintext_client_on_the_tls_port_fails_at_once(
+    mqtt_tls_broker: MosquittoBroker, prefix: str
+) -> None:
+    """The broker resets a plaintext CONNECT on its TLS port: a clear error, not the timeout."""
+    assert mqtt_tls_broker.tls_port is not None
+    connector = MqttConnector(
+        mqtt_tls_broker.host,
+        mqtt_tls_broker.tls_port,
+        username="cascade",
+        password="secret",
+        topic_prefix=prefix,
+        connect_timeout=5.0,
+    )
+    start = time.monotonic()
+    with pytest.raises(ConnectError) as info:
+        await connector.connect(require=True)
+    assert time.monotonic() - start < 1.0
+    assert "closed the connection during the handshake" in str(info.value)
+    assert not isinstance(info.value, ConnectRefusedError)

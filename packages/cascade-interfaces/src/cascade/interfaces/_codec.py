@@ -47,6 +47,8 @@ def decode_payload(raw: bytes) -> dict[str, Any]:
         value = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a JSON string
+        raise InvalidMessageError(f"payload is not valid UTF-8: {exc}") from None
     except RecursionError:
         raise InvalidMessageError("payload is nested too deeply") from None
     if not isinstance(value, dict):

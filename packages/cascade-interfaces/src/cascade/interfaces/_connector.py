@@ -49,6 +49,8 @@ class ConnectorStats:
     ``received``: messages delivered to at least one callback.
     ``callback_errors``: callbacks that raised. ``reconnects``: successful
     reconnections after a loss. ``buffered``: messages waiting to be sent now.
+    ``refused``: messages the broker said it refused (not in ``published``);
+    only brokers that say so count here (MQTT 5 PUBACK reason codes).
     """
 
     published: int = 0
@@ -58,6 +60,7 @@ class ConnectorStats:
     callback_errors: int = 0
     reconnects: int = 0
     buffered: int = 0
+    refused: int = 0
 
 
 @runtime_checkable

@@ -311,6 +311,8 @@ def _convert(data: Mapping[str, Any] | bytes | str, target: type[_T], prefix: st
         raise InvalidMessageError(reason, prefix + path.rstrip("`").removeprefix("$")) from None
     except msgspec.DecodeError as exc:
         raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a JSON string
+        raise InvalidMessageError(f"payload is not valid UTF-8: {exc}") from None
     except RecursionError:
         raise InvalidMessageError("payload is nested too deeply") from None
 

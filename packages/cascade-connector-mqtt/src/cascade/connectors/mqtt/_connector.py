@@ -19,11 +19,13 @@ from cascade.interfaces import (
     ConnectorStats,
     Dispatcher,
     FlushTimeoutError,
+    InvalidMessageError,
     MessageCallback,
     Payload,
     RateLimitedLogger,
     StatusMessage,
     Subscription,
+    decode_status,
     default_source_id,
     encode_payload,
     sanitize_segment,
@@ -221,6 +223,8 @@ class MqttConnector:
         self._reader_task: asyncio.Task[None] | None = None
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
         self._fast_wire = False
+        self._direct_topics: dict[int, str] = {}  # packet id → topic of direct QoS 1+ messages
+        self._refused_topics: set[str] = set()  # topics whose refusal was reported
 
     @staticmethod
     def _make_tls_context(
@@ -383,13 +387,29 @@ class MqttConnector:
         )
         paho = client._client
         paho.connect_timeout = self.connect_timeout
+        on_socket_close = getattr(paho, "on_socket_close", None)
+
+        def socket_closed(*args: Any) -> None:
+            # The broker hung up before its CONNACK (a plaintext client on a TLS port gets a
+            # reset): aiomqtt would wait out the whole timeout, so fail the attempt now.
+            if on_socket_close is not None:
+                on_socket_close(*args)
+            connected = client._connected
+            if not connected.done():
+                error = MqttError("the broker closed the connection before answering")
+                error.__cause__ = ConnectionResetError("connection closed by the broker")
+                connected.set_exception(error)
+
+        paho.on_socket_close = socket_closed
         if paho._ssl_context is not None:
             paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
         forward = paho.on_publish
 
         def on_publish(*args: Any) -> None:
-            self._on_publish(args[2])
+            # (client, userdata, mid, reason_code, properties): MQTT 5 PUBACKs carry a reason
+            reason = args[3] if len(args) > 3 else None
+            self._on_publish(args[2], reason if getattr(reason, "is_failure", False) else None)
             if forward is not None:
                 forward(*args)
 
@@ -501,7 +521,8 @@ class MqttConnector:
             self._publish_direct(client, self._status_topic, online, 1, True)
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
         subscribed: set[str] = set()
-        wanted = [self._marker_topic, *self._dispatcher.filters]
+        own = [self._status_topic] if self._presence else []  # to catch a stale will
+        wanted = [self._marker_topic, *own, *self._dispatcher.filters]
         while wanted:  # filters may be added while we wait for the SUBACK
             await client.subscribe([(f, 1) for f in wanted])
             subscribed.update(wanted)
@@ -540,6 +561,7 @@ class MqttConnector:
             if not future.done():
                 future.set_result(None)
         self._direct.clear()
+        self._direct_topics.clear()
         self._markers.clear()
 
     # -- sending ------------------------------------------------------------------------
@@ -598,16 +620,29 @@ class MqttConnector:
         info = client._client.publish(topic, raw, qos, retain)
         if info.rc == _SUCCESS:
             self._direct[info.mid] = future
+            if qos:
+                self._direct_topics[info.mid] = topic
         else:
             future.set_result(None)
         return future
 
-    def _on_publish(self, mid: int) -> None:
-        """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2)."""
+    def _on_publish(self, mid: int, refusal: object = None) -> None:
+        """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2).
+
+        ``refusal`` is the reason code of a PUBACK that refused the message
+        (MQTT 5, e.g. "Not authorized" from an ACL): counted in ``refused``,
+        and reported once per topic.
+        """
         buffer = self._buffer
+        if refusal is not None:
+            messages = buffer.in_flight.get(mid)
+            topic = messages[0].topic if messages else self._direct_topics.get(mid, "?")
+            self._refused(topic, refusal, len(messages) if messages else 1)
+        self._direct_topics.pop(mid, None)
         settled = buffer.confirm(mid)
         if settled:
-            self._stats.published += settled
+            if refusal is None:
+                self._stats.published += settled
             # refill at half the window: one wake-up per batch, not per acknowledgement
             if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
                 wake = self._wake
@@ -718,6 +753,12 @@ class MqttConnector:
             paho._packet_queue(_PUBLISH | 0x02, b"".join(parts), 0, 1, None)
         return max(1, count)
 
+    def _refused(self, topic: str, reason: object, count: int) -> None:
+        self._stats.refused += count
+        if topic not in self._refused_topics:
+            self._refused_topics.add(topic)
+            _log.warning("the broker refused a message to %r: %s", topic, reason)
+
     def _drop_unsendable(self, topic: str, exc: Exception) -> None:
         self._stats.dropped += 1
         self._log.warning("unsendable", "dropped a message to %r: %s", topic, exc)
@@ -735,7 +776,37 @@ class MqttConnector:
                 if marker is not None and not marker.done():
                     marker.set_result(None)
                 continue
+            if topic == self._status_topic and self._presence:
+                self._check_own_status(client, raw)
             await self._dispatcher.dispatch(topic, raw, message.qos, message.retain)
+
+    def _check_own_status(self, client: aiomqtt.Client, raw: bytes) -> None:
+        """Re-announce this source if a stale will replaced its retained birth.
+
+        When the broker is slow to notice a dead connection (frozen, half-open),
+        the connector may already be online again on a new one when the broker
+        finally publishes the old session's will: retained, it replaces the
+        new birth, and a reader that arrives later would see only "offline".
+        An offline of an older session on our own topic is that will: publish
+        the birth again (readers that saw it all ignore the stale offline by
+        its session anyway).
+        """
+        if not self._online:
+            return
+        try:
+            status = decode_status(raw)
+        except InvalidMessageError:
+            return
+        stale = status.session is not None and status.session < self._session
+        if status.status == "offline" and stale:
+            _log.warning(
+                "a stale offline (session %d) replaced this source's status; "
+                "announcing online again (session %d)",
+                status.session,
+                self._session,
+            )
+            online = self._status_payload("online")
+            self._publish_direct(client, self._status_topic, online, 1, True)
 
     async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
         """Subscribe ``callback`` to ``topic_filter``; retained messages arrive before this returns.

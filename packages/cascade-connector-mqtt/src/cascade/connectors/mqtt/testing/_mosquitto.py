@@ -52,7 +52,8 @@ class MosquittoBroker:
     access off; ``acl`` is the text of an ACL file; ``persistence=True``
     keeps retained messages across ``restart()``; ``tls=True`` adds a TLS
     listener on :attr:`tls_port` with a CA and server certificate generated
-    for the test (:attr:`certificates`). The generated files are
+    for the test (:attr:`certificates`); ``tls_only=True`` (with ``tls``) has
+    the TLS listener only, so :attr:`port` is :attr:`tls_port`. The generated files are
     world-readable and mosquitto logs to stderr (kept in :attr:`log_path`),
     so it works whether or not mosquitto drops privileges.
 
@@ -71,6 +72,7 @@ class MosquittoBroker:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         tls: bool = False,
+        tls_only: bool = False,
         persistence: bool = False,
         extra_config: str = "",
         startup_timeout: float = 10.0,
@@ -82,8 +84,11 @@ class MosquittoBroker:
         self._tmp = tempfile.TemporaryDirectory(prefix="cascade-mosquitto-")
         self.directory = Path(self._tmp.name)
         self.directory.chmod(0o755)
-        self.port = free_port()
+        if tls_only and not tls:
+            raise ValueError("tls_only needs tls=True")
+        self.tls_only = tls_only
         self.tls_port: int | None = free_port() if tls else None
+        self.port = self.tls_port if tls_only and self.tls_port is not None else free_port()
         self.certificates: TestCertificates | None = (
             make_test_certificates(self.directory / "certs") if tls else None
         )
@@ -106,8 +111,9 @@ class MosquittoBroker:
             "log_type notice",
             "log_type information",
             "max_queued_messages 0",
-            f"listener {self.port} 127.0.0.1",
         ]
+        if not self.tls_only:
+            lines.append(f"listener {self.port} 127.0.0.1")
         if os.geteuid() == 0:
             lines.insert(0, "user root")
         if self.users:
@@ -165,7 +171,7 @@ class MosquittoBroker:
                 stderr=log,
             )
         self._paused = False
-        ports = [self.port] + ([self.tls_port] if self.tls_port is not None else [])
+        ports = sorted({self.port} | ({self.tls_port} if self.tls_port is not None else set()))
         deadline = time.monotonic() + self._startup_timeout
         while not all(_port_open(port) for port in ports):
             if self._process.poll() is not None:

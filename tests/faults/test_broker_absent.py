@@ -1,0 +1,127 @@
+"""Scenario 1: no broker at the start of a run; it appears mid-run and the telemetry follows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
+from cascade.interfaces import Message, status_topic
+from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskCompleted, task
+
+from .conftest import Figures, MeteredConnector, TcpProxy, as_connector
+
+TASKS = 2000
+CONCURRENCY = 100
+SLEEP = 0.1  # 20 waves: about 2 s of run
+CONNECT_TIMEOUT = 1.0
+
+
+@task
+async def work(i: int) -> int:
+    await asyncio.sleep(SLEEP)
+    return i
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+def graph() -> LazyResult[int]:
+    return total([work(i) for i in range(TASKS)])
+
+
+async def _timed_run(engine: Engine, midway: asyncio.Event | None = None) -> tuple[int, float]:
+    """The run's result and its time from start to RunFinished (telemetry flush excluded)."""
+    loop = asyncio.get_running_loop()
+    finished: list[float] = []
+    completed = 0
+
+    def watch(event: Event) -> None:
+        nonlocal completed
+        if isinstance(event, TaskCompleted):
+            completed += 1
+            if midway is not None and completed == TASKS // 4:
+                midway.set()
+        elif isinstance(event, RunFinished):
+            finished.append(loop.time())
+
+    unsubscribe = engine.events.subscribe(watch)
+    started = loop.time()
+    try:
+        result = await engine.run(graph())
+    finally:
+        unsubscribe()
+    return result, finished[0] - started
+
+
+def _stopped(message: Message) -> bool:
+    return bool(message.payload.get("body", {}).get("event") == "ENGINE_STOPPED")
+
+
+async def test_broker_absent_at_start(
+    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
+) -> None:
+    """A 2,000-task run without a broker: late by at most the connect timeout, then all arrives."""
+    figures.scenario = "1 broker absent at start"
+    expected = sum(range(TASKS))
+    baseline_result, baseline = await _timed_run(Engine(None, max_concurrency=CONCURRENCY))
+    assert baseline_result == expected
+
+    # the engine talks to the broker through a proxy that does not listen yet: no broker there
+    proxy = TcpProxy(mosquitto_broker.port, free_port())
+    observer = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, presence=False, topic_prefix=prefix
+    )
+    await observer.connect(require=True)
+    status, events = Inbox(), Inbox()
+    await observer.subscribe(status_topic("absent", prefix), status)
+    await observer.subscribe(f"{prefix}/telemetry/#", events)
+    connector = MeteredConnector(
+        MqttConnector(
+            "127.0.0.1",
+            proxy.port,
+            topic_prefix=prefix,
+            source_id="absent",
+            connect_timeout=CONNECT_TIMEOUT,
+            backoff_initial=0.2,
+            backoff_max=0.5,
+        )
+    )
+    engine = Engine(as_connector(connector), max_concurrency=CONCURRENCY, heartbeat_interval=None)
+    midway = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def broker_appears() -> float:
+        await midway.wait()
+        await proxy.start()
+        appeared = loop.time()
+        online = await status.until(lambda m: m.payload.get("status") == "online", timeout=10)
+        assert online.payload["source"] == "absent"
+        return loop.time() - appeared
+
+    try:
+        recovery = asyncio.create_task(broker_appears())
+        result, seconds = await _timed_run(engine, midway)
+        recovered = await recovery
+        await events.until(_stopped, timeout=10)
+    finally:
+        await proxy.close()
+        await observer.disconnect()
+
+    assert result == expected
+    delivered = len(events.all)
+    dropped = connector.stats.dropped + engine.stats.telemetry_dropped
+    figures.emitted, figures.delivered, figures.dropped = connector.emitted, delivered, dropped
+    figures.seconds, figures.what = recovered, "broker up → online seen"
+    figures.notes.append(
+        f"run {seconds:.2f} s against {baseline:.2f} s without any connector "
+        f"(connect timeout {CONNECT_TIMEOUT:g} s)"
+    )
+    assert seconds <= baseline + CONNECT_TIMEOUT + 0.5
+    assert connector.emitted == 2 * (TASKS + 1) + 2  # RUNNING and COMPLETED per task, lifecycle
+    assert delivered + dropped == connector.emitted
+    assert dropped == 0
+    first = events.all[0].payload["body"]
+    assert first == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}

@@ -1,0 +1,120 @@
+"""Scenario 7: ids and scopes full of separators, wildcards, NUL and controls: one topic level."""
+
+from __future__ import annotations
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
+from cascade.interfaces import Constraint, constraint_topic
+from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
+
+from .conftest import Figures
+
+SOURCE = "src/+#$\x00\x07\u00e9"
+ORG = "org/+#"
+PROJECT = "$SYS\x00\n\u00fcml\u00e4ut/x"
+RUN = "run/#/+\x00\x1b\u65e5"
+# what each becomes: every / + # NUL and control character replaced by "_", the rest kept
+SOURCE_LEVEL = "src___$__\u00e9"
+ORG_LEVEL = "org___"
+PROJECT_LEVEL = "$SYS__\u00fcml\u00e4ut_x"
+RUN_LEVEL = "run______\u65e5"
+# scopes are percent-escaped instead (they must round-trip), one level after "task"
+SCOPES = {
+    "task:a/b": "task/a%2Fb",
+    "task:+": "task/%2B",
+    "task:#": "task/%23",
+    "task:$SYS/x": "task/$SYS%2Fx",
+    "task:nul\x00": "task/nul%00",
+    "task:bell\x07\x1b": "task/bell%07%1B",
+    "task:\u00fcn\u00efc\u00f8d\u00e9": "task/\u00fcn\u00efc\u00f8d\u00e9",
+}
+# where an unsanitized id or scope would have spilled over
+NEIGHBOURS = [
+    "status/src/#",
+    "telemetry/org/#",
+    "telemetry/+/$SYS/#",
+    "telemetry/+/+/run/#",
+    "constraints/task/a/#",
+    "constraints/task/$SYS/#",
+    "constraints/task/+/+/+/#",  # a scope split in two levels
+]
+
+
+@task
+async def probe(engine_box: list[Engine]) -> list[str]:
+    return sorted(c.scope for c in engine_box[0].constraints)
+
+
+async def test_hostile_ids_land_on_one_sanitized_topic(
+    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
+) -> None:
+    """Run, source, org, project ids and scopes each make exactly one, sanitized, topic level."""
+    figures.scenario = "7 topic injection"
+    broker = mosquitto_broker
+    observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
+    await observer.connect(require=True)
+    everything, neighbours = Inbox(), Inbox()
+    await observer.subscribe(f"{prefix}/#", everything)
+    for neighbour in NEIGHBOURS:
+        await observer.subscribe(f"{prefix}/{neighbour}", neighbours)
+
+    connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id=SOURCE)
+    for scope in SCOPES:
+        topic = constraint_topic(scope, "concurrency", prefix)
+        await observer.publish(topic, Constraint.concurrency(scope, 9), qos=1, retain=True)
+    await observer.flush(5)
+
+    engine = Engine(
+        connector, org_id=ORG, project_id=PROJECT, heartbeat_interval=None, max_concurrency=2
+    )
+    box = [engine]
+    target: LazyResult[list[str]] = probe(box)
+    scopes = await engine.run(target)
+
+    # a run id of our own through the same telemetry code the engine uses
+    async with MqttConnector(
+        broker.host, broker.port, topic_prefix=prefix, source_id=SOURCE
+    ) as second:
+        telemetry = TelemetrySubscriber(
+            second, run_id=RUN, org_id=ORG, project_id=PROJECT, heartbeat_interval=None
+        )
+        telemetry.start()
+        telemetry(RunStarted(run_id=RUN, task_count=0))
+        await telemetry.aclose()
+        await second.flush(5)
+
+    # a marker published last: everything before it has been delivered
+    await observer.publish(f"{prefix}/zz-end", b"{}", qos=1)
+    await everything.until(lambda m: m.topic == f"{prefix}/zz-end")
+    for scope in SCOPES:
+        await observer.publish(constraint_topic(scope, "concurrency", prefix), b"", retain=True)
+    await observer.flush(5)
+    await observer.disconnect()
+
+    assert scopes == sorted(SCOPES)  # the engine read every scope back as it was sent
+    topics = {m.topic for m in everything.all}
+    # the connector's own marker messages (subscribe barriers) carry the sanitized source too
+    markers = {t for t in topics if t.startswith(f"{prefix}/_marker/")}
+    assert {t.split("/")[2] for t in markers} == {SOURCE_LEVEL}
+    assert all(len(t.split("/")) == 4 for t in markers)
+    topics -= markers
+    run_ids = {m.payload["run_id"] for m in everything.all if "run_id" in m.payload}
+    engine_run = next(r for r in run_ids if r != RUN)
+    expected = {
+        f"{prefix}/status/{SOURCE_LEVEL}",
+        f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{engine_run}/events",
+        f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{RUN_LEVEL}/events",
+        *(f"{prefix}/constraints/{path}/concurrency" for path in SCOPES.values()),
+        f"{prefix}/zz-end",
+    }
+    assert topics == expected
+    assert neighbours.all == []
+    for message in everything.all:
+        assert "\x00" not in message.topic
+    figures.emitted = sum(m.topic in expected for m in everything.all) - 1
+    figures.delivered = figures.emitted
+    figures.dropped = 0
+    figures.notes.append(
+        f"{len(expected) - 1} topics, each exactly where expected; "
+        f"{len(NEIGHBOURS)} neighbouring filters received nothing"
+    )
