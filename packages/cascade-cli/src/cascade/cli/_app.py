@@ -24,6 +24,7 @@ from cascade.interfaces import (
     status_filter,
     telemetry_filter,
 )
+from cascade.interfaces import timeout as bounded
 
 from ._broker import (
     DEFAULT_BROKER,
@@ -312,7 +313,8 @@ def watch(
 
 async def _wait(done: asyncio.Event, duration: float | None) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(done.wait(), duration)
+        async with bounded(duration):
+            await done.wait()
 
 
 async def _refresh(live: Live, state: WatchState) -> None:

@@ -1,6 +1,9 @@
 """Cascade's shared contracts: the Connector protocol, wire-protocol schemas and topic helpers.
 
-See PROTOCOL.md for the topics and payloads these names implement.
+See PROTOCOL.md for the topics and payloads these names implement. ``timeout``
+is ``asyncio.timeout`` (its backport on 3.10): use it, not ``asyncio.wait_for``,
+which before Python 3.12 drops a cancellation that arrives just as the awaited
+operation completes.
 """
 
 from ._codec import Payload, decode_payload, encode_payload
@@ -36,6 +39,7 @@ from ._schemas import (
     utc_now_iso,
     validate_scope,
 )
+from ._timeout import timeout
 from ._topics import (
     DEFAULT_PREFIX,
     constraint_topic,
@@ -102,6 +106,7 @@ __all__ = [
     "status_filter",
     "status_topic",
     "telemetry_filter",
+    "timeout",
     "topic_matches",
     "utc_now_iso",
     "validate_filter",

@@ -27,6 +27,7 @@ from cascade.interfaces import (
     default_project_id,
     validate_prefix,
 )
+from cascade.interfaces import timeout as bounded
 
 from ._constraints import ConstraintManager, ConstraintStats
 from ._errors import TaskFailedError
@@ -212,11 +213,12 @@ class Engine:
         """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
         try:
             if manage:
-                await asyncio.wait_for(connector.connect(), self.connect_timeout)
-            return await asyncio.wait_for(
-                connector.subscribe(constraints_filter(self.topic_prefix), manager.handle_message),
-                self.connect_timeout,
-            )
+                async with bounded(self.connect_timeout):
+                    await connector.connect()
+            async with bounded(self.connect_timeout):
+                return await connector.subscribe(
+                    constraints_filter(self.topic_prefix), manager.handle_message
+                )
         except (Exception, asyncio.TimeoutError) as exc:
             _log.warning("connector unavailable, running without control: %s", _describe(exc))
             return None
@@ -232,13 +234,15 @@ class Engine:
         timeout = self.shutdown_timeout
         if subscription is not None:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(subscription.unsubscribe(), timeout)
+                async with bounded(timeout):
+                    await subscription.unsubscribe()
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped
         if connector is not None and manage:
             try:
-                await asyncio.wait_for(connector.disconnect(), timeout)
+                async with bounded(timeout):
+                    await connector.disconnect()
             except (Exception, asyncio.TimeoutError) as exc:
                 _log.warning("disconnect failed: %s", _describe(exc))
 

@@ -21,6 +21,7 @@ from cascade.interfaces import (
     events_topic,
     heartbeat_topic,
 )
+from cascade.interfaces import timeout as bounded
 
 from ._events import Event, RunStarted, TaskEvent
 
@@ -200,7 +201,8 @@ class TelemetrySubscriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.publish_heartbeat(), timeout)
+                async with bounded(timeout):
+                    await self.publish_heartbeat()
         if self._sender is not None:
             sender = self._sender
             done, _ = await asyncio.wait({sender}, timeout=timeout)

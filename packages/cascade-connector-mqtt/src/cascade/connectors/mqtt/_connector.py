@@ -33,6 +33,7 @@ from cascade.interfaces import (
     validate_prefix,
     validate_topic,
 )
+from cascade.interfaces import timeout as bounded
 
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
@@ -292,7 +293,8 @@ class MqttConnector:
         # then presence and subscriptions, within what is left of the timeout
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._attempted.wait(), remaining)
+            async with bounded(remaining):
+                await self._attempted.wait()
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the connection is up (presence announced, subscriptions remade).
@@ -305,7 +307,8 @@ class MqttConnector:
         if not self._started or event is None:
             return False
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with bounded(timeout):
+                await event.wait()
         except asyncio.TimeoutError:
             return False
         return True
@@ -439,7 +442,8 @@ class MqttConnector:
         self._session = _next_session(self._session)
         client = self._new_client()
         try:
-            await asyncio.wait_for(client.__aenter__(), self.connect_timeout)
+            async with bounded(self.connect_timeout):
+                await client.__aenter__()
         except (MqttError, OSError, asyncio.TimeoutError) as exc:
             await self._close_client(client, graceful=False)
             context: object = client._client._ssl_context
@@ -605,7 +609,8 @@ class MqttConnector:
             timeout = self.flush_timeout
         done = self._buffer.wait_for(self._buffer.last_seq)
         try:
-            await asyncio.wait_for(done, timeout)
+            async with bounded(timeout):
+                await done
         except asyncio.TimeoutError:
             raise FlushTimeoutError(
                 f"{len(self._buffer)} messages not yet accepted by {self.hostname}:{self.port} "
@@ -834,10 +839,12 @@ class MqttConnector:
         self._markers[token] = marker
         self._publish_direct(client, self._marker_topic, token, 1, False)
         try:
-            await asyncio.wait_for(marker, self.connect_timeout)
+            async with bounded(self.connect_timeout):
+                await marker
         except asyncio.TimeoutError:
-            self._markers.pop(token, None)
             _log.warning("retained messages for %r not confirmed in time", topic_filter)
+        finally:
+            self._markers.pop(token, None)
         return subscription
 
     async def _unsubscribe_at_broker(self, topic_filter: str) -> None:

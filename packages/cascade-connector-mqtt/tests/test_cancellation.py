@@ -1,0 +1,38 @@
+"""Cancelling a caller while the connector waits must cancel it, whatever else completes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pytest_mock import MockerFixture
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+
+
+async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
+) -> None:
+    """A cancellation arriving as subscribe's marker comes back is not swallowed.
+
+    asyncio.wait_for before Python 3.12 returned the result and dropped the
+    cancellation in this case: a Ctrl-C during `cascade watch`'s subscribe
+    was lost and the command never ended.
+    """
+    async with MqttConnector("broker", source_id="s", presence=False) as connector:
+        sent = asyncio.Event()
+
+        def hold(*args: object) -> asyncio.Future[None]:  # the marker never reaches the broker
+            sent.set()
+            return asyncio.get_running_loop().create_future()
+
+        mocker.patch.object(connector, "_publish_direct", side_effect=hold)
+        subscribing = asyncio.create_task(connector.subscribe("a/#", lambda m: None))
+        await sent.wait()
+        (marker,) = connector._markers.values()
+        marker.set_result(None)
+        subscribing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await subscribing
+        assert not connector._markers
