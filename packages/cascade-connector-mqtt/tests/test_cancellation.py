@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
+from cascade.interfaces import timeout
 
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
@@ -36,3 +38,34 @@ async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
         with pytest.raises(asyncio.CancelledError):
             await subscribing
         assert not connector._markers
+
+
+async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
+) -> None:
+    """disconnect() returns even if one cancellation is swallowed inside the MQTT client.
+
+    aiomqtt's connect awaits CONNACK through asyncio.wait_for, which (before
+    3.12) drops a cancellation arriving with the CONNACK: seen on 3.10 when a
+    hung broker resumed just before disconnect().
+    """
+    entered = asyncio.Event()
+
+    async def slow_connack(self: FakeClient) -> FakeClient:
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):  # what wait_for does in that race
+            await asyncio.Event().wait()
+        await self._lock.acquire()
+        self._connected.set_result(None)
+        return self
+
+    mocker.patch.object(FakeClient, "__aenter__", slow_connack)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30)
+    connecting = asyncio.create_task(connector.connect())
+    await entered.wait()
+    async with timeout(5):
+        await connector.disconnect()
+    assert not connector.is_connected
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await connecting

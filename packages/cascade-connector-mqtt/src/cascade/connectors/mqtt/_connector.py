@@ -88,6 +88,19 @@ def _fast_wire_supported(paho: Any) -> bool:
     return all(hasattr(paho, name) for name in names)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has really ended.
+
+    aiomqtt awaits the broker through ``asyncio.wait_for``, which before
+    Python 3.12 drops a cancellation that arrives just as the broker answers
+    (seen: CONNACK right after a hung broker resumed). One ``cancel()`` may
+    therefore be lost; cancel again until the task is done.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+
+
 def _next_session(previous: int) -> int:
     """Milliseconds since the epoch, and always above ``previous``.
 
@@ -336,8 +349,7 @@ class MqttConnector:
         self._closing = True
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
-            supervisor.cancel()
-            await asyncio.wait({supervisor})
+            await _cancel(supervisor)
         lost = self._buffer.clear()
         if lost:
             self._stats.dropped += lost
