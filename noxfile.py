@@ -39,26 +39,26 @@ def package_tests(package: str, kind: str) -> list[str]:
     return [str(tests), f"--ignore={integration}"] if tests.is_dir() else []
 
 
+def run_package_tests(session: nox.Session, kind: str) -> None:
+    """Install everything, then one pytest run per package over its tests of ``kind``."""
+    install_packages(session, "test")
+    for package in PACKAGES:
+        args = package_tests(package, kind)
+        if args:
+            session.log(f"{kind} tests of {package}")
+            session.run(*PYTEST, *args, *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, one pytest run per package (mocked aiomqtt, in-memory connector)."""
-    install_packages(session, "test")
-    for package in PACKAGES:
-        args = package_tests(package, "unit")
-        if args:
-            session.log(f"unit tests of {package}")
-            session.run(*PYTEST, *args, *session.posargs)
+    run_package_tests(session, "unit")
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Integration tests against a real broker (a private mosquitto on a free loopback port)."""
-    install_packages(session, "test")
-    for package in PACKAGES:
-        args = package_tests(package, "integration")
-        if args:
-            session.log(f"integration tests of {package}")
-            session.run(*PYTEST, *args, *session.posargs)
+    run_package_tests(session, "integration")
 
 
 @nox.session
