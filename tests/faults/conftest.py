@@ -24,6 +24,7 @@ from cascade.interfaces import (
     Payload,
     SubscriptionHandle,
 )
+from cascade.runtime import LazyResult, task
 
 pytestmark = pytest.mark.integration
 
@@ -349,3 +350,19 @@ def engine_args(broker: MosquittoBroker, prefix: str, source: str, **options: ob
     for name, value in options.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     return args
+
+
+@task
+async def _nap(i: int, seconds: float) -> int:
+    await asyncio.sleep(seconds)
+    return i
+
+
+@task
+def _total(values: list[int]) -> int:
+    return sum(values)
+
+
+def sleepy_fanout(tasks: int, seconds: float) -> LazyResult[int]:
+    """The scenarios' workload: ``tasks`` tasks that each sleep ``seconds``, then their sum."""
+    return _total([_nap(i, seconds) for i in range(tasks)])

@@ -7,9 +7,9 @@ import asyncio
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
 from cascade.interfaces import Message, status_topic
-from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskCompleted, task
+from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskCompleted
 
-from .conftest import Figures, MeteredConnector, TcpProxy, as_connector
+from .conftest import Figures, MeteredConnector, TcpProxy, as_connector, sleepy_fanout
 
 TASKS = 2000
 CONCURRENCY = 100
@@ -17,19 +17,8 @@ SLEEP = 0.1  # 20 waves: about 2 s of run
 CONNECT_TIMEOUT = 1.0
 
 
-@task
-async def work(i: int) -> int:
-    await asyncio.sleep(SLEEP)
-    return i
-
-
-@task
-def total(values: list[int]) -> int:
-    return sum(values)
-
-
 def graph() -> LazyResult[int]:
-    return total([work(i) for i in range(TASKS)])
+    return sleepy_fanout(TASKS, SLEEP)
 
 
 async def _timed_run(engine: Engine, midway: asyncio.Event | None = None) -> tuple[int, float]:

@@ -12,9 +12,9 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
 from cascade.interfaces import Message
-from cascade.runtime import Engine, Event, LazyResult, TaskCompleted, task
+from cascade.runtime import Engine, Event, LazyResult, TaskCompleted
 
-from .conftest import Figures, MeteredConnector, as_connector
+from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
 
 TASKS = 2000
 CONCURRENCY = 10
@@ -22,17 +22,6 @@ SLEEP = 0.065  # 200 waves: about 13 s of run
 HANG = 10.0
 BUFFER = 10_000  # the connector's defaults
 IN_FLIGHT = 1_000
-
-
-@task
-async def work(i: int) -> int:
-    await asyncio.sleep(SLEEP)
-    return i
-
-
-@task
-def total(values: list[int]) -> int:
-    return sum(values)
 
 
 def _rss() -> int:
@@ -82,7 +71,7 @@ async def _run(
     engine.events.subscribe(sample)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    target: LazyResult[int] = total([work(i) for i in range(TASKS)])
+    target: LazyResult[int] = sleepy_fanout(TASKS, SLEEP)
     assert await engine.run(target) == sum(range(TASKS))
     measured.seconds = loop.time() - started
     return engine, measured

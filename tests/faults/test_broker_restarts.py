@@ -10,25 +10,14 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
 from cascade.interfaces import Message
-from cascade.runtime import Engine, Event, LazyResult, TaskCompleted, task
+from cascade.runtime import Engine, Event, LazyResult, TaskCompleted
 
-from .conftest import Figures, MeteredConnector, as_connector
+from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
 
 TASKS = 5000
 CONCURRENCY = 25
 SLEEP = 0.02  # 200 waves: several seconds of run
 RESTART_AT = (0.2, 0.45, 0.7)  # fractions of the tasks completed
-
-
-@task
-async def work(i: int) -> int:
-    await asyncio.sleep(SLEEP)
-    return i
-
-
-@task
-def total(values: list[int]) -> int:
-    return sum(values)
 
 
 @pytest.fixture
@@ -112,7 +101,7 @@ async def test_broker_restarted_three_times(
         await connector.connect(require=True)
         restarting = asyncio.create_task(restarts())
         try:
-            target: LazyResult[int] = total([work(i) for i in range(TASKS)])
+            target: LazyResult[int] = sleepy_fanout(TASKS, SLEEP)
             result = await engine.run(target)
             finished = loop.time()
             recoveries = await asyncio.wait_for(restarting, 30)
