@@ -6,7 +6,7 @@ import statistics
 import time
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker
+from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
 
 
 async def test_publish_stays_fast_and_disconnect_is_bounded(
@@ -61,4 +61,30 @@ async def test_connect_to_a_hung_broker_is_bounded(
         assert connector.stats.buffered == 1
     finally:
         mosquitto_broker.resume()
+        await connector.disconnect()
+
+
+async def test_unsubscribe_does_not_wait_for_a_hung_broker(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """unsubscribe() returns at once; its UNSUBSCRIBE still goes before a later SUBSCRIBE."""
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=10.0
+    )
+    await connector.connect(require=True)
+    try:
+        first, second = Inbox(), Inbox()
+        handle = await connector.subscribe(f"{prefix}/x", first)
+        mosquitto_broker.pause()
+        try:
+            start = time.monotonic()
+            await handle.unsubscribe()
+            assert time.monotonic() - start < 1.0  # waiting for the UNSUBACK took connect_timeout
+        finally:
+            mosquitto_broker.resume()
+        await connector.subscribe(f"{prefix}/x", second)
+        await connector.publish(f"{prefix}/x", {"n": 1}, qos=1)
+        assert (await second.next()).payload == {"n": 1}
+        assert first.all == []
+    finally:
         await connector.disconnect()

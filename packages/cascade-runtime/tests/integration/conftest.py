@@ -8,7 +8,11 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from cascade.connectors.mqtt.testing import BrokerEndpoint, mqtt_broker  # noqa: F401
+from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+    BrokerEndpoint,
+    mosquitto_broker,
+    mqtt_broker,
+)
 
 pytestmark = pytest.mark.integration
 

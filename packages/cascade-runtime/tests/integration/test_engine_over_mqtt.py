@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import aiomqtt
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.connectors.mqtt.testing import BrokerEndpoint, MosquittoBroker
 from cascade.interfaces import Constraint, constraint_topic, decode_envelope, encode_payload
 from cascade.runtime import Engine, Event, TaskBlocked, TaskCompleted, TaskRunning, task
 
@@ -176,6 +177,29 @@ async def test_concurrency_limit_published_during_run_is_obeyed(
     assert await asyncio.wait_for(run, 15) == list(range(12))
     assert peak_after_limit == 1
     assert recorder.names(TaskBlocked), "the limit deferred tasks, so BLOCKED was reported"
+
+
+async def test_a_run_ending_while_the_broker_hangs_does_not_wait_for_it(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """The end of a run (telemetry drained, control unsubscribed) never waits on the broker."""
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=10.0
+    )
+    await connector.connect(require=True)
+    engine = Engine(connector, heartbeat_interval=None, shutdown_timeout=10.0)
+
+    @task
+    def hang_the_broker() -> None:
+        mosquitto_broker.pause()
+
+    try:
+        start = time.monotonic()
+        await engine.run([hang_the_broker(), double(1)])
+        assert time.monotonic() - start < 2.0  # waiting on the broker would take 10 s
+    finally:
+        mosquitto_broker.resume()
+        await connector.disconnect()
 
 
 async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -73,7 +73,7 @@ class SubscriptionHandle(Protocol):
         ...
 
     async def unsubscribe(self) -> None:
-        """Stop delivering messages to the callback. Idempotent."""
+        """Stop delivering messages to the callback. Idempotent; never waits on the broker."""
         ...
 
 

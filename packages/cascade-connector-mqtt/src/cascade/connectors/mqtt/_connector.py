@@ -429,6 +429,7 @@ class MqttConnector:
                 forward(*args)
 
         paho.on_publish = on_publish
+        paho.on_unsubscribe = None  # UNSUBACKs are not awaited (_unsubscribe_at_broker)
         self._fast_wire = _fast_wire_supported(paho)
         if not self._fast_wire:
             self._log.warning("slow-path", "paho internals changed: sending through publish()")
@@ -860,12 +861,17 @@ class MqttConnector:
         return subscription
 
     async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
+        """Queue an UNSUBSCRIBE without waiting for the broker's UNSUBACK.
+
+        Delivery has already stopped locally. Waiting would put the broker's
+        backlog (every telemetry message queued before it) on the caller's
+        path: an engine unsubscribes at the end of each run. Queued now, the
+        packet still goes out before any later SUBSCRIBE of the same filter.
+        A lost connection needs nothing: filters are remade from the dispatcher.
+        """
         client = self._client
         if self._online and client is not None:
-            try:
-                await client.unsubscribe(topic_filter)
-            except MqttError as exc:
-                _log.warning("unsubscribe from %r failed: %s", topic_filter, exc)
+            client._client.unsubscribe(topic_filter)
 
     def __repr__(self) -> str:
         state = "connected" if self._online else "started" if self._started else "stopped"

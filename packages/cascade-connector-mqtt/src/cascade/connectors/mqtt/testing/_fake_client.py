@@ -29,6 +29,7 @@ class FakePaho:
         self.published: list[tuple[str, bytes, int, bool]] = []
         self.packets: list[tuple[int, bytes]] = []
         self.on_publish: Any = None
+        self.on_unsubscribe: Any = None
         self.connect_timeout = 0.0
         self._out_messages: dict[int, object] = {}
         self._last_mid = 0
@@ -44,6 +45,11 @@ class FakePaho:
 
     def is_connected(self) -> bool:
         return self.connected
+
+    def unsubscribe(self, topic: str) -> tuple[int, int]:
+        self.owner.unsubscribed.append(topic)
+        self.owner.filters.remove(topic)
+        return 0, self._mid_generate()
 
     def _mid_generate(self) -> int:
         self._last_mid += 1
@@ -130,10 +136,6 @@ class FakeClient:
         filters = [topic] if isinstance(topic, str) else [f for f, _ in topic]
         self.filters.extend(filters)
         return [1] * len(filters)
-
-    async def unsubscribe(self, topic: str) -> None:
-        self.unsubscribed.append(topic)
-        self.filters.remove(topic)
 
     def route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if any(topic_matches(f, topic) for f in self.filters):
