@@ -38,7 +38,7 @@ from cascade.interfaces import timeout as bounded
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
 from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
-from ._wire import encode_publish, encode_publish_qos0
+from ._wire import encode_publish, publish_qos0_parts
 
 try:
     import aiomqtt
@@ -742,16 +742,15 @@ class MqttConnector:
         size = 0
         while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
             message = queued.popleft()
-            mid = paho._mid_generate() if qos else 0
+            packet: tuple[bytes, ...]
             try:
                 if qos:
-                    packet = encode_publish(
-                        message.topic.encode(), message.raw, message.retain, mqtt5, qos, mid
+                    mid = paho._mid_generate()
+                    packet = (
+                        encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid),
                     )
                 else:
-                    packet = encode_publish_qos0(
-                        message.topic.encode(), message.raw, message.retain, mqtt5
-                    )
+                    packet = publish_qos0_parts(message.topic, message.raw, message.retain, mqtt5)
             except ValueError as exc:
                 self._drop_unsendable(message.topic, exc)
                 continue
@@ -760,8 +759,8 @@ class MqttConnector:
                 self._fast_acks.add(mid)
             else:
                 qos0.append(message)
-            parts.append(packet)
-            size += len(packet)
+            parts += packet
+            size += len(message.raw)
             count += 1
         if qos0:
             mid = paho._mid_generate()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_REMAINING_LENGTH", "encode_publish", "encode_publish_qos0"]
+import functools
+
+__all__ = ["MAX_REMAINING_LENGTH", "encode_publish", "encode_publish_qos0", "publish_qos0_parts"]
 
 MAX_REMAINING_LENGTH = 268_435_455
 """The largest remaining length an MQTT packet can declare (four length bytes)."""
@@ -10,57 +12,58 @@ MAX_REMAINING_LENGTH = 268_435_455
 _PUBLISH = 0x30
 
 
-def _remaining_length(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = length % 128
-        length //= 128
-        if length:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def encode_publish_qos0(topic: bytes, payload: bytes, retain: bool, mqtt5: bool) -> bytes:
-    """One PUBLISH packet at QoS 0 (MQTT 3.1.1 §3.3; MQTT 5 adds an empty property list).
-
-    Raises ValueError when the packet would exceed the protocol's size limit.
-    """
-    length = 2 + len(topic) + len(payload) + (1 if mqtt5 else 0)
-    if length > MAX_REMAINING_LENGTH:
+def _fixed_header(first: int, remaining: int, payload: bytes) -> bytes:
+    """The packet type byte and the remaining length as a varint (MQTT 3.1.1 §2.2)."""
+    if remaining < 128:  # telemetry envelopes: one or two length bytes, built directly
+        return bytes((first, remaining))
+    if remaining < 16_384:
+        return bytes((first, remaining & 0x7F | 0x80, remaining >> 7))
+    if remaining > MAX_REMAINING_LENGTH:
         raise ValueError(f"message of {len(payload)} bytes is larger than MQTT allows")
-    return b"".join(
-        (
-            bytes((_PUBLISH | (1 if retain else 0),)),
-            _remaining_length(length),
-            len(topic).to_bytes(2, "big"),
-            topic,
-            b"\x00" if mqtt5 else b"",
-            payload,
-        )
-    )
+    out = bytearray((first,))
+    while remaining:
+        byte = remaining % 128
+        remaining //= 128
+        out.append(byte | 0x80 if remaining else byte)
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic_field(topic: str, mqtt5: bool) -> bytes:
+    """A QoS 0 PUBLISH's variable header: topic length, topic, and MQTT 5's empty properties."""
+    raw = topic.encode()
+    return len(raw).to_bytes(2, "big") + raw + (b"\x00" if mqtt5 else b"")
+
+
+def publish_qos0_parts(
+    topic: str, payload: bytes, retain: bool, mqtt5: bool
+) -> tuple[bytes, bytes, bytes]:
+    """One QoS 0 PUBLISH packet in three parts to be joined (MQTT 3.1.1 §3.3; MQTT 5 §3.3).
+
+    Parts, so that a batch is joined once rather than per message. Raises
+    ValueError when the packet would exceed the protocol's size limit.
+    """
+    field = _topic_field(topic, mqtt5)
+    header = _fixed_header(_PUBLISH | retain, len(field) + len(payload), payload)
+    return header, field, payload
+
+
+def encode_publish_qos0(topic: str, payload: bytes, retain: bool, mqtt5: bool) -> bytes:
+    """One PUBLISH packet at QoS 0: :func:`publish_qos0_parts` joined."""
+    return b"".join(publish_qos0_parts(topic, payload, retain, mqtt5))
 
 
 def encode_publish(
-    topic: bytes, payload: bytes, retain: bool, mqtt5: bool, qos: int, packet_id: int
+    topic: str, payload: bytes, retain: bool, mqtt5: bool, qos: int, packet_id: int
 ) -> bytes:
     """One PUBLISH packet; ``packet_id`` is used (and required) for QoS 1 and 2."""
     if qos == 0:
         return encode_publish_qos0(topic, payload, retain, mqtt5)
     if not 0 < packet_id < 65536:
         raise ValueError(f"packet id {packet_id} out of range")
-    length = 4 + len(topic) + len(payload) + (1 if mqtt5 else 0)
-    if length > MAX_REMAINING_LENGTH:
-        raise ValueError(f"message of {len(payload)} bytes is larger than MQTT allows")
-    return b"".join(
-        (
-            bytes((_PUBLISH | (qos << 1) | (1 if retain else 0),)),
-            _remaining_length(length),
-            len(topic).to_bytes(2, "big"),
-            topic,
-            packet_id.to_bytes(2, "big"),
-            b"\x00" if mqtt5 else b"",
-            payload,
-        )
+    raw = topic.encode()
+    variable = b"".join(
+        (len(raw).to_bytes(2, "big"), raw, packet_id.to_bytes(2, "big"), b"\x00" if mqtt5 else b"")
     )
+    first = _PUBLISH | (qos << 1) | retain
+    return _fixed_header(first, len(variable) + len(payload), payload) + variable + payload
