@@ -265,17 +265,23 @@ class TelemetrySubscriber:
 
     async def _send_loop(self) -> None:
         queue = self._queue
+        publish = self.connector.publish
+        topic = self.events_topic
         while True:
             sent = 0
             while queue:
                 event = queue.popleft()
-                if isinstance(event, TaskEvent):
-                    await self._publish(self.events_topic, self.task_envelope(event), 0)
-                else:
-                    qos, body = self._body(event)
-                    await self._publish(self.events_topic, self.envelope(body, event.ts), qos)
+                try:  # inlined _publish: this loop runs for every event
+                    if isinstance(event, TaskEvent):
+                        await publish(topic, self.task_envelope(event), 0)
+                    else:
+                        qos, body = self._body(event)
+                        await publish(topic, self.envelope(body, event.ts), qos)
+                except Exception as exc:
+                    self._publish_failed(exc)
                 sent += 1
-                if sent % _BATCH == 0:
+                if sent == _BATCH:
+                    sent = 0
                     await asyncio.sleep(0)  # a burst of events must not hold up the workflow
             if self._closing:
                 return
@@ -299,8 +305,10 @@ class TelemetrySubscriber:
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
         try:
             await self.connector.publish(topic, payload, qos=qos)
-        except Exception as exc:  # a broken connector costs the telemetry, never the run
-            self.dropped += 1
-            self._log.warning(
-                "publish", "telemetry publish failed: %s: %s", type(exc).__name__, exc
-            )
+        except Exception as exc:
+            self._publish_failed(exc)
+
+    def _publish_failed(self, exc: Exception) -> None:
+        """A broken connector costs the telemetry, never the run."""
+        self.dropped += 1
+        self._log.warning("publish", "telemetry publish failed: %s: %s", type(exc).__name__, exc)
