@@ -10,6 +10,7 @@ import pytest
 from aiomqtt.exceptions import MqttConnectError, MqttError
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
+from cascade.connectors.mqtt._connector import _disable_nagle
 from cascade.connectors.mqtt._reasons import describe_connect_failure
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
 from cascade.interfaces import ConnectError
@@ -107,3 +108,11 @@ async def test_connect_and_disconnect_are_idempotent(fake_mqtt: FakeMqtt) -> Non
 def test_failures_are_described_in_words(cause: BaseException, words: str) -> None:
     """Socket and TLS errors hidden behind aiomqtt's MqttError are named."""
     assert words in describe_connect_failure(wrapped(cause), 5.0)
+
+
+def test_nagle_is_left_alone_where_the_transport_is_not_tcp() -> None:
+    """A Unix socket refuses TCP_NODELAY and a websocket wrapper has no setsockopt: no error."""
+    left, right = socket.socketpair()
+    with left, right:
+        _disable_nagle(left)
+    _disable_nagle(object())

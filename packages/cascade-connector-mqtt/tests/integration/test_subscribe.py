@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
@@ -84,3 +86,12 @@ async def test_public_publish_path_delivers_in_order(
         assert [m.payload["n"] for m in got if m.payload["n"] % 2 == qos] == list(
             range(qos, 500, 2)
         )
+
+
+async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, prefix: str) -> None:
+    """TCP_NODELAY is set: Nagle's algorithm held a SUBSCRIBE or marker ~40 ms behind an ACK."""
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as connector:
+        assert connector._client is not None
+        sock = connector._client._client.socket()
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import ssl
 import time
 from types import TracebackType
@@ -86,6 +87,20 @@ def _fast_wire_supported(paho: Any) -> bool:
     """
     names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
     return all(hasattr(paho, name) for name in names)
+
+
+def _disable_nagle(sock: object) -> None:
+    """Send small packets at once (TCP_NODELAY), where the transport is TCP.
+
+    The sender batches telemetry itself; what Nagle's algorithm would hold
+    back are the small request/reply packets (SUBSCRIBE, the subscribe
+    marker, control messages), and against the peer's delayed ACK it held
+    them ~40 ms. Other transports (Unix sockets, websockets) are left as they are.
+    """
+    setsockopt = getattr(sock, "setsockopt", None)
+    if setsockopt is not None:
+        with contextlib.suppress(OSError):
+            setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -416,6 +431,14 @@ class MqttConnector:
                 connected.set_exception(error)
 
         paho.on_socket_close = socket_closed
+        on_socket_open = paho.on_socket_open
+
+        def socket_opened(*args: Any) -> None:
+            _disable_nagle(args[2])  # (client, userdata, socket)
+            if on_socket_open is not None:
+                on_socket_open(*args)
+
+        paho.on_socket_open = socket_opened
         if paho._ssl_context is not None:
             paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly

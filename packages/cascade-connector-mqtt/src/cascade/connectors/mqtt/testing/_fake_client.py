@@ -30,6 +30,7 @@ class FakePaho:
         self.packets: list[tuple[int, bytes]] = []
         self.on_publish: Any = None
         self.on_unsubscribe: Any = None
+        self.on_socket_open: Any = None
         self.connect_timeout = 0.0
         self._out_messages: dict[int, object] = {}
         self._last_mid = 0
