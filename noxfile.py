@@ -78,12 +78,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's sources and tests (one at a time), and tests/faults."""
+    """mypy --strict over every package's sources, tests and benchmarks, and tests/faults."""
     install_packages(session, "typecheck")
     mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in PACKAGES)
     for package in PACKAGES:
         root = ROOT / "packages" / package
-        targets = [str(path) for path in (root / "src", root / "tests") if path.is_dir()]
+        parts = (root / "src", root / "tests", root / "benchmarks")
+        targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
     session.run("mypy", str(ROOT / "tests" / "faults"), env={"MYPYPATH": mypy_path})
 

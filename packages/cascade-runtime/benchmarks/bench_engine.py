@@ -2,21 +2,25 @@
 
 Prints two tables:
 
-1. Wall time of a fan-out of ``--tasks`` no-op tasks (median and minimum of
-   ``--repeats`` runs) per connector, and its ratio to the run without a
-   connector (the minimum is the figure least disturbed by other load).
+1. Wall time (median of ``--repeats`` runs) of a fan-out of ``--tasks``
+   tasks per row, for two workloads: no-op tasks (the engine's own cost per
+   task is all there is, so telemetry weighs most) and tasks that await
+   1 ms (I/O-bound work at the engine's default concurrency), each with its
+   ratio to the run without a connector; and the event-loop time each event
+   added to the no-op run (µs per event; RUNNING and COMPLETED per task,
+   nothing to overlap with). The ``bus listener`` row has no connector, only
+   a bus handler that appends each event to a list: the least that anything
+   seeing every event in-process can cost.
 2. Pause latency per connector (p50 and max over ``--cycles`` pause/resume
    cycles during one run): from publishing a global pause to the engine
    deferring a task (first BLOCKED), from publishing it to the last task the
    engine still started, and from publishing the resume to the next task start.
 
-Connectors come from :func:`connector_factories`, called afresh for every
-measurement: a name and a zero-argument callable making a new, unconnected
-connector; the latency scenario calls it twice (engine and controller), and
-both must reach the same broker. ``latency=False`` marks connectors that cannot
-carry the controller's messages.
-The ``mqtt`` rows use MqttConnector against a private mosquitto on loopback
-(skipped where mosquitto is not installed).
+Rows come from :func:`rows`; each row's ``factory`` is called afresh for
+every measurement and makes a new, unconnected connector (``None``: no
+connector); the latency scenario calls it twice (engine and controller), and
+both must reach the same broker. The ``mqtt`` row uses MqttConnector against
+a private mosquitto on loopback (skipped where mosquitto is not installed).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, Event, TaskEvent, task
+from cascade.runtime import Engine, Event, LazyResult, TaskEvent, task
 
 ConnectorFactory = Callable[[], Connector]
 
@@ -46,24 +51,31 @@ class NullConnector(InMemoryConnector):
         return None
 
 
-def connector_factories(
-    mqtt: tuple[str, int] | None = None,
-) -> dict[str, tuple[ConnectorFactory | None, bool]]:
-    """name -> (factory, measure latency); factory ``None`` is the run without a connector.
+class Row(NamedTuple):
+    """One line of the tables."""
 
-    Called once per measurement, so each gets a fresh in-memory broker.
-    ``mqtt`` is the address of a live broker for the MqttConnector rows.
+    name: str
+    factory: ConnectorFactory | None
+    latency: bool = False  # measure pause latency (the connector carries control messages)
+    listen: bool = False  # subscribe a list.append handler to the engine's bus
+
+
+def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
+    """The rows, baseline first; ``mqtt`` is the address of a live broker for the MqttConnector row.
+
+    Each in-memory factory call gets a fresh in-memory broker per call of this function.
     """
     broker = InMemoryBroker()
-    factories: dict[str, tuple[ConnectorFactory | None, bool]] = {
-        "none": (None, False),
-        "null (publish discards)": (lambda: NullConnector(presence=False), False),
-        "in-memory": (lambda: InMemoryConnector(broker, presence=False), True),
-    }
+    table = [
+        Row("none", None),
+        Row("bus listener (floor)", None, listen=True),
+        Row("null (publish discards)", lambda: NullConnector(presence=False)),
+        Row("in-memory", lambda: InMemoryConnector(broker, presence=False), latency=True),
+    ]
     if mqtt is not None:
         host, port = mqtt
-        factories["mqtt (mosquitto)"] = (lambda: MqttConnector(host, port), True)
-    return factories
+        table.append(Row("mqtt (mosquitto)", lambda: MqttConnector(host, port), latency=True))
+    return table
 
 
 @task
@@ -71,13 +83,25 @@ async def noop(i: int) -> int:
     return i
 
 
-async def fanout_time(factory: ConnectorFactory | None, tasks: int) -> float:
-    """Seconds for one run of ``tasks`` independent no-op tasks (connector connected before)."""
-    connector = factory() if factory is not None else None
+@task
+async def await_1ms(i: int) -> int:
+    await asyncio.sleep(0.001)
+    return i
+
+
+WORKLOADS: dict[str, Callable[[int], LazyResult[int]]] = {"no-op": noop, "1 ms await": await_1ms}
+
+
+async def fanout_time(row: Row, tasks: int, work: Callable[[int], LazyResult[int]]) -> float:
+    """Seconds for one run of ``tasks`` independent ``work`` tasks (connector connected before)."""
+    connector = row.factory() if row.factory is not None else None
     if connector is not None:
         await connector.connect()
     engine = Engine(connector, max_concurrency=64)
-    target = [noop(i) for i in range(tasks)]
+    if row.listen:
+        seen: list[Event] = []
+        engine.events.subscribe(seen.append)
+    target = [work(i) for i in range(tasks)]
     gc.collect()
     started = time.perf_counter()
     await engine.run(target)
@@ -142,32 +166,36 @@ def ms(values: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
-    names = list(connector_factories(mqtt))
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:  # warm-up
-        await fanout_time(connector_factories(mqtt)[name][0], min(args.tasks, 1000))
-    for _ in range(args.repeats):  # interleaved, so that drift hits every connector alike
-        for name in names:
-            times[name].append(await fanout_time(connector_factories(mqtt)[name][0], args.tasks))
-    print(f"\nfan-out of {args.tasks} no-op tasks, median of {args.repeats} runs")
-    print(f"{'connector':<26} {'median s':>9} {'ratio':>6} {'min s':>9} {'ratio':>6}")
-    baseline = statistics.median(times[names[0]])
-    fastest = min(times[names[0]])
-    for name in names:
-        median, best = statistics.median(times[name]), min(times[name])
-        print(
-            f"{name:<26} {median:9.4f} {median / baseline:6.2f} {best:9.4f} {best / fastest:6.2f}"
-        )
+    table = rows(mqtt)
+    times: dict[tuple[str, str], list[float]] = {
+        (row.name, work): [] for row in table for work in WORKLOADS
+    }
+    for row in table:  # warm-up
+        for work in WORKLOADS.values():
+            await fanout_time(row, min(args.tasks, 1000), work)
+    for _ in range(args.repeats):  # interleaved, so that drift hits every row alike
+        for row in rows(mqtt):
+            for name, work in WORKLOADS.items():
+                times[row.name, name].append(await fanout_time(row, args.tasks, work))
+    print(f"\nfan-out of {args.tasks} tasks, median of {args.repeats} runs, ratio to none")
+    header = "".join(f" {name + ' s':>12} {'ratio':>6}" for name in WORKLOADS)
+    print(f"{'connector':<26}{header} {'µs/event':>9}")
+    events = 2 * args.tasks  # RUNNING and COMPLETED per task
+    baselines = {name: statistics.median(times[table[0].name, name]) for name in WORKLOADS}
+    for row in table:
+        medians = {name: statistics.median(times[row.name, name]) for name in WORKLOADS}
+        line = "".join(f" {medians[n]:12.4f} {medians[n] / baselines[n]:6.2f}" for n in WORKLOADS)
+        added = (medians["no-op"] - baselines["no-op"]) / events * 1e6
+        print(f"{row.name:<26}{line} {added:9.2f}")
     print(f"\npause latency over {args.cycles} cycles, ms (p50 max)")
-    header = ("connector", "publish->blocked", "publish->last start", "resume->start")
-    print(f"{header[0]:<26} {header[1]:>17} {header[2]:>19} {header[3]:>17}")
-    for name in names:
-        factory, measure = connector_factories(mqtt)[name]
-        if factory is None or not measure:
+    columns = ("connector", "publish->blocked", "publish->last start", "resume->start")
+    print(f"{columns[0]:<26} {columns[1]:>17} {columns[2]:>19} {columns[3]:>17}")
+    for row in rows(mqtt):
+        if row.factory is None or not row.latency:
             continue
-        lat = await pause_latencies(factory, args.cycles)
+        lat = await pause_latencies(row.factory, args.cycles)
         effect, last, resume = ms(lat["effect"]), ms(lat["last_start"]), ms(lat["resume"])
-        print(f"{name:<26} {effect:>17} {last:>19} {resume:>17}")
+        print(f"{row.name:<26} {effect:>17} {last:>19} {resume:>17}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
