@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import statistics
 import time
+
+import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
@@ -86,5 +90,32 @@ async def test_unsubscribe_does_not_wait_for_a_hung_broker(
         await connector.publish(f"{prefix}/x", {"n": 1}, qos=1)
         assert (await second.next()).payload == {"n": 1}
         assert first.all == []
+    finally:
+        await connector.disconnect()
+
+
+async def test_a_cancelled_subscribe_leaves_nothing_behind(
+    mosquitto_broker: MosquittoBroker, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled while its SUBACK is on the way: no subscription stays, and nothing is logged."""
+    connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix)
+    await connector.connect(require=True)
+    try:
+        got = Inbox()
+        mosquitto_broker.pause()
+        try:
+            pending = asyncio.create_task(connector.subscribe(f"{prefix}/x", got))
+            await asyncio.sleep(0)  # one loop turn: SUBSCRIBE queued, waiting for the SUBACK
+            assert not pending.done()
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+        finally:
+            mosquitto_broker.resume()
+        await connector.subscribe(f"{prefix}/y", Inbox())  # a round trip behind that SUBACK
+        await connector.publish(f"{prefix}/x", {"late": True}, qos=1)
+        await connector.subscribe(f"{prefix}/z", Inbox())  # and one behind that message
+        assert got.all == []
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await connector.disconnect()

@@ -453,6 +453,17 @@ class MqttConnector:
 
         paho.on_publish = on_publish
         paho.on_unsubscribe = None  # UNSUBACKs are not awaited (_unsubscribe_at_broker)
+        forward_subscribe = paho.on_subscribe
+        waiting = getattr(client, "_pending_subscribes", None)
+        if waiting is not None and forward_subscribe is not None:
+
+            def on_subscribe(*args: Any) -> None:
+                # (client, userdata, mid, ...): the SUBACK of a subscribe() cancelled meanwhile
+                # has no waiter, and aiomqtt would log it as an error with a traceback.
+                if args[2] in waiting:
+                    forward_subscribe(*args)
+
+            paho.on_subscribe = on_subscribe
         self._fast_wire = _fast_wire_supported(paho)
         if not self._fast_wire:
             self._log.warning("slow-path", "paho internals changed: sending through publish()")
@@ -863,12 +874,21 @@ class MqttConnector:
         if not self._online or client is None:
             return subscription
         try:
+            await self._subscribe_at_broker(client, topic_filter)
+        except asyncio.CancelledError:
+            await subscription.unsubscribe()  # the caller never gets the handle to do it
+            raise
+        return subscription
+
+    async def _subscribe_at_broker(self, client: aiomqtt.Client, topic_filter: str) -> None:
+        """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
+        try:
             await client.subscribe(topic_filter, 1)
         except MqttError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
-            return subscription
+            return
         if asyncio.current_task() is self._reader_task:
-            return subscription  # called from a callback: the reader cannot wait for itself
+            return  # called from a callback: the reader cannot wait for itself
         token = b'{"marker":%d}' % next(self._marker_ids)
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._markers[token] = marker
@@ -880,7 +900,6 @@ class MqttConnector:
             _log.warning("retained messages for %r not confirmed in time", topic_filter)
         finally:
             self._markers.pop(token, None)
-        return subscription
 
     async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
         """Queue an UNSUBSCRIBE without waiting for the broker's UNSUBACK.

@@ -31,6 +31,7 @@ class FakePaho:
         self.on_publish: Any = None
         self.on_unsubscribe: Any = None
         self.on_socket_open: Any = None
+        self.on_subscribe: Any = None
         self.connect_timeout = 0.0
         self._out_messages: dict[int, object] = {}
         self._last_mid = 0
