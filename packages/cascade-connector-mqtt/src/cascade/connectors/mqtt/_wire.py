@@ -14,7 +14,8 @@ _PUBLISH = 0x30
 
 def _fixed_header(first: int, remaining: int, payload: bytes) -> bytes:
     """The packet type byte and the remaining length as a varint (MQTT 3.1.1 §2.2)."""
-    if remaining < 128:  # telemetry envelopes: one or two length bytes, built directly
+    # one or two length bytes (every telemetry envelope) are built directly
+    if remaining < 128:
         return bytes((first, remaining))
     if remaining < 16_384:
         return bytes((first, remaining & 0x7F | 0x80, remaining >> 7))
