@@ -12,6 +12,7 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import (
     FakeClient,
     FakeMqtt,
+    FakePaho,
     packet_ids,
     parse_publishes,
 )
@@ -143,8 +144,38 @@ async def test_unconfirmed_messages_are_resent_in_order_after_reconnect(
         for _, payload, _ in parse_publishes(blob)
     ]
     assert resent == [b'{"n":%d}' % n for n in range(5)]
+    probe = parse_publishes(fake_mqtt.clients[1]._client.packets[0][1])
+    assert [payload for _, payload, _ in probe] == [b'{"n":0}']  # alone, until confirmed
     assert connector.stats.reconnects == 1
     await connector.disconnect()
+
+
+async def test_a_message_that_breaks_every_connection_is_given_up(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that drops the connection on one message: only that one is lost, and counted."""
+    handed = FakePaho._packet_queue
+
+    def breaks_on_poison(
+        paho: FakePaho, command: int, packet: bytes, mid: int, qos: int, info: object
+    ) -> int:
+        if any(payload == b"poison" for _, payload, _ in parse_publishes(packet)):
+            asyncio.get_running_loop().call_soon(paho.owner.lose, None)
+            return 0
+        return handed(paho, command, packet, mid, qos, info)
+
+    monkeypatch.setattr(FakePaho, "_packet_queue", breaks_on_poison)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    await connector.connect()
+    for payload in ("before", "poison", "after"):
+        await connector.publish("t/x", payload)
+    await connector.flush(5)
+    await connector.disconnect()
+    delivered = [payload for _, payload, _ in sent_qos0(fake_mqtt)]  # in packets not broken
+    assert delivered == [b"before", b"after"]
+    assert connector.stats.dropped == 1
+    assert connector.stats.reconnects <= 5
+    assert "gave up a message to 't/x'" in caplog.text
 
 
 async def _until_handed(client: FakeClient, count: int) -> None:

@@ -14,7 +14,12 @@ from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
 async def test_refused_publishes_are_counted_and_reported_once(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """MQTT 5: a PUBACK with "Not authorized" counts in stats.refused, not in published."""
+    """MQTT 5: a PUBACK with "Not authorized" counts in stats.refused, not in published.
+
+    mosquitto 2.0 may also close the connection after such a PUBACK (its issue
+    #2579): the connector then resends one message at a time, so every message
+    is still settled, with at most two connections lost per refused one.
+    """
     if mosquitto_path() is None:
         pytest.skip("mosquitto is not installed")
     acl = f"user engine\ntopic readwrite {prefix}/ok/#\ntopic readwrite {prefix}/_marker/#\n"
@@ -38,6 +43,7 @@ async def test_refused_publishes_are_counted_and_reported_once(
         await connector.disconnect()
     assert connector.stats.refused == 5
     assert connector.stats.published == 5
+    assert connector.stats.reconnects <= 2 * 5
     refusals = [r for r in caplog.records if "refused a message" in r.getMessage()]
     assert len(refusals) == 1
     assert f"{prefix}/denied" in refusals[0].getMessage()

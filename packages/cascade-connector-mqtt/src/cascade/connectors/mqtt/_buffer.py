@@ -31,16 +31,28 @@ class OutgoingBuffer:
     connection :meth:`requeue` puts those back in front, in order, so they
     are sent again after reconnection. :meth:`wait_for` lets a flush wait
     until every message up to a sequence number is settled (sent or dropped).
+
+    A connection lost with messages in flight starts :attr:`probing`: the
+    sender hands over one message at a time until the broker confirms one.
+    A message that was alone in flight when ``max_losses`` connections in a
+    row were lost is given up (see :meth:`requeue`): a broker may close the
+    connection on a message it refuses (MQTT 3.1.1 allows it, some brokers do
+    it under MQTT 5 too), and resending it for ever would stall everything
+    behind it.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_losses: int = 3) -> None:
         if maxsize < 1:
             raise ValueError("buffer size must be at least 1")
         self.maxsize = maxsize
+        self.max_losses = max_losses
         self.queued: deque[Outgoing] = deque()
         self.in_flight: dict[int, list[Outgoing]] = {}
         self.in_flight_count = 0
         self.last_seq = 0
+        self.probing = False
+        self._probed = 0  # seq of the message last probed alone, and the connections lost since
+        self._losses = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def __len__(self) -> int:
@@ -69,19 +81,36 @@ class OutgoingBuffer:
         if messages is None:
             return 0
         self.in_flight_count -= len(messages)
+        self.probing = False
         if self._waiters:
             self._check()
         return len(messages)
 
-    def requeue(self) -> None:
-        """Put every unconfirmed message back in front of the queue, in publish order."""
-        if self.in_flight:
-            unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
-            self.in_flight.clear()
-            self.in_flight_count = 0
-            self.queued.extendleft(reversed(unconfirmed))
-            while len(self.queued) > self.maxsize:
-                self.queued.popleft()
+    def requeue(self) -> Outgoing | None:
+        """After a lost connection: put every unconfirmed message back in front, in publish order.
+
+        Returns the message given up, if this was the ``max_losses``-th
+        connection in a row lost while it was probed alone; it counts as settled.
+        """
+        if not self.in_flight:
+            return None
+        unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
+        given_up = None
+        if self.probing and len(unconfirmed) == 1:
+            seq = unconfirmed[0].seq
+            self._losses = self._losses + 1 if seq == self._probed else 1
+            self._probed = seq
+            if self._losses >= self.max_losses:
+                given_up = unconfirmed.pop()
+        self.probing = True
+        self.in_flight.clear()
+        self.in_flight_count = 0
+        self.queued.extendleft(reversed(unconfirmed))
+        while len(self.queued) > self.maxsize:
+            self.queued.popleft()
+        if self._waiters:
+            self._check()
+        return given_up
 
     def clear(self) -> int:
         """Forget everything; returns how many messages were discarded."""
@@ -89,6 +118,7 @@ class OutgoingBuffer:
         self.queued.clear()
         self.in_flight.clear()
         self.in_flight_count = 0
+        self.probing = False
         self._check()
         return count
 

@@ -555,7 +555,15 @@ class MqttConnector:
                 if self._online_event is not None:
                     self._online_event.clear()
                 self._client = None
-                self._buffer.requeue()
+                given_up = self._buffer.requeue()
+                if given_up is not None:
+                    self._stats.dropped += 1
+                    _log.warning(
+                        "gave up a message to %r: the connection was lost each of the %d times "
+                        "it was sent alone (does the broker close connections it refuses?)",
+                        given_up.topic,
+                        self._buffer.max_losses,
+                    )
                 self._fail_pending()
                 await self._close_client(client, graceful=self._closing)
             client = None
@@ -719,11 +727,10 @@ class MqttConnector:
         paho = client._client
         buffer = self._buffer
         queued = buffer.queued
-        window = self.max_in_flight
         mqtt5 = self.protocol == aiomqtt.ProtocolVersion.V5
         fast = self._fast_wire
         fast_qos1 = fast and self.protocol == aiomqtt.ProtocolVersion.V311
-        acked_window = min(window, _ACKED_WINDOW)
+        acked_window = min(self.max_in_flight, _ACKED_WINDOW)
 
         def backlog() -> int:  # messages paho holds: its per-PUBACK work grows with them
             return len(paho._out_messages) if fast else buffer.in_flight_count
@@ -731,6 +738,7 @@ class MqttConnector:
         while True:
             await wake.wait()
             wake.clear()
+            window = 1 if buffer.probing else self.max_in_flight
             handed = 0
             while queued and buffer.in_flight_count < window and handed < _BATCH:
                 if not paho.is_connected():

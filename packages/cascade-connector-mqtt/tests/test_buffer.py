@@ -1,0 +1,64 @@
+"""The outgoing buffer: resending after a lost connection, probing, giving up a poison message."""
+
+from __future__ import annotations
+
+from cascade.connectors.mqtt._buffer import OutgoingBuffer
+
+
+def _buffer_with_in_flight(count: int) -> OutgoingBuffer:
+    buffer = OutgoingBuffer(100)
+    for n in range(count):
+        buffer.add("t", b"%d" % n, 1, False)
+    for mid in range(1, count + 1):
+        buffer.sent(mid, [buffer.queued.popleft()])
+    return buffer
+
+
+def test_a_lost_connection_requeues_in_order_and_starts_probing() -> None:
+    """Unconfirmed messages go back in front, oldest first; the next connection probes."""
+    buffer = _buffer_with_in_flight(3)
+    buffer.add("t", b"new", 1, False)
+    assert buffer.requeue() is None
+    assert [m.raw for m in buffer.queued] == [b"0", b"1", b"2", b"new"]
+    assert buffer.probing
+    buffer.sent(10, [buffer.queued.popleft()])
+    assert buffer.confirm(10) == 1
+    assert not buffer.probing
+
+
+def test_a_message_lost_alone_every_time_is_given_up() -> None:
+    """Alone in flight when max_losses connections in a row were lost: given up, settled."""
+    buffer = _buffer_with_in_flight(2)
+    buffer.requeue()  # both were in flight: nothing to blame yet
+    for attempt in range(1, buffer.max_losses + 1):
+        buffer.sent(100 + attempt, [buffer.queued.popleft()])
+        given_up = buffer.requeue()
+        if attempt < buffer.max_losses:
+            assert given_up is None
+            assert buffer.queued[0].raw == b"0"
+    assert given_up is not None
+    assert given_up.raw == b"0"
+    assert [m.raw for m in buffer.queued] == [b"1"]
+    assert buffer.oldest_pending() == given_up.seq + 1
+
+
+def test_losses_of_different_messages_do_not_add_up() -> None:
+    """Each message has its own count: one that gets confirmed clears the way for the next."""
+    buffer = _buffer_with_in_flight(2)
+    buffer.requeue()
+    for _ in range(buffer.max_losses - 1):
+        buffer.sent(1, [buffer.queued.popleft()])
+        assert buffer.requeue() is None
+    buffer.sent(2, [buffer.queued.popleft()])
+    buffer.confirm(2)  # the first got through
+    buffer.sent(3, [buffer.queued.popleft()])
+    assert buffer.requeue() is None  # the second's first loss, not the first's third
+    assert [m.raw for m in buffer.queued] == [b"1"]
+
+
+def test_clear_ends_probing() -> None:
+    """A disconnect forgets the probe as well as the messages."""
+    buffer = _buffer_with_in_flight(1)
+    buffer.requeue()
+    assert buffer.clear() == 1
+    assert not buffer.probing
