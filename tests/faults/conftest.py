@@ -265,10 +265,9 @@ class TcpProxy:
                 sink.close()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for pump in list(self._pumps):
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
@@ -278,6 +277,8 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
         self._writers.clear()
+        if server is not None:
+            await server.wait_closed()  # since 3.12.1 this waits for every connection to end
 
 
 class EngineProcess:
