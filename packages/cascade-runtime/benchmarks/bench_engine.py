@@ -40,6 +40,7 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, LazyResult, TaskEvent, task
 
 ConnectorFactory = Callable[[], Connector]
+MQTT_ROW = "mqtt (mosquitto)"
 
 
 class NullConnector(InMemoryConnector):
@@ -74,7 +75,7 @@ def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
     ]
     if mqtt is not None:
         host, port = mqtt
-        table.append(Row("mqtt (mosquitto)", lambda: MqttConnector(host, port), latency=True))
+        table.append(Row(MQTT_ROW, lambda: MqttConnector(host, port), latency=True))
     return table
 
 
@@ -190,12 +191,24 @@ async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
     print(f"\npause latency over {args.cycles} cycles, ms (p50 max)")
     columns = ("connector", "publish->blocked", "publish->last start", "resume->start")
     print(f"{columns[0]:<26} {columns[1]:>17} {columns[2]:>19} {columns[3]:>17}")
+    last_start_p50: dict[str, float] = {}
     for row in rows(mqtt):
         if row.factory is None or not row.latency:
             continue
         lat = await pause_latencies(row.factory, args.cycles)
         effect, last, resume = ms(lat["effect"]), ms(lat["last_start"]), ms(lat["resume"])
         print(f"{row.name:<26} {effect:>17} {last:>19} {resume:>17}")
+        last_start_p50[row.name] = statistics.median(lat["last_start"]) * 1000
+    if MQTT_ROW in last_start_p50:  # the targets of issue 4
+        print()
+        ratio = statistics.median(times[MQTT_ROW, "no-op"]) / baselines["no-op"]
+        print(f"no-op fan-out, MqttConnector vs none <= 1.15: {ratio:.2f} {verdict(ratio <= 1.15)}")
+        p50 = last_start_p50[MQTT_ROW]
+        print(f"pause -> last task start p50 <= 20 ms: {p50:.2f} ms {verdict(p50 <= 20)}")
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
