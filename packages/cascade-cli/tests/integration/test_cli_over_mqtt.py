@@ -140,7 +140,7 @@ def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
     started = time.monotonic()
     result = CliRunner().invoke(app, ["demo", "--tasks", "10"])
     assert result.exit_code == 0, result.output
-    assert "as planned, validate_checksums failed" in result.output
+    assert "\nrun finished; as planned, validate_checksums failed" in result.output
     assert "paused task:transform" in result.output
     assert "resumed task:transform" in result.output
     assert time.monotonic() - started < 60

@@ -194,5 +194,7 @@ async def run_demo(
                                   retain=True)  # fmt: skip
             await watcher.flush(broker.timeout)
             live.update(render_watch(state))
+        if not console.is_terminal:
+            console.line()  # piped, Live's last frame ends without a newline
         console.print(outcome)
         return planned
