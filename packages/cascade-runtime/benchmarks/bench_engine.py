@@ -64,7 +64,8 @@ class Row(NamedTuple):
 def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
     """The rows, baseline first; ``mqtt`` is the address of a live broker for the MqttConnector row.
 
-    Each in-memory factory call gets a fresh in-memory broker per call of this function.
+    The in-memory rows share one in-memory broker per call of this function (the
+    controller and the engine of the latency scenario must meet on it).
     """
     broker = InMemoryBroker()
     table = [
