@@ -3,14 +3,18 @@
 Prints two tables:
 
 1. Wall time (median of ``--repeats`` runs) of a fan-out of ``--tasks``
-   tasks per row, for two workloads: no-op tasks (the engine's own cost per
-   task is all there is, so telemetry weighs most) and tasks that await
-   1 ms (I/O-bound work at the engine's default concurrency), each with its
-   ratio to the run without a connector; and the event-loop time each event
-   added to the no-op run (µs per event; RUNNING and COMPLETED per task,
-   nothing to overlap with). The ``bus listener`` row has no connector, only
-   a bus handler that appends each event to a list: the least that anything
-   seeing every event in-process can cost.
+   tasks per row, for three workloads: no-op coroutines (the engine's own
+   cost per task is all there is, so telemetry weighs most), no-op plain
+   functions (which run in the engine's thread pool) and coroutines that
+   await 1 ms (I/O-bound work at concurrency 64), each with its ratio to the
+   run without a connector; and the event-loop time each event added to the
+   no-op run (µs per event; RUNNING and COMPLETED per task, nothing to
+   overlap with). Two rows have no connector, only a bus handler, and are
+   floors: ``bus listener`` appends each event to a list (the least that
+   anything seeing every event in-process can cost), ``child process``
+   ships each event's fields through a pipe to a child process that
+   discards them (the least an out-of-process telemetry design would cost
+   the run: building envelopes and MQTT I/O would be the child's).
 2. Pause latency per connector (p50 and max over ``--cycles`` pause/resume
    cycles during one run): from publishing a global pause to the engine
    deferring a task (first BLOCKED), from publishing it to the last task the
@@ -28,10 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import marshal
 import statistics
+import sys
 import time
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, Protocol
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
@@ -52,13 +58,88 @@ class NullConnector(InMemoryConnector):
         return None
 
 
+class Listener(Protocol):
+    """A floor row's bus handler; :meth:`flush` is timed with the run, :meth:`aclose` is not."""
+
+    handler: Callable[[Event], None]
+
+    def flush(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ListListener:
+    """Appends each event to a list."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.handler: Callable[[Event], None] = self.events.append
+
+    def flush(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ChildProcessListener:
+    """Ships each event's fields to a child process, a batch per event-loop turn.
+
+    Each batch is a list of tuples, marshalled and length-prefixed, written to
+    the child's stdin through asyncio's pipe transport (which never blocks:
+    what the pipe cannot take at once it keeps). The child discards it.
+    """
+
+    CHILD = "import sys\nwhile sys.stdin.buffer.read1(1 << 16):\n    pass\n"
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None
+        self._process = process
+        self._stdin = process.stdin
+        self._batch: list[tuple[object, ...]] = []
+        self._loop = asyncio.get_running_loop()
+        self.handler: Callable[[Event], None] = self._add
+
+    @classmethod
+    async def start(cls) -> ChildProcessListener:
+        """Spawn the child."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", cls.CHILD, stdin=asyncio.subprocess.PIPE
+        )
+        return cls(process)
+
+    def _add(self, event: Event) -> None:
+        if not self._batch:
+            self._loop.call_soon(self.flush)
+        if isinstance(event, TaskEvent):
+            fields = (event.state, event.task_id, event.task_name, event.ts, event.duration_ms)
+            self._batch.append((*fields, event.error))
+        else:
+            self._batch.append((type(event).__name__, event.ts))
+
+    def flush(self) -> None:
+        if self._batch:
+            data = marshal.dumps(self._batch)
+            self._batch = []
+            self._stdin.write(len(data).to_bytes(4, "little") + data)
+
+    async def aclose(self) -> None:
+        self.flush()
+        self._stdin.close()
+        await self._process.wait()
+
+
+async def list_listener() -> ListListener:
+    return ListListener()
+
+
 class Row(NamedTuple):
     """One line of the tables."""
 
     name: str
     factory: ConnectorFactory | None
     latency: bool = False  # measure pause latency (the connector carries control messages)
-    listen: bool = False  # subscribe a list.append handler to the engine's bus
+    listener: Callable[[], Awaitable[Listener]] | None = None  # a floor row's bus handler
 
 
 def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
@@ -70,7 +151,8 @@ def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
     broker = InMemoryBroker()
     table = [
         Row("none", None),
-        Row("bus listener (floor)", None, listen=True),
+        Row("bus listener (floor)", None, listener=list_listener),
+        Row("child process (floor)", None, listener=ChildProcessListener.start),
         Row("null (publish discards)", lambda: NullConnector(presence=False)),
         Row("in-memory", lambda: InMemoryConnector(broker, presence=False), latency=True),
     ]
@@ -86,12 +168,21 @@ async def noop(i: int) -> int:
 
 
 @task
+def sync_noop(i: int) -> int:
+    return i
+
+
+@task
 async def await_1ms(i: int) -> int:
     await asyncio.sleep(0.001)
     return i
 
 
-WORKLOADS: dict[str, Callable[[int], LazyResult[int]]] = {"no-op": noop, "1 ms await": await_1ms}
+WORKLOADS: dict[str, Callable[[int], LazyResult[int]]] = {
+    "no-op": noop,
+    "sync no-op": sync_noop,
+    "1 ms await": await_1ms,
+}
 
 
 async def fanout_time(row: Row, tasks: int, work: Callable[[int], LazyResult[int]]) -> float:
@@ -100,14 +191,18 @@ async def fanout_time(row: Row, tasks: int, work: Callable[[int], LazyResult[int
     if connector is not None:
         await connector.connect()
     engine = Engine(connector, max_concurrency=64)
-    if row.listen:
-        seen: list[Event] = []
-        engine.events.subscribe(seen.append)
+    listener = await row.listener() if row.listener is not None else None
+    if listener is not None:
+        engine.events.subscribe(listener.handler)
     target = [work(i) for i in range(tasks)]
     gc.collect()
     started = time.perf_counter()
     await engine.run(target)
+    if listener is not None:
+        listener.flush()
     elapsed = time.perf_counter() - started
+    if listener is not None:
+        await listener.aclose()
     if connector is not None:
         await connector.disconnect()
     return elapsed
