@@ -119,3 +119,28 @@ async def test_a_cancelled_subscribe_leaves_nothing_behind(
         assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await connector.disconnect()
+
+
+async def test_disconnect_from_a_hung_broker_releases_the_connection(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """Socket buffers full, the DISCONNECT cannot be written: disconnect() still closes it all."""
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, flush_timeout=0.5
+    )
+    await connector.connect(require=True)
+    client = connector._client
+    assert client is not None
+    mosquitto_broker.pause()
+    try:
+        payload = b"x" * 60_000
+        for _ in range(400):  # 24 MB: more than both ends' socket buffers hold
+            await connector.publish(f"{prefix}/bulk", payload)
+        await asyncio.sleep(0)
+        start = time.monotonic()
+        await connector.disconnect()
+        assert time.monotonic() - start < 0.5 + 2.0
+        assert client._client._sock is None  # paho's socket closed
+        assert client._misc_task is None or client._misc_task.done()
+    finally:
+        mosquitto_broker.resume()

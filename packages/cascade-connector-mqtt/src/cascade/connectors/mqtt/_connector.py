@@ -505,22 +505,29 @@ class MqttConnector:
         return client
 
     async def _close_client(self, client: aiomqtt.Client, *, graceful: bool) -> None:
-        """Release a client whatever its state: DISCONNECT if asked and possible, then close."""
+        """Release a client whatever its state: DISCONNECT if asked and possible, then close.
+
+        The release itself cannot be skipped: ``_cancel`` may cancel again
+        while the DISCONNECT waits for a hung broker.
+        """
         paho = client._client
         disconnected = client._disconnected
         connected = paho.is_connected() and not disconnected.done()
-        if graceful and connected and paho.disconnect() == _SUCCESS:
-            await asyncio.wait({disconnected}, timeout=0.5)
-        paho._reset_sockets()
         misc = client._misc_task
+        try:
+            if graceful and connected and paho.disconnect() == _SUCCESS:
+                await asyncio.wait({disconnected}, timeout=0.5)
+        finally:
+            paho._reset_sockets()
+            if misc is not None:
+                misc.cancel()
+            for future in (client._connected, client._disconnected):
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: no "exception never retrieved" noise
+            if client._lock.locked():
+                client._lock.release()
         if misc is not None and not misc.done():
-            misc.cancel()
             await asyncio.wait({misc}, timeout=1.0)
-        for future in (client._connected, client._disconnected):
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: no "exception never retrieved" noise
-        if client._lock.locked():
-            client._lock.release()
 
     async def _supervise(self, client: aiomqtt.Client | None) -> None:
         """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
