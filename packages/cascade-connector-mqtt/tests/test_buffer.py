@@ -18,7 +18,7 @@ def test_a_lost_connection_requeues_in_order_and_starts_probing() -> None:
     """Unconfirmed messages go back in front, oldest first; the next connection probes."""
     buffer = _buffer_with_in_flight(3)
     buffer.add("t", b"new", 1, False)
-    assert buffer.requeue() is None
+    assert buffer.requeue() == (None, 0)
     assert [m.raw for m in buffer.queued] == [b"0", b"1", b"2", b"new"]
     assert buffer.probing
     buffer.sent(10, [buffer.queued.popleft()])
@@ -32,7 +32,7 @@ def test_a_message_lost_alone_every_time_is_given_up() -> None:
     buffer.requeue()  # both were in flight: nothing to blame yet
     for attempt in range(1, buffer.max_losses + 1):
         buffer.sent(100 + attempt, [buffer.queued.popleft()])
-        given_up = buffer.requeue()
+        given_up, _ = buffer.requeue()
         if attempt < buffer.max_losses:
             assert given_up is None
             assert buffer.queued[0].raw == b"0"
@@ -48,12 +48,25 @@ def test_losses_of_different_messages_do_not_add_up() -> None:
     buffer.requeue()
     for _ in range(buffer.max_losses - 1):
         buffer.sent(1, [buffer.queued.popleft()])
-        assert buffer.requeue() is None
+        assert buffer.requeue().given_up is None
     buffer.sent(2, [buffer.queued.popleft()])
     buffer.confirm(2)  # the first got through
     buffer.sent(3, [buffer.queued.popleft()])
-    assert buffer.requeue() is None  # the second's first loss, not the first's third
+    assert buffer.requeue().given_up is None  # the second's first loss, not the first's third
     assert [m.raw for m in buffer.queued] == [b"1"]
+
+
+def test_requeue_drops_the_oldest_beyond_maxsize_and_says_how_many() -> None:
+    """In-flight messages put back into a full queue: the oldest go, and are counted as settled."""
+    buffer = OutgoingBuffer(3)
+    for n in range(3):
+        buffer.add("t", b"%d" % n, 1, False)
+    buffer.sent(1, [buffer.queued.popleft(), buffer.queued.popleft()])
+    for n in range(3, 5):
+        buffer.add("t", b"%d" % n, 1, False)
+    assert buffer.requeue() == (None, 2)
+    assert [m.raw for m in buffer.queued] == [b"2", b"3", b"4"]
+    assert buffer.oldest_pending() == 3  # sequence numbers count from 1
 
 
 def test_clear_ends_probing() -> None:

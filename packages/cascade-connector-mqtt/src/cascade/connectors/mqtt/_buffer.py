@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from typing import NamedTuple
 
-__all__ = ["Outgoing", "OutgoingBuffer"]
+__all__ = ["Outgoing", "OutgoingBuffer", "Requeued"]
 
 
 class Outgoing(NamedTuple):
@@ -17,6 +17,13 @@ class Outgoing(NamedTuple):
     raw: bytes
     qos: int
     retain: bool
+
+
+class Requeued(NamedTuple):
+    """What :meth:`OutgoingBuffer.requeue` could not put back: each counts as settled."""
+
+    given_up: Outgoing | None  # probed alone through ``max_losses`` lost connections
+    overflow: int  # oldest messages dropped because the queue would exceed ``maxsize``
 
 
 class OutgoingBuffer:
@@ -86,14 +93,15 @@ class OutgoingBuffer:
             self._check()
         return len(messages)
 
-    def requeue(self) -> Outgoing | None:
+    def requeue(self) -> Requeued:
         """After a lost connection: put every unconfirmed message back in front, in publish order.
 
-        Returns the message given up, if this was the ``max_losses``-th
-        connection in a row lost while it was probed alone; it counts as settled.
+        Gives up the message probed alone if this was the ``max_losses``-th
+        connection in a row lost while it was in flight, and drops the oldest
+        messages beyond ``maxsize`` (in flight, messages were not counted in it).
         """
         if not self.in_flight:
-            return None
+            return Requeued(None, 0)
         unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
         given_up = None
         if self.probing and len(unconfirmed) == 1:
@@ -106,11 +114,12 @@ class OutgoingBuffer:
         self.in_flight.clear()
         self.in_flight_count = 0
         self.queued.extendleft(reversed(unconfirmed))
-        while len(self.queued) > self.maxsize:
+        overflow = max(0, len(self.queued) - self.maxsize)
+        for _ in range(overflow):
             self.queued.popleft()
         if self._waiters:
             self._check()
-        return given_up
+        return Requeued(given_up, overflow)
 
     def clear(self) -> int:
         """Forget everything; returns how many messages were discarded."""

@@ -562,7 +562,7 @@ class MqttConnector:
                 if self._online_event is not None:
                     self._online_event.clear()
                 self._client = None
-                given_up = self._buffer.requeue()
+                given_up, overflow = self._buffer.requeue()
                 if given_up is not None:
                     self._stats.dropped += 1
                     _log.warning(
@@ -570,6 +570,14 @@ class MqttConnector:
                         "it was sent alone (does the broker close connections it refuses?)",
                         given_up.topic,
                         self._buffer.max_losses,
+                    )
+                if overflow:
+                    self._stats.dropped += overflow
+                    _log.warning(
+                        "outgoing buffer full (%d messages) with the unconfirmed ones put back: "
+                        "dropped the %d oldest",
+                        self._buffer.maxsize,
+                        overflow,
                     )
                 self._fail_pending()
                 await self._close_client(client, graceful=self._closing)
