@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 
 import pytest
@@ -14,6 +15,7 @@ from cascade.runtime import (
     RetryPolicy,
     TaskEvent,
     TaskFailedError,
+    TaskSkipped,
     task,
 )
 
@@ -133,6 +135,29 @@ def test_retry_policy_backoff() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="backoff"):
         RetryPolicy(backoff=0.5)
+    with pytest.raises(ValueError, match="delay"):
+        RetryPolicy(delay=math.nan)
+    with pytest.raises(ValueError, match="max_delay"):
+        RetryPolicy(max_delay=math.inf)
+
+
+def test_retry_delays_stop_growing_at_max_delay() -> None:
+    """However many attempts, a delay never exceeds max_delay (and never overflows)."""
+    policy = RetryPolicy(max_attempts=5000, delay=1.0, backoff=2.0, max_delay=60.0)
+    assert [policy.delay_before(n) for n in (2, 7, 8, 9)] == [1.0, 32.0, 60.0, 60.0]
+    assert policy.delay_before(5000) == 60.0  # 2.0 ** 4998 overflows a float
+    assert RetryPolicy(max_attempts=5000, backoff=2.0).delay_before(5000) == 0.0
+
+
+async def test_many_retries_without_delay_end_in_a_failure() -> None:
+    """Thousands of immediate retries run to the end and fail the run; nothing overflows."""
+
+    @task
+    async def always() -> None:
+        raise ValueError("nope")
+
+    with pytest.raises(TaskFailedError):
+        await Engine().run(always.with_retry(max_attempts=2000)())
 
 
 async def test_failure_skips_downstream_and_names_the_task() -> None:
@@ -203,3 +228,51 @@ async def test_dependent_of_failed_and_completed_is_skipped_once() -> None:
     with pytest.raises(TaskFailedError):
         await engine.run(join(boom(), ok()))
     assert [s for n, s in states(events) if n == "join"] == ["SKIPPED"]
+
+
+async def test_cancelled_error_from_a_task_s_own_code_is_a_failure() -> None:
+    """A task's code raising CancelledError fails that task (retries apply); the run ends."""
+    attempts = 0
+
+    @task
+    async def victim() -> None:
+        nonlocal attempts
+        attempts += 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.cancel()  # as if someone else cancelled what the task awaits
+        await future
+
+    @task
+    async def after(value: None) -> None:
+        return value
+
+    engine = Engine()
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    with pytest.raises(TaskFailedError) as caught:
+        await engine.run(after(victim.with_retry(max_attempts=2)()))
+    assert isinstance(caught.value.exception, asyncio.CancelledError)
+    assert attempts == 2
+    assert [e.task_name for e in events if isinstance(e, TaskSkipped)] == ["after"]
+
+
+async def test_an_error_inside_the_engine_fails_the_task_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the engine itself raise while running a task, that task fails and the run ends."""
+
+    def broken(value: object, graph: object) -> object:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr("cascade.runtime._engine.resolve", broken)
+
+    @task
+    async def one() -> int:
+        return 1
+
+    @task
+    async def two(value: int) -> int:
+        return value
+
+    with pytest.raises(TaskFailedError, match="engine bug"):
+        await Engine().run(two(one()))

@@ -279,6 +279,7 @@ class _Run:
         self.finished = 0
         self.failures: list[tuple[Node, BaseException]] = []
         self.executor: ThreadPoolExecutor | None = None
+        self.stopping = False  # set before the run cancels its tasks
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> None:
@@ -317,6 +318,7 @@ class _Run:
             ) from exc
 
     async def _stop_tasks(self) -> None:
+        self.stopping = True
         if self.tasks:
             for task in self.tasks:
                 task.cancel()
@@ -385,58 +387,71 @@ class _Run:
                     if spec.is_async:
                         result = await spec.fn(*args, **kwargs)
                     else:
-                        if self.executor is None:
-                            self.executor = ThreadPoolExecutor(
-                                max_workers=min(self.max_concurrency, 32),
-                                thread_name_prefix="cascade-task",
-                            )
-                        call = functools.partial(spec.fn, *args, **kwargs)
-                        result = await self.loop.run_in_executor(self.executor, call)
-                except Exception as exc:
-                    now = time.perf_counter()
-                    if attempt < policy.max_attempts:
-                        emit(
-                            TaskRetrying(
-                                run_id=run_id,
-                                task_id=task_id,
-                                task_name=name,
-                                duration_ms=(now - attempt_started) * 1000,
-                                error=_describe(exc),
-                                attempt=attempt,
-                            )
+                        result = await self.loop.run_in_executor(
+                            self._executor(), functools.partial(spec.fn, *args, **kwargs)
                         )
-                        attempt += 1
-                        await asyncio.sleep(policy.delay_before(attempt))
-                        continue
+                except asyncio.CancelledError as exc:
+                    if self.stopping:
+                        raise
+                    error: BaseException = exc  # raised by the task's own code: a failure
+                except Exception as exc:
+                    error = exc
+                else:
+                    node.result = result
                     emit(
-                        TaskFailed(
+                        TaskCompleted(
                             run_id=run_id,
                             task_id=task_id,
                             task_name=name,
-                            duration_ms=(now - started) * 1000,
-                            error=_describe(exc),
+                            duration_ms=(time.perf_counter() - started) * 1000,
                             attempt=attempt,
-                            exception=exc,
                         )
                     )
-                    self._failed(node, exc)
+                    self._completed(node)
                     return
-                node.result = result
+                now = time.perf_counter()
+                if attempt < policy.max_attempts:
+                    emit(
+                        TaskRetrying(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            duration_ms=(now - attempt_started) * 1000,
+                            error=_describe(error),
+                            attempt=attempt,
+                        )
+                    )
+                    attempt += 1
+                    await asyncio.sleep(policy.delay_before(attempt))
+                    continue
                 emit(
-                    TaskCompleted(
+                    TaskFailed(
                         run_id=run_id,
                         task_id=task_id,
                         task_name=name,
-                        duration_ms=(time.perf_counter() - started) * 1000,
+                        duration_ms=(now - started) * 1000,
+                        error=_describe(error),
                         attempt=attempt,
+                        exception=error,
                     )
                 )
-                self._completed(node)
+                self._failed(node, error)
                 return
+        except Exception as exc:  # a bug of ours must fail the task, not hang the run
+            _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
+            self._failed(node, exc)
         finally:
             self.running -= 1
             self.manager.finished(name)
             self.wake.set()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The run's thread pool for sync tasks, made on first use."""
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(
+                max_workers=min(self.max_concurrency, 32), thread_name_prefix="cascade-task"
+            )
+        return self.executor
 
     def _completed(self, node: Node) -> None:
         self.finished += 1

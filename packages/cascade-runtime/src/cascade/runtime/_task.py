@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
@@ -23,22 +24,32 @@ class RetryPolicy:
     """How often and how fast a task is retried.
 
     ``max_attempts`` counts the first try (1 = no retry); attempt ``n`` (from
-    2) starts ``delay * backoff ** (n - 2)`` seconds after the previous one failed.
+    2) starts ``delay * backoff ** (n - 2)`` seconds after the previous one
+    failed, but never more than ``max_delay`` seconds (default 600, as Celery's).
     """
 
     max_attempts: int = 1
     delay: float = 0.0
     backoff: float = 1.0
+    max_delay: float = 600.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
-        if self.delay < 0 or self.backoff < 1:
-            raise ValueError("delay must be >= 0 and backoff >= 1")
+        if not (0 <= self.delay < math.inf and 1 <= self.backoff < math.inf):
+            raise ValueError("delay must be finite and >= 0, backoff finite and >= 1")
+        if not 0 <= self.max_delay < math.inf:
+            raise ValueError(f"max_delay must be finite and >= 0, not {self.max_delay}")
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 for the first retry)."""
-        return float(self.delay * self.backoff ** (attempt - 2))
+        if self.delay == 0:
+            return 0.0
+        try:
+            delay = self.delay * self.backoff ** (attempt - 2)
+        except OverflowError:
+            return self.max_delay
+        return min(float(delay), self.max_delay)
 
 
 class Task(Generic[P, R]):
@@ -62,10 +73,15 @@ class Task(Generic[P, R]):
         self.__doc__ = fn.__doc__
 
     def with_retry(
-        self, max_attempts: int = 3, delay: float = 0.0, backoff: float = 2.0
+        self,
+        max_attempts: int = 3,
+        delay: float = 0.0,
+        backoff: float = 2.0,
+        max_delay: float = 600.0,
     ) -> Task[P, R]:
         """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`)."""
-        return Task(self.fn, name=self.name, retry=RetryPolicy(max_attempts, delay, backoff))
+        policy = RetryPolicy(max_attempts, delay, backoff, max_delay)
+        return Task(self.fn, name=self.name, retry=policy)
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         """A lazy result of this task on these arguments (lazy results among them allowed)."""
