@@ -124,6 +124,29 @@ async def test_failed_run_publishes_failed_and_stopped_with_error() -> None:
     assert bodies[3]["error"].startswith("TaskFailedError: task 'boom'")
 
 
+async def test_concurrent_runs_of_one_engine_publish_only_their_own_events() -> None:
+    """Two runs at once share the engine's bus; each run's topic carries that run's events only."""
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker)
+    first, second = fetch(1), fetch(2)
+    await asyncio.gather(engine.run(first), engine.run(second))
+    runs = {e.run_id: e.task_count for e in events if isinstance(e, RunStarted)}
+    assert len(runs) == 2
+    task_ids = set()
+    for run_id in runs:
+        bodies = [
+            raw["body"] for _, raw, _ in published(broker, events_topic("acme", "shop", run_id))
+        ]
+        assert [b.get("state", b.get("event")) for b in bodies] == [
+            "ENGINE_STARTED",
+            "RUNNING",
+            "COMPLETED",
+            "ENGINE_STOPPED",
+        ]
+        task_ids.add(bodies[1]["task_id"])
+    assert task_ids == {first.task_id, second.task_id}
+
+
 async def test_topic_prefix_and_ids_are_sanitized() -> None:
     """Ids with topic separators cannot add levels; the prefix is configurable."""
     broker = InMemoryBroker()
@@ -247,11 +270,14 @@ def test_envelope_encoding_round_trips_awkward_ids() -> None:
     assert list(json.loads(raw)) == ["v", "ts", "run_id", "org_id", "project_id", "source", "body"]
 
 
-@pytest.mark.parametrize("error", ["", 'KeyError: "k" \u2013 ünïcode\n%s'])
-def test_fast_task_envelope_equals_schema_encoding(error: str) -> None:
+@pytest.mark.parametrize(
+    ("error", "project_id"),
+    [("", "p"), ('KeyError: "k" \u2013 ünïcode\n%s', "p"), ("", "100%b}"), ("%b}", "%%b}")],
+)
+def test_fast_task_envelope_equals_schema_encoding(error: str, project_id: str) -> None:
     """The hand-formatted task envelope is byte for byte the TaskStateEvent schema's encoding."""
     subscriber = TelemetrySubscriber(
-        InMemoryConnector(presence=False), run_id="r", org_id="o", project_id="p"
+        InMemoryConnector(presence=False), run_id="r", org_id="o", project_id=project_id
     )
     event = TaskFailed(
         run_id="r", task_id='id"%', task_name="n%s", duration_ms=12.5, error=error, ts=1795216272.5

@@ -151,25 +151,27 @@ class TelemetrySubscriber:
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._stamp = _Stamp()
-        # The envelope with everything but ts and body pre-encoded (fields in Envelope's order).
-        self._format = (
+        # The envelope up to its body, everything but ts pre-encoded (fields in Envelope's order).
+        head = (
             b'{"v":%b,"ts":"%%b.%%06d+00:00","run_id":%b,"org_id":%b,"project_id":%b,'
-            b'"source":%b,"body":%%b}'
+            b'"source":%b,"body":'
             % tuple(
                 _encode(value).replace(b"%", b"%%")
                 for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
             )
         )
+        self._format = head + b"%b}"
         # A task state body formatted straight into the envelope: same bytes as TaskStateEvent's.
-        self._task_format = self._format.replace(
-            b"%b}",
-            b'{"type":"TaskStateEvent","task_id":%b,"task_name":%b,"state":"%b",'
-            b'"duration_ms":%b,"error":%b}}',
+        self._task_format = (
+            head + b'{"type":"TaskStateEvent","task_id":%b,"task_name":%b,"state":"%b",'
+            b'"duration_ms":%b,"error":%b}}'
         )
         self._names: dict[str, bytes] = {}
 
     def __call__(self, event: Event) -> None:
-        """The bus handler: count the event and queue it for publishing."""
+        """The bus handler: count the event and queue it for publishing (this run's only)."""
+        if event.run_id != self.run_id:
+            return  # another run of the same engine: it has its own subscriber
         self.counters.update(event)
         queue = self._queue
         if len(queue) >= self._max_queue:
