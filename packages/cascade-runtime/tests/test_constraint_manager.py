@@ -112,10 +112,26 @@ def test_rate_capacity_allows_a_burst() -> None:
     assert manager.admit("t") == pytest.approx(1.0)
 
 
+def test_a_rate_limit_received_again_gives_no_new_burst() -> None:
+    """The same limit again (retained, after a reconnect), or a new rate, keeps the spent tokens."""
+    monotonic = FakeClock()
+    manager = ConstraintManager(monotonic=monotonic)
+    send(manager, Constraint.rate_limit("global", "1/m", capacity=2))
+    assert [manager.admit("t") for _ in range(2)] == [None, None]
+    send(manager, Constraint.rate_limit("global", "1/m", capacity=2))
+    assert manager.admit("t") == pytest.approx(60.0)
+    send(manager, Constraint.rate_limit("global", "2/m"))
+    assert manager.admit("t") == pytest.approx(30.0)
+    monotonic.now += 30.0
+    assert manager.admit("t") is None
+
+
 def test_token_bucket_rejects_non_positive_rates() -> None:
     """A bucket needs a positive rate; its capacity is never below one."""
     with pytest.raises(ValueError, match="positive"):
         TokenBucket(0, 1)
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(1, 1).retune(-1, 1)
     assert TokenBucket(0.1, 0.1).capacity == 1.0
 
 

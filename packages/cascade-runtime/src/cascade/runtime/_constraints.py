@@ -109,8 +109,14 @@ class ConstraintManager:
         self.apply(constraint, message.topic)
 
     def apply(self, constraint: Constraint, topic: str = "") -> None:
-        """Put ``constraint`` in force (replacing its ``(scope, type)``), as set by ``topic``."""
+        """Put ``constraint`` in force (replacing its ``(scope, type)``), as set by ``topic``.
+
+        A rate limit that replaces one keeps its bucket's tokens: receiving the
+        same limit again (a retained message after a reconnect, a controller
+        that re-sends it) must not let a burst through.
+        """
         key = (constraint.scope, constraint.type)
+        bucket = self._buckets.get(key)
         self._remove(key)
         self.stats.accepted += 1
         if constraint.expires_at is not None:
@@ -124,9 +130,12 @@ class ConstraintManager:
         self._active[key] = (constraint, topic)
         self._by_topic.setdefault(topic, set()).add(key)
         if constraint.type == "rate_limit":
-            self._buckets[key] = TokenBucket(
-                constraint.rate_per_second, constraint.capacity, self._monotonic
-            )
+            rate, capacity = constraint.rate_per_second, constraint.capacity
+            if bucket is None:
+                bucket = TokenBucket(rate, capacity, self._monotonic)
+            else:
+                bucket.retune(rate, capacity)
+            self._buckets[key] = bucket
         self._changed()
 
     def clear_topic(self, topic: str) -> None:

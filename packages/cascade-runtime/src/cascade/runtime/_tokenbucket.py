@@ -26,6 +26,15 @@ class TokenBucket:
         self._tokens = self.capacity
         self._stamp = clock()
 
+    def retune(self, rate: float, capacity: float) -> None:
+        """Change rate and capacity, keeping the tokens already spent (none are given back)."""
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, not {rate}")
+        self._refill()
+        self.rate = rate
+        self.capacity = max(1.0, capacity)
+        self._tokens = min(self._tokens, self.capacity)
+
     def _refill(self) -> None:
         now = self._clock()
         if now > self._stamp:
