@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from typing import get_args
 
 from cascade.interfaces import (
@@ -23,6 +25,12 @@ __all__ = [
 ]
 
 CONSTRAINT_TYPES: tuple[ConstraintType, ...] = get_args(ConstraintType)
+MAX_TTL = 10 * 365 * 86400.0
+MAX_CONCURRENCY = 2**31 - 1
+# A constraint's id is "<type>-<scope>", at most 256 characters; the longest is "ratelimit-".
+MAX_SCOPE_LENGTH = 256 - len("ratelimit-")
+# Where the schema puts a problem, and the input the user gave it with.
+_OPTION_AT = {"$.expires_at": "--ttl", "$.params.limit": "--concurrency", "$.params.rate": "--rate"}
 
 
 class UsageError(ValueError):
@@ -37,17 +45,36 @@ def validate_scope(scope: str) -> str:
         raise UsageError(f"{exc.reason} (e.g. task:api_*)") from None
 
 
+def _constraint_scope(scope: str) -> str:
+    validate_scope(scope)
+    if len(scope) > MAX_SCOPE_LENGTH:
+        raise UsageError(f"scope is too long: {len(scope)} characters, at most {MAX_SCOPE_LENGTH}")
+    return scope
+
+
 def _expires_at(ttl: float | None) -> float | None:
     if ttl is None:
         return None
-    if not ttl > 0:
-        raise UsageError(f"--ttl must be a positive number of seconds, not {ttl}")
+    if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL):
+        raise UsageError(
+            f"--ttl must be a positive number of seconds, at most {MAX_TTL:.0f} (10 years),"
+            f" not {ttl}"
+        )
     return time.time() + ttl
+
+
+def _build(make: Callable[[], Constraint]) -> Constraint:
+    """``make()``, with what the schema rejects reported against the option that gave it."""
+    try:
+        return make()
+    except InvalidMessageError as exc:
+        raise UsageError(f"{_OPTION_AT.get(exc.path, 'SCOPE')}: {exc.reason}") from None
 
 
 def pause_constraint(scope: str, ttl: float | None) -> tuple[str, Constraint]:
     """The topic and payload that pause ``scope``."""
-    constraint = Constraint.pause(validate_scope(scope), expires_at=_expires_at(ttl))
+    expires_at = _expires_at(ttl)
+    constraint = _build(lambda: Constraint.pause(_constraint_scope(scope), expires_at=expires_at))
     return constraint_topic(scope, "pause"), constraint
 
 
@@ -55,21 +82,20 @@ def limit_constraints(
     scope: str, concurrency: int | None, rate: str | None, ttl: float | None
 ) -> list[tuple[str, Constraint]]:
     """The topics and payloads of a concurrency limit and/or a rate limit on ``scope``."""
-    validate_scope(scope)
+    _constraint_scope(scope)
     if concurrency is None and rate is None:
         raise UsageError("give --concurrency N, --rate R, or both")
     expires_at = _expires_at(ttl)
     result: list[tuple[str, Constraint]] = []
     if concurrency is not None:
-        if concurrency < 0:
-            raise UsageError(f"--concurrency must be 0 or more, not {concurrency}")
-        limited = Constraint.concurrency(scope, concurrency, expires_at=expires_at)
+        if not 0 <= concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                f"--concurrency must be 0 or more, at most {MAX_CONCURRENCY}, not {concurrency}"
+            )
+        limited = _build(lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at))
         result.append((constraint_topic(scope, "concurrency"), limited))
     if rate is not None:
-        try:
-            rated = Constraint.rate_limit(scope, rate, expires_at=expires_at)
-        except InvalidMessageError as exc:
-            raise UsageError(f"--rate: {exc.reason}") from None
+        rated = _build(lambda: Constraint.rate_limit(scope, rate, expires_at=expires_at))
         result.append((constraint_topic(scope, "rate_limit"), rated))
     return result
 
