@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -37,3 +39,35 @@ def test_options_from_flags_and_environment(command: list[str]) -> None:
                                   password="secret", timeout=2.0)]  # fmt: skip
     assert seen[0].address == "env-host:1999"
     assert seen[0].ssl_context() is None
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--port", "0"], {}), (["--port", "65536"], {}), ([], {"CASCADE_MQTT_PORT": "70000"})],
+)
+def test_port_out_of_range_is_a_usage_error(args: list[str], env: dict[str, str]) -> None:
+    """A port outside 1..65535 exits 2 naming --port, before any connector is made."""
+    seen: list[BrokerOptions] = []
+
+    def factory(options: BrokerOptions) -> Connector:
+        seen.append(options)
+        return InMemoryConnector(InMemoryBroker(), presence=False)
+
+    result = CliRunner().invoke(
+        app, ["status", *args], env=env, obj=CliContext(connector_factory=factory)
+    )
+    assert result.exit_code == 2
+    assert "--port" in result.output
+    assert seen == []
+
+
+def test_bad_ca_file_fails_in_one_line(tmp_path: Path) -> None:
+    """A --ca-file that is no CA bundle exits 1 with a one-line reason, not a traceback."""
+    ca_file = tmp_path / "bad.pem"
+    ca_file.write_text("not a cert\n")
+    args = ["status", "--ca-file", str(ca_file), "--port", "1", "--timeout", "0.5"]
+    result = CliRunner().invoke(app, args)  # the real MQTT connector
+    assert result.exit_code == 1, result.output
+    assert "TLS" in result.output
+    assert "bad.pem" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from cascade.interfaces import Connector
+from cascade.interfaces import ConnectError, Connector
 
 __all__ = ["BrokerOptions", "ConnectorFactory", "broker_options", "mqtt_connector"]
 
@@ -47,15 +47,24 @@ DEFAULT_BROKER = BrokerOptions()
 
 
 def mqtt_connector(options: BrokerOptions) -> Connector:
-    """An MqttConnector for a CLI: no presence of its own, failing fast on connect."""
+    """An MqttConnector for a CLI: no presence of its own, failing fast on connect.
+
+    Raises :class:`~cascade.interfaces.ConnectError` when the TLS settings cannot be used
+    (an unreadable or invalid ``--ca-file``).
+    """
     from cascade.connectors.mqtt import MqttConnector
 
+    try:
+        tls = options.ssl_context() or False
+    except OSError as exc:  # ssl.SSLError is an OSError
+        reason = f"cannot set up TLS with CA file {options.ca_file}: {exc}"
+        raise ConnectError(options.host or "localhost", options.port, reason) from None
     return MqttConnector(
         hostname=options.host or "localhost",
         port=options.port,
         username=options.username,
         password=options.password,
-        tls=options.ssl_context() or False,
+        tls=tls,
         connect_timeout=options.timeout,
         flush_timeout=options.timeout,
         presence=False,
@@ -68,7 +77,9 @@ _PARAMETERS: dict[str, Any] = {
         str | None,
         typer.Option(envvar="CASCADE_MQTT_HOST", help="Broker host (default: localhost)."),
     ],
-    "port": Annotated[int, typer.Option(envvar="CASCADE_MQTT_PORT", help="Broker port.")],
+    "port": Annotated[
+        int, typer.Option(envvar="CASCADE_MQTT_PORT", min=1, max=65535, help="Broker port.")
+    ],
     "username": Annotated[
         str | None, typer.Option(envvar="CASCADE_MQTT_USERNAME", help="Broker user.")
     ],
