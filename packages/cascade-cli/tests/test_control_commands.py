@@ -98,6 +98,35 @@ def test_resume_type_leaves_legacy_topic_of_other_type(
     assert broker.retained("cascade/constraints/global") == legacy
 
 
+def test_resume_clears_legacy_constraint_on_scope_with_slash(
+    invoke: Callable[..., Result],
+    broker: InMemoryBroker,
+    publish_retained: Callable[[str, bytes], None],
+) -> None:
+    """A constraint an older tool set on `task/a/b` (scope `task:a/b`) is cleared by its scope."""
+    legacy = b'{"id": "pause-task:a/b", "scope": "task:a/b", "type": "pause", "params": {}}'
+    publish_retained("cascade/constraints/task/a/b", legacy)
+    result = invoke("resume", "task:a/b")
+    assert result.exit_code == 0, result.output
+    assert broker.retained_topics == []
+
+
+def test_resume_by_payload_scope_leaves_other_scopes_and_types(
+    invoke: Callable[..., Result],
+    broker: InMemoryBroker,
+    publish_retained: Callable[[str, bytes], None],
+) -> None:
+    """Only constraints whose payload names the scope (and --type) are cleared, wherever placed."""
+    pause = b'{"id": "p", "scope": "task:a/pause", "type": "pause", "params": {}}'
+    limit = b'{"id": "c", "scope": "task:a/pause", "type": "concurrency", "params": {"limit": 1}}'
+    publish_retained("cascade/constraints/task/a/pause", pause)
+    publish_retained("cascade/constraints/task/a/pause/x", limit)
+    assert invoke("resume", "task:a", "--type", "pause").exit_code == 0
+    assert broker.retained("cascade/constraints/task/a/pause") == pause
+    assert invoke("resume", "task:a/pause", "--type", "pause").exit_code == 0
+    assert broker.retained_topics == ["cascade/constraints/task/a/pause/x"]
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

@@ -60,6 +60,25 @@ def test_resume_type_clears_only_the_pause(mqtt_broker: BrokerEndpoint, scope_na
     assert cascade(mqtt_broker, "resume", scope).exit_code == 0
 
 
+def test_resume_clears_a_legacy_constraint_on_a_scope_with_slash(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """A pause an existing tool set on `task/<glob with />` is cleared by `resume` of its scope."""
+    scope = f"task:{scope_name}/b"
+    legacy = Constraint.pause(scope)
+
+    async def publish_legacy() -> None:
+        async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as tool:
+            await tool.publish(f"cascade/constraints/task/{scope_name}/b", legacy, 1, retain=True)
+            await tool.flush(5)
+
+    asyncio.run(publish_legacy())
+    assert _mine(_status(mqtt_broker), scope) == [("pause", {})]
+    result = cascade(mqtt_broker, "resume", scope)
+    assert result.exit_code == 0, result.output
+    assert _mine(_status(mqtt_broker), scope) == []
+
+
 def test_limit_with_both_flags_reaches_an_engine_started_later(
     mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:

@@ -17,9 +17,7 @@ from cascade.interfaces import (
     ConnectorError,
     ConstraintType,
     Message,
-    constraint_topic,
     constraints_filter,
-    decode_constraint,
     encode_payload,
     status_filter,
     telemetry_filter,
@@ -33,7 +31,13 @@ from ._broker import (
     broker_options,
     mqtt_connector,
 )
-from ._control import UsageError, clear_topics, limit_constraints, pause_constraint
+from ._control import (
+    UsageError,
+    limit_constraints,
+    pause_constraint,
+    resume_topics,
+    validate_scope,
+)
 from ._render import constraints_table, engines_table, render_watch
 from ._state import WatchState
 
@@ -209,21 +213,20 @@ def resume(
     """
     try:
         kind = _constraint_type(constraint_type)
-        topics = clear_topics(scope, kind)
+        validate_scope(scope)
     except UsageError as exc:
         raise _usage(exc) from None
 
     async def clear(connector: Any) -> None:
-        # A constraint an existing tool set on the scope's single topic is cleared too,
-        # when it is of the type being cleared.
-        legacy = constraint_topic(scope, prefix=connector.topic_prefix)
-        found: list[Message] = []
-        handle = await connector.subscribe(legacy, found.append)
+        retained: dict[str, dict[str, Any]] = {}
+
+        def keep(message: Message) -> None:
+            retained[message.topic] = message.payload
+
+        handle = await connector.subscribe(constraints_filter(connector.topic_prefix), keep)
         await handle.unsubscribe()
-        clears: list[tuple[str, Any]] = [(topic, b"") for topic in topics]
-        if any(m.payload and (kind is None or _legacy_type(m) == kind) for m in found):
-            clears.append((legacy, b""))
-        await _publish_confirmed(connector, clears, broker.timeout)
+        topics = resume_topics(scope, kind, retained)
+        await _publish_confirmed(connector, [(topic, b"") for topic in topics], broker.timeout)
 
     _run(ctx, broker, clear)
     typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
@@ -233,13 +236,6 @@ def _constraint_type(value: str | None) -> ConstraintType | None:
     if value in (None, "pause", "concurrency", "rate_limit"):
         return value  # type: ignore[return-value]
     raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")
-
-
-def _legacy_type(message: Message) -> str | None:
-    try:
-        return decode_constraint(message.payload).type
-    except ValueError:
-        return None
 
 
 @app.command()

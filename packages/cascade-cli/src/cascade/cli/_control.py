@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import get_args
+from collections.abc import Callable, Mapping
+from typing import Any, get_args
 
 from cascade.interfaces import (
     Constraint,
@@ -21,6 +21,7 @@ __all__ = [
     "clear_topics",
     "limit_constraints",
     "pause_constraint",
+    "resume_topics",
     "validate_scope",
 ]
 
@@ -105,3 +106,35 @@ def clear_topics(scope: str, constraint_type: ConstraintType | None) -> list[str
     validate_scope(scope)
     types = CONSTRAINT_TYPES if constraint_type is None else (constraint_type,)
     return [constraint_topic(scope, kind) for kind in types]
+
+
+def resume_topics(
+    scope: str,
+    constraint_type: ConstraintType | None,
+    retained: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """The topics ``resume`` clears, given the ``retained`` constraint payloads by topic.
+
+    They are the scope's own per-type topics, and every topic whose constraint names
+    ``scope`` in its payload (and the type), wherever an existing tool put it: a scope
+    with ``/`` (``task:a/b``) was written to ``cascade/constraints/task/a/b``. A topic
+    holding another scope's constraint is left alone; a payload naming no scope
+    belongs to the scope whose topic it is on.
+    """
+    own = clear_topics(scope, constraint_type)
+    mine = {*own, constraint_topic(scope)}
+
+    def is_mine(topic: str, payload: Mapping[str, Any]) -> bool:
+        named = payload.get("scope")
+        return topic in mine if named is None else named == scope
+
+    found = [
+        topic
+        for topic, payload in retained.items()
+        if payload
+        and is_mine(topic, payload)
+        and constraint_type in (None, payload.get("type"))
+        and topic not in own
+    ]
+    kept = [topic for topic in own if is_mine(topic, retained.get(topic) or {})]
+    return kept + sorted(found)
