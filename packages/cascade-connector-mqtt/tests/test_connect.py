@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -12,7 +13,7 @@ from aiomqtt.exceptions import MqttConnectError, MqttError
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt._connector import _disable_nagle
 from cascade.connectors.mqtt._reasons import describe_connect_failure
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 from cascade.interfaces import ConnectError
 
 
@@ -116,3 +117,29 @@ def test_nagle_is_left_alone_where_the_transport_is_not_tcp() -> None:
     with left, right:
         _disable_nagle(left)
     _disable_nagle(object())
+
+
+async def test_concurrent_connects_start_one_connection(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connect() while another is still connecting waits for it: one client, one supervisor."""
+    asked, answer = asyncio.Event(), asyncio.Event()
+    enter = FakeClient.__aenter__
+
+    async def slow_connack(client: FakeClient) -> FakeClient:
+        asked.set()
+        await answer.wait()
+        return await enter(client)
+
+    monkeypatch.setattr(FakeClient, "__aenter__", slow_connack)
+    connector = MqttConnector("broker")
+    first = asyncio.create_task(connector.connect(require=True))
+    second = asyncio.create_task(connector.connect(require=True))
+    await asked.wait()  # the first is waiting for its CONNACK, the second has started too
+    answer.set()
+    await asyncio.gather(first, second)
+    assert len(fake_mqtt.clients) == 1
+    assert connector.is_connected
+    await connector.disconnect()
+    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}

@@ -237,6 +237,7 @@ class MqttConnector:
         self._log = RateLimitedLogger(_log)
         self._session = 0
         self._started = False
+        self._connecting = asyncio.Lock()
         self._closing = False
         self._ever_connected = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -302,10 +303,16 @@ class MqttConnector:
         the connector keeps trying in the background (with backoff) and
         publishes are buffered meanwhile. With ``require=True`` the first
         attempt's failure raises :class:`~cascade.interfaces.ConnectError`
-        naming host, port and cause, and nothing keeps running. Idempotent.
+        naming host, port and cause, and nothing keeps running. Idempotent,
+        also while connecting: a second call waits for the first (and tries
+        itself only if the first raised).
         """
-        if self._started:
-            return
+        async with self._connecting:
+            if not self._started:
+                await self._connect(require)
+
+    async def _connect(self, require: bool) -> None:
+        """Start the supervisor, after a first attempt if required; wait for its first attempt."""
         self._closing = False
         self._ever_connected = False
         self._wake = asyncio.Event()
