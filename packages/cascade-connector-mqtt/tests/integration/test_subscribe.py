@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox
+from cascade.interfaces import Message
 
 
 async def test_hundreds_of_retained_messages_arrive_before_subscribe_returns(
@@ -95,3 +97,48 @@ async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, pref
         sock = connector._client._client.socket()
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_twin_connectors_wait_for_their_own_markers(
+    mqtt_broker: BrokerEndpoint,
+    observer: MqttConnector,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two connectors of one source and session never take each other's subscribe markers."""
+    same_session = lambda previous: previous + 1  # noqa: E731 - as if in the same millisecond
+    monkeypatch.setattr("cascade.connectors.mqtt._connector._next_session", same_session)
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as writer:
+        for n in range(50):
+            await writer.publish(f"{prefix}/r/{n}", {"n": n}, qos=1, retain=True)
+        await writer.flush(10)
+    markers = Inbox()
+    await observer.subscribe(f"{prefix}/_marker/#", markers)
+    host, port = mqtt_broker.host, mqtt_broker.port
+    first = MqttConnector(host, port, topic_prefix=prefix, source_id="twin")
+    second = MqttConnector(host, port, topic_prefix=prefix, source_id="twin")
+    async with first, second:
+        assert first.session == second.session
+        busy, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(message: Message) -> None:
+            busy.set()
+            await release.wait()
+
+        await second.subscribe(f"{prefix}/hold", hold)
+        await observer.publish(f"{prefix}/hold", {})
+        await busy.wait()  # the second's reader is held: what reaches it now waits in line
+        await first.subscribe(f"{prefix}/x", lambda m: None)
+        await first.subscribe(f"{prefix}/y", lambda m: None)
+        got: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            got.append(message)
+            await asyncio.sleep(0)  # give a returning subscribe() its chance
+
+        subscribing = asyncio.create_task(second.subscribe(f"{prefix}/r/#", keep))
+        for _ in range(4):  # both connectors' markers, the second's last one included
+            await markers.until(lambda m: m.topic.startswith(f"{prefix}/_marker/twin/"))
+        release.set()
+        await subscribing
+        assert len(got) == 50

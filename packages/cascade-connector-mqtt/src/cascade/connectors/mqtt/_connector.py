@@ -9,6 +9,7 @@ import logging
 import socket
 import ssl
 import time
+import uuid
 from types import TracebackType
 from typing import Any, Literal
 
@@ -250,6 +251,8 @@ class MqttConnector:
         self._markers: dict[bytes, asyncio.Future[None]] = {}
         self._marker_ids = itertools.count(1)
         self._marker_topic = ""
+        # source and session may be shared: other connectors of this process, same millisecond
+        self._marker_nonce = uuid.uuid4().hex
         self._reader_task: asyncio.Task[None] | None = None
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
         self._fast_wire = False
@@ -600,7 +603,8 @@ class MqttConnector:
         if self._presence:
             online = self._status_payload("online")
             self._publish_direct(client, self._status_topic, online, 1, True)
-        self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{self._session}"
+        marker_level = f"{self._session}-{self._marker_nonce}"
+        self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{marker_level}"
         subscribed: set[str] = set()
         own = [self._status_topic] if self._presence else []  # to catch a stale will
         wanted = [self._marker_topic, *own, *self._dispatcher.filters]
