@@ -8,7 +8,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
-from cascade.interfaces import Message
+from cascade.interfaces import Message, status_topic
 
 
 async def test_messages_reach_every_matching_subscription(fake_mqtt: FakeMqtt) -> None:
@@ -128,3 +128,15 @@ async def test_subscribe_before_connect_subscribes_on_connect(fake_mqtt: FakeMqt
     await connector.connect()
     assert "c/#" in fake_mqtt.client.filters
     await connector.disconnect()
+
+
+async def test_the_connectors_own_filters_stay_subscribed_at_the_broker(
+    fake_mqtt: FakeMqtt,
+) -> None:
+    """Unsubscribing from the connector's status or marker topic keeps them at the broker."""
+    async with MqttConnector("broker", source_id="engine") as connector:
+        for own in (status_topic("engine"), connector._marker_topic):
+            handle = await connector.subscribe(own, lambda m: None)
+            await handle.unsubscribe()
+        assert fake_mqtt.client.unsubscribed == []
+        assert {status_topic("engine"), connector._marker_topic} <= set(fake_mqtt.client.filters)

@@ -606,8 +606,7 @@ class MqttConnector:
         marker_level = f"{self._session}-{self._marker_nonce}"
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{marker_level}"
         subscribed: set[str] = set()
-        own = [self._status_topic] if self._presence else []  # to catch a stale will
-        wanted = [self._marker_topic, *own, *self._dispatcher.filters]
+        wanted = [*self._own_filters(), *self._dispatcher.filters]
         while wanted:  # filters may be added while we wait for the SUBACK
             await client.subscribe([(f, 1) for f in wanted])
             subscribed.update(wanted)
@@ -640,6 +639,10 @@ class MqttConnector:
                 exc = task.exception()
                 if not isinstance(exc, MqttError):
                     _log.error("connector task %s failed", task.get_name(), exc_info=exc)
+
+    def _own_filters(self) -> list[str]:
+        """What the connector subscribes to for itself: its markers, its status (stale wills)."""
+        return [self._marker_topic, self._status_topic] if self._presence else [self._marker_topic]
 
     def _fail_pending(self) -> None:
         for future in [*self._direct.values(), *self._markers.values()]:
@@ -943,9 +946,10 @@ class MqttConnector:
         path: an engine unsubscribes at the end of each run. Queued now, the
         packet still goes out before any later SUBSCRIBE of the same filter.
         A lost connection needs nothing: filters are remade from the dispatcher.
+        The connector's own filters stay: it still needs them.
         """
         client = self._client
-        if self._online and client is not None:
+        if self._online and client is not None and topic_filter not in self._own_filters():
             client._client.unsubscribe(topic_filter)
 
     def __repr__(self) -> str:
