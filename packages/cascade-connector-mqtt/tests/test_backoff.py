@@ -1,10 +1,15 @@
-"""Reconnection delays: exponential, jittered, bounded."""
+"""Reconnection delays: exponential, jittered, bounded, and reset only by a stable connection."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
+from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._backoff import Backoff
+from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 
 
 def test_first_retry_is_well_under_a_second() -> None:
@@ -54,3 +59,73 @@ def test_bad_bounds_are_refused() -> None:
         Backoff(0, 1)
     with pytest.raises(ValueError, match="backoff"):
         Backoff(2, 1)
+
+
+def _dropped_after_connack(
+    monkeypatch: pytest.MonkeyPatch, drops: int
+) -> asyncio.Queue[FakeClient]:
+    """Make the broker accept the first ``drops`` connections and drop each at once.
+
+    Returns a queue that gets every client as it connects.
+    """
+    entered: asyncio.Queue[FakeClient] = asyncio.Queue()
+    enter = FakeClient.__aenter__
+
+    async def accepted(client: FakeClient) -> FakeClient:
+        await enter(client)
+        entered.put_nowait(client)
+        if len(FakeClient.instances) <= drops:
+            asyncio.get_running_loop().call_soon(client.lose, None)
+        return client
+
+    monkeypatch.setattr(FakeClient, "__aenter__", accepted)
+    return entered
+
+
+def _recording_backoff(connector: MqttConnector) -> list[float]:
+    """Record the upper bound of every reconnection delay the connector draws."""
+    bounds: list[float] = []
+
+    def record(low: float, high: float) -> float:
+        bounds.append(high)
+        return low
+
+    connector._backoff._rand = record
+    return bounds
+
+
+async def test_connections_dropped_right_after_connack_back_off(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that drops each accepted connection at once sees ever later retries, one warning."""
+    entered = _dropped_after_connack(monkeypatch, drops=4)
+    connector = MqttConnector("broker", client_id="shared", backoff_initial=0.001, backoff_max=60)
+    bounds = _recording_backoff(connector)
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        await connector.connect()
+        for _ in range(5):
+            await entered.get()
+        assert await connector.wait_connected(5)
+    assert bounds == pytest.approx([0.001, 0.002, 0.004, 0.008])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # rate-limited
+    assert "same client id" in warnings[0]
+    await connector.disconnect()
+
+
+async def test_a_connection_that_stayed_up_starts_the_backoff_again(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lost after staying up for backoff_max, a connection is retried after the initial delay."""
+    entered = _dropped_after_connack(monkeypatch, drops=2)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.05)
+    bounds = _recording_backoff(connector)
+    await connector.connect()
+    for _ in range(3):
+        await entered.get()
+    assert await connector.wait_connected(5)
+    await asyncio.sleep(0.1)  # what is tested: the connection stays up longer than backoff_max
+    fake_mqtt.client.lose(None)
+    await entered.get()
+    assert bounds == pytest.approx([0.001, 0.002, 0.001])
+    await connector.disconnect()

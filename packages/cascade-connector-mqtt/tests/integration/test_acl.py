@@ -33,6 +33,8 @@ async def test_refused_publishes_are_counted_and_reported_once(
             protocol="5",
             topic_prefix=prefix,
             source_id="acl",
+            backoff_initial=0.01,
+            backoff_max=0.1,  # each of those connections is short-lived: keep retries quick
         )
         await connector.connect(require=True)
         with caplog.at_level(logging.WARNING, logger="cascade.connectors.mqtt"):

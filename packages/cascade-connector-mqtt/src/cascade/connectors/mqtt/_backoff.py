@@ -42,5 +42,5 @@ class Backoff:
         return self._rand(self.maximum / 2, self.maximum)
 
     def reset(self) -> None:
-        """Start again from the initial delay (after a successful connection)."""
+        """Start again from the initial delay (after a connection that stayed up)."""
         self.attempt = 0

@@ -166,6 +166,15 @@ class MqttConnector:
       a full buffer drops the oldest). ``max_in_flight``: messages handed to
       the MQTT client and not yet confirmed (1,000).
     - ``backoff_initial``, ``backoff_max``: reconnection delay bounds (0.1 s, 30 s).
+      The delay doubles with every failed attempt and with every connection
+      lost within ``backoff_max`` of its CONNACK; only a connection that stayed
+      up that long starts it again from ``backoff_initial``. So a broker that
+      drops each connection right after accepting it (another client taking
+      over the same client id, an ACL) gets, after a few quick retries, one
+      every ``backoff_max / 2`` to ``backoff_max`` seconds, not ten a second,
+      and a rate-limited warning. Two clients sharing an id each stay up only
+      until the other's next retry, at most ``backoff_max`` later, so their
+      contest never resets the delay.
     - ``connect_timeout`` (5 s): the longest ``connect()`` waits, also the
       bound of each connection attempt. ``flush_timeout`` (5 s): how long
       ``disconnect()`` tries to deliver what is buffered.
@@ -556,17 +565,15 @@ class MqttConnector:
                         self._log.warning("unreachable", "%s; retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
                     continue
-            self._backoff.reset()
             if self._ever_connected:
                 self._stats.reconnects += 1
             self._ever_connected = True
+            connected_at = asyncio.get_running_loop().time()
+            failure: MqttError | None = None
             try:
                 await self._serve(client)
-                _log.warning("lost the connection to %s:%d; reconnecting", self.hostname, self.port)
             except MqttError as exc:
-                _log.warning(
-                    "connection to %s:%d failed (%s); reconnecting", self.hostname, self.port, exc
-                )
+                failure = exc
             finally:
                 self._online = False
                 if self._online_event is not None:
@@ -592,7 +599,32 @@ class MqttConnector:
                 self._fail_pending()
                 await self._close_client(client, graceful=self._closing)
             client = None
-            await asyncio.sleep(self._backoff.next_delay())
+            uptime = asyncio.get_running_loop().time() - connected_at
+            stable = uptime >= self._backoff.maximum
+            if stable:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            if not stable:
+                self._log.warning(
+                    "unstable",
+                    "the connection to %s:%d ended %.1f s after the broker accepted it (%s; "
+                    "another client with the same client id? an ACL?); retrying in %.1f s",
+                    self.hostname,
+                    self.port,
+                    uptime,
+                    failure or "closed",
+                    delay,
+                )
+            elif failure is None:
+                _log.warning("lost the connection to %s:%d; reconnecting", self.hostname, self.port)
+            else:
+                _log.warning(
+                    "connection to %s:%d failed (%s); reconnecting",
+                    self.hostname,
+                    self.port,
+                    failure,
+                )
+            await asyncio.sleep(delay)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Announce presence, resubscribe, then send and receive until the connection goes."""
