@@ -26,7 +26,7 @@ async def test_sigint_cancels_the_run_and_says_so(
     engine_processes: list[EngineProcess],
     figures: Figures,
 ) -> None:
-    """Ctrl-C: no new task, ENGINE_STOPPED Cancelled, graceful offline, exit within flush time."""
+    """Ctrl-C: no new task, ENGINE_STOPPED (cancelled), graceful offline, exit within flush time."""
     figures.scenario = "9 SIGINT mid-run"
     broker = mosquitto_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
@@ -65,7 +65,7 @@ async def test_sigint_cancels_the_run_and_says_so(
     assert code == 130
     assert child.lines[-1]["event"] == "interrupted"
     body = stopped.payload["body"]
-    assert body["status"] == "Cancelled"
+    assert (body["status"], body["error"]) == ("Failed", "CancelledError: the run was cancelled")
     assert offline.payload.get("reason") == "shutdown"  # graceful, not the will
     assert exit_seconds < FLUSH_TIMEOUT
     states = [m.payload["body"].get("state") for m in events.all if "state" in m.payload["body"]]

@@ -76,7 +76,7 @@ async def test_hanging_connector_is_bounded() -> None:
 
 
 async def test_cancellation_stops_publishes_cancelled_and_disconnects() -> None:
-    """Cancelling a run starts nothing new, publishes ENGINE_STOPPED Cancelled, disconnects."""
+    """Cancelling a run starts nothing new, publishes ENGINE_STOPPED with the error, disconnects."""
     broker = InMemoryBroker()
     connector = InMemoryConnector(broker, presence=False)
     started = asyncio.Event()
@@ -109,7 +109,7 @@ async def test_cancellation_stops_publishes_cancelled_and_disconnects() -> None:
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",
-        "status": "Cancelled",
+        "status": "Failed",  # PROTOCOL.md's statuses are Succeeded and Failed
         "error": "CancelledError: the run was cancelled",
     }
     assert not any(b.get("task_name") == "after" for b in bodies)
@@ -124,7 +124,7 @@ def test_run_shortcut() -> None:
 
 
 def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> None:
-    """SIGINT during run() cancels the run: ENGINE_STOPPED Cancelled, then KeyboardInterrupt."""
+    """SIGINT during run() cancels the run: ENGINE_STOPPED, then KeyboardInterrupt."""
     code = textwrap.dedent(
         """
         import asyncio, json, os, signal
@@ -143,13 +143,15 @@ def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> No
             run(forever(), connector=connector, heartbeat_interval=None)
         except KeyboardInterrupt:
             body = json.loads(broker.history[-1].raw)["body"]
-            print(body["event"], body["status"], connector.is_connected)
+            print(body["event"], body["status"], body["error"], connector.is_connected)
         """
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.strip() == "ENGINE_STOPPED Cancelled False"
+    assert result.stdout.strip() == (
+        "ENGINE_STOPPED Failed CancelledError: the run was cancelled False"
+    )
 
 
 def test_bad_engine_options_are_refused() -> None:

@@ -24,7 +24,7 @@ _STATE_STYLES = {
     "BLOCKED": "magenta",
     "RETRYING": "yellow",
 }
-_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
+_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red"}
 
 
 def _ago(then: float, now: float) -> str:

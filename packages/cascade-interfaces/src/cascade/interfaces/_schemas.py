@@ -51,7 +51,7 @@ _MAX_NUMBER = 1e15  # bounds every float so that infinities are rejected
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
-RunStatus: TypeAlias = Literal["Succeeded", "Failed", "Cancelled"]
+RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
 ConstraintType: TypeAlias = Literal["pause", "concurrency", "rate_limit"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]

@@ -152,7 +152,8 @@ class Engine:
         result has the same shape). Raises :class:`InvalidTargetError` or
         :class:`CycleError` before anything runs, :class:`TaskFailedError`
         if a task failed, and re-raises ``CancelledError`` if the run is
-        cancelled (after publishing ``ENGINE_STOPPED`` with status ``Cancelled``).
+        cancelled (after emitting ``RunFinished`` with status ``Cancelled``, published
+        as ``ENGINE_STOPPED`` ``Failed`` with error ``CancelledError: ...``).
         """
         graph = build_graph(target)
         run_id = uuid.uuid4().hex
@@ -483,8 +484,9 @@ class _Run:
 def run(target: Any, connector: Connector | None = None, **engine_kwargs: Any) -> Any:
     """Run ``target`` in a new event loop: ``Engine(connector, **engine_kwargs).run(target)``.
 
-    Ctrl-C cancels the run (``ENGINE_STOPPED`` with status ``Cancelled`` is
-    published, the connector is disconnected) and raises ``KeyboardInterrupt``.
+    Ctrl-C cancels the run (``ENGINE_STOPPED`` is published with status
+    ``Failed`` and error ``CancelledError: ...``, the connector is
+    disconnected) and raises ``KeyboardInterrupt``.
     """
     return asyncio.run(_interruptible(Engine(connector, **engine_kwargs).run(target)))
 

@@ -17,6 +17,7 @@ from cascade.interfaces import (
     Heartbeat,
     LifecycleEvent,
     RateLimitedLogger,
+    RunStatus,
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
@@ -302,7 +303,9 @@ class TelemetrySubscriber:
             )
         if isinstance(event, RunStarted):
             return 1, LifecycleEvent(event="ENGINE_STARTED")
-        return 1, LifecycleEvent(event="ENGINE_STOPPED", status=event.status, error=event.error)
+        # PROTOCOL.md knows Succeeded and Failed only; the error says "CancelledError: ..."
+        status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
+        return 1, LifecycleEvent(event="ENGINE_STOPPED", status=status, error=event.error)
 
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
         try:
