@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import Inbox
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
 from cascade.interfaces import Message, status_topic
 
@@ -140,3 +141,23 @@ async def test_the_connectors_own_filters_stay_subscribed_at_the_broker(
             await handle.unsubscribe()
         assert fake_mqtt.client.unsubscribed == []
         assert {status_topic("engine"), connector._marker_topic} <= set(fake_mqtt.client.filters)
+
+
+async def test_mqtt5_copies_reach_only_the_subscriptions_they_are_for(fake_mqtt: FakeMqtt) -> None:
+    """Under MQTT 5 the broker sends a copy per matching filter: each callback gets one."""
+    got: dict[str, list[str]] = {"hash": [], "plus": []}
+    connector = MqttConnector("broker", protocol="5", source_id="s")
+    await connector.subscribe("a/#", lambda m: got["hash"].append(m.topic))  # made on connect
+    async with connector:
+        await connector.subscribe("a/+", lambda m: got["plus"].append(m.topic))
+        statuses = Inbox()
+        await connector.subscribe("cascade/status/+", statuses)  # overlaps the connector's own
+        stale = b'{"status": "offline", "source": "s", "session": 1}'
+        fake_mqtt.client.route("a/b", b"{}", 0, False)
+        fake_mqtt.client.route(status_topic("s"), stale, 1, True)
+        await statuses.until(lambda m: m.payload["status"] == "online")  # the re-announcement
+        await connector.subscribe("barrier", lambda m: None)
+        assert got == {"hash": ["a/b"], "plus": ["a/b"]}
+        assert [m.payload["status"] for m in statuses.all] == ["offline", "online"]
+        births = [p for p in fake_mqtt.client._client.published if p[0] == status_topic("s")]
+        assert len(births) == 2  # the first, and one re-announcement

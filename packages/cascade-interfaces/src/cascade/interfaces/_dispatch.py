@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from ._codec import decode_payload
 from ._connector import ConnectorStats, Message, MessageCallback
@@ -86,9 +86,27 @@ class Dispatcher:
             if not self.uses(subscription.topic_filter):
                 await self._on_unused(subscription.topic_filter)
 
-    async def dispatch(self, topic: str, raw: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Decode ``raw`` and deliver it to every active subscription whose filter matches."""
-        targets = [s for s in self._subscriptions if topic_matches(s.topic_filter, topic)]
+    async def dispatch(
+        self,
+        topic: str,
+        raw: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        filters: Collection[str] | None = None,
+    ) -> None:
+        """Decode ``raw`` and deliver it to every active subscription whose filter matches.
+
+        ``filters``, when given, restricts delivery to subscriptions on those
+        filters: a broker that sends one copy of a message per matching
+        subscription (MQTT 5) says which filters each copy is for.
+        """
+        targets = [
+            s
+            for s in self._subscriptions
+            if (filters is None or s.topic_filter in filters)
+            and topic_matches(s.topic_filter, topic)
+        ]
         if not targets:
             return
         try:

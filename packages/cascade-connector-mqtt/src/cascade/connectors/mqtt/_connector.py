@@ -46,6 +46,8 @@ try:
     import aiomqtt
     from aiomqtt.exceptions import MqttError
     from paho.mqtt.client import MQTTMessageInfo
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
 
     _IMPORT_ERROR: ImportError | None = None
 except ImportError as exc:  # pragma: no cover - aiomqtt is a dependency
@@ -267,6 +269,11 @@ class MqttConnector:
         self._fast_wire = False
         self._direct_topics: dict[int, str] = {}  # packet id → topic of direct QoS 1+ messages
         self._refused_topics: set[str] = set()  # topics whose refusal was reported
+        # MQTT 5 subscription identifiers, one per filter, kept across reconnections
+        self._use_subscription_ids = False  # this connection's: MQTT 5 and the broker has them
+        self._subscription_ids: dict[str, int] = {}
+        self._id_filters: dict[int, str] = {}
+        self._next_subscription_id = itertools.count(1)
 
     @staticmethod
     def _make_tls_context(
@@ -472,6 +479,19 @@ class MqttConnector:
 
         paho.on_publish = on_publish
         paho.on_unsubscribe = None  # UNSUBACKs are not awaited (_unsubscribe_at_broker)
+        self._use_subscription_ids = self.protocol == aiomqtt.ProtocolVersion.V5
+        forward_connect = getattr(paho, "on_connect", None)
+
+        def on_connect(*args: Any) -> None:
+            # (client, userdata, flags, reason_code, properties): a broker without subscription
+            # identifiers (AWS IoT Core) says so in the CONNACK and would refuse SUBSCRIBEs with one
+            properties = args[4] if len(args) > 4 else None
+            if getattr(properties, "SubscriptionIdentifierAvailable", 1) == 0:
+                self._use_subscription_ids = False
+            if forward_connect is not None:
+                forward_connect(*args)
+
+        paho.on_connect = on_connect
         forward_subscribe = paho.on_subscribe
         waiting = getattr(client, "_pending_subscribes", None)
         if waiting is not None and forward_subscribe is not None:
@@ -640,7 +660,7 @@ class MqttConnector:
         subscribed: set[str] = set()
         wanted = [*self._own_filters(), *self._dispatcher.filters]
         while wanted:  # filters may be added while we wait for the SUBACK
-            await client.subscribe([(f, 1) for f in wanted])
+            await self._subscribe(client, wanted)
             subscribed.update(wanted)
             wanted = [f for f in self._dispatcher.filters if f not in subscribed]
         self._online = True
@@ -896,9 +916,14 @@ class MqttConnector:
                 if marker is not None and not marker.done():
                     marker.set_result(None)
                 continue
-            if topic == self._status_topic and self._presence:
+            # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
+            matched = self._matched_filters(message)
+            own_status = topic == self._status_topic and self._presence
+            if own_status and (matched is None or self._status_topic in matched):
                 self._check_own_status(client, raw)
-            await self._dispatcher.dispatch(topic, raw, message.qos, message.retain)
+            await self._dispatcher.dispatch(
+                topic, raw, message.qos, message.retain, filters=matched
+            )
 
     def _check_own_status(self, client: aiomqtt.Client, raw: bytes) -> None:
         """Re-announce this source if a stale will replaced its retained birth.
@@ -949,10 +974,53 @@ class MqttConnector:
             raise
         return subscription
 
+    async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
+        """SUBSCRIBE to ``filters`` at QoS 1 and wait for the SUBACKs; raises MqttError.
+
+        With subscription identifiers, each filter gets its own SUBSCRIBE (an
+        identifier belongs to a whole packet), all sent at once; the marker
+        topic needs none, as its messages never reach the dispatcher.
+        """
+        if not self._use_subscription_ids:
+            await client.subscribe([(f, 1) for f in filters])
+            return
+        subscribes = []
+        for topic_filter in filters:
+            properties = None
+            if topic_filter != self._marker_topic:
+                properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                properties.SubscriptionIdentifier = self._subscription_id(topic_filter)
+            subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
+        for result in await asyncio.gather(*subscribes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+    def _subscription_id(self, topic_filter: str) -> int:
+        number = self._subscription_ids.get(topic_filter)
+        if number is None:
+            number = next(self._next_subscription_id)
+            self._subscription_ids[topic_filter] = number
+            self._id_filters[number] = topic_filter
+        return number
+
+    def _matched_filters(self, message: aiomqtt.Message) -> set[str] | None:
+        """The filters a received copy is for, from its subscription identifiers.
+
+        ``None`` (every matching filter) without identifiers: MQTT 3.1.1, whose
+        broker sends one copy per message, or a broker that does not have them.
+        An identifier of a filter unsubscribed meanwhile matches nothing.
+        """
+        numbers = getattr(message.properties, "SubscriptionIdentifier", None)
+        if not numbers:
+            return None
+        if isinstance(numbers, int):
+            numbers = [numbers]
+        return {self._id_filters[n] for n in numbers if n in self._id_filters}
+
     async def _subscribe_at_broker(self, client: aiomqtt.Client, topic_filter: str) -> None:
         """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
         try:
-            await client.subscribe(topic_filter, 1)
+            await self._subscribe(client, [topic_filter])
         except MqttError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
             return
@@ -980,8 +1048,13 @@ class MqttConnector:
         A lost connection needs nothing: filters are remade from the dispatcher.
         The connector's own filters stay: it still needs them.
         """
+        if topic_filter in self._own_filters():
+            return
+        number = self._subscription_ids.pop(topic_filter, None)
+        if number is not None:
+            del self._id_filters[number]
         client = self._client
-        if self._online and client is not None and topic_filter not in self._own_filters():
+        if self._online and client is not None:
             client._client.unsubscribe(topic_filter)
 
     def __repr__(self) -> str:

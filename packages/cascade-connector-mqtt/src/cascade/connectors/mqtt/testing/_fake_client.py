@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cascade.interfaces import topic_matches
 
@@ -124,6 +126,7 @@ class FakeClient:
         self._lock = asyncio.Lock()
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.filters: list[str] = []
+        self.subscription_ids: dict[str, int | None] = {}
         self.unsubscribed: list[str] = []
         FakeClient.instances.append(self)
 
@@ -134,18 +137,51 @@ class FakeClient:
         self._connected.set_result(None)
         return self
 
-    async def subscribe(self, topic: str | list[tuple[str, int]], qos: int = 0) -> list[int]:
+    async def subscribe(
+        self,
+        topic: str | list[tuple[str, int]],
+        qos: int = 0,
+        options: object = None,
+        properties: Properties | None = None,
+    ) -> list[int]:
         filters = [topic] if isinstance(topic, str) else [f for f, _ in topic]
         self.filters.extend(filters)
+        for topic_filter in filters:
+            self.subscription_ids[topic_filter] = getattr(
+                properties, "SubscriptionIdentifier", [None]
+            )[0]
         return [1] * len(filters)
 
     def route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if any(topic_matches(f, topic) for f in self.filters):
-            self.deliver(topic, payload, qos)
+        """Deliver a message published to the broker: under MQTT 5, one copy per match.
 
-    def deliver(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """A message from the broker."""
-        self._queue.put_nowait(aiomqtt.Message(topic, payload, qos, retain, 1, None))
+        mosquitto does so for an MQTT 5 client, each copy with the
+        subscription identifier of its filter (the spec allows it).
+        """
+        matching = [f for f in dict.fromkeys(self.filters) if topic_matches(f, topic)]
+        if not matching:
+            return
+        if self.kwargs.get("protocol") != aiomqtt.ProtocolVersion.V5:
+            self.deliver(topic, payload, qos)
+            return
+        for topic_filter in matching:
+            number = self.subscription_ids.get(topic_filter)
+            self.deliver(topic, payload, qos, subscription_ids=[number] if number else None)
+
+    def deliver(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        subscription_ids: list[int] | None = None,
+    ) -> None:
+        """A message from the broker, with these MQTT 5 subscription identifiers if given."""
+        properties = None
+        if subscription_ids:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.SubscriptionIdentifier = subscription_ids
+        self._queue.put_nowait(aiomqtt.Message(topic, payload, qos, retain, 1, properties))
 
     def lose(self, exc: BaseException | None) -> None:
         """The connection goes."""
