@@ -10,7 +10,7 @@ from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
-from cascade.interfaces import timeout
+from cascade.interfaces import Message, timeout
 
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
@@ -69,3 +69,46 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
     connecting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await connecting
+
+
+async def test_disconnect_from_a_callback_returns_and_completes(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+) -> None:
+    """disconnect() in a subscription callback (the reader task) is not cancelled by itself.
+
+    It used to cancel the supervisor, which cancelled the reader it ran in:
+    the callback got CancelledError and the buffer was never cleared.
+    """
+    connector = MqttConnector("broker", source_id="s", flush_timeout=0.01)
+    outcome: list[str] = []
+    called = asyncio.Event()
+
+    async def callback(message: Message) -> None:
+        try:
+            await connector.disconnect()
+            outcome.append("returned")
+            await asyncio.sleep(0)  # the callback can still await after it
+        except BaseException as exc:
+            outcome.append(repr(exc))
+            raise
+        finally:
+            called.set()
+
+    await connector.connect()
+    await connector.subscribe("t/cb", callback)
+    reader = connector._reader_task
+    assert reader is not None
+    fake_mqtt.client._client.auto_ack = False  # these stay unconfirmed: disconnect discards them
+    for n in range(3):
+        await connector.publish("t/x", {"n": n}, qos=1)
+    fake_mqtt.client.deliver("t/cb", b"{}")
+    await called.wait()
+    await asyncio.wait({reader})
+    assert outcome == ["returned"]
+    assert not reader.cancelled()
+    assert reader.exception() is None
+    assert connector.stats.dropped == 3
+    assert "disconnect discarded 3 unsent messages" in caplog.text
+    assert connector._supervisor is None
+    assert not connector.is_connected
+    assert fake_mqtt.client._client.disconnect_calls == 1  # closed gracefully

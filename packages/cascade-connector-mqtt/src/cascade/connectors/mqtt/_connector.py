@@ -265,6 +265,8 @@ class MqttConnector:
         # source and session may be shared: other connectors of this process, same millisecond
         self._marker_nonce = uuid.uuid4().hex
         self._reader_task: asyncio.Task[None] | None = None
+        # the reader whose callback called disconnect(): left to end by itself
+        self._closing_reader: asyncio.Task[None] | None = None
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages we encoded ourselves
         self._fast_wire = False
         self._direct_topics: dict[int, str] = {}  # packet id → topic of direct QoS 1+ messages
@@ -372,11 +374,16 @@ class MqttConnector:
 
         Never hangs: a broker that is hung or gone costs at most the flush
         timeout plus about 1.5 s (offline status, then DISCONNECT). Messages
-        still buffered are discarded and counted as dropped.
+        still buffered are discarded and counted as dropped. Called from a
+        subscription callback, it completes the same way and returns; that
+        connection's subscribe loop stops when the callback returns.
         """
         if not self._started:
             return
         self._started = False  # from here on, publish() drops
+        if asyncio.current_task() is self._reader_task:
+            # a callback runs in the reader, which the supervisor cancels and waits for
+            self._closing_reader = self._reader_task
         client = self._client
         if self._online and client is not None:
             deadline = time.monotonic() + self.flush_timeout
@@ -678,15 +685,19 @@ class MqttConnector:
         sender = asyncio.create_task(self._send(client), name="cascade-mqtt-sender")
         self._reader_task = reader
         self._wake.set()
+        tasks = {reader, sender}
         try:
-            await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._reader_task = None
-            for task in (reader, sender):
+            # a reader in a callback's disconnect() waits for us: it ends when the callback returns
+            if self._closing_reader is not None:
+                tasks.discard(self._closing_reader)
+            for task in tasks:
                 task.cancel()
-            await asyncio.wait({reader, sender})
+            await asyncio.wait(tasks)
             await asyncio.sleep(0)  # let aiomqtt's iterator finish cancelling its queue task
-        for task in (reader, sender):
+        for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
                 if not isinstance(exc, MqttError):
@@ -924,6 +935,9 @@ class MqttConnector:
             await self._dispatcher.dispatch(
                 topic, raw, message.qos, message.retain, filters=matched
             )
+            if self._closing_reader is asyncio.current_task():
+                self._closing_reader = None
+                return  # a callback disconnected: this connection is closed
 
     def _check_own_status(self, client: aiomqtt.Client, raw: bytes) -> None:
         """Re-announce this source if a stale will replaced its retained birth.
