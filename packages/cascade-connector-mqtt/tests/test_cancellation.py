@@ -10,7 +10,7 @@ from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
-from cascade.interfaces import Message, timeout
+from cascade.interfaces import ConnectError, Message, timeout
 
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
@@ -112,3 +112,29 @@ async def test_disconnect_from_a_callback_returns_and_completes(
     assert connector._supervisor is None
     assert not connector.is_connected
     assert fake_mqtt.client._client.disconnect_calls == 1  # closed gracefully
+
+
+async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lost(
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
+) -> None:
+    """A CONNACK that beats disconnect()'s cancellation still ends connect(require=True)."""
+    entered = asyncio.Event()
+
+    async def slow_connack(self: FakeClient) -> FakeClient:
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):  # what wait_for does in that race
+            await asyncio.Event().wait()
+        await self._lock.acquire()
+        self._connected.set_result(None)
+        return self
+
+    mocker.patch.object(FakeClient, "__aenter__", slow_connack)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30)
+    connecting = asyncio.create_task(connector.connect(require=True))
+    await entered.wait()
+    async with timeout(5):
+        await connector.disconnect()
+        with pytest.raises(ConnectError, match="disconnect"):
+            await connecting
+    assert connector._supervisor is None
+    assert fake_mqtt.client._client.disconnect_calls == 1  # closed gracefully: no will

@@ -14,7 +14,7 @@ from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt._connector import _disable_nagle
 from cascade.connectors.mqtt._reasons import describe_connect_failure
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
-from cascade.interfaces import ConnectError
+from cascade.interfaces import ConnectError, timeout
 
 
 def wrapped(cause: BaseException) -> MqttError:
@@ -143,3 +143,58 @@ async def test_concurrent_connects_start_one_connection(
     await connector.disconnect()
     running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
     assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+
+
+async def test_disconnect_while_a_required_connect_waits_wins(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """disconnect() during connect(require=True) ends it with ConnectError; nothing keeps running.
+
+    It used to return at once (the connector was not started yet), and the
+    connection came up afterwards and stayed.
+    """
+    asked = asyncio.Event()
+    enter = FakeClient.__aenter__
+
+    async def held_connack(client: FakeClient) -> FakeClient:
+        asked.set()
+        await asyncio.Event().wait()  # only disconnect() ends this wait
+        return await enter(client)
+
+    monkeypatch.setattr(FakeClient, "__aenter__", held_connack)
+    connector = MqttConnector("broker", connect_timeout=30)
+    first = asyncio.create_task(connector.connect(require=True))
+    second = asyncio.create_task(connector.connect(require=True))  # waits for the first
+    await asked.wait()
+    async with timeout(5):
+        await connector.disconnect()
+        for connecting in (first, second):
+            with pytest.raises(ConnectError, match="disconnect"):
+                await connecting
+    assert len(fake_mqtt.clients) == 1
+    assert not connector.is_connected
+    assert connector._supervisor is None
+    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+
+
+async def test_disconnect_while_connect_waits_ends_the_wait(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """connect() without require returns as soon as disconnect() stops the first attempt."""
+    asked = asyncio.Event()
+
+    async def held_connack(client: FakeClient) -> FakeClient:
+        asked.set()
+        await asyncio.Event().wait()
+        return client
+
+    monkeypatch.setattr(FakeClient, "__aenter__", held_connack)
+    connector = MqttConnector("broker", connect_timeout=30)
+    connecting = asyncio.create_task(connector.connect())
+    await asked.wait()
+    async with timeout(5):
+        await connector.disconnect()
+        await connecting
+    assert not connector.is_connected
+    assert connector._supervisor is None

@@ -106,7 +106,7 @@ def _disable_nagle(sock: object) -> None:
             setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait until it has really ended.
 
     aiomqtt awaits the broker through ``asyncio.wait_for``, which before
@@ -250,6 +250,8 @@ class MqttConnector:
         self._session = 0
         self._started = False
         self._connecting = asyncio.Lock()
+        self._opening: asyncio.Task[aiomqtt.Client] | None = None  # connect(require=True)'s attempt
+        self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
         self._closing = False
         self._ever_connected = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -327,12 +329,20 @@ class MqttConnector:
         naming host, port and cause, and nothing keeps running. Idempotent,
         also while connecting: a second call waits for the first (and tries
         itself only if the first raised).
-        """
-        async with self._connecting:
-            if not self._started:
-                await self._connect(require)
 
-    async def _connect(self, require: bool) -> None:
+        A ``disconnect()`` while connecting wins: the pending calls end at
+        once (returning, or with ``require=True`` raising
+        :class:`~cascade.interfaces.ConnectError`) and the connector stays
+        disconnected.
+        """
+        disconnects = self._disconnects
+        async with self._connecting:
+            if not self._started and self._disconnects == disconnects:
+                await self._connect(require, disconnects)
+        if require and self._disconnects != disconnects:
+            raise ConnectError(self.hostname, self.port, "disconnect() was called while connecting")
+
+    async def _connect(self, require: bool, disconnects: int) -> None:
         """Start the supervisor, after a first attempt if required; wait for its first attempt."""
         self._closing = False
         self._ever_connected = False
@@ -343,7 +353,19 @@ class MqttConnector:
         client: aiomqtt.Client | None = None
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         if require:
-            client = await self._open()  # raises ConnectError; nothing is left running
+            # in a task of its own, so that disconnect() can end it
+            self._opening = asyncio.create_task(self._open(), name="cascade-mqtt-connect")
+            try:
+                client = await self._opening  # raises ConnectError; nothing is left running
+            except asyncio.CancelledError:
+                if self._disconnects == disconnects:
+                    raise  # the caller was cancelled
+                return  # disconnect() ended the attempt
+            finally:
+                self._opening = None
+            if self._disconnects != disconnects:  # the CONNACK came with disconnect()'s cancel
+                await self._close_client(client, graceful=True)
+                return
         self._started = True
         self._supervisor = asyncio.create_task(self._supervise(client), name="cascade-mqtt")
         # then presence and subscriptions, within what is left of the timeout
@@ -378,7 +400,10 @@ class MqttConnector:
         subscription callback, it completes the same way and returns; that
         connection's subscribe loop stops when the callback returns.
         """
+        self._disconnects += 1
         if not self._started:
+            if self._opening is not None:  # connect(require=True) waits for its CONNACK
+                await _cancel(self._opening)
             return
         self._started = False  # from here on, publish() drops
         if asyncio.current_task() is self._reader_task:
@@ -398,6 +423,8 @@ class MqttConnector:
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             await _cancel(supervisor)
+        if self._attempted is not None:
+            self._attempted.set()  # a connect() waiting for the first attempt returns
         lost = self._buffer.clear()
         if lost:
             self._stats.dropped += lost
