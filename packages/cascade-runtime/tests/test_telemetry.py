@@ -25,9 +25,14 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,
+    RunCounters,
     RunStarted,
+    TaskBlocked,
+    TaskCompleted,
     TaskFailed,
     TaskFailedError,
+    TaskRetrying,
+    TaskRunning,
     TelemetrySubscriber,
     task,
 )
@@ -300,3 +305,31 @@ def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
     assert subscriber.dropped == 2
     assert subscriber.heartbeat().dropped_telemetry == 7
     assert subscriber.heartbeat().failed == 4
+
+
+def test_counters_follow_a_retried_task_through_each_attempt() -> None:
+    """Between attempts a task is pending, a held attempt is blocked, each attempt is running."""
+    counters = RunCounters()
+    counters.update(RunStarted(run_id="r", task_count=1))
+    seen: list[tuple[str, int, int, int]] = []
+    for event in (
+        TaskRunning(run_id="r", task_id="t", task_name="t", attempt=1),
+        TaskRetrying(run_id="r", task_id="t", task_name="t", attempt=1),
+        TaskBlocked(run_id="r", task_id="t", task_name="t", attempt=2),
+        TaskRunning(run_id="r", task_id="t", task_name="t", attempt=2),
+        TaskRetrying(run_id="r", task_id="t", task_name="t", attempt=2),
+        TaskRunning(run_id="r", task_id="t", task_name="t", attempt=3),
+        TaskCompleted(run_id="r", task_id="t", task_name="t", attempt=3),
+    ):
+        counters.update(event)
+        seen.append((event.state, counters.running, counters.blocked, counters.pending))
+    assert seen == [
+        ("RUNNING", 1, 0, 0),
+        ("RETRYING", 0, 0, 1),
+        ("BLOCKED", 0, 1, 0),
+        ("RUNNING", 1, 0, 0),
+        ("RETRYING", 0, 0, 1),
+        ("RUNNING", 1, 0, 0),
+        ("COMPLETED", 0, 0, 0),
+    ]
+    assert counters.completed == 1

@@ -40,8 +40,9 @@ _STATES = {
 class RunCounters:
     """Task counts of one run, kept up to date from its events (the heartbeat's numbers).
 
-    ``blocked`` counts tasks held back by a constraint right now; ``pending``
-    the tasks that have not finished and are neither running nor blocked.
+    ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
+    back by a constraint; ``pending`` the tasks that have not finished and
+    are neither running nor blocked (a task between two attempts among them).
     """
 
     __slots__ = ("_blocked", "completed", "failed", "running", "skipped", "total")
@@ -56,7 +57,7 @@ class RunCounters:
 
     @property
     def blocked(self) -> int:
-        """Tasks deferred by a constraint that have not started yet."""
+        """Tasks whose next attempt a constraint holds back."""
         return len(self._blocked)
 
     @property
@@ -70,9 +71,10 @@ class RunCounters:
         if isinstance(event, TaskEvent):
             state = event.state
             if state == "RUNNING":
-                if event.attempt == 1:
-                    self.running += 1
-                    self._blocked.discard(event.task_id)
+                self.running += 1
+                self._blocked.discard(event.task_id)
+            elif state == "RETRYING":
+                self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
                 self.running -= 1
                 self.completed += 1
