@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, Event, TaskBlocked, TaskEvent, task
+from cascade.runtime import (
+    Engine,
+    Event,
+    RunCounters,
+    RunFinished,
+    TaskBlocked,
+    TaskEvent,
+    TaskRunning,
+    task,
+)
 
 # The exact payloads of PROTOCOL.md, as the existing Cascade tools publish them.
 LEGACY = {
@@ -258,3 +267,198 @@ async def test_bad_messages_over_the_broker_change_nothing(harness: Harness) -> 
     assert harness.states("fast") == ["BLOCKED"]
     await harness.clear(topic)
     assert await run == 1
+
+
+class Flaky:
+    """A task that fails its first ``failures`` attempts, awaiting ``during()`` in each."""
+
+    def __init__(
+        self, name: str, failures: int, during: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self.failures = failures
+        self.during = during
+        self.calls = 0
+        self.task = task(name=name)(self.attempt)
+
+    async def attempt(self) -> str:
+        self.calls += 1
+        if self.during is not None:
+            await self.during()
+        if self.calls <= self.failures:
+            raise ConnectionError(f"attempt {self.calls}")
+        return "ok"
+
+
+def attempts(harness: Harness, name: str) -> list[tuple[str, int]]:
+    return [
+        (e.state, e.attempt)
+        for e in harness.events
+        if isinstance(e, TaskEvent) and e.task_name == name
+    ]
+
+
+def reached(harness: Harness, attempt: int) -> Callable[[], bool]:
+    """True once ``attempt`` was BLOCKED or started, or the run ended (a bug fails fast)."""
+    return lambda: any(
+        (isinstance(e, (TaskBlocked, TaskRunning)) and e.attempt == attempt)
+        or isinstance(e, RunFinished)
+        for e in harness.events
+    )
+
+
+async def test_each_retry_takes_a_rate_limit_token(harness: Harness) -> None:
+    """Under 1/m every attempt waits for its own token; each held attempt is BLOCKED once."""
+    now = [0.0]
+    await harness.publish(Constraint.rate_limit("task:api_call", "1/m"))
+    engine = harness.engine(monotonic=lambda: now[0])
+    api_call = Flaky("api_call", failures=2)
+    run = asyncio.create_task(engine.run(api_call.task.with_retry(max_attempts=3)()))
+    for attempt in (2, 3):
+        await harness.until(reached(harness, attempt))
+        assert api_call.calls == attempt - 1
+        now[0] += 60
+        await harness.publish(Constraint.rate_limit("task:api_call", "1/m"))  # a wake-up
+    assert await run == "ok"
+    assert attempts(harness, "api_call") == [
+        ("RUNNING", 1),
+        ("RETRYING", 1),
+        ("BLOCKED", 2),
+        ("RUNNING", 2),
+        ("RETRYING", 2),
+        ("BLOCKED", 3),
+        ("RUNNING", 3),
+        ("COMPLETED", 3),
+    ]
+
+
+async def test_pause_between_attempts_holds_the_next_attempt(harness: Harness) -> None:
+    """A pause published during a retry's delay holds that attempt until cleared."""
+    flaky = Flaky("flaky", failures=1)
+    engine = harness.engine()
+    counters = RunCounters()
+    engine.events.subscribe(counters.update)
+    run = asyncio.create_task(engine.run(flaky.task.with_retry(max_attempts=2, delay=0.3)()))
+    await harness.until(lambda: ("RETRYING", 1) in attempts(harness, "flaky"))
+    assert (counters.running, counters.blocked, counters.pending) == (0, 0, 1)
+    topic = await harness.publish(Constraint.pause("task:flaky"))
+    await harness.until(reached(harness, 2))
+    await harness.broker.idle()
+    assert flaky.calls == 1
+    assert (counters.running, counters.blocked, counters.pending) == (0, 1, 0)
+    await harness.clear(topic)
+    assert await run == "ok"
+    assert attempts(harness, "flaky") == [
+        ("RUNNING", 1),
+        ("RETRYING", 1),
+        ("BLOCKED", 2),
+        ("RUNNING", 2),
+        ("COMPLETED", 2),
+    ]
+    assert (counters.running, counters.blocked, counters.pending) == (0, 0, 0)
+    assert counters.completed == 1
+
+
+async def test_concurrency_limit_counts_retries(harness: Harness) -> None:
+    """A retry does not start while a concurrency limit it falls under is full."""
+    gate = asyncio.Event()
+
+    async def limit() -> None:
+        await harness.publish(Constraint.concurrency("task:job_*", 1))
+
+    @task(name="job_b")
+    async def job_b() -> str:
+        await gate.wait()
+        return "b"
+
+    job_a = Flaky("job_a", failures=1, during=limit)
+    engine = harness.engine()
+    run = asyncio.create_task(engine.run([job_a.task.with_retry(max_attempts=2)(), job_b()]))
+    await harness.until(reached(harness, 2))
+    assert job_a.calls == 1
+    assert attempts(harness, "job_a") == [("RUNNING", 1), ("RETRYING", 1), ("BLOCKED", 2)]
+    gate.set()
+    assert await run == ["ok", "b"]
+    assert attempts(harness, "job_a")[-2:] == [("RUNNING", 2), ("COMPLETED", 2)]
+
+
+async def test_max_concurrency_bounds_attempts_in_flight() -> None:
+    """Between attempts a task holds no slot of max_concurrency; its retry waits for one."""
+    running = peak = 0
+
+    async def count() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    @task
+    async def other() -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)  # outlasts the retry's delay: the retry must wait for the slot
+        running -= 1
+        return "other"
+
+    flaky = Flaky("flaky", failures=1, during=count)
+    engine = Engine(max_concurrency=1, heartbeat_interval=None)
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    run = engine.run([flaky.task.with_retry(max_attempts=2, delay=0.01)(), other()])
+    assert await asyncio.wait_for(run, 10) == ["ok", "other"]
+    assert peak == 1
+    assert [(e.task_name, e.state) for e in events if isinstance(e, TaskRunning)] == [
+        ("flaky", "RUNNING"),
+        ("other", "RUNNING"),  # in the retry's delay
+        ("flaky", "RUNNING"),
+    ]
+
+
+@pytest.mark.parametrize("waiting_for", ["delay", "admission"])
+async def test_cancelling_a_run_with_a_pending_retry_ends_it_promptly(
+    harness: Harness, waiting_for: str
+) -> None:
+    """A retry waiting for its delay or for a constraint does not hold up the run's cancellation."""
+
+    async def pause() -> None:
+        if waiting_for == "admission":
+            await harness.publish(Constraint.pause("global"))
+
+    flaky = Flaky("flaky", failures=1, during=pause)
+    delay = 600 if waiting_for == "delay" else 0
+    engine = harness.engine()
+    run = asyncio.create_task(engine.run(flaky.task.with_retry(max_attempts=2, delay=delay)()))
+    if waiting_for == "delay":
+        await harness.until(lambda: ("RETRYING", 1) in attempts(harness, "flaky"))
+    else:
+        await harness.until(reached(harness, 2))
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, 5)
+    assert flaky.calls == 1
+    finished = [e for e in harness.events if isinstance(e, RunFinished)]
+    assert [e.status for e in finished] == ["Cancelled"]
+
+
+async def test_a_retry_goes_ahead_of_tasks_not_yet_started() -> None:
+    """A due retry starts before ready tasks of its name that have not started yet."""
+    flaky = Flaky("job", failures=1)
+    order: list[str] = []
+
+    @task(name="job")
+    async def job(i: int) -> int:
+        order.append(f"job {i}")
+        return i
+
+    async def record() -> None:
+        order.append(f"flaky {flaky.calls}")
+
+    flaky.during = record
+    engine = Engine(max_concurrency=1, heartbeat_interval=None)
+    assert await engine.run([flaky.task.with_retry(max_attempts=2)(), job(1), job(2)]) == [
+        "ok",
+        1,
+        2,
+    ]
+    assert order == ["flaky 1", "flaky 2", "job 1", "job 2"]

@@ -67,13 +67,34 @@ class EngineStats(ConstraintStats):
     telemetry_dropped: int = 0
 
 
+class _Retry:
+    """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
+
+    __slots__ = ("args", "attempt", "kwargs", "lazy", "node", "started")
+
+    def __init__(
+        self,
+        node: Node,
+        attempt: int,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.node = node
+        self.lazy = node.lazy
+        self.attempt = attempt
+        self.started = started  # of the first attempt, for duration_ms
+        self.args = args
+        self.kwargs = kwargs
+
+
 class _Group:
     """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
 
     __slots__ = ("marked", "nodes")
 
     def __init__(self) -> None:
-        self.nodes: deque[Node] = deque()
+        self.nodes: deque[Node | _Retry] = deque()
         self.marked = 0  # how many nodes at the front have had their BLOCKED event
 
 
@@ -89,7 +110,9 @@ class Engine:
     :class:`~cascade.runtime.ConstraintManager`).
 
     - ``max_concurrency``: tasks running at once (sync ones run in a thread
-      pool of ``min(max_concurrency, 32)`` threads).
+      pool of ``min(max_concurrency, 32)`` threads). A task waiting to be
+      retried holds no slot: each attempt is started like a new task, through
+      this limit and the constraints.
     - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
       or ``local`` / ``default``.
     - ``topic_prefix``: default ``connector.topic_prefix``.
@@ -325,15 +348,19 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def _ready(self, node: Node) -> None:
+    def _ready(self, node: Node | _Retry) -> None:
         name = node.lazy.name
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = _Group()
-        group.nodes.append(node)
+        if isinstance(node, _Retry):
+            # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
+            group.nodes.insert(group.marked, node)
+        else:
+            group.nodes.append(node)
 
     def _dispatch(self) -> float:
-        """Start every ready task the limits allow; return seconds until a rate limit frees one."""
+        """Start every ready task or retry the limits allow; return seconds until a token is due."""
         earliest = math.inf
         admit = self.manager.admit
         for name, group in list(self.groups.items()):
@@ -347,10 +374,12 @@ class _Run:
                     upto = min(len(nodes), self.max_concurrency - self.running)
                     if group.marked < upto:
                         for node in itertools.islice(nodes, group.marked, upto):
-                            lazy = node.lazy
                             self.emit(
                                 TaskBlocked(
-                                    run_id=self.run_id, task_id=lazy.task_id, task_name=name
+                                    run_id=self.run_id,
+                                    task_id=node.lazy.task_id,
+                                    task_name=name,
+                                    attempt=node.attempt if isinstance(node, _Retry) else 1,
                                 )
                             )
                         group.marked = upto
@@ -367,64 +396,72 @@ class _Run:
                 del self.groups[name]
         return earliest
 
-    async def _execute(self, node: Node) -> None:
+    async def _execute(self, item: Node | _Retry) -> None:
+        """Run one attempt of a task admitted by :meth:`_dispatch`.
+
+        A failed attempt with attempts left gives its admission back and, after
+        the retry delay, goes back to the ready groups as a :class:`_Retry`:
+        every attempt is admitted by the constraints and ``max_concurrency``.
+        """
+        node = item.node if isinstance(item, _Retry) else item
         lazy = node.lazy
         spec = lazy.task
         policy = spec.retry
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
-        started = time.perf_counter()
-        attempt = 1
+        retry: _Retry | None = None
         try:
-            if node.deps:
-                args = resolve(lazy.args, self.graph)
-                kwargs = resolve(lazy.kwargs, self.graph)
+            if isinstance(item, _Retry):
+                attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
             else:
-                args, kwargs = lazy.args, lazy.kwargs
-            while True:
-                emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
-                attempt_started = time.perf_counter()
-                try:
-                    if spec.is_async:
-                        result = await spec.fn(*args, **kwargs)
-                    else:
-                        result = await self.loop.run_in_executor(
-                            self._executor(), functools.partial(spec.fn, *args, **kwargs)
-                        )
-                except asyncio.CancelledError as exc:
-                    if self.stopping:
-                        raise
-                    error: BaseException = exc  # raised by the task's own code: a failure
-                except Exception as exc:
-                    error = exc
+                attempt, started = 1, time.perf_counter()
+                if node.deps:
+                    args = resolve(lazy.args, self.graph)
+                    kwargs = resolve(lazy.kwargs, self.graph)
                 else:
-                    node.result = result
-                    emit(
-                        TaskCompleted(
-                            run_id=run_id,
-                            task_id=task_id,
-                            task_name=name,
-                            duration_ms=(time.perf_counter() - started) * 1000,
-                            attempt=attempt,
-                        )
+                    args, kwargs = lazy.args, lazy.kwargs
+            emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+            attempt_started = time.perf_counter()
+            try:
+                if spec.is_async:
+                    result = await spec.fn(*args, **kwargs)
+                else:
+                    result = await self.loop.run_in_executor(
+                        self._executor(), functools.partial(spec.fn, *args, **kwargs)
                     )
-                    self._completed(node)
-                    return
-                now = time.perf_counter()
-                if attempt < policy.max_attempts:
-                    emit(
-                        TaskRetrying(
-                            run_id=run_id,
-                            task_id=task_id,
-                            task_name=name,
-                            duration_ms=(now - attempt_started) * 1000,
-                            error=_describe(error),
-                            attempt=attempt,
-                        )
+            except asyncio.CancelledError as exc:
+                if self.stopping:
+                    raise
+                error: BaseException = exc  # raised by the task's own code: a failure
+            except Exception as exc:
+                error = exc
+            else:
+                node.result = result
+                emit(
+                    TaskCompleted(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        attempt=attempt,
                     )
-                    attempt += 1
-                    await asyncio.sleep(policy.delay_before(attempt))
-                    continue
+                )
+                self._completed(node)
+                return
+            now = time.perf_counter()
+            if attempt < policy.max_attempts:
+                emit(
+                    TaskRetrying(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(now - attempt_started) * 1000,
+                        error=_describe(error),
+                        attempt=attempt,
+                    )
+                )
+                retry = _Retry(node, attempt + 1, started, args, kwargs)
+            else:
                 emit(
                     TaskFailed(
                         run_id=run_id,
@@ -437,13 +474,18 @@ class _Run:
                     )
                 )
                 self._failed(node, error)
-                return
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
             _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
             self._failed(node, exc)
         finally:
             self.running -= 1
             self.manager.finished(name)
+            self.wake.set()
+        if retry is not None:
+            delay = policy.delay_before(retry.attempt)
+            if delay:
+                await asyncio.sleep(delay)
+            self._ready(retry)
             self.wake.set()
 
     def _executor(self) -> ThreadPoolExecutor:

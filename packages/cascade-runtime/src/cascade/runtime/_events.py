@@ -71,7 +71,7 @@ class TaskEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRunning(TaskEvent):
-    """A task started (each attempt emits one)."""
+    """An attempt of a task started (each attempt emits one; ``attempt`` says which)."""
 
     state: ClassVar[Literal["RUNNING"]] = "RUNNING"
 
@@ -100,7 +100,13 @@ class TaskSkipped(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRetrying(TaskEvent):
-    """An attempt of a task failed and it will be tried again (``attempt`` is the failed one)."""
+    """An attempt of a task failed and it will be tried again (``attempt`` is the failed one).
+
+    Until its next attempt starts the task is not running: after the retry
+    delay, that attempt is admitted like a first start (a rate-limit token,
+    no pause in force, room under the concurrency limits and
+    ``max_concurrency``), so it may be BLOCKED before its RUNNING.
+    """
 
     state: ClassVar[Literal["RETRYING"]] = "RETRYING"
 
@@ -109,7 +115,9 @@ class TaskRetrying(TaskEvent):
 class TaskBlocked(TaskEvent):
     """A ready task the engine would start now is held back by a constraint.
 
-    Emitted at most once per task, before its RUNNING. "Would start now"
+    Emitted at most once per attempt that is held back, before that
+    attempt's RUNNING; ``attempt`` is the one held back (above 1 for a retry,
+    which constraints admit like a first start). "Would start now"
     means it is among the ready tasks that the engine's free slots
     (``max_concurrency`` minus running tasks) would take, so a pause over a
     backlog of thousands of tasks emits a handful of events, not thousands.
