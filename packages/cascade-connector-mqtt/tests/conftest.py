@@ -15,6 +15,8 @@ def fake_mqtt(mocker: MockerFixture) -> Iterator[FakeMqtt]:
     """Replace ``aiomqtt.Client`` in the connector with :class:`FakeClient`."""
     FakeClient.instances = []
     FakeClient.fail_with = []
+    FakeClient.refuse = set()
     mocker.patch("cascade.connectors.mqtt._connector.aiomqtt.Client", FakeClient)
     yield FakeMqtt(FakeClient.instances)
     FakeClient.fail_with = []
+    FakeClient.refuse = set()

@@ -8,7 +8,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 from cascade.interfaces import Message, status_topic
 
 
@@ -161,3 +161,20 @@ async def test_mqtt5_copies_reach_only_the_subscriptions_they_are_for(fake_mqtt:
         assert [m.payload["status"] for m in statuses.all] == ["offline", "online"]
         births = [p for p in fake_mqtt.client._client.published if p[0] == status_topic("s")]
         assert len(births) == 2  # the first, and one re-announcement
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+async def test_a_refused_subscription_is_reported(
+    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture, protocol: str
+) -> None:
+    """A SUBACK refusing a filter (0x80 or above) is logged: nothing will arrive on it."""
+    FakeClient.refuse = {"secret/#"}
+    with caplog.at_level(logging.WARNING, logger="cascade.connectors.mqtt"):
+        async with MqttConnector("broker", protocol=protocol) as connector:
+            await connector.subscribe("secret/#", lambda m: None)
+            await connector.subscribe("open/#", lambda m: None)
+    refusals = [
+        r.getMessage() for r in caplog.records if "refused the subscription" in r.getMessage()
+    ]
+    assert len(refusals) == 1
+    assert "'secret/#'" in refusals[0]

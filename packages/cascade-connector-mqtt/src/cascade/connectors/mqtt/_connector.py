@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -1023,7 +1024,7 @@ class MqttConnector:
         topic needs none, as its messages never reach the dispatcher.
         """
         if not self._use_subscription_ids:
-            await client.subscribe([(f, 1) for f in filters])
+            self._check_granted(filters, await client.subscribe([(f, 1) for f in filters]))
             return
         subscribes = []
         for topic_filter in filters:
@@ -1032,9 +1033,27 @@ class MqttConnector:
                 properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
                 properties.SubscriptionIdentifier = self._subscription_id(topic_filter)
             subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
-        for result in await asyncio.gather(*subscribes, return_exceptions=True):
+        results = await asyncio.gather(*subscribes, return_exceptions=True)
+        for topic_filter, result in zip(filters, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
+            self._check_granted([topic_filter], result)
+
+    def _check_granted(self, filters: list[str], codes: Sequence[object]) -> None:
+        """Warn about filters the SUBACK refused: nothing will arrive on them.
+
+        mosquitto grants every valid filter (its ACLs act on delivery); other
+        brokers refuse some (an ACL, a subscription quota), with 0x80 or above.
+        """
+        for topic_filter, code in zip(filters, codes, strict=False):  # a short SUBACK: no crash
+            value = getattr(code, "value", code)
+            if isinstance(value, int) and value >= 0x80:
+                self._log.warning(
+                    f"suback:{topic_filter}",
+                    "the broker refused the subscription to %r (%s): nothing will arrive on it",
+                    topic_filter,
+                    code,
+                )
 
     def _subscription_id(self, topic_filter: str) -> int:
         number = self._subscription_ids.get(topic_filter)

@@ -113,6 +113,7 @@ class FakeClient:
 
     instances: ClassVar[list[FakeClient]] = []
     fail_with: ClassVar[list[BaseException]] = []
+    refuse: ClassVar[set[str]] = set()  # filters whose SUBACK says 0x80 (refused)
 
     def __init__(self, hostname: str, port: int = 1883, **kwargs: Any) -> None:
         self.hostname = hostname
@@ -150,7 +151,7 @@ class FakeClient:
             self.subscription_ids[topic_filter] = getattr(
                 properties, "SubscriptionIdentifier", [None]
             )[0]
-        return [1] * len(filters)
+        return [0x80 if f in FakeClient.refuse else 1 for f in filters]
 
     def route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         """Deliver a message published to the broker: under MQTT 5, one copy per match.
