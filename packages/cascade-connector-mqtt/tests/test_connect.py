@@ -198,3 +198,38 @@ async def test_disconnect_while_connect_waits_ends_the_wait(
         await connecting
     assert not connector.is_connected
     assert connector._supervisor is None
+
+
+async def test_a_required_connect_behind_a_failing_connect_raises(fake_mqtt: FakeMqtt) -> None:
+    """connect(require=True) waiting behind a connect() whose attempt failed raises, not returns."""
+    fake_mqtt.fail_next(*[wrapped(ConnectionRefusedError())] * 5)  # the retries fail too
+    connector = MqttConnector("broker", connect_timeout=1, backoff_initial=10)
+    background = asyncio.create_task(connector.connect())
+    await asyncio.sleep(0)  # one loop turn: the background connect() holds the lock
+    assert connector._connecting.locked()
+    with pytest.raises(ConnectError, match="earlier connect"):
+        await connector.connect(require=True)
+    await background
+    assert not connector.is_connected
+    await connector.disconnect()
+
+
+async def test_connect_during_a_disconnect_waits_for_it(fake_mqtt: FakeMqtt) -> None:
+    """connect() while disconnect() flushes starts after it: one connection, nothing leaked."""
+    connector = MqttConnector("broker", source_id="s")
+    await connector.connect()
+    first = connector._supervisor
+    await connector.publish("t", b"x", qos=1)  # the fake never acknowledges: flush waits
+    connector.flush_timeout = 0.2
+    stopping = asyncio.create_task(connector.disconnect())
+    await asyncio.sleep(0)  # disconnect() is in its flush
+    assert connector._stopping is not None
+    async with timeout(5):
+        await connector.connect()
+        await stopping
+    assert first is not None
+    assert first.done()
+    assert connector.is_connected
+    await connector.disconnect()
+    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}

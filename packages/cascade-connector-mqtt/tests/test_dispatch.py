@@ -178,3 +178,24 @@ async def test_a_refused_subscription_is_reported(
     ]
     assert len(refusals) == 1
     assert "'secret/#'" in refusals[0]
+
+
+async def test_mqtt5_a_filter_keeps_its_identifier_when_subscribed_again(
+    fake_mqtt: FakeMqtt,
+) -> None:
+    """Unsubscribed and subscribed again, a filter has the same identifier: late copies still fit.
+
+    The broker may still send copies with the old identifier, e.g. when the
+    second subscribe happened while offline and was never sent on its own.
+    """
+    got: list[str] = []
+    async with MqttConnector("broker", protocol="5", source_id="s") as connector:
+        handle = await connector.subscribe("ctl/#", lambda m: got.append("first"))
+        number = fake_mqtt.client.subscription_ids["ctl/#"]
+        assert number is not None
+        await handle.unsubscribe()
+        await connector.subscribe("ctl/#", lambda m: got.append("second"))
+        assert fake_mqtt.client.subscription_ids["ctl/#"] == number
+        fake_mqtt.client.deliver("ctl/x", b"{}", subscription_ids=[number])
+        await connector.subscribe("barrier", lambda m: None)
+    assert got == ["second"]

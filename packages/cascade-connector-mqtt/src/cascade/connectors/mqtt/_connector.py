@@ -253,6 +253,7 @@ class MqttConnector:
         self._connecting = asyncio.Lock()
         self._opening: asyncio.Task[aiomqtt.Client] | None = None  # connect(require=True)'s attempt
         self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
+        self._stopping: asyncio.Future[None] | None = None  # done when a disconnect() is
         self._closing = False
         self._ever_connected = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -274,7 +275,8 @@ class MqttConnector:
         self._fast_wire = False
         self._direct_topics: dict[int, str] = {}  # packet id → topic of direct QoS 1+ messages
         self._refused_topics: set[str] = set()  # topics whose refusal was reported
-        # MQTT 5 subscription identifiers, one per filter, kept across reconnections
+        # MQTT 5 subscription identifiers: one per filter for the connector's life, so that a
+        # copy sent for a filter unsubscribed and subscribed again still finds it
         self._use_subscription_ids = False  # this connection's: MQTT 5 and the broker has them
         self._subscription_ids: dict[str, int] = {}
         self._id_filters: dict[int, str] = {}
@@ -334,14 +336,25 @@ class MqttConnector:
         A ``disconnect()`` while connecting wins: the pending calls end at
         once (returning, or with ``require=True`` raising
         :class:`~cascade.interfaces.ConnectError`) and the connector stays
-        disconnected.
+        disconnected. A ``connect()`` while a ``disconnect()`` is under way
+        starts once it has finished.
         """
         disconnects = self._disconnects
+        ran = False
         async with self._connecting:
+            if self._stopping is not None:
+                await asyncio.shield(self._stopping)
             if not self._started and self._disconnects == disconnects:
                 await self._connect(require, disconnects)
-        if require and self._disconnects != disconnects:
+                ran = True
+        if not require:
+            return
+        if self._disconnects != disconnects:
             raise ConnectError(self.hostname, self.port, "disconnect() was called while connecting")
+        if not ran and not self._ever_connected:  # an earlier connect() without require
+            raise ConnectError(
+                self.hostname, self.port, "not connected yet: an earlier connect() keeps trying"
+            )
 
     async def _connect(self, require: bool, disconnects: int) -> None:
         """Start the supervisor, after a first attempt if required; wait for its first attempt."""
@@ -405,8 +418,19 @@ class MqttConnector:
         if not self._started:
             if self._opening is not None:  # connect(require=True) waits for its CONNACK
                 await _cancel(self._opening)
+            if self._stopping is not None:  # another disconnect() is under way
+                await asyncio.shield(self._stopping)
             return
         self._started = False  # from here on, publish() drops
+        stopping = self._stopping = asyncio.get_running_loop().create_future()
+        try:
+            await self._shut_down()
+        finally:
+            self._stopping = None
+            stopping.set_result(None)
+
+    async def _shut_down(self) -> None:
+        """disconnect()'s work: flush, offline, stop the supervisor, discard what is left."""
         if asyncio.current_task() is self._reader_task:
             # a callback runs in the reader, which the supervisor cancels and waits for
             self._closing_reader = self._reader_task
@@ -1056,6 +1080,7 @@ class MqttConnector:
                 )
 
     def _subscription_id(self, topic_filter: str) -> int:
+        """The filter's identifier, the same for the connector's life (a new one if it has none)."""
         number = self._subscription_ids.get(topic_filter)
         if number is None:
             number = next(self._next_subscription_id)
@@ -1068,7 +1093,7 @@ class MqttConnector:
 
         ``None`` (every matching filter) without identifiers: MQTT 3.1.1, whose
         broker sends one copy per message, or a broker that does not have them.
-        An identifier of a filter unsubscribed meanwhile matches nothing.
+        A filter nobody subscribes to any more has no subscriptions to deliver to.
         """
         numbers = getattr(message.properties, "SubscriptionIdentifier", None)
         if not numbers:
@@ -1110,9 +1135,6 @@ class MqttConnector:
         """
         if topic_filter in self._own_filters():
             return
-        number = self._subscription_ids.pop(topic_filter, None)
-        if number is not None:
-            del self._id_filters[number]
         client = self._client
         if self._online and client is not None:
             client._client.unsubscribe(topic_filter)
