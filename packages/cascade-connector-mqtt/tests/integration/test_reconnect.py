@@ -111,9 +111,19 @@ async def test_two_connectors_with_one_client_id_back_off(
     backoff only starts again after a connection that stayed up.
     """
     broker = mosquitto_broker
-    options = {"client_id": f"{prefix}-same", "topic_prefix": prefix, "backoff_max": 0.4}
-    first = MqttConnector(broker.host, broker.port, source_id="a", backoff_initial=0.05, **options)
-    second = MqttConnector(broker.host, broker.port, source_id="b", backoff_initial=0.05, **options)
+
+    def connector(source_id: str) -> MqttConnector:
+        return MqttConnector(
+            broker.host,
+            broker.port,
+            client_id=f"{prefix}-same",
+            source_id=source_id,
+            topic_prefix=prefix,
+            backoff_initial=0.05,
+            backoff_max=0.4,
+        )
+
+    first, second = connector("a"), connector("b")
     await first.connect(require=True)
     await second.connect(require=True)
     try:
