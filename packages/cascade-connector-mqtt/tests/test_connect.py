@@ -206,7 +206,7 @@ async def test_a_required_connect_behind_a_failing_connect_raises(fake_mqtt: Fak
     connector = MqttConnector("broker", connect_timeout=1, backoff_initial=10)
     background = asyncio.create_task(connector.connect())
     await asyncio.sleep(0)  # one loop turn: the background connect() holds the lock
-    assert connector._connecting.locked()
+    assert connector._connecting().locked()
     with pytest.raises(ConnectError, match="earlier connect"):
         await connector.connect(require=True)
     await background
@@ -233,3 +233,39 @@ async def test_connect_during_a_disconnect_waits_for_it(fake_mqtt: FakeMqtt) -> 
     await connector.disconnect()
     running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
     assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+
+
+async def test_a_required_connect_cancelled_as_its_connack_arrives_closes_it(
+    fake_mqtt: FakeMqtt,
+) -> None:
+    """Cancelled just when its attempt succeeded, connect(require=True) closes that connection."""
+    connector = MqttConnector("broker")
+    connecting = asyncio.create_task(connector.connect(require=True))
+    async with timeout(5):
+        # one loop turn at a time: cancel in the turn the attempt succeeds, before connect() resumes
+        while connector._opening is None or not connector._opening.done():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert len(fake_mqtt.clients) == 1
+    assert not fake_mqtt.client._client.connected
+    assert fake_mqtt.client._client.disconnect_calls == 1  # graceful: no will for a live source
+    assert connector._supervisor is None
+
+
+def test_one_connector_in_two_event_loops(fake_mqtt: FakeMqtt) -> None:
+    """Reusable across asyncio.run() calls (locks are bound to a loop), even undisconnected."""
+    connector = MqttConnector("broker")
+
+    async def concurrent_connects(disconnect: bool) -> bool:
+        await asyncio.gather(connector.connect(), connector.connect())
+        connected = connector.is_connected
+        if disconnect:
+            await connector.disconnect()
+        return connected
+
+    assert asyncio.run(concurrent_connects(disconnect=True))
+    assert asyncio.run(concurrent_connects(disconnect=False))  # ends with the loop, undisconnected
+    assert asyncio.run(concurrent_connects(disconnect=True))  # starts afresh
+    assert len(fake_mqtt.clients) == 3

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import threading
 import time
 
+import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
+from cascade.interfaces import timeout
 
 
 async def test_publish_stays_fast_and_disconnect_is_bounded(
@@ -144,3 +147,57 @@ async def test_disconnect_from_a_hung_broker_releases_the_connection(
         assert client._misc_task is None or client._misc_task.done()
     finally:
         mosquitto_broker.resume()
+
+
+async def test_a_cancelled_disconnect_still_disconnects(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """A disconnect() whose caller is cancelled mid-flush still stops everything."""
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, flush_timeout=1.0
+    )
+    await connector.connect(require=True)
+    supervisor = connector._supervisor
+    assert supervisor is not None
+    mosquitto_broker.pause()
+    try:
+        await connector.publish(f"{prefix}/x", {"n": 1}, qos=1)  # never acknowledged: flush waits
+        with pytest.raises(asyncio.TimeoutError):
+            async with timeout(0.2):
+                await connector.disconnect()
+        await connector.disconnect()  # waits for the first one's shutdown
+        assert supervisor.done()
+        assert not connector.is_connected
+        assert connector.stats.dropped == 1
+    finally:
+        mosquitto_broker.resume()
+
+
+async def test_disconnect_during_a_slow_first_attempt_leaves_no_connection(
+    mosquitto_broker: MosquittoBroker, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho connects in a thread no cancel stops: disconnect() waits for it, closes its socket."""
+    started, connected = threading.Event(), threading.Event()
+    clients: list[aiomqtt.Client] = []
+    original = aiomqtt.Client._client_connect
+
+    def slow_connect(client: aiomqtt.Client) -> None:  # slow DNS or TCP, as it were
+        clients.append(client)
+        started.set()
+        time.sleep(0.3)
+        original(client)
+        connected.set()
+
+    monkeypatch.setattr(aiomqtt.Client, "_client_connect", slow_connect)
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=5
+    )
+    connecting = asyncio.create_task(connector.connect())
+    assert await asyncio.to_thread(started.wait, 5)
+    await connector.disconnect()
+    await connecting
+    assert await asyncio.to_thread(connected.wait, 5)  # the thread has finished its connect()
+    paho = clients[0]._client
+    assert paho._sock is None  # closed: neither left connected nor sending pings
+    misc = clients[0]._misc_task
+    assert misc is None or misc.done()

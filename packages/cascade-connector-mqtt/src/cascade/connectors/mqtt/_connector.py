@@ -8,6 +8,7 @@ import itertools
 import logging
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -120,6 +121,11 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task}, timeout=0.1)
 
 
+def _foreign(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` belongs to another event loop than the running one."""
+    return task.get_loop() is not asyncio.get_running_loop()
+
+
 def _next_session(previous: int) -> int:
     """Milliseconds since the epoch, and always above ``previous``.
 
@@ -128,6 +134,52 @@ def _next_session(previous: int) -> int:
     broker first; within a process they rise by at least one per CONNECT.
     """
     return max(previous + 1, time.time_ns() // 1_000_000)
+
+
+class _ConnectThread:
+    """paho's blocking connect(), which aiomqtt runs in a thread that no cancellation stops.
+
+    An abandoned attempt (failed, timed out, cancelled) must not leave a
+    connection behind: a thread that has not started yet never connects, and
+    one that is connecting is waited for, so that the socket it opens can be
+    closed. paho bounds that wait by its connect timeout.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._running = False
+        self._done: asyncio.Future[None] = loop.create_future()
+        connect = getattr(client, "_client_connect", None)
+        if connect is None:  # another aiomqtt (or a test double): nothing to guard
+            return
+
+        def run() -> None:
+            with self._lock:
+                if self._abandoned:
+                    raise ConnectionAbortedError("connection attempt abandoned")
+                self._running = True
+            try:
+                connect()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, self._done)
+
+        client._client_connect = run  # type: ignore[method-assign]
+
+    async def abandon(self, timeout: float) -> None:
+        """Stop a thread that has not started; wait (at most ``timeout``) for one that has."""
+        with self._lock:
+            self._abandoned = True
+            running = self._running
+        if running and not self._done.done():
+            await asyncio.wait({self._done}, timeout=timeout)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _TrackingContext:
@@ -250,10 +302,11 @@ class MqttConnector:
         self._log = RateLimitedLogger(_log)
         self._session = 0
         self._started = False
-        self._connecting = asyncio.Lock()
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # see _connecting
         self._opening: asyncio.Task[aiomqtt.Client] | None = None  # connect(require=True)'s attempt
         self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
-        self._stopping: asyncio.Future[None] | None = None  # done when a disconnect() is
+        self._stopping: asyncio.Task[None] | None = None  # a disconnect()'s shutdown under way
+        self._discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
         self._closing = False
         self._ever_connected = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -341,9 +394,12 @@ class MqttConnector:
         """
         disconnects = self._disconnects
         ran = False
-        async with self._connecting:
+        async with self._connecting():
             if self._stopping is not None:
                 await asyncio.shield(self._stopping)
+            supervisor = self._supervisor
+            if self._started and (supervisor is None or supervisor.done() or _foreign(supervisor)):
+                self._started = False  # an earlier event loop ended without disconnect()
             if not self._started and self._disconnects == disconnects:
                 await self._connect(require, disconnects)
                 ran = True
@@ -355,6 +411,13 @@ class MqttConnector:
             raise ConnectError(
                 self.hostname, self.port, "not connected yet: an earlier connect() keeps trying"
             )
+
+    def _connecting(self) -> asyncio.Lock:
+        """The lock connect() holds, one per event loop (a lock is bound to its loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
 
     async def _connect(self, require: bool, disconnects: int) -> None:
         """Start the supervisor, after a first attempt if required; wait for its first attempt."""
@@ -368,10 +431,13 @@ class MqttConnector:
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         if require:
             # in a task of its own, so that disconnect() can end it
-            self._opening = asyncio.create_task(self._open(), name="cascade-mqtt-connect")
+            opening = self._opening = asyncio.create_task(self._open(), name="cascade-mqtt-connect")
             try:
-                client = await self._opening  # raises ConnectError; nothing is left running
+                client = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
+                if opening.done() and not opening.cancelled() and opening.exception() is None:
+                    # the CONNACK came with the cancel: that connection is nobody's
+                    await asyncio.shield(self._close_client(opening.result(), graceful=True))
                 if self._disconnects == disconnects:
                     raise  # the caller was cancelled
                 return  # disconnect() ended the attempt
@@ -418,22 +484,26 @@ class MqttConnector:
         if not self._started:
             if self._opening is not None:  # connect(require=True) waits for its CONNACK
                 await _cancel(self._opening)
+            if self._discards:
+                await asyncio.wait(self._discards)
             if self._stopping is not None:  # another disconnect() is under way
                 await asyncio.shield(self._stopping)
             return
         self._started = False  # from here on, publish() drops
-        stopping = self._stopping = asyncio.get_running_loop().create_future()
-        try:
-            await self._shut_down()
-        finally:
-            self._stopping = None
-            stopping.set_result(None)
-
-    async def _shut_down(self) -> None:
-        """disconnect()'s work: flush, offline, stop the supervisor, discard what is left."""
         if asyncio.current_task() is self._reader_task:
             # a callback runs in the reader, which the supervisor cancels and waits for
             self._closing_reader = self._reader_task
+        # In a task of its own: a caller cancelled while it flushes must not leave it half done.
+        stopping = self._stopping = asyncio.create_task(self._shut_down(), name="cascade-mqtt-stop")
+        stopping.add_done_callback(self._stopped)
+        await asyncio.shield(stopping)
+
+    def _stopped(self, stopping: asyncio.Task[None]) -> None:
+        if self._stopping is stopping:
+            self._stopping = None
+
+    async def _shut_down(self) -> None:
+        """disconnect()'s work: flush, offline, stop the supervisor, discard what is left."""
         client = self._client
         if self._online and client is not None:
             deadline = time.monotonic() + self.flush_timeout
@@ -448,6 +518,8 @@ class MqttConnector:
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             await _cancel(supervisor)
+        if self._discards:  # an attempt cut short: its socket is closed once its thread is done
+            await asyncio.wait(self._discards)
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
         lost = self._buffer.clear()
@@ -586,11 +658,12 @@ class MqttConnector:
         """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
         self._session = _next_session(self._session)
         client = self._new_client()
+        thread = _ConnectThread(client)
         try:
             async with bounded(self.connect_timeout):
                 await client.__aenter__()
         except (MqttError, OSError, asyncio.TimeoutError) as exc:
-            await self._close_client(client, graceful=False)
+            await self._discard(client, thread)
             context: object = client._client._ssl_context
             if isinstance(context, _TrackingContext):
                 context.close_all()  # paho leaks the TLS socket of a failed handshake
@@ -598,9 +671,25 @@ class MqttConnector:
             kind = ConnectRefusedError if is_refusal(exc) else ConnectError
             raise kind(self.hostname, self.port, reason) from exc
         except BaseException:
-            await self._close_client(client, graceful=False)
+            await self._discard(client, thread)
             raise
         return client
+
+    async def _discard(self, client: aiomqtt.Client, thread: _ConnectThread) -> None:
+        """Close a client whose connection attempt failed or was abandoned.
+
+        In a task of its own, which a cancellation does not stop and which
+        disconnect() waits for: the attempt's thread may still be connecting.
+        """
+
+        async def discard() -> None:
+            await thread.abandon(self.connect_timeout)
+            await self._close_client(client, graceful=False)
+
+        task = asyncio.create_task(discard(), name="cascade-mqtt-discard")
+        self._discards.add(task)
+        task.add_done_callback(self._discards.discard)
+        await asyncio.shield(task)
 
     async def _close_client(self, client: aiomqtt.Client, *, graceful: bool) -> None:
         """Release a client whatever its state: DISCONNECT if asked and possible, then close.
