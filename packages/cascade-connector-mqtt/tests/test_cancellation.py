@@ -40,14 +40,10 @@ async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
         assert not connector._markers
 
 
-async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
-    fake_mqtt: FakeMqtt, mocker: MockerFixture
-) -> None:
-    """disconnect() returns even if one cancellation is swallowed inside the MQTT client.
+def swallow_one_cancel_before_connack(mocker: MockerFixture) -> asyncio.Event:
+    """Make the fake's connect wait for CONNACK and drop the first cancellation, as wait_for can.
 
-    aiomqtt's connect awaits CONNACK through asyncio.wait_for, which (before
-    3.12) drops a cancellation arriving with the CONNACK: seen on 3.10 when a
-    hung broker resumed just before disconnect().
+    Returns an event set once a connection attempt is waiting.
     """
     entered = asyncio.Event()
 
@@ -60,6 +56,19 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
         return self
 
     mocker.patch.object(FakeClient, "__aenter__", slow_connack)
+    return entered
+
+
+async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
+) -> None:
+    """disconnect() returns even if one cancellation is swallowed inside the MQTT client.
+
+    aiomqtt's connect awaits CONNACK through asyncio.wait_for, which (before
+    3.12) drops a cancellation arriving with the CONNACK: seen on 3.10 when a
+    hung broker resumed just before disconnect().
+    """
+    entered = swallow_one_cancel_before_connack(mocker)
     connector = MqttConnector("broker", source_id="s", connect_timeout=30)
     connecting = asyncio.create_task(connector.connect())
     await entered.wait()
@@ -118,17 +127,7 @@ async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lo
     fake_mqtt: FakeMqtt, mocker: MockerFixture
 ) -> None:
     """A CONNACK that beats disconnect()'s cancellation still ends connect(require=True)."""
-    entered = asyncio.Event()
-
-    async def slow_connack(self: FakeClient) -> FakeClient:
-        entered.set()
-        with contextlib.suppress(asyncio.CancelledError):  # what wait_for does in that race
-            await asyncio.Event().wait()
-        await self._lock.acquire()
-        self._connected.set_result(None)
-        return self
-
-    mocker.patch.object(FakeClient, "__aenter__", slow_connack)
+    entered = swallow_one_cancel_before_connack(mocker)
     connector = MqttConnector("broker", source_id="s", connect_timeout=30)
     connecting = asyncio.create_task(connector.connect(require=True))
     await entered.wait()
