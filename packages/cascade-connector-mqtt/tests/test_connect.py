@@ -11,7 +11,7 @@ import pytest
 from aiomqtt.exceptions import MqttConnectError, MqttError
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt._connector import _disable_nagle
+from cascade.connectors.mqtt._client import disable_nagle
 from cascade.connectors.mqtt._reasons import describe_connect_failure
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 from cascade.interfaces import ConnectError, timeout
@@ -115,8 +115,8 @@ def test_nagle_is_left_alone_where_the_transport_is_not_tcp() -> None:
     """A Unix socket refuses TCP_NODELAY and a websocket wrapper has no setsockopt: no error."""
     left, right = socket.socketpair()
     with left, right:
-        _disable_nagle(left)
-    _disable_nagle(object())
+        disable_nagle(left)
+    disable_nagle(object())
 
 
 async def test_concurrent_connects_start_one_connection(

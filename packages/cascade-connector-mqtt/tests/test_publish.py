@@ -203,7 +203,7 @@ async def test_without_paho_internals_every_message_goes_through_publish(
     fake_mqtt: FakeMqtt, mocker: MockerFixture
 ) -> None:
     """If paho lacks what the fast path needs, messages go through its public publish()."""
-    mocker.patch("cascade.connectors.mqtt._connector._fast_wire_supported", return_value=False)
+    mocker.patch("cascade.connectors.mqtt._connector.fast_wire_supported", return_value=False)
     async with MqttConnector("broker", presence=False) as connector:
         for n in range(5):
             await connector.publish("t/slow", {"n": n}, qos=n % 2)

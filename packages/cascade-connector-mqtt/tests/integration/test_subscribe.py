@@ -75,7 +75,7 @@ async def test_public_publish_path_delivers_in_order(
 ) -> None:
     """The fallback without paho internals delivers everything, in order, at QoS 0 and 1."""
     monkeypatch.setattr(
-        "cascade.connectors.mqtt._connector._fast_wire_supported", lambda paho: False
+        "cascade.connectors.mqtt._connector.fast_wire_supported", lambda paho: False
     )
     inbox = Inbox()
     await observer.subscribe(f"{prefix}/slow", inbox)

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import socket
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -41,6 +39,7 @@ from cascade.interfaces import timeout as bounded
 
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
+from ._client import ConnectThread, TrackingContext, disable_nagle, fast_wire_supported
 from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
 from ._wire import encode_publish, publish_qos0_parts
 
@@ -83,31 +82,6 @@ def _protocol_version(value: object) -> aiomqtt.ProtocolVersion:
     return version
 
 
-def _fast_wire_supported(paho: Any) -> bool:
-    """Whether this paho has the private parts the sender's fast path relies on.
-
-    The fast path encodes PUBLISH packets itself and queues them through
-    paho 2.x internals; with a paho that lacks any of them, every message goes
-    through paho's public ``publish()`` instead: slower, same behaviour.
-    """
-    names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
-    return all(hasattr(paho, name) for name in names)
-
-
-def _disable_nagle(sock: object) -> None:
-    """Send small packets at once (TCP_NODELAY), where the transport is TCP.
-
-    The sender batches telemetry itself; what Nagle's algorithm would hold
-    back are the small request/reply packets (SUBSCRIBE, the subscribe
-    marker, control messages), and against the peer's delayed ACK it held
-    them ~40 ms. Other transports (Unix sockets, websockets) are left as they are.
-    """
-    setsockopt = getattr(sock, "setsockopt", None)
-    if setsockopt is not None:
-        with contextlib.suppress(OSError):
-            setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 async def _cancel(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait until it has really ended.
 
@@ -134,73 +108,6 @@ def _next_session(previous: int) -> int:
     broker first; within a process they rise by at least one per CONNECT.
     """
     return max(previous + 1, time.time_ns() // 1_000_000)
-
-
-class _ConnectThread:
-    """paho's blocking connect(), which aiomqtt runs in a thread that no cancellation stops.
-
-    An abandoned attempt (failed, timed out, cancelled) must not leave a
-    connection behind: a thread that has not started yet never connects, and
-    one that is connecting is waited for, so that the socket it opens can be
-    closed. paho bounds that wait by its connect timeout.
-    """
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._running = False
-        self._done: asyncio.Future[None] = loop.create_future()
-        connect = getattr(client, "_client_connect", None)
-        if connect is None:  # another aiomqtt (or a test double): nothing to guard
-            return
-
-        def run() -> None:
-            with self._lock:
-                if self._abandoned:
-                    raise ConnectionAbortedError("connection attempt abandoned")
-                self._running = True
-            try:
-                connect()
-            finally:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_resolve, self._done)
-
-        client._client_connect = run  # type: ignore[method-assign]
-
-    async def abandon(self, timeout: float) -> None:
-        """Stop a thread that has not started; wait (at most ``timeout``) for one that has."""
-        with self._lock:
-            self._abandoned = True
-            running = self._running
-        if running and not self._done.done():
-            await asyncio.wait({self._done}, timeout=timeout)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _TrackingContext:
-    """An SSLContext stand-in that remembers the sockets it wrapped, to close them on failure."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        self._sockets: list[ssl.SSLSocket] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        sock = self._context.wrap_socket(*args, **kwargs)
-        self._sockets.append(sock)
-        return sock
-
-    def close_all(self) -> None:
-        for sock in self._sockets:
-            sock.close()
-        self._sockets.clear()
 
 
 class MqttConnector:
@@ -591,13 +498,13 @@ class MqttConnector:
         on_socket_open = paho.on_socket_open
 
         def socket_opened(*args: Any) -> None:
-            _disable_nagle(args[2])  # (client, userdata, socket)
+            disable_nagle(args[2])  # (client, userdata, socket)
             if on_socket_open is not None:
                 on_socket_open(*args)
 
         paho.on_socket_open = socket_opened
         if paho._ssl_context is not None:
-            paho._ssl_context = _TrackingContext(paho._ssl_context)  # type: ignore[assignment]
+            paho._ssl_context = TrackingContext(paho._ssl_context)  # type: ignore[assignment]
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
         forward = paho.on_publish
 
@@ -634,7 +541,7 @@ class MqttConnector:
                     forward_subscribe(*args)
 
             paho.on_subscribe = on_subscribe
-        self._fast_wire = _fast_wire_supported(paho)
+        self._fast_wire = fast_wire_supported(paho)
         if not self._fast_wire:
             self._log.warning("slow-path", "paho internals changed: sending through publish()")
         elif self.protocol == aiomqtt.ProtocolVersion.V311:
@@ -658,14 +565,14 @@ class MqttConnector:
         """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
         self._session = _next_session(self._session)
         client = self._new_client()
-        thread = _ConnectThread(client)
+        thread = ConnectThread(client)
         try:
             async with bounded(self.connect_timeout):
                 await client.__aenter__()
         except (MqttError, OSError, asyncio.TimeoutError) as exc:
             await self._discard(client, thread)
             context: object = client._client._ssl_context
-            if isinstance(context, _TrackingContext):
+            if isinstance(context, TrackingContext):
                 context.close_all()  # paho leaks the TLS socket of a failed handshake
             reason = describe_connect_failure(exc, self.connect_timeout)
             kind = ConnectRefusedError if is_refusal(exc) else ConnectError
@@ -675,7 +582,7 @@ class MqttConnector:
             raise
         return client
 
-    async def _discard(self, client: aiomqtt.Client, thread: _ConnectThread) -> None:
+    async def _discard(self, client: aiomqtt.Client, thread: ConnectThread) -> None:
         """Close a client whose connection attempt failed or was abandoned.
 
         In a task of its own, which a cancellation does not stop and which

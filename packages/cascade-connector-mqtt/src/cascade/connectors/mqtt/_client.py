@@ -1,0 +1,107 @@
+"""What the connector adds around one aiomqtt/paho client: sockets, TLS, the connect thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+__all__ = ["ConnectThread", "TrackingContext", "disable_nagle", "fast_wire_supported"]
+
+
+def fast_wire_supported(paho: Any) -> bool:
+    """Whether this paho has the private parts the sender's fast path relies on.
+
+    The fast path encodes PUBLISH packets itself and queues them through
+    paho 2.x internals; with a paho that lacks any of them, every message goes
+    through paho's public ``publish()`` instead: slower, same behaviour.
+    """
+    names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
+    return all(hasattr(paho, name) for name in names)
+
+
+def disable_nagle(sock: object) -> None:
+    """Send small packets at once (TCP_NODELAY), where the transport is TCP.
+
+    The sender batches telemetry itself; what Nagle's algorithm would hold
+    back are the small request/reply packets (SUBSCRIBE, the subscribe
+    marker, control messages), and against the peer's delayed ACK it held
+    them ~40 ms. Other transports (Unix sockets, websockets) are left as they are.
+    """
+    setsockopt = getattr(sock, "setsockopt", None)
+    if setsockopt is not None:
+        with contextlib.suppress(OSError):
+            setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class ConnectThread:
+    """paho's blocking connect(), which aiomqtt runs in a thread that no cancellation stops.
+
+    An abandoned attempt (failed, timed out, cancelled) must not leave a
+    connection behind: a thread that has not started yet never connects, and
+    one that is connecting is waited for, so that the socket it opens can be
+    closed. paho bounds that wait by its connect timeout.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._running = False
+        self._done: asyncio.Future[None] = loop.create_future()
+        connect = getattr(client, "_client_connect", None)
+        if connect is None:  # another aiomqtt (or a test double): nothing to guard
+            return
+
+        def run() -> None:
+            with self._lock:
+                if self._abandoned:
+                    raise ConnectionAbortedError("connection attempt abandoned")
+                self._running = True
+            try:
+                connect()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, self._done)
+
+        client._client_connect = run  # type: ignore[method-assign]
+
+    async def abandon(self, timeout: float) -> None:
+        """Stop a thread that has not started; wait (at most ``timeout``) for one that has."""
+        with self._lock:
+            self._abandoned = True
+            running = self._running
+        if running and not self._done.done():
+            await asyncio.wait({self._done}, timeout=timeout)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class TrackingContext:
+    """An SSLContext stand-in that remembers the sockets it wrapped, to close them on failure."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        self._sockets: list[ssl.SSLSocket] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = self._context.wrap_socket(*args, **kwargs)
+        self._sockets.append(sock)
+        return sock
+
+    def close_all(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
