@@ -43,17 +43,17 @@ def disable_nagle(sock: object) -> None:
 class ConnectThread:
     """paho's blocking connect(), which aiomqtt runs in a thread that no cancellation stops.
 
-    An abandoned attempt (failed, timed out, cancelled) must not leave a
-    connection behind: a thread that has not started yet never connects, and
-    one that is connecting is waited for, so that the socket it opens can be
-    closed. paho bounds that wait by its connect timeout.
+    An abandoned attempt (failed, timed out, cancelled) must leave no
+    connection behind, and must not wait for the thread either (DNS and TCP
+    can take any time): a thread that has not started never connects, and
+    one still connecting closes what it opened itself once it is done.
     """
 
     def __init__(self, client: aiomqtt.Client) -> None:
         loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
         self._abandoned = False
-        self._running = False
+        self._state = "waiting"  # then "connecting", then "done"
         self._done: asyncio.Future[None] = loop.create_future()
         connect = getattr(client, "_client_connect", None)
         if connect is None:  # another aiomqtt (or a test double): nothing to guard
@@ -63,22 +63,48 @@ class ConnectThread:
             with self._lock:
                 if self._abandoned:
                     raise ConnectionAbortedError("connection attempt abandoned")
-                self._running = True
+                self._state = "connecting"
             try:
                 connect()
             finally:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_resolve, self._done)
+                late = self._finish()
+                # Queued behind what paho's socket callbacks queued (a reader, aiomqtt's task).
+                try:
+                    if late:
+                        loop.call_soon_threadsafe(close, client)
+                    else:
+                        loop.call_soon_threadsafe(_resolve, self._done)
+                except RuntimeError:  # the loop is closed: no callback will run, close here
+                    if late:
+                        with contextlib.suppress(Exception):
+                            client._client._reset_sockets()
 
         client._client_connect = run  # type: ignore[method-assign]
 
-    async def abandon(self, timeout: float) -> None:
-        """Stop a thread that has not started; wait (at most ``timeout``) for one that has."""
+    def _finish(self) -> bool:
+        """The thread is done connecting; returns whether the attempt was abandoned meanwhile."""
+        with self._lock:
+            self._state = "done"
+            return self._abandoned
+
+    async def abandon(self) -> None:
+        """Give the attempt up; returns once whatever its thread opened is ours to close.
+
+        A thread still connecting closes its connection itself when it is done.
+        """
         with self._lock:
             self._abandoned = True
-            running = self._running
-        if running and not self._done.done():
-            await asyncio.wait({self._done}, timeout=timeout)
+            finished = self._state == "done"
+        if finished:
+            await self._done  # its socket callbacks have run: the client is complete
+
+
+def close(client: aiomqtt.Client) -> None:
+    """Close the connection of an abandoned attempt, on the event loop."""
+    client._client._reset_sockets()
+    misc = client._misc_task
+    if misc is not None:
+        misc.cancel()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

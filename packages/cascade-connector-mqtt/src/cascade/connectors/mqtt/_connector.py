@@ -586,11 +586,11 @@ class MqttConnector:
         """Close a client whose connection attempt failed or was abandoned.
 
         In a task of its own, which a cancellation does not stop and which
-        disconnect() waits for: the attempt's thread may still be connecting.
+        disconnect() waits for.
         """
 
         async def discard() -> None:
-            await thread.abandon(self.connect_timeout)
+            await thread.abandon()
             await self._close_client(client, graceful=False)
 
         task = asyncio.create_task(discard(), name="cascade-mqtt-discard")
