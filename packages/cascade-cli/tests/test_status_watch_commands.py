@@ -17,6 +17,7 @@ from cascade.interfaces import (
     MessageCallback,
     StatusMessage,
     Subscription,
+    SyncCallback,
     TaskStateEvent,
     constraint_topic,
     encode_payload,
@@ -61,8 +62,14 @@ def test_status_json(
 class _FeedingConnector(InMemoryConnector):
     """Publishes a short run's telemetry as soon as telemetry is subscribed to."""
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
-        handle = await super().subscribe(topic_filter, callback)
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> Subscription:
+        handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
         if "/telemetry/" in topic_filter:
             topic = events_topic("local", "default", "r1")
             bodies: list[Any] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from pytest_mock import MockerFixture
@@ -24,20 +25,22 @@ async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
     """
     async with MqttConnector("broker", source_id="s", presence=False) as connector:
         sent = asyncio.Event()
+        tokens: list[bytes] = []
 
-        def hold(*args: object) -> asyncio.Future[None]:  # the marker never reaches the broker
+        def hold(*args: Any) -> asyncio.Future[None]:  # the marker never reaches the broker
+            tokens.append(args[2])
             sent.set()
             return asyncio.get_running_loop().create_future()
 
         mocker.patch.object(connector, "_publish_direct", side_effect=hold)
         subscribing = asyncio.create_task(connector.subscribe("a/#", lambda m: None))
         await sent.wait()
-        (marker,) = connector._markers.values()
-        marker.set_result(None)
+        (token,) = tokens
+        connector._markers[token].set_result(None)
         subscribing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await subscribing
-        assert not connector._markers
+        assert token not in connector._markers
 
 
 def swallow_one_cancel_before_connack(mocker: MockerFixture) -> asyncio.Event:

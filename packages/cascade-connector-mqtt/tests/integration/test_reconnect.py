@@ -9,6 +9,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import NO_MOSQUITTO, Inbox, MosquittoBroker, mosquitto_path
+from cascade.interfaces import timeout
 
 
 @pytest.fixture
@@ -134,3 +135,33 @@ async def test_two_connectors_with_one_client_id_back_off(
     finally:
         await first.disconnect()
         await second.disconnect()
+
+
+async def test_on_sync_brackets_every_retained_snapshot(
+    persistent_broker: MosquittoBroker, prefix: str
+) -> None:
+    """on_sync hears begin, the snapshot's retained messages, then end: at subscribe and after."""
+    broker = persistent_broker
+    seen: list[str] = []
+    ended = asyncio.Event()
+
+    def on_sync(phase: str) -> None:
+        seen.append(phase)
+        if phase == "end":
+            ended.set()
+
+    async with MqttConnector(broker.host, broker.port, topic_prefix=prefix) as writer:
+        await writer.publish(f"{prefix}/constraints/a", {"n": 1}, qos=1, retain=True)
+        await writer.flush(5)
+    async with MqttConnector(
+        broker.host, broker.port, topic_prefix=prefix, backoff_max=0.5
+    ) as connector:
+        await connector.subscribe(
+            f"{prefix}/constraints/#", lambda m: seen.append(m.topic), on_sync=on_sync
+        )
+        assert seen == ["begin", f"{prefix}/constraints/a", "end"]
+        ended.clear()
+        broker.restart()
+        async with timeout(20):
+            await ended.wait()
+        assert seen[3:] == ["begin", f"{prefix}/constraints/a", "end"]

@@ -7,7 +7,15 @@ operation completes.
 """
 
 from ._codec import Payload, decode_payload, encode_payload
-from ._connector import Connector, ConnectorStats, Message, MessageCallback, SubscriptionHandle
+from ._connector import (
+    Connector,
+    ConnectorStats,
+    Message,
+    MessageCallback,
+    SubscriptionHandle,
+    SyncCallback,
+    SyncPhase,
+)
 from ._dispatch import Dispatcher, Subscription
 from ._errors import (
     ConnectError,
@@ -85,6 +93,8 @@ __all__ = [
     "StatusMessage",
     "Subscription",
     "SubscriptionHandle",
+    "SyncCallback",
+    "SyncPhase",
     "TaskState",
     "TaskStateEvent",
     "constraint_topic",

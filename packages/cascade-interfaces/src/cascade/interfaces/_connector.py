@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from typing_extensions import Self
 
@@ -17,6 +17,8 @@ __all__ = [
     "Message",
     "MessageCallback",
     "SubscriptionHandle",
+    "SyncCallback",
+    "SyncPhase",
 ]
 
 
@@ -37,6 +39,22 @@ class Message:
 
 MessageCallback: TypeAlias = Callable[[Message], "Awaitable[None] | None"]
 """A subscription's callback: a plain function or a coroutine function taking a :class:`Message`."""
+
+SyncPhase: TypeAlias = Literal["begin", "end"]
+"""Where a subscription is in taking the broker's retained messages: see :data:`SyncCallback`."""
+
+SyncCallback: TypeAlias = Callable[[SyncPhase], None]
+"""A subscription's ``on_sync``: told when the broker's retained snapshot for it begins and ends.
+
+``"begin"``: the subscription is being made (or remade after a lost
+connection) at the broker; every message delivered from now on comes from
+the new connection. ``"end"``: the broker's retained messages for it have
+all been delivered. What was retained before ``"begin"`` and not delivered
+again by ``"end"`` is no longer retained at the broker. ``"end"`` may come
+without a ``"begin"`` (a subscription made while a (re)connection was
+already syncing), and a ``"begin"`` may be followed by another ``"begin"``
+(the connection was lost again before the snapshot ended).
+"""
 
 
 @dataclass(slots=True)
@@ -97,7 +115,10 @@ class Connector(Protocol):
       are sent as JSON; an empty payload sent retained clears the topic.
     - ``subscribe()`` returns once the subscription is active and the
       retained messages matching it have been passed to ``callback``, so a
-      caller can act on retained state without sleeping. Messages are
+      caller can act on retained state without sleeping. With ``on_sync``,
+      the subscriber is also told when each (re)subscription's retained
+      snapshot begins and ends (:data:`SyncCallback`), so it can forget what
+      the broker no longer retains after a reconnection. Messages are
       delivered to every subscription whose filter matches, in order per
       subscription; a callback that raises is logged and isolated.
     - ``flush()`` waits until everything published so far has been accepted
@@ -142,7 +163,13 @@ class Connector(Protocol):
         """Hand a message to the connector for delivery; returns without waiting on the network."""
         ...
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> SubscriptionHandle:
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> SubscriptionHandle:
         """Deliver messages matching ``topic_filter`` (retained ones first) to ``callback``."""
         ...
 

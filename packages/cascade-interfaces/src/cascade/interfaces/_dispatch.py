@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 
 from ._codec import decode_payload
-from ._connector import ConnectorStats, Message, MessageCallback
+from ._connector import ConnectorStats, Message, MessageCallback, SyncCallback, SyncPhase
 from ._errors import InvalidMessageError
 from ._ratelimit import RateLimitedLogger
 from ._topics import topic_matches, validate_filter
@@ -20,11 +20,27 @@ _log = logging.getLogger("cascade.interfaces.dispatch")
 class Subscription:
     """One callback on one topic filter; the :class:`SubscriptionHandle` connectors return."""
 
-    def __init__(self, dispatcher: Dispatcher, topic_filter: str, callback: MessageCallback):
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        topic_filter: str,
+        callback: MessageCallback,
+        on_sync: SyncCallback | None = None,
+    ):
         self._dispatcher = dispatcher
         self._topic_filter = topic_filter
         self.callback = callback
+        self.on_sync = on_sync
         self.active = True
+
+    def sync(self, phase: SyncPhase) -> None:
+        """Tell the subscriber where its retained snapshot is; a raising ``on_sync`` is logged."""
+        if self.on_sync is None or not self.active:
+            return
+        try:
+            self.on_sync(phase)
+        except Exception:
+            self._dispatcher.callback_failed(self, f"on_sync({phase!r})")
 
     @property
     def topic_filter(self) -> str:
@@ -67,16 +83,40 @@ class Dispatcher:
         """Every distinct filter in use, in the order first subscribed."""
         return list(dict.fromkeys(s.topic_filter for s in self._subscriptions))
 
+    @property
+    def syncing(self) -> bool:
+        """Whether any subscription wants to hear where its retained snapshot is (``on_sync``)."""
+        return any(s.on_sync is not None for s in self._subscriptions)
+
     def uses(self, topic_filter: str) -> bool:
         """Whether any subscription uses ``topic_filter``."""
         return any(s.topic_filter == topic_filter for s in self._subscriptions)
 
-    def add(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+    def add(
+        self, topic_filter: str, callback: MessageCallback, on_sync: SyncCallback | None = None
+    ) -> Subscription:
         """Register ``callback`` on ``topic_filter`` (validated; raises ``InvalidTopicError``)."""
         validate_filter(topic_filter)
-        subscription = Subscription(self, topic_filter, callback)
+        subscription = Subscription(self, topic_filter, callback, on_sync)
         self._subscriptions.append(subscription)
         return subscription
+
+    def sync(self, phase: SyncPhase) -> None:
+        """Tell every subscription that a (re)subscription's retained snapshot begins or ends."""
+        for subscription in list(self._subscriptions):
+            subscription.sync(phase)
+
+    def callback_failed(self, subscription: Subscription, what: str) -> None:
+        """Count and log (rate-limited, with the traceback) a subscriber's code that raised."""
+        self._stats.callback_errors += 1
+        self._log.log(
+            logging.ERROR,
+            f"callback:{subscription.topic_filter}",
+            "subscription %s on %r raised",
+            what,
+            subscription.topic_filter,
+            exc_info=True,
+        )
 
     async def remove(self, subscription: Subscription) -> None:
         """Forget ``subscription``; tell the connector when its filter is no longer used."""
@@ -125,12 +165,4 @@ class Dispatcher:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self._stats.callback_errors += 1
-                self._log.log(
-                    logging.ERROR,
-                    f"callback:{subscription.topic_filter}",
-                    "subscription callback on %r raised for %r",
-                    subscription.topic_filter,
-                    topic,
-                    exc_info=True,
-                )
+                self.callback_failed(subscription, f"callback for {topic!r}")

@@ -9,7 +9,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from cascade.interfaces import (
     RateLimitedLogger,
     StatusMessage,
     Subscription,
+    SyncCallback,
     decode_status,
     default_source_id,
     encode_payload,
@@ -39,7 +40,13 @@ from cascade.interfaces import timeout as bounded
 
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
-from ._client import ConnectThread, TrackingContext, disable_nagle, fast_wire_supported
+from ._client import (
+    ConnectThread,
+    TrackingContext,
+    check_aiomqtt,
+    disable_nagle,
+    fast_wire_supported,
+)
 from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
 from ._wire import encode_publish, publish_qos0_parts
 
@@ -224,6 +231,7 @@ class MqttConnector:
         self._wake: asyncio.Event | None = None
         self._direct: dict[int, asyncio.Future[None]] = {}
         self._markers: dict[bytes, asyncio.Future[None]] = {}
+        self._marker_actions: dict[bytes, Callable[[], None]] = {}  # run by the reader on arrival
         self._marker_ids = itertools.count(1)
         self._marker_topic = ""
         # source and session may be shared: other connectors of this process, same millisecond
@@ -299,6 +307,7 @@ class MqttConnector:
         disconnected. A ``connect()`` while a ``disconnect()`` is under way
         starts once it has finished.
         """
+        check_aiomqtt()
         disconnects = self._disconnects
         ran = False
         async with self._connecting():
@@ -714,10 +723,13 @@ class MqttConnector:
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{marker_level}"
         subscribed: set[str] = set()
         wanted = [*self._own_filters(), *self._dispatcher.filters]
+        self._dispatcher.sync("begin")
         while wanted:  # filters may be added while we wait for the SUBACK
             await self._subscribe(client, wanted)
             subscribed.update(wanted)
             wanted = [f for f in self._dispatcher.filters if f not in subscribed]
+        if self._dispatcher.syncing:
+            self._send_marker(client, lambda: self._dispatcher.sync("end"))
         self._online = True
         self._attempted.set()
         if self._online_event is not None:
@@ -762,6 +774,7 @@ class MqttConnector:
         self._direct.clear()
         self._direct_topics.clear()
         self._markers.clear()
+        self._marker_actions.clear()
 
     # -- sending ------------------------------------------------------------------------
 
@@ -974,6 +987,9 @@ class MqttConnector:
                 marker = self._markers.pop(raw, None)
                 if marker is not None and not marker.done():
                     marker.set_result(None)
+                action = self._marker_actions.pop(raw, None)
+                if action is not None:
+                    action()
                 continue
             # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
             matched = self._matched_filters(message)
@@ -1015,7 +1031,13 @@ class MqttConnector:
             online = self._status_payload("online")
             self._publish_direct(client, self._status_topic, online, 1, True)
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> Subscription:
         """Subscribe ``callback`` to ``topic_filter``; retained messages arrive before this returns.
 
         When connected, this returns after the broker's SUBACK and after a
@@ -1023,14 +1045,15 @@ class MqttConnector:
         after the SUBACK, came back: the broker sends a subscription's retained
         messages before it handles the marker, so by then they have been
         dispatched. When not connected, the subscription is made on connection.
-        Subscriptions are remade on every reconnection.
+        Subscriptions are remade on every reconnection; ``on_sync`` hears
+        ``"begin"`` before each SUBSCRIBE and ``"end"`` when its marker is back.
         """
-        subscription = self._dispatcher.add(topic_filter, callback)
+        subscription = self._dispatcher.add(topic_filter, callback, on_sync)
         client = self._client
         if not self._online or client is None:
             return subscription
         try:
-            await self._subscribe_at_broker(client, topic_filter)
+            await self._subscribe_at_broker(client, subscription)
         except asyncio.CancelledError:
             await subscription.unsubscribe()  # the caller never gets the handle to do it
             raise
@@ -1098,26 +1121,47 @@ class MqttConnector:
             numbers = [numbers]
         return {self._id_filters[n] for n in numbers if n in self._id_filters}
 
-    async def _subscribe_at_broker(self, client: aiomqtt.Client, topic_filter: str) -> None:
+    async def _subscribe_at_broker(
+        self, client: aiomqtt.Client, subscription: Subscription
+    ) -> None:
         """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
+        topic_filter = subscription.topic_filter
+        subscription.sync("begin")
         try:
             await self._subscribe(client, [topic_filter])
         except MqttError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
             return
+        token, marker = self._send_marker(client, lambda: subscription.sync("end"))
         if asyncio.current_task() is self._reader_task:
             return  # called from a callback: the reader cannot wait for itself
-        token = b'{"marker":%d}' % next(self._marker_ids)
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._markers[token] = marker
-        self._publish_direct(client, self._marker_topic, token, 1, False)
         try:
             async with bounded(self.connect_timeout):
                 await marker
         except asyncio.TimeoutError:
-            _log.warning("retained messages for %r not confirmed in time", topic_filter)
+            _log.warning(
+                "retained messages for %r not confirmed within %.1f s (connect_timeout)",
+                topic_filter,
+                self.connect_timeout,
+            )
         finally:
             self._markers.pop(token, None)
+
+    def _send_marker(
+        self, client: aiomqtt.Client, on_arrival: Callable[[], None]
+    ) -> tuple[bytes, asyncio.Future[None]]:
+        """Publish a marker on this connection's own topic; the reader runs ``on_arrival`` for it.
+
+        The broker handles the marker after every SUBSCRIBE sent before it, so
+        when it comes back their retained messages have all been dispatched.
+        A lost connection discards it unrun.
+        """
+        token = b'{"marker":%d}' % next(self._marker_ids)
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._markers[token] = marker
+        self._marker_actions[token] = on_arrival
+        self._publish_direct(client, self._marker_topic, token, 1, False)
+        return token, marker
 
     async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
         """Queue an UNSUBSCRIBE without waiting for the broker's UNSUBACK.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal, NamedTuple
 
 from typing_extensions import Self
 
 from .._codec import Payload, encode_payload
-from .._connector import ConnectorStats, Message, MessageCallback
+from .._connector import ConnectorStats, Message, MessageCallback, SyncCallback
 from .._dispatch import Dispatcher, Subscription
 from .._identity import default_source_id
 from .._ratelimit import RateLimitedLogger
@@ -186,10 +187,23 @@ class InMemoryConnector:
         self._task = asyncio.create_task(self._deliver(), name="cascade-inmemory-deliver")
         self._session = self.broker._next_session(self._source_id)
         self.broker._attach(self, self._status("offline") if self._presence else None)
+        self._dispatcher.sync("begin")
         for topic_filter in self._dispatcher.filters:
             self.broker._subscribe(self, topic_filter)
+        self._after_barrier(lambda: self._dispatcher.sync("end"))
         if self._presence:
             self._send(self._status("online"))
+
+    def _after_barrier(self, action: Callable[[], None]) -> asyncio.Future[None]:
+        """A future done once all queued for this connector was delivered; then ``action()``.
+
+        ``action`` is skipped when the connection ends first (its queue is then discarded).
+        """
+        barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = self._task
+        barrier.add_done_callback(lambda _: action() if self._task is task else None)
+        self.broker._enqueue(self, barrier)
+        return barrier
 
     async def disconnect(self) -> None:
         """Publish the graceful ``offline`` and detach. Idempotent."""
@@ -234,14 +248,20 @@ class InMemoryConnector:
         self.broker._route(message)
         self._stats.published += 1
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Subscription:
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> Subscription:
         """Subscribe; returns after the retained messages for the filter reached ``callback``."""
-        subscription = self._dispatcher.add(topic_filter, callback)
+        subscription = self._dispatcher.add(topic_filter, callback, on_sync)
         if self._task is not None:
+            subscription.sync("begin")
             self.broker._subscribe(self, topic_filter)
+            barrier = self._after_barrier(lambda: subscription.sync("end"))
             if asyncio.current_task() is not self._task:
-                barrier = asyncio.get_running_loop().create_future()
-                self.broker._enqueue(self, barrier)
                 await barrier
         return subscription
 
