@@ -23,6 +23,7 @@ from cascade.interfaces import (
     MessageCallback,
     Payload,
     SubscriptionHandle,
+    SyncCallback,
 )
 from cascade.runtime import LazyResult, task
 
@@ -170,8 +171,14 @@ class MeteredConnector:
         self.publish_seconds.append(time.perf_counter() - started)
         self.emitted += 1
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> SubscriptionHandle:
-        return await self.inner.subscribe(topic_filter, callback)
+    async def subscribe(
+        self,
+        topic_filter: str,
+        callback: MessageCallback,
+        *,
+        on_sync: SyncCallback | None = None,
+    ) -> SubscriptionHandle:
+        return await self.inner.subscribe(topic_filter, callback, on_sync=on_sync)
 
     async def __aenter__(self) -> MeteredConnector:
         await self.connect()
@@ -196,7 +203,8 @@ class TcpProxy:
     quiet); ``freeze(down_only=True)`` swallows only what the broker sends.
     A frozen connection's broker side is never closed by the proxy, even
     when the client hangs up: only the broker's keepalive can end it. New
-    connections are forwarded normally. ``close()`` closes all.
+    connections are forwarded normally. ``cut()`` closes every connection and
+    refuses new ones until ``restore()``. ``close()`` closes all.
     """
 
     def __init__(self, target_port: int, port: int) -> None:
@@ -264,7 +272,20 @@ class TcpProxy:
             if number not in self._frozen_down:
                 sink.close()
 
+    async def cut(self) -> None:
+        """Close every connection (both sides) and refuse new ones until :meth:`restore`."""
+        await self._drop_all()
+
+    async def restore(self) -> None:
+        """Listen again after :meth:`cut`: new connections are forwarded."""
+        await self.start()
+
     async def close(self) -> None:
+        server = await self._drop_all()
+        if server is not None:
+            await server.wait_closed()  # since 3.12.1 this waits for every connection to end
+
+    async def _drop_all(self) -> asyncio.Server | None:
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -277,8 +298,8 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
         self._writers.clear()
-        if server is not None:
-            await server.wait_closed()  # since 3.12.1 this waits for every connection to end
+        self._live.clear()
+        return server
 
 
 class EngineProcess:

@@ -7,7 +7,7 @@ import asyncio
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
 from cascade.interfaces import Message, status_topic
-from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskCompleted
+from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskBlocked, TaskCompleted
 
 from .conftest import Figures, MeteredConnector, TcpProxy, as_connector, sleepy_fanout
 
@@ -21,15 +21,18 @@ def graph() -> LazyResult[int]:
     return sleepy_fanout(TASKS, SLEEP)
 
 
-async def _timed_run(engine: Engine, midway: asyncio.Event | None = None) -> tuple[int, float]:
-    """The run's result and its time from start to RunFinished (telemetry flush excluded)."""
+async def _timed_run(engine: Engine, midway: asyncio.Event | None = None) -> tuple[int, float, int]:
+    """The run's result, its time from start to RunFinished (telemetry flush excluded), and
+    how many BLOCKED events it had (tasks held while the constraints were being confirmed)."""
     loop = asyncio.get_running_loop()
     finished: list[float] = []
-    completed = 0
+    completed = blocked = 0
 
     def watch(event: Event) -> None:
-        nonlocal completed
-        if isinstance(event, TaskCompleted):
+        nonlocal completed, blocked
+        if isinstance(event, TaskBlocked):
+            blocked += 1
+        elif isinstance(event, TaskCompleted):
             completed += 1
             if midway is not None and completed == TASKS // 4:
                 midway.set()
@@ -42,7 +45,7 @@ async def _timed_run(engine: Engine, midway: asyncio.Event | None = None) -> tup
         result = await engine.run(graph())
     finally:
         unsubscribe()
-    return result, finished[0] - started
+    return result, finished[0] - started, blocked
 
 
 def _stopped(message: Message) -> bool:
@@ -55,7 +58,7 @@ async def test_broker_absent_at_start(
     """A 2,000-task run without a broker: late by at most the connect timeout, then all arrives."""
     figures.scenario = "1 broker absent at start"
     expected = sum(range(TASKS))
-    baseline_result, baseline = await _timed_run(Engine(None, max_concurrency=CONCURRENCY))
+    baseline_result, baseline, _ = await _timed_run(Engine(None, max_concurrency=CONCURRENCY))
     assert baseline_result == expected
 
     # the engine talks to the broker through a proxy that does not listen yet: no broker there
@@ -92,7 +95,7 @@ async def test_broker_absent_at_start(
 
     try:
         recovery = asyncio.create_task(broker_appears())
-        result, seconds = await _timed_run(engine, midway)
+        result, seconds, blocked = await _timed_run(engine, midway)
         recovered = await recovery
         await events.until(_stopped, timeout=10)
     finally:
@@ -109,7 +112,10 @@ async def test_broker_absent_at_start(
         f"(connect timeout {CONNECT_TIMEOUT:g} s)"
     )
     assert seconds <= baseline + CONNECT_TIMEOUT + 0.5
-    assert connector.emitted == 2 * (TASKS + 1) + 2  # RUNNING and COMPLETED per task, lifecycle
+    # RUNNING and COMPLETED per task, the lifecycle, and BLOCKED for the tasks held while the
+    # connector, connected mid-run, confirmed the broker's (retained) constraints
+    assert connector.emitted == 2 * (TASKS + 1) + 2 + blocked
+    assert blocked <= CONCURRENCY
     assert delivered + dropped == connector.emitted
     assert dropped == 0
     first = events.all[0].payload["body"]

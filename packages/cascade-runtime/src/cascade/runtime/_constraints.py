@@ -16,17 +16,21 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     RateLimitedLogger,
+    SyncPhase,
     decode_constraint,
     validate_scope,
 )
 
+from ._constraint_index import ConstraintIndex
+from ._constraint_index import Key as _Key
 from ._tokenbucket import TokenBucket
 
-__all__ = ["ConstraintManager", "ConstraintStats"]
+__all__ = ["DEFAULT_MAX_CONSTRAINTS", "ConstraintManager", "ConstraintStats"]
 
 _log = logging.getLogger("cascade.runtime.constraints")
 
-_Key = tuple[str, str]  # (scope, type)
+DEFAULT_MAX_CONSTRAINTS = 10_000
+"""How many constraints an engine holds at most; a new one beyond it is rejected."""
 
 
 @dataclass(slots=True)
@@ -35,14 +39,26 @@ class ConstraintStats:
 
     ``accepted``: valid constraints applied. ``rejected_control``: control
     messages rejected as malformed (each logged at a limited rate).
-    ``cleared``: topics cleared by an empty payload. ``expired``: constraints
-    ended by their ``expires_at``.
+    ``rejected_over_cap``: valid new constraints rejected because the engine
+    already held ``max_constraints``. ``cleared``: topics cleared by an empty
+    payload. ``expired``: constraints ended by their ``expires_at``.
+    ``unretained``: constraints dropped after a (re)subscription because the
+    broker no longer retained them (cleared while the engine was away).
     """
 
     accepted: int = 0
     rejected_control: int = 0
+    rejected_over_cap: int = 0
     cleared: int = 0
     expired: int = 0
+    unretained: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    constraint: Constraint
+    topic: str  # "" when applied in process, not from the broker
+    epoch: int  # the sync epoch it was (last) received in
 
 
 class ConstraintManager:
@@ -56,6 +72,24 @@ class ConstraintManager:
     the per-(scope, type) topics of ``constraint_topic(scope, type)`` work,
     as scope and type are read from the payload.
 
+    Converging on the broker: :meth:`sync` is the subscription's ``on_sync``.
+    While a (re)subscription's retained snapshot arrives, no task is admitted
+    (for ``sync_hold`` seconds at most: a hung broker costs at most that), so
+    a constraint set while the engine was away applies before the next task
+    starts. After the snapshot ends, a constraint that
+    came from the broker before the snapshot began and was not delivered
+    again in it is no longer retained there (a resume sent while the engine
+    was away, a broker that lost its store), and is dropped. Under MQTT
+    3.1.1 a live copy of a retained message and a message never retained
+    look alike (both arrive without the retain flag), so this applies to
+    every constraint from the broker: one published without retain holds
+    until the next reconnection, if it is not cleared or expired first.
+
+    Cost: the scheduler's question is answered from a :class:`ConstraintIndex`,
+    so constraints on other task names cost an admission nothing; at most
+    ``max_constraints`` are held, and a new one beyond that is rejected,
+    counted (``stats.rejected_over_cap``) and warned about at a limited rate.
+
     ``expires_at`` is honoured with a timer at that moment (no polling).
     Every change calls the ``on_change`` callbacks, which wake the scheduler.
     ``clock`` is wall time (for ``expires_at``), ``monotonic`` drives the
@@ -68,10 +102,20 @@ class ConstraintManager:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         stats: ConstraintStats | None = None,
+        max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
+        sync_hold: float = 5.0,
     ) -> None:
+        if max_constraints < 0:
+            raise ValueError(f"max_constraints must be >= 0, not {max_constraints!r}")
         self._clock = clock
         self._monotonic = monotonic
-        self._active: dict[_Key, tuple[Constraint, str]] = {}
+        self._max = max_constraints
+        self._active: dict[_Key, _Entry] = {}
+        self._index = ConstraintIndex()
+        self._epoch = 0
+        self._sync_hold = sync_hold
+        self._holding = False
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._by_topic: dict[str, set[_Key]] = {}
         self._buckets: dict[_Key, TokenBucket] = {}
         self._timers: dict[_Key, asyncio.TimerHandle] = {}
@@ -108,14 +152,26 @@ class ConstraintManager:
             return
         self.apply(constraint, message.topic)
 
-    def apply(self, constraint: Constraint, topic: str = "") -> None:
+    def apply(self, constraint: Constraint, topic: str = "") -> bool:
         """Put ``constraint`` in force (replacing its ``(scope, type)``), as set by ``topic``.
 
         A rate limit that replaces one keeps its bucket's tokens: receiving the
         same limit again (a retained message after a reconnect, a controller
-        that re-sends it) must not let a burst through.
+        that re-sends it) must not let a burst through. Returns ``False`` when
+        it was rejected because ``max_constraints`` are held already.
         """
         key = (constraint.scope, constraint.type)
+        if key not in self._active and len(self._active) >= self._max:
+            self.stats.rejected_over_cap += 1
+            self._log.warning(
+                "over-cap",
+                "rejected constraint %s on %r from %r: already holding %d (max_constraints)",
+                constraint.type,
+                constraint.scope,
+                topic,
+                self._max,
+            )
+            return False
         bucket = self._buckets.get(key)
         self._remove(key)
         self.stats.accepted += 1
@@ -124,10 +180,11 @@ class ConstraintManager:
             if delay <= 0:
                 self.stats.expired += 1
                 self._changed()
-                return
+                return True
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(delay, self._expire, key, constraint)
-        self._active[key] = (constraint, topic)
+        self._active[key] = _Entry(constraint, topic, self._epoch)
+        self._index.add(key, constraint)
         self._by_topic.setdefault(topic, set()).add(key)
         if constraint.type == "rate_limit":
             rate, capacity = constraint.rate_per_second, constraint.capacity
@@ -136,6 +193,58 @@ class ConstraintManager:
             else:
                 bucket.retune(rate, capacity)
             self._buckets[key] = bucket
+        self._changed()
+        return True
+
+    def sync(self, phase: SyncPhase) -> None:
+        """The constraints subscription's ``on_sync``: converge on the broker's retained set.
+
+        ``"begin"``: a (re)subscription starts; what arrives from now on is
+        the broker's current state. ``"end"``: its retained messages are all
+        in; every constraint from the broker received before ``"begin"`` and
+        not again since is dropped (counted in ``stats.unretained``).
+        """
+        if phase == "begin":
+            self._epoch += 1
+            self._hold()
+            return
+        self._release()
+        stale = [
+            key for key, entry in self._active.items() if entry.topic and entry.epoch < self._epoch
+        ]
+        for key in stale:
+            self._remove(key)
+        if stale:
+            self.stats.unretained += len(stale)
+            _log.info(
+                "dropped %d constraint(s) the broker no longer retains: %s",
+                len(stale),
+                ", ".join(f"{scope} {kind}" for scope, kind in stale[:10]),
+            )
+        self._changed()
+
+    def _hold(self) -> None:
+        """No task starts until the snapshot ends, or ``sync_hold`` seconds at most."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._holding = True
+        loop = asyncio.get_running_loop()
+        self._hold_timer = loop.call_later(self._sync_hold, self._hold_expired)
+
+    def _release(self) -> None:
+        self._holding = False
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        self._holding = False
+        _log.warning(
+            "the broker's retained constraints did not all arrive within %.1f s (sync_hold) "
+            "of subscribing; tasks start under the constraints known so far",
+            self._sync_hold,
+        )
         self._changed()
 
     def clear_topic(self, topic: str) -> None:
@@ -147,17 +256,18 @@ class ConstraintManager:
         self._changed()
 
     def close(self) -> None:
-        """Cancel the expiry timers."""
+        """Cancel the timers (expiry, the snapshot's hold)."""
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self._release()
 
     # -- the scheduler's questions --------------------------------------------
 
     @property
     def constraints(self) -> list[Constraint]:
         """The constraints in force now."""
-        return [constraint for constraint, _ in self._active.values()]
+        return [entry.constraint for entry in self._active.values()]
 
     def admit(self, task_name: str) -> float | None:
         """Start a task named ``task_name`` if the constraints allow it.
@@ -167,10 +277,14 @@ class ConstraintManager:
         how long to wait: the seconds until the next token, or ``math.inf``
         when only a change of constraints (or a task ending) can let it start.
         """
+        if self._holding:
+            return math.inf
         if self._active:
-            wait = self._check(task_name)
-            if wait is not None:
-                return wait
+            governing = self._index.matching(task_name)
+            if governing:
+                wait = self._check(governing)
+                if wait is not None:
+                    return wait
         self._running[task_name] += 1
         return None
 
@@ -182,15 +296,14 @@ class ConstraintManager:
         else:
             del self._running[task_name]
 
-    def _check(self, task_name: str) -> float | None:
+    def _check(self, governing: dict[_Key, Constraint]) -> float | None:
         buckets: list[TokenBucket] = []
-        for key, (constraint, _) in self._active.items():
-            if not constraint.applies_to(task_name):
-                continue
+        matching = self._index.matching
+        for key, constraint in governing.items():
             if constraint.type == "pause":
                 return math.inf
             if constraint.type == "concurrency":
-                running = sum(n for name, n in self._running.items() if constraint.applies_to(name))
+                running = sum(n for name, n in self._running.items() if key in matching(name))
                 if running >= constraint.limit:
                     return math.inf
             else:
@@ -207,11 +320,12 @@ class ConstraintManager:
     def _remove(self, key: _Key) -> None:
         entry = self._active.pop(key, None)
         if entry is not None:
-            keys = self._by_topic.get(entry[1])
+            self._index.remove(key)
+            keys = self._by_topic.get(entry.topic)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self._by_topic[entry[1]]
+                    del self._by_topic[entry.topic]
         self._buckets.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -219,7 +333,7 @@ class ConstraintManager:
 
     def _expire(self, key: _Key, constraint: Constraint) -> None:
         entry = self._active.get(key)
-        if entry is not None and entry[0] is constraint:
+        if entry is not None and entry.constraint is constraint:
             self._timers.pop(key, None)
             self._remove(key)
             self.stats.expired += 1

@@ -29,7 +29,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces import timeout as bounded
 
-from ._constraints import ConstraintManager, ConstraintStats
+from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
 from ._errors import TaskFailedError
 from ._events import (
     EventBus,
@@ -121,6 +121,9 @@ class Engine:
       connector; by default, when it is not connected at the start of a run.
     - ``connect_timeout`` / ``shutdown_timeout``: upper bounds on connecting,
       and on flushing telemetry and disconnecting at the end of a run.
+    - ``max_constraints``: constraints held at most (default 10,000); a new
+      one beyond it is rejected, counted and warned about, and nothing else
+      changes, so whoever may write constraints cannot exhaust an engine.
     - ``clock`` (wall time) and ``monotonic``: time sources for constraint
       expiry and rate limits, injectable for tests.
     """
@@ -137,11 +140,14 @@ class Engine:
         manage_connection: bool | None = None,
         connect_timeout: float = 30.0,
         shutdown_timeout: float = 5.0,
+        max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        if max_constraints < 0:
+            raise ValueError(f"max_constraints must be >= 0, not {max_constraints}")
         self.connector = connector
         self.max_concurrency = max_concurrency
         self.org_id = org_id or default_org_id()
@@ -153,6 +159,7 @@ class Engine:
         self.manage_connection = manage_connection
         self.connect_timeout = connect_timeout
         self.shutdown_timeout = shutdown_timeout
+        self.max_constraints = max_constraints
         self.events = EventBus()
         self.stats = EngineStats()
         self._clock = clock
@@ -181,7 +188,12 @@ class Engine:
         graph = build_graph(target)
         run_id = uuid.uuid4().hex
         self.stats.runs += 1
-        manager = ConstraintManager(clock=self._clock, monotonic=self._monotonic, stats=self.stats)
+        manager = ConstraintManager(
+            clock=self._clock,
+            monotonic=self._monotonic,
+            stats=self.stats,
+            max_constraints=self.max_constraints,
+        )
         wake = asyncio.Event()
         manager.on_change(wake.set)
         self._manager = manager
@@ -241,7 +253,9 @@ class Engine:
                     await connector.connect()
             async with bounded(self.connect_timeout):
                 return await connector.subscribe(
-                    constraints_filter(self.topic_prefix), manager.handle_message
+                    constraints_filter(self.topic_prefix),
+                    manager.handle_message,
+                    on_sync=manager.sync,
                 )
         except (Exception, asyncio.TimeoutError) as exc:
             _log.warning("connector unavailable, running without control: %s", _describe(exc))
