@@ -104,3 +104,30 @@ def bench(session: nox.Session) -> None:
         for script in sorted((ROOT / "packages" / package / "benchmarks").glob("bench_*.py")):
             session.log(f"benchmark {script.relative_to(ROOT)}")
             session.run("python", str(script), *session.posargs)
+
+
+def lowest_pins(package: str, names: tuple[str, ...]) -> list[str]:
+    """``name==lower bound`` for each of ``names`` among ``package``'s dependencies."""
+    project = nox.project.load_toml(ROOT / "packages" / package / "pyproject.toml")
+    pins = []
+    for requirement in project["project"]["dependencies"]:
+        name, _, rest = requirement.partition(">=")
+        if name.strip() in names:
+            pins.append(f"{name.strip()}=={rest.split(',')[0].strip()}")
+    return pins
+
+
+@nox.session
+@nox.parametrize("versions", ["lowest", "highest"])
+def compat(session: nox.Session, versions: str) -> None:
+    """The connector's tests at the lowest and the highest aiomqtt and paho-mqtt its pins allow."""
+    install_packages(session, "test")
+    if versions == "lowest":
+        session.install(*lowest_pins("cascade-connector-mqtt", ("aiomqtt", "paho-mqtt")))
+    else:
+        # eager: every dependency of the connector to the highest version its pins allow
+        connector = "packages/cascade-connector-mqtt"
+        session.install("--upgrade", "--upgrade-strategy", "eager", "-e", connector)
+    session.run("python", "-m", "pip", "show", "aiomqtt", "paho-mqtt", silent=False)
+    tests = ROOT / "packages" / "cascade-connector-mqtt" / "tests"
+    session.run(*PYTEST, str(tests), *session.posargs)
