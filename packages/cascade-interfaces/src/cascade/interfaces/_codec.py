@@ -45,15 +45,32 @@ def decode_payload(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         value = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a JSON string
-        raise InvalidMessageError(f"payload is not valid UTF-8: {exc}") from None
-    except RecursionError:
-        raise InvalidMessageError("payload is nested too deeply") from None
+    except DECODE_ERRORS as exc:
+        raise invalid_message(exc) from None
     if not isinstance(value, dict):
         raise InvalidMessageError(f"payload must be a JSON object, not {_json_kind(value)}")
     return value
+
+
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for untrusted input (bad UTF-8 inside a JSON string: UnicodeDecodeError)."""
+
+
+def invalid_message(exc: BaseException, prefix: str | None = None) -> InvalidMessageError:
+    """The :class:`InvalidMessageError` for one of :data:`DECODE_ERRORS`, naming what is wrong.
+
+    Decoding against a schema (``prefix`` given): a validation error names the
+    field as a path under ``prefix`` (``$.params.limit``). Without one, every
+    msgspec error means the payload is not the JSON a reader can take.
+    """
+    if prefix is not None and isinstance(exc, msgspec.ValidationError):
+        reason, _, path = str(exc).partition(" - at `")
+        return InvalidMessageError(reason, prefix + path.rstrip("`").removeprefix("$"))
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidMessageError(f"payload is not valid UTF-8: {exc}")
+    if isinstance(exc, RecursionError):
+        return InvalidMessageError("payload is nested too deeply")
+    return InvalidMessageError(f"payload is not valid JSON: {exc}")
 
 
 def _json_kind(value: object) -> str:

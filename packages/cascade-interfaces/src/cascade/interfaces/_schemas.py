@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import msgspec
 
+from ._codec import DECODE_ERRORS, invalid_message
 from ._errors import InvalidMessageError
 
 __all__ = [
@@ -306,15 +307,8 @@ def _convert(data: Mapping[str, Any] | bytes | str, target: type[_T], prefix: st
         if isinstance(data, (bytes, str)):
             return msgspec.json.decode(data, type=target)
         return msgspec.convert(data, type=target)
-    except msgspec.ValidationError as exc:
-        reason, _, path = str(exc).partition(" - at `")
-        raise InvalidMessageError(reason, prefix + path.rstrip("`").removeprefix("$")) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidMessageError(f"payload is not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec's error for bad UTF-8 inside a JSON string
-        raise InvalidMessageError(f"payload is not valid UTF-8: {exc}") from None
-    except RecursionError:
-        raise InvalidMessageError("payload is nested too deeply") from None
+    except DECODE_ERRORS as exc:
+        raise invalid_message(exc, prefix) from None
 
 
 def decode_constraint(data: Mapping[str, Any] | bytes | str) -> Constraint:
