@@ -21,10 +21,13 @@ from ._errors import (
     ConnectError,
     ConnectorError,
     FlushTimeoutError,
+    InvalidIdError,
     InvalidMessageError,
     InvalidTopicError,
 )
 from ._identity import default_org_id, default_project_id, default_source_id
+from ._ids import MAX_ID_BYTES, validate_id
+from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
 from ._schemas import (
     MAX_CONTROL_PAYLOAD_BYTES,
@@ -69,6 +72,7 @@ from ._topics import (
 __all__ = [
     "DEFAULT_PREFIX",
     "MAX_CONTROL_PAYLOAD_BYTES",
+    "MAX_ID_BYTES",
     "PROTOCOL_VERSION",
     "Body",
     "ConnectError",
@@ -81,6 +85,7 @@ __all__ = [
     "Envelope",
     "FlushTimeoutError",
     "Heartbeat",
+    "InvalidIdError",
     "InvalidMessageError",
     "InvalidTopicError",
     "LifecycleEvent",
@@ -88,6 +93,8 @@ __all__ = [
     "Message",
     "MessageCallback",
     "Payload",
+    "PresenceGuard",
+    "PresenceVerdict",
     "RateLimitedLogger",
     "RunStatus",
     "StatusMessage",
@@ -120,6 +127,7 @@ __all__ = [
     "topic_matches",
     "utc_now_iso",
     "validate_filter",
+    "validate_id",
     "validate_prefix",
     "validate_scope",
     "validate_topic",

@@ -6,6 +6,7 @@ __all__ = [
     "ConnectError",
     "ConnectorError",
     "FlushTimeoutError",
+    "InvalidIdError",
     "InvalidMessageError",
     "InvalidTopicError",
 ]
@@ -34,6 +35,20 @@ class FlushTimeoutError(ConnectorError):
 
 class InvalidTopicError(ValueError):
     """A topic name or topic filter breaks the MQTT rules."""
+
+
+class InvalidIdError(InvalidTopicError):
+    """A source, org or project id (or a topic prefix) that cannot stand in a Cascade topic.
+
+    ``field`` names the parameter (``source_id``, ``org_id``, ...) and ``env``
+    the environment variable it was read from, if any. A ``ValueError``, like
+    every :class:`InvalidTopicError`.
+    """
+
+    def __init__(self, message: str, field: str, env: str | None = None) -> None:
+        self.field = field
+        self.env = env
+        super().__init__(message)
 
 
 class InvalidMessageError(ValueError):

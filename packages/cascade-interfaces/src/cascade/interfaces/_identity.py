@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
+from ._ids import validate_id
 from ._topics import sanitize_segment
 
 __all__ = ["default_org_id", "default_project_id", "default_source_id"]
@@ -12,14 +13,26 @@ __all__ = ["default_org_id", "default_project_id", "default_source_id"]
 
 def default_source_id() -> str:
     """``<hostname>-<pid>``, sanitized: the id of this process when none is given."""
-    return sanitize_segment(f"{socket.gethostname()}-{os.getpid()}")
+    source = sanitize_segment(f"{socket.gethostname()}-{os.getpid()}")
+    return validate_id(source, "source_id (<hostname>-<pid>)")
+
+
+def _from_env(name: str, field: str, default: str) -> str:
+    value = os.environ.get(name)
+    return validate_id(value, field, env=name) if value else default
 
 
 def default_org_id() -> str:
-    """``$CASCADE_ORG_ID``, or ``local``."""
-    return os.environ.get("CASCADE_ORG_ID") or "local"
+    """``$CASCADE_ORG_ID``, or ``local``.
+
+    Raises :class:`InvalidIdError` naming the variable if its value is no valid id.
+    """
+    return _from_env("CASCADE_ORG_ID", "org_id", "local")
 
 
 def default_project_id() -> str:
-    """``$CASCADE_PROJECT_ID``, or ``default``."""
-    return os.environ.get("CASCADE_PROJECT_ID") or "default"
+    """``$CASCADE_PROJECT_ID``, or ``default``.
+
+    Raises :class:`InvalidIdError` naming the variable if its value is no valid id.
+    """
+    return _from_env("CASCADE_PROJECT_ID", "project_id", "default")

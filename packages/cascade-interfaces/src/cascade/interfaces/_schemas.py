@@ -115,6 +115,10 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A source's presence: birth (``online``), will and graceful shutdown (``offline``).
 
     Only ``status`` is required, so messages of older tools decode too.
+    ``conflict_session`` (optional, Cascade's own): set on an ``online`` when
+    the connector has seen another live connector announce the same source
+    id, with that one's session: two engines share the id and their status
+    messages hide each other's.
     """
 
     status: Literal["online", "offline"]
@@ -122,6 +126,7 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     session: _Count | None = None
     ts: str | None = None
     reason: str | None = None
+    conflict_session: _Count | None = None
 
     @classmethod
     def announce(
@@ -130,15 +135,26 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
         source: str,
         session: int,
         reason: str | None = None,
+        conflict_session: int | None = None,
     ) -> StatusMessage:
         """A connector's presence message for ``source`` and ``session``, stamped now."""
-        return cls(status=status, source=source, session=session, ts=utc_now_iso(), reason=reason)
+        return cls(
+            status=status,
+            source=source,
+            session=session,
+            ts=utc_now_iso(),
+            reason=reason,
+            conflict_session=conflict_session,
+        )
 
     def supersedes(self, other: StatusMessage) -> bool:
         """Whether this message should replace ``other`` as the source's current status.
 
-        An ``offline`` from an older session than the ``online`` already seen is
-        a stale will and never marks a live, reconnected source as offline.
+        The one rule of which status message hides which (readers and the
+        connector's :class:`~cascade.interfaces.PresenceGuard` both use it):
+        an ``offline`` from an older session than the ``online`` already seen
+        is a stale will and never marks a live, reconnected source as
+        offline; anything else replaces what came before.
         """
         if (
             self.status == "offline"

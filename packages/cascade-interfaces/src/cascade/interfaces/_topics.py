@@ -6,6 +6,7 @@ import functools
 from urllib.parse import unquote
 
 from ._errors import InvalidTopicError
+from ._ids import validate_id
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -136,7 +137,14 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 
 def validate_prefix(prefix: str) -> str:
-    """Check a topic prefix (``cascade``, ``acme/cascade``): a plain topic name."""
+    """Check a topic prefix (``cascade``, ``acme/cascade``): a plain topic name.
+
+    Like an id (:func:`validate_id`) it is valid UTF-8 and at most
+    ``MAX_ID_BYTES`` long; unlike one it may have several levels, but no
+    wildcards, and it must not start with ``$`` or start or end with ``/``.
+    Raises :class:`InvalidIdError` or :class:`InvalidTopicError` (both ``ValueError``).
+    """
+    validate_id(prefix, "topic_prefix")
     validate_topic(prefix)
     if prefix.startswith(("$", "/")) or prefix.endswith("/"):
         raise InvalidTopicError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
@@ -25,6 +24,7 @@ from cascade.interfaces import (
     constraints_filter,
     default_org_id,
     default_project_id,
+    validate_id,
     validate_prefix,
 )
 from cascade.interfaces import timeout as bounded
@@ -52,7 +52,13 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 
 def _describe(exc: BaseException) -> str:
+    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it."""
     return f"{type(exc).__name__}: {exc}"
+
+
+def _explain(exc: BaseException) -> str:
+    """For the log: :func:`_describe`, and an exception without a message says so."""
+    return _describe(exc) if str(exc) else f"{type(exc).__name__} (without a message)"
 
 
 @dataclass(slots=True)
@@ -150,8 +156,10 @@ class Engine:
             raise ValueError(f"max_constraints must be >= 0, not {max_constraints}")
         self.connector = connector
         self.max_concurrency = max_concurrency
-        self.org_id = org_id or default_org_id()
-        self.project_id = project_id or default_project_id()
+        self.org_id = validate_id(org_id, "org_id") if org_id else default_org_id()
+        self.project_id = (
+            validate_id(project_id, "project_id") if project_id else default_project_id()
+        )
         self.topic_prefix = validate_prefix(
             topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
         )
@@ -247,19 +255,32 @@ class Engine:
         self, connector: Connector, manage: bool, manager: ConstraintManager
     ) -> SubscriptionHandle | None:
         """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
+        step = "connect"
         try:
             if manage:
                 async with bounded(self.connect_timeout):
                     await connector.connect()
+            step = "subscribe to the constraints"
             async with bounded(self.connect_timeout):
                 return await connector.subscribe(
                     constraints_filter(self.topic_prefix),
                     manager.handle_message,
                     on_sync=manager.sync,
                 )
-        except (Exception, asyncio.TimeoutError) as exc:
-            _log.warning("connector unavailable, running without control: %s", _describe(exc))
-            return None
+        except asyncio.TimeoutError:
+            _log.warning(
+                "connector unavailable, running without control: %s did not finish within "
+                "%g s (connect_timeout)",
+                step,
+                self.connect_timeout,
+            )
+        except Exception as exc:
+            _log.warning(
+                "connector unavailable, running without control: %s failed: %s",
+                step,
+                _explain(exc),
+            )
+        return None
 
     async def _shutdown(
         self,
@@ -271,9 +292,17 @@ class Engine:
         """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
         timeout = self.shutdown_timeout
         if subscription is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
+            try:
                 async with bounded(timeout):
                     await subscription.unsubscribe()
+            except asyncio.TimeoutError:
+                _log.warning(
+                    "unsubscribe from the constraints did not finish within %g s "
+                    "(shutdown_timeout)",
+                    timeout,
+                )
+            except Exception as exc:
+                _log.warning("unsubscribe from the constraints failed: %s", _explain(exc))
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped
@@ -281,8 +310,10 @@ class Engine:
             try:
                 async with bounded(timeout):
                     await connector.disconnect()
-            except (Exception, asyncio.TimeoutError) as exc:
-                _log.warning("disconnect failed: %s", _describe(exc))
+            except asyncio.TimeoutError:
+                _log.warning("disconnect did not finish within %g s (shutdown_timeout)", timeout)
+            except Exception as exc:
+                _log.warning("disconnect failed: %s", _explain(exc))
 
 
 def _shape(target: Any, graph: Graph) -> Any:

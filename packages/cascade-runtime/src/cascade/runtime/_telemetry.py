@@ -21,6 +21,7 @@ from cascade.interfaces import (
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
+    validate_id,
 )
 from cascade.interfaces import timeout as bounded
 
@@ -141,6 +142,8 @@ class TelemetrySubscriber:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
         self.run_id = run_id
+        validate_id(org_id, "org_id")
+        validate_id(project_id, "project_id")
         self.events_topic = events_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_interval = heartbeat_interval
@@ -318,4 +321,5 @@ class TelemetrySubscriber:
     def _publish_failed(self, exc: Exception) -> None:
         """A broken connector costs the telemetry, never the run."""
         self.dropped += 1
-        self._log.warning("publish", "telemetry publish failed: %s: %s", type(exc).__name__, exc)
+        reason = str(exc) or "(without a message)"
+        self._log.warning("publish", "telemetry publish failed: %s: %s", type(exc).__name__, reason)

@@ -24,6 +24,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     MessageCallback,
     Payload,
+    PresenceGuard,
     RateLimitedLogger,
     StatusMessage,
     Subscription,
@@ -33,6 +34,7 @@ from cascade.interfaces import (
     encode_payload,
     sanitize_segment,
     status_topic,
+    validate_id,
     validate_prefix,
     validate_topic,
 )
@@ -47,7 +49,7 @@ from ._client import (
     disable_nagle,
     fast_wire_supported,
 )
-from ._reasons import ConnectRefusedError, describe_connect_failure, is_refusal
+from ._reasons import ConnectRefusedError, describe_connect_failure, describe_failure, is_refusal
 from ._wire import encode_publish, publish_qos0_parts
 
 try:
@@ -127,7 +129,8 @@ class MqttConnector:
       :class:`ssl.SSLContext`; ``tls_ca_file``: a CA bundle to trust (implies TLS).
     - ``keepalive`` (seconds, 60), ``protocol`` (``"3.1.1"`` or ``"5"``).
     - ``client_id`` or ``identifier``: the MQTT client id (random by default).
-    - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized).
+    - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized):
+      valid UTF-8 and at most ``MAX_ID_BYTES`` (1,024) bytes each, or ``ValueError``.
     - ``presence`` (``True``): announce this source under ``{prefix}/status/``
       (birth, will, graceful offline). Clients that only watch or control,
       such as the CLI, turn it off so they leave no status behind.
@@ -205,7 +208,8 @@ class MqttConnector:
         self._password = password
         self._tls_context = self._make_tls_context(tls, tls_ca_file)
         self._client_options = client_options
-        self._source_id = sanitize_segment(source_id) if source_id else default_source_id()
+        source = validate_id(source_id, "source_id") if source_id else default_source_id()
+        self._source_id = sanitize_segment(source)
         self._prefix = validate_prefix(topic_prefix)
         self._status_topic = status_topic(self._source_id, self._prefix)
         self._presence = presence
@@ -215,6 +219,7 @@ class MqttConnector:
         self._dispatcher = Dispatcher(self._stats, self._unsubscribe_at_broker, _log)
         self._log = RateLimitedLogger(_log)
         self._session = 0
+        self._presence_guard = PresenceGuard()
         self._started = False
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # see _connecting
         self._opening: asyncio.Task[aiomqtt.Client] | None = None  # connect(require=True)'s attempt
@@ -458,9 +463,14 @@ class MqttConnector:
     # -- connections --------------------------------------------------------------------
 
     def _status_payload(
-        self, status: Literal["online", "offline"], reason: str | None = None
+        self,
+        status: Literal["online", "offline"],
+        reason: str | None = None,
+        conflict_session: int | None = None,
     ) -> bytes:
-        message = StatusMessage.announce(status, self._source_id, self._session, reason)
+        message = StatusMessage.announce(
+            status, self._source_id, self._session, reason, conflict_session
+        )
         return encode_payload(message)
 
     def _new_client(self) -> aiomqtt.Client:
@@ -696,7 +706,9 @@ class MqttConnector:
                     self.hostname,
                     self.port,
                     uptime,
-                    failure or "closed",
+                    "closed"
+                    if failure is None
+                    else describe_failure(failure, self.connect_timeout),
                     delay,
                 )
             elif failure is None:
@@ -706,7 +718,7 @@ class MqttConnector:
                     "connection to %s:%d failed (%s); reconnecting",
                     self.hostname,
                     self.port,
-                    failure,
+                    describe_failure(failure, self.connect_timeout),
                 )
             await asyncio.sleep(delay)
 
@@ -719,6 +731,7 @@ class MqttConnector:
         if self._presence:
             online = self._status_payload("online")
             self._publish_direct(client, self._status_topic, online, 1, True)
+            self._presence_guard.started(self._session)
         marker_level = f"{self._session}-{self._marker_nonce}"
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{marker_level}"
         subscribed: set[str] = set()
@@ -1004,31 +1017,44 @@ class MqttConnector:
                 return  # a callback disconnected: this connection is closed
 
     def _check_own_status(self, client: aiomqtt.Client, raw: bytes) -> None:
-        """Re-announce this source if a stale will replaced its retained birth.
+        """Keep this source shown online while it lives; report another connector using its id.
 
-        When the broker is slow to notice a dead connection (frozen, half-open),
-        the connector may already be online again on a new one when the broker
-        finally publishes the old session's will: retained, it replaces the
-        new birth, and a reader that arrives later would see only "offline".
-        An offline of an older session on our own topic is that will: publish
-        the birth again (readers that saw it all ignore the stale offline by
-        its session anyway).
+        What a status message on our own topic means is
+        :class:`~cascade.interfaces.PresenceGuard`'s rule. A stale offline (a
+        will the broker sent late, when it was slow to notice a dead
+        connection) would replace the retained birth, so that a reader
+        arriving later sees only "offline": announce online again. Another
+        session's online or offline means a second connector uses this
+        source id: log it (rate-limited) and announce online again, naming
+        the other session, so that the surviving one is shown online.
+        Never once disconnect() has begun: its offline must stay the last word.
         """
-        if not self._online:
+        if not self._online or not self._started:
             return
         try:
             status = decode_status(raw)
         except InvalidMessageError:
             return
-        stale = status.session is not None and status.session < self._session
-        if status.status == "offline" and stale:
+        verdict = self._presence_guard.judge(status)
+        if verdict.kind == "stale":
             _log.warning(
-                "a stale offline (session %d) replaced this source's status; "
+                "a stale offline (session %s) replaced this source's status; "
                 "announcing online again (session %d)",
                 status.session,
                 self._session,
             )
-            online = self._status_payload("online")
+        elif verdict.kind == "conflict":
+            self._log.error(
+                "source-conflict",
+                "source id %r is also used by another connector (its session %s %s, ours %d): "
+                "their status messages hide each other's; give each engine its own source_id",
+                self._source_id,
+                status.session,
+                status.status,
+                self._session,
+            )
+        if verdict.reannounce:
+            online = self._status_payload("online", conflict_session=verdict.conflict_session)
             self._publish_direct(client, self._status_topic, online, 1, True)
 
     async def subscribe(
@@ -1130,7 +1156,11 @@ class MqttConnector:
         try:
             await self._subscribe(client, [topic_filter])
         except MqttError as exc:
-            _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
+            _log.warning(
+                "subscribe to %r failed (%s); retried on reconnection",
+                topic_filter,
+                describe_failure(exc, self.connect_timeout),
+            )
             return
         token, marker = self._send_marker(client, lambda: subscription.sync("end"))
         if asyncio.current_task() is self._reader_task:

@@ -7,7 +7,7 @@ import ssl
 
 from cascade.interfaces import ConnectError
 
-__all__ = ["ConnectRefusedError", "describe_connect_failure", "is_refusal"]
+__all__ = ["ConnectRefusedError", "describe_connect_failure", "describe_failure", "is_refusal"]
 
 
 class ConnectRefusedError(ConnectError):
@@ -76,3 +76,16 @@ def describe_connect_failure(exc: BaseException, timeout: float) -> str:
     if "timed out" in text.lower():
         return f"no answer from the broker within {timeout:g} s"
     return text or type(exc).__name__
+
+
+def describe_failure(exc: BaseException, timeout: float) -> str:
+    """Why a connected client's operation failed, never empty.
+
+    aiomqtt reports every timeout as ``MqttError("Operation timed out")``,
+    which names neither the wait nor its length: it always waits its client's
+    ``timeout``, which the connector sets to its ``connect_timeout``.
+    """
+    text = str(exc)
+    if isinstance(exc, TimeoutError) or "timed out" in text.lower():
+        return f"no answer from the broker within {timeout:g} s (connect_timeout)"
+    return text or f"{type(exc).__name__} (without a message)"

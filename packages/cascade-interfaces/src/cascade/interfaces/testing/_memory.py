@@ -15,6 +15,7 @@ from .._codec import Payload, encode_payload
 from .._connector import ConnectorStats, Message, MessageCallback, SyncCallback
 from .._dispatch import Dispatcher, Subscription
 from .._identity import default_source_id
+from .._ids import validate_id
 from .._ratelimit import RateLimitedLogger
 from .._schemas import StatusMessage
 from .._topics import (
@@ -135,7 +136,8 @@ class InMemoryConnector:
         presence: bool = True,
     ) -> None:
         self.broker = broker if broker is not None else InMemoryBroker()
-        self._source_id = sanitize_segment(source_id) if source_id else default_source_id()
+        source = validate_id(source_id, "source_id") if source_id else default_source_id()
+        self._source_id = sanitize_segment(source)
         self._prefix = validate_prefix(topic_prefix)
         self._presence = presence
         self._stats = ConnectorStats()
