@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -11,7 +12,7 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -255,32 +256,20 @@ class Engine:
         self, connector: Connector, manage: bool, manager: ConstraintManager
     ) -> SubscriptionHandle | None:
         """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
-        step = "connect"
         try:
             if manage:
-                async with bounded(self.connect_timeout):
+                async with _within("connect", self.connect_timeout, "connect_timeout"):
                     await connector.connect()
-            step = "subscribe to the constraints"
-            async with bounded(self.connect_timeout):
+            what = "subscribe to the constraints"
+            async with _within(what, self.connect_timeout, "connect_timeout"):
                 return await connector.subscribe(
                     constraints_filter(self.topic_prefix),
                     manager.handle_message,
                     on_sync=manager.sync,
                 )
-        except asyncio.TimeoutError:
-            _log.warning(
-                "connector unavailable, running without control: %s did not finish within "
-                "%g s (connect_timeout)",
-                step,
-                self.connect_timeout,
-            )
-        except Exception as exc:
-            _log.warning(
-                "connector unavailable, running without control: %s failed: %s",
-                step,
-                _explain(exc),
-            )
-        return None
+        except _StepFailed as exc:
+            _log.warning("connector unavailable, running without control: %s", exc)
+            return None
 
     async def _shutdown(
         self,
@@ -293,27 +282,44 @@ class Engine:
         timeout = self.shutdown_timeout
         if subscription is not None:
             try:
-                async with bounded(timeout):
+                what = "unsubscribe from the constraints"
+                async with _within(what, timeout, "shutdown_timeout"):
                     await subscription.unsubscribe()
-            except asyncio.TimeoutError:
-                _log.warning(
-                    "unsubscribe from the constraints did not finish within %g s "
-                    "(shutdown_timeout)",
-                    timeout,
-                )
-            except Exception as exc:
-                _log.warning("unsubscribe from the constraints failed: %s", _explain(exc))
+            except _StepFailed as exc:
+                _log.warning("%s", exc)
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped
         if connector is not None and manage:
             try:
-                async with bounded(timeout):
+                async with _within("disconnect", timeout, "shutdown_timeout"):
                     await connector.disconnect()
-            except asyncio.TimeoutError:
-                _log.warning("disconnect did not finish within %g s (shutdown_timeout)", timeout)
-            except Exception as exc:
-                _log.warning("disconnect failed: %s", _explain(exc))
+            except _StepFailed as exc:
+                _log.warning("%s", exc)
+
+
+class _StepFailed(Exception):
+    """A connector step failed; the message says which, and why or after how long."""
+
+
+@contextlib.asynccontextmanager
+async def _within(what: str, seconds: float, option: str) -> AsyncIterator[None]:
+    """Bound a connector step to ``seconds``; any failure becomes :class:`_StepFailed`.
+
+    Its message names the step and, for a timeout, the limit and the option
+    that set it: a bare ``TimeoutError`` says neither.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with bounded(seconds):
+            yield
+    except asyncio.TimeoutError as exc:
+        if loop.time() - started >= seconds:
+            raise _StepFailed(f"{what} did not finish within {seconds:g} s ({option})") from None
+        raise _StepFailed(f"{what} failed: {_explain(exc)}") from None
+    except Exception as exc:
+        raise _StepFailed(f"{what} failed: {_explain(exc)}") from None
 
 
 def _shape(target: Any, graph: Graph) -> Any:
