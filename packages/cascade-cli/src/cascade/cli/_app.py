@@ -16,11 +16,15 @@ from rich.live import Live
 from cascade.interfaces import (
     ConnectorError,
     ConstraintType,
+    InvalidIdError,
     Message,
     constraints_filter,
+    default_org_id,
+    default_project_id,
     encode_payload,
     status_filter,
     telemetry_filter,
+    validate_id,
 )
 from cascade.interfaces import timeout as bounded
 
@@ -100,6 +104,14 @@ def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitabl
         raise _fail(str(exc)) from None
 
 
+def _check_id(value: str, option: str) -> None:
+    """Refuse an id option that cannot stand in a topic: a usage error (exit 2)."""
+    try:
+        validate_id(value, option)
+    except InvalidIdError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _usage(exc: UsageError) -> typer.BadParameter:
     return typer.BadParameter(str(exc))
 
@@ -133,7 +145,13 @@ def status(
 
 def _status_json(state: WatchState) -> dict[str, Any]:
     engines = [
-        {"source": e.source, **json.loads(encode_payload(e.status)), "last_seen": e.last_seen}
+        {
+            "source": e.source,
+            **json.loads(encode_payload(e.status)),
+            "last_seen": e.last_seen,
+            "conflict": e.conflict,
+            **({"conflict_session": e.conflict_session} if e.conflict else {}),
+        }
         for e in state.engines.values()
     ]
     constraints = [
@@ -259,6 +277,9 @@ def watch(
 
     Ends on Ctrl-C. Examples: cascade watch; cascade watch --project etl --json | jq .
     """
+    for option, value in (("--project", project), ("--run", run_id)):
+        if value is not None:
+            _check_id(value, option)
     console = _console(ctx)
     as_json = json_output or not console.is_terminal
     state = WatchState()
@@ -336,6 +357,11 @@ def demo(
     """
     from ._demo import run_demo
 
+    try:  # the demo's engine reads them: refuse them before starting anything
+        default_org_id()
+        default_project_id()
+    except InvalidIdError as exc:
+        raise typer.BadParameter(str(exc)) from None
     context = _context(ctx)
     console = _console(ctx)
     try:

@@ -92,6 +92,9 @@ def engines_table(state: WatchState, now: float | None = None) -> Table:
         status = engine.status
         label = status.status + (f" ({status.reason})" if status.reason else "")
         style = "green" if status.status == "online" else "red"
+        if engine.conflict:
+            label += f" - CONFLICT: source id shared with session {engine.conflict_session}"
+            style = "bold yellow"
         session = "-" if status.session is None else str(status.session)
         table.add_row(engine.source, Text(label, style=style), session,
                       f"{_ago(engine.last_seen, now)} ago")  # fmt: skip

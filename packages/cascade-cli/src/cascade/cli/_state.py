@@ -75,11 +75,23 @@ class RunView:
 
 @dataclass
 class EngineView:
-    """A source's presence: its current status and when it was last heard of."""
+    """A source's presence: its current status and when it was last heard of.
+
+    ``conflict_session``: another session announced under the same source id
+    while this one is online (two engines share the id), when it can be told:
+    the connector said so in its ``online`` (``conflict_session``), or an
+    ``online`` of an older session came after a newer one's.
+    """
 
     source: str
     status: StatusMessage
     last_seen: float
+    conflict_session: int | None = None
+
+    @property
+    def conflict(self) -> bool:
+        """Whether two live engines are known to share this source id."""
+        return self.conflict_session is not None
 
 
 @dataclass
@@ -122,7 +134,8 @@ class WatchState:
         source = status.source or message.topic.rsplit("/", 1)[-1]
         known = self.engines.get(source)
         if known is None or status.supersedes(known.status):
-            self.engines[source] = EngineView(source, status, self.clock())
+            view = EngineView(source, status, self.clock(), _conflict(status, known))
+            self.engines[source] = view
         else:
             known.last_seen = self.clock()
 
@@ -160,3 +173,21 @@ class WatchState:
             for topic, c in sorted(self.constraints.items())
             if c.expires_at is None or c.expires_at > now
         ]
+
+
+def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:
+    """The other session sharing the source id that ``status`` reveals, if any."""
+    if status.status != "online":
+        return None
+    if status.conflict_session is not None:
+        return status.conflict_session
+    before = known.status if known is not None else None
+    if (
+        before is not None
+        and before.status == "online"
+        and before.session is not None
+        and status.session is not None
+        and status.session < before.session  # sessions of one connector only rise
+    ):
+        return before.session
+    return None
