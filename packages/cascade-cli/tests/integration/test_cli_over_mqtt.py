@@ -19,7 +19,7 @@ from cascade.connectors.mqtt.testing import (
     free_port,
     mqtt_tls_broker,  # noqa: F401
 )
-from cascade.interfaces import Constraint
+from cascade.interfaces import Constraint, Message, status_topic
 from cascade.runtime import Engine, task
 
 
@@ -204,3 +204,41 @@ def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: s
     returncode, err = asyncio.run(scenario())
     assert returncode == 0, err.decode()
     assert b"Traceback" not in err
+
+
+async def test_status_marks_two_engines_sharing_a_source_id(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """Two connectors with one source id, one ends: status shows the other online, conflicting."""
+    source = f"shared-{scope_name}"
+    first = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+    second = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+    observer = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
+    await observer.connect(require=True)
+    answered = asyncio.Event()
+
+    def watch(message: Message) -> None:
+        if (
+            message.payload.get("session") == first.session
+            and message.payload.get("conflict_session") == second.session
+        ):
+            answered.set()
+
+    try:
+        await observer.subscribe(status_topic(source), watch)
+        await first.connect(require=True)
+        await second.connect(require=True)
+        await second.disconnect()
+        await asyncio.wait_for(answered.wait(), 10)  # the survivor answered the offline
+        status = await asyncio.to_thread(_status, mqtt_broker)
+        engines = {e["source"]: e for e in status["engines"]}
+        assert engines[source]["status"] == "online"
+        assert engines[source]["session"] == first.session
+        assert engines[source]["conflict"] is True
+        assert engines[source]["conflict_session"] == second.session
+    finally:
+        await first.disconnect()
+        await second.disconnect()
+        await observer.publish(status_topic(source), b"", qos=1, retain=True)
+        await observer.flush(5)
+        await observer.disconnect()
