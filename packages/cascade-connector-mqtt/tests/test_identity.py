@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -116,3 +117,23 @@ def test_timeouts_are_described_with_their_length() -> None:
         )
     assert describe_failure(RuntimeError(), 1) == "RuntimeError (without a message)"
     assert describe_failure(MqttError("gone"), 1) == "gone"
+
+
+async def test_nothing_is_answered_once_disconnect_has_begun(fake_mqtt: FakeMqtt) -> None:
+    """Its graceful offline stays the last word: no online after it, whatever arrives."""
+    connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5)
+    await connector.connect()
+    inbox = await _status_inbox(connector)
+    paho = fake_mqtt.client._client
+    paho.auto_ack = False  # the flush waits: disconnect() is under way meanwhile
+    await connector.publish("t/x", b"{}", qos=1)
+    stopping = asyncio.create_task(connector.disconnect())
+    await asyncio.sleep(0)  # disconnect() has begun: it is flushing
+    other = {"status": "online", "source": "engine-1", "session": connector.session + 7}
+    fake_mqtt.client.deliver(STATUS, json.dumps(other).encode(), 1, True)
+    await inbox.until(lambda m: m.payload.get("session") == other["session"])
+    paho.auto_ack = True
+    paho.ack_all()
+    await stopping
+    answers = [raw for topic, raw, _, _ in paho.published if b"conflict_session" in raw]
+    assert answers == []
