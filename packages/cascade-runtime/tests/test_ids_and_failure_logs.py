@@ -45,10 +45,12 @@ async def test_a_bad_org_id_used_to_fail_every_run_and_now_fails_nothing() -> No
     assert await engine.run(one()) == 1
 
 
-def test_the_telemetry_subscriber_refuses_a_bad_id() -> None:
-    """TelemetrySubscriber is public too: it validates the ids it puts in topics."""
-    with pytest.raises(InvalidIdError, match=r"^org_id "):
-        TelemetrySubscriber(InMemoryConnector(), run_id="r", org_id="\udcff", project_id="p")
+@pytest.mark.parametrize("field", ["run_id", "org_id", "project_id"])
+def test_the_telemetry_subscriber_refuses_a_bad_id(field: str) -> None:
+    """TelemetrySubscriber is public too: it validates the ids it puts in topics and payloads."""
+    ids = {"run_id": "r", "org_id": "o", "project_id": "p", field: "\udcff"}
+    with pytest.raises(InvalidIdError, match=rf"^{field} "):
+        TelemetrySubscriber(InMemoryConnector(), **ids)  # type: ignore[arg-type]
 
 
 class Hanging(InMemoryConnector):

@@ -142,8 +142,8 @@ class TelemetrySubscriber:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
         self.run_id = run_id
-        validate_id(org_id, "org_id")
-        validate_id(project_id, "project_id")
+        for value, field in ((run_id, "run_id"), (org_id, "org_id"), (project_id, "project_id")):
+            validate_id(value, field)
         self.events_topic = events_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_interval = heartbeat_interval
