@@ -301,14 +301,20 @@ def watch(
         if as_json:
             await _wait(done, duration)
             return
-        with Live(view(), console=console, refresh_per_second=4) as live:
-            refresher = asyncio.create_task(_refresh(live, state, connector, view))
+
+        def frame() -> RenderableType:
+            state.observe_connection(connector.is_connected)
+            state.prune()
+            return view()
+
+        with Live(frame(), console=console, refresh_per_second=4) as live:
+            refresher = asyncio.create_task(_refresh(live, frame))
             try:
                 await _wait(done, duration)
             finally:
                 refresher.cancel()
                 await asyncio.gather(refresher, return_exceptions=True)
-            live.update(view())
+            live.update(frame())
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(ctx, broker, follow)
@@ -320,13 +326,9 @@ async def _wait(done: asyncio.Event, duration: float | None) -> None:
             await done.wait()
 
 
-async def _refresh(
-    live: Live, state: WatchState, connector: Any, view: Callable[[], RenderableType]
-) -> None:
+async def _refresh(live: Live, frame: Callable[[], RenderableType]) -> None:
     while True:
-        state.observe_connection(connector.is_connected)
-        state.prune()
-        live.update(view())
+        live.update(frame())
         await asyncio.sleep(0.25)
 
 
