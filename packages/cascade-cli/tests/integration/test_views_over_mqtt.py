@@ -193,3 +193,14 @@ def _engine_run(broker: MosquittoBroker) -> None:
         await Engine(connector, heartbeat_interval=None).run(_step(1))
 
     asyncio.run(run())
+
+
+def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+    """The demo's limits end with the run as it says: its last screen shows none in force."""
+    result = cascade(mosquitto_broker, "demo", "--tasks", "8")
+    assert result.exit_code == 0, result.output
+    assert "rate-limited task:api_* to 2/s until the run ends" in result.output
+    assert "paused task:transform for 3s" in result.output
+    last_screen = result.output.rsplit("Constraints", 1)[1]
+    assert "task:api_*" not in last_screen
+    assert "times in " in last_screen
