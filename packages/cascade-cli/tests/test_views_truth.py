@@ -7,17 +7,26 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import BrokerOptions, CliContext, WatchState, app
+from cascade.cli._render import TimeFormat
+from cascade.cli._state import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
+from cascade.cli._view_options import DEFAULT_KEEP_FOR_AGE, DEFAULT_OFFLINE_MAX_AGE, parse_age
 from cascade.interfaces import (
     Connector,
+    Envelope,
+    LifecycleEvent,
+    Message,
     MessageCallback,
     StatusMessage,
     Subscription,
     SyncCallback,
+    TaskStateEvent,
     encode_payload,
+    events_topic,
     status_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -150,3 +159,49 @@ def test_watch_rejects_bad_bounds(invoke: Invoke) -> None:
     """--keep-runs below 0 and a --keep-for that is not an age are usage errors."""
     assert invoke("watch", "--keep-runs", "-1").exit_code == 2
     assert invoke("watch", "--keep-for", "forever").exit_code == 2
+
+
+def test_documented_defaults(invoke: Invoke) -> None:
+    """The defaults the README states: --offline-max-age 1h, --keep-runs 20, --keep-for 10m."""
+    assert parse_age(DEFAULT_OFFLINE_MAX_AGE) == 3600
+    assert parse_age(DEFAULT_KEEP_FOR_AGE) == DEFAULT_KEEP_FOR == 600
+    assert WatchState().keep_runs == DEFAULT_KEEP_RUNS == 20
+    assert [parse_age(a) for a in ("90", "90s", "15m", "2h", "7d")] == [90, 90, 900, 7200, 604800]
+    help_text = " ".join(invoke("watch", "--help").output.split())
+    for option in ("--keep-runs", "--keep-for", "--offline-max-age", "--all"):
+        assert option in help_text
+
+
+def test_finished_run_keeps_twenty_failures() -> None:
+    """A finished run keeps up to 20 of its failed tasks."""
+    state = WatchState()
+    run_topic = events_topic("local", "default", "r")
+    for i in range(30):
+        body = TaskStateEvent(task_id=f"t{i}", task_name="n", state="FAILED", error="E: x")
+        state.apply(_envelope(run_topic, body))
+    state.apply(_envelope(run_topic, LifecycleEvent(event="ENGINE_STOPPED", status="Failed")))
+    run = state.runs["r"]
+    assert len(run.failed_tasks()) == 20
+    assert run.counts()["FAILED"] == 30
+
+
+def test_time_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen's zone is the local one: TZ=UTC gives UTC, and it is named."""
+    winter = 1_800_000_000.0  # January 2027
+    try:
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+        assert TimeFormat(winter).zone == "UTC"
+        monkeypatch.setenv("TZ", "Europe/Paris")
+        time.tzset()
+        times = TimeFormat(winter)
+        assert times.zone == "CET (UTC+01:00)"
+        assert times.at(winter) == "09:00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _envelope(topic: str, body: LifecycleEvent | TaskStateEvent) -> Message:
+    envelope = Envelope(run_id="r", org_id="local", project_id="default", source="s", body=body)
+    return Message(topic, json.loads(encode_payload(envelope)))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from rich.console import Console
 from typer.testing import CliRunner, Result
@@ -204,3 +207,22 @@ def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:  # n
     last_screen = result.output.rsplit("Constraints", 1)[1]
     assert "task:api_*" not in last_screen
     assert "times in " in last_screen
+
+
+def test_readme_state_model_example_runs(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+    """The README's WatchState example runs as written against a broker and lists an engine."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## The state model, for other views", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    address = f'"{mosquitto_broker.host}", {mosquitto_broker.port}'
+    assert '"localhost", 1883' in code
+    _engine_that_came_and_went(mosquitto_broker, "readme-engine")
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace('"localhost", 1883', address)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("readme-engine offline 1")
