@@ -7,7 +7,7 @@ message is shown as plain text, never parsed as markup.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -16,11 +16,12 @@ from rich.text import Text
 
 from cascade.interfaces import Constraint
 
-from ._state import EngineView, RunView, WatchState
+from ._state import LAST_TIMESTAMP, EngineView, RunView, WatchState
 
 __all__ = [
     "TimeFormat",
     "connection_line",
+    "duration",
     "constraints_table",
     "engines_table",
     "render_status",
@@ -37,7 +38,6 @@ _STATE_STYLES = {
     "RETRYING": "yellow",
 }
 _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red"}
-_MAX_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 _ACTIVE_SHOWN = 8
 _FAILED_SHOWN = 5
 
@@ -79,7 +79,7 @@ class TimeFormat:
 
     def at(self, ts: float) -> str:
         """``HH:MM:SS`` today, a date too otherwise; ``beyond year 9999`` for far times."""
-        if ts > _MAX_TIMESTAMP:
+        if ts > LAST_TIMESTAMP:
             return "beyond year 9999"
         try:
             when = datetime.fromtimestamp(ts, self.tz)
@@ -100,7 +100,7 @@ def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
     expires = constraint.expires_at
     if expires is None:
         return Text("never")
-    if expires > _MAX_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
+    if expires > LAST_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
         return Text("never (beyond year 9999)")
     return Text(f"{times.at(expires)} (in {duration(expires - times.now)})")
 

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_KEEP_FOR",
     "DEFAULT_KEEP_RUNS",
     "FINISHED_STATES",
+    "LAST_TIMESTAMP",
     "ConnectionView",
     "EngineView",
     "RunView",
@@ -59,6 +60,9 @@ __all__ = [
 
 FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
 """Task states a task does not leave."""
+
+LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+"""The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
 
 DEFAULT_KEEP_RUNS = 20
 """Finished runs a :class:`WatchState` keeps by default (the most recently finished)."""

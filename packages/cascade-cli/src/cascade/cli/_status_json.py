@@ -8,11 +8,9 @@ from typing import Any
 
 from cascade.interfaces import encode_payload
 
-from ._state import WatchState, parse_timestamp
+from ._state import LAST_TIMESTAMP, WatchState, parse_timestamp
 
 __all__ = ["iso_time", "status_json"]
-
-_MAX_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 
 
 def iso_time(ts: float | None) -> str | None:
@@ -21,7 +19,7 @@ def iso_time(ts: float | None) -> str | None:
     ``None`` for no time, and for times beyond year 9999, which PROTOCOL.md
     treats as no expiry.
     """
-    if ts is None or ts > _MAX_TIMESTAMP:
+    if ts is None or ts > LAST_TIMESTAMP:
         return None
     try:
         return datetime.fromtimestamp(ts, timezone.utc).isoformat()
