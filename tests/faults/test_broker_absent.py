@@ -119,4 +119,4 @@ async def test_broker_absent_at_start(
     assert delivered + dropped == connector.emitted
     assert dropped == 0
     first = events.all[0].payload["body"]
-    assert first == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    assert first == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": TASKS + 1}

@@ -97,8 +97,9 @@ async def test_stale_will_after_new_birth(
         await observer.disconnect()
         await proxy.close()
 
-    assert view.engines["stale"].status.status == "online"
-    assert view.engines["stale"].status.session == second
+    seen = view.engines["stale"].status
+    assert seen is not None
+    assert (seen.status, seen.session) == ("online", second)
     engines = {e["source"]: e for e in report["engines"]}  # type: ignore[attr-defined]
     assert engines["stale"]["status"] == "online"
     assert engines["stale"]["session"] == second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -10,7 +11,7 @@ from rich.console import Console
 from typer.testing import Result
 
 from cascade.cli import WatchState
-from cascade.cli._render import engines_table
+from cascade.cli._render import TimeFormat, engines_table
 from cascade.interfaces import Message, StatusMessage, encode_payload, status_topic
 
 TOPIC = status_topic("shared")
@@ -58,7 +59,7 @@ def test_the_engines_table_shows_the_conflict() -> None:
     state = WatchState()
     state.apply(_status("online", 5, conflict=9))
     console = Console(width=200, record=True)
-    console.print(engines_table(state))
+    console.print(engines_table(state, TimeFormat(time.time())))
     assert "CONFLICT: source id shared with session 9" in console.export_text()
 
 

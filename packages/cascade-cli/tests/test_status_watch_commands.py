@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -45,18 +47,22 @@ def test_status_lists_engines_and_constraints(
 def test_status_json(
     invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
 ) -> None:
-    """--json prints one object with engines and constraints."""
-    publish_retained(
-        status_topic("e"), b'{"status": "offline", "session": 1, "reason": "shutdown"}'
-    )
+    """--json prints one object with engines and constraints, every time ISO 8601 with offset."""
+    shut_down = StatusMessage.announce("offline", "e", 1, reason="shutdown")
+    publish_retained(status_topic("e"), encode_payload(shut_down))
     assert invoke("pause", "task:x", "--ttl", "600").exit_code == 0
     result = invoke("status", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["engines"][0]["source"] == "e"
-    assert data["engines"][0]["status"] == "offline"
+    engine = data["engines"][0]
+    assert (engine["source"], engine["status"], engine["reason"]) == ("e", "offline", "shutdown")
+    assert engine["last_seen"] == engine["ts"]
+    assert datetime.fromisoformat(engine["last_seen"]) == datetime.fromisoformat(shut_down.ts or "")
     assert [(c["scope"], c["type"]) for c in data["constraints"]] == [("task:x", "pause")]
     assert data["constraints"][0]["topic"] == constraint_topic("task:x", "pause")
+    expires = datetime.fromisoformat(data["constraints"][0]["expires_at"])
+    assert expires.utcoffset() is not None
+    assert 590 < expires.timestamp() - time.time() <= 600
 
 
 class _FeedingConnector(InMemoryConnector):

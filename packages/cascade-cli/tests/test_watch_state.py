@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from rich.console import Console
 
@@ -83,10 +84,11 @@ def test_heartbeat_kept_per_run() -> None:
 
 
 def test_total_tasks_from_heartbeat() -> None:
-    """Tasks not seen yet count towards the total once a heartbeat says how many are pending."""
+    """An older engine's run has no known total until a heartbeat says how many are pending."""
     state = WatchState()
     state.apply(_task("a", "RUNNING"))
-    assert state.runs["run-1"].total_tasks == 1
+    assert state.runs["run-1"].total_tasks is None
+    assert state.runs["run-1"].progress is None
     beat = Envelope(run_id="run-1", org_id="local", project_id="default", source="h",
                     body=Heartbeat(running=1, pending=9))  # fmt: skip
     state.apply(_msg("cascade/telemetry/local/default/run-1/heartbeat", beat))
@@ -99,13 +101,15 @@ def test_stale_will_does_not_mark_engine_offline() -> None:
     topic = status_topic("engine-1")
     state.apply(_msg(topic, StatusMessage(status="online", source="engine-1", session=2)))
     state.apply(_msg(topic, StatusMessage(status="offline", source="engine-1", session=1)))
-    assert state.engines["engine-1"].status.status == "online"
+    assert state.engines["engine-1"].online
     state.apply(
         _msg(
             topic, StatusMessage(status="offline", source="engine-1", session=2, reason="shutdown")
         )
     )
-    assert state.engines["engine-1"].status.reason == "shutdown"
+    assert state.engines["engine-1"].status == StatusMessage(
+        status="offline", source="engine-1", session=2, reason="shutdown"
+    )
 
 
 def test_constraints_set_cleared_and_expired() -> None:
@@ -168,3 +172,178 @@ def test_render_shows_runs_engines_constraints() -> None:
         "limit=2",
     ]:
         assert expected in text, expected
+
+
+def _stamped(body: Body, ts: float, run_id: str = "run-1", source: str = "host-1") -> Message:
+    envelope = Envelope(
+        ts=datetime.fromtimestamp(ts, timezone.utc).isoformat(),
+        run_id=run_id,
+        org_id="local",
+        project_id="default",
+        source=source,
+        body=body,
+    )
+    return _msg(events_topic("local", "default", run_id), envelope)
+
+
+def _status(status: str, source: str, ts: float | None, session: int = 1) -> Message:
+    stamp = datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
+    message = StatusMessage(status=status, source=source, session=session, ts=stamp)  # type: ignore[arg-type]
+    return Message(status_topic(source), json.loads(encode_payload(message)), retain=True)
+
+
+def test_last_seen_is_the_messages_own_time() -> None:
+    """An engine that shut down long ago is last seen then, not when its status arrived."""
+    state = WatchState(clock=lambda: 10_000.0)
+    state.apply(_status("offline", "old", 4_000.0))
+    assert state.engines["old"].last_seen == 4_000.0
+
+
+def test_telemetry_and_heartbeats_refresh_last_seen() -> None:
+    """Any message of an engine moves its last seen forward, never back."""
+    state = WatchState(clock=lambda: 10_000.0)
+    state.apply(_status("online", "host-1", 1_000.0))
+    state.apply(_stamped(TaskStateEvent(task_id="a", task_name="a", state="RUNNING"), 9_000.0))
+    assert state.engines["host-1"].last_seen == 9_000.0
+    beat = _stamped(Heartbeat(running=1), 9_500.0)
+    state.apply(Message(beat.topic.replace("/events", "/heartbeat"), beat.payload))
+    assert state.engines["host-1"].last_seen == 9_500.0
+    state.apply(_stamped(TaskStateEvent(task_id="a", task_name="a", state="COMPLETED"), 9_100.0))
+    assert state.engines["host-1"].last_seen == 9_500.0
+    assert state.engines["host-1"].status is not None
+
+
+def test_telemetry_of_an_unannounced_engine_shows_it() -> None:
+    """A source heard only through telemetry is an engine of unknown status."""
+    state = WatchState(clock=lambda: 10_000.0)
+    state.apply(_stamped(LifecycleEvent(event="ENGINE_STARTED"), 9_000.0, source="quiet"))
+    assert state.engines["quiet"].status is None
+    assert state.engines["quiet"].last_seen == 9_000.0
+
+
+def test_unstamped_messages() -> None:
+    """Without a timestamp, a live message is seen now and a retained one at an unknown time."""
+    state = WatchState(clock=lambda: 10_000.0)
+    state.apply(_status("offline", "retained", None))
+    assert state.engines["retained"].last_seen is None
+    live = Message(status_topic("live"), {"status": "online"})
+    state.apply(live)
+    assert state.engines["live"].last_seen == 10_000.0
+    state.apply(Message(status_topic("bad"), {"status": "online", "ts": "yesterday"}, retain=True))
+    assert state.engines["bad"].last_seen is None
+
+
+def test_cleared_status_forgets_the_engine() -> None:
+    """An empty retained status (``cascade forget``) removes the engine from the view."""
+    state = WatchState()
+    state.apply(_status("offline", "gone", 1.0))
+    state.apply(Message(status_topic("gone"), {}, retain=True))
+    assert "gone" not in state.engines
+
+
+def test_planned_total_from_the_start() -> None:
+    """The task count announced at the start is the total before any heartbeat."""
+    state = WatchState()
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=30)))
+    state.apply(_task("a", "RUNNING"))
+    state.apply(_task("a", "COMPLETED"))
+    run = state.runs["run-1"]
+    assert (run.finished_tasks, run.total_tasks, run.progress) == (1, 30, 1 / 30)
+
+
+def test_progress_never_goes_back() -> None:
+    """The seen 28/30 of an older engine, then a heartbeat of 61 tasks: the bar does not go back."""
+    state = WatchState()
+    for i in range(28):
+        state.apply(_task(f"t{i}", "COMPLETED"))
+    run = state.runs["run-1"]
+    assert state.runs["run-1"].progress is None  # unknown total: no bar that could go back
+    beat = Envelope(run_id="run-1", org_id="local", project_id="default", source="h",
+                    body=Heartbeat(completed=40, running=2, pending=19))  # fmt: skip
+    state.apply(_msg("cascade/telemetry/local/default/run-1/heartbeat", beat))
+    assert (run.finished_tasks, run.total_tasks) == (40, 61)
+    before = run.progress
+    assert before == 40 / 61
+    late = Envelope(run_id="run-1", org_id="local", project_id="default", source="h",
+                    body=Heartbeat(completed=10, pending=5))  # fmt: skip
+    state.apply(_msg("cascade/telemetry/local/default/run-1/heartbeat", late))
+    assert run.total_tasks == 61
+    assert run.progress == before
+
+
+def test_finished_run_keeps_counts_and_failures_only() -> None:
+    """A finished run drops its tasks but keeps its counts and its failures."""
+    state = WatchState()
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=3)))
+    for message in [_task("a", "COMPLETED"), _task("b", "FAILED", "E: x"), _task("c", "SKIPPED")]:
+        state.apply(message)
+    state.apply(_event(LifecycleEvent(event="ENGINE_STOPPED", status="Failed", error="E: x")))
+    run = state.runs["run-1"]
+    assert list(run.tasks) == ["b"]
+    assert run.counts() == {"COMPLETED": 1, "FAILED": 1, "SKIPPED": 1}
+    assert (run.finished_tasks, run.total_tasks) == (3, 3)
+    state.apply(_task("d", "RUNNING"))  # a straggler changes nothing
+    assert run.counts() == {"COMPLETED": 1, "FAILED": 1, "SKIPPED": 1}
+
+
+def _finished_run(state: WatchState, run_id: str) -> None:
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=1), run_id))
+    state.apply(_event(LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded"), run_id))
+
+
+def test_finished_runs_kept_up_to_a_count() -> None:
+    """Beyond keep_runs finished runs, the earliest finished go; running ones stay."""
+    now = [0.0]
+    state = WatchState(clock=lambda: now[0], keep_runs=2, keep_for=None)
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=1), "running"))
+    for i in range(5):
+        now[0] += 1
+        _finished_run(state, f"r{i}")
+    assert list(state.runs) == ["running", "r3", "r4"]
+    assert state.forgotten_runs == 3
+
+
+def test_runs_kept_up_to_an_age() -> None:
+    """Finished runs go keep_for after their end, silent running ones keep_for after their last."""
+    now = [0.0]
+    state = WatchState(clock=lambda: now[0], keep_runs=None, keep_for=60.0)
+    _finished_run(state, "done")
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=9), "silent"))
+    now[0] = 50.0
+    state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=9), "busy"))
+    assert state.prune() == 0
+    now[0] = 100.0
+    state.apply(_task("x", "RUNNING"))  # run-1: heard now
+    assert state.prune() == 2
+    assert sorted(state.runs) == ["busy", "run-1"]
+
+
+def test_connection_state() -> None:
+    """The view's broker connection: since when it is in its state, and how often it was lost."""
+    state = WatchState(clock=lambda: 5.0)
+    state.observe_connection(True, now=1.0)
+    state.observe_connection(True, now=2.0)
+    assert (state.connection.connected, state.connection.since) == (True, 1.0)
+    state.observe_connection(False, now=3.0)
+    state.observe_connection(False, now=4.0)
+    assert (state.connection.connected, state.connection.since) == (False, 3.0)
+    state.observe_connection(True)
+    assert (state.connection.connected, state.connection.since, state.connection.losses) == (
+        True,
+        5.0,
+        1,
+    )
+
+
+def test_visible_engines_hide_long_offline() -> None:
+    """Offline engines last heard more than the age ago (or at no known time) are hidden."""
+    state = WatchState(clock=lambda: 10_000.0)
+    state.apply(_status("offline", "old", 1_000.0))
+    state.apply(_status("offline", "recent", 9_990.0))
+    state.apply(_status("offline", "unstamped", None))
+    state.apply(_status("online", "ancient-but-online", 1.0))
+    shown, hidden = state.visible_engines(offline_max_age=3600)
+    assert [e.source for e in shown] == ["ancient-but-online", "recent"]
+    assert hidden == 2
+    shown, hidden = state.visible_engines(None)
+    assert (len(shown), hidden) == (4, 0)

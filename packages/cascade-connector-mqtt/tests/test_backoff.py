@@ -108,8 +108,29 @@ async def test_connections_dropped_right_after_connack_back_off(
         assert await connector.wait_connected(5)
     assert bounds == pytest.approx([0.001, 0.002, 0.004, 0.008])
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1  # rate-limited
-    assert "same client id" in warnings[0]
+    assert len(warnings) == 2  # the first loss, then the pattern (rate-limited)
+    assert "same client id" not in warnings[0]
+    assert "closed 2 connections in a row" in warnings[1]
+    assert "same client id" in warnings[1]
+    await connector.disconnect()
+
+
+async def test_one_short_connection_guesses_no_cause(
+    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection lost once soon after its CONNACK (a broker killed) names no guessed cause."""
+    entered = _dropped_after_connack(monkeypatch, drops=1)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60)
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        await connector.connect()
+        for _ in range(2):
+            await entered.get()
+        assert await connector.wait_connected(5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "ended" in warnings[0]
+    assert "client id" not in warnings[0]
+    assert "ACL" not in warnings[0]
     await connector.disconnect()
 
 

@@ -50,10 +50,15 @@ def test_task_state_envelope_wire_format() -> None:
 
 
 def test_lifecycle_wire_format() -> None:
-    """ENGINE_STARTED has only ``event``; ENGINE_STOPPED adds status and error."""
+    """ENGINE_STARTED has ``event`` and the planned ``tasks``; ENGINE_STOPPED status and error."""
     assert _envelope(LifecycleEvent(event="ENGINE_STARTED"))["body"] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STARTED",
+    }
+    assert _envelope(LifecycleEvent(event="ENGINE_STARTED", tasks=30))["body"] == {
+        "type": "LifecycleEvent",
+        "event": "ENGINE_STARTED",
+        "tasks": 30,
     }
     stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Failed", error="ValueError: x")
     assert _envelope(stopped)["body"] == {

@@ -88,7 +88,7 @@ async def test_events_are_published_as_protocol_envelopes() -> None:
         assert envelope.source == "host-42"
         assert datetime.fromisoformat(envelope.ts).tzinfo == timezone.utc
     bodies = [raw["body"] for _, raw, _ in messages]
-    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

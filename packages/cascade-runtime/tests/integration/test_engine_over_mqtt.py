@@ -68,7 +68,7 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
         assert datetime.fromisoformat(envelope["ts"]).utcoffset() is not None
         decode_envelope(envelope)
     bodies = [m["body"] for m in messages]
-    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 5}
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

@@ -1,7 +1,19 @@
-"""The `cascade` command: watch, status, pause, resume, limit and demo."""
+"""The `cascade` command: watch, status, pause, resume, limit, forget and demo."""
 
+from . import _forget  # noqa: F401  (registers `cascade forget` on the app)
 from ._app import CliContext, app, main
 from ._broker import BrokerOptions, ConnectorFactory
-from ._state import WatchState
+from ._state import ConnectionView, EngineView, RunView, TaskView, WatchState
 
-__all__ = ["BrokerOptions", "CliContext", "ConnectorFactory", "WatchState", "app", "main"]
+__all__ = [
+    "BrokerOptions",
+    "CliContext",
+    "ConnectionView",
+    "ConnectorFactory",
+    "EngineView",
+    "RunView",
+    "TaskView",
+    "WatchState",
+    "app",
+    "main",
+]

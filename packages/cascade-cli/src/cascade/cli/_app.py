@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from cascade.interfaces import (
@@ -21,7 +22,6 @@ from cascade.interfaces import (
     constraints_filter,
     default_org_id,
     default_project_id,
-    encode_payload,
     status_filter,
     telemetry_filter,
     validate_id,
@@ -42,8 +42,19 @@ from ._control import (
     resume_topics,
     validate_scope,
 )
-from ._render import constraints_table, engines_table, render_watch
-from ._state import WatchState
+from ._render import render_status, render_watch
+from ._state import DEFAULT_KEEP_RUNS, WatchState
+from ._status_json import status_json
+from ._view_options import (
+    DEFAULT_KEEP_FOR_AGE,
+    DEFAULT_OFFLINE_MAX_AGE,
+    KeepFor,
+    KeepRuns,
+    OfflineMaxAge,
+    ShowAll,
+    offline_cutoff,
+    parse_age,
+)
 
 __all__ = ["CliContext", "app", "main"]
 
@@ -121,12 +132,15 @@ def _usage(exc: UsageError) -> typer.BadParameter:
 def status(
     ctx: typer.Context,
     json_output: Json = False,
+    show_all: ShowAll = False,
+    offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Engines online/offline and the constraints in force.
 
     Example: cascade status --host broker.example
     """
+    hide_after = offline_cutoff(show_all, offline_max_age)
     state = WatchState()
 
     async def snapshot(connector: Any) -> None:
@@ -136,28 +150,9 @@ def status(
 
     _run(ctx, broker, snapshot)
     if json_output:
-        typer.echo(json.dumps(_status_json(state)))
+        typer.echo(json.dumps(status_json(state, hide_after)))
         return
-    console = _console(ctx)
-    console.print(engines_table(state))
-    console.print(constraints_table(state))
-
-
-def _status_json(state: WatchState) -> dict[str, Any]:
-    engines = [
-        {
-            "source": e.source,
-            **json.loads(encode_payload(e.status)),
-            "last_seen": e.last_seen,
-            "conflict": e.conflict,
-            **({"conflict_session": e.conflict_session} if e.conflict else {}),
-        }
-        for e in state.engines.values()
-    ]
-    constraints = [
-        {"topic": topic, **json.loads(encode_payload(c))} for topic, c in state.active_constraints()
-    ]
-    return {"engines": engines, "constraints": constraints}
+    _console(ctx).print(render_status(state, offline_max_age=hide_after))
 
 
 async def _publish_confirmed(
@@ -271,6 +266,10 @@ def watch(
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many telemetry messages.")
     ] = None,
+    show_all: ShowAll = False,
+    offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
+    keep_runs: KeepRuns = DEFAULT_KEEP_RUNS,
+    keep_for: KeepFor = DEFAULT_KEEP_FOR_AGE,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """A live view of runs, their tasks, the engines and the constraints in force.
@@ -282,7 +281,9 @@ def watch(
             _check_id(value, option)
     console = _console(ctx)
     as_json = json_output or not console.is_terminal
-    state = WatchState()
+    hide_after = offline_cutoff(show_all, offline_max_age)
+    state = WatchState(keep_runs=keep_runs, keep_for=parse_age(keep_for))
+    view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
 
     async def follow(connector: Any) -> None:
         prefix = connector.topic_prefix
@@ -315,14 +316,20 @@ def watch(
         if as_json:
             await _wait(done, duration)
             return
-        with Live(render_watch(state), console=console, refresh_per_second=4) as live:
-            refresher = asyncio.create_task(_refresh(live, state))
+
+        def frame() -> RenderableType:
+            state.observe_connection(connector.is_connected)
+            state.prune()
+            return view()
+
+        with Live(frame(), console=console, refresh_per_second=4) as live:
+            refresher = asyncio.create_task(_refresh(live, frame))
             try:
                 await _wait(done, duration)
             finally:
                 refresher.cancel()
                 await asyncio.gather(refresher, return_exceptions=True)
-            live.update(render_watch(state))
+            live.update(frame())
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(ctx, broker, follow)
@@ -334,9 +341,9 @@ async def _wait(done: asyncio.Event, duration: float | None) -> None:
             await done.wait()
 
 
-async def _refresh(live: Live, state: WatchState) -> None:
+async def _refresh(live: Live, frame: Callable[[], RenderableType]) -> None:
     while True:
-        live.update(render_watch(state))
+        live.update(frame())
         await asyncio.sleep(0.25)
 
 

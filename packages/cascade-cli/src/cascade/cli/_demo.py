@@ -22,6 +22,7 @@ from cascade.interfaces import (
     status_filter,
     telemetry_filter,
 )
+from cascade.interfaces import timeout as bounded
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ._broker import BrokerOptions, ConnectorFactory
@@ -33,6 +34,7 @@ __all__ = ["run_demo"]
 
 API_RATE = "2/s"
 PAUSE_SECONDS = 3.0
+LIMIT_TTL = 120.0
 
 
 @task
@@ -124,12 +126,24 @@ async def _steer(
     while not state.runs:
         await changed.wait()
         changed.clear()
-    topic, pause = pause_constraint(scope, ttl=60)
+    # the pause expires when the demo says; the resume below only makes that visible at once
+    topic, pause = pause_constraint(scope, ttl=PAUSE_SECONDS)
     await control.publish(topic, pause, qos=1, retain=True)
     _say(console, f"paused {scope} for {PAUSE_SECONDS:g}s")
     await asyncio.sleep(PAUSE_SECONDS)
     await control.publish(topic, b"", qos=1, retain=True)
     _say(console, f"resumed {scope}")
+
+
+async def _cleared(
+    state: WatchState, changed: asyncio.Event, topics: list[str], seconds: float
+) -> None:
+    """Wait (at most ``seconds``) until the view has heard that ``topics`` were cleared."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        async with bounded(seconds):
+            while any(topic in state.constraints for topic in topics):
+                changed.clear()
+                await changed.wait()
 
 
 async def run_demo(
@@ -154,11 +168,12 @@ async def run_demo(
                              constraints_filter(prefix)):  # fmt: skip
             await watcher.subscribe(topic_filter, apply)
 
-        limits = limit_constraints("task:api_*", None, API_RATE, ttl=120)
+        limits = limit_constraints("task:api_*", None, API_RATE, ttl=LIMIT_TTL)
         for topic, constraint in limits:
             await watcher.publish(topic, constraint, qos=1, retain=True)
         await watcher.flush(broker.timeout)
-        _say(console, f"rate-limited task:api_* to {API_RATE}")
+        _say(console, f"rate-limited task:api_* to {API_RATE} until the run ends "
+                      f"(at most {LIMIT_TTL:g}s)")  # fmt: skip
 
         engine_connector = MqttConnector(
             broker.host or "localhost",
@@ -193,6 +208,7 @@ async def run_demo(
             await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,
                                   retain=True)  # fmt: skip
             await watcher.flush(broker.timeout)
+            await _cleared(state, changed, [topic for topic, _ in limits], broker.timeout)
             live.update(render_watch(state))
         if not console.is_terminal:
             console.line()  # piped, Live's last frame ends without a newline

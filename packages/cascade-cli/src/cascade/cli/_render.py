@@ -1,9 +1,13 @@
-"""Rich renderings of a WatchState: the live view of `cascade watch` and `cascade status`."""
+"""Rich renderings of a WatchState: the live view of `cascade watch` and `cascade status`.
+
+Every absolute time on one screen is in one time zone, the local one (set
+``TZ=UTC`` for UTC), and the screen says which. Every text that comes from a
+message is shown as plain text, never parsed as markup.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -12,9 +16,18 @@ from rich.text import Text
 
 from cascade.interfaces import Constraint
 
-from ._state import RunView, WatchState
+from ._state import LAST_TIMESTAMP, EngineView, RunView, WatchState
 
-__all__ = ["constraints_table", "engines_table", "render_watch", "runs_table"]
+__all__ = [
+    "TimeFormat",
+    "connection_line",
+    "duration",
+    "constraints_table",
+    "engines_table",
+    "render_status",
+    "render_watch",
+    "runs_table",
+]
 
 _STATE_STYLES = {
     "RUNNING": "cyan",
@@ -25,98 +38,229 @@ _STATE_STYLES = {
     "RETRYING": "yellow",
 }
 _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red"}
+_ACTIVE_SHOWN = 8
+_FAILED_SHOWN = 5
 
 
-def _ago(then: float, now: float) -> str:
-    seconds = max(0.0, now - then)
-    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.0f}m{seconds % 60:02.0f}s"
+def duration(seconds: float) -> str:
+    """``12.3s``, ``4m05s``, ``2h05m``, ``3d04h``: a duration short enough for a cell."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
-def _expiry(constraint: Constraint) -> str:
-    if constraint.expires_at is None:
-        return "never"
-    return datetime.fromtimestamp(constraint.expires_at, timezone.utc).strftime("%H:%M:%S UTC")
+class TimeFormat:
+    """Absolute times of one screen, all in one zone (local unless ``tz`` is given)."""
+
+    def __init__(self, now: float, tz: tzinfo | None = None) -> None:
+        self.now = now
+        self._now = (
+            datetime.fromtimestamp(now, tz) if tz else datetime.fromtimestamp(now).astimezone()
+        )
+        self.tz = self._now.tzinfo
+
+    @property
+    def zone(self) -> str:
+        """The zone's name and offset, e.g. ``UTC`` or ``CET (UTC+01:00)``."""
+        name = self._now.tzname() or ""
+        offset = self._now.strftime("%z")
+        label = f"UTC{offset[:3]}:{offset[3:]}" if offset else ""
+        if not offset or offset == "+0000":
+            return name if name in ("UTC", "GMT") else f"{name} (UTC)".strip()
+        return f"{name} ({label})" if name else label
+
+    def at(self, ts: float) -> str:
+        """``HH:MM:SS`` today, a date too otherwise; ``beyond year 9999`` for far times."""
+        if ts > LAST_TIMESTAMP:
+            return "beyond year 9999"
+        try:
+            when = datetime.fromtimestamp(ts, self.tz)
+        except (OverflowError, OSError, ValueError):
+            return "out of range"
+        if when.date() == self._now.date():
+            return when.strftime("%H:%M:%S")
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+
+    def ago(self, ts: float | None) -> str:
+        """``4m05s ago``, or ``unknown`` when there is no time."""
+        if ts is None:
+            return "unknown"
+        return f"{duration(self.now - ts)} ago"
 
 
-def _params(constraint: Constraint) -> str:
-    return ", ".join(f"{key}={value}" for key, value in constraint.params.items()) or "-"
+def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
+    expires = constraint.expires_at
+    if expires is None:
+        return Text("never")
+    if expires > LAST_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
+        return Text("never (beyond year 9999)")
+    return Text(f"{times.at(expires)} (in {duration(expires - times.now)})")
 
 
-def _run_rows(run: RunView, now: float, table: Table) -> None:
+def _params(constraint: Constraint) -> Text:
+    return Text(", ".join(f"{key}={value}" for key, value in constraint.params.items()) or "-")
+
+
+def _progress(run: RunView) -> tuple[ProgressBar, str]:
+    done = run.finished_tasks
+    total = run.total_tasks
+    if total is None:  # a pulsing bar rather than one that would have to go back
+        return ProgressBar(total=None, width=20), f"{done}/?"
+    progress = run.progress or 0.0
+    return ProgressBar(total=1.0, completed=progress, width=20), f"{done}/{total}"
+
+
+def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
     counts = run.counts()
     summary = Text(" ").join(
         Text(f"{state.lower()} {counts[state]}", style=style)
         for state, style in _STATE_STYLES.items()
         if counts[state]
     )
-    total = run.total_tasks
+    bar, done = _progress(run)
     table.add_row(
         Text(run.run_id[:12], style="bold"),
         Text(run.status, style=_RUN_STYLES.get(run.status, "")),
-        ProgressBar(total=max(total, 1), completed=run.finished_tasks, width=20),
-        f"{run.finished_tasks}/{total}",
+        bar,
+        done,
         summary,
     )
-    running = [t for t in run.tasks.values() if t.state in ("RUNNING", "RETRYING", "BLOCKED")]
-    for task in sorted(running, key=lambda t: t.since)[:8]:
-        style = _STATE_STYLES[task.state]
-        table.add_row("", "", Text(f"  {task.state.lower()} {task.name}", style=style),
-                      _ago(task.since, now), "")  # fmt: skip
-    for task in [t for t in run.tasks.values() if t.state == "FAILED"][:5]:
-        table.add_row("", "", Text(f"  failed {task.name}", style="red"), "",
-                      Text(task.error, style="red"))  # fmt: skip
-    if run.error and not counts["FAILED"]:
+    for task in run.active_tasks()[:_ACTIVE_SHOWN]:
+        style = _STATE_STYLES.get(task.state, "")
+        label = Text(f"  {task.state.lower()} ", style=style) + Text(task.name, style=style)
+        table.add_row("", "", label, duration(times.now - task.since), "")
+    failed = run.failed_tasks()
+    for task in failed[:_FAILED_SHOWN]:
+        label = Text("  failed ", style="red") + Text(task.name, style="red")
+        table.add_row("", "", label, "", Text(task.error, style="red"))
+    if run.error and not failed:
         table.add_row("", "", "", "", Text(run.error, style="red"))
 
 
-def runs_table(state: WatchState, now: float | None = None) -> Table:
+def runs_table(state: WatchState, times: TimeFormat) -> Table:
     """Each run with its status, progress and counts by state, its active tasks and failures."""
-    now = state.clock() if now is None else now
     table = Table(title="Runs", title_justify="left", expand=True)
     for column in ("run", "status", "progress", "done", "tasks"):
         table.add_column(column)
     for run in state.runs.values():
-        _run_rows(run, now, table)
+        _run_rows(run, times, table)
     if not state.runs:
         table.add_row("-", "waiting for telemetry", "", "", "")
     return table
 
 
-def engines_table(state: WatchState, now: float | None = None) -> Table:
-    """Every source with its presence, session and when it was last heard of."""
-    now = state.clock() if now is None else now
-    table = Table(title="Engines", title_justify="left", expand=True)
+def _engine_status(engine: EngineView) -> Text:
+    status = engine.status
+    if status is None:
+        return Text("unknown (telemetry only)", style="yellow")
+    label = status.status + (f" ({status.reason})" if status.reason else "")
+    if engine.conflict:
+        label += f" - CONFLICT: source id shared with session {engine.conflict_session}"
+        return Text(label, style="bold yellow")
+    return Text(label, style="green" if status.status == "online" else "red")
+
+
+def engines_table(
+    state: WatchState, times: TimeFormat, offline_max_age: float | None = None
+) -> Table:
+    """The sources with their presence, session and when they were last heard from.
+
+    Offline sources last heard from more than ``offline_max_age`` seconds ago
+    are left out, and the table's caption says how many.
+    """
+    shown, hidden = state.visible_engines(offline_max_age, times.now)
+    caption = None
+    if hidden:
+        caption = (
+            f"{hidden} offline for more than {duration(offline_max_age or 0)} hidden "
+            "(--all shows them)"
+        )
+    table = Table(title="Engines", title_justify="left", expand=True, caption=caption)
     for column in ("source", "status", "session", "last seen"):
         table.add_column(column)
-    for engine in sorted(state.engines.values(), key=lambda e: e.source):
-        status = engine.status
-        label = status.status + (f" ({status.reason})" if status.reason else "")
-        style = "green" if status.status == "online" else "red"
-        if engine.conflict:
-            label += f" - CONFLICT: source id shared with session {engine.conflict_session}"
-            style = "bold yellow"
-        session = "-" if status.session is None else str(status.session)
-        table.add_row(engine.source, Text(label, style=style), session,
-                      f"{_ago(engine.last_seen, now)} ago")  # fmt: skip
+    for engine in shown:
+        session = engine.status.session if engine.status else None
+        table.add_row(
+            Text(engine.source),
+            _engine_status(engine),
+            "-" if session is None else str(session),
+            times.ago(engine.last_seen),
+        )
     return table
 
 
-def constraints_table(state: WatchState) -> Table:
+def constraints_table(state: WatchState, times: TimeFormat) -> Table:
     """The constraints in force, with scope, type, parameters and expiry."""
     table = Table(title="Constraints", title_justify="left", expand=True)
     for column in ("scope", "type", "params", "expires"):
         table.add_column(column)
     for _, constraint in state.active_constraints():
-        table.add_row(constraint.scope, constraint.type, _params(constraint), _expiry(constraint))
+        table.add_row(
+            Text(constraint.scope),
+            Text(constraint.type),
+            _params(constraint),
+            _expiry(constraint, times),
+        )
     return table
 
 
-def render_watch(state: WatchState) -> RenderableType:
-    """The whole live view: runs, then engines, then constraints."""
-    now = state.clock()
-    parts: list[RenderableType] = [runs_table(state, now), engines_table(state, now)]
-    parts.append(constraints_table(state))
+def connection_line(state: WatchState, times: TimeFormat, broker: str = "the broker") -> Text:
+    """``connected to HOST:PORT``, or since when the connection is down and that it is retried."""
+    connection = state.connection
+    if connection.connected:
+        return Text(f"connected to {broker}", style="green")
+    since = connection.since if connection.since is not None else times.now
+    return Text(
+        f"DISCONNECTED from {broker} since {times.at(since)} ({duration(times.now - since)}); "
+        "reconnecting — what follows may be out of date",
+        style="bold red",
+    )
+
+
+def _footer(state: WatchState, times: TimeFormat, broker: str | None) -> Text:
+    parts = [connection_line(state, times, broker)] if broker is not None else []
+    parts.append(Text(f"updated {times.at(times.now)} · times in {times.zone}", style="dim"))
+    return Text(" · ").join(parts)
+
+
+def render_watch(
+    state: WatchState,
+    *,
+    offline_max_age: float | None = None,
+    broker: str | None = None,
+    tz: tzinfo | None = None,
+) -> RenderableType:
+    """The whole live view: runs, engines, constraints, then the connection and the time."""
+    times = TimeFormat(state.clock(), tz)
+    parts: list[RenderableType] = [
+        runs_table(state, times),
+        engines_table(state, times, offline_max_age),
+        constraints_table(state, times),
+    ]
     if state.rejected:
         parts.append(Text(f"{state.rejected} malformed messages ignored", style="yellow"))
-    parts.append(Text(time.strftime("updated %H:%M:%S"), style="dim"))
+    parts.append(_footer(state, times, broker))
+    return Group(*parts)
+
+
+def render_status(
+    state: WatchState, *, offline_max_age: float | None = None, tz: tzinfo | None = None
+) -> RenderableType:
+    """`cascade status`: engines and constraints, and the time zone their times are in."""
+    times = TimeFormat(state.clock(), tz)
+    parts: list[RenderableType] = [
+        engines_table(state, times, offline_max_age),
+        constraints_table(state, times),
+    ]
+    if state.rejected:
+        parts.append(Text(f"{state.rejected} malformed messages ignored", style="yellow"))
+    parts.append(Text(f"as of {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Group(*parts)

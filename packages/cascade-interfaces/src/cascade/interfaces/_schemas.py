@@ -67,11 +67,17 @@ def utc_now_iso() -> str:
 class LifecycleEvent(
     msgspec.Struct, tag="LifecycleEvent", tag_field="type", kw_only=True, omit_defaults=True
 ):
-    """A run's start or end. ``status`` and ``error`` are set on ``ENGINE_STOPPED``."""
+    """A run's start or end. ``status`` and ``error`` are set on ``ENGINE_STOPPED``.
+
+    ``tasks`` (on ``ENGINE_STARTED``) is how many tasks the run plans, so that an
+    observer knows the run's size from its start; it is additive: readers that
+    do not know it ignore it, and engines that do not send it leave it ``None``.
+    """
 
     event: LifecycleName
     status: RunStatus | None = None
     error: str | None = None
+    tasks: _Count | None = None
 
 
 class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):

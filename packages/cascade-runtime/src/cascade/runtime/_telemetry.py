@@ -307,7 +307,7 @@ class TelemetrySubscriber:
                 error=event.error,
             )
         if isinstance(event, RunStarted):
-            return 1, LifecycleEvent(event="ENGINE_STARTED")
+            return 1, LifecycleEvent(event="ENGINE_STARTED", tasks=event.task_count)
         # PROTOCOL.md knows Succeeded and Failed only; the error says "CancelledError: ..."
         status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
         return 1, LifecycleEvent(event="ENGINE_STOPPED", status=status, error=event.error)

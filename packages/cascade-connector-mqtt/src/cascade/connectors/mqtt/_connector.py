@@ -645,6 +645,7 @@ class MqttConnector:
     async def _supervise(self, client: aiomqtt.Client | None) -> None:
         """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
         assert self._attempted is not None
+        short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
         while True:
             if client is None:
                 try:
@@ -697,12 +698,26 @@ class MqttConnector:
             stable = uptime >= self._backoff.maximum
             if stable:
                 self._backoff.reset()
+            short_lived = 0 if stable else short_lived + 1
             delay = self._backoff.next_delay()
-            if not stable:
+            if short_lived > 1:  # accepted again and dropped again: the broker refuses us
+                self._log.warning(
+                    "unstable-repeated",
+                    "the broker at %s:%d accepted and then closed %d connections in a row, this "
+                    "one after %.1f s (%s; another client with the same client id? an ACL?); "
+                    "retrying in %.1f s",
+                    self.hostname,
+                    self.port,
+                    short_lived,
+                    uptime,
+                    failure or "closed",
+                    delay,
+                )
+            elif short_lived:  # once proves nothing: a broker that went away looks the same
                 self._log.warning(
                     "unstable",
-                    "the connection to %s:%d ended %.1f s after the broker accepted it (%s; "
-                    "another client with the same client id? an ACL?); retrying in %.1f s",
+                    "the connection to %s:%d ended %.1f s after the broker accepted it (%s); "
+                    "retrying in %.1f s",
                     self.hostname,
                     self.port,
                     uptime,

@@ -1,0 +1,122 @@
+"""`cascade forget`: clear the retained statuses of engines that are gone."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from cascade.interfaces import (
+    InvalidMessageError,
+    Message,
+    StatusMessage,
+    decode_status,
+    status_filter,
+    status_topic,
+)
+
+from ._app import _fail, _publish_confirmed, _run, app
+from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ._state import parse_timestamp
+from ._view_options import parse_age
+
+__all__ = ["RetainedStatus", "forget", "stale_statuses"]
+
+
+@dataclass(frozen=True)
+class RetainedStatus:
+    """A status the broker retains: its topic, and the message (``None`` if malformed)."""
+
+    topic: str
+    status: StatusMessage | None
+
+    @property
+    def source(self) -> str:
+        """The source it is about: its topic's last level."""
+        return self.topic.rsplit("/", 1)[-1]
+
+    def offline_for_longer_than(self, age: float, now: float) -> bool:
+        """Offline (or malformed), and stamped more than ``age`` seconds ago (or not stamped)."""
+        if self.status is not None and self.status.status == "online":
+            return False
+        stamped = parse_timestamp(self.status.ts) if self.status is not None else None
+        return stamped is None or now - stamped > age
+
+
+def stale_statuses(retained: list[RetainedStatus], age: float, now: float) -> list[RetainedStatus]:
+    """The statuses ``forget --offline-older-than AGE`` clears, by topic."""
+    return sorted(
+        (s for s in retained if s.offline_for_longer_than(age, now)), key=lambda s: s.topic
+    )
+
+
+async def _retained_statuses(connector: Any) -> list[RetainedStatus]:
+    found: dict[str, RetainedStatus] = {}
+
+    def keep(message: Message) -> None:
+        if not message.retain or not message.payload:
+            return
+        try:
+            status: StatusMessage | None = decode_status(message.payload)
+        except InvalidMessageError:
+            status = None
+        found[message.topic] = RetainedStatus(message.topic, status)
+
+    handle = await connector.subscribe(status_filter(connector.topic_prefix), keep)
+    await handle.unsubscribe()
+    return list(found.values())
+
+
+@app.command()
+@broker_options
+def forget(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None, typer.Argument(help="The source whose retained status to clear.")
+    ] = None,
+    offline_older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--offline-older-than",
+            metavar="AGE",
+            help="Clear every offline status stamped more than AGE ago (90s, 15m, 2h, 7d); "
+            "statuses without a time count as old.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Clear SOURCE's status even if it is online.")
+    ] = False,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Clear retained engine statuses: one SOURCE's, or every offline one older than an age.
+
+    An engine that is still running announces itself again when it reconnects.
+    Examples: cascade forget host-4242; cascade forget --offline-older-than 1d
+    """
+    if (source is None) == (offline_older_than is None):
+        raise typer.BadParameter("give either a SOURCE or --offline-older-than AGE")
+    age = parse_age(offline_older_than) if offline_older_than is not None else None
+
+    async def clear(connector: Any) -> list[str]:
+        retained = await _retained_statuses(connector)
+        if age is not None:
+            doomed = stale_statuses(retained, age, time.time())
+        else:
+            assert source is not None
+            topic = status_topic(source, connector.topic_prefix)
+            doomed = [s for s in retained if s.topic == topic]
+            if not doomed:
+                raise _fail(f"no status retained for {source!r}")
+            status = doomed[0].status
+            if status is not None and status.status == "online" and not force:
+                raise _fail(f"{source!r} is online; --force clears its status anyway")
+        await _publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
+        return [s.source for s in doomed]
+
+    forgotten = _run(ctx, broker, clear)
+    if forgotten:
+        typer.echo(f"forgot {len(forgotten)}: " + ", ".join(forgotten))
+    else:
+        typer.echo("nothing to forget")

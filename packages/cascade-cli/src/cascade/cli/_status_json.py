@@ -1,0 +1,60 @@
+"""`cascade status --json`: the state as one JSON object, every time in ISO 8601 with an offset."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from cascade.interfaces import encode_payload
+
+from ._state import LAST_TIMESTAMP, WatchState, parse_timestamp
+
+__all__ = ["iso_time", "status_json"]
+
+
+def iso_time(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC (``2026-11-20T23:11:05.540744+00:00``).
+
+    ``None`` for no time, and for times beyond year 9999, which PROTOCOL.md
+    treats as no expiry.
+    """
+    if ts is None or ts > LAST_TIMESTAMP:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def status_json(state: WatchState, offline_max_age: float | None = None) -> dict[str, Any]:
+    """Engines (``hidden_engines``: how many were left out) and the constraints in force.
+
+    An engine has ``source``, ``status`` (``null`` when only its telemetry was
+    seen), ``session``, ``reason``, ``ts`` (its status message's time) and
+    ``last_seen``, ``conflict`` (and ``conflict_session`` when true: two live
+    engines share the source id); a constraint its payload's fields and ``topic``, with
+    ``expires_at`` as a time. Every time is ISO 8601 with an offset, or ``null``.
+    """
+    shown, hidden = state.visible_engines(offline_max_age)
+    engines = []
+    for engine in shown:
+        status = engine.status
+        engines.append(
+            {
+                "source": engine.source,
+                "status": status.status if status else None,
+                "session": status.session if status else None,
+                "reason": status.reason if status else None,
+                "ts": iso_time(parse_timestamp(status.ts)) if status else None,
+                "last_seen": iso_time(engine.last_seen),
+                "conflict": engine.conflict,
+                **({"conflict_session": engine.conflict_session} if engine.conflict else {}),
+            }
+        )
+    constraints = []
+    for topic, constraint in state.active_constraints():
+        fields = json.loads(encode_payload(constraint))
+        fields["expires_at"] = iso_time(constraint.expires_at)
+        constraints.append({"topic": topic, **fields})
+    return {"engines": engines, "hidden_engines": hidden, "constraints": constraints}

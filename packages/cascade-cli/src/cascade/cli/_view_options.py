@@ -1,0 +1,71 @@
+"""Options of the views (`status`, `watch`) and `forget`: ages, and what the views keep."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "DEFAULT_KEEP_FOR_AGE",
+    "DEFAULT_OFFLINE_MAX_AGE",
+    "KeepFor",
+    "KeepRuns",
+    "OfflineMaxAge",
+    "ShowAll",
+    "offline_cutoff",
+    "parse_age",
+]
+
+DEFAULT_OFFLINE_MAX_AGE = "1h"
+"""Offline engines last heard from longer ago than this are hidden by default."""
+
+_AGE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age: ``90`` or ``90s``, ``15m``, ``2h``, ``7d``.
+
+    Raises :class:`typer.BadParameter` (exit code 2) for anything else.
+    """
+    match = _AGE.fullmatch(text)
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not an age: use e.g. 90s, 15m, 2h or 7d")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+OfflineMaxAge = Annotated[
+    str,
+    typer.Option(
+        "--offline-max-age",
+        metavar="AGE",
+        help="Hide engines offline and last heard from longer ago than AGE (90s, 15m, 2h, 7d).",
+    ),
+]
+ShowAll = Annotated[
+    bool, typer.Option("--all", help="Show every engine, however long it has been offline.")
+]
+KeepRuns = Annotated[
+    int,
+    typer.Option(
+        "--keep-runs", min=0, metavar="N", help="Keep at most N finished runs in the view."
+    ),
+]
+KeepFor = Annotated[
+    str,
+    typer.Option(
+        "--keep-for",
+        metavar="AGE",
+        help="Drop a run from the view AGE after it finished or was last heard from.",
+    ),
+]
+
+DEFAULT_KEEP_FOR_AGE = "10m"
+"""``--keep-for``'s default, :data:`~cascade.cli._state.DEFAULT_KEEP_FOR` as an age."""
+
+
+def offline_cutoff(show_all: bool, offline_max_age: str) -> float | None:
+    """The offline age beyond which engines are hidden, ``None`` with ``--all``."""
+    return None if show_all else parse_age(offline_max_age)

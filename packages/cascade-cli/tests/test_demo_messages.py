@@ -1,0 +1,59 @@
+"""The demo says what it does: the pause it announces lasts as long as it says."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+from rich.console import Console
+
+from cascade.cli import WatchState, _demo
+from cascade.cli._state import RunView
+from cascade.interfaces import Message, constraint_topic, decode_constraint
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+
+async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "paused task:transform for Ns": the retained pause expires N seconds after it was sent."""
+    monkeypatch.setattr(_demo, "PAUSE_SECONDS", 0.2)
+    broker = InMemoryBroker()
+    state = WatchState()
+    state.runs["r"] = RunView("r", "o", "p", "s")
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    seen: list[Message] = []
+    async with InMemoryConnector(broker, presence=False) as control:
+        await control.subscribe(constraint_topic("task:transform", "pause"), seen.append)
+        sent = time.time()
+        await _demo._steer(control, state, asyncio.Event(), console)
+        await broker.idle()
+    pause = decode_constraint(seen[0].payload)
+    assert pause.expires_at is not None
+    assert pause.expires_at - sent == pytest.approx(0.2, abs=0.1)
+    assert "paused task:transform for 0.2s" in out.getvalue()
+    assert "resumed task:transform" in out.getvalue()
+    assert seen[-1].payload == {}
+
+
+async def test_last_screen_waits_for_the_clears() -> None:
+    """The demo's last screen is drawn once the view has heard its limits cleared."""
+    topic = constraint_topic("task:api_*", "rate_limit")
+    state = WatchState()
+    state.apply(Message(topic, {"id": "r", "scope": "task:api_*", "type": "rate_limit",
+                                "params": {"rate": "2/s"}}))  # fmt: skip
+    changed = asyncio.Event()
+
+    async def clear_later() -> None:
+        await asyncio.sleep(0.05)
+        state.apply(Message(constraint_topic("global", "pause"), {}))
+        changed.set()
+        await asyncio.sleep(0.05)
+        state.apply(Message(topic, {}))
+        changed.set()
+
+    clearing = asyncio.create_task(clear_later())
+    await _demo._cleared(state, changed, [topic], 5.0)
+    assert topic not in state.constraints
+    await clearing
