@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
@@ -21,8 +20,6 @@ from cascade.interfaces import (
     DEFAULT_PREFIX,
     Connector,
     Constraint,
-    SubscriptionHandle,
-    constraints_filter,
     default_org_id,
     default_project_id,
     validate_prefix,
@@ -30,6 +27,7 @@ from cascade.interfaces import (
 from cascade.interfaces import timeout as bounded
 
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
+from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
 from ._errors import TaskFailedError
 from ._events import (
     EventBus,
@@ -119,8 +117,14 @@ class Engine:
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
     - ``manage_connection``: whether runs connect and disconnect the
       connector; by default, when it is not connected at the start of a run.
-    - ``connect_timeout`` / ``shutdown_timeout``: upper bounds on connecting,
-      and on flushing telemetry and disconnecting at the end of a run.
+    - ``connect_wait``: the longest a run waits, before its first task, for
+      the broker connection and the retained constraints (default 5 s, and
+      never longer than the connector's own connect timeout). A broker that
+      accepts TCP but never answers delays the first task by that much; the
+      connector keeps connecting in the background and the constraints apply
+      when they arrive. ``0`` starts at once, without waiting for them.
+    - ``shutdown_timeout``: upper bound on each step of the end of a run
+      (flushing telemetry, disconnecting).
     - ``max_constraints``: constraints held at most (default 10,000); a new
       one beyond it is rejected, counted and warned about, and nothing else
       changes, so whoever may write constraints cannot exhaust an engine.
@@ -138,7 +142,7 @@ class Engine:
         topic_prefix: str | None = None,
         heartbeat_interval: float | None = 5.0,
         manage_connection: bool | None = None,
-        connect_timeout: float = 30.0,
+        connect_wait: float = DEFAULT_CONNECT_WAIT,
         shutdown_timeout: float = 5.0,
         max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         clock: Callable[[], float] = time.time,
@@ -157,7 +161,7 @@ class Engine:
         )
         self.heartbeat_interval = heartbeat_interval
         self.manage_connection = manage_connection
-        self.connect_timeout = connect_timeout
+        self.connect_wait = connect_wait
         self.shutdown_timeout = shutdown_timeout
         self.max_constraints = max_constraints
         self.events = EventBus()
@@ -199,7 +203,7 @@ class Engine:
         self._manager = manager
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
-        subscription: SubscriptionHandle | None = None
+        link: ControlLink | None = None
         unsubscribe_bus: Callable[[], None] | None = None
         manage = False
         started = False
@@ -220,7 +224,14 @@ class Engine:
                     topic_prefix=self.topic_prefix,
                     heartbeat_interval=self.heartbeat_interval,
                 )
-                subscription = await self._connect(connector, manage, manager)
+                link = ControlLink(
+                    connector,
+                    manager,
+                    topic_prefix=self.topic_prefix,
+                    manage=manage,
+                    wait=self.connect_wait,
+                )
+                await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
             self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
@@ -239,41 +250,21 @@ class Engine:
             self._manager = None
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
-            await self._shutdown(connector, manage, subscription, telemetry)
+            await self._shutdown(connector, manage, link, telemetry)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()
-
-    async def _connect(
-        self, connector: Connector, manage: bool, manager: ConstraintManager
-    ) -> SubscriptionHandle | None:
-        """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
-        try:
-            if manage:
-                async with bounded(self.connect_timeout):
-                    await connector.connect()
-            async with bounded(self.connect_timeout):
-                return await connector.subscribe(
-                    constraints_filter(self.topic_prefix),
-                    manager.handle_message,
-                    on_sync=manager.sync,
-                )
-        except (Exception, asyncio.TimeoutError) as exc:
-            _log.warning("connector unavailable, running without control: %s", _describe(exc))
-            return None
 
     async def _shutdown(
         self,
         connector: Connector | None,
         manage: bool,
-        subscription: SubscriptionHandle | None,
+        link: ControlLink | None,
         telemetry: TelemetrySubscriber | None,
     ) -> None:
         """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
         timeout = self.shutdown_timeout
-        if subscription is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                async with bounded(timeout):
-                    await subscription.unsubscribe()
+        if link is not None:
+            await link.close(timeout)
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped
