@@ -57,8 +57,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Integration tests against a real broker (a private mosquitto on a free loopback port)."""
+    """Integration tests against a real broker (a private mosquitto on a free loopback port),
+    and tests/docs: every example in the READMEs and docs/ run as written."""
     run_package_tests(session, "integration")
+    session.log("the examples of the READMEs and docs/ (tests/docs)")
+    session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
 
 
 @nox.session
@@ -86,7 +89,8 @@ def typecheck(session: nox.Session) -> None:
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
-    session.run("mypy", str(ROOT / "tests" / "faults"), env={"MYPYPATH": mypy_path})
+    for suite in ("faults", "docs"):
+        session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
 
 
 @nox.session
