@@ -6,6 +6,8 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -108,6 +110,48 @@ def bench(session: nox.Session) -> None:
         for script in sorted((ROOT / "packages" / package / "benchmarks").glob("bench_*.py")):
             session.log(f"benchmark {script.relative_to(ROOT)}")
             session.run("python", str(script), *session.posargs)
+
+
+# Run in the fresh environment: importing the runtime must load no MQTT client.
+NO_MQTT_IMPORTED = """
+import sys
+import cascade.runtime
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aiomqtt", "paho"))
+assert not loaded, f"import cascade.runtime loaded {loaded}"
+print("cascade.runtime imported; no MQTT module loaded")
+"""
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build every package's sdist and wheel, check them with twine, install the wheels into a
+    fresh virtualenv outside the source tree, and run the `cascade` command there."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "package"))
+    outside = Path(tempfile.mkdtemp(prefix="cascade-package-"))
+    try:
+        dist = outside / "dist"
+        for package in PACKAGES:
+            session.run("python", "-m", "build", "--outdir", str(dist), f"packages/{package}")
+        built = sorted(dist.iterdir())
+        session.run("twine", "check", "--strict", *map(str, built))
+        wheels = [str(path) for path in built if path.suffix == ".whl"]
+        if len(wheels) != len(PACKAGES):
+            session.error(f"expected {len(PACKAGES)} wheels, built {wheels}")
+        venv = outside / "venv"
+        session.run("python", "-m", "venv", str(venv))
+        bin_dir = venv / ("Scripts" if (venv / "Scripts").is_dir() else "bin")
+        session.run(str(bin_dir / "python"), "-m", "pip", "install", "--quiet", *wheels,
+                    external=True)  # fmt: skip
+        # from outside the tree, with nothing of it on the path: only the wheels are used
+        env = {"PYTHONPATH": ""}
+        with session.chdir(outside):
+            cascade = str(bin_dir / "cascade")
+            session.run(cascade, "--version", external=True, env=env)
+            session.run(cascade, "demo", "--tasks", "8", "--duration", "2", external=True,
+                        env=env)  # fmt: skip
+            session.run(str(bin_dir / "python"), "-c", NO_MQTT_IMPORTED, external=True, env=env)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def lowest_pins(package: str, names: tuple[str, ...]) -> list[str]:
