@@ -193,10 +193,16 @@ def limit(
     ctx: typer.Context,
     scope: Scope,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="At most N tasks running at once.")
+        int | None,
+        typer.Option("--concurrency", help="At most N tasks running at once (0: none start)."),
     ] = None,
     rate: Annotated[
-        str | None, typer.Option("--rate", help="At most R task starts: '10/m', '0.5/s', '2/h'.")
+        str | None,
+        typer.Option(
+            "--rate",
+            help="At most R task starts: '10' or '10/s' per second, '10/m', '2/h'; "
+            "up to max(1, R per second) may start at once.",
+        ),
     ] = None,
     ttl: Ttl = None,
     broker: BrokerOptions = DEFAULT_BROKER,
