@@ -6,6 +6,8 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -57,8 +59,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Integration tests against a real broker (a private mosquitto on a free loopback port)."""
+    """Integration tests against a real broker (a private mosquitto on a free loopback port),
+    and tests/docs: every example in the READMEs and docs/ run as written."""
     run_package_tests(session, "integration")
+    session.log("the examples of the READMEs and docs/ (tests/docs)")
+    session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
 
 
 @nox.session
@@ -86,7 +91,8 @@ def typecheck(session: nox.Session) -> None:
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
-    session.run("mypy", str(ROOT / "tests" / "faults"), env={"MYPYPATH": mypy_path})
+    for suite in ("faults", "docs"):
+        session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
 
 
 @nox.session
@@ -104,6 +110,48 @@ def bench(session: nox.Session) -> None:
         for script in sorted((ROOT / "packages" / package / "benchmarks").glob("bench_*.py")):
             session.log(f"benchmark {script.relative_to(ROOT)}")
             session.run("python", str(script), *session.posargs)
+
+
+# Run in the fresh environment: importing the runtime must load no MQTT client.
+NO_MQTT_IMPORTED = """
+import sys
+import cascade.runtime
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aiomqtt", "paho"))
+assert not loaded, f"import cascade.runtime loaded {loaded}"
+print("cascade.runtime imported; no MQTT module loaded")
+"""
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build every package's sdist and wheel, check them with twine, install the wheels into a
+    fresh virtualenv outside the source tree, and run the `cascade` command there."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "package"))
+    outside = Path(tempfile.mkdtemp(prefix="cascade-package-"))
+    try:
+        dist = outside / "dist"
+        for package in PACKAGES:
+            session.run("python", "-m", "build", "--outdir", str(dist), f"packages/{package}")
+        built = sorted(dist.iterdir())
+        session.run("twine", "check", "--strict", *map(str, built))
+        wheels = [str(path) for path in built if path.suffix == ".whl"]
+        if len(wheels) != len(PACKAGES):
+            session.error(f"expected {len(PACKAGES)} wheels, built {wheels}")
+        venv = outside / "venv"
+        session.run("python", "-m", "venv", str(venv))
+        bin_dir = venv / ("Scripts" if (venv / "Scripts").is_dir() else "bin")
+        session.run(str(bin_dir / "python"), "-m", "pip", "install", "--quiet", *wheels,
+                    external=True)  # fmt: skip
+        # from outside the tree, with nothing of it on the path: only the wheels are used
+        env = {"PYTHONPATH": ""}
+        with session.chdir(outside):
+            cascade = str(bin_dir / "cascade")
+            session.run(cascade, "--version", external=True, env=env)
+            session.run(cascade, "demo", "--tasks", "8", "--duration", "2", external=True,
+                        env=env)  # fmt: skip
+            session.run(str(bin_dir / "python"), "-c", NO_MQTT_IMPORTED, external=True, env=env)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def lowest_pins(package: str, names: tuple[str, ...]) -> list[str]:

@@ -69,7 +69,7 @@ async def test_hanging_connector_is_bounded() -> None:
     engine = Engine(
         HangingConnect(presence=False),
         heartbeat_interval=None,
-        connect_timeout=0.05,
+        connect_wait=0.05,
         shutdown_timeout=0.05,
     )
     assert await engine.run([one(), one()]) == [1, 1]

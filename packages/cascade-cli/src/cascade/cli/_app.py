@@ -42,9 +42,11 @@ from ._control import (
     resume_topics,
     validate_scope,
 )
+from ._pipes import guard_stdout
 from ._render import render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
+from ._version import version_callback
 from ._view_options import (
     DEFAULT_KEEP_FOR_AGE,
     DEFAULT_OFFLINE_MAX_AGE,
@@ -65,6 +67,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=version_callback,
+            help="Print the versions of cascade and its packages, and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Watch and steer running Cascade workflows through an MQTT broker."""
 
 
 @dataclass
@@ -189,10 +206,16 @@ def limit(
     ctx: typer.Context,
     scope: Scope,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="At most N tasks running at once.")
+        int | None,
+        typer.Option("--concurrency", help="At most N tasks running at once (0: none start)."),
     ] = None,
     rate: Annotated[
-        str | None, typer.Option("--rate", help="At most R task starts: '10/m', '0.5/s', '2/h'.")
+        str | None,
+        typer.Option(
+            "--rate",
+            help="At most R task starts: '10' or '10/s' per second, '10/m', '2/h'; "
+            "up to max(1, R per second) may start at once.",
+        ),
     ] = None,
     ttl: Ttl = None,
     broker: BrokerOptions = DEFAULT_BROKER,
@@ -354,13 +377,23 @@ def demo(
     tasks: Annotated[
         int, typer.Option("--tasks", min=8, max=500, help="Roughly how many tasks.")
     ] = 24,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            min=1,
+            max=3600,
+            help="About how many seconds the run lasts (paced); default: ~6 s for 24 tasks.",
+        ),
+    ] = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Run a sample workflow and watch it live: parallel tasks, a retry, a failure, a rate-limited
-    group, and a pause and resume sent over the broker.
+    """Run a sample workflow and watch it live.
 
-    Without --host it starts an embedded MQTT broker in this process.
-    Example: cascade demo --tasks 40
+    Parallel tasks, a retry, a failure, a rate-limited group, and a pause and
+    resume sent over the broker. Without --host it starts an embedded MQTT
+    broker in this process and prints the command that watches it from
+    another terminal. Example: cascade demo --tasks 40 --duration 60
     """
     from ._demo import run_demo
 
@@ -372,7 +405,7 @@ def demo(
     context = _context(ctx)
     console = _console(ctx)
     try:
-        planned = asyncio.run(run_demo(broker, tasks, context.connector_factory, console))
+        planned = asyncio.run(run_demo(broker, tasks, context.connector_factory, console, duration))
     except ConnectorError as exc:
         raise _fail(str(exc)) from None
     if not planned:
@@ -381,4 +414,5 @@ def demo(
 
 def main() -> None:
     """Entry point of the `cascade` console script."""
+    guard_stdout()
     app(obj=CliContext(), prog_name="cascade")

@@ -14,6 +14,8 @@ import typer
 
 from cascade.interfaces import ConnectError, Connector
 
+from ._address import split_host_port
+
 __all__ = ["BrokerOptions", "ConnectorFactory", "broker_options", "mqtt_connector"]
 
 
@@ -75,7 +77,10 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
 _PARAMETERS: dict[str, Any] = {
     "host": Annotated[
         str | None,
-        typer.Option(envvar="CASCADE_MQTT_HOST", help="Broker host (default: localhost)."),
+        typer.Option(
+            envvar="CASCADE_MQTT_HOST",
+            help="Broker host, or host:port (default: localhost).",
+        ),
     ],
     "port": Annotated[
         int, typer.Option(envvar="CASCADE_MQTT_PORT", min=1, max=65535, help="Broker port.")
@@ -113,9 +118,48 @@ def broker_options(command: _F) -> _F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        broker = BrokerOptions(**{f.name: kwargs.pop(f.name) for f in fields(BrokerOptions)})
-        return command(*args, broker=broker, **kwargs)
+        values = {f.name: kwargs.pop(f.name) for f in fields(BrokerOptions)}
+        # the command's typer.Context (some typer versions pass their vendored click's class)
+        context = next((a for a in (*args, *kwargs.values()) if _is_context(a)), None)
+        values["host"], values["port"] = _address(values["host"], values["port"], context)
+        return command(*args, broker=BrokerOptions(**values), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
     return wrapper  # type: ignore[return-value]
+
+
+# Where a parameter's value came from, lowest precedence first.
+_LEVELS = ("DEFAULT", "DEFAULT_MAP", "ENVIRONMENT", "PROMPT", "COMMANDLINE")
+
+
+def _is_context(value: object) -> bool:
+    return callable(getattr(value, "get_parameter_source", None))
+
+
+def _source(context: Any, name: str) -> int:
+    source = context.get_parameter_source(name) if context is not None else None
+    return _LEVELS.index(source.name) if source is not None and source.name in _LEVELS else 0
+
+
+def _address(host: str | None, port: int, context: Any) -> tuple[str | None, int]:
+    """``--host host:port``: the port it names, unless ``--port`` says otherwise at a higher
+    level (a flag beats ``CASCADE_MQTT_*``); two different ports at one level exit 2."""
+    if host is None:
+        return None, port
+    try:
+        name, named_port = split_host_port(host)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--host'") from None
+    if named_port is None or named_port == port:
+        return name, port
+    host_level, port_level = _source(context, "host"), _source(context, "port")
+    if port_level == 0 or port_level < host_level:
+        return name, named_port
+    if port_level > host_level:
+        return name, port
+    raise typer.BadParameter(
+        f"{host!r} names port {named_port} but --port is {port}; "
+        f"give the port once: --host {name} --port {named_port}, or --host {host}",
+        param_hint="'--host'",
+    )

@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -30,31 +30,53 @@ from ._control import limit_constraints, pause_constraint
 from ._render import render_watch
 from ._state import WatchState
 
-__all__ = ["run_demo"]
+__all__ = ["Pace", "natural_seconds", "run_demo"]
 
-API_RATE = "2/s"
+API_RATE = 2.0  # api_* task starts per second, at the natural pace
 PAUSE_SECONDS = 3.0
 LIMIT_TTL = 120.0
+
+
+@dataclass
+class Pace:
+    """How much slower than its natural pace the demo runs (``--duration``): every task's
+    work, the pause and the rate limit's interval are stretched by ``factor``."""
+
+    factor: float = 1.0
+
+    def seconds(self, natural: float) -> float:
+        """``natural`` seconds at this pace."""
+        return natural * self.factor
+
+
+PACE = Pace()
+
+
+def natural_seconds(tasks: int) -> float:
+    """About how long the run of ``build_workflow(tasks)`` lasts at the natural pace: the pause,
+    then the api_* tasks beyond the rate limit's initial burst, then the fan-in."""
+    parts = max(2, (tasks - 4) // 3)
+    return PAUSE_SECONDS + max(0, parts - API_RATE) / API_RATE + 1.0
 
 
 @task
 async def extract(part: int) -> list[int]:
     """Fetch one partition of the input."""
-    await asyncio.sleep(random.uniform(0.5, 1.5))
+    await asyncio.sleep(PACE.seconds(random.uniform(0.5, 1.5)))
     return list(range(part * 10, part * 10 + 10))
 
 
 @task
 def transform(rows: list[int]) -> int:
     """CPU-bound work, run in a thread."""
-    time.sleep(random.uniform(0.3, 0.8))
+    time.sleep(PACE.seconds(random.uniform(0.3, 0.8)))
     return sum(row * 2 for row in rows)
 
 
 @task(name="api_enrich")
 async def api_enrich(value: int) -> int:
     """A call to a rate-limited API (the demo limits task:api_* before the run)."""
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(PACE.seconds(0.05))
     return value + 1
 
 
@@ -65,7 +87,7 @@ _flaky_attempts: dict[str, int] = {}
 async def flaky_lookup(key: str) -> str:
     """Fails twice, then succeeds: retried by the engine."""
     _flaky_attempts[key] = _flaky_attempts.get(key, 0) + 1
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(PACE.seconds(0.2))
     if _flaky_attempts[key] < 3:
         raise ConnectionError(f"lookup of {key!r} timed out (attempt {_flaky_attempts[key]})")
     return key.upper()
@@ -74,7 +96,7 @@ async def flaky_lookup(key: str) -> str:
 @task
 async def validate_checksums(parts: int) -> None:
     """Always fails: shows a failure and the tasks it skips."""
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(PACE.seconds(0.5))
     raise ValueError(f"checksum mismatch in partition {parts - 1}")
 
 
@@ -87,7 +109,7 @@ async def publish_report(checked: None, label: str) -> str:
 @task
 async def load(values: list[int], label: str) -> int:
     """Fan-in of everything transformed and enriched."""
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(PACE.seconds(0.2))
     return sum(values)
 
 
@@ -111,7 +133,9 @@ async def _broker(options: BrokerOptions, console: Console) -> AsyncIterator[Bro
     from cascade.connectors.mqtt import EmbeddedBroker
 
     async with EmbeddedBroker() as broker:
-        console.print(f"[dim]embedded MQTT broker on {broker.host}:{broker.port}[/dim]")
+        address = f"{broker.host}:{broker.port}"
+        console.print(f"[dim]embedded MQTT broker on {address}; watch it from another terminal:[/]")
+        console.print(f"[dim]  cascade watch --host {address}[/]", soft_wrap=True)
         yield replace(options, host=broker.host, port=broker.port)
 
 
@@ -127,10 +151,11 @@ async def _steer(
         await changed.wait()
         changed.clear()
     # the pause expires when the demo says; the resume below only makes that visible at once
-    topic, pause = pause_constraint(scope, ttl=PAUSE_SECONDS)
+    seconds = PACE.seconds(PAUSE_SECONDS)
+    topic, pause = pause_constraint(scope, ttl=seconds)
     await control.publish(topic, pause, qos=1, retain=True)
-    _say(console, f"paused {scope} for {PAUSE_SECONDS:g}s")
-    await asyncio.sleep(PAUSE_SECONDS)
+    _say(console, f"paused {scope} for {seconds:.3g}s")
+    await asyncio.sleep(seconds)
     await control.publish(topic, b"", qos=1, retain=True)
     _say(console, f"resumed {scope}")
 
@@ -147,10 +172,21 @@ async def _cleared(
 
 
 async def run_demo(
-    options: BrokerOptions, tasks: int, factory: ConnectorFactory, console: Console
+    options: BrokerOptions,
+    tasks: int,
+    factory: ConnectorFactory,
+    console: Console,
+    duration: float | None = None,
 ) -> bool:
-    """Run the demo; returns whether it went as planned (one task fails on purpose)."""
+    """Run the demo; returns whether it went as planned (one task fails on purpose).
+
+    ``duration``: about how many seconds the run lasts (paced; default: its natural
+    pace, :func:`natural_seconds`).
+    """
     from cascade.connectors.mqtt import MqttConnector
+
+    PACE.factor = 1.0 if duration is None else duration / natural_seconds(tasks)
+    api_rate = f"{API_RATE / PACE.factor:.3g}/s"
 
     async with _broker(options, console) as broker, contextlib.AsyncExitStack() as stack:
         watcher = factory(broker)
@@ -168,12 +204,13 @@ async def run_demo(
                              constraints_filter(prefix)):  # fmt: skip
             await watcher.subscribe(topic_filter, apply)
 
-        limits = limit_constraints("task:api_*", None, API_RATE, ttl=LIMIT_TTL)
+        limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
+        limits = limit_constraints("task:api_*", None, api_rate, ttl=limit_ttl)
         for topic, constraint in limits:
             await watcher.publish(topic, constraint, qos=1, retain=True)
         await watcher.flush(broker.timeout)
-        _say(console, f"rate-limited task:api_* to {API_RATE} until the run ends "
-                      f"(at most {LIMIT_TTL:g}s)")  # fmt: skip
+        _say(console, f"rate-limited task:api_* to {api_rate} until the run ends "
+                      f"(at most {limit_ttl:g}s)")  # fmt: skip
 
         engine_connector = MqttConnector(
             broker.host or "localhost",

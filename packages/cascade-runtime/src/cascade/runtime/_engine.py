@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
@@ -12,7 +11,7 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +20,14 @@ from cascade.interfaces import (
     DEFAULT_PREFIX,
     Connector,
     Constraint,
-    SubscriptionHandle,
-    constraints_filter,
     default_org_id,
     default_project_id,
     validate_id,
     validate_prefix,
 )
-from cascade.interfaces import timeout as bounded
 
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
+from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
 from ._errors import TaskFailedError
 from ._events import (
     EventBus,
@@ -44,22 +41,13 @@ from ._events import (
     TaskSkipped,
 )
 from ._graph import Graph, Node, build_graph, resolve
+from ._steps import StepFailed, describe, within
 from ._task import LazyResult
 from ._telemetry import TelemetrySubscriber
 
 __all__ = ["Engine", "EngineStats", "run"]
 
 _log = logging.getLogger("cascade.runtime.engine")
-
-
-def _describe(exc: BaseException) -> str:
-    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it."""
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _explain(exc: BaseException) -> str:
-    """For the log: :func:`_describe`, and an exception without a message says so."""
-    return _describe(exc) if str(exc) else f"{type(exc).__name__} (without a message)"
 
 
 @dataclass(slots=True)
@@ -126,8 +114,14 @@ class Engine:
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
     - ``manage_connection``: whether runs connect and disconnect the
       connector; by default, when it is not connected at the start of a run.
-    - ``connect_timeout`` / ``shutdown_timeout``: upper bounds on connecting,
-      and on flushing telemetry and disconnecting at the end of a run.
+    - ``connect_wait``: the longest a run waits, before its first task, for
+      the broker connection and the retained constraints (default 5 s, and
+      never longer than the connector's own connect timeout). A broker that
+      accepts TCP but never answers delays the first task by that much; the
+      connector keeps connecting in the background and the constraints apply
+      when they arrive. ``0`` starts at once, without waiting for them.
+    - ``shutdown_timeout``: upper bound on each step of the end of a run
+      (flushing telemetry, disconnecting).
     - ``max_constraints``: constraints held at most (default 10,000); a new
       one beyond it is rejected, counted and warned about, and nothing else
       changes, so whoever may write constraints cannot exhaust an engine.
@@ -145,7 +139,7 @@ class Engine:
         topic_prefix: str | None = None,
         heartbeat_interval: float | None = 5.0,
         manage_connection: bool | None = None,
-        connect_timeout: float = 30.0,
+        connect_wait: float = DEFAULT_CONNECT_WAIT,
         shutdown_timeout: float = 5.0,
         max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         clock: Callable[[], float] = time.time,
@@ -166,7 +160,7 @@ class Engine:
         )
         self.heartbeat_interval = heartbeat_interval
         self.manage_connection = manage_connection
-        self.connect_timeout = connect_timeout
+        self.connect_wait = connect_wait
         self.shutdown_timeout = shutdown_timeout
         self.max_constraints = max_constraints
         self.events = EventBus()
@@ -208,7 +202,7 @@ class Engine:
         self._manager = manager
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
-        subscription: SubscriptionHandle | None = None
+        link: ControlLink | None = None
         unsubscribe_bus: Callable[[], None] | None = None
         manage = False
         started = False
@@ -229,7 +223,14 @@ class Engine:
                     topic_prefix=self.topic_prefix,
                     heartbeat_interval=self.heartbeat_interval,
                 )
-                subscription = await self._connect(connector, manage, manager)
+                link = ControlLink(
+                    connector,
+                    manager,
+                    topic_prefix=self.topic_prefix,
+                    manage=manage,
+                    wait=self.connect_wait,
+                )
+                await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
             self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
@@ -241,85 +242,37 @@ class Engine:
             status, error = "Cancelled", "CancelledError: the run was cancelled"
             raise
         except BaseException as exc:
-            status, error = "Failed", _describe(exc)
+            status, error = "Failed", describe(exc)
             raise
         finally:
             manager.close()
             self._manager = None
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
-            await self._shutdown(connector, manage, subscription, telemetry)
+            await self._shutdown(connector, manage, link, telemetry)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()
-
-    async def _connect(
-        self, connector: Connector, manage: bool, manager: ConstraintManager
-    ) -> SubscriptionHandle | None:
-        """Connect (bounded), subscribe to constraints; a broken connector costs only telemetry."""
-        try:
-            if manage:
-                async with _within("connect", self.connect_timeout, "connect_timeout"):
-                    await connector.connect()
-            what = "subscribe to the constraints"
-            async with _within(what, self.connect_timeout, "connect_timeout"):
-                return await connector.subscribe(
-                    constraints_filter(self.topic_prefix),
-                    manager.handle_message,
-                    on_sync=manager.sync,
-                )
-        except _StepFailed as exc:
-            _log.warning("connector unavailable, running without control: %s", exc)
-            return None
 
     async def _shutdown(
         self,
         connector: Connector | None,
         manage: bool,
-        subscription: SubscriptionHandle | None,
+        link: ControlLink | None,
         telemetry: TelemetrySubscriber | None,
     ) -> None:
         """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
         timeout = self.shutdown_timeout
-        if subscription is not None:
-            try:
-                what = "unsubscribe from the constraints"
-                async with _within(what, timeout, "shutdown_timeout"):
-                    await subscription.unsubscribe()
-            except _StepFailed as exc:
-                _log.warning("%s", exc)
+        if link is not None:
+            await link.close(timeout)
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped
         if connector is not None and manage:
             try:
-                async with _within("disconnect", timeout, "shutdown_timeout"):
+                async with within("disconnect", timeout, "shutdown_timeout"):
                     await connector.disconnect()
-            except _StepFailed as exc:
+            except StepFailed as exc:
                 _log.warning("%s", exc)
-
-
-class _StepFailed(Exception):
-    """A connector step failed; the message says which, and why or after how long."""
-
-
-@contextlib.asynccontextmanager
-async def _within(what: str, seconds: float, option: str) -> AsyncIterator[None]:
-    """Bound a connector step to ``seconds``; any failure becomes :class:`_StepFailed`.
-
-    Its message names the step and, for a timeout, the limit and the option
-    that set it: a bare ``TimeoutError`` says neither.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        async with bounded(seconds):
-            yield
-    except asyncio.TimeoutError as exc:
-        if loop.time() - started >= seconds:
-            raise _StepFailed(f"{what} did not finish within {seconds:g} s ({option})") from None
-        raise _StepFailed(f"{what} failed: {_explain(exc)}") from None
-    except Exception as exc:
-        raise _StepFailed(f"{what} failed: {_explain(exc)}") from None
 
 
 def _shape(target: Any, graph: Graph) -> Any:
@@ -507,7 +460,7 @@ class _Run:
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - attempt_started) * 1000,
-                        error=_describe(error),
+                        error=describe(error),
                         attempt=attempt,
                     )
                 )
@@ -519,7 +472,7 @@ class _Run:
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - started) * 1000,
-                        error=_describe(error),
+                        error=describe(error),
                         attempt=attempt,
                         exception=error,
                     )

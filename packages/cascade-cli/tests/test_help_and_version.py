@@ -1,0 +1,54 @@
+"""`--help` shows flags as flags, every command's summary whole, and `--version` works."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from cascade.cli import app
+from cascade.cli._version import PACKAGES
+
+COMMANDS = ["status", "pause", "resume", "limit", "watch", "demo"]
+WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+
+
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_flags_show_no_value(command: str) -> None:
+    """A flag is listed as `--json`, never `--json <bool>` (as typer 0.29 prints them)."""
+    text = _help(command)
+    assert "<bool>" not in text
+    assert re.search(r"--tls\s+Connect with TLS", text), text
+
+
+def test_the_top_level_help_lists_every_command_in_one_line() -> None:
+    """Each command's summary is one whole sentence on its own line."""
+    text = _help()
+    assert "<bool>" not in text
+    for command in COMMANDS:
+        line = next(line for line in text.splitlines() if re.search(rf"│ {command}\s", line))
+        summary = line.split(command, 1)[1].strip(" │")
+        assert summary.endswith("."), line
+    assert "Run a sample workflow and watch it live." in text
+
+
+def test_a_flag_takes_no_value() -> None:
+    """`--json true` is refused as an extra argument: flags are switched on by their name alone."""
+    result = CliRunner().invoke(app, ["status", "--json", "true"])
+    assert result.exit_code == 2
+
+
+def test_version_names_every_package() -> None:
+    """`cascade --version` prints the version of the CLI and of each package it runs on."""
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("cascade ")
+    for package in PACKAGES[1:]:
+        assert package in result.output

@@ -1,0 +1,85 @@
+"""A run's link to the broker: connect and subscribe to constraints, waiting a bounded time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cascade.interfaces import Connector, SubscriptionHandle, constraints_filter
+
+from ._constraints import ConstraintManager
+from ._steps import StepFailed, explain, within
+
+__all__ = ["DEFAULT_CONNECT_WAIT", "ControlLink"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+#: Seconds a run waits, before its first task, for the broker connection and the
+#: retained constraints; equal to the ConstraintManager's ``sync_hold`` default.
+DEFAULT_CONNECT_WAIT = 5.0
+
+
+class ControlLink:
+    """Connects ``connector`` (when ``manage``) and subscribes ``manager`` to the constraints.
+
+    :meth:`open` waits at most ``wait`` seconds for both; what is still under way
+    then goes on in the background (the connector keeps connecting, and the
+    subscription is made when the connection is), so the constraints the broker
+    retains apply from the moment they arrive. :meth:`close` stops what is left.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        manager: ConstraintManager,
+        *,
+        topic_prefix: str,
+        manage: bool,
+        wait: float,
+    ) -> None:
+        self._connector = connector
+        self._manager = manager
+        self._filter = constraints_filter(topic_prefix)
+        self._manage = manage
+        self._wait = wait
+        self._task: asyncio.Task[None] | None = None
+        self.subscription: SubscriptionHandle | None = None
+
+    async def open(self) -> None:
+        """Start connecting and subscribing; return when done, or after ``wait`` seconds."""
+        self._task = asyncio.create_task(self._establish())
+        done, _ = await asyncio.wait({self._task}, timeout=max(self._wait, 0.0))
+        if not done:
+            _log.warning(
+                "no answer from the broker within %g s (connect_wait): the run starts without "
+                "the retained constraints, which apply when the connection is made",
+                self._wait,
+            )
+
+    async def _establish(self) -> None:
+        step = "connect"
+        try:
+            if self._manage:
+                await self._connector.connect()
+            step = "subscribe to the constraints"
+            manager = self._manager
+            self.subscription = await self._connector.subscribe(
+                self._filter, manager.handle_message, on_sync=manager.sync
+            )
+        except Exception as exc:
+            _log.warning(
+                "connector unavailable, running without control: %s failed: %s", step, explain(exc)
+            )
+
+    async def close(self, timeout: float) -> None:
+        """Stop connecting or subscribing if still under way, then unsubscribe; bounded."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
+        if self.subscription is not None:
+            try:
+                async with within("unsubscribe from the constraints", timeout, "shutdown_timeout"):
+                    await self.subscription.unsubscribe()
+            except StepFailed as exc:
+                _log.warning("%s", exc)

@@ -1,0 +1,45 @@
+"""Connector steps of a run (connect, subscribe, unsubscribe, disconnect), bounded and named."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from cascade.interfaces import timeout as bounded
+
+__all__ = ["StepFailed", "describe", "explain", "within"]
+
+
+def describe(exc: BaseException) -> str:
+    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def explain(exc: BaseException) -> str:
+    """For the log: :func:`describe`, and an exception without a message says so."""
+    return describe(exc) if str(exc) else f"{type(exc).__name__} (without a message)"
+
+
+class StepFailed(Exception):
+    """A connector step failed; the message says which, and why or after how long."""
+
+
+@contextlib.asynccontextmanager
+async def within(what: str, seconds: float, option: str) -> AsyncIterator[None]:
+    """Bound a connector step to ``seconds``; any failure becomes :class:`StepFailed`.
+
+    Its message names the step and, for a timeout, the limit and the option
+    that set it: a bare ``TimeoutError`` says neither.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with bounded(seconds):
+            yield
+    except asyncio.TimeoutError as exc:
+        if loop.time() - started >= seconds:
+            raise StepFailed(f"{what} did not finish within {seconds:g} s ({option})") from None
+        raise StepFailed(f"{what} failed: {explain(exc)}") from None
+    except Exception as exc:
+        raise StepFailed(f"{what} failed: {explain(exc)}") from None
