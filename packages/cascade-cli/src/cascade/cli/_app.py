@@ -15,7 +15,6 @@ from rich.live import Live
 
 from cascade.interfaces import (
     ConnectorError,
-    ConstraintType,
     Message,
     constraints_filter,
     encode_payload,
@@ -35,11 +34,12 @@ from ._control import (
     UsageError,
     limit_constraints,
     pause_constraint,
-    resume_topics,
     validate_scope,
 )
+from ._publishing import clear_constraints, parse_constraint_type, publish_confirmed
 from ._render import constraints_table, engines_table, render_watch
 from ._state import WatchState
+from .dashboard._command import dashboard as _dashboard_command
 
 __all__ = ["CliContext", "app", "main"]
 
@@ -142,14 +142,6 @@ def _status_json(state: WatchState) -> dict[str, Any]:
     return {"engines": engines, "constraints": constraints}
 
 
-async def _publish_confirmed(
-    connector: Any, messages: list[tuple[str, Any]], timeout: float
-) -> None:
-    for topic, payload in messages:
-        await connector.publish(topic, payload, qos=1, retain=True)
-    await connector.flush(timeout)
-
-
 @app.command()
 @broker_options
 def pause(
@@ -166,7 +158,7 @@ def pause(
         message = pause_constraint(scope, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: _publish_confirmed(c, [message], broker.timeout))
+    _run(ctx, broker, lambda c: publish_confirmed(c, [message], broker.timeout))
     typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
 
 
@@ -192,7 +184,7 @@ def limit(
         messages = limit_constraints(scope, concurrency, rate, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: _publish_confirmed(c, list(messages), broker.timeout))
+    _run(ctx, broker, lambda c: publish_confirmed(c, list(messages), broker.timeout))
     typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
 
 
@@ -212,30 +204,13 @@ def resume(
     Examples: cascade resume; cascade resume task:api_* --type pause
     """
     try:
-        kind = _constraint_type(constraint_type)
+        kind = parse_constraint_type(constraint_type)
         validate_scope(scope)
     except UsageError as exc:
         raise _usage(exc) from None
 
-    async def clear(connector: Any) -> None:
-        retained: dict[str, dict[str, Any]] = {}
-
-        def keep(message: Message) -> None:
-            retained[message.topic] = message.payload
-
-        handle = await connector.subscribe(constraints_filter(connector.topic_prefix), keep)
-        await handle.unsubscribe()
-        topics = resume_topics(scope, kind, retained)
-        await _publish_confirmed(connector, [(topic, b"") for topic in topics], broker.timeout)
-
-    _run(ctx, broker, clear)
+    _run(ctx, broker, lambda c: clear_constraints(c, scope, kind, broker.timeout))
     typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
-
-
-def _constraint_type(value: str | None) -> ConstraintType | None:
-    if value in (None, "pause", "concurrency", "rate_limit"):
-        return value  # type: ignore[return-value]
-    raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")
 
 
 @app.command()
@@ -349,3 +324,7 @@ def demo(
 def main() -> None:
     """Entry point of the `cascade` console script."""
     app(obj=CliContext(), prog_name="cascade")
+
+
+# Registered here, built elsewhere: the dashboard's web stack is an optional extra.
+app.command(name="dashboard")(broker_options(_dashboard_command))

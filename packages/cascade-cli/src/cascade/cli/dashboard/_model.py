@@ -1,0 +1,227 @@
+"""The dashboard's one adapter onto the watch state model (:class:`~cascade.cli.WatchState`).
+
+Everything the pages see is read from the model here, and only here, so that the
+dashboard follows the model wherever it goes. What the model does not keep yet is
+kept beside it, bounded: each task's timeline (a segment per state it was in), when
+a run was first and last heard of, and a progress that never goes backwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
+
+from .._state import FINISHED_STATES, RunView, TaskView, WatchState
+
+__all__ = ["DashboardModel", "Segment"]
+
+#: Segments kept per task (its last attempts), and per run in all.
+MAX_SEGMENTS_PER_TASK = 32
+MAX_SEGMENTS_PER_RUN = 20_000
+
+
+@dataclass
+class Segment:
+    """A task's time in one state: ``start`` to ``end`` (``None`` while it lasts).
+
+    ``outcome`` is the state it ended in, so a RUNNING segment can be drawn as the
+    attempt it was: completed, failed or retried.
+    """
+
+    state: str
+    start: float
+    end: float | None = None
+    outcome: str | None = None
+
+
+@dataclass
+class _Timeline:
+    """What the dashboard keeps of one run beside the model."""
+
+    first_seen: float
+    last_seen: float
+    ended: float | None = None
+    progress: float = 0.0
+    segments: int = 0
+    truncated: int = 0
+    tasks: dict[str, deque[Segment]] = field(default_factory=dict)
+    seen: dict[str, TaskView] = field(default_factory=dict)
+
+
+class DashboardModel:
+    """A :class:`WatchState` fed by the dashboard's one subscription, read as JSON-ready dicts.
+
+    ``version`` rises with every message, so pages can tell whether anything changed.
+    """
+
+    def __init__(
+        self,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_segments_per_run: int = MAX_SEGMENTS_PER_RUN,
+    ) -> None:
+        self.state = WatchState(prefix=prefix, clock=clock)
+        self.clock = clock
+        self.version = 0
+        self.max_segments_per_run = max_segments_per_run
+        self._timelines: dict[str, _Timeline] = {}
+
+    @property
+    def prefix(self) -> str:
+        """The topic prefix the model reads."""
+        return self.state.prefix
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self.state.prefix = value
+
+    def apply(self, message: Message) -> None:
+        """Fold one received message into the model, and the run's timeline."""
+        self.state.apply(message)
+        self.version += 1
+        run_id = message.payload.get("run_id") if "/telemetry/" in message.topic else None
+        if isinstance(run_id, str):
+            run = self.state.runs.get(run_id)
+            if run is not None:
+                self._record(run, message.payload.get("body"))
+
+    def _record(self, run: RunView, body: Any) -> None:
+        now = self.clock()
+        line = self._timelines.get(run.run_id)
+        if line is None:
+            line = self._timelines[run.run_id] = _Timeline(first_seen=now, last_seen=now)
+            self._forget_gone_runs()
+        line.last_seen = now
+        if run.status != "Running" and line.ended is None:
+            line.ended = now
+        elif run.status == "Running":
+            line.ended = None
+        task_id = body.get("task_id") if isinstance(body, dict) else None
+        task = run.tasks.get(task_id) if isinstance(task_id, str) else None
+        if task is None or line.seen.get(task.task_id) is task:
+            return
+        line.seen[task.task_id] = task
+        segments = line.tasks.get(task.task_id)
+        if segments is None:
+            if line.segments >= self.max_segments_per_run:
+                line.truncated += 1
+                return
+            segments = line.tasks[task.task_id] = deque(maxlen=MAX_SEGMENTS_PER_TASK)
+        if segments and segments[-1].end is None:
+            segments[-1].end = task.since
+            segments[-1].outcome = task.state
+        if task.state not in ("COMPLETED", "FAILED") or not segments:
+            end = task.since if task.state in FINISHED_STATES else None
+            if len(segments) < MAX_SEGMENTS_PER_TASK:
+                line.segments += 1
+            segments.append(Segment(task.state, task.since, end, task.state if end else None))
+
+    def _forget_gone_runs(self) -> None:
+        """Drop the timelines of runs the model no longer holds (its bounds are ours)."""
+        if len(self._timelines) > len(self.state.runs):
+            for run_id in [r for r in self._timelines if r not in self.state.runs]:
+                del self._timelines[run_id]
+
+    def _progress(self, run: RunView, line: _Timeline | None) -> float:
+        total = run.total_tasks
+        done = run.finished_tasks / total if total else 0.0
+        if line is None:
+            return done
+        line.progress = max(line.progress, min(done, 1.0))
+        return line.progress
+
+    # -- reading -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Engines, runs (summaries) and constraints in force, as JSON-ready dicts."""
+        state = self.state
+        return {
+            "version": self.version,
+            "now": self.clock(),
+            "engines": [_engine(e) for e in sorted(state.engines.values(), key=lambda e: e.source)],
+            "runs": [self._run_summary(run) for run in state.runs.values()],
+            "constraints": [_constraint(t, c) for t, c in state.active_constraints()],
+            "rejected": state.rejected,
+        }
+
+    def _run_summary(self, run: RunView) -> dict[str, Any]:
+        line = self._timelines.get(run.run_id)
+        counts = run.counts()
+        return {
+            "run_id": run.run_id,
+            "org_id": run.org_id,
+            "project_id": run.project_id,
+            "source": run.source,
+            "status": run.status,
+            "error": run.error,
+            "total": run.total_tasks,
+            "finished": run.finished_tasks,
+            "progress": self._progress(run, line),
+            "counts": dict(counts),
+            "started": line.first_seen if line else None,
+            "ended": line.ended if line else None,
+        }
+
+    def run_detail(self, run_id: str) -> dict[str, Any] | None:
+        """One run with each task's timeline and the failures, or ``None`` if unknown."""
+        run = self.state.runs.get(run_id)
+        if run is None:
+            return None
+        line = self._timelines.get(run_id)
+        tasks = []
+        for task in run.tasks.values():
+            segments = line.tasks.get(task.task_id, ()) if line else ()
+            tasks.append(
+                {
+                    "task_id": task.task_id,
+                    "name": task.name,
+                    "state": task.state,
+                    "since": task.since,
+                    "duration_ms": task.duration_ms,
+                    "error": task.error,
+                    "attempts": sum(1 for s in segments if s.state == "RUNNING"),
+                    "segments": [
+                        {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome}
+                        for s in segments
+                    ],
+                }
+            )
+        failures = [
+            {"task_id": t.task_id, "name": t.name, "error": t.error}
+            for t in run.tasks.values()
+            if t.state == "FAILED"
+        ]
+        return {
+            **self._run_summary(run),
+            "tasks": tasks,
+            "failures": failures,
+            "truncated": line.truncated if line else 0,
+        }
+
+
+def _engine(engine: Any) -> dict[str, Any]:
+    status = engine.status
+    return {
+        "source": engine.source,
+        "status": status.status,
+        "reason": status.reason,
+        "session": status.session,
+        "last_seen": engine.last_seen,
+    }
+
+
+def _constraint(topic: str, constraint: Constraint) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "id": constraint.id,
+        "scope": constraint.scope,
+        "type": constraint.type,
+        "params": dict(constraint.params),
+        "expires_at": constraint.expires_at,
+    }
