@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from typing import Annotated
 
 import typer
@@ -40,7 +41,9 @@ def dashboard(
     demo: Annotated[
         bool,
         typer.Option(
-            "--demo", help="Also run the demo workflow (on an embedded broker without --host)."
+            "--demo",
+            help="Also run the demo workflow (on an embedded broker without --host); "
+            "without --token, a random one is made and put in the printed URL.",
         ),
     ] = False,
     *,
@@ -68,6 +71,8 @@ def dashboard(
     console = getattr(obj, "console", None) or Console()
     if token is not None and not token.strip():
         token = None
+    if demo and token is None:
+        token = secrets.token_urlsafe(16)  # the demo's controls work out of the box
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_dashboard(broker, factory, host, port, token, console, demo=demo))

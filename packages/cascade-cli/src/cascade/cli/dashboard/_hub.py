@@ -88,10 +88,14 @@ class DashboardHub:
                              constraints_filter(prefix)):  # fmt: skip
             await self.connector.subscribe(topic_filter, self._on_message)
 
-    async def stop(self) -> None:
-        """End every page's stream, then disconnect."""
+    def close_streams(self) -> None:
+        """End every page's stream (the server is stopping)."""
         self.closing.set()
         self._changed.set()
+
+    async def stop(self) -> None:
+        """End every page's stream, then disconnect."""
+        self.close_streams()
         await self.connector.disconnect()
 
     def _on_message(self, message: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -14,6 +15,23 @@ from .._broker import BrokerOptions, ConnectorFactory
 from ._listen import bind, is_loopback
 
 __all__ = ["serve_dashboard"]
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """A uvicorn server that ends the pages' streams first, so it can stop at once."""
+
+        def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+            super().__init__(config)
+            self.on_shutdown = on_shutdown
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.on_shutdown()
+            await super().shutdown(sockets)
+
+    return Server
 
 
 def _url(host: str, port: int) -> str:
@@ -30,7 +48,6 @@ async def serve_dashboard(
     console: Console,
     *,
     demo: bool = False,
-    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
@@ -40,6 +57,8 @@ async def serve_dashboard(
     import uvicorn
 
     from ._api import create_app
+
+    _Server = _server_class()
     from ._hub import DashboardHub
 
     async with contextlib.AsyncExitStack() as stack:
@@ -56,24 +75,26 @@ async def serve_dashboard(
         if not is_loopback(host):
             console.print(f"[yellow]warning: listening on {host}, not loopback: other machines "
                           "can reach this dashboard[/yellow]")  # fmt: skip
+        if demo and token:
+            console.print(f"open {url}#token={token} to use the controls",
+                          soft_wrap=True, markup=False, highlight=False)  # fmt: skip
         console.print(f"cascade dashboard on {url} (broker {broker.address}, "
-                      f"{'controls enabled' if token else 'read-only: no --token'})")  # fmt: skip
-        if on_ready is not None:
-            on_ready(url)
+                      f"{'controls enabled' if token else 'read-only: no --token'})",
+                      soft_wrap=True, markup=False, highlight=False)  # fmt: skip
         config = uvicorn.Config(
             create_app(hub, token=token),
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, on_shutdown=hub.close_streams)
         tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")]
         if demo:
             tasks.append(asyncio.create_task(_demo_loop(broker), name="dashboard-demo"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            hub.closing.set()
+            hub.close_streams()
             server.should_exit = True
             for job in tasks[1:]:
                 job.cancel()

@@ -226,6 +226,11 @@ function onApply(event) {
 }
 
 function start() {
+  // `cascade dashboard --demo` prints a URL with #token=...: a fragment never reaches a server.
+  if (location.hash.startsWith("#token=")) {
+    sessionStorage.setItem("cascade-token", decodeURIComponent(location.hash.slice(7)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   $("token").value = sessionStorage.getItem("cascade-token") || "";
   $("token").addEventListener("change", () => sessionStorage.setItem("cascade-token", $("token").value));
   $("control").addEventListener("submit", onApply);
