@@ -48,11 +48,13 @@ async def serve_dashboard(
     console: Console,
     *,
     demo: bool = False,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
-    Raises :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached
-    and :class:`OSError` when ``host:port`` cannot be bound.
+    ``on_ready(url)`` is called once the socket listens. Raises
+    :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached and
+    :class:`OSError` when ``host:port`` cannot be bound.
     """
     import uvicorn
 
@@ -81,6 +83,8 @@ async def serve_dashboard(
         console.print(f"cascade dashboard on {url} (broker {broker.address}, "
                       f"{'controls enabled' if token else 'read-only: no --token'})",
                       soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+        if on_ready is not None:
+            on_ready(url)
         config = uvicorn.Config(
             create_app(hub, token=token),
             log_level="warning",
