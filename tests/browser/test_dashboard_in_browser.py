@@ -199,6 +199,8 @@ def test_demo_shows_a_live_run(browser: Any) -> None:
         browser.get(printed.group(1))
         wait(browser, lambda d: d.find_element(By.ID, "mode").text == "controls enabled")
         assert "#token" not in browser.current_url
+        kept = "return [sessionStorage.getItem('cascade-token'), localStorage.length];"
+        assert browser.execute_script(kept) == [printed.group(1).split("#token=")[1], 0]
         run_id = wait(browser, lambda d: attribute(d, "#runs tbody tr[data-run-id]", "data-run-id"))
         open_run(browser, run_id)
         wait(browser, lambda d: len(css(d, "#timeline .o-COMPLETED")) >= 8)

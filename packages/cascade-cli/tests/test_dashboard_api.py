@@ -361,3 +361,25 @@ async def _next_state(lines: AsyncIterator[str]) -> dict[str, Any]:
             state: dict[str, Any] = json.loads(line[6:])
             return state
     raise AssertionError("the stream ended")
+
+
+async def test_streams_beyond_the_cap_are_refused(hub: DashboardHub) -> None:
+    """With max_streams=1, a second page gets 503 while the first is open."""
+    sock = bind("127.0.0.1", 0)
+    app = create_app(hub, token=None, max_streams=1)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=10) as http,
+            http.stream("GET", "/api/stream") as first,
+        ):
+            await _next_state(first.aiter_lines())
+            second = await http.get("/api/stream")
+            assert second.status_code == 503
+            assert "at most 1" in second.json()["error"]
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()

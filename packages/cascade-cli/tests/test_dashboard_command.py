@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -49,5 +50,15 @@ def test_unreachable_broker_exits_1_with_a_reason() -> None:
 def test_help_documents_the_token_variable(invoke: Callable[..., Result]) -> None:
     """--help names --listen, --token, its variable and --demo."""
     result = invoke("dashboard", "--help", "--listen", "x")
-    for word in ("--listen", "--token", "CASCADE_DASHBOARD_TOKEN", "--demo"):
+    for word in ("--listen", "127.0.0.1:8787", "--token", "CASCADE_DASHBOARD_TOKEN", "--demo"):
         assert word in result.output
+
+
+def test_missing_extra_says_what_to_install(
+    invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without starlette/uvicorn: exit 1 naming the extra to install."""
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    result = invoke("dashboard")
+    assert result.exit_code == 1
+    assert "pip install 'cascade-cli[dashboard]'" in result.output

@@ -20,7 +20,7 @@ from cascade.interfaces import ConnectorError
 from .._control import UsageError
 from ._hub import DashboardHub
 
-__all__ = ["MAX_BODY", "STREAM_INTERVAL", "create_app"]
+__all__ = ["MAX_BODY", "MAX_STREAMS", "STREAM_INTERVAL", "create_app"]
 
 #: The stream sends at most one update per STREAM_INTERVAL seconds, however fast events come,
 #: and one at least every KEEPALIVE seconds (so ages and the connection state stay current).
@@ -28,6 +28,8 @@ STREAM_INTERVAL = 0.25
 KEEPALIVE = 2.0
 #: The largest control request body accepted, in bytes.
 MAX_BODY = 16 * 1024
+#: Live streams served at once; more are refused with 503 (each costs a task and a snapshot).
+MAX_STREAMS = 100
 
 _HEADERS = [
     # Defence in depth: the page never builds HTML from data, and no script runs but ours.
@@ -62,7 +64,9 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-def create_app(hub: DashboardHub, *, token: str | None) -> Starlette:
+def create_app(
+    hub: DashboardHub, *, token: str | None, max_streams: int = MAX_STREAMS
+) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
 
     Reading (the page, ``/api/state``, ``/api/stream``) is open; a control request must carry
@@ -93,25 +97,38 @@ def create_app(hub: DashboardHub, *, token: str | None) -> Starlette:
     async def get_state(request: Request) -> Response:
         return JSONResponse(state(request.query_params.get("run")))
 
-    async def stream(request: Request) -> Response:
-        run_id = request.query_params.get("run")
+    async def events(run_id: str | None) -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        seen = -1
+        while not hub.closing.is_set():
+            await hub.wait_change(seen, KEEPALIVE)
+            if hub.closing.is_set():
+                return
+            seen = hub.model.version
+            yield f"event: state\ndata: {json.dumps(state(run_id))}\n\n"
+            await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
 
-        async def events() -> AsyncIterator[str]:
-            yield "retry: 2000\n\n"
-            seen = -1
-            while not hub.closing.is_set():
-                await hub.wait_change(seen, KEEPALIVE)
-                if hub.closing.is_set():
-                    return
-                seen = hub.model.version
-                yield f"event: state\ndata: {json.dumps(state(run_id))}\n\n"
-                await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/STREAM_INTERVAL Hz
+    class Stream:
+        """The live stream, counting the open ones however each ends."""
 
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
+        open = 0
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if self.open >= max_streams:
+                refused = _error(503, f"too many live streams open (at most {max_streams})")
+                await refused(scope, receive, send)
+                return
+            run_id = Request(scope, receive).query_params.get("run")
+            response = StreamingResponse(
+                events(run_id),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+            )
+            self.open += 1
+            try:
+                await response(scope, receive, send)
+            finally:
+                self.open -= 1
 
     async def post_constraints(request: Request) -> Response:
         denied = unauthorized(request)
@@ -152,7 +169,7 @@ def create_app(hub: DashboardHub, *, token: str | None) -> Starlette:
     routes = [
         Route("/", index),
         Route("/api/state", get_state),
-        Route("/api/stream", stream),
+        Route("/api/stream", Stream(), methods=["GET"]),
         Route("/api/constraints", post_constraints, methods=["POST"]),
         Route("/api/constraints", delete_constraints, methods=["DELETE"]),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),

@@ -9,7 +9,6 @@ a run was first and last heard of, and a progress that never goes backwards.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ MAX_SEGMENTS_PER_TASK = 32
 MAX_SEGMENTS_PER_RUN = 20_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     """A task's time in one state: ``start`` to ``end`` (``None`` while it lasts).
 
@@ -49,8 +48,7 @@ class _Timeline:
     progress: float = 0.0
     segments: int = 0
     truncated: int = 0
-    tasks: dict[str, deque[Segment]] = field(default_factory=dict)
-    seen: dict[str, TaskView] = field(default_factory=dict)
+    tasks: dict[str, list[Segment]] = field(default_factory=dict)
 
 
 class DashboardModel:
@@ -104,21 +102,24 @@ class DashboardModel:
             line.ended = None
         task_id = body.get("task_id") if isinstance(body, dict) else None
         task = run.tasks.get(task_id) if isinstance(task_id, str) else None
-        if task is None or line.seen.get(task.task_id) is task:
+        if task is None:
             return
-        line.seen[task.task_id] = task
         segments = line.tasks.get(task.task_id)
+        if segments and _drawn(segments[-1], task):
+            return
         if segments is None:
             if line.segments >= self.max_segments_per_run:
                 line.truncated += 1
                 return
-            segments = line.tasks[task.task_id] = deque(maxlen=MAX_SEGMENTS_PER_TASK)
+            segments = line.tasks[task.task_id] = []
         if segments and segments[-1].end is None:
             segments[-1].end = task.since
             segments[-1].outcome = task.state
         if task.state not in ("COMPLETED", "FAILED") or not segments:
             end = task.since if task.state in FINISHED_STATES else None
-            if len(segments) < MAX_SEGMENTS_PER_TASK:
+            if len(segments) >= MAX_SEGMENTS_PER_TASK:
+                del segments[0]  # a task's last attempts are the ones worth drawing
+            else:
                 line.segments += 1
             segments.append(Segment(task.state, task.since, end, task.state if end else None))
 
@@ -203,6 +204,13 @@ class DashboardModel:
             "failures": failures,
             "truncated": line.truncated if line else 0,
         }
+
+
+def _drawn(last: Segment, task: TaskView) -> bool:
+    """Whether ``last`` already shows the task's current state (the model kept it as it was)."""
+    if last.end is None or last.outcome is None:
+        return last.state == task.state and last.start == task.since
+    return last.outcome == task.state and last.end == task.since
 
 
 def _engine(engine: Any) -> dict[str, Any]:
