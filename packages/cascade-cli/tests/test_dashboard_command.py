@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 
@@ -62,3 +63,14 @@ def test_missing_extra_says_what_to_install(
     result = invoke("dashboard")
     assert result.exit_code == 1
     assert "pip install 'cascade-cli[dashboard]'" in result.output
+
+
+def test_a_port_in_use_exits_1_with_a_reason(invoke: Callable[..., Result]) -> None:
+    """--listen on a port another socket holds: exit 1 saying so, nothing served."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = invoke("dashboard", "--listen", f"127.0.0.1:{port}")
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
