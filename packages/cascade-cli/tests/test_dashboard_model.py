@@ -105,3 +105,20 @@ def test_malformed_telemetry_is_counted_and_changes_nothing() -> None:
     assert snapshot["rejected"] == 1
     assert snapshot["runs"] == []
     assert model.run_detail("run-1") is None
+
+
+def test_snapshot_lists_the_running_and_latest_runs_first() -> None:
+    """Past max_runs, finished runs heard of longest ago are left out, and counted."""
+    clock = Clock()
+    model = DashboardModel(clock=clock)
+    for n in range(5):
+        model.apply(state_event("a-1", "RUNNING", run_id=f"run-{n}"))
+        clock.now += 1
+    for n in (0, 1, 3):
+        lifecycle = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Succeeded"}
+        topic = f"cascade/telemetry/local/default/run-{n}/events"
+        model.apply(Message(topic, envelope(lifecycle, f"run-{n}")))
+        clock.now += 1
+    snapshot = model.snapshot(max_runs=3)
+    assert [r["run_id"] for r in snapshot["runs"]] == ["run-2", "run-3", "run-4"]
+    assert snapshot["runs_total"] == 5

@@ -8,6 +8,7 @@ a run was first and last heard of, and a progress that never goes backwards.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ __all__ = ["DashboardModel", "Segment"]
 #: Segments kept per task (its last attempts), and per run in all.
 MAX_SEGMENTS_PER_TASK = 32
 MAX_SEGMENTS_PER_RUN = 20_000
+#: Runs listed in a snapshot: the running ones first, then the last heard of.
+MAX_RUNS_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -139,17 +142,29 @@ class DashboardModel:
 
     # -- reading -----------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """Engines, runs (summaries) and constraints in force, as JSON-ready dicts."""
+    def snapshot(self, max_runs: int = MAX_RUNS_SHOWN) -> dict[str, Any]:
+        """Engines, runs (summaries, at most ``max_runs``) and constraints in force, as dicts.
+
+        ``runs_total`` says how many runs there are, listed or not.
+        """
         state = self.state
+        runs = list(state.runs.values())
+        if len(runs) > max_runs:
+            shown = {id(run) for run in heapq.nlargest(max_runs, runs, key=self._recency)}
+            runs = [run for run in runs if id(run) in shown]
         return {
             "version": self.version,
             "now": self.clock(),
             "engines": [_engine(e) for e in sorted(state.engines.values(), key=lambda e: e.source)],
-            "runs": [self._run_summary(run) for run in state.runs.values()],
+            "runs": [self._run_summary(run) for run in runs],
+            "runs_total": len(state.runs),
             "constraints": [_constraint(t, c) for t, c in state.active_constraints()],
             "rejected": state.rejected,
         }
+
+    def _recency(self, run: RunView) -> tuple[bool, float]:
+        line = self._timelines.get(run.run_id)
+        return run.status == "Running", line.last_seen if line else 0.0
 
     def _run_summary(self, run: RunView) -> dict[str, Any]:
         line = self._timelines.get(run.run_id)

@@ -79,6 +79,8 @@ function renderRuns(state) {
   });
   replace($("runs").tBodies[0], rows);
   $("no-runs").hidden = state.runs.length > 0;
+  const hidden = state.runs_total - state.runs.length;
+  $("more-runs").textContent = hidden > 0 ? hidden + " older finished runs not listed" : "";
 }
 
 function renderRun(state) {
