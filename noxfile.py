@@ -21,6 +21,8 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # In dependency order; one pytest run per package.
 PACKAGES = ["cascade-interfaces", "cascade-connector-mqtt", "cascade-runtime", "cascade-cli"]
 PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
+# Extras installed with a package in every session (its tests need them).
+EXTRAS = {"cascade-cli": "[dashboard]"}
 
 
 def install_packages(session: nox.Session, *groups: str) -> None:
@@ -28,7 +30,11 @@ def install_packages(session: nox.Session, *groups: str) -> None:
     requirements = [
         req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
     ]
-    editables = [arg for package in PACKAGES for arg in ("-e", f"packages/{package}")]
+    editables = [
+        arg
+        for package in PACKAGES
+        for arg in ("-e", f"packages/{package}{EXTRAS.get(package, '')}")
+    ]
     session.install(*editables, *requirements)
 
 
@@ -74,6 +80,15 @@ def faults(session: nox.Session) -> None:
 
 
 @nox.session
+def browser(session: nox.Session) -> None:
+    """The dashboard in a real headless Chromium (tests/browser): needs the system's chromium and
+    chromium-driver. CASCADE_DASHBOARD_SCREENSHOT=docs/dashboard.png also saves the README's image.
+    """
+    install_packages(session, "browser")
+    session.run(*PYTEST, str(ROOT / "tests" / "browser"), *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check over the whole tree."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
@@ -91,7 +106,7 @@ def typecheck(session: nox.Session) -> None:
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
-    for suite in ("faults", "docs"):
+    for suite in ("faults", "docs", "browser"):
         session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
 
 

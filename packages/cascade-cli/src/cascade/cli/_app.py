@@ -16,7 +16,6 @@ from rich.live import Live
 
 from cascade.interfaces import (
     ConnectorError,
-    ConstraintType,
     InvalidIdError,
     Message,
     constraints_filter,
@@ -39,10 +38,10 @@ from ._control import (
     UsageError,
     limit_constraints,
     pause_constraint,
-    resume_topics,
     validate_scope,
 )
 from ._pipes import guard_stdout
+from ._publishing import clear_constraints, parse_constraint_type, publish_confirmed
 from ._render import render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
@@ -57,6 +56,7 @@ from ._view_options import (
     offline_cutoff,
     parse_age,
 )
+from .dashboard._command import dashboard as _dashboard_command
 
 __all__ = ["CliContext", "app", "main"]
 
@@ -172,14 +172,6 @@ def status(
     _console(ctx).print(render_status(state, offline_max_age=hide_after))
 
 
-async def _publish_confirmed(
-    connector: Any, messages: list[tuple[str, Any]], timeout: float
-) -> None:
-    for topic, payload in messages:
-        await connector.publish(topic, payload, qos=1, retain=True)
-    await connector.flush(timeout)
-
-
 @app.command()
 @broker_options
 def pause(
@@ -196,7 +188,7 @@ def pause(
         message = pause_constraint(scope, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: _publish_confirmed(c, [message], broker.timeout))
+    _run(ctx, broker, lambda c: publish_confirmed(c, [message], broker.timeout))
     typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
 
 
@@ -228,7 +220,7 @@ def limit(
         messages = limit_constraints(scope, concurrency, rate, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: _publish_confirmed(c, list(messages), broker.timeout))
+    _run(ctx, broker, lambda c: publish_confirmed(c, list(messages), broker.timeout))
     typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
 
 
@@ -248,30 +240,13 @@ def resume(
     Examples: cascade resume; cascade resume task:api_* --type pause
     """
     try:
-        kind = _constraint_type(constraint_type)
+        kind = parse_constraint_type(constraint_type)
         validate_scope(scope)
     except UsageError as exc:
         raise _usage(exc) from None
 
-    async def clear(connector: Any) -> None:
-        retained: dict[str, dict[str, Any]] = {}
-
-        def keep(message: Message) -> None:
-            retained[message.topic] = message.payload
-
-        handle = await connector.subscribe(constraints_filter(connector.topic_prefix), keep)
-        await handle.unsubscribe()
-        topics = resume_topics(scope, kind, retained)
-        await _publish_confirmed(connector, [(topic, b"") for topic in topics], broker.timeout)
-
-    _run(ctx, broker, clear)
+    _run(ctx, broker, lambda c: clear_constraints(c, scope, kind, broker.timeout))
     typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
-
-
-def _constraint_type(value: str | None) -> ConstraintType | None:
-    if value in (None, "pause", "concurrency", "rate_limit"):
-        return value  # type: ignore[return-value]
-    raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")
 
 
 @app.command()
@@ -416,3 +391,7 @@ def main() -> None:
     """Entry point of the `cascade` console script."""
     guard_stdout()
     app(obj=CliContext(), prog_name="cascade")
+
+
+# Registered here, built elsewhere: the dashboard's web stack is an optional extra.
+app.command(name="dashboard")(broker_options(_dashboard_command))

@@ -17,8 +17,9 @@ from cascade.interfaces import (
     status_topic,
 )
 
-from ._app import _fail, _publish_confirmed, _run, app
+from ._app import _fail, _run, app
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ._publishing import publish_confirmed
 from ._state import parse_timestamp
 from ._view_options import parse_age
 
@@ -112,7 +113,7 @@ def forget(
             status = doomed[0].status
             if status is not None and status.status == "online" and not force:
                 raise _fail(f"{source!r} is online; --force clears its status anyway")
-        await _publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
+        await publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
         return [s.source for s in doomed]
 
     forgotten = _run(ctx, broker, clear)

@@ -1,0 +1,256 @@
+"""`cascade dashboard` fed 10,000 telemetry events/s from many engines, on a private mosquitto.
+
+A feeder process publishes task events of ENGINES engines (runs of RUN_TASKS tasks, one
+after another) at the given rate; the dashboard runs as its own process, as users run
+it; one page-like client follows the live stream with one run opened. Rows: the
+dashboard idle (the baseline), then fed. Columns: the server's CPU share (of one core),
+its resident memory after one minute and at the end, the updates per second a page
+gets (it repaints at most once per update), their mean size, and the events per second
+the server took in. Linux only (reads /proc).
+
+    python bench_dashboard.py [--seconds 180] [--rates 10000,2000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from cascade.connectors.mqtt.testing import MosquittoBroker
+
+ENGINES = 200
+RUN_TASKS = 200
+TICK = 0.01  # the feeder publishes rate * TICK messages every TICK seconds
+
+
+@dataclass
+class Row:
+    name: str
+    cpu_share: float
+    rss_1min_mb: float
+    rss_end_mb: float
+    updates_per_s: float
+    update_kb: float
+    events_per_s: float
+
+
+def event(engine: int, run_id: str, task_n: int, phase: int) -> dict[str, object]:
+    """The envelope of task ``task_n`` of ``run_id`` starting (phase 0) or completing (1)."""
+    body = {
+        "type": "TaskStateEvent",
+        "task_id": f"t{task_n}",
+        "task_name": f"step_{task_n % 17}",
+        "state": "COMPLETED" if phase else "RUNNING",
+        "duration_ms": 1.5,
+        "error": "",
+    }
+    return {
+        "v": "1.0",
+        "ts": "2026-11-22T00:00:00+00:00",
+        "run_id": run_id,
+        "org_id": "local",
+        "project_id": "bench",
+        "source": f"engine-{engine}",
+        "body": body,
+    }
+
+
+def start_feeder(port: int, rate: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--feed", str(port), str(rate)])
+
+
+def feed(port: int, rate: int) -> None:
+    """The feeder process: ENGINES engines' task events at ``rate`` per second, until killed."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-feed-{os.getpid()}")
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    runs = [f"{engine:04d}-{0:06d}" for engine in range(ENGINES)]
+    step = [0] * ENGINES
+    per_tick = max(1, int(rate * TICK))
+    start = time.perf_counter()
+    sent = 0
+    engine = 0
+    while True:
+        for _ in range(per_tick):
+            engine = (engine + 1) % ENGINES
+            n = step[engine]
+            task_n, phase = divmod(n, 2)
+            if task_n >= RUN_TASKS:
+                runs[engine] = f"{engine:04d}-{int(runs[engine][5:]) + 1:06d}"
+                step[engine] = n = 0
+                task_n, phase = 0, 0
+            step[engine] = n + 1
+            topic = f"cascade/telemetry/local/bench/{runs[engine]}/events"
+            client.publish(topic, json.dumps(event(engine, runs[engine], task_n, phase)), qos=0)
+        sent += per_tick
+        delay = start + sent / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def start_dashboard(port: int) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cascade.cli", "dashboard", "--port", str(port),
+         "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"cascade dashboard on (http://\S+/)", line)
+        if found:
+            return process, found.group(1)
+    raise RuntimeError("the dashboard did not start")
+
+
+async def follow(url: str, seconds: float, sizes: list[int], stamps: list[float]) -> None:
+    """A page: the live stream, with the busiest run opened once there is one."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        runs = (await http.get("api/state")).json()["runs"]
+        params = {"run": runs[0]["run_id"]} if runs else {}
+        deadline = time.monotonic() + seconds
+        async with http.stream("GET", "api/stream", params=params) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    sizes.append(len(line))
+                    stamps.append(time.monotonic())
+                if time.monotonic() >= deadline:
+                    return
+
+
+async def measure(name: str, port: int, rate: int, seconds: float) -> Row:
+    process, url = start_dashboard(port)
+    feeder = None
+    try:
+        if rate:
+            feeder = start_feeder(port, rate)
+        sizes: list[int] = []
+        stamps: list[float] = []
+        before = cpu_seconds(process.pid)
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=url) as http:
+            received0 = (await http.get("api/state")).json()["connection"]["received"]
+        rss_1min: list[float] = []
+
+        async def sample() -> None:
+            await asyncio.sleep(min(60.0, seconds * 0.9))
+            rss_1min.append(rss_mb(process.pid))
+
+        sampler = asyncio.create_task(sample())
+        await follow(url, 2.0, [], [])  # let the first runs appear before a page opens one
+        await follow(url, seconds - 2.0, sizes, stamps)
+        await sampler
+        elapsed = time.monotonic() - started
+        cpu = (cpu_seconds(process.pid) - before) / elapsed
+        async with httpx.AsyncClient(base_url=url) as http:
+            received = (await http.get("api/state")).json()["connection"]["received"]
+        span = (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
+        return Row(
+            name,
+            cpu,
+            rss_1min[0],
+            rss_mb(process.pid),
+            (len(stamps) - 1) / span if len(stamps) > 1 else 0.0,
+            statistics.mean(sizes) / 1024 if sizes else 0.0,
+            (received - received0) / elapsed,
+        )
+    finally:
+        if feeder is not None:
+            feeder.kill()
+            feeder.wait()
+        process.terminate()
+        process.wait(20)
+
+
+def apply_cost(count: int = 100_000) -> tuple[float, float]:
+    """µs per message folded by the watch state alone, and by the dashboard's model over it."""
+    from cascade.cli import WatchState
+    from cascade.cli.dashboard import DashboardModel
+    from cascade.interfaces import Message
+
+    messages = []
+    for i in range(count):
+        engine, n = i % ENGINES, i // ENGINES
+        run = f"{engine:04d}-{n // (2 * RUN_TASKS):06d}"
+        payload = event(engine, run, (n // 2) % RUN_TASKS, n % 2)
+        messages.append(Message(f"cascade/telemetry/local/bench/{run}/events", payload))
+    costs = []
+    for model in (WatchState(), DashboardModel()):
+        started = time.perf_counter()
+        for message in messages:
+            model.apply(message)
+        costs.append((time.perf_counter() - started) / count * 1e6)
+    return costs[0], costs[1]
+
+
+async def main(args: argparse.Namespace) -> None:
+    with MosquittoBroker() as broker:
+        rows = [await measure("idle (baseline)", broker.port, 0, min(args.seconds, 20.0))]
+        for rate in args.rates:
+            rows.append(await measure(f"{rate:,} events/s", broker.port, rate, args.seconds))
+    print(f"\ncascade dashboard, {ENGINES} engines, runs of {RUN_TASKS} tasks, "
+          f"{args.seconds:g} s fed, one page following with a run opened")  # fmt: skip
+    header = ("server", "CPU (1 core)", "RSS 1 min MB", "RSS end MB", "updates/s",
+              "update KB", "events in/s")  # fmt: skip
+    print(f"{header[0]:<20}" + "".join(f"{h:>14}" for h in header[1:]))
+    for row in rows:
+        print(f"{row.name:<20}{row.cpu_share:>13.0%} {row.rss_1min_mb:>13.1f} "
+              f"{row.rss_end_mb:>13.1f} {row.updates_per_s:>13.2f} {row.update_kb:>13.1f} "
+              f"{row.events_per_s:>13.0f}")  # fmt: skip
+    print()
+    for row, rate in zip(rows[1:], args.rates, strict=True):
+        print(f"{row.name}: updates a page gets <= 4/s (coalesced): {row.updates_per_s:.2f}/s "
+              f"{'met' if row.updates_per_s <= 4.2 else 'NOT met'}; server takes in what is "
+              f"fed (>= 95%): {row.events_per_s / rate:.0%} "
+              f"{'met' if row.events_per_s >= 0.95 * rate else 'NOT met'}")  # fmt: skip
+    watch, dashboard = apply_cost()
+    print(f"\nfolding one event, µs: watch state {watch:.1f}, dashboard model over it "
+          f"{dashboard:.1f} ({dashboard / watch:.2f}x)")  # fmt: skip
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument(
+        "--rates",
+        type=lambda v: [int(r) for r in v.split(",")],
+        default=[10_000],
+        help="comma-separated events/s, one row each (default 10000)",
+    )
+    parser.add_argument("--quick", action="store_true", help="30 s instead of --seconds")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.seconds = 30.0
+    return arguments
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--feed"]:
+        feed(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        asyncio.run(main(parse()))

@@ -1,0 +1,48 @@
+"""How `cascade pause`, `limit` and `resume` (and the dashboard's controls) reach the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cascade.interfaces import Connector, ConstraintType, Message, constraints_filter
+
+from ._control import UsageError, resume_topics
+
+__all__ = ["clear_constraints", "parse_constraint_type", "publish_confirmed"]
+
+
+async def publish_confirmed(
+    connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
+) -> None:
+    """Publish ``messages`` retained at QoS 1 and wait until the broker accepted them all."""
+    for topic, payload in messages:
+        await connector.publish(topic, payload, qos=1, retain=True)
+    await connector.flush(timeout)
+
+
+async def clear_constraints(
+    connector: Connector, scope: str, kind: ConstraintType | None, timeout: float
+) -> list[str]:
+    """Clear what ``resume`` clears on ``scope`` (one type or all); returns the topics cleared.
+
+    The retained constraints are read first, so that constraints other tools wrote for
+    the scope on other topics are cleared too (see :func:`resume_topics`).
+    """
+    retained: dict[str, dict[str, Any]] = {}
+
+    def keep(message: Message) -> None:
+        retained[message.topic] = message.payload
+
+    handle = await connector.subscribe(constraints_filter(connector.topic_prefix), keep)
+    await handle.unsubscribe()
+    topics = resume_topics(scope, kind, retained)
+    await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)
+    return topics
+
+
+def parse_constraint_type(value: str | None) -> ConstraintType | None:
+    """``--type``: ``pause``, ``concurrency``, ``rate_limit`` or ``None`` (all of them)."""
+    if value in (None, "pause", "concurrency", "rate_limit"):
+        return value  # type: ignore[return-value]
+    raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")

@@ -1,0 +1,133 @@
+"""The dashboard's one broker connection: one subscription shared by every open page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from cascade.interfaces import (
+    Connector,
+    constraints_filter,
+    status_filter,
+    telemetry_filter,
+)
+
+from .._control import UsageError, limit_constraints, pause_constraint, validate_scope
+from .._publishing import clear_constraints, parse_constraint_type, publish_confirmed
+from ._model import DashboardModel
+
+__all__ = ["DashboardHub", "constraint_messages"]
+
+_PARAMS = {"pause": set(), "concurrency": {"limit"}, "rate_limit": {"rate"}}
+
+
+def constraint_messages(body: Any) -> list[tuple[str, Any]]:
+    """What ``POST /api/constraints`` with ``body`` publishes: the CLI's own messages.
+
+    ``body`` is ``{"scope": ..., "type": "pause" | "concurrency" | "rate_limit",
+    "params": {...}, "ttl": seconds or null}``. Raises :class:`UsageError` (the CLI's,
+    with its messages) for anything the CLI would refuse with exit 2.
+    """
+    if not isinstance(body, Mapping):
+        raise UsageError("the body must be a JSON object")
+    unknown = set(body) - {"scope", "type", "params", "ttl"}
+    if unknown:
+        raise UsageError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    scope, kind = body.get("scope"), body.get("type")
+    params, ttl = body.get("params") or {}, body.get("ttl")
+    if not isinstance(scope, str):
+        raise UsageError("scope must be a string: 'global' or 'task:<glob>'")
+    if kind not in _PARAMS:
+        raise UsageError(f"type must be pause, concurrency or rate_limit, not {kind!r}")
+    if not isinstance(params, Mapping):
+        raise UsageError("params must be an object")
+    extra = set(params) - _PARAMS[kind]
+    if extra:
+        raise UsageError(f"params of {kind} take no {', '.join(sorted(map(str, extra)))}")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise UsageError(f"--ttl must be a number of seconds, not {ttl!r}")
+    ttl = None if ttl is None else float(ttl)
+    if kind == "pause":
+        return [pause_constraint(scope, ttl)]
+    if kind == "concurrency":
+        limit = params.get("limit")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise UsageError(f"--concurrency must be a whole number, not {limit!r}")
+        return list(limit_constraints(scope, limit, None, ttl))
+    rate = params.get("rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate):
+        rate = f"{rate:g}"
+    if not isinstance(rate, str):
+        raise UsageError(f"--rate must be like '10/m', '0.5/s' or a number, not {rate!r}")
+    return list(limit_constraints(scope, None, rate, ttl))
+
+
+class DashboardHub:
+    """Owns the connector, the model fed by it, and the wake-up of the pages' streams.
+
+    Pages never hold a queue of their own: they wait for :attr:`DashboardModel.version`
+    to move and then read the model, so however fast messages come, a slow page costs
+    no memory.
+    """
+
+    def __init__(self, connector: Connector, *, timeout: float = 5.0) -> None:
+        self.connector = connector
+        self.timeout = timeout
+        self.model = DashboardModel(prefix=connector.topic_prefix)
+        self.closing = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect (failing fast when the broker cannot be reached) and subscribe."""
+        await self.connector.connect(require=True)
+        prefix = self.connector.topic_prefix
+        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix),
+                             constraints_filter(prefix)):  # fmt: skip
+            await self.connector.subscribe(topic_filter, self._on_message)
+
+    def close_streams(self) -> None:
+        """End every page's stream (the server is stopping)."""
+        self.closing.set()
+        self._changed.set()
+
+    async def stop(self) -> None:
+        """End every page's stream, then disconnect."""
+        self.close_streams()
+        await self.connector.disconnect()
+
+    def _on_message(self, message: Any) -> None:
+        self.model.apply(message)
+        self._changed.set()
+
+    async def wait_change(self, seen: int, timeout: float) -> None:
+        """Return once the model's version is past ``seen``, after ``timeout``, or on close."""
+        if self.model.version != seen or self.closing.is_set():
+            return
+        if self._changed.is_set():
+            self._changed = asyncio.Event()
+        changed = self._changed
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+    def connection(self) -> dict[str, Any]:
+        """The broker connection as the pages show it."""
+        return {
+            "connected": self.connector.is_connected,
+            "prefix": self.connector.topic_prefix,
+            "received": self.connector.stats.received,
+        }
+
+    async def apply_constraints(self, body: Any) -> list[dict[str, Any]]:
+        """Validate ``body`` as the CLI does, publish it, and wait for the broker's ack."""
+        messages = constraint_messages(body)
+        await publish_confirmed(self.connector, messages, self.timeout)
+        return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
+
+    async def clear(self, scope: str, kind: str | None) -> list[str]:
+        """What ``cascade resume SCOPE [--type KIND]`` does; returns the topics cleared."""
+        constraint_type = parse_constraint_type(kind)
+        validate_scope(scope)
+        return await clear_constraints(self.connector, scope, constraint_type, self.timeout)

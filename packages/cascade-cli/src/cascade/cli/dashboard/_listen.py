@@ -1,0 +1,45 @@
+"""``--listen HOST:PORT``: where the dashboard serves, and whether that is only this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from .._control import UsageError
+
+__all__ = ["bind", "is_loopback", "parse_listen"]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``127.0.0.1:8787``, ``[::1]:8787``, ``0.0.0.0:80`` or ``localhost:0`` (any free port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8787, not {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (the uvicorn server is handed it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,134 @@
+"""`cascade dashboard`: the hub, the web server and (with ``--demo``) the demo workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from cascade.interfaces import Connector
+
+from .._broker import BrokerOptions, ConnectorFactory
+from ._listen import bind, is_loopback
+
+__all__ = ["serve_dashboard"]
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """A uvicorn server that ends the pages' streams first, so it can stop at once."""
+
+        def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+            super().__init__(config)
+            self.on_shutdown = on_shutdown
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.on_shutdown()
+            await super().shutdown(sockets)
+
+    return Server
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+async def serve_dashboard(
+    broker: BrokerOptions,
+    factory: ConnectorFactory,
+    host: str,
+    port: int,
+    token: str | None,
+    console: Console,
+    *,
+    demo: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
+
+    ``on_ready(url)`` is called once the socket listens. Raises
+    :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached and
+    :class:`OSError` when ``host:port`` cannot be bound.
+    """
+    import uvicorn
+
+    from ._api import create_app
+
+    _Server = _server_class()
+    from ._hub import DashboardHub
+
+    async with contextlib.AsyncExitStack() as stack:
+        if demo:
+            from .._demo import _broker
+
+            broker = await stack.enter_async_context(_broker(broker, console))
+        hub = DashboardHub(factory(broker), timeout=broker.timeout)
+        await hub.start()
+        stack.push_async_callback(hub.stop)
+        sock = bind(host, port)
+        stack.callback(sock.close)
+        url = _url(host, sock.getsockname()[1])
+        if not is_loopback(host):
+            console.print(f"[yellow]warning: listening on {host}, not loopback: other machines "
+                          "can reach this dashboard[/yellow]")  # fmt: skip
+        if demo and token:
+            console.print(f"open {url}#token={token} to use the controls",
+                          soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+        console.print(f"cascade dashboard on {url} (broker {broker.address}, "
+                      f"{'controls enabled' if token else 'read-only: no --token'})",
+                      soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+        if on_ready is not None:
+            on_ready(url)
+        config = uvicorn.Config(
+            create_app(hub, token=token),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        server = _Server(config, on_shutdown=hub.close_streams)
+        tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")]
+        if demo:
+            tasks.append(asyncio.create_task(_demo_loop(broker), name="dashboard-demo"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hub.close_streams()
+            server.should_exit = True
+            for job in tasks[1:]:
+                job.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for job in done:
+            job.result()
+
+
+async def _demo_loop(broker: BrokerOptions) -> None:
+    """The demo workflow, run again and again on one engine, a few seconds apart."""
+    from cascade.connectors.mqtt import MqttConnector
+    from cascade.runtime import Engine, TaskFailedError
+
+    from .._control import limit_constraints
+    from .._demo import API_RATE, _flaky_attempts, build_workflow
+
+    connector: Connector = MqttConnector(
+        broker.host or "localhost",
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        tls=broker.ssl_context() or False,
+        source_id="cascade-demo-engine",
+    )
+    async with connector:
+        for topic, constraint in limit_constraints("task:api_*", None, API_RATE, ttl=3600):
+            await connector.publish(topic, constraint, qos=1, retain=True)
+        engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
+        while True:
+            _flaky_attempts.clear()  # so every run shows the retries
+            with contextlib.suppress(TaskFailedError):  # one task fails on purpose
+                await engine.run(build_workflow(24))
+            await asyncio.sleep(5.0)

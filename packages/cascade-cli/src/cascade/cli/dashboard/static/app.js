@@ -1,0 +1,245 @@
+// The Cascade dashboard page. Every string from the broker is attacker-controlled: it only
+// ever reaches the page through textContent or setAttribute, never as HTML.
+"use strict";
+
+const STATES = ["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"];
+const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
+const $ = (id) => document.getElementById(id);
+
+let latest = null;       // the last state received
+let selected = null;     // the opened run's id
+let source = null;       // the EventSource
+let painting = false;
+const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
+window.cascadeRepaints = 0;     // read by the tests and the benchmark
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell == null ? "" : String(cell);
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function span(text, className) { return el("span", text, className); }
+
+function safeClass(value) { return /^[A-Za-z_]+$/.test(String(value)) ? String(value) : "unknown"; }
+
+function seconds(value) {
+  if (!(value >= 0)) return "-";
+  return value < 60 ? value.toFixed(1) + "s" : Math.floor(value / 60) + "m" + String(Math.round(value % 60)).padStart(2, "0") + "s";
+}
+
+function clock(epoch) { return new Date(epoch * 1000).toISOString().slice(11, 19) + " UTC"; }
+
+function replace(tbody, rows) { tbody.replaceChildren(...rows); }
+
+// -- rendering -------------------------------------------------------------------------
+
+function renderConnection(state) {
+  const c = state.connection;
+  const badge = $("connection");
+  badge.textContent = c.connected ? "broker connected" : "broker disconnected";
+  badge.className = "badge " + (c.connected ? "ok" : "bad");
+  $("rejected").textContent = state.rejected ? state.rejected + " malformed messages ignored" : "";
+  $("mode").textContent = state.controls ? "controls enabled" : "read-only";
+  for (const id of ["c-apply", "c-resume"]) $(id).disabled = !state.controls;
+  $("token-label").hidden = !state.controls;
+}
+
+function renderRuns(state) {
+  const rows = state.runs.map((run) => {
+    const shown = Math.max(progressSeen.get(run.run_id) || 0, run.progress ?? 0); // null: total unknown
+    progressSeen.set(run.run_id, shown);
+    const open = el("button", run.run_id.slice(0, 12), "link");
+    open.title = run.run_id;
+    open.addEventListener("click", () => select(run.run_id));
+    const bar = el("div", null, "progress");
+    const fill = el("div");
+    fill.style.width = (100 * shown).toFixed(1) + "%";
+    bar.appendChild(fill);
+    bar.setAttribute("data-progress", shown.toFixed(4));
+    const counts = el("span");
+    for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
+    const end = run.ended || state.now;
+    const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), bar,
+      run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
+    tr.setAttribute("data-run-id", run.run_id);
+    if (run.run_id === selected) tr.className = "selected";
+    return tr;
+  });
+  replace($("runs").tBodies[0], rows);
+  $("no-runs").hidden = state.runs.length > 0;
+  const hidden = state.runs_total - state.runs.length;
+  $("more-runs").textContent = hidden > 0 ? hidden + " older finished runs not listed" : "";
+}
+
+function renderRun(state) {
+  const run = state.run;
+  $("run").hidden = !run;
+  if (!run) return;
+  $("run-id").textContent = run.run_id;
+  $("run-status").textContent = run.status;
+  $("run-status").className = "badge " + safeClass(run.status);
+  let t0 = Infinity;
+  let t1 = run.ended || state.now;
+  for (const task of run.tasks) for (const s of task.segments) {
+    t0 = Math.min(t0, s.start);
+    t1 = Math.max(t1, s.end || s.start);
+  }
+  if (!isFinite(t0)) t0 = run.started || state.now;
+  const span_ = Math.max(t1 - t0, 0.001);
+  const cells = [];
+  const tasks = [...run.tasks].sort((a, b) => ((a.segments[0] || a).start || a.since) - ((b.segments[0] || b).start || b.since));
+  for (const task of tasks) {
+    const name = el("div", task.name + (task.attempts > 1 ? " ×" + task.attempts : ""), "tl-name");
+    name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "");
+    name.setAttribute("data-task-id", task.task_id);
+    name.setAttribute("data-state", safeClass(task.state));
+    const track = el("div", null, "tl-track");
+    for (const s of task.segments) {
+      const end = s.end == null ? state.now : s.end;
+      const cls = s.state === "RUNNING" && s.outcome ? "o-" + safeClass(s.outcome) : "s-" + safeClass(s.state);
+      const bar = el("div", null, "bar " + cls);
+      bar.style.left = (100 * (s.start - t0) / span_).toFixed(2) + "%";
+      bar.style.width = (100 * Math.max(end - s.start, 0) / span_).toFixed(2) + "%";
+      bar.title = s.state + (s.outcome ? " → " + s.outcome : "") + " " + seconds(end - s.start);
+      track.appendChild(bar);
+    }
+    cells.push(name, track);
+  }
+  $("timeline").replaceChildren(...cells);
+  $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
+  const failures = run.failures.map((f) => {
+    const li = el("li");
+    li.appendChild(span(f.name + ": ", "c-FAILED"));
+    li.appendChild(span(f.error, "error"));
+    return li;
+  });
+  if (!failures.length && run.error) failures.push(el("li", run.error, "error"));
+  $("failures").replaceChildren(...failures);
+}
+
+function renderEngines(state) {
+  replace($("engines").tBodies[0], state.engines.map((e) => row([
+    e.source,
+    span(e.status + (e.reason ? " (" + e.reason + ")" : ""), safeClass(e.status)),
+    e.session == null ? "-" : e.session,
+    seconds(state.now - e.last_seen) + " ago",
+  ])));
+}
+
+function renderConstraints(state) {
+  replace($("constraints").tBodies[0], state.constraints.map((c) => {
+    const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
+      : clock(c.expires_at) + " (in " + seconds(c.expires_at - state.now) + ")";
+    const clear = el("button", "clear");
+    clear.disabled = !state.controls;
+    clear.addEventListener("click", () => control("DELETE",
+      "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
+    const tr = row([c.scope, c.type, params, expires, clear]);
+    tr.setAttribute("data-scope", c.scope);
+    tr.setAttribute("data-type", c.type);
+    return tr;
+  }));
+}
+
+function paint() {
+  painting = false;
+  if (!latest) return;
+  renderConnection(latest);
+  renderRuns(latest);
+  renderRun(latest);
+  renderEngines(latest);
+  renderConstraints(latest);
+  window.cascadeRepaints += 1;
+}
+
+function schedule() {
+  if (painting) return;
+  painting = true;
+  requestAnimationFrame(paint);
+}
+
+// -- live stream -----------------------------------------------------------------------
+
+function connect() {
+  if (source) source.close();
+  source = new EventSource("/api/stream" + (selected ? "?run=" + encodeURIComponent(selected) : ""));
+  source.addEventListener("state", (event) => {
+    latest = JSON.parse(event.data);
+    schedule();
+  });
+  source.addEventListener("error", () => {
+    const badge = $("connection");
+    badge.textContent = "dashboard unreachable, retrying";
+    badge.className = "badge bad";
+  });
+}
+
+function select(runId) {
+  selected = runId === selected ? null : runId;
+  const url = new URL(location.href);
+  if (selected) url.searchParams.set("run", selected); else url.searchParams.delete("run");
+  history.replaceState(null, "", url);
+  connect();
+}
+
+// -- controls --------------------------------------------------------------------------
+
+async function control(method, url, body) {
+  const status = $("control-status");
+  status.textContent = "sending…";
+  status.className = "note";
+  const headers = { "Authorization": "Bearer " + $("token").value };
+  if (body) headers["Content-Type"] = "application/json";
+  try {
+    const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    status.textContent = "done: " + (answer.published
+      ? answer.published.map((p) => p.type + " on " + p.topic).join(", ")
+      : "cleared " + (answer.cleared.join(", ") || "nothing"));
+    status.className = "note ok";
+  } catch (error) {
+    status.textContent = "refused: " + error.message;
+    status.className = "error";
+  }
+}
+
+function onApply(event) {
+  event.preventDefault();
+  const type = $("c-type").value;
+  const value = $("c-value").value.trim();
+  const ttl = $("c-ttl").value.trim();
+  const params = type === "concurrency" ? { limit: value === "" ? null : Number(value) }
+    : type === "rate_limit" ? { rate: value } : {};
+  control("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params, ttl: ttl ? Number(ttl) : null });
+}
+
+function start() {
+  // `cascade dashboard --demo` prints a URL with #token=...: a fragment never reaches a server.
+  if (location.hash.startsWith("#token=")) {
+    sessionStorage.setItem("cascade-token", decodeURIComponent(location.hash.slice(7)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  $("token").value = sessionStorage.getItem("cascade-token") || "";
+  $("token").addEventListener("change", () => sessionStorage.setItem("cascade-token", $("token").value));
+  $("control").addEventListener("submit", onApply);
+  $("c-resume").addEventListener("click", () =>
+    control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
+  selected = new URL(location.href).searchParams.get("run");
+  connect();
+}
+
+document.addEventListener("DOMContentLoaded", start);

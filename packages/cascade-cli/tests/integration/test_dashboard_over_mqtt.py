@@ -1,0 +1,118 @@
+"""The dashboard's API on a real broker: controls are acknowledged and seen by every reader."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from rich.console import Console
+
+from cascade.cli import BrokerOptions
+from cascade.cli._broker import mqtt_connector
+from cascade.cli.dashboard import DashboardHub
+from cascade.cli.dashboard._api import create_app
+from cascade.cli.dashboard._serve import serve_dashboard
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import (
+    BrokerEndpoint,
+    MosquittoBroker,
+    mosquitto_broker,  # noqa: F401
+)
+from cascade.runtime import Engine, TaskBlocked, task
+
+TOKEN = "integration-token"
+
+
+@pytest.fixture
+async def hub(mqtt_broker: BrokerEndpoint) -> AsyncIterator[DashboardHub]:
+    options = BrokerOptions(host=mqtt_broker.host, port=mqtt_broker.port, timeout=5.0)
+    hub = DashboardHub(mqtt_connector(options), timeout=5.0)
+    await hub.start()
+    yield hub
+    await hub.stop()
+
+
+def client(hub: DashboardHub) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub, token=TOKEN)),
+        base_url="http://dashboard",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+
+async def test_pause_from_the_api_holds_an_engine_until_cleared(
+    hub: DashboardHub, mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """POST pause (acked by the broker), an engine starting afterwards holds the task; DELETE."""
+    ran = asyncio.Event()
+
+    @task(name=scope_name)
+    async def held() -> str:
+        ran.set()
+        return "ok"
+
+    async with client(hub) as http:
+        answer = await http.post(
+            "/api/constraints", json={"scope": f"task:{scope_name}", "type": "pause"}
+        )
+        assert answer.status_code == 200, answer.text
+        engine = Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port))
+        blocked = asyncio.Event()
+        engine.events.subscribe(lambda e: blocked.set() if isinstance(e, TaskBlocked) else None)
+        run = asyncio.create_task(engine.run(held()))
+        await asyncio.wait_for(blocked.wait(), 10)
+        assert not ran.is_set()
+        state = (await http.get("/api/state")).json()
+        assert [c["scope"] for c in state["constraints"] if scope_name in c["scope"]] == [
+            f"task:{scope_name}"
+        ]
+        cleared = await http.delete("/api/constraints", params={"scope": f"task:{scope_name}"})
+        assert f"cascade/constraints/task/{scope_name}/pause" in cleared.json()["cleared"]
+        assert await asyncio.wait_for(run, 10) == "ok"
+
+
+async def test_a_broker_that_does_not_acknowledge_gives_503(
+    mosquitto_broker: MosquittoBroker,  # noqa: F811
+    scope_name: str,
+) -> None:
+    """A frozen broker: the control request fails with 503 and the reason, not a hang or 200."""
+    options = BrokerOptions(host=mosquitto_broker.host, port=mosquitto_broker.port, timeout=1.0)
+    hub = DashboardHub(mqtt_connector(options), timeout=1.0)
+    await hub.start()
+    try:
+        mosquitto_broker.pause()
+        async with client(hub) as http:
+            answer = await http.post(
+                "/api/constraints", json={"scope": f"task:{scope_name}", "type": "pause"}
+            )
+        assert answer.status_code == 503
+        assert "not yet accepted" in answer.json()["error"]
+    finally:
+        mosquitto_broker.resume()
+        await hub.stop()
+
+
+async def test_listening_beyond_loopback_warns(mqtt_broker: BrokerEndpoint) -> None:
+    """--listen 0.0.0.0:0 serves, and says other machines can reach it."""
+    console = Console(record=True, width=200)
+    options = BrokerOptions(host=mqtt_broker.host, port=mqtt_broker.port)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    serving = asyncio.create_task(
+        serve_dashboard(
+            options, mqtt_connector, "0.0.0.0", 0, None, console, on_ready=ready.set_result
+        )
+    )
+    try:
+        url = await asyncio.wait_for(ready, 10)
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"http://127.0.0.1:{port}/api/state")
+        assert page.json()["controls"] is False
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    text = console.export_text()
+    assert "warning: listening on 0.0.0.0, not loopback" in text
+    assert "read-only" in text

@@ -1,0 +1,218 @@
+"""The dashboard in a real headless Chromium: live runs, controls that steer an engine, no XSS."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.runtime import Engine, Event, RunStarted, TaskBlocked, TaskRunning, task
+
+from .conftest import ROOT, TOKEN, Dashboard, EngineThread
+
+pytestmark = pytest.mark.integration
+
+XSS = "<img src=x onerror=alert(1)>"
+WAIT = 30
+
+
+def wait(driver: Any, condition: Any, timeout: float = WAIT) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+# The page redraws its tables a few times a second: read and click in one step in the page,
+# never through an element found earlier (it may be gone by then).
+def attribute(driver: Any, selector: str, name: str) -> str | None:
+    """``name`` of the first element matching ``selector``, or ``None``."""
+    value: str | None = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? e.getAttribute(arguments[1]) : null;",
+        selector,
+        name,
+    )
+    return value
+
+
+def texts(driver: Any, selector: str) -> list[str]:
+    """The text of every element matching ``selector``."""
+    found: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);", selector
+    )
+    return found
+
+
+def click(driver: Any, selector: str) -> None:
+    """Click the first element matching ``selector`` once there is one."""
+    script = "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;"
+    wait(driver, lambda d: d.execute_script(script, selector))
+
+
+def open_page(driver: Any, dashboard: Dashboard, token: str | None = TOKEN) -> None:
+    driver.get(dashboard.url)
+    wait(driver, lambda d: "connected" in d.find_element(By.ID, "connection").text)
+    if token is not None:
+        field = driver.find_element(By.ID, "token")
+        field.send_keys(token)
+
+
+def no_script_errors(driver: Any) -> list[str]:
+    """What the page logged as errors (a missing favicon aside)."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
+    ]
+
+
+def engine_on(broker: BrokerEndpoint, events: list[Event]) -> Engine:
+    connector = MqttConnector(broker.host, broker.port, source_id=f"engine-{uuid.uuid4().hex[:6]}")
+    engine = Engine(connector, heartbeat_interval=0.5)
+    engine.events.subscribe(events.append)
+    return engine
+
+
+def started(events: list[Event]) -> str | None:
+    """The id of the run the engine started, once it has."""
+    return next((e.run_id for e in events if isinstance(e, RunStarted)), None)
+
+
+def open_run(driver: Any, run_id: str) -> None:
+    click(driver, f'tr[data-run-id="{run_id}"] button')
+    wait(driver, lambda d: d.find_element(By.ID, "run-id").text == run_id)
+
+
+def task_state(driver: Any, name_prefix: str) -> str | None:
+    return attribute(driver, f'#timeline [data-task-id^="{name_prefix}"]', "data-state")
+
+
+def test_pause_holds_matching_tasks_and_resume_releases_them(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Pause from the page: the engine holds the matching task (not the other); clear: it runs."""
+    name = f"held_{uuid.uuid4().hex[:8]}"
+    ran = threading.Event()
+
+    @task(name=name)
+    def held() -> str:
+        ran.set()
+        return "held"
+
+    @task(name=f"free_{name}")
+    def free() -> str:
+        return "free"
+
+    open_page(browser, dashboard)
+    browser.find_element(By.ID, "c-scope").clear()
+    browser.find_element(By.ID, "c-scope").send_keys(f"task:{name}")
+    Select(browser.find_element(By.ID, "c-type")).select_by_value("pause")
+    browser.find_element(By.ID, "c-apply").click()
+    wait(browser, lambda d: d.find_element(By.ID, "control-status").text.startswith("done:"))
+    wait(browser, lambda d: css(d, f'#constraints tr[data-scope="task:{name}"]'))
+
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    run = engine_thread.submit(engine.run([held(), free()]))
+    run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+    open_run(browser, run_id)
+    wait(browser, lambda d: task_state(d, "free_") == "COMPLETED")
+    wait(browser, lambda d: task_state(d, name) == "BLOCKED")
+    seen = engine_thread.call(lambda: list(events))
+    assert any(isinstance(e, TaskBlocked) and e.task_name == name for e in seen)
+    assert not any(isinstance(e, TaskRunning) and e.task_name == name for e in seen)
+    assert not ran.is_set()
+    assert not run.done()
+
+    click(browser, f'#constraints tr[data-scope="task:{name}"] button')
+    wait(browser, lambda d: "cleared" in d.find_element(By.ID, "control-status").text)
+    assert run.result(WAIT) == ["held", "free"]
+    assert ran.is_set()
+    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    wait(browser, lambda d: task_state(d, name) == "COMPLETED")
+    assert attribute(browser, f'tr[data-run-id="{run_id}"] .progress', "data-progress") == "1.0000"
+    assert not css(browser, f'#constraints tr[data-scope="task:{name}"]')
+    assert no_script_errors(browser) == []
+
+
+def test_without_the_token_the_page_cannot_steer(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint
+) -> None:
+    """A wrong token: the control request is refused with the server's reason."""
+    open_page(browser, dashboard, token="wrong")
+    browser.find_element(By.ID, "c-apply").click()
+    wait(browser, lambda d: d.find_element(By.ID, "control-status").text.startswith("refused"))
+    assert "bearer token" in browser.find_element(By.ID, "control-status").text
+    assert not css(browser, '#constraints tr[data-scope="global"]')
+
+
+def test_attacker_controlled_text_is_shown_never_run(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A task named <img src=x onerror=alert(1)> failing with such an error: text, no script."""
+
+    @task(name=XSS)
+    def evil() -> None:
+        raise ValueError(XSS)
+
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    open_page(browser, dashboard)
+    run = engine_thread.submit(engine.run(evil()))
+    with pytest.raises(Exception, match="onerror"):
+        run.result(WAIT)
+    run_id = started(events)
+    assert run_id is not None
+    open_run(browser, run_id)
+    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Failed")
+    wait(browser, lambda d: d.find_element(By.ID, "failures").text)
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018 - the property raises when no alert is open
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert XSS in browser.find_element(By.ID, "failures").text
+    assert XSS in texts(browser, "#timeline .tl-name")
+    assert no_script_errors(browser) == []
+
+
+def test_demo_shows_a_live_run(browser: Any) -> None:
+    """`cascade dashboard --demo`: a run appears and fills its timeline, live, on its own broker.
+
+    With CASCADE_DASHBOARD_SCREENSHOT=path the page is saved there (docs/dashboard.png for the
+    README: CASCADE_DASHBOARD_SCREENSHOT=docs/dashboard.png).
+    """
+    demo = Dashboard("--demo")
+    try:
+        printed = re.search(r"open (http://\S+#token=\S+) ", "".join(demo.output))
+        assert printed, demo.output
+        browser.get(printed.group(1))
+        wait(browser, lambda d: d.find_element(By.ID, "mode").text == "controls enabled")
+        assert "#token" not in browser.current_url
+        kept = "return [sessionStorage.getItem('cascade-token'), localStorage.length];"
+        assert browser.execute_script(kept) == [printed.group(1).split("#token=")[1], 0]
+        run_id = wait(browser, lambda d: attribute(d, "#runs tbody tr[data-run-id]", "data-run-id"))
+        open_run(browser, run_id)
+        wait(browser, lambda d: len(css(d, "#timeline .o-COMPLETED")) >= 8)
+        wait(browser, lambda d: css(d, "#constraints tr[data-scope='task:api_*']"))
+        assert browser.execute_script("return window.cascadeRepaints") > 1
+        target = os.environ.get("CASCADE_DASHBOARD_SCREENSHOT")
+        if target:
+            wait(browser, lambda d: css(d, "#timeline .s-BLOCKED") and css(d, "#failures li"))
+            path = Path(target) if Path(target).is_absolute() else ROOT / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(path))
+        assert no_script_errors(browser) == []
+    finally:
+        code = demo.stop()
+    assert code == 0, "".join(demo.output)
