@@ -13,6 +13,7 @@ from cascade.connectors.mqtt.testing._fake_client import (
     FakeClient,
     FakeMqtt,
     FakePaho,
+    Info,
     packet_ids,
     parse_publishes,
 )
@@ -87,7 +88,7 @@ async def test_a_trickle_is_confirmed_within_the_delay(fake_mqtt: FakeMqtt) -> N
         asked = loop.create_future()
         publish = fake_mqtt.client._client.publish
 
-        def spy(topic: str, payload: bytes, qos: int, retain: bool) -> object:
+        def spy(topic: str, payload: bytes, qos: int, retain: bool) -> Info:
             if topic.endswith("/confirm") and not asked.done():
                 asked.set_result(loop.time())
             return publish(topic, payload, qos, retain)
