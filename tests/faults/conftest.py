@@ -205,12 +205,14 @@ class TcpProxy:
     when the client hangs up: only the broker's keepalive can end it. New
     connections are forwarded normally. ``cut()`` closes every connection and
     refuses new ones until ``restore()``. ``close()`` closes all.
+    :attr:`swallowed` counts the bytes frozen connections took and dropped.
     """
 
     def __init__(self, target_port: int, port: int) -> None:
         self.target_port = target_port
         self.port = port
         self.connections = 0
+        self.swallowed = 0
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
         self._frozen: set[int] = set()  # connections swallowed in both directions
@@ -262,6 +264,7 @@ class TcpProxy:
                 if not data:
                     break
                 if number in frozen:
+                    self.swallowed += len(data)
                     continue  # swallowed: the connection looks alive but nothing gets through
                 sink.write(data)
                 await sink.drain()
