@@ -205,7 +205,8 @@ class TcpProxy:
     when the client hangs up: only the broker's keepalive can end it. New
     connections are forwarded normally. ``cut()`` closes every connection and
     refuses new ones until ``restore()``. ``close()`` closes all.
-    :attr:`swallowed` counts the bytes frozen connections took and dropped.
+    :attr:`swallowed` counts the bytes frozen connections took and dropped
+    (:meth:`wait_swallowed` waits for a number of them).
     """
 
     def __init__(self, target_port: int, port: int) -> None:
@@ -213,6 +214,7 @@ class TcpProxy:
         self.port = port
         self.connections = 0
         self.swallowed = 0
+        self._swallowing = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
         self._frozen: set[int] = set()  # connections swallowed in both directions
@@ -265,6 +267,7 @@ class TcpProxy:
                     break
                 if number in frozen:
                     self.swallowed += len(data)
+                    self._swallowing.set()
                     continue  # swallowed: the connection looks alive but nothing gets through
                 sink.write(data)
                 await sink.drain()
@@ -274,6 +277,12 @@ class TcpProxy:
             self._live.discard(number)
             if number not in self._frozen_down:
                 sink.close()
+
+    async def wait_swallowed(self, count: int) -> None:
+        """Return once frozen connections have swallowed at least ``count`` bytes."""
+        while self.swallowed < count:
+            self._swallowing.clear()
+            await self._swallowing.wait()
 
     async def cut(self) -> None:
         """Close every connection (both sides) and refuse new ones until :meth:`restore`."""
