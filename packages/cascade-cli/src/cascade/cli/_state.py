@@ -13,7 +13,6 @@ from cascade.interfaces import (
     Envelope,
     Heartbeat,
     InvalidMessageError,
-    LifecycleEvent,
     Message,
     StatusMessage,
     TaskStateEvent,
@@ -51,6 +50,10 @@ class RunView:
     error: str = ""
     tasks: dict[str, TaskView] = field(default_factory=dict)
     heartbeat: Heartbeat | None = None
+    heartbeat_ts: str = ""
+    # (task id or "", state or lifecycle event, ts) of every event applied: a resent copy
+    # (telemetry is at least once) is recognised and changes nothing
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     def counts(self) -> Counter[str]:
         """How many tasks are in each state."""
@@ -89,6 +92,13 @@ class WatchState:
     A stale will (an ``offline`` from an older session than the ``online``
     already seen) is ignored. Messages that do not follow the protocol are
     counted in :attr:`rejected` and change nothing.
+
+    Telemetry arrives at least once: after a lost connection an engine sends
+    again what the broker had not confirmed, so an event may come twice, the
+    copy after newer events. An event is known by its run, task, state (or
+    lifecycle event) and ``ts``: a copy of one already applied changes
+    nothing, so a task never steps back to an older state; a heartbeat older
+    than the one shown is ignored.
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -132,6 +142,18 @@ class WatchState:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
             self.runs[envelope.run_id] = run
         body = envelope.body
+        if isinstance(body, Heartbeat):
+            if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
+                run.heartbeat, run.heartbeat_ts = body, envelope.ts
+            return
+        key = (
+            (body.task_id, body.state, envelope.ts)
+            if isinstance(body, TaskStateEvent)
+            else ("", body.event, envelope.ts)
+        )
+        if key in run.seen:
+            return  # a copy resent after a lost connection
+        run.seen.add(key)
         if isinstance(body, TaskStateEvent):
             task = run.tasks.get(body.task_id)
             if task is None or task.state != body.state:
@@ -143,14 +165,11 @@ class WatchState:
                     body.duration_ms,
                     body.error,
                 )
-        elif isinstance(body, LifecycleEvent):
-            if body.event == "ENGINE_STARTED":
-                run.status = "Running"
-            else:
-                run.status = body.status or "Finished"
-                run.error = body.error or ""
+        elif body.event == "ENGINE_STARTED":
+            run.status = "Running"
         else:
-            run.heartbeat = body
+            run.status = body.status or "Finished"
+            run.error = body.error or ""
 
     def active_constraints(self) -> list[tuple[str, Constraint]]:
         """The constraints in force now (expired ones left out), by topic."""
