@@ -128,7 +128,7 @@ class MeteredConnector:
     """A real connector seen through a thin adapter: it counts and times every ``publish()``.
 
     ``min_qos`` raises the QoS of every message (the telemetry subscriber sends
-    task states at QoS 0; the restart scenario measures QoS 1). Everything
+    task states at QoS 0; the restart scenario runs at QoS 1 too). Everything
     else goes straight to the wrapped connector.
     """
 
