@@ -128,7 +128,7 @@ class MeteredConnector:
     """A real connector seen through a thin adapter: it counts and times every ``publish()``.
 
     ``min_qos`` raises the QoS of every message (the telemetry subscriber sends
-    task states at QoS 0; the restart scenario measures QoS 1). Everything
+    task states at QoS 0; the restart scenario runs at QoS 1 too). Everything
     else goes straight to the wrapped connector.
     """
 
@@ -205,12 +205,16 @@ class TcpProxy:
     when the client hangs up: only the broker's keepalive can end it. New
     connections are forwarded normally. ``cut()`` closes every connection and
     refuses new ones until ``restore()``. ``close()`` closes all.
+    :attr:`swallowed` counts the bytes frozen connections took and dropped
+    (:meth:`wait_swallowed` waits for a number of them).
     """
 
     def __init__(self, target_port: int, port: int) -> None:
         self.target_port = target_port
         self.port = port
         self.connections = 0
+        self.swallowed = 0
+        self._swallowing = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
         self._frozen: set[int] = set()  # connections swallowed in both directions
@@ -262,6 +266,8 @@ class TcpProxy:
                 if not data:
                     break
                 if number in frozen:
+                    self.swallowed += len(data)
+                    self._swallowing.set()
                     continue  # swallowed: the connection looks alive but nothing gets through
                 sink.write(data)
                 await sink.drain()
@@ -271,6 +277,12 @@ class TcpProxy:
             self._live.discard(number)
             if number not in self._frozen_down:
                 sink.close()
+
+    async def wait_swallowed(self, count: int) -> None:
+        """Return once frozen connections have swallowed at least ``count`` bytes."""
+        while self.swallowed < count:
+            self._swallowing.clear()
+            await self._swallowing.wait()
 
     async def cut(self) -> None:
         """Close every connection (both sides) and refuse new ones until :meth:`restore`."""

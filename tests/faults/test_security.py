@@ -166,7 +166,8 @@ async def test_denied_engine_completes_and_reports_once(
     # the run's lifecycle goes at QoS 1, so its refusal is known; QoS 0 task states have no
     # PUBACK to carry a refusal
     assert connector.stats.refused >= 1
-    # every message is accounted for on the engine's side: refused, discarded, or written
+    # every message is accounted for on the engine's side: refused, discarded (also those
+    # unconfirmed when the broker dropped the connection), or confirmed by the broker
     assert connector.stats.refused + connector.stats.dropped + connector.stats.published == 44
     stats = connector.stats
     figures.emitted, figures.delivered = 2 * 21 + 2, 0
@@ -174,7 +175,7 @@ async def test_denied_engine_completes_and_reports_once(
     figures.seconds, figures.what = seconds, "run (flush 1 s)"
     figures.notes.append(
         f"reported once: {refusals[0]!r}; refused {stats.refused}, discarded at disconnect "
-        f"{stats.dropped}, {stats.published} QoS 0 written and dropped by the broker without "
+        f"{stats.dropped}, {stats.published} QoS 0 confirmed and dropped by the broker without "
         f"a word; mosquitto 2.0.11 dropped the MQTT 5 connection after denied "
         f"publishes ({stats.reconnects} reconnections during the run)"
     )

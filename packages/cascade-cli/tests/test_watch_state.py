@@ -347,3 +347,56 @@ def test_visible_engines_hide_long_offline() -> None:
     assert hidden == 2
     shown, hidden = state.visible_engines(None)
     assert (len(shown), hidden) == (4, 0)
+
+
+def _stamped_at(body: Body, ts: str) -> Message:
+    envelope = Envelope(
+        ts=ts, run_id="run-1", org_id="local", project_id="default", source="host-1", body=body
+    )
+    return _msg(events_topic("local", "default", "run-1"), envelope)
+
+
+def test_resent_copies_change_nothing() -> None:
+    """At least once: a copy resent after newer events neither counts twice nor rewinds."""
+    running = TaskStateEvent(task_id="a", task_name="fn_a", state="RUNNING")
+    completed = TaskStateEvent(task_id="a", task_name="fn_a", state="COMPLETED")
+    started = LifecycleEvent(event="ENGINE_STARTED")
+    stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+    beat = Heartbeat(completed=1)
+    first = [
+        _stamped_at(started, "2026-11-22T10:00:00+00:00"),
+        _stamped_at(running, "2026-11-22T10:00:00.100000+00:00"),
+        _stamped_at(Heartbeat(running=1), "2026-11-22T10:00:00.500000+00:00"),
+        _stamped_at(completed, "2026-11-22T10:00:01.200000+00:00"),
+        _stamped_at(beat, "2026-11-22T10:00:01.500000+00:00"),
+        _stamped_at(stopped, "2026-11-22T10:00:02+00:00"),
+    ]
+    once = WatchState(clock=lambda: 100.0)
+    for message in first:
+        once.apply(message)
+    twice = WatchState(clock=lambda: 100.0)
+    for message in first + first[:3]:  # the first three resent after the newer ones
+        twice.apply(message)
+    assert twice.runs["run-1"] == once.runs["run-1"]
+    for message in first:  # and the whole run
+        twice.apply(message)
+    run = twice.runs["run-1"]
+    assert run == once.runs["run-1"]
+    assert run.counts() == {"COMPLETED": 1}
+    assert (run.finished_tasks, run.total_tasks) == (1, 1)
+    assert run.status == "Succeeded"
+    assert run.heartbeat == beat
+    assert twice.rejected == 0
+
+
+def test_a_retry_is_a_new_event_not_a_copy() -> None:
+    """The same state again at another time (a retry's RUNNING) is applied."""
+    state = WatchState(clock=lambda: 100.0)
+    for state_name, ts in [
+        ("RUNNING", "2026-11-22T10:00:00+00:00"),
+        ("RETRYING", "2026-11-22T10:00:01+00:00"),
+        ("RUNNING", "2026-11-22T10:00:02+00:00"),
+    ]:
+        body = TaskStateEvent(task_id="a", task_name="fn_a", state=state_name)  # type: ignore[arg-type]
+        state.apply(_stamped_at(body, ts))
+    assert state.runs["run-1"].tasks["a"].state == "RUNNING"

@@ -75,3 +75,52 @@ def test_clear_ends_probing() -> None:
     buffer.requeue()
     assert buffer.clear() == 1
     assert not buffer.probing
+
+
+def _qos0_run(buffer: OutgoingBuffer, mid: int, count: int) -> None:
+    for n in range(count):
+        buffer.add("t", b"%d-%d" % (mid, n), 0, False)
+    buffer.sent(mid, [buffer.queued.popleft() for _ in range(count)])
+
+
+def test_a_qos0_run_waits_for_a_later_answer() -> None:
+    """Written (paho's on_publish) settles nothing; the answer to a later request settles it."""
+    buffer = OutgoingBuffer(100)
+    _qos0_run(buffer, 1, 3)
+    assert buffer.unrequested == 3
+    assert buffer.confirm(1) == 0  # written
+    buffer.request(2)
+    assert buffer.unrequested == 0
+    assert buffer.confirm(2) == 3
+    assert (len(buffer), buffer.in_flight) == (0, {})
+
+
+def test_an_answer_confirms_every_earlier_request() -> None:
+    """Requests answered out of order: the later answer settles the earlier requests' runs too."""
+    buffer = OutgoingBuffer(100)
+    _qos0_run(buffer, 1, 2)
+    buffer.add("t", b"q1", 1, False)
+    buffer.sent(2, [buffer.queued.popleft()])  # a QoS 1 message asks for the run before it
+    _qos0_run(buffer, 3, 1)
+    buffer.request(4)
+    assert buffer.confirm(4) == 3  # runs 1 and 3; the QoS 1 message waits for its own PUBACK
+    assert buffer.confirm(2) == 1
+    assert len(buffer) == 0
+
+
+def test_a_lost_connection_resends_unconfirmed_qos0_and_counts_them() -> None:
+    """Unconfirmed QoS 0 messages go back in front; resent counts them when handed again."""
+    buffer = OutgoingBuffer(100)
+    _qos0_run(buffer, 1, 2)
+    buffer.request(2)
+    assert buffer.confirm(2) == 2
+    _qos0_run(buffer, 3, 2)
+    buffer.request(4)  # never answered
+    assert buffer.requeue() == (None, 0)
+    assert [m.raw for m in buffer.queued] == [b"3-0", b"3-1"]
+    assert buffer.unrequested == 0
+    assert buffer.confirm(4) == 0  # a request of the lost connection means nothing now
+    buffer.add("t", b"new", 0, False)
+    buffer.sent(5, [buffer.queued.popleft()])
+    buffer.sent(6, [buffer.queued.popleft(), buffer.queued.popleft()])
+    assert buffer.resent == 2

@@ -216,10 +216,16 @@ async def test_status_marks_two_engines_sharing_a_source_id(
     observer = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
     await observer.connect(require=True)
     answered = asyncio.Event()
+    offline_seen = False  # the survivor may also answer the other's online, earlier
 
     def watch(message: Message) -> None:
-        if (
-            message.payload.get("session") == first.session
+        nonlocal offline_seen
+        payload = message.payload
+        if payload.get("status") == "offline" and payload.get("session") == second.session:
+            offline_seen = True
+        elif (
+            offline_seen
+            and message.payload.get("session") == first.session
             and message.payload.get("conflict_session") == second.session
         ):
             answered.set()

@@ -103,6 +103,8 @@ class TaskView:
     since: float
     duration_ms: float = 0.0
     error: str = ""
+    ts: str = ""
+    """The event's own time (ISO 8601): what a resent copy is told apart by."""
 
 
 @dataclass
@@ -131,6 +133,8 @@ class RunView:
     _total_mark: int = field(default=0, repr=False)
     _finished_mark: int = field(default=0, repr=False)
     _progress_mark: float = field(default=0.0, repr=False)
+    heartbeat_ts: str = ""
+    """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
 
     @property
     def finished(self) -> bool:
@@ -275,6 +279,13 @@ class WatchState:
 
     ``clock`` is wall time (epoch seconds); ``keep_runs`` and ``keep_for``
     bound what finished runs are kept (``None``: no bound), see :meth:`prune`.
+
+    Telemetry arrives at least once: after a lost connection an engine sends
+    again what the broker had not confirmed, so an event may come twice, the
+    copy after newer events. A task event is applied only if it is newer
+    than the task's current state (its ``ts``), or the same time with another
+    state: a copy changes nothing and a task never steps back to an older
+    state; a heartbeat older than the one shown is ignored.
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -343,28 +354,38 @@ class WatchState:
             self.runs[envelope.run_id] = run
         run.last_heard = now
         body = envelope.body
-        if isinstance(body, TaskStateEvent):
+        if isinstance(body, Heartbeat):
+            if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
+                run.heartbeat, run.heartbeat_ts = body, envelope.ts
+        elif isinstance(body, TaskStateEvent):
             if run.finished:
-                return  # a straggler after the run's end: its counts are final
+                return  # a straggler or a copy after the run's end: its counts are final
             task = run.tasks.get(body.task_id)
-            if task is None or task.state != body.state:
-                run._set_task(
-                    TaskView(
-                        body.task_id, body.task_name, body.state, now, body.duration_ms, body.error
-                    )
+            if task is not None and (
+                envelope.ts < task.ts or (envelope.ts == task.ts and body.state == task.state)
+            ):
+                return  # a copy resent after a lost connection, or older than what is shown
+            run._set_task(
+                TaskView(
+                    body.task_id,
+                    body.task_name,
+                    body.state,
+                    now,
+                    body.duration_ms,
+                    body.error,
+                    envelope.ts,
                 )
-        elif isinstance(body, LifecycleEvent):
+            )
+        elif isinstance(body, LifecycleEvent) and not run.finished:
             if body.event == "ENGINE_STARTED":
                 run.status = "Running"
                 if body.tasks is not None:
                     run.planned = body.tasks
-            elif not run.finished:
+            else:
                 run.status = body.status or "Finished"
                 run.error = body.error or ""
                 run._finish(now)
                 self.prune(now)
-        else:
-            run.heartbeat = body
 
     def observe_connection(self, connected: bool, now: float | None = None) -> None:
         """Record whether the view's broker connection is up (call it now and then)."""

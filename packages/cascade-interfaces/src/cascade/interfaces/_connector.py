@@ -61,8 +61,11 @@ already syncing), and a ``"begin"`` may be followed by another ``"begin"``
 class ConnectorStats:
     """Counters a connector keeps, for the engine's heartbeat and the CLI.
 
-    ``published``: messages handed to the broker. ``dropped``: messages
-    discarded unsent (buffer full, or published while not started).
+    ``published``: messages the broker accepted (for MQTT: acknowledged,
+    or at QoS 0 confirmed by its answer to a later packet). ``dropped``:
+    messages discarded unsent, or unconfirmed (buffer full, or published
+    while not started). ``resent``: messages sent again after a lost
+    connection (at-least-once: readers may see these twice).
     ``rejected``: received payloads that were not a JSON object.
     ``received``: messages delivered to at least one callback.
     ``callback_errors``: callbacks that raised. ``reconnects``: successful
@@ -79,6 +82,7 @@ class ConnectorStats:
     reconnects: int = 0
     buffered: int = 0
     refused: int = 0
+    resent: int = 0
 
 
 @runtime_checkable

@@ -33,11 +33,19 @@ class OutgoingBuffer:
     first, at most ``maxsize`` of them: adding to a full buffer drops the
     oldest (the return value of :meth:`add` says so). ``in_flight`` maps a
     client message id to the messages handed to the client under it and not
-    yet confirmed (written for QoS 0, where one id may carry a batch; PUBACK
-    for QoS 1); ``in_flight_count`` counts those messages. After a lost
-    connection :meth:`requeue` puts those back in front, in order, so they
-    are sent again after reconnection. :meth:`wait_for` lets a flush wait
-    until every message up to a sequence number is settled (sent or dropped).
+    yet confirmed by the broker; ``in_flight_count`` counts those messages.
+    After a lost connection :meth:`requeue` puts those back in front, in
+    order, so they are sent again after reconnection. :meth:`wait_for` lets
+    a flush wait until every message up to a sequence number is settled
+    (confirmed or dropped).
+
+    A QoS 1 or 2 message is confirmed by its own acknowledgement. A QoS 0
+    run (one id may carry a batch) has none: it is confirmed by the broker's
+    answer to a later packet, the broker having read everything written
+    before it on the connection (TCP keeps order). Every QoS 1+ message
+    handed over is such a *confirmation request* for the QoS 0 runs handed
+    before it (:attr:`unrequested` counts those not yet covered by one), and
+    :meth:`request` records one the sender made for that purpose alone.
 
     A connection lost with messages in flight starts :attr:`probing`: the
     sender hands over one message at a time until the broker confirms one.
@@ -58,6 +66,11 @@ class OutgoingBuffer:
         self.in_flight_count = 0
         self.last_seq = 0
         self.probing = False
+        self.unrequested = 0  # QoS 0 messages handed since the last confirmation request
+        self.resent = 0  # messages handed again after a lost connection
+        self._qos0_runs: list[int] = []  # ids of the QoS 0 runs those are in
+        self._requests: dict[int, list[int]] = {}  # request id → the QoS 0 runs it confirms
+        self._resend_up_to = 0  # seq of the last message put back by requeue()
         self._probed = 0  # seq of the message last probed alone, and the connections lost since
         self._losses = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -78,19 +91,52 @@ class OutgoingBuffer:
         return False
 
     def sent(self, mid: int, messages: list[Outgoing]) -> None:
-        """Record that ``messages`` were handed to the client under message id ``mid``."""
+        """Record that ``messages``, all of one QoS, were handed to the client under id ``mid``."""
         self.in_flight[mid] = messages
         self.in_flight_count += len(messages)
+        if messages[0].seq <= self._resend_up_to:
+            self.resent += sum(1 for m in messages if m.seq <= self._resend_up_to)
+        if messages[0].qos == 0:
+            self._qos0_runs.append(mid)
+            self.unrequested += len(messages)
+        elif self._qos0_runs:
+            self.request(mid)
+
+    def request(self, mid: int) -> None:
+        """Record that ``mid`` (QoS 1+) asks the broker to confirm the QoS 0 runs handed so far."""
+        if self._qos0_runs:
+            self._requests[mid] = self._qos0_runs
+            self._qos0_runs = []
+            self.unrequested = 0
 
     def confirm(self, mid: int) -> int:
-        """The client confirmed message id ``mid``; returns how many of ours that settles."""
-        messages = self.in_flight.pop(mid, None)
+        """The client reports message id ``mid``; returns how many of ours that settles.
+
+        For a QoS 0 run that is only its write: it waits for a request's answer.
+        """
+        settled = 0
+        requests = self._requests
+        if requests and mid in requests:
+            # the broker answered this request: it read every QoS 0 run handed before it
+            while requests:
+                request = next(iter(requests))
+                for run in requests.pop(request):
+                    settled += self._settle(self.in_flight.pop(run, None))
+                if request == mid:
+                    break
+        messages = self.in_flight.get(mid)
+        if messages is not None and messages[0].qos:
+            settled += self._settle(self.in_flight.pop(mid))
+        if settled:
+            self.probing = False
+            if self._waiters:
+                self._check()
+        return settled
+
+    def _settle(self, messages: list[Outgoing] | None) -> int:
         if messages is None:
             return 0
         self.in_flight_count -= len(messages)
-        self.probing = False
-        if self._waiters:
-            self._check()
         return len(messages)
 
     def requeue(self) -> Requeued:
@@ -100,9 +146,11 @@ class OutgoingBuffer:
         connection in a row lost while it was in flight, and drops the oldest
         messages beyond ``maxsize`` (in flight, messages were not counted in it).
         """
+        self._forget_requests()
         if not self.in_flight:
             return Requeued(None, 0)
         unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
+        self._resend_up_to = unconfirmed[-1].seq
         given_up = None
         if self.probing and len(unconfirmed) == 1:
             seq = unconfirmed[0].seq
@@ -128,8 +176,15 @@ class OutgoingBuffer:
         self.in_flight.clear()
         self.in_flight_count = 0
         self.probing = False
+        self._forget_requests()
         self._check()
         return count
+
+    def _forget_requests(self) -> None:
+        """The connection is gone: requests on it will never be answered."""
+        self._qos0_runs = []
+        self._requests.clear()
+        self.unrequested = 0
 
     def oldest_pending(self) -> int:
         """The sequence number of the oldest unsettled message (``last_seq + 1`` if none)."""

@@ -49,6 +49,7 @@ from ._client import (
     disable_nagle,
     fast_wire_supported,
 )
+from ._confirm import Confirmations, confirmation_topic
 from ._reasons import ConnectRefusedError, describe_connect_failure, describe_failure, is_refusal
 from ._wire import encode_publish, publish_qos0_parts
 
@@ -216,6 +217,7 @@ class MqttConnector:
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._stats = ConnectorStats()
         self._buffer = OutgoingBuffer(buffer_size)
+        self._confirmations = Confirmations(self._buffer, max_in_flight // 4)  # of QoS 0 messages
         self._dispatcher = Dispatcher(self._stats, self._unsubscribe_at_broker, _log)
         self._log = RateLimitedLogger(_log)
         self._session = 0
@@ -286,6 +288,7 @@ class MqttConnector:
     def stats(self) -> ConnectorStats:
         """The connector's counters (``buffered`` is computed when read)."""
         self._stats.buffered = len(self._buffer)
+        self._stats.resent = self._buffer.resent
         return self._stats
 
     @property
@@ -674,6 +677,7 @@ class MqttConnector:
                 if self._online_event is not None:
                     self._online_event.clear()
                 self._client = None
+                self._confirmations.asked()  # nothing to ask on this connection any more
                 given_up, overflow = self._buffer.requeue()
                 if given_up is not None:
                     self._stats.dropped += 1
@@ -844,6 +848,8 @@ class MqttConnector:
         if timeout is None:
             timeout = self.flush_timeout
         done = self._buffer.wait_for(self._buffer.last_seq)
+        if not done.done():
+            self._confirmations.want(self._wake)  # QoS 0 messages wait for a broker's answer
         try:
             async with bounded(timeout):
                 await done
@@ -870,20 +876,26 @@ class MqttConnector:
     def _on_publish(self, mid: int, refusal: object = None) -> None:
         """paho's on_publish: a message was written (QoS 0) or acknowledged (QoS 1, 2).
 
-        ``refusal`` is the reason code of a PUBACK that refused the message
-        (MQTT 5, e.g. "Not authorized" from an ACL): counted in ``refused``,
-        and reported once per topic.
+        An acknowledgement also confirms the QoS 0 messages written before
+        the acknowledged packet (see ``_confirm.py``); ``published`` counts
+        messages once confirmed. ``refusal`` is the reason code of a PUBACK
+        that refused the message (MQTT 5, e.g. "Not authorized" from an ACL):
+        counted in ``refused``, and reported once per topic. A refused
+        confirmation request still confirms what was written before it.
         """
         buffer = self._buffer
+        refused = 0
         if refusal is not None:
             messages = buffer.in_flight.get(mid)
-            topic = messages[0].topic if messages else self._direct_topics.get(mid, "?")
-            self._refused(topic, refusal, len(messages) if messages else 1)
+            if messages:
+                refused = len(messages)
+                self._refused(messages[0].topic, refusal, refused)
+            elif mid in self._direct_topics:
+                self._refused(self._direct_topics[mid], refusal, 1)
         self._direct_topics.pop(mid, None)
         settled = buffer.confirm(mid)
         if settled:
-            if refusal is None:
-                self._stats.published += settled
+            self._stats.published += settled - refused
             # refill at half the window: one wake-up per batch, not per acknowledgement
             if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
                 wake = self._wake
@@ -912,6 +924,17 @@ class MqttConnector:
         fast = self._fast_wire
         fast_qos1 = fast and self.protocol == aiomqtt.ProtocolVersion.V311
         acked_window = min(self.max_in_flight, _ACKED_WINDOW)
+        confirmations = self._confirmations
+        every = confirmations.every
+        confirm_topic = confirmation_topic(self._marker_topic)
+
+        def ask() -> bool:  # a confirmation request: False when the connection is going
+            info = paho.publish(confirm_topic, b"", 1, False)
+            if info.rc != _SUCCESS:
+                return False
+            buffer.request(info.mid)
+            confirmations.asked()
+            return True
 
         def backlog() -> int:  # messages paho holds: its per-PUBACK work grows with them
             return len(paho._out_messages) if fast else buffer.in_flight_count
@@ -927,6 +950,8 @@ class MqttConnector:
                 qos = queued[0].qos
                 if (qos == 0 and fast) or (qos == 1 and fast_qos1):
                     handed += self._send_batch(paho, window, mqtt5, qos)
+                    if buffer.unrequested >= every and not ask():
+                        return
                     continue
                 if backlog() >= acked_window:
                     break  # paho's work per PUBACK grows with this; on_publish wakes us
@@ -941,6 +966,10 @@ class MqttConnector:
                     return
                 buffer.sent(info.mid, [message])
                 handed += 1
+                if buffer.unrequested >= every and not ask():
+                    return
+            if buffer.unrequested and confirmations.due(bool(queued), wake) and not ask():
+                return
             if (
                 queued
                 and buffer.in_flight_count < window

@@ -66,7 +66,7 @@ class FakePaho:
         self.published.append((topic, payload, qos, retain))
         self.owner.route(topic, payload, qos, retain)
         if self.auto_ack:
-            asyncio.get_running_loop().call_soon(self.ack, mid)
+            asyncio.get_running_loop().call_soon(self._answer, self.ack, mid)
         return Info(0, mid)
 
     def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int, info: object) -> int:
@@ -74,11 +74,16 @@ class FakePaho:
         if self.auto_ack:
             loop = asyncio.get_running_loop()
             if qos == 0:
-                loop.call_soon(self.ack, mid)
+                loop.call_soon(self._answer, self.ack, mid)
             else:
                 for packet_id in packet_ids(packet):
-                    loop.call_soon(self.puback, packet_id)
+                    loop.call_soon(self._answer, self.puback, packet_id)
         return 0
+
+    def _answer(self, answer: Any, mid: int) -> None:
+        """An automatic answer: none comes on a connection lost meanwhile."""
+        if self.connected:
+            answer(mid)
 
     def puback(self, packet_id: int) -> None:
         """A PUBACK arrives from the broker."""
