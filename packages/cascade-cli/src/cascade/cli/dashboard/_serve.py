@@ -124,7 +124,7 @@ async def _demo_loop(broker: BrokerOptions) -> None:
         source_id="cascade-demo-engine",
     )
     async with connector:
-        for topic, constraint in limit_constraints("task:api_*", None, API_RATE, ttl=3600):
+        for topic, constraint in limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600):
             await connector.publish(topic, constraint, qos=1, retain=True)
         engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
         while True:
