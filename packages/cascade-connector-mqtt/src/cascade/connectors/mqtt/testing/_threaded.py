@@ -36,6 +36,17 @@ class ThreadedEmbeddedBroker:
         self._loop, self._thread = loop, thread
         asyncio.run_coroutine_threadsafe(self._broker.start(), loop).result(timeout=30)
 
+    async def _stop_all(self) -> None:
+        """Stop the broker, then end what it left running (client handlers that close
+        their connections), as ``asyncio.run`` would: a connection left open when the
+        loop closes is an unclosed-transport warning in whatever test runs next."""
+        await self._broker.stop()
+        current = asyncio.current_task()
+        leftover = [t for t in asyncio.all_tasks() if t is not current]
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+
     def stop(self) -> None:
         """Stop the broker, the loop and the thread."""
         loop, thread = self._loop, self._thread
@@ -43,7 +54,7 @@ class ThreadedEmbeddedBroker:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._broker.stop(), loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(self._stop_all(), loop).result(timeout=30)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=30)
