@@ -139,6 +139,20 @@ async def _broker(options: BrokerOptions, console: Console) -> AsyncIterator[Bro
         yield replace(options, host=broker.host, port=broker.port)
 
 
+def demo_engine_connector(broker: BrokerOptions) -> Connector:
+    """The demo engine's connector to ``broker`` (``cascade demo`` and ``dashboard --demo``)."""
+    from cascade.connectors.mqtt import MqttConnector
+
+    return MqttConnector(
+        broker.host or "localhost",
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        tls=broker.ssl_context() or False,
+        source_id="cascade-demo-engine",
+    )
+
+
 async def _steer(
     control: Connector, state: WatchState, changed: asyncio.Event, console: Console
 ) -> None:
@@ -183,7 +197,6 @@ async def run_demo(
     ``duration``: about how many seconds the run lasts (paced; default: its natural
     pace, :func:`natural_seconds`).
     """
-    from cascade.connectors.mqtt import MqttConnector
 
     PACE.factor = 1.0 if duration is None else duration / natural_seconds(tasks)
     api_rate = f"{API_RATE / PACE.factor:.3g}/s"
@@ -212,14 +225,7 @@ async def run_demo(
         _say(console, f"rate-limited task:api_* to {api_rate} until the run ends "
                       f"(at most {limit_ttl:g}s)")  # fmt: skip
 
-        engine_connector = MqttConnector(
-            broker.host or "localhost",
-            broker.port,
-            username=broker.username,
-            password=broker.password,
-            tls=broker.ssl_context() or False,
-            source_id="cascade-demo-engine",
-        )
+        engine_connector = demo_engine_connector(broker)
         # Enough parallelism that a larger --tasks still finishes within a minute.
         engine = Engine(
             engine_connector, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0

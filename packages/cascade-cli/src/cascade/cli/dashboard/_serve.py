@@ -9,8 +9,6 @@ from typing import Any
 
 from rich.console import Console
 
-from cascade.interfaces import Connector
-
 from .._broker import BrokerOptions, ConnectorFactory
 from ._listen import bind, is_loopback
 
@@ -109,20 +107,12 @@ async def serve_dashboard(
 
 async def _demo_loop(broker: BrokerOptions) -> None:
     """The demo workflow, run again and again on one engine, a few seconds apart."""
-    from cascade.connectors.mqtt import MqttConnector
     from cascade.runtime import Engine, TaskFailedError
 
     from .._control import limit_constraints
-    from .._demo import API_RATE, _flaky_attempts, build_workflow
+    from .._demo import API_RATE, _flaky_attempts, build_workflow, demo_engine_connector
 
-    connector: Connector = MqttConnector(
-        broker.host or "localhost",
-        broker.port,
-        username=broker.username,
-        password=broker.password,
-        tls=broker.ssl_context() or False,
-        source_id="cascade-demo-engine",
-    )
+    connector = demo_engine_connector(broker)
     async with connector:
         for topic, constraint in limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600):
             await connector.publish(topic, constraint, qos=1, retain=True)
