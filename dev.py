@@ -2,7 +2,7 @@
 """Bootstrap for a fresh clone: needs only Python 3.10+.
 
     python3 dev.py demo       # the main job: a live demo on an embedded broker
-    python3 dev.py test       # every test: unit, integration and the fault suite
+    python3 dev.py test       # every test: unit, integration, faults, the dashboard in a browser
     python3 dev.py nox ARGS   # any nox session, e.g. `python3 dev.py nox -s bench`
 
 It makes a virtualenv in .venv with nox in it, and runs nox from there; nox
@@ -22,7 +22,7 @@ VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
 COMMANDS = {
     "demo": ["-s", "demo", "--"],
-    "test": ["-s", "tests", "integration", "faults", "--"],
+    "test": ["-s", "tests", "integration", "faults", "browser", "--"],
     "nox": [],
 }
 
