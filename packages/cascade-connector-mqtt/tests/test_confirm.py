@@ -198,3 +198,22 @@ async def test_a_refused_request_still_confirms(fake_mqtt: FakeMqtt) -> None:
         paho.on_publish(paho, None, paho._last_mid, Refusal(), None)
         await flushing
         assert (connector.stats.published, connector.stats.refused) == (1, 0)
+
+
+async def test_a_wide_subscription_never_sees_our_own_confirmation_requests(
+    fake_mqtt: FakeMqtt, mocker: MockerFixture
+) -> None:
+    """A '#' subscriber gets what was published, not the connector's internal requests."""
+    # paho's publish() path, where the fake broker echoes every message to matching filters
+    mocker.patch("cascade.connectors.mqtt._connector.fast_wire_supported", return_value=False)
+    received: list[str] = []
+    async with MqttConnector("broker", presence=False) as connector:
+        await connector.subscribe("#", lambda m: received.append(m.topic))
+        for n in range(3):
+            await connector.publish("t/x", {"n": n})
+        await connector.flush(5)
+        assert requests(fake_mqtt.client)  # the broker was asked, and echoed it back
+        await connector.publish("t/end", {}, qos=1)
+        await connector.flush(5)
+        await _until(lambda: "t/end" in received, "t/end received")
+    assert not [t for t in received if t.endswith("/confirm")]

@@ -241,6 +241,7 @@ class MqttConnector:
         self._marker_actions: dict[bytes, Callable[[], None]] = {}  # run by the reader on arrival
         self._marker_ids = itertools.count(1)
         self._marker_topic = ""
+        self._confirm_topic = ""
         # source and session may be shared: other connectors of this process, same millisecond
         self._marker_nonce = uuid.uuid4().hex
         self._reader_task: asyncio.Task[None] | None = None
@@ -753,6 +754,7 @@ class MqttConnector:
             self._presence_guard.started(self._session)
         marker_level = f"{self._session}-{self._marker_nonce}"
         self._marker_topic = f"{self._prefix}/_marker/{self._source_id}/{marker_level}"
+        self._confirm_topic = confirmation_topic(self._marker_topic)
         subscribed: set[str] = set()
         wanted = [*self._own_filters(), *self._dispatcher.filters]
         self._dispatcher.sync("begin")
@@ -1048,6 +1050,8 @@ class MqttConnector:
                 if action is not None:
                     action()
                 continue
+            if topic == self._confirm_topic:
+                continue  # our own confirmation request, seen through a wide filter ("#")
             # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
             matched = self._matched_filters(message)
             own_status = topic == self._status_topic and self._presence
