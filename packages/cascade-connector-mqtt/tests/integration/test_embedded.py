@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
 
 from cascade.connectors.mqtt import EmbeddedBroker, MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, ThreadedEmbeddedBroker
+
+# amqtt's shutdown can leave a server-side connection (an asyncio stream) to the garbage
+# collector after its loop closed: collected here, its warning is this module's, not the
+# next test's. Our own connector closes its sockets (the other suites would say otherwise).
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_amqtt_leftovers() -> Iterator[None]:  # after the tests' loops have closed
+    yield
+    gc.collect()
 
 
 async def test_embedded_broker_carries_presence_and_messages(prefix: str) -> None:
