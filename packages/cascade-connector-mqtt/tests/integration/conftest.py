@@ -36,3 +36,24 @@ async def observer(
     await connector.connect(require=True)
     yield connector
     await connector.disconnect()
+
+
+@pytest.fixture
+def client_id_twins(
+    mosquitto_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+    prefix: str,
+) -> tuple[MqttConnector, MqttConnector]:
+    """Two connectors (sources "a" and "b") sharing one client id: each takes the other over."""
+
+    def connector(source_id: str) -> MqttConnector:
+        return MqttConnector(
+            mosquitto_broker.host,
+            mosquitto_broker.port,
+            client_id=f"{prefix}-same",
+            source_id=source_id,
+            topic_prefix=prefix,
+            backoff_initial=0.05,
+            backoff_max=0.4,
+        )
+
+    return connector("a"), connector("b")

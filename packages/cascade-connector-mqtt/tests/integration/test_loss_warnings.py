@@ -58,23 +58,10 @@ async def test_killed_broker_is_not_blamed_on_a_client_id(
 
 
 async def test_connections_taken_over_again_and_again_name_the_client_id(
-    mosquitto_broker: MosquittoBroker, prefix: str, caplog: pytest.LogCaptureFixture
+    client_id_twins: tuple[MqttConnector, MqttConnector], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two connectors sharing a client id: the repeated drops are put down to the client id."""
-    broker = mosquitto_broker
-
-    def connector(source_id: str) -> MqttConnector:
-        return MqttConnector(
-            broker.host,
-            broker.port,
-            client_id=f"{prefix}-same",
-            source_id=source_id,
-            topic_prefix=prefix,
-            backoff_initial=0.05,
-            backoff_max=0.4,
-        )
-
-    first, second = connector("a"), connector("b")
+    first, second = client_id_twins
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         repeated = _Heard("in a row")
         await first.connect(require=True)

@@ -104,27 +104,14 @@ async def test_a_full_buffer_across_a_restart_accounts_for_every_message(
 
 
 async def test_two_connectors_with_one_client_id_back_off(
-    mosquitto_broker: MosquittoBroker, prefix: str
+    client_id_twins: tuple[MqttConnector, MqttConnector],
 ) -> None:
     """The broker drops each for the other (same client id): they back off, not retry 10 a second.
 
     Each connection is accepted, then taken over by the other's next one; the
     backoff only starts again after a connection that stayed up.
     """
-    broker = mosquitto_broker
-
-    def connector(source_id: str) -> MqttConnector:
-        return MqttConnector(
-            broker.host,
-            broker.port,
-            client_id=f"{prefix}-same",
-            source_id=source_id,
-            topic_prefix=prefix,
-            backoff_initial=0.05,
-            backoff_max=0.4,
-        )
-
-    first, second = connector("a"), connector("b")
+    first, second = client_id_twins
     await first.connect(require=True)
     await second.connect(require=True)
     try:
