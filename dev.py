@@ -22,7 +22,8 @@ VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
 COMMANDS = {
     "demo": ["-s", "demo", "--"],
-    "test": ["-s", "tests", "integration", "faults", "browser", "--"],
+    # the connector's suite again with the sender's fast path off ("on" is in tests/integration)
+    "test": ["-s", "tests", "integration", "connector(fast_path='off')", "faults", "browser", "--"],
     "nox": [],
 }
 

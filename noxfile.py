@@ -73,6 +73,17 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("fast_path", ["on", "off"])
+def connector(session: nox.Session, fast_path: str) -> None:
+    """The connector's unit and integration tests with the sender's fast path on or off
+    (CASCADE_MQTT_FAST_PATH): both ways of sending must behave alike."""
+    install_packages(session, "test")
+    tests = ROOT / "packages" / "cascade-connector-mqtt" / "tests"
+    env = {"CASCADE_MQTT_FAST_PATH": fast_path}
+    session.run(*PYTEST, str(tests), *session.posargs, env=env)
+
+
+@nox.session
 def faults(session: nox.Session) -> None:
     """The fault and abuse suite (tests/faults): real processes and mosquitto; prints a table."""
     install_packages(session, "test")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -50,6 +51,7 @@ PAYLOAD = {
 LINE = json.dumps(PAYLOAD, separators=(",", ":"))
 RAW = LINE.encode()
 PAHO_QOS1_WINDOW = 1_000
+FAST_PATH_VARIABLE = "CASCADE_MQTT_FAST_PATH"
 
 Publisher = Callable[[MosquittoBroker, str, int, int], Coroutine[Any, Any, None]]
 
@@ -90,6 +92,15 @@ async def run_connector(broker: MosquittoBroker, topic: str, qos: int, n: int) -
             await connector.publish(topic, PAYLOAD, qos)
         await asyncio.to_thread(sub.wait)
         RESULT.append(time.perf_counter() - start)
+
+
+async def run_connector_slow(broker: MosquittoBroker, topic: str, qos: int, n: int) -> None:
+    """The connector with its fast path off: every message through paho's public publish()."""
+    os.environ[FAST_PATH_VARIABLE] = "off"
+    try:
+        await run_connector(broker, topic, qos, n)
+    finally:
+        del os.environ[FAST_PATH_VARIABLE]
 
 
 async def run_aiomqtt(broker: MosquittoBroker, topic: str, qos: int, n: int) -> None:
@@ -248,6 +259,7 @@ def main() -> None:
     print(f"payload {len(RAW)} bytes, N={n:,}, medians of {repeats} runs", flush=True)
     methods: list[tuple[str, Publisher, int]] = [
         ("MqttConnector.publish (fire-and-forget)", run_connector, repeats),
+        ("MqttConnector, fast path off", run_connector_slow, repeats),
         (
             "raw aiomqtt `await client.publish` loop",
             run_aiomqtt,
@@ -266,7 +278,7 @@ def main() -> None:
         hung = asyncio.run(publish_latency(broker, n, hung=True))
         rss = peak_rss(broker, rss_n)
 
-    connector, raw, pub = (methods[0][0], methods[1][0], methods[3][0])
+    connector, raw, pub = (methods[0][0], methods[2][0], methods[4][0])
     print()
     print("| method | QoS | msgs/s | vs mosquitto_pub | vs raw aiomqtt |")
     print("|---|---|---:|---:|---:|")

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 
 
 @pytest.fixture
-def fake_mqtt(mocker: MockerFixture) -> Iterator[FakeMqtt]:
-    """Replace ``aiomqtt.Client`` in the connector with :class:`FakeClient`."""
+def fake_mqtt() -> Iterator[FakeMqtt]:
+    """Fake aiomqtt clients for the connector: ``MqttConnector(..., link=fake_mqtt.link)``."""
     FakeClient.instances = []
     FakeClient.fail_with = []
     FakeClient.refuse = set()
-    mocker.patch("cascade.connectors.mqtt._connector.aiomqtt.Client", FakeClient)
+    FakeClient.poison = set()
     yield FakeMqtt(FakeClient.instances)
     FakeClient.fail_with = []
     FakeClient.refuse = set()
+    FakeClient.poison = set()

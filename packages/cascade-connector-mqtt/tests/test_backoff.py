@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import pytest
 
@@ -82,15 +83,15 @@ def _dropped_after_connack(
     return entered
 
 
-def _recording_backoff(connector: MqttConnector) -> list[float]:
-    """Record the upper bound of every reconnection delay the connector draws."""
+def _recording_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the upper bound of every reconnection delay drawn by connectors made after this."""
     bounds: list[float] = []
 
     def record(low: float, high: float) -> float:
         bounds.append(high)
         return low
 
-    connector._backoff._rand = record
+    monkeypatch.setattr(random, "uniform", record)
     return bounds
 
 
@@ -99,8 +100,10 @@ async def test_connections_dropped_right_after_connack_back_off(
 ) -> None:
     """A broker that drops each accepted connection at once sees ever later retries, one warning."""
     entered = _dropped_after_connack(monkeypatch, drops=4)
-    connector = MqttConnector("broker", client_id="shared", backoff_initial=0.001, backoff_max=60)
-    bounds = _recording_backoff(connector)
+    bounds = _recording_backoff(monkeypatch)
+    connector = MqttConnector(
+        "broker", client_id="shared", backoff_initial=0.001, backoff_max=60, link=fake_mqtt.link
+    )
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
         for _ in range(5):
@@ -120,7 +123,7 @@ async def test_one_short_connection_guesses_no_cause(
 ) -> None:
     """A connection lost once soon after its CONNACK (a broker killed) names no guessed cause."""
     entered = _dropped_after_connack(monkeypatch, drops=1)
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60, link=fake_mqtt.link)
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
         for _ in range(2):
@@ -139,8 +142,10 @@ async def test_a_connection_that_stayed_up_starts_the_backoff_again(
 ) -> None:
     """Lost after staying up for backoff_max, a connection is retried after the initial delay."""
     entered = _dropped_after_connack(monkeypatch, drops=2)
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.05)
-    bounds = _recording_backoff(connector)
+    bounds = _recording_backoff(monkeypatch)
+    connector = MqttConnector(
+        "broker", backoff_initial=0.001, backoff_max=0.05, link=fake_mqtt.link
+    )
     await connector.connect()
     for _ in range(3):
         await entered.get()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import pytest
 from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
+from cascade.connectors.mqtt.testing._fake_client import (
+    FakeClient,
+    FakeMqtt,
+    Info,
+    connector_tasks,
+)
 from cascade.interfaces import ConnectError, Message, timeout
 
 
@@ -23,24 +27,30 @@ async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
     cancellation in this case: a Ctrl-C during `cascade watch`'s subscribe
     was lost and the command never ended.
     """
-    async with MqttConnector("broker", source_id="s", presence=False) as connector:
+    async with MqttConnector(
+        "broker", source_id="s", presence=False, link=fake_mqtt.link
+    ) as connector:
         sent = asyncio.Event()
         tokens: list[bytes] = []
 
-        def hold(*args: Any) -> asyncio.Future[None]:  # the marker never reaches the broker
-            tokens.append(args[2])
+        def hold(topic: str, payload: bytes, qos: int, retain: bool) -> Info:
+            tokens.append(payload)  # the marker is held back: the test returns it
             sent.set()
-            return asyncio.get_running_loop().create_future()
+            return Info(0, 999)
 
-        mocker.patch.object(connector, "_publish_direct", side_effect=hold)
-        subscribing = asyncio.create_task(connector.subscribe("a/#", lambda m: None))
+        def on_sync(phase: str) -> None:
+            if phase == "end":  # the reader has just resolved the marker subscribe() waits on
+                subscribing.cancel()
+
+        mocker.patch.object(fake_mqtt.paho, "publish", side_effect=hold)
+        subscribing = asyncio.create_task(
+            connector.subscribe("a/#", lambda m: None, on_sync=on_sync)
+        )
         await sent.wait()
         (token,) = tokens
-        connector._markers[token].set_result(None)
-        subscribing.cancel()
+        fake_mqtt.client.deliver(fake_mqtt.marker_topic, token)
         with pytest.raises(asyncio.CancelledError):
             await subscribing
-        assert token not in connector._markers
 
 
 def swallow_one_cancel_before_connack(mocker: MockerFixture) -> asyncio.Event:
@@ -72,7 +82,7 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
     hung broker resumed just before disconnect().
     """
     entered = swallow_one_cancel_before_connack(mocker)
-    connector = MqttConnector("broker", source_id="s", connect_timeout=30)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=fake_mqtt.link)
     connecting = asyncio.create_task(connector.connect())
     await entered.wait()
     async with timeout(5):
@@ -91,7 +101,7 @@ async def test_disconnect_from_a_callback_returns_and_completes(
     It used to cancel the supervisor, which cancelled the reader it ran in:
     the callback got CancelledError and the buffer was never cleared.
     """
-    connector = MqttConnector("broker", source_id="s", flush_timeout=0.01)
+    connector = MqttConnector("broker", source_id="s", flush_timeout=0.01, link=fake_mqtt.link)
     outcome: list[str] = []
     called = asyncio.Event()
 
@@ -108,9 +118,8 @@ async def test_disconnect_from_a_callback_returns_and_completes(
 
     await connector.connect()
     await connector.subscribe("t/cb", callback)
-    reader = connector._reader_task
-    assert reader is not None
-    fake_mqtt.client._client.auto_ack = False  # these stay unconfirmed: disconnect discards them
+    (reader,) = (t for t in connector_tasks() if t.get_name() == "cascade-mqtt-reader")
+    fake_mqtt.paho.auto_ack = False  # these stay unconfirmed: disconnect discards them
     for n in range(3):
         await connector.publish("t/x", {"n": n}, qos=1)
     fake_mqtt.client.deliver("t/cb", b"{}")
@@ -121,9 +130,9 @@ async def test_disconnect_from_a_callback_returns_and_completes(
     assert reader.exception() is None
     assert connector.stats.dropped == 3
     assert "disconnect discarded 3 unsent messages" in caplog.text
-    assert connector._supervisor is None
+    assert not connector_tasks()
     assert not connector.is_connected
-    assert fake_mqtt.client._client.disconnect_calls == 1  # closed gracefully
+    assert fake_mqtt.paho.disconnect_calls == 1  # closed gracefully
 
 
 async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lost(
@@ -131,12 +140,12 @@ async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lo
 ) -> None:
     """A CONNACK that beats disconnect()'s cancellation still ends connect(require=True)."""
     entered = swallow_one_cancel_before_connack(mocker)
-    connector = MqttConnector("broker", source_id="s", connect_timeout=30)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=fake_mqtt.link)
     connecting = asyncio.create_task(connector.connect(require=True))
     await entered.wait()
     async with timeout(5):
         await connector.disconnect()
         with pytest.raises(ConnectError, match="disconnect"):
             await connecting
-    assert connector._supervisor is None
-    assert fake_mqtt.client._client.disconnect_calls == 1  # closed gracefully: no will
+    assert not connector_tasks()
+    assert fake_mqtt.paho.disconnect_calls == 1  # closed gracefully: no will

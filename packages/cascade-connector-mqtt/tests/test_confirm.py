@@ -14,6 +14,7 @@ from cascade.connectors.mqtt.testing._fake_client import (
     FakeMqtt,
     FakePaho,
     Info,
+    fast_path_only,
     packet_ids,
     parse_publishes,
 )
@@ -23,20 +24,20 @@ from cascade.connectors.mqtt.testing._fake_client import (
 def path(request: pytest.FixtureRequest, mocker: MockerFixture) -> str:
     """The sender's fast path (own PUBLISH packets) and paho's publish(): both behave alike."""
     if request.param == "slow":
-        mocker.patch("cascade.connectors.mqtt._connector.fast_wire_supported", return_value=False)
+        mocker.patch("cascade.connectors.mqtt._paho._link.fast_wire_supported", return_value=False)
     return str(request.param)
 
 
 def handed_qos0(client: FakeClient) -> list[bytes]:
     """The payloads of the QoS 0 messages the connector handed to this client, in order."""
-    batched = [p for _, blob in client._client.packets for _, p, _ in parse_publishes(blob)]
-    direct = [p for t, p, q, _ in client._client.published if q == 0 and t.startswith("t/")]
+    batched = [p for _, blob in client.paho.packets for _, p, _ in parse_publishes(blob)]
+    direct = [p for t, p, q, _ in client.paho.published if q == 0 and t.startswith("t/")]
     return batched + direct
 
 
 def requests(client: FakeClient) -> list[tuple[str, bytes, int, bool]]:
     """The confirmation requests handed to this client."""
-    return [m for m in client._client.published if m[0].endswith("/confirm")]
+    return [m for m in client.paho.published if m[0].endswith("/confirm")]
 
 
 async def _until(condition: object, what: str) -> None:
@@ -50,7 +51,7 @@ async def _until(condition: object, what: str) -> None:
 
 
 def _hold_answers(client: FakeClient) -> FakePaho:
-    paho = client._client
+    paho = client.paho
     paho.auto_ack = False
     return paho
 
@@ -59,20 +60,20 @@ async def test_qos0_is_published_once_a_later_answer_confirms_it(
     fake_mqtt: FakeMqtt, path: str
 ) -> None:
     """Written is not enough: the PUBACK of the confirmation request settles the QoS 0 messages."""
-    async with MqttConnector("broker", source_id="s") as connector:
+    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
         paho = _hold_answers(fake_mqtt.client)
         for n in range(3):
             await connector.publish("t/x", b"%d" % n)
         flushing = asyncio.create_task(connector.flush(5))
         await _until(lambda: requests(fake_mqtt.client), "a confirmation request")
-        for mid in range(1, paho._last_mid):  # every write reported, only the request unanswered
+        for mid in range(1, paho.last_mid):  # every write reported, only the request unanswered
             paho.ack(mid)
         assert connector.stats.published == 0
         assert not flushing.done()
         ((topic, payload, qos, retain),) = requests(fake_mqtt.client)
-        assert topic == f"{connector._marker_topic}/confirm"
+        assert topic == f"{fake_mqtt.marker_topic}/confirm"
         assert (payload, qos, retain) == (b"", 1, False)
-        paho.ack(paho._last_mid)  # the request's PUBACK
+        paho.ack(paho.last_mid)  # the request's PUBACK
         await flushing
         assert connector.stats.published == 3
         assert handed_qos0(fake_mqtt.client) == [b"0", b"1", b"2"]
@@ -80,20 +81,20 @@ async def test_qos0_is_published_once_a_later_answer_confirms_it(
 
 async def test_a_trickle_is_confirmed_within_the_delay(fake_mqtt: FakeMqtt) -> None:
     """Without flush, a few messages still get their request, CONFIRM_DELAY after they were sent."""
-    async with MqttConnector("broker") as connector:
+    async with MqttConnector("broker", link=fake_mqtt.link) as connector:
         await connector.publish("t/x", b"1")
         await _until(lambda: handed_qos0(fake_mqtt.client), "the message handed over")
         assert not requests(fake_mqtt.client)
         loop = asyncio.get_running_loop()
         asked = loop.create_future()
-        publish = fake_mqtt.client._client.publish
+        publish = fake_mqtt.paho.publish
 
         def spy(topic: str, payload: bytes, qos: int, retain: bool) -> Info:
             if topic.endswith("/confirm") and not asked.done():
                 asked.set_result(loop.time())
             return publish(topic, payload, qos, retain)
 
-        fake_mqtt.client._client.publish = spy  # type: ignore[method-assign]
+        fake_mqtt.paho.publish = spy  # type: ignore[method-assign]
         sent = loop.time()
         await asyncio.wait_for(asked, 5 * CONFIRM_DELAY + 1)
         assert asked.result() - sent <= CONFIRM_DELAY + 0.5
@@ -102,7 +103,7 @@ async def test_a_trickle_is_confirmed_within_the_delay(fake_mqtt: FakeMqtt) -> N
 
 async def test_a_request_goes_every_quarter_window(fake_mqtt: FakeMqtt) -> None:
     """A burst is confirmed as it goes: at least one request per max_in_flight / 4 messages."""
-    async with MqttConnector("broker", max_in_flight=40) as connector:
+    async with MqttConnector("broker", max_in_flight=40, link=fake_mqtt.link) as connector:
         for n in range(200):
             await connector.publish("t/x", b"%d" % n)
         await connector.flush(5)
@@ -110,9 +111,10 @@ async def test_a_request_goes_every_quarter_window(fake_mqtt: FakeMqtt) -> None:
         assert connector.stats.published == 200
 
 
+@fast_path_only
 async def test_a_qos1_puback_confirms_the_qos0_messages_before_it(fake_mqtt: FakeMqtt) -> None:
     """Mixed traffic needs no request of its own: a QoS 1 message's PUBACK answers for the rest."""
-    async with MqttConnector("broker") as connector:
+    async with MqttConnector("broker", link=fake_mqtt.link) as connector:
         paho = _hold_answers(fake_mqtt.client)
         await connector.publish("t/x", b"a")
         await connector.publish("t/x", b"b")
@@ -130,7 +132,9 @@ async def test_unconfirmed_qos0_messages_are_resent_and_counted(
     fake_mqtt: FakeMqtt, path: str
 ) -> None:
     """Written but unconfirmed when the connection drops: sent again first, counted in resent."""
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    connector = MqttConnector(
+        "broker", backoff_initial=0.001, backoff_max=0.001, link=fake_mqtt.link
+    )
     await connector.connect()
     first = fake_mqtt.client
     paho = _hold_answers(first)
@@ -163,13 +167,15 @@ async def test_unconfirmed_messages_the_buffer_cannot_take_are_dropped_and_count
     fake_mqtt: FakeMqtt,
 ) -> None:
     """Put back into a full buffer, the oldest unconfirmed messages go: counted, never silent."""
-    connector = MqttConnector("broker", buffer_size=2, backoff_initial=0.001, backoff_max=0.001)
+    connector = MqttConnector(
+        "broker", buffer_size=2, backoff_initial=0.001, backoff_max=0.001, link=fake_mqtt.link
+    )
     await connector.connect()
     first = fake_mqtt.client
     paho = _hold_answers(first)
     for payload in (b"a", b"b", b"c"):  # one at a time: the queue holds two
         await connector.publish("t/x", payload)
-        await _until(lambda: not connector._buffer.queued, "handed over")
+        await _until(lambda: payload in handed_qos0(first), "handed over")  # noqa: B023
     paho.ack_all()
     first.lose(None)
     await connector.flush(5)
@@ -188,14 +194,14 @@ async def test_a_refused_request_still_confirms(fake_mqtt: FakeMqtt) -> None:
         def __str__(self) -> str:
             return "Not authorized"
 
-    async with MqttConnector("broker", protocol="5") as connector:
+    async with MqttConnector("broker", protocol="5", link=fake_mqtt.link) as connector:
         paho = _hold_answers(fake_mqtt.client)
         await connector.publish("t/x", b"a")
         flushing = asyncio.create_task(connector.flush(5))
         await _until(lambda: requests(fake_mqtt.client), "a confirmation request")
-        for mid in range(1, paho._last_mid):
+        for mid in range(1, paho.last_mid):
             paho.ack(mid)
-        paho.on_publish(paho, None, paho._last_mid, Refusal(), None)
+        paho.on_publish(paho, None, paho.last_mid, Refusal(), None)
         await flushing
         assert (connector.stats.published, connector.stats.refused) == (1, 0)
 
@@ -205,9 +211,9 @@ async def test_a_wide_subscription_never_sees_our_own_confirmation_requests(
 ) -> None:
     """A '#' subscriber gets what was published, not the connector's internal requests."""
     # paho's publish() path, where the fake broker echoes every message to matching filters
-    mocker.patch("cascade.connectors.mqtt._connector.fast_wire_supported", return_value=False)
+    mocker.patch("cascade.connectors.mqtt._paho._link.fast_wire_supported", return_value=False)
     received: list[str] = []
-    async with MqttConnector("broker", presence=False) as connector:
+    async with MqttConnector("broker", presence=False, link=fake_mqtt.link) as connector:
         await connector.subscribe("#", lambda m: received.append(m.topic))
         for n in range(3):
             await connector.publish("t/x", {"n": n})

@@ -11,9 +11,9 @@ import pytest
 from aiomqtt.exceptions import MqttConnectError, MqttError
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt._client import disable_nagle
-from cascade.connectors.mqtt._reasons import describe_connect_failure
-from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
+from cascade.connectors.mqtt._paho._connect import disable_nagle
+from cascade.connectors.mqtt._paho._reasons import describe_connect_failure
+from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt, connector_tasks
 from cascade.interfaces import ConnectError, timeout
 
 
@@ -33,14 +33,14 @@ async def test_require_raises_connect_error_naming_host_port_and_cause(
 ) -> None:
     """With require=True a refused connection raises ConnectError and leaves nothing running."""
     fake_mqtt.fail_next(wrapped(ConnectionRefusedError(111, "Connection refused")))
-    connector = MqttConnector("broker", 1999)
+    connector = MqttConnector("broker", 1999, link=fake_mqtt.link)
     with pytest.raises(ConnectError) as info:
         await connector.connect(require=True)
     assert (info.value.host, info.value.port) == ("broker", 1999)
     assert "connection refused" in info.value.reason
     assert "broker:1999" in str(info.value)
     assert not connector.is_connected
-    assert connector._supervisor is None
+    assert not connector_tasks()
     await connector.disconnect()  # harmless
 
 
@@ -48,7 +48,7 @@ async def test_bad_credentials_raise_a_refusal(fake_mqtt: FakeMqtt) -> None:
     """A CONNACK refusal becomes ConnectRefusedError saying what was refused."""
     fake_mqtt.fail_next(MqttConnectError(4))
     with pytest.raises(ConnectRefusedError, match="bad user name or password"):
-        await MqttConnector("broker").connect(require=True)
+        await MqttConnector("broker", link=fake_mqtt.link).connect(require=True)
 
 
 async def test_without_require_connect_returns_and_keeps_trying(
@@ -56,7 +56,9 @@ async def test_without_require_connect_returns_and_keeps_trying(
 ) -> None:
     """Default connect() swallows the failure, logs it, and connects on a later attempt."""
     fake_mqtt.fail_next(wrapped(ConnectionRefusedError(111, "Connection refused")))
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    connector = MqttConnector(
+        "broker", backoff_initial=0.001, backoff_max=0.001, link=fake_mqtt.link
+    )
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
         assert await connector.wait_connected(5)
@@ -70,12 +72,11 @@ async def test_a_refusal_is_retried_at_the_capped_interval(
 ) -> None:
     """A refused CONNACK is logged as an error and the next try waits the maximum backoff."""
     fake_mqtt.fail_next(MqttConnectError(5))
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60, link=fake_mqtt.link)
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
     assert not connector.is_connected
     assert len(fake_mqtt.clients) == 1  # no hot loop: the retry is far away
-    assert connector._backoff.attempt == 1
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors
     assert "not authorised" in errors[0].getMessage()
@@ -84,7 +85,7 @@ async def test_a_refusal_is_retried_at_the_capped_interval(
 
 async def test_connect_and_disconnect_are_idempotent(fake_mqtt: FakeMqtt) -> None:
     """Calling either twice does nothing more; connect after disconnect reconnects."""
-    connector = MqttConnector("broker")
+    connector = MqttConnector("broker", link=fake_mqtt.link)
     await connector.connect()
     await connector.connect()
     assert len(fake_mqtt.clients) == 1
@@ -132,7 +133,7 @@ async def test_concurrent_connects_start_one_connection(
         return await enter(client)
 
     monkeypatch.setattr(FakeClient, "__aenter__", slow_connack)
-    connector = MqttConnector("broker")
+    connector = MqttConnector("broker", link=fake_mqtt.link)
     first = asyncio.create_task(connector.connect(require=True))
     second = asyncio.create_task(connector.connect(require=True))
     await asked.wait()  # the first is waiting for its CONNACK, the second has started too
@@ -141,8 +142,7 @@ async def test_concurrent_connects_start_one_connection(
     assert len(fake_mqtt.clients) == 1
     assert connector.is_connected
     await connector.disconnect()
-    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
-    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+    assert not connector_tasks()
 
 
 async def test_disconnect_while_a_required_connect_waits_wins(
@@ -162,7 +162,7 @@ async def test_disconnect_while_a_required_connect_waits_wins(
         return await enter(client)
 
     monkeypatch.setattr(FakeClient, "__aenter__", held_connack)
-    connector = MqttConnector("broker", connect_timeout=30)
+    connector = MqttConnector("broker", connect_timeout=30, link=fake_mqtt.link)
     first = asyncio.create_task(connector.connect(require=True))
     second = asyncio.create_task(connector.connect(require=True))  # waits for the first
     await asked.wait()
@@ -173,9 +173,8 @@ async def test_disconnect_while_a_required_connect_waits_wins(
                 await connecting
     assert len(fake_mqtt.clients) == 1
     assert not connector.is_connected
-    assert connector._supervisor is None
-    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
-    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+    assert not connector_tasks()
+    assert not connector_tasks()
 
 
 async def test_disconnect_while_connect_waits_ends_the_wait(
@@ -190,23 +189,23 @@ async def test_disconnect_while_connect_waits_ends_the_wait(
         return client
 
     monkeypatch.setattr(FakeClient, "__aenter__", held_connack)
-    connector = MqttConnector("broker", connect_timeout=30)
+    connector = MqttConnector("broker", connect_timeout=30, link=fake_mqtt.link)
     connecting = asyncio.create_task(connector.connect())
     await asked.wait()
     async with timeout(5):
         await connector.disconnect()
         await connecting
     assert not connector.is_connected
-    assert connector._supervisor is None
+    assert not connector_tasks()
 
 
 async def test_a_required_connect_behind_a_failing_connect_raises(fake_mqtt: FakeMqtt) -> None:
     """connect(require=True) waiting behind a connect() whose attempt failed raises, not returns."""
     fake_mqtt.fail_next(*[wrapped(ConnectionRefusedError())] * 5)  # the retries fail too
-    connector = MqttConnector("broker", connect_timeout=1, backoff_initial=10)
+    connector = MqttConnector("broker", connect_timeout=1, backoff_initial=10, link=fake_mqtt.link)
     background = asyncio.create_task(connector.connect())
     await asyncio.sleep(0)  # one loop turn: the background connect() holds the lock
-    assert connector._connecting().locked()
+    assert not background.done()
     with pytest.raises(ConnectError, match="earlier connect"):
         await connector.connect(require=True)
     await background
@@ -216,14 +215,13 @@ async def test_a_required_connect_behind_a_failing_connect_raises(fake_mqtt: Fak
 
 async def test_connect_during_a_disconnect_waits_for_it(fake_mqtt: FakeMqtt) -> None:
     """connect() while disconnect() flushes starts after it: one connection, nothing leaked."""
-    connector = MqttConnector("broker", source_id="s")
+    connector = MqttConnector("broker", source_id="s", flush_timeout=0.2, link=fake_mqtt.link)
     await connector.connect()
-    first = connector._supervisor
+    (first,) = (t for t in connector_tasks() if t.get_name() == "cascade-mqtt")
     await connector.publish("t", b"x", qos=1)  # the fake never acknowledges: flush waits
-    connector.flush_timeout = 0.2
     stopping = asyncio.create_task(connector.disconnect())
     await asyncio.sleep(0)  # disconnect() is in its flush
-    assert connector._stopping is not None
+    assert not stopping.done()
     async with timeout(5):
         await connector.connect()
         await stopping
@@ -231,32 +229,33 @@ async def test_connect_during_a_disconnect_waits_for_it(fake_mqtt: FakeMqtt) -> 
     assert first.done()
     assert connector.is_connected
     await connector.disconnect()
-    running = {t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()}
-    assert not running & {"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"}
+    assert not connector_tasks()
 
 
 async def test_a_required_connect_cancelled_as_its_connack_arrives_closes_it(
     fake_mqtt: FakeMqtt,
 ) -> None:
     """Cancelled just when its attempt succeeded, connect(require=True) closes that connection."""
-    connector = MqttConnector("broker")
+    connector = MqttConnector("broker", link=fake_mqtt.link)
     connecting = asyncio.create_task(connector.connect(require=True))
+    await asyncio.sleep(0)  # connect() has started its attempt, in a task of its own
+    (opening,) = (t for t in asyncio.all_tasks() if t.get_name() == "cascade-mqtt-connect")
     async with timeout(5):
         # one loop turn at a time: cancel in the turn the attempt succeeds, before connect() resumes
-        while connector._opening is None or not connector._opening.done():  # noqa: ASYNC110
+        while not opening.done():  # noqa: ASYNC110
             await asyncio.sleep(0)
     connecting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await connecting
     assert len(fake_mqtt.clients) == 1
-    assert not fake_mqtt.client._client.connected
-    assert fake_mqtt.client._client.disconnect_calls == 1  # graceful: no will for a live source
-    assert connector._supervisor is None
+    assert not fake_mqtt.paho.connected
+    assert fake_mqtt.paho.disconnect_calls == 1  # graceful: no will for a live source
+    assert not connector_tasks()
 
 
 def test_one_connector_in_two_event_loops(fake_mqtt: FakeMqtt) -> None:
     """Reusable across asyncio.run() calls (locks are bound to a loop), even undisconnected."""
-    connector = MqttConnector("broker")
+    connector = MqttConnector("broker", link=fake_mqtt.link)
 
     async def concurrent_connects(disconnect: bool) -> bool:
         await asyncio.gather(connector.connect(), connector.connect())

@@ -15,7 +15,7 @@ from cascade.interfaces import Message, status_topic
 async def test_messages_reach_every_matching_subscription(fake_mqtt: FakeMqtt) -> None:
     """A message goes to each subscription whose filter matches, wildcards included."""
     got: dict[str, list[str]] = {"exact": [], "plus": [], "hash": [], "other": []}
-    async with MqttConnector("broker", source_id="s") as connector:
+    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
         await connector.subscribe("a/b/c", lambda m: got["exact"].append(m.topic))
         await connector.subscribe("a/+/c", lambda m: got["plus"].append(m.topic))
         await connector.subscribe("a/#", lambda m: got["hash"].append(m.topic))
@@ -35,7 +35,7 @@ async def test_messages_reach_every_matching_subscription(fake_mqtt: FakeMqtt) -
 async def test_payload_is_decoded_json_and_empty_is_an_empty_object(fake_mqtt: FakeMqtt) -> None:
     """Callbacks get the decoded object; an empty (cleared) payload arrives as {}."""
     got: list[Message] = []
-    async with MqttConnector("broker") as connector:
+    async with MqttConnector("broker", link=fake_mqtt.link) as connector:
         await connector.subscribe("c/#", got.append)
         fake_mqtt.client.deliver("c/1", b'{"limit": 2}', qos=1, retain=True)
         fake_mqtt.client.deliver("c/2", b"", retain=True)
@@ -56,7 +56,7 @@ async def test_bad_payloads_are_rejected_counted_and_logged(
     """A payload that is not a JSON object never reaches a callback; it is counted and logged."""
     got: list[Message] = []
     with caplog.at_level(logging.WARNING):
-        async with MqttConnector("broker") as connector:
+        async with MqttConnector("broker", link=fake_mqtt.link) as connector:
             await connector.subscribe("c/#", got.append)
             fake_mqtt.client.deliver("c/bad", raw)
             fake_mqtt.client.deliver("c/good", b"{}")
@@ -80,7 +80,7 @@ async def test_a_raising_callback_is_isolated(
         got.append(message.topic)
 
     with caplog.at_level(logging.ERROR):
-        async with MqttConnector("broker") as connector:
+        async with MqttConnector("broker", link=fake_mqtt.link) as connector:
             await connector.subscribe("c/#", broken)
             await connector.subscribe("c/#", working)
             fake_mqtt.client.deliver("c/1", b"{}")
@@ -95,7 +95,7 @@ async def test_unsubscribe_at_broker_only_when_the_last_subscription_goes(
     fake_mqtt: FakeMqtt,
 ) -> None:
     """The filter stays subscribed at the broker while another subscription uses it."""
-    async with MqttConnector("broker") as connector:
+    async with MqttConnector("broker", link=fake_mqtt.link) as connector:
         first = await connector.subscribe("c/#", lambda m: None)
         second = await connector.subscribe("c/#", lambda m: None)
         await first.unsubscribe()
@@ -108,7 +108,9 @@ async def test_unsubscribe_at_broker_only_when_the_last_subscription_goes(
 async def test_subscriptions_are_remade_after_reconnect(fake_mqtt: FakeMqtt) -> None:
     """A new connection subscribes every filter in use again, and delivery resumes."""
     got: list[str] = []
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001)
+    connector = MqttConnector(
+        "broker", backoff_initial=0.001, backoff_max=0.001, link=fake_mqtt.link
+    )
     await connector.connect()
     await connector.subscribe("c/#", lambda m: got.append(m.topic))
     fake_mqtt.client.lose(None)
@@ -124,7 +126,7 @@ async def test_subscriptions_are_remade_after_reconnect(fake_mqtt: FakeMqtt) -> 
 
 async def test_subscribe_before_connect_subscribes_on_connect(fake_mqtt: FakeMqtt) -> None:
     """A subscription made while disconnected is sent to the broker on connection."""
-    connector = MqttConnector("broker")
+    connector = MqttConnector("broker", link=fake_mqtt.link)
     await connector.subscribe("c/#", lambda m: None)
     await connector.connect()
     assert "c/#" in fake_mqtt.client.filters
@@ -135,18 +137,18 @@ async def test_the_connectors_own_filters_stay_subscribed_at_the_broker(
     fake_mqtt: FakeMqtt,
 ) -> None:
     """Unsubscribing from the connector's status or marker topic keeps them at the broker."""
-    async with MqttConnector("broker", source_id="engine") as connector:
-        for own in (status_topic("engine"), connector._marker_topic):
+    async with MqttConnector("broker", source_id="engine", link=fake_mqtt.link) as connector:
+        for own in (status_topic("engine"), fake_mqtt.marker_topic):
             handle = await connector.subscribe(own, lambda m: None)
             await handle.unsubscribe()
         assert fake_mqtt.client.unsubscribed == []
-        assert {status_topic("engine"), connector._marker_topic} <= set(fake_mqtt.client.filters)
+        assert {status_topic("engine"), fake_mqtt.marker_topic} <= set(fake_mqtt.client.filters)
 
 
 async def test_mqtt5_copies_reach_only_the_subscriptions_they_are_for(fake_mqtt: FakeMqtt) -> None:
     """Under MQTT 5 the broker sends a copy per matching filter: each callback gets one."""
     got: dict[str, list[str]] = {"hash": [], "plus": []}
-    connector = MqttConnector("broker", protocol="5", source_id="s")
+    connector = MqttConnector("broker", protocol="5", source_id="s", link=fake_mqtt.link)
     await connector.subscribe("a/#", lambda m: got["hash"].append(m.topic))  # made on connect
     async with connector:
         await connector.subscribe("a/+", lambda m: got["plus"].append(m.topic))
@@ -159,7 +161,7 @@ async def test_mqtt5_copies_reach_only_the_subscriptions_they_are_for(fake_mqtt:
         await connector.subscribe("barrier", lambda m: None)
         assert got == {"hash": ["a/b"], "plus": ["a/b"]}
         assert [m.payload["status"] for m in statuses.all] == ["offline", "online"]
-        births = [p for p in fake_mqtt.client._client.published if p[0] == status_topic("s")]
+        births = [p for p in fake_mqtt.paho.published if p[0] == status_topic("s")]
         assert len(births) == 2  # the first, and one re-announcement
 
 
@@ -170,7 +172,7 @@ async def test_a_refused_subscription_is_reported(
     """A SUBACK refusing a filter (0x80 or above) is logged: nothing will arrive on it."""
     FakeClient.refuse = {"secret/#"}
     with caplog.at_level(logging.WARNING, logger="cascade.connectors.mqtt"):
-        async with MqttConnector("broker", protocol=protocol) as connector:
+        async with MqttConnector("broker", protocol=protocol, link=fake_mqtt.link) as connector:
             await connector.subscribe("secret/#", lambda m: None)
             await connector.subscribe("open/#", lambda m: None)
     refusals = [
@@ -189,7 +191,9 @@ async def test_mqtt5_a_filter_keeps_its_identifier_when_subscribed_again(
     second subscribe happened while offline and was never sent on its own.
     """
     got: list[str] = []
-    async with MqttConnector("broker", protocol="5", source_id="s") as connector:
+    async with MqttConnector(
+        "broker", protocol="5", source_id="s", link=fake_mqtt.link
+    ) as connector:
         handle = await connector.subscribe("ctl/#", lambda m: got.append("first"))
         number = fake_mqtt.client.subscription_ids["ctl/#"]
         assert number is not None

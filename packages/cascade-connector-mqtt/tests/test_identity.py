@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt._reasons import describe_failure
+from cascade.connectors.mqtt._paho._reasons import describe_failure
 from cascade.connectors.mqtt.testing import Inbox
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
 from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
@@ -53,7 +53,7 @@ async def test_another_online_with_our_source_id_is_logged_and_answered(
     fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One error naming the conflict; our online again, naming the other session."""
-    async with MqttConnector("broker", source_id="engine-1") as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
         inbox = await _status_inbox(connector)
         other = {"status": "online", "source": "engine-1", "session": connector.session + 7}
         with caplog.at_level(logging.ERROR, "cascade.connectors.mqtt"):
@@ -69,7 +69,7 @@ async def test_another_online_with_our_source_id_is_logged_and_answered(
         assert "give each engine its own source_id" in conflicts[0].getMessage()
         answers = [
             json.loads(raw)
-            for topic, raw, _, _ in fake_mqtt.client._client.published
+            for topic, raw, _, _ in fake_mqtt.paho.published
             if topic == STATUS and b"conflict_session" in raw
         ]
         assert len(answers) == 1
@@ -79,7 +79,7 @@ async def test_the_other_connectors_offline_is_answered_with_our_online(
     fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The other engine ended: its retained offline would hide us, so we announce again."""
-    async with MqttConnector("broker", source_id="engine-1") as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
         inbox = await _status_inbox(connector)
         newer = connector.session + 5
         with caplog.at_level(logging.ERROR, "cascade.connectors.mqtt"):
@@ -96,7 +96,7 @@ async def test_a_predecessors_late_will_is_no_conflict(
     fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An older session never seen live (a restarted engine's old will): answered, not an error."""
-    async with MqttConnector("broker", source_id="engine-1") as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
         inbox = await _status_inbox(connector)
         with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
             will = {"status": "offline", "source": "engine-1", "session": connector.session - 1}
@@ -121,10 +121,12 @@ def test_timeouts_are_described_with_their_length() -> None:
 
 async def test_nothing_is_answered_once_disconnect_has_begun(fake_mqtt: FakeMqtt) -> None:
     """Its graceful offline stays the last word: no online after it, whatever arrives."""
-    connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5)
+    connector = MqttConnector(
+        "broker", source_id="engine-1", flush_timeout=0.5, link=fake_mqtt.link
+    )
     await connector.connect()
     inbox = await _status_inbox(connector)
-    paho = fake_mqtt.client._client
+    paho = fake_mqtt.paho
     paho.auto_ack = False  # the flush waits: disconnect() is under way meanwhile
     await connector.publish("t/x", b"{}", qos=1)
     stopping = asyncio.create_task(connector.disconnect())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ssl
+import sys
 from typing import Any
 
 import aiomqtt
 import pytest
 
-from cascade.connectors.mqtt import MqttConnector, _connector
+from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
 
 
@@ -22,7 +23,7 @@ def test_hostname_and_port_are_kept() -> None:
 async def test_client_id_becomes_identifier(fake_mqtt: FakeMqtt, name: str) -> None:
     """Both client_id and identifier set aiomqtt's identifier."""
     options: dict[str, Any] = {name: "my-client"}
-    async with MqttConnector("broker", **options):
+    async with MqttConnector("broker", **options, link=fake_mqtt.link):
         assert fake_mqtt.client.kwargs["identifier"] == "my-client"
 
 
@@ -36,6 +37,7 @@ async def test_other_options_pass_through(fake_mqtt: FakeMqtt) -> None:
         keepalive=7,
         protocol="5",
         clean_session=True,
+        link=fake_mqtt.link,
     ):
         client = fake_mqtt.client
         assert (client.hostname, client.port) == ("broker", 1884)
@@ -46,23 +48,29 @@ async def test_other_options_pass_through(fake_mqtt: FakeMqtt) -> None:
         assert client.kwargs["clean_session"] is True
 
 
-def test_tls_true_makes_a_verifying_context() -> None:
+async def _tls_context(fake_mqtt: FakeMqtt, **options: Any) -> object:
+    """The TLS context the connector hands the MQTT client."""
+    async with MqttConnector("broker", presence=False, link=fake_mqtt.link, **options):
+        return fake_mqtt.client.kwargs["tls_context"]
+
+
+async def test_tls_true_makes_a_verifying_context(fake_mqtt: FakeMqtt) -> None:
     """tls=True means a default context that verifies the broker's certificate."""
-    context = MqttConnector("broker", tls=True)._tls_context
+    context = await _tls_context(fake_mqtt, tls=True)
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
 
 
-def test_tls_context_is_used_as_given() -> None:
+async def test_tls_context_is_used_as_given(fake_mqtt: FakeMqtt) -> None:
     """An SSLContext is passed on unchanged."""
     context = ssl.create_default_context()
-    assert MqttConnector("broker", tls=context)._tls_context is context
+    assert await _tls_context(fake_mqtt, tls=context) is context
 
 
-def test_no_tls_by_default() -> None:
+async def test_no_tls_by_default(fake_mqtt: FakeMqtt) -> None:
     """Plain TCP unless asked."""
-    assert MqttConnector("broker")._tls_context is None
+    assert await _tls_context(fake_mqtt) is None
 
 
 def test_options_the_connector_manages_are_refused() -> None:
@@ -79,6 +87,6 @@ def test_unknown_protocol_version_is_refused() -> None:
 
 def test_without_aiomqtt_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """A missing aiomqtt gives an ImportError naming the package to install."""
-    monkeypatch.setattr(_connector, "_IMPORT_ERROR", ImportError("No module named 'aiomqtt'"))
+    monkeypatch.setitem(sys.modules, "cascade.connectors.mqtt._paho", None)  # import fails
     with pytest.raises(ImportError, match="pip install cascade-connector-mqtt"):
         MqttConnector("broker")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
-import threading
 import time
 
-import aiomqtt
 import pytest
 
-import cascade.connectors.mqtt._client
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
 from cascade.interfaces import timeout
@@ -125,31 +122,6 @@ async def test_a_cancelled_subscribe_leaves_nothing_behind(
         await connector.disconnect()
 
 
-async def test_disconnect_from_a_hung_broker_releases_the_connection(
-    mosquitto_broker: MosquittoBroker, prefix: str
-) -> None:
-    """Socket buffers full, the DISCONNECT cannot be written: disconnect() still closes it all."""
-    connector = MqttConnector(
-        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, flush_timeout=0.5
-    )
-    await connector.connect(require=True)
-    client = connector._client
-    assert client is not None
-    mosquitto_broker.pause()
-    try:
-        payload = b"x" * 60_000
-        for _ in range(400):  # 24 MB: more than both ends' socket buffers hold
-            await connector.publish(f"{prefix}/bulk", payload)
-        await asyncio.sleep(0)
-        start = time.monotonic()
-        await connector.disconnect()
-        assert time.monotonic() - start < 0.5 + 2.0
-        assert client._client._sock is None  # paho's socket closed
-        assert client._misc_task is None or client._misc_task.done()
-    finally:
-        mosquitto_broker.resume()
-
-
 async def test_a_cancelled_disconnect_still_disconnects(
     mosquitto_broker: MosquittoBroker, prefix: str
 ) -> None:
@@ -158,8 +130,8 @@ async def test_a_cancelled_disconnect_still_disconnects(
         mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, flush_timeout=1.0
     )
     await connector.connect(require=True)
-    supervisor = connector._supervisor
-    assert supervisor is not None
+    running = {t for t in asyncio.all_tasks() if t.get_name() == "cascade-mqtt"}
+    assert running
     mosquitto_broker.pause()
     try:
         await connector.publish(f"{prefix}/x", {"n": 1}, qos=1)  # never acknowledged: flush waits
@@ -167,49 +139,8 @@ async def test_a_cancelled_disconnect_still_disconnects(
             async with timeout(0.2):
                 await connector.disconnect()
         await connector.disconnect()  # waits for the first one's shutdown
-        assert supervisor.done()
+        assert all(task.done() for task in running)
         assert not connector.is_connected
         assert connector.stats.dropped == 1
     finally:
         mosquitto_broker.resume()
-
-
-async def test_disconnect_during_a_slow_first_attempt_leaves_no_connection(
-    mosquitto_broker: MosquittoBroker, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """paho connects in a thread no cancel stops: disconnect() does not wait for it, and the
-    connection the thread opens afterwards is closed, not left with its will at the broker."""
-    started, release = threading.Event(), threading.Event()
-    clients: list[aiomqtt.Client] = []
-    original = aiomqtt.Client._client_connect
-
-    def slow_connect(client: aiomqtt.Client) -> None:  # slow DNS or TCP, as it were
-        clients.append(client)
-        started.set()
-        release.wait(10)
-        original(client)
-
-    closed = asyncio.Event()
-    close = cascade.connectors.mqtt._client.close
-
-    def closing(client: aiomqtt.Client) -> None:
-        close(client)
-        closed.set()
-
-    monkeypatch.setattr(aiomqtt.Client, "_client_connect", slow_connect)
-    monkeypatch.setattr(cascade.connectors.mqtt._client, "close", closing)
-    connector = MqttConnector(
-        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=5
-    )
-    connecting = asyncio.create_task(connector.connect())
-    assert await asyncio.to_thread(started.wait, 5)
-    async with timeout(2):
-        await connector.disconnect()  # while the thread is still connecting
-        await connecting
-    release.set()
-    async with timeout(5):
-        await closed.wait()  # the thread, done, had its connection closed
-    paho = clients[0]._client
-    assert paho._sock is None
-    misc = clients[0]._misc_task
-    assert misc is None or misc.cancelled() or misc.done()

@@ -89,7 +89,7 @@ async def test_a_full_buffer_across_a_restart_accounts_for_every_message(
         for n in range(10):
             await engine.publish(f"{prefix}/data", {"n": n}, qos=1)
         await asyncio.sleep(0)  # one loop turn: the sender hands them over
-        assert engine._buffer.in_flight_count == 10  # never to be acknowledged
+        assert engine.stats.buffered == 10  # handed over, never to be acknowledged
         for n in range(10, 20):
             await engine.publish(f"{prefix}/data", {"n": n}, qos=1)
         assert engine.stats.dropped == 0

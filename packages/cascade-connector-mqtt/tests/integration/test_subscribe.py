@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -67,38 +66,6 @@ async def test_a_cleared_retained_topic_reads_as_empty(
     assert late.all == []
 
 
-async def test_public_publish_path_delivers_in_order(
-    mqtt_broker: BrokerEndpoint,
-    observer: MqttConnector,
-    prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The fallback without paho internals delivers everything, in order, at QoS 0 and 1."""
-    monkeypatch.setattr(
-        "cascade.connectors.mqtt._connector.fast_wire_supported", lambda paho: False
-    )
-    inbox = Inbox()
-    await observer.subscribe(f"{prefix}/slow", inbox)
-    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as writer:
-        for n in range(500):
-            await writer.publish(f"{prefix}/slow", {"n": n}, qos=n % 2)
-        await writer.flush(10)
-        got = [await inbox.next() for _ in range(500)]
-    for qos in (0, 1):
-        assert [m.payload["n"] for m in got if m.payload["n"] % 2 == qos] == list(
-            range(qos, 500, 2)
-        )
-
-
-async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, prefix: str) -> None:
-    """TCP_NODELAY is set: Nagle's algorithm held a SUBSCRIBE or marker ~40 ms behind an ACK."""
-    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as connector:
-        assert connector._client is not None
-        sock = connector._client._client.socket()
-        assert isinstance(sock, socket.socket)
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-
-
 async def test_twin_connectors_wait_for_their_own_markers(
     mqtt_broker: BrokerEndpoint,
     observer: MqttConnector,
@@ -107,7 +74,7 @@ async def test_twin_connectors_wait_for_their_own_markers(
 ) -> None:
     """Two connectors of one source and session never take each other's subscribe markers."""
     same_session = lambda previous: previous + 1  # noqa: E731 - as if in the same millisecond
-    monkeypatch.setattr("cascade.connectors.mqtt._connector._next_session", same_session)
+    monkeypatch.setattr("cascade.connectors.mqtt._presence._next_session", same_session)
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as writer:
         for n in range(50):
             await writer.publish(f"{prefix}/r/{n}", {"n": n}, qos=1, retain=True)

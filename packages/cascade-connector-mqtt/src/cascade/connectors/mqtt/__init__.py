@@ -10,6 +10,6 @@ demos and tests without mosquitto. Test helpers are in
 
 from ._connector import MqttConnector
 from ._embedded import EmbeddedBroker
-from ._reasons import ConnectRefusedError
+from ._link import ConnectRefusedError
 
 __all__ = ["ConnectRefusedError", "EmbeddedBroker", "MqttConnector"]

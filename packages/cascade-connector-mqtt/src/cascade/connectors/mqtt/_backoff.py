@@ -21,13 +21,13 @@ class Backoff:
         self,
         initial: float = 0.1,
         maximum: float = 30.0,
-        rand: Callable[[float, float], float] = random.uniform,
+        rand: Callable[[float, float], float] | None = None,
     ) -> None:
         if initial <= 0 or maximum < initial:
             raise ValueError("backoff needs 0 < initial <= maximum")
         self.initial = initial
         self.maximum = maximum
-        self._rand = rand
+        self._rand = rand if rand is not None else random.uniform  # looked up when made
         self.attempt = 0
 
     def next_delay(self) -> float:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiomqtt
+import pytest
 from aiomqtt.exceptions import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cascade.interfaces import topic_matches
+
+from .._paho import FAST_PATH_VARIABLE, PahoLink
+
+fast_path_only = pytest.mark.skipif(
+    os.environ.get(FAST_PATH_VARIABLE, "on").lower() in ("0", "off", "false", "no"),
+    reason=f"tests the sender's own PUBLISH packets, which {FAST_PATH_VARIABLE}=off turns off",
+)
 
 
 @dataclass
@@ -29,6 +38,8 @@ class FakePaho:
     def __init__(self, owner: FakeClient) -> None:
         self.owner = owner
         self.published: list[tuple[str, bytes, int, bool]] = []
+        # what was handed over, in order: one list per publish() or per queued run of packets
+        self.handed: list[list[tuple[str, bytes, int, bool]]] = []
         self.packets: list[tuple[int, bytes]] = []
         self.on_publish: Any = None
         self.on_unsubscribe: Any = None
@@ -59,18 +70,31 @@ class FakePaho:
         self._last_mid += 1
         return self._last_mid
 
+    @property
+    def last_mid(self) -> int:
+        """The newest message id handed out."""
+        return self._last_mid
+
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Info:
         if not self.connected:
             return Info(4, 0)
         mid = self._mid_generate()
+        if payload in FakeClient.poison:
+            asyncio.get_running_loop().call_soon(self.owner.lose, None)  # the broker hangs up
+            return Info(0, mid)
         self.published.append((topic, payload, qos, retain))
+        self.handed.append([(topic, payload, qos, retain)])
         self.owner.route(topic, payload, qos, retain)
         if self.auto_ack:
             asyncio.get_running_loop().call_soon(self._answer, self.ack, mid)
         return Info(0, mid)
 
     def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int, info: object) -> int:
+        if FakeClient.poison and any(p in FakeClient.poison for _, p, _ in parse_publishes(packet)):
+            asyncio.get_running_loop().call_soon(self.owner.lose, None)  # the broker hangs up
+            return 0
         self.packets.append((mid, packet))
+        self.handed.append([(t, p, qos, r) for t, p, r in parse_publishes(packet)])
         if self.auto_ack:
             loop = asyncio.get_running_loop()
             if qos == 0:
@@ -119,12 +143,13 @@ class FakeClient:
     instances: ClassVar[list[FakeClient]] = []
     fail_with: ClassVar[list[BaseException]] = []
     refuse: ClassVar[set[str]] = set()  # filters whose SUBACK says 0x80 (refused)
+    poison: ClassVar[set[bytes]] = set()  # payloads on which the broker drops the connection
 
     def __init__(self, hostname: str, port: int = 1883, **kwargs: Any) -> None:
         self.hostname = hostname
         self.port = port
         self.kwargs = kwargs
-        self._client = FakePaho(self)
+        self._client = self.paho = FakePaho(self)
         loop = asyncio.get_running_loop()
         self._connected: asyncio.Future[None] = loop.create_future()
         self._disconnected: asyncio.Future[None] = loop.create_future()
@@ -214,11 +239,28 @@ class FakeClient:
             raise MqttError("Disconnected during message iteration")
 
 
+class FakeClientLink(PahoLink):
+    """The link over aiomqtt, on :class:`FakeClient`: ``MqttConnector(link=FakeClientLink)``."""
+
+    client_class = FakeClient
+
+
 @dataclass
 class FakeMqtt:
     """What the ``fake_mqtt`` fixture gives a test."""
 
     clients: list[FakeClient] = field(default_factory=list)
+    link: type[FakeClientLink] = FakeClientLink
+
+    @property
+    def paho(self) -> FakePaho:
+        """The newest client's fake paho client."""
+        return self.client.paho
+
+    @property
+    def marker_topic(self) -> str:
+        """The newest connection's marker topic (the filter under ``/_marker/``)."""
+        return next(f for f in self.client.filters if "/_marker/" in f)
 
     @property
     def client(self) -> FakeClient:
@@ -228,6 +270,14 @@ class FakeMqtt:
     def fail_next(self, *errors: BaseException) -> None:
         """Make the next connection attempts raise these."""
         FakeClient.fail_with.extend(errors)
+
+
+CONNECTOR_TASKS = frozenset({"cascade-mqtt", "cascade-mqtt-reader", "cascade-mqtt-sender"})
+
+
+def connector_tasks() -> set[asyncio.Task[Any]]:
+    """The connector tasks still running in this event loop (none once it is disconnected)."""
+    return {t for t in asyncio.all_tasks() if t.get_name() in CONNECTOR_TASKS and not t.done()}
 
 
 def _split(blob: bytes) -> list[tuple[int, bytes]]:

@@ -9,7 +9,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt import _client as client_module
+from cascade.connectors.mqtt._paho import _compat as client_module
 
 
 async def test_the_installed_aiomqtt_has_what_the_connector_needs(

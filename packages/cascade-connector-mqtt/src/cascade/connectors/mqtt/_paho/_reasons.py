@@ -5,14 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from cascade.interfaces import ConnectError
-
-__all__ = ["ConnectRefusedError", "describe_connect_failure", "describe_failure", "is_refusal"]
-
-
-class ConnectRefusedError(ConnectError):
-    """The broker answered the CONNECT with a refusal (credentials, authorisation, ...)."""
-
+__all__ = ["describe_connect_failure", "describe_failure", "is_refusal"]
 
 # MQTT 3.1.1 CONNACK return codes and their MQTT 5 equivalents.
 _REFUSALS = {

@@ -1,10 +1,9 @@
-"""What the connector adds around one aiomqtt/paho client: sockets, TLS, the connect thread."""
+"""Around one aiomqtt/paho client's connection: sockets, TLS, the connect thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import ssl
 import threading
@@ -13,58 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import aiomqtt
 
-__all__ = [
-    "ConnectThread",
-    "TrackingContext",
-    "check_aiomqtt",
-    "disable_nagle",
-    "fast_wire_supported",
-]
-
-
-FAST_PATH_VARIABLE = "CASCADE_MQTT_FAST_PATH"
-
-# What the connector needs of aiomqtt.Client beyond its public API (closing a connection
-# whatever its state, failing an attempt the broker hung up on); checked before connecting.
-_AIOMQTT_NAMES = ("_client", "_connected", "_disconnected", "_misc_task", "_lock")
-_aiomqtt_checked: list[str] = []  # the missing names, once checked in this process
-
-
-def check_aiomqtt() -> None:
-    """Raise ``RuntimeError`` naming what is missing if this aiomqtt lacks what we rely on.
-
-    The names are instance attributes, so one throwaway client (no connection)
-    is made once per process. Called by ``connect()``: a future aiomqtt that
-    renamed one fails there with this message, not with an ``AttributeError``
-    in a background task.
-    """
-    import aiomqtt
-    from aiomqtt.client import Client  # the installed class, whatever stands in for aiomqtt.Client
-
-    if not _aiomqtt_checked:
-        probe = Client("localhost")
-        _aiomqtt_checked.append(",".join(n for n in _AIOMQTT_NAMES if not hasattr(probe, n)))
-    if _aiomqtt_checked[0]:
-        raise RuntimeError(
-            f"aiomqtt {getattr(aiomqtt, '__version__', '?')} lacks {_aiomqtt_checked[0]}, which "
-            "MqttConnector relies on; install the aiomqtt version cascade-connector-mqtt pins "
-            "(pip install 'cascade-connector-mqtt' resolves it)"
-        )
-
-
-def fast_wire_supported(paho: Any) -> bool:
-    """Whether this paho has the private parts the sender's fast path relies on.
-
-    The fast path encodes PUBLISH packets itself and queues them through
-    paho 2.x internals; with a paho that lacks any of them, every message goes
-    through paho's public ``publish()`` instead: slower, same behaviour.
-    ``CASCADE_MQTT_FAST_PATH=off`` in the environment chooses that way too
-    (the tests run both ways; and a way out, should a paho release break it).
-    """
-    if os.environ.get(FAST_PATH_VARIABLE, "on").lower() in ("0", "off", "false", "no"):
-        return False
-    names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
-    return all(hasattr(paho, name) for name in names)
+__all__ = ["ConnectThread", "TrackingContext", "disable_nagle"]
 
 
 def disable_nagle(sock: object) -> None:

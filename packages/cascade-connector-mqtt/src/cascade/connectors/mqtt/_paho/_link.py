@@ -1,0 +1,277 @@
+"""``PahoLink``: one MQTT connection over aiomqtt and paho, the only code that reaches into them.
+
+aiomqtt has no public way to close a connection in every state, to fail an
+attempt the broker hung up on, or to queue PUBLISH packets encoded in bulk;
+paho has them privately. Each such reach is here, checked at run time
+(``_compat.py``) and tested at the lowest and highest versions the pins allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+import aiomqtt
+from aiomqtt.exceptions import MqttError
+from paho.mqtt.client import MQTTMessageInfo
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cascade.interfaces import ConnectError
+from cascade.interfaces import timeout as bounded
+
+from .._link import ConnectRefusedError, Incoming, LinkError, LinkHooks, LinkSettings
+from ._compat import check_aiomqtt, fast_wire_supported
+from ._connect import ConnectThread, TrackingContext, disable_nagle
+from ._reasons import describe_connect_failure, describe_failure, is_refusal
+
+__all__ = ["PahoLink"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+_SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
+_PUBLISH = 0x30
+
+
+class PahoLink:
+    """A :class:`~cascade.connectors.mqtt._link.Link` over one ``aiomqtt.Client``."""
+
+    client_class: ClassVar[Any] = aiomqtt.Client
+    """The client made for each connection (unit tests put a fake aiomqtt client here)."""
+
+    def __init__(self, settings: LinkSettings, hooks: LinkHooks) -> None:
+        self._settings = settings
+        self._hooks = hooks
+        will = aiomqtt.Will(*settings.will, 1, True) if settings.will is not None else None
+        version = aiomqtt.ProtocolVersion.V5 if settings.mqtt5 else aiomqtt.ProtocolVersion.V311
+        options: dict[str, Any] = {
+            "username": settings.username,
+            "password": settings.password,
+            "identifier": settings.identifier,
+            "protocol": version,
+            "keepalive": settings.keepalive,
+            "tls_context": settings.tls_context,
+            "max_inflight_messages": settings.acked_window,
+            **settings.client_options,
+        }
+        self.client = client = self.client_class(
+            settings.hostname,
+            settings.port,
+            will=will,
+            timeout=settings.connect_timeout,
+            logger=_log,
+            **options,
+        )
+        self._paho = client._client
+        self._thread: ConnectThread | None = None
+        self._subscription_ids = settings.mqtt5
+        self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages the sender encoded
+        self._batches = fast_wire_supported(self._paho)
+        self._hook()
+
+    @classmethod
+    def check(cls) -> None:
+        """Raise ``RuntimeError`` if the installed aiomqtt lacks what this link relies on."""
+        check_aiomqtt()
+
+    @property
+    def subscription_ids(self) -> bool:
+        return self._subscription_ids
+
+    @property
+    def batches(self) -> bool:
+        return self._batches
+
+    def _hook(self) -> None:
+        """Put the connector's hooks into paho's callbacks, forwarding to aiomqtt's."""
+        client, paho, hooks = self.client, self._paho, self._hooks
+        paho.connect_timeout = self._settings.connect_timeout
+        on_socket_close = getattr(paho, "on_socket_close", None)
+
+        def socket_closed(*args: Any) -> None:
+            # The broker hung up before its CONNACK (a plaintext client on a TLS port gets a
+            # reset): aiomqtt would wait out the whole timeout, so fail the attempt now.
+            if on_socket_close is not None:
+                on_socket_close(*args)
+            connected = client._connected
+            if not connected.done():
+                error = MqttError("the broker closed the connection before answering")
+                error.__cause__ = ConnectionResetError("connection closed by the broker")
+                connected.set_exception(error)
+
+        paho.on_socket_close = socket_closed
+        on_socket_open = paho.on_socket_open
+
+        def socket_opened(*args: Any) -> None:
+            disable_nagle(args[2])  # (client, userdata, socket)
+            if on_socket_open is not None:
+                on_socket_open(*args)
+
+        paho.on_socket_open = socket_opened
+        if paho._ssl_context is not None:
+            paho._ssl_context = TrackingContext(paho._ssl_context)
+        paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
+        forward = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            # (client, userdata, mid, reason_code, properties): MQTT 5 PUBACKs carry a reason
+            reason = args[3] if len(args) > 3 else None
+            hooks.settled(args[2], reason if getattr(reason, "is_failure", False) else None)
+            if forward is not None:
+                forward(*args)
+
+        paho.on_publish = on_publish
+        paho.on_unsubscribe = None  # UNSUBACKs are not awaited (see unsubscribe)
+        forward_connect = getattr(paho, "on_connect", None)
+
+        def on_connect(*args: Any) -> None:
+            # (client, userdata, flags, reason_code, properties): a broker without subscription
+            # identifiers (AWS IoT Core) says so in the CONNACK and would refuse SUBSCRIBEs with one
+            properties = args[4] if len(args) > 4 else None
+            if getattr(properties, "SubscriptionIdentifierAvailable", 1) == 0:
+                self._subscription_ids = False
+            if forward_connect is not None:
+                forward_connect(*args)
+
+        paho.on_connect = on_connect
+        forward_subscribe = paho.on_subscribe
+        waiting = getattr(client, "_pending_subscribes", None)
+        if waiting is not None and forward_subscribe is not None:
+
+            def on_subscribe(*args: Any) -> None:
+                # (client, userdata, mid, ...): the SUBACK of a subscribe() cancelled meanwhile
+                # has no waiter, and aiomqtt would log it as an error with a traceback.
+                if args[2] in waiting:
+                    forward_subscribe(*args)
+
+            paho.on_subscribe = on_subscribe
+        if not self._batches or self._settings.mqtt5:
+            return  # QoS 1 goes through paho.publish() (MQTT 5 PUBACKs carry reason codes)
+        handle_puback = paho._handle_pubackcomp
+        fast_acks = self._fast_acks
+
+        def on_puback(cmd: Any) -> Any:
+            # MQTT 3.1.1 PUBACK: two bytes of packet id. Ours never were in paho's books.
+            if cmd == "PUBACK":
+                mid = int.from_bytes(paho._in_packet["packet"][:2], "big")
+                if mid in fast_acks:
+                    fast_acks.discard(mid)
+                    hooks.settled(mid, None)
+                    return _SUCCESS
+            return handle_puback(cmd)
+
+        paho._handle_pubackcomp = on_puback
+
+    # -- the connection -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        settings = self._settings
+        self._thread = ConnectThread(self.client)
+        try:
+            async with bounded(settings.connect_timeout):
+                await self.client.__aenter__()
+        except (MqttError, OSError, asyncio.TimeoutError) as exc:
+            reason = describe_connect_failure(exc, settings.connect_timeout)
+            kind = ConnectRefusedError if is_refusal(exc) else ConnectError
+            raise kind(settings.hostname, settings.port, reason) from exc
+
+    def connected(self) -> bool:
+        return bool(self._paho.is_connected())
+
+    async def close(self, *, graceful: bool) -> None:
+        """Release the client whatever its state: DISCONNECT if asked and possible, then close.
+
+        An attempt that failed or was abandoned first gives up its connect
+        thread. The release itself cannot be skipped: the caller may cancel
+        again while the DISCONNECT waits for a hung broker.
+        """
+        if self._thread is not None:
+            await self._thread.abandon()
+        client, paho = self.client, self._paho
+        disconnected = client._disconnected
+        connected = paho.is_connected() and not disconnected.done()
+        misc = client._misc_task
+        try:
+            if graceful and connected and paho.disconnect() == _SUCCESS:
+                await asyncio.wait({disconnected}, timeout=0.5)
+        finally:
+            paho._reset_sockets()
+            context: object = paho._ssl_context
+            if isinstance(context, TrackingContext):
+                context.close_all()  # paho leaks the TLS socket of a failed handshake
+            if misc is not None:
+                misc.cancel()
+            for future in (client._connected, client._disconnected):
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: no "exception never retrieved" noise
+            if client._lock.locked():
+                client._lock.release()
+        if misc is not None and not misc.done():
+            await asyncio.wait({misc}, timeout=1.0)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
+        info = self._paho.publish(topic, payload, qos, retain)
+        return int(info.mid) if info.rc == _SUCCESS else None
+
+    def queue_qos0(self, packets: bytes) -> int:
+        paho = self._paho
+        mid: int = paho._mid_generate()
+        paho._packet_queue(_PUBLISH, packets, mid, 0, MQTTMessageInfo(mid))
+        return mid
+
+    def packet_id(self) -> int:
+        return int(self._paho._mid_generate())
+
+    def queue_qos1(self, packets: bytes, packet_ids: Sequence[int]) -> None:
+        self._fast_acks.update(packet_ids)
+        self._paho._packet_queue(_PUBLISH | 0x02, packets, 0, 1, None)
+
+    def backlog(self) -> int:
+        return len(self._paho._out_messages)
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
+        """SUBSCRIBE; with subscription identifiers, one packet per filter (an id is per packet)."""
+        client = self.client
+        try:
+            if not self._subscription_ids:
+                return list(await client.subscribe([(f, 1) for f, _ in filters]))
+            subscribes = []
+            for topic_filter, number in filters:
+                properties = None
+                if number is not None:
+                    properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                    properties.SubscriptionIdentifier = number
+                subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
+            results = await asyncio.gather(*subscribes, return_exceptions=True)
+        except MqttError as exc:
+            raise LinkError(describe_failure(exc, self._settings.connect_timeout)) from exc
+        codes: list[object] = []
+        for result in results:
+            if isinstance(result, MqttError):
+                raise LinkError(
+                    describe_failure(result, self._settings.connect_timeout)
+                ) from result
+            if isinstance(result, BaseException):
+                raise result
+            codes.append(result[0] if result else None)
+        return codes
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        self._paho.unsubscribe(topic_filter)
+
+    async def messages(self) -> AsyncIterator[Incoming]:
+        try:
+            async for message in self.client.messages:
+                payload: object = message.payload  # bytes from paho, whatever aiomqtt's type says
+                raw = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
+                numbers = getattr(message.properties, "SubscriptionIdentifier", None) or ()
+                ids = (numbers,) if isinstance(numbers, int) else tuple(numbers)
+                yield Incoming(message.topic.value, raw, message.qos, message.retain, ids)
+        except MqttError as exc:
+            raise LinkError(describe_failure(exc, self._settings.connect_timeout)) from exc

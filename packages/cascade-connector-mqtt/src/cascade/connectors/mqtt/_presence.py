@@ -1,0 +1,112 @@
+"""Presence: the session's will, birth and graceful offline, and keeping the birth in place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+from cascade.interfaces import (
+    InvalidMessageError,
+    PresenceGuard,
+    RateLimitedLogger,
+    StatusMessage,
+    decode_status,
+    encode_payload,
+    status_topic,
+)
+
+__all__ = ["Presence"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+
+def _next_session(previous: int) -> int:
+    """Milliseconds since the epoch, and always above ``previous``.
+
+    A time-based start makes sessions rise across processes of one source
+    (a restarted engine with the same source id) without reading the
+    broker first; within a process they rise by at least one per CONNECT.
+    """
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
+class Presence:
+    """This source's status messages (PROTOCOL.md) for each connection's session.
+
+    With ``enabled`` off (a CLI that only watches or controls) it announces
+    nothing and leaves no status behind.
+    """
+
+    def __init__(self, source_id: str, prefix: str, enabled: bool, log: RateLimitedLogger) -> None:
+        self.source_id = source_id
+        self.topic = status_topic(source_id, prefix)
+        self.enabled = enabled
+        self.session = 0
+        self._guard = PresenceGuard()
+        self._log = log
+
+    def new_session(self) -> None:
+        """A connection attempt begins: its session number rises."""
+        self.session = _next_session(self.session)
+
+    def payload(
+        self,
+        status: Literal["online", "offline"],
+        reason: str | None = None,
+        conflict_session: int | None = None,
+    ) -> bytes:
+        """The encoded status message of the current session."""
+        message = StatusMessage.announce(
+            status, self.source_id, self.session, reason, conflict_session
+        )
+        return encode_payload(message)
+
+    def will(self) -> tuple[str, bytes] | None:
+        """The retained ``offline`` the broker publishes if this session dies."""
+        return (self.topic, self.payload("offline")) if self.enabled else None
+
+    def birth(self) -> bytes | None:
+        """The retained ``online`` of a new connection (``None`` when presence is off)."""
+        if not self.enabled:
+            return None
+        self._guard.started(self.session)
+        return self.payload("online")
+
+    def answer(self, raw: bytes) -> bytes | None:
+        """What to publish (retained) on seeing ``raw`` on our own status topic, if anything.
+
+        What a status message on our own topic means is
+        :class:`~cascade.interfaces.PresenceGuard`'s rule. A stale offline (a
+        will the broker sent late, when it was slow to notice a dead
+        connection) would replace the retained birth, so that a reader
+        arriving later sees only "offline": announce online again. Another
+        session's online or offline means a second connector uses this
+        source id: log it (rate-limited) and announce online again, naming
+        the other session, so that the surviving one is shown online.
+        """
+        try:
+            status = decode_status(raw)
+        except InvalidMessageError:
+            return None
+        verdict = self._guard.judge(status)
+        if verdict.kind == "stale":
+            _log.warning(
+                "a stale offline (session %s) replaced this source's status; "
+                "announcing online again (session %d)",
+                status.session,
+                self.session,
+            )
+        elif verdict.kind == "conflict":
+            self._log.error(
+                "source-conflict",
+                "source id %r is also used by another connector (its session %s %s, ours %d): "
+                "their status messages hide each other's; give each engine its own source_id",
+                self.source_id,
+                status.session,
+                status.status,
+                self.session,
+            )
+        if not verdict.reannounce:
+            return None
+        return self.payload("online", conflict_session=verdict.conflict_session)

@@ -1,0 +1,296 @@
+"""The sender: the one task that drains the outgoing buffer into the link, and what it settles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cascade.interfaces import ConnectorStats, FlushTimeoutError, RateLimitedLogger
+from cascade.interfaces import timeout as bounded
+
+from ._buffer import Outgoing, OutgoingBuffer
+from ._confirm import Confirmations
+from ._link import Link
+from ._options import ACKED_WINDOW
+from ._wire import encode_publish, publish_qos0_parts
+
+__all__ = ["Sender"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+_BATCH = 2048  # messages handed to the link before the sender lets the event loop write
+_BATCH_BYTES = 64 * 1024  # QoS 0 bytes per queued run
+
+
+class Sender:
+    """Everything published goes out through here, and is settled here.
+
+    Buffered messages (telemetry, control) are drained by :meth:`run`, one
+    task per connection, at most ``max_in_flight`` ahead of the broker; the
+    buffer's ledger knows what is in flight and resends it after a lost
+    connection. :meth:`send_now` hands the connector's own messages (status,
+    markers) to the link at once, outside the buffer: they belong to one
+    connection and are never resent. The link reports what it settled
+    through :meth:`settled`.
+    """
+
+    def __init__(
+        self, buffer_size: int, max_in_flight: int, stats: ConnectorStats, log: RateLimitedLogger
+    ) -> None:
+        self.buffer = OutgoingBuffer(buffer_size)
+        self.confirmations = Confirmations(self.buffer, max_in_flight // 4)  # of QoS 0 messages
+        self.max_in_flight = max_in_flight
+        self.wake: asyncio.Event | None = None
+        self.link: Link | None = None  # the current connection's
+        self._stats = stats
+        self._log = log
+        self._mqtt5 = False
+        self._confirm_topic = ""
+        self._direct: dict[int, asyncio.Future[None]] = {}
+        self._direct_topics: dict[int, str] = {}  # message id → topic, of QoS 1+ direct messages
+        self._refused_topics: set[str] = set()  # topics whose refusal was reported
+
+    def start(self) -> None:
+        """``connect()`` begins: a new wake-up event on the running loop."""
+        self.wake = asyncio.Event()
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def enqueue(self, topic: str, raw: bytes, qos: int, retain: bool) -> None:
+        """Buffer a message for the sender; a full buffer drops (and counts) its oldest."""
+        if self.buffer.add(topic, raw, qos, retain):
+            self._stats.dropped += 1
+            self._log.warning(
+                "buffer-full",
+                "outgoing buffer full (%d messages): dropped the oldest",
+                self.buffer.maxsize,
+            )
+        if self.wake is not None:
+            self.wake.set()
+
+    async def flush(self, timeout: float, where: str) -> None:
+        """Wait until everything buffered so far is settled; FlushTimeoutError after ``timeout``."""
+        done = self.buffer.wait_for(self.buffer.last_seq)
+        if not done.done():
+            self.confirmations.want(self.wake)  # QoS 0 messages wait for a broker's answer
+        try:
+            async with bounded(timeout):
+                await done
+        except asyncio.TimeoutError:
+            raise FlushTimeoutError(
+                f"{len(self.buffer)} messages not yet accepted by {where} after {timeout:g} s"
+            ) from None
+
+    def send_now(
+        self, link: Link, topic: str, raw: bytes, qos: int, retain: bool
+    ) -> asyncio.Future[None]:
+        """Hand a message straight to ``link``, outside the buffer; the future ends when sent."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mid = link.publish(topic, raw, qos, retain)
+        if mid is None:
+            future.set_result(None)
+            return future
+        self._direct[mid] = future
+        if qos:
+            self._direct_topics[mid] = topic
+        return future
+
+    def settled(self, mid: int, refusal: object = None) -> None:
+        """The link's hook: message (or run) ``mid`` was written (QoS 0) or acknowledged (QoS 1+).
+
+        An acknowledgement also confirms the QoS 0 messages written before
+        the acknowledged packet (see ``_confirm.py``); ``published`` counts
+        messages once confirmed. ``refusal`` is the reason code of a PUBACK
+        that refused the message (MQTT 5, e.g. "Not authorized" from an ACL):
+        counted in ``refused``, and reported once per topic. A refused
+        confirmation request still confirms what was written before it.
+        """
+        buffer = self.buffer
+        refused = 0
+        if refusal is not None:
+            messages = buffer.in_flight.get(mid)
+            if messages:
+                refused = len(messages)
+                self._refused(messages[0].topic, refusal, refused)
+            elif mid in self._direct_topics:
+                self._refused(self._direct_topics[mid], refusal, 1)
+        self._direct_topics.pop(mid, None)
+        settled = buffer.confirm(mid)
+        if settled:
+            self._stats.published += settled - refused
+            # refill at half the window: one wake-up per batch, not per acknowledgement
+            if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
+                wake = self.wake
+                if wake is not None:
+                    wake.set()
+            return
+        future = self._direct.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _refused(self, topic: str, reason: object, count: int) -> None:
+        self._stats.refused += count
+        if topic not in self._refused_topics:
+            self._refused_topics.add(topic)
+            _log.warning("the broker refused a message to %r: %s", topic, reason)
+
+    def _drop_unsendable(self, topic: str, exc: Exception) -> None:
+        self._stats.dropped += 1
+        self._log.warning("unsendable", "dropped a message to %r: %s", topic, exc)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def attach(self, link: Link, mqtt5: bool, confirm_topic: str) -> None:
+        """A connection is up: send through ``link`` from now on."""
+        self.link = link
+        self._mqtt5 = mqtt5
+        self._confirm_topic = confirm_topic
+
+    def detach(self) -> None:
+        """The connection is gone: put what it did not confirm back, end what waited on it."""
+        self.link = None
+        self.confirmations.asked()  # nothing to ask on this connection any more
+        given_up, overflow = self.buffer.requeue()
+        if given_up is not None:
+            self._stats.dropped += 1
+            _log.warning(
+                "gave up a message to %r: the connection was lost each of the %d times "
+                "it was sent alone (does the broker close connections it refuses?)",
+                given_up.topic,
+                self.buffer.max_losses,
+            )
+        if overflow:
+            self._stats.dropped += overflow
+            _log.warning(
+                "outgoing buffer full (%d messages) with the unconfirmed ones put back: "
+                "dropped the %d oldest",
+                self.buffer.maxsize,
+                overflow,
+            )
+        for future in self._direct.values():
+            if not future.done():
+                future.set_result(None)
+        self._direct.clear()
+        self._direct_topics.clear()
+
+    def discard(self) -> int:
+        """``disconnect()`` ends: drop (and count) everything still buffered."""
+        lost = self.buffer.clear()
+        if lost:
+            self._stats.dropped += lost
+            _log.warning("disconnect discarded %d unsent messages", lost)
+        return lost
+
+    # -- the drain ------------------------------------------------------------------------
+
+    def _ask(self, link: Link) -> bool:
+        """A confirmation request; False when the connection is going."""
+        mid = link.publish(self._confirm_topic, b"", 1, False)
+        if mid is None:
+            return False
+        self.buffer.request(mid)
+        self.confirmations.asked()
+        return True
+
+    async def run(self, link: Link) -> None:
+        """Drain the buffer into ``link``, at most ``max_in_flight`` ahead, until it goes.
+
+        QoS 0 runs are encoded here and queued as one write per batch (one
+        write and one completion per ~64 KB instead of per message: paho's
+        per-message path costs more than the rest of the pipeline together).
+        Under MQTT 3.1.1 so are QoS 1 runs, each message with its own packet
+        id. Otherwise messages go through the link's ``publish()``.
+        """
+        assert self.wake is not None
+        wake, buffer, confirmations = self.wake, self.buffer, self.confirmations
+        queued = buffer.queued
+        fast = link.batches
+        fast_qos1 = fast and not self._mqtt5
+        acked_window = min(self.max_in_flight, ACKED_WINDOW)
+        every = confirmations.every
+
+        def backlog() -> int:  # messages the client holds: its per-PUBACK work grows with them
+            return link.backlog() if fast else buffer.in_flight_count
+
+        while True:
+            await wake.wait()
+            wake.clear()
+            window = 1 if buffer.probing else self.max_in_flight
+            handed = 0
+            while queued and buffer.in_flight_count < window and handed < _BATCH:
+                if not link.connected():
+                    return  # the connection is going; the supervisor takes over
+                qos = queued[0].qos
+                if (qos == 0 and fast) or (qos == 1 and fast_qos1):
+                    handed += self._send_batch(link, window, qos)
+                    if buffer.unrequested >= every and not self._ask(link):
+                        return
+                    continue
+                if backlog() >= acked_window:
+                    break  # the client's work per PUBACK grows with this; settled() wakes us
+                message = queued.popleft()
+                try:
+                    mid = link.publish(message.topic, message.raw, message.qos, message.retain)
+                except ValueError as exc:  # e.g. larger than MQTT allows
+                    self._drop_unsendable(message.topic, exc)
+                    continue
+                if mid is None:
+                    queued.appendleft(message)
+                    return
+                buffer.sent(mid, [message])
+                handed += 1
+                if buffer.unrequested >= every and not self._ask(link):
+                    return
+            if buffer.unrequested and confirmations.due(bool(queued), wake) and not self._ask(link):
+                return
+            if (
+                queued
+                and buffer.in_flight_count < window
+                and ((queued[0].qos == 0 and fast) or backlog() < acked_window)
+            ):
+                wake.set()
+                await asyncio.sleep(0)  # let the event loop write what we handed over
+
+    def _send_batch(self, link: Link, window: int, qos: int) -> int:
+        """Encode the run of messages of one QoS at the head of the queue into one write.
+
+        QoS 0: the whole run is settled when written (one message id for the
+        run). QoS 1 (MQTT 3.1.1 only): each message has its own packet id,
+        settled by its PUBACK.
+        """
+        buffer = self.buffer
+        queued = buffer.queued
+        room = window - buffer.in_flight_count
+        mqtt5 = self._mqtt5
+        count = 0
+        qos0: list[Outgoing] = []
+        ids: list[int] = []
+        parts: list[bytes] = []
+        size = 0
+        while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
+            message = queued.popleft()
+            packet: tuple[bytes, ...]
+            try:
+                if qos:
+                    mid = link.packet_id()
+                    packet = (
+                        encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid),
+                    )
+                else:
+                    packet = publish_qos0_parts(message.topic, message.raw, message.retain, mqtt5)
+            except ValueError as exc:
+                self._drop_unsendable(message.topic, exc)
+                continue
+            if qos:
+                buffer.sent(mid, [message])
+                ids.append(mid)
+            else:
+                qos0.append(message)
+            parts += packet
+            size += len(message.raw)
+            count += 1
+        if qos0:
+            buffer.sent(link.queue_qos0(b"".join(parts)), qos0)
+        elif parts:
+            link.queue_qos1(b"".join(parts), ids)
+        return max(1, count)

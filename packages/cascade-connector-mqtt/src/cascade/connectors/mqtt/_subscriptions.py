@@ -1,0 +1,246 @@
+"""Subscriptions: SUBSCRIBE with markers behind the retained messages, and the reader."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+
+from cascade.interfaces import (
+    ConnectorStats,
+    Dispatcher,
+    MessageCallback,
+    RateLimitedLogger,
+    Subscription,
+    SyncCallback,
+)
+from cascade.interfaces import timeout as bounded
+
+from ._confirm import confirmation_topic
+from ._link import Link, LinkError
+from ._sender import Sender
+
+__all__ = ["Subscriptions"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+
+class Subscriptions:
+    """The connector's subscriptions, made again on every connection, and their delivery.
+
+    After each SUBSCRIBE a *marker* goes to this connection's own topic: the
+    broker sends a subscription's retained messages before it handles the
+    marker, so when the marker is back they have all been dispatched. Under
+    MQTT 5 each filter has a subscription identifier for the connector's
+    life, so that a message matching several filters reaches each filter's
+    subscribers once.
+    """
+
+    def __init__(
+        self,
+        stats: ConnectorStats,
+        sender: Sender,
+        marker_base: str,
+        connect_timeout: float,
+        log: RateLimitedLogger,
+    ) -> None:
+        self.dispatcher = Dispatcher(stats, self._unsubscribe_at_broker, _log)
+        self.link: Link | None = None  # set while the connection is up and subscribed
+        self.reader_task: asyncio.Task[None] | None = None
+        # the reader whose callback called disconnect(): left to end by itself
+        self.closing_reader: asyncio.Task[None] | None = None
+        self.marker_topic = ""
+        self.confirm_topic = ""
+        self._sender = sender
+        self._marker_base = marker_base  # {prefix}/_marker/{source}
+        self._connect_timeout = connect_timeout
+        self._log = log
+        # source and session may be shared: other connectors of this process, same millisecond
+        self._nonce = uuid.uuid4().hex
+        self._markers: dict[bytes, asyncio.Future[None]] = {}
+        self._marker_actions: dict[bytes, Callable[[], None]] = {}  # run by the reader on arrival
+        self._marker_ids = itertools.count(1)
+        self._own: frozenset[str] = frozenset()  # the connector's own filters: never unsubscribed
+        self._ids: dict[str, int] = {}
+        self._id_filters: dict[int, str] = {}
+        self._next_id = itertools.count(1)
+
+    def new_connection(self, session: int) -> None:
+        """A connection of this session is about to subscribe: its own marker topic."""
+        self.marker_topic = f"{self._marker_base}/{session}-{self._nonce}"
+        self.confirm_topic = confirmation_topic(self.marker_topic)
+
+    # -- subscribing ----------------------------------------------------------------------
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, on_sync: SyncCallback | None
+    ) -> Subscription:
+        """Add a subscription; when connected, return once its retained messages are in."""
+        subscription = self.dispatcher.add(topic_filter, callback, on_sync)
+        link = self.link
+        if link is None:
+            return subscription  # made on connection
+        try:
+            await self._subscribe_at_broker(link, subscription)
+        except asyncio.CancelledError:
+            await subscription.unsubscribe()  # the caller never gets the handle to do it
+            raise
+        return subscription
+
+    async def resubscribe(self, link: Link, own: Sequence[str]) -> None:
+        """SUBSCRIBE a new connection to ``own`` and every subscription's filter; LinkError."""
+        self._own = frozenset(own)
+        subscribed: set[str] = set()
+        wanted = [*own, *self.dispatcher.filters]
+        self.dispatcher.sync("begin")
+        while wanted:  # filters may be added while we wait for the SUBACK
+            await self._subscribe(link, wanted)
+            subscribed.update(wanted)
+            wanted = [f for f in self.dispatcher.filters if f not in subscribed]
+        if self.dispatcher.syncing:
+            self._send_marker(link, lambda: self.dispatcher.sync("end"))
+
+    async def _subscribe(self, link: Link, filters: list[str]) -> None:
+        """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""
+        use_ids = link.subscription_ids
+        pairs = [
+            (f, self._subscription_id(f) if use_ids and f != self.marker_topic else None)
+            for f in filters
+        ]
+        self._check_granted(filters, await link.subscribe(pairs))
+
+    def _check_granted(self, filters: list[str], codes: Sequence[object]) -> None:
+        """Warn about filters the SUBACK refused: nothing will arrive on them.
+
+        mosquitto grants every valid filter (its ACLs act on delivery); other
+        brokers refuse some (an ACL, a subscription quota), with 0x80 or above.
+        """
+        for topic_filter, code in zip(filters, codes, strict=False):  # a short SUBACK: no crash
+            value = getattr(code, "value", code)
+            if isinstance(value, int) and value >= 0x80:
+                self._log.warning(
+                    f"suback:{topic_filter}",
+                    "the broker refused the subscription to %r (%s): nothing will arrive on it",
+                    topic_filter,
+                    code,
+                )
+
+    def _subscription_id(self, topic_filter: str) -> int:
+        """The filter's identifier, the same for the connector's life (a new one if it has none)."""
+        number = self._ids.get(topic_filter)
+        if number is None:
+            number = next(self._next_id)
+            self._ids[topic_filter] = number
+            self._id_filters[number] = topic_filter
+        return number
+
+    async def _subscribe_at_broker(self, link: Link, subscription: Subscription) -> None:
+        """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
+        topic_filter = subscription.topic_filter
+        subscription.sync("begin")
+        try:
+            await self._subscribe(link, [topic_filter])
+        except LinkError as exc:
+            _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
+            return
+        token, marker = self._send_marker(link, lambda: subscription.sync("end"))
+        if asyncio.current_task() is self.reader_task:
+            return  # called from a callback: the reader cannot wait for itself
+        try:
+            async with bounded(self._connect_timeout):
+                await marker
+        except asyncio.TimeoutError:
+            _log.warning(
+                "retained messages for %r not confirmed within %.1f s (connect_timeout)",
+                topic_filter,
+                self._connect_timeout,
+            )
+        finally:
+            self._markers.pop(token, None)
+
+    def _send_marker(
+        self, link: Link, on_arrival: Callable[[], None]
+    ) -> tuple[bytes, asyncio.Future[None]]:
+        """Publish a marker on this connection's own topic; the reader runs ``on_arrival`` for it.
+
+        The broker handles the marker after every SUBSCRIBE sent before it, so
+        when it comes back their retained messages have all been dispatched.
+        A lost connection discards it unrun.
+        """
+        token = b'{"marker":%d}' % next(self._marker_ids)
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._markers[token] = marker
+        self._marker_actions[token] = on_arrival
+        self._sender.send_now(link, self.marker_topic, token, 1, False)
+        return token, marker
+
+    async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
+        """Queue an UNSUBSCRIBE without waiting for the broker's UNSUBACK.
+
+        Delivery has already stopped locally. Waiting would put the broker's
+        backlog (every telemetry message queued before it) on the caller's
+        path: an engine unsubscribes at the end of each run. Queued now, the
+        packet still goes out before any later SUBSCRIBE of the same filter.
+        A lost connection needs nothing: filters are remade from the dispatcher.
+        The connector's own filters stay: it still needs them.
+        """
+        link = self.link
+        if link is not None and topic_filter not in self._own:
+            link.unsubscribe(topic_filter)
+
+    def lost(self) -> None:
+        """The connection is gone: markers sent on it will not come back."""
+        self.link = None
+        for future in self._markers.values():
+            if not future.done():
+                future.set_result(None)
+        self._markers.clear()
+        self._marker_actions.clear()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def read(self, link: Link, own_status: str | None, on_own_status: OwnStatus) -> None:
+        """The subscribe loop: dispatch every message; ends when the connection goes.
+
+        Messages on ``own_status`` (this source's status topic) also go to
+        ``on_own_status`` first, with the link to answer on.
+        """
+        async for message in link.messages():
+            topic = message.topic
+            if topic == self.marker_topic:
+                raw = message.payload
+                marker = self._markers.pop(raw, None)
+                if marker is not None and not marker.done():
+                    marker.set_result(None)
+                action = self._marker_actions.pop(raw, None)
+                if action is not None:
+                    action()
+                continue
+            if topic == self.confirm_topic:
+                continue  # our own confirmation request, seen through a wide filter ("#")
+            # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
+            matched = self._matched_filters(message.subscription_ids)
+            if topic == own_status and (matched is None or own_status in matched):
+                on_own_status(link, message.payload)
+            await self.dispatcher.dispatch(
+                topic, message.payload, message.qos, message.retain, filters=matched
+            )
+            if self.closing_reader is asyncio.current_task():
+                self.closing_reader = None
+                return  # a callback disconnected: this connection is closed
+
+    def _matched_filters(self, numbers: tuple[int, ...]) -> set[str] | None:
+        """The filters a received copy is for, from its subscription identifiers.
+
+        ``None`` (every matching filter) without identifiers: MQTT 3.1.1, whose
+        broker sends one copy per message, or a broker that does not have them.
+        A filter nobody subscribes to any more has no subscriptions to deliver to.
+        """
+        if not numbers:
+            return None
+        return {self._id_filters[n] for n in numbers if n in self._id_filters}
+
+
+OwnStatus = Callable[[Link, bytes], None]

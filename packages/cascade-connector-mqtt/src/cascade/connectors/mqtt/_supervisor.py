@@ -1,0 +1,258 @@
+"""The supervisor: connection attempts with backoff, and the life of one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from cascade.interfaces import ConnectError, ConnectorStats, RateLimitedLogger
+
+from ._backoff import Backoff
+from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
+from ._options import ConnectorOptions
+from ._presence import Presence
+from ._sender import Sender
+from ._subscriptions import Subscriptions
+
+__all__ = ["Supervisor", "cancel_and_wait"]
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has really ended.
+
+    aiomqtt awaits the broker through ``asyncio.wait_for``, which before
+    Python 3.12 drops a cancellation that arrives just as the broker answers
+    (seen: CONNACK right after a hung broker resumed). One ``cancel()`` may
+    therefore be lost; cancel again until the task is done.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+
+
+class Supervisor:
+    """Keeps one connection up while the connector is started.
+
+    Each attempt gets a new session and a new link; a connection is served
+    (presence, subscriptions, the reader and the sender) until it goes, then
+    the next attempt waits its backoff. Failed or abandoned attempts are
+    closed in tasks of their own, which :meth:`stop` waits for.
+    """
+
+    def __init__(
+        self,
+        options: ConnectorOptions,
+        make_link: LinkFactory,
+        presence: Presence,
+        sender: Sender,
+        subscriptions: Subscriptions,
+        stats: ConnectorStats,
+        log: RateLimitedLogger,
+    ) -> None:
+        self.backoff = Backoff(options.backoff_initial, options.backoff_max)
+        self.started = False
+        self.online = False
+        self.link: Link | None = None  # the connection being served
+        self.task: asyncio.Task[None] | None = None
+        self.online_event: asyncio.Event | None = None
+        self.attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
+        self.discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
+        self._options = options
+        self._make_link = make_link
+        self._presence = presence
+        self._sender = sender
+        self._subscriptions = subscriptions
+        self._stats = stats
+        self._log = log
+        self._closing = False
+        self.ever_connected = False
+
+    def reset(self) -> None:
+        """``connect()`` begins: new events on the running loop, backoff from the start."""
+        self._closing = False
+        self.ever_connected = False
+        self.attempted = asyncio.Event()
+        self.online_event = asyncio.Event()
+        self.backoff.reset()
+        self._sender.start()
+
+    def start(self, link: Link | None) -> None:
+        """Start supervising, with the connection ``connect(require=True)`` already opened."""
+        self.started = True
+        self.task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
+
+    async def stop(self) -> None:
+        """Close the connection (gracefully) and end every task; the connector is stopped."""
+        self._closing = True
+        task, self.task = self.task, None
+        if task is not None:
+            await cancel_and_wait(task)
+        if self.discards:  # an attempt cut short: its socket is closed once its thread is done
+            await asyncio.wait(self.discards)
+        if self.attempted is not None:
+            self.attempted.set()  # a connect() waiting for the first attempt returns
+
+    async def open(self) -> Link:
+        """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
+        presence = self._presence
+        presence.new_session()
+        settings = self._options.link_settings(presence.will())
+        link = self._make_link(settings, LinkHooks(self._sender.settled))
+        try:
+            await link.open()
+        except BaseException:
+            await self._discard(link)
+            raise
+        return link
+
+    async def _discard(self, link: Link) -> None:
+        """Close a link whose attempt failed, in a task that a cancellation does not stop."""
+        task = asyncio.create_task(link.close(graceful=False), name="cascade-mqtt-discard")
+        self.discards.add(task)
+        task.add_done_callback(self.discards.discard)
+        await asyncio.shield(task)
+
+    async def _supervise(self, link: Link | None) -> None:
+        """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
+        assert self.attempted is not None
+        short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
+        loop = asyncio.get_running_loop()
+        while True:
+            if link is None:
+                try:
+                    link = await self.open()
+                except ConnectError as exc:
+                    self.attempted.set()
+                    if isinstance(exc, ConnectRefusedError):
+                        delay = self.backoff.capped_delay()
+                        self._log.error("refused", "%s; retrying in %.1f s", exc, delay)
+                    else:
+                        delay = self.backoff.next_delay()
+                        self._log.warning("unreachable", "%s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+            if self.ever_connected:
+                self._stats.reconnects += 1
+            self.ever_connected = True
+            connected_at = loop.time()
+            failure: LinkError | None = None
+            try:
+                await self._serve(link)
+            except LinkError as exc:
+                failure = exc
+            finally:
+                self.online = False
+                if self.online_event is not None:
+                    self.online_event.clear()
+                self.link = None
+                self._subscriptions.lost()
+                self._sender.detach()
+                await link.close(graceful=self._closing)
+            link = None
+            uptime = loop.time() - connected_at
+            stable = uptime >= self.backoff.maximum
+            if stable:
+                self.backoff.reset()
+            short_lived = 0 if stable else short_lived + 1
+            delay = self.backoff.next_delay()
+            self._report_loss(short_lived, uptime, failure, delay)
+            await asyncio.sleep(delay)
+
+    def _report_loss(
+        self, short_lived: int, uptime: float, failure: LinkError | None, delay: float
+    ) -> None:
+        """Log why the connection ended and when the next attempt comes."""
+        where = f"{self._options.hostname}:{self._options.port}"
+        if short_lived > 1:  # accepted again and dropped again: the broker refuses us
+            self._log.warning(
+                "unstable-repeated",
+                "the broker at %s accepted and then closed %d connections in a row, this one "
+                "after %.1f s (%s; another client with the same client id? an ACL?); "
+                "retrying in %.1f s",
+                where,
+                short_lived,
+                uptime,
+                failure or "closed",
+                delay,
+            )
+        elif short_lived:  # once proves nothing: a broker that went away looks the same
+            self._log.warning(
+                "unstable",
+                "the connection to %s ended %.1f s after the broker accepted it (%s); "
+                "retrying in %.1f s",
+                where,
+                uptime,
+                failure or "closed",
+                delay,
+            )
+        elif failure is None:
+            _log.warning("lost the connection to %s; reconnecting", where)
+        else:
+            _log.warning("connection to %s failed (%s); reconnecting", where, failure)
+
+    async def _serve(self, link: Link) -> None:
+        """Announce presence, resubscribe, then send and receive until the connection goes."""
+        assert self.attempted is not None
+        presence, sender, subscriptions = self._presence, self._sender, self._subscriptions
+        self.link = link
+        birth = presence.birth()
+        if birth is not None:
+            sender.send_now(link, presence.topic, birth, 1, True)
+        subscriptions.new_connection(presence.session)
+        sender.attach(link, self._options.mqtt5, subscriptions.confirm_topic)
+        own = [subscriptions.marker_topic]
+        if presence.enabled:
+            own.append(presence.topic)
+        await subscriptions.resubscribe(link, own)
+        subscriptions.link = link
+        self.online = True
+        self.attempted.set()
+        if self.online_event is not None:
+            self.online_event.set()
+        _log.info(
+            "connected to %s:%d as %s (session %d)",
+            self._options.hostname,
+            self._options.port,
+            presence.source_id,
+            presence.session,
+        )
+        own_status = presence.topic if presence.enabled else None
+        reader = asyncio.create_task(
+            subscriptions.read(link, own_status, self._answer_own_status),
+            name="cascade-mqtt-reader",
+        )
+        writer = asyncio.create_task(sender.run(link), name="cascade-mqtt-sender")
+        subscriptions.reader_task = reader
+        assert sender.wake is not None
+        sender.wake.set()
+        tasks = {reader, writer}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            subscriptions.reader_task = None
+            # a reader in a callback's disconnect() waits for us: it ends when the callback returns
+            if subscriptions.closing_reader is not None:
+                tasks.discard(subscriptions.closing_reader)
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            await asyncio.sleep(0)  # let aiomqtt's iterator finish cancelling its queue task
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                if not isinstance(exc, LinkError):
+                    _log.error("connector task %s failed", task.get_name(), exc_info=exc)
+
+    def _answer_own_status(self, link: Link, raw: bytes) -> None:
+        """Keep this source shown online while it lives (see :meth:`Presence.answer`).
+
+        Never once disconnect() has begun: its offline must stay the last word.
+        """
+        if not self.online or not self.started:
+            return
+        online = self._presence.answer(raw)
+        if online is not None:
+            self._sender.send_now(link, self._presence.topic, online, 1, True)

@@ -1,0 +1,129 @@
+"""The link over aiomqtt and paho against a real broker: what it does inside those clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import ClassVar
+
+import aiomqtt
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt._link import LinkHooks, LinkSettings
+from cascade.connectors.mqtt._paho import PahoLink, _connect
+from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox, MosquittoBroker
+from cascade.interfaces import timeout
+
+
+class RecordingLink(PahoLink):
+    """The link over aiomqtt, remembering every one made (the newest last)."""
+
+    made: ClassVar[list[PahoLink]] = []
+
+    def __init__(self, settings: LinkSettings, hooks: LinkHooks) -> None:
+        super().__init__(settings, hooks)
+        RecordingLink.made.append(self)
+
+
+async def test_disconnect_from_a_hung_broker_releases_the_connection(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """Socket buffers full, the DISCONNECT cannot be written: disconnect() still closes it all."""
+    connector = MqttConnector(
+        mosquitto_broker.host,
+        mosquitto_broker.port,
+        topic_prefix=prefix,
+        flush_timeout=0.5,
+        link=RecordingLink,
+    )
+    await connector.connect(require=True)
+    client = RecordingLink.made[-1].client
+    mosquitto_broker.pause()
+    try:
+        payload = b"x" * 60_000
+        for _ in range(400):  # 24 MB: more than both ends' socket buffers hold
+            await connector.publish(f"{prefix}/bulk", payload)
+        await asyncio.sleep(0)
+        start = time.monotonic()
+        await connector.disconnect()
+        assert time.monotonic() - start < 0.5 + 2.0
+        assert client._client._sock is None  # paho's socket closed
+        assert client._misc_task is None or client._misc_task.done()
+    finally:
+        mosquitto_broker.resume()
+
+
+async def test_disconnect_during_a_slow_first_attempt_leaves_no_connection(
+    mosquitto_broker: MosquittoBroker, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho connects in a thread no cancel stops: disconnect() does not wait for it, and the
+    connection the thread opens afterwards is closed, not left with its will at the broker."""
+    started, release = threading.Event(), threading.Event()
+    clients: list[aiomqtt.Client] = []
+    original = aiomqtt.Client._client_connect
+
+    def slow_connect(client: aiomqtt.Client) -> None:  # slow DNS or TCP, as it were
+        clients.append(client)
+        started.set()
+        release.wait(10)
+        original(client)
+
+    closed = asyncio.Event()
+    close = _connect.close
+
+    def closing(client: aiomqtt.Client) -> None:
+        close(client)
+        closed.set()
+
+    monkeypatch.setattr(aiomqtt.Client, "_client_connect", slow_connect)
+    monkeypatch.setattr(_connect, "close", closing)
+    connector = MqttConnector(
+        mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix, connect_timeout=5
+    )
+    connecting = asyncio.create_task(connector.connect())
+    assert await asyncio.to_thread(started.wait, 5)
+    async with timeout(2):
+        await connector.disconnect()  # while the thread is still connecting
+        await connecting
+    release.set()
+    async with timeout(5):
+        await closed.wait()  # the thread, done, had its connection closed
+    paho = clients[0]._client
+    assert paho._sock is None
+    misc = clients[0]._misc_task
+    assert misc is None or misc.cancelled() or misc.done()
+
+
+async def test_public_publish_path_delivers_in_order(
+    mqtt_broker: BrokerEndpoint,
+    observer: MqttConnector,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback without paho internals delivers everything, in order, at QoS 0 and 1."""
+    monkeypatch.setattr(
+        "cascade.connectors.mqtt._paho._link.fast_wire_supported", lambda paho: False
+    )
+    inbox = Inbox()
+    await observer.subscribe(f"{prefix}/slow", inbox)
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix) as writer:
+        for n in range(500):
+            await writer.publish(f"{prefix}/slow", {"n": n}, qos=n % 2)
+        await writer.flush(10)
+        got = [await inbox.next() for _ in range(500)]
+    for qos in (0, 1):
+        assert [m.payload["n"] for m in got if m.payload["n"] % 2 == qos] == list(
+            range(qos, 500, 2)
+        )
+
+
+async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, prefix: str) -> None:
+    """TCP_NODELAY is set: Nagle's algorithm held a SUBSCRIBE or marker ~40 ms behind an ACK."""
+    host, port = mqtt_broker.host, mqtt_broker.port
+    async with MqttConnector(host, port, topic_prefix=prefix, link=RecordingLink):
+        sock = RecordingLink.made[-1].client._client.socket()
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
