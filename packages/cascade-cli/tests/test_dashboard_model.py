@@ -96,7 +96,7 @@ def test_timelines_of_runs_the_state_dropped_are_dropped() -> None:
     model.apply(state_event("a-1", "RUNNING", run_id="old"))
     del model.state.runs["old"]
     model.apply(state_event("a-1", "RUNNING", run_id="new"))
-    assert set(model._timelines) == {"new"}
+    assert model.kept_timelines == {"new"}
 
 
 def test_malformed_telemetry_is_counted_and_changes_nothing() -> None:

@@ -27,7 +27,7 @@ async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch)
     async with InMemoryConnector(broker, presence=False) as control:
         await control.subscribe(constraint_topic("task:transform", "pause"), seen.append)
         sent = time.time()
-        await _demo._steer(control, state, asyncio.Event(), console)
+        await _demo.steer(control, state, asyncio.Event(), console)
         await broker.idle()
     pause = decode_constraint(seen[0].payload)
     assert pause.expires_at is not None
@@ -54,6 +54,6 @@ async def test_last_screen_waits_for_the_clears() -> None:
         changed.set()
 
     clearing = asyncio.create_task(clear_later())
-    await _demo._cleared(state, changed, [topic], 5.0)
+    await _demo.cleared(state, changed, [topic], 5.0)
     assert topic not in state.constraints
     await clearing

@@ -153,7 +153,7 @@ def demo_engine_connector(broker: BrokerOptions) -> Connector:
     )
 
 
-async def _steer(
+async def steer(
     control: Connector, state: WatchState, changed: asyncio.Event, console: Console
 ) -> None:
     """Pause the transforms as the run starts (before any can), then resume them.
@@ -174,7 +174,7 @@ async def _steer(
     _say(console, f"resumed {scope}")
 
 
-async def _cleared(
+async def cleared(
     state: WatchState, changed: asyncio.Event, topics: list[str], seconds: float
 ) -> None:
     """Wait (at most ``seconds``) until the view has heard that ``topics`` were cleared."""
@@ -231,14 +231,14 @@ async def run_demo(
             engine_connector, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0
         )
         run = asyncio.create_task(engine.run(build_workflow(tasks)))
-        steer = asyncio.create_task(_steer(watcher, state, changed, console))
+        steering = asyncio.create_task(steer(watcher, state, changed, console))
         outcome = Text()
         with Live(render_watch(state), console=console, refresh_per_second=8) as live:
             while not run.done():
                 await asyncio.wait({run}, timeout=0.125)
                 live.update(render_watch(state))
-            steer.cancel()
-            await asyncio.gather(steer, return_exceptions=True)
+            steering.cancel()
+            await asyncio.gather(steering, return_exceptions=True)
             try:
                 run.result()
                 outcome = Text("the run succeeded, but a task was meant to fail", style="red")
@@ -251,7 +251,7 @@ async def run_demo(
             await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,
                                   retain=True)  # fmt: skip
             await watcher.flush(broker.timeout)
-            await _cleared(state, changed, [topic for topic, _ in limits], broker.timeout)
+            await cleared(state, changed, [topic for topic, _ in limits], broker.timeout)
             live.update(render_watch(state))
         if not console.is_terminal:
             console.line()  # piped, Live's last frame ends without a newline

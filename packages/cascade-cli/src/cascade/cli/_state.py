@@ -205,14 +205,15 @@ class RunView:
         """Failed tasks seen (at most 20 once the run has finished)."""
         return [task for task in self.tasks.values() if task.state == "FAILED"]
 
-    def _set_task(self, task: TaskView) -> None:
+    def set_task(self, task: TaskView) -> None:
+        """Record a task's newest state, keeping the counts by state."""
         previous = self.tasks.get(task.task_id)
         if previous is not None:
             self._counts[previous.state] -= 1
         self._counts[task.state] += 1
         self.tasks[task.task_id] = task
 
-    def _finish(self, now: float) -> None:
+    def finish(self, now: float) -> None:
         """Keep the counts and a few failures; drop the tasks."""
         self.finished_at = now
         self.finished_tasks  # noqa: B018 (records the high-water marks before tasks go)
@@ -365,7 +366,7 @@ class WatchState:
                 envelope.ts < task.ts or (envelope.ts == task.ts and body.state == task.state)
             ):
                 return  # a copy resent after a lost connection, or older than what is shown
-            run._set_task(
+            run.set_task(
                 TaskView(
                     body.task_id,
                     body.task_name,
@@ -384,7 +385,7 @@ class WatchState:
             else:
                 run.status = body.status or "Finished"
                 run.error = body.error or ""
-                run._finish(now)
+                run.finish(now)
                 self.prune(now)
 
     def observe_connection(self, connected: bool, now: float | None = None) -> None:

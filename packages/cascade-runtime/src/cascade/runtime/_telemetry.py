@@ -96,20 +96,20 @@ class _Stamp:
     The part up to the second is cached: formatting is on the telemetry hot path.
     """
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("prefix", "whole_second")
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = b""
+        self.whole_second = -1
+        self.prefix = b""
 
     def __call__(self, ts: float) -> tuple[bytes, int]:
         """The cached ``YYYY-MM-DDTHH:MM:SS`` part and the microseconds of ``ts``."""
         second = int(ts)
-        if second != self._second:
+        if second != self.whole_second:
             when = datetime.fromtimestamp(second, timezone.utc)
-            self._prefix = when.strftime("%Y-%m-%dT%H:%M:%S").encode()
-            self._second = second
-        return self._prefix, int((ts - second) * 1_000_000)
+            self.prefix = when.strftime("%Y-%m-%dT%H:%M:%S").encode()
+            self.whole_second = second
+        return self.prefix, int((ts - second) * 1_000_000)
 
 
 class TelemetrySubscriber:
@@ -250,7 +250,7 @@ class TelemetrySubscriber:
         ts = event.ts
         second = int(ts)
         stamp = self._stamp
-        prefix = stamp._prefix if second == stamp._second else stamp(ts)[0]
+        prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
         error = event.error
         return self._task_format % (
             prefix,

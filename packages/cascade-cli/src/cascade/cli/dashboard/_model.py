@@ -83,6 +83,11 @@ class DashboardModel:
     def prefix(self, value: str) -> None:
         self.state.prefix = value
 
+    @property
+    def kept_timelines(self) -> frozenset[str]:
+        """The ids of the runs whose timelines are kept."""
+        return frozenset(self._timelines)
+
     def apply(self, message: Message) -> None:
         """Fold one received message into the model, and the run's timeline."""
         self.state.apply(message)
