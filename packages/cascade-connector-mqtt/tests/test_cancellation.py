@@ -11,7 +11,8 @@ from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
-from cascade.interfaces import ConnectError, Message, timeout
+from cascade.interfaces import ConnectError, Message
+from cascade.interfaces.connector_kit import timeout
 
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(

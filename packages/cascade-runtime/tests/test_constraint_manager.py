@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import Constraint, Message, constraint_topic, encode_payload
+from cascade.interfaces import Constraint, Message, constraint_topic
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.runtime import ConstraintManager, TokenBucket
 
 

@@ -15,11 +15,11 @@ from cascade.interfaces import (
     Constraint,
     InvalidMessageError,
     Message,
-    RateLimitedLogger,
     SyncPhase,
     decode_constraint,
     validate_scope,
 )
+from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._constraint_index import ConstraintIndex
 from ._constraint_index import Key as _Key

@@ -16,10 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.interfaces import (
-    DEFAULT_PREFIX,
-    Connector,
-    Constraint,
+from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
+from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
     validate_id,

@@ -16,14 +16,13 @@ from cascade.interfaces import (
     Connector,
     Heartbeat,
     LifecycleEvent,
-    RateLimitedLogger,
-    RunStatus,
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
-    validate_id,
 )
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces._schemas import RunStatus
+from cascade.interfaces.connector_kit import RateLimitedLogger, validate_id
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._events import Event, RunStarted, TaskEvent
 

@@ -19,26 +19,28 @@ from cascade.interfaces import (
     DEFAULT_PREFIX,
     ConnectError,
     ConnectorStats,
-    Dispatcher,
     FlushTimeoutError,
     InvalidMessageError,
     MessageCallback,
     Payload,
-    PresenceGuard,
-    RateLimitedLogger,
     StatusMessage,
-    Subscription,
     SyncCallback,
     decode_status,
+    status_topic,
+)
+from cascade.interfaces.connector_kit import (
+    Dispatcher,
+    PresenceGuard,
+    RateLimitedLogger,
+    Subscription,
     default_source_id,
     encode_payload,
     sanitize_segment,
-    status_topic,
     validate_id,
     validate_prefix,
     validate_topic,
 )
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._backoff import Backoff
 from ._buffer import Outgoing, OutgoingBuffer
