@@ -12,7 +12,8 @@ import pytest
 
 from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.runtime import ConstraintManager, TokenBucket
+from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime._tokenbucket import TokenBucket
 
 
 class FakeClock:

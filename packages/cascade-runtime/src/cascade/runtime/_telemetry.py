@@ -114,8 +114,8 @@ class _Stamp:
 class TelemetrySubscriber:
     """Publishes a run's events through a connector, never making the run wait.
 
-    Subscribe it to an :class:`~cascade.runtime.EventBus` (the engine does this
-    when it has a connector). Each event is queued as it happens (a deque
+    Subscribe it to an engine's ``events`` bus (the engine does this when it
+    has a connector). Each event is queued as it happens (a deque
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
