@@ -16,11 +16,11 @@ from cascade.interfaces import (
     Connector,
     Heartbeat,
     LifecycleEvent,
+    RunStatus,
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
 )
-from cascade.interfaces._schemas import RunStatus
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_id
 from cascade.interfaces.connector_kit import timeout as bounded
 
