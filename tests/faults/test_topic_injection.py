@@ -5,7 +5,8 @@ from __future__ import annotations
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
+from cascade.runtime import Engine, LazyResult, RunStarted, task
+from cascade.runtime._telemetry import TelemetrySubscriber
 
 from .conftest import Figures
 

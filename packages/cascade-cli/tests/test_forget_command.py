@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from typer.testing import Result
 
 from cascade.cli._forget import RetainedStatus, stale_statuses
-from cascade.interfaces import StatusMessage, encode_payload, status_topic
+from cascade.interfaces import StatusMessage, status_topic
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker
 
 Invoke = Callable[..., Result]

@@ -12,7 +12,8 @@ from typer.testing import Result
 
 from cascade.cli import WatchState
 from cascade.cli._render import TimeFormat, engines_table
-from cascade.interfaces import Message, StatusMessage, encode_payload, status_topic
+from cascade.interfaces import Message, StatusMessage, status_topic
+from cascade.interfaces.connector_kit import encode_payload
 
 TOPIC = status_topic("shared")
 

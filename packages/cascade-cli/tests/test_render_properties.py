@@ -23,11 +23,11 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
-    encode_payload,
     events_topic,
     heartbeat_topic,
     status_topic,
 )
+from cascade.interfaces.connector_kit import encode_payload
 
 _MAX = 1e15  # the schemas' bound on every number
 # rich markup, escapes and wide or combining characters as well as any text

@@ -18,14 +18,13 @@ from cascade.interfaces import (
     LifecycleEvent,
     MessageCallback,
     StatusMessage,
-    Subscription,
     SyncCallback,
     TaskStateEvent,
     constraint_topic,
-    encode_payload,
     events_topic,
     status_topic,
 )
+from cascade.interfaces.connector_kit import Subscription, encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 

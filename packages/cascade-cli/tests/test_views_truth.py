@@ -22,13 +22,12 @@ from cascade.interfaces import (
     Message,
     MessageCallback,
     StatusMessage,
-    Subscription,
     SyncCallback,
     TaskStateEvent,
-    encode_payload,
     events_topic,
     status_topic,
 )
+from cascade.interfaces.connector_kit import Subscription, encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 Invoke = Callable[..., Result]

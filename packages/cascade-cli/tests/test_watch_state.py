@@ -20,10 +20,10 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
-    encode_payload,
     events_topic,
     status_topic,
 )
+from cascade.interfaces.connector_kit import encode_payload
 
 
 def _msg(topic: str, payload: Payload | None) -> Message:

@@ -15,7 +15,8 @@ from cascade.connectors.mqtt.testing._fake_client import (
     Info,
     connector_tasks,
 )
-from cascade.interfaces import ConnectError, Message, timeout
+from cascade.interfaces import ConnectError, Message
+from cascade.interfaces.connector_kit import timeout
 
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(

@@ -14,7 +14,8 @@ from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt._paho._connect import disable_nagle
 from cascade.connectors.mqtt._paho._reasons import describe_connect_failure
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt, connector_tasks
-from cascade.interfaces import ConnectError, timeout
+from cascade.interfaces import ConnectError
+from cascade.interfaces.connector_kit import timeout
 
 
 def wrapped(cause: BaseException) -> MqttError:

@@ -12,7 +12,8 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._paho._reasons import describe_failure
 from cascade.connectors.mqtt.testing import Inbox
 from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
+from cascade.interfaces.connector_kit import MAX_ID_BYTES
 
 STATUS = "cascade/status/engine-1"
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import InvalidIdError, heartbeat_topic, status_topic
+from cascade.interfaces.connector_kit import (
     MAX_ID_BYTES,
-    InvalidIdError,
     default_org_id,
     default_project_id,
-    heartbeat_topic,
-    status_topic,
     validate_id,
     validate_prefix,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cascade.interfaces import PresenceGuard, PresenceVerdict, StatusMessage, decode_status
+from cascade.interfaces import StatusMessage, decode_status
+from cascade.interfaces.connector_kit import PresenceGuard, PresenceVerdict
 
 
 def status(

@@ -12,16 +12,13 @@ from cascade.interfaces import (
     constraints_filter,
     events_topic,
     heartbeat_topic,
-    sanitize_segment,
-    scope_from_path,
-    scope_to_path,
     status_filter,
     status_topic,
     telemetry_filter,
     topic_matches,
-    validate_prefix,
-    validate_topic,
 )
+from cascade.interfaces._topics import scope_from_path, scope_to_path
+from cascade.interfaces.connector_kit import sanitize_segment, validate_prefix, validate_topic
 
 
 def test_builders_follow_protocol() -> None:

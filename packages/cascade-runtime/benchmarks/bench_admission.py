@@ -24,7 +24,8 @@ import time
 
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import ConstraintManager, Engine, Event, RunFinished, RunStarted, task
+from cascade.runtime import Engine, Event, RunFinished, RunStarted, task
+from cascade.runtime._constraints import ConstraintManager
 
 COUNTS = (0, 1_000, 10_000)
 TARGET = 1.5

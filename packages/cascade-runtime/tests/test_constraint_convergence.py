@@ -8,9 +8,11 @@ import math
 
 import pytest
 
-from cascade.interfaces import Constraint, Message, constraint_topic, encode_payload
+from cascade.interfaces import Constraint, Message, constraint_topic
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import ConstraintManager, Engine, task
+from cascade.runtime import Engine, task
+from cascade.runtime._constraints import ConstraintManager
 
 
 def retained(constraint: Constraint) -> Message:

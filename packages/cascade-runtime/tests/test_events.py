@@ -11,7 +11,6 @@ import pytest
 from cascade.runtime import (
     Engine,
     Event,
-    EventBus,
     RunFinished,
     RunStarted,
     TaskCompleted,
@@ -20,6 +19,7 @@ from cascade.runtime import (
     TaskRunning,
     task,
 )
+from cascade.runtime._events import EventBus
 
 
 @task

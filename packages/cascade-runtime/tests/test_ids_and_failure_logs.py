@@ -7,9 +7,11 @@ import logging
 
 import pytest
 
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
+from cascade.interfaces.connector_kit import MAX_ID_BYTES
 from cascade.interfaces.testing import InMemoryConnector
-from cascade.runtime import Engine, TelemetrySubscriber, task
+from cascade.runtime import Engine, task
+from cascade.runtime._telemetry import TelemetrySubscriber
 
 
 @task

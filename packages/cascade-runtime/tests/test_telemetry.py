@@ -25,7 +25,6 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,
-    RunCounters,
     RunStarted,
     TaskBlocked,
     TaskCompleted,
@@ -33,9 +32,9 @@ from cascade.runtime import (
     TaskFailedError,
     TaskRetrying,
     TaskRunning,
-    TelemetrySubscriber,
     task,
 )
+from cascade.runtime._telemetry import RunCounters, TelemetrySubscriber
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
 TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}

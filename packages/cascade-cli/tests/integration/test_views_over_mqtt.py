@@ -29,8 +29,8 @@ from cascade.interfaces import (
     status_filter,
     status_topic,
     telemetry_filter,
-    timeout,
 )
+from cascade.interfaces.connector_kit import timeout
 from cascade.runtime import Engine, task
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
-from cascade.interfaces import timeout
+from cascade.interfaces.connector_kit import timeout
 
 
 async def test_publish_stays_fast_and_disconnect_is_bounded(

@@ -9,7 +9,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker
-from cascade.interfaces import timeout
+from cascade.interfaces.connector_kit import timeout
 
 
 class _Heard(logging.Handler):

@@ -15,7 +15,7 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._link import LinkHooks, LinkSettings
 from cascade.connectors.mqtt._paho import PahoLink, _connect
 from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox, MosquittoBroker
-from cascade.interfaces import timeout
+from cascade.interfaces.connector_kit import timeout
 
 
 class RecordingLink(PahoLink):

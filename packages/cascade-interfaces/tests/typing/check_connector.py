@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cascade.interfaces import Connector, Subscription, SubscriptionHandle
+from cascade.interfaces import Connector, SubscriptionHandle
+from cascade.interfaces.connector_kit import Subscription
 from cascade.interfaces.testing import InMemoryConnector
 
 connector: Connector = InMemoryConnector()

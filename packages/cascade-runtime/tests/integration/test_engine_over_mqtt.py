@@ -13,7 +13,8 @@ import aiomqtt
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import BrokerEndpoint, MosquittoBroker
-from cascade.interfaces import Constraint, constraint_topic, decode_envelope, encode_payload
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.runtime import Engine, Event, TaskBlocked, TaskCompleted, TaskRunning, task
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}

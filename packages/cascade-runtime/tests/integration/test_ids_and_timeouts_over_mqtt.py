@@ -11,7 +11,8 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import BrokerEndpoint, MosquittoBroker
-from cascade.interfaces import MAX_ID_BYTES, InvalidIdError
+from cascade.interfaces import InvalidIdError
+from cascade.interfaces.connector_kit import MAX_ID_BYTES
 from cascade.runtime import Engine, task
 
 

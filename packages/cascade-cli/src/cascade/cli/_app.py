@@ -19,13 +19,11 @@ from cascade.interfaces import (
     InvalidIdError,
     Message,
     constraints_filter,
-    default_org_id,
-    default_project_id,
     status_filter,
     telemetry_filter,
-    validate_id,
 )
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces.connector_kit import default_org_id, default_project_id, validate_id
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._broker import (
     DEFAULT_BROKER,

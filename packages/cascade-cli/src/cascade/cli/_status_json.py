@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from cascade.interfaces import encode_payload
+from cascade.interfaces.connector_kit import encode_payload
 
 from ._state import LAST_TIMESTAMP, WatchState, parse_timestamp
 

@@ -1,12 +1,11 @@
 """Cascade's shared contracts: the Connector protocol, wire-protocol schemas and topic helpers.
 
-See PROTOCOL.md for the topics and payloads these names implement. ``timeout``
-is ``asyncio.timeout`` (its backport on 3.10): use it, not ``asyncio.wait_for``,
-which before Python 3.12 drops a cancellation that arrives just as the awaited
-operation completes.
+See PROTOCOL.md for the topics and payloads these names implement. Building
+blocks for writing a connector are in :mod:`cascade.interfaces.connector_kit`;
+an in-memory connector to test with is in :mod:`cascade.interfaces.testing`.
 """
 
-from ._codec import Payload, decode_payload, encode_payload
+from ._codec import Payload
 from ._connector import (
     Connector,
     ConnectorStats,
@@ -16,7 +15,6 @@ from ._connector import (
     SyncCallback,
     SyncPhase,
 )
-from ._dispatch import Dispatcher, Subscription
 from ._errors import (
     ConnectError,
     ConnectorError,
@@ -25,10 +23,6 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
-from ._identity import default_org_id, default_project_id, default_source_id
-from ._ids import MAX_ID_BYTES, validate_id
-from ._presence import PresenceGuard, PresenceVerdict
-from ._ratelimit import RateLimitedLogger
 from ._schemas import (
     MAX_CONTROL_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
@@ -46,33 +40,23 @@ from ._schemas import (
     decode_constraint,
     decode_envelope,
     decode_status,
-    parse_rate,
-    utc_now_iso,
     validate_scope,
 )
-from ._timeout import timeout
 from ._topics import (
     DEFAULT_PREFIX,
     constraint_topic,
     constraints_filter,
     events_topic,
     heartbeat_topic,
-    sanitize_segment,
-    scope_from_path,
-    scope_to_path,
     status_filter,
     status_topic,
     telemetry_filter,
     topic_matches,
-    validate_filter,
-    validate_prefix,
-    validate_topic,
 )
 
 __all__ = [
     "DEFAULT_PREFIX",
     "MAX_CONTROL_PAYLOAD_BYTES",
-    "MAX_ID_BYTES",
     "PROTOCOL_VERSION",
     "Body",
     "ConnectError",
@@ -81,7 +65,6 @@ __all__ = [
     "ConnectorStats",
     "Constraint",
     "ConstraintType",
-    "Dispatcher",
     "Envelope",
     "FlushTimeoutError",
     "Heartbeat",
@@ -93,12 +76,8 @@ __all__ = [
     "Message",
     "MessageCallback",
     "Payload",
-    "PresenceGuard",
-    "PresenceVerdict",
-    "RateLimitedLogger",
     "RunStatus",
     "StatusMessage",
-    "Subscription",
     "SubscriptionHandle",
     "SyncCallback",
     "SyncPhase",
@@ -108,27 +87,12 @@ __all__ = [
     "constraints_filter",
     "decode_constraint",
     "decode_envelope",
-    "decode_payload",
     "decode_status",
-    "default_org_id",
-    "default_project_id",
-    "default_source_id",
-    "encode_payload",
     "events_topic",
     "heartbeat_topic",
-    "parse_rate",
-    "sanitize_segment",
-    "scope_from_path",
-    "scope_to_path",
     "status_filter",
     "status_topic",
     "telemetry_filter",
-    "timeout",
     "topic_matches",
-    "utc_now_iso",
-    "validate_filter",
-    "validate_id",
-    "validate_prefix",
     "validate_scope",
-    "validate_topic",
 ]

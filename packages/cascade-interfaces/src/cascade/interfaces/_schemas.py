@@ -156,8 +156,8 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     def supersedes(self, other: StatusMessage) -> bool:
         """Whether this message should replace ``other`` as the source's current status.
 
-        The one rule of which status message hides which (readers and the
-        connector's :class:`~cascade.interfaces.PresenceGuard` both use it):
+        The one rule of which status message hides which (readers and
+        :class:`~cascade.interfaces.connector_kit.PresenceGuard` both use it):
         an ``offline`` from an older session than the ``online`` already seen
         is a stale will and never marks a live, reconnected source as
         offline; anything else replaces what came before.

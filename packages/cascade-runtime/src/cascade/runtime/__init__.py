@@ -15,12 +15,10 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 ```
 """
 
-from ._constraints import ConstraintManager, ConstraintStats
 from ._engine import Engine, EngineStats, run
 from ._errors import CascadeRuntimeError, CycleError, InvalidTargetError, TaskFailedError
 from ._events import (
     Event,
-    EventBus,
     EventHandler,
     RunFinished,
     RunStarted,
@@ -33,23 +31,17 @@ from ._events import (
     TaskSkipped,
 )
 from ._task import LazyResult, RetryPolicy, Task, task
-from ._telemetry import RunCounters, TelemetrySubscriber
-from ._tokenbucket import TokenBucket
 
 __all__ = [
     "CascadeRuntimeError",
-    "ConstraintManager",
-    "ConstraintStats",
     "CycleError",
     "Engine",
     "EngineStats",
     "Event",
-    "EventBus",
     "EventHandler",
     "InvalidTargetError",
     "LazyResult",
     "RetryPolicy",
-    "RunCounters",
     "RunFinished",
     "RunStarted",
     "Task",
@@ -61,8 +53,6 @@ __all__ = [
     "TaskRetrying",
     "TaskRunning",
     "TaskSkipped",
-    "TelemetrySubscriber",
-    "TokenBucket",
     "run",
     "task",
 ]

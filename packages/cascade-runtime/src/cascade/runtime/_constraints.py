@@ -15,11 +15,11 @@ from cascade.interfaces import (
     Constraint,
     InvalidMessageError,
     Message,
-    RateLimitedLogger,
     SyncPhase,
     decode_constraint,
     validate_scope,
 )
+from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._constraint_index import ConstraintIndex
 from ._constraint_index import Key as _Key
@@ -35,7 +35,7 @@ DEFAULT_MAX_CONSTRAINTS = 10_000
 
 @dataclass(slots=True)
 class ConstraintStats:
-    """Counters of the control loop.
+    """Counters of the control loop (documented on :class:`~cascade.runtime.EngineStats`).
 
     ``accepted``: valid constraints applied. ``rejected_control``: control
     messages rejected as malformed (each logged at a limited rate).

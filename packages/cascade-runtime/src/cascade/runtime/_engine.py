@@ -16,10 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.interfaces import (
-    DEFAULT_PREFIX,
-    Connector,
-    Constraint,
+from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
+from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
     validate_id,
@@ -52,10 +50,17 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 @dataclass(slots=True)
 class EngineStats(ConstraintStats):
-    """An engine's counters over all its runs (see :class:`ConstraintStats` for the control ones).
+    """An engine's counters over all its runs, read from :attr:`Engine.stats`.
 
     ``runs``: runs started. ``telemetry_dropped``: events the telemetry
-    queue dropped because the connector did not keep up.
+    queue dropped because the connector did not keep up. The control loop's
+    counters: ``accepted``: valid constraints applied. ``rejected_control``:
+    control messages rejected as malformed (each logged at a limited rate).
+    ``rejected_over_cap``: valid new constraints rejected because the engine
+    already held ``max_constraints``. ``cleared``: topics cleared by an empty
+    payload. ``expired``: constraints ended by their ``expires_at``.
+    ``unretained``: constraints dropped after a (re)subscription because the
+    broker no longer retained them (cleared while the engine was away).
     """
 
     runs: int = 0
@@ -96,13 +101,17 @@ class _Group:
 class Engine:
     """Runs task graphs; observable and steerable through an optional connector.
 
-    Without a connector the engine only emits events on :attr:`events`.
+    Without a connector the engine only emits events on :attr:`events`:
+    ``engine.events.subscribe(handler)`` calls ``handler`` with every
+    :data:`~cascade.runtime.Event` of every run from then on, synchronously
+    on the engine's hot path (so it must be quick; one that raises is logged
+    and isolated), and returns a function that stops it.
     With one, each run connects it (unless it is already connected, in which
     case it is left connected), publishes the run's events and heartbeats
-    through a :class:`TelemetrySubscriber`, and subscribes to
+    as PROTOCOL.md telemetry, and subscribes to
     ``{topic_prefix}/constraints/#``: retained constraints are applied before
-    the first task starts, and later ones as they arrive (see
-    :class:`~cascade.runtime.ConstraintManager`).
+    the first task starts, and later ones as they arrive (see the package
+    README, "Constraints").
 
     - ``max_concurrency``: tasks running at once (sync ones run in a thread
       pool of ``min(max_concurrency, 32)`` threads). A task waiting to be

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
-from cascade.interfaces import RateLimitedLogger
+from cascade.interfaces.connector_kit import RateLimitedLogger
 
 __all__ = [
     "Event",

@@ -16,14 +16,13 @@ from cascade.interfaces import (
     Connector,
     Heartbeat,
     LifecycleEvent,
-    RateLimitedLogger,
     RunStatus,
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
-    validate_id,
 )
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces.connector_kit import RateLimitedLogger, validate_id
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._events import Event, RunStarted, TaskEvent
 
@@ -115,8 +114,8 @@ class _Stamp:
 class TelemetrySubscriber:
     """Publishes a run's events through a connector, never making the run wait.
 
-    Subscribe it to an :class:`~cascade.runtime.EventBus` (the engine does this
-    when it has a connector). Each event is queued as it happens (a deque
+    Subscribe it to an engine's ``events`` bus (the engine does this when it
+    has a connector). Each event is queued as it happens (a deque
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``

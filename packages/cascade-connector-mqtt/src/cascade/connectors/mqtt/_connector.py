@@ -25,13 +25,15 @@ from cascade.interfaces import (
     FlushTimeoutError,
     MessageCallback,
     Payload,
+    SyncCallback,
+)
+from cascade.interfaces.connector_kit import (
     RateLimitedLogger,
     Subscription,
-    SyncCallback,
     encode_payload,
     validate_topic,
 )
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._link import LinkFactory
 from ._options import ConnectorOptions

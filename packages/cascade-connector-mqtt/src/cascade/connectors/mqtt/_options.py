@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces import (
+from cascade.interfaces.connector_kit import (
     default_source_id,
     sanitize_segment,
     validate_id,

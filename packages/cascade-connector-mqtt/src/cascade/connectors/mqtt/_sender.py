@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cascade.interfaces import ConnectorStats, FlushTimeoutError, RateLimitedLogger
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces import ConnectorStats, FlushTimeoutError
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._buffer import Outgoing, OutgoingBuffer
 from ._confirm import Confirmations

@@ -8,15 +8,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from cascade.interfaces import (
-    ConnectorStats,
-    Dispatcher,
-    MessageCallback,
-    RateLimitedLogger,
-    Subscription,
-    SyncCallback,
-)
-from cascade.interfaces import timeout as bounded
+from cascade.interfaces import ConnectorStats, MessageCallback, SyncCallback
+from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._confirm import confirmation_topic
 from ._link import Link, LinkError

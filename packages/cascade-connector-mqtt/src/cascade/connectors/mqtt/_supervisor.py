@@ -6,7 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from cascade.interfaces import ConnectError, ConnectorStats, RateLimitedLogger
+from cascade.interfaces import ConnectError, ConnectorStats
+from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._backoff import Backoff
 from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks

@@ -1,0 +1,46 @@
+"""Building blocks for writing a connector (and for the other Cascade packages).
+
+Workflow authors and telemetry readers never need this module: what they use
+is in :mod:`cascade.interfaces`. A :class:`~cascade.interfaces.Connector`
+implementation uses these parts to behave exactly like the others: the same
+JSON codec, the same routing of received messages to subscriptions, the same
+presence rule on its own status topic, the same id and topic checks, and the
+same rate-limited warnings. The runtime and the CLI use some of them too.
+
+**These names may change between minor versions**, unlike those of
+:mod:`cascade.interfaces`; pin ``cascade-interfaces`` to a minor version if
+you use them.
+
+``timeout`` is ``asyncio.timeout`` (its backport on 3.10): use it, not
+``asyncio.wait_for``, which before Python 3.12 drops a cancellation that
+arrives just as the awaited operation completes.
+"""
+
+from ._codec import decode_payload, encode_payload
+from ._dispatch import Dispatcher, Subscription
+from ._identity import default_org_id, default_project_id, default_source_id
+from ._ids import MAX_ID_BYTES, validate_id
+from ._presence import PresenceGuard, PresenceVerdict
+from ._ratelimit import RateLimitedLogger
+from ._timeout import timeout
+from ._topics import sanitize_segment, validate_filter, validate_prefix, validate_topic
+
+__all__ = [
+    "MAX_ID_BYTES",
+    "Dispatcher",
+    "PresenceGuard",
+    "PresenceVerdict",
+    "RateLimitedLogger",
+    "Subscription",
+    "decode_payload",
+    "default_org_id",
+    "default_project_id",
+    "default_source_id",
+    "encode_payload",
+    "sanitize_segment",
+    "timeout",
+    "validate_filter",
+    "validate_id",
+    "validate_prefix",
+    "validate_topic",
+]
