@@ -130,9 +130,9 @@ class MqttConnector:
         **client_options: Any,
     ) -> None:
         self._make_link = link if link is not None else _default_link()
-        options = self._options = ConnectorOptions.build(
-            hostname,
-            port,
+        options = self._options = ConnectorOptions(
+            hostname=hostname,
+            port=port,
             username=username,
             password=password,
             tls=tls,
@@ -154,9 +154,9 @@ class MqttConnector:
         )
         self._stats = ConnectorStats()
         self._log = RateLimitedLogger(_log)
-        self._presence = Presence(options.source_id, options.prefix, presence, self._log)
+        self._presence = Presence(options.source, options.prefix, presence, self._log)
         self._sender = Sender(buffer_size, max_in_flight, self._stats, self._log)
-        marker_base = f"{options.prefix}/_marker/{options.source_id}"
+        marker_base = f"{options.prefix}/_marker/{options.source}"
         self._subscriptions = Subscriptions(
             self._stats, self._sender, marker_base, connect_timeout, self._log
         )
@@ -170,7 +170,6 @@ class MqttConnector:
             self._log,
         )
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # see _connecting
-        self._opening: asyncio.Task[Any] | None = None  # connect(require=True)'s attempt
         self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
         self._stopping: asyncio.Task[None] | None = None  # a disconnect()'s shutdown under way
 
@@ -204,7 +203,7 @@ class MqttConnector:
     @property
     def source_id(self) -> str:
         """This process's id in the protocol (``<hostname>-<pid>`` by default)."""
-        return self._options.source_id
+        return self._options.source
 
     @property
     def topic_prefix(self) -> str:
@@ -259,7 +258,7 @@ class MqttConnector:
             if supervisor.started and (task is None or task.done() or _foreign(task)):
                 supervisor.started = False  # an earlier event loop ended without disconnect()
             if not supervisor.started and self._disconnects == disconnects:
-                await self._connect(require, disconnects)
+                await supervisor.begin(require, lambda: self._disconnects != disconnects)
                 ran = True
         if not require:
             return
@@ -276,39 +275,6 @@ class MqttConnector:
         if self._lock is None or self._lock[0] is not loop:
             self._lock = (loop, asyncio.Lock())
         return self._lock[1]
-
-    async def _connect(self, require: bool, disconnects: int) -> None:
-        """Start the supervisor, after a first attempt if required; wait for its first attempt."""
-        supervisor = self._supervisor
-        supervisor.reset()
-        link = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        if require:
-            # in a task of its own, so that disconnect() can end it
-            opening = self._opening = asyncio.create_task(
-                supervisor.open(), name="cascade-mqtt-connect"
-            )
-            try:
-                link = await opening  # raises ConnectError; nothing is left running
-            except asyncio.CancelledError:
-                if opening.done() and not opening.cancelled() and opening.exception() is None:
-                    # the CONNACK came with the cancel: that connection is nobody's
-                    await asyncio.shield(opening.result().close(graceful=True))
-                if self._disconnects == disconnects:
-                    raise  # the caller was cancelled
-                return  # disconnect() ended the attempt
-            finally:
-                self._opening = None
-            if self._disconnects != disconnects:  # the CONNACK came with disconnect()'s cancel
-                await link.close(graceful=True)
-                return
-        supervisor.start(link)
-        # then presence and subscriptions, within what is left of the timeout
-        assert supervisor.attempted is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            async with bounded(max(0.0, deadline - loop.time())):
-                await supervisor.attempted.wait()
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the connection is up (presence announced, subscriptions remade).
@@ -339,8 +305,8 @@ class MqttConnector:
         supervisor = self._supervisor
         self._disconnects += 1
         if not supervisor.started:
-            if self._opening is not None:  # connect(require=True) waits for its CONNACK
-                await cancel_and_wait(self._opening)
+            if supervisor.opening is not None:  # connect(require=True) waits for its CONNACK
+                await cancel_and_wait(supervisor.opening)
             if supervisor.discards:
                 await asyncio.wait(supervisor.discards)
             if self._stopping is not None:  # another disconnect() is under way

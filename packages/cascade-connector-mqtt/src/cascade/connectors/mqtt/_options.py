@@ -42,18 +42,25 @@ def _tls_context(tls: bool | ssl.SSLContext, tls_ca_file: str | None) -> ssl.SSL
 
 @dataclass(frozen=True)
 class ConnectorOptions:
-    """What ``MqttConnector(...)`` was given, validated (see its docstring for each)."""
+    """What ``MqttConnector(...)`` was given (see its docstring), checked when made.
+
+    Raises ``ValueError`` or ``TypeError`` naming the option that is wrong. The
+    fields after ``client_options`` are derived: the MQTT version, the TLS
+    context, the client id, and the sanitized source id and prefix.
+    """
 
     hostname: str
     port: int
-    source_id: str
-    prefix: str
-    mqtt5: bool
-    identifier: str | None
     username: str | None
     password: str | None = field(repr=False)
-    tls_context: ssl.SSLContext | None
+    tls: bool | ssl.SSLContext
+    tls_ca_file: str | None
     keepalive: int
+    protocol: object
+    client_id: str | None
+    identifier: str | None
+    topic_prefix: str
+    source_id: str | None
     presence: bool
     buffer_size: int
     max_in_flight: int
@@ -62,74 +69,45 @@ class ConnectorOptions:
     connect_timeout: float
     flush_timeout: float
     client_options: Mapping[str, Any]
+    mqtt5: bool = field(init=False)
+    tls_context: ssl.SSLContext | None = field(init=False, repr=False)
+    client_identifier: str | None = field(init=False)
+    source: str = field(init=False)
+    prefix: str = field(init=False)
 
-    @classmethod
-    def build(
-        cls,
-        hostname: str,
-        port: int,
-        *,
-        username: str | None,
-        password: str | None,
-        tls: bool | ssl.SSLContext,
-        tls_ca_file: str | None,
-        keepalive: int,
-        protocol: object,
-        client_id: str | None,
-        identifier: str | None,
-        topic_prefix: str,
-        source_id: str | None,
-        presence: bool,
-        buffer_size: int,
-        max_in_flight: int,
-        backoff_initial: float,
-        backoff_max: float,
-        connect_timeout: float,
-        flush_timeout: float,
-        client_options: Mapping[str, Any],
-    ) -> ConnectorOptions:
-        """Validate every option; ``ValueError``/``TypeError`` naming the one that is wrong."""
-        managed = _MANAGED_OPTIONS & client_options.keys()
+    def __post_init__(self) -> None:
+        managed = _MANAGED_OPTIONS & self.client_options.keys()
         if managed:
             raise TypeError(f"MqttConnector sets these aiomqtt options itself: {sorted(managed)}")
+        client_id, identifier = self.client_id, self.identifier
         if client_id is not None and identifier is not None and client_id != identifier:
             raise ValueError("give client_id or identifier, not two different ids")
-        if connect_timeout <= 0 or flush_timeout < 0:
+        if self.connect_timeout <= 0 or self.flush_timeout < 0:
             raise ValueError("timeouts must be positive")
-        if max_in_flight < 1:
+        if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        if buffer_size < 1:
+        if self.buffer_size < 1:
             raise ValueError("buffer size must be at least 1")
-        if backoff_initial <= 0 or backoff_max < backoff_initial:
+        if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ValueError("backoff needs 0 < initial <= maximum")
-        source = validate_id(source_id, "source_id") if source_id else default_source_id()
-        return cls(
-            hostname=hostname,
-            port=port,
-            source_id=sanitize_segment(source),
-            prefix=validate_prefix(topic_prefix),
-            mqtt5=mqtt5_from(protocol),
-            identifier=client_id if client_id is not None else identifier,
-            username=username,
-            password=password,
-            tls_context=_tls_context(tls, tls_ca_file),
-            keepalive=keepalive,
-            presence=presence,
-            buffer_size=buffer_size,
-            max_in_flight=max_in_flight,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            connect_timeout=connect_timeout,
-            flush_timeout=flush_timeout,
-            client_options=dict(client_options),
-        )
+        given = self.source_id
+        source = validate_id(given, "source_id") if given else default_source_id()
+        derived = {
+            "mqtt5": mqtt5_from(self.protocol),
+            "tls_context": _tls_context(self.tls, self.tls_ca_file),
+            "client_identifier": client_id if client_id is not None else identifier,
+            "source": sanitize_segment(source),
+            "prefix": validate_prefix(self.topic_prefix),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def link_settings(self, will: tuple[str, bytes] | None) -> LinkSettings:
         """The settings of one connection attempt, with this session's will."""
         return LinkSettings(
             hostname=self.hostname,
             port=self.port,
-            identifier=self.identifier,
+            identifier=self.client_identifier,
             mqtt5=self.mqtt5,
             keepalive=self.keepalive,
             connect_timeout=self.connect_timeout,

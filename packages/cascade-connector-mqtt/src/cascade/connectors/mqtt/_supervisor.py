@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cascade.interfaces import ConnectError, ConnectorStats
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._backoff import Backoff
 from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
@@ -58,6 +61,7 @@ class Supervisor:
         self.online = False
         self.link: Link | None = None  # the connection being served
         self.task: asyncio.Task[None] | None = None
+        self.opening: asyncio.Task[Link] | None = None  # connect(require=True)'s first attempt
         self.online_event: asyncio.Event | None = None
         self.attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
         self.discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
@@ -71,19 +75,43 @@ class Supervisor:
         self._closing = False
         self.ever_connected = False
 
-    def reset(self) -> None:
-        """``connect()`` begins: new events on the running loop, backoff from the start."""
+    async def begin(self, require: bool, given_up: Callable[[], bool]) -> None:
+        """Start supervising, after a first attempt if ``require``; wait for its first attempt.
+
+        With ``require`` that attempt runs in a task of its own (:attr:`opening`),
+        which ``disconnect()`` cancels; ``given_up()`` says whether it did. In
+        all, at most ``connect_timeout``; then presence and subscriptions follow.
+        """
         self._closing = False
         self.ever_connected = False
-        self.attempted = asyncio.Event()
+        attempted = self.attempted = asyncio.Event()
         self.online_event = asyncio.Event()
         self.backoff.reset()
         self._sender.start()
-
-    def start(self, link: Link | None) -> None:
-        """Start supervising, with the connection ``connect(require=True)`` already opened."""
+        link = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._options.connect_timeout
+        if require:
+            opening = self.opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
+            try:
+                link = await opening  # raises ConnectError; nothing is left running
+            except asyncio.CancelledError:
+                if opening.done() and not opening.cancelled() and opening.exception() is None:
+                    # the CONNACK came with the cancel: that connection is nobody's
+                    await asyncio.shield(opening.result().close(graceful=True))
+                if not given_up():
+                    raise  # the caller was cancelled
+                return  # disconnect() ended the attempt
+            finally:
+                self.opening = None
+            if given_up():  # the CONNACK came with disconnect()'s cancel
+                await link.close(graceful=True)
+                return
         self.started = True
         self.task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(max(0.0, deadline - loop.time())):
+                await attempted.wait()
 
     async def stop(self) -> None:
         """Close the connection (gracefully) and end every task; the connector is stopped."""
