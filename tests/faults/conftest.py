@@ -18,6 +18,7 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_broker  # noqa: F401
 from cascade.interfaces import (
+    BrokerCapabilities,
     Connector,
     ConnectorStats,
     MessageCallback,
@@ -153,6 +154,10 @@ class MeteredConnector:
     @property
     def stats(self) -> ConnectorStats:
         return self.inner.stats
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        return self.inner.capabilities
 
     async def connect(self, *, require: bool = False) -> None:
         await self.inner.connect(require=require)

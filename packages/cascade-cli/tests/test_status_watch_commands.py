@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import BrokerOptions, CliContext, app
 from cascade.interfaces import (
+    BrokerCapabilities,
     Connector,
     Envelope,
     LifecycleEvent,
@@ -136,3 +137,29 @@ def test_watch_on_a_terminal_shows_live_view(broker: InMemoryBroker) -> None:
     for expected in ["Runs", "r1", "completed 1", "Engines", "Constraints"]:
         assert expected in text, expected
     assert '"topic"' not in text
+
+
+class _ExactRetainedOnly(InMemoryConnector):
+    """A connector whose broker sends retained messages to exact-topic subscriptions only."""
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        return BrokerCapabilities(retained_to_wildcards=False)
+
+
+def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
+    invoke: Callable[..., Result], broker: InMemoryBroker
+) -> None:
+    """One warning on stderr naming what the command cannot show; the output stays clean."""
+
+    def factory(options: BrokerOptions) -> InMemoryConnector:
+        return _ExactRetainedOnly(broker, presence=False)
+
+    status = invoke("status", "--json", connector_factory=factory)
+    assert status.exit_code == 0, status.output
+    assert "cannot show the engines and constraints it retains" in status.stderr
+    assert json.loads(status.stdout)["engines"] == []
+    watch = invoke("watch", "--json", "--duration", "0", connector_factory=factory)
+    assert watch.exit_code == 0, watch.output
+    assert watch.stderr.count("does not deliver retained messages to wildcard") == 1
+    assert invoke("status").stderr == ""  # a broker that has it: nothing said

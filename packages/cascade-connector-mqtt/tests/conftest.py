@@ -16,6 +16,7 @@ def fake_mqtt() -> Iterator[FakeMqtt]:
     FakeClient.fail_with = []
     FakeClient.refuse = set()
     FakeClient.poison = set()
+    FakeClient.retained_to_wildcards = True
     yield FakeMqtt(FakeClient.instances)
     FakeClient.fail_with = []
     FakeClient.refuse = set()

@@ -109,3 +109,17 @@ async def test_twin_connectors_wait_for_their_own_markers(
         release.set()
         await subscribing
         assert len(got) == 50
+
+
+async def test_a_mosquitto_is_found_to_send_retained_messages_to_wildcards(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """The first connection learns it, and leaves no retained probe behind."""
+    host, port = mqtt_broker.host, mqtt_broker.port
+    async with MqttConnector(host, port, topic_prefix=prefix, source_id="prober") as connector:
+        await connector.subscribe(f"{prefix}/x/#", lambda m: None)
+        assert connector.capabilities.retained_to_wildcards is True
+    leftovers = Inbox()
+    async with MqttConnector(host, port, topic_prefix=prefix, presence=False) as reader:
+        await reader.subscribe(f"{prefix}/_marker/prober/#", leftovers)
+    assert leftovers.all == []

@@ -15,6 +15,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from cascade.interfaces import (
+    Connector,
     ConnectorError,
     InvalidIdError,
     Message,
@@ -130,6 +131,16 @@ def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitabl
         raise _fail(str(exc)) from None
 
 
+def _say_what_the_broker_lacks(connector: Connector, consequence: str) -> None:
+    """Once subscribed: a capability the broker lacks, and what it costs, on stderr."""
+    if connector.capabilities.retained_to_wildcards is False:
+        typer.echo(
+            "cascade: warning: this broker does not deliver retained messages to wildcard "
+            f"subscriptions: {consequence}",
+            err=True,
+        )
+
+
 def _check_id(value: str, option: str) -> None:
     """Refuse an id option that cannot stand in a topic: a usage error (exit 2)."""
     try:
@@ -162,6 +173,9 @@ def status(
         state.prefix = connector.topic_prefix
         await connector.subscribe(status_filter(connector.topic_prefix), state.apply)
         await connector.subscribe(constraints_filter(connector.topic_prefix), state.apply)
+        _say_what_the_broker_lacks(
+            connector, "status cannot show the engines and constraints it retains"
+        )
 
     _run(ctx, broker, snapshot)
     if json_output:
@@ -309,6 +323,10 @@ def watch(
         ]
         for topic_filter in filters:
             await connector.subscribe(topic_filter, on_message)
+        _say_what_the_broker_lacks(
+            connector,
+            "watch shows engines and constraints only once they publish while it runs",
+        )
         if as_json:
             await _wait(done, duration)
             return

@@ -7,6 +7,7 @@ an in-memory connector to test with is in :mod:`cascade.interfaces.testing`.
 
 from ._codec import Payload
 from ._connector import (
+    BrokerCapabilities,
     Connector,
     ConnectorStats,
     Message,
@@ -55,6 +56,7 @@ from ._topics import (
 )
 
 __all__ = [
+    "BrokerCapabilities",
     "DEFAULT_PREFIX",
     "MAX_CONTROL_PAYLOAD_BYTES",
     "PROTOCOL_VERSION",

@@ -12,6 +12,7 @@ from typing_extensions import Self
 from ._codec import Payload
 
 __all__ = [
+    "BrokerCapabilities",
     "Connector",
     "ConnectorStats",
     "Message",
@@ -85,6 +86,24 @@ class ConnectorStats:
     resent: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerCapabilities:
+    """What a connector has learned the broker does with what Cascade relies on.
+
+    ``None`` means not known yet: not connected, or the check has not come back.
+
+    ``retained_to_wildcards``: the broker sends a new subscription the retained
+    messages of every topic its filter matches, wildcards included, as MQTT
+    requires (3.1.1 §3.3.1.3, 5 §3.3.1.3). RabbitMQ 3.x's MQTT plugin sends
+    them only to a subscription of that exact topic. Without it, an engine
+    does not see the constraints set before it started (only those published
+    while it runs), and ``cascade status`` cannot list the engines and
+    constraints the broker retains.
+    """
+
+    retained_to_wildcards: bool | None = None
+
+
 @runtime_checkable
 class SubscriptionHandle(Protocol):
     """What :meth:`Connector.subscribe` returns; :meth:`unsubscribe` ends the subscription."""
@@ -151,6 +170,11 @@ class Connector(Protocol):
     @property
     def stats(self) -> ConnectorStats:
         """The connector's counters."""
+        ...
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        """What the broker was found to do; known once a ``subscribe()`` has returned connected."""
         ...
 
     async def connect(self, *, require: bool = False) -> None:

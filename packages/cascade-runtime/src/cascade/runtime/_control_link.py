@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
-from cascade.interfaces import Connector, SubscriptionHandle, constraints_filter
+from cascade.interfaces import Connector, SubscriptionHandle, SyncPhase, constraints_filter
 
 from ._constraints import ConstraintManager
 from ._steps import StepFailed, explain, within
@@ -17,6 +18,15 @@ _log = logging.getLogger("cascade.runtime.engine")
 #: Seconds a run waits, before its first task, for the broker connection and the
 #: retained constraints; equal to the ConstraintManager's ``sync_hold`` default.
 DEFAULT_CONNECT_WAIT = 5.0
+
+NO_RETAINED_TO_WILDCARDS = (
+    "this broker does not deliver retained messages to wildcard subscriptions (RabbitMQ's MQTT "
+    "plugin, for one): constraints set before this engine started will not apply, only those "
+    "published while it runs (see the Brokers page of the docs)"
+)
+
+# Connectors whose broker's missing capabilities were reported: once per connector, not per run.
+_reported: weakref.WeakSet[Connector] = weakref.WeakSet()
 
 
 class ControlLink:
@@ -64,12 +74,22 @@ class ControlLink:
             step = "subscribe to the constraints"
             manager = self._manager
             self.subscription = await self._connector.subscribe(
-                self._filter, manager.handle_message, on_sync=manager.sync
+                self._filter, manager.handle_message, on_sync=self._synced
             )
         except Exception as exc:
             _log.warning(
                 "connector unavailable, running without control: %s failed: %s", step, explain(exc)
             )
+
+    def _synced(self, phase: SyncPhase) -> None:
+        """The manager's ``on_sync``; at a snapshot's end, what the broker cannot do is said."""
+        self._manager.sync(phase)
+        connector = self._connector
+        if phase != "end" or connector in _reported:
+            return
+        if connector.capabilities.retained_to_wildcards is False:
+            _reported.add(connector)
+            _log.warning("%s", NO_RETAINED_TO_WILDCARDS)
 
     async def close(self, timeout: float) -> None:
         """Stop connecting or subscribing if still under way, then unsubscribe; bounded."""

@@ -20,6 +20,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
+    BrokerCapabilities,
     ConnectError,
     ConnectorStats,
     FlushTimeoutError,
@@ -222,6 +223,11 @@ class MqttConnector:
         self._stats.buffered = len(buffer)
         self._stats.resent = buffer.resent
         return self._stats
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        """What the broker was found to do: learned on the first connection (see ``subscribe``)."""
+        return self._subscriptions.capabilities
 
     @property
     def session(self) -> int:

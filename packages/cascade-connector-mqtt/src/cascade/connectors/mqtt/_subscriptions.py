@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from cascade.interfaces import ConnectorStats, MessageCallback, SyncCallback
+from cascade.interfaces import BrokerCapabilities, ConnectorStats, MessageCallback, SyncCallback
 from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription
 from cascade.interfaces.connector_kit import timeout as bounded
 
@@ -30,6 +30,13 @@ class Subscriptions:
     MQTT 5 each filter has a subscription identifier for the connector's
     life, so that a message matching several filters reaches each filter's
     subscribers once.
+
+    The first connection also learns whether the broker sends retained
+    messages to wildcard subscriptions (:attr:`capabilities`): before its
+    SUBSCRIBE it publishes a retained probe under the connector's own marker
+    space and subscribes to it through a ``+`` filter; the probe is back
+    before the marker if, and only if, the broker does. The probe is then
+    cleared. It costs no round trip of its own.
     """
 
     def __init__(
@@ -57,6 +64,10 @@ class Subscriptions:
         self._marker_actions: dict[bytes, Callable[[], None]] = {}  # run by the reader on arrival
         self._marker_ids = itertools.count(1)
         self._own: frozenset[str] = frozenset()  # the connector's own filters: never unsubscribed
+        self.capabilities = BrokerCapabilities()
+        self._probe_topic = f"{marker_base}/{self._nonce}/probe"
+        self._probe_seen = False
+        self._own_space = ""  # topics under this connection's marker topic, never dispatched
         self._ids: dict[str, int] = {}
         self._id_filters: dict[int, str] = {}
         self._next_id = itertools.count(1)
@@ -65,6 +76,7 @@ class Subscriptions:
         """A connection of this session is about to subscribe: its own marker topic."""
         self.marker_topic = f"{self._marker_base}/{session}-{self._nonce}"
         self.confirm_topic = confirmation_topic(self.marker_topic)
+        self._own_space = f"{self.marker_topic}/"
 
     # -- subscribing ----------------------------------------------------------------------
 
@@ -86,8 +98,13 @@ class Subscriptions:
     async def resubscribe(self, link: Link, own: Sequence[str]) -> None:
         """SUBSCRIBE a new connection to ``own`` and every subscription's filter; LinkError."""
         self._own = frozenset(own)
+        probing = self.capabilities.retained_to_wildcards is None
+        probe_filter = self._probe_topic.rsplit("/", 1)[0] + "/+"
+        if probing:  # published before the SUBSCRIBE: the broker has it when that comes
+            self._probe_seen = False
+            self._sender.send_now(link, self._probe_topic, b'{"probe":1}', 1, True)
         subscribed: set[str] = set()
-        wanted = [*own, *self.dispatcher.filters]
+        wanted = [*own, *([probe_filter] if probing else []), *self.dispatcher.filters]
         self.dispatcher.sync("begin")
         while wanted:  # filters may be added while we wait for the SUBACK
             await self._subscribe(link, wanted)
@@ -95,6 +112,19 @@ class Subscriptions:
             wanted = [f for f in self.dispatcher.filters if f not in subscribed]
         if self.dispatcher.syncing:
             self._send_marker(link, lambda: self.dispatcher.sync("end"))
+        if probing:
+            self._send_marker(link, lambda: self._probed(link, probe_filter))
+
+    def _probed(self, link: Link, probe_filter: str) -> None:
+        """The marker behind the probe is back: the probe came before it, or it never will."""
+        seen = self._probe_seen
+        self.capabilities = BrokerCapabilities(retained_to_wildcards=seen)
+        link.unsubscribe(probe_filter)
+        self._sender.send_now(link, self._probe_topic, b"", 1, True)  # cleared
+        _log.info(
+            "the broker %s retained messages to wildcard subscriptions",
+            "sends" if seen else "does not send",
+        )
 
     async def _subscribe(self, link: Link, filters: list[str]) -> None:
         """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""
@@ -212,8 +242,10 @@ class Subscriptions:
                 if action is not None:
                     action()
                 continue
-            if topic == self.confirm_topic:
-                continue  # our own confirmation request, seen through a wide filter ("#")
+            if topic.startswith(self._own_space) or topic == self._probe_topic:
+                if topic == self._probe_topic and message.payload:
+                    self._probe_seen = True
+                continue  # our own probe, or a confirmation request seen through a wide filter
             # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
             matched = self._matched_filters(message.subscription_ids)
             if topic == own_status and (matched is None or own_status in matched):

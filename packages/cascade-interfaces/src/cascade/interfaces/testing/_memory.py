@@ -12,7 +12,7 @@ from typing import Literal, NamedTuple
 from typing_extensions import Self
 
 from .._codec import Payload, encode_payload
-from .._connector import ConnectorStats, Message, MessageCallback, SyncCallback
+from .._connector import BrokerCapabilities, ConnectorStats, Message, MessageCallback, SyncCallback
 from .._dispatch import Dispatcher, Subscription
 from .._identity import default_source_id
 from .._ids import validate_id
@@ -167,6 +167,11 @@ class InMemoryConnector:
     def stats(self) -> ConnectorStats:
         """The connector's counters."""
         return self._stats
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        """The in-memory broker does all that MQTT requires."""
+        return BrokerCapabilities(retained_to_wildcards=True)
 
     @property
     def session(self) -> int:

@@ -144,6 +144,8 @@ class FakeClient:
     fail_with: ClassVar[list[BaseException]] = []
     refuse: ClassVar[set[str]] = set()  # filters whose SUBACK says 0x80 (refused)
     poison: ClassVar[set[bytes]] = set()  # payloads on which the broker drops the connection
+    # False: retained messages go only to subscriptions of their exact topic (RabbitMQ 3.x)
+    retained_to_wildcards: ClassVar[bool] = True
 
     def __init__(self, hostname: str, port: int = 1883, **kwargs: Any) -> None:
         self.hostname = hostname
@@ -159,6 +161,7 @@ class FakeClient:
         self.filters: list[str] = []
         self.subscription_ids: dict[str, int | None] = {}
         self.unsubscribed: list[str] = []
+        self.retained: dict[str, bytes] = {}  # what this client's tiny broker retains
         FakeClient.instances.append(self)
 
     async def __aenter__(self) -> FakeClient:
@@ -181,6 +184,12 @@ class FakeClient:
             self.subscription_ids[topic_filter] = getattr(
                 properties, "SubscriptionIdentifier", [None]
             )[0]
+            exact_only = not FakeClient.retained_to_wildcards
+            for stored, payload in self.retained.items():
+                if stored == topic_filter or (
+                    topic_matches(topic_filter, stored) and not exact_only
+                ):
+                    self.deliver(stored, payload, 1, retain=True)
         return [0x80 if f in FakeClient.refuse else 1 for f in filters]
 
     def route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
@@ -189,6 +198,10 @@ class FakeClient:
         mosquitto does so for an MQTT 5 client, each copy with the
         subscription identifier of its filter (the spec allows it).
         """
+        if retain and payload:
+            self.retained[topic] = payload
+        elif retain:
+            self.retained.pop(topic, None)
         matching = [f for f in dict.fromkeys(self.filters) if topic_matches(f, topic)]
         if not matching:
             return
