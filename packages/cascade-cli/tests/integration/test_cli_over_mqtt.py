@@ -17,7 +17,6 @@ from cascade.connectors.mqtt.testing import (
     BrokerEndpoint,
     MosquittoBroker,
     free_port,
-    mqtt_tls_broker,  # noqa: F401
 )
 from cascade.interfaces import Constraint, Message, status_topic
 from cascade.runtime import Engine, task
@@ -166,7 +165,7 @@ def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
 
 
 def test_tls_with_right_and_wrong_credentials(
-    mqtt_tls_broker: MosquittoBroker,  # noqa: F811 - the fixture imported above
+    mqtt_tls_broker: MosquittoBroker,
 ) -> None:
     """--ca-file with the right user works; a wrong password exits 1 with the broker's refusal."""
     assert mqtt_tls_broker.certificates is not None

@@ -18,7 +18,6 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import (
     BrokerEndpoint,
     MosquittoBroker,
-    mosquitto_broker,  # noqa: F401
 )
 from cascade.runtime import Engine, TaskBlocked, task
 
@@ -74,7 +73,7 @@ async def test_pause_from_the_api_holds_an_engine_until_cleared(
 
 
 async def test_a_broker_that_does_not_acknowledge_gives_503(
-    mosquitto_broker: MosquittoBroker,  # noqa: F811
+    mosquitto_broker: MosquittoBroker,
     scope_name: str,
 ) -> None:
     """A frozen broker: the control request fails with 503 and the reason, not a hang or 200."""

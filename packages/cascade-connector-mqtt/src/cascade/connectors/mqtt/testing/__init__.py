@@ -9,21 +9,46 @@ loopback port, or the embedded amqtt broker where mosquitto is not
 installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
 ``mosquitto_broker`` (one per test, can ``stop``/``pause``/``resume``/
 ``restart``) or ``mqtt_tls_broker`` (TLS and a password file) as arguments.
+``family_mqtt_broker`` and friends register the same fixture names on the
+broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
+``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
+``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
 This module imports pytest; it is for tests and benchmarks only.
 """
 
 from ._certs import TestCertificates, make_test_certificates
+from ._families import (
+    BROKER_FAMILIES,
+    BROKER_FAMILY_VARIABLE,
+    MOSQUITTO_ONLY,
+    broker_family,
+    family_mosquitto_broker,
+    family_mqtt_broker,
+    family_mqtt_tls_broker,
+    skip_on_family,
+    xfail_on_family,
+)
 from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
+from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
+    "BROKER_FAMILIES",
+    "BROKER_FAMILY_VARIABLE",
+    "MOSQUITTO_ONLY",
     "NO_MOSQUITTO",
+    "NO_RABBITMQ",
     "BrokerEndpoint",
     "Inbox",
     "MosquittoBroker",
+    "RabbitMQBroker",
     "TestCertificates",
+    "broker_family",
+    "family_mosquitto_broker",
+    "family_mqtt_broker",
+    "family_mqtt_tls_broker",
     "ThreadedEmbeddedBroker",
     "free_port",
     "make_test_certificates",
@@ -31,4 +56,7 @@ __all__ = [
     "mosquitto_path",
     "mqtt_broker",
     "mqtt_tls_broker",
+    "rabbitmq_server_path",
+    "skip_on_family",
+    "xfail_on_family",
 ]
