@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -191,6 +192,12 @@ class RabbitMQBroker:
             return int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             return None
+
+    @property
+    def version(self) -> str | None:
+        """``"RabbitMQ 3.10.8 on Erlang 25.2.3"`` as the node logged it at boot, if it did."""
+        found = re.search(r"Starting (RabbitMQ \S+ on Erlang \S+)", self.log_text())
+        return found.group(1) if found else None
 
     def log_text(self) -> str:
         """What the node printed and logged so far."""
