@@ -40,6 +40,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "will with retain flag is retained": {"mosquitto": "yes", "rabbitmq": "yes"},
     "empty retained payload clears": {"mosquitto": "yes", "rabbitmq": "yes"},
     "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes"},
+    "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes"},
+    "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no"},
     "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
     "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no"},
     "topic with '*' survives (exact sub)": {
@@ -311,6 +313,46 @@ async def qos1_puback(broker: BrokerEndpoint) -> str:
     return "yes"
 
 
+async def _arrival_order(broker: BrokerEndpoint, qos_of: Callable[[int], int]) -> list[int]:
+    """Publish 400 numbered messages at ``qos_of(n)`` and return the order they arrived in
+    (at a QoS 1 subscriber, so no message is downgraded)."""
+    base = unique()
+    received: list[int] = []
+    async with client(broker) as publisher, client(broker) as subscriber:
+        await subscriber.subscribe(f"{base}/order", qos=1)
+
+        async def read() -> None:
+            async for message in subscriber.messages:
+                assert isinstance(message.payload, bytes)
+                received.append(int(message.payload))
+                if len(received) == 400:
+                    return
+
+        reading = asyncio.create_task(read())
+        for n in range(400):
+            await publisher.publish(f"{base}/order", str(n).encode(), qos=qos_of(n))
+        await asyncio.wait_for(reading, TIMEOUT)
+    return received
+
+
+async def order_within_qos(broker: BrokerEndpoint) -> str:
+    for _ in range(3):
+        received = await _arrival_order(broker, lambda n: 1 if n % 10 == 0 else 0)
+        for level in (0, 1):
+            numbers = [n for n in received if (1 if n % 10 == 0 else 0) == level]
+            if numbers != sorted(numbers):
+                return "no"
+    return "yes"
+
+
+async def order_across_qos(broker: BrokerEndpoint) -> str:
+    # a broker that reorders does so in hundreds of places per round; three rounds to be sure
+    for _ in range(3):
+        if await _arrival_order(broker, lambda n: 1 if n % 10 == 0 else 0) != list(range(400)):
+            return "no"
+    return "yes"
+
+
 async def dollar_exact(broker: BrokerEndpoint) -> str:
     base = unique()
     topic, sentinel = f"$cascade-probe/{base}/x", f"{base}/sentinel"
@@ -389,6 +431,8 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "will with retain flag is retained": will_retained,
     "empty retained payload clears": empty_retained_clears,
     "QoS 1 PUBACK": qos1_puback,
+    "order kept within one QoS level": order_within_qos,
+    "order kept across QoS 0 and QoS 1": order_across_qos,
     "'$' topic, exact subscription": dollar_exact,
     "'#' excludes '$' topics": hash_excludes_dollar,
     "topic with '*' survives (exact sub)": star_exact,
