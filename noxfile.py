@@ -6,6 +6,7 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,6 +71,23 @@ def integration(session: nox.Session) -> None:
     run_package_tests(session, "integration")
     session.log("the examples of the READMEs and docs/ (tests/docs)")
     session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
+
+
+@nox.session(name="integration-rabbitmq")
+def integration_rabbitmq(session: nox.Session) -> None:
+    """The integration tests on a private RabbitMQ node (its MQTT plugin) as the shared broker
+    (CASCADE_TEST_BROKER=rabbitmq): what RabbitMQ does differently is xfailed or skipped with the
+    reason. Then tests/brokers: the capability table, measured on mosquitto and RabbitMQ."""
+    scripts = (
+        "/usr/lib/rabbitmq/bin/rabbitmq-server",
+        "/usr/local/lib/rabbitmq/bin/rabbitmq-server",
+    )
+    if shutil.which("rabbitmq-server") is None and not any(map(os.path.exists, scripts)):
+        session.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
+    run_package_tests(session, "integration")
+    session.log("broker capabilities of both families (tests/brokers)")
+    session.run(*PYTEST, str(ROOT / "tests" / "brokers"), *session.posargs)
 
 
 @nox.session
