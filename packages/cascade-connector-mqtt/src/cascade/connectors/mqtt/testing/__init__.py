@@ -13,9 +13,11 @@ installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
 broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 ``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
 ``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
+``mosquitto_bridge`` is an edge mosquitto bridged to a centre one.
 This module imports pytest; it is for tests and benchmarks only.
 """
 
+from ._bridge import MosquittoBridge, mosquitto_bridge
 from ._certs import TestCertificates, make_test_certificates
 from ._families import (
     BROKER_FAMILIES,
@@ -52,6 +54,7 @@ __all__ = [
     "STAR_TOPIC_REWRITTEN",
     "BrokerEndpoint",
     "Inbox",
+    "MosquittoBridge",
     "MosquittoBroker",
     "RabbitMQBroker",
     "TestCertificates",
@@ -62,6 +65,7 @@ __all__ = [
     "ThreadedEmbeddedBroker",
     "free_port",
     "make_test_certificates",
+    "mosquitto_bridge",
     "mosquitto_broker",
     "mosquitto_path",
     "mqtt_broker",
