@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -15,8 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from typing_extensions import Self
+
+if TYPE_CHECKING:
+    import pwd
 
 from ._mosquitto import free_port
 
@@ -76,8 +79,10 @@ def _mqtt_accepts(port: int) -> bool:
 
 def _run_as() -> pwd.struct_passwd | None:
     """The ``rabbitmq`` account when running as root (the node then drops to it), else None."""
-    if os.geteuid() != 0:
+    if os.name != "posix" or os.geteuid() != 0:
         return None
+    import pwd
+
     try:
         return pwd.getpwnam("rabbitmq")
     except KeyError:
