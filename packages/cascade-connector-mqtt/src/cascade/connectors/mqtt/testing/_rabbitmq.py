@@ -162,7 +162,8 @@ class RabbitMQBroker:
             for path in [self.directory, *self.directory.rglob("*")]:
                 os.chown(path, self._account.pw_uid, self._account.pw_gid)
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
+        """The environment the node is started with (nothing inherited but PATH)."""
         directory = str(self.directory)
         path = os.environ.get("PATH", "/usr/bin:/bin")
         return {
@@ -219,7 +220,7 @@ class RabbitMQBroker:
             self._process = subprocess.Popen(
                 [self._executable],
                 cwd=self.directory,
-                env=self._environment(),
+                env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
