@@ -6,6 +6,7 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -72,6 +73,23 @@ def integration(session: nox.Session) -> None:
     session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
 
 
+@nox.session(name="integration-rabbitmq")
+def integration_rabbitmq(session: nox.Session) -> None:
+    """The integration tests on a private RabbitMQ node (its MQTT plugin) as the shared broker
+    (CASCADE_TEST_BROKER=rabbitmq): what RabbitMQ does differently is xfailed or skipped with the
+    reason. Then tests/brokers: the capability table, measured on mosquitto and RabbitMQ."""
+    scripts = (
+        "/usr/lib/rabbitmq/bin/rabbitmq-server",
+        "/usr/local/lib/rabbitmq/bin/rabbitmq-server",
+    )
+    if shutil.which("rabbitmq-server") is None and not any(map(os.path.exists, scripts)):
+        session.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
+    run_package_tests(session, "integration")
+    session.log("broker capabilities of both families (tests/brokers)")
+    session.run(*PYTEST, str(ROOT / "tests" / "brokers"), *session.posargs)
+
+
 @nox.session
 @nox.parametrize("fast_path", ["on", "off"])
 def connector(session: nox.Session, fast_path: str) -> None:
@@ -117,7 +135,7 @@ def typecheck(session: nox.Session) -> None:
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
-    for suite in ("faults", "docs", "browser"):
+    for suite in ("faults", "docs", "browser", "brokers"):
         session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
 
 

@@ -6,7 +6,12 @@ import uuid
 
 import pytest
 
-from cascade.connectors.mqtt.testing import mqtt_broker  # noqa: F401
+from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+    family_mosquitto_broker,  # "mosquitto_broker"
+    family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
+    family_mqtt_tls_broker,  # "mqtt_tls_broker"
+    mosquitto_bridge,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,14 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import (
+    NOT_THE_SHARED_BROKER,
+    RETAINED_EXACT_ONLY,
+    RETAINED_EXACT_ONLY_HANGS,
     BrokerEndpoint,
     MosquittoBroker,
     free_port,
-    mqtt_tls_broker,  # noqa: F401
+    skip_on_family,
+    xfail_on_family,
 )
 from cascade.interfaces import Constraint, Message, status_topic
 from cascade.runtime import Engine, task
@@ -40,6 +44,7 @@ def _mine(status: dict[str, list[dict[str, object]]], scope: str) -> list[tuple[
     return sorted((c["type"], c["params"]) for c in status["constraints"] if c["scope"] == scope)
 
 
+@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 def test_pause_then_status_shows_it(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
     """A pause acknowledged by the broker is listed by `status` (read from retained messages)."""
     scope = f"task:{scope_name}"
@@ -50,6 +55,7 @@ def test_pause_then_status_shows_it(mqtt_broker: BrokerEndpoint, scope_name: str
     assert _mine(_status(mqtt_broker), scope) == []
 
 
+@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 def test_resume_type_clears_only_the_pause(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
     """`resume --type pause` leaves the scope's limit in place."""
     scope = f"task:{scope_name}"
@@ -60,6 +66,7 @@ def test_resume_type_clears_only_the_pause(mqtt_broker: BrokerEndpoint, scope_na
     assert cascade(mqtt_broker, "resume", scope).exit_code == 0
 
 
+@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 def test_resume_clears_a_legacy_constraint_on_a_scope_with_slash(
     mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:
@@ -79,6 +86,7 @@ def test_resume_clears_a_legacy_constraint_on_a_scope_with_slash(
     assert _mine(_status(mqtt_broker), scope) == []
 
 
+@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 def test_limit_with_both_flags_reaches_an_engine_started_later(
     mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:
@@ -105,6 +113,7 @@ def test_limit_with_both_flags_reaches_an_engine_started_later(
     assert cascade(mqtt_broker, "resume", scope).exit_code == 0
 
 
+@skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
 def test_unreachable_broker_fails_fast_with_reason() -> None:
     """No broker: exit 1 within the timeout, with one line naming host, port and cause."""
     port = free_port()
@@ -119,6 +128,7 @@ def test_unreachable_broker_fails_fast_with_reason() -> None:
     assert elapsed < 6
 
 
+@skip_on_family("rabbitmq", RETAINED_EXACT_ONLY_HANGS)
 def test_watch_json_sees_a_real_runs_events(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
     """`cascade watch --json` in its own process prints the events of a run as it happens."""
     source = f"engine-{scope_name}"
@@ -154,6 +164,7 @@ def test_watch_json_sees_a_real_runs_events(mqtt_broker: BrokerEndpoint, scope_n
     assert all(b.get("task_name", scope_name) == scope_name for b in bodies)
 
 
+@skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
 def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
     """`cascade demo` with no --host starts its own broker and finishes as planned."""
     started = time.monotonic()
@@ -166,7 +177,7 @@ def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
 
 
 def test_tls_with_right_and_wrong_credentials(
-    mqtt_tls_broker: MosquittoBroker,  # noqa: F811 - the fixture imported above
+    mqtt_tls_broker: MosquittoBroker,
 ) -> None:
     """--ca-file with the right user works; a wrong password exits 1 with the broker's refusal."""
     assert mqtt_tls_broker.certificates is not None
@@ -181,6 +192,7 @@ def test_tls_with_right_and_wrong_credentials(
     assert "not authorised" in refused.output or "credentials" in refused.output
 
 
+@skip_on_family("rabbitmq", RETAINED_EXACT_ONLY_HANGS)
 def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
     """SIGINT ends `cascade watch` with exit 0 and no traceback."""
 
@@ -206,6 +218,7 @@ def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: s
     assert b"Traceback" not in err
 
 
+@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 async def test_status_marks_two_engines_sharing_a_source_id(
     mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:

@@ -12,11 +12,17 @@ import time
 
 import paho.mqtt.publish as mqtt_publish
 
-from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.connectors.mqtt.testing import (
+    NOT_THE_SHARED_BROKER,
+    RETAINED_EXACT_ONLY_HANGS,
+    BrokerEndpoint,
+    skip_on_family,
+)
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
 
 
+@skip_on_family("rabbitmq", RETAINED_EXACT_ONLY_HANGS)
 def test_watch_into_a_closed_pipe_ends_quietly_with_0(
     mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:
@@ -56,6 +62,7 @@ def test_watch_into_a_closed_pipe_ends_quietly_with_0(
     assert err == ""
 
 
+@skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
 def test_demo_with_a_duration_is_watched_from_another_terminal() -> None:
     """`cascade demo --duration S` prints the command that watches it, and that command works
     while the demo runs; the demo lasts about S seconds."""

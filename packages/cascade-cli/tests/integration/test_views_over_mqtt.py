@@ -18,10 +18,7 @@ from typer.testing import CliRunner, Result
 from cascade.cli import CliContext, WatchState, app
 from cascade.cli._state import parse_timestamp
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
-    MosquittoBroker,
-    mosquitto_broker,  # noqa: F401
-)
+from cascade.connectors.mqtt.testing import MosquittoBroker
 from cascade.interfaces import (
     Message,
     StatusMessage,
@@ -59,7 +56,7 @@ def _engine_that_came_and_went(broker: MosquittoBroker, source: str) -> None:
     asyncio.run(come_and_go())
 
 
-def test_status_last_seen_and_offline_engines(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+def test_status_last_seen_and_offline_engines(mosquitto_broker: MosquittoBroker) -> None:
     """Last seen is the engines' own time; long-offline ones are hidden until --all; forget."""
     broker = mosquitto_broker
     _engine_that_came_and_went(broker, "recent-engine")
@@ -84,7 +81,7 @@ def test_status_last_seen_and_offline_engines(mosquitto_broker: MosquittoBroker)
     assert cascade(broker, "forget", "recent-engine").exit_code == 1
 
 
-def test_forget_refuses_an_online_engine(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+def test_forget_refuses_an_online_engine(mosquitto_broker: MosquittoBroker) -> None:
     """A live engine's status is kept without --force, and the broker unreachable exits 1."""
     broker = mosquitto_broker
 
@@ -110,7 +107,7 @@ async def _total(values: list[int]) -> int:
     return sum(values)
 
 
-async def test_the_state_follows_a_real_engine(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+async def test_the_state_follows_a_real_engine(mosquitto_broker: MosquittoBroker) -> None:
     """A real run: its planned total from the start, its engine's last seen from its telemetry."""
     broker = mosquitto_broker
     state = WatchState()
@@ -172,7 +169,7 @@ class _Screen(io.StringIO):
             return self.getvalue().find(text, after) + len(text)
 
 
-def test_watch_shows_the_broker_gone_and_back(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+def test_watch_shows_the_broker_gone_and_back(mosquitto_broker: MosquittoBroker) -> None:
     """The live view says when the broker went away and that it reconnects, then connected again."""
     broker = mosquitto_broker
     screen = _Screen()
@@ -207,7 +204,7 @@ def _engine_run(broker: MosquittoBroker) -> None:
     asyncio.run(run())
 
 
-def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:
     """The demo's limits end with the run as it says: its last screen shows none in force."""
     result = cascade(mosquitto_broker, "demo", "--tasks", "8")
     assert result.exit_code == 0, result.output
@@ -218,7 +215,7 @@ def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:  # n
     assert "times in " in last_screen
 
 
-def test_readme_state_model_example_runs(mosquitto_broker: MosquittoBroker) -> None:  # noqa: F811
+def test_readme_state_model_example_runs(mosquitto_broker: MosquittoBroker) -> None:
     """The README's WatchState example runs as written against a broker and lists an engine."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## The state model, for other views", 1)[1]

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (  # noqa: F401
+from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
     BrokerEndpoint,
-    mosquitto_broker,
-    mqtt_broker,
-    mqtt_tls_broker,
+    family_mosquitto_broker,  # "mosquitto_broker"
+    family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
+    family_mqtt_tls_broker,  # "mqtt_tls_broker"
 )
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def prefix() -> str:
 
 @pytest.fixture
 async def observer(
-    mqtt_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+    mqtt_broker: BrokerEndpoint,
     prefix: str,
 ) -> AsyncIterator[MqttConnector]:
     """Another client on the shared broker, to see what a connector under test sends."""
@@ -40,7 +40,7 @@ async def observer(
 
 @pytest.fixture
 def client_id_twins(
-    mosquitto_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+    mosquitto_broker: BrokerEndpoint,
     prefix: str,
 ) -> tuple[MqttConnector, MqttConnector]:
     """Two connectors (sources "a" and "b") sharing one client id: each takes the other over."""

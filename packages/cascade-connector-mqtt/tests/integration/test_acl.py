@@ -7,10 +7,16 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
+from cascade.connectors.mqtt.testing import (
+    MOSQUITTO_ONLY,
+    MosquittoBroker,
+    mosquitto_path,
+    skip_on_family,
+)
 
 
 @pytest.mark.mqtt5
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_refused_publishes_are_counted_and_reported_once(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,12 +9,20 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import EmbeddedBroker, MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, ThreadedEmbeddedBroker
+from cascade.connectors.mqtt.testing import (
+    NOT_THE_SHARED_BROKER,
+    Inbox,
+    ThreadedEmbeddedBroker,
+    skip_on_family,
+)
 
 # amqtt's shutdown can leave a server-side connection (an asyncio stream) to the garbage
 # collector after its loop closed: collected here, its warning is this module's, not the
 # next test's. Our own connector closes its sockets (the other suites would say otherwise).
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER),
+]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -8,8 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import NO_MOSQUITTO, Inbox, MosquittoBroker, mosquitto_path
+from cascade.connectors.mqtt.testing import (
+    MOSQUITTO_ONLY,
+    NO_MOSQUITTO,
+    Inbox,
+    MosquittoBroker,
+    mosquitto_path,
+    skip_on_family,
+)
 from cascade.interfaces.connector_kit import timeout
+
+pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
     BrokerEndpoint,
-    mosquitto_broker,
-    mqtt_broker,
+    family_mosquitto_broker,  # "mosquitto_broker"
+    family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
 )
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def prefix() -> str:
 
 @pytest.fixture
 async def plain_client(
-    mqtt_broker: BrokerEndpoint,  # noqa: F811 - the fixture imported above
+    mqtt_broker: BrokerEndpoint,
 ) -> AsyncIterator[aiomqtt.Client]:
     """A bare aiomqtt client: an observer or controller that knows nothing of Cascade."""
     async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as client:

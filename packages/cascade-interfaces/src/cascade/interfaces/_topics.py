@@ -74,6 +74,7 @@ def _check_common(name: str, what: str) -> None:
         raise InvalidTopicError(f"{what} is {size} bytes long; MQTT allows {_MAX_TOPIC_BYTES}")
 
 
+@functools.lru_cache(maxsize=1024)  # on every publish: a run's telemetry topics repeat
 def validate_topic(topic: str) -> str:
     """Check that ``topic`` is a valid MQTT topic *name* (no wildcards) and return it."""
     _check_common(topic, "topic name")

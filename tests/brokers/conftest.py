@@ -1,0 +1,83 @@
+"""A private broker of each family for the session; the capability table printed at its end."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cascade.connectors.mqtt.testing import (
+    NO_MOSQUITTO,
+    NO_RABBITMQ,
+    BrokerEndpoint,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    rabbitmq_server_path,
+)
+
+pytestmark = pytest.mark.integration
+
+# (capability, family) -> what was measured, filled in by the tests
+MEASURED: dict[tuple[str, str], str] = {}
+_VERSIONS: dict[str, str] = {}
+
+
+class Brokers:
+    """The session's brokers, each started the first time a test asks for its family."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, MosquittoBroker | RabbitMQBroker] = {}
+
+    def get(self, family: str) -> BrokerEndpoint:
+        if family not in self._started:
+            if family == "mosquitto":
+                if mosquitto_path() is None:
+                    pytest.skip(NO_MOSQUITTO)
+                broker: MosquittoBroker | RabbitMQBroker = MosquittoBroker()
+            else:
+                if rabbitmq_server_path() is None:
+                    pytest.skip(NO_RABBITMQ)
+                broker = RabbitMQBroker()
+            broker.start()
+            self._started[family] = broker
+            _VERSIONS[family] = _version(broker)
+        return self._started[family]
+
+    def close(self) -> None:
+        for broker in self._started.values():
+            broker.close()
+
+
+def _version(broker: MosquittoBroker | RabbitMQBroker) -> str:
+    if isinstance(broker, RabbitMQBroker):
+        return broker.version or "RabbitMQ"
+    found = re.search(r"mosquitto version (\S+)", broker.log_text())
+    return f"mosquitto {found.group(1)}" if found else "mosquitto"
+
+
+@pytest.fixture(scope="session")
+def brokers() -> Iterator[Brokers]:
+    """Private brokers by family, shared by the session."""
+    started = Brokers()
+    yield started
+    started.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover - pytest plumbing
+    """Print what each family was measured to do, as a table."""
+    if not MEASURED:
+        return
+    families = sorted({family for _, family in MEASURED})
+    capabilities = list(dict.fromkeys(capability for capability, _ in MEASURED))
+    header = ("capability", *(f"{f} ({_VERSIONS.get(f, '?')})" for f in families))
+    rows = [(c, *(MEASURED.get((c, f), "-") for f in families)) for c in capabilities]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    write = terminalreporter.write_line
+    terminalreporter.section("broker capabilities (measured)")
+    write("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    write("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        write("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
