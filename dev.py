@@ -14,18 +14,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
-COMMANDS = {
-    "demo": ["-s", "demo", "--"],
-    # the connector's suite again with the sender's fast path off ("on" is in tests/integration)
-    "test": ["-s", "tests", "integration", "connector(fast_path='off')", "faults", "browser", "--"],
-    "nox": [],
-}
+COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "nox": []}
+# `test` runs every session in stages: each stage's first sessions in order, and its second
+# ones beside them in another nox (the RabbitMQ family: another broker, mostly idle once up);
+# the timed fault scenarios and the browser run alone. The connector's suite runs again with
+# the sender's fast path off ("on" is in tests and integration).
+TEST_STAGES = (
+    (["tests", "integration", "connector(fast_path='off')"], ["integration-rabbitmq"]),
+    (["faults", "browser"], []),
+)
 
 
 def venv_python() -> Path:
@@ -52,7 +56,29 @@ def main(argv: list[str]) -> int:
     python = ensure_nox()
     reuse = [] if os.environ.get("CI") else ["--reuse-venv=yes"]
     command = [str(python), "-m", "nox", "-f", str(ROOT / "noxfile.py"), *reuse]
+    if argv[0] == "test":
+        return run_tests(command, argv[1:])
     return subprocess.run([*command, *COMMANDS[argv[0]], *argv[1:]], check=False).returncode
+
+
+def run_tests(command: list[str], pytest_args: list[str]) -> int:
+    """Every stage of TEST_STAGES, whatever fails; non-zero if any session failed."""
+    failed = 0
+    for foreground, beside in TEST_STAGES:
+        side = None
+        with tempfile.TemporaryFile() as log:
+            if beside:
+                side_command = [*command, "-s", *beside, "--", *pytest_args]
+                side = subprocess.Popen(side_command, stdout=log, stderr=subprocess.STDOUT)
+            sessions = [*command, "-s", *foreground, "--", *pytest_args]
+            failed |= subprocess.run(sessions, check=False).returncode
+            if side is not None:
+                failed |= side.wait()
+                log.seek(0)
+                print(f"dev.py: {' '.join(beside)} (run beside the above):", flush=True)
+                sys.stdout.buffer.write(log.read())
+                sys.stdout.flush()
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from cascade.connectors.mqtt.testing import (
     RETAINED_EXACT_ONLY_HANGS,
     BrokerEndpoint,
     MosquittoBroker,
+    broker_family,
     free_port,
     skip_on_family,
     xfail_on_family,
@@ -261,3 +262,13 @@ async def test_status_marks_two_engines_sharing_a_source_id(
         await observer.publish(status_topic(source), b"", qos=1, retain=True)
         await observer.flush(5)
         await observer.disconnect()
+
+
+def test_status_says_what_a_broker_without_retained_wildcards_hides(
+    mqtt_broker: BrokerEndpoint,
+) -> None:
+    """On RabbitMQ 3.x a warning on stderr names what status cannot show; on mosquitto none."""
+    result = cascade(mqtt_broker, "status", "--json")
+    assert result.exit_code == 0, result.output
+    warned = "cannot show the engines and constraints it retains" in result.stderr
+    assert warned is (broker_family() == "rabbitmq")

@@ -11,6 +11,7 @@ from cascade.connectors.mqtt.testing import (
     RETAINED_EXACT_ONLY,
     BrokerEndpoint,
     Inbox,
+    broker_family,
     xfail_on_family,
 )
 from cascade.interfaces import Message
@@ -118,15 +119,20 @@ async def test_twin_connectors_wait_for_their_own_markers(
         assert len(got) == 50
 
 
-async def test_a_mosquitto_is_found_to_send_retained_messages_to_wildcards(
-    mqtt_broker: BrokerEndpoint, prefix: str
+async def test_the_connector_learns_whether_wildcards_get_retained_messages(
+    mqtt_broker: BrokerEndpoint, observer: MqttConnector, prefix: str
 ) -> None:
-    """The first connection learns it, and leaves no retained probe behind."""
+    """mosquitto sends them, RabbitMQ 3.x does not; the probe leaves nothing retained behind."""
     host, port = mqtt_broker.host, mqtt_broker.port
+    seen = Inbox()  # live, so on either family: the probe's topic
+    await observer.subscribe(f"{prefix}/_marker/prober/+/probe", seen)
     async with MqttConnector(host, port, topic_prefix=prefix, source_id="prober") as connector:
         await connector.subscribe(f"{prefix}/x/#", lambda m: None)
-        assert connector.capabilities.retained_to_wildcards is True
-    leftovers = Inbox()
+        expected = broker_family() != "rabbitmq"
+        assert connector.capabilities.retained_to_wildcards is expected
+    probe = await seen.next()
+    assert probe.payload == {"probe": 1}
+    leftover = Inbox()  # an exact subscription: every family sends it what is retained there
     async with MqttConnector(host, port, topic_prefix=prefix, presence=False) as reader:
-        await reader.subscribe(f"{prefix}/_marker/prober/#", leftovers)
-    assert leftovers.all == []
+        await reader.subscribe(probe.topic, leftover)
+    assert leftover.all == []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import (
@@ -18,6 +20,7 @@ from cascade.connectors.mqtt.testing import (
     STAR_TOPIC_REWRITTEN,
     BrokerEndpoint,
     MosquittoBroker,
+    broker_family,
     skip_on_family,
     xfail_on_family,
 )
@@ -248,3 +251,14 @@ async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> N
     while not predicate():
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)
+
+
+async def test_an_engine_says_once_when_its_broker_hides_retained_constraints(
+    mqtt_broker: BrokerEndpoint, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On RabbitMQ 3.x the engine names the consequence; on mosquitto it says nothing."""
+    engine = _engine(mqtt_broker, prefix, heartbeat_interval=None)
+    with caplog.at_level(logging.WARNING, "cascade.runtime"):
+        assert await engine.run(total([double(1), double(2)])) == 6
+    said = caplog.text.count("constraints set before this engine started will not apply")
+    assert said == (1 if broker_family() == "rabbitmq" else 0)
