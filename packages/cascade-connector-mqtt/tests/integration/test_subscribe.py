@@ -136,3 +136,22 @@ async def test_the_connector_learns_whether_wildcards_get_retained_messages(
     async with MqttConnector(host, port, topic_prefix=prefix, presence=False) as reader:
         await reader.subscribe(probe.topic, leftover)
     assert leftover.all == []
+
+
+async def test_a_topic_the_client_refuses_is_rejected_and_the_connection_stays(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """RabbitMQ delivers 'task/api_*' as 'task/api_+': counted in rejected, nothing else lost."""
+    host, port = mqtt_broker.host, mqtt_broker.port
+    inbox = Inbox()
+    async with MqttConnector(host, port, topic_prefix=prefix, presence=False) as reader:
+        await reader.subscribe(f"{prefix}/c/#", inbox)
+        async with MqttConnector(host, port, topic_prefix=prefix, presence=False) as writer:
+            await writer.publish(f"{prefix}/c/task/api_*/pause", {"n": 1}, qos=1)
+            await writer.publish(f"{prefix}/c/after", {"n": 2}, qos=1)
+        await inbox.until(lambda m: m.topic == f"{prefix}/c/after")
+        rabbitmq = broker_family() == "rabbitmq"
+        assert [m.payload["n"] for m in inbox.all] == ([2] if rabbitmq else [1, 2])
+        assert reader.stats.rejected == (1 if rabbitmq else 0)
+        assert reader.stats.reconnects == 0
+        assert reader.is_connected

@@ -72,10 +72,13 @@ class LinkHooks:
 
     ``settled(mid, refusal)``: the message (or run) ``mid`` was written (QoS 0)
     or acknowledged (QoS 1+); ``refusal`` is the reason of a PUBACK that
-    refused it (MQTT 5), else ``None``.
+    refused it (MQTT 5), else ``None``. ``unreadable(topic, reason)``: a
+    message from the broker could not be taken in (a topic name MQTT does not
+    allow): it is dropped, and the connection goes on.
     """
 
     settled: Callable[[int, object], None]
+    unreadable: Callable[[str, str], None]
 
 
 class Link(Protocol):

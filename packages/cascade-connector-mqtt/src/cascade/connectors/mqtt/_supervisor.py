@@ -129,7 +129,7 @@ class Supervisor:
         presence = self._presence
         presence.new_session()
         settings = self._options.link_settings(presence.will())
-        link = self._make_link(settings, LinkHooks(self._sender.settled))
+        link = self._make_link(settings, LinkHooks(self._sender.settled, self._unreadable))
         try:
             await link.open()
         except BaseException:
@@ -274,6 +274,17 @@ class Supervisor:
                 exc = task.exception()
                 if not isinstance(exc, LinkError):
                     _log.error("connector task %s failed", task.get_name(), exc_info=exc)
+
+    def _unreadable(self, topic: str, reason: str) -> None:
+        """A message the link could not take in: counted in ``rejected``, logged (rate-limited)."""
+        self._stats.rejected += 1
+        self._log.warning(
+            "unreadable",
+            "rejected a message on %r from the broker: %s (RabbitMQ turns a '*' in a topic into "
+            "'+')",
+            topic,
+            reason,
+        )
 
     def _answer_own_status(self, link: Link, raw: bytes) -> None:
         """Keep this source shown online while it lives (see :meth:`Presence.answer`).

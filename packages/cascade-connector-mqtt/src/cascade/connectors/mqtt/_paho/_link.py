@@ -136,6 +136,21 @@ class PahoLink:
                 forward_connect(*args)
 
         paho.on_connect = on_connect
+        forward_message = getattr(paho, "on_message", None)
+
+        def on_message(*args: Any) -> None:
+            # (client, userdata, message): aiomqtt refuses a topic with a wildcard in it, which
+            # RabbitMQ makes of a '*' ("task/api_*" arrives as "task/api_+"); raised here, its
+            # ValueError would end the connection, and every reconnection would meet it again
+            try:
+                if forward_message is not None:
+                    forward_message(*args)
+            except ValueError as exc:
+                topic = getattr(args[2], "_topic", b"")  # as received: .topic may not decode
+                name = topic.decode(errors="replace") if isinstance(topic, bytes) else str(topic)
+                hooks.unreadable(name, str(exc))
+
+        paho.on_message = on_message
         forward_subscribe = paho.on_subscribe
         waiting = getattr(client, "_pending_subscribes", None)
         if waiting is not None and forward_subscribe is not None:

@@ -66,8 +66,8 @@ RETAINED_EXACT_ONLY_HANGS = (
 STAR_TOPIC_REWRITTEN = (
     "maps each MQTT topic to an AMQP routing key and back, so a '*' in a topic arrives as '+' "
     "(and a '.' as '/'): a limit or pause on task:api_* reaches subscribers on "
-    "{prefix}/constraints/task/api_+/..., a topic name with a wildcard, which paho refuses in "
-    "its on_message: the connection ends, the engine reconnects and never applies the limit"
+    "{prefix}/constraints/task/api_+/..., a topic name with a wildcard, which the connector "
+    "rejects (counted in stats.rejected; the connection stays): the limit never applies"
 )
 QOS_ORDER_NOT_KEPT = (
     "does not keep one publisher's QoS 0 and QoS 1 messages in order (each level keeps its "
