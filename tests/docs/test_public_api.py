@@ -17,7 +17,7 @@ MODULES = {
         "cascade.interfaces.testing",
     ],
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],
-    "cascade-runtime": ["cascade.runtime"],
+    "cascade-runtime": ["cascade.runtime", "cascade.runtime.testing"],
     "cascade-cli": ["cascade.cli", "cascade.cli.dashboard"],
 }
 EVERY_MODULE = [(package, module) for package, modules in MODULES.items() for module in modules]

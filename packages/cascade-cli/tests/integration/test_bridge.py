@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 
 from typer.testing import CliRunner, Result
 
@@ -17,7 +16,8 @@ from cascade.connectors.mqtt.testing import (
     MosquittoBridge,
     skip_on_family,
 )
-from cascade.runtime import Engine, Event, TaskBlocked, TaskRunning, task
+from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
 
 pytestmark = skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
 
@@ -28,38 +28,6 @@ def cascade(broker: BrokerEndpoint, *args: str) -> Result:
     result = CliRunner().invoke(app, [*args, *address])
     assert result.exit_code == 0, result.output
     return result
-
-
-class Recorder:
-    """The engine's events, with a way to wait for one that matches."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-
-    def names(self, kind: type[Event]) -> list[str]:
-        return [getattr(e, "task_name", "") for e in self.events if isinstance(e, kind)]
-
-
-async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for state that a network callback changes and that no event announces."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_pause_on_the_centre_holds_an_engine_on_the_edge(
@@ -81,7 +49,7 @@ async def test_pause_on_the_centre_holds_an_engine_on_the_edge(
         return x + 1
 
     engine = Engine(MqttConnector(edge.host, edge.port, source_id=source), heartbeat_interval=None)
-    recorder = Recorder()
+    recorder = EventRecorder()
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run(bridged_next(bridged_first())))
     try:
@@ -93,7 +61,7 @@ async def test_pause_on_the_centre_holds_an_engine_on_the_edge(
         started = time.monotonic()
         await asyncio.to_thread(cascade, centre, "pause", "global")
         sent = time.monotonic()
-        await _eventually(lambda: engine.stats.accepted == 1)
+        await eventually(lambda: engine.stats.accepted == 1)
         applied = time.monotonic()
         print(
             f"pause latency over the bridge: {applied - started:.3f} s from `cascade pause global`"

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +25,8 @@ from cascade.connectors.mqtt.testing import (
 )
 from cascade.interfaces import Constraint, constraint_topic, decode_envelope
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.runtime import Engine, Event, TaskBlocked, TaskCompleted, TaskRunning, task
+from cascade.runtime import Engine, TaskBlocked, TaskCompleted, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
 TASK_BODY_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
@@ -95,29 +95,6 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
     assert len({m["run_id"] for m in messages}) == 1
 
 
-class Recorder:
-    """The engine's events, with a way to wait for one that matches."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-
-    def names(self, kind: type[Event]) -> list[str]:
-        return [getattr(e, "task_name", "") for e in self.events if isinstance(e, kind)]
-
-
 @xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 async def test_retained_pause_from_plain_client_holds_tasks_until_cleared(
     mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
@@ -139,7 +116,7 @@ async def test_retained_pause_from_plain_client_holds_tasks_until_cleared(
         return i
 
     engine = _engine(mqtt_broker, prefix)
-    recorder = Recorder()
+    recorder = EventRecorder()
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run([report_daily(), *[ingest(i) for i in range(3)]]))
     await recorder.until(
@@ -174,7 +151,7 @@ async def test_concurrency_limit_published_during_run_is_obeyed(
         return i
 
     engine = _engine(mqtt_broker, prefix, max_concurrency=4)
-    recorder = Recorder()
+    recorder = EventRecorder()
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run([crunch(i) for i in range(12)]))
     await recorder.until(lambda: recorder.names(TaskRunning).count("crunch") == 4)
@@ -185,7 +162,7 @@ async def test_concurrency_limit_published_during_run_is_obeyed(
         qos=1,
         retain=True,
     )
-    await _eventually(lambda: engine.stats.accepted == 1)
+    await eventually(lambda: engine.stats.accepted == 1)
     limited = True
     gate.set()
     assert await asyncio.wait_for(run, 15) == list(range(12))
@@ -206,7 +183,7 @@ async def test_a_limit_on_a_glob_scope_published_during_run_is_applied(
         return i
 
     engine = _engine(mqtt_broker, prefix, max_concurrency=2)
-    recorder = Recorder()
+    recorder = EventRecorder()
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run([crunch_a(i) for i in range(4)]))
     try:
@@ -215,7 +192,7 @@ async def test_a_limit_on_a_glob_scope_published_during_run_is_applied(
         topic = constraint_topic("task:crunch_*", "concurrency", prefix)
         assert topic.endswith("/task/crunch_*/concurrency")
         await plain_client.publish(topic, encode_payload(limit), qos=1)
-        await _eventually(lambda: engine.stats.accepted == 1, timeout=5.0)
+        await eventually(lambda: engine.stats.accepted == 1, timeout=5.0)
     finally:
         gate.set()
         assert await asyncio.wait_for(run, 15) == list(range(4))
@@ -242,15 +219,6 @@ async def test_a_run_ending_while_the_broker_hangs_does_not_wait_for_it(
     finally:
         mosquitto_broker.resume()
         await connector.disconnect()
-
-
-async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for state that a network callback changes and that no event announces."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_an_engine_says_once_when_its_broker_hides_retained_constraints(

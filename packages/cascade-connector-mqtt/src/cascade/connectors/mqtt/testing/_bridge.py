@@ -6,14 +6,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from types import TracebackType
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from typing_extensions import Self
 
 from ._fixtures import NO_MOSQUITTO
+from ._managed import ManagedBroker
 from ._mosquitto import MosquittoBroker, mosquitto_path
 
 __all__ = ["MosquittoBridge", "mosquitto_bridge"]
@@ -29,7 +28,7 @@ def _setter(topic: str, event: threading.Event) -> Callable[..., None]:
     return on_message
 
 
-class MosquittoBridge:
+class MosquittoBridge(ManagedBroker):
     """A ``centre`` mosquitto and an ``edge`` mosquitto bridged to it.
 
     The edge's configuration has one bridge ``connection`` to the centre
@@ -99,22 +98,6 @@ class MosquittoBridge:
         """Stop both brokers and delete their files."""
         self.edge.close()
         self.centre.close()
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<MosquittoBridge edge={self.edge.port} -> centre={self.centre.port}>"

@@ -22,10 +22,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._fixtures import NO_MOSQUITTO, BrokerEndpoint
-from ._mosquitto import MosquittoBroker, mosquitto_path
+from ._fixtures import BrokerEndpoint, local_broker, own_mosquitto
+from ._mosquitto import MosquittoBroker
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
-from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
     "BROKER_FAMILIES",
@@ -119,38 +118,24 @@ def family_mqtt_broker() -> Iterator[BrokerEndpoint]:
         with RabbitMQBroker() as rabbit:
             yield rabbit
         return
-    # the same as the plain mqtt_broker fixture
-    if mosquitto_path() is not None:
-        with MosquittoBroker() as broker:
-            yield broker
-        return
-    embedded = ThreadedEmbeddedBroker()
-    embedded.start()
-    try:
-        yield embedded
-    finally:
-        embedded.stop()
+    yield from local_broker()
 
 
 @pytest.fixture(name="mosquitto_broker")
 def family_mosquitto_broker() -> Iterator[MosquittoBroker]:
     """The plain ``mosquitto_broker`` (one per test), skipped unless the family is mosquitto."""
-    family = broker_family()
-    if family != "mosquitto":
-        pytest.skip(MOSQUITTO_ONLY.format(family=family))
-    if mosquitto_path() is None:
-        pytest.skip(NO_MOSQUITTO)
-    with MosquittoBroker() as broker:
-        yield broker
+    _mosquitto_family_only()
+    yield from own_mosquitto()
 
 
 @pytest.fixture(name="mqtt_tls_broker")
 def family_mqtt_tls_broker() -> Iterator[MosquittoBroker]:
     """The plain ``mqtt_tls_broker`` (user ``cascade``/``secret``), skipped off mosquitto."""
+    _mosquitto_family_only()
+    yield from own_mosquitto(tls=True, users={"cascade": "secret"})
+
+
+def _mosquitto_family_only() -> None:
     family = broker_family()
     if family != "mosquitto":
         pytest.skip(MOSQUITTO_ONLY.format(family=family))
-    if mosquitto_path() is None:
-        pytest.skip(NO_MOSQUITTO)
-    with MosquittoBroker(tls=True, users={"cascade": "secret"}) as broker:
-        yield broker

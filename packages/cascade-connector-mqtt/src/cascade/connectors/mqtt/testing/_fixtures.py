@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -31,14 +31,8 @@ class BrokerEndpoint(Protocol):
     def supports_mqtt5(self) -> bool: ...
 
 
-@pytest.fixture(scope="session")
-def mqtt_broker() -> Iterator[BrokerEndpoint]:
-    """A broker shared by the session: a private mosquitto, or the embedded broker without one.
-
-    Shared, so tests must use unique topics and must not stop or hang it
-    (use ``mosquitto_broker`` for that). Skip what needs MQTT 5 with
-    ``if not mqtt_broker.supports_mqtt5: pytest.skip(...)``.
-    """
+def local_broker() -> Iterator[BrokerEndpoint]:
+    """A private mosquitto, or the embedded broker where mosquitto is not installed."""
     if mosquitto_path() is not None:
         with MosquittoBroker() as broker:
             yield broker
@@ -51,16 +45,32 @@ def mqtt_broker() -> Iterator[BrokerEndpoint]:
         embedded.stop()
 
 
+def own_mosquitto(**options: Any) -> Iterator[MosquittoBroker]:
+    """A private mosquitto made with ``options``; skips the test where mosquitto is missing."""
+    if mosquitto_path() is None:
+        pytest.skip(NO_MOSQUITTO)
+    with MosquittoBroker(**options) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[BrokerEndpoint]:
+    """A broker shared by the session: a private mosquitto, or the embedded broker without one.
+
+    Shared, so tests must use unique topics and must not stop or hang it
+    (use ``mosquitto_broker`` for that). Skip what needs MQTT 5 with
+    ``if not mqtt_broker.supports_mqtt5: pytest.skip(...)``.
+    """
+    yield from local_broker()
+
+
 @pytest.fixture
 def mosquitto_broker() -> Iterator[MosquittoBroker]:
     """A private mosquitto for one test, free to stop, pause (SIGSTOP), resume and restart.
 
     Skips the test where mosquitto is not installed.
     """
-    if mosquitto_path() is None:
-        pytest.skip(NO_MOSQUITTO)
-    with MosquittoBroker() as broker:
-        yield broker
+    yield from own_mosquitto()
 
 
 @pytest.fixture
@@ -70,7 +80,4 @@ def mqtt_tls_broker() -> Iterator[MosquittoBroker]:
     The user is ``cascade`` with password ``secret``; anonymous access is off.
     Skips the test where mosquitto is not installed.
     """
-    if mosquitto_path() is None:
-        pytest.skip(NO_MOSQUITTO)
-    with MosquittoBroker(tls=True, users={"cascade": "secret"}) as broker:
-        yield broker
+    yield from own_mosquitto(tls=True, users={"cascade": "secret"})

@@ -10,11 +10,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-
-from typing_extensions import Self
 
 from ._certs import TestCertificates, make_test_certificates
+from ._managed import ManagedBroker
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
 
@@ -45,7 +43,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
-class MosquittoBroker:
+class MosquittoBroker(ManagedBroker):
     """One private ``mosquitto`` on free loopback port(s), configured from a generated file.
 
     ``users`` (name → password) makes a password file and turns anonymous
@@ -229,18 +227,6 @@ class MosquittoBroker:
         """Stop mosquitto and delete the generated files."""
         self.stop()
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<MosquittoBroker 127.0.0.1:{self.port} running={self.running}>"

@@ -13,14 +13,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
-
-from typing_extensions import Self
 
 if TYPE_CHECKING:
     import pwd
 
+from ._managed import ManagedBroker
 from ._mosquitto import free_port
 
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path"]
@@ -89,7 +87,7 @@ def _run_as() -> pwd.struct_passwd | None:
         return None
 
 
-class RabbitMQBroker:
+class RabbitMQBroker(ManagedBroker):
     """One private RabbitMQ node with the ``rabbitmq_mqtt`` plugin on free loopback ports.
 
     Nothing is shared with a RabbitMQ the system may run: the node has its
@@ -280,18 +278,6 @@ class RabbitMQBroker:
         """Stop the node and delete its directory."""
         self.stop()
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
