@@ -111,6 +111,29 @@ async def test_a_request_goes_every_quarter_window(fake_mqtt: FakeMqtt) -> None:
         assert connector.stats.published == 200
 
 
+async def test_the_answer_to_a_request_sends_more_at_once(fake_mqtt: FakeMqtt, path: str) -> None:
+    """A full window refills as soon as a request's answer settles a run, not at half window.
+
+    What is sent then carries the ACK of that answer: waiting for half the window
+    left the broker's next answer to TCP's delayed ACK (a 40 ms stall per window).
+    """
+    async with MqttConnector(
+        "broker", source_id="s", max_in_flight=40, flush_timeout=0.01, link=fake_mqtt.link
+    ) as connector:
+        paho = _hold_answers(fake_mqtt.client)
+        for n in range(10):  # a quarter window: handed over, then a request for them
+            await connector.publish("t/x", b"%d" % n)
+        await _until(lambda: paho.requested, "the first request")
+        for n in range(10, 60):
+            await connector.publish("t/x", b"%d" % n)
+        await _until(lambda: len(handed_qos0(fake_mqtt.client)) == 40, "a full window")
+        asked = [mid for mid in range(1, paho.last_mid + 1) if mid in paho.requested]
+        for mid in range(1, asked[0] + 1):  # the first request, and what was written before it
+            paho.ack(mid)
+        assert connector.stats.published == 10  # 30 in flight: more than half the window
+        await _until(lambda: len(handed_qos0(fake_mqtt.client)) > 40, "more sent at once")
+
+
 @fast_path_only
 async def test_a_qos1_puback_confirms_the_qos0_messages_before_it(fake_mqtt: FakeMqtt) -> None:
     """Mixed traffic needs no request of its own: a QoS 1 message's PUBACK answers for the rest."""

@@ -119,8 +119,14 @@ class Sender:
         settled = buffer.confirm(mid)
         if settled:
             self._stats.published += settled - refused
-            # refill at half the window: one wake-up per batch, not per acknowledgement
-            if buffer.queued and buffer.in_flight_count <= self.max_in_flight // 2:
+            # Refill at half the window: one wake-up per batch, not per acknowledgement; and at
+            # once after a confirmation request's answer (it settles a whole run of QoS 0), so
+            # that what we send carries the ACK of that answer. Left to TCP's delayed ACK, the
+            # broker's next answer would wait for it (Nagle's algorithm, mosquitto's default).
+            if buffer.queued and (
+                buffer.in_flight_count <= self.max_in_flight // 2
+                or settled >= self.confirmations.every
+            ):
                 wake = self.wake
                 if wake is not None:
                     wake.set()

@@ -40,6 +40,7 @@ class FakePaho:
         self.published: list[tuple[str, bytes, int, bool]] = []
         # what was handed over, in order: one list per publish() or per queued run of packets
         self.handed: list[list[tuple[str, bytes, int, bool]]] = []
+        self.requested: set[int] = set()  # message ids of the confirmation requests
         self.packets: list[tuple[int, bytes]] = []
         self.on_publish: Any = None
         self.on_unsubscribe: Any = None
@@ -84,6 +85,8 @@ class FakePaho:
             return Info(0, mid)
         self.published.append((topic, payload, qos, retain))
         self.handed.append([(topic, payload, qos, retain)])
+        if topic.endswith("/confirm"):
+            self.requested.add(mid)
         self.owner.route(topic, payload, qos, retain)
         if self.auto_ack:
             asyncio.get_running_loop().call_soon(self._answer, self.ack, mid)
