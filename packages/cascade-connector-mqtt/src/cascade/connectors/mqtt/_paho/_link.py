@@ -9,13 +9,15 @@ paho has them privately. Each such reach is here, checked at run time
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttError
-from paho.mqtt.client import MQTTMessageInfo
+from paho.mqtt.client import MQTTMessage, MQTTMessageInfo
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -68,6 +70,8 @@ class PahoLink:
         self._thread: ConnectThread | None = None
         self._subscription_ids = settings.mqtt5
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages the sender encoded
+        self._incoming: deque[Incoming] = deque()  # received, not yet taken by messages()
+        self._waiter: asyncio.Future[None] | None = None  # messages() waits on it for more
         self._batches = fast_wire_supported(self._paho)
         self._hook()
 
@@ -136,21 +140,7 @@ class PahoLink:
                 forward_connect(*args)
 
         paho.on_connect = on_connect
-        forward_message = getattr(paho, "on_message", None)
-
-        def on_message(*args: Any) -> None:
-            # (client, userdata, message): aiomqtt refuses a topic with a wildcard in it, which
-            # RabbitMQ makes of a '*' ("task/api_*" arrives as "task/api_+"); raised here, its
-            # ValueError would end the connection, and every reconnection would meet it again
-            try:
-                if forward_message is not None:
-                    forward_message(*args)
-            except ValueError as exc:
-                topic = getattr(args[2], "_topic", b"")  # as received: .topic may not decode
-                name = topic.decode(errors="replace") if isinstance(topic, bytes) else str(topic)
-                hooks.unreadable(name, str(exc))
-
-        paho.on_message = on_message
+        paho.on_message = self._received  # instead of aiomqtt's: see messages()
         forward_subscribe = paho.on_subscribe
         waiting = getattr(client, "_pending_subscribes", None)
         if waiting is not None and forward_subscribe is not None:
@@ -280,13 +270,58 @@ class PahoLink:
     def unsubscribe(self, topic_filter: str) -> None:
         self._paho.unsubscribe(topic_filter)
 
-    async def messages(self) -> AsyncIterator[Incoming]:
+    def _received(self, client: Any, userdata: Any, message: MQTTMessage) -> None:
+        """paho's on_message: queue the message for :meth:`messages`, in order.
+
+        In place of aiomqtt's, whose iterator makes a task per message (the
+        receive path's main cost), and which raises on a topic name MQTT does
+        not allow, ending the connection: RabbitMQ makes one of a ``*``
+        ("task/api_*" arrives as "task/api_+"). Such a message is reported
+        through the hooks, and the connection goes on.
+        """
+        raw_topic: bytes = message._topic  # as received: .topic may not decode
         try:
-            async for message in self.client.messages:
-                payload: object = message.payload  # bytes from paho, whatever aiomqtt's type says
-                raw = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
-                numbers = getattr(message.properties, "SubscriptionIdentifier", None) or ()
-                ids = (numbers,) if isinstance(numbers, int) else tuple(numbers)
-                yield Incoming(message.topic.value, raw, message.qos, message.retain, ids)
-        except MqttError as exc:
-            raise LinkError(describe_failure(exc, self._settings.connect_timeout)) from exc
+            topic = raw_topic.decode()
+        except UnicodeDecodeError as exc:
+            self._hooks.unreadable(raw_topic.decode(errors="replace"), f"not UTF-8 ({exc})")
+            return
+        if "+" in topic or "#" in topic:
+            self._hooks.unreadable(topic, "a topic name with a wildcard in it")
+            return
+        numbers = getattr(message.properties, "SubscriptionIdentifier", None) or ()
+        ids = (numbers,) if isinstance(numbers, int) else tuple(numbers)
+        payload = message.payload
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        self._incoming.append(Incoming(topic, payload, message.qos, message.retain, ids))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def messages(self) -> AsyncIterator[Incoming]:
+        """What :meth:`_received` queued, in order; then LinkError once the connection is gone."""
+        incoming = self._incoming
+        disconnected = self.client._disconnected  # the future of this connection (see open)
+        loop = asyncio.get_running_loop()
+        while True:
+            while incoming:
+                yield incoming.popleft()
+            if disconnected.done():
+                break
+            waiter = self._waiter = loop.create_future()
+            wake = functools.partial(_resolve, waiter)
+            disconnected.add_done_callback(wake)
+            try:
+                await waiter
+            finally:
+                disconnected.remove_done_callback(wake)
+                self._waiter = None
+        failure = None if disconnected.cancelled() else disconnected.exception()
+        if isinstance(failure, Exception):
+            raise LinkError(describe_failure(failure, self._settings.connect_timeout)) from failure
+        raise LinkError("the connection was closed")
+
+
+def _resolve(waiter: asyncio.Future[None], _: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

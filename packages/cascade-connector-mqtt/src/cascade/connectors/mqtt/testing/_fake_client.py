@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiomqtt
 import pytest
 from aiomqtt.exceptions import MqttError
+from paho.mqtt.client import MQTTMessage
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -46,6 +46,7 @@ class FakePaho:
         self.on_unsubscribe: Any = None
         self.on_socket_open: Any = None
         self.on_subscribe: Any = None
+        self.on_message: Any = None
         self.connect_timeout = 0.0
         self._out_messages: dict[int, object] = {}
         self._last_mid = 0
@@ -160,7 +161,6 @@ class FakeClient:
         self._disconnected: asyncio.Future[None] = loop.create_future()
         self._misc_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.filters: list[str] = []
         self.subscription_ids: dict[str, int | None] = {}
         self.unsubscribed: list[str] = []
@@ -223,36 +223,27 @@ class FakeClient:
         retain: bool = False,
         subscription_ids: list[int] | None = None,
     ) -> None:
-        """A message from the broker, with these MQTT 5 subscription identifiers if given."""
+        """A message from the broker, with these MQTT 5 subscription identifiers if given.
+
+        Handed to paho's ``on_message``, as paho's reader would.
+        """
         properties = None
         if subscription_ids:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.SubscriptionIdentifier = subscription_ids
-        self._queue.put_nowait(aiomqtt.Message(topic, payload, qos, retain, 1, properties))
+        message = MQTTMessage(1, topic.encode())
+        message.payload = payload
+        message.qos = qos
+        message.retain = retain
+        message.properties = properties
+        if self.paho.on_message is not None:
+            self.paho.on_message(self.paho, None, message)
 
     def lose(self, exc: BaseException | None) -> None:
         """The connection goes."""
         self._client.connected = False
         if not self._disconnected.done():
             self._disconnected.set_exception(exc or MqttError("lost"))
-
-    @property
-    def messages(self) -> AsyncIterator[aiomqtt.Message]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[aiomqtt.Message]:
-        while True:
-            get: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
-            try:
-                await asyncio.wait({get, self._disconnected}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                get.cancel()
-                raise
-            if get.done():
-                yield get.result()
-                continue
-            get.cancel()
-            raise MqttError("Disconnected during message iteration")
 
 
 class FakeClientLink(PahoLink):
