@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiomqtt
 import aiomqtt.client
 import paho.mqtt.client as mqtt
@@ -38,6 +40,22 @@ async def test_an_aiomqtt_without_them_fails_connect_with_one_clear_error(
         await connector.connect()
     assert not connector.is_connected
     await connector.disconnect()
+
+
+async def test_a_paho_message_without_its_raw_topic_fails_connect_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The link reads a message's topic as received: a paho without it is named at connect()."""
+
+    class Renamed(mqtt.MQTTMessage):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            del self._topic
+
+    monkeypatch.setattr(client_module, "_aiomqtt_checked", [])
+    monkeypatch.setattr(mqtt, "MQTTMessage", Renamed)
+    with pytest.raises(RuntimeError, match=r"MQTTMessage\._topic"):
+        await MqttConnector("127.0.0.1", 1).connect()
 
 
 def test_the_installed_paho_has_the_fast_paths_parts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,31 +9,41 @@ __all__ = ["FAST_PATH_VARIABLE", "check_aiomqtt", "fast_wire_supported"]
 
 FAST_PATH_VARIABLE = "CASCADE_MQTT_FAST_PATH"
 
-# What the connector needs of aiomqtt.Client beyond its public API (closing a connection
-# whatever its state, failing an attempt the broker hung up on); checked before connecting.
+# What the link needs beyond aiomqtt's and paho's public API, whatever the fast path: closing a
+# connection whatever its state, failing an attempt the broker hung up on, reading messages as
+# received. Instance attributes, checked on throwaway objects before connecting.
 _AIOMQTT_NAMES = ("_client", "_connected", "_disconnected", "_misc_task", "_lock")
+_PAHO_NAMES = ("_reset_sockets", "_ssl_context")
+_MESSAGE_NAMES = ("_topic",)
 _aiomqtt_checked: list[str] = []  # the missing names, once checked in this process
 
 
 def check_aiomqtt() -> None:
-    """Raise ``RuntimeError`` naming what is missing if this aiomqtt lacks what we rely on.
+    """Raise ``RuntimeError`` naming what is missing if aiomqtt or paho lack what we rely on.
 
-    The names are instance attributes, so one throwaway client (no connection)
-    is made once per process. Called by ``connect()``: a future aiomqtt that
-    renamed one fails there with this message, not with an ``AttributeError``
-    in a background task.
+    One throwaway client (no connection) and message are made once per
+    process. Called by ``connect()``: a future aiomqtt or paho that renamed
+    one fails there with this message, not with an ``AttributeError`` in a
+    background task.
     """
     import aiomqtt
     from aiomqtt.client import Client  # the installed class, whatever stands in for aiomqtt.Client
+    from paho.mqtt.client import MQTTMessage
 
     if not _aiomqtt_checked:
         probe = Client("localhost")
-        _aiomqtt_checked.append(",".join(n for n in _AIOMQTT_NAMES if not hasattr(probe, n)))
+        missing = [n for n in _AIOMQTT_NAMES if not hasattr(probe, n)]
+        paho = getattr(probe, "_client", None)
+        missing += [f"paho {n}" for n in _PAHO_NAMES if not hasattr(paho, n)]
+        missing += [
+            f"paho MQTTMessage.{n}" for n in _MESSAGE_NAMES if not hasattr(MQTTMessage(), n)
+        ]
+        _aiomqtt_checked.append(",".join(missing))
     if _aiomqtt_checked[0]:
         raise RuntimeError(
-            f"aiomqtt {getattr(aiomqtt, '__version__', '?')} lacks {_aiomqtt_checked[0]}, which "
-            "MqttConnector relies on; install the aiomqtt version cascade-connector-mqtt pins "
-            "(pip install 'cascade-connector-mqtt' resolves it)"
+            f"aiomqtt {getattr(aiomqtt, '__version__', '?')} or its paho-mqtt lacks "
+            f"{_aiomqtt_checked[0]}, which MqttConnector relies on; install the versions "
+            "cascade-connector-mqtt pins (pip install 'cascade-connector-mqtt' resolves them)"
         )
 
 
