@@ -9,6 +9,9 @@ from typing import NamedTuple
 __all__ = ["Outgoing", "OutgoingBuffer", "Requeued"]
 
 
+_tuple_new = tuple.__new__
+
+
 class Outgoing(NamedTuple):
     """One message waiting to be sent; ``seq`` numbers messages in publish order."""
 
@@ -82,7 +85,8 @@ class OutgoingBuffer:
         """Queue a message; returns ``True`` if the oldest queued one was dropped to make room."""
         self.last_seq += 1
         queued = self.queued
-        queued.append(Outgoing(self.last_seq, topic, raw, qos, retain))
+        # tuple.__new__ skips NamedTuple's Python-level __new__: this runs once per publish()
+        queued.append(_tuple_new(Outgoing, (self.last_seq, topic, raw, qos, retain)))
         if len(queued) > self.maxsize:
             queued.popleft()
             if self._waiters:
