@@ -50,6 +50,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -260,6 +261,7 @@ class Result:
     status_s: float | None = None  # from all engines running to a status listing them all
     status_calls: int = 0
     status_online: int = 0
+    load: float = 0.0  # the machine's 1-minute load average when the pause was published
     wall_s: float = 0.0
 
 
@@ -310,6 +312,7 @@ async def scenario(
         await controller.connect()
         await asyncio.sleep(1.0)  # every engine in its steady state
         topic = constraint_topic("global", "pause")
+        result.load = os.getloadavg()[0]
         published = time.time()
         await controller.publish(topic, Constraint.pause("global"), qos=1, retain=True)
         await fleet.wait(ready, "paused", args.wait)
@@ -356,7 +359,11 @@ def print_table(result: Result) -> None:
     status = "never" if result.status_s is None else f"after {result.status_s:.2f} s"
     print(
         f"cascade status --json listed {result.status_online}/{result.ready} engines online "
-        f"{status} ({result.status_calls} call(s)); scenario wall time {result.wall_s:.1f} s"
+        f"{status} ({result.status_calls} call(s))"
+    )
+    print(
+        f"load average {result.load:.2f} on {os.cpu_count()} cores at the pause; "
+        f"scenario wall time {result.wall_s:.1f} s"
     )
 
 
