@@ -261,7 +261,7 @@ class Result:
     status_s: float | None = None  # from all engines running to a status listing them all
     status_calls: int = 0
     status_online: int = 0
-    load: float = 0.0  # the machine's 1-minute load average when the pause was published
+    busy: float | None = None  # the machine's CPU use (0-1) in the second before the pause
     wall_s: float = 0.0
 
 
@@ -311,8 +311,10 @@ async def scenario(
                 break
         await controller.connect()
         await asyncio.sleep(1.0)  # every engine in its steady state
+        before = cpu_times()
+        await asyncio.sleep(1.0)
+        result.busy = busy_between(before, cpu_times())
         topic = constraint_topic("global", "pause")
-        result.load = os.getloadavg()[0]
         published = time.time()
         await controller.publish(topic, Constraint.pause("global"), qos=1, retain=True)
         await fleet.wait(ready, "paused", args.wait)
@@ -335,6 +337,22 @@ async def scenario(
         await fleet.close()
     result.wall_s = time.monotonic() - began
     return result
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of every CPU from /proc/stat; ``None`` where there is none."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(fields[3:5])  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -361,8 +379,9 @@ def print_table(result: Result) -> None:
         f"cascade status --json listed {result.status_online}/{result.ready} engines online "
         f"{status} ({result.status_calls} call(s))"
     )
+    busy = "unknown" if result.busy is None else f"{result.busy:.0%}"
     print(
-        f"load average {result.load:.2f} on {os.cpu_count()} cores at the pause; "
+        f"CPU busy in the second before the pause: {busy} of {os.cpu_count()} cores; "
         f"scenario wall time {result.wall_s:.1f} s"
     )
 
