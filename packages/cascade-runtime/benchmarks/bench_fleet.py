@@ -5,8 +5,9 @@ each this script run again with ``--child``: an ``Engine(MqttConnector(host,
 port, source_id="fleet-<i>"))`` running ``--concurrency`` (4) tasks at a
 time of a workflow of tasks that each await 0.5 to 1.5 times
 ``--task-seconds`` (0.4; spread, so that starts are spread too): about 10
-task starts a second per engine, so that 100 engines take about half of two
-cores, which are then not what limits the figures. Each child writes a JSON
+task starts a second per engine, so that 100 engines keep two cores about
+half busy (the table prints how busy), which are then not what limits the
+figures. Each child writes a JSON
 line to its stdout once its engine runs tasks, when the engine held a task
 back after the pause, and when it started one again; the parent reads
 them. Times are ``time.time()`` (one machine, one clock).
