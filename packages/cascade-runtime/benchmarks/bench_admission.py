@@ -105,7 +105,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--admissions", type=int, default=200_000)
     parser.add_argument("--tasks", type=int, default=2_000)
-    return parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, 20,000 admissions")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.repeats, arguments.admissions = 3, 20_000
+    return arguments
 
 
 if __name__ == "__main__":

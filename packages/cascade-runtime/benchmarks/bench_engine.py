@@ -317,7 +317,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=20)
-    return parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="1,000 tasks, 1 repeat, 5 cycles")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.tasks, arguments.repeats, arguments.cycles = 1_000, 1, 5
+    return arguments
 
 
 if __name__ == "__main__":
