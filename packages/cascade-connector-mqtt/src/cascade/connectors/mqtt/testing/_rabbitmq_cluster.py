@@ -68,7 +68,7 @@ class RabbitMQCluster(ManagedBroker):
             os.chown(path, self._account.pw_uid, self._account.pw_gid)
 
     def rabbitmqctl(self, node: RabbitMQBroker, *args: str, timeout: float = 60.0) -> str:
-        """Run ``rabbitmqctl -n NODE ARGS`` as the node's user, with its cookie; its output.
+        """Run ``rabbitmqctl -n NODE ARGS`` as the node's user, with its cookie; its stdout.
 
         Raises :class:`RuntimeError` with the output if it fails or outlives ``timeout``.
         """
@@ -91,10 +91,10 @@ class RabbitMQCluster(ManagedBroker):
             )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} took over {timeout} s") from exc
-        output = (done.stdout + done.stderr).decode(errors="replace")
         if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{output}")
-        return output
+        return done.stdout.decode(errors="replace")
 
     def running_nodes(self, node: RabbitMQBroker | None = None) -> list[str]:
         """The cluster's running nodes as ``node`` (by default ``nodes[0]``) sees them."""
