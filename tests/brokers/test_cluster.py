@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
@@ -35,7 +36,15 @@ from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 
 from .conftest import CLUSTER, CLUSTER_MEASURED
-from .test_capabilities import TIMEOUT, _die_with_will, client, probe, unique, yes
+from .test_capabilities import (
+    TIMEOUT,
+    _connect_packet,
+    _die_with_will,
+    client,
+    probe,
+    unique,
+    yes,
+)
 
 WHERE = ("A -> A", "A -> B")
 
@@ -289,3 +298,58 @@ async def test_cluster(row: str, where: str, cluster: RabbitMQCluster) -> None:
     measured = await PROBES[row](*ends(cluster, where))
     CLUSTER_MEASURED[(row, where)] = measured
     assert measured == EXPECTED[row][where]
+
+
+# -- last in the module: it stops node B and starts it again ---------------------------------
+
+
+def _connected(node: RabbitMQBroker, client_id: str) -> socket.socket:
+    """A raw MQTT 3.1.1 connection to ``node`` with ``client_id``, once its CONNACK accepted it."""
+    sock = socket.create_connection((node.host, node.port), timeout=TIMEOUT)
+    sock.sendall(_connect_packet(client_id))
+    connack = b""
+    while len(connack) < 4:
+        chunk = sock.recv(4 - len(connack))
+        assert chunk, "the broker closed the connection instead of a CONNACK"
+        connack += chunk
+    assert connack == b"\x20\x02\x00\x00", connack
+    return sock
+
+
+def _closed(sock: socket.socket, within: float) -> bool:
+    """Whether the broker closes ``sock`` within ``within`` seconds (it sends nothing else)."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:  # a reset
+        return True
+
+
+def test_client_ids_are_tracked_across_nodes_only_while_both_are_up(
+    cluster: RabbitMQCluster,
+) -> None:
+    """RabbitMQ 3.10 tracks MQTT client ids in a Raft cluster of both nodes (``mqtt_node``).
+
+    Both up: a client id connecting on B closes its connection on A. B down: A still accepts
+    connections (its CONNACK does not wait for the Raft cluster) but, without a majority,
+    tracks no id: a second connection with the same id leaves the first open. B back: the
+    pending registrations apply, and both connections of that id are closed.
+    """
+    a, b = cluster.nodes
+    client_id = unique("id")
+    with _connected(a, client_id) as first, _connected(b, client_id) as second:
+        assert _closed(first, TIMEOUT)
+    b.stop()
+    try:
+        client_id = unique("id")
+        with _connected(a, client_id) as first, _connected(a, client_id) as second:
+            # nothing announces that no close will come: 2 s, against the instant close above
+            assert not _closed(first, 2.0)
+            b.start()
+            assert _closed(first, TIMEOUT)
+            assert _closed(second, TIMEOUT)
+    finally:
+        b.start()  # a no-op once running
+    assert cluster.running_nodes() == sorted(node.node_name for node in cluster.nodes)
