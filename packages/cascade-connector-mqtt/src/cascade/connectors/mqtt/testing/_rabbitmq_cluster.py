@@ -27,10 +27,13 @@ class RabbitMQCluster(ManagedBroker):
     and returns once both MQTT listeners accept a CONNECT again.
 
     RabbitMQ 3.10's MQTT plugin tracks client ids cluster-wide in a Raft
-    cluster (``mqtt_node``) of every node: it answers only while a majority of
-    the nodes, here both, are up. ``boot_seconds`` is how long the two nodes
-    took to boot (in parallel), ``join_seconds`` how long joining took until
-    the second node accepted MQTT again.
+    cluster (``mqtt_node``) of every node, which needs a majority, here both
+    nodes: with one node stopped the other still accepts MQTT connections
+    but tracks no client id until it is back (``tests/brokers/test_cluster.py``).
+    A node stopped with ``nodes[i].stop()`` rejoins on ``nodes[i].start()``.
+    ``boot_seconds`` is how long the two nodes took to boot (in parallel),
+    ``join_seconds`` how long joining took until the second node accepted
+    MQTT again.
 
     ``close()`` stops both nodes by their pids and deletes their files; also a
     context manager. Raises :class:`RuntimeError` where ``rabbitmq-server`` is
