@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 MEASURED: dict[tuple[str, str], str] = {}
 # (row, "A -> A" or "A -> B") -> what was measured on the two-node cluster (test_cluster.py)
 CLUSTER_MEASURED: dict[tuple[str, str], str] = {}
-# the cluster's version, boot and join times, as its fixture found them
+# the cluster's version, boot and join times, and pause latencies, as its tests found them
 CLUSTER: dict[str, str] = {}
 _VERSIONS: dict[str, str] = {}
 
@@ -83,6 +83,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover 
         terminalreporter.write_line(
             f"{CLUSTER.get('version', 'RabbitMQ')}, two nodes on loopback: booted in "
             f"{CLUSTER.get('boot', '?')}, joined in {CLUSTER.get('join', '?')}"
+        )
+        same, across = (CLUSTER.get(f"pause {w}", "?") for w in where)
+        terminalreporter.write_line(
+            f"`cascade pause` applied by a running engine {same} (A -> A), {across} (A -> B)"
+            " after the command started (polled every 10 ms)"
         )
         _table(terminalreporter, ["", *where], where, CLUSTER_MEASURED)
 

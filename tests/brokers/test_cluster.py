@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
@@ -206,11 +207,14 @@ async def running_engine(
 async def pause_applied_live(to: RabbitMQBroker, at: RabbitMQBroker) -> str:
     async with running_engine(at) as (engine, recorder, finish, following):
         scope = f"task:{following}"
+        started = time.monotonic()
         await asyncio.to_thread(cascade, to, "pause", scope)
         try:
             await eventually(lambda: any(c.scope == scope for c in engine.constraints), 5)
         except AssertionError:
             return "no"
+        where = "A -> A" if to is at else "A -> B"
+        CLUSTER[f"pause {where}"] = f"{time.monotonic() - started:.2f} s"
         # applied means held: once the first task ends, the next one is blocked, not started
         finishing = asyncio.create_task(finish())
         await recorder.until(lambda: following in recorder.names(TaskBlocked), TIMEOUT)
