@@ -22,6 +22,10 @@ pytestmark = pytest.mark.integration
 
 # (capability, family) -> what was measured, filled in by the tests
 MEASURED: dict[tuple[str, str], str] = {}
+# (row, "A -> A" or "A -> B") -> what was measured on the two-node cluster (test_cluster.py)
+CLUSTER_MEASURED: dict[tuple[str, str], str] = {}
+# the cluster's version, boot and join times, and pause latencies, as its tests found them
+CLUSTER: dict[str, str] = {}
 _VERSIONS: dict[str, str] = {}
 
 
@@ -67,16 +71,37 @@ def brokers() -> Iterator[Brokers]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:  # pragma: no cover - pytest plumbing
-    """Print what each family was measured to do, as a table."""
-    if not MEASURED:
-        return
-    families = sorted({family for _, family in MEASURED})
-    capabilities = list(dict.fromkeys(capability for capability, _ in MEASURED))
-    header = ("capability", *(f"{f} ({_VERSIONS.get(f, '?')})" for f in families))
-    rows = [(c, *(MEASURED.get((c, f), "-") for f in families)) for c in capabilities]
+    """Print what each family, and the RabbitMQ cluster, was measured to do, as tables."""
+    if MEASURED:
+        families = sorted({family for _, family in MEASURED})
+        header = ["capability", *(f"{f} ({_VERSIONS.get(f, '?')})" for f in families)]
+        terminalreporter.section("broker capabilities (measured)")
+        _table(terminalreporter, header, families, MEASURED)
+    if CLUSTER_MEASURED:
+        where = ["A -> A", "A -> B"]
+        terminalreporter.section("RabbitMQ cluster (measured)")
+        terminalreporter.write_line(
+            f"{CLUSTER.get('version', 'RabbitMQ')}, two nodes on loopback: booted in "
+            f"{CLUSTER.get('boot', '?')}, joined in {CLUSTER.get('join', '?')}"
+        )
+        same, across = (CLUSTER.get(f"pause {w}", "?") for w in where)
+        terminalreporter.write_line(
+            f"`cascade pause` applied by a running engine {same} (A -> A), {across} (A -> B)"
+            " after the command started (polled every 10 ms)"
+        )
+        _table(terminalreporter, ["", *where], where, CLUSTER_MEASURED)
+
+
+def _table(
+    terminalreporter: Any,
+    header: list[str],
+    columns: list[str],
+    measured: dict[tuple[str, str], str],
+) -> None:  # pragma: no cover - pytest plumbing
+    row_names = list(dict.fromkeys(row for row, _ in measured))
+    rows = [(r, *(measured.get((r, c), "-") for c in columns)) for r in row_names]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     write = terminalreporter.write_line
-    terminalreporter.section("broker capabilities (measured)")
     write("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     write("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:

@@ -13,7 +13,8 @@ installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
 broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 ``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
 ``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
-``mosquitto_bridge`` is an edge mosquitto bridged to a centre one.
+``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
+:class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback.
 This module imports pytest; it is for tests and benchmarks only.
 """
 
@@ -39,6 +40,7 @@ from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_brok
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
+from ._rabbitmq_cluster import RabbitMQCluster
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "MosquittoBridge",
     "MosquittoBroker",
     "RabbitMQBroker",
+    "RabbitMQCluster",
     "TestCertificates",
     "broker_family",
     "family_mosquitto_broker",
