@@ -1,0 +1,307 @@
+"""The scheduler of one run: ready tasks, constraints, concurrency, retries, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ._constraints import ConstraintManager
+from ._errors import TaskFailedError
+from ._events import (
+    Event,
+    TaskBlocked,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskRunning,
+    TaskSkipped,
+)
+from ._graph import Graph, Node, resolve
+from ._steps import describe
+
+__all__ = ["Run"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+
+class Retry:
+    """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
+
+    __slots__ = ("args", "attempt", "kwargs", "lazy", "node", "started")
+
+    def __init__(
+        self,
+        node: Node,
+        attempt: int,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.node = node
+        self.lazy = node.lazy
+        self.attempt = attempt
+        self.started = started  # of the first attempt, for duration_ms
+        self.args = args
+        self.kwargs = kwargs
+
+
+class Group:
+    """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
+
+    __slots__ = ("marked", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes: deque[Node | Retry] = deque()
+        self.marked = 0  # how many nodes at the front have had their BLOCKED event
+
+
+class Run:
+    """The scheduler of one run."""
+
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        max_concurrency: int,
+        graph: Graph,
+        manager: ConstraintManager,
+        wake: asyncio.Event,
+        run_id: str,
+    ) -> None:
+        self.graph = graph
+        self.manager = manager
+        self.wake = wake
+        self.run_id = run_id
+        self.emit = emit
+        self.max_concurrency = max_concurrency
+        self.groups: dict[str, Group] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.running = 0
+        self.finished = 0
+        self.failures: list[tuple[Node, BaseException]] = []
+        self.executor: ThreadPoolExecutor | None = None
+        self.stopping = False  # set before the run cancels its tasks
+        self.loop = asyncio.get_running_loop()
+
+    async def execute(self) -> None:
+        """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
+        for node in self.graph.nodes:
+            if node.waiting == 0:
+                self._ready(node)
+        total = len(self.graph.nodes)
+        timer: asyncio.TimerHandle | None = None
+        cancelled = False
+        try:
+            while True:
+                wait = self._dispatch()
+                if self.finished >= total:
+                    break
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                if wait != math.inf:
+                    timer = self.loop.call_later(wait, self.wake.set)
+                await self.wake.wait()
+                self.wake.clear()
+        except BaseException:
+            cancelled = True
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await self._stop_tasks()
+            if self.executor is not None:
+                self.executor.shutdown(wait=not cancelled, cancel_futures=True)
+        if self.failures:
+            node, exc = self.failures[0]
+            raise TaskFailedError(
+                node.lazy.name, node.lazy.task_id, exc, [n.lazy.task_id for n, _ in self.failures]
+            ) from exc
+
+    async def _stop_tasks(self) -> None:
+        self.stopping = True
+        if self.tasks:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _ready(self, node: Node | Retry) -> None:
+        name = node.lazy.name
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = Group()
+        if isinstance(node, Retry):
+            # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
+            group.nodes.insert(group.marked, node)
+        else:
+            group.nodes.append(node)
+
+    def _dispatch(self) -> float:
+        """Start every ready task or retry the limits allow; return seconds until a token is due."""
+        earliest = math.inf
+        admit = self.manager.admit
+        for name, group in list(self.groups.items()):
+            nodes = group.nodes
+            while nodes:
+                if self.running >= self.max_concurrency:
+                    return earliest
+                wait = admit(name)
+                if wait is not None:
+                    # BLOCKED goes to the tasks this pass would have started: one per free slot.
+                    upto = min(len(nodes), self.max_concurrency - self.running)
+                    if group.marked < upto:
+                        for node in itertools.islice(nodes, group.marked, upto):
+                            self.emit(
+                                TaskBlocked(
+                                    run_id=self.run_id,
+                                    task_id=node.lazy.task_id,
+                                    task_name=name,
+                                    attempt=node.attempt if isinstance(node, Retry) else 1,
+                                )
+                            )
+                        group.marked = upto
+                    earliest = min(earliest, wait)
+                    break
+                node = nodes.popleft()
+                if group.marked:
+                    group.marked -= 1
+                self.running += 1
+                task = self.loop.create_task(self._execute(node))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            if not nodes:
+                del self.groups[name]
+        return earliest
+
+    async def _execute(self, item: Node | Retry) -> None:
+        """Run one attempt of a task admitted by :meth:`_dispatch`.
+
+        A failed attempt with attempts left gives its admission back and, after
+        the retry delay, goes back to the ready groups as a :class:`Retry`:
+        every attempt is admitted by the constraints and ``max_concurrency``.
+        """
+        node = item.node if isinstance(item, Retry) else item
+        lazy = node.lazy
+        spec = lazy.task
+        policy = spec.retry
+        emit = self.emit
+        run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
+        retry: Retry | None = None
+        try:
+            if isinstance(item, Retry):
+                attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
+            else:
+                attempt, started = 1, time.perf_counter()
+                if node.deps:
+                    args = resolve(lazy.args, self.graph)
+                    kwargs = resolve(lazy.kwargs, self.graph)
+                else:
+                    args, kwargs = lazy.args, lazy.kwargs
+            emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+            attempt_started = time.perf_counter()
+            try:
+                if spec.is_async:
+                    result = await spec.fn(*args, **kwargs)
+                else:
+                    result = await self.loop.run_in_executor(
+                        self._executor(), functools.partial(spec.fn, *args, **kwargs)
+                    )
+            except asyncio.CancelledError as exc:
+                if self.stopping:
+                    raise
+                error: BaseException = exc  # raised by the task's own code: a failure
+            except Exception as exc:
+                error = exc
+            else:
+                node.result = result
+                emit(
+                    TaskCompleted(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        attempt=attempt,
+                    )
+                )
+                self._completed(node)
+                return
+            now = time.perf_counter()
+            if attempt < policy.max_attempts:
+                emit(
+                    TaskRetrying(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(now - attempt_started) * 1000,
+                        error=describe(error),
+                        attempt=attempt,
+                    )
+                )
+                retry = Retry(node, attempt + 1, started, args, kwargs)
+            else:
+                emit(
+                    TaskFailed(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(now - started) * 1000,
+                        error=describe(error),
+                        attempt=attempt,
+                        exception=error,
+                    )
+                )
+                self._failed(node, error)
+        except Exception as exc:  # a bug of ours must fail the task, not hang the run
+            _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
+            self._failed(node, exc)
+        finally:
+            self.running -= 1
+            self.manager.finished(name)
+            self.wake.set()
+        if retry is not None:
+            delay = policy.delay_before(retry.attempt)
+            if delay:
+                await asyncio.sleep(delay)
+            self._ready(retry)
+            self.wake.set()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The run's thread pool for sync tasks, made on first use."""
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(
+                max_workers=min(self.max_concurrency, 32), thread_name_prefix="cascade-task"
+            )
+        return self.executor
+
+    def _completed(self, node: Node) -> None:
+        self.finished += 1
+        for dependent in node.dependents:
+            dependent.waiting -= 1
+            if dependent.waiting == 0 and not dependent.skipped:
+                self._ready(dependent)
+
+    def _failed(self, node: Node, exc: BaseException) -> None:
+        self.finished += 1
+        self.failures.append((node, exc))
+        reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) failed"
+        stack = list(node.dependents)
+        while stack:
+            dependent = stack.pop()
+            if dependent.skipped:
+                continue
+            dependent.skipped = True
+            self.finished += 1
+            lazy = dependent.lazy
+            self.emit(
+                TaskSkipped(
+                    run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=reason
+                )
+            )
+            stack.extend(dependent.dependents)
