@@ -180,13 +180,12 @@ class Sender:
         self._direct.clear()
         self._direct_topics.clear()
 
-    def discard(self) -> int:
+    def discard(self) -> None:
         """``disconnect()`` ends: drop (and count) everything still buffered."""
         lost = self.buffer.clear()
         if lost:
             self._stats.dropped += lost
             _log.warning("disconnect discarded %d unsent messages", lost)
-        return lost
 
     # -- the drain ------------------------------------------------------------------------
 
