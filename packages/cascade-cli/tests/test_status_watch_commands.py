@@ -13,7 +13,6 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import BrokerOptions, CliContext, app
 from cascade.interfaces import (
-    BrokerCapabilities,
     Connector,
     Envelope,
     LifecycleEvent,
@@ -139,27 +138,39 @@ def test_watch_on_a_terminal_shows_live_view(broker: InMemoryBroker) -> None:
     assert '"topic"' not in text
 
 
-class _ExactRetainedOnly(InMemoryConnector):
-    """A connector whose broker sends retained messages to exact-topic subscriptions only."""
-
-    @property
-    def capabilities(self) -> BrokerCapabilities:
-        return BrokerCapabilities(retained_to_wildcards=False)
-
-
 def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
-    invoke: Callable[..., Result], broker: InMemoryBroker
+    invoke: Callable[..., Result],
 ) -> None:
-    """One warning on stderr naming what the command cannot show; the output stays clean."""
+    """On such a broker the constraints Cascade's writers indexed are shown, and one warning
+    on stderr names what cannot be (retained engines); the output stays clean."""
+    exact_only = InMemoryBroker(retained_to_wildcards=False)
 
     def factory(options: BrokerOptions) -> InMemoryConnector:
-        return _ExactRetainedOnly(broker, presence=False)
+        return InMemoryConnector(exact_only, presence=False)
 
+    assert invoke("pause", "task:api_*", connector_factory=factory).exit_code == 0
+    assert invoke("limit", "global", "--concurrency", "2", connector_factory=factory).exit_code == 0
     status = invoke("status", "--json", connector_factory=factory)
     assert status.exit_code == 0, status.output
-    assert "cannot show the engines and constraints it retains" in status.stderr
-    assert json.loads(status.stdout)["engines"] == []
+    assert "cannot show the engines it retains" in status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["engines"] == []
+    assert sorted((c["scope"], c["type"]) for c in shown["constraints"]) == [
+        ("global", "concurrency"),
+        ("task:api_*", "pause"),
+    ]
     watch = invoke("watch", "--json", "--duration", "0", connector_factory=factory)
     assert watch.exit_code == 0, watch.output
     assert watch.stderr.count("does not deliver retained messages to wildcard") == 1
+    lines = [json.loads(line) for line in watch.stdout.splitlines()]
+    assert sorted(line["topic"] for line in lines) == [  # each once
+        "cascade/constraints/global/concurrency",
+        "cascade/constraints/task/api_*/pause",
+    ]
+    assert invoke("resume", "task:api_*", connector_factory=factory).exit_code == 0
+    status = invoke("status", "--json", connector_factory=factory)
+    assert [c["scope"] for c in json.loads(status.stdout)["constraints"]] == ["global"]
+    assert exact_only.retained("cascade/index/constraints") == (
+        b'{"topics":["global/concurrency"],"v":1}'
+    )
     assert invoke("status").stderr == ""  # a broker that has it: nothing said

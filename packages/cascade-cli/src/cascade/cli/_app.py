@@ -19,7 +19,6 @@ from cascade.interfaces import (
     ConnectorError,
     InvalidIdError,
     Message,
-    constraints_filter,
     status_filter,
     telemetry_filter,
 )
@@ -40,7 +39,12 @@ from ._control import (
     validate_scope,
 )
 from ._pipes import guard_stdout
-from ._publishing import clear_constraints, parse_constraint_type, publish_confirmed
+from ._publishing import (
+    clear_constraints,
+    parse_constraint_type,
+    set_constraints,
+    subscribe_constraints,
+)
 from ._render import render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
@@ -131,6 +135,18 @@ def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitabl
         raise _fail(str(exc)) from None
 
 
+# What status and watch cannot show where the broker sends retained messages to exact
+# subscriptions only; the constraints Cascade's writers list in the index are read exactly.
+STATUS_LACKS = (
+    "status cannot show the engines it retains, nor constraints retained by tools that do not "
+    "keep Cascade's constraints index"
+)
+WATCH_LACKS = (
+    "watch shows engines only once they publish while it runs, and constraints retained by "
+    "tools that do not keep Cascade's constraints index only once they change"
+)
+
+
 def _say_what_the_broker_lacks(connector: Connector, consequence: str) -> None:
     """Once subscribed: a capability the broker lacks, and what it costs, on stderr."""
     if connector.capabilities.retained_to_wildcards is False:
@@ -172,10 +188,8 @@ def status(
     async def snapshot(connector: Any) -> None:
         state.prefix = connector.topic_prefix
         await connector.subscribe(status_filter(connector.topic_prefix), state.apply)
-        await connector.subscribe(constraints_filter(connector.topic_prefix), state.apply)
-        _say_what_the_broker_lacks(
-            connector, "status cannot show the engines and constraints it retains"
-        )
+        await subscribe_constraints(connector, state.apply)
+        _say_what_the_broker_lacks(connector, STATUS_LACKS)
 
     _run(ctx, broker, snapshot)
     if json_output:
@@ -200,7 +214,7 @@ def pause(
         message = pause_constraint(scope, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: publish_confirmed(c, [message], broker.timeout))
+    _run(ctx, broker, lambda c: set_constraints(c, [message], broker.timeout))
     typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
 
 
@@ -232,7 +246,7 @@ def limit(
         messages = limit_constraints(scope, concurrency, rate, ttl)
     except UsageError as exc:
         raise _usage(exc) from None
-    _run(ctx, broker, lambda c: publish_confirmed(c, list(messages), broker.timeout))
+    _run(ctx, broker, lambda c: set_constraints(c, list(messages), broker.timeout))
     typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
 
 
@@ -319,14 +333,11 @@ def watch(
         filters = [
             telemetry_filter(project_id=project, run_id=run_id, prefix=prefix),
             status_filter(prefix),
-            constraints_filter(prefix),
         ]
         for topic_filter in filters:
             await connector.subscribe(topic_filter, on_message)
-        _say_what_the_broker_lacks(
-            connector,
-            "watch shows engines and constraints only once they publish while it runs",
-        )
+        await subscribe_constraints(connector, on_message)
+        _say_what_the_broker_lacks(connector, WATCH_LACKS)
         if as_json:
             await _wait(done, duration)
             return

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from cascade.interfaces import Connector, ConstraintType, Message, constraints_filter
+from cascade.interfaces import (
+    Connector,
+    ConstraintType,
+    Message,
+    SubscriptionHandle,
+    beside_exact_reads,
+    constraints_filter,
+    read_indexed_constraints,
+    update_constraints_index,
+)
 
 from ._control import UsageError, resume_topics
 
-__all__ = ["clear_constraints", "parse_constraint_type", "publish_confirmed"]
+__all__ = [
+    "clear_constraints",
+    "parse_constraint_type",
+    "publish_confirmed",
+    "set_constraints",
+    "subscribe_constraints",
+]
 
 
 async def publish_confirmed(
@@ -19,6 +34,29 @@ async def publish_confirmed(
     for topic, payload in messages:
         await connector.publish(topic, payload, qos=1, retain=True)
     await connector.flush(timeout)
+
+
+async def set_constraints(
+    connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
+) -> None:
+    """Publish constraints as :func:`publish_confirmed` does, and list their topics in the
+    constraints index where the broker needs one (see ``update_constraints_index``)."""
+    await publish_confirmed(connector, messages, timeout)
+    await update_constraints_index(connector, add=[topic for topic, _ in messages], timeout=timeout)
+
+
+async def subscribe_constraints(
+    connector: Connector, callback: Callable[[Message], None]
+) -> SubscriptionHandle:
+    """Subscribe ``callback`` to every constraint topic, and hand it the retained ones: through
+    ``{prefix}/constraints/#``, or read exactly through the index where the broker sends
+    retained messages only to exact subscriptions."""
+    handle = await connector.subscribe(
+        constraints_filter(connector.topic_prefix), beside_exact_reads(connector, callback)
+    )
+    if connector.capabilities.retained_to_wildcards is False:
+        await read_indexed_constraints(connector, callback)
+    return handle
 
 
 async def clear_constraints(
@@ -34,10 +72,11 @@ async def clear_constraints(
     def keep(message: Message) -> None:
         retained[message.topic] = message.payload
 
-    handle = await connector.subscribe(constraints_filter(connector.topic_prefix), keep)
+    handle = await subscribe_constraints(connector, keep)
     await handle.unsubscribe()
     topics = resume_topics(scope, kind, retained)
     await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)
+    await update_constraints_index(connector, remove=topics, timeout=timeout)
     return topics
 
 

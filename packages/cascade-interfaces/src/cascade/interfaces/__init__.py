@@ -16,6 +16,12 @@ from ._connector import (
     SyncCallback,
     SyncPhase,
 )
+from ._constraints_index import (
+    beside_exact_reads,
+    constraints_index_topic,
+    read_indexed_constraints,
+    update_constraints_index,
+)
 from ._errors import (
     ConnectError,
     ConnectorError,
@@ -85,16 +91,20 @@ __all__ = [
     "SyncPhase",
     "TaskState",
     "TaskStateEvent",
+    "beside_exact_reads",
     "constraint_topic",
     "constraints_filter",
+    "constraints_index_topic",
     "decode_constraint",
     "decode_envelope",
     "decode_status",
     "events_topic",
     "heartbeat_topic",
+    "read_indexed_constraints",
     "status_filter",
     "status_topic",
     "telemetry_filter",
     "topic_matches",
+    "update_constraints_index",
     "validate_scope",
 ]

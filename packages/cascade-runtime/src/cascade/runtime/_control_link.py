@@ -6,7 +6,14 @@ import asyncio
 import logging
 import weakref
 
-from cascade.interfaces import Connector, SubscriptionHandle, SyncPhase, constraints_filter
+from cascade.interfaces import (
+    Connector,
+    SubscriptionHandle,
+    SyncPhase,
+    beside_exact_reads,
+    constraints_filter,
+    read_indexed_constraints,
+)
 
 from ._constraints import ConstraintManager
 from ._steps import StepFailed, explain, within
@@ -21,8 +28,10 @@ DEFAULT_CONNECT_WAIT = 5.0
 
 NO_RETAINED_TO_WILDCARDS = (
     "this broker does not deliver retained messages to wildcard subscriptions (RabbitMQ's MQTT "
-    "plugin, for one): constraints set before this engine started will not apply, only those "
-    "published while it runs (see the Brokers page of the docs)"
+    "plugin, for one): the constraints set before this engine started are read through the "
+    "index that Cascade's CLI and dashboard keep ({prefix}/index/constraints) and the global "
+    "scope's topics; others that were retained without it (by other tools) will not apply, only "
+    "those published while it runs (see the Brokers page of the docs)"
 )
 
 # Connectors whose broker's missing capabilities were reported: once per connector, not per run.
@@ -36,6 +45,12 @@ class ControlLink:
     then goes on in the background (the connector keeps connecting, and the
     subscription is made when the connection is), so the constraints the broker
     retains apply from the moment they arrive. :meth:`close` stops what is left.
+
+    On a broker that sends retained messages only to exact subscriptions, each
+    snapshot of ``{prefix}/constraints/#`` (which brings none) is followed by a
+    read of the constraints index (:func:`~cascade.interfaces.read_indexed_constraints`)
+    before the manager is told the snapshot ended (each message is handled once:
+    :func:`~cascade.interfaces.beside_exact_reads`).
     """
 
     def __init__(
@@ -53,6 +68,7 @@ class ControlLink:
         self._manage = manage
         self._wait = wait
         self._task: asyncio.Task[None] | None = None
+        self._exact_read: asyncio.Task[None] | None = None
         self.subscription: SubscriptionHandle | None = None
 
     async def open(self) -> None:
@@ -72,31 +88,52 @@ class ControlLink:
             if self._manage:
                 await self._connector.connect()
             step = "subscribe to the constraints"
-            manager = self._manager
-            self.subscription = await self._connector.subscribe(
-                self._filter, manager.handle_message, on_sync=self._synced
+            connector = self._connector
+            self.subscription = await connector.subscribe(
+                self._filter,
+                beside_exact_reads(connector, self._manager.handle_message),
+                on_sync=self._synced,
             )
+            step = "read the retained constraints exactly"
+            if self._exact_read is not None:  # this broker's snapshot ends with its exact reads
+                await asyncio.wait({self._exact_read})
         except Exception as exc:
             _log.warning(
                 "connector unavailable, running without control: %s failed: %s", step, explain(exc)
             )
 
     def _synced(self, phase: SyncPhase) -> None:
-        """The manager's ``on_sync``; at a snapshot's end, what the broker cannot do is said."""
-        self._manager.sync(phase)
+        """The subscription's ``on_sync``: the manager's, after the exact reads where needed."""
+        self._stop_exact_read()
         connector = self._connector
-        if phase != "end" or connector in _reported:
+        if phase == "begin" or connector.capabilities.retained_to_wildcards is not False:
+            self._manager.sync(phase)
             return
-        if connector.capabilities.retained_to_wildcards is False:
+        if connector not in _reported:
             _reported.add(connector)
-            _log.warning("%s", NO_RETAINED_TO_WILDCARDS)
+            _log.warning("%s", NO_RETAINED_TO_WILDCARDS.format(prefix=connector.topic_prefix))
+        self._exact_read = asyncio.create_task(self._read_exactly())
+
+    async def _read_exactly(self) -> None:
+        """Read the retained constraints through their exact topics, then end the snapshot."""
+        try:
+            await read_indexed_constraints(self._connector, self._manager.handle_message)
+        except Exception as exc:
+            _log.warning("could not read the retained constraints exactly: %s", explain(exc))
+        self._manager.sync("end")
+
+    def _stop_exact_read(self) -> None:
+        task = self._exact_read
+        if task is not None and not task.done():
+            task.cancel()
+        self._exact_read = None
 
     async def close(self, timeout: float) -> None:
         """Stop connecting or subscribing if still under way, then unsubscribe; bounded."""
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=timeout)
+        for task in (self._task, self._exact_read):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=timeout)
         if self.subscription is not None:
             try:
                 async with within("unsubscribe from the constraints", timeout, "shutdown_timeout"):

@@ -10,13 +10,17 @@ from typing import Any
 
 from cascade.interfaces import (
     Connector,
-    constraints_filter,
     status_filter,
     telemetry_filter,
 )
 
 from .._control import UsageError, limit_constraints, pause_constraint, validate_scope
-from .._publishing import clear_constraints, parse_constraint_type, publish_confirmed
+from .._publishing import (
+    clear_constraints,
+    parse_constraint_type,
+    set_constraints,
+    subscribe_constraints,
+)
 from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
@@ -84,9 +88,9 @@ class DashboardHub:
         """Connect (failing fast when the broker cannot be reached) and subscribe."""
         await self.connector.connect(require=True)
         prefix = self.connector.topic_prefix
-        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix),
-                             constraints_filter(prefix)):  # fmt: skip
+        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix)):
             await self.connector.subscribe(topic_filter, self._on_message)
+        await subscribe_constraints(self.connector, self._on_message)
 
     def close_streams(self) -> None:
         """End every page's stream (the server is stopping)."""
@@ -123,7 +127,7 @@ class DashboardHub:
     async def apply_constraints(self, body: Any) -> list[dict[str, Any]]:
         """Validate ``body`` as the CLI does, publish it, and wait for the broker's ack."""
         messages = constraint_messages(body)
-        await publish_confirmed(self.connector, messages, self.timeout)
+        await set_constraints(self.connector, messages, self.timeout)
         return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
 
     async def clear(self, scope: str, kind: str | None) -> list[str]:

@@ -47,9 +47,14 @@ class InMemoryBroker:
     empty retained payload clears it), sends retained messages to new
     subscriptions, and publishes a client's will when it crashes. Every
     routed message is kept in :attr:`history` for assertions.
+
+    ``retained_to_wildcards=False`` makes it behave as RabbitMQ 3.x's MQTT
+    plugin does: a retained message goes only to a subscription of its exact
+    topic, never through ``+`` or ``#`` (its connectors' ``capabilities`` say so).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, retained_to_wildcards: bool = True) -> None:
+        self.retained_to_wildcards = retained_to_wildcards
         self._retained: dict[str, _Publish] = {}
         self._clients: list[InMemoryConnector] = []
         self._wills: dict[int, _Publish] = {}
@@ -103,6 +108,8 @@ class InMemoryBroker:
 
     def _subscribe(self, client: InMemoryConnector, topic_filter: str) -> None:
         client._broker_filters.add(topic_filter)
+        if not self.retained_to_wildcards and ("+" in topic_filter or "#" in topic_filter):
+            return
         for stored in list(self._retained.values()):
             if topic_matches(topic_filter, stored.topic):
                 self._enqueue(client, stored)
@@ -170,8 +177,8 @@ class InMemoryConnector:
 
     @property
     def capabilities(self) -> BrokerCapabilities:
-        """The in-memory broker does all that MQTT requires."""
-        return BrokerCapabilities(retained_to_wildcards=True)
+        """What the in-memory broker does (``InMemoryBroker(retained_to_wildcards=...)``)."""
+        return BrokerCapabilities(retained_to_wildcards=self.broker.retained_to_wildcards)
 
     @property
     def session(self) -> int:
