@@ -55,8 +55,9 @@ MOSQUITTO_ONLY = (
 # Differences of RabbitMQ 3.x's MQTT plugin, measured in tests/brokers/test_capabilities.py.
 RETAINED_EXACT_ONLY = (
     "sends a retained message only to subscriptions of its exact topic, never through a '+' or "
-    "'#' filter, so engines miss retained constraints ({prefix}/constraints/#) and "
-    "`cascade status`/`watch` miss retained statuses ({prefix}/status/+)"
+    "'#' filter, so `cascade status`/`watch` miss retained statuses ({prefix}/status/+), and "
+    "engines and readers miss the retained constraints that no writer listed in the "
+    "constraints index (those other tools retain)"
 )
 RETAINED_EXACT_ONLY_HANGS = (
     RETAINED_EXACT_ONLY + "; the test waits for one without a deadline of its own, so it would "
