@@ -61,6 +61,11 @@ EXPECTED: dict[str, dict[str, str]] = {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
     },
+    "retained on a '.' topic -> exact sub": {
+        "mosquitto": "yes",
+        "rabbitmq": "no: arrives as P/constraints/task/api/v2/pause",
+    },
+    "retained on '%2A' / '%2E' topics -> exact sub": {"mosquitto": "yes", "rabbitmq": "yes"},
 }
 
 TIMEOUT = 10.0
@@ -409,9 +414,9 @@ async def star_level_literal(broker: BrokerEndpoint) -> str:
     return yes(not any(m.topic == other for m in before))
 
 
-async def retained_star_exact(broker: BrokerEndpoint) -> str:
+async def _retained_exact_on(broker: BrokerEndpoint, level: str) -> str:
     base = unique()
-    topic, sentinel = f"{base}/constraints/task/api_*/pause", f"{base}/sentinel"
+    topic, sentinel = f"{base}/constraints/task/{level}/pause", f"{base}/sentinel"
     async with client(broker) as publisher:
         await publisher.publish(topic, b"held", qos=1, retain=True)
         async with probe(broker) as subscriber:
@@ -420,6 +425,20 @@ async def retained_star_exact(broker: BrokerEndpoint) -> str:
             before = await subscriber.until(sentinel)
         await publisher.publish(topic, b"", qos=1, retain=True)
     return _as_sent(topic, [m for m in before if m.payload == b"held" and m.retain], base)
+
+
+async def retained_star_exact(broker: BrokerEndpoint) -> str:
+    return await _retained_exact_on(broker, "api_*")
+
+
+async def retained_dot_exact(broker: BrokerEndpoint) -> str:
+    return await _retained_exact_on(broker, "api.v2")
+
+
+async def retained_escaped_exact(broker: BrokerEndpoint) -> str:
+    """The levels Cascade writes for task:api_* and task:api.v2 (``scope_to_path``)."""
+    star = await _retained_exact_on(broker, "api_%2A")
+    return star if star != "yes" else await _retained_exact_on(broker, "api%2Ev2")
 
 
 PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
@@ -440,6 +459,8 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "topic with '.' survives ('#' sub)": dot_hash,
     "filter level '*' is literal": star_level_literal,
     "retained on a '*' topic -> exact sub": retained_star_exact,
+    "retained on a '.' topic -> exact sub": retained_dot_exact,
+    "retained on '%2A' / '%2E' topics -> exact sub": retained_escaped_exact,
 }
 
 

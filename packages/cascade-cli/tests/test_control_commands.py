@@ -27,7 +27,7 @@ def test_pause_publishes_retained_pause(
     """`cascade pause task:api_*` leaves a retained pause on the scope's pause topic."""
     result = invoke("pause", "task:api_*")
     assert result.exit_code == 0, result.output
-    assert _plain(broker.retained("cascade/constraints/task/api_*/pause") or b"") == {
+    assert _plain(broker.retained("cascade/constraints/task/api_%2A/pause") or b"") == {
         "scope": "task:api_*",
         "type": "pause",
         "params": {},

@@ -165,7 +165,7 @@ def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
     lines = [json.loads(line) for line in watch.stdout.splitlines()]
     assert sorted(line["topic"] for line in lines) == [  # each once
         "cascade/constraints/global/concurrency",
-        "cascade/constraints/task/api_*/pause",
+        "cascade/constraints/task/api_%2A/pause",
     ]
     assert invoke("resume", "task:api_*", connector_factory=factory).exit_code == 0
     status = invoke("status", "--json", connector_factory=factory)

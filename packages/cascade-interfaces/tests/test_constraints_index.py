@@ -45,10 +45,10 @@ def listed(connector: InMemoryConnector) -> list[str]:
 
 def test_the_payload_lists_topics_relative_to_the_prefix_sorted_and_round_trips() -> None:
     raw = encode_constraints_index([PAUSE_API, LIMIT_DB, PAUSE_API], "cascade")
-    assert raw == b'{"topics":["task/api_*/pause","task/db/concurrency"],"v":1}'
+    assert raw == b'{"topics":["task/api_%2A/pause","task/db/concurrency"],"v":1}'
     assert decode_constraints_index(raw, "cascade") == [PAUSE_API, LIMIT_DB]
     assert decode_constraints_index(raw, "other") == [
-        "other/constraints/task/api_*/pause",
+        "other/constraints/task/api_%2A/pause",
         "other/constraints/task/db/concurrency",
     ]
     assert decode_constraints_index(b"", "cascade") == []

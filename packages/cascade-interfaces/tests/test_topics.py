@@ -29,8 +29,8 @@ def test_builders_follow_protocol() -> None:
     assert status_filter() == "cascade/status/+"
     assert constraints_filter("acme") == "acme/constraints/#"
     assert constraint_topic("global") == "cascade/constraints/global"
-    assert constraint_topic("task:api_*") == "cascade/constraints/task/api_*"
-    assert constraint_topic("task:api_*", "pause") == "cascade/constraints/task/api_*/pause"
+    assert constraint_topic("task:api_*") == "cascade/constraints/task/api_%2A"
+    assert constraint_topic("task:api_*", "pause") == "cascade/constraints/task/api_%2A/pause"
     assert telemetry_filter(project_id="p") == "cascade/telemetry/+/p/+/+"
     assert telemetry_filter("o", "p", "r", "events") == events_topic("o", "p", "r")
 
@@ -72,9 +72,13 @@ def test_any_scope_round_trips(scope: str) -> None:
 
 
 def test_plain_scopes_keep_the_existing_form() -> None:
-    """Scopes of ordinary characters map as the existing tools map them; odd ones are escaped."""
-    assert scope_to_path("task:api_*") == "task/api_*"
+    """Scopes of ordinary characters map as the existing tools map them; odd ones are escaped,
+    and so are the characters RabbitMQ's MQTT plugin does not carry unchanged."""
+    assert scope_to_path("task:load_daily") == "task/load_daily"
     assert scope_to_path("task:a/b") == "task/a%2Fb"
+    assert scope_to_path("task:api_*") == "task/api_%2A"
+    assert scope_to_path("task:etl.load_?") == "task/etl%2Eload_?"
+    assert scope_from_path("task/api_*") == "task:api_*"  # as an existing tool wrote it
     assert scope_from_path("task/a/b") == "task:a/b"  # as an existing tool would have written it
 
 

@@ -204,10 +204,15 @@ def status_filter(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/status/+"
 
 
+# Topic characters that RabbitMQ's MQTT plugin maps to AMQP routing keys and back unlike
+# they came ("*" arrives as "+", "." as "/"), losing retained messages on the way.
+_AMQP_MAPPED = "*."
+
+
 def _escape(part: str) -> str:
     return "".join(
         "".join(f"%{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
-        if c == "%" or _is_unsafe_char(c)
+        if c == "%" or c in _AMQP_MAPPED or _is_unsafe_char(c)
         else c
         for c in part
     )
@@ -216,12 +221,14 @@ def _escape(part: str) -> str:
 def scope_to_path(scope: str) -> str:
     """The topic levels for ``scope``: its first ``:`` becomes ``/``.
 
-    ``task:api_*`` → ``task/api_*``.
+    ``task:api_*`` → ``task/api_%2A``; ``task:load`` → ``task/load``.
 
     Characters that cannot stand in a topic level (``/ + # %``, control
-    characters) are percent-escaped, so every scope maps to one topic and back
-    (see :func:`scope_from_path`); scopes made of ordinary characters keep the
-    plain form that existing tools use.
+    characters), and ``*`` and ``.``, which RabbitMQ's MQTT plugin does not
+    carry unchanged, are percent-escaped, so every scope maps to one topic, the
+    same on every broker, and back (see :func:`scope_from_path`). Readers take
+    a constraint's scope from its payload, so the existing tools' topics for
+    the same scope (``task/api_*``) are read alike.
     """
     kind, sep, rest = scope.partition(":")
     return f"{_escape(kind)}/{_escape(rest)}" if sep else _escape(scope)
@@ -247,8 +254,8 @@ def constraint_topic(
     """The retained topic for constraints on ``scope``.
 
     Without ``constraint_type`` it is the single per-scope topic of PROTOCOL.md
-    (``cascade/constraints/task/api_*``). With it, one more level names the type
-    (``cascade/constraints/task/api_*/pause``), so each (scope, type) is set and
+    (``cascade/constraints/task/api_%2A``). With it, one more level names the type
+    (``cascade/constraints/task/api_%2A/pause``), so each (scope, type) is set and
     cleared on its own topic; engines read scope and type from the payload and
     so accept both forms.
     """
