@@ -57,9 +57,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "(b) retained -> exact-topic subscriber": {"A -> A": "yes", "A -> B": "no"},
     "(c) will -> subscriber": {"A -> A": "yes", "A -> B": "yes"},
     "(d) `cascade pause` -> running engine applies it": {"A -> A": "yes", "A -> B": "yes"},
-    # single node: the engine's '#' subscription gets no retained message (RETAINED_EXACT_ONLY);
-    # across nodes also: the retained pause is in A's store only
-    "(e) engine started after `cascade pause` is held": {"A -> A": "no", "A -> B": "no"},
+    # single node: read through the constraints index `cascade pause` keeps (the engine's '#'
+    # subscription gets no retained message); across nodes the pause and the index are in A's
+    # store only
+    "(e) engine started after `cascade pause` is held": {"A -> A": "yes", "A -> B": "no"},
     # `status` subscribes to status/+: no retained birth through a wildcard, and none across nodes
     "(f) `cascade status` lists the engine": {"A -> A": "no", "A -> B": "no"},
     # set on A, the empty retained payload sent to A (A -> A) or to B (A -> B), read on A: the

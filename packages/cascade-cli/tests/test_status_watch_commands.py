@@ -152,7 +152,7 @@ def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
     assert invoke("limit", "global", "--concurrency", "2", connector_factory=factory).exit_code == 0
     status = invoke("status", "--json", connector_factory=factory)
     assert status.exit_code == 0, status.output
-    assert "cannot show the engines it retains" in status.stderr
+    assert "status lists the engines online that answer its roll call" in status.stderr
     shown = json.loads(status.stdout)
     assert shown["engines"] == []
     assert sorted((c["scope"], c["type"]) for c in shown["constraints"]) == [

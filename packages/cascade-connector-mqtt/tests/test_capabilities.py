@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt._rollcall import ANSWER_SPACING
 from cascade.connectors.mqtt.testing import Inbox
 from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
 
@@ -49,3 +52,62 @@ async def test_the_probe_is_made_once_and_never_dispatched(fake_mqtt: FakeMqtt) 
         second = fake_mqtt.clients[1]
         assert not [f for f in second.filters + second.unsubscribed if f.endswith("/+")]
     assert not [m for m in everything.all if "/_marker/" in m.topic]
+
+
+def _births(client: FakeClient, source: str) -> list[bytes]:
+    return [p for t, p, _, retain in client.paho.published if t == f"cascade/status/{source}"]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # yield until the connector has reacted
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+@pytest.mark.parametrize("sends", [True, False])
+async def test_roll_calls_are_answered_only_where_retained_statuses_miss_wildcards(
+    fake_mqtt: FakeMqtt, sends: bool
+) -> None:
+    """On a broker without retained-to-wildcards a connector with presence subscribes to
+    {prefix}/rollcall and publishes its birth again when called; elsewhere it never subscribes."""
+    FakeClient.retained_to_wildcards = sends
+    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
+        await connector.subscribe("t/#", lambda m: None)  # the probe is in
+        client = fake_mqtt.client
+        if sends:
+            assert "cascade/rollcall" not in client.filters
+            return
+        await _until(lambda: "cascade/rollcall" in client.filters)
+        births = len(_births(client, "s"))
+        client.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
+        await _until(lambda: len(_births(client, "s")) == births + 1)
+        assert json.loads(_births(client, "s")[-1])["status"] == "online"
+
+
+async def test_a_flood_of_roll_calls_is_answered_at_a_bounded_rate(fake_mqtt: FakeMqtt) -> None:
+    """100 roll calls at once: one answer now, one more at the end of ANSWER_SPACING."""
+    FakeClient.retained_to_wildcards = False
+    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
+        await connector.subscribe("t/#", lambda m: None)
+        client = fake_mqtt.client
+        await _until(lambda: "cascade/rollcall" in client.filters)
+        births = len(_births(client, "s"))
+        for _ in range(100):
+            client.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
+        await _until(lambda: len(_births(client, "s")) == births + 1)
+        started = asyncio.get_running_loop().time()
+        while len(_births(client, "s")) == births + 1:  # the trailing answer, due in the spacing
+            assert asyncio.get_running_loop().time() - started < 5, "no trailing answer"
+            await asyncio.sleep(0.01)
+        assert asyncio.get_running_loop().time() - started >= ANSWER_SPACING * 0.9
+        assert len(_births(client, "s")) == births + 2
+
+
+async def test_a_connector_without_presence_never_answers(fake_mqtt: FakeMqtt) -> None:
+    FakeClient.retained_to_wildcards = False
+    async with MqttConnector("broker", presence=False, link=fake_mqtt.link) as connector:
+        await connector.subscribe("cascade/status/+", lambda m: None)
+        assert connector.capabilities.retained_to_wildcards is False
+        assert "cascade/rollcall" not in fake_mqtt.client.filters

@@ -16,10 +16,8 @@ from cascade.cli.dashboard._api import create_app
 from cascade.cli.dashboard._serve import serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import (
-    RETAINED_EXACT_ONLY_HANGS,
     BrokerEndpoint,
     MosquittoBroker,
-    skip_on_family,
 )
 from cascade.runtime import Engine, TaskBlocked, task
 
@@ -43,7 +41,6 @@ def client(hub: DashboardHub) -> httpx.AsyncClient:
     )
 
 
-@skip_on_family("rabbitmq", RETAINED_EXACT_ONLY_HANGS)
 async def test_pause_from_the_api_holds_an_engine_until_cleared(
     hub: DashboardHub, mqtt_broker: BrokerEndpoint, scope_name: str
 ) -> None:

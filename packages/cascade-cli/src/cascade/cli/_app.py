@@ -19,7 +19,6 @@ from cascade.interfaces import (
     ConnectorError,
     InvalidIdError,
     Message,
-    status_filter,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import default_org_id, default_project_id, validate_id
@@ -43,8 +42,8 @@ from ._publishing import (
     clear_constraints,
     parse_constraint_type,
     set_constraints,
-    subscribe_constraints,
 )
+from ._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
 from ._render import render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
@@ -136,14 +135,15 @@ def _run(ctx: typer.Context, options: BrokerOptions, job: Callable[..., Awaitabl
 
 
 # What status and watch cannot show where the broker sends retained messages to exact
-# subscriptions only; the constraints Cascade's writers list in the index are read exactly.
+# subscriptions only: the online engines answer a roll call, the indexed constraints are read.
 STATUS_LACKS = (
-    "status cannot show the engines it retains, nor constraints retained by tools that do not "
-    "keep Cascade's constraints index"
+    "status lists the engines online that answer its roll call, not those gone offline, and "
+    "not the constraints retained by tools that do not keep Cascade's constraints index"
 )
 WATCH_LACKS = (
-    "watch shows engines only once they publish while it runs, and constraints retained by "
-    "tools that do not keep Cascade's constraints index only once they change"
+    "watch shows the engines online that answer its roll call and those that change while it "
+    "runs, not those gone offline before, and the constraints retained by tools that do not "
+    "keep Cascade's constraints index only once they change"
 )
 
 
@@ -187,9 +187,11 @@ def status(
 
     async def snapshot(connector: Any) -> None:
         state.prefix = connector.topic_prefix
-        await connector.subscribe(status_filter(connector.topic_prefix), state.apply)
+        called = await subscribe_statuses(connector, state.apply)
         await subscribe_constraints(connector, state.apply)
         _say_what_the_broker_lacks(connector, STATUS_LACKS)
+        if called:  # the roll call's answers: nothing says when all are in
+            await asyncio.sleep(min(ROLLCALL_WAIT, broker.timeout))
 
     _run(ctx, broker, snapshot)
     if json_output:
@@ -330,12 +332,9 @@ def watch(
                 if count is not None and seen >= count:
                     done.set()
 
-        filters = [
-            telemetry_filter(project_id=project, run_id=run_id, prefix=prefix),
-            status_filter(prefix),
-        ]
-        for topic_filter in filters:
-            await connector.subscribe(topic_filter, on_message)
+        telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
+        await connector.subscribe(telemetry, on_message)
+        await subscribe_statuses(connector, on_message)
         await subscribe_constraints(connector, on_message)
         _say_what_the_broker_lacks(connector, WATCH_LACKS)
         if as_json:

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from cascade.interfaces import (
-    Connector,
-    ConstraintType,
-    Message,
-    SubscriptionHandle,
-    beside_exact_reads,
-    constraints_filter,
-    read_indexed_constraints,
-    update_constraints_index,
-)
+from cascade.interfaces import Connector, ConstraintType, Message, update_constraints_index
 
 from ._control import UsageError, resume_topics
+from ._reading import subscribe_constraints
 
-__all__ = [
-    "clear_constraints",
-    "parse_constraint_type",
-    "publish_confirmed",
-    "set_constraints",
-    "subscribe_constraints",
-]
+__all__ = ["clear_constraints", "parse_constraint_type", "publish_confirmed", "set_constraints"]
 
 
 async def publish_confirmed(
@@ -43,20 +29,6 @@ async def set_constraints(
     constraints index where the broker needs one (see ``update_constraints_index``)."""
     await publish_confirmed(connector, messages, timeout)
     await update_constraints_index(connector, add=[topic for topic, _ in messages], timeout=timeout)
-
-
-async def subscribe_constraints(
-    connector: Connector, callback: Callable[[Message], None]
-) -> SubscriptionHandle:
-    """Subscribe ``callback`` to every constraint topic, and hand it the retained ones: through
-    ``{prefix}/constraints/#``, or read exactly through the index where the broker sends
-    retained messages only to exact subscriptions."""
-    handle = await connector.subscribe(
-        constraints_filter(connector.topic_prefix), beside_exact_reads(connector, callback)
-    )
-    if connector.capabilities.retained_to_wildcards is False:
-        await read_indexed_constraints(connector, callback)
-    return handle
 
 
 async def clear_constraints(

@@ -14,6 +14,7 @@ __all__ = [
     "constraints_filter",
     "events_topic",
     "heartbeat_topic",
+    "rollcall_topic",
     "sanitize_segment",
     "scope_from_path",
     "scope_to_path",
@@ -202,6 +203,16 @@ def status_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
 def status_filter(prefix: str = DEFAULT_PREFIX) -> str:
     """The filter over every source's status topic."""
     return f"{prefix}/status/+"
+
+
+def rollcall_topic(prefix: str = DEFAULT_PREFIX) -> str:
+    """Where a reader asks every online source to announce itself again: ``{prefix}/rollcall``.
+
+    Used on brokers that send retained statuses only to exact subscriptions
+    (``Connector.capabilities.retained_to_wildcards`` is ``False``), where
+    ``{prefix}/status/+`` brings no retained birth.
+    """
+    return f"{prefix}/rollcall"
 
 
 # Topic characters that RabbitMQ's MQTT plugin maps to AMQP routing keys and back unlike

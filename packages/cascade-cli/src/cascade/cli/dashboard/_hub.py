@@ -10,7 +10,6 @@ from typing import Any
 
 from cascade.interfaces import (
     Connector,
-    status_filter,
     telemetry_filter,
 )
 
@@ -19,8 +18,8 @@ from .._publishing import (
     clear_constraints,
     parse_constraint_type,
     set_constraints,
-    subscribe_constraints,
 )
+from .._reading import subscribe_constraints, subscribe_statuses
 from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
@@ -88,8 +87,8 @@ class DashboardHub:
         """Connect (failing fast when the broker cannot be reached) and subscribe."""
         await self.connector.connect(require=True)
         prefix = self.connector.topic_prefix
-        for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix)):
-            await self.connector.subscribe(topic_filter, self._on_message)
+        await self.connector.subscribe(telemetry_filter(prefix=prefix), self._on_message)
+        await subscribe_statuses(self.connector, self._on_message)
         await subscribe_constraints(self.connector, self._on_message)
 
     def close_streams(self) -> None:

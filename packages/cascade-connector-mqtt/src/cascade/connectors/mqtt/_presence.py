@@ -36,12 +36,14 @@ class Presence:
         self.topic = status_topic(source_id, prefix)
         self.enabled = enabled
         self.session = 0
+        self._conflict: int | None = None  # the other session using this source id, if seen
         self._guard = PresenceGuard()
         self._log = log
 
     def new_session(self) -> None:
         """A connection attempt begins: its session number rises."""
         self.session = _next_session(self.session)
+        self._conflict = None
 
     def payload(
         self,
@@ -102,4 +104,10 @@ class Presence:
             )
         if not verdict.reannounce:
             return None
+        if verdict.conflict_session is not None:
+            self._conflict = verdict.conflict_session
         return self.payload("online", conflict_session=verdict.conflict_session)
+
+    def online_again(self) -> bytes:
+        """The ``online`` to publish again (a roll call): naming the conflict, if one was seen."""
+        return self.payload("online", conflict_session=self._conflict)

@@ -65,6 +65,7 @@ class Subscriptions:
         self._marker_ids = itertools.count(1)
         self._own: frozenset[str] = frozenset()  # the connector's own filters: never unsubscribed
         self.capabilities = BrokerCapabilities()
+        self.on_probed: Callable[[BrokerCapabilities], None] | None = None
         self._probe_topic = f"{marker_base}/{self._nonce}/probe"
         self._probe_seen = False
         self._own_space = ""  # topics under this connection's marker topic, never dispatched
@@ -125,6 +126,8 @@ class Subscriptions:
             "the broker %s retained messages to wildcard subscriptions",
             "sends" if seen else "does not send",
         )
+        if self.on_probed is not None:
+            self.on_probed(self.capabilities)
 
     async def _subscribe(self, link: Link, filters: list[str]) -> None:
         """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""

@@ -16,6 +16,7 @@ from ._backoff import Backoff
 from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
 from ._options import ConnectorOptions
 from ._presence import Presence
+from ._rollcall import RollCall
 from ._sender import Sender
 from ._subscriptions import Subscriptions
 
@@ -74,6 +75,10 @@ class Supervisor:
         self._log = log
         self._closing = False
         self.ever_connected = False
+        self._rollcall: RollCall | None = None
+        if presence.enabled:
+            self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
+            subscriptions.on_probed = self._rollcall.probed
 
     async def begin(self, require: bool, given_up: Callable[[], bool]) -> None:
         """Start supervising, after a first attempt if ``require``; wait for its first attempt.
@@ -119,6 +124,8 @@ class Supervisor:
         task, self.task = self.task, None
         if task is not None:
             await cancel_and_wait(task)
+        if self._rollcall is not None:
+            await self._rollcall.close()
         if self.discards:  # an attempt cut short: its socket is closed once its thread is done
             await asyncio.wait(self.discards)
         if self.attempted is not None:
@@ -285,6 +292,14 @@ class Supervisor:
             topic,
             reason,
         )
+
+    def _announce_online(self) -> None:
+        """Publish this session's birth again (a roll call), if online and not disconnecting."""
+        link = self.link
+        if link is not None and self.online and self.started:
+            self._sender.send_now(
+                link, self._presence.topic, self._presence.online_again(), 1, True
+            )
 
     def _answer_own_status(self, link: Link, raw: bytes) -> None:
         """Keep this source shown online while it lives (see :meth:`Presence.answer`).

@@ -20,6 +20,7 @@ from .._ratelimit import RateLimitedLogger
 from .._schemas import StatusMessage
 from .._topics import (
     DEFAULT_PREFIX,
+    rollcall_topic,
     sanitize_segment,
     status_topic,
     topic_matches,
@@ -154,6 +155,11 @@ class InMemoryConnector:
         self._broker_filters: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._session = 0
+        self._answering = False
+
+    def _announce(self, message: Message) -> None:
+        if self._task is not None:
+            self._send(self._status("online"))
 
     @property
     def source_id(self) -> str:
@@ -207,6 +213,9 @@ class InMemoryConnector:
         self._after_barrier(lambda: self._dispatcher.sync("end"))
         if self._presence:
             self._send(self._status("online"))
+            if not self.broker.retained_to_wildcards and not self._answering:
+                self._answering = True  # as MqttConnector does on such a broker: roll calls
+                await self.subscribe(rollcall_topic(self._prefix), self._announce)
 
     def _after_barrier(self, action: Callable[[], None]) -> asyncio.Future[None]:
         """A future done once all queued for this connector was delivered; then ``action()``.

@@ -1,0 +1,54 @@
+"""What `status`, `watch` and the dashboard subscribe to, on every kind of broker.
+
+On a broker that sends retained messages only to subscriptions of their exact
+topic (``connector.capabilities.retained_to_wildcards`` is ``False``), the
+wildcard subscriptions bring no retained constraint or status: the retained
+constraints are read exactly through the constraints index, and the online
+sources are asked to announce themselves again (a roll call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cascade.interfaces import (
+    Connector,
+    Message,
+    SubscriptionHandle,
+    beside_exact_reads,
+    constraints_filter,
+    read_indexed_constraints,
+    rollcall_topic,
+    status_filter,
+)
+
+__all__ = ["ROLLCALL_WAIT", "subscribe_constraints", "subscribe_statuses"]
+
+ROLLCALL_WAIT = 1.0
+"""Seconds `cascade status` gives the sources to answer a roll call (at most ``--timeout``):
+nothing says that all have answered."""
+
+
+async def subscribe_constraints(
+    connector: Connector, callback: Callable[[Message], None]
+) -> SubscriptionHandle:
+    """Subscribe ``callback`` to every constraint topic, and hand it the retained ones: through
+    ``{prefix}/constraints/#``, or read exactly through the index where the broker sends
+    retained messages only to exact subscriptions."""
+    handle = await connector.subscribe(
+        constraints_filter(connector.topic_prefix), beside_exact_reads(connector, callback)
+    )
+    if connector.capabilities.retained_to_wildcards is False:
+        await read_indexed_constraints(connector, callback)
+    return handle
+
+
+async def subscribe_statuses(connector: Connector, callback: Callable[[Message], None]) -> bool:
+    """Subscribe ``callback`` to every source's status; where the broker sends it no retained
+    status, call the roll call (the answers come to ``callback``) and return ``True``."""
+    prefix = connector.topic_prefix
+    await connector.subscribe(status_filter(prefix), callback)
+    if connector.capabilities.retained_to_wildcards is not False:
+        return False
+    await connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
+    return True

@@ -1,0 +1,37 @@
+"""What status, watch and the dashboard read on a broker that sends retained messages to
+exact subscriptions only (the in-memory broker with ``retained_to_wildcards=False``)."""
+
+from __future__ import annotations
+
+from cascade.cli._reading import subscribe_statuses
+from cascade.interfaces import Message, rollcall_topic
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+
+async def test_a_roll_call_brings_the_online_sources_and_only_there() -> None:
+    """Online sources answer with their birth; one that went offline before is not found."""
+    broker = InMemoryBroker(retained_to_wildcards=False)
+    online = InMemoryConnector(broker, source_id="online")
+    gone = InMemoryConnector(broker, source_id="gone")
+    await online.connect()
+    await gone.connect()
+    await gone.disconnect()
+    seen: list[Message] = []
+    async with InMemoryConnector(broker, presence=False) as reader:
+        assert await subscribe_statuses(reader, seen.append)
+        await broker.idle()
+    assert [(m.topic, m.payload["status"]) for m in seen] == [("cascade/status/online", "online")]
+    await online.disconnect()
+
+
+async def test_no_roll_call_where_retained_statuses_reach_wildcards() -> None:
+    broker = InMemoryBroker()
+    seen: list[Message] = []
+    async with (
+        InMemoryConnector(broker, source_id="e"),
+        InMemoryConnector(broker, presence=False) as reader,
+    ):
+        assert not await subscribe_statuses(reader, seen.append)
+        await broker.idle()
+    assert [m.topic for m in seen] == ["cascade/status/e"]  # the retained birth
+    assert not [m for m in broker.history if m.topic == rollcall_topic()]
