@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_broker  # noqa: F401
+from cascade.connectors.mqtt.testing import OwnBroker, family_own_broker  # noqa: F401 - fixture
 from cascade.interfaces import (
     BrokerCapabilities,
     Connector,
@@ -383,7 +383,7 @@ async def engine_processes() -> AsyncIterator[list[EngineProcess]]:
         await child.close()
 
 
-def engine_args(broker: MosquittoBroker, prefix: str, source: str, **options: object) -> list[str]:
+def engine_args(broker: OwnBroker, prefix: str, source: str, **options: object) -> list[str]:
     """Command-line arguments for ``engine_process.py``."""
     args = ["--port", str(broker.port), "--prefix", prefix, "--source", source]
     for name, value in options.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker, free_port
 from cascade.interfaces import Message, status_topic
 from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskBlocked, TaskCompleted
 
@@ -52,9 +52,7 @@ def _stopped(message: Message) -> bool:
     return bool(message.payload.get("body", {}).get("event") == "ENGINE_STOPPED")
 
 
-async def test_broker_absent_at_start(
-    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
-) -> None:
+async def test_broker_absent_at_start(own_broker: OwnBroker, prefix: str, figures: Figures) -> None:
     """A 2,000-task run without a broker: late by at most the connect timeout, then all arrives."""
     figures.scenario = "1 broker absent at start"
     expected = sum(range(TASKS))
@@ -62,10 +60,8 @@ async def test_broker_absent_at_start(
     assert baseline_result == expected
 
     # the engine talks to the broker through a proxy that does not listen yet: no broker there
-    proxy = TcpProxy(mosquitto_broker.port, free_port())
-    observer = MqttConnector(
-        mosquitto_broker.host, mosquitto_broker.port, presence=False, topic_prefix=prefix
-    )
+    proxy = TcpProxy(own_broker.port, free_port())
+    observer = MqttConnector(own_broker.host, own_broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
     status, events = Inbox(), Inbox()
     await observer.subscribe(status_topic("absent", prefix), status)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, TaskCompleted
 
@@ -36,7 +36,7 @@ class Measured:
     rss: list[int] = field(default_factory=list)
 
 
-def _connector(broker: MosquittoBroker, prefix: str, source: str) -> MeteredConnector:
+def _connector(broker: OwnBroker, prefix: str, source: str) -> MeteredConnector:
     return MeteredConnector(
         MqttConnector(
             broker.host,
@@ -82,12 +82,10 @@ def _stopped(message: Message) -> bool:
 
 
 @pytest.mark.timeout(180)
-async def test_broker_hung_mid_run(
-    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
-) -> None:
+async def test_broker_hung_mid_run(own_broker: OwnBroker, prefix: str, figures: Figures) -> None:
     """10 s of SIGSTOP: wall time within 10 %, publish() in microseconds, bounded memory, resume."""
     figures.scenario = "3 broker hung (SIGSTOP 10 s)"
-    broker = mosquitto_broker
+    broker = own_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
     events = Inbox()

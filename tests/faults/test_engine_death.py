@@ -7,7 +7,7 @@ import os
 import signal
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import Message, status_topic
 
 from .conftest import EngineProcess, Figures, engine_args
@@ -23,7 +23,7 @@ def _offline(message: Message) -> bool:
 
 
 async def _engine_online(
-    broker: MosquittoBroker, prefix: str, source: str, children: list[EngineProcess]
+    broker: OwnBroker, prefix: str, source: str, children: list[EngineProcess]
 ) -> tuple[EngineProcess, Inbox, MqttConnector, int]:
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
@@ -40,7 +40,7 @@ async def _engine_online(
 
 
 async def test_sigkill_offline_within_a_second(
-    mosquitto_broker: MosquittoBroker,
+    own_broker: OwnBroker,
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
@@ -48,7 +48,7 @@ async def test_sigkill_offline_within_a_second(
     """SIGKILL: the broker's retained offline (the will) reaches a subscriber within 1 s."""
     figures.scenario = "4 engine SIGKILL"
     child, inbox, observer, session = await _engine_online(
-        mosquitto_broker, prefix, "killed", engine_processes
+        own_broker, prefix, "killed", engine_processes
     )
     try:
         loop = asyncio.get_running_loop()
@@ -69,7 +69,7 @@ async def test_sigkill_offline_within_a_second(
 
 
 async def test_sigstop_offline_after_one_and_a_half_keepalives(
-    mosquitto_broker: MosquittoBroker,
+    own_broker: OwnBroker,
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
@@ -77,7 +77,7 @@ async def test_sigstop_offline_after_one_and_a_half_keepalives(
     """SIGSTOP: the will arrives once the broker's keepalive check (1.5 x 2 s) expires it."""
     figures.scenario = "4 engine SIGSTOP"
     child, inbox, observer, session = await _engine_online(
-        mosquitto_broker, prefix, "frozen", engine_processes
+        own_broker, prefix, "frozen", engine_processes
     )
     try:
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker
+from cascade.connectors.mqtt.testing import OwnBroker
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
@@ -22,6 +22,7 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     decode_constraint,
+    update_constraints_index,
     validate_scope,
 )
 from cascade.interfaces.connector_kit import decode_payload, encode_payload
@@ -193,7 +194,7 @@ def _harmless(raw: bytes, number: int) -> bytes:
 
 @pytest.mark.timeout(240)
 async def test_hostile_control_payloads(
-    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
+    own_broker: OwnBroker, prefix: str, figures: Figures
 ) -> None:
     """Every invalid payload is counted as rejected; the run and a limit in force are untouched."""
     figures.scenario = "6 hostile control input"
@@ -210,7 +211,7 @@ async def test_hostile_control_payloads(
     valid = len(payloads) - invalid
     assert invalid > TOTAL // 2  # the mix is mostly hostile
 
-    broker = mosquitto_broker
+    broker = own_broker
     in_force = Constraint.concurrency("task:limited_*", LIMIT)
     in_force_topic = constraint_topic(in_force.scope, "concurrency", prefix)
     connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id="hostile")
@@ -252,6 +253,10 @@ async def test_hostile_control_payloads(
     loop = asyncio.get_running_loop()
     async with aiomqtt.Client(broker.host, broker.port) as plain:
         await plain.publish(in_force_topic, encode_payload(in_force), qos=1, retain=True)
+        async with MqttConnector(
+            broker.host, broker.port, topic_prefix=prefix, presence=False
+        ) as operator:  # as `cascade limit` does: indexed where the broker needs it
+            await update_constraints_index(operator, put={in_force_topic: in_force}, timeout=5)
         await connector.connect()
         await connector.subscribe(f"{prefix}/sentinel", sentinel)
         run = asyncio.create_task(engine.run(target))
@@ -260,7 +265,7 @@ async def test_hostile_control_payloads(
         hostile_topics = [
             in_force_topic,
             f"{prefix}/constraints/global",
-            f"{prefix}/constraints/task/limited_*",
+            constraint_topic(in_force.scope, prefix=prefix),  # the scope's own topic
             *(f"{prefix}/constraints/hostile/{n}" for n in range(8)),
         ]
         for i, (raw, kind) in enumerate(zip(payloads, kinds, strict=True)):

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import Message, status_topic
 
 from .conftest import EngineProcess, Figures, engine_args
@@ -21,14 +21,14 @@ def _stopped(message: Message) -> bool:
 
 
 async def test_sigint_cancels_the_run_and_says_so(
-    mosquitto_broker: MosquittoBroker,
+    own_broker: OwnBroker,
     prefix: str,
     engine_processes: list[EngineProcess],
     figures: Figures,
 ) -> None:
     """Ctrl-C: no new task, ENGINE_STOPPED (cancelled), graceful offline, exit within flush time."""
     figures.scenario = "9 SIGINT mid-run"
-    broker = mosquitto_broker
+    broker = own_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
     try:

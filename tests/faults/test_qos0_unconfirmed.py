@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker, free_port
+from cascade.connectors.mqtt.testing import OwnBroker, free_port
 from cascade.interfaces import Message
 
 from .conftest import Figures, TcpProxy
@@ -19,14 +19,14 @@ MESSAGES = 200
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("buffer_size", [10_000, MESSAGES // 2], ids=["resent", "counted"])
 async def test_qos0_written_to_a_dying_connection_arrive_or_are_counted(
-    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures, buffer_size: int
+    own_broker: OwnBroker, prefix: str, figures: Figures, buffer_size: int
 ) -> None:
     """Written into a frozen connection, then cut: resent on the next one, or counted as dropped."""
     resend = buffer_size >= MESSAGES
     figures.scenario = "2b connection cut, QoS 0 unconfirmed" + (
         "" if resend else " (small buffer)"
     )
-    broker = mosquitto_broker
+    broker = own_broker
     proxy = TcpProxy(broker.port, free_port())
     await proxy.start()
     topic = f"{prefix}/t/qos0"

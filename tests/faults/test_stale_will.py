@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from cascade.cli import WatchState
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker, free_port
 from cascade.interfaces import DEFAULT_PREFIX, Message, status_topic
 
 from .conftest import Figures, TcpProxy
@@ -32,7 +32,7 @@ def _status(
     return match
 
 
-async def _cascade_status(broker: MosquittoBroker) -> dict[str, object]:
+async def _cascade_status(broker: OwnBroker) -> dict[str, object]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -51,12 +51,10 @@ async def _cascade_status(broker: MosquittoBroker) -> dict[str, object]:
     return result
 
 
-async def test_stale_will_after_new_birth(
-    mosquitto_broker: MosquittoBroker, figures: Figures
-) -> None:
+async def test_stale_will_after_new_birth(own_broker: OwnBroker, figures: Figures) -> None:
     """Old connection frozen, engine reconnects, broker expires the old one: still online."""
     figures.scenario = "5 stale will"
-    broker = mosquitto_broker
+    broker = own_broker
     proxy = TcpProxy(broker.port, free_port())
     await proxy.start()
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=PREFIX)

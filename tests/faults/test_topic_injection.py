@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
-from cascade.interfaces import Constraint, constraint_topic
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker
+from cascade.interfaces import (
+    Constraint,
+    constraint_topic,
+    constraints_index_topic,
+    update_constraints_index,
+)
 from cascade.runtime import Engine, LazyResult, RunStarted, task
 from cascade.runtime._telemetry import TelemetrySubscriber
 
@@ -47,11 +52,11 @@ async def probe(engine_box: list[Engine]) -> list[str]:
 
 
 async def test_hostile_ids_land_on_one_sanitized_topic(
-    mosquitto_broker: MosquittoBroker, prefix: str, figures: Figures
+    own_broker: OwnBroker, prefix: str, figures: Figures
 ) -> None:
     """Run, source, org, project ids and scopes each make exactly one, sanitized, topic level."""
     figures.scenario = "7 topic injection"
-    broker = mosquitto_broker
+    broker = own_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
     await observer.connect(require=True)
     everything, neighbours = Inbox(), Inbox()
@@ -60,10 +65,14 @@ async def test_hostile_ids_land_on_one_sanitized_topic(
         await observer.subscribe(f"{prefix}/{neighbour}", neighbours)
 
     connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id=SOURCE)
-    for scope in SCOPES:
-        topic = constraint_topic(scope, "concurrency", prefix)
-        await observer.publish(topic, Constraint.concurrency(scope, 9), qos=1, retain=True)
+    limits = {
+        constraint_topic(s, "concurrency", prefix): Constraint.concurrency(s, 9) for s in SCOPES
+    }
+    for topic, limit in limits.items():
+        await observer.publish(topic, limit, qos=1, retain=True)
     await observer.flush(5)
+    # as `cascade limit` does, where the broker needs it
+    await update_constraints_index(observer, put=limits, timeout=5)
 
     engine = Engine(
         connector, org_id=ORG, project_id=PROJECT, heartbeat_interval=None, max_concurrency=2
@@ -101,6 +110,7 @@ async def test_hostile_ids_land_on_one_sanitized_topic(
     assert all(len(t.split("/")) == 4 or t.endswith("/probe") for t in markers)
     assert all(len(t.split("/")) == 5 for t in markers if t.endswith("/probe"))
     topics -= markers
+    topics.discard(constraints_index_topic(prefix))  # written where the broker needs it
     run_ids = {m.payload["run_id"] for m in everything.all if "run_id" in m.payload}
     engine_run = next(r for r in run_ids if r != RUN)
     expected = {

@@ -45,11 +45,11 @@ async def operator() -> AsyncIterator[InMemoryConnector]:
 async def set_constraint(
     operator: InMemoryConnector, constraint: Constraint, *, indexed: bool = True
 ) -> str:
-    """What `cascade pause`/`limit` do: the retained constraint, then the index."""
+    """What `cascade pause`/`limit` do: the retained constraint, then the index's copy."""
     topic = constraint_topic(constraint.scope, constraint.type)
     await operator.publish(topic, constraint, qos=1, retain=True)
     if indexed:
-        await update_constraints_index(operator, add=[topic], timeout=5)
+        await update_constraints_index(operator, put={topic: constraint}, timeout=5)
     return topic
 
 

@@ -25,10 +25,10 @@ async def publish_confirmed(
 async def set_constraints(
     connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
 ) -> None:
-    """Publish constraints as :func:`publish_confirmed` does, and list their topics in the
+    """Publish constraints as :func:`publish_confirmed` does, and put them in the
     constraints index where the broker needs one (see ``update_constraints_index``)."""
     await publish_confirmed(connector, messages, timeout)
-    await update_constraints_index(connector, add=[topic for topic, _ in messages], timeout=timeout)
+    await update_constraints_index(connector, put=dict(messages), timeout=timeout)
 
 
 async def clear_constraints(

@@ -17,6 +17,7 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraints_index import (
+    MAX_INDEXED_TOPICS,
     beside_exact_reads,
     constraints_index_topic,
     read_indexed_constraints,
@@ -66,6 +67,7 @@ __all__ = [
     "BrokerCapabilities",
     "DEFAULT_PREFIX",
     "MAX_CONTROL_PAYLOAD_BYTES",
+    "MAX_INDEXED_TOPICS",
     "PROTOCOL_VERSION",
     "Body",
     "ConnectError",

@@ -29,10 +29,12 @@ from ._families import (
     RETAINED_EXACT_ONLY,
     RETAINED_EXACT_ONLY_HANGS,
     STAR_TOPIC_REWRITTEN,
+    OwnBroker,
     broker_family,
     family_mosquitto_broker,
     family_mqtt_broker,
     family_mqtt_tls_broker,
+    family_own_broker,
     skip_on_family,
     xfail_on_family,
 )
@@ -45,6 +47,7 @@ from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
     "BROKER_FAMILIES",
+    "OwnBroker",
     "BROKER_FAMILY_VARIABLE",
     "MOSQUITTO_ONLY",
     "NO_MOSQUITTO",
@@ -65,6 +68,7 @@ __all__ = [
     "family_mosquitto_broker",
     "family_mqtt_broker",
     "family_mqtt_tls_broker",
+    "family_own_broker",
     "ThreadedEmbeddedBroker",
     "free_port",
     "make_test_certificates",

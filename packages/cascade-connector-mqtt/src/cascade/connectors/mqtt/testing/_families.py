@@ -35,10 +35,12 @@ __all__ = [
     "RETAINED_EXACT_ONLY",
     "RETAINED_EXACT_ONLY_HANGS",
     "STAR_TOPIC_REWRITTEN",
+    "OwnBroker",
     "broker_family",
     "family_mosquitto_broker",
     "family_mqtt_broker",
     "family_mqtt_tls_broker",
+    "family_own_broker",
     "skip_on_family",
     "xfail_on_family",
 ]
@@ -120,6 +122,26 @@ def family_mqtt_broker() -> Iterator[BrokerEndpoint]:
             yield rabbit
         return
     yield from local_broker()
+
+
+OwnBroker = MosquittoBroker | RabbitMQBroker
+"""A broker of the family for one test: both have host, port, stop, kill, restart, pause and
+resume (and start, close)."""
+
+
+@pytest.fixture(name="own_broker")
+def family_own_broker() -> Iterator[OwnBroker]:
+    """A broker of its own for one test, of the family ``CASCADE_TEST_BROKER`` names, free to
+    stop, hang (SIGSTOP), resume and restart: a private mosquitto (skipped where mosquitto
+    is not installed) or a private RabbitMQ node (boots in seconds; skipped where
+    ``rabbitmq-server`` is not installed)."""
+    if broker_family() == "rabbitmq":
+        if rabbitmq_server_path() is None:
+            pytest.skip(NO_RABBITMQ)
+        with RabbitMQBroker() as rabbit:
+            yield rabbit
+        return
+    yield from own_mosquitto()
 
 
 @pytest.fixture(name="mosquitto_broker")

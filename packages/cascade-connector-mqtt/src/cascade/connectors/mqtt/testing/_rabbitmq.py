@@ -103,8 +103,8 @@ class RabbitMQBroker(ManagedBroker):
     :meth:`restart`. Booting takes seconds (:attr:`boot_seconds` is the last
     one): share one node per test session.
 
-    ``start()``/``stop()``/``kill()``/``restart()`` (same ports), ``close()``;
-    also a context manager.
+    ``start()``/``stop()``/``kill()``/``restart()`` (same ports),
+    ``pause()``/``resume()`` (SIGSTOP/SIGCONT), ``close()``; also a context manager.
     """
 
     is_mosquitto = False
@@ -132,6 +132,7 @@ class RabbitMQBroker(ManagedBroker):
         self.boot_seconds: float | None = None
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._paused = False
         self._account = _run_as()
         self._write_files(extra_config)
 
@@ -241,6 +242,7 @@ class RabbitMQBroker(ManagedBroker):
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node (SIGTERM to its VM, then SIGKILL if it lingers); idempotent."""
+        self.resume()  # a stopped VM would not act on SIGTERM
         pid = self.pid
         process, self._process = self._process, None
         if process is None:
@@ -258,6 +260,7 @@ class RabbitMQBroker(ManagedBroker):
 
     def kill(self) -> None:
         """Kill the node with SIGKILL, as a crash would."""
+        self._paused = False
         process, self._process = self._process, None
         if process is not None:
             self._kill_group(process)
@@ -268,6 +271,19 @@ class RabbitMQBroker(ManagedBroker):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+    def pause(self) -> None:
+        """Hang the node with SIGSTOP (every process of it): connections stay open, nothing is
+        answered."""
+        if self._process is not None and not self._paused:
+            os.killpg(self._process.pid, signal.SIGSTOP)
+            self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` with SIGCONT."""
+        if self._process is not None and self._paused:
+            os.killpg(self._process.pid, signal.SIGCONT)
+            self._paused = False
 
     def restart(self) -> None:
         """Stop and start again on the same ports (retained messages are kept)."""
