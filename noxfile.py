@@ -73,17 +73,22 @@ def integration(session: nox.Session) -> None:
     session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
 
 
-@nox.session(name="integration-rabbitmq")
-def integration_rabbitmq(session: nox.Session) -> None:
-    """The integration tests on a private RabbitMQ node (its MQTT plugin) as the shared broker
-    (CASCADE_TEST_BROKER=rabbitmq): what RabbitMQ does differently is xfailed or skipped with the
-    reason. Then tests/brokers: the capability table, measured on mosquitto and RabbitMQ."""
+def skip_without_rabbitmq(session: nox.Session) -> None:
+    """Skip the session, saying why, where rabbitmq-server is not installed."""
     scripts = (
         "/usr/lib/rabbitmq/bin/rabbitmq-server",
         "/usr/local/lib/rabbitmq/bin/rabbitmq-server",
     )
     if shutil.which("rabbitmq-server") is None and not any(map(os.path.exists, scripts)):
         session.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+
+
+@nox.session(name="integration-rabbitmq")
+def integration_rabbitmq(session: nox.Session) -> None:
+    """The integration tests on a private RabbitMQ node (its MQTT plugin) as the shared broker
+    (CASCADE_TEST_BROKER=rabbitmq): what RabbitMQ does differently is xfailed or skipped with the
+    reason. Then tests/brokers: the capability table, measured on mosquitto and RabbitMQ."""
+    skip_without_rabbitmq(session)
     session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
     run_package_tests(session, "integration")
     session.log("broker capabilities of both families (tests/brokers)")
@@ -105,6 +110,16 @@ def connector(session: nox.Session, fast_path: str) -> None:
 def faults(session: nox.Session) -> None:
     """The fault and abuse suite (tests/faults): real processes and mosquitto; prints a table."""
     install_packages(session, "test")
+    session.run(*PYTEST, str(ROOT / "tests" / "faults"), *session.posargs)
+
+
+@nox.session(name="faults-rabbitmq")
+def faults_rabbitmq(session: nox.Session) -> None:
+    """The fault suite on private RabbitMQ nodes, one per scenario (CASCADE_TEST_BROKER=rabbitmq);
+    the scenarios that configure a mosquitto of their own run in `faults` only."""
+    skip_without_rabbitmq(session)
+    install_packages(session, "test")
+    session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
     session.run(*PYTEST, str(ROOT / "tests" / "faults"), *session.posargs)
 
 

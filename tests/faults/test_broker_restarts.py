@@ -9,7 +9,12 @@ import uuid
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
+from cascade.connectors.mqtt.testing import (
+    MOSQUITTO_ONLY,
+    MosquittoBroker,
+    mosquitto_path,
+    skip_on_family,
+)
 from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, TaskBlocked, TaskCompleted
 
@@ -19,6 +24,10 @@ TASKS = 5000
 CONCURRENCY = 25
 SLEEP = 0.02  # 200 waves: several seconds of run
 RESTART_AT = (0.2, 0.45, 0.7)  # fractions of the tasks completed
+
+# it configures a mosquitto of its own (persistence, or TLS, passwords and ACL): the mosquitto
+# family runs it
+pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 
 
 @pytest.fixture

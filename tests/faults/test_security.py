@@ -10,7 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, mosquitto_path
+from cascade.connectors.mqtt.testing import (
+    MOSQUITTO_ONLY,
+    Inbox,
+    MosquittoBroker,
+    mosquitto_path,
+    skip_on_family,
+)
 from cascade.interfaces import ConnectError, Constraint, Message, constraint_topic, status_topic
 from cascade.runtime import Engine, LazyResult, task
 
@@ -37,6 +43,10 @@ topic readwrite {PREFIX}/_marker/rogue/#
 """
 # The connector's subscribe barrier publishes to {prefix}/_marker/{source}/..., so each
 # user needs its own marker topics in the ACL.
+
+# it configures a mosquitto of its own (persistence, or TLS, passwords and ACL): the mosquitto
+# family runs it
+pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 
 
 @pytest.fixture
