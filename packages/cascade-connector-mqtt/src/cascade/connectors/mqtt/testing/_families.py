@@ -116,12 +116,17 @@ def family_mqtt_broker() -> Iterator[BrokerEndpoint]:
     where ``rabbitmq-server`` is not installed). Registered as ``mqtt_broker``.
     """
     if broker_family() == "rabbitmq":
-        if rabbitmq_server_path() is None:
-            pytest.skip(NO_RABBITMQ)
-        with RabbitMQBroker() as rabbit:
-            yield rabbit
+        yield from _rabbitmq_node()
         return
     yield from local_broker()
+
+
+def _rabbitmq_node() -> Iterator[RabbitMQBroker]:
+    """A private RabbitMQ node while the caller runs (skipped where it is not installed)."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    with RabbitMQBroker() as rabbit:
+        yield rabbit
 
 
 OwnBroker = MosquittoBroker | RabbitMQBroker
@@ -136,10 +141,7 @@ def family_own_broker() -> Iterator[OwnBroker]:
     is not installed) or a private RabbitMQ node (boots in seconds; skipped where
     ``rabbitmq-server`` is not installed)."""
     if broker_family() == "rabbitmq":
-        if rabbitmq_server_path() is None:
-            pytest.skip(NO_RABBITMQ)
-        with RabbitMQBroker() as rabbit:
-            yield rabbit
+        yield from _rabbitmq_node()
         return
     yield from own_mosquitto()
 
