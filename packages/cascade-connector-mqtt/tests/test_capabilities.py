@@ -111,3 +111,23 @@ async def test_a_connector_without_presence_never_answers(fake_mqtt: FakeMqtt) -
         await connector.subscribe("cascade/status/+", lambda m: None)
         assert connector.capabilities.retained_to_wildcards is False
         assert "cascade/rollcall" not in fake_mqtt.client.filters
+
+
+@pytest.mark.parametrize("sends", [True, False])
+async def test_capabilities_are_known_when_a_first_snapshot_ends(
+    fake_mqtt: FakeMqtt, sends: bool
+) -> None:
+    """A subscription made before the first connection hears "end" only once the probe is in
+    (the engine decides at "end" whether to read the constraints index)."""
+    FakeClient.retained_to_wildcards = sends
+    connector = MqttConnector("broker", source_id="s", link=fake_mqtt.link)
+    known_at_end: list[bool | None] = []
+
+    def on_sync(phase: str) -> None:
+        if phase == "end":
+            known_at_end.append(connector.capabilities.retained_to_wildcards)
+
+    await connector.subscribe("cascade/constraints/#", lambda m: None, on_sync=on_sync)
+    async with connector:
+        await _until(lambda: bool(known_at_end))
+    assert known_at_end == [sends]

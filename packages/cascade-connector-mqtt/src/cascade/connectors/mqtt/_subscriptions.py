@@ -111,10 +111,10 @@ class Subscriptions:
             await self._subscribe(link, wanted)
             subscribed.update(wanted)
             wanted = [f for f in self.dispatcher.filters if f not in subscribed]
+        if probing:  # first: a snapshot's end may depend on what the probe finds
+            self._send_marker(link, lambda: self._probed(link, probe_filter))
         if self.dispatcher.syncing:
             self._send_marker(link, lambda: self.dispatcher.sync("end"))
-        if probing:
-            self._send_marker(link, lambda: self._probed(link, probe_filter))
 
     def _probed(self, link: Link, probe_filter: str) -> None:
         """The marker behind the probe is back: the probe came before it, or it never will."""
