@@ -135,15 +135,29 @@ resume (and start, close)."""
 
 
 @pytest.fixture(name="own_broker")
-def family_own_broker() -> Iterator[OwnBroker]:
-    """A broker of its own for one test, of the family ``CASCADE_TEST_BROKER`` names, free to
-    stop, hang (SIGSTOP), resume and restart: a private mosquitto (skipped where mosquitto
-    is not installed) or a private RabbitMQ node (boots in seconds; skipped where
-    ``rabbitmq-server`` is not installed)."""
-    if broker_family() == "rabbitmq":
-        yield from _rabbitmq_node()
+def family_own_broker(request: pytest.FixtureRequest) -> Iterator[OwnBroker]:
+    """A broker for one test, of the family ``CASCADE_TEST_BROKER`` names, free to stop, hang
+    (SIGSTOP), resume and restart: a private mosquitto of its own (skipped where mosquitto is
+    not installed), or the session's private RabbitMQ node (skipped where ``rabbitmq-server``
+    is not installed), which boots in seconds: one serves every test, and is resumed or
+    started again after each one that hung or stopped it. Its retained messages outlive a
+    test: use a topic prefix of the test's own."""
+    if broker_family() != "rabbitmq":
+        yield from own_mosquitto()
         return
-    yield from own_mosquitto()
+    node = request.config.stash.get(_SESSION_NODE, None)
+    if node is None:
+        if rabbitmq_server_path() is None:
+            pytest.skip(NO_RABBITMQ)
+        node = RabbitMQBroker()
+        request.config.add_cleanup(node.close)
+        request.config.stash[_SESSION_NODE] = node
+    node.start()  # boots the first time; again after a test that stopped it
+    yield node
+    node.resume()
+
+
+_SESSION_NODE = pytest.StashKey[RabbitMQBroker]()
 
 
 @pytest.fixture(name="mosquitto_broker")
