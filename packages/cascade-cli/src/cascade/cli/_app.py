@@ -38,11 +38,7 @@ from ._control import (
     validate_scope,
 )
 from ._pipes import guard_stdout
-from ._publishing import (
-    clear_constraints,
-    parse_constraint_type,
-    set_constraints,
-)
+from ._publishing import clear_constraints, parse_constraint_type, set_constraints
 from ._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
 from ._render import render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState

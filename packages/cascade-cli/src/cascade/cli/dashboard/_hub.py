@@ -14,11 +14,7 @@ from cascade.interfaces import (
 )
 
 from .._control import UsageError, limit_constraints, pause_constraint, validate_scope
-from .._publishing import (
-    clear_constraints,
-    parse_constraint_type,
-    set_constraints,
-)
+from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
 from ._model import DashboardModel
 
