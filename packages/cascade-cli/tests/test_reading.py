@@ -3,9 +3,16 @@ exact subscriptions only (the in-memory broker with ``retained_to_wildcards=Fals
 
 from __future__ import annotations
 
-from cascade.cli._reading import subscribe_statuses
-from cascade.interfaces import Message, rollcall_topic
+from cascade.cli._reading import subscribe_constraints, subscribe_statuses
+from cascade.interfaces import (
+    Constraint,
+    Message,
+    constraint_topic,
+    rollcall_topic,
+    update_constraints_index,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime.testing import eventually
 
 
 async def test_a_roll_call_brings_the_online_sources_and_only_there() -> None:
@@ -35,3 +42,22 @@ async def test_no_roll_call_where_retained_statuses_reach_wildcards() -> None:
         await broker.idle()
     assert [m.topic for m in seen] == ["cascade/status/e"]  # the retained birth
     assert not [m for m in broker.history if m.topic == rollcall_topic()]
+
+
+async def test_constraints_are_read_again_after_a_reconnection() -> None:
+    """A constraint set while the reader was away reaches it once it is back (watch, the
+    dashboard), as the engine's snapshot does."""
+    broker = InMemoryBroker(retained_to_wildcards=False)
+    topic = constraint_topic("task:x", "pause")
+    seen: list[str] = []
+    async with InMemoryConnector(broker, presence=False) as writer:
+        reader = InMemoryConnector(broker, presence=False)
+        await reader.connect()
+        await subscribe_constraints(reader, lambda m: seen.append(m.topic))
+        assert seen == []
+        await reader.crash()
+        await writer.publish(topic, Constraint.pause("task:x"), 1, True)
+        await update_constraints_index(writer, put={topic: Constraint.pause("task:x")}, timeout=1)
+        await reader.connect()
+        await eventually(lambda: seen == [topic])
+        await reader.disconnect()
