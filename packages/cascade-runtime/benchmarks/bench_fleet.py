@@ -12,11 +12,14 @@ line to its stdout once its engine runs tasks, when the engine held a task
 back after the pause, and when it started one again; the parent reads
 them. Times are ``time.time()`` (one machine, one clock).
 
-Two scenarios, one table each:
+Up to three scenarios, one table each:
 
 A. One mosquitto: the engines and the controller on the same broker.
 B. A bridge (``MosquittoBridge``): the engines on the edge broker, the pause,
    the resume and ``cascade status`` on the central one.
+C. One RabbitMQ node with its MQTT plugin (``RabbitMQBroker``; not with
+   ``--quick``, and only where rabbitmq-server is installed), where
+   ``cascade status`` finds the engines by a roll call.
 
 In each, once every engine runs tasks: ``cascade status --json`` (a
 subprocess, interpreter start included) until it lists every engine online;
@@ -63,7 +66,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBridge, MosquittoBroker, mosquitto_path
+from cascade.connectors.mqtt.testing import (
+    MosquittoBridge,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    rabbitmq_server_path,
+)
 from cascade.interfaces import Constraint, Message, constraint_topic, constraints_filter
 from cascade.runtime import Engine, Event, TaskBlocked, TaskRunning, task
 
@@ -431,6 +440,11 @@ async def main(args: argparse.Namespace) -> None:
                 )
             )
         print_table(results[-1])
+        if not args.quick and rabbitmq_server_path() is not None:
+            with RabbitMQBroker() as rabbit:
+                address = (rabbit.host, rabbit.port)
+                results.append(await scenario("C: one RabbitMQ node", args, address, address, log))
+            print_table(results[-1])
         if any(r.ready < r.engines for r in results):
             log.seek(0)
             tail = log.read().decode(errors="replace")[-3000:]
