@@ -86,6 +86,19 @@ def test_resume_clears_everything_on_scope_including_legacy_topic(
     assert broker.retained_topics == []
 
 
+def test_resume_clears_a_glob_pause_on_the_unescaped_topic_of_earlier_versions(
+    invoke: Callable[..., Result],
+    broker: InMemoryBroker,
+    publish_retained: Callable[[str, bytes], None],
+) -> None:
+    """Before '*' was escaped, `cascade pause task:api_*` retained on `task/api_*/pause`."""
+    old = b'{"id": "pause-task:api_*", "scope": "task:api_*", "type": "pause", "params": {}}'
+    publish_retained("cascade/constraints/task/api_*/pause", old)
+    assert invoke("pause", "task:api_*").exit_code == 0
+    assert invoke("resume", "task:api_*").exit_code == 0
+    assert broker.retained_topics == []
+
+
 def test_resume_type_leaves_legacy_topic_of_other_type(
     invoke: Callable[..., Result],
     broker: InMemoryBroker,
