@@ -133,14 +133,15 @@ def _baseline(ref: str) -> tuple[Any, Any]:
     package = Path(tempfile.mkdtemp()) / "baseline_cli"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("_state.py", "_render.py"):
-        source = subprocess.run(
+    for name in ("_views.py", "_state.py", "_render.py"):  # _views.py is newer than some refs
+        shown = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{ref}:{CLI_PATH}/{name}"],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-        (package / name).write_text(source)
+            check=name != "_views.py",
+        )
+        if shown.returncode == 0:
+            (package / name).write_text(shown.stdout)
     sys.path.insert(0, str(package.parent))
     state = importlib.import_module("baseline_cli._state")
     render = importlib.import_module("baseline_cli._render")

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from cascade.cli import WatchState, _demo
-from cascade.cli._state import RunView
+from cascade.cli._views import RunView
 from cascade.interfaces import Message, constraint_topic, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from cascade.cli import CliContext, WatchState, app
-from cascade.cli._state import parse_timestamp
+from cascade.cli._views import parse_timestamp
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import MosquittoBroker
 from cascade.interfaces import (

@@ -3,7 +3,8 @@
 from . import _forget  # noqa: F401  (registers `cascade forget` on the app)
 from ._app import CliContext, app, main
 from ._broker import BrokerOptions, ConnectorFactory
-from ._state import ConnectionView, EngineView, RunView, TaskView, WatchState
+from ._state import WatchState
+from ._views import ConnectionView, EngineView, RunView, TaskView
 
 __all__ = [
     "BrokerOptions",

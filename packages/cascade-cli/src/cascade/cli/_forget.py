@@ -20,8 +20,8 @@ from cascade.interfaces import (
 from ._app import _fail, _run, app
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ._publishing import publish_confirmed
-from ._state import parse_timestamp
 from ._view_options import parse_age
+from ._views import parse_timestamp
 
 __all__ = ["RetainedStatus", "forget", "stale_statuses"]
 

@@ -16,7 +16,8 @@ from rich.text import Text
 
 from cascade.interfaces import Constraint
 
-from ._state import LAST_TIMESTAMP, EngineView, RunView, WatchState
+from ._state import WatchState
+from ._views import LAST_TIMESTAMP, EngineView, RunView
 
 __all__ = [
     "TimeFormat",

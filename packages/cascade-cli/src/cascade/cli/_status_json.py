@@ -8,7 +8,8 @@ from typing import Any
 
 from cascade.interfaces.connector_kit import encode_payload
 
-from ._state import LAST_TIMESTAMP, WatchState, parse_timestamp
+from ._state import WatchState
+from ._views import LAST_TIMESTAMP, parse_timestamp
 
 __all__ = ["iso_time", "status_json"]
 

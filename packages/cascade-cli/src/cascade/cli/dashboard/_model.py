@@ -16,7 +16,8 @@ from typing import Any
 
 from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
 
-from .._state import FINISHED_STATES, EngineView, RunView, TaskView, WatchState
+from .._state import WatchState
+from .._views import FINISHED_STATES, EngineView, RunView, TaskView
 
 __all__ = ["DashboardModel", "Segment"]
 
