@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from cascade.cli._reading import subscribe_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import OwnBroker, free_port, skip_on_family
 from cascade.interfaces import (
@@ -178,6 +179,38 @@ async def test_pause_during_an_outage(own_broker: OwnBroker, prefix: str, figure
         assert log.states_since(mark, "BLOCKED")
         await asyncio.sleep(0.3)  # a window to see a start that must not happen
         assert log.states_since(known, "RUNNING") == []
+
+
+async def test_a_view_sees_a_pause_set_during_its_outage(
+    own_broker: OwnBroker, prefix: str, figures: Figures
+) -> None:
+    """`cascade watch` and the dashboard (their constraints subscription) show a pause set
+    while their connection was cut, once it is back: on RabbitMQ through the index, read
+    again after the reconnection."""
+    figures.scenario = "10 view during an outage"
+    broker = own_broker
+    proxy = TcpProxy(broker.port, free_port())
+    await proxy.start()
+    viewer = MqttConnector(
+        "127.0.0.1", proxy.port, topic_prefix=prefix, presence=False, backoff_max=0.5
+    )
+    seen: dict[str, dict[str, object]] = {}
+    async with MqttConnector(broker.host, broker.port, topic_prefix=prefix, presence=False) as op:
+        try:
+            await viewer.connect(require=True)
+            await subscribe_constraints(viewer, lambda m: seen.update({m.topic: m.payload}))
+            await proxy.cut()
+            await Operator(op).set(Constraint.pause(f"task:{TASK}"))
+            restored = time.monotonic()
+            await proxy.restore()
+            topic = constraint_topic(f"task:{TASK}", "pause", prefix)
+            await eventually(lambda: topic in seen)
+            figures.seconds = time.monotonic() - restored
+            figures.what = "restore → pause shown"
+            assert seen[topic]["scope"] == f"task:{TASK}"
+        finally:
+            await viewer.disconnect()
+            await proxy.close()
 
 
 async def test_limit_changed_during_an_outage(
