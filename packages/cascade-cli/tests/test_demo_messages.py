@@ -17,7 +17,7 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch) -> None:
     """ "paused task:transform for Ns": the retained pause expires N seconds after it was sent."""
-    monkeypatch.setattr(_demo, "PAUSE_SECONDS", 0.2)
+    monkeypatch.setattr(_demo, "PAUSE_SECONDS", 1.0)  # the shortest --ttl (MIN_TTL)
     broker = InMemoryBroker()
     state = WatchState()
     state.runs["r"] = RunView("r", "o", "p", "s")
@@ -31,8 +31,8 @@ async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch)
         await broker.idle()
     pause = decode_constraint(seen[0].payload)
     assert pause.expires_at is not None
-    assert pause.expires_at - sent == pytest.approx(0.2, abs=0.1)
-    assert "paused task:transform for 0.2s" in out.getvalue()
+    assert pause.expires_at - sent == pytest.approx(1.0, abs=0.1)
+    assert "paused task:transform for 1s" in out.getvalue()
     assert "resumed task:transform" in out.getvalue()
     assert seen[-1].payload == {}
 

@@ -30,8 +30,20 @@ def split_host_port(value: str) -> tuple[str, int | None]:
             raise ValueError(f"{value!r} ends with ':' and no port")
     if not host:
         raise ValueError(f"{value!r} has no host")
+    _check_host(value, host)
     if not port:
         return host, None
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(f"the port in {value!r} must be a number from 1 to 65535")
     return host, int(port)
+
+
+def _check_host(value: str, host: str) -> None:
+    """Refuse a host no resolver can be asked for (it would fail deep in the connection)."""
+    try:
+        host.encode("ascii" if ":" in host else "idna")  # an IPv6 address, else a name
+        usable = host.isprintable()
+    except UnicodeError:  # a label over 63 characters, bytes that were not UTF-8, ...
+        usable = False
+    if not usable:
+        raise ValueError(f"{value!r} is not a host name or address")

@@ -29,6 +29,7 @@ from ._broker import (
     BrokerOptions,
     ConnectorFactory,
     broker_options,
+    finite,
     mqtt_connector,
 )
 from ._control import (
@@ -37,7 +38,8 @@ from ._control import (
     pause_constraint,
     validate_scope,
 )
-from ._pipes import guard_stdout
+from ._group import OneLineErrors
+from ._pipes import guard_stdout, stop_when_stdout_closes
 from ._publishing import clear_constraints, parse_constraint_type, set_constraints
 from ._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
 from ._render import render_status, render_watch
@@ -64,6 +66,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 
@@ -91,7 +94,8 @@ class CliContext:
 
 
 Ttl = Annotated[
-    float | None, typer.Option("--ttl", help="Seconds until the constraint ends by itself.")
+    float | None,
+    typer.Option("--ttl", help="Seconds until the constraint ends by itself (1 s to 10 years)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 Scope = Annotated[str, typer.Argument(help="'global' or 'task:<glob>', e.g. task:api_*.")]
@@ -283,7 +287,8 @@ def watch(
         bool, typer.Option("--json", help="One JSON line per message (default when piped).")
     ] = False,
     duration: Annotated[
-        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--duration", min=0, callback=finite, help="Stop after this many seconds."),
     ] = None,
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many telemetry messages.")
@@ -313,16 +318,16 @@ def watch(
         done = asyncio.Event()
         seen = 0
 
+        out = console.file
+
         def on_message(message: Message) -> None:
             nonlocal seen
+            oversized = state.oversized
             state.apply(message)
-            if as_json:
-                line = {
-                    "topic": message.topic,
-                    "retain": message.retain,
-                    "payload": message.payload,
-                }
-                console.print_json(json.dumps(line), indent=None)
+            if as_json and state.oversized == oversized:
+                # ASCII JSON: every control character, C1 and lone surrogate escaped
+                line = {"topic": message.topic, "retain": message.retain, "payload": message.payload}
+                out.write(json.dumps(line) + "\n")
             if "/telemetry/" in message.topic:
                 seen += 1
                 if count is not None and seen >= count:
@@ -334,7 +339,10 @@ def watch(
         await subscribe_constraints(connector, on_message)
         _say_what_the_broker_lacks(connector, WATCH_LACKS)
         if as_json:
-            await _wait(done, duration)
+            with stop_when_stdout_closes(done.set):  # `| head -1`: end as after --count
+                await _wait(done, duration)
+            if state.oversized:
+                typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
             return
 
         def frame() -> RenderableType:
@@ -380,6 +388,7 @@ def demo(
             "--duration",
             min=1,
             max=3600,
+            callback=finite,
             help="About how many seconds the run lasts (paced); default: ~6 s for 24 tasks.",
         ),
     ] = None,

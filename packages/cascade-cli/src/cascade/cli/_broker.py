@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -16,7 +17,24 @@ from cascade.interfaces import ConnectError, Connector
 
 from ._address import split_host_port
 
-__all__ = ["BrokerOptions", "ConnectorFactory", "broker_options", "mqtt_connector"]
+__all__ = [
+    "MAX_TIMEOUT",
+    "BrokerOptions",
+    "ConnectorFactory",
+    "broker_options",
+    "finite",
+    "mqtt_connector",
+]
+
+MAX_TIMEOUT = 3600.0
+"""The longest ``--timeout`` accepted, in seconds."""
+
+
+def finite(value: float | None) -> float | None:
+    """A number option's check: a number, never nan or an infinity (click's ranges let nan in)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a number, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -96,7 +114,12 @@ _PARAMETERS: dict[str, Any] = {
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="CA bundle for TLS; implies --tls."),
     ],
-    "timeout": Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the broker.")],
+    "timeout": Annotated[
+        float,
+        typer.Option(
+            min=0.1, max=MAX_TIMEOUT, callback=finite, help="Seconds to wait for the broker."
+        ),
+    ],
 }
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, get_args
@@ -11,7 +10,9 @@ from cascade.interfaces import (
     Constraint,
     ConstraintType,
     InvalidMessageError,
+    canonical_rate,
     constraint_topic,
+    expiry_after,
 )
 from cascade.interfaces import validate_scope as check_scope
 
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 CONSTRAINT_TYPES: tuple[ConstraintType, ...] = get_args(ConstraintType)
-MAX_TTL = 10 * 365 * 86400.0
 MAX_CONCURRENCY = 2**31 - 1
 # A constraint's id is "<type>-<scope>", at most 256 characters; the longest is "ratelimit-".
 MAX_SCOPE_LENGTH = 256 - len("ratelimit-")
@@ -56,12 +56,10 @@ def _constraint_scope(scope: str) -> str:
 def _expires_at(ttl: float | None) -> float | None:
     if ttl is None:
         return None
-    if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL):
-        raise UsageError(
-            f"--ttl must be a positive number of seconds, at most {MAX_TTL:.0f} (10 years),"
-            f" not {ttl}"
-        )
-    return time.time() + ttl
+    try:
+        return expiry_after(ttl, time.time())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _build(make: Callable[[], Constraint]) -> Constraint:
@@ -96,7 +94,11 @@ def limit_constraints(
         limited = _build(lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at))
         result.append((constraint_topic(scope, "concurrency"), limited))
     if rate is not None:
-        rated = _build(lambda: Constraint.rate_limit(scope, rate, expires_at=expires_at))
+        try:
+            published = canonical_rate(rate)
+        except ValueError as exc:
+            raise UsageError(f"--rate: {exc}") from None
+        rated = _build(lambda: Constraint.rate_limit(scope, published, expires_at=expires_at))
         result.append((constraint_topic(scope, "rate_limit"), rated))
     return result
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
-__all__ = ["ClosedPipeGuard", "guard_stdout"]
+__all__ = ["ClosedPipeGuard", "guard_stdout", "stop_when_stdout_closes"]
 
 
 class ClosedPipeGuard:
@@ -16,26 +18,41 @@ class ClosedPipeGuard:
     Unix tools end this way when the reader of their output has what it wanted;
     rich and click would otherwise exit 1 (raising ``SystemExit`` also gets
     through the connector's callback isolation, which would swallow an error).
+
+    A command that writes from inside its event loop (``watch --json``) must
+    not exit from there, in the middle of the connector's work: it registers
+    a ``stop`` with :meth:`stopping`, which is called instead, and ends itself.
     """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._stops: list[Callable[[], None]] = []
 
     def write(self, text: str) -> int:
-        """Write ``text``; exit 0 if the reader has gone."""
+        """Write ``text``; if the reader has gone, stop (or exit 0)."""
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             self._closed()
+            return len(text)
 
     def flush(self) -> None:
-        """Flush; exit 0 if the reader has gone."""
+        """Flush; if the reader has gone, stop (or exit 0)."""
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._closed()
 
-    def _closed(self) -> NoReturn:
+    @contextlib.contextmanager
+    def stopping(self, stop: Callable[[], None]) -> Iterator[None]:
+        """Within the block, a gone reader calls ``stop()`` instead of exiting."""
+        self._stops.append(stop)
+        try:
+            yield
+        finally:
+            self._stops.remove(stop)
+
+    def _closed(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._stream.fileno())
@@ -43,7 +60,10 @@ class ClosedPipeGuard:
             pass
         finally:
             os.close(devnull)
-        raise SystemExit(0)
+        if not self._stops:
+            raise SystemExit(0)
+        for stop in self._stops:
+            stop()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -53,3 +73,12 @@ def guard_stdout() -> None:
     """Install :class:`ClosedPipeGuard` on ``sys.stdout`` (once)."""
     if not isinstance(sys.stdout, ClosedPipeGuard) and sys.stdout is not None:
         sys.stdout = ClosedPipeGuard(sys.stdout)
+
+
+def stop_when_stdout_closes(stop: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
+    """Within the block, ``stop()`` is called once stdout's reader has gone (see
+    :class:`ClosedPipeGuard`); where stdout is not guarded, nothing is."""
+    stdout = sys.stdout
+    if isinstance(stdout, ClosedPipeGuard):
+        return stdout.stopping(stop)
+    return contextlib.nullcontext()

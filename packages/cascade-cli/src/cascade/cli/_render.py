@@ -2,7 +2,8 @@
 
 Every absolute time on one screen is in one time zone, the local one (set
 ``TZ=UTC`` for UTC), and the screen says which. Every text that comes from a
-message is shown as plain text, never parsed as markup.
+message is shown as plain text, never parsed as markup, with the characters a
+terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from cascade.interfaces import Constraint
 
+from ._inert import SHOWN, inert
 from ._state import WatchState
 from ._views import LAST_TIMESTAMP, EngineView, RunView
 
@@ -107,7 +109,8 @@ def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
 
 
 def _params(constraint: Constraint) -> Text:
-    return Text(", ".join(f"{key}={value}" for key, value in constraint.params.items()) or "-")
+    shown = ", ".join(f"{key}={value}" for key, value in constraint.params.items())
+    return Text(inert(shown, SHOWN["params"]) or "-")
 
 
 def _progress(run: RunView) -> tuple[ProgressBar, str]:
@@ -128,7 +131,7 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
     )
     bar, done = _progress(run)
     table.add_row(
-        Text(run.run_id[:12], style="bold"),
+        Text(inert(run.run_id[:12], 12), style="bold"),
         Text(run.status, style=_RUN_STYLES.get(run.status, "")),
         bar,
         done,
@@ -136,14 +139,15 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
     )
     for task in run.active_tasks()[:_ACTIVE_SHOWN]:
         style = _STATE_STYLES.get(task.state, "")
-        label = Text(f"  {task.state.lower()} ", style=style) + Text(task.name, style=style)
+        name = Text(inert(task.name, SHOWN["name"]), style=style)
+        label = Text(f"  {task.state.lower()} ", style=style) + name
         table.add_row("", "", label, duration(times.now - task.since), "")
     failed = run.failed_tasks()
     for task in failed[:_FAILED_SHOWN]:
-        label = Text("  failed ", style="red") + Text(task.name, style="red")
-        table.add_row("", "", label, "", Text(task.error, style="red"))
+        label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
+        table.add_row("", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
-        table.add_row("", "", "", "", Text(run.error, style="red"))
+        table.add_row("", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
 
 
 def runs_table(state: WatchState, times: TimeFormat) -> Table:
@@ -162,7 +166,8 @@ def _engine_status(engine: EngineView) -> Text:
     status = engine.status
     if status is None:
         return Text("unknown (telemetry only)", style="yellow")
-    label = status.status + (f" ({status.reason})" if status.reason else "")
+    reason = inert(status.reason, SHOWN["reason"]) if status.reason else ""
+    label = status.status + (f" ({reason})" if reason else "")
     if engine.conflict:
         label += f" - CONFLICT: source id shared with session {engine.conflict_session}"
         return Text(label, style="bold yellow")
@@ -190,7 +195,7 @@ def engines_table(
     for engine in shown:
         session = engine.status.session if engine.status else None
         table.add_row(
-            Text(engine.source),
+            Text(inert(engine.source, SHOWN["source"])),
             _engine_status(engine),
             "-" if session is None else str(session),
             times.ago(engine.last_seen),
@@ -205,7 +210,7 @@ def constraints_table(state: WatchState, times: TimeFormat) -> Table:
         table.add_column(column)
     for _, constraint in state.active_constraints():
         table.add_row(
-            Text(constraint.scope),
+            Text(inert(constraint.scope, SHOWN["scope"])),
             Text(constraint.type),
             _params(constraint),
             _expiry(constraint, times),
@@ -224,6 +229,15 @@ def connection_line(state: WatchState, times: TimeFormat, broker: str = "the bro
         "reconnecting — what follows may be out of date",
         style="bold red",
     )
+
+
+def _ignored(state: WatchState) -> list[Text]:
+    said = [
+        f"{count} {what} messages ignored"
+        for count, what in ((state.rejected, "malformed"), (state.oversized, "oversized"))
+        if count
+    ]
+    return [Text(", ".join(said), style="yellow")] if said else []
 
 
 def _footer(state: WatchState, times: TimeFormat, broker: str | None) -> Text:
@@ -246,8 +260,7 @@ def render_watch(
         engines_table(state, times, offline_max_age),
         constraints_table(state, times),
     ]
-    if state.rejected:
-        parts.append(Text(f"{state.rejected} malformed messages ignored", style="yellow"))
+    parts.extend(_ignored(state))
     parts.append(_footer(state, times, broker))
     return Group(*parts)
 
@@ -261,7 +274,6 @@ def render_status(
         engines_table(state, times, offline_max_age),
         constraints_table(state, times),
     ]
-    if state.rejected:
-        parts.append(Text(f"{state.rejected} malformed messages ignored", style="yellow"))
+    parts.extend(_ignored(state))
     parts.append(Text(f"as of {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Group(*parts)

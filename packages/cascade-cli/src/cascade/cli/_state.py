@@ -45,8 +45,10 @@ from cascade.interfaces import (
     decode_constraint,
     decode_envelope,
     decode_status,
+    payload_limit,
 )
 
+from ._inert import KEPT, truncate
 from ._views import ConnectionView, EngineView, RunView, TaskView, parse_timestamp
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "WatchState"]
@@ -76,6 +78,11 @@ class WatchState:
     than the task's current state (its ``ts``), or the same time with another
     state: a copy changes nothing and a task never steps back to an older
     state; a heartbeat older than the one shown is ignored.
+
+    No sender can make the state big: a message larger than its kind's bound
+    is counted in :attr:`oversized` and not read, and a task's name and error
+    and a status's reason are kept cut to a few kilobytes (the views escape
+    them when they are shown).
     """
 
     prefix: str = DEFAULT_PREFIX
@@ -87,12 +94,20 @@ class WatchState:
     constraints: dict[str, Constraint] = field(default_factory=dict)
     connection: ConnectionView = field(default_factory=ConnectionView)
     rejected: int = 0
+    """Messages that do not follow the protocol, ignored."""
+    oversized: int = 0
+    """Messages larger than their kind's bound (:func:`~cascade.interfaces.payload_limit`),
+    ignored unread."""
     forgotten_runs: int = 0
     """Runs dropped by :meth:`prune` so far."""
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
         kind, _, rest = message.topic.removeprefix(self.prefix + "/").partition("/")
+        limit = payload_limit(kind)
+        if limit is not None and len(message.raw) > limit:
+            self.oversized += 1
+            return
         try:
             if kind == "constraints":
                 self._apply_constraint(message)
@@ -122,6 +137,8 @@ class WatchState:
             self.engines.pop(source, None)
             return
         status = decode_status(message.payload)
+        if status.reason is not None and len(status.reason) > KEPT["reason"]:
+            status.reason = truncate(status.reason, KEPT["reason"])
         source = status.source or source
         known = self.engines.get(source)
         if known is None:
@@ -158,11 +175,11 @@ class WatchState:
             run.set_task(
                 TaskView(
                     body.task_id,
-                    body.task_name,
+                    truncate(body.task_name, KEPT["name"]),
                     body.state,
                     now,
                     body.duration_ms,
-                    body.error,
+                    truncate(body.error, KEPT["error"]),
                     envelope.ts,
                 )
             )
@@ -173,7 +190,7 @@ class WatchState:
                     run.planned = body.tasks
             else:
                 run.status = body.status or "Finished"
-                run.error = body.error or ""
+                run.error = truncate(body.error or "", KEPT["error"])
                 run.finish(now)
                 self.prune(now)
 

@@ -31,8 +31,16 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
-from ._schemas import (
+from ._limits import (
     MAX_CONTROL_PAYLOAD_BYTES,
+    MAX_ERROR_LENGTH,
+    MAX_STATUS_PAYLOAD_BYTES,
+    MAX_TELEMETRY_PAYLOAD_BYTES,
+    payload_limit,
+    truncate_error,
+)
+from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
+from ._schemas import (
     PROTOCOL_VERSION,
     Body,
     Constraint,
@@ -67,7 +75,12 @@ __all__ = [
     "BrokerCapabilities",
     "DEFAULT_PREFIX",
     "MAX_CONTROL_PAYLOAD_BYTES",
+    "MAX_ERROR_LENGTH",
     "MAX_INDEXED_TOPICS",
+    "MAX_STATUS_PAYLOAD_BYTES",
+    "MAX_TELEMETRY_PAYLOAD_BYTES",
+    "MAX_TTL",
+    "MIN_TTL",
     "PROTOCOL_VERSION",
     "Body",
     "ConnectError",
@@ -95,6 +108,7 @@ __all__ = [
     "TaskState",
     "TaskStateEvent",
     "beside_exact_reads",
+    "canonical_rate",
     "constraint_topic",
     "constraints_filter",
     "constraints_index_topic",
@@ -102,13 +116,17 @@ __all__ = [
     "decode_envelope",
     "decode_status",
     "events_topic",
+    "expiry_after",
     "heartbeat_topic",
+    "parse_rate",
+    "payload_limit",
     "read_indexed_constraints",
     "rollcall_topic",
     "status_filter",
     "status_topic",
     "telemetry_filter",
     "topic_matches",
+    "truncate_error",
     "update_constraints_index",
     "validate_scope",
 ]

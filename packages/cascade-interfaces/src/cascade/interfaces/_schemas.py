@@ -8,7 +8,6 @@ fields are ignored, as the protocol asks of readers.
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -18,9 +17,10 @@ import msgspec
 
 from ._codec import DECODE_ERRORS, invalid_message
 from ._errors import InvalidMessageError
+from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
+from ._rules import parse_rate
 
 __all__ = [
-    "MAX_CONTROL_PAYLOAD_BYTES",
     "PROTOCOL_VERSION",
     "Body",
     "Constraint",
@@ -36,19 +36,15 @@ __all__ = [
     "decode_constraint",
     "decode_envelope",
     "decode_status",
-    "parse_rate",
     "utc_now_iso",
     "validate_scope",
 ]
 
 PROTOCOL_VERSION = "1.0"
-MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024
-"""Control payloads larger than this are rejected before they are parsed."""
-
 _MAX_ID = 256
 _MAX_SCOPE = 1024
 _MAX_LIMIT = 2**31 - 1
-_MAX_NUMBER = 1e15  # bounds every float so that infinities are rejected
+_MAX_NUMBER = MAX_NUMBER
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
@@ -190,9 +186,8 @@ _PARAMS: dict[str, type[msgspec.Struct]] = {
     "concurrency": _ConcurrencyParams,
     "rate_limit": _RateLimitParams,
 }
+_UNUSABLE_IN_SCOPE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "ratelimit"}
-_RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([smh]))?\s*")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def validate_scope(scope: str) -> str:
@@ -200,35 +195,24 @@ def validate_scope(scope: str) -> str:
 
     PROTOCOL.md lets readers store other scopes as matching nothing; Cascade's
     engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
-    ``task:`` is reported rather than silently doing nothing. Raises
-    :class:`InvalidMessageError` at ``$.scope``.
+    ``task:`` is reported rather than silently doing nothing, and scopes holding
+    control characters (C0, DEL, C1) or lone surrogates (no valid UTF-8: what
+    a shell hands over for invalid bytes), which no task name matches and no
+    topic can carry. Raises :class:`InvalidMessageError` at ``$.scope``.
     """
     kind, sep, pattern = scope.partition(":")
-    if scope == "global" or (kind == "task" and sep and pattern):
-        return scope
-    raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
-    )
-
-
-def parse_rate(rate: str | float) -> float:
-    """Tasks per second for a rate: ``"10/m"``, ``"0.5/s"``, ``"2/h"``, or a bare number per second.
-
-    Raises :class:`ValueError` for anything else, and for rates that are not
-    positive and finite.
-    """
-    if isinstance(rate, bool):
-        raise ValueError(f"rate must be a number or '<count>/<s|m|h>', not {rate!r}")
-    if isinstance(rate, (int, float)):
-        per_second = float(rate)
-    else:
-        match = _RATE.fullmatch(rate)
-        if match is None:
-            raise ValueError(f"rate must be '<count>/<s|m|h>' or a number, not {rate!r}")
-        per_second = float(match[1]) / _UNIT_SECONDS[match[2]]
-    if not (math.isfinite(per_second) and 0 < per_second <= _MAX_NUMBER):
-        raise ValueError(f"rate must be positive and finite, not {rate!r}")
-    return per_second
+    if not (scope == "global" or (kind == "task" and sep and pattern)):
+        raise InvalidMessageError(
+            f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
+        )
+    unusable = _UNUSABLE_IN_SCOPE.search(scope)
+    if unusable is not None:
+        raise InvalidMessageError(
+            f"scope {scope!r} holds {unusable[0]!r}: a scope is text without control "
+            "characters (and valid UTF-8)",
+            "$.scope",
+        )
+    return scope
 
 
 class Constraint(msgspec.Struct, kw_only=True):

@@ -20,6 +20,7 @@ from cascade.interfaces import (
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
+    truncate_error,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_id
 from cascade.interfaces.connector_kit import timeout as bounded
@@ -258,7 +259,7 @@ class TelemetrySubscriber:
             name,
             _STATES[event.state],
             _encode(event.duration_ms),
-            _encode(error) if error else b'""',
+            _encode(truncate_error(error)) if error else b'""',
         )
 
     async def publish_heartbeat(self) -> None:
@@ -303,13 +304,15 @@ class TelemetrySubscriber:
                 task_name=event.task_name,
                 state=event.state,
                 duration_ms=event.duration_ms,
-                error=event.error,
+                error=truncate_error(event.error),
             )
         if isinstance(event, RunStarted):
             return 1, LifecycleEvent(event="ENGINE_STARTED", tasks=event.task_count)
         # PROTOCOL.md knows Succeeded and Failed only; the error says "CancelledError: ..."
         status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
-        return 1, LifecycleEvent(event="ENGINE_STOPPED", status=status, error=event.error)
+        return 1, LifecycleEvent(
+            event="ENGINE_STOPPED", status=status, error=truncate_error(event.error)
+        )
 
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
         try:

@@ -171,6 +171,7 @@ class DashboardModel:
             "runs_total": len(state.runs),
             "constraints": [_constraint(t, c) for t, c in state.active_constraints()],
             "rejected": state.rejected,
+            "oversized": state.oversized,
         }
 
     def _recency(self, run: RunView) -> tuple[bool, float]:

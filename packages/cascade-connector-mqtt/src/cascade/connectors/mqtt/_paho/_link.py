@@ -177,7 +177,8 @@ class PahoLink:
         try:
             async with bounded(settings.connect_timeout):
                 await self.client.__aenter__()
-        except (MqttError, OSError, asyncio.TimeoutError) as exc:
+        except (MqttError, OSError, asyncio.TimeoutError, UnicodeError) as exc:
+            # UnicodeError: a host name the resolver cannot encode (a label over 63 characters)
             reason = describe_connect_failure(exc, settings.connect_timeout)
             kind = ConnectRefusedError if is_refusal(exc) else ConnectError
             raise kind(settings.hostname, settings.port, reason) from exc

@@ -61,6 +61,8 @@ def describe_connect_failure(exc: BaseException, timeout: float) -> str:
             return f"unknown host ({cause.strerror})"
         if isinstance(cause, (TimeoutError, socket.timeout)):
             return f"no answer from the broker within {timeout:g} s"
+        if isinstance(cause, UnicodeError):
+            return "not a host name the resolver can look up"
         if isinstance(cause, ConnectionResetError):
             return "the broker closed the connection during the handshake"
         if isinstance(cause, OSError) and cause.strerror:

@@ -1,0 +1,51 @@
+"""How large a message a reader accepts, by kind, and how long an error an engine sends.
+
+Readers (engines, ``cascade status``/``watch``, the dashboard) reject a payload
+over its kind's bound before decoding it, and count the rejection: no sender
+can make a reader slow or big. Cascade's engines stay well inside them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_CONTROL_PAYLOAD_BYTES",
+    "MAX_NUMBER",
+    "MAX_ERROR_LENGTH",
+    "MAX_STATUS_PAYLOAD_BYTES",
+    "MAX_TELEMETRY_PAYLOAD_BYTES",
+    "payload_limit",
+    "truncate_error",
+]
+
+MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024
+"""Control payloads larger than this are rejected before they are parsed."""
+
+MAX_STATUS_PAYLOAD_BYTES = 16 * 1024
+"""Status (presence) payloads larger than this are rejected before they are parsed."""
+
+MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024
+"""Telemetry payloads (events, heartbeats) larger than this are rejected before they are parsed."""
+
+MAX_NUMBER = 1e15
+"""The bound of every number a message carries, so that infinities are rejected."""
+
+MAX_ERROR_LENGTH = 16 * 1024
+"""Characters of a task's or run's error an engine sends; a longer one is cut, and says so."""
+
+_LIMITS = {
+    "constraints": MAX_CONTROL_PAYLOAD_BYTES,
+    "status": MAX_STATUS_PAYLOAD_BYTES,
+    "telemetry": MAX_TELEMETRY_PAYLOAD_BYTES,
+}
+
+
+def payload_limit(kind: str) -> int | None:
+    """The bound for a topic's kind (its level after the prefix), ``None`` for other kinds."""
+    return _LIMITS.get(kind)
+
+
+def truncate_error(error: str) -> str:
+    """``error`` cut to :data:`MAX_ERROR_LENGTH` characters, saying how many were left out."""
+    if len(error) <= MAX_ERROR_LENGTH:
+        return error
+    return f"{error[:MAX_ERROR_LENGTH]}… ({len(error) - MAX_ERROR_LENGTH} more characters)"
