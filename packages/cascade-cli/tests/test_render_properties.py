@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -27,14 +29,21 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 
 _MAX = 1e15  # the schemas' bound on every number
-# rich markup, escapes and wide or combining characters as well as any text
+# rich markup, terminal escapes (CSI, OSC title and hyperlink, DCS, 8-bit CSI), bidi overrides,
+# lone surrogates, wide or combining characters as well as any text
 _hostile = st.sampled_from(
-    ["[/]", "[bold]x", "[/x]", "[link=a]", "\x1b[31m", "界", "e\u0301", "\n"]
+    ["[/]", "[bold]x", "[/x]", "[link=a]", "\x1b[31m", "界", "e\u0301", "\n",
+     "\x1b[2J", "\x1b]0;PWNED\x1b\\", "\x1b]8;;http://x\x07a\x1b]8;;\x07", "\x1bP1$r\x1b\\",
+     "\x9b2J", "\u202eevil", "\ud800", "\r\x08\x07"]
+)  # fmt: skip
+_controls = st.characters(codec=None, categories=["Cc", "Cs", "Cf"])
+names = st.one_of(
+    _hostile,
+    st.text(min_size=1, max_size=40),
+    st.text(st.one_of(_controls, st.characters()), min_size=1, max_size=40),
 )
-names = st.one_of(_hostile, st.text(min_size=1, max_size=40))
 texts = st.one_of(st.just(""), names)
 counts = st.integers(min_value=0, max_value=2**63 - 1)
 seconds = st.floats(min_value=0, max_value=_MAX, allow_nan=False)
@@ -128,19 +137,30 @@ def constraints(draw: st.DrawFn) -> Message:
 
 
 def _message(topic: str, payload: Any, retain: bool) -> Message:
-    decoded = json.loads(encode_payload(payload)) if payload is not None else {}
+    # through JSON's \\u escapes, as a lone surrogate travels on the wire
+    decoded = json.loads(json.dumps(msgspec.to_builtins(payload))) if payload is not None else {}
     return Message(topic=topic, payload=decoded, retain=retain)
 
 
 messages = st.lists(st.one_of(telemetry(), statuses(), constraints()), max_size=25)
 
 
+# What rich itself writes to a terminal: colours and styles (SGR) only.
+_SGR = re.compile("\x1b\\[[0-9;]*m")
+# What a terminal acts on: C0 but the newline, DEL, C1, and what reorders or hides text.
+_ACTIVE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _draw(renderable: Any, width: int) -> str:
-    console = Console(file=io.StringIO(), width=width, force_terminal=True)
+    """What a terminal receives for ``renderable``: it must be inert."""
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system="truecolor")
     console.print(renderable)
-    out = console.file
-    assert isinstance(out, io.StringIO)
-    return out.getvalue()
+    text = out.getvalue()
+    text.encode("utf-8")  # no lone surrogate: it would end the command with an error
+    active = _ACTIVE.search(_SGR.sub("", text))
+    assert active is None, f"{active[0]!r} reaches the terminal in {text!r}"
+    return text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -113,6 +113,18 @@ def test_failures_are_described_in_words(cause: BaseException, words: str) -> No
     assert words in describe_connect_failure(wrapped(cause), 5.0)
 
 
+@pytest.mark.parametrize("host", ["a" * 300, "\udcff"])
+async def test_a_host_the_resolver_cannot_encode_is_a_connect_error(host: str) -> None:
+    """A label over 63 characters or bytes that were not UTF-8: a ConnectError saying so, not
+    the resolver's UnicodeError (it never reaches the network)."""
+    connector = MqttConnector(host, presence=False, connect_timeout=2)
+    try:
+        with pytest.raises(ConnectError, match="not a host name the resolver can look up"):
+            await connector.connect(require=True)
+    finally:
+        await connector.disconnect()
+
+
 def test_nagle_is_left_alone_where_the_transport_is_not_tcp() -> None:
     """A Unix socket refuses TCP_NODELAY and a websocket wrapper has no setsockopt: no error."""
     left, right = socket.socketpair()

@@ -19,9 +19,9 @@ from cascade.interfaces import (
     decode_constraint,
     decode_envelope,
     decode_status,
+    parse_rate,
     validate_scope,
 )
-from cascade.interfaces._schemas import parse_rate
 from cascade.interfaces.connector_kit import encode_payload
 
 
@@ -199,6 +199,8 @@ def test_oversized_control_payload_rejected_before_parsing() -> None:
         (0.25, 0.25),
         (" 6 / m ", 0.1),
         (".5/s", 0.5),
+        ("1e3", 1000.0),
+        ("2.5E-1/m", 0.25 / 60),
     ],
 )
 def test_parse_rate(rate: str | float, per_second: float) -> None:
@@ -258,5 +260,14 @@ def test_known_scopes_accepted(scope: str) -> None:
 def test_unknown_scopes_rejected(scope: str) -> None:
     """Anything else is rejected at ``$.scope``."""
     with pytest.raises(InvalidMessageError, match="unknown scope") as caught:
+        validate_scope(scope)
+    assert caught.value.path == "$.scope"
+
+
+@pytest.mark.parametrize("scope", ["task:\udcff", "task:\x1b[2J", "task:a\x9bb", "task:a\x00", "task:\x7f"])
+def test_scopes_with_control_characters_rejected(scope: str) -> None:
+    """A scope holding a control character or a lone surrogate (a shell's invalid bytes) is
+    rejected at ``$.scope``: no task name matches it and no topic can carry it."""
+    with pytest.raises(InvalidMessageError, match="control characters") as caught:
         validate_scope(scope)
     assert caught.value.path == "$.scope"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cascade.interfaces import (
+    MAX_ERROR_LENGTH,
     Envelope,
     Heartbeat,
     LifecycleEvent,
@@ -126,6 +127,26 @@ async def test_failed_run_publishes_failed_and_stopped_with_error() -> None:
     assert bodies[2]["error"] == "KeyError: 'missing'"
     assert bodies[3]["status"] == "Failed"
     assert bodies[3]["error"].startswith("TaskFailedError: task 'boom'")
+
+
+@task
+def huge_failure() -> None:
+    raise ValueError("x" * (MAX_ERROR_LENGTH * 2))
+
+
+async def test_a_long_error_is_sent_cut_to_the_bound() -> None:
+    """An error longer than MAX_ERROR_LENGTH goes out cut, saying how much was left out, so
+    that the event stays far inside the readers' telemetry bound and is not rejected."""
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker)
+    with pytest.raises(TaskFailedError):
+        await engine.run(huge_failure())
+    topic = events_topic("acme", "shop", events[0].run_id)
+    failed = [raw for _, raw, _ in published(broker, topic) if raw["body"].get("state") == "FAILED"]
+    error = failed[0]["body"]["error"]
+    assert error.startswith("ValueError: xxx")
+    assert len(error) < MAX_ERROR_LENGTH + 40
+    assert error.endswith(f"… ({len('ValueError: ') + MAX_ERROR_LENGTH} more characters)")
 
 
 async def test_concurrent_runs_of_one_engine_publish_only_their_own_events() -> None:

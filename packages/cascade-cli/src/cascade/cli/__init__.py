@@ -3,6 +3,7 @@
 from . import _forget  # noqa: F401  (registers `cascade forget` on the app)
 from ._app import CliContext, app, main
 from ._broker import BrokerOptions, ConnectorFactory
+from ._inert import inert
 from ._state import WatchState
 from ._views import ConnectionView, EngineView, RunView, TaskView
 
@@ -16,5 +17,6 @@ __all__ = [
     "TaskView",
     "WatchState",
     "app",
+    "inert",
     "main",
 ]

@@ -202,6 +202,10 @@ class PahoLink:
         try:
             if graceful and connected and paho.disconnect() == _SUCCESS:
                 await asyncio.wait({disconnected}, timeout=0.5)
+            # aiomqtt registers paho's writer one loop turn late (call_soon_threadsafe, even from
+            # this thread): let a pending registration run while the socket is still open, or it
+            # would run on a closed (or reused) descriptor and log a KeyError and an OSError
+            await asyncio.sleep(0)
         finally:
             paho._reset_sockets()
             context: object = paho._ssl_context

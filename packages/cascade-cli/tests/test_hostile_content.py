@@ -1,0 +1,90 @@
+"""What any publisher sends is inert and bounded in the views: escapes, sizes, lengths."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from cascade.cli import WatchState, inert
+from cascade.cli._render import render_status, render_watch
+from cascade.interfaces import (
+    MAX_STATUS_PAYLOAD_BYTES,
+    MAX_TELEMETRY_PAYLOAD_BYTES,
+    Envelope,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    events_topic,
+    status_topic,
+)
+from cascade.interfaces.connector_kit import encode_payload
+
+_ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_MARK = "…[cut]"
+
+
+@given(st.text(st.characters(codec=None)), st.integers(min_value=1, max_value=300))
+def test_inert_text_has_nothing_a_terminal_acts_on(text: str, limit: int) -> None:
+    """Any text comes out without control characters, overrides or surrogates, at most
+    ``limit`` characters and the mark; short, plain text comes out as it is."""
+    shown = inert(text, limit)
+    assert _ACTIVE.search(shown) is None
+    assert len(shown) <= limit + len(_MARK)
+    if len(text) <= limit and _ACTIVE.search(text) is None:
+        assert shown == text
+    else:
+        assert shown.endswith(_MARK) or shown != text
+
+
+def test_the_reported_sequences_are_shown_as_text() -> None:
+    """The issue's scope: its clear-screen and title sequences are visible, not obeyed."""
+    shown = inert("task:\x1b[2J\x1b]0;PWNED\x1b\\", 200)
+    assert shown == "task:\\x1b[2J\\x1b]0;PWNED\\x1b\\"
+    assert inert("a\x9b2Jb\u202ec", 200) == "a\\x9b2Jb\\u202ec"
+
+
+def _raw(topic: str, payload: object) -> Message:
+    raw = encode_payload(payload)
+    return Message(topic, json.loads(raw), raw)
+
+
+def _task(name: str, error: str = "", run_id: str = "r1") -> Message:
+    body = TaskStateEvent(task_id="t1", task_name=name, state="FAILED", error=error)
+    envelope = Envelope(run_id=run_id, org_id="o", project_id="p", source="s", body=body)
+    return _raw(events_topic("o", "p", run_id), envelope)
+
+
+def test_oversized_messages_are_counted_and_change_nothing() -> None:
+    """A message over its kind's bound is not read; the views say how many were ignored."""
+    state = WatchState()
+    state.apply(_task("x" * MAX_TELEMETRY_PAYLOAD_BYTES))
+    reason = "y" * MAX_STATUS_PAYLOAD_BYTES
+    state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
+    assert (state.oversized, state.rejected) == (2, 0)
+    assert not state.runs and not state.engines
+    for view in (render_watch(state), render_status(state)):
+        out = io.StringIO()
+        Console(file=out, width=120).print(view)
+        assert "2 oversized messages ignored" in out.getvalue()
+
+
+def test_long_fields_are_kept_cut() -> None:
+    """Names, errors and reasons within the bounds are kept cut to a few kilobytes, marked."""
+    state = WatchState()
+    state.apply(_task("n" * 100_000, error="E" * 100_000))
+    reason = "r" * 10_000
+    state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
+    task = state.runs["r1"].tasks["t1"]
+    assert len(task.name) < 300 and task.name.endswith(_MARK)
+    assert len(task.error) < 2100 and task.error.endswith(_MARK)
+    status = state.engines["e1"].status
+    assert status is not None and status.reason is not None
+    assert len(status.reason) < 300 and status.reason.endswith(_MARK)
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_watch(state))
+    assert len(out.getvalue()) < 5_000
