@@ -48,7 +48,7 @@ def test_the_reported_sequences_are_shown_as_text() -> None:
     assert inert("a\x9b2Jb\u202ec", 200) == "a\\x9b2Jb\\u202ec"
 
 
-def _raw(topic: str, payload: object) -> Message:
+def _raw(topic: str, payload: Envelope | StatusMessage) -> Message:
     raw = encode_payload(payload)
     return Message(topic, json.loads(raw), raw)
 
@@ -66,7 +66,8 @@ def test_oversized_messages_are_counted_and_change_nothing() -> None:
     reason = "y" * MAX_STATUS_PAYLOAD_BYTES
     state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
     assert (state.oversized, state.rejected) == (2, 0)
-    assert not state.runs and not state.engines
+    assert not state.runs
+    assert not state.engines
     for view in (render_watch(state), render_status(state)):
         out = io.StringIO()
         Console(file=out, width=120).print(view)
@@ -80,11 +81,15 @@ def test_long_fields_are_kept_cut() -> None:
     reason = "r" * 10_000
     state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
     task = state.runs["r1"].tasks["t1"]
-    assert len(task.name) < 300 and task.name.endswith(_MARK)
-    assert len(task.error) < 2100 and task.error.endswith(_MARK)
+    assert len(task.name) < 300
+    assert task.name.endswith(_MARK)
+    assert len(task.error) < 2100
+    assert task.error.endswith(_MARK)
     status = state.engines["e1"].status
-    assert status is not None and status.reason is not None
-    assert len(status.reason) < 300 and status.reason.endswith(_MARK)
+    assert status is not None
+    assert status.reason is not None
+    assert len(status.reason) < 300
+    assert status.reason.endswith(_MARK)
     out = io.StringIO()
     Console(file=out, width=200).print(render_watch(state))
     assert len(out.getvalue()) < 5_000

@@ -63,7 +63,8 @@ def test_odd_options_give_an_exit_code_and_one_line(args: list[str]) -> None:
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
     if result.exit_code == 2:
         lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("cascade"), (args, result.stderr)
+        assert len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("cascade"), (args, result.stderr)
         assert "Traceback" not in result.output
 
 

@@ -160,9 +160,7 @@ def test_watch_in_a_terminal_stays_inert_and_ends_at_once_on_ctrl_c(
     assert took < 1.0, f"Ctrl-C took {took:.2f} s"
 
 
-def test_watch_json_into_head_ends_quietly(
-    mosquitto_broker: BrokerEndpoint, hostile: str
-) -> None:
+def test_watch_json_into_head_ends_quietly(mosquitto_broker: BrokerEndpoint, hostile: str) -> None:
     """`cascade watch --json | head -1` exits 0 with nothing on stderr, time after time
     (the reader's end came inside the event loop and left asyncio a closed socket)."""
     for _ in range(5):
@@ -192,7 +190,9 @@ def test_watch_json_into_head_ends_quietly(
         ["pause", "--ttl", "1e-9"],
     ],
 )
-def test_odd_input_is_one_line_and_exit_2(mosquitto_broker: BrokerEndpoint, args: list[str]) -> None:
+def test_odd_input_is_one_line_and_exit_2(
+    mosquitto_broker: BrokerEndpoint, args: list[str]
+) -> None:
     """The reported inputs, as a shell hands them over (invalid UTF-8 as bytes): one line."""
     argv = [os.fsencode(arg) for arg in _cli(*args)]
     done = subprocess.run(argv, env=_env(mosquitto_broker), capture_output=True, timeout=30)

@@ -326,7 +326,11 @@ def watch(
             state.apply(message)
             if as_json and state.oversized == oversized:
                 # ASCII JSON: every control character, C1 and lone surrogate escaped
-                line = {"topic": message.topic, "retain": message.retain, "payload": message.payload}
+                line = {
+                    "topic": message.topic,
+                    "retain": message.retain,
+                    "payload": message.payload,
+                }
                 out.write(json.dumps(line) + "\n")
             if "/telemetry/" in message.topic:
                 seen += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -28,19 +27,12 @@ class OneLineErrors(TyperGroup):
     terminal and a person all read one line better.
     """
 
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; in standalone mode exit with its code, usage errors said in one line."""
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
         try:
-            code = super().main(args, prog_name, complete_var, False, **extra)
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
         except _SHOWS_HELP as exc:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """``text`` if it has at most ``limit`` characters, else its first ``limit`` and :data:`MARK`."""
+    """``text`` if at most ``limit`` characters long, else its first ``limit`` and :data:`MARK`."""
     if len(text) <= limit:
         return text
     return text[:limit] + MARK
