@@ -19,6 +19,7 @@ from cascade.interfaces import (
 
 from ._app import _fail, _run, app
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ._inert import SHOWN, inert
 from ._publishing import publish_confirmed
 from ._view_options import parse_age
 from ._views import parse_timestamp
@@ -118,6 +119,7 @@ def forget(
 
     forgotten = _run(ctx, broker, clear)
     if forgotten:
-        typer.echo(f"forgot {len(forgotten)}: " + ", ".join(forgotten))
+        shown = (inert(source, SHOWN["source"]) for source in forgotten)  # topic levels: anyone's
+        typer.echo(f"forgot {len(forgotten)}: " + ", ".join(shown))
     else:
         typer.echo("nothing to forget")
