@@ -16,9 +16,10 @@ from cascade.interfaces import (
 )
 from cascade.interfaces import validate_scope as check_scope
 
+from ._context import UsageError
+
 __all__ = [
     "CONSTRAINT_TYPES",
-    "UsageError",
     "clear_topics",
     "limit_constraints",
     "pause_constraint",
@@ -32,10 +33,6 @@ MAX_CONCURRENCY = 2**31 - 1
 MAX_SCOPE_LENGTH = 256 - len("ratelimit-")
 # Where the schema puts a problem, and the input the user gave it with.
 _OPTION_AT = {"$.expires_at": "--ttl", "$.params.limit": "--concurrency", "$.params.rate": "--rate"}
-
-
-class UsageError(ValueError):
-    """A command's input is invalid; nothing was sent."""
 
 
 def validate_scope(scope: str) -> str:

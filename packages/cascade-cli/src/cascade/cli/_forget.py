@@ -17,8 +17,8 @@ from cascade.interfaces import (
     status_topic,
 )
 
-from ._app import _fail, _run, app
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ._context import CliContext, fail
 from ._inert import SHOWN, inert
 from ._publishing import publish_confirmed
 from ._view_options import parse_age
@@ -71,7 +71,6 @@ async def _retained_statuses(connector: Any) -> list[RetainedStatus]:
     return list(found.values())
 
 
-@app.command()
 @broker_options
 def forget(
     ctx: typer.Context,
@@ -110,14 +109,14 @@ def forget(
             topic = status_topic(source, connector.topic_prefix)
             doomed = [s for s in retained if s.topic == topic]
             if not doomed:
-                raise _fail(f"no status retained for {source!r}")
+                raise fail(f"no status retained for {source!r}")
             status = doomed[0].status
             if status is not None and status.status == "online" and not force:
-                raise _fail(f"{source!r} is online; --force clears its status anyway")
+                raise fail(f"{source!r} is online; --force clears its status anyway")
         await publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
         return [s.source for s in doomed]
 
-    forgotten = _run(ctx, broker, clear)
+    forgotten = CliContext.of(ctx).run(broker, clear)
     if forgotten:
         shown = (inert(source, SHOWN["source"]) for source in forgotten)  # topic levels: anyone's
         typer.echo(f"forgot {len(forgotten)}: " + ", ".join(shown))

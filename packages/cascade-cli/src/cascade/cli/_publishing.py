@@ -7,7 +7,8 @@ from typing import Any
 
 from cascade.interfaces import Connector, ConstraintType, Message, update_constraints_index
 
-from ._control import UsageError, resume_topics
+from ._context import UsageError
+from ._control import resume_topics
 from ._reading import subscribe_constraints
 
 __all__ = ["clear_constraints", "parse_constraint_type", "publish_confirmed", "set_constraints"]

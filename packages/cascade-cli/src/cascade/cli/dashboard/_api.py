@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cascade.interfaces import ConnectorError
 
-from .._control import UsageError
+from .._context import UsageError
 from ._hub import DashboardHub
 
 __all__ = ["MAX_BODY", "MAX_STREAMS", "STREAM_INTERVAL", "create_app"]

@@ -13,7 +13,7 @@ from rich.console import Console
 from cascade.interfaces import ConnectorError
 
 from .._broker import BrokerOptions, mqtt_connector
-from .._control import UsageError
+from .._context import UsageError
 from ._listen import parse_listen
 
 __all__ = ["dashboard"]

@@ -13,7 +13,8 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 
-from .._control import UsageError, limit_constraints, pause_constraint, validate_scope
+from .._context import UsageError
+from .._control import limit_constraints, pause_constraint, validate_scope
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
 from ._model import DashboardModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from .._control import UsageError
+from .._context import UsageError
 
 __all__ = ["bind", "is_loopback", "parse_listen"]
 

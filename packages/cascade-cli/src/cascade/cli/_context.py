@@ -1,0 +1,74 @@
+"""What every command is built from, and how it runs and fails.
+
+Each command takes its :class:`CliContext` with :meth:`CliContext.of`, runs its
+broker work with :meth:`CliContext.run`, refuses its input with
+:class:`UsageError` (exit 2) and ends on a broker failure with :func:`fail`
+(exit 1): one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from cascade.interfaces import ConnectorError
+
+from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+
+__all__ = ["CliContext", "UsageError", "fail", "usage"]
+
+_T = TypeVar("_T")
+
+
+class UsageError(ValueError):
+    """A command's input is invalid; nothing was sent."""
+
+
+def usage(exc: UsageError | ValueError) -> typer.BadParameter:
+    """The usage error (exit 2) a command raises for ``exc``."""
+    return typer.BadParameter(str(exc))
+
+
+def fail(message: str) -> typer.Exit:
+    """Say ``cascade: MESSAGE`` on stderr; the command raises what this returns (exit 1)."""
+    typer.echo(f"cascade: {message}", err=True)
+    return typer.Exit(1)
+
+
+@dataclass
+class CliContext:
+    """What the commands are built from; tests pass their own with ``obj=``."""
+
+    connector_factory: ConnectorFactory = mqtt_connector
+    console: Console | None = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> CliContext:
+        """The context a command was invoked with (the default one if none was given)."""
+        obj = ctx.obj
+        return obj if isinstance(obj, CliContext) else cls()
+
+    def out(self) -> Console:
+        """Where the command prints: the given console, else one on stdout."""
+        return self.console or Console()
+
+    def run(self, options: BrokerOptions, job: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect."""
+
+        async def session() -> _T:
+            connector = self.connector_factory(options)
+            try:
+                await connector.connect(require=True)
+                return await job(connector)
+            finally:
+                await connector.disconnect()
+
+        try:
+            return asyncio.run(session())
+        except ConnectorError as exc:
+            raise fail(str(exc)) from None
