@@ -21,8 +21,8 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._constraint_index import ConstraintIndex
-from ._constraint_index import Key as _Key
+from ._constraint_matcher import ConstraintMatcher
+from ._constraint_matcher import Key as _Key
 from ._tokenbucket import TokenBucket
 
 __all__ = ["DEFAULT_MAX_CONSTRAINTS", "ConstraintManager", "ConstraintStats"]
@@ -85,7 +85,7 @@ class ConstraintManager:
     every constraint from the broker: one published without retain holds
     until the next reconnection, if it is not cleared or expired first.
 
-    Cost: the scheduler's question is answered from a :class:`ConstraintIndex`,
+    Cost: the scheduler's question is answered from a :class:`ConstraintMatcher`,
     so constraints on other task names cost an admission nothing; at most
     ``max_constraints`` are held, and a new one beyond that is rejected,
     counted (``stats.rejected_over_cap``) and warned about at a limited rate.
@@ -111,7 +111,7 @@ class ConstraintManager:
         self._monotonic = monotonic
         self._max = max_constraints
         self._active: dict[_Key, _Entry] = {}
-        self._index = ConstraintIndex()
+        self._matcher = ConstraintMatcher()
         self._epoch = 0
         self._sync_hold = sync_hold
         self._holding = False
@@ -184,7 +184,7 @@ class ConstraintManager:
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(delay, self._expire, key, constraint)
         self._active[key] = _Entry(constraint, topic, self._epoch)
-        self._index.add(key, constraint)
+        self._matcher.add(key, constraint)
         self._by_topic.setdefault(topic, set()).add(key)
         if constraint.type == "rate_limit":
             rate, capacity = constraint.rate_per_second, constraint.capacity
@@ -280,7 +280,7 @@ class ConstraintManager:
         if self._holding:
             return math.inf
         if self._active:
-            governing = self._index.matching(task_name)
+            governing = self._matcher.matching(task_name)
             if governing:
                 wait = self._check(governing)
                 if wait is not None:
@@ -298,7 +298,7 @@ class ConstraintManager:
 
     def _check(self, governing: dict[_Key, Constraint]) -> float | None:
         buckets: list[TokenBucket] = []
-        matching = self._index.matching
+        matching = self._matcher.matching
         for key, constraint in governing.items():
             if constraint.type == "pause":
                 return math.inf
@@ -320,7 +320,7 @@ class ConstraintManager:
     def _remove(self, key: _Key) -> None:
         entry = self._active.pop(key, None)
         if entry is not None:
-            self._index.remove(key)
+            self._matcher.remove(key)
             keys = self._by_topic.get(entry.topic)
             if keys is not None:
                 keys.discard(key)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from cascade.interfaces import Constraint
 
-__all__ = ["ConstraintIndex", "Key"]
+__all__ = ["ConstraintMatcher", "Key"]
 
 Key = tuple[str, str]  # (scope, type)
 
@@ -16,7 +16,7 @@ _GLOB_CHARS = frozenset("*?[")
 _MAX_CACHED_NAMES = 10_000
 
 
-class ConstraintIndex:
+class ConstraintMatcher:
     """The constraints in force, indexed by what their scope can match.
 
     ``global`` governs every name, ``task:<name>`` without glob characters

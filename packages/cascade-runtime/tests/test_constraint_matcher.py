@@ -1,4 +1,4 @@
-"""The constraint index answers exactly what a scan with ``Constraint.applies_to`` would."""
+"""The constraint matcher answers exactly what a scan with ``Constraint.applies_to`` would."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cascade.interfaces import Constraint
-from cascade.runtime._constraint_index import ConstraintIndex, glob_matcher
+from cascade.runtime._constraint_matcher import ConstraintMatcher, glob_matcher
 
 _alphabet = st.sampled_from("ab-_*?[]!.")
 _patterns = st.text(_alphabet, max_size=8)
@@ -33,7 +33,7 @@ def test_matching_equals_a_full_scan_through_any_changes(
     ops: list[tuple[bool, str, str, str]],
 ) -> None:
     """Adds and removes interleaved with lookups (a warm cache): always the scan's answer."""
-    index = ConstraintIndex()
+    matcher = ConstraintMatcher()
     names: set[str] = {"a", "ab", ""}
     for add, scope, kind, name in ops:
         key = (scope, kind)
@@ -41,10 +41,10 @@ def test_matching_equals_a_full_scan_through_any_changes(
             constraint = (
                 Constraint.pause(scope) if kind == "pause" else Constraint.concurrency(scope, 1)
             )
-            index.add(key, constraint)
+            matcher.add(key, constraint)
         else:
-            index.remove(key)
+            matcher.remove(key)
         names.add(name)
         for probe in names:
-            expected = {k for k, c in index.items() if c.applies_to(probe)}
-            assert set(index.matching(probe)) == expected
+            expected = {k for k, c in matcher.items() if c.applies_to(probe)}
+            assert set(matcher.matching(probe)) == expected
