@@ -27,7 +27,7 @@ from cascade.interfaces import (
     status_topic,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
 from cascade.runtime import Engine, task
 
 
@@ -133,7 +133,7 @@ async def test_the_state_follows_a_real_engine(mosquitto_broker: MosquittoBroker
         engine_connector = MqttConnector(broker.host, broker.port, source_id="real-engine")
         engine = Engine(engine_connector, heartbeat_interval=None)
         await engine.run(_total([_step(i) for i in range(6)]))
-        async with timeout(10):
+        async with bounded(10):
             await finished.wait()
     (run,) = state.runs.values()
     assert run.planned == 7

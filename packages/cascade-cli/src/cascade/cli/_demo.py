@@ -22,7 +22,7 @@ from cascade.interfaces import (
     status_filter,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import bounded
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ._broker import BrokerOptions, ConnectorFactory

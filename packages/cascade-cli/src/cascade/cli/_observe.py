@@ -14,8 +14,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from cascade.interfaces import Connector, InvalidIdError, Message, telemetry_filter
-from cascade.interfaces.connector_kit import timeout as bounded
-from cascade.interfaces.connector_kit import validate_id
+from cascade.interfaces.connector_kit import bounded, validate_id
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
 from ._context import CliContext

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 
 if sys.version_info >= (3, 11):
-    from asyncio import timeout
+    from asyncio import timeout as bounded
 else:  # pragma: no cover - exercised by the 3.10 CI job
-    from async_timeout import timeout
+    from async_timeout import timeout as bounded
 
-__all__ = ["timeout"]
+timeout = bounded
+"""The name of :func:`bounded` before 0.2, kept for the connectors written against it."""
+
+__all__ = ["bounded", "timeout"]

@@ -5,15 +5,14 @@ is in :mod:`cascade.interfaces`. A :class:`~cascade.interfaces.Connector`
 implementation uses these parts to behave exactly like the others: the same
 JSON codec, the same routing of received messages to subscriptions, the same
 presence rule on its own status topic, the same id and topic checks, and the
-same rate-limited warnings. The runtime and the CLI use some of them too.
+same rate-limited warnings. Every Cascade package (the MQTT connector, the
+runtime, the CLI) builds on them, so they are as stable as
+:mod:`cascade.interfaces`: a name changes only with a deprecation.
 
-**These names may change between minor versions**, unlike those of
-:mod:`cascade.interfaces`; pin ``cascade-interfaces`` to a minor version if
-you use them.
-
-``timeout`` is ``asyncio.timeout`` (its backport on 3.10): use it, not
+``bounded`` is ``asyncio.timeout`` (its backport on 3.10): use it, not
 ``asyncio.wait_for``, which before Python 3.12 drops a cancellation that
-arrives just as the awaited operation completes.
+arrives just as the awaited operation completes. ``timeout`` is its former
+name, kept as an alias.
 """
 
 from ._codec import decode_payload, encode_payload
@@ -22,7 +21,7 @@ from ._identity import default_org_id, default_project_id, default_source_id
 from ._ids import MAX_ID_BYTES, validate_id
 from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
-from ._timeout import timeout
+from ._timeout import bounded, timeout
 from ._topics import sanitize_segment, validate_filter, validate_prefix, validate_topic
 
 __all__ = [
@@ -32,6 +31,7 @@ __all__ = [
     "PresenceVerdict",
     "RateLimitedLogger",
     "Subscription",
+    "bounded",
     "decode_payload",
     "default_org_id",
     "default_project_id",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import bounded
 
 __all__ = ["StepFailed", "describe", "explain", "within"]
 

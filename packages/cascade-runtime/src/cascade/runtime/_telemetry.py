@@ -22,8 +22,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     truncate_error,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger, validate_id
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 
 from ._events import Event, RunStarted, TaskEvent
 
