@@ -171,3 +171,16 @@ def test_bad_input_exits_2_and_sends_nothing(
     assert result.exit_code == 2
     assert problem in result.output
     assert broker.history == []
+
+
+@pytest.mark.parametrize("scope", ["task:\udcff", "task:\x1b[2J", "task:a\x9bb", "task:\x7f"])
+def test_scopes_with_control_characters_are_refused(
+    invoke: Callable[..., Result], broker: InMemoryBroker, scope: str
+) -> None:
+    """A scope holding a control character or a lone surrogate (a shell's invalid bytes) is a
+    usage error naming it; nothing is published (engines still read such scopes from others)."""
+    for args in (["pause", scope], ["limit", scope, "--concurrency", "1"], ["resume", scope]):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        assert "a scope is text without control characters" in result.stderr
+    assert broker.history == []

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from cascade.cli import WatchState, inert
 from cascade.cli._render import render_status, render_watch
+from cascade.cli._status_json import status_json
 from cascade.interfaces import (
     MAX_STATUS_PAYLOAD_BYTES,
     MAX_TELEMETRY_PAYLOAD_BYTES,
@@ -93,3 +94,16 @@ def test_long_fields_are_kept_cut() -> None:
     out = io.StringIO()
     Console(file=out, width=200).print(render_watch(state))
     assert len(out.getvalue()) < 5_000
+
+
+def test_status_json_carries_any_scope_escaped() -> None:
+    """A retained constraint whose scope holds a lone surrogate or an escape (valid JSON on the
+    wire) is listed by `status --json` as ASCII JSON, where it cannot act on a terminal."""
+    state = WatchState()
+    scope = "task:\ud800\x1b]0;T\x07"
+    payload = {"id": "x", "scope": scope, "type": "pause", "params": {}}
+    raw = json.dumps(payload).encode()
+    state.apply(Message("cascade/constraints/task/x/pause", json.loads(raw), raw, retain=True))
+    line = json.dumps(status_json(state))
+    assert line.isascii()
+    assert json.loads(line)["constraints"][0]["scope"] == scope

@@ -163,7 +163,7 @@ def test_watch_in_a_terminal_stays_inert_and_ends_at_once_on_ctrl_c(
 def test_watch_json_into_head_ends_quietly(mosquitto_broker: BrokerEndpoint, hostile: str) -> None:
     """`cascade watch --json | head -1` exits 0 with nothing on stderr, time after time
     (the reader's end came inside the event loop and left asyncio a closed socket)."""
-    for _ in range(5):
+    for _ in range(10):
         watch = subprocess.Popen(
             _cli("watch", "--json"), env=_env(mosquitto_broker),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -173,7 +173,8 @@ def test_watch_json_into_head_ends_quietly(mosquitto_broker: BrokerEndpoint, hos
         watch.stdout.close()
         _, err = watch.communicate(timeout=20)
         assert watch.returncode == 0, err.decode()
-        assert err == b"", err.decode()
+        # nothing but its own one-line notes (how many oversized messages it ignored)
+        assert all(line.startswith(b"cascade: ") for line in err.splitlines()), err.decode()
         line = json.loads(head.stdout)
         assert set(line) == {"topic", "retain", "payload"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, get_args
@@ -35,12 +36,24 @@ MAX_SCOPE_LENGTH = 256 - len("ratelimit-")
 _OPTION_AT = {"$.expires_at": "--ttl", "$.params.limit": "--concurrency", "$.params.rate": "--rate"}
 
 
+# C0, DEL and C1 controls, and lone surrogates (what a shell hands over for bytes that are not
+# UTF-8): no task is named with them, and a typo or a paste is better refused than published.
+_UNUSABLE_IN_SCOPE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def validate_scope(scope: str) -> str:
-    """``global`` or ``task:<glob>``, the scopes an engine applies."""
+    """``global`` or ``task:<glob>``, the scopes an engine applies, in text a person can type."""
     try:
-        return check_scope(scope)
+        check_scope(scope)
     except InvalidMessageError as exc:
         raise UsageError(f"{exc.reason} (e.g. task:api_*)") from None
+    unusable = _UNUSABLE_IN_SCOPE.search(scope)
+    if unusable is not None:
+        raise UsageError(
+            f"scope {scope!r} holds {unusable[0]!r}: a scope is text without control "
+            "characters, in UTF-8"
+        )
+    return scope
 
 
 def _constraint_scope(scope: str) -> str:

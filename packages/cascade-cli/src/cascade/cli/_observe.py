@@ -133,12 +133,12 @@ def watch(
     state = WatchState(keep_runs=keep_runs, keep_for=parse_age(keep_for))
     view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
 
+    done = asyncio.Event()
+
     async def follow(connector: Any) -> None:
         prefix = connector.topic_prefix
         state.prefix = prefix
-        done = asyncio.Event()
         seen = 0
-
         out = console.file
 
         def on_message(message: Message) -> None:
@@ -164,8 +164,7 @@ def watch(
         await subscribe_constraints(connector, on_message)
         _say_what_the_broker_lacks(connector, WATCH_LACKS)
         if as_json:
-            with stop_when_stdout_closes(done.set):  # `| head -1`: end as after --count
-                await _wait(done, duration)
+            await _wait(done, duration)
             if state.oversized:
                 typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
             return
@@ -184,7 +183,8 @@ def watch(
                 await asyncio.gather(refresher, return_exceptions=True)
             live.update(frame())
 
-    with contextlib.suppress(KeyboardInterrupt):
+    # `| head -1`: a reader gone ends the view as --count does, from its first message on
+    with contextlib.suppress(KeyboardInterrupt), stop_when_stdout_closes(done.set):
         CliContext.of(ctx).run(broker, follow)
 
 

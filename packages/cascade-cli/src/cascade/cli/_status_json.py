@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
-
-from cascade.interfaces.connector_kit import encode_payload
 
 from ._state import WatchState
 from ._views import LAST_TIMESTAMP, parse_timestamp
@@ -55,7 +52,8 @@ def status_json(state: WatchState, offline_max_age: float | None = None) -> dict
         )
     constraints = []
     for topic, constraint in state.active_constraints():
-        fields = json.loads(encode_payload(constraint))
+        # its fields as they are (anyone's text, lone surrogates too): json.dumps escapes them
+        fields = {name: getattr(constraint, name) for name in constraint.__struct_fields__}
         fields["expires_at"] = iso_time(constraint.expires_at)
         constraints.append({"topic": topic, **fields})
     return {"engines": engines, "hidden_engines": hidden, "constraints": constraints}

@@ -11,9 +11,10 @@ FAST_PATH_VARIABLE = "CASCADE_MQTT_FAST_PATH"
 
 # What the link needs beyond aiomqtt's and paho's public API, whatever the fast path: closing a
 # connection whatever its state, failing an attempt the broker hung up on, reading messages as
-# received. Instance attributes, checked on throwaway objects before connecting.
+# received, registering the socket's writer only while the socket is the client's. Instance
+# attributes, checked on throwaway objects before connecting.
 _AIOMQTT_NAMES = ("_client", "_connected", "_disconnected", "_misc_task", "_lock")
-_PAHO_NAMES = ("_reset_sockets", "_ssl_context")
+_PAHO_NAMES = ("_reset_sockets", "_ssl_context", "_sock")
 _MESSAGE_NAMES = ("_topic",)
 _aiomqtt_checked: list[str] = []  # the missing names, once checked in this process
 

@@ -67,6 +67,7 @@ class PahoLink:
             **options,
         )
         self._paho = client._client
+        self._loop = asyncio.get_running_loop()  # paho may ask from its connect thread
         self._thread: ConnectThread | None = None
         self._subscription_ids = settings.mqtt5
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages the sender encoded
@@ -114,6 +115,7 @@ class PahoLink:
                 on_socket_open(*args)
 
         paho.on_socket_open = socket_opened
+        paho.on_socket_register_write = self._register_writer
         if paho._ssl_context is not None:
             paho._ssl_context = TrackingContext(paho._ssl_context)
         paho.disable_logger()  # paho's per-packet debug logging costs the sender dearly
@@ -169,6 +171,29 @@ class PahoLink:
 
         paho._handle_pubackcomp = on_puback
 
+    def _register_writer(self, paho: Any, userdata: Any, sock: Any) -> None:
+        """paho has something to write on ``sock``: watch it for writability (aiomqtt's way).
+
+        paho may ask from its connect thread, hence the hop onto the loop. By the time the loop
+        gets to it, paho may have closed that socket (a DISCONNECT written, the broker gone):
+        its descriptor is then closed or already another socket's, and registering it would log
+        a ``KeyError``/``OSError`` from the loop (aiomqtt registers it regardless).
+        """
+        client = self.client
+
+        def write() -> None:
+            try:
+                paho.loop_write()
+            except Exception as exc:  # the connection broke: aiomqtt's reader ends it
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if paho._sock is sock:
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(register)
+
     # -- the connection -----------------------------------------------------------------
 
     async def open(self) -> None:
@@ -202,10 +227,6 @@ class PahoLink:
         try:
             if graceful and connected and paho.disconnect() == _SUCCESS:
                 await asyncio.wait({disconnected}, timeout=0.5)
-            # aiomqtt registers paho's writer one loop turn late (call_soon_threadsafe, even from
-            # this thread): let a pending registration run while the socket is still open, or it
-            # would run on a closed (or reused) descriptor and log a KeyError and an OSError
-            await asyncio.sleep(0)
         finally:
             paho._reset_sockets()
             context: object = paho._ssl_context
