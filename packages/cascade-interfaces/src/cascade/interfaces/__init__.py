@@ -21,7 +21,6 @@ from ._constraints_index import (
     beside_exact_reads,
     constraints_index_topic,
     read_indexed_constraints,
-    update_constraints_index,
 )
 from ._errors import (
     ConnectError,
@@ -31,6 +30,8 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
+from ._index_shards import INDEX_SHARDS, constraints_shard_topic
+from ._index_writer import IndexNotHeldError, update_constraints_index
 from ._schemas import (
     MAX_CONTROL_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
@@ -66,6 +67,7 @@ from ._topics import (
 __all__ = [
     "BrokerCapabilities",
     "DEFAULT_PREFIX",
+    "INDEX_SHARDS",
     "MAX_CONTROL_PAYLOAD_BYTES",
     "MAX_INDEXED_TOPICS",
     "PROTOCOL_VERSION",
@@ -79,6 +81,7 @@ __all__ = [
     "Envelope",
     "FlushTimeoutError",
     "Heartbeat",
+    "IndexNotHeldError",
     "InvalidIdError",
     "InvalidMessageError",
     "InvalidTopicError",
@@ -98,6 +101,7 @@ __all__ = [
     "constraint_topic",
     "constraints_filter",
     "constraints_index_topic",
+    "constraints_shard_topic",
     "decode_constraint",
     "decode_envelope",
     "decode_status",
