@@ -111,7 +111,7 @@ async def update_constraints_index(
     put: Mapping[str, Payload] | None = None,
     remove: Collection[str] = (),
     timeout: float,
-    settle: float = SETTLE,
+    settle: float | None = None,
 ) -> bool:
     """Put the constraints ``put`` (topic → payload) in the index and take the topics
     ``remove`` out of it, on a broker that needs an index.
@@ -119,13 +119,14 @@ async def update_constraints_index(
     For writers, after their constraints are published (``put``) or cleared
     (``remove``). Where the broker sends retained messages to wildcard
     subscriptions, does nothing but the one read that tells which broker it is
-    (when the connector does not know yet). Returns whether the index was
-    written. Raises :class:`IndexNotHeldError` when the change is still missing
+    (when the connector does not know yet). ``settle`` is :data:`SETTLE` unless
+    given. Returns whether the index was written. Raises :class:`IndexNotHeldError` when the change is still missing
     after :data:`INDEX_ATTEMPTS` writes, and :class:`ValueError` when a shard
     would hold more than :data:`MAX_INDEXED_TOPICS` constraints (nothing is
     written).
     """
     prefix = connector.topic_prefix
+    settle = SETTLE if settle is None else settle
     changes: dict[str, dict[str, Any] | None] = dict.fromkeys(remove)
     changes.update({t: decode_payload(encode_payload(p)) for t, p in (put or {}).items()})
     if not changes:
