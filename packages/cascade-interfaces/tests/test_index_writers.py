@@ -173,7 +173,7 @@ async def test_a_stale_writer_landing_after_another_writer_wrote_does_not_erase_
         await asyncio.sleep(SETTLE / 5)  # fresh has written, and waits out its settle time
         assert set(await held(broker)) == {PAUSE_T0}
         stale.gate.set()
-        assert await asyncio.gather(late, landed) == [True, True]
+        assert await asyncio.gather(late, landed) == (True, True)
     assert set(await held(broker)) == {PAUSE_T0, PAUSE_T2}
 
 
@@ -188,7 +188,7 @@ async def test_a_clear_is_not_undone_by_a_stale_copy_of_what_it_cleared(
         clearing = asyncio.create_task(clear(writer, PAUSE_T0))
         await asyncio.sleep(SETTLE / 5)
         stale.gate.set()  # writes PAUSE_T0 back as it read it, with its old time
-        assert await asyncio.gather(late, clearing) == [True, True]
+        assert await asyncio.gather(late, clearing) == (True, True)
     assert set(await held(broker)) == {PAUSE_T2}
     assert set(legacy(broker)) == {PAUSE_T2}
 

@@ -120,10 +120,10 @@ async def update_constraints_index(
     (``remove``). Where the broker sends retained messages to wildcard
     subscriptions, does nothing but the one read that tells which broker it is
     (when the connector does not know yet). ``settle`` is :data:`SETTLE` unless
-    given. Returns whether the index was written. Raises :class:`IndexNotHeldError` when the change is still missing
-    after :data:`INDEX_ATTEMPTS` writes, and :class:`ValueError` when a shard
-    would hold more than :data:`MAX_INDEXED_TOPICS` constraints (nothing is
-    written).
+    given. Returns whether the index was written. Raises :class:`IndexNotHeldError`
+    when the change is still missing after :data:`INDEX_ATTEMPTS` writes, and
+    :class:`ValueError` when a shard would hold more than :data:`MAX_INDEXED_TOPICS`
+    constraints (nothing is written).
     """
     prefix = connector.topic_prefix
     settle = SETTLE if settle is None else settle
