@@ -8,19 +8,19 @@ shard can still overwrite each other (MQTT has no compare-and-set), so:
 - each change carries a time: the writer's clock, or just above the newest
   entry it read for that topic, so a clear is never older than the set it
   clears, and a stale copy of the set cannot undo it;
-- a writer writes the shard's entries as it read them plus its change, then
-  waits until :data:`SETTLE` seconds have passed since the broker
-  acknowledged the write, and reads the shard again. Every writer that read
-  the shard before this write and is not slower than :data:`SETTLE` from its
-  read to its acknowledgement has landed by then, so a change still there
-  stays there. A change that is missing (or hidden by an older state) is
-  written again, at most :data:`INDEX_ATTEMPTS` times, after a random pause
-  that keeps colliding writers from colliding again;
-- a writer that took longer than :data:`SETTLE` from its read to its
-  acknowledgement may have written over a change another writer already
-  confirmed: it says so (a warning naming the shards);
-- a writer whose change is still missing after its last attempt raises
-  :class:`IndexNotHeldError`, naming it (the CLI exits 1).
+- a writer stays subscribed to its shards from its read to its last check,
+  and so sees every write of them that lands meanwhile, in the broker's
+  order. It writes each shard as everything it has seen of it, merged, plus
+  its change; then, for :data:`SETTLE` seconds after the broker acknowledged
+  that, it watches: while the last write of a shard lacks an entry it has
+  seen (its own, or one that its own write or another writer's stale copy
+  overwrote), it writes the merge again, at most :data:`INDEX_ATTEMPTS`
+  times. A writer that read before another's write and lands after it
+  therefore repairs what it overwrote, however late it lands, and so does
+  the writer it overwrote if that one still watches;
+- it then reads its shards again, unsubscribed, as any reader would, and
+  raises :class:`IndexNotHeldError`, naming what is missing, when its change
+  is not there (the CLI exits 1, the dashboard answers 503).
 
 Writers also keep the record of earlier versions (``{prefix}/index/constraints``)
 current, by the same read-modify-write those versions do, so that their readers
@@ -37,20 +37,21 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ._codec import Payload, decode_payload, encode_payload
-from ._connector import Connector
+from ._connector import Connector, Message, SubscriptionHandle
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     Entries,
-    IndexSnapshot,
     constraints_index_topic,
+    decode_constraints_index,
     encode_constraints_index,
     read_index,
 )
-from ._errors import ConnectorError
+from ._errors import ConnectorError, InvalidMessageError
 from ._index_shards import (
     IndexRecord,
     Records,
     constraints_shard_topic,
+    decode_index_shard,
     encode_index_shard,
     merge_records,
     prune_records,
@@ -63,9 +64,8 @@ __all__ = ["INDEX_ATTEMPTS", "SETTLE", "IndexNotHeldError", "update_constraints_
 _log = logging.getLogger("cascade.interfaces.constraints_index")
 
 SETTLE = 1.0
-"""Seconds a writer gives concurrent writers of its shard to land before it checks its change;
-also the longest a writer may take from its read to the broker's acknowledgement of its write
-without warning that it may have written over a change another writer confirmed."""
+"""Seconds a writer watches its shards after the broker acknowledged its write: the writes of
+writers that read before it land meanwhile, and it repairs what they lack."""
 
 INDEX_ATTEMPTS = 6
 """How many times a writer writes its change while concurrent writers hide it."""
@@ -105,6 +105,61 @@ def _stamp(held: IndexRecord | None, now: float) -> float:
     return held.t + max(abs(held.t) * 1e-15, 1e-6)
 
 
+class _Watch:
+    """Everything a writer has seen of its shards (retained or live, merged), the last write of
+    each as it arrived, and the last record of earlier versions."""
+
+    def __init__(self, prefix: str, shards: Collection[int]) -> None:
+        self.prefix = prefix
+        self.topics = {constraints_shard_topic(prefix, shard): shard for shard in shards}
+        self.seen: dict[int, Records] = {shard: {} for shard in shards}
+        self.last: dict[int, Records] = {shard: {} for shard in shards}
+        self.legacy: Entries = {}
+        self.handles: list[SubscriptionHandle] = []
+
+    def on_message(self, message: Message) -> None:
+        try:
+            if message.topic == constraints_index_topic(self.prefix):
+                self.legacy = decode_constraints_index(message.raw, self.prefix)
+                return
+            shard = self.topics[message.topic]
+            records = decode_index_shard(message.raw, self.prefix)
+        except InvalidMessageError as exc:
+            _log.warning("ignored the constraints index on %r: %s", message.topic, exc)
+            return
+        self.seen[shard] = merge_records(self.seen[shard], records)
+        self.last[shard] = records
+
+    async def open(self, connector: Connector) -> None:
+        """Subscribe to the shards and the record of earlier versions; their retained messages
+        are in when this returns."""
+        for topic in [*self.topics, constraints_index_topic(self.prefix)]:
+            self.handles.append(await connector.subscribe(topic, self.on_message))
+
+    async def close(self) -> None:
+        for handle in self.handles:
+            await handle.unsubscribe()
+
+    def wanted(self, mine: Mapping[str, IndexRecord], now: float) -> dict[int, Records]:
+        """What each shard should hold: everything seen of it and ``mine``, pruned."""
+        wanted = {}
+        for shard, seen in self.seen.items():
+            ours = {t: r for t, r in mine.items() if shard_of(t, self.prefix) == shard}
+            wanted[shard] = prune_records(merge_records(seen, ours), now, keep=self.legacy)
+        return wanted
+
+    def lacking(self, mine: Mapping[str, IndexRecord], now: float) -> bool:
+        """Whether the last write of a shard lacks an entry it should hold."""
+        return any(
+            _missing(self.last[shard], wanted) for shard, wanted in self.wanted(mine, now).items()
+        )
+
+
+def _missing(held: Mapping[str, IndexRecord], wanted: Mapping[str, IndexRecord]) -> list[str]:
+    """The topics of ``wanted`` whose entry ``held`` lacks, or holds older."""
+    return [t for t, r in wanted.items() if t not in held or r.newer_than(held[t])]
+
+
 async def update_constraints_index(
     connector: Connector,
     *,
@@ -121,7 +176,7 @@ async def update_constraints_index(
     subscriptions, does nothing but the one read that tells which broker it is
     (when the connector does not know yet). ``settle`` is :data:`SETTLE` unless
     given. Returns whether the index was written. Raises :class:`IndexNotHeldError`
-    when the change is still missing after :data:`INDEX_ATTEMPTS` writes, and
+    when the change is missing after :data:`INDEX_ATTEMPTS` writes, and
     :class:`ValueError` when a shard would hold more than :data:`MAX_INDEXED_TOPICS`
     constraints (nothing is written).
     """
@@ -136,54 +191,49 @@ async def update_constraints_index(
     if connector.capabilities.retained_to_wildcards is not False:
         return False
     shards = sorted({shard_of(topic, prefix) for topic in changes})
-    read_at = time.monotonic()
-    snapshot = await read_index(connector, shards)
-    now, merged = time.time(), snapshot.merged()
-    mine = {t: IndexRecord(_stamp(merged.get(t), now), p) for t, p in changes.items()}
-    for attempt in range(1, INDEX_ATTEMPTS + 1):
-        acked = await _write(connector, snapshot, mine, timeout)
-        if acked - read_at > settle:
-            _log.warning(
-                "this writer took %.1f s from reading the constraints index to the broker's "
-                "acknowledgement of its write, more than %g s: it may have written over a change "
-                "another writer made meanwhile on %s (check with cascade status)",
-                acked - read_at,
-                settle,
-                ", ".join(constraints_shard_topic(prefix, shard) for shard in shards),
-            )
-        await asyncio.sleep(max(0.0, acked + settle - time.monotonic()))
-        snapshot = await read_index(connector, shards)
-        merged = snapshot.merged()
-        missing = [t for t, r in mine.items() if t not in merged or r.newer_than(merged[t])]
+    mine: dict[str, IndexRecord] = {}
+    attempt = 0
+    while True:
+        watch = _Watch(prefix, shards)
+        try:
+            await watch.open(connector)
+            if not mine:
+                now, seen = time.time(), merge_records(*watch.seen.values())
+                mine = {t: IndexRecord(_stamp(seen.get(t), now), p) for t, p in changes.items()}
+            while attempt < INDEX_ATTEMPTS:
+                if attempt:  # colliding writers would collide again at once
+                    await asyncio.sleep(random.uniform(0.0, settle / 4))
+                attempt += 1
+                acked = await _write(connector, watch, mine, timeout)
+                await asyncio.sleep(max(0.0, acked + settle - time.monotonic()))
+                if not watch.lacking(mine, time.time()):
+                    break
+        finally:
+            await watch.close()
+        missing = _missing((await read_index(connector, shards)).merged(), mine)
         if not missing:
             return True
-        if attempt < INDEX_ATTEMPTS:
-            await asyncio.sleep(random.uniform(0.0, settle / 2))
-            read_at = time.monotonic()
-            snapshot = await read_index(connector, shards)
-    what = [_describe(t, mine[t].payload, prefix) for t in missing]
-    raise IndexNotHeldError(missing, what, INDEX_ATTEMPTS)
+        if attempt >= INDEX_ATTEMPTS:
+            what = [_describe(t, mine[t].payload, prefix) for t in missing]
+            raise IndexNotHeldError(missing, what, INDEX_ATTEMPTS)
 
 
 async def _write(
-    connector: Connector, snapshot: IndexSnapshot, mine: Mapping[str, IndexRecord], timeout: float
+    connector: Connector, watch: _Watch, mine: Mapping[str, IndexRecord], timeout: float
 ) -> float:
-    """Write the shards of ``mine``, each as read plus ``mine``, and the record of earlier
-    versions; returns when the broker acknowledged them (``time.monotonic()``)."""
+    """Write each shard of ``mine`` as the watch has seen it plus ``mine``, and the record of
+    earlier versions; returns when the broker acknowledged them (``time.monotonic()``)."""
     prefix = connector.topic_prefix
-    now = time.time()
-    legacy = dict(snapshot.legacy)
+    legacy = dict(watch.legacy)
     writes: list[tuple[str, bytes]] = []
-    for shard, records in snapshot.shards.items():
-        ours = {t: r for t, r in mine.items() if shard_of(t, prefix) == shard}
-        updated = prune_records(merge_records(records, ours), now, keep=legacy)
-        if sum(r.payload is not None for r in updated.values()) > MAX_INDEXED_TOPICS:
+    for shard, wanted in watch.wanted(mine, time.time()).items():
+        if sum(r.payload is not None for r in wanted.values()) > MAX_INDEXED_TOPICS:
             raise ValueError(
                 f"the constraints index would hold more than {MAX_INDEXED_TOPICS} constraints "
                 "in one shard: clear constraints (cascade resume) first"
             )
-        writes.append((constraints_shard_topic(prefix, shard), encode_index_shard(updated, prefix)))
-        _mirror(legacy, updated)
+        writes.append((constraints_shard_topic(prefix, shard), encode_index_shard(wanted, prefix)))
+        _mirror(legacy, wanted)
     older = encode_constraints_index(legacy, prefix) if legacy else b""
     for topic, payload in [*writes, (constraints_index_topic(prefix), older)]:
         await connector.publish(topic, payload, qos=1, retain=True)
