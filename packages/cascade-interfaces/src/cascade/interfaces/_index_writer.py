@@ -10,14 +10,15 @@ shard can still overwrite each other (MQTT has no compare-and-set), so:
   clears, and a stale copy of the set cannot undo it;
 - a writer stays subscribed to its shards from its read to its last check,
   and so sees every write of them that lands meanwhile, in the broker's
-  order. It writes each shard as everything it has seen of it, merged, plus
-  its change; then, for :data:`SETTLE` seconds after the broker acknowledged
-  that, it watches: while the last write of a shard lacks an entry it has
-  seen (its own, or one that its own write or another writer's stale copy
-  overwrote), it writes the merge again, at most :data:`INDEX_ATTEMPTS`
-  times. A writer that read before another's write and lands after it
-  therefore repairs what it overwrote, however late it lands, and so does
-  the writer it overwrote if that one still watches;
+  order, its own included. It writes each shard as everything it has seen
+  of it, merged, plus its change; then, for :data:`SETTLE` seconds after the
+  broker acknowledged that, it watches: while the last write of a shard
+  lacks its change, or an entry that had come before its own write came
+  back (one its write may have overwritten), it writes the merge again, at
+  most :data:`INDEX_ATTEMPTS` times. A writer that read before another's
+  write and lands after it therefore repairs what it overwrote, however
+  late it lands, and the writer it overwrote, if it still watches, writes
+  its change again;
 - it then reads its shards again, unsubscribed, as any reader would, and
   raises :class:`IndexNotHeldError`, naming what is missing, when its change
   is not there (the CLI exits 1, the dashboard answers 503).
@@ -106,14 +107,17 @@ def _stamp(held: IndexRecord | None, now: float) -> float:
 
 
 class _Watch:
-    """Everything a writer has seen of its shards (retained or live, merged), the last write of
-    each as it arrived, and the last record of earlier versions."""
+    """What a writer has seen of its shards since its read: everything (merged), the last write
+    of each as it arrived, and what had arrived when its own last write came back (what that
+    write may have overwritten, and so what it owes)."""
 
     def __init__(self, prefix: str, shards: Collection[int]) -> None:
         self.prefix = prefix
         self.topics = {constraints_shard_topic(prefix, shard): shard for shard in shards}
         self.seen: dict[int, Records] = {shard: {} for shard in shards}
         self.last: dict[int, Records] = {shard: {} for shard in shards}
+        self.owed: dict[int, Records] = {shard: {} for shard in shards}
+        self.written: dict[int, bytes] = {}
         self.legacy: Entries = {}
         self.handles: list[SubscriptionHandle] = []
 
@@ -129,30 +133,38 @@ class _Watch:
             return
         self.seen[shard] = merge_records(self.seen[shard], records)
         self.last[shard] = records
+        if message.raw == self.written.get(shard):  # everything before it, it may have erased
+            self.owed[shard] = self.seen[shard]
 
     async def open(self, connector: Connector) -> None:
-        """Subscribe to the shards and the record of earlier versions; their retained messages
-        are in when this returns."""
-        for topic in [*self.topics, constraints_index_topic(self.prefix)]:
+        """Subscribe to the shards (their retained messages are in when this returns), and read
+        the record of earlier versions once."""
+        legacy = await connector.subscribe(constraints_index_topic(self.prefix), self.on_message)
+        for topic in self.topics:
             self.handles.append(await connector.subscribe(topic, self.on_message))
+        await legacy.unsubscribe()  # written by every writer: not watched
 
     async def close(self) -> None:
         for handle in self.handles:
             await handle.unsubscribe()
 
+    def _ours(self, shard: int, mine: Mapping[str, IndexRecord]) -> Records:
+        return {t: r for t, r in mine.items() if shard_of(t, self.prefix) == shard}
+
     def wanted(self, mine: Mapping[str, IndexRecord], now: float) -> dict[int, Records]:
-        """What each shard should hold: everything seen of it and ``mine``, pruned."""
-        wanted = {}
-        for shard, seen in self.seen.items():
-            ours = {t: r for t, r in mine.items() if shard_of(t, self.prefix) == shard}
-            wanted[shard] = prune_records(merge_records(seen, ours), now, keep=self.legacy)
-        return wanted
+        """What to write to each shard: everything seen of it and ``mine``, pruned."""
+        return {
+            shard: prune_records(merge_records(seen, self._ours(shard, mine)), now, self.legacy)
+            for shard, seen in self.seen.items()
+        }
 
     def lacking(self, mine: Mapping[str, IndexRecord], now: float) -> bool:
-        """Whether the last write of a shard lacks an entry it should hold."""
-        return any(
-            _missing(self.last[shard], wanted) for shard, wanted in self.wanted(mine, now).items()
-        )
+        """Whether the last write of a shard lacks an entry of ``mine`` or one this writer owes."""
+        for shard, owed in self.owed.items():
+            due = prune_records(merge_records(owed, self._ours(shard, mine)), now, self.legacy)
+            if _missing(self.last[shard], due):
+                return True
+        return False
 
 
 def _missing(held: Mapping[str, IndexRecord], wanted: Mapping[str, IndexRecord]) -> list[str]:
@@ -232,7 +244,9 @@ async def _write(
                 f"the constraints index would hold more than {MAX_INDEXED_TOPICS} constraints "
                 "in one shard: clear constraints (cascade resume) first"
             )
-        writes.append((constraints_shard_topic(prefix, shard), encode_index_shard(wanted, prefix)))
+        payload = encode_index_shard(wanted, prefix)
+        writes.append((constraints_shard_topic(prefix, shard), payload))
+        watch.written[shard] = payload
         _mirror(legacy, wanted)
     older = encode_constraints_index(legacy, prefix) if legacy else b""
     for topic, payload in [*writes, (constraints_index_topic(prefix), older)]:
