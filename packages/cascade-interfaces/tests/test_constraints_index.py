@@ -1,5 +1,6 @@
-"""The constraints index, kept by writers for brokers that send retained messages only to
-exact subscriptions (the in-memory broker with ``retained_to_wildcards=False``)."""
+"""The constraints index as readers read it, on brokers that send retained messages only to
+exact subscriptions (the in-memory broker with ``retained_to_wildcards=False``): its shards,
+the record earlier versions keep, and the global scope's own topics."""
 
 from __future__ import annotations
 
@@ -14,20 +15,26 @@ from cascade.interfaces import (
     Constraint,
     InvalidMessageError,
     Message,
-    Payload,
     constraint_topic,
     constraints_index_topic,
     decode_constraint,
     read_indexed_constraints,
-    update_constraints_index,
 )
 from cascade.interfaces._constraints_index import (
-    INDEX_ATTEMPTS,
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
-    Entries,
     decode_constraints_index,
     encode_constraints_index,
+)
+from cascade.interfaces._index_shards import (
+    PRUNE_AFTER,
+    IndexRecord,
+    constraints_shard_topic,
+    decode_index_shard,
+    encode_index_shard,
+    merge_records,
+    prune_records,
+    shard_of,
 )
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -45,10 +52,6 @@ async def writer() -> AsyncIterator[InMemoryConnector]:
     await connector.disconnect()
 
 
-def held(connector: InMemoryConnector) -> Entries:
-    return decode_constraints_index(connector.broker.retained(INDEX) or b"", "cascade")
-
-
 PAUSE = Constraint.pause("task:api_*")
 LIMIT = Constraint.concurrency("task:db", 2)
 
@@ -57,7 +60,7 @@ def plain(constraint: Constraint) -> dict[str, Any]:
     return json.loads(encode_payload(constraint))  # type: ignore[no-any-return]
 
 
-def test_the_payload_holds_each_constraint_by_relative_topic_sorted_and_round_trips() -> None:
+def test_earlier_versions_record_holds_each_constraint_by_relative_topic_and_round_trips() -> None:
     raw = encode_constraints_index({PAUSE_API: {"b": 1}, LIMIT_DB: {"a": 2}}, "cascade")
     assert raw == (
         b'{"constraints":{"task/api_%2A/pause":{"b":1},"task/db/concurrency":{"a":2}},"v":1}'
@@ -94,104 +97,133 @@ def test_anything_else_is_rejected_with_where(raw: bytes, reason: str) -> None:
     assert reason in f"{caught.value} {caught.value.path}"
 
 
-async def test_writers_put_and_remove_their_constraints(writer: InMemoryConnector) -> None:
-    assert await update_constraints_index(writer, put={PAUSE_API: PAUSE}, timeout=1)
-    assert await update_constraints_index(writer, put={LIMIT_DB: LIMIT}, timeout=1)
-    assert held(writer) == {PAUSE_API: plain(PAUSE), LIMIT_DB: plain(LIMIT)}
-    assert not await update_constraints_index(writer, put={LIMIT_DB: LIMIT}, timeout=1)  # same
-    wider = Constraint.concurrency("task:db", 5)
-    assert await update_constraints_index(writer, put={LIMIT_DB: wider}, timeout=1)  # replaced
-    assert held(writer)[LIMIT_DB] == plain(wider)
-    assert await update_constraints_index(writer, remove=[PAUSE_API, LIMIT_DB], timeout=1)
-    assert writer.broker.retained(INDEX) is None  # the last one out clears the topic
+def test_a_shard_holds_each_entry_with_its_time_sorted_and_round_trips() -> None:
+    records = {LIMIT_DB: IndexRecord(2.5, {"a": 2}), PAUSE_API: IndexRecord(1.0, None)}
+    raw = encode_index_shard(records, "cascade")
+    assert raw == (
+        b'{"entries":{"task/api_%2A/pause":{"t":1.0,"c":null},'
+        b'"task/db/concurrency":{"t":2.5,"c":{"a":2}}},"v":2}'
+    )
+    assert decode_index_shard(raw, "cascade") == records
+    assert encode_index_shard({}, "cascade") == b""
+    assert decode_index_shard(b"", "cascade") == {}
 
 
-async def test_nothing_is_written_where_retained_messages_reach_wildcards() -> None:
-    async with InMemoryConnector(presence=False) as writer:
-        assert not await update_constraints_index(writer, put={PAUSE_API: PAUSE}, timeout=1)
-        assert writer.broker.retained(INDEX) is None
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[]", "Expected `object`"),
+        (b'{"entries": {"a": {"c": {}}}}', "missing required field `t`"),
+        (b'{"entries": {"a": {"t": "1"}}}', "Expected `float`"),
+        (b'{"entries": {"a": {"t": 1e999}}}', "out of range"),
+        (b'{"entries": {"a/+": {"t": 1}}}', "$.entries['a/+']"),
+        (b" " * (MAX_INDEX_BYTES + 1), "bytes; at most"),
+    ],
+)
+def test_a_shard_that_is_not_one_is_rejected_with_where(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessageError) as caught:
+        decode_index_shard(raw, "cascade")
+    assert reason in f"{caught.value} {caught.value.path}"
 
 
-async def test_an_index_beyond_the_cap_is_refused_and_nothing_written(
-    writer: InMemoryConnector,
-) -> None:
-    many = {constraint_topic(f"task:t{i}", "pause"): PAUSE for i in range(MAX_INDEXED_TOPICS + 1)}
-    with pytest.raises(ValueError, match="more than 10000"):
-        await update_constraints_index(writer, put=many, timeout=1)
-    assert writer.broker.retained(INDEX) is None
+def test_shards_are_a_fixed_set_picked_by_a_hash_of_the_topic() -> None:
+    assert constraints_shard_topic("site/cascade", 15) == "site/cascade/index/constraints/15"
+    with pytest.raises(ValueError, match="0 to 15"):
+        constraints_shard_topic("cascade", 16)
+    assert shard_of(PAUSE_API, "cascade") == shard_of(
+        PAUSE_API.replace("cascade/", "other/", 1), "other"
+    )
+    spread = {shard_of(constraint_topic(f"task:t{i}", "pause"), "cascade") for i in range(200)}
+    assert spread == set(range(16))
 
 
-class RacedWriter(InMemoryConnector):
-    """A writer whose every index write is followed at once by another writer's, made from
-    what that other writer read before: the other's entry only (``times`` times)."""
-
-    def __init__(self, broker: InMemoryBroker, other: Entries, times: int) -> None:
-        super().__init__(broker, presence=False)
-        self.other = other
-        self.times = times
-
-    async def publish(
-        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
-    ) -> None:
-        await super().publish(topic, payload, qos, retain)
-        if topic == INDEX and self.times:
-            self.times -= 1
-            await super().publish(topic, encode_constraints_index(self.other, "cascade"), 1, True)
+def test_the_newest_entry_wins_and_a_clear_wins_a_tie() -> None:
+    old, new = IndexRecord(1.0, {"limit": 1}), IndexRecord(2.0, {"limit": 2})
+    assert merge_records({LIMIT_DB: new}, {LIMIT_DB: old}) == {LIMIT_DB: new}
+    assert merge_records({LIMIT_DB: old}, {LIMIT_DB: new}) == {LIMIT_DB: new}
+    cleared = IndexRecord(2.0, None)
+    assert merge_records({LIMIT_DB: new}, {LIMIT_DB: cleared}) == {LIMIT_DB: cleared}
+    assert merge_records({LIMIT_DB: cleared}, {LIMIT_DB: new}) == {LIMIT_DB: cleared}
 
 
-async def test_a_concurrent_writer_that_hides_this_change_is_repaired() -> None:
-    """The other writer's entry and this one's are both held in the end."""
-    other = {LIMIT_DB: plain(LIMIT)}
-    writer = RacedWriter(InMemoryBroker(retained_to_wildcards=False), other, times=1)
-    async with writer:
-        assert await update_constraints_index(writer, put={PAUSE_API: PAUSE}, timeout=1)
-        assert held(writer) == {PAUSE_API: plain(PAUSE), LIMIT_DB: plain(LIMIT)}
+def test_writers_turn_expired_entries_into_clears_and_drop_old_clears() -> None:
+    now = 10_000.0
+    records = {
+        PAUSE_API: IndexRecord(now - 5, {"expires_at": now - 1}),
+        LIMIT_DB: IndexRecord(now - PRUNE_AFTER - 1, None),
+        "cascade/constraints/task/kept/pause": IndexRecord(now - PRUNE_AFTER - 1, None),
+        "cascade/constraints/task/live/pause": IndexRecord(now - 5, {"expires_at": now + 1}),
+    }
+    pruned = prune_records(records, now, keep=["cascade/constraints/task/kept/pause"])
+    assert pruned == {
+        PAUSE_API: IndexRecord(now - 5, None),
+        "cascade/constraints/task/kept/pause": records["cascade/constraints/task/kept/pause"],
+        "cascade/constraints/task/live/pause": records["cascade/constraints/task/live/pause"],
+    }
 
 
-async def test_a_writer_gives_up_after_its_attempts_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    broker = InMemoryBroker(retained_to_wildcards=False)
-    other = {LIMIT_DB: plain(LIMIT)}
-    async with RacedWriter(broker, other, times=INDEX_ATTEMPTS) as writer:
-        with caplog.at_level(logging.WARNING, "cascade.interfaces"):
-            assert await update_constraints_index(writer, put={PAUSE_API: PAUSE}, timeout=1)
-    assert held(writer) == other
-    assert f"each time this one wrote it ({INDEX_ATTEMPTS} times)" in caplog.text
-    assert PAUSE_API in caplog.text
+def shard_of_topic(topic: str) -> str:
+    return constraints_shard_topic("cascade", shard_of(topic, "cascade"))
+
+
+async def retain_shard(connector: InMemoryConnector, topic: str, record: IndexRecord) -> None:
+    raw = encode_index_shard({topic: record}, "cascade")
+    await connector.publish(shard_of_topic(topic), raw, 1, True)
+
+
+async def read(connector: InMemoryConnector) -> dict[str, Constraint]:
+    got: list[Message] = []
+    async with InMemoryConnector(connector.broker, presence=False) as reader:
+        topics = await read_indexed_constraints(reader, got.append)
+    assert sorted(topics) == sorted(m.topic for m in got)
+    assert len(set(topics)) == len(topics), "each constraint is handed over once"
+    assert all(m.retain for m in got)
+    return {m.topic: decode_constraint(m.raw) for m in got}
 
 
 async def test_readers_get_each_indexed_and_global_constraint_once(
     writer: InMemoryConnector,
 ) -> None:
-    """The index's constraints, and the global scope's topics read exactly (which win over
+    """The shards' constraints, and the global scope's topics read exactly (which win over
     the index's copies); a topic nobody indexed is not read."""
     pause_global = constraint_topic("global", "pause")
     unlisted = constraint_topic("task:other", "pause")
     await writer.publish(pause_global, Constraint.pause("global"), 1, True)
     await writer.publish(unlisted, Constraint.pause("task:other"), 1, True)
+    await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     stale_copy = Constraint.pause("global", expires_at=1.0)
-    await update_constraints_index(
-        writer, put={PAUSE_API: PAUSE, pause_global: stale_copy}, timeout=1
-    )
-    got: list[Message] = []
-    async with InMemoryConnector(writer.broker, presence=False) as reader:
-        read = await read_indexed_constraints(reader, got.append)
-    assert sorted(read) == sorted([PAUSE_API, pause_global])
-    assert unlisted not in read
-    assert sorted(m.topic for m in got) == sorted([PAUSE_API, pause_global])
-    assert all(m.retain for m in got)
-    by_topic = {m.topic: decode_constraint(m.raw) for m in got}
-    assert by_topic == {PAUSE_API: PAUSE, pause_global: Constraint.pause("global")}
+    await retain_shard(writer, pause_global, IndexRecord(1.0, plain(stale_copy)))
+    assert await read(writer) == {PAUSE_API: PAUSE, pause_global: Constraint.pause("global")}
+
+
+async def test_readers_take_earlier_versions_record_where_no_shard_names_the_topic(
+    writer: InMemoryConnector,
+) -> None:
+    """What earlier versions wrote is read; a shard's entry (a set or a clear) wins over it."""
+    cleared = constraint_topic("task:cleared", "pause")
+    legacy = {
+        PAUSE_API: plain(PAUSE),
+        LIMIT_DB: plain(LIMIT),
+        cleared: plain(Constraint.pause("task:cleared")),
+    }
+    await writer.publish(INDEX, encode_constraints_index(legacy, "cascade"), 1, True)
+    wider = Constraint.concurrency("task:db", 5)
+    await retain_shard(writer, LIMIT_DB, IndexRecord(1.0, plain(wider)))
+    await retain_shard(writer, cleared, IndexRecord(1.0, None))
+    assert await read(writer) == {PAUSE_API: PAUSE, LIMIT_DB: wider}
 
 
 async def test_a_reader_skips_an_index_it_cannot_read_and_says_so(
     writer: InMemoryConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
     await writer.publish(INDEX, b'{"constraints": {"a/#": {}}}', 1, True)
+    await writer.publish(constraints_shard_topic("cascade", 3), b'{"entries": 1}', 1, True)
+    await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     await writer.publish(constraint_topic("global", "pause"), Constraint.pause("global"), 1, True)
-    got: list[Message] = []
     with caplog.at_level(logging.WARNING, "cascade.interfaces"):
-        await read_indexed_constraints(writer, got.append)
-    assert [m.topic for m in got] == [constraint_topic("global", "pause")]
-    assert "ignored the constraints index" in caplog.text
+        got = await read(writer)
+    assert got == {
+        PAUSE_API: PAUSE,
+        constraint_topic("global", "pause"): Constraint.pause("global"),
+    }
+    assert caplog.text.count("ignored the constraints index") == 2

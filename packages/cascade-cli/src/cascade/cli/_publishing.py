@@ -27,7 +27,11 @@ async def set_constraints(
     connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
 ) -> None:
     """Publish constraints as :func:`publish_confirmed` does, and put them in the
-    constraints index where the broker needs one (see ``update_constraints_index``)."""
+    constraints index where the broker needs one (see ``update_constraints_index``).
+
+    Raises :class:`~cascade.interfaces.IndexNotHeldError` (a ``ConnectorError``: the CLI
+    exits 1, the dashboard answers 503) naming the constraints the index did not keep.
+    """
     await publish_confirmed(connector, messages, timeout)
     await update_constraints_index(connector, put=dict(messages), timeout=timeout)
 
@@ -38,7 +42,8 @@ async def clear_constraints(
     """Clear what ``resume`` clears on ``scope`` (one type or all); returns the topics cleared.
 
     The retained constraints are read first, so that constraints other tools wrote for
-    the scope on other topics are cleared too (see :func:`resume_topics`).
+    the scope on other topics are cleared too (see :func:`resume_topics`). Raises
+    :class:`~cascade.interfaces.IndexNotHeldError` naming the clears the index did not keep.
     """
     retained: dict[str, dict[str, Any]] = {}
 

@@ -21,7 +21,6 @@ from ._constraints_index import (
     beside_exact_reads,
     constraints_index_topic,
     read_indexed_constraints,
-    update_constraints_index,
 )
 from ._errors import (
     ConnectError,
@@ -31,6 +30,8 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
+from ._index_shards import INDEX_SHARDS, constraints_shard_topic
+from ._index_writer import IndexNotHeldError, update_constraints_index
 from ._limits import (
     MAX_CONTROL_PAYLOAD_BYTES,
     MAX_ERROR_LENGTH,
@@ -74,6 +75,7 @@ from ._topics import (
 __all__ = [
     "BrokerCapabilities",
     "DEFAULT_PREFIX",
+    "INDEX_SHARDS",
     "MAX_CONTROL_PAYLOAD_BYTES",
     "MAX_ERROR_LENGTH",
     "MAX_INDEXED_TOPICS",
@@ -92,6 +94,7 @@ __all__ = [
     "Envelope",
     "FlushTimeoutError",
     "Heartbeat",
+    "IndexNotHeldError",
     "InvalidIdError",
     "InvalidMessageError",
     "InvalidTopicError",
@@ -112,6 +115,7 @@ __all__ = [
     "constraint_topic",
     "constraints_filter",
     "constraints_index_topic",
+    "constraints_shard_topic",
     "decode_constraint",
     "decode_envelope",
     "decode_status",

@@ -5,19 +5,15 @@ its filter matches; RabbitMQ 3.x's MQTT plugin sends one only to a subscription
 of that exact topic, so ``{prefix}/constraints/#`` brings none of them
 (``Connector.capabilities.retained_to_wildcards`` is ``False``). On such a
 broker, Cascade's writers (the CLI, the dashboard) also keep a copy of every
-constraint they retain, by topic, in one retained message, the *index*; readers
-(engines, ``cascade status``) read it through a subscription of its exact topic,
-and the ``global`` scope's topics through theirs (the truth for that scope,
-whoever wrote it). One read, whatever the number of constraints: reading each
-topic exactly costs RabbitMQ 3.10 about 3 ms a topic (measured: 1,000 in 3 s).
-On other brokers nothing here is used.
-
-MQTT cannot update a retained message atomically: two writers that read the
-index at the same moment each write it back with only their own change, and
-the last write wins. A writer reads the index again after writing and writes
-it again while its own change is missing (:data:`INDEX_ATTEMPTS` times at
-most), so an entry is lost only when another writer read the index before
-this writer's write and wrote it after this writer's check (docs/protocol.md).
+constraint they retain in the *index*: :data:`INDEX_SHARDS` retained records
+(``_index_shards.py``), written so that concurrent writers do not lose each
+other's changes (``_index_writer.py``). Readers (engines, ``cascade status``)
+read every shard, the record earlier versions kept (``{prefix}/index/constraints``,
+for the topics no shard names) and the ``global`` scope's topics (the truth for
+that scope, whoever wrote it), each through a subscription of its exact topic:
+a fixed number of subscriptions, whatever the number of constraints. Reading
+each constraint topic exactly instead costs RabbitMQ 3.10 about 3 ms a topic
+(measured: 1,000 in 3 s). On other brokers nothing here is used.
 """
 
 from __future__ import annotations
@@ -25,26 +21,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from ._codec import DECODE_ERRORS, Payload, decode_payload, encode_payload, invalid_message
+from ._codec import DECODE_ERRORS, encode_payload, invalid_message
 from ._connector import Connector, Message
 from ._errors import InvalidMessageError, InvalidTopicError
+from ._index_shards import (
+    INDEX_SHARDS,
+    Records,
+    constraints_shard_topic,
+    decode_index_shard,
+    merge_records,
+)
 from ._topics import constraint_topic, validate_topic
 
 __all__ = [
-    "INDEX_ATTEMPTS",
     "MAX_INDEXED_TOPICS",
     "MAX_INDEX_BYTES",
+    "IndexSnapshot",
     "always_read",
     "beside_exact_reads",
     "constraints_index_topic",
     "decode_constraints_index",
     "encode_constraints_index",
+    "read_index",
     "read_indexed_constraints",
-    "update_constraints_index",
 ]
 
 _log = logging.getLogger("cascade.interfaces.constraints_index")
@@ -54,9 +57,6 @@ MAX_INDEXED_TOPICS = 10_000
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 """The largest index a reader takes (10,000 of the CLI's constraints take about 1.5 MB)."""
-
-INDEX_ATTEMPTS = 3
-"""How many times a writer writes the index while a concurrent writer's change hides its own."""
 
 _TYPES = ("pause", "concurrency", "rate_limit")
 
@@ -74,7 +74,8 @@ _decoder = msgspec.json.Decoder(_Index)
 
 
 def constraints_index_topic(prefix: str) -> str:
-    """The retained topic of the index: ``{prefix}/index/constraints``.
+    """The retained record of the index that earlier versions keep: ``{prefix}/index/constraints``
+    (the shards are below it, ``{prefix}/index/constraints/{k}``).
 
     Outside ``{prefix}/constraints/``, so that readers of that tree that do not
     know the index (the existing tools) never meet it.
@@ -90,15 +91,15 @@ def always_read(prefix: str) -> list[str]:
 
 
 def encode_constraints_index(entries: Mapping[str, Mapping[str, Any]], prefix: str) -> bytes:
-    """The index's payload: ``{"constraints": {topic: payload, ...}, "v": 1}``, each topic
-    relative to ``{prefix}/constraints/``, sorted (so the same set is the same payload)."""
+    """The payload of earlier versions' record: ``{"constraints": {topic: payload}, "v": 1}``,
+    each topic relative to ``{prefix}/constraints/``, sorted (the same set, the same payload)."""
     base = f"{prefix}/constraints/"
     relative = {topic.removeprefix(base): dict(payload) for topic, payload in entries.items()}
     return _encoder.encode(_Index(constraints=dict(sorted(relative.items()))))
 
 
 def decode_constraints_index(raw: bytes, prefix: str) -> Entries:
-    """The constraints an index payload holds, by full topic; ``{}`` for an empty payload.
+    """The constraints earlier versions' record holds, by full topic; ``{}`` for an empty payload.
 
     Raises :class:`InvalidMessageError` for anything that is not an index: over
     :data:`MAX_INDEX_BYTES`, not the JSON object above, more than
@@ -176,6 +177,54 @@ async def _read_retained(
         await asyncio.gather(*(handle.unsubscribe() for handle in made))
 
 
+class IndexSnapshot(NamedTuple):
+    """What one read of the index found: the shards' entries (by shard number, those read),
+    the record of earlier versions, and the ``global`` scope's retained messages."""
+
+    shards: dict[int, Records]
+    legacy: Entries
+    exact: list[Message]
+
+    def merged(self) -> Records:
+        """Per topic, the newest entry of the shards read."""
+        return merge_records(*self.shards.values())
+
+    def constraints(self) -> Entries:
+        """The constraints in force by topic: the shards' newest entries that are not clears,
+        and the record of earlier versions for the topics no shard names."""
+        merged = self.merged()
+        held = {t: p for t, p in self.legacy.items() if t not in merged}
+        held.update({t: r.payload for t, r in merged.items() if r.payload is not None})
+        return held
+
+
+async def read_index(
+    connector: Connector, shards: Collection[int] = range(INDEX_SHARDS), *, exact: bool = False
+) -> IndexSnapshot:
+    """Read ``shards``, the record of earlier versions and (``exact``) the ``global`` scope's
+    topics, each through one subscription of its exact topic, all at once. A record that
+    cannot be read is logged and taken as empty."""
+    prefix = connector.topic_prefix
+    legacy_topic = constraints_index_topic(prefix)
+    by_topic = {constraints_shard_topic(prefix, shard): shard for shard in shards}
+    globals_ = always_read(prefix) if exact else []
+    snapshot = IndexSnapshot({shard: {} for shard in shards}, {}, [])
+
+    def keep(message: Message) -> None:
+        try:
+            if message.topic in by_topic:
+                snapshot.shards[by_topic[message.topic]] = decode_index_shard(message.raw, prefix)
+            elif message.topic == legacy_topic:
+                snapshot.legacy.update(decode_constraints_index(message.raw, prefix))
+            else:
+                snapshot.exact.append(message)
+        except InvalidMessageError as exc:
+            _log.warning("ignored the constraints index on %r: %s", message.topic, exc)
+
+    await _read_retained(connector, [*by_topic, legacy_topic, *globals_], keep)
+    return snapshot
+
+
 async def read_indexed_constraints(
     connector: Connector, callback: Callable[[Message], None]
 ) -> list[str]:
@@ -185,95 +234,16 @@ async def read_indexed_constraints(
 
     For readers on a broker whose ``capabilities.retained_to_wildcards`` is ``False``,
     once their ``{prefix}/constraints/#`` subscription is made (live changes come
-    through that). An index that cannot be read is logged and skipped. Returns the
-    topics handed over.
+    through that). :data:`INDEX_SHARDS` + 5 exact subscriptions, made at once. A record
+    that cannot be read is logged and skipped. Returns the topics handed over.
     """
-    prefix = connector.topic_prefix
-    exact = always_read(prefix)
-    found: list[Message] = []
-    entries: Entries = {}
-
-    def keep(message: Message) -> None:
-        nonlocal entries
-        if message.topic in exact:
-            found.append(message)
-            return
-        try:
-            entries = decode_constraints_index(message.raw, prefix)
-        except InvalidMessageError as exc:
-            _log.warning("ignored the constraints index on %r: %s", message.topic, exc)
-
-    await _read_retained(connector, [constraints_index_topic(prefix), *exact], keep)
-    for topic, payload in entries.items():
+    snapshot = await read_index(connector, exact=True)
+    found = list(snapshot.exact)
+    exact = set(always_read(connector.topic_prefix))
+    for topic, payload in sorted(snapshot.constraints().items()):
         if topic not in exact:
             raw = encode_payload(payload)
             found.append(Message(topic=topic, payload=payload, raw=raw, qos=1, retain=True))
     for message in found:
         callback(message)
     return [message.topic for message in found]
-
-
-async def _read_index(connector: Connector) -> Entries | None:
-    """The index's constraints (``None`` when it is not a valid index: logged)."""
-    prefix = connector.topic_prefix
-    found: list[Entries | None] = [{}]
-
-    def keep(message: Message) -> None:
-        try:
-            found[0] = decode_constraints_index(message.raw, prefix)
-        except InvalidMessageError as exc:
-            found[0] = None
-            _log.warning("ignored the constraints index on %r: %s", message.topic, exc)
-
-    await _read_retained(connector, [constraints_index_topic(prefix)], keep)
-    return found[0]
-
-
-async def update_constraints_index(
-    connector: Connector,
-    *,
-    put: Mapping[str, Payload] | None = None,
-    remove: Collection[str] = (),
-    timeout: float,
-) -> bool:
-    """Put the constraints ``put`` (topic → payload) in the index and take the topics
-    ``remove`` out of it, on a broker that needs an index.
-
-    For writers, after their constraints are published (``put``) or cleared
-    (``remove``). Does nothing but read where the broker sends retained messages
-    to wildcard subscriptions. Writes at most :data:`INDEX_ATTEMPTS` times:
-    again while a concurrent writer's index hides this change. Returns whether
-    the index was written. Raises :class:`ValueError` when the index would hold
-    more than :data:`MAX_INDEXED_TOPICS` constraints (nothing is written).
-    """
-    prefix = connector.topic_prefix
-    wanted = {topic: decode_payload(encode_payload(p)) for topic, p in (put or {}).items()}
-    unwanted = set(remove) - set(wanted)
-    writes = 0
-    while True:
-        current = await _read_index(connector)  # the first read also has the broker probed
-        if connector.capabilities.retained_to_wildcards is not False:
-            return False
-        held = current or {}
-        done = all(held.get(t) == p for t, p in wanted.items()) and not unwanted & set(held)
-        if current is not None and done:
-            return writes > 0
-        if writes == INDEX_ATTEMPTS:
-            _log.warning(
-                "other writers changed the constraints index at %r each time this one wrote "
-                "it (%d times): it may not hold %s",
-                constraints_index_topic(prefix),
-                writes,
-                ", ".join(sorted(wanted)) or "what was cleared",
-            )
-            return True
-        entries = {t: p for t, p in {**held, **wanted}.items() if t not in unwanted}
-        if len(entries) > MAX_INDEXED_TOPICS:
-            raise ValueError(
-                f"the constraints index would hold {len(entries)} constraints, more than "
-                f"{MAX_INDEXED_TOPICS}: clear constraints (cascade resume) first"
-            )
-        payload = encode_constraints_index(entries, prefix) if entries else b""
-        await connector.publish(constraints_index_topic(prefix), payload, qos=1, retain=True)
-        await connector.flush(timeout)
-        writes += 1

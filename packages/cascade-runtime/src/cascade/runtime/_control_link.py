@@ -29,7 +29,8 @@ DEFAULT_CONNECT_WAIT = 5.0
 NO_RETAINED_TO_WILDCARDS = (
     "this broker does not deliver retained messages to wildcard subscriptions (RabbitMQ's MQTT "
     "plugin, for one): the constraints set before this engine started are read through the "
-    "index that Cascade's CLI and dashboard keep ({prefix}/index/constraints) and the global "
+    "index that Cascade's CLI and dashboard keep ({prefix}/index/constraints/0 to /15, and the "
+    "record of earlier versions, {prefix}/index/constraints) and the global "
     "scope's topics; others that were retained without it (by other tools) will not apply, only "
     "those published while it runs (see the Brokers page of the docs)"
 )

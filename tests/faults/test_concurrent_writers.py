@@ -1,0 +1,154 @@
+"""Scenario 14: K `cascade` writers at once (pauses, limits, resumes mixed), each a process.
+
+Whatever the broker family, every constraint a writer reported as set is held
+by an engine started afterwards and listed by `cascade status`, and every
+clear it reported is clear; a writer that cannot say so exits non-zero and
+names what did not take. On RabbitMQ 3.x (retained messages to exact topics
+only) this is the constraints index's work; on mosquitto, the broker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from cascade.cli._publishing import set_constraints
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.testing import OwnBroker
+from cascade.interfaces import Constraint, constraint_topic
+from cascade.runtime import Engine, task
+
+from .conftest import Figures
+
+# The CLI writes under the default topic prefix: scopes of the test's own keep runs apart.
+PREFIX = "cascade"
+
+
+@dataclass
+class Writer:
+    """One `cascade` process: what it was asked to do, and what it answered."""
+
+    kind: str  # "pause", "limit" or "resume"
+    scope: str
+    code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def held(self) -> tuple[str, str]:
+        """The (scope, type) a reported set puts in force, or a reported clear takes out."""
+        return (self.scope, "concurrency" if self.kind == "limit" else "pause")
+
+    def args(self) -> list[str]:
+        if self.kind == "limit":
+            return ["limit", self.scope, "--concurrency", "1"]
+        return [self.kind, self.scope]
+
+
+async def _cascade(broker: OwnBroker, *args: str) -> tuple[int, str, str]:
+    address = ["--host", broker.host, "--port", str(broker.port), "--timeout", "30"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cascade.cli",
+        *args,
+        *address,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def _run(broker: OwnBroker, writer: Writer) -> None:
+    writer.code, writer.stdout, writer.stderr = await _cascade(broker, *writer.args())
+
+
+@task
+async def probe(box: list[Engine]) -> list[tuple[str, str]]:
+    """The constraints the engine holds when its first task starts (its snapshot is complete)."""
+    return sorted((c.scope, c.type) for c in box[0].constraints)
+
+
+async def _held_by_a_new_engine(broker: OwnBroker) -> set[tuple[str, str]]:
+    # a broker still busy with the writers' leaving may take seconds to confirm subscriptions
+    connector = MqttConnector(broker.host, broker.port, topic_prefix=PREFIX, connect_timeout=30)
+    engine = Engine(connector, heartbeat_interval=None, connect_wait=20)
+    held: list[tuple[str, str]] = await engine.run(probe([engine]))
+    return set(held)
+
+
+async def _listed_by_status(broker: OwnBroker) -> set[tuple[str, str]]:
+    code, out, err = await _cascade(broker, "status", "--json")
+    assert code == 0, err
+    return {(c["scope"], c["type"]) for c in json.loads(out)["constraints"]}
+
+
+async def _preset(broker: OwnBroker, scopes: list[str]) -> None:
+    """Pause ``scopes`` beforehand (one writer, alone), for the resumes to clear."""
+    messages = [
+        (constraint_topic(scope, "pause", PREFIX), Constraint.pause(scope)) for scope in scopes
+    ]
+    async with MqttConnector(broker.host, broker.port, presence=False) as operator:
+        await set_constraints(operator, messages, 30)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("count", [2, 10, 50])
+async def test_concurrent_writers(
+    own_broker: OwnBroker, count: int, figures: Figures, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``count`` concurrent `cascade pause/limit/resume` processes: each reported change holds
+    for a new engine and `status`, or its writer failed naming it."""
+    figures.scenario = f"14 concurrent writers ({count})"
+    base = f"w{uuid.uuid4().hex[:8]}"
+    kinds = ("pause", "limit", "resume")
+    writers = [Writer(kinds[i % 3], f"task:{base}_{i}") for i in range(count)]
+    await _preset(own_broker, [w.scope for w in writers if w.kind == "resume"])
+    assert {w.held for w in writers if w.kind == "resume"} <= await _held_by_a_new_engine(
+        own_broker
+    ), "the preset pauses must hold before they are resumed"
+
+    started = time.monotonic()
+    await asyncio.gather(*(_run(own_broker, w) for w in writers))
+    figures.seconds = time.monotonic() - started
+    figures.what = f"{count} writers started → all exited"
+
+    mine = f"task:{base}_"
+    listed = {h for h in await _listed_by_status(own_broker) if h[0].startswith(mine)}
+    held = {h for h in await _held_by_a_new_engine(own_broker) if h[0].startswith(mine)}
+    reported = [w for w in writers if w.code == 0]
+    failed = [w for w in writers if w.code != 0]
+    sets = {w.held for w in reported if w.kind != "resume"}
+    clears = {w.held for w in reported if w.kind == "resume"}
+    figures.emitted = count
+    figures.delivered = len(sets & held) + len(clears - held)
+    figures.dropped = len(failed)
+    figures.notes.append(
+        f"{len(sets)} sets and {len(clears)} clears reported; held by a new engine: "
+        f"{len(sets & held)}/{len(sets)} sets, {len(clears - held)}/{len(clears)} clears; "
+        f"listed by status: {len(sets & listed)}/{len(sets)} sets, "
+        f"{len(clears - listed)}/{len(clears)} clears; writers that reported failure: "
+        f"{len(failed)}"
+    )
+    for writer in failed:  # a failure names what did not take
+        assert writer.code == 1, (writer, writer.stderr)
+        assert writer.scope in writer.stderr, writer.stderr
+    unread = [
+        r.getMessage()
+        for r in caplog.records
+        if "could not read" in r.getMessage() or "did not all arrive" in r.getMessage()
+    ]
+    assert unread == [], "the engine could not read the index: not what this test measures"
+    assert sets - held == set(), "reported as set, not held by an engine started afterwards"
+    assert clears & held == set(), "reported as cleared, still held by an engine"
+    assert sets - listed == set(), "reported as set, not listed by status"
+    assert clears & listed == set(), "reported as cleared, still listed by status"
