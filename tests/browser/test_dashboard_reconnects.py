@@ -74,7 +74,7 @@ def test_a_refused_page_retries_by_itself_until_it_gets_in(
     browser.get(dashboard.url)
     wait(browser, lambda d: "retrying" in badge(d))
     browser.execute_script("window.notReloaded = true;")
-    wait(browser, lambda d: d.execute_script("return window.cascadeReconnects") >= 1)
+    wait(browser, lambda d: d.execute_script("return window.cascadeReconnects || 0") >= 1)
     assert "retrying" in badge(browser)
     streams.release()
     wait(browser, lambda d: badge(d) == "broker connected")
