@@ -110,11 +110,11 @@ async def test_a_non_ascii_token_matches_its_utf8_bytes(
     token = "pässwörd-ok"
     body = {"scope": "global", "type": "pause"}
     async with client(create_app(hub, token=token)) as http:
-        as_latin1 = {"Authorization": b"Bearer " + token.encode("latin-1")}
+        as_latin1 = {b"Authorization": b"Bearer " + token.encode("latin-1")}
         latin1 = await http.post("/api/constraints", json=body, headers=as_latin1)
         assert latin1.status_code == 401
         assert broker.retained_topics == []
-        as_utf8 = {"Authorization": b"Bearer " + token.encode()}
+        as_utf8 = {b"Authorization": b"Bearer " + token.encode()}
         utf8 = await http.post("/api/constraints", json=body, headers=as_utf8)
     assert utf8.status_code == 200, utf8.text
 
