@@ -15,6 +15,7 @@ import uvicorn
 from cascade.cli.dashboard import DashboardHub
 from cascade.cli.dashboard._api import create_app
 from cascade.cli.dashboard._listen import bind
+from cascade.cli.dashboard._streams import Snapshots
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 
@@ -195,3 +196,34 @@ async def test_an_idle_stream_sends_ticks_not_the_whole_state(hub: DashboardHub)
         await stream.close()
     assert set(tick) == {"now", "connection"}
     assert tick["connection"]["connected"] is True
+
+
+async def test_a_runs_detail_is_built_once_per_model_version(
+    broker: InMemoryBroker, hub: DashboardHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked again later, nothing changed: the run's detail is reused (fresh time, same bytes)."""
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(1))
+    await broker.idle()
+    (run_id,) = hub.model.state.runs
+    builds = 0
+    run_detail: Callable[[str], Any] = hub.model.run_detail
+
+    def counting(run: str) -> Any:
+        nonlocal builds
+        builds += 1
+        return run_detail(run)
+
+    monkeypatch.setattr(hub.model, "run_detail", counting)
+    now = [0.0]
+    snapshots = Snapshots(hub, controls=False, clock=lambda: now[0])
+    first = json.loads(snapshots.get(run_id).body)
+    now[0] += 10.0
+    again = json.loads(snapshots.get(run_id).body)
+    assert builds == 1
+    assert again["run"] == first["run"]
+    assert again["run"]["run_id"] == run_id
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(2))
+    await broker.idle()
+    now[0] += 10.0
+    assert json.loads(snapshots.get(run_id).body)["version"] == hub.model.version
+    assert builds == 2

@@ -8,7 +8,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ._hub import DashboardHub
 
@@ -34,6 +33,7 @@ MAX_STREAMS_PER_CLIENT = 8
 MAX_HOLDER_STREAMS = 16
 
 _STATE = b"event: state\ndata: "
+_RUNS_KEPT = 64  # runs' details kept at once (any ?run= can be asked for)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class Snapshots:
 
     A view is built again only once the model moved on *and* the last build is older than
     ``max_age``, so however many streams wake at once, each view costs one build and one
-    serialisation per interval.
+    serialisation per interval; the big part, a run's detail, is built once per model
+    version however often it is asked for.
     """
 
     def __init__(
@@ -72,14 +73,7 @@ class Snapshots:
         self.clock = clock
         self.builds = 0
         self._views: dict[str | None, Built] = {}
-
-    def state(self, run_id: str | None) -> dict[str, Any]:
-        """The state of a view, freshly built (``run`` is ``None`` without ``run_id``)."""
-        snapshot = self.hub.model.snapshot()
-        snapshot["connection"] = self.hub.connection()
-        snapshot["controls"] = self.controls
-        snapshot["run"] = self.hub.model.run_detail(run_id) if run_id else None
-        return snapshot
+        self._runs: dict[str, tuple[int, bytes]] = {}
 
     def get(self, run_id: str | None, *, current: bool = True) -> Built:
         """The view's shared state; with ``current``, one of the model's present version."""
@@ -92,11 +86,27 @@ class Snapshots:
         ):
             return built
         version = self.hub.model.version
-        frame = _STATE + json.dumps(self.state(run_id)).encode() + b"\n\n"
+        snapshot = self.hub.model.snapshot()
+        snapshot["connection"] = self.hub.connection()
+        snapshot["controls"] = self.controls
+        head = json.dumps(snapshot).encode()[:-1]  # "run" goes last, spliced in as bytes
+        run = self._run(run_id, version) if run_id else b"null"
+        frame = b"".join((_STATE, head, b', "run": ', run, b"}\n\n"))
         self.builds += 1
         self._views = {k: v for k, v in self._views.items() if now - v.at < self.max_age}
         built = self._views[run_id] = Built(version, now, frame)
         return built
+
+    def _run(self, run_id: str, version: int) -> bytes:
+        """One run's detail as JSON: it depends on the model alone, so it is kept per version."""
+        kept = self._runs.get(run_id)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        detail = json.dumps(self.hub.model.run_detail(run_id)).encode()
+        if len(self._runs) >= _RUNS_KEPT:
+            self._runs = {k: v for k, v in self._runs.items() if v[0] == version}
+        self._runs[run_id] = (version, detail)
+        return detail
 
     def tick(self) -> bytes:
         """The event that keeps a page's clock and connection state current."""
