@@ -8,7 +8,12 @@ its resident memory after one minute and at the end, the updates per second a pa
 gets (it repaints at most once per update), their mean size, and the events per second
 the server took in. Linux only (reads /proc).
 
-    python bench_dashboard.py [--seconds 180] [--rates 10000,2000] [--quick]
+Then `/api/state` beside open streams: a dashboard holding one run of BIG_RUN tasks,
+0 then 100 pages (from a process of their own, from several loopback addresses, as the
+per-address limit wants) following ``/api/stream?run=<it>``; rows give the p50 and p99
+latency of ``GET /api/state`` and of ``GET /api/state?run=<it>``, and the server's CPU.
+
+    python bench_dashboard.py [--seconds 180] [--rates 10000,2000] [--quick] [--streams 0,100]
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from cascade.connectors.mqtt.testing import MosquittoBroker
 ENGINES = 200
 RUN_TASKS = 200
 TICK = 0.01  # the feeder publishes rate * TICK messages every TICK seconds
+BIG_RUN = 20_000  # tasks of the run the streams follow in the latency rows
+SAMPLES = 200  # requests timed per latency row (--samples)
+PER_ADDRESS = 8  # streams the dashboard allows from one address without the token
 
 
 @dataclass
@@ -208,8 +216,131 @@ def apply_cost(count: int = 100_000) -> tuple[float, float]:
     return costs[0], costs[1]
 
 
+def load_big_run(port: int, run_id: str) -> None:
+    """Publish BIG_RUN tasks of ``run_id``, each started and completed, paced to be taken in."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-big-{os.getpid()}")
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    topic = f"cascade/telemetry/local/bench/{run_id}/events"
+    sent = None
+    for n in range(2 * BIG_RUN):
+        envelope = event(0, run_id, n // 2, n % 2)
+        sent = client.publish(topic, json.dumps(envelope), qos=1)
+        if n % 500 == 499:
+            sent.wait_for_publish(30)
+    if sent is not None:
+        sent.wait_for_publish(30)
+    client.loop_stop()
+    client.disconnect()
+
+
+def hold(url: str, run_id: str, count: int) -> None:
+    """The pages' process: ``count`` streams of ``run_id``, read (and dropped) until killed.
+
+    Prints "ready" once each has had its first state.
+    """
+
+    async def page(n: int, ready: asyncio.Queue[int]) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{2 + n // PER_ADDRESS}")
+        async with (
+            httpx.AsyncClient(base_url=url, transport=transport, timeout=None) as http,
+            http.stream("GET", "api/stream", params={"run": run_id}) as response,
+        ):
+            assert response.status_code == 200, response.status_code
+            first = True
+            async for chunk in response.aiter_raw():
+                if first and b"event: state" in chunk:
+                    first = False
+                    ready.put_nowait(n)
+
+    async def pages() -> None:
+        ready: asyncio.Queue[int] = asyncio.Queue()
+        jobs = [asyncio.create_task(page(n, ready)) for n in range(count)]
+        for _ in range(count):
+            await ready.get()
+        print("ready", flush=True)
+        await asyncio.gather(*jobs)
+
+    asyncio.run(pages())
+
+
+def start_pages(url: str, run_id: str, count: int) -> subprocess.Popen[str]:
+    """The pages' process (see :func:`hold`), once every page has its first state."""
+    pages = subprocess.Popen(
+        [sys.executable, __file__, "--hold", url, run_id, str(count)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert pages.stdout is not None
+    assert pages.stdout.readline().strip() == "ready"
+    return pages
+
+
+@dataclass
+class LatencyRow:
+    streams: int
+    p50_ms: float
+    p99_ms: float
+    run_p50_ms: float
+    run_p99_ms: float
+    cpu_share: float
+
+
+async def timed(
+    http: httpx.AsyncClient, params: dict[str, str], samples: int
+) -> tuple[float, float]:
+    """p50 and p99 of ``samples`` requests to /api/state with ``params``, in ms."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        answer = await http.get("api/state", params=params)
+        answer.raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+async def state_latency(port: int, streams: list[int], samples: int) -> list[LatencyRow]:
+    """The latency rows: one dashboard holding a BIG_RUN-task run, each count of streams."""
+    run_id = "big-000001"
+    process, url = start_dashboard(port)
+    rows = []
+    try:
+        load_big_run(port, run_id)
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            while True:  # a benchmark may poll: the run is loaded once all its tasks are in
+                runs = (await http.get("api/state")).json()["runs"]
+                done = sum(r["counts"].get("COMPLETED", 0) for r in runs if r["run_id"] == run_id)
+                if done >= BIG_RUN:
+                    break
+                await asyncio.sleep(0.5)
+            for count in streams:
+                pages = start_pages(url, run_id, count) if count else None
+                try:
+                    before, started = cpu_seconds(process.pid), time.monotonic()
+                    p50, p99 = await timed(http, {}, samples)
+                    run_p50, run_p99 = await timed(http, {"run": run_id}, samples)
+                    cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - started)
+                    rows.append(LatencyRow(count, p50, p99, run_p50, run_p99, cpu))
+                finally:
+                    if pages is not None:
+                        pages.kill()
+                        pages.wait()
+    finally:
+        process.terminate()
+        process.wait(20)
+    return rows
+
+
 async def main(args: argparse.Namespace) -> None:
     with MosquittoBroker() as broker:
+        latency = await state_latency(broker.port, args.streams, args.samples)
+        if args.latency_only:
+            print_latency(latency, args.samples)
+            return
         rows = [await measure("idle (baseline)", broker.port, 0, min(args.seconds, 20.0))]
         for rate in args.rates:
             rows.append(await measure(f"{rate:,} events/s", broker.port, rate, args.seconds))
@@ -231,6 +362,18 @@ async def main(args: argparse.Namespace) -> None:
     watch, dashboard = apply_cost()
     print(f"\nfolding one event, µs: watch state {watch:.1f}, dashboard model over it "
           f"{dashboard:.1f} ({dashboard / watch:.2f}x)")  # fmt: skip
+    print_latency(latency, args.samples)
+
+
+def print_latency(rows: list[LatencyRow], samples: int) -> None:
+    print(f"\n/api/state beside open streams of a run of {BIG_RUN:,} tasks "
+          f"({samples} requests each, one after another)")  # fmt: skip
+    header = ("streams open", "state p50 ms", "state p99 ms", "?run= p50 ms", "?run= p99 ms",
+              "CPU (1 core)")  # fmt: skip
+    print("".join(f"{h:>14}" for h in header))
+    for row in rows:
+        print(f"{row.streams:>14}{row.p50_ms:>14.1f}{row.p99_ms:>14.1f}{row.run_p50_ms:>14.1f}"
+              f"{row.run_p99_ms:>14.1f}{row.cpu_share:>13.0%} ")  # fmt: skip
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -243,6 +386,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated events/s, one row each (default 10000)",
     )
     parser.add_argument("--quick", action="store_true", help="30 s instead of --seconds")
+    parser.add_argument(
+        "--streams",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[0, 100],
+        help="comma-separated counts of open streams, one latency row each (default 0,100)",
+    )
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="requests per latency row")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only the /api/state latency rows"
+    )
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.seconds = 30.0
@@ -252,5 +405,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--feed"]:
         feed(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--hold"]:
+        hold(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         asyncio.run(main(parse()))

@@ -84,7 +84,7 @@ async def test_the_dashboard_answers_503_naming_what_did_not_take(broker: InMemo
     await hub.start()
     try:
         transport = httpx.ASGITransport(app=create_app(hub, token="t"))
-        async with httpx.AsyncClient(transport=transport, base_url="http://d") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             answer = await client.post(
                 "/api/constraints",
                 json={"scope": "task:x", "type": "pause"},

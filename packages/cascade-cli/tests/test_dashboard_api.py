@@ -46,7 +46,7 @@ async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
 
 def client(hub: DashboardHub, token: str | None = TOKEN) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(hub, token=token))
-    return httpx.AsyncClient(transport=transport, base_url="http://dashboard")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 async def settle(broker: InMemoryBroker) -> None:
@@ -356,8 +356,11 @@ async def test_stream_pushes_coalesced_updates(broker: InMemoryBroker, hub: Dash
 
 
 async def _next_state(lines: AsyncIterator[str]) -> dict[str, Any]:
+    event = ""
     async for line in lines:
-        if line.startswith("data: "):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "state":
             state: dict[str, Any] = json.loads(line[6:])
             return state
     raise AssertionError("the stream ended")

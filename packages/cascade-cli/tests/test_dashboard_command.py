@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
-from cascade.cli.dashboard._listen import is_loopback, parse_listen
+from cascade.cli.dashboard._listen import bind, is_loopback, parse_listen
 from cascade.connectors.mqtt.testing import free_port
 
 
@@ -74,3 +74,13 @@ def test_a_port_in_use_exits_1_with_a_reason(invoke: Callable[..., Result]) -> N
         result = invoke("dashboard", "--listen", f"127.0.0.1:{port}")
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_the_listening_socket_is_tcp_so_answers_are_not_delayed() -> None:
+    """bind() names TCP, so asyncio turns Nagle off on accepted connections (no 40 ms waits)."""
+    sock = bind("127.0.0.1", 0)
+    with sock, socket.create_connection(sock.getsockname()):
+        sock.setblocking(True)
+        accepted, _ = sock.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP

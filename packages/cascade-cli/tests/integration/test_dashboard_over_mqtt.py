@@ -36,7 +36,7 @@ async def hub(mqtt_broker: BrokerEndpoint) -> AsyncIterator[DashboardHub]:
 def client(hub: DashboardHub) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(hub, token=TOKEN)),
-        base_url="http://dashboard",
+        base_url="http://127.0.0.1",
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
 

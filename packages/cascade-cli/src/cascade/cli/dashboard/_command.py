@@ -46,6 +46,14 @@ def dashboard(
             "without --token, a random one is made and put in the printed URL.",
         ),
     ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Also serve requests whose Host is NAME (repeatable); loopback names and "
+            "the --listen host are served anyway (a defence against DNS rebinding).",
+        ),
+    ] = None,
     *,
     broker: BrokerOptions,
 ) -> None:
@@ -75,7 +83,10 @@ def dashboard(
         token = secrets.token_urlsafe(16)  # the demo's controls work out of the box
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_dashboard(broker, factory, host, port, token, console, demo=demo))
+            asyncio.run(
+                serve_dashboard(broker, factory, host, port, token, console, demo=demo,
+                                allowed_host=allowed_host or ())
+            )  # fmt: skip
     except ConnectorError as exc:
         typer.echo(f"cascade: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -40,7 +40,7 @@ def constraint_messages(body: Any) -> list[tuple[str, Any]]:
     params, ttl = body.get("params") or {}, body.get("ttl")
     if not isinstance(scope, str):
         raise UsageError("scope must be a string: 'global' or 'task:<glob>'")
-    if kind not in _PARAMS:
+    if not isinstance(kind, str) or kind not in _PARAMS:
         raise UsageError(f"type must be pause, concurrency or rate_limit, not {kind!r}")
     if not isinstance(params, Mapping):
         raise UsageError("params must be an object")

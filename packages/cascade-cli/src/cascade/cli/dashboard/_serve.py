@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console
@@ -47,10 +47,12 @@ async def serve_dashboard(
     *,
     demo: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    allowed_host: Iterable[str] = (),
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
-    ``on_ready(url)`` is called once the socket listens. Raises
+    Requests are served for loopback names, ``host`` and ``allowed_host`` in their ``Host``
+    header only. ``on_ready(url)`` is called once the socket listens. Raises
     :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached and
     :class:`OSError` when ``host:port`` cannot be bound.
     """
@@ -74,7 +76,8 @@ async def serve_dashboard(
         url = _url(host, sock.getsockname()[1])
         if not is_loopback(host):
             console.print(f"[yellow]warning: listening on {host}, not loopback: other machines "
-                          "can reach this dashboard[/yellow]")  # fmt: skip
+                          "can reach this dashboard (by a name: add --allowed-host NAME)"
+                          "[/yellow]")  # fmt: skip
         if demo and token:
             console.print(f"open {url}#token={token} to use the controls",
                           soft_wrap=True, markup=False, highlight=False)  # fmt: skip
@@ -84,7 +87,7 @@ async def serve_dashboard(
         if on_ready is not None:
             on_ready(url)
         config = uvicorn.Config(
-            create_app(hub, token=token),
+            create_app(hub, token=token, listen_host=host, allowed_host=allowed_host),
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,

@@ -8,7 +8,6 @@ const $ = (id) => document.getElementById(id);
 
 let latest = null;       // the last state received
 let selected = null;     // the opened run's id
-let source = null;       // the EventSource
 let painting = false;
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
 window.cascadeRepaints = 0;     // read by the tests and the benchmark
@@ -139,7 +138,9 @@ function renderEngines(state) {
 }
 
 function renderConstraints(state) {
-  replace($("constraints").tBodies[0], state.constraints.map((c) => {
+  // Ticks move the clock between states: a constraint may expire in between.
+  const live = state.constraints.filter((c) => c.expires_at == null || c.expires_at > state.now);
+  replace($("constraints").tBodies[0], live.map((c) => {
     const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
     const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
       : clock(c.expires_at) + " (in " + seconds(c.expires_at - state.now) + ")";
@@ -172,18 +173,75 @@ function schedule() {
 }
 
 // -- live stream -----------------------------------------------------------------------
+// Read with fetch(), not EventSource: it carries the token (so the server never counts this
+// page among the anonymous streams it limits), and it retries after *any* failure, a 503
+// included, where EventSource gives up for good.
+
+const RETRY_FIRST = 500;   // ms, doubled after each failure up to RETRY_CAP, each jittered
+const RETRY_CAP = 15000;
+let stream = null;         // the AbortController of the stream being read
+let failures = 0;          // since the last state received
+let retryTimer = null;
+window.cascadeReconnects = 0; // read by the tests
+
+// A header value is bytes: the token goes as its UTF-8 bytes, which the server compares.
+function bearer() {
+  const token = $("token").value;
+  return token ? { "Authorization": "Bearer " + String.fromCharCode(...new TextEncoder().encode(token)) } : {};
+}
+
+function onEvent(block) {
+  let kind = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event: ")) kind = line.slice(7);
+    else if (line.startsWith("data: ")) data.push(line.slice(6));
+  }
+  if (kind === "state") {
+    latest = JSON.parse(data.join("\n"));
+    failures = 0;
+    schedule();
+  } else if (kind === "tick" && latest) {
+    const tick = JSON.parse(data.join("\n"));
+    latest.now = tick.now;
+    latest.connection = tick.connection;
+    schedule();
+  }
+}
+
+async function read(url, controller) {
+  const response = await fetch(url, { headers: bearer(), signal: controller.signal, cache: "no-store" });
+  if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    const from = Math.max(0, buffer.length - 1); // an event's end may straddle two chunks
+    buffer += value;
+    let end = buffer.indexOf("\n\n", from);
+    while (end >= 0) {
+      onEvent(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf("\n\n");
+    }
+  }
+}
 
 function connect() {
-  if (source) source.close();
-  source = new EventSource("/api/stream" + (selected ? "?run=" + encodeURIComponent(selected) : ""));
-  source.addEventListener("state", (event) => {
-    latest = JSON.parse(event.data);
-    schedule();
-  });
-  source.addEventListener("error", () => {
+  if (stream) stream.abort();
+  clearTimeout(retryTimer);
+  const controller = new AbortController();
+  stream = controller;
+  const url = "/api/stream" + (selected ? "?run=" + encodeURIComponent(selected) : "");
+  read(url, controller).catch(() => null).then(() => {
+    if (stream !== controller) return; // replaced on purpose: a new run opened, a new token
+    const delay = Math.min(RETRY_CAP, RETRY_FIRST * 2 ** failures) * (0.5 + Math.random() / 2);
+    failures += 1;
     const badge = $("connection");
-    badge.textContent = "dashboard unreachable, retrying";
+    badge.textContent = "dashboard unreachable, retrying in " + seconds(delay / 1000);
     badge.className = "badge bad";
+    retryTimer = setTimeout(() => { window.cascadeReconnects += 1; connect(); }, delay);
   });
 }
 
@@ -201,7 +259,7 @@ async function control(method, url, body) {
   const status = $("control-status");
   status.textContent = "sending…";
   status.className = "note";
-  const headers = { "Authorization": "Bearer " + $("token").value };
+  const headers = bearer();
   if (body) headers["Content-Type"] = "application/json";
   try {
     const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
@@ -234,7 +292,10 @@ function start() {
     history.replaceState(null, "", location.pathname + location.search);
   }
   $("token").value = sessionStorage.getItem("cascade-token") || "";
-  $("token").addEventListener("change", () => sessionStorage.setItem("cascade-token", $("token").value));
+  $("token").addEventListener("change", () => {
+    sessionStorage.setItem("cascade-token", $("token").value);
+    connect(); // the stream of a token holder is never refused
+  });
   $("control").addEventListener("submit", onApply);
   $("c-resume").addEventListener("click", () =>
     control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));

@@ -1,0 +1,191 @@
+"""The live streams: one serialised state per view shared by all, and who may open one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from ._hub import DashboardHub
+
+__all__ = [
+    "KEEPALIVE",
+    "MAX_HOLDER_STREAMS",
+    "MAX_STREAMS",
+    "MAX_STREAMS_PER_CLIENT",
+    "STREAM_INTERVAL",
+    "Snapshots",
+    "StreamSlots",
+    "stream_events",
+]
+
+#: The stream sends the state at most once per STREAM_INTERVAL seconds, however fast events
+#: come; when nothing changed, a small tick (the time, the connection) every KEEPALIVE seconds.
+STREAM_INTERVAL = 0.25
+KEEPALIVE = 2.0
+#: Streams open at once without the token, in all and from one client address.
+MAX_STREAMS = 100
+MAX_STREAMS_PER_CLIENT = 8
+#: Streams of token holders, counted apart: a full pool ends the oldest instead of refusing.
+MAX_HOLDER_STREAMS = 16
+
+_STATE = b"event: state\ndata: "
+_RUNS_KEPT = 64  # runs' details kept at once (any ?run= can be asked for)
+
+
+@dataclass(frozen=True)
+class Built:
+    """One view's state, serialised once: ``frame`` is the stream's event, ``body`` the JSON."""
+
+    version: int
+    at: float
+    frame: bytes
+
+    @property
+    def body(self) -> bytes:
+        """The state as ``/api/state`` answers it."""
+        return self.frame[len(_STATE) : -2]
+
+
+class Snapshots:
+    """The state of each view (the run list, or one ``?run=``), built once for every reader.
+
+    A view is built again only once the model moved on *and* the last build is older than
+    ``max_age``, so however many streams wake at once, each view costs one build and one
+    serialisation per interval; the big part, a run's detail, is built once per model
+    version however often it is asked for.
+    """
+
+    def __init__(
+        self,
+        hub: DashboardHub,
+        *,
+        controls: bool,
+        max_age: float = STREAM_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub = hub
+        self.controls = controls
+        self.max_age = max_age
+        self.clock = clock
+        self.builds = 0
+        self._views: dict[str | None, Built] = {}
+        self._runs: dict[str, tuple[int, bytes]] = {}
+
+    def get(self, run_id: str | None, *, current: bool = True) -> Built:
+        """The view's shared state; with ``current``, one of the model's present version."""
+        now = self.clock()
+        built = self._views.get(run_id)
+        if (
+            built is not None
+            and now - built.at < self.max_age
+            and (not current or built.version == self.hub.model.version)
+        ):
+            return built
+        version = self.hub.model.version
+        snapshot = self.hub.model.snapshot()
+        snapshot["connection"] = self.hub.connection()
+        snapshot["controls"] = self.controls
+        head = json.dumps(snapshot).encode()[:-1]  # "run" goes last, spliced in as bytes
+        run = self._run(run_id, version) if run_id else b"null"
+        frame = b"".join((_STATE, head, b', "run": ', run, b"}\n\n"))
+        self.builds += 1
+        self._views = {k: v for k, v in self._views.items() if now - v.at < self.max_age}
+        built = self._views[run_id] = Built(version, now, frame)
+        return built
+
+    def _run(self, run_id: str, version: int) -> bytes:
+        """One run's detail as JSON: it depends on the model alone, so it is kept per version."""
+        kept = self._runs.get(run_id)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        detail = json.dumps(self.hub.model.run_detail(run_id)).encode()
+        if len(self._runs) >= _RUNS_KEPT:
+            self._runs = {k: v for k, v in self._runs.items() if v[0] == version}
+        self._runs[run_id] = (version, detail)
+        return detail
+
+    def tick(self) -> bytes:
+        """The event that keeps a page's clock and connection state current."""
+        tick = {"now": self.hub.model.clock(), "connection": self.hub.connection()}
+        return b"event: tick\ndata: " + json.dumps(tick).encode() + b"\n\n"
+
+
+@dataclass(eq=False)
+class Slot:
+    """One open stream; ``ended`` is set when a newer page of a token holder takes its place."""
+
+    client: str
+    holder: bool
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class StreamSlots:
+    """Who may open a stream: a few per client address and ``total`` in all without the token;
+    token holders in a pool of their own, where the newest page always gets in."""
+
+    def __init__(
+        self,
+        total: int = MAX_STREAMS,
+        per_client: int = MAX_STREAMS_PER_CLIENT,
+        holders: int = MAX_HOLDER_STREAMS,
+    ) -> None:
+        self.total = total
+        self.per_client = per_client
+        self.holders = holders
+        self._open: list[Slot] = []
+        self._by_client: dict[str, int] = {}
+        self._holders: deque[Slot] = deque()
+
+    def take(self, client: str, *, holder: bool) -> Slot | str:
+        """A slot for a new stream, or why there is none."""
+        if holder:
+            while len(self._holders) >= self.holders:
+                self._holders.popleft().ended.set()
+            slot = Slot(client, holder=True)
+            self._holders.append(slot)
+            return slot
+        if len(self._open) >= self.total:
+            return f"too many live streams open (at most {self.total})"
+        if self._by_client.get(client, 0) >= self.per_client:
+            return f"too many live streams from {client} (at most {self.per_client})"
+        slot = Slot(client, holder=False)
+        self._open.append(slot)
+        self._by_client[client] = self._by_client.get(client, 0) + 1
+        return slot
+
+    def give_back(self, slot: Slot) -> None:
+        """The stream of ``slot`` ended."""
+        if slot.holder:
+            if slot in self._holders:
+                self._holders.remove(slot)
+            return
+        self._open.remove(slot)
+        left = self._by_client[slot.client] - 1
+        if left:
+            self._by_client[slot.client] = left
+        else:
+            del self._by_client[slot.client]
+
+
+async def stream_events(
+    hub: DashboardHub, snapshots: Snapshots, run_id: str | None, slot: Slot
+) -> AsyncIterator[bytes]:
+    """A page's stream: the view's shared state when the model changed, else a tick."""
+    yield b"retry: 2000\n\n"
+    sent: int | None = None
+    while not hub.closing.is_set() and not slot.ended.is_set():
+        if sent is not None:
+            await hub.wait_change(sent, KEEPALIVE)
+            if hub.closing.is_set() or slot.ended.is_set():
+                return
+        if sent is None or hub.model.version != sent:
+            built = snapshots.get(run_id, current=False)
+            sent = built.version
+            yield built.frame
+            await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
+        else:
+            yield snapshots.tick()

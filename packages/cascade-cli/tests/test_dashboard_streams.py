@@ -1,0 +1,229 @@
+"""The live streams over a real socket: who may open one, and one state built for all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from cascade.cli.dashboard import DashboardHub
+from cascade.cli.dashboard._api import create_app
+from cascade.cli.dashboard._listen import bind
+from cascade.cli.dashboard._streams import Snapshots
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, task
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@task
+async def double(n: int) -> int:
+    """A quick task."""
+    return n * 2
+
+
+@pytest.fixture
+async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
+    hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0)
+    await hub.start()
+    yield hub
+    await hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its base URL."""
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task_ = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task_
+        sock.close()
+
+
+def from_address(base: str, address: str, **headers: str) -> httpx.AsyncClient:
+    """A client whose connections come from ``address`` (any of 127.0.0.0/8)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=base, transport=transport, timeout=10, headers=headers)
+
+
+class Stream:
+    """One open ``/api/stream``, read event by event."""
+
+    def __init__(self, http: httpx.AsyncClient, params: dict[str, str] | None = None) -> None:
+        self.http = http
+        self.params = params or {}
+        self.stack = contextlib.AsyncExitStack()
+        self.response: httpx.Response
+
+    async def open(self) -> httpx.Response:
+        self.response = await self.stack.enter_async_context(
+            self.http.stream("GET", "/api/stream", params=self.params)
+        )
+        self.lines = self.response.aiter_lines()
+        return self.response
+
+    async def next(self, kind: str = "state") -> dict[str, Any]:
+        """The data of the next event of ``kind``."""
+        event = ""
+        async for line in self.lines:
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == kind:
+                data: dict[str, Any] = json.loads(line[6:])
+                return data
+        raise EOFError("the stream ended")
+
+    async def ended(self) -> bool:
+        """Read to the end of the stream; True once it ends."""
+        async for _ in self.lines:
+            pass
+        return True
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+
+async def open_streams(http: httpx.AsyncClient, count: int, **params: str) -> list[Stream]:
+    streams = [Stream(http, params) for _ in range(count)]
+    for stream in streams:
+        assert (await stream.open()).status_code == 200
+        await stream.next()
+    return streams
+
+
+async def test_one_address_gets_a_few_streams_others_still_get_theirs(hub: DashboardHub) -> None:
+    """Past the per-address limit: 503 with Retry-After; another address still streams."""
+    app = create_app(hub, token=TOKEN, max_streams=10, max_streams_per_client=2)
+    async with (
+        serving(app) as base,
+        from_address(base, "127.0.0.2") as greedy,
+        from_address(base, "127.0.0.3") as other,
+    ):
+        held = await open_streams(greedy, 2)
+        refused = await greedy.get("/api/stream")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "2"
+        assert "from 127.0.0.2 (at most 2)" in refused.json()["error"]
+        (fine,) = await open_streams(other, 1)
+        for stream in [*held, fine]:
+            await stream.close()
+        (again,) = await open_streams(greedy, 1)  # a closed stream gives its slot back
+        await again.close()
+
+
+async def test_the_total_limit_never_locks_out_the_token_holder(hub: DashboardHub) -> None:
+    """All anonymous slots taken from many addresses: a page with the token still streams."""
+    app = create_app(hub, token=TOKEN, max_streams=3)
+    async with serving(app) as base:
+        clients = [from_address(base, f"127.0.0.{n}") for n in (2, 3, 4, 5)]
+        holder = from_address(base, "127.0.0.2", **AUTH)
+        wrong = from_address(base, "127.0.0.6", Authorization="Bearer wrong")
+        try:
+            held = [s for http in clients[:3] for s in await open_streams(http, 1)]
+            late = await clients[3].get("/api/stream")
+            assert late.status_code == 503
+            assert "at most 3" in late.json()["error"]
+            assert (await wrong.get("/api/stream")).status_code == 503
+            (page,) = await open_streams(holder, 1)
+            for stream in [*held, page]:
+                await stream.close()
+        finally:
+            for http in [*clients, holder, wrong]:
+                await http.aclose()
+
+
+async def test_a_full_holder_pool_ends_its_oldest_stream(hub: DashboardHub) -> None:
+    """Token holders' pool full: the newest page gets in, the oldest page's stream ends."""
+    app = create_app(hub, token=TOKEN, max_holder_streams=2)
+    async with serving(app) as base, from_address(base, "127.0.0.2", **AUTH) as holder:
+        oldest, second = await open_streams(holder, 2)
+        (newest,) = await open_streams(holder, 1)
+        assert await asyncio.wait_for(oldest.ended(), 10)
+        for stream in (oldest, second, newest):
+            await stream.close()
+
+
+async def test_streams_of_a_view_share_one_built_state(
+    broker: InMemoryBroker, hub: DashboardHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 pages on one run: its state is built once per change, not once per page."""
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run([double(1), double(2)])
+    await broker.idle()
+    (run_id,) = hub.model.state.runs
+    builds = 0
+    run_detail: Callable[[str], Any] = hub.model.run_detail
+
+    def counting(run: str) -> Any:
+        nonlocal builds
+        builds += 1
+        return run_detail(run)
+
+    monkeypatch.setattr(hub.model, "run_detail", counting)
+    app = create_app(hub, token=None)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        streams = await open_streams(http, 8, run=run_id)
+        first = builds
+        version = hub.model.version
+        await Engine(InMemoryConnector(broker, source_id="engine-b")).run(double(3))
+        await broker.idle()
+        for stream in streams:
+            while (await stream.next())["version"] < hub.model.version:
+                pass
+        for stream in streams:
+            await stream.close()
+    assert hub.model.version > version
+    assert first <= 2, first
+    assert builds - first <= 3, builds
+
+
+async def test_an_idle_stream_sends_ticks_not_the_whole_state(hub: DashboardHub) -> None:
+    """Nothing changed: the stream keeps the page's clock with a small tick, not the state."""
+    app = create_app(hub, token=None)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        (stream,) = await open_streams(http, 1)
+        tick = await stream.next("tick")
+        await stream.close()
+    assert set(tick) == {"now", "connection"}
+    assert tick["connection"]["connected"] is True
+
+
+async def test_a_runs_detail_is_built_once_per_model_version(
+    broker: InMemoryBroker, hub: DashboardHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked again later, nothing changed: the run's detail is reused (fresh time, same bytes)."""
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(1))
+    await broker.idle()
+    (run_id,) = hub.model.state.runs
+    builds = 0
+    run_detail: Callable[[str], Any] = hub.model.run_detail
+
+    def counting(run: str) -> Any:
+        nonlocal builds
+        builds += 1
+        return run_detail(run)
+
+    monkeypatch.setattr(hub.model, "run_detail", counting)
+    now = [0.0]
+    snapshots = Snapshots(hub, controls=False, clock=lambda: now[0])
+    first = json.loads(snapshots.get(run_id).body)
+    now[0] += 10.0
+    again = json.loads(snapshots.get(run_id).body)
+    assert builds == 1
+    assert again["run"] == first["run"]
+    assert again["run"]["run_id"] == run_id
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(2))
+    await broker.idle()
+    now[0] += 10.0
+    assert json.loads(snapshots.get(run_id).body)["version"] == hub.model.version
+    assert builds == 2
