@@ -38,6 +38,16 @@ def test_bad_listen_exits_2(invoke: Callable[..., Result], value: str) -> None:
     assert "--listen must be HOST:PORT" in result.output
 
 
+@pytest.mark.parametrize("host", ["\udcff", "a" * 300, "\x1b[2J"])
+def test_a_listen_host_no_resolver_takes_exits_2(invoke: Callable[..., Result], host: str) -> None:
+    """A --listen host that is no name or address (a shell's invalid bytes, a label over 63
+    characters, controls) is one line and exit 2, not a traceback from bind()."""
+    result = invoke("dashboard", "--listen", f"{host}:0")
+    assert result.exit_code == 2, result.output
+    assert "is not a host name or address" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_unreachable_broker_exits_1_with_a_reason() -> None:
     """No broker: exit 1 with one line, before serving anything."""
     port = free_port()

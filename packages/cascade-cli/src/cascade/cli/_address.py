@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["split_host_port"]
+__all__ = ["is_host", "split_host_port"]
 
 
 def split_host_port(value: str) -> tuple[str, int | None]:
@@ -30,7 +30,8 @@ def split_host_port(value: str) -> tuple[str, int | None]:
             raise ValueError(f"{value!r} ends with ':' and no port")
     if not host:
         raise ValueError(f"{value!r} has no host")
-    _check_host(value, host)
+    if not is_host(host):
+        raise ValueError(f"{value!r} is not a host name or address")
     if not port:
         return host, None
     if not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -38,12 +39,11 @@ def split_host_port(value: str) -> tuple[str, int | None]:
     return host, int(port)
 
 
-def _check_host(value: str, host: str) -> None:
-    """Refuse a host no resolver can be asked for (it would fail deep in the connection)."""
+def is_host(host: str) -> bool:
+    """Whether a resolver can be asked for ``host`` (a name or an address), or would fail deep
+    in a connection: a label over 63 characters, bytes that were not UTF-8, controls."""
     try:
         host.encode("ascii" if ":" in host else "idna")  # an IPv6 address, else a name
-        usable = host.isprintable()
-    except UnicodeError:  # a label over 63 characters, bytes that were not UTF-8, ...
-        usable = False
-    if not usable:
-        raise ValueError(f"{value!r} is not a host name or address")
+    except UnicodeError:
+        return False
+    return host.isprintable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from .._address import is_host
 from .._context import UsageError
 
 __all__ = ["bind", "is_loopback", "parse_listen"]
@@ -17,6 +18,8 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise UsageError(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8787, not {value!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if not is_host(host):
+        raise UsageError(f"--listen: {host!r} is not a host name or address")
     return host, int(port)
 
 

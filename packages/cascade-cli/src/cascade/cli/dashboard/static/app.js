@@ -49,7 +49,9 @@ function renderConnection(state) {
   const badge = $("connection");
   badge.textContent = c.connected ? "broker connected" : "broker disconnected";
   badge.className = "badge " + (c.connected ? "ok" : "bad");
-  $("rejected").textContent = state.rejected ? state.rejected + " malformed messages ignored" : "";
+  const ignored = [[state.rejected, "malformed"], [state.oversized, "oversized"]]
+    .filter(([count]) => count).map(([count, what]) => count + " " + what);
+  $("rejected").textContent = ignored.length ? ignored.join(", ") + " messages ignored" : "";
   $("mode").textContent = state.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !state.controls;
   $("token-label").hidden = !state.controls;
