@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli.dashboard import DashboardHub
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -50,3 +51,12 @@ def publish_retained(broker: InMemoryBroker) -> PublishRetained:
         asyncio.run(send())
 
     return publish
+
+
+@pytest.fixture
+async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
+    """A started dashboard hub on ``broker`` (stopped after the test)."""
+    hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0)
+    await hub.start()
+    yield hub
+    await hub.stop()

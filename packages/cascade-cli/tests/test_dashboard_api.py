@@ -36,14 +36,6 @@ async def fails(n: int) -> int:
     raise ValueError(f"bad input {n}")
 
 
-@pytest.fixture
-async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
-    hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0)
-    await hub.start()
-    yield hub
-    await hub.stop()
-
-
 def client(hub: DashboardHub, token: str | None = TOKEN) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(hub, token=token))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,14 +19,6 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
-    hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0)
-    await hub.start()
-    yield hub
-    await hub.stop()
 
 
 def client(app: Any, host: str = "127.0.0.1") -> httpx.AsyncClient:

@@ -29,14 +29,6 @@ async def double(n: int) -> int:
     return n * 2
 
 
-@pytest.fixture
-async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
-    hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0)
-    await hub.start()
-    yield hub
-    await hub.stop()
-
-
 @contextlib.asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """``app`` served by uvicorn on a free loopback port; yields its base URL."""
