@@ -31,22 +31,6 @@ def connector_tasks() -> ConnectorTasks:
     return running
 
 
-@pytest.fixture
-def fake_mqtt() -> Any:
-    """Fake aiomqtt clients under the real link (being replaced by ``broker``)."""
-    from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
-
-    FakeClient.instances = []
-    FakeClient.fail_with = []
-    FakeClient.refuse = set()
-    FakeClient.poison = set()
-    FakeClient.retained_to_wildcards = True
-    yield FakeMqtt(FakeClient.instances)
-    FakeClient.fail_with = []
-    FakeClient.refuse = set()
-    FakeClient.poison = set()
-
-
 Until = Callable[[Callable[[], object], str], Awaitable[None]]
 
 
