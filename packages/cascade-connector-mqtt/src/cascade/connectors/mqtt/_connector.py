@@ -158,9 +158,7 @@ class MqttConnector:
         self._presence = Presence(options.source, options.prefix, presence, self._log)
         self._sender = Sender(buffer_size, max_in_flight, self._stats, self._log)
         marker_base = f"{options.prefix}/_marker/{options.source}"
-        self._subscriptions = Subscriptions(
-            self._stats, self._sender, marker_base, connect_timeout, self._log
-        )
+        self._subscriptions = Subscriptions(self._stats, marker_base, connect_timeout, self._log)
         self._supervisor = Supervisor(
             options,
             self._make_link,
@@ -319,10 +317,10 @@ class MqttConnector:
                 await asyncio.shield(self._stopping)
             return
         supervisor.started = False  # from here on, publish() drops
-        reader = self._subscriptions.reader_task
-        if reader is not None and asyncio.current_task() is reader:
+        connection = supervisor.connection
+        if connection is not None and connection.in_reader():
             # a callback runs in the reader, which the supervisor cancels and waits for
-            self._subscriptions.closing_reader = reader
+            connection.close_from_reader()
         # In a task of its own: a caller cancelled while it flushes must not leave it half done.
         stopping = self._stopping = asyncio.create_task(self._shut_down(), name="cascade-mqtt-stop")
         stopping.add_done_callback(self._stopped)
@@ -339,10 +337,10 @@ class MqttConnector:
             deadline = time.monotonic() + self.flush_timeout
             with contextlib.suppress(FlushTimeoutError):
                 await self.flush(self.flush_timeout)
-            link = supervisor.link
-            if supervisor.online and presence.enabled and link is not None:
+            connection = supervisor.connection
+            if supervisor.online and presence.enabled and connection is not None:
                 offline = presence.payload("offline", reason="shutdown")
-                sent = self._sender.send_now(link, presence.topic, offline, 1, True)
+                sent = connection.send(presence.topic, offline, 1, True)
                 budget = max(0.2, min(1.0, deadline - time.monotonic()))
                 await asyncio.wait({sent}, timeout=budget)
         await supervisor.stop()

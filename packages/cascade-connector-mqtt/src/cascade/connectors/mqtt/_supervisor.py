@@ -13,6 +13,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._backoff import Backoff
+from ._connection import Connection
 from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
 from ._options import ConnectorOptions
 from ._presence import Presence
@@ -60,7 +61,7 @@ class Supervisor:
         self.backoff = Backoff(options.backoff_initial, options.backoff_max)
         self.started = False
         self.online = False
-        self.link: Link | None = None  # the connection being served
+        self.connection: Connection | None = None  # the one being served
         self.task: asyncio.Task[None] | None = None
         self.opening: asyncio.Task[Link] | None = None  # connect(require=True)'s first attempt
         self.online_event: asyncio.Event | None = None
@@ -183,7 +184,9 @@ class Supervisor:
                 self.online = False
                 if self.online_event is not None:
                     self.online_event.clear()
-                self.link = None
+                connection, self.connection = self.connection, None
+                if connection is not None:
+                    connection.end()
                 self._subscriptions.lost()
                 self._sender.detach()
                 await link.close(graceful=self._closing)
@@ -233,17 +236,16 @@ class Supervisor:
         """Announce presence, resubscribe, then send and receive until the connection goes."""
         assert self.attempted is not None
         presence, sender, subscriptions = self._presence, self._sender, self._subscriptions
-        self.link = link
+        marker_topic = subscriptions.marker_topic(presence.session)
+        connection = self.connection = Connection(link, self._options.mqtt5, marker_topic)
+        sender.attach(connection)
         birth = presence.birth()
         if birth is not None:
-            sender.send_now(link, presence.topic, birth, 1, True)
-        subscriptions.new_connection(presence.session)
-        sender.attach(link, self._options.mqtt5, subscriptions.confirm_topic)
-        own = [subscriptions.marker_topic]
+            connection.send(presence.topic, birth, 1, True)
+        own = [marker_topic]
         if presence.enabled:
             own.append(presence.topic)
-        await subscriptions.resubscribe(link, own)
-        subscriptions.link = link
+        await subscriptions.resubscribe(connection, own)
         self.online = True
         self.attempted.set()
         if self.online_event is not None:
@@ -256,22 +258,20 @@ class Supervisor:
             presence.session,
         )
         own_status = presence.topic if presence.enabled else None
-        reader = asyncio.create_task(
-            subscriptions.read(link, own_status, self._answer_own_status),
+        reader = connection.reader = asyncio.create_task(
+            subscriptions.read(connection, own_status, self._answer_own_status),
             name="cascade-mqtt-reader",
         )
-        writer = asyncio.create_task(sender.run(link), name="cascade-mqtt-sender")
-        subscriptions.reader_task = reader
+        writer = asyncio.create_task(sender.run(connection), name="cascade-mqtt-sender")
         assert sender.wake is not None
         sender.wake.set()
         tasks = {reader, writer}
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            subscriptions.reader_task = None
             # a reader in a callback's disconnect() waits for us: it ends when the callback returns
-            if subscriptions.closing_reader is not None:
-                tasks.discard(subscriptions.closing_reader)
+            if connection.reader_closes:
+                tasks.discard(reader)
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
@@ -295,13 +295,11 @@ class Supervisor:
 
     def _announce_online(self) -> None:
         """Publish this session's birth again (a roll call), if online and not disconnecting."""
-        link = self.link
-        if link is not None and self.online and self.started:
-            self._sender.send_now(
-                link, self._presence.topic, self._presence.online_again(), 1, True
-            )
+        connection = self.connection
+        if connection is not None and self.online and self.started:
+            connection.send(self._presence.topic, self._presence.online_again(), 1, True)
 
-    def _answer_own_status(self, link: Link, raw: bytes) -> None:
+    def _answer_own_status(self, connection: Connection, raw: bytes) -> None:
         """Keep this source shown online while it lives (see :meth:`Presence.answer`).
 
         Never once disconnect() has begun: its offline must stay the last word.
@@ -310,4 +308,4 @@ class Supervisor:
             return
         online = self._presence.answer(raw)
         if online is not None:
-            self._sender.send_now(link, self._presence.topic, online, 1, True)
+            connection.send(self._presence.topic, online, 1, True)
