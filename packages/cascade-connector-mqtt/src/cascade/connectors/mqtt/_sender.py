@@ -128,8 +128,10 @@ class Sender:
     # -- connections ----------------------------------------------------------------------
 
     def attach(self, connection: Connection) -> None:
-        """A connection is up: what it settles is settled here from now on."""
+        """A connection is up: what it settles is settled here, and :meth:`run` drains into it."""
         self.connection = connection
+        if self.wake is not None:
+            self.wake.set()  # what waits in the buffer goes as soon as run() starts
 
     def detach(self) -> None:
         """The connection is gone: put what it did not confirm back in the queue."""

@@ -343,8 +343,6 @@ class Supervisor:
             name="cascade-mqtt-reader",
         )
         writer = asyncio.create_task(sender.run(connection), name="cascade-mqtt-sender")
-        assert sender.wake is not None
-        sender.wake.set()
         tasks = {reader, writer}
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
