@@ -61,7 +61,10 @@ class Supervisor:
         log: RateLimitedLogger,
     ) -> None:
         self._backoff = Backoff(options.backoff_initial, options.backoff_max)
-        self._started = False
+        # Whether the connector is started (connecting, connected or reconnecting): read on
+        # every publish(), hence an attribute; changed only by begin(), halt() and
+        # reset_if_abandoned().
+        self.started = False
         self._online = False
         self._connection: Connection | None = None  # the one being served
         self._task: asyncio.Task[None] | None = None
@@ -86,11 +89,6 @@ class Supervisor:
     # -- state ----------------------------------------------------------------------------
 
     @property
-    def started(self) -> bool:
-        """Whether the connector is started (connecting, connected or reconnecting)."""
-        return self._started
-
-    @property
     def online(self) -> bool:
         """Whether a connection is up, presence announced and subscriptions remade."""
         return self._online
@@ -103,15 +101,15 @@ class Supervisor:
     def reset_if_abandoned(self) -> None:
         """Forget a start whose event loop ended without ``disconnect()``: its task is gone."""
         task = self._task
-        if self._started and (
+        if self.started and (
             task is None or task.done() or task.get_loop() is not asyncio.get_running_loop()
         ):
-            self._started = False
+            self.started = False
 
     async def wait_online(self, timeout: float | None) -> bool:
         """Wait until a connection is up; ``False`` after ``timeout`` or when not started."""
         event = self._online_event
-        if not self._started or event is None:
+        if not self.started or event is None:
             return False
         try:
             async with bounded(timeout):
@@ -127,7 +125,7 @@ class Supervisor:
         reader end by itself once the callback returns, instead of having it
         cancelled in the middle of that ``disconnect()``.
         """
-        self._started = False
+        self.started = False
         connection = self._connection
         if connection is not None and connection.in_reader():
             connection.close_from_reader()
@@ -173,7 +171,7 @@ class Supervisor:
             if given_up():  # the CONNACK came with disconnect()'s cancel
                 await link.close(graceful=True)
                 return
-        self._started = True
+        self.started = True
         self._task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
@@ -374,7 +372,7 @@ class Supervisor:
     def _announce_online(self) -> None:
         """Publish this session's birth again (a roll call), if online and not disconnecting."""
         connection = self._connection
-        if connection is not None and self._online and self._started:
+        if connection is not None and self._online and self.started:
             connection.send(self._presence.topic, self._presence.online_again(), 1, True)
 
     def _answer_own_status(self, connection: Connection, raw: bytes) -> None:
@@ -382,7 +380,7 @@ class Supervisor:
 
         Never once disconnect() has begun: its offline must stay the last word.
         """
-        if not self._online or not self._started:
+        if not self._online or not self.started:
             return
         online = self._presence.answer(raw)
         if online is not None:
