@@ -10,7 +10,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._backoff import Backoff
-from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 
 
 def test_first_retry_is_well_under_a_second() -> None:
@@ -62,24 +62,19 @@ def test_bad_bounds_are_refused() -> None:
         Backoff(2, 1)
 
 
-def _dropped_after_connack(
-    monkeypatch: pytest.MonkeyPatch, drops: int
-) -> asyncio.Queue[FakeClient]:
+def _dropped_after_connack(broker: FakeBroker, drops: int) -> asyncio.Queue[FakeLink]:
     """Make the broker accept the first ``drops`` connections and drop each at once.
 
-    Returns a queue that gets every client as it connects.
+    Returns a queue that gets every link as it connects.
     """
-    entered: asyncio.Queue[FakeClient] = asyncio.Queue()
-    enter = FakeClient.__aenter__
+    entered: asyncio.Queue[FakeLink] = asyncio.Queue()
 
-    async def accepted(client: FakeClient) -> FakeClient:
-        await enter(client)
-        entered.put_nowait(client)
-        if len(FakeClient.instances) <= drops:
-            asyncio.get_running_loop().call_soon(client.lose, None)
-        return client
+    async def accepted(link: FakeLink) -> None:
+        entered.put_nowait(link)
+        if len(broker.links) <= drops:  # dropped on the loop turn after its CONNACK
+            asyncio.get_running_loop().call_soon(link.lose)
 
-    monkeypatch.setattr(FakeClient, "__aenter__", accepted)
+    broker.before_connack = accepted
     return entered
 
 
@@ -96,13 +91,13 @@ def _recording_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 async def test_connections_dropped_right_after_connack_back_off(
-    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A broker that drops each accepted connection at once sees ever later retries, one warning."""
-    entered = _dropped_after_connack(monkeypatch, drops=4)
+    entered = _dropped_after_connack(broker, drops=4)
     bounds = _recording_backoff(monkeypatch)
     connector = MqttConnector(
-        "broker", client_id="shared", backoff_initial=0.001, backoff_max=60, link=fake_mqtt.link
+        "broker", client_id="shared", backoff_initial=0.001, backoff_max=60, link=broker
     )
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
@@ -119,11 +114,11 @@ async def test_connections_dropped_right_after_connack_back_off(
 
 
 async def test_one_short_connection_guesses_no_cause(
-    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A connection lost once soon after its CONNACK (a broker killed) names no guessed cause."""
-    entered = _dropped_after_connack(monkeypatch, drops=1)
-    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60, link=fake_mqtt.link)
+    entered = _dropped_after_connack(broker, drops=1)
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=60, link=broker)
     with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
         await connector.connect()
         for _ in range(2):
@@ -138,20 +133,18 @@ async def test_one_short_connection_guesses_no_cause(
 
 
 async def test_a_connection_that_stayed_up_starts_the_backoff_again(
-    fake_mqtt: FakeMqtt, monkeypatch: pytest.MonkeyPatch
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lost after staying up for backoff_max, a connection is retried after the initial delay."""
-    entered = _dropped_after_connack(monkeypatch, drops=2)
+    entered = _dropped_after_connack(broker, drops=2)
     bounds = _recording_backoff(monkeypatch)
-    connector = MqttConnector(
-        "broker", backoff_initial=0.001, backoff_max=0.05, link=fake_mqtt.link
-    )
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.05, link=broker)
     await connector.connect()
     for _ in range(3):
         await entered.get()
     assert await connector.wait_connected(5)
     await asyncio.sleep(0.1)  # what is tested: the connection stays up longer than backoff_max
-    fake_mqtt.client.lose(None)
+    broker.link.lose()
     await entered.get()
     assert bounds == pytest.approx([0.001, 0.002, 0.001])
     await connector.disconnect()

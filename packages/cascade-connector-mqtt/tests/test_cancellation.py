@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import (
-    FakeClient,
-    FakeMqtt,
-    Info,
-    connector_tasks,
-)
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import ConnectError, Message
 from cascade.interfaces.connector_kit import timeout
 
+ConnectorTasks = Callable[[], set[asyncio.Task[Any]]]
+
 
 async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
-    fake_mqtt: FakeMqtt, mocker: MockerFixture
+    broker: FakeBroker, mocker: MockerFixture
 ) -> None:
     """A cancellation arriving as subscribe's marker comes back is not swallowed.
 
@@ -28,57 +27,54 @@ async def test_cancel_as_the_marker_returns_still_cancels_subscribe(
     cancellation in this case: a Ctrl-C during `cascade watch`'s subscribe
     was lost and the command never ended.
     """
-    async with MqttConnector(
-        "broker", source_id="s", presence=False, link=fake_mqtt.link
-    ) as connector:
+    async with MqttConnector("broker", source_id="s", presence=False, link=broker) as connector:
+        link = broker.link
+        marker_topic = next(f for f in link.filters if "/_marker/" in f and not f.endswith("/+"))
         sent = asyncio.Event()
         tokens: list[bytes] = []
 
-        publish = fake_mqtt.paho.publish
+        publish = link.publish
 
-        def hold(topic: str, payload: bytes, qos: int, retain: bool) -> Info:
-            if topic != fake_mqtt.marker_topic:  # e.g. the capability probe's clearing
+        def hold(topic: str, payload: bytes, qos: int, retain: bool) -> int | None:
+            if topic != marker_topic:  # e.g. the capability probe's clearing
                 return publish(topic, payload, qos, retain)
             tokens.append(payload)  # the marker is held back: the test returns it
             sent.set()
-            return Info(0, 999)
+            return 999
 
         def on_sync(phase: str) -> None:
             if phase == "end":  # the reader has just resolved the marker subscribe() waits on
                 subscribing.cancel()
 
-        mocker.patch.object(fake_mqtt.paho, "publish", side_effect=hold)
+        mocker.patch.object(link, "publish", side_effect=hold)
         subscribing = asyncio.create_task(
             connector.subscribe("a/#", lambda m: None, on_sync=on_sync)
         )
         await sent.wait()
         (token,) = tokens
-        fake_mqtt.client.deliver(fake_mqtt.marker_topic, token)
+        link.deliver(marker_topic, token)
         with pytest.raises(asyncio.CancelledError):
             await subscribing
 
 
-def swallow_one_cancel_before_connack(mocker: MockerFixture) -> asyncio.Event:
-    """Make the fake's connect wait for CONNACK and drop the first cancellation, as wait_for can.
+def swallow_one_cancel_before_connack(broker: FakeBroker) -> asyncio.Event:
+    """Make the link's open wait for CONNACK and drop the first cancellation, as wait_for can.
 
     Returns an event set once a connection attempt is waiting.
     """
     entered = asyncio.Event()
 
-    async def slow_connack(self: FakeClient) -> FakeClient:
+    async def slow_connack(link: FakeLink) -> None:
         entered.set()
         with contextlib.suppress(asyncio.CancelledError):  # what wait_for does in that race
             await asyncio.Event().wait()
-        await self._lock.acquire()
-        self._connected.set_result(None)
-        return self
 
-    mocker.patch.object(FakeClient, "__aenter__", slow_connack)
+    broker.before_connack = slow_connack
     return entered
 
 
 async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
-    fake_mqtt: FakeMqtt, mocker: MockerFixture
+    broker: FakeBroker, connector_tasks: ConnectorTasks
 ) -> None:
     """disconnect() returns even if one cancellation is swallowed inside the MQTT client.
 
@@ -86,8 +82,8 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
     3.12) drops a cancellation arriving with the CONNACK: seen on 3.10 when a
     hung broker resumed just before disconnect().
     """
-    entered = swallow_one_cancel_before_connack(mocker)
-    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=fake_mqtt.link)
+    entered = swallow_one_cancel_before_connack(broker)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=broker)
     connecting = asyncio.create_task(connector.connect())
     await entered.wait()
     async with timeout(5):
@@ -99,14 +95,14 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
 
 
 async def test_disconnect_from_a_callback_returns_and_completes(
-    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture, connector_tasks: ConnectorTasks
 ) -> None:
     """disconnect() in a subscription callback (the reader task) is not cancelled by itself.
 
     It used to cancel the supervisor, which cancelled the reader it ran in:
     the callback got CancelledError and the buffer was never cleared.
     """
-    connector = MqttConnector("broker", source_id="s", flush_timeout=0.01, link=fake_mqtt.link)
+    connector = MqttConnector("broker", source_id="s", flush_timeout=0.01, link=broker)
     outcome: list[str] = []
     called = asyncio.Event()
 
@@ -124,10 +120,10 @@ async def test_disconnect_from_a_callback_returns_and_completes(
     await connector.connect()
     await connector.subscribe("t/cb", callback)
     (reader,) = (t for t in connector_tasks() if t.get_name() == "cascade-mqtt-reader")
-    fake_mqtt.paho.auto_ack = False  # these stay unconfirmed: disconnect discards them
+    broker.link.auto_settle = False  # these stay unconfirmed: disconnect discards them
     for n in range(3):
         await connector.publish("t/x", {"n": n}, qos=1)
-    fake_mqtt.client.deliver("t/cb", b"{}")
+    broker.link.deliver("t/cb", b"{}")
     await called.wait()
     await asyncio.wait({reader})
     assert outcome == ["returned"]
@@ -137,15 +133,15 @@ async def test_disconnect_from_a_callback_returns_and_completes(
     assert "disconnect discarded 3 unsent messages" in caplog.text
     assert not connector_tasks()
     assert not connector.is_connected
-    assert fake_mqtt.paho.disconnect_calls == 1  # closed gracefully
+    assert broker.link.disconnects == 1  # closed gracefully
 
 
 async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lost(
-    fake_mqtt: FakeMqtt, mocker: MockerFixture
+    broker: FakeBroker, connector_tasks: ConnectorTasks
 ) -> None:
     """A CONNACK that beats disconnect()'s cancellation still ends connect(require=True)."""
-    entered = swallow_one_cancel_before_connack(mocker)
-    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=fake_mqtt.link)
+    entered = swallow_one_cancel_before_connack(broker)
+    connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=broker)
     connecting = asyncio.create_task(connector.connect(require=True))
     await entered.wait()
     async with timeout(5):
@@ -153,4 +149,4 @@ async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lo
         with pytest.raises(ConnectError, match="disconnect"):
             await connecting
     assert not connector_tasks()
-    assert fake_mqtt.paho.disconnect_calls == 1  # closed gracefully: no will
+    assert broker.link.disconnects == 1  # closed gracefully: no will

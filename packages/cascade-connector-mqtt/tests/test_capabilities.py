@@ -9,53 +9,53 @@ from collections.abc import Callable
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt._rollcall import ANSWER_SPACING
-from cascade.connectors.mqtt.testing import Inbox
-from cascade.connectors.mqtt.testing._fake_client import FakeClient, FakeMqtt
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Inbox
+
+ANSWER_SPACING = 0.25  # the connector answers roll calls at most every 0.25 s
 
 
 @pytest.mark.parametrize("sends", [True, False])
 async def test_the_first_connection_learns_whether_wildcards_get_retained_messages(
-    fake_mqtt: FakeMqtt, sends: bool
+    broker: FakeBroker, sends: bool
 ) -> None:
     """Known once connected and subscribed; the probe is cleared and its filter dropped."""
-    FakeClient.retained_to_wildcards = sends
-    connector = MqttConnector("broker", source_id="s", link=fake_mqtt.link)
+    broker.retained_to_wildcards = sends
+    connector = MqttConnector("broker", source_id="s", link=broker)
     before = connector.capabilities
     assert before.retained_to_wildcards is None
     async with connector:
         await connector.subscribe("t/#", lambda m: None)  # returns once its marker is back
         assert connector.capabilities.retained_to_wildcards is sends
-        client = fake_mqtt.client
-        assert not [t for t in client.retained if "/probe" in t]  # cleared
-        (probe_filter,) = client.unsubscribed
+        link = broker.link
+        assert not [t for t in broker.retained if "/probe" in t]  # cleared
+        (probe_filter,) = link.unsubscribed
         assert probe_filter.endswith("/+")
-        assert probe_filter not in client.filters
+        assert probe_filter not in link.filters
 
 
-async def test_the_probe_is_made_once_and_never_dispatched(fake_mqtt: FakeMqtt) -> None:
+async def test_the_probe_is_made_once_and_never_dispatched(broker: FakeBroker) -> None:
     """A reconnection does not probe again, and a '#' subscriber never sees the probe."""
     everything = Inbox()
     connector = MqttConnector(
-        "broker", source_id="s", backoff_initial=0.001, backoff_max=0.001, link=fake_mqtt.link
+        "broker", source_id="s", backoff_initial=0.001, backoff_max=0.001, link=broker
     )
     await connector.subscribe("#", everything)
     async with connector:
         await connector.subscribe("t/x", lambda m: None)
-        fake_mqtt.client.lose(None)
+        broker.link.lose()
         for _ in range(1000):  # yield until the supervisor has made the next connection
-            if len(fake_mqtt.clients) == 2 and connector.is_connected:
+            if len(broker.links) == 2 and connector.is_connected:
                 break
             await asyncio.sleep(0)
         await connector.subscribe("t/y", lambda m: None)
-        assert len(fake_mqtt.clients) == 2
-        second = fake_mqtt.clients[1]
+        assert len(broker.links) == 2
+        second = broker.links[1]
         assert not [f for f in second.filters + second.unsubscribed if f.endswith("/+")]
     assert not [m for m in everything.all if "/_marker/" in m.topic]
 
 
-def _births(client: FakeClient, source: str) -> list[bytes]:
-    return [p for t, p, _, retain in client.paho.published if t == f"cascade/status/{source}"]
+def _births(link: FakeLink, source: str) -> list[bytes]:
+    return [m.payload for m in link.sent if m.topic == f"cascade/status/{source}"]
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -68,59 +68,59 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 @pytest.mark.parametrize("sends", [True, False])
 async def test_roll_calls_are_answered_only_where_retained_statuses_miss_wildcards(
-    fake_mqtt: FakeMqtt, sends: bool
+    broker: FakeBroker, sends: bool
 ) -> None:
     """On a broker without retained-to-wildcards a connector with presence subscribes to
     {prefix}/rollcall and publishes its birth again when called; elsewhere it never subscribes."""
-    FakeClient.retained_to_wildcards = sends
-    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
+    broker.retained_to_wildcards = sends
+    async with MqttConnector("broker", source_id="s", link=broker) as connector:
         await connector.subscribe("t/#", lambda m: None)  # the probe is in
-        client = fake_mqtt.client
+        link = broker.link
         if sends:
-            assert "cascade/rollcall" not in client.filters
+            assert "cascade/rollcall" not in link.filters
             return
-        await _until(lambda: "cascade/rollcall" in client.filters)
-        births = len(_births(client, "s"))
-        client.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
-        await _until(lambda: len(_births(client, "s")) == births + 1)
-        assert json.loads(_births(client, "s")[-1])["status"] == "online"
+        await _until(lambda: "cascade/rollcall" in link.filters)
+        births = len(_births(link, "s"))
+        broker.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
+        await _until(lambda: len(_births(link, "s")) == births + 1)
+        assert json.loads(_births(link, "s")[-1])["status"] == "online"
 
 
-async def test_a_flood_of_roll_calls_is_answered_at_a_bounded_rate(fake_mqtt: FakeMqtt) -> None:
+async def test_a_flood_of_roll_calls_is_answered_at_a_bounded_rate(broker: FakeBroker) -> None:
     """100 roll calls at once: one answer now, one more at the end of ANSWER_SPACING."""
-    FakeClient.retained_to_wildcards = False
-    async with MqttConnector("broker", source_id="s", link=fake_mqtt.link) as connector:
+    broker.retained_to_wildcards = False
+    async with MqttConnector("broker", source_id="s", link=broker) as connector:
         await connector.subscribe("t/#", lambda m: None)
-        client = fake_mqtt.client
-        await _until(lambda: "cascade/rollcall" in client.filters)
-        births = len(_births(client, "s"))
+        link = broker.link
+        await _until(lambda: "cascade/rollcall" in link.filters)
+        births = len(_births(link, "s"))
         for _ in range(100):
-            client.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
-        await _until(lambda: len(_births(client, "s")) == births + 1)
+            broker.route("cascade/rollcall", b'{"rollcall":1}', 1, False)
+        await _until(lambda: len(_births(link, "s")) == births + 1)
         started = asyncio.get_running_loop().time()
-        while len(_births(client, "s")) == births + 1:  # the trailing answer, due in the spacing
+        while len(_births(link, "s")) == births + 1:  # the trailing answer, due in the spacing
             assert asyncio.get_running_loop().time() - started < 5, "no trailing answer"
             await asyncio.sleep(0.01)
         assert asyncio.get_running_loop().time() - started >= ANSWER_SPACING * 0.9
-        assert len(_births(client, "s")) == births + 2
+        assert len(_births(link, "s")) == births + 2
 
 
-async def test_a_connector_without_presence_never_answers(fake_mqtt: FakeMqtt) -> None:
-    FakeClient.retained_to_wildcards = False
-    async with MqttConnector("broker", presence=False, link=fake_mqtt.link) as connector:
+async def test_a_connector_without_presence_never_answers(broker: FakeBroker) -> None:
+    broker.retained_to_wildcards = False
+    async with MqttConnector("broker", presence=False, link=broker) as connector:
         await connector.subscribe("cascade/status/+", lambda m: None)
         assert connector.capabilities.retained_to_wildcards is False
-        assert "cascade/rollcall" not in fake_mqtt.client.filters
+        assert "cascade/rollcall" not in broker.link.filters
 
 
 @pytest.mark.parametrize("sends", [True, False])
 async def test_capabilities_are_known_when_a_first_snapshot_ends(
-    fake_mqtt: FakeMqtt, sends: bool
+    broker: FakeBroker, sends: bool
 ) -> None:
     """A subscription made before the first connection hears "end" only once the probe is in
     (the engine decides at "end" whether to read the constraints index)."""
-    FakeClient.retained_to_wildcards = sends
-    connector = MqttConnector("broker", source_id="s", link=fake_mqtt.link)
+    broker.retained_to_wildcards = sends
+    connector = MqttConnector("broker", source_id="s", link=broker)
     known_at_end: list[bool | None] = []
 
     def on_sync(phase: str) -> None:

@@ -9,9 +9,7 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt._paho._reasons import describe_failure
-from cascade.connectors.mqtt.testing import Inbox
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing import FakeBroker, Inbox
 from cascade.interfaces import InvalidIdError
 from cascade.interfaces.connector_kit import MAX_ID_BYTES
 
@@ -51,15 +49,15 @@ async def _status_inbox(connector: MqttConnector) -> Inbox:
 
 
 async def test_another_online_with_our_source_id_is_logged_and_answered(
-    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One error naming the conflict; our online again, naming the other session."""
-    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
         inbox = await _status_inbox(connector)
         other = {"status": "online", "source": "engine-1", "session": connector.session + 7}
         with caplog.at_level(logging.ERROR, "cascade.connectors.mqtt"):
             for _ in range(3):  # repeated: answered and logged once
-                fake_mqtt.client.deliver(STATUS, json.dumps(other).encode(), 1, True)
+                broker.link.deliver(STATUS, json.dumps(other).encode(), 1, True)
             answer = await inbox.until(lambda m: m.payload.get("conflict_session") is not None)
         assert answer.payload["status"] == "online"
         assert answer.payload["session"] == connector.session
@@ -70,22 +68,22 @@ async def test_another_online_with_our_source_id_is_logged_and_answered(
         assert "give each engine its own source_id" in conflicts[0].getMessage()
         answers = [
             json.loads(raw)
-            for topic, raw, _, _ in fake_mqtt.paho.published
+            for topic, raw in ((m.topic, m.payload) for m in broker.link.sent)
             if topic == STATUS and b"conflict_session" in raw
         ]
         assert len(answers) == 1
 
 
 async def test_the_other_connectors_offline_is_answered_with_our_online(
-    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The other engine ended: its retained offline would hide us, so we announce again."""
-    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
         inbox = await _status_inbox(connector)
         newer = connector.session + 5
         with caplog.at_level(logging.ERROR, "cascade.connectors.mqtt"):
             offline = {"status": "offline", "source": "engine-1", "session": newer}
-            fake_mqtt.client.deliver(STATUS, json.dumps(offline).encode(), 1, True)
+            broker.link.deliver(STATUS, json.dumps(offline).encode(), 1, True)
             answer = await inbox.until(
                 lambda m: m.payload["status"] == "online" and "conflict_session" in m.payload
             )
@@ -94,49 +92,35 @@ async def test_the_other_connectors_offline_is_answered_with_our_online(
 
 
 async def test_a_predecessors_late_will_is_no_conflict(
-    fake_mqtt: FakeMqtt, caplog: pytest.LogCaptureFixture
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An older session never seen live (a restarted engine's old will): answered, not an error."""
-    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
         inbox = await _status_inbox(connector)
         with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
             will = {"status": "offline", "source": "engine-1", "session": connector.session - 1}
-            fake_mqtt.client.deliver(STATUS, json.dumps(will).encode(), 1, True)
+            broker.link.deliver(STATUS, json.dumps(will).encode(), 1, True)
             answer = await inbox.until(lambda m: m.payload["status"] == "online")
         assert "conflict_session" not in answer.payload
         assert [r.levelname for r in caplog.records] == ["WARNING"]
         assert "stale offline" in caplog.messages[0]
 
 
-def test_timeouts_are_described_with_their_length() -> None:
-    """aiomqtt's 'Operation timed out' and a bare TimeoutError both say how long was waited."""
-    from aiomqtt import MqttError
-
-    for exc in (MqttError("Operation timed out"), TimeoutError()):
-        assert describe_failure(exc, 2.5) == (
-            "no answer from the broker within 2.5 s (connect_timeout)"
-        )
-    assert describe_failure(RuntimeError(), 1) == "RuntimeError (without a message)"
-    assert describe_failure(MqttError("gone"), 1) == "gone"
-
-
-async def test_nothing_is_answered_once_disconnect_has_begun(fake_mqtt: FakeMqtt) -> None:
+async def test_nothing_is_answered_once_disconnect_has_begun(broker: FakeBroker) -> None:
     """Its graceful offline stays the last word: no online after it, whatever arrives."""
-    connector = MqttConnector(
-        "broker", source_id="engine-1", flush_timeout=0.5, link=fake_mqtt.link
-    )
+    connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5, link=broker)
     await connector.connect()
     inbox = await _status_inbox(connector)
-    paho = fake_mqtt.paho
-    paho.auto_ack = False  # the flush waits: disconnect() is under way meanwhile
+    link = broker.link
+    link.auto_settle = False  # the flush waits: disconnect() is under way meanwhile
     await connector.publish("t/x", b"{}", qos=1)
     stopping = asyncio.create_task(connector.disconnect())
     await asyncio.sleep(0)  # disconnect() has begun: it is flushing
     other = {"status": "online", "source": "engine-1", "session": connector.session + 7}
-    fake_mqtt.client.deliver(STATUS, json.dumps(other).encode(), 1, True)
+    broker.link.deliver(STATUS, json.dumps(other).encode(), 1, True)
     await inbox.until(lambda m: m.payload.get("session") == other["session"])
-    paho.auto_ack = True
-    paho.ack_all()
+    link.auto_settle = True
+    link.settle_all()
     await stopping
-    answers = [raw for topic, raw, _, _ in paho.published if b"conflict_session" in raw]
+    answers = [m.payload for m in link.sent if b"conflict_session" in m.payload]
     assert answers == []

@@ -1,4 +1,4 @@
-"""Constructor options: what is kept, checked, and passed through to aiomqtt."""
+"""Constructor options: what is kept, checked, and passed on to each connection."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import ssl
 import sys
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt
+from cascade.connectors.mqtt.testing import FakeBroker
 
 
 def test_hostname_and_port_are_kept() -> None:
@@ -20,15 +19,15 @@ def test_hostname_and_port_are_kept() -> None:
 
 
 @pytest.mark.parametrize("name", ["client_id", "identifier"])
-async def test_client_id_becomes_identifier(fake_mqtt: FakeMqtt, name: str) -> None:
-    """Both client_id and identifier set aiomqtt's identifier."""
+async def test_client_id_becomes_identifier(broker: FakeBroker, name: str) -> None:
+    """Both client_id and identifier set the link's client identifier."""
     options: dict[str, Any] = {name: "my-client"}
-    async with MqttConnector("broker", **options, link=fake_mqtt.link):
-        assert fake_mqtt.client.kwargs["identifier"] == "my-client"
+    async with MqttConnector("broker", **options, link=broker):
+        assert broker.link.settings.identifier == "my-client"
 
 
-async def test_other_options_pass_through(fake_mqtt: FakeMqtt) -> None:
-    """Credentials, keepalive, protocol and unknown options reach aiomqtt.Client."""
+async def test_options_reach_the_link(broker: FakeBroker) -> None:
+    """Credentials, keepalive, protocol and unknown options reach each connection's settings."""
     async with MqttConnector(
         "broker",
         1884,
@@ -37,40 +36,39 @@ async def test_other_options_pass_through(fake_mqtt: FakeMqtt) -> None:
         keepalive=7,
         protocol="5",
         clean_session=True,
-        link=fake_mqtt.link,
+        link=broker,
     ):
-        client = fake_mqtt.client
-        assert (client.hostname, client.port) == ("broker", 1884)
-        assert client.kwargs["username"] == "u"
-        assert client.kwargs["password"] == "p"
-        assert client.kwargs["keepalive"] == 7
-        assert client.kwargs["protocol"] == aiomqtt.ProtocolVersion.V5
-        assert client.kwargs["clean_session"] is True
+        settings = broker.link.settings
+        assert (settings.hostname, settings.port) == ("broker", 1884)
+        assert (settings.username, settings.password) == ("u", "p")
+        assert settings.keepalive == 7
+        assert settings.mqtt5
+        assert settings.client_options == {"clean_session": True}
 
 
-async def _tls_context(fake_mqtt: FakeMqtt, **options: Any) -> object:
-    """The TLS context the connector hands the MQTT client."""
-    async with MqttConnector("broker", presence=False, link=fake_mqtt.link, **options):
-        return fake_mqtt.client.kwargs["tls_context"]
+async def _tls_context(broker: FakeBroker, **options: Any) -> object:
+    """The TLS context the connector hands the link."""
+    async with MqttConnector("broker", presence=False, link=broker, **options):
+        return broker.link.settings.tls_context
 
 
-async def test_tls_true_makes_a_verifying_context(fake_mqtt: FakeMqtt) -> None:
+async def test_tls_true_makes_a_verifying_context(broker: FakeBroker) -> None:
     """tls=True means a default context that verifies the broker's certificate."""
-    context = await _tls_context(fake_mqtt, tls=True)
+    context = await _tls_context(broker, tls=True)
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
 
 
-async def test_tls_context_is_used_as_given(fake_mqtt: FakeMqtt) -> None:
+async def test_tls_context_is_used_as_given(broker: FakeBroker) -> None:
     """An SSLContext is passed on unchanged."""
     context = ssl.create_default_context()
-    assert await _tls_context(fake_mqtt, tls=context) is context
+    assert await _tls_context(broker, tls=context) is context
 
 
-async def test_no_tls_by_default(fake_mqtt: FakeMqtt) -> None:
+async def test_no_tls_by_default(broker: FakeBroker) -> None:
     """Plain TCP unless asked."""
-    assert await _tls_context(fake_mqtt) is None
+    assert await _tls_context(broker) is None
 
 
 def test_options_the_connector_manages_are_refused() -> None:

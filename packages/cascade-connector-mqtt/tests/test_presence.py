@@ -4,74 +4,69 @@ from __future__ import annotations
 
 import json
 
-import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing._fake_client import FakeMqtt, parse_publishes
+from cascade.connectors.mqtt.testing import FakeBroker
 
 
-async def test_will_is_a_retained_offline_with_the_session(fake_mqtt: FakeMqtt) -> None:
+async def test_will_is_a_retained_offline_with_the_session(broker: FakeBroker) -> None:
     """The will registered at CONNECT is a retained QoS 1 offline for this session."""
-    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
-        will = fake_mqtt.client.kwargs["will"]
-        assert isinstance(will, aiomqtt.Will)
-        assert will.topic == "cascade/status/engine-1"
-        assert (will.qos, will.retain) == (1, True)
-        payload = json.loads(will.payload)  # type: ignore[arg-type]
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
+        will = broker.link.settings.will
+        assert will is not None
+        topic, raw = will
+        assert topic == "cascade/status/engine-1"  # sent retained at QoS 1 (the Link contract)
+        payload = json.loads(raw)
         assert payload["status"] == "offline"
         assert payload["source"] == "engine-1"
         assert payload["session"] == connector.session
         assert "reason" not in payload
 
 
-async def test_birth_is_a_retained_online_with_the_same_session(fake_mqtt: FakeMqtt) -> None:
+async def test_birth_is_a_retained_online_with_the_same_session(broker: FakeBroker) -> None:
     """On connect the first thing published is the retained online birth, same session."""
-    async with MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link) as connector:
-        topic, raw, qos, retain = fake_mqtt.paho.published[0]
-        assert (topic, qos, retain) == ("cascade/status/engine-1", 1, True)
-        birth = json.loads(raw)
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
+        first = broker.link.sent[0]
+        assert (first.topic, first.qos, first.retain) == ("cascade/status/engine-1", 1, True)
+        birth = json.loads(first.payload)
         assert birth["status"] == "online"
         assert birth["session"] == connector.session > 0
 
 
-async def test_graceful_disconnect_publishes_offline_with_reason(fake_mqtt: FakeMqtt) -> None:
+async def test_graceful_disconnect_publishes_offline_with_reason(broker: FakeBroker) -> None:
     """disconnect() publishes a retained offline with reason shutdown, then DISCONNECTs."""
-    connector = MqttConnector(
-        "broker", source_id="engine-1", flush_timeout=0.5, link=fake_mqtt.link
-    )
+    connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5, link=broker)
     await connector.connect()
-    client = fake_mqtt.client
+    link = broker.link
     await connector.disconnect()
-    topic, raw, qos, retain = client.paho.published[-1]
-    offline = json.loads(raw)
-    assert (topic, qos, retain) == ("cascade/status/engine-1", 1, True)
+    last = link.sent[-1]
+    offline = json.loads(last.payload)
+    assert (last.topic, last.qos, last.retain) == ("cascade/status/engine-1", 1, True)
     assert offline["status"] == "offline"
     assert offline["reason"] == "shutdown"
     assert offline["session"] == connector.session
-    assert client.paho.disconnect_calls == 1
+    assert link.disconnects == 1
     assert not connector.is_connected
 
 
-async def test_presence_off_announces_nothing(fake_mqtt: FakeMqtt) -> None:
+async def test_presence_off_announces_nothing(broker: FakeBroker) -> None:
     """With presence=False there is no will, no birth and no graceful offline."""
     connector = MqttConnector(
-        "broker", source_id="cli-1", presence=False, flush_timeout=0.5, link=fake_mqtt.link
+        "broker", source_id="cli-1", presence=False, flush_timeout=0.5, link=broker
     )
     await connector.connect()
-    client = fake_mqtt.client
-    assert client.kwargs["will"] is None
+    link = broker.link
+    assert link.settings.will is None
     await connector.publish("t", {"x": 1})
     await connector.flush(1)
     await connector.disconnect()
-    direct = [t for t, *_ in client.paho.published if "/_marker/" not in t]
-    batched = [t for _, blob in client.paho.packets for t, *_ in parse_publishes(blob)]
-    assert direct + batched == ["t"]
+    assert [m.topic for m in link.sent if "/_marker/" not in m.topic] == ["t"]
 
 
-async def test_session_rises_on_every_connect(fake_mqtt: FakeMqtt) -> None:
+async def test_session_rises_on_every_connect(broker: FakeBroker) -> None:
     """Every CONNECT (reconnect, or connect after disconnect) uses a higher session."""
-    connector = MqttConnector("broker", source_id="engine-1", link=fake_mqtt.link)
+    connector = MqttConnector("broker", source_id="engine-1", link=broker)
     await connector.connect()
     first = connector.session
     await connector.disconnect()
@@ -81,11 +76,9 @@ async def test_session_rises_on_every_connect(fake_mqtt: FakeMqtt) -> None:
 
 
 @pytest.mark.parametrize("source", ["a/b", "x+y", "h#"])
-async def test_source_id_is_sanitized_into_one_topic_level(
-    fake_mqtt: FakeMqtt, source: str
-) -> None:
+async def test_source_id_is_sanitized_into_one_topic_level(broker: FakeBroker, source: str) -> None:
     """A source id cannot add topic levels or wildcards to the status topic."""
-    connector = MqttConnector("broker", source_id=source, link=fake_mqtt.link)
+    connector = MqttConnector("broker", source_id=source, link=broker)
     assert "/" not in connector.source_id
     assert "+" not in connector.source_id
     assert "#" not in connector.source_id

@@ -11,7 +11,46 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cascade.connectors.mqtt._wire import encode_publish, encode_publish_qos0, publish_qos0_parts
-from cascade.connectors.mqtt.testing._fake_client import packet_ids, parse_publishes
+
+
+def _packets(blob: bytes) -> list[tuple[int, bytes]]:
+    """Split concatenated MQTT packets into (first byte, body), reading each remaining length."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(blob):
+        header, length, shift = blob[pos], 0, 0
+        pos += 1
+        while True:
+            byte = blob[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        out.append((header, blob[pos : pos + length]))
+        pos += length
+    return out
+
+
+def parse_publishes(blob: bytes) -> list[tuple[str, bytes, bool]]:
+    """Concatenated MQTT 3.1.1 PUBLISH packets as (topic, payload, retain)."""
+    out: list[tuple[str, bytes, bool]] = []
+    for header, body in _packets(blob):
+        assert header & 0xF0 == 0x30, f"not a PUBLISH: {header:#x}"
+        topic_end = 2 + int.from_bytes(body[:2], "big")
+        start = topic_end + (2 if header & 0x06 else 0)
+        out.append((body[2:topic_end].decode(), body[start:], bool(header & 1)))
+    return out
+
+
+def packet_ids(blob: bytes) -> list[int]:
+    """The packet ids of the QoS 1 and 2 PUBLISH packets in ``blob``."""
+    ids = []
+    for header, body in _packets(blob):
+        if header & 0x06:
+            topic_end = 2 + int.from_bytes(body[:2], "big")
+            ids.append(int.from_bytes(body[topic_end : topic_end + 2], "big"))
+    return ids
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,16 @@
 """``MqttConnector``: Cascade's :class:`~cascade.interfaces.Connector` over aiomqtt 2.x.
 
-A thin facade: the options (``_options``), the supervisor of connections
-(``_supervisor``), presence (``_presence``), the sender (``_sender``) and the
-subscriptions (``_subscriptions``) do the work, over a link (``_link``) that
-``_paho`` implements.
+A thin facade that only forwards: the options (``_options``), connect and
+disconnect (``_lifecycle``), the supervisor of connections (``_supervisor``),
+each connection (``_connection``), presence (``_presence``), the sender
+(``_sender``) and the subscriptions (``_subscriptions``) do the work, over a
+link (``_link``) that ``_paho`` implements.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import ssl
-import time
 from types import TracebackType
 from typing import Any
 
@@ -21,9 +19,7 @@ from typing_extensions import Self
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     BrokerCapabilities,
-    ConnectError,
     ConnectorStats,
-    FlushTimeoutError,
     MessageCallback,
     Payload,
     SyncCallback,
@@ -34,14 +30,14 @@ from cascade.interfaces.connector_kit import (
     encode_payload,
     validate_topic,
 )
-from cascade.interfaces.connector_kit import timeout as bounded
 
+from ._lifecycle import Lifecycle
 from ._link import LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._sender import Sender
 from ._subscriptions import Subscriptions
-from ._supervisor import Supervisor, cancel_and_wait
+from ._supervisor import Supervisor
 
 __all__ = ["MqttConnector"]
 
@@ -57,11 +53,6 @@ def _default_link() -> LinkFactory:
             "(or cascade-runtime[mqtt])"
         ) from exc
     return PahoLink
-
-
-def _foreign(task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` belongs to another event loop than the running one."""
-    return task.get_loop() is not asyncio.get_running_loop()
 
 
 class MqttConnector:
@@ -130,7 +121,7 @@ class MqttConnector:
         link: LinkFactory | None = None,
         **client_options: Any,
     ) -> None:
-        self._make_link = link if link is not None else _default_link()
+        make_link = link if link is not None else _default_link()
         options = self._options = ConnectorOptions(
             hostname=hostname,
             port=port,
@@ -158,21 +149,19 @@ class MqttConnector:
         self._presence = Presence(options.source, options.prefix, presence, self._log)
         self._sender = Sender(buffer_size, max_in_flight, self._stats, self._log)
         marker_base = f"{options.prefix}/_marker/{options.source}"
-        self._subscriptions = Subscriptions(
-            self._stats, self._sender, marker_base, connect_timeout, self._log
-        )
+        self._subscriptions = Subscriptions(self._stats, marker_base, connect_timeout, self._log)
         self._supervisor = Supervisor(
             options,
-            self._make_link,
+            make_link,
             self._presence,
             self._sender,
             self._subscriptions,
             self._stats,
             self._log,
         )
-        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # see _connecting
-        self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
-        self._stopping: asyncio.Task[None] | None = None  # a disconnect()'s shutdown under way
+        self._lifecycle = Lifecycle(
+            self._supervisor, make_link.check, options.hostname, options.port, options.flush_timeout
+        )
 
     # -- properties -----------------------------------------------------------------------
 
@@ -253,34 +242,7 @@ class MqttConnector:
         disconnected. A ``connect()`` while a ``disconnect()`` is under way
         starts once it has finished.
         """
-        self._make_link.check()
-        supervisor = self._supervisor
-        disconnects = self._disconnects
-        ran = False
-        async with self._connecting():
-            if self._stopping is not None:
-                await asyncio.shield(self._stopping)
-            task = supervisor.task
-            if supervisor.started and (task is None or task.done() or _foreign(task)):
-                supervisor.started = False  # an earlier event loop ended without disconnect()
-            if not supervisor.started and self._disconnects == disconnects:
-                await supervisor.begin(require, lambda: self._disconnects != disconnects)
-                ran = True
-        if not require:
-            return
-        if self._disconnects != disconnects:
-            raise ConnectError(self.hostname, self.port, "disconnect() was called while connecting")
-        if not ran and not supervisor.ever_connected:  # an earlier connect() without require
-            raise ConnectError(
-                self.hostname, self.port, "not connected yet: an earlier connect() keeps trying"
-            )
-
-    def _connecting(self) -> asyncio.Lock:
-        """The lock connect() holds, one per event loop (a lock is bound to its loop)."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock[0] is not loop:
-            self._lock = (loop, asyncio.Lock())
-        return self._lock[1]
+        await self._lifecycle.connect(require)
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the connection is up (presence announced, subscriptions remade).
@@ -289,15 +251,7 @@ class MqttConnector:
         connector is not started. For callers that want to know when
         telemetry flows again; publishing never needs it.
         """
-        event = self._supervisor.online_event
-        if not self._supervisor.started or event is None:
-            return False
-        try:
-            async with bounded(timeout):
-                await event.wait()
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await self._supervisor.wait_online(timeout)
 
     async def disconnect(self) -> None:
         """Flush (up to ``flush_timeout``), publish a graceful offline, and close. Idempotent.
@@ -308,45 +262,7 @@ class MqttConnector:
         subscription callback, it completes the same way and returns; that
         connection's subscribe loop stops when the callback returns.
         """
-        supervisor = self._supervisor
-        self._disconnects += 1
-        if not supervisor.started:
-            if supervisor.opening is not None:  # connect(require=True) waits for its CONNACK
-                await cancel_and_wait(supervisor.opening)
-            if supervisor.discards:
-                await asyncio.wait(supervisor.discards)
-            if self._stopping is not None:  # another disconnect() is under way
-                await asyncio.shield(self._stopping)
-            return
-        supervisor.started = False  # from here on, publish() drops
-        reader = self._subscriptions.reader_task
-        if reader is not None and asyncio.current_task() is reader:
-            # a callback runs in the reader, which the supervisor cancels and waits for
-            self._subscriptions.closing_reader = reader
-        # In a task of its own: a caller cancelled while it flushes must not leave it half done.
-        stopping = self._stopping = asyncio.create_task(self._shut_down(), name="cascade-mqtt-stop")
-        stopping.add_done_callback(self._stopped)
-        await asyncio.shield(stopping)
-
-    def _stopped(self, stopping: asyncio.Task[None]) -> None:
-        if self._stopping is stopping:
-            self._stopping = None
-
-    async def _shut_down(self) -> None:
-        """disconnect()'s work: flush, offline, stop the supervisor, discard what is left."""
-        supervisor, presence = self._supervisor, self._presence
-        if supervisor.online:
-            deadline = time.monotonic() + self.flush_timeout
-            with contextlib.suppress(FlushTimeoutError):
-                await self.flush(self.flush_timeout)
-            link = supervisor.link
-            if supervisor.online and presence.enabled and link is not None:
-                offline = presence.payload("offline", reason="shutdown")
-                sent = self._sender.send_now(link, presence.topic, offline, 1, True)
-                budget = max(0.2, min(1.0, deadline - time.monotonic()))
-                await asyncio.wait({sent}, timeout=budget)
-        await supervisor.stop()
-        self._sender.discard()
+        await self._lifecycle.disconnect()
 
     async def __aenter__(self) -> Self:
         await self.connect()

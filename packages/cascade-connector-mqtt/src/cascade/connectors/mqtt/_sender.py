@@ -11,7 +11,7 @@ from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._buffer import Outgoing, OutgoingBuffer
 from ._confirm import Confirmations
-from ._link import Link
+from ._connection import Connection
 from ._options import ACKED_WINDOW
 from ._wire import encode_publish, publish_qos0_parts
 
@@ -29,10 +29,9 @@ class Sender:
     Buffered messages (telemetry, control) are drained by :meth:`run`, one
     task per connection, at most ``max_in_flight`` ahead of the broker; the
     buffer's ledger knows what is in flight and resends it after a lost
-    connection. :meth:`send_now` hands the connector's own messages (status,
-    markers) to the link at once, outside the buffer: they belong to one
-    connection and are never resent. The link reports what it settled
-    through :meth:`settled`.
+    connection. The connector's own messages (status, markers) go straight
+    through the :class:`~._connection.Connection` instead. The link reports
+    what it settled, of either kind, through :meth:`settled`.
     """
 
     def __init__(
@@ -42,13 +41,9 @@ class Sender:
         self.confirmations = Confirmations(self.buffer, max_in_flight // 4)  # of QoS 0 messages
         self.max_in_flight = max_in_flight
         self.wake: asyncio.Event | None = None
-        self.link: Link | None = None  # the current connection's
+        self.connection: Connection | None = None  # the one being served
         self._stats = stats
         self._log = log
-        self._mqtt5 = False
-        self._confirm_topic = ""
-        self._direct: dict[int, asyncio.Future[None]] = {}
-        self._direct_topics: dict[int, str] = {}  # message id → topic, of QoS 1+ direct messages
         self._refused_topics: set[str] = set()  # topics whose refusal was reported
 
     def start(self) -> None:
@@ -82,20 +77,6 @@ class Sender:
                 f"{len(self.buffer)} messages not yet accepted by {where} after {timeout:g} s"
             ) from None
 
-    def send_now(
-        self, link: Link, topic: str, raw: bytes, qos: int, retain: bool
-    ) -> asyncio.Future[None]:
-        """Hand a message straight to ``link``, outside the buffer; the future ends when sent."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        mid = link.publish(topic, raw, qos, retain)
-        if mid is None:
-            future.set_result(None)
-            return future
-        self._direct[mid] = future
-        if qos:
-            self._direct_topics[mid] = topic
-        return future
-
     def settled(self, mid: int, refusal: object = None) -> None:
         """The link's hook: message (or run) ``mid`` was written (QoS 0) or acknowledged (QoS 1+).
 
@@ -113,9 +94,6 @@ class Sender:
             if messages:
                 refused = len(messages)
                 self._refused(messages[0].topic, refusal, refused)
-            elif mid in self._direct_topics:
-                self._refused(self._direct_topics[mid], refusal, 1)
-        self._direct_topics.pop(mid, None)
         settled = buffer.confirm(mid)
         if settled:
             self._stats.published += settled - refused
@@ -131,9 +109,11 @@ class Sender:
                 if wake is not None:
                     wake.set()
             return
-        future = self._direct.pop(mid, None)
-        if future is not None and not future.done():
-            future.set_result(None)
+        connection = self.connection
+        if connection is not None:  # a message sent directly, outside the buffer
+            topic = connection.settled(mid)
+            if refusal is not None and topic is not None:
+                self._refused(topic, refusal, 1)
 
     def _refused(self, topic: str, reason: object, count: int) -> None:
         self._stats.refused += count
@@ -147,15 +127,15 @@ class Sender:
 
     # -- connections ----------------------------------------------------------------------
 
-    def attach(self, link: Link, mqtt5: bool, confirm_topic: str) -> None:
-        """A connection is up: send through ``link`` from now on."""
-        self.link = link
-        self._mqtt5 = mqtt5
-        self._confirm_topic = confirm_topic
+    def attach(self, connection: Connection) -> None:
+        """A connection is up: what it settles is settled here, and :meth:`run` drains into it."""
+        self.connection = connection
+        if self.wake is not None:
+            self.wake.set()  # what waits in the buffer goes as soon as run() starts
 
     def detach(self) -> None:
-        """The connection is gone: put what it did not confirm back, end what waited on it."""
-        self.link = None
+        """The connection is gone: put what it did not confirm back in the queue."""
+        self.connection = None
         self.confirmations.asked()  # nothing to ask on this connection any more
         given_up, overflow = self.buffer.requeue()
         if given_up is not None:
@@ -174,11 +154,6 @@ class Sender:
                 self.buffer.maxsize,
                 overflow,
             )
-        for future in self._direct.values():
-            if not future.done():
-                future.set_result(None)
-        self._direct.clear()
-        self._direct_topics.clear()
 
     def discard(self) -> None:
         """``disconnect()`` ends: drop (and count) everything still buffered."""
@@ -189,17 +164,17 @@ class Sender:
 
     # -- the drain ------------------------------------------------------------------------
 
-    def _ask(self, link: Link) -> bool:
+    def _ask(self, connection: Connection) -> bool:
         """A confirmation request; False when the connection is going."""
-        mid = link.publish(self._confirm_topic, b"", 1, False)
+        mid = connection.link.publish(connection.confirm_topic, b"", 1, False)
         if mid is None:
             return False
         self.buffer.request(mid)
         self.confirmations.asked()
         return True
 
-    async def run(self, link: Link) -> None:
-        """Drain the buffer into ``link``, at most ``max_in_flight`` ahead, until it goes.
+    async def run(self, connection: Connection) -> None:
+        """Drain the buffer into the connection, at most ``max_in_flight`` ahead, until it goes.
 
         QoS 0 runs are encoded here and queued as one write per batch (one
         write and one completion per ~64 KB instead of per message: paho's
@@ -209,9 +184,10 @@ class Sender:
         """
         assert self.wake is not None
         wake, buffer, confirmations = self.wake, self.buffer, self.confirmations
+        link, mqtt5 = connection.link, connection.mqtt5
         queued = buffer.queued
         fast = link.batches
-        fast_qos1 = fast and not self._mqtt5
+        fast_qos1 = fast and not mqtt5
         acked_window = min(self.max_in_flight, ACKED_WINDOW)
         every = confirmations.every
 
@@ -228,8 +204,8 @@ class Sender:
                     return  # the connection is going; the supervisor takes over
                 qos = queued[0].qos
                 if (qos == 0 and fast) or (qos == 1 and fast_qos1):
-                    handed += self._send_batch(link, window, qos)
-                    if buffer.unrequested >= every and not self._ask(link):
+                    handed += self._send_batch(connection, window, qos)
+                    if buffer.unrequested >= every and not self._ask(connection):
                         return
                     continue
                 if backlog() >= acked_window:
@@ -245,9 +221,13 @@ class Sender:
                     return
                 buffer.sent(mid, [message])
                 handed += 1
-                if buffer.unrequested >= every and not self._ask(link):
+                if buffer.unrequested >= every and not self._ask(connection):
                     return
-            if buffer.unrequested and confirmations.due(bool(queued), wake) and not self._ask(link):
+            if (
+                buffer.unrequested
+                and confirmations.due(bool(queued), wake)
+                and not self._ask(connection)
+            ):
                 return
             if (
                 queued
@@ -257,7 +237,7 @@ class Sender:
                 wake.set()
                 await asyncio.sleep(0)  # let the event loop write what we handed over
 
-    def _send_batch(self, link: Link, window: int, qos: int) -> int:
+    def _send_batch(self, connection: Connection, window: int, qos: int) -> int:
         """Encode the run of messages of one QoS at the head of the queue into one write.
 
         QoS 0: the whole run is settled when written (one message id for the
@@ -267,7 +247,7 @@ class Sender:
         buffer = self.buffer
         queued = buffer.queued
         room = window - buffer.in_flight_count
-        mqtt5 = self._mqtt5
+        link, mqtt5 = connection.link, connection.mqtt5
         count = 0
         qos0: list[Outgoing] = []
         ids: list[int] = []

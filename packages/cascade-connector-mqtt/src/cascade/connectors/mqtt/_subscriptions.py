@@ -12,9 +12,8 @@ from cascade.interfaces import BrokerCapabilities, ConnectorStats, MessageCallba
 from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription
 from cascade.interfaces.connector_kit import timeout as bounded
 
-from ._confirm import confirmation_topic
-from ._link import Link, LinkError
-from ._sender import Sender
+from ._connection import Connection
+from ._link import LinkError
 
 __all__ = ["Subscriptions"]
 
@@ -42,19 +41,12 @@ class Subscriptions:
     def __init__(
         self,
         stats: ConnectorStats,
-        sender: Sender,
         marker_base: str,
         connect_timeout: float,
         log: RateLimitedLogger,
     ) -> None:
         self.dispatcher = Dispatcher(stats, self._unsubscribe_at_broker, _log)
-        self.link: Link | None = None  # set while the connection is up and subscribed
-        self.reader_task: asyncio.Task[None] | None = None
-        # the reader whose callback called disconnect(): left to end by itself
-        self.closing_reader: asyncio.Task[None] | None = None
-        self.marker_topic = ""
-        self.confirm_topic = ""
-        self._sender = sender
+        self.connection: Connection | None = None  # set while the connection is up and subscribed
         self._marker_base = marker_base  # {prefix}/_marker/{source}
         self._connect_timeout = connect_timeout
         self._log = log
@@ -68,16 +60,13 @@ class Subscriptions:
         self.on_probed: Callable[[BrokerCapabilities], None] | None = None
         self._probe_topic = f"{marker_base}/{self._nonce}/probe"
         self._probe_seen = False
-        self._own_space = ""  # topics under this connection's marker topic, never dispatched
         self._ids: dict[str, int] = {}
         self._id_filters: dict[int, str] = {}
         self._next_id = itertools.count(1)
 
-    def new_connection(self, session: int) -> None:
-        """A connection of this session is about to subscribe: its own marker topic."""
-        self.marker_topic = f"{self._marker_base}/{session}-{self._nonce}"
-        self.confirm_topic = confirmation_topic(self.marker_topic)
-        self._own_space = f"{self.marker_topic}/"
+    def marker_topic(self, session: int) -> str:
+        """The marker topic of a connection of this session: this connector's alone."""
+        return f"{self._marker_base}/{session}-{self._nonce}"
 
     # -- subscribing ----------------------------------------------------------------------
 
@@ -86,42 +75,46 @@ class Subscriptions:
     ) -> Subscription:
         """Add a subscription; when connected, return once its retained messages are in."""
         subscription = self.dispatcher.add(topic_filter, callback, on_sync)
-        link = self.link
-        if link is None:
+        connection = self.connection
+        if connection is None:
             return subscription  # made on connection
         try:
-            await self._subscribe_at_broker(link, subscription)
+            await self._subscribe_at_broker(connection, subscription)
         except asyncio.CancelledError:
             await subscription.unsubscribe()  # the caller never gets the handle to do it
             raise
         return subscription
 
-    async def resubscribe(self, link: Link, own: Sequence[str]) -> None:
-        """SUBSCRIBE a new connection to ``own`` and every subscription's filter; LinkError."""
+    async def resubscribe(self, connection: Connection, own: Sequence[str]) -> None:
+        """SUBSCRIBE a new connection to ``own`` and every subscription's filter; LinkError.
+
+        From then on, new subscriptions are made on it at once.
+        """
         self._own = frozenset(own)
         probing = self.capabilities.retained_to_wildcards is None
         probe_filter = self._probe_topic.rsplit("/", 1)[0] + "/+"
         if probing:  # published before the SUBSCRIBE: the broker has it when that comes
             self._probe_seen = False
-            self._sender.send_now(link, self._probe_topic, b'{"probe":1}', 1, True)
+            connection.send(self._probe_topic, b'{"probe":1}', 1, True)
         subscribed: set[str] = set()
         wanted = [*own, *([probe_filter] if probing else []), *self.dispatcher.filters]
         self.dispatcher.sync("begin")
         while wanted:  # filters may be added while we wait for the SUBACK
-            await self._subscribe(link, wanted)
+            await self._subscribe(connection, wanted)
             subscribed.update(wanted)
             wanted = [f for f in self.dispatcher.filters if f not in subscribed]
         if probing:  # first: a snapshot's end may depend on what the probe finds
-            self._send_marker(link, lambda: self._probed(link, probe_filter))
+            self._send_marker(connection, lambda: self._probed(connection, probe_filter))
         if self.dispatcher.syncing:
-            self._send_marker(link, lambda: self.dispatcher.sync("end"))
+            self._send_marker(connection, lambda: self.dispatcher.sync("end"))
+        self.connection = connection
 
-    def _probed(self, link: Link, probe_filter: str) -> None:
+    def _probed(self, connection: Connection, probe_filter: str) -> None:
         """The marker behind the probe is back: the probe came before it, or it never will."""
         seen = self._probe_seen
         self.capabilities = BrokerCapabilities(retained_to_wildcards=seen)
-        link.unsubscribe(probe_filter)
-        self._sender.send_now(link, self._probe_topic, b"", 1, True)  # cleared
+        connection.link.unsubscribe(probe_filter)
+        connection.send(self._probe_topic, b"", 1, True)  # cleared
         _log.info(
             "the broker %s retained messages to wildcard subscriptions",
             "sends" if seen else "does not send",
@@ -129,11 +122,12 @@ class Subscriptions:
         if self.on_probed is not None:
             self.on_probed(self.capabilities)
 
-    async def _subscribe(self, link: Link, filters: list[str]) -> None:
+    async def _subscribe(self, connection: Connection, filters: list[str]) -> None:
         """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""
+        link, marker_topic = connection.link, connection.marker_topic
         use_ids = link.subscription_ids
         pairs = [
-            (f, self._subscription_id(f) if use_ids and f != self.marker_topic else None)
+            (f, self._subscription_id(f) if use_ids and f != marker_topic else None)
             for f in filters
         ]
         self._check_granted(filters, await link.subscribe(pairs))
@@ -163,17 +157,19 @@ class Subscriptions:
             self._id_filters[number] = topic_filter
         return number
 
-    async def _subscribe_at_broker(self, link: Link, subscription: Subscription) -> None:
+    async def _subscribe_at_broker(
+        self, connection: Connection, subscription: Subscription
+    ) -> None:
         """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
         topic_filter = subscription.topic_filter
         subscription.sync("begin")
         try:
-            await self._subscribe(link, [topic_filter])
+            await self._subscribe(connection, [topic_filter])
         except LinkError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
             return
-        token, marker = self._send_marker(link, lambda: subscription.sync("end"))
-        if asyncio.current_task() is self.reader_task:
+        token, marker = self._send_marker(connection, lambda: subscription.sync("end"))
+        if connection.in_reader():
             return  # called from a callback: the reader cannot wait for itself
         try:
             async with bounded(self._connect_timeout):
@@ -188,7 +184,7 @@ class Subscriptions:
             self._markers.pop(token, None)
 
     def _send_marker(
-        self, link: Link, on_arrival: Callable[[], None]
+        self, connection: Connection, on_arrival: Callable[[], None]
     ) -> tuple[bytes, asyncio.Future[None]]:
         """Publish a marker on this connection's own topic; the reader runs ``on_arrival`` for it.
 
@@ -200,7 +196,7 @@ class Subscriptions:
         marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._markers[token] = marker
         self._marker_actions[token] = on_arrival
-        self._sender.send_now(link, self.marker_topic, token, 1, False)
+        connection.send(connection.marker_topic, token, 1, False)
         return token, marker
 
     async def _unsubscribe_at_broker(self, topic_filter: str) -> None:
@@ -213,13 +209,13 @@ class Subscriptions:
         A lost connection needs nothing: filters are remade from the dispatcher.
         The connector's own filters stay: it still needs them.
         """
-        link = self.link
-        if link is not None and topic_filter not in self._own:
-            link.unsubscribe(topic_filter)
+        connection = self.connection
+        if connection is not None and topic_filter not in self._own:
+            connection.link.unsubscribe(topic_filter)
 
     def lost(self) -> None:
         """The connection is gone: markers sent on it will not come back."""
-        self.link = None
+        self.connection = None
         for future in self._markers.values():
             if not future.done():
                 future.set_result(None)
@@ -228,15 +224,19 @@ class Subscriptions:
 
     # -- receiving ------------------------------------------------------------------------
 
-    async def read(self, link: Link, own_status: str | None, on_own_status: OwnStatus) -> None:
+    async def read(
+        self, connection: Connection, own_status: str | None, on_own_status: OwnStatus
+    ) -> None:
         """The subscribe loop: dispatch every message; ends when the connection goes.
 
         Messages on ``own_status`` (this source's status topic) also go to
-        ``on_own_status`` first, with the link to answer on.
+        ``on_own_status`` first, with the connection to answer on. A callback
+        that called disconnect() ends it once it returns.
         """
-        async for message in link.messages():
+        marker_topic, own_space = connection.marker_topic, connection.own_space
+        async for message in connection.link.messages():
             topic = message.topic
-            if topic == self.marker_topic:
+            if topic == marker_topic:
                 raw = message.payload
                 marker = self._markers.pop(raw, None)
                 if marker is not None and not marker.done():
@@ -245,19 +245,18 @@ class Subscriptions:
                 if action is not None:
                     action()
                 continue
-            if topic.startswith(self._own_space) or topic == self._probe_topic:
+            if topic.startswith(own_space) or topic == self._probe_topic:
                 if topic == self._probe_topic and message.payload:
                     self._probe_seen = True
                 continue  # our own probe, or a confirmation request seen through a wide filter
             # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
             matched = self._matched_filters(message.subscription_ids)
             if topic == own_status and (matched is None or own_status in matched):
-                on_own_status(link, message.payload)
+                on_own_status(connection, message.payload)
             await self.dispatcher.dispatch(
                 topic, message.payload, message.qos, message.retain, filters=matched
             )
-            if self.closing_reader is asyncio.current_task():
-                self.closing_reader = None
+            if connection.reader_closes:
                 return  # a callback disconnected: this connection is closed
 
     def _matched_filters(self, numbers: tuple[int, ...]) -> set[str] | None:
@@ -272,4 +271,4 @@ class Subscriptions:
         return {self._id_filters[n] for n in numbers if n in self._id_filters}
 
 
-OwnStatus = Callable[[Link, bytes], None]
+OwnStatus = Callable[[Connection, bytes], None]

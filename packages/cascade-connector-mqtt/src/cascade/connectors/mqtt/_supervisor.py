@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from cascade.interfaces import ConnectError, ConnectorStats
+from cascade.interfaces import ConnectError, ConnectorStats, FlushTimeoutError
 from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.connector_kit import timeout as bounded
 
 from ._backoff import Backoff
+from ._connection import Connection
 from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
 from ._options import ConnectorOptions
 from ._presence import Presence
@@ -44,7 +46,8 @@ class Supervisor:
     Each attempt gets a new session and a new link; a connection is served
     (presence, subscriptions, the reader and the sender) until it goes, then
     the next attempt waits its backoff. Failed or abandoned attempts are
-    closed in tasks of their own, which :meth:`stop` waits for.
+    closed in tasks of their own, which :meth:`shut_down` waits for. Its
+    state is read through properties and changed only by its methods.
     """
 
     def __init__(
@@ -57,15 +60,18 @@ class Supervisor:
         stats: ConnectorStats,
         log: RateLimitedLogger,
     ) -> None:
-        self.backoff = Backoff(options.backoff_initial, options.backoff_max)
+        self._backoff = Backoff(options.backoff_initial, options.backoff_max)
+        # Whether the connector is started (connecting, connected or reconnecting): read on
+        # every publish(), hence an attribute; changed only by begin(), halt() and
+        # reset_if_abandoned().
         self.started = False
-        self.online = False
-        self.link: Link | None = None  # the connection being served
-        self.task: asyncio.Task[None] | None = None
-        self.opening: asyncio.Task[Link] | None = None  # connect(require=True)'s first attempt
-        self.online_event: asyncio.Event | None = None
-        self.attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
-        self.discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
+        self._online = False
+        self._connection: Connection | None = None  # the one being served
+        self._task: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[Link] | None = None  # connect(require=True)'s first attempt
+        self._online_event: asyncio.Event | None = None
+        self._attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
+        self._discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
         self._options = options
         self._make_link = make_link
         self._presence = presence
@@ -74,30 +80,83 @@ class Supervisor:
         self._stats = stats
         self._log = log
         self._closing = False
-        self.ever_connected = False
+        self._ever_connected = False
         self._rollcall: RollCall | None = None
         if presence.enabled:
             self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
             subscriptions.on_probed = self._rollcall.probed
 
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """Whether a connection is up, presence announced and subscriptions remade."""
+        return self._online
+
+    @property
+    def ever_connected(self) -> bool:
+        """Whether a connection came up since the last start."""
+        return self._ever_connected
+
+    def reset_if_abandoned(self) -> None:
+        """Forget a start whose event loop ended without ``disconnect()``: its task is gone."""
+        task = self._task
+        if self.started and (
+            task is None or task.done() or task.get_loop() is not asyncio.get_running_loop()
+        ):
+            self.started = False
+
+    async def wait_online(self, timeout: float | None) -> bool:
+        """Wait until a connection is up; ``False`` after ``timeout`` or when not started."""
+        event = self._online_event
+        if not self.started or event is None:
+            return False
+        try:
+            async with bounded(timeout):
+                await event.wait()
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def halt(self) -> None:
+        """``disconnect()`` begins: nothing more is published, announced or answered.
+
+        Called from a subscription callback (in the reader), it lets the
+        reader end by itself once the callback returns, instead of having it
+        cancelled in the middle of that ``disconnect()``.
+        """
+        self.started = False
+        connection = self._connection
+        if connection is not None and connection.in_reader():
+            connection.close_from_reader()
+
+    async def abandon(self) -> None:
+        """Not started: end the first attempt ``connect(require=True)`` waits on, if any."""
+        if self._opening is not None:
+            await cancel_and_wait(self._opening)
+        if self._discards:
+            await asyncio.wait(self._discards)
+
+    # -- starting and stopping ------------------------------------------------------------
+
     async def begin(self, require: bool, given_up: Callable[[], bool]) -> None:
         """Start supervising, after a first attempt if ``require``; wait for its first attempt.
 
-        With ``require`` that attempt runs in a task of its own (:attr:`opening`),
-        which ``disconnect()`` cancels; ``given_up()`` says whether it did. In
+        With ``require`` that attempt runs in a task of its own, which
+        :meth:`abandon` cancels; ``given_up()`` says whether it did. In
         all, at most ``connect_timeout``; then presence and subscriptions follow.
         """
         self._closing = False
-        self.ever_connected = False
-        attempted = self.attempted = asyncio.Event()
-        self.online_event = asyncio.Event()
-        self.backoff.reset()
+        self._ever_connected = False
+        attempted = self._attempted = asyncio.Event()
+        self._online_event = asyncio.Event()
+        self._backoff.reset()
         self._sender.start()
         link = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.connect_timeout
         if require:
-            opening = self.opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
+            opening = self._opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
             try:
                 link = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
@@ -108,28 +167,48 @@ class Supervisor:
                     raise  # the caller was cancelled
                 return  # disconnect() ended the attempt
             finally:
-                self.opening = None
+                self._opening = None
             if given_up():  # the CONNACK came with disconnect()'s cancel
                 await link.close(graceful=True)
                 return
         self.started = True
-        self.task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
+        self._task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
                 await attempted.wait()
 
-    async def stop(self) -> None:
+    async def shut_down(self, flush_timeout: float, where: str) -> None:
+        """Flush, publish the graceful offline, close, and discard what is still buffered.
+
+        Never longer than ``flush_timeout`` plus about 1.5 s: the offline
+        waits for its PUBACK 0.2 s to 1 s, and closing is bounded by the link.
+        """
+        presence, sender = self._presence, self._sender
+        if self._online:
+            deadline = time.monotonic() + flush_timeout
+            with contextlib.suppress(FlushTimeoutError):
+                await sender.flush(flush_timeout, where)
+            connection = self._connection
+            if self._online and presence.enabled and connection is not None:
+                offline = presence.payload("offline", reason="shutdown")
+                sent = connection.send(presence.topic, offline, 1, True)
+                budget = max(0.2, min(1.0, deadline - time.monotonic()))
+                await asyncio.wait({sent}, timeout=budget)
+        await self._stop()
+        sender.discard()
+
+    async def _stop(self) -> None:
         """Close the connection (gracefully) and end every task; the connector is stopped."""
         self._closing = True
-        task, self.task = self.task, None
+        task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
         if self._rollcall is not None:
             await self._rollcall.close()
-        if self.discards:  # an attempt cut short: its socket is closed once its thread is done
-            await asyncio.wait(self.discards)
-        if self.attempted is not None:
-            self.attempted.set()  # a connect() waiting for the first attempt returns
+        if self._discards:  # an attempt cut short: its socket is closed once its thread is done
+            await asyncio.wait(self._discards)
+        if self._attempted is not None:
+            self._attempted.set()  # a connect() waiting for the first attempt returns
 
     async def open(self) -> Link:
         """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
@@ -147,13 +226,13 @@ class Supervisor:
     async def _discard(self, link: Link) -> None:
         """Close a link whose attempt failed, in a task that a cancellation does not stop."""
         task = asyncio.create_task(link.close(graceful=False), name="cascade-mqtt-discard")
-        self.discards.add(task)
-        task.add_done_callback(self.discards.discard)
+        self._discards.add(task)
+        task.add_done_callback(self._discards.discard)
         await asyncio.shield(task)
 
     async def _supervise(self, link: Link | None) -> None:
         """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
-        assert self.attempted is not None
+        assert self._attempted is not None
         short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
         loop = asyncio.get_running_loop()
         while True:
@@ -161,18 +240,18 @@ class Supervisor:
                 try:
                     link = await self.open()
                 except ConnectError as exc:
-                    self.attempted.set()
+                    self._attempted.set()
                     if isinstance(exc, ConnectRefusedError):
-                        delay = self.backoff.capped_delay()
+                        delay = self._backoff.capped_delay()
                         self._log.error("refused", "%s; retrying in %.1f s", exc, delay)
                     else:
-                        delay = self.backoff.next_delay()
+                        delay = self._backoff.next_delay()
                         self._log.warning("unreachable", "%s; retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
                     continue
-            if self.ever_connected:
+            if self._ever_connected:
                 self._stats.reconnects += 1
-            self.ever_connected = True
+            self._ever_connected = True
             connected_at = loop.time()
             failure: LinkError | None = None
             try:
@@ -180,20 +259,22 @@ class Supervisor:
             except LinkError as exc:
                 failure = exc
             finally:
-                self.online = False
-                if self.online_event is not None:
-                    self.online_event.clear()
-                self.link = None
+                self._online = False
+                if self._online_event is not None:
+                    self._online_event.clear()
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    connection.end()
                 self._subscriptions.lost()
                 self._sender.detach()
                 await link.close(graceful=self._closing)
             link = None
             uptime = loop.time() - connected_at
-            stable = uptime >= self.backoff.maximum
+            stable = uptime >= self._backoff.maximum
             if stable:
-                self.backoff.reset()
+                self._backoff.reset()
             short_lived = 0 if stable else short_lived + 1
-            delay = self.backoff.next_delay()
+            delay = self._backoff.next_delay()
             self._report_loss(short_lived, uptime, failure, delay)
             await asyncio.sleep(delay)
 
@@ -231,23 +312,22 @@ class Supervisor:
 
     async def _serve(self, link: Link) -> None:
         """Announce presence, resubscribe, then send and receive until the connection goes."""
-        assert self.attempted is not None
+        assert self._attempted is not None
         presence, sender, subscriptions = self._presence, self._sender, self._subscriptions
-        self.link = link
+        marker_topic = subscriptions.marker_topic(presence.session)
+        connection = self._connection = Connection(link, self._options.mqtt5, marker_topic)
+        sender.attach(connection)
         birth = presence.birth()
         if birth is not None:
-            sender.send_now(link, presence.topic, birth, 1, True)
-        subscriptions.new_connection(presence.session)
-        sender.attach(link, self._options.mqtt5, subscriptions.confirm_topic)
-        own = [subscriptions.marker_topic]
+            connection.send(presence.topic, birth, 1, True)
+        own = [marker_topic]
         if presence.enabled:
             own.append(presence.topic)
-        await subscriptions.resubscribe(link, own)
-        subscriptions.link = link
-        self.online = True
-        self.attempted.set()
-        if self.online_event is not None:
-            self.online_event.set()
+        await subscriptions.resubscribe(connection, own)
+        self._online = True
+        self._attempted.set()
+        if self._online_event is not None:
+            self._online_event.set()
         _log.info(
             "connected to %s:%d as %s (session %d)",
             self._options.hostname,
@@ -256,22 +336,18 @@ class Supervisor:
             presence.session,
         )
         own_status = presence.topic if presence.enabled else None
-        reader = asyncio.create_task(
-            subscriptions.read(link, own_status, self._answer_own_status),
+        reader = connection.reader = asyncio.create_task(
+            subscriptions.read(connection, own_status, self._answer_own_status),
             name="cascade-mqtt-reader",
         )
-        writer = asyncio.create_task(sender.run(link), name="cascade-mqtt-sender")
-        subscriptions.reader_task = reader
-        assert sender.wake is not None
-        sender.wake.set()
+        writer = asyncio.create_task(sender.run(connection), name="cascade-mqtt-sender")
         tasks = {reader, writer}
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            subscriptions.reader_task = None
             # a reader in a callback's disconnect() waits for us: it ends when the callback returns
-            if subscriptions.closing_reader is not None:
-                tasks.discard(subscriptions.closing_reader)
+            if connection.reader_closes:
+                tasks.discard(reader)
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
@@ -295,19 +371,17 @@ class Supervisor:
 
     def _announce_online(self) -> None:
         """Publish this session's birth again (a roll call), if online and not disconnecting."""
-        link = self.link
-        if link is not None and self.online and self.started:
-            self._sender.send_now(
-                link, self._presence.topic, self._presence.online_again(), 1, True
-            )
+        connection = self._connection
+        if connection is not None and self._online and self.started:
+            connection.send(self._presence.topic, self._presence.online_again(), 1, True)
 
-    def _answer_own_status(self, link: Link, raw: bytes) -> None:
+    def _answer_own_status(self, connection: Connection, raw: bytes) -> None:
         """Keep this source shown online while it lives (see :meth:`Presence.answer`).
 
         Never once disconnect() has begun: its offline must stay the last word.
         """
-        if not self.online or not self.started:
+        if not self._online or not self.started:
             return
         online = self._presence.answer(raw)
         if online is not None:
-            self._sender.send_now(link, self._presence.topic, online, 1, True)
+            connection.send(self._presence.topic, online, 1, True)

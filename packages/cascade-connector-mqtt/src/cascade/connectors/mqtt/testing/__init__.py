@@ -13,6 +13,8 @@ installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
 broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 ``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
 ``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
+For unit tests without a broker, ``MqttConnector(link=FakeBroker())``
+connects through :class:`FakeLink` objects (no MQTT client, no network).
 ``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback.
 This module imports pytest; it is for tests and benchmarks only.
@@ -20,6 +22,7 @@ This module imports pytest; it is for tests and benchmarks only.
 
 from ._bridge import MosquittoBridge, mosquitto_bridge
 from ._certs import TestCertificates, make_test_certificates
+from ._fake_link import FakeBroker, FakeLink, Sent
 from ._families import (
     BROKER_FAMILIES,
     BROKER_FAMILY_VARIABLE,
@@ -58,11 +61,14 @@ __all__ = [
     "RETAINED_EXACT_ONLY_HANGS",
     "STAR_TOPIC_REWRITTEN",
     "BrokerEndpoint",
+    "FakeBroker",
+    "FakeLink",
     "Inbox",
     "MosquittoBridge",
     "MosquittoBroker",
     "RabbitMQBroker",
     "RabbitMQCluster",
+    "Sent",
     "TestCertificates",
     "broker_family",
     "family_mosquitto_broker",
