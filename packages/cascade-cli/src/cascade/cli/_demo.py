@@ -30,7 +30,15 @@ from ._control import limit_constraints, pause_constraint
 from ._render import render_watch
 from ._state import WatchState
 
-__all__ = ["Pace", "natural_seconds", "run_demo"]
+__all__ = [
+    "API_RATE",
+    "Pace",
+    "build_workflow",
+    "demo_broker",
+    "demo_engine_connector",
+    "natural_seconds",
+    "run_demo",
+]
 
 API_RATE = 2.0  # api_* task starts per second, at the natural pace
 PAUSE_SECONDS = 3.0
@@ -118,7 +126,11 @@ def _say(console: Console, message: str) -> None:
 
 
 def build_workflow(tasks: int) -> list[Any]:
-    """About ``tasks`` tasks: fan-out, a rate-limited group, a retry, a failure, a fan-in."""
+    """About ``tasks`` tasks: fan-out, a rate-limited group, a retry, a failure, a fan-in.
+
+    Each workflow built shows the retries again (the flaky lookup fails twice anew).
+    """
+    _flaky_attempts.clear()
     parts = max(2, (tasks - 4) // 3)
     enriched = [api_enrich(transform(extract(part))) for part in range(parts)]
     label = flaky_lookup.with_retry(max_attempts=3, delay=0.3)("daily")
@@ -126,7 +138,8 @@ def build_workflow(tasks: int) -> list[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _broker(options: BrokerOptions, console: Console) -> AsyncIterator[BrokerOptions]:
+async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator[BrokerOptions]:
+    """``options`` as they are with a ``--host``; else an embedded broker's, while it runs."""
     if options.host is not None:
         yield options
         return
@@ -201,7 +214,7 @@ async def run_demo(
     PACE.factor = 1.0 if duration is None else duration / natural_seconds(tasks)
     api_rate = f"{API_RATE / PACE.factor:.3g}/s"
 
-    async with _broker(options, console) as broker, contextlib.AsyncExitStack() as stack:
+    async with demo_broker(options, console) as broker, contextlib.AsyncExitStack() as stack:
         watcher = factory(broker)
         await watcher.connect(require=True)
         stack.push_async_callback(watcher.disconnect)

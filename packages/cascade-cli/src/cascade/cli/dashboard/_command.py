@@ -8,12 +8,11 @@ import secrets
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cascade.interfaces import ConnectorError
 
-from .._broker import BrokerOptions, mqtt_connector
-from .._context import UsageError
+from .._broker import BrokerOptions
+from .._context import CliContext, UsageError
 from ._listen import parse_listen
 
 __all__ = ["dashboard"]
@@ -74,9 +73,8 @@ def dashboard(
         raise typer.Exit(1) from None
     from ._serve import serve_dashboard
 
-    obj = ctx.obj
-    factory = getattr(obj, "connector_factory", mqtt_connector)
-    console = getattr(obj, "console", None) or Console()
+    context = CliContext.of(ctx)
+    factory, console = context.connector_factory, context.out()
     if token is not None and not token.strip():
         token = None
     if demo and token is None:

@@ -65,9 +65,9 @@ async def serve_dashboard(
 
     async with contextlib.AsyncExitStack() as stack:
         if demo:
-            from .._demo import _broker
+            from .._demo import demo_broker
 
-            broker = await stack.enter_async_context(_broker(broker, console))
+            broker = await stack.enter_async_context(demo_broker(broker, console))
         hub = DashboardHub(factory(broker), timeout=broker.timeout)
         await hub.start()
         stack.push_async_callback(hub.stop)
@@ -113,7 +113,7 @@ async def _demo_loop(broker: BrokerOptions) -> None:
     from cascade.runtime import Engine, TaskFailedError
 
     from .._control import limit_constraints
-    from .._demo import API_RATE, _flaky_attempts, build_workflow, demo_engine_connector
+    from .._demo import API_RATE, build_workflow, demo_engine_connector
 
     connector = demo_engine_connector(broker)
     async with connector:
@@ -121,7 +121,6 @@ async def _demo_loop(broker: BrokerOptions) -> None:
             await connector.publish(topic, constraint, qos=1, retain=True)
         engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
         while True:
-            _flaky_attempts.clear()  # so every run shows the retries
             with contextlib.suppress(TaskFailedError):  # one task fails on purpose
                 await engine.run(build_workflow(24))
             await asyncio.sleep(5.0)
