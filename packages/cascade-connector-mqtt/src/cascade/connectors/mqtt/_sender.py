@@ -6,8 +6,7 @@ import asyncio
 import logging
 
 from cascade.interfaces import ConnectorStats, FlushTimeoutError
-from cascade.interfaces.connector_kit import RateLimitedLogger
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._buffer import Outgoing, OutgoingBuffer
 from ._confirm import Confirmations

@@ -9,8 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from cascade.interfaces import BrokerCapabilities, ConnectorStats, MessageCallback, SyncCallback
-from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription, bounded
 
 from ._connection import Connection
 from ._link import LinkError

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cascade.interfaces import ConnectError, ConnectorStats, FlushTimeoutError
-from cascade.interfaces.connector_kit import RateLimitedLogger
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
 from ._connection import Connection

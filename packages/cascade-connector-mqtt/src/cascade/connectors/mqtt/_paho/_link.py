@@ -22,7 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cascade.interfaces import ConnectError
-from cascade.interfaces.connector_kit import timeout as bounded
+from cascade.interfaces.connector_kit import bounded
 
 from .._link import ConnectRefusedError, Incoming, LinkError, LinkHooks, LinkSettings
 from ._compat import check_aiomqtt, fast_wire_supported
