@@ -94,6 +94,19 @@ async def open_streams(http: httpx.AsyncClient, count: int, **params: str) -> li
     return streams
 
 
+def count_run_details(hub: DashboardHub, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the model's run-detail builds from now on: ``[n]``, updated as they happen."""
+    builds = [0]
+    run_detail: Callable[[str], Any] = hub.model.run_detail
+
+    def counting(run: str) -> Any:
+        builds[0] += 1
+        return run_detail(run)
+
+    monkeypatch.setattr(hub.model, "run_detail", counting)
+    return builds
+
+
 async def test_one_address_gets_a_few_streams_others_still_get_theirs(hub: DashboardHub) -> None:
     """Past the per-address limit: 503 with Retry-After; another address still streams."""
     app = create_app(hub, token=TOKEN, max_streams=10, max_streams_per_client=2)
@@ -153,19 +166,11 @@ async def test_streams_of_a_view_share_one_built_state(
     await Engine(InMemoryConnector(broker, source_id="engine-a")).run([double(1), double(2)])
     await broker.idle()
     (run_id,) = hub.model.state.runs
-    builds = 0
-    run_detail: Callable[[str], Any] = hub.model.run_detail
-
-    def counting(run: str) -> Any:
-        nonlocal builds
-        builds += 1
-        return run_detail(run)
-
-    monkeypatch.setattr(hub.model, "run_detail", counting)
+    details = count_run_details(hub, monkeypatch)
     app = create_app(hub, token=None)
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
         streams = await open_streams(http, 8, run=run_id)
-        first = builds
+        first = details[0]
         version = hub.model.version
         await Engine(InMemoryConnector(broker, source_id="engine-b")).run(double(3))
         await broker.idle()
@@ -176,7 +181,7 @@ async def test_streams_of_a_view_share_one_built_state(
             await stream.close()
     assert hub.model.version > version
     assert first <= 2, first
-    assert builds - first <= 3, builds
+    assert details[0] - first <= 3, details
 
 
 async def test_an_idle_stream_sends_ticks_not_the_whole_state(hub: DashboardHub) -> None:
@@ -197,25 +202,17 @@ async def test_a_runs_detail_is_built_once_per_model_version(
     await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(1))
     await broker.idle()
     (run_id,) = hub.model.state.runs
-    builds = 0
-    run_detail: Callable[[str], Any] = hub.model.run_detail
-
-    def counting(run: str) -> Any:
-        nonlocal builds
-        builds += 1
-        return run_detail(run)
-
-    monkeypatch.setattr(hub.model, "run_detail", counting)
+    details = count_run_details(hub, monkeypatch)
     now = [0.0]
     snapshots = Snapshots(hub, controls=False, clock=lambda: now[0])
     first = json.loads(snapshots.get(run_id).body)
     now[0] += 10.0
     again = json.loads(snapshots.get(run_id).body)
-    assert builds == 1
+    assert details == [1]
     assert again["run"] == first["run"]
     assert again["run"]["run_id"] == run_id
     await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(2))
     await broker.idle()
     now[0] += 10.0
     assert json.loads(snapshots.get(run_id).body)["version"] == hub.model.version
-    assert builds == 2
+    assert details == [2]

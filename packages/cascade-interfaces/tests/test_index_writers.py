@@ -4,6 +4,7 @@ only to exact subscriptions (the in-memory broker with ``retained_to_wildcards=F
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from cascade.interfaces import (
     Constraint,
     IndexNotHeldError,
+    Message,
     Payload,
     constraint_topic,
     constraints_index_topic,
@@ -27,7 +29,7 @@ from cascade.interfaces._constraints_index import (
 )
 from cascade.interfaces._index_shards import IndexRecord, Records, encode_index_shard, shard_of
 from cascade.interfaces._index_writer import INDEX_ATTEMPTS
-from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.connector_kit import bounded, encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 SETTLE = 0.05  # the writers' settle time in these tests (SETTLE, 1 s, in use)
@@ -56,6 +58,29 @@ async def held(broker: InMemoryBroker) -> dict[str, dict[str, Any]]:
     """What a reader of the index takes as in force now."""
     async with InMemoryConnector(broker, presence=False) as reader:
         return (await read_index(reader)).constraints()
+
+
+async def holds(broker: InMemoryBroker, topic: str, *, held: bool = True) -> bool:
+    """Whether a reader of the index now takes ``topic`` as set (or, ``held=False``, as not)."""
+    async with InMemoryConnector(broker, presence=False) as reader:
+        return (topic in (await read_index(reader)).constraints()) is held
+
+
+@contextlib.asynccontextmanager
+async def landing(
+    broker: InMemoryBroker, topic: str, *, held: bool = True
+) -> AsyncIterator[asyncio.Event]:
+    """An event set once a write of ``topic``'s shard lands that sets it (``held=False``:
+    clears it), watched from before the block's writes start."""
+    landed = asyncio.Event()
+
+    async def check(message: Message) -> None:
+        if await holds(broker, topic, held=held):
+            landed.set()
+
+    async with InMemoryConnector(broker, presence=False) as watcher:
+        await watcher.subscribe(shard(topic), check)
+        yield landed
 
 
 def legacy(broker: InMemoryBroker) -> dict[str, Any]:
@@ -170,8 +195,10 @@ async def test_a_stale_writer_landing_after_another_writer_wrote_does_not_erase_
     async with stale, fresh:
         late = asyncio.create_task(put(stale, PAUSE_T2))
         await stale.ready.wait()  # it has read: no entry yet
-        landed = asyncio.create_task(put(fresh, PAUSE_T0))
-        await asyncio.sleep(SETTLE / 5)  # fresh has written, and waits out its settle time
+        async with landing(broker, PAUSE_T0) as written:
+            landed = asyncio.create_task(put(fresh, PAUSE_T0))
+            async with bounded(5):
+                await written.wait()  # fresh has written, and now settles
         assert set(await held(broker)) == {PAUSE_T0}
         stale.gate.set()
         assert list(await asyncio.gather(late, landed)) == [True, True]
@@ -186,8 +213,10 @@ async def test_a_clear_is_not_undone_by_a_stale_copy_of_what_it_cleared(
     async with stale:
         late = asyncio.create_task(put(stale, PAUSE_T2))
         await stale.ready.wait()  # it read PAUSE_T0 as set
-        clearing = asyncio.create_task(clear(writer, PAUSE_T0))
-        await asyncio.sleep(SETTLE / 5)
+        async with landing(broker, PAUSE_T0, held=False) as written:
+            clearing = asyncio.create_task(clear(writer, PAUSE_T0))
+            async with bounded(5):
+                await written.wait()  # the clear has been written, and now settles
         stale.gate.set()  # writes PAUSE_T0 back as it read it, with its old time
         assert list(await asyncio.gather(late, clearing)) == [True, True]
     assert set(await held(broker)) == {PAUSE_T2}
