@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker, free_port
+from cascade.connectors.mqtt.testing import Inbox, OwnBroker, broker_family, free_port
 from cascade.interfaces import Message, status_topic
 from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskBlocked, TaskCompleted
 
@@ -114,5 +114,9 @@ async def test_broker_absent_at_start(own_broker: OwnBroker, prefix: str, figure
     assert blocked <= CONCURRENCY
     assert delivered + dropped == connector.emitted
     assert dropped == 0
-    first = events.all[0].payload["body"]
-    assert first == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": TASKS + 1}
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": TASKS + 1}
+    bodies = [message.payload["body"] for message in events.all]
+    if broker_family() == "rabbitmq":  # QOS_ORDER_NOT_KEPT: the QoS 1 start may come later
+        assert started in bodies
+    else:
+        assert bodies[0] == started
