@@ -19,21 +19,32 @@ nox.options.sessions = ["tests", "integration", "faults", "lint", "typecheck"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-# In dependency order; one pytest run per package.
-PACKAGES = ["cascade-interfaces", "cascade-connector-mqtt", "cascade-runtime", "cascade-cli"]
+# The published packages, in dependency order; one pytest run per package.
+PACKAGES = [
+    "cascade-interfaces",
+    "cascade-connector-mqtt",
+    "cascade-runtime",
+    "cascade-history",
+    "cascade-cli",
+]
+# The test tools of this repository (brokers, fixtures): installed, editable, with the packages
+# wherever tests, benchmarks or mypy run; never built nor shipped by the `package` session.
+TESTKIT = "cascade-testkit"
 PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
-EXTRAS = {"cascade-cli": "[dashboard]"}
+EXTRAS = {"cascade-history": "[postgresql]", "cascade-cli": "[dashboard,history]"}
 
 
-def install_packages(session: nox.Session, *groups: str) -> None:
-    """Install every package (editable, in one resolver run) and the named dependency groups."""
+def install_packages(session: nox.Session, *groups: str, testkit: bool = True) -> None:
+    """Install every package and, unless told not to, the testkit (editable, in one resolver
+    run), and the named dependency groups."""
     requirements = [
         req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
     ]
+    packages = [*PACKAGES, TESTKIT] if testkit else PACKAGES
     editables = [
         arg
-        for package in PACKAGES
+        for package in packages
         for arg in ("-e", f"packages/{package}{EXTRAS.get(package, '')}")
     ]
     session.install(*editables, *requirements)
@@ -49,9 +60,10 @@ def package_tests(package: str, kind: str) -> list[str]:
 
 
 def run_package_tests(session: nox.Session, kind: str) -> None:
-    """Install everything, then one pytest run per package over its tests of ``kind``."""
+    """Install everything, then one pytest run per package (and the testkit) over its tests of
+    ``kind``."""
     install_packages(session, "test")
-    for package in PACKAGES:
+    for package in [*PACKAGES, TESTKIT]:
         args = package_tests(package, kind)
         if args:
             session.log(f"{kind} tests of {package}")
@@ -142,10 +154,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's sources, tests and benchmarks, and tests/faults."""
+    """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks, and
+    tests/faults, docs, browser and brokers."""
     install_packages(session, "typecheck")
-    mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in PACKAGES)
-    for package in PACKAGES:
+    mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in [*PACKAGES, TESTKIT])
+    for package in [*PACKAGES, TESTKIT]:
         root = ROOT / "packages" / package
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
@@ -157,7 +170,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: a live demo of a workflow (on an embedded broker unless a host is given)."""
-    install_packages(session)
+    install_packages(session, testkit=False)
     session.run("cascade", "demo", *session.posargs)
 
 
@@ -179,12 +192,26 @@ loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aiomqtt", "paho")
 assert not loaded, f"import cascade.runtime loaded {loaded}"
 print("cascade.runtime imported; no MQTT module loaded")
 """
+# Run there too: the connector's test doubles need nothing it does not declare (the fresh
+# environment has no pytest) nor an MQTT client, and the unpublished testkit is not in it.
+TESTING_STANDS_ALONE = """
+import importlib.util
+import sys
+assert importlib.util.find_spec("pytest") is None, "the fresh environment has pytest"
+assert importlib.util.find_spec("cascade.testkit") is None, "cascade.testkit was shipped"
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Sent
+unwanted = ("pytest", "_pytest", "aiomqtt", "paho")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in unwanted)
+assert not loaded, f"cascade.connectors.mqtt.testing loaded {loaded}"
+print("cascade.connectors.mqtt.testing imported: no pytest, aiomqtt or paho; no cascade.testkit")
+"""
 
 
 @nox.session
 def package(session: nox.Session) -> None:
-    """Build every package's sdist and wheel, check them with twine, install the wheels into a
-    fresh virtualenv outside the source tree, and run the `cascade` command there."""
+    """Build every published package's sdist and wheel (not the testkit's), check them with
+    twine, install the wheels into a fresh virtualenv outside the source tree, and run the
+    `cascade` command and the import checks above there."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "package"))
     outside = Path(tempfile.mkdtemp(prefix="cascade-package-"))
     try:
@@ -208,7 +235,9 @@ def package(session: nox.Session) -> None:
             session.run(cascade, "--version", external=True, env=env)
             session.run(cascade, "demo", "--tasks", "8", "--duration", "2", external=True,
                         env=env)  # fmt: skip
-            session.run(str(bin_dir / "python"), "-c", NO_MQTT_IMPORTED, external=True, env=env)
+            python = str(bin_dir / "python")
+            session.run(python, "-c", NO_MQTT_IMPORTED, external=True, env=env)
+            session.run(python, "-c", TESTING_STANDS_ALONE, external=True, env=env)
     finally:
         shutil.rmtree(outside, ignore_errors=True)
 

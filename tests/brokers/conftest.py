@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     NO_MOSQUITTO,
     NO_RABBITMQ,
     BrokerEndpoint,

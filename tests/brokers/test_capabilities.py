@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import aiomqtt
 import pytest
 
-from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.testkit import BrokerEndpoint
 
 from .conftest import MEASURED, Brokers
 

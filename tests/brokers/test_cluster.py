@@ -27,14 +27,14 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import (
     NO_RABBITMQ,
     RabbitMQBroker,
     RabbitMQCluster,
     rabbitmq_server_path,
 )
-from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
-from cascade.runtime.testing import EventRecorder, eventually
 
 from .conftest import CLUSTER, CLUSTER_MEASURED
 from .test_capabilities import (

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cascade.connectors.mqtt.testing import BrokerEndpoint, mqtt_broker  # noqa: F401
+from cascade.testkit import BrokerEndpoint, mqtt_broker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

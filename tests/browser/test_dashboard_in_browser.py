@@ -15,8 +15,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint
 from cascade.runtime import Engine, Event, RunStarted, TaskBlocked, TaskRunning, task
+from cascade.testkit import BrokerEndpoint
 
 from .conftest import ROOT, TOKEN, Dashboard, EngineThread
 

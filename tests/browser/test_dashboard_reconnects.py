@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from cascade.connectors.mqtt.testing import BrokerEndpoint
+from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard, EngineThread
 

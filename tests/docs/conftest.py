@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.connectors.mqtt.testing import mosquitto_broker  # noqa: F401 - the fixture
+from cascade.testkit import mosquitto_broker  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration

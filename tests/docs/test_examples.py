@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.connectors.mqtt.testing import MosquittoBroker
+from cascade.testkit import MosquittoBroker
 
 from .examples import BROKER_HOST, ROOT, Example, examples, markdown_files
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import OwnBroker, family_own_broker  # noqa: F401 - fixture
 from cascade.interfaces import (
     BrokerCapabilities,
     Connector,
@@ -27,6 +26,7 @@ from cascade.interfaces import (
     SyncCallback,
 )
 from cascade.runtime import LazyResult, task
+from cascade.testkit import OwnBroker, family_own_broker  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker, broker_family, free_port
 from cascade.interfaces import Message, status_topic
 from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskBlocked, TaskCompleted
+from cascade.testkit import Inbox, OwnBroker, broker_family, free_port
 
 from .conftest import Figures, MeteredConnector, TcpProxy, as_connector, sleepy_fanout
 

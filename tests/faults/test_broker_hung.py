@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, TaskCompleted
+from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
 

@@ -9,14 +9,14 @@ import uuid
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import Message
+from cascade.runtime import Engine, Event, LazyResult, TaskBlocked, TaskCompleted
+from cascade.testkit import (
     MOSQUITTO_ONLY,
     MosquittoBroker,
     mosquitto_path,
     skip_on_family,
 )
-from cascade.interfaces import Message
-from cascade.runtime import Engine, Event, LazyResult, TaskBlocked, TaskCompleted
 
 from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
 

@@ -20,9 +20,9 @@ import pytest
 
 from cascade.cli._publishing import set_constraints
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import OwnBroker
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.runtime import Engine, task
+from cascade.testkit import OwnBroker
 
 from .conftest import Figures
 

@@ -15,7 +15,6 @@ import pytest
 
 from cascade.cli._reading import subscribe_constraints
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import OwnBroker, free_port, skip_on_family
 from cascade.interfaces import (
     MAX_INDEXED_TOPICS,
     Constraint,
@@ -23,6 +22,7 @@ from cascade.interfaces import (
     update_constraints_index,
 )
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
+from cascade.testkit import OwnBroker, free_port, skip_on_family
 
 from .conftest import Figures, TcpProxy
 

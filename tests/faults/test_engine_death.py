@@ -7,8 +7,8 @@ import os
 import signal
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import Message, status_topic
+from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import EngineProcess, Figures, engine_args
 

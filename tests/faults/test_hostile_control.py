@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import OwnBroker
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
@@ -27,6 +26,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import decode_payload, encode_payload
 from cascade.runtime import Engine, LazyResult, task
+from cascade.testkit import OwnBroker
 
 from .conftest import Figures
 

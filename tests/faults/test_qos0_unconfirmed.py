@@ -8,8 +8,8 @@ import time
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import OwnBroker, free_port
 from cascade.interfaces import Message
+from cascade.testkit import OwnBroker, free_port
 
 from .conftest import Figures, TcpProxy
 

@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import ConnectError, Constraint, Message, constraint_topic, status_topic
+from cascade.runtime import Engine, LazyResult, task
+from cascade.testkit import (
     MOSQUITTO_ONLY,
     Inbox,
     MosquittoBroker,
     mosquitto_path,
     skip_on_family,
 )
-from cascade.interfaces import ConnectError, Constraint, Message, constraint_topic, status_topic
-from cascade.runtime import Engine, LazyResult, task
 
 from .conftest import Figures
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from cascade.cli import WatchState
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker, free_port
 from cascade.interfaces import DEFAULT_PREFIX, Message, status_topic
+from cascade.testkit import Inbox, OwnBroker, free_port
 
 from .conftest import Figures, TcpProxy
 

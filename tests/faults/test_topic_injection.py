@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, OwnBroker
 from cascade.interfaces import (
     Constraint,
     constraint_topic,
@@ -12,6 +11,7 @@ from cascade.interfaces import (
 )
 from cascade.runtime import Engine, LazyResult, RunStarted, task
 from cascade.runtime._telemetry import TelemetrySubscriber
+from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from cascade.connectors.mqtt.testing import MosquittoBroker
+from cascade.testkit import MosquittoBroker
 
 ENGINES = 200
 RUN_TASKS = 200

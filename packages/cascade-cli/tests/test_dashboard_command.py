@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.dashboard._listen import bind, is_loopback, parse_listen
-from cascade.connectors.mqtt.testing import free_port
+from cascade.testkit import free_port
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli._version import PACKAGES
 
-COMMANDS = ["status", "pause", "resume", "limit", "watch", "demo"]
+COMMANDS = ["status", "pause", "resume", "limit", "watch", "demo", "record"]
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
 

@@ -37,7 +37,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker
+from cascade.testkit import MosquittoBroker
 
 PAYLOAD = {
     "v": "1.0",

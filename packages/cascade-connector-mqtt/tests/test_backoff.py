@@ -1,65 +1,109 @@
-"""Reconnection delays: exponential, jittered, bounded, and reset only by a stable connection."""
+"""Reconnection delays: exponential, jittered, bounded, and reset only by a stable connection.
+
+Each delay is drawn with ``random.uniform(low, high)``: the tests record the bounds of every
+draw (and draw ``low``, so that the connector only waits milliseconds).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import pytest
 
-from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt._backoff import Backoff
+from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
+from cascade.interfaces import ConnectError
 
 
-def test_first_retry_is_well_under_a_second() -> None:
-    """The first delay is at most the initial delay (0.1 s by default)."""
-    assert all(0.05 <= Backoff().next_delay() <= 0.1 for _ in range(100))
+def _unreachable(count: int) -> list[ConnectError]:
+    """What ``count`` attempts raise when nothing listens on the broker's port."""
+    return [ConnectError("broker", 1883, "connection refused") for _ in range(count)]
 
 
-def test_delays_grow_then_stay_at_the_cap() -> None:
-    """Upper bounds double each attempt until the maximum, never beyond."""
-    backoff = Backoff(0.1, 2.0, rand=lambda low, high: high)
-    assert [backoff.next_delay() for _ in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
-
-
-def test_jitter_spans_the_upper_half() -> None:
-    """Each delay is drawn from [bound/2, bound]."""
-    bounds: list[tuple[float, float]] = []
+def _recording_draws(
+    monkeypatch: pytest.MonkeyPatch, draw: Callable[[float, float], float] = min
+) -> list[tuple[float, float]]:
+    """Record the bounds of every reconnection delay drawn by connectors made after this."""
+    draws: list[tuple[float, float]] = []
 
     def record(low: float, high: float) -> float:
-        bounds.append((low, high))
-        return low
+        draws.append((low, high))
+        return draw(low, high)
 
-    backoff = Backoff(1.0, 8.0, rand=record)
-    backoff.next_delay()
-    backoff.next_delay()
-    assert bounds == [(0.5, 1.0), (1.0, 2.0)]
+    monkeypatch.setattr(random, "uniform", record)
+    return draws
 
 
-def test_capped_delay_is_at_the_maximum_and_reset_starts_over() -> None:
-    """Refusals wait at the cap; a success resets to the initial delay."""
-    backoff = Backoff(0.1, 30.0)
-    assert all(15.0 <= backoff.capped_delay() <= 30.0 for _ in range(20))
-    backoff.reset()
-    assert backoff.next_delay() <= 0.1
+async def test_the_first_retry_comes_within_the_initial_delay(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default a failed attempt is retried after 0.05 to 0.1 s (backoff_initial)."""
+    draws = _recording_draws(monkeypatch)
+    broker.fail_next(*_unreachable(1))
+    connector = MqttConnector("broker", link=broker)
+    await connector.connect()
+    assert await connector.wait_connected(5)
+    assert draws == [(0.05, 0.1)]
+    await connector.disconnect()
 
 
-def test_many_attempts_do_not_overflow() -> None:
-    """Thousands of failed attempts still give the capped delay."""
-    backoff = Backoff(0.1, 5.0, rand=lambda low, high: high)
-    for _ in range(5000):
-        delay = backoff.next_delay()
-    assert delay == 5.0
+async def test_delays_double_in_their_upper_half_up_to_backoff_max(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each delay is drawn from [bound/2, bound]; the bound doubles per attempt, up to the cap."""
+    draws = _recording_draws(monkeypatch)
+    broker.fail_next(*_unreachable(7))
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.016, link=broker)
+    await connector.connect()
+    assert await connector.wait_connected(5)
+    bounds = [0.001, 0.002, 0.004, 0.008, 0.016, 0.016, 0.016]
+    assert [high for _, high in draws] == pytest.approx(bounds)
+    assert [low for low, _ in draws] == pytest.approx([bound / 2 for bound in bounds])
+    await connector.disconnect()
 
 
-def test_bad_bounds_are_refused() -> None:
-    """The initial delay must be positive and not above the maximum."""
+async def test_a_refusal_waits_at_the_cap_and_a_new_connect_starts_over(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused CONNACK waits backoff_max (retrying soon cannot fix it); connect() after
+    disconnect() starts from backoff_initial again."""
+    draws = _recording_draws(monkeypatch)
+    broker.fail_next(ConnectRefusedError("broker", 1883, "not authorised"))
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.01, link=broker)
+    await connector.connect()
+    assert await connector.wait_connected(5)
+    assert draws == [(0.005, 0.01)]
+    await connector.disconnect()  # up for less than backoff_max: that reset nothing
+    draws.clear()
+    broker.fail_next(*_unreachable(1))
+    await connector.connect()
+    assert await connector.wait_connected(5)
+    assert draws == [(0.0005, 0.001)]
+    await connector.disconnect()
+
+
+async def test_a_thousand_failed_attempts_still_wait_the_capped_delay(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound stops doubling at the cap: 2 ** attempts would overflow a float by then."""
+    draws = _recording_draws(monkeypatch, draw=lambda low, high: 0.0)
+    broker.fail_next(*_unreachable(1100))
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.002, link=broker)
+    await connector.connect()
+    assert await connector.wait_connected(10)  # a supervisor that died never connects
+    assert len(draws) == 1100
+    assert draws[-1] == (0.001, 0.002)
+    await connector.disconnect()
+
+
+@pytest.mark.parametrize(("initial", "maximum"), [(0, 1), (-1, 1), (2, 1)])
+def test_bad_bounds_are_refused(initial: float, maximum: float) -> None:
+    """backoff_initial must be positive and not above backoff_max."""
     with pytest.raises(ValueError, match="backoff"):
-        Backoff(0, 1)
-    with pytest.raises(ValueError, match="backoff"):
-        Backoff(2, 1)
+        MqttConnector("broker", backoff_initial=initial, backoff_max=maximum)
 
 
 def _dropped_after_connack(broker: FakeBroker, drops: int) -> asyncio.Queue[FakeLink]:
@@ -78,24 +122,12 @@ def _dropped_after_connack(broker: FakeBroker, drops: int) -> asyncio.Queue[Fake
     return entered
 
 
-def _recording_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the upper bound of every reconnection delay drawn by connectors made after this."""
-    bounds: list[float] = []
-
-    def record(low: float, high: float) -> float:
-        bounds.append(high)
-        return low
-
-    monkeypatch.setattr(random, "uniform", record)
-    return bounds
-
-
 async def test_connections_dropped_right_after_connack_back_off(
     broker: FakeBroker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A broker that drops each accepted connection at once sees ever later retries, one warning."""
     entered = _dropped_after_connack(broker, drops=4)
-    bounds = _recording_backoff(monkeypatch)
+    draws = _recording_draws(monkeypatch)
     connector = MqttConnector(
         "broker", client_id="shared", backoff_initial=0.001, backoff_max=60, link=broker
     )
@@ -104,7 +136,7 @@ async def test_connections_dropped_right_after_connack_back_off(
         for _ in range(5):
             await entered.get()
         assert await connector.wait_connected(5)
-    assert bounds == pytest.approx([0.001, 0.002, 0.004, 0.008])
+    assert [high for _, high in draws] == pytest.approx([0.001, 0.002, 0.004, 0.008])
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 2  # the first loss, then the pattern (rate-limited)
     assert "same client id" not in warnings[0]
@@ -137,7 +169,7 @@ async def test_a_connection_that_stayed_up_starts_the_backoff_again(
 ) -> None:
     """Lost after staying up for backoff_max, a connection is retried after the initial delay."""
     entered = _dropped_after_connack(broker, drops=2)
-    bounds = _recording_backoff(monkeypatch)
+    draws = _recording_draws(monkeypatch)
     connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.05, link=broker)
     await connector.connect()
     for _ in range(3):
@@ -146,5 +178,5 @@ async def test_a_connection_that_stayed_up_starts_the_backoff_again(
     await asyncio.sleep(0.1)  # what is tested: the connection stays up longer than backoff_max
     broker.link.lose()
     await entered.get()
-    assert bounds == pytest.approx([0.001, 0.002, 0.001])
+    assert [high for _, high in draws] == pytest.approx([0.001, 0.002, 0.001])
     await connector.disconnect()

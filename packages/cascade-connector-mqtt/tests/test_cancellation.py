@@ -13,7 +13,7 @@ from pytest_mock import MockerFixture
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import ConnectError, Message
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
 
 ConnectorTasks = Callable[[], set[asyncio.Task[Any]]]
 
@@ -86,7 +86,7 @@ async def test_disconnect_ends_a_supervisor_whose_cancellation_was_lost(
     connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=broker)
     connecting = asyncio.create_task(connector.connect())
     await entered.wait()
-    async with timeout(5):
+    async with bounded(5):
         await connector.disconnect()
     assert not connector.is_connected
     connecting.cancel()
@@ -144,7 +144,7 @@ async def test_disconnect_closes_a_required_connection_whose_cancellation_was_lo
     connector = MqttConnector("broker", source_id="s", connect_timeout=30, link=broker)
     connecting = asyncio.create_task(connector.connect(require=True))
     await entered.wait()
-    async with timeout(5):
+    async with bounded(5):
         await connector.disconnect()
         with pytest.raises(ConnectError, match="disconnect"):
             await connecting

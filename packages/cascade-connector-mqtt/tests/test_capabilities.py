@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Inbox
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
+from cascade.testkit import Inbox
 
 ANSWER_SPACING = 0.25  # the connector answers roll calls at most every 0.25 s
 

@@ -138,6 +138,33 @@ async def test_a_qos1_puback_confirms_the_qos0_messages_before_it(until: Until) 
         assert not requests(link)
 
 
+async def test_an_answer_confirms_what_earlier_requests_asked_for(
+    broker: FakeBroker, until: Until
+) -> None:
+    """Answers out of order: a request's answer also settles the QoS 0 messages an earlier,
+    unanswered request (here a QoS 1 message) asked for; that one waits for its own PUBACK."""
+    async with MqttConnector("broker", source_id="s", link=broker) as connector:
+        link = _hold_answers(broker.link)
+        await connector.publish("t/x", b"a")
+        await connector.publish("t/x", b"b")
+        await connector.publish("t/x", b"q", qos=1)  # asks for a and b
+        await connector.publish("t/x", b"c")
+        flushing = asyncio.create_task(connector.flush(5))
+        await until(lambda: requests(link), "a confirmation request, for c")
+        (request,) = requests(link)
+        (q,) = (m for m in link.sent if m.payload == b"q")
+        for mid in [m for m in link.pending if m not in (request.mid, q.mid)]:
+            link.settle(mid)  # written (and the birth and markers)
+        assert connector.stats.published == 0
+        link.settle(request.mid)  # before q's PUBACK
+        assert connector.stats.published == 3
+        assert not flushing.done()
+        link.settle(q.mid)
+        await flushing
+        assert connector.stats.published == 4
+        assert handed_qos0(link) == [b"a", b"b", b"c"]
+
+
 async def test_unconfirmed_qos0_messages_are_resent_and_counted(
     broker: FakeBroker, until: Until
 ) -> None:

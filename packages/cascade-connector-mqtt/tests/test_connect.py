@@ -12,7 +12,7 @@ import pytest
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import ConnectError
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
 
 ConnectorTasks = Callable[[], set[asyncio.Task[Any]]]
 
@@ -131,7 +131,7 @@ async def test_disconnect_while_a_required_connect_waits_wins(
     first = asyncio.create_task(connector.connect(require=True))
     second = asyncio.create_task(connector.connect(require=True))  # waits for the first
     await asked.wait()
-    async with timeout(5):
+    async with bounded(5):
         await connector.disconnect()
         for connecting in (first, second):
             with pytest.raises(ConnectError, match="disconnect"):
@@ -155,7 +155,7 @@ async def test_disconnect_while_connect_waits_ends_the_wait(
     connector = MqttConnector("broker", connect_timeout=30, link=broker)
     connecting = asyncio.create_task(connector.connect())
     await asked.wait()
-    async with timeout(5):
+    async with bounded(5):
         await connector.disconnect()
         await connecting
     assert not connector.is_connected
@@ -188,7 +188,7 @@ async def test_connect_during_a_disconnect_waits_for_it(
     stopping = asyncio.create_task(connector.disconnect())
     await asyncio.sleep(0)  # disconnect() is in its flush
     assert not stopping.done()
-    async with timeout(5):
+    async with bounded(5):
         await connector.connect()
         await stopping
     assert first is not None
@@ -206,7 +206,7 @@ async def test_a_required_connect_cancelled_as_its_connack_arrives_closes_it(
     connecting = asyncio.create_task(connector.connect(require=True))
     await asyncio.sleep(0)  # connect() has started its attempt, in a task of its own
     (opening,) = (t for t in asyncio.all_tasks() if t.get_name() == "cascade-mqtt-connect")
-    async with timeout(5):
+    async with bounded(5):
         # one loop turn at a time: cancel in the turn the attempt succeeds, before connect() resumes
         while not opening.done():  # noqa: ASYNC110
             await asyncio.sleep(0)

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Inbox
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
 from cascade.interfaces import Message, status_topic
+from cascade.testkit import Inbox
 
 Until = Callable[[Callable[[], object], str], Awaitable[None]]
 

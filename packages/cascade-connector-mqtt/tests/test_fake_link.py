@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import FakeBroker, Inbox
+from cascade.connectors.mqtt.testing import FakeBroker
+from cascade.testkit import Inbox
 
 
 async def _publish_mixed(broker: FakeBroker, protocol: str) -> list[tuple[str, bytes, int, bool]]:
@@ -45,3 +49,25 @@ async def test_connectors_on_one_broker_see_each_others_retained_messages(
     assert [m.payload for m in exact.all] == [{"limit": 2}]
     assert [m.payload for m in wide.all] == ([{"limit": 2}] if to_wildcards else [])
     assert [link.closed for link in broker.links] == [True, True, True]
+
+
+# Run in a fresh interpreter: importing any of these names there raises ImportError.
+_WITHOUT_PYTEST_OR_CLIENT = """
+import sys
+for name in ("pytest", "_pytest", "aiomqtt", "paho"):
+    sys.modules[name] = None
+from cascade.connectors.mqtt.testing import FakeBroker, FakeLink, Sent
+"""
+
+
+def test_the_doubles_need_no_pytest_nor_an_mqtt_client() -> None:
+    """They ship in the wheel, which declares no pytest: importing them must not need it (nor
+    aiomqtt or paho: the fake link stands in for the link that uses them)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PYTEST_OR_CLIENT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -18,12 +18,28 @@ def test_hostname_and_port_are_kept() -> None:
     assert (connector.hostname, connector.port) == ("broker", 8883)
 
 
-@pytest.mark.parametrize("name", ["client_id", "identifier"])
-async def test_client_id_becomes_identifier(broker: FakeBroker, name: str) -> None:
-    """Both client_id and identifier set the link's client identifier."""
-    options: dict[str, Any] = {name: "my-client"}
-    async with MqttConnector("broker", **options, link=broker):
+async def test_client_id_reaches_the_link(broker: FakeBroker) -> None:
+    """client_id is the MQTT client id of every connection."""
+    async with MqttConnector("broker", client_id="my-client", link=broker):
         assert broker.link.settings.identifier == "my-client"
+
+
+async def test_identifier_is_a_deprecated_alias_of_client_id(broker: FakeBroker) -> None:
+    """identifier, client_id's former name, still sets it, and warns where it was given."""
+    with pytest.warns(DeprecationWarning, match="client_id") as warned:
+        connector = MqttConnector("broker", identifier="my-client", link=broker)
+    assert [w.filename for w in warned] == [__file__]
+    async with connector:
+        assert broker.link.settings.identifier == "my-client"
+
+
+def test_two_different_client_ids_are_refused() -> None:
+    """client_id and its alias naming two ids: which one was meant is not guessed."""
+    with (
+        pytest.warns(DeprecationWarning, match="client_id"),
+        pytest.raises(ValueError, match="not two different ids"),
+    ):
+        MqttConnector("broker", client_id="a", identifier="b")
 
 
 async def test_options_reach_the_link(broker: FakeBroker) -> None:
@@ -75,6 +91,35 @@ def test_options_the_connector_manages_are_refused() -> None:
     """A will or timeout given to aiomqtt directly would break presence and bounds."""
     with pytest.raises(TypeError, match="will"):
         MqttConnector("broker", will=None)
+
+
+async def test_session_expiry_reaches_the_link(broker: FakeBroker) -> None:
+    """A persistent session's expiry, in whole seconds, reaches each connection's settings."""
+    async with MqttConnector("broker", client_id="rec", session_expiry=86400.5, link=broker):
+        assert broker.link.settings.session_expiry == 86400
+    async with MqttConnector("broker", client_id="rec", link=broker):
+        assert broker.link.settings.session_expiry is None
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "says"),
+    [
+        ({"session_expiry": 60}, ValueError, "needs a client_id"),
+        ({"client_id": "r", "session_expiry": -1}, ValueError, "from 0 to 4294967295"),
+        ({"client_id": "r", "session_expiry": 2**32}, ValueError, "from 0 to 4294967295"),
+        (
+            {"client_id": "r", "session_expiry": 60, "clean_session": False},
+            TypeError,
+            "clean_session",
+        ),
+    ],
+)
+def test_a_session_expiry_that_cannot_work_is_refused(
+    options: dict[str, Any], error: type[Exception], says: str
+) -> None:
+    """Without a client id no broker can find the session again; the flags are its own."""
+    with pytest.raises(error, match=says):
+        MqttConnector("broker", **options)
 
 
 def test_unknown_protocol_version_is_refused() -> None:

@@ -41,10 +41,10 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker, mosquitto_path
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Event, LazyResult, TaskEvent, task
+from cascade.testkit import MosquittoBroker, mosquitto_path
 
 ConnectorFactory = Callable[[], Connector]
 MQTT_ROW = "mqtt (mosquitto)"

@@ -66,15 +66,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import Constraint, Message, constraint_topic, constraints_filter
+from cascade.runtime import Engine, Event, TaskBlocked, TaskRunning, task
+from cascade.testkit import (
     MosquittoBridge,
     MosquittoBroker,
     RabbitMQBroker,
     mosquitto_path,
     rabbitmq_server_path,
 )
-from cascade.interfaces import Constraint, Message, constraint_topic, constraints_filter
-from cascade.runtime import Engine, Event, TaskBlocked, TaskRunning, task
 
 AIM_MS = 100.0
 AIM_ENGINES = 100

@@ -26,7 +26,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import RabbitMQBroker, rabbitmq_server_path
 from cascade.interfaces import (
     Constraint,
     Message,
@@ -36,6 +35,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces._constraints_index import _read_retained
 from cascade.runtime import Engine, task
+from cascade.testkit import RabbitMQBroker, rabbitmq_server_path
 
 PREFIX = "bench-index"
 

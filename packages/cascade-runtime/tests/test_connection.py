@@ -111,6 +111,7 @@ async def test_cancellation_stops_publishes_cancelled_and_disconnects() -> None:
         "event": "ENGINE_STOPPED",
         "status": "Failed",  # PROTOCOL.md's statuses are Succeeded and Failed
         "error": "CancelledError: the run was cancelled",
+        "cancelled": True,  # additive: readers that know it show the run Cancelled
     }
     assert not any(b.get("task_name") == "after" for b in bodies)
 

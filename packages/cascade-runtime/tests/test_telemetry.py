@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.interfaces import (
     MAX_ERROR_LENGTH,
+    ConnectorStats,
     Envelope,
+    FlushTimeoutError,
     Heartbeat,
     LifecycleEvent,
     Message,
@@ -37,7 +41,7 @@ from cascade.runtime import (
 )
 from cascade.runtime._telemetry import RunCounters, TelemetrySubscriber
 
-ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
+ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "seq", "body"}
 TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
 
 
@@ -87,6 +91,7 @@ async def test_events_are_published_as_protocol_envelopes() -> None:
         )
         assert envelope.source == "host-42"
         assert datetime.fromisoformat(envelope.ts).tzinfo == timezone.utc
+    assert [raw["seq"] for _, raw, _ in messages] == [1, 2, 3, 4, 5, 6]  # in emission order
     bodies = [raw["body"] for _, raw, _ in messages]
     assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
     assert bodies[-1] == {
@@ -212,8 +217,16 @@ async def test_heartbeat_counts_running_tasks() -> None:
     await observer.disconnect()
     assert isinstance(events[0], RunStarted)
     body = next(b.body for b in beats if isinstance(b.body, Heartbeat) and b.body.running == 1)
+    # last_seq: the run's start and hold's RUNNING were emitted before this heartbeat
     assert body == Heartbeat(
-        running=1, completed=0, failed=0, skipped=0, blocked=0, pending=2, dropped_telemetry=0
+        running=1,
+        completed=0,
+        failed=0,
+        skipped=0,
+        blocked=0,
+        pending=2,
+        dropped_telemetry=0,
+        last_seq=2,
     )
     raw = next(m.raw for m in broker.history if m.topic.endswith("/heartbeat"))
     assert set(json.loads(raw)["body"]) == {
@@ -225,6 +238,7 @@ async def test_heartbeat_counts_running_tasks() -> None:
         "blocked",
         "pending",
         "dropped_telemetry",
+        "last_seq",
     }
     assert all(m.qos == 0 for m in broker.history if m.topic.endswith("/heartbeat"))
     assert beats[0].run_id == events[0].run_id
@@ -239,7 +253,10 @@ async def test_final_heartbeat_has_the_final_counters() -> None:
     with pytest.raises(TaskFailedError):
         await engine.run([fetch(1), boom(fetch(2))])
     beats = [decode_envelope(m.raw).body for m in broker.history if m.topic.endswith("/heartbeat")]
-    assert beats == [Heartbeat(running=0, completed=2, failed=1, skipped=0, blocked=0, pending=0)]
+    # last_seq 8: the run's start, two states of each of its three tasks, and its end
+    assert beats == [
+        Heartbeat(running=0, completed=2, failed=1, skipped=0, blocked=0, pending=0, last_seq=8)
+    ]
 
 
 class HangingConnector(InMemoryConnector):
@@ -310,7 +327,11 @@ def test_fast_task_envelope_equals_schema_encoding(error: str, project_id: str) 
     body = TaskStateEvent(
         task_id='id"%', task_name="n%s", state="FAILED", duration_ms=12.5, error=error
     )
-    assert subscriber.task_envelope(event) == subscriber.envelope(body, event.ts)
+    fast = subscriber.task_envelope(event)
+    assert fast == subscriber.envelope(body, event.ts, 1)
+    envelope = Envelope(ts=decode_envelope(fast).ts, run_id="r", org_id="o", project_id=project_id,
+                        source=subscriber.connector.source_id, seq=1, body=body)  # fmt: skip
+    assert fast == msgspec.json.encode(envelope)
 
 
 def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
@@ -353,3 +374,61 @@ def test_counters_follow_a_retried_task_through_each_attempt() -> None:
         ("COMPLETED", 0, 0, 0),
     ]
     assert counters.completed == 1
+
+
+class SlowBroker(InMemoryConnector):
+    """A connected broker that takes what it holds only when flushed: a slower one than the run.
+
+    It holds every message published (``stats.buffered``) until ``flush()``; with
+    ``hung``, a flush never succeeds and nothing is ever taken.
+    """
+
+    def __init__(self, *, hung: bool = False) -> None:
+        super().__init__(presence=False)
+        self.hung = hung
+        self.held = 0
+        self.most_held = 0
+        self.taken: list[bytes] = []
+
+    @property
+    def stats(self) -> ConnectorStats:
+        stats = super().stats
+        stats.buffered = self.held
+        return stats
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        self.held += 1
+        self.most_held = max(self.most_held, self.held)
+        if "/events" in topic:
+            self.taken.append(payload if isinstance(payload, bytes) else b"")
+
+    async def flush(self, timeout: float | None = None) -> None:
+        if self.hung:
+            await asyncio.sleep(timeout or 0)
+            raise FlushTimeoutError("the broker takes nothing")
+        super().stats.published += self.held
+        self.held = 0
+
+
+async def test_a_burst_waits_for_a_slower_broker_and_loses_nothing() -> None:
+    """The connector is never handed much more than it can confirm; every event goes, in order."""
+    broker = SlowBroker()
+    engine = Engine(broker, heartbeat_interval=None)
+    assert len(await engine.run([fetch(i) for i in range(5_000)])) == 5_000
+    assert engine.stats.telemetry_dropped == 0
+    seqs = [json.loads(raw)["seq"] for raw in broker.taken]
+    assert seqs == list(range(1, 10_003))
+    assert broker.most_held < 2_048 + 2 * 128  # the sender waited for it, a batch at a time
+
+
+async def test_a_hung_broker_costs_the_run_nothing_and_every_event_is_counted() -> None:
+    """A broker that takes nothing is waited for at most a second, by the sender only: the run
+    ends in time, and each event was handed to the connector or counted as dropped."""
+    broker = SlowBroker(hung=True)
+    engine = Engine(broker, heartbeat_interval=None, shutdown_timeout=0.5)
+    started = time.monotonic()
+    assert len(await engine.run([fetch(i) for i in range(5_000)])) == 5_000
+    assert time.monotonic() - started < 5
+    assert len(broker.taken) + engine.stats.telemetry_dropped == 10_002

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+from cascade.testkit import (  # noqa: F401 - fixtures
     family_mosquitto_broker,  # "mosquitto_broker"
     family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
     family_mqtt_tls_broker,  # "mqtt_tls_broker"

@@ -11,16 +11,16 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import status_topic
+from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import (
     NOT_THE_SHARED_BROKER,
     BrokerEndpoint,
     Inbox,
     MosquittoBridge,
     skip_on_family,
 )
-from cascade.interfaces import status_topic
-from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
-from cascade.runtime.testing import EventRecorder, eventually
 
 pytestmark = skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
 

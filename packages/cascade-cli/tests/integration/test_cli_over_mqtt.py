@@ -13,7 +13,10 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import Constraint, Message, status_topic
+from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import (
     NOT_THE_SHARED_BROKER,
     QOS_ORDER_NOT_KEPT,
     RETAINED_EXACT_ONLY,
@@ -24,9 +27,6 @@ from cascade.connectors.mqtt.testing import (
     skip_on_family,
     xfail_on_family,
 )
-from cascade.interfaces import Constraint, Message, status_topic
-from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
-from cascade.runtime.testing import EventRecorder
 
 
 def cascade(broker: BrokerEndpoint, *args: str) -> Result:

@@ -15,11 +15,19 @@ from cascade.cli.dashboard import DashboardHub
 from cascade.cli.dashboard._api import create_app
 from cascade.cli.dashboard._serve import serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.runtime import (
+    Engine,
+    RunCancelledError,
+    RunStarted,
+    TaskBlocked,
+    TaskRunning,
+    task,
+)
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import (
     BrokerEndpoint,
     MosquittoBroker,
 )
-from cascade.runtime import Engine, TaskBlocked, task
 
 TOKEN = "integration-token"
 
@@ -54,7 +62,8 @@ async def test_pause_from_the_api_holds_an_engine_until_cleared(
 
     async with client(hub) as http:
         answer = await http.post(
-            "/api/constraints", json={"scope": f"task:{scope_name}", "type": "pause"}
+            "/api/constraints",
+            json={"scope": f"task:{scope_name}", "type": "pause", "reason": "db upgrade"},
         )
         assert answer.status_code == 200, answer.text
         engine = Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port))
@@ -64,8 +73,9 @@ async def test_pause_from_the_api_holds_an_engine_until_cleared(
         await asyncio.wait_for(blocked.wait(), 10)
         assert not ran.is_set()
         state = (await http.get("/api/state")).json()
-        assert [c["scope"] for c in state["constraints"] if scope_name in c["scope"]] == [
-            f"task:{scope_name}"
+        mine = [c for c in state["constraints"] if scope_name in c["scope"]]
+        assert [(c["scope"], c["reason"], c["issued_by"]) for c in mine] == [
+            (f"task:{scope_name}", "db upgrade", hub.operator)  # the token has no name
         ]
         cleared = await http.delete("/api/constraints", params={"scope": f"task:{scope_name}"})
         assert f"cascade/constraints/task/{scope_name}/pause" in cleared.json()["cleared"]
@@ -115,3 +125,40 @@ async def test_listening_beyond_loopback_warns(mqtt_broker: BrokerEndpoint) -> N
     text = console.export_text()
     assert "warning: listening on 0.0.0.0, not loopback" in text
     assert "read-only" in text
+
+
+async def test_cancel_from_the_api_stops_a_real_run(
+    hub: DashboardHub, mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """POST /api/runs/ID/cancel reaches the engine over the broker and returns its answer;
+    the run raises RunCancelledError and the dashboard then shows it Cancelled."""
+
+    @task(name=scope_name)
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    engine = Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port), heartbeat_interval=None)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run(forever()))
+    await recorder.until(lambda: scope_name in recorder.names(TaskRunning))
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+    async with client(hub) as http:
+        answer = await http.post(
+            f"/api/runs/{started.run_id}/cancel", json={"reason": "from the page"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["cancelled"]["cancelled"] == [
+            {
+                "task_id": answer.json()["cancelled"]["cancelled"][0]["task_id"],
+                "task_name": scope_name,
+            }
+        ]
+        with pytest.raises(RunCancelledError, match=f"by {hub.operator}: from the page"):
+            await asyncio.wait_for(run, 10)
+        while hub.model.state.runs.get(started.run_id) is None or (
+            hub.model.state.runs[started.run_id].status == "Running"
+        ):
+            await hub.wait_change(hub.model.version, 10)
+        detail = (await http.get("/api/state", params={"run": started.run_id})).json()["run"]
+    assert detail["status"] == "Cancelled"

@@ -12,7 +12,7 @@ import time
 
 import paho.mqtt.publish as mqtt_publish
 
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     NOT_THE_SHARED_BROKER,
     RETAINED_EXACT_ONLY_HANGS,
     BrokerEndpoint,

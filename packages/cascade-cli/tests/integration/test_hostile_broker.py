@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint
 from cascade.interfaces import constraint_topic, events_topic, status_topic
+from cascade.testkit import BrokerEndpoint
 
 # The scope, a title, a hyperlink, a DCS, an 8-bit CSI and a bidi override.
 _SCOPE = "task:\x1b[2J\x1b]0;PWNED\x1b\\"
@@ -93,8 +93,8 @@ def hostile(mosquitto_broker: BrokerEndpoint, scope_name: str) -> Iterator[str]:
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 await c.publish(topic, raw, qos=1, retain=retain)
 
-    def envelope(name: str, error: str) -> dict[str, object]:
-        body = {"type": "TaskStateEvent", "task_id": "t1", "task_name": name,
+    def envelope(name: str, error: str, task_id: str) -> dict[str, object]:
+        body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name,
                 "state": "FAILED", "error": error}  # fmt: skip
         return {"v": "1.0", "run_id": run_id, "org_id": "o", "project_id": "p",
                 "source": evil, "body": body}  # fmt: skip
@@ -104,10 +104,13 @@ def hostile(mosquitto_broker: BrokerEndpoint, scope_name: str) -> Iterator[str]:
     async def engine() -> None:
         events = events_topic("o", "p", run_id)
         async with MqttConnector(mosquitto_broker.host, mosquitto_broker.port, presence=False) as c:
-            while sending:  # a hostile name and error, a 200 kB name, a 2 MB one (over the bound)
-                await c.publish(events, json.dumps(envelope("PWNED\x1b[2J" + _ESCAPES, _ESCAPES)))
-                await c.publish(events, json.dumps(envelope("n" * 200_000, "e")))
-                await c.publish(events, json.dumps(envelope("m" * 2_000_000, "e")))
+            # a hostile name and error, a 200 kB name, a 2 MB one (over the bound); tasks of their
+            # own, so that the view shows the hostile one whenever it draws, not by luck
+            while sending:
+                hostile = envelope("PWNED\x1b[2J" + _ESCAPES, _ESCAPES, "t1")
+                await c.publish(events, json.dumps(hostile))
+                await c.publish(events, json.dumps(envelope("n" * 200_000, "e", "t2")))
+                await c.publish(events, json.dumps(envelope("m" * 2_000_000, "e", "t3")))
                 await asyncio.sleep(0.05)
 
     import threading

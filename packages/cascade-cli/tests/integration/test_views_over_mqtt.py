@@ -18,7 +18,6 @@ from typer.testing import CliRunner, Result
 from cascade.cli import CliContext, WatchState, app
 from cascade.cli._views import parse_timestamp
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker
 from cascade.interfaces import (
     Message,
     StatusMessage,
@@ -29,6 +28,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import bounded
 from cascade.runtime import Engine, task
+from cascade.testkit import MosquittoBroker
 
 
 def cascade(broker: MosquittoBroker, *args: str, obj: CliContext | None = None) -> Result:

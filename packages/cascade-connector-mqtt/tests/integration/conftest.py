@@ -1,4 +1,4 @@
-"""Integration fixtures: private brokers from cascade.connectors.mqtt.testing, and an observer."""
+"""Integration fixtures: private brokers from cascade.testkit, and an observer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+from cascade.testkit import (  # noqa: F401 - fixtures
     BrokerEndpoint,
     family_mosquitto_broker,  # "mosquitto_broker"
     family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names

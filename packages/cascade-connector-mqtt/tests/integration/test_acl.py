@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     MOSQUITTO_ONLY,
     MosquittoBroker,
     mosquitto_path,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import EmbeddedBroker, MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     NOT_THE_SHARED_BROKER,
     Inbox,
     ThreadedEmbeddedBroker,

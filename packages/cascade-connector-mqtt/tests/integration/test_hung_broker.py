@@ -10,8 +10,8 @@ import time
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
+from cascade.testkit import Inbox, MosquittoBroker
 
 
 async def test_publish_stays_fast_and_disconnect_is_bounded(
@@ -136,7 +136,7 @@ async def test_a_cancelled_disconnect_still_disconnects(
     try:
         await connector.publish(f"{prefix}/x", {"n": 1}, qos=1)  # never acknowledged: flush waits
         with pytest.raises(asyncio.TimeoutError):
-            async with timeout(0.2):
+            async with bounded(0.2):
                 await connector.disconnect()
         await connector.disconnect()  # waits for the first one's shutdown
         assert all(task.done() for task in running)

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox
 from cascade.interfaces import InvalidIdError, Message, status_topic
 from cascade.interfaces.connector_kit import MAX_ID_BYTES
+from cascade.testkit import BrokerEndpoint, Inbox
 
 
 async def test_a_70k_source_id_is_refused_before_any_connection(

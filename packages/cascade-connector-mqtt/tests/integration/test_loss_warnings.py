@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import MosquittoBroker
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
+from cascade.testkit import MosquittoBroker
 
 
 class _Heard(logging.Handler):
@@ -27,7 +27,7 @@ class _Heard(logging.Handler):
 
     async def wait(self, seconds: float = 10.0) -> None:
         try:
-            async with timeout(seconds):
+            async with bounded(seconds):
                 await self.event.wait()
         finally:
             logging.getLogger("cascade.connectors.mqtt").removeHandler(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox
+from cascade.testkit import BrokerEndpoint, Inbox
 
 pytestmark = pytest.mark.mqtt5
 

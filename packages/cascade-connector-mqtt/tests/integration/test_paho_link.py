@@ -14,8 +14,8 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt._link import LinkHooks, LinkSettings
 from cascade.connectors.mqtt._paho import PahoLink, _connect
-from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox, MosquittoBroker
-from cascade.interfaces.connector_kit import timeout
+from cascade.interfaces.connector_kit import bounded
+from cascade.testkit import BrokerEndpoint, Inbox, MosquittoBroker
 
 
 class RecordingLink(PahoLink):
@@ -85,11 +85,11 @@ async def test_disconnect_during_a_slow_first_attempt_leaves_no_connection(
     )
     connecting = asyncio.create_task(connector.connect())
     assert await asyncio.to_thread(started.wait, 5)
-    async with timeout(2):
+    async with bounded(2):
         await connector.disconnect()  # while the thread is still connecting
         await connecting
     release.set()
-    async with timeout(5):
+    async with bounded(5):
         await closed.wait()  # the thread, done, had its connection closed
     paho = clients[0]._client
     assert paho._sock is None

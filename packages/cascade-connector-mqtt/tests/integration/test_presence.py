@@ -8,7 +8,7 @@ import signal
 import sys
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint, Inbox
+from cascade.testkit import BrokerEndpoint, Inbox
 
 CHILD = """
 import asyncio, sys

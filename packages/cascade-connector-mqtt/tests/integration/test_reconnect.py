@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces.connector_kit import bounded
+from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_MOSQUITTO,
     Inbox,
@@ -16,7 +17,6 @@ from cascade.connectors.mqtt.testing import (
     mosquitto_path,
     skip_on_family,
 )
-from cascade.interfaces.connector_kit import timeout
 
 pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 
@@ -158,6 +158,6 @@ async def test_on_sync_brackets_every_retained_snapshot(
         assert seen == ["begin", f"{prefix}/constraints/a", "end"]
         ended.clear()
         broker.restart()
-        async with timeout(20):
+        async with bounded(20):
             await ended.wait()
         assert seen[3:] == ["begin", f"{prefix}/constraints/a", "end"]

@@ -7,14 +7,14 @@ import asyncio
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import Message
+from cascade.testkit import (
     RETAINED_EXACT_ONLY,
     BrokerEndpoint,
     Inbox,
     broker_family,
     xfail_on_family,
 )
-from cascade.interfaces import Message
 
 
 @xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt.testing import Inbox, MosquittoBroker, free_port
 from cascade.interfaces import ConnectError
+from cascade.testkit import Inbox, MosquittoBroker, free_port
 
 
 def tls_connector(broker: MosquittoBroker, prefix: str, **options: object) -> MqttConnector:

@@ -59,9 +59,12 @@ async def test_a_paho_message_without_its_raw_topic_fails_connect_clearly(
 
 
 def test_the_installed_paho_has_the_fast_paths_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast path is on with this paho, and off when the environment says so."""
+    """The fast path (sending and reading in bulk) is on with this paho, and off when the
+    environment says so."""
     paho = mqtt.Client(CallbackAPIVersion.VERSION2)
     monkeypatch.delenv(client_module.FAST_PATH_VARIABLE, raising=False)
     assert client_module.fast_wire_supported(paho)
+    assert client_module.bulk_read_supported(paho)
     monkeypatch.setenv(client_module.FAST_PATH_VARIABLE, "off")
     assert not client_module.fast_wire_supported(paho)
+    assert not client_module.bulk_read_supported(paho)

@@ -106,6 +106,28 @@ async def test_settings_become_the_clients_arguments(client: MagicMock, hooks: L
     assert options["clean_session"] is True
 
 
+@pytest.mark.parametrize("mqtt5", [False, True], ids=["mqtt311", "mqtt5"])
+async def test_a_session_expiry_asks_for_a_persistent_session(
+    client: MagicMock, hooks: LinkHooks, mqtt5: bool
+) -> None:
+    """MQTT 3.1.1: Clean Session off. MQTT 5: Clean Start off and the Session Expiry Interval,
+    beside the CONNECT properties the caller gave."""
+    given = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    given.ReceiveMaximum = 10
+    PahoLink(
+        settings(mqtt5=mqtt5, session_expiry=3600, client_options={"properties": given}), hooks
+    )
+    options = PahoLink.client_class.call_args.kwargs
+    if not mqtt5:
+        assert options["clean_session"] is False
+        assert "clean_start" not in options
+        return
+    assert options["clean_start"] is False
+    assert "clean_session" not in options
+    properties = options["properties"]
+    assert (properties.SessionExpiryInterval, properties.ReceiveMaximum) == (3600, 10)
+
+
 async def test_a_refused_connack_is_a_connect_refused_error(
     client: MagicMock, hooks: LinkHooks
 ) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+from cascade.testkit import (  # noqa: F401 - fixtures
     BrokerEndpoint,
     family_mosquitto_broker,  # "mosquitto_broker"
     family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names

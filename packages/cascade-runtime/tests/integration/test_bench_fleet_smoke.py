@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     NO_MOSQUITTO,
     NOT_THE_SHARED_BROKER,
     mosquitto_path,

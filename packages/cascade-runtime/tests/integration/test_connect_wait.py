@@ -11,10 +11,10 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.runtime import Engine, Event, TaskBlocked, task
+from cascade.testkit import BrokerEndpoint
 
 CONNECTOR_TIMEOUT = 10.0  # the connector's own bound, far above the engine's connect_wait
 

@@ -13,7 +13,11 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import (
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.runtime import Engine, TaskBlocked, TaskCompleted, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import (
     QOS_ORDER_NOT_KEPT,
     RETAINED_EXACT_ONLY,
     STAR_TOPIC_REWRITTEN,
@@ -23,12 +27,8 @@ from cascade.connectors.mqtt.testing import (
     skip_on_family,
     xfail_on_family,
 )
-from cascade.interfaces import Constraint, constraint_topic, decode_envelope
-from cascade.interfaces.connector_kit import encode_payload
-from cascade.runtime import Engine, TaskBlocked, TaskCompleted, TaskRunning, task
-from cascade.runtime.testing import EventRecorder, eventually
 
-ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "body"}
+ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "seq", "body"}
 TASK_BODY_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
 
 
@@ -80,6 +80,7 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
         assert envelope["source"] == "it-engine"
         assert datetime.fromisoformat(envelope["ts"]).utcoffset() is not None
         decode_envelope(envelope)
+    assert [m["seq"] for m in messages] == list(range(1, 13))  # the run's events, numbered
     bodies = [m["body"] for m in messages]
     assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 5}
     assert bodies[-1] == {

@@ -10,10 +10,10 @@ import aiomqtt
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.testing import BrokerEndpoint, MosquittoBroker
 from cascade.interfaces import InvalidIdError
 from cascade.interfaces.connector_kit import MAX_ID_BYTES
 from cascade.runtime import Engine, task
+from cascade.testkit import BrokerEndpoint, MosquittoBroker
 
 
 @task

@@ -1,4 +1,5 @@
-"""The `cascade` command: watch, status, pause, resume, limit, forget and demo."""
+"""The `cascade` command: watch, status, pause, resume, limit, forget, demo, dashboard, and
+the history: record, runs, run, tasks, audit."""
 
 from ._app import app, main
 from ._broker import BrokerOptions, ConnectorFactory

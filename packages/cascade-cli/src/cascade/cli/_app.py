@@ -11,15 +11,22 @@ from typing import Annotated
 
 import typer
 
+from ._audit import audit
 from ._broker import broker_options
+from ._cancel import cancel
 from ._context import CliContext
 from ._demo_command import demo
 from ._forget import forget
 from ._group import OneLineErrors
 from ._observe import status, watch
 from ._pipes import guard_stdout
+from ._record import record
+from ._run import run
+from ._runs import runs
 from ._steer import limit, pause, resume
+from ._tasks import tasks
 from ._version import version_callback
+from ._why import why
 from .dashboard._command import dashboard
 
 __all__ = ["CliContext", "app", "main"]
@@ -50,11 +57,14 @@ def _root(
 
 
 # In the order `cascade --help` lists them.
-for _command in (status, pause, limit, resume, watch, demo):
+for _command in (status, pause, limit, resume, cancel, watch, why, demo):
     app.command()(_command)
 # Built with its own options; its web stack is an optional extra, imported when it runs.
 app.command(name="dashboard")(broker_options(dashboard))
 app.command()(forget)
+# The history (the [history] extra, imported when they run): recording, and reading it back.
+for _reader in (record, runs, run, tasks, audit):
+    app.command()(_reader)
 
 
 def main() -> None:

@@ -40,7 +40,12 @@ def finite(value: float | None) -> float | None:
 @dataclass(frozen=True)
 class BrokerOptions:
     """Where the broker is and how to log in; ``host=None`` means localhost (or, for
-    ``demo``, an embedded broker)."""
+    ``demo``, an embedded broker).
+
+    The fields after ``timeout`` are not options of every command: `cascade
+    record` sets them from its own (a stable client id with a persistent
+    session, the MQTT version).
+    """
 
     host: str | None = None
     port: int = 1883
@@ -49,6 +54,9 @@ class BrokerOptions:
     tls: bool = False
     ca_file: Path | None = None
     timeout: float = 5.0
+    client_id: str | None = None
+    session_expiry: float | None = None
+    protocol: str = "3.1.1"
 
     @property
     def address(self) -> str:
@@ -88,7 +96,16 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
         connect_timeout=options.timeout,
         flush_timeout=options.timeout,
         presence=False,
+        client_id=options.client_id,
+        session_expiry=options.session_expiry,
+        protocol=options.protocol,
     )
+
+
+def _protocol(value: str) -> str:
+    if value not in ("3.1.1", "5"):
+        raise typer.BadParameter(f"must be 3.1.1 or 5 (the MQTT version), not {value!r}")
+    return value
 
 
 # The typer parameters behind each BrokerOptions field, in the order --help lists them.
@@ -120,6 +137,14 @@ _PARAMETERS: dict[str, Any] = {
             min=0.1, max=MAX_TIMEOUT, callback=finite, help="Seconds to wait for the broker."
         ),
     ],
+    "protocol": Annotated[
+        str,
+        typer.Option(
+            envvar="CASCADE_MQTT_PROTOCOL",
+            callback=_protocol,
+            help="MQTT version, 3.1.1 or 5 (with 5 a broker can say it refused a message).",
+        ),
+    ],
 }
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -137,11 +162,14 @@ def broker_options(command: _F) -> _F:
             annotation=_PARAMETERS[f.name],
         )
         for f in fields(BrokerOptions)
+        if f.name in _PARAMETERS
     ]
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {f.name: kwargs.pop(f.name) for f in fields(BrokerOptions)}
+        values = {
+            f.name: kwargs.pop(f.name) for f in fields(BrokerOptions) if f.name in _PARAMETERS
+        }
         # the command's typer.Context (some typer versions pass their vendored click's class)
         context = next((a for a in (*args, *kwargs.values()) if _is_context(a)), None)
         values["host"], values["port"] = _address(values["host"], values["port"], context)

@@ -57,13 +57,24 @@ class CliContext:
         """Where the command prints: the given console, else one on stdout."""
         return self.console or Console()
 
-    def run(self, options: BrokerOptions, job: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect."""
+    def run(
+        self,
+        options: BrokerOptions,
+        job: Callable[[Any], Awaitable[_T]],
+        *,
+        connect: bool = True,
+    ) -> _T:
+        """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect.
+
+        With ``connect=False`` the job connects itself (``connect(require=True)``), after
+        subscribing first, say; a ``ConnectorError`` it raises ends the command all the same.
+        """
 
         async def session() -> _T:
             connector = self.connector_factory(options)
             try:
-                await connector.connect(require=True)
+                if connect:
+                    await connector.connect(require=True)
                 return await job(connector)
             finally:
                 await connector.disconnect()

@@ -80,35 +80,60 @@ def _build(make: Callable[[], Constraint]) -> Constraint:
         raise UsageError(f"{_OPTION_AT.get(exc.path, 'SCOPE')}: {exc.reason}") from None
 
 
-def pause_constraint(scope: str, ttl: float | None) -> tuple[str, Constraint]:
-    """The topic and payload that pause ``scope``."""
+def pause_constraint(
+    scope: str,
+    ttl: float | None,
+    *,
+    reason: str | None = None,
+    issued_by: str | None = None,
+) -> tuple[str, Constraint]:
+    """The topic and payload that pause ``scope``; stamped ``issued_at`` now."""
     expires_at = _expires_at(ttl)
-    constraint = _build(lambda: Constraint.pause(_constraint_scope(scope), expires_at=expires_at))
+    notes = _notes(reason, issued_by)
+    constraint = _build(
+        lambda: Constraint.pause(_constraint_scope(scope), expires_at=expires_at, **notes)
+    )
     return constraint_topic(scope, "pause"), constraint
 
 
+def _notes(reason: str | None, issued_by: str | None) -> dict[str, Any]:
+    """The provenance of a constraint written now (``reason`` and ``issued_by`` if given)."""
+    return {"reason": reason, "issued_by": issued_by, "issued_at": time.time()}
+
+
 def limit_constraints(
-    scope: str, concurrency: int | None, rate: str | None, ttl: float | None
+    scope: str,
+    concurrency: int | None,
+    rate: str | None,
+    ttl: float | None,
+    *,
+    reason: str | None = None,
+    issued_by: str | None = None,
 ) -> list[tuple[str, Constraint]]:
     """The topics and payloads of a concurrency limit and/or a rate limit on ``scope``."""
     _constraint_scope(scope)
     if concurrency is None and rate is None:
         raise UsageError("give --concurrency N, --rate R, or both")
     expires_at = _expires_at(ttl)
+    notes = _notes(reason, issued_by)
     result: list[tuple[str, Constraint]] = []
     if concurrency is not None:
         if not 0 <= concurrency <= MAX_CONCURRENCY:
             raise UsageError(
                 f"--concurrency must be 0 or more, at most {MAX_CONCURRENCY}, not {concurrency}"
             )
-        limited = _build(lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at))
+        limited = _build(
+            lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at, **notes)
+        )
         result.append((constraint_topic(scope, "concurrency"), limited))
     if rate is not None:
         try:
             published = canonical_rate(rate)
         except ValueError as exc:
             raise UsageError(f"--rate: {exc}") from None
-        rated = _build(lambda: Constraint.rate_limit(scope, published, expires_at=expires_at))
+        rated = _build(
+            lambda: Constraint.rate_limit(scope, published, expires_at=expires_at, **notes)
+        )
         result.append((constraint_topic(scope, "rate_limit"), rated))
     return result
 

@@ -32,6 +32,8 @@ from ._state import WatchState
 
 __all__ = [
     "API_RATE",
+    "API_REASON",
+    "DEMO_OPERATOR",
     "Pace",
     "build_workflow",
     "demo_broker",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 API_RATE = 2.0  # api_* task starts per second, at the natural pace
+API_REASON = "the demo's API quota"
+DEMO_OPERATOR = "cascade demo"  # who the demo's constraints say they were issued by
 PAUSE_SECONDS = 3.0
 LIMIT_TTL = 120.0
 
@@ -179,7 +183,9 @@ async def steer(
         changed.clear()
     # the pause expires when the demo says; the resume below only makes that visible at once
     seconds = PACE.seconds(PAUSE_SECONDS)
-    topic, pause = pause_constraint(scope, ttl=seconds)
+    topic, pause = pause_constraint(
+        scope, ttl=seconds, reason="the demo shows a pause", issued_by=DEMO_OPERATOR
+    )
     await control.publish(topic, pause, qos=1, retain=True)
     _say(console, f"paused {scope} for {seconds:.3g}s")
     await asyncio.sleep(seconds)
@@ -231,7 +237,9 @@ async def run_demo(
             await watcher.subscribe(topic_filter, apply)
 
         limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
-        limits = limit_constraints("task:api_*", None, api_rate, ttl=limit_ttl)
+        limits = limit_constraints(
+            "task:api_*", None, api_rate, ttl=limit_ttl, reason=API_REASON, issued_by=DEMO_OPERATOR
+        )
         for topic, constraint in limits:
             await watcher.publish(topic, constraint, qos=1, retain=True)
         await watcher.flush(broker.timeout)

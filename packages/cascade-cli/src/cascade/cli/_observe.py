@@ -18,9 +18,10 @@ from cascade.interfaces.connector_kit import bounded, validate_id
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
 from ._context import CliContext
+from ._json_lines import JsonLines
 from ._pipes import stop_when_stdout_closes
 from ._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
-from ._render import render_status, render_watch
+from ._render import TimeFormat, missed_lines, render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
 from ._view_options import (
@@ -139,20 +140,14 @@ def watch(
         prefix = connector.topic_prefix
         state.prefix = prefix
         seen = 0
-        out = console.file
+        lines = JsonLines(console.file)
 
         def on_message(message: Message) -> None:
             nonlocal seen
             oversized = state.oversized
             state.apply(message)
             if as_json and state.oversized == oversized:
-                # ASCII JSON: every control character, C1 and lone surrogate escaped
-                line = {
-                    "topic": message.topic,
-                    "retain": message.retain,
-                    "payload": message.payload,
-                }
-                out.write(json.dumps(line) + "\n")
+                lines.add(message)
             if "/telemetry/" in message.topic:
                 seen += 1
                 if count is not None and seen >= count:
@@ -164,9 +159,14 @@ def watch(
         await subscribe_constraints(connector, on_message)
         _say_what_the_broker_lacks(connector, WATCH_LACKS)
         if as_json:
-            await _wait(done, duration)
-            if state.oversized:
-                typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
+            try:
+                await _wait(done, duration)
+            finally:  # on Ctrl-C too: what was left out is said last, on stderr
+                lines.flush()
+                if state.oversized:
+                    typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
+                for line in missed_lines(state, TimeFormat(state.clock())):
+                    typer.echo(f"cascade: {line.plain}", err=True)
             return
 
         def frame() -> RenderableType:

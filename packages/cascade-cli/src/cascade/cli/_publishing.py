@@ -5,22 +5,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cascade.interfaces import Connector, ConstraintType, Message, update_constraints_index
+from cascade.interfaces import (
+    Connector,
+    ConnectorError,
+    ConstraintType,
+    Message,
+    update_constraints_index,
+)
 
 from ._context import UsageError
 from ._control import resume_topics
 from ._reading import subscribe_constraints
 
-__all__ = ["clear_constraints", "parse_constraint_type", "publish_confirmed", "set_constraints"]
+__all__ = [
+    "PublishRefusedError",
+    "clear_constraints",
+    "parse_constraint_type",
+    "publish_confirmed",
+    "set_constraints",
+]
+
+
+class PublishRefusedError(ConnectorError):
+    """The broker said it refused messages a command published (an MQTT 5 PUBACK's reason)."""
 
 
 async def publish_confirmed(
-    connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
+    connector: Connector,
+    messages: Sequence[tuple[str, Any]],
+    timeout: float,
+    *,
+    retain: bool = True,
 ) -> None:
-    """Publish ``messages`` retained at QoS 1 and wait until the broker accepted them all."""
+    """Publish ``messages`` (retained unless told not to) at QoS 1 and wait until the broker
+    accepted them all.
+
+    Raises :class:`PublishRefusedError` when the broker refused any: only a broker that
+    can say so does (MQTT 5, e.g. "not authorized" from an ACL). Under MQTT 3.1.1 a
+    broker acknowledges a publish it drops like one it accepts, and nobody can tell.
+    """
+    refused = connector.stats.refused
     for topic, payload in messages:
-        await connector.publish(topic, payload, qos=1, retain=True)
+        await connector.publish(topic, payload, qos=1, retain=retain)
     await connector.flush(timeout)
+    refused = connector.stats.refused - refused
+    if refused:
+        topics = ", ".join(topic for topic, _ in messages)
+        raise PublishRefusedError(
+            f"the broker refused {refused} of {len(messages)} messages to {topics} (an ACL "
+            "that denies this user those topics does that; see docs/protocol.md)"
+        )
 
 
 async def set_constraints(

@@ -8,7 +8,7 @@ terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -17,8 +17,10 @@ from rich.text import Text
 
 from cascade.interfaces import Constraint
 
+from ._holds_text import holds_text
 from ._inert import SHOWN, inert
 from ._state import WatchState
+from ._times import TimeFormat, duration
 from ._views import LAST_TIMESTAMP, EngineView, RunView
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "duration",
     "constraints_table",
     "engines_table",
+    "issued_text",
     "render_status",
     "render_watch",
     "runs_table",
@@ -40,63 +43,9 @@ _STATE_STYLES = {
     "BLOCKED": "magenta",
     "RETRYING": "yellow",
 }
-_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red"}
+_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
 _ACTIVE_SHOWN = 8
 _FAILED_SHOWN = 5
-
-
-def duration(seconds: float) -> str:
-    """``12.3s``, ``4m05s``, ``2h05m``, ``3d04h``: a duration short enough for a cell."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
-class TimeFormat:
-    """Absolute times of one screen, all in one zone (local unless ``tz`` is given)."""
-
-    def __init__(self, now: float, tz: tzinfo | None = None) -> None:
-        self.now = now
-        self._now = (
-            datetime.fromtimestamp(now, tz) if tz else datetime.fromtimestamp(now).astimezone()
-        )
-        self.tz = self._now.tzinfo
-
-    @property
-    def zone(self) -> str:
-        """The zone's name and offset, e.g. ``UTC`` or ``CET (UTC+01:00)``."""
-        name = self._now.tzname() or ""
-        offset = self._now.strftime("%z")
-        label = f"UTC{offset[:3]}:{offset[3:]}" if offset else ""
-        if not offset or offset == "+0000":
-            return name if name in ("UTC", "GMT") else f"{name} (UTC)".strip()
-        return f"{name} ({label})" if name else label
-
-    def at(self, ts: float) -> str:
-        """``HH:MM:SS`` today, a date too otherwise; ``beyond year 9999`` for far times."""
-        if ts > LAST_TIMESTAMP:
-            return "beyond year 9999"
-        try:
-            when = datetime.fromtimestamp(ts, self.tz)
-        except (OverflowError, OSError, ValueError):
-            return "out of range"
-        if when.date() == self._now.date():
-            return when.strftime("%H:%M:%S")
-        return when.strftime("%Y-%m-%d %H:%M:%S")
-
-    def ago(self, ts: float | None) -> str:
-        """``4m05s ago``, or ``unknown`` when there is no time."""
-        if ts is None:
-            return "unknown"
-        return f"{duration(self.now - ts)} ago"
 
 
 def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
@@ -105,7 +54,21 @@ def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
         return Text("never")
     if expires > LAST_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
         return Text("never (beyond year 9999)")
-    return Text(f"{times.at(expires)} (in {duration(expires - times.now)})")
+    ends = "resumes" if constraint.type == "pause" else "ends"
+    return Text(f"{ends} {times.at(expires)} (in {duration(expires - times.now)})")
+
+
+def issued_text(constraint: Constraint, times: TimeFormat) -> str:
+    """``by alice 14:02:11 "warehouse maintenance"``: who set it, when and why, as far as
+    its payload says (``-`` when it says nothing; writers before these fields)."""
+    parts = []
+    if isinstance(constraint.issued_by, str):
+        parts.append(f"by {inert(constraint.issued_by, SHOWN['source'])}")
+    if isinstance(constraint.issued_at, float):
+        parts.append(times.at(constraint.issued_at))
+    if isinstance(constraint.reason, str):
+        parts.append(f'"{inert(constraint.reason, SHOWN["reason"])}"')
+    return " ".join(parts) or "-"
 
 
 def _params(constraint: Constraint) -> Text:
@@ -141,7 +104,10 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
         style = _STATE_STYLES.get(task.state, "")
         name = Text(inert(task.name, SHOWN["name"]), style=style)
         label = Text(f"  {task.state.lower()} ", style=style) + name
-        table.add_row("", "", label, duration(times.now - task.since), "")
+        held = ""  # beside a blocked task: what holds it, as its engine said
+        if task.state == "BLOCKED" and task.held_by is not None:
+            held = holds_text(task.held_by, times)
+        table.add_row("", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
     for task in failed[:_FAILED_SHOWN]:
         label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
@@ -204,15 +170,17 @@ def engines_table(
 
 
 def constraints_table(state: WatchState, times: TimeFormat) -> Table:
-    """The constraints in force, with scope, type, parameters and expiry."""
+    """The constraints in force, with scope, type, parameters, who set them, when and why,
+    and until when."""
     table = Table(title="Constraints", title_justify="left", expand=True)
-    for column in ("scope", "type", "params", "expires"):
+    for column in ("scope", "type", "params", "issued", "until"):
         table.add_column(column)
     for _, constraint in state.active_constraints():
         table.add_row(
             Text(inert(constraint.scope, SHOWN["scope"])),
             Text(constraint.type),
             _params(constraint),
+            Text(issued_text(constraint, times)),
             _expiry(constraint, times),
         )
     return table
@@ -240,6 +208,35 @@ def _ignored(state: WatchState) -> list[Text]:
     return [Text(", ".join(said), style="yellow")] if said else []
 
 
+MISSED_SOURCES_SHOWN = 5
+
+
+def missed_lines(state: WatchState, times: TimeFormat) -> list[Text]:
+    """``missed 1,204 events from host-17 since 14:02:11`` for each source this view missed from."""
+    missed = sorted(
+        ((gaps.missed, source, gaps.since) for source, gaps in state.gaps.by_source.items()),
+        key=lambda item: (-item[0], item[1]),
+    )
+    missed = [item for item in missed if item[0] > 0]
+    lines = [
+        Text(
+            f"missed {count:,} events from {inert(source, SHOWN['source'])}"
+            + (f" since {times.at(since)}" if since is not None else ""),
+            style="yellow",
+        )
+        for count, source, since in missed[:MISSED_SOURCES_SHOWN]
+    ]
+    if len(missed) > MISSED_SOURCES_SHOWN:
+        rest = missed[MISSED_SOURCES_SHOWN:]
+        lines.append(
+            Text(
+                f"missed {sum(c for c, _, _ in rest):,} events from {len(rest)} other sources",
+                style="yellow",
+            )
+        )
+    return lines
+
+
 def _footer(state: WatchState, times: TimeFormat, broker: str | None) -> Text:
     parts = [connection_line(state, times, broker)] if broker is not None else []
     parts.append(Text(f"updated {times.at(times.now)} · times in {times.zone}", style="dim"))
@@ -261,6 +258,7 @@ def render_watch(
         constraints_table(state, times),
     ]
     parts.extend(_ignored(state))
+    parts.extend(missed_lines(state, times))
     parts.append(_footer(state, times, broker))
     return Group(*parts)
 

@@ -34,9 +34,15 @@ from dataclasses import dataclass, field
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
+    MAX_BLOCKED_TASKS,
+    MAX_HOLDERS,
+    MAX_HOLDS,
+    BlockedTask,
     Constraint,
     Envelope,
+    GapCounter,
     Heartbeat,
+    Hold,
     InvalidMessageError,
     LifecycleEvent,
     Message,
@@ -51,7 +57,7 @@ from cascade.interfaces import (
 from ._inert import KEPT, truncate
 from ._views import ConnectionView, EngineView, RunView, TaskView, parse_timestamp
 
-__all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "WatchState"]
+__all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "WatchState", "kept_holds"]
 
 DEFAULT_KEEP_RUNS = 20
 """Finished runs a :class:`WatchState` keeps by default (the most recently finished)."""
@@ -100,6 +106,11 @@ class WatchState:
     ignored unread."""
     forgotten_runs: int = 0
     """Runs dropped by :meth:`prune` so far."""
+    gaps: GapCounter = field(default_factory=GapCounter)
+    """The events this view missed (the broker or the connector shed them), per source."""
+
+    def __post_init__(self) -> None:
+        self.gaps = GapCounter(self.clock)
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -128,8 +139,13 @@ class WatchState:
     def _apply_constraint(self, message: Message) -> None:
         if not message.payload:
             self.constraints.pop(message.topic, None)
-        else:
-            self.constraints[message.topic] = decode_constraint(message.payload)
+            return
+        constraint = decode_constraint(message.payload)
+        for name, limit in (("reason", KEPT["reason"]), ("issued_by", KEPT["name"])):
+            text = getattr(constraint, name)
+            if isinstance(text, str) and len(text) > limit:
+                setattr(constraint, name, truncate(text, limit))
+        self.constraints[message.topic] = constraint
 
     def _apply_status(self, message: Message) -> None:
         source = message.topic.rsplit("/", 1)[-1]
@@ -161,9 +177,15 @@ class WatchState:
             self.runs[envelope.run_id] = run
         run.last_heard = now
         body = envelope.body
+        if envelope.seq:
+            self.gaps.see(envelope.source, envelope.run_id, envelope.seq)
         if isinstance(body, Heartbeat):
+            if body.last_seq:
+                self.gaps.announce(envelope.source, envelope.run_id, body.last_seq)
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
+                if isinstance(body.blocked_tasks, list) and not run.finished:
+                    self._apply_blocked(run, body.blocked_tasks, envelope.ts, now)
         elif isinstance(body, TaskStateEvent):
             if run.finished:
                 return  # a straggler or a copy after the run's end: its counts are final
@@ -172,6 +194,7 @@ class WatchState:
                 envelope.ts < task.ts or (envelope.ts == task.ts and body.state == task.state)
             ):
                 return  # a copy resent after a lost connection, or older than what is shown
+            held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
             run.set_task(
                 TaskView(
                     body.task_id,
@@ -181,6 +204,7 @@ class WatchState:
                     body.duration_ms,
                     truncate(body.error, KEPT["error"]),
                     envelope.ts,
+                    held if body.state == "BLOCKED" else None,
                 )
             )
         elif isinstance(body, LifecycleEvent) and not run.finished:
@@ -189,10 +213,22 @@ class WatchState:
                 if body.tasks is not None:
                     run.planned = body.tasks
             else:
-                run.status = body.status or "Finished"
+                run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])
                 run.finish(now)
                 self.prune(now)
+
+    def _apply_blocked(self, run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:
+        """A heartbeat's blocked tasks: what holds each now, and those this view never saw."""
+        for item in blocked[:MAX_BLOCKED_TASKS]:
+            task = run.tasks.get(item.task_id)
+            held = kept_holds(item.held_by)
+            if task is None:
+                since = item.since if item.since is not None else now
+                name = truncate(item.task_name, KEPT["name"])
+                run.set_task(TaskView(item.task_id, name, "BLOCKED", since, ts=ts, held_by=held))
+            elif task.state == "BLOCKED":
+                task.held_by = held
 
     def observe_connection(self, connected: bool, now: float | None = None) -> None:
         """Record whether the view's broker connection is up (call it now and then)."""
@@ -229,6 +265,7 @@ class WatchState:
                 doomed.extend(run.run_id for run in finished[:excess])
         forgotten = 0
         for run_id in doomed:
+            self.gaps.forget(run_id)
             if self.runs.pop(run_id, None) is not None:
                 forgotten += 1
         self.forgotten_runs += forgotten
@@ -265,6 +302,21 @@ class WatchState:
             for topic, c in sorted(self.constraints.items())
             if c.expires_at is None or c.expires_at > now
         ]
+
+
+def kept_holds(holds: list[Hold]) -> tuple[Hold, ...]:
+    """At most ``MAX_HOLDS`` holds, their texts cut to what a view keeps."""
+    kept = []
+    for hold in holds[:MAX_HOLDS]:
+        for name in ("scope", "reason", "issued_by", "rate"):
+            text = getattr(hold, name)
+            if text is not None and len(text) > KEPT["reason"]:
+                setattr(hold, name, truncate(text, KEPT["reason"]))
+        if hold.holders is not None:
+            most = sorted(hold.holders.items(), key=lambda item: -item[1])[:MAX_HOLDERS]
+            hold.holders = {truncate(name, KEPT["name"]): n for name, n in most}
+        kept.append(hold)
+    return tuple(kept)
 
 
 def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:

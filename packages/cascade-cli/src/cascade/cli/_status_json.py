@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 from ._state import WatchState
 from ._views import LAST_TIMESTAMP, parse_timestamp
 
 __all__ = ["iso_time", "status_json"]
+
+_PROVENANCE = ("reason", "issued_by", "issued_at")
 
 
 def iso_time(ts: float | None) -> str | None:
@@ -32,7 +36,10 @@ def status_json(state: WatchState, offline_max_age: float | None = None) -> dict
     seen), ``session``, ``reason``, ``ts`` (its status message's time) and
     ``last_seen``, ``conflict`` (and ``conflict_session`` when true: two live
     engines share the source id); a constraint its payload's fields and ``topic``, with
-    ``expires_at`` as a time. Every time is ISO 8601 with an offset, or ``null``.
+    ``expires_at`` and ``issued_at`` as times, and ``reason``, ``issued_by`` and ``issued_at``
+    ``null`` when its writer did not say; ``missed``, per source, the events this view saw
+    gaps for (``events``, ``since``; only views that read telemetry see any).
+    Every time is ISO 8601 with an offset, or ``null``.
     """
     shown, hidden = state.visible_engines(offline_max_age)
     engines = []
@@ -54,6 +61,20 @@ def status_json(state: WatchState, offline_max_age: float | None = None) -> dict
     for topic, constraint in state.active_constraints():
         # its fields as they are (anyone's text, lone surrogates too): json.dumps escapes them
         fields = {name: getattr(constraint, name) for name in constraint.__struct_fields__}
+        for name in _PROVENANCE:  # null when the writer did not say (older writers, other tools)
+            if fields[name] is msgspec.UNSET:
+                fields[name] = None
         fields["expires_at"] = iso_time(constraint.expires_at)
+        fields["issued_at"] = iso_time(fields["issued_at"])
         constraints.append({"topic": topic, **fields})
-    return {"engines": engines, "hidden_engines": hidden, "constraints": constraints}
+    missed = [
+        {"source": source, "events": gaps.missed, "since": iso_time(gaps.since)}
+        for source, gaps in sorted(state.gaps.by_source.items())
+        if gaps.missed
+    ]
+    return {
+        "engines": engines,
+        "hidden_engines": hidden,
+        "constraints": constraints,
+        "missed": missed,
+    }

@@ -9,9 +9,10 @@ import typer
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ._context import CliContext, UsageError, usage
 from ._control import limit_constraints, pause_constraint, validate_scope
+from ._operator import As, Reason, checked_reason, operator_name
 from ._publishing import clear_constraints, parse_constraint_type, set_constraints
 
-__all__ = ["limit", "pause", "resume"]
+__all__ = ["issued", "limit", "pause", "resume"]
 
 Ttl = Annotated[
     float | None,
@@ -20,23 +21,31 @@ Ttl = Annotated[
 Scope = Annotated[str, typer.Argument(help="'global' or 'task:<glob>', e.g. task:api_*.")]
 
 
+def issued(by: str, reason: str | None) -> str:
+    """`` by alice: "warehouse maintenance"``: what a command says after what it did."""
+    return f" by {by}" + (f': "{reason}"' if reason else "")
+
+
 @broker_options
 def pause(
     ctx: typer.Context,
     scope: Scope = "global",
     ttl: Ttl = None,
+    reason: Reason = None,
+    operator: As = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
 
-    Examples: cascade pause; cascade pause task:api_* --ttl 300
+    Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
     """
     try:
-        message = pause_constraint(scope, ttl)
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+        message = pause_constraint(scope, ttl, reason=why, issued_by=by)
     except UsageError as exc:
         raise usage(exc) from None
     CliContext.of(ctx).run(broker, lambda c: set_constraints(c, [message], broker.timeout))
-    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else ""))
+    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else "") + issued(by, why))
 
 
 @broker_options
@@ -56,6 +65,8 @@ def limit(
         ),
     ] = None,
     ttl: Ttl = None,
+    reason: Reason = None,
+    operator: As = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Limit how many tasks of SCOPE run at once and/or how fast they start.
@@ -63,11 +74,13 @@ def limit(
     Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
     """
     try:
-        messages = limit_constraints(scope, concurrency, rate, ttl)
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+        messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
     except UsageError as exc:
         raise usage(exc) from None
     CliContext.of(ctx).run(broker, lambda c: set_constraints(c, list(messages), broker.timeout))
-    typer.echo(f"limited {scope}: " + ", ".join(f"{c.type} {c.params}" for _, c in messages))
+    done = ", ".join(f"{c.type} {c.params}" for _, c in messages)
+    typer.echo(f"limited {scope}: {done}" + issued(by, why))
 
 
 @broker_options

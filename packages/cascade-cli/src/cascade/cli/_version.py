@@ -8,7 +8,13 @@ import typer
 
 __all__ = ["PACKAGES", "version_callback", "version_text"]
 
-PACKAGES = ("cascade-cli", "cascade-runtime", "cascade-connector-mqtt", "cascade-interfaces")
+PACKAGES = (
+    "cascade-cli",
+    "cascade-runtime",
+    "cascade-connector-mqtt",
+    "cascade-interfaces",
+    "cascade-history",  # the [history] extra: "not installed" without it
+)
 
 
 def _installed(name: str) -> str:

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cascade.interfaces import Heartbeat, StatusMessage
+from cascade.interfaces import Heartbeat, Hold, StatusMessage
 
 __all__ = [
     "FINISHED_STATES",
@@ -62,6 +62,9 @@ class TaskView:
     error: str = ""
     ts: str = ""
     """The event's own time (ISO 8601): what a resent copy is told apart by."""
+    held_by: tuple[Hold, ...] | None = None
+    """What holds it back, while BLOCKED, as its engine last said (``None``: it did not say,
+    an engine before ``held_by``; empty: nothing holds it now)."""
 
 
 @dataclass

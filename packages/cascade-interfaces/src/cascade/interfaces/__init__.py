@@ -6,6 +6,18 @@ an in-memory connector to test with is in :mod:`cascade.interfaces.testing`.
 """
 
 from ._codec import Payload
+from ._commands import (
+    MAX_LISTED_TASKS,
+    CancelOutcome,
+    CancelReply,
+    CancelRequest,
+    TaskRef,
+    cancel_topic,
+    decode_cancel_reply,
+    decode_cancel_request,
+    new_request_id,
+    reply_topic,
+)
 from ._connector import (
     BrokerCapabilities,
     Connector,
@@ -16,6 +28,7 @@ from ._connector import (
     SyncCallback,
     SyncPhase,
 )
+from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     beside_exact_reads,
@@ -30,6 +43,8 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
+from ._gaps import GapCounter, SourceGaps
+from ._holds import MAX_BLOCKED_TASKS, MAX_HOLDERS, MAX_HOLDS, BlockedTask, Hold
 from ._index_shards import INDEX_SHARDS, constraints_shard_topic
 from ._index_writer import IndexNotHeldError, update_constraints_index
 from ._limits import (
@@ -44,8 +59,6 @@ from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
 from ._schemas import (
     PROTOCOL_VERSION,
     Body,
-    Constraint,
-    ConstraintType,
     Envelope,
     Heartbeat,
     LifecycleEvent,
@@ -54,10 +67,8 @@ from ._schemas import (
     StatusMessage,
     TaskState,
     TaskStateEvent,
-    decode_constraint,
     decode_envelope,
     decode_status,
-    validate_scope,
 )
 from ._topics import (
     DEFAULT_PREFIX,
@@ -73,7 +84,21 @@ from ._topics import (
 )
 
 __all__ = [
+    "MAX_BLOCKED_TASKS",
+    "MAX_HOLDERS",
+    "MAX_HOLDS",
+    "BlockedTask",
     "BrokerCapabilities",
+    "CancelOutcome",
+    "CancelReply",
+    "CancelRequest",
+    "MAX_LISTED_TASKS",
+    "TaskRef",
+    "cancel_topic",
+    "decode_cancel_reply",
+    "decode_cancel_request",
+    "new_request_id",
+    "reply_topic",
     "DEFAULT_PREFIX",
     "INDEX_SHARDS",
     "MAX_CONTROL_PAYLOAD_BYTES",
@@ -93,7 +118,9 @@ __all__ = [
     "ConstraintType",
     "Envelope",
     "FlushTimeoutError",
+    "GapCounter",
     "Heartbeat",
+    "Hold",
     "IndexNotHeldError",
     "InvalidIdError",
     "InvalidMessageError",
@@ -104,6 +131,7 @@ __all__ = [
     "MessageCallback",
     "Payload",
     "RunStatus",
+    "SourceGaps",
     "StatusMessage",
     "SubscriptionHandle",
     "SyncCallback",

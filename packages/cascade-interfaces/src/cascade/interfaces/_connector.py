@@ -73,6 +73,9 @@ class ConnectorStats:
     reconnections after a loss. ``buffered``: messages waiting to be sent now.
     ``refused``: messages the broker said it refused (not in ``published``);
     only brokers that say so count here (MQTT 5 PUBACK reason codes).
+    ``shed``: received QoS 0 messages discarded unread, oldest first, because
+    the callbacks fell too far behind what the broker delivered (the reader's
+    bounded buffer was full); readers see them as gaps in the telemetry's ``seq``.
     """
 
     published: int = 0
@@ -84,6 +87,7 @@ class ConnectorStats:
     buffered: int = 0
     refused: int = 0
     resent: int = 0
+    shed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

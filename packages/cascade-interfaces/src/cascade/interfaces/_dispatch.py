@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection
@@ -15,6 +16,11 @@ from ._topics import topic_matches, validate_filter
 __all__ = ["Dispatcher", "Subscription"]
 
 _log = logging.getLogger("cascade.interfaces.dispatch")
+
+# A topic is matched against each subscription's filter for every message it carries: a run's
+# events share one topic, so most matches were decided moments ago (an invalid topic raises,
+# and is not kept).
+_matches = functools.lru_cache(maxsize=16_384)(topic_matches)
 
 
 class Subscription:
@@ -57,6 +63,9 @@ class Subscription:
         return f"<Subscription {self._topic_filter!r} active={self.active}>"
 
 
+_TARGETS_KEPT = 4096  # topics whose matching subscriptions are remembered
+
+
 class Dispatcher:
     """Keeps a connector's subscriptions and delivers each received message to every match.
 
@@ -76,6 +85,7 @@ class Dispatcher:
         self._stats = stats
         self._on_unused = on_unused
         self._subscriptions: list[Subscription] = []
+        self._targets: dict[str, list[Subscription]] = {}  # by topic, while none is added/removed
         self._log = RateLimitedLogger(logger)
 
     @property
@@ -99,6 +109,7 @@ class Dispatcher:
         validate_filter(topic_filter)
         subscription = Subscription(self, topic_filter, callback, on_sync)
         self._subscriptions.append(subscription)
+        self._targets.clear()
         return subscription
 
     def sync(self, phase: SyncPhase) -> None:
@@ -123,6 +134,7 @@ class Dispatcher:
         subscription.active = False
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            self._targets.clear()
             if not self.uses(subscription.topic_filter):
                 await self._on_unused(subscription.topic_filter)
 
@@ -141,12 +153,20 @@ class Dispatcher:
         filters: a broker that sends one copy of a message per matching
         subscription (MQTT 5) says which filters each copy is for.
         """
-        targets = [
-            s
-            for s in self._subscriptions
-            if (filters is None or s.topic_filter in filters)
-            and topic_matches(s.topic_filter, topic)
-        ]
+        if filters is None:
+            targets = self._targets.get(topic)
+            if targets is None:  # topics repeat (a run's events): each is matched once
+                if len(self._targets) >= _TARGETS_KEPT:
+                    self._targets.clear()
+                targets = self._targets[topic] = [
+                    s for s in self._subscriptions if topic_matches(s.topic_filter, topic)
+                ]
+        else:  # MQTT 5: the filters this copy is for
+            targets = [
+                s
+                for s in self._subscriptions
+                if s.topic_filter in filters and _matches(s.topic_filter, topic)
+            ]
         if not targets:
             return
         try:

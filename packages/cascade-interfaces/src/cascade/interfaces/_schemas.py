@@ -7,23 +7,19 @@ fields are ignored, as the protocol asks of readers.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
-from ._codec import DECODE_ERRORS, invalid_message
-from ._errors import InvalidMessageError
-from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._rules import parse_rate
+from ._constraint import convert
+from ._holds import BlockedTasks, Holds
+from ._limits import MAX_NUMBER
 
 __all__ = [
     "PROTOCOL_VERSION",
     "Body",
-    "Constraint",
-    "ConstraintType",
     "Envelope",
     "Heartbeat",
     "LifecycleEvent",
@@ -32,26 +28,19 @@ __all__ = [
     "StatusMessage",
     "TaskState",
     "TaskStateEvent",
-    "decode_constraint",
     "decode_envelope",
     "decode_status",
     "utc_now_iso",
-    "validate_scope",
 ]
 
 PROTOCOL_VERSION = "1.0"
-_MAX_ID = 256
-_MAX_SCOPE = 1024
-_MAX_LIMIT = 2**31 - 1
 _MAX_NUMBER = MAX_NUMBER
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
 RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
-ConstraintType: TypeAlias = Literal["pause", "concurrency", "rate_limit"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
-_Seconds = Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)]
 
 
 def utc_now_iso() -> str:
@@ -67,22 +56,33 @@ class LifecycleEvent(
     ``tasks`` (on ``ENGINE_STARTED``) is how many tasks the run plans, so that an
     observer knows the run's size from its start; it is additive: readers that
     do not know it ignore it, and engines that do not send it leave it ``None``.
+
+    ``cancelled`` (on ``ENGINE_STOPPED``, additive) is ``True`` when the run was
+    cancelled; its ``status`` is then ``Failed``, which every reader knows: a
+    ``Cancelled`` status would make readers that know only ``Succeeded`` and
+    ``Failed`` (Cascade's own before it) reject the whole message.
     """
 
     event: LifecycleName
     status: RunStatus | None = None
     error: str | None = None
     tasks: _Count | None = None
+    cancelled: bool | None = None
 
 
 class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):
-    """A task entered ``state``. ``error`` is ``"ExcType: message"``, or ``""`` when none."""
+    """A task entered ``state``. ``error`` is ``"ExcType: message"``, or ``""`` when none.
+
+    ``held_by`` (additive, on ``BLOCKED`` only; unset elsewhere and from engines that
+    do not send it) names what holds the task back: :class:`Hold` each.
+    """
 
     task_id: str
     task_name: str
     state: TaskState
     duration_ms: Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)] = 0.0
     error: str = ""
+    held_by: Holds | msgspec.UnsetType = msgspec.UNSET
 
 
 class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True):
@@ -95,13 +95,23 @@ class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True)
     blocked: _Count = 0
     pending: _Count = 0
     dropped_telemetry: _Count = 0
+    last_seq: _Count | msgspec.UnsetType = msgspec.UNSET
+    """The ``seq`` of the run's latest event before this heartbeat (additive; see Envelope)."""
+    blocked_tasks: BlockedTasks | msgspec.UnsetType = msgspec.UNSET
+    """The tasks blocked now, each with what holds it now (additive; at most
+    :data:`~cascade.interfaces.MAX_BLOCKED_TASKS`; unset when none is blocked)."""
 
 
 Body: TypeAlias = "LifecycleEvent | TaskStateEvent | Heartbeat"
 
 
 class Envelope(msgspec.Struct, kw_only=True):
-    """The telemetry envelope that carries every body."""
+    """The telemetry envelope that carries every body.
+
+    ``seq`` (additive, on ``.../events`` only) numbers a run's events 1, 2, 3, ... in the
+    order the engine emitted them, so a reader can count what it missed and tell a copy
+    from a new event; engines that do not send it leave it unset, and so is it on heartbeats.
+    """
 
     v: str = PROTOCOL_VERSION
     ts: str = msgspec.field(default_factory=utc_now_iso)
@@ -109,6 +119,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     org_id: str
     project_id: str
     source: str
+    seq: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType = msgspec.UNSET
     body: LifecycleEvent | TaskStateEvent | Heartbeat
 
 
@@ -167,173 +178,11 @@ class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return True
 
 
-class _PauseParams(msgspec.Struct):
-    pass
-
-
-class _ConcurrencyParams(msgspec.Struct):
-    limit: Annotated[int, msgspec.Meta(ge=0, le=_MAX_LIMIT)]
-
-
-class _RateLimitParams(msgspec.Struct, omit_defaults=True):
-    rate: str | Annotated[float, msgspec.Meta(gt=0, le=_MAX_NUMBER)]
-    capacity: Annotated[float, msgspec.Meta(ge=1, le=_MAX_NUMBER)] | None = None
-
-
-_PARAMS: dict[str, type[msgspec.Struct]] = {
-    "pause": _PauseParams,
-    "concurrency": _ConcurrencyParams,
-    "rate_limit": _RateLimitParams,
-}
-_ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "ratelimit"}
-
-
-def validate_scope(scope: str) -> str:
-    """Return ``scope`` if it is one an engine applies: ``global`` or ``task:<glob>``.
-
-    PROTOCOL.md lets readers store other scopes as matching nothing; Cascade's
-    engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
-    ``task:`` is reported rather than silently doing nothing. Raises
-    :class:`InvalidMessageError` at ``$.scope``.
-    """
-    kind, sep, pattern = scope.partition(":")
-    if scope == "global" or (kind == "task" and sep and pattern):
-        return scope
-    raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
-    )
-
-
-class Constraint(msgspec.Struct, kw_only=True):
-    """A control message: pause, concurrency or rate limit on a scope, until ``expires_at``.
-
-    ``scope`` is ``global`` or ``task:<glob>``; ``expires_at`` is epoch seconds
-    or ``None``. Build one with :meth:`pause`, :meth:`concurrency` or
-    :meth:`rate_limit`, which validate their arguments.
-    """
-
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_ID)]
-    scope: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_SCOPE)]
-    type: ConstraintType
-    params: dict[str, Any] = msgspec.field(default_factory=dict)
-    expires_at: _Seconds | None = None
-
-    def applies_to(self, task_name: str) -> bool:
-        """Whether this constraint governs the task ``task_name``.
-
-        ``global`` governs every task and ``task:<glob>`` the tasks whose name
-        matches the glob (case-sensitive fnmatch); any other scope governs none.
-        """
-        if self.scope == "global":
-            return True
-        kind, sep, pattern = self.scope.partition(":")
-        return bool(sep) and kind == "task" and fnmatch.fnmatchcase(task_name, pattern)
-
-    @property
-    def limit(self) -> int:
-        """The concurrency limit (``concurrency`` constraints)."""
-        return int(self.params["limit"])
-
-    @property
-    def rate_per_second(self) -> float:
-        """The rate in tasks per second (``rate_limit`` constraints)."""
-        return parse_rate(self.params["rate"])
-
-    @property
-    def capacity(self) -> float:
-        """The token bucket's size (``rate_limit``): ``params.capacity``, else ``max(1, rate)``.
-
-        Never below one, so that every valid rate lets tasks through.
-        """
-        capacity = self.params.get("capacity")
-        return float(capacity) if capacity is not None else max(1.0, self.rate_per_second)
-
-    @classmethod
-    def pause(cls, scope: str, *, expires_at: float | None = None) -> Constraint:
-        """A pause of every task in ``scope``."""
-        return _checked(cls, scope, "pause", {}, expires_at)
-
-    @classmethod
-    def concurrency(cls, scope: str, limit: int, *, expires_at: float | None = None) -> Constraint:
-        """At most ``limit`` tasks of ``scope`` running at once."""
-        return _checked(cls, scope, "concurrency", {"limit": limit}, expires_at)
-
-    @classmethod
-    def rate_limit(
-        cls,
-        scope: str,
-        rate: str | float,
-        *,
-        capacity: float | None = None,
-        expires_at: float | None = None,
-    ) -> Constraint:
-        """Tasks of ``scope`` start at most at ``rate`` (``"10/m"``, ``0.5``).
-
-        Up to ``capacity`` tasks may start at once after a quiet spell.
-        """
-        params: dict[str, Any] = {"rate": rate}
-        if capacity is not None:
-            params["capacity"] = capacity
-        return _checked(cls, scope, "rate_limit", params, expires_at)
-
-
-def _checked(
-    cls: type[Constraint],
-    scope: str,
-    kind: ConstraintType,
-    params: dict[str, Any],
-    expires_at: float | None,
-) -> Constraint:
-    raw = {
-        "id": f"{_ID_PREFIX[kind]}-{scope}",
-        "scope": scope,
-        "type": kind,
-        "params": params,
-        "expires_at": expires_at,
-    }
-    return decode_constraint(raw)
-
-
-_T = TypeVar("_T")
-
-
-def _convert(data: Mapping[str, Any] | bytes | str, target: type[_T], prefix: str = "$") -> _T:
-    try:
-        if isinstance(data, (bytes, str)):
-            return msgspec.json.decode(data, type=target)
-        return msgspec.convert(data, type=target)
-    except DECODE_ERRORS as exc:
-        raise invalid_message(exc, prefix) from None
-
-
-def decode_constraint(data: Mapping[str, Any] | bytes | str) -> Constraint:
-    """Decode and validate an untrusted control message.
-
-    Raises :class:`InvalidMessageError` naming the field and the problem:
-    payloads over :data:`MAX_CONTROL_PAYLOAD_BYTES`, missing or mistyped
-    fields, unknown types, negative or non-integer limits, malformed rates,
-    non-finite numbers.
-    """
-    if isinstance(data, (bytes, str)) and len(data) > MAX_CONTROL_PAYLOAD_BYTES:
-        raise InvalidMessageError(
-            f"control payload is {len(data)} bytes; at most {MAX_CONTROL_PAYLOAD_BYTES} accepted"
-        )
-    constraint = _convert(data, Constraint)
-    params = _convert(constraint.params, _PARAMS[constraint.type], "$.params")
-    if isinstance(params, _RateLimitParams):
-        try:
-            parse_rate(params.rate)
-        except ValueError as exc:
-            raise InvalidMessageError(str(exc), "$.params.rate") from None
-    constraint.params = msgspec.to_builtins(params)
-    return constraint
-
-
 def decode_envelope(data: Mapping[str, Any] | bytes | str) -> Envelope:
     """Decode and validate a telemetry envelope; raises :class:`InvalidMessageError`."""
-    return _convert(data, Envelope)
+    return convert(data, Envelope)
 
 
 def decode_status(data: Mapping[str, Any] | bytes | str) -> StatusMessage:
     """Decode and validate a presence status message; raises :class:`InvalidMessageError`."""
-    return _convert(data, StatusMessage)
+    return convert(data, StatusMessage)

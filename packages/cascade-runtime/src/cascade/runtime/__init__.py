@@ -16,7 +16,13 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 """
 
 from ._engine import Engine, EngineStats, run
-from ._errors import CascadeRuntimeError, CycleError, InvalidTargetError, TaskFailedError
+from ._errors import (
+    CascadeRuntimeError,
+    CycleError,
+    InvalidTargetError,
+    RunCancelledError,
+    TaskFailedError,
+)
 from ._events import (
     Event,
     EventHandler,
@@ -30,9 +36,11 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._scheduler import CancelReport
 from ._task import LazyResult, RetryPolicy, Task, task
 
 __all__ = [
+    "CancelReport",
     "CascadeRuntimeError",
     "CycleError",
     "Engine",
@@ -42,6 +50,7 @@ __all__ = [
     "InvalidTargetError",
     "LazyResult",
     "RetryPolicy",
+    "RunCancelledError",
     "RunFinished",
     "RunStarted",
     "Task",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
+    Hold,
     InvalidMessageError,
     Message,
     SyncPhase,
@@ -23,6 +24,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._constraint_matcher import ConstraintMatcher
 from ._constraint_matcher import Key as _Key
+from ._holds import holds_of
 from ._tokenbucket import TokenBucket
 
 __all__ = ["DEFAULT_MAX_CONSTRAINTS", "ConstraintManager", "ConstraintStats"]
@@ -287,6 +289,24 @@ class ConstraintManager:
                     return wait
         self._running[task_name] += 1
         return None
+
+    def holds(self, task_name: str) -> list[Hold]:
+        """What holds a task named ``task_name`` back now (empty: nothing does).
+
+        Asked only when a task blocks (and by the heartbeat, of the tasks blocked),
+        never on the way to admitting one: see :func:`~._holds.holds_of`.
+        """
+        if self._holding:
+            return [Hold(type="sync")]
+        if not self._active:
+            return []
+        return holds_of(
+            self._matcher.matching(task_name),
+            self._matcher.matching,
+            self._running,
+            self._buckets,
+            self._clock(),
+        )
 
     def finished(self, task_name: str) -> None:
         """A task admitted by :meth:`admit` has ended."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 
 from cascade.interfaces import (
     Connector,
@@ -46,6 +47,9 @@ class ControlLink:
     then goes on in the background (the connector keeps connecting, and the
     subscription is made when the connection is), so the constraints the broker
     retains apply from the moment they arrive. :meth:`close` stops what is left.
+    ``then`` (the run's cancel subscription) is made beside the constraints' (its
+    SUBSCRIBE right behind theirs, so it costs the run's start no extra round trip);
+    :meth:`open` does not wait for it.
 
     On a broker that sends retained messages only to exact subscriptions, each
     snapshot of ``{prefix}/constraints/#`` (which brings none) is followed by a
@@ -62,8 +66,11 @@ class ControlLink:
         topic_prefix: str,
         manage: bool,
         wait: float,
+        then: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._connector = connector
+        self._then = then
+        self._ready = asyncio.Event()
         self._manager = manager
         self._filter = constraints_filter(topic_prefix)
         self._manage = manage
@@ -75,7 +82,13 @@ class ControlLink:
     async def open(self) -> None:
         """Start connecting and subscribing; return when done, or after ``wait`` seconds."""
         self._task = asyncio.create_task(self._establish())
-        done, _ = await asyncio.wait({self._task}, timeout=max(self._wait, 0.0))
+        ready = asyncio.create_task(self._ready.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {self._task, ready}, timeout=max(self._wait, 0.0), return_when="FIRST_COMPLETED"
+            )
+        finally:
+            ready.cancel()
         if not done:
             _log.warning(
                 "no answer from the broker within %g s (connect_wait): the run starts without "
@@ -85,23 +98,40 @@ class ControlLink:
 
     async def _establish(self) -> None:
         step = "connect"
+        then: asyncio.Future[object] | None = None
         try:
             if self._manage:
                 await self._connector.connect()
             step = "subscribe to the constraints"
             connector = self._connector
-            self.subscription = await connector.subscribe(
-                self._filter,
-                beside_exact_reads(connector, self._manager.handle_message),
-                on_sync=self._synced,
+            subscribing = asyncio.ensure_future(
+                connector.subscribe(
+                    self._filter,
+                    beside_exact_reads(connector, self._manager.handle_message),
+                    on_sync=self._synced,
+                )
             )
+            if self._then is not None:
+                # Sent right behind the constraints' SUBSCRIBE, before the marker that ends
+                # their snapshot: in place at the broker before the first task starts, at
+                # no extra round trip.
+                then = asyncio.ensure_future(self._then())
+            self.subscription = await subscribing
             step = "read the retained constraints exactly"
             if self._exact_read is not None:  # this broker's snapshot ends with its exact reads
                 await asyncio.wait({self._exact_read})
+            self._ready.set()
+            if then is not None:
+                step = "subscribe to the run's commands"
+                await then
         except Exception as exc:
             _log.warning(
                 "connector unavailable, running without control: %s failed: %s", step, explain(exc)
             )
+        finally:
+            if then is not None and not then.done():
+                then.cancel()
+                await asyncio.gather(then, return_exceptions=True)
 
     def _synced(self, phase: SyncPhase) -> None:
         """The subscription's ``on_sync``: the manager's, after the exact reads where needed."""

@@ -19,15 +19,17 @@ from cascade.interfaces.connector_kit import (
     validate_prefix,
 )
 
+from ._cancel import CancelListener
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
 from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
+from ._errors import RunCancelledError
 from ._events import (
     EventBus,
     RunFinished,
     RunStarted,
 )
 from ._graph import Graph, build_graph
-from ._scheduler import Run
+from ._scheduler import CancelReport, Run
 from ._steps import StepFailed, describe, within
 from ._task import LazyResult
 from ._telemetry import TelemetrySubscriber
@@ -135,6 +137,7 @@ class Engine:
         self._clock = clock
         self._monotonic = monotonic
         self._manager: ConstraintManager | None = None
+        self._runs: dict[str, Run] = {}
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -145,15 +148,47 @@ class Engine:
         """
         return self._manager.constraints if self._manager is not None else []
 
+    def cancel(
+        self, run_id: str, *, issued_by: str | None = None, reason: str | None = None
+    ) -> CancelReport | None:
+        """Cancel the run ``run_id`` if this engine is running it; ``None`` if it is not.
+
+        Nothing new starts; its running coroutine tasks are cancelled; its plain-function
+        tasks already running in threads are left to finish, since Python cannot stop a
+        thread, and their results discarded. Its :meth:`run` then raises
+        :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
+        after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
+        Returns what was cancelled (:class:`CancelReport`). Call it on the engine's event
+        loop; with a connector, ``cascade cancel RUN_ID`` calls it over the broker.
+        """
+        scheduler = self._runs.get(run_id)
+        if scheduler is None:
+            return None
+        report = scheduler.cancel(issued_by, reason)
+        if not report.already:
+            _log.warning(
+                "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
+                "threads (results discarded), %d not started",
+                run_id,
+                f" by {issued_by}" if issued_by else "",
+                f" ({reason})" if reason else "",
+                len(report.cancelled),
+                len(report.abandoned),
+                report.not_started,
+            )
+        return report
+
     async def run(self, target: Any) -> Any:
         """Run ``target`` and return its result.
 
         ``target`` is a lazy result, or a list, tuple or dict of them (the
         result has the same shape). Raises :class:`InvalidTargetError` or
         :class:`CycleError` before anything runs, :class:`TaskFailedError`
-        if a task failed, and re-raises ``CancelledError`` if the run is
-        cancelled (after emitting ``RunFinished`` with status ``Cancelled``, published
-        as ``ENGINE_STOPPED`` ``Failed`` with error ``CancelledError: ...``).
+        if a task failed, :class:`RunCancelledError` if :meth:`cancel` cancelled it, and
+        re-raises ``CancelledError`` if the task awaiting it is cancelled. Either way the
+        run emits ``RunFinished`` with status ``Cancelled``, published as ``ENGINE_STOPPED``
+        ``Failed`` with ``cancelled: true`` and the error (``RunCancelledError: ...`` or
+        ``CancelledError: ...``).
         """
         graph = build_graph(target)
         run_id = uuid.uuid4().hex
@@ -167,9 +202,12 @@ class Engine:
         wake = asyncio.Event()
         manager.on_change(wake.set)
         self._manager = manager
+        scheduler = Run(self.events.emit, self.max_concurrency, graph, manager, wake, run_id)
+        self._runs[run_id] = scheduler
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
         link: ControlLink | None = None
+        cancels: CancelListener | None = None
         unsubscribe_bus: Callable[[], None] | None = None
         manage = False
         started = False
@@ -189,24 +227,28 @@ class Engine:
                     project_id=self.project_id,
                     topic_prefix=self.topic_prefix,
                     heartbeat_interval=self.heartbeat_interval,
+                    holds=manager.holds,
                 )
+                cancels = CancelListener(connector, self.cancel, run_id, self.topic_prefix)
                 link = ControlLink(
                     connector,
                     manager,
                     topic_prefix=self.topic_prefix,
                     manage=manage,
                     wait=self.connect_wait,
+                    then=cancels.subscribe,  # after the constraints: the run waits on it not
                 )
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
             self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
             started = True
-            await Run(
-                self.events.emit, self.max_concurrency, graph, manager, wake, run_id
-            ).execute()
+            await scheduler.execute()
             status, error = "Succeeded", ""
             return _shape(target, graph)
+        except RunCancelledError as exc:
+            status, error = "Cancelled", describe(exc)
+            raise
         except asyncio.CancelledError:
             status, error = "Cancelled", "CancelledError: the run was cancelled"
             raise
@@ -214,11 +256,12 @@ class Engine:
             status, error = "Failed", describe(exc)
             raise
         finally:
+            self._runs.pop(run_id, None)
             manager.close()
             self._manager = None
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
-            await self._shutdown(connector, manage, link, telemetry)
+            await self._shutdown(connector, manage, link, telemetry, cancels)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()
 
@@ -228,11 +271,14 @@ class Engine:
         manage: bool,
         link: ControlLink | None,
         telemetry: TelemetrySubscriber | None,
+        cancels: CancelListener | None,
     ) -> None:
         """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
         timeout = self.shutdown_timeout
         if link is not None:
             await link.close(timeout)
+        if cancels is not None:
+            await cancels.close(timeout)
         if telemetry is not None:
             await telemetry.aclose(timeout)
             self.stats.telemetry_dropped += telemetry.dropped

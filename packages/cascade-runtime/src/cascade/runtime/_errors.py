@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["CascadeRuntimeError", "CycleError", "InvalidTargetError", "TaskFailedError"]
+__all__ = [
+    "CascadeRuntimeError",
+    "CycleError",
+    "InvalidTargetError",
+    "RunCancelledError",
+    "TaskFailedError",
+]
 
 
 class CascadeRuntimeError(Exception):
@@ -44,3 +50,22 @@ class TaskFailedError(CascadeRuntimeError):
         super().__init__(
             f"task {task_name!r} ({task_id}) failed: {type(exception).__name__}: {exception}{more}"
         )
+
+
+class RunCancelledError(CascadeRuntimeError):
+    """The run was cancelled (:meth:`~cascade.runtime.Engine.cancel`, or ``cascade cancel``).
+
+    ``run_id`` names it; ``issued_by`` and ``reason`` are what the canceller said (``None``
+    when it said nothing). Its running coroutine tasks were cancelled, its plain-function
+    tasks already running in threads were left to finish (Python cannot stop a thread) and
+    their results discarded, and nothing new started.
+    """
+
+    def __init__(
+        self, run_id: str, issued_by: str | None = None, reason: str | None = None
+    ) -> None:
+        self.run_id = run_id
+        self.issued_by = issued_by
+        self.reason = reason
+        said = (f" by {issued_by}" if issued_by else "") + (f": {reason}" if reason else "")
+        super().__init__(f"run {run_id} was cancelled{said}")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
+from cascade.interfaces import Hold
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 __all__ = [
@@ -121,9 +122,16 @@ class TaskBlocked(TaskEvent):
     means it is among the ready tasks that the engine's free slots
     (``max_concurrency`` minus running tasks) would take, so a pause over a
     backlog of thousands of tasks emits a handful of events, not thousands.
+
+    ``held_by`` names what holds it back when it blocked (at most
+    :data:`~cascade.interfaces.MAX_HOLDS` :class:`~cascade.interfaces.Hold`): the
+    constraints, with their scope, type and reason; the concurrency slots and the
+    tasks that hold them; the rate limit and when its next start is due. It is
+    computed only when a task blocks.
     """
 
     state: ClassVar[Literal["BLOCKED"]] = "BLOCKED"
+    held_by: tuple[Hold, ...] = ()
 
 
 Event: TypeAlias = "RunStarted | RunFinished | TaskEvent"

@@ -11,10 +11,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
+from cascade.interfaces import TaskRef
+
 from ._constraints import ConstraintManager
-from ._errors import TaskFailedError
+from ._errors import RunCancelledError, TaskFailedError
 from ._events import (
     Event,
     TaskBlocked,
@@ -27,7 +30,7 @@ from ._events import (
 from ._graph import Graph, Node, resolve
 from ._steps import describe
 
-__all__ = ["Run"]
+__all__ = ["CancelReport", "Run"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -63,6 +66,24 @@ class Group:
         self.marked = 0  # how many nodes at the front have had their BLOCKED event
 
 
+@dataclass(frozen=True)
+class CancelReport:
+    """What :meth:`Engine.cancel <cascade.runtime.Engine.cancel>` cancelled of a run.
+
+    ``cancelled``: its coroutine tasks that were running, now cancelled. ``abandoned``:
+    its plain-function tasks running in threads, which Python cannot stop: they run to
+    their end and their results are discarded. ``not_started``: how many of its tasks
+    will not start. ``already``: an earlier cancel had cancelled it (the lists are then
+    what was still running).
+    """
+
+    run_id: str
+    cancelled: list[TaskRef] = field(default_factory=list)
+    abandoned: list[TaskRef] = field(default_factory=list)
+    not_started: int = 0
+    already: bool = False
+
+
 class Run:
     """The scheduler of one run."""
 
@@ -82,7 +103,8 @@ class Run:
         self.emit = emit
         self.max_concurrency = max_concurrency
         self.groups: dict[str, Group] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.active: dict[asyncio.Task[None], Node | Retry] = {}  # its attempt, by task
+        self.cancelled: RunCancelledError | None = None
         self.running = 0
         self.finished = 0
         self.failures: list[tuple[Node, BaseException]] = []
@@ -100,6 +122,8 @@ class Run:
         cancelled = False
         try:
             while True:
+                if self.cancelled is not None:
+                    raise self.cancelled
                 wait = self._dispatch()
                 if self.finished >= total:
                     break
@@ -110,6 +134,8 @@ class Run:
                     timer = self.loop.call_later(wait, self.wake.set)
                 await self.wake.wait()
                 self.wake.clear()
+            if self.cancelled is not None:  # in the same turn as its last task's end
+                raise self.cancelled
         except BaseException:
             cancelled = True
             raise
@@ -127,10 +153,31 @@ class Run:
 
     async def _stop_tasks(self) -> None:
         self.stopping = True
-        if self.tasks:
-            for task in self.tasks:
+        if self.active:
+            tasks = list(self.active)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def cancel(self, issued_by: str | None = None, reason: str | None = None) -> CancelReport:
+        """Stop the run: nothing new starts, and :meth:`execute` raises
+        :class:`RunCancelledError` at once, cancelling the coroutine tasks running (a
+        plain-function task in a thread runs on to its end, its result discarded).
+
+        Returns what was running and what will not start, as it is now.
+        """
+        cancelled: list[TaskRef] = []
+        abandoned: list[TaskRef] = []
+        for item in self.active.values():
+            lazy = item.lazy
+            ref = TaskRef(task_id=lazy.task_id, task_name=lazy.name)
+            (cancelled if lazy.task.is_async else abandoned).append(ref)
+        not_started = max(0, len(self.graph.nodes) - self.finished - len(self.active))
+        already = self.cancelled is not None
+        if not already:
+            self.cancelled = RunCancelledError(self.run_id, issued_by, reason)
+            self.wake.set()
+        return CancelReport(self.run_id, cancelled, abandoned, not_started, already)
 
     def _ready(self, node: Node | Retry) -> None:
         name = node.lazy.name
@@ -157,6 +204,7 @@ class Run:
                     # BLOCKED goes to the tasks this pass would have started: one per free slot.
                     upto = min(len(nodes), self.max_concurrency - self.running)
                     if group.marked < upto:
+                        held = tuple(self.manager.holds(name))  # asked only when one blocks
                         for node in itertools.islice(nodes, group.marked, upto):
                             self.emit(
                                 TaskBlocked(
@@ -164,6 +212,7 @@ class Run:
                                     task_id=node.lazy.task_id,
                                     task_name=name,
                                     attempt=node.attempt if isinstance(node, Retry) else 1,
+                                    held_by=held,
                                 )
                             )
                         group.marked = upto
@@ -174,8 +223,8 @@ class Run:
                     group.marked -= 1
                 self.running += 1
                 task = self.loop.create_task(self._execute(node))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self.active[task] = node
+                task.add_done_callback(self.active.pop)
             if not nodes:
                 del self.groups[name]
         return earliest

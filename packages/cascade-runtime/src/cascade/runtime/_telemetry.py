@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import msgspec
 
 from cascade.interfaces import (
+    MAX_BLOCKED_TASKS,
     PROTOCOL_VERSION,
+    BlockedTask,
     Connector,
+    ConnectorError,
     Heartbeat,
+    Hold,
     LifecycleEvent,
     RunStatus,
     TaskStateEvent,
@@ -24,25 +30,31 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 
-from ._events import Event, RunStarted, TaskEvent
+from ._events import Event, RunStarted, TaskBlocked, TaskEvent
 
 __all__ = ["RunCounters", "TelemetrySubscriber"]
 
 _log = logging.getLogger("cascade.runtime.telemetry")
 _encode = msgspec.json.Encoder().encode
 _BATCH = 128
+# Messages the connector may hold unconfirmed before the sender lets it catch up (below its
+# default buffer of 10,000, which drops the oldest when full), and how long one wait may last.
+_HIGH_WATER = 2048
+_CATCH_UP = 1.0
 _STATES = {
     state: state.encode()
     for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING")
 }
+_BLOCKED = _STATES["BLOCKED"]
 
 
 class RunCounters:
     """Task counts of one run, kept up to date from its events (the heartbeat's numbers).
 
     ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
-    back by a constraint; ``pending`` the tasks that have not finished and
-    are neither running nor blocked (a task between two attempts among them).
+    back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
+    ``pending`` the tasks that have not finished and are neither running nor
+    blocked (a task between two attempts among them).
     """
 
     __slots__ = ("_blocked", "completed", "failed", "running", "skipped", "total")
@@ -53,12 +65,17 @@ class RunCounters:
         self.completed = 0
         self.failed = 0
         self.skipped = 0
-        self._blocked: set[str] = set()
+        self._blocked: dict[str, TaskEvent] = {}
 
     @property
     def blocked(self) -> int:
         """Tasks whose next attempt a constraint holds back."""
         return len(self._blocked)
+
+    @property
+    def blocked_events(self) -> list[TaskEvent]:
+        """The BLOCKED event of each task blocked now, the earliest first."""
+        return list(self._blocked.values())
 
     @property
     def pending(self) -> int:
@@ -72,7 +89,7 @@ class RunCounters:
             state = event.state
             if state == "RUNNING":
                 self.running += 1
-                self._blocked.discard(event.task_id)
+                self._blocked.pop(event.task_id, None)
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
@@ -84,7 +101,7 @@ class RunCounters:
             elif state == "SKIPPED":
                 self.skipped += 1
             elif state == "BLOCKED":
-                self._blocked.add(event.task_id)
+                self._blocked[event.task_id] = event
         elif isinstance(event, RunStarted):
             self.total = event.task_count
 
@@ -119,12 +136,21 @@ class TelemetrySubscriber:
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
-    (QoS 0 for task states, 1 for the run's lifecycle). If the connector
-    stalls, at most ``max_queue`` events wait and the oldest are dropped and
-    counted in :attr:`dropped`. Every ``heartbeat_interval`` seconds (``None``:
-    never) it publishes a ``Heartbeat`` with the run's counters on
-    ``.../heartbeat`` (QoS 0), ``dropped_telemetry`` being the connector's
-    ``stats.dropped`` plus :attr:`dropped`.
+    (QoS 0 for task states, 1 for the run's lifecycle). While a connected
+    broker takes messages more slowly than the run makes events (a burst),
+    the sender lets the connector catch up before handing it more, so the
+    events wait here, compactly, instead of overflowing the connector's
+    buffer; a broker that takes nothing for a second is not waited for again
+    until it takes something. At most ``max_queue`` events wait here and the
+    oldest are dropped and counted in :attr:`dropped` (their ``seq`` skipped).
+    Every ``heartbeat_interval`` seconds (``None``: never) it publishes a
+    ``Heartbeat`` with the run's counters on ``.../heartbeat`` (QoS 0),
+    ``dropped_telemetry`` being the connector's ``stats.dropped`` plus
+    :attr:`dropped`, ``last_seq`` the number of the run's latest event, and,
+    while tasks are blocked, up to ``MAX_BLOCKED_TASKS`` of them with what holds
+    each now (``holds(task_name)``, the engine's :meth:`ConstraintManager.holds`;
+    without it, what held each when it blocked), so that a reader attached at
+    any moment learns why they wait.
     """
 
     def __init__(
@@ -137,6 +163,7 @@ class TelemetrySubscriber:
         topic_prefix: str | None = None,
         heartbeat_interval: float | None = 5.0,
         max_queue: int = 100_000,
+        holds: Callable[[str], list[Hold]] | None = None,
     ) -> None:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
@@ -146,31 +173,36 @@ class TelemetrySubscriber:
         self.events_topic = events_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix)
         self.heartbeat_interval = heartbeat_interval
+        self.holds = holds
         self.counters = RunCounters()
         self.dropped = 0
         self._queue: deque[Event] = deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._closing = False
+        self._stalled_at: int | None = None  # stats.published when the broker last took nothing
         self._sender: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._stamp = _Stamp()
-        # The envelope up to its body, everything but ts pre-encoded (fields in Envelope's order).
+        # The envelope up to its body, everything but ts (and seq) pre-encoded, in Envelope's order.
         head = (
             b'{"v":%b,"ts":"%%b.%%06d+00:00","run_id":%b,"org_id":%b,"project_id":%b,'
-            b'"source":%b,"body":'
+            b'"source":%b,'
             % tuple(
                 _encode(value).replace(b"%", b"%%")
                 for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
             )
         )
-        self._format = head + b"%b}"
+        self._format = head + b'"body":%b}'
+        self._event_format = head + b'"seq":%d,"body":%b}'
         # A task state body formatted straight into the envelope: same bytes as TaskStateEvent's.
         self._task_format = (
-            head + b'{"type":"TaskStateEvent","task_id":%b,"task_name":%b,"state":"%b",'
-            b'"duration_ms":%b,"error":%b}}'
+            head + b'"seq":%d,"body":{"type":"TaskStateEvent","task_id":%b,"task_name":%b,'
+            b'"state":"%b","duration_ms":%b,"error":%b}}'
         )
+        self.seq = 0
+        """The ``seq`` of the run's latest event (each event's envelope carries its own)."""
         self._names: dict[str, bytes] = {}
 
     def __call__(self, event: Event) -> None:
@@ -182,6 +214,7 @@ class TelemetrySubscriber:
         if len(queue) >= self._max_queue:
             queue.popleft()
             self.dropped += 1
+            self.seq += 1  # its number is skipped: readers count it as missed
             self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
         queue.append(event)
         if not self._wake.is_set():
@@ -197,9 +230,12 @@ class TelemetrySubscriber:
             )
 
     async def aclose(self, timeout: float = 2.0) -> None:
-        """Send what is queued (waiting at most ``timeout`` seconds), then stop.
+        """Send what is queued, then stop; give up once the broker took nothing for ``timeout`` s.
 
-        With a heartbeat interval, a last heartbeat with the final counters goes first.
+        A broker that keeps taking messages gets every one (the wait is bounded by
+        what can be queued: ``max_queue`` events); one that is hung or away costs at
+        most ``timeout`` seconds, and what is left is dropped and counted. With a
+        heartbeat interval, a last heartbeat with the final counters goes first.
         """
         self._closing = True
         self._wake.set()
@@ -212,10 +248,16 @@ class TelemetrySubscriber:
                     await self.publish_heartbeat()
         if self._sender is not None:
             sender = self._sender
-            done, _ = await asyncio.wait({sender}, timeout=timeout)
+            stats = self.connector.stats
+            published = -1
+            done: set[asyncio.Task[None]] = set()
+            while not done and stats.published != published:  # while the broker takes some
+                published = stats.published
+                done, _ = await asyncio.wait({sender}, timeout=timeout)
             if not done:
                 sender.cancel()
                 self.dropped += len(self._queue)
+                self.seq += len(self._queue)
                 self._queue.clear()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -231,18 +273,42 @@ class TelemetrySubscriber:
             blocked=c.blocked,
             pending=c.pending,
             dropped_telemetry=self.connector.stats.dropped + self.dropped,
+            last_seq=self.seq,
+            blocked_tasks=self._blocked_tasks() if c.blocked else msgspec.UNSET,
         )
 
-    def envelope(self, body: msgspec.Struct, ts: float) -> bytes:
-        """The encoded envelope of ``body`` at time ``ts`` (epoch seconds)."""
+    def _blocked_tasks(self) -> list[BlockedTask]:
+        """The first ``MAX_BLOCKED_TASKS`` tasks blocked, each with what holds it now."""
+        holds = self.holds
+        now: dict[str, list[Hold]] = {}  # holds depend on the task's name only
+        listed = []
+        for event in itertools.islice(self.counters.blocked_events, MAX_BLOCKED_TASKS):
+            name = event.task_name
+            if holds is not None:
+                held = now.get(name)
+                if held is None:
+                    held = now[name] = holds(name)
+            else:
+                held = list(getattr(event, "held_by", ()))
+            listed.append(
+                BlockedTask(task_id=event.task_id, task_name=name, since=event.ts, held_by=held)
+            )
+        return listed
+
+    def envelope(self, body: msgspec.Struct, ts: float, seq: int | None = None) -> bytes:
+        """The encoded envelope of ``body`` at ``ts`` (epoch seconds), with ``seq`` if given."""
         second, micro = self._stamp(ts)
-        return self._format % (second, micro, _encode(body))
+        if seq is None:
+            return self._format % (second, micro, _encode(body))
+        return self._event_format % (second, micro, seq, _encode(body))
 
     def task_envelope(self, event: TaskEvent) -> bytes:
-        """The encoded envelope of a task event: :meth:`envelope` of its TaskStateEvent, faster.
+        """The encoded envelope of a task event, numbered with the next ``seq``.
 
-        This is the telemetry hot path (two or more events per task), hence the inlining.
+        :meth:`envelope` of its TaskStateEvent, faster: this is the telemetry hot
+        path (two or more events per task), hence the inlining.
         """
+        self.seq = seq = self.seq + 1
         name = self._names.get(event.task_name)
         if name is None:
             name = self._names[event.task_name] = _encode(event.task_name)
@@ -250,13 +316,22 @@ class TelemetrySubscriber:
         second = int(ts)
         stamp = self._stamp
         prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
+        state = _STATES[event.state]
+        if state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by:
+            return self._event_format % (
+                prefix,
+                int((ts - second) * 1_000_000),
+                seq,
+                _encode(self._task_body(event)),
+            )
         error = event.error
         return self._task_format % (
             prefix,
             int((ts - second) * 1_000_000),
+            seq,
             _encode(event.task_id),
             name,
-            _STATES[event.state],
+            state,
             _encode(event.duration_ms),
             _encode(truncate_error(error)) if error else b'""',
         )
@@ -283,34 +358,69 @@ class TelemetrySubscriber:
                         await publish(topic, self.task_envelope(event), 0)
                     else:
                         qos, body = self._body(event)
-                        await publish(topic, self.envelope(body, event.ts), qos)
+                        self.seq += 1
+                        await publish(topic, self.envelope(body, event.ts, self.seq), qos)
                 except Exception as exc:
                     self._publish_failed(exc)
                 sent += 1
                 if sent == _BATCH:
                     sent = 0
                     await asyncio.sleep(0)  # a burst of events must not hold up the workflow
+                    if self.connector.stats.buffered >= _HIGH_WATER:
+                        await self._catch_up()
             if self._closing:
                 return
             self._wake.clear()
             await self._wake.wait()
 
+    async def _catch_up(self) -> None:
+        """Let a connected broker that is slower than the run take what the connector holds.
+
+        Only the sender waits (the run's events queue up here meanwhile). A broker
+        that took nothing in :data:`_CATCH_UP` seconds is hung or away: the sender
+        stops waiting for it, and the connector's buffer takes over (dropping the
+        oldest when full), until the broker takes something again.
+        """
+        connector = self.connector
+        stats = connector.stats
+        if self._stalled_at is not None:
+            if stats.published == self._stalled_at:
+                return
+            self._stalled_at = None
+        if not connector.is_connected:
+            return
+        published = stats.published
+        try:
+            await connector.flush(_CATCH_UP)
+        except ConnectorError:
+            if connector.stats.published == published:
+                self._stalled_at = published
+
     @staticmethod
-    def _body(event: Event) -> tuple[int, msgspec.Struct]:
+    def _task_body(event: TaskEvent) -> TaskStateEvent:
+        held = event.held_by if isinstance(event, TaskBlocked) and event.held_by else None
+        return TaskStateEvent(
+            task_id=event.task_id,
+            task_name=event.task_name,
+            state=event.state,
+            duration_ms=event.duration_ms,
+            error=truncate_error(event.error),
+            held_by=list(held) if held else msgspec.UNSET,
+        )
+
+    @classmethod
+    def _body(cls, event: Event) -> tuple[int, msgspec.Struct]:
         if isinstance(event, TaskEvent):
-            return 0, TaskStateEvent(
-                task_id=event.task_id,
-                task_name=event.task_name,
-                state=event.state,
-                duration_ms=event.duration_ms,
-                error=truncate_error(event.error),
-            )
+            return 0, cls._task_body(event)
         if isinstance(event, RunStarted):
             return 1, LifecycleEvent(event="ENGINE_STARTED", tasks=event.task_count)
-        # PROTOCOL.md knows Succeeded and Failed only; the error says "CancelledError: ..."
+        # PROTOCOL.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
         status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
         return 1, LifecycleEvent(
-            event="ENGINE_STOPPED", status=status, error=truncate_error(event.error)
+            event="ENGINE_STOPPED",
+            status=status,
+            error=truncate_error(event.error),
+            cancelled=True if event.status == "Cancelled" else None,
         )
 
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -13,8 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cascade.interfaces import ConnectorError
 
+from .._cancel import describe_reply
 from .._context import UsageError
-from ._guard import HostCheck, Refused, allowed_hosts, bearer_matches, read_json, refusal
+from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
+from ._history_api import history_routes
 from ._hub import DashboardHub
 from ._streams import (
     KEEPALIVE,
@@ -26,6 +30,9 @@ from ._streams import (
     StreamSlots,
     stream_events,
 )
+
+if TYPE_CHECKING:
+    from cascade.history import History
 
 __all__ = [
     "KEEPALIVE",
@@ -84,19 +91,25 @@ class _Asgi:
 class _Dashboard:
     """The handlers of one dashboard app, around its hub, its token and its stream slots."""
 
-    def __init__(self, hub: DashboardHub, token: str | None, slots: StreamSlots) -> None:
+    def __init__(self, hub: DashboardHub, tokens: Tokens | None, slots: StreamSlots) -> None:
         self.hub = hub
-        self.token = token
+        self.tokens = tokens
         self.slots = slots
-        self.snapshots = Snapshots(hub, controls=token is not None)
+        self.snapshots = Snapshots(hub, controls=tokens is not None)
 
-    def unauthorized(self, request: Request) -> JSONResponse | None:
-        if self.token is None:
+    def holder(self, scope: Scope) -> str | None:
+        """The name of the token a request carries, if it carries one of ours."""
+        return self.tokens.holder(scope) if self.tokens is not None else None
+
+    def authorized(self, request: Request) -> str | JSONResponse:
+        """The name of the request's token (its controls are issued by it), or the refusal."""
+        if self.tokens is None:
             return refusal(401, "read-only dashboard: start it with --token to enable controls",
                            **_BEARER)  # fmt: skip
-        if not bearer_matches(request.scope, self.token):
+        name = self.tokens.holder(request.scope)
+        if name is None:
             return refusal(401, "missing or wrong bearer token", **_BEARER)
-        return None
+        return name
 
     async def index(self, request: Request) -> Response:
         return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
@@ -108,7 +121,7 @@ class _Dashboard:
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The live stream; a token holder's is never refused (see :class:`StreamSlots`)."""
         client = scope["client"][0] if scope.get("client") else "unknown"
-        slot = self.slots.take(client, holder=bearer_matches(scope, self.token))
+        slot = self.slots.take(client, holder=self.holder(scope) is not None)
         if isinstance(slot, str):
             await refusal(503, slot, **{"Retry-After": "2"})(scope, receive, send)
             return
@@ -124,9 +137,9 @@ class _Dashboard:
             self.slots.give_back(slot)
 
     async def post_constraints(self, request: Request) -> Response:
-        denied = self.unauthorized(request)
-        if denied is not None:
-            return denied
+        holder = self.authorized(request)
+        if not isinstance(holder, str):
+            return holder
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return refusal(415, "send the constraint as application/json")
         try:
@@ -134,7 +147,7 @@ class _Dashboard:
         except Refused as refused:
             return refusal(refused.status, refused.message)
         try:
-            published = await self.hub.apply_constraints(body)
+            published = await self.hub.apply_constraints(body, issued_by=holder)
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
@@ -142,9 +155,9 @@ class _Dashboard:
         return JSONResponse({"published": published})
 
     async def delete_constraints(self, request: Request) -> Response:
-        denied = self.unauthorized(request)
-        if denied is not None:
-            return denied
+        holder = self.authorized(request)
+        if not isinstance(holder, str):
+            return holder
         scope = request.query_params.get("scope")
         if scope is None:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
@@ -156,25 +169,60 @@ class _Dashboard:
             return refusal(503, str(exc))
         return JSONResponse({"cleared": cleared})
 
+    async def cancel_run(self, request: Request) -> Response:
+        holder = self.authorized(request)
+        if not isinstance(holder, str):
+            return holder
+        body = None
+        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
+            request.headers
+        ):
+            if request.headers.get("content-type", "").split(";")[0].strip() != (
+                "application/json"
+            ):
+                return refusal(415, "send the reason as application/json")
+            try:
+                body = await read_json(request, MAX_BODY)
+            except Refused as refused:
+                return refusal(refused.status, refused.message)
+        run_id = request.path_params["run_id"]
+        try:
+            reply = await self.hub.cancel(run_id, body, issued_by=holder)
+        except (UsageError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        except ConnectorError as exc:
+            return refusal(503, str(exc))
+        if reply is None:
+            return refusal(504, f"no engine answered for run {run_id} within "
+                                f"{self.hub.timeout:g} s")  # fmt: skip
+        return JSONResponse(
+            {"cancelled": msgspec.to_builtins(reply), "said": describe_reply(reply)}
+        )
+
 
 def create_app(
     hub: DashboardHub,
     *,
-    token: str | None,
+    token: str | Tokens | None,
     listen_host: str | None = None,
     allowed_host: Iterable[str] = (),
     max_streams: int = MAX_STREAMS,
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT,
     max_holder_streams: int = MAX_HOLDER_STREAMS,
+    history: History | None = None,
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
 
-    Reading (the page, ``/api/state``, ``/api/stream``) is open; a control request must carry
-    ``Authorization: Bearer <token>``: a header, which no other site can make a browser send.
-    Requests are served only for a loopback ``Host``, ``listen_host`` and ``allowed_host``.
+    Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``) is open; a
+    control request must carry ``Authorization: Bearer <token>``: a header, which no other
+    site can make a browser send. ``token`` is one secret (its controls are issued by
+    ``hub.operator``) or :class:`Tokens`, each named. Requests are served only for a loopback
+    ``Host``, ``listen_host`` and ``allowed_host``. With ``history`` (``--db``),
+    ``/api/history/...`` reads it (see ``_history_api``).
     """
+    tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     handlers = _Dashboard(
-        hub, token, StreamSlots(max_streams, max_streams_per_client, max_holder_streams)
+        hub, tokens, StreamSlots(max_streams, max_streams_per_client, max_holder_streams)
     )
     routes = [
         Route("/", handlers.index),
@@ -182,6 +230,8 @@ def create_app(
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
+        *history_routes(history),
+        Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]
     app = Starlette(routes=routes)

@@ -13,6 +13,8 @@ from cascade.interfaces import ConnectorError
 
 from .._broker import BrokerOptions
 from .._context import CliContext, UsageError
+from .._history_db import Db, open_history
+from .._operator import As, operator_name
 from ._listen import parse_listen
 
 __all__ = ["dashboard"]
@@ -30,11 +32,13 @@ def dashboard(
         ),
     ] = "127.0.0.1:8787",
     token: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--token",
             envvar="CASCADE_DASHBOARD_TOKEN",
-            help="Enable the controls for requests carrying 'Authorization: Bearer TOKEN'.",
+            help="Enable the controls for requests carrying 'Authorization: Bearer SECRET'; "
+            "NAME=SECRET names who its controls are issued by (repeatable; the variable "
+            "takes several, space-separated).",
         ),
     ] = None,
     demo: Annotated[
@@ -53,37 +57,46 @@ def dashboard(
             "the --listen host are served anyway (a defence against DNS rebinding).",
         ),
     ] = None,
+    db: Db = None,
+    operator: As = None,
     *,
     broker: BrokerOptions,
 ) -> None:
     """A live web page of runs, tasks, engines and constraints, with pause/resume/limit controls.
 
-    Without --token the page is read-only. Ends on Ctrl-C.
-    Examples: cascade dashboard --host broker.example; cascade dashboard --demo
+    Without --token the page is read-only. With --db (or CASCADE_HISTORY_DB) it also shows
+    the history that `cascade record` keeps there: past runs, a run's timeline, a task's
+    duration over time, the audit trail. Ends on Ctrl-C.
+    Examples: cascade dashboard --host broker.example; cascade dashboard --demo;
+    cascade dashboard --db postgresql://cascade@db/cascade
     """
-    try:
-        host, port = parse_listen(listen)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc)) from None
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         typer.echo(f"cascade: {EXTRA_HINT}", err=True)
         raise typer.Exit(1) from None
+    from ._guard import Tokens  # starlette's: only once the extra is known to be there
     from ._serve import serve_dashboard
 
+    try:
+        host, port = parse_listen(listen)
+        name = operator_name(operator, broker.username)
+        tokens = Tokens.parse(token or (), name)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    history = open_history("dashboard", db) if db is not None else None
     context = CliContext.of(ctx)
     factory, console = context.connector_factory, context.out()
-    if token is not None and not token.strip():
-        token = None
-    if demo and token is None:
-        token = secrets.token_urlsafe(16)  # the demo's controls work out of the box
+    if demo and tokens is None:  # the demo's controls work out of the box
+        tokens = Tokens(((secrets.token_urlsafe(16).encode(), name),))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
-                serve_dashboard(broker, factory, host, port, token, console, demo=demo,
-                                allowed_host=allowed_host or ())
+                serve_dashboard(broker, factory, host, port, tokens, console, demo=demo,
+                                allowed_host=allowed_host or (), history=history,
+                                operator=name)
             )  # fmt: skip
     except ConnectorError as exc:
         typer.echo(f"cascade: {exc}", err=True)
@@ -91,3 +104,6 @@ def dashboard(
     except OSError as exc:
         typer.echo(f"cascade: cannot listen on {listen}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        if history is not None:
+            history.close()

@@ -6,13 +6,25 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["HostCheck", "Refused", "allowed_hosts", "bearer_matches", "read_json", "refusal"]
+from .._context import UsageError
+from .._operator import MAX_OPERATOR_LENGTH, checked_text
+
+__all__ = [
+    "HostCheck",
+    "Refused",
+    "Tokens",
+    "allowed_hosts",
+    "bearer_matches",
+    "read_json",
+    "refusal",
+]
 
 #: How deep a control request's JSON may nest (a constraint needs 2 levels).
 MAX_DEPTH = 16
@@ -111,13 +123,68 @@ class HostCheck:
 # -- token ---------------------------------------------------------------------------------
 
 
+def _bearer(scope: Scope) -> bytes | None:
+    raw = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    scheme, _, given = raw.partition(b" ")
+    return given.strip() if scheme.lower() == b"bearer" else None
+
+
 def bearer_matches(scope: Scope, token: str | None) -> bool:
     """Whether the request carries ``Authorization: Bearer <token>``, byte for byte in UTF-8."""
     if token is None:
         return False
-    raw = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-    scheme, _, given = raw.partition(b" ")
-    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("utf-8"))
+    given = _bearer(scope)
+    return given is not None and hmac.compare_digest(given, token.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The dashboard's tokens, each with the name its holder's controls are issued by.
+
+    ``--token NAME=SECRET`` (several allowed) names its holder; ``--token SECRET``
+    (no ``=``) is issued by the dashboard's own operator name. A secret that holds
+    ``=`` must be given with a name. The name is what a constraint's ``issued_by``
+    then says: a claim of whoever started the dashboard, as the CLI's ``--as`` is.
+    """
+
+    secrets: tuple[tuple[bytes, str], ...]
+
+    @classmethod
+    def parse(cls, values: Iterable[str], default_name: str) -> Tokens | None:
+        """The tokens of ``--token`` values (``None`` when there are none); UsageError if
+        one is malformed or two share a secret."""
+        found: dict[bytes, str] = {}
+        for value in values:
+            name, sep, secret = value.strip().partition("=")
+            if not sep:
+                name, secret = default_name, name
+            else:
+                name = checked_text(name, "--token NAME", MAX_OPERATOR_LENGTH)
+                if any(char.isspace() for char in name):
+                    raise UsageError(f"--token NAME {name!r} has a space: give a name without")
+            if not secret.strip() and not sep:
+                continue  # an empty --token or variable: no token
+            if not secret.strip():
+                raise UsageError(f"--token {name}=SECRET: the secret is empty")
+            key = secret.strip().encode("utf-8")
+            if key in found:
+                raise UsageError("two --token values have the same secret")
+            found[key] = name
+        return cls(tuple(found.items())) if found else None
+
+    def holder(self, scope: Scope) -> str | None:
+        """The name of the token the request carries as ``Authorization: Bearer``, if any.
+
+        Every secret is compared, in constant time each, whether or not one matched.
+        """
+        given = _bearer(scope)
+        if given is None:
+            return None
+        name = None
+        for secret, holder in self.secrets:
+            if hmac.compare_digest(given, secret):
+                name = holder
+        return name
 
 
 # -- body ----------------------------------------------------------------------------------

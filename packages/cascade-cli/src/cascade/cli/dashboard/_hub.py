@@ -9,14 +9,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from cascade.interfaces import (
+    CancelReply,
     Connector,
     telemetry_filter,
 )
 
+from .._cancel import request_cancel
 from .._context import UsageError
 from .._control import limit_constraints, pause_constraint, validate_scope
+from .._operator import checked_reason, default_operator
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
+from .._why import check_run_id
 from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
@@ -24,20 +28,26 @@ __all__ = ["DashboardHub", "constraint_messages"]
 _PARAMS = {"pause": set(), "concurrency": {"limit"}, "rate_limit": {"rate"}}
 
 
-def constraint_messages(body: Any) -> list[tuple[str, Any]]:
+def constraint_messages(body: Any, issued_by: str | None = None) -> list[tuple[str, Any]]:
     """What ``POST /api/constraints`` with ``body`` publishes: the CLI's own messages.
 
     ``body`` is ``{"scope": ..., "type": "pause" | "concurrency" | "rate_limit",
-    "params": {...}, "ttl": seconds or null}``. Raises :class:`UsageError` (the CLI's,
-    with its messages) for anything the CLI would refuse with exit 2.
+    "params": {...}, "ttl": seconds or null, "reason": text or null}``; the constraints
+    say they were issued by ``issued_by`` (the name of the request's token). Raises
+    :class:`UsageError` (the CLI's, with its messages) for anything the CLI would refuse
+    with exit 2.
     """
     if not isinstance(body, Mapping):
         raise UsageError("the body must be a JSON object")
-    unknown = set(body) - {"scope", "type", "params", "ttl"}
+    unknown = set(body) - {"scope", "type", "params", "ttl", "reason"}
     if unknown:
         raise UsageError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
     scope, kind = body.get("scope"), body.get("type")
     params, ttl = body.get("params") or {}, body.get("ttl")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise UsageError(f"--reason must be text, not {reason!r}")
+    notes = {"reason": checked_reason(reason or None), "issued_by": issued_by}
     if not isinstance(scope, str):
         raise UsageError("scope must be a string: 'global' or 'task:<glob>'")
     if not isinstance(kind, str) or kind not in _PARAMS:
@@ -51,18 +61,18 @@ def constraint_messages(body: Any) -> list[tuple[str, Any]]:
         raise UsageError(f"--ttl must be a number of seconds, not {ttl!r}")
     ttl = None if ttl is None else float(ttl)
     if kind == "pause":
-        return [pause_constraint(scope, ttl)]
+        return [pause_constraint(scope, ttl, **notes)]
     if kind == "concurrency":
         limit = params.get("limit")
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise UsageError(f"--concurrency must be a whole number, not {limit!r}")
-        return list(limit_constraints(scope, limit, None, ttl))
+        return list(limit_constraints(scope, limit, None, ttl, **notes))
     rate = params.get("rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate):
         rate = f"{rate:g}"
     if not isinstance(rate, str):
         raise UsageError(f"--rate must be like '10/m', '0.5/s' or a number, not {rate!r}")
-    return list(limit_constraints(scope, None, rate, ttl))
+    return list(limit_constraints(scope, None, rate, ttl, **notes))
 
 
 class DashboardHub:
@@ -73,9 +83,13 @@ class DashboardHub:
     no memory.
     """
 
-    def __init__(self, connector: Connector, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, connector: Connector, *, timeout: float = 5.0, operator: str | None = None
+    ) -> None:
         self.connector = connector
         self.timeout = timeout
+        self.operator = operator or default_operator(None)
+        """Who the controls of a token without a name are issued by."""
         self.model = DashboardModel(prefix=connector.topic_prefix)
         self.closing = asyncio.Event()
         self._changed = asyncio.Event()
@@ -120,9 +134,12 @@ class DashboardHub:
             "received": self.connector.stats.received,
         }
 
-    async def apply_constraints(self, body: Any) -> list[dict[str, Any]]:
-        """Validate ``body`` as the CLI does, publish it, and wait for the broker's ack."""
-        messages = constraint_messages(body)
+    async def apply_constraints(
+        self, body: Any, issued_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Validate ``body`` as the CLI does, publish it (issued by ``issued_by``, else
+        :attr:`operator`), and wait for the broker's ack."""
+        messages = constraint_messages(body, issued_by or self.operator)
         await set_constraints(self.connector, messages, self.timeout)
         return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
 
@@ -131,3 +148,25 @@ class DashboardHub:
         constraint_type = parse_constraint_type(kind)
         validate_scope(scope)
         return await clear_constraints(self.connector, scope, constraint_type, self.timeout)
+
+    async def cancel(
+        self, run_id: str, body: Any, issued_by: str | None = None
+    ) -> CancelReply | None:
+        """What ``cascade cancel RUN_ID`` does (``body``: ``{"reason": ...}`` or nothing),
+        issued by ``issued_by`` (else :attr:`operator`); the engine's answer, or ``None``
+        when none came within the timeout."""
+        wanted = check_run_id(run_id, prefix_ok=False)
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping) or set(body) - {"reason"}:
+            raise UsageError('the body must be {"reason": text} or nothing')
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise UsageError(f"--reason must be text, not {reason!r}")
+        return await request_cancel(
+            self.connector,
+            wanted,
+            issued_by=issued_by or self.operator,
+            reason=checked_reason(reason or None),
+            timeout=self.timeout,
+        )

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
 
 from .._state import WatchState
@@ -172,6 +174,11 @@ class DashboardModel:
             "constraints": [_constraint(t, c) for t, c in state.active_constraints()],
             "rejected": state.rejected,
             "oversized": state.oversized,
+            "missed": [
+                {"source": source, "events": gaps.missed, "since": gaps.since}
+                for source, gaps in sorted(state.gaps.by_source.items())
+                if gaps.missed
+            ],
         }
 
     def _recency(self, run: RunView) -> tuple[bool, float]:
@@ -213,6 +220,12 @@ class DashboardModel:
                     "since": task.since,
                     "duration_ms": task.duration_ms,
                     "error": task.error,
+                    # what holds it back while BLOCKED (null: its engine did not say)
+                    "held_by": (
+                        msgspec.to_builtins(list(task.held_by))
+                        if task.state == "BLOCKED" and task.held_by is not None
+                        else None
+                    ),
                     "attempts": sum(1 for s in segments if s.state == "RUNNING"),
                     "segments": [
                         {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome}
@@ -260,4 +273,12 @@ def _constraint(topic: str, constraint: Constraint) -> dict[str, Any]:
         "type": constraint.type,
         "params": dict(constraint.params),
         "expires_at": constraint.expires_at,
+        # who set it, why and when, as its writer claims (null: it did not say)
+        **{
+            name: _given(getattr(constraint, name)) for name in ("reason", "issued_by", "issued_at")
+        },
     }
+
+
+def _given(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value

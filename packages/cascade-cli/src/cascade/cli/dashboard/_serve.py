@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from .._broker import BrokerOptions, ConnectorFactory
 from ._listen import bind, is_loopback
+
+if TYPE_CHECKING:
+    from cascade.history import History
+
+    from ._guard import Tokens
 
 __all__ = ["serve_dashboard"]
 
@@ -42,17 +47,22 @@ async def serve_dashboard(
     factory: ConnectorFactory,
     host: str,
     port: int,
-    token: str | None,
+    token: str | Tokens | None,
     console: Console,
     *,
     demo: bool = False,
     on_ready: Callable[[str], None] | None = None,
     allowed_host: Iterable[str] = (),
+    history: History | None = None,
+    operator: str | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
     Requests are served for loopback names, ``host`` and ``allowed_host`` in their ``Host``
-    header only. ``on_ready(url)`` is called once the socket listens. Raises
+    header only. With ``history``, the page shows it too (``/api/history/...``).
+    ``token``: one secret or :class:`~._guard.Tokens`; the controls of a token
+    without a name are issued by ``operator`` (by default the MQTT username, else
+    ``user@host``). ``on_ready(url)`` is called once the socket listens. Raises
     :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached and
     :class:`OSError` when ``host:port`` cannot be bound.
     """
@@ -68,7 +78,7 @@ async def serve_dashboard(
             from .._demo import demo_broker
 
             broker = await stack.enter_async_context(demo_broker(broker, console))
-        hub = DashboardHub(factory(broker), timeout=broker.timeout)
+        hub = DashboardHub(factory(broker), timeout=broker.timeout, operator=operator)
         await hub.start()
         stack.push_async_callback(hub.stop)
         sock = bind(host, port)
@@ -79,15 +89,19 @@ async def serve_dashboard(
                           "can reach this dashboard (by a name: add --allowed-host NAME)"
                           "[/yellow]")  # fmt: skip
         if demo and token:
-            console.print(f"open {url}#token={token} to use the controls",
+            secret = token if isinstance(token, str) else token.secrets[0][0].decode()
+            console.print(f"open {url}#token={secret} to use the controls",
                           soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+        remembers = f", history {history.location}" if history is not None else ""
         console.print(f"cascade dashboard on {url} (broker {broker.address}, "
-                      f"{'controls enabled' if token else 'read-only: no --token'})",
+                      f"{'controls enabled' if token else 'read-only: no --token'}{remembers})",
                       soft_wrap=True, markup=False, highlight=False)  # fmt: skip
         if on_ready is not None:
             on_ready(url)
         config = uvicorn.Config(
-            create_app(hub, token=token, listen_host=host, allowed_host=allowed_host),
+            create_app(
+                hub, token=token, listen_host=host, allowed_host=allowed_host, history=history
+            ),
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
@@ -113,11 +127,13 @@ async def _demo_loop(broker: BrokerOptions) -> None:
     from cascade.runtime import Engine, TaskFailedError
 
     from .._control import limit_constraints
-    from .._demo import API_RATE, build_workflow, demo_engine_connector
+    from .._demo import API_RATE, API_REASON, DEMO_OPERATOR, build_workflow, demo_engine_connector
 
     connector = demo_engine_connector(broker)
     async with connector:
-        for topic, constraint in limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600):
+        limits = limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600,
+                                   reason=API_REASON, issued_by=DEMO_OPERATOR)  # fmt: skip
+        for topic, constraint in limits:
             await connector.publish(topic, constraint, qos=1, retain=True)
         engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
         while True:

@@ -34,6 +34,9 @@ MAX_HOLDER_STREAMS = 16
 
 _STATE = b"event: state\ndata: "
 _RUNS_KEPT = 64  # runs' details kept at once (any ?run= can be asked for)
+# A view is built again at most once per this many times what its last build took: building a
+# big run's detail (20,000 segments) 4 times a second would take the loop from the messages.
+_BUILD_SHARE = 10
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Built:
     version: int
     at: float
     frame: bytes
+    took: float = 0.0  # seconds the build took
 
     @property
     def body(self) -> bytes:
@@ -54,9 +58,10 @@ class Snapshots:
     """The state of each view (the run list, or one ``?run=``), built once for every reader.
 
     A view is built again only once the model moved on *and* the last build is older than
-    ``max_age``, so however many streams wake at once, each view costs one build and one
-    serialisation per interval; the big part, a run's detail, is built once per model
-    version however often it is asked for.
+    ``max_age`` (and than ten times what that build took, so that building never takes more
+    than a tenth of the loop from reading messages), so however many streams wake at once,
+    each view costs one build and one serialisation per interval; the big part, a run's
+    detail, is built once per model version however often it is asked for.
     """
 
     def __init__(
@@ -81,7 +86,7 @@ class Snapshots:
         built = self._views.get(run_id)
         if (
             built is not None
-            and now - built.at < self.max_age
+            and now - built.at < max(self.max_age, built.took * _BUILD_SHARE)
             and (not current or built.version == self.hub.model.version)
         ):
             return built
@@ -94,7 +99,7 @@ class Snapshots:
         frame = b"".join((_STATE, head, b', "run": ', run, b"}\n\n"))
         self.builds += 1
         self._views = {k: v for k, v in self._views.items() if now - v.at < self.max_age}
-        built = self._views[run_id] = Built(version, now, frame)
+        built = self._views[run_id] = Built(version, now, frame, self.clock() - now)
         return built
 
     def _run(self, run_id: str, version: int) -> bytes:
@@ -184,8 +189,9 @@ async def stream_events(
                 return
         if sent is None or hub.model.version != sent:
             built = snapshots.get(run_id, current=False)
-            sent = built.version
-            yield built.frame
+            if built.version != sent:
+                sent = built.version
+                yield built.frame
             await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
         else:
             yield snapshots.tick()

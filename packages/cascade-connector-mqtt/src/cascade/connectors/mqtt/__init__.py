@@ -4,8 +4,8 @@
 with a last will, fire-and-forget publishing into a bounded buffer, a
 background subscribe loop, and reconnection with backoff. ``EmbeddedBroker``
 runs an MQTT 3.1.1 broker in-process (needs the ``embedded`` extra), for
-demos and tests without mosquitto. Test helpers are in
-``cascade.connectors.mqtt.testing``.
+demos and tests without mosquitto. A pretend broker for unit tests,
+``FakeBroker``, is in ``cascade.connectors.mqtt.testing``.
 """
 
 from ._connector import MqttConnector

@@ -33,7 +33,7 @@ from cascade.interfaces.connector_kit import (
 
 from ._lifecycle import Lifecycle
 from ._link import LinkFactory
-from ._options import ConnectorOptions
+from ._options import ConnectorOptions, client_id_from
 from ._presence import Presence
 from ._sender import Sender
 from ._subscriptions import Subscriptions
@@ -64,7 +64,16 @@ class MqttConnector:
     - ``tls``: ``True`` for TLS with the system's CAs (or ``tls_ca_file``), or an
       :class:`ssl.SSLContext`; ``tls_ca_file``: a CA bundle to trust (implies TLS).
     - ``keepalive`` (seconds, 60), ``protocol`` (``"3.1.1"`` or ``"5"``).
-    - ``client_id`` or ``identifier``: the MQTT client id (random by default).
+    - ``client_id``: the MQTT client id (random by default). ``identifier``, its
+      former name, still works, with a ``DeprecationWarning``.
+    - ``session_expiry`` (seconds, needs ``client_id``): a persistent session.
+      The broker keeps this client's subscriptions while it is away and
+      queues the QoS 1 messages that match them, which arrive on its next
+      connection, also one of a new process with the same ``client_id``
+      (subscribe before ``connect()`` so that callbacks are there for them).
+      MQTT 5: Clean Start off and this Session Expiry Interval; MQTT 3.1.1:
+      Clean Session off (the broker says how long it keeps the session;
+      mosquitto: ``persistent_client_expiration``, by default for ever).
     - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized):
       valid UTF-8 and at most ``MAX_ID_BYTES`` (1,024) bytes each, or ``ValueError``.
     - ``presence`` (``True``): announce this source under ``{prefix}/status/``
@@ -73,6 +82,10 @@ class MqttConnector:
     - ``buffer_size``: messages kept while the broker is slow or away (10,000;
       a full buffer drops the oldest). ``max_in_flight``: messages handed to
       the MQTT client and not yet confirmed (1,000).
+    - ``receive_buffer``: bytes of received QoS 0 payloads held while the
+      subscription callbacks are behind the broker (32 MiB); past it the oldest
+      are discarded and counted in ``stats.shed``, so a slow reader sheds load
+      instead of making the broker drop for it or falling behind without limit.
     - ``backoff_initial``, ``backoff_max``: reconnection delay bounds (0.1 s, 30 s).
       The delay doubles with every failed attempt and with every connection
       lost within ``backoff_max`` of its CONNACK; only a connection that stayed
@@ -109,11 +122,13 @@ class MqttConnector:
         protocol: object = "3.1.1",
         client_id: str | None = None,
         identifier: str | None = None,
+        session_expiry: float | None = None,
         topic_prefix: str = DEFAULT_PREFIX,
         source_id: str | None = None,
         presence: bool = True,
         buffer_size: int = 10_000,
         max_in_flight: int = 1_000,
+        receive_buffer: int = 32 * 1024 * 1024,
         backoff_initial: float = 0.1,
         backoff_max: float = 30.0,
         connect_timeout: float = 5.0,
@@ -131,13 +146,14 @@ class MqttConnector:
             tls_ca_file=tls_ca_file,
             keepalive=keepalive,
             protocol=protocol,
-            client_id=client_id,
-            identifier=identifier,
+            client_id=client_id_from(client_id, identifier),
+            session_expiry=session_expiry,
             topic_prefix=topic_prefix,
             source_id=source_id,
             presence=presence,
             buffer_size=buffer_size,
             max_in_flight=max_in_flight,
+            receive_buffer=receive_buffer,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
             connect_timeout=connect_timeout,

@@ -87,7 +87,14 @@ class Lifecycle:
             supervisor.shut_down(self._flush_timeout, where), name="cascade-mqtt-stop"
         )
         stopping.add_done_callback(self._stopped)
-        await asyncio.shield(stopping)
+        try:
+            await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            # The caller stopped waiting (an engine's shutdown_timeout): what is not confirmed
+            # by now is counted as dropped now, so the counts it reads next are final. The
+            # shutdown itself goes on (offline status, DISCONNECT), bounded as ever.
+            supervisor.discard_unsent()
+            raise
 
     def _stopped(self, stopping: asyncio.Task[None]) -> None:
         if self._stopping is stopping:

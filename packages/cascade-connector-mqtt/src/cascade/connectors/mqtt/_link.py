@@ -63,7 +63,9 @@ class LinkSettings:
     password: str | None = field(default=None, repr=False)
     tls_context: ssl.SSLContext | None = None
     will: tuple[str, bytes] | None = None  # topic and payload of a retained QoS 1 will
+    receive_buffer: int = 32 * 1024 * 1024  # QoS 0 payload bytes held for slow callbacks
     client_options: Mapping[str, Any] = field(default_factory=dict)
+    session_expiry: int | None = None  # a persistent session (seconds), else a clean one
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,14 @@ class LinkHooks:
     or acknowledged (QoS 1+); ``refusal`` is the reason of a PUBACK that
     refused it (MQTT 5), else ``None``. ``unreadable(topic, reason)``: a
     message from the broker could not be taken in (a topic name MQTT does not
-    allow): it is dropped, and the connection goes on.
+    allow): it is dropped, and the connection goes on. ``shed(count)``: ``count``
+    received QoS 0 messages were discarded, oldest first, because more than
+    ``LinkSettings.receive_buffer`` bytes of them waited for :meth:`Link.messages`' reader.
     """
 
     settled: Callable[[int, object], None]
     unreadable: Callable[[str, str], None]
+    shed: Callable[[int], None] = lambda count: None
 
 
 class Link(Protocol):
@@ -129,7 +134,11 @@ class Link(Protocol):
         """Queue an UNSUBSCRIBE without waiting for the broker's UNSUBACK."""
 
     def messages(self) -> AsyncIterator[Incoming]:
-        """The incoming messages; raises :class:`LinkError` when the connection goes."""
+        """The incoming messages; raises :class:`LinkError` when the connection goes.
+
+        While the reader is behind, at most ``receive_buffer`` bytes of QoS 0 payloads wait:
+        beyond that the oldest are shed (``LinkHooks.shed``); QoS 1 messages are never shed.
+        """
 
     async def close(self, *, graceful: bool) -> None:
         """Release everything: DISCONNECT first if ``graceful`` and still possible. Never hangs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +17,18 @@ from cascade.interfaces.connector_kit import (
 
 from ._link import LinkSettings
 
-__all__ = ["ACKED_WINDOW", "ConnectorOptions", "mqtt5_from"]
+__all__ = [
+    "ACKED_WINDOW",
+    "MAX_SESSION_EXPIRY",
+    "ConnectorOptions",
+    "client_id_from",
+    "mqtt5_from",
+]
 
 ACKED_WINDOW = 100  # QoS 1/2 messages in paho at once (measured best; paho is O(n) per PUBACK)
 _MANAGED_OPTIONS = frozenset({"will", "timeout", "hostname", "port", "logger"})
+_SESSION_OPTIONS = frozenset({"clean_session", "clean_start"})  # session_expiry sets them
+MAX_SESSION_EXPIRY = 0xFFFFFFFF  # MQTT 5's largest Session Expiry Interval: never expires
 _VERSIONS = {"3.1.1": False, "311": False, "4": False, "5": True, "5.0": True}
 
 
@@ -30,6 +39,24 @@ def mqtt5_from(value: object) -> bool:
     if mqtt5 is None:
         raise ValueError(f"protocol must be '3.1.1' or '5' (MQTT version), not {value!r}")
     return mqtt5
+
+
+def client_id_from(client_id: str | None, identifier: str | None) -> str | None:
+    """The client id, given as ``client_id`` or as ``identifier``, its deprecated alias.
+
+    ``identifier`` warns (a ``DeprecationWarning`` pointing at the ``MqttConnector(...)``
+    call); both, naming two different ids, raise ``ValueError``.
+    """
+    if identifier is None:
+        return client_id
+    warnings.warn(
+        "MqttConnector(identifier=...) is deprecated: give the MQTT client id as client_id=...",
+        DeprecationWarning,
+        stacklevel=3,  # the caller of MqttConnector(...)
+    )
+    if client_id is not None and client_id != identifier:
+        raise ValueError("give client_id or identifier, not two different ids")
+    return identifier
 
 
 def _tls_context(tls: bool | ssl.SSLContext, tls_ca_file: str | None) -> ssl.SSLContext | None:
@@ -46,7 +73,7 @@ class ConnectorOptions:
 
     Raises ``ValueError`` or ``TypeError`` naming the option that is wrong. The
     fields after ``client_options`` are derived: the MQTT version, the TLS
-    context, the client id, and the sanitized source id and prefix.
+    context, and the sanitized source id and prefix.
     """
 
     hostname: str
@@ -58,12 +85,13 @@ class ConnectorOptions:
     keepalive: int
     protocol: object
     client_id: str | None
-    identifier: str | None
+    session_expiry: float | None
     topic_prefix: str
     source_id: str | None
     presence: bool
     buffer_size: int
     max_in_flight: int
+    receive_buffer: int
     backoff_initial: float
     backoff_max: float
     connect_timeout: float
@@ -71,7 +99,6 @@ class ConnectorOptions:
     client_options: Mapping[str, Any]
     mqtt5: bool = field(init=False)
     tls_context: ssl.SSLContext | None = field(init=False, repr=False)
-    client_identifier: str | None = field(init=False)
     source: str = field(init=False)
     prefix: str = field(init=False)
 
@@ -79,15 +106,24 @@ class ConnectorOptions:
         managed = _MANAGED_OPTIONS & self.client_options.keys()
         if managed:
             raise TypeError(f"MqttConnector sets these aiomqtt options itself: {sorted(managed)}")
-        client_id, identifier = self.client_id, self.identifier
-        if client_id is not None and identifier is not None and client_id != identifier:
-            raise ValueError("give client_id or identifier, not two different ids")
+        if self.session_expiry is not None:
+            if not self.client_id:
+                raise ValueError("session_expiry needs a client_id: the broker keeps its session")
+            if not 0 <= self.session_expiry <= MAX_SESSION_EXPIRY:
+                raise ValueError(f"session_expiry must be from 0 to {MAX_SESSION_EXPIRY} seconds")
+            chosen = _SESSION_OPTIONS & self.client_options.keys()
+            if chosen:
+                raise TypeError(
+                    f"session_expiry sets these aiomqtt options itself: {sorted(chosen)}"
+                )
         if self.connect_timeout <= 0 or self.flush_timeout < 0:
             raise ValueError("timeouts must be positive")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if self.buffer_size < 1:
             raise ValueError("buffer size must be at least 1")
+        if self.receive_buffer < 1:
+            raise ValueError("receive_buffer must be at least 1 byte")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ValueError("backoff needs 0 < initial <= maximum")
         given = self.source_id
@@ -95,7 +131,6 @@ class ConnectorOptions:
         derived = {
             "mqtt5": mqtt5_from(self.protocol),
             "tls_context": _tls_context(self.tls, self.tls_ca_file),
-            "client_identifier": client_id if client_id is not None else identifier,
             "source": sanitize_segment(source),
             "prefix": validate_prefix(self.topic_prefix),
         }
@@ -107,7 +142,8 @@ class ConnectorOptions:
         return LinkSettings(
             hostname=self.hostname,
             port=self.port,
-            identifier=self.client_identifier,
+            identifier=self.client_id,
+            session_expiry=None if self.session_expiry is None else int(self.session_expiry),
             mqtt5=self.mqtt5,
             keepalive=self.keepalive,
             connect_timeout=self.connect_timeout,
@@ -116,5 +152,6 @@ class ConnectorOptions:
             password=self.password,
             tls_context=self.tls_context,
             will=will,
+            receive_buffer=self.receive_buffer,
             client_options=self.client_options,
         )

@@ -8,7 +8,13 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from cascade.interfaces import BrokerCapabilities, ConnectorStats, MessageCallback, SyncCallback
+from cascade.interfaces import (
+    BrokerCapabilities,
+    ConnectorStats,
+    MessageCallback,
+    SyncCallback,
+    topic_matches,
+)
 from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subscription, bounded
 
 from ._connection import Connection
@@ -249,7 +255,7 @@ class Subscriptions:
                     self._probe_seen = True
                 continue  # our own probe, or a confirmation request seen through a wide filter
             # under MQTT 5 the broker sends a copy per matching subscription: each is for its own
-            matched = self._matched_filters(message.subscription_ids)
+            matched = self._matched_filters(message.subscription_ids, topic)
             if topic == own_status and (matched is None or own_status in matched):
                 on_own_status(connection, message.payload)
             await self.dispatcher.dispatch(
@@ -258,16 +264,22 @@ class Subscriptions:
             if connection.reader_closes:
                 return  # a callback disconnected: this connection is closed
 
-    def _matched_filters(self, numbers: tuple[int, ...]) -> set[str] | None:
+    def _matched_filters(self, numbers: tuple[int, ...], topic: str) -> set[str] | None:
         """The filters a received copy is for, from its subscription identifiers.
 
         ``None`` (every matching filter) without identifiers: MQTT 3.1.1, whose
-        broker sends one copy per message, or a broker that does not have them.
+        broker sends one copy per message, or a broker that does not have them;
+        also when none of them names a filter of this connector that matches the
+        topic: a persistent session's message queued under the identifiers of an
+        earlier connector (another process with the same client id, which may
+        have numbered its filters otherwise) goes to every filter it matches.
         A filter nobody subscribes to any more has no subscriptions to deliver to.
         """
         if not numbers:
             return None
-        return {self._id_filters[n] for n in numbers if n in self._id_filters}
+        filters = self._id_filters
+        known = {filters[n] for n in numbers if n in filters and topic_matches(filters[n], topic)}
+        return known or None
 
 
 OwnStatus = Callable[[Connection, bytes], None]

@@ -185,8 +185,10 @@ class Supervisor:
         presence, sender = self._presence, self._sender
         if self._online:
             deadline = time.monotonic() + flush_timeout
-            with contextlib.suppress(FlushTimeoutError):
+            try:
                 await sender.flush(flush_timeout, where)
+            except FlushTimeoutError:
+                sender.discard()  # the counts are final from here: no later ack changes them
             connection = self._connection
             if self._online and presence.enabled and connection is not None:
                 offline = presence.payload("offline", reason="shutdown")
@@ -195,6 +197,10 @@ class Supervisor:
                 await asyncio.wait({sent}, timeout=budget)
         await self._stop()
         sender.discard()
+
+    def discard_unsent(self) -> None:
+        """Drop (and count) what is buffered and unconfirmed now; publish() already drops."""
+        self._sender.discard()
 
     async def _stop(self) -> None:
         """Close the connection (gracefully) and end every task; the connector is stopped."""
@@ -214,7 +220,9 @@ class Supervisor:
         presence = self._presence
         presence.new_session()
         settings = self._options.link_settings(presence.will())
-        link = self._make_link(settings, LinkHooks(self._sender.settled, self._unreadable))
+        link = self._make_link(
+            settings, LinkHooks(self._sender.settled, self._unreadable, self._shed)
+        )
         try:
             await link.open()
         except BaseException:
@@ -366,6 +374,17 @@ class Supervisor:
             "'+')",
             topic,
             reason,
+        )
+
+    def _shed(self, count: int) -> None:
+        """Received messages the callbacks were too far behind to take: counted, logged."""
+        self._stats.shed += count
+        self._log.warning(
+            "shed",
+            "the subscriptions fell behind what the broker delivers: %d message(s) discarded, "
+            "oldest first (%d in all)",
+            count,
+            self._stats.shed,
         )
 
     def _announce_online(self) -> None:

@@ -52,6 +52,10 @@ function renderConnection(state) {
   const ignored = [[state.rejected, "malformed"], [state.oversized, "oversized"]]
     .filter(([count]) => count).map(([count, what]) => count + " " + what);
   $("rejected").textContent = ignored.length ? ignored.join(", ") + " messages ignored" : "";
+  $("missed").textContent = (state.missed || [])
+    .map((m) => "missed " + m.events.toLocaleString("en") + " events from " + m.source +
+      (m.since ? " since " + clock(m.since) : ""))
+    .join(" · ");
   $("mode").textContent = state.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !state.controls;
   $("token-label").hidden = !state.controls;
@@ -84,31 +88,32 @@ function renderRuns(state) {
   $("more-runs").textContent = hidden > 0 ? hidden + " older finished runs not listed" : "";
 }
 
-function renderRun(state) {
-  const run = state.run;
-  $("run").hidden = !run;
-  if (!run) return;
-  $("run-id").textContent = run.run_id;
-  $("run-status").textContent = run.status;
-  $("run-status").className = "badge " + safeClass(run.status);
+// A run's timeline: per task, a bar per state it was in, from its segments ({state, start,
+// end, outcome}), on one time axis from the first segment to ``until``. Also drawn by
+// history.js for finished runs, from the history's segments.
+function drawTimeline(container, runTasks, until, fallbackStart, now) {
   let t0 = Infinity;
-  let t1 = run.ended || state.now;
-  for (const task of run.tasks) for (const s of task.segments) {
+  let t1 = until;
+  for (const task of runTasks) for (const s of task.segments) {
     t0 = Math.min(t0, s.start);
     t1 = Math.max(t1, s.end || s.start);
   }
-  if (!isFinite(t0)) t0 = run.started || state.now;
+  if (!isFinite(t0)) t0 = fallbackStart;
   const span_ = Math.max(t1 - t0, 0.001);
   const cells = [];
-  const tasks = [...run.tasks].sort((a, b) => ((a.segments[0] || a).start || a.since) - ((b.segments[0] || b).start || b.since));
+  const first = (task) => (task.segments[0] || task).start || task.since || task.started_at || 0;
+  const tasks = [...runTasks].sort((a, b) => first(a) - first(b));
   for (const task of tasks) {
     const name = el("div", task.name + (task.attempts > 1 ? " ×" + task.attempts : ""), "tl-name");
-    name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "");
+    const held = task.held_by ? heldText(task.held_by, now) : "";
+    if (held) name.appendChild(el("div", held, "held"));
+    name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "") +
+      (held ? "\n" + held : "");
     name.setAttribute("data-task-id", task.task_id);
     name.setAttribute("data-state", safeClass(task.state));
     const track = el("div", null, "tl-track");
     for (const s of task.segments) {
-      const end = s.end == null ? state.now : s.end;
+      const end = s.end == null ? now : s.end;
       const cls = s.state === "RUNNING" && s.outcome ? "o-" + safeClass(s.outcome) : "s-" + safeClass(s.state);
       const bar = el("div", null, "bar " + cls);
       bar.style.left = (100 * (s.start - t0) / span_).toFixed(2) + "%";
@@ -118,7 +123,18 @@ function renderRun(state) {
     }
     cells.push(name, track);
   }
-  $("timeline").replaceChildren(...cells);
+  container.replaceChildren(...cells);
+}
+
+function renderRun(state) {
+  const run = state.run;
+  $("run").hidden = !run;
+  if (!run) return;
+  $("run-id").textContent = run.run_id;
+  $("run-status").textContent = run.status;
+  $("run-status").className = "badge " + safeClass(run.status);
+  $("run-cancel").disabled = !state.controls || run.status !== "Running";
+  drawTimeline($("timeline"), run.tasks, run.ended || state.now, run.started || state.now, state.now);
   $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
   const failures = run.failures.map((f) => {
     const li = el("li");
@@ -128,6 +144,30 @@ function renderRun(state) {
   });
   if (!failures.length && run.error) failures.push(el("li", run.error, "error"));
   $("failures").replaceChildren(...failures);
+}
+
+// What holds a blocked task back, in words (the CLI's `watch` and `why` say the same).
+function holdText(h, now) {
+  const scope = h.scope ? " on " + h.scope : "";
+  const issued = (h.issued_by ? " by " + h.issued_by : "") +
+    (h.reason ? " \u201c" + h.reason + "\u201d" : "");
+  if (h.type === "sync") return "waiting for the broker's retained constraints";
+  if (h.type === "concurrency" && h.limit != null) {
+    const names = Object.entries(h.holders || {}).slice(0, 3).map(([n, c]) => c + " " + n).join(", ");
+    return "concurrency " + (h.running ?? h.limit) + "/" + h.limit + scope +
+      (names ? " (running: " + names + ")" : "") + issued;
+  }
+  if (h.type === "rate_limit") {
+    const next = h.next_start != null ? ", next start " + clock(h.next_start) +
+      " (in " + seconds(h.next_start - now) + ")" : "";
+    return "rate_limit " + (h.rate || "") + scope + next + issued;
+  }
+  return h.type + scope + issued;
+}
+
+function heldText(holds, now) {
+  return holds.length ? "held: " + holds.map((h) => holdText(h, now)).join("; ")
+    : "held: nothing now (waits for a free slot)";
 }
 
 function renderEngines(state) {
@@ -146,11 +186,13 @@ function renderConstraints(state) {
     const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
     const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
       : clock(c.expires_at) + " (in " + seconds(c.expires_at - state.now) + ")";
+    const issued = [c.issued_by ? "by " + c.issued_by : "", c.issued_at ? clock(c.issued_at) : "",
+      c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
     const clear = el("button", "clear");
     clear.disabled = !state.controls;
     clear.addEventListener("click", () => control("DELETE",
       "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
-    const tr = row([c.scope, c.type, params, expires, clear]);
+    const tr = row([c.scope, c.type, params, span(issued, "issued"), expires, clear]);
     tr.setAttribute("data-scope", c.scope);
     tr.setAttribute("data-type", c.type);
     return tr;
@@ -267,7 +309,7 @@ async function control(method, url, body) {
     const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || response.statusText);
-    status.textContent = "done: " + (answer.published
+    status.textContent = "done: " + (answer.said ? answer.said : answer.published
       ? answer.published.map((p) => p.type + " on " + p.topic).join(", ")
       : "cleared " + (answer.cleared.join(", ") || "nothing"));
     status.className = "note ok";
@@ -284,7 +326,9 @@ function onApply(event) {
   const ttl = $("c-ttl").value.trim();
   const params = type === "concurrency" ? { limit: value === "" ? null : Number(value) }
     : type === "rate_limit" ? { rate: value } : {};
-  control("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params, ttl: ttl ? Number(ttl) : null });
+  const reason = $("c-reason").value.trim();
+  control("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params,
+    ttl: ttl ? Number(ttl) : null, reason: reason || null });
 }
 
 function start() {
@@ -299,6 +343,12 @@ function start() {
     connect(); // the stream of a token holder is never refused
   });
   $("control").addEventListener("submit", onApply);
+  $("run-cancel").addEventListener("click", () => {
+    if (!selected) return;
+    const reason = $("c-reason").value.trim();
+    control("POST", "/api/runs/" + encodeURIComponent(selected) + "/cancel",
+      reason ? { reason } : undefined);
+  });
   $("c-resume").addEventListener("click", () =>
     control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
   selected = new URL(location.href).searchParams.get("run");

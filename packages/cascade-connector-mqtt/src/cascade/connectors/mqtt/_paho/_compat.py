@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["FAST_PATH_VARIABLE", "check_aiomqtt", "fast_wire_supported"]
+__all__ = ["FAST_PATH_VARIABLE", "bulk_read_supported", "check_aiomqtt", "fast_wire_supported"]
 
 FAST_PATH_VARIABLE = "CASCADE_MQTT_FAST_PATH"
 
@@ -57,7 +57,27 @@ def fast_wire_supported(paho: Any) -> bool:
     ``CASCADE_MQTT_FAST_PATH=off`` in the environment chooses that way too
     (the tests run both ways; and a way out, should a paho release break it).
     """
-    if os.environ.get(FAST_PATH_VARIABLE, "on").lower() in ("0", "off", "false", "no"):
-        return False
     names = ("_packet_queue", "_mid_generate", "_handle_pubackcomp", "_in_packet", "_out_messages")
-    return all(hasattr(paho, name) for name in names)
+    return _fast_path_on() and all(hasattr(paho, name) for name in names)
+
+
+def bulk_read_supported(paho: Any) -> bool:
+    """Whether this paho has the private parts the bulk reader (``_reader.py``) relies on.
+
+    Without them, or with the fast path off (``CASCADE_MQTT_FAST_PATH=off``), the
+    socket is read by aiomqtt's reader through paho's ``loop_read()``: slower, same messages.
+    """
+    names = (
+        "_in_packet",
+        "_packet_handle",
+        "_loop_rc_handle",
+        "_msgtime_mutex",
+        "_call_socket_register_write",
+    )
+    # what paho's keepalive reads of the last arrival: _last_msg_in before paho 2.1.x
+    arrival = hasattr(paho, "_last_bytes_received") or hasattr(paho, "_last_msg_in")
+    return _fast_path_on() and arrival and all(hasattr(paho, name) for name in names)
+
+
+def _fast_path_on() -> bool:
+    return os.environ.get(FAST_PATH_VARIABLE, "on").lower() not in ("0", "off", "false", "no")

@@ -9,6 +9,7 @@ paho has them privately. Each such reach is here, checked at run time
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 from collections import deque
@@ -25,8 +26,9 @@ from cascade.interfaces import ConnectError
 from cascade.interfaces.connector_kit import bounded
 
 from .._link import ConnectRefusedError, Incoming, LinkError, LinkHooks, LinkSettings
-from ._compat import check_aiomqtt, fast_wire_supported
+from ._compat import bulk_read_supported, check_aiomqtt, fast_wire_supported
 from ._connect import ConnectThread, TrackingContext, disable_nagle
+from ._reader import BulkReader
 from ._reasons import describe_connect_failure, describe_failure, is_refusal
 
 __all__ = ["PahoLink"]
@@ -35,6 +37,19 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
+_YIELD_EVERY = 256  # messages handed out between two turns of the loop (the socket is read there)
+
+
+def _persistent_session(mqtt5: bool, expiry: int, options: dict[str, Any]) -> dict[str, Any]:
+    """aiomqtt's options for a session the broker keeps ``expiry`` seconds (MQTT 5), or as
+    long as it keeps sessions (MQTT 3.1.1, which has no expiry of its own)."""
+    if not mqtt5:
+        return {"clean_session": False}
+    given = options.get("properties")  # the caller's CONNECT properties, kept (a copy)
+    new: Any = Properties  # paho's class is untyped
+    properties = copy.copy(given) if given is not None else new(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = expiry
+    return {"clean_start": False, "properties": properties}
 
 
 class PahoLink:
@@ -58,6 +73,8 @@ class PahoLink:
             "max_inflight_messages": settings.acked_window,
             **settings.client_options,
         }
+        if settings.session_expiry is not None:
+            options.update(_persistent_session(settings.mqtt5, settings.session_expiry, options))
         self.client = client = self.client_class(
             settings.hostname,
             settings.port,
@@ -72,8 +89,10 @@ class PahoLink:
         self._subscription_ids = settings.mqtt5
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages the sender encoded
         self._incoming: deque[Incoming] = deque()  # received, not yet taken by messages()
+        self._held = 0  # bytes of the QoS 0 payloads in _incoming
         self._waiter: asyncio.Future[None] | None = None  # messages() waits on it for more
         self._batches = fast_wire_supported(self._paho)
+        self._bulk_read = bulk_read_supported(self._paho)
         self._hook()
 
     @classmethod
@@ -113,6 +132,8 @@ class PahoLink:
             disable_nagle(args[2])  # (client, userdata, socket)
             if on_socket_open is not None:
                 on_socket_open(*args)
+            if self._bulk_read:  # queued after aiomqtt's add_reader, which this one replaces
+                self._loop.call_soon_threadsafe(self._read_in_bulk, args[2])
 
         paho.on_socket_open = socket_opened
         paho.on_socket_register_write = self._register_writer
@@ -193,6 +214,26 @@ class PahoLink:
                 self._loop.add_writer(sock.fileno(), write)
 
         self._loop.call_soon_threadsafe(register)
+
+    def _read_in_bulk(self, sock: Any) -> None:
+        """Read ``sock`` with a :class:`BulkReader` instead of paho's ``loop_read``."""
+        if self._paho._sock is not sock:
+            return  # closed (or replaced) before the loop got here
+        disconnected = self.client._disconnected
+
+        def failed(exc: BaseException) -> None:
+            if not disconnected.done():
+                disconnected.set_exception(exc)
+
+        reader = BulkReader(
+            self._paho,
+            sock,
+            mqtt5=self._settings.mqtt5,
+            deliver=self._deliver,
+            unreadable=self._hooks.unreadable,
+            failed=failed,
+        )
+        self._loop.add_reader(sock.fileno(), reader)
 
     # -- the connection -----------------------------------------------------------------
 
@@ -319,19 +360,51 @@ class PahoLink:
         payload = message.payload
         if not isinstance(payload, bytes):
             payload = bytes(payload)
-        self._incoming.append(Incoming(topic, payload, message.qos, message.retain, ids))
+        self._deliver(Incoming(topic, payload, message.qos, message.retain, ids))
+
+    def _deliver(self, message: Incoming) -> None:
+        """Queue ``message`` for :meth:`messages`; past the bound, shed the oldest QoS 0 ones."""
+        self._incoming.append(message)
+        if not message.qos:
+            self._held += len(message.payload)
+            if self._held > self._settings.receive_buffer:
+                self._shed()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _shed(self) -> None:
+        incoming, kept, shed = self._incoming, [], 0
+        while self._held > self._settings.receive_buffer and incoming:
+            message = incoming.popleft()
+            if message.qos:
+                kept.append(message)  # acknowledged to the broker already: never shed
+                continue
+            self._held -= len(message.payload)
+            shed += 1
+        incoming.extendleft(reversed(kept))
+        self._hooks.shed(shed)
+
     async def messages(self) -> AsyncIterator[Incoming]:
-        """What :meth:`_received` queued, in order; then LinkError once the connection is gone."""
+        """What the socket's reader queued, in order; then LinkError once the connection is gone.
+
+        Every few hundred messages it lets the loop turn, so that the socket is read (into the
+        bounded queue) while a backlog is worked through, and the broker never waits on us.
+        """
         incoming = self._incoming
         disconnected = self.client._disconnected  # the future of this connection (see open)
         loop = asyncio.get_running_loop()
+        handed = 0
         while True:
             while incoming:
-                yield incoming.popleft()
+                message = incoming.popleft()
+                if not message.qos:
+                    self._held -= len(message.payload)
+                yield message
+                handed += 1
+                if handed == _YIELD_EVERY:
+                    handed = 0
+                    await asyncio.sleep(0)
             if disconnected.done():
                 break
             waiter = self._waiter = loop.create_future()

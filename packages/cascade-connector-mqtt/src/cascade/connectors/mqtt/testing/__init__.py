@@ -1,89 +1,16 @@
-"""Test support for code that talks MQTT: private brokers and pytest fixtures.
+"""Test doubles for code that uses ``MqttConnector``: a pretend broker, no network.
 
-In another package's ``tests/integration/conftest.py``::
+``MqttConnector(link=FakeBroker())`` connects through :class:`FakeLink`
+objects, one per connection attempt: no MQTT client, no socket. The test
+reads what the connector sent and subscribed, and settles, delivers or
+loses the connection when it chooses. Nothing here imports pytest, aiomqtt
+or paho: only what the package itself depends on.
 
-    from cascade.connectors.mqtt.testing import mqtt_broker  # noqa: F401
-
-then take ``mqtt_broker`` (session-wide: a private mosquitto on a free
-loopback port, or the embedded amqtt broker where mosquitto is not
-installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
-``mosquitto_broker`` (one per test, can ``stop``/``pause``/``resume``/
-``restart``) or ``mqtt_tls_broker`` (TLS and a password file) as arguments.
-``family_mqtt_broker`` and friends register the same fixture names on the
-broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
-``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
-``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
-For unit tests without a broker, ``MqttConnector(link=FakeBroker())``
-connects through :class:`FakeLink` objects (no MQTT client, no network).
-``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
-:class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback.
-This module imports pytest; it is for tests and benchmarks only.
+The private brokers and pytest fixtures of Cascade's own integration tests
+(mosquitto, RabbitMQ, bridges) are in ``cascade.testkit``, an unpublished
+package of the repository.
 """
 
-from ._bridge import MosquittoBridge, mosquitto_bridge
-from ._certs import TestCertificates, make_test_certificates
 from ._fake_link import FakeBroker, FakeLink, Sent
-from ._families import (
-    BROKER_FAMILIES,
-    BROKER_FAMILY_VARIABLE,
-    MOSQUITTO_ONLY,
-    NOT_THE_SHARED_BROKER,
-    QOS_ORDER_NOT_KEPT,
-    RETAINED_EXACT_ONLY,
-    RETAINED_EXACT_ONLY_HANGS,
-    STAR_TOPIC_REWRITTEN,
-    OwnBroker,
-    broker_family,
-    family_mosquitto_broker,
-    family_mqtt_broker,
-    family_mqtt_tls_broker,
-    family_own_broker,
-    skip_on_family,
-    xfail_on_family,
-)
-from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
-from ._inbox import Inbox
-from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
-from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
-from ._rabbitmq_cluster import RabbitMQCluster
-from ._threaded import ThreadedEmbeddedBroker
 
-__all__ = [
-    "BROKER_FAMILIES",
-    "OwnBroker",
-    "BROKER_FAMILY_VARIABLE",
-    "MOSQUITTO_ONLY",
-    "NO_MOSQUITTO",
-    "NO_RABBITMQ",
-    "NOT_THE_SHARED_BROKER",
-    "QOS_ORDER_NOT_KEPT",
-    "RETAINED_EXACT_ONLY",
-    "RETAINED_EXACT_ONLY_HANGS",
-    "STAR_TOPIC_REWRITTEN",
-    "BrokerEndpoint",
-    "FakeBroker",
-    "FakeLink",
-    "Inbox",
-    "MosquittoBridge",
-    "MosquittoBroker",
-    "RabbitMQBroker",
-    "RabbitMQCluster",
-    "Sent",
-    "TestCertificates",
-    "broker_family",
-    "family_mosquitto_broker",
-    "family_mqtt_broker",
-    "family_mqtt_tls_broker",
-    "family_own_broker",
-    "ThreadedEmbeddedBroker",
-    "free_port",
-    "make_test_certificates",
-    "mosquitto_bridge",
-    "mosquitto_broker",
-    "mosquitto_path",
-    "mqtt_broker",
-    "mqtt_tls_broker",
-    "rabbitmq_server_path",
-    "skip_on_family",
-    "xfail_on_family",
-]
+__all__ = ["FakeBroker", "FakeLink", "Sent"]

@@ -4,7 +4,7 @@
 the family of the shared ``mqtt_broker``. A conftest takes the fixtures
 from here instead of the plain ones::
 
-    from cascade.connectors.mqtt.testing import (  # noqa: F401 - fixtures
+    from cascade.testkit import (  # noqa: F401 - fixtures
         family_mosquitto_broker,  # "mosquitto_broker"
         family_mqtt_broker,  # "mqtt_broker"
     )

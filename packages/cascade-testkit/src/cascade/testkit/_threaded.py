@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from .._embedded import EmbeddedBroker
+from cascade.connectors.mqtt import EmbeddedBroker
 
 __all__ = ["ThreadedEmbeddedBroker"]
 

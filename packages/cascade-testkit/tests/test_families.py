@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.connectors.mqtt.testing import (
+from cascade.testkit import (
     BROKER_FAMILY_VARIABLE,
     NO_RABBITMQ,
     RabbitMQBroker,

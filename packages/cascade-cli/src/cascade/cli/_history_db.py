@@ -1,0 +1,93 @@
+"""What the history commands (`record`, `runs`, `run`, `tasks`, `audit`) share: the database
+option, opening it (the ``[history]`` extra imported only then), periods, and JSON output.
+
+A database that cannot be opened or read ends a command with one line and
+exit 1; an option that cannot be read, exit 2; a missing extra says what to
+install (exit 1), as `cascade dashboard` does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.text import Text
+
+from ._context import fail
+from ._inert import inert
+from ._view_options import parse_age
+
+if TYPE_CHECKING:
+    from cascade.history import History
+
+__all__ = [
+    "EXTRA_HINT",
+    "SINCE_HELP",
+    "Db",
+    "Json",
+    "cell",
+    "echo_json",
+    "open_history",
+    "query",
+    "since_seconds",
+]
+
+EXTRA_HINT = "needs the history extra: pip install 'cascade-cli[history]'"
+
+_T = TypeVar("_T")
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="CASCADE_HISTORY_DB",
+        metavar="URL",
+        help="The history database: a SQLite file's path, sqlite:///PATH or "
+        "postgresql://USER@HOST/DB (default: history.sqlite3 in the user's data directory).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SINCE_HELP = "Only the last AGE: 90s, 15m, 24h, 7d"
+
+
+def since_seconds(age: str | None) -> float | None:
+    """The moment ``age`` ago (epoch seconds), ``None`` without one; exit 2 for a bad age."""
+    return None if age is None else time.time() - parse_age(age)
+
+
+def open_history(command: str, db: str | None, *, create: bool = False) -> History:
+    """The history ``db`` names; readers (``create=False``) do not make a new SQLite file."""
+    try:
+        from cascade.history import History, HistoryError
+    except ImportError:
+        raise fail(f"cascade {command} {EXTRA_HINT}") from None
+    try:
+        return History(db, create=create)
+    except HistoryError as exc:
+        raise fail(str(exc)) from None
+
+
+def query(job: Callable[[], _T]) -> _T:
+    """Run a history query: a database error ends the command (exit 1), a ``ValueError``
+    of the arguments is a usage error (exit 2)."""
+    from cascade.history import HistoryError
+
+    try:
+        return job()
+    except HistoryError as exc:
+        raise fail(str(exc)) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def echo_json(value: Any) -> None:
+    """``value`` as one line of ASCII JSON (every control character escaped)."""
+    typer.echo(json.dumps(value))
+
+
+def cell(text: str | None, limit: int, style: str = "") -> Text:
+    """Stored text for a table: never markup, every active character escaped, bounded."""
+    return Text(inert(text or "", limit) or "-", style=style)

@@ -1,0 +1,251 @@
+"""`cascade record`: record the broker's telemetry, presence and constraints into the history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
+from ._context import CliContext
+from ._history_db import Db, open_history
+from ._render import duration
+from ._view_options import parse_age
+
+if TYPE_CHECKING:
+    from cascade.history import History, RecorderStats
+
+__all__ = ["record"]
+
+_STOP_TIMEOUT = 5.0  # seconds a stop waits for the queued messages to be written
+_DEFAULT_QUEUE = 100_000
+
+
+@broker_options
+def record(
+    ctx: typer.Context,
+    db: Db = None,
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            "--keep",
+            metavar="AGE",
+            help="Delete runs and events older than AGE as it records (30d); default: keep all.",
+        ),
+    ] = None,
+    duration_s: Annotated[
+        float | None,
+        typer.Option("--duration", min=0, callback=finite, help="Stop after this many seconds."),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-id",
+            metavar="ID",
+            help="A stable MQTT client id: the broker keeps this recorder's session, and the "
+            "QoS 1 messages (runs' starts and ends, presence, constraints) published while it "
+            "is away, for its next start with the same id.",
+        ),
+    ] = None,
+    session_expiry: Annotated[
+        str,
+        typer.Option(
+            "--session-expiry",
+            metavar="AGE",
+            help="With --client-id over MQTT 5: how long the broker keeps the session.",
+        ),
+    ] = "7d",
+    queue: Annotated[
+        int,
+        typer.Option(
+            "--queue",
+            min=1,
+            help="Messages held while the database is slow or down; beyond, dropped and counted.",
+        ),
+    ] = _DEFAULT_QUEUE,
+    share: Annotated[
+        str | None,
+        typer.Option(
+            "--share",
+            metavar="GROUP",
+            help="Share the telemetry with the other recorders of GROUP (an MQTT shared "
+            "subscription, $share/GROUP/...): each message goes to one of them; run several "
+            "into one PostgreSQL to record a stream one cannot keep up with.",
+        ),
+    ] = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Record runs, tasks, engines and constraints into the history database until Ctrl-C.
+
+    A SQLite file in the user's data directory unless --db says otherwise
+    (postgresql://USER@HOST/DB for a fleet). On a terminal it shows a progress
+    line (events/s, stored, dropped, gaps, lag); piped, it is quiet.
+    Examples: cascade record; cascade record --db postgresql://cascade@db/cascade --keep 30d;
+    cascade record --client-id recorder-1 (kept while it restarts)
+    """
+    kept = parse_age(keep) if keep is not None else None
+    expiry = parse_age(session_expiry)
+    if client_id is not None:
+        _check_client_id(client_id)
+    if share is not None:
+        _check_group(share)
+    broker = dataclasses.replace(
+        broker,
+        client_id=client_id,
+        session_expiry=min(expiry, _MAX_EXPIRY) if client_id is not None else None,
+    )
+    history = open_history("record", db, create=True)
+    context = CliContext.of(ctx)
+    console = context.out()
+    retention = f"keeping {keep}" if keep is not None else "keeping everything"
+
+    async def job(connector: Any) -> RecorderStats:
+        from cascade.history import Recorder
+
+        recorder = Recorder(
+            connector, history, keep=kept, max_queue=queue, name=client_id, share=share
+        )
+        await recorder.start()  # subscribed before connecting: a kept session's messages
+        try:
+            await connector.connect(require=True)
+            sharing = ""
+            if share is not None and await recorder.check_sharing(broker.timeout):
+                sharing = f", sharing the telemetry with group {share}"
+            elif share is not None:
+                typer.echo(f"cascade: warning: {NO_SHARING.format(group=share)}", err=True)
+            console.print(
+                f"recording {broker.address} into {history.location} ({retention}{sharing}); "
+                "Ctrl-C ends it",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            console.file.flush()
+            stop = asyncio.Event()
+            with _stop_on_signals(stop.set):
+                await _wait(recorder, stop, duration_s, console)
+        finally:
+            await recorder.stop(timeout=_STOP_TIMEOUT)
+        return _with_unreadable(recorder.stats, connector.stats.rejected)
+
+    try:
+        stats = context.run(broker, job, connect=False)
+    except KeyboardInterrupt:  # before recording began (connecting): nothing to write
+        raise typer.Exit(130) from None
+    finally:
+        history.close()
+    console.print(_summary(stats, history), markup=False, highlight=False, soft_wrap=True)
+
+
+async def _wait(
+    recorder: Any, stop: asyncio.Event, seconds: float | None, console: Console
+) -> None:
+    """Until ``stop`` (a signal) or ``seconds``; a progress line each second on a terminal."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    progress = _Progress(recorder, recorder.connector)
+    live = Live(progress.line(), console=console, auto_refresh=False, transient=True)
+    with live if console.is_terminal else contextlib.nullcontext():
+        while not stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(1.0, left) if left is not None else 1.0)
+            if console.is_terminal:
+                live.update(progress.line(), refresh=True)
+
+
+class _Progress:
+    """The terminal's progress line: the rate since the last line, and the counters."""
+
+    def __init__(self, recorder: Any, connector: Any) -> None:
+        self.recorder = recorder
+        self.connector = connector
+        self.last = (time.monotonic(), 0)
+
+    def line(self) -> Text:
+        stats = _with_unreadable(self.recorder.stats, self.connector.stats.rejected)
+        now = time.monotonic()
+        then, received = self.last
+        rate = (stats.received - received) / (now - then) if now > then else 0.0
+        self.last = (now, stats.received)
+        text = Text(
+            f"{rate:,.0f} events/s · stored {stats.stored:,} · duplicates {stats.duplicates:,}"
+            f" · rejected {stats.rejected:,} · dropped {stats.dropped:,}"
+            f" · gaps {'per run (shared)' if self.recorder.sharing else f'{stats.gaps:,}'}"
+            f" · lag {duration(stats.lag)}"
+        )
+        if stats.last_error and stats.lag > 1:
+            text.append(" · database: ", style="red").append(stats.last_error[:200], style="red")
+        return text
+
+
+NO_SHARING = (
+    "this broker does not deliver to shared subscriptions ($share/{group}/...): this recorder "
+    "records every message, as each of the group does (the history stores each event once)"
+)
+_MAX_EXPIRY = 0xFFFFFFFF  # MQTT 5's largest session expiry: the session never expires
+
+
+def _check_client_id(client_id: str) -> None:
+    """MQTT client ids are UTF-8 strings of at most 65,535 bytes; brokers want them non-empty."""
+    try:
+        size = len(client_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    if not 0 < size <= 65_535:
+        raise typer.BadParameter(
+            "must be a non-empty UTF-8 string of at most 65,535 bytes", param_hint="'--client-id'"
+        )
+
+
+def _with_unreadable(stats: RecorderStats, unreadable: int) -> RecorderStats:
+    """The recorder's counts with the payloads its connector rejected (not JSON objects) as
+    received and rejected: the recorder never saw them, but they reached this process."""
+    return dataclasses.replace(
+        stats, received=stats.received + unreadable, rejected=stats.rejected + unreadable
+    )
+
+
+def _check_group(group: str) -> None:
+    """A shared subscription's group: a non-empty topic level without wildcards."""
+    if not group or any(c in group for c in "/+#\x00"):
+        raise typer.BadParameter(
+            "must be a non-empty name without '/', '+', '#' or NUL", param_hint="'--share'"
+        )
+
+
+def _summary(stats: RecorderStats, history: History) -> str:
+    return (
+        f"recorded into {history.location}: {stats.received:,} received, "
+        f"{stats.stored:,} stored, {stats.duplicates:,} duplicates, "
+        f"{stats.rejected:,} rejected, {stats.dropped:,} dropped, "
+        f"{stats.gaps:,} missed (gaps in the events' numbers)"
+    )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Any) -> Any:
+    """SIGINT (Ctrl-C) and SIGTERM call ``stop`` instead of interrupting, so the recorder writes
+    what it has queued and ends cleanly; where the loop cannot take signals, nothing changes."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            continue
+        installed.append(number)
+    try:
+        yield
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)

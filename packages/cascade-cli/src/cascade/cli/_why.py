@@ -1,0 +1,172 @@
+"""`cascade why RUN_ID [TASK]`: what holds a run's blocked tasks, from its live telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import re
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from cascade.interfaces import Message, telemetry_filter
+from cascade.interfaces.connector_kit import bounded
+
+from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ._context import CliContext, UsageError, fail, usage
+from ._holds_text import holds_text
+from ._inert import SHOWN, inert
+from ._state import WatchState
+from ._status_json import iso_time
+from ._times import TimeFormat, duration
+from ._views import RunView, TaskView
+
+__all__ = ["check_run_id", "why"]
+
+_RUN_ID = re.compile(r"[0-9a-f]{8,32}")
+FULL_RUN_ID = 32
+
+
+def check_run_id(value: str, *, prefix_ok: bool) -> str:
+    """A run id as engines make them (32 hex digits; with ``prefix_ok``, its first 8 or
+    more), in lower case; else :class:`UsageError` (exit 2)."""
+    run_id = value.strip().lower()
+    if not _RUN_ID.fullmatch(run_id) or (not prefix_ok and len(run_id) != FULL_RUN_ID):
+        wanted = "32 hex digits" + (", or its first 8 or more" if prefix_ok else "")
+        raise UsageError(f"a run id is {wanted}, not {value!r}")
+    return run_id
+
+
+def _matches(task: TaskView, pattern: str | None) -> bool:
+    return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
+
+
+def _blocked(run: RunView, pattern: str | None) -> list[TaskView]:
+    tasks = [t for t in run.tasks.values() if t.state == "BLOCKED" and _matches(t, pattern)]
+    return sorted(tasks, key=lambda task: task.since)
+
+
+def _summary(run: RunView) -> str:
+    beat = run.heartbeat
+    if beat is not None:
+        counts = {"blocked": beat.blocked, "running": beat.running, "pending": beat.pending}
+    else:
+        seen = run.counts()
+        counts = {"blocked": seen["BLOCKED"], "running": seen["RUNNING"]}
+    said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return f"{run.status}" + (f", {said}" if said else "")
+
+
+def _lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]:
+    source = inert(run.source, SHOWN["source"])
+    head = f"run {inert(run.run_id, SHOWN['name'])} ({source}): {_summary(run)}"
+    if run.finished:
+        return [head, "  it has ended: nothing waits"]
+    lines = [head]
+    blocked = _blocked(run, pattern)
+    for task in blocked:
+        held = (
+            holds_text(task.held_by, times)
+            if task.held_by is not None
+            else "its engine does not say (an engine from before held_by)"
+        )
+        name = inert(task.name, SHOWN["name"])
+        waited = duration(times.now - task.since)
+        lines.append(f"  {name} ({inert(task.task_id, SHOWN['name'])}) blocked {waited}: {held}")
+    if not blocked:
+        known = [t for t in run.tasks.values() if pattern is not None and _matches(t, pattern)]
+        if known:
+            lines += [f"  {inert(t.name, SHOWN['name'])} is {t.state}, not blocked" for t in known]
+        else:
+            lines.append("  nothing blocked" + (f" matches {pattern!r}" if pattern else ""))
+    listed = run.heartbeat.blocked if run.heartbeat is not None else 0
+    if pattern is None and listed > len(blocked):
+        lines.append(f"  ({listed - len(blocked)} more blocked: heartbeats list the first 16)")
+    return lines
+
+
+def _json(run: RunView, pattern: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "source": run.source,
+        "status": run.status,
+        "heartbeat": msgspec.to_builtins(run.heartbeat) if run.heartbeat else None,
+        "blocked": [
+            {
+                "task_id": task.task_id,
+                "task_name": task.name,
+                "since": iso_time(task.since),
+                "held_by": None if task.held_by is None else msgspec.to_builtins(task.held_by),
+            }
+            for task in _blocked(run, pattern)
+        ],
+    }
+
+
+@broker_options
+def why(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(help="The run's id: 32 hex digits, or its first 8 or more.")
+    ],
+    task: Annotated[
+        str | None, typer.Argument(help="Only this task: its id, or a glob of its name.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
+
+    Waits at most --timeout for the run's next heartbeat (every 5 s by default); exit 1 if unheard.
+    Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10
+    """
+    try:
+        wanted = check_run_id(run_id, prefix_ok=True)
+    except UsageError as exc:
+        raise usage(exc) from None
+    state = WatchState(keep_runs=None, keep_for=None)
+    answered = asyncio.Event()
+
+    async def listen(connector: Any) -> None:
+        prefix = connector.topic_prefix
+        state.prefix = prefix
+
+        def on_message(message: Message) -> None:
+            heard = message.payload.get("run_id")
+            if not isinstance(heard, str) or not heard.startswith(wanted):
+                return
+            state.apply(message)
+            run = state.runs.get(heard)
+            if run is not None and (run.heartbeat is not None or run.finished):
+                answered.set()  # a heartbeat lists every blocked task; an end, that none is
+
+        exact = wanted if len(wanted) == FULL_RUN_ID else None
+        await connector.subscribe(telemetry_filter(run_id=exact, prefix=prefix), on_message)
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(broker.timeout):
+                await answered.wait()
+
+    CliContext.of(ctx).run(broker, listen)
+    runs = list(state.runs.values())
+    if not runs:
+        raise fail(
+            f"nothing heard of run {wanted} within {broker.timeout:g} s: it has ended, its "
+            "engine is not connected to this broker, or it sends no heartbeat that often "
+            "(give more --timeout)"
+        )
+    if not answered.is_set():
+        typer.echo(
+            f"cascade: no heartbeat of run {wanted} within {broker.timeout:g} s: only the "
+            "tasks seen blocking while listening are listed",
+            err=True,
+        )
+    if json_output:
+        typer.echo(json.dumps({"runs": [_json(run, task) for run in runs]}))
+        return
+    times = TimeFormat(state.clock())
+    for run in runs:
+        for line in _lines(run, task, times):
+            typer.echo(line)

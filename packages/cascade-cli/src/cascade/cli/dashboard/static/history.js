@@ -1,0 +1,163 @@
+// The History section (`cascade dashboard --db URL`): past runs with the filters of
+// `cascade runs`, a finished run's timeline (drawn by app.js's drawTimeline), a task's
+// duration over time as an SVG chart, and the audit trail. Everything the history holds
+// came from the broker, so every string reaches the page through textContent or
+// setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds() and
+// drawTimeline() of app.js, loaded before it.
+"use strict";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+window.cascadeHistoryLoads = 0; // read by the tests
+
+async function historyGet(path, params) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== "" && value != null) url.searchParams.set(key, value);
+  }
+  const response = await fetch(url, { cache: "no-store" });
+  const answer = await response.json();
+  if (!response.ok) {
+    const error = new Error(answer.error || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  window.cascadeHistoryLoads += 1;
+  return answer;
+}
+
+function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
+
+function took(ms) { return ms == null ? "-" : ms < 1000 ? Math.round(ms) + " ms" : seconds(ms / 1000); }
+
+function problem(error) {
+  $("h-problem").textContent = error ? "history: " + error.message : "";
+}
+
+function stateCounts(tasks) {
+  const counts = el("span");
+  for (const s of STATES) if (tasks[s]) counts.appendChild(span(s.toLowerCase() + " " + tasks[s], "count c-" + s));
+  return counts;
+}
+
+function filters() {
+  return {
+    since: $("h-since").value, status: $("h-status").value, project: $("h-project").value.trim(),
+    task: $("h-task").value.trim(), source: $("h-source").value.trim(), limit: 200,
+  };
+}
+
+async function loadRuns() {
+  const { runs } = await historyGet("/api/history/runs", filters());
+  replace($("h-runs").tBodies[0], runs.map((run) => {
+    const open = el("button", run.run_id.slice(0, 12), "link");
+    open.title = run.run_id;
+    open.addEventListener("click", () => loadRun(run.run_id).then(() => problem(null), problem));
+    const missing = run.missing_events ? span(run.missing_events.toLocaleString("en"), "missing") : "-";
+    const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), at(run.started_at),
+      run.duration == null ? "running" : seconds(run.duration), stateCounts(run.tasks), missing,
+      run.source, span(run.error || "", "error")]);
+    tr.setAttribute("data-run-id", run.run_id);
+    return tr;
+  }));
+  $("h-no-runs").textContent = runs.length ? "" : "no recorded run matches";
+}
+
+async function loadRun(runId) {
+  const { run } = await historyGet("/api/history/run", { id: runId });
+  $("h-run").hidden = false;
+  $("h-run-id").textContent = run.run_id;
+  $("h-run-status").textContent = run.status;
+  $("h-run-status").className = "badge " + safeClass(run.status);
+  $("h-run-missing").textContent = run.missing_events
+    ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
+  const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
+  drawTimeline($("h-timeline"), run.tasks, end, run.started_at, end);
+  $("h-failures").replaceChildren(...run.failures.map((f) => {
+    const li = el("li");
+    li.appendChild(span(f.name + ": ", "c-FAILED"));
+    li.appendChild(span(f.error, "error"));
+    return li;
+  }));
+}
+
+async function loadTasks() {
+  const { tasks } = await historyGet("/api/history/tasks", { since: "7d" });
+  replace($("h-tasks").tBodies[0], tasks.map((t) => {
+    const open = el("button", t.task_name, "link");
+    open.addEventListener("click", () => loadTask(t.task_name).then(() => problem(null), problem));
+    const tr = row([open, t.runs, t.executions, t.failures, (100 * t.failure_rate).toFixed(1) + "%",
+      took(t.p50_ms), took(t.p95_ms), took(t.max_ms)]);
+    tr.setAttribute("data-task-name", t.task_name);
+    return tr;
+  }));
+}
+
+function svg(tag, attributes, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Duration (y, from 0 to the longest) against the time each execution ended (x).
+function drawChart(chart, executions) {
+  const width = 640, height = 180, left = 52, right = 8, top = 10, bottom = 24;
+  const parts = [svg("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }),
+    svg("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" })];
+  if (executions.length) {
+    const t0 = executions[0].ts, t1 = executions[executions.length - 1].ts;
+    const longest = Math.max(...executions.map((e) => e.duration_ms), 1);
+    const x = (ts) => left + (t1 > t0 ? (ts - t0) / (t1 - t0) : 0.5) * (width - left - right);
+    const y = (value) => height - bottom - (value / longest) * (height - top - bottom);
+    const points = executions.map((e) => x(e.ts).toFixed(1) + "," + y(e.duration_ms).toFixed(1));
+    parts.push(svg("polyline", { points: points.join(" "), class: "line" }));
+    for (const e of executions) {
+      const dot = svg("circle", { cx: x(e.ts).toFixed(1), cy: y(e.duration_ms).toFixed(1), r: 2.5,
+        class: "pt-" + safeClass(e.state) });
+      dot.appendChild(svg("title", {}, took(e.duration_ms) + " " + e.state + " " + at(e.ts) + " run " + e.run_id));
+      parts.push(dot);
+    }
+    parts.push(svg("text", { x: 2, y: top + 10 }, took(longest)), svg("text", { x: 2, y: height - bottom }, "0"),
+      svg("text", { x: left, y: height - 6 }, at(t0)),
+      svg("text", { x: width - right, y: height - 6, "text-anchor": "end" }, at(t1)));
+  } else {
+    parts.push(svg("text", { x: left + 10, y: height / 2 }, "no finished execution in the last 7 days"));
+  }
+  chart.replaceChildren(...parts);
+  chart.setAttribute("data-points", String(executions.length));
+}
+
+async function loadTask(name) {
+  const { executions } = await historyGet("/api/history/task", { name, since: "7d", limit: 500 });
+  $("h-task").hidden = false;
+  $("h-task-name").textContent = name;
+  drawChart($("h-chart"), executions);
+}
+
+async function loadAudit() {
+  const { events } = await historyGet("/api/history/audit", { since: "7d" });
+  replace($("h-audit").tBodies[0], events.map((e) => {
+    const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    return row([at(e.at), e.action, e.scope || "-", e.type || "-", params,
+      e.ttl == null ? "-" : seconds(e.ttl), e.topic]);
+  }));
+}
+
+async function startHistory() {
+  try {
+    const { history } = await historyGet("/api/history");
+    if (!history) return; // started without --db: no History section
+    await loadRuns();
+  } catch (error) {
+    if (error.status === 404) return; // a dashboard without the history's endpoints
+    problem(error);
+  }
+  $("history").hidden = false;
+  $("h-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadRuns().then(() => problem(null), problem);
+  });
+  Promise.all([loadTasks(), loadAudit()]).catch(problem);
+}
+
+document.addEventListener("DOMContentLoaded", startHistory);

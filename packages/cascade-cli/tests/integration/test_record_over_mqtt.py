@@ -1,0 +1,86 @@
+"""`cascade record` as a real process on a private mosquitto, recording a real engine's run;
+Ctrl-C ends it cleanly; then `cascade runs --status failed --json` finds the failed run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, TaskFailedError, task
+from cascade.testkit import MosquittoBroker
+
+CASCADE = [sys.executable, "-m", "cascade.cli"]
+
+
+@task
+async def extract(n: int) -> int:
+    return n
+
+
+@task
+async def validate_checksums(values: list[int]) -> None:
+    raise ValueError(f"checksum mismatch in partition {len(values)}")
+
+
+async def _failing_run(broker: MosquittoBroker) -> None:
+    engine = Engine(
+        MqttConnector(broker.host, broker.port, source_id="it-engine"),
+        project_id="it-record",
+        heartbeat_interval=0.2,
+    )
+    with pytest.raises(TaskFailedError):
+        await engine.run(validate_checksums([extract(n) for n in range(5)]))
+
+
+def test_record_then_runs_status_failed(mosquitto_broker: MosquittoBroker, tmp_path: Path) -> None:
+    """The recorder prints its database, records the run, ends on SIGINT with 0 and a summary."""
+    db = tmp_path / "history.sqlite3"
+    address = f"{mosquitto_broker.host}:{mosquitto_broker.port}"
+    recorder = subprocess.Popen(
+        [*CASCADE, "record", "--host", address, "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert recorder.stdout is not None
+        first = recorder.stdout.readline()  # printed once subscribed
+        assert first == f"recording {address} into {db} (keeping everything); Ctrl-C ends it\n"
+        asyncio.run(_failing_run(mosquitto_broker))
+        failed: list[dict[str, Any]] = []
+        for _ in range(100):  # the recorder writes within moments: wait for the run's end
+            found = subprocess.run(
+                [*CASCADE, "runs", "--db", str(db), "--status", "failed", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert found.returncode == 0, found.stderr
+            failed = json.loads(found.stdout)
+            if failed:
+                break
+            time.sleep(0.1)
+        recorder.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = recorder.communicate(timeout=30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.communicate()
+    assert recorder.returncode == 0, err
+    assert out.startswith(f"recorded into {db}: ")
+    assert "0 rejected, 0 dropped" in out
+    [run] = failed
+    assert (run["project_id"], run["source"], run["status"]) == ("it-record", "it-engine", "Failed")
+    assert run["error"].endswith("ValueError: checksum mismatch in partition 5")
+    assert run["tasks"] == {"COMPLETED": 5, "FAILED": 1}
+    assert run["planned_tasks"] == 6

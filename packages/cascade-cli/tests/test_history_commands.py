@@ -1,0 +1,405 @@
+"""`cascade record`, `runs`, `run`, `tasks` and `audit` on a SQLite history and the in-memory
+broker: what they show, their JSON, stored text shown inert, and their exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from cascade.cli import BrokerOptions, CliContext, app
+from cascade.history import History, Received
+from cascade.interfaces import (
+    Connector,
+    Constraint,
+    Envelope,
+    SourceGaps,
+    decode_envelope,
+)
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, TaskFailedError, task
+
+T0 = 1_795_000_000.0  # 2026-11-18
+
+
+def _invoke(*args: str, factory: Any = None) -> Result:
+    context = CliContext(console=Console(width=250))
+    if factory is not None:
+        context.connector_factory = factory
+    return CliRunner().invoke(app, list(args), obj=context)
+
+
+def _event(run_id: str, ts: float, body: dict[str, Any], seq: int | None = None) -> Received:
+    raw = {
+        "ts": datetime.fromtimestamp(ts, timezone.utc).isoformat(),
+        "run_id": run_id,
+        "org_id": "acme",
+        "project_id": "shop",
+        "source": "host-1",
+        "body": body,
+    }
+    envelope = decode_envelope(raw if seq is None else {**raw, "seq": seq})
+    return Received(f"cascade/telemetry/acme/shop/{run_id}/events", envelope, ts)
+
+
+def _task(run_id: str, task_id: str, name: str, state: str, ts: float, **extra: Any) -> Received:
+    body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name, "state": state}
+    return _event(run_id, ts, {**body, **extra})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A history with a succeeded run, a failed one (hostile text in it) and a pause cleared."""
+    path = str(tmp_path / "history.sqlite3")
+    start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
+    with History(path) as history:
+        history.store(
+            [
+                _event("aaaa1111", T0, start),
+                _task("aaaa1111", "fetch-1", "fetch", "RUNNING", T0 + 1),
+                _task("aaaa1111", "fetch-1", "fetch", "COMPLETED", T0 + 2, duration_ms=1000),
+                _event(
+                    "aaaa1111",
+                    T0 + 3,
+                    {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Succeeded"},
+                ),
+                _event("bbbb2222", T0 + 10, start),
+                _task("bbbb2222", "x-1", "evil\x1b]0;pwned\x07[bold]x", "RUNNING", T0 + 11),
+                _task(
+                    "bbbb2222",
+                    "x-1",
+                    "evil\x1b]0;pwned\x07[bold]x",
+                    "FAILED",
+                    T0 + 12,
+                    duration_ms=1000,
+                    error="ValueError: \x1b[2Jcleared [red]",
+                ),
+                _event(
+                    "bbbb2222",
+                    T0 + 13,
+                    {
+                        "type": "LifecycleEvent",
+                        "event": "ENGINE_STOPPED",
+                        "status": "Failed",
+                        "error": "x-1 failed",
+                    },
+                ),
+                Received("cascade/constraints/global/pause", Constraint.pause("global"), T0 + 5),
+                Received("cascade/constraints/global/pause", None, T0 + 6),
+            ]
+        )
+    return path
+
+
+def test_runs_lists_newest_first(db: str) -> None:
+    """A table of both runs, the failed one first, with its error; stored text never markup."""
+    result = _invoke("runs", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.output.index("bbbb2222") < result.output.index("aaaa1111")
+    assert "Failed" in result.output
+    assert "x-1 failed" in result.output
+    assert "completed 1" in result.output
+
+
+def test_runs_json_and_filters(db: str) -> None:
+    """--status failed --json: the failed run with its error and counts."""
+    result = _invoke("runs", "--db", db, "--status", "failed", "--json")
+    assert result.exit_code == 0, result.output
+    [run] = json.loads(result.output)
+    assert (run["run_id"], run["status"], run["error"]) == ("bbbb2222", "Failed", "x-1 failed")
+    assert run["tasks"] == {"FAILED": 1}
+    assert run["duration"] == 3.0
+    assert json.loads(_invoke("runs", "--db", db, "--project", "nope", "--json").output) == []
+    assert _invoke("runs", "--db", db, "--since", "1h").output.startswith("no runs recorded")
+
+
+def test_runs_and_run_say_what_is_missing(tmp_path: Path) -> None:
+    """A run whose events 3, 4 and 6 never came: a missing column and note in `runs`, a line in
+    `run`, and the recorder's gap count (its hostile name shown inert) under the table."""
+    path = str(tmp_path / "gaps.sqlite3")
+    running = {"type": "TaskStateEvent", "task_name": "t", "state": "RUNNING"}
+    with History(path) as history:
+        history.store(
+            [
+                *(
+                    _event("cccc3333", T0 + seq, {**running, "task_id": f"t-{seq}"}, seq=seq)
+                    for seq in (1, 2, 5)
+                ),
+                _event("cccc3333", T0 + 9, {"type": "Heartbeat", "last_seq": 6}),
+                _event("dddd4444", T0 + 1, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}),
+            ],
+            gaps={"host-1": SourceGaps(3, T0)},
+            recorder="rec\x1b[31m[red]",
+        )
+    listed = _invoke("runs", "--db", path)
+    assert listed.exit_code == 0, listed.output
+    assert "missing" in listed.output
+    assert "events the engine numbered that never reached the history" in listed.output
+    assert "recorder rec\\x1b[31m[red] missed 3 events of host-1" in listed.output
+    assert "\x1b" not in listed.output
+    [run, _] = json.loads(_invoke("runs", "--db", path, "--json").output)
+    assert (run["run_id"], run["missing_events"]) == ("cccc3333", 3)
+    shown = _invoke("run", "cccc", "--db", path).output
+    assert "missing: 3 events the engine numbered never reached the history" in shown
+
+
+def test_runs_with_nothing_missing_have_no_missing_column(db: str) -> None:
+    """Runs of engines that lost nothing (or do not number their events): no column, no note."""
+    assert "missing" not in _invoke("runs", "--db", db).output
+
+
+def test_run_shows_every_task_inert(db: str) -> None:
+    """One run by a prefix of its id: its tasks, states and error, escapes shown, not obeyed."""
+    result = _invoke("run", "bbbb", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "evil\\x1b]0;pwned\\x07[bold]x" in result.output
+    assert "ValueError: \\x1b[2Jcleared [red]" in result.output
+    assert "failed" in result.output
+    detail = json.loads(_invoke("run", "bbbb2222", "--db", db, "--json").output)
+    assert [s["state"] for s in detail["tasks"][0]["states"]] == ["RUNNING", "FAILED"]
+    assert detail["tasks"][0]["task_name"] == "evil\x1b]0;pwned\x07[bold]x"  # JSON escapes it
+
+
+def test_tasks_and_audit(db: str) -> None:
+    """Per task statistics and the constraint trail (all time: the fixture is days old)."""
+    result = _invoke("tasks", "--db", db, "--since", "3650d", "--json")
+    assert result.exit_code == 0, result.output
+    stats = {s["task_name"]: s for s in json.loads(result.output)}
+    assert stats["fetch"]["executions"] == 1
+    assert stats["evil\x1b]0;pwned\x07[bold]x"]["failure_rate"] == 1.0
+    table = _invoke("tasks", "--db", db, "--since", "3650d", "--name", "fe*")
+    assert "fetch" in table.output
+    assert "evil" not in table.output
+    assert "rollup" not in table.output  # a few executions: exact
+    rolled = _invoke("tasks", "--db", db, "--since", "3650d", "--rollup")
+    assert "p50 and p95 from the hourly rollup: within 2.5 %" in rolled.output
+    as_json = json.loads(
+        _invoke("tasks", "--db", db, "--since", "3650d", "--rollup", "--json").output
+    )
+    assert {s["task_name"]: s["approximate"] for s in as_json}["fetch"] is True
+    events = json.loads(_invoke("audit", "--db", db, "--since", "3650d", "--json").output)
+    assert [(e["action"], e["scope"], e["type"]) for e in events] == [
+        ("cleared", "global", "pause"),
+        ("set", "global", "pause"),
+    ]
+    assert "cleared" in _invoke("audit", "--db", db, "--since", "3650d").output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["runs", "--since", "soon"], 2, "is not an age"),
+        (["runs", "--status", "broken"], 2, "unknown run status 'broken'"),
+        (["run", "aaaa1111x"], 1, "no run 'aaaa1111x'"),
+        (["tasks", "--since", "-1d"], 2, "is not an age"),
+    ],
+)
+def test_exit_codes(db: str, args: list[str], code: int, says: str) -> None:
+    """Usage errors exit 2, an unknown run 1, each in one line."""
+    result = _invoke(*args, "--db", db)
+    assert result.exit_code == code
+    assert says in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_ambiguous_prefix_is_a_usage_error(db: str) -> None:
+    """A prefix of two runs' ids, or none: exit 2, saying what to give."""
+    with History(db) as history:
+        history.store([_task("aaaa3333", "a-1", "a", "RUNNING", T0)])
+    result = _invoke("run", "aaaa", "--db", db)
+    assert (result.exit_code, "several runs" in result.output) == (2, True)
+    assert _invoke("run", "", "--db", db).exit_code == 2
+
+
+def test_a_missing_history_is_one_line(tmp_path: Path) -> None:
+    """Readers never create a database: a missing file exits 1 naming it."""
+    missing = tmp_path / "none.sqlite3"
+    for command in ("runs", "tasks", "audit"):
+        result = _invoke(command, "--db", str(missing))
+        assert result.exit_code == 1
+        assert result.output.strip() == (
+            f"cascade: no history at {missing} (cascade record makes it)"
+        )
+    assert not missing.exists()
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    """A PostgreSQL that is not there: exit 1, one line, no password."""
+    result = _invoke("runs", "--db", "postgresql://u:secret@127.0.0.1:1/history")
+    assert result.exit_code == 1
+    assert result.output.startswith("cascade: cannot open postgresql+psycopg://u:***@")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch, db: str) -> None:
+    """Without cascade-history installed: one line naming the extra, exit 1."""
+    monkeypatch.setitem(sys.modules, "cascade.history", None)
+    for args in (["runs"], ["record", "--duration", "0"]):
+        result = _invoke(*args, "--db", db)
+        assert result.exit_code == 1
+        assert "pip install 'cascade-cli[history]'" in result.output
+
+
+@task
+async def extract(n: int) -> int:
+    return n
+
+
+@task
+async def validate_checksums(values: list[int]) -> None:
+    raise ValueError("checksum mismatch in partition 5")
+
+
+class _EngineRunsOnConnect(InMemoryConnector):
+    """The recorder's connector: once it is connected (`cascade record` subscribes before), an
+    engine runs a workflow with a failing task on the same broker while it records."""
+
+    async def connect(self, *, require: bool = False) -> None:
+        await super().connect(require=require)
+        assert any("/telemetry/" in f for f in self._dispatcher.filters)
+        self.workflow = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        engine = Engine(
+            InMemoryConnector(self.broker, source_id="demo-engine"), heartbeat_interval=None
+        )
+        with pytest.raises(TaskFailedError):
+            await engine.run(validate_checksums([extract(n) for n in range(3)]))
+
+
+def test_record_then_runs_status_failed(tmp_path: Path) -> None:
+    """`cascade record` prints its database, records an engine's run; `runs` finds the failure."""
+    broker = InMemoryBroker()
+    path = tmp_path / "h.sqlite3"
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _EngineRunsOnConnect(broker, presence=False, source_id="recorder")
+
+    result = _invoke("record", "--db", str(path), "--duration", "1", factory=factory)
+    assert result.exit_code == 0, result.output
+    first, *_, last = result.output.strip().splitlines()
+    assert first == (f"recording localhost:1883 into {path} (keeping everything); Ctrl-C ends it")
+    assert last.startswith(f"recorded into {path}: ")
+    assert " 0 rejected, 0 dropped, 0 missed (gaps in the events' numbers)" in last
+    failed = json.loads(_invoke("runs", "--db", str(path), "--status", "failed", "--json").output)
+    [run] = failed
+    assert (run["source"], run["tasks"]) == ("demo-engine", {"COMPLETED": 3, "FAILED": 1})
+    assert run["error"].startswith("TaskFailedError: task 'validate_checksums' (")
+    assert run["error"].endswith("failed: ValueError: checksum mismatch in partition 5")
+    detail = json.loads(_invoke("run", failed[0]["run_id"], "--db", str(path), "--json").output)
+    errors = [t["error"] for t in detail["tasks"] if t["state"] == "FAILED"]
+    assert errors == ["ValueError: checksum mismatch in partition 5"]
+
+
+class _GappyEngineOnConnect(InMemoryConnector):
+    """Once the recorder is connected, an engine's events 1, 2 and 4 arrive (3 never does),
+    and a payload that is no JSON object (its connector rejects it)."""
+
+    async def connect(self, *, require: bool = False) -> None:
+        await super().connect(require=require)
+        async with InMemoryConnector(self.broker, presence=False) as engine:
+            for seq in (1, 2, 4):
+                body = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+                envelope = _event("eeee5555", T0 + seq, body, seq=seq).message
+                assert isinstance(envelope, Envelope)
+                await engine.publish("cascade/telemetry/acme/shop/eeee5555/events", envelope)
+            await engine.publish("cascade/telemetry/acme/shop/eeee5555/events", b"[1, 2]")
+
+
+def test_record_shows_progress_with_gaps_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal, a progress line each second: events/s, stored, dropped, gaps, lag; the
+    summary counts the event that never came and the payload its connector rejected."""
+    broker = InMemoryBroker()
+    screen = io.StringIO()
+    context = CliContext(
+        console=Console(file=screen, force_terminal=True, width=250),
+        connector_factory=lambda options: _GappyEngineOnConnect(broker, presence=False),
+    )
+    path = tmp_path / "h.sqlite3"
+    result = CliRunner().invoke(
+        app, ["record", "--db", str(path), "--duration", "1.5"], obj=context
+    )
+    assert result.exit_code == 0, result.output
+    shown = screen.getvalue()
+    assert "events/s · stored 3 · duplicates 0 · rejected 1 · dropped 0 · gaps 1 · lag " in shown
+    assert shown.rstrip().endswith(
+        "4 received, 3 stored, 0 duplicates, 1 rejected, 0 dropped, 1 missed (gaps in the events' "
+        "numbers)"
+    )
+
+
+def test_record_fails_fast_on_an_unreachable_database(tmp_path: Path) -> None:
+    """A database it cannot open: exit 1, one line, before connecting to any broker."""
+    result = _invoke("record", "--db", "postgresql://127.0.0.1:1/x", "--duration", "0")
+    assert result.exit_code == 1
+    assert result.output.startswith("cascade: cannot open postgresql+psycopg://127.0.0.1:1/x")
+
+
+def test_record_fails_fast_on_an_unreachable_broker(tmp_path: Path) -> None:
+    """No broker: exit 1 with the connector's one line."""
+    result = _invoke(
+        "record", "--db", str(tmp_path / "h.db"), "--host", "127.0.0.1", "--port", "1",
+        "--timeout", "1", "--duration", "0",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.startswith("cascade: ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_record_bad_keep_is_a_usage_error(tmp_path: Path) -> None:
+    """--keep takes an age."""
+    result = _invoke("record", "--db", str(tmp_path / "h.db"), "--keep", "forever")
+    assert result.exit_code == 2
+
+
+def test_record_asks_for_a_kept_session_with_a_client_id(tmp_path: Path) -> None:
+    """--client-id: that client id, a session kept --session-expiry (7 days by default); the
+    recorder's gap counts are under that name. Without it, a clean session."""
+    seen: list[BrokerOptions] = []
+    broker = InMemoryBroker()
+
+    def factory(options: BrokerOptions) -> Connector:
+        seen.append(options)
+        return InMemoryConnector(broker, presence=False)
+
+    db = str(tmp_path / "h.db")
+    for args in (
+        ["--client-id", "rec-1", "--protocol", "5"],
+        ["--client-id", "rec-1", "--session-expiry", "1h"],
+        [],
+    ):
+        result = _invoke("record", "--db", db, "--duration", "0", *args, factory=factory)
+        assert result.exit_code == 0, result.output
+    assert [(o.client_id, o.session_expiry, o.protocol) for o in seen] == [
+        ("rec-1", 7 * 86400.0, "5"),
+        ("rec-1", 3600.0, "3.1.1"),
+        (None, None, "3.1.1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--client-id", ""], "--client-id"),
+        (["--protocol", "4"], "must be 3.1.1 or 5"),
+        (["--session-expiry", "a week"], "is not an age"),
+        (["--queue", "0"], "--queue"),
+    ],
+)
+def test_record_options_that_cannot_work_are_usage_errors(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    """Exit 2, saying which option, before anything is opened."""
+    result = _invoke("record", "--db", str(tmp_path / "h.db"), "--duration", "0", *args)
+    assert result.exit_code == 2
+    assert says in result.output
+    assert not (tmp_path / "h.db").exists()

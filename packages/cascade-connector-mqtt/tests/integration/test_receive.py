@@ -1,0 +1,93 @@
+"""Receiving at the broker's pace: bursts taken in full, a slow subscriber sheds, counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import Message
+from cascade.testkit import BrokerEndpoint
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CASCADE_MQTT_FAST_PATH", "on").lower() in ("0", "off", "false", "no"),
+    reason="reading in bulk is part of the fast path (CASCADE_MQTT_FAST_PATH=off reads through "
+    "paho, packet by packet, as aiomqtt does: slower, same messages)",
+)
+
+
+async def _publish(endpoint: BrokerEndpoint, topic: str, count: int, size: int) -> None:
+    writer = MqttConnector(endpoint.host, endpoint.port, presence=False, buffer_size=count + 10)
+    async with writer:
+        for n in range(count):
+            await writer.publish(topic, b'{"n":%d,"pad":"%b"}' % (n, b"x" * size))
+        await writer.flush(30)
+
+
+async def test_a_burst_is_taken_in_full(mqtt_broker: BrokerEndpoint, prefix: str) -> None:
+    """50,000 QoS 0 messages as fast as a publisher can send: a plain subscriber gets them all."""
+    got: list[int] = []
+    complete = asyncio.Event()
+
+    def on_message(message: Message) -> None:
+        got.append(message.payload["n"])
+        if len(got) == 50_000:
+            complete.set()
+
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as reader:
+        await reader.subscribe(f"{prefix}/burst", on_message)
+        await _publish(mqtt_broker, f"{prefix}/burst", 50_000, 200)
+        await asyncio.wait_for(complete.wait(), 60)
+        assert reader.stats.shed == 0
+    assert got == list(range(50_000))
+
+
+async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """A callback that holds the loop while a burst arrives: past receive_buffer the oldest QoS 0
+    messages are shed and counted; every other one, and every QoS 1 one, is delivered."""
+    topic = f"{prefix}/slow"
+    got: list[int] = []
+    complete = asyncio.Event()
+    holding, published = threading.Event(), threading.Event()
+    reader = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, presence=False, receive_buffer=64 * 1024
+    )
+
+    def on_message(message: Message) -> None:
+        if "start" in message.payload:  # hold the loop until the whole burst was sent
+            holding.set()
+            assert published.wait(60)
+            return
+        got.append(message.payload["n"])
+        if len(got) + reader.stats.shed == 5_000:
+            complete.set()
+
+    def publish_burst() -> None:
+        async def burst() -> None:
+            async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as writer:
+                await writer.publish(topic, {"start": True})
+                await asyncio.to_thread(holding.wait, 60)
+            await _publish(mqtt_broker, topic, 5_000, 200)  # ~1 MB: the kernel buffers it
+            published.set()
+
+        asyncio.run(burst())
+
+    async with reader:
+        await reader.subscribe(topic, on_message)
+        publisher = threading.Thread(target=publish_burst)
+        publisher.start()
+        try:
+            await asyncio.wait_for(complete.wait(), 60)
+        finally:
+            published.set()
+            await asyncio.to_thread(publisher.join, 60)
+        shed = reader.stats.shed
+    assert shed > 0
+    assert len(got) + shed == 5_000  # each one delivered or counted, never neither
+    assert got == sorted(set(got))  # in order, none twice
+    assert got[-1] == 4_999  # the oldest went; the newest are kept

@@ -1,0 +1,51 @@
+"""Cascade's run history: what happened while no one watched.
+
+A :class:`History` is one database (a SQLite file by default, PostgreSQL for
+a fleet) that owns its schema and migrations, stores decoded messages once
+each, and answers queries; a :class:`Recorder` feeds it from the broker::
+
+    from cascade.history import History, Recorder
+
+    history = History()  # the default SQLite file; or History("postgresql://...")
+    async with connector, Recorder(connector, history) as recorder:
+        ...  # recording until the block ends
+
+    for run in history.runs(status="failed", since=timedelta(hours=24)):
+        print(run.run_id, run.error)
+"""
+
+from ._errors import HistoryError
+from ._history import History
+from ._location import default_path
+from ._received import Received, decode_message
+from ._recorder import Recorder, RecorderStats
+from ._records import (
+    AuditEvent,
+    Execution,
+    RunDetail,
+    RunSummary,
+    SourceGap,
+    StateChange,
+    Stored,
+    TaskHistory,
+    TaskStats,
+)
+
+__all__ = [
+    "AuditEvent",
+    "Execution",
+    "History",
+    "HistoryError",
+    "Received",
+    "Recorder",
+    "RecorderStats",
+    "RunDetail",
+    "RunSummary",
+    "SourceGap",
+    "StateChange",
+    "Stored",
+    "TaskHistory",
+    "TaskStats",
+    "decode_message",
+    "default_path",
+]

@@ -1,0 +1,25 @@
+"""The one error a history raises for a database it cannot use."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["HistoryError", "from_database_error"]
+
+
+class HistoryError(Exception):
+    """The database cannot be opened, migrated, written or read right now.
+
+    Its message is one line naming the database (without its password) and
+    the cause, fit for a command's error. Writes that fail with it may
+    succeed later (the server is back, the disk has room again): the
+    recorder keeps the batch and retries.
+    """
+
+
+def from_database_error(what: str, exc: sa.exc.SQLAlchemyError) -> HistoryError:
+    """``what`` failed because of ``exc``: its driver's first line, as a :class:`HistoryError`."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    reason = lines[0] if lines else type(cause).__name__
+    return HistoryError(f"{what}: {reason}")

@@ -1,0 +1,189 @@
+"""A recorder's gap counts: what it found missing of each source's numbered events.
+
+:class:`RecorderGaps` feeds a :class:`~cascade.interfaces.GapCounter` from
+what the recorder receives (every event's ``seq``, every heartbeat's
+``last_seq``), follows each run's source, and tells the writer what changed
+per source since its last write; :func:`gap_rows` and :func:`add_gaps` add
+those changes to the ``source_gaps`` table in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cascade.interfaces import (
+    Envelope,
+    GapCounter,
+    Heartbeat,
+    InvalidIdError,
+    InvalidMessageError,
+    LifecycleEvent,
+    SourceGaps,
+)
+from cascade.interfaces.connector_kit import validate_id
+
+from ._schema import source_gaps
+from ._text import checked_id, clean
+
+__all__ = ["MAX_FOLLOWED", "RecorderGaps", "add_gaps", "gap_rows"]
+
+MAX_FOLLOWED = 50_000
+"""Runs a recorder follows at once; a new run beyond that is not followed (counted)."""
+_ENDED_FOR = 60.0  # seconds a run is still followed after its end (late copies fill holes)
+_IDLE_FOR = 600.0  # seconds a run that has not ended is followed without news of it
+
+
+@dataclass(slots=True)
+class _Run:
+    source: str
+    heard: float  # when the recorder last received something of it
+    ended: bool = False
+    written: int = 0  # its missed count as last written to the database
+
+
+class RecorderGaps:
+    """What a recorder's telemetry lacks: a GapCounter fed with what it receives.
+
+    :meth:`see` is cheap enough for the subscription callback. :meth:`changes`
+    and :meth:`written` are the writer's: what changed per source since the
+    last write, and that it was written. :meth:`sweep` forgets runs that
+    ended a while ago or went quiet (what they missed stays counted).
+    """
+
+    def __init__(self, clock: Callable[[], float], max_runs: int = MAX_FOLLOWED) -> None:
+        self.counter = GapCounter(clock)
+        self._clock = clock
+        self._max_runs = max_runs
+        self._runs: dict[str, _Run] = {}
+        self._touched: set[str] = set()
+        self._carried: dict[str, int] = {}  # changes of runs forgotten, not yet written
+        self.unfollowed = 0
+        """Numbered messages of runs not followed (:data:`MAX_FOLLOWED` runs already were)."""
+
+    @property
+    def missed(self) -> int:
+        """Events missed in all since the recorder started, net of late copies."""
+        return self.counter.missed
+
+    def see(self, envelope: Envelope, now: float) -> None:
+        """Count the numbers ``envelope`` carries (nothing for one without)."""
+        body = envelope.body
+        heartbeat = isinstance(body, Heartbeat)
+        number = body.last_seq if isinstance(body, Heartbeat) else envelope.seq
+        if not isinstance(number, int):
+            return
+        run_id = envelope.run_id
+        run = self._runs.get(run_id)
+        if run is None:
+            if len(self._runs) >= self._max_runs or not _ids_valid(envelope):
+                self.unfollowed += 1
+                return
+            run = self._runs[run_id] = _Run(envelope.source, now)
+        run.heard = now
+        if heartbeat:
+            self.counter.announce("", run_id, number)
+        else:
+            self.counter.see("", run_id, number)
+            if isinstance(body, LifecycleEvent) and body.event == "ENGINE_STOPPED":
+                run.ended = True
+        self._touched.add(run_id)
+
+    def changes(self) -> tuple[dict[str, SourceGaps], dict[str, int]]:
+        """Per source, what changed since the last write (for ``History.store``), and the
+        counts to hand back to :meth:`written` once that write is done."""
+        per_source: dict[str, int] = dict(self._carried)
+        counts: dict[str, int] = {}
+        for run_id in self._touched:
+            run = self._runs.get(run_id)
+            if run is None:
+                continue
+            missed = self.counter.missed_in(run_id)
+            if missed != run.written:
+                counts[run_id] = missed
+                per_source[run.source] = per_source.get(run.source, 0) + missed - run.written
+        now = self._clock()
+        gaps = {source: SourceGaps(n, now) for source, n in per_source.items() if n}
+        return gaps, counts
+
+    def written(self, counts: dict[str, int]) -> None:
+        """What :meth:`changes` returned with ``counts`` is in the database."""
+        self._carried.clear()
+        for run_id, missed in counts.items():
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.written = missed
+        self._touched = {
+            run_id
+            for run_id in self._touched
+            if run_id in self._runs and self.counter.missed_in(run_id) != self._runs[run_id].written
+        }
+
+    def sweep(self) -> None:
+        """Forget the runs that ended over a minute ago or were not heard of for ten."""
+        now = self._clock()
+        for run_id, run in list(self._runs.items()):
+            if now - run.heard < (_ENDED_FOR if run.ended else _IDLE_FOR):
+                continue
+            change = self.counter.missed_in(run_id) - run.written
+            if change:
+                self._carried[run.source] = self._carried.get(run.source, 0) + change
+            self.counter.forget(run_id)
+            del self._runs[run_id]
+            self._touched.discard(run_id)
+
+
+def _ids_valid(envelope: Envelope) -> bool:
+    try:
+        validate_id(envelope.run_id, "run_id")
+        validate_id(envelope.source, "source")
+    except InvalidIdError:
+        return False
+    return True
+
+
+def gap_rows(gaps: Mapping[str, SourceGaps], recorder: str, now: float) -> list[dict[str, Any]]:
+    """The ``source_gaps`` changes of a recorder's counts since its last write (sources that
+    are not ids of the protocol are left out: they were never stored either; the recorder's
+    name is kept to 1,024 bytes)."""
+    recorder = clean(recorder)
+    rows = []
+    for source, counted in sorted(gaps.items()):
+        try:
+            source_id = checked_id(source, "source")
+        except InvalidMessageError:
+            continue
+        if counted.missed:
+            first = counted.since if counted.since is not None else now
+            rows.append(
+                {
+                    "source": source_id,
+                    "recorder": recorder,
+                    "missed": counted.missed,
+                    "first_at": first,
+                    "last_at": now,
+                }
+            )
+    return rows
+
+
+def add_gaps(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``missed`` to its (source, recorder)'s count, keeping the first gap's time."""
+    if not rows:
+        return
+    insert = sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
+    statement = insert(source_gaps)
+    new, old = statement.excluded, source_gaps.c
+    statement = statement.on_conflict_do_update(
+        index_elements=[old.source, old.recorder],
+        set_={
+            "missed": old.missed + new.missed,
+            "first_at": sa.case((new.first_at < old.first_at, new.first_at), else_=old.first_at),
+            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+        },
+    )
+    connection.execute(statement, rows)

@@ -1,0 +1,290 @@
+"""``History``: one database of what happened — runs, tasks, engines' presence, constraints."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import sqlalchemy as sa
+from typing_extensions import Self
+
+from cascade.interfaces import SourceGaps
+
+from ._engine import WRITE, create_engine
+from ._errors import HistoryError, from_database_error
+from ._gaps import gap_rows
+from ._ingest import store_batch
+from ._location import describe, resolve_url
+from ._migrate import upgrade
+from ._queries import (
+    audit_query,
+    executions_query,
+    gaps_query,
+    glob_to_like,
+    run_query,
+    runs_query,
+    status_name,
+    tasks_query,
+)
+from ._received import Received
+from ._records import (
+    AuditEvent,
+    Execution,
+    RunDetail,
+    RunSummary,
+    SourceGap,
+    Stored,
+    TaskStats,
+)
+from ._rollup import prune_rollup, rollup_executions, rollup_stats
+from ._schema import constraint_events, presence, run_events, runs, source_gaps, task_events
+from ._times import since_epoch
+
+__all__ = ["EXACT_UP_TO", "History"]
+
+EXACT_UP_TO = 10_000
+"""Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
+
+_T = TypeVar("_T")
+Since = datetime | timedelta | float | None
+
+
+class History:
+    """A history database: its schema, its migrations, what is written to it and read from it.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``),
+    a path to a SQLite file, or ``None`` for the default file in the user's
+    data directory (:attr:`location` says which). Opening it creates the
+    schema, or migrates an older one keeping its data; raises
+    :class:`HistoryError` (one line) when the database cannot be opened.
+    PostgreSQL needs the ``[postgresql]`` extra (psycopg 3). With
+    ``create=False`` a SQLite file that does not exist is a :class:`HistoryError`
+    instead of a new, empty history (for readers).
+
+    Methods block: call them from a thread (``asyncio.to_thread``) in async
+    code, as :class:`~cascade.history.Recorder` does. One ``History`` may be
+    used from several threads; several processes may share a database (SQLite
+    in WAL mode: readers never wait on the writer).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        migrate: bool = True,
+        create: bool = True,
+    ) -> None:
+        try:
+            self.url = resolve_url(url)
+        except ValueError as exc:
+            raise HistoryError(str(exc)) from None
+        self.location = describe(self.url)
+        """Where the database is, for people: a SQLite file's path, else its URL (no password)."""
+        database = self.url.database
+        sqlite_file = self.url.get_backend_name() == "sqlite" and database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        if not create and sqlite_file and not Path(str(database)).exists():
+            raise HistoryError(f"no history at {self.location} (cascade record makes it)")
+        try:
+            self._engine = create_engine(self.url)
+        except ImportError as exc:
+            raise HistoryError(
+                f"cannot open {self.location}: {exc.name or exc} is not installed "
+                "(PostgreSQL: pip install 'cascade-history[postgresql]')"
+            ) from None
+        except OSError as exc:  # the SQLite file's folder cannot be made
+            raise HistoryError(f"cannot open {self.location}: {exc}") from None
+        except sa.exc.ArgumentError as exc:  # a scheme that names no database SQLAlchemy has
+            raise HistoryError(f"cannot open {self.location}: {exc}") from None
+        if migrate:
+            try:
+                upgrade(self._engine)
+            except sa.exc.SQLAlchemyError as exc:
+                self._engine.dispose()
+                raise from_database_error(f"cannot open {self.location}", exc) from None
+            except HistoryError:
+                self._engine.dispose()
+                raise
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close the database's connections (the object is unusable afterwards)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def store(
+        self,
+        batch: Sequence[Received],
+        *,
+        gaps: Mapping[str, SourceGaps] | None = None,
+        recorder: str = "",
+    ) -> Stored:
+        """Write ``batch`` in one transaction; what was new, already known, or rejected.
+
+        A message already stored (by this or any other writer) is not stored
+        again, and a run's row only moves forward, whatever order copies
+        arrive in. ``gaps``: per source, the events ``recorder`` found missing
+        since its last write (a change: negative when late copies filled
+        holes) and when it first found one, added in the same transaction to
+        what :meth:`gaps` reads. Raises :class:`HistoryError` when the database
+        cannot be written now: nothing was stored, and it may all be given again.
+        """
+        rows = gap_rows(gaps, recorder, time.time()) if gaps else None
+        return store_batch(self._engine, batch, rows)
+
+    def prune(self, before: float, *, batch: int = 500) -> int:
+        """Delete up to ``batch`` runs last heard of before ``before`` (epoch seconds), with
+        their events, and the presence and constraint events older than that; how many
+        rows went. Small batches, each its own transaction, so a writer never waits long:
+        call it again while it returns more than zero."""
+
+        def prune(connection: sa.Connection) -> int:
+            doomed = [
+                run_id
+                for (run_id,) in connection.execute(
+                    sa.select(runs.c.run_id).where(runs.c.last_ts < before).limit(batch)
+                )
+            ]
+            deleted = 0
+            if doomed:
+                for table in (task_events, run_events, runs):
+                    deleted += connection.execute(
+                        sa.delete(table).where(table.c.run_id.in_(doomed))
+                    ).rowcount
+            for table, column in ((presence, presence.c.received_at), (constraint_events, None)):
+                when = column if column is not None else constraint_events.c.at
+                oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
+                deleted += connection.execute(
+                    sa.delete(table).where(table.c.id.in_(oldest))
+                ).rowcount
+            deleted += connection.execute(
+                sa.delete(source_gaps).where(source_gaps.c.last_at < before)
+            ).rowcount
+            return deleted + prune_rollup(connection, before, doomed)
+
+        return self._write(prune, "cannot prune the history")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def runs(
+        self,
+        *,
+        since: Since = None,
+        status: str | None = None,
+        project: str | None = None,
+        task: str | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """Runs newest first (by start), at most ``limit``.
+
+        ``since``: runs started since then (an aware datetime or epoch
+        seconds, or a timedelta: that long ago). ``status``: ``running``,
+        ``succeeded``, ``failed`` (any case; ``ValueError`` for another).
+        ``project``, ``source``: exactly those. ``task``: runs with a task of
+        that name.
+        """
+        if status is not None:
+            status_name(status)
+        after = since_epoch(since)
+        return self._read(
+            lambda c: runs_query(
+                c,
+                since=after,
+                status=status,
+                project=project,
+                task=task,
+                source=source,
+                limit=limit,
+            )
+        )
+
+    def run(self, run_id: str) -> RunDetail | None:
+        """One run and every task of it with its states, times, attempts and error; ``None``
+        if unknown. A prefix of a run id that only one run has finds it (``ValueError``
+        if several have it)."""
+        return self._read(lambda c: run_query(c, run_id))
+
+    def tasks(
+        self, *, since: Since = None, name_glob: str | None = None, exact: bool | None = None
+    ) -> list[TaskStats]:
+        """Per task name (those matching ``name_glob``, case-sensitive), its executions that
+        finished since ``since``: runs, failures, failure rate, p50/p95/max duration.
+
+        ``exact=True`` computes them from every execution; ``False`` reads the hourly rollup
+        kept at ingest (``TaskStats.approximate``: percentiles within 2.5 %, from the hour
+        ``since`` falls in), in milliseconds whatever the history's size. By default, exact
+        up to :data:`EXACT_UP_TO` finished executions in the period, the rollup beyond.
+        """
+        after = since_epoch(since)
+
+        def query(connection: sa.Connection) -> list[TaskStats]:
+            precise = exact
+            if precise is None:
+                precise = rollup_executions(connection, after) <= EXACT_UP_TO
+            if precise:
+                return tasks_query(connection, since=after, name_glob=name_glob)
+            like = glob_to_like(name_glob) if name_glob is not None else None
+            return rollup_stats(connection, since=after, name_glob=name_glob, like=like)
+
+        return self._read(query)
+
+    def executions(self, name: str, *, since: Since = None, limit: int = 1000) -> list[Execution]:
+        """The last ``limit`` finished executions of the tasks named ``name`` (exactly) since
+        ``since``, oldest first: a task's duration over time."""
+        after = since_epoch(since)
+        return self._read(lambda c: executions_query(c, name=name, since=after, limit=limit))
+
+    def audit(self, *, since: Since = None, limit: int = 1000) -> list[AuditEvent]:
+        """Constraints set, cleared and expired since ``since``, newest first, at most ``limit``."""
+        after = since_epoch(since)
+        now = time.time()
+        return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))
+
+    def gaps(self, *, since: Since = None, source: str | None = None) -> list[SourceGap]:
+        """What each recorder found missing of each source's events (:class:`SourceGap`),
+        those whose count changed since ``since``, latest change first; ``source``: that
+        source only. Sources with nothing missing in the end are left out."""
+        after = since_epoch(since)
+        return self._read(lambda c: gaps_query(c, since=after, source=source))
+
+    def _read(self, query: Callable[[sa.Connection], _T]) -> _T:
+        try:
+            with self._engine.connect() as connection, connection.begin():
+                return query(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise from_database_error(f"cannot read {self.location}", exc) from None
+
+    def _write(self, job: Callable[[sa.Connection], _T], what: str) -> _T:
+        try:
+            with (
+                self._engine.connect() as connection,
+                connection.execution_options(**WRITE).begin(),
+            ):
+                return job(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise from_database_error(what, exc) from None

@@ -1,0 +1,1 @@
+"""The history's Alembic migrations: ``env.py`` and one module per revision in ``versions/``."""

@@ -1,0 +1,381 @@
+"""The history's queries: runs, one run's tasks, per-task statistics, the constraints' audit trail.
+
+Each is SQL that SQLite (3.25+: window functions) and PostgreSQL both run
+alike, so the two give the same answers. Percentiles are computed in SQL,
+nearest-rank, with ``row_number()`` and ``count()`` over each task name
+(PostgreSQL's ``percentile_cont`` has no SQLite counterpart); only
+``[...]`` classes of a name glob are matched in Python, after a ``LIKE`` that
+narrows the rows in SQL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ._records import (
+    AuditEvent,
+    Execution,
+    RunDetail,
+    RunSummary,
+    SourceGap,
+    StateChange,
+    TaskHistory,
+    TaskStats,
+)
+from ._schema import constraint_events, run_events, runs, source_gaps, task_events
+
+__all__ = [
+    "FINISHED_STATES",
+    "STATUSES",
+    "audit_query",
+    "executions_query",
+    "gaps_query",
+    "glob_to_like",
+    "run_query",
+    "runs_query",
+    "status_name",
+    "tasks_query",
+]
+
+FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
+"""Task states a task does not leave."""
+
+STATUSES = ("Running", "Succeeded", "Failed", "Finished")
+"""A run's statuses (``Finished``: an older engine's end that did not say how it went)."""
+
+_ESCAPE = "\\"
+
+
+def status_name(status: str) -> str:
+    """The status ``status`` names, in any case (``failed`` → ``Failed``); else ``ValueError``."""
+    for name in STATUSES:
+        if status.lower() == name.lower():
+            return name
+    known = ", ".join(name.lower() for name in STATUSES)
+    raise ValueError(f"unknown run status {status!r}: use one of {known}")
+
+
+def glob_to_like(glob: str) -> str:
+    """A ``LIKE`` pattern matching at least every name ``glob`` matches (``*``, ``?``, ``[...]``).
+
+    ``[...]`` becomes ``_`` (one character), so names are checked against the
+    glob itself afterwards; ``LIKE`` is case-insensitive in SQLite, too.
+    """
+    out: list[str] = []
+    index = 0
+    while index < len(glob):
+        char = glob[index]
+        if char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        elif char == "[" and "]" in glob[index + 2 :]:
+            out.append("_")
+            index = glob.index("]", index + 2)
+        elif char in "%_\\":
+            out.append(_ESCAPE + char)
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _escape_like(text: str) -> str:
+    return "".join(_ESCAPE + c if c in "%_\\" else c for c in text)
+
+
+def runs_query(
+    connection: sa.Connection,
+    *,
+    since: float | None,
+    status: str | None,
+    project: str | None,
+    task: str | None,
+    source: str | None,
+    limit: int,
+) -> list[RunSummary]:
+    """Runs newest first (by start), filtered as :meth:`History.runs` says."""
+    query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id).limit(limit)
+    if since is not None:
+        query = query.where(runs.c.started_at >= since)
+    if status is not None:
+        query = query.where(runs.c.status == status_name(status))
+    if project is not None:
+        query = query.where(runs.c.project_id == project)
+    if source is not None:
+        query = query.where(runs.c.source == source)
+    if task is not None:
+        query = query.where(
+            sa.exists().where(
+                task_events.c.run_id == runs.c.run_id, task_events.c.task_name == task
+            )
+        )
+    rows = connection.execute(query).all()
+    return _summaries(connection, rows)
+
+
+def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[RunSummary]:
+    ids = [row.run_id for row in rows]
+    counts: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+    numbered: dict[str, int] = dict.fromkeys(ids, 0)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for run_id, state, count in connection.execute(_last_states(chunk)):
+            counts[run_id][state] = count
+        for table in (task_events, run_events):
+            query = (
+                sa.select(table.c.run_id, sa.func.count())
+                .where(table.c.run_id.in_(chunk), table.c.seq.is_not(None))
+                .group_by(table.c.run_id)
+            )
+            for run_id, count in connection.execute(query):
+                numbered[run_id] += count
+    return [
+        RunSummary(
+            run_id=row.run_id,
+            org_id=row.org_id,
+            project_id=row.project_id,
+            source=row.source,
+            status=row.status,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            error=row.error,
+            planned_tasks=row.planned_tasks,
+            tasks=counts[row.run_id],
+            dropped_telemetry=row.dropped_telemetry,
+            missing_events=None
+            if row.last_seq is None
+            else max(0, row.last_seq - numbered[row.run_id]),
+        )
+        for row in rows
+    ]
+
+
+def _last_states(run_ids: list[str]) -> sa.Select[Any]:
+    """(run_id, state, count): each run's tasks counted by the state each was last seen in."""
+    te = task_events
+    finished_first = sa.case((te.c.state.in_(FINISHED_STATES), 0), else_=1)
+    ranked = (
+        sa.select(
+            te.c.run_id,
+            te.c.state,
+            sa.func.row_number()
+            .over(
+                partition_by=(te.c.run_id, te.c.task_id),
+                order_by=(te.c.ts.desc(), finished_first, te.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(te.c.run_id.in_(run_ids))
+        .subquery()
+    )
+    return (
+        sa.select(ranked.c.run_id, ranked.c.state, sa.func.count())
+        .where(ranked.c.rank == 1)
+        .group_by(ranked.c.run_id, ranked.c.state)
+    )
+
+
+def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
+    """One run (by its id, or a prefix of it that only it has) and all its tasks.
+
+    Raises ``ValueError`` for a prefix that several runs' ids start with.
+    """
+    row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None and run_id:
+        pattern = _escape_like(run_id) + "%"
+        found = connection.execute(
+            sa.select(runs).where(runs.c.run_id.like(pattern, escape=_ESCAPE)).limit(2)
+        ).all()
+        if len(found) > 1:
+            raise ValueError(f"several runs' ids start with {run_id!r}: give more of it")
+        row = found[0] if found else None
+    if row is None:
+        return None
+    summary = _summaries(connection, [row])[0]
+    events = connection.execute(
+        sa.select(task_events)
+        .where(task_events.c.run_id == row.run_id)
+        .order_by(task_events.c.ts, task_events.c.id)
+    ).all()
+    by_task: dict[str, list[sa.Row[Any]]] = {}
+    for event in events:
+        by_task.setdefault(event.task_id, []).append(event)
+    end = row.ended_at if row.ended_at is not None else row.last_ts
+    return RunDetail(summary, [_task(task_events_, end) for task_events_ in by_task.values()])
+
+
+def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
+    """A task's history from its events in time order.
+
+    A state's attempt is the number of times the task had started by then;
+    a ``BLOCKED`` one is the attempt it holds back (one more).
+    """
+    started = 0
+    blocked_s = 0.0
+    changes: list[StateChange] = []
+    for index, event in enumerate(events):
+        if event.state == "RUNNING":
+            started += 1
+        attempt = started + 1 if event.state == "BLOCKED" else started
+        if event.state == "BLOCKED":
+            until = events[index + 1].ts if index + 1 < len(events) else run_end
+            blocked_s += max(0.0, until - event.ts)
+        changes.append(StateChange(event.state, event.ts, attempt, event.duration_ms, event.error))
+    last = events[-1]
+    errors = [event.error for event in events if event.error]
+    first_start = next((event.ts for event in events if event.state == "RUNNING"), None)
+    return TaskHistory(
+        task_id=last.task_id,
+        task_name=last.task_name,
+        state=last.state,
+        attempts=started,
+        started_at=first_start,
+        ended_at=last.ts if last.state in FINISHED_STATES else None,
+        duration_ms=last.duration_ms,
+        error=errors[-1] if errors else "",
+        blocked_s=blocked_s,
+        states=changes,
+    )
+
+
+def tasks_query(
+    connection: sa.Connection, *, since: float | None, name_glob: str | None
+) -> list[TaskStats]:
+    """Per task name, its finished executions since ``since``: see :class:`TaskStats`."""
+    te = task_events
+    ranked_query = sa.select(
+        te.c.task_name,
+        te.c.run_id,
+        te.c.state,
+        te.c.duration_ms,
+        sa.func.row_number()
+        .over(partition_by=te.c.task_name, order_by=te.c.duration_ms)
+        .label("rank"),
+        sa.func.count().over(partition_by=te.c.task_name).label("n"),
+    ).where(te.c.state.in_(("COMPLETED", "FAILED")))
+    if since is not None:
+        ranked_query = ranked_query.where(te.c.ts >= since)
+    if name_glob is not None:
+        ranked_query = ranked_query.where(te.c.task_name.like(glob_to_like(name_glob), _ESCAPE))
+    ranked = ranked_query.subquery()
+    query = (
+        sa.select(
+            ranked.c.task_name,
+            sa.func.count(sa.distinct(ranked.c.run_id)),
+            sa.func.count(),
+            sa.func.sum(sa.case((ranked.c.state == "FAILED", 1), else_=0)),
+            # nearest rank: ceil(p * n) in integers, the same in both dialects
+            sa.func.max(sa.case((ranked.c.rank == (ranked.c.n + 1) // 2, ranked.c.duration_ms))),
+            sa.func.max(
+                sa.case((ranked.c.rank == (ranked.c.n * 95 + 99) // 100, ranked.c.duration_ms))
+            ),
+            sa.func.max(ranked.c.duration_ms),
+        )
+        .group_by(ranked.c.task_name)
+        .order_by(ranked.c.task_name)
+    )
+    return [
+        TaskStats(name, runs_, executions, int(failures), p50, p95, longest)
+        for name, runs_, executions, failures, p50, p95, longest in connection.execute(query)
+        if name_glob is None or fnmatch.fnmatchcase(name, name_glob)
+    ]
+
+
+def executions_query(
+    connection: sa.Connection, *, name: str, since: float | None, limit: int
+) -> list[Execution]:
+    """The last ``limit`` finished executions of tasks named ``name``, oldest first."""
+    te = task_events
+    query = (
+        sa.select(te.c.run_id, te.c.task_id, te.c.ts, te.c.duration_ms, te.c.state)
+        .where(te.c.task_name == name, te.c.state.in_(("COMPLETED", "FAILED")))
+        .order_by(te.c.ts.desc(), te.c.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(te.c.ts >= since)
+    rows = connection.execute(query).all()
+    return [Execution(*row) for row in reversed(rows)]
+
+
+def audit_query(
+    connection: sa.Connection, *, since: float | None, limit: int, now: float
+) -> list[AuditEvent]:
+    """Constraint changes newest first, with the expiries that passed unanswered."""
+    ce = constraint_events
+    following = ce.alias("following")
+    query = (
+        sa.select(ce, following.c.at.label("next_at"))
+        .outerjoin(
+            following,
+            (following.c.topic_key == ce.c.topic_key) & (following.c.change == ce.c.change + 1),
+        )
+        .order_by(ce.c.at.desc(), ce.c.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        expiring = (ce.c.action == "set") & (ce.c.expires_at >= since)
+        query = query.where((ce.c.at >= since) | expiring)
+    events: list[AuditEvent] = []
+    for row in connection.execute(query):
+        params = row.params if isinstance(row.params, dict) else None
+        if since is None or row.at >= since:
+            events.append(
+                AuditEvent(
+                    row.at,
+                    row.action,
+                    row.scope,
+                    row.type,
+                    params,
+                    row.expires_at,
+                    row.topic,
+                    row.constraint_id,
+                )
+            )
+        expiry = row.expires_at
+        if (
+            row.action == "set"
+            and expiry is not None
+            and expiry <= now
+            and (since is None or expiry >= since)
+            and (row.next_at is None or row.next_at > expiry)
+        ):
+            events.append(
+                AuditEvent(
+                    expiry,
+                    "expired",
+                    row.scope,
+                    row.type,
+                    params,
+                    expiry,
+                    row.topic,
+                    row.constraint_id,
+                )
+            )
+    events.sort(key=lambda event: event.at, reverse=True)
+    return events[:limit]
+
+
+def gaps_query(
+    connection: sa.Connection, *, since: float | None, source: str | None
+) -> list[SourceGap]:
+    """Recorders' gap counts, latest change first (see :meth:`History.gaps`)."""
+    sg = source_gaps
+    query = (
+        sa.select(sg)
+        .where(sg.c.missed > 0)
+        .order_by(sg.c.last_at.desc(), sg.c.source, sg.c.recorder)
+    )
+    if since is not None:
+        query = query.where(sg.c.last_at >= since)
+    if source is not None:
+        query = query.where(sg.c.source == source)
+    return [
+        SourceGap(row.source, row.recorder, row.missed, row.first_at, row.last_at)
+        for row in connection.execute(query)
+    ]

@@ -1,0 +1,74 @@
+"""What a history stores: a message as the broker delivered it, decoded (:class:`Received`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    Constraint,
+    Envelope,
+    InvalidMessageError,
+    Message,
+    StatusMessage,
+    decode_constraint,
+    decode_envelope,
+    decode_status,
+    payload_limit,
+    validate_scope,
+)
+
+__all__ = ["Received", "decode_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One decoded message for :meth:`History.store <cascade.history.History.store>`.
+
+    ``message`` is what ``cascade.interfaces`` decoded from the payload: an
+    :class:`~cascade.interfaces.Envelope` (telemetry: events and heartbeats),
+    a :class:`~cascade.interfaces.StatusMessage` (presence) or a
+    :class:`~cascade.interfaces.Constraint`, or ``None`` for a constraint
+    topic cleared (an empty payload). ``received_at`` is when it arrived
+    (epoch seconds): the time of a constraint's change, which its payload
+    does not carry. ``retained`` is the delivery's retain flag (a retained
+    constraint or status delivered again on subscribing is no new change).
+    """
+
+    topic: str
+    message: Envelope | StatusMessage | Constraint | None
+    received_at: float
+    retained: bool = False
+
+
+def decode_message(
+    message: Message, prefix: str = DEFAULT_PREFIX, received_at: float | None = None
+) -> Received | None:
+    """Decode a delivered message of Cascade's protocol for the history.
+
+    Returns ``None`` for what the history does not keep (a cleared status,
+    topics of other kinds). Raises :class:`~cascade.interfaces.InvalidMessageError`
+    for a payload larger than its kind's bound or not following the protocol,
+    a constraint of a scope engines reject (``cluster:all``, ``tsk:x``) included.
+    """
+    kind, _, rest = message.topic.removeprefix(prefix + "/").partition("/")
+    limit = payload_limit(kind)
+    if limit is not None and len(message.raw) > limit:
+        raise InvalidMessageError(f"{kind} payload is {len(message.raw)} bytes; at most {limit}")
+    when = time.time() if received_at is None else received_at
+    payload = message.payload
+    decoded: Envelope | StatusMessage | Constraint | None
+    if kind == "telemetry" and rest.endswith(("/events", "/heartbeat")):
+        decoded = decode_envelope(payload)
+    elif kind == "status":
+        if not payload:
+            return None  # `cascade forget` cleared it: no change of presence
+        decoded = decode_status(payload)
+    elif kind == "constraints":
+        decoded = decode_constraint(payload) if payload else None
+        if decoded is not None:
+            validate_scope(decoded.scope)  # what no engine applies is no constraint set
+    else:
+        return None
+    return Received(message.topic, decoded, when, message.retain)

@@ -1,0 +1,357 @@
+"""``Recorder``: the broker's telemetry, presence and constraints, written into a ``History``.
+
+The same shape as the connector's sender: the subscription callback only
+decodes and appends to one bounded queue (it never waits, so the connector
+keeps receiving); one writer task drains the queue in batches, each stored in
+a worker thread (``asyncio.to_thread``) in one transaction. A write the
+database cannot take now (:class:`HistoryError`: server down, disk full,
+locked) keeps its batch and is retried with exponential backoff while the
+queue fills behind it; once the queue is full, new messages are dropped and
+counted. Nothing is lost silently: every message received is, in the end,
+stored, a duplicate, rejected or dropped (see :class:`RecorderStats`), and
+what never arrived is counted from the events' numbers (``gaps``, written per
+source to the history with each batch: :meth:`History.gaps`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from typing_extensions import Self
+
+from cascade.interfaces import (
+    Connector,
+    Envelope,
+    InvalidMessageError,
+    Message,
+    SubscriptionHandle,
+    constraints_filter,
+    status_filter,
+    telemetry_filter,
+)
+from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
+
+from ._errors import HistoryError
+from ._gaps import RecorderGaps
+from ._history import History
+from ._received import Received, decode_message
+from ._sharing import delivers_to_shared, shared_filter
+
+__all__ = ["Recorder", "RecorderStats"]
+
+_log = logging.getLogger("cascade.history")
+_PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    """A recorder's counters at one moment.
+
+    ``received``: messages delivered to it. Each ends up in one of:
+    ``stored`` (new to the history), ``duplicates`` (the history had it),
+    ``rejected`` (not the protocol: undecodable, oversized, or a value the
+    database refused; never stored) or ``dropped`` (valid, but lost: the queue
+    was full, or it was still unwritten when the recorder stopped), or is
+    still ``queued``. ``lag``: seconds the oldest message not yet written has
+    waited (0 when all are written). ``write_errors``: writes that failed and
+    were retried; ``last_error`` the latest one's message. ``gaps``: events
+    that never reached the recorder, counted from their runs' ``seq`` numbers
+    (net of late copies that filled a hole), since it started.
+    """
+
+    received: int
+    stored: int
+    duplicates: int
+    rejected: int
+    dropped: int
+    queued: int
+    lag: float
+    write_errors: int
+    last_error: str | None
+    gaps: int = 0
+
+
+class Recorder:
+    """Records everything the broker says about runs, engines and constraints into ``history``.
+
+    ``await recorder.start()`` subscribes through ``connector`` (which must be
+    connected, or connect by itself) to ``{prefix}/telemetry/#``-level
+    telemetry, ``{prefix}/status/+`` and ``{prefix}/constraints/#``;
+    ``await recorder.stop()`` unsubscribes and writes what is queued (at most
+    ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
+    the messages waiting to be written (beyond it they are dropped, and
+    counted), ``batch_size`` the messages of one transaction. With ``keep``
+    (seconds), runs and events older than that are pruned as it goes, in
+    small batches between writes. ``name`` is the recorder's name in the
+    history's gap counts (:meth:`History.gaps`); by default the connector's
+    source id. With ``share``, telemetry is subscribed to through the MQTT
+    shared subscription ``$share/{share}/...``: the broker gives each message
+    to one recorder of the group, so several share one stream (into one
+    database); presence and constraints still reach every one of them (the
+    history keeps each change once). :meth:`check_sharing` tells whether the
+    broker does it. A shared recorder counts no gaps (it sees a part of each
+    run): each run's missing events, in the history, count them all.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        history: History,
+        *,
+        topic_prefix: str | None = None,
+        max_queue: int = 100_000,
+        batch_size: int = 1_000,
+        keep: float | None = None,
+        retry_initial: float = 0.05,
+        retry_max: float = 5.0,
+        name: str | None = None,
+        share: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be at least 1")
+        if share is not None:
+            validate_filter(shared_filter(share, "x"))  # InvalidTopicError (a ValueError)
+        self.connector = connector
+        self.history = history
+        self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.keep = keep
+        self.name = name if name is not None else connector.source_id
+        self.share = share
+        self._telemetry: SubscriptionHandle | None = None
+        self._retry = (retry_initial, retry_max)
+        self._clock = clock
+        self._queue: deque[Received] = deque()
+        self._pending: list[Received] = []  # the batch being written (kept while it fails)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._handles: list[SubscriptionHandle] = []
+        self._log = RateLimitedLogger(_log)
+        self._next_prune = 0.0
+        self._received = self._stored = self._duplicates = 0
+        self._rejected = self._dropped = self._write_errors = 0
+        self._last_error: str | None = None
+        self._gaps = RecorderGaps(clock)
+
+    @property
+    def sharing(self) -> bool:
+        """Whether telemetry comes through a shared subscription (each message to one recorder
+        of the group), so that this recorder's gap count means nothing and is not kept."""
+        handle = self._telemetry
+        return handle is not None and handle.topic_filter.startswith("$share/")
+
+    @property
+    def stats(self) -> RecorderStats:
+        """The counters now."""
+        oldest = self._pending[0] if self._pending else self._queue[0] if self._queue else None
+        return RecorderStats(
+            received=self._received,
+            stored=self._stored,
+            duplicates=self._duplicates,
+            rejected=self._rejected,
+            dropped=self._dropped,
+            queued=len(self._queue) + len(self._pending),
+            lag=max(0.0, self._clock() - oldest.received_at) if oldest is not None else 0.0,
+            write_errors=self._write_errors,
+            last_error=self._last_error,
+            gaps=self._gaps.missed,
+        )
+
+    async def start(self) -> None:
+        """Start the writer and subscribe; messages are recorded from now on."""
+        if self._writer is not None:
+            return
+        self._closing = False
+        self._writer = asyncio.create_task(self._write_loop(), name="cascade-history-writer")
+        prefix = self.prefix
+        telemetry = telemetry_filter(prefix=prefix)
+        if self.share is not None:
+            telemetry = shared_filter(self.share, telemetry)
+        self._telemetry = await self.connector.subscribe(telemetry, self._on_message)
+        for topic_filter in (status_filter(prefix), constraints_filter(prefix)):
+            self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
+
+    async def check_sharing(self, timeout: float = 5.0) -> bool:
+        """With ``share``, once connected: whether the broker delivers through the shared
+        subscription. If it does not, telemetry is subscribed to plainly instead (each
+        recorder then gets every message; the history stores each event once), and ``False``.
+
+        Raises :class:`~cascade.interfaces.ConnectorError` if the broker does not answer.
+        """
+        handle = self._telemetry
+        if handle is None or not self.sharing:
+            return False
+        assert self.share is not None
+        if await delivers_to_shared(self.connector, self.prefix, self.share, timeout):
+            return True
+        plain = telemetry_filter(prefix=self.prefix)
+        self._telemetry = await self.connector.subscribe(plain, self._on_message)
+        await handle.unsubscribe()
+        _log.info("the broker does not deliver to shared subscriptions: subscribed to %s", plain)
+        return False
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every message received so far is written (or counted); ``TimeoutError``
+        (``asyncio.TimeoutError``) after ``timeout`` seconds."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Unsubscribe, write what is queued for at most ``timeout`` seconds, then stop.
+
+        What could not be written by then (the database is down) is counted
+        in ``dropped``. Idempotent.
+        """
+        handles, self._handles = self._handles, []
+        if self._telemetry is not None:
+            handles.append(self._telemetry)
+            self._telemetry = None
+        for handle in handles:
+            await handle.unsubscribe()
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(writer), timeout)
+        except asyncio.TimeoutError:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        left = len(self._queue) + len(self._pending)
+        if left:
+            self._dropped += left
+            self._log.warning("stopped", "recorder stopped with %d messages unwritten", left)
+        self._queue.clear()
+        self._pending = []
+        self._idle.set()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- the callback: never waits ----------------------------------------------------------
+
+    def _on_message(self, message: Message) -> None:
+        self._received += 1
+        try:
+            item = decode_message(message, self.prefix, self._clock())
+        except InvalidMessageError as exc:
+            self._rejected += 1
+            self._log.warning("rejected", "rejected a message on %r: %s", message.topic[:200], exc)
+            return
+        if item is None:
+            return  # not something the history keeps (a cleared status)
+        if isinstance(item.message, Envelope) and not self.sharing:
+            self._gaps.see(item.message, item.received_at)
+        if len(self._queue) >= self.max_queue:
+            self._dropped += 1
+            self._log.warning("queue-full", "recorder queue full (%d): dropped", self.max_queue)
+            return
+        self._queue.append(item)
+        self._idle.clear()
+        self._wake.set()
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        delay, longest = self._retry
+        backoff = delay
+        while True:
+            if not self._pending:
+                if not self._queue:
+                    if self._closing:
+                        if await self._write_gaps():
+                            return
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, longest)
+                        continue
+                    self._idle.set()
+                    await self._maybe_prune()
+                    self._wake.clear()
+                    if not self._queue:
+                        await self._wake.wait()
+                    continue
+                count = min(self.batch_size, len(self._queue))
+                self._pending = [self._queue.popleft() for _ in range(count)]
+            self._gaps.sweep()
+            gaps, counts = self._gaps.changes()
+            try:
+                result = await asyncio.to_thread(
+                    functools.partial(
+                        self.history.store, self._pending, gaps=gaps, recorder=self.name
+                    )
+                )
+            except HistoryError as exc:
+                self._write_errors += 1
+                self._last_error = str(exc)
+                self._log.warning("write", "history write failed (will retry): %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, longest)
+                continue
+            except Exception:  # a fault of ours: it must not end the recording
+                self._rejected += len(self._pending)
+                self._log.log(
+                    logging.ERROR,
+                    "store-fault",
+                    "could not store a batch of %d messages (rejected): a fault of the recorder",
+                    len(self._pending),
+                    exc_info=True,
+                )
+                self._pending = []
+                continue
+            backoff = delay
+            self._gaps.written(counts)
+            self._pending = []
+            self._stored += result.stored
+            self._duplicates += result.duplicates
+            self._rejected += result.rejected
+            await self._maybe_prune()
+
+    async def _write_gaps(self) -> bool:
+        """Write the gap counts not written yet (the recorder stops); whether that is done."""
+        gaps, counts = self._gaps.changes()
+        if not gaps:
+            return True
+        try:
+            await asyncio.to_thread(
+                functools.partial(self.history.store, [], gaps=gaps, recorder=self.name)
+            )
+        except HistoryError as exc:
+            self._write_errors += 1
+            self._last_error = str(exc)
+            return False
+        self._gaps.written(counts)
+        return True
+
+    async def _maybe_prune(self) -> None:
+        if self.keep is None or self._clock() < self._next_prune:
+            return
+        try:
+            pruned = await asyncio.to_thread(self.history.prune, self._clock() - self.keep)
+        except HistoryError as exc:
+            self._log.warning("prune", "pruning the history failed: %s", exc)
+            pruned = 0
+        # more to prune: again soon, between writes; else in a minute
+        self._next_prune = self._clock() + (1.0 if pruned else _PRUNE_EVERY)

@@ -1,0 +1,288 @@
+"""What the history's queries and writes return. Times are epoch seconds (UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AuditEvent",
+    "Execution",
+    "RunDetail",
+    "RunSummary",
+    "SourceGap",
+    "StateChange",
+    "Stored",
+    "TaskHistory",
+    "TaskStats",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What :meth:`History.store <cascade.history.History.store>` did with a batch.
+
+    ``stored``: messages that added to the history (a heartbeat counts: it
+    updates its run). ``duplicates``: messages it already had (a copy
+    delivered again, a retained status or constraint delivered again on
+    subscribing). ``rejected``: messages that cannot be stored (a timestamp
+    that is no time, an id the protocol refuses, a value the database refuses).
+    """
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One run: where it ran, how it went, and its tasks counted by their last state.
+
+    ``status`` is ``Running`` until its ``ENGINE_STOPPED`` arrives, then
+    ``Succeeded`` or ``Failed``. ``started_at`` is the earliest time known of
+    the run (its ``ENGINE_STARTED``'s), ``duration`` is ``ended_at -
+    started_at`` (``None`` while it runs). ``tasks`` counts the tasks by the
+    state they were last seen in (``COMPLETED``, ``FAILED``, ...).
+    ``dropped_telemetry`` is the engine's own count of events it could not
+    send (its heartbeats'); ``missing_events`` the events it numbered that
+    never reached the history (``None`` for engines that do not number them).
+    """
+
+    run_id: str
+    org_id: str
+    project_id: str
+    source: str
+    status: str
+    started_at: float
+    ended_at: float | None
+    error: str | None
+    planned_tasks: int | None
+    tasks: dict[str, int]
+    dropped_telemetry: int
+    missing_events: int | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, ``None`` while the run has not ended."""
+        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """This run as a JSON object (``duration`` included)."""
+        return {
+            "run_id": self.run_id,
+            "org_id": self.org_id,
+            "project_id": self.project_id,
+            "source": self.source,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": self.duration,
+            "error": self.error,
+            "planned_tasks": self.planned_tasks,
+            "tasks": dict(self.tasks),
+            "dropped_telemetry": self.dropped_telemetry,
+            "missing_events": self.missing_events,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A task entering ``state`` at ``ts``, in its ``attempt``-th attempt (0: it never ran)."""
+
+    state: str
+    ts: float
+    attempt: int
+    duration_ms: float
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        """This change as a JSON object."""
+        return {
+            "state": self.state,
+            "ts": self.ts,
+            "attempt": self.attempt,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistory:
+    """One task of a run: every state it was seen in, in time order, and what they add up to.
+
+    ``state`` is its last state; ``attempts`` how many times it started;
+    ``duration_ms`` its last event's (since it first started); ``error`` its
+    last error (``""`` when none); ``blocked_s`` the seconds a constraint
+    held it back (from each ``BLOCKED`` to the state after it).
+    """
+
+    task_id: str
+    task_name: str
+    state: str
+    attempts: int
+    started_at: float | None
+    ended_at: float | None
+    duration_ms: float
+    error: str
+    blocked_s: float
+    states: list[StateChange] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """This task as a JSON object, its states included."""
+        return {
+            "task_id": self.task_id,
+            "task_name": self.task_name,
+            "state": self.state,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "blocked_s": self.blocked_s,
+            "states": [change.to_json() for change in self.states],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """A run and every one of its tasks, in the order they first appeared."""
+
+    run: RunSummary
+    tasks: list[TaskHistory]
+
+    def to_json(self) -> dict[str, Any]:
+        """The run's JSON object with ``tasks``, a list of the tasks' objects."""
+        return {**self.run.to_json(), "tasks": [task.to_json() for task in self.tasks]}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStats:
+    """Every finished execution of the tasks named ``task_name`` in a period.
+
+    ``runs``: the runs it ran in; ``executions``: how many of it finished
+    (``COMPLETED`` or ``FAILED``; a run may have several of one name);
+    ``failures``: how many of those failed. Durations are the finished
+    executions' (from first start to end, retries included), in ms; the
+    percentiles are nearest-rank (the value at rank ``ceil(p * n)``).
+    """
+
+    task_name: str
+    runs: int
+    executions: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    approximate: bool = False
+
+    @property
+    def failure_rate(self) -> float:
+        """``failures / executions``."""
+        return self.failures / self.executions if self.executions else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """These statistics as a JSON object (``failure_rate`` included)."""
+        return {
+            "task_name": self.task_name,
+            "runs": self.runs,
+            "executions": self.executions,
+            "failures": self.failures,
+            "failure_rate": self.failure_rate,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "max_ms": self.max_ms,
+            "approximate": self.approximate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """A constraint set, cleared or expired on ``topic`` at ``at``.
+
+    ``action`` is ``set`` (also a change of one in force), ``cleared`` (an
+    empty retained payload: ``cascade resume``) or ``expired`` (its
+    ``expires_at`` passed with nothing after it on its topic). A cleared
+    event's scope, type and params are those of what it cleared, when the
+    history had it. ``ttl`` is ``expires_at - at`` for a set with an expiry.
+    """
+
+    at: float
+    action: str
+    scope: str | None
+    type: str | None
+    params: dict[str, Any] | None
+    expires_at: float | None
+    topic: str
+    constraint_id: str | None
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds from the set to its expiry, ``None`` without one."""
+        if self.action != "set" or self.expires_at is None:
+            return None
+        return self.expires_at - self.at
+
+    def to_json(self) -> dict[str, Any]:
+        """This event as a JSON object (``ttl`` included)."""
+        return {
+            "at": self.at,
+            "action": self.action,
+            "scope": self.scope,
+            "type": self.type,
+            "params": self.params,
+            "expires_at": self.expires_at,
+            "ttl": self.ttl,
+            "topic": self.topic,
+            "constraint_id": self.constraint_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceGap:
+    """What one recorder found missing of one source's (engine's) numbered events.
+
+    ``missed``: events it never received, net of late copies that filled a
+    hole (counted from each run's ``seq`` numbers and its heartbeats'
+    ``last_seq`` by a :class:`~cascade.interfaces.GapCounter`, from the
+    first event of a run it saw). ``first_at``: when it first found one
+    missing; ``last_at``: when its count last changed. ``recorder`` names the
+    recorder (its connector's source id, or ``cascade record --client-id``).
+    """
+
+    source: str
+    recorder: str
+    missed: int
+    first_at: float
+    last_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """This count as a JSON object."""
+        return {
+            "source": self.source,
+            "recorder": self.recorder,
+            "missed": self.missed,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One finished execution of a task: ``COMPLETED`` or ``FAILED`` at ``ts``, after
+    ``duration_ms`` (from its first start, retries included), in run ``run_id``."""
+
+    run_id: str
+    task_id: str
+    ts: float
+    duration_ms: float
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        """This execution as a JSON object."""
+        return {
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "ts": self.ts,
+            "duration_ms": self.duration_ms,
+            "state": self.state,
+        }

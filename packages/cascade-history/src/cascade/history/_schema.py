@@ -1,0 +1,211 @@
+"""The history's tables, as SQLAlchemy Core metadata (the migrations in ``_migrations`` build them).
+
+Times are epoch seconds (UTC) in double-precision columns: the same in SQLite
+and PostgreSQL, indexable, and subtractable in SQL. A change here needs a new
+migration; ``tests/test_migrations.py`` fails until the two agree.
+
+The identity of an event ("stored once") is a unique index, so that it holds
+for every writer of the database at once: ``(run_id, seq)`` where the engine
+numbered its events, else ``(run_id, task_id, state, ts)`` for a task state and
+``(run_id, event, ts)`` for a lifecycle event (partial indexes: rows with a
+``seq`` are kept apart from those without).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "constraint_events",
+    "metadata",
+    "presence",
+    "run_events",
+    "runs",
+    "source_gaps",
+    "task_events",
+    "task_rollup",
+    "task_run_hours",
+    "task_runs",
+]
+
+# Names for every constraint and index, so that migrations and the models agree on both dialects.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_Time = sa.Double  # epoch seconds
+_NOT_NULL_SEQ = sa.text("seq IS NOT NULL")
+_NULL_SEQ = sa.text("seq IS NULL")
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("org_id", sa.String(1024), nullable=False),
+    sa.Column("project_id", sa.String(1024), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False),
+    # the earliest timestamp seen of the run (its ENGINE_STARTED, once that has arrived)
+    sa.Column("started_at", _Time, nullable=False),
+    sa.Column("last_ts", _Time, nullable=False),  # the latest timestamp seen of the run
+    sa.Column("ended_at", _Time, nullable=True),  # its ENGINE_STOPPED
+    sa.Column("status", sa.String(16), nullable=False),  # Running, Succeeded, Failed
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("planned_tasks", sa.Integer, nullable=True),
+    sa.Column("dropped_telemetry", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_seq", sa.BigInteger, nullable=True),  # the highest seq announced or seen
+    sa.Index(None, "started_at"),
+    sa.Index(None, "status", "started_at"),
+    sa.Index(None, "project_id", "started_at"),
+    sa.Index(None, "source", "started_at"),
+)
+
+task_events = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("run_id", sa.String(1024), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("task_id", sa.String(1024), nullable=False),
+    sa.Column("task_name", sa.String(1024), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("ts", _Time, nullable=False),
+    sa.Column("duration_ms", _Time, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Index(
+        "uq_task_events_run_id_seq",
+        "run_id",
+        "seq",
+        unique=True,
+        sqlite_where=_NOT_NULL_SEQ,
+        postgresql_where=_NOT_NULL_SEQ,
+    ),
+    sa.Index(
+        "uq_task_events_run_id_task_id_state_ts",
+        "run_id",
+        "task_id",
+        "state",
+        "ts",
+        unique=True,
+        sqlite_where=_NULL_SEQ,
+        postgresql_where=_NULL_SEQ,
+    ),
+    sa.Index(None, "run_id", "task_id", "ts"),
+    sa.Index(None, "task_name", "ts"),
+    sa.Index(None, "ts"),
+)
+
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("run_id", sa.String(1024), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("event", sa.String(32), nullable=False),  # ENGINE_STARTED, ENGINE_STOPPED
+    sa.Column("ts", _Time, nullable=False),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("tasks", sa.Integer, nullable=True),
+    sa.Index(
+        "uq_run_events_run_id_seq",
+        "run_id",
+        "seq",
+        unique=True,
+        sqlite_where=_NOT_NULL_SEQ,
+        postgresql_where=_NOT_NULL_SEQ,
+    ),
+    sa.Index(
+        "uq_run_events_run_id_event_ts",
+        "run_id",
+        "event",
+        "ts",
+        unique=True,
+        sqlite_where=_NULL_SEQ,
+        postgresql_where=_NULL_SEQ,
+    ),
+)
+
+presence = sa.Table(
+    "presence",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # online, offline
+    # 0 and 0.0 where the message had none (older tools): such a status is kept once
+    sa.Column("session", sa.BigInteger, nullable=False),
+    sa.Column("ts", _Time, nullable=False),
+    sa.Column("received_at", _Time, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("conflict_session", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("source", "status", "session", "ts"),
+    sa.Index(None, "received_at"),
+)
+
+constraint_events = sa.Table(
+    "constraint_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    # the SHA-256 of the topic (hex): a topic may be longer than an index entry can be
+    sa.Column("topic_key", sa.String(64), nullable=False),
+    # the topic's n-th change as this database saw it: two recorders keep one copy of each
+    sa.Column("change", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(8), nullable=False),  # set, cleared
+    sa.Column("scope", sa.String(1024), nullable=True),
+    sa.Column("type", sa.String(16), nullable=True),
+    sa.Column("params", sa.JSON, nullable=True),
+    sa.Column("constraint_id", sa.String(256), nullable=True),
+    sa.Column("expires_at", _Time, nullable=True),
+    sa.Column("at", _Time, nullable=False),  # when the recorder received it
+    sa.Column("retained", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("topic_key", "change"),
+    sa.Index(None, "at"),
+)
+
+source_gaps = sa.Table(
+    "source_gaps",
+    metadata,
+    # what one recorder found missing of one source's (engine's) numbered events
+    sa.Column("source", sa.String(1024), primary_key=True),
+    sa.Column("recorder", sa.String(1024), primary_key=True),
+    # events missed, net of late copies that filled a hole (a recorder's GapCounter)
+    sa.Column("missed", sa.BigInteger, nullable=False),
+    sa.Column("first_at", _Time, nullable=False),  # when the recorder first saw a gap
+    sa.Column("last_at", _Time, nullable=False),  # when its count last changed
+    sa.Index(None, "last_at"),
+)
+
+# The per-task statistics kept as events are stored (``_rollup``): one row per task name, hour
+# and duration bucket; the runs each name ran in, by the hour of their first finished execution.
+task_rollup = sa.Table(
+    "task_rollup",
+    metadata,
+    sa.Column("task_name", sa.String(1024), primary_key=True),
+    sa.Column("hour", _Time, primary_key=True),  # the hour's start
+    sa.Column("bucket", sa.Integer, primary_key=True),  # of the duration: 5 % wide
+    sa.Column("executions", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("max_ms", _Time, nullable=False),
+    sa.Index(None, "hour"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("task_name", sa.String(1024), primary_key=True),
+    sa.Column("first_at", _Time, nullable=False),  # its first finished execution in the run
+)
+
+task_run_hours = sa.Table(
+    "task_run_hours",
+    metadata,
+    sa.Column("task_name", sa.String(1024), primary_key=True),
+    sa.Column("hour", _Time, primary_key=True),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Index(None, "hour"),
+)

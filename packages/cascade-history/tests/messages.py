@@ -1,0 +1,143 @@
+"""Messages as the broker delivers them, decoded, for the history's tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from cascade.history import Received
+from cascade.interfaces import (
+    Constraint,
+    Envelope,
+    StatusMessage,
+    decode_constraint,
+    decode_envelope,
+    decode_status,
+)
+
+__all__ = [
+    "T0",
+    "cleared",
+    "constraint",
+    "heartbeat",
+    "iso",
+    "lifecycle",
+    "status",
+    "task",
+]
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()
+"""A fixed moment the tests' timestamps count from."""
+
+
+def iso(ts: float) -> str:
+    """``ts`` as the protocol writes it."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def _envelope(
+    run_id: str, ts: float, body: dict[str, Any], seq: int | None, **ids: str
+) -> Envelope:
+    raw: dict[str, Any] = {
+        "ts": iso(ts),
+        "run_id": run_id,
+        "org_id": ids.get("org_id", "local"),
+        "project_id": ids.get("project_id", "default"),
+        "source": ids.get("source", "host-1"),
+        "body": body,
+    }
+    if seq is not None:
+        raw["seq"] = seq
+    return decode_envelope(raw)
+
+
+def task(
+    run_id: str,
+    task_id: str,
+    state: str,
+    ts: float,
+    *,
+    name: str | None = None,
+    seq: int | None = None,
+    duration_ms: float = 0.0,
+    error: str = "",
+    **ids: str,
+) -> Received:
+    """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
+    body = {
+        "type": "TaskStateEvent",
+        "task_id": task_id,
+        "task_name": name if name is not None else task_id.split("-")[0],
+        "state": state,
+        "duration_ms": duration_ms,
+        "error": error,
+    }
+    topic = f"cascade/telemetry/local/default/{run_id}/events"
+    return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
+
+
+def lifecycle(
+    run_id: str,
+    event: str,
+    ts: float,
+    *,
+    seq: int | None = None,
+    status: str | None = None,
+    error: str | None = None,
+    tasks: int | None = None,
+    **ids: str,
+) -> Received:
+    """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id``."""
+    body: dict[str, Any] = {"type": "LifecycleEvent", "event": event}
+    for key, value in (("status", status), ("error", error), ("tasks", tasks)):
+        if value is not None:
+            body[key] = value
+    topic = f"cascade/telemetry/local/default/{run_id}/events"
+    return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
+
+
+def heartbeat(
+    run_id: str, ts: float, *, dropped: int = 0, last_seq: int | None = None, **ids: str
+) -> Received:
+    """A heartbeat of ``run_id``."""
+    body: dict[str, Any] = {"type": "Heartbeat", "dropped_telemetry": dropped}
+    if last_seq is not None:
+        body["last_seq"] = last_seq
+    topic = f"cascade/telemetry/local/default/{run_id}/heartbeat"
+    return Received(topic, _envelope(run_id, ts, body, None, **ids), ts)
+
+
+def status(source: str, state: str, session: int, ts: float, *, retained: bool = False) -> Received:
+    """A presence message of ``source``."""
+    message: StatusMessage = decode_status(
+        {"status": state, "source": source, "session": session, "ts": iso(ts)}
+    )
+    return Received(f"cascade/status/{source}", message, ts, retained)
+
+
+def constraint(
+    topic: str,
+    scope: str,
+    kind: str,
+    at: float,
+    *,
+    params: dict[str, Any] | None = None,
+    expires_at: float | None = None,
+    retained: bool = False,
+) -> Received:
+    """A constraint set on ``topic`` (received at ``at``)."""
+    message: Constraint = decode_constraint(
+        {
+            "id": f"{kind}-{scope}",
+            "scope": scope,
+            "type": kind,
+            "params": params or {},
+            "expires_at": expires_at,
+        }
+    )
+    return Received(topic, message, at, retained)
+
+
+def cleared(topic: str, at: float) -> Received:
+    """A constraint topic cleared (an empty retained payload) at ``at``."""
+    return Received(topic, None, at)

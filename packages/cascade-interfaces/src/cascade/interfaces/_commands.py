@@ -1,0 +1,130 @@
+"""Commands: a request to the engine running a run, and its answer (PROTOCOL.md, "Commands").
+
+A command is not state: it is published without retain at QoS 1, each engine subscribes
+only to the runs it runs (with a clean session), and an engine that is away when it is
+sent never gets it. The answer goes to a topic named by the request's ``id``, which the
+requester subscribed to before it asked.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeAlias
+
+import msgspec
+
+from ._constraint import convert
+from ._errors import InvalidMessageError
+from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
+from ._topics import DEFAULT_PREFIX, sanitize_segment
+
+__all__ = [
+    "MAX_LISTED_TASKS",
+    "CancelOutcome",
+    "CancelReply",
+    "CancelRequest",
+    "TaskRef",
+    "cancel_topic",
+    "decode_cancel_reply",
+    "decode_cancel_request",
+    "new_request_id",
+    "reply_topic",
+]
+
+MAX_LISTED_TASKS = 32
+"""The most tasks of each kind a cancel's answer names (its counts count them all)."""
+_READ_LIMIT = 1024
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+CancelOutcome: TypeAlias = Literal["cancelled", "already_cancelled"]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
+_RequestId = Annotated[str, msgspec.Meta(pattern=f"^{_REQUEST_ID.pattern}$")]
+
+
+def new_request_id() -> str:
+    """A fresh request ``id``: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+def cancel_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/command/{run_id}/cancel``: where the engine running ``run_id`` listens."""
+    return f"{prefix}/command/{sanitize_segment(run_id)}/cancel"
+
+
+def reply_topic(request_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/reply/{id}``: where the answer to the request ``id`` goes.
+
+    Raises :class:`InvalidMessageError` unless ``id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``:
+    an engine builds the topic from a request it received, so no request can make it
+    publish anywhere but under ``{prefix}/reply/``.
+    """
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidMessageError("a request id is 1 to 64 of A-Z a-z 0-9 _ -", "$.id")
+    return f"{prefix}/reply/{request_id}"
+
+
+class CancelRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``cascade cancel``'s request: cancel ``run_id``; answer on :func:`reply_topic` of ``id``.
+
+    ``issued_by`` and ``reason`` are what the requester claims (nothing checks them);
+    ``issued_at`` is epoch seconds.
+    """
+
+    id: _RequestId
+    run_id: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    issued_by: str | None = None
+    reason: str | None = None
+    issued_at: _Seconds | None = None
+
+
+class TaskRef(msgspec.Struct, kw_only=True):
+    """A task named in an answer: its id and name."""
+
+    task_id: str
+    task_name: str
+
+
+_Tasks = Annotated[list[TaskRef], msgspec.Meta(max_length=_READ_LIMIT)]
+
+
+class CancelReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The engine's answer: what it cancelled of ``run_id``.
+
+    ``cancelled``: coroutine tasks that were running, now cancelled; ``abandoned``:
+    plain-function tasks running in threads, which Python cannot stop: they run to
+    their end and their results are discarded; ``not_started``: tasks that will not
+    start. The lists name at most :data:`MAX_LISTED_TASKS` each; the counts count all.
+    ``outcome`` is ``already_cancelled`` when an earlier request had cancelled it.
+    """
+
+    id: _RequestId
+    run_id: str
+    source: str
+    outcome: Annotated[str, msgspec.Meta(max_length=64)] = "cancelled"
+    cancelled: _Tasks = msgspec.field(default_factory=list)
+    cancelled_count: _Count = 0
+    abandoned: _Tasks = msgspec.field(default_factory=list)
+    abandoned_count: _Count = 0
+    not_started: _Count = 0
+
+
+def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:
+    if isinstance(data, (bytes, str)) and len(data) > MAX_CONTROL_PAYLOAD_BYTES:
+        raise InvalidMessageError(
+            f"command payload is {len(data)} bytes; at most {MAX_CONTROL_PAYLOAD_BYTES} accepted"
+        )
+
+
+def decode_cancel_request(data: Mapping[str, Any] | bytes | str) -> CancelRequest:
+    """Decode and validate an untrusted cancel request; raises :class:`InvalidMessageError`."""
+    _checked_size(data)
+    return convert(data, CancelRequest)
+
+
+def decode_cancel_reply(data: Mapping[str, Any] | bytes | str) -> CancelReply:
+    """Decode and validate an engine's answer to a cancel; raises :class:`InvalidMessageError`."""
+    _checked_size(data)
+    return convert(data, CancelReply)

@@ -1,0 +1,138 @@
+"""Counting what a reader missed, from the ``seq`` numbers of a run's events."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["GapCounter", "SourceGaps"]
+
+MAX_HOLES = 1024
+"""Holes (runs of consecutive missing seqs) remembered per run; past that the oldest are lost
+for good: a late copy of what they held is no longer told from a copy of one seen."""
+
+
+@dataclass
+class SourceGaps:
+    """What a reader missed of one source's (engine's) events: ``missed`` since ``since``."""
+
+    missed: int = 0
+    since: float | None = None  # epoch seconds of the first gap seen
+
+
+@dataclass
+class _Stream:
+    source: str
+    first: int  # the lowest seq seen
+    high: int  # the highest seq seen (or announced by a heartbeat)
+    starts: list[int] = field(default_factory=list)  # holes [start, stop) in (first, high),
+    stops: list[int] = field(default_factory=list)  # sorted and apart
+    missed: int = 0
+
+
+class GapCounter:
+    """Counts, per run, the events a reader has not seen, and sums them per source.
+
+    A run's events carry ``seq`` 1, 2, 3, ... (``Envelope.seq``). Feed every
+    event's with :meth:`see`, and every heartbeat's ``last_seq`` with
+    :meth:`announce` (it reveals events lost at the end of a burst, which no
+    later seq would). A seq above the highest seen (or below the lowest) opens
+    a hole for each number skipped; one that arrives late (after a
+    reconnection, or out of order on a broker that does not keep it) fills its
+    hole; a copy changes nothing. So :attr:`missed` is exact once the run's
+    messages are in, whatever the order they came in. Counting starts at the
+    lowest seq a reader sees: joining a run late misses nothing before it, and
+    a run's first event (``ENGINE_STARTED``, QoS 1, seq 1) makes a reader that
+    was there from the start count from 1. Memory is bounded: at most
+    :data:`MAX_HOLES` holes per run (older ones are counted as lost for good)
+    and only the runs not yet :meth:`forget`-ten.
+    """
+
+    MAX_HOLES = MAX_HOLES
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._streams: dict[str, _Stream] = {}
+        self.by_source: dict[str, SourceGaps] = {}
+        """What was missed from each source, runs forgotten included."""
+
+    @property
+    def missed(self) -> int:
+        """Events missed in all."""
+        return sum(gaps.missed for gaps in self.by_source.values())
+
+    def missed_in(self, run_id: str) -> int:
+        """Events of ``run_id`` missed (0 for a run not followed, or forgotten)."""
+        stream = self._streams.get(run_id)
+        return 0 if stream is None else stream.missed
+
+    def see(self, source: str, run_id: str, seq: int) -> bool:
+        """Count event ``seq`` of ``run_id``; ``False`` if it is a copy of one already seen."""
+        stream = self._streams.get(run_id)
+        if stream is None:
+            self._streams[run_id] = _Stream(source, seq, seq)
+            return True
+        high = stream.high
+        if seq == high + 1:  # the usual case: the next one
+            stream.high = seq
+            return True
+        if seq > high:
+            self._open(stream, high + 1, seq)
+            stream.high = seq
+            return True
+        if seq < stream.first:
+            self._open(stream, seq + 1, stream.first)
+            stream.first = seq
+            return True
+        starts, stops = stream.starts, stream.stops
+        index = bisect.bisect_right(starts, seq) - 1
+        if index < 0 or seq >= stops[index]:
+            return False  # seen already
+        start, stop = starts[index], stops[index]
+        if start == seq and stop == seq + 1:
+            del starts[index], stops[index]
+        elif start == seq:
+            starts[index] = seq + 1
+        elif stop == seq + 1:
+            stops[index] = seq
+        else:
+            stops[index] = seq
+            starts.insert(index + 1, seq + 1)
+            stops.insert(index + 1, stop)
+        stream.missed -= 1
+        self.by_source[stream.source].missed -= 1
+        return True
+
+    def announce(self, source: str, run_id: str, last_seq: int) -> None:
+        """The run's engine has sent every event up to ``last_seq`` (a heartbeat says so)."""
+        stream = self._streams.get(run_id)
+        if stream is None:
+            # Nothing seen of it yet: count from the next event on.
+            self._streams[run_id] = _Stream(source, last_seq + 1, last_seq)
+        elif last_seq > stream.high:
+            self._open(stream, stream.high + 1, last_seq + 1)
+            stream.high = last_seq
+
+    def forget(self, run_id: str) -> None:
+        """Stop following ``run_id`` (what it missed stays in :attr:`by_source`)."""
+        self._streams.pop(run_id, None)
+
+    def _open(self, stream: _Stream, start: int, stop: int) -> None:
+        """Seqs ``start`` to ``stop - 1`` were skipped."""
+        if stop <= start:
+            return
+        gaps = self.by_source.get(stream.source)
+        if gaps is None:
+            gaps = self.by_source[stream.source] = SourceGaps()
+        if gaps.since is None:
+            gaps.since = self._clock()
+        gaps.missed += stop - start
+        stream.missed += stop - start
+        starts, stops = stream.starts, stream.stops
+        index = bisect.bisect_left(starts, start)
+        starts.insert(index, start)
+        stops.insert(index, stop)
+        if len(starts) > MAX_HOLES:  # the oldest hole is lost for good
+            del starts[0], stops[0]

@@ -1,0 +1,67 @@
+"""What holds a blocked task back: the ``held_by`` of a BLOCKED event, and a heartbeat's list
+of the tasks blocked now (PROTOCOL.md, additive fields)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from ._limits import MAX_NUMBER
+
+__all__ = ["MAX_BLOCKED_TASKS", "MAX_HOLDERS", "MAX_HOLDS", "BlockedTask", "Hold"]
+
+MAX_HOLDS = 8
+"""The most holds an engine names for one task (constraints beyond are left out)."""
+MAX_HOLDERS = 8
+"""The most task names a concurrency hold lists among those holding its slots."""
+MAX_BLOCKED_TASKS = 16
+"""The most blocked tasks a heartbeat lists (``blocked`` counts them all)."""
+# What a reader accepts: more than engines send, so that a later engine's longer lists
+# are not taken for malformed messages; anything beyond is refused as malformed.
+_READ_LIMIT = 256
+
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One thing that holds a task back. ``type`` says which, and which fields it has:
+
+    - ``pause``: ``scope`` (and the constraint's ``reason``, ``issued_by`` if it has them);
+    - ``concurrency``: ``scope``, ``limit``, ``running`` (tasks of the scope running now)
+      and ``holders`` (their names, with how many run under each; at most
+      :data:`MAX_HOLDERS` names), and the constraint's ``reason``, ``issued_by``;
+    - ``rate_limit``: ``scope``, ``rate`` and ``next_start`` (epoch seconds, when the
+      next task of the scope may start), and the constraint's ``reason``, ``issued_by``;
+    - ``sync``: no task starts until the broker's retained constraints are all in
+      (after a (re)connection, at most the engine's ``sync_hold``).
+
+    Readers take other types too (a later engine's), showing at least the type.
+    """
+
+    type: Annotated[str, msgspec.Meta(max_length=64)]
+    scope: str | None = None
+    reason: str | None = None
+    issued_by: str | None = None
+    limit: _Count | None = None
+    running: _Count | None = None
+    holders: Annotated[dict[str, _Count], msgspec.Meta(max_length=_READ_LIMIT)] | None = None
+    rate: str | None = None
+    next_start: _Seconds | None = None
+
+
+Holds = Annotated[list[Hold], msgspec.Meta(max_length=_READ_LIMIT)]
+
+
+class BlockedTask(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A task blocked at a heartbeat: since when (epoch seconds), and what holds it *now*
+    (an empty ``held_by``: nothing any more; it starts at the engine's next free slot)."""
+
+    task_id: str
+    task_name: str
+    since: _Seconds | None = None
+    held_by: Holds = msgspec.field(default_factory=list)
+
+
+BlockedTasks = Annotated[list[BlockedTask], msgspec.Meta(max_length=_READ_LIMIT)]

@@ -1,0 +1,93 @@
+"""Cascade's test kit: private brokers and pytest fixtures for this repository's tests.
+
+An unpublished workspace package (``packages/cascade-testkit``): the nox
+sessions install it, editable, beside the four published packages; it is
+never built or shipped. In a package's ``tests/integration/conftest.py``::
+
+    from cascade.testkit import mqtt_broker  # noqa: F401 - the fixture
+
+then take ``mqtt_broker`` (session-wide: a private mosquitto on a free
+loopback port, or the embedded amqtt broker where mosquitto is not
+installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
+``mosquitto_broker`` (one per test, can ``stop``/``pause``/``resume``/
+``restart``) or ``mqtt_tls_broker`` (TLS and a password file) as arguments.
+``family_mqtt_broker`` and friends register the same fixture names on the
+broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
+``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
+``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
+``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
+:class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
+:class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own.
+
+Unit tests of the connector need none of this: ``MqttConnector(link=FakeBroker())``
+with ``FakeBroker`` from ``cascade.connectors.mqtt.testing``, which ships
+in the connector's wheel.
+"""
+
+from ._bridge import MosquittoBridge, mosquitto_bridge
+from ._certs import TestCertificates, make_test_certificates
+from ._families import (
+    BROKER_FAMILIES,
+    BROKER_FAMILY_VARIABLE,
+    MOSQUITTO_ONLY,
+    NOT_THE_SHARED_BROKER,
+    QOS_ORDER_NOT_KEPT,
+    RETAINED_EXACT_ONLY,
+    RETAINED_EXACT_ONLY_HANGS,
+    STAR_TOPIC_REWRITTEN,
+    OwnBroker,
+    broker_family,
+    family_mosquitto_broker,
+    family_mqtt_broker,
+    family_mqtt_tls_broker,
+    family_own_broker,
+    skip_on_family,
+    xfail_on_family,
+)
+from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
+from ._inbox import Inbox
+from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
+from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
+from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
+from ._rabbitmq_cluster import RabbitMQCluster
+from ._threaded import ThreadedEmbeddedBroker
+
+__all__ = [
+    "BROKER_FAMILIES",
+    "BROKER_FAMILY_VARIABLE",
+    "MOSQUITTO_ONLY",
+    "NOT_THE_SHARED_BROKER",
+    "NO_MOSQUITTO",
+    "NO_POSTGRESQL",
+    "NO_RABBITMQ",
+    "QOS_ORDER_NOT_KEPT",
+    "RETAINED_EXACT_ONLY",
+    "RETAINED_EXACT_ONLY_HANGS",
+    "STAR_TOPIC_REWRITTEN",
+    "BrokerEndpoint",
+    "Inbox",
+    "MosquittoBridge",
+    "MosquittoBroker",
+    "OwnBroker",
+    "PrivatePostgreSQL",
+    "RabbitMQBroker",
+    "RabbitMQCluster",
+    "TestCertificates",
+    "ThreadedEmbeddedBroker",
+    "broker_family",
+    "family_mosquitto_broker",
+    "family_mqtt_broker",
+    "family_mqtt_tls_broker",
+    "family_own_broker",
+    "free_port",
+    "make_test_certificates",
+    "mosquitto_bridge",
+    "mosquitto_broker",
+    "mosquitto_path",
+    "mqtt_broker",
+    "mqtt_tls_broker",
+    "postgresql_bin",
+    "rabbitmq_server_path",
+    "skip_on_family",
+    "xfail_on_family",
+]
