@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import warnings
@@ -45,6 +46,7 @@ class EmbeddedBroker:
         self.host = host
         self.port = port if port is not None else _free_port(host)
         self._broker: Any = None
+        self._connections: set[asyncio.StreamWriter] = set()
 
     @property
     def running(self) -> bool:
@@ -70,14 +72,39 @@ class EmbeddedBroker:
             },
         }
         broker = Broker(config)
+        broker.stream_connected = self._tracking(broker.stream_connected)
         await broker.start()
         self._broker = broker
+
+    def _tracking(self, accept: Any) -> Any:
+        """amqtt's connection handler, wrapped so that every connection is closed in the end.
+
+        amqtt leaves a client's socket open when writing to it fails or is cancelled
+        during shutdown (its writer marks itself closed before draining); that socket is
+        an unclosed-transport warning once the loop is gone.
+        """
+
+        async def stream_connected(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+        ) -> None:
+            self._connections.add(writer)
+            try:
+                await accept(reader, writer, listener_name=listener_name)
+            finally:
+                self._connections.discard(writer)
+                writer.close()
+
+        return stream_connected
 
     async def stop(self) -> None:
         """Stop serving and disconnect every client. Idempotent."""
         broker, self._broker = self._broker, None
         if broker is not None:
             await broker.shutdown()
+        left, self._connections = self._connections, set()
+        for writer in left:
+            writer.transport.abort()  # what a frozen client has not read is not waited for
+        await asyncio.gather(*(writer.wait_closed() for writer in left), return_exceptions=True)
 
     async def __aenter__(self) -> Self:
         await self.start()
