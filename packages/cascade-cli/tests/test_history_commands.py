@@ -22,6 +22,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     SourceGaps,
+    constraint_topic,
     decode_envelope,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -403,3 +404,64 @@ def test_record_options_that_cannot_work_are_usage_errors(
     assert result.exit_code == 2
     assert says in result.output
     assert not (tmp_path / "h.db").exists()
+
+
+@task
+async def load_table(n: int) -> int:
+    await asyncio.sleep(0.02)  # long enough for the others to queue behind the limit
+    return n
+
+
+class _HeldEngineOnConnect(InMemoryConnector):
+    """Once the recorder is connected: alice limits load_table to one at a time, with a
+    reason, and an engine runs three of them (two wait behind the limit), then she clears it."""
+
+    async def connect(self, *, require: bool = False) -> None:
+        await super().connect(require=require)
+        self.workflow = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        limit = Constraint.concurrency(
+            "task:load_*", 1, reason="warehouse maintenance", issued_by="alice"
+        )
+        topic = constraint_topic("task:load_*", "concurrency")
+        async with InMemoryConnector(self.broker, presence=False) as writer:
+            await writer.publish(topic, limit, qos=1, retain=True)
+            engine = Engine(
+                InMemoryConnector(self.broker, source_id="held-engine"), heartbeat_interval=None
+            )
+            await engine.run([load_table(n) for n in range(3)])
+            await writer.publish(topic, b"", qos=1, retain=True)
+
+
+def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None:
+    """What a constraint's writer said and what held each task reach `audit`, `run` and
+    `why --history`, in words and in JSON."""
+    broker = InMemoryBroker()
+    path = str(tmp_path / "h.sqlite3")
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _HeldEngineOnConnect(broker, presence=False, source_id="recorder")
+
+    assert _invoke("record", "--db", path, "--duration", "1", factory=factory).exit_code == 0
+    audit = json.loads(_invoke("audit", "--db", path, "--json").output)
+    assert [(e["action"], e["issued_by"], e["reason"]) for e in audit] == [
+        ("cleared", "alice", "warehouse maintenance"),
+        ("set", "alice", "warehouse maintenance"),
+    ]
+    table = _invoke("audit", "--db", path).output
+    assert "alice" in table
+    assert "warehouse maintenance" in table
+    [run] = json.loads(_invoke("runs", "--db", path, "--json").output)
+    shown = _invoke("run", run["run_id"], "--db", path).output
+    assert 'concurrency 1/1 on task:load_* (running: 1 load_table) by alice "warehouse' in shown
+    why = _invoke("why", run["run_id"][:8], "--history", "--db", path)
+    assert why.exit_code == 0, why.output
+    lines = why.output.splitlines()
+    assert lines[0] == f"run {run['run_id']} (held-engine): Succeeded"
+    assert len(lines) == 3  # two of the three waited
+    assert all(" was held " in line and "by alice" in line for line in lines[1:])
+    answer = json.loads(_invoke("why", run["run_id"], "--history", "--db", path, "--json").output)
+    assert [held["held_by"][0]["issued_by"] for held in answer["held"]] == ["alice", "alice"]
+    nothing = _invoke("why", run["run_id"], "nope_*", "--history", "--db", path)
+    assert nothing.output.splitlines()[1] == "  no task of it was held back that matches 'nope_*'"

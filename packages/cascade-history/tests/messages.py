@@ -61,10 +61,11 @@ def task(
     seq: int | None = None,
     duration_ms: float = 0.0,
     error: str = "",
+    held_by: list[dict[str, Any]] | None = None,
     **ids: str,
 ) -> Received:
     """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
-    body = {
+    body: dict[str, Any] = {
         "type": "TaskStateEvent",
         "task_id": task_id,
         "task_name": name if name is not None else task_id.split("-")[0],
@@ -72,6 +73,8 @@ def task(
         "duration_ms": duration_ms,
         "error": error,
     }
+    if held_by is not None:
+        body["held_by"] = held_by
     topic = f"cascade/telemetry/local/default/{run_id}/events"
     return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
 
@@ -85,11 +88,13 @@ def lifecycle(
     status: str | None = None,
     error: str | None = None,
     tasks: int | None = None,
+    cancelled: bool | None = None,
     **ids: str,
 ) -> Received:
     """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id``."""
     body: dict[str, Any] = {"type": "LifecycleEvent", "event": event}
-    for key, value in (("status", status), ("error", error), ("tasks", tasks)):
+    fields = (("status", status), ("error", error), ("tasks", tasks), ("cancelled", cancelled))
+    for key, value in fields:
         if value is not None:
             body[key] = value
     topic = f"cascade/telemetry/local/default/{run_id}/events"
@@ -124,8 +129,10 @@ def constraint(
     params: dict[str, Any] | None = None,
     expires_at: float | None = None,
     retained: bool = False,
+    **provenance: Any,
 ) -> Received:
-    """A constraint set on ``topic`` (received at ``at``)."""
+    """A constraint set on ``topic`` (received at ``at``); ``provenance``: its ``reason``,
+    ``issued_by``, ``issued_at``."""
     message: Constraint = decode_constraint(
         {
             "id": f"{kind}-{scope}",
@@ -133,6 +140,7 @@ def constraint(
             "type": kind,
             "params": params or {},
             "expires_at": expires_at,
+            **provenance,
         }
     )
     return Received(topic, message, at, retained)

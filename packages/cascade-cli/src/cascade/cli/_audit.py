@@ -28,7 +28,8 @@ def audit(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Constraints set, cleared and expired, newest first: when, scope, type, params, TTL.
+    """Constraints set, cleared and expired, newest first: when, scope, type, params, TTL,
+    who set it and why (as its writer claimed: `cascade pause --as NAME --reason TEXT`).
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """
@@ -47,7 +48,7 @@ def audit(
         return
     times = TimeFormat(time.time())
     table = Table(title=f"Constraints (times in {times.zone})", title_justify="left")
-    for column in ("when", "action", "scope", "type", "params", "ttl", "topic"):
+    for column in ("when", "action", "scope", "type", "params", "ttl", "by", "reason", "topic"):
         table.add_column(column)
     for event in found:
         params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
@@ -58,6 +59,8 @@ def audit(
             cell(event.type, SHOWN["name"]),
             cell(params, SHOWN["params"]),
             duration(event.ttl) if event.ttl is not None else "-",
+            cell(event.issued_by, SHOWN["source"]),
+            cell(event.reason, SHOWN["reason"]),
             cell(event.topic, SHOWN["scope"]),
         )
     console.print(table)

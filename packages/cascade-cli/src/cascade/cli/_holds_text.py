@@ -6,13 +6,16 @@ Every text in a hold came from a message, so each goes through :func:`~._inert.i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from cascade.interfaces import Hold
 
 from ._inert import SHOWN, inert
 from ._times import TimeFormat, duration
 
-__all__ = ["NOTHING_HOLDS", "hold_text", "holds_text"]
+__all__ = ["NOTHING_HOLDS", "hold_text", "holds_text", "recorded_holds_text"]
 
 NOTHING_HOLDS = "nothing holds it now: it starts at its engine's next free slot"
 _HOLDERS_SHOWN = 3
@@ -57,3 +60,12 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
 def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:
     """Every hold of a task, ``; ``-separated; :data:`NOTHING_HOLDS` when none."""
     return "; ".join(hold_text(hold, times) for hold in holds) or NOTHING_HOLDS
+
+
+def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str:
+    """:func:`holds_text` of the holds a history kept (JSON objects, as the engine sent them)."""
+    try:
+        holds = msgspec.convert(held_by, list[Hold])
+    except msgspec.ValidationError:
+        return "(holds the history kept in a form this version does not read)"
+    return holds_text(holds, times)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ._context import CliContext, fail
 from ._history_db import Db, Json, cell, echo_json, open_history, query
+from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
 from ._render import TimeFormat, duration
 from ._runs import RUN_STYLES, STATE_STYLES, task_counts
@@ -96,12 +97,22 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
             Text(task.state, style=STATE_STYLES.get(task.state, "")),
             str(task.attempts),
             duration(task.duration_ms / 1000),
-            duration(task.blocked_s) if task.blocked_s else "-",
+            _held(task, times),
             _states(task, times),
             cell(task.error, SHOWN["error"], "red"),
         )
     lines.append(table)
     return Group(*lines)
+
+
+def _held(task: TaskHistory, times: TimeFormat) -> Text | str:
+    """How long it was held back and, where its engine said, by what (the last time)."""
+    if not task.blocked_s:
+        return "-"
+    text = duration(task.blocked_s)
+    if task.held_by is not None:
+        text += ": " + recorded_holds_text(task.held_by, times)  # each text in it made inert
+    return Text(text)
 
 
 def _missing_line(missing: int, dropped: int) -> Text | None:

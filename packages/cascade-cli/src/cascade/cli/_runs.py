@@ -27,7 +27,13 @@ __all__ = [
     "task_counts",
 ]
 
-RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red"}
+RUN_STYLES = {
+    "Running": "cyan",
+    "Succeeded": "green",
+    "Failed": "red",
+    "Cancelled": "yellow",
+    "Lost": "magenta",
+}
 STATE_STYLES = {
     "RUNNING": "cyan",
     "COMPLETED": "green",
@@ -83,7 +89,11 @@ def runs(
     ] = None,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only runs with this status: running, succeeded, failed."),
+        typer.Option(
+            "--status",
+            help="Only runs with this status: running, succeeded, failed, cancelled, "
+            "or lost (no end heard, and its engine went offline after its last event).",
+        ),
     ] = None,
     project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
     task: Annotated[

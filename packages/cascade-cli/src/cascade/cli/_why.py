@@ -7,6 +7,7 @@ import contextlib
 import fnmatch
 import json
 import re
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -17,7 +18,8 @@ from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ._context import CliContext, UsageError, fail, usage
-from ._holds_text import holds_text
+from ._history_db import Db, open_history, query
+from ._holds_text import holds_text, recorded_holds_text
 from ._inert import SHOWN, inert
 from ._state import WatchState
 from ._status_json import iso_time
@@ -106,6 +108,64 @@ def _json(run: RunView, pattern: str | None) -> dict[str, Any]:
     }
 
 
+def _why_from_history(
+    run_id: str, pattern: str | None, *, json_output: bool, db: str | None
+) -> None:
+    """The recorded answer: each task of the run that was ever blocked, with its holds."""
+    found = open_history("why", db)
+    try:
+        detail = query(lambda: found.run(run_id))
+    finally:
+        found.close()
+    if detail is None:
+        raise fail(f"no run {run_id!r} in {found.location}")
+    held = [
+        t
+        for t in detail.tasks
+        if t.blocked_s
+        and (pattern is None or t.task_id == pattern or fnmatch.fnmatchcase(t.task_name, pattern))
+    ]
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "run_id": detail.run.run_id,
+                    "status": detail.run.status,
+                    "held": [
+                        {
+                            "task_id": t.task_id,
+                            "task_name": t.task_name,
+                            "state": t.state,
+                            "blocked_s": t.blocked_s,
+                            "held_by": t.held_by,
+                        }
+                        for t in held
+                    ],
+                }
+            )
+        )
+        return
+    times = TimeFormat(time.time())
+    summary = detail.run
+    source = inert(summary.source, SHOWN["source"])
+    typer.echo(f"run {inert(summary.run_id, SHOWN['name'])} ({source}): {summary.status}")
+    for t in held:
+        what = (
+            recorded_holds_text(t.held_by, times)
+            if t.held_by is not None
+            else "its engine did not say (an engine from before held_by)"
+        )
+        now = "is blocked" if t.state == "BLOCKED" else "was held"
+        name = inert(t.task_name, SHOWN["name"])
+        task_id = inert(t.task_id, SHOWN["name"])
+        took = duration(t.blocked_s)
+        typer.echo(f"  {name} ({task_id}) {now} {took} in all, the last time by: {what}")
+    if not held:
+        typer.echo(
+            "  no task of it was held back" + (f" that matches {pattern!r}" if pattern else "")
+        )
+
+
 @broker_options
 def why(
     ctx: typer.Context,
@@ -116,17 +176,31 @@ def why(
         str | None, typer.Argument(help="Only this task: its id, or a glob of its name.")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Answer from the history database (`cascade record`): what held each task "
+            "the last time it was blocked, for a run that may have ended.",
+        ),
+    ] = False,
+    db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
 
     Waits at most --timeout for the run's next heartbeat (every 5 s by default); exit 1 if unheard.
-    Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10
+    With --history, from the history instead: every task that was held back, for how long, by what.
+    Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
+    cascade why 58a88765 --history
     """
     try:
         wanted = check_run_id(run_id, prefix_ok=True)
     except UsageError as exc:
         raise usage(exc) from None
+    if history:
+        _why_from_history(wanted, task, json_output=json_output, db=db)
+        return
     state = WatchState(keep_runs=None, keep_for=None)
     answered = asyncio.Event()
 

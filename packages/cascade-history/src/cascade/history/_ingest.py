@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cascade.interfaces import (
+    MAX_HOLDS,
     Constraint,
     Envelope,
     Heartbeat,
@@ -40,7 +42,7 @@ from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
 from ._schema import constraint_events, presence, run_events, runs, task_events
-from ._text import checked_id, clean
+from ._text import MAX_TEXT_BYTES, checked_id, clean
 from ._times import parse_time
 
 __all__ = ["TRANSIENT", "insert_for", "store_batch"]
@@ -57,6 +59,7 @@ TRANSIENT = (
 _FINISHED = ("COMPLETED", "FAILED")  # an execution's end: what the rollup counts
 _INT64 = 2**63 - 1  # the BIGINT columns (numbers, counters, sessions)
 _INT32 = 2**31 - 1  # the INTEGER column (a run's planned tasks)
+_MAX_ISSUER_BYTES = 256  # constraint_events.issued_by
 
 
 def _bounded(value: int | None, name: str, top: int = _INT64) -> int | None:
@@ -71,6 +74,19 @@ def _time(value: str) -> float:
     if when is None:
         raise InvalidMessageError(f"not a timestamp: {value[:64]!r}", "$.ts")
     return when
+
+
+def _claimed(text: str | msgspec.UnsetType, limit: int = MAX_TEXT_BYTES) -> str | None:
+    """A constraint's reason or writer as stored (bounded), ``None`` where it has none."""
+    return None if isinstance(text, msgspec.UnsetType) else clean(text, limit)
+
+
+def _held_by(event: TaskStateEvent) -> list[Any] | None:
+    """A BLOCKED event's holds as JSON (at most :data:`MAX_HOLDS`), ``None`` without any."""
+    if isinstance(event.held_by, msgspec.UnsetType):
+        return None
+    holds: list[Any] = msgspec.to_builtins(event.held_by[:MAX_HOLDS])
+    return holds
 
 
 @dataclass
@@ -124,6 +140,7 @@ class _Rows:
                     "ts": ts,
                     "duration_ms": body.duration_ms,
                     "error": clean(truncate_error(body.error), None) if body.error else "",
+                    "held_by": _held_by(body),
                 }
             )
             run = self._run(run_id, org_id, project_id, source, ts)
@@ -147,7 +164,7 @@ class _Rows:
                     run["planned_tasks"] = tasks
             elif run["ended_at"] is None:  # the first end seen wins, as in the upsert
                 run["ended_at"] = ts
-                run["status"] = body.status or "Finished"
+                run["status"] = "Cancelled" if body.cancelled else body.status or "Finished"
                 run["error"] = error
         else:
             assert isinstance(body, Heartbeat)
@@ -304,10 +321,25 @@ def _constraint_state(item: Received) -> dict[str, Any]:
         "params": constraint.params,
         "constraint_id": clean(constraint.id, None),
         "expires_at": constraint.expires_at,
+        "reason": _claimed(constraint.reason),
+        "issued_by": _claimed(constraint.issued_by, _MAX_ISSUER_BYTES),
+        "issued_at": (
+            None if isinstance(constraint.issued_at, msgspec.UnsetType) else constraint.issued_at
+        ),
     }
 
 
-_STATE_KEYS = ("action", "scope", "type", "params", "constraint_id", "expires_at")
+_STATE_KEYS = (
+    "action",
+    "scope",
+    "type",
+    "params",
+    "constraint_id",
+    "expires_at",
+    "reason",
+    "issued_by",
+    "issued_at",
+)
 
 
 def _store_constraints(connection: sa.Connection, items: list[Received]) -> int:

@@ -26,7 +26,7 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
-from ._schema import constraint_events, run_events, runs, source_gaps, task_events
+from ._schema import constraint_events, presence, run_events, runs, source_gaps, task_events
 
 __all__ = [
     "FINISHED_STATES",
@@ -44,8 +44,22 @@ __all__ = [
 FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
 """Task states a task does not leave."""
 
-STATUSES = ("Running", "Succeeded", "Failed", "Finished")
-"""A run's statuses (``Finished``: an older engine's end that did not say how it went)."""
+STATUSES = ("Running", "Succeeded", "Failed", "Cancelled", "Lost", "Finished")
+"""A run's statuses. ``Cancelled``: its engine said so on its end (its status on the wire is
+``Failed``); ``Lost``: no end arrived, and its engine went offline after its last event (it
+died, or its end was lost; an event after that makes it ``Running`` again); ``Finished``: an
+older engine's end that did not say how it went."""
+
+# A run that is Running by its events, and whose engine went offline after the last of them.
+_LOST = (runs.c.status == "Running") & sa.exists().where(
+    presence.c.source == runs.c.source,
+    presence.c.status == "offline",
+    presence.c.received_at > runs.c.last_ts,
+)
+_RUN_COLUMNS = [
+    *(column for column in runs.c if column.name != "status"),
+    sa.case((_LOST, "Lost"), else_=runs.c.status).label("status"),
+]
 
 _ESCAPE = "\\"
 
@@ -99,11 +113,18 @@ def runs_query(
     limit: int,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
-    query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id).limit(limit)
+    query = sa.select(*_RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
+    query = query.limit(limit)
     if since is not None:
         query = query.where(runs.c.started_at >= since)
     if status is not None:
-        query = query.where(runs.c.status == status_name(status))
+        name = status_name(status)
+        if name == "Lost":
+            query = query.where(_LOST)
+        elif name == "Running":
+            query = query.where(runs.c.status == name, ~_LOST)
+        else:
+            query = query.where(runs.c.status == name)
     if project is not None:
         query = query.where(runs.c.project_id == project)
     if source is not None:
@@ -185,11 +206,11 @@ def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
-    row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    row = connection.execute(sa.select(*_RUN_COLUMNS).where(runs.c.run_id == run_id)).first()
     if row is None and run_id:
         pattern = _escape_like(run_id) + "%"
         found = connection.execute(
-            sa.select(runs).where(runs.c.run_id.like(pattern, escape=_ESCAPE)).limit(2)
+            sa.select(*_RUN_COLUMNS).where(runs.c.run_id.like(pattern, escape=_ESCAPE)).limit(2)
         ).all()
         if len(found) > 1:
             raise ValueError(f"several runs' ids start with {run_id!r}: give more of it")
@@ -225,7 +246,10 @@ def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
         if event.state == "BLOCKED":
             until = events[index + 1].ts if index + 1 < len(events) else run_end
             blocked_s += max(0.0, until - event.ts)
-        changes.append(StateChange(event.state, event.ts, attempt, event.duration_ms, event.error))
+        held_by = event.held_by if isinstance(event.held_by, list) else None
+        changes.append(
+            StateChange(event.state, event.ts, attempt, event.duration_ms, event.error, held_by)
+        )
     last = events[-1]
     errors = [event.error for event in events if event.error]
     first_start = next((event.ts for event in events if event.state == "RUNNING"), None)
@@ -303,6 +327,24 @@ def executions_query(
     return [Execution(*row) for row in reversed(rows)]
 
 
+def _audit_event(
+    row: sa.Row[Any], at: float, action: str, expires_at: float | None, params: Any
+) -> AuditEvent:
+    return AuditEvent(
+        at,
+        action,
+        row.scope,
+        row.type,
+        params,
+        expires_at,
+        row.topic,
+        row.constraint_id,
+        reason=row.reason,
+        issued_by=row.issued_by,
+        issued_at=row.issued_at,
+    )
+
+
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
@@ -325,18 +367,7 @@ def audit_query(
     for row in connection.execute(query):
         params = row.params if isinstance(row.params, dict) else None
         if since is None or row.at >= since:
-            events.append(
-                AuditEvent(
-                    row.at,
-                    row.action,
-                    row.scope,
-                    row.type,
-                    params,
-                    row.expires_at,
-                    row.topic,
-                    row.constraint_id,
-                )
-            )
+            events.append(_audit_event(row, row.at, row.action, row.expires_at, params))
         expiry = row.expires_at
         if (
             row.action == "set"
@@ -345,18 +376,7 @@ def audit_query(
             and (since is None or expiry >= since)
             and (row.next_at is None or row.next_at > expiry)
         ):
-            events.append(
-                AuditEvent(
-                    expiry,
-                    "expired",
-                    row.scope,
-                    row.type,
-                    params,
-                    expiry,
-                    row.topic,
-                    row.constraint_id,
-                )
-            )
+            events.append(_audit_event(row, expiry, "expired", expiry, params))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
 

@@ -87,23 +87,31 @@ class RunSummary:
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
-    """A task entering ``state`` at ``ts``, in its ``attempt``-th attempt (0: it never ran)."""
+    """A task entering ``state`` at ``ts``, in its ``attempt``-th attempt (0: it never ran).
+
+    ``held_by`` (``BLOCKED`` only, from engines that say it): what held it back, the
+    event's holds as sent (see ``cascade.interfaces.Hold``); ``None`` when not said.
+    """
 
     state: str
     ts: float
     attempt: int
     duration_ms: float
     error: str
+    held_by: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """This change as a JSON object."""
-        return {
+        """This change as a JSON object (``held_by`` only where it was said)."""
+        change: dict[str, Any] = {
             "state": self.state,
             "ts": self.ts,
             "attempt": self.attempt,
             "duration_ms": self.duration_ms,
             "error": self.error,
         }
+        if self.held_by is not None:
+            change["held_by"] = self.held_by
+        return change
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,8 @@ class TaskHistory:
     ``state`` is its last state; ``attempts`` how many times it started;
     ``duration_ms`` its last event's (since it first started); ``error`` its
     last error (``""`` when none); ``blocked_s`` the seconds a constraint
-    held it back (from each ``BLOCKED`` to the state after it).
+    held it back (from each ``BLOCKED`` to the state after it); ``held_by`` what
+    held it the last time it was blocked, where its engine said (else ``None``).
     """
 
     task_id: str
@@ -126,6 +135,14 @@ class TaskHistory:
     error: str
     blocked_s: float
     states: list[StateChange] = field(default_factory=list)
+
+    @property
+    def held_by(self) -> list[dict[str, Any]] | None:
+        """The holds of its last ``BLOCKED`` state that named them (``None``: none did)."""
+        for change in reversed(self.states):
+            if change.state == "BLOCKED" and change.held_by is not None:
+                return change.held_by
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """This task as a JSON object, its states included."""
@@ -204,6 +221,11 @@ class AuditEvent:
     ``expires_at`` passed with nothing after it on its topic). A cleared
     event's scope, type and params are those of what it cleared, when the
     history had it. ``ttl`` is ``expires_at - at`` for a set with an expiry.
+    ``reason``, ``issued_by`` and ``issued_at`` are what the constraint's writer
+    said of it (``issued_by`` is claimed, not checked); ``None`` where it said
+    nothing (older writers, ``mosquitto_pub``). A clear carries none of its own
+    (an empty retained payload says nothing): a cleared event's are those of
+    what it cleared.
     """
 
     at: float
@@ -214,6 +236,9 @@ class AuditEvent:
     expires_at: float | None
     topic: str
     constraint_id: str | None
+    reason: str | None = None
+    issued_by: str | None = None
+    issued_at: float | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -234,6 +259,9 @@ class AuditEvent:
             "ttl": self.ttl,
             "topic": self.topic,
             "constraint_id": self.constraint_id,
+            "reason": self.reason,
+            "issued_by": self.issued_by,
+            "issued_at": self.issued_at,
         }
 
 

@@ -76,6 +76,8 @@ task_events = sa.Table(
     sa.Column("ts", _Time, nullable=False),
     sa.Column("duration_ms", _Time, nullable=False),
     sa.Column("error", sa.Text, nullable=False),
+    # what held it back (a BLOCKED event's held_by, as sent; revision 0004)
+    sa.Column("held_by", sa.JSON, nullable=True),
     sa.Index(
         "uq_task_events_run_id_seq",
         "run_id",
@@ -162,6 +164,10 @@ constraint_events = sa.Table(
     sa.Column("expires_at", _Time, nullable=True),
     sa.Column("at", _Time, nullable=False),  # when the recorder received it
     sa.Column("retained", sa.Boolean, nullable=False),
+    # who set it and why, as its writer claimed (revision 0004)
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("issued_by", sa.String(256), nullable=True),
+    sa.Column("issued_at", _Time, nullable=True),
     sa.UniqueConstraint("topic_key", "change"),
     sa.Index(None, "at"),
 )
