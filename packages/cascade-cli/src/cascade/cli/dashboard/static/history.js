@@ -139,7 +139,7 @@ async function loadAudit() {
   replace($("h-audit").tBodies[0], events.map((e) => {
     const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
     return row([at(e.at), e.action, e.scope || "-", e.type || "-", params,
-      e.ttl == null ? "-" : seconds(e.ttl), e.topic]);
+      e.ttl == null ? "-" : seconds(e.ttl), e.issued_by || "-", e.reason || "-", e.topic]);
   }));
 }
 

@@ -1,0 +1,93 @@
+"""The dashboard's History section (`cascade dashboard --db`) in a real headless Chromium: past
+runs and a run's timeline, a task's durations as a chart, the audit trail with who and why;
+text from the broker shown, never run."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from cascade.history import History, Received
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
+from cascade.testkit import BrokerEndpoint
+
+from .conftest import TOKEN, Dashboard
+from .test_dashboard_in_browser import XSS, click, css, no_script_errors, texts, wait
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+
+
+def _event(ts: float, body: dict[str, Any]) -> Received:
+    envelope = decode_envelope(
+        {
+            "ts": datetime.fromtimestamp(ts, timezone.utc).isoformat(),
+            "run_id": RUN_ID,
+            "org_id": "acme",
+            "project_id": "shop",
+            "source": "host-1",
+            "body": body,
+        }
+    )
+    return Received(f"cascade/telemetry/acme/shop/{RUN_ID}/events", envelope, ts)
+
+
+def _task(ts: float, task_id: str, name: str, state: str, **extra: Any) -> Received:
+    body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name, "state": state}
+    return _event(ts, {**body, **extra})
+
+
+@pytest.fixture
+def history_db(tmp_path: Path) -> str:
+    """An hour-old failed run (a task named and failing with markup) and a pause by alice."""
+    path = str(tmp_path / "history.sqlite3")
+    start = time.time() - 3600
+    pause = Constraint.pause("task:load_*", reason=XSS, issued_by="alice", issued_at=start)
+    with History(path) as history:
+        history.store(
+            [
+                _event(start, {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}),
+                _task(start + 1, "fetch-1", "fetch", "RUNNING"),
+                _task(start + 3, "fetch-1", "fetch", "COMPLETED", duration_ms=2000),
+                _task(start + 3, "x-1", XSS, "RUNNING"),
+                _task(start + 4, "x-1", XSS, "FAILED", duration_ms=1000, error=XSS),
+                _event(
+                    start + 5,
+                    {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Failed"},
+                ),
+                Received(constraint_topic("task:load_*", "pause"), pause, start + 6),
+            ]
+        )
+    return path
+
+
+def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
+    browser: Any, mqtt_broker: BrokerEndpoint, history_db: str
+) -> None:
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", history_db)  # fmt: skip
+    try:
+        browser.get(board.url)
+        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
+        click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
+        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
+        wait(browser, lambda d: XSS in d.find_element(By.ID, "h-failures").text)
+        wait(browser, lambda d: css(d, '#h-tasks tr[data-task-name="fetch"]'))
+        click(browser, '#h-tasks tr[data-task-name="fetch"] button')
+        wait(browser, lambda d: d.find_element(By.ID, "h-chart").get_attribute("data-points"))
+        assert browser.find_element(By.ID, "h-chart").get_attribute("data-points") == "1"
+        wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 1)
+        [audit] = texts(browser, "#h-audit tbody tr")
+        assert "alice" in audit
+        assert XSS in audit
+        assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
