@@ -254,11 +254,15 @@ class CascadeMetrics:
             labels=["source"],
         )
         other = 0
-        for source, gaps in sorted(self.state.gaps.by_source.items()):
+        by_source = dict.fromkeys(self.state.engines, 0)  # 0 for every engine known
+        by_source.update(
+            (source, gaps.missed) for source, gaps in self.state.gaps.by_source.items()
+        )
+        for source, count in sorted(by_source.items()):
             if self.sources.admits(source):
-                missed.add_metric([source], gaps.missed)
+                missed.add_metric([source], count)
             else:
-                other += gaps.missed
+                other += count
         if other:
             missed.add_metric([OTHER], other)
         return missed
