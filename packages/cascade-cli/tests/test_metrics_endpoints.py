@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,4 +97,24 @@ def test_record_bad_metrics_address_is_a_usage_error(value: str, message: str) -
     )
     assert result.exit_code == 2
     assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_record_metrics_address_in_use_is_one_line(tmp_path: Path) -> None:
+    """An address that cannot be bound ends `cascade record` with 1 and one line saying why."""
+    broker = InMemoryBroker()
+    taken = bind("127.0.0.1", 0)
+    try:
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        context = CliContext(connector_factory=lambda _: InMemoryConnector(broker, presence=False))
+        result = CliRunner().invoke(
+            app,
+            ["record", "--db", str(tmp_path / "h.db"), "--duration", "0",
+             "--metrics-listen", address],
+            obj=context,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert result.exit_code == 1
+    assert f"cascade: cannot listen on {address}: Address already in use" in result.output
     assert "Traceback" not in result.output
