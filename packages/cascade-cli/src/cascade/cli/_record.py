@@ -15,13 +15,17 @@ from rich.live import Live
 from rich.text import Text
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
-from ._context import CliContext
+from ._context import CliContext, UsageError
 from ._history_db import Db, open_history
+from ._listen import bind, parse_listen
 from ._render import duration
+from ._state import WatchState
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
     from cascade.history import History, RecorderStats
+
+    from .metrics import MetricsServer
 
 __all__ = ["record"]
 
@@ -81,6 +85,15 @@ def record(
             "into one PostgreSQL to record a stream one cannot keep up with.",
         ),
     ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-listen",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics of what it receives at http://HOST:PORT/metrics "
+            "(port 0: any free one); needs cascade-cli[metrics]. See docs/metrics.md.",
+        ),
+    ] = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Record runs, tasks, engines and constraints into the history database until Ctrl-C.
@@ -102,6 +115,7 @@ def record(
         client_id=client_id,
         session_expiry=min(expiry, _MAX_EXPIRY) if client_id is not None else None,
     )
+    listen = _metrics_address(metrics_listen) if metrics_listen is not None else None
     history = open_history("record", db, create=True)
     context = CliContext.of(ctx)
     console = context.out()
@@ -110,9 +124,11 @@ def record(
     async def job(connector: Any) -> RecorderStats:
         from cascade.history import Recorder
 
+        exporter = _Exporter(connector.topic_prefix) if listen is not None else None
         recorder = Recorder(
-            connector, history, keep=kept, max_queue=queue, name=client_id, share=share
-        )
+            connector, history, keep=kept, max_queue=queue, name=client_id, share=share,
+            observe=exporter.metrics.apply if exporter is not None else None,
+        )  # fmt: skip
         await recorder.start()  # subscribed before connecting: a kept session's messages
         try:
             await connector.connect(require=True)
@@ -128,18 +144,27 @@ def record(
                 highlight=False,
                 soft_wrap=True,
             )
+            if exporter is not None and listen is not None:
+                exporter.metrics.count_gaps = not recorder.sharing  # a share's holes mean nothing
+                url = await exporter.serve(listen)
+                console.print(f"metrics on {url}", markup=False, highlight=False, soft_wrap=True)
             console.file.flush()
             stop = asyncio.Event()
             with _stop_on_signals(stop.set):
                 await _wait(recorder, stop, duration_s, console)
         finally:
             await recorder.stop(timeout=_STOP_TIMEOUT)
+            if exporter is not None:
+                await exporter.stop()
         return _with_unreadable(recorder.stats, connector.stats.rejected)
 
     try:
         stats = context.run(broker, job, connect=False)
     except KeyboardInterrupt:  # before recording began (connecting): nothing to write
         raise typer.Exit(130) from None
+    except _CannotListen as exc:  # --metrics-listen's address cannot be bound
+        typer.echo(f"cascade: cannot listen on {metrics_listen}: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         history.close()
     console.print(_summary(stats, history), markup=False, highlight=False, soft_wrap=True)
@@ -186,6 +211,58 @@ class _Progress:
         if stats.last_error and stats.lag > 1:
             text.append(" · database: ", style="red").append(stats.last_error[:200], style="red")
         return text
+
+
+def _metrics_address(value: str) -> tuple[str, int]:
+    """``--metrics-listen``'s HOST:PORT (a usage error, exit 2, otherwise); the extra it needs
+    is checked here too, before anything starts."""
+    try:
+        host, port = parse_listen(value, "--metrics-listen")
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        typer.echo(f"cascade: {METRICS_HINT}", err=True)
+        raise typer.Exit(1) from None
+    return host, port
+
+
+METRICS_HINT = "--metrics-listen needs its extra: pip install 'cascade-cli[metrics]'"
+
+
+class _CannotListen(Exception):
+    """``--metrics-listen``'s address cannot be bound (the reason)."""
+
+
+class _Exporter:
+    """`cascade record`'s metrics: a watch state of their own, fed by the recorder, served
+    from the loop (:class:`~cascade.cli.metrics.MetricsServer`)."""
+
+    def __init__(self, prefix: str) -> None:
+        from .metrics import CascadeMetrics
+
+        self.metrics = CascadeMetrics(WatchState(prefix=prefix))
+        self.server: MetricsServer | None = None
+
+    async def serve(self, address: tuple[str, int]) -> str:
+        """Listen on ``address``; the metrics' URL. :class:`_CannotListen` if it cannot."""
+        from .metrics import CONTENT_TYPE, MetricsServer
+
+        host, port = address
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise _CannotListen(exc.strerror or str(exc)) from None
+        self.server = MetricsServer(sock, self.metrics.render, CONTENT_TYPE)
+        await self.server.start()
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.server.port}/metrics"
+
+    async def stop(self) -> None:
+        """Stop serving (if it did)."""
+        if self.server is not None:
+            await self.server.stop()
 
 
 NO_SHARING = (

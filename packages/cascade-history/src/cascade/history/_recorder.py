@@ -99,6 +99,10 @@ class Recorder:
     history keeps each change once). :meth:`check_sharing` tells whether the
     broker does it. A shared recorder counts no gaps (it sees a part of each
     run): each run's missing events, in the history, count them all.
+
+    ``observe``, if given, is called with every message the recorder receives, before it is
+    queued (in the subscription callback: it must not wait); `cascade record` feeds its
+    Prometheus metrics so. An exception it raises is logged (at a limited rate) and ignored.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Recorder:
         name: str | None = None,
         share: str | None = None,
         clock: Callable[[], float] = time.time,
+        observe: Callable[[Message], None] | None = None,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be at least 1")
@@ -145,6 +150,7 @@ class Recorder:
         self._rejected = self._dropped = self._write_errors = 0
         self._last_error: str | None = None
         self._gaps = RecorderGaps(clock)
+        self._observe = observe
 
     @property
     def sharing(self) -> bool:
@@ -255,6 +261,12 @@ class Recorder:
 
     def _on_message(self, message: Message) -> None:
         self._received += 1
+        if self._observe is not None:
+            try:
+                self._observe(message)
+            except Exception:  # an observer's bug never costs the history a message
+                self._log.log(logging.ERROR, "observer", "the recorder's observer failed on %r",
+                              message.topic[:200], exc_info=True)  # fmt: skip
         try:
             item = decode_message(message, self.prefix, self._clock())
         except InvalidMessageError as exc:

@@ -17,7 +17,8 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 ``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
 ``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
-:class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own.
+:class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
+:class:`PrivatePrometheus` a Prometheus server of the tests' own.
 
 Unit tests of the connector need none of this: ``MqttConnector(link=FakeBroker())``
 with ``FakeBroker`` from ``cascade.connectors.mqtt.testing``, which ships
@@ -48,6 +49,7 @@ from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_brok
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
+from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
 from ._rabbitmq_cluster import RabbitMQCluster
 from ._threaded import ThreadedEmbeddedBroker
@@ -59,6 +61,7 @@ __all__ = [
     "NOT_THE_SHARED_BROKER",
     "NO_MOSQUITTO",
     "NO_POSTGRESQL",
+    "NO_PROMETHEUS",
     "NO_RABBITMQ",
     "QOS_ORDER_NOT_KEPT",
     "RETAINED_EXACT_ONLY",
@@ -70,6 +73,7 @@ __all__ = [
     "MosquittoBroker",
     "OwnBroker",
     "PrivatePostgreSQL",
+    "PrivatePrometheus",
     "RabbitMQBroker",
     "RabbitMQCluster",
     "TestCertificates",
@@ -87,6 +91,7 @@ __all__ = [
     "mqtt_broker",
     "mqtt_tls_broker",
     "postgresql_bin",
+    "prometheus_path",
     "rabbitmq_server_path",
     "skip_on_family",
     "xfail_on_family",

@@ -17,6 +17,7 @@ from cascade.interfaces import ConnectorError
 
 from .._cancel import describe_reply
 from .._context import UsageError
+from ..metrics import CONTENT_TYPE
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
 from ._hub import DashboardHub
@@ -110,6 +111,10 @@ class _Dashboard:
         if name is None:
             return refusal(401, "missing or wrong bearer token", **_BEARER)
         return name
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``)."""
+        return Response(self.hub.model.metrics.render(), media_type=CONTENT_TYPE)
 
     async def index(self, request: Request) -> Response:
         return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
@@ -213,7 +218,9 @@ def create_app(
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
 
-    Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``) is open; a
+    Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``, and Prometheus's
+    ``/metrics``: it shows counts and names the page shows anyway, and scrapers rarely carry a
+    bearer token) is open; a
     control request must carry ``Authorization: Bearer <token>``: a header, which no other
     site can make a browser send. ``token`` is one secret (its controls are issued by
     ``hub.operator``) or :class:`Tokens`, each named. Requests are served only for a loopback
@@ -227,6 +234,7 @@ def create_app(
     routes = [
         Route("/", handlers.index),
         Route("/api/state", handlers.state),
+        Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),

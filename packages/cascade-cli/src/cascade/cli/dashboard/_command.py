@@ -71,6 +71,7 @@ def dashboard(
     cascade dashboard --db postgresql://cascade@db/cascade
     """
     try:
+        import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:

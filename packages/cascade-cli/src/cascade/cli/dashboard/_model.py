@@ -20,6 +20,7 @@ from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
 
 from .._state import WatchState
 from .._views import FINISHED_STATES, EngineView, RunView, TaskView
+from ..metrics import CascadeMetrics
 
 __all__ = ["DashboardModel", "Segment"]
 
@@ -71,6 +72,8 @@ class DashboardModel:
         max_segments_per_run: int = MAX_SEGMENTS_PER_RUN,
     ) -> None:
         self.state = WatchState(prefix=prefix, clock=clock)
+        self.metrics = CascadeMetrics(self.state)
+        """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
         self.clock = clock
         self.version = 0
         self.max_segments_per_run = max_segments_per_run
@@ -92,8 +95,8 @@ class DashboardModel:
         return frozenset(self._timelines)
 
     def apply(self, message: Message) -> None:
-        """Fold one received message into the model, and the run's timeline."""
-        self.state.apply(message)
+        """Fold one received message into the model (and its metrics), and the run's timeline."""
+        self.metrics.apply(message)
         self.version += 1
         self._prune()
         run_id = message.payload.get("run_id") if "/telemetry/" in message.topic else None
