@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from rich.console import Console
+from typer.testing import CliRunner
 
-from cascade.cli import WatchState
+from cascade.cli import CliContext, WatchState, app
 from cascade.cli._render import render_watch
 from cascade.cli.dashboard import DashboardModel
-from cascade.interfaces import Body, Envelope, LifecycleEvent, Message, TaskStateEvent, events_topic
+from cascade.history import History, Received
+from cascade.interfaces import (
+    Body,
+    Envelope,
+    LifecycleEvent,
+    Message,
+    TaskStateEvent,
+    decode_envelope,
+    events_topic,
+)
 from cascade.interfaces.connector_kit import encode_payload
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -67,3 +78,18 @@ def test_the_dashboards_run_detail_has_the_trace_id() -> None:
         "run-1": TRACE,
         "run-2": None,
     }
+
+
+def test_cascade_run_shows_the_recorded_trace_id(tmp_path: Path) -> None:
+    """`cascade run RUN_ID` from the history says ``trace <id>``, and its JSON has it."""
+    path = str(tmp_path / "history.sqlite3")
+    with History(path) as history:
+        for message in _run(TRACE):
+            envelope = decode_envelope(message.payload)
+            history.store([Received(message.topic, envelope, 1_795_000_000.0)])
+    context = CliContext(console=Console(width=200))
+    shown = CliRunner().invoke(app, ["run", "run-1", "--db", path], obj=context)
+    assert shown.exit_code == 0, shown.output
+    assert f"trace {TRACE}" in shown.output
+    as_json = CliRunner().invoke(app, ["run", "run-1", "--db", path, "--json"], obj=context)
+    assert json.loads(as_json.output)["trace_id"] == TRACE
