@@ -19,9 +19,10 @@ Prints two tables:
    (``cascade-runtime[otel]``): ``OTel API, no SDK`` has opentelemetry-api
    importable and no SDK configured (the global tracer provider is the
    API's proxy, which makes non-recording spans), ``OTel SDK, batch
-   exporter`` an SDK ``TracerProvider`` with a ``BatchSpanProcessor`` (its queue
-   sized for the run's spans) whose exporter discards them (the SDK's cost, not a network's; its export
-   thread competes with the run for the GIL, its shutdown is not timed).
+   exporter`` an SDK ``TracerProvider`` with a ``BatchSpanProcessor`` (its
+   queue sized for the run's spans) whose exporter discards them (the SDK's
+   cost, not a network's; its export thread competes with the run for the
+   GIL, its shutdown is not timed).
    Every other row runs with opentelemetry not importable, as without the
    extra.
 2. Pause latency per connector (p50 and max over ``--cycles`` pause/resume

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -317,3 +318,13 @@ async def test_a_broken_span_pipeline_costs_the_trace_not_the_run(
     engine = Engine(tracer_provider=provider)
     assert await engine.run(sync_task.with_retry(2)(fetch(1))) == 2
     assert "broke" in caplog.text or "collector unreachable" in caplog.text
+
+
+def test_importing_the_runtime_does_not_import_opentelemetry() -> None:
+    """OpenTelemetry is imported when a run starts, not with ``cascade.runtime``."""
+    code = (
+        "import sys, cascade.runtime; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
