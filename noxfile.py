@@ -32,7 +32,11 @@ PACKAGES = [
 TESTKIT = "cascade-testkit"
 PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
-EXTRAS = {"cascade-history": "[postgresql]", "cascade-cli": "[dashboard,history,metrics]"}
+EXTRAS = {
+    "cascade-runtime": "[otel]",
+    "cascade-history": "[postgresql]",
+    "cascade-cli": "[dashboard,history,metrics]",
+}
 
 
 def install_packages(session: nox.Session, *groups: str, testkit: bool = True) -> None:

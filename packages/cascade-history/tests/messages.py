@@ -48,6 +48,8 @@ def _envelope(
     }
     if seq is not None:
         raw["seq"] = seq
+    if "trace_id" in ids:
+        raw["trace_id"] = ids["trace_id"]
     return decode_envelope(raw)
 
 

@@ -262,3 +262,27 @@ def test_unknown_scopes_rejected(scope: str) -> None:
     with pytest.raises(InvalidMessageError, match="unknown scope") as caught:
         validate_scope(scope)
     assert caught.value.path == "$.scope"
+
+
+def test_trace_id_is_optional_and_omitted_when_unset() -> None:
+    """``trace_id`` is on the wire only when set; envelopes without it decode as before."""
+    body = LifecycleEvent(event="ENGINE_STARTED")
+    assert "trace_id" not in _envelope(body)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    env = Envelope(
+        run_id="r1", org_id="o", project_id="p", source="s", trace_id=trace_id, body=body
+    )
+    wire = json.loads(encode_payload(env))
+    assert wire["trace_id"] == trace_id
+    assert decode_envelope(wire).trace_id == trace_id
+
+
+@pytest.mark.parametrize(
+    "bad", ["4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f", "x" * 32, "\x1b]0;t" + "0" * 27, 7]
+)
+def test_trace_id_must_be_32_lowercase_hex_digits(bad: object) -> None:
+    """A ``trace_id`` that is not 32 lowercase hex digits is rejected, naming the field."""
+    wire = {"run_id": "r", "org_id": "o", "project_id": "p", "source": "s", "trace_id": bad,
+            "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}}  # fmt: skip
+    with pytest.raises(InvalidMessageError, match="trace_id"):
+        decode_envelope(wire)

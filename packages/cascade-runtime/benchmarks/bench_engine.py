@@ -15,6 +15,16 @@ Prints two tables:
    ships each event's fields through a pipe to a child process that
    discards them (the least an out-of-process telemetry design would cost
    the run: building envelopes and MQTT I/O would be the child's).
+   Two rows have no connector and trace runs with OpenTelemetry
+   (``cascade-runtime[otel]``): ``OTel API, no SDK`` has opentelemetry-api
+   importable and no SDK configured (the global tracer provider is the
+   API's proxy, which makes non-recording spans), ``OTel SDK, batch
+   exporter`` an SDK ``TracerProvider`` with a ``BatchSpanProcessor`` (its
+   queue sized for the run's spans) whose exporter discards them (the SDK's
+   cost, not a network's; its export thread competes with the run for the
+   GIL, its shutdown is not timed).
+   Every other row runs with opentelemetry not importable, as without the
+   extra.
 2. Pause latency per connector (p50 and max over ``--cycles`` pause/resume
    cycles during one run): from publishing a global pause to the engine
    deferring a task (first BLOCKED), from publishing it to the last task the
@@ -32,13 +42,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import marshal
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple, Protocol
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Literal, NamedTuple, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector, Constraint, Payload, constraint_topic
@@ -134,6 +148,34 @@ async def list_listener() -> ListListener:
     return ListListener()
 
 
+class DiscardingExporter(SpanExporter):
+    """A span exporter that counts the spans and sends them nowhere."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+@contextlib.contextmanager
+def without_opentelemetry() -> Iterator[None]:
+    """opentelemetry is not importable inside, as without ``cascade-runtime[otel]``."""
+    saved = sys.modules.get("opentelemetry")
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules["opentelemetry"]
+        else:
+            sys.modules["opentelemetry"] = saved
+
+
+Tracing = Literal["absent", "api", "sdk"]
+
+
 class Row(NamedTuple):
     """One line of the tables."""
 
@@ -141,25 +183,32 @@ class Row(NamedTuple):
     factory: ConnectorFactory | None
     latency: bool = False  # measure pause latency (the connector carries control messages)
     listener: Callable[[], Awaitable[Listener]] | None = None  # a floor row's bus handler
+    tracing: Tracing = "absent"  # opentelemetry not importable, the API only, or the SDK
 
 
-def rows(mqtt: tuple[str, int] | None = None) -> list[Row]:
+def rows(mqtt: tuple[str, int] | None = None, only: str | None = None) -> list[Row]:
     """The rows, baseline first; ``mqtt`` is the address of a live broker for the MqttConnector row.
 
     The in-memory rows share one in-memory broker per call of this function (the
-    controller and the engine of the latency scenario must meet on it).
+    controller and the engine of the latency scenario must meet on it). ``only``: keep
+    the baseline and the rows whose name has one of its comma-separated words.
     """
     broker = InMemoryBroker()
     table = [
         Row("none", None),
         Row("bus listener (floor)", None, listener=list_listener),
         Row("child process (floor)", None, listener=ChildProcessListener.start),
+        Row("OTel API, no SDK", None, tracing="api"),
+        Row("OTel SDK, batch exporter", None, tracing="sdk"),
         Row("null (publish discards)", lambda: NullConnector(presence=False)),
         Row("in-memory", lambda: InMemoryConnector(broker, presence=False), latency=True),
     ]
     if mqtt is not None:
         host, port = mqtt
         table.append(Row(MQTT_ROW, lambda: MqttConnector(host, port), latency=True))
+    if only:
+        words = [word.strip().lower() for word in only.split(",") if word.strip()]
+        table = [table[0]] + [r for r in table[1:] if any(w in r.name.lower() for w in words)]
     return table
 
 
@@ -191,19 +240,29 @@ async def fanout_time(row: Row, tasks: int, work: Callable[[int], LazyResult[int
     connector = row.factory() if row.factory is not None else None
     if connector is not None:
         await connector.connect()
-    engine = Engine(connector, max_concurrency=64)
+    provider: TracerProvider | None = None
+    exporter = DiscardingExporter()
+    if row.tracing == "sdk":
+        provider = TracerProvider()
+        # a queue for the whole run: the default (2,048) drops the spans of a larger burst
+        provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=tasks + 1))
+    engine = Engine(connector, max_concurrency=64, tracer_provider=provider)
     listener = await row.listener() if row.listener is not None else None
     if listener is not None:
         engine.events.subscribe(listener.handler)
     target = [work(i) for i in range(tasks)]
     gc.collect()
-    started = time.perf_counter()
-    await engine.run(target)
-    if listener is not None:
-        listener.flush()
-    elapsed = time.perf_counter() - started
+    with without_opentelemetry() if row.tracing == "absent" else contextlib.nullcontext():
+        started = time.perf_counter()
+        await engine.run(target)
+        if listener is not None:
+            listener.flush()
+        elapsed = time.perf_counter() - started
     if listener is not None:
         await listener.aclose()
+    if provider is not None:
+        await asyncio.to_thread(provider.shutdown)
+        assert exporter.spans == tasks + 1, exporter.spans  # every attempt's and the run's
     if connector is not None:
         await connector.disconnect()
     return elapsed
@@ -264,7 +323,7 @@ def ms(values: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
-    table = rows(mqtt)
+    table = rows(mqtt, args.only)
     times: dict[tuple[str, str], list[float]] = {
         (row.name, work): [] for row in table for work in WORKLOADS
     }
@@ -272,7 +331,7 @@ async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
         for work in WORKLOADS.values():
             await fanout_time(row, min(args.tasks, 1000), work)
     for _ in range(args.repeats):  # interleaved, so that drift hits every row alike
-        for row in rows(mqtt):
+        for row in rows(mqtt, args.only):
             for name, work in WORKLOADS.items():
                 times[row.name, name].append(await fanout_time(row, args.tasks, work))
     print(f"\nfan-out of {args.tasks} tasks, median of {args.repeats} runs, ratio to none")
@@ -289,7 +348,7 @@ async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
     columns = ("connector", "publish->blocked", "publish->last start", "resume->start")
     print(f"{columns[0]:<26} {columns[1]:>17} {columns[2]:>19} {columns[3]:>17}")
     last_start_p50: dict[str, float] = {}
-    for row in rows(mqtt):
+    for row in rows(mqtt, args.only):
         if row.factory is None or not row.latency:
             continue
         lat = await pause_latencies(row.factory, args.cycles)
@@ -319,6 +378,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="1,000 tasks, 1 repeat, 5 cycles")
+    parser.add_argument(
+        "--only", help="comma-separated words: the rows whose name has one (and none's)"
+    )
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.tasks, arguments.repeats, arguments.cycles = 1_000, 1, 5

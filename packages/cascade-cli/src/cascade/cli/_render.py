@@ -114,6 +114,8 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
         table.add_row("", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
         table.add_row("", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
+    if run.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
+        table.add_row("", "", "", "", Text(f"trace {run.trace_id}", style="dim"))
 
 
 def runs_table(state: WatchState, times: TimeFormat) -> Table:

@@ -85,6 +85,8 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
     ]
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
+    if summary.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
+        lines.append(Text(f"trace {summary.trace_id}"))
     missing = _missing_line(summary.missing_events or 0, summary.dropped_telemetry)
     if missing is not None:
         lines.append(missing)

@@ -176,6 +176,8 @@ class WatchState:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
             self.runs[envelope.run_id] = run
         run.last_heard = now
+        if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
+            run.trace_id = envelope.trace_id
         body = envelope.body
         if envelope.seq:
             self.gaps.see(envelope.source, envelope.run_id, envelope.seq)

@@ -85,6 +85,9 @@ class RunView:
     heartbeat: Heartbeat | None = None
     planned: int | None = None
     """The task count the engine announced at the start (``None``: an engine that does not)."""
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id, from its envelopes (``None``: not traced, or an engine
+    that does not send it)."""
     last_heard: float = 0.0
     """When this view last received a message of the run (the state's clock)."""
     finished_at: float | None = None

@@ -128,6 +128,7 @@ class _Rows:
         source = self._id(envelope.source, "source")
         ts = _time(envelope.ts)
         seq = _bounded(envelope.seq, "seq") if isinstance(envelope.seq, int) else None
+        trace_id = envelope.trace_id if isinstance(envelope.trace_id, str) else None
         body = envelope.body
         if isinstance(body, TaskStateEvent):
             self.task_events.append(
@@ -176,6 +177,8 @@ class _Rows:
             self.heartbeats += 1
         if seq is not None and (run["last_seq"] is None or seq > run["last_seq"]):
             run["last_seq"] = seq
+        if trace_id is not None and run["trace_id"] is None:
+            run["trace_id"] = trace_id
 
     def _run(
         self, run_id: str, org_id: str, project_id: str, source: str, ts: float
@@ -196,6 +199,7 @@ class _Rows:
                 "planned_tasks": None,
                 "dropped_telemetry": 0,
                 "last_seq": None,
+                "trace_id": None,
             }
         elif ts < run["started_at"]:
             run["started_at"] = ts
@@ -304,6 +308,7 @@ def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> No
             "planned_tasks": sa.func.coalesce(new.planned_tasks, old.planned_tasks),
             "dropped_telemetry": greatest("dropped_telemetry"),
             "last_seq": greatest("last_seq"),
+            "trace_id": sa.func.coalesce(old.trace_id, new.trace_id),  # one per run: the first
         },
     )
     connection.execute(statement, changes)

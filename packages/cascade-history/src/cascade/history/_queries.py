@@ -171,6 +171,7 @@ def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[R
             missing_events=None
             if row.last_seq is None
             else max(0, row.last_seq - numbered[row.run_id]),
+            trace_id=row.trace_id,
         )
         for row in rows
     ]

@@ -46,6 +46,8 @@ class RunSummary:
     ``dropped_telemetry`` is the engine's own count of events it could not
     send (its heartbeats'); ``missing_events`` the events it numbered that
     never reached the history (``None`` for engines that do not number them).
+    ``trace_id`` is the run's OpenTelemetry trace id (``None``: the run was not traced, or
+    its engine does not send it).
     """
 
     run_id: str
@@ -60,6 +62,7 @@ class RunSummary:
     tasks: dict[str, int]
     dropped_telemetry: int
     missing_events: int | None
+    trace_id: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -82,6 +85,7 @@ class RunSummary:
             "tasks": dict(self.tasks),
             "dropped_telemetry": self.dropped_telemetry,
             "missing_events": self.missing_events,
+            "trace_id": self.trace_id,
         }
 
 

@@ -58,6 +58,8 @@ runs = sa.Table(
     sa.Column("planned_tasks", sa.Integer, nullable=True),
     sa.Column("dropped_telemetry", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("last_seq", sa.BigInteger, nullable=True),  # the highest seq announced or seen
+    # OpenTelemetry's, if the run was traced (revision 0005)
+    sa.Column("trace_id", sa.String(32), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "status", "started_at"),
     sa.Index(None, "project_id", "started_at"),

@@ -67,6 +67,7 @@ from ._schemas import (
     StatusMessage,
     TaskState,
     TaskStateEvent,
+    TraceId,
     decode_envelope,
     decode_status,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "SyncPhase",
     "TaskState",
     "TaskStateEvent",
+    "TraceId",
     "beside_exact_reads",
     "canonical_rate",
     "constraint_topic",

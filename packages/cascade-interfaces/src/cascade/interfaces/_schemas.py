@@ -28,6 +28,7 @@ __all__ = [
     "StatusMessage",
     "TaskState",
     "TaskStateEvent",
+    "TraceId",
     "decode_envelope",
     "decode_status",
     "utc_now_iso",
@@ -41,6 +42,8 @@ LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
 RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
+TraceId: TypeAlias = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+"""An OpenTelemetry trace id as W3C Trace Context writes it: 32 lowercase hex digits."""
 
 
 def utc_now_iso() -> str:
@@ -111,6 +114,10 @@ class Envelope(msgspec.Struct, kw_only=True):
     ``seq`` (additive, on ``.../events`` only) numbers a run's events 1, 2, 3, ... in the
     order the engine emitted them, so a reader can count what it missed and tell a copy
     from a new event; engines that do not send it leave it unset, and so is it on heartbeats.
+
+    ``trace_id`` (additive) is the OpenTelemetry trace id of the run (32 lowercase hex
+    digits) when the engine traces it: on every message of that run, events and
+    heartbeats; unset when the run is not traced and from engines that do not send it.
     """
 
     v: str = PROTOCOL_VERSION
@@ -119,6 +126,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     org_id: str
     project_id: str
     source: str
+    trace_id: TraceId | msgspec.UnsetType = msgspec.UNSET
     seq: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType = msgspec.UNSET
     body: LifecycleEvent | TaskStateEvent | Heartbeat
 

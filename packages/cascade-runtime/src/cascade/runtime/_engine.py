@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
 from cascade.interfaces.connector_kit import (
@@ -33,6 +33,10 @@ from ._scheduler import CancelReport, Run
 from ._steps import StepFailed, describe, within
 from ._task import LazyResult
 from ._telemetry import TelemetrySubscriber
+from ._tracing import start_run
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Engine", "EngineStats", "run"]
 
@@ -96,6 +100,12 @@ class Engine:
       changes, so whoever may write constraints cannot exhaust an engine.
     - ``clock`` (wall time) and ``monotonic``: time sources for constraint
       expiry and rate limits, injectable for tests.
+    - ``tracer_provider``: where the OpenTelemetry spans of runs go (with
+      ``cascade-runtime[otel]``), by default the global tracer provider. Each run
+      is a span, a child of the caller's current span, and each task attempt a
+      child span of it; the run's trace id is in its telemetry (``trace_id``).
+      Without opentelemetry-api or without an SDK, nothing is traced
+      (docs/tracing.md).
     """
 
     def __init__(
@@ -113,6 +123,7 @@ class Engine:
         max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
@@ -136,6 +147,7 @@ class Engine:
         self.stats = EngineStats()
         self._clock = clock
         self._monotonic = monotonic
+        self.tracer_provider = tracer_provider
         self._manager: ConstraintManager | None = None
         self._runs: dict[str, Run] = {}
 
@@ -202,7 +214,12 @@ class Engine:
         wake = asyncio.Event()
         manager.on_change(wake.set)
         self._manager = manager
-        scheduler = Run(self.events.emit, self.max_concurrency, graph, manager, wake, run_id)
+        tracing = start_run(
+            run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
+        )
+        scheduler = Run(
+            self.events.emit, self.max_concurrency, graph, manager, wake, run_id, tracing
+        )
         self._runs[run_id] = scheduler
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
@@ -213,6 +230,7 @@ class Engine:
         started = False
         status: Any = "Failed"
         error = ""
+        failure: BaseException | None = None
         try:
             if connector is not None:
                 manage = (
@@ -228,6 +246,7 @@ class Engine:
                     topic_prefix=self.topic_prefix,
                     heartbeat_interval=self.heartbeat_interval,
                     holds=manager.holds,
+                    trace_id=tracing.trace_id if tracing is not None else None,
                 )
                 cancels = CancelListener(connector, self.cancel, run_id, self.topic_prefix)
                 link = ControlLink(
@@ -247,13 +266,13 @@ class Engine:
             status, error = "Succeeded", ""
             return _shape(target, graph)
         except RunCancelledError as exc:
-            status, error = "Cancelled", describe(exc)
+            status, error, failure = "Cancelled", describe(exc), exc
             raise
-        except asyncio.CancelledError:
-            status, error = "Cancelled", "CancelledError: the run was cancelled"
+        except asyncio.CancelledError as exc:
+            status, error, failure = "Cancelled", "CancelledError: the run was cancelled", exc
             raise
         except BaseException as exc:
-            status, error = "Failed", describe(exc)
+            status, error, failure = "Failed", describe(exc), exc
             raise
         finally:
             self._runs.pop(run_id, None)
@@ -261,6 +280,8 @@ class Engine:
             self._manager = None
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
+            if tracing is not None:
+                tracing.end(status, failure)
             await self._shutdown(connector, manage, link, telemetry, cancels)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()

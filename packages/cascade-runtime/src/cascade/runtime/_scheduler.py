@@ -29,6 +29,7 @@ from ._events import (
 )
 from ._graph import Graph, Node, resolve
 from ._steps import describe
+from ._tracing import AttemptSpan, AttemptState, RunTrace
 
 __all__ = ["CancelReport", "Run"]
 
@@ -95,8 +96,10 @@ class Run:
         manager: ConstraintManager,
         wake: asyncio.Event,
         run_id: str,
+        tracing: RunTrace | None = None,
     ) -> None:
         self.graph = graph
+        self.tracing = tracing  # None: not traced, no tracing work per task
         self.manager = manager
         self.wake = wake
         self.run_id = run_id
@@ -243,6 +246,9 @@ class Run:
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
+        span: AttemptSpan | None = None
+        outcome: AttemptState = "FAILED"
+        error: BaseException | None = None
         try:
             if isinstance(item, Retry):
                 attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
@@ -253,22 +259,30 @@ class Run:
                     kwargs = resolve(lazy.kwargs, self.graph)
                 else:
                     args, kwargs = lazy.args, lazy.kwargs
+            if self.tracing is not None:
+                span = self.tracing.attempt(run_id, task_id, name, attempt)
             emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
             attempt_started = time.perf_counter()
             try:
                 if spec.is_async:
-                    result = await spec.fn(*args, **kwargs)
+                    if span is None:
+                        result = await spec.fn(*args, **kwargs)
+                    else:
+                        result = await span.run_async(spec.fn, args, kwargs)
                 else:
+                    call = functools.partial(spec.fn, *args, **kwargs)
                     result = await self.loop.run_in_executor(
-                        self._executor(), functools.partial(spec.fn, *args, **kwargs)
+                        self._executor(), call if span is None else span.bind(call)
                     )
             except asyncio.CancelledError as exc:
                 if self.stopping:
+                    outcome, error = "CANCELLED", exc
                     raise
-                error: BaseException = exc  # raised by the task's own code: a failure
+                failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
-                error = exc
+                failure = exc
             else:
+                outcome = "COMPLETED"
                 node.result = result
                 emit(
                     TaskCompleted(
@@ -282,14 +296,16 @@ class Run:
                 self._completed(node)
                 return
             now = time.perf_counter()
+            error = failure
             if attempt < policy.max_attempts:
+                outcome = "RETRYING"
                 emit(
                     TaskRetrying(
                         run_id=run_id,
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - attempt_started) * 1000,
-                        error=describe(error),
+                        error=describe(failure),
                         attempt=attempt,
                     )
                 )
@@ -301,16 +317,19 @@ class Run:
                         task_id=task_id,
                         task_name=name,
                         duration_ms=(now - started) * 1000,
-                        error=describe(error),
+                        error=describe(failure),
                         attempt=attempt,
-                        exception=error,
+                        exception=failure,
                     )
                 )
-                self._failed(node, error)
+                self._failed(node, failure)
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
             _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
+            outcome, error = "FAILED", exc
             self._failed(node, exc)
         finally:
+            if span is not None:
+                span.end(outcome, error)
             self.running -= 1
             self.manager.finished(name)
             self.wake.set()

@@ -198,6 +198,7 @@ class DashboardModel:
             "source": run.source,
             "status": run.status,
             "error": run.error,
+            "trace_id": run.trace_id,  # the run's OpenTelemetry trace id, null if not traced
             "total": run.total_tasks,
             "finished": run.finished_tasks,
             "progress": run.progress,  # never goes backwards; None while the total is unknown

@@ -133,6 +133,7 @@ function renderRun(state) {
   $("run-id").textContent = run.run_id;
   $("run-status").textContent = run.status;
   $("run-status").className = "badge " + safeClass(run.status);
+  $("run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
   $("run-cancel").disabled = !state.controls || run.status !== "Running";
   drawTimeline($("timeline"), run.tasks, run.ended || state.now, run.started || state.now, state.now);
   $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";

@@ -68,6 +68,7 @@ async function loadRun(runId) {
   $("h-run-id").textContent = run.run_id;
   $("h-run-status").textContent = run.status;
   $("h-run-status").className = "badge " + safeClass(run.status);
+  $("h-run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
   $("h-run-missing").textContent = run.missing_events
     ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
