@@ -102,7 +102,7 @@ class StoredCounter:
         self._connection = self._engine.connect()
 
     def count(self) -> int:
-        total = sum(
+        total: int = sum(
             self._connection.execute(
                 sa.text(f"SELECT count(*) FROM {t} WHERE seq IS NOT NULL")
             ).scalar_one()
