@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -52,3 +54,17 @@ def test_version_names_every_package() -> None:
     assert result.output.startswith("cascade ")
     for package in PACKAGES[1:]:
         assert package in result.output
+
+
+@pytest.mark.parametrize("extra_module", ["prometheus_client", "starlette", "cascade.history"])
+def test_the_plain_cli_needs_no_extra(extra_module: str) -> None:
+    """`pip install cascade-cli` without extras: `cascade --version` works (each extra's module
+    blocked in a fresh interpreter, as a missing one would be)."""
+    script = (
+        f"import sys; sys.modules[{extra_module!r}] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from cascade.cli import app\n"
+        "result = CliRunner().invoke(app, ['--version'])\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

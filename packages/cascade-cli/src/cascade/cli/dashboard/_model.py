@@ -20,7 +20,6 @@ from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
 
 from .._state import WatchState
 from .._views import FINISHED_STATES, EngineView, RunView, TaskView
-from ..metrics import CascadeMetrics
 
 __all__ = ["DashboardModel", "Segment"]
 
@@ -72,6 +71,10 @@ class DashboardModel:
         max_segments_per_run: int = MAX_SEGMENTS_PER_RUN,
     ) -> None:
         self.state = WatchState(prefix=prefix, clock=clock)
+        # imported here: the plain CLI imports this module, and prometheus-client comes with
+        # the dashboard's extra only
+        from ..metrics import CascadeMetrics
+
         self.metrics = CascadeMetrics(self.state)
         """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
         self.clock = clock
