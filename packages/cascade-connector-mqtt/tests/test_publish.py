@@ -197,3 +197,28 @@ async def test_without_batches_every_message_goes_through_publish() -> None:
         assert not [m for m in broker.link.sent if m.batched]
         assert [(m.payload, m.qos) for m in sent] == [(b'{"n":%d}' % n, n % 2) for n in range(5)]
         assert connector.stats.published >= 5
+
+
+async def test_a_bound_publisher_publishes_as_publish_does(broker: FakeBroker) -> None:
+    """publisher(topic): its topic and QoS checked once; each call queues bytes in order with
+    what publish() queues; before connect and after disconnect it drops and counts."""
+    connector = MqttConnector("broker", link=broker)
+    send = connector.publisher("t/bound")
+    send(b"early")  # not connected yet
+    assert connector.stats.dropped == 1
+    async with connector:
+        send(b"1")
+        await connector.publish("t/bound", b"2")
+        send(b"3")
+        await connector.flush(5)
+    send(b"late")
+    assert connector.stats.dropped == 2
+    assert sent_qos0(broker) == [("t/bound", p, False) for p in (b"1", b"2", b"3")]
+    assert connector.stats.published >= 3
+
+
+@pytest.mark.parametrize(("topic", "qos"), [("t/+", 0), ("", 0), ("t/x", 3)])
+def test_a_bound_publisher_checks_its_topic_and_qos_at_once(topic: str, qos: int) -> None:
+    """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
+    with pytest.raises(ValueError):
+        MqttConnector("broker", link=FakeBroker()).publisher(topic, qos)

@@ -354,13 +354,20 @@ class TelemetrySubscriber:
         queue = self._queue
         publish = self.connector.publish
         topic = self.events_topic
+        # a connector's bound publisher (MqttConnector.publisher), where it has one: no coroutine
+        # per task event; any other connector's publish() is awaited
+        make_publisher = getattr(self.connector, "publisher", None)
+        send = make_publisher(topic, 0) if callable(make_publisher) else None
         while True:
             sent = 0
             while queue:
                 event = queue.popleft()
                 try:  # inlined _publish: this loop runs for every event
                     if isinstance(event, TaskEvent):
-                        await publish(topic, self.task_envelope(event), 0)
+                        if send is not None:
+                            send(self.task_envelope(event))
+                        else:
+                            await publish(topic, self.task_envelope(event), 0)
                     else:
                         qos, body = self._body(event)
                         self.seq += 1

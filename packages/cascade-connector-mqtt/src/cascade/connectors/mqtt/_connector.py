@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 from types import TracebackType
+from collections.abc import Callable
 from typing import Any
 
 from typing_extensions import Self
@@ -312,6 +313,28 @@ class MqttConnector:
             self._log.warning("not-connected", "publish to %r while not connected: dropped", topic)
             return
         self._sender.enqueue(topic, raw, qos, retain)
+
+    def publisher(self, topic: str, qos: int = 0, retain: bool = False) -> Callable[[bytes], None]:
+        """A function that publishes encoded payloads to ``topic``, as :meth:`publish` does.
+
+        For a loop that publishes many messages to one topic (the engine's telemetry): the
+        topic and ``qos`` are checked once, here, and each call queues its bytes without a
+        coroutine of its own. Dropped and counted, as :meth:`publish` does, while not connected.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        validate_topic(topic)
+        supervisor, enqueue = self._supervisor, self._sender.enqueue
+        stats, log = self._stats, self._log
+
+        def send(raw: bytes) -> None:
+            if not supervisor.started:
+                stats.dropped += 1
+                log.warning("not-connected", "publish to %r while not connected: dropped", topic)
+                return
+            enqueue(topic, raw, qos, retain)
+
+        return send
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the broker accepted everything published so far (PUBACK for QoS 1+).
