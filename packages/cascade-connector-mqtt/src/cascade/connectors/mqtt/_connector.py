@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from types import TracebackType
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from typing_extensions import Self
