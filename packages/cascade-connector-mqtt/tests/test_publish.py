@@ -217,8 +217,13 @@ async def test_a_bound_publisher_publishes_as_publish_does(broker: FakeBroker) -
     assert connector.stats.published >= 3
 
 
-@pytest.mark.parametrize(("topic", "qos"), [("t/+", 0), ("", 0), ("t/x", 3)])
-def test_a_bound_publisher_checks_its_topic_and_qos_at_once(topic: str, qos: int) -> None:
+@pytest.mark.parametrize(
+    ("topic", "qos", "says"),
+    [("t/+", 0, "wildcards"), ("", 0, "empty"), ("t/x", 3, "qos must be 0, 1 or 2")],
+)
+def test_a_bound_publisher_checks_its_topic_and_qos_at_once(
+    topic: str, qos: int, says: str
+) -> None:
     """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=says):
         MqttConnector("broker", link=FakeBroker()).publisher(topic, qos)
