@@ -9,8 +9,8 @@ recorder received, what the database holds, the share stored, and the rate it wa
 (events stored over the time from the first publish to the last write); and the medians.
 Target (issue 24): at least 20,000 events/s and 99 % stored.
 
-    python bench_sustained.py            # quick: 3 s at 20,000/s, one round each
-    python bench_sustained.py --full     # 30 s at 20,000/s, three rounds each
+    python bench_sustained.py            # quick: 3 s at 25,000/s, one round each
+    python bench_sustained.py --full     # 30 s at 25,000/s, three rounds each
 """
 
 from __future__ import annotations
@@ -233,7 +233,9 @@ def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rate", type=int, default=20_000, help="events a second")
+    # offered above the target: a recorder that only keeps pace with 20,000/s stores a little
+    # less than that a second over the run (its last batch lands after the last publish)
+    parser.add_argument("--rate", type=int, default=25_000, help="events a second offered")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--full", action="store_true", help="30 s, 3 rounds per database")
