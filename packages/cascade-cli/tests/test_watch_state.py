@@ -400,3 +400,24 @@ def test_a_retry_is_a_new_event_not_a_copy() -> None:
         body = TaskStateEvent(task_id="a", task_name="fn_a", state=state_name)  # type: ignore[arg-type]
         state.apply(_stamped_at(body, ts))
     assert state.runs["run-1"].tasks["a"].state == "RUNNING"
+
+
+def test_a_flood_of_sources_and_runs_stays_bounded() -> None:
+    """Beyond max_engines sources and max_runs runs, prune() forgets down to 90 %: offline
+    engines first, then the least recently heard; the stalest runs; their gap counts with them."""
+    now = [1000.0]
+    state = WatchState(clock=lambda: now[0], keep_runs=None, keep_for=None)
+    state.max_engines, state.max_runs = 20, 40
+    for index in range(30):  # 30 sources, the first 10 of them offline
+        status = "offline" if index < 10 else "online"
+        state.apply(_status(status, f"src-{index:02d}", ts=1000.0 + index))
+    for index in range(50):  # 50 runs of one source, heard one a second
+        now[0] = 2000.0 + index
+        state.apply(_event(LifecycleEvent(event="ENGINE_STARTED"), run_id=f"run-{index:02d}"))
+    state.prune()
+    assert len(state.engines) == 18
+    assert state.forgotten_engines == 31 - 18  # the 30, and host-1 of the runs' telemetry
+    # the 10 offline first, then the 3 online least recently heard (host-1 was heard last)
+    assert sorted(state.engines) == ["host-1", *(f"src-{index}" for index in range(13, 30))]
+    assert sorted(state.runs) == [f"run-{index:02d}" for index in range(14, 50)]
+    assert state.forgotten_runs == 14

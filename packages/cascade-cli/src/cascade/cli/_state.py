@@ -65,6 +65,12 @@ DEFAULT_KEEP_RUNS = 20
 DEFAULT_KEEP_FOR = 600.0
 """Seconds a :class:`WatchState` keeps a finished (or silent) run by default."""
 
+MAX_RUNS = 50_000
+"""Runs a :class:`WatchState` holds at most, finished or not (see :meth:`WatchState.prune`)."""
+
+MAX_ENGINES = 10_000
+"""Engines (sources) a :class:`WatchState` holds at most (see :meth:`WatchState.prune`)."""
+
 
 @dataclass
 class WatchState:
@@ -104,8 +110,12 @@ class WatchState:
     oversized: int = 0
     """Messages larger than their kind's bound (:func:`~cascade.interfaces.payload_limit`),
     ignored unread."""
+    max_runs: int = MAX_RUNS
+    max_engines: int = MAX_ENGINES
     forgotten_runs: int = 0
     """Runs dropped by :meth:`prune` so far."""
+    forgotten_engines: int = 0
+    """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
     gaps: GapCounter = field(default_factory=GapCounter)
     """The events this view missed (the broker or the connector shed them), per source."""
 
@@ -249,6 +259,13 @@ class WatchState:
         A finished run goes once more than ``keep_runs`` runs finished after
         it, or ``keep_for`` seconds after it finished. A run not heard from
         for ``keep_for`` seconds (its engine died before its end) goes too.
+
+        Whatever engines send, the state stays bounded: beyond ``max_runs``
+        runs, the least recently heard go (to 90 % of it, so that a flood of
+        new runs costs a sort now and then, not one a message); beyond
+        ``max_engines`` sources, the offline ones least recently heard from
+        go first, then the online ones, with their gap counts
+        (:attr:`forgotten_engines`).
         """
         now = self.clock() if now is None else now
         doomed: list[str] = []
@@ -265,13 +282,28 @@ class WatchState:
             if excess > 0:
                 finished.sort(key=lambda run: run.finished_at or 0.0)
                 doomed.extend(run.run_id for run in finished[:excess])
+        if len(self.runs) > self.max_runs:
+            by_age = sorted(self.runs.values(), key=lambda run: run.last_heard)
+            doomed.extend(run.run_id for run in by_age[: len(by_age) - self.max_runs * 9 // 10])
         forgotten = 0
         for run_id in doomed:
             self.gaps.forget(run_id)
             if self.runs.pop(run_id, None) is not None:
                 forgotten += 1
         self.forgotten_runs += forgotten
+        if len(self.engines) > self.max_engines:
+            self._forget_engines()
         return forgotten
+
+    def _forget_engines(self) -> None:
+        """Down to 90 % of :attr:`max_engines`: offline first, then the least recently heard."""
+        ranked = sorted(
+            self.engines.values(), key=lambda e: (e.online, e.last_seen or 0.0, e.source)
+        )
+        for engine in ranked[: len(ranked) - self.max_engines * 9 // 10]:
+            del self.engines[engine.source]
+            self.gaps.by_source.pop(engine.source, None)
+            self.forgotten_engines += 1
 
     def visible_engines(
         self, offline_max_age: float | None = None, now: float | None = None
