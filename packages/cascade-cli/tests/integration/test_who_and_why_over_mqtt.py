@@ -16,9 +16,13 @@ from cascade.runtime import Engine, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
     MOSQUITTO_ONLY,
+    NO_RABBITMQ,
     BrokerEndpoint,
     MosquittoBroker,
+    RabbitMQBroker,
     mosquitto_path,
+    rabbitmq_server_path,
+    rabbitmq_user,
     skip_on_family,
 )
 
@@ -136,3 +140,48 @@ def test_under_mqtt_3_1_1_a_denied_pause_cannot_be_told_from_an_accepted_one(
         assert listed["constraints"] == []
     finally:
         acl_broker.close()
+
+
+# RabbitMQ's topic permissions, as docs/protocol.md shows them: mallory may write anything on
+# amq.topic (where the MQTT plugin publishes) but constraints; MQTT topics are routing keys there
+# ('/' as '.'), so the pattern is a routing key's.
+RABBITMQ_DEFINITIONS = {
+    "users": [
+        rabbitmq_user("guest", "guest", "administrator"),
+        rabbitmq_user("mallory", USERS["mallory"]),
+    ],
+    "vhosts": [{"name": "/"}],
+    "permissions": [
+        {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+        for name in ("guest", "mallory")
+    ],
+    "topic_permissions": [
+        {"user": "mallory", "vhost": "/", "exchange": "amq.topic",
+         "write": r"^(?!cascade\.constraints\.).*", "read": ".*"},
+    ],
+}  # fmt: skip
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+def test_rabbitmq_permissions_decide_who_may_write_constraints() -> None:
+    """RabbitMQ (MQTT 3.1.1 only) closes the connection on a publish its permissions deny:
+    mallory's pause is given up after its tries and exits 1 saying so, nothing is set; the
+    same pause as guest goes through."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    with RabbitMQBroker(definitions=RABBITMQ_DEFINITIONS) as broker:
+        refused = _as_on(broker, "mallory", USERS["mallory"], "pause", "task:perm", "--as", "alice")
+        assert refused.exit_code == 1, refused.output
+        assert "the broker did not take 1 of 1 messages" in refused.output
+        listed = json.loads(_as_on(broker, "guest", "guest", "status", "--json").stdout)
+        assert listed["constraints"] == []
+        allowed = _as_on(broker, "guest", "guest", "pause", "task:perm")
+        assert allowed.exit_code == 0, allowed.output
+        listed = json.loads(_as_on(broker, "guest", "guest", "status", "--json").stdout)
+        assert [(c["scope"], c["issued_by"]) for c in listed["constraints"]] == [
+            ("task:perm", "guest")
+        ]
+
+
+def _as_on(broker: BrokerEndpoint, user: str, password: str, *args: str) -> Result:
+    return cascade(broker, *args, "--username", user, "--password", password)

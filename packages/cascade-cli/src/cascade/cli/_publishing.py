@@ -40,20 +40,30 @@ async def publish_confirmed(
     """Publish ``messages`` (retained unless told not to) at QoS 1 and wait until the broker
     accepted them all.
 
-    Raises :class:`PublishRefusedError` when the broker refused any: only a broker that
-    can say so does (MQTT 5, e.g. "not authorized" from an ACL). Under MQTT 3.1.1 a
-    broker acknowledges a publish it drops like one it accepts, and nobody can tell.
+    Raises :class:`PublishRefusedError` when the broker refused any: when it said so
+    (MQTT 5, e.g. "not authorized" from an ACL), or when the connector gave them up
+    (counted dropped: a broker that closes the connection on a publish it refuses,
+    as RabbitMQ does under MQTT 3.1.1, closed it each time one was sent). Under MQTT
+    3.1.1 mosquitto acknowledges a publish it drops like one it accepts, and nobody can tell.
     """
-    refused = connector.stats.refused
+    stats = connector.stats
+    refused, dropped = stats.refused, stats.dropped
     for topic, payload in messages:
         await connector.publish(topic, payload, qos=1, retain=retain)
     await connector.flush(timeout)
+    topics = ", ".join(topic for topic, _ in messages)
     refused = connector.stats.refused - refused
     if refused:
-        topics = ", ".join(topic for topic, _ in messages)
         raise PublishRefusedError(
             f"the broker refused {refused} of {len(messages)} messages to {topics} (an ACL "
             "that denies this user those topics does that; see docs/protocol.md)"
+        )
+    dropped = connector.stats.dropped - dropped
+    if dropped:
+        raise PublishRefusedError(
+            f"the broker did not take {dropped} of {len(messages)} messages to {topics}: it "
+            "closed the connection each time they were sent (a broker does that to a publish "
+            "its ACL or permissions deny this user; see docs/protocol.md)"
         )
 
 

@@ -50,7 +50,7 @@ from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
-from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
+from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user
 from ._rabbitmq_cluster import RabbitMQCluster
 from ._threaded import ThreadedEmbeddedBroker
 
@@ -93,6 +93,7 @@ __all__ = [
     "postgresql_bin",
     "prometheus_path",
     "rabbitmq_server_path",
+    "rabbitmq_user",
     "skip_on_family",
     "xfail_on_family",
 ]

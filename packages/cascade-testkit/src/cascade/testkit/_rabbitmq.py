@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -13,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pwd
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 from ._managed import ManagedBroker
 from ._mosquitto import free_port
 
-__all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path"]
+__all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
 
 NO_RABBITMQ = "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
 
@@ -40,6 +43,19 @@ _PROBE_CONNECT = (
 )
 _CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 _DISCONNECT = b"\xe0\x00"
+
+
+def rabbitmq_user(name: str, password: str, tags: str = "") -> dict[str, str]:
+    """A user of a node's definitions (``RabbitMQBroker(definitions=...)``), its password
+    hashed as RabbitMQ's ``rabbit_password_hashing_sha256`` hashes it (4 bytes of salt)."""
+    salt = os.urandom(4)
+    digest = hashlib.sha256(salt + password.encode()).digest()
+    return {
+        "name": name,
+        "password_hash": base64.b64encode(salt + digest).decode(),
+        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "tags": tags,
+    }
 
 
 def rabbitmq_server_path() -> str | None:
@@ -103,6 +119,9 @@ class RabbitMQBroker(ManagedBroker):
     :meth:`restart`. Booting takes seconds (:attr:`boot_seconds` is the last
     one): share one node per test session.
 
+    ``definitions`` (users, permissions, topic permissions, as RabbitMQ's definitions
+    file has them; :func:`rabbitmq_user` makes a user) are loaded when it boots.
+
     ``start()``/``stop()``/``kill()``/``restart()`` (same ports),
     ``pause()``/``resume()`` (SIGSTOP/SIGCONT), ``close()``; also a context manager.
     """
@@ -114,7 +133,13 @@ class RabbitMQBroker(ManagedBroker):
 
     _numbers = itertools.count(1)
 
-    def __init__(self, *, extra_config: str = "", startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        *,
+        extra_config: str = "",
+        startup_timeout: float = 90.0,
+        definitions: dict[str, Any] | None = None,
+    ) -> None:
         executable = rabbitmq_server_path()
         if executable is None:
             raise RuntimeError(NO_RABBITMQ)
@@ -134,6 +159,10 @@ class RabbitMQBroker(ManagedBroker):
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
         self._account = _run_as()
+        if definitions is not None:  # users, permissions, topic permissions: loaded at boot
+            defined = self.directory / "definitions.json"
+            defined.write_text(json.dumps(definitions))
+            extra_config = f"load_definitions = {defined}\n{extra_config}"
         self._write_files(extra_config)
 
     def _write_files(self, extra_config: str) -> None:
