@@ -45,7 +45,8 @@ def _task(ts: float, task_id: str, name: str, state: str, **extra: Any) -> Recei
 
 @pytest.fixture
 def history_db(tmp_path: Path) -> str:
-    """An hour-old failed run (a task named and failing with markup) and a pause by alice."""
+    """An hour-old failed run (a task named and failing with markup), a pause by alice (its
+    reason markup) and its clear."""
     path = str(tmp_path / "history.sqlite3")
     start = time.time() - 3600
     pause = Constraint.pause("task:load_*", reason=XSS, issued_by="alice", issued_at=start)
@@ -62,6 +63,7 @@ def history_db(tmp_path: Path) -> str:
                     {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Failed"},
                 ),
                 Received(constraint_topic("task:load_*", "pause"), pause, start + 6),
+                Received(constraint_topic("task:load_*", "pause"), None, start + 7),
             ]
         )
     return path
@@ -83,10 +85,12 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         click(browser, '#h-tasks tr[data-task-name="fetch"] button')
         wait(browser, lambda d: d.find_element(By.ID, "h-chart").get_attribute("data-points"))
         assert browser.find_element(By.ID, "h-chart").get_attribute("data-points") == "1"
-        wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 1)
-        [audit] = texts(browser, "#h-audit tbody tr")
-        assert "alice" in audit
-        assert XSS in audit
+        wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 2)
+        cleared, paused = texts(browser, "#h-audit tbody tr")  # newest first
+        assert "set by alice" in cleared  # a clear names no one: who had set what it cleared
+        assert "alice" in paused
+        assert "set by" not in paused
+        assert XSS in paused
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert no_script_errors(browser) == []
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,9 +14,19 @@ from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, qu
 from ._inert import SHOWN
 from ._render import TimeFormat, duration
 
+if TYPE_CHECKING:
+    from cascade.history import AuditEvent
+
 __all__ = ["audit"]
 
 _ACTION_STYLES = {"set": "magenta", "cleared": "green", "expired": "yellow"}
+
+
+def _by(event: AuditEvent) -> Text:
+    """Who set it; on a clear or an expiry, who had set what ended (a clear names no one)."""
+    if event.issued_by is None or event.action == "set":
+        return cell(event.issued_by, SHOWN["source"])
+    return Text("set by ").append_text(cell(event.issued_by, SHOWN["source"]))
 
 
 def audit(
@@ -59,7 +69,7 @@ def audit(
             cell(event.type, SHOWN["name"]),
             cell(params, SHOWN["params"]),
             duration(event.ttl) if event.ttl is not None else "-",
-            cell(event.issued_by, SHOWN["source"]),
+            _by(event),
             cell(event.reason, SHOWN["reason"]),
             cell(event.topic, SHOWN["scope"]),
         )

@@ -135,12 +135,18 @@ async function loadTask(name) {
   drawChart($("h-chart"), executions);
 }
 
+// who set it; on a clear or an expiry, who had set what ended (a clear names no one)
+function by(e) {
+  if (!e.issued_by) return "-";
+  return e.action === "set" ? e.issued_by : "set by " + e.issued_by;
+}
+
 async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
   replace($("h-audit").tBodies[0], events.map((e) => {
     const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
     return row([at(e.at), e.action, e.scope || "-", e.type || "-", params,
-      e.ttl == null ? "-" : seconds(e.ttl), e.issued_by || "-", e.reason || "-", e.topic]);
+      e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic]);
   }));
 }
 
