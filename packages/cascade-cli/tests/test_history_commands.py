@@ -18,10 +18,12 @@ from typer.testing import CliRunner, Result
 from cascade.cli import BrokerOptions, CliContext, app
 from cascade.history import History, Received
 from cascade.interfaces import (
+    ClearNote,
     Connector,
     Constraint,
     Envelope,
     SourceGaps,
+    cleared_topic,
     constraint_topic,
     decode_envelope,
 )
@@ -431,7 +433,9 @@ class _HeldEngineOnConnect(InMemoryConnector):
                 InMemoryConnector(self.broker, source_id="held-engine"), heartbeat_interval=None
             )
             await engine.run([load_table(n) for n in range(3)])
-            await writer.publish(topic, b"", qos=1, retain=True)
+            await writer.publish(topic, b"", qos=1, retain=True)  # as `cascade resume` does
+            note = ClearNote(issued_by="bob", reason="maintenance over")
+            await writer.publish(cleared_topic(topic), note, qos=1)
 
 
 def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None:
@@ -446,14 +450,14 @@ def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None
     assert _invoke("record", "--db", path, "--duration", "1", factory=factory).exit_code == 0
     audit = json.loads(_invoke("audit", "--db", path, "--json").output)
     assert [(e["action"], e["issued_by"], e["reason"]) for e in audit] == [
-        ("cleared", "alice", "warehouse maintenance"),
+        ("cleared", "bob", "maintenance over"),
         ("set", "alice", "warehouse maintenance"),
     ]
     table = _invoke("audit", "--db", path).output
     cleared, set_ = (line for line in table.splitlines() if "task:load_*" in line)
-    assert "set by alice" in cleared  # a clear names no one: who had set what it cleared
+    assert "bob" in cleared
+    assert "maintenance over" in cleared
     assert "alice" in set_
-    assert "set by" not in set_
     assert "warehouse maintenance" in set_
     [run] = json.loads(_invoke("runs", "--db", path, "--json").output)
     shown = _invoke("run", run["run_id"], "--db", path).output

@@ -10,6 +10,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     StatusMessage,
+    decode_clear_note,
     decode_constraint,
     decode_envelope,
     decode_status,
@@ -22,6 +23,7 @@ __all__ = [
     "heartbeat",
     "iso",
     "lifecycle",
+    "note",
     "status",
     "task",
 ]
@@ -151,3 +153,8 @@ def constraint(
 def cleared(topic: str, at: float) -> Received:
     """A constraint topic cleared (an empty retained payload) at ``at``."""
     return Received(topic, None, at)
+
+
+def note(topic: str, at: float, **said: Any) -> Received:
+    """A clear note on constraint ``topic`` received at ``at`` (``issued_by``, ``reason``)."""
+    return Received(topic, decode_clear_note(said), at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cascade.history import History
 
-from .messages import T0, cleared, constraint, lifecycle, status, task
+from .messages import T0, cleared, constraint, lifecycle, note, status, task
 
 TOPIC = "cascade/control/local/default/task/load_*/pause"
 PAUSE_HOLD = {"type": "pause", "scope": "task:load_*", "reason": "maintenance", "issued_by": "al"}
@@ -41,11 +41,33 @@ def test_the_audit_says_who_set_a_constraint_and_why(history: History) -> None:
     events = [(e.action, e.reason, e.issued_by, e.issued_at) for e in history.audit()]
     assert events == [
         ("set", None, None, None),
-        ("cleared", "still", "bob", T0 + 0.9),
+        ("cleared", None, None, None),  # an empty payload names no one
         ("set", "still", "bob", T0 + 0.9),
         ("set", "maintenance", "alice", T0 - 0.5),
     ]
-    assert history.audit()[1].to_json()["issued_by"] == "bob"
+    assert history.audit()[2].to_json()["issued_by"] == "bob"
+    assert history.audit()[1].scope == "task:load_*"  # what it cleared
+
+
+def test_a_clear_note_names_who_cleared_and_why(history: History) -> None:
+    """A note after a clear (in the same batch or a later one) names its writer; one with no
+    recent clear to name, or a second one, is none (a duplicate); text stored bounded."""
+    pause = constraint(TOPIC, "task:load_*", "pause", T0, issued_by="alice")
+    history.store([pause, cleared(TOPIC, T0 + 1)])
+    stored = history.store([note(TOPIC, T0 + 1.5, issued_by="bob", reason="done")])
+    assert stored.stored == 1
+    assert history.store([note(TOPIC, T0 + 2, issued_by="eve")]).duplicates == 1
+    history.store([pause, cleared(TOPIC, T0 + 10), note(TOPIC, T0 + 11, issued_by="x" * 999)])
+    history.store([pause, cleared(TOPIC, T0 + 20), note(TOPIC, T0 + 200, issued_by="late")])
+    cleared_by = [(e.at, e.issued_by, e.reason) for e in history.audit() if e.action == "cleared"]
+    late, long_name, named = cleared_by
+    assert late == (T0 + 20, None, None)  # the note came more than a minute after it
+    assert named == (T0 + 1, "bob", "done")
+    assert long_name[1] is not None
+    assert long_name[1].startswith("xxx")
+    assert len(long_name[1].encode()) <= 256
+    never_set = note("cascade/constraints/global/pause", T0, issued_by="z")
+    assert history.store([never_set]).duplicates == 1
 
 
 def test_an_overlong_writer_name_is_cut(history: History) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.runtime import Engine, TaskFailedError, task
-from cascade.testkit import MosquittoBroker
+from cascade.testkit import BrokerEndpoint, MosquittoBroker
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
 
@@ -84,3 +84,53 @@ def test_record_then_runs_status_failed(mosquitto_broker: MosquittoBroker, tmp_p
     assert run["error"].endswith("ValueError: checksum mismatch in partition 5")
     assert run["tasks"] == {"COMPLETED": 5, "FAILED": 1}
     assert run["planned_tasks"] == 6
+
+
+def _audit(db: Path) -> list[dict[str, Any]]:
+    listed = subprocess.run(
+        [*CASCADE, "audit", "--db", str(db), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    events: list[dict[str, Any]] = json.loads(listed.stdout)
+    return events
+
+
+def test_the_audit_says_who_paused_and_who_resumed_and_why(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path, scope_name: str
+) -> None:
+    """`pause --as alice --reason`, then `resume --as bob --reason`, through a recorder process:
+    the audit names each writer and reason (the resume's from its clear note)."""
+    db = tmp_path / "history.sqlite3"
+    address = ["--host", mqtt_broker.host, "--port", str(mqtt_broker.port)]
+    scope = f"task:{scope_name}"
+    recorder = subprocess.Popen(
+        [*CASCADE, "record", *address, "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert recorder.stdout is not None
+        recorder.stdout.readline()  # printed once subscribed
+        for command in (
+            ["pause", scope, "--as", "alice", "--reason", "warehouse maintenance"],
+            ["resume", scope, "--as", "bob", "--reason", "maintenance over"],
+        ):
+            done = subprocess.run([*CASCADE, *command, *address], capture_output=True, text=True,
+                                  timeout=60, check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        said: list[tuple[str, str | None, str | None]] = []
+        for _ in range(100):  # the recorder writes within moments
+            said = [(e["action"], e["issued_by"], e["reason"]) for e in _audit(db)
+                    if e["scope"] == scope]  # fmt: skip
+            if said and said[0][1] == "bob":
+                break
+            time.sleep(0.1)  # polling another process's database
+        recorder.send_signal(signal.SIGINT)
+        recorder.communicate(timeout=30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.communicate()
+    assert said == [
+        ("cleared", "bob", "maintenance over"),
+        ("set", "alice", "warehouse maintenance"),
+    ]

@@ -77,6 +77,7 @@ def test_a_reasoned_pause_is_listed_with_who_and_why_and_holds_an_engine(
 ACL = """
 user alice
 topic readwrite cascade/constraints/#
+topic write cascade/cleared/#
 topic read cascade/status/#
 topic read cascade/telemetry/#
 topic readwrite cascade/_marker/#

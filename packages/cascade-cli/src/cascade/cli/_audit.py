@@ -23,8 +23,8 @@ _ACTION_STYLES = {"set": "magenta", "cleared": "green", "expired": "yellow"}
 
 
 def _by(event: AuditEvent) -> Text:
-    """Who set it; on a clear or an expiry, who had set what ended (a clear names no one)."""
-    if event.issued_by is None or event.action == "set":
+    """Who set or cleared it; on an expiry, who had set what expired."""
+    if event.issued_by is None or event.action != "expired":
         return cell(event.issued_by, SHOWN["source"])
     return Text("set by ").append_text(cell(event.issued_by, SHOWN["source"]))
 
@@ -39,7 +39,8 @@ def audit(
     db: Db = None,
 ) -> None:
     """Constraints set, cleared and expired, newest first: when, scope, type, params, TTL,
-    who set it and why (as its writer claimed: `cascade pause --as NAME --reason TEXT`).
+    who set or cleared it and why (as its writer claimed: `--as NAME --reason TEXT` of
+    `cascade pause`, `limit`, `resume`).
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """

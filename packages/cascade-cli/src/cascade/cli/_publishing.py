@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from cascade.interfaces import (
+    ClearNote,
     Connector,
     ConnectorError,
     ConstraintType,
     Message,
+    cleared_topic,
     update_constraints_index,
 )
 
@@ -81,13 +84,22 @@ async def set_constraints(
 
 
 async def clear_constraints(
-    connector: Connector, scope: str, kind: ConstraintType | None, timeout: float
+    connector: Connector,
+    scope: str,
+    kind: ConstraintType | None,
+    timeout: float,
+    *,
+    issued_by: str | None = None,
+    reason: str | None = None,
 ) -> list[str]:
     """Clear what ``resume`` clears on ``scope`` (one type or all); returns the topics cleared.
 
     The retained constraints are read first, so that constraints other tools wrote for
     the scope on other topics are cleared too (see :func:`resume_topics`). Raises
     :class:`~cascade.interfaces.IndexNotHeldError` naming the clears the index did not keep.
+    Once all is done, a :class:`~cascade.interfaces.ClearNote` per topic says who cleared it
+    and why, for the history's audit (fire and forget: a note the broker refuses costs the
+    audit a name, never the clear).
     """
     retained: dict[str, dict[str, Any]] = {}
 
@@ -99,6 +111,9 @@ async def clear_constraints(
     topics = resume_topics(scope, kind, retained)
     await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)
     await update_constraints_index(connector, remove=topics, timeout=timeout)
+    note = ClearNote(issued_by=issued_by, reason=reason, issued_at=time.time())
+    for topic in topics:
+        await connector.publish(cleared_topic(topic, connector.topic_prefix), note, qos=1)
     return topics
 
 

@@ -91,17 +91,23 @@ def resume(
         str | None,
         typer.Option("--type", help="Clear only this type: pause, concurrency or rate_limit."),
     ] = None,
+    reason: Reason = None,
+    operator: As = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Clear the constraints on SCOPE (all of them, or only --type).
 
-    Examples: cascade resume; cascade resume task:api_* --type pause
+    Examples: cascade resume; cascade resume task:api_* --type pause --reason "load is done"
     """
     try:
         kind = parse_constraint_type(constraint_type)
         validate_scope(scope)
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
     except UsageError as exc:
         raise usage(exc) from None
 
-    CliContext.of(ctx).run(broker, lambda c: clear_constraints(c, scope, kind, broker.timeout))
-    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else ""))
+    CliContext.of(ctx).run(
+        broker,
+        lambda c: clear_constraints(c, scope, kind, broker.timeout, issued_by=by, reason=why),
+    )
+    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else "") + issued(by, why))

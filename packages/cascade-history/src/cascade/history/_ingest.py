@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cascade.interfaces import (
     MAX_HOLDS,
+    ClearNote,
     Constraint,
     Envelope,
     Heartbeat,
@@ -355,8 +356,13 @@ def _store_constraints(connection: sa.Connection, items: list[Received]) -> int:
     equal to the topic's last stored state (a retained copy delivered on
     subscribing, a QoS 1 copy) is none, and two recorders storing the same
     change at once number it alike, and the unique index keeps one.
+
+    A clear keeps what it cleared (scope, type, params) and nobody's name: a
+    :class:`~cascade.interfaces.ClearNote` that follows it within
+    :data:`NOTE_WINDOW` seconds gives it its writer's (``issued_by``,
+    ``reason``, ``issued_at``); a note with no such clear to go to is none.
     """
-    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    latest: dict[str, tuple[int, float, dict[str, Any]]] = {}
     new = 0
     for item in items:
         key = hashlib.sha256(item.topic.encode("utf-8", "surrogatepass")).hexdigest()
@@ -368,15 +374,27 @@ def _store_constraints(connection: sa.Connection, items: list[Received]) -> int:
                 .limit(1)
             ).first()
             state = {k: getattr(row, k) for k in _STATE_KEYS} if row is not None else {}
-            latest[key] = (row.change if row is not None else 0, state)
-        change, state = latest[key]
+            latest[key] = (row.change, row.at, state) if row is not None else (0, 0.0, state)
+        change, at, state = latest[key]
+        if isinstance(item.message, ClearNote):
+            if _unnamed_clear(state, at, item.received_at):
+                named = _claimed_by(item.message)
+                connection.execute(
+                    sa.update(constraint_events)
+                    .where(constraint_events.c.topic_key == key)
+                    .where(constraint_events.c.change == change)
+                    .values(**named)
+                )
+                latest[key] = (change, at, {**state, **named})
+                new += 1
+            continue
         incoming = _constraint_state(item)
         if incoming["action"] == "cleared" and (not state or state["action"] == "cleared"):
             continue  # cleared what it never saw set, or cleared again
         if all(state.get(k) == incoming.get(k) for k in _STATE_KEYS):
             continue
-        if incoming["action"] == "cleared":  # say what it cleared
-            incoming = {**state, "action": "cleared", "expires_at": None}
+        if incoming["action"] == "cleared":  # say what it cleared (not who: a note may)
+            incoming = {**state, **dict.fromkeys(_CLEARED_NOTHING), "action": "cleared"}
         row_values = {
             "topic": clean(item.topic, None),
             "topic_key": key,
@@ -386,8 +404,33 @@ def _store_constraints(connection: sa.Connection, items: list[Received]) -> int:
             **{k: incoming.get(k) for k in _STATE_KEYS},
         }
         new += len(_insert_new(connection, constraint_events, [row_values]))
-        latest[key] = (change + 1, {k: incoming.get(k) for k in _STATE_KEYS})
+        latest[key] = (change + 1, item.received_at, {k: incoming.get(k) for k in _STATE_KEYS})
     return new
+
+
+NOTE_WINDOW = 60.0
+"""Seconds after a clear in which a :class:`~cascade.interfaces.ClearNote` names its writer."""
+
+_CLEARED_NOTHING = ("expires_at", "reason", "issued_by", "issued_at")  # what a clear says
+
+
+def _unnamed_clear(state: dict[str, Any], at: float, now: float) -> bool:
+    """Whether the topic's last change is a clear, named by no note yet, of the last minute."""
+    return (
+        state.get("action") == "cleared"
+        and state.get("issued_by") is None
+        and state.get("reason") is None
+        and 0.0 <= now - at <= NOTE_WINDOW
+    )
+
+
+def _claimed_by(note: ClearNote) -> dict[str, Any]:
+    """A note's who, why and when, as stored (bounded)."""
+    return {
+        "reason": None if note.reason is None else clean(note.reason),
+        "issued_by": None if note.issued_by is None else clean(note.issued_by, _MAX_ISSUER_BYTES),
+        "issued_at": note.issued_at,
+    }
 
 
 def _write(connection: sa.Connection, rows: _Rows) -> int:

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
+    ClearNote,
     Constraint,
     Envelope,
     InvalidMessageError,
     Message,
     StatusMessage,
+    constraint_topic_of_note,
+    decode_clear_note,
     decode_constraint,
     decode_envelope,
     decode_status,
@@ -30,14 +33,16 @@ class Received:
     :class:`~cascade.interfaces.Envelope` (telemetry: events and heartbeats),
     a :class:`~cascade.interfaces.StatusMessage` (presence) or a
     :class:`~cascade.interfaces.Constraint`, or ``None`` for a constraint
-    topic cleared (an empty payload). ``received_at`` is when it arrived
+    topic cleared (an empty payload), or a :class:`~cascade.interfaces.ClearNote`
+    (who cleared it, why; its ``topic`` is the constraint topic it names).
+    ``received_at`` is when it arrived
     (epoch seconds): the time of a constraint's change, which its payload
     does not carry. ``retained`` is the delivery's retain flag (a retained
     constraint or status delivered again on subscribing is no new change).
     """
 
     topic: str
-    message: Envelope | StatusMessage | Constraint | None
+    message: Envelope | StatusMessage | Constraint | ClearNote | None
     received_at: float
     retained: bool = False
 
@@ -69,6 +74,9 @@ def decode_message(
         decoded = decode_constraint(payload) if payload else None
         if decoded is not None:
             validate_scope(decoded.scope)  # what no engine applies is no constraint set
+    elif kind == "cleared":  # who cleared the constraint on the topic it names, and why
+        topic = constraint_topic_of_note(message.topic, prefix)
+        return Received(topic, decode_clear_note(payload), when, message.retain)
     else:
         return None
     return Received(message.topic, decoded, when, message.retain)

@@ -33,6 +33,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     SubscriptionHandle,
+    cleared_filter,
     constraints_filter,
     status_filter,
     telemetry_filter,
@@ -187,7 +188,11 @@ class Recorder:
         if self.share is not None:
             telemetry = shared_filter(self.share, telemetry)
         self._telemetry = await self.connector.subscribe(telemetry, self._on_message)
-        for topic_filter in (status_filter(prefix), constraints_filter(prefix)):
+        for topic_filter in (
+            status_filter(prefix),
+            constraints_filter(prefix),
+            cleared_filter(prefix),
+        ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
 
     async def check_sharing(self, timeout: float = 5.0) -> bool:

@@ -225,11 +225,11 @@ class AuditEvent:
     ``expires_at`` passed with nothing after it on its topic). A cleared
     event's scope, type and params are those of what it cleared, when the
     history had it. ``ttl`` is ``expires_at - at`` for a set with an expiry.
-    ``reason``, ``issued_by`` and ``issued_at`` are what the constraint's writer
-    said of it (``issued_by`` is claimed, not checked); ``None`` where it said
-    nothing (older writers, ``mosquitto_pub``). A clear carries none of its own
-    (an empty retained payload says nothing): a cleared event's are those of
-    what it cleared.
+    ``reason``, ``issued_by`` and ``issued_at`` are what the writer said (``issued_by``
+    is claimed, not checked): of a set, its constraint's; of a clear, the
+    :class:`~cascade.interfaces.ClearNote` its writer published beside it (`cascade
+    resume --as --reason`, the dashboard); of an expiry, the set's. ``None`` where
+    nothing said (older writers, ``mosquitto_pub``).
     """
 
     at: float

@@ -5,6 +5,13 @@ blocks for writing a connector are in :mod:`cascade.interfaces.connector_kit`;
 an in-memory connector to test with is in :mod:`cascade.interfaces.testing`.
 """
 
+from ._cleared import (
+    ClearNote,
+    cleared_filter,
+    cleared_topic,
+    constraint_topic_of_note,
+    decode_clear_note,
+)
 from ._codec import Payload
 from ._commands import (
     MAX_LISTED_TASKS,
@@ -100,6 +107,11 @@ __all__ = [
     "decode_cancel_request",
     "new_request_id",
     "reply_topic",
+    "ClearNote",
+    "cleared_filter",
+    "cleared_topic",
+    "constraint_topic_of_note",
+    "decode_clear_note",
     "DEFAULT_PREFIX",
     "INDEX_SHARDS",
     "MAX_CONTROL_PAYLOAD_BYTES",

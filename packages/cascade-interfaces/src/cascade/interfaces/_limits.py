@@ -33,6 +33,7 @@ MAX_ERROR_LENGTH = 16 * 1024
 """Characters of a task's or run's error an engine sends; a longer one is cut, and says so."""
 
 _LIMITS = {
+    "cleared": MAX_CONTROL_PAYLOAD_BYTES,
     "constraints": MAX_CONTROL_PAYLOAD_BYTES,
     "status": MAX_STATUS_PAYLOAD_BYTES,
     "telemetry": MAX_TELEMETRY_PAYLOAD_BYTES,

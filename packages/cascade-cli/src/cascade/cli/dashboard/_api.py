@@ -167,7 +167,9 @@ class _Dashboard:
         if scope is None:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
         try:
-            cleared = await self.hub.clear(scope, request.query_params.get("type"))
+            cleared = await self.hub.clear(
+                scope, request.query_params.get("type"), issued_by=holder
+            )
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:

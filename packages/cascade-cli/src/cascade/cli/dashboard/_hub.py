@@ -143,11 +143,18 @@ class DashboardHub:
         await set_constraints(self.connector, messages, self.timeout)
         return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
 
-    async def clear(self, scope: str, kind: str | None) -> list[str]:
-        """What ``cascade resume SCOPE [--type KIND]`` does; returns the topics cleared."""
+    async def clear(self, scope: str, kind: str | None, issued_by: str | None = None) -> list[str]:
+        """What ``cascade resume SCOPE [--type KIND]`` does, issued by ``issued_by`` (else
+        :attr:`operator`); returns the topics cleared."""
         constraint_type = parse_constraint_type(kind)
         validate_scope(scope)
-        return await clear_constraints(self.connector, scope, constraint_type, self.timeout)
+        return await clear_constraints(
+            self.connector,
+            scope,
+            constraint_type,
+            self.timeout,
+            issued_by=issued_by or self.operator,
+        )
 
     async def cancel(
         self, run_id: str, body: Any, issued_by: str | None = None

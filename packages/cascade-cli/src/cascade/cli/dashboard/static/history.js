@@ -135,10 +135,10 @@ async function loadTask(name) {
   drawChart($("h-chart"), executions);
 }
 
-// who set it; on a clear or an expiry, who had set what ended (a clear names no one)
+// who set or cleared it; on an expiry, who had set what expired
 function by(e) {
   if (!e.issued_by) return "-";
-  return e.action === "set" ? e.issued_by : "set by " + e.issued_by;
+  return e.action === "expired" ? "set by " + e.issued_by : e.issued_by;
 }
 
 async function loadAudit() {
