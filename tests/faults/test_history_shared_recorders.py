@@ -3,8 +3,9 @@ real mosquitto's shared subscription; one SIGKILLed mid-stream.
 
 mosquitto gives each message to one recorder of the group; when one dies, its subscription goes
 with its (clean) session and the survivor gets everything. No event is stored twice, and what
-is missing is exactly what the dead one had received and not yet written, each run's missing
-events: all of it from around the kill, nothing after.
+is missing is exactly what the dead one had received and not yet written (often nothing: it
+writes as soon as anything is queued), each run's missing events: all of it from around the
+kill, nothing after.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ async def test_history_two_shared_recorders_one_killed(
     assert stored_run.missing_events == len(lost)  # every loss counted
     survivor = _stored(summary)
     assert 0 < survivor < len(seqs)  # the dead one stored a share before it died
-    assert lost, "the dead recorder had nothing unwritten: the kill was not mid-stream"
-    assert max(lost) <= killed_at + RATE  # no gap after the kill's second: all to the survivor
+    # what the dead one had received and not written is lost (none, when its queue was empty
+    # at the kill: it writes as soon as anything is queued); nothing after the kill's second
+    assert all(seq <= killed_at + RATE for seq in lost), "a gap after the kill: not all went on"
     assert " 0 dropped" in summary
 
     figures.emitted = len(run.sent)
@@ -105,7 +107,8 @@ async def test_history_two_shared_recorders_one_killed(
     figures.dropped = len(lost)
     figures.seconds = caught_up
     figures.what = "end of stream to caught up"
+    where = f" (seqs {lost[0]}..{lost[-1]}, the kill at {killed_at})" if lost else ""
     figures.notes.append(
-        f"survivor stored {survivor}, the killed one {len(seqs) - survivor}; {len(lost)} lost "
-        f"(seqs {lost[0]}..{lost[-1]}, the kill at {killed_at}), all counted as missing"
+        f"survivor stored {survivor}, the killed one {len(seqs) - survivor}; {len(lost)} lost"
+        f"{where}, all counted as missing"
     )
