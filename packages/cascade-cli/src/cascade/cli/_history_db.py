@@ -17,11 +17,11 @@ import typer
 from rich.text import Text
 
 from ._context import fail
-from ._inert import inert
+from ._inert import SHOWN, inert
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
-    from cascade.history import History
+    from cascade.history import History, RunDetail
 
 __all__ = [
     "EXTRA_HINT",
@@ -32,6 +32,7 @@ __all__ = [
     "echo_json",
     "open_history",
     "query",
+    "recorded_run",
     "since_seconds",
 ]
 
@@ -68,6 +69,19 @@ def open_history(command: str, db: str | None, *, create: bool = False) -> Histo
         return History(db, create=create)
     except HistoryError as exc:
         raise fail(str(exc)) from None
+
+
+def recorded_run(command: str, db: str | None, run_id: str) -> RunDetail:
+    """The run ``run_id`` names (its id, or a prefix only it has) in the history ``db``;
+    exit 1 naming the database when it has no such run."""
+    history = open_history(command, db)
+    try:
+        detail = query(lambda: history.run(run_id))
+    finally:
+        history.close()
+    if detail is None:
+        raise fail(f"no run {inert(run_id, SHOWN['name'])!r} in {history.location}")
+    return detail
 
 
 def query(job: Callable[[], _T]) -> _T:

@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ._context import CliContext, fail
-from ._history_db import Db, Json, cell, echo_json, open_history, query
+from ._context import CliContext
+from ._history_db import Db, Json, cell, echo_json, recorded_run
 from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
 from ._render import TimeFormat, duration
@@ -39,13 +39,7 @@ def run(
     """
     if not run_id:
         raise typer.BadParameter("RUN_ID must not be empty")
-    history = open_history("run", db)
-    try:
-        detail = query(lambda: history.run(run_id))
-    finally:
-        history.close()
-    if detail is None:
-        raise fail(f"no run {inert(run_id, SHOWN['name'])!r} in {history.location}")
+    detail = recorded_run("run", db, run_id)
     if json_output:
         echo_json(detail.to_json())
         return

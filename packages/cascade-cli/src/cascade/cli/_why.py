@@ -18,7 +18,7 @@ from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ._context import CliContext, UsageError, fail, usage
-from ._history_db import Db, open_history, query
+from ._history_db import Db, recorded_run
 from ._holds_text import holds_text, recorded_holds_text
 from ._inert import SHOWN, inert
 from ._state import WatchState
@@ -112,13 +112,7 @@ def _why_from_history(
     run_id: str, pattern: str | None, *, json_output: bool, db: str | None
 ) -> None:
     """The recorded answer: each task of the run that was ever blocked, with its holds."""
-    found = open_history("why", db)
-    try:
-        detail = query(lambda: found.run(run_id))
-    finally:
-        found.close()
-    if detail is None:
-        raise fail(f"no run {run_id!r} in {found.location}")
+    detail = recorded_run("why", db, run_id)
     held = [
         t
         for t in detail.tasks
