@@ -14,19 +14,15 @@ rejected: one bad message never holds up the others.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cascade.interfaces import (
     MAX_HOLDS,
-    ClearNote,
-    Constraint,
     Envelope,
     Heartbeat,
     InvalidMessageError,
@@ -36,17 +32,19 @@ from cascade.interfaces import (
     truncate_error,
 )
 
+from ._constraint_changes import store_constraints
 from ._engine import WRITE
 from ._errors import from_database_error
 from ._gaps import add_gaps
+from ._inserts import insert_for, insert_new
 from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
-from ._schema import constraint_events, presence, run_events, runs, task_events
-from ._text import MAX_TEXT_BYTES, checked_id, clean
+from ._schema import presence, run_events, runs, task_events
+from ._text import checked_id, clean
 from ._times import parse_time
 
-__all__ = ["TRANSIENT", "insert_for", "store_batch"]
+__all__ = ["TRANSIENT", "store_batch"]
 
 TRANSIENT = (
     sa.exc.OperationalError,
@@ -60,7 +58,6 @@ TRANSIENT = (
 _FINISHED = ("COMPLETED", "FAILED")  # an execution's end: what the rollup counts
 _INT64 = 2**63 - 1  # the BIGINT columns (numbers, counters, sessions)
 _INT32 = 2**31 - 1  # the INTEGER column (a run's planned tasks)
-_MAX_ISSUER_BYTES = 256  # constraint_events.issued_by
 
 
 def _bounded(value: int | None, name: str, top: int = _INT64) -> int | None:
@@ -75,11 +72,6 @@ def _time(value: str) -> float:
     if when is None:
         raise InvalidMessageError(f"not a timestamp: {value[:64]!r}", "$.ts")
     return when
-
-
-def _claimed(text: str | msgspec.UnsetType, limit: int = MAX_TEXT_BYTES) -> str | None:
-    """A constraint's reason or writer as stored (bounded), ``None`` where it has none."""
-    return None if isinstance(text, msgspec.UnsetType) else clean(text, limit)
 
 
 def _held_by(event: TaskStateEvent) -> list[Any] | None:
@@ -225,60 +217,6 @@ class _Rows:
         )
 
 
-def insert_for(connection: sa.Connection) -> Callable[[sa.Table], Any]:
-    """The dialect's ``insert`` (with ``on_conflict_do_*``)."""
-    return sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
-
-
-def _insert_new(
-    connection: sa.Connection,
-    table: sa.Table,
-    rows: list[dict[str, Any]],
-    returning: Sequence[sa.Column[Any]] = (),
-) -> list[sa.Row[Any]]:
-    """Insert the rows the table does not have yet (by its unique indexes); one row of
-    ``returning`` (the id by default) for each it took."""
-    if not rows:
-        return []
-    columns = list(returning) or [table.c.id]
-    if connection.dialect.name == "postgresql" and len(rows) > 1:
-        return _insert_new_unnested(connection, table, rows, columns)
-    statement = insert_for(connection)(table).on_conflict_do_nothing().returning(*columns)
-    return list(connection.execute(statement, rows).all())
-
-
-def _insert_new_unnested(
-    connection: sa.Connection,
-    table: sa.Table,
-    rows: list[dict[str, Any]],
-    returning: Sequence[sa.Column[Any]],
-) -> list[sa.Row[Any]]:
-    """PostgreSQL: the rows as one array per column, ``INSERT ... SELECT unnest(...)``.
-
-    One statement of the same text whatever the number of rows, which the
-    server prepares once; a multi-row ``VALUES`` is new text for every batch
-    size, and psycopg spends longer parsing its placeholders than the server
-    takes to insert it (5,500 events/s against 30,000+ on this machine).
-    """
-    columns = [column for column in table.columns if column.name in rows[0]]
-    arrays = [
-        sa.func.unnest(
-            sa.cast(
-                sa.bindparam(f"a_{column.name}", [row[column.name] for row in rows]),
-                postgresql.ARRAY(column.type),
-            )
-        )
-        for column in columns
-    ]
-    statement = (
-        postgresql.insert(table)
-        .from_select([column.name for column in columns], sa.select(*arrays))
-        .on_conflict_do_nothing()
-        .returning(*returning)
-    )
-    return list(connection.execute(statement).all())
-
-
 def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> None:
     """Insert new runs, and move known ones forward only (see the module's docs)."""
     if not changes:
@@ -315,138 +253,20 @@ def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> No
     connection.execute(statement, changes)
 
 
-def _constraint_state(item: Received) -> dict[str, Any]:
-    constraint = item.message
-    if constraint is None:
-        return {"action": "cleared"}
-    assert isinstance(constraint, Constraint)
-    return {
-        "action": "set",
-        "scope": clean(constraint.scope, None),
-        "type": constraint.type,
-        "params": constraint.params,
-        "constraint_id": clean(constraint.id, None),
-        "expires_at": constraint.expires_at,
-        "reason": _claimed(constraint.reason),
-        "issued_by": _claimed(constraint.issued_by, _MAX_ISSUER_BYTES),
-        "issued_at": (
-            None if isinstance(constraint.issued_at, msgspec.UnsetType) else constraint.issued_at
-        ),
-    }
-
-
-_STATE_KEYS = (
-    "action",
-    "scope",
-    "type",
-    "params",
-    "constraint_id",
-    "expires_at",
-    "reason",
-    "issued_by",
-    "issued_at",
-)
-
-
-def _store_constraints(connection: sa.Connection, items: list[Received]) -> int:
-    """Each change of a constraint topic's retained state, once; how many were new.
-
-    A constraint's payload carries no time and no identity of its change, so
-    the history keeps a topic's changes numbered (``change``): a message
-    equal to the topic's last stored state (a retained copy delivered on
-    subscribing, a QoS 1 copy) is none, and two recorders storing the same
-    change at once number it alike, and the unique index keeps one.
-
-    A clear keeps what it cleared (scope, type, params) and nobody's name: a
-    :class:`~cascade.interfaces.ClearNote` that follows it within
-    :data:`NOTE_WINDOW` seconds gives it its writer's (``issued_by``,
-    ``reason``, ``issued_at``); a note with no such clear to go to is none.
-    """
-    latest: dict[str, tuple[int, float, dict[str, Any]]] = {}
-    new = 0
-    for item in items:
-        key = hashlib.sha256(item.topic.encode("utf-8", "surrogatepass")).hexdigest()
-        if key not in latest:
-            row = connection.execute(
-                sa.select(constraint_events)
-                .where(constraint_events.c.topic_key == key)
-                .order_by(constraint_events.c.change.desc())
-                .limit(1)
-            ).first()
-            state = {k: getattr(row, k) for k in _STATE_KEYS} if row is not None else {}
-            latest[key] = (row.change, row.at, state) if row is not None else (0, 0.0, state)
-        change, at, state = latest[key]
-        if isinstance(item.message, ClearNote):
-            if _unnamed_clear(state, at, item.received_at):
-                named = _claimed_by(item.message)
-                connection.execute(
-                    sa.update(constraint_events)
-                    .where(constraint_events.c.topic_key == key)
-                    .where(constraint_events.c.change == change)
-                    .values(**named)
-                )
-                latest[key] = (change, at, {**state, **named})
-                new += 1
-            continue
-        incoming = _constraint_state(item)
-        if incoming["action"] == "cleared" and (not state or state["action"] == "cleared"):
-            continue  # cleared what it never saw set, or cleared again
-        if all(state.get(k) == incoming.get(k) for k in _STATE_KEYS):
-            continue
-        if incoming["action"] == "cleared":  # say what it cleared (not who: a note may)
-            incoming = {**state, **dict.fromkeys(_CLEARED_NOTHING), "action": "cleared"}
-        row_values = {
-            "topic": clean(item.topic, None),
-            "topic_key": key,
-            "change": change + 1,
-            "at": item.received_at,
-            "retained": item.retained,
-            **{k: incoming.get(k) for k in _STATE_KEYS},
-        }
-        new += len(_insert_new(connection, constraint_events, [row_values]))
-        latest[key] = (change + 1, item.received_at, {k: incoming.get(k) for k in _STATE_KEYS})
-    return new
-
-
-NOTE_WINDOW = 60.0
-"""Seconds after a clear in which a :class:`~cascade.interfaces.ClearNote` names its writer."""
-
-_CLEARED_NOTHING = ("expires_at", "reason", "issued_by", "issued_at")  # what a clear says
-
-
-def _unnamed_clear(state: dict[str, Any], at: float, now: float) -> bool:
-    """Whether the topic's last change is a clear, named by no note yet, of the last minute."""
-    return (
-        state.get("action") == "cleared"
-        and state.get("issued_by") is None
-        and state.get("reason") is None
-        and 0.0 <= now - at <= NOTE_WINDOW
-    )
-
-
-def _claimed_by(note: ClearNote) -> dict[str, Any]:
-    """A note's who, why and when, as stored (bounded)."""
-    return {
-        "reason": None if note.reason is None else clean(note.reason),
-        "issued_by": None if note.issued_by is None else clean(note.issued_by, _MAX_ISSUER_BYTES),
-        "issued_at": note.issued_at,
-    }
-
-
 def _write(connection: sa.Connection, rows: _Rows) -> int:
     """Write ``rows``; the messages that added to the history."""
     te = task_events.c
-    inserted = _insert_new(
+    inserted = insert_new(
         connection, task_events, rows.task_events, (te.run_id, te.task_name, te.ts, te.state,
                                                     te.duration_ms)
     )  # fmt: skip
     add_executions(connection, [row for row in inserted if row.state in _FINISHED])
     new = len(inserted)
-    new += len(_insert_new(connection, run_events, rows.run_events))
-    new += len(_insert_new(connection, presence, rows.presence))
+    new += len(insert_new(connection, run_events, rows.run_events))
+    new += len(insert_new(connection, presence, rows.presence))
     # in one order: two writers upserting the same runs wait for each other, never deadlock
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
-    new += _store_constraints(connection, rows.constraints)
+    new += store_constraints(connection, rows.constraints)
     return new + rows.heartbeats
 
 
