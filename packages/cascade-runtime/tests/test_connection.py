@@ -113,7 +113,13 @@ async def test_cancellation_stops_publishes_cancelled_and_disconnects() -> None:
         "error": "CancelledError: the run was cancelled",
         "cancelled": True,  # additive: readers that know it show the run Cancelled
     }
-    assert not any(b.get("task_name") == "after" for b in bodies)
+    # every task ends: the one running and the one that never started, as FAILED + cancelled
+    ended = {b["task_name"]: b for b in bodies if b["type"] == "TaskStateEvent"}
+    for name in ("forever", "after"):
+        assert ended[name]["state"] == "FAILED"
+        assert ended[name]["cancelled"] is True
+        assert ended[name]["error"] == "CancelledError: the run was cancelled"
+    assert ended["after"]["duration_ms"] == 0.0
 
 
 def test_run_shortcut() -> None:

@@ -327,7 +327,7 @@ def test_fast_task_envelope_equals_schema_encoding(error: str, project_id: str) 
     body = TaskStateEvent(
         task_id='id"%', task_name="n%s", state="FAILED", duration_ms=12.5, error=error
     )
-    fast = subscriber.task_envelope(event)
+    fast = subscriber.task_envelope(event, 1)
     assert fast == subscriber.envelope(body, event.ts, 1)
     envelope = Envelope(ts=decode_envelope(fast).ts, run_id="r", org_id="o", project_id=project_id,
                         source=subscriber.connector.source_id, seq=1, body=body)  # fmt: skip
@@ -351,7 +351,7 @@ def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
 def test_counters_follow_a_retried_task_through_each_attempt() -> None:
     """Between attempts a task is pending, a held attempt is blocked, each attempt is running."""
     counters = RunCounters()
-    counters.update(RunStarted(run_id="r", task_count=1))
+    counters.update(RunStarted(run_id="r", task_count=1), 1)
     seen: list[tuple[str, int, int, int]] = []
     for event in (
         TaskRunning(run_id="r", task_id="t", task_name="t", attempt=1),
@@ -362,7 +362,7 @@ def test_counters_follow_a_retried_task_through_each_attempt() -> None:
         TaskRunning(run_id="r", task_id="t", task_name="t", attempt=3),
         TaskCompleted(run_id="r", task_id="t", task_name="t", attempt=3),
     ):
-        counters.update(event)
+        counters.update(event, 1)
         seen.append((event.state, counters.running, counters.blocked, counters.pending))
     assert seen == [
         ("RUNNING", 1, 0, 0),

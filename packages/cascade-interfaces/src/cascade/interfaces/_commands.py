@@ -27,6 +27,7 @@ __all__ = [
     "CancelRequest",
     "TaskRef",
     "cancel_topic",
+    "command_filter",
     "decode_cancel_reply",
     "decode_cancel_request",
     "new_request_id",
@@ -52,6 +53,11 @@ def new_request_id() -> str:
 def cancel_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{run_id}/cancel``: where the engine running ``run_id`` listens."""
     return f"{prefix}/command/{sanitize_segment(run_id)}/cancel"
+
+
+def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/command/{run_id}/+``: every command to the engine running ``run_id``."""
+    return f"{prefix}/command/{sanitize_segment(run_id)}/+"
 
 
 def reply_topic(request_id: str, prefix: str = DEFAULT_PREFIX) -> str:

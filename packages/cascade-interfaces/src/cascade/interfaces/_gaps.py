@@ -115,6 +115,37 @@ class GapCounter:
             self._open(stream, stream.high + 1, last_seq + 1)
             stream.high = last_seq
 
+    def known_through(self, run_id: str) -> int:
+        """The highest ``seq`` up to which this reader has every event of ``run_id`` (or knows
+        the state they made, :meth:`settle`); ``0`` when it lacks some from the run's first."""
+        stream = self._streams.get(run_id)
+        if stream is None or stream.first > 1:
+            return 0
+        return stream.starts[0] - 1 if stream.starts else stream.high
+
+    def settle(self, source: str, run_id: str, through: int) -> None:
+        """The reader now knows the state ``run_id``'s events made up to ``through`` (its
+        engine's snapshot said it): what it missed up to there is no longer missed, and a
+        late copy of one of those events is a copy."""
+        stream = self._streams.get(run_id)
+        if stream is None:
+            self._streams[run_id] = _Stream(source, 1, through)
+            return
+        starts, stops = stream.starts, stream.stops
+        settled = 0
+        while starts and starts[0] <= through:
+            stop = min(stops[0], through + 1)
+            settled += stop - starts[0]
+            if stop == stops[0]:
+                del starts[0], stops[0]
+            else:
+                starts[0] = stop
+        stream.first = 1
+        stream.high = max(stream.high, through)
+        if settled:
+            stream.missed -= settled
+            self.by_source[stream.source].missed -= settled
+
     def forget(self, run_id: str) -> None:
         """Stop following ``run_id`` (what it missed stays in :attr:`by_source`)."""
         self._streams.pop(run_id, None)

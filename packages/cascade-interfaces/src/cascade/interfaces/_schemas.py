@@ -17,14 +17,23 @@ from ._constraint import convert
 from ._holds import BlockedTasks, Holds
 from ._limits import MAX_NUMBER
 
+MAX_SNAPSHOT_TASKS = 10_000
+"""The most tasks an engine lists in one answer to a snapshot request (a reader asks again
+for the rest); readers accept no more in one message."""
+
 __all__ = [
     "PROTOCOL_VERSION",
+    "TERMINAL_STATES",
     "Body",
     "Envelope",
     "Heartbeat",
     "LifecycleEvent",
     "LifecycleName",
+    "ReaderState",
+    "MAX_SNAPSHOT_TASKS",
+    "RunSnapshot",
     "RunStatus",
+    "SnapshotTask",
     "StatusMessage",
     "TaskState",
     "TaskStateEvent",
@@ -37,7 +46,18 @@ __all__ = [
 PROTOCOL_VERSION = "1.0"
 _MAX_NUMBER = MAX_NUMBER
 
+MAX_SNAPSHOT_TASKS = 10_000
+"""The most tasks an engine lists in one answer to a snapshot request (a reader asks again
+for the rest); readers accept no more in one message."""
+
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
+ReaderState: TypeAlias = Literal[
+    "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED"
+]
+"""A task's state as readers show it: the wire's, and ``CANCELLED`` for a ``FAILED`` task
+that carries ``cancelled``."""
+TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
+"""Reader states a task never leaves."""
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
 RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
 
@@ -78,6 +98,11 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
 
     ``held_by`` (additive, on ``BLOCKED`` only; unset elsewhere and from engines that
     do not send it) names what holds the task back: :class:`Hold` each.
+
+    ``cancelled`` (additive) is ``True`` on the terminal state of a task the run stopped
+    (a cancel, or the run's own end while the task ran or waited); its ``state`` is then
+    ``FAILED``, which every reader knows, as a cancelled run's status is ``Failed``.
+    Readers that know the field show the task as ``CANCELLED`` (:func:`reader_state`).
     """
 
     task_id: str
@@ -86,6 +111,12 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     duration_ms: Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)] = 0.0
     error: str = ""
     held_by: Holds | msgspec.UnsetType = msgspec.UNSET
+    cancelled: bool | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def reader_state(self) -> ReaderState:
+        """The state a reader shows: ``CANCELLED`` for a cancelled task, else :attr:`state`."""
+        return "CANCELLED" if self.cancelled is True else self.state
 
 
 class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True):
@@ -98,6 +129,9 @@ class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True)
     blocked: _Count = 0
     pending: _Count = 0
     dropped_telemetry: _Count = 0
+    cancelled: _Count | msgspec.UnsetType = msgspec.UNSET
+    """How many of the ``failed`` tasks the run stopped (additive: sent as ``FAILED`` with
+    ``cancelled``, so that readers of the counts alone still see every task end)."""
     last_seq: _Count | msgspec.UnsetType = msgspec.UNSET
     """The ``seq`` of the run's latest event before this heartbeat (additive; see Envelope)."""
     blocked_tasks: BlockedTasks | msgspec.UnsetType = msgspec.UNSET
@@ -105,7 +139,65 @@ class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True)
     :data:`~cascade.interfaces.MAX_BLOCKED_TASKS`; unset when none is blocked)."""
 
 
-Body: TypeAlias = "LifecycleEvent | TaskStateEvent | Heartbeat"
+class SnapshotTask(msgspec.Struct, kw_only=True):
+    """One task's latest event as its engine published it: its ``seq`` and ``ts`` and the
+    fields of its :class:`TaskStateEvent`, so that a reader takes it as that event."""
+
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    ts: str
+    task_id: str
+    task_name: str
+    state: TaskState
+    duration_ms: Annotated[float, msgspec.Meta(ge=0, le=_MAX_NUMBER)] = 0.0
+    error: str = ""
+    held_by: Holds | msgspec.UnsetType = msgspec.UNSET
+    cancelled: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def event(self) -> TaskStateEvent:
+        """The task's latest event."""
+        return TaskStateEvent(
+            task_id=self.task_id,
+            task_name=self.task_name,
+            state=self.state,
+            duration_ms=self.duration_ms,
+            error=self.error,
+            held_by=self.held_by,
+            cancelled=self.cancelled,
+        )
+
+
+class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=True):
+    """A run's state as its engine knows it, on the run's ``.../snapshot`` topic (additive).
+
+    The engine's answer to readers that asked for it (:class:`SnapshotRequest`): the
+    latest event of every task whose latest event's ``seq`` is in ``(after, through]``,
+    in ``parts`` messages (this is ``part``, from 1), with the run's counts (as a
+    heartbeat's) and ``last_seq``, its latest event's number, when it answered. With
+    every part in, a reader that knew the run's events up to ``after`` knows its state
+    up to ``through``: whatever it missed up to there is superseded. ``through`` is below
+    ``last_seq`` when the answer was cut at :data:`MAX_SNAPSHOT_TASKS` tasks: the reader
+    asks again from ``through``. ``planned`` is the run's task count.
+    """
+
+    after: _Count
+    through: _Count
+    last_seq: _Count
+    part: Annotated[int, msgspec.Meta(ge=1)] = 1
+    parts: Annotated[int, msgspec.Meta(ge=1)] = 1
+    planned: _Count | None = None
+    running: _Count = 0
+    completed: _Count = 0
+    failed: _Count = 0
+    cancelled: _Count = 0
+    skipped: _Count = 0
+    blocked: _Count = 0
+    pending: _Count = 0
+    tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=MAX_SNAPSHOT_TASKS)] = (
+        msgspec.field(default_factory=list)
+    )
+
+
+Body: TypeAlias = "LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot"
 
 
 class Envelope(msgspec.Struct, kw_only=True):
@@ -128,7 +220,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     source: str
     trace_id: TraceId | msgspec.UnsetType = msgspec.UNSET
     seq: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType = msgspec.UNSET
-    body: LifecycleEvent | TaskStateEvent | Heartbeat
+    body: LifecycleEvent | TaskStateEvent | Heartbeat | RunSnapshot
 
 
 class StatusMessage(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -19,7 +19,7 @@ from cascade.interfaces.connector_kit import (
     validate_prefix,
 )
 
-from ._cancel import CancelListener
+from ._commands import CommandListener
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
 from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
 from ._errors import RunCancelledError
@@ -224,7 +224,7 @@ class Engine:
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
         link: ControlLink | None = None
-        cancels: CancelListener | None = None
+        cancels: CommandListener | None = None
         unsubscribe_bus: Callable[[], None] | None = None
         manage = False
         started = False
@@ -248,7 +248,9 @@ class Engine:
                     holds=manager.holds,
                     trace_id=tracing.trace_id if tracing is not None else None,
                 )
-                cancels = CancelListener(connector, self.cancel, run_id, self.topic_prefix)
+                cancels = CommandListener(
+                    connector, self.cancel, run_id, self.topic_prefix, telemetry.request_snapshot
+                )
                 link = ControlLink(
                     connector,
                     manager,
@@ -292,7 +294,7 @@ class Engine:
         manage: bool,
         link: ControlLink | None,
         telemetry: TelemetrySubscriber | None,
-        cancels: CancelListener | None,
+        cancels: CommandListener | None,
     ) -> None:
         """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
         timeout = self.shutdown_timeout

@@ -18,6 +18,7 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "TaskBlocked",
+    "TaskCancelled",
     "TaskCompleted",
     "TaskEvent",
     "TaskFailed",
@@ -60,7 +61,9 @@ class TaskEvent:
     ``"ExcType: message"`` or ``""``; ``attempt`` counts from 1.
     """
 
-    state: ClassVar[Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]]
+    state: ClassVar[
+        Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED"]
+    ]
     run_id: str
     task_id: str
     task_name: str
@@ -97,6 +100,21 @@ class TaskSkipped(TaskEvent):
     """A task will not run because a task it depends on failed; ``error`` names that task."""
 
     state: ClassVar[Literal["SKIPPED"]] = "SKIPPED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCancelled(TaskEvent):
+    """The run stopped before the task ended: its last state, as every task has one.
+
+    Emitted for each task of a run that a cancel (or the run's own failure, or the
+    program awaiting the run) stopped: a coroutine task cancelled while it ran, a
+    plain-function task abandoned in its thread (which runs on, its result discarded),
+    and every task that had not started or was waiting for its next attempt.
+    ``duration_ms`` is the time since it first started (0 if it never did); ``error``
+    says what stopped the run. Published as ``FAILED`` with ``cancelled: true``.
+    """
+
+    state: ClassVar[Literal["CANCELLED"]] = "CANCELLED"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

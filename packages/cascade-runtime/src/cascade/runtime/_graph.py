@@ -38,11 +38,12 @@ def _dependencies(node: LazyResult[Any]) -> list[LazyResult[Any]]:
 class Node:
     """A lazy result in a run, with its edges and its state."""
 
-    __slots__ = ("dependents", "deps", "lazy", "result", "skipped", "waiting")
+    __slots__ = ("dependents", "deps", "done", "lazy", "result", "skipped", "waiting")
 
     def __init__(self, lazy: LazyResult[Any]) -> None:
         self.lazy = lazy
         self.skipped = False
+        self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
         self.deps: list[Node] = []
         self.dependents: list[Node] = []
         self.waiting = 0

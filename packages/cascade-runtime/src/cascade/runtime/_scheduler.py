@@ -21,6 +21,7 @@ from ._errors import RunCancelledError, TaskFailedError
 from ._events import (
     Event,
     TaskBlocked,
+    TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskRetrying,
@@ -113,6 +114,7 @@ class Run:
         self.failures: list[tuple[Node, BaseException]] = []
         self.executor: ThreadPoolExecutor | None = None
         self.stopping = False  # set before the run cancels its tasks
+        self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> None:
@@ -122,7 +124,7 @@ class Run:
                 self._ready(node)
         total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
-        cancelled = False
+        stop: BaseException | None = None
         try:
             while True:
                 if self.cancelled is not None:
@@ -139,28 +141,58 @@ class Run:
                 self.wake.clear()
             if self.cancelled is not None:  # in the same turn as its last task's end
                 raise self.cancelled
-        except BaseException:
-            cancelled = True
+        except BaseException as exc:
+            stop = exc
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-            await self._stop_tasks()
+            await self._stop_tasks(stop)
             if self.executor is not None:
-                self.executor.shutdown(wait=not cancelled, cancel_futures=True)
+                self.executor.shutdown(wait=stop is None, cancel_futures=True)
         if self.failures:
             node, exc = self.failures[0]
             raise TaskFailedError(
                 node.lazy.name, node.lazy.task_id, exc, [n.lazy.task_id for n, _ in self.failures]
             ) from exc
 
-    async def _stop_tasks(self) -> None:
+    async def _stop_tasks(self, stop: BaseException | None) -> None:
+        """Cancel the attempts still going; if ``stop`` ended the run early, give every task
+        that has not ended its terminal state (:class:`TaskCancelled`)."""
         self.stopping = True
+        if stop is not None:
+            self.stopped_by = (
+                "CancelledError: the run was cancelled"
+                if isinstance(stop, asyncio.CancelledError)
+                else describe(stop)
+            )
         if self.active:
             tasks = list(self.active)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if stop is not None:
+            for node in self.graph.nodes:
+                if not node.done:
+                    self._cancelled(node, None)
+
+    def _cancelled(self, node: Node, started: float | None, thread: bool = False) -> None:
+        """``node``'s task was stopped with the run (``started``: its first attempt's start)."""
+        node.done = True
+        lazy = node.lazy
+        error = self.stopped_by
+        if thread:
+            error += " (its thread runs on to its end; the result is discarded)"
+        duration = 0.0 if started is None else (time.perf_counter() - started) * 1000
+        self.emit(
+            TaskCancelled(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                duration_ms=duration,
+                error=error,
+            )
+        )
 
     def cancel(self, issued_by: str | None = None, reason: str | None = None) -> CancelReport:
         """Stop the run: nothing new starts, and :meth:`execute` raises
@@ -277,6 +309,7 @@ class Run:
             except asyncio.CancelledError as exc:
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
+                    self._cancelled(node, started, thread=not spec.is_async)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
@@ -349,6 +382,7 @@ class Run:
         return self.executor
 
     def _completed(self, node: Node) -> None:
+        node.done = True
         self.finished += 1
         for dependent in node.dependents:
             dependent.waiting -= 1
@@ -356,6 +390,7 @@ class Run:
                 self._ready(dependent)
 
     def _failed(self, node: Node, exc: BaseException) -> None:
+        node.done = True
         self.finished += 1
         self.failures.append((node, exc))
         reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) failed"
@@ -364,7 +399,7 @@ class Run:
             dependent = stack.pop()
             if dependent.skipped:
                 continue
-            dependent.skipped = True
+            dependent.skipped = dependent.done = True
             self.finished += 1
             lazy = dependent.lazy
             self.emit(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,17 +16,23 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_BLOCKED_TASKS,
+    MAX_SNAPSHOT_TASKS,
     PROTOCOL_VERSION,
+    SNAPSHOT_INTERVAL,
     BlockedTask,
     Connector,
     ConnectorError,
     Heartbeat,
     Hold,
     LifecycleEvent,
+    RunSnapshot,
     RunStatus,
+    SnapshotTask,
+    TaskState,
     TaskStateEvent,
     events_topic,
     heartbeat_topic,
+    snapshot_topic,
     truncate_error,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
@@ -43,29 +50,41 @@ _HIGH_WATER = 2048
 _CATCH_UP = 1.0
 _STATES = {
     state: state.encode()
-    for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING")
+    for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED")
 }
 _BLOCKED = _STATES["BLOCKED"]
+_CANCELLED = _STATES["CANCELLED"]
+_SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below readers' 256 KiB
+_SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
+
+
+def _first(item: tuple[int, TaskEvent]) -> int:
+    return item[0]
 
 
 class RunCounters:
-    """Task counts of one run, kept up to date from its events (the heartbeat's numbers).
+    """Task counts of one run, and each task's latest event, kept up to date from its events.
 
     ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
     back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
     ``pending`` the tasks that have not finished and are neither running nor
-    blocked (a task between two attempts among them).
+    blocked (a task between two attempts among them); ``cancelled`` the tasks the
+    run stopped, which ``failed`` counts too (they are published as ``FAILED``).
+    :attr:`latest` maps each task that has had an event to its latest one and its ``seq``:
+    what a snapshot of the run lists.
     """
 
-    __slots__ = ("_blocked", "completed", "failed", "running", "skipped", "total")
+    __slots__ = ("_blocked", "cancelled", "completed", "failed", "latest", "running", "skipped", "total")
 
     def __init__(self) -> None:
         self.total = 0
         self.running = 0
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0
         self.skipped = 0
         self._blocked: dict[str, TaskEvent] = {}
+        self.latest: dict[str, tuple[int, TaskEvent]] = {}
 
     @property
     def blocked(self) -> int:
@@ -83,10 +102,11 @@ class RunCounters:
         done = self.completed + self.failed + self.skipped
         return max(0, self.total - done - self.running - self.blocked)
 
-    def update(self, event: Event) -> None:
-        """Count ``event``."""
+    def update(self, event: Event, seq: int) -> None:
+        """Count ``event``, the run's event number ``seq``."""
         if isinstance(event, TaskEvent):
             state = event.state
+            latest = self.latest
             if state == "RUNNING":
                 self.running += 1
                 self._blocked.pop(event.task_id, None)
@@ -102,6 +122,14 @@ class RunCounters:
                 self.skipped += 1
             elif state == "BLOCKED":
                 self._blocked[event.task_id] = event
+            elif state == "CANCELLED":
+                before = latest.get(event.task_id)
+                if before is not None and before[1].state == "RUNNING":
+                    self.running -= 1
+                self._blocked.pop(event.task_id, None)
+                self.failed += 1
+                self.cancelled += 1
+            latest[event.task_id] = (seq, event)
         elif isinstance(event, RunStarted):
             self.total = event.task_count
 
@@ -178,7 +206,7 @@ class TelemetrySubscriber:
         self.holds = holds
         self.counters = RunCounters()
         self.dropped = 0
-        self._queue: deque[Event] = deque()
+        self._queue: deque[tuple[int, Event]] = deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._closing = False
@@ -187,6 +215,7 @@ class TelemetrySubscriber:
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._stamp = _Stamp()
+        self._old_stamp = _Stamp()  # for the events a snapshot lists: the hot path's stays warm
         # The envelope up to its body, everything but ts (and seq) pre-encoded, in Envelope's order:
         # a traced run's trace_id is in every envelope at no cost per event.
         head = (
@@ -209,19 +238,26 @@ class TelemetrySubscriber:
         self.seq = 0
         """The ``seq`` of the run's latest event (each event's envelope carries its own)."""
         self._names: dict[str, bytes] = {}
+        self.snapshot_topic = snapshot_topic(org_id, project_id, run_id, prefix)
+        self.snapshots = 0
+        """Snapshots of the run published (each in one or more messages)."""
+        self._snapshot_after: int | None = None  # the lowest ``after`` asked since the last answer
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._answered_at = -math.inf  # time.monotonic() of the last answer
 
     def __call__(self, event: Event) -> None:
-        """The bus handler: count the event and queue it for publishing (this run's only)."""
+        """The bus handler: number the event, count it and queue it for publishing (this
+        run's only)."""
         if event.run_id != self.run_id:
             return  # another run of the same engine: it has its own subscriber
-        self.counters.update(event)
+        self.seq = seq = self.seq + 1
+        self.counters.update(event, seq)
         queue = self._queue
         if len(queue) >= self._max_queue:
-            queue.popleft()
+            queue.popleft()  # its number is skipped: readers count it as missed
             self.dropped += 1
-            self.seq += 1  # its number is skipped: readers count it as missed
             self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
-        queue.append(event)
+        queue.append((seq, event))
         if not self._wake.is_set():
             self._wake.set()
 
@@ -244,6 +280,10 @@ class TelemetrySubscriber:
         """
         self._closing = True
         self._wake.set()
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshot_task
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -262,7 +302,6 @@ class TelemetrySubscriber:
             if not done:
                 sender.cancel()
                 self.dropped += len(self._queue)
-                self.seq += len(self._queue)
                 self._queue.clear()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -278,6 +317,7 @@ class TelemetrySubscriber:
             blocked=c.blocked,
             pending=c.pending,
             dropped_telemetry=self.connector.stats.dropped + self.dropped,
+            cancelled=c.cancelled if c.cancelled else msgspec.UNSET,
             last_seq=self.seq,
             blocked_tasks=self._blocked_tasks() if c.blocked else msgspec.UNSET,
         )
@@ -307,13 +347,12 @@ class TelemetrySubscriber:
             return self._format % (second, micro, _encode(body))
         return self._event_format % (second, micro, seq, _encode(body))
 
-    def task_envelope(self, event: TaskEvent) -> bytes:
-        """The encoded envelope of a task event, numbered with the next ``seq``.
+    def task_envelope(self, event: TaskEvent, seq: int) -> bytes:
+        """The encoded envelope of a task event, the run's event number ``seq``.
 
         :meth:`envelope` of its TaskStateEvent, faster: this is the telemetry hot
         path (two or more events per task), hence the inlining.
         """
-        self.seq = seq = self.seq + 1
         name = self._names.get(event.task_name)
         if name is None:
             name = self._names[event.task_name] = _encode(event.task_name)
@@ -322,7 +361,9 @@ class TelemetrySubscriber:
         stamp = self._stamp
         prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
         state = _STATES[event.state]
-        if state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by:
+        if (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by) or (
+            state is _CANCELLED
+        ):
             return self._event_format % (
                 prefix,
                 int((ts - second) * 1_000_000),
@@ -345,6 +386,95 @@ class TelemetrySubscriber:
         """Publish one heartbeat now."""
         await self._publish(self.heartbeat_topic, self.envelope(self.heartbeat(), time.time()), 0)
 
+    def request_snapshot(self, after: int = 0) -> None:
+        """A reader asked for the run's state after its event ``after``.
+
+        Answered on :attr:`snapshot_topic` at once, or :data:`SNAPSHOT_INTERVAL` seconds
+        after the last answer: the requests made meanwhile share one answer (from the
+        lowest ``after`` of them), so a thousand readers asking at once cost the run one
+        snapshot a second at most.
+        """
+        if self._closing:
+            return
+        if self._snapshot_after is None or after < self._snapshot_after:
+            self._snapshot_after = after
+        if self._snapshot_task is None:
+            self._snapshot_task = asyncio.get_running_loop().create_task(
+                self._answer_snapshots(), name="cascade-snapshot"
+            )
+
+    async def _answer_snapshots(self) -> None:
+        try:
+            while self._snapshot_after is not None:
+                wait = self._answered_at + SNAPSHOT_INTERVAL - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the rate limit, not a synchronisation
+                after, self._snapshot_after = self._snapshot_after, None
+                self._answered_at = time.monotonic()
+                await self.publish_snapshot(after)
+        finally:
+            self._snapshot_task = None
+
+    async def publish_snapshot(self, after: int = 0) -> None:
+        """Publish the run's state now (:class:`~cascade.interfaces.RunSnapshot`): the latest
+        event of every task whose latest event came after event ``after``, at most
+        :data:`~cascade.interfaces.MAX_SNAPSHOT_TASKS` of them (the earliest), in messages
+        of at most about 192 KiB, the loop free to run tasks between every few hundred."""
+        c = self.counters
+        last_seq = self.seq
+        head = RunSnapshot(
+            after=after,
+            through=last_seq,
+            last_seq=last_seq,
+            planned=c.total,
+            running=max(0, c.running),
+            completed=c.completed,
+            failed=c.failed,
+            cancelled=c.cancelled,
+            skipped=c.skipped,
+            blocked=c.blocked,
+            pending=c.pending,
+        )
+        entries = sorted((item for item in c.latest.values() if item[0] > after), key=_first)
+        if len(entries) > MAX_SNAPSHOT_TASKS:
+            del entries[MAX_SNAPSHOT_TASKS:]
+            head.through = entries[-1][0]
+        parts: list[list[bytes]] = [[]]
+        size = 0
+        for index, (seq, event) in enumerate(entries, 1):
+            encoded = _encode(self._snapshot_entry(seq, event))
+            if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
+                parts.append([])
+                size = 0
+            parts[-1].append(encoded)
+            size += len(encoded) + 1
+            if index % _SNAPSHOT_YIELD == 0:
+                await asyncio.sleep(0)  # a big run's snapshot must not hold up its tasks
+        head.parts = len(parts)
+        for number, tasks in enumerate(parts, 1):
+            head.part = number
+            body = _encode(head)  # ends with its (empty) list of tasks: "tasks":[]}
+            second, micro = self._stamp(time.time())
+            payload = self._format % (second, micro, body[:-2] + b",".join(tasks) + b"]}")
+            await self._publish(self.snapshot_topic, payload, 1)
+            await asyncio.sleep(0)
+        self.snapshots += 1
+
+    def _snapshot_entry(self, seq: int, event: TaskEvent) -> SnapshotTask:
+        body = self._task_body(event)
+        second, micro = self._old_stamp(event.ts)
+        return SnapshotTask(
+            seq=seq,
+            ts=f"{second.decode()}.{micro:06d}+00:00",
+            task_id=body.task_id,
+            task_name=body.task_name,
+            state=body.state,
+            duration_ms=body.duration_ms,
+            error=body.error,
+            held_by=body.held_by,
+            cancelled=body.cancelled,
+        )
+
     async def _heartbeat_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -361,17 +491,16 @@ class TelemetrySubscriber:
         while True:
             sent = 0
             while queue:
-                event = queue.popleft()
+                seq, event = queue.popleft()
                 try:  # inlined _publish: this loop runs for every event
                     if isinstance(event, TaskEvent):
                         if send is not None:
-                            send(self.task_envelope(event))
+                            send(self.task_envelope(event, seq))
                         else:
-                            await publish(topic, self.task_envelope(event), 0)
+                            await publish(topic, self.task_envelope(event, seq), 0)
                     else:
                         qos, body = self._body(event)
-                        self.seq += 1
-                        await publish(topic, self.envelope(body, event.ts, self.seq), qos)
+                        await publish(topic, self.envelope(body, event.ts, seq), qos)
                 except Exception as exc:
                     self._publish_failed(exc)
                 sent += 1
@@ -411,13 +540,16 @@ class TelemetrySubscriber:
     @staticmethod
     def _task_body(event: TaskEvent) -> TaskStateEvent:
         held = event.held_by if isinstance(event, TaskBlocked) and event.held_by else None
+        cancelled = event.state == "CANCELLED"  # FAILED on the wire, which every reader knows
+        state: TaskState = "FAILED" if event.state == "CANCELLED" else event.state
         return TaskStateEvent(
             task_id=event.task_id,
             task_name=event.task_name,
-            state=event.state,
+            state=state,
             duration_ms=event.duration_ms,
             error=truncate_error(event.error),
             held_by=list(held) if held else msgspec.UNSET,
+            cancelled=True if cancelled else msgspec.UNSET,
         )
 
     @classmethod

@@ -1,0 +1,126 @@
+"""A run's commands over the broker: the engine running it listens to cancel and snapshot
+requests, and answers them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from cascade.interfaces import (
+    MAX_LISTED_TASKS,
+    CancelReply,
+    Connector,
+    InvalidMessageError,
+    Message,
+    SubscriptionHandle,
+    decode_cancel_request,
+    decode_snapshot_request,
+    command_filter,
+    reply_topic,
+)
+from cascade.interfaces.connector_kit import RateLimitedLogger
+
+from ._scheduler import CancelReport
+from ._steps import StepFailed, within
+
+__all__ = ["CommandListener"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+Cancel = Callable[..., "CancelReport | None"]
+Snapshot = Callable[[int], None]
+
+
+class CommandListener:
+    """Subscribes to ``{prefix}/command/{run_id}/+`` for one run, and answers each request.
+
+    - ``.../cancel``: a valid request for this run cancels it (``cancel``:
+      :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
+      not retained, on ``{prefix}/reply/{request id}`` with what was cancelled.
+    - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
+      snapshot (``snapshot``: :meth:`TelemetrySubscriber.request_snapshot`), which
+      answers every reader at once, at most once a second.
+
+    Malformed requests, requests for another run and unknown commands are counted in
+    :attr:`rejected`, logged at a limited rate and answered with nothing. The
+    subscription lasts as long as the run: a request sent before or after, or while
+    the connection was down, reaches nobody (it is not retained, and the connector's
+    sessions are clean).
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        cancel: Cancel,
+        run_id: str,
+        prefix: str,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        self._connector = connector
+        self._cancel = cancel
+        self._snapshot = snapshot
+        self._run_id = run_id
+        self._prefix = prefix
+        self._filter = command_filter(run_id, prefix)
+        self._handle: SubscriptionHandle | None = None
+        self._log = RateLimitedLogger(_log)
+        self.rejected = 0
+        """Requests on the run's command topics that were malformed, for another run, or of
+        no command this engine knows."""
+
+    async def subscribe(self) -> None:
+        """Subscribe to the run's command topics (the control link calls this once connected)."""
+        self._handle = await self._connector.subscribe(self._filter, self._on_request)
+
+    def _reject(self, message: Message, exc: InvalidMessageError) -> None:
+        self.rejected += 1
+        self._log.warning("rejected", "rejected a command on %r: %s", message.topic, exc)
+
+    async def _on_request(self, message: Message) -> None:
+        command = message.topic.rsplit("/", 1)[-1]
+        if command == "snapshot" and self._snapshot is not None:
+            try:
+                asked = decode_snapshot_request(message.raw or message.payload)
+                if asked.run_id != self._run_id:
+                    raise InvalidMessageError(f"for run {asked.run_id!r}, not this one", "$.run_id")
+            except InvalidMessageError as exc:
+                self._reject(message, exc)
+                return
+            self._snapshot(asked.after)
+            return
+        if command != "cancel":
+            self._reject(message, InvalidMessageError(f"no command {command!r}"))
+            return
+        try:
+            request = decode_cancel_request(message.raw or message.payload)
+            if request.run_id != self._run_id:
+                raise InvalidMessageError(f"for run {request.run_id!r}, not this one", "$.run_id")
+            topic = reply_topic(request.id, self._prefix)
+        except InvalidMessageError as exc:
+            self._reject(message, exc)
+            return
+        report = self._cancel(self._run_id, issued_by=request.issued_by, reason=request.reason)
+        if report is None:
+            return  # the run has ended: whoever asked hears nothing from this engine
+        reply = CancelReply(
+            id=request.id,
+            run_id=self._run_id,
+            source=self._connector.source_id,
+            outcome="already_cancelled" if report.already else "cancelled",
+            cancelled=report.cancelled[:MAX_LISTED_TASKS],
+            cancelled_count=len(report.cancelled),
+            abandoned=report.abandoned[:MAX_LISTED_TASKS],
+            abandoned_count=len(report.abandoned),
+            not_started=report.not_started,
+        )
+        await self._connector.publish(topic, reply, qos=1)
+
+    async def close(self, timeout: float) -> None:
+        """Unsubscribe (bounded by ``timeout``; never raises)."""
+        if self._handle is None:
+            return
+        try:
+            async with within("unsubscribe from the run's commands", timeout, "shutdown_timeout"):
+                await self._handle.unsubscribe()
+        except StepFailed as exc:
+            _log.warning("%s", exc)
