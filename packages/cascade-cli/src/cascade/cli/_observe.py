@@ -13,7 +13,7 @@ import typer
 from rich.console import RenderableType
 from rich.live import Live
 
-from cascade.interfaces import Connector, InvalidIdError, Message, telemetry_filter
+from cascade.interfaces import Connector, InvalidIdError, Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.connector_kit import bounded, validate_id
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
@@ -139,6 +139,7 @@ def watch(
     async def follow(connector: Any) -> None:
         prefix = connector.topic_prefix
         state.prefix = prefix
+        state.ask = SnapshotAsker(connector).ask  # a run joined late or with holes: its engine says
         seen = 0
         lines = JsonLines(console.file)
 

@@ -33,15 +33,17 @@ __all__ = [
     "render_status",
     "render_watch",
     "runs_table",
+    "STATE_STYLES",
 ]
 
-_STATE_STYLES = {
+STATE_STYLES = {
     "RUNNING": "cyan",
     "COMPLETED": "green",
     "FAILED": "red",
     "SKIPPED": "yellow",
     "BLOCKED": "magenta",
     "RETRYING": "yellow",
+    "CANCELLED": "bright_black",
 }
 _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
 _ACTIVE_SHOWN = 8
@@ -85,11 +87,11 @@ def _progress(run: RunView) -> tuple[ProgressBar, str]:
     return ProgressBar(total=1.0, completed=progress, width=20), f"{done}/{total}"
 
 
-def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
+def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None) -> None:
     counts = run.counts()
     summary = Text(" ").join(
         Text(f"{state.lower()} {counts[state]}", style=style)
-        for state, style in _STATE_STYLES.items()
+        for state, style in STATE_STYLES.items()
         if counts[state]
     )
     bar, done = _progress(run)
@@ -100,8 +102,10 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table) -> None:
         done,
         summary,
     )
+    if partial is not None:  # what this view lacks of the run, until its engine answers
+        table.add_row("", "", "", "", Text(partial, style="yellow"))
     for task in run.active_tasks()[:_ACTIVE_SHOWN]:
-        style = _STATE_STYLES.get(task.state, "")
+        style = STATE_STYLES.get(task.state, "")
         name = Text(inert(task.name, SHOWN["name"]), style=style)
         label = Text(f"  {task.state.lower()} ", style=style) + name
         held = ""  # beside a blocked task: what holds it, as its engine said
@@ -124,7 +128,7 @@ def runs_table(state: WatchState, times: TimeFormat) -> Table:
     for column in ("run", "status", "progress", "done", "tasks"):
         table.add_column(column)
     for run in state.runs.values():
-        _run_rows(run, times, table)
+        _run_rows(run, times, table, state.partial(run))
     if not state.runs:
         table.add_row("-", "waiting for telemetry", "", "", "")
     return table

@@ -12,7 +12,7 @@ from rich.text import Text
 from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
-from ._render import TimeFormat, duration
+from ._render import STATE_STYLES, TimeFormat, duration
 
 if TYPE_CHECKING:
     from cascade.history import SourceGap
@@ -33,14 +33,6 @@ RUN_STYLES = {
     "Failed": "red",
     "Cancelled": "yellow",
     "Lost": "magenta",
-}
-STATE_STYLES = {
-    "RUNNING": "cyan",
-    "COMPLETED": "green",
-    "FAILED": "red",
-    "SKIPPED": "yellow",
-    "BLOCKED": "magenta",
-    "RETRYING": "yellow",
 }
 
 

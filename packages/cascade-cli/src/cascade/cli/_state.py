@@ -46,6 +46,8 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
+    RunSnapshot,
+    SnapshotTask,
     StatusMessage,
     TaskStateEvent,
     decode_constraint,
@@ -118,6 +120,10 @@ class WatchState:
     """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
     gaps: GapCounter = field(default_factory=GapCounter)
     """The events this view missed (the broker or the connector shed them), per source."""
+    ask: Callable[[str, int], object] | None = None
+    """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
+    when this view first hears of a run mid-way, and while it misses some of its events.
+    ``None``: this view never asks, and stays partial."""
 
     def __post_init__(self) -> None:
         self.gaps = GapCounter(self.clock)
@@ -134,7 +140,7 @@ class WatchState:
                 self._apply_constraint(message)
             elif kind == "status":
                 self._apply_status(message)
-            elif kind == "telemetry" and rest.endswith(("/events", "/heartbeat")):
+            elif kind == "telemetry" and rest.endswith(("/events", "/heartbeat", "/snapshot")):
                 self._apply_envelope(decode_envelope(message.payload), message.retain)
         except InvalidMessageError:
             self.rejected += 1
@@ -185,13 +191,17 @@ class WatchState:
         if run is None:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
             self.runs[envelope.run_id] = run
+            run.joined_late = envelope.seq != 1  # its first event is ENGINE_STARTED, seq 1
         run.last_heard = now
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
         body = envelope.body
-        if envelope.seq:
-            self.gaps.see(envelope.source, envelope.run_id, envelope.seq)
-        if isinstance(body, Heartbeat):
+        seq = envelope.seq if isinstance(envelope.seq, int) else 0
+        if seq:
+            self.gaps.see(envelope.source, envelope.run_id, seq)
+        if isinstance(body, RunSnapshot):
+            self._apply_snapshot(run, envelope.source, body, now)
+        elif isinstance(body, Heartbeat):
             if body.last_seq:
                 self.gaps.announce(envelope.source, envelope.run_id, body.last_seq)
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
@@ -199,26 +209,7 @@ class WatchState:
                 if isinstance(body.blocked_tasks, list) and not run.finished:
                     self._apply_blocked(run, body.blocked_tasks, envelope.ts, now)
         elif isinstance(body, TaskStateEvent):
-            if run.finished:
-                return  # a straggler or a copy after the run's end: its counts are final
-            task = run.tasks.get(body.task_id)
-            if task is not None and (
-                envelope.ts < task.ts or (envelope.ts == task.ts and body.state == task.state)
-            ):
-                return  # a copy resent after a lost connection, or older than what is shown
-            held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
-            run.set_task(
-                TaskView(
-                    body.task_id,
-                    truncate(body.task_name, KEPT["name"]),
-                    body.state,
-                    now,
-                    body.duration_ms,
-                    truncate(body.error, KEPT["error"]),
-                    envelope.ts,
-                    held if body.state == "BLOCKED" else None,
-                )
-            )
+            self._apply_task(run, body, envelope.ts, seq, now)
         elif isinstance(body, LifecycleEvent) and not run.finished:
             if body.event == "ENGINE_STARTED":
                 run.status = "Running"
@@ -229,6 +220,80 @@ class WatchState:
                 run.error = truncate(body.error or "", KEPT["error"])
                 run.finish(now)
                 self.prune(now)
+        if self.ask is not None and not run.finished and self._partial(run):
+            self.ask(run.run_id, self.gaps.known_through(run.run_id))
+
+    def _partial(self, run: RunView) -> bool:
+        """Whether this view lacks some of what ``run``'s events said (it asks its engine)."""
+        return run.joined_late or self.gaps.missed_in(run.run_id) > 0
+
+    def _apply_task(
+        self, run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
+    ) -> None:
+        if run.finished:
+            return  # a straggler or a copy after the run's end: its counts are final
+        task = run.tasks.get(body.task_id)
+        state = body.reader_state
+        if task is not None:
+            if seq and task.seq:
+                if seq <= task.seq:
+                    return  # a copy, or older than what is shown (the engine numbered both)
+            elif ts < task.ts or (ts == task.ts and state == task.state):
+                return  # a copy resent after a lost connection, or older than what is shown
+        held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
+        run.set_task(
+            TaskView(
+                body.task_id,
+                truncate(body.task_name, KEPT["name"]),
+                state,
+                now,
+                body.duration_ms,
+                truncate(body.error, KEPT["error"]),
+                ts,
+                held if state == "BLOCKED" else None,
+                seq,
+            )
+        )
+
+    def _apply_snapshot(self, run: RunView, source: str, body: RunSnapshot, now: float) -> None:
+        """One part of the engine's answer: its tasks as their latest events; once every part
+        of the answer is in, what this view missed up to ``through`` is made good."""
+        if run.finished:
+            return
+        if run.planned is None and body.planned is not None:
+            run.planned = body.planned
+        entry: SnapshotTask
+        for entry in body.tasks:
+            self.gaps.see(source, run.run_id, entry.seq)
+            self._apply_task(run, entry.event(), entry.ts, entry.seq, now)
+        key = (body.after, body.through, body.last_seq, body.parts)
+        if run.answer_key != key:
+            run.answer_key, run.answer_parts = key, set()
+        run.answer_parts.add(body.part)
+        if len(run.answer_parts) >= body.parts:
+            self.gaps.settle(source, run.run_id, body.through)
+            run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
+            run.answer_key, run.answer_parts = None, set()
+
+    def partial(self, run: RunView) -> str | None:
+        """What this view lacks of ``run``, in a few words (``None``: nothing it knows of):
+        ``joined late: 12 of 40 tasks known``, ``missed 5 events``, and whether its engine
+        was asked or is gone."""
+        if run.finished or not self._partial(run):
+            return None
+        known, total = len(run.tasks), run.total_tasks
+        missed = self.gaps.missed_in(run.run_id)
+        said = []
+        if run.joined_late:
+            said.append(f"joined late: {known} of {total if total is not None else '?'} tasks known")
+        if missed:
+            said.append(f"missed {missed:,} events")
+        engine = self.engines.get(run.source)
+        if engine is not None and not engine.online:
+            said.append("engine gone: showing what is known")
+        elif self.ask is not None:
+            said.append("asking the engine")
+        return "; ".join(said)
 
     def _apply_blocked(self, run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:
         """A heartbeat's blocked tasks: what holds each now, and those this view never saw."""

@@ -22,7 +22,7 @@ __all__ = [
     "parse_timestamp",
 ]
 
-FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
+FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 """Task states a task does not leave."""
 
 LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
@@ -65,6 +65,8 @@ class TaskView:
     held_by: tuple[Hold, ...] | None = None
     """What holds it back, while BLOCKED, as its engine last said (``None``: it did not say,
     an engine before ``held_by``; empty: nothing holds it now)."""
+    seq: int = 0
+    """The number of the event that set this state (``0``: an engine that does not number)."""
 
 
 @dataclass
@@ -98,6 +100,11 @@ class RunView:
     _progress_mark: float = field(default=0.0, repr=False)
     heartbeat_ts: str = ""
     """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
+    joined_late: bool = False
+    """This view first heard of the run after its start, and no snapshot of the run from its
+    engine has come in since (:meth:`WatchState.partial` says so)."""
+    answer_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
+    answer_parts: set[int] = field(default_factory=set, repr=False)
 
     @property
     def finished(self) -> bool:

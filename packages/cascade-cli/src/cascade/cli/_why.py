@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from cascade.interfaces import Message, telemetry_filter
+from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -201,6 +201,7 @@ def why(
     async def listen(connector: Any) -> None:
         prefix = connector.topic_prefix
         state.prefix = prefix
+        state.ask = SnapshotAsker(connector).ask
 
         def on_message(message: Message) -> None:
             heard = message.payload.get("run_id")
@@ -208,8 +209,10 @@ def why(
                 return
             state.apply(message)
             run = state.runs.get(heard)
-            if run is not None and (run.heartbeat is not None or run.finished):
-                answered.set()  # a heartbeat lists every blocked task; an end, that none is
+            if run is not None and (
+                run.heartbeat is not None or run.finished or state.partial(run) is None
+            ):  # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
+                answered.set()
 
         exact = wanted if len(wanted) == FULL_RUN_ID else None
         await connector.subscribe(telemetry_filter(run_id=exact, prefix=prefix), on_message)

@@ -131,6 +131,8 @@ class GapCounter:
         if stream is None:
             self._streams[run_id] = _Stream(source, 1, through)
             return
+        if stream.first > through + 1:  # an answer cut short: the reader still lacks these
+            self._open(stream, through + 1, stream.first)
         starts, stops = stream.starts, stream.stops
         settled = 0
         while starts and starts[0] <= through:

@@ -43,7 +43,7 @@ def segments(states: list[StateChange]) -> list[dict[str, Any]]:
         if drawn and drawn[-1]["end"] is None:
             drawn[-1]["end"] = change.ts
             drawn[-1]["outcome"] = change.state
-        if change.state not in ("COMPLETED", "FAILED") or not drawn:
+        if change.state not in ("COMPLETED", "FAILED", "CANCELLED") or not drawn:
             end = change.ts if change.state in FINISHED_STATES else None
             outcome = change.state if end is not None else None
             drawn.append(

@@ -11,6 +11,7 @@ from typing import Any
 from cascade.interfaces import (
     CancelReply,
     Connector,
+    SnapshotAsker,
     telemetry_filter,
 )
 
@@ -98,6 +99,7 @@ class DashboardHub:
         """Connect (failing fast when the broker cannot be reached) and subscribe."""
         await self.connector.connect(require=True)
         prefix = self.connector.topic_prefix
+        self.model.state.ask = SnapshotAsker(self.connector).ask
         await self.connector.subscribe(telemetry_filter(prefix=prefix), self._on_message)
         await subscribe_statuses(self.connector, self._on_message)
         await subscribe_constraints(self.connector, self._on_message)

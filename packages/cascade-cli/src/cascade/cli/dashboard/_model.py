@@ -137,7 +137,7 @@ class DashboardModel:
         if segments and segments[-1].end is None:
             segments[-1].end = task.since
             segments[-1].outcome = task.state
-        if task.state not in ("COMPLETED", "FAILED") or not segments:
+        if task.state not in ("COMPLETED", "FAILED", "CANCELLED") or not segments:
             end = task.since if task.state in FINISHED_STATES else None
             if len(segments) >= MAX_SEGMENTS_PER_TASK:
                 del segments[0]  # a task's last attempts are the ones worth drawing
@@ -206,6 +206,8 @@ class DashboardModel:
             "finished": run.finished_tasks,
             "progress": run.progress,  # never goes backwards; None while the total is unknown
             "counts": dict(counts),
+            # what this view lacks of the run until its engine answers (None: nothing known)
+            "partial": self.state.partial(run),
             "started": line.first_seen if line else None,
             "ended": line.ended if line else None,
         }

@@ -73,7 +73,7 @@ class CascadeMetrics:
         )
         self._tasks = Counter(
             "cascade_tasks",
-            "Tasks that reached a final state (COMPLETED, FAILED, SKIPPED), by task name.",
+            "Tasks that reached a final state (COMPLETED, FAILED, CANCELLED, SKIPPED), by task name.",
             ["task", "state"],
             registry=registry,
         )
@@ -106,19 +106,19 @@ class CascadeMetrics:
             state.apply(message)
             self._prune()
             return
-        body = payload.get("body")
-        task_id = body.get("task_id") if isinstance(body, dict) else None
+        task_ids = _task_ids(payload.get("body"))
         run = state.runs.get(run_id)
         ended = run is not None and run.finished
-        before = _task_key(run, task_id)
+        before = [_task_key(run, task_id) for task_id in task_ids]
         state.apply(message)
         run = run if run is not None else state.runs.get(run_id)
         if run is None:
             return
-        if task_id is not None and not ended:
-            task = run.tasks.get(task_id) if isinstance(task_id, str) else None
-            if task is not None and (task.state, task.ts) != before:
-                self._entered(task)
+        if not ended:
+            for task_id, key in zip(task_ids, before):
+                task = run.tasks.get(task_id)
+                if task is not None and (task.state, task.ts) != key:
+                    self._entered(task)
         if not ended and run.finished:
             self._runs.labels(self.projects(run.project_id), run.status).inc()
         if isinstance(run.heartbeat, Heartbeat):
@@ -130,7 +130,7 @@ class CascadeMetrics:
         if task.state in FINISHED_STATES:
             name = self.tasks(task.name)
             self._tasks.labels(name, task.state).inc()
-            if task.state != "SKIPPED":
+            if task.state in ("COMPLETED", "FAILED"):
                 self._durations.labels(name).observe(task.duration_ms / 1000.0)
         elif task.state == "RETRYING":
             self._retries.labels(self.tasks(task.name)).inc()
@@ -280,6 +280,16 @@ class _StateCollector(Collector):
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _task_ids(body: Any) -> list[str]:
+    """The tasks a telemetry body may change: a task event's, or those a snapshot lists."""
+    if not isinstance(body, dict):
+        return []
+    listed = body.get("tasks") if body.get("type") == "RunSnapshot" else [body]
+    if not isinstance(listed, list):
+        return []
+    return [t["task_id"] for t in listed if isinstance(t, dict) and isinstance(t.get("task_id"), str)]
 
 
 def _task_key(run: RunView | None, task_id: Any) -> tuple[str, str] | None:

@@ -2,7 +2,7 @@
 // ever reaches the page through textContent or setAttribute, never as HTML.
 "use strict";
 
-const STATES = ["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"];
+const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "RETRYING"];
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 const $ = (id) => document.getElementById(id);
 
@@ -75,6 +75,8 @@ function renderRuns(state) {
     bar.setAttribute("data-progress", shown.toFixed(4));
     const counts = el("span");
     for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
+    // what this view lacks of the run until its engine answers ("joined late: 12 of 40 tasks known")
+    if (run.partial) counts.appendChild(span(run.partial, "count partial"));
     const end = run.ended || state.now;
     const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), bar,
       run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
