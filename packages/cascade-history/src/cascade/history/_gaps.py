@@ -23,6 +23,7 @@ from cascade.interfaces import (
     InvalidIdError,
     InvalidMessageError,
     LifecycleEvent,
+    RunSnapshot,
     SourceGaps,
 )
 from cascade.interfaces.connector_kit import validate_id
@@ -44,6 +45,8 @@ class _Run:
     heard: float  # when the recorder last received something of it
     ended: bool = False
     written: int = 0  # its missed count as last written to the database
+    late: bool = False  # first heard mid-way, and no snapshot of it has come in since
+    answer: tuple[tuple[int, int, int, int], set[int]] | None = None  # a snapshot's parts in
 
 
 class RecorderGaps:
@@ -55,8 +58,16 @@ class RecorderGaps:
     ended a while ago or went quiet (what they missed stays counted).
     """
 
-    def __init__(self, clock: Callable[[], float], max_runs: int = MAX_FOLLOWED) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        max_runs: int = MAX_FOLLOWED,
+        ask: Callable[[str, int], object] | None = None,
+    ) -> None:
         self.counter = GapCounter(clock)
+        self.ask = ask
+        """Asks a run's engine for a snapshot after an event (``SnapshotAsker.ask``): for a run
+        first heard of mid-way, and while one that has not ended lacks events."""
         self._clock = clock
         self._max_runs = max_runs
         self._runs: dict[str, _Run] = {}
@@ -71,10 +82,13 @@ class RecorderGaps:
         return self.counter.missed
 
     def see(self, envelope: Envelope, now: float) -> None:
-        """Count the numbers ``envelope`` carries (nothing for one without)."""
+        """Count the numbers ``envelope`` carries (nothing for one without); a snapshot's
+        tasks, and once all its parts are in, what it makes good."""
         body = envelope.body
         heartbeat = isinstance(body, Heartbeat)
-        number = body.last_seq if isinstance(body, Heartbeat) else envelope.seq
+        number = body.through if isinstance(body, RunSnapshot) else (
+            body.last_seq if isinstance(body, Heartbeat) else envelope.seq
+        )
         if not isinstance(number, int):
             return
         run_id = envelope.run_id
@@ -83,15 +97,32 @@ class RecorderGaps:
             if len(self._runs) >= self._max_runs or not _ids_valid(envelope):
                 self.unfollowed += 1
                 return
-            run = self._runs[run_id] = _Run(envelope.source, now)
+            run = self._runs[run_id] = _Run(envelope.source, now, late=envelope.seq != 1)
         run.heard = now
-        if heartbeat:
+        if isinstance(body, RunSnapshot):
+            self._snapshot(run_id, run, body)
+        elif heartbeat:
             self.counter.announce("", run_id, number)
         else:
             self.counter.see("", run_id, number)
             if isinstance(body, LifecycleEvent) and body.event == "ENGINE_STOPPED":
                 run.ended = True
         self._touched.add(run_id)
+        if self.ask is not None and not run.ended and (
+            run.late or self.counter.missed_in(run_id)
+        ):
+            self.ask(run_id, self.counter.known_through(run_id))
+
+    def _snapshot(self, run_id: str, run: _Run, body: RunSnapshot) -> None:
+        for task in body.tasks:
+            self.counter.see("", run_id, task.seq)
+        key = (body.after, body.through, body.last_seq, body.parts)
+        if run.answer is None or run.answer[0] != key:
+            run.answer = (key, set())
+        run.answer[1].add(body.part)
+        if len(run.answer[1]) >= body.parts:
+            self.counter.settle("", run_id, body.through)
+            run.late, run.answer = False, None
 
     def changes(self) -> tuple[dict[str, SourceGaps], dict[str, int]]:
         """Per source, what changed since the last write (for ``History.store``), and the

@@ -130,7 +130,7 @@ class _Rows:
                     "seq": seq,
                     "task_id": clean(body.task_id),
                     "task_name": clean(body.task_name),
-                    "state": body.state,
+                    "state": body.reader_state,
                     "ts": ts,
                     "duration_ms": body.duration_ms,
                     "error": clean(truncate_error(body.error), None) if body.error else "",

@@ -41,7 +41,7 @@ __all__ = [
     "tasks_query",
 ]
 
-FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED")
+FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 """Task states a task does not leave."""
 
 STATUSES = ("Running", "Succeeded", "Failed", "Cancelled", "Lost", "Finished")

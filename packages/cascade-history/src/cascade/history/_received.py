@@ -64,7 +64,7 @@ def decode_message(
     when = time.time() if received_at is None else received_at
     payload = message.payload
     decoded: Envelope | StatusMessage | Constraint | None
-    if kind == "telemetry" and rest.endswith(("/events", "/heartbeat")):
+    if kind == "telemetry" and rest.endswith(("/events", "/heartbeat", "/snapshot")):
         decoded = decode_envelope(payload)
     elif kind == "status":
         if not payload:

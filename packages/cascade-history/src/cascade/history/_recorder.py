@@ -32,10 +32,13 @@ from cascade.interfaces import (
     Envelope,
     InvalidMessageError,
     Message,
+    RunSnapshot,
+    SnapshotAsker,
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
     status_filter,
+    snapshot_events,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
@@ -56,7 +59,8 @@ _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to pr
 class RecorderStats:
     """A recorder's counters at one moment.
 
-    ``received``: messages delivered to it. Each ends up in one of:
+    ``received``: messages delivered to it (an engine's snapshot counts as the task events it
+    lists, each stored as the event it was). Each ends up in one of:
     ``stored`` (new to the history), ``duplicates`` (the history had it),
     ``rejected`` (not the protocol: undecodable, oversized, or a value the
     database refused; never stored) or ``dropped`` (valid, but lost: the queue
@@ -150,7 +154,8 @@ class Recorder:
         self._received = self._stored = self._duplicates = 0
         self._rejected = self._dropped = self._write_errors = 0
         self._last_error: str | None = None
-        self._gaps = RecorderGaps(clock)
+        self._asker = SnapshotAsker(connector, self.prefix)
+        self._gaps = RecorderGaps(clock, ask=self._asker.ask)
         self._observe = observe
 
     @property
@@ -231,6 +236,7 @@ class Recorder:
             self._telemetry = None
         for handle in handles:
             await handle.unsubscribe()
+        await self._asker.aclose()
         writer, self._writer = self._writer, None
         if writer is None:
             return
@@ -280,8 +286,18 @@ class Recorder:
             return
         if item is None:
             return  # not something the history keeps (a cleared status)
-        if isinstance(item.message, Envelope) and not self.sharing:
-            self._gaps.see(item.message, item.received_at)
+        if isinstance(item.message, Envelope):
+            if not self.sharing:  # a shared recorder sees a part of each run: it cannot tell
+                self._gaps.see(item.message, item.received_at)
+            if isinstance(item.message.body, RunSnapshot):  # its tasks' latest events, as such
+                listed = snapshot_events(item.message)
+                self._received += len(listed) - 1  # counted as the events it lists
+                for envelope in listed:
+                    self._queue_item(Received(item.topic, envelope, item.received_at))
+                return
+        self._queue_item(item)
+
+    def _queue_item(self, item: Received) -> None:
         if len(self._queue) >= self.max_queue:
             self._dropped += 1
             self._log.warning("queue-full", "recorder queue full (%d): dropped", self.max_queue)

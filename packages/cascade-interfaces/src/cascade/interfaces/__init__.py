@@ -89,6 +89,7 @@ from ._snapshots import (
     SnapshotAsker,
     SnapshotRequest,
     decode_snapshot_request,
+    snapshot_events,
     snapshot_request_topic,
     snapshot_topic,
 )
@@ -192,6 +193,7 @@ __all__ = [
     "payload_limit",
     "read_indexed_constraints",
     "rollcall_topic",
+    "snapshot_events",
     "snapshot_request_topic",
     "snapshot_topic",
     "status_filter",

@@ -23,6 +23,7 @@ from ._connector import Connector
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES
+from ._schemas import Envelope, RunSnapshot
 from ._topics import DEFAULT_PREFIX, _telemetry, sanitize_segment
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "SnapshotAsker",
     "SnapshotRequest",
     "decode_snapshot_request",
+    "snapshot_events",
     "snapshot_request_topic",
     "snapshot_topic",
 ]
@@ -66,6 +68,28 @@ def decode_snapshot_request(data: Mapping[str, Any] | bytes | str) -> SnapshotRe
             f"command payload is {len(data)} bytes; at most {MAX_CONTROL_PAYLOAD_BYTES} accepted"
         )
     return convert(data, SnapshotRequest)
+
+
+def snapshot_events(envelope: Envelope) -> list[Envelope]:
+    """The task events a snapshot message lists, each in the envelope its engine had sent it in
+    (its ``seq`` and ``ts``); ``[]`` for any other message."""
+    body = envelope.body
+    if not isinstance(body, RunSnapshot):
+        return []
+    return [
+        Envelope(
+            v=envelope.v,
+            ts=task.ts,
+            run_id=envelope.run_id,
+            org_id=envelope.org_id,
+            project_id=envelope.project_id,
+            source=envelope.source,
+            trace_id=envelope.trace_id,
+            seq=task.seq,
+            body=task.event(),
+        )
+        for task in body.tasks
+    ]
 
 
 class SnapshotAsker:

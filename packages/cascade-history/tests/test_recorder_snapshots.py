@@ -1,0 +1,96 @@
+"""A recorder that joins a run late, or misses its events, stores the engine's true task table
+from the engine's snapshot; a cancelled run's tasks are stored CANCELLED."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cascade.history import History, Recorder
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskCompleted, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+
+
+async def _slow_run(
+    broker: InMemoryBroker, gates: list[asyncio.Event]
+) -> tuple[EventRecorder, asyncio.Task[Any], Engine]:
+    @task(name="slow")
+    async def slow(i: int) -> int:
+        await gates[i].wait()
+        return i
+
+    engine = Engine(InMemoryConnector(broker, source_id="engine-1"), heartbeat_interval=None)
+    events = EventRecorder()
+    engine.events.subscribe(events)
+    run = asyncio.create_task(engine.run([slow(i) for i in range(len(gates))]))
+    await events.until(lambda: len(events.names(TaskRunning)) == len(gates))
+    return events, run, engine
+
+
+def _run_id(events: EventRecorder) -> str:
+    (started,) = [e for e in events.events if isinstance(e, RunStarted)]
+    return started.run_id
+
+
+async def test_a_recorder_that_joins_late_stores_the_engine_table(history: History) -> None:
+    """Started when 20 of 40 are done: once the engine answers, the history has 40 tasks,
+    20 completed and 20 running, though it never received their own events."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(40)]
+    events, run, _ = await _slow_run(broker, gates)
+    for gate in gates[:20]:
+        gate.set()
+    await events.until(lambda: len(events.names(TaskCompleted)) == 20)
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+        gates[20].set()  # its first message of the run: a task completing, seq far above 1
+        run_id = _run_id(events)
+
+        def complete() -> bool:
+            summary = history.run(run_id)
+            return summary is not None and sum(summary.run.tasks.values()) == 40
+
+        await eventually(complete)
+        await recorder.flush(5)
+        detail = history.run(run_id)
+        assert detail is not None
+        assert detail.run.tasks == {"COMPLETED": 21, "RUNNING": 19}
+        assert recorder.stats.gaps == 0
+        for gate in gates:
+            gate.set()
+        await run
+
+
+async def test_a_cancelled_run_is_stored_with_every_task_ended(history: History) -> None:
+    """3 running and 2 never started, cancelled: 5 CANCELLED tasks, the run Cancelled."""
+    broker = InMemoryBroker()
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+
+        @task(name="slow")
+        async def slow(i: int) -> int:
+            await asyncio.Event().wait()
+            return i
+
+        @task(name="after")
+        async def after(values: list[int]) -> int:
+            return sum(values)
+
+        engine = Engine(InMemoryConnector(broker, source_id="engine-1"), heartbeat_interval=None)
+        events = EventRecorder()
+        engine.events.subscribe(events)
+        running = [slow(i) for i in range(3)]
+        started = asyncio.create_task(engine.run([after(running), after(running)]))
+        await events.until(lambda: len(events.names(TaskRunning)) == 3)
+        engine.cancel(_run_id(events), issued_by="alice")
+        with pytest.raises(RunCancelledError):
+            await started
+        await broker.idle()
+        await recorder.flush(5)
+    detail = history.run(_run_id(events))
+    assert detail is not None
+    assert detail.run.status == "Cancelled"
+    assert detail.run.tasks == {"CANCELLED": 5}
