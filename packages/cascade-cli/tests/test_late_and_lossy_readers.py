@@ -124,8 +124,10 @@ async def test_a_lossy_view_repairs_its_task_table_and_missed_count(drop: float)
         await _until(lambda: run_id in state.runs, changed)
         view = state.runs[run_id]
         await _until(
-            lambda: view.counts() == Counter({"COMPLETED": 30, "RUNNING": 10})
-            and state.gaps.missed == 0,
+            lambda: (
+                view.counts() == Counter({"COMPLETED": 30, "RUNNING": 10})
+                and state.gaps.missed == 0
+            ),
             changed,
         )
         assert state.partial(view) is None

@@ -285,7 +285,9 @@ class WatchState:
         missed = self.gaps.missed_in(run.run_id)
         said = []
         if run.joined_late:
-            said.append(f"joined late: {known} of {total if total is not None else '?'} tasks known")
+            said.append(
+                f"joined late: {known} of {total if total is not None else '?'} tasks known"
+            )
         if missed:
             said.append(f"missed {missed:,} events")
         engine = self.engines.get(run.source)

@@ -86,8 +86,10 @@ class RecorderGaps:
         tasks, and once all its parts are in, what it makes good."""
         body = envelope.body
         heartbeat = isinstance(body, Heartbeat)
-        number = body.through if isinstance(body, RunSnapshot) else (
-            body.last_seq if isinstance(body, Heartbeat) else envelope.seq
+        number = (
+            body.through
+            if isinstance(body, RunSnapshot)
+            else (body.last_seq if isinstance(body, Heartbeat) else envelope.seq)
         )
         if not isinstance(number, int):
             return
@@ -108,9 +110,7 @@ class RecorderGaps:
             if isinstance(body, LifecycleEvent) and body.event == "ENGINE_STOPPED":
                 run.ended = True
         self._touched.add(run_id)
-        if self.ask is not None and not run.ended and (
-            run.late or self.counter.missed_in(run_id)
-        ):
+        if self.ask is not None and not run.ended and (run.late or self.counter.missed_in(run_id)):
             self.ask(run_id, self.counter.known_through(run_id))
 
     def _snapshot(self, run_id: str, run: _Run, body: RunSnapshot) -> None:

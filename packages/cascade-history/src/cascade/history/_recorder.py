@@ -37,8 +37,8 @@ from cascade.interfaces import (
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
-    status_filter,
     snapshot_events,
+    status_filter,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter

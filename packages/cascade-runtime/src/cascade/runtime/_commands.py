@@ -13,9 +13,9 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     SubscriptionHandle,
+    command_filter,
     decode_cancel_request,
     decode_snapshot_request,
-    command_filter,
     reply_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger

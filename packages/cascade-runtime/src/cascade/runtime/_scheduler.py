@@ -141,8 +141,8 @@ class Run:
                 self.wake.clear()
             if self.cancelled is not None:  # in the same turn as its last task's end
                 raise self.cancelled
-        except BaseException as exc:
-            stop = exc
+        except BaseException as stopped:
+            stop = stopped
             raise
         finally:
             if timer is not None:

@@ -74,7 +74,16 @@ class RunCounters:
     what a snapshot of the run lists.
     """
 
-    __slots__ = ("_blocked", "cancelled", "completed", "failed", "latest", "running", "skipped", "total")
+    __slots__ = (
+        "_blocked",
+        "cancelled",
+        "completed",
+        "failed",
+        "latest",
+        "running",
+        "skipped",
+        "total",
+    )
 
     def __init__(self) -> None:
         self.total = 0

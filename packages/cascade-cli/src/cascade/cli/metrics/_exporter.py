@@ -73,7 +73,7 @@ class CascadeMetrics:
         )
         self._tasks = Counter(
             "cascade_tasks",
-            "Tasks that reached a final state (COMPLETED, FAILED, CANCELLED, SKIPPED), by task name.",
+            "Tasks that reached a final state (COMPLETED, FAILED, CANCELLED, SKIPPED), by task.",
             ["task", "state"],
             registry=registry,
         )
@@ -115,7 +115,7 @@ class CascadeMetrics:
         if run is None:
             return
         if not ended:
-            for task_id, key in zip(task_ids, before):
+            for task_id, key in zip(task_ids, before, strict=True):
                 task = run.tasks.get(task_id)
                 if task is not None and (task.state, task.ts) != key:
                     self._entered(task)
@@ -289,7 +289,9 @@ def _task_ids(body: Any) -> list[str]:
     listed = body.get("tasks") if body.get("type") == "RunSnapshot" else [body]
     if not isinstance(listed, list):
         return []
-    return [t["task_id"] for t in listed if isinstance(t, dict) and isinstance(t.get("task_id"), str)]
+    return [
+        t["task_id"] for t in listed if isinstance(t, dict) and isinstance(t.get("task_id"), str)
+    ]
 
 
 def _task_key(run: RunView | None, task_id: Any) -> tuple[str, str] | None:
