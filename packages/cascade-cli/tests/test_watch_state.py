@@ -421,3 +421,30 @@ def test_a_flood_of_sources_and_runs_stays_bounded() -> None:
     assert sorted(state.engines) == ["host-1", *(f"src-{index}" for index in range(13, 30))]
     assert sorted(state.runs) == [f"run-{index:02d}" for index in range(14, 50)]
     assert state.forgotten_runs == 14
+
+
+def _numbered(body: Body, seq: int) -> Message:
+    envelope = Envelope(
+        run_id="run-1", org_id="local", project_id="default", source="host-1", seq=seq, body=body
+    )
+    return _msg(events_topic("local", "default", "run-1"), envelope)
+
+
+def test_task_states_that_come_after_the_run_end_still_count() -> None:
+    """On a broker that does not keep QoS 0 and 1 in one order (RabbitMQ), a run's last task
+    states can come after its end: they count, the run keeps its tasks until nothing it sent
+    is missing, and a copy after that changes nothing."""
+    state = WatchState()
+    state.apply(_numbered(LifecycleEvent(event="ENGINE_STARTED", tasks=2), 1))
+    state.apply(_numbered(TaskStateEvent(task_id="a", task_name="a", state="RUNNING"), 2))
+    state.apply(_numbered(LifecycleEvent(event="ENGINE_STOPPED", status="Failed"), 5))
+    run = state.runs["run-1"]
+    stopped = TaskStateEvent(task_id="a", task_name="a", state="FAILED", cancelled=True)
+    state.apply(_numbered(stopped, 4))
+    never = TaskStateEvent(task_id="b", task_name="b", state="FAILED", cancelled=True)
+    state.apply(_numbered(never, 3))
+    state.prune()
+    assert run.counts() == {"CANCELLED": 2}
+    assert run.compacted
+    state.apply(_numbered(never, 3))  # a copy
+    assert (run.counts(), run.finished_tasks) == ({"CANCELLED": 2}, 2)

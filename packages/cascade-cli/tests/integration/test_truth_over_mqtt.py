@@ -109,7 +109,13 @@ class Reader:
                 self.changed.clear()
                 await self.changed.wait()
 
-        await asyncio.wait_for(wait(), timeout)
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            shown = {
+                run_id: (run.status, dict(run.counts())) for run_id, run in self.state.runs.items()
+            }
+            raise AssertionError(f"not reached in {timeout} s; the view shows {shown}") from None
 
     def counts(self, run_id: str) -> Counter[str]:
         run = self.state.runs.get(run_id)

@@ -197,8 +197,7 @@ class WatchState:
             run.trace_id = envelope.trace_id
         body = envelope.body
         seq = envelope.seq if isinstance(envelope.seq, int) else 0
-        if seq:
-            self.gaps.see(envelope.source, envelope.run_id, seq)
+        fresh = bool(seq) and self.gaps.see(envelope.source, envelope.run_id, seq)
         if isinstance(body, RunSnapshot):
             self._apply_snapshot(run, envelope.source, body, now)
         elif isinstance(body, Heartbeat):
@@ -209,7 +208,9 @@ class WatchState:
                 if isinstance(body.blocked_tasks, list) and not run.finished:
                     self._apply_blocked(run, body.blocked_tasks, envelope.ts, now)
         elif isinstance(body, TaskStateEvent):
-            self._apply_task(run, body, envelope.ts, seq, now)
+            if run.finished and not fresh:
+                return  # a straggler or a copy after the run's end: its counts are final
+            self._apply_task(run, body, envelope.ts, seq, now)  # if ended: one hole less
         elif isinstance(body, LifecycleEvent) and not run.finished:
             if body.event == "ENGINE_STARTED":
                 run.status = "Running"
@@ -219,6 +220,7 @@ class WatchState:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])
                 run.finish(now)
+                self._compact_if_whole(run)
                 self.prune(now)
         if self.ask is not None and not run.finished and self._partial(run):
             self.ask(run.run_id, self.gaps.known_through(run.run_id))
@@ -227,11 +229,15 @@ class WatchState:
         """Whether this view lacks some of what ``run``'s events said (it asks its engine)."""
         return run.joined_late or self.gaps.missed_in(run.run_id) > 0
 
+    def _compact_if_whole(self, run: RunView) -> None:
+        """An ended run keeps its tasks while some of what it sent before its end is missing
+        (then :meth:`prune` compacts it)."""
+        if run.finished and self.gaps.missed_in(run.run_id) == 0:
+            run.compact()
+
     def _apply_task(
         self, run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
     ) -> None:
-        if run.finished:
-            return  # a straggler or a copy after the run's end: its counts are final
         task = run.tasks.get(body.task_id)
         state = body.reader_state
         if task is not None:
@@ -323,7 +329,8 @@ class WatchState:
     def prune(self, now: float | None = None) -> int:
         """Forget runs beyond the bounds; returns how many were forgotten.
 
-        A finished run goes once more than ``keep_runs`` runs finished after
+        An ended run of which nothing is missing any more keeps only its counts and a few
+        failures (:meth:`RunView.compact`). A finished run goes once more than ``keep_runs`` runs finished after
         it, or ``keep_for`` seconds after it finished. A run not heard from
         for ``keep_for`` seconds (its engine died before its end) goes too.
 
@@ -335,6 +342,9 @@ class WatchState:
         (:attr:`forgotten_engines`).
         """
         now = self.clock() if now is None else now
+        for run in self.runs.values():
+            if run.finished and not run.compacted:
+                self._compact_if_whole(run)
         doomed: list[str] = []
         if self.keep_for is not None:
             horizon = now - self.keep_for

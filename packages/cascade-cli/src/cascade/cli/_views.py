@@ -74,7 +74,9 @@ class RunView:
     """One run, as its telemetry describes it.
 
     While the run goes on, :attr:`tasks` holds every task seen; once it has
-    finished, only its counts (:meth:`counts`) and up to 20 failed tasks remain.
+    finished and nothing it sent before its end is missing (on a broker that does not keep
+    one publisher's QoS 0 and 1 messages in order, its last task states can come after its
+    end), only its counts (:meth:`counts`) and up to 20 failed tasks remain.
     """
 
     run_id: str
@@ -100,6 +102,8 @@ class RunView:
     _progress_mark: float = field(default=0.0, repr=False)
     heartbeat_ts: str = ""
     """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
+    compacted: bool = False
+    """Its tasks were dropped, its counts kept (:meth:`compact`)."""
     joined_late: bool = False
     """This view first heard of the run after its start, and no snapshot of the run from its
     engine has come in since (:meth:`WatchState.partial` says so)."""
@@ -184,8 +188,15 @@ class RunView:
         self.tasks[task.task_id] = task
 
     def finish(self, now: float) -> None:
-        """Keep the counts and a few failures; drop the tasks."""
+        """The run's end arrived (its tasks are kept until :meth:`compact`)."""
         self.finished_at = now
+
+    def compact(self) -> None:
+        """Keep the counts and a few failures; drop the tasks (the run has ended, and nothing
+        it sent before its end is still missing)."""
+        if self.compacted:
+            return
+        self.compacted = True
         self.finished_tasks  # noqa: B018 (records the high-water marks before tasks go)
         self.progress  # noqa: B018
         failures = self.failed_tasks()[:_KEPT_FAILURES]

@@ -114,11 +114,10 @@ class CascadeMetrics:
         run = run if run is not None else state.runs.get(run_id)
         if run is None:
             return
-        if not ended:
-            for task_id, key in zip(task_ids, before, strict=True):
-                task = run.tasks.get(task_id)
-                if task is not None and (task.state, task.ts) != key:
-                    self._entered(task)
+        for task_id, key in zip(task_ids, before, strict=True):  # late ones of an ended run too
+            task = run.tasks.get(task_id)
+            if task is not None and (task.state, task.ts) != key:
+                self._entered(task)
         if not ended and run.finished:
             self._runs.labels(self.projects(run.project_id), run.status).inc()
         if isinstance(run.heartbeat, Heartbeat):
