@@ -330,8 +330,8 @@ class WatchState:
         """Forget runs beyond the bounds; returns how many were forgotten.
 
         An ended run of which nothing is missing any more keeps only its counts and a few
-        failures (:meth:`RunView.compact`). A finished run goes once more than ``keep_runs`` runs finished after
-        it, or ``keep_for`` seconds after it finished. A run not heard from
+        failures (:meth:`RunView.compact`). A finished run goes once more than ``keep_runs``
+        runs finished after it, or ``keep_for`` seconds after it finished. A run not heard from
         for ``keep_for`` seconds (its engine died before its end) goes too.
 
         Whatever engines send, the state stays bounded: beyond ``max_runs``
