@@ -33,11 +33,12 @@ class CancelListener:
 
     A valid request for this run cancels it (``cancel``: :meth:`Engine.cancel
     <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and not retained, on
-    ``{prefix}/reply/{request id}`` with what was cancelled. Malformed requests, and
-    requests for another run, are counted in :attr:`rejected`, logged at a limited rate
-    and answered with nothing. The subscription lasts as long as the run: a request sent
-    before or after, or while the connection was down, reaches nobody (it is not
-    retained, and the connector's sessions are clean).
+    ``{prefix}/reply/{request id}`` with what was cancelled, and the request's
+    ``issued_by``, ``reason`` and ``issued_at`` (the history's audit records a cancel from
+    it). Malformed requests, and requests for another run, are counted in :attr:`rejected`,
+    logged at a limited rate and answered with nothing. The subscription lasts as long as
+    the run: a request sent before or after, or while the connection was down, reaches
+    nobody (it is not retained, and the connector's sessions are clean).
     """
 
     def __init__(self, connector: Connector, cancel: Cancel, run_id: str, prefix: str) -> None:
@@ -78,6 +79,9 @@ class CancelListener:
             abandoned=report.abandoned[:MAX_LISTED_TASKS],
             abandoned_count=len(report.abandoned),
             not_started=report.not_started,
+            issued_by=request.issued_by,
+            reason=request.reason,
+            issued_at=request.issued_at,
         )
         await self._connector.publish(topic, reply, qos=1)
 
