@@ -1,4 +1,4 @@
-"""``Recorder``: the broker's telemetry, presence and constraints, written into a ``History``.
+"""``Recorder``: telemetry, presence, constraints and cancels from the broker, into a ``History``.
 
 The same shape as the connector's sender: the subscription callback only
 decodes and appends to one bounded queue (it never waits, so the connector
@@ -35,6 +35,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
+    reply_filter,
     status_filter,
     telemetry_filter,
 )
@@ -85,7 +86,8 @@ class Recorder:
 
     ``await recorder.start()`` subscribes through ``connector`` (which must be
     connected, or connect by itself) to ``{prefix}/telemetry/#``-level
-    telemetry, ``{prefix}/status/+`` and ``{prefix}/constraints/#``;
+    telemetry, ``{prefix}/status/+``, ``{prefix}/constraints/#``, the clear notes
+    (``{prefix}/cleared/#``) and the engines' answers to cancels (``{prefix}/reply/+``);
     ``await recorder.stop()`` unsubscribes and writes what is queued (at most
     ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
     the messages waiting to be written (beyond it they are dropped, and
@@ -192,6 +194,7 @@ class Recorder:
             status_filter(prefix),
             constraints_filter(prefix),
             cleared_filter(prefix),
+            reply_filter(prefix),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
 
