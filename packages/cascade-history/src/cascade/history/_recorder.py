@@ -98,7 +98,7 @@ class Recorder:
     source id. With ``share``, telemetry is subscribed to through the MQTT
     shared subscription ``$share/{share}/...``: the broker gives each message
     to one recorder of the group, so several share one stream (into one
-    database); presence and constraints still reach every one of them (the
+    database); presence, constraints and answers still reach every one of them (the
     history keeps each change once). :meth:`check_sharing` tells whether the
     broker does it. A shared recorder counts no gaps (it sees a part of each
     run): each run's missing events, in the history, count them all.
