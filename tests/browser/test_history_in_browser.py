@@ -1,6 +1,6 @@
 """The dashboard's History section (`cascade dashboard --db`) in a real headless Chromium: past
-runs and a run's timeline, a task's durations as a chart, the audit trail with who and why;
-text from the broker shown, never run."""
+runs and a run's timeline, a task's durations as a chart, the audit trail with who and why (a
+cancel among the constraints); text from the broker shown, never run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from cascade.history import History, Received
-from cascade.interfaces import ClearNote, Constraint, constraint_topic, decode_envelope
+from cascade.interfaces import (
+    ClearNote,
+    Constraint,
+    constraint_topic,
+    decode_cancel_reply,
+    decode_envelope,
+    reply_topic,
+)
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard
@@ -43,10 +50,25 @@ def _task(ts: float, task_id: str, name: str, state: str, **extra: Any) -> Recei
     return _event(ts, {**body, **extra})
 
 
+def _cancel() -> Any:
+    return decode_cancel_reply(
+        {
+            "id": "req-1",
+            "run_id": RUN_ID,
+            "source": "host-1",
+            "cancelled": [{"task_id": "x-1", "task_name": XSS}],
+            "cancelled_count": 1,
+            "not_started": 1,
+            "issued_by": "carol",
+            "reason": "wrong input",
+        }
+    )
+
+
 @pytest.fixture
 def history_db(tmp_path: Path) -> str:
     """An hour-old failed run (a task named and failing with markup), a pause by alice (its
-    reason markup) and bob's clear."""
+    reason markup), bob's clear and carol's cancel of the run."""
     path = str(tmp_path / "history.sqlite3")
     start = time.time() - 3600
     pause = Constraint.pause("task:load_*", reason=XSS, issued_by="alice", issued_at=start)
@@ -66,6 +88,7 @@ def history_db(tmp_path: Path) -> str:
                 Received(topic, pause, start + 6),
                 Received(topic, None, start + 7),
                 Received(topic, ClearNote(issued_by="bob"), start + 8),
+                Received(reply_topic("req-1"), _cancel(), start + 9),
             ]
         )
     return path
@@ -87,8 +110,11 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         click(browser, '#h-tasks tr[data-task-name="fetch"] button')
         wait(browser, lambda d: d.find_element(By.ID, "h-chart").get_attribute("data-points"))
         assert browser.find_element(By.ID, "h-chart").get_attribute("data-points") == "1"
-        wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 2)
-        cleared, paused = texts(browser, "#h-audit tbody tr")  # newest first
+        wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 3)
+        cancelled, cleared, paused = texts(browser, "#h-audit tbody tr")  # newest first
+        assert f"run:{RUN_ID[:12]}" in cancelled
+        assert f"on host-1: cancelled 1 ({XSS}), not started 1" in cancelled
+        assert "carol" in cancelled
         assert "bob" in cleared
         assert "alice" in paused
         assert XSS in paused

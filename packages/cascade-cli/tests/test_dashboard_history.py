@@ -19,7 +19,7 @@ from cascade.cli.dashboard import DashboardHub
 from cascade.cli.dashboard._api import create_app
 from cascade.cli.dashboard._history_api import MAX_LIMIT, segments
 from cascade.history import History, HistoryError, Received, StateChange
-from cascade.interfaces import Constraint, decode_envelope
+from cascade.interfaces import Constraint, decode_cancel_reply, decode_envelope, reply_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 NOW = datetime.now(timezone.utc).timestamp()
@@ -158,6 +158,35 @@ async def test_the_audit_trail(history: History) -> None:
         ("cleared", "global", "pause"),
         ("set", "global", "pause"),
     ]
+
+
+async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
+    """A run's cancel, as its engine answered, among the constraints' changes: who, why, which
+    run, what it stopped (the page renders it with textContent, as every field)."""
+    reply = decode_cancel_reply(
+        {
+            "id": "req-1",
+            "run_id": "c" * 32,
+            "source": "host-2",
+            "cancelled": [{"task_id": "x-1", "task_name": EVIL}],
+            "cancelled_count": 1,
+            "not_started": 3,
+            "issued_by": "alice",
+            "reason": EVIL,
+        }
+    )
+    history.store([Received(reply_topic("req-1"), reply, T0 + 100)])
+    async with _client(history) as http:
+        events = (await http.get("/api/history/audit")).json()["events"]
+    cancel = events[0]
+    assert (cancel["action"], cancel["scope"], cancel["run_id"]) == (
+        "cancelled",
+        "run:" + "c" * 32,
+        "c" * 32,
+    )
+    assert (cancel["issued_by"], cancel["reason"], cancel["source"]) == ("alice", EVIL, "host-2")
+    assert cancel["stopped"]["cancelled"] == [{"task_id": "x-1", "task_name": EVIL}]
+    assert cancel["stopped"]["not_started"] == 3
 
 
 @pytest.mark.parametrize(

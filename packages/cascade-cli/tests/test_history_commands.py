@@ -1,5 +1,6 @@
-"""`cascade record`, `runs`, `run`, `tasks` and `audit` on a SQLite history and the in-memory
-broker: what they show, their JSON, stored text shown inert, and their exit codes."""
+"""`cascade record`, `runs`, `run`, `tasks` and `audit` (constraints and cancels) on a SQLite
+history and the in-memory broker: what they show, their JSON, stored text shown inert, and their
+exit codes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from cascade.interfaces import (
     SourceGaps,
     cleared_topic,
     constraint_topic,
+    decode_cancel_reply,
     decode_envelope,
+    reply_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskFailedError, task
@@ -472,3 +475,61 @@ def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None
     assert [held["held_by"][0]["issued_by"] for held in answer["held"]] == ["alice", "alice"]
     nothing = _invoke("why", run["run_id"], "nope_*", "--history", "--db", path)
     assert nothing.output.splitlines()[1] == "  no task of it was held back that matches 'nope_*'"
+
+
+def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
+    """A run's cancel beside a constraint: its JSON says who, why, when, which run and what
+    was stopped; the table shows the run's short id as scope and what it stopped, inert."""
+    path = str(tmp_path / "h.sqlite3")
+    run_id = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+    reply = decode_cancel_reply(
+        {
+            "id": "9f1c0e2a4b6d48e0a1b2c3d4e5f60718",
+            "run_id": run_id,
+            "source": "host-4242",
+            "cancelled": [
+                {"task_id": "crawl-2", "task_name": "crawl"},
+                {"task_id": "x-1", "task_name": "evil\x1b]0;pwned\x07[bold]x"},
+            ],
+            "cancelled_count": 2,
+            "abandoned": [{"task_id": "load-1", "task_name": "load"}],
+            "abandoned_count": 1,
+            "not_started": 17,
+            "issued_by": "alice",
+            "reason": "wrong input",
+            "issued_at": T0 + 0.5,
+        }
+    )
+    with History(path) as history:
+        history.store(
+            [
+                Received("cascade/constraints/global/pause", Constraint.pause("global"), T0),
+                Received(reply_topic(reply.id), reply, T0 + 1),
+            ]
+        )
+    events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)
+    assert [event["action"] for event in events] == ["cancelled", "set"]
+    cancel = events[0]
+    assert {key: cancel[key] for key in ("scope", "run_id", "source", "request_id")} == {
+        "scope": f"run:{run_id}",
+        "run_id": run_id,
+        "source": "host-4242",
+        "request_id": reply.id,
+    }
+    assert (cancel["at"], cancel["issued_by"], cancel["reason"], cancel["issued_at"]) == (
+        T0 + 1,
+        "alice",
+        "wrong input",
+        T0 + 0.5,
+    )
+    assert cancel["stopped"]["not_started"] == 17
+    assert [t["task_id"] for t in cancel["stopped"]["cancelled"]] == ["crawl-2", "x-1"]
+    table = _invoke("audit", "--db", path, "--since", "3650d")
+    assert table.exit_code == 0, table.output
+    (line,) = (line for line in table.output.splitlines() if "cancelled" in line)
+    assert f"run:{run_id[:12]} " in line
+    assert "on host-4242: cancelled 2 (crawl, evil\\x1b]0;pwned\\x07[bold]x)" in line
+    assert "abandoned 1 (load), not started 17" in line
+    assert "alice" in line
+    assert "wrong input" in line
+    assert "\x1b" not in table.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,6 +11,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     StatusMessage,
+    decode_cancel_reply,
     decode_clear_note,
     decode_constraint,
     decode_envelope,
@@ -18,6 +20,7 @@ from cascade.interfaces import (
 
 __all__ = [
     "T0",
+    "cancel_reply",
     "cleared",
     "constraint",
     "heartbeat",
@@ -158,3 +161,36 @@ def cleared(topic: str, at: float) -> Received:
 def note(topic: str, at: float, **said: Any) -> Received:
     """A clear note on constraint ``topic`` received at ``at`` (``issued_by``, ``reason``)."""
     return Received(topic, decode_clear_note(said), at)
+
+
+def cancel_reply(
+    request_id: str,
+    run_id: str,
+    at: float,
+    *,
+    cancelled: Sequence[str] = (),
+    abandoned: Sequence[str] = (),
+    not_started: int = 0,
+    **said: Any,
+) -> Received:
+    """An engine's answer to the cancel request ``request_id`` of ``run_id``, received at
+    ``at``, naming the tasks (``name-1``...) it cancelled and abandoned; ``said``: the
+    request's ``issued_by``, ``reason``, ``issued_at`` echoed, or other fields."""
+
+    def refs(names: Sequence[str]) -> list[dict[str, str]]:
+        return [{"task_id": f"{name}-{i}", "task_name": name} for i, name in enumerate(names)]
+
+    reply = decode_cancel_reply(
+        {
+            "id": request_id,
+            "run_id": run_id,
+            "source": "host-1",
+            "cancelled": refs(cancelled),
+            "cancelled_count": len(cancelled),
+            "abandoned": refs(abandoned),
+            "abandoned_count": len(abandoned),
+            "not_started": not_started,
+            **said,
+        }
+    )
+    return Received(f"cascade/reply/{request_id}", reply, at)

@@ -128,7 +128,8 @@ async def test_cancel_of_a_run_this_engine_does_not_run() -> None:
 
 async def test_a_cancel_over_the_broker_is_answered_and_the_end_says_cancelled() -> None:
     """A request on the run's cancel topic cancels it; the answer names what was cancelled;
-    ENGINE_STOPPED is Failed with cancelled: true. A malformed request is not answered."""
+    ENGINE_STOPPED is Failed with cancelled: true. A malformed request is not answered. The
+    answer echoes who asked, why and when (the history's audit records the cancel from it)."""
     broker = InMemoryBroker()
     engine = Engine(InMemoryConnector(broker, source_id="engine-1"), heartbeat_interval=None)
     workflow = Workflow()
@@ -151,7 +152,9 @@ async def test_a_cancel_over_the_broker_is_answered_and_the_end_says_cancelled()
         await operator.publish(cancel_topic(run_id), {"id": "x/y", "run_id": run_id}, qos=1)
         other = CancelRequest(id="r1", run_id="f" * 32)
         await operator.publish(cancel_topic(run_id), other, qos=1)
-        request = CancelRequest(id="r2", run_id=run_id, issued_by="alice", reason="bad data")
+        request = CancelRequest(
+            id="r2", run_id=run_id, issued_by="alice", reason="bad data", issued_at=1795216320.5
+        )
         await operator.publish(cancel_topic(run_id), request, qos=1)
         await asyncio.wait_for(answered.wait(), 5)
         with pytest.raises(RunCancelledError):
@@ -166,6 +169,7 @@ async def test_a_cancel_over_the_broker_is_answered_and_the_end_says_cancelled()
     assert [t.task_name for t in reply.cancelled] == ["waits"]
     assert [t.task_name for t in reply.abandoned] == ["blocks"]
     assert (reply.cancelled_count, reply.abandoned_count, reply.not_started) == (1, 1, 2)
+    assert (reply.issued_by, reply.reason, reply.issued_at) == ("alice", "bad data", 1795216320.5)
     assert stopped[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

@@ -1,5 +1,6 @@
 """`cascade record` as a real process on a private mosquitto, recording a real engine's run;
-Ctrl-C ends it cleanly; then `cascade runs --status failed --json` finds the failed run."""
+Ctrl-C ends it cleanly; then `cascade runs --status failed --json` finds the failed run; and
+`cascade audit` names who paused, resumed and cancelled (the latter two on either broker family)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from typing import Any
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, TaskFailedError, task
+from cascade.runtime import (
+    Engine,
+    RunCancelledError,
+    RunStarted,
+    TaskFailedError,
+    TaskRunning,
+    task,
+)
+from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
@@ -134,3 +143,88 @@ def test_the_audit_says_who_paused_and_who_resumed_and_why(
         ("cleared", "bob", "maintenance over"),
         ("set", "alice", "warehouse maintenance"),
     ]
+
+
+def test_the_audit_says_who_cancelled_which_run_and_what_it_stopped(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path, scope_name: str
+) -> None:
+    """An engine running slow tasks, a recorder process, `cascade cancel RUN --as alice
+    --reason x`: the engine's answer reaches the recorder, and `cascade audit --json` has the
+    cancel (who, why, when, which run, what it stopped)."""
+    db = tmp_path / "history.sqlite3"
+    address = ["--host", mqtt_broker.host, "--port", str(mqtt_broker.port)]
+    recorder = subprocess.Popen(
+        [*CASCADE, "record", *address, "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert recorder.stdout is not None
+        recorder.stdout.readline()  # printed once subscribed
+        asked_at = time.time()
+        run_id, cancelled = asyncio.run(_cancelled_run(mqtt_broker, scope_name, address))
+        found: list[dict[str, Any]] = []
+        for _ in range(100):  # the recorder writes within moments
+            found = [e for e in _audit(db) if e["action"] == "cancelled"]
+            if found:
+                break
+            time.sleep(0.1)  # polling another process's database
+        recorder.send_signal(signal.SIGINT)
+        out, err = recorder.communicate(timeout=30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.communicate()
+    assert recorder.returncode == 0, err
+    assert "0 rejected" in out
+    [cancel] = found
+    assert cancel["run_id"] == run_id
+    assert cancel["scope"] == f"run:{run_id}"
+    assert (cancel["source"], cancel["issued_by"], cancel["reason"]) == (
+        f"engine-{scope_name}",
+        "alice",
+        "x",
+    )
+    assert asked_at <= cancel["issued_at"] <= cancel["at"]
+    stopped = cancel["stopped"]
+    assert (stopped["outcome"], stopped["cancelled_count"], stopped["not_started"]) == (
+        "cancelled",
+        3,
+        2,
+    )
+    assert sorted(t["task_name"] for t in stopped["cancelled"]) == [f"{scope_name}_slow"] * 3
+    assert cancelled.startswith(f"cancelled run {run_id} on engine-{scope_name}: 3 running")
+
+
+async def _cancelled_run(
+    broker: BrokerEndpoint, scope_name: str, address: list[str]
+) -> tuple[str, str]:
+    """Three slow coroutine tasks running and two waiting on them, cancelled by `cascade
+    cancel` (a process); the run's id and what the command said."""
+
+    @task(name=f"{scope_name}_slow")
+    async def slow(n: int) -> int:
+        await asyncio.Event().wait()
+        return n
+
+    @task(name=f"{scope_name}_after")
+    async def after(values: list[int]) -> int:
+        return sum(values)
+
+    engine = Engine(
+        MqttConnector(broker.host, broker.port, source_id=f"engine-{scope_name}"),
+        heartbeat_interval=None,
+    )
+    events = EventRecorder()
+    engine.events.subscribe(events)
+    slow_ones = [slow(n) for n in range(3)]
+    run = asyncio.create_task(engine.run([after(slow_ones), after(slow_ones)]))
+    await events.until(lambda: len(events.names(TaskRunning)) == 3)
+    (started,) = [e for e in events.events if isinstance(e, RunStarted)]
+    command = [*CASCADE, "cancel", started.run_id, "--as", "alice", "--reason", "x", *address]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(RunCancelledError):
+        await asyncio.wait_for(run, 10)
+    return started.run_id, done.stdout

@@ -1,8 +1,9 @@
-"""The ingest, gap, query, migration and recorder tests again, each on a new database of a private
-PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The cancel, ingest, gap, query, migration and recorder tests again, each on a new database
+of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
+from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
 from ..test_migrations import *  # noqa: F403
 from ..test_queries import *  # noqa: F403

@@ -1,4 +1,5 @@
-"""`cascade record`: record the broker's telemetry, presence and constraints into the history."""
+"""`cascade record`: record the broker's telemetry, presence, constraints and cancels into the
+history."""
 
 from __future__ import annotations
 

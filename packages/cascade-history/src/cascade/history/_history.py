@@ -42,7 +42,15 @@ from ._records import (
     TaskStats,
 )
 from ._rollup import prune_rollup, rollup_executions, rollup_stats
-from ._schema import constraint_events, presence, run_events, runs, source_gaps, task_events
+from ._schema import (
+    cancels,
+    constraint_events,
+    presence,
+    run_events,
+    runs,
+    source_gaps,
+    task_events,
+)
 from ._times import since_epoch
 
 __all__ = ["EXACT_UP_TO", "History"]
@@ -158,7 +166,7 @@ class History:
 
     def prune(self, before: float, *, batch: int = 500) -> int:
         """Delete up to ``batch`` runs last heard of before ``before`` (epoch seconds), with
-        their events, and the presence and constraint events older than that; how many
+        their events, and the presence, constraint events and cancels older than that; how many
         rows went. Small batches, each its own transaction, so a writer never waits long:
         call it again while it returns more than zero."""
 
@@ -175,8 +183,11 @@ class History:
                     deleted += connection.execute(
                         sa.delete(table).where(table.c.run_id.in_(doomed))
                     ).rowcount
-            for table, column in ((presence, presence.c.received_at), (constraint_events, None)):
-                when = column if column is not None else constraint_events.c.at
+            for table, when in (
+                (presence, presence.c.received_at),
+                (constraint_events, constraint_events.c.at),
+                (cancels, cancels.c.at),
+            ):
                 oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
                 deleted += connection.execute(
                     sa.delete(table).where(table.c.id.in_(oldest))

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from cascade.interfaces import (
     MAX_HOLDS,
+    CancelReply,
     Envelope,
     Heartbeat,
     InvalidMessageError,
@@ -32,6 +33,7 @@ from cascade.interfaces import (
     truncate_error,
 )
 
+from ._cancels import cancel_row, store_cancels
 from ._constraint_changes import store_constraints
 from ._engine import WRITE
 from ._errors import from_database_error
@@ -90,6 +92,7 @@ class _Rows:
     run_events: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
     constraints: list[Received] = field(default_factory=list)
+    cancels: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     heartbeats: int = 0
     rejected: int = 0
@@ -108,6 +111,8 @@ class _Rows:
                 self._envelope(message)
             elif isinstance(message, StatusMessage):
                 self._status(item, message)
+            elif isinstance(message, CancelReply):
+                self.cancels.append(cancel_row(item))
             else:
                 self.constraints.append(item)
         except InvalidMessageError:
@@ -267,6 +272,7 @@ def _write(connection: sa.Connection, rows: _Rows) -> int:
     # in one order: two writers upserting the same runs wait for each other, never deadlock
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
     new += store_constraints(connection, rows.constraints)
+    new += store_cancels(connection, rows.cancels)
     return new + rows.heartbeats
 
 

@@ -1,4 +1,4 @@
-"""The history's queries: runs, one run's tasks, per-task statistics, the constraints' audit trail.
+"""The history's queries: runs, one run's tasks, per-task statistics, the audit trail.
 
 Each is SQL that SQLite (3.25+: window functions) and PostgreSQL both run
 alike, so the two give the same answers. Percentiles are computed in SQL,
@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ._cancels import cancel_events
 from ._records import (
     AuditEvent,
     Execution,
@@ -349,7 +350,7 @@ def _audit_event(
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
-    """Constraint changes newest first, with the expiries that passed unanswered."""
+    """Constraint changes and cancels newest first, with the expiries that passed unanswered."""
     ce = constraint_events
     following = ce.alias("following")
     query = (
@@ -378,6 +379,7 @@ def audit_query(
             and (row.next_at is None or row.next_at > expiry)
         ):
             events.append(_audit_event(row, expiry, "expired", expiry, params))
+    events.extend(cancel_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
 

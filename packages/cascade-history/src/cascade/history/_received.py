@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
+    CancelReply,
     ClearNote,
     Constraint,
     Envelope,
@@ -14,6 +15,7 @@ from cascade.interfaces import (
     Message,
     StatusMessage,
     constraint_topic_of_note,
+    decode_cancel_reply,
     decode_clear_note,
     decode_constraint,
     decode_envelope,
@@ -34,7 +36,9 @@ class Received:
     a :class:`~cascade.interfaces.StatusMessage` (presence) or a
     :class:`~cascade.interfaces.Constraint`, or ``None`` for a constraint
     topic cleared (an empty payload), or a :class:`~cascade.interfaces.ClearNote`
-    (who cleared it, why; its ``topic`` is the constraint topic it names).
+    (who cleared it, why; its ``topic`` is the constraint topic it names), or a
+    :class:`~cascade.interfaces.CancelReply` (an engine's answer to a cancel: the audit
+    records it).
     ``received_at`` is when it arrived
     (epoch seconds): the time of a constraint's change, which its payload
     does not carry. ``retained`` is the delivery's retain flag (a retained
@@ -42,7 +46,7 @@ class Received:
     """
 
     topic: str
-    message: Envelope | StatusMessage | Constraint | ClearNote | None
+    message: Envelope | StatusMessage | Constraint | ClearNote | CancelReply | None
     received_at: float
     retained: bool = False
 
@@ -77,6 +81,11 @@ def decode_message(
     elif kind == "cleared":  # who cleared the constraint on the topic it names, and why
         topic = constraint_topic_of_note(message.topic, prefix)
         return Received(topic, decode_clear_note(payload), when, message.retain)
+    elif kind == "reply":  # an engine's answer to a cancel: who stopped which run, and what
+        reply = decode_cancel_reply(payload)
+        if rest != reply.id:
+            raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
+        return Received(message.topic, reply, when, message.retain)
     else:
         return None
     return Received(message.topic, decoded, when, message.retain)

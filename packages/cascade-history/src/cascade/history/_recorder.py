@@ -1,4 +1,4 @@
-"""``Recorder``: the broker's telemetry, presence and constraints, written into a ``History``.
+"""``Recorder``: telemetry, presence, constraints and cancels from the broker, into a ``History``.
 
 The same shape as the connector's sender: the subscription callback only
 decodes and appends to one bounded queue (it never waits, so the connector
@@ -37,6 +37,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
+    reply_filter,
     snapshot_events,
     status_filter,
     telemetry_filter,
@@ -89,7 +90,8 @@ class Recorder:
 
     ``await recorder.start()`` subscribes through ``connector`` (which must be
     connected, or connect by itself) to ``{prefix}/telemetry/#``-level
-    telemetry, ``{prefix}/status/+`` and ``{prefix}/constraints/#``;
+    telemetry, ``{prefix}/status/+``, ``{prefix}/constraints/#``, the clear notes
+    (``{prefix}/cleared/#``) and the engines' answers to cancels (``{prefix}/reply/+``);
     ``await recorder.stop()`` unsubscribes and writes what is queued (at most
     ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
     the messages waiting to be written (beyond it they are dropped, and
@@ -100,7 +102,7 @@ class Recorder:
     source id. With ``share``, telemetry is subscribed to through the MQTT
     shared subscription ``$share/{share}/...``: the broker gives each message
     to one recorder of the group, so several share one stream (into one
-    database); presence and constraints still reach every one of them (the
+    database); presence, constraints and answers still reach every one of them (the
     history keeps each change once). :meth:`check_sharing` tells whether the
     broker does it. A shared recorder counts no gaps (it sees a part of each
     run): each run's missing events, in the history, count them all.
@@ -197,6 +199,7 @@ class Recorder:
             status_filter(prefix),
             constraints_filter(prefix),
             cleared_filter(prefix),
+            reply_filter(prefix),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
 

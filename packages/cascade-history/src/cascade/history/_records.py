@@ -218,7 +218,7 @@ class TaskStats:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """A constraint set, cleared or expired on ``topic`` at ``at``.
+    """A constraint set, cleared or expired on ``topic`` at ``at``, or a run cancelled.
 
     ``action`` is ``set`` (also a change of one in force), ``cleared`` (an
     empty retained payload: ``cascade resume``) or ``expired`` (its
@@ -230,6 +230,17 @@ class AuditEvent:
     :class:`~cascade.interfaces.ClearNote` its writer published beside it (`cascade
     resume --as --reason`, the dashboard); of an expiry, the set's. ``None`` where
     nothing said (older writers, ``mosquitto_pub``).
+
+    ``cancelled``: the engine running run ``run_id`` (``source``) answered the cancel request
+    ``request_id`` (`cascade cancel`, the dashboard's Cancel) on ``topic`` at ``at``; ``scope``
+    is ``run:<run_id>``; ``stopped`` says what it stopped as the engine answered:
+    ``outcome`` (``cancelled``, or ``already_cancelled`` for a second request), the running
+    coroutine tasks it cancelled (``cancelled``: at most 32 ``{task_id, task_name}``;
+    ``cancelled_count`` counts all), the plain-function tasks left to finish in their
+    threads (``abandoned``, ``abandoned_count``) and ``not_started``. Its ``issued_by``,
+    ``reason`` and ``issued_at`` are the request's, echoed by the engine (``None`` from
+    engines that do not echo them). It is what the answering engine said: nothing checks it.
+    These four fields are ``None`` for a constraint's event.
     """
 
     at: float
@@ -243,6 +254,10 @@ class AuditEvent:
     reason: str | None = None
     issued_by: str | None = None
     issued_at: float | None = None
+    run_id: str | None = None
+    source: str | None = None
+    request_id: str | None = None
+    stopped: dict[str, Any] | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -266,6 +281,10 @@ class AuditEvent:
             "reason": self.reason,
             "issued_by": self.issued_by,
             "issued_at": self.issued_at,
+            "run_id": self.run_id,
+            "source": self.source,
+            "request_id": self.request_id,
+            "stopped": self.stopped,
         }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "cancels",
     "constraint_events",
     "metadata",
     "presence",
@@ -172,6 +173,31 @@ constraint_events = sa.Table(
     sa.Column("issued_at", _Time, nullable=True),
     sa.UniqueConstraint("topic_key", "change"),
     sa.Index(None, "at"),
+)
+
+cancels = sa.Table(
+    "cancels",
+    metadata,
+    # a run cancelled, as the answer of the engine that ran it said (revision 0006)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),  # one row per request: a copy is none
+    sa.Column("run_id", sa.String(1024), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False),  # the engine that answered
+    sa.Column("outcome", sa.String(64), nullable=False),  # cancelled, already_cancelled
+    sa.Column("cancelled", sa.JSON, nullable=False),  # [{task_id, task_name}], at most 32
+    sa.Column("cancelled_count", sa.BigInteger, nullable=False),
+    sa.Column("abandoned", sa.JSON, nullable=False),
+    sa.Column("abandoned_count", sa.BigInteger, nullable=False),
+    sa.Column("not_started", sa.BigInteger, nullable=False),
+    # who asked and why, as the request claimed and the engine echoed
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("issued_by", sa.String(256), nullable=True),
+    sa.Column("issued_at", _Time, nullable=True),
+    sa.Column("topic", sa.Text, nullable=False),  # the answer's
+    sa.Column("at", _Time, nullable=False),  # when the recorder received the answer
+    sa.UniqueConstraint("request_id"),
+    sa.Index(None, "at"),
+    sa.Index(None, "run_id"),
 )
 
 source_gaps = sa.Table(

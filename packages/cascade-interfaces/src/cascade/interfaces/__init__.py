@@ -24,6 +24,7 @@ from ._commands import (
     decode_cancel_reply,
     decode_cancel_request,
     new_request_id,
+    reply_filter,
     reply_topic,
 )
 from ._connector import (
@@ -122,6 +123,7 @@ __all__ = [
     "decode_cancel_reply",
     "decode_cancel_request",
     "new_request_id",
+    "reply_filter",
     "reply_topic",
     "ClearNote",
     "cleared_filter",

@@ -31,6 +31,7 @@ __all__ = [
     "decode_cancel_reply",
     "decode_cancel_request",
     "new_request_id",
+    "reply_filter",
     "reply_topic",
 ]
 
@@ -72,6 +73,11 @@ def reply_topic(request_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/reply/{request_id}"
 
 
+def reply_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/reply/+``: every answer (the history's recorder reads them for its audit)."""
+    return f"{prefix}/reply/+"
+
+
 class CancelRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``cascade cancel``'s request: cancel ``run_id``; answer on :func:`reply_topic` of ``id``.
 
@@ -104,6 +110,10 @@ class CancelReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     their end and their results are discarded; ``not_started``: tasks that will not
     start. The lists name at most :data:`MAX_LISTED_TASKS` each; the counts count all.
     ``outcome`` is ``already_cancelled`` when an earlier request had cancelled it.
+
+    ``issued_by``, ``reason`` and ``issued_at`` echo the request's (additive, optional:
+    engines before them leave them out), so that the answer alone records the cancel
+    (the history's audit reads it): who asked, why, when, what was stopped.
     """
 
     id: _RequestId
@@ -115,6 +125,9 @@ class CancelReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     abandoned: _Tasks = msgspec.field(default_factory=list)
     abandoned_count: _Count = 0
     not_started: _Count = 0
+    issued_by: str | None = None
+    reason: str | None = None
+    issued_at: _Seconds | None = None
 
 
 def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:

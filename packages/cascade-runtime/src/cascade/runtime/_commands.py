@@ -36,7 +36,9 @@ class CommandListener:
 
     - ``.../cancel``: a valid request for this run cancels it (``cancel``:
       :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
-      not retained, on ``{prefix}/reply/{request id}`` with what was cancelled.
+      not retained, on ``{prefix}/reply/{request id}`` with what was cancelled, and the
+      request's ``issued_by``, ``reason`` and ``issued_at`` (the history's audit records a
+      cancel from it).
     - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
       snapshot (``snapshot``: :meth:`TelemetrySubscriber.request_snapshot`), which
       answers every reader at once, at most once a second.
@@ -112,6 +114,9 @@ class CommandListener:
             abandoned=report.abandoned[:MAX_LISTED_TASKS],
             abandoned_count=len(report.abandoned),
             not_started=report.not_started,
+            issued_by=request.issued_by,
+            reason=request.reason,
+            issued_at=request.issued_at,
         )
         await self._connector.publish(topic, reply, qos=1)
 

@@ -1,6 +1,6 @@
 // The History section (`cascade dashboard --db URL`): past runs with the filters of
 // `cascade runs`, a finished run's timeline (drawn by app.js's drawTimeline), a task's
-// duration over time as an SVG chart, and the audit trail. Everything the history holds
+// duration over time as an SVG chart, and the audit trail (constraints and cancels). Everything the history holds
 // came from the broker, so every string reaches the page through textContent or
 // setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds() and
 // drawTimeline() of app.js, loaded before it.
@@ -141,12 +141,33 @@ function by(e) {
   return e.action === "expired" ? "set by " + e.issued_by : e.issued_by;
 }
 
+// what a cancel stopped, as the engine that ran the run answered
+function stoppedText(e) {
+  const s = e.stopped || {};
+  const head = "on " + (e.source || "?") + ": ";
+  if (s.outcome === "already_cancelled") return head + "already cancelled";
+  const names = (tasks, count) => {
+    const shown = (Array.isArray(tasks) ? tasks : []).slice(0, 5).map((t) => String(t.task_name));
+    const more = count - shown.length;
+    return " (" + shown.join(", ") + (more > 0 ? " and " + more + " more" : "") + ")";
+  };
+  const parts = ["cancelled " + (s.cancelled_count || 0) + (s.cancelled_count ? names(s.cancelled, s.cancelled_count) : "")];
+  if (s.abandoned_count) parts.push("abandoned " + s.abandoned_count + names(s.abandoned, s.abandoned_count));
+  parts.push("not started " + (s.not_started || 0));
+  return head + parts.join(", ");
+}
+
 async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
   replace($("h-audit").tBodies[0], events.map((e) => {
-    const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
-    return row([at(e.at), e.action, e.scope || "-", e.type || "-", params,
+    const cancel = e.action === "cancelled";
+    const params = cancel ? stoppedText(e)
+      : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    const scope = cancel ? "run:" + String(e.run_id || "").slice(0, 12) : e.scope || "-";
+    const tr = row([at(e.at), e.action, scope, e.type || "-", params,
       e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic]);
+    if (cancel) tr.title = "run " + e.run_id;
+    return tr;
   }));
 }
 

@@ -1,0 +1,195 @@
+"""A cancel is an audit row: an engine's answer to a cancel, recorded once, bounded, queried
+beside the constraints' changes; from a real engine's answer over the in-memory broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cascade.history import History, Recorder, Stored
+from cascade.interfaces import CancelRequest, Message, cancel_topic, reply_topic
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
+from cascade.runtime.testing import EventRecorder
+
+from .messages import T0, cancel_reply, constraint
+
+RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+
+
+def test_a_cancel_is_an_audit_row_beside_the_constraints(history: History) -> None:
+    """Who, why, when, which run, what it stopped; newest first among constraint changes."""
+    stored = history.store(
+        [
+            constraint("cascade/constraints/global/pause", "global", "pause", T0),
+            cancel_reply(
+                "req-1",
+                RUN,
+                T0 + 1,
+                cancelled=["crawl", "crawl"],
+                abandoned=["load"],
+                not_started=17,
+                issued_by="alice",
+                reason="wrong input",
+                issued_at=T0 + 0.5,
+            ),
+            constraint("cascade/constraints/task/x/pause", "task:x", "pause", T0 + 2),
+        ]
+    )
+    assert stored.stored == 3
+    actions = [event.action for event in history.audit()]
+    assert actions == ["set", "cancelled", "set"]
+    cancel = history.audit()[1]
+    assert (cancel.at, cancel.scope, cancel.run_id, cancel.source) == (
+        T0 + 1,
+        f"run:{RUN}",
+        RUN,
+        "host-1",
+    )
+    assert (cancel.issued_by, cancel.reason, cancel.issued_at) == ("alice", "wrong input", T0 + 0.5)
+    assert (cancel.request_id, cancel.topic) == ("req-1", "cascade/reply/req-1")
+    assert (cancel.type, cancel.params, cancel.ttl) == (None, None, None)
+    assert cancel.to_json()["stopped"] == {
+        "outcome": "cancelled",
+        "cancelled": [
+            {"task_id": "crawl-0", "task_name": "crawl"},
+            {"task_id": "crawl-1", "task_name": "crawl"},
+        ],
+        "cancelled_count": 2,
+        "abandoned": [{"task_id": "load-0", "task_name": "load"}],
+        "abandoned_count": 1,
+        "not_started": 17,
+    }
+    assert history.audit()[0].to_json()["stopped"] is None  # a constraint's
+
+
+def test_an_answer_is_stored_once_per_request(history: History) -> None:
+    """A copy (QoS 1 resent, or a second recorder's) is a duplicate; a second request for the
+    same run (already_cancelled) is a row of its own; an engine that does not echo the
+    request leaves who and why None."""
+    first = cancel_reply("req-1", RUN, T0, cancelled=["a"], issued_by="alice")
+    assert history.store([first, first]).stored == 1
+    assert history.store([cancel_reply("req-1", RUN, T0 + 5)]).duplicates == 1
+    again = cancel_reply("req-2", RUN, T0 + 9, outcome="already_cancelled")
+    assert history.store([again]).stored == 1
+    said = [(e.request_id, e.issued_by, (e.stopped or {}).get("outcome")) for e in history.audit()]
+    assert said == [("req-2", None, "already_cancelled"), ("req-1", "alice", "cancelled")]
+
+
+def test_what_an_answer_says_is_stored_bounded(history: History) -> None:
+    """At most 32 tasks of each list (the counts as said), issued_by cut to 256 bytes."""
+    reply = cancel_reply("req-1", RUN, T0, cancelled=["t"] * 40, issued_by="x" * 5000)
+    history.store([reply])
+    (cancel,) = history.audit()
+    assert cancel.stopped is not None
+    assert (len(cancel.stopped["cancelled"]), cancel.stopped["cancelled_count"]) == (32, 40)
+    assert cancel.issued_by is not None
+    assert len(cancel.issued_by.encode()) <= 256
+
+
+def test_an_answer_that_cannot_be_stored_is_rejected_alone(history: History) -> None:
+    """A count no column holds, a source the protocol refuses: rejected; the rest stored."""
+    too_many = cancel_reply("req-1", RUN, T0, not_started=2**63)
+    no_source = cancel_reply("req-2", RUN, T0, source="")
+    good = cancel_reply("req-3", RUN, T0)
+    assert history.store([too_many, no_source, good]) == Stored(1, 0, 2)
+    assert [event.request_id for event in history.audit()] == ["req-3"]
+
+
+def test_since_limit_and_pruning(history: History) -> None:
+    """``since`` and ``limit`` apply to cancels as to constraints; pruning removes old ones."""
+    history.store([cancel_reply(f"req-{i}", RUN, T0 + i) for i in range(5)])
+    assert [e.request_id for e in history.audit(since=T0 + 3)] == ["req-4", "req-3"]
+    assert [e.request_id for e in history.audit(limit=2)] == ["req-4", "req-3"]
+    assert history.prune(T0 + 2) == 2
+    assert len(history.audit()) == 3
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    return InMemoryBroker()
+
+
+@pytest.fixture
+async def recorder(broker: InMemoryBroker, history: History) -> AsyncIterator[Recorder]:
+    """A started recorder on ``broker`` writing into ``history``."""
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    await connector.connect()
+    recorder = Recorder(connector, history)
+    await recorder.start()
+    yield recorder
+    await recorder.stop()
+    await connector.disconnect()
+
+
+@task(name="waits")
+async def waits() -> int:
+    await asyncio.Event().wait()
+    return 0
+
+
+@task(name="after")
+async def after(value: int) -> int:
+    return value
+
+
+async def test_a_real_engines_answer_is_recorded(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """A run cancelled over the broker: its engine's answer is the audit's row, with the
+    request's who, why and when."""
+    engine = Engine(InMemoryConnector(broker, source_id="engine-1"), heartbeat_interval=None)
+    events = EventRecorder()
+    engine.events.subscribe(events)
+    run = asyncio.create_task(engine.run([after(waits()), after(waits())]))
+    await events.until(lambda: len(events.names(TaskRunning)) == 2)
+    (started,) = [e for e in events.events if isinstance(e, RunStarted)]
+    answered = asyncio.Event()
+
+    def on_answer(message: Message) -> None:
+        answered.set()
+
+    async with InMemoryConnector(broker, presence=False) as operator:
+        await operator.subscribe(reply_topic("r1"), on_answer)
+        request = CancelRequest(
+            id="r1", run_id=started.run_id, issued_by="alice", reason="x", issued_at=T0
+        )
+        await operator.publish(cancel_topic(started.run_id), request, qos=1)
+        await asyncio.wait_for(answered.wait(), 5)
+    with pytest.raises(RunCancelledError):
+        await asyncio.wait_for(run, 5)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    (cancel,) = [e for e in history.audit() if e.action == "cancelled"]
+    assert (cancel.run_id, cancel.source, cancel.issued_by, cancel.reason, cancel.issued_at) == (
+        started.run_id,
+        "engine-1",
+        "alice",
+        "x",
+        T0,
+    )
+    assert cancel.stopped is not None
+    assert (cancel.stopped["cancelled_count"], cancel.stopped["not_started"]) == (2, 2)
+    assert recorder.stats.rejected == 0
+
+
+async def test_malformed_answers_are_rejected_and_counted(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """Not an answer, on another request's topic, oversized, below a level too many: counted,
+    nothing stored; a good answer after them is stored."""
+    good = {"id": "r9", "run_id": RUN, "source": "host-1"}
+    async with InMemoryConnector(broker, presence=False) as attacker:
+        await attacker.publish("cascade/reply/r1", {"hello": "world"}, qos=1)
+        await attacker.publish("cascade/reply/r2", {**good, "not_started": -1}, qos=1)
+        await attacker.publish("cascade/reply/r3", good, qos=1)  # r9's answer on r3's topic
+        await attacker.publish("cascade/reply/r4", {**good, "id": "r4", "x": "y" * 70_000})
+        await attacker.publish("cascade/reply/r5/deeper", {**good, "id": "r5"}, qos=1)
+        await attacker.publish("cascade/reply/r9", good, qos=1)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    stats = recorder.stats
+    assert (stats.rejected, stats.stored) == (4, 1)  # r5/deeper is not subscribed to
+    assert [event.request_id for event in history.audit()] == ["r9"]

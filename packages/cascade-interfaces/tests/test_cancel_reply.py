@@ -1,0 +1,50 @@
+"""A cancel's answer: what an engine before the echo sent still decodes; the echo of who, why
+and when is strict; every answer topic is under the reply filter."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from cascade.interfaces import (
+    MAX_CONTROL_PAYLOAD_BYTES,
+    CancelReply,
+    InvalidMessageError,
+    decode_cancel_reply,
+    payload_limit,
+    reply_filter,
+    reply_topic,
+    topic_matches,
+)
+
+EARLIER = {"id": "r1", "run_id": "a" * 32, "source": "host-1", "not_started": 2}
+
+
+def test_an_answer_without_the_echo_decodes_as_before() -> None:
+    """An earlier engine's answer: who, why and when are None, and left out when encoded."""
+    reply = decode_cancel_reply(EARLIER)
+    assert (reply.issued_by, reply.reason, reply.issued_at) == (None, None, None)
+    assert msgspec.json.decode(msgspec.json.encode(reply)) == EARLIER
+
+
+def test_the_echo_is_decoded_strictly() -> None:
+    """Who, why and when round-trip; a wrong type or an infinite time is refused."""
+    said = CancelReply(id="r1", run_id="r", source="s", issued_by="al", reason="x", issued_at=5.0)
+    assert decode_cancel_reply(msgspec.json.encode(said)) == said
+    wrong: list[dict[str, object]] = [
+        {"issued_by": 3},
+        {"reason": []},
+        {"issued_at": 1e300},
+        {"issued_at": -1},
+    ]
+    for bad in wrong:
+        with pytest.raises(InvalidMessageError):
+            decode_cancel_reply({**EARLIER, **bad})
+
+
+@pytest.mark.parametrize("prefix", ["cascade", "acme/prod"])
+def test_every_answer_is_under_the_reply_filter(prefix: str) -> None:
+    """One level below ``{prefix}/reply``; answers are bounded as control payloads are."""
+    assert topic_matches(reply_filter(prefix), reply_topic("9f1c", prefix))
+    assert not topic_matches(reply_filter(prefix), f"{prefix}/reply/a/b")
+    assert payload_limit("reply") == MAX_CONTROL_PAYLOAD_BYTES
