@@ -56,6 +56,11 @@ _BLOCKED = _STATES["BLOCKED"]
 _CANCELLED = _STATES["CANCELLED"]
 _SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below readers' 256 KiB
 _SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
+# A snapshot's task, formatted straight: the same bytes as SnapshotTask's encoding.
+_ENTRY = (
+    b'{"seq":%d,"ts":"%b.%06d+00:00","task_id":%b,"task_name":%b,"state":"%b",'
+    b'"duration_ms":%b,"error":%b}'
+)
 
 
 def _first(item: tuple[int, TaskEvent]) -> int:
@@ -451,7 +456,7 @@ class TelemetrySubscriber:
         parts: list[list[bytes]] = [[]]
         size = 0
         for index, (seq, event) in enumerate(entries, 1):
-            encoded = _encode(self._snapshot_entry(seq, event))
+            encoded = self._snapshot_entry(seq, event)
             if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
                 parts.append([])
                 size = 0
@@ -469,12 +474,33 @@ class TelemetrySubscriber:
             await asyncio.sleep(0)
         self.snapshots += 1
 
-    def _snapshot_entry(self, seq: int, event: TaskEvent) -> SnapshotTask:
-        body = self._task_body(event)
+    def _snapshot_entry(self, seq: int, event: TaskEvent) -> bytes:
+        """One task of a snapshot, encoded: :class:`SnapshotTask` of its latest event, formatted
+        straight, as :meth:`task_envelope` does, but for those with more fields."""
+        state = _STATES[event.state]
         second, micro = self._old_stamp(event.ts)
+        if state is _CANCELLED or (state is _BLOCKED and getattr(event, "held_by", None)):
+            return _encode(self._snapshot_task(seq, event, f"{second.decode()}.{micro:06d}+00:00"))
+        name = self._names.get(event.task_name)
+        if name is None:
+            name = self._names[event.task_name] = _encode(event.task_name)
+        error = event.error
+        return _ENTRY % (
+            seq,
+            second,
+            micro,
+            _encode(event.task_id),
+            name,
+            state,
+            _encode(event.duration_ms),
+            _encode(truncate_error(error)) if error else b'""',
+        )
+
+    def _snapshot_task(self, seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
+        body = self._task_body(event)
         return SnapshotTask(
             seq=seq,
-            ts=f"{second.decode()}.{micro:06d}+00:00",
+            ts=ts,
             task_id=body.task_id,
             task_name=body.task_name,
             state=body.state,
