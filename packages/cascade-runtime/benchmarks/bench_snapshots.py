@@ -26,6 +26,7 @@ import statistics
 import sys
 import textwrap
 import time
+from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.runtime import Engine, task
@@ -60,10 +61,11 @@ ASKER = textwrap.dedent(
             while not runs:
                 await asyncio.sleep(0.001)
             (run_id,) = runs
+            topic, request = snapshot_request_topic(run_id), SnapshotRequest(run_id=run_id)
             began = time.monotonic()
             while not ended.is_set():
                 for _ in range(readers):
-                    await c.publish(snapshot_request_topic(run_id), SnapshotRequest(run_id=run_id), qos=1)
+                    await c.publish(topic, request, qos=1)
                     sent += 1
                 try:
                     await asyncio.wait_for(ended.wait(), every)
@@ -89,7 +91,7 @@ async def await_1ms(i: int) -> int:
     return i
 
 
-async def one_run(port: int, tasks: int, readers: int, every: float) -> tuple[float, dict]:
+async def one_run(port: int, tasks: int, readers: int, every: float) -> tuple[float, Any]:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", ASKER, str(port), str(readers), str(every),
         stdout=asyncio.subprocess.PIPE,
@@ -128,7 +130,9 @@ async def main(port: int, tasks: int, repeats: int) -> None:
             rate_text = f"{rate:.2f}"
         else:
             rate_text, asked, size = "-", "-", "-"
-        print(f"{name:<38} {wall:>8.3f} {wall / baseline:>7.3f} {rate_text:>10} {asked:>8} {size:>9}")
+        print(
+            f"{name:<38} {wall:>8.3f} {wall / baseline:>7.3f} {rate_text:>10} {asked:>8} {size:>9}"
+        )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -116,8 +116,8 @@ class RunCounters:
         done = self.completed + self.failed + self.skipped
         return max(0, self.total - done - self.running - self.blocked)
 
-    def update(self, event: Event, seq: int) -> None:
-        """Count ``event``, the run's event number ``seq``."""
+    def update(self, event: Event, numbered: tuple[int, Event]) -> None:
+        """Count ``event``; ``numbered`` is it with its number in the run, ``(seq, event)``."""
         if isinstance(event, TaskEvent):
             state = event.state
             latest = self.latest
@@ -143,7 +143,7 @@ class RunCounters:
                 self._blocked.pop(event.task_id, None)
                 self.failed += 1
                 self.cancelled += 1
-            latest[event.task_id] = (seq, event)
+            latest[event.task_id] = numbered  # type: ignore[assignment]  # a TaskEvent's
         elif isinstance(event, RunStarted):
             self.total = event.task_count
 
@@ -265,13 +265,14 @@ class TelemetrySubscriber:
         if event.run_id != self.run_id:
             return  # another run of the same engine: it has its own subscriber
         self.seq = seq = self.seq + 1
-        self.counters.update(event, seq)
+        numbered = (seq, event)
+        self.counters.update(event, numbered)
         queue = self._queue
         if len(queue) >= self._max_queue:
             queue.popleft()  # its number is skipped: readers count it as missed
             self.dropped += 1
             self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
-        queue.append((seq, event))
+        queue.append(numbered)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -480,7 +481,9 @@ class TelemetrySubscriber:
         state = _STATES[event.state]
         second, micro = self._old_stamp(event.ts)
         if state is _CANCELLED or (state is _BLOCKED and getattr(event, "held_by", None)):
-            return _encode(self._snapshot_task(seq, event, f"{second.decode()}.{micro:06d}+00:00"))
+            return _encode(
+                self._snapshot_struct(seq, event, f"{second.decode()}.{micro:06d}+00:00")
+            )
         name = self._names.get(event.task_name)
         if name is None:
             name = self._names[event.task_name] = _encode(event.task_name)
@@ -496,7 +499,7 @@ class TelemetrySubscriber:
             _encode(truncate_error(error)) if error else b'""',
         )
 
-    def _snapshot_task(self, seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
+    def _snapshot_struct(self, seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
         body = self._task_body(event)
         return SnapshotTask(
             seq=seq,
