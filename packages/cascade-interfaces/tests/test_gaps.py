@@ -108,3 +108,29 @@ def test_missed_is_exactly_what_never_arrived(
     gaps.announce("a", "r", total)
     expected = total - min(arrived) + 1 - len(set(arrived)) if arrived else 0
     assert gaps.missed == gaps.missed_in("r") == expected
+
+
+def test_a_snapshot_settles_what_was_missed_up_to_its_end() -> None:
+    """settle(through): holes up to there are made good (the count falls back), those after
+    stay; a late copy of a settled number is a copy; known_through says how far it is whole."""
+    gaps = GapCounter(clock=lambda: 100.0)
+    for seq in (1, 3, 6, 10):
+        gaps.see("a", "r", seq)
+    assert (gaps.missed_in("r"), gaps.known_through("r")) == (6, 1)
+    gaps.settle("a", "r", 7)
+    assert (gaps.missed_in("r"), gaps.by_source["a"].missed, gaps.known_through("r")) == (2, 2, 7)
+    assert gaps.see("a", "r", 5) is False  # settled: a copy
+    assert gaps.see("a", "r", 8) is True
+    gaps.settle("a", "r", 12)
+    assert (gaps.missed, gaps.known_through("r")) == (0, 12)
+
+
+def test_a_late_joiner_settled_short_still_lacks_the_rest() -> None:
+    """Joined at 50, an answer cut at 20: 21 to 49 are missed (asked for again), not forgotten."""
+    gaps = GapCounter(clock=lambda: 100.0)
+    gaps.see("a", "r", 50)
+    assert (gaps.missed_in("r"), gaps.known_through("r")) == (0, 0)  # joined late: nothing known
+    gaps.settle("a", "r", 20)
+    assert (gaps.missed_in("r"), gaps.known_through("r")) == (29, 20)
+    gaps.settle("a", "r", 50)
+    assert (gaps.missed_in("r"), gaps.known_through("r")) == (0, 50)
