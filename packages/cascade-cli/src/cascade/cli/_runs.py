@@ -12,6 +12,7 @@ from rich.text import Text
 from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
+from ._run_ids import SHORT_ID, short_id
 from ._render import TimeFormat, duration
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def runs(
             table.add_column(column)
     for run in found:
         cells: list[Text | str] = [
-            cell(run.run_id[:12], 12, "bold"),
+            cell(short_id(run.run_id), SHORT_ID, "bold"),
             Text(run.status, style=RUN_STYLES.get(run.status, "")),
             times.at(run.started_at),
             duration(run.duration) if run.duration is not None else "-",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 import fnmatch
 import json
-import re
 import time
 from typing import Annotated, Any
 
@@ -21,26 +21,22 @@ from ._context import CliContext, UsageError, fail, usage
 from ._history_db import Db, recorded_run
 from ._holds_text import holds_text, recorded_holds_text
 from ._inert import SHOWN, inert
+from ._run_ids import (
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_run_ids,
+    short_id,
+)
 from ._state import WatchState
 from ._status_json import iso_time
 from ._times import TimeFormat, duration
 from ._views import RunView, TaskView
 
-__all__ = ["check_run_id", "why"]
-
-_RUN_ID = re.compile(r"[0-9a-f]{8,32}")
-FULL_RUN_ID = 32
-
-
-def check_run_id(value: str, *, prefix_ok: bool) -> str:
-    """A run id as engines make them (32 hex digits; with ``prefix_ok``, its first 8 or
-    more), in lower case; else :class:`UsageError` (exit 2)."""
-    run_id = value.strip().lower()
-    if not _RUN_ID.fullmatch(run_id) or (not prefix_ok and len(run_id) != FULL_RUN_ID):
-        wanted = "32 hex digits" + (", or its first 8 or more" if prefix_ok else "")
-        raise UsageError(f"a run id is {wanted}, not {value!r}")
-    return run_id
-
+__all__ = ["why"]
 
 def _matches(task: TaskView, pattern: str | None) -> bool:
     return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
@@ -64,7 +60,7 @@ def _summary(run: RunView) -> str:
 
 def _lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]:
     source = inert(run.source, SHOWN["source"])
-    head = f"run {inert(run.run_id, SHOWN['name'])} ({source}): {_summary(run)}"
+    head = f"run {inert(short_id(run.run_id), SHOWN['name'])} ({source}): {_summary(run)}"
     if run.finished:
         return [head, "  it has ended: nothing waits"]
     lines = [head]
@@ -142,7 +138,8 @@ def _why_from_history(
     times = TimeFormat(time.time())
     summary = detail.run
     source = inert(summary.source, SHOWN["source"])
-    typer.echo(f"run {inert(summary.run_id, SHOWN['name'])} ({source}): {summary.status}")
+    shown = inert(short_id(summary.run_id), SHOWN["name"])
+    typer.echo(f"run {shown} ({source}): {summary.status}")
     for t in held:
         what = (
             recorded_holds_text(t.held_by, times)
@@ -164,7 +161,8 @@ def _why_from_history(
 def why(
     ctx: typer.Context,
     run_id: Annotated[
-        str, typer.Argument(help="The run's id: 32 hex digits, or its first 8 or more.")
+        str,
+        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
     ],
     task: Annotated[
         str | None, typer.Argument(help="Only this task: its id, or a glob of its name.")
@@ -183,58 +181,102 @@ def why(
 ) -> None:
     """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
 
-    Waits at most --timeout for the run's next heartbeat (every 5 s by default); exit 1 if unheard.
-    With --history, from the history instead: every task that was held back, for how long, by what.
+    Waits at most --timeout for the run's next heartbeat (every 5 s by default). A run not
+    heard (it has ended) is answered from the history (--db, or the default one if it exists),
+    saying so; with no history, exit 1. A prefix is listened for 5 s (at most --timeout) and
+    looked up in the history; one that several runs have exits 2.
+    With --history, from the history only: every task that was held back, for how long, by what.
     Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
     cascade why 58a88765 --history
     """
     try:
-        wanted = check_run_id(run_id, prefix_ok=True)
+        wanted = checked_prefix(run_id)
     except UsageError as exc:
         raise usage(exc) from None
     if history:
         _why_from_history(wanted, task, json_output=json_output, db=db)
         return
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     state = WatchState(keep_runs=None, keep_for=None)
-    answered = asyncio.Event()
+    heard = HeardRuns(wanted)
+    ready: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def listen(connector: Any) -> None:
-        prefix = connector.topic_prefix
-        state.prefix = prefix
+    def on_message(message: Message) -> None:
+        heard_id = heard.take(message)
+        if heard_id is None:
+            return
+        state.apply(message)
+        run = state.runs.get(heard_id)
+        if run is not None and (run.heartbeat is not None or run.finished):
+            ready[heard_id].set()  # a heartbeat lists every blocked task; an end, that none is
 
-        def on_message(message: Message) -> None:
-            heard = message.payload.get("run_id")
-            if not isinstance(heard, str) or not heard.startswith(wanted):
-                return
-            state.apply(message)
-            run = state.runs.get(heard)
-            if run is not None and (run.heartbeat is not None or run.finished):
-                answered.set()  # a heartbeat lists every blocked task; an end, that none is
-
-        exact = wanted if len(wanted) == FULL_RUN_ID else None
-        await connector.subscribe(telemetry_filter(run_id=exact, prefix=prefix), on_message)
+    async def listen(connector: Any) -> str | None:
+        state.prefix = connector.topic_prefix
+        exact = wanted if is_full(wanted) else None
+        filter_ = telemetry_filter(run_id=exact, prefix=connector.topic_prefix)
+        await connector.subscribe(filter_, on_message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + broker.timeout
+        target: str | None = wanted
+        if not is_full(wanted):
+            await asyncio.sleep(live_wait(broker.timeout))  # every live run says its id in it
+            target = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
+            if target is None or target not in heard.ids:
+                return target
         with contextlib.suppress(asyncio.TimeoutError):
-            async with bounded(broker.timeout):
-                await answered.wait()
+            async with bounded(max(0.0, deadline - loop.time())):
+                await ready[target].wait()
+        return target
 
-    CliContext.of(ctx).run(broker, listen)
-    runs = list(state.runs.values())
-    if not runs:
-        raise fail(
-            f"nothing heard of run {wanted} within {broker.timeout:g} s: it has ended, its "
-            "engine is not connected to this broker, or it sends no heartbeat that often "
-            "(give more --timeout)"
-        )
-    if not answered.is_set():
+    try:
+        target = CliContext.of(ctx).run(broker, listen)
+    except UsageError as exc:
+        raise usage(exc) from None
+    run = state.runs.get(target) if target is not None else None
+    if run is None:
+        _not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
+        return
+    if not ready[run.run_id].is_set():
         typer.echo(
-            f"cascade: no heartbeat of run {wanted} within {broker.timeout:g} s: only the "
-            "tasks seen blocking while listening are listed",
+            f"cascade: no heartbeat of run {short_id(run.run_id)} within {broker.timeout:g} s: "
+            "only the tasks seen blocking while listening are listed",
             err=True,
         )
     if json_output:
-        typer.echo(json.dumps({"runs": [_json(run, task) for run in runs]}))
+        typer.echo(json.dumps({"runs": [_json(run, task)]}))
         return
-    times = TimeFormat(state.clock())
-    for run in runs:
-        for line in _lines(run, task, times):
-            typer.echo(line)
+    for line in _lines(run, task, TimeFormat(state.clock())):
+        typer.echo(line)
+
+
+def _not_heard(
+    run_id: str,
+    recorded: Recorded,
+    pattern: str | None,
+    *,
+    json_output: bool,
+    db: str | None,
+    broker: BrokerOptions,
+) -> None:
+    """Nothing of the run heard live: the history's answer, saying so, when it has the run;
+    else one line saying where to look (exit 1)."""
+    if is_full(run_id):
+        recorded = recorded_run_ids(db, run_id)
+    waited = f"within {broker.timeout:g} s"
+    if recorded.location is None:
+        raise fail(
+            f"nothing heard of run {run_id} {waited}: if it has ended, --history answers from "
+            "the history `cascade record` keeps; else its engine is not connected to this "
+            "broker or sends no heartbeat that often (give more --timeout)"
+        )
+    if run_id not in recorded.ids:
+        raise fail(
+            f"run {run_id} is unknown: nothing heard of it {waited}, and the history at "
+            f"{recorded.location} has no run whose id starts with it"
+        )
+    typer.echo(
+        f"cascade: nothing heard of run {short_id(run_id)} {waited}: "
+        f"answering from the history at {recorded.location}",
+        err=True,
+    )
+    _why_from_history(run_id, pattern, json_output=json_output, db=db)
