@@ -139,7 +139,9 @@ def test_a_history_that_cannot_be_read_ends_a_prefix_lookup(
     """A database named with --db that is not there: exit 1, one line."""
     result = invoke("cancel", "5eed", "--db", "postgresql://u:pw@127.0.0.1:1/h")
     line = _one_line(result, 1)
-    assert line.startswith("cascade: cannot look run id 5eed up: cannot read postgresql+psycopg://u:***@")
+    assert line.startswith(
+        "cascade: cannot look run id 5eed up: cannot read postgresql+psycopg://u:***@"
+    )
 
 
 def test_why_of_an_ended_run_answers_from_the_default_history(
@@ -189,9 +191,8 @@ def test_why_answers_for_the_live_run_a_prefix_names(
     result = invoke("why", LIVE[:6], "--timeout", "0.3")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"run {LIVE[:12]} (host-2): Running\n  nothing blocked\n"
-    assert json.loads(invoke("why", LIVE[:6], "--timeout", "0.3", "--json").stdout)["runs"][0][
-        "run_id"
-    ] == LIVE
+    answer = json.loads(invoke("why", LIVE[:6], "--timeout", "0.3", "--json").stdout)
+    assert answer["runs"][0]["run_id"] == LIVE
 
 
 def test_a_prefix_many_recorded_runs_have_names_a_handful(tmp_path: Path) -> None:
@@ -260,7 +261,10 @@ async def test_the_dashboards_cancel_and_history_take_a_prefix(
                 answer = await http.post(f"/api/runs/{run_id}/cancel", headers=auth)
                 return answer.status_code, answer.json()["error"]
 
-            assert await cancel(LIVE[:8]) == (504, f"no engine answered for run {LIVE} within 0.2 s")
+            assert await cancel(LIVE[:8]) == (
+                504,
+                f"no engine answered for run {LIVE} within 0.2 s",
+            )
             status, said = await cancel("5eed")
             assert (status, f"{LIVE[:12]}, {ENDED[:12]}" in said) == (400, True)
             status, said = await cancel("0abc")

@@ -160,7 +160,9 @@ def test_the_ids_a_prefix_could_name(runs: History) -> None:
     """Every recorded id with that prefix, in order, at most ``limit``; LIKE's wildcards are
     matched as themselves."""
     everything = runs.run_ids("run-")
-    assert everything == sorted(everything) and "run-c" in everything and len(everything) > 1
+    assert everything == sorted(everything)
+    assert "run-c" in everything
+    assert len(everything) > 1
     assert runs.run_ids("run-", limit=1) == everything[:1]
     assert runs.run_ids("run-c") == ["run-c"]
     assert runs.run_ids("run_") == runs.run_ids("nope") == []

@@ -12,8 +12,8 @@ from rich.text import Text
 from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
-from ._run_ids import SHORT_ID, short_id
 from ._render import TimeFormat, duration
+from ._run_ids import SHORT_ID, short_id
 
 if TYPE_CHECKING:
     from cascade.history import SourceGap

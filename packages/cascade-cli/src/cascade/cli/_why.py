@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
 import fnmatch
 import json
-import time
+from collections import defaultdict
 from typing import Annotated, Any
 
 import msgspec
@@ -17,9 +16,9 @@ from cascade.interfaces import Message, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ._context import CliContext, UsageError, fail, usage
-from ._history_db import Db, recorded_run
-from ._holds_text import holds_text, recorded_holds_text
+from ._context import CliContext, UsageError, usage
+from ._history_db import Db
+from ._holds_text import holds_text
 from ._inert import SHOWN, inert
 from ._run_ids import (
     HeardRuns,
@@ -35,8 +34,10 @@ from ._state import WatchState
 from ._status_json import iso_time
 from ._times import TimeFormat, duration
 from ._views import RunView, TaskView
+from ._why_history import not_heard, why_from_history
 
 __all__ = ["why"]
+
 
 def _matches(task: TaskView, pattern: str | None) -> bool:
     return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
@@ -104,59 +105,6 @@ def _json(run: RunView, pattern: str | None) -> dict[str, Any]:
     }
 
 
-def _why_from_history(
-    run_id: str, pattern: str | None, *, json_output: bool, db: str | None
-) -> None:
-    """The recorded answer: each task of the run that was ever blocked, with its holds."""
-    detail = recorded_run("why", db, run_id)
-    held = [
-        t
-        for t in detail.tasks
-        if t.blocked_s
-        and (pattern is None or t.task_id == pattern or fnmatch.fnmatchcase(t.task_name, pattern))
-    ]
-    if json_output:
-        typer.echo(
-            json.dumps(
-                {
-                    "run_id": detail.run.run_id,
-                    "status": detail.run.status,
-                    "held": [
-                        {
-                            "task_id": t.task_id,
-                            "task_name": t.task_name,
-                            "state": t.state,
-                            "blocked_s": t.blocked_s,
-                            "held_by": t.held_by,
-                        }
-                        for t in held
-                    ],
-                }
-            )
-        )
-        return
-    times = TimeFormat(time.time())
-    summary = detail.run
-    source = inert(summary.source, SHOWN["source"])
-    shown = inert(short_id(summary.run_id), SHOWN["name"])
-    typer.echo(f"run {shown} ({source}): {summary.status}")
-    for t in held:
-        what = (
-            recorded_holds_text(t.held_by, times)
-            if t.held_by is not None
-            else "its engine did not say (an engine from before held_by)"
-        )
-        now = "is blocked" if t.state == "BLOCKED" else "was held"
-        name = inert(t.task_name, SHOWN["name"])
-        task_id = inert(t.task_id, SHOWN["name"])
-        took = duration(t.blocked_s)
-        typer.echo(f"  {name} ({task_id}) {now} {took} in all, the last time by: {what}")
-    if not held:
-        typer.echo(
-            "  no task of it was held back" + (f" that matches {pattern!r}" if pattern else "")
-        )
-
-
 @broker_options
 def why(
     ctx: typer.Context,
@@ -194,7 +142,7 @@ def why(
     except UsageError as exc:
         raise usage(exc) from None
     if history:
-        _why_from_history(wanted, task, json_output=json_output, db=db)
+        why_from_history(wanted, task, json_output=json_output, db=db)
         return
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     state = WatchState(keep_runs=None, keep_for=None)
@@ -234,7 +182,7 @@ def why(
         raise usage(exc) from None
     run = state.runs.get(target) if target is not None else None
     if run is None:
-        _not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
+        not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
         return
     if not ready[run.run_id].is_set():
         typer.echo(
@@ -247,36 +195,3 @@ def why(
         return
     for line in _lines(run, task, TimeFormat(state.clock())):
         typer.echo(line)
-
-
-def _not_heard(
-    run_id: str,
-    recorded: Recorded,
-    pattern: str | None,
-    *,
-    json_output: bool,
-    db: str | None,
-    broker: BrokerOptions,
-) -> None:
-    """Nothing of the run heard live: the history's answer, saying so, when it has the run;
-    else one line saying where to look (exit 1)."""
-    if is_full(run_id):
-        recorded = recorded_run_ids(db, run_id)
-    waited = f"within {broker.timeout:g} s"
-    if recorded.location is None:
-        raise fail(
-            f"nothing heard of run {run_id} {waited}: if it has ended, --history answers from "
-            "the history `cascade record` keeps; else its engine is not connected to this "
-            "broker or sends no heartbeat that often (give more --timeout)"
-        )
-    if run_id not in recorded.ids:
-        raise fail(
-            f"run {run_id} is unknown: nothing heard of it {waited}, and the history at "
-            f"{recorded.location} has no run whose id starts with it"
-        )
-    typer.echo(
-        f"cascade: nothing heard of run {short_id(run_id)} {waited}: "
-        f"answering from the history at {recorded.location}",
-        err=True,
-    )
-    _why_from_history(run_id, pattern, json_output=json_output, db=db)
