@@ -27,7 +27,7 @@ from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, 
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
-from .conftest import PublishRetained
+PublishRetained = Callable[[str, bytes], None]  # the conftest's fixture
 
 LIVE = "5eed" + "a" * 28
 ENDED = "5eed" + "b" * 28

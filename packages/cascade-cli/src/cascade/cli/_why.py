@@ -165,12 +165,13 @@ def why(
         await connector.subscribe(filter_, on_message)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + broker.timeout
-        target: str | None = wanted
+        target = wanted
         if not is_full(wanted):
             await asyncio.sleep(live_wait(broker.timeout))  # every live run says its id in it
-            target = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
-            if target is None or target not in heard.ids:
-                return target
+            found = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
+            if found is None or found not in heard.ids:
+                return found
+            target = found
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
                 await ready[target].wait()
