@@ -17,6 +17,16 @@ Invoke = Callable[..., Result]
 PublishRetained = Callable[[str, bytes], None]
 
 
+@pytest.fixture(autouse=True)
+def _own_default_history(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default history (`cascade record`'s) is each test's own, empty until one makes it:
+    commands that look a run id up there never read the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+    monkeypatch.delenv("CASCADE_HISTORY_DB", raising=False)
+
+
 @pytest.fixture
 def broker() -> InMemoryBroker:
     return InMemoryBroker()

@@ -202,7 +202,8 @@ async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
         ),
         ("/api/history/runs", {"limit": "1e9"}, 400, "limit must be"),
         ("/api/history/run", {}, 400, "give ?id=RUN_ID"),
-        ("/api/history/run", {"id": "nope"}, 404, "no such run in the history"),
+        ("/api/history/run", {"id": "0ff"}, 404, "no such run in the history"),
+        ("/api/history/run", {"id": "nope"}, 400, "a run id is hex digits"),
         ("/api/history/task", {}, 400, "give ?name=TASK_NAME"),
     ],
 )

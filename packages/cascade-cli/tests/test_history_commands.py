@@ -205,7 +205,8 @@ def test_tasks_and_audit(db: str) -> None:
     [
         (["runs", "--since", "soon"], 2, "is not an age"),
         (["runs", "--status", "broken"], 2, "unknown run status 'broken'"),
-        (["run", "aaaa1111x"], 1, "no run 'aaaa1111x'"),
+        (["run", "aaaa1119"], 1, "no run's id starts with 'aaaa1119'"),
+        (["run", "aaaa1111x"], 2, "a run id is hex digits"),
         (["tasks", "--since", "-1d"], 2, "is not an age"),
     ],
 )
@@ -468,7 +469,7 @@ def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None
     why = _invoke("why", run["run_id"][:8], "--history", "--db", path)
     assert why.exit_code == 0, why.output
     lines = why.output.splitlines()
-    assert lines[0] == f"run {run['run_id']} (held-engine): Succeeded"
+    assert lines[0] == f"run {run['run_id'][:12]} (held-engine): Succeeded"
     assert len(lines) == 3  # two of the three waited
     assert all(" was held " in line and "by alice" in line for line in lines[1:])
     answer = json.loads(_invoke("why", run["run_id"], "--history", "--db", path, "--json").output)

@@ -24,6 +24,7 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import encode_payload
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+RUN_1 = "0123456789abcdef0123456789abcdef"  # a run id as engines make them: `cascade run` takes hex
 
 
 def _event(body: Body, trace_id: str | None, run_id: str = "run-1") -> Message:
@@ -84,12 +85,12 @@ def test_cascade_run_shows_the_recorded_trace_id(tmp_path: Path) -> None:
     """`cascade run RUN_ID` from the history says ``trace <id>``, and its JSON has it."""
     path = str(tmp_path / "history.sqlite3")
     with History(path) as history:
-        for message in _run(TRACE):
+        for message in _run(TRACE, RUN_1):
             envelope = decode_envelope(message.payload)
             history.store([Received(message.topic, envelope, 1_795_000_000.0)])
     context = CliContext(console=Console(width=200))
-    shown = CliRunner().invoke(app, ["run", "run-1", "--db", path], obj=context)
+    shown = CliRunner().invoke(app, ["run", RUN_1, "--db", path], obj=context)
     assert shown.exit_code == 0, shown.output
     assert f"trace {TRACE}" in shown.output
-    as_json = CliRunner().invoke(app, ["run", "run-1", "--db", path, "--json"], obj=context)
+    as_json = CliRunner().invoke(app, ["run", RUN_1, "--db", path, "--json"], obj=context)
     assert json.loads(as_json.output)["trace_id"] == TRACE

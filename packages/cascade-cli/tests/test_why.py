@@ -111,16 +111,16 @@ def test_a_hostile_hold_is_cut_and_shown_inert() -> None:
     assert "\\x1b]0;t\\x07" in text
 
 
-@pytest.mark.parametrize("run_id", ["xyz", "0123", "0123456789abcdef0123456789abcdef00", ""])
+@pytest.mark.parametrize("run_id", ["xyz", "0123456789abcdef0123456789abcdef00", ""])
 def test_why_refuses_a_malformed_run_id(invoke: Callable[..., Result], run_id: str) -> None:
-    """Not hex, too short or too long: exit 2 before anything is sent."""
+    """Not hex, empty or too long: exit 2 before anything is sent."""
     result = invoke("why", run_id)
     assert result.exit_code == 2
-    assert "a run id is 32 hex digits" in result.output
+    assert "a run id is hex digits" in result.output
 
 
 def test_why_exits_1_when_nothing_of_the_run_is_heard(invoke: Callable[..., Result]) -> None:
-    """No engine runs it: one line on stderr, exit 1, after --timeout."""
+    """No engine runs it and no history: one line on stderr, exit 1, after --timeout."""
     result = invoke("why", RUN, "--timeout", "0.2")
     assert result.exit_code == 1
     assert f"nothing heard of run {RUN} within 0.2 s" in result.stderr

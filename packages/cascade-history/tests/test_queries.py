@@ -156,6 +156,18 @@ def test_a_run_is_found_by_a_prefix_of_its_id(runs: History) -> None:
     assert runs.run("run_") is None  # LIKE's wildcards are matched as themselves
 
 
+def test_the_ids_a_prefix_could_name(runs: History) -> None:
+    """Every recorded id with that prefix, in order, at most ``limit``; LIKE's wildcards are
+    matched as themselves."""
+    everything = runs.run_ids("run-")
+    assert everything == sorted(everything)
+    assert "run-c" in everything
+    assert len(everything) > 1
+    assert runs.run_ids("run-", limit=1) == everything[:1]
+    assert runs.run_ids("run-c") == ["run-c"]
+    assert runs.run_ids("run_") == runs.run_ids("nope") == []
+
+
 def test_missing_events_come_from_the_numbers(history: History) -> None:
     """An engine that numbers its events: what the heartbeat announced and never came."""
     history.store([task("r1", "a-1", "RUNNING", T0, seq=1), heartbeat("r1", T0 + 1, last_seq=3)])

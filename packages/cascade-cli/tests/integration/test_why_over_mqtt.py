@@ -52,7 +52,7 @@ async def test_why_names_the_pause_its_issuer_and_reason_and_the_limit(
         answer = await asyncio.to_thread(cascade, mqtt_broker, "why", started.run_id)
         assert answer.exit_code == 0, answer.output
         lines = answer.stdout.splitlines()
-        assert lines[0].startswith(f"run {started.run_id} (")
+        assert lines[0].startswith(f"run {started.run_id[:12]} (")
         assert "Running" in lines[0]
         (load_line,) = [line for line in lines if line.startswith(f"  {held} (")]
         assert "pause on task:" + held + ' by alice "warehouse maintenance"' in load_line

@@ -14,6 +14,7 @@ from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
 from ._render import TimeFormat, duration
+from ._run_ids import short_id
 
 if TYPE_CHECKING:
     from cascade.history import AuditEvent
@@ -22,7 +23,6 @@ __all__ = ["audit"]
 
 _ACTION_STYLES = {"set": "magenta", "cleared": "green", "expired": "yellow", "cancelled": "red"}
 _NAMES_SHOWN = 5
-_SHORT_RUN_ID = 12  # as every table shows a run id
 
 
 def _by(event: AuditEvent) -> Text:
@@ -59,7 +59,7 @@ def stopped_text(event: AuditEvent) -> str:
 
 def _scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
     if event.action == "cancelled":
-        return f"run:{(event.run_id or '')[:_SHORT_RUN_ID]}", stopped_text(event)
+        return f"run:{short_id(event.run_id or '')}", stopped_text(event)
     params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
     return event.scope, params
 

@@ -25,10 +25,20 @@ from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ._context import CliContext, UsageError, fail, usage
+from ._history_db import Db
 from ._inert import SHOWN, inert
 from ._operator import As, Reason, checked_reason, operator_name
 from ._publishing import publish_confirmed
-from ._why import check_run_id
+from ._run_ids import (
+    WHERE_FULL_IDS,
+    Recorded,
+    checked_prefix,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_run_ids,
+)
 
 __all__ = ["cancel", "describe_reply", "request_cancel"]
 
@@ -110,31 +120,54 @@ def describe_reply(reply: CancelReply) -> str:
 @broker_options
 def cancel(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run's id: 32 hex digits.")],
+    run_id: Annotated[
+        str,
+        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
+    ],
     reason: Reason = None,
     operator: As = None,
+    db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Cancel a run: the engine running it stops it, and says what it stopped.
 
     Running coroutine tasks are cancelled; plain-function tasks already in threads finish.
-    Examples: cascade cancel 58a88765cea2c1d0a1f3c2b7e9d84a61 --reason "wrong input"
+    A prefix is looked up in the history (--db, or the default one if it exists) and in the
+    runs heard live within 5 s (at most --timeout); one that several runs have exits 2.
+    Examples: cascade cancel 58a88765cea2 --reason "wrong input"
     """
     try:
-        wanted = check_run_id(run_id, prefix_ok=False)
+        wanted = checked_prefix(run_id)
         why, by = checked_reason(reason), operator_name(operator, broker.username)
     except UsageError as exc:
         raise usage(exc) from None
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
 
-    async def ask(connector: Any) -> CancelReply | None:
-        return await request_cancel(
-            connector, wanted, issued_by=by, reason=why, timeout=broker.timeout
+    async def ask(connector: Any) -> tuple[str | None, CancelReply | None]:
+        target: str | None = wanted
+        if not is_full(wanted):
+            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
+            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
+        if target is None:
+            return None, None
+        reply = await request_cancel(
+            connector, target, issued_by=by, reason=why, timeout=broker.timeout
         )
+        return target, reply
 
-    reply = CliContext.of(ctx).run(broker, ask)
+    try:
+        target, reply = CliContext.of(ctx).run(broker, ask)
+    except UsageError as exc:
+        raise usage(exc) from None
+    if target is None:
+        searched = f"in the history at {recorded.location} or " if recorded.location else ""
+        raise fail(
+            f"no run's id starts with {wanted} {searched}among the runs heard within "
+            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
+        )
     if reply is None:
         raise fail(
-            f"no engine answered for run {wanted} within {broker.timeout:g} s: it has ended, it "
-            "runs on another broker, or its engine is not connected"
+            f"no engine answered for run {target} within {broker.timeout:g} s: it has ended, "
+            "it runs on another broker, or its engine is not connected"
         )
     typer.echo(describe_reply(reply))

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.text import Text
 
-from ._context import fail
-from ._inert import SHOWN, inert
+from ._context import UsageError, fail, usage
+from ._inert import inert
+from ._run_ids import checked_prefix, one_run, recorded_in
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
@@ -73,14 +74,24 @@ def open_history(command: str, db: str | None, *, create: bool = False) -> Histo
 
 def recorded_run(command: str, db: str | None, run_id: str) -> RunDetail:
     """The run ``run_id`` names (its id, or a prefix only it has) in the history ``db``;
-    exit 1 naming the database when it has no such run."""
+    exit 2 for a malformed id or one several runs start with (naming them), exit 1 naming the
+    database when it has no such run."""
+    try:
+        wanted = checked_prefix(run_id)
+    except UsageError as exc:
+        raise usage(exc) from None
     history = open_history(command, db)
     try:
-        detail = query(lambda: history.run(run_id))
+        recorded = query(lambda: recorded_in(history, wanted))
+        try:
+            found = one_run(wanted, recorded.ids, more=recorded.capped)
+        except UsageError as exc:
+            raise usage(exc) from None
+        detail = None if found is None else query(lambda: history.run(found))
     finally:
         history.close()
     if detail is None:
-        raise fail(f"no run {inert(run_id, SHOWN['name'])!r} in {history.location}")
+        raise fail(f"no run's id starts with {wanted!r} in {history.location}")
     return detail
 
 

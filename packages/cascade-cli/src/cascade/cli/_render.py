@@ -19,6 +19,7 @@ from cascade.interfaces import Constraint
 
 from ._holds_text import holds_text
 from ._inert import SHOWN, inert
+from ._run_ids import SHORT_ID, short_id
 from ._state import WatchState
 from ._times import TimeFormat, duration
 from ._views import LAST_TIMESTAMP, EngineView, RunView
@@ -96,7 +97,7 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     )
     bar, done = _progress(run)
     table.add_row(
-        Text(inert(run.run_id[:12], 12), style="bold"),
+        Text(inert(short_id(run.run_id), SHORT_ID), style="bold"),
         Text(run.status, style=_RUN_STYLES.get(run.status, "")),
         bar,
         done,

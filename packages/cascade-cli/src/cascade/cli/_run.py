@@ -37,8 +37,6 @@ def run(
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --json | jq '.tasks[].state'
     """
-    if not run_id:
-        raise typer.BadParameter("RUN_ID must not be empty")
     detail = recorded_run("run", db, run_id)
     if json_output:
         echo_json(detail.to_json())

@@ -13,6 +13,7 @@ from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
 from ._render import STATE_STYLES, TimeFormat, duration
+from ._run_ids import SHORT_ID, short_id
 
 if TYPE_CHECKING:
     from cascade.history import SourceGap
@@ -135,7 +136,7 @@ def runs(
             table.add_column(column)
     for run in found:
         cells: list[Text | str] = [
-            cell(run.run_id[:12], 12, "bold"),
+            cell(short_id(run.run_id), SHORT_ID, "bold"),
             Text(run.status, style=RUN_STYLES.get(run.status, "")),
             times.at(run.started_at),
             duration(run.duration) if run.duration is not None else "-",

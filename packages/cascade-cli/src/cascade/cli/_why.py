@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
-import re
-import time
+from collections import defaultdict
 from typing import Annotated, Any
 
 import msgspec
@@ -17,29 +16,27 @@ from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
 
 from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ._context import CliContext, UsageError, fail, usage
-from ._history_db import Db, recorded_run
-from ._holds_text import holds_text, recorded_holds_text
+from ._context import CliContext, UsageError, usage
+from ._history_db import Db
+from ._holds_text import holds_text
 from ._inert import SHOWN, inert
+from ._run_ids import (
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_run_ids,
+    short_id,
+)
 from ._state import WatchState
 from ._status_json import iso_time
 from ._times import TimeFormat, duration
 from ._views import RunView, TaskView
+from ._why_history import not_heard, why_from_history
 
-__all__ = ["check_run_id", "why"]
-
-_RUN_ID = re.compile(r"[0-9a-f]{8,32}")
-FULL_RUN_ID = 32
-
-
-def check_run_id(value: str, *, prefix_ok: bool) -> str:
-    """A run id as engines make them (32 hex digits; with ``prefix_ok``, its first 8 or
-    more), in lower case; else :class:`UsageError` (exit 2)."""
-    run_id = value.strip().lower()
-    if not _RUN_ID.fullmatch(run_id) or (not prefix_ok and len(run_id) != FULL_RUN_ID):
-        wanted = "32 hex digits" + (", or its first 8 or more" if prefix_ok else "")
-        raise UsageError(f"a run id is {wanted}, not {value!r}")
-    return run_id
+__all__ = ["why"]
 
 
 def _matches(task: TaskView, pattern: str | None) -> bool:
@@ -64,7 +61,7 @@ def _summary(run: RunView) -> str:
 
 def _lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]:
     source = inert(run.source, SHOWN["source"])
-    head = f"run {inert(run.run_id, SHOWN['name'])} ({source}): {_summary(run)}"
+    head = f"run {inert(short_id(run.run_id), SHOWN['name'])} ({source}): {_summary(run)}"
     if run.finished:
         return [head, "  it has ended: nothing waits"]
     lines = [head]
@@ -108,63 +105,12 @@ def _json(run: RunView, pattern: str | None) -> dict[str, Any]:
     }
 
 
-def _why_from_history(
-    run_id: str, pattern: str | None, *, json_output: bool, db: str | None
-) -> None:
-    """The recorded answer: each task of the run that was ever blocked, with its holds."""
-    detail = recorded_run("why", db, run_id)
-    held = [
-        t
-        for t in detail.tasks
-        if t.blocked_s
-        and (pattern is None or t.task_id == pattern or fnmatch.fnmatchcase(t.task_name, pattern))
-    ]
-    if json_output:
-        typer.echo(
-            json.dumps(
-                {
-                    "run_id": detail.run.run_id,
-                    "status": detail.run.status,
-                    "held": [
-                        {
-                            "task_id": t.task_id,
-                            "task_name": t.task_name,
-                            "state": t.state,
-                            "blocked_s": t.blocked_s,
-                            "held_by": t.held_by,
-                        }
-                        for t in held
-                    ],
-                }
-            )
-        )
-        return
-    times = TimeFormat(time.time())
-    summary = detail.run
-    source = inert(summary.source, SHOWN["source"])
-    typer.echo(f"run {inert(summary.run_id, SHOWN['name'])} ({source}): {summary.status}")
-    for t in held:
-        what = (
-            recorded_holds_text(t.held_by, times)
-            if t.held_by is not None
-            else "its engine did not say (an engine from before held_by)"
-        )
-        now = "is blocked" if t.state == "BLOCKED" else "was held"
-        name = inert(t.task_name, SHOWN["name"])
-        task_id = inert(t.task_id, SHOWN["name"])
-        took = duration(t.blocked_s)
-        typer.echo(f"  {name} ({task_id}) {now} {took} in all, the last time by: {what}")
-    if not held:
-        typer.echo(
-            "  no task of it was held back" + (f" that matches {pattern!r}" if pattern else "")
-        )
-
-
 @broker_options
 def why(
     ctx: typer.Context,
     run_id: Annotated[
-        str, typer.Argument(help="The run's id: 32 hex digits, or its first 8 or more.")
+        str,
+        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
     ],
     task: Annotated[
         str | None, typer.Argument(help="Only this task: its id, or a glob of its name.")
@@ -183,61 +129,73 @@ def why(
 ) -> None:
     """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
 
-    Waits at most --timeout for the run's next heartbeat (every 5 s by default); exit 1 if unheard.
-    With --history, from the history instead: every task that was held back, for how long, by what.
+    Waits at most --timeout for the run's next heartbeat (every 5 s by default). A run not
+    heard (it has ended) is answered from the history (--db, or the default one if it exists),
+    saying so; with no history, exit 1. A prefix is listened for 5 s (at most --timeout) and
+    looked up in the history; one that several runs have exits 2.
+    With --history, from the history only: every task that was held back, for how long, by what.
     Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
     cascade why 58a88765 --history
     """
     try:
-        wanted = check_run_id(run_id, prefix_ok=True)
+        wanted = checked_prefix(run_id)
     except UsageError as exc:
         raise usage(exc) from None
     if history:
-        _why_from_history(wanted, task, json_output=json_output, db=db)
+        why_from_history(wanted, task, json_output=json_output, db=db)
         return
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     state = WatchState(keep_runs=None, keep_for=None)
-    answered = asyncio.Event()
+    heard = HeardRuns(wanted)
+    ready: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def listen(connector: Any) -> None:
-        prefix = connector.topic_prefix
-        state.prefix = prefix
-        state.ask = SnapshotAsker(connector).ask
+    def on_message(message: Message) -> None:
+        heard_id = heard.take(message)
+        if heard_id is None:
+            return
+        state.apply(message)
+        run = state.runs.get(heard_id)
+        if run is not None and (
+            run.heartbeat is not None or run.finished or state.partial(run) is None
+        ):  # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
+            ready[heard_id].set()
 
-        def on_message(message: Message) -> None:
-            heard = message.payload.get("run_id")
-            if not isinstance(heard, str) or not heard.startswith(wanted):
-                return
-            state.apply(message)
-            run = state.runs.get(heard)
-            if run is not None and (
-                run.heartbeat is not None or run.finished or state.partial(run) is None
-            ):  # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
-                answered.set()
-
-        exact = wanted if len(wanted) == FULL_RUN_ID else None
-        await connector.subscribe(telemetry_filter(run_id=exact, prefix=prefix), on_message)
+    async def listen(connector: Any) -> str | None:
+        state.prefix = connector.topic_prefix
+        state.ask = SnapshotAsker(connector).ask  # a run heard mid-way: its engine says all
+        exact = wanted if is_full(wanted) else None
+        filter_ = telemetry_filter(run_id=exact, prefix=connector.topic_prefix)
+        await connector.subscribe(filter_, on_message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + broker.timeout
+        target = wanted
+        if not is_full(wanted):
+            await asyncio.sleep(live_wait(broker.timeout))  # every live run says its id in it
+            found = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
+            if found is None or found not in heard.ids:
+                return found
+            target = found
         with contextlib.suppress(asyncio.TimeoutError):
-            async with bounded(broker.timeout):
-                await answered.wait()
+            async with bounded(max(0.0, deadline - loop.time())):
+                await ready[target].wait()
+        return target
 
-    CliContext.of(ctx).run(broker, listen)
-    runs = list(state.runs.values())
-    if not runs:
-        raise fail(
-            f"nothing heard of run {wanted} within {broker.timeout:g} s: it has ended, its "
-            "engine is not connected to this broker, or it sends no heartbeat that often "
-            "(give more --timeout)"
-        )
-    if not answered.is_set():
+    try:
+        target = CliContext.of(ctx).run(broker, listen)
+    except UsageError as exc:
+        raise usage(exc) from None
+    run = state.runs.get(target) if target is not None else None
+    if run is None:
+        not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
+        return
+    if not ready[run.run_id].is_set():
         typer.echo(
-            f"cascade: no heartbeat of run {wanted} within {broker.timeout:g} s: only the "
-            "tasks seen blocking while listening are listed",
+            f"cascade: no heartbeat of run {short_id(run.run_id)} within {broker.timeout:g} s: "
+            "only the tasks seen blocking while listening are listed",
             err=True,
         )
     if json_output:
-        typer.echo(json.dumps({"runs": [_json(run, task) for run in runs]}))
+        typer.echo(json.dumps({"runs": [_json(run, task)]}))
         return
-    times = TimeFormat(state.clock())
-    for run in runs:
-        for line in _lines(run, task, times):
-            typer.echo(line)
+    for line in _lines(run, task, TimeFormat(state.clock())):
+        typer.echo(line)

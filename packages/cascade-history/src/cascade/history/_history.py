@@ -26,6 +26,7 @@ from ._queries import (
     executions_query,
     gaps_query,
     glob_to_like,
+    run_ids_query,
     run_query,
     runs_query,
     status_name,
@@ -239,6 +240,11 @@ class History:
         if unknown. A prefix of a run id that only one run has finds it (``ValueError``
         if several have it)."""
         return self._read(lambda c: run_query(c, run_id))
+
+    def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
+        """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),
+        in order, at most ``limit``: what a prefix of a run id could name."""
+        return self._read(lambda c: run_ids_query(c, prefix, limit))
 
     def tasks(
         self, *, since: Since = None, name_glob: str | None = None, exact: bool | None = None

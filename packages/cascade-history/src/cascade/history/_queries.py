@@ -36,6 +36,7 @@ __all__ = [
     "executions_query",
     "gaps_query",
     "glob_to_like",
+    "run_ids_query",
     "run_query",
     "runs_query",
     "status_name",
@@ -200,6 +201,19 @@ def _last_states(run_ids: list[str]) -> sa.Select[Any]:
         sa.select(ranked.c.run_id, ranked.c.state, sa.func.count())
         .where(ranked.c.rank == 1)
         .group_by(ranked.c.run_id, ranked.c.state)
+    )
+
+
+def run_ids_query(connection: sa.Connection, prefix: str, limit: int) -> list[str]:
+    """The ids of the runs whose id starts with ``prefix``, in order, at most ``limit``."""
+    pattern = _escape_like(prefix) + "%"
+    return list(
+        connection.execute(
+            sa.select(runs.c.run_id)
+            .where(runs.c.run_id.like(pattern, escape=_ESCAPE))
+            .order_by(runs.c.run_id)
+            .limit(limit)
+        ).scalars()
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from cascade.interfaces import ConnectorError
 
 from .._cancel import describe_reply
 from .._context import UsageError
+from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
 from ..metrics import CONTENT_TYPE
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
@@ -92,8 +94,15 @@ class _Asgi:
 class _Dashboard:
     """The handlers of one dashboard app, around its hub, its token and its stream slots."""
 
-    def __init__(self, hub: DashboardHub, tokens: Tokens | None, slots: StreamSlots) -> None:
+    def __init__(
+        self,
+        hub: DashboardHub,
+        tokens: Tokens | None,
+        slots: StreamSlots,
+        history: History | None = None,
+    ) -> None:
         self.hub = hub
+        self.history = history
         self.tokens = tokens
         self.slots = slots
         self.snapshots = Snapshots(hub, controls=tokens is not None)
@@ -176,6 +185,19 @@ class _Dashboard:
             return refusal(503, str(exc))
         return JSONResponse({"cleared": cleared})
 
+    async def recorded_ids(self, run_id: str) -> Recorded | Response:
+        """The runs in the history (if any) a prefix ``run_id`` may name (none for a whole
+        id), or the refusal when the history cannot answer."""
+        wanted = checked_prefix(run_id)
+        if self.history is None or is_full(wanted):
+            return Recorded()
+        from cascade.history import HistoryError
+
+        try:
+            return await asyncio.to_thread(recorded_in, self.history, wanted)
+        except HistoryError as exc:
+            return refusal(503, str(exc))
+
     async def cancel_run(self, request: Request) -> Response:
         holder = self.authorized(request)
         if not isinstance(holder, str):
@@ -194,9 +216,15 @@ class _Dashboard:
                 return refusal(refused.status, refused.message)
         run_id = request.path_params["run_id"]
         try:
+            recorded = await self.recorded_ids(run_id)
+            if not isinstance(recorded, Recorded):
+                return recorded
+            run_id = self.hub.run_id(run_id, recorded)
             reply = await self.hub.cancel(run_id, body, issued_by=holder)
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
+        except LookupError as exc:
+            return refusal(404, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
         if reply is None:
@@ -231,7 +259,10 @@ def create_app(
     """
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     handlers = _Dashboard(
-        hub, tokens, StreamSlots(max_streams, max_streams_per_client, max_holder_streams)
+        hub,
+        tokens,
+        StreamSlots(max_streams, max_streams_per_client, max_holder_streams),
+        history,
     )
     routes = [
         Route("/", handlers.index),

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
 from .._views import FINISHED_STATES
 from ._guard import refusal
@@ -143,7 +144,10 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
     run_id = _text(request, "id")
     if run_id is None:
         raise ValueError("give ?id=RUN_ID (or a prefix only one run has)")
-    detail = history.run(run_id)
+    wanted = checked_prefix(run_id)
+    recorded = recorded_in(history, wanted)
+    found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
+    detail = None if found is None else history.run(found)
     if detail is None:
         return None
     tasks = [

@@ -21,7 +21,7 @@ from .._control import limit_constraints, pause_constraint, validate_scope
 from .._operator import checked_reason, default_operator
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
-from .._why import check_run_id
+from .._run_ids import Recorded, checked_prefix, is_full, one_run
 from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
@@ -158,13 +158,32 @@ class DashboardHub:
             issued_by=issued_by or self.operator,
         )
 
+    def run_id(self, given: str, recorded: Recorded | None = None) -> str:
+        """The whole id of the run ``given`` names: itself, or the one run that starts with it
+        of those this dashboard has heard and the ``recorded`` ones (its history's);
+        :class:`UsageError` when it is not hex or several have it, ``LookupError`` when none
+        has."""
+        wanted = checked_prefix(given)
+        if is_full(wanted):
+            return wanted
+        recorded = recorded or Recorded()
+        found = one_run(wanted, self.model.state.runs, recorded.ids, more=recorded.capped)
+        if found is None:
+            raise LookupError(
+                f"no run's id starts with {wanted} among the runs this dashboard has heard"
+                " or in its history"
+            )
+        return found
+
     async def cancel(
         self, run_id: str, body: Any, issued_by: str | None = None
     ) -> CancelReply | None:
         """What ``cascade cancel RUN_ID`` does (``body``: ``{"reason": ...}`` or nothing),
         issued by ``issued_by`` (else :attr:`operator`); the engine's answer, or ``None``
-        when none came within the timeout."""
-        wanted = check_run_id(run_id, prefix_ok=False)
+        when none came within the timeout. ``run_id`` is a whole id (see :meth:`run_id`)."""
+        wanted = checked_prefix(run_id)
+        if not is_full(wanted):
+            raise UsageError(f"a whole run id (32 hex digits) is cancelled, not {run_id!r}")
         if body is None:
             body = {}
         if not isinstance(body, Mapping) or set(body) - {"reason"}:

@@ -5,12 +5,15 @@
 const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "RETRYING"];
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 const $ = (id) => document.getElementById(id);
+const SHORT_ID = 12; // a run id's digits every view shows: cascade.cli._run_ids.SHORT_ID (a test keeps them equal)
 
 let latest = null;       // the last state received
 let selected = null;     // the opened run's id
 let painting = false;
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
 window.cascadeRepaints = 0;     // read by the tests and the benchmark
+
+function shortId(runId) { return runId.slice(0, SHORT_ID); }
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -65,7 +68,7 @@ function renderRuns(state) {
   const rows = state.runs.map((run) => {
     const shown = Math.max(progressSeen.get(run.run_id) || 0, run.progress ?? 0); // null: total unknown
     progressSeen.set(run.run_id, shown);
-    const open = el("button", run.run_id.slice(0, 12), "link");
+    const open = el("button", shortId(run.run_id), "link");
     open.title = run.run_id;
     open.addEventListener("click", () => select(run.run_id));
     const bar = el("div", null, "progress");

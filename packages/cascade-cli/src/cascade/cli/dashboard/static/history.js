@@ -49,7 +49,7 @@ function filters() {
 async function loadRuns() {
   const { runs } = await historyGet("/api/history/runs", filters());
   replace($("h-runs").tBodies[0], runs.map((run) => {
-    const open = el("button", run.run_id.slice(0, 12), "link");
+    const open = el("button", shortId(run.run_id), "link");
     open.title = run.run_id;
     open.addEventListener("click", () => loadRun(run.run_id).then(() => problem(null), problem));
     const missing = run.missing_events ? span(run.missing_events.toLocaleString("en"), "missing") : "-";
