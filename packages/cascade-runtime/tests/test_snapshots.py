@@ -90,7 +90,6 @@ async def test_a_snapshot_lists_every_task_latest_event_and_the_counts() -> None
                 sent.body.task_id,
                 sent.body.state,
             )
-        assert [t.seq for t in snapshot.tasks] == sorted(t.seq for t in snapshot.tasks)
         # only what changed after the 30th event (answered a second after the first answer)
         request = SnapshotRequest(run_id=run_id, after=30)
         await reader.publish(snapshot_request_topic(run_id), request, qos=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import logging
 import math
@@ -433,8 +434,9 @@ class TelemetrySubscriber:
     async def publish_snapshot(self, after: int = 0) -> None:
         """Publish the run's state now (:class:`~cascade.interfaces.RunSnapshot`): the latest
         event of every task whose latest event came after event ``after``, at most
-        :data:`~cascade.interfaces.MAX_SNAPSHOT_TASKS` of them (the earliest), in messages
-        of at most about 192 KiB, the loop free to run tasks between every few hundred."""
+        :data:`~cascade.interfaces.MAX_SNAPSHOT_TASKS` of them (the earliest), in no order, in
+        messages of at most about 192 KiB, the loop free to run tasks between every few
+        hundred."""
         c = self.counters
         last_seq = self.seq
         head = RunSnapshot(
@@ -450,9 +452,9 @@ class TelemetrySubscriber:
             blocked=c.blocked,
             pending=c.pending,
         )
-        entries = sorted((item for item in c.latest.values() if item[0] > after), key=_first)
-        if len(entries) > MAX_SNAPSHOT_TASKS:
-            del entries[MAX_SNAPSHOT_TASKS:]
+        entries = [item for item in c.latest.values() if item[0] > after]
+        if len(entries) > MAX_SNAPSHOT_TASKS:  # the earliest, so that it is whole up to through
+            entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
             head.through = entries[-1][0]
         parts: list[list[bytes]] = [[]]
         size = 0
