@@ -189,8 +189,9 @@ class WatchState:
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
         body = envelope.body
+        fresh = None  # whether the event is new to this view (None: no number tells)
         if envelope.seq:
-            self.gaps.see(envelope.source, envelope.run_id, envelope.seq)
+            fresh = self.gaps.see(envelope.source, envelope.run_id, envelope.seq)
         if isinstance(body, Heartbeat):
             if body.last_seq:
                 self.gaps.announce(envelope.source, envelope.run_id, body.last_seq)
@@ -199,8 +200,11 @@ class WatchState:
                 if isinstance(body.blocked_tasks, list) and not run.finished:
                     self._apply_blocked(run, body.blocked_tasks, envelope.ts, now)
         elif isinstance(body, TaskStateEvent):
-            if run.finished:
-                return  # a straggler or a copy after the run's end: its counts are final
+            if run.finished and not fresh:
+                # After the end, only a numbered event not seen yet is applied: on a broker that
+                # does not keep QoS 0 behind QoS 1 (RabbitMQ) the last task states may come after
+                # the end; a copy, or an unnumbered event (not to be told from one), is not.
+                return
             task = run.tasks.get(body.task_id)
             if task is not None and (
                 envelope.ts < task.ts or (envelope.ts == task.ts and body.state == task.state)

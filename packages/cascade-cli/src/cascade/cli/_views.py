@@ -72,7 +72,9 @@ class RunView:
     """One run, as its telemetry describes it.
 
     While the run goes on, :attr:`tasks` holds every task seen; once it has
-    finished, only its counts (:meth:`counts`) and up to 20 failed tasks remain.
+    finished, only its counts (:meth:`counts`), up to 20 failed tasks, the tasks
+    not seen ending (running, retrying or blocked when the end came) and those
+    whose states came after the end remain.
     """
 
     run_id: str
@@ -177,12 +179,15 @@ class RunView:
         self.tasks[task.task_id] = task
 
     def finish(self, now: float) -> None:
-        """Keep the counts and a few failures; drop the tasks."""
+        """Keep the counts, a few failures and the tasks not seen ending; drop the others."""
         self.finished_at = now
         self.finished_tasks  # noqa: B018 (records the high-water marks before tasks go)
         self.progress  # noqa: B018
         failures = self.failed_tasks()[:_KEPT_FAILURES]
-        self.tasks = {task.task_id: task for task in failures}
+        # A task not seen ending may still end: its last state can come after the run's end
+        # (RabbitMQ does not keep QoS 0 states behind the QoS 1 end), and must move its count.
+        unended = [task for task in self.tasks.values() if task.state in _ACTIVE]
+        self.tasks = {task.task_id: task for task in [*failures, *unended]}
 
 
 @dataclass

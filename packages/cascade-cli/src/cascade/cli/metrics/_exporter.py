@@ -115,7 +115,7 @@ class CascadeMetrics:
         run = run if run is not None else state.runs.get(run_id)
         if run is None:
             return
-        if task_id is not None and not ended:
+        if task_id is not None:  # the state applies a task state after the end only if new
             task = run.tasks.get(task_id) if isinstance(task_id, str) else None
             if task is not None and (task.state, task.ts) != before:
                 self._entered(task)
