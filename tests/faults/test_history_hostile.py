@@ -1,4 +1,4 @@
-"""History fault (d): hostile payloads on the topics a recorder reads, over a real broker (either family).
+"""History fault (d): hostile payloads on the topics a recorder reads, over a real broker.
 
 Every payload that is not the protocol is rejected and counted (by the connector when it is not
 a JSON object, by the recorder otherwise), never stored; what is the protocol but hostile text
