@@ -100,6 +100,10 @@ class NumberedRun:
                     await asyncio.sleep(ahead)  # a pace, not a synchronisation
         self._tasks += (count + 1) // 2
 
+    def skip(self, count: int = 1) -> None:
+        """Number ``count`` events and send none, as an engine whose full buffer dropped them."""
+        self.seq += count
+
     async def heartbeat(self) -> None:
         """A heartbeat saying the last number sent (QoS 0, not numbered itself)."""
         topic = heartbeat_topic("local", self.project, self.run_id, prefix=self.prefix)
