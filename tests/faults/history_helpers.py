@@ -100,6 +100,10 @@ class NumberedRun:
                     await asyncio.sleep(ahead)  # a pace, not a synchronisation
         self._tasks += (count + 1) // 2
 
+    def skip(self, count: int = 1) -> None:
+        """Number ``count`` events and send none, as an engine whose full buffer dropped them."""
+        self.seq += count
+
     async def heartbeat(self) -> None:
         """A heartbeat saying the last number sent (QoS 0, not numbered itself)."""
         topic = heartbeat_topic("local", self.project, self.run_id, prefix=self.prefix)
@@ -203,6 +207,27 @@ async def until(
             raise AssertionError(f"{what} did not come within {timeout} s")
         await asyncio.sleep(0.1)  # polling another process's database
     return loop.time() - began
+
+
+MARK_PROJECT = "faults-mark"
+"""The project of :func:`until_delivered`'s marks: each a run of one task state."""
+
+
+async def until_delivered(url: str, connector: Connector, timeout: float = 30.0) -> float:
+    """Wait until the recorder writing ``url`` has taken everything ``connector`` published
+    at QoS 0 so far (stored, or counted as dropped); seconds it took.
+
+    It publishes a mark, a QoS 0 task state of a run of its own (project
+    :data:`MARK_PROJECT`), and waits for the history to store it: one publisher's messages of
+    one QoS level keep their order on every broker tested, and the recorder writes in the
+    order it receives. A run's end is no such mark: it goes at QoS 1, which RabbitMQ delivers
+    ahead of the QoS 0 task states published before it.
+    """
+    mark = NumberedRun(connector, project=MARK_PROJECT)
+    await mark.tasks(1)
+    return await until(
+        lambda: len(stored_seqs(url, mark.run_id)) == 1, timeout, what="the mark (QoS 0)"
+    )
 
 
 def stored_seqs(url: str, run_id: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""History fault (d): hostile payloads on the topics a recorder reads, over a real mosquitto.
+"""History fault (d): hostile payloads on the topics a recorder reads, over a real broker.
 
 Every payload that is not the protocol is rejected and counted (by the connector when it is not
 a JSON object, by the recorder otherwise), never stored; what is the protocol but hostile text
@@ -22,12 +22,10 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
-from cascade.testkit import MOSQUITTO_ONLY, Inbox, OwnBroker, skip_on_family
+from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures
 from .history_helpers import cli
-
-pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 
 _NOW = datetime.now(timezone.utc).isoformat()
 _HOSTILE_NAME = "load\x1b]0;pwned\x07[bold red]<script>alert(1)</script>\u202egnp.exe"

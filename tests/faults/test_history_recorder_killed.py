@@ -20,12 +20,18 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.testkit import MOSQUITTO_ONLY, OwnBroker, skip_on_family
+from cascade.testkit import OwnBroker
 
 from .conftest import Figures
-from .history_helpers import NumberedRun, RecorderProcess, cli, run_status, stored_seqs, until
-
-pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+from .history_helpers import (
+    NumberedRun,
+    RecorderProcess,
+    cli,
+    run_status,
+    stored_seqs,
+    until,
+    until_delivered,
+)
 
 RATE = 2_000  # task states a second
 
@@ -58,12 +64,13 @@ async def test_history_recorder_killed_and_restarted(
         await recorders[0].process.wait()
         killed_at = run.seq
         await streaming
+        run.skip()  # one the engine dropped: something is missing on every broker
         await run.stop()  # QoS 1, while no recorder runs: the broker keeps it for the session
         second = NumberedRun(engine)
         await second.start()
         await second.tasks(200)
         await engine.flush(10)
-        sent_while_dead = run.seq - killed_at
+        sent_while_dead = run.seq - killed_at - 1  # the skipped one was never sent
 
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -75,6 +82,7 @@ async def test_history_recorder_killed_and_restarted(
             lambda: run_status(url, second.run_id) == "Succeeded", what="the second run's end"
         )
         await until(lambda: len(stored_seqs(url, run.run_id)) >= 2_000, what="resends written")
+        await until_delivered(url, engine)  # the second run's end may come before its states
         took = loop.time() - began
         code, summary = await recorders[1].finish()
     finally:
@@ -95,8 +103,14 @@ async def test_history_recorder_killed_and_restarted(
     # its end came while no recorder ran: kept by the broker, delivered to the new process
     assert detail.run.status == "Succeeded"
     missing = detail.run.missing_events
-    assert missing == len(run.sent) - len(seqs) > 0  # lost while dead, and counted
-    assert missing <= sent_while_dead + 2_000  # at most what came after the first check
+    assert missing == run.seq - len(seqs)  # every loss counted
+    if own_broker.is_mosquitto:
+        # mosquitto queues no QoS 0 message for an offline session (queue_qos0_messages false);
+        # RabbitMQ 3.10 keeps them in the session's queue (measured: 2,950 task states sent
+        # while dead, all stored after the restart), so there only the skipped one and what the
+        # killed recorder held unwritten (often nothing: it writes as soon as it has any) go.
+        assert missing > 1
+    assert missing <= sent_while_dead + 1 + 2_000  # at most what came after the first check
     assert [(e.action, e.scope) for e in audit] == [("set", "task:load")]  # once, not twice
     assert run_status(url, second.run_id) == "Succeeded"  # started and ended while away/back
     assert " duplicates, " in summary
@@ -116,6 +130,7 @@ async def test_history_recorder_killed_and_restarted(
     figures.what = "restart to caught up"
     figures.notes.append(
         f"{sent_while_dead} events sent while dead ({sent_while_dead - 1} QoS 0 task states, "
-        f"the run's end at QoS 1); {missing} missing in all, counted per run; the end kept "
+        f"the run's end at QoS 1); {missing} missing in all (1 never sent), counted per run; "
+        f"the end kept "
         f"by the broker; second run's end caught up {caught_up:.2f} s after restart"
     )

@@ -114,6 +114,28 @@ def test_copies_and_stragglers_are_not_counted_again(metrics: CascadeMetrics) ->
     assert ("cascade_tasks_total", (("state", "COMPLETED"), ("task", "fn_z"))) not in got
 
 
+def test_task_states_after_the_end_are_counted_once(metrics: CascadeMetrics) -> None:
+    """The run's end overtook its last task states (RabbitMQ keeps QoS 0 and QoS 1 apart): each
+    numbered state not seen yet counts, once; a copy of it counts nothing."""
+    started = _event(LifecycleEvent(event="ENGINE_STARTED", tasks=2), seq=1)
+
+    def task(task_id: str, state: str, seq: int) -> Message:
+        body = TaskStateEvent(task_id=task_id, task_name=f"fn_{task_id}", state=state)  # type: ignore[arg-type]
+        return _event(body, seq=seq)
+
+    running = task("a", "RUNNING", 2)
+    stopped = _event(LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded"), seq=5)
+    late = [task("a", "COMPLETED", 3), task("b", "SKIPPED", 4)]
+    for message in [started, running, stopped, *late, *late]:
+        metrics.apply(message)
+    got = _samples(metrics)
+    assert _one(got, "cascade_tasks_total", task="fn_a", state="COMPLETED") == 1
+    assert _one(got, "cascade_tasks_total", task="fn_b", state="SKIPPED") == 1
+    assert _one(got, "cascade_task_duration_seconds_count", task="fn_a") == 1
+    assert _one(got, "cascade_runs_total", project="shop", state="Succeeded") == 1
+    assert _one(got, "cascade_tasks_running") == 0
+
+
 def test_what_is_going_on_now(metrics: CascadeMetrics) -> None:
     """Runs and tasks running and blocked now, engines online, constraints in force by type,
     the oldest pause's age: read from the state at each scrape."""

@@ -286,6 +286,41 @@ def test_finished_run_keeps_counts_and_failures_only() -> None:
     assert run.counts() == {"COMPLETED": 1, "FAILED": 1, "SKIPPED": 1}
 
 
+def _numbered(body: Body, seq: int, ts: str = "2026-11-23T10:00:00+00:00") -> Message:
+    envelope = Envelope(run_id="run-1", org_id="local", project_id="default", source="host-1",
+                        body=body, seq=seq, ts=ts)  # fmt: skip
+    return _msg(events_topic("local", "default", "run-1"), envelope)
+
+
+def test_task_states_after_the_end_count_once_by_their_numbers() -> None:
+    """The run's end (QoS 1) overtook its last task states (QoS 0), as on RabbitMQ: each state
+    numbered and not seen yet still moves the counts; a copy of one does not."""
+    state = WatchState()
+
+    def at(second: int) -> str:
+        return f"2026-01-01T00:00:{second:02d}+00:00"
+
+    def task(task_id: str, task_state: str, seq: int) -> Message:
+        body = TaskStateEvent(task_id=task_id, task_name=f"fn_{task_id}", state=task_state)  # type: ignore[arg-type]
+        return _numbered(body, seq, at(seq))
+
+    late = [task("a", "COMPLETED", 4), task("b", "RUNNING", 5), task("b", "FAILED", 6)]
+    for message in [
+        _numbered(LifecycleEvent(event="ENGINE_STARTED", tasks=3), 1, at(1)),
+        task("a", "RUNNING", 2),
+        task("c", "COMPLETED", 3),
+        _numbered(LifecycleEvent(event="ENGINE_STOPPED", status="Failed"), 7, at(7)),
+        *late,
+        *late,  # copies, resent after a lost connection
+    ]:
+        state.apply(message)
+    run = state.runs["run-1"]
+    assert run.status == "Failed"
+    assert run.counts() == {"COMPLETED": 2, "FAILED": 1}
+    assert (run.finished_tasks, run.total_tasks) == (3, 3)
+    assert state.gaps.missed_in("run-1") == 0
+
+
 def _finished_run(state: WatchState, run_id: str) -> None:
     state.apply(_event(LifecycleEvent(event="ENGINE_STARTED", tasks=1), run_id))
     state.apply(_event(LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded"), run_id))
@@ -421,13 +456,6 @@ def test_a_flood_of_sources_and_runs_stays_bounded() -> None:
     assert sorted(state.engines) == ["host-1", *(f"src-{index}" for index in range(13, 30))]
     assert sorted(state.runs) == [f"run-{index:02d}" for index in range(14, 50)]
     assert state.forgotten_runs == 14
-
-
-def _numbered(body: Body, seq: int) -> Message:
-    envelope = Envelope(
-        run_id="run-1", org_id="local", project_id="default", source="host-1", seq=seq, body=body
-    )
-    return _msg(events_topic("local", "default", "run-1"), envelope)
 
 
 def test_task_states_that_come_after_the_run_end_still_count() -> None:

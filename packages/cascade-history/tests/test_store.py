@@ -66,6 +66,22 @@ def test_a_run_never_goes_backwards(history: History) -> None:
     assert summary.tasks == {"RUNNING": 1, "FAILED": 1}  # fetch-1's end never came
 
 
+def test_a_run_whose_end_came_first_is_partial_until_its_last_states_come(
+    history: History,
+) -> None:
+    """The end (QoS 1) stored before the last task states (QoS 0), as RabbitMQ may deliver
+    them: the run has ended and says what it misses; once they come, it is whole."""
+    run = _a_run(seq=True)
+    history.store([*run[:3], run[5]])
+    [summary] = history.runs()
+    assert (summary.status, summary.missing_events) == ("Failed", 2)
+    assert summary.tasks == {"COMPLETED": 1}
+    history.store(run[3:5])
+    [summary] = history.runs()
+    assert (summary.status, summary.missing_events) == ("Failed", 0)
+    assert summary.tasks == {"COMPLETED": 1, "FAILED": 1}
+
+
 def test_a_run_first_seen_midway_starts_when_first_seen_until_its_start_arrives(
     history: History,
 ) -> None:

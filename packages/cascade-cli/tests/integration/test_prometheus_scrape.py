@@ -23,21 +23,11 @@ from cascade.testkit import (
     BrokerEndpoint,
     PrivatePrometheus,
     prometheus_path,
-    skip_on_family,
 )
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
 DOCS = Path(__file__).resolve().parents[4] / "docs"
-END_OVERTAKES_TASKS = (
-    "does not keep one publisher's QoS 0 and QoS 1 messages in order, so a run's end (QoS 1) "
-    "may overtake its last task states (QoS 0), which every reader then ignores as stragglers: "
-    "the counts fall short at random"
-)
-
-pytestmark = [
-    pytest.mark.skipif(prometheus_path() is None, reason=NO_PROMETHEUS),
-    skip_on_family("rabbitmq", END_OVERTAKES_TASKS),
-]
+pytestmark = pytest.mark.skipif(prometheus_path() is None, reason=NO_PROMETHEUS)
 
 
 @task
