@@ -17,9 +17,6 @@ from ._constraint import convert
 from ._holds import BlockedTasks, Holds
 from ._limits import MAX_NUMBER
 
-MAX_SNAPSHOT_TASKS = 10_000
-"""The most tasks an engine lists in one answer to a snapshot request (a reader asks again
-for the rest); readers accept no more in one message."""
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -46,9 +43,12 @@ __all__ = [
 PROTOCOL_VERSION = "1.0"
 _MAX_NUMBER = MAX_NUMBER
 
-MAX_SNAPSHOT_TASKS = 10_000
+MAX_SNAPSHOT_TASKS = 5_000
 """The most tasks an engine lists in one answer to a snapshot request (a reader asks again
-for the rest); readers accept no more in one message."""
+for the rest)."""
+# What a reader accepts in one message: more than engines send, so that a later engine's
+# longer lists are not taken for malformed messages.
+_SNAPSHOT_READ_LIMIT = 10_000
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 ReaderState: TypeAlias = Literal[
@@ -192,7 +192,7 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     skipped: _Count = 0
     blocked: _Count = 0
     pending: _Count = 0
-    tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=MAX_SNAPSHOT_TASKS)] = (
+    tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=_SNAPSHOT_READ_LIMIT)] = (
         msgspec.field(default_factory=list)
     )
 
