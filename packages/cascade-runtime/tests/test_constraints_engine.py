@@ -335,7 +335,7 @@ async def test_pause_between_attempts_holds_the_next_attempt(harness: Harness) -
     seen: dict[tuple[str, int], tuple[int, int, int]] = {}
 
     def snapshot(event: Event) -> None:
-        counters.update(event, (1, event))
+        counters.update(event, 1)
         if isinstance(event, TaskEvent):
             seen[event.state, event.attempt] = (
                 counters.running,

@@ -351,7 +351,7 @@ def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
 def test_counters_follow_a_retried_task_through_each_attempt() -> None:
     """Between attempts a task is pending, a held attempt is blocked, each attempt is running."""
     counters = RunCounters()
-    counters.update(started := RunStarted(run_id="r", task_count=1), (1, started))
+    counters.update(RunStarted(run_id="r", task_count=1), 1)
     seen: list[tuple[str, int, int, int]] = []
     for event in (
         TaskRunning(run_id="r", task_id="t", task_name="t", attempt=1),
@@ -362,7 +362,7 @@ def test_counters_follow_a_retried_task_through_each_attempt() -> None:
         TaskRunning(run_id="r", task_id="t", task_name="t", attempt=3),
         TaskCompleted(run_id="r", task_id="t", task_name="t", attempt=3),
     ):
-        counters.update(event, (1, event))
+        counters.update(event, 1)
         seen.append((event.state, counters.running, counters.blocked, counters.pending))
     assert seen == [
         ("RUNNING", 1, 0, 0),

@@ -17,7 +17,6 @@ from ._constraint import convert
 from ._holds import BlockedTasks, Holds
 from ._limits import MAX_NUMBER
 
-
 __all__ = [
     "PROTOCOL_VERSION",
     "TERMINAL_STATES",

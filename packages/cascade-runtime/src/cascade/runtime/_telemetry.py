@@ -76,8 +76,9 @@ class RunCounters:
     ``pending`` the tasks that have not finished and are neither running nor
     blocked (a task between two attempts among them); ``cancelled`` the tasks the
     run stopped, which ``failed`` counts too (they are published as ``FAILED``).
-    :attr:`latest` maps each task that has had an event to its latest one and its ``seq``:
-    what a snapshot of the run lists.
+    :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
+    to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
+    so the run's garbage collector has no more to do).
     """
 
     __slots__ = (
@@ -86,6 +87,7 @@ class RunCounters:
         "completed",
         "failed",
         "latest",
+        "numbers",
         "running",
         "skipped",
         "total",
@@ -99,7 +101,8 @@ class RunCounters:
         self.cancelled = 0
         self.skipped = 0
         self._blocked: dict[str, TaskEvent] = {}
-        self.latest: dict[str, tuple[int, TaskEvent]] = {}
+        self.latest: dict[str, TaskEvent] = {}
+        self.numbers: dict[str, int] = {}
 
     @property
     def blocked(self) -> int:
@@ -117,8 +120,8 @@ class RunCounters:
         done = self.completed + self.failed + self.skipped
         return max(0, self.total - done - self.running - self.blocked)
 
-    def update(self, event: Event, numbered: tuple[int, Event]) -> None:
-        """Count ``event``; ``numbered`` is it with its number in the run, ``(seq, event)``."""
+    def update(self, event: Event, seq: int) -> None:
+        """Count ``event``, the run's event number ``seq``."""
         if isinstance(event, TaskEvent):
             state = event.state
             latest = self.latest
@@ -139,12 +142,13 @@ class RunCounters:
                 self._blocked[event.task_id] = event
             elif state == "CANCELLED":
                 before = latest.get(event.task_id)
-                if before is not None and before[1].state == "RUNNING":
+                if before is not None and before.state == "RUNNING":
                     self.running -= 1
                 self._blocked.pop(event.task_id, None)
                 self.failed += 1
                 self.cancelled += 1
-            latest[event.task_id] = numbered  # type: ignore[assignment]  # a TaskEvent's
+            latest[event.task_id] = event
+            self.numbers[event.task_id] = seq
         elif isinstance(event, RunStarted):
             self.total = event.task_count
 
@@ -221,7 +225,8 @@ class TelemetrySubscriber:
         self.holds = holds
         self.counters = RunCounters()
         self.dropped = 0
-        self._queue: deque[tuple[int, Event]] = deque()
+        self._queue: deque[Event] = deque()
+        self._sent = 0  # the seq of the latest event sent, or dropped from the queue
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._closing = False
@@ -266,14 +271,14 @@ class TelemetrySubscriber:
         if event.run_id != self.run_id:
             return  # another run of the same engine: it has its own subscriber
         self.seq = seq = self.seq + 1
-        numbered = (seq, event)
-        self.counters.update(event, numbered)
+        self.counters.update(event, seq)
         queue = self._queue
         if len(queue) >= self._max_queue:
-            queue.popleft()  # its number is skipped: readers count it as missed
+            queue.popleft()
+            self._sent += 1  # its number is skipped: readers count it as missed
             self.dropped += 1
             self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
-        queue.append(numbered)
+        queue.append(event)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -452,7 +457,10 @@ class TelemetrySubscriber:
             blocked=c.blocked,
             pending=c.pending,
         )
-        entries = [item for item in c.latest.values() if item[0] > after]
+        numbers = c.numbers
+        entries = [
+            (seq, event) for task_id, event in c.latest.items() if (seq := numbers[task_id]) > after
+        ]
         if len(entries) > MAX_SNAPSHOT_TASKS:  # the earliest, so that it is whole up to through
             entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
             head.through = entries[-1][0]
@@ -531,7 +539,8 @@ class TelemetrySubscriber:
         while True:
             sent = 0
             while queue:
-                seq, event = queue.popleft()
+                event = queue.popleft()
+                self._sent = seq = self._sent + 1
                 try:  # inlined _publish: this loop runs for every event
                     if isinstance(event, TaskEvent):
                         if send is not None:
