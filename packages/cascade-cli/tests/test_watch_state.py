@@ -476,3 +476,23 @@ def test_task_states_that_come_after_the_run_end_still_count() -> None:
     assert run.compacted
     state.apply(_numbered(never, 3))  # a copy
     assert (run.counts(), run.finished_tasks) == ({"CANCELLED": 2}, 2)
+
+
+def test_runs_of_engines_that_number_nothing_are_not_partial() -> None:
+    """An engine before seq (no numbers): its run is never said to be joined late, and never
+    asked about; one that numbers, first heard mid-way, is both."""
+    asked: list[tuple[str, int]] = []
+    state = WatchState(ask=lambda run_id, after: asked.append((run_id, after)))
+    state.apply(_task("a", "RUNNING"))  # no seq
+    assert state.partial(state.runs["run-1"]) is None
+    state.apply(
+        _msg(
+            events_topic("local", "default", "run-2"),
+            Envelope(run_id="run-2", org_id="local", project_id="default", source="host-1",
+                     seq=9, body=TaskStateEvent(task_id="b", task_name="b", state="RUNNING")),
+        )
+    )  # fmt: skip
+    assert state.partial(state.runs["run-2"]) == (
+        "joined late: 1 of ? tasks known; asking the engine"
+    )
+    assert asked == [("run-2", 0)]

@@ -191,7 +191,7 @@ class WatchState:
         if run is None:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
             self.runs[envelope.run_id] = run
-            run.joined_late = envelope.seq != 1  # its first event is ENGINE_STARTED, seq 1
+            run.joined_late = _numbered(envelope) and envelope.seq != 1  # 1: ENGINE_STARTED
         run.last_heard = now
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
@@ -413,6 +413,17 @@ class WatchState:
             for topic, c in sorted(self.constraints.items())
             if c.expires_at is None or c.expires_at > now
         ]
+
+
+def _numbered(envelope: Envelope) -> bool:
+    """Whether the message's engine numbers its events (one that does not cannot say what a
+    reader missed, nor answer for it)."""
+    body = envelope.body
+    return (
+        isinstance(envelope.seq, int)
+        or isinstance(body, RunSnapshot)
+        or (isinstance(body, Heartbeat) and isinstance(body.last_seq, int))
+    )
 
 
 def kept_holds(holds: list[Hold]) -> tuple[Hold, ...]:
