@@ -40,7 +40,8 @@ def test_a_keep_shorter_than_a_minute_asks_for_yes(tmp_path: Path, keep: str) ->
     result = _invoke("record", "--db", str(db), "--keep", keep, "--duration", "0")
     assert result.exit_code == 2
     line = _one_line(result)
-    assert "--keep" in line and "--yes" in line
+    assert "--keep" in line
+    assert "--yes" in line
     assert not db.exists()
 
 
@@ -93,5 +94,6 @@ def test_a_malformed_database_url_is_a_usage_error(command: str, url: str, says:
     result = _invoke(command, "--db", url, *args)
     assert result.exit_code == 2, result.output
     line = _one_line(result)
-    assert "--db" in line and says in line
+    assert "--db" in line
+    assert says in line
     assert "invalid literal" not in line

@@ -70,7 +70,9 @@ def audit(
     since: Annotated[
         str, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: 7d).")
     ] = "7d",
-    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")] = 1000,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
+    ] = 1000,
     json_output: Json = False,
     db: Db = None,
 ) -> None:

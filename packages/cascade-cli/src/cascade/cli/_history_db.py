@@ -2,8 +2,8 @@
 option, opening it (the ``[history]`` extra imported only then), periods, and JSON output.
 
 A database that cannot be opened or read ends a command with one line and
-exit 1; an option that cannot be read (a malformed --db URL too), exit 2; a missing extra says what to
-install (exit 1), as `cascade dashboard` does.
+exit 1; an option that cannot be read (a malformed --db URL too), exit 2; a
+missing extra says what to install (exit 1), as `cascade dashboard` does.
 """
 
 from __future__ import annotations

@@ -111,10 +111,18 @@ def watch(
     duration: Annotated[
         float | None,
         typer.Option(
-            "--duration", min=0, max=MAX_DURATION, callback=finite, help="Stop after this many seconds."),
+            "--duration",
+            min=0,
+            max=MAX_DURATION,
+            callback=finite,
+            help="Stop after this many seconds.",
+        ),
     ] = None,
     count: Annotated[
-        int | None, typer.Option("--count", min=1, max=MAX_COUNT, help="Stop after this many telemetry messages.")
+        int | None,
+        typer.Option(
+            "--count", min=1, max=MAX_COUNT, help="Stop after this many telemetry messages."
+        ),
     ] = None,
     show_all: ShowAll = False,
     offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,

@@ -61,7 +61,12 @@ def record(
     duration_s: Annotated[
         float | None,
         typer.Option(
-            "--duration", min=0, max=MAX_DURATION, callback=finite, help="Stop after this many seconds."),
+            "--duration",
+            min=0,
+            max=MAX_DURATION,
+            callback=finite,
+            help="Stop after this many seconds.",
+        ),
     ] = None,
     client_id: Annotated[
         str | None,

@@ -96,7 +96,9 @@ def runs(
     source: Annotated[
         str | None, typer.Option("--source", help="Only runs of this engine (source id).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
+    ] = 50,
     json_output: Json = False,
     db: Db = None,
 ) -> None:

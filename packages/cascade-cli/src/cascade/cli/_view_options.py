@@ -52,7 +52,11 @@ ShowAll = Annotated[
 KeepRuns = Annotated[
     int,
     typer.Option(
-        "--keep-runs", min=0, max=MAX_COUNT, metavar="N", help="Keep at most N finished runs in the view."
+        "--keep-runs",
+        min=0,
+        max=MAX_COUNT,
+        metavar="N",
+        help="Keep at most N finished runs in the view.",
     ),
 ]
 KeepFor = Annotated[

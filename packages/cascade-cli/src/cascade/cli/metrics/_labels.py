@@ -18,6 +18,7 @@ def label_value(value: str) -> str:
     (:func:`~cascade.cli._inert.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
     return inert(value, MAX_LABEL_LENGTH)[:MAX_LABEL_LENGTH]
 
+
 OTHER = "_other"
 """The one value every value beyond a label's cap is folded into."""
 
