@@ -246,3 +246,23 @@ def test_registries_are_private() -> None:
     assert _one(_samples(one), "cascade_tasks_total", task="fn_a", state="COMPLETED") == 1
     assert ("cascade_tasks_total", (("state", "COMPLETED"), ("task", "fn_a"))) not in _samples(two)
     assert REGISTRY.get_sample_value("cascade_runs_running") is None
+
+
+def test_label_values_are_inert(metrics: CascadeMetrics) -> None:
+    """A source, task or project name with ESC, BEL or other controls reaches the scrape as
+    the terminal shows it (``\\x1b``): no control character in the exporter's output."""
+    evil = "host\x1b]0;owned\x07\x1b[2J\u202e"
+    started = LifecycleEvent(event="ENGINE_STARTED")
+    metrics.apply(_event(started, source=evil, seq=1))
+    metrics.apply(_event(started, source=evil, seq=3))
+    metrics.apply(_event(Heartbeat(dropped_telemetry=2), source=evil))
+    metrics.apply(_task("t1", "COMPLETED", name="fn\x1b[31m\x07"))
+    metrics.apply(_msg(status_topic(evil), StatusMessage(status="online", source=evil, session=1)))
+    scrape = metrics.render().decode()
+    assert not any(c in scrape for c in "\x1b\x07\u202e")
+    shown = "host\\x1b]0;owned\\x07\\x1b[2J\\u202e"
+    got = _samples(metrics)
+    assert _one(got, "cascade_missed_events", source=shown) == 1
+    assert _one(got, "cascade_telemetry_dropped_total", source=shown) == 2
+    assert _one(got, "cascade_tasks_total", task="fn\\x1b[31m\\x07", state="COMPLETED") == 1
+    assert LabelCap("task", 1)("\x1b" * 200) == "\\x1b" * (MAX_LABEL_LENGTH // 4)

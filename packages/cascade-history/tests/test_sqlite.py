@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cascade.history import History, HistoryError, default_path
+from cascade.history import History, HistoryError, LocationError, default_path
 from cascade.history._engine import WRITE
 
 
@@ -51,6 +51,19 @@ def test_a_url_that_is_none_is_refused() -> None:
     """Text with a scheme that SQLAlchemy cannot read is a HistoryError."""
     with pytest.raises(HistoryError):
         History("nonsense://")
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://[::1", "postgresql://db:abc/x", "postgresql://db:99999/x", "://x"]
+)
+def test_a_malformed_url_is_a_location_error(url: str) -> None:
+    """A URL whose port is not one (an unclosed IPv6 bracket, a name, beyond 65535) is a
+    LocationError (the caller's mistake), saying so, before anything is opened; not a
+    ValueError of SQLAlchemy's ("invalid literal for int()")."""
+    with pytest.raises(LocationError) as caught:
+        History(url)
+    assert "invalid literal" not in str(caught.value)
+    assert isinstance(caught.value, HistoryError)
 
 
 def test_an_unreachable_server_is_one_line() -> None:

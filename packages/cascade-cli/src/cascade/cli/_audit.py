@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ._broker import MAX_COUNT
 from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
@@ -69,7 +70,9 @@ def audit(
     since: Annotated[
         str, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: 7d).")
     ] = "7d",
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many events.")] = 1000,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
+    ] = 1000,
     json_output: Json = False,
     db: Db = None,
 ) -> None:

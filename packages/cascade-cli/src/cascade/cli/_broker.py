@@ -27,6 +27,11 @@ __all__ = [
 ]
 
 MAX_TIMEOUT = 3600.0
+MAX_DURATION = 10 * 365 * 86400.0
+"""The longest ``--duration`` (10 years): a bound, so that no number overflows below."""
+MAX_COUNT = 1_000_000_000
+"""The largest count an option takes (``--limit``, ``--count``, ``--queue``...): an integer
+beyond 64 bits would overflow SQLite's, and nobody means more."""
 """The longest ``--timeout`` accepted, in seconds."""
 
 

@@ -2,8 +2,8 @@
 option, opening it (the ``[history]`` extra imported only then), periods, and JSON output.
 
 A database that cannot be opened or read ends a command with one line and
-exit 1; an option that cannot be read, exit 2; a missing extra says what to
-install (exit 1), as `cascade dashboard` does.
+exit 1; an option that cannot be read (a malformed --db URL too), exit 2; a
+missing extra says what to install (exit 1), as `cascade dashboard` does.
 """
 
 from __future__ import annotations
@@ -63,11 +63,13 @@ def since_seconds(age: str | None) -> float | None:
 def open_history(command: str, db: str | None, *, create: bool = False) -> History:
     """The history ``db`` names; readers (``create=False``) do not make a new SQLite file."""
     try:
-        from cascade.history import History, HistoryError
+        from cascade.history import History, HistoryError, LocationError
     except ImportError:
         raise fail(f"cascade {command} {EXTRA_HINT}") from None
     try:
         return History(db, create=create)
+    except LocationError as exc:  # a malformed URL: the command line's mistake
+        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:
         raise fail(str(exc)) from None
 

@@ -16,7 +16,7 @@ from rich.live import Live
 from cascade.interfaces import Connector, InvalidIdError, Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.connector_kit import bounded, validate_id
 
-from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
+from ._broker import DEFAULT_BROKER, MAX_COUNT, MAX_DURATION, BrokerOptions, broker_options, finite
 from ._context import CliContext
 from ._json_lines import JsonLines
 from ._pipes import stop_when_stdout_closes
@@ -110,10 +110,19 @@ def watch(
     ] = False,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0, callback=finite, help="Stop after this many seconds."),
+        typer.Option(
+            "--duration",
+            min=0,
+            max=MAX_DURATION,
+            callback=finite,
+            help="Stop after this many seconds.",
+        ),
     ] = None,
     count: Annotated[
-        int | None, typer.Option("--count", min=1, help="Stop after this many telemetry messages.")
+        int | None,
+        typer.Option(
+            "--count", min=1, max=MAX_COUNT, help="Stop after this many telemetry messages."
+        ),
     ] = None,
     show_all: ShowAll = False,
     offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,

@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
+from ._broker import (
+    DEFAULT_BROKER,
+    MAX_COUNT,
+    MAX_DURATION,
+    BrokerOptions,
+    broker_options,
+    finite,
+)
 from ._context import CliContext, UsageError
 from ._history_db import Db, open_history
 from ._listen import bind, parse_listen
@@ -32,6 +39,7 @@ __all__ = ["record"]
 
 _STOP_TIMEOUT = 5.0  # seconds a stop waits for the queued messages to be written
 _DEFAULT_QUEUE = 100_000
+_SHORT_KEEP = 60.0  # seconds: a --keep below it needs --yes (0 deletes everything at once)
 
 
 @broker_options
@@ -43,12 +51,22 @@ def record(
         typer.Option(
             "--keep",
             metavar="AGE",
-            help="Delete runs and events older than AGE as it records (30d); default: keep all.",
+            help="Delete runs and events older than AGE as it records (30d); default: keep all. "
+            "Less than a minute (0 deletes everything as it comes) needs --yes.",
         ),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Mean a --keep shorter than a minute.")
+    ] = False,
     duration_s: Annotated[
         float | None,
-        typer.Option("--duration", min=0, callback=finite, help="Stop after this many seconds."),
+        typer.Option(
+            "--duration",
+            min=0,
+            max=MAX_DURATION,
+            callback=finite,
+            help="Stop after this many seconds.",
+        ),
     ] = None,
     client_id: Annotated[
         str | None,
@@ -73,6 +91,7 @@ def record(
         typer.Option(
             "--queue",
             min=1,
+            max=MAX_COUNT,
             help="Messages held while the database is slow or down; beyond, dropped and counted.",
         ),
     ] = _DEFAULT_QUEUE,
@@ -106,6 +125,12 @@ def record(
     cascade record --client-id recorder-1 (kept while it restarts)
     """
     kept = parse_age(keep) if keep is not None else None
+    if kept is not None and kept < _SHORT_KEEP and not yes:
+        raise typer.BadParameter(
+            f"{keep} is shorter than a minute: it deletes the history within seconds of "
+            "recording it; add --yes if that is meant",
+            param_hint="'--keep'",
+        )
     expiry = parse_age(session_expiry)
     if client_id is not None:
         _check_client_id(client_id)

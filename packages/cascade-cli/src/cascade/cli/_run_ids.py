@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import typer
+
 from cascade.interfaces import Connector, Message, telemetry_filter
 
 from ._context import UsageError, fail
@@ -103,7 +105,7 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     (exit 1).
     """
     try:
-        from cascade.history import History, HistoryError, default_path
+        from cascade.history import History, HistoryError, LocationError, default_path
     except ImportError:
         return Recorded()
     if db is None and not default_path().exists():
@@ -111,6 +113,8 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     try:
         with History(db, create=False, migrate=False) as history:
             return recorded_in(history, prefix)
+    except LocationError as exc:  # a malformed URL: the command line's mistake
+        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:
         raise fail(f"cannot look run id {prefix} up: {exc}") from None
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ._broker import MAX_COUNT
 from ._context import CliContext
 from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
 from ._inert import SHOWN, inert
@@ -95,7 +96,9 @@ def runs(
     source: Annotated[
         str | None, typer.Option("--source", help="Only runs of this engine (source id).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
+    ] = 50,
     json_output: Json = False,
     db: Db = None,
 ) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ._broker import MAX_COUNT
+
 __all__ = [
     "DEFAULT_KEEP_FOR_AGE",
     "DEFAULT_OFFLINE_MAX_AGE",
@@ -50,7 +52,11 @@ ShowAll = Annotated[
 KeepRuns = Annotated[
     int,
     typer.Option(
-        "--keep-runs", min=0, metavar="N", help="Keep at most N finished runs in the view."
+        "--keep-runs",
+        min=0,
+        max=MAX_COUNT,
+        metavar="N",
+        help="Keep at most N finished runs in the view.",
     ),
 ]
 KeepFor = Annotated[

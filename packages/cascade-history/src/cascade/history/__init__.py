@@ -14,7 +14,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
-from ._errors import HistoryError
+from ._errors import HistoryError, LocationError
 from ._history import History
 from ._location import default_path
 from ._received import Received, decode_message
@@ -36,6 +36,7 @@ __all__ = [
     "Execution",
     "History",
     "HistoryError",
+    "LocationError",
     "Received",
     "Recorder",
     "RecorderStats",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["HistoryError", "from_database_error"]
+__all__ = ["HistoryError", "LocationError", "from_database_error"]
 
 
 class HistoryError(Exception):
@@ -15,6 +15,11 @@ class HistoryError(Exception):
     succeed later (the server is back, the disk has room again): the
     recorder keeps the batch and retries.
     """
+
+
+class LocationError(HistoryError):
+    """The database's URL or path cannot be read (a malformed URL, a port that is not a
+    port): the caller's mistake, found before anything is opened."""
 
 
 def from_database_error(what: str, exc: sa.exc.SQLAlchemyError) -> HistoryError:

@@ -16,7 +16,7 @@ from typing_extensions import Self
 from cascade.interfaces import SourceGaps
 
 from ._engine import WRITE, create_engine
-from ._errors import HistoryError, from_database_error
+from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
 from ._ingest import store_batch
 from ._location import describe, resolve_url
@@ -91,7 +91,7 @@ class History:
         try:
             self.url = resolve_url(url)
         except ValueError as exc:
-            raise HistoryError(str(exc)) from None
+            raise LocationError(str(exc)) from None
         self.location = describe(self.url)
         """Where the database is, for people: a SQLite file's path, else its URL (no password)."""
         database = self.url.database

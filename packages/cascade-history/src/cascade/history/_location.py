@@ -17,6 +17,10 @@ import sqlalchemy as sa
 __all__ = ["default_path", "describe", "resolve_url"]
 
 _FILE = "history.sqlite3"
+_BAD_PORT = (
+    "the database URL's port is not a number from 1 to 65535 (an IPv6 address goes in "
+    "brackets: postgresql://USER@[::1]:5432/DB)"
+)
 
 
 def default_path() -> Path:
@@ -29,7 +33,8 @@ def resolve_url(url: str | os.PathLike[str] | None) -> sa.URL:
     to a SQLite file, or ``None`` for :func:`default_path`.
 
     ``postgresql://`` is driven by psycopg 3 (the ``[postgresql]`` extra).
-    Raises ``ValueError`` for text that is neither a URL nor a path.
+    Raises ``ValueError`` for text that is neither a URL nor a path, or a URL whose port is
+    not one.
     """
     if url is None:
         url = default_path()
@@ -42,6 +47,10 @@ def resolve_url(url: str | os.PathLike[str] | None) -> sa.URL:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
         raise ValueError(f"{url!r} is not a database URL") from None
+    except ValueError:  # SQLAlchemy's int() of the port: an unclosed [IPv6], a name
+        raise ValueError(_BAD_PORT) from None
+    if parsed.port is not None and not 0 < parsed.port <= 65_535:
+        raise ValueError(_BAD_PORT)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

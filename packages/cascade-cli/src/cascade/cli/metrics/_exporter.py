@@ -24,7 +24,7 @@ from cascade.interfaces import Heartbeat, Message
 
 from .._state import WatchState
 from .._views import FINISHED_STATES, RunView, TaskView
-from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap
+from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap, label_value
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "CascadeMetrics"]
 
@@ -191,7 +191,7 @@ class CascadeMetrics:
             labels=["source"],
         )
         for source, (_, count) in sorted(self._dropped.items()):
-            dropped.add_metric([source], count)
+            dropped.add_metric([label_value(source)], count)
         yield dropped
         rejected = CounterMetricFamily(
             "cascade_messages_rejected",
@@ -222,7 +222,7 @@ class CascadeMetrics:
         )
         for engine in sorted(engines, key=lambda e: e.source):
             if self.sources.admits(engine.source):
-                each.add_metric([engine.source], 1.0 if engine.online else 0.0)
+                each.add_metric([label_value(engine.source)], 1.0 if engine.online else 0.0)
         yield each
 
     def _constraints(self, now: float) -> Iterator[Metric]:
@@ -232,7 +232,7 @@ class CascadeMetrics:
             "cascade_constraints", "Constraints in force now, by type.", labels=["type"]
         )
         for kind in sorted({*CONSTRAINT_TYPES, *by_type}):
-            in_force.add_metric([kind], by_type[kind])
+            in_force.add_metric([label_value(kind)], by_type[kind])
         yield in_force
         issued = [
             float(c.issued_at)
@@ -259,7 +259,7 @@ class CascadeMetrics:
         )
         for source, count in sorted(by_source.items()):
             if self.sources.admits(source):
-                missed.add_metric([source], count)
+                missed.add_metric([label_value(source)], count)
             else:
                 other += count
         if other:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_LABEL_VALUES", "MAX_LABEL_LENGTH", "OTHER", "LabelCap"]
+from .._inert import inert
+
+__all__ = ["DEFAULT_MAX_LABEL_VALUES", "MAX_LABEL_LENGTH", "OTHER", "LabelCap", "label_value"]
 
 DEFAULT_MAX_LABEL_VALUES = 200
 """Distinct values a capped label takes by default (per label: task, project, source)."""
 
 MAX_LABEL_LENGTH = 128
 """Characters of a label value kept; longer values are cut (and may then share a series)."""
+
+
+def label_value(value: str) -> str:
+    """``value`` as a label value: every control character escaped as a terminal view shows it
+    (:func:`~cascade.cli._inert.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
+    return inert(value, MAX_LABEL_LENGTH)[:MAX_LABEL_LENGTH]
+
 
 OTHER = "_other"
 """The one value every value beyond a label's cap is folded into."""
@@ -37,9 +46,9 @@ class LabelCap:
         return len(self._kept)
 
     def admits(self, value: str) -> bool:
-        """Whether ``value`` (cut to :data:`MAX_LABEL_LENGTH`) has a series of its own;
+        """Whether ``value`` (as :func:`label_value` shows it) has a series of its own;
         admits it when there is room."""
-        value = value[:MAX_LABEL_LENGTH]
+        value = label_value(value)
         if value in self._kept:
             return True
         if len(self._kept) < self.limit and value != OTHER:
@@ -48,8 +57,9 @@ class LabelCap:
         return False
 
     def __call__(self, value: str) -> str:
-        """The label value to use for ``value``: itself (cut) if admitted, else :data:`OTHER`."""
+        """The label value to use for ``value``: :func:`label_value` if admitted, else
+        :data:`OTHER`."""
         if self.admits(value):
-            return value[:MAX_LABEL_LENGTH]
+            return label_value(value)
         self.folded += 1
         return OTHER
