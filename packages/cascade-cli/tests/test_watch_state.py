@@ -17,6 +17,8 @@ from cascade.interfaces import (
     LifecycleEvent,
     Message,
     Payload,
+    RunSnapshot,
+    SnapshotTask,
     StatusMessage,
     TaskStateEvent,
     constraint_topic,
@@ -496,3 +498,25 @@ def test_runs_of_engines_that_number_nothing_are_not_partial() -> None:
         "joined late: 1 of ? tasks known; asking the engine"
     )
     assert asked == [("run-2", 0)]
+
+
+def test_a_snapshot_from_another_source_is_refused_and_counted() -> None:
+    """Only the run's engine answers for it: another source's snapshot changes no task and
+    settles no gap, and is counted rejected."""
+    state = WatchState()
+    state.apply(_numbered(LifecycleEvent(event="ENGINE_STARTED", tasks=2), 1))
+    state.apply(_numbered(TaskStateEvent(task_id="a", task_name="a", state="RUNNING"), 3))
+    forged = RunSnapshot(
+        after=0, through=9, last_seq=9,
+        tasks=[SnapshotTask(seq=8, ts="2026-11-23T10:00:01+00:00", task_id="a", task_name="a",
+                            state="FAILED", error="Evil: forged")],
+    )  # fmt: skip
+    envelope = Envelope(run_id="run-1", org_id="local", project_id="default",
+                        source="attacker", body=forged)  # fmt: skip
+    state.apply(_msg("cascade/telemetry/local/default/run-1/snapshot", envelope))
+    run = state.runs["run-1"]
+    assert (run.tasks["a"].state, state.rejected, state.gaps.missed_in("run-1")) == (
+        "RUNNING",
+        1,
+        1,
+    )

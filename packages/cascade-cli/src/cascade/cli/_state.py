@@ -199,6 +199,9 @@ class WatchState:
         seq = envelope.seq if isinstance(envelope.seq, int) else 0
         fresh = bool(seq) and self.gaps.see(envelope.source, envelope.run_id, seq)
         if isinstance(body, RunSnapshot):
+            if envelope.source != run.source:  # only the run's own engine answers for it
+                self.rejected += 1
+                return
             self._apply_snapshot(run, envelope.source, body, now)
         elif isinstance(body, Heartbeat):
             if body.last_seq:
