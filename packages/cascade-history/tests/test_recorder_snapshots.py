@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cascade.history import History, Recorder
+from cascade.interfaces import Envelope, RunSnapshot, SnapshotTask, snapshot_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
@@ -94,3 +95,35 @@ async def test_a_cancelled_run_is_stored_with_every_task_ended(history: History)
     assert detail is not None
     assert detail.run.status == "Cancelled"
     assert detail.run.tasks == {"CANCELLED": 5}
+
+
+async def test_a_snapshot_from_another_source_is_refused(history: History) -> None:
+    """A snapshot published as another source than the run's engine: counted rejected, its
+    tasks never stored."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(2)]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await broker.idle()
+        forged = RunSnapshot(
+            after=0, through=99, last_seq=99,
+            tasks=[SnapshotTask(seq=50, ts="2026-11-23T10:00:01+00:00", task_id="slow-x",
+                                task_name="slow", state="FAILED", error="Evil: forged")],
+        )  # fmt: skip
+        envelope = Envelope(run_id=run_id, org_id="local", project_id="default",
+                            source="attacker", body=forged)  # fmt: skip
+        async with InMemoryConnector(broker, presence=False, source_id="attacker") as liar:
+            await liar.publish(snapshot_topic("local", "default", run_id), envelope, qos=1)
+        await broker.idle()
+        await recorder.flush(5)
+        assert recorder.stats.rejected == 1
+        for gate in gates:
+            gate.set()
+        await run
+        await broker.idle()
+        await recorder.flush(5)
+    detail = history.run(run_id)
+    assert detail is not None
+    assert "slow-x" not in {task.task_id for task in detail.tasks}

@@ -124,6 +124,12 @@ class RecorderGaps:
             self.counter.settle("", run_id, body.through)
             run.late, run.answer = False, None
 
+    def foreign(self, envelope: Envelope) -> bool:
+        """Whether ``envelope`` comes from another source than the run it names is followed
+        from (a snapshot only its own engine may answer)."""
+        run = self._runs.get(envelope.run_id)
+        return run is not None and run.source != envelope.source
+
     def changes(self) -> tuple[dict[str, SourceGaps], dict[str, int]]:
         """Per source, what changed since the last write (for ``History.store``), and the
         counts to hand back to :meth:`written` once that write is done."""

@@ -290,6 +290,9 @@ class Recorder:
         if item is None:
             return  # not something the history keeps (a cleared status)
         if isinstance(item.message, Envelope):
+            if isinstance(item.message.body, RunSnapshot) and self._gaps.foreign(item.message):
+                self._rejected += 1  # only the run's own engine answers for it
+                return
             if not self.sharing:  # a shared recorder sees a part of each run: it cannot tell
                 self._gaps.see(item.message, item.received_at)
             if isinstance(item.message.body, RunSnapshot):  # its tasks' latest events, as such
