@@ -20,7 +20,7 @@ class Clock:
 
 
 def envelope(body: dict[str, Any], run_id: str = "run-1") -> dict[str, Any]:
-    return {"v": "1.0", "ts": "2026-11-20T23:11:05+00:00", "run_id": run_id,
+    return {"v": "1.0", "ts": "1970-01-01T00:16:40+00:00", "run_id": run_id,
             "org_id": "local", "project_id": "default", "source": "h", "body": body}  # fmt: skip
 
 

@@ -71,7 +71,7 @@ def _one(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def metrics() -> CascadeMetrics:
-    return CascadeMetrics(WatchState(clock=lambda: 1_767_225_600.0))
+    return CascadeMetrics(WatchState(clock=lambda: 1_767_229_200.0))  # after every _stamp()
 
 
 def test_runs_and_tasks_counted_by_final_state(metrics: CascadeMetrics) -> None:
@@ -253,9 +253,9 @@ def test_label_values_are_inert(metrics: CascadeMetrics) -> None:
     the terminal shows it (``\\x1b``): no control character in the exporter's output."""
     evil = "host\x1b]0;owned\x07\x1b[2J\u202e"
     started = LifecycleEvent(event="ENGINE_STARTED")
-    metrics.apply(_event(started, source=evil, seq=1))
-    metrics.apply(_event(started, source=evil, seq=3))
-    metrics.apply(_event(Heartbeat(dropped_telemetry=2), source=evil))
+    metrics.apply(_event(started, run_id="evil", source=evil, seq=1))
+    metrics.apply(_event(started, run_id="evil", source=evil, seq=3))
+    metrics.apply(_event(Heartbeat(dropped_telemetry=2), run_id="evil", source=evil))
     metrics.apply(_task("t1", "COMPLETED", name="fn\x1b[31m\x07"))
     metrics.apply(_msg(status_topic(evil), StatusMessage(status="online", source=evil, session=1)))
     scrape = metrics.render().decode()

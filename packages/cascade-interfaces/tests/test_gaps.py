@@ -7,13 +7,24 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.interfaces import GapCounter
+from cascade.interfaces import (
+    MAX_DIGESTS,
+    MAX_SEQ_JUMP,
+    REASON_CONFLICT,
+    REASON_FOREIGN,
+    GapCounter,
+    Refusals,
+    Seen,
+    ahead,
+)
+
+NEW, COPY = Seen.NEW, Seen.COPY
 
 
 def test_consecutive_events_miss_nothing() -> None:
     """1, 2, 3, ... with copies: nothing missed, copies told apart."""
     gaps = GapCounter(clock=lambda: 100.0)
-    assert [gaps.see("a", "r", seq) for seq in (1, 2, 3, 2, 3)] == [True, True, True, False, False]
+    assert [gaps.see("a", "r", seq) for seq in (1, 2, 3, 2, 3)] == [NEW, NEW, NEW, COPY, COPY]
     assert gaps.missed == 0
     assert gaps.by_source == {}
 
@@ -24,8 +35,8 @@ def test_a_skipped_number_is_missed_until_it_arrives() -> None:
     for seq in (1, 2, 5):
         gaps.see("a", "r", seq)
     assert (gaps.missed, gaps.missed_in("r"), gaps.by_source["a"].since) == (2, 2, 100.0)
-    assert gaps.see("a", "r", 4) is True
-    assert gaps.see("a", "r", 4) is False
+    assert gaps.see("a", "r", 4) is NEW
+    assert gaps.see("a", "r", 4) is COPY
     assert (gaps.missed, gaps.missed_in("r")) == (1, 1)
 
 
@@ -55,7 +66,7 @@ def test_heartbeat_first_then_events() -> None:
     """A heartbeat before any event: counting starts after its last_seq."""
     gaps = GapCounter()
     gaps.announce("a", "r", 7)
-    assert [gaps.see("a", "r", s) for s in (8, 10)] == [True, True]
+    assert [gaps.see("a", "r", s) for s in (8, 10)] == [NEW, NEW]
     assert gaps.missed == 1
 
 
@@ -80,7 +91,7 @@ def test_memory_is_bounded_and_lost_holes_stay_missed() -> None:
     for seq in range(1, 2 * (holes + 10), 2):  # every other number
         gaps.see("a", "r", seq)
     assert gaps.missed == holes + 9
-    assert gaps.see("a", "r", 2) is False  # its hole was written off
+    assert gaps.see("a", "r", 2) is COPY  # its hole was written off
     assert gaps.missed == holes + 9
 
 
@@ -119,8 +130,8 @@ def test_a_snapshot_settles_what_was_missed_up_to_its_end() -> None:
     assert (gaps.missed_in("r"), gaps.known_through("r")) == (6, 1)
     gaps.settle("a", "r", 7)
     assert (gaps.missed_in("r"), gaps.by_source["a"].missed, gaps.known_through("r")) == (2, 2, 7)
-    assert gaps.see("a", "r", 5) is False  # settled: a copy
-    assert gaps.see("a", "r", 8) is True
+    assert gaps.see("a", "r", 5) is COPY  # settled: a copy
+    assert gaps.see("a", "r", 8) is NEW
     gaps.settle("a", "r", 12)
     assert (gaps.missed, gaps.known_through("r")) == (0, 12)
 
@@ -134,3 +145,74 @@ def test_a_late_joiner_settled_short_still_lacks_the_rest() -> None:
     assert (gaps.missed_in("r"), gaps.known_through("r")) == (29, 20)
     gaps.settle("a", "r", 50)
     assert (gaps.missed_in("r"), gaps.known_through("r")) == (0, 50)
+
+
+def test_a_run_belongs_to_the_source_of_its_first_number() -> None:
+    """Another source's numbers for the run are refused, whatever they say: they fill no hole
+    and open none (a second engine sharing a run id, or a forger)."""
+    gaps = GapCounter()
+    gaps.see("engine", "r", 1)
+    gaps.see("engine", "r", 3)
+    assert gaps.see("attacker", "r", 2) is Seen.FOREIGN
+    assert gaps.see("attacker", "r", 9) is Seen.FOREIGN
+    assert gaps.announce("attacker", "r", 50) is Seen.FOREIGN
+    assert gaps.settle("attacker", "r", 3) is Seen.FOREIGN
+    assert gaps.missed_in("r") == 1 and gaps.owner("r") == "engine"
+    assert "attacker" not in gaps.by_source
+
+
+def test_a_second_message_with_a_seen_number_is_a_conflict_unless_it_is_a_copy() -> None:
+    """Two different messages numbered alike are a conflict, whichever came first; a copy (the
+    same content) is not; without a digest a reader cannot tell, and takes a copy."""
+    gaps = GapCounter()
+    assert gaps.see("a", "r", 1, digest=11) is NEW
+    assert gaps.see("a", "r", 3, digest=33) is NEW
+    assert gaps.see("a", "r", 3, digest=33) is COPY
+    assert gaps.see("a", "r", 3, digest=99) is Seen.CONFLICT
+    assert gaps.see("a", "r", 3) is COPY
+    assert gaps.see("a", "r", 2, digest=22) is NEW  # a late one fills its hole
+    assert gaps.see("a", "r", 2, digest=23) is Seen.CONFLICT  # a forged late one does not
+    assert gaps.missed_in("r") == 0
+
+
+def test_a_run_whose_numbering_restarts_is_a_conflict_however_long_it_ran() -> None:
+    """seq 1 is remembered for good: a restart of the numbering is flagged even after more
+    events than a reader remembers the content of."""
+    gaps = GapCounter()
+    for seq in range(1, MAX_DIGESTS + 100):
+        gaps.see("a", "r", seq, digest=seq)
+    assert gaps.see("a", "r", 1, digest=-1) is Seen.CONFLICT
+    assert gaps.see("a", "r", 1, digest=1) is COPY
+
+
+def test_numbers_no_engine_can_have_sent_are_refused_not_counted_as_missed() -> None:
+    """A jump over MAX_SEQ_JUMP, up or down, from an event, a heartbeat or a snapshot, opens
+    no hole: seq 10**12 after seq 1 is a conflict, not a trillion lost events."""
+    gaps = GapCounter()
+    gaps.see("a", "r", 1)
+    assert gaps.see("a", "r", 10**12) is Seen.BEYOND
+    assert gaps.announce("a", "r", 2**63 - 1) is Seen.BEYOND
+    assert gaps.settle("a", "r", 2**63 - 1) is Seen.BEYOND
+    assert gaps.see("a", "r", 1 + MAX_SEQ_JUMP) is NEW  # the largest hole one number may open
+    assert gaps.missed == MAX_SEQ_JUMP - 1
+    late = GapCounter()
+    late.see("a", "r", 10**12)  # a reader that joins late counts from what it first sees
+    assert late.see("a", "r", 1) is Seen.BEYOND
+    assert late.missed == 0
+
+
+def test_refusals_are_counted_by_source_and_reason_and_bounded() -> None:
+    refusals = Refusals()
+    refusals.count("attacker", REASON_FOREIGN, 3)
+    refusals.count("attacker", REASON_CONFLICT)
+    assert refusals.total == 4 and refusals.of("attacker") == 4
+    assert refusals.describe("attacker") == "3 foreign source, 1 conflict"
+    for n in range(5000):
+        refusals.count(f"s{n}", REASON_FOREIGN)
+    assert len(refusals.by_source) <= 1025 and refusals.total == 5004
+
+
+def test_a_timestamp_is_ahead_beyond_the_allowed_skew() -> None:
+    assert not ahead(1000.0 + 299, 1000.0)
+    assert ahead(1000.0 + 301, 1000.0)
+    assert not ahead(0.0, 1000.0)

@@ -37,6 +37,7 @@ from cascade.interfaces import (
     MAX_BLOCKED_TASKS,
     MAX_HOLDERS,
     MAX_HOLDS,
+    REASON_FUTURE,
     BlockedTask,
     Constraint,
     Envelope,
@@ -46,10 +47,13 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
+    Refusals,
     RunSnapshot,
+    Seen,
     SnapshotTask,
     StatusMessage,
     TaskStateEvent,
+    ahead,
     decode_constraint,
     decode_envelope,
     decode_status,
@@ -93,6 +97,14 @@ class WatchState:
     state: a copy changes nothing and a task never steps back to an older
     state; a heartbeat older than the one shown is ignored.
 
+    Whoever may publish can claim anything, so what no engine of a run can have sent is
+    refused and counted in :attr:`refusals` by the source it claims and the reason, and
+    changes nothing: a message about a run from another source than the one it was first
+    heard from, a second message numbered like one seen (a conflict), a number that would
+    open a hole over ``MAX_SEQ_JUMP``, a timestamp more than ``MAX_CLOCK_SKEW`` ahead of
+    this reader's clock (:class:`~cascade.interfaces.GapCounter`,
+    :func:`~cascade.interfaces.ahead`).
+
     No sender can make the state big: a message larger than its kind's bound
     is counted in :attr:`oversized` and not read, and a task's name and error
     and a status's reason are kept cut to a few kilobytes (the views escape
@@ -120,6 +132,8 @@ class WatchState:
     """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
     gaps: GapCounter = field(default_factory=GapCounter)
     """The events this view missed (the broker or the connector shed them), per source."""
+    refusals: Refusals = field(default_factory=Refusals)
+    """Messages refused as no engine of their run can have sent them, by source and reason."""
     ask: Callable[[str, int], object] | None = None
     """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
     when this view first hears of a run mid-way, and while it misses some of its events.
@@ -141,16 +155,9 @@ class WatchState:
             elif kind == "status":
                 self._apply_status(message)
             elif kind == "telemetry" and rest.endswith(("/events", "/heartbeat", "/snapshot")):
-                self._apply_envelope(decode_envelope(message.payload), message.retain)
+                self._apply_envelope(decode_envelope(message.payload), message)
         except InvalidMessageError:
             self.rejected += 1
-
-    def _stamp(self, ts: str | None, retained: bool) -> float | None:
-        """When a message was sent: its timestamp, else now for a live one, else unknown."""
-        parsed = parse_timestamp(ts)
-        if parsed is None and not retained:
-            return self.clock()
-        return parsed
 
     def _apply_constraint(self, message: Message) -> None:
         if not message.payload:
@@ -169,6 +176,10 @@ class WatchState:
             self.engines.pop(source, None)
             return
         status = decode_status(message.payload)
+        stamp = parse_timestamp(status.ts)
+        if stamp is not None and ahead(stamp, self.clock()):
+            self.refusals.count(status.source or source, REASON_FUTURE)
+            return
         if status.reason is not None and len(status.reason) > KEPT["reason"]:
             status.reason = truncate(status.reason, KEPT["reason"])
         source = status.source or source
@@ -179,33 +190,46 @@ class WatchState:
         elif known.status is None or status.supersedes(known.status):
             known.conflict_session = _conflict(status, known)
             known.status = status
-        known.heard(self._stamp(status.ts, message.retain))
+        known.heard(stamp if stamp is not None or message.retain else self.clock())
 
-    def _apply_envelope(self, envelope: Envelope, retained: bool) -> None:
+    def _apply_envelope(self, envelope: Envelope, message: Message) -> None:
         now = self.clock()
-        engine = self.engines.get(envelope.source)
-        if engine is None:
-            engine = self.engines[envelope.source] = EngineView(envelope.source, None)
-        engine.heard(self._stamp(envelope.ts, retained))
+        source, stamp = envelope.source, parse_timestamp(envelope.ts)
+        if stamp is not None and ahead(stamp, now):
+            self.refusals.count(source, REASON_FUTURE)
+            return
         run = self.runs.get(envelope.run_id)
+        if run is not None and source != run.source:
+            self._refuse(run, source, Seen.FOREIGN)
+            return
+        body = envelope.body
+        seq = envelope.seq if isinstance(envelope.seq, int) else 0
+        seen = Seen.COPY
+        if seq:
+            seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
+        elif (isinstance(body, Heartbeat) and body.last_seq) or isinstance(body, RunSnapshot):
+            seen = self.gaps.announce(source, envelope.run_id, body.last_seq)
+        if seen is not Seen.NEW and seen is not Seen.COPY:
+            if run is not None:
+                self._refuse(run, source, seen)
+            else:
+                self.refusals.count(source, seen.value)
+            return
+        engine = self.engines.get(source)
+        if engine is None:
+            engine = self.engines[source] = EngineView(source, None)
+        engine.heard(stamp if stamp is not None or message.retain else now)
         if run is None:
-            run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, envelope.source)
+            run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, source)
             self.runs[envelope.run_id] = run
             run.joined_late = _numbered(envelope) and envelope.seq != 1  # 1: ENGINE_STARTED
         run.last_heard = now
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
-        body = envelope.body
-        seq = envelope.seq if isinstance(envelope.seq, int) else 0
-        fresh = bool(seq) and self.gaps.see(envelope.source, envelope.run_id, seq)
+        fresh = bool(seq) and seen is Seen.NEW
         if isinstance(body, RunSnapshot):
-            if envelope.source != run.source:  # only the run's own engine answers for it
-                self.rejected += 1
-                return
-            self._apply_snapshot(run, envelope.source, body, now)
+            self._apply_snapshot(run, source, body, now)
         elif isinstance(body, Heartbeat):
-            if body.last_seq:
-                self.gaps.announce(envelope.source, envelope.run_id, body.last_seq)
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
                 if isinstance(body.blocked_tasks, list) and not run.finished:
@@ -227,6 +251,11 @@ class WatchState:
                 self.prune(now)
         if self.ask is not None and not run.finished and self._partial(run):
             self.ask(run.run_id, self.gaps.known_through(run.run_id))
+
+    def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
+        """A message about ``run`` that no engine of it can have sent: counted, nothing else."""
+        run.refused += 1
+        self.refusals.count(source, seen.value)
 
     def _partial(self, run: RunView) -> bool:
         """Whether this view lacks some of what ``run``'s events said (it asks its engine)."""

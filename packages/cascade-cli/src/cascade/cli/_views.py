@@ -109,6 +109,9 @@ class RunView:
     engine has come in since (:meth:`WatchState.partial` says so)."""
     answer_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
     answer_parts: set[int] = field(default_factory=set, repr=False)
+    refused: int = 0
+    """Messages about this run that this view refused (another source's, conflicting or
+    impossible numbers): :attr:`WatchState.refusals` says whose and why."""
 
     @property
     def finished(self) -> bool:

@@ -52,7 +52,7 @@ from ._errors import (
     InvalidMessageError,
     InvalidTopicError,
 )
-from ._gaps import GapCounter, SourceGaps
+from ._gaps import MAX_DIGESTS, MAX_SEQ_JUMP, GapCounter, Seen, SourceGaps
 from ._holds import MAX_BLOCKED_TASKS, MAX_HOLDERS, MAX_HOLDS, BlockedTask, Hold
 from ._index_shards import INDEX_SHARDS, constraints_shard_topic
 from ._index_writer import IndexNotHeldError, update_constraints_index
@@ -63,6 +63,15 @@ from ._limits import (
     MAX_TELEMETRY_PAYLOAD_BYTES,
     payload_limit,
     truncate_error,
+)
+from ._refusals import (
+    MAX_CLOCK_SKEW,
+    REASON_BEYOND,
+    REASON_CONFLICT,
+    REASON_FOREIGN,
+    REASON_FUTURE,
+    Refusals,
+    ahead,
 )
 from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
 from ._schemas import (
@@ -132,14 +141,21 @@ __all__ = [
     "decode_clear_note",
     "DEFAULT_PREFIX",
     "INDEX_SHARDS",
+    "MAX_CLOCK_SKEW",
     "MAX_CONTROL_PAYLOAD_BYTES",
+    "MAX_DIGESTS",
     "MAX_ERROR_LENGTH",
     "MAX_INDEXED_TOPICS",
     "MAX_STATUS_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
     "MAX_TTL",
     "MIN_TTL",
+    "MAX_SEQ_JUMP",
     "MAX_SNAPSHOT_TASKS",
+    "REASON_BEYOND",
+    "REASON_CONFLICT",
+    "REASON_FOREIGN",
+    "REASON_FUTURE",
     "PROTOCOL_VERSION",
     "SNAPSHOT_INTERVAL",
     "TERMINAL_STATES",
@@ -165,8 +181,10 @@ __all__ = [
     "MessageCallback",
     "Payload",
     "ReaderState",
+    "Refusals",
     "RunSnapshot",
     "RunStatus",
+    "Seen",
     "SnapshotAsker",
     "SnapshotRequest",
     "SnapshotTask",
@@ -178,6 +196,7 @@ __all__ = [
     "TaskState",
     "TaskStateEvent",
     "TraceId",
+    "ahead",
     "beside_exact_reads",
     "canonical_rate",
     "constraint_topic",

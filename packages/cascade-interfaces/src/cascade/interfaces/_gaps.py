@@ -1,17 +1,46 @@
-"""Counting what a reader missed, from the ``seq`` numbers of a run's events."""
+"""Counting what a reader missed, from the ``seq`` numbers of a run's events, and refusing
+numbers no engine of the run can have sent."""
 
 from __future__ import annotations
 
 import bisect
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["GapCounter", "SourceGaps"]
+__all__ = ["MAX_DIGESTS", "MAX_HOLES", "MAX_SEQ_JUMP", "GapCounter", "Seen", "SourceGaps"]
 
 MAX_HOLES = 1024
 """Holes (runs of consecutive missing seqs) remembered per run; past that the oldest are lost
 for good: a late copy of what they held is no longer told from a copy of one seen."""
+
+MAX_SEQ_JUMP = 1_000_000
+"""The largest hole one number may open (a ``seq``, a heartbeat's ``last_seq``, a snapshot's
+``through`` that far past what was seen, or that far below it): a run's engine cannot have
+sent a million events a reader never saw between two it did (half a minute at the fastest
+engine's rate), so such a number is a conflict, refused, not a loss to count."""
+
+MAX_DIGESTS = 16_384
+"""The latest numbers per run whose content a reader remembers to tell a copy (same content)
+from a conflict (another message with the same number); an older number's second message is
+taken for a copy."""
+
+
+class Seen(str, enum.Enum):
+    """What a reader makes of one numbered message of a run (:meth:`GapCounter.see`)."""
+
+    NEW = "new"
+    """First seen: apply it."""
+    COPY = "copy"
+    """A copy of one seen (resent after a lost connection, or heard twice): change nothing."""
+    CONFLICT = "conflict"
+    """Another message with a number already seen (a forgery, or a run whose numbering
+    restarted): refused, and counted by the reader, never resolved by arrival order."""
+    FOREIGN = "foreign source"
+    """From another source than the run's (the source of its first numbered message): refused."""
+    BEYOND = "seq out of bounds"
+    """A number no engine of the run can have sent yet (:data:`MAX_SEQ_JUMP`): refused."""
 
 
 @dataclass
@@ -30,10 +59,13 @@ class _Stream:
     starts: list[int] = field(default_factory=list)  # holes [start, stop) in (first, high),
     stops: list[int] = field(default_factory=list)  # sorted and apart
     missed: int = 0
+    digests: dict[int, int] = field(default_factory=dict)  # seq -> content, the latest seen
+    origin: int = 0  # seq 1's content, kept for good: a run whose numbering restarts shows
 
 
 class GapCounter:
-    """Counts, per run, the events a reader has not seen, and sums them per source.
+    """Counts, per run, the events a reader has not seen, sums them per source, and refuses
+    numbers the run's engine cannot have sent.
 
     A run's events carry ``seq`` 1, 2, 3, ... (``Envelope.seq``). Feed every
     event's with :meth:`see`, and every heartbeat's ``last_seq`` with
@@ -45,9 +77,16 @@ class GapCounter:
     messages are in, whatever the order they came in. Counting starts at the
     lowest seq a reader sees: joining a run late misses nothing before it, and
     a run's first event (``ENGINE_STARTED``, QoS 1, seq 1) makes a reader that
-    was there from the start count from 1. Memory is bounded: at most
-    :data:`MAX_HOLES` holes per run (older ones are counted as lost for good)
-    and only the runs not yet :meth:`forget`-ten.
+    was there from the start count from 1.
+
+    Whoever may publish can send any number, so each gets a verdict (:class:`Seen`): a
+    run belongs to the source of its first numbered message (another's numbers are
+    :attr:`Seen.FOREIGN`); a number that would open a hole over :data:`MAX_SEQ_JUMP` is
+    :attr:`Seen.BEYOND`; a second message with a number seen is a :attr:`Seen.COPY` when
+    its ``digest`` (any int that stands for its content, ``0``: unknown) is the first's,
+    else a :attr:`Seen.CONFLICT`. Only :attr:`Seen.NEW` changes a count. Memory is
+    bounded: at most :data:`MAX_HOLES` holes and :data:`MAX_DIGESTS` digests per run, and
+    only the runs not yet :meth:`forget`-ten.
     """
 
     MAX_HOLES = MAX_HOLES
@@ -68,28 +107,44 @@ class GapCounter:
         stream = self._streams.get(run_id)
         return 0 if stream is None else stream.missed
 
-    def see(self, source: str, run_id: str, seq: int) -> bool:
-        """Count event ``seq`` of ``run_id``; ``False`` if it is a copy of one already seen."""
+    def owner(self, run_id: str) -> str | None:
+        """The source ``run_id``'s numbers are taken from (``None``: none seen, or forgotten)."""
+        stream = self._streams.get(run_id)
+        return None if stream is None else stream.source
+
+    def see(self, source: str, run_id: str, seq: int, digest: int = 0) -> Seen:
+        """Count event ``seq`` of ``run_id`` from ``source``; ``digest`` stands for its content."""
         stream = self._streams.get(run_id)
         if stream is None:
-            self._streams[run_id] = _Stream(source, seq, seq)
-            return True
+            stream = self._streams[run_id] = _Stream(source, seq, seq)
+            self._remember(stream, seq, digest)
+            return Seen.NEW
+        if source != stream.source:
+            return Seen.FOREIGN
         high = stream.high
         if seq == high + 1:  # the usual case: the next one
             stream.high = seq
-            return True
+            self._remember(stream, seq, digest)
+            return Seen.NEW
         if seq > high:
+            if seq - high > MAX_SEQ_JUMP:
+                return Seen.BEYOND
             self._open(stream, high + 1, seq)
             stream.high = seq
-            return True
+            self._remember(stream, seq, digest)
+            return Seen.NEW
         if seq < stream.first:
+            if stream.first - seq > MAX_SEQ_JUMP:
+                return Seen.BEYOND
             self._open(stream, seq + 1, stream.first)
             stream.first = seq
-            return True
+            self._remember(stream, seq, digest)
+            return Seen.NEW
         starts, stops = stream.starts, stream.stops
         index = bisect.bisect_right(starts, seq) - 1
-        if index < 0 or seq >= stops[index]:
-            return False  # seen already
+        if index < 0 or seq >= stops[index]:  # seen already
+            known = stream.origin if seq == 1 else stream.digests.get(seq, 0)
+            return Seen.CONFLICT if digest and known and digest != known else Seen.COPY
         start, stop = starts[index], stops[index]
         if start == seq and stop == seq + 1:
             del starts[index], stops[index]
@@ -103,17 +158,25 @@ class GapCounter:
             stops.insert(index + 1, stop)
         stream.missed -= 1
         self.by_source[stream.source].missed -= 1
-        return True
+        self._remember(stream, seq, digest)
+        return Seen.NEW
 
-    def announce(self, source: str, run_id: str, last_seq: int) -> None:
+    def announce(self, source: str, run_id: str, last_seq: int) -> Seen:
         """The run's engine has sent every event up to ``last_seq`` (a heartbeat says so)."""
         stream = self._streams.get(run_id)
         if stream is None:
             # Nothing seen of it yet: count from the next event on.
             self._streams[run_id] = _Stream(source, last_seq + 1, last_seq)
-        elif last_seq > stream.high:
+            return Seen.NEW
+        if source != stream.source:
+            return Seen.FOREIGN
+        if last_seq - stream.high > MAX_SEQ_JUMP:
+            return Seen.BEYOND
+        if last_seq > stream.high:
             self._open(stream, stream.high + 1, last_seq + 1)
             stream.high = last_seq
+            return Seen.NEW
+        return Seen.COPY
 
     def known_through(self, run_id: str) -> int:
         """The highest ``seq`` up to which this reader has every event of ``run_id`` (or knows
@@ -123,14 +186,18 @@ class GapCounter:
             return 0
         return stream.starts[0] - 1 if stream.starts else stream.high
 
-    def settle(self, source: str, run_id: str, through: int) -> None:
+    def settle(self, source: str, run_id: str, through: int) -> Seen:
         """The reader now knows the state ``run_id``'s events made up to ``through`` (its
         engine's snapshot said it): what it missed up to there is no longer missed, and a
         late copy of one of those events is a copy."""
         stream = self._streams.get(run_id)
         if stream is None:
             self._streams[run_id] = _Stream(source, 1, through)
-            return
+            return Seen.NEW
+        if source != stream.source:
+            return Seen.FOREIGN
+        if through - stream.high > MAX_SEQ_JUMP:
+            return Seen.BEYOND
         if stream.first > through + 1:  # an answer cut short: the reader still lacks these
             self._open(stream, through + 1, stream.first)
         starts, stops = stream.starts, stream.stops
@@ -147,10 +214,23 @@ class GapCounter:
         if settled:
             stream.missed -= settled
             self.by_source[stream.source].missed -= settled
+        return Seen.NEW
 
     def forget(self, run_id: str) -> None:
         """Stop following ``run_id`` (what it missed stays in :attr:`by_source`)."""
         self._streams.pop(run_id, None)
+
+    @staticmethod
+    def _remember(stream: _Stream, seq: int, digest: int) -> None:
+        if not digest:
+            return
+        if seq == 1:
+            stream.origin = digest
+            return
+        digests = stream.digests
+        digests[seq] = digest
+        if len(digests) > MAX_DIGESTS:  # the earliest remembered goes (numbers come in order)
+            del digests[next(iter(digests))]
 
     def _open(self, stream: _Stream, start: int, stop: int) -> None:
         """Seqs ``start`` to ``stop - 1`` were skipped."""

@@ -1,0 +1,75 @@
+"""What a reader refused, by source and reason: counted, so that a view can say so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._gaps import Seen
+
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "MAX_REFUSING_SOURCES",
+    "REASON_BEYOND",
+    "REASON_CONFLICT",
+    "REASON_FOREIGN",
+    "REASON_FUTURE",
+    "Refusals",
+    "ahead",
+]
+
+MAX_CLOCK_SKEW = 300.0
+"""Seconds a message's timestamp may be ahead of the reader's clock. Hosts kept by NTP are
+within a second of each other; a timestamp further ahead is a forgery or a broken clock, and
+would outlive retention and sort above every real run: the message is refused."""
+
+MAX_REFUSING_SOURCES = 1024
+"""Sources whose refusals a :class:`Refusals` names; the rest are summed under ``"…"``."""
+
+REASON_FOREIGN = Seen.FOREIGN.value
+"""A message about a run from another source than the run's (the source that started it)."""
+REASON_CONFLICT = Seen.CONFLICT.value
+"""A message numbered like another of its run, with another content."""
+REASON_BEYOND = Seen.BEYOND.value
+"""A number (``seq``, ``last_seq``, ``through``) the run's engine cannot have sent yet."""
+REASON_FUTURE = "timestamp ahead"
+"""A timestamp more than :data:`MAX_CLOCK_SKEW` ahead of the reader's clock."""
+
+_OTHERS = "…"
+
+
+def ahead(ts: float, now: float) -> bool:
+    """Whether a message stamped ``ts`` (epoch seconds) claims a time the reader, at ``now``,
+    has not reached yet, beyond :data:`MAX_CLOCK_SKEW`."""
+    return ts - now > MAX_CLOCK_SKEW
+
+
+@dataclass
+class Refusals:
+    """Messages a reader refused, counted by the source they claim and the reason.
+
+    Bounded: at most :data:`MAX_REFUSING_SOURCES` sources are named, the others are
+    counted together under ``"…"``.
+    """
+
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    total: int = 0
+
+    def count(self, source: str, reason: str, n: int = 1) -> None:
+        """``n`` messages claiming ``source`` were refused for ``reason``."""
+        reasons = self.by_source.get(source)
+        if reasons is None:
+            if len(self.by_source) >= MAX_REFUSING_SOURCES:
+                source = _OTHERS
+            reasons = self.by_source.setdefault(source, {})
+        reasons[reason] = reasons.get(reason, 0) + n
+        self.total += n
+
+    def of(self, source: str) -> int:
+        """How many messages claiming ``source`` were refused."""
+        return sum(self.by_source.get(source, {}).values())
+
+    def describe(self, source: str) -> str:
+        """``source``'s refusals in words, most first: ``3 foreign source, 1 conflict``."""
+        reasons = self.by_source.get(source, {})
+        ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{n:,} {reason}" for reason, n in ranked)
