@@ -157,7 +157,8 @@ def test_a_run_belongs_to_the_source_of_its_first_number() -> None:
     assert gaps.see("attacker", "r", 9) is Seen.FOREIGN
     assert gaps.announce("attacker", "r", 50) is Seen.FOREIGN
     assert gaps.settle("attacker", "r", 3) is Seen.FOREIGN
-    assert gaps.missed_in("r") == 1 and gaps.owner("r") == "engine"
+    assert gaps.missed_in("r") == 1
+    assert gaps.owner("r") == "engine"
     assert "attacker" not in gaps.by_source
 
 
@@ -205,11 +206,13 @@ def test_refusals_are_counted_by_source_and_reason_and_bounded() -> None:
     refusals = Refusals()
     refusals.count("attacker", REASON_FOREIGN, 3)
     refusals.count("attacker", REASON_CONFLICT)
-    assert refusals.total == 4 and refusals.of("attacker") == 4
+    assert refusals.total == 4
+    assert refusals.of("attacker") == 4
     assert refusals.describe("attacker") == "3 foreign source, 1 conflict"
     for n in range(5000):
         refusals.count(f"s{n}", REASON_FOREIGN)
-    assert len(refusals.by_source) <= 1025 and refusals.total == 5004
+    assert len(refusals.by_source) <= 1025
+    assert refusals.total == 5004
 
 
 def test_a_timestamp_is_ahead_beyond_the_allowed_skew() -> None:
