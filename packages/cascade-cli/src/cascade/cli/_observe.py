@@ -21,7 +21,7 @@ from ._context import CliContext
 from ._json_lines import JsonLines
 from ._pipes import stop_when_stdout_closes
 from ._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
-from ._render import TimeFormat, missed_lines, render_status, render_watch
+from ._render import TimeFormat, missed_lines, refused_lines, render_status, render_watch
 from ._state import DEFAULT_KEEP_RUNS, WatchState
 from ._status_json import status_json
 from ._view_options import (
@@ -175,7 +175,8 @@ def watch(
                 lines.flush()
                 if state.oversized:
                     typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
-                for line in missed_lines(state, TimeFormat(state.clock())):
+                said = missed_lines(state, TimeFormat(state.clock())) + refused_lines(state)
+                for line in said:
                     typer.echo(f"cascade: {line.plain}", err=True)
             return
 

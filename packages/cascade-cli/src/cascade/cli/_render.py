@@ -218,6 +218,26 @@ def _ignored(state: WatchState) -> list[Text]:
 MISSED_SOURCES_SHOWN = 5
 
 
+def refused_lines(state: WatchState) -> list[Text]:
+    """``refused 4 messages claiming attacker: 3 foreign source, 1 conflict`` for each source
+    this view refused messages from (what no engine of their run can have sent)."""
+    refusals = state.refusals
+    ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
+    lines = [
+        Text(
+            f"refused {refusals.of(source):,} messages claiming "
+            f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}",
+            style="red",
+        )
+        for source in ranked[:MISSED_SOURCES_SHOWN]
+    ]
+    if len(ranked) > MISSED_SOURCES_SHOWN:
+        rest = ranked[MISSED_SOURCES_SHOWN:]
+        count = sum(refusals.of(source) for source in rest)
+        lines.append(Text(f"refused {count:,} messages from {len(rest)} other sources", "red"))
+    return lines
+
+
 def missed_lines(state: WatchState, times: TimeFormat) -> list[Text]:
     """``missed 1,204 events from host-17 since 14:02:11`` for each source this view missed from."""
     missed = sorted(
@@ -266,6 +286,7 @@ def render_watch(
     ]
     parts.extend(_ignored(state))
     parts.extend(missed_lines(state, times))
+    parts.extend(refused_lines(state))
     parts.append(_footer(state, times, broker))
     return Group(*parts)
 

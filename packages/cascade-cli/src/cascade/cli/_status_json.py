@@ -10,7 +10,7 @@ import msgspec
 from ._state import WatchState
 from ._views import LAST_TIMESTAMP, parse_timestamp
 
-__all__ = ["iso_time", "status_json"]
+__all__ = ["iso_time", "refused", "status_json"]
 
 _PROVENANCE = ("reason", "issued_by", "issued_at")
 
@@ -27,6 +27,18 @@ def iso_time(ts: float | None) -> str | None:
         return datetime.fromtimestamp(ts, timezone.utc).isoformat()
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def refused(state: WatchState) -> list[dict[str, Any]]:
+    """What ``state`` refused, per source claimed, most first: ``{"source", "messages",
+    "reasons": {reason: count}}`` (messages no engine of their run can have sent)."""
+    refusals = state.refusals
+    return [
+        {"source": source, "messages": refusals.of(source), "reasons": dict(reasons)}
+        for source, reasons in sorted(
+            refusals.by_source.items(), key=lambda item: (-sum(item[1].values()), item[0])
+        )
+    ]
 
 
 def status_json(state: WatchState, offline_max_age: float | None = None) -> dict[str, Any]:
@@ -77,4 +89,5 @@ def status_json(state: WatchState, offline_max_age: float | None = None) -> dict
         "hidden_engines": hidden,
         "constraints": constraints,
         "missed": missed,
+        "refused": refused(state),
     }

@@ -19,6 +19,7 @@ import msgspec
 from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
 
 from .._state import WatchState
+from .._status_json import refused
 from .._views import FINISHED_STATES, EngineView, RunView, TaskView
 
 __all__ = ["DashboardModel", "Segment"]
@@ -185,6 +186,7 @@ class DashboardModel:
                 for source, gaps in sorted(state.gaps.by_source.items())
                 if gaps.missed
             ],
+            "refused": refused(state),
         }
 
     def _recency(self, run: RunView) -> tuple[bool, float]:

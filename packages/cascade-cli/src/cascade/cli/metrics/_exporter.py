@@ -184,6 +184,7 @@ class CascadeMetrics:
         yield from self._constraints(now)
         if self.count_gaps:
             yield self._missed()
+        yield self._refused()
         dropped = CounterMetricFamily(
             "cascade_telemetry_dropped",
             "Telemetry each engine reported it dropped (its connector's buffer was full), "
@@ -265,6 +266,26 @@ class CascadeMetrics:
         if other:
             missed.add_metric([OTHER], other)
         return missed
+
+    def _refused(self) -> Metric:
+        refused = CounterMetricFamily(
+            "cascade_refused_messages",
+            "Messages this reader refused because no engine of their run can have sent them "
+            "(reason: foreign source, conflict, seq out of bounds, timestamp ahead), by the "
+            "source they claim.",
+            labels=["source", "reason"],
+        )
+        other: dict[str, int] = {}
+        for source, reasons in sorted(self.state.refusals.by_source.items()):
+            admitted = self.sources.admits(source)
+            for reason, count in sorted(reasons.items()):
+                if admitted:
+                    refused.add_metric([label_value(source), reason], count)
+                else:
+                    other[reason] = other.get(reason, 0) + count
+        for reason, count in sorted(other.items()):
+            refused.add_metric([OTHER, reason], count)
+        return refused
 
 
 class _StateCollector(Collector):

@@ -59,6 +59,10 @@ function renderConnection(state) {
     .map((m) => "missed " + m.events.toLocaleString("en") + " events from " + m.source +
       (m.since ? " since " + clock(m.since) : ""))
     .join(" · ");
+  $("refused").textContent = (state.refused || [])
+    .map((r) => "refused " + r.messages.toLocaleString("en") + " messages claiming " + r.source +
+      ": " + Object.entries(r.reasons).map(([why, n]) => n.toLocaleString("en") + " " + why).join(", "))
+    .join(" · ");
   $("mode").textContent = state.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !state.controls;
   $("token-label").hidden = !state.controls;
