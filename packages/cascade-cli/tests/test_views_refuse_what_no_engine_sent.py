@@ -109,9 +109,8 @@ def test_impossible_numbers_are_refused_not_counted_as_missed() -> None:
     assert state.runs[RUN].counts() == {}
     assert state.refusals.describe("engine") == "3 seq out of bounds"
     scrape = metrics.render().decode()
-    assert (
-        'cascade_refused_messages_total{reason="seq out of bounds",source="engine"} 3.0' in scrape
-    )
+    assert 'cascade_refused_messages_total{reason="seq out of bounds"} 3.0' in scrape
+    assert 'cascade_refused_messages_total{reason="conflict"} 0.0' in scrape
 
 
 def test_timestamps_from_the_future_are_refused() -> None:

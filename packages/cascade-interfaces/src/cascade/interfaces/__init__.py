@@ -70,6 +70,7 @@ from ._refusals import (
     REASON_CONFLICT,
     REASON_FOREIGN,
     REASON_FUTURE,
+    REFUSAL_REASONS,
     Refusals,
     ahead,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "REASON_CONFLICT",
     "REASON_FOREIGN",
     "REASON_FUTURE",
+    "REFUSAL_REASONS",
     "PROTOCOL_VERSION",
     "SNAPSHOT_INTERVAL",
     "TERMINAL_STATES",

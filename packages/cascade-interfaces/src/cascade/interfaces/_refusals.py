@@ -13,6 +13,7 @@ __all__ = [
     "REASON_CONFLICT",
     "REASON_FOREIGN",
     "REASON_FUTURE",
+    "REFUSAL_REASONS",
     "Refusals",
     "ahead",
 ]
@@ -33,6 +34,9 @@ REASON_BEYOND = Seen.BEYOND.value
 """A number (``seq``, ``last_seq``, ``through``) the run's engine cannot have sent yet."""
 REASON_FUTURE = "timestamp ahead"
 """A timestamp more than :data:`MAX_CLOCK_SKEW` ahead of the reader's clock."""
+
+REFUSAL_REASONS = (REASON_FOREIGN, REASON_CONFLICT, REASON_BEYOND, REASON_FUTURE)
+"""Every reason a reader refuses a message for."""
 
 _OTHERS = "…"
 

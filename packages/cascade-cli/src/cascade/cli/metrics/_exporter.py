@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cascade.interfaces import Heartbeat, Message
+from cascade.interfaces import REFUSAL_REASONS, Heartbeat, Message
 
 from .._state import WatchState
 from .._views import FINISHED_STATES, RunView, TaskView
@@ -270,21 +270,17 @@ class CascadeMetrics:
     def _refused(self) -> Metric:
         refused = CounterMetricFamily(
             "cascade_refused_messages",
-            "Messages this reader refused because no engine of their run can have sent them "
-            "(reason: foreign source, conflict, seq out of bounds, timestamp ahead), by the "
-            "source they claim.",
-            labels=["source", "reason"],
+            "Messages this reader refused because no engine of their run can have sent them, "
+            "by reason (the sources they claim: the views' footers; a forger chooses those, "
+            "so they are no label).",
+            labels=["reason"],
         )
-        other: dict[str, int] = {}
-        for source, reasons in sorted(self.state.refusals.by_source.items()):
-            admitted = self.sources.admits(source)
-            for reason, count in sorted(reasons.items()):
-                if admitted:
-                    refused.add_metric([label_value(source), reason], count)
-                else:
-                    other[reason] = other.get(reason, 0) + count
-        for reason, count in sorted(other.items()):
-            refused.add_metric([OTHER, reason], count)
+        by_reason = dict.fromkeys(REFUSAL_REASONS, 0)
+        for reasons in self.state.refusals.by_source.values():
+            for reason, count in reasons.items():
+                by_reason[reason] = by_reason.get(reason, 0) + count
+        for reason, count in sorted(by_reason.items()):
+            refused.add_metric([reason], count)
         return refused
 
 
