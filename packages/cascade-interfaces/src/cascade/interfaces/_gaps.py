@@ -22,9 +22,12 @@ sent a million events a reader never saw between two it did (half a minute at th
 engine's rate), so such a number is a conflict, refused, not a loss to count."""
 
 MAX_DIGESTS = 16_384
-"""The latest numbers per run whose content a reader remembers to tell a copy (same content)
-from a conflict (another message with the same number); an older number's second message is
-taken for a copy."""
+"""The latest numbers per run (at least) whose content a reader remembers to tell a copy (same
+content) from a conflict (another message with the same number); an older number's second
+message is taken for a copy."""
+
+
+_TRIM_AT = 2 * MAX_DIGESTS
 
 
 class Seen(str, enum.Enum):
@@ -41,6 +44,9 @@ class Seen(str, enum.Enum):
     """From another source than the run's (the source of its first numbered message): refused."""
     BEYOND = "seq out of bounds"
     """A number no engine of the run can have sent yet (:data:`MAX_SEQ_JUMP`): refused."""
+
+
+_NEW, _COPY = Seen.NEW, Seen.COPY  # a class attribute of an Enum is slow to look up, per event
 
 
 @dataclass
@@ -118,33 +124,40 @@ class GapCounter:
         if stream is None:
             stream = self._streams[run_id] = _Stream(source, seq, seq)
             self._remember(stream, seq, digest)
-            return Seen.NEW
+            return _NEW
         if source != stream.source:
             return Seen.FOREIGN
         high = stream.high
-        if seq == high + 1:  # the usual case: the next one
+        if seq == high + 1:  # the usual case: the next one (what _remember does, inline)
             stream.high = seq
-            self._remember(stream, seq, digest)
-            return Seen.NEW
+            if digest:
+                if seq == 1:
+                    stream.origin = digest
+                else:
+                    digests = stream.digests
+                    digests[seq] = digest
+                    if len(digests) >= _TRIM_AT:
+                        self._trim(stream)
+            return _NEW
         if seq > high:
             if seq - high > MAX_SEQ_JUMP:
                 return Seen.BEYOND
             self._open(stream, high + 1, seq)
             stream.high = seq
             self._remember(stream, seq, digest)
-            return Seen.NEW
+            return _NEW
         if seq < stream.first:
             if stream.first - seq > MAX_SEQ_JUMP:
                 return Seen.BEYOND
             self._open(stream, seq + 1, stream.first)
             stream.first = seq
             self._remember(stream, seq, digest)
-            return Seen.NEW
+            return _NEW
         starts, stops = stream.starts, stream.stops
         index = bisect.bisect_right(starts, seq) - 1
         if index < 0 or seq >= stops[index]:  # seen already
             known = stream.origin if seq == 1 else stream.digests.get(seq, 0)
-            return Seen.CONFLICT if digest and known and digest != known else Seen.COPY
+            return Seen.CONFLICT if digest and known and digest != known else _COPY
         start, stop = starts[index], stops[index]
         if start == seq and stop == seq + 1:
             del starts[index], stops[index]
@@ -159,7 +172,7 @@ class GapCounter:
         stream.missed -= 1
         self.by_source[stream.source].missed -= 1
         self._remember(stream, seq, digest)
-        return Seen.NEW
+        return _NEW
 
     def announce(self, source: str, run_id: str, last_seq: int) -> Seen:
         """The run's engine has sent every event up to ``last_seq`` (a heartbeat says so)."""
@@ -167,7 +180,7 @@ class GapCounter:
         if stream is None:
             # Nothing seen of it yet: count from the next event on.
             self._streams[run_id] = _Stream(source, last_seq + 1, last_seq)
-            return Seen.NEW
+            return _NEW
         if source != stream.source:
             return Seen.FOREIGN
         if last_seq - stream.high > MAX_SEQ_JUMP:
@@ -175,8 +188,8 @@ class GapCounter:
         if last_seq > stream.high:
             self._open(stream, stream.high + 1, last_seq + 1)
             stream.high = last_seq
-            return Seen.NEW
-        return Seen.COPY
+            return _NEW
+        return _COPY
 
     def known_through(self, run_id: str) -> int:
         """The highest ``seq`` up to which this reader has every event of ``run_id`` (or knows
@@ -193,7 +206,7 @@ class GapCounter:
         stream = self._streams.get(run_id)
         if stream is None:
             self._streams[run_id] = _Stream(source, 1, through)
-            return Seen.NEW
+            return _NEW
         if source != stream.source:
             return Seen.FOREIGN
         if through - stream.high > MAX_SEQ_JUMP:
@@ -214,7 +227,7 @@ class GapCounter:
         if settled:
             stream.missed -= settled
             self.by_source[stream.source].missed -= settled
-        return Seen.NEW
+        return _NEW
 
     def forget(self, run_id: str) -> None:
         """Stop following ``run_id`` (what it missed stays in :attr:`by_source`)."""
@@ -227,10 +240,15 @@ class GapCounter:
         if seq == 1:
             stream.origin = digest
             return
-        digests = stream.digests
-        digests[seq] = digest
-        if len(digests) > MAX_DIGESTS:  # the earliest remembered goes (numbers come in order)
-            del digests[next(iter(digests))]
+        stream.digests[seq] = digest
+        if len(stream.digests) >= _TRIM_AT:
+            GapCounter._trim(stream)
+
+    @staticmethod
+    def _trim(stream: _Stream) -> None:
+        """Keep the latest :data:`MAX_DIGESTS` (now and then: O(1) a number)."""
+        oldest = stream.high - MAX_DIGESTS
+        stream.digests = {n: d for n, d in stream.digests.items() if n > oldest}
 
     def _open(self, stream: _Stream, start: int, stop: int) -> None:
         """Seqs ``start`` to ``stop - 1`` were skipped."""
