@@ -21,25 +21,16 @@ def test_hostname_and_port_are_kept() -> None:
 async def test_client_id_reaches_the_link(broker: FakeBroker) -> None:
     """client_id is the MQTT client id of every connection."""
     async with MqttConnector("broker", client_id="my-client", link=broker):
-        assert broker.link.settings.identifier == "my-client"
+        assert broker.link.settings.client_id == "my-client"
 
 
-async def test_identifier_is_a_deprecated_alias_of_client_id(broker: FakeBroker) -> None:
-    """identifier, client_id's former name, still sets it, and warns where it was given."""
-    with pytest.warns(DeprecationWarning, match="client_id") as warned:
-        connector = MqttConnector("broker", identifier="my-client", link=broker)
-    assert [w.filename for w in warned] == [__file__]
-    async with connector:
-        assert broker.link.settings.identifier == "my-client"
-
-
-def test_two_different_client_ids_are_refused() -> None:
-    """client_id and its alias naming two ids: which one was meant is not guessed."""
-    with (
-        pytest.warns(DeprecationWarning, match="client_id"),
-        pytest.raises(ValueError, match="not two different ids"),
-    ):
-        MqttConnector("broker", client_id="a", identifier="b")
+def test_aiomqtts_names_of_our_options_are_refused() -> None:
+    """aiomqtt's identifier (client_id's former name here) and tls_context would pass to it
+    beside ours: refused, naming ours."""
+    with pytest.raises(TypeError, match="identifier= is MqttConnector's client_id="):
+        MqttConnector("broker", identifier="my-client")
+    with pytest.raises(TypeError, match="tls_context= is MqttConnector's tls="):
+        MqttConnector("broker", tls_context=ssl.create_default_context())
 
 
 async def test_options_reach_the_link(broker: FakeBroker) -> None:

@@ -28,7 +28,7 @@ def settings(**changes: object) -> LinkSettings:
     fields: dict[str, object] = {
         "hostname": "broker",
         "port": 1883,
-        "identifier": "me",
+        "client_id": "me",
         "mqtt5": False,
         "keepalive": 60,
         "connect_timeout": 5.0,

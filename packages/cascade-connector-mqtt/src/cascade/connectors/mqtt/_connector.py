@@ -34,7 +34,7 @@ from cascade.interfaces.connector_kit import (
 
 from ._lifecycle import Lifecycle
 from ._link import LinkFactory
-from ._options import ConnectorOptions, client_id_from
+from ._options import ConnectorOptions
 from ._presence import Presence
 from ._sender import Sender
 from ._subscriptions import Subscriptions
@@ -65,8 +65,7 @@ class MqttConnector:
     - ``tls``: ``True`` for TLS with the system's CAs (or ``tls_ca_file``), or an
       :class:`ssl.SSLContext`; ``tls_ca_file``: a CA bundle to trust (implies TLS).
     - ``keepalive`` (seconds, 60), ``protocol`` (``"3.1.1"`` or ``"5"``).
-    - ``client_id``: the MQTT client id (random by default). ``identifier``, its
-      former name, still works, with a ``DeprecationWarning``.
+    - ``client_id``: the MQTT client id (random by default).
     - ``session_expiry`` (seconds, needs ``client_id``): a persistent session.
       The broker keeps this client's subscriptions while it is away and
       queues the QoS 1 messages that match them, which arrive on its next
@@ -122,7 +121,6 @@ class MqttConnector:
         keepalive: int = 60,
         protocol: object = "3.1.1",
         client_id: str | None = None,
-        identifier: str | None = None,
         session_expiry: float | None = None,
         topic_prefix: str = DEFAULT_PREFIX,
         source_id: str | None = None,
@@ -147,7 +145,7 @@ class MqttConnector:
             tls_ca_file=tls_ca_file,
             keepalive=keepalive,
             protocol=protocol,
-            client_id=client_id_from(client_id, identifier),
+            client_id=client_id,
             session_expiry=session_expiry,
             topic_prefix=topic_prefix,
             source_id=source_id,

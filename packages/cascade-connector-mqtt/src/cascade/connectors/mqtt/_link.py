@@ -54,7 +54,7 @@ class LinkSettings:
 
     hostname: str
     port: int
-    identifier: str | None
+    client_id: str | None
     mqtt5: bool
     keepalive: int
     connect_timeout: float

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +20,12 @@ __all__ = [
     "ACKED_WINDOW",
     "MAX_SESSION_EXPIRY",
     "ConnectorOptions",
-    "client_id_from",
     "mqtt5_from",
 ]
 
 ACKED_WINDOW = 100  # QoS 1/2 messages in paho at once (measured best; paho is O(n) per PUBACK)
 _MANAGED_OPTIONS = frozenset({"will", "timeout", "hostname", "port", "logger"})
+_RENAMED_OPTIONS = {"identifier": "client_id", "tls_context": "tls"}  # aiomqtt's: ours
 _SESSION_OPTIONS = frozenset({"clean_session", "clean_start"})  # session_expiry sets them
 MAX_SESSION_EXPIRY = 0xFFFFFFFF  # MQTT 5's largest Session Expiry Interval: never expires
 _VERSIONS = {"3.1.1": False, "311": False, "4": False, "5": True, "5.0": True}
@@ -39,24 +38,6 @@ def mqtt5_from(value: object) -> bool:
     if mqtt5 is None:
         raise ValueError(f"protocol must be '3.1.1' or '5' (MQTT version), not {value!r}")
     return mqtt5
-
-
-def client_id_from(client_id: str | None, identifier: str | None) -> str | None:
-    """The client id, given as ``client_id`` or as ``identifier``, its deprecated alias.
-
-    ``identifier`` warns (a ``DeprecationWarning`` pointing at the ``MqttConnector(...)``
-    call); both, naming two different ids, raise ``ValueError``.
-    """
-    if identifier is None:
-        return client_id
-    warnings.warn(
-        "MqttConnector(identifier=...) is deprecated: give the MQTT client id as client_id=...",
-        DeprecationWarning,
-        stacklevel=3,  # the caller of MqttConnector(...)
-    )
-    if client_id is not None and client_id != identifier:
-        raise ValueError("give client_id or identifier, not two different ids")
-    return identifier
 
 
 def _tls_context(tls: bool | ssl.SSLContext, tls_ca_file: str | None) -> ssl.SSLContext | None:
@@ -106,6 +87,9 @@ class ConnectorOptions:
         managed = _MANAGED_OPTIONS & self.client_options.keys()
         if managed:
             raise TypeError(f"MqttConnector sets these aiomqtt options itself: {sorted(managed)}")
+        for theirs, ours in _RENAMED_OPTIONS.items():
+            if theirs in self.client_options:
+                raise TypeError(f"aiomqtt's {theirs}= is MqttConnector's {ours}=")
         if self.session_expiry is not None:
             if not self.client_id:
                 raise ValueError("session_expiry needs a client_id: the broker keeps its session")
@@ -142,7 +126,7 @@ class ConnectorOptions:
         return LinkSettings(
             hostname=self.hostname,
             port=self.port,
-            identifier=self.client_id,
+            client_id=self.client_id,
             session_expiry=None if self.session_expiry is None else int(self.session_expiry),
             mqtt5=self.mqtt5,
             keepalive=self.keepalive,

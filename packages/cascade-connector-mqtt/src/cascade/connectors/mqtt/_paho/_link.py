@@ -66,7 +66,7 @@ class PahoLink:
         options: dict[str, Any] = {
             "username": settings.username,
             "password": settings.password,
-            "identifier": settings.identifier,
+            "identifier": settings.client_id,
             "protocol": version,
             "keepalive": settings.keepalive,
             "tls_context": settings.tls_context,
