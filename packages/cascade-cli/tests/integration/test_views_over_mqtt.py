@@ -16,12 +16,12 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from cascade.cli import CliContext, WatchState, app
-from cascade.cli._views import parse_timestamp
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Message,
     StatusMessage,
     constraints_filter,
+    parse_timestamp,
     status_filter,
     status_topic,
     telemetry_filter,

@@ -13,6 +13,7 @@ from cascade.interfaces import (
     Message,
     StatusMessage,
     decode_status,
+    parse_timestamp,
     status_filter,
     status_topic,
 )
@@ -22,7 +23,6 @@ from ._context import CliContext, fail
 from ._inert import SHOWN, inert
 from ._publishing import publish_confirmed
 from ._view_options import parse_age
-from ._views import parse_timestamp
 
 __all__ = ["RetainedStatus", "forget", "stale_statuses"]
 

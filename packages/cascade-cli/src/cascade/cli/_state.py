@@ -58,11 +58,12 @@ from cascade.interfaces import (
     decode_constraint,
     decode_envelope,
     decode_status,
+    parse_timestamp,
     payload_limit,
 )
 
 from ._inert import KEPT, truncate
-from ._views import ConnectionView, EngineView, RunView, TaskView, parse_timestamp
+from ._views import ConnectionView, EngineView, RunView, TaskView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "WatchState", "kept_holds"]
 

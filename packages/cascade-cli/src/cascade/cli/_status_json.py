@@ -7,8 +7,10 @@ from typing import Any
 
 import msgspec
 
+from cascade.interfaces import parse_timestamp
+
 from ._state import WatchState
-from ._views import LAST_TIMESTAMP, parse_timestamp
+from ._views import LAST_TIMESTAMP
 
 __all__ = ["iso_time", "refused", "status_json"]
 

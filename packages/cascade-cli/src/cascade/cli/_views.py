@@ -19,7 +19,6 @@ __all__ = [
     "EngineView",
     "RunView",
     "TaskView",
-    "parse_timestamp",
 ]
 
 FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
@@ -29,25 +28,6 @@ LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timesta
 """The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
 _KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
 _ACTIVE = ("RUNNING", "RETRYING", "BLOCKED")
-
-
-def parse_timestamp(value: str | None) -> float | None:
-    """Epoch seconds of a protocol timestamp (ISO 8601 with an offset), ``None`` if unusable.
-
-    A timestamp without an offset is read as UTC; anything that is not a
-    timestamp (older tools, hostile input) gives ``None``.
-    """
-    if not value:
-        return None
-    if value.endswith(("Z", "z")):  # fromisoformat reads a Z from Python 3.11 only
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return when.timestamp()
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
 
 
 @dataclass(slots=True)

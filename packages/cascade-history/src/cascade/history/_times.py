@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+
+from cascade.interfaces import parse_timestamp
 
 __all__ = ["parse_time", "since_epoch"]
 
 
 def parse_time(value: str) -> float | None:
-    """Epoch seconds of a protocol timestamp (ISO 8601; without an offset read as UTC),
-    ``None`` for anything that is not one."""
-    if not value or len(value) > 64:
-        return None
-    if value.endswith(("Z", "z")):  # fromisoformat reads a Z from Python 3.11 only
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = when.timestamp()
-    except (ValueError, TypeError, OverflowError, OSError):
-        return None
-    return seconds if math.isfinite(seconds) else None
+    """Epoch seconds of a protocol timestamp, ``None`` for anything that is not one
+    (:func:`cascade.interfaces.parse_timestamp`)."""
+    return parse_timestamp(value)
 
 
 def since_epoch(

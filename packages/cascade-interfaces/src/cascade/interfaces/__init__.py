@@ -104,6 +104,7 @@ from ._snapshots import (
     snapshot_request_topic,
     snapshot_topic,
 )
+from ._timestamps import parse_timestamp
 from ._topics import (
     DEFAULT_PREFIX,
     constraint_topic,
@@ -213,6 +214,7 @@ __all__ = [
     "expiry_after",
     "heartbeat_topic",
     "parse_rate",
+    "parse_timestamp",
     "payload_limit",
     "read_indexed_constraints",
     "rollcall_topic",
