@@ -1,5 +1,5 @@
-"""What the history commands (`record`, `runs`, `run`, `tasks`, `audit`) share: the database
-option, opening it (the ``[history]`` extra imported only then), periods, and JSON output.
+"""What the history commands (`record`, `runs`, `run`, `tasks`, `audit`, `history`) share: the
+database option, opening it (the ``[history]`` extra imported only then), periods, and JSON output.
 
 A database that cannot be opened or read ends a command with one line and
 exit 1; an option that cannot be read (a malformed --db URL too), exit 2; a
@@ -22,7 +22,7 @@ from ._run_ids import checked_prefix, one_run, recorded_in
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
-    from cascade.history import History, RunDetail
+    from cascade.history import History, Mode, RunDetail
 
 __all__ = [
     "EXTRA_HINT",
@@ -60,14 +60,16 @@ def since_seconds(age: str | None) -> float | None:
     return None if age is None else time.time() - parse_age(age)
 
 
-def open_history(command: str, db: str | None, *, create: bool = False) -> History:
-    """The history ``db`` names; readers (``create=False``) do not make a new SQLite file."""
+def open_history(command: str, db: str | None, *, mode: Mode = "read") -> History:
+    """The history ``db`` names. Readers (``mode="read"``) open it read-only: nothing is made
+    nor migrated, and a database that is no history, or not at this code's revision, ends
+    the command with one line saying what to do; only ``cascade record`` writes."""
     try:
         from cascade.history import History, HistoryError, LocationError
     except ImportError:
         raise fail(f"cascade {command} {EXTRA_HINT}") from None
     try:
-        return History(db, create=create)
+        return History(db, mode=mode)
     except LocationError as exc:  # a malformed URL: the command line's mistake
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:

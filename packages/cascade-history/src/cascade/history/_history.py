@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 from typing_extensions import Self
@@ -32,6 +32,7 @@ from ._queries import (
     status_name,
     tasks_query,
 )
+from ._readable import check_readable, refuse_foreign
 from ._received import Received
 from ._records import (
     AuditEvent,
@@ -54,13 +55,15 @@ from ._schema import (
 )
 from ._times import since_epoch
 
-__all__ = ["EXACT_UP_TO", "History"]
+__all__ = ["EXACT_UP_TO", "History", "Mode"]
 
 EXACT_UP_TO = 10_000
 """Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
 
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
+Mode = Literal["read", "write"]
+"""How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
 
 class History:
@@ -68,12 +71,20 @@ class History:
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``),
     a path to a SQLite file, or ``None`` for the default file in the user's
-    data directory (:attr:`location` says which). Opening it creates the
-    schema, or migrates an older one keeping its data; raises
-    :class:`HistoryError` (one line) when the database cannot be opened.
-    PostgreSQL needs the ``[postgresql]`` extra (psycopg 3). With
-    ``create=False`` a SQLite file that does not exist is a :class:`HistoryError`
-    instead of a new, empty history (for readers).
+    data directory (:attr:`location` says which). PostgreSQL needs the
+    ``[postgresql]`` extra (psycopg 3). Raises :class:`HistoryError` (one line
+    saying what to do) when the database cannot be opened.
+
+    ``mode="read"`` (the default) never changes the database: a SQLite file is
+    opened read-only (``immutable`` on read-only media), a PostgreSQL session
+    is read-only, and nothing is created or migrated. Opening fails when there
+    is no history there yet, when the database is not a Cascade history, or
+    when its schema revision is not this code's (older: migrate it; newer:
+    upgrade Cascade). :meth:`store` and :meth:`prune` raise :class:`HistoryError`.
+
+    ``mode="write"`` (recorders, and migrating on purpose) creates the schema,
+    or migrates an older one keeping its data (``migrate=False``: opens the
+    database as it is).
 
     Methods block: call them from a thread (``asyncio.to_thread``) in async
     code, as :class:`~cascade.history.Recorder` does. One ``History`` may be
@@ -85,25 +96,31 @@ class History:
         self,
         url: str | os.PathLike[str] | None = None,
         *,
+        mode: Mode = "read",
         migrate: bool = True,
-        create: bool = True,
     ) -> None:
+        if mode not in ("read", "write"):
+            raise ValueError(f"mode must be 'read' or 'write', not {mode!r}")
         try:
             self.url = resolve_url(url)
         except ValueError as exc:
             raise LocationError(str(exc)) from None
+        self.mode: Mode = mode
+        """``read`` or ``write``: as opened."""
         self.location = describe(self.url)
         """Where the database is, for people: a SQLite file's path, else its URL (no password)."""
+        readonly = mode == "read"
         database = self.url.database
         sqlite_file = self.url.get_backend_name() == "sqlite" and database not in (
             None,
             "",
             ":memory:",
         )
-        if not create and sqlite_file and not Path(str(database)).exists():
-            raise HistoryError(f"no history at {self.location} (cascade record makes it)")
+        if readonly and sqlite_file and not Path(str(database)).exists():
+            hint = "cascade record" if url is None else f"cascade record --db {self.location}"
+            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
         try:
-            self._engine = create_engine(self.url)
+            self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:
             raise HistoryError(
                 f"cannot open {self.location}: {exc.name or exc} is not installed "
@@ -113,15 +130,33 @@ class History:
             raise HistoryError(f"cannot open {self.location}: {exc}") from None
         except sa.exc.ArgumentError as exc:  # a scheme that names no database SQLAlchemy has
             raise HistoryError(f"cannot open {self.location}: {exc}") from None
-        if migrate:
-            try:
+        try:
+            if readonly:
+                self._read(lambda c: check_readable(c, self.location), "cannot open")
+            elif migrate:
+                self._refuse_foreign(sqlite_file)
                 upgrade(self._engine)
-            except sa.exc.SQLAlchemyError as exc:
-                self._engine.dispose()
-                raise from_database_error(f"cannot open {self.location}", exc) from None
-            except HistoryError:
-                self._engine.dispose()
-                raise
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise from_database_error(f"cannot open {self.location}", exc) from None
+        except HistoryError:
+            self._engine.dispose()
+            raise
+
+    def _refuse_foreign(self, sqlite_file: bool) -> None:
+        """Someone else's database gets no table of ours; a SQLite file is looked at read-only
+        first (the writer's connection would switch it to WAL: a change)."""
+        if not sqlite_file:
+            self._read(lambda c: refuse_foreign(c, self.location), "cannot open")
+            return
+        if not Path(str(self.url.database)).exists():
+            return
+        looker = create_engine(self.url, readonly=True)
+        try:
+            with looker.connect() as connection, connection.begin():
+                refuse_foreign(connection, self.location)
+        finally:
+            looker.dispose()
 
     @property
     def dialect(self) -> str:
@@ -162,6 +197,7 @@ class History:
         what :meth:`gaps` reads. Raises :class:`HistoryError` when the database
         cannot be written now: nothing was stored, and it may all be given again.
         """
+        self._writable()
         rows = gap_rows(gaps, recorder, time.time()) if gaps else None
         return store_batch(self._engine, batch, rows)
 
@@ -289,14 +325,19 @@ class History:
         after = since_epoch(since)
         return self._read(lambda c: gaps_query(c, since=after, source=source))
 
-    def _read(self, query: Callable[[sa.Connection], _T]) -> _T:
+    def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
         try:
             with self._engine.connect() as connection, connection.begin():
                 return query(connection)
         except sa.exc.SQLAlchemyError as exc:
-            raise from_database_error(f"cannot read {self.location}", exc) from None
+            raise from_database_error(f"{what} {self.location}", exc) from None
+
+    def _writable(self) -> None:
+        if self.mode != "write":
+            raise HistoryError(f"{self.location} is open read-only: open it with mode='write'")
 
     def _write(self, job: Callable[[sa.Connection], _T], what: str) -> _T:
+        self._writable()
         try:
             with (
                 self._engine.connect() as connection,
