@@ -10,4 +10,5 @@ from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
 from ..test_rollup import *  # noqa: F403
+from ..test_run_pages import *  # noqa: F403
 from ..test_store import *  # noqa: F403

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -55,10 +55,13 @@ from ._schema import (
 )
 from ._times import since_epoch
 
-__all__ = ["EXACT_UP_TO", "History", "Mode"]
+__all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
 
 EXACT_UP_TO = 10_000
 """Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
+
+TASKS_PAGE = 500
+"""The tasks in a page of :meth:`History.run_pages` (and of the dashboard's run)."""
 
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
@@ -271,11 +274,33 @@ class History:
             )
         )
 
-    def run(self, run_id: str) -> RunDetail | None:
-        """One run and every task of it with its states, times, attempts and error; ``None``
-        if unknown. A prefix of a run id that only one run has finds it (``ValueError``
-        if several have it)."""
-        return self._read(lambda c: run_query(c, run_id))
+    def run(
+        self, run_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> RunDetail | None:
+        """One run and its tasks with their states, times, attempts and error; ``None`` if
+        unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
+        several have it).
+
+        Every task without ``limit``; with it, a page of at most ``limit`` tasks (by task id,
+        those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor: a
+        page costs its size whatever the run's (:meth:`run_pages` walks them all)."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self._read(lambda c: run_query(c, run_id, after=after, limit=limit))
+
+    def run_pages(self, run_id: str, *, size: int = TASKS_PAGE) -> Iterator[RunDetail]:
+        """The run ``run_id`` names, page after page of at most ``size`` tasks, each read in a
+        transaction of its own (a run still being recorded may gain tasks meanwhile): its
+        tasks without ever holding them all. Nothing for an unknown run."""
+        after: str | None = None
+        while True:
+            page = self.run(run_id, after=after, limit=size)
+            if page is None:
+                return
+            yield page
+            if page.next_after is None:
+                return
+            run_id, after = page.run.run_id, page.next_after
 
     def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
         """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),

@@ -217,8 +217,17 @@ def run_ids_query(connection: sa.Connection, prefix: str, limit: int) -> list[st
     )
 
 
-def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
-    """One run (by its id, or a prefix of it that only it has) and all its tasks.
+def run_query(
+    connection: sa.Connection,
+    run_id: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> RunDetail | None:
+    """One run (by its id, or a prefix of it that only it has) and its tasks: all of them, or
+    with ``limit`` a page of at most that many (by task id, after ``after``), the next page's
+    cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
+    first appeared.
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
@@ -234,16 +243,30 @@ def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
     if row is None:
         return None
     summary = _summaries(connection, [row])[0]
-    events = connection.execute(
-        sa.select(task_events)
-        .where(task_events.c.run_id == row.run_id)
-        .order_by(task_events.c.ts, task_events.c.id)
-    ).all()
+    te = task_events
+    where = [te.c.run_id == row.run_id]
+    next_after = None
+    if after is not None or limit is not None:
+        # keyset on the (run_id, task_id, ts) index: a page costs its size, not the run's
+        ids_query = sa.select(te.c.task_id).where(*where).distinct().order_by(te.c.task_id)
+        if after is not None:
+            ids_query = ids_query.where(te.c.task_id > after)
+        if limit is not None:
+            ids_query = ids_query.limit(limit + 1)
+        ids = list(connection.execute(ids_query).scalars())
+        if limit is not None and len(ids) > limit:
+            ids = ids[:limit]
+            next_after = ids[-1]
+        if not ids:
+            return RunDetail(summary, [])
+        where += [te.c.task_id >= ids[0], te.c.task_id <= ids[-1]]
+    events = connection.execute(sa.select(te).where(*where).order_by(te.c.ts, te.c.id)).all()
     by_task: dict[str, list[sa.Row[Any]]] = {}
     for event in events:
         by_task.setdefault(event.task_id, []).append(event)
     end = row.ended_at if row.ended_at is not None else row.last_ts
-    return RunDetail(summary, [_task(task_events_, end) for task_events_ in by_task.values()])
+    tasks = [_task(task_events_, end) for task_events_ in by_task.values()]
+    return RunDetail(summary, tasks, next_after)
 
 
 def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:

@@ -166,10 +166,13 @@ class TaskHistory:
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
-    """A run and every one of its tasks, in the order they first appeared."""
+    """A run and its tasks (every one, or a page of them), in the order they first appeared."""
 
     run: RunSummary
     tasks: list[TaskHistory]
+    next_after: str | None = None
+    """The cursor of the next page of tasks (``History.run(..., after=next_after)``);
+    ``None``: no more."""
 
     def to_json(self) -> dict[str, Any]:
         """The run's JSON object with ``tasks``, a list of the tasks' objects."""
