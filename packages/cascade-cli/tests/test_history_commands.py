@@ -607,3 +607,41 @@ def test_migrate_refuses_a_file_that_is_no_history(tmp_path: Path) -> None:
         assert result.exit_code == 1, (command, result.output)
         assert "is not a Cascade history" in result.output
     assert other.read_bytes() == before
+
+
+def test_cascade_run_reads_a_big_run_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cascade run` (text and --json) asks the history for pages of TASKS_PAGE tasks, never
+    for every task at once, and prints them all: the JSON is the run's whole object."""
+    import json
+
+    from cascade.history import TASKS_PAGE
+
+    path = str(tmp_path / "big.sqlite3")
+    count = TASKS_PAGE + 2
+    batch = [_event("cafe0001", T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"})]
+    for index in range(count):
+        batch.append(_task("cafe0001", f"t{index:05d}", "t", "RUNNING", T0 + index))
+        batch.append(_task("cafe0001", f"t{index:05d}", "t", "COMPLETED", T0 + index + 0.5))
+    with History(path, mode="write") as history:
+        history.store(batch)
+        whole = history.run("cafe0001")
+    assert whole is not None
+    limits: list[int | None] = []
+    read = History.run
+
+    def paged(self: History, run_id: str, **options: Any) -> Any:
+        limits.append(options.get("limit"))
+        return read(self, run_id, **options)
+
+    monkeypatch.setattr(History, "run", paged)
+    result = _invoke("run", "cafe", "--json", "--db", path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == whole.to_json()
+    assert limits == [TASKS_PAGE, TASKS_PAGE]
+    limits.clear()
+    text = _invoke("run", "cafe0001", "--db", path)
+    assert text.exit_code == 0, text.output
+    assert text.output.count("│ COMPLETED │") == count  # a row for every task
+    assert limits == [TASKS_PAGE, TASKS_PAGE]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -34,6 +34,7 @@ __all__ = [
     "open_history",
     "query",
     "recorded_run",
+    "recorded_run_pages",
     "since_seconds",
 ]
 
@@ -74,6 +75,47 @@ def open_history(command: str, db: str | None, *, mode: Mode = "read") -> Histor
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:
         raise fail(str(exc)) from None
+
+
+def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[RunDetail]:
+    """The run ``run_id`` names, as :func:`recorded_run` finds it, page after page of its
+    tasks (``TASKS_PAGE`` each): never all of a big run's events in memory at once. The first
+    page is read before this returns (so a missing run fails first); the history is closed
+    when the pages end."""
+    from cascade.history import TASKS_PAGE
+
+    try:
+        wanted = checked_prefix(run_id)
+    except UsageError as exc:
+        raise usage(exc) from None
+    history = open_history(command, db)
+    try:
+        recorded = query(lambda: recorded_in(history, wanted))
+        try:
+            found = one_run(wanted, recorded.ids, more=recorded.capped)
+        except UsageError as exc:
+            raise usage(exc) from None
+        first = None if found is None else query(lambda: history.run(found, limit=TASKS_PAGE))
+    except BaseException:
+        history.close()
+        raise
+    if first is None:
+        history.close()
+        raise fail(f"no run's id starts with {wanted!r} in {history.location}")
+
+    def pages(page: RunDetail) -> Iterator[RunDetail]:
+        try:
+            yield page
+            while page.next_after is not None:
+                after, whole_id = page.next_after, page.run.run_id
+                page = query(lambda: history.run(whole_id, after=after, limit=TASKS_PAGE))
+                if page is None:  # pruned meanwhile
+                    return
+                yield page
+        finally:
+            history.close()
+
+    return pages(first)
 
 
 def recorded_run(command: str, db: str | None, run_id: str) -> RunDetail:
