@@ -107,10 +107,14 @@ def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[Ru
         try:
             yield page
             while page.next_after is not None:
-                after, whole_id = page.next_after, page.run.run_id
-                page = query(lambda: history.run(whole_id, after=after, limit=TASKS_PAGE))
-                if page is None:  # pruned meanwhile
+                following = query(
+                    lambda last=page: history.run(
+                        last.run.run_id, after=last.next_after, limit=TASKS_PAGE
+                    )
+                )
+                if following is None:  # pruned meanwhile
                     return
+                page = following
                 yield page
         finally:
             history.close()
