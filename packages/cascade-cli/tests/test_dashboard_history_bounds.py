@@ -81,6 +81,7 @@ async def test_a_runs_detail_is_a_page_with_a_cursor_to_the_next(big_run: Histor
     assert page["run"]["failures"] == []
     rest = second.json()
     assert rest["next_after"] is None
+    assert rest["counts"] is None  # the first page's: not counted again
     assert len(rest["run"]["tasks"]) == 3
     assert [f["task_id"] for f in rest["run"]["failures"]] == [f"task-{RUN_PAGE + 1:05d}"]
     ids = [t["task_id"] for t in page["run"]["tasks"] + rest["run"]["tasks"]]

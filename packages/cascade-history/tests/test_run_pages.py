@@ -60,3 +60,15 @@ def test_a_limit_below_one_is_refused(history: History) -> None:
 
 def test_the_page_size_is_documented() -> None:
     assert TASKS_PAGE == 500
+
+
+def test_a_page_without_counts_skips_only_them(history: History) -> None:
+    _run_of(history, 6)
+    counted = history.run("r1", after="t002-1", limit=2)
+    bare = history.run("r1", after="t002-1", limit=2, counts=False)
+    assert counted is not None
+    assert bare is not None
+    assert counted.run.tasks == {"COMPLETED": 6}
+    assert (bare.run.tasks, bare.run.missing_events) == ({}, None)
+    assert bare.tasks == counted.tasks
+    assert bare.next_after == counted.next_after

@@ -8,6 +8,7 @@ missing extra says what to install (exit 1), as `cascade dashboard` does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -104,17 +105,18 @@ def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[Ru
         raise fail(f"no run's id starts with {wanted!r} in {history.location}")
 
     def pages(page: RunDetail) -> Iterator[RunDetail]:
+        summary = page.run
         try:
             yield page
             while page.next_after is not None:
                 following = query(
                     lambda last=page: history.run(
-                        last.run.run_id, after=last.next_after, limit=TASKS_PAGE
+                        last.run.run_id, after=last.next_after, limit=TASKS_PAGE, counts=False
                     )
                 )
                 if following is None:  # pruned meanwhile
                     return
-                page = following
+                page = dataclasses.replace(following, run=summary)  # the counts read once
                 yield page
         finally:
             history.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -275,32 +276,42 @@ class History:
         )
 
     def run(
-        self, run_id: str, *, after: str | None = None, limit: int | None = None
+        self,
+        run_id: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        counts: bool = True,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
         several have it).
 
         Every task without ``limit``; with it, a page of at most ``limit`` tasks (by task id,
-        those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor: a
-        page costs its size whatever the run's (:meth:`run_pages` walks them all)."""
+        those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor.
+        ``counts=False`` leaves the run's task counts and missing events out (``tasks``
+        empty, ``missing_events`` ``None``): they are the run's whole cost, which a next
+        page need not pay again (:meth:`run_pages` walks them all so)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
-        return self._read(lambda c: run_query(c, run_id, after=after, limit=limit))
+        return self._read(lambda c: run_query(c, run_id, after=after, limit=limit, counts=counts))
 
     def run_pages(self, run_id: str, *, size: int = TASKS_PAGE) -> Iterator[RunDetail]:
         """The run ``run_id`` names, page after page of at most ``size`` tasks, each read in a
         transaction of its own (a run still being recorded may gain tasks meanwhile): its
-        tasks without ever holding them all. Nothing for an unknown run."""
-        after: str | None = None
-        while True:
-            page = self.run(run_id, after=after, limit=size)
-            if page is None:
+        tasks without ever holding them all. Every page carries the run as the first page
+        read it, counts included. Nothing for an unknown run."""
+        page = self.run(run_id, limit=size)
+        if page is None:
+            return
+        first = page.run
+        yield page
+        while page.next_after is not None:
+            following = self.run(first.run_id, after=page.next_after, limit=size, counts=False)
+            if following is None:  # pruned meanwhile
                 return
+            page = dataclasses.replace(following, run=first)
             yield page
-            if page.next_after is None:
-                return
-            run_id, after = page.run.run_id, page.next_after
 
     def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
         """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),

@@ -141,14 +141,18 @@ def runs_query(
     return _summaries(connection, rows)
 
 
-def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[RunSummary]:
-    ids = [row.run_id for row in rows]
-    counts: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+def _summaries(
+    connection: sa.Connection, rows: Sequence[sa.Row[Any]], *, counts: bool = True
+) -> list[RunSummary]:
+    """The runs of ``rows``, their tasks counted by state and their missing events (without
+    ``counts``: neither, ``tasks`` empty and ``missing_events`` ``None``)."""
+    ids = [row.run_id for row in rows] if counts else []
+    by_state: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for run_id, state, count in connection.execute(_last_states(chunk)):
-            counts[run_id][state] = count
+            by_state[run_id][state] = count
         for table in (task_events, run_events):
             query = (
                 sa.select(table.c.run_id, sa.func.count())
@@ -168,10 +172,10 @@ def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[R
             ended_at=row.ended_at,
             error=row.error,
             planned_tasks=row.planned_tasks,
-            tasks=counts[row.run_id],
+            tasks=by_state.get(row.run_id, {}),
             dropped_telemetry=row.dropped_telemetry,
             missing_events=None
-            if row.last_seq is None
+            if row.last_seq is None or not counts
             else max(0, row.last_seq - numbered[row.run_id]),
             trace_id=row.trace_id,
         )
@@ -223,6 +227,7 @@ def run_query(
     *,
     after: str | None = None,
     limit: int | None = None,
+    counts: bool = True,
 ) -> RunDetail | None:
     """One run (by its id, or a prefix of it that only it has) and its tasks: all of them, or
     with ``limit`` a page of at most that many (by task id, after ``after``), the next page's
@@ -242,7 +247,7 @@ def run_query(
         row = found[0] if found else None
     if row is None:
         return None
-    summary = _summaries(connection, [row])[0]
+    summary = _summaries(connection, [row], counts=counts)[0]
     te = task_events
     where = [te.c.run_id == row.run_id]
     next_after = None

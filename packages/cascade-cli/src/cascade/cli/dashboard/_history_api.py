@@ -228,7 +228,12 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
         found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
     else:
         found = run_id  # a next page: of the run the first one found, by its whole id
-    detail = None if found is None else history.run(found, after=after, limit=RUN_PAGE)
+    # a next page leaves the run's counts out: they cost the whole run, the first page has them
+    detail = (
+        None
+        if found is None
+        else history.run(found, after=after, limit=RUN_PAGE, counts=after is None)
+    )
     if detail is None:
         return None
     tasks = [
@@ -241,7 +246,8 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
         if t.state == "FAILED"
     ]
     run = {**detail.run.to_json(), "tasks": tasks, "failures": failures}
-    return {"run": run, "counts": detail.run.tasks, "next_after": detail.next_after}
+    counts = detail.run.tasks if after is None else None
+    return {"run": run, "counts": counts, "next_after": detail.next_after}
 
 
 def _tasks(history: History, request: Request) -> dict[str, Any]:
