@@ -90,3 +90,15 @@ def test_a_newer_history_says_to_upgrade_cascade(database_url: str) -> None:
 def test_an_unknown_mode_is_a_value_error(database_url: str) -> None:
     with pytest.raises(ValueError, match="mode must be"):
         History(database_url, mode="append")  # type: ignore[arg-type]
+
+
+def test_a_recorder_refuses_a_history_open_to_read(database_url: str) -> None:
+    """It would only retry every batch: a clear error instead, at once."""
+    from cascade.history import Recorder
+    from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+    History(database_url, mode="write").close()
+    with History(database_url) as reader:
+        connector = InMemoryConnector(InMemoryBroker(), presence=False)
+        with pytest.raises(ValueError, match="mode='write'"):
+            Recorder(connector, reader)
