@@ -43,7 +43,8 @@ def _event(run_id: str, ts: float, body: dict[str, Any]) -> Received:
 
 
 def _task(run_id: str, task_id: str, state: str, ts: float) -> Received:
-    body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": "t", "state": state}
+    name = f"t{int(task_id[-1]) % 2}"  # two task names
+    body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name, "state": state}
     return _event(run_id, ts, body)
 
 
@@ -233,3 +234,16 @@ async def test_anonymous_requests_wait_their_turn_within_the_queue(
     assert operator.status_code == 200
     assert waited
     assert [answer.status_code for answer in answers] == [200] * (ANONYMOUS_READERS + 1)
+
+
+async def test_the_task_list_is_cut_at_its_limit_and_says_so(big_run: History) -> None:
+    """One row per task name: as many as engines sent names, so at most ``limit``."""
+    async with _client(big_run) as http:
+        one = await http.get("/api/history/tasks", params={"limit": "1", "since": "all"})
+        every = await http.get("/api/history/tasks", params={"since": "all"})
+        over = await http.get("/api/history/tasks", params={"limit": str(MAX_LIMIT + 1)})
+    assert [t["task_name"] for t in one.json()["tasks"]] == ["t0"]
+    assert one.json()["more"] is True
+    assert [t["task_name"] for t in every.json()["tasks"]] == ["t0", "t1"]
+    assert every.json()["more"] is False
+    assert over.status_code == 400

@@ -251,8 +251,10 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
 
 
 def _tasks(history: History, request: Request) -> dict[str, Any]:
+    limit = _limit(request, MAX_LIMIT)
     found = history.tasks(since=_since(request, "7d"), name_glob=_text(request, "name"))
-    return {"tasks": [stats.to_json() for stats in found]}
+    # one row per task name: as many as the names engines sent, so cut, saying so
+    return {"tasks": [stats.to_json() for stats in found[:limit]], "more": len(found) > limit}
 
 
 def _task(history: History, request: Request) -> dict[str, Any]:
