@@ -40,7 +40,7 @@ def test_a_page_is_in_the_order_its_tasks_appeared(history: History) -> None:
     _run_of(history, 10)
     page = history.run("r1", limit=10)
     assert page is not None
-    starts = [t.started_at for t in page.tasks]
+    starts = [t.started_at or 0.0 for t in page.tasks]
     assert starts == sorted(starts)
 
 

@@ -9,6 +9,7 @@ missing extra says what to install (exit 1), as `cascade dashboard` does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -109,11 +110,7 @@ def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[Ru
         try:
             yield page
             while page.next_after is not None:
-                following = query(
-                    lambda last=page: history.run(
-                        last.run.run_id, after=last.next_after, limit=TASKS_PAGE, counts=False
-                    )
-                )
+                following = query(functools.partial(_next_page, history, page))
                 if following is None:  # pruned meanwhile
                     return
                 page = dataclasses.replace(following, run=summary)  # the counts read once
@@ -122,6 +119,13 @@ def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[Ru
             history.close()
 
     return pages(first)
+
+
+def _next_page(history: History, page: RunDetail) -> RunDetail | None:
+    from cascade.history import TASKS_PAGE
+
+    run_id = page.run.run_id
+    return history.run(run_id, after=page.next_after, limit=TASKS_PAGE, counts=False)
 
 
 def recorded_run(command: str, db: str | None, run_id: str) -> RunDetail:

@@ -86,14 +86,18 @@ def _sqlite_readonly(path: str) -> sqlite3.Connection:
     """A connection to the SQLite file ``path`` that cannot write: ``mode=ro``, else (the
     file's folder or media is read-only, so its WAL index cannot be opened) ``immutable=1``."""
     uri = "file:" + pathname2url(path)
-    options = {"uri": True, "check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000}
-    connection = sqlite3.connect(uri + "?mode=ro", **options)
+    timeout = _BUSY_TIMEOUT_MS / 1000
+    connection = sqlite3.connect(
+        uri + "?mode=ro", timeout=timeout, check_same_thread=False, uri=True
+    )
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError:
         connection.close()
         # nothing can write a file on read-only media: reading it as unchanging is true
-        connection = sqlite3.connect(uri + "?mode=ro&immutable=1", **options)
+        connection = sqlite3.connect(
+            uri + "?mode=ro&immutable=1", timeout=timeout, check_same_thread=False, uri=True
+        )
     connection.isolation_level = None  # we say BEGIN ourselves (see _sqlite_begin)
     connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA query_only=1")
