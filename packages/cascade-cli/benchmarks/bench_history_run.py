@@ -6,7 +6,8 @@ running, retrying, running, completed), serves it through the dashboard's ASGI a
 (httpx's ASGI transport: no sockets, so only the server's own work is timed), and reports:
 the bytes and seconds of ``GET /api/history/run?id=RUN`` (following ``next_after`` to the end
 when the reply is paged, and the first page alone), the process's peak resident memory
-growth, and the slowest ``GET /api/state`` answered while the history reply was being made.
+growth, and the slowest ``GET /api/state`` answered while the history reply was being made
+(from when it was due: a blocked event loop delays it).
 
 Runs against whichever cascade-cli and cascade-history are importable, so the same script
 measures a checkout before and after a change:
@@ -98,10 +99,14 @@ async def measure(path: Path) -> None:
         done = asyncio.Event()
 
         async def probe() -> None:
+            # from when it was due (20 ms after the last answer) to its answer: a loop blocked
+            # by someone else's work delays the wake-up itself, which counts too
+            due = time.perf_counter()
             while not done.is_set():
-                began = time.perf_counter()
                 await http.get("/api/state")
-                state_latencies.append(time.perf_counter() - began)
+                answered = time.perf_counter()
+                state_latencies.append(answered - due)
+                due = answered + 0.02
                 await asyncio.sleep(0.02)
 
         prober = asyncio.ensure_future(probe())
