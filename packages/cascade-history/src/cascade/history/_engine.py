@@ -31,6 +31,8 @@ WRITE: dict[str, Any] = {"cascade_begin": "BEGIN IMMEDIATE"}
 """Execution options of a connection that writes (``BEGIN IMMEDIATE`` on SQLite)."""
 
 _BUSY_TIMEOUT_MS = 30_000
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
 
 
 def is_sqlite(engine: sa.Engine | sa.Connection) -> bool:
@@ -92,8 +94,10 @@ def _sqlite_readonly(path: str) -> sqlite3.Connection:
     )
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         connection.close()
+        if not _cannot_open(exc):  # locked, say: not a matter of media
+            raise
         # nothing can write a file on read-only media: reading it as unchanging is true
         connection = sqlite3.connect(
             uri + "?mode=ro&immutable=1", timeout=timeout, check_same_thread=False, uri=True
@@ -102,6 +106,15 @@ def _sqlite_readonly(path: str) -> sqlite3.Connection:
     connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA query_only=1")
     return connection
+
+
+def _cannot_open(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` is SQLite's CANTOPEN or READONLY (the WAL index cannot be made)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (_SQLITE_READONLY, _SQLITE_CANTOPEN)
+    text = str(exc)
+    return "unable to open" in text or "readonly" in text
 
 
 def _postgresql_readonly(dbapi_connection: Any, _record: Any) -> None:
