@@ -195,6 +195,7 @@ async def test_the_token_holder_is_served_while_anonymous_readers_fill_their_lan
                 operator = await http.get(
                     "/api/history/runs", params={"project": "fast"}, headers=HOLDER
                 )
+                state = await http.get("/api/state")  # the live page, meanwhile
                 still_held = not any(task.done() for task in slow)
             finally:
                 history.release.set()
@@ -204,6 +205,7 @@ async def test_the_token_holder_is_served_while_anonymous_readers_fill_their_lan
     assert "too many history requests" in refused.json()["error"]
     assert operator.status_code == 200
     assert operator.json() == {"runs": []}
+    assert state.status_code == 200
     assert still_held
     assert [answer.status_code for answer in answers] == [200] * ANONYMOUS_READERS
 
