@@ -72,3 +72,36 @@ def test_a_page_without_counts_skips_only_them(history: History) -> None:
     assert (bare.run.tasks, bare.run.missing_events) == ({}, None)
     assert bare.tasks == counted.tasks
     assert bare.next_after == counted.next_after
+
+
+def test_a_page_keeps_a_tasks_last_states_and_counts_the_others(history: History) -> None:
+    """A task that changed state far more often than STATES_KEPT: a page lists its last ones,
+    says how many it left out, and still counts every attempt and its first start."""
+    from cascade.history import STATES_KEPT
+
+    changes = STATES_KEPT + 51  # running, retrying, running, ... and completed last
+    batch = [lifecycle("r1", "ENGINE_STARTED", T0)]
+    for index in range(changes - 1):
+        state = "RUNNING" if index % 2 == 0 else "RETRYING"
+        batch.append(task("r1", "busy-1", state, T0 + 1 + index))
+    batch.append(task("r1", "busy-1", "COMPLETED", T0 + changes))
+    batch.append(task("r1", "calm-1", "RUNNING", T0 + 2))
+    history.store(batch)
+    whole = history.run("r1")
+    page = history.run("r1", limit=10)
+    assert whole is not None
+    assert page is not None
+    full = {t.task_id: t for t in whole.tasks}
+    paged = {t.task_id: t for t in page.tasks}
+    busy = paged["busy-1"]
+    assert len(busy.states) == STATES_KEPT
+    assert busy.states_omitted == changes - STATES_KEPT
+    assert busy.states == full["busy-1"].states[-STATES_KEPT:]
+    assert (busy.attempts, busy.started_at, busy.state) == (
+        full["busy-1"].attempts,
+        full["busy-1"].started_at,
+        "COMPLETED",
+    )
+    assert busy.to_json()["states_omitted"] == changes - STATES_KEPT
+    assert paged["calm-1"] == full["calm-1"]
+    assert "states_omitted" not in paged["calm-1"].to_json()

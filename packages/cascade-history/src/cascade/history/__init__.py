@@ -18,6 +18,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
+from ._queries import STATES_KEPT
 from ._received import Received, decode_message
 from ._recorder import Recorder, RecorderStats
 from ._records import (
@@ -34,6 +35,7 @@ from ._records import (
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 
 __all__ = [
+    "STATES_KEPT",
     "TASKS_PAGE",
     "AuditEvent",
     "Execution",

@@ -31,6 +31,7 @@ from ._schema import constraint_events, presence, run_events, runs, source_gaps,
 
 __all__ = [
     "FINISHED_STATES",
+    "STATES_KEPT",
     "STATUSES",
     "audit_query",
     "executions_query",
@@ -42,6 +43,9 @@ __all__ = [
     "status_name",
     "tasks_query",
 ]
+
+STATES_KEPT = 100
+"""A task's last states a page of a run keeps (those before are counted, not listed)."""
 
 FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 """Task states a task does not leave."""
@@ -265,22 +269,74 @@ def run_query(
         if not ids:
             return RunDetail(summary, [])
         where += [te.c.task_id >= ids[0], te.c.task_id <= ids[-1]]
-    events = connection.execute(sa.select(te).where(*where).order_by(te.c.ts, te.c.id)).all()
+    end = row.ended_at if row.ended_at is not None else row.last_ts
+    if after is None and limit is None:
+        events = connection.execute(sa.select(te).where(*where).order_by(te.c.ts, te.c.id)).all()
+        by_task: dict[str, list[sa.Row[Any]]] = {}
+        for event in events:
+            by_task.setdefault(event.task_id, []).append(event)
+        tasks = [_task(task_events_, end) for task_events_ in by_task.values()]
+        return RunDetail(summary, tasks, next_after)
+    return RunDetail(summary, _bounded_tasks(connection, where, end), next_after)
+
+
+def _bounded_tasks(connection: sa.Connection, where: list[Any], end: float) -> list[TaskHistory]:
+    """The tasks of a page, each with its last :data:`STATES_KEPT` states: a page is bounded
+    however many states a task went through. What the states left out change (attempts,
+    first start) is counted in SQL."""
+    te = task_events
+    ranked = (
+        sa.select(
+            te,
+            sa.func.row_number()
+            .over(partition_by=te.c.task_id, order_by=(te.c.ts.desc(), te.c.id.desc()))
+            .label("from_last"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    events = connection.execute(
+        sa.select(ranked)
+        .where(ranked.c.from_last <= STATES_KEPT)
+        .order_by(ranked.c.ts, ranked.c.id)
+    ).all()
+    running = te.c.state == "RUNNING"
+    totals = {
+        task_id: (count, int(starts or 0), first_start)
+        for task_id, count, starts, first_start in connection.execute(
+            sa.select(
+                te.c.task_id,
+                sa.func.count(),
+                sa.func.sum(sa.case((running, 1), else_=0)),
+                sa.func.min(sa.case((running, te.c.ts))),
+            )
+            .where(*where)
+            .group_by(te.c.task_id)
+        )
+    }
     by_task: dict[str, list[sa.Row[Any]]] = {}
     for event in events:
         by_task.setdefault(event.task_id, []).append(event)
-    end = row.ended_at if row.ended_at is not None else row.last_ts
-    tasks = [_task(task_events_, end) for task_events_ in by_task.values()]
-    return RunDetail(summary, tasks, next_after)
+    tasks = []
+    for task_id, kept in by_task.items():
+        count, starts, first_start = totals[task_id]
+        tasks.append(_task(kept, end, omitted=(count - len(kept), starts, first_start)))
+    return tasks
 
 
-def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
+def _task(
+    events: list[sa.Row[Any]],
+    run_end: float,
+    omitted: tuple[int, int, float | None] | None = None,
+) -> TaskHistory:
     """A task's history from its events in time order.
 
     A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` one is the attempt it holds back (one more).
+    a ``BLOCKED`` one is the attempt it holds back (one more). ``omitted``: its earliest
+    states were left out; how many, and its starts and first start counting them.
     """
-    started = 0
+    kept_starts = sum(1 for event in events if event.state == "RUNNING")
+    started = 0 if omitted is None else omitted[1] - kept_starts
     blocked_s = 0.0
     changes: list[StateChange] = []
     for index, event in enumerate(events):
@@ -297,6 +353,8 @@ def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
     last = events[-1]
     errors = [event.error for event in events if event.error]
     first_start = next((event.ts for event in events if event.state == "RUNNING"), None)
+    if omitted is not None and omitted[0]:
+        first_start = omitted[2]
     return TaskHistory(
         task_id=last.task_id,
         task_name=last.task_name,
@@ -308,6 +366,7 @@ def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
         error=errors[-1] if errors else "",
         blocked_s=blocked_s,
         states=changes,
+        states_omitted=0 if omitted is None else omitted[0],
     )
 
 
