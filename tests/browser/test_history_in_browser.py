@@ -73,7 +73,7 @@ def history_db(tmp_path: Path) -> str:
     start = time.time() - 3600
     pause = Constraint.pause("task:load_*", reason=XSS, issued_by="alice", issued_at=start)
     topic = constraint_topic("task:load_*", "pause")
-    with History(path) as history:
+    with History(path, mode="write") as history:
         history.store(
             [
                 _event(start, {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}),
@@ -119,6 +119,58 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         assert "alice" in paused
         assert XSS in paused
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+
+
+BIG_RUN = "fedcba9876543210fedcba9876543210"
+
+
+def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """A run of more tasks than a page: the timeline shows the first page and a "load more
+    tasks" button; each click adds the next page (its failure too) until none is left."""
+    from cascade.cli.dashboard._history_api import RUN_PAGE
+
+    path = str(tmp_path / "big.sqlite3")
+    start = time.time() - 3600
+    count = RUN_PAGE + 5
+    batch = []
+    for index in range(count):
+        body = {"type": "TaskStateEvent", "task_id": f"t{index:05d}", "task_name": "step"}
+        last = "FAILED" if index == count - 1 else "COMPLETED"
+        for offset, state in ((0.0, "RUNNING"), (0.5, last)):
+            envelope = decode_envelope(
+                {
+                    "ts": datetime.fromtimestamp(start + index + offset, timezone.utc).isoformat(),
+                    "run_id": BIG_RUN,
+                    "org_id": "acme",
+                    "project_id": "shop",
+                    "source": "host-1",
+                    "body": {**body, "state": state, "error": "late" if state == "FAILED" else ""},
+                }
+            )
+            topic = f"cascade/telemetry/acme/shop/{BIG_RUN}/events"
+            batch.append(Received(topic, envelope, start + index + offset))
+    with History(path, mode="write") as history:
+        history.store(batch)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", path)  # fmt: skip
+    shown = "#h-timeline .tl-name[data-task-id]"
+    try:
+        browser.get(board.url)
+        wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{BIG_RUN}"]'))
+        click(browser, f'#h-runs tr[data-run-id="{BIG_RUN}"] button')
+        wait(browser, lambda d: len(css(d, shown)) == RUN_PAGE)
+        more = browser.find_element(By.ID, "h-run-more")
+        assert more.is_displayed()
+        assert browser.find_element(By.ID, "h-failures").text == ""
+        click(browser, "#h-run-more")
+        wait(browser, lambda d: len(css(d, shown)) == count)
+        assert not browser.find_element(By.ID, "h-run-more").is_displayed()
+        assert "late" in browser.find_element(By.ID, "h-failures").text
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

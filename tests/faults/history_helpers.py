@@ -232,7 +232,7 @@ async def until_delivered(url: str, connector: Connector, timeout: float = 30.0)
 
 def stored_seqs(url: str, run_id: str) -> list[int]:
     """Every number of ``run_id`` the database holds, as stored (copies would show twice)."""
-    with History(url, create=False) as history:
+    with History(url) as history:
         engine = sa.create_engine(history.url)
     try:
         with engine.connect() as connection:
@@ -250,6 +250,6 @@ def stored_seqs(url: str, run_id: str) -> list[int]:
 
 def run_status(url: str, run_id: str) -> str | None:
     """The run's status in the history, ``None`` if it has not got there."""
-    with History(url, create=False) as history:
+    with History(url) as history:
         detail = history.run(run_id)
     return None if detail is None else detail.run.status

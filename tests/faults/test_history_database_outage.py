@@ -89,7 +89,7 @@ async def test_history_postgresql_down_during_ingest(
     assert not any("Traceback" in line for line in recorder.errors), recorder.errors
     dropped = int(re.search(r"([\d,]+) dropped", summary)[1].replace(",", ""))  # type: ignore[index]
     seqs = stored_seqs(url, run.run_id)
-    with History(url, create=False) as history:
+    with History(url) as history:
         [summary_run] = [r for r in history.runs() if r.project_id != MARK_PROJECT]
     assert summary_run.status == "Succeeded"
     assert len(seqs) == len(set(seqs))

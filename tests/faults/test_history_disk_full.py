@@ -122,7 +122,7 @@ async def test_history_sqlite_on_a_full_disk(
     with contextlib.closing(sqlite3.connect(db)) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     seqs = stored_seqs(url, run.run_id)
-    with History(url, create=False) as history:
+    with History(url) as history:
         [stored_run] = [r for r in history.runs() if r.project_id != MARK_PROJECT]
     assert stored_run.status == "Succeeded"
     assert seqs == sorted(run.sent)  # nothing lost: the queue carried the full disk

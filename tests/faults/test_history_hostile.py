@@ -114,7 +114,7 @@ async def test_history_hostile_payloads(
     payloads = _payloads(events, "cascade/status/hostile", constraint)
     expected = {who: sum(1 for *_, w in payloads if w == who) for who in ("connector", "recorder")}
     sentinel = Inbox()
-    with History(db) as history:
+    with History(db, mode="write") as history:
         connector = MqttConnector(own_broker.host, own_broker.port, presence=False)
         await connector.connect(require=True)
         recorder = Recorder(connector, history)

@@ -96,7 +96,7 @@ async def test_history_recorder_killed_and_restarted(
     seqs = stored_seqs(url, run.run_id)
     assert len(seqs) == len(set(seqs)), "an event stored twice"
     assert set(seqs) <= set(run.sent)
-    with History(url, create=False) as history:
+    with History(url) as history:
         detail = history.run(run.run_id)
         audit = history.audit()
     assert detail is not None

@@ -98,7 +98,7 @@ async def test_history_two_shared_recorders_one_killed(
 
     seqs = stored_seqs(url, run.run_id)
     assert len(seqs) == len(set(seqs)), "an event stored twice"
-    with History(url, create=False) as history:
+    with History(url) as history:
         [stored_run] = history.runs()
     lost = sorted(set(run.sent) - set(seqs))
     assert stored_run.missing_events == len(lost)  # every loss counted

@@ -55,7 +55,7 @@ def _stopped(run_id: str, ts: float, status: str, error: str | None = None) -> R
 def history(tmp_path: Path) -> Iterator[History]:
     """A succeeded run (a retried load), a failed one with hostile text, a pause cleared."""
     start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}
-    with History(tmp_path / "history.sqlite3") as history:
+    with History(tmp_path / "history.sqlite3", mode="write") as history:
         history.store(
             [
                 _event("aaaa1111", T0, start),
@@ -234,6 +234,7 @@ class _Down(History):
 
 async def test_a_database_that_cannot_be_read_is_503(tmp_path: Path) -> None:
     """The database's one line, 503: the live page goes on."""
+    History(tmp_path / "h.sqlite3", mode="write").close()
     with _Down(tmp_path / "h.sqlite3") as down:
         async with _client(down) as http:
             answer = await http.get("/api/history/runs")
@@ -274,5 +275,8 @@ def test_dashboard_db_is_opened_as_a_reader(invoke: Callable[..., Result], tmp_p
     missing = tmp_path / "none.sqlite3"
     result = invoke("dashboard", "--db", str(missing), "--listen", "127.0.0.1:0")
     assert result.exit_code == 1
-    assert result.output.strip() == f"cascade: no history at {missing} (cascade record makes it)"
+    assert (
+        result.output.strip()
+        == f"cascade: no history at {missing} yet: record one with cascade record --db {missing}"
+    )
     assert not missing.exists()

@@ -66,7 +66,7 @@ def db(tmp_path: Path) -> str:
     """A history with a succeeded run, a failed one (hostile text in it) and a pause cleared."""
     path = str(tmp_path / "history.sqlite3")
     start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
-    with History(path) as history:
+    with History(path, mode="write") as history:
         history.store(
             [
                 _event("aaaa1111", T0, start),
@@ -132,7 +132,7 @@ def test_runs_and_run_say_what_is_missing(tmp_path: Path) -> None:
     `run`, and the recorder's gap count (its hostile name shown inert) under the table."""
     path = str(tmp_path / "gaps.sqlite3")
     running = {"type": "TaskStateEvent", "task_name": "t", "state": "RUNNING"}
-    with History(path) as history:
+    with History(path, mode="write") as history:
         history.store(
             [
                 *(
@@ -220,7 +220,7 @@ def test_exit_codes(db: str, args: list[str], code: int, says: str) -> None:
 
 def test_an_ambiguous_prefix_is_a_usage_error(db: str) -> None:
     """A prefix of two runs' ids, or none: exit 2, saying what to give."""
-    with History(db) as history:
+    with History(db, mode="write") as history:
         history.store([_task("aaaa3333", "a-1", "a", "RUNNING", T0)])
     result = _invoke("run", "aaaa", "--db", db)
     assert (result.exit_code, "several runs" in result.output) == (2, True)
@@ -234,7 +234,7 @@ def test_a_missing_history_is_one_line(tmp_path: Path) -> None:
         result = _invoke(command, "--db", str(missing))
         assert result.exit_code == 1
         assert result.output.strip() == (
-            f"cascade: no history at {missing} (cascade record makes it)"
+            f"cascade: no history at {missing} yet: record one with cascade record --db {missing}"
         )
     assert not missing.exists()
 
@@ -501,7 +501,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
             "issued_at": T0 + 0.5,
         }
     )
-    with History(path) as history:
+    with History(path, mode="write") as history:
         history.store(
             [
                 Received("cascade/constraints/global/pause", Constraint.pause("global"), T0),
@@ -534,3 +534,114 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
     assert "alice" in line
     assert "wrong input" in line
     assert "\x1b" not in table.output
+
+
+def test_readers_leave_a_file_that_is_no_history_untouched(tmp_path: Path) -> None:
+    """`cascade runs --db other.sqlite` (and every reader): one line, exit 1, the file's bytes
+    and mtime as they were, no table added."""
+    import sqlite3
+
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    with connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.close()
+    before = (other.read_bytes(), other.stat().st_mtime_ns)
+    for command in (["runs"], ["run", "abcd"], ["tasks"], ["audit"], ["why", "abcd"]):
+        result = _invoke(*command, "--db", str(other))
+        assert result.exit_code == 1, (command, result.output)
+        assert result.output.strip().endswith(
+            f"{other} is not a Cascade history (no alembic_version or runs or task_events table)"
+        ), command
+    assert (other.read_bytes(), other.stat().st_mtime_ns) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["other.sqlite"]
+
+
+def test_an_older_history_is_not_migrated_by_a_reader(tmp_path: Path) -> None:
+    """A history at an older revision: readers say how to migrate and leave it; `cascade
+    history status` says what is pending, `migrate --sql` prints SQL and changes nothing,
+    `migrate` brings it up to date, and then readers read it."""
+    import sqlalchemy as sa
+    from alembic import command as alembic
+
+    from cascade.history import schema_status
+    from cascade.history._migrate import alembic_config
+
+    path = tmp_path / "old.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        alembic.upgrade(alembic_config(connection), "0004")
+    engine.dispose()
+    result = _invoke("runs", "--db", str(path))
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(
+        f"cascade: {path} is at schema revision 0004, older than this Cascade's"
+    )
+    assert f"cascade history migrate --db {path}" in result.output
+    status = _invoke("history", "status", "--db", str(path))
+    assert status.exit_code == 1
+    assert "revision 0004" in status.output
+    assert "to apply" in status.output
+    sql = _invoke("history", "migrate", "--sql", "--db", str(path))
+    assert sql.exit_code == 0
+    assert "Running upgrade 0004 -> 0005" in sql.output
+    assert schema_status(path).current == "0004"
+    migrated = _invoke("history", "migrate", "--db", str(path))
+    assert migrated.exit_code == 0, migrated.output
+    assert schema_status(path).up_to_date
+    assert _invoke("runs", "--db", str(path)).exit_code == 0
+    assert _invoke("history", "status", "--db", str(path)).exit_code == 0
+
+
+def test_migrate_refuses_a_file_that_is_no_history(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(other)
+    with connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.close()
+    before = other.read_bytes()
+    for command in (["history", "migrate"], ["history", "migrate", "--sql"], ["record"]):
+        result = _invoke(*command, "--db", str(other))
+        assert result.exit_code == 1, (command, result.output)
+        assert "is not a Cascade history" in result.output
+    assert other.read_bytes() == before
+
+
+def test_cascade_run_reads_a_big_run_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cascade run` (text and --json) asks the history for pages of TASKS_PAGE tasks, never
+    for every task at once, and prints them all: the JSON is the run's whole object."""
+    import json
+
+    from cascade.history import TASKS_PAGE
+
+    path = str(tmp_path / "big.sqlite3")
+    count = TASKS_PAGE + 2
+    batch = [_event("cafe0001", T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"})]
+    for index in range(count):
+        batch.append(_task("cafe0001", f"t{index:05d}", "t", "RUNNING", T0 + index))
+        batch.append(_task("cafe0001", f"t{index:05d}", "t", "COMPLETED", T0 + index + 0.5))
+    with History(path, mode="write") as history:
+        history.store(batch)
+        whole = history.run("cafe0001")
+    assert whole is not None
+    limits: list[int | None] = []
+    read = History.run
+
+    def paged(self: History, run_id: str, **options: Any) -> Any:
+        limits.append(options.get("limit"))
+        return read(self, run_id, **options)
+
+    monkeypatch.setattr(History, "run", paged)
+    result = _invoke("run", "cafe", "--json", "--db", path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == whole.to_json()
+    assert limits == [TASKS_PAGE, TASKS_PAGE]
+    limits.clear()
+    text = _invoke("run", "cafe0001", "--db", path)
+    assert text.exit_code == 0, text.output
+    assert text.output.count("│ COMPLETED │") == count  # a row for every task
+    assert limits == [TASKS_PAGE, TASKS_PAGE]

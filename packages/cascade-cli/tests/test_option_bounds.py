@@ -71,7 +71,7 @@ def test_numbers_out_of_range_are_usage_errors(tmp_path: Path, args: list[str]) 
     """A number beyond its option's range: exit 2 naming the option, never a traceback (an
     OverflowError in SQLite's LIMIT before)."""
     db = tmp_path / "h.db"
-    History(db).close()
+    History(db, mode="write").close()
     with_db = [*args, "--db", str(db)] if args[0] in ("runs", "audit", "record") else args
     result = _invoke(*with_db)
     assert result.exit_code == 2, result.output

@@ -65,7 +65,7 @@ def _record(path: Path | str, *run_ids: str) -> None:
             topic = f"cascade/telemetry/o/p/{run_id}/events"
             received.append(Received(topic, decode_envelope(raw), ts))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with History(path) as history:
+    with History(path, mode="write") as history:
         history.store(received)
 
 
@@ -140,7 +140,7 @@ def test_a_history_that_cannot_be_read_ends_a_prefix_lookup(
     result = invoke("cancel", "5eed", "--db", "postgresql://u:pw@127.0.0.1:1/h")
     line = _one_line(result, 1)
     assert line.startswith(
-        "cascade: cannot look run id 5eed up: cannot read postgresql+psycopg://u:***@"
+        "cascade: cannot look run id 5eed up: cannot open postgresql+psycopg://u:***@"
     )
 
 
@@ -251,7 +251,7 @@ async def test_the_dashboards_cancel_and_history_take_a_prefix(
         await engine.publish(heartbeat_topic("o", "p", LIVE), encode_payload(beat), qos=1)
     while LIVE not in hub.model.state.runs:
         await hub.wait_change(hub.model.version, 5)
-    with History(db, create=False) as history:
+    with History(db) as history:
         app_ = create_app(hub, token=Tokens.parse([f"bob={TOKEN}"], "dash"), history=history)
         transport = httpx.ASGITransport(app=app_)
         auth = {"Authorization": f"Bearer {TOKEN}"}

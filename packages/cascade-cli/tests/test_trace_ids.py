@@ -84,7 +84,7 @@ def test_the_dashboards_run_detail_has_the_trace_id() -> None:
 def test_cascade_run_shows_the_recorded_trace_id(tmp_path: Path) -> None:
     """`cascade run RUN_ID` from the history says ``trace <id>``, and its JSON has it."""
     path = str(tmp_path / "history.sqlite3")
-    with History(path) as history:
+    with History(path, mode="write") as history:
         for message in _run(TRACE, RUN_1):
             envelope = decode_envelope(message.payload)
             history.store([Received(message.topic, envelope, 1_795_000_000.0)])

@@ -67,7 +67,7 @@ def store_rate(url: str, count: int) -> float:
         Received("cascade/telemetry/local/default/x/events", decode_envelope(raw), 0.0)
         for raw in envelopes(count)
     ]
-    with History(url) as history:
+    with History(url, mode="write") as history:
         started = time.perf_counter()
         for start in range(0, count, BATCH):
             history.store(received[start : start + BATCH])
@@ -79,7 +79,7 @@ def store_rate(url: str, count: int) -> float:
 async def recorder_rate(url: str, count: int) -> tuple[float, int]:
     """Events a second published on the in-memory broker and stored by a Recorder."""
     broker = InMemoryBroker()
-    with History(url) as history:
+    with History(url, mode="write") as history:
         async with InMemoryConnector(broker, presence=False) as connector:
             recorder = Recorder(connector, history, max_queue=count + 1)
             await recorder.start()

@@ -135,7 +135,7 @@ def size_on_disk(history: History, path: Path | None) -> int:
 
 def measure(name: str, url: str, path: Path | None, count: int) -> dict[str, Any]:
     """Build the history at ``url``, then time its queries."""
-    with History(url) as history:
+    with History(url, mode="write") as history:
         empty = size_on_disk(history, path) if path is None else 0
         rate, stored, recent = load(history, count)
         size = size_on_disk(history, path) - empty

@@ -97,7 +97,7 @@ class StoredCounter:
     History for each look would make the drain look slower than it is)."""
 
     def __init__(self, url: str) -> None:
-        with History(url, create=False) as history:
+        with History(url) as history:
             self._engine = sa.create_engine(history.url)
         self._connection = self._engine.connect()
 
@@ -130,7 +130,7 @@ def _count_lines(process: subprocess.Popen[bytes], into: list[int]) -> None:
 
 def one_round(broker: MosquittoBroker, url: str, rate: int, seconds: float) -> dict[str, Any]:
     """One recorder, one mosquitto_sub, one publisher; the figures."""
-    History(url).close()  # the schema, made before the clock starts
+    History(url, mode="write").close()  # the schema, made before the clock starts
     sub = subprocess.Popen(
         [str(shutil.which("mosquitto_sub")), "-h", "127.0.0.1", "-p", str(broker.port),
          "-q", "1", "-t", "cascade/telemetry/+/+/+/events"],

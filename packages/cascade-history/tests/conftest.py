@@ -19,5 +19,5 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def history(database_url: str) -> Iterator[History]:
     """A history on ``database_url``, closed after the test."""
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         yield history

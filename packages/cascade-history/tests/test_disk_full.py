@@ -30,7 +30,7 @@ class _SmallDisk(History):
     a write failed for want of room."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(url, mode="write")
         self.room = threading.Event()
         self.room.set()
         self.failed = threading.Event()

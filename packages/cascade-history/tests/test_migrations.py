@@ -18,7 +18,7 @@ from .messages import T0, lifecycle
 
 def test_an_empty_database_migrates_to_the_models(database_url: str) -> None:
     """Like `alembic check`: after the migrations, autogenerate finds nothing to change."""
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         engine = sa.create_engine(history.url)
     try:
         with engine.connect() as connection:
@@ -33,15 +33,15 @@ def test_an_empty_database_migrates_to_the_models(database_url: str) -> None:
 
 def test_reopening_keeps_the_data(database_url: str) -> None:
     """Opening an up-to-date database again migrates nothing and loses nothing."""
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         history.store([lifecycle("r1", "ENGINE_STARTED", T0)])
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         assert [run.run_id for run in history.runs()] == ["r1"]
 
 
 def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
     """Every revision can be undone (base: no tables) and redone."""
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         engine = sa.create_engine(history.url)
     try:
         with engine.begin() as connection:
@@ -50,13 +50,13 @@ def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
             assert set(sa.inspect(connection).get_table_names()) <= {"alembic_version"}
     finally:
         engine.dispose()
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         assert history.runs() == []
 
 
 def test_a_database_from_a_newer_version_is_refused(database_url: str) -> None:
     """A revision this package does not know: one line saying to upgrade, nothing changed."""
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         engine = sa.create_engine(history.url)
     try:
         with engine.begin() as connection:
@@ -64,12 +64,12 @@ def test_a_database_from_a_newer_version_is_refused(database_url: str) -> None:
     finally:
         engine.dispose()
     with pytest.raises(HistoryError, match=r"revision f00d.*upgrade cascade-history"):
-        History(database_url)
+        History(database_url, mode="write")
 
 
 def test_without_migrate_nothing_is_created(database_url: str) -> None:
     """``migrate=False`` opens the database as it is."""
-    with History(database_url, migrate=False) as history:
+    with History(database_url, migrate=False, mode="write") as history:
         engine = sa.create_engine(history.url)
     try:
         with engine.connect() as connection:
@@ -81,7 +81,7 @@ def test_without_migrate_nothing_is_created(database_url: str) -> None:
 def test_a_database_of_revision_1_with_data_upgrades_keeping_it(database_url: str) -> None:
     """A history written by the first release (revision 0001) is migrated on open: every run,
     event, presence and constraint change is still there, and the new gap counts work."""
-    with History(database_url, migrate=False) as old:
+    with History(database_url, migrate=False, mode="write") as old:
         engine = sa.create_engine(old.url)
     try:
         with engine.begin() as connection:
@@ -90,14 +90,14 @@ def test_a_database_of_revision_1_with_data_upgrades_keeping_it(database_url: st
             assert "source_gaps" not in sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()
-    with History(database_url, migrate=False) as old:
+    with History(database_url, migrate=False, mode="write") as old:
         engine = sa.create_engine(old.url)
     try:  # what revision 0001 holds, written as its tables are
         with engine.begin() as connection:
             _insert_revision_1_data(connection)
     finally:
         engine.dispose()
-    with History(database_url) as history:
+    with History(database_url, mode="write") as history:
         engine = sa.create_engine(history.url)
         try:
             with engine.connect() as connection:

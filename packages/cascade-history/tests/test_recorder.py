@@ -163,7 +163,7 @@ class _FailingHistory(History):
     """A history whose writes fail ``failures`` times (the database is down), then work."""
 
     def __init__(self, url: str, failures: int) -> None:
-        super().__init__(url)
+        super().__init__(url, mode="write")
         self.failures = failures
         self.calls = 0
 
@@ -178,7 +178,7 @@ class _BlockedHistory(History):
     """A history whose writes wait until ``release`` is set (a database that hangs)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(url, mode="write")
         self.release = threading.Event()
 
     def store(self, batch: Sequence[Received], **gaps: Any) -> Stored:
@@ -223,7 +223,7 @@ class _FaultyHistory(History):
     """A history whose first write fails with an error no database raises (a fault of ours)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(url, mode="write")
         self.calls = 0
 
     def store(self, batch: Sequence[Received], **gaps: Any) -> Stored:

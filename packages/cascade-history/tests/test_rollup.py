@@ -77,7 +77,7 @@ def test_copies_are_not_counted_twice(history: History) -> None:
 def test_two_writers_at_once_count_each_execution_once(database_url: str) -> None:
     """Two histories on one database storing the same batches concurrently."""
     batches = [_executions(f"r{i}", "load", [float(i + 1)] * 20, T0 + i) for i in range(10)]
-    first, second = History(database_url), History(database_url)
+    first, second = History(database_url, mode="write"), History(database_url, mode="write")
     try:
         threads = [
             threading.Thread(target=lambda h=h: [h.store(b) for b in batches])

@@ -18,7 +18,7 @@ def test_the_default_file_is_in_the_users_data_directory(
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     expected = tmp_path / "data" / "cascade" / "history.sqlite3"
     assert default_path() == expected
-    with History() as history:
+    with History(mode="write") as history:
         assert history.location == str(expected)
     assert expected.is_file()
 
@@ -26,7 +26,7 @@ def test_the_default_file_is_in_the_users_data_directory(
 def test_a_path_is_a_sqlite_file(tmp_path: Path) -> None:
     """A plain path (no scheme) names a SQLite file, its folders made."""
     path = tmp_path / "a" / "b" / "h.db"
-    with History(str(path)) as history:
+    with History(str(path), mode="write") as history:
         assert (history.dialect, history.location) == ("sqlite", str(path))
     assert path.is_file()
 
@@ -44,7 +44,7 @@ def test_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(HistoryError, match="cannot open"):
-        History(str(blocker / "sub" / "h.db"))
+        History(str(blocker / "sub" / "h.db"), mode="write")
 
 
 def test_a_url_that_is_none_is_refused() -> None:
@@ -61,7 +61,7 @@ def test_a_malformed_url_is_a_location_error(url: str) -> None:
     LocationError (the caller's mistake), saying so, before anything is opened; not a
     ValueError of SQLAlchemy's ("invalid literal for int()")."""
     with pytest.raises(LocationError) as caught:
-        History(url)
+        History(url, mode="write")
     assert "invalid literal" not in str(caught.value)
     assert isinstance(caught.value, HistoryError)
 
@@ -69,7 +69,7 @@ def test_a_malformed_url_is_a_location_error(url: str) -> None:
 def test_an_unreachable_server_is_one_line() -> None:
     """PostgreSQL that is not there: HistoryError, one line, no password in it."""
     with pytest.raises(HistoryError) as caught:
-        History("postgresql://u:secret@127.0.0.1:1/db")
+        History("postgresql://u:secret@127.0.0.1:1/db", mode="write")
     message = str(caught.value)
     assert "\n" not in message
     assert "secret" not in message
@@ -92,8 +92,10 @@ def test_wal_readers_do_not_wait_for_a_writer(history: History) -> None:
 
 
 def test_a_reader_does_not_create_the_file(tmp_path: Path) -> None:
-    """``create=False``: a missing file is a HistoryError saying what makes it."""
+    """A reader (the default mode): a missing file is a HistoryError saying what makes it."""
     path = tmp_path / "none.sqlite3"
-    with pytest.raises(HistoryError, match=r"no history at .*cascade record makes it"):
-        History(str(path), create=False)
+    with pytest.raises(
+        HistoryError, match=r"no history at .* yet: record one with cascade record --db"
+    ):
+        History(str(path))
     assert not path.exists()

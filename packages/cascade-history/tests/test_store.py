@@ -209,7 +209,7 @@ def test_two_writers_store_each_message_once(database_url: str) -> None:
     """Two recorders' histories on one database, writing the same messages at once."""
     runs = [_a_run(f"run-{i}", seq=i % 2 == 0) for i in range(20)]
     batch = [message for run in runs for message in run]
-    first, second = History(database_url), History(database_url)
+    first, second = History(database_url, mode="write"), History(database_url, mode="write")
     results: list[Stored] = []
     try:
         threads = [

@@ -29,7 +29,7 @@ def _recorded_elsewhere(run_id: str) -> None:
     """A run in the default history that no engine on this broker runs."""
     start = LifecycleEvent(event="ENGINE_STARTED")
     envelope = Envelope(run_id=run_id, org_id="o", project_id="p", source="gone", body=start)
-    with History(default_path()) as history:
+    with History(default_path(), mode="write") as history:
         history.store([Received(events_topic("o", "p", run_id), envelope, 1.0)])
 
 
@@ -91,7 +91,7 @@ async def test_why_of_an_ended_run_answers_from_the_default_history(
     async def quick() -> int:
         return 1
 
-    history = History(default_path())
+    history = History(default_path(), mode="write")
     try:
         reader = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
         async with reader, Recorder(reader, history) as recording:

@@ -149,7 +149,7 @@ async def test_readers_that_join_late_show_the_engine_counts(
     run_id = await run.start(done=20)
     reader = Reader(mqtt_broker)
     hub, http = _dashboard(mqtt_broker)
-    history = History(f"sqlite:///{tmp_path / 'history.sqlite'}")
+    history = History(f"sqlite:///{tmp_path / 'history.sqlite'}", mode="write")
     recording = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
     recorder = Recorder(recording, history)
     wanted = Counter({"COMPLETED": 21, "RUNNING": 19})
@@ -214,7 +214,7 @@ async def test_a_cancelled_run_ends_every_task_in_every_view(
     reader = Reader(mqtt_broker)
     hub, http = _dashboard(mqtt_broker)
     db = tmp_path / "history.sqlite"
-    history = History(f"sqlite:///{db}")
+    history = History(f"sqlite:///{db}", mode="write")
     recording = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
     recorder = Recorder(recording, history)
     engine = Engine(

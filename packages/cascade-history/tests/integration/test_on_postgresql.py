@@ -1,5 +1,5 @@
-"""The cancel, ingest, gap, query, migration and recorder tests again, each on a new database
-of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The cancel, ingest, gap, query, migration, read-mode and recorder tests again, each on a
+new database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
 from ..test_migrations import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
+from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
 from ..test_rollup import *  # noqa: F403
+from ..test_run_pages import *  # noqa: F403
 from ..test_store import *  # noqa: F403

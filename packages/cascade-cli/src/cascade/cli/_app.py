@@ -18,6 +18,7 @@ from ._context import CliContext
 from ._demo_command import demo
 from ._forget import forget
 from ._group import OneLineErrors
+from ._history_admin import history_app
 from ._observe import status, watch
 from ._pipes import guard_stdout
 from ._record import record
@@ -65,6 +66,8 @@ app.command()(forget)
 # The history (the [history] extra, imported when they run): recording, and reading it back.
 for _reader in (record, runs, run, tasks, audit):
     app.command()(_reader)
+# Its schema, seen and migrated on purpose (readers never migrate it).
+app.add_typer(history_app)
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def record(
         session_expiry=min(expiry, _MAX_EXPIRY) if client_id is not None else None,
     )
     listen = _metrics_address(metrics_listen) if metrics_listen is not None else None
-    history = open_history("record", db, create=True)
+    history = open_history("record", db, mode="write")
     context = CliContext.of(ctx)
     console = context.out()
     retention = f"keeping {keep}" if keep is not None else "keeping everything"

@@ -1,8 +1,13 @@
-"""`cascade run RUN_ID`: one recorded run and every task of it, from the history database."""
+"""`cascade run RUN_ID`: one recorded run and every task of it, from the history database,
+read and printed a page of tasks at a time."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._context import CliContext
-from ._history_db import Db, Json, cell, echo_json, recorded_run
+from ._history_db import Db, Json, cell, recorded_run_pages
 from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
 from ._render import TimeFormat, duration
@@ -37,11 +42,32 @@ def run(
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --json | jq '.tasks[].state'
     """
-    detail = recorded_run("run", db, run_id)
+    pages = recorded_run_pages("run", db, run_id)
     if json_output:
-        echo_json(detail.to_json())
+        _echo_json(pages)
         return
-    CliContext.of(ctx).out().print(_render(detail, TimeFormat(time.time())))
+    out = CliContext.of(ctx).out()
+    times = TimeFormat(time.time())
+    first = next(pages)
+    out.print(_render(first, times))
+    for page in pages:  # a page of tasks at a time: a big run is never all in memory
+        out.print(_table(page, times))
+
+
+def _echo_json(pages: Iterator[RunDetail]) -> None:
+    """The run's JSON object on one line, as ``RunDetail.to_json`` makes it, written a page
+    of tasks at a time."""
+    first = next(pages)
+    head = json.dumps(first.run.to_json())
+    write = sys.stdout.write
+    write(head[:-1] + (', "tasks": [' if head != "{}" else '{"tasks": ['))
+    separator = ""
+    for page in itertools.chain([first], pages):
+        for task in page.tasks:
+            write(separator + json.dumps(task.to_json()))
+            separator = ", "
+    write("]}\n")
+    sys.stdout.flush()
 
 
 def _states(task: TaskHistory, times: TimeFormat) -> Text:
@@ -82,6 +108,11 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
     missing = _missing_line(summary.missing_events or 0, summary.dropped_telemetry)
     if missing is not None:
         lines.append(missing)
+    lines.append(_table(detail, times))
+    return Group(*lines)
+
+
+def _table(detail: RunDetail, times: TimeFormat) -> Table:
     table = Table()
     for column in ("task", "state", "attempts", "duration", "held", "states", "error"):
         table.add_column(column)
@@ -95,8 +126,7 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
             _states(task, times),
             cell(task.error, SHOWN["error"], "red"),
         )
-    lines.append(table)
-    return Group(*lines)
+    return table
 
 
 def _held(task: TaskHistory, times: TimeFormat) -> Text | str:

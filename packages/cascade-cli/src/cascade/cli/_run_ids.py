@@ -111,7 +111,7 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     if db is None and not default_path().exists():
         return Recorded()
     try:
-        with History(db, create=False, migrate=False) as history:
+        with History(db) as history:  # read-only: nothing created nor migrated
             return recorded_in(history, prefix)
     except LocationError as exc:  # a malformed URL: the command line's mistake
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None

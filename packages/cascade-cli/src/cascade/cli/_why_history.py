@@ -11,7 +11,7 @@ import typer
 
 from ._broker import BrokerOptions
 from ._context import fail
-from ._history_db import recorded_run
+from ._history_db import recorded_run_pages
 from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
 from ._run_ids import Recorded, is_full, recorded_run_ids, short_id
@@ -24,13 +24,16 @@ def why_from_history(
     run_id: str, pattern: str | None, *, json_output: bool, db: str | None
 ) -> None:
     """The recorded answer: each task of the run that was ever blocked, with its holds."""
-    detail = recorded_run("why", db, run_id)
-    held = [
-        t
-        for t in detail.tasks
-        if t.blocked_s
-        and (pattern is None or t.task_id == pattern or fnmatch.fnmatchcase(t.task_name, pattern))
-    ]
+    held = []
+    for detail in recorded_run_pages("why", db, run_id):  # a page at a time: only the held kept
+        held += [
+            t
+            for t in detail.tasks
+            if t.blocked_s
+            and (
+                pattern is None or t.task_id == pattern or fnmatch.fnmatchcase(t.task_name, pattern)
+            )
+        ]
     if json_output:
         typer.echo(
             json.dumps(

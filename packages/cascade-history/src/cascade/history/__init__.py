@@ -6,17 +6,19 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 
     from cascade.history import History, Recorder
 
-    history = History()  # the default SQLite file; or History("postgresql://...")
+    history = History(mode="write")  # the default SQLite file; or History("postgresql://...")
     async with connector, Recorder(connector, history) as recorder:
         ...  # recording until the block ends
 
-    for run in history.runs(status="failed", since=timedelta(hours=24)):
+    reader = History()  # read-only: never creates, migrates nor writes
+    for run in reader.runs(status="failed", since=timedelta(hours=24)):
         print(run.run_id, run.error)
 """
 
 from ._errors import HistoryError, LocationError
-from ._history import History
+from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
+from ._queries import STATES_KEPT
 from ._received import Received, decode_message
 from ._recorder import Recorder, RecorderStats
 from ._records import (
@@ -30,14 +32,19 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
+from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 
 __all__ = [
+    "STATES_KEPT",
+    "TASKS_PAGE",
     "AuditEvent",
     "Execution",
     "History",
     "HistoryError",
     "LocationError",
+    "Mode",
     "Received",
+    "SchemaStatus",
     "Recorder",
     "RecorderStats",
     "RunDetail",
@@ -49,4 +56,7 @@ __all__ = [
     "TaskStats",
     "decode_message",
     "default_path",
+    "migrate",
+    "migration_sql",
+    "schema_status",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 from typing_extensions import Self
@@ -32,6 +33,7 @@ from ._queries import (
     status_name,
     tasks_query,
 )
+from ._readable import check_readable, refuse_foreign
 from ._received import Received
 from ._records import (
     AuditEvent,
@@ -54,13 +56,18 @@ from ._schema import (
 )
 from ._times import since_epoch
 
-__all__ = ["EXACT_UP_TO", "History"]
+__all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
 
 EXACT_UP_TO = 10_000
 """Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
 
+TASKS_PAGE = 500
+"""The tasks in a page of :meth:`History.run_pages` (and of the dashboard's run)."""
+
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
+Mode = Literal["read", "write"]
+"""How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
 
 class History:
@@ -68,12 +75,20 @@ class History:
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``),
     a path to a SQLite file, or ``None`` for the default file in the user's
-    data directory (:attr:`location` says which). Opening it creates the
-    schema, or migrates an older one keeping its data; raises
-    :class:`HistoryError` (one line) when the database cannot be opened.
-    PostgreSQL needs the ``[postgresql]`` extra (psycopg 3). With
-    ``create=False`` a SQLite file that does not exist is a :class:`HistoryError`
-    instead of a new, empty history (for readers).
+    data directory (:attr:`location` says which). PostgreSQL needs the
+    ``[postgresql]`` extra (psycopg 3). Raises :class:`HistoryError` (one line
+    saying what to do) when the database cannot be opened.
+
+    ``mode="read"`` (the default) never changes the database: a SQLite file is
+    opened read-only (``immutable`` on read-only media), a PostgreSQL session
+    is read-only, and nothing is created or migrated. Opening fails when there
+    is no history there yet, when the database is not a Cascade history, or
+    when its schema revision is not this code's (older: migrate it; newer:
+    upgrade Cascade). :meth:`store` and :meth:`prune` raise :class:`HistoryError`.
+
+    ``mode="write"`` (recorders, and migrating on purpose) creates the schema,
+    or migrates an older one keeping its data (``migrate=False``: opens the
+    database as it is).
 
     Methods block: call them from a thread (``asyncio.to_thread``) in async
     code, as :class:`~cascade.history.Recorder` does. One ``History`` may be
@@ -85,25 +100,31 @@ class History:
         self,
         url: str | os.PathLike[str] | None = None,
         *,
+        mode: Mode = "read",
         migrate: bool = True,
-        create: bool = True,
     ) -> None:
+        if mode not in ("read", "write"):
+            raise ValueError(f"mode must be 'read' or 'write', not {mode!r}")
         try:
             self.url = resolve_url(url)
         except ValueError as exc:
             raise LocationError(str(exc)) from None
+        self.mode: Mode = mode
+        """``read`` or ``write``: as opened."""
         self.location = describe(self.url)
         """Where the database is, for people: a SQLite file's path, else its URL (no password)."""
+        readonly = mode == "read"
         database = self.url.database
         sqlite_file = self.url.get_backend_name() == "sqlite" and database not in (
             None,
             "",
             ":memory:",
         )
-        if not create and sqlite_file and not Path(str(database)).exists():
-            raise HistoryError(f"no history at {self.location} (cascade record makes it)")
+        if readonly and sqlite_file and not Path(str(database)).exists():
+            hint = "cascade record" if url is None else f"cascade record --db {self.location}"
+            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
         try:
-            self._engine = create_engine(self.url)
+            self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:
             raise HistoryError(
                 f"cannot open {self.location}: {exc.name or exc} is not installed "
@@ -113,15 +134,33 @@ class History:
             raise HistoryError(f"cannot open {self.location}: {exc}") from None
         except sa.exc.ArgumentError as exc:  # a scheme that names no database SQLAlchemy has
             raise HistoryError(f"cannot open {self.location}: {exc}") from None
-        if migrate:
-            try:
+        try:
+            if readonly:
+                self._read(lambda c: check_readable(c, self.location), "cannot open")
+            elif migrate:
+                self._refuse_foreign(sqlite_file)
                 upgrade(self._engine)
-            except sa.exc.SQLAlchemyError as exc:
-                self._engine.dispose()
-                raise from_database_error(f"cannot open {self.location}", exc) from None
-            except HistoryError:
-                self._engine.dispose()
-                raise
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise from_database_error(f"cannot open {self.location}", exc) from None
+        except HistoryError:
+            self._engine.dispose()
+            raise
+
+    def _refuse_foreign(self, sqlite_file: bool) -> None:
+        """Someone else's database gets no table of ours; a SQLite file is looked at read-only
+        first (the writer's connection would switch it to WAL: a change)."""
+        if not sqlite_file:
+            self._read(lambda c: refuse_foreign(c, self.location), "cannot open")
+            return
+        if not Path(str(self.url.database)).exists():
+            return
+        looker = create_engine(self.url, readonly=True)
+        try:
+            with looker.connect() as connection, connection.begin():
+                refuse_foreign(connection, self.location)
+        finally:
+            looker.dispose()
 
     @property
     def dialect(self) -> str:
@@ -162,6 +201,7 @@ class History:
         what :meth:`gaps` reads. Raises :class:`HistoryError` when the database
         cannot be written now: nothing was stored, and it may all be given again.
         """
+        self._writable()
         rows = gap_rows(gaps, recorder, time.time()) if gaps else None
         return store_batch(self._engine, batch, rows)
 
@@ -235,11 +275,43 @@ class History:
             )
         )
 
-    def run(self, run_id: str) -> RunDetail | None:
-        """One run and every task of it with its states, times, attempts and error; ``None``
-        if unknown. A prefix of a run id that only one run has finds it (``ValueError``
-        if several have it)."""
-        return self._read(lambda c: run_query(c, run_id))
+    def run(
+        self,
+        run_id: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        counts: bool = True,
+    ) -> RunDetail | None:
+        """One run and its tasks with their states, times, attempts and error; ``None`` if
+        unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
+        several have it).
+
+        Every task without ``limit``; with it, a page of at most ``limit`` tasks (by task id,
+        those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor.
+        ``counts=False`` leaves the run's task counts and missing events out (``tasks``
+        empty, ``missing_events`` ``None``): they are the run's whole cost, which a next
+        page need not pay again (:meth:`run_pages` walks them all so)."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self._read(lambda c: run_query(c, run_id, after=after, limit=limit, counts=counts))
+
+    def run_pages(self, run_id: str, *, size: int = TASKS_PAGE) -> Iterator[RunDetail]:
+        """The run ``run_id`` names, page after page of at most ``size`` tasks, each read in a
+        transaction of its own (a run still being recorded may gain tasks meanwhile): its
+        tasks without ever holding them all. Every page carries the run as the first page
+        read it, counts included. Nothing for an unknown run."""
+        page = self.run(run_id, limit=size)
+        if page is None:
+            return
+        first = page.run
+        yield page
+        while page.next_after is not None:
+            following = self.run(first.run_id, after=page.next_after, limit=size, counts=False)
+            if following is None:  # pruned meanwhile
+                return
+            page = dataclasses.replace(following, run=first)
+            yield page
 
     def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
         """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),
@@ -289,14 +361,19 @@ class History:
         after = since_epoch(since)
         return self._read(lambda c: gaps_query(c, since=after, source=source))
 
-    def _read(self, query: Callable[[sa.Connection], _T]) -> _T:
+    def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
         try:
             with self._engine.connect() as connection, connection.begin():
                 return query(connection)
         except sa.exc.SQLAlchemyError as exc:
-            raise from_database_error(f"cannot read {self.location}", exc) from None
+            raise from_database_error(f"{what} {self.location}", exc) from None
+
+    def _writable(self) -> None:
+        if self.mode != "write":
+            raise HistoryError(f"{self.location} is open read-only: open it with mode='write'")
 
     def _write(self, job: Callable[[sa.Connection], _T], what: str) -> _T:
+        self._writable()
         try:
             with (
                 self._engine.connect() as connection,

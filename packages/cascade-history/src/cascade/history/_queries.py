@@ -31,6 +31,7 @@ from ._schema import constraint_events, presence, run_events, runs, source_gaps,
 
 __all__ = [
     "FINISHED_STATES",
+    "STATES_KEPT",
     "STATUSES",
     "audit_query",
     "executions_query",
@@ -42,6 +43,9 @@ __all__ = [
     "status_name",
     "tasks_query",
 ]
+
+STATES_KEPT = 100
+"""A task's last states a page of a run keeps (those before are counted, not listed)."""
 
 FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 """Task states a task does not leave."""
@@ -141,14 +145,18 @@ def runs_query(
     return _summaries(connection, rows)
 
 
-def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[RunSummary]:
-    ids = [row.run_id for row in rows]
-    counts: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+def _summaries(
+    connection: sa.Connection, rows: Sequence[sa.Row[Any]], *, counts: bool = True
+) -> list[RunSummary]:
+    """The runs of ``rows``, their tasks counted by state and their missing events (without
+    ``counts``: neither, ``tasks`` empty and ``missing_events`` ``None``)."""
+    ids = [row.run_id for row in rows] if counts else []
+    by_state: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for run_id, state, count in connection.execute(_last_states(chunk)):
-            counts[run_id][state] = count
+            by_state[run_id][state] = count
         for table in (task_events, run_events):
             query = (
                 sa.select(table.c.run_id, sa.func.count())
@@ -168,10 +176,10 @@ def _summaries(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[R
             ended_at=row.ended_at,
             error=row.error,
             planned_tasks=row.planned_tasks,
-            tasks=counts[row.run_id],
+            tasks=by_state.get(row.run_id, {}),
             dropped_telemetry=row.dropped_telemetry,
             missing_events=None
-            if row.last_seq is None
+            if row.last_seq is None or not counts
             else max(0, row.last_seq - numbered[row.run_id]),
             trace_id=row.trace_id,
         )
@@ -217,8 +225,18 @@ def run_ids_query(connection: sa.Connection, prefix: str, limit: int) -> list[st
     )
 
 
-def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
-    """One run (by its id, or a prefix of it that only it has) and all its tasks.
+def run_query(
+    connection: sa.Connection,
+    run_id: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+    counts: bool = True,
+) -> RunDetail | None:
+    """One run (by its id, or a prefix of it that only it has) and its tasks: all of them, or
+    with ``limit`` a page of at most that many (by task id, after ``after``), the next page's
+    cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
+    first appeared.
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
@@ -233,26 +251,92 @@ def run_query(connection: sa.Connection, run_id: str) -> RunDetail | None:
         row = found[0] if found else None
     if row is None:
         return None
-    summary = _summaries(connection, [row])[0]
+    summary = _summaries(connection, [row], counts=counts)[0]
+    te = task_events
+    where = [te.c.run_id == row.run_id]
+    next_after = None
+    if after is not None or limit is not None:
+        # keyset on the (run_id, task_id, ts) index: a page costs its size, not the run's
+        ids_query = sa.select(te.c.task_id).where(*where).distinct().order_by(te.c.task_id)
+        if after is not None:
+            ids_query = ids_query.where(te.c.task_id > after)
+        if limit is not None:
+            ids_query = ids_query.limit(limit + 1)
+        ids = list(connection.execute(ids_query).scalars())
+        if limit is not None and len(ids) > limit:
+            ids = ids[:limit]
+            next_after = ids[-1]
+        if not ids:
+            return RunDetail(summary, [])
+        where += [te.c.task_id >= ids[0], te.c.task_id <= ids[-1]]
+    end = row.ended_at if row.ended_at is not None else row.last_ts
+    if after is None and limit is None:
+        events = connection.execute(sa.select(te).where(*where).order_by(te.c.ts, te.c.id)).all()
+        by_task: dict[str, list[sa.Row[Any]]] = {}
+        for event in events:
+            by_task.setdefault(event.task_id, []).append(event)
+        tasks = [_task(task_events_, end) for task_events_ in by_task.values()]
+        return RunDetail(summary, tasks, next_after)
+    return RunDetail(summary, _bounded_tasks(connection, where, end), next_after)
+
+
+def _bounded_tasks(connection: sa.Connection, where: list[Any], end: float) -> list[TaskHistory]:
+    """The tasks of a page, each with its last :data:`STATES_KEPT` states: a page is bounded
+    however many states a task went through. What the states left out change (attempts,
+    first start) is counted in SQL."""
+    te = task_events
+    ranked = (
+        sa.select(
+            te,
+            sa.func.row_number()
+            .over(partition_by=te.c.task_id, order_by=(te.c.ts.desc(), te.c.id.desc()))
+            .label("from_last"),
+        )
+        .where(*where)
+        .subquery()
+    )
     events = connection.execute(
-        sa.select(task_events)
-        .where(task_events.c.run_id == row.run_id)
-        .order_by(task_events.c.ts, task_events.c.id)
+        sa.select(ranked)
+        .where(ranked.c.from_last <= STATES_KEPT)
+        .order_by(ranked.c.ts, ranked.c.id)
     ).all()
+    running = te.c.state == "RUNNING"
+    totals = {
+        task_id: (count, int(starts or 0), first_start)
+        for task_id, count, starts, first_start in connection.execute(
+            sa.select(
+                te.c.task_id,
+                sa.func.count(),
+                sa.func.sum(sa.case((running, 1), else_=0)),
+                sa.func.min(sa.case((running, te.c.ts))),
+            )
+            .where(*where)
+            .group_by(te.c.task_id)
+        )
+    }
     by_task: dict[str, list[sa.Row[Any]]] = {}
     for event in events:
         by_task.setdefault(event.task_id, []).append(event)
-    end = row.ended_at if row.ended_at is not None else row.last_ts
-    return RunDetail(summary, [_task(task_events_, end) for task_events_ in by_task.values()])
+    tasks = []
+    for task_id, kept in by_task.items():
+        count, starts, first_start = totals[task_id]
+        tasks.append(_task(kept, end, omitted=(count - len(kept), starts, first_start)))
+    return tasks
 
 
-def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
+def _task(
+    events: list[sa.Row[Any]],
+    run_end: float,
+    omitted: tuple[int, int, float | None] | None = None,
+) -> TaskHistory:
     """A task's history from its events in time order.
 
     A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` one is the attempt it holds back (one more).
+    a ``BLOCKED`` one is the attempt it holds back (one more). ``omitted``: its earliest
+    states were left out; how many, and its starts and first start counting them.
     """
-    started = 0
+    kept_starts = sum(1 for event in events if event.state == "RUNNING")
+    started = 0 if omitted is None else omitted[1] - kept_starts
     blocked_s = 0.0
     changes: list[StateChange] = []
     for index, event in enumerate(events):
@@ -269,6 +353,8 @@ def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
     last = events[-1]
     errors = [event.error for event in events if event.error]
     first_start = next((event.ts for event in events if event.state == "RUNNING"), None)
+    if omitted is not None and omitted[0]:
+        first_start = omitted[2]
     return TaskHistory(
         task_id=last.task_id,
         task_name=last.task_name,
@@ -280,6 +366,7 @@ def _task(events: list[sa.Row[Any]], run_end: float) -> TaskHistory:
         error=errors[-1] if errors else "",
         blocked_s=blocked_s,
         states=changes,
+        states_omitted=0 if omitted is None else omitted[0],
     )
 
 

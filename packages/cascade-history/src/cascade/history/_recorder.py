@@ -130,6 +130,8 @@ class Recorder:
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be at least 1")
+        if history.mode != "write":  # else every batch would be retried, never stored
+            raise ValueError("a Recorder writes: open its History with mode='write'")
         if share is not None:
             validate_filter(shared_filter(share, "x"))  # InvalidTopicError (a ValueError)
         self.connector = connector

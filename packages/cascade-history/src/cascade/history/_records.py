@@ -139,6 +139,10 @@ class TaskHistory:
     error: str
     blocked_s: float
     states: list[StateChange] = field(default_factory=list)
+    states_omitted: int = 0
+    """Its earliest states left out of ``states`` (a page of a run keeps each task's last
+    :data:`~cascade.history.STATES_KEPT`); ``attempts`` and ``started_at`` count them,
+    ``blocked_s`` does not."""
 
     @property
     def held_by(self) -> list[dict[str, Any]] | None:
@@ -161,15 +165,19 @@ class TaskHistory:
             "error": self.error,
             "blocked_s": self.blocked_s,
             "states": [change.to_json() for change in self.states],
+            **({"states_omitted": self.states_omitted} if self.states_omitted else {}),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class RunDetail:
-    """A run and every one of its tasks, in the order they first appeared."""
+    """A run and its tasks (every one, or a page of them), in the order they first appeared."""
 
     run: RunSummary
     tasks: list[TaskHistory]
+    next_after: str | None = None
+    """The cursor of the next page of tasks (``History.run(..., after=next_after)``);
+    ``None``: no more."""
 
     def to_json(self) -> dict[str, Any]:
         """The run's JSON object with ``tasks``, a list of the tasks' objects."""

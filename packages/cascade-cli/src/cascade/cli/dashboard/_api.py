@@ -271,7 +271,7 @@ def create_app(
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
-        *history_routes(history),
+        *history_routes(history, handlers.holder),
         Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]

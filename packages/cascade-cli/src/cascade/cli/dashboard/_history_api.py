@@ -1,23 +1,33 @@
 """The dashboard's history (``cascade dashboard --db URL``): JSON endpoints over a ``History``.
 
-Each query runs in a worker thread (the event loop keeps serving the live page), at most
-:data:`READERS` at once; the parameters are those of `cascade runs`, `run`, `tasks` and `audit`.
-A database that cannot be read answers 503 with its one line, a bad parameter 400, and a
-dashboard started without ``--db`` 404 on every one of them. Everything is JSON: the page shows
-each string as text.
+Every reply is bounded: lists take ``limit`` up to :data:`MAX_LIMIT` (a larger one is a 400
+saying so), and a run's detail is the run, its counts and one page of :data:`RUN_PAGE` tasks
+with the cursor of the next (``/api/history/run?id=RUN&after=CURSOR``; ``next_after`` is
+``null`` on the last page). Each query and its JSON encoding run in a worker thread, never on
+the event loop, so the live page keeps answering during a big read.
+
+The operator first: requests carrying a dashboard token run on a worker of their own; the
+others share :data:`ANONYMOUS_READERS` workers, with at most :data:`ANONYMOUS_QUEUE` waiting
+behind them; beyond that they get 503 with ``Retry-After``. The parameters are those of
+`cascade runs`, `run`, `tasks` and `audit`. A database that cannot be read answers 503 with its
+one line, a bad parameter 400, and a dashboard started without ``--db`` 404 on every one of
+them. Everything is JSON: the page shows each string as text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import typer
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
@@ -27,12 +37,31 @@ from ._guard import refusal
 if TYPE_CHECKING:
     from cascade.history import History, StateChange
 
-__all__ = ["MAX_LIMIT", "READERS", "history_routes", "segments"]
+__all__ = [
+    "ANONYMOUS_QUEUE",
+    "ANONYMOUS_READERS",
+    "HOLDER_QUEUE",
+    "HOLDER_READERS",
+    "MAX_LIMIT",
+    "RUN_PAGE",
+    "history_routes",
+    "segments",
+]
 
-MAX_LIMIT = 1_000
-"""The most rows one request returns."""
-READERS = 4
-"""History queries running at once; the others wait their turn."""
+MAX_LIMIT = 500
+"""The most rows one list request returns; a larger ``limit`` is a 400."""
+RUN_PAGE = 500
+"""The tasks in one page of a run's detail."""
+ANONYMOUS_READERS = 3
+"""History queries of requests without a token running at once."""
+ANONYMOUS_QUEUE = 16
+"""Such requests waiting for one of those; more are answered 503 with ``Retry-After``."""
+HOLDER_READERS = 1
+"""History queries of token holders running at once, on a worker of their own."""
+HOLDER_QUEUE = 16
+"""Token holders' requests waiting for it; more are answered 503 with ``Retry-After``."""
+RETRY_AFTER = "2"
+"""Seconds a refused history request is told to wait."""
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
 
 
@@ -78,34 +107,82 @@ def _text(request: Request, name: str) -> str | None:
     return request.query_params.get(name) or None
 
 
+class _Lane:
+    """Workers of their own for one kind of request, and how many may wait for them."""
+
+    def __init__(self, name: str, workers: int, queue: int) -> None:
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix=f"history-{name}")
+        self.bound = workers + queue
+        self.taken = 0  # running or waiting; only touched on the event loop
+
+    async def run(self, job: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes] | None:
+        """``job()`` on a worker; ``None`` (refused) when the lane is full."""
+        if self.taken >= self.bound:
+            return None
+        loop = asyncio.get_running_loop()
+        self.taken += 1
+        future = self.executor.submit(job)
+        # freed when the job is done, not when its request goes: a query still running holds it
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._free))
+        return await asyncio.wrap_future(future)
+
+    def _free(self) -> None:
+        self.taken -= 1
+
+
+def _encoded(value: Any) -> bytes:
+    """``value`` as the JSON body Starlette's JSONResponse would make."""
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
 class _HistoryApi:
-    def __init__(self, history: History | None) -> None:
+    def __init__(self, history: History | None, holder: Callable[[Scope], str | None]) -> None:
         self.history = history
-        self.slots: asyncio.Semaphore | None = None
+        self.holder = holder
+        self.anonymous = _Lane("anonymous", ANONYMOUS_READERS, ANONYMOUS_QUEUE)
+        self.holders = _Lane("holders", HOLDER_READERS, HOLDER_QUEUE)
 
     async def answer(self, request: Request, job: Callable[[History, Request], Any]) -> Response:
-        """``job(history, request)`` in a worker thread, as JSON; its errors as refusals."""
-        from cascade.history import HistoryError
-
+        """``job(history, request)`` and its JSON in a worker thread; its errors as refusals."""
         history = self.history
         if history is None:
             return refusal(404, _NO_HISTORY)
-        if self.slots is None:
-            self.slots = asyncio.Semaphore(READERS)
-        try:
-            async with self.slots:
-                value = await asyncio.to_thread(job, history, request)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-        except ValueError as exc:
-            return refusal(400, str(exc))
-        if value is None:
-            return refusal(404, "no such run in the history")
-        return JSONResponse(value, headers={"cache-control": "no-store"})
+
+        def work() -> tuple[int, bytes]:
+            from cascade.history import HistoryError
+
+            try:
+                value = job(history, request)
+            except HistoryError as exc:
+                return 503, _encoded({"error": str(exc)})
+            except ValueError as exc:
+                return 400, _encoded({"error": str(exc)})
+            if value is None:
+                return 404, _encoded({"error": "no such run in the history"})
+            return 200, _encoded(value)
+
+        lane = self.holders if self.holder(request.scope) is not None else self.anonymous
+        done = await lane.run(work)
+        if done is None:
+            return refusal(
+                503, "too many history requests at once: try again", **{"Retry-After": RETRY_AFTER}
+            )
+        status, body = done
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={"cache-control": "no-store"},
+        )
 
     async def status(self, request: Request) -> Response:
         """Whether this dashboard has a history: the page asks before it asks for any."""
-        return JSONResponse({"history": self.history is not None})
+        return Response(
+            _encoded({"history": self.history is not None, "run_page": RUN_PAGE}),
+            media_type="application/json",
+        )
 
     async def runs(self, request: Request) -> Response:
         return await self.answer(request, _runs)
@@ -144,10 +221,19 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
     run_id = _text(request, "id")
     if run_id is None:
         raise ValueError("give ?id=RUN_ID (or a prefix only one run has)")
-    wanted = checked_prefix(run_id)
-    recorded = recorded_in(history, wanted)
-    found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
-    detail = None if found is None else history.run(found)
+    after = request.query_params.get("after")  # a task id: any text, empty included
+    if after is None:
+        wanted = checked_prefix(run_id)
+        recorded = recorded_in(history, wanted)
+        found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
+    else:
+        found = run_id  # a next page: of the run the first one found, by its whole id
+    # a next page leaves the run's counts out: they cost the whole run, the first page has them
+    detail = (
+        None
+        if found is None
+        else history.run(found, after=after, limit=RUN_PAGE, counts=after is None)
+    )
     if detail is None:
         return None
     tasks = [
@@ -159,12 +245,16 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
         for t in detail.tasks
         if t.state == "FAILED"
     ]
-    return {"run": {**detail.run.to_json(), "tasks": tasks, "failures": failures}}
+    run = {**detail.run.to_json(), "tasks": tasks, "failures": failures}
+    counts = detail.run.tasks if after is None else None
+    return {"run": run, "counts": counts, "next_after": detail.next_after}
 
 
 def _tasks(history: History, request: Request) -> dict[str, Any]:
+    limit = _limit(request, MAX_LIMIT)
     found = history.tasks(since=_since(request, "7d"), name_glob=_text(request, "name"))
-    return {"tasks": [stats.to_json() for stats in found]}
+    # one row per task name: as many as the names engines sent, so cut, saying so
+    return {"tasks": [stats.to_json() for stats in found[:limit]], "more": len(found) > limit}
 
 
 def _task(history: History, request: Request) -> dict[str, Any]:
@@ -180,10 +270,13 @@ def _audit(history: History, request: Request) -> dict[str, Any]:
     return {"events": [event.to_json() for event in found]}
 
 
-def history_routes(history: History | None) -> list[Route]:
+def history_routes(
+    history: History | None, holder: Callable[[Scope], str | None] = lambda _: None
+) -> list[Route]:
     """The ``/api/history/...`` routes (GET) over ``history``; each 404s without one, and
-    ``/api/history`` says whether there is one."""
-    api = _HistoryApi(history)
+    ``/api/history`` says whether there is one. ``holder``: the name of the dashboard token a
+    request carries (``None``: anonymous), whose queries do not wait behind anonymous ones."""
+    api = _HistoryApi(history, holder)
     return [
         Route("/api/history", api.status),
         Route("/api/history/runs", api.runs),

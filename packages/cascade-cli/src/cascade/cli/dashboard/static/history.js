@@ -62,8 +62,12 @@ async function loadRuns() {
   $("h-no-runs").textContent = runs.length ? "" : "no recorded run matches";
 }
 
+// The run shown: its tasks so far (the reply is a page of them) and the next page's cursor.
+let shownRun = null;
+
 async function loadRun(runId) {
-  const { run } = await historyGet("/api/history/run", { id: runId });
+  const { run, next_after } = await historyGet("/api/history/run", { id: runId });
+  shownRun = { run, tasks: run.tasks, failures: run.failures, next: next_after };
   $("h-run").hidden = false;
   $("h-run-id").textContent = run.run_id;
   $("h-run-status").textContent = run.status;
@@ -71,14 +75,33 @@ async function loadRun(runId) {
   $("h-run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
   $("h-run-missing").textContent = run.missing_events
     ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
+  drawRun();
+}
+
+// The next page of the run's tasks (keyset: the cursor the last page gave), added to those shown.
+async function loadMoreTasks() {
+  const shown = shownRun;
+  if (!shown || shown.next == null) return;
+  const { run, next_after } = await historyGet("/api/history/run", { id: shown.run.run_id, after: shown.next });
+  if (shownRun !== shown) return; // another run was opened meanwhile
+  shown.tasks = shown.tasks.concat(run.tasks);
+  shown.failures = shown.failures.concat(run.failures);
+  shown.next = next_after;
+  drawRun();
+}
+
+function drawRun() {
+  const { run, tasks, failures, next } = shownRun;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
-  drawTimeline($("h-timeline"), run.tasks, end, run.started_at, end);
-  $("h-failures").replaceChildren(...run.failures.map((f) => {
+  drawTimeline($("h-timeline"), tasks, end, run.started_at, end);
+  $("h-failures").replaceChildren(...failures.map((f) => {
     const li = el("li");
     li.appendChild(span(f.name + ": ", "c-FAILED"));
     li.appendChild(span(f.error, "error"));
     return li;
   }));
+  $("h-run-shown").textContent = next == null ? "" : tasks.length.toLocaleString("en") + " tasks shown";
+  $("h-run-more").hidden = next == null;
 }
 
 async function loadTasks() {
@@ -181,6 +204,7 @@ async function startHistory() {
     problem(error);
   }
   $("history").hidden = false;
+  $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
   $("h-filters").addEventListener("submit", (event) => {
     event.preventDefault();
     loadRuns().then(() => problem(null), problem);
