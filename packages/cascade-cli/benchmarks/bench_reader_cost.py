@@ -48,7 +48,7 @@ def messages(count: int) -> list[Any]:
 
     def add(topic: str, body: dict[str, Any], seq: int | None, at: float) -> None:
         ts = datetime.fromtimestamp(at, timezone.utc).isoformat()
-        envelope = {"v": "1.0", "ts": ts, "run_id": RUN, "org_id": "local",
+        envelope: dict[str, Any] = {"v": "1.0", "ts": ts, "run_id": RUN, "org_id": "local",
                     "project_id": "default", "source": "host-4242"}  # fmt: skip
         if seq is not None:
             envelope["seq"] = seq

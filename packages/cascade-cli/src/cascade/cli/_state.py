@@ -212,7 +212,7 @@ class WatchState:
         seen = _COPY
         if seq:
             seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
-        elif (isinstance(body, Heartbeat) and body.last_seq) or isinstance(body, RunSnapshot):
+        elif isinstance(body, (Heartbeat, RunSnapshot)) and isinstance(body.last_seq, int):
             seen = self.gaps.announce(source, envelope.run_id, body.last_seq)
         if seen is not _NEW and seen is not _COPY:
             if run is not None:
