@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nox
@@ -47,12 +50,16 @@ def install_packages(session: nox.Session, *groups: str, testkit: bool = True) -
         req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
     ]
     packages = [*PACKAGES, TESTKIT] if testkit else PACKAGES
-    editables = [
+    session.install(*editables(packages), *requirements)
+
+
+def editables(packages: list[str]) -> list[str]:
+    """pip's arguments installing ``packages`` editable, each with its EXTRAS."""
+    return [
         arg
         for package in packages
         for arg in ("-e", f"packages/{package}{EXTRAS.get(package, '')}")
     ]
-    session.install(*editables, *requirements)
 
 
 def package_tests(package: str, kind: str) -> list[str]:
@@ -77,8 +84,11 @@ def run_package_tests(session: nox.Session, kind: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit tests, one pytest run per package (mocked aiomqtt, in-memory connector)."""
+    """Unit tests, one pytest run per package (mocked aiomqtt, in-memory connector), and the
+    tests of the repository's own checks (tests/lint)."""
     run_package_tests(session, "unit")
+    session.log("the repository's own checks (tests/lint)")
+    session.run(*PYTEST, str(ROOT / "tests" / "lint"), *session.posargs)
 
 
 @nox.session
@@ -151,16 +161,18 @@ def browser(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff format --check and ruff check over the whole tree."""
+    """ruff format --check and ruff check over the whole tree; then the tests' private imports
+    (tests/lint/private_imports.py: only the module a test file is about, fewer than 30)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
+    session.run("python", str(ROOT / "tests" / "lint" / "private_imports.py"), str(ROOT))
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks, and
-    tests/faults, docs, browser and brokers."""
+    tests/faults, docs, browser, brokers and lint."""
     install_packages(session, "typecheck")
     mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in [*PACKAGES, TESTKIT])
     for package in [*PACKAGES, TESTKIT]:
@@ -168,7 +180,7 @@ def typecheck(session: nox.Session) -> None:
         parts = (root / "src", root / "tests", root / "benchmarks")
         targets = [str(path) for path in parts if path.is_dir()]
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
-    for suite in ("faults", "docs", "browser", "brokers"):
+    for suite in ("faults", "docs", "browser", "brokers", "lint"):
         session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
 
 
@@ -187,8 +199,38 @@ def install_unless_unchanged(session: nox.Session) -> None:
         session.log("packages unchanged since this environment installed them: not reinstalling")
         return
     session.log("installing the packages and their dependencies (the first time: about 30 s)")
-    install_packages(session, testkit=False)
+    started = time.monotonic()
+    pip_install_with_progress(session, editables(PACKAGES))
+    session.log(f"installed in {time.monotonic() - started:.0f} s")
     stamp.write_text(digest.hexdigest(), encoding="utf-8")
+
+
+def pip_install_with_progress(session: nox.Session, args: list[str]) -> None:
+    """Run this environment's pip, its latest line shown as one live line on a terminal (pip
+    is otherwise silent for half a minute), nothing when piped; its output in full if it fails.
+    """
+    python = Path(session.bin) / "python"
+    live = sys.stderr.isatty()
+    width = shutil.get_terminal_size().columns - 1
+    lines: list[str] = []
+    with subprocess.Popen(
+        [str(python), "-m", "pip", "install", "--progress-bar", "off", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            lines.append(line)
+            if live and line.strip():
+                sys.stderr.write(f"\r\x1b[K{('pip: ' + line.strip())[:width]}")
+                sys.stderr.flush()
+    if live:
+        sys.stderr.write("\r\x1b[K")
+    if pip.returncode != 0:
+        sys.stderr.write("".join(lines))
+        session.error(f"pip install failed (exit {pip.returncode})")
 
 
 @nox.session
@@ -206,6 +248,17 @@ def bench(session: nox.Session) -> None:
         for script in sorted((ROOT / "packages" / package / "benchmarks").glob("bench_*.py")):
             session.log(f"benchmark {script.relative_to(ROOT)}")
             session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def fleet(session: nox.Session) -> None:
+    """A simulated fleet (10,000 engines at 20,000 events/s unless told: `-- --engines 1000
+    --rate 10000`) beside every reader at once (watch, status, dashboard and its /metrics,
+    record) on a private mosquitto; prints one table of what each costs and keeps up with
+    (packages/cascade-cli/benchmarks/bench_fleet.py; `-- --help` for its options)."""
+    install_packages(session, "test")
+    script = ROOT / "packages" / "cascade-cli" / "benchmarks" / "bench_fleet.py"
+    session.run("python", str(script), *session.posargs)
 
 
 # Run in the fresh environment: importing the runtime must load no MQTT client.

@@ -341,21 +341,22 @@ def test_client_ids_are_tracked_across_nodes_only_while_both_are_up(
     Both up: a client id connecting on B closes its connection on A. B down: A still accepts
     connections (its CONNACK does not wait for the Raft cluster) but, without a majority,
     tracks no id: a second connection with the same id leaves the first open. B back: the
-    pending registrations apply, and both connections of that id are closed.
+    pending registrations apply and the first connection is closed; the second is closed too
+    or not, as RabbitMQ applies the two registrations (it stayed open once, in a full CI run
+    under load; alone, 3 runs of 3 closed both), so only the first is judged.
     """
     a, b = cluster.nodes
     client_id = unique("id")
-    with _connected(a, client_id) as first, _connected(b, client_id) as second:
+    with _connected(a, client_id) as first, _connected(b, client_id):
         assert _closed(first, TIMEOUT)
     b.stop()
     try:
         client_id = unique("id")
-        with _connected(a, client_id) as first, _connected(a, client_id) as second:
+        with _connected(a, client_id) as first, _connected(a, client_id):
             # nothing announces that no close will come: 2 s, against the instant close above
             assert not _closed(first, 2.0)
             b.start()
             assert _closed(first, TIMEOUT)
-            assert _closed(second, TIMEOUT)
     finally:
         b.start()  # a no-op once running
     assert cluster.running_nodes() == sorted(node.node_name for node in cluster.nodes)

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future
@@ -29,10 +30,20 @@ _T = TypeVar("_T")
 
 
 class Dashboard:
-    """A `cascade dashboard` process; ``url`` is where it serves."""
+    """A `cascade dashboard` process; ``url`` is where it serves.
 
-    def __init__(self, *args: str) -> None:
+    Its user's data directory (where `cascade record` writes its default history) is
+    ``data_home`` as ``XDG_DATA_HOME``, which platformdirs follows on Linux: by default a folder
+    of its own, empty, never the user's."""
+
+    def __init__(self, *args: str, data_home: Path | None = None) -> None:
+        self._own_home: tempfile.TemporaryDirectory[str] | None = None
+        if data_home is None:
+            self._own_home = tempfile.TemporaryDirectory()
+            data_home = Path(self._own_home.name)
         env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+        env["XDG_DATA_HOME"] = str(data_home)
+        env.pop("CASCADE_HISTORY_DB", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cascade.cli", "dashboard", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
@@ -60,6 +71,8 @@ class Dashboard:
             self.process.kill()
             rest, _ = self.process.communicate()
         self.output.append(rest or "")
+        if self._own_home is not None:
+            self._own_home.cleanup()
         return self.process.returncode
 
 

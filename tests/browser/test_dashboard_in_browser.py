@@ -142,6 +142,7 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
     assert ran.is_set()
     wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
     wait(browser, lambda d: task_state(d, name) == "COMPLETED")
+    assert texts(browser, "#failures li") == ["none"]
     assert attribute(browser, f'tr[data-run-id="{run_id}"] .progress', "data-progress") == "1.0000"
     assert not css(browser, f'#constraints tr[data-scope="task:{name}"]')
     assert no_script_errors(browser) == []
@@ -177,7 +178,7 @@ def test_attacker_controlled_text_is_shown_never_run(
     assert run_id is not None
     open_run(browser, run_id)
     wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Failed")
-    wait(browser, lambda d: d.find_element(By.ID, "failures").text)
+    wait(browser, lambda d: XSS in d.find_element(By.ID, "failures").text)
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert  # noqa: B018 - the property raises when no alert is open
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
@@ -203,12 +204,23 @@ def test_demo_shows_a_live_run(browser: Any) -> None:
         assert browser.execute_script(kept) == [printed.group(1).split("#token=")[1], 0]
         run_id = wait(browser, lambda d: attribute(d, "#runs tbody tr[data-run-id]", "data-run-id"))
         open_run(browser, run_id)
-        wait(browser, lambda d: len(css(d, "#timeline .o-COMPLETED")) >= 8)
+        # the demo's six extracts are one row under the time axis; opened, a row each, kept
+        # open while the page repaints
+        extracts = '#timeline .tl-name[data-group="extract"]'
+        wait(browser, lambda d: css(d, extracts))
+        assert texts(browser, "#timeline .tl-axis .tl-tick")[0] == "+0s"
+        click(browser, f"{extracts} button")
+        done = '#timeline .tl-member[data-state="COMPLETED"]'
+        wait(browser, lambda d: len(css(d, done)) >= 3)
+        painted = browser.execute_script("return window.cascadeRepaints")
+        wait(browser, lambda d: d.execute_script("return window.cascadeRepaints") > painted + 2)
+        assert texts(browser, f"{extracts} button")[0].startswith("\u25be extract \u00d7")
+        assert len(css(browser, done)) >= 3
         wait(browser, lambda d: css(d, "#constraints tr[data-scope='task:api_*']"))
         assert browser.execute_script("return window.cascadeRepaints") > 1
         target = os.environ.get("CASCADE_DASHBOARD_SCREENSHOT")
         if target:
-            wait(browser, lambda d: css(d, "#timeline .s-BLOCKED") and css(d, "#failures li"))
+            wait(browser, lambda d: css(d, "#timeline .s-BLOCKED") and css(d, "#failures .error"))
             path = Path(target) if Path(target).is_absolute() else ROOT / target
             path.parent.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(path))
@@ -216,3 +228,84 @@ def test_demo_shows_a_live_run(browser: Any) -> None:
     finally:
         code = demo.stop()
     assert code == 0, "".join(demo.output)
+
+
+def events(driver: Any) -> dict[str, int]:
+    """How many snapshots and changes the page's stream has applied."""
+    counted: dict[str, int] = driver.execute_script("return {...window.cascadeEvents}")
+    return counted
+
+
+def test_the_page_applies_changes_without_reloading(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A run appears and ends on the page from its stream's changes: one snapshot, then
+    deltas; the page is neither reloaded nor reconnected."""
+    release = threading.Event()
+
+    @task(name=f"slow_{uuid.uuid4().hex[:6]}")
+    def slow() -> str:
+        release.wait(WAIT)
+        return "done"
+
+    open_page(browser, dashboard, token=None)
+    browser.execute_script("window.notReloaded = true;")
+    wait(browser, lambda d: events(d)["snapshot"] == 1)
+    recorded: list[Event] = []
+    run = engine_thread.submit(engine_on(mqtt_broker, recorded).run(slow()))
+    run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+    status = f'tr[data-run-id="{run_id}"] td:nth-child(3)'
+    wait(browser, lambda d: texts(d, status) == ["Running"])
+    applied = events(browser)["delta"]
+    release.set()
+    assert run.result(WAIT) == "done"
+    wait(browser, lambda d: texts(d, status) == ["Succeeded"])
+    assert events(browser)["delta"] > applied
+    assert events(browser)["snapshot"] == 1
+    assert browser.execute_script("return window.notReloaded") is True
+    assert browser.execute_script("return window.cascadeReconnects") == 0
+    assert no_script_errors(browser) == []
+
+
+def test_runs_and_engines_come_a_page_at_a_time(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Two rows a page (?rows=2), three runs of three engines: next and previous page through
+    them, newest first; the engine filter narrows runs and engines to that engine."""
+    project = f"page{uuid.uuid4().hex[:6]}"
+
+    @task(name="quick")
+    def quick() -> int:
+        return 1
+
+    runs: list[str] = []
+    sources: list[str] = []
+    for n in range(3):
+        recorded: list[Event] = []
+        sources.append(f"{project}-engine-{n}")
+        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=sources[-1])
+        engine = Engine(connector, project_id=project)
+        engine.events.subscribe(recorded.append)
+        engine_thread.submit(engine.run(quick())).result(WAIT)
+        run_id = started(recorded)
+        assert run_id is not None
+        runs.append(run_id)
+    browser.get(dashboard.url + "?rows=2")
+    browser.find_element(By.ID, "r-project").send_keys(project)
+    click(browser, "#r-show")
+    listed = "#runs tbody tr[data-run-id]"
+    newest = [runs[2], runs[1]]
+    wait(browser, lambda d: [attribute(d, f"{listed}:nth-child({n})", "data-run-id")
+                             for n in (1, 2)] == newest)  # fmt: skip
+    wait(browser, lambda d: d.find_element(By.ID, "runs-count").text == "runs 1\u20132 of 3")
+    click(browser, "#runs-next:not([disabled])")
+    wait(browser, lambda d: texts(d, f"{listed} td:first-child") == [runs[0][:12]])
+    assert browser.find_element(By.ID, "runs-count").text == "runs 3 of 3"
+    click(browser, "#runs-prev:not([disabled])")
+    wait(browser, lambda d: len(css(d, listed)) == 2)
+    browser.find_element(By.ID, "r-engine").send_keys(sources[1])
+    click(browser, "#r-show")
+    wait(browser, lambda d: texts(d, f"{listed} td:first-child") == [runs[1][:12]])
+    wait(browser, lambda d: texts(d, "#engines tbody td:first-child") == [sources[1]])
+    assert browser.find_element(By.ID, "runs-count").text == "runs 1 of 1 matching (3 in all)"
+    assert no_script_errors(browser) == []

@@ -24,25 +24,33 @@ from cascade.interfaces import (
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard
-from .test_dashboard_in_browser import XSS, click, css, no_script_errors, texts, wait
+from .test_dashboard_in_browser import (
+    XSS,
+    attribute,
+    click,
+    css,
+    no_script_errors,
+    texts,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
 
-def _event(ts: float, body: dict[str, Any]) -> Received:
+def _event(ts: float, body: dict[str, Any], run_id: str = RUN_ID) -> Received:
     envelope = decode_envelope(
         {
             "ts": datetime.fromtimestamp(ts, timezone.utc).isoformat(),
-            "run_id": RUN_ID,
+            "run_id": run_id,
             "org_id": "acme",
             "project_id": "shop",
             "source": "host-1",
             "body": body,
         }
     )
-    return Received(f"cascade/telemetry/acme/shop/{RUN_ID}/events", envelope, ts)
+    return Received(f"cascade/telemetry/acme/shop/{run_id}/events", envelope, ts)
 
 
 def _task(ts: float, task_id: str, name: str, state: str, **extra: Any) -> Received:
@@ -67,9 +75,15 @@ def _cancel() -> Any:
 
 @pytest.fixture
 def history_db(tmp_path: Path) -> str:
+    """A history of :func:`_record_failed_run`, where --db names it."""
+    path = str(tmp_path / "history.sqlite3")
+    _record_failed_run(path)
+    return path
+
+
+def _record_failed_run(path: str | Path) -> None:
     """An hour-old failed run (a task named and failing with markup), a pause by alice (its
     reason markup), bob's clear and carol's cancel of the run."""
-    path = str(tmp_path / "history.sqlite3")
     start = time.time() - 3600
     pause = Constraint.pause("task:load_*", reason=XSS, issued_by="alice", issued_at=start)
     topic = constraint_topic("task:load_*", "pause")
@@ -88,10 +102,9 @@ def history_db(tmp_path: Path) -> str:
                 Received(topic, pause, start + 6),
                 Received(topic, None, start + 7),
                 Received(topic, ClearNote(issued_by="bob"), start + 8),
-                Received(reply_topic("req-1"), _cancel(), start + 9),
+                Received(reply_topic("req-1", "host-1"), _cancel(), start + 9),
             ]
         )
-    return path
 
 
 def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
@@ -124,15 +137,79 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         assert board.stop() == 0, "".join(board.output)
 
 
+def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """No --db: the history `cascade record` writes by default ($XDG_DATA_HOME/cascade here, as
+    platformdirs has it) is read, its path said on start and on the page; a run's timeline has
+    its time axis, from +0s at its first state to its end."""
+    default = tmp_path / "cascade" / "history.sqlite3"
+    _record_failed_run(default)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      data_home=tmp_path)  # fmt: skip
+    try:
+        assert f"history: {default}\n" in board.output
+        browser.get(board.url)
+        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        assert browser.find_element(By.ID, "h-where").text == f"history: {default}"
+        assert not browser.find_element(By.ID, "h-note").is_displayed()
+        click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
+        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
+        # the first state at +1 s, the run's end at +5 s: 4 s, a tick a second
+        ticks = texts(browser, "#h-timeline .tl-axis .tl-tick")
+        assert ticks == ["+0s", "+1s", "+2s", "+3s", "+4s"]
+        where = browser.execute_script(
+            "const axis = document.querySelector('#h-timeline .tl-axis').getBoundingClientRect();"
+            "const ticks = [...document.querySelectorAll('#h-timeline .tl-tick')]"
+            "  .map((t) => t.getBoundingClientRect());"
+            "return [ticks[0].left - axis.left, ticks[4].right - axis.right];"
+        )
+        assert [round(x) for x in where] == [0, 0]  # +0s at the start, +4s at the end
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+
+
+def test_without_any_history_the_page_says_how_to_start_recording(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """No --db and nothing recorded yet: the History section is there and says which command
+    keeps runs, on this dashboard's broker; the dashboard makes no file. Once `cascade record`
+    has written the history, the page's next load shows it."""
+    default = tmp_path / "cascade" / "history.sqlite3"
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      data_home=tmp_path)  # fmt: skip
+    record = f"cascade record --host {mqtt_broker.host}:{mqtt_broker.port}"
+    try:
+        assert f"history: none yet at {default}: run `{record}` to keep runs\n" in board.output
+        browser.get(board.url)
+        wait(browser, lambda d: d.find_element(By.ID, "h-note").is_displayed())
+        assert browser.find_element(By.ID, "history").is_displayed()
+        assert browser.find_element(By.ID, "h-note").text == (
+            f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
+        )
+        assert not browser.find_element(By.ID, "h-body").is_displayed()
+        assert not default.parent.exists()
+        _record_failed_run(default)
+        browser.refresh()
+        wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
+        assert not browser.find_element(By.ID, "h-note").is_displayed()
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+
+
 BIG_RUN = "fedcba9876543210fedcba9876543210"
 
 
 def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    """A run of more tasks than a page: the timeline shows the first page and a "load more
-    tasks" button; each click adds the next page (its failure too) until none is left."""
-    from cascade.cli.dashboard._history_api import RUN_PAGE
+    """A run of more tasks than a page, each named "step": the timeline shows the first page as
+    one row ("step" and their count) under its time axis, and a "load more tasks" button; each
+    click adds the next page (its failure too) until none is left; the row opens to a row per
+    task."""
+    from cascade.cli.dashboard import RUN_PAGE
 
     path = str(tmp_path / "big.sqlite3")
     start = time.time() - 3600
@@ -154,23 +231,40 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
             )
             topic = f"cascade/telemetry/acme/shop/{BIG_RUN}/events"
             batch.append(Received(topic, envelope, start + index + offset))
+    stopped = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Failed"}
+    batch.append(_event(start + count, stopped, BIG_RUN))
     with History(path, mode="write") as history:
         history.store(batch)
     board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
                       "--token", TOKEN, "--db", path)  # fmt: skip
+    group = '#h-timeline .tl-name[data-group="step"]'
     shown = "#h-timeline .tl-name[data-task-id]"
     try:
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{BIG_RUN}"]'))
         click(browser, f'#h-runs tr[data-run-id="{BIG_RUN}"] button')
-        wait(browser, lambda d: len(css(d, shown)) == RUN_PAGE)
+        wait(browser, lambda d: attribute(d, group, "data-count") == str(RUN_PAGE))
+        assert texts(browser, group) == [f"\u25b8 step \u00d7{RUN_PAGE}"]
+        assert css(browser, shown) == []  # one row until opened
+        wait(browser, lambda d: texts(d, "#h-audit tbody tr") == ["none"])  # no constraint set
+        # a task a second, the run's end at +505 s: a tick each 2 minutes
+        assert texts(browser, "#h-timeline .tl-tick") == ["+0s", "+2m", "+4m", "+6m", "+8m"]
         more = browser.find_element(By.ID, "h-run-more")
         assert more.is_displayed()
-        assert browser.find_element(By.ID, "h-failures").text == ""
+        assert browser.find_element(By.ID, "h-failures").text == (
+            f"none among the {RUN_PAGE} tasks shown"
+        )
         click(browser, "#h-run-more")
-        wait(browser, lambda d: len(css(d, shown)) == count)
+        wait(browser, lambda d: attribute(d, group, "data-count") == str(count))
         assert not browser.find_element(By.ID, "h-run-more").is_displayed()
         assert "late" in browser.find_element(By.ID, "h-failures").text
+        assert texts(browser, group) == [f"\u25b8 step \u00d7{count} 1 failed"]
+        click(browser, f"{group} button")
+        wait(browser, lambda d: len(css(d, shown)) == count)
+        names = texts(browser, shown)
+        assert (names[0], names[-1]) == ("step #1", f"step #{count}")
+        last = "const all = document.querySelectorAll(arguments[0]); return all[all.length - 1]"
+        assert browser.execute_script(last + ".getAttribute('data-state')", shown) == "FAILED"
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cascade.cli import WatchState
 from cascade.cli.metrics import CascadeMetrics
+from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RetryPolicy, TaskFailedError, task
 
@@ -94,7 +94,7 @@ async def test_every_metric_on_the_page_is_exported() -> None:
     """A run through the in-memory broker: each metric the page's table lists is in a scrape,
     and the page lists each metric the scrape has."""
     broker = InMemoryBroker()
-    metrics = CascadeMetrics(WatchState())
+    metrics = CascadeMetrics(ReaderModel())
     async with InMemoryConnector(broker, presence=False) as reader:
         for topic in ("cascade/telemetry/#", "cascade/status/+", "cascade/constraints/#"):
             await reader.subscribe(topic, metrics.apply)

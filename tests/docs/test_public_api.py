@@ -14,6 +14,8 @@ MODULES = {
     "cascade-interfaces": [
         "cascade.interfaces",
         "cascade.interfaces.connector_kit",
+        "cascade.interfaces.constraints_index",
+        "cascade.interfaces.reader",
         "cascade.interfaces.testing",
     ],
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],

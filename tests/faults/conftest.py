@@ -26,7 +26,7 @@ from cascade.interfaces import (
     SyncCallback,
 )
 from cascade.runtime import LazyResult, task
-from cascade.testkit import OwnBroker, family_own_broker  # noqa: F401 - fixture
+from cascade.testkit import OwnBroker, family_own_broker, sigint_default  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -334,6 +334,7 @@ class EngineProcess:
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
+            preexec_fn=sigint_default,  # the interrupt scenario's Ctrl-C reaches it
         )
         return cls(process)
 

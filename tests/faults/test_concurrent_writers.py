@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.cli._publishing import set_constraints
+from cascade.cli import set_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.runtime import Engine, task

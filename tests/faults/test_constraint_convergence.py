@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cascade.cli._reading import subscribe_constraints
+from cascade.cli import subscribe_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     MAX_INDEXED_TOPICS,
@@ -175,8 +175,10 @@ async def test_pause_during_an_outage(own_broker: OwnBroker, prefix: str, figure
         await eventually(lambda: [c.type for c in engine.constraints] == ["pause"])
         figures.seconds = time.monotonic() - restored
         figures.what = "restore → pause in force"
+        # a task is BLOCKED when it next tries to start: once the one running (max_concurrency
+        # 1) frees its slot, up to 10 ms after the pause is known
+        await log.until(lambda: bool(log.states_since(mark, "BLOCKED")))
         known = len(log.events)
-        assert log.states_since(mark, "BLOCKED")
         await asyncio.sleep(0.3)  # a window to see a start that must not happen
         assert log.states_since(known, "RUNNING") == []
 

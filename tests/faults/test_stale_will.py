@@ -7,9 +7,9 @@ import json
 import sys
 from collections.abc import Callable
 
-from cascade.cli import WatchState
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import DEFAULT_PREFIX, Message, status_topic
+from cascade.interfaces.reader import ReaderModel
 from cascade.testkit import Inbox, OwnBroker, free_port
 
 from .conftest import Figures, TcpProxy
@@ -86,7 +86,7 @@ async def test_stale_will_after_new_birth(own_broker: OwnBroker, figures: Figure
         assert "reason" not in will.payload  # the broker's will, not a graceful offline
         # the engine sees its own stale will replace its birth, and announces itself again
         await status.until(_status("online", session=second), 10)
-        view = WatchState(prefix=PREFIX)
+        view = ReaderModel(prefix=PREFIX)
         for message in status.all:
             view.apply(message)
         report = await _cascade_status(broker)

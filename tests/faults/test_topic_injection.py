@@ -9,8 +9,7 @@ from cascade.interfaces import (
     constraints_index_topic,
     update_constraints_index,
 )
-from cascade.runtime import Engine, LazyResult, RunStarted, task
-from cascade.runtime._telemetry import TelemetrySubscriber
+from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
 from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures

@@ -8,12 +8,20 @@ its resident memory after one minute and at the end, the updates per second a pa
 gets (it repaints at most once per update), their mean size, and the events per second
 the server took in. Linux only (reads /proc).
 
+With ``--fleet ENGINES --rate EVENTS`` instead: a fleet of ENGINES engines (statuses, runs
+started and ended) at EVENTS messages/s, and the dashboard of a base revision (``--baseline``,
+by default where this branch left main) beside this tree's, in rounds: a page's stream in
+bytes/s, ``/api/state``'s size and latency (whole, and a page of it), the dashboard's CPU
+(``dashboard_fleet.py``).
+
 Then `/api/state` beside open streams: a dashboard holding one run of BIG_RUN tasks,
 0 then 100 pages (from a process of their own, from several loopback addresses, as the
 per-address limit wants) following ``/api/stream?run=<it>``; rows give the p50 and p99
 latency of ``GET /api/state`` and of ``GET /api/state?run=<it>``, and the server's CPU.
 
     python bench_dashboard.py [--seconds 180] [--rates 10000,2000] [--quick] [--streams 0,100]
+    python bench_dashboard.py --fleet 1000 --rate 10000 [--seconds 20] [--rounds 3] [--pages 1]
+        [--open-run] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -121,12 +129,15 @@ def rss_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
-def start_dashboard(port: int) -> tuple[subprocess.Popen[str], str]:
+def start_dashboard(
+    port: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """A dashboard process on the broker at ``port`` (``env`` added), and its URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cascade.cli", "dashboard", "--port", str(port),
          "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )  # fmt: skip
     assert process.stdout is not None
     for line in process.stdout:
@@ -197,9 +208,9 @@ async def measure(name: str, port: int, rate: int, seconds: float) -> Row:
 
 def apply_cost(count: int = 100_000) -> tuple[float, float]:
     """µs per message folded by the watch state alone, and by the dashboard's model over it."""
-    from cascade.cli import WatchState
     from cascade.cli.dashboard import DashboardModel
     from cascade.interfaces import Message
+    from cascade.interfaces.reader import ReaderModel
 
     messages = []
     for i in range(count):
@@ -208,7 +219,7 @@ def apply_cost(count: int = 100_000) -> tuple[float, float]:
         payload = event(engine, run, (n // 2) % RUN_TASKS, n % 2)
         messages.append(Message(f"cascade/telemetry/local/bench/{run}/events", payload))
     costs = []
-    for model in (WatchState(), DashboardModel()):
+    for model in (ReaderModel(), DashboardModel()):
         started = time.perf_counter()
         for message in messages:
             model.apply(message)
@@ -396,6 +407,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-only", action="store_true", help="only the /api/state latency rows"
     )
+    parser.add_argument("--fleet", type=int, help="engines of a fleet: the base beside this tree")
+    parser.add_argument("--rate", type=int, default=10_000, help="the fleet's events/s")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each, for medians")
+    parser.add_argument("--pages", type=int, default=1, help="pages following the stream")
+    parser.add_argument("--open-run", action="store_true", help="the pages open a run")
+    parser.add_argument("--baseline", help="the base revision (default: merge-base with main)")
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.seconds = 30.0
@@ -407,5 +424,19 @@ if __name__ == "__main__":
         feed(int(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1:2] == ["--hold"]:
         hold(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1:2] == ["--feed-fleet"]:
+        import dashboard_fleet
+
+        dashboard_fleet.feed_fleet(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1:2] == ["--state-cost"]:
+        import dashboard_fleet
+
+        print(json.dumps(asyncio.run(dashboard_fleet.state_cost(int(sys.argv[2])))))
     else:
-        asyncio.run(main(parse()))
+        parsed = parse()
+        if parsed.fleet:
+            import dashboard_fleet
+
+            dashboard_fleet.main(parsed)
+        else:
+            asyncio.run(main(parsed))

@@ -1,14 +1,16 @@
-"""What a live view's state costs per message: `WatchState.apply` now, beside a baseline.
+"""What a live view's state costs per message: `ReaderModel.apply` now, beside a baseline.
 
-Feeds a :class:`~cascade.cli.WatchState` the telemetry of one run as an engine sends it
-(its start, then RUNNING and COMPLETED of each task, numbered with ``seq``, a heartbeat
-every 1,000 events, its end), each message decoded from its bytes as a reader receives
-it, and times the feed per message. Rows:
+Feeds a :class:`~cascade.interfaces.reader.ReaderModel` the telemetry of one run as an
+engine sends it (its start, then RUNNING and COMPLETED of each task, numbered with
+``seq``, a heartbeat every 1,000 events, its end), each message decoded from its bytes as
+a reader receives it, and times the feed per message. Rows:
 
-- ``now``: this checkout's WatchState (it refuses what no engine of the run can have sent:
+- ``now``: this checkout's ReaderModel (it refuses what no engine of the run can have sent:
   a run's owner, a number's content, its bounds, a timestamp's skew);
-- ``baseline``: the WatchState of ``--baseline-ref`` (main before the refusals), loaded
-  from git, with this checkout's ``cascade.interfaces``.
+- ``now, sourced layout``: the same, fed the run on ``.../{kind}/{source}`` topics (each
+  message's source checked against its topic's level);
+- ``baseline``: the model of ``--baseline-ref`` (main before the refusals: the CLI's
+  ``WatchState``), loaded from git, with this checkout's ``cascade.interfaces``.
 
 Medians of ``--repeats`` feeds, alternated, in one process. Target: the refusals cost at
 most 0.3 µs a message.
@@ -33,16 +35,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
-CLI_PATH = "packages/cascade-cli/src/cascade/cli"
+CLI_PATH = "packages/cascade-cli/src/cascade/cli"  # where the model was before the move
+READER_PATH = "packages/cascade-interfaces/src/cascade/interfaces/reader"
 BASELINE_REF = "0bd75f9"  # main before the refusals
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 
 
-def messages(count: int) -> list[Any]:
-    """One run's messages, as a reader receives them (topic, decoded payload, bytes)."""
+def messages(count: int, source: str | None = None) -> list[Any]:
+    """One run's messages, as a reader receives them (topic, decoded payload, bytes); with
+    ``source``, on the sourced layout."""
     from cascade.interfaces import Message, events_topic, heartbeat_topic
 
-    events, beats = events_topic("local", "default", RUN), heartbeat_topic("local", "default", RUN)
+    events = events_topic("local", "default", RUN, source=source)
+    beats = heartbeat_topic("local", "default", RUN, source=source)
     start = time.time() - 3600.0
     out = []
 
@@ -74,18 +79,30 @@ def messages(count: int) -> list[Any]:
 
 
 def baseline(ref: str) -> Any:
-    """WatchState at git ``ref``, loaded as a package of its own."""
-    package = Path(tempfile.mkdtemp()) / "baseline_cli"
+    """The reader model at git ``ref``, loaded as a package of its own: the CLI's
+    ``WatchState`` where ``ref`` is older than ``cascade.interfaces.reader``, else the
+    reader's (``ReaderModel``, or ``WatchState`` on the commit that moved it)."""
+    package = Path(tempfile.mkdtemp()) / "baseline_reader"
     package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("_views.py", "_state.py", "_inert.py"):
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "--name-only", f"{ref}:{READER_PATH}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode == 0:
+        path, names, module = READER_PATH, listed.stdout.split(), ""
+    else:  # before the move: the model was private to the CLI
+        path, module = CLI_PATH, "._state"
+        names = ["_views.py", "_state.py", "_inert.py"]
+        (package / "__init__.py").write_text("")
+    for file_name in names:
         shown = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{ref}:{CLI_PATH}/{name}"],
+            ["git", "-C", str(ROOT), "show", f"{ref}:{path}/{file_name}"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        (package / name).write_text(shown.stdout)
+        (package / file_name).write_text(shown.stdout)
     sys.path.insert(0, str(package.parent))
-    return importlib.import_module("baseline_cli._state").WatchState
+    loaded = importlib.import_module("baseline_reader" + module)
+    return getattr(loaded, "ReaderModel", None) or loaded.WatchState
 
 
 def feed(state_type: Any, feed_messages: list[Any]) -> float:
@@ -110,17 +127,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the baseline")
     args = parser.parse_args(argv)
 
-    from cascade.cli import WatchState
+    from cascade.interfaces.reader import ReaderModel
 
-    rows = {"now": WatchState, "baseline": baseline(args.baseline_ref)}
-    feed_messages = messages(args.events)
+    plain, sourced = messages(args.events), messages(args.events, "host-4242")
+    rows = {
+        "now": (ReaderModel, plain),
+        "now, sourced layout": (ReaderModel, sourced),
+        "baseline": (baseline(args.baseline_ref), plain),
+    }
+    feed_messages = plain
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(args.repeats):
-        for name, state_type in rows.items():
-            fresh = [replace(m, raw=bytes(bytearray(m.raw))) for m in feed_messages]  # unhashed
+        for name, (state_type, fed) in rows.items():
+            fresh = [replace(m, raw=bytes(bytearray(m.raw))) for m in fed]  # unhashed
             times[name].append(feed(state_type, fresh))
     base = statistics.median(times["baseline"])
-    print(f"\nWatchState.apply, {len(feed_messages):,} messages of one run, "
+    print(f"\nReaderModel.apply, {len(feed_messages):,} messages of one run, "
           f"median of {args.repeats} (baseline: {args.baseline_ref})\n")  # fmt: skip
     print("| state | µs per message | vs baseline | added µs |")
     print("|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Benchmark of `cascade watch`'s state: RSS growth at a steady event rate, bounded vs unbounded.
 
-Feeds a :class:`~cascade.cli.WatchState` the telemetry of back-to-back runs
+Feeds a :class:`~cascade.interfaces.reader.ReaderModel` the telemetry of back-to-back runs
 of ``--run-tasks`` tasks (RUNNING then COMPLETED per task, 50 in flight, a
 heartbeat per second, the run's start and end) at ``--rate`` events per
 second of simulated time for ``--minutes`` simulated minutes (the state's
@@ -11,7 +11,7 @@ would. Each row runs in a child process of its own and reports its RSS
 
 - ``bounded``: the defaults of `cascade watch` (--keep-runs 20, --keep-for 10m);
 - ``unbounded``: the same model with no bound (keep_runs and keep_for None);
-- ``baseline``: the WatchState of ``--baseline-ref`` (the commit before the
+- ``baseline``: the CLI's WatchState of ``--baseline-ref`` (the commit before the
   bounds, by default), loaded from git, which kept every task of every run.
 
 Target: under 50 MiB growth for 3 minutes at 10,000 events/s (``--full``).
@@ -152,9 +152,9 @@ def child(mode: str, minutes: float, rate: float, run_tasks: int, ref: str) -> N
     """In a child process: feed one state, print its RSS growth as JSON."""
     from rich.console import Console
 
-    from cascade.cli import WatchState
     from cascade.cli._render import render_watch
     from cascade.interfaces import Message
+    from cascade.interfaces.reader import ReaderModel
 
     start = 1_800_000_000.0
     now = [start]
@@ -165,9 +165,9 @@ def child(mode: str, minutes: float, rate: float, run_tasks: int, ref: str) -> N
     state: Any
     render: Any = render_watch
     if mode == "bounded":
-        state = WatchState(clock=clock)
+        state = ReaderModel(clock=clock)
     elif mode == "unbounded":
-        state = WatchState(clock=clock, keep_runs=None, keep_for=None)
+        state = ReaderModel(clock=clock, keep_runs=None, keep_for=None)
     else:
         baseline_state, render = _baseline(ref)
         state = baseline_state(clock=clock)

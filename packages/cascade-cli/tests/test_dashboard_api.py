@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,10 +13,8 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import STREAM_INTERVAL, create_app
-from cascade.cli.dashboard._listen import bind
+from cascade.cli import CliContext, app, bind
+from cascade.cli.dashboard import STREAM_INTERVAL, DashboardHub, create_app
 from cascade.interfaces import decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
@@ -86,15 +85,25 @@ async def test_state_of_an_unknown_run_is_null(hub: DashboardHub) -> None:
 
 
 async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub) -> None:
-    """The page and its script come from the package, with a CSP that allows no inline script."""
+    """The page and its scripts come from the package, with a CSP that allows no inline script;
+    no script builds HTML."""
     async with client(hub) as http:
         page = await http.get("/")
-        script = await http.get("/static/app.js")
+        sources = re.findall(r'<script src="([^"]+)"', page.text)
+        scripts = [await http.get(source) for source in sources]
     assert page.status_code == 200
-    assert '<script src="/static/app.js"' in page.text
+    assert sources == [
+        "/static/app.js",
+        "/static/render.js",
+        "/static/live.js",
+        "/static/timeline.js",
+        "/static/history.js",
+    ]
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN
-    assert script.status_code == 200
-    assert "innerHTML" not in script.text
+    for script in scripts:
+        assert script.status_code == 200
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert "unsafe-inline" not in policy

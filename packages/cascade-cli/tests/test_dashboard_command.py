@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 from typer.testing import CliRunner, Result
 
-from cascade.cli import app
-from cascade.cli.dashboard._listen import bind, is_loopback, parse_listen
+from cascade.cli import app, bind, is_loopback, parse_listen
 from cascade.testkit import free_port
 
 

@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import Result
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import MAX_BODY, create_app
+from cascade.cli.dashboard import MAX_BODY, DashboardHub, create_app
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"

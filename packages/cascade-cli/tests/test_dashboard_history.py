@@ -15,10 +15,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
-from cascade.cli.dashboard._history_api import MAX_LIMIT, segments
-from cascade.history import History, HistoryError, Received, StateChange
+from cascade.cli.dashboard import MAX_LIMIT, DashboardHub, create_app
+from cascade.history import History, HistoryError, Received
 from cascade.interfaces import Constraint, decode_cancel_reply, decode_envelope, reply_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -99,6 +97,16 @@ async def test_runs_with_the_filters_of_cascade_runs(history: History) -> None:
     assert [r["run_id"] for r in one] == ["bbbb2222"]
 
 
+async def test_a_runs_refusals_are_in_its_json(history: History) -> None:
+    """What the recorder refused of a run (stored nowhere) is counted in its JSON, by reason;
+    a run without refusals says ``{}``."""
+    history.store([], refused={("aaaa1111", "foreign source"): 3})
+    async with _client(history) as http:
+        run = (await http.get("/api/history/run", params={"id": "aaaa"})).json()["run"]
+        other = (await http.get("/api/history/run", params={"id": "bbbb2222"})).json()["run"]
+    assert (run["refused"], other["refused"]) == ({"foreign source": 3}, {})
+
+
 async def test_a_finished_runs_timeline_is_drawn_as_the_live_one(history: History) -> None:
     """?id= (a prefix will do): each task with its segments, as the live timeline has them."""
     async with _client(history) as http:
@@ -115,25 +123,6 @@ async def test_a_finished_runs_timeline_is_drawn_as_the_live_one(history: Histor
         ("RUNNING", 3, 5, "COMPLETED"),
     ]
     assert failed["failures"] == [{"task_id": f"{EVIL}-1", "name": EVIL, "error": EVIL}]
-
-
-@pytest.mark.parametrize(
-    ("states", "drawn"),
-    [
-        ([("SKIPPED", 1)], [("SKIPPED", 1, 1, "SKIPPED")]),
-        ([("COMPLETED", 4)], [("COMPLETED", 4, 4, "COMPLETED")]),  # only its end was seen
-        (
-            [("BLOCKED", 1), ("RUNNING", 2)],
-            [("BLOCKED", 1, 2, "RUNNING"), ("RUNNING", 2, None, None)],
-        ),
-    ],
-)
-def test_segments_follow_the_live_timelines_rules(
-    states: list[tuple[str, float]], drawn: list[tuple[str, float, float | None, str | None]]
-) -> None:
-    """A skip is a point; a task first seen finished is one; a running one stays open."""
-    changes = [StateChange(state, ts, 1, 0.0, "") for state, ts in states]
-    assert [(s["state"], s["start"], s["end"], s["outcome"]) for s in segments(changes)] == drawn
 
 
 async def test_tasks_and_a_tasks_durations_over_time(history: History) -> None:
@@ -167,7 +156,7 @@ async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
         {
             "id": "req-1",
             "run_id": "c" * 32,
-            "source": "host-2",
+            "source": "host-1",
             "cancelled": [{"task_id": "x-1", "task_name": EVIL}],
             "cancelled_count": 1,
             "not_started": 3,
@@ -175,7 +164,9 @@ async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
             "reason": EVIL,
         }
     )
-    history.store([Received(reply_topic("req-1"), reply, T0 + 100)])
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    history.store([_event("c" * 32, T0, started)])  # an answer counts from its run's engine
+    history.store([Received(reply_topic("req-1", reply.source), reply, T0 + 100)])
     async with _client(history) as http:
         events = (await http.get("/api/history/audit")).json()["events"]
     cancel = events[0]
@@ -184,7 +175,7 @@ async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
         "run:" + "c" * 32,
         "c" * 32,
     )
-    assert (cancel["issued_by"], cancel["reason"], cancel["source"]) == ("alice", EVIL, "host-2")
+    assert (cancel["issued_by"], cancel["reason"], cancel["source"]) == ("alice", EVIL, "host-1")
     assert cancel["stopped"]["cancelled"] == [{"task_id": "x-1", "task_name": EVIL}]
     assert cancel["stopped"]["not_started"] == 3
 

@@ -12,9 +12,8 @@ import httpx
 import pytest
 import uvicorn
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
-from cascade.cli.dashboard._listen import bind
+from cascade.cli import bind
+from cascade.cli.dashboard import DashboardHub, create_app
 from cascade.cli.dashboard._streams import Snapshots
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
@@ -86,11 +85,14 @@ class Stream:
         await self.stack.aclose()
 
 
-async def open_streams(http: httpx.AsyncClient, count: int, **params: str) -> list[Stream]:
+async def open_streams(
+    http: httpx.AsyncClient, count: int, kind: str = "state", **params: str
+) -> list[Stream]:
+    """``count`` streams of ``params``, each once its first event (of ``kind``) came."""
     streams = [Stream(http, params) for _ in range(count)]
     for stream in streams:
         assert (await stream.open()).status_code == 200
-        await stream.next()
+        await stream.next(kind)
     return streams
 
 
@@ -216,3 +218,45 @@ async def test_a_runs_detail_is_built_once_per_model_version(
     now[0] += 10.0
     assert json.loads(snapshots.get(run_id).body)["version"] == hub.model.version
     assert details == [2]
+
+
+async def test_a_change_stream_sends_a_snapshot_then_what_changed(
+    broker: InMemoryBroker, hub: DashboardHub
+) -> None:
+    """?since=0: the page's view first (its runs, engines, constraints), then a run that
+    appears comes as a change, without the whole state again."""
+    await Engine(InMemoryConnector(broker, source_id="engine-a")).run(double(1))
+    await broker.idle()
+    (first_run,) = hub.model.state.runs
+    app = create_app(hub, token=None)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        stream = Stream(http, {"since": "0", "limit": "10"})
+        await stream.open()
+        snapshot = await stream.next("snapshot")
+        await Engine(InMemoryConnector(broker, source_id="engine-b")).run(double(2))
+        await broker.idle()
+        (second_run,) = set(hub.model.state.runs) - {first_run}
+        arrived: list[str] = []
+        while second_run not in arrived:
+            delta = await stream.next("delta")
+            arrived += [run["run_id"] for run in delta.get("runs", {}).get("upsert", [])]
+        await stream.close()
+    assert [run["run_id"] for run in snapshot["runs"]["upsert"]] == [first_run]
+    assert snapshot["runs"]["reset"] is True
+    assert snapshot["epoch"] == hub.model.epoch
+    assert "reset" not in delta["runs"]
+    assert delta["runs"]["order"][0] == second_run  # the newest first among ended runs
+    assert delta["runs"]["total"] == 2
+
+
+async def test_a_change_stream_with_a_bad_view_is_refused(hub: DashboardHub) -> None:
+    """A since that is no version, or a bad limit: 400 saying why, and no slot taken."""
+    app = create_app(hub, token=None, max_streams=1)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        bad_since = await http.get("/api/stream", params={"since": "yesterday"})
+        bad_limit = await http.get("/api/stream", params={"since": "0", "limit": "0"})
+        (fine,) = await open_streams(http, 1, "snapshot", since="0")
+        await fine.close()
+    assert (bad_since.status_code, bad_limit.status_code) == (400, 400)
+    assert "since must be a whole number" in bad_since.json()["error"]
+    assert "limit must be a whole number" in bad_limit.json()["error"]

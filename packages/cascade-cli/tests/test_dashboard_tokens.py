@@ -9,9 +9,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
-from cascade.cli.dashboard._guard import Tokens
+from cascade.cli.dashboard import DashboardHub, Tokens, create_app
 from cascade.interfaces import decode_constraint
 from cascade.interfaces.testing import InMemoryBroker
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from rich.console import Console
 
-from cascade.cli import WatchState, _demo
-from cascade.cli._views import RunView
+from cascade.cli import _demo
 from cascade.interfaces import Message, constraint_topic, decode_constraint
+from cascade.interfaces.reader import ReaderModel, RunView
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
@@ -19,7 +19,7 @@ async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch)
     """ "paused task:transform for Ns": the retained pause expires N seconds after it was sent."""
     monkeypatch.setattr(_demo, "PAUSE_SECONDS", 1.0)  # the shortest --ttl (MIN_TTL)
     broker = InMemoryBroker()
-    state = WatchState()
+    state = ReaderModel()
     state.runs["r"] = RunView("r", "o", "p", "s")
     out = io.StringIO()
     console = Console(file=out, width=200)
@@ -40,7 +40,7 @@ async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch)
 async def test_last_screen_waits_for_the_clears() -> None:
     """The demo's last screen is drawn once the view has heard its limits cleared."""
     topic = constraint_topic("task:api_*", "rate_limit")
-    state = WatchState()
+    state = ReaderModel()
     state.apply(Message(topic, {"id": "r", "scope": "task:api_*", "type": "rate_limit",
                                 "params": {"rate": "2/s"}}))  # fmt: skip
     changed = asyncio.Event()

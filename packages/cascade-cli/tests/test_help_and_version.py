@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cascade.cli import app
-from cascade.cli._version import PACKAGES
 
 COMMANDS = ["status", "pause", "resume", "limit", "watch", "demo", "record"]
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
@@ -52,7 +52,12 @@ def test_version_names_every_package() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("cascade ")
-    for package in PACKAGES[1:]:
+    for package in (
+        "cascade-runtime",
+        "cascade-connector-mqtt",
+        "cascade-interfaces",
+        "cascade-history",
+    ):
         assert package in result.output
 
 
@@ -68,3 +73,17 @@ def test_the_plain_cli_needs_no_extra(extra_module: str) -> None:
         "assert result.exit_code == 0, result.output\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+RECORD_COUNTERS = ("stored", "duplicates", "rejected", "refused", "dropped", "gaps", "lag")
+
+
+def test_record_explains_each_counter_it_shows() -> None:
+    """`record`'s progress line and summary name counters: --help and the README say what each
+    one means (a quiet broker's "duplicates" puzzled a new user)."""
+    shown = CliRunner().invoke(app, ["record", "--help"], env={"COLUMNS": "100"}).output
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    documented = readme.split("## What `cascade record` counts", 1)[1].split("\n## ", 1)[0]
+    for counter in RECORD_COUNTERS:
+        assert f"{counter}:" in shown, counter
+        assert f"**{counter}**:" in documented, counter

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
@@ -157,9 +158,36 @@ def test_runs_and_run_say_what_is_missing(tmp_path: Path) -> None:
     assert "missing: 3 events the engine numbered never reached the history" in shown
 
 
+def test_runs_and_run_show_what_was_refused(tmp_path: Path) -> None:
+    """A run whose engine is host-1: an event from another source and two conflicts its
+    recorder refused are a column and a note in `runs`, a line in `run`, and in their JSON."""
+    path = str(tmp_path / "refused.sqlite3")
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    forged = _event("ffff6666", T0 + 2, started, seq=2)
+    assert isinstance(forged.message, Envelope)
+    forged = Received(
+        forged.topic, msgspec.structs.replace(forged.message, source="attacker"), T0 + 2
+    )
+    with History(path, mode="write") as history:
+        history.store([_event("ffff6666", T0 + 1, started, seq=1)])
+        stored = history.store([forged], refused={("ffff6666", "conflict"): 2})
+        assert stored.refused == 1
+    listed = _invoke("runs", "--db", path).output
+    assert "refused" in listed
+    assert "no engine of it can have sent" in listed
+    [run] = json.loads(_invoke("runs", "--db", path, "--json").output)
+    assert run["refused"] == {"conflict": 2, "foreign source": 1}
+    shown = _invoke("run", "ffff", "--db", path).output
+    assert "refused: 2 conflict, 1 foreign source" in shown
+    detail = json.loads(_invoke("run", "ffff", "--db", path, "--json").output)
+    assert detail["refused"] == {"conflict": 2, "foreign source": 1}
+
+
 def test_runs_with_nothing_missing_have_no_missing_column(db: str) -> None:
     """Runs of engines that lost nothing (or do not number their events): no column, no note."""
-    assert "missing" not in _invoke("runs", "--db", db).output
+    listed = _invoke("runs", "--db", db).output.split("\nhistory: ", 1)[0]  # not its path
+    assert "missing" not in listed
+    assert "refused" not in listed
 
 
 def test_run_shows_every_task_inert(db: str) -> None:
@@ -296,7 +324,7 @@ def test_record_then_runs_status_failed(tmp_path: Path) -> None:
     first, *_, last = result.output.strip().splitlines()
     assert first == (f"recording localhost:1883 into {path} (keeping everything); Ctrl-C ends it")
     assert last.startswith(f"recorded into {path}: ")
-    assert " 0 rejected, 0 dropped, 0 missed (gaps in the events' numbers)" in last
+    assert " 0 rejected, 0 refused, 0 dropped, 0 missed (gaps in the events' numbers)" in last
     failed = json.loads(_invoke("runs", "--db", str(path), "--status", "failed", "--json").output)
     [run] = failed
     assert (run["source"], run["tasks"]) == ("demo-engine", {"COMPLETED": 3, "FAILED": 1})
@@ -309,7 +337,8 @@ def test_record_then_runs_status_failed(tmp_path: Path) -> None:
 
 class _GappyEngineOnConnect(InMemoryConnector):
     """Once the recorder is connected, an engine's events 1, 2 and 4 arrive (3 never does),
-    and a payload that is no JSON object (its connector rejects it)."""
+    a payload that is no JSON object (its connector rejects it), and an event of the run from
+    another source (refused)."""
 
     async def connect(self, *, require: bool = False) -> None:
         await super().connect(require=require)
@@ -320,6 +349,10 @@ class _GappyEngineOnConnect(InMemoryConnector):
                 assert isinstance(envelope, Envelope)
                 await engine.publish("cascade/telemetry/acme/shop/eeee5555/events", envelope)
             await engine.publish("cascade/telemetry/acme/shop/eeee5555/events", b"[1, 2]")
+            forged = _event("eeee5555", T0 + 5, body, seq=5)
+            assert isinstance(forged.message, Envelope)
+            forged_envelope = msgspec.structs.replace(forged.message, source="attacker")
+            await engine.publish("cascade/telemetry/acme/shop/eeee5555/events", forged_envelope)
 
 
 def test_record_shows_progress_with_gaps_on_a_terminal(tmp_path: Path) -> None:
@@ -337,10 +370,11 @@ def test_record_shows_progress_with_gaps_on_a_terminal(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     shown = screen.getvalue()
-    assert "events/s · stored 3 · duplicates 0 · rejected 1 · dropped 0 · gaps 1 · lag " in shown
+    progress = "events/s · stored 3 · duplicates 0 · rejected 1 · refused 1 · dropped 0 · gaps 1"
+    assert progress in shown
     assert shown.rstrip().endswith(
-        "4 received, 3 stored, 0 duplicates, 1 rejected, 0 dropped, 1 missed (gaps in the events' "
-        "numbers)"
+        "5 received, 3 stored, 0 duplicates, 1 rejected, 1 refused, 0 dropped, 1 missed (gaps in "
+        "the events' numbers)"
     )
 
 
@@ -487,7 +521,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
         {
             "id": "9f1c0e2a4b6d48e0a1b2c3d4e5f60718",
             "run_id": run_id,
-            "source": "host-4242",
+            "source": "host-1",
             "cancelled": [
                 {"task_id": "crawl-2", "task_name": "crawl"},
                 {"task_id": "x-1", "task_name": "evil\x1b]0;pwned\x07[bold]x"},
@@ -505,7 +539,8 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
         history.store(
             [
                 Received("cascade/constraints/global/pause", Constraint.pause("global"), T0),
-                Received(reply_topic(reply.id), reply, T0 + 1),
+                _event(run_id, T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}),
+                Received(reply_topic(reply.id, reply.source), reply, T0 + 1),
             ]
         )
     events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)
@@ -514,7 +549,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
     assert {key: cancel[key] for key in ("scope", "run_id", "source", "request_id")} == {
         "scope": f"run:{run_id}",
         "run_id": run_id,
-        "source": "host-4242",
+        "source": "host-1",
         "request_id": reply.id,
     }
     assert (cancel["at"], cancel["issued_by"], cancel["reason"], cancel["issued_at"]) == (
@@ -529,7 +564,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     (line,) = (line for line in table.output.splitlines() if "cancelled" in line)
     assert f"run:{run_id[:12]} " in line
-    assert "on host-4242: cancelled 2 (crawl, evil\\x1b]0;pwned\\x07[bold]x)" in line
+    assert "on host-1: cancelled 2 (crawl, evil\\x1b]0;pwned\\x07[bold]x)" in line
     assert "abandoned 1 (load), not started 17" in line
     assert "alice" in line
     assert "wrong input" in line
@@ -564,8 +599,7 @@ def test_an_older_history_is_not_migrated_by_a_reader(tmp_path: Path) -> None:
     import sqlalchemy as sa
     from alembic import command as alembic
 
-    from cascade.history import schema_status
-    from cascade.history._migrate import alembic_config
+    from cascade.history import alembic_config, schema_status
 
     path = tmp_path / "old.sqlite3"
     engine = sa.create_engine(f"sqlite:///{path}")
@@ -612,8 +646,9 @@ def test_migrate_refuses_a_file_that_is_no_history(tmp_path: Path) -> None:
 def test_cascade_run_reads_a_big_run_a_page_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`cascade run` (text and --json) asks the history for pages of TASKS_PAGE tasks, never
-    for every task at once, and prints them all: the JSON is the run's whole object."""
+    """`cascade run` (text with --limit 0, and --json) asks the history for pages of
+    TASKS_PAGE tasks, never for every task at once, and prints them all: the JSON is the run's
+    whole object (and its summary); without --limit, a page of 20 is all it reads."""
     import json
 
     from cascade.history import TASKS_PAGE
@@ -638,10 +673,16 @@ def test_cascade_run_reads_a_big_run_a_page_at_a_time(
     monkeypatch.setattr(History, "run", paged)
     result = _invoke("run", "cafe", "--json", "--db", path)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == whole.to_json()
+    answer = json.loads(result.output)
+    assert answer.pop("summary")["total"] == count
+    assert answer == whole.to_json()
     assert limits == [TASKS_PAGE, TASKS_PAGE]
     limits.clear()
-    text = _invoke("run", "cafe0001", "--db", path)
+    text = _invoke("run", "cafe0001", "--limit", "0", "--db", path)
     assert text.exit_code == 0, text.output
     assert text.output.count("│ COMPLETED │") == count  # a row for every task
     assert limits == [TASKS_PAGE, TASKS_PAGE]
+    limits.clear()
+    first = _invoke("run", "cafe0001", "--db", path)
+    assert first.output.count("│ COMPLETED │") == 20
+    assert limits == [20]

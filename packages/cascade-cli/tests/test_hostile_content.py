@@ -10,9 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cascade.cli import WatchState, inert
-from cascade.cli._render import render_status, render_watch
-from cascade.cli._status_json import status_json
+from cascade.cli import inert, render_status, render_watch, status_json
 from cascade.interfaces import (
     MAX_STATUS_PAYLOAD_BYTES,
     MAX_TELEMETRY_PAYLOAD_BYTES,
@@ -24,6 +22,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 
 _ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MARK = "…[cut]"
@@ -62,7 +61,7 @@ def _task(name: str, error: str = "", run_id: str = "r1") -> Message:
 
 def test_oversized_messages_are_counted_and_change_nothing() -> None:
     """A message over its kind's bound is not read; the views say how many were ignored."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_task("x" * MAX_TELEMETRY_PAYLOAD_BYTES))
     reason = "y" * MAX_STATUS_PAYLOAD_BYTES
     state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
@@ -77,7 +76,7 @@ def test_oversized_messages_are_counted_and_change_nothing() -> None:
 
 def test_long_fields_are_kept_cut() -> None:
     """Names, errors and reasons within the bounds are kept cut to a few kilobytes, marked."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_task("n" * 100_000, error="E" * 100_000))
     reason = "r" * 10_000
     state.apply(_raw(status_topic("e1"), StatusMessage(status="online", reason=reason)))
@@ -99,7 +98,7 @@ def test_long_fields_are_kept_cut() -> None:
 def test_status_json_carries_any_scope_escaped() -> None:
     """A retained constraint whose scope holds a lone surrogate or an escape (valid JSON on the
     wire) is listed by `status --json` as ASCII JSON, where it cannot act on a terminal."""
-    state = WatchState()
+    state = ReaderModel()
     scope = "task:\ud800\x1b]0;T\x07"
     payload = {"id": "x", "scope": scope, "type": "pause", "params": {}}
     raw = json.dumps(payload).encode()

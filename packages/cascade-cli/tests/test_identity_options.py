@@ -10,10 +10,10 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli import WatchState
-from cascade.cli._render import TimeFormat, engines_table
+from cascade.cli import TimeFormat, engines_table
 from cascade.interfaces import Message, StatusMessage, status_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 
 TOPIC = status_topic("shared")
 
@@ -32,14 +32,14 @@ def _status(
 
 def test_an_online_naming_a_conflict_marks_the_engine() -> None:
     """The connector said another session shares its id."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_status("online", 5, conflict=9))
     assert state.engines["shared"].conflict_session == 9
 
 
 def test_an_older_online_after_a_newer_one_marks_the_engine() -> None:
     """One connector's sessions only rise: an older online after a newer is a second engine."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_status("online", 5))
     state.apply(_status("online", 9))  # a reconnection, as far as anyone can tell
     assert not state.engines["shared"].conflict
@@ -49,7 +49,7 @@ def test_an_older_online_after_a_newer_one_marks_the_engine() -> None:
 
 def test_offline_clears_the_mark() -> None:
     """The mark belongs to the status shown: an engine offline conflicts with nothing."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_status("online", 5, conflict=9))
     state.apply(_status("offline", 9))
     assert not state.engines["shared"].conflict
@@ -57,7 +57,7 @@ def test_offline_clears_the_mark() -> None:
 
 def test_the_engines_table_shows_the_conflict() -> None:
     """The table says CONFLICT and names the other session."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_status("online", 5, conflict=9))
     console = Console(width=200, record=True)
     console.print(engines_table(state, TimeFormat(time.time())))

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cascade.cli import WatchState
 from cascade.cli.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.interfaces import (
     Body,
@@ -26,6 +25,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 _ts = iter(range(10**6))
@@ -71,7 +71,7 @@ def _one(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def metrics() -> CascadeMetrics:
-    return CascadeMetrics(WatchState(clock=lambda: 1_767_229_200.0))  # after every _stamp()
+    return CascadeMetrics(ReaderModel(clock=lambda: 1_767_229_200.0))  # after every _stamp()
 
 
 def test_runs_and_tasks_counted_by_final_state(metrics: CascadeMetrics) -> None:
@@ -204,7 +204,7 @@ def test_rejected_messages_are_counted(metrics: CascadeMetrics) -> None:
 def test_a_flood_of_task_names_stays_bounded() -> None:
     """A hostile engine sending 20,000 distinct task names (and sources) grows neither the
     series nor the caps: beyond the first 50 every name is folded into ``_other``, counted."""
-    metrics = CascadeMetrics(WatchState(), max_label_values=50)
+    metrics = CascadeMetrics(ReaderModel(), max_label_values=50)
     sizes = []
     for batch in range(4):
         for n in range(5_000):
@@ -241,7 +241,7 @@ def test_registries_are_private() -> None:
     """Two exporters never share a series (nor touch prometheus_client's global registry)."""
     from prometheus_client import REGISTRY
 
-    one, two = CascadeMetrics(WatchState()), CascadeMetrics(WatchState())
+    one, two = CascadeMetrics(ReaderModel()), CascadeMetrics(ReaderModel())
     one.apply(_task("a", "COMPLETED"))
     assert _one(_samples(one), "cascade_tasks_total", task="fn_a", state="COMPLETED") == 1
     assert ("cascade_tasks_total", (("state", "COMPLETED"), ("task", "fn_a"))) not in _samples(two)

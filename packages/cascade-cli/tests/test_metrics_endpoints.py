@@ -9,12 +9,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import CliContext, WatchState, app
-from cascade.cli._listen import bind
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
+from cascade.cli import CliContext, app, bind
+from cascade.cli.dashboard import DashboardHub, create_app
 from cascade.cli.metrics import CONTENT_TYPE, CascadeMetrics, MetricsServer
-from cascade.cli.metrics._http import MAX_HEAD
+from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 
@@ -55,7 +53,7 @@ async def _request(port: int, data: bytes) -> bytes:
 
 async def test_the_recorders_server_answers_get_metrics_only() -> None:
     """200 with the metrics for GET /metrics; 404, 405, 400 and 431 otherwise; stop closes it."""
-    metrics = CascadeMetrics(WatchState())
+    metrics = CascadeMetrics(ReaderModel())
     server = MetricsServer(bind("127.0.0.1", 0), metrics.render, CONTENT_TYPE)
     await server.start()
     port = server.port
@@ -65,7 +63,9 @@ async def test_the_recorders_server_answers_get_metrics_only() -> None:
         post = await _request(port, b"POST /metrics HTTP/1.1\r\n\r\n")
         junk = await _request(port, b"\x16\x03\x01 hello\r\n\r\n")
         cut = await _request(port, b"GET /metr")  # the client gives up half-way
-        huge = await _request(port, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n")
+        huge = await _request(
+            port, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 64 * 1024 + b"\r\n\r\n"
+        )
     finally:
         await server.stop()
     head, _, body = ok.partition(b"\r\n\r\n")

@@ -3,7 +3,7 @@ exact subscriptions only (the in-memory broker with ``retained_to_wildcards=Fals
 
 from __future__ import annotations
 
-from cascade.cli._reading import subscribe_constraints, subscribe_statuses
+from cascade.cli import subscribe_constraints, subscribe_statuses
 from cascade.interfaces import (
     Constraint,
     Message,

@@ -13,9 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cascade.cli import WatchState
-from cascade.cli._render import render_status, render_watch
-from cascade.cli._status_json import status_json
+from cascade.cli import render_status, render_watch, status_json
 from cascade.interfaces import (
     Constraint,
     Envelope,
@@ -29,6 +27,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
+from cascade.interfaces.reader import ReaderModel
 
 _MAX = 1e15  # the schemas' bound on every number
 # rich markup, terminal escapes (CSI, OSC title and hyperlink, DCS, 8-bit CSI), bidi overrides,
@@ -179,7 +178,7 @@ def test_no_valid_message_breaks_a_view(
     width: int,
 ) -> None:
     """Any sequence of valid messages is accepted and rendered by watch, status and --json."""
-    state = WatchState(clock=lambda: now, keep_runs=3, keep_for=60.0)
+    state = ReaderModel(clock=lambda: now, keep_runs=3, keep_for=60.0)
     for message in batch:
         state.apply(message)
     for up in connected:
@@ -202,7 +201,7 @@ def test_no_valid_message_breaks_a_view(
 @given(batch=st.lists(telemetry(), max_size=40))
 def test_progress_never_goes_back(batch: list[Message]) -> None:
     """Whatever arrives, a run's finished count and its progress bar only move forward."""
-    state = WatchState(keep_runs=None, keep_for=None)
+    state = ReaderModel(keep_runs=None, keep_for=None)
     seen: dict[str, tuple[int, float]] = {}
     for message in batch:
         state.apply(message)
@@ -219,7 +218,7 @@ def test_progress_never_goes_back(batch: list[Message]) -> None:
 
 def test_far_expiry_is_shown_as_such() -> None:
     """A constraint expiring beyond year 9999 (1e14) is shown as never expiring."""
-    state = WatchState(clock=lambda: 1_800_000_000.0)
+    state = ReaderModel(clock=lambda: 1_800_000_000.0)
     pause = Constraint.pause("global", expires_at=1e14)
     state.apply(_message(constraint_topic("global", "pause"), pause, True))
     text = _draw(render_status(state), 120)

@@ -18,10 +18,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
-from cascade.cli._run_ids import SHORT_ID
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
+from cascade.cli import SHORT_ID, BrokerOptions, CliContext, app
+from cascade.cli.dashboard import DashboardHub, create_app
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload
@@ -127,10 +125,17 @@ def test_cancel_of_a_prefix_no_run_has_says_where_the_ids_are(
     )
 
 
-def test_a_whole_run_id_is_not_looked_up(invoke: Callable[..., Result]) -> None:
-    """32 digits are the id: no history is opened (this one could not be) and nothing waits."""
+def test_a_whole_run_ids_engine_is_looked_up_in_the_history(invoke: Callable[..., Result]) -> None:
+    """32 digits are the id, but the engine it belongs to is the history's (when one is named
+    or the default exists): one that cannot be read ends the cancel, one line, exit 1, rather
+    than take an answer on weaker grounds than the user asked for."""
     result = invoke("cancel", LIVE, "--db", "postgresql://u@127.0.0.1:1/h", "--timeout", "0.2")
+    assert _one_line(result, 1).startswith(
+        f"cascade: cannot look up which engine runs {LIVE}: cannot open postgresql+psycopg://"
+    )
+    result = invoke("cancel", LIVE, "--timeout", "0.2")  # no default history: nothing opened
     assert _one_line(result, 1).startswith(f"cascade: no engine answered for run {LIVE}")
+    assert not _default_history().exists()
 
 
 def test_a_history_that_cannot_be_read_ends_a_prefix_lookup(
@@ -232,7 +237,7 @@ def test_every_table_shows_the_same_short_id(
     assert set(shown) == {LIVE[:SHORT_ID], ENDED[:SHORT_ID]}  # and no longer nor shorter form
     static = files("cascade.cli.dashboard") / "static"
     assert f"const SHORT_ID = {SHORT_ID};" in (static / "app.js").read_text()
-    for page in ("app.js", "history.js"):
+    for page in ("render.js", "history.js"):
         assert "shortId(run.run_id)" in (static / page).read_text()
 
 
@@ -241,7 +246,7 @@ async def test_the_dashboards_cancel_and_history_take_a_prefix(
 ) -> None:
     """POST /api/runs/PREFIX/cancel resolves among the runs the dashboard heard and its
     history's: 400 naming them when several have it, 404 when none; /api/history/run too."""
-    from cascade.cli.dashboard._guard import Tokens
+    from cascade.cli.dashboard import Tokens
 
     db = str(tmp_path / "h.sqlite3")
     _record(db, ENDED, "ab" + "0" * 30, "ab" + "1" * 30)

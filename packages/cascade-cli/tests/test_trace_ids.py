@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cascade.cli import CliContext, WatchState, app
-from cascade.cli._render import render_watch
+from cascade.cli import CliContext, app, render_watch
 from cascade.cli.dashboard import DashboardModel
 from cascade.history import History, Received
 from cascade.interfaces import (
@@ -22,6 +21,7 @@ from cascade.interfaces import (
     events_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 RUN_1 = "0123456789abcdef0123456789abcdef"  # a run id as engines make them: `cascade run` takes hex
@@ -44,7 +44,7 @@ def _run(trace_id: str | None, run_id: str = "run-1") -> list[Message]:
 
 def test_watch_keeps_and_shows_the_trace_id_of_a_traced_run() -> None:
     """`cascade watch` shows ``trace <id>`` under a traced run, nothing under an untraced one."""
-    state = WatchState()
+    state = ReaderModel()
     for message in [*_run(TRACE), *_run(None, "run-2")]:
         state.apply(message)
     assert state.runs["run-1"].trace_id == TRACE
@@ -58,7 +58,7 @@ def test_watch_keeps_and_shows_the_trace_id_of_a_traced_run() -> None:
 
 def test_a_malformed_trace_id_is_rejected_with_its_message() -> None:
     """A ``trace_id`` that is not 32 lowercase hex digits makes the message invalid."""
-    state = WatchState()
+    state = ReaderModel()
     state.apply(_event(LifecycleEvent(event="ENGINE_STARTED"), "\x1b[2J" + "0" * 28))
     assert state.rejected == 1
     assert state.runs == {}

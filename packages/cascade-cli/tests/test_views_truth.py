@@ -11,23 +11,16 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, WatchState, app
-from cascade.cli._render import TimeFormat
-from cascade.cli._state import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
-from cascade.cli._view_options import DEFAULT_KEEP_FOR_AGE, DEFAULT_OFFLINE_MAX_AGE, parse_age
+from cascade.cli import BrokerOptions, CliContext, TimeFormat, app
 from cascade.interfaces import (
     Connector,
-    Envelope,
-    LifecycleEvent,
-    Message,
     MessageCallback,
     StatusMessage,
     SyncCallback,
-    TaskStateEvent,
-    events_topic,
     status_topic,
 )
 from cascade.interfaces.connector_kit import Subscription, encode_payload
+from cascade.interfaces.reader import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 Invoke = Callable[..., Result]
@@ -162,26 +155,11 @@ def test_watch_rejects_bad_bounds(invoke: Invoke) -> None:
 
 def test_documented_defaults(invoke: Invoke) -> None:
     """The defaults the README states: --offline-max-age 1h, --keep-runs 20, --keep-for 10m."""
-    assert parse_age(DEFAULT_OFFLINE_MAX_AGE) == 3600
-    assert parse_age(DEFAULT_KEEP_FOR_AGE) == DEFAULT_KEEP_FOR == 600
-    assert WatchState().keep_runs == DEFAULT_KEEP_RUNS == 20
-    assert [parse_age(a) for a in ("90", "90s", "15m", "2h", "7d")] == [90, 90, 900, 7200, 604800]
+    assert ReaderModel().keep_runs == DEFAULT_KEEP_RUNS == 20
+    assert DEFAULT_KEEP_FOR == 600
     help_text = " ".join(invoke("watch", "--help").output.split())
     for option in ("--keep-runs", "--keep-for", "--offline-max-age", "--all"):
         assert option in help_text
-
-
-def test_finished_run_keeps_twenty_failures() -> None:
-    """A finished run keeps up to 20 of its failed tasks."""
-    state = WatchState()
-    run_topic = events_topic("local", "default", "r")
-    for i in range(30):
-        body = TaskStateEvent(task_id=f"t{i}", task_name="n", state="FAILED", error="E: x")
-        state.apply(_envelope(run_topic, body))
-    state.apply(_envelope(run_topic, LifecycleEvent(event="ENGINE_STOPPED", status="Failed")))
-    run = state.runs["r"]
-    assert len(run.failed_tasks()) == 20
-    assert run.counts()["FAILED"] == 30
 
 
 def test_time_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,8 +177,3 @@ def test_time_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.undo()
         time.tzset()
-
-
-def _envelope(topic: str, body: LifecycleEvent | TaskStateEvent) -> Message:
-    envelope = Envelope(run_id="r", org_id="local", project_id="default", source="s", body=body)
-    return Message(topic, json.loads(encode_payload(envelope)))

@@ -10,10 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli import WatchState
-from cascade.cli._holds_text import NOTHING_HOLDS, holds_text
-from cascade.cli._render import render_watch
-from cascade.cli._times import TimeFormat
+from cascade.cli import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
 from cascade.interfaces import (
     BlockedTask,
     Body,
@@ -26,6 +23,7 @@ from cascade.interfaces import (
     heartbeat_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 
 RUN = "0123456789abcdef0123456789abcdef"
 PAUSE = Hold(type="pause", scope="task:load_*", reason="maintenance", issued_by="alice")
@@ -62,7 +60,7 @@ def test_hold_texts() -> None:
 
 def test_watch_shows_what_holds_a_blocked_task() -> None:
     """Beside the blocked task, its holds; a task from an engine that does not say, nothing."""
-    state = WatchState(clock=lambda: 2e9)
+    state = ReaderModel(clock=lambda: 2e9)
     state.apply(_blocked("load-1", [PAUSE]))
     state.apply(_blocked("load-2", None))
     console = Console(width=160, record=True)
@@ -76,7 +74,7 @@ def test_watch_shows_what_holds_a_blocked_task() -> None:
 def test_a_heartbeat_tells_a_late_view_what_is_blocked_and_why() -> None:
     """Tasks this view never saw block are added from the heartbeat, and the holds of those
     it saw are brought up to date."""
-    state = WatchState(clock=lambda: 2e9)
+    state = ReaderModel(clock=lambda: 2e9)
     state.apply(_blocked("load-1", [PAUSE]))
     limit = Hold(type="concurrency", scope="global", limit=0, running=0)
     beat = Heartbeat(
@@ -101,7 +99,7 @@ def test_a_heartbeat_tells_a_late_view_what_is_blocked_and_why() -> None:
 
 def test_a_hostile_hold_is_cut_and_shown_inert() -> None:
     """A reason of another engine's is kept cut, and shown with its escapes."""
-    state = WatchState(clock=lambda: 2e9)
+    state = ReaderModel(clock=lambda: 2e9)
     state.apply(_blocked("load-1", [Hold(type="pause", reason="\x1b]0;t\x07" + "x" * 5000)]))
     (hold,) = state.runs[RUN].tasks["load-1"].held_by or ()
     assert hold.reason is not None

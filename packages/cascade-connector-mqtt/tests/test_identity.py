@@ -75,6 +75,18 @@ async def test_another_online_with_our_source_id_is_logged_and_answered(
         assert len(answers) == 1
 
 
+async def test_a_live_peers_retained_online_is_answered_at_connect(broker: FakeBroker) -> None:
+    """The status the birth replaces is read first: a connector already live with this source
+    id is named at once (its answer to the birth could come before a later SUBSCRIBE, and the
+    survivor of the two was then shown without the conflict)."""
+    peer = {"status": "online", "source": "engine-1", "session": 1}
+    broker.retained[STATUS] = json.dumps(peer).encode()
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
+        inbox = await _status_inbox(connector)
+        answer = await inbox.until(lambda m: m.payload.get("conflict_session") == 1)
+        assert answer.payload["session"] == connector.session
+
+
 async def test_the_other_connectors_offline_is_answered_with_our_online(
     broker: FakeBroker, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -25,10 +26,12 @@ async def test_will_is_a_retained_offline_with_the_session(broker: FakeBroker) -
 
 
 async def test_birth_is_a_retained_online_with_the_same_session(broker: FakeBroker) -> None:
-    """On connect the first thing published is the retained online birth, same session."""
+    """On connect the first thing published on its status topic is the retained online birth,
+    same session."""
     async with MqttConnector("broker", source_id="engine-1", link=broker) as connector:
-        first = broker.link.sent[0]
-        assert (first.topic, first.qos, first.retain) == ("cascade/status/engine-1", 1, True)
+        own = [m for m in broker.link.sent if m.topic == "cascade/status/engine-1"]
+        first = own[0]
+        assert (first.qos, first.retain) == (1, True)
         birth = json.loads(first.payload)
         assert birth["status"] == "online"
         assert birth["session"] == connector.session > 0
@@ -73,6 +76,22 @@ async def test_session_rises_on_every_connect(broker: FakeBroker) -> None:
     await connector.connect()
     assert connector.session > first
     await connector.disconnect()
+
+
+async def test_two_connectors_in_one_millisecond_have_two_sessions(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connectors of one process that connect in the same millisecond still differ: with one
+    session, two sharing a source id would take each other's offline for their own, and the
+    survivor would be shown offline."""
+    monkeypatch.setattr(time, "time_ns", lambda: 1_795_000_000_000_000_000)  # time stands still
+    first = MqttConnector("broker", source_id="engine-1", link=broker)
+    second = MqttConnector("broker", source_id="engine-1", link=broker)
+    await first.connect()
+    await second.connect()
+    assert second.session > first.session
+    await second.disconnect()
+    await first.disconnect()
 
 
 @pytest.mark.parametrize("source", ["a/b", "x+y", "h#"])

@@ -1,13 +1,15 @@
-"""Each test has a history of its own: a SQLite file in its temp dir (integration/: PostgreSQL)."""
+"""Each test has a history of its own: a SQLite file in its temp dir (integration/: PostgreSQL),
+and, where it asks, an in-memory broker and a recorder on it writing into that history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from cascade.history import History
+from cascade.history import History, Recorder
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 
 @pytest.fixture
@@ -21,3 +23,21 @@ def history(database_url: str) -> Iterator[History]:
     """A history on ``database_url``, closed after the test."""
     with History(database_url, mode="write") as history:
         yield history
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    """An in-memory broker of the test's own."""
+    return InMemoryBroker()
+
+
+@pytest.fixture
+async def recorder(broker: InMemoryBroker, history: History) -> AsyncIterator[Recorder]:
+    """A started recorder on ``broker`` writing into ``history``."""
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    await connector.connect()
+    recorder = Recorder(connector, history)
+    await recorder.start()
+    yield recorder
+    await recorder.stop()
+    await connector.disconnect()

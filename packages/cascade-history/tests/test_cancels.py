@@ -4,21 +4,28 @@ beside the constraints' changes; from a real engine's answer over the in-memory 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from cascade.history import History, Recorder, Stored
-from cascade.interfaces import CancelRequest, Message, cancel_topic, reply_topic
+from cascade.interfaces import CancelRequest, Message, cancel_topic, reply_filter
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
-from .messages import T0, cancel_reply, constraint
+from .messages import T0, cancel_reply, constraint, lifecycle
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 
 
+@pytest.fixture
+def known_run(history: History) -> None:
+    """The history knows RUN, of ``host-1`` (the answers' engine): an answer for a run it
+    does not know, or from another source, is rejected (``test_refusals``)."""
+    history.store([lifecycle(RUN, "ENGINE_STARTED", T0 + 100, seq=1, source="host-1")])
+
+
+@pytest.mark.usefixtures("known_run")
 def test_a_cancel_is_an_audit_row_beside_the_constraints(history: History) -> None:
     """Who, why, when, which run, what it stopped; newest first among constraint changes."""
     stored = history.store(
@@ -49,7 +56,7 @@ def test_a_cancel_is_an_audit_row_beside_the_constraints(history: History) -> No
         "host-1",
     )
     assert (cancel.issued_by, cancel.reason, cancel.issued_at) == ("alice", "wrong input", T0 + 0.5)
-    assert (cancel.request_id, cancel.topic) == ("req-1", "cascade/reply/req-1")
+    assert (cancel.request_id, cancel.topic) == ("req-1", "cascade/reply/req-1/host-1")
     assert (cancel.type, cancel.params, cancel.ttl) == (None, None, None)
     assert cancel.to_json()["stopped"] == {
         "outcome": "cancelled",
@@ -65,6 +72,7 @@ def test_a_cancel_is_an_audit_row_beside_the_constraints(history: History) -> No
     assert history.audit()[0].to_json()["stopped"] is None  # a constraint's
 
 
+@pytest.mark.usefixtures("known_run")
 def test_an_answer_is_stored_once_per_request(history: History) -> None:
     """A copy (QoS 1 resent, or a second recorder's) is a duplicate; a second request for the
     same run (already_cancelled) is a row of its own; an engine that does not echo the
@@ -78,6 +86,7 @@ def test_an_answer_is_stored_once_per_request(history: History) -> None:
     assert said == [("req-2", None, "already_cancelled"), ("req-1", "alice", "cancelled")]
 
 
+@pytest.mark.usefixtures("known_run")
 def test_what_an_answer_says_is_stored_bounded(history: History) -> None:
     """At most 32 tasks of each list (the counts as said), issued_by cut to 256 bytes."""
     reply = cancel_reply("req-1", RUN, T0, cancelled=["t"] * 40, issued_by="x" * 5000)
@@ -89,6 +98,7 @@ def test_what_an_answer_says_is_stored_bounded(history: History) -> None:
     assert len(cancel.issued_by.encode()) <= 256
 
 
+@pytest.mark.usefixtures("known_run")
 def test_an_answer_that_cannot_be_stored_is_rejected_alone(history: History) -> None:
     """A count no column holds, a source the protocol refuses: rejected; the rest stored."""
     too_many = cancel_reply("req-1", RUN, T0, not_started=2**63)
@@ -98,6 +108,7 @@ def test_an_answer_that_cannot_be_stored_is_rejected_alone(history: History) -> 
     assert [event.request_id for event in history.audit()] == ["req-3"]
 
 
+@pytest.mark.usefixtures("known_run")
 def test_since_limit_and_pruning(history: History) -> None:
     """``since`` and ``limit`` apply to cancels as to constraints; pruning removes old ones."""
     history.store([cancel_reply(f"req-{i}", RUN, T0 + i) for i in range(5)])
@@ -105,23 +116,6 @@ def test_since_limit_and_pruning(history: History) -> None:
     assert [e.request_id for e in history.audit(limit=2)] == ["req-4", "req-3"]
     assert history.prune(T0 + 2) == 2
     assert len(history.audit()) == 3
-
-
-@pytest.fixture
-def broker() -> InMemoryBroker:
-    return InMemoryBroker()
-
-
-@pytest.fixture
-async def recorder(broker: InMemoryBroker, history: History) -> AsyncIterator[Recorder]:
-    """A started recorder on ``broker`` writing into ``history``."""
-    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
-    await connector.connect()
-    recorder = Recorder(connector, history)
-    await recorder.start()
-    yield recorder
-    await recorder.stop()
-    await connector.disconnect()
 
 
 @task(name="waits")
@@ -152,7 +146,7 @@ async def test_a_real_engines_answer_is_recorded(
         answered.set()
 
     async with InMemoryConnector(broker, presence=False) as operator:
-        await operator.subscribe(reply_topic("r1"), on_answer)
+        await operator.subscribe(reply_filter("r1"), on_answer)
         request = CancelRequest(
             id="r1", run_id=started.run_id, issued_by="alice", reason="x", issued_at=T0
         )
@@ -175,21 +169,25 @@ async def test_a_real_engines_answer_is_recorded(
     assert recorder.stats.rejected == 0
 
 
+@pytest.mark.usefixtures("known_run")
 async def test_malformed_answers_are_rejected_and_counted(
     broker: InMemoryBroker, history: History, recorder: Recorder
 ) -> None:
-    """Not an answer, on another request's topic, oversized, below a level too many: counted,
-    nothing stored; a good answer after them is stored."""
+    """Not an answer, on another request's topic, oversized, from another source than its
+    topic names, a level too many or too few: counted, nothing stored; a good answer after
+    them is stored."""
     good = {"id": "r9", "run_id": RUN, "source": "host-1"}
     async with InMemoryConnector(broker, presence=False) as attacker:
-        await attacker.publish("cascade/reply/r1", {"hello": "world"}, qos=1)
-        await attacker.publish("cascade/reply/r2", {**good, "not_started": -1}, qos=1)
-        await attacker.publish("cascade/reply/r3", good, qos=1)  # r9's answer on r3's topic
-        await attacker.publish("cascade/reply/r4", {**good, "id": "r4", "x": "y" * 70_000})
-        await attacker.publish("cascade/reply/r5/deeper", {**good, "id": "r5"}, qos=1)
-        await attacker.publish("cascade/reply/r9", good, qos=1)
+        await attacker.publish("cascade/reply/r1/host-1", {"hello": "world"}, qos=1)
+        await attacker.publish("cascade/reply/r2/host-1", {**good, "not_started": -1}, qos=1)
+        await attacker.publish("cascade/reply/r3/host-1", good, qos=1)  # r9's answer on r3's
+        await attacker.publish("cascade/reply/r4/host-1", {**good, "id": "r4", "x": "y" * 70_000})
+        await attacker.publish("cascade/reply/r9/mallory", good, qos=1)  # host-1's on mallory's
+        await attacker.publish("cascade/reply/r5/host-1/deeper", {**good, "id": "r5"}, qos=1)
+        await attacker.publish("cascade/reply/r6", {**good, "id": "r6"}, qos=1)
+        await attacker.publish("cascade/reply/r9/host-1", good, qos=1)
     await broker.idle()
     await recorder.flush(timeout=5)
     stats = recorder.stats
-    assert (stats.rejected, stats.stored) == (4, 1)  # r5/deeper is not subscribed to
+    assert (stats.rejected, stats.stored) == (5, 1)  # r5 and r6 are not subscribed to
     assert [event.request_id for event in history.audit()] == ["r9"]

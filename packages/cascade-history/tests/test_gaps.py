@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from cascade.history import History, Recorder, SourceGap
 from cascade.history._gaps import RecorderGaps
 from cascade.interfaces import Envelope, SourceGaps, events_topic, heartbeat_topic
@@ -151,11 +149,6 @@ async def test_a_recorder_counts_and_stores_what_never_came(
     assert isinstance(gap, SourceGap)
     [run] = history.runs()
     assert run.missing_events == 4  # the history's own count agrees
-
-
-@pytest.fixture
-def broker() -> InMemoryBroker:
-    return InMemoryBroker()
 
 
 def test_a_long_recorder_name_is_kept_cut(history: History) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,23 +17,6 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskFailedError, task
 
 from .messages import T0, iso
-
-
-@pytest.fixture
-def broker() -> InMemoryBroker:
-    return InMemoryBroker()
-
-
-@pytest.fixture
-async def recorder(broker: InMemoryBroker, history: History) -> AsyncIterator[Recorder]:
-    """A started recorder on ``broker`` writing into ``history``."""
-    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
-    await connector.connect()
-    recorder = Recorder(connector, history)
-    await recorder.start()
-    yield recorder
-    await recorder.stop()
-    await connector.disconnect()
 
 
 @task
@@ -104,6 +88,26 @@ async def test_copies_are_counted_as_duplicates(
     assert len(history.runs()) == 1
 
 
+async def test_an_envelope_is_recorded_as_its_payload_says(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """A payload that reads differently key by key than as a whole (``seq`` given twice, the
+    first not a number: JSON keeps the last) is recorded as the connector decoded it, as every
+    reader takes it, not rejected for the key JSON drops."""
+    raw = (
+        b'{"ts": "%s", "run_id": "r1", "org_id": "local", "project_id": "default", '
+        b'"source": "s", "seq": true, "seq": 1, '
+        b'"body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 3}}'
+    ) % iso(T0).encode()
+    async with InMemoryConnector(broker, presence=False) as engine:
+        await engine.publish(events_topic("local", "default", "r1"), raw, qos=1)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    assert (recorder.stats.stored, recorder.stats.rejected) == (1, 0)
+    [run] = history.runs()
+    assert (run.planned_tasks, run.missing_events) == (3, 0)
+
+
 async def test_hostile_payloads_are_rejected_and_counted(
     broker: InMemoryBroker, history: History, recorder: Recorder
 ) -> None:
@@ -122,6 +126,34 @@ async def test_hostile_payloads_are_rejected_and_counted(
     assert stats.stored == 0
     assert history.runs() == []
     assert history.audit() == []
+
+
+async def test_the_sourced_layout_is_recorded_and_its_forgeries_rejected(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """An engine on the sourced layout is recorded as on the other; a message on a source's
+    topic claiming another source (what an ACL binds is the topic) is rejected, not stored."""
+    engine = Engine(
+        InMemoryConnector(broker, source_id="engine-1"),
+        heartbeat_interval=None,
+        sourced_topics=True,
+    )
+    await engine.run(fetch(1))
+    forged = {
+        "ts": iso(T0),
+        "run_id": "r2",
+        "org_id": "local",
+        "project_id": "default",
+        "source": "engine-1",
+        "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED"},
+    }
+    async with InMemoryConnector(broker, presence=False) as mallory:
+        topic = events_topic("local", "default", "r2", source="mallory")
+        await mallory.publish(topic, forged, qos=1)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    assert [run.source for run in history.runs()] == ["engine-1"]
+    assert (recorder.stats.stored, recorder.stats.rejected) == (6, 1)  # 4 events, 2 statuses
 
 
 async def test_constraints_set_and_cleared_are_audited(
@@ -186,9 +218,9 @@ class _BlockedHistory(History):
         return super().store(batch, **gaps)
 
 
-async def _publish_runs(broker: InMemoryBroker, count: int) -> None:
+async def _publish_runs(broker: InMemoryBroker, count: int, first: int = 0) -> None:
     async with InMemoryConnector(broker, presence=False) as engine:
-        for i in range(count):
+        for i in range(first, first + count):
             envelope = {
                 "ts": iso(T0 + i),
                 "run_id": f"run-{i}",
@@ -293,11 +325,11 @@ async def test_stopping_while_the_database_is_down_counts_what_is_left(
 
 
 async def test_keep_prunes_old_runs_as_it_records(broker: InMemoryBroker, history: History) -> None:
-    """With keep, runs last heard of longer ago than that are pruned between writes."""
+    """With keep, runs last received longer ago than that are pruned between writes."""
     async with InMemoryConnector(broker, presence=False) as connector:
-        recorder = Recorder(connector, history)
+        recorder = Recorder(connector, history, clock=lambda: time.time() - 7200)
         await recorder.start()
-        await _publish_runs(broker, 3)  # T0 is days before now: all older than an hour
+        await _publish_runs(broker, 3)  # received two hours ago: older than an hour
         await recorder.flush(timeout=5)
         await recorder.stop()
         assert len(history.runs()) == 3
@@ -333,3 +365,43 @@ def test_a_group_name_with_wildcards_is_refused(history: History) -> None:
     connector = InMemoryConnector(InMemoryBroker(), presence=False)
     with pytest.raises(ValueError, match="group name"):
         Recorder(connector, history, share="a+b")
+
+
+class _CountingHistory(History):
+    """A history that keeps the size of each batch it is given."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, mode="write")
+        self.batches: list[int] = []
+
+    def store(self, batch: Sequence[Received], **gaps: Any) -> Stored:
+        if batch:
+            self.batches.append(len(batch))
+        return super().store(batch, **gaps)
+
+
+async def test_a_steady_stream_is_written_a_batch_per_linger(
+    broker: InMemoryBroker, database_url: str
+) -> None:
+    """A message after a quiet spell is written at once; those that follow it wait for others
+    to share their transaction, until ``linger`` has passed since the last one began or a whole
+    batch is queued; stopping writes what waits at once."""
+    history = _CountingHistory(database_url)
+    async with InMemoryConnector(broker, presence=False) as connector:
+        recorder = Recorder(connector, history, batch_size=100, linger=60.0)
+        await recorder.start()
+        await _publish_runs(broker, 1)
+        await recorder.flush(timeout=5)
+        assert history.batches == [1]
+        await _publish_runs(broker, 30, first=1)
+        with pytest.raises(asyncio.TimeoutError):  # 60 s to wait for the rest of a batch
+            await recorder.flush(timeout=0.5)
+        assert (history.batches, recorder.stats.queued) == ([1], 30)
+        await _publish_runs(broker, 75, first=31)  # a whole batch, taken at once, and 5
+        await _publish_runs(broker, 1, first=106)
+        began = time.monotonic()
+        await recorder.stop(timeout=30)
+        assert time.monotonic() - began < 30
+    assert history.batches == [1, 100, 6]
+    assert (recorder.stats.stored, recorder.stats.dropped) == (107, 0)
+    history.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from cascade.history import History, HistoryError, LocationError, default_path
-from cascade.history._engine import WRITE
 
 
 def test_the_default_file_is_in_the_users_data_directory(
@@ -78,17 +78,19 @@ def test_an_unreachable_server_is_one_line() -> None:
 
 def test_wal_readers_do_not_wait_for_a_writer(history: History) -> None:
     """A reader reads while another connection holds the write lock."""
-    engine = history._engine  # noqa: SLF001
-    with engine.connect() as writer:
-        transaction = writer.execution_options(**WRITE).begin()
+    path = sa.make_url(history.url).database
+    assert path is not None
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, as a writing History takes it
         writer.execute(
-            sa.text(
-                "INSERT INTO presence (source, status, session, ts, received_at)"
-                " VALUES ('s', 'online', 1, 1, 1)"
-            )
+            "INSERT INTO presence (source, status, session, ts, received_at)"
+            " VALUES ('s', 'online', 1, 1, 1)"
         )
         assert history.runs() == []
-        transaction.rollback()
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
 
 
 def test_a_reader_does_not_create_the_file(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
+import sqlalchemy as sa
 
 from cascade.history import History, Received, Stored
 from cascade.interfaces import Constraint, StatusMessage
@@ -227,3 +229,44 @@ def test_two_writers_store_each_message_once(database_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_batch_longer_than_a_statement_keeps_the_first_of_each_copy(history: History) -> None:
+    """1,200 events and two copies in their midst (one byte for byte, one numbered as another
+    event but saying FAILED): each copy a duplicate, the first of the two alike kept, and each
+    finished execution counted once in the per-task statistics."""
+    states = ("RUNNING", "COMPLETED")
+    batch = [
+        task("r1", f"t-{i // 2}", states[i % 2], T0 + i, seq=i + 1, duration_ms=float(i % 2))
+        for i in range(1_200)
+    ]
+    conflicting = task("r1", "t-4", "FAILED", T0 + 9, seq=10, error="not sent by its engine")
+    mixed = [*batch[:700], batch[3], conflicting, *batch[700:]]
+    assert history.store(mixed) == Stored(stored=1_200, duplicates=2)
+    assert history.store(mixed) == Stored(duplicates=1_202)
+    detail = history.run("r1")
+    assert detail is not None
+    assert len(detail.tasks) == 600
+    t4 = next(t for t in detail.tasks if t.task_id == "t-4")
+    assert [s.state for s in t4.states] == ["RUNNING", "COMPLETED"]
+    for exact in (True, False):
+        [stats] = history.tasks(exact=exact)
+        assert (stats.executions, stats.failures, stats.runs) == (600, 0, 1)
+
+
+def test_holds_are_stored_as_the_json_text_sqlalchemy_writes(
+    history: History, database_url: str
+) -> None:
+    """A BLOCKED event's holds are stored as ``json.dumps`` writes them (what SQLAlchemy's JSON
+    type binds), an event without any as JSON ``null``, on either database."""
+    holds = [{"type": "pause", "scope": "global", "reason": "café"}]
+    blocked = task("r1", "a-1", "BLOCKED", T0, seq=1, held_by=holds)
+    assert history.store([blocked, task("r1", "a-1", "RUNNING", T0 + 1, seq=2)]).stored == 2
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = sa.text("SELECT seq, CAST(held_by AS TEXT) FROM task_events ORDER BY seq")
+            stored = [tuple(row) for row in connection.execute(query)]
+    finally:
+        engine.dispose()
+    assert stored == [(1, json.dumps(holds)), (2, "null")]

@@ -17,26 +17,24 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     constraints_index_topic,
+    constraints_shard_topic,
     decode_constraint,
     read_indexed_constraints,
 )
-from cascade.interfaces._constraints_index import (
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
-    decode_constraints_index,
-    encode_constraints_index,
-)
-from cascade.interfaces._index_shards import (
     PRUNE_AFTER,
     IndexRecord,
-    constraints_shard_topic,
+    decode_constraints_index,
     decode_index_shard,
+    encode_constraints_index,
     encode_index_shard,
     merge_records,
     prune_records,
     shard_of,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 INDEX = constraints_index_topic("cascade")

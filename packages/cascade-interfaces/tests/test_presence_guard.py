@@ -15,9 +15,11 @@ def status(
 
 
 def guard_at(*sessions: int) -> PresenceGuard:
+    """A guard whose connector announced ``sessions`` in turn, the last one's echo seen."""
     guard = PresenceGuard()
     for session in sessions:
         guard.started(session)
+    assert guard.judge(status("online", sessions[-1])) == PresenceVerdict("own")
     return guard
 
 
@@ -41,6 +43,22 @@ def test_an_older_offline_of_a_session_never_seen_live_is_a_predecessors_will() 
     """A restarted engine with a fixed source id gets its dead predecessor's will: no conflict."""
     verdict = guard_at(200).judge(status("offline", 150))
     assert verdict == PresenceVerdict("stale", reannounce=True)
+
+
+def test_a_stale_will_before_its_own_births_echo_needs_no_answer() -> None:
+    """Given at SUBSCRIBE (before the birth) or taken by the broker before it: the birth
+    replaced it. A peer's online then is still learnt and answered."""
+    guard = PresenceGuard()
+    guard.started(200)
+    assert guard.judge(status("offline", 150)) == PresenceVerdict("stale", reannounce=False)
+    assert guard.judge(status("offline", None)) == PresenceVerdict("stale", reannounce=False)
+    peer = guard.judge(status("online", 180))
+    assert peer == PresenceVerdict("conflict", reannounce=True, conflict_session=180)
+    assert guard.judge(status("offline", 180)).reannounce  # the peer ended: answered
+    assert guard.judge(status("online", 200)) == PresenceVerdict("own")  # the echo
+    assert guard.judge(status("offline", 150)) == PresenceVerdict("stale", reannounce=True)
+    guard.started(300)  # a new connection: its own echo awaited again
+    assert guard.judge(status("offline", 200)) == PresenceVerdict("stale", reannounce=False)
 
 
 def test_an_offline_without_session_is_answered_as_stale() -> None:
@@ -81,12 +99,14 @@ def test_two_guards_exchange_finitely() -> None:
 
 
 def test_the_offline_of_a_connector_seen_live_is_a_conflict() -> None:
-    """The other engine ended: its offline hides this live one, so answer it (once)."""
+    """The other engine ended: its offline hides this live one, so answer it, and again when
+    its will follows its graceful offline (it hides this one again; the ended engine answers
+    nothing, so the two never answer each other)."""
     guard = guard_at(200)
     guard.judge(status("online", 100))
     verdict = guard.judge(status("offline", 100))
     assert verdict == PresenceVerdict("conflict", reannounce=True, conflict_session=100)
-    assert not guard.judge(status("offline", 100)).reannounce
+    assert guard.judge(status("offline", 100)) == verdict
 
 
 def test_the_offline_of_a_newer_session_is_a_conflict() -> None:

@@ -12,6 +12,8 @@ from cascade.interfaces import (
     constraints_filter,
     events_topic,
     heartbeat_topic,
+    same_source,
+    split_telemetry_topic,
     status_filter,
     status_topic,
     telemetry_filter,
@@ -31,8 +33,32 @@ def test_builders_follow_protocol() -> None:
     assert constraint_topic("global") == "cascade/constraints/global"
     assert constraint_topic("task:api_*") == "cascade/constraints/task/api_%2A"
     assert constraint_topic("task:api_*", "pause") == "cascade/constraints/task/api_%2A/pause"
-    assert telemetry_filter(project_id="p") == "cascade/telemetry/+/p/+/+"
-    assert telemetry_filter("o", "p", "r", "events") == events_topic("o", "p", "r")
+    assert telemetry_filter(project_id="p") == "cascade/telemetry/+/p/+/#"
+    events = telemetry_filter("o", "p", "r", "events")
+    assert topic_matches(events, events_topic("o", "p", "r"))
+    assert topic_matches(events, events_topic("o", "p", "r", source="host-1"))
+    assert not topic_matches(events, heartbeat_topic("o", "p", "r", source="host-1"))
+
+
+def test_the_sourced_layout_names_the_source_as_its_last_level() -> None:
+    """``.../{kind}/{source}``, the source sanitized; split back into kind and source, the
+    unsourced layout with no source, anything else not telemetry."""
+    topic = events_topic("o", "p", "r", source="host/1")
+    assert topic == "cascade/telemetry/o/p/r/events/host_1"
+    assert split_telemetry_topic("o/p/r/events/host_1") == ("events", "host_1")
+    assert split_telemetry_topic("o/p/r/heartbeat") == ("heartbeat", None)
+    assert split_telemetry_topic("o/p/r/snapshot/h") == ("snapshot", "h")
+    assert split_telemetry_topic("o/p/r/events/events") == ("events", "events")
+    for other in ("o/p/r", "o/p/r/logs", "o/p/r/events/h/deeper", "o/p/r/other/h"):
+        assert split_telemetry_topic(other) is None
+
+
+def test_a_claimed_source_is_the_levels_when_it_sanitizes_to_it() -> None:
+    """A level is the sanitized source: ``host/1`` claims ``host_1``'s level; nothing else does."""
+    assert same_source("host-1", "host-1")
+    assert same_source("host/1", "host_1")
+    assert not same_source("host-2", "host-1")
+    assert not same_source("host_1", "host-1")
 
 
 @pytest.mark.parametrize(

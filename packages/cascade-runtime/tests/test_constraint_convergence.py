@@ -11,8 +11,7 @@ import pytest
 from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, task
-from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime import ConstraintManager, Engine, task
 
 
 def retained(constraint: Constraint) -> Message:

@@ -12,8 +12,7 @@ import pytest
 
 from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.runtime._constraints import ConstraintManager
-from cascade.runtime._tokenbucket import TokenBucket
+from cascade.runtime import ConstraintManager
 
 
 class FakeClock:
@@ -126,15 +125,6 @@ def test_a_rate_limit_received_again_gives_no_new_burst() -> None:
     assert manager.admit("t") == pytest.approx(30.0)
     monotonic.now += 30.0
     assert manager.admit("t") is None
-
-
-def test_token_bucket_rejects_non_positive_rates() -> None:
-    """A bucket needs a positive rate; its capacity is never below one."""
-    with pytest.raises(ValueError, match="positive"):
-        TokenBucket(0, 1)
-    with pytest.raises(ValueError, match="positive"):
-        TokenBucket(1, 1).retune(-1, 1)
-    assert TokenBucket(0.1, 0.1).capacity == 1.0
 
 
 def test_same_scope_and_type_replaces() -> None:

@@ -11,8 +11,16 @@ import pytest
 
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, Event, RunFinished, TaskBlocked, TaskEvent, TaskRunning, task
-from cascade.runtime._telemetry import RunCounters
+from cascade.runtime import (
+    Engine,
+    Event,
+    RunCounters,
+    RunFinished,
+    TaskBlocked,
+    TaskEvent,
+    TaskRunning,
+    task,
+)
 
 # The exact payloads of PROTOCOL.md, as the existing Cascade tools publish them.
 LEGACY = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cascade.interfaces import MAX_CONTROL_PAYLOAD_BYTES, Constraint, Message, constraint_topic
-from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime import ConstraintManager
 
 GOOD = {"id": "c", "scope": "global", "type": "concurrency", "params": {"limit": 2}}
 

@@ -9,7 +9,7 @@ import pytest
 
 from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime import ConstraintManager
 
 
 class FrozenClock:

@@ -11,6 +11,7 @@ import pytest
 from cascade.runtime import (
     Engine,
     Event,
+    EventBus,
     RunFinished,
     RunStarted,
     TaskCompleted,
@@ -19,7 +20,6 @@ from cascade.runtime import (
     TaskRunning,
     task,
 )
-from cascade.runtime._events import EventBus
 
 
 @task

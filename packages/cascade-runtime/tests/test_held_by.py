@@ -19,8 +19,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
-from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime import ConstraintManager, Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
 

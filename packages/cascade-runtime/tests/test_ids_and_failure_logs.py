@@ -10,8 +10,7 @@ import pytest
 from cascade.interfaces import InvalidIdError
 from cascade.interfaces.connector_kit import MAX_ID_BYTES
 from cascade.interfaces.testing import InMemoryConnector
-from cascade.runtime import Engine, task
-from cascade.runtime._telemetry import TelemetrySubscriber
+from cascade.runtime import Engine, TelemetrySubscriber, task
 
 
 @task

@@ -30,6 +30,7 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
     Event,
+    RunCounters,
     RunStarted,
     TaskBlocked,
     TaskCompleted,
@@ -37,9 +38,9 @@ from cascade.runtime import (
     TaskFailedError,
     TaskRetrying,
     TaskRunning,
+    TelemetrySubscriber,
     task,
 )
-from cascade.runtime._telemetry import RunCounters, TelemetrySubscriber
 
 ENVELOPE_KEYS = {"v", "ts", "run_id", "org_id", "project_id", "source", "seq", "body"}
 TASK_KEYS = {"type", "task_id", "task_name", "state", "duration_ms", "error"}
@@ -432,3 +433,32 @@ async def test_a_hung_broker_costs_the_run_nothing_and_every_event_is_counted() 
     assert len(await engine.run([fetch(i) for i in range(5_000)])) == 5_000
     assert time.monotonic() - started < 5
     assert len(broker.taken) + engine.stats.telemetry_dropped == 10_002
+
+
+@pytest.mark.parametrize(("argument", "variable"), [(True, None), (None, "1")])
+async def test_sourced_topics_name_the_engine_as_their_last_level(
+    argument: bool | None, variable: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sourced_topics=True`` (or ``CASCADE_SOURCED_TOPICS=1``): events and heartbeats go to
+    ``.../{kind}/{source}``, the layout a broker ACL binds to a login; nothing goes to the
+    unsourced topics."""
+    if variable is not None:
+        monkeypatch.setenv("CASCADE_SOURCED_TOPICS", variable)
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker, sourced_topics=argument)
+    engine.heartbeat_interval = 0.01
+    await engine.run(fetch(1))
+    run_id = events[0].run_id
+    topics = {m.topic for m in broker.history if "/telemetry/" in m.topic}
+    assert topics == {
+        events_topic("acme", "shop", run_id, source="host-42"),
+        heartbeat_topic("acme", "shop", run_id, source="host-42"),
+    }
+    assert len(published(broker, f"cascade/telemetry/acme/shop/{run_id}/events/host-42")) == 4
+
+
+def test_sourced_topics_refuses_a_variable_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that is neither on nor off is an error naming the variable, not a guess."""
+    monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
+    with pytest.raises(ValueError, match="CASCADE_SOURCED_TOPICS"):
+        Engine(InMemoryConnector(InMemoryBroker()))

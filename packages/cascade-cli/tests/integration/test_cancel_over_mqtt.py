@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import uuid
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -12,8 +14,16 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import cancel_topic, decode_envelope
-from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces import (
+    CancelReply,
+    Message,
+    MessageCallback,
+    cancel_topic,
+    decode_cancel_request,
+    decode_envelope,
+    reply_topic,
+)
+from cascade.interfaces.connector_kit import Subscription, bounded
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox
@@ -147,3 +157,110 @@ async def test_an_engine_away_when_a_cancel_is_sent_does_not_get_it_later(
         ):
             pass
     assert received == [b'{"marker": 1}']
+
+
+class _Forger:
+    """Anyone who can publish: subscribed to every cancel, it answers at once as ``source``
+    on its own reply topic (what a broker ACL would let it), saying it cancelled 99 tasks."""
+
+    def __init__(self, broker: BrokerEndpoint, source: str) -> None:
+        self.source = source
+        self.connector = MqttConnector(broker.host, broker.port, presence=False, source_id=source)
+
+    async def __aenter__(self) -> _Forger:
+        await self.connector.connect(require=True)
+        await self.connector.subscribe("cascade/command/+/cancel", self._answer)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.connector.disconnect()
+
+    async def _answer(self, message: Message) -> None:
+        request = decode_cancel_request(message.raw)
+        forged = CancelReply(
+            id=request.id, run_id=request.run_id, source=self.source, cancelled_count=99
+        )
+        await self.connector.publish(reply_topic(request.id, self.source), forged, qos=1)
+
+
+class _HeldCommands(MqttConnector):
+    """An engine's connector that hands it each command once ``release`` is set (so that a
+    forger's answer reaches the broker first). A thread's event: the connector's callbacks
+    run on a loop of its own."""
+
+    def __init__(self, broker: BrokerEndpoint, source: str, release: threading.Event) -> None:
+        super().__init__(broker.host, broker.port, source_id=source)
+        self.release = release
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, **options: Any
+    ) -> Subscription:
+        if "/command/" not in topic_filter:
+            return await super().subscribe(topic_filter, callback, **options)
+
+        async def held(message: Message) -> None:
+            await asyncio.to_thread(self.release.wait, 10)
+            handled = callback(message)
+            if inspect.isawaitable(handled):
+                await handled
+
+        return await super().subscribe(topic_filter, held, **options)
+
+
+@pytest.mark.parametrize("sourced", [False, True], ids=["unsourced", "sourced"])
+async def test_a_forged_answer_is_refused_and_the_engines_taken(
+    mqtt_broker: BrokerEndpoint, scope_name: str, sourced: bool
+) -> None:
+    """A forger answers first, on its own reply topic: `cascade cancel` says it refused it (the
+    run belongs to the engine its telemetry is heard from, in either layout) and takes the
+    engine's answer."""
+
+    @task(name=f"{scope_name}_waits")
+    async def waits() -> int:
+        await asyncio.Event().wait()
+        return 0
+
+    source, mallory = f"engine-{scope_name}", f"mallory-{scope_name}"
+    forged = threading.Event()
+    engine = Engine(
+        _HeldCommands(mqtt_broker, source, forged),
+        heartbeat_interval=None,
+        sourced_topics=sourced,
+    )
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    async with (
+        _Forger(mqtt_broker, mallory),
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as observer,
+    ):
+        await observer.subscribe(f"cascade/reply/+/{mallory}", lambda message: forged.set())
+        run = asyncio.create_task(engine.run([waits(), waits()]))
+        await recorder.until(lambda: len(recorder.names(TaskRunning)) == 2)
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id)
+        with pytest.raises(RunCancelledError):
+            await asyncio.wait_for(run, 10)
+    assert said.exit_code == 0, said.output
+    assert said.stdout.startswith(f"cancelled run {run_id} on {source}: 2 running tasks")
+    assert said.stderr.splitlines() == [
+        f"cascade: refused an answer from {mallory}: run {run_id[:12]} belongs to {source}"
+    ]
+
+
+async def test_a_forged_answer_for_a_run_no_engine_runs_exits_1(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """Only a forger answers (the run is unknown, or has ended): nothing is said cancelled;
+    exit 1, saying the forged answer was refused."""
+    run_id, mallory = uuid.uuid4().hex, f"mallory-{scope_name}"
+    async with _Forger(mqtt_broker, mallory):
+        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, timeout="1")
+    assert said.exit_code == 1
+    assert said.stdout == ""
+    assert said.stderr.splitlines() == [
+        f"cascade: refused an answer from {mallory}: no engine of run {run_id[:12]} was heard",
+        f"cascade: no engine answered for run {run_id} within 1 s (1 answer was from other "
+        "sources refused): it has ended, it runs on another broker, or its engine is not "
+        "connected",
+    ]

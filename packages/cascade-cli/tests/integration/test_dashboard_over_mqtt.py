@@ -9,11 +9,8 @@ import httpx
 import pytest
 from rich.console import Console
 
-from cascade.cli import BrokerOptions
-from cascade.cli._broker import mqtt_connector
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
-from cascade.cli.dashboard._serve import serve_dashboard
+from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.dashboard import DashboardHub, create_app, serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
 from cascade.runtime import (
     Engine,

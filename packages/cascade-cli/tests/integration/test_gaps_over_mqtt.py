@@ -25,12 +25,12 @@ SOURCE = "gaps-engine"
 READER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from cascade.cli import WatchState
+    from cascade.interfaces.reader import ReaderModel
     from cascade.connectors.mqtt import MqttConnector
     from cascade.interfaces import telemetry_filter
 
     async def main(port):
-        state = WatchState()
+        state = ReaderModel()
         ended = asyncio.Event()
 
         def on_message(message):

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext
-from cascade.cli._app import app
+from cascade.cli import CliContext, app
 from cascade.testkit import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 
 pytestmark = pytest.mark.integration

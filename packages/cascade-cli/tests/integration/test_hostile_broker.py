@@ -20,7 +20,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import constraint_topic, events_topic, status_topic
-from cascade.testkit import BrokerEndpoint
+from cascade.testkit import BrokerEndpoint, sigint_default
 
 # The scope, a title, a hyperlink, a DCS, an 8-bit CSI and a bidi override.
 _SCOPE = "task:\x1b[2J\x1b]0;PWNED\x1b\\"
@@ -44,8 +44,9 @@ class Terminal:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
         self.process = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+            preexec_fn=sigint_default,  # Ctrl-C as a terminal gives it
+        )  # fmt: skip
         os.close(slave)
         self.output = b""
 

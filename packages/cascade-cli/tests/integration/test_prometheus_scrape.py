@@ -23,6 +23,7 @@ from cascade.testkit import (
     BrokerEndpoint,
     PrivatePrometheus,
     prometheus_path,
+    sigint_default,
 )
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
@@ -60,7 +61,11 @@ async def flaky(key: str) -> str:
 def _start(args: list[str], lines: int) -> tuple[subprocess.Popen[str], list[str]]:
     """A `cascade` process and the first ``lines`` lines it prints (printed once it serves)."""
     process = subprocess.Popen(
-        [*CASCADE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CASCADE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,  # a Ctrl-C before its handlers are set still ends it
     )
     assert process.stdout is not None
     printed = [process.stdout.readline() for _ in range(lines)]
@@ -86,9 +91,10 @@ def _stop(process: subprocess.Popen[str]) -> str:
 def readers(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Iterator[dict[str, str]]:
     """A dashboard and a recorder on the test broker: each one's metrics target (host:port)."""
     broker = f"{mqtt_broker.host}:{mqtt_broker.port}"
-    dashboard, printed = _start(["dashboard", "--host", broker, "--listen", "127.0.0.1:0"], 1)
+    # its history (none here: the default, in the test's own data directory), then its address
+    dashboard, printed = _start(["dashboard", "--host", broker, "--listen", "127.0.0.1:0"], 2)
     try:
-        found = re.search(r"on http://(127\.0\.0\.1:\d+)/", printed[0])
+        found = re.search(r"on http://(127\.0\.0\.1:\d+)/", printed[1])
         assert found, printed
         recorder, said = _start(
             ["record", "--host", broker, "--db", str(tmp_path / "h.sqlite3"),

@@ -87,7 +87,7 @@ def test_record_then_runs_status_failed(mosquitto_broker: MosquittoBroker, tmp_p
             recorder.communicate()
     assert recorder.returncode == 0, err
     assert out.startswith(f"recorded into {db}: ")
-    assert "0 rejected, 0 dropped" in out
+    assert "0 rejected, 0 refused, 0 dropped" in out
     [run] = failed
     assert (run["project_id"], run["source"], run["status"]) == ("it-record", "it-engine", "Failed")
     assert run["error"].endswith("ValueError: checksum mismatch in partition 5")

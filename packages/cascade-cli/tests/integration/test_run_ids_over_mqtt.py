@@ -9,8 +9,7 @@ import asyncio
 import pytest
 from typer.testing import CliRunner, Result
 
-from cascade.cli import app
-from cascade.cli._run_ids import SHORT_ID
+from cascade.cli import SHORT_ID, app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Received, Recorder, default_path
 from cascade.interfaces import Envelope, LifecycleEvent, events_topic

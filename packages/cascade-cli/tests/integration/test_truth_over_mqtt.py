@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli import BrokerOptions, WatchState
-from cascade.cli._broker import mqtt_connector
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
+from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.dashboard import DashboardHub, create_app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import Message, SnapshotAsker, status_filter, telemetry_filter
+from cascade.interfaces.reader import ReaderModel
 from cascade.runtime import (
     Engine,
     RunCancelledError,
@@ -78,7 +77,7 @@ class Reader:
 
     def __init__(self, broker: BrokerEndpoint, drop: float = 0.0) -> None:
         self.connector = MqttConnector(broker.host, broker.port, presence=False)
-        self.state = WatchState()
+        self.state = ReaderModel()
         self.changed = asyncio.Event()
         self.first_heard: dict[str, float] = {}
         self._drop, self._random = drop, random.Random(30)

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, WatchState, app
+from cascade.cli import CliContext, app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Message,
@@ -27,6 +27,7 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import ReaderModel
 from cascade.runtime import Engine, task
 from cascade.testkit import MosquittoBroker
 
@@ -110,7 +111,7 @@ async def _total(values: list[int]) -> int:
 async def test_the_state_follows_a_real_engine(mosquitto_broker: MosquittoBroker) -> None:
     """A real run: its planned total from the start, its engine's last seen from its telemetry."""
     broker = mosquitto_broker
-    state = WatchState()
+    state = ReaderModel()
     finished = asyncio.Event()
     births: list[float] = []
     telemetry: list[float] = []
@@ -210,13 +211,17 @@ def test_demo_says_what_it_does(mosquitto_broker: MosquittoBroker) -> None:
     assert result.exit_code == 0, result.output
     assert "rate-limited task:api_* to 2/s until the run ends" in result.output
     assert "paused task:transform for 3s" in result.output
-    last_screen = result.output.rsplit("Constraints", 1)[1]
+    last_screen = result.output.rsplit("Constraints", 1)[1].split("What happened", 1)[0]
     assert "task:api_*" not in last_screen
     assert "times in " in last_screen
+    next_steps = result.output.split("Try next", 1)[1]  # on the broker it ran on, which outlives it
+    host = f"{mosquitto_broker.host}:{mosquitto_broker.port}"
+    for command in ("watch", "dashboard", "record"):
+        assert f"cascade {command} --host {host}" in next_steps
 
 
 def test_readme_state_model_example_runs(mosquitto_broker: MosquittoBroker) -> None:
-    """The README's WatchState example runs as written against a broker and lists an engine."""
+    """The README's ReaderModel example runs as written against a broker and lists an engine."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## The state model, for other views", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]

@@ -16,10 +16,10 @@ from paho.mqtt.properties import Properties
 from pytest_mock import MockerFixture
 
 from cascade.connectors.mqtt import ConnectRefusedError, MqttConnector
-from cascade.connectors.mqtt._link import Incoming, LinkError, LinkHooks, LinkSettings
 from cascade.connectors.mqtt._paho import FAST_PATH_VARIABLE, PahoLink
 from cascade.connectors.mqtt._paho._connect import disable_nagle
 from cascade.connectors.mqtt._paho._reasons import describe_connect_failure, describe_failure
+from cascade.connectors.mqtt.testing import Incoming, LinkError, LinkHooks, LinkSettings
 from cascade.interfaces import ConnectError
 
 

@@ -11,9 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.connectors.mqtt._link import Incoming
 from cascade.connectors.mqtt._paho._reader import BulkReader
-from cascade.connectors.mqtt._wire import encode_publish_qos0
+from cascade.connectors.mqtt.testing import Incoming
+
+
+def publish_qos0(topic: str, payload: bytes, retain: bool) -> bytes:
+    """A QoS 0 PUBLISH packet (MQTT 3.1.1), written out here as the specification gives it."""
+    raw = topic.encode()
+    rest = len(raw).to_bytes(2, "big") + raw + payload
+    length, size = b"", len(rest)
+    while True:
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (0x80 if size else 0)])
+        if not size:
+            return bytes([0x30 | retain]) + length + rest
 
 
 def _varint(value: int) -> bytes:
@@ -88,11 +99,9 @@ def test_publishes_and_other_packets_in_order(pair: tuple[socket.socket, socket.
     reader, got, _, failed = _reader(ours, paho)
     qos1 = b"\x32\x0a\x00\x03a/b\x00\x07hey"
     broker.sendall(
-        encode_publish_qos0("cascade/t/1", b'{"n":1}', retain=False, mqtt5=False)
+        publish_qos0("cascade/t/1", b'{"n":1}', retain=False)
         + b"\xd0\x00"  # PINGRESP
-        + encode_publish_qos0(
-            "cascade/t/2", b"x" * 300, retain=True, mqtt5=False
-        )  # two length bytes
+        + publish_qos0("cascade/t/2", b"x" * 300, retain=True)  # two length bytes
         + b"\x90\x03\x00\x01\x01"  # SUBACK
         + qos1
     )
@@ -113,9 +122,7 @@ def test_any_split_of_the_stream_gives_the_same_messages(cuts: list[int]) -> Non
     """Whatever the reads cut (mid header, mid length, mid payload), the messages are the same."""
     stream = (
         b"".join(
-            encode_publish_qos0(
-                f"t/{i}", bytes([i]) * (i * 37 % 300), retain=bool(i % 2), mqtt5=False
-            )
+            publish_qos0(f"t/{i}", bytes([i]) * (i * 37 % 300), retain=bool(i % 2))
             for i in range(20)
         )
         + b"\xd0\x00"
@@ -155,8 +162,8 @@ def test_topics_mqtt_does_not_allow_are_reported(pair: tuple[socket.socket, sock
     ours, broker = pair
     reader, got, unreadable, _ = _reader(ours, FakePaho(ours))
     bad = b"\x30\x06\x00\x02\xff\xfe{}"
-    broker.sendall(encode_publish_qos0("task/api_+", b"{}", retain=True, mqtt5=False) + bad)
-    broker.sendall(encode_publish_qos0("ok", b"{}", retain=False, mqtt5=False))
+    broker.sendall(publish_qos0("task/api_+", b"{}", retain=True) + bad)
+    broker.sendall(publish_qos0("ok", b"{}", retain=False))
     reader()
     assert [m.topic for m in got] == ["ok"]
     assert unreadable[0][1] == "a topic name with a wildcard in it"
@@ -168,7 +175,7 @@ def test_the_broker_closing_ends_the_connection(pair: tuple[socket.socket, socke
     ours, broker = pair
     paho = FakePaho(ours)
     reader, got, _, _ = _reader(ours, paho)
-    broker.sendall(encode_publish_qos0("t", b"{}", retain=False, mqtt5=False))
+    broker.sendall(publish_qos0("t", b"{}", retain=False))
     broker.shutdown(socket.SHUT_WR)
     reader()
     reader()
@@ -192,6 +199,6 @@ def test_a_closed_socket_is_not_read(pair: tuple[socket.socket, socket.socket]) 
     paho = FakePaho(ours)
     reader, got, _, _ = _reader(ours, paho)
     paho._sock = None  # type: ignore[assignment]
-    broker.sendall(encode_publish_qos0("t", b"{}", retain=False, mqtt5=False))
+    broker.sendall(publish_qos0("t", b"{}", retain=False))
     reader()
     assert got == []

@@ -1,14 +1,17 @@
-"""The cancel, ingest, gap, query, migration, read-mode and recorder tests again, each on a
-new database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The cancel, ingest, gap, query, run filter, migration, read-mode and recorder tests
+again, each on a new database of a private PostgreSQL cluster (``database_url`` of this
+folder's conftest)."""
 
 from __future__ import annotations
 
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
-from ..test_migrations import *  # noqa: F403
+from ..test_history_rollup import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
-from ..test_rollup import *  # noqa: F403
+from ..test_refusals import *  # noqa: F403
+from ..test_run_filters import *  # noqa: F403
 from ..test_run_pages import *  # noqa: F403
+from ..test_schema_migrations import *  # noqa: F403
 from ..test_store import *  # noqa: F403

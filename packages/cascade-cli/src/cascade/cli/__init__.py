@@ -1,23 +1,42 @@
 """The `cascade` command: watch, status, pause, resume, limit, forget, demo, dashboard, and
-the history: record, runs, run, tasks, audit."""
+the history: record, runs, run, tasks, audit.
+
+What its views show is :mod:`cascade.interfaces.reader`'s model of the fleet.
+"""
 
 from ._app import app, main
-from ._broker import BrokerOptions, ConnectorFactory
+from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
+from ._holds_text import NOTHING_HOLDS, holds_text
 from ._inert import inert
-from ._state import WatchState
-from ._views import ConnectionView, EngineView, RunView, TaskView
+from ._listen import bind, is_loopback, parse_listen
+from ._publishing import set_constraints
+from ._reading import subscribe_constraints, subscribe_statuses
+from ._render import engines_table, render_status, render_watch
+from ._run_ids import SHORT_ID
+from ._status_json import status_json
+from ._times import TimeFormat
 
 __all__ = [
+    "NOTHING_HOLDS",
+    "SHORT_ID",
     "BrokerOptions",
     "CliContext",
-    "ConnectionView",
     "ConnectorFactory",
-    "EngineView",
-    "RunView",
-    "TaskView",
-    "WatchState",
+    "TimeFormat",
     "app",
+    "bind",
+    "engines_table",
+    "holds_text",
     "inert",
+    "is_loopback",
     "main",
+    "mqtt_connector",
+    "parse_listen",
+    "render_status",
+    "render_watch",
+    "set_constraints",
+    "status_json",
+    "subscribe_constraints",
+    "subscribe_statuses",
 ]

@@ -11,24 +11,25 @@ from typing import Annotated
 
 import typer
 
-from ._audit import audit
 from ._broker import broker_options
-from ._cancel import cancel
 from ._context import CliContext
-from ._demo_command import demo
-from ._forget import forget
 from ._group import OneLineErrors
-from ._history_admin import history_app
-from ._observe import status, watch
 from ._pipes import guard_stdout
-from ._record import record
-from ._run import run
-from ._runs import runs
-from ._steer import limit, pause, resume
-from ._tasks import tasks
 from ._version import version_callback
-from ._why import why
-from .dashboard._command import dashboard
+from .commands.audit import audit
+from .commands.cancel import cancel
+from .commands.dashboard import dashboard
+from .commands.demo import demo
+from .commands.forget import forget
+from .commands.history import history_app
+from .commands.record import record
+from .commands.run import run
+from .commands.runs import runs
+from .commands.status import status
+from .commands.steer import limit, pause, resume
+from .commands.tasks import tasks
+from .commands.watch import watch
+from .commands.why import why
 
 __all__ = ["CliContext", "app", "main"]
 
@@ -36,7 +37,7 @@ app = typer.Typer(
     name="cascade",
     help="Watch and steer running Cascade workflows through an MQTT broker.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=OneLineErrors,
 )

@@ -20,6 +20,7 @@ from ._address import split_host_port
 __all__ = [
     "MAX_TIMEOUT",
     "BrokerOptions",
+    "StopAfter",
     "ConnectorFactory",
     "broker_options",
     "finite",
@@ -27,12 +28,12 @@ __all__ = [
 ]
 
 MAX_TIMEOUT = 3600.0
+"""The longest ``--timeout`` accepted, in seconds."""
 MAX_DURATION = 10 * 365 * 86400.0
 """The longest ``--duration`` (10 years): a bound, so that no number overflows below."""
 MAX_COUNT = 1_000_000_000
 """The largest count an option takes (``--limit``, ``--count``, ``--queue``...): an integer
 beyond 64 bits would overflow SQLite's, and nobody means more."""
-"""The longest ``--timeout`` accepted, in seconds."""
 
 
 def finite(value: float | None) -> float | None:
@@ -40,6 +41,15 @@ def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"must be a number, not {value}")
     return value
+
+
+StopAfter = Annotated[
+    float | None,
+    typer.Option(
+        "--duration", min=0, max=MAX_DURATION, callback=finite, help="Stop after this many seconds."
+    ),
+]
+"""``--duration``: how long a command that runs until stopped (watch, record) runs at most."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""`cascade cancel RUN_ID`: ask the engine running a run to cancel it, and wait for its answer."""
+"""A cancel request and its answers: asked of a run's engine, answered (or refused) as
+`cascade cancel` says (the command is :mod:`.commands.cancel`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
 
 import typer
 
@@ -13,36 +14,26 @@ from cascade.interfaces import (
     CancelReply,
     CancelRequest,
     Connector,
-    InvalidMessageError,
-    Message,
+    ConnectorError,
+    SnapshotRequest,
     TaskRef,
     cancel_topic,
-    decode_cancel_reply,
     new_request_id,
-    reply_topic,
+    reply_filter,
+    snapshot_request_topic,
+    telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
 
-from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ._context import CliContext, UsageError, fail, usage
-from ._history_db import Db
+from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
 from ._inert import SHOWN, inert
-from ._operator import As, Reason, checked_reason, operator_name
 from ._publishing import publish_confirmed
-from ._run_ids import (
-    WHERE_FULL_IDS,
-    Recorded,
-    checked_prefix,
-    heard_run_ids,
-    is_full,
-    live_wait,
-    one_run,
-    recorded_run_ids,
-)
+from ._run_owner import HeardOwner
 
-__all__ = ["cancel", "describe_reply", "request_cancel"]
+__all__ = ["CancelAnswer", "Refusal", "RefusalsSaid", "describe_reply", "request_cancel"]
 
 _NAMES_SHOWN = 5
+_REFUSALS_SAID = 5  # refused answers said one by one; the rest are counted
 
 
 async def request_cancel(
@@ -52,11 +43,21 @@ async def request_cancel(
     issued_by: str | None,
     reason: str | None,
     timeout: float,
-) -> CancelReply | None:
-    """Ask the engine running ``run_id`` to cancel it; its answer, or ``None`` when none came
-    within ``timeout`` seconds.
+    owner: str | None = None,
+    on_refused: Callable[[Refusal], None] | None = None,
+) -> CancelAnswer:
+    """Ask the engine running ``run_id`` to cancel it; its answer, taken only from the run's
+    owner, within ``timeout`` seconds (:class:`CancelAnswer`: ``reply`` is ``None`` when none
+    came).
 
-    Subscribes to the request's own reply topic first, then publishes the request (QoS 1,
+    ``owner`` is the source the run belongs to when known (the history's); without it, the
+    run's telemetry is listened to, from before the request, and the run's engine is asked
+    for a snapshot, so that a live engine says it is the owner at once: the first source
+    heard is the owner, as for every reader (:class:`~cascade.cli._run_owner.HeardOwner`).
+    An answer from another source is refused, counted and told to ``on_refused``
+    (:class:`~cascade.cli._cancel_answers.AnswerJudge`).
+
+    Subscribes to the request's reply topics first, then publishes the request (QoS 1,
     not retained: an engine that is away never gets it) and waits for the broker to take it
     (:func:`publish_confirmed`: under MQTT 5 a refusal raises), then for the answer.
     """
@@ -68,27 +69,36 @@ async def request_cancel(
         issued_at=time.time(),
     )
     prefix = connector.topic_prefix
-    answered: asyncio.Future[CancelReply] = asyncio.get_running_loop().create_future()
-
-    def on_reply(message: Message) -> None:
-        try:
-            reply = decode_cancel_reply(message.raw or message.payload)
-        except InvalidMessageError:
-            return  # not an answer to anything (the topic is ours alone, but anyone may write)
-        if reply.id == request.id and reply.run_id == run_id and not answered.done():
-            answered.set_result(reply)
-
-    handle = await connector.subscribe(reply_topic(request.id, prefix), on_reply)
+    judge = AnswerJudge(request.id, run_id, prefix, owner, on_refused)
+    handles = [await connector.subscribe(reply_filter(request.id, prefix), judge)]
     try:
+        if owner is None:
+            heard = HeardOwner(run_id, judge.owner_heard, prefix)
+            telemetry = telemetry_filter(run_id=run_id, prefix=prefix)
+            handles.append(await connector.subscribe(telemetry, heard))
         started = time.monotonic()
         topic = cancel_topic(run_id, prefix)
         await publish_confirmed(connector, [(topic, request)], timeout, retain=False)
+        if owner is None:
+            await _ask_for_snapshot(connector, run_id, prefix)
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, timeout - (time.monotonic() - started))):
-                return await answered
-        return None
+                await judge.decided.wait()
+        judge.give_up()
+        return judge.answer
     finally:
-        await handle.unsubscribe()
+        for handle in handles:
+            await handle.unsubscribe()
+
+
+async def _ask_for_snapshot(connector: Connector, run_id: str, prefix: str) -> None:
+    """Ask the run's engine for a snapshot, so that it is heard at once, not at its next
+    heartbeat. Sent after the cancel, unconfirmed: a broker that refuses it (an ACL)
+    must not make the cancel look refused, and the cancel's own telemetry says who owns
+    the run as well."""
+    request = SnapshotRequest(run_id=run_id)
+    with contextlib.suppress(ConnectorError):
+        await connector.publish(snapshot_request_topic(run_id, prefix), request, qos=1)
 
 
 def _names(tasks: list[TaskRef], count: int) -> str:
@@ -117,57 +127,19 @@ def describe_reply(reply: CancelReply) -> str:
     return f"{head}: {', '.join(parts)}"
 
 
-@broker_options
-def cancel(
-    ctx: typer.Context,
-    run_id: Annotated[
-        str,
-        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
-    ],
-    reason: Reason = None,
-    operator: As = None,
-    db: Db = None,
-    broker: BrokerOptions = DEFAULT_BROKER,
-) -> None:
-    """Cancel a run: the engine running it stops it, and says what it stopped.
+class RefusalsSaid:
+    """Says the first few refused answers on stderr, one line each, as they come; the rest
+    in one line at the end (a forger may send thousands)."""
 
-    Running coroutine tasks are cancelled; plain-function tasks already in threads finish.
-    A prefix is looked up in the history (--db, or the default one if it exists) and in the
-    runs heard live within 5 s (at most --timeout); one that several runs have exits 2.
-    Examples: cascade cancel 58a88765cea2 --reason "wrong input"
-    """
-    try:
-        wanted = checked_prefix(run_id)
-        why, by = checked_reason(reason), operator_name(operator, broker.username)
-    except UsageError as exc:
-        raise usage(exc) from None
-    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
+    def __init__(self) -> None:
+        self.said = 0
 
-    async def ask(connector: Any) -> tuple[str | None, CancelReply | None]:
-        target: str | None = wanted
-        if not is_full(wanted):
-            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
-            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
-        if target is None:
-            return None, None
-        reply = await request_cancel(
-            connector, target, issued_by=by, reason=why, timeout=broker.timeout
-        )
-        return target, reply
+    def __call__(self, refusal: Refusal) -> None:
+        if self.said < _REFUSALS_SAID:
+            typer.echo(f"cascade: {refusal}", err=True)
+            self.said += 1
 
-    try:
-        target, reply = CliContext.of(ctx).run(broker, ask)
-    except UsageError as exc:
-        raise usage(exc) from None
-    if target is None:
-        searched = f"in the history at {recorded.location} or " if recorded.location else ""
-        raise fail(
-            f"no run's id starts with {wanted} {searched}among the runs heard within "
-            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
-        )
-    if reply is None:
-        raise fail(
-            f"no engine answered for run {target} within {broker.timeout:g} s: it has ended, "
-            "it runs on another broker, or its engine is not connected"
-        )
-    typer.echo(describe_reply(reply))
+    def rest(self, refused: int) -> None:
+        if refused > self.said:
+            typer.echo(f"cascade: and {refused - self.said} more answers from other sources "
+                       "refused", err=True)  # fmt: skip

@@ -23,12 +23,13 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import ReaderModel
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ._broker import BrokerOptions, ConnectorFactory
 from ._control import limit_constraints, pause_constraint
+from ._demo_summary import demo_summary
 from ._render import render_watch
-from ._state import WatchState
 
 __all__ = [
     "API_RATE",
@@ -171,7 +172,7 @@ def demo_engine_connector(broker: BrokerOptions) -> Connector:
 
 
 async def steer(
-    control: Connector, state: WatchState, changed: asyncio.Event, console: Console
+    control: Connector, state: ReaderModel, changed: asyncio.Event, console: Console
 ) -> None:
     """Pause the transforms as the run starts (before any can), then resume them.
 
@@ -194,7 +195,7 @@ async def steer(
 
 
 async def cleared(
-    state: WatchState, changed: asyncio.Event, topics: list[str], seconds: float
+    state: ReaderModel, changed: asyncio.Event, topics: list[str], seconds: float
 ) -> None:
     """Wait (at most ``seconds``) until the view has heard that ``topics`` were cleared."""
     with contextlib.suppress(asyncio.TimeoutError):
@@ -225,7 +226,7 @@ async def run_demo(
         await watcher.connect(require=True)
         stack.push_async_callback(watcher.disconnect)
         prefix = watcher.topic_prefix
-        state = WatchState(prefix=prefix)
+        state = ReaderModel(prefix=prefix)
         changed = asyncio.Event()
 
         def apply(message: Message) -> None:
@@ -251,6 +252,7 @@ async def run_demo(
         engine = Engine(
             engine_connector, max_concurrency=max(4, tasks // 6), heartbeat_interval=1.0
         )
+        started = time.monotonic()
         run = asyncio.create_task(engine.run(build_workflow(tasks)))
         steering = asyncio.create_task(steer(watcher, state, changed, console))
         outcome = Text()
@@ -260,6 +262,7 @@ async def run_demo(
                 live.update(render_watch(state))
             steering.cancel()
             await asyncio.gather(steering, return_exceptions=True)
+            elapsed = time.monotonic() - started
             try:
                 run.result()
                 outcome = Text("the run succeeded, but a task was meant to fail", style="red")
@@ -277,4 +280,20 @@ async def run_demo(
         if not console.is_terminal:
             console.line()  # piped, Live's last frame ends without a newline
         console.print(outcome)
+        console.print(
+            demo_summary(
+                next(iter(state.runs.values()), None),
+                elapsed,
+                host=None if options.host is None else _shown_host(options),
+                retried={"flaky_lookup": max(_flaky_attempts.values(), default=0)},
+                paused=f"task:transform was paused for {PACE.seconds(PAUSE_SECONDS):.3g}s "
+                "and resumed",
+                limited=f"task:api_* rate-limited to {api_rate}",
+            )
+        )
         return planned
+
+
+def _shown_host(options: BrokerOptions) -> str:
+    """``--host`` as a user would type it again: without the port when it is MQTT's own."""
+    return options.address if options.port != 1883 else options.host or "localhost"

@@ -1,12 +1,10 @@
-"""`cascade forget`: clear the retained statuses of engines that are gone."""
+"""The retained engine statuses `cascade forget` reads, and which are stale
+(the command is :mod:`.commands.forget`)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from cascade.interfaces import (
     InvalidMessageError,
@@ -15,16 +13,9 @@ from cascade.interfaces import (
     decode_status,
     parse_timestamp,
     status_filter,
-    status_topic,
 )
 
-from ._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ._context import CliContext, fail
-from ._inert import SHOWN, inert
-from ._publishing import publish_confirmed
-from ._view_options import parse_age
-
-__all__ = ["RetainedStatus", "forget", "stale_statuses"]
+__all__ = ["RetainedStatus", "retained_statuses", "stale_statuses"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +45,7 @@ def stale_statuses(retained: list[RetainedStatus], age: float, now: float) -> li
     )
 
 
-async def _retained_statuses(connector: Any) -> list[RetainedStatus]:
+async def retained_statuses(connector: Any) -> list[RetainedStatus]:
     found: dict[str, RetainedStatus] = {}
 
     def keep(message: Message) -> None:
@@ -69,56 +60,3 @@ async def _retained_statuses(connector: Any) -> list[RetainedStatus]:
     handle = await connector.subscribe(status_filter(connector.topic_prefix), keep)
     await handle.unsubscribe()
     return list(found.values())
-
-
-@broker_options
-def forget(
-    ctx: typer.Context,
-    source: Annotated[
-        str | None, typer.Argument(help="The source whose retained status to clear.")
-    ] = None,
-    offline_older_than: Annotated[
-        str | None,
-        typer.Option(
-            "--offline-older-than",
-            metavar="AGE",
-            help="Clear every offline status stamped more than AGE ago (90s, 15m, 2h, 7d); "
-            "statuses without a time count as old.",
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Clear SOURCE's status even if it is online.")
-    ] = False,
-    broker: BrokerOptions = DEFAULT_BROKER,
-) -> None:
-    """Clear retained engine statuses: one SOURCE's, or every offline one older than an age.
-
-    An engine that is still running announces itself again when it reconnects.
-    Examples: cascade forget host-4242; cascade forget --offline-older-than 1d
-    """
-    if (source is None) == (offline_older_than is None):
-        raise typer.BadParameter("give either a SOURCE or --offline-older-than AGE")
-    age = parse_age(offline_older_than) if offline_older_than is not None else None
-
-    async def clear(connector: Any) -> list[str]:
-        retained = await _retained_statuses(connector)
-        if age is not None:
-            doomed = stale_statuses(retained, age, time.time())
-        else:
-            assert source is not None
-            topic = status_topic(source, connector.topic_prefix)
-            doomed = [s for s in retained if s.topic == topic]
-            if not doomed:
-                raise fail(f"no status retained for {source!r}")
-            status = doomed[0].status
-            if status is not None and status.status == "online" and not force:
-                raise fail(f"{source!r} is online; --force clears its status anyway")
-        await publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
-        return [s.source for s in doomed]
-
-    forgotten = CliContext.of(ctx).run(broker, clear)
-    if forgotten:
-        shown = (inert(source, SHOWN["source"]) for source in forgotten)  # topic levels: anyone's
-        typer.echo(f"forgot {len(forgotten)}: " + ", ".join(shown))
-    else:
-        typer.echo("nothing to forget")

@@ -12,7 +12,8 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -30,14 +31,19 @@ __all__ = [
     "EXTRA_HINT",
     "SINCE_HELP",
     "Db",
+    "DefaultHistory",
     "Json",
     "cell",
+    "default_history",
     "echo_json",
+    "gone",
+    "history_line",
     "open_history",
+    "opened_run",
     "query",
-    "recorded_run",
     "recorded_run_pages",
     "since_seconds",
+    "task_pages",
 ]
 
 EXTRA_HINT = "needs the history extra: pip install 'cascade-cli[history]'"
@@ -56,6 +62,35 @@ Db = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SINCE_HELP = "Only the last AGE: 90s, 15m, 24h, 7d"
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultHistory:
+    """The history `cascade record` writes when given no ``--db`` (nor ``CASCADE_HISTORY_DB``)."""
+
+    path: Path
+    """The SQLite file: cascade.history's default, in the user's data directory."""
+    exists: bool
+    """Whether it is there yet: readers never make it, `cascade record` does."""
+
+
+def default_history() -> DefaultHistory | None:
+    """Where the default history is (``cascade.history.default_path()``, which follows the
+    platform's rules: ``$XDG_DATA_HOME/cascade`` on Linux) and whether it exists yet;
+    ``None`` without the history extra."""
+    try:
+        from cascade.history import default_path
+    except ImportError:
+        return None
+    path = default_path()
+    return DefaultHistory(path, path.exists())
+
+
+def history_line(history: History) -> Text:
+    """The dim line a reader's table ends with: which history it read (the default one, unless
+    --db or CASCADE_HISTORY_DB named another). Printed unwrapped (soft_wrap), so that the path
+    is copied whole."""
+    return Text(f"history: {history.location}", style="dim")
 
 
 def since_seconds(age: str | None) -> float | None:
@@ -79,76 +114,95 @@ def open_history(command: str, db: str | None, *, mode: Mode = "read") -> Histor
         raise fail(str(exc)) from None
 
 
+def opened_run(command: str, db: str | None, run_id: str) -> tuple[History, str]:
+    """The history ``db``, open (the caller closes it), and the whole id of the run ``run_id``
+    names in it: its id, or a prefix only it has. Exit 2 for a malformed id or one several
+    runs' ids start with (naming them), exit 1 naming the database when no run's does."""
+    try:
+        wanted = checked_prefix(run_id)
+    except UsageError as exc:
+        raise usage(exc) from None
+    history = open_history(command, db)
+    try:
+        recorded = query(lambda: recorded_in(history, wanted))
+        try:
+            found = one_run(wanted, recorded.ids, more=recorded.capped)
+        except UsageError as exc:
+            raise usage(exc) from None
+    except BaseException:
+        history.close()
+        raise
+    if found is None:
+        history.close()
+        raise fail(f"no run's id starts with {wanted!r} in {history.location}")
+    return history, found
+
+
+def gone(history: History, run_id: str) -> typer.Exit:
+    """Exit 1: the run was there a moment ago, and has been pruned since."""
+    return fail(f"run {run_id} is no longer in {history.location} (pruned meanwhile)")
+
+
 def recorded_run_pages(command: str, db: str | None, run_id: str) -> Iterator[RunDetail]:
-    """The run ``run_id`` names, as :func:`recorded_run` finds it, page after page of its
+    """The run ``run_id`` names, as :func:`opened_run` finds it, page after page of its
     tasks (``TASKS_PAGE`` each): never all of a big run's events in memory at once. The first
     page is read before this returns (so a missing run fails first); the history is closed
     when the pages end."""
     from cascade.history import TASKS_PAGE
 
+    history, found = opened_run(command, db, run_id)
     try:
-        wanted = checked_prefix(run_id)
-    except UsageError as exc:
-        raise usage(exc) from None
-    history = open_history(command, db)
-    try:
-        recorded = query(lambda: recorded_in(history, wanted))
-        try:
-            found = one_run(wanted, recorded.ids, more=recorded.capped)
-        except UsageError as exc:
-            raise usage(exc) from None
-        first = None if found is None else query(lambda: history.run(found, limit=TASKS_PAGE))
+        first = query(lambda: history.run(found, limit=TASKS_PAGE))
+        if first is None:
+            raise gone(history, found)
     except BaseException:
         history.close()
         raise
-    if first is None:
-        history.close()
-        raise fail(f"no run's id starts with {wanted!r} in {history.location}")
 
-    def pages(page: RunDetail) -> Iterator[RunDetail]:
-        summary = page.run
+    def pages() -> Iterator[RunDetail]:
         try:
-            yield page
-            while page.next_after is not None:
-                following = query(functools.partial(_next_page, history, page))
-                if following is None:  # pruned meanwhile
-                    return
-                page = dataclasses.replace(following, run=summary)  # the counts read once
-                yield page
+            yield from task_pages(history, first)
         finally:
             history.close()
 
-    return pages(first)
+    return pages()
 
 
-def _next_page(history: History, page: RunDetail) -> RunDetail | None:
+def task_pages(
+    history: History,
+    first: RunDetail,
+    *,
+    limit: int | None = None,
+    states: Collection[str] | None = None,
+    name_glob: str | None = None,
+) -> Iterator[RunDetail]:
+    """``first`` (a page of a run, read with these ``states`` and ``name_glob``), then the
+    pages after it (``TASKS_PAGE`` tasks each at most), until ``limit`` tasks in all (``None``:
+    every one). Each page carries the run as ``first`` does: its counts read once."""
     from cascade.history import TASKS_PAGE
 
-    run_id = page.run.run_id
-    return history.run(run_id, after=page.next_after, limit=TASKS_PAGE, counts=False)
-
-
-def recorded_run(command: str, db: str | None, run_id: str) -> RunDetail:
-    """The run ``run_id`` names (its id, or a prefix only it has) in the history ``db``;
-    exit 2 for a malformed id or one several runs start with (naming them), exit 1 naming the
-    database when it has no such run."""
-    try:
-        wanted = checked_prefix(run_id)
-    except UsageError as exc:
-        raise usage(exc) from None
-    history = open_history(command, db)
-    try:
-        recorded = query(lambda: recorded_in(history, wanted))
-        try:
-            found = one_run(wanted, recorded.ids, more=recorded.capped)
-        except UsageError as exc:
-            raise usage(exc) from None
-        detail = None if found is None else query(lambda: history.run(found))
-    finally:
-        history.close()
-    if detail is None:
-        raise fail(f"no run's id starts with {wanted!r} in {history.location}")
-    return detail
+    summary = first.run
+    page = first
+    listed = len(page.tasks)
+    yield page
+    while page.next_after is not None and (limit is None or listed < limit):
+        size = TASKS_PAGE if limit is None else min(TASKS_PAGE, limit - listed)
+        following = query(
+            functools.partial(
+                history.run,
+                summary.run_id,
+                after=page.next_after,
+                limit=size,
+                counts=False,
+                states=states,
+                name_glob=name_glob,
+            )
+        )
+        if following is None:  # pruned meanwhile
+            return
+        page = dataclasses.replace(following, run=summary)
+        listed += len(page.tasks)
+        yield page
 
 
 def query(job: Callable[[], _T]) -> _T:

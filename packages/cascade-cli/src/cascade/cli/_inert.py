@@ -4,25 +4,22 @@ Every engine, and anyone else with publish rights on the broker, chooses the
 task names, errors, reasons, scopes and sources a view shows. Shown as sent, an
 escape sequence in them would drive the operator's terminal (clear it, retitle
 it, plant a hyperlink), and a 20 MB name would make every redraw slow. So a
-view keeps at most :data:`KEPT` characters of a field (:func:`truncate`), and
-:func:`inert` turns every character that a terminal acts on into its visible
-escape (``\\x1b``) and bounds the length again for the screen.
+reader keeps at most ``KEPT`` characters of a field (``truncate``, both of
+:mod:`cascade.interfaces.reader`), and :func:`inert` turns every character that a
+terminal acts on into its visible escape (``\\x1b``) and bounds the length again for
+the screen.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["KEPT", "MARK", "SHOWN", "inert", "truncate"]
+from cascade.interfaces.reader import MARK
 
-MARK = "…[cut]"
-"""Ends a text that was cut to its bound."""
-
-KEPT = {"name": 256, "error": 2048, "reason": 256}
-"""Characters a view keeps of each text field it stores (the dashboard shows them all)."""
+__all__ = ["SHOWN", "inert"]
 
 SHOWN = {"name": 120, "error": 300, "reason": 200, "scope": 200, "source": 128, "params": 200}
-"""Characters a terminal view shows of each field, before :data:`MARK`."""
+"""Characters a terminal view shows of each field, before ``MARK``."""
 
 # C0 and C1 controls and DEL (ESC-introduced and 8-bit sequences start with one of them),
 # the bidirectional overrides and invisible formatting that make text read other than it is,
@@ -37,16 +34,9 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def truncate(text: str, limit: int) -> str:
-    """``text`` if at most ``limit`` characters long, else its first ``limit`` and :data:`MARK`."""
-    if len(text) <= limit:
-        return text
-    return text[:limit] + MARK
-
-
 def inert(text: str, limit: int) -> str:
     """``text`` safe for a terminal: control characters escaped, at most ``limit`` characters
-    (then :data:`MARK`)."""
+    (then ``MARK``)."""
     shown = _ACTIVE.sub(_escaped, text[:limit])
     if len(shown) > limit or len(text) > limit:
         return shown[:limit] + MARK

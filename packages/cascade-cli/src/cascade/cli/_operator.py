@@ -17,6 +17,7 @@ import typer
 from ._context import UsageError
 
 __all__ = [
+    "issued",
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
     "As",
@@ -91,3 +92,8 @@ def operator_name(given: str | None, username: str | None) -> str:
     if given is not None:
         return checked_text(given, "--as (or $CASCADE_OPERATOR)", MAX_OPERATOR_LENGTH)
     return default_operator(username)
+
+
+def issued(by: str, reason: str | None) -> str:
+    """`` by alice: "warehouse maintenance"``: what a command says after what it did."""
+    return f" by {by}" + (f': "{reason}"' if reason else "")

@@ -1,4 +1,4 @@
-"""Rich renderings of a WatchState: the live view of `cascade watch` and `cascade status`.
+"""Rich renderings of a ReaderModel: the live view of `cascade watch` and `cascade status`.
 
 Every absolute time on one screen is in one time zone, the local one (set
 ``TZ=UTC`` for UTC), and the screen says which. Every text that comes from a
@@ -16,13 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.interfaces import Constraint
+from cascade.interfaces.reader import LAST_TIMESTAMP, EngineView, ReaderModel, RunView
 
 from ._holds_text import holds_text
 from ._inert import SHOWN, inert
 from ._run_ids import SHORT_ID, short_id
-from ._state import WatchState
 from ._times import TimeFormat, duration
-from ._views import LAST_TIMESTAMP, EngineView, RunView
 
 __all__ = [
     "TimeFormat",
@@ -48,6 +47,7 @@ STATE_STYLES = {
 }
 _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
 _ACTIVE_SHOWN = 8
+_NONE = Text("none", style="dim")  # the row of a table with nothing in it
 _FAILED_SHOWN = 5
 
 
@@ -123,7 +123,7 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
         table.add_row("", "", "", "", Text(f"trace {run.trace_id}", style="dim"))
 
 
-def runs_table(state: WatchState, times: TimeFormat) -> Table:
+def runs_table(state: ReaderModel, times: TimeFormat) -> Table:
     """Each run with its status, progress and counts by state, its active tasks and failures."""
     table = Table(title="Runs", title_justify="left", expand=True)
     for column in ("run", "status", "progress", "done", "tasks"):
@@ -148,7 +148,7 @@ def _engine_status(engine: EngineView) -> Text:
 
 
 def engines_table(
-    state: WatchState, times: TimeFormat, offline_max_age: float | None = None
+    state: ReaderModel, times: TimeFormat, offline_max_age: float | None = None
 ) -> Table:
     """The sources with their presence, session and when they were last heard from.
 
@@ -173,10 +173,12 @@ def engines_table(
             "-" if session is None else str(session),
             times.ago(engine.last_seen),
         )
+    if not shown:
+        table.add_row(_NONE, "", "", "")
     return table
 
 
-def constraints_table(state: WatchState, times: TimeFormat) -> Table:
+def constraints_table(state: ReaderModel, times: TimeFormat) -> Table:
     """The constraints in force, with scope, type, parameters, who set them, when and why,
     and until when."""
     table = Table(title="Constraints", title_justify="left", expand=True)
@@ -190,10 +192,12 @@ def constraints_table(state: WatchState, times: TimeFormat) -> Table:
             Text(issued_text(constraint, times)),
             _expiry(constraint, times),
         )
+    if not table.row_count:
+        table.add_row(_NONE, "", "", "", "")
     return table
 
 
-def connection_line(state: WatchState, times: TimeFormat, broker: str = "the broker") -> Text:
+def connection_line(state: ReaderModel, times: TimeFormat, broker: str = "the broker") -> Text:
     """``connected to HOST:PORT``, or since when the connection is down and that it is retried."""
     connection = state.connection
     if connection.connected:
@@ -206,7 +210,7 @@ def connection_line(state: WatchState, times: TimeFormat, broker: str = "the bro
     )
 
 
-def _ignored(state: WatchState) -> list[Text]:
+def _ignored(state: ReaderModel) -> list[Text]:
     said = [
         f"{count} {what} messages ignored"
         for count, what in ((state.rejected, "malformed"), (state.oversized, "oversized"))
@@ -218,7 +222,7 @@ def _ignored(state: WatchState) -> list[Text]:
 MISSED_SOURCES_SHOWN = 5
 
 
-def refused_lines(state: WatchState) -> list[Text]:
+def refused_lines(state: ReaderModel) -> list[Text]:
     """``refused 4 messages claiming attacker: 3 foreign source, 1 conflict`` for each source
     this view refused messages from (what no engine of their run can have sent)."""
     refusals = state.refusals
@@ -238,7 +242,7 @@ def refused_lines(state: WatchState) -> list[Text]:
     return lines
 
 
-def missed_lines(state: WatchState, times: TimeFormat) -> list[Text]:
+def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
     """``missed 1,204 events from host-17 since 14:02:11`` for each source this view missed from."""
     missed = sorted(
         ((gaps.missed, source, gaps.since) for source, gaps in state.gaps.by_source.items()),
@@ -264,14 +268,14 @@ def missed_lines(state: WatchState, times: TimeFormat) -> list[Text]:
     return lines
 
 
-def _footer(state: WatchState, times: TimeFormat, broker: str | None) -> Text:
+def _footer(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
     parts = [connection_line(state, times, broker)] if broker is not None else []
     parts.append(Text(f"updated {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Text(" · ").join(parts)
 
 
 def render_watch(
-    state: WatchState,
+    state: ReaderModel,
     *,
     offline_max_age: float | None = None,
     broker: str | None = None,
@@ -292,7 +296,7 @@ def render_watch(
 
 
 def render_status(
-    state: WatchState, *, offline_max_age: float | None = None, tz: tzinfo | None = None
+    state: ReaderModel, *, offline_max_age: float | None = None, tz: tzinfo | None = None
 ) -> RenderableType:
     """`cascade status`: engines and constraints, and the time zone their times are in."""
     times = TimeFormat(state.clock(), tz)

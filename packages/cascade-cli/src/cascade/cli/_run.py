@@ -1,88 +1,142 @@
-"""`cascade run RUN_ID`: one recorded run and every task of it, from the history database,
-read and printed a page of tasks at a time."""
+"""How one recorded run is shown: its header and summary (counts by state, slowest tasks,
+first failures), then its tasks' table, or JSON (the command is :mod:`.commands.run`; what
+the summary reads, :mod:`._run_overview`)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import sys
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ._context import CliContext
-from ._history_db import Db, Json, cell, recorded_run_pages
+from ._fit import Cell, Column, fitted, left_out_line
+from ._history_db import cell
 from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
-from ._render import TimeFormat, duration
-from ._runs import RUN_STYLES, STATE_STYLES, task_counts
+from ._render import STATE_STYLES, TimeFormat, duration
+from ._run_overview import RunOverview
+from ._runs import RUN_STYLES, refused_text, task_counts
 
 if TYPE_CHECKING:
-    from cascade.history import RunDetail, TaskHistory
+    from cascade.history import RunDetail, RunSummary, TaskHistory
 
-__all__ = ["run"]
+__all__ = ["echo_run_json", "print_run", "render_run", "task_table"]
 
 _STATES_SHOWN = 12  # the last ones of a task that changed state more often
+# The tasks' table: the task, its state and duration are never left out; its timeline and
+# holds go first when the terminal is narrow, then its attempts, then its error.
+_COLUMNS = (
+    Column("task"),
+    Column("state", whole=True),
+    Column("attempts", whole=True, rank=3, justify="right"),
+    Column("duration", whole=True),
+    Column("held", rank=1),
+    Column("states", rank=2, fold=24),
+    Column("error", rank=4),
+)
 
 
-def run(
-    ctx: typer.Context,
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run's id, or a prefix only it has.")
-    ],
-    json_output: Json = False,
-    db: Db = None,
-) -> None:
-    """One recorded run: every task with its states and times, attempts, duration, error.
-
-    Examples: cascade run 58a88765cea2; cascade run 58a88765 --json | jq '.tasks[].state'
-    """
-    pages = recorded_run_pages("run", db, run_id)
-    if json_output:
-        _echo_json(pages)
-        return
-    out = CliContext.of(ctx).out()
-    times = TimeFormat(time.time())
-    first = next(pages)
-    out.print(_render(first, times))
-    for page in pages:  # a page of tasks at a time: a big run is never all in memory
-        out.print(_table(page, times))
-
-
-def _echo_json(pages: Iterator[RunDetail]) -> None:
+def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
     """The run's JSON object on one line, as ``RunDetail.to_json`` makes it, written a page
-    of tasks at a time."""
+    of tasks at a time, and its ``summary`` (:meth:`RunOverview.to_json`) after them."""
     first = next(pages)
     head = json.dumps(first.run.to_json())
     write = sys.stdout.write
     write(head[:-1] + (', "tasks": [' if head != "{}" else '{"tasks": ['))
     separator = ""
+    listed = 0
     for page in itertools.chain([first], pages):
         for task in page.tasks:
             write(separator + json.dumps(task.to_json()))
             separator = ", "
-    write("]}\n")
+            listed += 1
+    write('], "summary": ' + json.dumps(overview.to_json(first.run, listed)) + "}\n")
     sys.stdout.flush()
+
+
+def _heading(title: str, rest: str = "", *, none: bool = False) -> Text:
+    """``Failures: 3``: a section's title in bold, and ``none`` (dim) when it is empty."""
+    text = Text(title, style="bold")
+    if rest:
+        text.append(f": {rest}")
+    if none:
+        text.append(": " if not rest else " ").append("none", style="dim")
+    return text
 
 
 def _states(task: TaskHistory, times: TimeFormat) -> Text:
     shown = task.states[-_STATES_SHOWN:]
+    if not shown:
+        return Text("-")
     parts = [] if len(shown) == len(task.states) else [Text("… ")]
     first = shown[0].ts
     for index, change in enumerate(shown):
-        when = times.at(change.ts) if index == 0 else f"+{duration(change.ts - first)}"
+        when = times.short(change.ts) if index == 0 else f"+{duration(change.ts - first)}"
         parts.append(
             Text(f"{change.state.lower()} {when}", style=STATE_STYLES.get(change.state, ""))
         )
     return Text(" · ").join(parts)
 
 
-def _render(detail: RunDetail, times: TimeFormat) -> Group:
+def _counts(summary: RunSummary) -> Text:
+    total = sum(summary.tasks.values())
+    if not total:
+        return Text("none", style="dim")
+    return Text(f"{total:,}: ").append_text(task_counts(summary.tasks))
+
+
+def _indented(grid: Table) -> Padding:
+    return Padding(grid, (0, 0, 0, 2), expand=False)
+
+
+def _slowest(tasks: list[TaskHistory]) -> list[RenderableType]:
+    if not tasks:
+        return [_heading("Slowest", none=True)]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold", style="dim")
+    for task in tasks:
+        grid.add_row(
+            duration(task.duration_ms / 1000),
+            cell(task.task_name, SHOWN["name"], "bold"),
+            cell(task.task_id, SHOWN["name"]),
+        )
+    return [_heading("Slowest"), _indented(grid)]
+
+
+def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
+    if not tasks:
+        return [_heading("Failures", none=True)]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold", style="dim")
+    grid.add_column(overflow="fold")
+    for task in tasks:
+        grid.add_row(
+            cell(task.task_name, SHOWN["name"], "bold"),
+            cell(task.task_id, SHOWN["name"]),
+            cell(task.error, SHOWN["error"], "red"),
+        )
+    lines: list[RenderableType] = [
+        _heading("Failures", f"{failed:,}, in the order they failed"),
+        _indented(grid),
+    ]
+    if failed > len(tasks):
+        more = f"  … {failed - len(tasks):,} more: --state failed lists them"
+        lines.append(Text(more, style="dim"))
+    return lines
+
+
+def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> Group:
+    """The run's header (id, status, times, where, its tasks counted by state, what it lacks)
+    and its summary: slowest tasks, first failures, and the heading of its tasks."""
     summary = detail.run
     took = duration(summary.duration) if summary.duration is not None else "running"
     head = Text.assemble(
@@ -96,11 +150,7 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])}"
     )
-    lines: list[Text | Table] = [
-        head,
-        where,
-        Text("tasks: ").append_text(task_counts(summary.tasks)),
-    ]
+    lines: list[RenderableType] = [head, where, Text("tasks: ").append_text(_counts(summary))]
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
     if summary.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
@@ -108,16 +158,29 @@ def _render(detail: RunDetail, times: TimeFormat) -> Group:
     missing = _missing_line(summary.missing_events or 0, summary.dropped_telemetry)
     if missing is not None:
         lines.append(missing)
-    lines.append(_table(detail, times))
+    if summary.refused:
+        lines.append(
+            Text(
+                f"refused: {refused_text(summary.refused)} (messages about the run no engine "
+                "of it can have sent: stored nowhere)",
+                style="yellow",
+            )
+        )
+    lines += _slowest(overview.slowest)
+    lines += _failures(overview.failures, summary.tasks.get("FAILED", 0))
+    picked = f" ({overview.picked})" if overview.picked else ""
+    if overview.matched:
+        lines.append(_heading(f"Tasks{picked}", f"{overview.matched:,}"))
+    else:
+        lines.append(_heading(f"Tasks{picked}", none=True))
     return Group(*lines)
 
 
-def _table(detail: RunDetail, times: TimeFormat) -> Table:
-    table = Table()
-    for column in ("task", "state", "attempts", "duration", "held", "states", "error"):
-        table.add_column(column)
-    for task in detail.tasks:
-        table.add_row(
+def task_table(detail: RunDetail, times: TimeFormat, width: int) -> tuple[Table, list[str]]:
+    """A page of the run's tasks as a table ``width`` wide at most, and the headers of the
+    columns left out to fit it (see :func:`~._fit.fitted`)."""
+    rows: list[list[Cell]] = [
+        [
             cell(task.task_name, SHOWN["name"], "bold"),
             Text(task.state, style=STATE_STYLES.get(task.state, "")),
             str(task.attempts),
@@ -125,11 +188,45 @@ def _table(detail: RunDetail, times: TimeFormat) -> Table:
             _held(task, times),
             _states(task, times),
             cell(task.error, SHOWN["error"], "red"),
-        )
-    return table
+        ]
+        for task in detail.tasks
+    ]
+    return fitted(_COLUMNS, rows, width)
 
 
-def _held(task: TaskHistory, times: TimeFormat) -> Text | str:
+def _more_line(more: int, filtered: bool) -> Text | None:
+    """``… 99,980 more tasks: --limit 0 for all, or --state/--task to filter`` (dim); ``None``
+    when every task picked was listed."""
+    if more <= 0:
+        return None
+    how = "--limit 0 for all" + ("" if filtered else ", or --state/--task to filter")
+    return Text(f"… {more:,} more tasks{' picked' if filtered else ''}: {how}", style="dim")
+
+
+def print_run(
+    out: Console, pages: Iterator[RunDetail], overview: RunOverview, times: TimeFormat
+) -> None:
+    """The run's header and summary, then its tasks a page (a table) at a time, what the
+    tables left out to fit, and how many more tasks there are."""
+    first = next(pages)
+    out.print(render_run(first, overview, times))
+    listed = 0
+    left_out: list[str] = []
+    for page in itertools.chain([first], pages):  # a big run is never all in memory
+        if page.tasks:
+            table, dropped = task_table(page, times, out.width)
+            out.print(table)
+            left_out += [header for header in dropped if header not in left_out]
+        listed += len(page.tasks)
+    for line in (
+        left_out_line(left_out, out.width),
+        _more_line(overview.matched - listed, bool(overview.picked)),
+    ):
+        if line is not None:
+            out.print(line)
+
+
+def _held(task: TaskHistory, times: TimeFormat) -> Cell:
     """How long it was held back and, where its engine said, by what (the last time)."""
     if not task.blocked_s:
         return "-"

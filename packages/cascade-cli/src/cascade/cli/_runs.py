@@ -1,31 +1,33 @@
-"""`cascade runs`: the recorded runs, newest first, from the history database."""
+"""How the history's runs are shown: styles, task counts, missing and refused notes,
+recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.runs`)."""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from ._broker import MAX_COUNT
-from ._context import CliContext
-from ._history_db import SINCE_HELP, Db, Json, cell, echo_json, open_history, query, since_seconds
+from ._fit import Cell, Column, fits, fitted
+from ._history_db import cell
 from ._inert import SHOWN, inert
 from ._render import STATE_STYLES, TimeFormat, duration
 from ._run_ids import SHORT_ID, short_id
 
 if TYPE_CHECKING:
-    from cascade.history import SourceGap
+    from rich.table import Table
+
+    from cascade.history import RunSummary, SourceGap
 
 __all__ = [
     "MISSING_NOTE",
+    "REFUSED_NOTE",
     "RUN_STYLES",
-    "STATE_STYLES",
+    "filtered",
     "gap_lines",
     "missing_cell",
-    "runs",
+    "refused_text",
+    "runs_table",
     "task_counts",
 ]
 
@@ -42,12 +44,38 @@ MISSING_NOTE = (
     "missing: events the engine numbered that never reached the history (the recorder was "
     "away, behind or down, or the engine dropped them); cascade run RUN_ID says more"
 )
+REFUSED_NOTE = (
+    "refused: messages about the run that no engine of it can have sent (another source's, "
+    "a second one numbered alike, a number out of bounds, a timestamp ahead), stored nowhere; "
+    "cascade run RUN_ID says which"
+)
 _GAP_LINES = 5  # recorders' gap counts shown under the table at most
+# The id, status and start are never left out nor cut; the engine and the project go first
+# when the terminal is narrow, then the duration, the error, and what was missing or refused.
+_COLUMNS = (
+    Column("run", whole=True),
+    Column("status", whole=True),
+    Column("started", whole=True),
+    Column("duration", whole=True, rank=3),
+    Column("tasks", rank=7),
+    Column("project", rank=2),
+    Column("source", rank=1),
+    Column("error", rank=4),
+)
+_STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
+_MISSING = Column("missing", whole=True, rank=6)
+_REFUSED = Column("refused", whole=True, rank=6)
 
 
 def missing_cell(missing: int | None) -> Text:
     """A run's missing events for a table: the number in yellow, ``-`` when none or unknown."""
     return Text(f"{missing:,}", style="yellow") if missing else Text("-")
+
+
+def refused_text(refused: dict[str, int]) -> str:
+    """A run's refusals in words, most first: ``3 foreign source, 1 conflict``."""
+    ranked = sorted(refused.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count:,} {inert(reason, 32)}" for reason, count in ranked)
 
 
 def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
@@ -66,101 +94,61 @@ def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
     return lines
 
 
-def task_counts(counts: dict[str, int]) -> Text:
-    """``completed 4 failed 1``: tasks counted by state, coloured, in a fixed order."""
+def task_counts(counts: dict[str, int], *, stacked: bool = False) -> Text:
+    """``completed 4 failed 1``: tasks counted by state, coloured, in a fixed order (one state
+    a line when ``stacked``)."""
     parts = [
-        Text(f"{state.lower()} {counts[state]}", style=style)
+        Text(f"{state.lower()} {counts[state]:,}", style=style)
         for state, style in STATE_STYLES.items()
         if counts.get(state)
     ]
-    return Text(" ").join(parts) if parts else Text("-")
+    return Text("\n" if stacked else " ").join(parts) if parts else Text("-")
 
 
-def runs(
-    ctx: typer.Context,
-    since: Annotated[
-        str | None, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: all).")
-    ] = None,
-    status: Annotated[
-        str | None,
-        typer.Option(
-            "--status",
-            help="Only runs with this status: running, succeeded, failed, cancelled, "
-            "or lost (no end heard, and its engine went offline after its last event).",
-        ),
-    ] = None,
-    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
-    task: Annotated[
-        str | None, typer.Option("--task", metavar="NAME", help="Only runs with a task NAME.")
-    ] = None,
-    source: Annotated[
-        str | None, typer.Option("--source", help="Only runs of this engine (source id).")
-    ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
-    ] = 50,
-    json_output: Json = False,
-    db: Db = None,
-) -> None:
-    """Recorded runs, newest first: status, start, duration, tasks by state, engine, error.
-
-    Examples: cascade runs --status failed --since 24h; cascade runs --project etl --json
-    """
-    after = since_seconds(since)
-    history = open_history("runs", db)
-    try:
-        found = query(
-            lambda: history.runs(
-                since=after,
-                status=status,
-                project=project,
-                task=task,
-                source=source,
-                limit=limit,
-            )
-        )
-        sources = {run.source for run in found}
-        gaps = [] if json_output else query(lambda: history.gaps(since=after))
-    finally:
-        history.close()
-    if json_output:
-        echo_json([run.to_json() for run in found])
-        return
-    console = CliContext.of(ctx).out()
-    if not found:
-        console.print("no runs recorded" + (" that match" if _filtered(ctx) else ""))
-        return
-    times = TimeFormat(time.time())
-    table = Table(title=f"Runs (times in {times.zone})", title_justify="left")
+def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[Table, list[str]]:
+    """The runs as a table at most ``width`` wide, and the columns left out to fit it: a
+    ``missing`` column when some run lacks events, a ``refused`` one when some had messages
+    refused."""
     lacking = any(run.missing_events for run in found)
-    columns = ["run", "status", "started", "duration", "tasks", "missing", "project", "source"]
-    for column in [*columns, "error"]:
-        if column != "missing" or lacking:
-            table.add_column(column)
-    for run in found:
-        cells: list[Text | str] = [
-            cell(short_id(run.run_id), SHORT_ID, "bold"),
-            Text(run.status, style=RUN_STYLES.get(run.status, "")),
-            times.at(run.started_at),
-            duration(run.duration) if run.duration is not None else "-",
-            task_counts(run.tasks),
-        ]
-        if lacking:
-            cells.append(missing_cell(run.missing_events))
-        cells += [
-            cell(run.project_id, SHOWN["name"]),
-            cell(run.source, SHOWN["source"]),
-            cell(run.error, SHOWN["error"], "red"),
-        ]
-        table.add_row(*cells)
-    console.print(table)
+    lied = any(run.refused for run in found)
+
+    def rows(stacked: bool) -> list[list[Cell]]:
+        return [_run_row(run, times, lacking, lied, stacked) for run in found]
+
+    columns = [*_COLUMNS[:5], *([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
+    columns += _COLUMNS[5:]
+    shown = rows(stacked=False)
+    if not fits(columns, shown, width):  # a state and its count kept on a line of their own
+        shown = rows(stacked=True)
+        columns[4] = _STACKED
+    title = f"Runs (times in {times.zone})"
+    return fitted(columns, shown, width, title=title)
+
+
+def _run_row(
+    run: RunSummary, times: TimeFormat, lacking: bool, lied: bool, stacked: bool
+) -> list[Cell]:
+    cells: list[Cell] = [
+        cell(short_id(run.run_id), SHORT_ID, "bold"),
+        Text(run.status, style=RUN_STYLES.get(run.status, "")),
+        times.short(run.started_at),
+        duration(run.duration) if run.duration is not None else "-",
+        task_counts(run.tasks, stacked=stacked),
+    ]
     if lacking:
-        console.print(Text(MISSING_NOTE, style="yellow"))
-    for line in gap_lines([gap for gap in gaps if gap.source in sources], times):
-        console.print(line)
+        cells.append(missing_cell(run.missing_events))
+    if lied:
+        cells.append(missing_cell(sum(run.refused.values())))
+    return [
+        *cells,
+        cell(run.project_id, SHOWN["name"]),
+        cell(run.source, SHOWN["source"]),
+        cell(run.error, SHOWN["error"], "red"),
+    ]
 
 
-def _filtered(ctx: typer.Context) -> bool:
+def filtered(ctx: typer.Context) -> bool:
+    """Whether `cascade runs` was given a filter (then "no runs recorded that match")."""
     return any(
         ctx.params.get(name) is not None
         for name in ("since", "status", "project", "task", "source")

@@ -8,9 +8,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import parse_timestamp
-
-from ._state import WatchState
-from ._views import LAST_TIMESTAMP
+from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel
 
 __all__ = ["iso_time", "refused", "status_json"]
 
@@ -31,7 +29,7 @@ def iso_time(ts: float | None) -> str | None:
         return None
 
 
-def refused(state: WatchState) -> list[dict[str, Any]]:
+def refused(state: ReaderModel) -> list[dict[str, Any]]:
     """What ``state`` refused, per source claimed, most first: ``{"source", "messages",
     "reasons": {reason: count}}`` (messages no engine of their run can have sent)."""
     refusals = state.refusals
@@ -43,7 +41,7 @@ def refused(state: WatchState) -> list[dict[str, Any]]:
     ]
 
 
-def status_json(state: WatchState, offline_max_age: float | None = None) -> dict[str, Any]:
+def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dict[str, Any]:
     """Engines (``hidden_engines``: how many were left out) and the constraints in force.
 
     An engine has ``source``, ``status`` (``null`` when only its telemetry was

@@ -1,4 +1,5 @@
-"""Options of the views (`status`, `watch`) and `forget`: ages, and what the views keep."""
+"""Options of the views (`status`, `watch`) and `forget`: ages, ids, JSON, and what the views
+keep."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from typing import Annotated
 
 import typer
 
+from cascade.interfaces import InvalidIdError
+from cascade.interfaces.connector_kit import validate_id
+
 from ._broker import MAX_COUNT
 
 __all__ = [
     "DEFAULT_KEEP_FOR_AGE",
     "DEFAULT_OFFLINE_MAX_AGE",
+    "Json",
     "KeepFor",
     "KeepRuns",
     "OfflineMaxAge",
     "ShowAll",
+    "check_id",
     "offline_cutoff",
     "parse_age",
 ]
@@ -69,9 +75,21 @@ KeepFor = Annotated[
 ]
 
 DEFAULT_KEEP_FOR_AGE = "10m"
-"""``--keep-for``'s default, :data:`~cascade.cli._state.DEFAULT_KEEP_FOR` as an age."""
+"""``--keep-for``'s default, :data:`~cascade.interfaces.reader.DEFAULT_KEEP_FOR` as an age."""
 
 
 def offline_cutoff(show_all: bool, offline_max_age: str) -> float | None:
     """The offline age beyond which engines are hidden, ``None`` with ``--all``."""
     return None if show_all else parse_age(offline_max_age)
+
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+"""``--json`` of `status`: JSON instead of tables."""
+
+
+def check_id(value: str, option: str) -> None:
+    """Refuse an id option that cannot stand in a topic: a usage error (exit 2)."""
+    try:
+        validate_id(value, option)
+    except InvalidIdError as exc:
+        raise typer.BadParameter(str(exc)) from None

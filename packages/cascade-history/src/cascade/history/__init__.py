@@ -18,9 +18,10 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
-from ._queries import STATES_KEPT
+from ._migrate import alembic_config
 from ._received import Received, decode_message
-from ._recorder import Recorder, RecorderStats
+from ._recorder import Recorder
+from ._recorder_stats import RecorderStats
 from ._records import (
     AuditEvent,
     Execution,
@@ -32,6 +33,7 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
+from ._run_query import STATES_KEPT, TaskOrder
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 
 __all__ = [
@@ -53,7 +55,9 @@ __all__ = [
     "StateChange",
     "Stored",
     "TaskHistory",
+    "TaskOrder",
     "TaskStats",
+    "alembic_config",
     "decode_message",
     "default_path",
     "migrate",

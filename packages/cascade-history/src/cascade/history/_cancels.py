@@ -2,7 +2,8 @@
 
 The answer (:class:`~cascade.interfaces.CancelReply`) says which run its engine stopped, what
 it stopped, and (from engines that echo the request) who asked, why and when: all that
-the audit shows of a cancel. It is what the answering engine said; nothing checks it.
+the audit shows of a cancel. It is what the answering engine said: ``_ingest`` keeps it
+only from the source the history recorded the run from.
 """
 
 from __future__ import annotations

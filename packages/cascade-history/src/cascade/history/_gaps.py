@@ -2,9 +2,11 @@
 
 :class:`RecorderGaps` feeds a :class:`~cascade.interfaces.GapCounter` from
 what the recorder receives (every event's ``seq``, every heartbeat's
-``last_seq``), follows each run's source, and tells the writer what changed
+``last_seq``), follows each run's source, hands back the counter's verdict (what no
+engine of the run can have sent is refused), and tells the writer what changed
 per source since its last write; :func:`gap_rows` and :func:`add_gaps` add
-those changes to the ``source_gaps`` table in the batch's transaction.
+those changes to the ``source_gaps`` table in the batch's transaction, kept within
+the column's 64 bits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     RunSnapshot,
+    Seen,
     SourceGaps,
 )
 from cascade.interfaces.connector_kit import validate_id
@@ -31,10 +34,13 @@ from cascade.interfaces.connector_kit import validate_id
 from ._schema import source_gaps
 from ._text import checked_id, clean
 
-__all__ = ["MAX_FOLLOWED", "RecorderGaps", "add_gaps", "gap_rows"]
+__all__ = ["INT64", "MAX_FOLLOWED", "RecorderGaps", "add_gaps", "bounded_sum", "gap_rows"]
 
 MAX_FOLLOWED = 50_000
-"""Runs a recorder follows at once; a new run beyond that is not followed (counted)."""
+"""Runs a recorder follows at once; a new run beyond that takes the place of the one heard of
+least recently (counted in :attr:`RecorderGaps.unfollowed` if it had not ended)."""
+INT64 = 2**63 - 1
+"""The largest count a ``BIGINT`` column holds: sums are kept at it, never past it."""
 _ENDED_FOR = 60.0  # seconds a run is still followed after its end (late copies fill holes)
 _IDLE_FOR = 600.0  # seconds a run that has not ended is followed without news of it
 
@@ -70,65 +76,96 @@ class RecorderGaps:
         first heard of mid-way, and while one that has not ended lacks events."""
         self._clock = clock
         self._max_runs = max_runs
+        # in the order they were last heard of (a run heard is moved to the end): the first
+        # is the one to stop following when a new run comes and there is no room
         self._runs: dict[str, _Run] = {}
         self._touched: set[str] = set()
         self._carried: dict[str, int] = {}  # changes of runs forgotten, not yet written
         self.unfollowed = 0
-        """Numbered messages of runs not followed (:data:`MAX_FOLLOWED` runs already were)."""
+        """Runs no longer followed before their end to make room for newer ones (``max_runs``
+        were followed): a gap of theirs after that is not counted."""
 
     @property
     def missed(self) -> int:
         """Events missed in all since the recorder started, net of late copies."""
         return self.counter.missed
 
-    def see(self, envelope: Envelope, now: float) -> None:
+    def see(self, envelope: Envelope, now: float, digest: int = 0) -> Seen:
         """Count the numbers ``envelope`` carries (nothing for one without); a snapshot's
-        tasks, and once all its parts are in, what it makes good."""
+        tasks, and once all its parts are in, what it makes good. ``digest`` stands for its
+        content (``hash`` of its payload). The verdict: anything but
+        :attr:`~cascade.interfaces.Seen.NEW` and :attr:`~cascade.interfaces.Seen.COPY` is a
+        message no engine of the run can have sent (counted nowhere here)."""
         body = envelope.body
-        heartbeat = isinstance(body, Heartbeat)
+        run_id, source = envelope.run_id, envelope.source
+        runs = self._runs
+        run = runs.get(run_id)
+        if run is not None and run.source != source:
+            return Seen.FOREIGN
         number = (
             body.through
             if isinstance(body, RunSnapshot)
             else (body.last_seq if isinstance(body, Heartbeat) else envelope.seq)
         )
         if not isinstance(number, int):
-            return
-        run_id = envelope.run_id
-        run = self._runs.get(run_id)
+            return Seen.NEW
         if run is None:
-            if len(self._runs) >= self._max_runs or not _ids_valid(envelope):
-                self.unfollowed += 1
-                return
-            run = self._runs[run_id] = _Run(envelope.source, now, late=envelope.seq != 1)
-        run.heard = now
-        if isinstance(body, RunSnapshot):
-            self._snapshot(run_id, run, body)
-        elif heartbeat:
-            self.counter.announce("", run_id, number)
+            if not _ids_valid(envelope):
+                return Seen.NEW  # never stored either: nothing to follow
+            if len(runs) >= self._max_runs:
+                self._evict()
+            run = runs[run_id] = _Run(source, now, late=envelope.seq != 1)
         else:
-            self.counter.see("", run_id, number)
-            if isinstance(body, LifecycleEvent) and body.event == "ENGINE_STOPPED":
-                run.ended = True
+            del runs[run_id]  # to the end: heard last (O(1): insertion order)
+            runs[run_id] = run
+            run.heard = now
+        if isinstance(body, RunSnapshot):
+            seen = self._snapshot(run_id, run, body)
+        elif isinstance(body, Heartbeat):
+            seen = self.counter.announce(source, run_id, number)
+        else:
+            seen = self.counter.see(source, run_id, number, digest)
+            if seen is Seen.NEW and isinstance(body, LifecycleEvent):
+                run.ended = body.event == "ENGINE_STOPPED" or run.ended
         self._touched.add(run_id)
         if self.ask is not None and not run.ended and (run.late or self.counter.missed_in(run_id)):
             self.ask(run_id, self.counter.known_through(run_id))
+        return seen
 
-    def _snapshot(self, run_id: str, run: _Run, body: RunSnapshot) -> None:
+    def owner(self, run_id: str) -> str | None:
+        """The source of the run ``run_id`` as followed (``None``: not followed)."""
+        run = self._runs.get(run_id)
+        return None if run is None else run.source
+
+    def _evict(self) -> None:
+        """Stop following the run heard of least recently (what it missed stays counted)."""
+        run_id = next(iter(self._runs))
+        if not self._runs[run_id].ended:
+            self.unfollowed += 1
+        self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        run = self._runs.pop(run_id)
+        change = self.counter.missed_in(run_id) - run.written
+        if change:
+            self._carried[run.source] = self._carried.get(run.source, 0) + change
+        self.counter.forget(run_id)
+        self._touched.discard(run_id)
+
+    def _snapshot(self, run_id: str, run: _Run, body: RunSnapshot) -> Seen:
+        source = run.source
         for task in body.tasks:
-            self.counter.see("", run_id, task.seq)
+            if self.counter.see(source, run_id, task.seq) is Seen.BEYOND:
+                return Seen.BEYOND  # the whole answer: its events would be stored
         key = (body.after, body.through, body.last_seq, body.parts)
         if run.answer is None or run.answer[0] != key:
             run.answer = (key, set())
         run.answer[1].add(body.part)
         if len(run.answer[1]) >= body.parts:
-            self.counter.settle("", run_id, body.through)
+            seen = self.counter.settle(source, run_id, body.through)
             run.late, run.answer = False, None
-
-    def foreign(self, envelope: Envelope) -> bool:
-        """Whether ``envelope`` comes from another source than the run it names is followed
-        from (a snapshot only its own engine may answer)."""
-        run = self._runs.get(envelope.run_id)
-        return run is not None and run.source != envelope.source
+            return seen
+        return Seen.NEW
 
     def changes(self) -> tuple[dict[str, SourceGaps], dict[str, int]]:
         """Per source, what changed since the last write (for ``History.store``), and the
@@ -164,14 +201,8 @@ class RecorderGaps:
         """Forget the runs that ended over a minute ago or were not heard of for ten."""
         now = self._clock()
         for run_id, run in list(self._runs.items()):
-            if now - run.heard < (_ENDED_FOR if run.ended else _IDLE_FOR):
-                continue
-            change = self.counter.missed_in(run_id) - run.written
-            if change:
-                self._carried[run.source] = self._carried.get(run.source, 0) + change
-            self.counter.forget(run_id)
-            del self._runs[run_id]
-            self._touched.discard(run_id)
+            if now - run.heard >= (_ENDED_FOR if run.ended else _IDLE_FOR):
+                self._forget(run_id)
 
 
 def _ids_valid(envelope: Envelope) -> bool:
@@ -195,12 +226,13 @@ def gap_rows(gaps: Mapping[str, SourceGaps], recorder: str, now: float) -> list[
         except InvalidMessageError:
             continue
         if counted.missed:
+            missed = max(-INT64, min(INT64, counted.missed))  # a Python int has no bound
             first = counted.since if counted.since is not None else now
             rows.append(
                 {
                     "source": source_id,
                     "recorder": recorder,
-                    "missed": counted.missed,
+                    "missed": missed,
                     "first_at": first,
                     "last_at": now,
                 }
@@ -209,7 +241,8 @@ def gap_rows(gaps: Mapping[str, SourceGaps], recorder: str, now: float) -> list[
 
 
 def add_gaps(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Add each row's ``missed`` to its (source, recorder)'s count, keeping the first gap's time."""
+    """Add each row's ``missed`` to its (source, recorder)'s count, keeping the first gap's time
+    (and the count within 64 bits: a sum past them would cost the whole batch its counts)."""
     if not rows:
         return
     insert = sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
@@ -218,9 +251,18 @@ def add_gaps(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     statement = statement.on_conflict_do_update(
         index_elements=[old.source, old.recorder],
         set_={
-            "missed": old.missed + new.missed,
+            "missed": bounded_sum(old.missed, new.missed),
             "first_at": sa.case((new.first_at < old.first_at, new.first_at), else_=old.first_at),
             "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
         },
     )
     connection.execute(statement, rows)
+
+
+def bounded_sum(old: Any, new: Any) -> Any:
+    """SQL for ``old + new`` kept within a ``BIGINT``'s bounds (``new`` within them)."""
+    return sa.case(
+        ((new > 0) & (old > INT64 - new), INT64),
+        ((new < 0) & (old < -INT64 - new), -INT64),
+        else_=old + new,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +19,7 @@ from cascade.interfaces import SourceGaps
 from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
-from ._ingest import store_batch
+from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
 from ._migrate import upgrade
 from ._queries import (
@@ -28,7 +28,6 @@ from ._queries import (
     gaps_query,
     glob_to_like,
     run_ids_query,
-    run_query,
     runs_query,
     status_name,
     tasks_query,
@@ -42,14 +41,17 @@ from ._records import (
     RunSummary,
     SourceGap,
     Stored,
+    TaskHistory,
     TaskStats,
 )
 from ._rollup import prune_rollup, rollup_executions, rollup_stats
+from ._run_query import TaskOrder, count_query, ranked_query, run_query
 from ._schema import (
     cancels,
     constraint_events,
     presence,
     run_events,
+    run_refusals,
     runs,
     source_gaps,
     task_events,
@@ -190,6 +192,7 @@ class History:
         *,
         gaps: Mapping[str, SourceGaps] | None = None,
         recorder: str = "",
+        refused: Mapping[tuple[str, str], int] | None = None,
     ) -> Stored:
         """Write ``batch`` in one transaction; what was new, already known, or rejected.
 
@@ -198,29 +201,35 @@ class History:
         arrive in. ``gaps``: per source, the events ``recorder`` found missing
         since its last write (a change: negative when late copies filled
         holes) and when it first found one, added in the same transaction to
-        what :meth:`gaps` reads. Raises :class:`HistoryError` when the database
+        what :meth:`gaps` reads. ``refused``: per (run id, reason), messages about the run
+        that ``recorder`` refused (stored nowhere), added to :attr:`RunSummary.refused`.
+        An event of a run from another source than the one stored for it is refused here
+        too (:attr:`Stored.refused`). Raises :class:`HistoryError` when the database
         cannot be written now: nothing was stored, and it may all be given again.
         """
         self._writable()
-        rows = gap_rows(gaps, recorder, time.time()) if gaps else None
-        return store_batch(self._engine, batch, rows)
+        now = time.time()
+        rows = gap_rows(gaps, recorder, now) if gaps else None
+        refusals = refusal_rows(refused, now) if refused else None
+        return store_batch(self._engine, batch, rows, refusals)
 
     def prune(self, before: float, *, batch: int = 500) -> int:
-        """Delete up to ``batch`` runs last heard of before ``before`` (epoch seconds), with
-        their events, and the presence, constraint events and cancels older than that; how many
-        rows went. Small batches, each its own transaction, so a writer never waits long:
-        call it again while it returns more than zero."""
+        """Delete up to ``batch`` runs last received before ``before`` (epoch seconds: when the
+        recorder received their latest message, not what the messages say), with their events
+        and refusals, and the presence, constraint events, cancels and refusals received before
+        then; how many rows went. Small batches, each its own transaction, so a writer never
+        waits long: call it again while it returns more than zero."""
 
         def prune(connection: sa.Connection) -> int:
             doomed = [
                 run_id
                 for (run_id,) in connection.execute(
-                    sa.select(runs.c.run_id).where(runs.c.last_ts < before).limit(batch)
+                    sa.select(runs.c.run_id).where(runs.c.last_received_at < before).limit(batch)
                 )
             ]
             deleted = 0
             if doomed:
-                for table in (task_events, run_events, runs):
+                for table in (task_events, run_events, run_refusals, runs):
                     deleted += connection.execute(
                         sa.delete(table).where(table.c.run_id.in_(doomed))
                     ).rowcount
@@ -233,9 +242,9 @@ class History:
                 deleted += connection.execute(
                     sa.delete(table).where(table.c.id.in_(oldest))
                 ).rowcount
-            deleted += connection.execute(
-                sa.delete(source_gaps).where(source_gaps.c.last_at < before)
-            ).rowcount
+            for counts, last in ((source_gaps, source_gaps.c.last_at),
+                                 (run_refusals, run_refusals.c.last_at)):  # fmt: skip
+                deleted += connection.execute(sa.delete(counts).where(last < before)).rowcount
             return deleted + prune_rollup(connection, before, doomed)
 
         return self._write(prune, "cannot prune the history")
@@ -254,9 +263,10 @@ class History:
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
-        ``since``: runs started since then (an aware datetime or epoch
-        seconds, or a timedelta: that long ago). ``status``: ``running``,
-        ``succeeded``, ``failed`` (any case; ``ValueError`` for another).
+        ``since``: runs first received since then (an aware datetime or epoch
+        seconds, or a timedelta: that long ago; the history's clock, not the messages').
+        ``status``: ``running``, ``succeeded``, ``failed`` (any case; ``ValueError`` for
+        another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
         that name.
         """
@@ -282,6 +292,8 @@ class History:
         after: str | None = None,
         limit: int | None = None,
         counts: bool = True,
+        states: Collection[str] | None = None,
+        name_glob: str | None = None,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
@@ -291,10 +303,25 @@ class History:
         those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor.
         ``counts=False`` leaves the run's task counts and missing events out (``tasks``
         empty, ``missing_events`` ``None``): they are the run's whole cost, which a next
-        page need not pay again (:meth:`run_pages` walks them all so)."""
+        page need not pay again (:meth:`run_pages` walks them all so).
+
+        ``states`` (``FAILED``, any case) and ``name_glob`` (``load_*``: ``fnmatch``'s ``*``,
+        ``?`` and ``[...]``, case-sensitive) list only the tasks whose last state is one of
+        ``states`` and whose name matches: in SQL, so a page holds ``limit`` of them while
+        there are more, read without the others (the counts are still the whole run's)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
-        return self._read(lambda c: run_query(c, run_id, after=after, limit=limit, counts=counts))
+        return self._read(
+            lambda c: run_query(
+                c,
+                run_id,
+                after=after,
+                limit=limit,
+                counts=counts,
+                states=states,
+                name_glob=name_glob,
+            )
+        )
 
     def run_pages(self, run_id: str, *, size: int = TASKS_PAGE) -> Iterator[RunDetail]:
         """The run ``run_id`` names, page after page of at most ``size`` tasks, each read in a
@@ -312,6 +339,41 @@ class History:
                 return
             page = dataclasses.replace(following, run=first)
             yield page
+
+    def count_tasks(
+        self,
+        run_id: str,
+        *,
+        states: Collection[str] | None = None,
+        name_glob: str | None = None,
+    ) -> int:
+        """How many tasks of the run ``run_id`` (its whole id) :meth:`run` lists with these
+        ``states`` and ``name_glob`` (every task without them; 0 for an unknown run)."""
+        return self._read(lambda c: count_query(c, run_id, states=states, name_glob=name_glob))
+
+    def run_tasks(
+        self,
+        run_id: str,
+        *,
+        order: TaskOrder,
+        limit: int = 5,
+        states: Collection[str] | None = None,
+        name_glob: str | None = None,
+    ) -> list[TaskHistory]:
+        """At most ``limit`` tasks of the run ``run_id`` (its whole id; ``[]`` for an unknown
+        run) that ``states`` and ``name_glob`` pick (as :meth:`run` says), as a page of it has
+        them: the ``longest`` first (by their last event's ``duration_ms``), or the
+        ``earliest`` to reach their last state first. What a run's summary shows (its slowest
+        tasks, its first failures), read in SQL whatever the run's size."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if order not in ("longest", "earliest"):
+            raise ValueError(f"order must be 'longest' or 'earliest', not {order!r}")
+        return self._read(
+            lambda c: ranked_query(
+                c, run_id, order=order, limit=limit, states=states, name_glob=name_glob
+            )
+        )
 
     def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
         """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),

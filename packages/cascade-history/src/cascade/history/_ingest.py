@@ -6,47 +6,44 @@ writer stored the first. A run's row is upserted with rules that only move
 it forward (earliest start, latest time, first end, highest counters), so
 copies and events arriving out of order never take it back.
 
-Text from the broker is stored as ``_text`` says (NUL and lone surrogates
-escaped, fields bounded). A batch the database refuses for its content (not for
-its connection) is stored in halves, down to the message at fault, which is
-rejected: one bad message never holds up the others.
+A run belongs to the source stored for it (or, new, to the first of the batch): an
+event of it from another source is refused (``foreign source``, counted per run in
+``run_refusals``), and an engine's answer to a cancel is stored only from that source,
+for a run the history knows (else rejected: see ``_cancels``). So the rule of
+the recorder's callback holds for a recorder restarted, and for one that shares the stream.
+
+The rows are made by ``_rows`` (what is rejected or refused, and why) and written by
+``_bulk`` (the events) and SQLAlchemy (the rest). Text from the broker is stored as
+``_text`` says (NUL and lone surrogates escaped, fields bounded). A batch the database
+refuses for its content (not for its connection) is stored in halves, down to the message
+at fault, which is rejected: one bad message never holds up the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
-from cascade.interfaces import (
-    MAX_HOLDS,
-    CancelReply,
-    Envelope,
-    Heartbeat,
-    InvalidMessageError,
-    LifecycleEvent,
-    StatusMessage,
-    TaskStateEvent,
-    truncate_error,
-)
+from cascade.interfaces import CancelReply, Envelope, InvalidMessageError
 
-from ._cancels import cancel_row, store_cancels
+from ._bulk import insert_rows
+from ._cancels import store_cancels
 from ._constraint_changes import store_constraints
 from ._engine import WRITE
 from ._errors import from_database_error
-from ._gaps import add_gaps
+from ._gaps import INT64, add_gaps, bounded_sum
 from ._inserts import insert_for, insert_new
 from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
-from ._schema import presence, run_events, runs, task_events
-from ._text import checked_id, clean
-from ._times import parse_time
+from ._rows import Rows
+from ._schema import presence, run_events, run_refusals, runs, task_events
+from ._text import checked_id
 
-__all__ = ["TRANSIENT", "store_batch"]
+__all__ = ["TRANSIENT", "refusal_rows", "store_batch"]
 
 TRANSIENT = (
     sa.exc.OperationalError,
@@ -58,175 +55,19 @@ TRANSIENT = (
 
 
 _FINISHED = ("COMPLETED", "FAILED")  # an execution's end: what the rollup counts
-_INT64 = 2**63 - 1  # the BIGINT columns (numbers, counters, sessions)
-_INT32 = 2**31 - 1  # the INTEGER column (a run's planned tasks)
-
-
-def _bounded(value: int | None, name: str, top: int = _INT64) -> int | None:
-    """``value`` if its column can hold it (JSON integers have no bound); else rejected."""
-    if value is not None and not -top - 1 <= value <= top:
-        raise InvalidMessageError(f"{name} is out of range: {str(value)[:30]}", f"$.{name}")
-    return value
-
-
-def _time(value: str) -> float:
-    when = parse_time(value)
-    if when is None:
-        raise InvalidMessageError(f"not a timestamp: {value[:64]!r}", "$.ts")
-    return when
-
-
-def _held_by(event: TaskStateEvent) -> list[Any] | None:
-    """A BLOCKED event's holds as JSON (at most :data:`MAX_HOLDS`), ``None`` without any."""
-    if isinstance(event.held_by, msgspec.UnsetType):
-        return None
-    holds: list[Any] = msgspec.to_builtins(event.held_by[:MAX_HOLDS])
-    return holds
-
-
-@dataclass
-class _Rows:
-    """A batch turned into rows, and each run's changes merged into one."""
-
-    task_events: list[dict[str, Any]] = field(default_factory=list)
-    run_events: list[dict[str, Any]] = field(default_factory=list)
-    presence: list[dict[str, Any]] = field(default_factory=list)
-    constraints: list[Received] = field(default_factory=list)
-    cancels: list[dict[str, Any]] = field(default_factory=list)
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    heartbeats: int = 0
-    rejected: int = 0
-    _ids: dict[tuple[str, str], str] = field(default_factory=dict)  # checked ids of this batch
-
-    def _id(self, value: str, name: str) -> str:
-        checked = self._ids.get((value, name))
-        if checked is None:
-            checked = self._ids[(value, name)] = checked_id(value, name)
-        return checked
-
-    def add(self, item: Received) -> None:
-        message = item.message
-        try:
-            if isinstance(message, Envelope):
-                self._envelope(message)
-            elif isinstance(message, StatusMessage):
-                self._status(item, message)
-            elif isinstance(message, CancelReply):
-                self.cancels.append(cancel_row(item))
-            else:
-                self.constraints.append(item)
-        except InvalidMessageError:
-            self.rejected += 1
-
-    def _envelope(self, envelope: Envelope) -> None:
-        # everything is checked before anything changes: a rejected message leaves no trace
-        run_id = self._id(envelope.run_id, "run_id")
-        org_id = self._id(envelope.org_id, "org_id")
-        project_id = self._id(envelope.project_id, "project_id")
-        source = self._id(envelope.source, "source")
-        ts = _time(envelope.ts)
-        seq = _bounded(envelope.seq, "seq") if isinstance(envelope.seq, int) else None
-        trace_id = envelope.trace_id if isinstance(envelope.trace_id, str) else None
-        body = envelope.body
-        if isinstance(body, TaskStateEvent):
-            self.task_events.append(
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "task_id": clean(body.task_id),
-                    "task_name": clean(body.task_name),
-                    "state": body.reader_state,
-                    "ts": ts,
-                    "duration_ms": body.duration_ms,
-                    "error": clean(truncate_error(body.error), None) if body.error else "",
-                    "held_by": _held_by(body),
-                }
-            )
-            run = self._run(run_id, org_id, project_id, source, ts)
-        elif isinstance(body, LifecycleEvent):
-            error = None if body.error is None else clean(truncate_error(body.error), None)
-            tasks = _bounded(body.tasks, "body.tasks", _INT32)
-            self.run_events.append(
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "event": body.event,
-                    "ts": ts,
-                    "status": body.status,
-                    "error": error,
-                    "tasks": tasks,
-                }
-            )
-            run = self._run(run_id, org_id, project_id, source, ts)
-            if body.event == "ENGINE_STARTED":
-                if tasks is not None:
-                    run["planned_tasks"] = tasks
-            elif run["ended_at"] is None:  # the first end seen wins, as in the upsert
-                run["ended_at"] = ts
-                run["status"] = "Cancelled" if body.cancelled else body.status or "Finished"
-                run["error"] = error
-        else:
-            assert isinstance(body, Heartbeat)
-            dropped = _bounded(body.dropped_telemetry, "body.dropped_telemetry") or 0
-            if isinstance(body.last_seq, int):
-                seq = _bounded(body.last_seq, "body.last_seq")
-            run = self._run(run_id, org_id, project_id, source, ts)
-            run["dropped_telemetry"] = max(run["dropped_telemetry"], dropped)
-            self.heartbeats += 1
-        if seq is not None and (run["last_seq"] is None or seq > run["last_seq"]):
-            run["last_seq"] = seq
-        if trace_id is not None and run["trace_id"] is None:
-            run["trace_id"] = trace_id
-
-    def _run(
-        self, run_id: str, org_id: str, project_id: str, source: str, ts: float
-    ) -> dict[str, Any]:
-        """The run's change in this batch (made on its first event), moved to ``ts``."""
-        run = self.runs.get(run_id)
-        if run is None:
-            run = self.runs[run_id] = {
-                "run_id": run_id,
-                "org_id": org_id,
-                "project_id": project_id,
-                "source": source,
-                "started_at": ts,
-                "last_ts": ts,
-                "ended_at": None,
-                "status": "Running",
-                "error": None,
-                "planned_tasks": None,
-                "dropped_telemetry": 0,
-                "last_seq": None,
-                "trace_id": None,
-            }
-        elif ts < run["started_at"]:
-            run["started_at"] = ts
-        elif ts > run["last_ts"]:
-            run["last_ts"] = ts
-        return run
-
-    def _status(self, item: Received, status: StatusMessage) -> None:
-        source = checked_id(status.source or item.topic.rsplit("/", 1)[-1], "source")
-        ts = _time(status.ts) if status.ts else 0.0
-        reason = None if status.reason is None else clean(status.reason)
-        self.presence.append(
-            {
-                "source": source,
-                "status": status.status,
-                "session": _bounded(status.session, "session") or 0,
-                "ts": ts,
-                "received_at": item.received_at,
-                "reason": reason,
-                "conflict_session": _bounded(status.conflict_session, "conflict_session"),
-            }
-        )
+_EXECUTION = ("run_id", "task_name", "ts", "state", "duration_ms")  # what the rollup adds up
 
 
 def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> None:
     """Insert new runs, and move known ones forward only (see the module's docs)."""
-    if not changes:
-        return
-    statement = insert_for(connection)(runs)
+    if changes:
+        connection.execute(_runs_upsert(connection.dialect.name), changes)
+
+
+@functools.cache
+def _runs_upsert(dialect: str) -> Any:
+    """The runs' upsert on ``dialect`` (made once: building it costs more than a small batch)."""
+    statement = insert_for(dialect)(runs)
     new = statement.excluded
     old = runs.c
 
@@ -241,11 +82,13 @@ def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> No
         )
 
     first_end = old.ended_at.is_(None) & new.ended_at.is_not(None)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[runs.c.run_id],
         set_={
             "started_at": least("started_at"),
             "last_ts": greatest("last_ts"),
+            "received_at": least("received_at"),
+            "last_received_at": greatest("last_received_at"),
             "ended_at": sa.func.coalesce(old.ended_at, new.ended_at),
             "status": sa.case((first_end, new.status), else_=old.status),
             "error": sa.case((first_end, new.error), else_=old.error),
@@ -255,19 +98,14 @@ def _upsert_runs(connection: sa.Connection, changes: list[dict[str, Any]]) -> No
             "trace_id": sa.func.coalesce(old.trace_id, new.trace_id),  # one per run: the first
         },
     )
-    connection.execute(statement, changes)
 
 
-def _write(connection: sa.Connection, rows: _Rows) -> int:
+def _write(connection: sa.Connection, rows: Rows) -> int:
     """Write ``rows``; the messages that added to the history."""
-    te = task_events.c
-    inserted = insert_new(
-        connection, task_events, rows.task_events, (te.run_id, te.task_name, te.ts, te.state,
-                                                    te.duration_ms)
-    )  # fmt: skip
-    add_executions(connection, [row for row in inserted if row.state in _FINISHED])
+    inserted = insert_rows(connection, task_events, rows.task_events, _EXECUTION)
+    add_executions(connection, [row for row in inserted if row[3] in _FINISHED])
     new = len(inserted)
-    new += len(insert_new(connection, run_events, rows.run_events))
+    new += len(insert_rows(connection, run_events, rows.run_events, ("id",)))
     new += len(insert_new(connection, presence, rows.presence))
     # in one order: two writers upserting the same runs wait for each other, never deadlock
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
@@ -276,34 +114,94 @@ def _write(connection: sa.Connection, rows: _Rows) -> int:
     return new + rows.heartbeats
 
 
+def refusal_rows(refused: Mapping[tuple[str, str], int], at: float) -> list[dict[str, Any]]:
+    """The ``run_refusals`` changes of ``refused`` (per run id and reason), at ``at`` (runs
+    whose id the protocol refuses are left out: nothing of them is stored either)."""
+    rows = []
+    for (run_id, reason), count in sorted(refused.items()):
+        try:
+            checked = checked_id(run_id, "run_id")
+        except InvalidMessageError:
+            continue
+        if count:
+            rows.append({"run_id": checked, "reason": reason[:32], "refused": min(count, INT64),
+                         "last_at": at})  # fmt: skip
+    return rows
+
+
+def _add_refusals(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``refused`` to its run's count for its reason."""
+    if rows:
+        connection.execute(_refusals_upsert(connection.dialect.name), rows)
+
+
+@functools.cache
+def _refusals_upsert(dialect: str) -> Any:
+    statement = insert_for(dialect)(run_refusals)
+    new, old = statement.excluded, run_refusals.c
+    return statement.on_conflict_do_update(
+        index_elements=[old.run_id, old.reason],
+        set_={
+            "refused": bounded_sum(old.refused, new.refused),
+            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+        },
+    )
+
+
+def _owners(connection: sa.Connection, batch: Sequence[Received]) -> dict[str, str]:
+    """The sources stored for the runs ``batch`` is about."""
+    ids = {
+        item.message.run_id
+        for item in batch
+        if isinstance(item.message, (Envelope, CancelReply))
+        and isinstance(item.message.run_id, str)
+    }
+    owners: dict[str, str] = {}
+    listed = sorted(ids)
+    for start in range(0, len(listed), 500):
+        query = sa.select(runs.c.run_id, runs.c.source).where(
+            runs.c.run_id.in_(listed[start : start + 500])
+        )
+        owners.update((run_id, source) for run_id, source in connection.execute(query))
+    return owners
+
+
 def store_batch(
-    engine: sa.Engine, batch: Sequence[Received], gaps: list[dict[str, Any]] | None = None
+    engine: sa.Engine,
+    batch: Sequence[Received],
+    gaps: list[dict[str, Any]] | None = None,
+    refused: list[dict[str, Any]] | None = None,
 ) -> Stored:
-    """Store ``batch``, and add ``gaps`` (:func:`gap_rows`), in one transaction, and say what
-    became of the batch's messages.
+    """Store ``batch``, and add ``gaps`` (:func:`gap_rows`) and ``refused``
+    (:func:`refusal_rows`), in one transaction, and say what became of the batch's messages.
 
     Raises :class:`HistoryError` when the database cannot be written now
     (:data:`TRANSIENT`): nothing of the batch was stored, and all of it may be
     given again. A message the database refuses (not its connection) is rejected.
     """
-    rows = _Rows()
-    for item in batch:
-        rows.add(item)
-    valid = len(batch) - rows.rejected
-    if valid == 0 and not gaps:
-        return Stored(rejected=rows.rejected)
+    if not batch and not gaps and not refused:
+        return Stored()
     try:
         with engine.connect() as connection, connection.execution_options(**WRITE).begin():
+            rows = Rows(_owners(connection, batch) if batch else {})
+            for item in batch:
+                rows.add(item)
+            valid = len(batch) - rows.rejected - rows.refused
             new = _write(connection, rows) if valid else 0
+            batch_refusals = [
+                {"run_id": run_id, "reason": reason, "refused": count, "last_at": at}
+                for (run_id, reason), (count, at) in sorted(rows.refusals.items())
+            ]
+            _add_refusals(connection, batch_refusals + (refused or []))
             add_gaps(connection, gaps or [])
     except TRANSIENT as exc:
         raise from_database_error("cannot write the history", exc) from None
     except (sa.exc.SQLAlchemyError, TypeError, ValueError, ArithmeticError):  # the content
         if not batch:
             return Stored()  # counts the database refuses: not kept
-        if gaps:  # the batch without the counts, then the counts on their own
+        if gaps or refused:  # the batch without the counts, then the counts on their own
             result = store_batch(engine, batch)
-            store_batch(engine, [], gaps)
+            store_batch(engine, [], gaps, refused)
             return result
         if len(batch) == 1:
             return Stored(rejected=1)
@@ -313,5 +211,6 @@ def store_batch(
             first.stored + second.stored,
             first.duplicates + second.duplicates,
             first.rejected + second.rejected,
+            first.refused + second.refused,
         )
-    return Stored(new, valid - new, rows.rejected)
+    return Stored(new, valid - new, rows.rejected, rows.refused)

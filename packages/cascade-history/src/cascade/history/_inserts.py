@@ -11,9 +11,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 __all__ = ["insert_for", "insert_new"]
 
 
-def insert_for(connection: sa.Connection) -> Callable[[sa.Table], Any]:
-    """The dialect's ``insert`` (with ``on_conflict_do_*``)."""
-    return sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
+def insert_for(connection: sa.Connection | str) -> Callable[[sa.Table], Any]:
+    """The ``insert`` (with ``on_conflict_do_*``) of the connection's dialect (or its name)."""
+    name = connection if isinstance(connection, str) else connection.dialect.name
+    return sqlite.insert if name == "sqlite" else postgresql.insert
 
 
 def insert_new(

@@ -1,4 +1,5 @@
-"""The history's queries: runs, one run's tasks, per-task statistics, the audit trail.
+"""The history's queries: runs, per-task statistics, the audit trail (one run's tasks:
+:mod:`._run_query`).
 
 Each is SQL that SQLite (3.25+: window functions) and PostgreSQL both run
 alike, so the two give the same answers. Percentiles are computed in SQL,
@@ -20,35 +21,36 @@ from ._cancels import cancel_events
 from ._records import (
     AuditEvent,
     Execution,
-    RunDetail,
     RunSummary,
     SourceGap,
-    StateChange,
-    TaskHistory,
     TaskStats,
 )
-from ._schema import constraint_events, presence, run_events, runs, source_gaps, task_events
+from ._schema import (
+    constraint_events,
+    presence,
+    run_events,
+    run_refusals,
+    runs,
+    source_gaps,
+    task_events,
+)
+from ._task_filters import ESCAPE, FINISHED_STATES, glob_to_like, last_events
 
 __all__ = [
     "FINISHED_STATES",
-    "STATES_KEPT",
     "STATUSES",
+    "RUN_COLUMNS",
     "audit_query",
+    "escape_like",
     "executions_query",
     "gaps_query",
     "glob_to_like",
     "run_ids_query",
-    "run_query",
     "runs_query",
     "status_name",
+    "summaries",
     "tasks_query",
 ]
-
-STATES_KEPT = 100
-"""A task's last states a page of a run keeps (those before are counted, not listed)."""
-
-FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
-"""Task states a task does not leave."""
 
 STATUSES = ("Running", "Succeeded", "Failed", "Cancelled", "Lost", "Finished")
 """A run's statuses. ``Cancelled``: its engine said so on its end (its status on the wire is
@@ -62,12 +64,10 @@ _LOST = (runs.c.status == "Running") & sa.exists().where(
     presence.c.status == "offline",
     presence.c.received_at > runs.c.last_ts,
 )
-_RUN_COLUMNS = [
+RUN_COLUMNS = [
     *(column for column in runs.c if column.name != "status"),
     sa.case((_LOST, "Lost"), else_=runs.c.status).label("status"),
 ]
-
-_ESCAPE = "\\"
 
 
 def status_name(status: str) -> str:
@@ -79,33 +79,9 @@ def status_name(status: str) -> str:
     raise ValueError(f"unknown run status {status!r}: use one of {known}")
 
 
-def glob_to_like(glob: str) -> str:
-    """A ``LIKE`` pattern matching at least every name ``glob`` matches (``*``, ``?``, ``[...]``).
-
-    ``[...]`` becomes ``_`` (one character), so names are checked against the
-    glob itself afterwards; ``LIKE`` is case-insensitive in SQLite, too.
-    """
-    out: list[str] = []
-    index = 0
-    while index < len(glob):
-        char = glob[index]
-        if char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        elif char == "[" and "]" in glob[index + 2 :]:
-            out.append("_")
-            index = glob.index("]", index + 2)
-        elif char in "%_\\":
-            out.append(_ESCAPE + char)
-        else:
-            out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def _escape_like(text: str) -> str:
-    return "".join(_ESCAPE + c if c in "%_\\" else c for c in text)
+def escape_like(text: str) -> str:
+    """``text`` as a ``LIKE`` pattern matching it alone (``%``, ``_`` and ``\\`` escaped)."""
+    return "".join(ESCAPE + c if c in "%_\\" else c for c in text)
 
 
 def runs_query(
@@ -119,10 +95,10 @@ def runs_query(
     limit: int,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
-    query = sa.select(*_RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
+    query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
     query = query.limit(limit)
     if since is not None:
-        query = query.where(runs.c.started_at >= since)
+        query = query.where(runs.c.received_at >= since)
     if status is not None:
         name = status_name(status)
         if name == "Lost":
@@ -142,10 +118,10 @@ def runs_query(
             )
         )
     rows = connection.execute(query).all()
-    return _summaries(connection, rows)
+    return summaries(connection, rows)
 
 
-def _summaries(
+def summaries(
     connection: sa.Connection, rows: Sequence[sa.Row[Any]], *, counts: bool = True
 ) -> list[RunSummary]:
     """The runs of ``rows``, their tasks counted by state and their missing events (without
@@ -153,8 +129,14 @@ def _summaries(
     ids = [row.run_id for row in rows] if counts else []
     by_state: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
+    refused: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        rr = run_refusals.c
+        for run_id, reason, count in connection.execute(
+            sa.select(rr.run_id, rr.reason, rr.refused).where(rr.run_id.in_(chunk))
+        ):
+            refused[run_id][reason] = count
         for run_id, state, count in connection.execute(_last_states(chunk)):
             by_state[run_id][state] = count
         for table in (task_events, run_events):
@@ -182,6 +164,8 @@ def _summaries(
             if row.last_seq is None or not counts
             else max(0, row.last_seq - numbered[row.run_id]),
             trace_id=row.trace_id,
+            refused=refused.get(row.run_id, {}),
+            received_at=row.received_at,
         )
         for row in rows
     ]
@@ -190,21 +174,7 @@ def _summaries(
 def _last_states(run_ids: list[str]) -> sa.Select[Any]:
     """(run_id, state, count): each run's tasks counted by the state each was last seen in."""
     te = task_events
-    finished_first = sa.case((te.c.state.in_(FINISHED_STATES), 0), else_=1)
-    ranked = (
-        sa.select(
-            te.c.run_id,
-            te.c.state,
-            sa.func.row_number()
-            .over(
-                partition_by=(te.c.run_id, te.c.task_id),
-                order_by=(te.c.ts.desc(), finished_first, te.c.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(te.c.run_id.in_(run_ids))
-        .subquery()
-    )
+    ranked = last_events((te.c.run_id, te.c.state), te.c.run_id.in_(run_ids))
     return (
         sa.select(ranked.c.run_id, ranked.c.state, sa.func.count())
         .where(ranked.c.rank == 1)
@@ -214,159 +184,14 @@ def _last_states(run_ids: list[str]) -> sa.Select[Any]:
 
 def run_ids_query(connection: sa.Connection, prefix: str, limit: int) -> list[str]:
     """The ids of the runs whose id starts with ``prefix``, in order, at most ``limit``."""
-    pattern = _escape_like(prefix) + "%"
+    pattern = escape_like(prefix) + "%"
     return list(
         connection.execute(
             sa.select(runs.c.run_id)
-            .where(runs.c.run_id.like(pattern, escape=_ESCAPE))
+            .where(runs.c.run_id.like(pattern, escape=ESCAPE))
             .order_by(runs.c.run_id)
             .limit(limit)
         ).scalars()
-    )
-
-
-def run_query(
-    connection: sa.Connection,
-    run_id: str,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-    counts: bool = True,
-) -> RunDetail | None:
-    """One run (by its id, or a prefix of it that only it has) and its tasks: all of them, or
-    with ``limit`` a page of at most that many (by task id, after ``after``), the next page's
-    cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
-    first appeared.
-
-    Raises ``ValueError`` for a prefix that several runs' ids start with.
-    """
-    row = connection.execute(sa.select(*_RUN_COLUMNS).where(runs.c.run_id == run_id)).first()
-    if row is None and run_id:
-        pattern = _escape_like(run_id) + "%"
-        found = connection.execute(
-            sa.select(*_RUN_COLUMNS).where(runs.c.run_id.like(pattern, escape=_ESCAPE)).limit(2)
-        ).all()
-        if len(found) > 1:
-            raise ValueError(f"several runs' ids start with {run_id!r}: give more of it")
-        row = found[0] if found else None
-    if row is None:
-        return None
-    summary = _summaries(connection, [row], counts=counts)[0]
-    te = task_events
-    where = [te.c.run_id == row.run_id]
-    next_after = None
-    if after is not None or limit is not None:
-        # keyset on the (run_id, task_id, ts) index: a page costs its size, not the run's
-        ids_query = sa.select(te.c.task_id).where(*where).distinct().order_by(te.c.task_id)
-        if after is not None:
-            ids_query = ids_query.where(te.c.task_id > after)
-        if limit is not None:
-            ids_query = ids_query.limit(limit + 1)
-        ids = list(connection.execute(ids_query).scalars())
-        if limit is not None and len(ids) > limit:
-            ids = ids[:limit]
-            next_after = ids[-1]
-        if not ids:
-            return RunDetail(summary, [])
-        where += [te.c.task_id >= ids[0], te.c.task_id <= ids[-1]]
-    end = row.ended_at if row.ended_at is not None else row.last_ts
-    if after is None and limit is None:
-        events = connection.execute(sa.select(te).where(*where).order_by(te.c.ts, te.c.id)).all()
-        by_task: dict[str, list[sa.Row[Any]]] = {}
-        for event in events:
-            by_task.setdefault(event.task_id, []).append(event)
-        tasks = [_task(task_events_, end) for task_events_ in by_task.values()]
-        return RunDetail(summary, tasks, next_after)
-    return RunDetail(summary, _bounded_tasks(connection, where, end), next_after)
-
-
-def _bounded_tasks(connection: sa.Connection, where: list[Any], end: float) -> list[TaskHistory]:
-    """The tasks of a page, each with its last :data:`STATES_KEPT` states: a page is bounded
-    however many states a task went through. What the states left out change (attempts,
-    first start) is counted in SQL."""
-    te = task_events
-    ranked = (
-        sa.select(
-            te,
-            sa.func.row_number()
-            .over(partition_by=te.c.task_id, order_by=(te.c.ts.desc(), te.c.id.desc()))
-            .label("from_last"),
-        )
-        .where(*where)
-        .subquery()
-    )
-    events = connection.execute(
-        sa.select(ranked)
-        .where(ranked.c.from_last <= STATES_KEPT)
-        .order_by(ranked.c.ts, ranked.c.id)
-    ).all()
-    running = te.c.state == "RUNNING"
-    totals = {
-        task_id: (count, int(starts or 0), first_start)
-        for task_id, count, starts, first_start in connection.execute(
-            sa.select(
-                te.c.task_id,
-                sa.func.count(),
-                sa.func.sum(sa.case((running, 1), else_=0)),
-                sa.func.min(sa.case((running, te.c.ts))),
-            )
-            .where(*where)
-            .group_by(te.c.task_id)
-        )
-    }
-    by_task: dict[str, list[sa.Row[Any]]] = {}
-    for event in events:
-        by_task.setdefault(event.task_id, []).append(event)
-    tasks = []
-    for task_id, kept in by_task.items():
-        count, starts, first_start = totals[task_id]
-        tasks.append(_task(kept, end, omitted=(count - len(kept), starts, first_start)))
-    return tasks
-
-
-def _task(
-    events: list[sa.Row[Any]],
-    run_end: float,
-    omitted: tuple[int, int, float | None] | None = None,
-) -> TaskHistory:
-    """A task's history from its events in time order.
-
-    A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` one is the attempt it holds back (one more). ``omitted``: its earliest
-    states were left out; how many, and its starts and first start counting them.
-    """
-    kept_starts = sum(1 for event in events if event.state == "RUNNING")
-    started = 0 if omitted is None else omitted[1] - kept_starts
-    blocked_s = 0.0
-    changes: list[StateChange] = []
-    for index, event in enumerate(events):
-        if event.state == "RUNNING":
-            started += 1
-        attempt = started + 1 if event.state == "BLOCKED" else started
-        if event.state == "BLOCKED":
-            until = events[index + 1].ts if index + 1 < len(events) else run_end
-            blocked_s += max(0.0, until - event.ts)
-        held_by = event.held_by if isinstance(event.held_by, list) else None
-        changes.append(
-            StateChange(event.state, event.ts, attempt, event.duration_ms, event.error, held_by)
-        )
-    last = events[-1]
-    errors = [event.error for event in events if event.error]
-    first_start = next((event.ts for event in events if event.state == "RUNNING"), None)
-    if omitted is not None and omitted[0]:
-        first_start = omitted[2]
-    return TaskHistory(
-        task_id=last.task_id,
-        task_name=last.task_name,
-        state=last.state,
-        attempts=started,
-        started_at=first_start,
-        ended_at=last.ts if last.state in FINISHED_STATES else None,
-        duration_ms=last.duration_ms,
-        error=errors[-1] if errors else "",
-        blocked_s=blocked_s,
-        states=changes,
-        states_omitted=0 if omitted is None else omitted[0],
     )
 
 
@@ -388,7 +213,7 @@ def tasks_query(
     if since is not None:
         ranked_query = ranked_query.where(te.c.ts >= since)
     if name_glob is not None:
-        ranked_query = ranked_query.where(te.c.task_name.like(glob_to_like(name_glob), _ESCAPE))
+        ranked_query = ranked_query.where(te.c.task_name.like(glob_to_like(name_glob), ESCAPE))
     ranked = ranked_query.subquery()
     query = (
         sa.select(

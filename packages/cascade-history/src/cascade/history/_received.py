@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import msgspec
+
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     CancelReply,
@@ -14,6 +16,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     StatusMessage,
+    check_reply_topic,
     constraint_topic_of_note,
     decode_cancel_reply,
     decode_clear_note,
@@ -21,10 +24,16 @@ from cascade.interfaces import (
     decode_envelope,
     decode_status,
     payload_limit,
+    same_source,
+    split_telemetry_topic,
     validate_scope,
 )
 
-__all__ = ["Received", "decode_message"]
+from ._times import parse_time
+
+__all__ = ["Received", "Timed", "decode_message", "read_message"]
+
+_ENVELOPE = msgspec.json.Decoder(Envelope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,29 @@ class Received:
     retained: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Timed(Received):
+    """A telemetry message whose envelope's ``ts`` the recorder read already: ``at``, epoch
+    seconds (``None``: it is no time), so that the writer does not read it again."""
+
+    at: float | None = None
+
+
+def _envelope(message: Message) -> Envelope:
+    """The envelope a telemetry message carries, decoded from its bytes where it has them.
+
+    Typed, straight from the bytes, it costs half of converting the connector's decoded
+    payload; whatever that decoding refuses is converted from the payload, as it always was,
+    so what is taken, and what a rejection says, do not change.
+    """
+    if message.raw:
+        try:
+            return _ENVELOPE.decode(message.raw)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass
+    return decode_envelope(message.payload)
+
+
 def decode_message(
     message: Message, prefix: str = DEFAULT_PREFIX, received_at: float | None = None
 ) -> Received | None:
@@ -61,6 +93,17 @@ def decode_message(
     for a payload larger than its kind's bound or not following the protocol,
     a constraint of a scope engines reject (``cluster:all``, ``tsk:x``) included.
     """
+    return _decode(message, prefix, received_at, timed=False)
+
+
+def read_message(message: Message, prefix: str, received_at: float) -> Received | None:
+    """:func:`decode_message`, telemetry as :class:`Timed` (the recorder's callback)."""
+    return _decode(message, prefix, received_at, timed=True)
+
+
+def _decode(
+    message: Message, prefix: str, received_at: float | None, *, timed: bool
+) -> Received | None:
     kind, _, rest = message.topic.removeprefix(prefix + "/").partition("/")
     limit = payload_limit(kind)
     if limit is not None and len(message.raw) > limit:
@@ -68,12 +111,26 @@ def decode_message(
     when = time.time() if received_at is None else received_at
     payload = message.payload
     decoded: Envelope | StatusMessage | Constraint | None
-    if kind == "telemetry" and rest.endswith(("/events", "/heartbeat", "/snapshot")):
-        decoded = decode_envelope(payload)
+    if kind == "telemetry":
+        levels = split_telemetry_topic(rest)
+        if levels is None:
+            return None
+        decoded = _envelope(message)
+        if levels[1] is not None and not same_source(decoded.source, levels[1]):
+            raise InvalidMessageError(
+                f"from {decoded.source[:64]!r} on {levels[1][:64]!r}'s topic", "$.source"
+            )
+        if timed:
+            at = parse_time(decoded.ts)
+            return Timed(message.topic, decoded, when, message.retain, at)
     elif kind == "status":
         if not payload:
             return None  # `cascade forget` cleared it: no change of presence
         decoded = decode_status(payload)
+        if decoded.source and not same_source(decoded.source, rest):
+            raise InvalidMessageError(
+                f"the status of {decoded.source[:64]!r} on {rest[:64]!r}'s topic", "$.source"
+            )
     elif kind == "constraints":
         decoded = decode_constraint(payload) if payload else None
         if decoded is not None:
@@ -83,8 +140,7 @@ def decode_message(
         return Received(topic, decode_clear_note(payload), when, message.retain)
     elif kind == "reply":  # an engine's answer to a cancel: who stopped which run, and what
         reply = decode_cancel_reply(payload)
-        if rest != reply.id:
-            raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
+        check_reply_topic(reply, message.topic, prefix)
         return Received(message.topic, reply, when, message.retain)
     else:
         return None

@@ -8,9 +8,15 @@ database cannot take now (:class:`HistoryError`: server down, disk full,
 locked) keeps its batch and is retried with exponential backoff while the
 queue fills behind it; once the queue is full, new messages are dropped and
 counted. Nothing is lost silently: every message received is, in the end,
-stored, a duplicate, rejected or dropped (see :class:`RecorderStats`), and
+stored, a duplicate, rejected, refused or dropped (see :class:`RecorderStats`), and
 what never arrived is counted from the events' numbers (``gaps``, written per
 source to the history with each batch: :meth:`History.gaps`).
+
+What no engine of a run can have sent is refused in the callback, as the live readers do
+(``cascade.interfaces.GapCounter``'s verdicts, fed the message's source and a digest of
+its payload; ``ahead``), and the history keeps the rule where the callback cannot see it
+(a restarted recorder, a shared one): the source stored for a run owns it. Refusals are
+counted per run and reason, written with the batches (:attr:`RunSummary.refused`).
 """
 
 from __future__ import annotations
@@ -22,18 +28,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 
 from typing_extensions import Self
 
 from cascade.interfaces import (
+    MAX_CLOCK_SKEW,
+    REASON_FUTURE,
+    CancelReply,
     Connector,
     Envelope,
     InvalidMessageError,
     Message,
     RunSnapshot,
+    Seen,
     SnapshotAsker,
+    StatusMessage,
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
@@ -45,44 +55,18 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
 
 from ._errors import HistoryError
-from ._gaps import RecorderGaps
+from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._history import History
-from ._received import Received, decode_message
+from ._pace import Pace
+from ._received import Received, Timed, read_message
+from ._recorder_stats import RecorderStats
 from ._sharing import delivers_to_shared, shared_filter
+from ._times import parse_time
 
-__all__ = ["Recorder", "RecorderStats"]
+__all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
-
-
-@dataclass(frozen=True, slots=True)
-class RecorderStats:
-    """A recorder's counters at one moment.
-
-    ``received``: messages delivered to it (an engine's snapshot counts as the task events it
-    lists, each stored as the event it was). Each ends up in one of:
-    ``stored`` (new to the history), ``duplicates`` (the history had it),
-    ``rejected`` (not the protocol: undecodable, oversized, or a value the
-    database refused; never stored) or ``dropped`` (valid, but lost: the queue
-    was full, or it was still unwritten when the recorder stopped), or is
-    still ``queued``. ``lag``: seconds the oldest message not yet written has
-    waited (0 when all are written). ``write_errors``: writes that failed and
-    were retried; ``last_error`` the latest one's message. ``gaps``: events
-    that never reached the recorder, counted from their runs' ``seq`` numbers
-    (net of late copies that filled a hole), since it started.
-    """
-
-    received: int
-    stored: int
-    duplicates: int
-    rejected: int
-    dropped: int
-    queued: int
-    lag: float
-    write_errors: int
-    last_error: str | None
-    gaps: int = 0
 
 
 class Recorder:
@@ -91,11 +75,13 @@ class Recorder:
     ``await recorder.start()`` subscribes through ``connector`` (which must be
     connected, or connect by itself) to ``{prefix}/telemetry/#``-level
     telemetry, ``{prefix}/status/+``, ``{prefix}/constraints/#``, the clear notes
-    (``{prefix}/cleared/#``) and the engines' answers to cancels (``{prefix}/reply/+``);
+    (``{prefix}/cleared/#``) and the engines' answers to cancels (``{prefix}/reply/+/+``);
     ``await recorder.stop()`` unsubscribes and writes what is queued (at most
     ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
     the messages waiting to be written (beyond it they are dropped, and
-    counted), ``batch_size`` the messages of one transaction. With ``keep``
+    counted), ``batch_size`` the messages of one transaction, and while messages keep coming
+    two transactions start at least ``linger`` seconds apart unless a whole batch is queued
+    (a transaction costs more than a thousand events in it: see ``_pace``). With ``keep``
     (seconds), runs and events older than that are pruned as it goes, in
     small batches between writes. ``name`` is the recorder's name in the
     history's gap counts (:meth:`History.gaps`); by default the connector's
@@ -110,6 +96,8 @@ class Recorder:
     ``observe``, if given, is called with every message the recorder receives, before it is
     queued (in the subscription callback: it must not wait); `cascade record` feeds its
     Prometheus metrics so. An exception it raises is logged (at a limited rate) and ignored.
+    ``max_followed``: runs whose gaps it follows at once; a new run beyond that takes the
+    place of the one heard of least recently (:attr:`RecorderStats.unfollowed`).
     """
 
     def __init__(
@@ -119,7 +107,8 @@ class Recorder:
         *,
         topic_prefix: str | None = None,
         max_queue: int = 100_000,
-        batch_size: int = 1_000,
+        batch_size: int = 5_000,
+        linger: float = 0.1,
         keep: float | None = None,
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
@@ -127,9 +116,12 @@ class Recorder:
         share: str | None = None,
         clock: Callable[[], float] = time.time,
         observe: Callable[[Message], None] | None = None,
+        max_followed: int = MAX_FOLLOWED,
     ) -> None:
-        if max_queue < 1 or batch_size < 1:
-            raise ValueError("max_queue and batch_size must be at least 1")
+        if max_queue < 1 or batch_size < 1 or max_followed < 1:
+            raise ValueError("max_queue, batch_size and max_followed must be at least 1")
+        if not linger >= 0:
+            raise ValueError("linger must be 0 or more")
         if history.mode != "write":  # else every batch would be retried, never stored
             raise ValueError("a Recorder writes: open its History with mode='write'")
         if share is not None:
@@ -139,10 +131,13 @@ class Recorder:
         self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.max_queue = max_queue
         self.batch_size = batch_size
+        self.linger = linger
+        self._pace = Pace(linger, batch_size)
         self.keep = keep
         self.name = name if name is not None else connector.source_id
         self.share = share
         self._telemetry: SubscriptionHandle | None = None
+        self._sharing = False  # what `sharing` says, kept for the callback
         self._retry = (retry_initial, retry_max)
         self._clock = clock
         self._queue: deque[Received] = deque()
@@ -156,18 +151,23 @@ class Recorder:
         self._log = RateLimitedLogger(_log)
         self._next_prune = 0.0
         self._received = self._stored = self._duplicates = 0
-        self._rejected = self._dropped = self._write_errors = 0
+        self._rejected = self._dropped = self._write_errors = self._refused = 0
+        self._refusals: dict[tuple[str, str], int] = {}  # (run_id, reason): not written yet
         self._last_error: str | None = None
         self._asker = SnapshotAsker(connector, self.prefix)
-        self._gaps = RecorderGaps(clock, ask=self._asker.ask)
+        self._gaps = RecorderGaps(clock, max_followed, ask=self._asker.ask)
         self._observe = observe
 
     @property
     def sharing(self) -> bool:
         """Whether telemetry comes through a shared subscription (each message to one recorder
         of the group), so that this recorder's gap count means nothing and is not kept."""
-        handle = self._telemetry
-        return handle is not None and handle.topic_filter.startswith("$share/")
+        return self._sharing
+
+    def _listen(self, handle: SubscriptionHandle | None) -> None:
+        """Keep ``handle`` as the telemetry's subscription (``None``: none)."""
+        self._telemetry = handle
+        self._sharing = handle is not None and handle.topic_filter.startswith("$share/")
 
     @property
     def stats(self) -> RecorderStats:
@@ -184,6 +184,8 @@ class Recorder:
             write_errors=self._write_errors,
             last_error=self._last_error,
             gaps=self._gaps.missed,
+            refused=self._refused,
+            unfollowed=self._gaps.unfollowed,
         )
 
     async def start(self) -> None:
@@ -191,17 +193,18 @@ class Recorder:
         if self._writer is not None:
             return
         self._closing = False
+        self._pace = Pace(self.linger, self.batch_size)
         self._writer = asyncio.create_task(self._write_loop(), name="cascade-history-writer")
         prefix = self.prefix
         telemetry = telemetry_filter(prefix=prefix)
         if self.share is not None:
             telemetry = shared_filter(self.share, telemetry)
-        self._telemetry = await self.connector.subscribe(telemetry, self._on_message)
+        self._listen(await self.connector.subscribe(telemetry, self._on_message))
         for topic_filter in (
             status_filter(prefix),
             constraints_filter(prefix),
             cleared_filter(prefix),
-            reply_filter(prefix),
+            reply_filter(prefix=prefix),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
 
@@ -219,7 +222,7 @@ class Recorder:
         if await delivers_to_shared(self.connector, self.prefix, self.share, timeout):
             return True
         plain = telemetry_filter(prefix=self.prefix)
-        self._telemetry = await self.connector.subscribe(plain, self._on_message)
+        self._listen(await self.connector.subscribe(plain, self._on_message))
         await handle.unsubscribe()
         _log.info("the broker does not deliver to shared subscriptions: subscribed to %s", plain)
         return False
@@ -238,7 +241,7 @@ class Recorder:
         handles, self._handles = self._handles, []
         if self._telemetry is not None:
             handles.append(self._telemetry)
-            self._telemetry = None
+            self._listen(None)
         for handle in handles:
             await handle.unsubscribe()
         await self._asker.aclose()
@@ -246,6 +249,7 @@ class Recorder:
         if writer is None:
             return
         self._closing = True
+        self._pace.release()
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(writer), timeout)
@@ -284,35 +288,62 @@ class Recorder:
                 self._log.log(logging.ERROR, "observer", "the recorder's observer failed on %r",
                               message.topic[:200], exc_info=True)  # fmt: skip
         try:
-            item = decode_message(message, self.prefix, self._clock())
+            item = read_message(message, self.prefix, self._clock())
         except InvalidMessageError as exc:
             self._rejected += 1
             self._log.warning("rejected", "rejected a message on %r: %s", message.topic[:200], exc)
             return
         if item is None:
             return  # not something the history keeps (a cleared status)
-        if isinstance(item.message, Envelope):
-            if isinstance(item.message.body, RunSnapshot) and self._gaps.foreign(item.message):
-                self._rejected += 1  # only the run's own engine answers for it
+        body = item.message
+        if isinstance(body, Envelope):
+            stamp = item.at if isinstance(item, Timed) else parse_time(body.ts)
+            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:  # ahead()
+                self._refuse(body.run_id, REASON_FUTURE)
                 return
-            if not self.sharing:  # a shared recorder sees a part of each run: it cannot tell
-                self._gaps.see(item.message, item.received_at)
-            if isinstance(item.message.body, RunSnapshot):  # its tasks' latest events, as such
-                listed = snapshot_events(item.message)
+            if not self._sharing:  # a shared recorder sees a part of each run: it cannot tell
+                seen = self._gaps.see(body, item.received_at, hash(message.raw))
+                if seen is not Seen.NEW and seen is not Seen.COPY:
+                    self._refuse(body.run_id, seen.value)
+                    return
+            if isinstance(body.body, RunSnapshot):  # its tasks' latest events, as such
+                listed = snapshot_events(body)
                 self._received += len(listed) - 1  # counted as the events it lists
                 for envelope in listed:
                     self._queue_item(Received(item.topic, envelope, item.received_at))
                 return
+        elif isinstance(body, StatusMessage):
+            stamp = parse_time(body.ts)
+            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
+                self._refused += 1  # no run's: counted in the stats only
+                return
+        elif isinstance(body, CancelReply):
+            owner = self._gaps.owner(body.run_id)
+            if owner is not None and owner != body.source:
+                self._rejected += 1  # only the run's engine answers for it
+                return
         self._queue_item(item)
 
+    def _refuse(self, run_id: str, reason: str) -> None:
+        """A message about ``run_id`` no engine of it can have sent: counted, to be written."""
+        self._refused += 1
+        key = (run_id, reason)
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        self._idle.clear()
+        self._wake.set()
+
     def _queue_item(self, item: Received) -> None:
-        if len(self._queue) >= self.max_queue:
+        queue = self._queue
+        if len(queue) >= self.max_queue:
             self._dropped += 1
             self._log.warning("queue-full", "recorder queue full (%d): dropped", self.max_queue)
             return
-        self._queue.append(item)
-        self._idle.clear()
-        self._wake.set()
+        if not queue:  # else the writer is awake already, and not idle
+            self._idle.clear()
+            self._wake.set()
+        queue.append(item)
+        if len(queue) == self.batch_size:
+            self._pace.full()
 
     # -- the writer ---------------------------------------------------------------------------
 
@@ -321,7 +352,7 @@ class Recorder:
         backoff = delay
         while True:
             if not self._pending:
-                if not self._queue:
+                if not self._queue and not self._refusals:
                     if self._closing:
                         if await self._write_gaps():
                             return
@@ -331,20 +362,27 @@ class Recorder:
                     self._idle.set()
                     await self._maybe_prune()
                     self._wake.clear()
-                    if not self._queue:
+                    if not self._queue and not self._refusals:
                         await self._wake.wait()
                     continue
+                await self._pace.ready(len(self._queue))
                 count = min(self.batch_size, len(self._queue))
                 self._pending = [self._queue.popleft() for _ in range(count)]
             self._gaps.sweep()
             gaps, counts = self._gaps.changes()
+            refusals, self._refusals = self._refusals, {}
             try:
                 result = await asyncio.to_thread(
                     functools.partial(
-                        self.history.store, self._pending, gaps=gaps, recorder=self.name
+                        self.history.store,
+                        self._pending,
+                        gaps=gaps,
+                        recorder=self.name,
+                        refused=refusals,
                     )
                 )
             except HistoryError as exc:
+                self._keep_refusals(refusals)
                 self._write_errors += 1
                 self._last_error = str(exc)
                 self._log.warning("write", "history write failed (will retry): %s", exc)
@@ -368,18 +406,29 @@ class Recorder:
             self._stored += result.stored
             self._duplicates += result.duplicates
             self._rejected += result.rejected
+            self._refused += result.refused
             await self._maybe_prune()
 
+    def _keep_refusals(self, refusals: dict[tuple[str, str], int]) -> None:
+        """Refusals a failed write did not store: written with the next one."""
+        for key, count in refusals.items():
+            self._refusals[key] = self._refusals.get(key, 0) + count
+
     async def _write_gaps(self) -> bool:
-        """Write the gap counts not written yet (the recorder stops); whether that is done."""
+        """Write the gap and refusal counts not written yet (the recorder stops); whether
+        that is done."""
         gaps, counts = self._gaps.changes()
-        if not gaps:
+        refusals, self._refusals = self._refusals, {}
+        if not gaps and not refusals:
             return True
         try:
             await asyncio.to_thread(
-                functools.partial(self.history.store, [], gaps=gaps, recorder=self.name)
+                functools.partial(
+                    self.history.store, [], gaps=gaps, recorder=self.name, refused=refusals
+                )
             )
         except HistoryError as exc:
+            self._keep_refusals(refusals)
             self._write_errors += 1
             self._last_error = str(exc)
             return False

@@ -26,12 +26,16 @@ class Stored:
     updates its run). ``duplicates``: messages it already had (a copy
     delivered again, a retained status or constraint delivered again on
     subscribing). ``rejected``: messages that cannot be stored (a timestamp
-    that is no time, an id the protocol refuses, a value the database refuses).
+    that is no time, an id the protocol refuses, a value the database refuses; a cancel's
+    answer from another source than its run's, or for a run it does not know).
+    ``refused``: events of a run from another source than the one stored for it (what no
+    engine of the run can have sent: counted per run, :attr:`RunSummary.refused`).
     """
 
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    refused: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,11 @@ class RunSummary:
     send (its heartbeats'); ``missing_events`` the events it numbered that
     never reached the history (``None`` for engines that do not number them).
     ``trace_id`` is the run's OpenTelemetry trace id (``None``: the run was not traced, or
-    its engine does not send it).
+    its engine does not send it). ``refused``: messages about the run that no engine of it
+    can have sent, refused and stored nowhere, by reason (``foreign source``, ``conflict``,
+    ``seq out of bounds``, ``timestamp ahead``: ``cascade.interfaces.REFUSAL_REASONS``);
+    empty when none. ``received_at``: when the history first received a message of it
+    (what ``since`` and retention go by; ``started_at`` is what its messages say).
     """
 
     run_id: str
@@ -63,6 +71,8 @@ class RunSummary:
     dropped_telemetry: int
     missing_events: int | None
     trace_id: str | None = None
+    refused: dict[str, int] = field(default_factory=dict)
+    received_at: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -86,6 +96,8 @@ class RunSummary:
             "dropped_telemetry": self.dropped_telemetry,
             "missing_events": self.missing_events,
             "trace_id": self.trace_id,
+            "refused": dict(self.refused),
+            "received_at": self.received_at,
         }
 
 

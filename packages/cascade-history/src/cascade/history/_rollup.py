@@ -15,6 +15,7 @@ period starts at the hour ``since`` falls in.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ._bulk import insert_rows
 from ._records import TaskStats
 from ._schema import task_rollup, task_run_hours, task_runs
 
@@ -72,7 +74,14 @@ def _upsert_add(
     ``max_ms``), in the order of their keys: two writers wait for each other, never deadlock."""
     if not rows:
         return
-    insert = sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
+    rows.sort(key=lambda row: tuple(row[key] for key in keys))
+    connection.execute(_adding(connection.dialect.name, table, tuple(keys)), rows)
+
+
+@functools.cache
+def _adding(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> Any:
+    """The upsert of :func:`_upsert_add` (made once: building it costs more than a batch's rows)."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     statement = insert(table)
     new, old = statement.excluded, table.c
     adds = {
@@ -80,9 +89,7 @@ def _upsert_add(
     }
     if "max_ms" in old:
         adds["max_ms"] = sa.case((new.max_ms > old.max_ms, new.max_ms), else_=old.max_ms)
-    statement = statement.on_conflict_do_update(index_elements=list(keys), set_=adds)
-    rows.sort(key=lambda row: tuple(row[key] for key in keys))
-    connection.execute(statement, rows)
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=adds)
 
 
 def add_executions(connection: sa.Connection, finished: Iterable[Sequence[Any]]) -> None:
@@ -111,18 +118,12 @@ def add_executions(connection: sa.Connection, finished: Iterable[Sequence[Any]])
         ],
         ("task_name", "hour", "bucket"),
     )
-    insert = sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
     pairs = [
         {"run_id": run_id, "task_name": name, "first_at": ts}
         for (run_id, name), ts in sorted(firsts.items())
     ]
-    statement = (
-        insert(task_runs)
-        .on_conflict_do_nothing()
-        .returning(task_runs.c.task_name, task_runs.c.first_at)
-    )
     hours: dict[tuple[str, float], int] = {}
-    for name, first_at in connection.execute(statement, pairs):
+    for name, first_at in insert_rows(connection, task_runs, pairs, ("task_name", "first_at")):
         hours[(name, hour_of(first_at))] = hours.get((name, hour_of(first_at)), 0) + 1
     _upsert_add(
         connection,

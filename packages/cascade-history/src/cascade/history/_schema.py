@@ -2,7 +2,7 @@
 
 Times are epoch seconds (UTC) in double-precision columns: the same in SQLite
 and PostgreSQL, indexable, and subtractable in SQL. A change here needs a new
-migration; ``tests/test_migrations.py`` fails until the two agree.
+migration; ``tests/test_schema_migrations.py`` fails until the two agree.
 
 The identity of an event ("stored once") is a unique index, so that it holds
 for every writer of the database at once: ``(run_id, seq)`` where the engine
@@ -21,6 +21,7 @@ __all__ = [
     "metadata",
     "presence",
     "run_events",
+    "run_refusals",
     "runs",
     "source_gaps",
     "task_events",
@@ -61,7 +62,14 @@ runs = sa.Table(
     sa.Column("last_seq", sa.BigInteger, nullable=True),  # the highest seq announced or seen
     # OpenTelemetry's, if the run was traced (revision 0005)
     sa.Column("trace_id", sa.String(32), nullable=True),
+    # when the recorder first and last received a message of it (revision 0007): what
+    # retention and periods go by, as no sender can put them ahead or behind; every run has
+    # them (the recorder writes them; revision 0007 filled older runs' from their times)
+    sa.Column("received_at", _Time, nullable=True),
+    sa.Column("last_received_at", _Time, nullable=True),
     sa.Index(None, "started_at"),
+    sa.Index(None, "received_at"),
+    sa.Index(None, "last_received_at"),
     sa.Index(None, "status", "started_at"),
     sa.Index(None, "project_id", "started_at"),
     sa.Index(None, "source", "started_at"),
@@ -198,6 +206,17 @@ cancels = sa.Table(
     sa.UniqueConstraint("request_id"),
     sa.Index(None, "at"),
     sa.Index(None, "run_id"),
+)
+
+run_refusals = sa.Table(
+    "run_refusals",
+    metadata,
+    # messages about a run that no engine of it can have sent, refused, by reason (revision 0007)
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("reason", sa.String(32), primary_key=True),  # cascade.interfaces.REFUSAL_REASONS
+    sa.Column("refused", sa.BigInteger, nullable=False),
+    sa.Column("last_at", _Time, nullable=False),  # when the last was received
+    sa.Index(None, "last_at"),
 )
 
 source_gaps = sa.Table(

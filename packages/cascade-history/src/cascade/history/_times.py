@@ -10,9 +10,22 @@ from cascade.interfaces import parse_timestamp
 __all__ = ["parse_time", "since_epoch"]
 
 
-def parse_time(value: str) -> float | None:
+_UTC = "+00:00"
+_LONGEST = 64  # as parse_timestamp: a longer text is no timestamp
+
+
+def parse_time(value: str | None) -> float | None:
     """Epoch seconds of a protocol timestamp, ``None`` for anything that is not one
-    (:func:`cascade.interfaces.parse_timestamp`)."""
+    (:func:`cascade.interfaces.parse_timestamp`, which it equals).
+
+    Read once for every event recorded: what engines send (``+00:00``, an aware time) is read
+    straight away, anything else as ``parse_timestamp`` reads it.
+    """
+    if value.__class__ is str and value.endswith(_UTC) and len(value) <= _LONGEST:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except (ValueError, OverflowError, OSError):
+            return None
     return parse_timestamp(value)
 
 

@@ -18,7 +18,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, same_source, sanitize_segment
 
 __all__ = [
     "MAX_LISTED_TASKS",
@@ -31,6 +31,7 @@ __all__ = [
     "decode_cancel_reply",
     "decode_cancel_request",
     "new_request_id",
+    "check_reply_topic",
     "reply_filter",
     "reply_topic",
 ]
@@ -61,21 +62,36 @@ def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/command/{sanitize_segment(run_id)}/+"
 
 
-def reply_topic(request_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/reply/{id}``: where the answer to the request ``id`` goes.
+def reply_topic(request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/reply/{id}/{source}``: where ``source`` (an engine) answers the request ``id``.
 
-    Raises :class:`InvalidMessageError` unless ``id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``:
-    an engine builds the topic from a request it received, so no request can make it
-    publish anywhere but under ``{prefix}/reply/``.
+    The topic names the answering engine, so that a broker ACL lets each engine answer
+    only as itself (``pattern write cascade/reply/+/%u``). Raises
+    :class:`InvalidMessageError` unless ``id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``: an engine
+    builds the topic from a request it received, so no request can make it publish anywhere
+    but under ``{prefix}/reply/``.
     """
     if not _REQUEST_ID.fullmatch(request_id):
         raise InvalidMessageError("a request id is 1 to 64 of A-Z a-z 0-9 _ -", "$.id")
-    return f"{prefix}/reply/{request_id}"
+    return f"{prefix}/reply/{request_id}/{sanitize_segment(source)}"
 
 
-def reply_filter(prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/reply/+``: every answer (the history's recorder reads them for its audit)."""
-    return f"{prefix}/reply/+"
+def reply_filter(request_id: str | None = None, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/reply/{id}/+``: the answers to the request ``id``, whichever engine sends
+    them; without ``id``, ``{prefix}/reply/+/+``, every answer (the recorder's audit)."""
+    return f"{prefix}/reply/{'+' if request_id is None else request_id}/+"
+
+
+def check_reply_topic(reply: CancelReply, topic: str, prefix: str = DEFAULT_PREFIX) -> None:
+    """Raise :class:`InvalidMessageError` unless ``reply`` came on its own topic: its
+    request's ``id`` and, as the last level, its ``source`` (what a broker ACL binds)."""
+    rest = topic.removeprefix(f"{prefix}/reply/")
+    request_id, _, source = rest.partition("/")
+    if request_id != reply.id:
+        raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
+    if not same_source(reply.source, source):
+        raise InvalidMessageError(f"an answer from {reply.source!r} on {source!r}'s topic",
+                                  "$.source")  # fmt: skip
 
 
 class CancelRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

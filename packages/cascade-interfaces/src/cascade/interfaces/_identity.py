@@ -8,7 +8,7 @@ import socket
 from ._ids import validate_id
 from ._topics import sanitize_segment
 
-__all__ = ["default_org_id", "default_project_id", "default_source_id"]
+__all__ = ["default_org_id", "default_project_id", "default_source_id", "default_sourced_topics"]
 
 
 def default_source_id() -> str:
@@ -36,3 +36,21 @@ def default_project_id() -> str:
     Raises :class:`InvalidIdError` naming the variable if its value is no valid id.
     """
     return _from_env("CASCADE_PROJECT_ID", "project_id", "default")
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def default_sourced_topics() -> bool:
+    """``$CASCADE_SOURCED_TOPICS`` (``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/
+    ``off``), or ``False``: whether engines publish telemetry on the sourced layout.
+
+    Raises ``ValueError`` naming the variable for any other value.
+    """
+    value = os.environ.get("CASCADE_SOURCED_TOPICS", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"CASCADE_SOURCED_TOPICS must be 1 or 0 (true/false, yes/no, on/off), "
+                     f"not {value[:30]!r}")  # fmt: skip

@@ -23,9 +23,9 @@ shard can still overwrite each other (MQTT has no compare-and-set), so:
   raises :class:`IndexNotHeldError`, naming what is missing, when its change
   is not there (the CLI exits 1, the dashboard answers 503).
 
-Writers also keep the record of earlier versions (``{prefix}/index/constraints``)
-current, by the same read-modify-write those versions do, so that their readers
-(engines not yet upgraded) see what this version sets.
+The record earlier versions wrote (``{prefix}/index/constraints``) is read, never written:
+readers take from it the topics no shard names, and a writer keeps the tombstone of a
+topic it still holds, so that a clear hides it for good.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from ._constraints_index import (
     Entries,
     constraints_index_topic,
     decode_constraints_index,
-    encode_constraints_index,
     read_index,
 )
 from ._errors import ConnectorError, InvalidMessageError
@@ -233,10 +232,9 @@ async def update_constraints_index(
 async def _write(
     connector: Connector, watch: _Watch, mine: Mapping[str, IndexRecord], timeout: float
 ) -> float:
-    """Write each shard of ``mine`` as the watch has seen it plus ``mine``, and the record of
-    earlier versions; returns when the broker acknowledged them (``time.monotonic()``)."""
+    """Write each shard of ``mine`` as the watch has seen it plus ``mine``; returns when the
+    broker acknowledged them (``time.monotonic()``)."""
     prefix = connector.topic_prefix
-    legacy = dict(watch.legacy)
     writes: list[tuple[str, bytes]] = []
     for shard, wanted in watch.wanted(mine, time.time()).items():
         if sum(r.payload is not None for r in wanted.values()) > MAX_INDEXED_TOPICS:
@@ -247,18 +245,7 @@ async def _write(
         payload = encode_index_shard(wanted, prefix)
         writes.append((constraints_shard_topic(prefix, shard), payload))
         watch.written[shard] = payload
-        _mirror(legacy, wanted)
-    older = encode_constraints_index(legacy, prefix) if legacy else b""
-    for topic, payload in [*writes, (constraints_index_topic(prefix), older)]:
+    for topic, payload in writes:
         await connector.publish(topic, payload, qos=1, retain=True)
     await connector.flush(timeout)
     return time.monotonic()
-
-
-def _mirror(legacy: Entries, records: Records) -> None:
-    """Bring the record of earlier versions in line with one shard's entries."""
-    for topic, record in records.items():
-        if record.payload is None:
-            legacy.pop(topic, None)
-        else:
-            legacy[topic] = record.payload

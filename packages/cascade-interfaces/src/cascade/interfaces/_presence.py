@@ -69,7 +69,10 @@ class PresenceGuard:
       against the connector's ``online`` (an older session) and that comes
       from no connector seen live: a stale will (its own earlier connection,
       or a process before it). Retained, it hides the live source from
-      readers that arrive later: re-announce;
+      readers that arrive later: re-announce, once the echo of the connector's
+      own ``online`` was seen. Before that echo the broker took the stale one
+      first, so the ``online`` replaced it (the connector subscribes to its
+      own topic before its birth, and is given the retained status it replaces);
     - an ``online`` of another session: a second live connector uses this
       source id. Conflict; re-announce once per such session (with
       ``conflict_session``), unless that ``online`` already names this
@@ -77,7 +80,9 @@ class PresenceGuard:
       stop;
     - an ``offline`` of a session seen live, or of a newer session: the other
       connector ended, and its offline hides this live one. Conflict;
-      re-announce once per such session.
+      re-announce, each time: the other connector's will can follow its graceful
+      offline (a connection closed before its DISCONNECT), and hides this one again.
+      The ended connector answers nothing, so no two connectors answer each other.
     """
 
     def __init__(self) -> None:
@@ -85,7 +90,7 @@ class PresenceGuard:
         self._own = _Sessions()
         self._peers = _Sessions()  # other sessions seen online
         self._answered_online = _Sessions()
-        self._answered_offline = _Sessions()
+        self._echoed = False  # the current session's own online came back from the broker
 
     @property
     def session(self) -> int | None:
@@ -96,6 +101,7 @@ class PresenceGuard:
         """The connector announced ``online`` with ``session`` (a new connection)."""
         self._session = session
         self._own.add(session)
+        self._echoed = False
 
     def judge(self, seen: StatusMessage) -> PresenceVerdict:
         """The verdict on ``seen``, a status message on the connector's own topic."""
@@ -105,7 +111,9 @@ class PresenceGuard:
         other = seen.session
         if other is not None and other in self._own:
             if seen.status == "offline" and other != session:
-                return PresenceVerdict("stale", reannounce=True)
+                return PresenceVerdict("stale", reannounce=self._echoed)
+            if other == session and seen.status == "online":
+                self._echoed = True
             return PresenceVerdict("own")
         if seen.status == "online":
             if other is None:  # an older tool, live under this source id
@@ -116,6 +124,5 @@ class PresenceGuard:
             return PresenceVerdict("conflict", reannounce=answer, conflict_session=other)
         mine = StatusMessage(status="online", session=session)
         if other is None or (other not in self._peers and not seen.supersedes(mine)):
-            return PresenceVerdict("stale", reannounce=True)
-        first = self._answered_offline.add(other)
-        return PresenceVerdict("conflict", reannounce=first, conflict_session=other)
+            return PresenceVerdict("stale", reannounce=self._echoed)
+        return PresenceVerdict("conflict", reannounce=True, conflict_session=other)

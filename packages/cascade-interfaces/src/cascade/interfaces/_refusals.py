@@ -13,6 +13,7 @@ __all__ = [
     "REASON_CONFLICT",
     "REASON_FOREIGN",
     "REASON_FUTURE",
+    "REASON_MISMATCH",
     "REFUSAL_REASONS",
     "Refusals",
     "ahead",
@@ -35,7 +36,11 @@ REASON_BEYOND = Seen.BEYOND.value
 REASON_FUTURE = "timestamp ahead"
 """A timestamp more than :data:`MAX_CLOCK_SKEW` ahead of the reader's clock."""
 
-REFUSAL_REASONS = (REASON_FOREIGN, REASON_CONFLICT, REASON_BEYOND, REASON_FUTURE)
+REASON_MISMATCH = "not its topic's source"
+"""A message on a topic that names its source (the sourced layout, a reply) whose payload
+claims another: the topic is what a broker ACL binds to a login, the payload is not."""
+
+REFUSAL_REASONS = (REASON_FOREIGN, REASON_CONFLICT, REASON_BEYOND, REASON_FUTURE, REASON_MISMATCH)
 """Every reason a reader refuses a message for."""
 
 _OTHERS = "…"

@@ -48,9 +48,16 @@ def snapshot_request_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/command/{sanitize_segment(run_id)}/snapshot"
 
 
-def snapshot_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/telemetry/{org}/{project}/{run_id}/snapshot``: where the engine answers."""
-    return _telemetry(prefix, org_id, project_id, run_id, "snapshot")
+def snapshot_topic(
+    org_id: str,
+    project_id: str,
+    run_id: str,
+    prefix: str = DEFAULT_PREFIX,
+    source: str | None = None,
+) -> str:
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/snapshot``: where the engine answers
+    (with ``source``: ``.../snapshot/{source}``, as :func:`events_topic`)."""
+    return _telemetry(prefix, org_id, project_id, run_id, "snapshot", source)
 
 
 class SnapshotRequest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -9,7 +9,4 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised by the 3.10 CI job
     from async_timeout import timeout as bounded
 
-timeout = bounded
-"""The name of :func:`bounded` before 0.2, kept for the connectors written against it."""
-
-__all__ = ["bounded", "timeout"]
+__all__ = ["bounded"]

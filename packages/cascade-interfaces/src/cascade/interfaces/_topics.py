@@ -15,9 +15,11 @@ __all__ = [
     "events_topic",
     "heartbeat_topic",
     "rollcall_topic",
+    "same_source",
     "sanitize_segment",
     "scope_from_path",
     "scope_to_path",
+    "split_telemetry_topic",
     "status_filter",
     "status_topic",
     "telemetry_filter",
@@ -155,27 +157,38 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
-def _telemetry(prefix: str, org_id: str, project_id: str, run_id: str, kind: str) -> str:
-    return "/".join(
-        (
-            prefix,
-            "telemetry",
-            sanitize_segment(org_id),
-            sanitize_segment(project_id),
-            sanitize_segment(run_id),
-            kind,
-        )
-    )
+def _telemetry(
+    prefix: str, org_id: str, project_id: str, run_id: str, kind: str, source: str | None = None
+) -> str:
+    levels = [prefix, "telemetry", sanitize_segment(org_id), sanitize_segment(project_id),
+              sanitize_segment(run_id), kind]  # fmt: skip
+    if source is not None:
+        levels.append(sanitize_segment(source))
+    return "/".join(levels)
 
 
-def events_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/telemetry/{org}/{project}/{run_id}/events``, each id sanitized."""
-    return _telemetry(prefix, org_id, project_id, run_id, "events")
+def events_topic(
+    org_id: str,
+    project_id: str,
+    run_id: str,
+    prefix: str = DEFAULT_PREFIX,
+    source: str | None = None,
+) -> str:
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/events``, each id sanitized; with
+    ``source``, the sourced layout ``.../events/{source}`` a broker ACL can bind to a login."""
+    return _telemetry(prefix, org_id, project_id, run_id, "events", source)
 
 
-def heartbeat_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/telemetry/{org}/{project}/{run_id}/heartbeat``, each id sanitized."""
-    return _telemetry(prefix, org_id, project_id, run_id, "heartbeat")
+def heartbeat_topic(
+    org_id: str,
+    project_id: str,
+    run_id: str,
+    prefix: str = DEFAULT_PREFIX,
+    source: str | None = None,
+) -> str:
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/heartbeat``, each id sanitized (with
+    ``source``: ``.../heartbeat/{source}``, as :func:`events_topic`)."""
+    return _telemetry(prefix, org_id, project_id, run_id, "heartbeat", source)
 
 
 def telemetry_filter(
@@ -185,14 +198,39 @@ def telemetry_filter(
     kind: str | None = None,
     prefix: str = DEFAULT_PREFIX,
 ) -> str:
-    """A filter over telemetry topics; each part left as ``None`` matches any value (``+``)."""
+    """A filter over telemetry topics of both layouts (with and without the source level);
+    each part left as ``None`` matches any value."""
 
     def level(value: str | None) -> str:
         return "+" if value is None else sanitize_segment(value)
 
-    return "/".join(
-        (prefix, "telemetry", level(org_id), level(project_id), level(run_id), level(kind))
-    )
+    levels = [prefix, "telemetry", level(org_id), level(project_id), level(run_id)]
+    if kind is not None:
+        levels.append(sanitize_segment(kind))
+    return "/".join((*levels, "#"))
+
+
+_TELEMETRY_KINDS = frozenset(("events", "heartbeat", "snapshot"))
+
+
+def split_telemetry_topic(rest: str) -> tuple[str, str | None] | None:
+    """The kind (``events``, ``heartbeat``, ``snapshot``) and the source level (``None`` in
+    the unsourced layout) of a telemetry topic, given what follows ``{prefix}/telemetry/``;
+    ``None`` for a topic of neither layout."""
+    levels = rest.split("/")
+    if len(levels) == 4:
+        kind, source = levels[3], None
+    elif len(levels) == 5:
+        kind, source = levels[3], levels[4]
+    else:
+        return None
+    return (kind, source) if kind in _TELEMETRY_KINDS else None
+
+
+def same_source(claimed: str, level: str) -> bool:
+    """Whether a payload's ``source`` is the one its topic's source ``level`` names (the
+    level is the sanitized source, so a broker ACL that binds the level binds the claim)."""
+    return claimed == level or sanitize_segment(claimed) == level
 
 
 def status_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:

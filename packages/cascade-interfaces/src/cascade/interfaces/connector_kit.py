@@ -11,17 +11,21 @@ runtime, the CLI) builds on them, so they are as stable as
 
 ``bounded`` is ``asyncio.timeout`` (its backport on 3.10): use it, not
 ``asyncio.wait_for``, which before Python 3.12 drops a cancellation that
-arrives just as the awaited operation completes. ``timeout`` is its former
-name, kept as an alias.
+arrives just as the awaited operation completes.
 """
 
 from ._codec import decode_payload, encode_payload
 from ._dispatch import Dispatcher, Subscription
-from ._identity import default_org_id, default_project_id, default_source_id
+from ._identity import (
+    default_org_id,
+    default_project_id,
+    default_source_id,
+    default_sourced_topics,
+)
 from ._ids import MAX_ID_BYTES, validate_id
 from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
-from ._timeout import bounded, timeout
+from ._timeout import bounded
 from ._topics import sanitize_segment, validate_filter, validate_prefix, validate_topic
 
 __all__ = [
@@ -36,9 +40,9 @@ __all__ = [
     "default_org_id",
     "default_project_id",
     "default_source_id",
+    "default_sourced_topics",
     "encode_payload",
     "sanitize_segment",
-    "timeout",
     "validate_filter",
     "validate_id",
     "validate_prefix",

@@ -15,6 +15,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 ```
 """
 
+from ._constraints import ConstraintManager, ConstraintStats
 from ._engine import Engine, EngineStats, run
 from ._errors import (
     CascadeRuntimeError,
@@ -25,6 +26,7 @@ from ._errors import (
 )
 from ._events import (
     Event,
+    EventBus,
     EventHandler,
     RunFinished,
     RunStarted,
@@ -39,20 +41,25 @@ from ._events import (
 )
 from ._scheduler import CancelReport
 from ._task import LazyResult, RetryPolicy, Task, task
+from ._telemetry import RunCounters, TelemetrySubscriber
 
 __all__ = [
     "CancelReport",
     "CascadeRuntimeError",
+    "ConstraintManager",
+    "ConstraintStats",
     "CycleError",
     "Engine",
     "EngineStats",
     "Event",
+    "EventBus",
     "EventHandler",
     "InvalidTargetError",
     "LazyResult",
     "RetryPolicy",
     "RunCancelledError",
     "RunFinished",
+    "RunCounters",
     "RunStarted",
     "Task",
     "TaskBlocked",
@@ -64,6 +71,7 @@ __all__ = [
     "TaskRetrying",
     "TaskRunning",
     "TaskSkipped",
+    "TelemetrySubscriber",
     "run",
     "task",
 ]

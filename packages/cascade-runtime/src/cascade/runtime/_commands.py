@@ -36,7 +36,7 @@ class CommandListener:
 
     - ``.../cancel``: a valid request for this run cancels it (``cancel``:
       :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
-      not retained, on ``{prefix}/reply/{request id}`` with what was cancelled, and the
+      not retained, on ``{prefix}/reply/{request id}/{source}`` with what was cancelled, and the
       request's ``issued_by``, ``reason`` and ``issued_at`` (the history's audit records a
       cancel from it).
     - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
@@ -97,7 +97,7 @@ class CommandListener:
             request = decode_cancel_request(message.raw or message.payload)
             if request.run_id != self._run_id:
                 raise InvalidMessageError(f"for run {request.run_id!r}, not this one", "$.run_id")
-            topic = reply_topic(request.id, self._prefix)
+            topic = reply_topic(request.id, self._connector.source_id, self._prefix)
         except InvalidMessageError as exc:
             self._reject(message, exc)
             return

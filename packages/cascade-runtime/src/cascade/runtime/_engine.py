@@ -15,6 +15,7 @@ from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
+    default_sourced_topics,
     validate_id,
     validate_prefix,
 )
@@ -84,6 +85,11 @@ class Engine:
     - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
       or ``local`` / ``default``.
     - ``topic_prefix``: default ``connector.topic_prefix``.
+    - ``sourced_topics``: publish telemetry on the sourced layout,
+      ``.../{run_id}/{kind}/{source}``, whose last level a broker ACL binds to the
+      engine's login (docs/protocol.md, "Who may do what"); default
+      ``$CASCADE_SOURCED_TOPICS``, else off: the existing Cascade tools read only the
+      unsourced layout, Cascade's readers both.
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
     - ``manage_connection``: whether runs connect and disconnect the
       connector; by default, when it is not connected at the start of a run.
@@ -116,6 +122,7 @@ class Engine:
         org_id: str | None = None,
         project_id: str | None = None,
         topic_prefix: str | None = None,
+        sourced_topics: bool | None = None,
         heartbeat_interval: float | None = 5.0,
         manage_connection: bool | None = None,
         connect_wait: float = DEFAULT_CONNECT_WAIT,
@@ -138,6 +145,7 @@ class Engine:
         self.topic_prefix = validate_prefix(
             topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
         )
+        self.sourced_topics = default_sourced_topics() if sourced_topics is None else sourced_topics
         self.heartbeat_interval = heartbeat_interval
         self.manage_connection = manage_connection
         self.connect_wait = connect_wait
@@ -244,6 +252,7 @@ class Engine:
                     org_id=self.org_id,
                     project_id=self.project_id,
                     topic_prefix=self.topic_prefix,
+                    sourced=self.sourced_topics,
                     heartbeat_interval=self.heartbeat_interval,
                     holds=manager.holds,
                     trace_id=tracing.trace_id if tracing is not None else None,

@@ -183,7 +183,8 @@ class TelemetrySubscriber:
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
-    (QoS 0 for task states, 1 for the run's lifecycle). While a connected
+    (QoS 0 for task states, 1 for the run's lifecycle; ``sourced``: on
+    ``.../events/{source}``, the layout a broker ACL binds to a login). While a connected
     broker takes messages more slowly than the run makes events (a burst),
     the sender lets the connector catch up before handing it more, so the
     events wait here, compactly, instead of overflowing the connector's
@@ -209,6 +210,7 @@ class TelemetrySubscriber:
         org_id: str,
         project_id: str,
         topic_prefix: str | None = None,
+        sourced: bool = False,
         heartbeat_interval: float | None = 5.0,
         max_queue: int = 100_000,
         holds: Callable[[str], list[Hold]] | None = None,
@@ -219,8 +221,9 @@ class TelemetrySubscriber:
         self.run_id = run_id
         for value, field in ((run_id, "run_id"), (org_id, "org_id"), (project_id, "project_id")):
             validate_id(value, field)
-        self.events_topic = events_topic(org_id, project_id, run_id, prefix)
-        self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix)
+        source = connector.source_id if sourced else None
+        self.events_topic = events_topic(org_id, project_id, run_id, prefix, source)
+        self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix, source)
         self.heartbeat_interval = heartbeat_interval
         self.holds = holds
         self.counters = RunCounters()
@@ -258,7 +261,7 @@ class TelemetrySubscriber:
         self.seq = 0
         """The ``seq`` of the run's latest event (each event's envelope carries its own)."""
         self._names: dict[str, bytes] = {}
-        self.snapshot_topic = snapshot_topic(org_id, project_id, run_id, prefix)
+        self.snapshot_topic = snapshot_topic(org_id, project_id, run_id, prefix, source)
         self.snapshots = 0
         """Snapshots of the run published (each in one or more messages)."""
         self._snapshot_after: int | None = None  # the lowest ``after`` asked since the last answer

@@ -19,6 +19,8 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own.
+:class:`FleetSimulator` publishes as thousands of engines (:class:`FleetSettings`) from a few
+processes, for the benchmarks of readers (``bench_fleet.py``).
 
 Unit tests of the connector need none of this: ``MqttConnector(link=FakeBroker())``
 with ``FakeBroker`` from ``cascade.connectors.mqtt.testing``, which ships
@@ -46,12 +48,15 @@ from ._families import (
     xfail_on_family,
 )
 from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
+from ._fleet import FleetCounts, FleetSimulator
+from ._fleet_engines import FleetSettings
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user
 from ._rabbitmq_cluster import RabbitMQCluster
+from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
@@ -68,6 +73,9 @@ __all__ = [
     "RETAINED_EXACT_ONLY_HANGS",
     "STAR_TOPIC_REWRITTEN",
     "BrokerEndpoint",
+    "FleetCounts",
+    "FleetSettings",
+    "FleetSimulator",
     "Inbox",
     "MosquittoBridge",
     "MosquittoBroker",
@@ -94,6 +102,7 @@ __all__ = [
     "prometheus_path",
     "rabbitmq_server_path",
     "rabbitmq_user",
+    "sigint_default",
     "skip_on_family",
     "xfail_on_family",
 ]

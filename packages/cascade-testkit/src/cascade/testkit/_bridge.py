@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ._fixtures import NO_MOSQUITTO
-from ._managed import ManagedBroker
+from ._managed import ManagedProcess
 from ._mosquitto import MosquittoBroker, mosquitto_path
 
 __all__ = ["MosquittoBridge", "mosquitto_bridge"]
@@ -28,7 +28,7 @@ def _setter(topic: str, event: threading.Event) -> Callable[..., None]:
     return on_message
 
 
-class MosquittoBridge(ManagedBroker):
+class MosquittoBridge(ManagedProcess):
     """A ``centre`` mosquitto and an ``edge`` mosquitto bridged to it.
 
     The edge's configuration has one bridge ``connection`` to the centre

@@ -1,4 +1,5 @@
-"""The context-manager side every test broker shares: started on entry, closed on exit."""
+"""The context-manager side every server the tests start shares (brokers, PostgreSQL,
+Prometheus): started on entry, closed on exit."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from types import TracebackType
 
 from typing_extensions import Self
 
-__all__ = ["ManagedBroker"]
+__all__ = ["ManagedProcess"]
 
 
-class ManagedBroker:
-    """``with Broker() as broker``: :meth:`start` on entry and :meth:`close` on exit.
+class ManagedProcess:
+    """``with Server() as server``: :meth:`start` on entry and :meth:`close` on exit.
 
     A start that fails closes what it had made before the error goes on.
     """

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ._certs import TestCertificates, make_test_certificates
-from ._managed import ManagedBroker
+from ._managed import ManagedProcess
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
 
@@ -43,7 +43,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
-class MosquittoBroker(ManagedBroker):
+class MosquittoBroker(ManagedProcess):
     """One private ``mosquitto`` on free loopback port(s), configured from a generated file.
 
     ``users`` (name → password) makes a password file and turns anonymous

@@ -16,16 +16,16 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
-from typing_extensions import Self
+
+from ._managed import ManagedProcess
+from ._mosquitto import free_port
 
 __all__ = ["NO_POSTGRESQL", "PrivatePostgreSQL", "postgresql_bin"]
 
@@ -53,14 +53,7 @@ def postgresql_bin() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PrivatePostgreSQL:
+class PrivatePostgreSQL(ManagedProcess):
     """One PostgreSQL server of the tests' own; ``url(database)`` for SQLAlchemy."""
 
     def __init__(self, bin_dir: Path) -> None:
@@ -70,18 +63,6 @@ class PrivatePostgreSQL:
         self.root = Path()
         self._process: subprocess.Popen[bytes] | None = None
         self._user = "postgres" if os.geteuid() == 0 else None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self, *args: str) -> None:
         subprocess.run(args, check=True, capture_output=True, user=self._user, timeout=120)
@@ -97,7 +78,7 @@ class PrivatePostgreSQL:
             str(self.bin_dir / "initdb"),
             "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
-        self.port = _free_port()
+        self.port = free_port()
         self.start_server()
 
     @property
@@ -132,7 +113,7 @@ class PrivatePostgreSQL:
             except psycopg.OperationalError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     text = (self.root / "postgres.log").read_text(errors="replace")
-                    self.stop()
+                    self.close()
                     raise RuntimeError(f"PostgreSQL did not start:\n{text}") from None
                 time.sleep(0.1)
 
@@ -167,7 +148,8 @@ class PrivatePostgreSQL:
                 process.kill()
                 process.wait()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Stop the server by its pid (fast shutdown) and remove its directory."""
         self.stop_server()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root != Path():  # a start that failed before making it: nothing to remove
+            shutil.rmtree(self.root, ignore_errors=True)

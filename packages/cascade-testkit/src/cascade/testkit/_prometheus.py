@@ -21,11 +21,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from typing_extensions import Self
-
+from ._managed import ManagedProcess
 from ._mosquitto import free_port
 
 __all__ = ["NO_PROMETHEUS", "PrivatePrometheus", "prometheus_path"]
@@ -40,7 +38,7 @@ def prometheus_path() -> str | None:
     return shutil.which("prometheus")
 
 
-class PrivatePrometheus:
+class PrivatePrometheus(ManagedProcess):
     """One Prometheus server of the test's own, configured by ``config`` (YAML text).
 
     ``files`` (name → text) are written beside the configuration (rule files it
@@ -74,18 +72,6 @@ class PrivatePrometheus:
         path = self.root / "prometheus.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         """Write the files, start the server, and wait until it says it is ready."""
         self.root = Path(tempfile.mkdtemp(prefix="cascade-prometheus-"))
@@ -110,7 +96,7 @@ class PrivatePrometheus:
         while not self._ready():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 log_text = self.log
-                self.stop()
+                self.close()
                 raise RuntimeError(f"prometheus did not start:\n{log_text}")
             time.sleep(0.1)
 
@@ -148,7 +134,7 @@ class PrivatePrometheus:
                 )
             time.sleep(0.2)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Stop the server by its pid (SIGTERM, then SIGKILL) and remove its directory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pwd
 
-from ._managed import ManagedBroker
+from ._managed import ManagedProcess
 from ._mosquitto import free_port
 
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
@@ -103,7 +103,7 @@ def _run_as() -> pwd.struct_passwd | None:
         return None
 
 
-class RabbitMQBroker(ManagedBroker):
+class RabbitMQBroker(ManagedProcess):
     """One private RabbitMQ node with the ``rabbitmq_mqtt`` plugin on free loopback ports.
 
     Nothing is shared with a RabbitMQ the system may run: the node has its

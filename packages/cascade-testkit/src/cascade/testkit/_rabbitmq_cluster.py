@@ -10,13 +10,13 @@ import threading
 import time
 from typing import Any
 
-from ._managed import ManagedBroker
+from ._managed import ManagedProcess
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, _mqtt_accepts, _run_as, rabbitmq_server_path
 
 __all__ = ["RabbitMQCluster"]
 
 
-class RabbitMQCluster(ManagedBroker):
+class RabbitMQCluster(ManagedProcess):
     """Two :class:`RabbitMQBroker` nodes sharing an Erlang cookie, the second joined to the first.
 
     The closest to a real cluster one machine allows: ``nodes[0]`` and

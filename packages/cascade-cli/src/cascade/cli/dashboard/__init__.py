@@ -3,8 +3,26 @@
 Needs the ``dashboard`` extra: ``pip install 'cascade-cli[dashboard]'``.
 """
 
+from ._api import MAX_BODY, create_app
+from ._guard import Tokens
+from ._history_api import MAX_LIMIT, RUN_PAGE
+from ._history_source import HistorySource
 from ._hub import DashboardHub, constraint_messages
 from ._model import DashboardModel, Segment
 from ._serve import serve_dashboard
+from ._streams import STREAM_INTERVAL
 
-__all__ = ["DashboardHub", "DashboardModel", "Segment", "constraint_messages", "serve_dashboard"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_LIMIT",
+    "RUN_PAGE",
+    "STREAM_INTERVAL",
+    "DashboardHub",
+    "DashboardModel",
+    "HistorySource",
+    "Segment",
+    "Tokens",
+    "constraint_messages",
+    "create_app",
+    "serve_dashboard",
+]

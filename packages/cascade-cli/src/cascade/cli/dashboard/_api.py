@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -19,10 +19,16 @@ from cascade.interfaces import ConnectorError
 from .._cancel import describe_reply
 from .._context import UsageError
 from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
+from .._run_owner import owner_in
 from ..metrics import CONTENT_TYPE
+from ._deltas import Follower
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
+from ._history_source import HistorySource
 from ._hub import DashboardHub
+from ._model import MAX_RUNS_SHOWN
+from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._shapes import constraint_dict, engine_dict
 from ._streams import (
     KEEPALIVE,
     MAX_HOLDER_STREAMS,
@@ -31,6 +37,7 @@ from ._streams import (
     STREAM_INTERVAL,
     Snapshots,
     StreamSlots,
+    change_events,
     stream_events,
 )
 
@@ -99,13 +106,14 @@ class _Dashboard:
         hub: DashboardHub,
         tokens: Tokens | None,
         slots: StreamSlots,
-        history: History | None = None,
+        history: HistorySource,
     ) -> None:
         self.hub = hub
-        self.history = history
+        self.source = history
         self.tokens = tokens
         self.slots = slots
         self.snapshots = Snapshots(hub, controls=tokens is not None)
+        self.listing = Listing(hub.model)
 
     def holder(self, scope: Scope) -> str | None:
         """The name of the token a request carries, if it carries one of ours."""
@@ -129,26 +137,77 @@ class _Dashboard:
         return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
 
     async def state(self, request: Request) -> Response:
-        built = self.snapshots.get(request.query_params.get("run"))
-        return Response(built.body, media_type="application/json")
+        """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
+        ``engines_limit``) of those matching the filters, with counts and the next cursor."""
+        params = request.query_params
+        if PAGED_PARAMS.isdisjoint(params):
+            built = self.snapshots.get(params.get("run"))
+            return Response(built.body, media_type="application/json")
+        try:
+            view = parse_view(params, runs_limit=MAX_RUNS_SHOWN, engines_limit=None)
+        except ValueError as exc:
+            return refusal(400, str(exc))
+        return JSONResponse(self.page(view, params.get("run")))
+
+    def page(self, view: View, run_id: str | None) -> dict[str, Any]:
+        """``/api/state`` of one page of the lists (see :meth:`state`)."""
+        model = self.hub.model
+        runs = self.listing.run_page(view.runs)
+        engines = self.listing.engine_page(view.engines)
+        return {
+            "version": model.version,
+            "now": model.clock(),
+            "engines": [engine_dict(engine) for engine in engines.items],
+            "engines_total": engines.total,
+            "engines_matching": engines.matching,
+            "engines_next": engines.next_after,
+            "runs": [model.run_summary(run) for run in runs.items],
+            "runs_total": runs.total,
+            "runs_matching": runs.matching,
+            "runs_next": runs.next_after,
+            "constraints": [constraint_dict(t, c) for t, c in model.state.active_constraints()],
+            **model.header(),
+            "connection": self.hub.connection(),
+            "controls": self.tokens is not None,
+            "run": model.run_detail(run_id) if run_id else None,
+        }
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The live stream; a token holder's is never refused (see :class:`StreamSlots`)."""
+        """The live stream; a token holder's is never refused (see :class:`StreamSlots`).
+
+        With ``since`` (a page's), the changes of the page's view (:class:`Follower`);
+        without, the whole state whenever it changed, as scripts written before read it.
+        """
         client = scope["client"][0] if scope.get("client") else "unknown"
+        params = Request(scope, receive).query_params
+        try:
+            follower = self.follower(params) if "since" in params else None
+        except ValueError as exc:
+            await refusal(400, str(exc))(scope, receive, send)
+            return
         slot = self.slots.take(client, holder=self.holder(scope) is not None)
         if isinstance(slot, str):
             await refusal(503, slot, **{"Retry-After": "2"})(scope, receive, send)
             return
         try:
-            run_id = Request(scope, receive).query_params.get("run")
+            events: AsyncIterator[bytes] = (
+                change_events(self.hub, follower, slot)
+                if follower is not None
+                else stream_events(self.hub, self.snapshots, params.get("run"), slot)
+            )
             response = StreamingResponse(
-                stream_events(self.hub, self.snapshots, run_id, slot),
+                events,
                 media_type="text/event-stream",
                 headers={"cache-control": "no-store", "x-accel-buffering": "no"},
             )
             await response(scope, receive, send)
         finally:
             self.slots.give_back(slot)
+
+    def follower(self, params: Mapping[str, str]) -> Follower:
+        """The follower of the view a change stream's parameters ask for; ``ValueError``
+        saying what is wrong with one."""
+        return Follower.asked(self.hub, params, self.listing, controls=self.tokens is not None)
 
     async def post_constraints(self, request: Request) -> Response:
         holder = self.authorized(request)
@@ -185,16 +244,30 @@ class _Dashboard:
             return refusal(503, str(exc))
         return JSONResponse({"cleared": cleared})
 
+    async def recorded_owner(self, run_id: str) -> str | Response | None:
+        """The source the history (if any) recorded the run ``run_id`` (a whole id) from,
+        ``None`` when it has not, or the refusal when the history cannot answer."""
+        history = self.source.history
+        if history is None:
+            return None
+        from cascade.history import HistoryError
+
+        try:
+            return await asyncio.to_thread(owner_in, history, run_id)
+        except HistoryError as exc:
+            return refusal(503, str(exc))
+
     async def recorded_ids(self, run_id: str) -> Recorded | Response:
         """The runs in the history (if any) a prefix ``run_id`` may name (none for a whole
         id), or the refusal when the history cannot answer."""
         wanted = checked_prefix(run_id)
-        if self.history is None or is_full(wanted):
+        history = self.source.history
+        if history is None or is_full(wanted):
             return Recorded()
         from cascade.history import HistoryError
 
         try:
-            return await asyncio.to_thread(recorded_in, self.history, wanted)
+            return await asyncio.to_thread(recorded_in, history, wanted)
         except HistoryError as exc:
             return refusal(503, str(exc))
 
@@ -220,18 +293,25 @@ class _Dashboard:
             if not isinstance(recorded, Recorded):
                 return recorded
             run_id = self.hub.run_id(run_id, recorded)
-            reply = await self.hub.cancel(run_id, body, issued_by=holder)
+            owner = await self.recorded_owner(run_id)
+            if isinstance(owner, Response):
+                return owner
+            answer = await self.hub.cancel(run_id, body, issued_by=holder, owner=owner)
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except LookupError as exc:
             return refusal(404, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
-        if reply is None:
-            return refusal(504, f"no engine answered for run {run_id} within "
-                                f"{self.hub.timeout:g} s")  # fmt: skip
+        if answer.reply is None:
+            return refusal(504, answer.unanswered(self.hub.timeout))
+        reply = answer.reply
         return JSONResponse(
-            {"cancelled": msgspec.to_builtins(reply), "said": describe_reply(reply)}
+            {
+                "cancelled": msgspec.to_builtins(reply),
+                "said": describe_reply(reply),
+                "refused": answer.refused,
+            }
         )
 
 
@@ -244,7 +324,7 @@ def create_app(
     max_streams: int = MAX_STREAMS,
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT,
     max_holder_streams: int = MAX_HOLDER_STREAMS,
-    history: History | None = None,
+    history: History | HistorySource | None = None,
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
 
@@ -254,15 +334,17 @@ def create_app(
     control request must carry ``Authorization: Bearer <token>``: a header, which no other
     site can make a browser send. ``token`` is one secret (its controls are issued by
     ``hub.operator``) or :class:`Tokens`, each named. Requests are served only for a loopback
-    ``Host``, ``listen_host`` and ``allowed_host``. With ``history`` (``--db``),
+    ``Host``, ``listen_host`` and ``allowed_host``. With ``history`` (``--db``, or a
+    :class:`HistorySource` such as the default one `cascade record` writes),
     ``/api/history/...`` reads it (see ``_history_api``).
     """
+    source = HistorySource.of(history)
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     handlers = _Dashboard(
         hub,
         tokens,
         StreamSlots(max_streams, max_streams_per_client, max_holder_streams),
-        history,
+        source,
     )
     routes = [
         Route("/", handlers.index),
@@ -271,7 +353,7 @@ def create_app(
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
-        *history_routes(history, handlers.holder),
+        *history_routes(source, handlers.holder),
         Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]

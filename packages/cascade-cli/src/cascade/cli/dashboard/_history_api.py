@@ -1,4 +1,4 @@
-"""The dashboard's history (``cascade dashboard --db URL``): JSON endpoints over a ``History``.
+"""The dashboard's history (``--db URL``, else `cascade record`'s default): JSON endpoints.
 
 Every reply is bounded: lists take ``limit`` up to :data:`MAX_LIMIT` (a larger one is a 400
 saying so), and a run's detail is the run, its counts and one page of :data:`RUN_PAGE` tasks
@@ -10,8 +10,9 @@ The operator first: requests carrying a dashboard token run on a worker of their
 others share :data:`ANONYMOUS_READERS` workers, with at most :data:`ANONYMOUS_QUEUE` waiting
 behind them; beyond that they get 503 with ``Retry-After``. The parameters are those of
 `cascade runs`, `run`, `tasks` and `audit`. A database that cannot be read answers 503 with its
-one line, a bad parameter 400, and a dashboard started without ``--db`` 404 on every one of
-them. Everything is JSON: the page shows each string as text.
+one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
+saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
+shows each string as text.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
+from cascade.interfaces.reader import FINISHED_STATES
+
 from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
-from .._views import FINISHED_STATES
 from ._guard import refusal
+from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.history import History, StateChange
@@ -63,6 +66,7 @@ HOLDER_QUEUE = 16
 RETRY_AFTER = "2"
 """Seconds a refused history request is told to wait."""
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
+"""Why a dashboard given no history (``create_app`` without one) has none."""
 
 
 def segments(states: list[StateChange]) -> list[dict[str, Any]]:
@@ -138,17 +142,19 @@ def _encoded(value: Any) -> bytes:
 
 
 class _HistoryApi:
-    def __init__(self, history: History | None, holder: Callable[[Scope], str | None]) -> None:
-        self.history = history
+    def __init__(self, source: HistorySource, holder: Callable[[Scope], str | None]) -> None:
+        self.source = source
         self.holder = holder
         self.anonymous = _Lane("anonymous", ANONYMOUS_READERS, ANONYMOUS_QUEUE)
         self.holders = _Lane("holders", HOLDER_READERS, HOLDER_QUEUE)
 
     async def answer(self, request: Request, job: Callable[[History, Request], Any]) -> Response:
         """``job(history, request)`` and its JSON in a worker thread; its errors as refusals."""
-        history = self.history
+        if self.source.history is None:
+            await self.source.refresh()
+        history = self.source.history
         if history is None:
-            return refusal(404, _NO_HISTORY)
+            return refusal(404, self.source.note or _NO_HISTORY)
 
         def work() -> tuple[int, bytes]:
             from cascade.history import HistoryError
@@ -178,10 +184,18 @@ class _HistoryApi:
         )
 
     async def status(self, request: Request) -> Response:
-        """Whether this dashboard has a history: the page asks before it asks for any."""
+        """Whether this dashboard has a history, where, and if not why (``note``: what to do;
+        ``null`` when none is wanted): the page asks before it asks for any."""
+        await self.source.refresh()
+        source = self.source
+        answer = {
+            "history": source.history is not None,
+            "location": source.location,
+            "note": source.note,
+            "run_page": RUN_PAGE,
+        }
         return Response(
-            _encoded({"history": self.history is not None, "run_page": RUN_PAGE}),
-            media_type="application/json",
+            _encoded(answer), media_type="application/json", headers={"cache-control": "no-store"}
         )
 
     async def runs(self, request: Request) -> Response:
@@ -271,12 +285,13 @@ def _audit(history: History, request: Request) -> dict[str, Any]:
 
 
 def history_routes(
-    history: History | None, holder: Callable[[Scope], str | None] = lambda _: None
+    history: History | HistorySource | None, holder: Callable[[Scope], str | None] = lambda _: None
 ) -> list[Route]:
     """The ``/api/history/...`` routes (GET) over ``history``; each 404s without one, and
-    ``/api/history`` says whether there is one. ``holder``: the name of the dashboard token a
-    request carries (``None``: anonymous), whose queries do not wait behind anonymous ones."""
-    api = _HistoryApi(history, holder)
+    ``/api/history`` says whether there is one (and where, or why not). ``holder``: the name of
+    the dashboard token a request carries (``None``: anonymous), whose queries do not wait
+    behind anonymous ones."""
+    api = _HistoryApi(HistorySource.of(history), holder)
     return [
         Route("/api/history", api.status),
         Route("/api/history/runs", api.runs),

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from cascade.interfaces import (
-    CancelReply,
     Connector,
     SnapshotAsker,
     telemetry_filter,
 )
 
-from .._cancel import request_cancel
+from .._cancel import CancelAnswer, Refusal, request_cancel
 from .._context import UsageError
 from .._control import limit_constraints, pause_constraint, validate_scope
 from .._operator import checked_reason, default_operator
@@ -26,6 +26,7 @@ from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
 
+_log = logging.getLogger("cascade.cli.dashboard")
 _PARAMS = {"pause": set(), "concurrency": {"limit"}, "rate_limit": {"rate"}}
 
 
@@ -176,11 +177,18 @@ class DashboardHub:
         return found
 
     async def cancel(
-        self, run_id: str, body: Any, issued_by: str | None = None
-    ) -> CancelReply | None:
+        self,
+        run_id: str,
+        body: Any,
+        issued_by: str | None = None,
+        owner: str | None = None,
+    ) -> CancelAnswer:
         """What ``cascade cancel RUN_ID`` does (``body``: ``{"reason": ...}`` or nothing),
-        issued by ``issued_by`` (else :attr:`operator`); the engine's answer, or ``None``
-        when none came within the timeout. ``run_id`` is a whole id (see :meth:`run_id`)."""
+        issued by ``issued_by`` (else :attr:`operator`): the answer of the run's engine, and
+        how many from others were refused. ``run_id`` is a whole id (see :meth:`run_id`).
+
+        The run's engine is ``owner`` (its history's) when given, else the source this
+        dashboard heard the run from, else the first heard while the cancel waits."""
         wanted = checked_prefix(run_id)
         if not is_full(wanted):
             raise UsageError(f"a whole run id (32 hex digits) is cancelled, not {run_id!r}")
@@ -191,10 +199,19 @@ class DashboardHub:
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise UsageError(f"--reason must be text, not {reason!r}")
+        if owner is None:
+            heard = self.model.state.runs.get(wanted)
+            owner = heard.source if heard is not None else None
         return await request_cancel(
             self.connector,
             wanted,
             issued_by=issued_by or self.operator,
             reason=checked_reason(reason or None),
             timeout=self.timeout,
+            owner=owner,
+            on_refused=_log_refusal,
         )
+
+
+def _log_refusal(refusal: Refusal) -> None:
+    _log.warning("%s", refusal)

@@ -1,26 +1,29 @@
-"""The dashboard's one adapter onto the watch state model (:class:`~cascade.cli.WatchState`).
+"""The dashboard's one adapter onto the reader model
+(:class:`~cascade.interfaces.reader.ReaderModel`).
 
 Everything the pages see is read from the model here, and only here, so that the
 dashboard follows the model wherever it goes. What the model does not keep yet is
 kept beside it, bounded: each task's timeline (a segment per state it was in), when
-and when a run was first and last heard of.
+and when a run was first and last heard of, and the version each run, task, engine and
+constraint last changed at (``_versions``: what a page's stream sends is what changed).
 """
 
 from __future__ import annotations
 
 import heapq
+import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
+from cascade.interfaces import DEFAULT_PREFIX, Message
+from cascade.interfaces.reader import FINISHED_STATES, EngineView, ReaderModel, RunView, TaskView
 
-from cascade.interfaces import DEFAULT_PREFIX, Constraint, Message
-
-from .._state import WatchState
 from .._status_json import refused
-from .._views import FINISHED_STATES, EngineView, RunView, TaskView
+from ._shapes import constraint_dict, engine_dict, task_detail
+from ._versions import EntityVersions, TaskLog
 
 __all__ = ["DashboardModel", "Segment"]
 
@@ -56,12 +59,18 @@ class _Timeline:
     truncated: int = 0
     tasks: dict[str, list[Segment]] = field(default_factory=dict)
     views: dict[str, TaskView] = field(default_factory=dict)  # the model drops a finished run's
+    log: TaskLog = field(default_factory=lambda: TaskLog(0, 0))
+    status: str = "Running"  # as last recorded: a change moves the run in the pages' order
+    compacted: bool = False
+    key: tuple[int, float, str] = (0, 0.0, "")  # its place in the pages' order (run_key)
 
 
 class DashboardModel:
-    """A :class:`WatchState` fed by the dashboard's one subscription, read as JSON-ready dicts.
+    """A :class:`ReaderModel` fed by the dashboard's one subscription, read as JSON-ready dicts.
 
-    ``version`` rises with every message, so pages can tell whether anything changed.
+    ``version`` rises with every message, so pages can tell whether anything changed;
+    :attr:`versions` and each run's :meth:`task_log` say what changed at which version.
+    ``epoch`` tells this model's versions from another's (a restarted dashboard's).
     """
 
     def __init__(
@@ -71,7 +80,7 @@ class DashboardModel:
         *,
         max_segments_per_run: int = MAX_SEGMENTS_PER_RUN,
     ) -> None:
-        self.state = WatchState(prefix=prefix, clock=clock)
+        self.state = ReaderModel(prefix=prefix, clock=clock)
         # imported here: the plain CLI imports this module, and prometheus-client comes with
         # the dashboard's extra only
         from ..metrics import CascadeMetrics
@@ -80,6 +89,10 @@ class DashboardModel:
         """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
         self.clock = clock
         self.version = 0
+        self.epoch = secrets.token_hex(4)
+        """Random per model: a version is only comparable with versions of the same epoch."""
+        self.versions = EntityVersions()
+        """The versions engines and constraints last changed at, and the lists' order."""
         self.max_segments_per_run = max_segments_per_run
         self._timelines: dict[str, _Timeline] = {}
         self._pruned = clock()
@@ -103,27 +116,58 @@ class DashboardModel:
         self.metrics.apply(message)
         self.version += 1
         self._prune()
-        run_id = message.payload.get("run_id") if "/telemetry/" in message.topic else None
-        if isinstance(run_id, str):
-            run = self.state.runs.get(run_id)
+        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
+        payload = message.payload
+        if kind == "telemetry":
+            run_id = payload.get("run_id")
+            run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
             if run is not None:
-                self._record(run, message.payload.get("body"))
+                self._record(run, payload.get("body"))
+            source = payload.get("source")
+            engine = self.state.engines.get(source) if isinstance(source, str) else None
+            if engine is not None:
+                self.versions.engine_heard(engine.source, engine.last_seen, self.version)
+        elif kind == "status":
+            sources = {message.topic.rsplit("/", 1)[-1], payload.get("source")}
+            for source in sources:
+                engine = self.state.engines.get(source) if isinstance(source, str) else None
+                if engine is not None:
+                    self.versions.engine_changed(engine.source, engine.last_seen, self.version)
+            if not payload:  # cleared: the engine is gone
+                self.versions.forget_engines(self.state.engines, self.version)
+        elif kind == "constraints":
+            if message.topic in self.state.constraints:
+                self.versions.constraints[message.topic] = self.version
+            else:
+                self.versions.constraints.pop(message.topic, None)
 
     def _record(self, run: RunView, body: Any) -> None:
         now = self.clock()
+        version = self.version
         line = self._timelines.get(run.run_id)
         if line is None:
             line = self._timelines[run.run_id] = _Timeline(first_seen=now, last_seen=now)
+            line.log = TaskLog(born=version, changed=version)
+            line.status = ""  # recorded below, with its key
             self._forget_gone_runs()
         line.last_seen = now
+        line.log.changed = version
+        if run.status != line.status:
+            line.status = run.status
+            line.key = (0 if run.status == "Running" else 1, -line.first_seen, run.run_id)
+            self.versions.runs_order = version
         if run.status != "Running" and line.ended is None:
             line.ended = now
         elif run.status == "Running":
             line.ended = None
+        self._note_compaction(run, line)
         task_id = body.get("task_id") if isinstance(body, dict) else None
+        if isinstance(body, dict) and not isinstance(task_id, str):
+            self._touch_listed(run, line, body)
         task = run.tasks.get(task_id) if isinstance(task_id, str) else None
         if task is None:
             return
+        line.log.touch(task.task_id, version)
         segments = line.tasks.get(task.task_id)
         if segments is not None:
             line.views[task.task_id] = task
@@ -146,11 +190,30 @@ class DashboardModel:
                 line.segments += 1
             segments.append(Segment(task.state, task.since, end, task.state if end else None))
 
+    def _touch_listed(self, run: RunView, line: _Timeline, body: dict[str, Any]) -> None:
+        """The tasks a heartbeat (blocked ones, with what holds them) or an engine's snapshot
+        of the run lists changed."""
+        listed = body.get("blocked_tasks") or body.get("tasks")
+        if isinstance(listed, list):
+            for item in listed:
+                task_id = item.get("task_id") if isinstance(item, dict) else None
+                if isinstance(task_id, str) and task_id in run.tasks:
+                    line.log.touch(task_id, self.version)
+
+    def _note_compaction(self, run: RunView, line: _Timeline) -> None:
+        """A compacted run keeps only the tasks its timelines drew (and a few failures): if it
+        had more, some left its detail, and the pages that follow it start over."""
+        if run.compacted and not line.compacted:
+            line.compacted = True
+            if line.truncated:
+                line.log.reset = self.version
+
     def _forget_gone_runs(self) -> None:
         """Drop the timelines of runs the model no longer holds (its bounds are ours)."""
         if len(self._timelines) > len(self.state.runs):
             for run_id in [r for r in self._timelines if r not in self.state.runs]:
                 del self._timelines[run_id]
+            self.versions.runs_order = self.version
 
     def _prune(self) -> None:
         """Apply the model's bounds on finished runs, at most once a second."""
@@ -159,6 +222,12 @@ class DashboardModel:
             self._pruned = now
             self.state.prune(now)
             self._forget_gone_runs()
+            for run_id, line in self._timelines.items():
+                run = self.state.runs.get(run_id)
+                if run is not None:
+                    self._note_compaction(run, line)
+            if len(self.versions.engines) > len(self.state.engines):
+                self.versions.forget_engines(self.state.engines, self.version)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -175,10 +244,18 @@ class DashboardModel:
         return {
             "version": self.version,
             "now": self.clock(),
-            "engines": [_engine(e) for e in sorted(state.engines.values(), key=lambda e: e.source)],
-            "runs": [self._run_summary(run) for run in runs],
+            "engines": [engine_dict(e) for e in sorted(state.engines.values(), key=_source)],
+            "runs": [self.run_summary(run) for run in runs],
             "runs_total": len(state.runs),
-            "constraints": [_constraint(t, c) for t, c in state.active_constraints()],
+            "constraints": [constraint_dict(t, c) for t, c in state.active_constraints()],
+            **self.header(),
+        }
+
+    def header(self) -> dict[str, Any]:
+        """What the model ignored, missed and refused (``rejected``, ``oversized``, ``missed``,
+        ``refused``), as a snapshot says it."""
+        state = self.state
+        return {
             "rejected": state.rejected,
             "oversized": state.oversized,
             "missed": [
@@ -193,7 +270,8 @@ class DashboardModel:
         line = self._timelines.get(run.run_id)
         return run.status == "Running", line.last_seen if line else 0.0
 
-    def _run_summary(self, run: RunView) -> dict[str, Any]:
+    def run_summary(self, run: RunView) -> dict[str, Any]:
+        """One run as the runs' list shows it (``/api/state``'s ``runs``)."""
         line = self._timelines.get(run.run_id)
         counts = run.counts()
         return {
@@ -220,41 +298,98 @@ class DashboardModel:
         if run is None:
             return None
         line = self._timelines.get(run_id)
-        tasks = []
-        for task in {**line.views, **run.tasks}.values() if line else run.tasks.values():
-            segments = line.tasks.get(task.task_id, ()) if line else ()
-            tasks.append(
-                {
-                    "task_id": task.task_id,
-                    "name": task.name,
-                    "state": task.state,
-                    "since": task.since,
-                    "duration_ms": task.duration_ms,
-                    "error": task.error,
-                    # what holds it back while BLOCKED (null: its engine did not say)
-                    "held_by": (
-                        msgspec.to_builtins(list(task.held_by))
-                        if task.state == "BLOCKED" and task.held_by is not None
-                        else None
-                    ),
-                    "attempts": sum(1 for s in segments if s.state == "RUNNING"),
-                    "segments": [
-                        {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome}
-                        for s in segments
-                    ],
-                }
-            )
+        if line is None:
+            tasks = [task_detail(task, ()) for task in run.tasks.values()]
+        else:
+            tasks = [
+                task_detail(task, line.tasks.get(task.task_id, ()))
+                for task in {**line.views, **run.tasks}.values()
+            ]
         failures = [
             {"task_id": t.task_id, "name": t.name, "error": t.error}
             for t in run.tasks.values()
             if t.state == "FAILED"
         ]
         return {
-            **self._run_summary(run),
+            **self.run_summary(run),
             "tasks": tasks,
             "failures": failures,
             "truncated": line.truncated if line else 0,
         }
+
+    # -- reading what changed (the pages' streams, ``_deltas``) ----------------------------
+
+    def run_key(self, run: RunView) -> tuple[int, float, str]:
+        """Where ``run`` stands in the pages' runs list: the running ones first, then the
+        newest first (by when this dashboard first heard of it), then by id."""
+        line = self._timelines.get(run.run_id)
+        return (
+            line.key if line is not None else (0 if run.status == "Running" else 1, 0.0, run.run_id)
+        )
+
+    def run_keys(self) -> list[tuple[int, float, str]]:
+        """The :meth:`run_key` of every run, and maybe of a few the model just forgot."""
+        return [line.key for line in self._timelines.values()]
+
+    def task_log(self, run_id: str) -> TaskLog | None:
+        """What changed of the run ``run_id`` when, ``None`` if the model does not hold it."""
+        line = self._timelines.get(run_id)
+        return line.log if line is not None and run_id in self.state.runs else None
+
+    def run_version(self, run: RunView) -> int:
+        """The version ``run``'s summary last changed at (its engine's status is part of it)."""
+        line = self._timelines.get(run.run_id)
+        changed = line.log.changed if line is not None else 0
+        return max(changed, self.versions.engine_status.get(run.source, 0))
+
+    def run_json(self, run: RunView) -> bytes:
+        """:meth:`run_summary` as JSON, built once per change of the run."""
+        line = self._timelines.get(run.run_id)
+        if line is None:
+            return json.dumps(self.run_summary(run)).encode()
+        version = self.run_version(run)
+        if line.log.summary is None or line.log.summary[0] != version:
+            line.log.summary = (version, json.dumps(self.run_summary(run)).encode())
+        return line.log.summary[1]
+
+    def engine_json(self, engine: EngineView) -> bytes:
+        """One engine as the engines' list shows it, as JSON, built once per change of it."""
+        return self.versions.engine_json(
+            engine.source, lambda: json.dumps(engine_dict(engine)).encode()
+        )
+
+    def detail_extras(self, run_id: str) -> dict[str, Any]:
+        """What a run's detail adds to its summary besides its tasks: ``truncated``."""
+        line = self._timelines.get(run_id)
+        return {"truncated": line.truncated if line else 0}
+
+    def task_ids(self, run_id: str) -> list[str]:
+        """The ids of the tasks of the run's detail, in its order."""
+        run = self.state.runs.get(run_id)
+        if run is None:
+            return []
+        line = self._timelines.get(run_id)
+        return list({**line.views, **run.tasks} if line else run.tasks)
+
+    def task_json(self, run_id: str, task_id: str) -> bytes | None:
+        """One task of the run's detail as JSON (as in :meth:`run_detail`), built once per
+        change of it; ``None`` if the detail has no such task."""
+        run = self.state.runs.get(run_id)
+        line = self._timelines.get(run_id)
+        if run is None or line is None:
+            return None
+        kept = line.log.json.get(task_id)
+        if kept is None:
+            task = run.tasks.get(task_id) or line.views.get(task_id)
+            if task is None:
+                return None
+            detail = task_detail(task, line.tasks.get(task_id, ()))
+            kept = line.log.json[task_id] = json.dumps(detail).encode()
+        return kept
+
+
+def _source(engine: EngineView) -> str:
+    return engine.source
 
 
 def _drawn(last: Segment, task: TaskView) -> bool:
@@ -262,34 +397,3 @@ def _drawn(last: Segment, task: TaskView) -> bool:
     if last.end is None or last.outcome is None:
         return last.state == task.state and last.start == task.since
     return last.outcome == task.state and last.end == task.since
-
-
-def _engine(engine: EngineView) -> dict[str, Any]:
-    status = engine.status  # None: only its telemetry was seen
-    return {
-        "source": engine.source,
-        "status": status.status if status else "unknown",
-        "reason": status.reason if status else "",
-        "session": status.session if status else None,
-        "last_seen": engine.last_seen,
-        "conflict_session": engine.conflict_session,
-    }
-
-
-def _constraint(topic: str, constraint: Constraint) -> dict[str, Any]:
-    return {
-        "topic": topic,
-        "id": constraint.id,
-        "scope": constraint.scope,
-        "type": constraint.type,
-        "params": dict(constraint.params),
-        "expires_at": constraint.expires_at,
-        # who set it, why and when, as its writer claims (null: it did not say)
-        **{
-            name: _given(getattr(constraint, name)) for name in ("reason", "issued_by", "issued_at")
-        },
-    }
-
-
-def _given(value: Any) -> Any:
-    return None if value is msgspec.UNSET else value

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from .._broker import BrokerOptions, ConnectorFactory
-from ._listen import bind, is_loopback
+from .._listen import bind, is_loopback
+from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.history import History
@@ -42,6 +44,20 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def _record_command(broker: BrokerOptions) -> str:
+    """`cascade record` on the dashboard's broker (its password aside: it has a variable)."""
+    host = broker.host or "localhost"
+    address = f"[{host}]:{broker.port}" if ":" in host else f"{host}:{broker.port}"
+    words = ["cascade", "record", "--host", address]
+    if broker.username:
+        words += ["--username", broker.username]
+    if broker.ca_file is not None:
+        words += ["--ca-file", str(broker.ca_file)]
+    elif broker.tls:
+        words.append("--tls")
+    return shlex.join(words)
+
+
 async def serve_dashboard(
     broker: BrokerOptions,
     factory: ConnectorFactory,
@@ -53,13 +69,15 @@ async def serve_dashboard(
     demo: bool = False,
     on_ready: Callable[[str], None] | None = None,
     allowed_host: Iterable[str] = (),
-    history: History | None = None,
+    history: History | HistorySource | None = None,
     operator: str | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
     Requests are served for loopback names, ``host`` and ``allowed_host`` in their ``Host``
-    header only. With ``history``, the page shows it too (``/api/history/...``).
+    header only. With ``history``, the page shows it too (``/api/history/...``); a
+    :class:`HistorySource` without one (`cascade record`'s default, not there yet) has the page
+    say how to start recording on this broker.
     ``token``: one secret or :class:`~._guard.Tokens`; the controls of a token
     without a name are issued by ``operator`` (by default the MQTT username, else
     ``user@host``). ``on_ready(url)`` is called once the socket listens. Raises
@@ -92,15 +110,19 @@ async def serve_dashboard(
             secret = token if isinstance(token, str) else token.secrets[0][0].decode()
             console.print(f"open {url}#token={secret} to use the controls",
                           soft_wrap=True, markup=False, highlight=False)  # fmt: skip
-        remembers = f", history {history.location}" if history is not None else ""
+        source = HistorySource.of(history)
+        source.record = _record_command(broker)
+        remembers = source.line()
+        if remembers is not None:
+            console.print(remembers, soft_wrap=True, markup=False, highlight=False)
         console.print(f"cascade dashboard on {url} (broker {broker.address}, "
-                      f"{'controls enabled' if token else 'read-only: no --token'}{remembers})",
+                      f"{'controls enabled' if token else 'read-only: no --token'})",
                       soft_wrap=True, markup=False, highlight=False)  # fmt: skip
         if on_ready is not None:
             on_ready(url)
         config = uvicorn.Config(
             create_app(
-                hub, token=token, listen_host=host, allowed_host=allowed_host, history=history
+                hub, token=token, listen_host=host, allowed_host=allowed_host, history=source
             ),
             log_level="warning",
             lifespan="off",

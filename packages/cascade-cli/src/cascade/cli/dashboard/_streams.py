@@ -1,4 +1,10 @@
-"""The live streams: one serialised state per view shared by all, and who may open one."""
+"""The live streams, who may open one, and what they send.
+
+A stream asked with ``since`` (the page's) sends changes (``_deltas``): a snapshot of the
+page's view, then what changed in it, at most once per :data:`STREAM_INTERVAL`. One asked
+without (a script written before) sends the whole state when it changed, as it always did:
+one serialised state per view, shared by every such stream.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._hub import DashboardHub
+
+if TYPE_CHECKING:
+    from ._deltas import Follower
 
 __all__ = [
     "KEEPALIVE",
@@ -19,11 +29,14 @@ __all__ = [
     "STREAM_INTERVAL",
     "Snapshots",
     "StreamSlots",
+    "change_events",
     "stream_events",
+    "tick_event",
 ]
 
-#: The stream sends the state at most once per STREAM_INTERVAL seconds, however fast events
-#: come; when nothing changed, a small tick (the time, the connection) every KEEPALIVE seconds.
+#: A stream sends what changed (or the state) at most once per STREAM_INTERVAL seconds, however
+#: fast events come; when nothing changed, a small tick (the time, the connection) every
+#: KEEPALIVE seconds.
 STREAM_INTERVAL = 0.25
 KEEPALIVE = 2.0
 #: Streams open at once without the token, in all and from one client address.
@@ -115,8 +128,7 @@ class Snapshots:
 
     def tick(self) -> bytes:
         """The event that keeps a page's clock and connection state current."""
-        tick = {"now": self.hub.model.clock(), "connection": self.hub.connection()}
-        return b"event: tick\ndata: " + json.dumps(tick).encode() + b"\n\n"
+        return tick_event(self.hub)
 
 
 @dataclass(eq=False)
@@ -195,3 +207,29 @@ async def stream_events(
             await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
         else:
             yield snapshots.tick()
+
+
+async def change_events(hub: DashboardHub, follower: Follower, slot: Slot) -> AsyncIterator[bytes]:
+    """A page's stream of changes: a snapshot of its view, then what changed in it, looked
+    at no more than once per interval (however fast messages come), and a tick when idle."""
+    yield b"retry: 2000\n\n"
+    loop = asyncio.get_running_loop()
+    said = loop.time()
+    while not hub.closing.is_set() and not slot.ended.is_set():
+        looked_at = hub.model.version
+        event = follower.next_event()
+        if event is not None:
+            yield event
+            said = loop.time()
+        elif loop.time() - said >= KEEPALIVE:
+            yield tick_event(hub)
+            said = loop.time()
+        await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
+        if not follower.more:
+            await hub.wait_change(looked_at, max(0.0, KEEPALIVE - (loop.time() - said)))
+
+
+def tick_event(hub: DashboardHub) -> bytes:
+    """The event that keeps a page's clock and connection state current."""
+    tick = {"now": hub.model.clock(), "connection": hub.connection()}
+    return b"event: tick\ndata: " + json.dumps(tick).encode() + b"\n\n"

@@ -1,6 +1,6 @@
 """Prometheus metrics of what a Cascade reader sees (``cascade-cli[metrics]``).
 
-:class:`CascadeMetrics` turns a :class:`~cascade.cli.WatchState` fed with the
+:class:`CascadeMetrics` turns a :class:`~cascade.interfaces.reader.ReaderModel` fed with the
 broker's messages into counters, a histogram and gauges in a registry of its
 own; `cascade dashboard` serves them at ``/metrics`` and `cascade record` with
 ``--metrics-listen HOST:PORT`` (:class:`MetricsServer`). docs/metrics.md lists

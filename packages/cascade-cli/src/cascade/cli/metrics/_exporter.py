@@ -1,4 +1,4 @@
-"""``CascadeMetrics``: a reader's view of the broker (a :class:`WatchState`) as Prometheus metrics.
+"""``CascadeMetrics``: a reader's view of the broker (a :class:`ReaderModel`) as Prometheus metrics.
 
 Two halves. Counters and the duration histogram are fed as messages arrive
 (:meth:`CascadeMetrics.apply` folds each into the state and counts what
@@ -21,9 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cascade.interfaces import REFUSAL_REASONS, Heartbeat, Message
+from cascade.interfaces.reader import FINISHED_STATES, ReaderModel, RunView, TaskView
 
-from .._state import WatchState
-from .._views import FINISHED_STATES, RunView, TaskView
 from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap, label_value
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "CascadeMetrics"]
@@ -42,7 +41,7 @@ class CascadeMetrics:
     """The metrics of one reader: feed it every message with :meth:`apply`, scrape
     :meth:`render` (or :attr:`registry`).
 
-    ``state`` is the reader's :class:`WatchState` (the dashboard's model's, or
+    ``state`` is the reader's :class:`ReaderModel` (the dashboard's model's, or
     one of its own); :meth:`apply` folds messages into it, so the state and the
     counters never disagree. ``max_label_values`` caps the distinct values of
     the ``task``, ``project`` and ``source`` labels (:class:`LabelCap`).
@@ -52,7 +51,7 @@ class CascadeMetrics:
 
     def __init__(
         self,
-        state: WatchState,
+        state: ReaderModel,
         *,
         max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
         count_gaps: bool = True,

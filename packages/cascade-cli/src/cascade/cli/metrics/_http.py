@@ -27,7 +27,7 @@ READ_TIMEOUT = 10.0
 class MetricsServer:
     """Serves ``render()`` (its bytes, as ``content_type``) at ``/metrics`` on ``sock``.
 
-    ``sock`` is a bound, listening socket (see ``dashboard._listen.bind``); the
+    ``sock`` is a bound, listening socket (see ``cascade.cli._listen.bind``); the
     server owns it from :meth:`start` on and closes it in :meth:`stop`.
     """
 

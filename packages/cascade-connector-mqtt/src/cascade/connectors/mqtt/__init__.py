@@ -11,5 +11,6 @@ demos and tests without mosquitto. A pretend broker for unit tests,
 from ._connector import MqttConnector
 from ._embedded import EmbeddedBroker
 from ._link import ConnectRefusedError
+from ._stats import MqttConnectorStats
 
-__all__ = ["ConnectRefusedError", "EmbeddedBroker", "MqttConnector"]
+__all__ = ["ConnectRefusedError", "EmbeddedBroker", "MqttConnector", "MqttConnectorStats"]

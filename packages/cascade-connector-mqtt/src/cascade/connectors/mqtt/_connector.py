@@ -20,7 +20,6 @@ from typing_extensions import Self
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     BrokerCapabilities,
-    ConnectorStats,
     MessageCallback,
     Payload,
     SyncCallback,
@@ -37,6 +36,7 @@ from ._link import LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._sender import Sender
+from ._stats import MqttConnectorStats
 from ._subscriptions import Subscriptions
 from ._supervisor import Supervisor
 
@@ -159,12 +159,18 @@ class MqttConnector:
             flush_timeout=flush_timeout,
             client_options=client_options,
         )
-        self._stats = ConnectorStats()
+        self._stats = MqttConnectorStats()
         self._log = RateLimitedLogger(_log)
         self._presence = Presence(options.source, options.prefix, presence, self._log)
         self._sender = Sender(buffer_size, max_in_flight, self._stats, self._log)
         marker_base = f"{options.prefix}/_marker/{options.source}"
-        self._subscriptions = Subscriptions(self._stats, marker_base, connect_timeout, self._log)
+        self._subscriptions = Subscriptions(
+            self._stats,
+            marker_base,
+            connect_timeout,
+            self._log,
+            online=lambda: self._supervisor.online_connection(),  # the supervisor keeps it
+        )
         self._supervisor = Supervisor(
             options,
             make_link,
@@ -221,7 +227,7 @@ class MqttConnector:
         return self._supervisor.online
 
     @property
-    def stats(self) -> ConnectorStats:
+    def stats(self) -> MqttConnectorStats:
         """The connector's counters (``buffered`` is computed when read)."""
         buffer = self._sender.buffer
         self._stats.buffered = len(buffer)

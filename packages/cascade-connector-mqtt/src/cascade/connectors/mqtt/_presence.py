@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Literal
 
@@ -14,14 +15,25 @@ __all__ = ["Presence"]
 _log = logging.getLogger("cascade.connectors.mqtt")
 
 
+_last_session = 0  # the highest session any connector of this process has used
+_sessions_lock = threading.Lock()  # connectors may connect on loops of several threads
+
+
 def _next_session(previous: int) -> int:
-    """Milliseconds since the epoch, and always above ``previous``.
+    """Milliseconds since the epoch, above ``previous`` and above every session this process
+    has used.
 
     A time-based start makes sessions rise across processes of one source
     (a restarted engine with the same source id) without reading the
-    broker first; within a process they rise by at least one per CONNECT.
+    broker first; within a process they rise by at least one per CONNECT,
+    of any connector: two connectors sharing a source id that connect in the
+    same millisecond would otherwise have one session, each taking the other's
+    offline for its own, and the survivor would be shown offline.
     """
-    return max(previous + 1, time.time_ns() // 1_000_000)
+    global _last_session
+    with _sessions_lock:
+        _last_session = max(previous + 1, _last_session + 1, time.time_ns() // 1_000_000)
+        return _last_session
 
 
 class Presence:

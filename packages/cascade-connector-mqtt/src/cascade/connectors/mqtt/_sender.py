@@ -29,8 +29,9 @@ class Sender:
     task per connection, at most ``max_in_flight`` ahead of the broker; the
     buffer's ledger knows what is in flight and resends it after a lost
     connection. The connector's own messages (status, markers) go straight
-    through the :class:`~._connection.Connection` instead. The link reports
-    what it settled, of either kind, through :meth:`settled`.
+    through the :class:`~._connection.Connection` instead. Each connection
+    reports what its link settled, of either kind, through :meth:`settled`.
+    It keeps no connection: it is handed the one it works on.
     """
 
     def __init__(
@@ -40,7 +41,6 @@ class Sender:
         self.confirmations = Confirmations(self.buffer, max_in_flight // 4)  # of QoS 0 messages
         self.max_in_flight = max_in_flight
         self.wake: asyncio.Event | None = None
-        self.connection: Connection | None = None  # the one being served
         self._stats = stats
         self._log = log
         self._refused_topics: set[str] = set()  # topics whose refusal was reported
@@ -76,8 +76,8 @@ class Sender:
                 f"{len(self.buffer)} messages not yet accepted by {where} after {timeout:g} s"
             ) from None
 
-    def settled(self, mid: int, refusal: object = None) -> None:
-        """The link's hook: message (or run) ``mid`` was written (QoS 0) or acknowledged (QoS 1+).
+    def settled(self, connection: Connection, mid: int, refusal: object = None) -> None:
+        """A link's hook: message (or run) ``mid`` was written (QoS 0) or acknowledged (QoS 1+).
 
         An acknowledgement also confirms the QoS 0 messages written before
         the acknowledged packet (see ``_confirm.py``); ``published`` counts
@@ -108,11 +108,9 @@ class Sender:
                 if wake is not None:
                     wake.set()
             return
-        connection = self.connection
-        if connection is not None:  # a message sent directly, outside the buffer
-            topic = connection.settled(mid)
-            if refusal is not None and topic is not None:
-                self._refused(topic, refusal, 1)
+        topic = connection.settled(mid)  # a message sent directly, outside the buffer
+        if refusal is not None and topic is not None:
+            self._refused(topic, refusal, 1)
 
     def _refused(self, topic: str, reason: object, count: int) -> None:
         self._stats.refused += count
@@ -126,15 +124,8 @@ class Sender:
 
     # -- connections ----------------------------------------------------------------------
 
-    def attach(self, connection: Connection) -> None:
-        """A connection is up: what it settles is settled here, and :meth:`run` drains into it."""
-        self.connection = connection
-        if self.wake is not None:
-            self.wake.set()  # what waits in the buffer goes as soon as run() starts
-
-    def detach(self) -> None:
+    def lost(self) -> None:
         """The connection is gone: put what it did not confirm back in the queue."""
-        self.connection = None
         self.confirmations.asked()  # nothing to ask on this connection any more
         given_up, overflow = self.buffer.requeue()
         if given_up is not None:
@@ -165,7 +156,7 @@ class Sender:
 
     def _ask(self, connection: Connection) -> bool:
         """A confirmation request; False when the connection is going."""
-        mid = connection.link.publish(connection.confirm_topic, b"", 1, False)
+        mid = connection.publish(connection.confirm_topic, b"", 1, False)
         if mid is None:
             return False
         self.buffer.request(mid)
@@ -183,23 +174,24 @@ class Sender:
         """
         assert self.wake is not None
         wake, buffer, confirmations = self.wake, self.buffer, self.confirmations
-        link, mqtt5 = connection.link, connection.mqtt5
+        mqtt5, connected, publish = connection.mqtt5, connection.connected, connection.publish
         queued = buffer.queued
-        fast = link.batches
+        fast = connection.batches
         fast_qos1 = fast and not mqtt5
         acked_window = min(self.max_in_flight, ACKED_WINDOW)
         every = confirmations.every
 
         def backlog() -> int:  # messages the client holds: its per-PUBACK work grows with them
-            return link.backlog() if fast else buffer.in_flight_count
+            return connection.backlog() if fast else buffer.in_flight_count
 
+        wake.set()  # what waits in the buffer goes at once
         while True:
             await wake.wait()
             wake.clear()
             window = 1 if buffer.probing else self.max_in_flight
             handed = 0
             while queued and buffer.in_flight_count < window and handed < _BATCH:
-                if not link.connected():
+                if not connected():
                     return  # the connection is going; the supervisor takes over
                 qos = queued[0].qos
                 if (qos == 0 and fast) or (qos == 1 and fast_qos1):
@@ -211,7 +203,7 @@ class Sender:
                     break  # the client's work per PUBACK grows with this; settled() wakes us
                 message = queued.popleft()
                 try:
-                    mid = link.publish(message.topic, message.raw, message.qos, message.retain)
+                    mid = publish(message.topic, message.raw, message.qos, message.retain)
                 except ValueError as exc:  # e.g. larger than MQTT allows
                     self._drop_unsendable(message.topic, exc)
                     continue
@@ -246,7 +238,7 @@ class Sender:
         buffer = self.buffer
         queued = buffer.queued
         room = window - buffer.in_flight_count
-        link, mqtt5 = connection.link, connection.mqtt5
+        mqtt5 = connection.mqtt5
         count = 0
         qos0: list[Outgoing] = []
         ids: list[int] = []
@@ -257,7 +249,7 @@ class Sender:
             packet: tuple[bytes, ...]
             try:
                 if qos:
-                    mid = link.packet_id()
+                    mid = connection.packet_id()
                     packet = (
                         encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid),
                     )
@@ -275,7 +267,7 @@ class Sender:
             size += len(message.raw)
             count += 1
         if qos0:
-            buffer.sent(link.queue_qos0(b"".join(parts)), qos0)
+            buffer.sent(connection.queue_qos0(b"".join(parts)), qos0)
         elif parts:
-            link.queue_qos1(b"".join(parts), ids)
+            connection.queue_qos1(b"".join(parts), ids)
         return max(1, count)

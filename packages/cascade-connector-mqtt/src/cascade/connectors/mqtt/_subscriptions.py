@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 from cascade.interfaces import (
     BrokerCapabilities,
-    ConnectorStats,
     MessageCallback,
     SyncCallback,
     topic_matches,
@@ -19,6 +18,8 @@ from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subs
 
 from ._connection import Connection
 from ._link import LinkError
+from ._lone_subscribes import LoneSubscribes
+from ._stats import MqttConnectorStats
 
 __all__ = ["Subscriptions"]
 
@@ -41,17 +42,27 @@ class Subscriptions:
     space and subscribes to it through a ``+`` filter; the probe is back
     before the marker if, and only if, the broker does. The probe is then
     cleared. It costs no round trip of its own.
+
+    A connection lost with a SUBSCRIBE outstanding makes the next ones
+    subscribe one filter per SUBSCRIBE, and a filter whose lone SUBSCRIBE
+    keeps losing the connection is given up (see ``_lone_subscribes.py``).
+
+    It keeps no connection: it is handed the one it works on, and asks
+    ``online()`` for the one new subscriptions are made on at once.
     """
 
     def __init__(
         self,
-        stats: ConnectorStats,
+        stats: MqttConnectorStats,
         marker_base: str,
         connect_timeout: float,
         log: RateLimitedLogger,
+        online: Callable[[], Connection | None],
     ) -> None:
         self.dispatcher = Dispatcher(stats, self._unsubscribe_at_broker, _log)
-        self.connection: Connection | None = None  # set while the connection is up and subscribed
+        self._online = online  # the connection being served, once resubscribed; else None
+        self._stats = stats
+        self._lone = LoneSubscribes()
         self._marker_base = marker_base  # {prefix}/_marker/{source}
         self._connect_timeout = connect_timeout
         self._log = log
@@ -80,7 +91,7 @@ class Subscriptions:
     ) -> Subscription:
         """Add a subscription; when connected, return once its retained messages are in."""
         subscription = self.dispatcher.add(topic_filter, callback, on_sync)
-        connection = self.connection
+        connection = self._online()
         if connection is None:
             return subscription  # made on connection
         try:
@@ -93,7 +104,7 @@ class Subscriptions:
     async def resubscribe(self, connection: Connection, own: Sequence[str]) -> None:
         """SUBSCRIBE a new connection to ``own`` and every subscription's filter; LinkError.
 
-        From then on, new subscriptions are made on it at once.
+        Once the supervisor has it online, new subscriptions are made on it at once.
         """
         self._own = frozenset(own)
         probing = self.capabilities.retained_to_wildcards is None
@@ -101,24 +112,31 @@ class Subscriptions:
         if probing:  # published before the SUBSCRIBE: the broker has it when that comes
             self._probe_seen = False
             connection.send(self._probe_topic, b'{"probe":1}', 1, True)
+        lone = self._lone
         subscribed: set[str] = set()
         wanted = [*own, *([probe_filter] if probing else []), *self.dispatcher.filters]
         self.dispatcher.sync("begin")
-        while wanted:  # filters may be added while we wait for the SUBACK
-            await self._subscribe(connection, wanted)
+        while wanted := [f for f in wanted if not lone.is_given_up(f)]:
+            if lone.one_at_a_time:
+                for topic_filter in wanted:
+                    await self._subscribe(connection, [topic_filter])
+            else:
+                await self._subscribe(connection, wanted)
             subscribed.update(wanted)
+            # filters may be added while we wait for the SUBACK
             wanted = [f for f in self.dispatcher.filters if f not in subscribed]
+        lone.resubscribed()
         if probing:  # first: a snapshot's end may depend on what the probe finds
             self._send_marker(connection, lambda: self._probed(connection, probe_filter))
         if self.dispatcher.syncing:
             self._send_marker(connection, lambda: self.dispatcher.sync("end"))
-        self.connection = connection
 
     def _probed(self, connection: Connection, probe_filter: str) -> None:
         """The marker behind the probe is back: the probe came before it, or it never will."""
         seen = self._probe_seen
         self.capabilities = BrokerCapabilities(retained_to_wildcards=seen)
-        connection.link.unsubscribe(probe_filter)
+        if not self._lone.is_given_up(probe_filter):
+            connection.unsubscribe(probe_filter)
         connection.send(self._probe_topic, b"", 1, True)  # cleared
         _log.info(
             "the broker %s retained messages to wildcard subscriptions",
@@ -129,13 +147,14 @@ class Subscriptions:
 
     async def _subscribe(self, connection: Connection, filters: list[str]) -> None:
         """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""
-        link, marker_topic = connection.link, connection.marker_topic
-        use_ids = link.subscription_ids
+        marker_topic = connection.marker_topic
+        use_ids = connection.subscription_ids
         pairs = [
             (f, self._subscription_id(f) if use_ids and f != marker_topic else None)
             for f in filters
         ]
-        self._check_granted(filters, await link.subscribe(pairs))
+        self._check_granted(filters, await connection.subscribe(pairs))
+        self._lone.answered(filters)
 
     def _check_granted(self, filters: list[str], codes: Sequence[object]) -> None:
         """Warn about filters the SUBACK refused: nothing will arrive on them.
@@ -169,7 +188,8 @@ class Subscriptions:
         topic_filter = subscription.topic_filter
         subscription.sync("begin")
         try:
-            await self._subscribe(connection, [topic_filter])
+            if not self._lone.is_given_up(topic_filter):  # else, as if granted with nothing
+                await self._subscribe(connection, [topic_filter])
         except LinkError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
             return
@@ -212,15 +232,28 @@ class Subscriptions:
         path: an engine unsubscribes at the end of each run. Queued now, the
         packet still goes out before any later SUBSCRIBE of the same filter.
         A lost connection needs nothing: filters are remade from the dispatcher.
-        The connector's own filters stay: it still needs them.
+        The connector's own filters stay: it still needs them. A filter given
+        up has nothing to unsubscribe, and is tried again if subscribed anew.
         """
-        connection = self.connection
-        if connection is not None and topic_filter not in self._own:
-            connection.link.unsubscribe(topic_filter)
+        given_up = self._lone.is_given_up(topic_filter)
+        self._lone.forget(topic_filter)
+        connection = self._online()
+        if connection is not None and topic_filter not in self._own and not given_up:
+            connection.unsubscribe(topic_filter)
 
-    def lost(self) -> None:
-        """The connection is gone: markers sent on it will not come back."""
-        self.connection = None
+    def lost(self, connection: Connection) -> None:
+        """``connection`` is gone: markers sent on it will not come back, and a filter whose
+        SUBSCRIBE was alone outstanding on it may be given up (see ``_lone_subscribes.py``)."""
+        given_up = self._lone.lost(connection.unanswered)
+        if given_up is not None:
+            self._stats.subscriptions_given_up += 1
+            _log.warning(
+                "gave up the subscription to %r: the broker closed the connection each of the "
+                "%d times it was subscribed alone (does its ACL deny this client that filter?); "
+                "nothing will arrive on it",
+                given_up,
+                self._lone.max_losses,
+            )
         for future in self._markers.values():
             if not future.done():
                 future.set_result(None)
@@ -239,7 +272,7 @@ class Subscriptions:
         that called disconnect() ends it once it returns.
         """
         marker_topic, own_space = connection.marker_topic, connection.own_space
-        async for message in connection.link.messages():
+        async for message in connection.messages():
             topic = message.topic
             if topic == marker_topic:
                 raw = message.payload

@@ -14,7 +14,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
 from ._connection import Connection
-from ._link import ConnectRefusedError, Link, LinkError, LinkFactory, LinkHooks
+from ._link import ConnectRefusedError, LinkError, LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._rollcall import RollCall
@@ -42,11 +42,15 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
 class Supervisor:
     """Keeps one connection up while the connector is started.
 
-    Each attempt gets a new session and a new link; a connection is served
-    (presence, subscriptions, the reader and the sender) until it goes, then
-    the next attempt waits its backoff. Failed or abandoned attempts are
-    closed in tasks of their own, which :meth:`shut_down` waits for. Its
-    state is read through properties and changed only by its methods.
+    Each attempt gets a new session and a new :class:`~._connection.Connection`
+    (with its link); a connection is served (presence, subscriptions, the
+    reader and the sender) until it goes, then the next attempt waits its
+    backoff. The supervisor is the only keeper of the connection being
+    served: the parts are handed it, or ask :meth:`online_connection`, and
+    everything a lost connection ends is ended in one place (:meth:`_supervise`).
+    Failed or abandoned attempts are closed in tasks of their own, which
+    :meth:`shut_down` waits for. Its state is read through properties and
+    changed only by its methods.
     """
 
     def __init__(
@@ -67,7 +71,8 @@ class Supervisor:
         self._online = False
         self._connection: Connection | None = None  # the one being served
         self._task: asyncio.Task[None] | None = None
-        self._opening: asyncio.Task[Link] | None = None  # connect(require=True)'s first attempt
+        # connect(require=True)'s first attempt
+        self._opening: asyncio.Task[Connection] | None = None
         self._online_event: asyncio.Event | None = None
         self._attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
         self._discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
@@ -91,6 +96,10 @@ class Supervisor:
     def online(self) -> bool:
         """Whether a connection is up, presence announced and subscriptions remade."""
         return self._online
+
+    def online_connection(self) -> Connection | None:
+        """The connection being served once online (subscriptions remade), else ``None``."""
+        return self._connection if self._online else None
 
     @property
     def ever_connected(self) -> bool:
@@ -151,13 +160,13 @@ class Supervisor:
         self._online_event = asyncio.Event()
         self._backoff.reset()
         self._sender.start()
-        link = None
+        connection = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.connect_timeout
         if require:
             opening = self._opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
             try:
-                link = await opening  # raises ConnectError; nothing is left running
+                connection = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
                 if opening.done() and not opening.cancelled() and opening.exception() is None:
                     # the CONNACK came with the cancel: that connection is nobody's
@@ -168,10 +177,10 @@ class Supervisor:
             finally:
                 self._opening = None
             if given_up():  # the CONNACK came with disconnect()'s cancel
-                await link.close(graceful=True)
+                await connection.close(graceful=True)
                 return
         self.started = True
-        self._task = asyncio.create_task(self._supervise(link), name="cascade-mqtt")
+        self._task = asyncio.create_task(self._supervise(connection), name="cascade-mqtt")
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
                 await attempted.wait()
@@ -215,37 +224,44 @@ class Supervisor:
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
 
-    async def open(self) -> Link:
+    async def open(self) -> Connection:
         """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
         presence = self._presence
         presence.new_session()
-        settings = self._options.link_settings(presence.will())
-        link = self._make_link(
-            settings, LinkHooks(self._sender.settled, self._unreadable, self._shed)
+        connection = Connection(
+            self._make_link,
+            self._options.link_settings(presence.will()),
+            self._subscriptions.marker_topic(presence.session),
+            settled=self._sender.settled,
+            unreadable=self._unreadable,
+            shed=self._shed,
         )
         try:
-            await link.open()
+            await connection.open()
         except BaseException:
-            await self._discard(link)
+            await self._discard(connection)
             raise
-        return link
+        return connection
 
-    async def _discard(self, link: Link) -> None:
-        """Close a link whose attempt failed, in a task that a cancellation does not stop."""
-        task = asyncio.create_task(link.close(graceful=False), name="cascade-mqtt-discard")
+    async def _discard(self, connection: Connection) -> None:
+        """Close a connection whose attempt failed, in a task that a cancellation does not stop."""
+        task = asyncio.create_task(connection.close(graceful=False), name="cascade-mqtt-discard")
         self._discards.add(task)
         task.add_done_callback(self._discards.discard)
         await asyncio.shield(task)
 
-    async def _supervise(self, link: Link | None) -> None:
-        """Keep a connection up until cancelled: connect, serve, and retry with backoff."""
+    async def _supervise(self, connection: Connection | None) -> None:
+        """Keep a connection up until cancelled: connect, serve, and retry with backoff.
+
+        The one place where a connection ends: whatever was tied to it is let go here.
+        """
         assert self._attempted is not None
         short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
         loop = asyncio.get_running_loop()
         while True:
-            if link is None:
+            if connection is None:
                 try:
-                    link = await self.open()
+                    connection = await self.open()
                 except ConnectError as exc:
                     self._attempted.set()
                     if isinstance(exc, ConnectRefusedError):
@@ -261,21 +277,21 @@ class Supervisor:
             self._ever_connected = True
             connected_at = loop.time()
             failure: LinkError | None = None
+            self._connection = connection
             try:
-                await self._serve(link)
+                await self._serve(connection)
             except LinkError as exc:
                 failure = exc
             finally:
                 self._online = False
                 if self._online_event is not None:
                     self._online_event.clear()
-                connection, self._connection = self._connection, None
-                if connection is not None:
-                    connection.end()
-                self._subscriptions.lost()
-                self._sender.detach()
-                await link.close(graceful=self._closing)
-            link = None
+                self._connection = None
+                connection.end()  # its direct messages' waiters are released
+                self._subscriptions.lost(connection)  # its markers, its SUBSCRIBEs
+                self._sender.lost()  # what it did not confirm is queued again
+                await connection.close(graceful=self._closing)
+            connection = None
             uptime = loop.time() - connected_at
             stable = uptime >= self._backoff.maximum
             if stable:
@@ -317,20 +333,20 @@ class Supervisor:
         else:
             _log.warning("connection to %s failed (%s); reconnecting", where, failure)
 
-    async def _serve(self, link: Link) -> None:
+    async def _serve(self, connection: Connection) -> None:
         """Announce presence, resubscribe, then send and receive until the connection goes."""
         assert self._attempted is not None
         presence, sender, subscriptions = self._presence, self._sender, self._subscriptions
-        marker_topic = subscriptions.marker_topic(presence.session)
-        connection = self._connection = Connection(link, self._options.mqtt5, marker_topic)
-        sender.attach(connection)
+        own = [connection.marker_topic]
+        if presence.enabled:
+            own.append(presence.topic)
+        # subscribed before the birth: another connector of this source id answers the birth at
+        # once, and a subscription made after would miss that answer (and the retained status
+        # the birth replaces), so this one would not know its peer
+        await subscriptions.resubscribe(connection, own)
         birth = presence.birth()
         if birth is not None:
             connection.send(presence.topic, birth, 1, True)
-        own = [marker_topic]
-        if presence.enabled:
-            own.append(presence.topic)
-        await subscriptions.resubscribe(connection, own)
         self._online = True
         self._attempted.set()
         if self._online_event is not None:

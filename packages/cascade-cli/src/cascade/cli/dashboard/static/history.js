@@ -1,9 +1,10 @@
-// The History section (`cascade dashboard --db URL`): past runs with the filters of
-// `cascade runs`, a finished run's timeline (drawn by app.js's drawTimeline), a task's
-// duration over time as an SVG chart, and the audit trail (constraints and cancels). Everything the history holds
-// came from the broker, so every string reaches the page through textContent or
-// setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds() and
-// drawTimeline() of app.js, loaded before it.
+// The History section (`--db URL`, else the file `cascade record` writes by default): past
+// runs with the filters of `cascade runs`, a finished run's timeline (timeline.js's
+// drawTimeline), a task's duration over time as an SVG chart, and the audit trail (constraints
+// and cancels); where the history is, or why there is none and how to start one. Everything the
+// history holds came from the broker, so every string reaches the page through textContent or
+// setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds(),
+// fillTable() and fillList() of app.js and drawTimeline() of timeline.js, loaded before it.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -93,20 +94,22 @@ async function loadMoreTasks() {
 function drawRun() {
   const { run, tasks, failures, next } = shownRun;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
-  drawTimeline($("h-timeline"), tasks, end, run.started_at, end);
-  $("h-failures").replaceChildren(...failures.map((f) => {
+  drawTimeline($("h-timeline"), tasks, { until: end, start: run.started_at, now: end, run: run.run_id,
+    redraw: drawRun });
+  // with pages still to load, "none" would speak of tasks not read yet
+  fillList($("h-failures"), failures.map((f) => {
     const li = el("li");
     li.appendChild(span(f.name + ": ", "c-FAILED"));
     li.appendChild(span(f.error, "error"));
     return li;
-  }));
+  }), next == null ? "none" : "none among the " + tasks.length.toLocaleString("en") + " tasks shown");
   $("h-run-shown").textContent = next == null ? "" : tasks.length.toLocaleString("en") + " tasks shown";
   $("h-run-more").hidden = next == null;
 }
 
 async function loadTasks() {
   const { tasks } = await historyGet("/api/history/tasks", { since: "7d" });
-  replace($("h-tasks").tBodies[0], tasks.map((t) => {
+  fillTable($("h-tasks"), tasks.map((t) => {
     const open = el("button", t.task_name, "link");
     open.addEventListener("click", () => loadTask(t.task_name).then(() => problem(null), problem));
     const tr = row([open, t.runs, t.executions, t.failures, (100 * t.failure_rate).toFixed(1) + "%",
@@ -182,7 +185,7 @@ function stoppedText(e) {
 
 async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
-  replace($("h-audit").tBodies[0], events.map((e) => {
+  fillTable($("h-audit"), events.map((e) => {
     const cancel = e.action === "cancelled";
     const params = cancel ? stoppedText(e)
       : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
@@ -196,14 +199,21 @@ async function loadAudit() {
 
 async function startHistory() {
   try {
-    const { history } = await historyGet("/api/history");
-    if (!history) return; // started without --db: no History section
+    const { history, location: where, note } = await historyGet("/api/history");
+    if (!history && !note) return; // served with no history wanted: no History section
+    $("history").hidden = false;
+    $("h-where").textContent = history && where ? "history: " + where : "";
+    $("h-note").textContent = note || "";
+    $("h-note").hidden = !note;
+    if (!history) return; // none yet, or unreadable: the note says why and what to do
+    $("h-body").hidden = false;
     await loadRuns();
   } catch (error) {
     if (error.status === 404) return; // a dashboard without the history's endpoints
+    $("history").hidden = false;
+    $("h-body").hidden = false;
     problem(error);
   }
-  $("history").hidden = false;
   $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
   $("h-filters").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -51,6 +51,8 @@ class FakeBroker:
     - ``auto_settle``: each new link settles what it is handed on the next
       loop turn (``False``: the test calls :meth:`FakeLink.settle`).
     - ``refuse``: filters whose SUBACK refuses them (0x80).
+    - ``hang_up_on``: filters on whose SUBSCRIBE the broker closes the connection
+      unanswered (as RabbitMQ 3.x does for a filter its topic permissions deny).
     - ``poison``: payloads on which the broker drops the connection, unsent.
     - ``before_connack``: awaited by every :meth:`FakeLink.open` before it
       succeeds (hold, fail or cancel an attempt there).
@@ -69,6 +71,7 @@ class FakeBroker:
         self.retained_to_wildcards = retained_to_wildcards
         self.auto_settle = auto_settle
         self.refuse: set[str] = set()
+        self.hang_up_on: set[str] = set()
         self.poison: set[bytes] = set()
         self.before_connack: Callable[[FakeLink], Awaitable[None]] | None = None
         self.links: list[FakeLink] = []
@@ -114,7 +117,8 @@ class FakeLink:
     What the test reads: :attr:`settings` (will, identifier, TLS, options),
     :attr:`sent` (every message in order), :attr:`writes` (the same, one list
     per publish or batched write), :attr:`pending` (ids not yet settled),
-    :attr:`filters`, :attr:`subscription_numbers`, :attr:`unsubscribed`,
+    :attr:`filters`, :attr:`subscribes` (the filters of each SUBSCRIBE, in order),
+    :attr:`subscription_numbers`, :attr:`unsubscribed`,
     :attr:`disconnects` (DISCONNECTs sent) and :attr:`closed`. What it does:
     :meth:`settle`, :meth:`settle_all`, :meth:`deliver`, :meth:`route`,
     :meth:`lose`.
@@ -136,6 +140,8 @@ class FakeLink:
         self.pending: dict[int, int] = {}
         """Message ids handed over and not yet settled, each with its QoS, in order."""
         self.filters: list[str] = []
+        self.subscribes: list[list[str]] = []
+        """The filters of every SUBSCRIBE, one list per packet, also those hung up on."""
         self.subscription_numbers: dict[str, int | None] = {}
         self.unsubscribed: list[str] = []
         self.disconnects = 0
@@ -204,10 +210,17 @@ class FakeLink:
         return sum(1 for qos in self.pending.values() if qos)
 
     async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """Record the filters, send their retained messages, and grant (or refuse) each."""
+        """Record the filters, send their retained messages, and grant (or refuse) each.
+
+        A filter in the broker's ``hang_up_on`` ends the connection instead: ``LinkError``.
+        """
         if not self._up:
             raise LinkError(self._gone or "not connected")
         broker = self.broker
+        self.subscribes.append([f for f, _ in filters])
+        if any(f in broker.hang_up_on for f, _ in filters):
+            self.lose("the broker closed the connection on a SUBSCRIBE")
+            raise LinkError(self._gone or "not connected")
         for topic_filter, number in filters:
             self.filters.append(topic_filter)
             self.subscription_numbers[topic_filter] = number

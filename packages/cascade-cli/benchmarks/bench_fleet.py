@@ -1,0 +1,246 @@
+"""Every reader side by side, fed by a simulated fleet: one table of what each costs and keeps up.
+
+A private mosquitto (``cascade.testkit``; or ``--broker HOST:PORT``); ``--engines`` simulated
+engines (``FleetSimulator``) from ``--processes`` worker processes, one MQTT connection each:
+retained presence, one run at a time of ``--tasks-per-run`` tasks that start, block, complete
+and fail, numbered per run, heartbeats every 5 s, ``--rate`` events a second over the fleet.
+The readers, each its own process as users run them, started once every engine is online
+and before the runs begin (``--readers``, fleet_readers.py): ``cascade watch --json`` to a
+file, ``cascade status --json`` every 5 s, ``cascade dashboard`` with one page following
+``/api/stream`` and polling ``/api/state``, its ``/metrics`` scraped, ``cascade record`` into
+SQLite (and, if asked, ``watch-table``: the live table on a pseudo-terminal). After
+``--warmup`` seconds, ``--seconds`` are measured: each process's CPU (median of one-second
+samples, % of one core) and RSS, and each reader's own figures; then one markdown table,
+the settings above it. Linux only (/proc).
+
+    python bench_fleet.py [--engines 10000] [--rate 20000] [--processes 2] [--seconds 30]
+        [--tasks-per-run 20] [--warmup 10] [--readers watch,status,dashboard,metrics,record]
+        [--broker HOST:PORT]
+
+The fleet's processes, mosquitto, the readers and this script share the machine: the lines
+above the table say how busy it was, and how much of that was other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fleet_measure import (
+    Context,
+    Reader,
+    Row,
+    Sampler,
+    box_busy,
+    cpu_seconds,
+    mb,
+    rss_mb,
+)
+from fleet_readers import READERS, Dashboard, StatusPoll
+
+from cascade.testkit import (
+    FleetCounts,
+    FleetSettings,
+    FleetSimulator,
+    MosquittoBroker,
+    mosquitto_path,
+)
+
+ALL_READERS = ("watch", "watch-table", "status", "dashboard", "metrics", "record")
+DEFAULT_READERS = "watch,status,dashboard,metrics,record"
+READY_TIMEOUT = 300.0  # readers taking in every engine's retained birth
+REACHED = 0.97  # a fleet that published this share of the asked rate reached it
+
+
+def log(text: str) -> None:
+    print(f"bench_fleet: {text}", file=sys.stderr, flush=True)
+
+
+def make_readers(names: list[str], context: Context) -> list[Reader]:
+    readers = [READERS[name](context) for name in names if name in READERS]
+    if "dashboard" in names or "metrics" in names:
+        readers.append(Dashboard(context, page="dashboard" in names, scrape="metrics" in names))
+    return readers
+
+
+def fleet_row(args: argparse.Namespace, first: FleetCounts, last: FleetCounts) -> Row:
+    rate, beats = last.rate_since(first), last.heartbeat_rate_since(first)
+    reached = rate >= REACHED * args.rate
+    said = "reached" if reached else (f"NOT reached: {rate / args.rate:.0%}, its processes "
+                                      "could not keep up on this machine")  # fmt: skip
+    return Row(
+        f"fleet ({args.processes} processes)",
+        takes=f"{rate:,.0f} ev + {beats:,.0f} hb sent",
+        figures=f"asked {args.rate:,.0f} events/s: {said}; "
+        f"{last.runs_started - first.runs_started:,} runs started, "
+        f"{last.shortfall - first.shortfall:,} events short; {last.unsent:,} unsent, "
+        f"{last.disconnects:,} connections lost",
+    )
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| process | CPU % of a core (waited %) | RSS MB | takes in /s | missed | lag s "
+        "| its own figures |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.cpu} | {r.rss} | {r.takes} | {r.missed} | {r.lag} | "
+                     f"{r.figures} |")  # fmt: skip
+    return lines
+
+
+def mosquitto_version() -> str:
+    path = mosquitto_path()
+    if path is None:
+        return "mosquitto"
+    out = subprocess.run([path, "-h"], capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0] if out else "mosquitto"
+
+
+def main(args: argparse.Namespace) -> None:
+    names = [name.strip() for name in args.readers.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(ALL_READERS))
+    if unknown:
+        raise SystemExit(f"unknown readers {unknown}; known: {', '.join(ALL_READERS)}")
+    load = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-fleet-")))
+        broker_pid: int | None = None
+        if args.broker:
+            host, _, port_text = args.broker.rpartition(":")
+            port, broker_said = int(port_text), f"given: {args.broker} (not measured)"
+        else:
+            broker = stack.enter_context(MosquittoBroker())
+            host, port, broker_pid = broker.host, broker.port, broker.pid
+            broker_said = f"a private {mosquitto_version()} (cascade.testkit's configuration)"
+        settings = FleetSettings(
+            host, port, engines=args.engines, rate=args.rate, processes=args.processes,
+            tasks_per_run=args.tasks_per_run,
+        )  # fmt: skip
+        fleet = FleetSimulator(settings)
+        log(f"{args.engines:,} engines ({settings.name}) in {args.processes} processes: online")
+        fleet.start()
+        stack.callback(fleet.stop)
+        fleet.wait_ready()
+        context = Context(host, port, settings.name, args.engines, folder)
+        readers = make_readers(names, context)
+        for reader in readers:
+            log(f"starting {reader.name}")
+            reader.start()
+            stack.callback(reader.stop)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for reader in readers:
+            reader.wait_ready(deadline)
+        sampler = Sampler()
+        sampler.add("fleet", fleet.pids)
+        if broker_pid is not None:
+            sampler.add("mosquitto", [broker_pid])
+        for reader in readers:
+            sampler.add(reader.name, reader.pids())
+        sampler.add("bench", [os.getpid()])
+        sampler.start()
+        stack.callback(sampler.stop)
+        fleet.go()
+        log(f"runs at {args.rate:,.0f} events/s: {args.warmup:g} s of warm-up")
+        time.sleep(args.warmup)
+        measured = [pid for pids in sampler.groups.values() for pid in pids]
+        began = time.monotonic()
+        first, busy0, ours0 = fleet.counts(), box_busy()[0], sum(map(cpu_seconds, measured))
+        for reader in readers:  # each reader's own window starts and ends at its marks
+            reader.mark(end=False)
+        log(f"measuring {args.seconds:g} s")
+        time.sleep(max(0.0, began + args.seconds - time.monotonic()))
+        ended = time.monotonic()
+        last, (busy1, cpus), ours1 = fleet.counts(), box_busy(), sum(map(cpu_seconds, measured))
+        for reader in readers:
+            reader.mark(end=True)
+        window = (began, ended)
+        rss = {name: sum(map(rss_mb, pids)) for name, pids in sampler.groups.items()}
+        log("stopping the readers (each says what it missed), then the fleet")
+        for reader in readers:
+            reader.stop()
+        sampler.stop()
+        rows = [fleet_row(args, first, last)]
+        rows[0].cpu, rows[0].rss = sampler.cell("fleet", window), mb(rss["fleet"])
+        if broker_pid is not None:
+            cpu = sampler.cell("mosquitto", window)
+            rows.append(Row("mosquitto", cpu, mb(rss["mosquitto"]), figures="the broker"))
+        for reader in readers:
+            rows += reader.rows(sampler)
+        cpu = sampler.cell("bench", window)
+        rows.append(Row("this script", cpu, mb(rss["bench"]),
+                        figures="the page's stream and polls, the scrapes, the status calls' "
+                        "output, the file and database reads"))  # fmt: skip
+        polls = sum(p.cpu for r in readers if isinstance(r, StatusPoll) for p in r.polls
+                    if window[0] <= p.began <= window[1])  # fmt: skip
+        seconds = window[1] - window[0]
+        busy = (busy1 - busy0) / seconds
+        others = max(0.0, busy - (ours1 - ours0 + polls) / seconds)
+    command = shlex.join(["python", "bench_fleet.py", *sys.argv[1:]])
+    print(f"\n`{command}`\n")
+    print(f"- fleet: {args.engines:,} engines ({settings.name}) in {args.processes} processes, "
+          f"one MQTT connection each; runs of {args.tasks_per_run} tasks ({settings.concurrency} "
+          f"at once; {settings.fail_ratio:.0%} fail, {settings.block_ratio:.0%} block), "
+          f"heartbeats every {settings.heartbeat_interval:g} s")  # fmt: skip
+    print(f"- asked {args.rate:,.0f} events/s; published {last.rate_since(first):,.0f} events/s "
+          f"and {last.heartbeat_rate_since(first):,.0f} heartbeats/s; "
+          f"{last.runs_started - first.runs_started:,} runs started in the window")  # fmt: skip
+    print(f"- measured {seconds:.0f} s after {args.warmup:g} s of warm-up; the readers started "
+          "once every engine was online, before the runs began")  # fmt: skip
+    print(f"- broker: {broker_said}")
+    print(f"- machine: {cpus} CPUs, busy {busy:.2f} cores on average in the window, "
+          f"{others:.2f} of them not this benchmark's (other work); load average {load:.1f} "
+          "at the start")  # fmt: skip
+    print()
+    print("\n".join(table(rows)))
+    print()
+    print("CPU: the median of one-second samples (status: its calls' CPU over the window); "
+          "waited: the median share of a second its threads were ready to run but waited "
+          "for a CPU (a busy machine). "
+          "Takes in: ev events, hb heartbeats, msg every message (heartbeats and statuses "
+          "too). Missed: what the reader says it missed, over its life. Lag: from the newest "
+          "event it holds (watch: in its file; record: in its database; the dashboard: the latest "
+          "an engine was heard of) to the window's end.")  # fmt: skip
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--engines", type=int, default=10_000, help="simulated engines")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=20_000,
+        help="task and run events a second over the fleet (heartbeats come on top); two "
+        "worker processes publish 20,000/s with about 60 %% of a core between them, so on two "
+        "cores the fleet reaches it while the readers leave it CPU (the table says if not)",
+    )
+    parser.add_argument("--processes", type=int, default=2, help="the fleet's worker processes")
+    parser.add_argument("--tasks-per-run", type=int, default=20, help="tasks of each run")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured, after the warm-up")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of runs first")
+    parser.add_argument(
+        "--readers",
+        default=DEFAULT_READERS,
+        help=f"comma-separated, of {', '.join(ALL_READERS)}",
+    )
+    parser.add_argument(
+        "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"
+    )
+    # `nox -s bench -- ...` passes every script the same flags
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+if __name__ == "__main__":
+    main(parse())

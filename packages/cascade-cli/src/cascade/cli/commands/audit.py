@@ -1,0 +1,100 @@
+"""`cascade audit`: every constraint set, cleared or expired, and every run cancelled, from the
+history database."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from .._audit import ACTION_STYLES, by_text, scope_and_params
+from .._broker import MAX_COUNT
+from .._context import CliContext
+from .._fit import Cell, Column, fitted, print_fitted
+from .._history_db import (
+    SINCE_HELP,
+    Db,
+    Json,
+    cell,
+    echo_json,
+    history_line,
+    open_history,
+    query,
+    since_seconds,
+)
+from .._inert import SHOWN
+from .._render import TimeFormat, duration
+from .._run_ids import SHORT_ID
+
+__all__ = ["audit"]
+
+# When and what are never cut; a scope folds no narrower than `run:` and a run's short id.
+# On a narrow terminal the topic goes first, then the TTL, the params, the reason, who.
+_COLUMNS = (
+    Column("when", whole=True),
+    Column("action", whole=True),
+    Column("scope", fold=4 + SHORT_ID),
+    Column("type", rank=6, fold=11),
+    Column("params", rank=3),
+    Column("ttl", whole=True, rank=2),
+    Column("by", rank=5),
+    Column("reason", rank=4),
+    Column("topic", rank=1),
+)
+
+
+def audit(
+    ctx: typer.Context,
+    since: Annotated[
+        str, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: 7d).")
+    ] = "7d",
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
+    ] = 1000,
+    json_output: Json = False,
+    db: Db = None,
+) -> None:
+    """Constraints set, cleared and expired, and runs cancelled, newest first: when, scope,
+    type, params, TTL, who set, cleared or cancelled and why (as its writer claimed: `--as
+    NAME --reason TEXT` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope is
+    its run (`run:` and the run's short id), its params what the engine that ran it stopped.
+
+    Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
+    """
+    after = since_seconds(since)
+    with open_history("audit", db) as history:
+        found = query(lambda: history.audit(since=after, limit=limit))
+    if json_output:
+        echo_json([event.to_json() for event in found])
+        return
+    console = CliContext.of(ctx).out()
+    if not found:
+        console.print(
+            f"no constraint set or cleared, and no run cancelled, in the last {since} "
+            f"in {history.location}",
+            markup=False,
+        )
+        return
+    times = TimeFormat(time.time())
+    title = f"Constraints and cancels (times in {times.zone})"
+    rows: list[list[Cell]] = []
+    for event in found:
+        scope, params = scope_and_params(event)
+        rows.append(
+            [
+                times.short(event.at),
+                Text(event.action, style=ACTION_STYLES.get(event.action, "")),
+                cell(scope, SHOWN["scope"]),
+                cell(event.type, SHOWN["name"]),
+                cell(params, SHOWN["params"]),
+                duration(event.ttl) if event.ttl is not None else "-",
+                by_text(event),
+                cell(event.reason, SHOWN["reason"]),
+                cell(event.topic, SHOWN["scope"]),
+            ]
+        )
+    table, left_out = fitted(_COLUMNS, rows, console.width, title=title)
+    print_fitted(console, table, left_out)
+    console.print(history_line(history), soft_wrap=True)

@@ -1,0 +1,115 @@
+"""The `cascade dashboard` command (registered by the CLI's app)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from typing import Annotated
+
+import typer
+
+from cascade.interfaces import ConnectorError
+
+from .._broker import BrokerOptions
+from .._context import CliContext, UsageError
+from .._history_db import Db, open_history
+from .._listen import parse_listen
+from .._operator import As, operator_name
+
+__all__ = ["dashboard"]
+
+EXTRA_HINT = "cascade dashboard needs its extra: pip install 'cascade-cli[dashboard]'"
+
+
+def dashboard(
+    ctx: typer.Context,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT to serve on; loopback unless told otherwise (port 0: any free one).",
+        ),
+    ] = "127.0.0.1:8787",
+    token: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--token",
+            envvar="CASCADE_DASHBOARD_TOKEN",
+            help="Enable the controls for requests carrying 'Authorization: Bearer SECRET'; "
+            "NAME=SECRET names who its controls are issued by (repeatable; the variable "
+            "takes several, space-separated).",
+        ),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Also run the demo workflow (on an embedded broker without --host); "
+            "without --token, a random one is made and put in the printed URL.",
+        ),
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Also serve requests whose Host is NAME (repeatable); loopback names and "
+            "the --listen host are served anyway (a defence against DNS rebinding).",
+        ),
+    ] = None,
+    db: Db = None,
+    operator: As = None,
+    *,
+    broker: BrokerOptions,
+) -> None:
+    """A live web page of runs, tasks, engines and constraints, with pause/resume/limit controls.
+
+    Without --token the page is read-only. It also shows the history `cascade record` keeps
+    (past runs, a run's timeline, a task's duration over time, the audit trail): the one --db
+    (or CASCADE_HISTORY_DB) names, else `cascade record`'s default file if it exists (opened
+    read-only, never made). It says which on start and on the page; with none yet, how to
+    start recording. Ends on Ctrl-C.
+    Examples: cascade dashboard --host broker.example; cascade dashboard --demo;
+    cascade dashboard --db postgresql://cascade@db/cascade
+    """
+    try:
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        typer.echo(f"cascade: {EXTRA_HINT}", err=True)
+        raise typer.Exit(1) from None
+    from ..dashboard._guard import Tokens  # starlette's: only once the extra is known to be there
+    from ..dashboard._history_source import HistorySource
+    from ..dashboard._serve import serve_dashboard
+
+    try:
+        host, port = parse_listen(listen)
+        name = operator_name(operator, broker.username)
+        tokens = Tokens.parse(token or (), name)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    # --db is asked for: a history it cannot open ends the command; the default is looked for
+    history = (
+        HistorySource(open_history("dashboard", db)) if db is not None else HistorySource.default()
+    )
+    context = CliContext.of(ctx)
+    factory, console = context.connector_factory, context.out()
+    if demo and tokens is None:  # the demo's controls work out of the box
+        tokens = Tokens(((secrets.token_urlsafe(16).encode(), name),))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                serve_dashboard(broker, factory, host, port, tokens, console, demo=demo,
+                                allowed_host=allowed_host or (), history=history,
+                                operator=name)
+            )  # fmt: skip
+    except ConnectorError as exc:
+        typer.echo(f"cascade: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"cascade: cannot listen on {listen}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        history.close()

@@ -1,0 +1,57 @@
+"""`cascade status`: the engines online and offline, and the constraints in force."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+
+from cascade.interfaces.reader import ReaderModel
+
+from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from .._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
+from .._context import CliContext
+from .._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
+from .._render import render_status
+from .._status_json import status_json
+from .._view_options import (
+    DEFAULT_OFFLINE_MAX_AGE,
+    Json,
+    OfflineMaxAge,
+    ShowAll,
+    offline_cutoff,
+)
+
+__all__ = ["status"]
+
+
+@broker_options
+def status(
+    ctx: typer.Context,
+    json_output: Json = False,
+    show_all: ShowAll = False,
+    offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Engines online/offline and the constraints in force.
+
+    Example: cascade status --host broker.example
+    """
+    hide_after = offline_cutoff(show_all, offline_max_age)
+    state = ReaderModel()
+
+    async def snapshot(connector: Any) -> None:
+        state.prefix = connector.topic_prefix
+        called = await subscribe_statuses(connector, state.apply)
+        await subscribe_constraints(connector, state.apply)
+        say_what_the_broker_lacks(connector, STATUS_LACKS)
+        if called:  # the roll call's answers: nothing says when all are in
+            await asyncio.sleep(min(ROLLCALL_WAIT, broker.timeout))
+
+    CliContext.of(ctx).run(broker, snapshot)
+    if json_output:
+        typer.echo(json.dumps(status_json(state, hide_after)))
+        return
+    CliContext.of(ctx).out().print(render_status(state, offline_max_age=hide_after))

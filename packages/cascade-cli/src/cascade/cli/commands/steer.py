@@ -1,0 +1,108 @@
+"""`cascade pause`, `limit` and `resume`: set and clear constraints, acknowledged by the broker."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from .._context import CliContext, UsageError, usage
+from .._control import limit_constraints, pause_constraint, validate_scope
+from .._operator import As, Reason, checked_reason, issued, operator_name
+from .._publishing import clear_constraints, parse_constraint_type, set_constraints
+
+__all__ = ["limit", "pause", "resume"]
+
+Ttl = Annotated[
+    float | None,
+    typer.Option("--ttl", help="Seconds until the constraint ends by itself (1 s to 10 years)."),
+]
+Scope = Annotated[str, typer.Argument(help="'global' or 'task:<glob>', e.g. task:api_*.")]
+
+
+@broker_options
+def pause(
+    ctx: typer.Context,
+    scope: Scope = "global",
+    ttl: Ttl = None,
+    reason: Reason = None,
+    operator: As = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
+
+    Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
+    """
+    try:
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+        message = pause_constraint(scope, ttl, reason=why, issued_by=by)
+    except UsageError as exc:
+        raise usage(exc) from None
+    CliContext.of(ctx).run(broker, lambda c: set_constraints(c, [message], broker.timeout))
+    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else "") + issued(by, why))
+
+
+@broker_options
+def limit(
+    ctx: typer.Context,
+    scope: Scope,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", help="At most N tasks running at once (0: none start)."),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            help="At most R task starts: '10' or '10/s' per second, '10/m', '2/h'; "
+            "up to max(1, R per second) may start at once.",
+        ),
+    ] = None,
+    ttl: Ttl = None,
+    reason: Reason = None,
+    operator: As = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Limit how many tasks of SCOPE run at once and/or how fast they start.
+
+    Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
+    """
+    try:
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+        messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
+    except UsageError as exc:
+        raise usage(exc) from None
+    CliContext.of(ctx).run(broker, lambda c: set_constraints(c, list(messages), broker.timeout))
+    done = ", ".join(f"{c.type} {c.params}" for _, c in messages)
+    typer.echo(f"limited {scope}: {done}" + issued(by, why))
+
+
+@broker_options
+def resume(
+    ctx: typer.Context,
+    scope: Scope = "global",
+    constraint_type: Annotated[
+        str | None,
+        typer.Option("--type", help="Clear only this type: pause, concurrency or rate_limit."),
+    ] = None,
+    reason: Reason = None,
+    operator: As = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Clear the constraints on SCOPE (all of them, or only --type).
+
+    Examples: cascade resume; cascade resume task:api_* --type pause --reason "load is done"
+    """
+    try:
+        kind = parse_constraint_type(constraint_type)
+        validate_scope(scope)
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+    except UsageError as exc:
+        raise usage(exc) from None
+
+    CliContext.of(ctx).run(
+        broker,
+        lambda c: clear_constraints(c, scope, kind, broker.timeout, issued_by=by, reason=why),
+    )
+    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else "") + issued(by, why))

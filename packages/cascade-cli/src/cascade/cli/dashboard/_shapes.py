@@ -1,0 +1,75 @@
+"""The JSON shapes of what the pages show: a task of a run's detail, an engine, a constraint.
+
+Shared by ``/api/state`` and the streams' changes, so that both say the same thing alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from cascade.interfaces import Constraint
+from cascade.interfaces.reader import EngineView, TaskView
+
+if TYPE_CHECKING:
+    from ._model import Segment
+
+__all__ = ["constraint_dict", "engine_dict", "task_detail"]
+
+
+def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
+    """One task of a run's detail: its state and its timeline's ``segments``."""
+    drawn = list(segments)
+    return {
+        "task_id": task.task_id,
+        "name": task.name,
+        "state": task.state,
+        "since": task.since,
+        "duration_ms": task.duration_ms,
+        "error": task.error,
+        # what holds it back while BLOCKED (null: its engine did not say)
+        "held_by": (
+            msgspec.to_builtins(list(task.held_by))
+            if task.state == "BLOCKED" and task.held_by is not None
+            else None
+        ),
+        "attempts": sum(1 for s in drawn if s.state == "RUNNING"),
+        "segments": [
+            {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome} for s in drawn
+        ],
+    }
+
+
+def engine_dict(engine: EngineView) -> dict[str, Any]:
+    """One engine of the engines' list."""
+    status = engine.status  # None: only its telemetry was seen
+    return {
+        "source": engine.source,
+        "status": status.status if status else "unknown",
+        "reason": status.reason if status else "",
+        "session": status.session if status else None,
+        "last_seen": engine.last_seen,
+        "conflict_session": engine.conflict_session,
+    }
+
+
+def constraint_dict(topic: str, constraint: Constraint) -> dict[str, Any]:
+    """One constraint in force, on ``topic``."""
+    return {
+        "topic": topic,
+        "id": constraint.id,
+        "scope": constraint.scope,
+        "type": constraint.type,
+        "params": dict(constraint.params),
+        "expires_at": constraint.expires_at,
+        # who set it, why and when, as its writer claims (null: it did not say)
+        **{
+            name: _given(getattr(constraint, name)) for name in ("reason", "issued_by", "issued_at")
+        },
+    }
+
+
+def _given(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value

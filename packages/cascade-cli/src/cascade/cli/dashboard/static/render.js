@@ -1,0 +1,176 @@
+// Drawing the live state (live.js keeps it): the connection, a page of runs, the open run, a
+// page of engines, the constraints, and the pagers' counts; at most once per animation frame.
+// Every string from the broker reaches the page through textContent or setAttribute only.
+// Uses el(), row(), span(), safeClass(), seconds(), clock(), count(), fillTable() and fillList()
+// of app.js, live, view and select() of live.js, drawTimeline() of timeline.js.
+"use strict";
+
+let painting = false;
+const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
+window.cascadeRepaints = 0;     // read by the tests and the benchmark
+
+function renderConnection() {
+  const c = live.connection;
+  const badge = $("connection");
+  badge.textContent = c.connected ? "broker connected" : "broker disconnected";
+  badge.className = "badge " + (c.connected ? "ok" : "bad");
+  const ignored = [[live.rejected, "malformed"], [live.oversized, "oversized"]]
+    .filter(([n]) => n).map(([n, what]) => n + " " + what);
+  $("rejected").textContent = ignored.length ? ignored.join(", ") + " messages ignored" : "";
+  $("missed").textContent = (live.missed || [])
+    .map((m) => "missed " + count(m.events) + " events from " + m.source +
+      (m.since ? " since " + clock(m.since) : ""))
+    .join(" · ");
+  $("refused").textContent = (live.refused || [])
+    .map((r) => "refused " + count(r.messages) + " messages claiming " + r.source +
+      ": " + Object.entries(r.reasons).map(([why, n]) => count(n) + " " + why).join(", "))
+    .join(" · ");
+  $("mode").textContent = live.controls ? "controls enabled" : "read-only";
+  for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
+  $("token-label").hidden = !live.controls;
+}
+
+// The rows of a list's page, in the server's order (a row whose data is still on its way is
+// left out until it comes).
+function shown(list) { return list.order.map((id) => list.byId.get(id)).filter(Boolean); }
+
+// "runs 26–50 of 1,234 matching (5,000 in all)", and the pager's buttons.
+function renderPager(id, what, rows, list, page) {
+  const first = page * ROWS + 1, last = first + rows - 1;
+  const which = rows === 1 ? count(first) : count(first) + "\u2013" + count(last);
+  let text = rows ? what + " " + which + " of " + count(list.matching) : "";
+  if (rows && list.matching !== list.total) text += " matching (" + count(list.total) + " in all)";
+  $(id + "-count").textContent = text;
+  $(id + "-prev").disabled = connecting || page === 0;
+  $(id + "-next").disabled = connecting || !list.next_after;
+}
+
+function renderRuns() {
+  const runs = shown(live.runs);
+  const rows = runs.map((run) => {
+    const progress = Math.max(progressSeen.get(run.run_id) || 0, run.progress ?? 0); // null: total unknown
+    progressSeen.set(run.run_id, progress);
+    const open = el("button", shortId(run.run_id), "link");
+    open.title = run.run_id;
+    open.addEventListener("click", () => select(run.run_id));
+    const bar = el("div", null, "progress");
+    const fill = el("div");
+    fill.style.width = (100 * progress).toFixed(1) + "%";
+    bar.appendChild(fill);
+    bar.setAttribute("data-progress", progress.toFixed(4));
+    const counts = el("span");
+    for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
+    // what this view lacks of the run until its engine answers ("joined late: 12 of 40 tasks known")
+    if (run.partial) counts.appendChild(span(run.partial, "count partial"));
+    const end = run.ended || live.now;
+    const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), bar,
+      run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
+    tr.setAttribute("data-run-id", run.run_id);
+    if (run.run_id === selected) tr.className = "selected";
+    return tr;
+  });
+  replace($("runs").tBodies[0], rows);
+  if (progressSeen.size > 4 * ROWS + 100) { // runs come and go: keep those still listed
+    for (const id of progressSeen.keys()) if (!live.runs.byId.has(id)) progressSeen.delete(id);
+  }
+  $("no-runs").hidden = runs.length > 0;
+  $("no-runs").textContent = live.runs.total ? "no run matches" : "waiting for telemetry";
+  renderPager("runs", "runs", runs.length, live.runs, view.runsAfter.length);
+}
+
+function renderRun() {
+  const run = live.run;
+  $("run").hidden = !run;
+  if (!run) return;
+  $("run-id").textContent = run.run_id;
+  $("run-status").textContent = run.status;
+  $("run-status").className = "badge " + safeClass(run.status);
+  $("run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
+  $("run-cancel").disabled = !live.controls || run.status !== "Running";
+  const tasks = [...live.tasks.values()];
+  drawTimeline($("timeline"), tasks, { until: run.ended || live.now, start: run.started || live.now,
+    now: live.now, run: run.run_id, redraw: schedule });
+  $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
+  const failures = tasks.filter((t) => t.state === "FAILED").map((f) => {
+    const li = el("li");
+    li.appendChild(span(f.name + ": ", "c-FAILED"));
+    li.appendChild(span(f.error, "error"));
+    return li;
+  });
+  if (!failures.length && run.error) failures.push(el("li", run.error, "error"));
+  fillList($("failures"), failures);
+}
+
+// What holds a blocked task back, in words (the CLI's `watch` and `why` say the same).
+function holdText(h, now) {
+  const scope = h.scope ? " on " + h.scope : "";
+  const issued = (h.issued_by ? " by " + h.issued_by : "") +
+    (h.reason ? " \u201c" + h.reason + "\u201d" : "");
+  if (h.type === "sync") return "waiting for the broker's retained constraints";
+  if (h.type === "concurrency" && h.limit != null) {
+    const names = Object.entries(h.holders || {}).slice(0, 3).map(([n, c]) => c + " " + n).join(", ");
+    return "concurrency " + (h.running ?? h.limit) + "/" + h.limit + scope +
+      (names ? " (running: " + names + ")" : "") + issued;
+  }
+  if (h.type === "rate_limit") {
+    const next = h.next_start != null ? ", next start " + clock(h.next_start) +
+      " (in " + seconds(h.next_start - now) + ")" : "";
+    return "rate_limit " + (h.rate || "") + scope + next + issued;
+  }
+  return h.type + scope + issued;
+}
+
+function heldText(holds, now) {
+  return holds.length ? "held: " + holds.map((h) => holdText(h, now)).join("; ")
+    : "held: nothing now (waits for a free slot)";
+}
+
+function renderEngines() {
+  const engines = shown(live.engines);
+  fillTable($("engines"), engines.map((e) => row([
+    e.source,
+    span(e.status + (e.reason ? " (" + e.reason + ")" : ""), safeClass(e.status)),
+    e.session == null ? "-" : e.session,
+    seconds(live.now - e.last_seen) + " ago",
+  ])));
+  renderPager("engines", "engines", engines.length, live.engines, view.enginesAfter.length);
+}
+
+function renderConstraints() {
+  // Ticks move the clock between changes: a constraint may expire in between.
+  const inForce = [...live.constraints.values()]
+    .filter((c) => c.expires_at == null || c.expires_at > live.now)
+    .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  fillTable($("constraints"), inForce.map((c) => {
+    const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
+      : clock(c.expires_at) + " (in " + seconds(c.expires_at - live.now) + ")";
+    const issued = [c.issued_by ? "by " + c.issued_by : "", c.issued_at ? clock(c.issued_at) : "",
+      c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
+    const clear = el("button", "clear");
+    clear.disabled = !live.controls;
+    clear.addEventListener("click", () => control("DELETE",
+      "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
+    const tr = row([c.scope, c.type, params, span(issued, "issued"), expires, clear]);
+    tr.setAttribute("data-scope", c.scope);
+    tr.setAttribute("data-type", c.type);
+    return tr;
+  }));
+}
+
+function paint() {
+  painting = false;
+  if (!live.connection) return; // nothing received yet
+  renderConnection();
+  renderRuns();
+  renderRun();
+  renderEngines();
+  renderConstraints();
+  window.cascadeRepaints += 1;
+}
+
+function schedule() {
+  if (painting) return;
+  painting = true;
+  requestAnimationFrame(paint);
+}

@@ -1,0 +1,154 @@
+// A run's timeline, live (app.js) and recorded (history.js): per task, a bar per state it was
+// in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
+// segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
+// bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
+// (one row, its instances on demand), so a run of 500 downloads is one row until asked.
+// Every string from the broker reaches the page through textContent or setAttribute only.
+// Uses el(), span(), safeClass(), seconds() and STATES of app.js, heldText() of render.js.
+"use strict";
+
+const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+  7200, 10800, 21600, 43200, 86400];
+const MAX_TICKS = 6;     // intervals on the axis at most: its labels fit a narrow window
+// Merged bars of a group, drawn in this order: a failure is never hidden under a success.
+const LAYERS = ["s-BLOCKED", "s-SKIPPED", "s-RETRYING", "s-RUNNING", "o-COMPLETED", "o-SKIPPED",
+  "o-RETRYING", "o-CANCELLED", "o-FAILED"];
+const openGroups = new Map(); // timeline element id -> {run, names}: the groups opened there
+
+function tickStep(span) {
+  for (const step of TICK_STEPS) if (span / step <= MAX_TICKS) return step;
+  return 86400 * Math.ceil(span / 86400 / MAX_TICKS);
+}
+
+function offset(value) {  // an axis label: +0s, +0.5s, +5s, +1m, +1m30s, +2h, +1d6h
+  if (value < 60) return "+" + Number(value.toFixed(1)) + "s";
+  let rest = Math.round(value), text = "+";
+  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "m"], [1, "s"]]) {
+    const count = Math.floor(rest / size);
+    rest -= count * size;
+    if (count) text += count + unit;
+  }
+  return text;
+}
+
+function segmentClass(s) {
+  return s.state === "RUNNING" && s.outcome ? "o-" + safeClass(s.outcome) : "s-" + safeClass(s.state);
+}
+
+function drawTimeline(container, runTasks, view) {
+  // view: {until, start (when no segment has begun), now, run (its id), redraw()}
+  let t0 = Infinity;
+  let t1 = view.until;
+  for (const task of runTasks) for (const s of task.segments) {
+    t0 = Math.min(t0, s.start);
+    t1 = Math.max(t1, s.end || s.start);
+  }
+  if (!isFinite(t0)) t0 = view.start;
+  const scale = { t0, span: Math.max(t1 - t0, 0.001), now: view.now };
+  const step = tickStep(scale.span);
+  container.style.setProperty("--tick", (100 * step / scale.span).toFixed(3) + "%");
+  const cells = [el("div", null, "tl-corner"), axis(scale, step)];
+
+  let open = openGroups.get(container.id);
+  if (!open || open.run !== view.run) openGroups.set(container.id, open = { run: view.run, names: new Set() });
+  const first = (task) => (task.segments[0] || task).start || task.since || task.started_at || 0;
+  const groups = new Map(); // name -> its tasks, by when each began; in the order the first began
+  for (const task of [...runTasks].sort((a, b) => first(a) - first(b))) {
+    const members = groups.get(task.name);
+    if (members) members.push(task); else groups.set(task.name, [task]);
+  }
+  for (const [name, members] of groups) {
+    if (members.length === 1) {
+      cells.push(...taskRow(members[0], name, scale));
+      continue;
+    }
+    const opened = open.names.has(name);
+    const toggle = () => {
+      if (open.names.has(name)) open.names.delete(name); else open.names.add(name);
+      view.redraw();
+    };
+    cells.push(...groupRow(name, members, opened, toggle, scale));
+    if (opened) members.forEach((task, index) => {
+      const [label, track] = taskRow(task, name + " #" + (index + 1), scale);
+      label.classList.add("tl-member");
+      cells.push(label, track);
+    });
+  }
+  container.replaceChildren(...cells);
+}
+
+function axis(scale, step) {
+  const line = el("div", null, "tl-axis");
+  let count = 0;
+  for (let at = 0; at <= scale.span + step / 1000; at = ++count * step) {
+    // a label centred on the axis's end would stick out of the page: it ends there instead
+    const tick = el("span", offset(at), at > 0.95 * scale.span ? "tl-tick end" : "tl-tick");
+    tick.style.left = (100 * at / scale.span).toFixed(2) + "%";
+    line.appendChild(tick);
+  }
+  return line;
+}
+
+function bar(cls, start, end, scale) {
+  const node = el("div", null, "bar " + cls);
+  node.style.left = (100 * (start - scale.t0) / scale.span).toFixed(2) + "%";
+  node.style.width = (100 * Math.max(end - start, 0) / scale.span).toFixed(2) + "%";
+  return node;
+}
+
+function taskRow(task, label, scale) {
+  const name = el("div", label + (task.attempts > 1 ? " (" + task.attempts + " attempts)" : ""), "tl-name");
+  const held = task.held_by ? heldText(task.held_by, scale.now) : "";
+  if (held) name.appendChild(el("div", held, "held"));
+  name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "") +
+    (held ? "\n" + held : "");
+  name.setAttribute("data-task-id", task.task_id);
+  name.setAttribute("data-state", safeClass(task.state));
+  const track = el("div", null, "tl-track");
+  for (const s of task.segments) {
+    const end = s.end == null ? scale.now : s.end;
+    const piece = bar(segmentClass(s), s.start, end, scale);
+    piece.title = s.state + (s.outcome ? " → " + s.outcome : "") + " " + seconds(end - s.start);
+    track.appendChild(piece);
+  }
+  return [name, track];
+}
+
+// One row for the tasks of one name: how many, how many failed, and their bars merged per
+// kind (those closer than a pixel or so become one), so its cost is its bars, not its tasks.
+function groupRow(name, members, opened, toggle, scale) {
+  const counts = {};
+  for (const task of members) counts[task.state] = (counts[task.state] || 0) + 1;
+  const head = el("div", null, "tl-name tl-group");
+  const button = el("button", (opened ? "▾ " : "▸ ") + name + " ×" + members.length, "link");
+  button.setAttribute("aria-expanded", String(opened));
+  button.addEventListener("click", toggle);
+  head.appendChild(button);
+  if (counts.FAILED) head.appendChild(span(" " + counts.FAILED + " failed", "c-FAILED"));
+  head.title = members.length + " tasks named " + name + ": " +
+    STATES.filter((s) => counts[s]).map((s) => counts[s] + " " + s.toLowerCase()).join(", ");
+  head.setAttribute("data-group", name);
+  head.setAttribute("data-count", String(members.length));
+  const kinds = new Map();
+  for (const task of members) for (const s of task.segments) {
+    const cls = segmentClass(s);
+    if (!kinds.has(cls)) kinds.set(cls, []);
+    kinds.get(cls).push([s.start, s.end == null ? scale.now : s.end]);
+  }
+  const track = el("div", null, "tl-track");
+  const near = scale.span / 1000;
+  const layer = (cls) => LAYERS.indexOf(cls);
+  for (const cls of [...kinds.keys()].sort((a, b) => layer(a) - layer(b))) {
+    const spans = kinds.get(cls).sort((a, b) => a[0] - b[0]);
+    let [from, to] = spans[0];
+    for (const [start, end] of spans) {
+      if (start > to + near) {
+        track.appendChild(bar(cls, from, to, scale));
+        from = start;
+      }
+      to = Math.max(to, end);
+    }
+    track.appendChild(bar(cls, from, to, scale));
+  }
+  return [head, track];
+}

@@ -1,0 +1,255 @@
+"""Identities a broker vouches for: with the ACLs docs/acl/ ships (mosquitto's acl_file, and
+RabbitMQ's topic permissions), an engine publishes telemetry, statuses and answers only as
+itself, only operators write clear notes and cancels, and nobody but engines reads commands.
+Each forgery is refused by the broker itself; what a login may write as itself but claims
+another source for is refused by the readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import (
+    REASON_MISMATCH,
+    Message,
+    cancel_topic,
+    events_topic,
+    reply_filter,
+    reply_topic,
+    status_filter,
+    telemetry_filter,
+)
+from cascade.interfaces.reader import ReaderModel
+from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import (
+    MOSQUITTO_ONLY,
+    NO_RABBITMQ,
+    Inbox,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    rabbitmq_server_path,
+    rabbitmq_user,
+    skip_on_family,
+)
+
+ACL_DIR = Path(__file__).resolve().parents[4] / "docs" / "acl"
+PASSWORDS = {name: f"{name}-pw" for name in ("engine-1", "engine-2", "alice", "viewer", "mallory")}
+ROLES = {"engine-1": "engine", "engine-2": "engine", "alice": "operator", "viewer": "reader",
+         "mallory": "reader"}  # fmt: skip
+ORG, PROJECT = "acme", "shop"
+CLEARED = "cascade/cleared/task/nightly/pause"
+
+
+def _rabbitmq_definitions() -> dict[str, Any]:
+    """The users above, each with its role's topic permissions from docs/acl/ as written."""
+    roles = json.loads((ACL_DIR / "rabbitmq-topic-permissions.json").read_text())
+    users = ["guest", *PASSWORDS]
+    return {
+        "users": [rabbitmq_user("guest", "guest", "administrator")]
+        + [rabbitmq_user(name, password) for name, password in PASSWORDS.items()],
+        "vhosts": [{"name": "/"}],
+        "permissions": [
+            {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            for name in users
+        ],
+        "topic_permissions": [
+            {"user": name, "vhost": "/", "exchange": "amq.topic", **roles[role]}
+            for name, role in ROLES.items()
+        ],
+    }
+
+
+@pytest.fixture
+def acl_mosquitto() -> MosquittoBroker:
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=(ACL_DIR / "mosquitto.acl").read_text())
+    broker.start()
+    return broker
+
+
+def _envelope(run_id: str, source: str, seq: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "v": "1.0",
+        "ts": datetime.now(timezone.utc).isoformat(),
+        "run_id": run_id,
+        "org_id": ORG,
+        "project_id": PROJECT,
+        "source": source,
+        "seq": seq,
+        "body": body,
+    }
+
+
+class Logins:
+    """Connectors that log in as the users above, on one broker, with its protocol."""
+
+    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
+        self.broker = broker
+        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
+
+    def connector(
+        self, user: str, *, presence: bool = False, source: str | None = None
+    ) -> MqttConnector:
+        return MqttConnector(
+            self.broker.host,
+            self.broker.port,
+            username=user,
+            password=PASSWORDS[user],
+            source_id=source or user,
+            protocol=self.protocol,
+            presence=presence,
+            backoff_initial=0.01,  # RabbitMQ closes the connection on each denied publish
+            backoff_max=0.1,
+        )
+
+    @asynccontextmanager
+    async def login(self, user: str, source: str | None = None) -> AsyncIterator[MqttConnector]:
+        connector = self.connector(user, source=source)
+        await connector.connect(require=True)
+        try:
+            yield connector
+        finally:
+            await connector.disconnect()
+
+    def cascade(self, user: str, *args: str) -> Result:
+        """`cascade ARGS` in-process, logged in as ``user``."""
+        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
+        login = ["--username", user, "--password", PASSWORDS[user], "--protocol", self.protocol]
+        return CliRunner().invoke(app, [*args, *address, *login])
+
+
+async def _not_taken(connector: MqttConnector, topic: str, payload: Any) -> None:
+    """Publish what the ACL denies: the broker refuses it (an MQTT 5 PUBACK says so), or
+    RabbitMQ closes the connection each time until the connector gives it up."""
+    before = connector.stats.refused + connector.stats.dropped
+    await connector.publish(topic, payload, qos=1)
+    await connector.flush(30)
+    assert connector.stats.refused + connector.stats.dropped == before + 1
+
+
+async def _forgeries_are_refused(logins: Logins) -> None:
+    """Another engine writes telemetry, an answer and a status as engine-1, a clear note and a
+    cancel; a reader subscribes to commands and writes an answer: the broker takes none of it.
+    What engine-2 may write, its own level with engine-1 in the payload, readers refuse."""
+    run_id = uuid.uuid4().hex
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}
+    forged = _envelope(run_id, "engine-1", 1, started)
+    note = {"issued_by": "alice", "reason": "approved change ticket 42", "issued_at": 1.0}
+    answer = {"id": "req-1", "run_id": run_id, "source": "engine-1", "outcome": "cancelled"}
+    seen, commands = Inbox(), Inbox()
+    async with (
+        logins.login("viewer") as viewer,
+        logins.login("mallory") as mallory,
+        logins.login(
+            "mallory", "mallory-2"
+        ) as snoop,  # on RabbitMQ, a denied subscription ends its link
+    ):
+        for topic_filter in (telemetry_filter(), status_filter(), "cascade/cleared/#",
+                             reply_filter()):  # fmt: skip
+            await viewer.subscribe(topic_filter, seen)
+        await snoop.subscribe("cascade/command/+/cancel", commands)
+        async with logins.login("engine-2") as eve:
+            sourced = events_topic(ORG, PROJECT, run_id, source="engine-1")
+            for topic, payload in (
+                (sourced, forged),  # telemetry as another source
+                (events_topic(ORG, PROJECT, run_id), forged),  # the unsourced layout
+                (reply_topic("req-1", "engine-1"), answer),  # an answer as another engine
+                ("cascade/status/engine-1", {"source": "engine-1", "status": "offline"}),
+                (CLEARED, note),  # a clear note: operators only
+                (cancel_topic(run_id), {"id": "req-2", "run_id": run_id}),  # operators only
+            ):
+                await _not_taken(eve, topic, payload)
+            own_level = events_topic(ORG, PROJECT, run_id, source="engine-2")
+            await eve.publish(own_level, forged, qos=1)  # taken: engine-2 may write its own
+            await eve.flush(30)
+            assert eve.stats.published == 1
+        await _not_taken(mallory, reply_topic("req-1", "engine-1"), answer)
+        await _not_taken(mallory, CLEARED, note)
+        async with logins.login("alice") as alice:  # the operator's cancel: no engine runs it
+            await alice.publish(cancel_topic(run_id), {"id": "req-3", "run_id": run_id}, qos=1)
+            await alice.publish(CLEARED, {**note, "reason": "the real one"}, qos=1)
+            await alice.flush(10)
+            assert alice.stats.refused == alice.stats.dropped == 0
+        while not {own_level, CLEARED} <= {m.topic for m in seen.all}:
+            await seen.next()
+    assert commands.all == []  # mallory read no command, the operator's included
+    assert sorted(m.topic for m in seen.all) == sorted([own_level, CLEARED])
+    assert [m.payload["reason"] for m in seen.all if m.topic == CLEARED] == ["the real one"]
+    state = ReaderModel()
+    for message in seen.all:
+        state.apply(message)
+    assert state.runs == {}
+    assert state.refusals.describe("engine-2") == f"1 {REASON_MISMATCH}"
+
+
+async def _engine_answers_only_as_itself(logins: Logins, scope: str) -> None:
+    """engine-1 on the sourced layout is watched and cancelled by the operator as usual; its
+    answer names it, on its own topic."""
+
+    @task(name=scope)
+    async def waits() -> None:
+        await asyncio.Event().wait()
+
+    engine = Engine(logins.connector("engine-1", presence=True), org_id=ORG, project_id=PROJECT,
+                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    seen = Inbox()
+    async with logins.login("viewer") as viewer:
+        await viewer.subscribe(telemetry_filter(), seen)
+        await viewer.subscribe(reply_filter(), seen)
+        run = asyncio.create_task(engine.run(waits()))
+        await recorder.until(lambda: bool(recorder.names(TaskRunning)))
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        said = await asyncio.to_thread(logins.cascade, "alice", "cancel", started.run_id)
+        assert said.exit_code == 0, said.output
+        assert f"cancelled run {started.run_id} on engine-1" in said.stdout
+        with pytest.raises(RunCancelledError):
+            await asyncio.wait_for(run, 10)
+        answer: Message = await seen.until(lambda m: "/reply/" in m.topic)
+        await seen.until(lambda m: m.payload.get("body", {}).get("event") == "ENGINE_STOPPED")
+    assert answer.topic.endswith("/engine-1")
+    assert {m.topic.rsplit("/", 1)[-1] for m in seen.all} == {"engine-1"}
+    state = ReaderModel()
+    for message in seen.all:
+        state.apply(message)
+    assert state.runs[started.run_id].source == "engine-1"
+    assert state.refusals.total == 0
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_mosquittos_acl_refuses_every_forgery(
+    acl_mosquitto: MosquittoBroker, scope_name: str
+) -> None:
+    """docs/acl/mosquitto.acl, as written, on a real mosquitto (MQTT 5: each refusal said)."""
+    logins = Logins(acl_mosquitto)
+    try:
+        await _forgeries_are_refused(logins)
+        await _engine_answers_only_as_itself(logins, scope_name)
+    finally:
+        acl_mosquitto.close()
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+async def test_rabbitmqs_topic_permissions_refuse_every_forgery(scope_name: str) -> None:
+    """docs/acl/rabbitmq-topic-permissions.json, as written, on a real RabbitMQ node."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    with RabbitMQBroker(definitions=_rabbitmq_definitions()) as broker:
+        logins = Logins(broker)
+        await _forgeries_are_refused(logins)
+        await _engine_answers_only_as_itself(logins, scope_name)

@@ -1,0 +1,64 @@
+"""The live view shows what the reader model holds: runs, task counts, failures, engines and
+constraints."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from cascade.cli import render_watch
+from cascade.interfaces import (
+    Body,
+    Constraint,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    constraint_topic,
+    status_topic,
+)
+from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.testing import received, telemetry
+
+
+def _event(body: Body, run_id: str = "run-1") -> Message:
+    return telemetry(body, run_id=run_id)
+
+
+def _task(task_id: str, state: str, error: str = "") -> Message:
+    return _event(
+        TaskStateEvent(
+            task_id=task_id,
+            task_name=f"fn_{task_id}",
+            state=state,  # type: ignore[arg-type]
+            error=error,
+        )
+    )
+
+
+def test_render_shows_runs_engines_constraints() -> None:
+    """The live view names the run, task counts, failures, engines and constraints."""
+    state = ReaderModel()
+    for message in [
+        _task("a", "RUNNING"),
+        _task("b", "FAILED", "ValueError: boom"),
+        received(status_topic("host-1"), StatusMessage(status="online", session=1)),
+        received(
+            constraint_topic("task:api_*", "concurrency"), Constraint.concurrency("task:api_*", 2)
+        ),
+    ]:
+        state.apply(message)
+    console = Console(record=True, width=140)
+    console.print(render_watch(state))
+    text = console.export_text()
+    for expected in [
+        "run-1",
+        "running 1",
+        "failed 1",
+        "fn_a",
+        "ValueError: boom",
+        "host-1",
+        "online",
+        "task:api_*",
+        "concurrency",
+        "limit=2",
+    ]:
+        assert expected in text, expected

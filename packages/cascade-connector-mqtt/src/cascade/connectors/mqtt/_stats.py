@@ -1,0 +1,22 @@
+"""The connector's counters: Cascade's ``ConnectorStats``, and what only MQTT has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cascade.interfaces import ConnectorStats
+
+__all__ = ["MqttConnectorStats"]
+
+
+@dataclass(slots=True)
+class MqttConnectorStats(ConnectorStats):
+    """:class:`~cascade.interfaces.ConnectorStats`, and what a connection to an MQTT broker adds.
+
+    ``subscriptions_given_up``: filters no longer subscribed at the broker because
+    it closed the connection each time the connector subscribed to them alone
+    (RabbitMQ 3.x does so for a filter its topic permissions deny this client).
+    Their subscriptions stay, and receive nothing.
+    """
+
+    subscriptions_given_up: int = 0

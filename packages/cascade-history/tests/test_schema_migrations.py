@@ -1,0 +1,163 @@
+"""The schema is Alembic's: an empty database migrates to the models, an upgrade keeps the data."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from cascade.history import History, HistoryError, alembic_config
+from cascade.history._schema import metadata
+from cascade.interfaces import SourceGaps
+
+from .messages import T0, lifecycle
+
+
+def head() -> str:
+    """The newest revision of the package's migrations, as Alembic reads them."""
+    newest = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert newest is not None
+    return newest
+
+
+def revision(connection: sa.Connection) -> str | None:
+    """The database's revision, as Alembic reads it."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_an_empty_database_migrates_to_the_models(database_url: str) -> None:
+    """Like `alembic check`: after the migrations, autogenerate finds nothing to change."""
+    with History(database_url, mode="write") as history:
+        engine = sa.create_engine(history.url)
+    try:
+        with engine.connect() as connection:
+            assert revision(connection) == head()
+            context = MigrationContext.configure(connection)
+            assert compare_metadata(context, metadata) == []
+            tables = set(sa.inspect(connection).get_table_names())
+            assert tables == {*metadata.tables, "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_reopening_keeps_the_data(database_url: str) -> None:
+    """Opening an up-to-date database again migrates nothing and loses nothing."""
+    with History(database_url, mode="write") as history:
+        history.store([lifecycle("r1", "ENGINE_STARTED", T0)])
+    with History(database_url, mode="write") as history:
+        assert [run.run_id for run in history.runs()] == ["r1"]
+
+
+def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
+    """Every revision can be undone (base: no tables) and redone."""
+    with History(database_url, mode="write") as history:
+        engine = sa.create_engine(history.url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "base")
+        with engine.connect() as connection:
+            assert set(sa.inspect(connection).get_table_names()) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        assert history.runs() == []
+
+
+def test_a_database_from_a_newer_version_is_refused(database_url: str) -> None:
+    """A revision this package does not know: one line saying to upgrade, nothing changed."""
+    with History(database_url, mode="write") as history:
+        engine = sa.create_engine(history.url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(HistoryError, match=r"revision f00d.*upgrade cascade-history"):
+        History(database_url, mode="write")
+
+
+def test_without_migrate_nothing_is_created(database_url: str) -> None:
+    """``migrate=False`` opens the database as it is."""
+    with History(database_url, migrate=False, mode="write") as history:
+        engine = sa.create_engine(history.url)
+    try:
+        with engine.connect() as connection:
+            assert revision(connection) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_database_of_revision_1_with_data_upgrades_keeping_it(database_url: str) -> None:
+    """A history written by the first release (revision 0001) is migrated on open: every run,
+    event, presence and constraint change is still there, and the new gap counts work."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+        with engine.connect() as connection:
+            assert "source_gaps" not in sa.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:  # what revision 0001 holds, written as its tables are
+        with engine.begin() as connection:
+            _insert_revision_1_data(connection)
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        engine = sa.create_engine(history.url)
+        try:
+            with engine.connect() as connection:
+                assert revision(connection) == head()
+        finally:
+            engine.dispose()
+        [run] = history.runs()
+        assert (run.run_id, run.tasks, run.missing_events) == ("r1", {"FAILED": 1}, 2)
+        detail = history.run("r1")
+        assert detail is not None
+        assert detail.tasks[0].error == "E: x"
+        assert [(e.action, e.scope) for e in history.audit()] == [("set", "global")]
+        # revision 0003 filled the rollup from the events already there
+        [rolled] = history.tasks(exact=False)
+        [exact] = history.tasks(exact=True)
+        assert rolled.approximate
+        assert (rolled.task_name, rolled.runs, rolled.executions, rolled.failures) == (
+            exact.task_name,
+            exact.runs,
+            exact.executions,
+            exact.failures,
+        )
+        assert abs(rolled.p50_ms - exact.p50_ms) <= 0.025 * exact.p50_ms
+        assert history.gaps() == []
+        history.store([], gaps={"host-1": SourceGaps(2, T0)}, recorder="rec")
+        assert [(g.source, g.missed) for g in history.gaps()] == [("host-1", 2)]
+
+
+def _insert_revision_1_data(connection: sa.Connection) -> None:
+    """A failed task of a numbered run (2 of its 5 numbers missing), a presence change and a
+    constraint set: the rows revision 0001's tables hold, without today's code."""
+
+    def insert(table: str, **values: object) -> None:
+        columns = ", ".join(values)
+        names = ", ".join(f":{key}" for key in values)
+        connection.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({names})"), values)
+
+    insert("runs", run_id="r1", org_id="local", project_id="default", source="host-1",
+           started_at=T0, last_ts=T0 + 3, ended_at=None, status="Running", error=None,
+           planned_tasks=1, dropped_telemetry=0, last_seq=5)  # fmt: skip
+    insert("run_events", run_id="r1", seq=1, event="ENGINE_STARTED", ts=T0, status=None,
+           error=None, tasks=1)  # fmt: skip
+    for seq, state, ts, error in ((2, "RUNNING", T0 + 1, ""), (4, "FAILED", T0 + 2, "E: x")):
+        insert("task_events", run_id="r1", seq=seq, task_id="a-1", task_name="a", state=state,
+               ts=ts, duration_ms=9.0 if error else 0.0, error=error)  # fmt: skip
+    insert("presence", source="host-1", status="online", session=1, ts=T0, received_at=T0,
+           reason=None, conflict_session=None)  # fmt: skip
+    insert("constraint_events", topic="cascade/constraints/global/pause", topic_key="k",
+           change=1, action="set", scope="global", type="pause", params="{}",
+           constraint_id="pause-global", expires_at=None, at=T0,
+           retained=False)  # fmt: skip

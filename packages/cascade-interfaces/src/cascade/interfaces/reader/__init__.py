@@ -1,0 +1,49 @@
+"""The reader model: what a reader of the broker knows of the fleet.
+
+:class:`ReaderModel` folds the messages a reader receives (telemetry, engines' status,
+constraints) into runs and their tasks (:class:`RunView`, :class:`TaskView`), engines
+(:class:`EngineView`) and the constraints in force, with what it missed (gaps, per source),
+what it refused (what no engine of a run can have sent) and what it ignored (malformed or
+oversized messages). Views render it and never read messages themselves: `cascade watch`
+and `status`, the dashboard, the Prometheus exporter. It needs no rendering library, and
+:mod:`cascade.interfaces` does not import it::
+
+    model = ReaderModel(prefix=connector.topic_prefix)
+    await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
+    await connector.subscribe(status_filter(prefix), model.apply)
+    await connector.subscribe(
+        constraints_filter(prefix), beside_exact_reads(connector, model.apply)
+    )
+    if connector.capabilities.retained_to_wildcards is False:  # RabbitMQ 3.x, for one
+        await read_indexed_constraints(connector, model.apply)
+    ...
+    model.observe_connection(connector.is_connected)  # now and then
+    model.prune()                                     # now and then
+    for run in model.runs.values(): ...
+    for engine in model.visible_engines(offline_max_age=3600)[0]: ...
+
+Times are epoch seconds (``float``). An engine's :attr:`EngineView.last_seen` comes from
+the timestamps its messages carry, never from when they arrived. Memory is bounded: a
+finished run keeps its counts and a few failures, not its tasks, finished runs are
+forgotten beyond :attr:`ReaderModel.keep_runs` or after :attr:`ReaderModel.keep_for`
+seconds, and a text field is kept cut to :data:`KEPT` characters (:func:`truncate`).
+"""
+
+from ._bounded_text import KEPT, MARK, truncate
+from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
+
+__all__ = [
+    "DEFAULT_KEEP_FOR",
+    "DEFAULT_KEEP_RUNS",
+    "FINISHED_STATES",
+    "KEPT",
+    "LAST_TIMESTAMP",
+    "MARK",
+    "ConnectionView",
+    "EngineView",
+    "ReaderModel",
+    "RunView",
+    "TaskView",
+    "truncate",
+]

@@ -1,0 +1,299 @@
+"""The reader model: runs, engines and constraints, folded from the broker's messages.
+
+:class:`ReaderModel` is the one place that turns received messages into state (see
+:mod:`cascade.interfaces.reader` for how a reader feeds it); its views are in ``_views``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    MAX_CLOCK_SKEW,
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    Constraint,
+    Envelope,
+    GapCounter,
+    Heartbeat,
+    InvalidMessageError,
+    LifecycleEvent,
+    Message,
+    Refusals,
+    RunSnapshot,
+    Seen,
+    TaskStateEvent,
+    decode_envelope,
+    parse_timestamp,
+    payload_limit,
+    same_source,
+)
+
+from ._bounded_text import KEPT, truncate
+from ._constraints import active_constraints, apply_constraint
+from ._presence import apply_status, forget_engines, observe_connection, visible_engines
+from ._runs import apply_blocked, apply_snapshot, apply_task, doomed_runs, numbered
+from ._views import ConnectionView, EngineView, RunView
+
+__all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
+
+DEFAULT_KEEP_RUNS = 20
+"""Finished runs a :class:`ReaderModel` keeps by default (the most recently finished)."""
+
+DEFAULT_KEEP_FOR = 600.0
+"""Seconds a :class:`ReaderModel` keeps a finished (or silent) run by default."""
+
+MAX_RUNS = 50_000
+"""Runs a :class:`ReaderModel` holds at most, finished or not (see :meth:`ReaderModel.prune`)."""
+
+MAX_ENGINES = 10_000
+"""Engines (sources) a :class:`ReaderModel` holds at most (see :meth:`ReaderModel.prune`)."""
+
+
+_NEW, _COPY = Seen.NEW, Seen.COPY  # looked up per message: an Enum's attribute is slow
+
+
+_KINDS = ("/events", "/heartbeat", "/snapshot")  # the last level of a telemetry topic's kind
+
+
+@dataclass
+class ReaderModel:
+    """Folds telemetry, status and constraint messages into runs, engines and constraints.
+
+    Feed it every received message with :meth:`apply` (it is a subscription
+    callback). A stale will (an ``offline`` from an older session than the
+    ``online`` already seen) is ignored. Messages that do not follow the
+    protocol are counted in :attr:`rejected` and change nothing.
+
+    ``clock`` is wall time (epoch seconds); ``keep_runs`` and ``keep_for``
+    bound what finished runs are kept (``None``: no bound), see :meth:`prune`.
+
+    Telemetry arrives at least once: after a lost connection an engine sends
+    again what the broker had not confirmed, so an event may come twice, the
+    copy after newer events. A task event is applied only if it is newer
+    than the task's current state (its ``ts``), or the same time with another
+    state: a copy changes nothing and a task never steps back to an older
+    state; a heartbeat older than the one shown is ignored.
+
+    Whoever may publish can claim anything, so what no engine of a run can have sent is
+    refused and counted in :attr:`refusals` by the source it claims and the reason, and
+    changes nothing: a message about a run from another source than the one it was first
+    heard from, a second message numbered like one seen (a conflict), a number that would
+    open a hole over ``MAX_SEQ_JUMP``, a timestamp more than ``MAX_CLOCK_SKEW`` ahead of
+    this reader's clock (:class:`~cascade.interfaces.GapCounter`,
+    :func:`~cascade.interfaces.ahead`), and a message on a topic that names its source
+    (sourced telemetry, a status) whose payload claims another (counted by the topic's).
+
+    No sender can make the state big: a message larger than its kind's bound
+    is counted in :attr:`oversized` and not read, and a task's name and error
+    and a status's reason are kept cut to a few kilobytes (the views escape
+    them when they are shown).
+    """
+
+    prefix: str = DEFAULT_PREFIX
+    clock: Callable[[], float] = time.time
+    keep_runs: int | None = DEFAULT_KEEP_RUNS
+    keep_for: float | None = DEFAULT_KEEP_FOR
+    runs: dict[str, RunView] = field(default_factory=dict)
+    engines: dict[str, EngineView] = field(default_factory=dict)
+    constraints: dict[str, Constraint] = field(default_factory=dict)
+    connection: ConnectionView = field(default_factory=ConnectionView)
+    rejected: int = 0
+    """Messages that do not follow the protocol, ignored."""
+    oversized: int = 0
+    """Messages larger than their kind's bound (:func:`~cascade.interfaces.payload_limit`),
+    ignored unread."""
+    max_runs: int = MAX_RUNS
+    max_engines: int = MAX_ENGINES
+    forgotten_runs: int = 0
+    """Runs dropped by :meth:`prune` so far."""
+    forgotten_engines: int = 0
+    """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
+    gaps: GapCounter = field(default_factory=GapCounter)
+    """The events this view missed (the broker or the connector shed them), per source."""
+    refusals: Refusals = field(default_factory=Refusals)
+    """Messages refused as no engine of their run can have sent them, by source and reason."""
+    ask: Callable[[str, int], object] | None = None
+    """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
+    when this view first hears of a run mid-way, and while it misses some of its events.
+    ``None``: this view never asks, and stays partial."""
+
+    def __post_init__(self) -> None:
+        self.gaps = GapCounter(self.clock)
+
+    def apply(self, message: Message) -> None:
+        """Fold one received message into the state."""
+        kind, _, rest = message.topic.removeprefix(self.prefix + "/").partition("/")
+        limit = payload_limit(kind)
+        if limit is not None and len(message.raw) > limit:
+            self.oversized += 1
+            return
+        try:
+            if kind == "constraints":
+                apply_constraint(self.constraints, message)
+            elif kind == "status":
+                apply_status(self.engines, self.refusals, self.clock, message)
+            elif kind == "telemetry":
+                # split_telemetry_topic's rule, inline: it is told for every message
+                levels = rest.count("/")
+                if levels == 3 and rest.endswith(_KINDS):
+                    self._apply_envelope(decode_envelope(message.payload), message, None)
+                elif levels == 4:
+                    head, _, sourced = rest.rpartition("/")
+                    if head.endswith(_KINDS):
+                        self._apply_envelope(decode_envelope(message.payload), message, sourced)
+        except InvalidMessageError:
+            self.rejected += 1
+
+    def _apply_envelope(self, envelope: Envelope, message: Message, sourced: str | None) -> None:
+        now = self.clock()
+        source, stamp = envelope.source, parse_timestamp(envelope.ts)
+        run = self.runs.get(envelope.run_id)
+        if sourced is not None and source != sourced and not same_source(source, sourced):
+            if run is not None:
+                run.refused += 1
+            self.refusals.count(sourced, REASON_MISMATCH)  # the topic is what an ACL binds
+            return
+        if stamp is not None and stamp - now > MAX_CLOCK_SKEW:  # ahead(): inline, as hot
+            self.refusals.count(source, REASON_FUTURE)
+            return
+        if run is not None and source != run.source:
+            self._refuse(run, source, Seen.FOREIGN)
+            return
+        body = envelope.body
+        seq = envelope.seq if isinstance(envelope.seq, int) else 0
+        seen = _COPY
+        if seq:
+            seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
+        elif isinstance(body, (Heartbeat, RunSnapshot)) and isinstance(body.last_seq, int):
+            seen = self.gaps.announce(source, envelope.run_id, body.last_seq)
+        if seen is not _NEW and seen is not _COPY:
+            if run is not None:
+                self._refuse(run, source, seen)
+            else:
+                self.refusals.count(source, seen.value)
+            return
+        engine = self.engines.get(source)
+        if engine is None:
+            engine = self.engines[source] = EngineView(source, None)
+        engine.heard(stamp if stamp is not None or message.retain else now)
+        if run is None:
+            run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, source)
+            self.runs[envelope.run_id] = run
+            run.joined_late = numbered(envelope) and envelope.seq != 1  # 1: ENGINE_STARTED
+        run.last_heard = now
+        if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
+            run.trace_id = envelope.trace_id
+        fresh = bool(seq) and seen is _NEW
+        if isinstance(body, RunSnapshot):
+            apply_snapshot(run, self.gaps, source, body, now)
+        elif isinstance(body, Heartbeat):
+            if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
+                run.heartbeat, run.heartbeat_ts = body, envelope.ts
+                if isinstance(body.blocked_tasks, list) and not run.finished:
+                    apply_blocked(run, body.blocked_tasks, envelope.ts, now)
+        elif isinstance(body, TaskStateEvent):
+            if run.finished and not fresh:
+                return  # a straggler or a copy after the run's end: its counts are final
+            apply_task(run, body, envelope.ts, seq, now)  # if ended: one hole less
+        elif isinstance(body, LifecycleEvent) and not run.finished:
+            if body.event == "ENGINE_STARTED":
+                run.status = "Running"
+                if body.tasks is not None:
+                    run.planned = body.tasks
+            else:
+                run.status = "Cancelled" if body.cancelled else body.status or "Finished"
+                run.error = truncate(body.error or "", KEPT["error"])
+                run.finish(now)
+                self._compact_if_whole(run)
+                self.prune(now)
+        if self.ask is not None and not run.finished and self._partial(run):
+            self.ask(run.run_id, self.gaps.known_through(run.run_id))
+
+    def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
+        """A message about ``run`` that no engine of it can have sent: counted, nothing else."""
+        run.refused += 1
+        self.refusals.count(source, seen.value)
+
+    def _partial(self, run: RunView) -> bool:
+        """Whether this view lacks some of what ``run``'s events said (it asks its engine)."""
+        return run.joined_late or self.gaps.missed_in(run.run_id) > 0
+
+    def _compact_if_whole(self, run: RunView) -> None:
+        """An ended run keeps its tasks while some of what it sent before its end is missing
+        (then :meth:`prune` compacts it)."""
+        if run.finished and self.gaps.missed_in(run.run_id) == 0:
+            run.compact()
+
+    def partial(self, run: RunView) -> str | None:
+        """What this view lacks of ``run``, in a few words (``None``: nothing it knows of):
+        ``joined late: 12 of 40 tasks known``, ``missed 5 events``, and whether its engine
+        was asked or is gone."""
+        if run.finished or not self._partial(run):
+            return None
+        known, total = len(run.tasks), run.total_tasks
+        missed = self.gaps.missed_in(run.run_id)
+        said = []
+        if run.joined_late:
+            said.append(
+                f"joined late: {known} of {total if total is not None else '?'} tasks known"
+            )
+        if missed:
+            said.append(f"missed {missed:,} events")
+        engine = self.engines.get(run.source)
+        if engine is not None and not engine.online:
+            said.append("engine gone: showing what is known")
+        elif self.ask is not None:
+            said.append("asking the engine")
+        return "; ".join(said)
+
+    def observe_connection(self, connected: bool, now: float | None = None) -> None:
+        """Record whether the view's broker connection is up (call it now and then)."""
+        observe_connection(self.connection, connected, self.clock() if now is None else now)
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget runs beyond the bounds; returns how many were forgotten.
+
+        An ended run of which nothing is missing any more keeps only its counts and a few
+        failures (:meth:`RunView.compact`). A finished run goes once more than ``keep_runs``
+        runs finished after it, or ``keep_for`` seconds after it finished. A run not heard from
+        for ``keep_for`` seconds (its engine died before its end) goes too.
+
+        Whatever engines send, the state stays bounded: beyond ``max_runs``
+        runs, the least recently heard go (to 90 % of it, so that a flood of
+        new runs costs a sort now and then, not one a message); beyond
+        ``max_engines`` sources, the offline ones least recently heard from
+        go first, then the online ones, with their gap counts
+        (:attr:`forgotten_engines`).
+        """
+        now = self.clock() if now is None else now
+        for run in self.runs.values():
+            if run.finished and not run.compacted:
+                self._compact_if_whole(run)
+        doomed = doomed_runs(self.runs, now, self.keep_for, self.keep_runs, self.max_runs)
+        forgotten = 0
+        for run_id in doomed:
+            self.gaps.forget(run_id)
+            if self.runs.pop(run_id, None) is not None:
+                forgotten += 1
+        self.forgotten_runs += forgotten
+        if len(self.engines) > self.max_engines:
+            self.forgotten_engines += forget_engines(self.engines, self.gaps, self.max_engines)
+        return forgotten
+
+    def visible_engines(
+        self, offline_max_age: float | None = None, now: float | None = None
+    ) -> tuple[list[EngineView], int]:
+        """Engines sorted by source, and how many were left out.
+
+        Offline engines last heard from more than ``offline_max_age`` seconds
+        ago (or never, with a timestamp) are left out; ``None`` keeps every engine.
+        """
+        return visible_engines(self.engines, offline_max_age, self.clock() if now is None else now)
+
+    def active_constraints(self) -> list[tuple[str, Constraint]]:
+        """The constraints in force now (expired ones left out), by topic."""
+        return active_constraints(self.constraints, self.clock())

@@ -1,0 +1,114 @@
+"""Engines' presence, from their status messages, and the reader's own broker connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cascade.interfaces import (
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    GapCounter,
+    Message,
+    Refusals,
+    StatusMessage,
+    ahead,
+    decode_status,
+    parse_timestamp,
+    same_source,
+)
+
+from ._bounded_text import KEPT, truncate
+from ._views import ConnectionView, EngineView
+
+__all__ = ["apply_status", "forget_engines", "observe_connection", "visible_engines"]
+
+
+def apply_status(
+    engines: dict[str, EngineView],
+    refusals: Refusals,
+    clock: Callable[[], float],
+    message: Message,
+) -> None:
+    """A status message: an engine's presence, unless a stale will or a refused claim."""
+    source = message.topic.rsplit("/", 1)[-1]
+    if not message.payload:  # a cleared retained status (`cascade forget`)
+        engines.pop(source, None)
+        return
+    status = decode_status(message.payload)
+    if status.source and not same_source(status.source, source):
+        refusals.count(source, REASON_MISMATCH)  # the topic is what an ACL binds
+        return
+    stamp = parse_timestamp(status.ts)
+    if stamp is not None and ahead(stamp, clock()):
+        refusals.count(status.source or source, REASON_FUTURE)
+        return
+    if status.reason is not None and len(status.reason) > KEPT["reason"]:
+        status.reason = truncate(status.reason, KEPT["reason"])
+    source = status.source or source
+    known = engines.get(source)
+    if known is None:
+        known = engines[source] = EngineView(source, status)
+        known.conflict_session = _conflict(status, None)
+    elif known.status is None or status.supersedes(known.status):
+        known.conflict_session = _conflict(status, known)
+        known.status = status
+    known.heard(stamp if stamp is not None or message.retain else clock())
+
+
+def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:
+    """The other session sharing the source id that ``status`` reveals, if any."""
+    if status.status != "online":
+        return None
+    if status.conflict_session is not None:
+        return status.conflict_session
+    before = known.status if known is not None else None
+    if (
+        before is not None
+        and before.status == "online"
+        and before.session is not None
+        and status.session is not None
+        and status.session < before.session  # sessions of one connector only rise
+    ):
+        return before.session
+    return None
+
+
+def forget_engines(engines: dict[str, EngineView], gaps: GapCounter, max_engines: int) -> int:
+    """Down to 90 % of ``max_engines``: offline first, then the least recently heard; returns
+    how many were forgotten (with their gap counts)."""
+    ranked = sorted(engines.values(), key=lambda e: (e.online, e.last_seen or 0.0, e.source))
+    doomed = ranked[: len(ranked) - max_engines * 9 // 10]
+    for engine in doomed:
+        del engines[engine.source]
+        gaps.by_source.pop(engine.source, None)
+    return len(doomed)
+
+
+def visible_engines(
+    engines: dict[str, EngineView], offline_max_age: float | None, now: float
+) -> tuple[list[EngineView], int]:
+    """Engines sorted by source, and how many were left out (see
+    :meth:`ReaderModel.visible_engines`)."""
+    shown: list[EngineView] = []
+    hidden = 0
+    for engine in sorted(engines.values(), key=lambda e: e.source):
+        stale = (
+            offline_max_age is not None
+            and not engine.online
+            and (engine.last_seen is None or now - engine.last_seen > offline_max_age)
+        )
+        if stale:
+            hidden += 1
+        else:
+            shown.append(engine)
+    return shown, hidden
+
+
+def observe_connection(connection: ConnectionView, connected: bool, now: float) -> None:
+    """Record whether the reader's broker connection is up at ``now``."""
+    if connection.since is None:
+        connection.connected, connection.since = connected, now
+    elif connected != connection.connected:
+        if not connected:
+            connection.losses += 1
+        connection.connected, connection.since = connected, now

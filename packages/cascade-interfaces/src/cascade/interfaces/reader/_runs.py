@@ -1,0 +1,139 @@
+"""The runs' and their tasks' bookkeeping: task states, engines' answers, blocked tasks, and
+which runs a reader forgets."""
+
+from __future__ import annotations
+
+from cascade.interfaces import (
+    MAX_BLOCKED_TASKS,
+    MAX_HOLDERS,
+    MAX_HOLDS,
+    BlockedTask,
+    Envelope,
+    GapCounter,
+    Heartbeat,
+    Hold,
+    RunSnapshot,
+    SnapshotTask,
+    TaskStateEvent,
+)
+
+from ._bounded_text import KEPT, truncate
+from ._views import RunView, TaskView
+
+__all__ = ["apply_blocked", "apply_snapshot", "apply_task", "doomed_runs", "kept_holds", "numbered"]
+
+
+def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float) -> None:
+    """A task's new state, unless a copy or older than what is shown."""
+    task = run.tasks.get(body.task_id)
+    state = body.reader_state
+    if task is not None:
+        if seq and task.seq:
+            if seq <= task.seq:
+                return  # a copy, or older than what is shown (the engine numbered both)
+        elif ts < task.ts or (ts == task.ts and state == task.state):
+            return  # a copy resent after a lost connection, or older than what is shown
+    held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
+    run.set_task(
+        TaskView(
+            body.task_id,
+            truncate(body.task_name, KEPT["name"]),
+            state,
+            now,
+            body.duration_ms,
+            truncate(body.error, KEPT["error"]),
+            ts,
+            held if state == "BLOCKED" else None,
+            seq,
+        )
+    )
+
+
+def apply_snapshot(
+    run: RunView, gaps: GapCounter, source: str, body: RunSnapshot, now: float
+) -> None:
+    """One part of the engine's answer: its tasks as their latest events; once every part
+    of the answer is in, what the reader missed up to ``through`` is made good."""
+    if run.finished:
+        return
+    if run.planned is None and body.planned is not None:
+        run.planned = body.planned
+    entry: SnapshotTask
+    for entry in body.tasks:
+        gaps.see(source, run.run_id, entry.seq)
+        apply_task(run, entry.event(), entry.ts, entry.seq, now)
+    key = (body.after, body.through, body.last_seq, body.parts)
+    if run.answer_key != key:
+        run.answer_key, run.answer_parts = key, set()
+    run.answer_parts.add(body.part)
+    if len(run.answer_parts) >= body.parts:
+        gaps.settle(source, run.run_id, body.through)
+        run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
+        run.answer_key, run.answer_parts = None, set()
+
+
+def apply_blocked(run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:
+    """A heartbeat's blocked tasks: what holds each now, and those the reader never saw."""
+    for item in blocked[:MAX_BLOCKED_TASKS]:
+        task = run.tasks.get(item.task_id)
+        held = kept_holds(item.held_by)
+        if task is None:
+            since = item.since if item.since is not None else now
+            name = truncate(item.task_name, KEPT["name"])
+            run.set_task(TaskView(item.task_id, name, "BLOCKED", since, ts=ts, held_by=held))
+        elif task.state == "BLOCKED":
+            task.held_by = held
+
+
+def numbered(envelope: Envelope) -> bool:
+    """Whether the message's engine numbers its events (one that does not cannot say what a
+    reader missed, nor answer for it)."""
+    body = envelope.body
+    return (
+        isinstance(envelope.seq, int)
+        or isinstance(body, RunSnapshot)
+        or (isinstance(body, Heartbeat) and isinstance(body.last_seq, int))
+    )
+
+
+def kept_holds(holds: list[Hold]) -> tuple[Hold, ...]:
+    """At most ``MAX_HOLDS`` holds, their texts cut to what a reader keeps."""
+    kept = []
+    for hold in holds[:MAX_HOLDS]:
+        for name in ("scope", "reason", "issued_by", "rate"):
+            text = getattr(hold, name)
+            if text is not None and len(text) > KEPT["reason"]:
+                setattr(hold, name, truncate(text, KEPT["reason"]))
+        if hold.holders is not None:
+            most = sorted(hold.holders.items(), key=lambda item: -item[1])[:MAX_HOLDERS]
+            hold.holders = {truncate(name, KEPT["name"]): n for name, n in most}
+        kept.append(hold)
+    return tuple(kept)
+
+
+def doomed_runs(
+    runs: dict[str, RunView],
+    now: float,
+    keep_for: float | None,
+    keep_runs: int | None,
+    max_runs: int,
+) -> list[str]:
+    """The runs beyond the bounds (see :meth:`ReaderModel.prune`), some maybe twice."""
+    doomed: list[str] = []
+    if keep_for is not None:
+        horizon = now - keep_for
+        doomed = [
+            run_id
+            for run_id, run in runs.items()
+            if (run.finished_at if run.finished_at is not None else run.last_heard) < horizon
+        ]
+    if keep_runs is not None:
+        finished = [run for run in runs.values() if run.finished_at is not None]
+        excess = len(finished) - keep_runs
+        if excess > 0:
+            finished.sort(key=lambda run: run.finished_at or 0.0)
+            doomed.extend(run.run_id for run in finished[:excess])
+    if len(runs) > max_runs:
+        by_age = sorted(runs.values(), key=lambda run: run.last_heard)
+        doomed.extend(run.run_id for run in by_age[: len(by_age) - max_runs * 9 // 10])
+    return doomed

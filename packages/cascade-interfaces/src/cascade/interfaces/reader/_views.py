@@ -1,0 +1,233 @@
+"""What a live view shows: runs and their tasks, engines, and its own broker connection.
+
+The views :class:`ReaderModel` keeps up to date from the broker's
+messages, and the timestamps they are built from. Times are epoch seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from cascade.interfaces import Heartbeat, Hold, StatusMessage
+
+__all__ = [
+    "FINISHED_STATES",
+    "LAST_TIMESTAMP",
+    "ConnectionView",
+    "EngineView",
+    "RunView",
+    "TaskView",
+]
+
+FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
+"""Task states a task does not leave."""
+
+LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+"""The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
+_KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
+_ACTIVE = ("RUNNING", "RETRYING", "BLOCKED")
+
+
+@dataclass(slots=True)
+class TaskView:
+    """The latest known state of one task; ``since`` is when it entered that state."""
+
+    task_id: str
+    name: str
+    state: str
+    since: float
+    duration_ms: float = 0.0
+    error: str = ""
+    ts: str = ""
+    """The event's own time (ISO 8601): what a resent copy is told apart by."""
+    held_by: tuple[Hold, ...] | None = None
+    """What holds it back, while BLOCKED, as its engine last said (``None``: it did not say,
+    an engine before ``held_by``; empty: nothing holds it now)."""
+    seq: int = 0
+    """The number of the event that set this state (``0``: an engine that does not number)."""
+
+
+@dataclass
+class RunView:
+    """One run, as its telemetry describes it.
+
+    While the run goes on, :attr:`tasks` holds every task seen; once it has
+    finished and nothing it sent before its end is missing (on a broker that does not keep
+    one publisher's QoS 0 and 1 messages in order, its last task states can come after its
+    end), only its counts (:meth:`counts`) and up to 20 failed tasks remain.
+    """
+
+    run_id: str
+    org_id: str
+    project_id: str
+    source: str
+    status: str = "Running"
+    error: str = ""
+    tasks: dict[str, TaskView] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None
+    planned: int | None = None
+    """The task count the engine announced at the start (``None``: an engine that does not)."""
+    trace_id: str | None = None
+    """The run's OpenTelemetry trace id, from its envelopes (``None``: not traced, or an engine
+    that does not send it)."""
+    last_heard: float = 0.0
+    """When this view last received a message of the run (the state's clock)."""
+    finished_at: float | None = None
+    """When the run's end arrived (the state's clock), ``None`` while it goes on."""
+    _counts: Counter[str] = field(default_factory=Counter, repr=False)
+    _total_mark: int = field(default=0, repr=False)
+    _finished_mark: int = field(default=0, repr=False)
+    _progress_mark: float = field(default=0.0, repr=False)
+    heartbeat_ts: str = ""
+    """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
+    compacted: bool = False
+    """Its tasks were dropped, its counts kept (:meth:`compact`)."""
+    joined_late: bool = False
+    """This view first heard of the run after its start, and no snapshot of the run from its
+    engine has come in since (:meth:`ReaderModel.partial` says so)."""
+    answer_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
+    answer_parts: set[int] = field(default_factory=set, repr=False)
+    refused: int = 0
+    """Messages about this run that this view refused (another source's, conflicting or
+    impossible numbers): :attr:`ReaderModel.refusals` says whose and why."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run's end (``ENGINE_STOPPED``) has arrived."""
+        return self.finished_at is not None
+
+    def counts(self) -> Counter[str]:
+        """How many tasks seen are in each state."""
+        return Counter(+self._counts)
+
+    @property
+    def total_tasks(self) -> int | None:
+        """How many tasks the run has, ``None`` while that is not known.
+
+        Known from the start when the engine announced it; otherwise from the
+        first heartbeat, or from the tasks seen once the run has finished.
+        Never decreases.
+        """
+        known = self.planned
+        beat = self.heartbeat
+        if beat is not None:
+            counted = beat.running + beat.completed + beat.failed + beat.skipped + beat.blocked
+            known = max(known or 0, counted + beat.pending)
+        if known is None and self.finished:
+            known = sum(self._counts.values())
+        if known is None:
+            return None
+        self._total_mark = max(self._total_mark, known, self._finished_mark)
+        return self._total_mark
+
+    @property
+    def finished_tasks(self) -> int:
+        """Tasks that will not run again: completed, failed or skipped. Never decreases.
+
+        The larger of the tasks seen finishing and the heartbeat's count, so a
+        view attached mid-run is not behind.
+        """
+        seen = sum(self._counts[state] for state in FINISHED_STATES)
+        beat = self.heartbeat
+        if beat is not None:
+            seen = max(seen, beat.completed + beat.failed + beat.skipped)
+        self._finished_mark = max(self._finished_mark, seen)
+        return self._finished_mark
+
+    @property
+    def progress(self) -> float | None:
+        """The finished fraction in [0, 1], ``None`` while the total is unknown. Never decreases.
+
+        Messages that contradict each other (a heartbeat counting more tasks
+        than the run announced) cannot move it back.
+        """
+        done = self.finished_tasks
+        total = self.total_tasks
+        if total is None:
+            return None
+        fraction = 1.0 if total == 0 else min(1.0, done / total)
+        self._progress_mark = max(self._progress_mark, fraction)
+        return self._progress_mark
+
+    def active_tasks(self) -> list[TaskView]:
+        """Tasks running, retrying or blocked, the longest in that state first."""
+        return sorted(
+            (task for task in self.tasks.values() if task.state in _ACTIVE),
+            key=lambda task: task.since,
+        )
+
+    def failed_tasks(self) -> list[TaskView]:
+        """Failed tasks seen (at most 20 once the run has finished)."""
+        return [task for task in self.tasks.values() if task.state == "FAILED"]
+
+    def set_task(self, task: TaskView) -> None:
+        """Record a task's newest state, keeping the counts by state."""
+        previous = self.tasks.get(task.task_id)
+        if previous is not None:
+            self._counts[previous.state] -= 1
+        self._counts[task.state] += 1
+        self.tasks[task.task_id] = task
+
+    def finish(self, now: float) -> None:
+        """The run's end arrived (its tasks are kept until :meth:`compact`)."""
+        self.finished_at = now
+
+    def compact(self) -> None:
+        """Keep the counts and a few failures; drop the tasks (the run has ended, and nothing
+        it sent before its end is still missing)."""
+        if self.compacted:
+            return
+        self.compacted = True
+        self.finished_tasks  # noqa: B018 (records the high-water marks before tasks go)
+        self.progress  # noqa: B018
+        failures = self.failed_tasks()[:_KEPT_FAILURES]
+        self.tasks = {task.task_id: task for task in failures}
+
+
+@dataclass
+class EngineView:
+    """A source's presence and when it was last heard from.
+
+    ``status`` is ``None`` for a source seen only through its telemetry (no
+    retained status). ``last_seen`` is the latest timestamp carried by any of
+    its messages (status, telemetry, heartbeat), ``None`` if none carried one.
+    """
+
+    source: str
+    status: StatusMessage | None
+    last_seen: float | None = None
+    conflict_session: int | None = None
+    """Another session announced under the same source id while this one is
+    online (two engines share the id), when it can be told: the connector said
+    so in its ``online`` (``conflict_session``), or an ``online`` of an older
+    session came after a newer one's."""
+
+    @property
+    def conflict(self) -> bool:
+        """Whether two live engines are known to share this source id."""
+        return self.conflict_session is not None
+
+    @property
+    def online(self) -> bool:
+        """Whether its current status is ``online`` (unknown counts as online)."""
+        return self.status is None or self.status.status == "online"
+
+    def heard(self, ts: float | None) -> None:
+        """Record a message stamped ``ts``: :attr:`last_seen` only moves forward."""
+        if ts is not None and (self.last_seen is None or ts > self.last_seen):
+            self.last_seen = ts
+
+
+@dataclass
+class ConnectionView:
+    """The view's own broker connection, as last observed.
+
+    ``since`` is when it last changed (the state's clock); ``losses`` counts
+    the times it went down after having been up.
+    """
+
+    connected: bool = True
+    since: float | None = None
+    losses: int = 0

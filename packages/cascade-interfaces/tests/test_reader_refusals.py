@@ -1,0 +1,68 @@
+"""Whoever may publish can claim anything: the reader model refuses what no engine of a run
+can have sent, changes nothing for it, and counts it by source and reason (the views that
+say so are the CLI's tests)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cascade.interfaces import (
+    LifecycleEvent,
+    Message,
+    TaskStateEvent,
+)
+from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.testing import telemetry
+
+RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+
+
+def _message(
+    body: Any, seq: int | None, source: str = "engine", ts: datetime | None = None
+) -> Message:
+    return telemetry(body, run_id=RUN, seq=seq, source=source, ts=ts)
+
+
+def _task(task_id: str, state: str, seq: int, source: str = "engine", error: str = "") -> Message:
+    body = TaskStateEvent(task_id=task_id, task_name="load", state=state, error=error)  # type: ignore[arg-type]
+    return _message(body, seq, source)
+
+
+def test_a_run_whose_numbering_restarts_is_flagged() -> None:
+    state = ReaderModel()
+    state.apply(_message(LifecycleEvent(event="ENGINE_STARTED", tasks=1), 1))
+    state.apply(_task("a", "COMPLETED", 2))
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    state.apply(_message(LifecycleEvent(event="ENGINE_STARTED", tasks=1), 1, ts=later))
+    assert state.refusals.describe("engine") == "1 conflict"
+
+
+def _sourced(message: Message, level: str) -> Message:
+    """``message`` on the sourced layout, ``level`` as its topic's source."""
+    return Message(f"{message.topic}/{level}", message.payload, raw=message.raw)
+
+
+def test_a_payload_that_is_not_its_topics_source_is_refused() -> None:
+    """On the sourced layout the topic's last level is what a broker ACL binds to a login: a
+    payload claiming another source is refused, counted by the topic's source, and changes
+    nothing; the engine's own, on its own level, is applied."""
+    state = ReaderModel()
+    state.apply(_sourced(_message(LifecycleEvent(event="ENGINE_STARTED", tasks=1), 1), "engine"))
+    state.apply(_sourced(_task("t", "FAILED", 2, error="Evil: forged"), "mallory"))
+    state.apply(_sourced(_task("t", "COMPLETED", 2), "engine"))
+    run = state.runs[RUN]
+    assert run.counts() == {"COMPLETED": 1}
+    assert run.refused == 1
+    assert state.refusals.describe("mallory") == "1 not its topic's source"
+
+
+def test_a_status_on_another_sources_topic_is_refused() -> None:
+    """``{prefix}/status/{source}`` names its source: a status claiming another changes no
+    engine's presence."""
+    state = ReaderModel()
+    forged = {"source": "engine", "status": "offline", "ts": datetime.now(timezone.utc).isoformat()}
+    state.apply(Message("cascade/status/mallory", forged, raw=json.dumps(forged).encode()))
+    assert state.engines == {}
+    assert state.refusals.describe("mallory") == "1 not its topic's source"

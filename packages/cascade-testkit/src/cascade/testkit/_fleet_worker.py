@@ -1,0 +1,239 @@
+"""One process of a simulated fleet: its share of the engines over one MQTT connection.
+
+``python -m cascade.testkit._fleet_worker SETTINGS INDEX``, started by
+:class:`~cascade.testkit.FleetSimulator`: SETTINGS is a :class:`FleetSettings` as JSON.
+Commands come one a line on stdin, answers go one JSON line (``[kind, counts]``) on stdout:
+the worker connects, publishes its engines' retained ``online`` statuses and says ``ready``;
+on ``go`` it publishes their runs at its share of the fleet's rate, paced by a token bucket,
+and their heartbeats; it answers ``report`` with what it has published; on ``stop`` (or its
+stdin's end: the parent is gone) it ends every run as an engine stopped by Ctrl-C does,
+publishes every engine's ``offline``, waits for the broker to take them and says ``stopped``
+with its final counts. A failure is said as ``["error", traceback]``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
+
+__all__ = ["TICK", "Commands", "serve"]
+
+TICK = 0.005
+"""Seconds between two rounds of the pacing loop."""
+_BURST = 0.1  # seconds of the rate the token bucket holds: what a late round may catch up
+_INFLIGHT = 1_000  # QoS 1 messages unacknowledged at once (the births of thousands of engines)
+_CONNECT_TIMEOUT = 30.0
+_DRAIN_TIMEOUT = 60.0
+_ID_RETRIES = 1_000
+
+
+class Commands:
+    """The parent's commands (``go``, ``report``, ``stop``), read from ``stdin`` by a thread;
+    its end reads as ``stop``. Answers go to ``stdout``, one JSON line each."""
+
+    def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._stdout = stdout
+        threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
+
+    def _read(self, stdin: TextIO) -> None:
+        for line in stdin:
+            self._queue.put(line.strip())
+        self._queue.put("stop")
+
+    def poll(self) -> bool:
+        """Whether a command waits."""
+        return not self._queue.empty()
+
+    def recv(self) -> str:
+        """The next command (waits for it)."""
+        return self._queue.get()
+
+    def send(self, kind: str, payload: object) -> None:
+        """Say ``[kind, payload]`` to the parent."""
+        self._stdout.write(json.dumps([kind, payload]) + "\n")
+        self._stdout.flush()
+
+
+def serve(settings: FleetSettings, index: int, conn: Commands) -> None:
+    """The worker's main: engines ``index``, ``index + processes``, ... of the fleet."""
+    try:
+        _Worker(settings, index, conn).run()
+    except BaseException:
+        conn.send("error", traceback.format_exc())
+        raise
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat()
+
+
+class _Worker:
+    def __init__(self, settings: FleetSettings, index: int, conn: Commands) -> None:
+        self.settings = settings
+        self.conn = conn
+        seed = None if settings.seed is None else settings.seed * 1_000 + index
+        self.rng = random.Random(seed)
+        self.tally: Counter[str] = Counter()
+        first_session = time.time_ns() // 1_000_000  # sessions: epoch ms, one apart per engine
+        self.engines = [
+            SimulatedEngine(settings, n, first_session + n, self.rng, self.tally)
+            for n in range(index, settings.engines, settings.processes)
+        ]
+        self.heartbeats = self.statuses = self.unsent = self.disconnects = 0
+        self.shortfall = 0.0
+        self.began: float | None = None
+        self.connected = threading.Event()
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.name}-p{index}")
+        client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(_INFLIGHT)
+        client.on_connect = lambda *_: self.connected.set()
+        client.on_disconnect = self._disconnected
+        self.client = client
+
+    def _disconnected(self, client: Any, userdata: Any, flags: Any, reason: Any, *_: Any) -> None:
+        """Count a lost connection and say why (paho connects again by itself)."""
+        if not getattr(reason, "is_failure", True):
+            return  # our own DISCONNECT, at the end
+        self.disconnects += 1
+        print(f"fleet worker {self.settings.name}: disconnected: {reason}", file=sys.stderr)
+
+    def run(self) -> None:
+        client = self.client
+        client.connect(self.settings.host, self.settings.port, keepalive=60)
+        client.loop_start()
+        try:
+            if not self.connected.wait(_CONNECT_TIMEOUT):
+                raise TimeoutError(f"no CONNACK from {self.settings.host}:{self.settings.port}")
+            ts = _iso(time.time())
+            self._confirm([self._publish(engine.status(True, ts)) for engine in self.engines])
+            self.statuses += len(self.engines)
+            self.conn.send("ready", self.report())
+            if self._wait_for_go():
+                self._pace()
+            self._finish()
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def _wait_for_go(self) -> bool:
+        while True:
+            command = self.conn.recv()
+            if command == "report":
+                self.conn.send("report", self.report())
+            else:
+                return bool(command == "go")
+
+    def _pace(self) -> None:
+        """Publish events at this worker's share of the rate until told to stop.
+
+        A token bucket: tokens come at the rate and each event takes one. A round that
+        comes late (a busy machine) catches up at most ``_BURST`` seconds' worth: the rest is
+        :attr:`shortfall`, what this worker could not publish.
+        """
+        settings, engines, rng, conn = self.settings, self.engines, self.rng, self.conn
+        per_second = settings.rate / settings.processes
+        capacity = max(1.0, per_second * _BURST)
+        interval = settings.heartbeat_interval
+        self.began = last = time.monotonic()
+        # heartbeats spread over the interval, each engine's every `interval` seconds
+        beats = deque(
+            (last + interval * (n + rng.random()) / len(engines), engine)
+            for n, engine in enumerate(engines)
+        )
+        tokens = 0.0
+        count = len(engines)
+        while True:
+            if conn.poll():
+                command = conn.recv()
+                if command == "stop":
+                    return
+                conn.send("report", self.report())
+            now = time.monotonic()
+            tokens += (now - last) * per_second
+            last = now
+            if tokens > capacity:
+                self.shortfall += tokens - capacity
+                tokens = capacity
+            due = int(tokens)
+            wall = time.time()
+            ts = _iso(wall)
+            for _ in range(due):
+                self._publish(engines[rng.randrange(count)].step(now, wall, ts))
+            tokens -= due
+            while beats[0][0] <= now:
+                at, engine = beats.popleft()
+                beat = engine.heartbeat(ts)
+                if beat is not None:
+                    self._publish(beat)
+                    self.heartbeats += 1
+                beats.append((at + interval, engine))
+            rest = TICK - (time.monotonic() - now)
+            if rest > 0:
+                time.sleep(rest)
+
+    def _finish(self) -> None:
+        wall = time.time()
+        now, ts = time.monotonic(), _iso(wall)
+        for engine in self.engines:
+            for message in engine.stop(now, ts):
+                self._publish(message)
+        self._confirm([self._publish(engine.status(False, ts)) for engine in self.engines])
+        self.statuses += len(self.engines)
+        self.conn.send("stopped", self.report())
+
+    def _publish(self, message: Outgoing) -> paho.MQTTMessageInfo:
+        topic, payload, qos, retain = message
+        info = self.client.publish(topic, payload, qos, retain)
+        # Every publish takes a 16-bit message id, QoS 0 too: at 10,000 a second the ids come
+        # round in 6.5 s, and paho refuses a QoS 1 message whose id is still unacknowledged
+        # (a slow broker). The next ids are free.
+        for _ in range(_ID_RETRIES):
+            if info.rc != paho.MQTT_ERR_QUEUE_SIZE:
+                break
+            info = self.client.publish(topic, payload, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            self.unsent += 1  # not connected: lost, as an engine's buffer would count it
+        return info
+
+    def _confirm(self, infos: list[paho.MQTTMessageInfo]) -> None:
+        """Wait until the broker has acknowledged each of these QoS 1 messages."""
+        deadline = time.monotonic() + _DRAIN_TIMEOUT
+        for info in infos:
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        if not all(info.is_published() for info in infos if info.rc == paho.MQTT_ERR_SUCCESS):
+            raise TimeoutError(f"the broker did not acknowledge every status in {_DRAIN_TIMEOUT} s")
+
+    def report(self) -> dict[str, Any]:
+        """What this worker has published so far."""
+        return {
+            "events": sum(self.tally.values()),
+            "heartbeats": self.heartbeats,
+            "statuses": self.statuses,
+            "unsent": self.unsent,
+            "disconnects": self.disconnects,
+            "shortfall": int(self.shortfall),
+            "seconds": 0.0 if self.began is None else time.monotonic() - self.began,
+            "kinds": dict(self.tally),
+            "running_runs": sum(1 for engine in self.engines if engine.run_id is not None),
+        }
+
+
+if __name__ == "__main__":
+    serve(
+        FleetSettings(**json.loads(sys.argv[1])), int(sys.argv[2]), Commands(sys.stdin, sys.stdout)
+    )
