@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -50,6 +51,18 @@ async def test_graceful_disconnect_publishes_offline_with_reason(broker: FakeBro
     assert offline["reason"] == "shutdown"
     assert offline["session"] == connector.session
     assert link.disconnects == 1
+
+
+async def test_a_slow_disconnect_is_not_cut_short(broker: FakeBroker) -> None:
+    """A DISCONNECT that takes a while to go out still goes: without it the broker would
+    publish the will, and a reader would see offline without the reason shutdown."""
+    broker.before_disconnect = lambda link: asyncio.sleep(0.3)  # longer than one cancel retry
+    connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5, link=broker)
+    await connector.connect()
+    link = broker.link
+    await connector.disconnect()
+    assert link.disconnects == 1
+    assert link.closed
     assert not connector.is_connected
 
 

@@ -75,7 +75,7 @@ class Supervisor:
         self._opening: asyncio.Task[Connection] | None = None
         self._online_event: asyncio.Event | None = None
         self._attempted: asyncio.Event | None = None  # set after the first attempt (or stop)
-        self._discards: set[asyncio.Task[None]] = set()  # failed attempts being closed
+        self._closings: set[asyncio.Task[None]] = set()  # connections being closed
         self._options = options
         self._make_link = make_link
         self._presence = presence
@@ -142,8 +142,8 @@ class Supervisor:
         """Not started: end the first attempt ``connect(require=True)`` waits on, if any."""
         if self._opening is not None:
             await cancel_and_wait(self._opening)
-        if self._discards:
-            await asyncio.wait(self._discards)
+        if self._closings:
+            await asyncio.wait(self._closings)
 
     # -- starting and stopping ------------------------------------------------------------
 
@@ -219,8 +219,8 @@ class Supervisor:
             await cancel_and_wait(task)
         if self._rollcall is not None:
             await self._rollcall.close()
-        if self._discards:  # an attempt cut short: its socket is closed once its thread is done
-            await asyncio.wait(self._discards)
+        if self._closings:  # a DISCONNECT going out, or an attempt cut short and its thread
+            await asyncio.wait(self._closings)
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
 
@@ -239,15 +239,19 @@ class Supervisor:
         try:
             await connection.open()
         except BaseException:
-            await self._discard(connection)
+            await self._close(connection, graceful=False)
             raise
         return connection
 
-    async def _discard(self, connection: Connection) -> None:
-        """Close a connection whose attempt failed, in a task that a cancellation does not stop."""
-        task = asyncio.create_task(connection.close(graceful=False), name="cascade-mqtt-discard")
-        self._discards.add(task)
-        task.add_done_callback(self._discards.discard)
+    async def _close(self, connection: Connection, *, graceful: bool) -> None:
+        """Close ``connection`` in a task that a cancellation does not stop.
+
+        :func:`cancel_and_wait` cancels again every 0.1 s: a graceful close cut
+        short there would lose the DISCONNECT, and the broker would publish the will.
+        """
+        task = asyncio.create_task(connection.close(graceful=graceful), name="cascade-mqtt-close")
+        self._closings.add(task)
+        task.add_done_callback(self._closings.discard)
         await asyncio.shield(task)
 
     async def _supervise(self, connection: Connection | None) -> None:
@@ -290,7 +294,7 @@ class Supervisor:
                 connection.end()  # its direct messages' waiters are released
                 self._subscriptions.lost(connection)  # its markers, its SUBSCRIBEs
                 self._sender.lost()  # what it did not confirm is queued again
-                await connection.close(graceful=self._closing)
+                await self._close(connection, graceful=self._closing)
             connection = None
             uptime = loop.time() - connected_at
             stable = uptime >= self._backoff.maximum
@@ -334,7 +338,7 @@ class Supervisor:
             _log.warning("connection to %s failed (%s); reconnecting", where, failure)
 
     async def _serve(self, connection: Connection) -> None:
-        """Announce presence, resubscribe, then send and receive until the connection goes."""
+        """Resubscribe, announce presence, then send and receive until the connection goes."""
         assert self._attempted is not None
         presence, sender, subscriptions = self._presence, self._sender, self._subscriptions
         own = [connection.marker_topic]
@@ -344,28 +348,35 @@ class Supervisor:
         # once, and a subscription made after would miss that answer (and the retained status
         # the birth replaces), so this one would not know its peer
         await subscriptions.resubscribe(connection, own)
-        birth = presence.birth()
-        if birth is not None:
-            connection.send(presence.topic, birth, 1, True)
         self._online = True
-        self._attempted.set()
-        if self._online_event is not None:
-            self._online_event.set()
-        _log.info(
-            "connected to %s:%d as %s (session %d)",
-            self._options.hostname,
-            self._options.port,
-            presence.source_id,
-            presence.session,
-        )
         own_status = presence.topic if presence.enabled else None
         reader = connection.reader = asyncio.create_task(
             subscriptions.read(connection, own_status, self._answer_own_status),
             name="cascade-mqtt-reader",
         )
+        birth = presence.birth()
+        born = None if birth is None else connection.send(presence.topic, birth, 1, True)
         writer = asyncio.create_task(sender.run(connection), name="cascade-mqtt-sender")
         tasks = {reader, writer}
         try:
+            if born is not None:
+                # connect() returns once the broker holds the birth, so a reader that looks
+                # next finds it retained; a link that goes first ends the reader or the writer
+                await asyncio.wait(
+                    {born, *tasks},
+                    timeout=self._options.connect_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            self._attempted.set()
+            if self._online_event is not None:
+                self._online_event.set()
+            _log.info(
+                "connected to %s:%d as %s (session %d)",
+                self._options.hostname,
+                self._options.port,
+                presence.source_id,
+                presence.session,
+            )
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             # a reader in a callback's disconnect() waits for us: it ends when the callback returns

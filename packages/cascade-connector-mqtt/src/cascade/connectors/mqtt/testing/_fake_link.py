@@ -56,6 +56,8 @@ class FakeBroker:
     - ``poison``: payloads on which the broker drops the connection, unsent.
     - ``before_connack``: awaited by every :meth:`FakeLink.open` before it
       succeeds (hold, fail or cancel an attempt there).
+    - ``before_disconnect``: awaited by a graceful :meth:`FakeLink.close` before
+      its DISCONNECT counts (a slow write; a cancellation there loses it).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class FakeBroker:
         self.hang_up_on: set[str] = set()
         self.poison: set[bytes] = set()
         self.before_connack: Callable[[FakeLink], Awaitable[None]] | None = None
+        self.before_disconnect: Callable[[FakeLink], Awaitable[None]] | None = None
         self.links: list[FakeLink] = []
         """Every link made, oldest first (one per connection attempt)."""
         self.retained: dict[str, bytes] = {}
@@ -252,11 +255,15 @@ class FakeLink:
                 self._waiter = None
 
     async def close(self, *, graceful: bool) -> None:
-        """Count a DISCONNECT if graceful and up, and end the connection."""
-        if graceful and self._up:
-            self.disconnects += 1
-        self.closed = True
-        self._end("the connection was closed")
+        """Count a DISCONNECT if graceful and up, and end the connection (even if cancelled)."""
+        try:
+            if graceful and self._up:
+                if self.broker.before_disconnect is not None:
+                    await self.broker.before_disconnect(self)
+                self.disconnects += 1
+        finally:
+            self.closed = True
+            self._end("the connection was closed")
 
     # -- what a test does ---------------------------------------------------------------
 
