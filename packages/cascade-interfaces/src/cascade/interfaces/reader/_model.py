@@ -35,7 +35,7 @@ from cascade.interfaces import (
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
 from ._presence import apply_status, forget_engines, observe_connection, visible_engines
-from ._runs import apply_blocked, apply_snapshot, apply_task, doomed_runs, numbered
+from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
 from ._views import ConnectionView, EngineView, RunView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
@@ -123,6 +123,10 @@ class ReaderModel:
 
     def __post_init__(self) -> None:
         self.gaps = GapCounter(self.clock)
+        # finished runs in the order they finished (a dict as an ordered set), and those of
+        # them still missing something: a run's end costs O(1), not a walk of every run
+        self._finished: dict[str, None] = {}
+        self._holed: set[str] = set()
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -208,8 +212,11 @@ class ReaderModel:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])
                 run.finish(now)
+                self._finished[run.run_id] = None
                 self._compact_if_whole(run)
-                self.prune(now)
+                self.forgotten_runs += self._retire_finished(now)
+                if len(self.runs) > self.max_runs or len(self.engines) > self.max_engines:
+                    self.prune(now)
         if self.ask is not None and not run.finished and self._partial(run):
             self.ask(run.run_id, self.gaps.known_through(run.run_id))
 
@@ -227,6 +234,9 @@ class ReaderModel:
         (then :meth:`prune` compacts it)."""
         if run.finished and self.gaps.missed_in(run.run_id) == 0:
             run.compact()
+            self._holed.discard(run.run_id)
+        elif run.finished:
+            self._holed.add(run.run_id)
 
     def partial(self, run: RunView) -> str | None:
         """What this view lacks of ``run``, in a few words (``None``: nothing it knows of):
@@ -270,19 +280,41 @@ class ReaderModel:
         (:attr:`forgotten_engines`).
         """
         now = self.clock() if now is None else now
-        for run in self.runs.values():
-            if run.finished and not run.compacted:
+        for run_id in list(self._holed):
+            run = self.runs.get(run_id)
+            if run is None:
+                self._holed.discard(run_id)
+            else:
                 self._compact_if_whole(run)
-        doomed = doomed_runs(self.runs, now, self.keep_for, self.keep_runs, self.max_runs)
-        forgotten = 0
-        for run_id in doomed:
-            self.gaps.forget(run_id)
-            if self.runs.pop(run_id, None) is not None:
-                forgotten += 1
+        forgotten = self._retire_finished(now)
+        for run_id in silent_or_excess_runs(self.runs, now, self.keep_for, self.max_runs):
+            forgotten += self._forget(run_id)
         self.forgotten_runs += forgotten
         if len(self.engines) > self.max_engines:
             self.forgotten_engines += forget_engines(self.engines, self.gaps, self.max_engines)
         return forgotten
+
+    def _retire_finished(self, now: float) -> int:
+        """Forget the finished runs beyond ``keep_runs`` or ``keep_for``, oldest first."""
+        finished, keep_runs = self._finished, self.keep_runs
+        excess = len(finished) - keep_runs if keep_runs is not None else 0
+        horizon = now - self.keep_for if self.keep_for is not None else None
+        doomed = []
+        for run_id in finished:
+            run = self.runs.get(run_id)
+            if run is None or excess > 0:
+                excess -= 1
+            elif horizon is None or (run.finished_at or 0.0) >= horizon:
+                break  # every later one finished later
+            doomed.append(run_id)
+        return sum(self._forget(run_id) for run_id in doomed)
+
+    def _forget(self, run_id: str) -> int:
+        """Drop a run and what is kept about it; 1 if it was there."""
+        self.gaps.forget(run_id)
+        self._finished.pop(run_id, None)
+        self._holed.discard(run_id)
+        return 0 if self.runs.pop(run_id, None) is None else 1
 
     def visible_engines(
         self, offline_max_age: float | None = None, now: float | None = None

@@ -20,7 +20,14 @@ from cascade.interfaces import (
 from ._bounded_text import KEPT, truncate
 from ._views import RunView, TaskView
 
-__all__ = ["apply_blocked", "apply_snapshot", "apply_task", "doomed_runs", "kept_holds", "numbered"]
+__all__ = [
+    "apply_blocked",
+    "apply_snapshot",
+    "apply_task",
+    "kept_holds",
+    "numbered",
+    "silent_or_excess_runs",
+]
 
 
 def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float) -> None:
@@ -111,28 +118,20 @@ def kept_holds(holds: list[Hold]) -> tuple[Hold, ...]:
     return tuple(kept)
 
 
-def doomed_runs(
-    runs: dict[str, RunView],
-    now: float,
-    keep_for: float | None,
-    keep_runs: int | None,
-    max_runs: int,
+def silent_or_excess_runs(
+    runs: dict[str, RunView], now: float, keep_for: float | None, max_runs: int
 ) -> list[str]:
-    """The runs beyond the bounds (see :meth:`ReaderModel.prune`), some maybe twice."""
+    """Unfinished runs not heard from for ``keep_for`` seconds (their engine died before
+    their end), and beyond ``max_runs`` the least recently heard, some maybe twice (see
+    :meth:`ReaderModel.prune`; finished runs go by the order they finished in)."""
     doomed: list[str] = []
     if keep_for is not None:
         horizon = now - keep_for
         doomed = [
             run_id
             for run_id, run in runs.items()
-            if (run.finished_at if run.finished_at is not None else run.last_heard) < horizon
+            if run.finished_at is None and run.last_heard < horizon
         ]
-    if keep_runs is not None:
-        finished = [run for run in runs.values() if run.finished_at is not None]
-        excess = len(finished) - keep_runs
-        if excess > 0:
-            finished.sort(key=lambda run: run.finished_at or 0.0)
-            doomed.extend(run.run_id for run in finished[:excess])
     if len(runs) > max_runs:
         by_age = sorted(runs.values(), key=lambda run: run.last_heard)
         doomed.extend(run.run_id for run in by_age[: len(by_age) - max_runs * 9 // 10])
