@@ -3,8 +3,9 @@
 - ``watch --json``: `cascade watch --json --project FLEET` writing to a file;
 - ``watch (table)``: `cascade watch`'s live table on a pseudo-terminal;
 - ``status --json``: `cascade status --json`, run every few seconds;
-- ``dashboard``: `cascade dashboard` with one page following ``/api/stream`` and
-  ``GET /api/state`` every second; ``metrics``: its ``/metrics`` scraped every 2 s (the same
+- ``dashboard``: `cascade dashboard` with one page following ``/api/stream`` as the page does
+  (its changes, 25 runs and 25 engines) and ``GET /api/state`` of a page every second (all of
+  it once, at the window's end); ``metrics``: its ``/metrics`` scraped every 2 s (the same
   process when both are measured);
 - ``record``: `cascade record` into a SQLite file.
 """
@@ -45,6 +46,7 @@ from fleet_measure import (
 
 STATUS_EVERY = 5.0  # seconds between two `cascade status --json`
 STATE_EVERY = 1.0  # seconds between two GET /api/state
+PAGE = {"limit": "25", "engines_limit": "25"}  # the rows the page asks for, as it does
 METRICS_EVERY = 2.0  # seconds between two scrapes of /metrics
 MISSED = re.compile(r"missed ([\d,]+) events from")
 _TS = re.compile(rb'"ts":"([^"]+)"')
@@ -221,7 +223,7 @@ class StatusPoll(Reader):
 
 class Dashboard(Reader):
     """`cascade dashboard`: with ``page``, one page following ``/api/stream`` (as a browser
-    that opened it, no run selected) and ``GET /api/state`` every STATE_EVERY s; with
+    that opened it, no run selected) and ``GET /api/state`` of a page every STATE_EVERY s; with
     ``scrape``, ``/metrics`` scraped every METRICS_EVERY s. Two rows: the dashboard's, the
     metrics' (which has the process's CPU when no page is measured)."""
 
@@ -275,17 +277,19 @@ class Dashboard(Reader):
     def _follow(self) -> None:
         with (
             httpx.Client(base_url=self.url, timeout=None) as client,
-            client.stream("GET", "api/stream") as stream,
+            client.stream("GET", "api/stream", params={"since": "0", **PAGE}) as stream,
         ):
             for chunk in stream.iter_raw():
                 self.streamed += len(chunk)
-                self.frames += chunk.count(b"event: state")
+                self.frames += chunk.count(b"event: delta") + chunk.count(b"event: snapshot")
                 if self._stop.is_set():
                     return
 
-    def _timed(self, path: str, into: list[Timed], every: float) -> str:
+    def _timed(
+        self, path: str, into: list[Timed], every: float, params: dict[str, str] | None = None
+    ) -> str:
         began = time.perf_counter()
-        answer = self.http.get(path)
+        answer = self.http.get(path, params=params)
         took = time.perf_counter() - began
         into.append(Timed(time.monotonic(), took, len(answer.content)))
         self._stop.wait(max(0.0, every - took))
@@ -294,7 +298,7 @@ class Dashboard(Reader):
     def _poll_state(self) -> None:
         with contextlib.suppress(httpx.HTTPError):
             while not self._stop.is_set():
-                self._timed("api/state", self.states, STATE_EVERY)
+                self._timed("api/state", self.states, STATE_EVERY, PAGE)
 
     def _poll_metrics(self) -> None:
         with contextlib.suppress(httpx.HTTPError):
@@ -303,8 +307,10 @@ class Dashboard(Reader):
                 self.latest_metrics = (time.monotonic(), text)
 
     def mark(self, end: bool) -> None:
+        began = time.perf_counter()
         state = self._state()  # the window's edge is its answer (a busy dashboard is slow)
         state["answered_at"] = time.time()
+        state["took_ms"] = (time.perf_counter() - began) * 1000
         super().mark(end)
         self.marks.append((state, self.streamed, self.frames, self.latest_metrics))
 
@@ -331,8 +337,9 @@ class Dashboard(Reader):
             big, big95 = median_p95([t.size for t in states])
             row.figures = (
                 f"{self.cost(received, 'message')}, serving included; "
-                f"/api/state {size(big)} (p95 {size(big95)}), {latency:.0f} ms (p95 "
-                f"{latency95:.0f}; {len(states)} requests); /api/stream "
+                f"/api/state a page: {size(big)} (p95 {size(big95)}), {latency:.0f} ms (p95 "
+                f"{latency95:.0f}; {len(states)} requests), all of it at the end: "
+                f"{last['took_ms']:.0f} ms; a page's /api/stream "
                 f"{(streamed1 - streamed0) / self.seconds / 1e3:,.0f} kB/s, "
                 f"{(frames1 - frames0) / self.seconds:.1f} updates/s; lists "
                 f"{len(last['engines']):,} engines, {len(last['runs']):,} of "
