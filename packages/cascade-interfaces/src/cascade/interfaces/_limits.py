@@ -12,6 +12,7 @@ __all__ = [
     "MAX_NUMBER",
     "MAX_ERROR_LENGTH",
     "MAX_STATUS_PAYLOAD_BYTES",
+    "MAX_SUMMARY_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
     "payload_limit",
     "truncate_error",
@@ -26,6 +27,9 @@ MAX_STATUS_PAYLOAD_BYTES = 16 * 1024
 MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024
 """Telemetry payloads (events, heartbeats) larger than this are rejected before they are parsed."""
 
+MAX_SUMMARY_PAYLOAD_BYTES = 64 * 1024
+"""Engine summary payloads larger than this are rejected before they are parsed."""
+
 MAX_NUMBER = 1e15
 """The bound of every number a message carries, so that infinities are rejected."""
 
@@ -37,6 +41,7 @@ _LIMITS = {
     "constraints": MAX_CONTROL_PAYLOAD_BYTES,
     "reply": MAX_CONTROL_PAYLOAD_BYTES,
     "status": MAX_STATUS_PAYLOAD_BYTES,
+    "summary": MAX_SUMMARY_PAYLOAD_BYTES,
     "telemetry": MAX_TELEMETRY_PAYLOAD_BYTES,
 }
 

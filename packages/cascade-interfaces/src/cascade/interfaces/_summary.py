@@ -1,0 +1,134 @@
+"""An engine's summary: what a fleet view reads instead of every event (docs/protocol.md).
+
+Each engine (each source) publishes one retained message on ``{prefix}/summary/{source}``:
+its runs by status, its tasks by state across them, its rate of events and its drops, and
+a few of its runs. A reader of thousands of engines subscribes to ``{prefix}/summary/+``
+and the engines' status, and to a run's telemetry only when someone opens that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from ._constraint import convert
+from ._limits import MAX_SUMMARY_PAYLOAD_BYTES
+from ._schemas import PROTOCOL_VERSION, TraceId, utc_now_iso
+from ._topics import DEFAULT_PREFIX, sanitize_segment
+
+__all__ = [
+    "MAX_SUMMARY_PAYLOAD_BYTES",
+    "MAX_SUMMARY_RUNS",
+    "EngineSummary",
+    "RunTally",
+    "SummaryRun",
+    "TaskTally",
+    "decode_summary",
+    "summary_filter",
+    "summary_topic",
+]
+
+MAX_SUMMARY_RUNS = 20
+"""Runs an engine lists in its summary at most: its live runs first, then the latest ended."""
+
+# What a reader accepts: more than engines send, so that a later engine's longer list is
+# not taken for a malformed message (the payload bound holds it anyway).
+_SUMMARY_READ_RUNS = 200
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+_Rate = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class TaskTally(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Tasks by state: across an engine's runs in its summary, or of one listed run.
+
+    ``cancelled`` tasks are counted in ``failed`` too, as on the wire.
+    """
+
+    running: _Count = 0
+    blocked: _Count = 0
+    pending: _Count = 0
+    completed: _Count = 0
+    failed: _Count = 0
+    skipped: _Count = 0
+    cancelled: _Count = 0
+
+    def __add__(self, other: TaskTally) -> TaskTally:
+        return TaskTally(
+            **{name: getattr(self, name) + getattr(other, name) for name in self.__struct_fields__}
+        )
+
+
+class RunTally(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An engine's runs by status since it started: live, and ended by how they ended
+    (``cancelled`` runs are counted in ``failed`` too)."""
+
+    running: _Count = 0
+    succeeded: _Count = 0
+    failed: _Count = 0
+    cancelled: _Count = 0
+
+
+class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One run in an engine's summary: where it is, how it stands, its tasks by state.
+
+    ``status`` is ``Running`` until its ``ENGINE_STOPPED``, then that event's status;
+    ``last_seq`` its latest event's number (a reader that opens the run asks for a snapshot
+    from there). ``started`` and ``ended`` are ISO 8601 in UTC.
+    """
+
+    run_id: _Id
+    org_id: _Id
+    project_id: _Id
+    status: Literal["Running", "Succeeded", "Failed"]
+    started: str
+    tasks: TaskTally
+    planned: _Count = 0
+    last_seq: _Count = 0
+    ended: str | None = None
+    cancelled: bool = False
+    trace_id: TraceId | None = None
+
+
+class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The retained summary of one engine (source), published on :func:`summary_topic`.
+
+    ``runs`` and ``tasks`` count every run the engine started since it started (the tasks
+    of ended runs as they ended); ``events`` its telemetry events, ``events_per_s`` their
+    rate over the last interval, ``dropped`` those it had to drop; ``listed``: up to
+    :data:`MAX_SUMMARY_RUNS` runs, live first (``more_live``: live runs not listed).
+    ``session`` is the connector's, as in its status, so a reader can tell a summary of
+    an older process under the same source id.
+    """
+
+    source: _Id
+    ts: str = msgspec.field(default_factory=utc_now_iso)
+    v: str = PROTOCOL_VERSION
+    session: _Count | None = None
+    runs: RunTally = msgspec.field(default_factory=RunTally)
+    tasks: TaskTally = msgspec.field(default_factory=TaskTally)
+    events: _Count = 0
+    events_per_s: _Rate = 0.0
+    dropped: _Count = 0
+    listed: Annotated[list[SummaryRun], msgspec.Meta(max_length=_SUMMARY_READ_RUNS)] = (
+        msgspec.field(default_factory=list)
+    )
+    more_live: _Count = 0
+
+
+def summary_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/summary/{source}``, the source sanitized (the level an ACL binds)."""
+    return f"{prefix}/summary/{sanitize_segment(source)}"
+
+
+def summary_filter(prefix: str = DEFAULT_PREFIX) -> str:
+    """The filter over every engine's summary topic."""
+    return f"{prefix}/summary/+"
+
+
+def decode_summary(data: Mapping[str, Any] | bytes | str) -> EngineSummary:
+    """Decode and validate an engine's summary; raises :class:`InvalidMessageError`."""
+    return convert(data, EngineSummary)
