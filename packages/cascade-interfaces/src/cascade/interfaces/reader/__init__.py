@@ -1,7 +1,7 @@
 """The reader model: what a reader of the broker knows of the fleet.
 
-:class:`ReaderModel` folds the messages a reader receives (telemetry, engines' status,
-constraints) into runs and their tasks (:class:`RunView`, :class:`TaskView`), engines
+:class:`ReaderModel` folds the messages a reader receives (telemetry, engines' status
+and summaries, constraints) into runs and their tasks (:class:`RunView`, :class:`TaskView`), engines
 (:class:`EngineView`) and the constraints in force, with what it missed (gaps, per source),
 what it refused (what no engine of a run can have sent) and what it ignored (malformed or
 oversized messages). Views render it and never read messages themselves: `cascade watch`
@@ -11,6 +11,7 @@ and `status`, the dashboard, the Prometheus exporter. It needs no rendering libr
     model = ReaderModel(prefix=connector.topic_prefix)
     await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
     await connector.subscribe(status_filter(prefix), model.apply)
+    await connector.subscribe(summary_filter(prefix), model.apply)  # engines' summaries
     await connector.subscribe(
         constraints_filter(prefix), beside_exact_reads(connector, model.apply)
     )
@@ -21,6 +22,7 @@ and `status`, the dashboard, the Prometheus exporter. It needs no rendering libr
     model.prune()                                     # now and then
     for run in model.runs.values(): ...
     for engine in model.visible_engines(offline_max_age=3600)[0]: ...
+    model.fleet()  # the engines' summaries added up: a fleet without its events
 
 Times are epoch seconds (``float``). An engine's :attr:`EngineView.last_seen` comes from
 the timestamps its messages carry, never from when they arrived. Memory is bounded: a
@@ -30,6 +32,7 @@ seconds, and a text field is kept cut to :data:`KEPT` characters (:func:`truncat
 """
 
 from ._bounded_text import KEPT, MARK, truncate
+from ._fleet import FleetTotals
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
 
@@ -42,6 +45,7 @@ __all__ = [
     "MARK",
     "ConnectionView",
     "EngineView",
+    "FleetTotals",
     "ReaderModel",
     "RunView",
     "TaskView",

@@ -34,6 +34,7 @@ from cascade.interfaces import (
 
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
+from ._fleet import FleetTotals, apply_summary, fleet_totals
 from ._presence import apply_status, forget_engines, observe_connection, visible_engines
 from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
 from ._views import ConnectionView, EngineView, RunView
@@ -61,7 +62,8 @@ _KINDS = ("/events", "/heartbeat", "/snapshot")  # the last level of a telemetry
 
 @dataclass
 class ReaderModel:
-    """Folds telemetry, status and constraint messages into runs, engines and constraints.
+    """Folds telemetry, status, summary and constraint messages into runs, engines and
+    constraints.
 
     Feed it every received message with :meth:`apply` (it is a subscription
     callback). A stale will (an ``offline`` from an older session than the
@@ -140,6 +142,8 @@ class ReaderModel:
                 apply_constraint(self.constraints, message)
             elif kind == "status":
                 apply_status(self.engines, self.refusals, self.clock, message)
+            elif kind == "summary":
+                apply_summary(self.engines, self.refusals, self.clock, message)
             elif kind == "telemetry":
                 # split_telemetry_topic's rule, inline: it is told for every message
                 levels = rest.count("/")
@@ -325,6 +329,10 @@ class ReaderModel:
         ago (or never, with a timestamp) are left out; ``None`` keeps every engine.
         """
         return visible_engines(self.engines, offline_max_age, self.clock() if now is None else now)
+
+    def fleet(self) -> FleetTotals:
+        """The fleet added up from its engines' summaries (:class:`FleetTotals`)."""
+        return fleet_totals(self.engines.values())
 
     def active_constraints(self) -> list[tuple[str, Constraint]]:
         """The constraints in force now (expired ones left out), by topic."""

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cascade.interfaces import Heartbeat, Hold, StatusMessage
+from cascade.interfaces import EngineSummary, Heartbeat, Hold, StatusMessage
 
 __all__ = [
     "FINISHED_STATES",
@@ -188,7 +188,7 @@ class RunView:
 
 @dataclass
 class EngineView:
-    """A source's presence and when it was last heard from.
+    """A source's presence, when it was last heard from, and its latest summary.
 
     ``status`` is ``None`` for a source seen only through its telemetry (no
     retained status). ``last_seen`` is the latest timestamp carried by any of
@@ -198,6 +198,8 @@ class EngineView:
     source: str
     status: StatusMessage | None
     last_seen: float | None = None
+    summary: EngineSummary | None = None
+    """Its latest summary (:class:`~cascade.interfaces.EngineSummary`), if it publishes them."""
     conflict_session: int | None = None
     """Another session announced under the same source id while this one is
     online (two engines share the id), when it can be told: the connector said

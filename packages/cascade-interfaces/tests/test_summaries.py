@@ -1,0 +1,107 @@
+"""Engines' summaries: the schema's bounds, and what the reader model makes of them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from cascade.interfaces import (
+    MAX_SUMMARY_PAYLOAD_BYTES,
+    EngineSummary,
+    InvalidMessageError,
+    Message,
+    RunTally,
+    StatusMessage,
+    SummaryRun,
+    TaskTally,
+    decode_summary,
+    payload_limit,
+    summary_filter,
+    summary_topic,
+)
+from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.testing import received
+
+
+def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
+    stamp = (ts or datetime.now(timezone.utc)).isoformat()
+    return EngineSummary(source=source, ts=stamp, **fields)  # type: ignore[arg-type]
+
+
+def _on_topic(summary: EngineSummary, level: str | None = None) -> Message:
+    return received(summary_topic(level or summary.source), summary, retain=True)
+
+
+def test_topic_and_filter_name_one_source_level() -> None:
+    assert summary_topic("host/1#") == "cascade/summary/host_1_"
+    assert summary_filter("acme") == "acme/summary/+"
+    assert payload_limit("summary") == MAX_SUMMARY_PAYLOAD_BYTES
+
+
+def test_a_summary_round_trips_and_bad_ones_are_refused_by_field() -> None:
+    run = SummaryRun(
+        run_id="r1",
+        org_id="o",
+        project_id="p",
+        status="Running",
+        started="2026-11-24T10:00:00+00:00",
+        tasks=TaskTally(running=2, pending=3),
+        planned=5,
+    )
+    summary = _summary("host-1", runs=RunTally(running=1), listed=[run], events=7)
+    assert decode_summary(msgspec.json.encode(summary)) == summary
+    with pytest.raises(InvalidMessageError, match="events"):
+        decode_summary(b'{"source": "h", "events": -1}')
+    with pytest.raises(InvalidMessageError, match="source"):
+        decode_summary(b'{"events": 1}')
+    with pytest.raises(InvalidMessageError, match="listed"):
+        decode_summary(msgspec.json.encode({"source": "h", "listed": [run] * 201}))
+
+
+def test_the_model_keeps_each_engines_latest_summary_and_adds_them_up() -> None:
+    model = ReaderModel()
+    now = datetime.now(timezone.utc)
+    model.apply(received("cascade/status/a", StatusMessage(status="online", source="a")))
+    model.apply(received("cascade/status/b", StatusMessage(status="online", source="b")))
+    model.apply(received("cascade/status/c", StatusMessage(status="offline", source="c")))
+    model.apply(
+        _on_topic(_summary("a", runs=RunTally(running=2), tasks=TaskTally(running=4), dropped=1))
+    )
+    newer = _summary("b", ts=now, runs=RunTally(running=1, succeeded=3), events_per_s=10.0)
+    model.apply(_on_topic(newer))
+    older = _summary("b", ts=now - timedelta(seconds=5), runs=RunTally(running=9))
+    model.apply(_on_topic(older))  # a late copy of an older summary changes nothing
+    model.apply(_on_topic(_summary("c", runs=RunTally(running=5))))
+    model.apply(received("cascade/status/d", StatusMessage(status="online", source="d")))
+
+    assert model.engines["b"].summary == newer
+    totals = model.fleet()
+    assert (totals.engines, totals.online, totals.without_summary) == (4, 3, 1)
+    assert totals.live_runs == 3
+    assert totals.runs.succeeded == 3
+    assert totals.tasks.running == 4
+    assert (totals.events_per_s, totals.dropped) == (10.0, 1)
+    assert totals.stranded == 5  # c went offline with five runs live
+
+
+def test_a_summary_that_is_not_its_topics_source_or_from_the_future_is_refused() -> None:
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("mallory", runs=RunTally(running=99)), level="victim"))
+    ahead = datetime.now(timezone.utc) + timedelta(hours=1)
+    model.apply(_on_topic(_summary("victim", ts=ahead, runs=RunTally(running=99))))
+    assert model.engines == {}
+    assert model.refusals.describe("victim") == "1 not its topic's source, 1 timestamp ahead"
+
+
+def test_a_cleared_or_oversized_summary() -> None:
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("a", runs=RunTally(running=1))))
+    model.apply(received(summary_topic("a"), None, retain=True))  # `cascade forget`
+    assert model.engines["a"].summary is None
+    padded = msgspec.json.encode(_summary("a")) + b" " * MAX_SUMMARY_PAYLOAD_BYTES
+    model.apply(received(summary_topic("a"), padded))
+    assert model.oversized == 1
+    model.apply(received(summary_topic("a"), {"source": "a", "runs": "many"}))
+    assert model.rejected == 1
