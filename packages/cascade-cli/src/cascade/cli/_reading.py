@@ -23,9 +23,10 @@ from cascade.interfaces import (
     read_indexed_constraints,
     rollcall_topic,
     status_filter,
+    summary_filter,
 )
 
-__all__ = ["ROLLCALL_WAIT", "subscribe_constraints", "subscribe_statuses"]
+__all__ = ["ROLLCALL_WAIT", "subscribe_constraints", "subscribe_statuses", "subscribe_summaries"]
 
 _log = logging.getLogger("cascade.cli")
 
@@ -68,12 +69,24 @@ async def _read(connector: Connector, callback: Callable[[Message], None]) -> No
         _log.warning("could not read the constraints index after a reconnection", exc_info=True)
 
 
-async def subscribe_statuses(connector: Connector, callback: Callable[[Message], None]) -> bool:
-    """Subscribe ``callback`` to every source's status; where the broker sends it no retained
-    status, call the roll call (the answers come to ``callback``) and return ``True``."""
+async def subscribe_statuses(
+    connector: Connector, callback: Callable[[Message], None], *, summaries: bool = True
+) -> bool:
+    """Subscribe ``callback`` to every source's status (and, with ``summaries``, every
+    engine's summary); where the broker sends it no retained status, call the roll call (the
+    answers come to ``callback``: engines answer with both) and return ``True``."""
     prefix = connector.topic_prefix
     await connector.subscribe(status_filter(prefix), callback)
+    if summaries:
+        await subscribe_summaries(connector, callback)
     if connector.capabilities.retained_to_wildcards is not False:
         return False
     await connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
     return True
+
+
+async def subscribe_summaries(
+    connector: Connector, callback: Callable[[Message], None]
+) -> SubscriptionHandle:
+    """Subscribe ``callback`` to every engine's summary (``{prefix}/summary/+``)."""
+    return await connector.subscribe(summary_filter(connector.topic_prefix), callback)

@@ -14,8 +14,10 @@ from cascade.interfaces.connector_kit import validate_id
 from ._broker import MAX_COUNT
 
 __all__ = [
+    "DEFAULT_FLEET_THRESHOLD",
     "DEFAULT_KEEP_FOR_AGE",
     "DEFAULT_OFFLINE_MAX_AGE",
+    "FleetThreshold",
     "Json",
     "KeepFor",
     "KeepRuns",
@@ -71,6 +73,21 @@ KeepFor = Annotated[
         "--keep-for",
         metavar="AGE",
         help="Drop a run from the view AGE after it finished or was last heard from.",
+    ),
+]
+
+DEFAULT_FLEET_THRESHOLD = 200
+"""Live runs from which `watch` and the dashboard read a fleet from its engines' summaries."""
+
+FleetThreshold = Annotated[
+    int,
+    typer.Option(
+        "--fleet-threshold",
+        min=0,
+        max=MAX_COUNT,
+        metavar="RUNS",
+        help="From RUNS live runs (as the engines' summaries count them), show the fleet from "
+        "its engines' summaries and read a run's events only when it is opened; 0: always.",
     ),
 ]
 
