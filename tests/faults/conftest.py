@@ -128,15 +128,17 @@ def prefix() -> str:
 class MeteredConnector:
     """A real connector seen through a thin adapter: it counts and times every ``publish()``.
 
-    ``min_qos`` raises the QoS of every message (the telemetry subscriber sends
-    task states at QoS 0; the restart scenario runs at QoS 1 too). Everything
-    else goes straight to the wrapped connector.
+    ``emitted`` counts the telemetry (what the scenarios follow to its readers), ``others``
+    the rest the engine publishes (its summary). ``min_qos`` raises the QoS of every
+    message (the telemetry subscriber sends task states at QoS 0; the restart scenario runs
+    at QoS 1 too). Everything else goes straight to the wrapped connector.
     """
 
     def __init__(self, inner: MqttConnector, *, min_qos: int = 0) -> None:
         self.inner = inner
         self.min_qos = min_qos
         self.emitted = 0
+        self.others = 0
         self.publish_seconds: list[float] = []
 
     @property
@@ -174,7 +176,10 @@ class MeteredConnector:
         started = time.perf_counter()
         await self.inner.publish(topic, payload, max(qos, self.min_qos), retain)
         self.publish_seconds.append(time.perf_counter() - started)
-        self.emitted += 1
+        if "/telemetry/" in topic:
+            self.emitted += 1
+        else:
+            self.others += 1
 
     async def subscribe(
         self,

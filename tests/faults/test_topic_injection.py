@@ -115,6 +115,7 @@ async def test_hostile_ids_land_on_one_sanitized_topic(
     engine_run = next(r for r in run_ids if r != RUN)
     expected = {
         f"{prefix}/status/{SOURCE_LEVEL}",
+        f"{prefix}/summary/{SOURCE_LEVEL}",
         f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{engine_run}/events",
         f"{prefix}/telemetry/{ORG_LEVEL}/{PROJECT_LEVEL}/{RUN_LEVEL}/events",
         *(f"{prefix}/constraints/{path}/concurrency" for path in SCOPES.values()),

@@ -149,7 +149,8 @@ def test_ctrl_c_in_run_publishes_cancelled_and_raises_keyboard_interrupt() -> No
         try:
             run(forever(), connector=connector, heartbeat_interval=None)
         except KeyboardInterrupt:
-            body = json.loads(broker.history[-1].raw)["body"]
+            last = [m for m in broker.history if "/telemetry/" in m.topic][-1]
+            body = json.loads(last.raw)["body"]
             print(body["event"], body["status"], body["error"], connector.is_connected)
         """
     )

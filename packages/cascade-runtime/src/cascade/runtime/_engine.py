@@ -32,6 +32,7 @@ from ._events import (
 from ._graph import Graph, build_graph
 from ._scheduler import CancelReport, Run
 from ._steps import StepFailed, describe, within
+from ._summary import EngineSummaries, summaries_for
 from ._task import LazyResult
 from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
@@ -231,6 +232,7 @@ class Engine:
         self._runs[run_id] = scheduler
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
+        summaries: EngineSummaries | None = None
         link: ControlLink | None = None
         cancels: CommandListener | None = None
         unsubscribe_bus: Callable[[], None] | None = None
@@ -271,6 +273,13 @@ class Engine:
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
+                summaries = summaries_for(connector, self.topic_prefix, self.heartbeat_interval)
+                summaries.run_started(
+                    telemetry,
+                    org_id=self.org_id,
+                    project_id=self.project_id,
+                    trace_id=tracing.trace_id if tracing is not None else None,
+                )
             self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
             started = True
             await scheduler.execute()
@@ -293,27 +302,33 @@ class Engine:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
             if tracing is not None:
                 tracing.end(status, failure)
-            await self._shutdown(connector, manage, link, telemetry, cancels)
+            await self._unsubscribe(link, cancels)
+            if telemetry is not None:
+                await self._flush(telemetry, summaries, status)
+            await self._disconnect(connector, manage)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()
 
-    async def _shutdown(
-        self,
-        connector: Connector | None,
-        manage: bool,
-        link: ControlLink | None,
-        telemetry: TelemetrySubscriber | None,
-        cancels: CommandListener | None,
-    ) -> None:
-        """Unsubscribe, flush telemetry, disconnect: each step bounded, none raising."""
+    async def _unsubscribe(self, link: ControlLink | None, cancels: CommandListener | None) -> None:
+        """Unsubscribe from the constraints and the run's commands, each step bounded."""
         timeout = self.shutdown_timeout
         if link is not None:
             await link.close(timeout)
         if cancels is not None:
             await cancels.close(timeout)
-        if telemetry is not None:
-            await telemetry.aclose(timeout)
-            self.stats.telemetry_dropped += telemetry.dropped
+
+    async def _flush(
+        self, telemetry: TelemetrySubscriber, summaries: EngineSummaries | None, status: str
+    ) -> None:
+        """Send the run's last telemetry, then the source's summary with the run ended."""
+        await telemetry.aclose(self.shutdown_timeout)
+        self.stats.telemetry_dropped += telemetry.dropped
+        if summaries is not None:
+            await summaries.run_ended(telemetry, status, self.shutdown_timeout)
+
+    async def _disconnect(self, connector: Connector | None, manage: bool) -> None:
+        """Disconnect a connection the run opened (bounded, never raising)."""
+        timeout = self.shutdown_timeout
         if connector is not None and manage:
             try:
                 async with within("disconnect", timeout, "shutdown_timeout"):

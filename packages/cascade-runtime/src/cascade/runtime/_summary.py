@@ -1,0 +1,275 @@
+"""An engine's retained summary: its runs and tasks added up, for readers of a whole fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cascade.interfaces import (
+    MAX_SUMMARY_RUNS,
+    Connector,
+    EngineSummary,
+    Message,
+    RunTally,
+    SubscriptionHandle,
+    SummaryRun,
+    TaskTally,
+    rollcall_topic,
+    summary_topic,
+)
+from cascade.interfaces.connector_kit import RateLimitedLogger
+
+from ._telemetry import RunCounters, TelemetrySubscriber
+
+__all__ = ["SUMMARY_MIN_GAP", "EngineSummaries", "summaries_for"]
+
+_log = logging.getLogger("cascade.runtime.summary")
+
+SUMMARY_MIN_GAP = 1.0
+"""Seconds between two summaries of one source at least (the last run's end excepted)."""
+
+_TALLIED = TaskTally.__struct_fields__
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _tally(counters: RunCounters) -> TaskTally:
+    return TaskTally(
+        running=max(0, counters.running),
+        blocked=counters.blocked,
+        pending=counters.pending,
+        completed=counters.completed,
+        failed=counters.failed,
+        skipped=counters.skipped,
+        cancelled=counters.cancelled,
+    )
+
+
+@dataclass(slots=True)
+class _Live:
+    telemetry: TelemetrySubscriber
+    org_id: str
+    project_id: str
+    started: str
+    trace_id: str | None
+
+    def listed(self) -> SummaryRun:
+        counters = self.telemetry.counters
+        return SummaryRun(
+            run_id=self.telemetry.run_id,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            status="Running",
+            started=self.started,
+            tasks=_tally(counters),
+            planned=counters.total,
+            last_seq=self.telemetry.seq,
+            trace_id=self.trace_id,
+        )
+
+
+class EngineSummaries:
+    """Publishes one source's summary, retained, on ``{prefix}/summary/{source}`` (QoS 0).
+
+    Every engine on one connector feeds the same instance (:func:`summaries_for`): the
+    summary is the source's, whatever number of engines and runs it has. It counts the
+    runs started since this process started, by status, and their tasks by state (live
+    runs as they stand, ended ones as they ended), the telemetry events sent and dropped
+    and their rate, and lists up to :data:`~cascade.interfaces.MAX_SUMMARY_RUNS` runs.
+
+    It is published when a run starts or ends, at most once every
+    :data:`SUMMARY_MIN_GAP` seconds, and every ``interval`` seconds while a run is live
+    (``None``: only at starts and ends); the last live run's end is published at once, so
+    a source that stops leaves its final figures. Where the broker sends retained
+    messages only to exact subscriptions, it answers readers' roll calls with it, as the
+    connector does with its status. Nothing here makes a run wait: building one costs
+    a walk of the live runs, at most once a second, and a failed publish is logged (at a
+    limited rate) and counted in :attr:`failed`.
+    """
+
+    def __init__(self, connector: Connector, prefix: str, interval: float | None = 5.0) -> None:
+        self.connector = connector
+        self.topic = summary_topic(connector.source_id, prefix)
+        self.interval = interval
+        self.published = 0
+        """Summaries published."""
+        self.failed = 0
+        """Summaries whose publish failed."""
+        self._prefix = prefix
+        self._live: dict[str, _Live] = {}
+        self._ended: deque[SummaryRun] = deque(maxlen=MAX_SUMMARY_RUNS)
+        self._ended_tasks = dict.fromkeys(_TALLIED, 0)
+        self._runs = RunTally()
+        self._ended_events = 0
+        self._ended_dropped = 0
+        self._rate_events = 0  # events at the previous summary, and when (monotonic)
+        self._rate_at = time.monotonic()
+        self._published_at = -math.inf
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._rollcall: SubscriptionHandle | None = None
+        self._log = RateLimitedLogger(_log)
+
+    def run_started(
+        self,
+        telemetry: TelemetrySubscriber,
+        *,
+        org_id: str,
+        project_id: str,
+        trace_id: str | None = None,
+    ) -> None:
+        """A run with this telemetry started: count it, and publish soon."""
+        self._live[telemetry.run_id] = _Live(telemetry, org_id, project_id, _now(), trace_id)
+        self._runs.running = len(self._live)
+        if self._loop is None:  # its own event, as the engine may be run by one loop after another
+            self._wake = asyncio.Event()
+            self._loop = asyncio.get_running_loop().create_task(
+                self._publish_loop(), name="cascade-summary"
+            )
+        self._wake.set()
+
+    async def run_ended(
+        self, telemetry: TelemetrySubscriber, status: str, timeout: float = 2.0
+    ) -> None:
+        """The run of this telemetry ended with ``status`` (``Succeeded``, ``Failed`` or
+        ``Cancelled``); with no other run live, publish the final summary now (waiting at
+        most ``timeout`` seconds; never raises)."""
+        live = self._live.pop(telemetry.run_id, None)
+        if live is None:
+            return
+        run = live.listed()
+        run.status = "Succeeded" if status == "Succeeded" else "Failed"
+        run.cancelled = status == "Cancelled"
+        run.ended = _now()
+        self._ended.appendleft(run)
+        for name in _TALLIED:
+            self._ended_tasks[name] += getattr(run.tasks, name)
+        runs = self._runs
+        runs.running = len(self._live)
+        if run.status == "Succeeded":
+            runs.succeeded += 1
+        else:
+            runs.failed += 1
+            runs.cancelled += run.cancelled
+        self._ended_events += telemetry.seq
+        self._ended_dropped += telemetry.dropped
+        if self._live:
+            self._wake.set()
+            return
+        await self._stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._publish(), timeout)
+
+    def summary(self) -> EngineSummary:
+        """The source's summary now."""
+        live = [run.listed() for run in self._live.values()]
+        tasks = dict(self._ended_tasks)
+        for run in live:
+            for name in _TALLIED:
+                tasks[name] += getattr(run.tasks, name)
+        events = self._ended_events + sum(run.telemetry.seq for run in self._live.values())
+        dropped = self._ended_dropped + sum(run.telemetry.dropped for run in self._live.values())
+        now = time.monotonic()
+        elapsed = now - self._rate_at
+        rate = (events - self._rate_events) / elapsed if elapsed > 0 else 0.0
+        self._rate_events, self._rate_at = events, now
+        listed = (live + list(self._ended))[:MAX_SUMMARY_RUNS]
+        session = getattr(self.connector, "session", None)
+        return EngineSummary(
+            source=self.connector.source_id,
+            session=session if isinstance(session, int) and session >= 0 else None,
+            runs=RunTally(
+                **{name: getattr(self._runs, name) for name in RunTally.__struct_fields__}
+            ),
+            tasks=TaskTally(**tasks),
+            events=events,
+            events_per_s=round(max(0.0, rate), 1),
+            dropped=dropped + self.connector.stats.dropped,
+            listed=listed,
+            more_live=max(0, len(live) - MAX_SUMMARY_RUNS),
+        )
+
+    async def _publish_loop(self) -> None:
+        """While a run is live: publish when woken (a start, an end, a roll call) or every
+        ``interval`` seconds, never twice within :data:`SUMMARY_MIN_GAP`."""
+        await self._answer_rollcalls()
+        while self._live:
+            if self.interval is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+            gap = self._published_at + SUMMARY_MIN_GAP - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)  # the rate bound, not a synchronisation
+            self._wake.clear()
+            if self._live:
+                await self._publish()
+
+    async def _answer_rollcalls(self) -> None:
+        """Where ``{prefix}/summary/+`` brings no retained summary, a reader's roll call is
+        answered with one (as the connector answers it with the source's status)."""
+        if self.connector.capabilities.retained_to_wildcards is not False:
+            return
+        try:
+            self._rollcall = await self.connector.subscribe(
+                rollcall_topic(self._prefix), self._on_rollcall
+            )
+        except Exception as exc:
+            self._log.warning("rollcall", "could not subscribe to roll calls: %s", exc)
+
+    def _on_rollcall(self, message: Message) -> None:
+        self._wake.set()
+
+    async def _stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        handle, self._rollcall = self._rollcall, None
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                await handle.unsubscribe()
+
+    async def _publish(self) -> None:
+        self._published_at = time.monotonic()
+        try:
+            await self.connector.publish(self.topic, self.summary(), qos=0, retain=True)
+        except Exception as exc:
+            self.failed += 1
+            reason = str(exc) or "(without a message)"
+            self._log.warning(
+                "publish", "summary publish failed: %s: %s", type(exc).__name__, reason
+            )
+        else:
+            self.published += 1
+
+
+_BY_CONNECTOR: weakref.WeakKeyDictionary[Connector, dict[str, EngineSummaries]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def summaries_for(
+    connector: Connector, prefix: str, interval: float | None = 5.0
+) -> EngineSummaries:
+    """The one :class:`EngineSummaries` of ``connector``'s source under ``prefix``: engines
+    that share a connector share its summary (the first one's ``interval`` holds)."""
+    try:
+        by_prefix = _BY_CONNECTOR.setdefault(connector, {})
+    except TypeError:  # a connector that cannot be weakly referenced or hashed: its own
+        return EngineSummaries(connector, prefix, interval)
+    summaries = by_prefix.get(prefix)
+    if summaries is None:
+        summaries = by_prefix[prefix] = EngineSummaries(connector, prefix, interval)
+    return summaries
