@@ -28,6 +28,7 @@ ACL = f"""
 user engine
 topic write {PREFIX}/telemetry/#
 topic write {PREFIX}/status/engine-1
+topic write {PREFIX}/summary/engine-1
 topic read {PREFIX}/constraints/#
 topic readwrite {PREFIX}/_marker/engine-1/#
 
@@ -38,6 +39,7 @@ topic readwrite {PREFIX}/_marker/#
 
 user rogue
 topic write {PREFIX}/status/rogue
+topic write {PREFIX}/summary/rogue
 topic read {PREFIX}/constraints/#
 topic readwrite {PREFIX}/_marker/rogue/#
 """
@@ -185,8 +187,9 @@ async def test_denied_engine_completes_and_reports_once(
     # PUBACK to carry a refusal
     assert connector.stats.refused >= 1
     # every message is accounted for on the engine's side: refused, discarded (also those
-    # unconfirmed when the broker dropped the connection), or confirmed by the broker
-    assert connector.stats.refused + connector.stats.dropped + connector.stats.published == 44
+    # unconfirmed when the broker dropped the connection), or confirmed by the broker: the
+    # run's 44 telemetry messages and its two summaries (at its start and its end)
+    assert connector.stats.refused + connector.stats.dropped + connector.stats.published == 46
     stats = connector.stats
     figures.emitted, figures.delivered = 2 * 21 + 2, 0
     figures.dropped = stats.refused + stats.dropped

@@ -22,7 +22,6 @@ from cascade.runtime import Engine, RunCancelledError, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
 
-
 class FailingPublish(InMemoryConnector):
     async def publish(self, *args: object, **kwargs: object) -> None:
         raise TimeoutError
@@ -211,3 +210,10 @@ async def test_roll_calls_are_answered_where_wildcards_bring_no_retained_summary
     assert (answer.source, answer.runs.running) == ("host-1", 1)
     gate.set()
     await running
+
+
+async def test_an_engine_told_not_to_publishes_no_summary(broker: InMemoryBroker) -> None:
+    engine = Engine(InMemoryConnector(broker, source_id="host-1"), summaries=False)
+    assert await engine.run(double(1)) == 2
+    assert not [m for m in broker.history if "/summary/" in m.topic]
+    assert [m for m in broker.history if "/telemetry/" in m.topic]

@@ -142,9 +142,10 @@ async def _not_taken(connector: MqttConnector, topic: str, payload: Any) -> None
 
 
 async def _forgeries_are_refused(logins: Logins) -> None:
-    """Another engine writes telemetry, an answer and a status as engine-1, a clear note and a
-    cancel; a reader subscribes to commands and writes an answer: the broker takes none of it.
-    What engine-2 may write, its own level with engine-1 in the payload, readers refuse."""
+    """Another engine writes telemetry, an answer, a status and a summary as engine-1, a clear
+    note and a cancel; a reader subscribes to commands and writes an answer: the broker takes
+    none of it. What engine-2 may write, its own level with engine-1 in the payload, readers
+    refuse."""
     run_id = uuid.uuid4().hex
     started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}
     forged = _envelope(run_id, "engine-1", 1, started)
@@ -169,6 +170,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
                 (events_topic(ORG, PROJECT, run_id), forged),  # the unsourced layout
                 (reply_topic("req-1", "engine-1"), answer),  # an answer as another engine
                 ("cascade/status/engine-1", {"source": "engine-1", "status": "offline"}),
+                ("cascade/summary/engine-1", {"source": "engine-1", "runs": {"running": 9}}),
                 (CLEARED, note),  # a clear note: operators only
                 (cancel_topic(run_id), {"id": "req-2", "run_id": run_id}),  # operators only
             ):

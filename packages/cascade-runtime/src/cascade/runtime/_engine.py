@@ -92,6 +92,11 @@ class Engine:
       ``$CASCADE_SOURCED_TOPICS``, else off: the existing Cascade tools read only the
       unsourced layout, Cascade's readers both.
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
+    - ``summaries``: publish the source's summary, retained, on ``{prefix}/summary/{source}``
+      (its runs and tasks added up, for the views of a whole fleet: docs/protocol.md,
+      "Summaries"), at each run's start and end and every ``heartbeat_interval`` while a run
+      is live, at most once a second. Default on; turn it off where a broker's ACL does not
+      let the engine's login write that topic (a denied publish can cost the connection).
     - ``manage_connection``: whether runs connect and disconnect the
       connector; by default, when it is not connected at the start of a run.
     - ``connect_wait``: the longest a run waits, before its first task, for
@@ -125,6 +130,7 @@ class Engine:
         topic_prefix: str | None = None,
         sourced_topics: bool | None = None,
         heartbeat_interval: float | None = 5.0,
+        summaries: bool = True,
         manage_connection: bool | None = None,
         connect_wait: float = DEFAULT_CONNECT_WAIT,
         shutdown_timeout: float = 5.0,
@@ -148,6 +154,7 @@ class Engine:
         )
         self.sourced_topics = default_sourced_topics() if sourced_topics is None else sourced_topics
         self.heartbeat_interval = heartbeat_interval
+        self.summaries = summaries
         self.manage_connection = manage_connection
         self.connect_wait = connect_wait
         self.shutdown_timeout = shutdown_timeout
@@ -273,13 +280,14 @@ class Engine:
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
-                summaries = summaries_for(connector, self.topic_prefix, self.heartbeat_interval)
-                summaries.run_started(
-                    telemetry,
-                    org_id=self.org_id,
-                    project_id=self.project_id,
-                    trace_id=tracing.trace_id if tracing is not None else None,
-                )
+                if self.summaries:
+                    summaries = summaries_for(connector, self.topic_prefix, self.heartbeat_interval)
+                    summaries.run_started(
+                        telemetry,
+                        org_id=self.org_id,
+                        project_id=self.project_id,
+                        trace_id=tracing.trace_id if tracing is not None else None,
+                    )
             self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
             started = True
             await scheduler.execute()

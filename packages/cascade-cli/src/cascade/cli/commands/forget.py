@@ -9,6 +9,7 @@ import typer
 
 from cascade.interfaces import (
     status_topic,
+    summary_topic,
 )
 
 from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -41,7 +42,8 @@ def forget(
     ] = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Clear retained engine statuses: one SOURCE's, or every offline one older than an age.
+    """Clear retained engine statuses (and summaries): one SOURCE's, or every offline one
+    older than an age.
 
     An engine that is still running announces itself again when it reconnects.
     Examples: cascade forget host-4242; cascade forget --offline-older-than 1d
@@ -63,7 +65,11 @@ def forget(
             status = doomed[0].status
             if status is not None and status.status == "online" and not force:
                 raise fail(f"{source!r} is online; --force clears its status anyway")
-        await publish_confirmed(connector, [(s.topic, b"") for s in doomed], broker.timeout)
+        prefix = connector.topic_prefix
+        clears = [
+            (topic, b"") for s in doomed for topic in (s.topic, summary_topic(s.source, prefix))
+        ]
+        await publish_confirmed(connector, clears, broker.timeout)
         return [s.source for s in doomed]
 
     forgotten = CliContext.of(ctx).run(broker, clear)
