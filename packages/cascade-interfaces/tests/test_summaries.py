@@ -119,7 +119,11 @@ def test_forgetting_the_runs_leaves_no_hole_and_a_run_read_again_is_joined_late(
     events it did not read are not missed, and the run heard of again is asked about."""
     asked: list[tuple[str, int]] = []
     state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
-    for seq, body in enumerate([LifecycleEvent(event="ENGINE_STARTED"), _running("a")], 1):
+    bodies: list[LifecycleEvent | TaskStateEvent] = [
+        LifecycleEvent(event="ENGINE_STARTED"),
+        _running("a"),
+    ]
+    for seq, body in enumerate(bodies, 1):
         state.apply(telemetry(body, seq=seq))
     state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
     assert state.forget_runs() == 1
