@@ -74,7 +74,9 @@ def watch(
     Without --project or --run, once the engines' summaries count --fleet-threshold live
     runs it stops reading the runs' events and shows the fleet from the summaries (fleet
     mode) until they count fewer than 80 % of it; --json prints a {"mode": ...} line at
-    each change. Ends on Ctrl-C. Examples: cascade watch; cascade watch --project etl --json
+    each change. Ends on Ctrl-C.
+
+    Examples: cascade watch; cascade watch --project etl --json | jq .
     """
     for option, value in (("--project", project), ("--run", run_id)):
         if value is not None:
