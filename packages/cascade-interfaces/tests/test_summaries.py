@@ -11,23 +11,30 @@ from cascade.interfaces import (
     MAX_SUMMARY_PAYLOAD_BYTES,
     EngineSummary,
     InvalidMessageError,
+    LifecycleEvent,
     Message,
     RunTally,
     StatusMessage,
     SummaryRun,
+    TaskStateEvent,
     TaskTally,
     decode_summary,
     payload_limit,
+    status_topic,
     summary_filter,
     summary_topic,
 )
 from cascade.interfaces.reader import ReaderModel
-from cascade.interfaces.testing import received
+from cascade.interfaces.testing import received, telemetry
 
 
 def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
     stamp = (ts or datetime.now(timezone.utc)).isoformat()
     return EngineSummary(source=source, ts=stamp, **fields)  # type: ignore[arg-type]
+
+
+def _running(task_id: str) -> TaskStateEvent:
+    return TaskStateEvent(task_id=task_id, task_name=task_id, state="RUNNING")
 
 
 def _on_topic(summary: EngineSummary, level: str | None = None) -> Message:
@@ -105,3 +112,23 @@ def test_a_cleared_or_oversized_summary() -> None:
     assert model.oversized == 1
     model.apply(received(summary_topic("a"), {"source": "a", "runs": "many"}))
     assert model.rejected == 1
+
+
+def test_forgetting_the_runs_leaves_no_hole_and_a_run_read_again_is_joined_late() -> None:
+    """A view that stops reading telemetry (a fleet read from summaries) forgets its runs: the
+    events it did not read are not missed, and the run heard of again is asked about."""
+    asked: list[tuple[str, int]] = []
+    state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
+    bodies: list[LifecycleEvent | TaskStateEvent] = [
+        LifecycleEvent(event="ENGINE_STARTED"),
+        _running("a"),
+    ]
+    for seq, body in enumerate(bodies, 1):
+        state.apply(telemetry(body, seq=seq))
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    assert state.forget_runs() == 1
+    assert (state.runs, state.forgotten_runs, "host-1" in state.engines) == ({}, 0, True)
+    state.apply(telemetry(_running("b"), seq=2_000_000))  # far beyond a jump from seq 2
+    run = state.runs["run-1"]
+    assert (run.joined_late, state.gaps.missed, run.refused) == (True, 0, 0)
+    assert asked == [("run-1", 0)]

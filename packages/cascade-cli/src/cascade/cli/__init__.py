@@ -7,6 +7,7 @@ What its views show is :mod:`cascade.interfaces.reader`'s model of the fleet.
 from ._app import app, main
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
+from ._fleet_mode import TelemetrySwitch
 from ._holds_text import NOTHING_HOLDS, holds_text
 from ._inert import inert
 from ._listen import bind, is_loopback, parse_listen
@@ -23,6 +24,7 @@ __all__ = [
     "BrokerOptions",
     "CliContext",
     "ConnectorFactory",
+    "TelemetrySwitch",
     "TimeFormat",
     "app",
     "bind",

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import re
-from typing import IO
+from typing import IO, Any
 
 from cascade.interfaces import Message
 
@@ -45,6 +45,9 @@ class JsonLines:
         else:
             whole = {"topic": message.topic, "retain": message.retain, "payload": message.payload}
             line = json.dumps(whole) + "\n"
+        self._queue(line)
+
+    def _queue(self, line: str) -> None:
         pending = self._pending
         pending.append(line)
         if len(pending) >= _BATCH:
@@ -52,6 +55,10 @@ class JsonLines:
         elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
+
+    def note(self, said: dict[str, Any]) -> None:
+        """Queue a line of this view's own (``{"mode": ...}``), among the messages' lines."""
+        self._queue(json.dumps(said) + "\n")
 
     def flush(self) -> None:
         """Write what is queued."""

@@ -18,9 +18,11 @@ from rich.text import Text
 from cascade.interfaces import Constraint
 from cascade.interfaces.reader import LAST_TIMESTAMP, EngineView, ReaderModel, RunView
 
+from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
 from ._inert import SHOWN, inert
 from ._run_ids import SHORT_ID, short_id
+from ._summary_text import fleet_line, summary_text
 from ._times import TimeFormat, duration
 
 __all__ = [
@@ -28,7 +30,10 @@ __all__ = [
     "connection_line",
     "duration",
     "constraints_table",
+    "engine_status_text",
     "engines_table",
+    "footer_line",
+    "ignored_lines",
     "issued_text",
     "render_status",
     "render_watch",
@@ -49,6 +54,8 @@ _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancel
 _ACTIVE_SHOWN = 8
 _NONE = Text("none", style="dim")  # the row of a table with nothing in it
 _FAILED_SHOWN = 5
+STATUS_ENGINES_SHOWN = 200
+"""Engines `cascade status` lists at most (a table of thousands takes seconds to lay out)."""
 
 
 def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
@@ -135,7 +142,8 @@ def runs_table(state: ReaderModel, times: TimeFormat) -> Table:
     return table
 
 
-def _engine_status(engine: EngineView) -> Text:
+def engine_status_text(engine: EngineView) -> Text:
+    """An engine's presence (and its reason), or that two processes share its source id."""
     status = engine.status
     if status is None:
         return Text("unknown (telemetry only)", style="yellow")
@@ -147,34 +155,60 @@ def _engine_status(engine: EngineView) -> Text:
     return Text(label, style="green" if status.status == "online" else "red")
 
 
+def _summary_cell(engine: EngineView) -> Text:
+    said = summary_text(engine)
+    if engine.summary is None:
+        return Text(said, style="dim")
+    return Text(said, style="red" if not engine.online and engine.summary.runs.running else "")
+
+
 def engines_table(
-    state: ReaderModel, times: TimeFormat, offline_max_age: float | None = None
+    state: ReaderModel,
+    times: TimeFormat,
+    offline_max_age: float | None = None,
+    *,
+    summaries: bool = False,
+    most: int | None = None,
 ) -> Table:
-    """The sources with their presence, session and when they were last heard from.
+    """The sources with their presence, session and when they were last heard from, and with
+    ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
 
     Offline sources last heard from more than ``offline_max_age`` seconds ago
-    are left out, and the table's caption says how many.
+    are left out, and the table's caption says how many. Beyond ``most`` engines, only the
+    ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
+    caption says so.
     """
     shown, hidden = state.visible_engines(offline_max_age, times.now)
-    caption = None
+    said = []
     if hidden:
-        caption = (
+        said.append(
             f"{hidden} offline for more than {duration(offline_max_age or 0)} hidden "
             "(--all shows them)"
         )
+    if most is not None and len(shown) > most:
+        said.append(
+            f"{len(shown) - most:,} more engines not listed: the {most:,} shown are those "
+            "with a conflict, stranded runs, the most live runs and failures (--json lists all)"
+        )
+        shown = needs_a_look(shown, most)
+    caption = "; ".join(said) or None
     table = Table(title="Engines", title_justify="left", expand=True, caption=caption)
-    for column in ("source", "status", "session", "last seen"):
+    columns = ("source", "status", "session", "last seen", *(("summary",) if summaries else ()))
+    for column in columns:
         table.add_column(column)
     for engine in shown:
         session = engine.status.session if engine.status else None
-        table.add_row(
+        cells: list[RenderableType] = [
             Text(inert(engine.source, SHOWN["source"])),
-            _engine_status(engine),
+            engine_status_text(engine),
             "-" if session is None else str(session),
             times.ago(engine.last_seen),
-        )
+        ]
+        if summaries:
+            cells.append(_summary_cell(engine))
+        table.add_row(*cells)
     if not shown:
-        table.add_row(_NONE, "", "", "")
+        table.add_row(_NONE, *[""] * (len(columns) - 1))
     return table
 
 
@@ -210,7 +244,8 @@ def connection_line(state: ReaderModel, times: TimeFormat, broker: str = "the br
     )
 
 
-def _ignored(state: ReaderModel) -> list[Text]:
+def ignored_lines(state: ReaderModel) -> list[Text]:
+    """``3 malformed messages ignored, 1 oversized messages ignored``, if any."""
     said = [
         f"{count} {what} messages ignored"
         for count, what in ((state.rejected, "malformed"), (state.oversized, "oversized"))
@@ -268,7 +303,8 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
     return lines
 
 
-def _footer(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
+def footer_line(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
+    """The live views' last line: the connection (with ``broker``), the time and its zone."""
     parts = [connection_line(state, times, broker)] if broker is not None else []
     parts.append(Text(f"updated {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Text(" · ").join(parts)
@@ -288,22 +324,24 @@ def render_watch(
         engines_table(state, times, offline_max_age),
         constraints_table(state, times),
     ]
-    parts.extend(_ignored(state))
+    parts.extend(ignored_lines(state))
     parts.extend(missed_lines(state, times))
     parts.extend(refused_lines(state))
-    parts.append(_footer(state, times, broker))
+    parts.append(footer_line(state, times, broker))
     return Group(*parts)
 
 
 def render_status(
     state: ReaderModel, *, offline_max_age: float | None = None, tz: tzinfo | None = None
 ) -> RenderableType:
-    """`cascade status`: engines and constraints, and the time zone their times are in."""
+    """`cascade status`: what the engines' summaries add up to, the engines (each with its
+    summary) and the constraints, and the time zone their times are in."""
     times = TimeFormat(state.clock(), tz)
     parts: list[RenderableType] = [
-        engines_table(state, times, offline_max_age),
+        Text(fleet_line(state.fleet()), style="bold"),
+        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN),
         constraints_table(state, times),
     ]
-    parts.extend(_ignored(state))
+    parts.extend(ignored_lines(state))
     parts.append(Text(f"as of {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Group(*parts)

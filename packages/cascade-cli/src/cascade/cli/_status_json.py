@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,7 +12,9 @@ import msgspec
 from cascade.interfaces import parse_timestamp
 from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel
 
-__all__ = ["iso_time", "refused", "status_json"]
+from ._summary_json import fleet_json, summary_json
+
+__all__ = ["ascii_json", "iso_time", "refused", "status_json"]
 
 _PROVENANCE = ("reason", "issued_by", "issued_at")
 
@@ -41,6 +45,24 @@ def refused(state: ReaderModel) -> list[dict[str, Any]]:
     ]
 
 
+_NOT_ASCII = re.compile("[^\x00-\x7f]+")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return json.dumps(match[0])[1:-1]  # \uXXXX, astral characters as surrogate pairs
+
+
+def ascii_json(value: Any) -> str:
+    """``value`` as ASCII JSON, as ``json.dumps`` writes it (every character beyond ASCII
+    escaped), at msgspec's speed; by ``json.dumps`` when a text holds a lone surrogate (which
+    only ``json.dumps`` can write)."""
+    try:
+        text = msgspec.json.encode(value).decode()
+    except (msgspec.EncodeError, UnicodeEncodeError):
+        return json.dumps(value)
+    return text if text.isascii() else _NOT_ASCII.sub(_escaped, text)
+
+
 def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dict[str, Any]:
     """Engines (``hidden_engines``: how many were left out) and the constraints in force.
 
@@ -51,7 +73,9 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     ``expires_at`` and ``issued_at`` as times, and ``reason``, ``issued_by`` and ``issued_at``
     ``null`` when its writer did not say; ``missed``, per source, the events this view saw
     gaps for (``events``, ``since``; only views that read telemetry see any).
-    Every time is ISO 8601 with an offset, or ``null``.
+    Every time is ISO 8601 with an offset, or ``null``. An engine's ``summary`` is its latest
+    summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
+    (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
     """
     shown, hidden = state.visible_engines(offline_max_age)
     engines = []
@@ -67,6 +91,7 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
                 "last_seen": iso_time(engine.last_seen),
                 "conflict": engine.conflict,
                 **({"conflict_session": engine.conflict_session} if engine.conflict else {}),
+                "summary": None if engine.summary is None else summary_json(engine.summary),
             }
         )
     constraints = []
@@ -85,6 +110,7 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
         if gaps.missed
     ]
     return {
+        "fleet": fleet_json(state.fleet()),
         "engines": engines,
         "hidden_engines": hidden,
         "constraints": constraints,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import typer
@@ -15,7 +14,7 @@ from .._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
 from .._context import CliContext
 from .._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
 from .._render import render_status
-from .._status_json import status_json
+from .._status_json import ascii_json, status_json
 from .._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
     Json,
@@ -52,6 +51,6 @@ def status(
 
     CliContext.of(ctx).run(broker, snapshot)
     if json_output:
-        typer.echo(json.dumps(status_json(state, hide_after)))
+        typer.echo(ascii_json(status_json(state, hide_after)))
         return
     CliContext.of(ctx).out().print(render_status(state, offline_max_age=hide_after))

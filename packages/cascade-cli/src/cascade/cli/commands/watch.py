@@ -8,7 +8,7 @@ import functools
 from typing import Annotated, Any
 
 import typer
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.live import Live
 
 from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
@@ -17,14 +17,18 @@ from cascade.interfaces.reader import DEFAULT_KEEP_RUNS, ReaderModel
 from .._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
 from .._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
 from .._context import CliContext
+from .._fleet_mode import TelemetrySwitch, keep_switching
+from .._fleet_render import FLEET_CHROME, events_header, render_fleet
 from .._json_lines import JsonLines
 from .._live import refresh, wait_until
 from .._pipes import stop_when_stdout_closes
 from .._reading import subscribe_constraints, subscribe_statuses
 from .._render import TimeFormat, missed_lines, refused_lines, render_watch
 from .._view_options import (
+    DEFAULT_FLEET_THRESHOLD,
     DEFAULT_KEEP_FOR_AGE,
     DEFAULT_OFFLINE_MAX_AGE,
+    FleetThreshold,
     KeepFor,
     KeepRuns,
     OfflineMaxAge,
@@ -35,6 +39,12 @@ from .._view_options import (
 )
 
 __all__ = ["watch"]
+
+
+def _note_mode(lines: JsonLines | None, switch: TelemetrySwitch) -> None:
+    """--json says each change of mode in a line of its own (the live view, in its header)."""
+    if lines is not None:
+        lines.note(switch.said())
 
 
 @broker_options
@@ -56,11 +66,17 @@ def watch(
     offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
     keep_runs: KeepRuns = DEFAULT_KEEP_RUNS,
     keep_for: KeepFor = DEFAULT_KEEP_FOR_AGE,
+    fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """A live view of runs, their tasks, the engines and the constraints in force.
 
-    Ends on Ctrl-C. Examples: cascade watch; cascade watch --project etl --json | jq .
+    Without --project or --run, once the engines' summaries count --fleet-threshold live
+    runs it stops reading the runs' events and shows the fleet from the summaries (fleet
+    mode) until they count fewer than 80 % of it; --json prints a {"mode": ...} line at
+    each change. Ends on Ctrl-C.
+
+    Examples: cascade watch; cascade watch --project etl --json | jq .
     """
     for option, value in (("--project", project), ("--run", run_id)):
         if value is not None:
@@ -70,6 +86,13 @@ def watch(
     hide_after = offline_cutoff(show_all, offline_max_age)
     state = ReaderModel(keep_runs=keep_runs, keep_for=parse_age(keep_for))
     view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
+    fleet_view = functools.partial(
+        render_fleet,
+        state,
+        threshold=fleet_threshold,
+        offline_max_age=hide_after,
+        broker=broker.address,
+    )
 
     done = asyncio.Event()
 
@@ -92,10 +115,28 @@ def watch(
                     done.set()
 
         telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
-        await connector.subscribe(telemetry, on_message)
+        switch = None
+        if project is None and run_id is None:  # the summaries say whether to read events
+            switch = TelemetrySwitch(connector, state, telemetry, on_message, fleet_threshold)
+        else:
+            await connector.subscribe(telemetry, on_message)
         await subscribe_statuses(connector, on_message)
         await subscribe_constraints(connector, on_message)
         say_what_the_broker_lacks(connector, WATCH_LACKS)
+        switching: asyncio.Task[None] | None = None
+        if switch is not None:
+            note = functools.partial(_note_mode, lines if as_json else None, switch)
+            if await switch.update():
+                note()
+            switching = asyncio.create_task(keep_switching(switch, note))
+        try:
+            await show(connector, switch, lines)
+        finally:
+            if switching is not None:
+                switching.cancel()
+                await asyncio.gather(switching, return_exceptions=True)
+
+    async def show(connector: Any, switch: TelemetrySwitch | None, lines: JsonLines) -> None:
         if as_json:
             try:
                 await wait_until(done, duration)
@@ -111,7 +152,11 @@ def watch(
         def frame() -> RenderableType:
             state.observe_connection(connector.is_connected)
             state.prune()
-            return view()
+            if switch is None:
+                return view()
+            if switch.mode == "fleet":
+                return fleet_view(rows=max(3, console.height - FLEET_CHROME))
+            return Group(events_header(state.fleet().live_runs, fleet_threshold), view())
 
         with Live(frame(), console=console, refresh_per_second=4) as live:
             refresher = asyncio.create_task(refresh(live, frame))

@@ -320,6 +320,18 @@ class ReaderModel:
         self._holed.discard(run_id)
         return 0 if self.runs.pop(run_id, None) is None else 1
 
+    def forget_runs(self) -> int:
+        """Forget every run; returns how many (a view that stops reading telemetry for a while:
+        what it knew of each run goes stale, and the events it chose not to read are not missed).
+
+        When it reads telemetry again, each run it hears of is one joined late (it asks its
+        engine, :attr:`ask`). Not counted in :attr:`forgotten_runs`, which counts bounds.
+        """
+        forgotten = len(self.runs)
+        for run_id in list(self.runs):
+            self._forget(run_id)
+        return forgotten
+
     def visible_engines(
         self, offline_max_age: float | None = None, now: float | None = None
     ) -> tuple[list[EngineView], int]:

@@ -1,0 +1,60 @@
+"""What the engines' summaries say, in a line: the fleet's totals, and one engine's.
+
+Only numbers come from a summary here (msgspec checked them on decoding): no engine's
+text reaches the terminal through these lines.
+"""
+
+from __future__ import annotations
+
+from cascade.interfaces import TaskTally
+from cascade.interfaces.reader import EngineView, FleetTotals
+
+__all__ = ["NO_SUMMARY", "fleet_line", "rate", "summary_text"]
+
+NO_SUMMARY = "no summary"
+"""What an engine that publishes no summary (older, or none yet) shows instead."""
+
+
+def rate(events_per_s: float) -> str:
+    """``1,234.5 ev/s``."""
+    return f"{events_per_s:,.1f} ev/s"
+
+
+def _tasks(tasks: TaskTally) -> str:
+    return f"tasks {tasks.running:,} running, {tasks.blocked:,} blocked, {tasks.pending:,} pending"
+
+
+def fleet_line(totals: FleetTotals) -> str:
+    """``fleet: 120 engines (118 online, 2 without summary) · 340 live runs · tasks ...``:
+    what the online engines' summaries add up to, and the runs stranded on offline ones."""
+    engines = f"{totals.engines:,} engines ({totals.online:,} online"
+    if totals.without_summary:
+        engines += f", {totals.without_summary:,} without summary"
+    parts = [
+        f"fleet: {engines})",
+        f"{totals.live_runs:,} live runs",
+        _tasks(totals.tasks),
+        f"failed {totals.runs.failed:,} runs, {totals.tasks.failed:,} tasks",
+        rate(totals.events_per_s),
+        f"{totals.dropped:,} dropped",
+    ]
+    if totals.stranded:
+        parts.append(f"{totals.stranded:,} runs stranded on offline engines")
+    return " · ".join(parts)
+
+
+def summary_text(engine: EngineView) -> str:
+    """One engine's summary: ``3 live runs · tasks 5 running, ... · failed 1 runs, 2 tasks ·
+    12.5 ev/s``; an offline engine's live runs are stranded; :data:`NO_SUMMARY` without."""
+    summary = engine.summary
+    if summary is None:
+        return NO_SUMMARY
+    if not engine.online:
+        return f"{summary.runs.running:,} live runs stranded (offline)"
+    parts = [f"{summary.runs.running:,} live runs", _tasks(summary.tasks)]
+    if summary.runs.failed or summary.tasks.failed:
+        parts.append(f"failed {summary.runs.failed:,} runs, {summary.tasks.failed:,} tasks")
+    parts.append(rate(summary.events_per_s))
+    if summary.dropped:
+        parts.append(f"{summary.dropped:,} dropped")
+    return " · ".join(parts)

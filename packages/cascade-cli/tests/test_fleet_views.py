@@ -1,0 +1,197 @@
+"""`cascade status` and `cascade watch` from the engines' summaries: the fleet's totals, each
+engine's figures, and watch's fleet mode, which stops reading the runs' events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import msgspec
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from cascade.cli import BrokerOptions, CliContext, app, render_status
+from cascade.interfaces import (
+    Connector,
+    EngineSummary,
+    Envelope,
+    MessageCallback,
+    RunTally,
+    StatusMessage,
+    SummaryRun,
+    SyncCallback,
+    TaskStateEvent,
+    TaskTally,
+    events_topic,
+    status_topic,
+    summary_topic,
+)
+from cascade.interfaces.connector_kit import Subscription, encode_payload
+from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
+
+
+def _summary(source: str, live: int, **fields: object) -> EngineSummary:
+    now = datetime.now(timezone.utc).isoformat()
+    return EngineSummary(source=source, ts=now, runs=RunTally(running=live), **fields)  # type: ignore[arg-type]
+
+
+def _online(source: str) -> StatusMessage:
+    return StatusMessage(status="online", source=source, session=1)
+
+
+def test_status_shows_the_fleet_and_each_engines_summary(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """The fleet line adds the online engines' summaries up; each engine shows its own, one
+    without says so, an offline one's live runs are stranded; --json has the same figures."""
+    busy = _summary(
+        "busy",
+        3,
+        tasks=TaskTally(running=4, blocked=2, pending=9, failed=1),
+        events_per_s=12.5,
+        dropped=7,
+    )
+    gone = _summary("gone", 2)
+    for source, status, summary in [
+        ("busy", _online("busy"), busy),
+        ("gone", StatusMessage.announce("offline", "gone", 1), gone),
+        ("old", _online("old"), None),
+    ]:
+        publish_retained(status_topic(source), encode_payload(status))
+        if summary is not None:
+            publish_retained(summary_topic(source), encode_payload(summary))
+    result = invoke("status")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for expected in [
+        "fleet: 3 engines (2 online, 1 without summary)",
+        "3 live runs",
+        "tasks 4 running, 2 blocked, 9 pending",
+        "12.5 ev/s",
+        "7 dropped",
+        "2 runs stranded on offline engines",
+        "no summary",
+        "2 live runs stranded (offline)",
+    ]:
+        assert expected in text, expected
+    data = json.loads(invoke("status", "--json").stdout)
+    fleet = data["fleet"]
+    assert (fleet["engines"], fleet["online"], fleet["without_summary"]) == (3, 2, 1)
+    assert (fleet["live_runs"], fleet["stranded"], fleet["dropped"]) == (3, 2, 7)
+    assert fleet["tasks"] == {
+        "running": 4, "blocked": 2, "pending": 9, "completed": 0, "failed": 1, "skipped": 0,
+        "cancelled": 0,
+    }  # fmt: skip
+    by_source = {engine["source"]: engine for engine in data["engines"]}
+    assert by_source["old"]["summary"] is None
+    assert by_source["busy"]["summary"]["runs"]["succeeded"] == 0  # defaults included
+    assert msgspec.convert(by_source["busy"]["summary"], EngineSummary) == busy
+    assert {"status", "session", "last_seen", "conflict"} <= by_source["busy"].keys()
+
+
+def test_status_lists_the_engines_that_need_a_look_first_when_there_are_many() -> None:
+    """Beyond 200 engines the table lists 200: a stranded one and the busiest first."""
+    state = ReaderModel()
+    for index in range(250):
+        source = f"engine-{index:03d}"
+        state.apply(received(status_topic(source), _online(source), retain=True))
+        live = 40 if index == 7 else 1
+        state.apply(received(summary_topic(source), _summary(source, live), retain=True))
+    state.apply(received(status_topic("zz-gone"), StatusMessage.announce("offline", "zz-gone", 1)))
+    state.apply(received(summary_topic("zz-gone"), _summary("zz-gone", 5), retain=True))
+    console = Console(record=True, width=200)
+    console.print(render_status(state))
+    lines = console.export_text().splitlines()
+    rows = [line for line in lines if "engine-" in line or "zz-gone" in line]
+    assert len(rows) == 200
+    assert "zz-gone" in rows[0]
+    assert "engine-007" in rows[1]
+    assert any("51 more engines not listed" in line for line in lines)
+
+
+def _event(run_id: str, task: str) -> Envelope:
+    body = TaskStateEvent(task_id=task, task_name=task, state="RUNNING")
+    return Envelope(run_id=run_id, org_id="o", project_id="p", source="busy", body=body)
+
+
+class _Recording(InMemoryConnector):
+    """Records the filters subscribed to; publishes an event of run r1 on every subscription
+    (had the telemetry been subscribed to, it would reach the view)."""
+
+    filters: list[str]
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        self.filters.append(topic_filter)
+        handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
+        await self.publish(events_topic("o", "p", "r1"), _event("r1", topic_filter))
+        return handle
+
+
+def test_watch_with_fleet_threshold_0_never_subscribes_to_telemetry(
+    broker: InMemoryBroker, publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """--fleet-threshold 0: fleet mode from the start; --json says so in a line of its own."""
+    publish_retained(summary_topic("busy"), encode_payload(_summary("busy", 1)))
+    filters: list[str] = []
+
+    def factory(options: BrokerOptions) -> Connector:
+        connector = _Recording(broker, presence=False)
+        connector.filters = filters
+        return connector
+
+    context = CliContext(connector_factory=factory)
+    result = CliRunner().invoke(
+        app, ["watch", "--json", "--fleet-threshold", "0", "--duration", "0"], obj=context
+    )
+    assert result.exit_code == 0, result.output
+    assert filters
+    assert not any("/telemetry/" in f for f in filters)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {"mode": "fleet", "live_runs": 1, "engines": 1, "threshold": 0} in lines
+    assert not any("/telemetry/" in line.get("topic", "") for line in lines)
+
+
+def test_watch_on_a_terminal_shows_the_fleet_view_above_the_threshold(
+    broker: InMemoryBroker, publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """Summaries counting the threshold: the header says fleet mode and why, the engines with
+    the most live runs come first; with --project the same watch reads the events."""
+    for source, live in [("calm", 1), ("busy", 4)]:
+        publish_retained(status_topic(source), encode_payload(_online(source)))
+        listed = [
+            SummaryRun(
+                run_id="r0", org_id="o", project_id="p", status="Running",
+                started=datetime.now(timezone.utc).isoformat(), tasks=TaskTally(running=1),
+            )
+        ]  # fmt: skip
+        publish_retained(
+            summary_topic(source), encode_payload(_summary(source, live, listed=listed))
+        )
+
+    def watch(*args: str) -> str:
+        console = Console(force_terminal=True, width=160, height=40, record=True)
+
+        def factory(options: BrokerOptions) -> Connector:
+            return InMemoryConnector(broker, presence=False)
+
+        context = CliContext(connector_factory=factory, console=console)
+        result = CliRunner().invoke(app, ["watch", "--duration", "0", *args], obj=context)
+        assert result.exit_code == 0, result.output
+        return console.export_text()
+
+    text = watch("--fleet-threshold", "5")
+    assert "fleet mode: from 2 engines' summaries, above --fleet-threshold 5 live runs" in text
+    assert "fleet: 2 engines (2 online)" in text
+    assert "5 live runs" in text
+    assert text.index("busy") < text.index("calm")
+    assert "Runs" not in text
+    text = watch("--fleet-threshold", "6")
+    assert "events mode: 5 live runs in the summaries" in text
+    assert "Runs" in text
+    text = watch("--fleet-threshold", "5", "--project", "p")
+    assert "fleet mode" not in text
+    assert "Runs" in text
