@@ -65,7 +65,8 @@ async def test_the_request_is_answered_by_the_engine_running_the_run() -> None:
     assert (answer.owner, answer.refused) == ("engine-1", 0)
     with pytest.raises(RunCancelledError, match="cancelled by alice: oops"):
         await asyncio.wait_for(run, 5)
-    assert [t for t in broker.retained_topics if "/status/" not in t] == []  # nothing kept
+    # nothing kept but what engines keep about themselves (their status and summary)
+    assert [t for t in broker.retained_topics if "/status/" not in t and "/summary/" not in t] == []
 
 
 async def test_no_engine_no_answer() -> None:
