@@ -8,14 +8,18 @@ The readers, each its own process as users run them, started once every engine i
 and before the runs begin (``--readers``, fleet_readers.py): ``cascade watch --json`` to a
 file, ``cascade status --json`` every 5 s, ``cascade dashboard`` with one page following
 ``/api/stream`` and polling ``/api/state``, its ``/metrics`` scraped, ``cascade record`` into
-SQLite (and, if asked, ``watch-table``: the live table on a pseudo-terminal). After
+SQLite (and, if asked, ``watch-table``: the live table on a pseudo-terminal). With
+``--fleet-mode`` watch, status and the dashboard are given ``--fleet-threshold 0``: they read
+the engines' summaries only (a CLI without that option: their rows say it refused). After
 ``--warmup`` seconds, ``--seconds`` are measured: each process's CPU (median of one-second
-samples, % of one core) and RSS, and each reader's own figures; then one markdown table,
-the settings above it. Linux only (/proc).
+samples, % of one core) and RSS, and each reader's own figures. Then the fleet stops and
+every engine's retained summary is read back and checked against the simulator's truth
+(its runs by status, its tasks by state; fleet_summaries.py). Last, one markdown table, the
+settings above it; the exit status is 1 if a summary disagreed. Linux only (/proc).
 
     python bench_fleet.py [--engines 10000] [--rate 20000] [--processes 2] [--seconds 30]
         [--tasks-per-run 20] [--warmup 10] [--readers watch,status,dashboard,metrics,record]
-        [--broker HOST:PORT]
+        [--fleet-mode] [--broker HOST:PORT]
 
 The fleet's processes, mosquitto, the readers and this script share the machine: the lines
 above the table say how busy it was, and how much of that was other work.
@@ -36,6 +40,7 @@ from pathlib import Path
 from fleet_measure import (
     Context,
     Reader,
+    ReaderFailed,
     Row,
     Sampler,
     box_busy,
@@ -44,6 +49,7 @@ from fleet_measure import (
     rss_mb,
 )
 from fleet_readers import READERS, Dashboard, StatusPoll
+from fleet_summaries import summaries_row
 
 from cascade.testkit import (
     FleetCounts,
@@ -70,14 +76,44 @@ def make_readers(names: list[str], context: Context) -> list[Reader]:
     return readers
 
 
+def start_readers(
+    readers: list[Reader], stack: contextlib.ExitStack
+) -> tuple[list[Reader], list[Row]]:
+    """Start the readers and wait until each has the fleet: those that are ready, and a row
+    for each that is not (it ended first, say a CLI that refused an option, or was late)."""
+    started, failed = [], []
+    for reader in readers:
+        log(f"starting {reader.name}")
+        try:
+            reader.start()
+        except ReaderFailed as error:
+            failed.append(Row(reader.name, figures=f"did not run: {error}"))
+            continue
+        stack.callback(reader.stop)
+        started.append(reader)
+    deadline = time.monotonic() + READY_TIMEOUT
+    ready = []
+    for reader in started:
+        try:
+            reader.wait_ready(deadline)
+        except (ReaderFailed, TimeoutError) as error:
+            log(f"{reader.name} did not run: {error}")
+            reader.stop()
+            failed.append(Row(reader.name, figures=f"did not run: {error}"))
+        else:
+            ready.append(reader)
+    return ready, failed
+
+
 def fleet_row(args: argparse.Namespace, first: FleetCounts, last: FleetCounts) -> Row:
     rate, beats = last.rate_since(first), last.heartbeat_rate_since(first)
+    summaries = last.summary_rate_since(first)
     reached = rate >= REACHED * args.rate
     said = "reached" if reached else (f"NOT reached: {rate / args.rate:.0%}, its processes "
                                       "could not keep up on this machine")  # fmt: skip
     return Row(
         f"fleet ({args.processes} processes)",
-        takes=f"{rate:,.0f} ev + {beats:,.0f} hb sent",
+        takes=f"{rate:,.0f} ev + {beats:,.0f} hb + {summaries:,.0f} sum sent",
         figures=f"asked {args.rate:,.0f} events/s: {said}; "
         f"{last.runs_started - first.runs_started:,} runs started, "
         f"{last.shortfall - first.shortfall:,} events short; {last.unsent:,} unsent, "
@@ -130,15 +166,8 @@ def main(args: argparse.Namespace) -> None:
         fleet.start()
         stack.callback(fleet.stop)
         fleet.wait_ready()
-        context = Context(host, port, settings.name, args.engines, folder)
-        readers = make_readers(names, context)
-        for reader in readers:
-            log(f"starting {reader.name}")
-            reader.start()
-            stack.callback(reader.stop)
-        deadline = time.monotonic() + READY_TIMEOUT
-        for reader in readers:
-            reader.wait_ready(deadline)
+        context = Context(host, port, settings.name, args.engines, folder, args.fleet_mode)
+        readers, failed = start_readers(make_readers(names, context), stack)
         sampler = Sampler()
         sampler.add("fleet", fleet.pids)
         if broker_pid is not None:
@@ -168,6 +197,9 @@ def main(args: argparse.Namespace) -> None:
         for reader in readers:
             reader.stop()
         sampler.stop()
+        final = fleet.stop()
+        log("reading every engine's summary back")
+        checked, agree = summaries_row(settings, final)
         rows = [fleet_row(args, first, last)]
         rows[0].cpu, rows[0].rss = sampler.cell("fleet", window), mb(rss["fleet"])
         if broker_pid is not None:
@@ -175,6 +207,7 @@ def main(args: argparse.Namespace) -> None:
             rows.append(Row("mosquitto", cpu, mb(rss["mosquitto"]), figures="the broker"))
         for reader in readers:
             rows += reader.rows(sampler)
+        rows += [*failed, checked]
         cpu = sampler.cell("bench", window)
         rows.append(Row("this script", cpu, mb(rss["bench"]),
                         figures="the page's stream and polls, the scrapes, the status calls' "
@@ -196,6 +229,9 @@ def main(args: argparse.Namespace) -> None:
     print(f"- measured {seconds:.0f} s after {args.warmup:g} s of warm-up; the readers started "
           "once every engine was online, before the runs began")  # fmt: skip
     print(f"- broker: {broker_said}")
+    if args.fleet_mode:
+        print("- fleet mode: watch, status and the dashboard given --fleet-threshold 0 (the "
+              "engines' summaries only; watch without --project)")  # fmt: skip
     print(f"- machine: {cpus} CPUs, busy {busy:.2f} cores on average in the window, "
           f"{others:.2f} of them not this benchmark's (other work); load average {load:.1f} "
           "at the start")  # fmt: skip
@@ -205,10 +241,13 @@ def main(args: argparse.Namespace) -> None:
     print("CPU: the median of one-second samples (status: its calls' CPU over the window); "
           "waited: the median share of a second its threads were ready to run but waited "
           "for a CPU (a busy machine). "
-          "Takes in: ev events, hb heartbeats, msg every message (heartbeats and statuses "
-          "too). Missed: what the reader says it missed, over its life. Lag: from the newest "
-          "event it holds (watch: in its file; record: in its database; the dashboard: the latest "
-          "an engine was heard of) to the window's end.")  # fmt: skip
+          "Takes in: ev events, hb heartbeats, sum engines' summaries, msg every message "
+          "(heartbeats and statuses too). Missed: what the reader says it missed, over its "
+          "life. Lag: from the newest event it holds (watch: in its file; record: in its "
+          "database; the dashboard: the latest an engine was heard of) to the window's "
+          "end.")  # fmt: skip
+    if not agree:
+        raise SystemExit("bench_fleet: the engines' summaries disagree with the simulator")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -233,6 +272,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--readers",
         default=DEFAULT_READERS,
         help=f"comma-separated, of {', '.join(ALL_READERS)}",
+    )
+    parser.add_argument(
+        "--fleet-mode",
+        action="store_true",
+        help="watch, status and the dashboard read the engines' summaries only "
+        "(--fleet-threshold 0)",
     )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"

@@ -3,7 +3,8 @@
 Processes are measured from /proc (Linux only): CPU as a share of one core, sampled every
 second (the median of those samples is shown), and RSS. Each reader is started as users run
 it, waits until it has the fleet's engines, marks the measured window's start and end, is
-ended as Ctrl-C ends it, and gives its table row.
+ended as Ctrl-C ends it, and gives its table row. One that ends before it is ready (a CLI
+that rejects an option) raises :class:`ReaderFailed`, for its row to say why.
 """
 
 from __future__ import annotations
@@ -152,20 +153,44 @@ def lag_after(ts: str | None, wall: float) -> str:
     return f"{max(0.0, wall - datetime.fromisoformat(ts).timestamp()):.1f}"
 
 
+FLEET_MODE = ("--fleet-threshold", "0")  # the views read summaries only, whatever the runs
+
+
+class ReaderFailed(RuntimeError):
+    """A reader's process ended before it was ready; the message says why."""
+
+
+def first_error(text: str) -> str:
+    """What a CLI's error output says went wrong: its first line naming an error (the box a
+    rich error is drawn in removed), else its last line."""
+    lines = [line.strip(" │╭╰─╮╯\t") for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if "Error" in line or "No such option" in line:
+            return line
+    return lines[-1] if lines else ""
+
+
 @dataclass
 class Context:
-    """What every reader needs: the broker, the fleet's name and size, a folder of its own."""
+    """What every reader needs: the broker, the fleet's name and size, a folder of its own;
+    ``fleet_mode``: watch, status and the dashboard read the engines' summaries only."""
 
     host: str
     port: int
     fleet: str
     engines: int
     folder: Path
+    fleet_mode: bool = False
 
     def cli(self, *args: str) -> list[str]:
         """``cascade ARGS`` on the broker, as users run it (the CLI of this interpreter)."""
         return [sys.executable, "-m", "cascade.cli", *args, "--host", self.host,
                 "--port", str(self.port)]  # fmt: skip
+
+    def view(self, *args: str) -> list[str]:
+        """``cascade ARGS`` of a view that has a fleet mode, in it if asked."""
+        return self.cli(*args, *(FLEET_MODE if self.fleet_mode else ()))
 
     def ours(self, source: str) -> bool:
         """Whether ``source`` is an engine of the fleet."""
@@ -173,12 +198,18 @@ class Context:
 
 
 class Reader:
-    """A reader process: start, wait until it has the fleet, mark the window, stop, row."""
+    """A reader process: start, wait until it has the fleet, mark the window, stop, row.
+
+    A reader with ``fleet_view`` is run in fleet mode when the context asks (its name says
+    so)."""
 
     name = ""
+    fleet_view = False
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        if self.fleet_view and context.fleet_mode:
+            self.name = f"{self.name} [fleet mode]"
         self.process: subprocess.Popen[Any] | None = None
         self.window = (0.0, 0.0)
         self.cpu = (0.0, 0.0)  # its CPU seconds at the window's marks
@@ -189,6 +220,17 @@ class Reader:
 
     def wait_ready(self, deadline: float) -> None:
         """Return once the reader has the fleet's engines (their retained births)."""
+
+    def error_output(self) -> str:
+        """What its process said on its stderr, as far as kept."""
+        return ""
+
+    def alive(self) -> None:
+        """Raise :class:`ReaderFailed` if its process has ended."""
+        process = self.process
+        if process is not None and process.poll() is not None:
+            why = first_error(self.error_output()) or "no word of why"
+            raise ReaderFailed(f"ended (exit {process.returncode}) before it was ready: {why}")
 
     def pids(self) -> list[int]:
         return [self.process.pid] if self.process is not None else []
@@ -237,9 +279,17 @@ class Reader:
         return self.window[1] - self.window[0]
 
 
-def wait_for(condition: Callable[[], bool], deadline: float, what: str) -> None:
-    """Poll another process's state until ``condition()``; TimeoutError at ``deadline``."""
+def wait_for(
+    condition: Callable[[], bool],
+    deadline: float,
+    what: str,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Poll another process's state until ``condition()``; TimeoutError at ``deadline``;
+    ``alive()`` raises if that process has ended."""
     while not condition():
+        if alive is not None:
+            alive()
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not happen in time")
         time.sleep(0.1)

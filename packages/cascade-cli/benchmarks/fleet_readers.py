@@ -8,6 +8,10 @@
   it once, at the window's end); ``metrics``: its ``/metrics`` scraped every 2 s (the same
   process when both are measured);
 - ``record``: `cascade record` into a SQLite file.
+
+In fleet mode (``Context.fleet_mode``) watch, status and the dashboard are given
+``--fleet-threshold 0`` (they read the engines' summaries, not every event) and watch no
+``--project`` (a run filter would keep it out of that mode).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from fleet_measure import (
     STOP_TIMEOUT,
     Context,
     Reader,
+    ReaderFailed,
     Row,
     Sampler,
     Timed,
     as_int,
+    first_error,
     lag_after,
     mb,
     median_p95,
@@ -51,6 +57,7 @@ METRICS_EVERY = 2.0  # seconds between two scrapes of /metrics
 MISSED = re.compile(r"missed ([\d,]+) events from")
 _TS = re.compile(rb'"ts":"([^"]+)"')
 _EVENT_LINE = b'/events", "retain": '  # how a line of --json about an event begins
+_SUMMARY_LINE = b"/summary/"  # in a line of --json about an engine's summary
 _SUMMARY = re.compile(
     r"([\d,]+) received, ([\d,]+) stored, [\d,]+ duplicates, ([\d,]+) rejected, "
     r"([\d,]+) refused, ([\d,]+) dropped, ([\d,]+) missed"
@@ -62,19 +69,25 @@ class WatchJson(Reader):
     its stderr at its end."""
 
     name = "watch --json"
+    fleet_view = True
 
     def start(self) -> None:
         self.out = self.context.folder / "watch.jsonl"
         self.err = self.context.folder / "watch.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
-            command = self.context.cli("watch", "--json", "--project", self.context.fleet)
+            only = () if self.context.fleet_mode else ("--project", self.context.fleet)
+            command = self.context.view("watch", "--json", *only)
             self.process = subprocess.Popen(command, stdout=out, stderr=err)
         self.offsets = (0, 0)
         self.last_ts: str | None = None
 
+    def error_output(self) -> str:
+        return self.err.read_text(errors="replace")
+
     def wait_ready(self, deadline: float) -> None:
         births = f"/status/{self.context.fleet}-".encode()
-        wait_for(lambda: births in self.out.read_bytes()[:1_000_000], deadline, self.name)
+        wait_for(lambda: births in self.out.read_bytes()[:1_000_000], deadline, self.name,
+                 self.alive)  # fmt: skip
 
     def mark(self, end: bool) -> None:
         super().mark(end)
@@ -92,11 +105,14 @@ class WatchJson(Reader):
         with self.out.open("rb") as file:
             file.seek(self.offsets[0])
             chunk = file.read(self.offsets[1] - self.offsets[0])
-        row.takes = f"{chunk.count(_EVENT_LINE) / self.seconds:,.0f} ev"  # one line an event
-        said = MISSED.findall(self.err.read_text(errors="replace"))
+        events = chunk.count(_EVENT_LINE)  # one line an event
+        row.takes = f"{events / self.seconds:,.0f} ev"
+        summaries = chunk.count(_SUMMARY_LINE)
+        if summaries:
+            row.takes += f" + {summaries / self.seconds:,.0f} sum"
+        said = MISSED.findall(self.error_output())
         row.missed = f"{sum(int(n.replace(',', '')) for n in said):,}"
         row.lag = lag_after(self.last_ts, self.wall)
-        events = chunk.count(_EVENT_LINE)
         row.figures = (
             f"{self.cost(events, 'event')}; writes {len(chunk) / self.seconds / 1e6:.1f} MB/s"
         )
@@ -107,11 +123,12 @@ class WatchTable(Reader):
     """`cascade watch`'s live table on a pseudo-terminal; what it missed from its footer."""
 
     name = "watch (table)"
+    fleet_view = True
 
     def start(self) -> None:
         primary, secondary = pty.openpty()
         env = {**os.environ, "COLUMNS": "160", "LINES": "60", "TERM": "xterm"}
-        self.process = subprocess.Popen(self.context.cli("watch"), stdin=secondary,
+        self.process = subprocess.Popen(self.context.view("watch"), stdin=secondary,
                                         stdout=secondary, stderr=secondary, env=env)  # fmt: skip
         os.close(secondary)
         self.screen: deque[bytes] = deque(maxlen=64)  # the last chunks: the latest footer
@@ -131,8 +148,12 @@ class WatchTable(Reader):
             self.written += len(chunk)
         os.close(primary)
 
+    def error_output(self) -> str:
+        return b"".join(self.screen).decode(errors="replace")
+
     def wait_ready(self, deadline: float) -> None:
-        wait_for(lambda: self.context.fleet.encode() in b"".join(self.screen), deadline, self.name)
+        wait_for(lambda: self.context.fleet.encode() in b"".join(self.screen), deadline, self.name,
+                 self.alive)  # fmt: skip
 
     def mark(self, end: bool) -> None:
         super().mark(end)
@@ -166,9 +187,12 @@ class StatusPoll(Reader):
     """`cascade status --json` run every STATUS_EVERY seconds, as a script or a check would."""
 
     name = f"status --json (every {STATUS_EVERY:g} s)"
+    fleet_view = True
 
     def start(self) -> None:
         self.polls: list[Poll] = []
+        self.refused: str | None = None  # why a call ended in error, output no JSON
+        self.err = self.context.folder / "status.err"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -176,11 +200,19 @@ class StatusPoll(Reader):
     def pids(self) -> list[int]:
         return []  # short-lived: measured by os.wait4 each
 
+    def wait_ready(self, deadline: float) -> None:
+        """Return once a first call has answered; :class:`ReaderFailed` if it refused."""
+        wait_for(lambda: bool(self.polls), deadline, self.name)
+        if self.refused is not None and not any(poll.online for poll in self.polls):
+            self.stop()
+            raise ReaderFailed(self.refused)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            command = self.context.cli("status", "--json")
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            command = self.context.view("status", "--json")
+            with self.err.open("wb") as err:
+                process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
             assert process.stdout is not None
             out = process.stdout.read()
             process.stdout.close()
@@ -191,6 +223,10 @@ class StatusPoll(Reader):
                 engines = json.loads(out)["engines"]
             except (ValueError, KeyError):
                 engines = []
+                if process.returncode:
+                    self.refused = f"exit {process.returncode}: " + first_error(
+                        self.err.read_text(errors="replace")
+                    )
             online = sum(1 for e in engines if self.context.ours(e["source"])
                          and e["status"] == "online")  # fmt: skip
             cpu = usage.ru_utime + usage.ru_stime
@@ -228,6 +264,7 @@ class Dashboard(Reader):
     metrics' (which has the process's CPU when no page is measured)."""
 
     name = "dashboard"
+    fleet_view = True
 
     def __init__(self, context: Context, page: bool, scrape: bool) -> None:
         super().__init__(context)
@@ -241,7 +278,7 @@ class Dashboard(Reader):
 
     def start(self) -> None:
         process = subprocess.Popen(
-            [*self.context.cli("dashboard"), "--listen", "127.0.0.1:0"],
+            [*self.context.view("dashboard"), "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.process = process
@@ -254,7 +291,9 @@ class Dashboard(Reader):
                 break
             said.append(line)
         else:
-            raise RuntimeError("the dashboard did not start:\n" + "".join(said))
+            process.wait()
+            why = first_error("".join(said)) or "no word of why"
+            raise ReaderFailed(f"ended (exit {process.returncode}) before it was ready: {why}")
         threading.Thread(target=process.stdout.read, daemon=True).start()
         self.http = httpx.Client(base_url=self.url, timeout=120)
 
@@ -267,7 +306,7 @@ class Dashboard(Reader):
             ours = [e for e in self._state()["engines"] if self.context.ours(e["source"])]
             return len(ours) >= self.context.engines
 
-        wait_for(has_fleet, deadline, "the dashboard listing every engine")
+        wait_for(has_fleet, deadline, "the dashboard listing every engine", self.alive)
         jobs = [self._follow] if self.page else []
         jobs += [self._poll_state] if self.page else []
         jobs += [self._poll_metrics] if self.scrape else []

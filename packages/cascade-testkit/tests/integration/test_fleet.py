@@ -9,10 +9,17 @@ from collections.abc import Callable
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Message, status_filter, telemetry_filter
+from cascade.interfaces import (
+    EngineSummary,
+    Message,
+    decode_summary,
+    status_filter,
+    summary_filter,
+    telemetry_filter,
+)
 from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel
-from cascade.testkit import FleetSettings, FleetSimulator, MosquittoBroker
+from cascade.testkit import FleetSettings, FleetSimulator, MosquittoBroker, final_tallies
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +36,15 @@ class Reader:
         self.last_event: dict[str, str] = {}
         self.heartbeats = 0
         self.shown: set[str] = set()  # task states some run showed at some moment
+        self.summaries: dict[str, EngineSummary] = {}  # each engine's latest
         self._changed = asyncio.Event()
 
     def __call__(self, message: Message) -> None:
+        self._changed.set()
+        if "/summary/" in message.topic:
+            summary = decode_summary(message.raw)
+            self.summaries[summary.source] = summary
+            return
         self.model.apply(message)
         payload = message.payload
         if message.topic.endswith("/events"):
@@ -68,7 +81,8 @@ class Reader:
 async def test_a_small_fleet_is_seen_whole(mosquitto_broker: MosquittoBroker) -> None:
     """20 engines at 500 events/s: a reader sees every engine online, runs with tasks in each
     state, both outcomes, heartbeats, every event of every run numbered 1, 2, 3... without a
-    hole, and at the stop every run ended and every engine offline."""
+    hole, and at the stop every run ended, every engine offline and its retained summary
+    counting its runs and tasks as its events did."""
     broker = mosquitto_broker
     prefix = f"fleet-test-{uuid.uuid4().hex[:8]}"
     settings = FleetSettings(
@@ -80,6 +94,7 @@ async def test_a_small_fleet_is_seen_whole(mosquitto_broker: MosquittoBroker) ->
     async with MqttConnector(broker.host, broker.port, topic_prefix=prefix, presence=False) as mqtt:
         await mqtt.subscribe(telemetry_filter(prefix=prefix), reader)
         await mqtt.subscribe(status_filter(prefix), reader)
+        await mqtt.subscribe(summary_filter(prefix), reader)
         fleet = FleetSimulator(settings)
         fleet.start()
         try:
@@ -104,6 +119,15 @@ async def test_a_small_fleet_is_seen_whole(mosquitto_broker: MosquittoBroker) ->
             final = await asyncio.to_thread(fleet.stop)
         # each worker says its engines offline after its last event, on the same connection
         await reader.until(lambda: reader.engines("offline") == sources)
+
+        def summaries_agree() -> bool:
+            latest = reader.summaries
+            return latest.keys() == sources and all(
+                (latest[s].runs, latest[s].tasks) == final_tallies(final.engines[s])
+                for s in sources
+            )
+
+        await reader.until(summaries_agree, timeout=10.0)
     model = reader.model
     assert reader.events() == final.events
     assert final.events == sum(final.kinds.values())

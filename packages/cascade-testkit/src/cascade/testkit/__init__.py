@@ -20,7 +20,8 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own.
 :class:`FleetSimulator` publishes as thousands of engines (:class:`FleetSettings`) from a few
-processes, for the benchmarks of readers (``bench_fleet.py``).
+processes, for the benchmarks of readers (``bench_fleet.py``); :func:`final_tallies` is what an
+engine's last summary must count, from its events (:attr:`FleetCounts.engines`).
 
 Unit tests of the connector need none of this: ``MqttConnector(link=FakeBroker())``
 with ``FakeBroker`` from ``cascade.connectors.mqtt.testing``, which ships
@@ -50,6 +51,7 @@ from ._families import (
 from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
 from ._fleet import FleetCounts, FleetSimulator
 from ._fleet_engines import FleetSettings
+from ._fleet_summaries import final_tallies
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
@@ -91,6 +93,7 @@ __all__ = [
     "family_mqtt_broker",
     "family_mqtt_tls_broker",
     "family_own_broker",
+    "final_tallies",
     "free_port",
     "make_test_certificates",
     "mosquitto_bridge",

@@ -11,8 +11,9 @@ Each worker process (``_fleet_worker``) publishes as ``engines / processes`` eng
 MQTT connection (paho-mqtt), the engines' messages built with the public schemas
 (``_fleet_engines``): retained presence with a session each, one run at a time of
 ``tasks_per_run`` tasks that start, block, complete and fail, numbered per run, with
-heartbeats. One connection has one will, so the engines have none: a killed worker leaves its
-engines online; :meth:`FleetSimulator.stop` ends their runs and says them offline.
+heartbeats and each engine's retained summary (``_fleet_summaries``). One connection has one
+will, so the engines have none: a killed worker leaves its engines online;
+:meth:`FleetSimulator.stop` ends their runs and says them offline.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class FleetCounts:
 
     ``events`` are the numbered task and run events (what ``rate`` paces); ``kinds`` splits
     them by task state (``RUNNING``, ``COMPLETED``, ``FAILED``, ``BLOCKED``, ``CANCELLED``
-    at the end) and run event (``ENGINE_STARTED``, ``ENGINE_STOPPED``). ``unsent``: messages
+    at the end) and run event (``ENGINE_STARTED``, ``ENGINE_STOPPED``). ``summaries``: the
+    engines' summaries published. ``engines`` (in :attr:`FleetSimulator.final` only): each
+    engine's events by kind, by source, the truth its last summary must agree with
+    (``cascade.testkit.final_tallies``). ``unsent``: messages
     the client refused while it was not connected (``disconnects``: how often it lost its
     connection, each said on stderr with the reason); ``shortfall``: events the token buckets
     let go because their process could not keep up with the rate. ``at`` is when they were
@@ -115,6 +119,7 @@ class FleetCounts:
 
     events: int = 0
     heartbeats: int = 0
+    summaries: int = 0
     statuses: int = 0
     unsent: int = 0
     disconnects: int = 0
@@ -123,20 +128,24 @@ class FleetCounts:
     seconds: float = 0.0
     at: float = field(default_factory=time.monotonic)
     kinds: dict[str, int] = field(default_factory=dict)
+    engines: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def total(cls, reports: list[dict[str, Any]]) -> FleetCounts:
         """The sum of the workers' reports."""
         kinds: dict[str, int] = {}
+        engines: dict[str, dict[str, int]] = {}
         for report in reports:
             for kind, count in report["kinds"].items():
                 kinds[kind] = kinds.get(kind, 0) + count
-        summed = ("events", "heartbeats", "statuses", "unsent", "disconnects", "shortfall",
-                  "running_runs")  # fmt: skip
+            engines.update(report.get("engines", {}))
+        summed = ("events", "heartbeats", "summaries", "statuses", "unsent", "disconnects",
+                  "shortfall", "running_runs")  # fmt: skip
         return cls(
             **{name: sum(report[name] for report in reports) for name in summed},
             seconds=max(report["seconds"] for report in reports),
             kinds=kinds,
+            engines=engines,
         )
 
     @property
@@ -154,6 +163,11 @@ class FleetCounts:
         span = self.at - earlier.at
         return (self.heartbeats - earlier.heartbeats) / span if span > 0 else 0.0
 
+    def summary_rate_since(self, earlier: FleetCounts) -> float:
+        """Engine summaries a second published between ``earlier`` and these counts."""
+        span = self.at - earlier.at
+        return (self.summaries - earlier.summaries) / span if span > 0 else 0.0
+
 
 class FleetSimulator:
     """``settings.engines`` simulated engines in ``settings.processes`` worker processes.
@@ -162,10 +176,11 @@ class FleetSimulator:
     every engine's retained ``online`` status is acknowledged by the broker; :meth:`go`
     starts their runs, at ``settings.rate`` events a second over the fleet; :meth:`counts`
     says what was published so far; :meth:`stop` ends every run as a stopped engine does
-    (its tasks ``FAILED`` with ``cancelled``, then ``ENGINE_STOPPED``), publishes every
-    engine's ``offline`` and ends the workers. As a context manager: start, wait_ready and go
-    on entry, stop on exit. A worker's error is raised (with its traceback) by whichever
-    of these hears of it. :attr:`pids` are the workers' process ids (to measure them).
+    (its tasks ``FAILED`` with ``cancelled``, then ``ENGINE_STOPPED``), publishes each
+    engine's last summary and every engine's ``offline`` and ends the workers. As a context
+    manager: start, wait_ready and go on entry, stop on exit. A worker's error is raised
+    (with its traceback) by whichever of these hears of it. :attr:`pids` are the workers'
+    process ids (to measure them).
     """
 
     def __init__(self, settings: FleetSettings) -> None:

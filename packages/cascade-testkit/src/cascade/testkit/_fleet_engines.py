@@ -2,7 +2,8 @@
 
 No I/O here: :class:`SimulatedEngine` only makes ``(topic, payload, qos, retain)`` tuples
 (:data:`Outgoing`) that a fleet worker (``_fleet_worker``) publishes; its runs follow
-docs/protocol.md as ``cascade.runtime`` would send them (seq numbers, heartbeats, presence).
+docs/protocol.md as ``cascade.runtime`` would send them (seq numbers, heartbeats, presence,
+the engine's summary).
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ from cascade.interfaces import (
     Hold,
     LifecycleEvent,
     StatusMessage,
+    SummaryRun,
     TaskState,
     TaskStateEvent,
+    TaskTally,
     events_topic,
     heartbeat_topic,
     status_topic,
+    summary_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+
+from ._fleet_summaries import SummaryBook
 
 __all__ = ["TASK_NAMES", "FleetSettings", "Outgoing", "SimulatedEngine"]
 
@@ -101,7 +107,11 @@ class FleetSettings:
 class SimulatedEngine:
     """One engine of the fleet: its presence and, one after another, its runs.
 
-    ``tally`` counts the events it makes, by task state or run event (``ENGINE_STARTED``).
+    ``tally`` counts the events it makes, by task state or run event (``ENGINE_STARTED``),
+    shared by the engines of a worker; :attr:`kinds` counts this engine's alone, by task
+    state as a reader shows it (``CANCELLED`` for a cancelled task), ``ENGINE_STARTED``,
+    and each run's end by outcome (``Succeeded``, ``Failed``, or ``Cancelled`` for a run
+    failed by a cancel): the truth its last summary must agree with.
 
     :meth:`step` makes the engine's next event: a run's start (``ENGINE_STARTED`` with its
     task count), a task blocking (``held_by``), starting, completing or failing, or the
@@ -109,6 +119,10 @@ class SimulatedEngine:
     failed); the next step starts a new run. Events are numbered per run from 1 (``seq``).
     Task states and heartbeats go at QoS 0, run lifecycle and statuses at QoS 1, as an
     engine sends them.
+
+    :meth:`summary` is its retained summary as it stands (:attr:`book` keeps what it counts
+    beyond the live run); :attr:`summary_wanted` says a run has just started or ended, when
+    an engine publishes one (the worker paces them, ``_fleet_summaries.SummaryPacer``).
     """
 
     def __init__(
@@ -125,6 +139,11 @@ class SimulatedEngine:
         self.session = session
         self._rng = rng
         self._status_topic = status_topic(self.source, settings.prefix)
+        self._summary_topic = summary_topic(self.source, settings.prefix)
+        self.kinds: Counter[str] = Counter()
+        self.book = SummaryBook()
+        self.summary_wanted = False
+        self._started = ""  # the live run's start (ISO)
         self.run_id: str | None = None
         self._events_topic = self._heartbeat_topic = ""
         self.seq = 0
@@ -205,7 +224,7 @@ class SimulatedEngine:
         self._pending.clear()
         end = LifecycleEvent(event="ENGINE_STOPPED", status="Failed", error=error, cancelled=True)
         out.append(self._event(end, 1, ts))
-        self.run_id = None
+        self._ended(ts, cancelled=len(out) - 1, stopped=True)
         return out
 
     def heartbeat(self, ts: str) -> Outgoing | None:
@@ -230,6 +249,51 @@ class SimulatedEngine:
         envelope = self._envelope(beat, ts)
         return self._heartbeat_topic, encode_payload(envelope), 0, False
 
+    # -- the summary -------------------------------------------------------------------
+
+    def summary(self, now: float, ts: str) -> Outgoing:
+        """The engine's retained summary as it stands (QoS 0), its rate of events counted
+        since the previous one (``now`` monotonic)."""
+        live = None if self.run_id is None else self._summary_run(None)
+        payload = self.book.summary(self.source, self.session, now, ts, live)
+        return self._summary_topic, payload, 0, True
+
+    def _summary_run(
+        self, ended: str | None, cancelled: int = 0, stopped: bool = False
+    ) -> SummaryRun:
+        """The run as a summary lists it: live, or ended at ``ended``; ``stopped``: by a
+        cancel (so ``Failed``), which failed ``cancelled`` of its tasks."""
+        settings = self.settings
+        assert self.run_id is not None
+        running, blocked = len(self._running), len(self._blocked)
+        done = self._completed + self._failed
+        failed = self._failed > 0 or stopped
+        return SummaryRun(
+            run_id=self.run_id,
+            org_id=settings.org_id,
+            project_id=settings.project_id,
+            status="Running" if ended is None else "Failed" if failed else "Succeeded",
+            started=self._started,
+            ended=ended,
+            cancelled=stopped,
+            planned=settings.tasks_per_run,
+            last_seq=self.seq,
+            tasks=TaskTally(
+                running=running,
+                blocked=blocked,
+                pending=max(0, settings.tasks_per_run - done - cancelled - running - blocked),
+                completed=self._completed,
+                failed=self._failed + cancelled,
+                cancelled=cancelled,
+            ),
+        )
+
+    def _ended(self, ts: str, cancelled: int = 0, stopped: bool = False) -> None:
+        """The run has sent its ``ENGINE_STOPPED``: into the book, and no run is live."""
+        self.book.run_ended(self._summary_run(ts, cancelled, stopped))
+        self.run_id = None
+        self.summary_wanted = True
+
     # -- the messages ------------------------------------------------------------------
 
     def _start_run(self, ts: str) -> Outgoing:
@@ -242,6 +306,8 @@ class SimulatedEngine:
             settings.org_id, settings.project_id, run_id, settings.prefix
         )
         self.seq = 0
+        self._started = ts
+        self.summary_wanted = True
         self._pending = deque(range(settings.tasks_per_run))
         self._completed = self._failed = 0
         self._error = ""
@@ -256,7 +322,7 @@ class SimulatedEngine:
             error=self._error if failed else "",
         )
         out = self._event(end, 1, ts)
-        self.run_id = None
+        self._ended(ts)
         return out
 
     def _task(self, task: int, state: TaskState, duration_ms: float, ts: str) -> Outgoing:
@@ -275,7 +341,15 @@ class SimulatedEngine:
         return self._event(body, 0, ts)
 
     def _event(self, body: TaskStateEvent | LifecycleEvent, qos: int, ts: str) -> Outgoing:
-        self._tally[body.reader_state if isinstance(body, TaskStateEvent) else body.event] += 1
+        kind: str
+        if isinstance(body, TaskStateEvent):
+            kind = body.reader_state
+            self.kinds[kind] += 1
+        else:
+            kind = body.event
+            ended = "Cancelled" if body.cancelled is True else body.status or "Failed"
+            self.kinds[kind if kind == "ENGINE_STARTED" else ended] += 1
+        self._tally[kind] += 1
         self.seq += 1
         envelope = self._envelope(body, ts, self.seq)
         return self._events_topic, encode_payload(envelope), qos, False

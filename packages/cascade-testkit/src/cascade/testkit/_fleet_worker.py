@@ -5,10 +5,11 @@
 Commands come one a line on stdin, answers go one JSON line (``[kind, counts]``) on stdout:
 the worker connects, publishes its engines' retained ``online`` statuses and says ``ready``;
 on ``go`` it publishes their runs at its share of the fleet's rate, paced by a token bucket,
-and their heartbeats; it answers ``report`` with what it has published; on ``stop`` (or its
-stdin's end: the parent is gone) it ends every run as an engine stopped by Ctrl-C does,
-publishes every engine's ``offline``, waits for the broker to take them and says ``stopped``
-with its final counts. A failure is said as ``["error", traceback]``.
+their heartbeats and their summaries (``_fleet_share``); it answers ``report`` with what it
+has published; on ``stop`` (or its stdin's end: the parent is gone) it ends every run as an
+engine stopped by Ctrl-C does, publishes each engine's last summary and every engine's
+``offline``, waits for the broker to take them and says ``stopped`` with its final counts
+(each engine's events by kind among them). A failure is said as ``["error", traceback]``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter, deque
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -28,6 +29,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
+from ._fleet_share import EngineShare
 
 __all__ = ["TICK", "Commands", "serve"]
 
@@ -93,7 +95,8 @@ class _Worker:
             SimulatedEngine(settings, n, first_session + n, self.rng, self.tally)
             for n in range(index, settings.engines, settings.processes)
         ]
-        self.heartbeats = self.statuses = self.unsent = self.disconnects = 0
+        self.share: EngineShare | None = None  # once the runs go
+        self.statuses = self.unsent = self.disconnects = 0
         self.shortfall = 0.0
         self.began: float | None = None
         self.connected = threading.Event()
@@ -144,18 +147,14 @@ class _Worker:
         comes late (a busy machine) catches up at most ``_BURST`` seconds' worth: the rest is
         :attr:`shortfall`, what this worker could not publish.
         """
-        settings, engines, rng, conn = self.settings, self.engines, self.rng, self.conn
+        settings, conn = self.settings, self.conn
         per_second = settings.rate / settings.processes
         capacity = max(1.0, per_second * _BURST)
-        interval = settings.heartbeat_interval
         self.began = last = time.monotonic()
-        # heartbeats spread over the interval, each engine's every `interval` seconds
-        beats = deque(
-            (last + interval * (n + rng.random()) / len(engines), engine)
-            for n, engine in enumerate(engines)
+        share = self.share = EngineShare(
+            self.engines, self.rng, self._send, settings.heartbeat_interval, last
         )
         tokens = 0.0
-        count = len(engines)
         while True:
             if conn.poll():
                 command = conn.recv()
@@ -170,17 +169,8 @@ class _Worker:
                 tokens = capacity
             due = int(tokens)
             wall = time.time()
-            ts = _iso(wall)
-            for _ in range(due):
-                self._publish(engines[rng.randrange(count)].step(now, wall, ts))
+            share.round(now, wall, _iso(wall), due)
             tokens -= due
-            while beats[0][0] <= now:
-                at, engine = beats.popleft()
-                beat = engine.heartbeat(ts)
-                if beat is not None:
-                    self._publish(beat)
-                    self.heartbeats += 1
-                beats.append((at + interval, engine))
             rest = TICK - (time.monotonic() - now)
             if rest > 0:
                 time.sleep(rest)
@@ -188,12 +178,11 @@ class _Worker:
     def _finish(self) -> None:
         wall = time.time()
         now, ts = time.monotonic(), _iso(wall)
-        for engine in self.engines:
-            for message in engine.stop(now, ts):
-                self._publish(message)
+        if self.share is not None:  # else stopped before its runs began
+            self.share.stop(now, ts)
         self._confirm([self._publish(engine.status(False, ts)) for engine in self.engines])
         self.statuses += len(self.engines)
-        self.conn.send("stopped", self.report())
+        self.conn.send("stopped", {**self.report(), "engines": self.engine_kinds()})
 
     def _publish(self, message: Outgoing) -> paho.MQTTMessageInfo:
         topic, payload, qos, retain = message
@@ -209,6 +198,9 @@ class _Worker:
             self.unsent += 1  # not connected: lost, as an engine's buffer would count it
         return info
 
+    def _send(self, message: Outgoing) -> bool:
+        return self._publish(message).rc == paho.MQTT_ERR_SUCCESS
+
     def _confirm(self, infos: list[paho.MQTTMessageInfo]) -> None:
         """Wait until the broker has acknowledged each of these QoS 1 messages."""
         deadline = time.monotonic() + _DRAIN_TIMEOUT
@@ -220,9 +212,11 @@ class _Worker:
 
     def report(self) -> dict[str, Any]:
         """What this worker has published so far."""
+        share = self.share
         return {
             "events": sum(self.tally.values()),
-            "heartbeats": self.heartbeats,
+            "heartbeats": 0 if share is None else share.heartbeats,
+            "summaries": 0 if share is None else share.summaries,
             "statuses": self.statuses,
             "unsent": self.unsent,
             "disconnects": self.disconnects,
@@ -231,6 +225,10 @@ class _Worker:
             "kinds": dict(self.tally),
             "running_runs": sum(1 for engine in self.engines if engine.run_id is not None),
         }
+
+    def engine_kinds(self) -> dict[str, dict[str, int]]:
+        """Each engine's events by kind (:attr:`SimulatedEngine.kinds`), by source."""
+        return {engine.source: dict(engine.kinds) for engine in self.engines}
 
 
 if __name__ == "__main__":
