@@ -116,8 +116,11 @@ def watch(
 
         telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
         switch = None
+        # the telemetry first, as before there were summaries: once the status of an engine
+        # is seen, so will its runs' events be (0: fleet mode, no telemetry at all)
         if project is None and run_id is None:  # the summaries say whether to read events
             switch = TelemetrySwitch(connector, state, telemetry, on_message, fleet_threshold)
+            changed = await switch.update()
         else:
             await connector.subscribe(telemetry, on_message)
         await subscribe_statuses(connector, on_message)
@@ -126,7 +129,7 @@ def watch(
         switching: asyncio.Task[None] | None = None
         if switch is not None:
             note = functools.partial(_note_mode, lines if as_json else None, switch)
-            if await switch.update():
+            if await switch.update() or changed:  # the retained summaries are in
                 note()
             switching = asyncio.create_task(keep_switching(switch, note))
         try:
