@@ -120,18 +120,14 @@ class DashboardModel:
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the model (and its metrics), and the run's timeline."""
-        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
-        payload = message.payload
-        if kind == "summary":
-            self.metrics.apply(message)
-            self.version += 1
-            self._prune()
-            self._summarised({message.topic.rsplit("/", 1)[-1], payload.get("source")})
-            return
         self.metrics.apply(message)
         self.version += 1
         self._prune()
-        if kind == "telemetry":
+        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
+        payload = message.payload
+        if kind == "summary":
+            self._summarised({message.topic.rsplit("/", 1)[-1], payload.get("source")})
+        elif kind == "telemetry":
             run_id = payload.get("run_id")
             run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
             if run is not None:
