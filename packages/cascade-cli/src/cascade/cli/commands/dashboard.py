@@ -16,6 +16,7 @@ from .._context import CliContext, UsageError
 from .._history_db import Db, open_history
 from .._listen import parse_listen
 from .._operator import As, operator_name
+from .._view_options import DEFAULT_FLEET_THRESHOLD, FleetThreshold
 
 __all__ = ["dashboard"]
 
@@ -59,6 +60,7 @@ def dashboard(
     ] = None,
     db: Db = None,
     operator: As = None,
+    fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
     *,
     broker: BrokerOptions,
 ) -> None:
@@ -68,7 +70,9 @@ def dashboard(
     (past runs, a run's timeline, a task's duration over time, the audit trail): the one --db
     (or CASCADE_HISTORY_DB) names, else `cascade record`'s default file if it exists (opened
     read-only, never made). It says which on start and on the page; with none yet, how to
-    start recording. Ends on Ctrl-C.
+    start recording. From --fleet-threshold live runs (as the engines' summaries count them)
+    it reads the fleet from the summaries, and a run's events only while a page has it open.
+    Ends on Ctrl-C.
     Examples: cascade dashboard --host broker.example; cascade dashboard --demo;
     cascade dashboard --db postgresql://cascade@db/cascade
     """
@@ -103,7 +107,7 @@ def dashboard(
             asyncio.run(
                 serve_dashboard(broker, factory, host, port, tokens, console, demo=demo,
                                 allowed_host=allowed_host or (), history=history,
-                                operator=name)
+                                operator=name, fleet_threshold=fleet_threshold)
             )  # fmt: skip
     except ConnectorError as exc:
         typer.echo(f"cascade: {exc}", err=True)

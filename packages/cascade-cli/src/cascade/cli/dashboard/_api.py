@@ -21,7 +21,7 @@ from .._context import UsageError
 from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
 from .._run_owner import owner_in
 from ..metrics import CONTENT_TYPE
-from ._deltas import Follower
+from ._deltas import STREAM_PAGE, Follower
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
 from ._history_source import HistorySource
@@ -140,11 +140,16 @@ class _Dashboard:
         """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
         ``engines_limit``) of those matching the filters, with counts and the next cursor."""
         params = request.query_params
+        run_id = params.get("run")
+        if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
+            self.hub.telemetry.touch(run_id)
         if PAGED_PARAMS.isdisjoint(params):
-            built = self.snapshots.get(params.get("run"))
+            built = self.snapshots.get(run_id)
             return Response(built.body, media_type="application/json")
+        # a fleet's engines a page at a time: thousands of them would be megabytes
+        engines_limit = STREAM_PAGE if self.hub.telemetry.fleet else None
         try:
-            view = parse_view(params, runs_limit=MAX_RUNS_SHOWN, engines_limit=None)
+            view = parse_view(params, runs_limit=MAX_RUNS_SHOWN, engines_limit=engines_limit)
         except ValueError as exc:
             return refusal(400, str(exc))
         return JSONResponse(self.page(view, params.get("run")))
@@ -189,6 +194,9 @@ class _Dashboard:
         if isinstance(slot, str):
             await refusal(503, slot, **{"Retry-After": "2"})(scope, receive, send)
             return
+        run_id = follower.run_id if follower is not None else params.get("run")
+        if run_id:
+            self.hub.telemetry.open(run_id)
         try:
             events: AsyncIterator[bytes] = (
                 change_events(self.hub, follower, slot)
@@ -202,6 +210,8 @@ class _Dashboard:
             )
             await response(scope, receive, send)
         finally:
+            if run_id:
+                self.hub.telemetry.close(run_id)
             self.slots.give_back(slot)
 
     def follower(self, params: Mapping[str, str]) -> Follower:

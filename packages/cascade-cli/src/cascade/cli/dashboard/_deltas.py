@@ -22,6 +22,7 @@ from typing import Any
 
 from cascade.interfaces.reader import RunView
 
+from ._fleet_index import FleetRun
 from ._hub import DashboardHub
 from ._pages import Listing, Page, View, parse_view
 from ._shapes import constraint_dict
@@ -137,6 +138,8 @@ class Follower:
         """Events made so far."""
         self._header: dict[str, bytes] = {}
         self._connected: bool | None = None
+        self.mode = hub.model.fleet.mode
+        """The mode (``events`` or ``fleet``) the page's runs were read in."""
         self._runs = _Window()
         self._engines = _Window()
         self._constraints: dict[str, int] | None = None
@@ -184,8 +187,10 @@ class Follower:
         connected = self.hub.connector.is_connected
         news = first or connected != self._connected
         self._connected = connected
+        if self.mode != model.fleet.mode:  # the runs' list changed source: sent afresh
+            self.mode, self._runs = model.fleet.mode, _Window()
         if self.run_id is not None:
-            run = model.state.runs.get(self.run_id)
+            run = model.open_run(self.run_id)
             version = model.run_version(run) if run is not None else -1
             if version != self._run:
                 self._run = version
@@ -213,7 +218,7 @@ class Follower:
         kind = b"snapshot" if resets else b"delta"
         return b"event: " + kind + b"\ndata: " + encode(out) + b"\n\n"
 
-    def _run_json(self, run: RunView) -> bytes:
+    def _run_json(self, run: RunView | FleetRun) -> bytes:
         extras = json.dumps(self.model.detail_extras(run.run_id)).encode()
         return self.model.run_json(run)[:-1] + b", " + extras[1:]
 

@@ -9,11 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from cascade.interfaces import (
-    Connector,
-    SnapshotAsker,
-    telemetry_filter,
-)
+from cascade.interfaces import Connector, SnapshotAsker
 
 from .._cancel import CancelAnswer, Refusal, request_cancel
 from .._context import UsageError
@@ -22,6 +18,8 @@ from .._operator import checked_reason, default_operator
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
 from .._run_ids import Recorded, checked_prefix, is_full, one_run
+from .._view_options import DEFAULT_FLEET_THRESHOLD
+from ._fleet_mode import RELEASE_AFTER, FleetMode
 from ._model import DashboardModel
 
 __all__ = ["DashboardHub", "constraint_messages"]
@@ -86,7 +84,13 @@ class DashboardHub:
     """
 
     def __init__(
-        self, connector: Connector, *, timeout: float = 5.0, operator: str | None = None
+        self,
+        connector: Connector,
+        *,
+        timeout: float = 5.0,
+        operator: str | None = None,
+        fleet_threshold: int = DEFAULT_FLEET_THRESHOLD,
+        release_after: float = RELEASE_AFTER,
     ) -> None:
         self.connector = connector
         self.timeout = timeout
@@ -95,14 +99,24 @@ class DashboardHub:
         self.model = DashboardModel(prefix=connector.topic_prefix)
         self.closing = asyncio.Event()
         self._changed = asyncio.Event()
+        self.telemetry = FleetMode(
+            connector,
+            self._on_message,
+            self.model,
+            threshold=fleet_threshold,
+            release_after=release_after,
+            on_change=lambda: self._changed.set(),
+        )
+        """Which telemetry is read (every run's, or in fleet mode the opened runs'), and the
+        pages' opened runs (``open``/``close``)."""
 
     async def start(self) -> None:
-        """Connect (failing fast when the broker cannot be reached) and subscribe."""
+        """Connect (failing fast when the broker cannot be reached) and subscribe: to the
+        engines' status and summaries first, so a fleet is known before any telemetry."""
         await self.connector.connect(require=True)
-        prefix = self.connector.topic_prefix
         self.model.state.ask = SnapshotAsker(self.connector).ask
-        await self.connector.subscribe(telemetry_filter(prefix=prefix), self._on_message)
         await subscribe_statuses(self.connector, self._on_message)
+        await self.telemetry.start()
         await subscribe_constraints(self.connector, self._on_message)
 
     def close_streams(self) -> None:
@@ -113,10 +127,12 @@ class DashboardHub:
     async def stop(self) -> None:
         """End every page's stream, then disconnect."""
         self.close_streams()
+        await self.telemetry.stop()
         await self.connector.disconnect()
 
     def _on_message(self, message: Any) -> None:
         self.model.apply(message)
+        self.telemetry.consider(self.model.fleet.live_runs)
         self._changed.set()
 
     async def wait_change(self, seen: int, timeout: float) -> None:

@@ -5,7 +5,9 @@ Everything the pages see is read from the model here, and only here, so that the
 dashboard follows the model wherever it goes. What the model does not keep yet is
 kept beside it, bounded: each task's timeline (a segment per state it was in), when
 and when a run was first and last heard of, and the version each run, task, engine and
-constraint last changed at (``_versions``: what a page's stream sends is what changed).
+constraint last changed at (``_versions``: what a page's stream sends is what changed),
+and the fleet as the engines' summaries tell it (``_fleet_index``), read instead of the runs
+in fleet mode.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from cascade.interfaces import DEFAULT_PREFIX, Message
 from cascade.interfaces.reader import FINISHED_STATES, EngineView, ReaderModel, RunView, TaskView
 
 from .._status_json import refused
-from ._shapes import constraint_dict, engine_dict, task_detail
+from ._fleet_index import FLEET, FleetIndex, FleetRun
+from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._versions import EntityVersions, TaskLog
 
 __all__ = ["DashboardModel", "Segment"]
@@ -32,6 +35,8 @@ MAX_SEGMENTS_PER_TASK = 32
 MAX_SEGMENTS_PER_RUN = 20_000
 #: Runs listed in a snapshot: the running ones first, then the last heard of.
 MAX_RUNS_SHOWN = 100
+#: Engines listed in a snapshot in fleet mode (the first by source; ``engines_total`` says all).
+MAX_FLEET_ENGINES_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -94,6 +99,8 @@ class DashboardModel:
         self.versions = EntityVersions()
         """The versions engines and constraints last changed at, and the lists' order."""
         self.max_segments_per_run = max_segments_per_run
+        self.fleet = FleetIndex()
+        """The engines' summaries added up and the runs they list; the mode read from them."""
         self._timelines: dict[str, _Timeline] = {}
         self._pruned = clock()
 
@@ -118,7 +125,9 @@ class DashboardModel:
         self._prune()
         kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
         payload = message.payload
-        if kind == "telemetry":
+        if kind == "summary":
+            self._summarised({message.topic.rsplit("/", 1)[-1], payload.get("source")})
+        elif kind == "telemetry":
             run_id = payload.get("run_id")
             run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
             if run is not None:
@@ -133,13 +142,38 @@ class DashboardModel:
                 engine = self.state.engines.get(source) if isinstance(source, str) else None
                 if engine is not None:
                     self.versions.engine_changed(engine.source, engine.last_seen, self.version)
+                    self.fleet.engine(engine.source, engine, self.version)  # online or not
             if not payload:  # cleared: the engine is gone
                 self.versions.forget_engines(self.state.engines, self.version)
+                self.fleet.forget_gone(self.state.engines, self.version)
         elif kind == "constraints":
             if message.topic in self.state.constraints:
                 self.versions.constraints[message.topic] = self.version
             else:
                 self.versions.constraints.pop(message.topic, None)
+
+    def _summarised(self, sources: set[Any]) -> None:
+        """An engine's summary came: the engine changed if its summary did (it costs the
+        pages that engine's row and the runs it lists, never a snapshot)."""
+        for source in sources:
+            engine = self.state.engines.get(source) if isinstance(source, str) else None
+            if engine is not None and self.fleet.engine(engine.source, engine, self.version):
+                self.versions.engine_summarised(engine.source, self.version)
+
+    def set_mode(self, mode: str) -> None:
+        """Read the fleet from its engines' summaries (:data:`~._fleet_index.FLEET`) or from
+        every run's events: the pages' runs list changes source."""
+        if mode != self.fleet.mode:
+            self.fleet.mode = mode
+            self.version += 1
+            self.versions.runs_order = self.version
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop the run ``run_id`` and what is kept of it: no page follows it any more, and
+        its events are no longer read (fleet mode)."""
+        if self.state.forget_run(run_id):
+            self.version += 1
+            self._forget_gone_runs()
 
     def _record(self, run: RunView, body: Any) -> None:
         now = self.clock()
@@ -228,6 +262,7 @@ class DashboardModel:
                     self._note_compaction(run, line)
             if len(self.versions.engines) > len(self.state.engines):
                 self.versions.forget_engines(self.state.engines, self.version)
+                self.fleet.forget_gone(self.state.engines, self.version)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -237,25 +272,36 @@ class DashboardModel:
         ``runs_total`` says how many runs there are, listed or not.
         """
         state = self.state
-        runs = list(state.runs.values())
-        if len(runs) > max_runs:
-            shown = {id(run) for run in heapq.nlargest(max_runs, runs, key=self._recency)}
-            runs = [run for run in runs if id(run) in shown]
+        engines = sorted(state.engines.values(), key=_source)
+        if self.fleet.mode == FLEET:  # the summaries' runs; a fleet's engines a page at a time
+            listed: list[dict[str, Any]] = [fleet_run_dict(r) for r in self.fleet.items[:max_runs]]
+            total = len(self.fleet.runs)
+            engines = engines[:MAX_FLEET_ENGINES_SHOWN]
+        else:
+            runs = list(state.runs.values())
+            if len(runs) > max_runs:
+                shown = {id(run) for run in heapq.nlargest(max_runs, runs, key=self._recency)}
+                runs = [run for run in runs if id(run) in shown]
+            listed, total = [self.run_summary(run) for run in runs], len(state.runs)
         return {
             "version": self.version,
             "now": self.clock(),
-            "engines": [engine_dict(e) for e in sorted(state.engines.values(), key=_source)],
-            "runs": [self.run_summary(run) for run in runs],
-            "runs_total": len(state.runs),
+            "engines": [engine_dict(e) for e in engines],
+            "engines_total": len(state.engines),
+            "runs": listed,
+            "runs_total": total,
             "constraints": [constraint_dict(t, c) for t, c in state.active_constraints()],
             **self.header(),
         }
 
     def header(self) -> dict[str, Any]:
         """What the model ignored, missed and refused (``rejected``, ``oversized``, ``missed``,
-        ``refused``), as a snapshot says it."""
+        ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
+        ``fleet``'s totals from its engines' summaries."""
         state = self.state
         return {
+            "mode": self.fleet.mode,
+            "fleet": self.fleet.totals(),
             "rejected": state.rejected,
             "oversized": state.oversized,
             "missed": [
@@ -270,8 +316,10 @@ class DashboardModel:
         line = self._timelines.get(run.run_id)
         return run.status == "Running", line.last_seen if line else 0.0
 
-    def run_summary(self, run: RunView) -> dict[str, Any]:
+    def run_summary(self, run: RunView | FleetRun) -> dict[str, Any]:
         """One run as the runs' list shows it (``/api/state``'s ``runs``)."""
+        if isinstance(run, FleetRun):
+            return fleet_run_dict(run)
         line = self._timelines.get(run.run_id)
         counts = run.counts()
         return {
@@ -296,7 +344,10 @@ class DashboardModel:
         """One run with each task's timeline and the failures, or ``None`` if unknown."""
         run = self.state.runs.get(run_id)
         if run is None:
-            return None
+            listed = self.fleet.runs.get(run_id)  # opened, its events not read yet
+            if listed is None:
+                return None
+            return {**fleet_run_dict(listed), "tasks": [], "failures": [], "truncated": 0}
         line = self._timelines.get(run_id)
         if line is None:
             tasks = [task_detail(task, ()) for task in run.tasks.values()]
@@ -336,14 +387,25 @@ class DashboardModel:
         line = self._timelines.get(run_id)
         return line.log if line is not None and run_id in self.state.runs else None
 
-    def run_version(self, run: RunView) -> int:
+    def open_run(self, run_id: str) -> RunView | FleetRun | None:
+        """The run a page opened: as its events tell it, else as a summary lists it."""
+        return self.state.runs.get(run_id) or self.fleet.runs.get(run_id)
+
+    def run_version(self, run: RunView | FleetRun) -> int:
         """The version ``run``'s summary last changed at (its engine's status is part of it)."""
+        if isinstance(run, FleetRun):
+            return run.version
         line = self._timelines.get(run.run_id)
         changed = line.log.changed if line is not None else 0
         return max(changed, self.versions.engine_status.get(run.source, 0))
 
-    def run_json(self, run: RunView) -> bytes:
-        """:meth:`run_summary` as JSON, built once per change of the run."""
+    def run_json(self, run: RunView | FleetRun) -> bytes:
+        """:meth:`run_summary` as JSON (or a summary's run, ``fleet_run_dict``), built once per
+        change of the run."""
+        if isinstance(run, FleetRun):
+            if run.json is None:
+                run.json = json.dumps(fleet_run_dict(run)).encode()
+            return run.json
         line = self._timelines.get(run.run_id)
         if line is None:
             return json.dumps(self.run_summary(run)).encode()

@@ -6,6 +6,8 @@ the filters after a cursor (``after``: the ``next_after`` of the page before), s
 never skips nor repeats a row however the lists grow meanwhile: new runs come before the
 cursor. The sorted lists are shared by every page and request, and sorted again only when the
 order may have moved (a run or engine came or went, a run started or stopped running).
+In fleet mode the runs are those the engines' summaries list (``_fleet_index``), kept in
+that order as they change: nothing is sorted again.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from cascade.interfaces.reader import EngineView, RunView
 
+from ._fleet_index import FLEET, FleetRun
 from ._model import DashboardModel
 
 __all__ = [
@@ -63,7 +66,7 @@ class RunQuery:
         """Whether any filter is set."""
         return bool(self.project or self.status or self.engine)
 
-    def matches(self, run: RunView) -> bool:
+    def matches(self, run: RunView | FleetRun) -> bool:
         """Whether ``run`` passes the filters."""
         return (
             (self.project is None or run.project_id == self.project)
@@ -235,11 +238,18 @@ class Listing:
             kept = self._engines = _Sorted(order, now, [[e.source] for e in engines], engines)
         return kept
 
-    def run_page(self, query: RunQuery, max_age: float = 0.0) -> Page[RunView]:
-        """The page of runs ``query`` asks for."""
-        held = self.model.state.runs
+    def run_page(self, query: RunQuery, max_age: float = 0.0) -> Page[RunView | FleetRun]:
+        """The page of runs ``query`` asks for (in fleet mode, of the summaries' runs)."""
+        fleet = self.model.fleet
+        listed: _Sorted[Any]
+        if fleet.mode == FLEET:
+            held: Mapping[str, Any] = fleet.runs
+            listed = _Sorted(fleet.order, self.clock(), fleet.keys, fleet.items)
+        else:
+            held = self.model.state.runs
+            listed = cast("_Sorted[Any]", self.runs(max_age))
         return self._page(
-            query, self.runs(max_age), query.after, query.limit, max_age,
+            (fleet.mode, query), listed, query.after, query.limit, max_age,
             lambda run: held.get(run.run_id) is run and query.matches(run),
             query.filtered, len(held),
         )  # fmt: skip

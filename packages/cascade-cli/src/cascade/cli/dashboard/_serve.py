@@ -71,6 +71,7 @@ async def serve_dashboard(
     allowed_host: Iterable[str] = (),
     history: History | HistorySource | None = None,
     operator: str | None = None,
+    fleet_threshold: int | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
@@ -80,7 +81,9 @@ async def serve_dashboard(
     say how to start recording on this broker.
     ``token``: one secret or :class:`~._guard.Tokens`; the controls of a token
     without a name are issued by ``operator`` (by default the MQTT username, else
-    ``user@host``). ``on_ready(url)`` is called once the socket listens. Raises
+    ``user@host``). From ``fleet_threshold`` live runs (``None``: the default; ``0``: always)
+    it reads the fleet from the engines' summaries (``_fleet_mode``). ``on_ready(url)`` is
+    called once the socket listens. Raises
     :class:`~cascade.interfaces.ConnectorError` when the broker cannot be reached and
     :class:`OSError` when ``host:port`` cannot be bound.
     """
@@ -96,7 +99,8 @@ async def serve_dashboard(
             from .._demo import demo_broker
 
             broker = await stack.enter_async_context(demo_broker(broker, console))
-        hub = DashboardHub(factory(broker), timeout=broker.timeout, operator=operator)
+        thresholds = {} if fleet_threshold is None else {"fleet_threshold": fleet_threshold}
+        hub = DashboardHub(factory(broker), timeout=broker.timeout, operator=operator, **thresholds)
         await hub.start()
         stack.push_async_callback(hub.stop)
         sock = bind(host, port)

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import Constraint
+from cascade.interfaces import Constraint, parse_timestamp
 from cascade.interfaces.reader import EngineView, TaskView
+
+from ._fleet_index import FleetRun, summary_dict
 
 if TYPE_CHECKING:
     from ._model import Segment
 
-__all__ = ["constraint_dict", "engine_dict", "task_detail"]
+__all__ = ["constraint_dict", "engine_dict", "fleet_run_dict", "task_detail"]
 
 
 def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
@@ -52,6 +54,44 @@ def engine_dict(engine: EngineView) -> dict[str, Any]:
         "session": status.session if status else None,
         "last_seen": engine.last_seen,
         "conflict_session": engine.conflict_session,
+        # its latest summary: live runs, tasks by state, events/s, drops (null: none)
+        "summary": summary_dict(engine.summary),
+    }
+
+
+def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:
+    """A run as its engine's summary lists it, in the shape of a run of the runs' list
+    (``from_summary``: its tasks were not read, only counted by its engine)."""
+    run, tasks = listed.run, listed.run.tasks
+    finished = tasks.completed + tasks.failed + tasks.skipped  # failed counts the cancelled
+    total = run.planned or None
+    counts = (
+        ("RUNNING", tasks.running),
+        ("BLOCKED", tasks.blocked),
+        ("PENDING", tasks.pending),
+        ("COMPLETED", tasks.completed),
+        ("FAILED", tasks.failed - tasks.cancelled),
+        ("CANCELLED", tasks.cancelled),
+        ("SKIPPED", tasks.skipped),
+    )
+    return {
+        "run_id": run.run_id,
+        "org_id": run.org_id,
+        "project_id": run.project_id,
+        "source": listed.source,
+        "status": listed.status,
+        "error": None,
+        "trace_id": run.trace_id,
+        "total": total,
+        "finished": finished,
+        "progress": min(1.0, finished / total) if total else None,
+        "counts": {state: n for state, n in counts if n > 0},
+        "partial": None,
+        "started": parse_timestamp(run.started),
+        "ended": parse_timestamp(run.ended) if run.ended else None,
+        "planned": run.planned,
+        "last_seq": run.last_seq,
+        "from_summary": True,
     }
 
 

@@ -92,6 +92,12 @@ class EntityVersions:
         self.engines[source] = self.engine_status[source] = version
         self._seen[source] = last_seen
 
+    def engine_summarised(self, source: str, version: int) -> None:
+        """An engine's summary changed (its runs' rows are the summary's, not its status)."""
+        if source not in self.engines:
+            self.engines_order = version
+        self.engines[source] = version
+
     def forget_engines(self, kept: dict[str, Any], version: int) -> None:
         """Drop what is kept of engines no longer in ``kept`` (the model's)."""
         gone = [source for source in self.engines if source not in kept]

@@ -313,6 +313,11 @@ class ReaderModel:
             doomed.append(run_id)
         return sum(self._forget(run_id) for run_id in doomed)
 
+    def forget_run(self, run_id: str) -> bool:
+        """Drop the run ``run_id`` and what is kept about it (a reader that stops reading its
+        events: what it would hold of it would only go stale); whether it was held."""
+        return self._forget(run_id) == 1
+
     def _forget(self, run_id: str) -> int:
         """Drop a run and what is kept about it; 1 if it was there."""
         self.gaps.forget(run_id)

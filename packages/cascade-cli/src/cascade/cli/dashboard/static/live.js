@@ -14,7 +14,7 @@ function emptyList() { return { byId: new Map(), order: [], matching: 0, total: 
 
 const live = {
   version: 0, epoch: null, now: 0, connection: null, controls: false,
-  rejected: 0, oversized: 0, missed: [], refused: [],
+  rejected: 0, oversized: 0, missed: [], refused: [], mode: "events", fleet: null,
   runs: emptyList(), engines: emptyList(), constraints: new Map(),
   run: null, tasks: new Map(), tasksOf: null, through: 0,
 };
@@ -44,7 +44,8 @@ function applyChanges(data) {
   live.version = data.version;
   live.epoch = data.epoch;
   live.now = data.now;
-  for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused"]) {
+  for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused",
+    "mode", "fleet"]) {
     if (name in data) live[name] = data[name];
   }
   if (data.runs) applyList(live.runs, data.runs, "run_id");

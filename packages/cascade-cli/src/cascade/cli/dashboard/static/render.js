@@ -62,6 +62,8 @@ function renderRuns() {
     for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
     // what this view lacks of the run until its engine answers ("joined late: 12 of 40 tasks known")
     if (run.partial) counts.appendChild(span(run.partial, "count partial"));
+    // fleet mode: counted by its engine's summary, its events not read until it is opened
+    if (run.from_summary) counts.appendChild(span("from summary", "count partial"));
     const end = run.ended || live.now;
     const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), bar,
       run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
@@ -125,14 +127,41 @@ function heldText(holds, now) {
     : "held: nothing now (waits for a free slot)";
 }
 
+// Tasks by state as a summary counts them ("running 3 · pending 5"), the states it has only.
+function tallyText(tasks) {
+  return Object.entries(tasks).filter(([, n]) => n).map(([s, n]) => s + " " + count(n)).join(" \u00b7 ") || "-";
+}
+
+// Fleet mode: where the overview comes from, and the fleet's totals from the summaries.
+function renderFleet() {
+  const fleet = live.fleet, on = live.mode === "fleet" && fleet;
+  $("fleet-mode").hidden = $("fleet-totals").hidden = !on;
+  if (!on) return;
+  $("fleet-mode").textContent = "Fleet mode: from " + count(fleet.engines - fleet.without_summary) +
+    " engines' summaries (\u2265 " + count(fleet.threshold ?? 0) + " live runs); a run's events are read when you open it";
+  $("fleet-totals").textContent = count(fleet.live_runs) + " live runs on " + count(fleet.online) + " of " +
+    count(fleet.engines) + " engines \u00b7 tasks: " + tallyText(fleet.tasks) + " \u00b7 " +
+    fleet.events_per_s.toFixed(1) + " events/s \u00b7 " + count(fleet.dropped) + " dropped" +
+    (fleet.stranded ? " \u00b7 " + count(fleet.stranded) + " runs stranded on offline engines" : "");
+}
+
 function renderEngines() {
   const engines = shown(live.engines);
-  fillTable($("engines"), engines.map((e) => row([
-    e.source,
-    span(e.status + (e.reason ? " (" + e.reason + ")" : ""), safeClass(e.status)),
-    e.session == null ? "-" : e.session,
-    seconds(live.now - e.last_seen) + " ago",
-  ])));
+  fillTable($("engines"), engines.map((e) => {
+    const s = e.summary; // its latest summary (null: it publishes none)
+    const tr = row([
+      e.source,
+      span(e.status + (e.reason ? " (" + e.reason + ")" : ""), safeClass(e.status)),
+      e.session == null ? "-" : e.session,
+      seconds(live.now - e.last_seen) + " ago",
+      s ? count(s.live_runs) : "-",
+      s ? tallyText(s.tasks) : "-",
+      s ? s.events_per_s.toFixed(1) : "-",
+      s ? count(s.dropped) : "-",
+    ]);
+    tr.setAttribute("data-source", e.source);
+    return tr;
+  }));
   renderPager("engines", "engines", engines.length, live.engines, view.enginesAfter.length);
 }
 
@@ -162,6 +191,7 @@ function paint() {
   painting = false;
   if (!live.connection) return; // nothing received yet
   renderConnection();
+  renderFleet();
   renderRuns();
   renderRun();
   renderEngines();
