@@ -17,15 +17,20 @@ from cascade.cli.dashboard import DashboardHub
 from cascade.cli.dashboard._deltas import Follower
 from cascade.interfaces import (
     Constraint,
+    EngineSummary,
     Heartbeat,
     LifecycleEvent,
     Message,
+    RunTally,
     StatusMessage,
+    SummaryRun,
     TaskStateEvent,
+    TaskTally,
     constraint_topic,
     status_topic,
+    summary_topic,
 )
-from cascade.interfaces.testing import received, telemetry
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
 NOW = datetime.now(timezone.utc)  # one timestamp: an engine's last_seen does not move
 
@@ -278,3 +283,37 @@ def test_tasks_that_leave_the_run_reach_the_page_as_a_fresh_snapshot(hub: Dashbo
     assert delta["tasks"]["reset"] is True
     assert sorted(ids(delta["tasks"], "task_id")) == ["t-0", "t-1", "t-2"]
     assert delta["run"]["status"] == "Succeeded"
+
+
+def _summary(source: str, run_id: str, **fields: Any) -> Message:
+    run = SummaryRun(
+        run_id=run_id, org_id="local", project_id="p", status="Running",
+        started=NOW.isoformat(), tasks=TaskTally(running=fields.pop("running", 1)), planned=10,
+    )  # fmt: skip
+    said = EngineSummary(
+        source=source, ts=datetime.now(timezone.utc).isoformat(), runs=RunTally(running=1),
+        listed=[run], **fields,
+    )  # fmt: skip
+    return received(summary_topic(source), said, retain=True)
+
+
+async def test_in_fleet_mode_a_summary_sends_pages_its_engine_and_its_runs_only(
+    broker: InMemoryBroker,
+) -> None:
+    fleet = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0, fleet_threshold=0)
+    await fleet.start()
+    try:
+        feed(fleet, *(_summary(f"host-{n:02}", f"run-{n:02}") for n in range(30)))
+        follower = follow(fleet, {"since": "0", "limit": "50", "engines_limit": "50"})
+        assert event(follower)[0] == "snapshot"
+        assert follower.next_event() is None
+        feed(fleet, _summary("host-07", "run-07", running=3, dropped=5))
+        kind, data = event(follower)
+    finally:
+        await fleet.stop()
+    assert kind == "delta"
+    assert [e["source"] for e in data["engines"]["upsert"]] == ["host-07"]
+    assert data["engines"]["upsert"][0]["summary"]["dropped"] == 5
+    assert [r["run_id"] for r in data["runs"]["upsert"]] == ["run-07"]
+    assert "order" not in data["runs"]  # a run's tallies moved, not its place
+    assert data["fleet"]["dropped"] == 5

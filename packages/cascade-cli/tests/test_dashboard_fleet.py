@@ -8,7 +8,6 @@ hub's subscriptions, or does not, as a real broker's would.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from cascade.cli.dashboard import DashboardHub, create_app
-from cascade.cli.dashboard._deltas import Follower
 from cascade.interfaces import (
     EngineSummary,
     Message,
@@ -240,31 +238,6 @@ async def test_back_below_80_percent_every_runs_telemetry_is_read_again(
     await engine.event("run-z")
     assert set(hub.model.state.runs) == {"run-z"}
     assert (await state(hub))["mode"] == "events"
-
-
-async def test_a_summary_sends_pages_its_engine_and_its_runs_only(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
-) -> None:
-    for n in range(30):
-        await engine.summarise(summary(f"host-{n:02}", 1, listed(f"run-{n:02}")))
-    hub = await started(broker, fleet_threshold=0)
-    follower = Follower.asked(hub, {"since": "0", "limit": "50", "engines_limit": "50"},
-                              max_age=0.0)  # fmt: skip
-    first = follower.next_event()
-    assert first is not None
-    assert first.startswith(b"event: snapshot")
-    assert follower.next_event() is None
-
-    await engine.summarise(summary("host-07", 1, listed("run-07", running=3), dropped=5))
-    raw = follower.next_event()
-    assert raw is not None
-    assert raw.startswith(b"event: delta")
-    data = json.loads(raw.split(b"data: ", 1)[1])
-    assert [e["source"] for e in data["engines"]["upsert"]] == ["host-07"]
-    assert data["engines"]["upsert"][0]["summary"]["dropped"] == 5
-    assert [r["run_id"] for r in data["runs"]["upsert"]] == ["run-07"]
-    assert "order" not in data["runs"]  # a run's tallies moved, not its place
-    assert data["fleet"]["dropped"] == 5
 
 
 async def test_a_summary_listing_another_engines_run_changes_nothing_of_it(

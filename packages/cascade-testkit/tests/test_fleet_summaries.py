@@ -27,10 +27,14 @@ from cascade.interfaces import (
     decode_summary,
     summary_topic,
 )
-from cascade.testkit import FleetSettings, final_tallies
-from cascade.testkit._fleet_engines import Outgoing, SimulatedEngine
-from cascade.testkit._fleet_share import EngineShare
-from cascade.testkit._fleet_summaries import SUMMARY_GAP
+from cascade.testkit import (
+    SUMMARY_GAP,
+    EngineShare,
+    FleetSettings,
+    Outgoing,
+    SimulatedEngine,
+    final_tallies,
+)
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 TICK = 0.01

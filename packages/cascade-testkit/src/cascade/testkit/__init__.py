@@ -50,8 +50,9 @@ from ._families import (
 )
 from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
 from ._fleet import FleetCounts, FleetSimulator
-from ._fleet_engines import FleetSettings
-from ._fleet_summaries import final_tallies
+from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
+from ._fleet_share import EngineShare
+from ._fleet_summaries import SUMMARY_GAP, final_tallies
 from ._inbox import Inbox
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
@@ -74,11 +75,14 @@ __all__ = [
     "RETAINED_EXACT_ONLY",
     "RETAINED_EXACT_ONLY_HANGS",
     "STAR_TOPIC_REWRITTEN",
+    "SUMMARY_GAP",
     "BrokerEndpoint",
+    "EngineShare",
     "FleetCounts",
     "FleetSettings",
     "FleetSimulator",
     "Inbox",
+    "Outgoing",
     "MosquittoBridge",
     "MosquittoBroker",
     "OwnBroker",
@@ -86,6 +90,7 @@ __all__ = [
     "PrivatePrometheus",
     "RabbitMQBroker",
     "RabbitMQCluster",
+    "SimulatedEngine",
     "TestCertificates",
     "ThreadedEmbeddedBroker",
     "broker_family",

@@ -332,10 +332,7 @@ class ReaderModel:
         When it reads telemetry again, each run it hears of is one joined late (it asks its
         engine, :attr:`ask`). Not counted in :attr:`forgotten_runs`, which counts bounds.
         """
-        forgotten = len(self.runs)
-        for run_id in list(self.runs):
-            self._forget(run_id)
-        return forgotten
+        return sum(self.forget_run(run_id) for run_id in list(self.runs))
 
     def visible_engines(
         self, offline_max_age: float | None = None, now: float | None = None
