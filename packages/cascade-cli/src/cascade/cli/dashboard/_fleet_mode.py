@@ -5,8 +5,8 @@ every run's telemetry, as it always did. From it (or from the start with a thres
 it reads the fleet from the summaries alone: the whole-telemetry subscription goes, and a
 run's telemetry is subscribed to while some page has the run open, and for
 :data:`RELEASE_AFTER` seconds after the last one closed it (a page that reloads, or pages
-through, keeps it). Back below :data:`RESUME_SHARE` of the threshold, every run's telemetry
-is read again: the gap between the two keeps a fleet near the threshold from flapping.
+through, keeps it). Back below ``LEAVE_BELOW`` (80 %) of the threshold, as `cascade watch`,
+every run's telemetry is read again: the gap keeps a fleet near the threshold from flapping.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from collections.abc import Callable
 
 from cascade.interfaces import Connector, MessageCallback, SubscriptionHandle, telemetry_filter
 
+from .._fleet_mode import LEAVE_BELOW
 from ._fleet_index import EVENTS, FLEET
 from ._model import DashboardModel
 
-__all__ = ["MAX_LINGERING", "RELEASE_AFTER", "RESUME_SHARE", "FleetMode"]
+__all__ = ["MAX_LINGERING", "RELEASE_AFTER", "FleetMode"]
 
 RELEASE_AFTER = 30.0
 """Seconds a run's telemetry stays subscribed to after the last page that had it open closed."""
-RESUME_SHARE = 0.8
-"""Below this share of the threshold, every run's telemetry is read again."""
 MAX_LINGERING = 64
 """Runs no page has open kept subscribed at most (the oldest closed go first): a script
 asking ``/api/state?run=`` for many runs costs the broker a bounded number of subscriptions."""
@@ -87,11 +86,11 @@ class FleetMode:
         await self._follow()
 
     def consider(self, live_runs: int) -> None:
-        """The live runs now: switch mode at the threshold, back below its resume share."""
+        """The live runs now: switch mode at the threshold, back below ``LEAVE_BELOW`` of it."""
         if not self.fleet and live_runs >= self.threshold:
             _log.info("fleet mode: %d live runs (threshold %d)", live_runs, self.threshold)
             self._switch(FLEET)
-        elif self.fleet and self.threshold and live_runs < RESUME_SHARE * self.threshold:
+        elif self.fleet and self.threshold and live_runs < LEAVE_BELOW * self.threshold:
             _log.info("reading every run's events again: %d live runs", live_runs)
             self._switch(EVENTS)
 
