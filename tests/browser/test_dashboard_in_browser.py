@@ -309,3 +309,43 @@ def test_runs_and_engines_come_a_page_at_a_time(
     wait(browser, lambda d: texts(d, "#engines tbody td:first-child") == [sources[1]])
     assert browser.find_element(By.ID, "runs-count").text == "runs 1 of 1 matching (3 in all)"
     assert no_script_errors(browser) == []
+
+
+def test_fleet_mode_shows_the_summaries_and_reads_a_run_when_it_is_opened(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A `--fleet-threshold 0` dashboard: the page says it is in fleet mode, the engine's row
+    shows its summary's figures and the run is "from summary"; opened, its tasks appear."""
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--fleet-threshold", "0")  # fmt: skip
+    release = threading.Event()
+    name = f"held_{uuid.uuid4().hex[:6]}"
+
+    @task(name=name)
+    def held() -> str:
+        release.wait(WAIT)
+        return "done"
+
+    recorded: list[Event] = []
+    engine = engine_on(mqtt_broker, recorded)
+    source = engine.connector.source_id  # type: ignore[union-attr]
+    run = engine_thread.submit(engine.run(held()))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        open_page(browser, board, token=None)
+        wait(browser, lambda d: d.find_element(By.ID, "fleet-mode").text.startswith("Fleet mode"))
+        row = f'#engines tr[data-source="{source}"] td'
+        wait(browser, lambda d: "running 1" in " ".join(texts(d, row)))
+        wait(browser, lambda d: "from summary" in " ".join(texts(d, f'tr[data-run-id="{run_id}"]')))
+        assert task_state(browser, name) is None  # its events are not read yet
+        open_run(browser, run_id)
+        wait(browser, lambda d: task_state(d, name) == "RUNNING")
+        release.set()
+        assert run.result(WAIT) == "done"
+        wait(browser, lambda d: task_state(d, name) == "COMPLETED")
+        assert no_script_errors(browser) == []
+    finally:
+        release.set()
+        code = board.stop()
+    assert code == 0, "".join(board.output)
+    assert "Traceback" not in "".join(board.output)
