@@ -9,7 +9,7 @@ and before the runs begin (``--readers``, fleet_readers.py): ``cascade watch --j
 file, ``cascade status --json`` every 5 s, ``cascade dashboard`` with one page following
 ``/api/stream`` and polling ``/api/state``, its ``/metrics`` scraped, ``cascade record`` into
 SQLite (and, if asked, ``watch-table``: the live table on a pseudo-terminal). With
-``--fleet-mode`` watch, status and the dashboard are given ``--fleet-threshold 0``: they read
+``--fleet-mode`` watch and the dashboard are given ``--fleet-threshold 0``: they read
 the engines' summaries only (a CLI without that option: their rows say it refused). After
 ``--warmup`` seconds, ``--seconds`` are measured: each process's CPU (median of one-second
 samples, % of one core) and RSS, and each reader's own figures. Then the fleet stops and
@@ -230,7 +230,7 @@ def main(args: argparse.Namespace) -> None:
           "once every engine was online, before the runs began")  # fmt: skip
     print(f"- broker: {broker_said}")
     if args.fleet_mode:
-        print("- fleet mode: watch, status and the dashboard given --fleet-threshold 0 (the "
+        print("- fleet mode: watch and the dashboard given --fleet-threshold 0 (the "
               "engines' summaries only; watch without --project)")  # fmt: skip
     print(f"- machine: {cpus} CPUs, busy {busy:.2f} cores on average in the window, "
           f"{others:.2f} of them not this benchmark's (other work); load average {load:.1f} "
@@ -276,8 +276,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fleet-mode",
         action="store_true",
-        help="watch, status and the dashboard read the engines' summaries only "
-        "(--fleet-threshold 0)",
+        help="watch and the dashboard read the engines' summaries only (--fleet-threshold 0)",
     )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"

@@ -174,7 +174,8 @@ def first_error(text: str) -> str:
 @dataclass
 class Context:
     """What every reader needs: the broker, the fleet's name and size, a folder of its own;
-    ``fleet_mode``: watch, status and the dashboard read the engines' summaries only."""
+    ``fleet_mode``: watch and the dashboard read the engines' summaries only (status always
+    does)."""
 
     host: str
     port: int

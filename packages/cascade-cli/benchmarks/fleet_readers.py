@@ -9,7 +9,7 @@
   process when both are measured);
 - ``record``: `cascade record` into a SQLite file.
 
-In fleet mode (``Context.fleet_mode``) watch, status and the dashboard are given
+In fleet mode (``Context.fleet_mode``) watch and the dashboard are given
 ``--fleet-threshold 0`` (they read the engines' summaries, not every event) and watch no
 ``--project`` (a run filter would keep it out of that mode).
 """
@@ -186,8 +186,7 @@ class Poll:
 class StatusPoll(Reader):
     """`cascade status --json` run every STATUS_EVERY seconds, as a script or a check would."""
 
-    name = f"status --json (every {STATUS_EVERY:g} s)"
-    fleet_view = True
+    name = f"status --json (every {STATUS_EVERY:g} s)"  # it reads summaries, never telemetry
 
     def start(self) -> None:
         self.polls: list[Poll] = []
@@ -210,7 +209,7 @@ class StatusPoll(Reader):
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            command = self.context.view("status", "--json")
+            command = self.context.cli("status", "--json")
             with self.err.open("wb") as err:
                 process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
             assert process.stdout is not None
@@ -303,7 +302,10 @@ class Dashboard(Reader):
 
     def wait_ready(self, deadline: float) -> None:
         def has_fleet() -> bool:
-            ours = [e for e in self._state()["engines"] if self.context.ours(e["source"])]
+            state = self._state()
+            if state.get("mode") == "fleet":  # engines a page at a time: the count says
+                return int(state["engines_total"]) >= self.context.engines
+            ours = [e for e in state["engines"] if self.context.ours(e["source"])]
             return len(ours) >= self.context.engines
 
         wait_for(has_fleet, deadline, "the dashboard listing every engine", self.alive)
