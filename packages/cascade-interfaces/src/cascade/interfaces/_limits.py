@@ -11,6 +11,7 @@ __all__ = [
     "MAX_CONTROL_PAYLOAD_BYTES",
     "MAX_NUMBER",
     "MAX_ERROR_LENGTH",
+    "MAX_LOG_PAYLOAD_BYTES",
     "MAX_STATUS_PAYLOAD_BYTES",
     "MAX_SUMMARY_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
@@ -27,6 +28,10 @@ MAX_STATUS_PAYLOAD_BYTES = 16 * 1024
 MAX_TELEMETRY_PAYLOAD_BYTES = 256 * 1024
 """Telemetry payloads (events, heartbeats) larger than this are rejected before they are parsed."""
 
+MAX_LOG_PAYLOAD_BYTES = 256 * 1024
+"""Task log batches (``{prefix}/logs/...``) larger than this are rejected before they are
+parsed."""
+
 MAX_SUMMARY_PAYLOAD_BYTES = 64 * 1024
 """Engine summary payloads larger than this are rejected before they are parsed."""
 
@@ -40,6 +45,7 @@ _LIMITS = {
     "cleared": MAX_CONTROL_PAYLOAD_BYTES,
     "constraints": MAX_CONTROL_PAYLOAD_BYTES,
     "reply": MAX_CONTROL_PAYLOAD_BYTES,
+    "logs": MAX_LOG_PAYLOAD_BYTES,
     "status": MAX_STATUS_PAYLOAD_BYTES,
     "summary": MAX_SUMMARY_PAYLOAD_BYTES,
     "telemetry": MAX_TELEMETRY_PAYLOAD_BYTES,
