@@ -39,6 +39,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._logs import LogForwarding
 from ._scheduler import CancelReport
 from ._task import LazyResult, RetryPolicy, Task, task
 from ._telemetry import RunCounters, TelemetrySubscriber
@@ -56,6 +57,7 @@ __all__ = [
     "EventHandler",
     "InvalidTargetError",
     "LazyResult",
+    "LogForwarding",
     "RetryPolicy",
     "RunCancelledError",
     "RunFinished",

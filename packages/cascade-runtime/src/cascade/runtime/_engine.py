@@ -30,6 +30,7 @@ from ._events import (
     RunStarted,
 )
 from ._graph import Graph, build_graph
+from ._logs import LogForwarding, RunLogs
 from ._scheduler import CancelReport, Run
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
@@ -50,7 +51,9 @@ class EngineStats(ConstraintStats):
     """An engine's counters over all its runs, read from :attr:`Engine.stats`.
 
     ``runs``: runs started. ``telemetry_dropped``: events the telemetry
-    queue dropped because the connector did not keep up. The control loop's
+    queue dropped because the connector did not keep up. ``log_lines_sent`` and
+    ``log_lines_dropped``: the tasks' log lines forwarded, and dropped (over a budget, or
+    not sent). The control loop's
     counters: ``accepted``: valid constraints applied. ``rejected_control``:
     control messages rejected as malformed (each logged at a limited rate).
     ``rejected_over_cap``: valid new constraints rejected because the engine
@@ -62,6 +65,8 @@ class EngineStats(ConstraintStats):
 
     runs: int = 0
     telemetry_dropped: int = 0
+    log_lines_sent: int = 0
+    log_lines_dropped: int = 0
 
 
 class Engine:
@@ -97,6 +102,12 @@ class Engine:
       "Summaries"), at each run's start and end and every ``heartbeat_interval`` while a run
       is live, at most once a second. Default on; turn it off where a broker's ACL does not
       let the engine's login write that topic (a denied publish can cost the connection).
+    - ``logs``: forward what the tasks log (:mod:`logging`, in coroutine and thread tasks:
+      each record tagged with its run, task and attempt, and span where traced) on
+      ``{prefix}/logs/{org}/{project}/{run_id}``, within the budgets of a
+      :class:`LogForwarding` (the default one: ``INFO`` and up, as far as the application's
+      logging lets records through); ``None``: not at all. Lines over a budget are
+      dropped and counted, never making a task wait (docs/protocol.md, "Task logs").
     - ``manage_connection``: whether runs connect and disconnect the
       connector; by default, when it is not connected at the start of a run.
     - ``connect_wait``: the longest a run waits, before its first task, for
@@ -131,6 +142,7 @@ class Engine:
         sourced_topics: bool | None = None,
         heartbeat_interval: float | None = 5.0,
         summaries: bool = True,
+        logs: LogForwarding | None = LogForwarding(),  # noqa: B008 - frozen, shared safely
         manage_connection: bool | None = None,
         connect_wait: float = DEFAULT_CONNECT_WAIT,
         shutdown_timeout: float = 5.0,
@@ -155,6 +167,7 @@ class Engine:
         self.sourced_topics = default_sourced_topics() if sourced_topics is None else sourced_topics
         self.heartbeat_interval = heartbeat_interval
         self.summaries = summaries
+        self.logs = logs
         self.manage_connection = manage_connection
         self.connect_wait = connect_wait
         self.shutdown_timeout = shutdown_timeout
@@ -240,6 +253,7 @@ class Engine:
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
         summaries: EngineSummaries | None = None
+        run_logs: RunLogs | None = None
         link: ControlLink | None = None
         cancels: CommandListener | None = None
         unsubscribe_bus: Callable[[], None] | None = None
@@ -280,6 +294,18 @@ class Engine:
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
                 telemetry.start()
+                if self.logs is not None:
+                    run_logs = scheduler.logs = RunLogs(
+                        connector,
+                        self.logs,
+                        run_id=run_id,
+                        org_id=self.org_id,
+                        project_id=self.project_id,
+                        prefix=self.topic_prefix,
+                        sourced=self.sourced_topics,
+                        trace_id=tracing.trace_id if tracing is not None else None,
+                    )
+                    run_logs.start()
                 if self.summaries:
                     summaries = summaries_for(connector, self.topic_prefix, self.heartbeat_interval)
                     summaries.run_started(
@@ -306,6 +332,10 @@ class Engine:
             self._runs.pop(run_id, None)
             manager.close()
             self._manager = None
+            if run_logs is not None:  # its lines before its end, for those who follow both
+                await run_logs.aclose(self.shutdown_timeout)
+                self.stats.log_lines_sent += run_logs.sent
+                self.stats.log_lines_dropped += run_logs.dropped
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
             if tracing is not None:

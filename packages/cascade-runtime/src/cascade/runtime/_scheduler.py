@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import itertools
 import logging
@@ -29,6 +30,7 @@ from ._events import (
     TaskSkipped,
 )
 from ._graph import Graph, Node, resolve
+from ._logs import RunLogs
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 
@@ -116,6 +118,7 @@ class Run:
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.loop = asyncio.get_running_loop()
+        self.logs: RunLogs | None = None  # the run's log forwarding, if it forwards
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -294,6 +297,9 @@ class Run:
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
             emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+            logs = self.logs
+            if logs is not None:  # what this attempt logs, in its task and its thread, is its
+                logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
             attempt_started = time.perf_counter()
             try:
                 if spec.is_async:
@@ -303,6 +309,8 @@ class Run:
                         result = await span.run_async(spec.fn, args, kwargs)
                 else:
                     call = functools.partial(spec.fn, *args, **kwargs)
+                    if logs is not None:
+                        call = functools.partial(contextvars.copy_context().run, call)
                     result = await self.loop.run_in_executor(
                         self._executor(), call if span is None else span.bind(call)
                     )

@@ -11,7 +11,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import msgspec
 
@@ -39,6 +38,7 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 
 from ._events import Event, RunStarted, TaskBlocked, TaskEvent
+from ._stamp import Stamp
 
 __all__ = ["RunCounters", "TelemetrySubscriber"]
 
@@ -153,28 +153,6 @@ class RunCounters:
             self.total = event.task_count
 
 
-class _Stamp:
-    """Epoch seconds as ISO 8601 in UTC (``2026-11-20T23:11:05.540744+00:00``), as bytes.
-
-    The part up to the second is cached: formatting is on the telemetry hot path.
-    """
-
-    __slots__ = ("prefix", "whole_second")
-
-    def __init__(self) -> None:
-        self.whole_second = -1
-        self.prefix = b""
-
-    def __call__(self, ts: float) -> tuple[bytes, int]:
-        """The cached ``YYYY-MM-DDTHH:MM:SS`` part and the microseconds of ``ts``."""
-        second = int(ts)
-        if second != self.whole_second:
-            when = datetime.fromtimestamp(second, timezone.utc)
-            self.prefix = when.strftime("%Y-%m-%dT%H:%M:%S").encode()
-            self.whole_second = second
-        return self.prefix, int((ts - second) * 1_000_000)
-
-
 class TelemetrySubscriber:
     """Publishes a run's events through a connector, never making the run wait.
 
@@ -237,8 +215,8 @@ class TelemetrySubscriber:
         self._sender: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
-        self._stamp = _Stamp()
-        self._old_stamp = _Stamp()  # for the events a snapshot lists: the hot path's stays warm
+        self._stamp = Stamp()
+        self._old_stamp = Stamp()  # for the events a snapshot lists: the hot path's stays warm
         # The envelope up to its body, everything but ts (and seq) pre-encoded, in Envelope's order:
         # a traced run's trace_id is in every envelope at no cost per event.
         head = (

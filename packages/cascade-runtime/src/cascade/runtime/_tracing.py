@@ -140,6 +140,16 @@ class AttemptSpan:
         self._span = span
         self._context = context
 
+    @property
+    def span_id(self) -> str | None:
+        """The span's id as W3C Trace Context writes it (16 hex digits), if it records."""
+        if self._span is None:
+            return None
+        try:
+            return format(self._span.get_span_context().span_id, "016x")
+        except Exception:
+            return None
+
     async def run_async(
         self, fn: Callable[..., Awaitable[_T]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> _T:
