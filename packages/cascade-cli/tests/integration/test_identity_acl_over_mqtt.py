@@ -171,6 +171,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
                 (reply_topic("req-1", "engine-1"), answer),  # an answer as another engine
                 ("cascade/status/engine-1", {"source": "engine-1", "status": "offline"}),
                 ("cascade/summary/engine-1", {"source": "engine-1", "runs": {"running": 9}}),
+                (f"cascade/logs/{ORG}/{PROJECT}/{run_id}/engine-1", {"seq": 1}),  # its logs
                 (CLEARED, note),  # a clear note: operators only
                 (cancel_topic(run_id), {"id": "req-2", "run_id": run_id}),  # operators only
             ):

@@ -26,11 +26,10 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import (
+    PROTOCOL_VERSION,
     Connector,
     DroppedLines,
-    LogBatch,
     LogLevel,
-    LogLine,
     logs_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
@@ -43,6 +42,9 @@ _log = logging.getLogger("cascade.runtime.logs")
 _encode = msgspec.json.Encoder().encode
 _NAMED: dict[int, LogLevel] = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 _BATCH_BYTES = 160 * 1024  # the lines of one message, below readers' 256 KiB
+_LEVELS = {name: name.encode() for name in _NAMED.values()}
+# A LogLine, formatted straight: its time, the attempt's fields, n, level, logger, message.
+_LINE = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
 _OWN = "cascade."  # Cascade's own loggers: never forwarded (the sender's warnings among them)
 
 
@@ -109,16 +111,26 @@ class _Bucket:
         self.tokens = rate
         self.stamp = now
 
-    def take(self, now: float) -> bool:
-        tokens = self.tokens
-        if tokens < 1.0:
-            tokens = min(self.rate, tokens + (now - self.stamp) * self.rate)
+    def refill(self, now: float) -> None:
+        """Add what the time since the last refill gives (``now``: the clock's time; one that
+        went back adds none), up to the burst."""
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.tokens = min(self.rate, self.tokens + elapsed * self.rate)
             self.stamp = now
-            if tokens < 1.0:
-                self.tokens = tokens
-                return False
-        self.tokens = tokens - 1.0
-        return True
+
+    def spend(self, now: float) -> None:
+        """Use a token (there is one). A full bucket starts counting its refill from now:
+        what accrued beyond the burst is not kept."""
+        if self.tokens >= self.rate:
+            self.stamp = now
+        self.tokens -= 1.0
+
+
+def _empty(bucket: _Bucket, now: float) -> bool:
+    """Whether ``bucket`` has no token even refilled (called only when it looked empty)."""
+    bucket.refill(now)
+    return bucket.tokens < 1.0
 
 
 class _Task:
@@ -134,14 +146,16 @@ class _Task:
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    """What a record logged in a task's attempt is tagged with."""
+    """What a record logged in a task's attempt is tagged with; ``fields``: the line's
+    fields that are the attempt's, encoded once (``"task_id":…,"attempt":…,``)."""
 
     logs: RunLogs
     task_id: str
     task: _Task
-    attempt: int
-    span_id: str | None
+    fields: bytes
 
+
+_Queued = tuple[bytes, str]  # a line, encoded, and its task's id
 
 _SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
     "cascade_task_logs", default=None
@@ -166,9 +180,10 @@ class _Handler(logging.Handler):
         scope = _SCOPE.get()
         if scope is not None and not record.name.startswith(_OWN):
             scope.logs.take(scope, record)
-        resort = logging.lastResort
-        if self.last_resort and resort is not None and record.levelno >= resort.level:
-            resort.handle(record)
+        if self.last_resort:
+            resort = logging.lastResort
+            if resort is not None and record.levelno >= resort.level:
+                resort.handle(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it
@@ -229,23 +244,29 @@ class RunLogs:
         """Lines published."""
         self.dropped = 0
         """Lines dropped (over a budget, the queue full, or their batch not published)."""
-        self._head = {
-            "run_id": run_id,
-            "org_id": org_id,
-            "project_id": project_id,
-            "source": connector.source_id,
-        }
+        # the batch, all but its number, time, lines and drops encoded once, as LogBatch's
+        self._batch = (
+            b'{"v":%b,"run_id":%b,"org_id":%b,"project_id":%b,"source":%b,'
+            % tuple(
+                _encode(value).replace(b"%", b"%%")
+                for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
+            )
+            + b'"seq":%d,"ts":"%b.%06d+00:00","lines":[%b],"dropped":%b}'
+        )
         self._trace_id = trace_id
         self._level = options.level_number
         self._lock = threading.Lock()
-        self._queue: deque[tuple[str, _Scope, int, logging.LogRecord, str]] = deque()
+        self._queue: deque[_Queued] = deque()
+        self._max_lines = options.max_lines_per_task
+        self._max_queue = options.max_queue
+        self._loggers: dict[str, bytes] = {}  # logger names, encoded
         self._drops: dict[tuple[str, str], list[Any]] = {}  # (task id, reason) -> [name, count]
         self._tasks: dict[str, _Task] = {}
-        now = time.monotonic()
-        self._run_bucket = _Bucket(options.run_lines_per_second, now)
+        self._run_bucket = _Bucket(options.run_lines_per_second, time.time())
         self._seq = 0
         self._stamp = Stamp()
         self._wake: asyncio.Event | None = None
+        self._closed = asyncio.Event()
         self._waking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -258,6 +279,7 @@ class RunLogs:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
         _Installed.acquire()
         self._sender = self._loop.create_task(self._send_loop(), name="cascade-logs")
 
@@ -267,35 +289,52 @@ class RunLogs:
         task = self._tasks.get(task_id)
         if task is None:
             task = self._tasks[task_id] = _Task(
-                task_name, self.options.lines_per_second, time.monotonic()
+                task_name, self.options.lines_per_second, time.time()
             )
-        _SCOPE.set(_Scope(self, task_id, task, attempt, span_id))
+        fields = b'"task_id":%b,"task_name":%b,"attempt":%d,' % (
+            _encode(task_id),
+            _encode(task_name),
+            attempt,
+        )
+        if self._trace_id is not None:
+            fields += b'"trace_id":%b,' % _encode(self._trace_id)
+        if span_id is not None:
+            fields += b'"span_id":%b,' % _encode(span_id)
+        _SCOPE.set(_Scope(self, task_id, task, fields))
 
     def take(self, scope: _Scope, record: logging.LogRecord) -> None:
-        """A record logged in one of this run's attempts: queue it, or drop and count it."""
-        if record.levelno < self._level:
+        """A record logged in one of this run's attempts: queue it, or drop and count it.
+
+        Only a line that is kept is formatted (encoded, at once); under the lock, so that the
+        queue is in the order of each task's line numbers."""
+        level = record.levelno
+        if level < self._level:
             return
-        if self._closing:  # an abandoned thread's task, logging after the run's end
-            with self._lock:
-                self.dropped += 1
-            return
-        message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        if record.exc_text:
-            message = f"{message}\n{record.exc_text}"
-        now = time.monotonic()
+        now = record.created  # the buckets' clock: the time logging took already
+        task = scope.task
         with self._lock:
-            task = scope.task
+            if self._closing:  # an abandoned thread's task, logging after the run's end
+                self.dropped += 1
+                return
             task.n = n = task.n + 1
-            if n > self.options.max_lines_per_task:
+            bucket, run = task.bucket, self._run_bucket
+            if n > self._max_lines:
                 self._drop(scope.task_id, task.name, "budget", 1)
-            elif not task.bucket.take(now) or not self._run_bucket.take(now):
+            elif (bucket.tokens < 1.0 and _empty(bucket, now)) or (
+                run.tokens < 1.0 and _empty(run, now)
+            ):
                 self._drop(scope.task_id, task.name, "rate", 1)
-            elif len(self._queue) >= self.options.max_queue:
+            elif len(self._queue) >= self._max_queue:
                 self._drop(scope.task_id, task.name, "queue", 1)
             else:
-                self._queue.append((scope.task_id, scope, n, record, message))
+                bucket.spend(now)
+                run.spend(now)
+                message = record.getMessage()
+                if record.exc_info or record.exc_text:
+                    message = _with_traceback(message, record)
+                # bytes, not the record: what waits holds no object the GC must walk
+                line = self._line(scope, n, record.created, level, record.name, message)
+                self._queue.append((line, scope.task_id))
             if self._waking:
                 return
             self._waking = True
@@ -324,6 +363,7 @@ class RunLogs:
         self._closing = True
         sender = self._sender
         if sender is not None and self._wake is not None:
+            self._closed.set()
             self._wake.set()
             done, _ = await asyncio.wait({sender}, timeout=timeout)
             if not done:
@@ -333,8 +373,8 @@ class RunLogs:
             self._sender = None
             _Installed.release()
         with self._lock:
-            for task_id, scope, _n, _record, _message in self._queue:
-                self._drop(task_id, scope.task.name, "queue", 1)
+            for _line, task_id in self._queue:
+                self._drop(task_id, self._tasks[task_id].name, "queue", 1)
             self._queue.clear()
 
     async def _send_loop(self) -> None:
@@ -342,8 +382,9 @@ class RunLogs:
         assert wake is not None
         while True:
             await wake.wait()
-            if not self._closing:
-                await asyncio.sleep(self.options.batch_interval)  # gathers a batch: pacing
+            if not self._closing:  # gathers a batch (pacing), cut short by the run's end
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), self.options.batch_interval)
             wake.clear()
             with self._lock:
                 self._waking = False
@@ -356,21 +397,18 @@ class RunLogs:
                         return
 
     async def _publish(
-        self,
-        queued: deque[tuple[str, _Scope, int, logging.LogRecord, str]],
-        drops: dict[tuple[str, str], list[Any]],
+        self, queued: deque[_Queued], drops: dict[tuple[str, str], list[Any]]
     ) -> None:
         dropped = [
             DroppedLines(task_id=task_id, task_name=name, lines=lines, reason=reason)  # type: ignore[arg-type]
             for (task_id, reason), (name, lines) in drops.items()
         ]
-        lines: list[LogLine] = []
+        lines: list[bytes] = []
         size = 0
         while queued:
-            task_id, scope, n, record, message = queued.popleft()
-            line = self._line(task_id, scope, n, record, message)
-            lines.append(line)
-            size += len(line.message) + 200
+            encoded = queued.popleft()[0]
+            lines.append(encoded)
+            size += len(encoded)
             if size >= _BATCH_BYTES:
                 await self._send(lines, dropped)
                 lines, dropped, size = [], [], 0
@@ -379,43 +417,49 @@ class RunLogs:
             await self._send(lines, dropped)
 
     def _line(
-        self, task_id: str, scope: _Scope, n: int, record: logging.LogRecord, message: str
-    ) -> LogLine:
+        self, scope: _Scope, n: int, created: float, level: int, logger: str, message: str
+    ) -> bytes:
+        """One :class:`~cascade.interfaces.LogLine`, encoded: formatted straight, as the
+        telemetry's task events are (every line a task logs passes here)."""
         limit = self.options.max_line_bytes
         if len(message) * 4 > limit:
             encoded = message.encode("utf-8", "replace")
             if len(encoded) > limit:
                 kept = encoded[:limit].decode("utf-8", "ignore")
                 message = f"{kept}… ({len(encoded) - len(kept.encode())} more bytes)"
-        level = record.levelno
+        name = self._loggers.get(logger)
+        if name is None:
+            name = self._loggers[logger] = _encode(logger)
         named = _NAMED.get(level)
-        second, micro = self._stamp(record.created)
-        return LogLine(
-            ts=f"{second.decode()}.{micro:06d}+00:00",
-            task_id=task_id,
-            task_name=scope.task.name,
-            message=message,
-            level=named or _nearest(level),
-            attempt=scope.attempt,
-            n=n,
-            logger=record.name,
-            level_number=None if named else max(0, min(100, level)),
-            trace_id=self._trace_id,
-            span_id=scope.span_id,
+        stamp = self._stamp
+        whole = int(created)
+        second = stamp.prefix if whole == stamp.whole_second else stamp(created)[0]
+        micro = int((created - whole) * 1_000_000)
+        if named is not None:
+            return _LINE % (second, micro, scope.fields, n, _LEVELS[named], name, _encode(message))
+        extra = b'"level_number":%d,' % max(0, min(100, level))
+        return _LINE % (
+            second,
+            micro,
+            scope.fields + extra,
+            n,
+            _LEVELS[_nearest(level)],
+            name,
+            _encode(message),
         )
 
-    async def _send(self, lines: list[LogLine], dropped: list[DroppedLines]) -> None:
+    async def _send(self, lines: list[bytes], dropped: list[DroppedLines]) -> None:
         self._seq += 1
         second, micro = self._stamp(time.time())
-        batch = LogBatch(
-            **self._head,
-            seq=self._seq,
-            ts=f"{second.decode()}.{micro:06d}+00:00",
-            lines=lines,
-            dropped=dropped,
+        payload = self._batch % (
+            self._seq,
+            second,
+            micro,
+            b",".join(lines),
+            _encode(dropped),
         )
         try:
-            await self.connector.publish(self.topic, _encode(batch), qos=0)
+            await self.connector.publish(self.topic, payload, qos=0)
         except Exception as exc:
             with self._lock:
                 self.dropped += len(lines)
@@ -425,6 +469,13 @@ class RunLogs:
             )
         else:
             self.sent += len(lines)
+
+
+def _with_traceback(message: str, record: logging.LogRecord) -> str:
+    """The message with the record's traceback, formatted once (as a Formatter would)."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    return f"{message}\n{record.exc_text}" if record.exc_text else message
 
 
 def _nearest(level: int) -> LogLevel:
