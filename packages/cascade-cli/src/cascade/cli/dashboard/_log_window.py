@@ -5,8 +5,8 @@ A stream's first ``logs`` part (``"reset": true``) carries the last lines that f
 :data:`LOG_BYTES_PER_EVENT`; each later one the lines heard since, oldest first, at most that
 many bytes (the rest follows in the next event, as ``more`` says). An event goes at most every
 ``STREAM_INTERVAL`` (0.25 s): a stream carries at most 160 kB of lines a second (4 events of
-40 kB), under the 200 kB/s one busy open run may cost. A page that falls further behind than the kept lines is
-told how many it ``skipped``.
+40 kB), under the 200 kB/s one busy open run may cost. A page that falls further behind than
+the kept lines is told how many it ``skipped``.
 """
 
 from __future__ import annotations
