@@ -114,7 +114,8 @@ async def follow_logs(
 
     def on_telemetry(message: Message) -> None:
         body = message.payload.get("body")
-        if not message.topic.endswith("/events") or not isinstance(body, dict):
+        kind = message.topic.rsplit("/", 2)[-2:]  # [..., events] or [events, source]
+        if "events" not in kind or not isinstance(body, dict):
             return
         if body.get("event") != "ENGINE_STOPPED" or message.payload.get("run_id") != run_id:
             return
