@@ -97,6 +97,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub
         "/static/render.js",
         "/static/live.js",
         "/static/timeline.js",
+        "/static/logs.js",
         "/static/history.js",
     ]
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN

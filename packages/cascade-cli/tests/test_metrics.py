@@ -12,9 +12,12 @@ from cascade.cli.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCa
 from cascade.interfaces import (
     Body,
     Constraint,
+    DroppedLines,
     Envelope,
     Heartbeat,
     LifecycleEvent,
+    LogBatch,
+    LogLine,
     Message,
     Payload,
     StatusMessage,
@@ -22,6 +25,7 @@ from cascade.interfaces import (
     constraint_topic,
     events_topic,
     heartbeat_topic,
+    logs_topic,
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
@@ -266,3 +270,18 @@ def test_label_values_are_inert(metrics: CascadeMetrics) -> None:
     assert _one(got, "cascade_telemetry_dropped_total", source=shown) == 2
     assert _one(got, "cascade_tasks_total", task="fn\\x1b[31m\\x07", state="COMPLETED") == 1
     assert LabelCap("task", 1)("\x1b" * 200) == "\\x1b" * (MAX_LABEL_LENGTH // 4)
+
+
+def test_log_lines_received_and_dropped_per_source(metrics: CascadeMetrics) -> None:
+    """Each batch's lines and the lines its engine said it dropped, once per batch (a copy
+    counts nothing), by source."""
+    line = LogLine(ts=_stamp(), task_id="t-1", task_name="t", message="hello")
+    dropped = DroppedLines(task_id="t-1", task_name="t", lines=312, reason="budget")
+    batch = LogBatch(run_id="run-1", org_id="local", project_id="shop", source="host-1", seq=1,
+                     ts=line.ts, lines=[line, line], dropped=[dropped])  # fmt: skip
+    message = _msg(logs_topic("local", "shop", "run-1"), batch)
+    metrics.apply(message)
+    metrics.apply(message)
+    got = _samples(metrics)
+    assert _one(got, "cascade_log_lines_total", source="host-1") == 2
+    assert _one(got, "cascade_log_lines_dropped_total", source="host-1", reason="budget") == 312

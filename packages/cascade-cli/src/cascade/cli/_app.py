@@ -22,6 +22,7 @@ from .commands.dashboard import dashboard
 from .commands.demo import demo
 from .commands.forget import forget
 from .commands.history import history_app
+from .commands.logs import logs
 from .commands.record import record
 from .commands.run import run
 from .commands.runs import runs
@@ -59,7 +60,7 @@ def _root(
 
 
 # In the order `cascade --help` lists them.
-for _command in (status, pause, limit, resume, cancel, watch, why, demo):
+for _command in (status, pause, limit, resume, cancel, watch, logs, why, demo):
     app.command()(_command)
 # Built with its own options; its web stack is an optional extra, imported when it runs.
 app.command(name="dashboard")(broker_options(dashboard))

@@ -26,6 +26,7 @@ from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusa
 from ._history_api import history_routes
 from ._history_source import HistorySource
 from ._hub import DashboardHub
+from ._log_window import LogWindow
 from ._model import MAX_RUNS_SHOWN
 from ._pages import PAGED_PARAMS, Listing, View, parse_view
 from ._shapes import constraint_dict, engine_dict
@@ -152,10 +153,11 @@ class _Dashboard:
             view = parse_view(params, runs_limit=MAX_RUNS_SHOWN, engines_limit=engines_limit)
         except ValueError as exc:
             return refusal(400, str(exc))
-        return JSONResponse(self.page(view, params.get("run")))
+        return JSONResponse(self.page(view, params.get("run"), params.get("task") or None))
 
-    def page(self, view: View, run_id: str | None) -> dict[str, Any]:
-        """``/api/state`` of one page of the lists (see :meth:`state`)."""
+    def page(self, view: View, run_id: str | None, task: str | None = None) -> dict[str, Any]:
+        """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
+        last log lines (of ``task``, or every task's) that fit in one stream event."""
         model = self.hub.model
         runs = self.listing.run_page(view.runs)
         engines = self.listing.engine_page(view.engines)
@@ -175,6 +177,7 @@ class _Dashboard:
             "connection": self.hub.connection(),
             "controls": self.tokens is not None,
             "run": model.run_detail(run_id) if run_id else None,
+            "logs": LogWindow(task).lines_now(model.logs, run_id) if run_id else None,
         }
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,6 +12,9 @@ of runs, a filter) says up to which version it holds them (``since``, with the `
 the dashboard that said it) and gets only the tasks changed after. A page too far behind for
 that (another dashboard's versions, an earlier life of the run, tasks that left its detail,
 or owing more than a batch and half of the run's tasks) gets the run's tasks afresh, once.
+
+The open run's task log lines come in a ``logs`` part of their own (``_log_window``): the last
+ones first, then those heard since, bounded in bytes per event.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from cascade.interfaces.reader import RunView
 
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
+from ._log_window import LogWindow
 from ._pages import Listing, Page, View, parse_view
 from ._shapes import constraint_dict
 from ._streams import STREAM_INTERVAL
@@ -108,7 +112,8 @@ class Follower:
     """One stream's page: its view, what it holds of it, and its next event.
 
     ``run_id`` is the open run (``None``: none); ``since`` and ``epoch`` say up to which
-    version of which dashboard the page holds that run's tasks (``0``: none).
+    version of which dashboard the page holds that run's tasks (``0``: none); ``task`` picks
+    the open run's log lines the page gets (a task id, name or glob; ``None``: every task's).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class Follower:
         run_id: str | None = None,
         since: int = 0,
         epoch: str | None = None,
+        task: str | None = None,
         controls: bool = False,
         max_batch: int = MAX_BATCH,
         max_age: float = STREAM_INTERVAL,
@@ -148,6 +154,7 @@ class Follower:
         self._tasks_through = since if resumable else 0
         self._tasks_born: int | None = None
         self._first_part = 0
+        self._logs = LogWindow(task)
 
     @classmethod
     def asked(
@@ -158,7 +165,8 @@ class Follower:
         **options: Any,
     ) -> Follower:
         """The follower of the view a stream's parameters ask for: those of ``/api/state``
-        (``_pages``), ``run``, ``since`` and ``epoch``; ``ValueError`` saying what is wrong."""
+        (``_pages``), ``run``, ``since``, ``epoch`` and ``task``; ``ValueError`` saying what is
+        wrong."""
         since = params.get("since") or "0"
         if not (since.isascii() and since.isdigit()):
             raise ValueError("since must be a whole number: the version the page holds")
@@ -170,6 +178,7 @@ class Follower:
             run_id=params.get("run") or None,
             since=int(since),
             epoch=params.get("epoch") or None,
+            task=params.get("task") or None,
             **options,
         )
 
@@ -211,6 +220,11 @@ class Follower:
                 # round robin: the parts after the one cut short go first next time, so that
                 # a list changing by more than a batch at every look starves no other
                 self._first_part = (turn + 1) % len(parts)
+        if self.run_id is not None:
+            logs, cut = self._logs.part(model.logs, self.run_id)
+            if logs is not None:
+                out["logs"] = logs
+            self.more = self.more or cut
         if not news and set(out) <= _ALWAYS:
             return None  # the connection's message count alone: ticks say it
         out["more"] = self.more

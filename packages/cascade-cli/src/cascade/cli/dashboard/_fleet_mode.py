@@ -1,4 +1,5 @@
-"""Which telemetry the dashboard reads: every run's, or, for a fleet, only the opened runs'.
+"""Which telemetry the dashboard reads: every run's, or, for a fleet, only the opened runs';
+and the opened runs' task logs, in either mode.
 
 Below the threshold (live runs, as the engines' summaries count them) the hub subscribes to
 every run's telemetry, as it always did. From it (or from the start with a threshold of 0)
@@ -7,6 +8,9 @@ run's telemetry is subscribed to while some page has the run open, and for
 :data:`RELEASE_AFTER` seconds after the last one closed it (a page that reloads, or pages
 through, keeps it). Back below ``LEAVE_BELOW`` (80 %) of the threshold, as `cascade watch`,
 every run's telemetry is read again: the gap keeps a fleet near the threshold from flapping.
+
+A run's task logs (``logs_filter(run_id=...)``) are read only while it is open, or lingers
+as above, whatever the mode: every run's logs would be most of a busy broker's traffic.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import Connector, MessageCallback, SubscriptionHandle, telemetry_filter
+from cascade.interfaces import (
+    Connector,
+    MessageCallback,
+    SubscriptionHandle,
+    logs_filter,
+    telemetry_filter,
+)
 
 from .._fleet_mode import LEAVE_BELOW
 from ._fleet_index import EVENTS, FLEET
@@ -61,6 +71,7 @@ class FleetMode:
         """Set while the subscriptions are those the mode and the open runs want."""
         self._whole: SubscriptionHandle | None = None
         self._runs: dict[str, SubscriptionHandle] = {}
+        self._logs: dict[str, SubscriptionHandle] = {}
         self._opens: dict[str, int] = {}
         self._closed: dict[str, object] = {}  # run id -> its last close, the oldest first
         self._task: asyncio.Task[None] | None = None
@@ -72,6 +83,11 @@ class FleetMode:
     def fleet(self) -> bool:
         """Whether the fleet is read from its engines' summaries."""
         return self.model.fleet.mode == FLEET
+
+    @property
+    def logged(self) -> frozenset[str]:
+        """The runs whose task logs are subscribed to."""
+        return frozenset(self._logs)
 
     @property
     def followed(self) -> frozenset[str]:
@@ -98,7 +114,7 @@ class FleetMode:
         """A page opened ``run_id`` (until its :meth:`close`)."""
         self._opens[run_id] = self._opens.get(run_id, 0) + 1
         self._closed.pop(run_id, None)
-        if self.fleet and run_id not in self._runs:
+        if run_id not in self._logs or (self.fleet and run_id not in self._runs):
             self._kick()
 
     def close(self, run_id: str) -> None:
@@ -144,7 +160,20 @@ class FleetMode:
 
     def _wanted(self) -> set[str]:
         """The runs to follow one by one: the open ones and those closed lately (fleet mode)."""
-        return set(self._opens) | set(self._closed) if self.fleet else set()
+        return self._opened() if self.fleet else set()
+
+    def _opened(self) -> set[str]:
+        """The runs open in some page, and those closed lately: their logs are read."""
+        return set(self._opens) | set(self._closed)
+
+    async def _follow_logs(self, prefix: str) -> None:
+        wanted = self._opened()
+        for run_id in sorted(wanted - set(self._logs)):
+            run_filter = logs_filter(run_id=run_id, prefix=prefix)
+            self._logs[run_id] = await self.connector.subscribe(run_filter, self.callback)
+        for run_id in sorted(set(self._logs) - wanted):
+            await self._logs.pop(run_id).unsubscribe()
+            self.model.forget_logs(run_id)
 
     def _kick(self) -> None:
         self.settled.clear()
@@ -164,6 +193,7 @@ class FleetMode:
         prefix = self.connector.topic_prefix
         async with self._lock:
             while True:
+                await self._follow_logs(prefix)
                 wanted, fleet = self._wanted(), self.fleet
                 for run_id in sorted(wanted - set(self._runs)):
                     run_filter = telemetry_filter(run_id=run_id, prefix=prefix)
@@ -182,7 +212,8 @@ class FleetMode:
                     await self._runs.pop(run_id).unsubscribe()
                     if self.fleet:
                         self._forget([run_id])
-                if self._wanted() == set(self._runs) and fleet == self.fleet:
+                settled = self._wanted() == set(self._runs) and fleet == self.fleet
+                if settled and self._opened() == set(self._logs):
                     self.settled.set()
                     return
 

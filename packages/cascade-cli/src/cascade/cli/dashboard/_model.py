@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cascade.interfaces import DEFAULT_PREFIX, Message
-from cascade.interfaces.reader import FINISHED_STATES, EngineView, ReaderModel, RunView, TaskView
+from cascade.interfaces.reader import (
+    FINISHED_STATES,
+    EngineView,
+    LogFollower,
+    ReaderModel,
+    RunView,
+    TaskView,
+)
 
 from .._status_json import refused
 from ._fleet_index import FLEET, FleetIndex, FleetRun
@@ -33,6 +40,9 @@ __all__ = ["DashboardModel", "Segment"]
 #: Segments kept per task (its last attempts), and per run in all.
 MAX_SEGMENTS_PER_TASK = 32
 MAX_SEGMENTS_PER_RUN = 20_000
+#: Task log lines kept per open run (the last ones), and bytes of their messages.
+LOG_LINES_PER_RUN = 2_000
+LOG_BYTES_PER_RUN = 2 * 1024 * 1024
 #: Runs listed in a snapshot: the running ones first, then the last heard of.
 MAX_RUNS_SHOWN = 100
 #: Engines listed in a snapshot in fleet mode (the first by source; ``engines_total`` says all).
@@ -90,7 +100,12 @@ class DashboardModel:
         # the dashboard's extra only
         from ..metrics import CascadeMetrics
 
-        self.metrics = CascadeMetrics(self.state)
+        self.logs = LogFollower(
+            prefix=prefix, keep_lines=LOG_LINES_PER_RUN, keep_bytes=LOG_BYTES_PER_RUN, clock=clock
+        )
+        """The open runs' task logs (only theirs are subscribed to: ``FleetMode``), their last
+        lines kept; the metrics fold the batches into it."""
+        self.metrics = CascadeMetrics(self.state, logs=self.logs)
         """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
         self.clock = clock
         self.version = 0
@@ -111,7 +126,7 @@ class DashboardModel:
 
     @prefix.setter
     def prefix(self, value: str) -> None:
-        self.state.prefix = value
+        self.state.prefix = self.logs.prefix = value
 
     @property
     def kept_timelines(self) -> frozenset[str]:
@@ -174,6 +189,11 @@ class DashboardModel:
         if self.state.forget_run(run_id):
             self.version += 1
             self._forget_gone_runs()
+
+    def forget_logs(self, run_id: str) -> None:
+        """Drop the lines kept of ``run_id``'s logs: no page has it open any more."""
+        if self.logs.forget_run(run_id):
+            self.version += 1
 
     def _record(self, run: RunView, body: Any) -> None:
         now = self.clock()

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cascade.interfaces import REFUSAL_REASONS, Heartbeat, Message
-from cascade.interfaces.reader import FINISHED_STATES, ReaderModel, RunView, TaskView
+from cascade.interfaces.reader import FINISHED_STATES, LogFollower, ReaderModel, RunView, TaskView
 
 from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap, label_value
 
@@ -47,6 +47,11 @@ class CascadeMetrics:
     the ``task``, ``project`` and ``source`` labels (:class:`LabelCap`).
     ``count_gaps=False`` leaves ``cascade_missed_events`` out (a recorder that
     shares its stream sees a part of each run: its holes mean nothing).
+
+    Task log batches (``{prefix}/logs/...``) are folded into :attr:`logs` (a
+    :class:`LogFollower`: the dashboard passes its own, which keeps the lines; by default
+    none are kept), and the lines received and dropped are counted per source, once per
+    batch the follower takes (a copy, or a batch refused, counts nothing).
     """
 
     def __init__(
@@ -55,8 +60,11 @@ class CascadeMetrics:
         *,
         max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
         count_gaps: bool = True,
+        logs: LogFollower | None = None,
     ) -> None:
         self.state = state
+        self.logs = logs or LogFollower(prefix=state.prefix, keep_lines=0, clock=state.clock)
+        """Where task log batches are folded (their lines kept, or not)."""
         self.count_gaps = count_gaps
         self.tasks = LabelCap("task", max_label_values)
         self.projects = LabelCap("project", max_label_values)
@@ -89,6 +97,18 @@ class CascadeMetrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self._log_lines = Counter(
+            "cascade_log_lines",
+            "Task log lines received, by the engine (source) that sent them.",
+            ["source"],
+            registry=registry,
+        )
+        self._log_dropped = Counter(
+            "cascade_log_lines_dropped",
+            "Task log lines an engine said it dropped, by source and reason (rate, budget, queue).",
+            ["source", "reason"],
+            registry=registry,
+        )
         self._dropped: dict[str, tuple[int | None, int]] = {}  # source: (session, reported)
         self._pruned = 0.0
         registry.register(_StateCollector(self))
@@ -100,6 +120,9 @@ class CascadeMetrics:
         state = self.state
         payload = message.payload
         is_telemetry = message.topic.startswith(state.prefix + "/telemetry/")
+        if not is_telemetry and message.topic.startswith(state.prefix + "/logs/"):
+            self._logged(message)
+            return
         run_id = payload.get("run_id") if is_telemetry else None
         if not isinstance(run_id, str):
             state.apply(message)
@@ -122,6 +145,18 @@ class CascadeMetrics:
         if isinstance(run.heartbeat, Heartbeat):
             self._reported_drops(run)
         self._prune()
+
+    def _logged(self, message: Message) -> None:
+        """Fold a log batch into :attr:`logs`; count its lines and those its engine dropped."""
+        self.logs.prefix = self.state.prefix
+        heard = self.logs.apply(message)
+        if heard is None:
+            return
+        source = self.sources(heard.source)
+        if heard.lines:
+            self._log_lines.labels(source).inc(len(heard.lines))
+        for dropped in heard.dropped:
+            self._log_dropped.labels(source, dropped.reason).inc(dropped.lines)
 
     def _entered(self, task: TaskView) -> None:
         """Count a task that entered ``task.state`` (once per state the state accepted)."""

@@ -29,25 +29,57 @@ the timestamps its messages carry, never from when they arrived. Memory is bound
 finished run keeps its counts and a few failures, not its tasks, finished runs are
 forgotten beyond :attr:`ReaderModel.keep_runs` or after :attr:`ReaderModel.keep_for`
 seconds, and a text field is kept cut to :data:`KEPT` characters (:func:`truncate`).
+
+Task logs have a follower of their own, :class:`LogFollower` (fed the messages of
+``logs_filter``): each run's last lines (:class:`RunLogs`), with the lines its engine dropped
+and those missed, counted per task (:class:`TaskLogCounts`)::
+
+    logs = LogFollower(prefix=connector.topic_prefix)
+    await connector.subscribe(logs_filter(run_id=run_id, prefix=prefix), logs.apply)
+    for heard in logs.runs[run_id].lines(task="load_*", level=logging.WARNING): ...
 """
 
 from ._bounded_text import KEPT, MARK, truncate
 from ._fleet import FleetTotals
+from ._logs import (
+    DEFAULT_KEEP_BYTES,
+    DEFAULT_KEEP_LINES,
+    MAX_LOG_RUNS,
+    MAX_LOG_TASKS,
+    HeardBatch,
+    HeardLine,
+    LogFollower,
+    RunLogs,
+    TaskLogCounts,
+    cut_message,
+    line_matches,
+)
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
 
 __all__ = [
+    "DEFAULT_KEEP_BYTES",
     "DEFAULT_KEEP_FOR",
+    "DEFAULT_KEEP_LINES",
     "DEFAULT_KEEP_RUNS",
     "FINISHED_STATES",
     "KEPT",
     "LAST_TIMESTAMP",
     "MARK",
+    "MAX_LOG_RUNS",
+    "MAX_LOG_TASKS",
     "ConnectionView",
     "EngineView",
     "FleetTotals",
+    "HeardBatch",
+    "HeardLine",
+    "LogFollower",
     "ReaderModel",
+    "RunLogs",
     "RunView",
+    "TaskLogCounts",
     "TaskView",
+    "cut_message",
+    "line_matches",
     "truncate",
 ]

@@ -1,7 +1,8 @@
 // The Cascade dashboard page: what its scripts share, the controls, and the start. Every string
 // from the broker is attacker-controlled: it only ever reaches the page through textContent or
 // setAttribute, never as HTML. render.js draws the live state, live.js keeps it (its stream of
-// changes), timeline.js draws a run's timeline, history.js the History section.
+// changes), timeline.js draws a run's timeline, logs.js its log lines, history.js the History
+// section.
 "use strict";
 
 const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "RETRYING"];
@@ -125,6 +126,11 @@ function start() {
   $("c-resume").addEventListener("click", () =>
     control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
   startPaging();
+  $("logs-all").addEventListener("click", () => showLogsOf(null));
+  $("timeline").addEventListener("click", (event) => {
+    const name = event.target.closest && event.target.closest("[data-task-id]");
+    if (name) showLogsOf(name.getAttribute("data-task-id"));
+  });
   selected = new URL(location.href).searchParams.get("run");
   connect();
 }

@@ -17,7 +17,10 @@ const live = {
   rejected: 0, oversized: 0, missed: [], refused: [], mode: "events", fleet: null,
   runs: emptyList(), engines: emptyList(), constraints: new Map(),
   run: null, tasks: new Map(), tasksOf: null, through: 0,
+  logs: [], logsNote: null, logsChanged: 0,
 };
+const LOG_LINES_KEPT = 2000; // the open run's last lines the page holds
+let logTask = null;          // the task whose lines the log panel shows (null: every task's)
 // What the page asks to see: the cursors of the pages before this one, and the filters.
 const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", engineStatus: "" };
 let selected = null;       // the opened run's id
@@ -57,6 +60,13 @@ function applyChanges(data) {
     for (const c of constraints.upsert || []) live.constraints.set(c.topic, c);
   }
   if ("run" in data) live.run = data.run;
+  if (data.logs) {
+    if (data.logs.reset) live.logs = [];
+    live.logs.push(...data.logs.lines);
+    if (live.logs.length > LOG_LINES_KEPT) live.logs.splice(0, live.logs.length - LOG_LINES_KEPT);
+    live.logsNote = data.logs;
+    live.logsChanged += 1;
+  }
   if (data.tasks) {
     if (data.tasks.reset) live.tasks.clear();
     for (const task of data.tasks.upsert) live.tasks.set(task.task_id, task);
@@ -73,6 +83,7 @@ function streamUrl() {
   params.set("limit", ROWS);
   params.set("engines_limit", ROWS);
   if (selected) params.set("run", selected);
+  if (selected && logTask) params.set("task", logTask);
   const after = view.runsAfter[view.runsAfter.length - 1];
   if (after) params.set("after", after);
   const enginesAfter = view.enginesAfter[view.enginesAfter.length - 1];
@@ -153,8 +164,18 @@ function connect() {
   });
 }
 
+function showLogsOf(taskId) {
+  logTask = taskId;
+  live.logs = [];
+  live.logsChanged += 1;
+  connect();
+  schedule();
+}
+
 function select(runId) {
   selected = runId === selected ? null : runId;
+  logTask = null;
+  live.logs = [];
   const url = new URL(location.href);
   if (selected) url.searchParams.set("run", selected); else url.searchParams.delete("run");
   history.replaceState(null, "", url);

@@ -80,6 +80,23 @@ function renderRuns() {
   renderPager("runs", "runs", runs.length, live.runs, view.runsAfter.length);
 }
 
+let logsDrawn = -1; // live.logsChanged when the log panel was last drawn
+
+function renderLogs() {
+  if (logsDrawn === live.logsChanged) return;
+  logsDrawn = live.logsChanged;
+  renderLogLines($("logs-lines"), live.logs);
+  $("logs-of").textContent = logTask ? "of " + logTask : "of every task";
+  $("logs-all").hidden = !logTask;
+  const note = live.logsNote || {};
+  const said = [];
+  if (note.dropped) said.push(note.dropped + " lines dropped by the engine");
+  if (note.missed) said.push(note.missed + " lines missed on the way");
+  if (note.let_go) said.push(note.let_go + " older lines no longer kept");
+  if (note.skipped) said.push(note.skipped + " lines skipped (too many to send)");
+  $("logs-note").textContent = said.join("; ");
+}
+
 function renderRun() {
   const run = live.run;
   $("run").hidden = !run;
@@ -93,6 +110,7 @@ function renderRun() {
   drawTimeline($("timeline"), tasks, { until: run.ended || live.now, start: run.started || live.now,
     now: live.now, run: run.run_id, redraw: schedule });
   $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
+  renderLogs();
   const failures = tasks.filter((t) => t.state === "FAILED").map((f) => {
     const li = el("li");
     li.appendChild(span(f.name + ": ", "c-FAILED"));

@@ -1,0 +1,240 @@
+"""`cascade logs`: a run's lines from the history (a fake of ``History.log_lines`` until the
+history records them), and with -f live from the broker until the run stops."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import BrokerOptions, CliContext, app
+from cascade.history import History, Received
+from cascade.interfaces import (
+    Connector,
+    DroppedLines,
+    Envelope,
+    LifecycleEvent,
+    LogBatch,
+    LogLine,
+    MessageCallback,
+    SyncCallback,
+    decode_envelope,
+    events_topic,
+    logs_topic,
+)
+from cascade.interfaces.connector_kit import Subscription
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+
+RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+T0 = 1_795_000_000.0  # 2026-11-18
+CLOCK = re.compile(r"^\d\d:\d\d:\d\d\.\d\d\d ")
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """The fields of ``cascade.history.RecordedLogLine`` (the history's, being written)."""
+
+    id: int
+    run_id: str
+    task_id: str
+    task_name: str
+    attempt: int
+    n: int
+    ts: float
+    level: str
+    level_number: int
+    logger: str
+    message: str
+    stream: str | None = None
+    source: str = "host-1"
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+def _recorded(n: int, task: str = "load", level: str = "INFO") -> _Recorded:
+    number = {"INFO": 20, "WARNING": 30}[level]
+    return _Recorded(n, RUN, f"{task}-1", task, 1, n, T0 + n, level, number, "etl", f"kept {n}")
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """``History.log_lines`` answers from three recorded lines (the history's API, faked
+    until it is merged), and says how it was asked."""
+    calls: list[dict[str, Any]] = []
+    lines = [_recorded(1), _recorded(2, level="WARNING"), _recorded(3, "send")]
+
+    def log_lines(self: History, run_id: str, **query: Any) -> list[_Recorded]:
+        calls.append({"run_id": run_id, **query})
+        after, limit = query.get("after", 0), query.get("limit")
+        task = query.get("task")
+        found = [
+            line
+            for line in lines
+            if line.run_id == run_id and line.id > after and task in (None, line.task_name)
+        ]
+        return found[:limit]
+
+    monkeypatch.setattr(History, "log_lines", log_lines, raising=False)
+    return calls
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A history with the run, ended."""
+    path = str(tmp_path / "history.sqlite3")
+    with History(path, mode="write") as history:
+        history.store([_event({"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, T0)])
+    return path
+
+
+def _event(body: dict[str, Any], ts: float) -> Received:
+    raw = {"ts": datetime.fromtimestamp(ts, timezone.utc).isoformat(), "run_id": RUN,
+           "org_id": "o", "project_id": "p", "source": "host-1", "body": body}  # fmt: skip
+    return Received(events_topic("o", "p", RUN), decode_envelope(raw), ts)
+
+
+def _line(n: int, message: str, **fields: Any) -> LogLine:
+    ts = datetime.fromtimestamp(T0 + n, timezone.utc).isoformat()
+    return LogLine(ts=ts, task_id="load-1", task_name="load", message=message, n=n, **fields)
+
+
+def _batch(seq: int, *lines: LogLine, dropped: list[DroppedLines] | None = None) -> LogBatch:
+    return LogBatch(run_id=RUN, org_id="o", project_id="p", source="host-1", seq=seq,
+                    ts=lines[0].ts if lines else "2026-11-18T00:00:00+00:00", lines=list(lines),
+                    dropped=dropped or [])  # fmt: skip
+
+
+class _Engine(InMemoryConnector):
+    """Sends the run's log batches, then its ENGINE_STOPPED, once the run's telemetry is
+    subscribed to (`cascade logs -f` subscribes to its logs first)."""
+
+    def __init__(self, broker: InMemoryBroker, batches: list[LogBatch]) -> None:
+        super().__init__(broker, presence=False)
+        self.batches = batches
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
+        if "/telemetry/" in topic_filter:
+            for batch in self.batches:
+                await self.publish(logs_topic("o", "p", RUN), batch)
+            stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+            stopped = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1", body=stop)
+            await self.publish(events_topic("o", "p", RUN), stopped)
+        return handle
+
+
+def _invoke(*args: str, batches: tuple[LogBatch, ...] | list[LogBatch] = ()) -> Result:
+    broker = InMemoryBroker()
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _Engine(broker, list(batches))
+
+    return CliRunner().invoke(app, list(args), obj=CliContext(connector_factory=factory))
+
+
+def test_recorded_lines_are_printed_from_the_history(db: str, asked: list[dict[str, Any]]) -> None:
+    result = _invoke("logs", RUN[:8], "--db", db)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "INFO     load etl: kept 1",
+        "WARNING  load etl: kept 2",
+        "INFO     send etl: kept 3",
+    ]
+    assert all(CLOCK.match(line) for line in lines)
+    assert asked[0] == {"run_id": RUN, "task": None, "level": 0, "since": None, "after": 0,
+                        "limit": 1000}  # fmt: skip
+
+
+def test_the_task_level_and_age_are_asked_of_the_history(
+    db: str, asked: list[dict[str, Any]]
+) -> None:
+    result = _invoke("logs", RUN, "load*", "--db", db, "--level", "warn", "--since", "1h")
+    assert result.exit_code == 0, result.output
+    query = asked[0]
+    assert (query["task"], query["level"]) == ("load*", 30)
+    assert query["since"] is not None
+
+
+def test_json_lines_carry_every_field_with_the_run_and_source(
+    db: str, asked: list[dict[str, Any]]
+) -> None:
+    result = _invoke("logs", RUN, "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.output.splitlines()[0])
+    assert first["run_id"] == RUN
+    assert first["source"] == "host-1"
+    assert (first["task_name"], first["n"], first["level"], first["level_number"]) == (
+        "load", 1, "INFO", 20
+    )  # fmt: skip
+    assert datetime.fromisoformat(first["ts"]).timestamp() == T0 + 1
+
+
+def test_follow_prints_live_lines_until_the_run_stops() -> None:
+    batches = [
+        _batch(1, _line(1, "starting\nsecond line"),
+               _line(2, "\x1b]0;pwned\x07 evil", level="ERROR")),
+        _batch(2, _line(315, "after the drop", attempt=2),
+               dropped=[DroppedLines(task_id="load-1", task_name="load", lines=312)]),
+    ]  # fmt: skip
+    result = _invoke("logs", RUN, "-f", batches=batches)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("INFO     load starting")
+    assert lines[1] == "    second line"  # a message's later lines indented under it
+    assert lines[2].endswith("ERROR    load \\x1b]0;pwned\\x07 evil")  # inert
+    assert lines[3] == "312 lines of load dropped (rate)"
+    assert lines[4].endswith("INFO     load#2 after the drop")
+    assert len(lines) == 5
+
+
+def test_follow_with_the_history_prints_the_recorded_lines_first_and_each_once(
+    db: str, asked: list[dict[str, Any]]
+) -> None:
+    live = [_batch(1, _line(2, "kept 2 again"), _line(4, "live 4", logger="etl"))]
+    result = _invoke("logs", RUN[:6], "load", "-f", "--db", db, batches=live)
+    assert result.exit_code == 0, result.output
+    shown = [line.rsplit(": ", 1)[-1] for line in result.output.splitlines()]
+    assert shown == ["kept 1", "kept 2", "1 line of load missing", "live 4"]
+
+
+def test_following_live_without_a_history_takes_a_whole_id() -> None:
+    result = _invoke("logs", RUN[:8], "-f")
+    assert result.exit_code == 2
+    assert "whole id" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--level", "loud"], "no level"), (["--since", "soon"], "not an age")],
+)
+def test_bad_options_are_usage_errors(db: str, args: list[str], says: str) -> None:
+    result = _invoke("logs", RUN, "--db", db, *args)
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_without_follow_a_missing_run_is_one_line(db: str) -> None:
+    result = _invoke("logs", "ffff", "--db", db)
+    assert result.exit_code == 1
+    assert "no run's id starts with 'ffff'" in result.output
+
+
+def test_follow_of_a_run_the_history_has_ended_prints_what_it_recorded(
+    db: str, asked: list[dict[str, Any]]
+) -> None:
+    with History(db, mode="write") as history:
+        stopped = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Succeeded"}
+        history.store([_event(stopped, T0 + 60)])
+    result = _invoke("logs", RUN, "-f", "--db", db, batches=[_batch(1, _line(9, "live 9"))])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("kept") == 3
+    assert "live 9" not in result.output
