@@ -28,15 +28,13 @@ class LogRows:
         self.lines: dict[_Key, list[dict[str, Any]]] = {}
         # per batch: (task_id, task_name, lines, dropped_rate, dropped_budget, dropped_queue)
         self.tasks: dict[_Key, dict[str, list[Any]]] = {}
-        self.copies = 0  # batches given twice in this transaction
 
     def add(self, batch: LogBatch, run_id: str, source: str, received_at: float) -> None:
         """Add ``batch`` (of ``run_id`` from ``source``, both as stored); raises
         :class:`~cascade.interfaces.InvalidMessageError` before keeping anything of it."""
         key = (run_id, batch.seq)
         if key in self.lines:
-            self.copies += 1
-            return
+            return  # a copy: the writer counts it as a duplicate (no new batch stored)
         rows: list[dict[str, Any]] = []
         tasks: dict[str, list[Any]] = {}
         for line in batch.lines:
