@@ -32,15 +32,16 @@ def _one_line(result: Result) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("option", ["--keep", "--keep-logs"])
 @pytest.mark.parametrize("keep", ["0", "0s", "59s", "30s"])
-def test_a_keep_shorter_than_a_minute_asks_for_yes(tmp_path: Path, keep: str) -> None:
-    """--keep 0 would delete the whole history in seconds: without --yes it is refused, saying
-    why and how, and no database is opened."""
+def test_a_keep_shorter_than_a_minute_asks_for_yes(tmp_path: Path, keep: str, option: str) -> None:
+    """--keep 0 would delete the whole history in seconds (--keep-logs 0 its logs): without
+    --yes it is refused, saying why and how, and no database is opened."""
     db = tmp_path / "h.db"
-    result = _invoke("record", "--db", str(db), "--keep", keep, "--duration", "0")
+    result = _invoke("record", "--db", str(db), option, keep, "--duration", "0")
     assert result.exit_code == 2
     line = _one_line(result)
-    assert "--keep" in line
+    assert f"'{option}'" in line
     assert "--yes" in line
     assert not db.exists()
 
@@ -53,6 +54,9 @@ def test_a_short_keep_with_yes_records(tmp_path: Path) -> None:
     assert "keeping 0" in result.output
     result = _invoke("record", "--db", str(db), "--keep", "60s", "--duration", "0")
     assert result.exit_code == 0, result.output
+    result = _invoke("record", "--db", str(db), "--keep-logs", "0", "--yes", "--duration", "0")
+    assert result.exit_code == 0, result.output
+    assert "task logs 0" in result.output
 
 
 @pytest.mark.parametrize(

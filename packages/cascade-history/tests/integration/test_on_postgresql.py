@@ -1,4 +1,4 @@
-"""The cancel, ingest, gap, query, run filter, migration, read-mode and recorder tests
+"""The cancel, ingest, gap, query, run filter, migration, read-mode, recorder and log tests
 again, each on a new database of a private PostgreSQL cluster (``database_url`` of this
 folder's conftest)."""
 
@@ -7,9 +7,11 @@ from __future__ import annotations
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
 from ..test_history_rollup import *  # noqa: F403
+from ..test_logs import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
+from ..test_recorder_logs import *  # noqa: F403
 from ..test_refusals import *  # noqa: F403
 from ..test_run_filters import *  # noqa: F403
 from ..test_run_pages import *  # noqa: F403

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -24,7 +24,7 @@ from ._run_overview import RunOverview
 from ._runs import RUN_STYLES, refused_text, task_counts
 
 if TYPE_CHECKING:
-    from cascade.history import RunDetail, RunSummary, TaskHistory
+    from cascade.history import LogCount, RunDetail, RunSummary, TaskHistory
 
 __all__ = ["echo_run_json", "print_run", "render_run", "task_table"]
 
@@ -40,6 +40,7 @@ _COLUMNS = (
     Column("states", rank=2, fold=24),
     Column("error", rank=4),
 )
+_LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has logs
 
 
 def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
@@ -53,7 +54,7 @@ def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
     listed = 0
     for page in itertools.chain([first], pages):
         for task in page.tasks:
-            write(separator + json.dumps(task.to_json()))
+            write(separator + json.dumps(overview.task_json(task)))
             separator = ", "
             listed += 1
     write('], "summary": ' + json.dumps(overview.to_json(first.run, listed)) + "}\n")
@@ -166,6 +167,8 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
                 style="yellow",
             )
         )
+    if overview.logs:
+        lines.append(_logs_line(overview))
     lines += _slowest(overview.slowest)
     lines += _failures(overview.failures, summary.tasks.get("FAILED", 0))
     picked = f" ({overview.picked})" if overview.picked else ""
@@ -176,9 +179,15 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
     return Group(*lines)
 
 
-def task_table(detail: RunDetail, times: TimeFormat, width: int) -> tuple[Table, list[str]]:
+def task_table(
+    detail: RunDetail,
+    times: TimeFormat,
+    width: int,
+    logs: Mapping[str, LogCount] | None = None,
+) -> tuple[Table, list[str]]:
     """A page of the run's tasks as a table ``width`` wide at most, and the headers of the
-    columns left out to fit it (see :func:`~._fit.fitted`)."""
+    columns left out to fit it (see :func:`~._fit.fitted`); with ``logs`` (the run's
+    :meth:`~cascade.history.History.log_counts`), the lines each task logged."""
     rows: list[list[Cell]] = [
         [
             cell(task.task_name, SHOWN["name"], "bold"),
@@ -188,10 +197,31 @@ def task_table(detail: RunDetail, times: TimeFormat, width: int) -> tuple[Table,
             _held(task, times),
             _states(task, times),
             cell(task.error, SHOWN["error"], "red"),
+            *([_logged(logs.get(task.task_id))] if logs else []),
         ]
         for task in detail.tasks
     ]
-    return fitted(_COLUMNS, rows, width)
+    return fitted((*_COLUMNS, _LOGS) if logs else _COLUMNS, rows, width)
+
+
+def _logged(count: LogCount | None) -> Cell:
+    """``120`` lines, ``120 +5 dropped`` (the dropped in yellow), ``-`` for none."""
+    if count is None or not (count.lines or count.dropped):
+        return "-"
+    text = Text(f"{count.lines:,}")
+    if count.dropped:
+        text.append(f" +{count.dropped:,} dropped", style="yellow")
+    return text
+
+
+def _logs_line(overview: RunOverview) -> Text:
+    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine``."""
+    lines = sum(count.lines for count in overview.logs.values())
+    dropped = sum(count.dropped for count in overview.logs.values())
+    text = Text(f"logs: {lines:,} lines of {len(overview.logs):,} tasks")
+    if dropped:
+        text.append(f", {dropped:,} dropped by their engine", style="yellow")
+    return text
 
 
 def _more_line(more: int, filtered: bool) -> Text | None:
@@ -214,7 +244,7 @@ def print_run(
     left_out: list[str] = []
     for page in itertools.chain([first], pages):  # a big run is never all in memory
         if page.tasks:
-            table, dropped = task_table(page, times, out.width)
+            table, dropped = task_table(page, times, out.width, overview.logs)
             out.print(table)
             left_out += [header for header in dropped if header not in left_out]
         listed += len(page.tasks)

@@ -1,10 +1,11 @@
 """What `cascade run` says of a run before its tasks: its slowest finished tasks, its first
-failures, and how many tasks ``--state`` and ``--task`` pick; each read in SQL, so a run of
-any size costs a few queries, not its every task (rendered by :mod:`._run`)."""
+failures, how many tasks ``--state`` and ``--task`` pick, and what each task logged; each read
+in SQL, so a run of any size costs a few queries, not its every task (rendered by
+:mod:`._run`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces.reader import FINISHED_STATES
@@ -15,7 +16,7 @@ from ._inert import SHOWN, inert
 from ._render import STATE_STYLES
 
 if TYPE_CHECKING:
-    from cascade.history import History, RunDetail, RunSummary, TaskHistory
+    from cascade.history import History, LogCount, RunDetail, RunSummary, TaskHistory
 
 __all__ = ["SUMMARY_TASKS", "TASK_STATES", "RunOverview", "read_overview", "task_states"]
 
@@ -46,12 +47,21 @@ def task_states(values: list[str] | None) -> list[str] | None:
 class RunOverview:
     """A run's summary: its ``slowest`` finished tasks (longest first), its first
     ``failures`` (in the order they failed), and how many tasks the listing's filters pick
-    (``matched``; every task without them), described in ``picked`` (``""``: none)."""
+    (``matched``; every task without them), described in ``picked`` (``""``: none);
+    ``logs``: per task id, the lines it logged and those dropped (empty: the run has none)."""
 
     slowest: list[TaskHistory]
     failures: list[TaskHistory]
     matched: int
     picked: str = ""
+    logs: dict[str, LogCount] = field(default_factory=dict)
+
+    def task_json(self, task: TaskHistory) -> dict[str, Any]:
+        """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
+        logged (``log_lines``) and its engine dropped (``log_dropped``)."""
+        counted = self.logs.get(task.task_id)
+        lines, dropped = (counted.lines, counted.dropped) if counted is not None else (0, 0)
+        return {**task.to_json(), "log_lines": lines, "log_dropped": dropped}
 
     def to_json(self, summary: RunSummary, listed: int) -> dict[str, Any]:
         """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been
@@ -100,4 +110,5 @@ def read_overview(
         failures=failures,
         matched=matched,
         picked=_picked(states, name_glob),
+        logs=query(lambda: history.log_counts(run_id)),
     )

@@ -46,8 +46,9 @@ def insert_rows(
     returning: Sequence[str],
 ) -> list[Sequence[Any]]:
     """Insert the ``rows`` (dicts with the same keys) that ``table`` does not have yet (by its
-    unique indexes); ``returning``'s columns of each row it took. A JSON column's value is
-    given as its JSON text, as ``json.dumps`` writes it.
+    unique indexes); ``returning``'s columns of each row it took (none: a table without a
+    unique index, whose rows all go in). A JSON column's value is given as its JSON text, as
+    ``json.dumps`` writes it.
 
     ``TypeError`` or ``ValueError`` for a value the statement cannot carry (a content error,
     as SQLAlchemy's own would be).
@@ -62,7 +63,8 @@ def insert_rows(
             document = _encode(rows).decode()
         except msgspec.EncodeError as exc:
             raise ValueError(str(exc)) from None
-        return list(connection.exec_driver_sql(sql, (document,)))
+        result = connection.exec_driver_sql(sql, (document,))
+        return list(result) if returning else []
     most = connection.dialect.insertmanyvalues_max_parameters // len(names)
     step = max(1, min(_MOST_ROWS, most))
     values = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
@@ -71,7 +73,9 @@ def insert_rows(
         chunk = rows[start : start + step]
         flat = tuple(itertools.chain.from_iterable(map(values, chunk)))
         sql = _values_sql(connection.dialect, table, names, len(chunk), tuple(returning))
-        taken.extend(connection.exec_driver_sql(sql, flat))
+        result = connection.exec_driver_sql(sql, flat)
+        if returning:
+            taken.extend(result)
     return taken
 
 
@@ -88,8 +92,7 @@ def _values_sql(
     row = "(" + ", ".join("?" * len(names)) + ")"
     return (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) "
-        f"VALUES {', '.join([row] * count)} "
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(map(quote, returning))}"
+        f"VALUES {', '.join([row] * count)}{_taking(quote, returning)}"
     )
 
 
@@ -111,6 +114,12 @@ def _recordset_sql(
     selected = ", ".join(f"{quote(name)}::json" if name in jsons else quote(name) for name in names)
     return (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) SELECT {selected} "
-        f"FROM json_to_recordset(%s::json) AS r({types}) "
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(map(quote, returning))}"
+        f"FROM json_to_recordset(%s::json) AS r({types}){_taking(quote, returning)}"
     )
+
+
+def _taking(quote: Any, returning: tuple[str, ...]) -> str:
+    """What follows the rows: skip those a unique index has, and say which were taken."""
+    if not returning:
+        return ""
+    return f" ON CONFLICT DO NOTHING RETURNING {', '.join(map(quote, returning))}"

@@ -1,4 +1,5 @@
-"""``History``: one database of what happened — runs, tasks, engines' presence, constraints."""
+"""``History``: one database of what happened — runs, tasks, their logs, engines' presence,
+constraints."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
 from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
+from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
 from ._migrate import upgrade
 from ._queries import (
     audit_query,
@@ -37,6 +39,8 @@ from ._received import Received
 from ._records import (
     AuditEvent,
     Execution,
+    LogCount,
+    RecordedLogLine,
     RunDetail,
     RunSummary,
     SourceGap,
@@ -49,6 +53,9 @@ from ._run_query import TaskOrder, count_query, ranked_query, run_query
 from ._schema import (
     cancels,
     constraint_events,
+    log_batches,
+    log_lines,
+    log_tasks,
     presence,
     run_events,
     run_refusals,
@@ -68,6 +75,7 @@ TASKS_PAGE = 500
 
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
+_LINES_A_PRUNE = 20_000  # log lines one pruning transaction deletes at most
 Mode = Literal["read", "write"]
 """How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
@@ -215,10 +223,12 @@ class History:
 
     def prune(self, before: float, *, batch: int = 500) -> int:
         """Delete up to ``batch`` runs last received before ``before`` (epoch seconds: when the
-        recorder received their latest message, not what the messages say), with their events
-        and refusals, and the presence, constraint events, cancels and refusals received before
-        then; how many rows went. Small batches, each its own transaction, so a writer never
-        waits long: call it again while it returns more than zero."""
+        recorder received their latest message, not what the messages say), with their events,
+        refusals and task logs, and the presence, constraint events, cancels and refusals
+        received before then (and the logs of runs known only by logs last received before
+        then); how many rows went. Small batches, each its own transaction, so a writer never
+        waits long (a run's log lines go :data:`_LINES_A_PRUNE` at a time before the run):
+        call it again while it returns more than zero."""
 
         def prune(connection: sa.Connection) -> int:
             doomed = [
@@ -227,12 +237,34 @@ class History:
                     sa.select(runs.c.run_id).where(runs.c.last_received_at < before).limit(batch)
                 )
             ]
+            logged_only = [
+                run_id
+                for (run_id,) in connection.execute(
+                    sa.select(log_tasks.c.run_id)
+                    .where(~sa.exists().where(runs.c.run_id == log_tasks.c.run_id))
+                    .group_by(log_tasks.c.run_id)
+                    .having(sa.func.max(log_tasks.c.last_at) < before)
+                    .limit(batch)
+                )
+            ]
             deleted = 0
-            if doomed:
-                for table in (task_events, run_events, run_refusals, runs):
+            if doomed or logged_only:
+                gone = doomed + logged_only
+                lines = sa.select(log_lines.c.id).where(log_lines.c.run_id.in_(gone))
+                deleted = connection.execute(
+                    sa.delete(log_lines).where(
+                        log_lines.c.id.in_(lines.limit(_LINES_A_PRUNE).scalar_subquery())
+                    )
+                ).rowcount
+                if deleted >= _LINES_A_PRUNE:  # more of their lines: the runs go later
+                    return deleted
+                for table in (task_events, run_events, run_refusals, log_batches, log_tasks):
                     deleted += connection.execute(
-                        sa.delete(table).where(table.c.run_id.in_(doomed))
+                        sa.delete(table).where(table.c.run_id.in_(gone))
                     ).rowcount
+                deleted += connection.execute(
+                    sa.delete(runs).where(runs.c.run_id.in_(doomed))
+                ).rowcount
             for table, when in (
                 (presence, presence.c.received_at),
                 (constraint_events, constraint_events.c.at),
@@ -248,6 +280,30 @@ class History:
             return deleted + prune_rollup(connection, before, doomed)
 
         return self._write(prune, "cannot prune the history")
+
+    def prune_logs(self, before: float, *, batch: int = _LINES_A_PRUNE) -> int:
+        """Delete up to ``batch`` task log lines received before ``before`` (epoch seconds: when
+        the recorder received them, not when they say they were logged), and the records of
+        their batches; how many rows went. Each task's counts (:meth:`log_counts`) stay
+        with its run. Call it again while it returns more than zero."""
+
+        def prune(connection: sa.Connection) -> int:
+            old = sa.select(log_lines.c.id).where(log_lines.c.received_at < before).limit(batch)
+            deleted = connection.execute(
+                sa.delete(log_lines).where(log_lines.c.id.in_(old.scalar_subquery()))
+            ).rowcount
+            batches = (
+                sa.select(log_batches.c.run_id, log_batches.c.seq)
+                .where(log_batches.c.received_at < before)
+                .limit(batch)
+            )
+            key = sa.tuple_(log_batches.c.run_id, log_batches.c.seq)
+            return (
+                deleted
+                + connection.execute(sa.delete(log_batches).where(key.in_(batches))).rowcount
+            )
+
+        return self._write(prune, "cannot prune the history's logs")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -422,6 +478,51 @@ class History:
         source only. Sources with nothing missing in the end are left out."""
         after = since_epoch(since)
         return self._read(lambda c: gaps_query(c, since=after, source=source))
+
+    def log_lines(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        level: int = 0,
+        since: float | None = None,
+        after: int = 0,
+        limit: int | None = 1000,
+    ) -> list[RecordedLogLine]:
+        """The lines the tasks of the run ``run_id`` (its whole id) logged, in the order they
+        were logged (by time, then ``n``), at most ``limit`` (``None``: all); ``[]`` for a run
+        without any.
+
+        ``task``: a task id, or a task name, or a shell glob of names (``load_*``, as
+        :meth:`run`'s ``name_glob``). ``level``: that level's number or higher
+        (``logging.WARNING``: warnings, errors). ``since``: lines logged since then (epoch
+        seconds, as the engine said). ``after``: the :attr:`~RecordedLogLine.id` of the
+        last line the caller has: the lines stored after it, to page through a run's lines
+        or follow them while it is recorded (ids number lines in the order stored: a run's
+        batches as received, each batch's lines in the order logged; a batch that arrived
+        late is found after the lines stored before it).
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self._read(
+            lambda c: log_lines_query(
+                c, run_id, task=task, level=level, since=since, after=after, limit=limit
+            )
+        )
+
+    def log_counts(self, run_id: str) -> dict[str, LogCount]:
+        """Per task id, what the tasks of the run ``run_id`` logged: the lines stored and those
+        their engine dropped (:class:`LogCount`); empty for a run without logs."""
+        return self._read(lambda c: log_counts_query(c, run_id))
+
+    def runs_logging(self, text: str, *, since: float | None = None, limit: int = 100) -> list[str]:
+        """The ids of the runs a line of which contains ``text`` (any case: ASCII letters on
+        SQLite, all on PostgreSQL), the run with the latest such line first, at most
+        ``limit``. ``since``: lines received since then (epoch seconds). It reads every line
+        (of the period) whose text it looks through: no index finds a substring."""
+        if not text:
+            raise ValueError("text must not be empty")
+        return self._read(lambda c: runs_logging_query(c, text, since=since, limit=limit))
 
     def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
         try:

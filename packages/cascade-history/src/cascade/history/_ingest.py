@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import CancelReply, Envelope, InvalidMessageError
+from cascade.interfaces import CancelReply, Envelope, InvalidMessageError, LogBatch
 
 from ._bulk import insert_rows
 from ._cancels import store_cancels
@@ -36,11 +36,12 @@ from ._engine import WRITE
 from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, bounded_sum
 from ._inserts import insert_for, insert_new
+from ._log_ingest import store_logs
 from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
 from ._rows import Rows
-from ._schema import presence, run_events, run_refusals, runs, task_events
+from ._schema import log_batches, presence, run_events, run_refusals, runs, task_events
 from ._text import checked_id
 
 __all__ = ["TRANSIENT", "refusal_rows", "store_batch"]
@@ -111,6 +112,7 @@ def _write(connection: sa.Connection, rows: Rows) -> int:
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
     new += store_constraints(connection, rows.constraints)
     new += store_cancels(connection, rows.cancels)
+    new += store_logs(connection, rows.logs)
     return new + rows.heartbeats
 
 
@@ -149,11 +151,12 @@ def _refusals_upsert(dialect: str) -> Any:
 
 
 def _owners(connection: sa.Connection, batch: Sequence[Received]) -> dict[str, str]:
-    """The sources stored for the runs ``batch`` is about."""
+    """The sources stored for the runs ``batch`` is about (a run known only by its logs
+    belongs to the source of its logs)."""
     ids = {
         item.message.run_id
         for item in batch
-        if isinstance(item.message, (Envelope, CancelReply))
+        if isinstance(item.message, (Envelope, CancelReply, LogBatch))
         and isinstance(item.message.run_id, str)
     }
     owners: dict[str, str] = {}
@@ -163,6 +166,15 @@ def _owners(connection: sa.Connection, batch: Sequence[Received]) -> dict[str, s
             runs.c.run_id.in_(listed[start : start + 500])
         )
         owners.update((run_id, source) for run_id, source in connection.execute(query))
+    unknown = [run_id for run_id in listed if run_id not in owners]
+    if unknown:
+        for start in range(0, len(unknown), 500):
+            query = (
+                sa.select(log_batches.c.run_id, sa.func.min(log_batches.c.source))
+                .where(log_batches.c.run_id.in_(unknown[start : start + 500]))
+                .group_by(log_batches.c.run_id)
+            )
+            owners.update((run_id, source) for run_id, source in connection.execute(query))
     return owners
 
 

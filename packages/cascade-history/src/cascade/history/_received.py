@@ -14,6 +14,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     InvalidMessageError,
+    LogBatch,
     Message,
     StatusMessage,
     check_reply_topic,
@@ -22,6 +23,7 @@ from cascade.interfaces import (
     decode_clear_note,
     decode_constraint,
     decode_envelope,
+    decode_log_batch,
     decode_status,
     payload_limit,
     same_source,
@@ -47,7 +49,7 @@ class Received:
     topic cleared (an empty payload), or a :class:`~cascade.interfaces.ClearNote`
     (who cleared it, why; its ``topic`` is the constraint topic it names), or a
     :class:`~cascade.interfaces.CancelReply` (an engine's answer to a cancel: the audit
-    records it).
+    records it), or a :class:`~cascade.interfaces.LogBatch` (lines its tasks logged).
     ``received_at`` is when it arrived
     (epoch seconds): the time of a constraint's change, which its payload
     does not carry. ``retained`` is the delivery's retain flag (a retained
@@ -55,7 +57,7 @@ class Received:
     """
 
     topic: str
-    message: Envelope | StatusMessage | Constraint | ClearNote | CancelReply | None
+    message: Envelope | StatusMessage | Constraint | ClearNote | CancelReply | LogBatch | None
     received_at: float
     retained: bool = False
 
@@ -142,6 +144,16 @@ def _decode(
         reply = decode_cancel_reply(payload)
         check_reply_topic(reply, message.topic, prefix)
         return Received(message.topic, reply, when, message.retain)
+    elif kind == "logs":  # what a run's tasks logged
+        run_levels = rest.split("/")  # org, project, run[, source]
+        if len(run_levels) not in (3, 4):
+            return None
+        batch = decode_log_batch(message.raw or payload)
+        if len(run_levels) == 4 and not same_source(batch.source, run_levels[3]):
+            raise InvalidMessageError(
+                f"from {batch.source[:64]!r} on {run_levels[3][:64]!r}'s topic", "$.source"
+            )
+        return Received(message.topic, batch, when, message.retain)
     else:
         return None
     return Received(message.topic, decoded, when, message.retain)

@@ -1,4 +1,5 @@
-"""``Recorder``: telemetry, presence, constraints and cancels from the broker, into a ``History``.
+"""``Recorder``: telemetry, task logs, presence, constraints and cancels from the broker, into a
+``History``.
 
 The same shape as the connector's sender: the subscription callback only
 decodes and appends to one bounded queue (it never waits, so the connector
@@ -34,11 +35,13 @@ from typing_extensions import Self
 
 from cascade.interfaces import (
     MAX_CLOCK_SKEW,
+    REASON_FOREIGN,
     REASON_FUTURE,
     CancelReply,
     Connector,
     Envelope,
     InvalidMessageError,
+    LogBatch,
     Message,
     RunSnapshot,
     Seen,
@@ -47,6 +50,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
+    logs_filter,
     reply_filter,
     snapshot_events,
     status_filter,
@@ -74,8 +78,9 @@ class Recorder:
 
     ``await recorder.start()`` subscribes through ``connector`` (which must be
     connected, or connect by itself) to ``{prefix}/telemetry/#``-level
-    telemetry, ``{prefix}/status/+``, ``{prefix}/constraints/#``, the clear notes
-    (``{prefix}/cleared/#``) and the engines' answers to cancels (``{prefix}/reply/+/+``);
+    telemetry, the tasks' logs (``{prefix}/logs/#``), ``{prefix}/status/+``,
+    ``{prefix}/constraints/#``, the clear notes (``{prefix}/cleared/#``) and the engines'
+    answers to cancels (``{prefix}/reply/+/+``);
     ``await recorder.stop()`` unsubscribes and writes what is queued (at most
     ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
     the messages waiting to be written (beyond it they are dropped, and
@@ -83,9 +88,10 @@ class Recorder:
     two transactions start at least ``linger`` seconds apart unless a whole batch is queued
     (a transaction costs more than a thousand events in it: see ``_pace``). With ``keep``
     (seconds), runs and events older than that are pruned as it goes, in
-    small batches between writes. ``name`` is the recorder's name in the
+    small batches between writes; with ``keep_logs`` (seconds), task log lines received
+    longer ago than that too (else they go with their run). ``name`` is the recorder's name in the
     history's gap counts (:meth:`History.gaps`); by default the connector's
-    source id. With ``share``, telemetry is subscribed to through the MQTT
+    source id. With ``share``, telemetry and logs are subscribed to through the MQTT
     shared subscription ``$share/{share}/...``: the broker gives each message
     to one recorder of the group, so several share one stream (into one
     database); presence, constraints and answers still reach every one of them (the
@@ -110,6 +116,7 @@ class Recorder:
         batch_size: int = 5_000,
         linger: float = 0.1,
         keep: float | None = None,
+        keep_logs: float | None = None,
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
         name: str | None = None,
@@ -134,9 +141,11 @@ class Recorder:
         self.linger = linger
         self._pace = Pace(linger, batch_size)
         self.keep = keep
+        self.keep_logs = keep_logs
         self.name = name if name is not None else connector.source_id
         self.share = share
         self._telemetry: SubscriptionHandle | None = None
+        self._logs: SubscriptionHandle | None = None  # shared or not as the telemetry
         self._sharing = False  # what `sharing` says, kept for the callback
         self._retry = (retry_initial, retry_max)
         self._clock = clock
@@ -197,9 +206,12 @@ class Recorder:
         self._writer = asyncio.create_task(self._write_loop(), name="cascade-history-writer")
         prefix = self.prefix
         telemetry = telemetry_filter(prefix=prefix)
+        logs = logs_filter(prefix=prefix)
         if self.share is not None:
             telemetry = shared_filter(self.share, telemetry)
+            logs = shared_filter(self.share, logs)
         self._listen(await self.connector.subscribe(telemetry, self._on_message))
+        self._logs = await self.connector.subscribe(logs, self._on_message)
         for topic_filter in (
             status_filter(prefix),
             constraints_filter(prefix),
@@ -224,6 +236,12 @@ class Recorder:
         plain = telemetry_filter(prefix=self.prefix)
         self._listen(await self.connector.subscribe(plain, self._on_message))
         await handle.unsubscribe()
+        if self._logs is not None:
+            shared_logs = self._logs
+            self._logs = await self.connector.subscribe(
+                logs_filter(prefix=self.prefix), self._on_message
+            )
+            await shared_logs.unsubscribe()
         _log.info("the broker does not deliver to shared subscriptions: subscribed to %s", plain)
         return False
 
@@ -242,6 +260,9 @@ class Recorder:
         if self._telemetry is not None:
             handles.append(self._telemetry)
             self._listen(None)
+        if self._logs is not None:
+            handles.append(self._logs)
+            self._logs = None
         for handle in handles:
             await handle.unsubscribe()
         await self._asker.aclose()
@@ -316,6 +337,15 @@ class Recorder:
             stamp = parse_time(body.ts)
             if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
                 self._refused += 1  # no run's: counted in the stats only
+                return
+        elif isinstance(body, LogBatch):
+            stamp = parse_time(body.ts)
+            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
+                self._refuse(body.run_id, REASON_FUTURE)
+                return
+            owner = self._gaps.owner(body.run_id)
+            if owner is not None and owner != body.source:
+                self._refuse(body.run_id, REASON_FOREIGN)
                 return
         elif isinstance(body, CancelReply):
             owner = self._gaps.owner(body.run_id)
@@ -436,12 +466,16 @@ class Recorder:
         return True
 
     async def _maybe_prune(self) -> None:
-        if self.keep is None or self._clock() < self._next_prune:
+        if (self.keep is None and self.keep_logs is None) or self._clock() < self._next_prune:
             return
+        pruned = 0
         try:
-            pruned = await asyncio.to_thread(self.history.prune, self._clock() - self.keep)
+            if self.keep_logs is not None:
+                now = self._clock()
+                pruned += await asyncio.to_thread(self.history.prune_logs, now - self.keep_logs)
+            if self.keep is not None:
+                pruned += await asyncio.to_thread(self.history.prune, self._clock() - self.keep)
         except HistoryError as exc:
             self._log.warning("prune", "pruning the history failed: %s", exc)
-            pruned = 0
         # more to prune: again soon, between writes; else in a minute
         self._next_prune = self._clock() + (1.0 if pruned else _PRUNE_EVERY)

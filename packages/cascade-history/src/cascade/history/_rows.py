@@ -26,6 +26,7 @@ from cascade.interfaces import (
     Heartbeat,
     InvalidMessageError,
     LifecycleEvent,
+    LogBatch,
     StatusMessage,
     TaskStateEvent,
     truncate_error,
@@ -33,6 +34,7 @@ from cascade.interfaces import (
 
 from ._cancels import cancel_row
 from ._gaps import INT64
+from ._log_rows import LogRows, log_batch_ids
 from ._received import Received, Timed
 from ._text import checked_id, clean
 from ._times import parse_time
@@ -89,6 +91,7 @@ class Rows:
         self.presence: list[dict[str, Any]] = []
         self.constraints: list[Received] = []
         self.cancels: list[dict[str, Any]] = []
+        self.logs = LogRows()
         self.runs: dict[str, dict[str, Any]] = {}
         self.refusals: dict[tuple[str, str], tuple[int, float]] = {}
         self.heartbeats = 0
@@ -109,6 +112,8 @@ class Rows:
                 if self._owner(row["run_id"]) != row["source"]:
                     raise InvalidMessageError("not from the engine of a run the history knows")
                 self.cancels.append(row)
+            elif isinstance(message, LogBatch):
+                self._log_batch(item, message)
             else:
                 self.constraints.append(item)
         except InvalidMessageError:
@@ -121,6 +126,16 @@ class Rows:
             run = self.runs.get(run_id)
             owner = None if run is None else run["source"]
         return owner
+
+    def _log_batch(self, item: Received, batch: LogBatch) -> None:
+        run_id, source = log_batch_ids(batch)
+        owner = self._owner(run_id)
+        if owner is not None and owner != source:
+            self._refuse(run_id, REASON_FOREIGN, item.received_at)
+            return
+        self.logs.add(batch, run_id, source, item.received_at)
+        if owner is None:  # a run heard of first by its logs: theirs
+            self.owners[run_id] = source
 
     def _refuse(self, run_id: str, reason: str, at: float) -> None:
         count, last = self.refusals.get((run_id, reason), (0, at))

@@ -18,6 +18,9 @@ import sqlalchemy as sa
 __all__ = [
     "cancels",
     "constraint_events",
+    "log_batches",
+    "log_lines",
+    "log_tasks",
     "metadata",
     "presence",
     "run_events",
@@ -261,4 +264,58 @@ task_run_hours = sa.Table(
     sa.Column("hour", _Time, primary_key=True),
     sa.Column("runs", sa.BigInteger, nullable=False),
     sa.Index(None, "hour"),
+)
+
+# What the runs' tasks logged (revision 0008): their lines, the batches they came in (a copy of
+# a batch, same run and seq, is stored once), and per task the lines stored and dropped.
+log_lines = sa.Table(
+    "log_lines",
+    metadata,
+    # AUTOINCREMENT: ids never reused after a prune, so "lines after id N" follows a run's log
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("run_id", sa.String(1024), nullable=False),
+    sa.Column("task_id", sa.String(1024), nullable=False),
+    sa.Column("task_name", sa.String(1024), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),  # the line's number among its task's
+    sa.Column("ts", _Time, nullable=False),  # when it was logged, as the engine said
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("level_number", sa.Integer, nullable=False),
+    sa.Column("logger", sa.String(1024), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),  # at most MAX_LOG_LINE_BYTES
+    sa.Column("stream", sa.String(8), nullable=True),  # stdout, stderr: a print
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("span_id", sa.String(16), nullable=True),
+    sa.Column("received_at", _Time, nullable=False),  # what --keep-logs goes by
+    sa.Index(None, "run_id", "id"),
+    sa.Index(None, "run_id", "task_id", "id"),
+    sa.Index(None, "received_at"),
+    sqlite_autoincrement=True,
+)
+
+log_batches = sa.Table(
+    "log_batches",
+    metadata,
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("received_at", _Time, nullable=False),
+    sa.Index(None, "received_at"),
+)
+
+log_tasks = sa.Table(
+    "log_tasks",
+    metadata,
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("task_id", sa.String(1024), primary_key=True),
+    sa.Column("task_name", sa.String(1024), nullable=False),
+    sa.Column("lines", sa.BigInteger, nullable=False),  # stored (kept by --keep-logs or not)
+    # what the engine dropped, by reason (cascade.interfaces.DroppedLines)
+    sa.Column("dropped_rate", sa.BigInteger, nullable=False),
+    sa.Column("dropped_budget", sa.BigInteger, nullable=False),
+    sa.Column("dropped_queue", sa.BigInteger, nullable=False),
+    sa.Column("last_at", _Time, nullable=False),  # when a batch of it was last received
+    sa.Index(None, "last_at"),
 )

@@ -50,7 +50,7 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
         # the history's log_lines comes with its recording of the lines (being merged)
         page = query(
             functools.partial(
-                history.log_lines,  # type: ignore[attr-defined, unused-ignore]
+                history.log_lines,
                 run_id,
                 task=printer.task,
                 level=printer.level,

@@ -1,5 +1,5 @@
-"""`cascade record`: record the broker's telemetry, presence, constraints and cancels into the
-history."""
+"""`cascade record`: record the broker's telemetry, task logs, presence, constraints and
+cancels into the history."""
 
 from __future__ import annotations
 
@@ -55,8 +55,17 @@ def record(
             "Less than a minute (0 deletes everything as it comes) needs --yes.",
         ),
     ] = None,
+    keep_logs: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-logs",
+            metavar="AGE",
+            help="Delete task log lines received longer ago than AGE (7d), whatever --keep "
+            "keeps; default: as long as their run. Less than a minute needs --yes.",
+        ),
+    ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", help="Mean a --keep shorter than a minute.")
+        bool, typer.Option("--yes", help="Mean a --keep or --keep-logs shorter than a minute.")
     ] = False,
     duration_s: StopAfter = None,
     client_id: Annotated[
@@ -128,12 +137,14 @@ def record(
     cascade record --client-id recorder-1 (kept while it restarts)
     """
     kept = parse_age(keep) if keep is not None else None
-    if kept is not None and kept < SHORT_KEEP and not yes:
-        raise typer.BadParameter(
-            f"{keep} is shorter than a minute: it deletes the history within seconds of "
-            "recording it; add --yes if that is meant",
-            param_hint="'--keep'",
-        )
+    logs_kept = parse_age(keep_logs) if keep_logs is not None else None
+    for age, given, option in ((kept, keep, "--keep"), (logs_kept, keep_logs, "--keep-logs")):
+        if age is not None and age < SHORT_KEEP and not yes:
+            raise typer.BadParameter(
+                f"{given} is shorter than a minute: it deletes the history within seconds of "
+                "recording it; add --yes if that is meant",
+                param_hint=f"'{option}'",
+            )
     expiry = parse_age(session_expiry)
     if client_id is not None:
         check_client_id(client_id)
@@ -149,13 +160,16 @@ def record(
     context = CliContext.of(ctx)
     console = context.out()
     retention = f"keeping {keep}" if keep is not None else "keeping everything"
+    if keep_logs is not None:
+        retention += f", task logs {keep_logs}"
 
     async def job(connector: Any) -> RecorderStats:
         from cascade.history import Recorder
 
         exporter = Exporter(connector.topic_prefix) if listen is not None else None
         recorder = Recorder(
-            connector, history, keep=kept, max_queue=queue, name=client_id, share=share,
+            connector, history, keep=kept, keep_logs=logs_kept, max_queue=queue, name=client_id,
+            share=share,
             observe=exporter.metrics.apply if exporter is not None else None,
         )  # fmt: skip
         await recorder.start()  # subscribed before connecting: a kept session's messages

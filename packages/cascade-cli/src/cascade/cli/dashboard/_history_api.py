@@ -9,7 +9,9 @@ the event loop, so the live page keeps answering during a big read.
 The operator first: requests carrying a dashboard token run on a worker of their own; the
 others share :data:`ANONYMOUS_READERS` workers, with at most :data:`ANONYMOUS_QUEUE` waiting
 behind them; beyond that they get 503 with ``Retry-After``. The parameters are those of
-`cascade runs`, `run`, `tasks` and `audit`. A database that cannot be read answers 503 with its
+`cascade runs` (and ``logging=TEXT``: the runs whose logs contain it), `run`, `tasks` and
+`audit`; ``/api/history/runs/{run_id}/logs`` gives a run's recorded log lines a page at a
+time. A database that cannot be read answers 503 with its
 one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
 saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
 shows each string as text.
@@ -30,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
+from cascade.interfaces import LOG_LEVELS
 from cascade.interfaces.reader import FINISHED_STATES
 
 from .._run_ids import checked_prefix, one_run, recorded_in
@@ -65,6 +68,7 @@ HOLDER_QUEUE = 16
 """Token holders' requests waiting for it; more are answered 503 with ``Retry-After``."""
 RETRY_AFTER = "2"
 """Seconds a refused history request is told to wait."""
+_LEVELS = LOG_LEVELS  # ?level=warning
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
 """Why a dashboard given no history (``create_app`` without one) has none."""
 
@@ -213,6 +217,9 @@ class _HistoryApi:
     async def audit(self, request: Request) -> Response:
         return await self.answer(request, _audit)
 
+    async def logs(self, request: Request) -> Response:
+        return await self.answer(request, _logs)
+
 
 def _since(request: Request, default: str | None) -> float | None:
     age = _age(request, "since", default)
@@ -220,6 +227,11 @@ def _since(request: Request, default: str | None) -> float | None:
 
 
 def _runs(history: History, request: Request) -> dict[str, Any]:
+    text = _text(request, "logging")
+    if text is not None:  # the runs whose logs contain it, the latest line first
+        ids = history.runs_logging(text, since=_since(request, None), limit=_limit(request, 100))
+        details = (history.run(run_id, limit=1) for run_id in ids)
+        return {"runs": [detail.run.to_json() for detail in details if detail is not None]}
     found = history.runs(
         since=_since(request, None),
         status=_text(request, "status"),
@@ -264,6 +276,26 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
     return {"run": run, "counts": counts, "next_after": detail.next_after}
 
 
+def _logs(history: History, request: Request) -> dict[str, Any]:
+    """A page of a run's log lines (its whole id): ``task`` (an id, a name or a glob),
+    ``level`` (a number, or a name such as ``warning``), ``after`` (the last line's ``id``),
+    ``limit``; ``next_after``: the cursor of the next page (``null``: none yet)."""
+    level_text = request.query_params.get("level") or "0"
+    level = _LEVELS.get(level_text.upper()) if not level_text.isdigit() else int(level_text)
+    if level is None:
+        raise ValueError(f"level must be a number or one of {', '.join(_LEVELS).lower()}")
+    after_text = request.query_params.get("after") or "0"
+    if not after_text.isdigit():
+        raise ValueError("after must be the id of a line (a whole number)")
+    limit = _limit(request, MAX_LIMIT)
+    lines = history.log_lines(
+        request.path_params["run_id"], task=_text(request, "task"), level=level,
+        after=int(after_text), limit=limit,
+    )  # fmt: skip
+    next_after = lines[-1].id if len(lines) == limit else None
+    return {"lines": [line.to_json() for line in lines], "next_after": next_after}
+
+
 def _tasks(history: History, request: Request) -> dict[str, Any]:
     limit = _limit(request, MAX_LIMIT)
     found = history.tasks(since=_since(request, "7d"), name_glob=_text(request, "name"))
@@ -299,4 +331,5 @@ def history_routes(
         Route("/api/history/tasks", api.tasks),
         Route("/api/history/task", api.task),
         Route("/api/history/audit", api.audit),
+        Route("/api/history/runs/{run_id}/logs", api.logs),
     ]

@@ -4,7 +4,9 @@
 // and cancels); where the history is, or why there is none and how to start one. Everything the
 // history holds came from the broker, so every string reaches the page through textContent or
 // setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds(),
-// fillTable() and fillList() of app.js and drawTimeline() of timeline.js, loaded before it.
+// fillTable() and fillList() of app.js, drawTimeline() of timeline.js and drawLogLines() of
+// logs.js, loaded before it. A run's recorded log lines are shown beside its timeline, a page
+// at a time; "runs whose logs contain" lists the runs by their text instead of the filters.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -44,6 +46,7 @@ function filters() {
   return {
     since: $("h-since").value, status: $("h-status").value, project: $("h-project").value.trim(),
     task: $("h-task").value.trim(), source: $("h-source").value.trim(), limit: 200,
+    logging: $("h-logging").value.trim(),
   };
 }
 
@@ -77,6 +80,25 @@ async function loadRun(runId) {
   $("h-run-missing").textContent = run.missing_events
     ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
   drawRun();
+  await loadLogs(true);
+}
+
+// The shown run's log lines: the first page (again, `fresh`), or the next one after them.
+let shownLogs = null;
+
+async function loadLogs(fresh) {
+  if (!shownRun) return;
+  const runId = shownRun.run.run_id;
+  if (fresh) shownLogs = { runId, task: $("h-log-task").value.trim(), next: 0 };
+  const shown = shownLogs;
+  if (shown.next == null) return;
+  const { lines, next_after } = await historyGet(
+    "/api/history/runs/" + encodeURIComponent(runId) + "/logs", { task: shown.task, after: shown.next });
+  if (shownLogs !== shown) return; // another run or task was asked for meanwhile
+  drawLogLines($("h-logs"), lines, { clear: fresh });
+  shown.next = next_after;
+  $("h-logs-none").textContent = fresh && !lines.length ? "no log lines recorded" : "";
+  $("h-logs-more").hidden = next_after == null;
 }
 
 // The next page of the run's tasks (keyset: the cursor the last page gave), added to those shown.
@@ -215,6 +237,8 @@ async function startHistory() {
     problem(error);
   }
   $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
+  $("h-logs-more").addEventListener("click", () => loadLogs(false).then(() => problem(null), problem));
+  $("h-log-task").addEventListener("change", () => loadLogs(true).then(() => problem(null), problem));
   $("h-filters").addEventListener("submit", (event) => {
     event.preventDefault();
     loadRuns().then(() => problem(null), problem);

@@ -1,19 +1,41 @@
-// Task log lines as the page shows them: one row each, "HH:MM:SS.mmm LEVEL task#attempt
-// logger: message", text only (textContent: a line's text never becomes markup).
+// A task log panel: lines in cascade.interfaces.LogLine's field names (ts: ISO text, or epoch
+// seconds as the history gives it; task_name, attempt, level, stream, logger, message), as
+// rows "HH:MM:SS.mmm task#attempt LEVEL logger: message". Shared by the live panel (an open
+// run's lines) and the History section (recorded lines). Every string came from an engine:
+// it reaches the page through textContent only.
 "use strict";
 
-function renderLogLines(container, lines) {
-  const rows = lines.map((line) => {
-    const row = document.createElement("div");
-    const when = new Date(line.ts);
-    const clock = isNaN(when) ? String(line.ts) : when.toTimeString().slice(0, 8) + "." +
-      String(when.getMilliseconds()).padStart(3, "0");
+function logTime(ts) {
+  const when = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);
+  return isNaN(when) ? String(ts) : when.toISOString().slice(11, 23);
+}
+
+// Append `lines` to `container` (a block element); `options.clear` empties it first.
+function drawLogLines(container, lines, options) {
+  if (options && options.clear) container.replaceChildren();
+  for (const line of lines) {
+    const div = document.createElement("div");
+    div.className = "log-line log-" + String(line.level || "INFO").toLowerCase().replace(/[^a-z]/g, "");
     const task = line.task_name + (line.attempt > 1 ? "#" + line.attempt : "");
     const who = line.logger || line.stream || "";
-    row.textContent = clock + " " + line.level.padEnd(8) + " " + task + " " +
-      (who ? who + ": " : "") + line.message;
-    row.className = "log-line log-" + String(line.level).replace(/[^A-Z]/g, "");
-    return row;
-  });
-  container.replaceChildren(...rows);
+    for (const [text, className] of [
+      [logTime(line.ts), "log-ts"],
+      [task, "log-task"],
+      [line.level, "log-level"],
+      [who ? who + ":" : "", "log-logger"],
+      [line.message, "log-message"],
+    ]) {
+      const span = document.createElement("span");
+      span.className = className;
+      span.textContent = text == null ? "" : String(text);
+      div.appendChild(span);
+      div.appendChild(document.createTextNode(" "));
+    }
+    container.appendChild(div);
+  }
+}
+
+// The live panel: `lines` replace what the container showed.
+function renderLogLines(container, lines) {
+  drawLogLines(container, lines, { clear: true });
 }

@@ -1,0 +1,79 @@
+"""Reading what the runs' tasks logged: a run's lines, its tasks' counts, runs by their text."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ._records import LogCount, RecordedLogLine
+from ._schema import log_lines, log_tasks
+from ._task_filters import ESCAPE, name_matches
+
+__all__ = ["log_counts_query", "log_lines_query", "runs_logging_query"]
+
+_LINE = (
+    log_lines.c.id, log_lines.c.run_id, log_lines.c.task_id, log_lines.c.task_name,
+    log_lines.c.attempt, log_lines.c.n, log_lines.c.ts, log_lines.c.level,
+    log_lines.c.level_number, log_lines.c.logger, log_lines.c.message, log_lines.c.stream,
+    log_lines.c.source, log_lines.c.trace_id, log_lines.c.span_id,
+)  # fmt: skip
+_GLOB = frozenset("*?[")
+
+
+def log_lines_query(
+    connection: sa.Connection,
+    run_id: str,
+    *,
+    task: str | None,
+    level: int,
+    since: float | None,
+    after: int,
+    limit: int | None,
+) -> list[RecordedLogLine]:
+    """The lines :meth:`History.log_lines` says, by id."""
+    query = sa.select(*_LINE).where(log_lines.c.run_id == run_id, log_lines.c.id > after)
+    if task is not None:
+        named = (
+            name_matches(log_lines.c.task_name, task)
+            if _GLOB.intersection(task)
+            else log_lines.c.task_name == task
+        )
+        query = query.where(sa.or_(log_lines.c.task_id == task, named))
+    if level > 0:
+        query = query.where(log_lines.c.level_number >= level)
+    if since is not None:
+        query = query.where(log_lines.c.ts >= since)
+    query = query.order_by(log_lines.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [RecordedLogLine(**row._asdict()) for row in connection.execute(query)]
+
+
+def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCount]:
+    """Per task id of the run, its lines stored and dropped."""
+    c = log_tasks.c
+    query = (
+        sa.select(
+            c.task_id, c.task_name, c.lines, c.dropped_rate + c.dropped_budget + c.dropped_queue
+        )
+        .where(c.run_id == run_id)
+        .order_by(c.task_id)
+    )
+    return {
+        task_id: LogCount(name, lines, dropped)
+        for task_id, name, lines, dropped in connection.execute(query)
+    }
+
+
+def runs_logging_query(
+    connection: sa.Connection, text: str, *, since: float | None, limit: int
+) -> list[str]:
+    """The runs with a line containing ``text`` (any case), latest line first."""
+    pattern = "%" + "".join(ESCAPE + ch if ch in "%_\\" else ch for ch in text) + "%"
+    message = log_lines.c.message
+    found = message.ilike(pattern, escape=ESCAPE)  # ILIKE on PostgreSQL, lower() LIKE on SQLite
+    latest = sa.func.max(log_lines.c.id)
+    query = sa.select(log_lines.c.run_id).where(found)
+    if since is not None:
+        query = query.where(log_lines.c.received_at >= since)
+    query = query.group_by(log_lines.c.run_id).order_by(latest.desc()).limit(limit)
+    return [run_id for (run_id,) in connection.execute(query)]
