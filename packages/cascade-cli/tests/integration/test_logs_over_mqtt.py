@@ -1,15 +1,18 @@
 """`cascade logs RUN -f` in its own process on a real broker: it prints the lines an engine
 publishes as they come, and ends by itself after the run's ENGINE_STOPPED.
 
-(`cascade logs --db` against a real history waits for the history's ``log_lines``: the
-integrator adds its test once both are merged.)"""
+And a real engine's lines through `cascade record` to `cascade logs --db` and `cascade run`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from cascade.interfaces import (
     events_topic,
     logs_topic,
 )
-from cascade.testkit import BrokerEndpoint
+from cascade.runtime import Engine, LogForwarding, task
+from cascade.testkit import BrokerEndpoint, MosquittoBroker
 
 TS = "2026-11-18T10:00:00.250000+00:00"
 
@@ -84,3 +88,56 @@ def test_follow_prints_live_lines_and_stops_after_the_run(
         "    world",
     ]
     assert "Traceback" not in err
+
+
+def test_a_real_engines_lines_are_recorded_and_read_back(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """An engine forwards what its task logs; `cascade record` keeps it; `cascade logs RUN
+    --db` prints it and `cascade run RUN --json` counts it, the dropped lines included."""
+    db = tmp_path / "history.sqlite3"
+    address = f"{mosquitto_broker.host}:{mosquitto_broker.port}"
+    cli = [sys.executable, "-m", "cascade.cli"]
+    recorder = subprocess.Popen(
+        [*cli, "record", "--host", address, "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    app = logging.getLogger("it.logs")
+
+    @task(name="chatty")
+    def chatty() -> None:
+        for i in range(30):
+            app.warning("loaded batch %d", i)
+
+    async def run() -> str:
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port)
+        engine = Engine(connector, logs=LogForwarding(max_lines_per_task=20))
+        started: list[str] = []
+        engine.events.subscribe(lambda e: started.append(e.run_id))
+        await engine.run(chatty())
+        return started[0]
+
+    try:
+        assert recorder.stdout is not None
+        assert recorder.stdout.readline().startswith("recording ")  # subscribed
+        run_id = asyncio.run(run())
+        shown = ""
+        for _ in range(100):  # the recorder writes within moments
+            read = subprocess.run([*cli, "logs", run_id[:12], "--db", str(db), "--json"],
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+            shown = read.stdout
+            if shown.count("\n") >= 20:
+                break
+            time.sleep(0.1)  # polls the recorder's database; nothing to await across processes
+        overview = [*cli, "run", run_id, "--db", str(db), "--json"]
+        counted = subprocess.run(overview, capture_output=True, text=True, timeout=60, check=True)
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.communicate(timeout=30)
+    lines = [json.loads(line) for line in shown.splitlines()]
+    assert [line["message"] for line in lines] == [f"loaded batch {i}" for i in range(20)]
+    assert {(line["task_name"], line["level"], line["run_id"]) for line in lines} == {
+        ("chatty", "WARNING", run_id)
+    }
+    [recorded] = json.loads(counted.stdout)["tasks"]
+    assert (recorded["log_lines"], recorded["log_dropped"]) == (20, 10)
