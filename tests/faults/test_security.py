@@ -167,7 +167,10 @@ async def test_denied_engine_completes_and_reports_once(
                 protocol="5",
                 flush_timeout=1.0,
             )
-            engine = Engine(connector, heartbeat_interval=None)
+            # no summary: allowed and sent first, it puts the run's QoS 1 start in the batch of
+            # its denied QoS 0 task states, whose refusal mosquitto 2.0.11 then drops every time
+            # (above); what is refused here is the telemetry, with or without a summary
+            engine = Engine(connector, heartbeat_interval=None, summaries=False)
             started = time.monotonic()
             with caplog.at_level(logging.WARNING, logger="cascade.connectors.mqtt"):
                 assert await engine.run(_graph()) == sum(range(20))
@@ -187,9 +190,8 @@ async def test_denied_engine_completes_and_reports_once(
     # PUBACK to carry a refusal
     assert connector.stats.refused >= 1
     # every message is accounted for on the engine's side: refused, discarded (also those
-    # unconfirmed when the broker dropped the connection), or confirmed by the broker: the
-    # run's 44 telemetry messages and its two summaries (at its start and its end)
-    assert connector.stats.refused + connector.stats.dropped + connector.stats.published == 46
+    # unconfirmed when the broker dropped the connection), or confirmed by the broker
+    assert connector.stats.refused + connector.stats.dropped + connector.stats.published == 44
     stats = connector.stats
     figures.emitted, figures.delivered = 2 * 21 + 2, 0
     figures.dropped = stats.refused + stats.dropped
