@@ -191,3 +191,35 @@ def test_an_application_without_logging_configured_still_sees_its_warnings() -> 
 def test_bad_options_are_refused_naming_them(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=option if option != "level" else "LOUD"):
         LogForwarding(**{option: value})  # type: ignore[arg-type]
+
+
+async def test_prints_are_forwarded_when_asked_and_still_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    @task
+    def printer() -> None:
+        print("first line\nsecond", end="")
+        print(" line")
+        print("to stderr", file=sys.stderr)
+
+    broker = InMemoryBroker()
+    await Engine(InMemoryConnector(broker), logs=LogForwarding(capture_print=True)).run(printer())
+    lines = [line for batch in _batches(broker) for line in batch.lines]
+    assert [(line.message, line.stream, line.level, line.n) for line in lines] == [
+        ("first line", "stdout", "INFO", 1),
+        ("second line", "stdout", "INFO", 2),
+        ("to stderr", "stderr", "WARNING", 3),
+    ]
+    printed = capsys.readouterr()
+    assert (printed.out, printed.err) == ("first line\nsecond line\n", "to stderr\n")
+    assert not type(sys.stdout).__name__.startswith("_Printed")  # put back after the run
+
+
+async def test_prints_are_not_forwarded_by_default() -> None:
+    @task
+    def printer() -> None:
+        print("just printed")
+
+    broker = InMemoryBroker()
+    await Engine(InMemoryConnector(broker)).run(printer())
+    assert _batches(broker) == []

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -65,6 +66,10 @@ class LogForwarding:
     - ``max_queue``: lines waiting for the sender at most; beyond, dropped (``queue``): a
       broker that is slow or away costs lines, never the run's memory or time.
     - ``batch_interval``: seconds between two batches at most while lines come.
+    - ``capture_print``: also forward what tasks print (``sys.stdout`` as ``INFO`` lines and
+      ``sys.stderr`` as ``WARNING`` ones, each with its ``stream``), a line at each newline;
+      it is still printed. While a run captures, ``sys.stdout`` and ``sys.stderr`` are
+      wrappers that pass everything through.
     """
 
     level: int | str = logging.INFO
@@ -74,6 +79,7 @@ class LogForwarding:
     max_line_bytes: int = 4096
     max_queue: int = 50_000
     batch_interval: float = 0.1
+    capture_print: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lines_per_second", "run_lines_per_second", "batch_interval"):
@@ -190,29 +196,62 @@ class _Handler(logging.Handler):
         self.handle(record)
 
 
+class _Printed:
+    """``sys.stdout`` or ``sys.stderr`` while a run captures prints: what a task of such a
+    run writes is also its log lines; everything is written on as before."""
+
+    def __init__(self, target: Any, stream: str) -> None:
+        self.target = target
+        """The stream it writes on."""
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        scope = _SCOPE.get()
+        if scope is not None and scope.logs.options.capture_print:
+            scope.logs.printed(scope, self._stream, text)
+        return int(self.target.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
 class _Installed:
-    """The one handler on the root logger, there while at least one run forwards."""
+    """The one handler on the root logger, there while at least one run forwards, and the
+    print wrappers while at least one captures prints."""
 
     lock = threading.Lock()
     users = 0
+    printers = 0
     handler: _Handler | None = None
 
     @classmethod
-    def acquire(cls) -> None:
+    def acquire(cls, prints: bool) -> None:
         with cls.lock:
             cls.users += 1
             if cls.handler is None:
                 root = logging.getLogger()
                 cls.handler = _Handler(last_resort=not root.handlers)
                 root.addHandler(cls.handler)
+            if prints:
+                cls.printers += 1
+                if cls.printers == 1:
+                    sys.stdout = _Printed(sys.stdout, "stdout")  # type: ignore[assignment]
+                    sys.stderr = _Printed(sys.stderr, "stderr")  # type: ignore[assignment]
 
     @classmethod
-    def release(cls) -> None:
+    def release(cls, prints: bool) -> None:
         with cls.lock:
             cls.users -= 1
             if cls.users == 0 and cls.handler is not None:
                 logging.getLogger().removeHandler(cls.handler)
                 cls.handler = None
+            if prints:
+                cls.printers -= 1
+                if cls.printers == 0:  # put back unless someone replaced them since
+                    for name in ("stdout", "stderr"):
+                        stream = getattr(sys, name)
+                        if isinstance(stream, _Printed):
+                            setattr(sys, name, stream.target)
 
 
 class RunLogs:
@@ -262,6 +301,7 @@ class RunLogs:
         self._loggers: dict[str, bytes] = {}  # logger names, encoded
         self._drops: dict[tuple[str, str], list[Any]] = {}  # (task id, reason) -> [name, count]
         self._tasks: dict[str, _Task] = {}
+        self._partial: dict[tuple[str, str], str] = {}  # a print's line until its newline
         self._run_bucket = _Bucket(options.run_lines_per_second, time.time())
         self._seq = 0
         self._stamp = Stamp()
@@ -280,7 +320,7 @@ class RunLogs:
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        _Installed.acquire()
+        _Installed.acquire(self.options.capture_print)
         self._sender = self._loop.create_task(self._send_loop(), name="cascade-logs")
 
     def enter(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> None:
@@ -302,7 +342,20 @@ class RunLogs:
             fields += b'"span_id":%b,' % _encode(span_id)
         _SCOPE.set(_Scope(self, task_id, task, fields))
 
-    def take(self, scope: _Scope, record: logging.LogRecord) -> None:
+    def printed(self, scope: _Scope, stream: str, text: str) -> None:
+        """What an attempt wrote on ``stream``: a line at each newline (the rest waits)."""
+        key = (scope.task_id, stream)
+        with self._lock:
+            text = self._partial.pop(key, "") + text
+            *lines, rest = text.split("\n")
+            if rest:
+                self._partial[key] = rest[: self.options.max_line_bytes * 4]
+        level = logging.INFO if stream == "stdout" else logging.WARNING
+        for line in lines:
+            record = logging.LogRecord("", level, "", 0, line, None, None)
+            self.take(scope, record, stream)
+
+    def take(self, scope: _Scope, record: logging.LogRecord, stream: str | None = None) -> None:
         """A record logged in one of this run's attempts: queue it, or drop and count it.
 
         Only a line that is kept is formatted (encoded, at once); under the lock, so that the
@@ -333,7 +386,7 @@ class RunLogs:
                 if record.exc_info or record.exc_text:
                     message = _with_traceback(message, record)
                 # bytes, not the record: what waits holds no object the GC must walk
-                line = self._line(scope, n, record.created, level, record.name, message)
+                line = self._line(scope, n, record.created, level, record.name, message, stream)
                 self._queue.append((line, scope.task_id))
             if self._waking:
                 return
@@ -371,7 +424,7 @@ class RunLogs:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sender
             self._sender = None
-            _Installed.release()
+            _Installed.release(self.options.capture_print)
         with self._lock:
             for _line, task_id in self._queue:
                 self._drop(task_id, self._tasks[task_id].name, "queue", 1)
@@ -417,7 +470,14 @@ class RunLogs:
             await self._send(lines, dropped)
 
     def _line(
-        self, scope: _Scope, n: int, created: float, level: int, logger: str, message: str
+        self,
+        scope: _Scope,
+        n: int,
+        created: float,
+        level: int,
+        logger: str,
+        message: str,
+        stream: str | None = None,
     ) -> bytes:
         """One :class:`~cascade.interfaces.LogLine`, encoded: formatted straight, as the
         telemetry's task events are (every line a task logs passes here)."""
@@ -431,17 +491,20 @@ class RunLogs:
         if name is None:
             name = self._loggers[logger] = _encode(logger)
         named = _NAMED.get(level)
+        fields = (
+            scope.fields if stream is None else scope.fields + b'"stream":"%b",' % (stream.encode())
+        )
         stamp = self._stamp
         whole = int(created)
         second = stamp.prefix if whole == stamp.whole_second else stamp(created)[0]
         micro = int((created - whole) * 1_000_000)
         if named is not None:
-            return _LINE % (second, micro, scope.fields, n, _LEVELS[named], name, _encode(message))
+            return _LINE % (second, micro, fields, n, _LEVELS[named], name, _encode(message))
         extra = b'"level_number":%d,' % max(0, min(100, level))
         return _LINE % (
             second,
             micro,
-            scope.fields + extra,
+            fields + extra,
             n,
             _LEVELS[_nearest(level)],
             name,

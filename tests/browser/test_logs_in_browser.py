@@ -1,0 +1,226 @@
+"""Task logs in a real headless Chromium: an open run's lines live under its timeline (a task's
+alone once its name is clicked), and a recorded run found in the History by a word it logged,
+its lines shown; what a task logged is shown as text, never as markup."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from cascade.runtime import Event, task
+from cascade.testkit import BrokerEndpoint
+
+from .conftest import TOKEN, Dashboard, EngineThread
+from .test_dashboard_in_browser import (
+    WAIT,
+    attribute,
+    click,
+    css,
+    engine_on,
+    no_script_errors,
+    open_page,
+    open_run,
+    started,
+    task_state,
+    texts,
+    wait,
+)
+
+pytestmark = pytest.mark.integration
+
+LOGGER = "bt.logs"
+BOLD = "<b>bold</b>"
+
+
+@pytest.fixture
+def app_logger() -> Generator[logging.Logger, None, None]:
+    """The tasks' logger, letting INFO through (as an app configured so would) for the test."""
+    logger = logging.getLogger(LOGGER)
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    yield logger
+    logger.setLevel(before)
+
+
+def messages(driver: Any, panel: str) -> list[str]:
+    """The messages the log panel ``panel`` (an element id) shows, in order."""
+    return texts(driver, f"#{panel} .log-line .log-message")
+
+
+def test_an_open_runs_lines_are_shown_live_as_text_and_a_task_name_filters_them(
+    browser: Any,
+    dashboard: Dashboard,
+    mqtt_broker: BrokerEndpoint,
+    engine_thread: EngineThread,
+    app_logger: logging.Logger,
+) -> None:
+    """Two running tasks log INFO lines (one of them markup): the open run's panel shows them
+    as text while the tasks still run; the name of one in the timeline narrows the panel to
+    its lines, "every task" widens it again; released, the run ends."""
+    suffix = uuid.uuid4().hex[:6]
+    first, second = f"bt_load_{suffix}", f"bt_save_{suffix}"
+    release = threading.Event()
+
+    @task(name=first)
+    def load() -> str:
+        app_logger.info("loading %d rows", 3)
+        app_logger.info("row with %s inside", BOLD)
+        app_logger.info("loaded")
+        release.wait(WAIT)
+        return "loaded"
+
+    @task(name=second)
+    def save() -> str:
+        app_logger.info("saving to %s", "disk")
+        release.wait(WAIT)
+        return "saved"
+
+    open_page(browser, dashboard)
+    recorded: list[Event] = []
+    run = engine_thread.submit(engine_on(mqtt_broker, recorded).run([load(), save()]))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        open_run(browser, run_id)
+        wanted = ["loading 3 rows", f"row with {BOLD} inside", "loaded"]
+        every = {*wanted, "saving to disk"}
+        wait(browser, lambda d: set(messages(d, "logs-lines")) == every)
+        shown = messages(browser, "logs-lines")
+        assert [m for m in shown if m in wanted] == wanted  # in the order logged
+        assert css(browser, "#logs-lines b") == []  # the markup is text, not an element
+        assert texts(browser, "#logs-lines .log-line .log-task") == [
+            first if m in wanted else second for m in shown
+        ]
+        assert set(texts(browser, "#logs-lines .log-level")) == {"INFO"}
+        assert set(texts(browser, "#logs-lines .log-logger")) == {f"{LOGGER}:"}
+        assert browser.find_element(By.ID, "logs-of").text == "of every task"
+        assert not browser.find_element(By.ID, "logs-all").is_displayed()
+        assert task_state(browser, first) == "RUNNING"
+        assert not run.done()
+
+        second_id = attribute(browser, f'#timeline [data-task-id^="{second}"]', "data-task-id")
+        assert second_id
+        click(browser, f'#timeline [data-task-id="{second_id}"]')
+        wait(browser, lambda d: messages(d, "logs-lines") == ["saving to disk"])
+        assert browser.find_element(By.ID, "logs-of").text == f"of {second_id}"
+        click(browser, "#logs-all:not([hidden])")
+        wait(browser, lambda d: set(messages(d, "logs-lines")) == every)
+        assert browser.find_element(By.ID, "logs-of").text == "of every task"
+    finally:
+        release.set()
+    assert run.result(WAIT) == ["loaded", "saved"]
+    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    assert set(messages(browser, "logs-lines")) == every
+    assert css(browser, "#logs-lines b") == []
+    assert no_script_errors(browser) == []
+
+
+@pytest.fixture
+def recorder(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> Generator[tuple[subprocess.Popen[str], Path], None, None]:
+    """`cascade record --db FILE` on the test's broker, subscribed; stopped with Ctrl-C."""
+    db = tmp_path / "history.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cascade.cli", "record",
+         "--host", f"{mqtt_broker.host}:{mqtt_broker.port}", "--db", str(db)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("recording "), (first, process.stderr and process.stderr.read())
+        yield process, db
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
+    browser: Any,
+    mqtt_broker: BrokerEndpoint,
+    engine_thread: EngineThread,
+    app_logger: logging.Logger,
+    recorder: tuple[subprocess.Popen[str], Path],
+) -> None:
+    """A run recorded by `cascade record` whose task logged a distinctive word, and another
+    run that did not: the History's "runs whose logs contain" lists the first alone; opened,
+    its lines are in the History's log panel, as text."""
+    _, db = recorder
+    word = f"zebra{uuid.uuid4().hex[:8]}"
+    name = f"bt_hist_{word[-4:]}"
+
+    @task(name=name)
+    def chatty() -> str:
+        app_logger.info("starting")
+        app_logger.info("found a %s in %s", word, BOLD)
+        app_logger.warning("done")
+        return "ok"
+
+    @task(name="bt_quiet")
+    def quiet() -> str:
+        app_logger.info("nothing to see")
+        return "quiet"
+
+    runs = []
+    for tasks in (quiet(), chatty()):
+        recorded: list[Event] = []
+        engine_thread.submit(engine_on(mqtt_broker, recorded).run(tasks)).result(WAIT)
+        runs.append(started(recorded))
+    other, run_id = runs
+    assert other and run_id
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", str(db))  # fmt: skip
+    try:
+        browser.get(board.url)
+        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        browser.find_element(By.ID, "h-logging").send_keys(word)
+        listed = "#h-runs tbody tr[data-run-id]"
+
+        def searched(driver: Any) -> bool:
+            """Ask again until the recorder has written the run's lines: it lists the run."""
+            found = [attribute(driver, f"{listed}:nth-child({n})", "data-run-id") for n in (1, 2)]
+            if found == [run_id, None]:
+                return True
+            driver.find_element(By.ID, "h-show").click()
+            return False
+
+        wait(browser, searched)
+        assert browser.find_element(By.ID, "h-no-runs").text == ""
+        click(browser, f'#h-runs tr[data-run-id="{run_id}"] button')
+        wait(browser, lambda d: d.find_element(By.ID, "h-run-id").text == run_id)
+        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Succeeded")
+        wanted = ["starting", f"found a {word} in {BOLD}", "done"]
+        wait(browser, lambda d: messages(d, "h-logs") == wanted)
+        assert texts(browser, "#h-logs .log-task") == [name] * 3
+        assert texts(browser, "#h-logs .log-level") == ["INFO", "INFO", "WARNING"]
+        assert css(browser, "#h-logs b") == []
+        assert browser.find_element(By.ID, "h-logs-none").text == ""
+        assert not browser.find_element(By.ID, "h-logs-more").is_displayed()
+
+        # a word no run logged: no run listed
+        browser.find_element(By.ID, "h-logging").clear()
+        browser.find_element(By.ID, "h-logging").send_keys(word + "-never")
+        click(browser, "#h-show")
+        wait(browser, lambda d: d.find_element(By.ID, "h-no-runs").text == "no recorded run matches")
+        assert css(browser, listed) == []
+        assert no_script_errors(browser) == []
+    finally:
+        code = board.stop()
+    assert code == 0, "".join(board.output)
+    assert "Traceback" not in "".join(board.output)
