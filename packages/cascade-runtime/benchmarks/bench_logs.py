@@ -3,8 +3,10 @@ its lines reach a reader.
 
 Prints two tables:
 
-1. A task logs ``--lines`` INFO lines as fast as it can (a coroutine task, the logger at INFO
-   with a handler that discards, as an application's file handler would be). Rows: forwarding
+1. A task logs ``--lines`` INFO lines as fast as it can (a coroutine task, the logger at INFO),
+   twice: with the application's handler a no-op (logging's floor, where forwarding weighs
+   most) and with each line formatted and written to a file (/dev/null), as an application
+   that logs has it. Rows: forwarding
    off (the baseline), forwarding on with budgets above the flood (every line sent) to a
    connector that drops every publish (the engine's own cost) and to a private mosquitto
    with a subscriber counting what arrives, and with the default budgets (500 lines a
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -123,7 +126,9 @@ async def measure(
     return Row(name, seconds, stats.log_lines_sent, stats.log_lines_dropped, arrived)
 
 
-async def flood_table(lines: int, repeats: int, broker: MosquittoBroker | None) -> None:
+async def flood_table(
+    lines: int, repeats: int, broker: MosquittoBroker | None, handled: str
+) -> None:
     def null(prefix: str) -> Connector:
         return NullConnector(topic_prefix=prefix, presence=False)
 
@@ -144,7 +149,8 @@ async def flood_table(lines: int, repeats: int, broker: MosquittoBroker | None) 
             on_broker = broker if factory is mqtt else None
             results[name].append(await measure(name, factory, forwarding, lines, on_broker))
     base = statistics.median(r.seconds for r in results["forwarding off"])
-    print(f"\n### A task logging {lines:,} INFO lines as fast as it can (median of {repeats})\n")
+    print(f"\n### A task logging {lines:,} INFO lines as fast as it can, {handled} "
+          f"(median of {repeats})\n")  # fmt: skip
     print("| forwarding | wall s | ratio to off | µs/line | sent | dropped | arrived |")
     print("|---|--:|--:|--:|--:|--:|--:|")
     for name, rows in results.items():
@@ -188,6 +194,20 @@ async def latency_table(rate: int, seconds: float, broker: MosquittoBroker) -> N
           f"{p99 * 1000:.0f} | {delays[-1] * 1000:.0f} |")  # fmt: skip
 
 
+def _written_handler(stack: contextlib.ExitStack) -> logging.Handler:
+    """A handler as ``logging.basicConfig`` makes one, writing to /dev/null."""
+    handler = logging.StreamHandler(stack.enter_context(open(os.devnull, "w")))  # noqa: SIM115
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    return handler
+
+
+def _written_handler(stack: contextlib.ExitStack) -> logging.Handler:
+    """A handler as ``logging.basicConfig`` makes one, writing to /dev/null."""
+    handler = logging.StreamHandler(stack.enter_context(open(os.devnull, "w")))  # noqa: SIM115
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    return handler
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=100_000, help="lines the flooding task logs")
@@ -196,16 +216,21 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
     args = parser.parse_args()
     log.setLevel(logging.INFO)
-    log.propagate = True
-    logging.getLogger().addHandler(logging.NullHandler())  # logging configured, output discarded
-    log.addHandler(logging.NullHandler())
+    root = logging.getLogger()
     if mosquitto_path() is None:
         print("mosquitto is not installed: its rows are left out")
-        await flood_table(args.lines, args.repeats, None)
-        return
-    with MosquittoBroker() as broker:
-        await flood_table(args.lines, args.repeats, broker)
-        await latency_table(args.rate, args.seconds, broker)
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(MosquittoBroker()) if mosquitto_path() else None
+        # logging's floor: a handler that does nothing with the line
+        null = logging.NullHandler()
+        root.addHandler(null)
+        await flood_table(args.lines, args.repeats, broker, "the application's handler a no-op")
+        root.removeHandler(null)
+        # as an application that logs has it: each line formatted and written to a file
+        root.addHandler(_written_handler(stack))
+        await flood_table(args.lines, args.repeats, broker, "each line formatted and written")
+        if broker is not None:
+            await latency_table(args.rate, args.seconds, broker)
 
 
 if __name__ == "__main__":
