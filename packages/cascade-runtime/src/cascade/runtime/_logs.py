@@ -150,15 +150,42 @@ class _Task:
         self.bucket = _Bucket(rate, now)
 
 
-@dataclass(frozen=True, slots=True)
 class _Scope:
-    """What a record logged in a task's attempt is tagged with; ``fields``: the line's
-    fields that are the attempt's, encoded once (``"task_id":…,"attempt":…,``)."""
+    """What a record logged in a task's attempt is tagged with. Made for every attempt, so
+    it costs little until the attempt logs: its task's budget (``task``) and the line's
+    fields that are the attempt's, encoded (``fields``: ``"task_id":…,"attempt":…,``), are
+    made at its first line."""
 
-    logs: RunLogs
-    task_id: str
-    task: _Task
-    fields: bytes
+    __slots__ = ("_fields", "_task", "attempt", "logs", "span_id", "task_id", "task_name")
+
+    def __init__(
+        self, logs: RunLogs, task_id: str, task_name: str, attempt: int, span_id: str | None
+    ) -> None:
+        self.logs = logs
+        self.task_id = task_id
+        self.task_name = task_name
+        self.attempt = attempt
+        self.span_id = span_id
+        self._task: _Task | None = None
+        self._fields: bytes | None = None
+
+    @property
+    def task(self) -> _Task:
+        """The task's lines so far and its rate (shared by its attempts)."""
+        task = self._task
+        if task is None:
+            task = self._task = self.logs.task(self.task_id, self.task_name)
+        return task
+
+    @property
+    def fields(self) -> bytes:
+        """The attempt's fields of a line, encoded."""
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = self.logs.fields(
+                self.task_id, self.task_name, self.attempt, self.span_id
+            )
+        return fields
 
 
 _Queued = tuple[bytes, str]  # a line, encoded, and its task's id
@@ -325,12 +352,21 @@ class RunLogs:
 
     def enter(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> None:
         """Tag what the current context logs from now on as this attempt's (the caller's
-        context: an attempt's own asyncio task, or the copy its thread runs in)."""
-        task = self._tasks.get(task_id)
-        if task is None:
-            task = self._tasks[task_id] = _Task(
-                task_name, self.options.lines_per_second, time.time()
-            )
+        context: an attempt's own asyncio task, or the copy its thread runs in). Every
+        attempt passes here: nothing is made until it logs."""
+        _SCOPE.set(_Scope(self, task_id, task_name, attempt, span_id))
+
+    def task(self, task_id: str, task_name: str) -> _Task:
+        """The lines so far of ``task_id`` (all its attempts), and its rate."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                rate = self.options.lines_per_second
+                task = self._tasks[task_id] = _Task(task_name, rate, time.time())
+            return task
+
+    def fields(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> bytes:
+        """An attempt's fields of its lines, encoded."""
         fields = b'"task_id":%b,"task_name":%b,"attempt":%d,' % (
             _encode(task_id),
             _encode(task_name),
@@ -340,7 +376,7 @@ class RunLogs:
             fields += b'"trace_id":%b,' % _encode(self._trace_id)
         if span_id is not None:
             fields += b'"span_id":%b,' % _encode(span_id)
-        _SCOPE.set(_Scope(self, task_id, task, fields))
+        return fields
 
     def printed(self, scope: _Scope, stream: str, text: str) -> None:
         """What an attempt wrote on ``stream``: a line at each newline (the rest waits)."""
