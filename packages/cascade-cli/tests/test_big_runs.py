@@ -136,14 +136,16 @@ def test_an_unknown_state_is_a_usage_error(db: str) -> None:
 
 
 def test_json_keeps_its_keys_and_adds_the_summary(db: str) -> None:
-    """Every task without --limit, as before; --state and --limit choose them; the summary
-    is one more key."""
+    """Every task without --limit, as before, each with its log counts; --state and --limit
+    choose them; the summary is one more key."""
     whole = json.loads(_invoke("run", "feed", "--db", db, "--json").output)
     with History(db) as history:
         detail = history.run(RUN)
     assert detail is not None
     summary = whole.pop("summary")
-    assert whole == detail.to_json()
+    expected = detail.to_json()
+    expected["tasks"] = [{**task, "log_lines": 0, "log_dropped": 0} for task in expected["tasks"]]
+    assert whole == expected
     assert {key: summary[key] for key in ("counts", "total", "matched", "more")} == {
         "counts": {"COMPLETED": 25, "FAILED": 3, "RUNNING": 2},
         "total": 30,
