@@ -125,6 +125,7 @@ def test_an_open_runs_lines_are_shown_live_as_text_and_a_task_name_filters_them(
         assert set(texts(browser, "#logs-lines .log-logger")) == {f"{LOGGER}:"}
         assert browser.find_element(By.ID, "logs-of").text == "of every task"
         assert not browser.find_element(By.ID, "logs-all").is_displayed()
+        assert browser.find_element(By.ID, "logs-earlier").is_displayed()  # no history here
         assert task_state(browser, first) == "RUNNING"
         assert not run.done()
 
@@ -244,6 +245,53 @@ def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
         assert css(browser, listed) == []
         assert no_script_errors(browser) == []
     finally:
+        code = board.stop()
+    assert code == 0, "".join(board.output)
+    assert "Traceback" not in "".join(board.output)
+
+
+def test_lines_logged_before_the_run_was_opened_come_from_the_history(
+    browser: Any,
+    mqtt_broker: BrokerEndpoint,
+    engine_thread: EngineThread,
+    app_logger: logging.Logger,
+    recorder: tuple[subprocess.Popen[str], Path],
+) -> None:
+    """A task logs a line, recorded by `cascade record`, before a page opens its run on a
+    dashboard given that history: the panel shows it, then the lines logged after, once each."""
+    from cascade.history import History
+
+    _, db = recorder
+    name = f"bt_early_{uuid.uuid4().hex[:6]}"
+    logged_early, release = threading.Event(), threading.Event()
+
+    @task(name=name)
+    def early() -> str:
+        app_logger.info("before the page")
+        logged_early.set()
+        release.wait(WAIT)
+        app_logger.info("after the page")
+        return "ok"
+
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", str(db))  # fmt: skip
+    try:
+        open_page(browser, board)
+        recorded: list[Event] = []
+        run = engine_thread.submit(engine_on(mqtt_broker, recorded).run([early()]))
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        assert logged_early.wait(WAIT)
+        with History(db, mode="read") as history:  # the recorder has stored the line
+            wait(browser, lambda d: history.log_lines(run_id) != [])
+        open_run(browser, run_id)
+        wait(browser, lambda d: logged(d) == ["before the page"])
+        assert not browser.find_element(By.ID, "logs-earlier").is_displayed()
+        release.set()
+        wait(browser, lambda d: logged(d) == ["before the page", "after the page"])
+        assert run.result(WAIT) == ["ok"]
+        assert no_script_errors(browser) == []
+    finally:
+        release.set()
         code = board.stop()
     assert code == 0, "".join(board.output)
     assert "Traceback" not in "".join(board.output)

@@ -26,6 +26,7 @@ from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusa
 from ._history_api import history_routes
 from ._history_source import HistorySource
 from ._hub import DashboardHub
+from ._log_backfill import LogBackfill
 from ._log_window import LogWindow
 from ._model import MAX_RUNS_SHOWN
 from ._pages import PAGED_PARAMS, Listing, View, parse_view
@@ -349,9 +350,11 @@ def create_app(
     ``hub.operator``) or :class:`Tokens`, each named. Requests are served only for a loopback
     ``Host``, ``listen_host`` and ``allowed_host``. With ``history`` (``--db``, or a
     :class:`HistorySource` such as the default one `cascade record` writes),
-    ``/api/history/...`` reads it (see ``_history_api``).
+    ``/api/history/...`` reads it (see ``_history_api``), and an opened run's log lines
+    from before it was opened come from it (``_log_backfill``).
     """
     source = HistorySource.of(history)
+    hub.telemetry.backfill = LogBackfill(source)
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     handlers = _Dashboard(
         hub,

@@ -10,7 +10,9 @@ through, keeps it). Back below ``LEAVE_BELOW`` (80 %) of the threshold, as `casc
 every run's telemetry is read again: the gap keeps a fleet near the threshold from flapping.
 
 A run's task logs (``logs_filter(run_id=...)``) are read only while it is open, or lingers
-as above, whatever the mode: every run's logs would be most of a busy broker's traffic.
+as above, whatever the mode: every run's logs would be most of a busy broker's traffic. Once
+they are subscribed to, its :attr:`FleetMode.backfill` (a history's, ``_log_backfill``) fills
+in the lines logged before.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cascade.interfaces import (
     Connector,
@@ -32,7 +35,10 @@ from .._fleet_mode import LEAVE_BELOW
 from ._fleet_index import EVENTS, FLEET
 from ._model import DashboardModel
 
-__all__ = ["MAX_LINGERING", "RELEASE_AFTER", "FleetMode"]
+if TYPE_CHECKING:
+    from cascade.history import RecordedLogLine
+
+__all__ = ["MAX_LINGERING", "RELEASE_AFTER", "Backfill", "FleetMode"]
 
 RELEASE_AFTER = 30.0
 """Seconds a run's telemetry stays subscribed to after the last page that had it open closed."""
@@ -41,6 +47,9 @@ MAX_LINGERING = 64
 asking ``/api/state?run=`` for many runs costs the broker a bounded number of subscriptions."""
 
 _log = logging.getLogger("cascade.cli.dashboard")
+
+Backfill = Callable[[str, int], Awaitable[Sequence["RecordedLogLine"]]]
+"""Reads a run's last recorded log lines, at most so many (``LogBackfill``)."""
 
 
 class FleetMode:
@@ -77,6 +86,9 @@ class FleetMode:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._timers: set[asyncio.TimerHandle] = set()
+        self.backfill: Backfill | None = None
+        """Where an opened run's earlier log lines are read from (``None``: nowhere)."""
+        self._seeding: set[asyncio.Task[None]] = set()
         model.fleet.threshold = threshold
 
     @property
@@ -142,6 +154,8 @@ class FleetMode:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        for seeding in list(self._seeding):
+            seeding.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,9 +185,27 @@ class FleetMode:
         for run_id in sorted(wanted - set(self._logs)):
             run_filter = logs_filter(run_id=run_id, prefix=prefix)
             self._logs[run_id] = await self.connector.subscribe(run_filter, self.callback)
+            self._seed(run_id)
         for run_id in sorted(set(self._logs) - wanted):
             await self._logs.pop(run_id).unsubscribe()
             self.model.forget_logs(run_id)
+
+    def _seed(self, run_id: str) -> None:
+        """Fill in the lines ``run_id`` logged before its logs were subscribed to."""
+        if self.backfill is not None:
+            seeding = asyncio.get_running_loop().create_task(self._seeded(run_id, self.backfill))
+            self._seeding.add(seeding)
+            seeding.add_done_callback(self._seeding.discard)
+
+    async def _seeded(self, run_id: str, backfill: Backfill) -> None:
+        try:
+            recorded = await backfill(run_id, self.model.logs.keep_lines)
+        except Exception:
+            _log.warning("could not read run %s's earlier log lines", run_id, exc_info=True)
+            return
+        # released meanwhile: its lines are no longer kept, and must not come back
+        if run_id in self._logs and self.model.seed_logs(run_id, recorded):
+            self.on_change()
 
     def _kick(self) -> None:
         self.settled.clear()

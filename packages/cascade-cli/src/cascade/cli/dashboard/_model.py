@@ -16,9 +16,9 @@ import heapq
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import DEFAULT_PREFIX, Message
 from cascade.interfaces.reader import (
@@ -32,8 +32,12 @@ from cascade.interfaces.reader import (
 
 from .._status_json import refused
 from ._fleet_index import FLEET, FleetIndex, FleetRun
+from ._log_backfill import seed_run
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._versions import EntityVersions, TaskLog
+
+if TYPE_CHECKING:
+    from cascade.history import RecordedLogLine
 
 __all__ = ["DashboardModel", "Segment"]
 
@@ -194,6 +198,14 @@ class DashboardModel:
         """Drop the lines kept of ``run_id``'s logs: no page has it open any more."""
         if self.logs.forget_run(run_id):
             self.version += 1
+
+    def seed_logs(self, run_id: str, recorded: Sequence[RecordedLogLine]) -> bool:
+        """Merge the lines a history ``recorded`` of ``run_id`` with those heard (the pages
+        that show them start over); whether any was new."""
+        if not seed_run(self.logs, run_id, recorded):
+            return False
+        self.version += 1
+        return True
 
     def _record(self, run: RunView, body: Any) -> None:
         now = self.clock()

@@ -222,6 +222,7 @@ async function loadAudit() {
 async function startHistory() {
   try {
     const { history, location: where, note } = await historyGet("/api/history");
+    $("logs-earlier").hidden = history; // with one, a run's earlier lines are filled in
     if (!history && !note) return; // served with no history wanted: no History section
     $("history").hidden = false;
     $("h-where").textContent = history && where ? "history: " + where : "";
