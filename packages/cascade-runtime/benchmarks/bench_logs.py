@@ -201,13 +201,6 @@ def _written_handler(stack: contextlib.ExitStack) -> logging.Handler:
     return handler
 
 
-def _written_handler(stack: contextlib.ExitStack) -> logging.Handler:
-    """A handler as ``logging.basicConfig`` makes one, writing to /dev/null."""
-    handler = logging.StreamHandler(stack.enter_context(open(os.devnull, "w")))  # noqa: SIM115
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    return handler
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=100_000, help="lines the flooding task logs")

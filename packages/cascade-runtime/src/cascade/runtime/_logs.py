@@ -262,8 +262,8 @@ class _Installed:
             if prints:
                 cls.printers += 1
                 if cls.printers == 1:
-                    sys.stdout = _Printed(sys.stdout, "stdout")  # type: ignore[assignment]
-                    sys.stderr = _Printed(sys.stderr, "stderr")  # type: ignore[assignment]
+                    sys.stdout = _Printed(sys.stdout, "stdout")
+                    sys.stderr = _Printed(sys.stderr, "stderr")
 
     @classmethod
     def release(cls, prints: bool) -> None:
