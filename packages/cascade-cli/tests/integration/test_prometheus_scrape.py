@@ -6,6 +6,7 @@ docs/metrics.md names is in the scrape."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, RetryPolicy, TaskFailedError, task
+from cascade.runtime import Engine, LogForwarding, RetryPolicy, TaskFailedError, task
 from cascade.testkit import (
     NO_PROMETHEUS,
     BrokerEndpoint,
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.skipif(prometheus_path() is None, reason=NO_PROMETHEUS)
 
 @task
 async def extract(n: int) -> int:
+    logging.getLogger("it.metrics").warning("extracting %d", n)  # 1 line kept, 1 dropped
+    logging.getLogger("it.metrics").warning("extracted %d", n)
     await asyncio.sleep(0.3)  # long enough for heartbeats
     return n
 
@@ -130,7 +133,12 @@ async def _workflow(broker: BrokerEndpoint, project: str) -> None:
     """Five extracts complete, flaky completes on its second attempt, validate fails, report
     is skipped; the run fails."""
     connector = MqttConnector(broker.host, broker.port, source_id=f"engine-{project}")
-    engine = Engine(connector, project_id=project, heartbeat_interval=0.2)
+    engine = Engine(
+        connector,
+        project_id=project,
+        heartbeat_interval=0.2,
+        logs=LogForwarding(max_lines_per_task=1),
+    )
     with pytest.raises(TaskFailedError):
         await engine.run([report(validate([extract(n) for n in range(5)])), flaky(project)])
 
@@ -181,11 +189,17 @@ def test_prometheus_scrapes_the_runs_counts(
         assert [float(r["value"][1]) for r in slow] == [0.0, 0.0]  # each slept 0.3 s
         online = prometheus.query(f'cascade_engine_online{{source="engine-{project}"}}')
         assert len(online) == 2
+        # every documented metric, from one reader or the other: the task log lines from the
+        # recorder, which reads every run's logs (the dashboard reads those of open runs)
         names = prometheus.wait_for(
-            'count by (__name__) ({job="cascade-dashboard"})',
+            'count by (__name__) ({job=~"cascade-.*"})',
             lambda r: _documented_metrics() <= _scraped(r),
         )
         assert _documented_metrics() <= _scraped(names)  # (and the rules loaded: it started)
+        lines = prometheus.query(
+            f'cascade_log_lines_total{{job="cascade-recorder",source="engine-{project}"}}'
+        )
+        assert [float(r["value"][1]) for r in lines] == [5.0]
 
 
 def _scraped(result: list[dict[str, dict[str, str]]]) -> set[str]:
