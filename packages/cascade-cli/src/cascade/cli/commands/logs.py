@@ -47,7 +47,6 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
     the run as ended."""
     after = 0
     while True:
-        # the history's log_lines comes with its recording of the lines (being merged)
         page = query(
             functools.partial(
                 history.log_lines,
