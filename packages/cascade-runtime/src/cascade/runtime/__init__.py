@@ -16,6 +16,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 """
 
 from ._constraints import ConstraintManager, ConstraintStats
+from ._counters import RunCounters
 from ._engine import Engine, EngineStats, run
 from ._errors import (
     CascadeRuntimeError,
@@ -42,7 +43,7 @@ from ._events import (
 from ._logs import LogForwarding
 from ._scheduler import CancelReport
 from ._task import LazyResult, RetryPolicy, Task, task
-from ._telemetry import RunCounters, TelemetrySubscriber
+from ._telemetry import TelemetrySubscriber
 
 __all__ = [
     "CancelReport",

@@ -26,7 +26,8 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._telemetry import RunCounters, TelemetrySubscriber
+from ._counters import RunCounters
+from ._telemetry import TelemetrySubscriber
 
 __all__ = ["SUMMARY_MIN_GAP", "EngineSummaries", "summaries_for"]
 

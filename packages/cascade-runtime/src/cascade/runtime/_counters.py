@@ -1,0 +1,92 @@
+"""A run's task counts and each task's latest event, kept from its events as they happen."""
+
+from __future__ import annotations
+
+from ._events import Event, RunStarted, TaskEvent
+
+__all__ = ["RunCounters"]
+
+
+class RunCounters:
+    """Task counts of one run, and each task's latest event, kept up to date from its events.
+
+    ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
+    back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
+    ``pending`` the tasks that have not finished and are neither running nor
+    blocked (a task between two attempts among them); ``cancelled`` the tasks the
+    run stopped, which ``failed`` counts too (they are published as ``FAILED``).
+    :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
+    to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
+    so the run's garbage collector has no more to do).
+    """
+
+    __slots__ = (
+        "_blocked",
+        "cancelled",
+        "completed",
+        "failed",
+        "latest",
+        "numbers",
+        "running",
+        "skipped",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.running = 0
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.skipped = 0
+        self._blocked: dict[str, TaskEvent] = {}
+        self.latest: dict[str, TaskEvent] = {}
+        self.numbers: dict[str, int] = {}
+
+    @property
+    def blocked(self) -> int:
+        """Tasks whose next attempt a constraint holds back."""
+        return len(self._blocked)
+
+    @property
+    def blocked_events(self) -> list[TaskEvent]:
+        """The BLOCKED event of each task blocked now, the earliest first."""
+        return list(self._blocked.values())
+
+    @property
+    def pending(self) -> int:
+        """Tasks not finished, not running and not blocked."""
+        done = self.completed + self.failed + self.skipped
+        return max(0, self.total - done - self.running - self.blocked)
+
+    def update(self, event: Event, seq: int) -> None:
+        """Count ``event``, the run's event number ``seq``."""
+        if isinstance(event, TaskEvent):
+            state = event.state
+            latest = self.latest
+            if state == "RUNNING":
+                self.running += 1
+                self._blocked.pop(event.task_id, None)
+            elif state == "RETRYING":
+                self.running -= 1  # pending until its next attempt starts (or is blocked)
+            elif state == "COMPLETED":
+                self.running -= 1
+                self.completed += 1
+            elif state == "FAILED":
+                self.running -= 1
+                self.failed += 1
+            elif state == "SKIPPED":
+                self.skipped += 1
+            elif state == "BLOCKED":
+                self._blocked[event.task_id] = event
+            elif state == "CANCELLED":
+                before = latest.get(event.task_id)
+                if before is not None and before.state == "RUNNING":
+                    self.running -= 1
+                self._blocked.pop(event.task_id, None)
+                self.failed += 1
+                self.cancelled += 1
+            latest[event.task_id] = event
+            self.numbers[event.task_id] = seq
+        elif isinstance(event, RunStarted):
+            self.total = event.task_count
