@@ -57,6 +57,9 @@ def test_lines_come_in_the_order_logged_and_page_by_id(history: History) -> None
     rest = history.log_lines(RUN, after=first[-1].id, limit=None)
     assert _messages(first + rest) == _messages(history.log_lines(RUN))
     assert history.log_lines(RUN, after=rest[-1].id) == []
+    # a long run's tail, oldest first, without reading the rest
+    assert _messages(history.log_lines(RUN, limit=2, last=True)) == ["t1 line 3", "t1 line 4"]
+    assert _messages(history.log_lines(RUN, task="t2", limit=5, last=True)) == ["t2 line 2"]
 
 
 def test_lines_by_task_level_and_time(history: History) -> None:

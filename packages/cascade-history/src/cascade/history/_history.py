@@ -488,10 +488,12 @@ class History:
         since: float | None = None,
         after: int = 0,
         limit: int | None = 1000,
+        last: bool = False,
     ) -> list[RecordedLogLine]:
         """The lines the tasks of the run ``run_id`` (its whole id) logged, in the order they
         were logged (by time, then ``n``), at most ``limit`` (``None``: all); ``[]`` for a run
-        without any.
+        without any. ``last``: the newest ``limit`` of them (still oldest first), read
+        without going through the others: a long run's tail.
 
         ``task``: a task id, or a task name, or a shell glob of names (``load_*``, as
         :meth:`run`'s ``name_glob``). ``level``: that level's number or higher
@@ -506,7 +508,14 @@ class History:
             raise ValueError("limit must be at least 1")
         return self._read(
             lambda c: log_lines_query(
-                c, run_id, task=task, level=level, since=since, after=after, limit=limit
+                c,
+                run_id,
+                task=task,
+                level=level,
+                since=since,
+                after=after,
+                limit=limit,
+                last=last,
             )
         )
 

@@ -28,8 +28,9 @@ def log_lines_query(
     since: float | None,
     after: int,
     limit: int | None,
+    last: bool = False,
 ) -> list[RecordedLogLine]:
-    """The lines :meth:`History.log_lines` says, by id."""
+    """The lines :meth:`History.log_lines` says, by id (``last``: the newest ``limit``)."""
     query = sa.select(*_LINE).where(log_lines.c.run_id == run_id, log_lines.c.id > after)
     if task is not None:
         named = (
@@ -42,10 +43,11 @@ def log_lines_query(
         query = query.where(log_lines.c.level_number >= level)
     if since is not None:
         query = query.where(log_lines.c.ts >= since)
-    query = query.order_by(log_lines.c.id)
+    query = query.order_by(log_lines.c.id.desc() if last else log_lines.c.id)
     if limit is not None:
         query = query.limit(limit)
-    return [RecordedLogLine(**row._asdict()) for row in connection.execute(query)]
+    lines = [RecordedLogLine(**row._asdict()) for row in connection.execute(query)]
+    return lines[::-1] if last else lines
 
 
 def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCount]:

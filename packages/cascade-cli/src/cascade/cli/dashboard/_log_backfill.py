@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -32,14 +31,7 @@ _log = logging.getLogger("cascade.cli.dashboard")
 
 def recorded_tail(history: History, run_id: str, keep: int) -> list[RecordedLogLine]:
     """The last ``keep`` lines the history holds of ``run_id``, oldest first (blocking)."""
-    kept: deque[RecordedLogLine] = deque(maxlen=keep)
-    after = 0
-    while True:  # the history pages forwards only: a long run's lines are read through
-        page = history.log_lines(run_id, after=after, limit=keep)
-        kept.extend(page)
-        if len(page) < keep:
-            return list(kept)
-        after = page[-1].id
+    return history.log_lines(run_id, limit=keep, last=True)
 
 
 class LogBackfill:
