@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-import sys
 import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -35,9 +32,11 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
+from ._log_capture import SCOPE, Installed, Scope
+from ._log_options import LogForwarding
 from ._stamp import Stamp
 
-__all__ = ["LogForwarding", "RunLogs", "current_scope"]
+__all__ = ["LogForwarding", "RunLogs"]
 
 _log = logging.getLogger("cascade.runtime.logs")
 _encode = msgspec.json.Encoder().encode
@@ -46,65 +45,6 @@ _BATCH_BYTES = 160 * 1024  # the lines of one message, below readers' 256 KiB
 _LEVELS = {name: name.encode() for name in _NAMED.values()}
 # A LogLine, formatted straight: its time, the attempt's fields, n, level, logger, message.
 _LINE = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
-_OWN = "cascade."  # Cascade's own loggers: never forwarded (the sender's warnings among them)
-
-
-@dataclass(frozen=True, slots=True)
-class LogForwarding:
-    """How an engine forwards its tasks' logs (``Engine(logs=LogForwarding(...))``).
-
-    - ``level``: the lowest level forwarded (a name or a number; default ``INFO``). Only what
-      the application's logging lets through reaches the engine: unconfigured, Python's
-      logging lets ``WARNING`` and up through; ``logging.basicConfig(level=logging.INFO)``
-      lets ``INFO`` through too.
-    - ``lines_per_second``: each task's lines a second (a burst of as many is allowed);
-      ``run_lines_per_second``: the run's, all tasks together. Beyond them lines are dropped
-      (``rate``).
-    - ``max_lines_per_task``: each task's lines in all (its attempts together); beyond,
-      dropped (``budget``).
-    - ``max_line_bytes``: a longer message (traceback included) is cut, and says so.
-    - ``max_queue``: lines waiting for the sender at most; beyond, dropped (``queue``): a
-      broker that is slow or away costs lines, never the run's memory or time.
-    - ``batch_interval``: seconds between two batches at most while lines come.
-    - ``capture_print``: also forward what tasks print (``sys.stdout`` as ``INFO`` lines and
-      ``sys.stderr`` as ``WARNING`` ones, each with its ``stream``), a line at each newline;
-      it is still printed. While a run captures, ``sys.stdout`` and ``sys.stderr`` are
-      wrappers that pass everything through.
-    """
-
-    level: int | str = logging.INFO
-    lines_per_second: float = 500.0
-    run_lines_per_second: float = 5_000.0
-    max_lines_per_task: int = 100_000
-    max_line_bytes: int = 4096
-    max_queue: int = 50_000
-    batch_interval: float = 0.1
-    capture_print: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("lines_per_second", "run_lines_per_second", "batch_interval"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"LogForwarding.{name} must be positive, not {value}")
-        for name in ("max_lines_per_task", "max_line_bytes", "max_queue"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"LogForwarding.{name} must be at least 1, not {value}")
-        _level_number(self.level)
-
-    @property
-    def level_number(self) -> int:
-        """:attr:`level` as a number."""
-        return _level_number(self.level)
-
-
-def _level_number(level: int | str) -> int:
-    if isinstance(level, int):
-        return level
-    number = logging.getLevelName(level.upper())
-    if not isinstance(number, int):
-        raise ValueError(f"unknown log level {level!r}: DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    return number
 
 
 class _Bucket:
@@ -150,135 +90,7 @@ class _Task:
         self.bucket = _Bucket(rate, now)
 
 
-class _Scope:
-    """What a record logged in a task's attempt is tagged with. Made for every attempt, so
-    it costs little until the attempt logs: its task's budget (``task``) and the line's
-    fields that are the attempt's, encoded (``fields``: ``"task_id":…,"attempt":…,``), are
-    made at its first line."""
-
-    __slots__ = ("_fields", "_task", "attempt", "logs", "span_id", "task_id", "task_name")
-
-    def __init__(
-        self, logs: RunLogs, task_id: str, task_name: str, attempt: int, span_id: str | None
-    ) -> None:
-        self.logs = logs
-        self.task_id = task_id
-        self.task_name = task_name
-        self.attempt = attempt
-        self.span_id = span_id
-        self._task: _Task | None = None
-        self._fields: bytes | None = None
-
-    @property
-    def task(self) -> _Task:
-        """The task's lines so far and its rate (shared by its attempts)."""
-        task = self._task
-        if task is None:
-            task = self._task = self.logs.task(self.task_id, self.task_name)
-        return task
-
-    @property
-    def fields(self) -> bytes:
-        """The attempt's fields of a line, encoded."""
-        fields = self._fields
-        if fields is None:
-            fields = self._fields = self.logs.fields(
-                self.task_id, self.task_name, self.attempt, self.span_id
-            )
-        return fields
-
-
 _Queued = tuple[bytes, str]  # a line, encoded, and its task's id
-
-_SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
-    "cascade_task_logs", default=None
-)
-
-
-def current_scope() -> _Scope | None:
-    """The task attempt whose logs are being forwarded here, if any."""
-    return _SCOPE.get()
-
-
-class _Handler(logging.Handler):
-    """The root logger's handler while some run forwards its logs: hands each record logged
-    in a task to its run. Where logging has no handler of its own (unconfigured), it also
-    does what Python's ``logging.lastResort`` would have done, which its presence disables."""
-
-    def __init__(self, last_resort: bool) -> None:
-        super().__init__(logging.NOTSET)
-        self.last_resort = last_resort
-
-    def handle(self, record: logging.LogRecord) -> bool:  # no filters, no lock: O(1) inside
-        scope = _SCOPE.get()
-        if scope is not None and not record.name.startswith(_OWN):
-            scope.logs.take(scope, record)
-        if self.last_resort:
-            resort = logging.lastResort
-            if resort is not None and record.levelno >= resort.level:
-                resort.handle(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it
-        self.handle(record)
-
-
-class _Printed:
-    """``sys.stdout`` or ``sys.stderr`` while a run captures prints: what a task of such a
-    run writes is also its log lines; everything is written on as before."""
-
-    def __init__(self, target: Any, stream: str) -> None:
-        self.target = target
-        """The stream it writes on."""
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        scope = _SCOPE.get()
-        if scope is not None and scope.logs.options.capture_print:
-            scope.logs.printed(scope, self._stream, text)
-        return int(self.target.write(text))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.target, name)
-
-
-class _Installed:
-    """The one handler on the root logger, there while at least one run forwards, and the
-    print wrappers while at least one captures prints."""
-
-    lock = threading.Lock()
-    users = 0
-    printers = 0
-    handler: _Handler | None = None
-
-    @classmethod
-    def acquire(cls, prints: bool) -> None:
-        with cls.lock:
-            cls.users += 1
-            if cls.handler is None:
-                root = logging.getLogger()
-                cls.handler = _Handler(last_resort=not root.handlers)
-                root.addHandler(cls.handler)
-            if prints:
-                cls.printers += 1
-                if cls.printers == 1:
-                    sys.stdout = _Printed(sys.stdout, "stdout")
-                    sys.stderr = _Printed(sys.stderr, "stderr")
-
-    @classmethod
-    def release(cls, prints: bool) -> None:
-        with cls.lock:
-            cls.users -= 1
-            if cls.users == 0 and cls.handler is not None:
-                logging.getLogger().removeHandler(cls.handler)
-                cls.handler = None
-            if prints:
-                cls.printers -= 1
-                if cls.printers == 0:  # put back unless someone replaced them since
-                    for name in ("stdout", "stderr"):
-                        stream = getattr(sys, name)
-                        if isinstance(stream, _Printed):
-                            setattr(sys, name, stream.target)
 
 
 class RunLogs:
@@ -347,14 +159,14 @@ class RunLogs:
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        _Installed.acquire(self.options.capture_print)
+        Installed.acquire(self.options.capture_print)
         self._sender = self._loop.create_task(self._send_loop(), name="cascade-logs")
 
     def enter(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> None:
         """Tag what the current context logs from now on as this attempt's (the caller's
         context: an attempt's own asyncio task, or the copy its thread runs in). Every
         attempt passes here: nothing is made until it logs."""
-        _SCOPE.set(_Scope(self, task_id, task_name, attempt, span_id))
+        SCOPE.set(Scope(self, task_id, task_name, attempt, span_id))
 
     def task(self, task_id: str, task_name: str) -> _Task:
         """The lines so far of ``task_id`` (all its attempts), and its rate."""
@@ -378,7 +190,7 @@ class RunLogs:
             fields += b'"span_id":%b,' % _encode(span_id)
         return fields
 
-    def printed(self, scope: _Scope, stream: str, text: str) -> None:
+    def printed(self, scope: Scope, stream: str, text: str) -> None:
         """What an attempt wrote on ``stream``: a line at each newline (the rest waits)."""
         key = (scope.task_id, stream)
         with self._lock:
@@ -391,7 +203,7 @@ class RunLogs:
             record = logging.LogRecord("", level, "", 0, line, None, None)
             self.take(scope, record, stream)
 
-    def take(self, scope: _Scope, record: logging.LogRecord, stream: str | None = None) -> None:
+    def take(self, scope: Scope, record: logging.LogRecord, stream: str | None = None) -> None:
         """A record logged in one of this run's attempts: queue it, or drop and count it.
 
         Only a line that is kept is formatted (encoded, at once); under the lock, so that the
@@ -460,7 +272,7 @@ class RunLogs:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sender
             self._sender = None
-            _Installed.release(self.options.capture_print)
+            Installed.release(self.options.capture_print)
         with self._lock:
             for _line, task_id in self._queue:
                 self._drop(task_id, self._tasks[task_id].name, "queue", 1)
@@ -507,7 +319,7 @@ class RunLogs:
 
     def _line(
         self,
-        scope: _Scope,
+        scope: Scope,
         n: int,
         created: float,
         level: int,
