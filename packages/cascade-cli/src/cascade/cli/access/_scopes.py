@@ -1,0 +1,154 @@
+"""What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``.
+
+Runs are seen and cancelled by their org and project; constraints are set and cleared by
+their scope, which names tasks only (``global`` or ``task:<glob>``: their topics carry no
+org), so a grant's ``task:`` scopes say which constraints its holder may steer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope"]
+
+Kind = Literal["global", "org", "project", "task"]
+_UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class ScopeError(ValueError):
+    """A scope a roles file or a request names that is not one of the four kinds."""
+
+
+@dataclass(frozen=True)
+class GrantScope:
+    """One scope of a grant: its ``kind`` and its ``org``, ``project`` or task ``glob``."""
+
+    kind: Kind
+    org: str | None = None
+    project: str | None = None
+    glob: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "global":
+            return "global"
+        if self.kind == "org":
+            return f"org:{self.org}"
+        if self.kind == "project":
+            return f"project:{self.org}/{self.project}"
+        return f"task:{self.glob}"
+
+    def covers_run(self, org: str, project: str) -> bool:
+        """Whether a run of ``org``/``project`` is within this scope."""
+        if self.kind == "global":
+            return True
+        if self.kind == "org":
+            return org == self.org
+        return self.kind == "project" and org == self.org and project == self.project
+
+    def covers_constraint(self, scope: str) -> bool:
+        """Whether a constraint on ``scope`` (``global``, ``task:<glob>``) is within this one."""
+        if self.kind == "global":
+            return True
+        kind, _, glob = scope.partition(":")
+        return self.kind == "task" and kind == "task" and glob_within(glob, self.glob or "")
+
+
+def parse_scope(text: str) -> GrantScope:
+    """The scope ``text`` names; :class:`ScopeError` saying why when it names none."""
+    if not isinstance(text, str) or not text:
+        raise ScopeError("a scope is a non-empty string")
+    if _UNUSABLE.search(text):
+        raise ScopeError(f"scope {text!r} holds a control character")
+    if text == "global":
+        return GrantScope("global")
+    kind, sep, rest = text.partition(":")
+    if sep and rest:
+        if kind == "org" and "/" not in rest:
+            return GrantScope("org", org=rest)
+        if kind == "project":
+            org, slash, project = rest.partition("/")
+            if slash and org and project:
+                return GrantScope("project", org=org, project=project)
+        if kind == "task":
+            return GrantScope("task", glob=rest)
+    raise ScopeError(
+        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT or task:GLOB"
+    )
+
+
+def _tokens(glob: str) -> list[str]:
+    """``glob`` as fnmatch reads it: ``*``, ``?``, a ``[...]`` set, or one literal character."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "[":
+            end = i + 1
+            if end < len(glob) and glob[end] == "!":
+                end += 1
+            if end < len(glob) and glob[end] == "]":
+                end += 1
+            end = glob.find("]", end)
+            if end != -1:
+                tokens.append(glob[i : end + 1])
+                i = end + 1
+                continue
+        tokens.append(char)
+        i += 1
+    return tokens
+
+
+def _in_set(char: str, token: str) -> bool:
+    body = token[1:-1]
+    negated = body.startswith("!")
+    if negated:
+        body = body[1:]
+    found = False
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            found = found or body[i] <= char <= body[i + 2]
+            i += 3
+        else:
+            found = found or char == body[i]
+            i += 1
+    return found != negated
+
+
+def glob_within(inner: str, outer: str) -> bool:
+    """Whether every task name ``inner`` matches (fnmatch, case-sensitive) ``outer`` matches
+    too: checked without listing names, and on the safe side (``False`` when unsure).
+
+    ``outer``'s ``*`` may stand for any run of ``inner``'s tokens, wildcards included; its
+    ``?`` and sets only for one literal character, so ``a?`` is not within ``a[bc]``.
+    """
+    a, b = _tokens(inner), _tokens(outer)
+    seen: dict[tuple[int, int], bool] = {}
+
+    def within(i: int, j: int) -> bool:
+        key = (i, j)
+        if key in seen:
+            return seen[key]
+        if j == len(b):
+            result = i == len(a)
+        elif b[j] == "*":
+            result = within(i, j + 1) or (i < len(a) and within(i + 1, j))
+        elif i == len(a):
+            result = False
+        else:
+            token, pattern = a[i], b[j]
+            one_char = token != "*"
+            literal = len(token) == 1 and token not in "*?" or token == "["
+            if pattern == "?":
+                matches = one_char
+            elif len(pattern) > 1:  # a set
+                matches = token == pattern or (literal and _in_set(token, pattern))
+            else:
+                matches = token == pattern
+            result = matches and within(i + 1, j + 1)
+        seen[key] = result
+        return result
+
+    return within(0, 0)
