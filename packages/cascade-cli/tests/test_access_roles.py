@@ -37,7 +37,9 @@ def test_a_viewer_sees_its_project_only_and_steers_nothing() -> None:
     assert not vera.sees("acme", "web")
     assert not vera.sees("globex", "etl")
     assert not vera.sees_everything
-    assert vera.may_cancel("acme", "etl") == "vera@example.com is not an operator of project acme/etl"
+    assert (
+        vera.may_cancel("acme", "etl") == "vera@example.com is not an operator of project acme/etl"
+    )
     assert vera.may_steer("task:etl_load") is not None
     assert vera.may_administer() is not None
 
@@ -55,7 +57,8 @@ def test_an_operator_steers_within_its_scopes_only() -> None:
 
 def test_an_admin_over_global_may_do_anything() -> None:
     root = access("root@example.com")
-    assert root.sees_everything and root.sees("any", "thing")
+    assert root.sees_everything
+    assert root.sees("any", "thing")
     assert root.may_steer("global") is None
     assert root.may_cancel("x", "y") is None
     assert root.may_administer() is None
@@ -101,7 +104,10 @@ def test_glob_within(inner: str, outer: str, within: bool) -> None:
         ("[[grant]]\nrole='viewer'\nscopes=['project:acme']\npeople=['a']", "unknown scope"),
         ("[[grant]]\nrole='viewer'\nscopes=[]\npeople=['a']", "no scopes"),
         ("[[grant]]\nrole='viewer'\nscopes=['global']", "names no one"),
-        ("[[grant]]\nrole='viewer'\nscopes=['global']\npeople=['a']\nuser=['b']", "unknown key 'user'"),
+        (
+            "[[grant]]\nrole='viewer'\nscopes=['global']\npeople=['a']\nuser=['b']",
+            "unknown key 'user'",
+        ),
         ("[[grant]]\nrole='viewer'\nscopes=['global']\npeople='a'", "people must be a list"),
         ("[grants]\n", "unknown key 'grants'"),
         ("role = ", "is not TOML"),

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._deltas import Follower
+from cascade.cli.dashboard import DashboardHub, Follower
 from cascade.interfaces import (
     Constraint,
     EngineSummary,

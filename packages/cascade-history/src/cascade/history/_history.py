@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -316,6 +316,7 @@ class History:
         task: str | None = None,
         source: str | None = None,
         limit: int = 100,
+        among: Iterable[tuple[str, str | None]] | None = None,
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
@@ -324,7 +325,8 @@ class History:
         ``status``: ``running``, ``succeeded``, ``failed`` (any case; ``ValueError`` for
         another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
-        that name.
+        that name. ``among``: the runs of these orgs (``(org, None)``) and projects
+        (``(org, project)``) only (what someone may see; none when empty).
         """
         if status is not None:
             status_name(status)
@@ -338,6 +340,7 @@ class History:
                 task=task,
                 source=source,
                 limit=limit,
+                among=among,
             )
         )
 

@@ -12,7 +12,7 @@ narrows the rows in SQL.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,6 +93,7 @@ def runs_query(
     task: str | None,
     source: str | None,
     limit: int,
+    among: Iterable[tuple[str, str | None]] | None = None,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
@@ -111,6 +112,18 @@ def runs_query(
         query = query.where(runs.c.project_id == project)
     if source is not None:
         query = query.where(runs.c.source == source)
+    if among is not None:
+        query = query.where(
+            sa.or_(
+                sa.false(),
+                *(
+                    runs.c.org_id == org_id
+                    if project_id is None
+                    else sa.and_(runs.c.org_id == org_id, runs.c.project_id == project_id)
+                    for org_id, project_id in among
+                ),
+            )
+        )
     if task is not None:
         query = query.where(
             sa.exists().where(

@@ -5,13 +5,14 @@ The dashboard asks it for every read and control of a signed-in person; `cascade
 writes a broker's ACL from it, so the broker refuses the same for the CLI.
 """
 
-from ._access import Access
+from ._access import Access, Among
 from ._identity import Identity, Via
 from ._roles import BrokerLogins, Grant, Role, Roles, RolesError
 from ._scopes import GrantScope, ScopeError, glob_within, parse_scope
 
 __all__ = [
     "Access",
+    "Among",
     "BrokerLogins",
     "Grant",
     "GrantScope",

@@ -8,7 +8,10 @@ from typing import Any
 from ._identity import Identity
 from ._roles import Grant, Role, Roles
 
-__all__ = ["Access"]
+__all__ = ["Access", "Among"]
+
+Among = frozenset[tuple[str, "str | None"]]
+"""The orgs (``(org, None)``) and projects (``(org, project)``) someone may see."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,36 @@ class Access:
         """Whether it may see the runs of ``org``/``project`` (their tasks, logs, history)."""
         return any(scope.covers_run(org, project) for scope in self._scopes(Role.VIEWER))
 
-    def may_cancel(self, org: str, project: str) -> str | None:
-        """Why it may not cancel a run of ``org``/``project``, or ``None``."""
-        if any(scope.covers_run(org, project) for scope in self._scopes(Role.OPERATOR)):
+    def among(self) -> Among | None:
+        """The orgs and projects it may see, ``None`` when it sees every one (``global``)."""
+        if self.sees_everything:
+            return None
+        return frozenset(
+            (scope.org, scope.project)
+            for scope in self._scopes(Role.VIEWER)
+            if scope.kind in ("org", "project")
+        )
+
+    def may_cancel(self, org: str | None, project: str | None) -> str | None:
+        """Why it may not cancel a run of ``org``/``project``, or ``None``. A run whose project
+        is not known (``None``) takes an operator grant over ``global``."""
+        scopes = self._scopes(Role.OPERATOR)
+        if org is None or project is None:
+            if any(scope.kind == "global" for scope in scopes):
+                return None
+            return (
+                f"the run's project is not known here: cancelling it takes an operator grant "
+                f"over global, which {self._who()} has not"
+            )
+        if any(scope.covers_run(org, project) for scope in scopes):
             return None
         return f"{self._who()} is not an operator of project {org}/{project}"
+
+    def may_see_everything(self, what: str) -> str | None:
+        """Why it may not read ``what`` (which covers every org), or ``None``."""
+        if self.sees_everything:
+            return None
+        return f"{what} cover every project: {self._who()} needs a grant over global"
 
     def may_steer(self, scope: str) -> str | None:
         """Why it may not set or clear a constraint on ``scope``, or ``None``."""

@@ -24,7 +24,6 @@ The broker's other logins, for `cascade acl`, are in an optional ``[broker]`` ta
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -36,7 +35,7 @@ from ._scopes import GrantScope, ScopeError, parse_scope
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["BrokerLogins", "Grant", "Role", "Roles", "RolesError"]
 
@@ -168,7 +167,7 @@ def _grant(raw: Any, where: str) -> Grant:
     except ScopeError as exc:
         raise RolesError(f"{where}: {exc}") from None
     if not scopes:
-        raise RolesError(f"{where}: no scopes (give e.g. scopes = [\"project:acme/etl\"])")
+        raise RolesError(f'{where}: no scopes (give e.g. scopes = ["project:acme/etl"])')
     who = {key: _strings(raw, key, where) for key in _WHO}
     if not any(who.values()):
         raise RolesError(f"{where}: names no one (give people, groups or broker_users)")
@@ -179,5 +178,3 @@ def _grant(raw: Any, where: str) -> Grant:
         groups=frozenset(who["groups"]),
         broker_users=frozenset(who["broker_users"]),
     )
-
-

@@ -140,7 +140,7 @@ def glob_within(inner: str, outer: str) -> bool:
         else:
             token, pattern = a[i], b[j]
             one_char = token != "*"
-            literal = len(token) == 1 and token not in "*?" or token == "["
+            literal = len(token) == 1 and token not in "*?"
             if pattern == "?":
                 matches = one_char
             elif len(pattern) > 1:  # a set

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,19 +18,22 @@ from cascade.interfaces import ConnectorError
 
 from .._cancel import describe_reply
 from .._context import UsageError
+from .._control import validate_scope
 from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
 from .._run_owner import owner_in
 from ..metrics import CONTENT_TYPE
+from ._access_log import AccessLog
 from ._deltas import STREAM_PAGE, Follower
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
 from ._history_source import HistorySource
-from ._hub import DashboardHub
+from ._hub import DashboardHub, constraint_messages
 from ._log_backfill import LogBackfill
 from ._log_window import LogWindow
 from ._model import MAX_RUNS_SHOWN
-from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._pages import PAGED_PARAMS, Listing, View, covers, parse_view
 from ._shapes import constraint_dict, engine_dict
+from ._sign_in import SignIn
 from ._streams import (
     KEEPALIVE,
     MAX_HOLDER_STREAMS,
@@ -42,9 +45,12 @@ from ._streams import (
     change_events,
     stream_events,
 )
+from ._team import Team
 
 if TYPE_CHECKING:
     from cascade.history import History
+
+    from ..access import Access, Among, Roles
 
 __all__ = [
     "KEEPALIVE",
@@ -109,17 +115,39 @@ class _Dashboard:
         tokens: Tokens | None,
         slots: StreamSlots,
         history: HistorySource,
+        team: Team | None = None,
     ) -> None:
         self.hub = hub
         self.source = history
         self.tokens = tokens
+        self.team = team
         self.slots = slots
-        self.snapshots = Snapshots(hub, controls=tokens is not None)
+        self.controls = tokens is not None or team is not None
+        self.snapshots = Snapshots(hub, controls=self.controls)
         self.listing = Listing(hub.model)
 
     def holder(self, scope: Scope) -> str | None:
-        """The name of the token a request carries, if it carries one of ours."""
+        """The name of the token a request carries, if it carries one of ours (in a team's
+        dashboard, of whoever signed in)."""
+        if self.team is not None:
+            identity = self.team.identity(scope)
+            return identity.name if identity is not None else None
         return self.tokens.holder(scope) if self.tokens is not None else None
+
+    def among(self, scope: Scope) -> Among | JSONResponse | None:
+        """The orgs and projects the request may see (``None``: every one), or the refusal
+        (only a team's dashboard refuses reads)."""
+        if self.team is None:
+            return None
+        access = self.team.reader(scope)
+        return access if isinstance(access, JSONResponse) else access.among()
+
+    def run_seen(self, run_id: str | None, among: Among | None) -> str | None:
+        """``run_id`` when the reader may see that run, else ``None`` (as if unknown)."""
+        if run_id is None or among is None:
+            return run_id
+        run = self.hub.model.open_run(run_id)
+        return run_id if run is not None and covers(among, run) else None
 
     def authorized(self, request: Request) -> str | JSONResponse:
         """The name of the request's token (its controls are issued by it), or the refusal."""
@@ -132,7 +160,15 @@ class _Dashboard:
         return name
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``)."""
+        """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``);
+        in a team's, for those who see every project (its counts cover them all)."""
+        if self.team is not None:
+            access = self.team.reader(request.scope)
+            if isinstance(access, JSONResponse):
+                return access
+            reason = access.may_see_everything("the metrics")
+            if reason is not None:
+                return self.team.refuse(access, "read", "/metrics", reason)
         return Response(self.hub.model.metrics.render(), media_type=CONTENT_TYPE)
 
     async def index(self, request: Request) -> Response:
@@ -142,30 +178,38 @@ class _Dashboard:
         """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
         ``engines_limit``) of those matching the filters, with counts and the next cursor."""
         params = request.query_params
-        run_id = params.get("run")
+        among = self.among(request.scope)
+        if isinstance(among, JSONResponse):
+            return among
+        run_id = self.run_seen(params.get("run"), among)
         if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
             self.hub.telemetry.touch(run_id)
-        if PAGED_PARAMS.isdisjoint(params):
+        if PAGED_PARAMS.isdisjoint(params) and among is None:
             built = self.snapshots.get(run_id)
             return Response(built.body, media_type="application/json")
         # a fleet's engines a page at a time: thousands of them would be megabytes
         engines_limit = STREAM_PAGE if self.hub.telemetry.fleet else None
         try:
-            view = parse_view(params, runs_limit=MAX_RUNS_SHOWN, engines_limit=engines_limit)
+            view = parse_view(
+                params, runs_limit=MAX_RUNS_SHOWN, engines_limit=engines_limit, among=among
+            )
         except ValueError as exc:
             return refusal(400, str(exc))
-        return JSONResponse(self.page(view, params.get("run"), params.get("task") or None))
+        return JSONResponse(self.page(view, run_id, params.get("task") or None))
 
     def page(self, view: View, run_id: str | None, task: str | None = None) -> dict[str, Any]:
         """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
-        last log lines (of ``task``, or every task's) that fit in one stream event."""
+        last log lines (of ``task``, or every task's) that fit in one stream event. A reader
+        who may not see every project gets the engines without their summaries (they list
+        every project's runs)."""
         model = self.hub.model
+        bare = view.runs.among is not None
         runs = self.listing.run_page(view.runs)
         engines = self.listing.engine_page(view.engines)
         return {
             "version": model.version,
             "now": model.clock(),
-            "engines": [engine_dict(engine) for engine in engines.items],
+            "engines": [engine_dict(engine, summary=not bare) for engine in engines.items],
             "engines_total": engines.total,
             "engines_matching": engines.matching,
             "engines_next": engines.next_after,
@@ -176,7 +220,7 @@ class _Dashboard:
             "constraints": [constraint_dict(t, c) for t, c in model.state.active_constraints()],
             **model.header(),
             "connection": self.hub.connection(),
-            "controls": self.tokens is not None,
+            "controls": self.controls,
             "run": model.run_detail(run_id) if run_id else None,
             "logs": LogWindow(task).lines_now(model.logs, run_id) if run_id else None,
         }
@@ -189,8 +233,16 @@ class _Dashboard:
         """
         client = scope["client"][0] if scope.get("client") else "unknown"
         params = Request(scope, receive).query_params
+        among = self.among(scope)
+        if isinstance(among, JSONResponse):
+            await among(scope, receive, send)
+            return
+        if among is not None and "since" not in params:
+            reason = "give since=0: a team member's stream is the changes of their view"
+            await refusal(400, reason)(scope, receive, send)
+            return
         try:
-            follower = self.follower(params) if "since" in params else None
+            follower = self.follower(params, among) if "since" in params else None
         except ValueError as exc:
             await refusal(400, str(exc))(scope, receive, send)
             return
@@ -218,15 +270,43 @@ class _Dashboard:
                 self.hub.telemetry.close(run_id)
             self.slots.give_back(slot)
 
-    def follower(self, params: Mapping[str, str]) -> Follower:
-        """The follower of the view a change stream's parameters ask for; ``ValueError``
-        saying what is wrong with one."""
-        return Follower.asked(self.hub, params, self.listing, controls=self.tokens is not None)
+    def follower(self, params: Mapping[str, str], among: Among | None = None) -> Follower:
+        """The follower of the view a change stream's parameters ask for, of the runs of
+        ``among`` only (when given); ``ValueError`` saying what is wrong with one."""
+        return Follower.asked(self.hub, params, self.listing, controls=self.controls, among=among)
+
+    def caller(self, request: Request) -> str | Access | JSONResponse:
+        """Who a control request comes from: the name of its token, or in a team's dashboard
+        the access of whoever signed in (a role is checked per control), or the refusal."""
+        if self.team is not None:
+            return self.team.reader(request.scope, "control")
+        return self.authorized(request)
+
+    def checked(
+        self,
+        request: Request,
+        caller: str | Access,
+        action: str,
+        target: str,
+        check: Callable[[Access], str | None],
+    ) -> str | JSONResponse:
+        """The name the control is issued by, once the team's roles allow it (else the
+        refusal, audited)."""
+        if isinstance(caller, str):
+            return caller
+        assert self.team is not None
+        allowed = self.team.control(request.scope, action, target, check, caller)
+        return allowed if isinstance(allowed, JSONResponse) else allowed.identity.name
+
+    def audited(self, caller: str | Access, action: str, target: str) -> None:
+        """Audit a control done by a team member."""
+        if self.team is not None and not isinstance(caller, str):
+            self.team.done(caller, action, target)
 
     async def post_constraints(self, request: Request) -> Response:
-        holder = self.authorized(request)
-        if not isinstance(holder, str):
-            return holder
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return refusal(415, "send the constraint as application/json")
         try:
@@ -234,20 +314,36 @@ class _Dashboard:
         except Refused as refused:
             return refusal(refused.status, refused.message)
         try:
+            messages = constraint_messages(body)  # refused as the CLI would, before any check
+        except (UsageError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        scope, kind = messages[0][1].scope, messages[0][1].type
+        holder = self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
+        if not isinstance(holder, str):
+            return holder
+        try:
             published = await self.hub.apply_constraints(body, issued_by=holder)
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
+        self.audited(caller, kind, scope)
         return JSONResponse({"published": published})
 
     async def delete_constraints(self, request: Request) -> Response:
-        holder = self.authorized(request)
-        if not isinstance(holder, str):
-            return holder
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
         scope = request.query_params.get("scope")
         if scope is None:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
+        try:
+            validate_scope(scope)
+        except UsageError as exc:
+            return refusal(400, str(exc))
+        holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
+        if not isinstance(holder, str):
+            return holder
         try:
             cleared = await self.hub.clear(
                 scope, request.query_params.get("type"), issued_by=holder
@@ -256,7 +352,25 @@ class _Dashboard:
             return refusal(400, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
+        self.audited(caller, "resume", scope)
         return JSONResponse({"cleared": cleared})
+
+    async def run_project(self, run_id: str) -> tuple[str | None, str | None] | Response:
+        """The org and project of run ``run_id`` (a whole id) as this dashboard heard it or
+        its history recorded it; ``(None, None)`` when neither knows."""
+        run = self.hub.model.open_run(run_id)
+        if run is not None:
+            return run.org_id, run.project_id
+        history = self.source.history
+        if history is None:
+            return None, None
+        from cascade.history import HistoryError
+
+        try:
+            detail = await asyncio.to_thread(history.run, run_id, limit=0, counts=False)
+        except HistoryError as exc:
+            return refusal(503, str(exc))
+        return (detail.run.org_id, detail.run.project_id) if detail else (None, None)
 
     async def recorded_owner(self, run_id: str) -> str | Response | None:
         """The source the history (if any) recorded the run ``run_id`` (a whole id) from,
@@ -286,9 +400,9 @@ class _Dashboard:
             return refusal(503, str(exc))
 
     async def cancel_run(self, request: Request) -> Response:
-        holder = self.authorized(request)
-        if not isinstance(holder, str):
-            return holder
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
         body = None
         if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
             request.headers
@@ -307,6 +421,14 @@ class _Dashboard:
             if not isinstance(recorded, Recorded):
                 return recorded
             run_id = self.hub.run_id(run_id, recorded)
+            project = await self.run_project(run_id) if self.team is not None else (None, None)
+            if isinstance(project, Response):
+                return project
+            org_id, project_id = project
+            holder = self.checked(request, caller, "cancel", f"run:{run_id}",
+                                  lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
+            if not isinstance(holder, str):
+                return holder
             owner = await self.recorded_owner(run_id)
             if isinstance(owner, Response):
                 return owner
@@ -320,6 +442,7 @@ class _Dashboard:
         if answer.reply is None:
             return refusal(504, answer.unanswered(self.hub.timeout))
         reply = answer.reply
+        self.audited(caller, "cancel", f"run:{run_id}")
         return JSONResponse(
             {
                 "cancelled": msgspec.to_builtins(reply),
@@ -339,8 +462,15 @@ def create_app(
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT,
     max_holder_streams: int = MAX_HOLDER_STREAMS,
     history: History | HistorySource | None = None,
+    roles: Roles | None = None,
+    sign_in: SignIn | None = None,
+    access_log: AccessLog | None = None,
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
+
+    With ``roles`` it is a team's dashboard (``_team``): every read and control is of
+    someone signed in (``sign_in``, or a named ``token``), and what each may see and do is
+    what the roles file grants them; refusals are 403s, each a row of ``access_log``.
 
     Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``, and Prometheus's
     ``/metrics``: it shows counts and names the page shows anyway, and scrapers rarely carry a
@@ -356,11 +486,13 @@ def create_app(
     source = HistorySource.of(history)
     hub.telemetry.backfill = LogBackfill(source)
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
+    team = Team(roles, sign_in, tokens, access_log) if roles is not None else None
     handlers = _Dashboard(
         hub,
         tokens,
         StreamSlots(max_streams, max_streams_per_client, max_holder_streams),
         source,
+        team,
     )
     routes = [
         Route("/", handlers.index),
@@ -369,11 +501,13 @@ def create_app(
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
-        *history_routes(source, handlers.holder),
+        *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]
-    app = Starlette(routes=routes)
+    if sign_in is not None:
+        routes = [*sign_in.routes(), *routes]
+    app = Starlette(routes=routes, middleware=sign_in.middleware() if sign_in else None)
     any_address = listen_host is not None and listen_host in _WILDCARDS
     allowed = allowed_hosts(listen_host, allowed_host)
     app.add_middleware(HostCheck, allowed=allowed, any_address=any_address)

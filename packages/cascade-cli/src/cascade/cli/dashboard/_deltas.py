@@ -23,13 +23,13 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cascade.interfaces.reader import RunView
+from cascade.interfaces.reader import EngineView, RunView
 
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
 from ._log_window import LogWindow
-from ._pages import Listing, Page, View, parse_view
-from ._shapes import constraint_dict
+from ._pages import Listing, Page, View, covers, parse_view
+from ._shapes import constraint_dict, engine_dict
 from ._streams import STREAM_INTERVAL
 
 __all__ = ["MAX_BATCH", "STREAM_PAGE", "Follower", "encode"]
@@ -108,6 +108,11 @@ class _Window:
         return part or None, len(removed) + len(upserts), cut
 
 
+def _bare_engine_json(engine: EngineView) -> bytes:
+    """An engine without its summary (it lists every project's runs)."""
+    return json.dumps(engine_dict(engine, summary=False)).encode()
+
+
 class Follower:
     """One stream's page: its view, what it holds of it, and its next event.
 
@@ -166,16 +171,21 @@ class Follower:
     ) -> Follower:
         """The follower of the view a stream's parameters ask for: those of ``/api/state``
         (``_pages``), ``run``, ``since``, ``epoch`` and ``task``; ``ValueError`` saying what is
-        wrong."""
+        wrong. ``among``: the orgs and projects the reader may see (``None``: all)."""
         since = params.get("since") or "0"
         if not (since.isascii() and since.isdigit()):
             raise ValueError("since must be a whole number: the version the page holds")
-        view = parse_view(params, runs_limit=STREAM_PAGE, engines_limit=STREAM_PAGE)
+        among = options.pop("among", None)
+        view = parse_view(params, runs_limit=STREAM_PAGE, engines_limit=STREAM_PAGE, among=among)
+        run_id = params.get("run") or None
+        if run_id is not None and among is not None:
+            run = hub.model.open_run(run_id)  # one the reader may not see is not open
+            run_id = run_id if run is not None and covers(among, run) else None
         return cls(
             hub,
             listing or Listing(hub.model),
             view,
-            run_id=params.get("run") or None,
+            run_id=run_id,
             since=int(since),
             epoch=params.get("epoch") or None,
             task=params.get("task") or None,
@@ -246,7 +256,8 @@ class Follower:
         page = self.listing.engine_page(self.view.engines, self.max_age)
         known = self.model.versions.engines
         versions = [(engine.source, known.get(engine.source, 0)) for engine in page.items]
-        part, used, cut = self._engines.changes(page, versions, self.model.engine_json, budget)
+        as_json = self.model.engine_json if self.view.runs.among is None else _bare_engine_json
+        part, used, cut = self._engines.changes(page, versions, as_json, budget)
         return "engines", part, used, cut
 
     def _constraints_part(self, budget: float) -> Part:

@@ -56,7 +56,7 @@ def _share(engine: EngineView | None) -> tuple[float, ...]:
 @dataclass(eq=False)
 class FleetRun:
     """One run an engine's summary lists, with what the runs' list reads of it (its
-    ``run_id``, ``project_id``, ``status`` and ``source``, as of a :class:`RunView`)."""
+    ``run_id``, ``org_id``, ``project_id``, ``status`` and ``source``, as of a :class:`RunView`)."""
 
     run: SummaryRun
     source: str
@@ -70,6 +70,11 @@ class FleetRun:
     def run_id(self) -> str:
         """The run's id."""
         return self.run.run_id
+
+    @property
+    def org_id(self) -> str:
+        """The run's org."""
+        return self.run.org_id
 
     @property
     def project_id(self) -> str:

@@ -43,6 +43,9 @@ from ._history_source import HistorySource
 if TYPE_CHECKING:
     from cascade.history import History, StateChange
 
+    from ..access import Among
+    from ._team import Team
+
 __all__ = [
     "ANONYMOUS_QUEUE",
     "ANONYMOUS_READERS",
@@ -146,14 +149,36 @@ def _encoded(value: Any) -> bytes:
 
 
 class _HistoryApi:
-    def __init__(self, source: HistorySource, holder: Callable[[Scope], str | None]) -> None:
+    def __init__(
+        self,
+        source: HistorySource,
+        holder: Callable[[Scope], str | None],
+        team: Team | None = None,
+    ) -> None:
         self.source = source
         self.holder = holder
+        self.team = team
         self.anonymous = _Lane("anonymous", ANONYMOUS_READERS, ANONYMOUS_QUEUE)
         self.holders = _Lane("holders", HOLDER_READERS, HOLDER_QUEUE)
 
-    async def answer(self, request: Request, job: Callable[[History, Request], Any]) -> Response:
-        """``job(history, request)`` and its JSON in a worker thread; its errors as refusals."""
+    async def answer(
+        self,
+        request: Request,
+        job: Callable[[History, Request, Among | None], Any],
+        covers_all: str | None = None,
+    ) -> Response:
+        """``job(history, request, among)`` and its JSON in a worker thread; its errors as
+        refusals. In a team's dashboard, ``among`` is what the reader may see (``None``: all),
+        and a query that ``covers_all`` projects is for those who see them all."""
+        among = None
+        if self.team is not None:
+            access = self.team.reader(request.scope)
+            if isinstance(access, Response):
+                return access
+            reason = access.may_see_everything(covers_all) if covers_all else None
+            if reason is not None:
+                return self.team.refuse(access, "read", request.url.path, reason)
+            among = access.among()
         if self.source.history is None:
             await self.source.refresh()
         history = self.source.history
@@ -164,7 +189,7 @@ class _HistoryApi:
             from cascade.history import HistoryError
 
             try:
-                value = job(history, request)
+                value = job(history, request, among)
             except HistoryError as exc:
                 return 503, _encoded({"error": str(exc)})
             except ValueError as exc:
@@ -209,13 +234,13 @@ class _HistoryApi:
         return await self.answer(request, _run)
 
     async def tasks(self, request: Request) -> Response:
-        return await self.answer(request, _tasks)
+        return await self.answer(request, _tasks, covers_all="the task statistics")
 
     async def task(self, request: Request) -> Response:
-        return await self.answer(request, _task)
+        return await self.answer(request, _task, covers_all="a task's executions")
 
     async def audit(self, request: Request) -> Response:
-        return await self.answer(request, _audit)
+        return await self.answer(request, _audit, covers_all="the audit")
 
     async def logs(self, request: Request) -> Response:
         return await self.answer(request, _logs)
@@ -226,12 +251,22 @@ def _since(request: Request, default: str | None) -> float | None:
     return None if age is None else time.time() - age
 
 
-def _runs(history: History, request: Request) -> dict[str, Any]:
+def _seen(org_id: str, project_id: str, among: Among | None) -> bool:
+    return among is None or (org_id, None) in among or (org_id, project_id) in among
+
+
+def _runs(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     text = _text(request, "logging")
     if text is not None:  # the runs whose logs contain it, the latest line first
         ids = history.runs_logging(text, since=_since(request, None), limit=_limit(request, 100))
         details = (history.run(run_id, limit=1) for run_id in ids)
-        return {"runs": [detail.run.to_json() for detail in details if detail is not None]}
+        return {
+            "runs": [
+                detail.run.to_json()
+                for detail in details
+                if detail is not None and _seen(detail.run.org_id, detail.run.project_id, among)
+            ]
+        }
     found = history.runs(
         since=_since(request, None),
         status=_text(request, "status"),
@@ -239,11 +274,12 @@ def _runs(history: History, request: Request) -> dict[str, Any]:
         task=_text(request, "task"),
         source=_text(request, "source"),
         limit=_limit(request, 100),
+        among=among,
     )
     return {"runs": [run.to_json() for run in found]}
 
 
-def _run(history: History, request: Request) -> dict[str, Any] | None:
+def _run(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
     run_id = _text(request, "id")
     if run_id is None:
         raise ValueError("give ?id=RUN_ID (or a prefix only one run has)")
@@ -260,8 +296,8 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
         if found is None
         else history.run(found, after=after, limit=RUN_PAGE, counts=after is None)
     )
-    if detail is None:
-        return None
+    if detail is None or not _seen(detail.run.org_id, detail.run.project_id, among):
+        return None  # a run the reader may not see is one the history does not have
     tasks = [
         {**task.to_json(), "name": task.task_name, "segments": segments(task.states)}
         for task in detail.tasks
@@ -276,7 +312,7 @@ def _run(history: History, request: Request) -> dict[str, Any] | None:
     return {"run": run, "counts": counts, "next_after": detail.next_after}
 
 
-def _logs(history: History, request: Request) -> dict[str, Any]:
+def _logs(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
     """A page of a run's log lines (its whole id): ``task`` (an id, a name or a glob),
     ``level`` (a number, or a name such as ``warning``), ``after`` (the last line's ``id``),
     ``limit``; ``next_after``: the cursor of the next page (``null``: none yet)."""
@@ -288,6 +324,10 @@ def _logs(history: History, request: Request) -> dict[str, Any]:
     if not after_text.isdigit():
         raise ValueError("after must be the id of a line (a whole number)")
     limit = _limit(request, MAX_LIMIT)
+    if among is not None:
+        run = history.run(request.path_params["run_id"], limit=0, counts=False)
+        if run is None or not _seen(run.run.org_id, run.run.project_id, among):
+            return None
     lines = history.log_lines(
         request.path_params["run_id"], task=_text(request, "task"), level=level,
         after=int(after_text), limit=limit,
@@ -296,14 +336,14 @@ def _logs(history: History, request: Request) -> dict[str, Any]:
     return {"lines": [line.to_json() for line in lines], "next_after": next_after}
 
 
-def _tasks(history: History, request: Request) -> dict[str, Any]:
+def _tasks(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     limit = _limit(request, MAX_LIMIT)
     found = history.tasks(since=_since(request, "7d"), name_glob=_text(request, "name"))
     # one row per task name: as many as the names engines sent, so cut, saying so
     return {"tasks": [stats.to_json() for stats in found[:limit]], "more": len(found) > limit}
 
 
-def _task(history: History, request: Request) -> dict[str, Any]:
+def _task(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     name = _text(request, "name")
     if name is None:
         raise ValueError("give ?name=TASK_NAME")
@@ -311,19 +351,22 @@ def _task(history: History, request: Request) -> dict[str, Any]:
     return {"name": name, "executions": [point.to_json() for point in points]}
 
 
-def _audit(history: History, request: Request) -> dict[str, Any]:
+def _audit(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     found = history.audit(since=_since(request, "7d"), limit=_limit(request, 200))
     return {"events": [event.to_json() for event in found]}
 
 
 def history_routes(
-    history: History | HistorySource | None, holder: Callable[[Scope], str | None] = lambda _: None
+    history: History | HistorySource | None,
+    holder: Callable[[Scope], str | None] = lambda _: None,
+    team: Team | None = None,
 ) -> list[Route]:
     """The ``/api/history/...`` routes (GET) over ``history``; each 404s without one, and
     ``/api/history`` says whether there is one (and where, or why not). ``holder``: the name of
     the dashboard token a request carries (``None``: anonymous), whose queries do not wait
-    behind anonymous ones."""
-    api = _HistoryApi(HistorySource.of(history), holder)
+    behind anonymous ones. ``team``: a team's dashboard, whose readers see what their roles
+    let them (``_team``)."""
+    api = _HistoryApi(HistorySource.of(history), holder, team)
     return [
         Route("/api/history", api.status),
         Route("/api/history/runs", api.runs),

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from cascade.interfaces.reader import EngineView, RunView
 
+from ..access import Among
 from ._fleet_index import FLEET, FleetRun
 from ._model import DashboardModel
 
@@ -34,6 +35,7 @@ __all__ = [
     "Page",
     "RunQuery",
     "View",
+    "covers",
     "parse_view",
 ]
 
@@ -50,6 +52,11 @@ _T = TypeVar("_T")
 RunKey = tuple[int, float, str]
 
 
+def covers(among: Among | None, run: RunView | FleetRun) -> bool:
+    """Whether ``run`` is of the orgs and projects of ``among`` (``None``: of any)."""
+    return among is None or (run.org_id, None) in among or (run.org_id, run.project_id) in among
+
+
 @dataclass(frozen=True)
 class RunQuery:
     """Which runs a page lists: those matching the filters, ``limit`` after ``after``."""
@@ -60,16 +67,19 @@ class RunQuery:
     status: str | None = None
     """Compared without case: ``running``, ``succeeded``, ``failed``, ``cancelled``."""
     engine: str | None = None
+    among: Among | None = None
+    """The orgs and projects the reader may see (``None``: all; see :class:`Access`)."""
 
     @property
     def filtered(self) -> bool:
         """Whether any filter is set."""
-        return bool(self.project or self.status or self.engine)
+        return bool(self.project or self.status or self.engine) or self.among is not None
 
     def matches(self, run: RunView | FleetRun) -> bool:
         """Whether ``run`` passes the filters."""
         return (
-            (self.project is None or run.project_id == self.project)
+            covers(self.among, run)
+            and (self.project is None or run.project_id == self.project)
             and (self.status is None or run.status.lower() == self.status)
             and (self.engine is None or run.source == self.engine)
         )
@@ -147,9 +157,16 @@ def _limit(params: Mapping[str, str], name: str, default: int | None) -> int | N
     return int(text)
 
 
-def parse_view(params: Mapping[str, str], *, runs_limit: int, engines_limit: int | None) -> View:
+def parse_view(
+    params: Mapping[str, str],
+    *,
+    runs_limit: int,
+    engines_limit: int | None,
+    among: Among | None = None,
+) -> View:
     """The view a request's parameters ask for (:data:`PAGED_PARAMS`), with these limits when
-    it gives none; ``ValueError`` saying what is wrong with one."""
+    it gives none, of the runs of ``among`` only (when given); ``ValueError`` saying what is
+    wrong with one."""
     text = {name: params.get(name) or None for name in PAGED_PARAMS}
     engine_after = text["engines_after"]
     engine_key = _key(engine_after, "engines_after") if engine_after else None
@@ -164,6 +181,7 @@ def parse_view(params: Mapping[str, str], *, runs_limit: int, engines_limit: int
         project=text["project"],
         status=status.lower() if status else None,
         engine=text["engine"],
+        among=among,
     )
     engines = EngineQuery(
         limit=_limit(params, "engines_limit", engines_limit),

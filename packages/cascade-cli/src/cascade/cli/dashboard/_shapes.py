@@ -44,8 +44,9 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
     }
 
 
-def engine_dict(engine: EngineView) -> dict[str, Any]:
-    """One engine of the engines' list."""
+def engine_dict(engine: EngineView, *, summary: bool = True) -> dict[str, Any]:
+    """One engine of the engines' list (without ``summary``: its summary left out, as for
+    a reader who may not see every project its runs are of)."""
     status = engine.status  # None: only its telemetry was seen
     return {
         "source": engine.source,
@@ -55,7 +56,7 @@ def engine_dict(engine: EngineView) -> dict[str, Any]:
         "last_seen": engine.last_seen,
         "conflict_session": engine.conflict_session,
         # its latest summary: live runs, tasks by state, events/s, drops (null: none)
-        "summary": summary_dict(engine.summary),
+        "summary": summary_dict(engine.summary) if summary else None,
     }
 
 
