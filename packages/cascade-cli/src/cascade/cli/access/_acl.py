@@ -160,7 +160,10 @@ def _engine(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/command/#")
     if exact_retained:
         rights.grant(
-            READ, f"{prefix}/index/constraints", f"{prefix}/index/constraints/+", f"{prefix}/rollcall"
+            READ,
+            f"{prefix}/index/constraints",
+            f"{prefix}/index/constraints/+",
+            f"{prefix}/rollcall",
         )
 
 

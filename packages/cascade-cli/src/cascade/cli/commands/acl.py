@@ -1,4 +1,5 @@
-"""`cascade acl`: the broker's ACL from a roles file, so the broker refuses what a role may not do."""
+"""`cascade acl`: the broker's ACL from a roles file, so the broker refuses what a role may not
+do."""
 
 from __future__ import annotations
 
