@@ -16,6 +16,7 @@ from ._context import CliContext
 from ._group import OneLineErrors
 from ._pipes import guard_stdout
 from ._version import version_callback
+from .commands.acl import acl
 from .commands.audit import audit
 from .commands.cancel import cancel
 from .commands.dashboard import dashboard
@@ -65,6 +66,8 @@ for _command in (status, pause, limit, resume, cancel, watch, logs, why, demo):
 # Built with its own options; its web stack is an optional extra, imported when it runs.
 app.command(name="dashboard")(broker_options(dashboard))
 app.command()(forget)
+# The broker's ACL from the roles file the dashboard signs people in with.
+app.command()(acl)
 # The history (the [history] extra, imported when they run): recording, and reading it back.
 for _reader in (record, runs, run, tasks, audit):
     app.command()(_reader)

@@ -6,12 +6,16 @@ writes a broker's ACL from it, so the broker refuses the same for the CLI.
 """
 
 from ._access import Access, Among
+from ._acl import AclError
+from ._acl_mosquitto import mosquitto_acl
+from ._acl_rabbitmq import rabbitmq_definitions, rabbitmq_definitions_json
 from ._identity import Identity, Via
 from ._roles import BrokerLogins, Grant, Role, Roles, RolesError
 from ._scopes import GrantScope, ScopeError, glob_within, parse_scope
 
 __all__ = [
     "Access",
+    "AclError",
     "Among",
     "BrokerLogins",
     "Grant",
@@ -23,5 +27,8 @@ __all__ = [
     "ScopeError",
     "Via",
     "glob_within",
+    "mosquitto_acl",
     "parse_scope",
+    "rabbitmq_definitions",
+    "rabbitmq_definitions_json",
 ]

@@ -1,0 +1,221 @@
+"""What each broker login of a roles file may read and write, as MQTT topic filters: the part
+of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitmq` write it).
+
+Runs are read by their org and project (telemetry and logs topics carry both levels);
+constraints are set by their scope path (``global`` or ``task:<glob>``: no org); cancels by run
+id alone (``{prefix}/command/{run_id}/cancel``: no org either). So an operator over ``org:`` or
+``project:`` scopes may cancel any run as far as the broker can tell: the dashboard checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cascade.interfaces import cleared_topic, constraint_topic
+from cascade.interfaces.connector_kit import sanitize_segment, validate_id, validate_prefix
+
+from ._roles import Grant, Role, Roles
+from ._scopes import GrantScope
+
+__all__ = ["AclError", "LoginRights", "broker_rights"]
+
+READ, WRITE = "read", "write"
+
+
+class AclError(ValueError):
+    """A roles file (or a prefix) that a broker's ACL cannot say safely: it names the grant."""
+
+
+@dataclass
+class LoginRights:
+    """One login's rights: MQTT filters it may ``read`` (subscribe to and receive) and
+    ``write`` (publish to), and ``roles``, one line each, saying why (for the ACL's comments)."""
+
+    read: set[str] = field(default_factory=set)
+    write: set[str] = field(default_factory=set)
+    roles: set[str] = field(default_factory=set)
+
+    def grant(self, access: str, *filters: str) -> None:
+        """Add ``filters`` to the ``read`` or ``write`` side (``readwrite``: both)."""
+        for side in (READ, WRITE):
+            if side in access:
+                getattr(self, side).update(filters)
+
+
+# What a name must not hold in a broker's ACL, as a function of the name that says why not.
+NameCheck = Callable[[str], "str | None"]
+
+
+def identity_filters(prefix: str, login: str) -> list[tuple[str, str]]:
+    """What every login may write as itself (mosquitto's ``pattern`` lines, with ``%u``)."""
+    return [
+        (WRITE, f"{prefix}/telemetry/+/+/+/+/{login}"),
+        (WRITE, f"{prefix}/reply/+/{login}"),
+        ("readwrite", f"{prefix}/status/{login}"),
+        (WRITE, f"{prefix}/summary/{login}"),
+        (WRITE, f"{prefix}/logs/+/+/+/{login}"),
+        ("readwrite", f"{prefix}/_marker/{login}/#"),
+    ]
+
+
+def broker_rights(
+    roles: Roles,
+    prefix: str,
+    *,
+    exact_retained: bool,
+    check_name: NameCheck,
+    name: str = "the roles file",
+) -> dict[str, LoginRights]:
+    """Every login's rights under ``roles``, by login, beside the rights each has as itself
+    (:func:`identity_filters`, which the caller adds as its format allows).
+
+    ``exact_retained``: a broker that sends retained messages to exact topics only
+    (RabbitMQ), whose readers also read the constraints index and write the roll call, and
+    whose writers write the index. ``check_name`` says why a name (a login, an org, a
+    project, a scope's topic levels) cannot stand in the format, or ``None``. Raises
+    :class:`AclError` naming the grant (or the ``[broker]`` key) and why.
+    """
+    try:
+        validate_prefix(prefix)
+    except ValueError as exc:
+        raise AclError(f"--prefix: {exc}") from None
+    _checked(prefix, check_name, "--prefix")
+    rights: dict[str, LoginRights] = {}
+
+    def of(login: str, where: str) -> LoginRights:
+        _check_login(login, check_name, where)
+        return rights.setdefault(login, LoginRights())
+
+    kinds = (("engines", _engine), ("recorders", _recorder), ("dashboards", _dashboard))
+    for key, add in kinds:
+        for login in getattr(roles.broker, key):
+            add(of(login, f"{name}, [broker] {key}"), prefix, exact_retained)
+    for number, grant in enumerate(roles.grants, 1):
+        where = f"{name}, grant {number}"
+        for login in sorted(grant.broker_users):
+            _person(of(login, where), grant, prefix, exact_retained, check_name, where)
+    return rights
+
+
+def _check_login(login: str, check_name: NameCheck, where: str) -> None:
+    try:
+        validate_id(login, "a broker login")
+    except ValueError as exc:
+        raise AclError(f"{where}: {exc}") from None
+    if sanitize_segment(login) != login:
+        raise AclError(
+            f"{where}: broker login {login!r} holds '/', '+', '#' or a control character: "
+            "a login is the source level of the topics it publishes, which cannot hold them"
+        )
+    _checked(login, check_name, f"{where}: broker login")
+
+
+def _checked(text: str, check_name: NameCheck, what: str) -> str:
+    why = check_name(text)
+    if why is not None:
+        raise AclError(f"{what} {text!r} {why}")
+    return text
+
+
+def _reads(prefix: str, exact_retained: bool) -> list[tuple[str, str]]:
+    """What every reader reads (beyond runs) and writes: constraints, statuses, its marker, and
+    snapshot requests for runs it joined late."""
+    said = [
+        (READ, f"{prefix}/constraints/#"),
+        (READ, f"{prefix}/status/#"),
+        (WRITE, f"{prefix}/command/+/snapshot"),
+        ("readwrite", f"{prefix}/_marker/#"),
+    ]
+    if exact_retained:
+        said += [
+            (READ, f"{prefix}/index/constraints"),
+            (READ, f"{prefix}/index/constraints/+"),
+            (WRITE, f"{prefix}/rollcall"),
+        ]
+    return said
+
+
+def _everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    for access, topic_filter in _reads(prefix, exact_retained):
+        rights.grant(access, topic_filter)
+    for kind in ("telemetry", "logs", "summary"):
+        rights.grant(READ, f"{prefix}/{kind}/#")
+
+
+def _steers_everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    rights.grant(WRITE, f"{prefix}/constraints/#", f"{prefix}/cleared/#")
+    _cancels(rights, prefix)
+    if exact_retained:
+        rights.grant(WRITE, f"{prefix}/index/constraints/+")
+
+
+def _cancels(rights: LoginRights, prefix: str) -> None:
+    rights.grant(WRITE, f"{prefix}/command/+/cancel")
+    rights.grant(READ, f"{prefix}/reply/#")
+
+
+def _engine(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    rights.roles.add("engine: reads constraints and commands, writes as itself")
+    rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/command/#")
+    if exact_retained:
+        rights.grant(
+            READ,
+            f"{prefix}/index/constraints",
+            f"{prefix}/index/constraints/+",
+            f"{prefix}/rollcall",
+        )
+
+
+def _recorder(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    rights.roles.add("recorder: reads everything a recorder reads, asks for snapshots")
+    _everything(rights, prefix, exact_retained)
+    rights.grant(READ, f"{prefix}/cleared/#", f"{prefix}/reply/#")
+
+
+def _dashboard(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
+    rights.roles.add("dashboard: reads everything, steers for the people signed in to it")
+    _everything(rights, prefix, exact_retained)
+    _steers_everything(rights, prefix, exact_retained)
+
+
+def _run_levels(scope: GrantScope, check_name: NameCheck, where: str) -> str:
+    """The telemetry and logs levels below the kind that ``scope`` covers (``acme/etl/#``)."""
+    levels = [scope.org or "", scope.project or ""][: 1 if scope.kind == "org" else 2]
+    for level in levels:
+        _checked(sanitize_segment(level), check_name, f"{where}: {scope}:")
+    return "/".join([*(sanitize_segment(level) for level in levels), "#"])
+
+
+def _person(
+    rights: LoginRights,
+    grant: Grant,
+    prefix: str,
+    exact_retained: bool,
+    check_name: NameCheck,
+    where: str,
+) -> None:
+    scopes = ", ".join(str(scope) for scope in grant.scopes)
+    rights.roles.add(f"{grant.role} over {scopes}")
+    for access, topic_filter in _reads(prefix, exact_retained):
+        rights.grant(access, topic_filter)
+    operator = grant.role >= Role.OPERATOR
+    for scope in grant.scopes:
+        if scope.kind == "global":
+            _everything(rights, prefix, exact_retained)
+            if operator:
+                _steers_everything(rights, prefix, exact_retained)
+        elif scope.kind in ("org", "project"):
+            # not summaries: each lists every org's runs, so viewers over global only read them
+            levels = _run_levels(scope, check_name, where)
+            rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
+            if operator:
+                _cancels(rights, prefix)
+        elif operator:  # a task scope: its constraint topics, and their clear notes
+            topic = constraint_topic(str(scope), None, prefix)
+            path = topic[len(f"{prefix}/constraints/") :]
+            _checked(path, check_name, f"{where}: {scope}: its topic level")
+            rights.grant("readwrite", f"{topic}/#")
+            rights.grant(WRITE, f"{cleared_topic(topic, prefix)}/#")
+            if exact_retained:
+                rights.grant(WRITE, f"{prefix}/index/constraints/+")

@@ -1,0 +1,72 @@
+"""`cascade acl`: the broker's ACL from a roles file, so the broker refuses what a role may not
+do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cascade.interfaces import DEFAULT_PREFIX
+
+from .._context import fail
+from ..access import AclError, Roles, RolesError, mosquitto_acl, rabbitmq_definitions_json
+
+__all__ = ["acl"]
+
+
+def acl(
+    roles_file: Annotated[
+        Path, typer.Argument(metavar="ROLES_FILE", help="The roles file (TOML [[grant]]s).")
+    ],
+    mosquitto: Annotated[
+        bool, typer.Option("--mosquitto", help="Write mosquitto's acl_file.")
+    ] = False,
+    rabbitmq: Annotated[
+        bool,
+        typer.Option(
+            "--rabbitmq",
+            help="Write RabbitMQ definitions (permissions and topic permissions on amq.topic) "
+            "for rabbitmqctl import_definitions; users and passwords are created separately.",
+        ),
+    ] = False,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="The topic prefix the fleet uses.")
+    ] = DEFAULT_PREFIX,
+    vhost: Annotated[
+        str | None, typer.Option("--vhost", help="RabbitMQ's virtual host (default: /).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE, not stdout."),
+    ] = None,
+) -> None:
+    """Write the broker's ACL from a roles file, so the broker refuses what a role may not do.
+
+    Each broker_users login of a grant gets its roles' reads and writes; the [broker] table's
+    engines, recorders and dashboards get theirs. Constraint topics and cancels carry no org:
+    the broker cannot bind them to one (the dashboard checks that for its people).
+    Examples: cascade acl roles.toml --mosquitto -o cascade.acl; cascade acl roles.toml
+    --rabbitmq --vhost / -o cascade-definitions.json
+    """
+    if mosquitto == rabbitmq:
+        raise typer.BadParameter("give one of --mosquitto or --rabbitmq")
+    if mosquitto and vhost is not None:
+        raise typer.BadParameter("--vhost is RabbitMQ's: give it with --rabbitmq")
+    try:
+        roles = Roles.load(roles_file)
+        source = str(roles_file)
+        if mosquitto:
+            text = mosquitto_acl(roles, source, prefix)
+        else:
+            text = rabbitmq_definitions_json(roles, source, prefix, vhost or "/")
+    except (RolesError, AclError) as exc:
+        raise fail(str(exc)) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc}") from None

@@ -1,0 +1,202 @@
+"""The ACL `cascade acl` generates from a roles file, loaded into a real mosquitto and a real
+RabbitMQ: the broker itself refuses a viewer's pause and another tenant's telemetry, lets an
+operator over task:etl_* pause that scope only, and an engine still runs and is watched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import events_topic
+from cascade.runtime import Engine, TaskBlocked, task
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import (
+    MOSQUITTO_ONLY,
+    NO_RABBITMQ,
+    Inbox,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    rabbitmq_server_path,
+    rabbitmq_user,
+    skip_on_family,
+)
+
+ROLES = """
+[[grant]]
+role = "viewer"
+scopes = ["project:acme/etl"]
+broker_users = ["vera"]
+
+[[grant]]
+role = "operator"
+scopes = ["task:etl_*"]
+broker_users = ["olga"]
+
+[broker]
+engines = ["engine-1"]
+"""
+PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "engine-1")}
+
+
+def _generated(tmp_path: Path, broker: str) -> str:
+    """What `cascade acl ROLES --BROKER -o FILE` wrote."""
+    roles, out = tmp_path / "roles.toml", tmp_path / "acl.out"
+    roles.write_text(ROLES, encoding="utf-8")
+    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out.read_text(encoding="utf-8")
+
+
+class Logins:
+    """The roles' logins on one broker, with its protocol (MQTT 5 on mosquitto: refusals said)."""
+
+    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
+        self.broker = broker
+        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
+
+    def connector(self, user: str, *, presence: bool = False) -> MqttConnector:
+        return MqttConnector(
+            self.broker.host,
+            self.broker.port,
+            username=user,
+            password=PASSWORDS[user],
+            source_id=user,
+            protocol=self.protocol,
+            presence=presence,
+            backoff_initial=0.01,  # RabbitMQ closes the connection on each denied subscription
+            backoff_max=0.1,
+        )
+
+    def cascade(self, user: str, *args: str) -> Result:
+        """`cascade ARGS` in-process, logged in as ``user``."""
+        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
+        login = ["--username", user, "--password", PASSWORDS[user], "--protocol", self.protocol]
+        return CliRunner().invoke(app, [*args, *address, *login])
+
+
+def _refused(result: Result) -> None:
+    """MQTT 5 (mosquitto) says the broker refused it; RabbitMQ closed the connection each time."""
+    assert result.exit_code == 1, result.output
+    assert (
+        "the broker refused 1 of 1 messages" in result.output
+        or "the broker did not take 1 of 1 messages" in result.output
+    ), result.output
+
+
+def _started(org: str, project: str, run_id: str) -> dict[str, Any]:
+    return {
+        "v": "1.0",
+        "ts": datetime.now(timezone.utc).isoformat(),
+        "run_id": run_id,
+        "org_id": org,
+        "project_id": project,
+        "source": "engine-1",
+        "seq": 1,
+        "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1},
+    }
+
+
+async def _a_viewer_reads_its_project_only(logins: Logins) -> None:
+    """engine-1 publishes a globex/web run, then an acme/etl one: vera gets the second only.
+    mosquitto checks each message (vera subscribes to every org's); RabbitMQ checks the
+    subscription, and closes the connection of one to globex's."""
+    theirs, ours = uuid.uuid4().hex, uuid.uuid4().hex
+    seen, snooped = Inbox(), Inbox()
+    vera, snoop = logins.connector("vera"), logins.connector("vera")
+    await vera.connect(require=True)
+    await snoop.connect(require=True)
+    try:
+        wide = "cascade/telemetry/#" if logins.broker.is_mosquitto else None
+        await vera.subscribe(wide or "cascade/telemetry/acme/etl/#", seen)
+        await snoop.subscribe("cascade/telemetry/globex/web/#", snooped)
+        async with logins.connector("engine-1") as engine:
+            for org, project, run_id in (("globex", "web", theirs), ("acme", "etl", ours)):
+                topic = events_topic(org, project, run_id, source="engine-1")
+                await engine.publish(topic, _started(org, project, run_id), qos=1)
+            await engine.flush(10)
+            assert engine.stats.refused == engine.stats.dropped == 0
+        got = await seen.until(lambda m: ours in m.topic)
+    finally:
+        await snoop.disconnect()
+        await vera.disconnect()
+    assert got.topic == events_topic("acme", "etl", ours, source="engine-1")
+    assert [m.topic for m in seen.all] == [got.topic]  # globex's, sent first, never came
+    assert snooped.all == []
+
+
+async def _an_operator_steers_its_scope_only(logins: Logins) -> None:
+    """vera's pause is refused; olga's pause of task:etl_* holds engine-1's etl_load (and its
+    resume lets it run: watched by vera), her pauses of global and task:* are refused."""
+    for user, scope in (("vera", "task:etl_*"), ("olga", "global"), ("olga", "task:*")):
+        _refused(await asyncio.to_thread(logins.cascade, user, "pause", scope))
+    paused = await asyncio.to_thread(logins.cascade, "olga", "pause", "task:etl_*")
+    assert paused.exit_code == 0, paused.output
+
+    @task(name="etl_load")
+    async def etl_load() -> int:
+        return 1
+
+    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
+                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    seen = Inbox()
+    async with logins.connector("vera") as vera:
+        await vera.subscribe("cascade/telemetry/acme/etl/#", seen)
+        run = asyncio.create_task(engine.run(etl_load()))
+        try:
+            await recorder.until(lambda: "etl_load" in recorder.names(TaskBlocked))
+            resumed = await asyncio.to_thread(logins.cascade, "olga", "resume", "task:etl_*")
+            assert resumed.exit_code == 0, resumed.output
+            assert await asyncio.wait_for(run, 30) == 1
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        stopped = await seen.until(lambda m: m.payload["body"].get("event") == "ENGINE_STOPPED")
+    assert stopped.topic.endswith("/engine-1")
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
+    """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
+    broker.start()
+    try:
+        logins = Logins(broker)
+        await _a_viewer_reads_its_project_only(logins)
+        await _an_operator_steers_its_scope_only(logins)
+    finally:
+        broker.close()
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
+    tmp_path: Path,
+) -> None:
+    """`cascade acl --rabbitmq`, as generated, loaded into a real RabbitMQ node beside its users
+    (created separately, as the docs say)."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
+    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
+        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
+    ]
+    definitions["permissions"].append(
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    )
+    with RabbitMQBroker(definitions=definitions) as broker:
+        logins = Logins(broker)
+        await _a_viewer_reads_its_project_only(logins)
+        await _an_operator_steers_its_scope_only(logins)
