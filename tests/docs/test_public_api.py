@@ -21,7 +21,12 @@ MODULES = {
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],
     "cascade-runtime": ["cascade.runtime", "cascade.runtime.testing"],
     "cascade-history": ["cascade.history"],
-    "cascade-cli": ["cascade.cli", "cascade.cli.dashboard", "cascade.cli.metrics"],
+    "cascade-cli": [
+        "cascade.cli",
+        "cascade.cli.access",
+        "cascade.cli.dashboard",
+        "cascade.cli.metrics",
+    ],
     "cascade-testkit": ["cascade.testkit"],  # not published; its list is kept all the same
 }
 EVERY_MODULE = [(package, module) for package, modules in MODULES.items() for module in modules]
