@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -199,6 +200,43 @@ def test_tls_with_right_and_wrong_credentials(
     assert "not authorised" in refused.output or "credentials" in refused.output
 
 
+TASKS_DUMPED = b"cascade: end of the asyncio tasks"  # CASCADE_DEBUG_TASKS's last line
+
+
+async def ended(process: asyncio.subprocess.Process, timeout: float) -> bytes:
+    """The stderr of ``process`` once it has ended, within ``timeout`` seconds.
+
+    If it has not, the AssertionError holds what it was awaiting: started with
+    CASCADE_DEBUG_TASKS, it writes its asyncio tasks' stacks on SIGUSR1, and
+    with PYTHONFAULTHANDLER its threads' on the SIGABRT that ends it.
+    """
+    assert process.stdout is not None
+    assert process.stderr is not None
+    err = bytearray()
+    dumped = asyncio.Event()
+
+    async def read_stderr(stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            err.extend(line)
+            if line.rstrip() == TASKS_DUMPED:
+                dumped.set()
+
+    # both pipes read to their end: a child blocked writing to a full pipe never ends
+    reading = asyncio.gather(read_stderr(process.stderr), process.stdout.read(), process.wait())
+    try:
+        await asyncio.wait_for(asyncio.shield(reading), timeout)
+    except asyncio.TimeoutError:
+        process.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(dumped.wait(), 10)
+        process.send_signal(signal.SIGABRT)
+        await reading
+        raise AssertionError(
+            f"pid {process.pid} did not end within {timeout:g} s: {err.decode()[-12000:]}"
+        ) from None
+    return bytes(err)
+
+
 def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: str) -> None:
     """SIGINT ends `cascade watch` with exit 0 and no traceback."""
 
@@ -210,19 +248,14 @@ def test_watch_ends_cleanly_on_ctrl_c(mqtt_broker: BrokerEndpoint, scope_name: s
             sys.executable, "-m", "cascade.cli", "watch", "--json",
             "--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_default,
-            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a SIGABRT dumps every stack
+            # a hang explained: SIGUSR1 writes the asyncio tasks' stacks, SIGABRT the threads'
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", "CASCADE_DEBUG_TASKS": "1"},
         )  # fmt: skip
         assert watch.stdout is not None
         while source not in (await asyncio.wait_for(watch.stdout.readline(), 20)).decode():
             pass  # retained statuses until ours: watch is subscribed and running
-        watch.send_signal(signal.SIGINT)  # it ends in 0.03 s here; 30 s is a hang, explained:
-        talk = asyncio.ensure_future(watch.communicate())
-        try:
-            _, err = await asyncio.wait_for(asyncio.shield(talk), 30)
-        except TimeoutError:
-            watch.send_signal(signal.SIGABRT)
-            _, err = await talk
-            raise AssertionError(f"watch did not end on SIGINT: {err.decode()[-6000:]}") from None
+        watch.send_signal(signal.SIGINT)  # it ends in 0.03 s here; 30 s is a hang
+        err = await ended(watch, 30)
         await connector.disconnect()
         return watch.returncode, err
 

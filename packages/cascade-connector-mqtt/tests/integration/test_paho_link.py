@@ -127,3 +127,67 @@ async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, pref
         sock = RecordingLink.made[-1].client._client.socket()
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+class CancelOnConnack(PahoLink):
+    """The link over aiomqtt that cancels ``target`` right after the CONNACK is handled."""
+
+    target: ClassVar[asyncio.Task[None] | None] = None
+
+    def __init__(self, settings: LinkSettings, hooks: LinkHooks) -> None:
+        super().__init__(settings, hooks)
+        paho = self.client._client
+        answered = paho.on_connect
+
+        def on_connect(*args: object) -> None:
+            answered(*args)  # what the link waits on is resolved: open() would return
+            assert CancelOnConnack.target is not None
+            CancelOnConnack.target.cancel()  # and the cancel comes before it resumes
+
+        paho.on_connect = on_connect
+
+
+async def test_a_cancel_that_comes_with_the_connack_cancels_connect(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """A caller cancelled as the CONNACK arrives is cancelled, and nothing stays connected.
+
+    aiomqtt awaits the CONNACK through asyncio.wait_for, which before Python 3.12 returns the
+    result and drops a cancellation that comes after the answer and before it resumes.
+    """
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, link=CancelOnConnack
+    )
+    connecting = CancelOnConnack.target = asyncio.create_task(connector.connect(require=True))
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert not connector.is_connected
+    finally:
+        CancelOnConnack.target = None
+        await connector.disconnect()
+
+
+async def test_a_cancel_that_comes_with_the_suback_cancels_subscribe(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """A caller cancelled as the SUBACK arrives is cancelled (a Ctrl-C in `cascade watch`).
+
+    aiomqtt awaits the SUBACK through asyncio.wait_for, which before Python 3.12 returned the
+    result and dropped the cancellation: `watch` went on subscribing and never ended.
+    """
+    host, port = mqtt_broker.host, mqtt_broker.port
+    async with MqttConnector(
+        host, port, topic_prefix=prefix, presence=False, link=RecordingLink
+    ) as connector:
+        paho = RecordingLink.made[-1].client._client
+        answered = paho.on_subscribe
+
+        def on_subscribe(*args: object) -> None:
+            answered(*args)  # what subscribe() waits on is resolved
+            subscribing.cancel()  # and the cancel comes before it resumes
+
+        paho.on_subscribe = on_subscribe
+        subscribing = asyncio.create_task(connector.subscribe(f"{prefix}/x", Inbox()))
+        with pytest.raises(asyncio.CancelledError):
+            await subscribing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 from unittest.mock import MagicMock
@@ -99,7 +100,7 @@ async def test_settings_become_the_clients_arguments(client: MagicMock, hooks: L
     assert (options["identifier"], options["username"], options["password"]) == ("me", "u", "p")
     assert (options["keepalive"], options["timeout"], options["max_inflight_messages"]) == (
         7,
-        5.0,
+        math.inf,  # aiomqtt's waits (asyncio.wait_for) may drop a cancel: the link bounds them
         100,
     )
     assert options["tls_context"] is context
@@ -162,6 +163,21 @@ async def test_a_socket_error_is_a_connect_error_in_words(
 def test_failures_are_described_in_words(cause: BaseException, words: str) -> None:
     """Socket and TLS errors hidden behind aiomqtt's MqttError are named."""
     assert words in describe_connect_failure(wrapped(cause), 5.0)
+
+
+async def test_a_suback_not_in_time_is_a_link_error_in_words(
+    client: MagicMock, hooks: LinkHooks
+) -> None:
+    """The link bounds the wait for a SUBACK itself, by connect_timeout (aiomqtt no longer does)."""
+
+    async def unanswered(*args: object, **kwargs: object) -> list[int]:
+        await asyncio.Event().wait()
+        return []
+
+    client.subscribe.side_effect = unanswered
+    link = PahoLink(settings(connect_timeout=0.01), hooks)
+    with pytest.raises(LinkError, match=r"no answer from the broker within 0\.01 s"):
+        await link.subscribe([("a/#", None)])
 
 
 def test_timeouts_are_described_with_their_length() -> None:

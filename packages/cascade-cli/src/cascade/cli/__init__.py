@@ -7,6 +7,7 @@ What its views show is :mod:`cascade.interfaces.reader`'s model of the fleet.
 from ._app import app, main
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
+from ._debug import dump_tasks, install_task_dump
 from ._fleet_mode import TelemetrySwitch
 from ._holds_text import NOTHING_HOLDS, holds_text
 from ._inert import inert
@@ -28,9 +29,11 @@ __all__ = [
     "TimeFormat",
     "app",
     "bind",
+    "dump_tasks",
     "engines_table",
     "holds_text",
     "inert",
+    "install_task_dump",
     "is_loopback",
     "main",
     "mqtt_connector",

@@ -13,6 +13,7 @@ import typer
 
 from ._broker import broker_options
 from ._context import CliContext
+from ._debug import install_task_dump
 from ._group import OneLineErrors
 from ._pipes import guard_stdout
 from ._version import version_callback
@@ -78,4 +79,5 @@ app.add_typer(history_app)
 def main() -> None:
     """Entry point of the `cascade` console script."""
     guard_stdout()
+    install_task_dump()
     app(obj=CliContext(), prog_name="cascade")

@@ -29,10 +29,11 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait until it has really ended.
 
-    aiomqtt awaits the broker through ``asyncio.wait_for``, which before
-    Python 3.12 drops a cancellation that arrives just as the broker answers
-    (seen: CONNACK right after a hung broker resumed). One ``cancel()`` may
-    therefore be lost; cancel again until the task is done.
+    A link may drop a cancellation that arrives just as the broker answers
+    (aiomqtt's ``asyncio.wait_for`` did before Python 3.12, seen with a CONNACK
+    right after a hung broker resumed, until the link stopped giving aiomqtt
+    timeouts). One ``cancel()`` may therefore be lost; cancel again until the
+    task is done.
     """
     while not task.done():
         task.cancel()

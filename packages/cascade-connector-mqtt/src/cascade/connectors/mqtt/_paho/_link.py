@@ -12,6 +12,7 @@ import asyncio
 import copy
 import functools
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
@@ -79,7 +80,10 @@ class PahoLink:
             settings.hostname,
             settings.port,
             will=will,
-            timeout=settings.connect_timeout,
+            # No timeout of aiomqtt's: it would wait through asyncio.wait_for, which before
+            # Python 3.12 drops a cancellation that comes once the broker has answered (a
+            # Ctrl-C lost, `cascade watch` never ending). This link bounds each wait itself.
+            timeout=math.inf,
             logger=_log,
             **options,
         )
@@ -308,27 +312,29 @@ class PahoLink:
     # -- subscriptions ------------------------------------------------------------------
 
     async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """SUBSCRIBE; with subscription identifiers, one packet per filter (an id is per packet)."""
-        client = self.client
+        """SUBSCRIBE; with subscription identifiers, one packet per filter (an id is per packet).
+
+        The SUBACKs are waited for at most ``connect_timeout`` (see the client's ``timeout``).
+        """
+        client, timeout = self.client, self._settings.connect_timeout
         try:
-            if not self._subscription_ids:
-                return list(await client.subscribe([(f, 1) for f, _ in filters]))
-            subscribes = []
-            for topic_filter, number in filters:
-                properties = None
-                if number is not None:
-                    properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
-                    properties.SubscriptionIdentifier = number
-                subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
-            results = await asyncio.gather(*subscribes, return_exceptions=True)
-        except MqttError as exc:
-            raise LinkError(describe_failure(exc, self._settings.connect_timeout)) from exc
+            async with bounded(timeout):
+                if not self._subscription_ids:
+                    return list(await client.subscribe([(f, 1) for f, _ in filters]))
+                subscribes = []
+                for topic_filter, number in filters:
+                    properties = None
+                    if number is not None:
+                        properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                        properties.SubscriptionIdentifier = number
+                    subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
+                results = await asyncio.gather(*subscribes, return_exceptions=True)
+        except (MqttError, asyncio.TimeoutError) as exc:
+            raise LinkError(describe_failure(exc, timeout)) from exc
         codes: list[object] = []
         for result in results:
             if isinstance(result, MqttError):
-                raise LinkError(
-                    describe_failure(result, self._settings.connect_timeout)
-                ) from result
+                raise LinkError(describe_failure(result, timeout)) from result
             if isinstance(result, BaseException):
                 raise result
             codes.append(result[0] if result else None)

@@ -76,9 +76,9 @@ def describe_connect_failure(exc: BaseException, timeout: float) -> str:
 def describe_failure(exc: BaseException, timeout: float) -> str:
     """Why a connected client's operation failed, never empty.
 
-    aiomqtt reports every timeout as ``MqttError("Operation timed out")``,
-    which names neither the wait nor its length: it always waits its client's
-    ``timeout``, which the connector sets to its ``connect_timeout``.
+    A wait for the broker that timed out (the link's own, bounded by the
+    connector's ``connect_timeout``, or aiomqtt's ``MqttError("Operation timed
+    out")``, which names neither the wait nor its length) says ``timeout``.
     """
     text = str(exc)
     if isinstance(exc, TimeoutError) or "timed out" in text.lower():
