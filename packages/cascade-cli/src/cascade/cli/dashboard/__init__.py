@@ -9,7 +9,9 @@ from ._history_api import MAX_LIMIT, RUN_PAGE
 from ._history_source import HistorySource
 from ._hub import DashboardHub, constraint_messages
 from ._model import DashboardModel, Segment
+from ._proxy import ProxySignIn
 from ._serve import serve_dashboard
+from ._sign_in import SignIn, SignInPages
 from ._streams import STREAM_INTERVAL
 
 __all__ = [
@@ -20,9 +22,22 @@ __all__ = [
     "DashboardHub",
     "DashboardModel",
     "HistorySource",
+    "OidcSignIn",
+    "ProxySignIn",
     "Segment",
+    "SignIn",
+    "SignInPages",
     "Tokens",
     "constraint_messages",
     "create_app",
     "serve_dashboard",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Authlib is imported only by a dashboard that signs people in with OpenID Connect
+    if name == "OidcSignIn":
+        from ._oidc import OidcSignIn
+
+        return OidcSignIn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
