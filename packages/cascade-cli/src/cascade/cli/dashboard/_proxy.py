@@ -58,6 +58,7 @@ class ProxySignIn:
         if not self.trusted:
             raise UsageError("a trusted proxy needs the network it is in: --trusted-proxy CIDR")
         self.user_header = _header_name(user_header, "--proxy-user-header")
+        self._shown = user_header.strip()
         self.groups_header = _header_name(groups_header, "--proxy-groups-header")
         self._log = RateLimitedLogger(_log, interval=60.0)
 
@@ -90,7 +91,7 @@ class ProxySignIn:
         peer = client[0] if client else None
         if not self.trusts(peer):
             self._log.warning("untrusted", "ignored %s from %s, which is not a --trusted-proxy",
-                              self.user_header.decode(), peer)  # fmt: skip
+                              self._shown, peer)  # fmt: skip
             return None
         try:
             if len(users) > 1:  # something besides the proxy wrote one: believe neither
@@ -99,7 +100,7 @@ class ProxySignIn:
             groups = _groups(_headers(scope, self.groups_header))
         except (UnicodeDecodeError, UsageError) as exc:
             self._log.warning("unusable", "ignored the proxy's %s: %s",
-                              self.user_header.decode(), exc)  # fmt: skip
+                              self._shown, exc)  # fmt: skip
             return None
         return Identity(name, "proxy", groups)
 
