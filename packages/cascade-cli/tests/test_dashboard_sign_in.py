@@ -150,7 +150,8 @@ def roles_file(tmp_path: Path) -> str:
     return str(path)
 
 
-ISSUER = ["--oidc-issuer", "https://id.example", "--oidc-client-id", "cascade"]
+ISSUER = ["--oidc-issuer", "https://id.example", "--oidc-client-id", "cascade",
+          "--oidc-client-secret", "hunter2-secret"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -161,6 +162,8 @@ ISSUER = ["--oidc-issuer", "https://id.example", "--oidc-client-id", "cascade"]
      (["--oidc-issuer", "https://id.example", "--public-url", "https://c.example",
        "--roles", "R"], "--oidc-issuer needs --oidc-client-id"),
      ([*ISSUER, "--roles", "R"], "--oidc-issuer needs --public-url"),
+     (["--oidc-issuer", "https://id.example", "--oidc-client-id", "c", "--roles", "R"],
+      "--oidc-issuer needs --oidc-client-secret"),
      ([*ISSUER, "--public-url", "https://c.example"], "--oidc-issuer needs --roles FILE"),
      (["--trusted-proxy", "10.0.0.1"], "--trusted-proxy needs --roles FILE"),
      ([*ISSUER, "--public-url", "https://c.example", "--trusted-proxy", "10.0.0.1",
@@ -186,7 +189,6 @@ def test_contradictory_or_incomplete_sign_in_options_are_usage_errors(
 
 def test_the_client_secret_is_never_printed(invoke: Callable[..., Result], roles_file: str) -> None:
     """Not even in a usage error about the other options."""
-    result = invoke("dashboard", *ISSUER, "--oidc-client-secret", "hunter2-secret",
-                    "--roles", roles_file)  # fmt: skip
+    result = invoke("dashboard", *ISSUER, "--roles", roles_file)
     assert result.exit_code == 2
     assert "hunter2-secret" not in result.output

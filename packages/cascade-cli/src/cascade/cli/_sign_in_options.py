@@ -46,7 +46,7 @@ OidcClientSecret = Annotated[
     str | None,
     typer.Option("--oidc-client-secret", metavar="SECRET", envvar="CASCADE_OIDC_CLIENT_SECRET",
                  show_default=False,
-                 help="The client's secret (none: a public client, PKCE alone)."),
+                 help="The client's secret at the provider."),
 ]  # fmt: skip
 OidcNameClaim = Annotated[
     str | None,
@@ -145,6 +145,9 @@ class SignInOptions:
         if oidc and not self.oidc_client_id:
             raise UsageError("--oidc-issuer needs --oidc-client-id (the dashboard's client "
                              "registered at the provider)")  # fmt: skip
+        if oidc and not self.oidc_client_secret:
+            raise UsageError("--oidc-issuer needs --oidc-client-secret (or "
+                             "CASCADE_OIDC_CLIENT_SECRET)")  # fmt: skip
         if oidc and not self.public_url:
             raise UsageError("--oidc-issuer needs --public-url: the dashboard's address as "
                              "browsers see it, for the redirect URI URL/auth/callback")  # fmt: skip

@@ -67,8 +67,8 @@ class OidcSignIn:
     ``<issuer>/.well-known/openid-configuration``), as the client ``client_id``.
 
     ``public_url``: the dashboard's address as browsers see it; the provider must know
-    ``<public_url>/auth/callback`` as a redirect URI. ``client_secret``: ``None`` for a
-    public client (PKCE alone). ``session_secret`` signs the session cookie. A person's name
+    ``<public_url>/auth/callback`` as a redirect URI; the client authenticates with
+    ``client_secret`` (HTTP Basic). ``session_secret`` signs the session cookie. A person's name
     is the ID token's ``name_claim``, else its ``preferred_username``, else its ``sub``;
     their groups are its ``groups_claim`` (a list of names, or one). With
     ``post_logout_url``, signing out at the provider comes back there (the provider must
@@ -81,7 +81,7 @@ class OidcSignIn:
         self,
         issuer: str,
         client_id: str,
-        client_secret: str | None,
+        client_secret: str,
         public_url: str,
         session_secret: str,
         *,
@@ -100,6 +100,8 @@ class OidcSignIn:
             raise ValueError(f"the scope {scope!r} lacks openid: no ID token would come back")
         if not client_id.strip():
             raise ValueError("the OIDC client id is empty")
+        if not client_secret:
+            raise ValueError("the OIDC client secret is empty")
         if len(session_secret) < 16:
             raise ValueError("the session secret is too short: give at least 16 characters")
         if session_max_age <= 0:
@@ -113,14 +115,9 @@ class OidcSignIn:
         self.client: Any = oauth.register(
             "cascade",
             client_id=client_id.strip(),
-            client_secret=client_secret or None,
+            client_secret=client_secret,
             server_metadata_url=f"{self.issuer}/.well-known/openid-configuration",
-            client_kwargs={
-                "scope": scope,
-                "code_challenge_method": "S256",
-                "token_endpoint_auth_method": ("client_secret_basic" if client_secret else "none"),
-                "timeout": 10.0,
-            },
+            client_kwargs={"scope": scope, "code_challenge_method": "S256", "timeout": 10.0},
         )
 
     @property

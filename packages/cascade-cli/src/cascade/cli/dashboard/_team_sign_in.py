@@ -73,7 +73,7 @@ def _oidc(options: SignInOptions, roles: Roles | None) -> TeamSignIn:
         sign_in = OidcSignIn(
             options.oidc_issuer,
             options.oidc_client_id or "",
-            options.oidc_client_secret,
+            options.oidc_client_secret or "",
             options.public_url,
             secret,
             name_claim=options.oidc_name_claim or "email",
