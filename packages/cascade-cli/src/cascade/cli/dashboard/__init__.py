@@ -3,6 +3,8 @@
 Needs the ``dashboard`` extra: ``pip install 'cascade-cli[dashboard]'``.
 """
 
+from typing import TYPE_CHECKING
+
 from ._api import MAX_BODY, create_app
 from ._guard import Tokens
 from ._history_api import MAX_LIMIT, RUN_PAGE
@@ -13,6 +15,9 @@ from ._proxy import ProxySignIn
 from ._serve import serve_dashboard
 from ._sign_in import SignIn, SignInPages
 from ._streams import STREAM_INTERVAL
+
+if TYPE_CHECKING:
+    from ._oidc import OidcSignIn
 
 __all__ = [
     "MAX_BODY",
