@@ -74,7 +74,7 @@ def package_tests(package: str, kind: str) -> list[str]:
 def run_package_tests(session: nox.Session, kind: str) -> None:
     """Install everything, then one pytest run per package (and the testkit) over its tests of
     ``kind``."""
-    install_packages(session, "test")
+    install_packages(session, "test", *(["oidc"] if kind == "integration" else []))
     for package in [*PACKAGES, TESTKIT]:
         args = package_tests(package, kind)
         if args:

@@ -57,8 +57,12 @@ def test_unreachable_broker_exits_1_with_a_reason() -> None:
     assert f"localhost:{port}" in result.output
 
 
-def test_help_documents_the_token_variable(invoke: Callable[..., Result]) -> None:
-    """--help names --listen, --token, its variable and --demo."""
+def test_help_documents_the_token_variable(
+    invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--help names --listen, --token, its variable and --demo (on a terminal wide enough for
+    the variable's name to fit its column)."""
+    monkeypatch.setenv("COLUMNS", "140")
     result = invoke("dashboard", "--help", "--listen", "x")
     for word in ("--listen", "127.0.0.1:8787", "--token", "CASCADE_DASHBOARD_TOKEN", "--demo"):
         assert word in result.output

@@ -16,6 +16,21 @@ from .._context import CliContext, UsageError
 from .._history_db import Db, open_history
 from .._listen import parse_listen
 from .._operator import As, operator_name
+from .._sign_in_options import (
+    GroupsHeader,
+    OidcClientId,
+    OidcClientSecret,
+    OidcGroupsClaim,
+    OidcIssuer,
+    OidcNameClaim,
+    OidcPostLogoutUrl,
+    PublicUrl,
+    RolesFile,
+    SessionSecret,
+    SignInOptions,
+    TrustedProxy,
+    UserHeader,
+)
 from .._view_options import DEFAULT_FLEET_THRESHOLD, FleetThreshold
 
 __all__ = ["dashboard"]
@@ -61,6 +76,18 @@ def dashboard(
     db: Db = None,
     operator: As = None,
     fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
+    roles: RolesFile = None,
+    oidc_issuer: OidcIssuer = None,
+    oidc_client_id: OidcClientId = None,
+    oidc_client_secret: OidcClientSecret = None,
+    oidc_name_claim: OidcNameClaim = None,
+    oidc_groups_claim: OidcGroupsClaim = None,
+    oidc_post_logout_url: OidcPostLogoutUrl = None,
+    public_url: PublicUrl = None,
+    session_secret: SessionSecret = None,
+    trusted_proxy: TrustedProxy = None,
+    proxy_user_header: UserHeader = None,
+    proxy_groups_header: GroupsHeader = None,
     *,
     broker: BrokerOptions,
 ) -> None:
@@ -72,7 +99,9 @@ def dashboard(
     read-only, never made). It says which on start and on the page; with none yet, how to
     start recording. From --fleet-threshold live runs (as the engines' summaries count them)
     it reads the fleet from the summaries, and a run's events only while a page has it open.
-    Ends on Ctrl-C.
+    With --roles, a team's dashboard: people sign in with OpenID Connect (--oidc-issuer) or
+    through an auth proxy in front (--trusted-proxy), and see and do what the roles file
+    grants them. Ends on Ctrl-C.
     Examples: cascade dashboard --host broker.example; cascade dashboard --demo;
     cascade dashboard --db postgresql://cascade@db/cascade
     """
@@ -86,11 +115,18 @@ def dashboard(
     from ..dashboard._guard import Tokens  # starlette's: only once the extra is known to be there
     from ..dashboard._history_source import HistorySource
     from ..dashboard._serve import serve_dashboard
+    from ..dashboard._team_sign_in import team_sign_in
 
+    sign_in_options = SignInOptions(
+        roles, oidc_issuer, oidc_client_id, oidc_client_secret, oidc_name_claim,
+        oidc_groups_claim, oidc_post_logout_url, public_url, session_secret,
+        trusted_proxy or [], proxy_user_header, proxy_groups_header,
+    )  # fmt: skip
     try:
         host, port = parse_listen(listen)
         name = operator_name(operator, broker.username)
         tokens = Tokens.parse(token or (), name)
+        team = team_sign_in(sign_in_options, has_token=tokens is not None)
     except UsageError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -100,14 +136,18 @@ def dashboard(
     )
     context = CliContext.of(ctx)
     factory, console = context.connector_factory, context.out()
-    if demo and tokens is None:  # the demo's controls work out of the box
+    if demo and tokens is None and team.roles is None:  # the demo's controls work out of the box
         tokens = Tokens(((secrets.token_urlsafe(16).encode(), name),))
+    for note in team.notes:
+        console.print(note, soft_wrap=True, markup=False, highlight=False)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
                 serve_dashboard(broker, factory, host, port, tokens, console, demo=demo,
-                                allowed_host=allowed_host or (), history=history,
-                                operator=name, fleet_threshold=fleet_threshold)
+                                allowed_host=[*(allowed_host or ()), *team.hosts],
+                                history=history, operator=name,
+                                fleet_threshold=fleet_threshold, sign_in=team.sign_in,
+                                roles=team.roles)
             )  # fmt: skip
     except ConnectorError as exc:
         typer.echo(f"cascade: {exc}", err=True)

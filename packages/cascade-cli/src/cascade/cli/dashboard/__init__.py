@@ -3,6 +3,8 @@
 Needs the ``dashboard`` extra: ``pip install 'cascade-cli[dashboard]'``.
 """
 
+from typing import TYPE_CHECKING
+
 from ._access_log import AccessEvent, AccessLog
 from ._api import MAX_BODY, create_app
 from ._deltas import Follower
@@ -11,9 +13,13 @@ from ._history_api import MAX_LIMIT, RUN_PAGE
 from ._history_source import HistorySource
 from ._hub import DashboardHub, constraint_messages
 from ._model import DashboardModel, Segment
+from ._proxy import ProxySignIn
 from ._serve import serve_dashboard
-from ._sign_in import SignIn
+from ._sign_in import SignIn, SignInPages
 from ._streams import STREAM_INTERVAL
+
+if TYPE_CHECKING:
+    from ._oidc import OidcSignIn
 
 __all__ = [
     "MAX_BODY",
@@ -26,10 +32,22 @@ __all__ = [
     "DashboardModel",
     "Follower",
     "HistorySource",
+    "OidcSignIn",
+    "ProxySignIn",
     "Segment",
     "SignIn",
+    "SignInPages",
     "Tokens",
     "constraint_messages",
     "create_app",
     "serve_dashboard",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Authlib is imported only by a dashboard that signs people in with OpenID Connect
+    if name == "OidcSignIn":
+        from ._oidc import OidcSignIn
+
+        return OidcSignIn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

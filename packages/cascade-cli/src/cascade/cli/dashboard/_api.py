@@ -30,10 +30,11 @@ from ._history_source import HistorySource
 from ._hub import DashboardHub, constraint_messages
 from ._log_backfill import LogBackfill
 from ._log_window import LogWindow
+from ._me import me_route
 from ._model import MAX_RUNS_SHOWN
 from ._pages import PAGED_PARAMS, Listing, View, covers, parse_view
 from ._shapes import constraint_dict, engine_dict
-from ._sign_in import SignIn
+from ._sign_in import SignIn, SignInPages
 from ._streams import (
     KEEPALIVE,
     MAX_HOLDER_STREAMS,
@@ -65,23 +66,32 @@ __all__ = [
 #: The largest control request body accepted, in bytes.
 MAX_BODY = 16 * 1024
 
-_HEADERS = [
-    # Defence in depth: the page never builds HTML from data, and no script runs but ours.
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
-     b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]  # fmt: skip
+
+def _security_headers(form_action: list[str]) -> list[tuple[bytes, bytes]]:
+    """The headers of every response; ``form_action``: where a form may post (none but a
+    sign-in's sign-out form, which posts here and may end at the provider's)."""
+    forms = " ".join(form_action) or "'none'"
+    return [
+        # Defence in depth: the page never builds HTML from data, and no script runs but ours.
+        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+         b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+         b"form-action " + forms.encode("ascii")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]  # fmt: skip
+
+
 _BEARER = {"WWW-Authenticate": "Bearer"}
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 class _SecurityHeaders:
-    """Adds the headers above to every response."""
+    """Adds ``headers`` (:func:`_security_headers`) to every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +100,7 @@ class _SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -503,15 +513,17 @@ def create_app(
         Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
+        me_route(sign_in, roles, tokens),
+        *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]
-    if sign_in is not None:
-        routes = [*sign_in.routes(), *routes]
     app = Starlette(routes=routes, middleware=sign_in.middleware() if sign_in else None)
     any_address = listen_host is not None and listen_host in _WILDCARDS
     allowed = allowed_hosts(listen_host, allowed_host)
     app.add_middleware(HostCheck, allowed=allowed, any_address=any_address)
-    app.add_middleware(_SecurityHeaders)  # the outermost: on refusals too
+    form_action = sign_in.form_action if isinstance(sign_in, SignInPages) else []
+    # the outermost: on refusals too
+    app.add_middleware(_SecurityHeaders, headers=_security_headers(form_action))
     return app
 
 

@@ -17,7 +17,9 @@ from ._history_source import HistorySource
 if TYPE_CHECKING:
     from cascade.history import History
 
+    from ..access import Roles
     from ._guard import Tokens
+    from ._sign_in import SignIn
 
 __all__ = ["serve_dashboard"]
 
@@ -72,6 +74,8 @@ async def serve_dashboard(
     history: History | HistorySource | None = None,
     operator: str | None = None,
     fleet_threshold: int | None = None,
+    sign_in: SignIn | None = None,
+    roles: Roles | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (with ``demo``, on an embedded broker if no host).
 
@@ -90,6 +94,7 @@ async def serve_dashboard(
     import uvicorn
 
     from ._api import create_app
+    from ._proxy import ProxySignIn
 
     _Server = _server_class()
     from ._hub import DashboardHub
@@ -119,16 +124,30 @@ async def serve_dashboard(
         remembers = source.line()
         if remembers is not None:
             console.print(remembers, soft_wrap=True, markup=False, highlight=False)
-        console.print(f"cascade dashboard on {url} (broker {broker.address}, "
-                      f"{'controls enabled' if token else 'read-only: no --token'})",
+        mode = (
+            "team: people sign in, the roles file grants"
+            if roles is not None
+            else "controls enabled"
+            if token
+            else "read-only: no --token"
+        )
+        console.print(f"cascade dashboard on {url} (broker {broker.address}, {mode})",
                       soft_wrap=True, markup=False, highlight=False)  # fmt: skip
         if on_ready is not None:
             on_ready(url)
         config = uvicorn.Config(
             create_app(
-                hub, token=token, listen_host=host, allowed_host=allowed_host, history=source
+                hub,
+                token=token,
+                listen_host=host,
+                allowed_host=allowed_host,
+                history=source,
+                sign_in=sign_in,
+                roles=roles,
             ),
             log_level="warning",
+            # a trusted proxy is known by its own address: never one a header says
+            proxy_headers=not isinstance(sign_in, ProxySignIn),
             lifespan="off",
             timeout_graceful_shutdown=1,
         )

@@ -7,7 +7,7 @@ middleware to the app and names who a request comes from; the roles file
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from ..access import Identity
 
-__all__ = ["SignIn"]
+__all__ = ["SignIn", "SignInPages"]
 
 
 class SignIn(Protocol):
@@ -31,4 +31,19 @@ class SignIn(Protocol):
 
     def identity(self, scope: Scope) -> Identity | None:
         """Who the request of ``scope`` comes from, ``None`` when nobody signed in."""
+        ...
+
+
+@runtime_checkable
+class SignInPages(SignIn, Protocol):
+    """A way of signing in through pages of the dashboard's own (OpenID Connect), where the
+    page sends a person who is not signed in."""
+
+    #: The page that signs a person in (``?next=/path`` for where to go after).
+    login_path: str
+    #: The content-security-policy's ``form-action`` sources its sign-out form needs.
+    form_action: list[str]
+
+    def about(self, scope: Scope) -> dict[str, Any]:
+        """What ``/api/me`` says of the request's session beyond its identity."""
         ...

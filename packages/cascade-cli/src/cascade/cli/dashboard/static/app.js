@@ -71,6 +71,33 @@ function bearer() {
   return token ? { "Authorization": "Bearer " + String.fromCharCode(...new TextEncoder().encode(token)) } : {};
 }
 
+// -- who signed in ----------------------------------------------------------------------
+
+let signedIn = false; // by a session cookie: the controls need no token then (render.js)
+
+// A team's dashboard: the name of whoever signed in and, for a session of the dashboard's own,
+// a sign-out form; nobody yet, a link to the sign-in page that comes back here.
+async function showWho() {
+  let response, answer;
+  try {
+    response = await fetch("/api/me", { headers: bearer() });
+    answer = await response.json();
+  } catch (error) {
+    return; // an older dashboard, or none: nothing to show
+  }
+  $("who").hidden = $("sign-in").hidden = $("sign-out").hidden = true;
+  if (response.ok) {
+    signedIn = answer.via !== "token";
+    $("who").textContent = answer.name + (answer.role ? " (" + answer.role + ")" : "");
+    $("who").hidden = false;
+    $("sign-out").hidden = !answer.sign_out;
+  } else if (typeof answer.sign_in === "string" && answer.sign_in.startsWith("/")) {
+    $("sign-in").setAttribute("href",
+      answer.sign_in + "?next=" + encodeURIComponent(location.pathname + location.search));
+    $("sign-in").hidden = false;
+  }
+}
+
 // -- controls --------------------------------------------------------------------------
 
 async function control(method, url, body) {
@@ -115,6 +142,7 @@ function start() {
   $("token").addEventListener("change", () => {
     sessionStorage.setItem("cascade-token", $("token").value);
     connect(); // the stream of a token holder is never refused
+    showWho();
   });
   $("control").addEventListener("submit", onApply);
   $("run-cancel").addEventListener("click", () => {
@@ -132,6 +160,7 @@ function start() {
     if (name) showLogsOf(name.getAttribute("data-task-id"));
   });
   selected = new URL(location.href).searchParams.get("run");
+  showWho();
   connect();
 }
 

@@ -2,7 +2,7 @@
 // page of engines, the constraints, and the pagers' counts; at most once per animation frame.
 // Every string from the broker reaches the page through textContent or setAttribute only.
 // Uses el(), row(), span(), safeClass(), seconds(), clock(), count(), fillTable() and fillList()
-// of app.js, live, view and select() of live.js, drawTimeline() of timeline.js.
+// and signedIn of app.js, live, view and select() of live.js, drawTimeline() of timeline.js.
 "use strict";
 
 let painting = false;
@@ -27,7 +27,7 @@ function renderConnection() {
     .join(" · ");
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
-  $("token-label").hidden = !live.controls;
+  $("token-label").hidden = !live.controls || signedIn; // a session needs no token
 }
 
 // The rows of a list's page, in the server's order (a row whose data is still on its way is
