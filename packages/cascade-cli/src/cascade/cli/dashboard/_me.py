@@ -8,11 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
 
-from ..access import Access, Identity, Roles
+from ..access import Access, Roles
 from ._guard import Tokens
 from ._sign_in import SignIn, SignInPages
+from ._team import identify
 
 __all__ = ["me_route"]
 
@@ -23,15 +23,8 @@ class _Me:
         self.roles = roles
         self.tokens = tokens
 
-    def identity(self, scope: Scope) -> Identity | None:
-        # a bearer token first: a script's request carries no session
-        name = self.tokens.holder(scope) if self.tokens is not None else None
-        if name is not None:
-            return Identity(name, "token")
-        return self.sign_in.identity(scope) if self.sign_in is not None else None
-
     async def answer(self, request: Request) -> Response:
-        identity = self.identity(request.scope)
+        identity = identify(self.tokens, self.sign_in, request.scope)
         pages = self.sign_in if isinstance(self.sign_in, SignInPages) else None
         if identity is None:
             answer: dict[str, Any] = {"error": "not signed in"}

@@ -20,7 +20,7 @@ from ._access_log import AccessLog
 from ._guard import Tokens, refusal
 from ._sign_in import SignIn
 
-__all__ = ["Team"]
+__all__ = ["Team", "identify"]
 
 _SIGN_IN = "not signed in: sign in at /auth/login"
 
@@ -28,6 +28,16 @@ _SIGN_IN = "not signed in: sign in at /auth/login"
 def _header(scope: Scope, name: bytes) -> str | None:
     raw = next((v for k, v in scope["headers"] if k == name), None)
     return raw.decode("latin-1") if raw is not None else None
+
+
+def identify(tokens: Tokens | None, sign_in: SignIn | None, scope: Scope) -> Identity | None:
+    """Who the request of ``scope`` comes from: the holder of the bearer token it carries
+    (a script's request carries no session), else whoever ``sign_in`` says; ``None``: nobody
+    signed in."""
+    name = tokens.holder(scope) if tokens is not None else None
+    if name is not None:
+        return Identity(name, "token")
+    return sign_in.identity(scope) if sign_in is not None else None
 
 
 class Team:
@@ -46,11 +56,8 @@ class Team:
         self.audit = audit or AccessLog()
 
     def identity(self, scope: Scope) -> Identity | None:
-        """Who the request comes from (``None``: nobody signed in)."""
-        name = self.tokens.holder(scope) if self.tokens is not None else None
-        if name is not None:
-            return Identity(name, "token")
-        return self.sign_in.identity(scope) if self.sign_in is not None else None
+        """Who the request comes from (``None``: nobody signed in; see :func:`identify`)."""
+        return identify(self.tokens, self.sign_in, scope)
 
     def access(self, scope: Scope) -> Access | None:
         """The request's access, ``None`` when nobody signed in."""
