@@ -1,0 +1,191 @@
+"""A team's dashboard end to end: people signed in through a real OpenID Connect provider,
+engines of two orgs on a real broker, the dashboard over real HTTP. A viewer sees only their
+project and is refused every control; an operator steers within their scopes only; the
+refusals and the controls name the person who signed in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from oidc_provider_mock import User, run_server_in_thread
+from rich.console import Console
+
+from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.access import Roles
+from cascade.cli.dashboard import OidcSignIn, Tokens, serve_dashboard
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, RunStarted, task
+from cascade.testkit import BrokerEndpoint, free_port
+
+from .test_dashboard_sign_in_over_http import sign_in_as
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:authlib.jose module is deprecated"),
+]
+
+ROOT = "root-secret-for-the-test"
+USERS = [
+    User(sub="vera", claims={"email": "vera@example.com"}),
+    User(sub="olga", claims={"email": "olga@example.com", "groups": ["data-eng"]}),
+]
+
+
+def roles(tasks: str) -> str:
+    return f"""
+[[grant]]
+role = "viewer"
+scopes = ["project:acme/etl"]
+people = ["vera@example.com"]
+
+[[grant]]
+role = "operator"
+scopes = ["project:acme/etl", "task:{tasks}_*"]
+groups = ["data-eng"]
+
+[[grant]]
+role = "viewer"
+scopes = ["global"]
+people = ["root@example.com"]
+"""
+
+
+@pytest.fixture
+def issuer() -> Iterator[str]:
+    with run_server_in_thread(user_claims=USERS, require_nonce=True) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+async def dashboard(
+    mqtt_broker: BrokerEndpoint, issuer: str, tmp_path: Path, scope_name: str
+) -> AsyncIterator[str]:
+    path = tmp_path / "roles.toml"
+    path.write_text(roles(scope_name), encoding="utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sign_in = OidcSignIn(issuer, "cascade-dashboard", "a-client-secret", url,
+                         "a-session-secret-of-32-characters")  # fmt: skip
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    serving = asyncio.create_task(
+        serve_dashboard(
+            BrokerOptions(host=mqtt_broker.host, port=mqtt_broker.port),
+            mqtt_connector,
+            "127.0.0.1",
+            port,
+            Tokens.parse([f"root@example.com={ROOT}"], "dash"),
+            Console(record=True, width=200),
+            on_ready=ready.set_result,
+            sign_in=sign_in,
+            roles=Roles.load(path),
+        )
+    )
+    try:
+        await asyncio.wait_for(asyncio.shield(ready), 10)
+        yield url
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def run_in(mqtt_broker: BrokerEndpoint, org: str, project: str, name: str) -> str:
+    """One run of one task in ``org``/``project``, to its end; its id."""
+
+    @task(name=name)
+    async def step() -> str:
+        return "ok"
+
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port)
+    engine = Engine(connector, org_id=org, project_id=project, summaries=False)
+    started: list[str] = []
+    engine.events.subscribe(
+        lambda e: started.append(e.run_id) if isinstance(e, RunStarted) else None
+    )
+    await engine.run(step())
+    return started[0]
+
+
+async def seen_by_root(http: httpx.AsyncClient, url: str, *run_ids: str) -> None:
+    """Until the dashboard has heard every one of ``run_ids`` (as someone who sees all)."""
+    deadline = time.monotonic() + 10
+    while True:
+        state = await http.get(f"{url}/api/state", params={"limit": 500},
+                               headers={"Authorization": f"Bearer {ROOT}"})  # fmt: skip
+        if set(run_ids) <= {run["run_id"] for run in state.json()["runs"]}:
+            return
+        assert time.monotonic() < deadline, "the dashboard never heard the runs"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_viewer_sees_its_project_only_and_is_refused_every_control(
+    dashboard: str,
+    mqtt_broker: BrokerEndpoint,
+    scope_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cascade.dashboard.access")
+    etl = await run_in(mqtt_broker, "acme", "etl", f"{scope_name}_load")
+    web = await run_in(mqtt_broker, "globex", "web", f"{scope_name}_crawl")
+    async with httpx.AsyncClient(timeout=10) as http:
+        await seen_by_root(http, dashboard, etl, web)
+        await sign_in_as(http, dashboard, "vera", "/")
+        state = (await http.get(f"{dashboard}/api/state", params={"limit": 500})).json()
+        listed = {run["run_id"] for run in state["runs"]}
+        assert etl in listed
+        assert web not in listed
+        other = await http.get(f"{dashboard}/api/state", params={"run": web})
+        assert other.json()["run"] is None
+        refused = [
+            await http.post(f"{dashboard}/api/constraints",
+                            json={"scope": f"task:{scope_name}_*", "type": "pause"}),
+            await http.delete(f"{dashboard}/api/constraints",
+                              params={"scope": f"task:{scope_name}_*"}),
+            await http.post(f"{dashboard}/api/runs/{etl}/cancel"),
+        ]  # fmt: skip
+        assert [answer.status_code for answer in refused] == [403, 403, 403]
+        assert refused[0].json()["error"] == (
+            f"vera@example.com is not an operator of scope task:{scope_name}_*"
+        )
+        assert (await http.get(f"{dashboard}/metrics")).status_code == 403
+    rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
+    assert f"refused vera@example.com (oidc) pause task:{scope_name}_*" in rows[0]
+    assert len(rows) == 4
+
+
+async def test_an_operator_pauses_within_its_scope_and_not_outside(
+    dashboard: str,
+    mqtt_broker: BrokerEndpoint,
+    scope_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cascade.dashboard.access")
+    web = await run_in(mqtt_broker, "globex", "web", f"{scope_name}_crawl")
+    async with httpx.AsyncClient(timeout=10) as http:
+        await seen_by_root(http, dashboard, web)
+        await sign_in_as(http, dashboard, "olga", "/")
+        scope = f"task:{scope_name}_load"
+        pause = {"scope": scope, "type": "pause", "reason": "db upgrade"}
+        paused = await http.post(f"{dashboard}/api/constraints", json=pause)
+        assert paused.status_code == 200, paused.text
+        for outside in ("global", "task:*"):
+            answer = await http.post(f"{dashboard}/api/constraints",
+                                     json={"scope": outside, "type": "pause"})  # fmt: skip
+            assert answer.status_code == 403, outside
+        cancel = await http.post(f"{dashboard}/api/runs/{web}/cancel")
+        assert cancel.json()["error"] == "olga@example.com is not an operator of project globex/web"
+        shown = (await http.get(f"{dashboard}/api/state",
+                                headers={"Authorization": f"Bearer {ROOT}"})).json()  # fmt: skip
+        (mine,) = [c for c in shown["constraints"] if c["scope"] == scope]
+        assert (mine["issued_by"], mine["reason"]) == ("olga@example.com", "db upgrade")
+        resumed = await http.delete(f"{dashboard}/api/constraints", params={"scope": scope})
+        assert resumed.status_code == 200, resumed.text
+    rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
+    assert rows[0] == f"allowed olga@example.com (oidc) pause {scope}"
+    assert rows[-1] == f"allowed olga@example.com (oidc) resume {scope}"
+    assert sum("refused olga@example.com" in row for row in rows) == 3
