@@ -232,3 +232,9 @@ async def test_a_viewers_stream_holds_only_its_runs(
     first = json.loads(raw.split(b"data: ", 1)[1])
     assert [run["run_id"] for run in first["runs"]["upsert"]] == [ETL]
     assert all(engine["summary"] is None for engine in first["engines"]["upsert"])
+
+
+async def test_the_page_shows_controls_to_operators_only(http: httpx.AsyncClient) -> None:
+    viewer = (await http.get("/api/state", headers=VERA)).json()
+    operator = (await http.get("/api/state", headers=ALICE)).json()
+    assert (viewer["controls"], operator["controls"]) == (False, True)

@@ -21,6 +21,7 @@ from .._context import UsageError
 from .._control import validate_scope
 from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
 from .._run_owner import owner_in
+from ..access import Role
 from ..metrics import CONTENT_TYPE
 from ._access_log import AccessLog
 from ._deltas import STREAM_PAGE, Follower
@@ -144,13 +145,15 @@ class _Dashboard:
             return identity.name if identity is not None else None
         return self.tokens.holder(scope) if self.tokens is not None else None
 
-    def among(self, scope: Scope) -> Among | JSONResponse | None:
-        """The orgs and projects the request may see (``None``: every one), or the refusal
-        (only a team's dashboard refuses reads)."""
-        if self.team is None:
-            return None
-        access = self.team.reader(scope)
-        return access if isinstance(access, JSONResponse) else access.among()
+    def reader(self, scope: Scope) -> Access | JSONResponse | None:
+        """In a team's dashboard, the access of the request's sender, or the refusal;
+        ``None`` in any other (everyone reads)."""
+        return self.team.reader(scope) if self.team is not None else None
+
+    def shows_controls(self, access: Access | None) -> bool:
+        """Whether the page of ``access`` (``None``: not a team's dashboard) shows controls:
+        in a team's, to operators and admins only."""
+        return self.controls if access is None else (access.role or 0) >= Role.OPERATOR
 
     def run_seen(self, run_id: str | None, among: Among | None) -> str | None:
         """``run_id`` when the reader may see that run, else ``None`` (as if unknown)."""
@@ -188,13 +191,14 @@ class _Dashboard:
         """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
         ``engines_limit``) of those matching the filters, with counts and the next cursor."""
         params = request.query_params
-        among = self.among(request.scope)
-        if isinstance(among, JSONResponse):
-            return among
+        access = self.reader(request.scope)
+        if isinstance(access, JSONResponse):
+            return access
+        among = access.among() if access is not None else None
         run_id = self.run_seen(params.get("run"), among)
         if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
             self.hub.telemetry.touch(run_id)
-        if PAGED_PARAMS.isdisjoint(params) and among is None:
+        if PAGED_PARAMS.isdisjoint(params) and access is None:
             built = self.snapshots.get(run_id)
             return Response(built.body, media_type="application/json")
         # a fleet's engines a page at a time: thousands of them would be megabytes
@@ -205,9 +209,12 @@ class _Dashboard:
             )
         except ValueError as exc:
             return refusal(400, str(exc))
-        return JSONResponse(self.page(view, run_id, params.get("task") or None))
+        controls = self.shows_controls(access)
+        return JSONResponse(self.page(view, run_id, params.get("task") or None, controls))
 
-    def page(self, view: View, run_id: str | None, task: str | None = None) -> dict[str, Any]:
+    def page(
+        self, view: View, run_id: str | None, task: str | None = None, controls: bool = False
+    ) -> dict[str, Any]:
         """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
         last log lines (of ``task``, or every task's) that fit in one stream event. A reader
         who may not see every project gets the engines without their summaries (they list
@@ -230,7 +237,7 @@ class _Dashboard:
             "constraints": [constraint_dict(t, c) for t, c in model.state.active_constraints()],
             **model.header(),
             "connection": self.hub.connection(),
-            "controls": self.controls,
+            "controls": controls,
             "run": model.run_detail(run_id) if run_id else None,
             "logs": LogWindow(task).lines_now(model.logs, run_id) if run_id else None,
         }
@@ -243,16 +250,16 @@ class _Dashboard:
         """
         client = scope["client"][0] if scope.get("client") else "unknown"
         params = Request(scope, receive).query_params
-        among = self.among(scope)
-        if isinstance(among, JSONResponse):
-            await among(scope, receive, send)
+        access = self.reader(scope)
+        if isinstance(access, JSONResponse):
+            await access(scope, receive, send)
             return
-        if among is not None and "since" not in params:
+        if access is not None and "since" not in params:
             reason = "give since=0: a team member's stream is the changes of their view"
             await refusal(400, reason)(scope, receive, send)
             return
         try:
-            follower = self.follower(params, among) if "since" in params else None
+            follower = self.follower(params, access) if "since" in params else None
         except ValueError as exc:
             await refusal(400, str(exc))(scope, receive, send)
             return
@@ -280,10 +287,16 @@ class _Dashboard:
                 self.hub.telemetry.close(run_id)
             self.slots.give_back(slot)
 
-    def follower(self, params: Mapping[str, str], among: Among | None = None) -> Follower:
-        """The follower of the view a change stream's parameters ask for, of the runs of
-        ``among`` only (when given); ``ValueError`` saying what is wrong with one."""
-        return Follower.asked(self.hub, params, self.listing, controls=self.controls, among=among)
+    def follower(self, params: Mapping[str, str], access: Access | None = None) -> Follower:
+        """The follower of the view a change stream's parameters ask for, of the runs
+        ``access`` may see (when given); ``ValueError`` saying what is wrong with one."""
+        return Follower.asked(
+            self.hub,
+            params,
+            self.listing,
+            controls=self.shows_controls(access),
+            among=access.among() if access is not None else None,
+        )
 
     def caller(self, request: Request) -> str | Access | JSONResponse:
         """Who a control request comes from: the name of its token, or in a team's dashboard
