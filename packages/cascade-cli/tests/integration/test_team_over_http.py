@@ -6,10 +6,12 @@ refusals and the controls name the person who signed in."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -123,6 +125,16 @@ async def seen_by_root(http: httpx.AsyncClient, url: str, *run_ids: str) -> None
         await asyncio.sleep(0.1)
 
 
+async def first_event(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """The first event of a live stream (a snapshot of the page's view)."""
+    async with http.stream("GET", url) as stream:
+        assert stream.status_code == 200
+        async for line in stream.aiter_lines():
+            if line.startswith("data: "):
+                return dict(json.loads(line[len("data: ") :]))
+    raise AssertionError("the stream ended without an event")
+
+
 async def test_a_viewer_sees_its_project_only_and_is_refused_every_control(
     dashboard: str,
     mqtt_broker: BrokerEndpoint,
@@ -153,6 +165,11 @@ async def test_a_viewer_sees_its_project_only_and_is_refused_every_control(
             f"vera@example.com is not an operator of scope task:{scope_name}_*"
         )
         assert (await http.get(f"{dashboard}/metrics")).status_code == 403
+        first = await first_event(http, f"{dashboard}/api/stream?since=0&run={web}")
+        assert etl in {run["run_id"] for run in first["runs"]["upsert"]}
+        assert web not in {run["run_id"] for run in first["runs"]["upsert"]}
+        assert first.get("run") is None
+        assert first["controls"] is False
     rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
     assert f"refused vera@example.com (oidc) pause task:{scope_name}_*" in rows[0]
     assert len(rows) == 4
