@@ -16,7 +16,13 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import events_topic
+from cascade.interfaces import (
+    IssuedNote,
+    decode_issued_note,
+    events_topic,
+    issued_filter,
+    issued_topic,
+)
 from cascade.runtime import Engine, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (
@@ -44,8 +50,9 @@ broker_users = ["olga"]
 
 [broker]
 engines = ["engine-1"]
+recorders = ["rec"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "engine-1")}
+PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "engine-1", "rec")}
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -139,8 +146,18 @@ async def _an_operator_steers_its_scope_only(logins: Logins) -> None:
     resume lets it run: watched by vera), her pauses of global and task:* are refused."""
     for user, scope in (("vera", "task:etl_*"), ("olga", "global"), ("olga", "task:*")):
         _refused(await asyncio.to_thread(logins.cascade, user, "pause", scope))
-    paused = await asyncio.to_thread(logins.cascade, "olga", "pause", "task:etl_*")
-    assert paused.exit_code == 0, paused.output
+    notes = Inbox()
+    async with logins.connector("rec") as rec:
+        await rec.subscribe(issued_filter(), notes)
+        paused = await asyncio.to_thread(logins.cascade, "olga", "pause", "task:etl_*", "--witness")
+        assert paused.exit_code == 0, paused.output
+        said = await notes.until(lambda m: m.topic == issued_topic("olga"))
+    note = decode_issued_note(said.payload)
+    assert (note.action, note.topic, note.issued_by) == (
+        "set",
+        "cascade/constraints/task/etl_%2A/pause",
+        "olga",
+    )
 
     @task(name="etl_load")
     async def etl_load() -> int:
@@ -166,6 +183,15 @@ async def _an_operator_steers_its_scope_only(logins: Logins) -> None:
     assert stopped.topic.endswith("/engine-1")
 
 
+async def _nobody_witnesses_for_another_login(logins: Logins) -> None:
+    """vera's note on olga's topic is refused: only olga speaks for olga."""
+    note = IssuedNote(topic="cascade/constraints/global/pause", action="set", issued_by="olga")
+    async with logins.connector("vera") as vera:
+        await vera.publish(issued_topic("olga"), note, qos=1)
+        await vera.flush(10)
+        assert vera.stats.refused + vera.stats.dropped == 1
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -177,6 +203,7 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins)
+        await _nobody_witnesses_for_another_login(logins)
     finally:
         broker.close()
 
@@ -200,3 +227,4 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins)
+        await _nobody_witnesses_for_another_login(logins)

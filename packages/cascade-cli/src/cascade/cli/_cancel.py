@@ -15,6 +15,7 @@ from cascade.interfaces import (
     CancelRequest,
     Connector,
     ConnectorError,
+    IssuedNote,
     SnapshotRequest,
     TaskRef,
     cancel_topic,
@@ -27,7 +28,7 @@ from cascade.interfaces.connector_kit import bounded
 
 from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
 from ._inert import SHOWN, inert
-from ._publishing import publish_confirmed
+from ._publishing import publish_confirmed, say_issued
 from ._run_owner import HeardOwner
 
 __all__ = ["CancelAnswer", "Refusal", "RefusalsSaid", "describe_reply", "request_cancel"]
@@ -45,6 +46,7 @@ async def request_cancel(
     timeout: float,
     owner: str | None = None,
     on_refused: Callable[[Refusal], None] | None = None,
+    login: str | None = None,
 ) -> CancelAnswer:
     """Ask the engine running ``run_id`` to cancel it; its answer, taken only from the run's
     owner, within ``timeout`` seconds (:class:`CancelAnswer`: ``reply`` is ``None`` when none
@@ -59,7 +61,8 @@ async def request_cancel(
 
     Subscribes to the request's reply topics first, then publishes the request (QoS 1,
     not retained: an engine that is away never gets it) and waits for the broker to take it
-    (:func:`publish_confirmed`: under MQTT 5 a refusal raises), then for the answer.
+    (:func:`publish_confirmed`: under MQTT 5 a refusal raises), then for the answer. With
+    the broker ``login`` that asks, it says so once the request is taken (:func:`say_issued`).
     """
     request = CancelRequest(
         id=new_request_id(),
@@ -79,6 +82,9 @@ async def request_cancel(
         started = time.monotonic()
         topic = cancel_topic(run_id, prefix)
         await publish_confirmed(connector, [(topic, request)], timeout, retain=False)
+        note = IssuedNote(topic=topic, action="cancel", issued_at=request.issued_at,
+                          issued_by=issued_by, id=request.id)  # fmt: skip
+        await say_issued(connector, login, [note])
         if owner is None:
             await _ask_for_snapshot(connector, run_id, prefix)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -21,11 +21,13 @@ __all__ = [
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
     "As",
+    "Witness",
     "Reason",
     "checked_reason",
     "checked_text",
     "default_operator",
     "operator_name",
+    "witness_login",
 ]
 
 MAX_REASON_LENGTH = 256
@@ -52,6 +54,27 @@ As = Annotated[
         "a claim that nothing verifies.",
     ),
 ]
+
+Witness = Annotated[
+    bool,
+    typer.Option(
+        "--witness/--no-witness",
+        envvar="CASCADE_WITNESS",
+        help="Also say on {prefix}/issued/<--username> what was done, for the history's "
+        "audit: where the broker's ACL binds that topic to the login (cascade acl writes "
+        "it), the audit names the login as vouched for, not claimed.",
+    ),
+]
+
+
+def witness_login(witness: bool, username: str | None) -> str | None:
+    """The login a control's note is said under (:class:`~cascade.interfaces.IssuedNote`):
+    ``username`` with ``--witness``; :class:`UsageError` with ``--witness`` and no login."""
+    if not witness:
+        return None
+    if not username:
+        raise UsageError("--witness needs --username: the note is said under the broker login")
+    return username
 
 
 def checked_text(value: str, what: str, limit: int) -> str:

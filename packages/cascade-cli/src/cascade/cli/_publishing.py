@@ -11,8 +11,10 @@ from cascade.interfaces import (
     Connector,
     ConnectorError,
     ConstraintType,
+    IssuedNote,
     Message,
     cleared_topic,
+    issued_topic,
     update_constraints_index,
 )
 
@@ -70,17 +72,44 @@ async def publish_confirmed(
         )
 
 
+async def say_issued(connector: Connector, login: str | None, notes: Sequence[IssuedNote]) -> None:
+    """Say on ``login``'s own topic what it did (:class:`~cascade.interfaces.IssuedNote`, for
+    the history's audit); nothing without a login. Fire and forget: a note the broker
+    refuses costs the audit its witness, never the control."""
+    if login is None:
+        return
+    topic = issued_topic(login, connector.topic_prefix)
+    for note in notes:
+        await connector.publish(topic, note, qos=1)
+
+
 async def set_constraints(
-    connector: Connector, messages: Sequence[tuple[str, Any]], timeout: float
+    connector: Connector,
+    messages: Sequence[tuple[str, Any]],
+    timeout: float,
+    *,
+    login: str | None = None,
 ) -> None:
     """Publish constraints as :func:`publish_confirmed` does, and put them in the
-    constraints index where the broker needs one (see ``update_constraints_index``).
+    constraints index where the broker needs one (see ``update_constraints_index``); then,
+    with the broker ``login`` that did it, say so (:func:`say_issued`).
 
     Raises :class:`~cascade.interfaces.IndexNotHeldError` (a ``ConnectorError``: the CLI
     exits 1, the dashboard answers 503) naming the constraints the index did not keep.
     """
     await publish_confirmed(connector, messages, timeout)
     await update_constraints_index(connector, put=dict(messages), timeout=timeout)
+    notes = [
+        IssuedNote(
+            topic=topic,
+            action="set",
+            issued_at=constraint.issued_at,
+            issued_by=constraint.issued_by,
+            id=constraint.id,
+        )
+        for topic, constraint in messages
+    ]
+    await say_issued(connector, login, notes)
 
 
 async def clear_constraints(
@@ -91,6 +120,7 @@ async def clear_constraints(
     *,
     issued_by: str | None = None,
     reason: str | None = None,
+    login: str | None = None,
 ) -> list[str]:
     """Clear what ``resume`` clears on ``scope`` (one type or all); returns the topics cleared.
 
@@ -99,7 +129,8 @@ async def clear_constraints(
     :class:`~cascade.interfaces.IndexNotHeldError` naming the clears the index did not keep.
     Once all is done, a :class:`~cascade.interfaces.ClearNote` per topic says who cleared it
     and why, for the history's audit (fire and forget: a note the broker refuses costs the
-    audit a name, never the clear).
+    audit a name, never the clear), and with the broker ``login`` that cleared them, so does
+    its own note (:func:`say_issued`).
     """
     retained: dict[str, dict[str, Any]] = {}
 
@@ -114,6 +145,11 @@ async def clear_constraints(
     note = ClearNote(issued_by=issued_by, reason=reason, issued_at=time.time())
     for topic in topics:
         await connector.publish(cleared_topic(topic, connector.topic_prefix), note, qos=1)
+    notes = [
+        IssuedNote(topic=topic, action="cleared", issued_at=note.issued_at, issued_by=issued_by)
+        for topic in topics
+    ]
+    await say_issued(connector, login, notes)
     return topics
 
 

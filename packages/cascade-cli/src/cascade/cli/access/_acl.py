@@ -56,6 +56,7 @@ def identity_filters(prefix: str, login: str) -> list[tuple[str, str]]:
         (WRITE, f"{prefix}/summary/{login}"),
         (WRITE, f"{prefix}/logs/+/+/+/{login}"),
         ("readwrite", f"{prefix}/_marker/{login}/#"),
+        (WRITE, f"{prefix}/issued/{login}"),
     ]
 
 
@@ -170,7 +171,7 @@ def _engine(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
 def _recorder(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.roles.add("recorder: reads everything a recorder reads, asks for snapshots")
     _everything(rights, prefix, exact_retained)
-    rights.grant(READ, f"{prefix}/cleared/#", f"{prefix}/reply/#")
+    rights.grant(READ, f"{prefix}/cleared/#", f"{prefix}/reply/#", f"{prefix}/issued/+")
 
 
 def _dashboard(rights: LoginRights, prefix: str, exact_retained: bool) -> None:

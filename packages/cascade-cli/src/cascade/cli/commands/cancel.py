@@ -16,7 +16,7 @@ from .._cancel import (
 from .._cancel_answers import CancelAnswer
 from .._context import CliContext, UsageError, fail, usage
 from .._history_db import Db
-from .._operator import As, Reason, checked_reason, operator_name
+from .._operator import As, Reason, Witness, checked_reason, operator_name, witness_login
 from .._run_ids import (
     WHERE_FULL_IDS,
     Recorded,
@@ -41,6 +41,7 @@ def cancel(
     ],
     reason: Reason = None,
     operator: As = None,
+    witness: Witness = False,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
@@ -57,6 +58,7 @@ def cancel(
     try:
         wanted = checked_prefix(run_id)
         why, by = checked_reason(reason), operator_name(operator, broker.username)
+        login = witness_login(witness, broker.username)
     except UsageError as exc:
         raise usage(exc) from None
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
@@ -78,6 +80,7 @@ def cancel(
             timeout=broker.timeout,
             owner=owner,
             on_refused=said,
+            login=login,
         )
 
     try:

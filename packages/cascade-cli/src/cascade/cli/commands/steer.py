@@ -9,7 +9,7 @@ import typer
 from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from .._context import CliContext, UsageError, usage
 from .._control import limit_constraints, pause_constraint, validate_scope
-from .._operator import As, Reason, checked_reason, issued, operator_name
+from .._operator import As, Reason, Witness, checked_reason, issued, operator_name, witness_login
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 
 __all__ = ["limit", "pause", "resume"]
@@ -28,6 +28,7 @@ def pause(
     ttl: Ttl = None,
     reason: Reason = None,
     operator: As = None,
+    witness: Witness = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
@@ -36,10 +37,13 @@ def pause(
     """
     try:
         why, by = checked_reason(reason), operator_name(operator, broker.username)
+        login = witness_login(witness, broker.username)
         message = pause_constraint(scope, ttl, reason=why, issued_by=by)
     except UsageError as exc:
         raise usage(exc) from None
-    CliContext.of(ctx).run(broker, lambda c: set_constraints(c, [message], broker.timeout))
+    CliContext.of(ctx).run(
+        broker, lambda c: set_constraints(c, [message], broker.timeout, login=login)
+    )
     typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else "") + issued(by, why))
 
 
@@ -62,6 +66,7 @@ def limit(
     ttl: Ttl = None,
     reason: Reason = None,
     operator: As = None,
+    witness: Witness = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Limit how many tasks of SCOPE run at once and/or how fast they start.
@@ -70,10 +75,14 @@ def limit(
     """
     try:
         why, by = checked_reason(reason), operator_name(operator, broker.username)
+        login = witness_login(witness, broker.username)
         messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
     except UsageError as exc:
         raise usage(exc) from None
-    CliContext.of(ctx).run(broker, lambda c: set_constraints(c, list(messages), broker.timeout))
+    CliContext.of(ctx).run(
+        broker,
+        lambda c: set_constraints(c, list(messages), broker.timeout, login=login),
+    )
     done = ", ".join(f"{c.type} {c.params}" for _, c in messages)
     typer.echo(f"limited {scope}: {done}" + issued(by, why))
 
@@ -88,6 +97,7 @@ def resume(
     ] = None,
     reason: Reason = None,
     operator: As = None,
+    witness: Witness = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Clear the constraints on SCOPE (all of them, or only --type).
@@ -98,11 +108,14 @@ def resume(
         kind = parse_constraint_type(constraint_type)
         validate_scope(scope)
         why, by = checked_reason(reason), operator_name(operator, broker.username)
+        login = witness_login(witness, broker.username)
     except UsageError as exc:
         raise usage(exc) from None
 
     CliContext.of(ctx).run(
         broker,
-        lambda c: clear_constraints(c, scope, kind, broker.timeout, issued_by=by, reason=why),
+        lambda c: clear_constraints(
+            c, scope, kind, broker.timeout, issued_by=by, reason=why, login=login
+        ),
     )
     typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else "") + issued(by, why))
