@@ -130,11 +130,13 @@ def insert_token(
     if expires_at is not None and expires_at <= now:
         raise ValueError("the token would expire before it is made: give a later expiry")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    label = secret[:_LABEL]
+    kept_note = clean(note, _MAX_NOTE) if note else None
     row = {
         "holder": holder,
         "secret_hash": token_hash(secret),
-        "label": secret[:_LABEL],
-        "note": clean(note, _MAX_NOTE) if note else None,
+        "label": label,
+        "note": kept_note,
         "created_by": created_by,
         "created_at": now,
         "expires_at": expires_at,
@@ -142,7 +144,7 @@ def insert_token(
     key = connection.execute(sa.insert(api_tokens).values(row)).inserted_primary_key
     assert key is not None
     token_id = key[0]
-    token = ApiToken(int(token_id), holder, row["label"], row["note"], created_by, now, expires_at)
+    token = ApiToken(int(token_id), holder, label, kept_note, created_by, now, expires_at)
     return NewToken(token, secret)
 
 
