@@ -129,7 +129,7 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         assert f"on host-1: cancelled 1 ({XSS}), not started 1" in cancelled
         assert "carol" in cancelled
         assert "bob" in cleared
-        assert "alice" in paused
+        assert "alice (claimed)" in paused  # a CLI's --as: nothing vouched for it
         assert XSS in paused
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert no_script_errors(browser) == []

@@ -161,3 +161,29 @@ def _insert_revision_1_data(connection: sa.Connection) -> None:
            change=1, action="set", scope="global", type="pause", params="{}",
            constraint_id="pause-global", expires_at=None, at=T0,
            retained=False)  # fmt: skip
+
+
+def test_a_database_of_revision_8_with_data_upgrades_keeping_it(database_url: str) -> None:
+    """Revision 0009 adds the access audit and the API tokens to a history written at 0008:
+    its runs and audit are still there, and the new tables work."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0008")
+            _insert_revision_1_data(connection)
+        with engine.connect() as connection:
+            assert "api_tokens" not in sa.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        assert [run.run_id for run in history.runs()] == ["r1"]
+        assert [(e.action, e.scope, e.vouched) for e in history.audit()] == [
+            ("set", "global", None)
+        ]
+        made = history.create_token("alice", created_by="root")
+        assert history.find_token(made.secret) == made.token
+        history.record_access(
+            who="vera", via="oidc", action="pause", target="global", outcome="refused"
+        )
+        assert history.audit()[0].action == "refused"

@@ -1,9 +1,10 @@
-"""The cancel, ingest, gap, query, run filter, migration, read-mode, recorder and log tests
-again, each on a new database of a private PostgreSQL cluster (``database_url`` of this
-folder's conftest)."""
+"""The access audit, token, cancel, ingest, gap, query, run filter, migration, read-mode,
+recorder and log tests again, each on a new database of a private PostgreSQL cluster
+(``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
+from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
 from ..test_history_rollup import *  # noqa: F403
@@ -17,3 +18,4 @@ from ..test_run_filters import *  # noqa: F403
 from ..test_run_pages import *  # noqa: F403
 from ..test_schema_migrations import *  # noqa: F403
 from ..test_store import *  # noqa: F403
+from ..test_tokens import *  # noqa: F403

@@ -31,6 +31,7 @@ from .commands.runs import runs
 from .commands.status import status
 from .commands.steer import limit, pause, resume
 from .commands.tasks import tasks
+from .commands.token import token_app
 from .commands.watch import watch
 from .commands.why import why
 
@@ -74,6 +75,8 @@ for _reader in (record, runs, run, tasks, audit):
     app.command()(_reader)
 # Its schema, seen and migrated on purpose (readers never migrate it).
 app.add_typer(history_app)
+# Per-person API tokens for a team's dashboard, kept in the history.
+app.add_typer(token_app)
 
 
 def main() -> None:

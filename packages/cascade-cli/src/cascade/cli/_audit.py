@@ -1,5 +1,5 @@
-"""How the audit trail's events are shown: who, what, its scope and params (the command
-is :mod:`.commands.audit`)."""
+"""How the audit trail's events are shown: who (and what vouched for the name), what, its
+scope and params (the command is :mod:`.commands.audit`)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,36 @@ from ._run_ids import short_id
 if TYPE_CHECKING:
     from cascade.history import AuditEvent
 
-__all__ = ["ACTION_STYLES", "by_text", "scope_and_params", "stopped_text"]
+__all__ = ["ACTION_STYLES", "by_text", "scope_and_params", "stopped_text", "who_text"]
 
-ACTION_STYLES = {"set": "magenta", "cleared": "green", "expired": "yellow", "cancelled": "red"}
+ACTION_STYLES = {
+    "set": "magenta",
+    "cleared": "green",
+    "expired": "yellow",
+    "cancelled": "red",
+    "refused": "bold red",
+}
+_VOUCHED = ("set", "cleared", "cancelled", "refused")  # what a writer or a dashboard names
 _NAMES_SHOWN = 5
 
 
+def who_text(event: AuditEvent) -> str | None:
+    """Who, and what vouched for the name: ``alice@example.com (oidc)``, or ``bob (claimed)``
+    where only its writer said it (``None`` when nobody is named)."""
+    if event.issued_by is None:
+        return None
+    if event.action not in _VOUCHED:
+        return event.issued_by
+    return f"{event.issued_by} ({event.vouched or 'claimed'})"
+
+
 def by_text(event: AuditEvent) -> Text:
-    """Who set or cleared it; on an expiry, who had set what expired."""
+    """Who set, cleared or cancelled it, or was refused it, and what vouched for the name; on
+    an expiry, who had set what expired."""
+    shown = cell(who_text(event), SHOWN["source"])
     if event.issued_by is None or event.action != "expired":
-        return cell(event.issued_by, SHOWN["source"])
-    return Text("set by ").append_text(cell(event.issued_by, SHOWN["source"]))
+        return shown
+    return Text("set by ").append_text(shown)
 
 
 def _names(tasks: Any, count: int) -> str:
@@ -53,6 +72,8 @@ def stopped_text(event: AuditEvent) -> str:
 
 
 def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
+    if event.action == "refused":  # type: the action refused; scope: its target
+        return event.scope, ""
     if event.action == "cancelled":
         return f"run:{short_id(event.run_id or '')}", stopped_text(event)
     params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())

@@ -39,6 +39,7 @@ __all__ = [
     "gone",
     "history_line",
     "open_history",
+    "open_writer",
     "opened_run",
     "query",
     "recorded_run_pages",
@@ -110,6 +111,19 @@ def open_history(command: str, db: str | None, *, mode: Mode = "read") -> Histor
         return History(db, mode=mode)
     except LocationError as exc:  # a malformed URL: the command line's mistake
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None
+    except HistoryError as exc:
+        raise fail(str(exc)) from None
+
+
+def open_writer(command: str, db: str | None) -> History:
+    """The history ``db`` names, open for writing but never migrated nor made: one that is
+    not at this code's revision ends the command as a reader's would (a recorder owns the
+    schema; `cascade history migrate` moves it on purpose)."""
+    open_history(command, db).close()
+    from cascade.history import History, HistoryError
+
+    try:
+        return History(db, mode="write", migrate=False)
     except HistoryError as exc:
         raise fail(str(exc)) from None
 

@@ -37,10 +37,13 @@ from ._records import (
 )
 from ._run_query import STATES_KEPT, TaskOrder
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
+from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
 
 __all__ = [
     "STATES_KEPT",
     "TASKS_PAGE",
+    "TOKEN_PREFIX",
+    "ApiToken",
     "AuditEvent",
     "Execution",
     "History",
@@ -48,6 +51,7 @@ __all__ = [
     "LocationError",
     "LogCount",
     "Mode",
+    "NewToken",
     "Received",
     "RecordedLogLine",
     "SchemaStatus",

@@ -17,6 +17,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
+from ._access import access_row
 from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
@@ -51,6 +52,7 @@ from ._records import (
 from ._rollup import prune_rollup, rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
 from ._schema import (
+    access_events,
     cancels,
     constraint_events,
     log_batches,
@@ -64,6 +66,15 @@ from ._schema import (
     task_events,
 )
 from ._times import since_epoch
+from ._tokens import (
+    ApiToken,
+    NewToken,
+    find_token,
+    insert_token,
+    list_tokens,
+    revoke_token,
+    token_used,
+)
 
 __all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
 
@@ -226,9 +237,10 @@ class History:
         recorder received their latest message, not what the messages say), with their events,
         refusals and task logs, and the presence, constraint events, cancels and refusals
         received before then (and the logs of runs known only by logs last received before
-        then); how many rows went. Small batches, each its own transaction, so a writer never
-        waits long (a run's log lines go :data:`_LINES_A_PRUNE` at a time before the run):
-        call it again while it returns more than zero."""
+        then), and the dashboards' access rows from before then; how many rows went. Small
+        batches, each its own transaction, so a writer never waits long (a run's log lines go
+        :data:`_LINES_A_PRUNE` at a time before the run): call it again while it returns more
+        than zero."""
 
         def prune(connection: sa.Connection) -> int:
             doomed = [
@@ -269,6 +281,7 @@ class History:
                 (presence, presence.c.received_at),
                 (constraint_events, constraint_events.c.at),
                 (cancels, cancels.c.at),
+                (access_events, access_events.c.at),
             ):
                 oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
                 deleted += connection.execute(
@@ -304,6 +317,84 @@ class History:
             )
 
         return self._write(prune, "cannot prune the history's logs")
+
+    def record_access(
+        self,
+        *,
+        who: str,
+        via: str,
+        action: str,
+        target: str,
+        outcome: str,
+        reason: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Add a row to the access audit: a team's dashboard let ``who`` (named by ``via``:
+        ``oidc``, ``proxy``, ``api-token``, ``token``) do ``action`` on ``target`` (``outcome``
+        ``allowed``), or refused it (``refused``, with its ``reason``), at ``at`` (now by
+        default). :meth:`audit` lists the refusals and vouches with the rest (see
+        :attr:`AuditEvent.vouched`). ``ValueError`` for a ``via`` or ``outcome`` it does not
+        know; :class:`HistoryError` when the database cannot be written."""
+        self._writable()
+        row = access_row(
+            at=time.time() if at is None else at, who=who, via=via, action=action,
+            target=target, outcome=outcome, reason=reason,
+        )  # fmt: skip
+        self._write(
+            lambda c: c.execute(sa.insert(access_events).values(row)),
+            f"cannot write the access audit to {self.location}",
+        )
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def create_token(
+        self,
+        holder: str,
+        *,
+        created_by: str,
+        note: str | None = None,
+        expires_at: float | None = None,
+    ) -> NewToken:
+        """Make an API token for ``holder`` (a person as the roles file names them: the token
+        carries their roles, whatever they are when it is used). The returned
+        :attr:`NewToken.secret` is the only copy there is: the history keeps its SHA-256.
+        ``expires_at``: epoch seconds (``None``: until revoked). ``ValueError`` for an empty
+        or unprintable name, or an expiry in the past."""
+        self._writable()
+        now = time.time()
+        return self._write(
+            lambda c: insert_token(
+                c, holder, created_by=created_by, note=note, expires_at=expires_at, now=now
+            ),
+            f"cannot make a token in {self.location}",
+        )
+
+    def tokens(self, *, holder: str | None = None) -> list[ApiToken]:
+        """The API tokens (of ``holder``), the newest first, revoked and expired ones too;
+        never a secret nor its hash."""
+        return self._read(lambda c: list_tokens(c, holder=holder))
+
+    def find_token(self, secret: str) -> ApiToken | None:
+        """The token whose secret ``secret`` is (check :meth:`ApiToken.state`: a revoked or
+        expired one is found too), ``None`` when no token's is."""
+        return self._read(lambda c: find_token(c, secret))
+
+    def token_used(self, token_id: int, at: float | None = None) -> None:
+        """Note that token ``token_id`` was used (its ``last_used_at``)."""
+        when = time.time() if at is None else at
+        self._write(
+            lambda c: token_used(c, token_id, when), f"cannot note a token's use in {self.location}"
+        )
+
+    def revoke_token(self, token_id: int) -> ApiToken | None:
+        """Revoke token ``token_id`` now (one revoked already keeps its time); the token as
+        revoked, ``None`` when there is no such token. A dashboard stops accepting it within
+        its cache's few seconds."""
+        now = time.time()
+        return self._write(
+            lambda c: revoke_token(c, token_id, now),
+            f"cannot revoke a token in {self.location}",
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -470,7 +561,9 @@ class History:
         return self._read(lambda c: executions_query(c, name=name, since=after, limit=limit))
 
     def audit(self, *, since: Since = None, limit: int = 1000) -> list[AuditEvent]:
-        """Constraints set, cleared and expired since ``since``, newest first, at most ``limit``."""
+        """Constraints set, cleared and expired, runs cancelled, and the refusals of a team's
+        dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
+        clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)
         now = time.time()
         return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ._access import refused_events, vouch
 from ._cancels import cancel_events
 from ._records import (
     AuditEvent,
@@ -289,7 +290,8 @@ def _audit_event(
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
-    """Constraint changes and cancels newest first, with the expiries that passed unanswered."""
+    """Constraint changes, cancels and the dashboards' refusals newest first, with the expiries
+    that passed unanswered; each vouched for where a dashboard's row does (``_access``)."""
     ce = constraint_events
     following = ce.alias("following")
     query = (
@@ -319,8 +321,9 @@ def audit_query(
         ):
             events.append(_audit_event(row, expiry, "expired", expiry, params))
     events.extend(cancel_events(connection, since=since, limit=limit))
+    events.extend(refused_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
-    return events[:limit]
+    return vouch(connection, events[:limit])
 
 
 def gaps_query(

@@ -263,6 +263,15 @@ class AuditEvent:
     ``reason`` and ``issued_at`` are the request's, echoed by the engine (``None`` from
     engines that do not echo them). It is what the answering engine said: nothing checks it.
     These four fields are ``None`` for a constraint's event.
+
+    ``refused``: a team's dashboard refused ``issued_by`` the action ``type`` (``pause``,
+    ``resume``, ``cancel``, ``read``, ...) on ``scope`` (a constraint scope, ``run:<id>``
+    with ``run_id`` set, or the path read), because ``reason``; ``topic`` is ``""``.
+
+    ``vouched``: what vouched for ``issued_by`` (``oidc``, ``proxy``, ``api-token``,
+    ``token``). Of a refusal, what the dashboard signed the person in with; of a set, a
+    clear or a cancel, what the dashboard's allowed row that matches it said (the match
+    rule: ``cascade.history._access``); ``None``: only claimed, as its writer said it.
     """
 
     at: float
@@ -280,6 +289,7 @@ class AuditEvent:
     source: str | None = None
     request_id: str | None = None
     stopped: dict[str, Any] | None = None
+    vouched: str | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -307,6 +317,7 @@ class AuditEvent:
             "source": self.source,
             "request_id": self.request_id,
             "stopped": self.stopped,
+            "vouched": self.vouched,
         }
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "access_events",
+    "api_tokens",
     "cancels",
     "constraint_events",
     "log_batches",
@@ -318,4 +320,38 @@ log_tasks = sa.Table(
     sa.Column("dropped_queue", sa.BigInteger, nullable=False),
     sa.Column("last_at", _Time, nullable=False),  # when a batch of it was last received
     sa.Index(None, "last_at"),
+)
+
+# What a team's dashboard let people do or refused them (revision 0009): who, as what vouched for
+# the name (oidc, proxy, api-token, token), did or tried what on what (``_access``).
+access_events = sa.Table(
+    "access_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", _Time, nullable=False),  # when the dashboard checked it (its clock)
+    sa.Column("who", sa.String(256), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # pause, resume, cancel, read, ...
+    sa.Column("target", sa.String(1024), nullable=False),  # a scope, run:<id>, a path
+    sa.Column("outcome", sa.String(8), nullable=False),  # allowed, refused
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index(None, "at"),
+)
+
+# Per-person API tokens (revision 0009): the SHA-256 of each secret, never the secret (``_tokens``).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),  # a person as the roles file names them
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # hex
+    sa.Column("label", sa.String(32), nullable=False),  # the secret's first characters
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("expires_at", _Time, nullable=True),
+    sa.Column("revoked_at", _Time, nullable=True),
+    sa.Column("last_used_at", _Time, nullable=True),
+    sa.UniqueConstraint("secret_hash"),
+    sqlite_autoincrement=True,
 )

@@ -24,6 +24,7 @@ from .._run_owner import owner_in
 from ..access import Role
 from ..metrics import CONTENT_TYPE
 from ._access_log import AccessLog
+from ._api_tokens import ApiTokenCheck, ApiTokens
 from ._deltas import STREAM_PAGE, Follower
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
 from ._history_api import history_routes
@@ -48,6 +49,7 @@ from ._streams import (
     stream_events,
 )
 from ._team import Team
+from ._token_api import token_routes
 
 if TYPE_CHECKING:
     from cascade.history import History
@@ -488,12 +490,16 @@ def create_app(
     roles: Roles | None = None,
     sign_in: SignIn | None = None,
     access_log: AccessLog | None = None,
+    api_tokens: History | None = None,
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``; with ``token`` its controls are enabled.
 
     With ``roles`` it is a team's dashboard (``_team``): every read and control is of
     someone signed in (``sign_in``, or a named ``token``), and what each may see and do is
     what the roles file grants them; refusals are 403s, each a row of ``access_log``.
+    Requests may carry a per-person API token (``Bearer cascade_...``) of ``api_tokens``
+    (else of ``history``), and admins make and revoke them (``/api/tokens``; written to
+    ``api_tokens``, a history opened for writing: ``_token_api``).
 
     Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``, and Prometheus's
     ``/metrics``: it shows counts and names the page shows anyway, and scrapers rarely carry a
@@ -510,6 +516,7 @@ def create_app(
     hub.telemetry.backfill = LogBackfill(source)
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     team = Team(roles, sign_in, tokens, access_log) if roles is not None else None
+    api = ApiTokens(api_tokens or source.history) if team is not None else None
     handlers = _Dashboard(
         hub,
         tokens,
@@ -527,10 +534,13 @@ def create_app(
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
         me_route(sign_in, roles, tokens),
+        *(token_routes(team, api) if team is not None and api is not None else ()),
         *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]
     app = Starlette(routes=routes, middleware=sign_in.middleware() if sign_in else None)
+    if api is not None:
+        app.add_middleware(ApiTokenCheck, tokens=api, static=tokens)
     any_address = listen_host is not None and listen_host in _WILDCARDS
     allowed = allowed_hosts(listen_host, allowed_host)
     app.add_middleware(HostCheck, allowed=allowed, any_address=any_address)

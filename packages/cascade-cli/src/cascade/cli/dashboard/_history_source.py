@@ -64,6 +64,11 @@ class HistorySource:
         return source
 
     @property
+    def default_path(self) -> Path | None:
+        """The default file this source looks for, ``None`` when it serves a given history."""
+        return self._default
+
+    @property
     def note(self) -> str | None:
         """What the page says instead of the history: why there is none and what to do;
         ``None`` with one, or when none is wanted."""

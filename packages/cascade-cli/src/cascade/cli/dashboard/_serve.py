@@ -82,7 +82,9 @@ async def serve_dashboard(
     Requests are served for loopback names, ``host`` and ``allowed_host`` in their ``Host``
     header only. With ``history``, the page shows it too (``/api/history/...``); a
     :class:`HistorySource` without one (`cascade record`'s default, not there yet) has the page
-    say how to start recording on this broker.
+    say how to start recording on this broker. A team's dashboard (``roles``) writes its
+    access audit and keeps its API tokens in that history, opened for writing, if its schema
+    is this Cascade's (never migrated here: else it says so and keeps the rows in its log).
     ``token``: one secret or :class:`~._guard.Tokens`; the controls of a token
     without a name are issued by ``operator`` (by default the MQTT username, else
     ``user@host``). From ``fleet_threshold`` live runs (``None``: the default; ``0``: always)
@@ -93,6 +95,8 @@ async def serve_dashboard(
     """
     import uvicorn
 
+    from ._access_history import open_access_history, sink_of
+    from ._access_log import AccessLog
     from ._api import create_app
     from ._proxy import ProxySignIn
 
@@ -124,6 +128,14 @@ async def serve_dashboard(
         remembers = source.line()
         if remembers is not None:
             console.print(remembers, soft_wrap=True, markup=False, highlight=False)
+        access_log, writer = None, None
+        if roles is not None:
+            writer, where = await asyncio.to_thread(open_access_history, source)
+            console.print(where, soft_wrap=True, markup=False, highlight=False)
+            access_log = AccessLog(sink_of(writer) if writer is not None else None)
+            if writer is not None:
+                stack.callback(writer.close)
+                stack.push_async_callback(access_log.flush)
         mode = (
             "team: people sign in, the roles file grants"
             if roles is not None
@@ -144,6 +156,8 @@ async def serve_dashboard(
                 history=source,
                 sign_in=sign_in,
                 roles=roles,
+                access_log=access_log,
+                api_tokens=writer,
             ),
             log_level="warning",
             # a trusted proxy is known by its own address: never one a header says

@@ -1,11 +1,11 @@
 """A team's dashboard (``--roles``): who each request is, and what the roles file lets them
 see and do. Every refusal is a 403 with its reason and a row of the access audit.
 
-Who: a ``--token``'s name (``token``), else the :class:`~._sign_in.SignIn`'s (OpenID
-Connect, a trusted proxy). Controls from a browser session must come from the dashboard's
-own page: a request another site's page made (``Sec-Fetch-Site``, else ``Origin``) is
-refused, so a session cookie cannot be ridden (bearer tokens cannot be: no other site can
-make a browser send them).
+Who: a ``--token``'s name (``token``), an API token's holder (``api-token``), else the
+:class:`~._sign_in.SignIn`'s (OpenID Connect, a trusted proxy). Controls from a browser
+session must come from the dashboard's own page: a request another site's page made
+(``Sec-Fetch-Site``, else ``Origin``) is refused, so a session cookie cannot be ridden
+(bearer tokens cannot be: no other site can make a browser send them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.types import Scope
 
 from ..access import Access, Identity, Roles
 from ._access_log import AccessLog
+from ._api_tokens import HOLDER_KEY
 from ._guard import Tokens, refusal
 from ._sign_in import SignIn
 
@@ -32,11 +33,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def identify(tokens: Tokens | None, sign_in: SignIn | None, scope: Scope) -> Identity | None:
     """Who the request of ``scope`` comes from: the holder of the bearer token it carries
-    (a script's request carries no session), else whoever ``sign_in`` says; ``None``: nobody
-    signed in."""
+    (a script's request carries no session), a ``--token``'s (``token``) or an API token's
+    (``api-token``: :class:`~._api_tokens.ApiTokenCheck` looked it up before), else whoever
+    ``sign_in`` says; ``None``: nobody signed in."""
     name = tokens.holder(scope) if tokens is not None else None
     if name is not None:
         return Identity(name, "token")
+    holder = scope.get(HOLDER_KEY)
+    if isinstance(holder, str):
+        return Identity(holder, "api-token")
     return sign_in.identity(scope) if sign_in is not None else None
 
 

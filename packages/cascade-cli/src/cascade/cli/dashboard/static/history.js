@@ -183,10 +183,14 @@ async function loadTask(name) {
   drawChart($("h-chart"), executions);
 }
 
-// who set or cleared it; on an expiry, who had set what expired
+// who set, cleared or cancelled it, or was refused it, with what vouched for the name
+// ("alice@example.com (oidc)") or "(claimed)" where only its writer said it; on an expiry,
+// who had set what expired
+const VOUCHED = ["set", "cleared", "cancelled", "refused"];
 function by(e) {
   if (!e.issued_by) return "-";
-  return e.action === "expired" ? "set by " + e.issued_by : e.issued_by;
+  if (e.action === "expired") return "set by " + e.issued_by;
+  return VOUCHED.includes(e.action) ? e.issued_by + " (" + (e.vouched || "claimed") + ")" : e.issued_by;
 }
 
 // what a cancel stopped, as the engine that ran the run answered
@@ -209,12 +213,13 @@ async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
   fillTable($("h-audit"), events.map((e) => {
     const cancel = e.action === "cancelled";
-    const params = cancel ? stoppedText(e)
+    const params = cancel ? stoppedText(e) : e.action === "refused" ? "-"
       : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
     const scope = cancel ? "run:" + String(e.run_id || "").slice(0, 12) : e.scope || "-";
     const tr = row([at(e.at), e.action, scope, e.type || "-", params,
-      e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic]);
+      e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic || "-"]);
     if (cancel) tr.title = "run " + e.run_id;
+    if (e.action === "refused") tr.className = "refused";
     return tr;
   }));
 }
