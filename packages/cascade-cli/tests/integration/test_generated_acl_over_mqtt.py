@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
+from cascade.history import History, Recorder
 from cascade.interfaces import (
     IssuedNote,
     decode_issued_note,
@@ -141,23 +142,33 @@ async def _a_viewer_reads_its_project_only(logins: Logins) -> None:
     assert snooped.all == []
 
 
-async def _an_operator_steers_its_scope_only(logins: Logins) -> None:
+async def _an_operator_steers_its_scope_only(logins: Logins, db: Path) -> None:
     """vera's pause is refused; olga's pause of task:etl_* holds engine-1's etl_load (and its
-    resume lets it run: watched by vera), her pauses of global and task:* are refused."""
+    resume lets it run: watched by vera), her pauses of global and task:* are refused. Her
+    --witness note reaches the recorder (its login may read them), and the audit says the
+    broker vouches for her."""
     for user, scope in (("vera", "task:etl_*"), ("olga", "global"), ("olga", "task:*")):
         _refused(await asyncio.to_thread(logins.cascade, user, "pause", scope))
+    history = History(f"sqlite:///{db}", mode="write")
     notes = Inbox()
     async with logins.connector("rec") as rec:
         await rec.subscribe(issued_filter(), notes)
+        recorder = Recorder(rec, history, logins_bound=True)
+        await recorder.start()
         paused = await asyncio.to_thread(logins.cascade, "olga", "pause", "task:etl_*", "--witness")
         assert paused.exit_code == 0, paused.output
         said = await notes.until(lambda m: m.topic == issued_topic("olga"))
+        await recorder.flush(timeout=10)
+        await recorder.stop()
     note = decode_issued_note(said.payload)
     assert (note.action, note.topic, note.issued_by) == (
         "set",
         "cascade/constraints/task/etl_%2A/pause",
         "olga",
     )
+    (set_,) = [event for event in history.audit() if event.scope == "task:etl_*"]
+    assert (set_.action, set_.issued_by, set_.vouched) == ("set", "olga", "broker")
+    history.close()
 
     @task(name="etl_load")
     async def etl_load() -> int:
@@ -202,7 +213,7 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
     try:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
-        await _an_operator_steers_its_scope_only(logins)
+        await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
     finally:
         broker.close()
@@ -226,5 +237,5 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
     with RabbitMQBroker(definitions=definitions) as broker:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
-        await _an_operator_steers_its_scope_only(logins)
+        await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)

@@ -55,6 +55,7 @@ from ._schema import (
     access_events,
     cancels,
     constraint_events,
+    issued_notes,
     log_batches,
     log_lines,
     log_tasks,
@@ -282,6 +283,7 @@ class History:
                 (constraint_events, constraint_events.c.at),
                 (cancels, cancels.c.at),
                 (access_events, access_events.c.at),
+                (issued_notes, issued_notes.c.at),
             ):
                 oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
                 deleted += connection.execute(

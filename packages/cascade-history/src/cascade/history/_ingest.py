@@ -43,6 +43,7 @@ from ._rollup import add_executions
 from ._rows import Rows
 from ._schema import log_batches, presence, run_events, run_refusals, runs, task_events
 from ._text import checked_id
+from ._witness import store_issued
 
 __all__ = ["TRANSIENT", "refusal_rows", "store_batch"]
 
@@ -112,6 +113,7 @@ def _write(connection: sa.Connection, rows: Rows) -> int:
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
     new += store_constraints(connection, rows.constraints)
     new += store_cancels(connection, rows.cancels)
+    new += store_issued(connection, rows.issued)
     new += store_logs(connection, rows.logs)
     return new + rows.heartbeats
 

@@ -36,6 +36,7 @@ from ._schema import (
     task_events,
 )
 from ._task_filters import ESCAPE, FINISHED_STATES, glob_to_like, last_events
+from ._witness import witness
 
 __all__ = [
     "FINISHED_STATES",
@@ -323,7 +324,7 @@ def audit_query(
     events.extend(cancel_events(connection, since=since, limit=limit))
     events.extend(refused_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
-    return vouch(connection, events[:limit])
+    return witness(connection, vouch(connection, events[:limit]))
 
 
 def gaps_query(

@@ -23,8 +23,10 @@ from cascade.interfaces import (
     decode_clear_note,
     decode_constraint,
     decode_envelope,
+    decode_issued_note,
     decode_log_batch,
     decode_status,
+    login_of,
     payload_limit,
     same_source,
     split_telemetry_topic,
@@ -140,6 +142,12 @@ def _decode(
     elif kind == "cleared":  # who cleared the constraint on the topic it names, and why
         topic = constraint_topic_of_note(message.topic, prefix)
         return Received(topic, decode_clear_note(payload), when, message.retain)
+    elif kind == "issued":  # what a broker login says it did (the audit's witness)
+        try:
+            login_of(message.topic, prefix)
+        except ValueError as exc:
+            raise InvalidMessageError(str(exc)) from None
+        return Received(message.topic, decode_issued_note(payload), when, message.retain)
     elif kind == "reply":  # an engine's answer to a cancel: who stopped which run, and what
         reply = decode_cancel_reply(payload)
         check_reply_topic(reply, message.topic, prefix)

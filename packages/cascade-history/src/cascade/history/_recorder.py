@@ -50,6 +50,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
+    issued_filter,
     logs_filter,
     reply_filter,
     snapshot_events,
@@ -104,6 +105,10 @@ class Recorder:
     Prometheus metrics so. An exception it raises is logged (at a limited rate) and ignored.
     ``max_followed``: runs whose gaps it follows at once; a new run beyond that takes the
     place of the one heard of least recently (:attr:`RecorderStats.unfollowed`).
+    ``logins_bound``: the broker's ACL lets each login write only its own
+    ``{prefix}/issued/{login}`` (`cascade acl` writes such an ACL), so the recorder also keeps
+    the logins' witness notes, and the audit says the broker vouches for a login that did
+    what its note says (``_witness``). Anywhere else a note is not read: anyone could write it.
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class Recorder:
         clock: Callable[[], float] = time.time,
         observe: Callable[[Message], None] | None = None,
         max_followed: int = MAX_FOLLOWED,
+        logins_bound: bool = False,
     ) -> None:
         if max_queue < 1 or batch_size < 1 or max_followed < 1:
             raise ValueError("max_queue, batch_size and max_followed must be at least 1")
@@ -144,6 +150,7 @@ class Recorder:
         self.keep_logs = keep_logs
         self.name = name if name is not None else connector.source_id
         self.share = share
+        self.logins_bound = logins_bound
         self._telemetry: SubscriptionHandle | None = None
         self._logs: SubscriptionHandle | None = None  # shared or not as the telemetry
         self._sharing = False  # what `sharing` says, kept for the callback
@@ -217,6 +224,7 @@ class Recorder:
             constraints_filter(prefix),
             cleared_filter(prefix),
             reply_filter(prefix=prefix),
+            *([issued_filter(prefix)] if self.logins_bound else []),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
 

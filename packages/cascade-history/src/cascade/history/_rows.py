@@ -25,6 +25,7 @@ from cascade.interfaces import (
     Envelope,
     Heartbeat,
     InvalidMessageError,
+    IssuedNote,
     LifecycleEvent,
     LogBatch,
     StatusMessage,
@@ -38,6 +39,7 @@ from ._log_rows import LogRows, log_batch_ids
 from ._received import Received, Timed
 from ._text import checked_id, clean
 from ._times import parse_time
+from ._witness import issued_row
 
 __all__ = ["Rows"]
 
@@ -91,6 +93,7 @@ class Rows:
         self.presence: list[dict[str, Any]] = []
         self.constraints: list[Received] = []
         self.cancels: list[dict[str, Any]] = []
+        self.issued: list[dict[str, Any]] = []
         self.logs = LogRows()
         self.runs: dict[str, dict[str, Any]] = {}
         self.refusals: dict[tuple[str, str], tuple[int, float]] = {}
@@ -114,6 +117,8 @@ class Rows:
                 self.cancels.append(row)
             elif isinstance(message, LogBatch):
                 self._log_batch(item, message)
+            elif isinstance(message, IssuedNote):
+                self.issued.append(issued_row(item))
             else:
                 self.constraints.append(item)
         except InvalidMessageError:

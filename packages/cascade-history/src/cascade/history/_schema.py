@@ -20,6 +20,7 @@ __all__ = [
     "api_tokens",
     "cancels",
     "constraint_events",
+    "issued_notes",
     "log_batches",
     "log_lines",
     "log_tasks",
@@ -335,6 +336,22 @@ access_events = sa.Table(
     sa.Column("target", sa.String(1024), nullable=False),  # a scope, run:<id>, a path
     sa.Column("outcome", sa.String(8), nullable=False),  # allowed, refused
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Index(None, "at"),
+)
+
+# What a broker login said it did (revision 0009): a witness note on its own topic, kept by a
+# recorder told the broker's ACL binds that topic to the login (``_witness``).
+issued_notes = sa.Table(
+    "issued_notes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("login", sa.String(1024), nullable=False),  # the topic's level: the broker's login
+    sa.Column("topic", sa.Text, nullable=False),  # the topic it wrote
+    sa.Column("action", sa.String(16), nullable=False),  # set, cleared, cancel
+    sa.Column("issued_at", _Time, nullable=True),
+    sa.Column("issued_by", sa.String(256), nullable=True),
+    sa.Column("ref_id", sa.String(256), nullable=True),  # a constraint's id, a cancel request's
+    sa.Column("at", _Time, nullable=False),  # when the recorder received it
     sa.Index(None, "at"),
 )
 

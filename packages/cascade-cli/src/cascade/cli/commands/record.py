@@ -114,6 +114,15 @@ def record(
             "(port 0: any free one); needs cascade-cli[metrics]. See docs/metrics.md.",
         ),
     ] = None,
+    logins_bound: Annotated[
+        bool,
+        typer.Option(
+            "--logins-bound",
+            help="The broker's ACL lets each login write only its own {prefix}/issued/<login> "
+            "(cascade acl writes such an ACL): keep the logins' --witness notes, and the audit "
+            "names a login that did what its note says as vouched for by the broker.",
+        ),
+    ] = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Record runs, tasks, engines and constraints into the history database until Ctrl-C.
@@ -169,7 +178,7 @@ def record(
         exporter = Exporter(connector.topic_prefix) if listen is not None else None
         recorder = Recorder(
             connector, history, keep=kept, keep_logs=logs_kept, max_queue=queue, name=client_id,
-            share=share,
+            share=share, logins_bound=logins_bound,
             observe=exporter.metrics.apply if exporter is not None else None,
         )  # fmt: skip
         await recorder.start()  # subscribed before connecting: a kept session's messages

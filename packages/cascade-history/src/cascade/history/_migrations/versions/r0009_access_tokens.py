@@ -1,4 +1,5 @@
-"""The dashboard's access audit (``access_events``) and per-person API tokens (``api_tokens``).
+"""The dashboard's access audit (``access_events``), per-person API tokens (``api_tokens``)
+and the broker logins' witness notes (``issued_notes``).
 
 Revision ID: 0009
 Revises: 0008
@@ -49,9 +50,25 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
 
+    op.create_table(
+        "issued_notes",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("login", sa.String(length=1024), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("issued_at", sa.Double(), nullable=True),
+        sa.Column("issued_by", sa.String(length=256), nullable=True),
+        sa.Column("ref_id", sa.String(length=256), nullable=True),
+        sa.Column("at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_issued_notes")),
+    )
+    op.create_index(op.f("ix_issued_notes_at"), "issued_notes", ["at"])
+
 
 def downgrade() -> None:
     """Drop them, and what they held (every API token stops working)."""
+    op.drop_index(op.f("ix_issued_notes_at"), table_name="issued_notes")
+    op.drop_table("issued_notes")
     op.drop_table("api_tokens")
     op.drop_index(op.f("ix_access_events_at"), table_name="access_events")
     op.drop_table("access_events")
