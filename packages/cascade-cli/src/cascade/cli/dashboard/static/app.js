@@ -76,14 +76,15 @@ function bearer() {
 let signedIn = false; // by a session cookie: the controls need no token then (render.js)
 
 // A team's dashboard: the name of whoever signed in and, for a session of the dashboard's own,
-// a sign-out form; nobody yet, a link to the sign-in page that comes back here.
+// a sign-out form; nobody yet, a link to the sign-in page that comes back here. Whether the
+// page may read: a team's dashboard shows nothing to someone not signed in.
 async function showWho() {
   let response, answer;
   try {
     response = await fetch("/api/me", { headers: bearer() });
     answer = await response.json();
   } catch (error) {
-    return; // an older dashboard, or none: nothing to show
+    return true; // an older dashboard, or none: nothing to show
   }
   $("who").hidden = $("sign-in").hidden = $("sign-out").hidden = true;
   if (response.ok) {
@@ -95,7 +96,17 @@ async function showWho() {
     $("sign-in").setAttribute("href",
       answer.sign_in + "?next=" + encodeURIComponent(location.pathname + location.search));
     $("sign-in").hidden = false;
+    const badge = $("connection");
+    badge.textContent = "sign in to see this dashboard";
+    badge.className = "badge bad";
+    return false;
   }
+  return true;
+}
+
+// The live stream, once the page may read (see showWho).
+async function connectIfSignedIn() {
+  if (await showWho()) connect();
 }
 
 // -- controls --------------------------------------------------------------------------
@@ -141,8 +152,7 @@ function start() {
   $("token").value = sessionStorage.getItem("cascade-token") || "";
   $("token").addEventListener("change", () => {
     sessionStorage.setItem("cascade-token", $("token").value);
-    connect(); // the stream of a token holder is never refused
-    showWho();
+    connectIfSignedIn(); // the stream of a token holder is never refused
   });
   $("control").addEventListener("submit", onApply);
   $("run-cancel").addEventListener("click", () => {
@@ -160,8 +170,7 @@ function start() {
     if (name) showLogsOf(name.getAttribute("data-task-id"));
   });
   selected = new URL(location.href).searchParams.get("run");
-  showWho();
-  connect();
+  connectIfSignedIn();
 }
 
 document.addEventListener("DOMContentLoaded", start);

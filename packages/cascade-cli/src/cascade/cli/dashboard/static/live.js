@@ -130,6 +130,7 @@ function onEvent(block) {
 
 async function read(url, controller) {
   const response = await fetch(url, { headers: bearer(), signal: controller.signal, cache: "no-store" });
+  if (response.status === 401) return "signed out"; // a team's dashboard: sign in again
   if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -153,8 +154,9 @@ function connect() {
   const controller = new AbortController();
   stream = controller;
   connecting = true;
-  read(streamUrl(), controller).catch(() => null).then(() => {
+  read(streamUrl(), controller).catch(() => null).then((ended) => {
     if (stream !== controller) return; // replaced on purpose: a new run opened, a new token
+    if (ended === "signed out") { showWho(); return; } // its sign-in link, no retries
     const delay = Math.min(RETRY_CAP, RETRY_FIRST * 2 ** failures) * (0.5 + Math.random() / 2);
     failures += 1;
     const badge = $("connection");
