@@ -7,16 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
 import pytest
-from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
-from starlette.types import Scope
 
-from cascade.cli.access import Identity, Roles
-from cascade.cli.dashboard import AccessLog, DashboardHub, create_app
+from cascade.cli.access import Roles
+from cascade.cli.dashboard import AccessLog, DashboardHub, ProxySignIn, create_app
 from cascade.cli.dashboard._api_tokens import ApiTokens
 from cascade.history import History, Received
 from cascade.interfaces import TaskStateEvent, decode_constraint
@@ -44,18 +42,10 @@ ROOT = {"x-test-user": "root@example.com"}
 VERA = {"x-test-user": "vera@example.com"}
 
 
-class HeaderSignIn:
-    """Signs in whoever ``x-test-user`` names: a fake of the OIDC session."""
-
-    def routes(self) -> list[BaseRoute]:
-        return []
-
-    def middleware(self) -> list[Middleware]:
-        return []
-
-    def identity(self, scope: Scope) -> Identity | None:
-        name = dict(scope["headers"]).get(b"x-test-user")
-        return Identity(name.decode(), "oidc") if name is not None else None
+def signed_in_by_header() -> ProxySignIn:
+    """Whoever ``x-test-user`` names, as an auth proxy in front would say; the test client's
+    requests come from the trusted 127.0.0.1."""
+    return ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user")
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -88,7 +78,7 @@ async def http(
         body = TaskStateEvent(task_id="t-1", task_name="etl_load", state="RUNNING")
         hub.model.apply(telemetry(body, run_id=run_id, org_id=org, project_id="etl", ts=now))
     app = create_app(
-        hub, token=None, roles=ROLES, sign_in=HeaderSignIn(), access_log=access_log,
+        hub, token=None, roles=ROLES, sign_in=signed_in_by_header(), access_log=access_log,
         history=history, api_tokens=history,
     )  # fmt: skip
     transport = httpx.ASGITransport(app=app)
@@ -138,9 +128,9 @@ async def test_a_viewer_may_not_make_list_or_revoke_tokens(
     await access_log.flush()
     refused = [(e.type, e.issued_by, e.vouched) for e in history.audit()]
     assert sorted(refused) == [
-        ("token-create", "vera@example.com", "oidc"),
-        ("token-list", "vera@example.com", "oidc"),
-        ("token-revoke", "vera@example.com", "oidc"),
+        ("token-create", "vera@example.com", "proxy"),
+        ("token-list", "vera@example.com", "proxy"),
+        ("token-revoke", "vera@example.com", "proxy"),
     ]
 
 

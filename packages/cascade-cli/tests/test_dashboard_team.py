@@ -6,15 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from ipaddress import ip_network
 
 import httpx
 import pytest
-from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
-from starlette.types import Scope
 
 from cascade.cli.access import Access, Identity, Roles
-from cascade.cli.dashboard import AccessEvent, AccessLog, DashboardHub, Follower, Tokens, create_app
+from cascade.cli.dashboard import (
+    AccessEvent,
+    AccessLog,
+    DashboardHub,
+    Follower,
+    ProxySignIn,
+    Tokens,
+    create_app,
+)
 from cascade.interfaces import TaskStateEvent, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, telemetry
 
@@ -39,23 +45,10 @@ WEB = "b" * 32
 GLOBEX = "c" * 32
 
 
-class HeaderSignIn:
-    """Signs in whoever ``x-test-user`` names (the groups in ``x-test-groups``): a fake of
-    the OIDC session, which the integration tests sign in through a real provider."""
-
-    def routes(self) -> list[BaseRoute]:
-        return []
-
-    def middleware(self) -> list[Middleware]:
-        return []
-
-    def identity(self, scope: Scope) -> Identity | None:
-        headers = dict(scope["headers"])
-        name = headers.get(b"x-test-user")
-        if name is None:
-            return None
-        groups = headers.get(b"x-test-groups", b"").decode()
-        return Identity(name.decode(), "oidc", frozenset(filter(None, groups.split(","))))
+def signed_in_by_header() -> ProxySignIn:
+    """Whoever ``x-test-user`` names (groups in ``x-test-groups``), as an auth proxy in front
+    would say; the test client's requests come from the trusted 127.0.0.1."""
+    return ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user", "x-test-groups")
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ async def http(
         hub,
         token=Tokens.parse(["script@example.com=s3cret"], "dash"),
         roles=ROLES,
-        sign_in=HeaderSignIn(),
+        sign_in=signed_in_by_header(),
         access_log=audit[0],
     )
     transport = httpx.ASGITransport(app=app)
@@ -136,10 +129,10 @@ async def test_a_viewer_is_refused_every_control_with_a_reason_and_a_row(
     await audit[0].flush()
     rows = audit[1]
     assert [(r.who, r.via, r.action, r.target, r.outcome) for r in rows] == [
-        ("vera@example.com", "oidc", "pause", "task:etl_*", "refused"),
-        ("vera@example.com", "oidc", "resume", "task:etl_*", "refused"),
-        ("vera@example.com", "oidc", "cancel", f"run:{ETL}", "refused"),
-        ("vera@example.com", "oidc", "read", "/metrics", "refused"),
+        ("vera@example.com", "proxy", "pause", "task:etl_*", "refused"),
+        ("vera@example.com", "proxy", "resume", "task:etl_*", "refused"),
+        ("vera@example.com", "proxy", "cancel", f"run:{ETL}", "refused"),
+        ("vera@example.com", "proxy", "read", "/metrics", "refused"),
     ]
     assert broker.retained_topics == []
 

@@ -153,13 +153,13 @@ async def _an_operator_steers_its_scope_only(logins: Logins, db: Path) -> None:
     notes = Inbox()
     async with logins.connector("rec") as rec:
         await rec.subscribe(issued_filter(), notes)
-        recorder = Recorder(rec, history, logins_bound=True)
-        await recorder.start()
+        keeper = Recorder(rec, history, logins_bound=True)
+        await keeper.start()
         paused = await asyncio.to_thread(logins.cascade, "olga", "pause", "task:etl_*", "--witness")
         assert paused.exit_code == 0, paused.output
         said = await notes.until(lambda m: m.topic == issued_topic("olga"))
-        await recorder.flush(timeout=10)
-        await recorder.stop()
+        await keeper.flush(timeout=10)
+        await keeper.stop()
     note = decode_issued_note(said.payload)
     assert (note.action, note.topic, note.issued_by) == (
         "set",

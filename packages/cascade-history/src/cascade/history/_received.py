@@ -14,6 +14,7 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     InvalidMessageError,
+    IssuedNote,
     LogBatch,
     Message,
     StatusMessage,
@@ -40,6 +41,10 @@ __all__ = ["Received", "Timed", "decode_message", "read_message"]
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 
 
+Body = Envelope | StatusMessage | Constraint | ClearNote | CancelReply | LogBatch | IssuedNote
+"""What a received message is, decoded."""
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     """One decoded message for :meth:`History.store <cascade.history.History.store>`.
@@ -59,7 +64,16 @@ class Received:
     """
 
     topic: str
-    message: Envelope | StatusMessage | Constraint | ClearNote | CancelReply | LogBatch | None
+    message: (
+        Envelope
+        | StatusMessage
+        | Constraint
+        | ClearNote
+        | CancelReply
+        | LogBatch
+        | IssuedNote
+        | None
+    )
     received_at: float
     retained: bool = False
 

@@ -6,7 +6,8 @@ Needs the ``dashboard`` extra: ``pip install 'cascade-cli[dashboard]'``.
 from typing import TYPE_CHECKING
 
 from ._access_log import AccessEvent, AccessLog
-from ._api import MAX_BODY, create_app
+from ._api import create_app
+from ._controls import MAX_BODY
 from ._deltas import Follower
 from ._guard import Tokens
 from ._history_api import MAX_LIMIT, RUN_PAGE

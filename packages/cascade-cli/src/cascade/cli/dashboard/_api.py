@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -14,22 +12,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cascade.interfaces import ConnectorError
-
-from .._cancel import describe_reply
-from .._context import UsageError
-from .._control import validate_scope
-from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
-from .._run_owner import owner_in
 from ..access import Role
 from ..metrics import CONTENT_TYPE
 from ._access_log import AccessLog
 from ._api_tokens import ApiTokenCheck, ApiTokens
+from ._controls import Controls
 from ._deltas import STREAM_PAGE, Follower
-from ._guard import HostCheck, Refused, Tokens, allowed_hosts, read_json, refusal
+from ._guard import HostCheck, Tokens, allowed_hosts, refusal
 from ._history_api import history_routes
 from ._history_source import HistorySource
-from ._hub import DashboardHub, constraint_messages
+from ._hub import DashboardHub
 from ._log_backfill import LogBackfill
 from ._log_window import LogWindow
 from ._me import me_route
@@ -58,16 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEEPALIVE",
-    "MAX_BODY",
     "MAX_HOLDER_STREAMS",
     "MAX_STREAMS",
     "MAX_STREAMS_PER_CLIENT",
     "STREAM_INTERVAL",
     "create_app",
 ]
-
-#: The largest control request body accepted, in bytes.
-MAX_BODY = 16 * 1024
 
 
 def _security_headers(form_action: list[str]) -> list[tuple[bytes, bytes]]:
@@ -85,7 +73,6 @@ def _security_headers(form_action: list[str]) -> list[tuple[bytes, bytes]]:
     ]  # fmt: skip
 
 
-_BEARER = {"WWW-Authenticate": "Bearer"}
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
@@ -163,16 +150,6 @@ class _Dashboard:
             return run_id
         run = self.hub.model.open_run(run_id)
         return run_id if run is not None and covers(among, run) else None
-
-    def authorized(self, request: Request) -> str | JSONResponse:
-        """The name of the request's token (its controls are issued by it), or the refusal."""
-        if self.tokens is None:
-            return refusal(401, "read-only dashboard: start it with --token to enable controls",
-                           **_BEARER)  # fmt: skip
-        name = self.tokens.holder(request.scope)
-        if name is None:
-            return refusal(401, "missing or wrong bearer token", **_BEARER)
-        return name
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``);
@@ -300,182 +277,6 @@ class _Dashboard:
             among=access.among() if access is not None else None,
         )
 
-    def caller(self, request: Request) -> str | Access | JSONResponse:
-        """Who a control request comes from: the name of its token, or in a team's dashboard
-        the access of whoever signed in (a role is checked per control), or the refusal."""
-        if self.team is not None:
-            return self.team.reader(request.scope, "control")
-        return self.authorized(request)
-
-    def checked(
-        self,
-        request: Request,
-        caller: str | Access,
-        action: str,
-        target: str,
-        check: Callable[[Access], str | None],
-    ) -> str | JSONResponse:
-        """The name the control is issued by, once the team's roles allow it (else the
-        refusal, audited)."""
-        if isinstance(caller, str):
-            return caller
-        assert self.team is not None
-        allowed = self.team.control(request.scope, action, target, check, caller)
-        return allowed if isinstance(allowed, JSONResponse) else allowed.identity.name
-
-    def audited(self, caller: str | Access, action: str, target: str) -> None:
-        """Audit a control done by a team member."""
-        if self.team is not None and not isinstance(caller, str):
-            self.team.done(caller, action, target)
-
-    async def post_constraints(self, request: Request) -> Response:
-        caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refusal(415, "send the constraint as application/json")
-        try:
-            body = await read_json(request, MAX_BODY)
-        except Refused as refused:
-            return refusal(refused.status, refused.message)
-        try:
-            messages = constraint_messages(body)  # refused as the CLI would, before any check
-        except (UsageError, UnicodeError) as exc:
-            return refusal(400, str(exc))
-        scope, kind = messages[0][1].scope, messages[0][1].type
-        holder = self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
-        if not isinstance(holder, str):
-            return holder
-        try:
-            published = await self.hub.apply_constraints(body, issued_by=holder)
-        except (UsageError, UnicodeError) as exc:
-            return refusal(400, str(exc))
-        except ConnectorError as exc:
-            return refusal(503, str(exc))
-        self.audited(caller, kind, scope)
-        return JSONResponse({"published": published})
-
-    async def delete_constraints(self, request: Request) -> Response:
-        caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
-        scope = request.query_params.get("scope")
-        if scope is None:
-            return refusal(400, "give ?scope=global or ?scope=task:<glob>")
-        try:
-            validate_scope(scope)
-        except UsageError as exc:
-            return refusal(400, str(exc))
-        holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
-        if not isinstance(holder, str):
-            return holder
-        try:
-            cleared = await self.hub.clear(
-                scope, request.query_params.get("type"), issued_by=holder
-            )
-        except (UsageError, UnicodeError) as exc:
-            return refusal(400, str(exc))
-        except ConnectorError as exc:
-            return refusal(503, str(exc))
-        self.audited(caller, "resume", scope)
-        return JSONResponse({"cleared": cleared})
-
-    async def run_project(self, run_id: str) -> tuple[str | None, str | None] | Response:
-        """The org and project of run ``run_id`` (a whole id) as this dashboard heard it or
-        its history recorded it; ``(None, None)`` when neither knows."""
-        run = self.hub.model.open_run(run_id)
-        if run is not None:
-            return run.org_id, run.project_id
-        history = self.source.history
-        if history is None:
-            return None, None
-        from cascade.history import HistoryError
-
-        try:
-            detail = await asyncio.to_thread(history.run, run_id, limit=0, counts=False)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-        return (detail.run.org_id, detail.run.project_id) if detail else (None, None)
-
-    async def recorded_owner(self, run_id: str) -> str | Response | None:
-        """The source the history (if any) recorded the run ``run_id`` (a whole id) from,
-        ``None`` when it has not, or the refusal when the history cannot answer."""
-        history = self.source.history
-        if history is None:
-            return None
-        from cascade.history import HistoryError
-
-        try:
-            return await asyncio.to_thread(owner_in, history, run_id)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-
-    async def recorded_ids(self, run_id: str) -> Recorded | Response:
-        """The runs in the history (if any) a prefix ``run_id`` may name (none for a whole
-        id), or the refusal when the history cannot answer."""
-        wanted = checked_prefix(run_id)
-        history = self.source.history
-        if history is None or is_full(wanted):
-            return Recorded()
-        from cascade.history import HistoryError
-
-        try:
-            return await asyncio.to_thread(recorded_in, history, wanted)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-
-    async def cancel_run(self, request: Request) -> Response:
-        caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
-        body = None
-        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
-            request.headers
-        ):
-            if request.headers.get("content-type", "").split(";")[0].strip() != (
-                "application/json"
-            ):
-                return refusal(415, "send the reason as application/json")
-            try:
-                body = await read_json(request, MAX_BODY)
-            except Refused as refused:
-                return refusal(refused.status, refused.message)
-        run_id = request.path_params["run_id"]
-        try:
-            recorded = await self.recorded_ids(run_id)
-            if not isinstance(recorded, Recorded):
-                return recorded
-            run_id = self.hub.run_id(run_id, recorded)
-            project = await self.run_project(run_id) if self.team is not None else (None, None)
-            if isinstance(project, Response):
-                return project
-            org_id, project_id = project
-            holder = self.checked(request, caller, "cancel", f"run:{run_id}",
-                                  lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
-            if not isinstance(holder, str):
-                return holder
-            owner = await self.recorded_owner(run_id)
-            if isinstance(owner, Response):
-                return owner
-            answer = await self.hub.cancel(run_id, body, issued_by=holder, owner=owner)
-        except (UsageError, UnicodeError) as exc:
-            return refusal(400, str(exc))
-        except LookupError as exc:
-            return refusal(404, str(exc))
-        except ConnectorError as exc:
-            return refusal(503, str(exc))
-        if answer.reply is None:
-            return refusal(504, answer.unanswered(self.hub.timeout))
-        reply = answer.reply
-        self.audited(caller, "cancel", f"run:{run_id}")
-        return JSONResponse(
-            {
-                "cancelled": msgspec.to_builtins(reply),
-                "said": describe_reply(reply),
-                "refused": answer.refused,
-            }
-        )
-
 
 def create_app(
     hub: DashboardHub,
@@ -517,6 +318,7 @@ def create_app(
     tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
     team = Team(roles, sign_in, tokens, access_log) if roles is not None else None
     api = ApiTokens(api_tokens or source.history) if team is not None else None
+    controls = Controls(hub, tokens, source, team)
     handlers = _Dashboard(
         hub,
         tokens,
@@ -529,10 +331,10 @@ def create_app(
         Route("/api/state", handlers.state),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
-        Route("/api/constraints", handlers.post_constraints, methods=["POST"]),
-        Route("/api/constraints", handlers.delete_constraints, methods=["DELETE"]),
+        Route("/api/constraints", controls.post_constraints, methods=["POST"]),
+        Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
-        Route("/api/runs/{run_id}/cancel", handlers.cancel_run, methods=["POST"]),
+        Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(sign_in.routes() if sign_in is not None else ()),
