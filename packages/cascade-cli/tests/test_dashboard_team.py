@@ -100,6 +100,7 @@ async def test_a_viewer_sees_only_its_project(http: httpx.AsyncClient) -> None:
     state = (await http.get("/api/state", headers=VERA)).json()
     assert [run["run_id"] for run in state["runs"]] == [ETL]
     assert all(engine["summary"] is None for engine in state["engines"])
+    assert state["fleet"] is None  # the fleet's totals count every project's runs
     # another project's run, asked by its id, is one the dashboard does not know
     assert (await http.get(f"/api/state?run={GLOBEX}", headers=VERA)).json()["run"] is None
     assert (await http.get(f"/api/state?run={ETL}", headers=VERA)).json()["run"]["run_id"] == ETL
@@ -225,6 +226,7 @@ async def test_a_viewers_stream_holds_only_its_runs(
     first = json.loads(raw.split(b"data: ", 1)[1])
     assert [run["run_id"] for run in first["runs"]["upsert"]] == [ETL]
     assert all(engine["summary"] is None for engine in first["engines"]["upsert"])
+    assert first["fleet"] is None
 
 
 async def test_the_page_shows_controls_to_operators_only(http: httpx.AsyncClient) -> None:

@@ -197,7 +197,7 @@ class _Dashboard:
         """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
         last log lines (of ``task``, or every task's) that fit in one stream event. A reader
         who may not see every project gets the engines without their summaries (they list
-        every project's runs)."""
+        every project's runs), and without the fleet's totals (they count them all)."""
         model = self.hub.model
         bare = view.runs.among is not None
         runs = self.listing.run_page(view.runs)
@@ -215,6 +215,7 @@ class _Dashboard:
             "runs_next": runs.next_after,
             "constraints": [constraint_dict(t, c) for t, c in model.state.active_constraints()],
             **model.header(),
+            **({"fleet": None} if bare else {}),  # its totals count every project's runs
             "connection": self.hub.connection(),
             "controls": controls,
             "run": model.run_detail(run_id) if run_id else None,

@@ -200,6 +200,8 @@ class Follower:
         out: dict[str, Any] = {"version": model.version, "epoch": model.epoch, "now": model.clock()}
         header = dict(self.listing.header(self.hub.connection, self.max_age))
         header["controls"] = b"true" if self.controls else b"false"
+        if self.view.runs.among is not None:  # the fleet's totals count every project's runs
+            header["fleet"] = b"null"
         for name, value in header.items():
             if self._header.get(name) != value:
                 out[name] = self._header[name] = value
