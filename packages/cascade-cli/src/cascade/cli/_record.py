@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel
 
 from ._context import UsageError
@@ -62,7 +63,9 @@ async def record_until_stopped(
             if left is not None and left <= 0:
                 return
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(1.0, left) if left is not None else 1.0)
+                # not wait_for: before Python 3.12 it can drop a cancel (a Ctrl-C lost)
+                async with bounded(min(1.0, left) if left is not None else 1.0):
+                    await stop.wait()
             if console.is_terminal:
                 live.update(progress.line(), refresh=True)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from cascade.interfaces.connector_kit import bounded
+
 __all__ = ["Pace"]
 
 
@@ -46,5 +48,6 @@ class Pace:
         if wait > 0 and length < self.batch_size and not self._released:
             self._full.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._full.wait(), wait)
+                async with bounded(wait):  # not wait_for: before 3.12 it can drop a cancel
+                    await self._full.wait()
         self._last = loop.time()
