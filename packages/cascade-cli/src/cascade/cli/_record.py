@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel
 
 from ._context import UsageError
@@ -63,9 +62,7 @@ async def record_until_stopped(
             if left is not None and left <= 0:
                 return
             with contextlib.suppress(asyncio.TimeoutError):
-                # not wait_for: before Python 3.12 it can drop a cancel (a Ctrl-C lost)
-                async with bounded(min(1.0, left) if left is not None else 1.0):
-                    await stop.wait()
+                await asyncio.wait_for(stop.wait(), min(1.0, left) if left is not None else 1.0)
             if console.is_terminal:
                 live.update(progress.line(), refresh=True)
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from cascade.interfaces.connector_kit import bounded
-
 __all__ = ["Pace"]
 
 
@@ -48,6 +46,5 @@ class Pace:
         if wait > 0 and length < self.batch_size and not self._released:
             self._full.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                async with bounded(wait):  # not wait_for: before 3.12 it can drop a cancel
-                    await self._full.wait()
+                await asyncio.wait_for(self._full.wait(), wait)
         self._last = loop.time()

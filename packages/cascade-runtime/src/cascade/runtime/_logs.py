@@ -30,7 +30,7 @@ from cascade.interfaces import (
     LogLevel,
     logs_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
+from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._log_capture import SCOPE, Installed, Scope
 from ._log_options import LogForwarding
@@ -285,9 +285,7 @@ class RunLogs:
             await wake.wait()
             if not self._closing:  # gathers a batch (pacing), cut short by the run's end
                 with contextlib.suppress(asyncio.TimeoutError):
-                    # not wait_for: before Python 3.12 it can drop a cancel
-                    async with bounded(self.options.batch_interval):
-                        await self._closed.wait()
+                    await asyncio.wait_for(self._closed.wait(), self.options.batch_interval)
             wake.clear()
             with self._lock:
                 self._waking = False

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from cascade.interfaces import Connector, SnapshotAsker
-from cascade.interfaces.connector_kit import bounded
 
 from .._cancel import CancelAnswer, Refusal, request_cancel
 from .._context import UsageError
@@ -144,8 +143,7 @@ class DashboardHub:
             self._changed = asyncio.Event()
         changed = self._changed
         with contextlib.suppress(asyncio.TimeoutError):
-            async with bounded(timeout):  # not wait_for: before 3.12 it can drop a cancel
-                await changed.wait()
+            await asyncio.wait_for(changed.wait(), timeout)
 
     def connection(self) -> dict[str, Any]:
         """The broker connection as the pages show it."""
