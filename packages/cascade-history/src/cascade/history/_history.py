@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
-from ._access import access_row
+from ._access import access_row, insert_access
 from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
@@ -53,7 +53,6 @@ from ._records import (
 )
 from ._rollup import rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
-from ._schema import access_events
 from ._times import since_epoch
 from ._tokens import (
     ApiToken,
@@ -263,8 +262,7 @@ class History:
             target=target, outcome=outcome, reason=reason,
         )  # fmt: skip
         self._write(
-            lambda c: c.execute(sa.insert(access_events).values(row)),
-            f"cannot write the access audit to {self.location}",
+            lambda c: insert_access(c, row), f"cannot write the access audit to {self.location}"
         )
 
     # -- API tokens --------------------------------------------------------------------------
