@@ -26,7 +26,7 @@ person's own control could take their row if nearer: the window is kept short fo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +35,7 @@ from ._records import AuditEvent
 from ._schema import access_events
 from ._text import MAX_TEXT_BYTES, clean
 
-__all__ = ["VIAS", "VOUCH_WINDOW", "access_row", "refused_events", "vouch"]
+__all__ = ["VIAS", "VOUCH_WINDOW", "access_row", "insert_access", "refused_events", "vouch"]
 
 VOUCH_WINDOW = 5.0
 """Seconds between a dashboard's allowed row and the event it vouches for, at most."""
@@ -70,6 +70,11 @@ def access_row(
         "outcome": outcome,
         "reason": clean(reason) if reason is not None else None,
     }
+
+
+def insert_access(connection: sa.Connection, row: Mapping[str, Any]) -> None:
+    """Add ``row`` (an :func:`access_row`) to ``access_events``."""
+    connection.execute(sa.insert(access_events).values(row))
 
 
 def refused_events(

@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
-from ._access import access_row
+from ._access import access_row, insert_access
 from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
@@ -25,6 +25,8 @@ from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
 from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
 from ._migrate import upgrade
+from ._prune import LINES_A_PRUNE as _LINES_A_PRUNE
+from ._prune import prune_log_lines, prune_runs
 from ._queries import (
     audit_query,
     executions_query,
@@ -49,23 +51,8 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
-from ._rollup import prune_rollup, rollup_executions, rollup_stats
+from ._rollup import rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
-from ._schema import (
-    access_events,
-    cancels,
-    constraint_events,
-    issued_notes,
-    log_batches,
-    log_lines,
-    log_tasks,
-    presence,
-    run_events,
-    run_refusals,
-    runs,
-    source_gaps,
-    task_events,
-)
 from ._times import since_epoch
 from ._tokens import (
     ApiToken,
@@ -87,7 +74,6 @@ TASKS_PAGE = 500
 
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
-_LINES_A_PRUNE = 20_000  # log lines one pruning transaction deletes at most
 Mode = Literal["read", "write"]
 """How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
@@ -242,83 +228,16 @@ class History:
         batches, each its own transaction, so a writer never waits long (a run's log lines go
         :data:`_LINES_A_PRUNE` at a time before the run): call it again while it returns more
         than zero."""
-
-        def prune(connection: sa.Connection) -> int:
-            doomed = [
-                run_id
-                for (run_id,) in connection.execute(
-                    sa.select(runs.c.run_id).where(runs.c.last_received_at < before).limit(batch)
-                )
-            ]
-            logged_only = [
-                run_id
-                for (run_id,) in connection.execute(
-                    sa.select(log_tasks.c.run_id)
-                    .where(~sa.exists().where(runs.c.run_id == log_tasks.c.run_id))
-                    .group_by(log_tasks.c.run_id)
-                    .having(sa.func.max(log_tasks.c.last_at) < before)
-                    .limit(batch)
-                )
-            ]
-            deleted = 0
-            if doomed or logged_only:
-                gone = doomed + logged_only
-                lines = sa.select(log_lines.c.id).where(log_lines.c.run_id.in_(gone))
-                deleted = connection.execute(
-                    sa.delete(log_lines).where(
-                        log_lines.c.id.in_(lines.limit(_LINES_A_PRUNE).scalar_subquery())
-                    )
-                ).rowcount
-                if deleted >= _LINES_A_PRUNE:  # more of their lines: the runs go later
-                    return deleted
-                for table in (task_events, run_events, run_refusals, log_batches, log_tasks):
-                    deleted += connection.execute(
-                        sa.delete(table).where(table.c.run_id.in_(gone))
-                    ).rowcount
-                deleted += connection.execute(
-                    sa.delete(runs).where(runs.c.run_id.in_(doomed))
-                ).rowcount
-            for table, when in (
-                (presence, presence.c.received_at),
-                (constraint_events, constraint_events.c.at),
-                (cancels, cancels.c.at),
-                (access_events, access_events.c.at),
-                (issued_notes, issued_notes.c.at),
-            ):
-                oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
-                deleted += connection.execute(
-                    sa.delete(table).where(table.c.id.in_(oldest))
-                ).rowcount
-            for counts, last in ((source_gaps, source_gaps.c.last_at),
-                                 (run_refusals, run_refusals.c.last_at)):  # fmt: skip
-                deleted += connection.execute(sa.delete(counts).where(last < before)).rowcount
-            return deleted + prune_rollup(connection, before, doomed)
-
-        return self._write(prune, "cannot prune the history")
+        return self._write(lambda c: prune_runs(c, before, batch), "cannot prune the history")
 
     def prune_logs(self, before: float, *, batch: int = _LINES_A_PRUNE) -> int:
         """Delete up to ``batch`` task log lines received before ``before`` (epoch seconds: when
         the recorder received them, not when they say they were logged), and the records of
         their batches; how many rows went. Each task's counts (:meth:`log_counts`) stay
         with its run. Call it again while it returns more than zero."""
-
-        def prune(connection: sa.Connection) -> int:
-            old = sa.select(log_lines.c.id).where(log_lines.c.received_at < before).limit(batch)
-            deleted = connection.execute(
-                sa.delete(log_lines).where(log_lines.c.id.in_(old.scalar_subquery()))
-            ).rowcount
-            batches = (
-                sa.select(log_batches.c.run_id, log_batches.c.seq)
-                .where(log_batches.c.received_at < before)
-                .limit(batch)
-            )
-            key = sa.tuple_(log_batches.c.run_id, log_batches.c.seq)
-            return (
-                deleted
-                + connection.execute(sa.delete(log_batches).where(key.in_(batches))).rowcount
-            )
-
-        return self._write(prune, "cannot prune the history's logs")
+        return self._write(
+            lambda c: prune_log_lines(c, before, batch), "cannot prune the history's logs"
+        )
 
     def record_access(
         self,
@@ -343,8 +262,7 @@ class History:
             target=target, outcome=outcome, reason=reason,
         )  # fmt: skip
         self._write(
-            lambda c: c.execute(sa.insert(access_events).values(row)),
-            f"cannot write the access audit to {self.location}",
+            lambda c: insert_access(c, row), f"cannot write the access audit to {self.location}"
         )
 
     # -- API tokens --------------------------------------------------------------------------
