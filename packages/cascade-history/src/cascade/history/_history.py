@@ -25,7 +25,7 @@ from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
 from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
 from ._migrate import upgrade
-from ._prune import LINES_A_PRUNE as _LINES_A_PRUNE
+from ._prune import LINES_A_PRUNE
 from ._prune import prune_log_lines, prune_runs
 from ._queries import (
     audit_query,
@@ -226,11 +226,11 @@ class History:
         received before then (and the logs of runs known only by logs last received before
         then), and the dashboards' access rows from before then; how many rows went. Small
         batches, each its own transaction, so a writer never waits long (a run's log lines go
-        :data:`_LINES_A_PRUNE` at a time before the run): call it again while it returns more
+        :data:`LINES_A_PRUNE` at a time before the run): call it again while it returns more
         than zero."""
         return self._write(lambda c: prune_runs(c, before, batch), "cannot prune the history")
 
-    def prune_logs(self, before: float, *, batch: int = _LINES_A_PRUNE) -> int:
+    def prune_logs(self, before: float, *, batch: int = LINES_A_PRUNE) -> int:
         """Delete up to ``batch`` task log lines received before ``before`` (epoch seconds: when
         the recorder received them, not when they say they were logged), and the records of
         their batches; how many rows went. Each task's counts (:meth:`log_counts`) stay
