@@ -201,3 +201,24 @@ async def test_without_paging_the_state_is_as_it_was(hub: DashboardHub) -> None:
     assert len(whole["runs"]) == 23
     assert [e["source"] for e in whole["engines"]] == ["host-1", "host-2"]
     assert {r["run_id"] for r in paged["runs"]} <= {r["run_id"] for r in whole["runs"]}
+
+
+async def test_engines_come_a_page_at_a_time_without_a_limit(hub: DashboardHub) -> None:
+    """Thousands of engines are megabytes: /api/state without parameters lists the first
+    100 by source and says how many there are; a page of runs asked for without an
+    engines_limit has 100 engines and the cursor of the rest."""
+    for n in range(150):
+        hub.model.apply(status(f"host-{n:03d}", "online"))
+    async with client(hub) as http:
+        whole = (await http.get("/api/state")).json()
+        first = (await http.get("/api/state", params={"limit": "5"})).json()
+        rest = (
+            await http.get(
+                "/api/state", params={"limit": "5", "engines_after": first["engines_next"]}
+            )
+        ).json()
+    assert [e["source"] for e in whole["engines"]] == [f"host-{n:03d}" for n in range(100)]
+    assert whole["engines_total"] == 150
+    assert [e["source"] for e in first["engines"]] == [f"host-{n:03d}" for n in range(100)]
+    assert [e["source"] for e in rest["engines"]] == [f"host-{n:03d}" for n in range(100, 150)]
+    assert rest["engines_next"] is None

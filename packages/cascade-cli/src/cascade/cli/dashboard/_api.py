@@ -180,11 +180,9 @@ class _Dashboard:
         if PAGED_PARAMS.isdisjoint(params) and access is None:
             built = self.snapshots.get(run_id)
             return Response(built.body, media_type="application/json")
-        # a fleet's engines a page at a time: thousands of them would be megabytes
-        engines_limit = STREAM_PAGE if self.hub.telemetry.fleet else None
-        try:
+        try:  # engines a page at a time: a fleet's thousands would be megabytes
             view = parse_view(
-                params, runs_limit=MAX_RUNS_SHOWN, engines_limit=engines_limit, among=among
+                params, runs_limit=MAX_RUNS_SHOWN, engines_limit=STREAM_PAGE, among=among
             )
         except ValueError as exc:
             return refusal(400, str(exc))

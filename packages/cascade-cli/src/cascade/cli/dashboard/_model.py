@@ -49,8 +49,8 @@ LOG_LINES_PER_RUN = 2_000
 LOG_BYTES_PER_RUN = 2 * 1024 * 1024
 #: Runs listed in a snapshot: the running ones first, then the last heard of.
 MAX_RUNS_SHOWN = 100
-#: Engines listed in a snapshot in fleet mode (the first by source; ``engines_total`` says all).
-MAX_FLEET_ENGINES_SHOWN = 100
+#: Engines listed in a snapshot (the first by source; ``engines_total`` says how many in all).
+MAX_ENGINES_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -299,16 +299,16 @@ class DashboardModel:
     # -- reading -----------------------------------------------------------------------
 
     def snapshot(self, max_runs: int = MAX_RUNS_SHOWN) -> dict[str, Any]:
-        """Engines, runs (summaries, at most ``max_runs``) and constraints in force, as dicts.
+        """Engines (the first :data:`MAX_ENGINES_SHOWN` by source), runs (summaries, at most
+        ``max_runs``) and constraints in force, as dicts.
 
-        ``runs_total`` says how many runs there are, listed or not.
+        ``engines_total`` and ``runs_total`` say how many there are, listed or not.
         """
         state = self.state
-        engines = sorted(state.engines.values(), key=_source)
-        if self.fleet.mode == FLEET:  # the summaries' runs; a fleet's engines a page at a time
+        engines = heapq.nsmallest(MAX_ENGINES_SHOWN, state.engines.values(), key=_source)
+        if self.fleet.mode == FLEET:  # the summaries' runs
             listed: list[dict[str, Any]] = [fleet_run_dict(r) for r in self.fleet.items[:max_runs]]
             total = len(self.fleet.runs)
-            engines = engines[:MAX_FLEET_ENGINES_SHOWN]
         else:
             runs = list(state.runs.values())
             if len(runs) > max_runs:
