@@ -5,21 +5,26 @@ engines (``FleetSimulator``) from ``--processes`` worker processes, one MQTT con
 retained presence, one run at a time of ``--tasks-per-run`` tasks that start, block, complete
 and fail, numbered per run, heartbeats every 5 s, ``--rate`` events a second over the fleet.
 The readers, each its own process as users run them, started once every engine is online
-and before the runs begin (``--readers``, fleet_readers.py): ``cascade watch --json`` to a
-file, ``cascade status --json`` every 5 s, ``cascade dashboard`` with one page following
-``/api/stream`` and polling ``/api/state``, its ``/metrics`` scraped, ``cascade record`` into
+and before the runs begin (``--readers``, fleet_readers.py), from compiled bytecode as pip
+installs them: ``cascade watch --json`` to a file, ``cascade status --json`` every 5 s,
+``cascade dashboard`` with ``--pages`` pages following ``/api/stream`` (the token holder's,
+pausing and resuming a task of their own; one with the run of a busy engine open, which
+goes at ``--busy-rate`` events a second; a crowd) and ``/api/state`` polled, its
+``/metrics`` scraped, ``cascade record`` into
 SQLite (and, if asked, ``watch-table``: the live table on a pseudo-terminal). With
 ``--fleet-mode`` watch and the dashboard are given ``--fleet-threshold 0``: they read
 the engines' summaries only (a CLI without that option: their rows say it refused). After
 ``--warmup`` seconds, ``--seconds`` are measured: each process's CPU (median of one-second
 samples, % of one core) and RSS, and each reader's own figures. Then the fleet stops and
 every engine's retained summary is read back and checked against the simulator's truth
-(its runs by status, its tasks by state; fleet_summaries.py). Last, one markdown table, the
-settings above it; the exit status is 1 if a summary disagreed. Linux only (/proc).
+(its runs by status, its tasks by state; fleet_summaries.py), and so are the counts the
+views show of each engine (the dashboard's ``/api/state``, `cascade status --json`). Last,
+one markdown table, the settings above it; the exit status is 1 if a summary or a view
+disagreed. Linux only (/proc).
 
     python bench_fleet.py [--engines 10000] [--rate 20000] [--processes 2] [--seconds 30]
         [--tasks-per-run 20] [--warmup 10] [--readers watch,status,dashboard,metrics,record]
-        [--fleet-mode] [--broker HOST:PORT]
+        [--busy-rate 1000] [--pages 2] [--fleet-mode] [--broker HOST:PORT]
 
 The fleet's processes, mosquitto, the readers and this script share the machine: the lines
 above the table say how busy it was, and how much of that was other work.
@@ -29,13 +34,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fleet_measure import (
     Context,
@@ -49,7 +57,7 @@ from fleet_measure import (
     rss_mb,
 )
 from fleet_readers import READERS, Dashboard, StatusPoll
-from fleet_summaries import summaries_row
+from fleet_summaries import dashboard_engines, status_engines, summaries_row, views_row
 
 from cascade.testkit import (
     FleetCounts,
@@ -62,6 +70,7 @@ from cascade.testkit import (
 ALL_READERS = ("watch", "watch-table", "status", "dashboard", "metrics", "record")
 DEFAULT_READERS = "watch,status,dashboard,metrics,record"
 READY_TIMEOUT = 300.0  # readers taking in every engine's retained birth
+ROOT = Path(__file__).resolve().parents[3]
 REACHED = 0.97  # a fleet that published this share of the asked rate reached it
 
 
@@ -69,11 +78,36 @@ def log(text: str) -> None:
     print(f"bench_fleet: {text}", file=sys.stderr, flush=True)
 
 
-def make_readers(names: list[str], context: Context) -> list[Reader]:
+def make_readers(
+    names: list[str], context: Context, pages: int, busy: FleetSettings | None
+) -> list[Reader]:
     readers = [READERS[name](context) for name in names if name in READERS]
     if "dashboard" in names or "metrics" in names:
-        readers.append(Dashboard(context, page="dashboard" in names, scrape="metrics" in names))
+        page, scrape = "dashboard" in names, "metrics" in names
+        busy_project = busy.project_id if busy is not None else ""
+        readers.append(Dashboard(context, page, scrape, pages=pages, busy=busy_project))
     return readers
+
+
+def busy_settings(args: argparse.Namespace, fleet: FleetSettings) -> FleetSettings | None:
+    """The busy engine: one more engine whose one run (as long as the bench) goes at
+    ``--busy-rate`` events a second, a page's busy run to open; ``None`` at rate 0."""
+    if args.busy_rate <= 0:
+        return None
+    tasks = int(args.busy_rate * (args.warmup + args.seconds + 600)) // 4 + 1
+    return FleetSettings(
+        fleet.host, fleet.port, engines=1, rate=args.busy_rate, processes=1,
+        tasks_per_run=tasks, concurrency=20, name=f"busy-{fleet.name}",
+    )  # fmt: skip
+
+
+def run_like_installed() -> None:
+    """The readers start as pip installs them, from compiled bytecode: compile this tree's
+    sources once, and let every child read (and write) the cached bytecode."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sources = [p for p in (ROOT / "packages").glob("*/src") if p.is_dir()]
+    compileall = [sys.executable, "-m", "compileall", "-q", *map(str, sources)]
+    subprocess.run(compileall, check=True, stdout=subprocess.DEVNULL)
 
 
 def start_readers(
@@ -142,6 +176,7 @@ def mosquitto_version() -> str:
 
 
 def main(args: argparse.Namespace) -> None:
+    run_like_installed()
     names = [name.strip() for name in args.readers.split(",") if name.strip()]
     unknown = sorted(set(names) - set(ALL_READERS))
     if unknown:
@@ -166,14 +201,27 @@ def main(args: argparse.Namespace) -> None:
         fleet.start()
         stack.callback(fleet.stop)
         fleet.wait_ready()
+        busy_engine = busy_settings(args, settings)
+        busy_fleet = FleetSimulator(busy_engine) if busy_engine is not None else None
+        if busy_fleet is not None:
+            busy_fleet.start()
+            stack.callback(busy_fleet.stop)
+            busy_fleet.wait_ready()
+            busy_fleet.go()  # its run begins before the readers, for a page to open it
         context = Context(host, port, settings.name, args.engines, folder, args.fleet_mode)
-        readers, failed = start_readers(make_readers(names, context), stack)
+        readers, failed = start_readers(
+            make_readers(names, context, args.pages, busy_engine), stack
+        )
         sampler = Sampler()
         sampler.add("fleet", fleet.pids)
+        if busy_fleet is not None:
+            sampler.add("busy engine", busy_fleet.pids)
         if broker_pid is not None:
             sampler.add("mosquitto", [broker_pid])
         for reader in readers:
             sampler.add(reader.name, reader.pids())
+            for name, pids in reader.helpers().items():
+                sampler.add(name, pids)
         sampler.add("bench", [os.getpid()])
         sampler.start()
         stack.callback(sampler.stop)
@@ -183,31 +231,51 @@ def main(args: argparse.Namespace) -> None:
         measured = [pid for pids in sampler.groups.values() for pid in pids]
         began = time.monotonic()
         first, busy0, ours0 = fleet.counts(), box_busy()[0], sum(map(cpu_seconds, measured))
+        busy_first = busy_fleet.counts() if busy_fleet is not None else None
         for reader in readers:  # each reader's own window starts and ends at its marks
             reader.mark(end=False)
         log(f"measuring {args.seconds:g} s")
         time.sleep(max(0.0, began + args.seconds - time.monotonic()))
         ended = time.monotonic()
         last, (busy1, cpus), ours1 = fleet.counts(), box_busy(), sum(map(cpu_seconds, measured))
+        busy_last = busy_fleet.counts() if busy_fleet is not None else None
         for reader in readers:
             reader.mark(end=True)
         window = (began, ended)
         rss = {name: sum(map(rss_mb, pids)) for name, pids in sampler.groups.items()}
-        log("stopping the readers (each says what it missed), then the fleet")
+        sampler.stop()
+        log("stopping the fleet; reading every engine's summary back, and the views'")
+        final = fleet.stop()
+        checked, agree = summaries_row(settings, final)
+        views: dict[str, Callable[[], dict[str, Any]]] = {
+            "status --json": lambda: status_engines(context)
+        }
+        views.update(("the dashboard's /api/state", functools.partial(dashboard_engines, r.url))
+                     for r in readers if isinstance(r, Dashboard))  # fmt: skip
+        seen, views_agree = views_row(settings, final, views)
+        agree = agree and views_agree
+        log("stopping the readers (each says what it missed)")
         for reader in readers:
             reader.stop()
-        sampler.stop()
-        final = fleet.stop()
-        log("reading every engine's summary back")
-        checked, agree = summaries_row(settings, final)
         rows = [fleet_row(args, first, last)]
         rows[0].cpu, rows[0].rss = sampler.cell("fleet", window), mb(rss["fleet"])
+        if busy_engine is not None and busy_fleet is not None and busy_first and busy_last:
+            busy_checked, busy_agrees = summaries_row(busy_engine, busy_fleet.stop())
+            agree = agree and busy_agrees
+            rows.append(Row(
+                "busy engine (1 process)", sampler.cell("busy engine", window),
+                mb(rss["busy engine"]), f"{busy_last.rate_since(busy_first):,.0f} ev sent",
+                figures=f"one run of {busy_engine.tasks_per_run:,} tasks, "
+                f"{busy_engine.concurrency} at once, "
+                f"asked {args.busy_rate:,.0f} events/s; its summary read back: "
+                f"{busy_checked.figures.split(';')[0]}",
+            ))  # fmt: skip
         if broker_pid is not None:
             cpu = sampler.cell("mosquitto", window)
             rows.append(Row("mosquitto", cpu, mb(rss["mosquitto"]), figures="the broker"))
         for reader in readers:
             rows += reader.rows(sampler)
-        rows += [*failed, checked]
+        rows += [*failed, checked, seen]
         cpu = sampler.cell("bench", window)
         rows.append(Row("this script", cpu, mb(rss["bench"]),
                         figures="the page's stream and polls, the scrapes, the status calls' "
@@ -247,7 +315,7 @@ def main(args: argparse.Namespace) -> None:
           "database; the dashboard: the latest an engine was heard of) to the window's "
           "end.")  # fmt: skip
     if not agree:
-        raise SystemExit("bench_fleet: the engines' summaries disagree with the simulator")
+        raise SystemExit("bench_fleet: a summary or a view disagrees with the simulator")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -272,6 +340,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--readers",
         default=DEFAULT_READERS,
         help=f"comma-separated, of {', '.join(ALL_READERS)}",
+    )
+    parser.add_argument(
+        "--busy-rate",
+        type=float,
+        default=1_000,
+        help="events a second of one more engine's one run, which a page opens (0: none)",
+    )
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=2,
+        help="the dashboard's pages: the token holder's on the overview, one with the busy "
+        "run open, the rest on the overview from a process of their own",
     )
     parser.add_argument(
         "--fleet-mode",

@@ -236,6 +236,10 @@ class Reader:
     def pids(self) -> list[int]:
         return [self.process.pid] if self.process is not None else []
 
+    def helpers(self) -> dict[str, list[int]]:
+        """Processes of its own the bench runs beside it (measured apart), by name."""
+        return {}
+
     def mark(self, end: bool) -> None:
         """The window's start (``end`` false) or end: the reader's own counts, now."""
         now = time.monotonic()

@@ -3,10 +3,12 @@
 - ``watch --json``: `cascade watch --json --project FLEET` writing to a file;
 - ``watch (table)``: `cascade watch`'s live table on a pseudo-terminal;
 - ``status --json``: `cascade status --json`, run every few seconds;
-- ``dashboard``: `cascade dashboard` with one page following ``/api/stream`` as the page does
-  (its changes, 25 runs and 25 engines) and ``GET /api/state`` of a page every second (all of
-  it once, at the window's end); ``metrics``: its ``/metrics`` scraped every 2 s (the same
-  process when both are measured);
+- ``dashboard``: `cascade dashboard` with a token, its pages following ``/api/stream`` as the
+  page does (its changes, 25 runs and 25 engines; fleet_pages.py): the token holder's on the
+  overview, pausing and resuming a task every 2 s (how soon their page shows it), one with
+  the busy engine's run open, and with ``--pages`` a crowd of more on the overview; and
+  ``GET /api/state`` of a page every second (all of it once, at the window's end);
+  ``metrics``: its ``/metrics`` scraped every 2 s (the same process when both are measured);
 - ``record``: `cascade record` into a SQLite file.
 
 In fleet mode (``Context.fleet_mode``) watch and the dashboard are given
@@ -21,13 +23,16 @@ import json
 import os
 import pty
 import re
+import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +54,7 @@ from fleet_measure import (
     size,
     wait_for,
 )
+from fleet_pages import Holder, Page
 
 STATUS_EVERY = 5.0  # seconds between two `cascade status --json`
 STATE_EVERY = 1.0  # seconds between two GET /api/state
@@ -256,28 +262,77 @@ class StatusPoll(Reader):
         return row
 
 
+CROWD = "the crowd of pages"  # the sampler's name for their process
+TOKEN = "bench-holder-token"  # the dashboard's --token, held by the holder's page
+
+
+@dataclass
+class Mark:
+    """The dashboard's state at a window's edge, and what its pages had got by then (bytes,
+    updates), the crowd's bytes, the latest /metrics scrape."""
+
+    state: dict[str, Any]
+    holder: tuple[int, int]
+    busy: tuple[int, int]
+    crowd: int
+    metrics: tuple[float, str]
+
+
+def start_crowd(url: str, count: int) -> subprocess.Popen[str]:
+    """The crowd's process (fleet_pages.crowd), once each of its pages has had an update."""
+    script = Path(__file__).with_name("fleet_pages.py")
+    crowd = subprocess.Popen(
+        [sys.executable, str(script), url, str(count)], stdout=subprocess.PIPE, text=True
+    )
+    assert crowd.stdout is not None
+    if crowd.stdout.readline().strip() != "ready":
+        crowd.kill()
+        raise ReaderFailed(f"the crowd of {count} pages did not get going")
+    return crowd
+
+
+def crowd_bytes(crowd: subprocess.Popen[str] | None) -> int:
+    """What the crowd's pages have got so far (it says when sent SIGUSR1)."""
+    if crowd is None or crowd.stdout is None:
+        return 0
+    crowd.send_signal(signal.SIGUSR1)
+    return int(crowd.stdout.readline())
+
+
+def _said(error: str) -> str:
+    return f"; its stream ended: {error}" if error else ""
+
+
 class Dashboard(Reader):
-    """`cascade dashboard`: with ``page``, one page following ``/api/stream`` (as a browser
-    that opened it, no run selected) and ``GET /api/state`` of a page every STATE_EVERY s; with
-    ``scrape``, ``/metrics`` scraped every METRICS_EVERY s. Two rows: the dashboard's, the
-    metrics' (which has the process's CPU when no page is measured)."""
+    """`cascade dashboard` (with a token): with ``page``, the token holder's page on the
+    overview, pausing and resuming a task of their own every few seconds (fleet_pages.Holder),
+    a page with the busy run open (``busy``: the busy engine's project), ``pages`` pages in all
+    (the rest, on the overview, in a process of their own), and ``GET /api/state`` of a page
+    every STATE_EVERY s; with ``scrape``, ``/metrics`` scraped every METRICS_EVERY s. Rows:
+    the dashboard's, each page's, the metrics' (which has the process's CPU when no page is
+    measured)."""
 
     name = "dashboard"
     fleet_view = True
 
-    def __init__(self, context: Context, page: bool, scrape: bool) -> None:
+    def __init__(
+        self, context: Context, page: bool, scrape: bool, pages: int = 1, busy: str = ""
+    ) -> None:
         super().__init__(context)
-        self.page, self.scrape = page, scrape
+        self.page, self.scrape, self.pages, self.busy = page, scrape, pages, busy
         self.states: list[Timed] = []
         self.scrapes: list[Timed] = []
         self.latest_metrics = (0.0, "")
-        self.streamed = self.frames = 0
-        self.marks: list[tuple[dict[str, Any], int, int, tuple[float, str]]] = []
+        self.holder: Holder | None = None
+        self.busy_page: Page | None = None
+        self.crowd: subprocess.Popen[str] | None = None
+        self.marks: list[Mark] = []
         self._stop = threading.Event()
 
     def start(self) -> None:
         process = subprocess.Popen(
-            [*self.context.view("dashboard"), "--listen", "127.0.0.1:0"],
+            [*self.context.view("dashboard"), "--listen", "127.0.0.1:0",
+             "--token", f"holder={TOKEN}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.process = process
@@ -296,8 +351,8 @@ class Dashboard(Reader):
         threading.Thread(target=process.stdout.read, daemon=True).start()
         self.http = httpx.Client(base_url=self.url, timeout=120)
 
-    def _state(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.http.get("api/state").json()
+    def _state(self, params: dict[str, str] | None = None) -> dict[str, Any]:
+        state: dict[str, Any] = self.http.get("api/state", params=params).json()
         return state
 
     def wait_ready(self, deadline: float) -> None:
@@ -309,22 +364,27 @@ class Dashboard(Reader):
             return len(ours) >= self.context.engines
 
         wait_for(has_fleet, deadline, "the dashboard listing every engine", self.alive)
-        jobs = [self._follow] if self.page else []
-        jobs += [self._poll_state] if self.page else []
-        jobs += [self._poll_metrics] if self.scrape else []
-        for job in jobs:
-            threading.Thread(target=job, daemon=True).start()
+        if self.page:
+            self.holder = Holder(self.url, TOKEN)
+            threading.Thread(target=self._poll_state, daemon=True).start()
+            if self.busy:
+                self.busy_page = Page(self.url, self._busy_run(deadline))
+            crowd = self.pages - 1 - (self.busy_page is not None)
+            if crowd > 0:
+                self.crowd = start_crowd(self.url, crowd)
+        if self.scrape:
+            threading.Thread(target=self._poll_metrics, daemon=True).start()
 
-    def _follow(self) -> None:
-        with (
-            httpx.Client(base_url=self.url, timeout=None) as client,
-            client.stream("GET", "api/stream", params={"since": "0", **PAGE}) as stream,
-        ):
-            for chunk in stream.iter_raw():
-                self.streamed += len(chunk)
-                self.frames += chunk.count(b"event: delta") + chunk.count(b"event: snapshot")
-                if self._stop.is_set():
-                    return
+    def _busy_run(self, deadline: float) -> str:
+        """The busy engine's run, as the dashboard lists it."""
+        runs: list[dict[str, Any]] = []
+
+        def listed() -> bool:
+            runs[:] = self._state({"project": self.busy, "limit": "1"})["runs"]
+            return bool(runs)
+
+        wait_for(listed, deadline, "the dashboard listing the busy run", self.alive)
+        return str(runs[0]["run_id"])
 
     def _timed(
         self, path: str, into: list[Timed], every: float, params: dict[str, str] | None = None
@@ -353,42 +413,91 @@ class Dashboard(Reader):
         state["answered_at"] = time.time()
         state["took_ms"] = (time.perf_counter() - began) * 1000
         super().mark(end)
-        self.marks.append((state, self.streamed, self.frames, self.latest_metrics))
+        holder = self.holder.page.counts() if self.holder is not None else (0, 0)
+        busy = self.busy_page.counts() if self.busy_page is not None else (0, 0)
+        self.marks.append(Mark(state, holder, busy, crowd_bytes(self.crowd), self.latest_metrics))
 
     def stop(self) -> None:
         self._stop.set()
+        for page in (self.holder, self.busy_page):
+            if page is not None:
+                page.stop()
+        if self.crowd is not None:
+            self.crowd.terminate()
+            self.crowd.wait(STOP_TIMEOUT)
         super().stop()
 
+    def helpers(self) -> dict[str, list[int]]:
+        return {CROWD: [self.crowd.pid]} if self.crowd is not None else {}
+
     def rows(self, sampler: Sampler) -> list[Row]:
-        (first, streamed0, frames0, metrics0), (last, streamed1, frames1, metrics1) = self.marks
+        first, last = self.marks
         rows = []
         if self.page:
-            row = self.base_row(sampler)
-            received = last["connection"]["received"] - first["connection"]["received"]
-            row.takes = f"{received / self.seconds:,.0f} msg"
-            row.missed = (
-                f"{sum(m['events'] for m in last['missed'] if self.context.ours(m['source'])):,}"
-            )
-            heard = [
-                e["last_seen"] or 0.0 for e in last["engines"] if self.context.ours(e["source"])
-            ]
-            row.lag = f"{last['answered_at'] - max(heard, default=0.0):.1f}"
-            states = [t for t in self.states if self.window[0] <= t.at <= self.window[1]]
-            latency, latency95 = median_p95([t.seconds * 1000 for t in states])
-            big, big95 = median_p95([t.size for t in states])
-            row.figures = (
-                f"{self.cost(received, 'message')}, serving included; "
-                f"/api/state a page: {size(big)} (p95 {size(big95)}), {latency:.0f} ms (p95 "
-                f"{latency95:.0f}; {len(states)} requests), all of it at the end: "
-                f"{last['took_ms']:.0f} ms; a page's /api/stream "
-                f"{(streamed1 - streamed0) / self.seconds / 1e3:,.0f} kB/s, "
-                f"{(frames1 - frames0) / self.seconds:.1f} updates/s; lists "
-                f"{len(last['engines']):,} engines, {len(last['runs']):,} of "
-                f"{last['runs_total']:,} runs"
-            )
-            rows.append(row)
+            rows.append(self._dashboard_row(sampler, first, last))
+            rows += self._page_rows(sampler, first, last)
         if self.scrape:
-            rows.append(self._metrics_row(sampler, metrics0, metrics1))
+            rows.append(self._metrics_row(sampler, first.metrics, last.metrics))
+        return rows
+
+    def _dashboard_row(self, sampler: Sampler, first: Mark, last: Mark) -> Row:
+        row = self.base_row(sampler)
+        earlier, later = first.state, last.state
+        received = later["connection"]["received"] - earlier["connection"]["received"]
+        row.takes = f"{received / self.seconds:,.0f} msg"
+        row.missed = (
+            f"{sum(m['events'] for m in later['missed'] if self.context.ours(m['source'])):,}"
+        )
+        heard = [e["last_seen"] or 0.0 for e in later["engines"] if self.context.ours(e["source"])]
+        row.lag = f"{later['answered_at'] - max(heard, default=0.0):.1f}"
+        states = [t for t in self.states if self.window[0] <= t.at <= self.window[1]]
+        latency, latency95 = median_p95([t.seconds * 1000 for t in states])
+        big, big95 = median_p95([t.size for t in states])
+        row.figures = (
+            f"{self.cost(received, 'message')}, serving included ({self.pages} pages); "
+            f"/api/state a page: {size(big)} (p95 {size(big95)}), {latency:.0f} ms (p95 "
+            f"{latency95:.0f}; {len(states)} requests), all of it at the end: "
+            f"{later['took_ms']:.0f} ms; lists {len(later['engines']):,} engines, "
+            f"{len(later['runs']):,} of {later['runs_total']:,} runs"
+        )
+        return row
+
+    def _page_rows(self, sampler: Sampler, first: Mark, last: Mark) -> list[Row]:
+        """A row for the holder's page, the busy run's and the crowd's."""
+        assert self.holder is not None
+        rows = []
+        window = self.window
+
+        def rate(before: int, after: int) -> str:
+            return f"{(after - before) / self.seconds / 1e3:,.1f} kB/s"
+
+        shown = self.holder.in_window(window)
+        took, took95 = median_p95(shown)
+        refused = f"; refused: {self.holder.refused[0]}" if self.holder.refused else ""
+        rows.append(Row(
+            "  page: the token holder's, overview",
+            takes=rate(first.holder[0], last.holder[0]),
+            figures=f"{(last.holder[1] - first.holder[1]) / self.seconds:.1f} updates/s, at "
+            f"most {self.holder.page.longest_wait(window):.2f} s apart; their pause or resume "
+            f"on their page in {took:.2f} s (p95 {took95:.2f}, slowest {max(shown, default=0):.2f};"
+            f" {len(shown)} controls){refused}{_said(self.holder.page.error)}",
+        ))  # fmt: skip
+        if self.busy_page is not None:
+            rows.append(Row(
+                "  page: the busy run open",
+                takes=rate(first.busy[0], last.busy[0]),
+                figures=f"{(last.busy[1] - first.busy[1]) / self.seconds:.1f} updates/s, at most "
+                f"{self.busy_page.longest_wait(window):.2f} s apart{_said(self.busy_page.error)}",
+            ))  # fmt: skip
+        if self.crowd is not None:
+            count = self.pages - 1 - (self.busy_page is not None)
+            rows.append(Row(
+                f"  pages: {count} more on the overview",
+                sampler.cell(CROWD, window),
+                takes=rate(first.crowd, last.crowd),
+                figures=f"{(last.crowd - first.crowd) / self.seconds / count / 1e3:,.1f} kB/s a "
+                "page; in a process of their own, from several addresses",
+            ))  # fmt: skip
         return rows
 
     def _metrics_row(
