@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import ReaderModel
 
 from ._context import UsageError
@@ -61,8 +62,7 @@ async def record_until_stopped(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(1.0, left) if left is not None else 1.0)
+            await event_set(stop, min(1.0, left) if left is not None else 1.0)
             if console.is_terminal:
                 live.update(progress.line(), refresh=True)
 

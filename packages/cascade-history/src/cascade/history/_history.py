@@ -25,8 +25,7 @@ from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
 from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
 from ._migrate import upgrade
-from ._prune import LINES_A_PRUNE
-from ._prune import prune_log_lines, prune_runs
+from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
 from ._queries import (
     audit_query,
     executions_query,

@@ -12,7 +12,8 @@ steady stream waits at most ``linger`` for the others of its batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+
+from cascade.interfaces.connector_kit import event_set
 
 __all__ = ["Pace"]
 
@@ -45,6 +46,5 @@ class Pace:
         wait = self._last + self.linger - loop.time()
         if wait > 0 and length < self.batch_size and not self._released:
             self._full.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._full.wait(), wait)
+            await event_set(self._full, wait)
         self._last = loop.time()

@@ -1,7 +1,8 @@
-"""A deadline for a block of awaits that never swallows a cancellation."""
+"""Deadlines for awaits that never swallow a cancellation."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 if sys.version_info >= (3, 11):
@@ -9,4 +10,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised by the 3.10 CI job
     from async_timeout import timeout as bounded
 
-__all__ = ["bounded"]
+__all__ = ["bounded", "event_set"]
+
+
+async def event_set(event: asyncio.Event, timeout: float | None) -> bool:
+    """Whether ``event`` is set within ``timeout`` seconds (``None``: however long it takes).
+
+    The wait runs as a task of its own, as in ``asyncio.wait_for(event.wait(), timeout)``
+    (so a loop that waits on an event takes the same turns), but a cancellation of the
+    caller always reaches it: before Python 3.12, ``wait_for`` drops one that arrives just
+    as the event is set (a Ctrl-C lost).
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((waiter,), timeout=timeout)
+        return waiter.done() and not waiter.cancelled()
+    finally:
+        waiter.cancel()

@@ -9,9 +9,10 @@ same rate-limited warnings. Every Cascade package (the MQTT connector, the
 runtime, the CLI) builds on them, so they are as stable as
 :mod:`cascade.interfaces`: a name changes only with a deprecation.
 
-``bounded`` is ``asyncio.timeout`` (its backport on 3.10): use it, not
-``asyncio.wait_for``, which before Python 3.12 drops a cancellation that
-arrives just as the awaited operation completes.
+``bounded`` is ``asyncio.timeout`` (its backport on 3.10), and ``event_set``
+waits for an event for at most so long: use them, not ``asyncio.wait_for``,
+which before Python 3.12 drops a cancellation that arrives just as the
+awaited operation completes.
 """
 
 from ._codec import decode_payload, encode_payload
@@ -25,7 +26,7 @@ from ._identity import (
 from ._ids import MAX_ID_BYTES, validate_id
 from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
-from ._timeout import bounded
+from ._timeout import bounded, event_set
 from ._topics import sanitize_segment, validate_filter, validate_prefix, validate_topic
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "default_source_id",
     "default_sourced_topics",
     "encode_payload",
+    "event_set",
     "sanitize_segment",
     "validate_filter",
     "validate_id",

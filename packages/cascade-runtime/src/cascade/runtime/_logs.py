@@ -30,7 +30,7 @@ from cascade.interfaces import (
     LogLevel,
     logs_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 
 from ._log_capture import SCOPE, Installed, Scope
 from ._log_options import LogForwarding
@@ -284,8 +284,7 @@ class RunLogs:
         while True:
             await wake.wait()
             if not self._closing:  # gathers a batch (pacing), cut short by the run's end
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), self.options.batch_interval)
+                await event_set(self._closed, self.options.batch_interval)
             wake.clear()
             with self._lock:
                 self._waking = False

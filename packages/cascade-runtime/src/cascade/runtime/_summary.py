@@ -24,7 +24,7 @@ from cascade.interfaces import (
     rollcall_topic,
     summary_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 
 from ._counters import RunCounters
 from ._telemetry import TelemetrySubscriber
@@ -207,8 +207,7 @@ class EngineSummaries:
             if self.interval is None:
                 await self._wake.wait()
             else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                await event_set(self._wake, self.interval)
             gap = self._published_at + SUMMARY_MIN_GAP - time.monotonic()
             if gap > 0:
                 await asyncio.sleep(gap)  # the rate bound, not a synchronisation

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from cascade.interfaces import Connector, SnapshotAsker
+from cascade.interfaces.connector_kit import event_set
 
 from .._cancel import CancelAnswer, Refusal, request_cancel
 from .._context import UsageError
@@ -142,8 +142,7 @@ class DashboardHub:
         if self._changed.is_set():
             self._changed = asyncio.Event()
         changed = self._changed
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
+        await event_set(changed, timeout)
 
     def connection(self) -> dict[str, Any]:
         """The broker connection as the pages show it."""
