@@ -270,3 +270,36 @@ def test_holds_are_stored_as_the_json_text_sqlalchemy_writes(
     finally:
         engine.dispose()
     assert stored == [(1, json.dumps(holds)), (2, "null")]
+
+
+def test_the_rows_a_bulk_insert_took_are_those_it_stored(
+    history: History, database_url: str
+) -> None:
+    """``insert_rows`` says which rows it took, with the values stored: a batch all new, all
+    copies, and copies mixed in (within the batch, of rows stored before, across a statement's
+    worth of rows, where SQLite undoes the statement and takes the rows again)."""
+    from cascade.history._bulk import insert_rows
+    from cascade.history._engine import WRITE, create_engine
+    from cascade.history._schema import task_runs
+
+    def rows(*names: int) -> list[dict[str, object]]:
+        return [{"run_id": f"r{n}", "task_name": f"t{n % 3}", "first_at": T0 + n} for n in names]
+
+    def insert(batch: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        with engine.connect() as connection, connection.execution_options(**WRITE).begin():
+            taken = insert_rows(connection, task_runs, batch, ("run_id", "first_at"))
+        return sorted(tuple(row) for row in taken)
+
+    engine = create_engine(sa.make_url(database_url))
+    try:
+        assert insert(rows(1, 2, 3)) == [("r1", T0 + 1), ("r2", T0 + 2), ("r3", T0 + 3)]
+        assert insert(rows(1, 2, 3)) == []
+        assert insert(rows(4, 2, 4, 5)) == [("r4", T0 + 4), ("r5", T0 + 5)]
+        many = rows(*range(6, 1_500), 7, *range(1_500, 2_000), 3)
+        assert insert(many) == sorted((f"r{n}", T0 + n) for n in range(6, 2_000))
+        with engine.connect() as connection:
+            query = sa.select(task_runs.c.run_id, task_runs.c.first_at)
+            stored = sorted(tuple(row) for row in connection.execute(query))
+    finally:
+        engine.dispose()
+    assert stored == sorted((f"r{n}", T0 + n) for n in range(1, 2_000))
