@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import uvicorn
 from cascade.cli import bind
 from cascade.cli.dashboard import DashboardHub, create_app
 from cascade.cli.dashboard._streams import Snapshots
+from cascade.interfaces import StatusMessage, status_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, task
 
@@ -260,3 +262,60 @@ async def test_a_change_stream_with_a_bad_view_is_refused(hub: DashboardHub) -> 
     assert (bad_since.status_code, bad_limit.status_code) == (400, 400)
     assert "since must be a whole number" in bad_since.json()["error"]
     assert "limit must be a whole number" in bad_limit.json()["error"]
+
+
+async def unpacked_until(
+    raw: AsyncIterator[bytes], unpack: Any, wanted: bytes, got: bytearray
+) -> bytes:
+    """Read ``raw`` (gzip) until what it unpacks to holds ``wanted``; all of it so far."""
+    async for chunk in raw:
+        got += unpack.decompress(chunk)
+        if wanted in got:
+            return bytes(got)
+    raise EOFError("the stream ended")
+
+
+async def test_a_page_that_takes_gzip_gets_each_event_as_it_is_sent(
+    hub: DashboardHub, broker: InMemoryBroker
+) -> None:
+    """gzip, each event flushed whole: the snapshot, then a change, each readable as soon as
+    it is sent (not held back until more comes to compress)."""
+    async with (
+        serving(create_app(hub, token=None)) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as http,
+        http.stream(
+            "GET", "/api/stream", params={"since": "0"}, headers={"accept-encoding": "gzip"}
+        ) as response,
+    ):
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.headers["vary"] == "accept-encoding"
+        raw, unpack, got = (
+            response.aiter_raw(),
+            zlib.decompressobj(16 + zlib.MAX_WBITS),
+            bytearray(),
+        )
+        first = await asyncio.wait_for(unpacked_until(raw, unpack, b"event: snapshot", got), 10)
+        assert first.startswith(b"retry: ")
+        engine = InMemoryConnector(broker, presence=False)
+        await engine.connect()
+        said = StatusMessage(status="online", source="host-9", session=1)
+        await engine.publish(status_topic("host-9"), said, qos=1, retain=True)
+        await engine.disconnect()
+        changed = await asyncio.wait_for(unpacked_until(raw, unpack, b"host-9", got), 10)
+        assert b"event: delta" in changed[len(first) :]
+
+
+@pytest.mark.parametrize("accepts", ["identity", "gzip;q=0", "br"])
+async def test_a_page_that_does_not_take_gzip_gets_the_stream_plain(
+    hub: DashboardHub, accepts: str
+) -> None:
+    async with (
+        serving(create_app(hub, token=None)) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as http,
+        http.stream(
+            "GET", "/api/stream", params={"since": "0"}, headers={"accept-encoding": accepts}
+        ) as response,
+    ):
+        assert "content-encoding" not in response.headers
+        first = await asyncio.wait_for(anext(response.aiter_raw()), 10)
+        assert first.startswith(b"retry: ")

@@ -19,6 +19,7 @@ from ._api_tokens import ApiTokenCheck, ApiTokens
 from ._controls import Controls
 from ._deltas import STREAM_PAGE, Follower
 from ._guard import HostCheck, Tokens, allowed_hosts, refusal
+from ._gzip_stream import accepts_gzip, gzipped
 from ._history_api import history_routes
 from ._history_source import HistorySource
 from ._hub import DashboardHub
@@ -254,11 +255,14 @@ class _Dashboard:
                 if follower is not None
                 else stream_events(self.hub, self.snapshots, params.get("run"), slot)
             )
-            response = StreamingResponse(
-                events,
-                media_type="text/event-stream",
-                headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-            )
+            headers = {
+                "cache-control": "no-store",
+                "x-accel-buffering": "no",
+                "vary": "accept-encoding",
+            }
+            if accepts_gzip(scope):
+                events, headers["content-encoding"] = gzipped(events), "gzip"
+            response = StreamingResponse(events, media_type="text/event-stream", headers=headers)
             await response(scope, receive, send)
         finally:
             if run_id:
