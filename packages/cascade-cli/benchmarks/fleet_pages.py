@@ -1,7 +1,8 @@
 """The dashboard's pages in bench_fleet.py: the token holder's, a busy run's, and a crowd.
 
 - :class:`Page`: one page following ``/api/stream`` as the page asks for it (its changes, 25
-  runs and 25 engines; a run opened, if any), in a thread: the bytes and updates it got, the
+  runs and 25 engines; a run opened, if any; gzip taken, as browsers take it), in a thread:
+  the bytes it got (as sent, compressed) and its updates, the
   longest wait between two updates, and when a text first reached it (:meth:`Page.expect`).
 - :class:`Holder`: the token holder's page on the overview, who pauses a task of their own
   (``task:bench_probe_NNNNN``) every PROBE_EVERY s through ``POST /api/constraints`` and
@@ -19,10 +20,13 @@ import asyncio
 import contextlib
 import itertools
 import math
+import os
 import signal
 import sys
 import threading
 import time
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,6 +36,14 @@ PER_ADDRESS = 8  # streams the dashboard allows from one address without the tok
 PROBE_EVERY = 2.0  # seconds between two of the holder's controls
 SHOWN_WITHIN = 10.0  # a control not on the page after this long counts as never shown
 UPDATE = (b"event: delta", b"event: snapshot", b"event: state")
+
+
+def unpacker(headers: httpx.Headers) -> Callable[[bytes], bytes]:
+    """What a stream's bytes say, as they come: gunzipped when the dashboard gzips them (a
+    page takes gzip, as browsers do and httpx says it does)."""
+    if headers.get("content-encoding") != "gzip":
+        return lambda raw: raw
+    return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
 
 
 class Page:
@@ -76,8 +88,10 @@ class Page:
                 httpx.Client(base_url=self.url, timeout=None, headers=self.headers) as client,
                 client.stream("GET", "api/stream", params=self.params) as stream,
             ):
-                for chunk in stream.iter_raw():
-                    self.streamed += len(chunk)
+                unpack = unpacker(stream.headers)
+                for raw in stream.iter_raw():  # counted as sent (gzip), read as unpacked
+                    self.streamed += len(raw)
+                    chunk = unpack(raw)
                     found = sum(chunk.count(kind) for kind in UPDATE)
                     if found:
                         self.updates += found
@@ -137,6 +151,13 @@ class Holder:
         self.shown.append((asked, time.monotonic() - asked if shown else math.inf))
 
 
+def failed(page: asyncio.Task[None]) -> None:
+    """A page that failed ends the crowd (which says why): no ``ready`` is ever said."""
+    if not page.cancelled() and page.exception() is not None:
+        print(f"fleet_pages: a page failed: {page.exception()!r}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
 def crowd(url: str, count: int) -> None:
     """The crowd's process: ``count`` pages on the overview until SIGTERM (see the module)."""
 
@@ -148,10 +169,11 @@ def crowd(url: str, count: int) -> None:
         ):
             if response.status_code != 200:
                 raise SystemExit(f"page {n}: {response.status_code} {await response.aread()!r}")
-            first = True
+            first, unpack = True, unpacker(response.headers)
             async for chunk in response.aiter_raw():
                 got[n] += len(chunk)
-                if first and any(kind in chunk for kind in UPDATE):
+                said = unpack(chunk)  # every chunk: the stream unpacks as one
+                if first and any(kind in said for kind in UPDATE):
                     first = False
                     ready.put_nowait(n)
 
@@ -159,6 +181,8 @@ def crowd(url: str, count: int) -> None:
         ready: asyncio.Queue[int] = asyncio.Queue()
         got = [0] * count
         jobs = [asyncio.create_task(page(n, ready, got)) for n in range(count)]
+        for job in jobs:
+            job.add_done_callback(failed)
         ended = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, ended.set)

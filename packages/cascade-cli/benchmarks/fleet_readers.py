@@ -356,12 +356,8 @@ class Dashboard(Reader):
         return state
 
     def wait_ready(self, deadline: float) -> None:
-        def has_fleet() -> bool:
-            state = self._state()
-            if state.get("mode") == "fleet":  # engines a page at a time: the count says
-                return int(state["engines_total"]) >= self.context.engines
-            ours = [e for e in state["engines"] if self.context.ours(e["source"])]
-            return len(ours) >= self.context.engines
+        def has_fleet() -> bool:  # engines a page at a time: the count says
+            return int(self._state()["engines_total"]) >= self.context.engines
 
         wait_for(has_fleet, deadline, "the dashboard listing every engine", self.alive)
         if self.page:
