@@ -435,6 +435,18 @@ def test_a_flood_of_sources_and_runs_stays_bounded() -> None:
     assert state.forgotten_runs == 14
 
 
+def test_a_fleet_of_ten_thousand_engines_and_its_readers_is_held_whole() -> None:
+    """The bound is far above a 10,000-engine fleet (and the sources of its readers): none is
+    forgotten, online or not."""
+    state = ReaderModel(clock=lambda: T0 + 100.0)
+    for index in range(12_000):
+        status = "offline" if index % 10 == 0 else "online"
+        state.apply(_status(status, f"engine-{index:05d}", ts=1000.0 + index))
+    state.prune()
+    assert len(state.engines) == 12_000
+    assert state.forgotten_engines == 0
+
+
 def test_task_states_that_come_after_the_run_end_still_count() -> None:
     """On a broker that does not keep QoS 0 and 1 in one order (RabbitMQ), a run's last task
     states can come after its end: they count, the run keeps its tasks until nothing it sent

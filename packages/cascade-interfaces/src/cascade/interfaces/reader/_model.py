@@ -50,8 +50,10 @@ DEFAULT_KEEP_FOR = 600.0
 MAX_RUNS = 50_000
 """Runs a :class:`ReaderModel` holds at most, finished or not (see :meth:`ReaderModel.prune`)."""
 
-MAX_ENGINES = 10_000
-"""Engines (sources) a :class:`ReaderModel` holds at most (see :meth:`ReaderModel.prune`)."""
+MAX_ENGINES = 50_000
+"""Engines (sources) a :class:`ReaderModel` holds at most (see :meth:`ReaderModel.prune`):
+a fleet of tens of thousands, and its readers, whole; bounded against a publisher that
+invents sources."""
 
 
 _NEW, _COPY = Seen.NEW, Seen.COPY  # looked up per message: an Enum's attribute is slow
