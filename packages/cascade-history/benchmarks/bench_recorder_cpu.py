@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
-BASELINE_REF = "650bf9821213c241ab968c6b94d47805b9d31f00"  # main before issue 34's work (its recovery, 881a38d, came next)
+BASELINE_REF = "650bf9821213c241ab968c6b94d47805b9d31f00"  # main before issue 34's work
 HISTORY_SRC = "packages/cascade-history/src"
 TASKS_PER_RUN = 50
 SOURCES = 10

@@ -42,7 +42,12 @@ _Rate = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class TaskTally(msgspec.Struct, kw_only=True, omit_defaults=True):
+# The summary's structs are plain data that cannot hold a cycle, so the garbage collector
+# need not track them (gc=False): a reader of a fleet holds tens of thousands, which every
+# full collection would otherwise walk, the reader's loop paused meanwhile.
+
+
+class TaskTally(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Tasks by state: across an engine's runs in its summary, or of one listed run.
 
     ``cancelled`` tasks are counted in ``failed`` too, as on the wire.
@@ -62,7 +67,7 @@ class TaskTally(msgspec.Struct, kw_only=True, omit_defaults=True):
         )
 
 
-class RunTally(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RunTally(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """An engine's runs by status since it started: live, and ended by how they ended
     (``cancelled`` runs are counted in ``failed`` too)."""
 
@@ -72,7 +77,7 @@ class RunTally(msgspec.Struct, kw_only=True, omit_defaults=True):
     cancelled: _Count = 0
 
 
-class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One run in an engine's summary: where it is, how it stands, its tasks by state.
 
     ``status`` is ``Running`` until its ``ENGINE_STOPPED``, then that event's status;
@@ -93,7 +98,7 @@ class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     trace_id: TraceId | None = None
 
 
-class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True):
+class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """The retained summary of one engine (source), published on :func:`summary_topic`.
 
     ``runs`` and ``tasks`` count every run the engine started since it started (the tasks
