@@ -272,34 +272,31 @@ def test_holds_are_stored_as_the_json_text_sqlalchemy_writes(
     assert stored == [(1, json.dumps(holds)), (2, "null")]
 
 
-def test_the_rows_a_bulk_insert_took_are_those_it_stored(
-    history: History, database_url: str
-) -> None:
-    """``insert_rows`` says which rows it took, with the values stored: a batch all new, all
-    copies, and copies mixed in (within the batch, of rows stored before, across a statement's
-    worth of rows, where SQLite undoes the statement and takes the rows again)."""
-    from cascade.history._bulk import insert_rows
-    from cascade.history._engine import WRITE, create_engine
-    from cascade.history._schema import task_runs
+def test_each_run_of_a_task_counts_once_whatever_copies_come(history: History) -> None:
+    """The rows a bulk insert says it took make the per-task statistics: a batch all new, all
+    copies, copies of rows stored before mixed with new ones, and copies within a batch longer
+    than a statement (where SQLite undoes the statement and takes its rows again)."""
 
-    def rows(*names: int) -> list[dict[str, object]]:
-        return [{"run_id": f"r{n}", "task_name": f"t{n % 3}", "first_at": T0 + n} for n in names]
+    def runs(*numbers: int) -> list[Received]:
+        return [
+            message
+            for n in numbers
+            for message in (
+                task(f"r{n}", "t-1", "RUNNING", T0 + n, name="t", seq=1),
+                task(f"r{n}", "t-1", "COMPLETED", T0 + n + 0.5, name="t", seq=2, duration_ms=5.0),
+            )
+        ]
 
-    def insert(batch: list[dict[str, object]]) -> list[tuple[object, ...]]:
-        with engine.connect() as connection, connection.execution_options(**WRITE).begin():
-            taken = insert_rows(connection, task_runs, batch, ("run_id", "first_at"))
-        return sorted(tuple(row) for row in taken)
+    def counted() -> tuple[int, int]:
+        [stats] = history.tasks(exact=True)
+        return stats.runs, stats.executions
 
-    engine = create_engine(sa.make_url(database_url))
-    try:
-        assert insert(rows(1, 2, 3)) == [("r1", T0 + 1), ("r2", T0 + 2), ("r3", T0 + 3)]
-        assert insert(rows(1, 2, 3)) == []
-        assert insert(rows(4, 2, 4, 5)) == [("r4", T0 + 4), ("r5", T0 + 5)]
-        many = rows(*range(6, 1_500), 7, *range(1_500, 2_000), 3)
-        assert insert(many) == sorted((f"r{n}", T0 + n) for n in range(6, 2_000))
-        with engine.connect() as connection:
-            query = sa.select(task_runs.c.run_id, task_runs.c.first_at)
-            stored = sorted(tuple(row) for row in connection.execute(query))
-    finally:
-        engine.dispose()
-    assert stored == sorted((f"r{n}", T0 + n) for n in range(1, 2_000))
+    assert history.store(runs(1, 2, 3)) == Stored(stored=6)
+    assert counted() == (3, 3)
+    assert history.store(runs(1, 2, 3)) == Stored(duplicates=6)
+    assert counted() == (3, 3)
+    assert history.store(runs(4, 2, 4, 5)) == Stored(stored=4, duplicates=4)
+    assert counted() == (5, 5)
+    many = runs(*range(6, 1_500), 7, *range(1_500, 2_000), 3)
+    assert history.store(many) == Stored(stored=2 * 1_994, duplicates=4)
+    assert counted() == (1_999, 1_999)
