@@ -278,8 +278,9 @@ def main(args: argparse.Namespace) -> None:
         rows += [*failed, checked, seen]
         cpu = sampler.cell("bench", window)
         rows.append(Row("this script", cpu, mb(rss["bench"]),
-                        figures="the page's stream and polls, the scrapes, the status calls' "
-                        "output, the file and database reads"))  # fmt: skip
+                        figures="the pages' streams (but the crowd's), the polls, the "
+                        "scrapes, the status calls' output, the file and database "
+                        "reads"))  # fmt: skip
         polls = sum(p.cpu for r in readers if isinstance(r, StatusPoll) for p in r.polls
                     if window[0] <= p.began <= window[1])  # fmt: skip
         seconds = window[1] - window[0]
