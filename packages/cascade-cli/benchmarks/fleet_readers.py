@@ -292,11 +292,16 @@ def start_crowd(url: str, count: int) -> subprocess.Popen[str]:
 
 
 def crowd_bytes(crowd: subprocess.Popen[str] | None) -> int:
-    """What the crowd's pages have got so far (it says when sent SIGUSR1)."""
+    """What the crowd's pages have got so far (it says when sent SIGUSR1); ReaderFailed if
+    it has ended (a page failed: it said why on its stderr), not a figure of nothing."""
     if crowd is None or crowd.stdout is None:
         return 0
-    crowd.send_signal(signal.SIGUSR1)
-    return int(crowd.stdout.readline())
+    if crowd.poll() is None:
+        crowd.send_signal(signal.SIGUSR1)
+        said = crowd.stdout.readline().strip()
+        if said.isdigit():
+            return int(said)
+    raise ReaderFailed(f"the crowd of pages ended (exit {crowd.poll()}); its stderr says why")
 
 
 def _said(error: str) -> str:
