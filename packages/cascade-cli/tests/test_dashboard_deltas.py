@@ -284,6 +284,11 @@ def test_tasks_that_leave_the_run_reach_the_page_as_a_fresh_snapshot(hub: Dashbo
     assert delta["run"]["status"] == "Succeeded"
 
 
+def _online(source: str) -> Message:
+    said = StatusMessage(status="online", source=source, session=1)
+    return received(status_topic(source), said, retain=True)
+
+
 def _summary(source: str, run_id: str, **fields: Any) -> Message:
     run = SummaryRun(
         run_id=run_id, org_id="local", project_id="p", status="Running",
@@ -302,7 +307,9 @@ async def test_in_fleet_mode_a_summary_sends_pages_its_engine_and_its_runs_only(
     fleet = DashboardHub(InMemoryConnector(broker, presence=False), timeout=2.0, fleet_threshold=0)
     await fleet.start()
     try:
-        feed(fleet, *(_summary(f"host-{n:02}", f"run-{n:02}") for n in range(30)))
+        sources = [f"host-{n:02}" for n in range(30)]
+        feed(fleet, *(_online(source) for source in sources))
+        feed(fleet, *(_summary(source, f"run-{n:02}") for n, source in enumerate(sources)))
         follower = follow(fleet, {"since": "0", "limit": "50", "engines_limit": "50"})
         assert event(follower)[0] == "snapshot"
         assert follower.next_event() is None

@@ -47,7 +47,7 @@ def summary(source: str, live: int, *runs: SummaryRun, **fields: Any) -> EngineS
         ts=datetime.now(timezone.utc).isoformat(),
         runs=RunTally(running=live),
         listed=list(runs),
-        **fields,
+        **{"more_live": max(0, live - sum(r.status == "Running" for r in runs)), **fields},
     )
 
 
@@ -57,14 +57,19 @@ class Engine:
     def __init__(self, broker: InMemoryBroker, connector: InMemoryConnector) -> None:
         self.broker = broker
         self.connector = connector
+        self.announced: set[str] = set()
 
     async def summarise(self, value: EngineSummary) -> None:
+        """The summary, its source announced online first (as every engine does)."""
+        if value.source not in self.announced:
+            await self.status(value.source, "online")
         await self.connector.publish(summary_topic(value.source), value, qos=0, retain=True)
         await self.broker.idle()
 
     async def status(self, source: str, state: str) -> None:
         said = StatusMessage(status=state, source=source, session=1)  # type: ignore[arg-type]
         await self.connector.publish(status_topic(source), said, qos=1, retain=True)
+        self.announced.add(source)
         await self.broker.idle()
 
     async def event(self, run_id: str, source: str = "host-1") -> None:
@@ -260,3 +265,21 @@ def test_events_topic_is_the_one_the_hub_filters() -> None:
     topic = events_topic("local", "p", "run-x")
     assert topic_matches(telemetry_filter(run_id="run-x"), topic)
     assert not topic_matches(telemetry_filter(run_id="run-y"), topic)
+
+
+async def test_a_ghosts_summary_neither_switches_the_mode_nor_counts_as_an_engine_online(
+    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+) -> None:
+    """One forged retained summary of a source that never announced itself (no status), even
+    one that lists its live runs, is unconfirmed: the dashboard reads the runs' events."""
+    hub = await started(broker, fleet_threshold=10)
+    ghost = summary("ghost", 500)
+    await engine.connector.publish(summary_topic("ghost"), ghost, qos=0, retain=True)
+    await broker.idle()
+    await engine.event("run-real")
+    await settled(hub)
+    answer = await state(hub)
+    assert answer["mode"] == "events"
+    fleet = answer["fleet"]
+    assert (fleet["online"], fleet["unconfirmed"], fleet["live_runs"]) == (0, 1, 0)
+    assert [run["run_id"] for run in answer["runs"]] == ["run-real"]

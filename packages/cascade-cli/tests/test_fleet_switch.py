@@ -10,8 +10,10 @@ from cascade.interfaces import (
     EngineSummary,
     Envelope,
     RunTally,
+    StatusMessage,
     TaskStateEvent,
     events_topic,
+    status_topic,
     summary_topic,
     telemetry_filter,
 )
@@ -21,7 +23,7 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 def _summary(source: str, live: int) -> EngineSummary:
     now = datetime.now(timezone.utc).isoformat()
-    return EngineSummary(source=source, ts=now, runs=RunTally(running=live))
+    return EngineSummary(source=source, ts=now, runs=RunTally(running=live), more_live=live)
 
 
 def _event(run_id: str, task: str) -> Envelope:
@@ -40,6 +42,9 @@ async def test_the_switch_unsubscribes_the_telemetry_at_the_threshold_and_back_b
         InMemoryConnector(broker, presence=False) as engine,
     ):
         await reader.subscribe(summary_topic("busy"), state.apply)
+        await reader.subscribe(status_topic("busy"), state.apply)
+        online = StatusMessage(status="online", source="busy", session=1)
+        await engine.publish(status_topic("busy"), online, retain=True)
         switch = TelemetrySwitch(reader, state, telemetry_filter(), state.apply, 10)
 
         async def summarise(live: int) -> bool:

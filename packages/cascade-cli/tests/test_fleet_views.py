@@ -34,6 +34,7 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, receiv
 
 def _summary(source: str, live: int, **fields: object) -> EngineSummary:
     now = datetime.now(timezone.utc).isoformat()
+    fields.setdefault("more_live", live)
     return EngineSummary(source=source, ts=now, runs=RunTally(running=live), **fields)  # type: ignore[arg-type]
 
 
@@ -139,6 +140,7 @@ def test_watch_with_fleet_threshold_0_never_subscribes_to_telemetry(
     broker: InMemoryBroker, publish_retained: Callable[[str, bytes], None]
 ) -> None:
     """--fleet-threshold 0: fleet mode from the start; --json says so in a line of its own."""
+    publish_retained(status_topic("busy"), encode_payload(_online("busy")))
     publish_retained(summary_topic("busy"), encode_payload(_summary("busy", 1)))
     filters: list[str] = []
 

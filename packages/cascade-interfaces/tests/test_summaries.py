@@ -24,13 +24,18 @@ from cascade.interfaces import (
     summary_filter,
     summary_topic,
 )
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.reader import MAX_MORE_LIVE, ReaderModel
 from cascade.interfaces.testing import received, telemetry
 
 
 def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
+    """A summary as an engine sends it: its live runs not listed are said in ``more_live``."""
     stamp = (ts or datetime.now(timezone.utc)).isoformat()
-    return EngineSummary(source=source, ts=stamp, **fields)  # type: ignore[arg-type]
+    said = EngineSummary(source=source, ts=stamp, **fields)  # type: ignore[arg-type]
+    if "more_live" not in fields:
+        listed_live = sum(run.status == "Running" for run in said.listed)
+        said.more_live = max(0, said.runs.running - listed_live)
+    return said
 
 
 def _running(task_id: str) -> TaskStateEvent:
@@ -100,6 +105,51 @@ def test_a_summary_that_is_not_its_topics_source_or_from_the_future_is_refused()
     model.apply(_on_topic(_summary("victim", ts=ahead, runs=RunTally(running=99))))
     assert model.engines == {}
     assert model.refusals.describe("victim") == "1 not its topic's source, 1 timestamp ahead"
+
+
+def test_a_summary_of_more_live_runs_than_it_accounts_for_is_refused() -> None:
+    """The ghost's summary (no list, ``more_live`` 0, 10**15 live runs) is refused, as one
+    leaving out more than MAX_MORE_LIVE runs; one that lists or says its runs is kept."""
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("ghost", runs=RunTally(running=10**15), more_live=0)))
+    model.apply(_on_topic(_summary("huge", runs=RunTally(running=MAX_MORE_LIVE + 1))))
+    assert model.engines == {}
+    assert model.refusals.describe("ghost") == "1 numbers that disagree"
+    assert model.refusals.describe("huge") == "1 numbers that disagree"
+    model.apply(_on_topic(_summary("honest", runs=RunTally(running=MAX_MORE_LIVE))))
+    assert model.engines["honest"].summary is not None
+
+
+def test_a_summary_from_a_source_without_a_status_is_unconfirmed_and_counts_for_nothing() -> None:
+    """A publisher cannot make a fleet of summaries alone: the ghost is neither online nor
+    counted until its source announces itself."""
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("ghost", runs=RunTally(running=5000, failed=999))))
+    totals = model.fleet()
+    assert (totals.engines, totals.online, totals.unconfirmed, totals.live_runs) == (1, 0, 1, 0)
+    assert totals.runs.failed == 0
+    model.apply(received(status_topic("ghost"), StatusMessage(status="online", source="ghost")))
+    totals = model.fleet()
+    assert (totals.online, totals.unconfirmed, totals.live_runs) == (1, 0, 5000)
+
+
+def test_a_summary_stamped_ahead_is_replaced_by_the_engines_next_one() -> None:
+    """A forged summary stamped 290 s ahead (within the skew) is ordered by when it arrived:
+    the engine's next summary, stamped later than that, replaces it at once."""
+    clock = [1_800_000_000.0]
+    model = ReaderModel(clock=lambda: clock[0])
+    model.apply(received(status_topic("e"), StatusMessage(status="online", source="e")))
+    at = datetime.fromtimestamp(clock[0], timezone.utc)
+    forged = _summary("e", ts=at + timedelta(seconds=290), runs=RunTally(failed=999))
+    model.apply(_on_topic(forged))
+    assert model.engines["e"].summary == forged
+    assert model.engines["e"].last_seen == clock[0]  # not 290 s ahead either
+    clock[0] += 5
+    real = _summary("e", ts=at + timedelta(seconds=5), runs=RunTally(succeeded=3))
+    model.apply(_on_topic(real))
+    assert model.engines["e"].summary == real
+    model.apply(_on_topic(_summary("e", ts=at + timedelta(seconds=1))))  # a late older copy
+    assert model.engines["e"].summary == real
 
 
 def test_a_cleared_or_oversized_summary() -> None:

@@ -21,10 +21,12 @@ from cascade.interfaces import (
     EngineSummary,
     Envelope,
     RunTally,
+    StatusMessage,
     SummaryRun,
     TaskStateEvent,
     TaskTally,
     events_topic,
+    status_topic,
     summary_topic,
 )
 from cascade.testkit import RETAINED_EXACT_ONLY, BrokerEndpoint, skip_on_family
@@ -79,6 +81,8 @@ async def test_summaries_make_the_overview_and_an_opened_runs_events_are_read(
         events_per_s=2.5, listed=[listed],
     )  # fmt: skip
     async with engine:
+        online = StatusMessage(status="online", source="host-1", session=1)
+        await engine.publish(status_topic("host-1", prefix), online, qos=1, retain=True)
         await engine.publish(summary_topic("host-1", prefix), summary, qos=1, retain=True)
         hub = DashboardHub(
             MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, presence=False),

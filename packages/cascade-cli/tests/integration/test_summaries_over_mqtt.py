@@ -35,6 +35,7 @@ def _publish_summaries(broker: MosquittoBroker) -> None:
                     runs=RunTally(running=live, succeeded=2),
                     tasks=TaskTally(running=live * 2, pending=5),
                     events_per_s=1.5,
+                    more_live=live,  # its live runs, none listed
                 )
                 await engine.publish(summary_topic(source), summary, qos=0, retain=True)
             await engine.flush(5)

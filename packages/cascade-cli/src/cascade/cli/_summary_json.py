@@ -46,12 +46,14 @@ def summary_json(summary: EngineSummary) -> dict[str, Any]:
 
 def fleet_json(totals: FleetTotals) -> dict[str, Any]:
     """The engines' summaries added up (:class:`~cascade.interfaces.reader.FleetTotals`):
-    ``engines``, ``online``, ``without_summary``, ``live_runs``, ``runs`` and ``tasks`` by
+    ``engines``, ``online``, ``without_summary``, ``unconfirmed`` (a summary from a source
+    with no status, not counted), ``live_runs``, ``runs`` and ``tasks`` by
     state, ``events_per_s``, ``dropped`` and ``stranded`` (live runs of offline engines)."""
     return {
         "engines": totals.engines,
         "online": totals.online,
         "without_summary": totals.without_summary,
+        "unconfirmed": totals.unconfirmed,
         "live_runs": totals.live_runs,
         "runs": {**_RUNS, **msgspec.to_builtins(totals.runs)},
         "tasks": {**_TASKS, **msgspec.to_builtins(totals.tasks)},

@@ -30,6 +30,8 @@ def fleet_line(totals: FleetTotals) -> str:
     engines = f"{totals.engines:,} engines ({totals.online:,} online"
     if totals.without_summary:
         engines += f", {totals.without_summary:,} without summary"
+    if totals.unconfirmed:
+        engines += f", {totals.unconfirmed:,} unconfirmed (a summary, no status)"
     parts = [
         f"fleet: {engines})",
         f"{totals.live_runs:,} live runs",

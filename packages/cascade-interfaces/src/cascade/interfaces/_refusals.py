@@ -13,6 +13,7 @@ __all__ = [
     "REASON_CONFLICT",
     "REASON_FOREIGN",
     "REASON_FUTURE",
+    "REASON_INCONSISTENT",
     "REASON_MISMATCH",
     "REFUSAL_REASONS",
     "Refusals",
@@ -40,7 +41,18 @@ REASON_MISMATCH = "not its topic's source"
 """A message on a topic that names its source (the sourced layout, a reply) whose payload
 claims another: the topic is what a broker ACL binds to a login, the payload is not."""
 
-REFUSAL_REASONS = (REASON_FOREIGN, REASON_CONFLICT, REASON_BEYOND, REASON_FUTURE, REASON_MISMATCH)
+REASON_INCONSISTENT = "numbers that disagree"
+"""A message whose own numbers contradict each other (a summary counting more live runs than
+it lists and says it leaves out): no engine sends one."""
+
+REFUSAL_REASONS = (
+    REASON_FOREIGN,
+    REASON_CONFLICT,
+    REASON_BEYOND,
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    REASON_INCONSISTENT,
+)
 """Every reason a reader refuses a message for."""
 
 _OTHERS = "…"

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import EngineSummary, RunTally, SummaryRun, TaskTally, parse_timestamp
-from cascade.interfaces.reader import EngineView
+from cascade.interfaces.reader import EngineView, counted_summary
 
 __all__ = ["EVENTS", "FLEET", "FleetIndex", "FleetRun", "summary_dict"]
 
@@ -27,9 +27,10 @@ FLEET = "fleet"
 
 _RUNS = RunTally.__struct_fields__
 _TASKS = TaskTally.__struct_fields__
-# an engine's part of the totals: engines, online, without a summary, its runs by status,
-# its tasks by state, events/s, dropped, stranded live runs
-_WIDTH = 3 + len(_RUNS) + len(_TASKS) + 3
+# an engine's part of the totals: engines, online, without a summary, unconfirmed, its runs by
+# status, its tasks by state, events/s, dropped, stranded live runs
+_HEAD = 4
+_WIDTH = _HEAD + len(_RUNS) + len(_TASKS) + 3
 _NOTHING: tuple[float, ...] = (0,) * _WIDTH
 
 RunKey = tuple[int, float, str]
@@ -37,15 +38,18 @@ RunKey = tuple[int, float, str]
 
 def _share(engine: EngineView | None) -> tuple[float, ...]:
     """What ``engine`` adds to the totals, as :func:`~cascade.interfaces.reader.fleet_totals`
-    counts it: an offline engine's runs are stranded, not live."""
+    counts it: an offline engine's runs are stranded, not live; an unconfirmed summary counts
+    for nothing but itself."""
     if engine is None:
         return _NOTHING
-    summary, online = engine.summary, engine.online
-    head = (1, int(online), int(summary is None))
+    summary, online = counted_summary(engine), engine.online
+    if summary is None and engine.summary is not None:
+        return (1, 0, 0, 1, *_NOTHING[_HEAD:])
+    head = (1, int(online), int(summary is None), 0)
     if summary is None:
-        return head + _NOTHING[3:]
+        return head + _NOTHING[_HEAD:]
     if not online:
-        return head + _NOTHING[3:-1] + (summary.runs.running,)
+        return head + _NOTHING[_HEAD:-1] + (summary.runs.running,)
     return (
         head
         + tuple(getattr(summary.runs, name) for name in _RUNS)
@@ -140,7 +144,7 @@ class FleetIndex:
     @property
     def live_runs(self) -> int:
         """Runs live now on online engines, as their summaries count them."""
-        return int(self._sums[3])
+        return int(self._sums[_HEAD])
 
     def engine(self, source: str, engine: EngineView | None, version: int) -> bool:
         """``source``'s summary or status may have changed at ``version`` (``engine``: its
@@ -155,7 +159,7 @@ class FleetIndex:
                 self._shares.pop(source, None)
             else:
                 self._shares[source] = share
-        summary = engine.summary if engine is not None else None
+        summary = counted_summary(engine) if engine is not None else None
         if summary is self._summaries.get(source):
             return False
         if summary is None:
@@ -174,12 +178,13 @@ class FleetIndex:
         """The fleet's totals (``/api/state``'s ``fleet``): as
         :class:`~cascade.interfaces.reader.FleetTotals` says them, and the threshold."""
         sums = [int(value) for value in self._sums]
-        runs = dict(zip(_RUNS, sums[3 : 3 + len(_RUNS)], strict=True))
-        tasks = dict(zip(_TASKS, sums[3 + len(_RUNS) : -3], strict=True))
+        runs = dict(zip(_RUNS, sums[_HEAD : _HEAD + len(_RUNS)], strict=True))
+        tasks = dict(zip(_TASKS, sums[_HEAD + len(_RUNS) : -3], strict=True))
         return {
             "engines": sums[0],
             "online": sums[1],
             "without_summary": sums[2],
+            "unconfirmed": sums[3],
             "live_runs": runs["running"],
             "runs": runs,
             "tasks": tasks,

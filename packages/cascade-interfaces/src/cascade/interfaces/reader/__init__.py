@@ -40,7 +40,7 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
 """
 
 from ._bounded_text import KEPT, MARK, truncate
-from ._fleet import FleetTotals
+from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary
 from ._logs import (
     DEFAULT_KEEP_BYTES,
     DEFAULT_KEEP_LINES,
@@ -68,6 +68,7 @@ __all__ = [
     "MARK",
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
+    "MAX_MORE_LIVE",
     "ConnectionView",
     "EngineView",
     "FleetTotals",
@@ -79,6 +80,7 @@ __all__ = [
     "RunView",
     "TaskLogCounts",
     "TaskView",
+    "counted_summary",
     "cut_message",
     "line_matches",
     "truncate",

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from cascade.interfaces import (
     REASON_FUTURE,
+    REASON_INCONSISTENT,
     REASON_MISMATCH,
+    EngineSummary,
     Message,
     Refusals,
     RunTally,
@@ -25,7 +27,11 @@ from cascade.interfaces import (
 
 from ._views import EngineView
 
-__all__ = ["FleetTotals", "apply_summary", "fleet_totals"]
+__all__ = ["MAX_MORE_LIVE", "FleetTotals", "apply_summary", "counted_summary", "fleet_totals"]
+
+MAX_MORE_LIVE = 10_000
+"""Live runs a summary may say it leaves out of its list (``more_live``) at most: one engine
+process running more at once is not plausible, and a summary claiming more is refused."""
 
 
 def apply_summary(
@@ -36,7 +42,12 @@ def apply_summary(
 ) -> None:
     """An engine's summary: kept on its engine, unless older than the one kept or refused.
 
-    An empty payload (a cleared retained summary, `cascade forget`) drops the summary.
+    A summary is a claim: one whose live runs are more than it lists and says it leaves out
+    (``more_live``, at most :data:`MAX_MORE_LIVE`) is refused, as one stamped beyond the
+    clock skew is. Summaries are ordered by their stamp, but never by a time the reader has
+    not reached: one stamped ahead (within the skew) counts as received now, so the engine's
+    next summary replaces it instead of looking older for minutes. An empty payload (a
+    cleared retained summary, `cascade forget`) drops the summary.
     """
     level = message.topic.rsplit("/", 1)[-1]
     if not message.raw:
@@ -48,18 +59,41 @@ def apply_summary(
     if not same_source(summary.source, level):
         refusals.count(level, REASON_MISMATCH)  # the topic is what an ACL binds
         return
+    now = clock()
     stamp = parse_timestamp(summary.ts)
-    if stamp is not None and ahead(stamp, clock()):
+    if stamp is not None and ahead(stamp, now):
         refusals.count(summary.source, REASON_FUTURE)
+        return
+    if not _consistent(summary):
+        refusals.count(summary.source, REASON_INCONSISTENT)
         return
     engine = engines.get(summary.source)
     if engine is None:
         engine = engines[summary.source] = EngineView(summary.source, None)
-    kept = engine.summary
-    if kept is not None and summary.ts < kept.ts:  # ISO 8601 in UTC: text order is time order
+    at = min(stamp, now) if stamp is not None else now
+    if engine.summary is not None and at < engine.summary_at:
         return
-    engine.summary = summary
-    engine.heard(stamp if stamp is not None or message.retain else clock())
+    engine.summary, engine.summary_at = summary, at
+    engine.heard(at if stamp is not None or message.retain else now)
+
+
+def _consistent(summary: EngineSummary) -> bool:
+    """Whether ``summary``'s live runs are what it lists live and says it leaves out."""
+    if summary.more_live > MAX_MORE_LIVE:
+        return False
+    listed_live = sum(run.status == "Running" for run in summary.listed)
+    return summary.runs.running <= listed_live + summary.more_live
+
+
+def counted_summary(engine: EngineView) -> EngineSummary | None:
+    """``engine``'s summary as a fleet's totals count it: only once its source has a status.
+
+    Every engine announces its status (retained) before its first summary; a summary of a
+    source that never did (an *unconfirmed* one) is shown as such, never added to the fleet's
+    runs nor counted as an engine online (a publisher cannot invent a fleet with summaries
+    alone).
+    """
+    return engine.summary if engine.status is not None else None
 
 
 @dataclass
@@ -69,12 +103,15 @@ class FleetTotals:
     ``runs`` and ``tasks`` count over the engines that are online (or whose status is
     unknown); an offline engine's live runs are ``stranded`` (it ended without ending
     them). ``events_per_s`` and ``dropped`` add up the online engines' too;
-    ``without_summary``: engines heard of that publish none (older engines, or none yet).
+    ``without_summary``: engines heard of that publish none (older engines, or none yet);
+    ``unconfirmed``: sources whose summary came without a status (:func:`counted_summary`),
+    neither online nor counted.
     """
 
     engines: int = 0
     online: int = 0
     without_summary: int = 0
+    unconfirmed: int = 0
     runs: RunTally = field(default_factory=RunTally)
     tasks: TaskTally = field(default_factory=TaskTally)
     events_per_s: float = 0.0
@@ -94,7 +131,10 @@ def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
     runs: dict[str, int] = dict.fromkeys(RunTally.__struct_fields__, 0)
     for engine in engines:
         totals.engines += 1
-        summary = engine.summary
+        summary = counted_summary(engine)
+        if summary is None and engine.summary is not None:
+            totals.unconfirmed += 1
+            continue
         if engine.online:
             totals.online += 1
         if summary is None:

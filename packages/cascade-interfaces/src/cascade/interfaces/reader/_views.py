@@ -200,6 +200,9 @@ class EngineView:
     last_seen: float | None = None
     summary: EngineSummary | None = None
     """Its latest summary (:class:`~cascade.interfaces.EngineSummary`), if it publishes them."""
+    summary_at: float = 0.0
+    """When :attr:`summary` was made, as far as this reader can tell: its stamp, or when it
+    arrived if that is earlier (a stamp ahead of the reader's clock is not believed)."""
     conflict_session: int | None = None
     """Another session announced under the same source id while this one is
     online (two engines share the id), when it can be told: the connector said

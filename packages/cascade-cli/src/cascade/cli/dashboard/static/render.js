@@ -155,7 +155,7 @@ function renderFleet() {
   const fleet = live.fleet, on = live.mode === "fleet" && fleet;
   $("fleet-mode").hidden = $("fleet-totals").hidden = !on;
   if (!on) return;
-  $("fleet-mode").textContent = "Fleet mode: from " + count(fleet.engines - fleet.without_summary) +
+  $("fleet-mode").textContent = "Fleet mode: from " + count(fleet.engines - fleet.without_summary - (fleet.unconfirmed ?? 0)) +
     " engines' summaries (\u2265 " + count(fleet.threshold ?? 0) + " live runs); a run's events are read when you open it";
   $("fleet-totals").textContent = count(fleet.live_runs) + " live runs on " + count(fleet.online) + " of " +
     count(fleet.engines) + " engines \u00b7 tasks: " + tallyText(fleet.tasks) + " \u00b7 " +
