@@ -60,7 +60,8 @@ def _task(name: str, error: str = "", run_id: str = "r1") -> Message:
 
 
 def test_oversized_messages_are_counted_and_change_nothing() -> None:
-    """A message over its kind's bound is not read; the views say how many were ignored."""
+    """A message over its kind's bound is not read; the views say how many were ignored (the
+    text views, and status --json)."""
     state = ReaderModel()
     state.apply(_task("x" * MAX_TELEMETRY_PAYLOAD_BYTES))
     reason = "y" * MAX_STATUS_PAYLOAD_BYTES
@@ -72,6 +73,7 @@ def test_oversized_messages_are_counted_and_change_nothing() -> None:
         out = io.StringIO()
         Console(file=out, width=120).print(view)
         assert "2 oversized messages ignored" in out.getvalue()
+    assert status_json(state)["ignored"] == {"malformed": 0, "oversized": 2}
 
 
 def test_long_fields_are_kept_cut() -> None:

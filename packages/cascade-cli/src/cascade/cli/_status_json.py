@@ -72,7 +72,9 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     engines share the source id); a constraint its payload's fields and ``topic``, with
     ``expires_at`` and ``issued_at`` as times, and ``reason``, ``issued_by`` and ``issued_at``
     ``null`` when its writer did not say; ``missed``, per source, the events this view saw
-    gaps for (``events``, ``since``; only views that read telemetry see any).
+    gaps for (``events``, ``since``; only views that read telemetry see any); ``refused``, what
+    it refused, per source and reason; ``ignored``, the messages it did not read at all
+    (``malformed``: not the protocol; ``oversized``: beyond their kind's bound).
     Every time is ISO 8601 with an offset, or ``null``. An engine's ``summary`` is its latest
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
     (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
@@ -116,4 +118,5 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
         "constraints": constraints,
         "missed": missed,
         "refused": refused(state),
+        "ignored": {"malformed": state.rejected, "oversized": state.oversized},
     }
