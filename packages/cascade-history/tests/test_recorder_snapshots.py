@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from cascade.history import History, Recorder
-from cascade.interfaces import Envelope, RunSnapshot, SnapshotTask, snapshot_topic
+from cascade.interfaces import (
+    MAX_SNAPSHOT_PARTS,
+    Envelope,
+    RunSnapshot,
+    SnapshotTask,
+    snapshot_topic,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
@@ -127,3 +133,47 @@ async def test_a_snapshot_from_another_source_is_refused(history: History) -> No
     detail = history.run(run_id)
     assert detail is not None
     assert "slow-x" not in {task.task_id for task in detail.tasks}
+
+
+async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: History) -> None:
+    """A forger's answer about a run of its own (never heard of: unasked), and the run's own
+    source's answer with a task numbered past its through or more parts than an engine
+    sends: each refused, no run and no task stored."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(2)]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await broker.idle()
+
+        def answer(run: str, source: str, seq: int, **fields: int) -> Envelope:
+            body = RunSnapshot(
+                **{"after": 0, "through": 10, "last_seq": 10, **fields},  # type: ignore[arg-type]
+                tasks=[SnapshotTask(seq=seq, ts="2026-11-23T10:00:01+00:00", task_id="forged",
+                                    task_name="slow", state="FAILED", error="Evil: forged")],
+            )  # fmt: skip
+            return Envelope(run_id=run, org_id="local", project_id="default", source=source,
+                            body=body)  # fmt: skip
+
+        forged = [
+            answer("f" * 32, "mallory", 5, parts=3),  # a run the recorder never heard of
+            answer(run_id, "engine-1", 11),  # past through
+            answer(run_id, "engine-1", 5, parts=MAX_SNAPSHOT_PARTS + 1),
+        ]
+        async with InMemoryConnector(broker, presence=False, source_id="engine-1") as liar:
+            for envelope in forged:
+                topic = snapshot_topic("local", "default", envelope.run_id)
+                await liar.publish(topic, envelope, qos=1)
+        await broker.idle()
+        await recorder.flush(5)
+        assert (recorder.stats.rejected, recorder.stats.refused) == (0, 3)
+        for gate in gates:
+            gate.set()
+        await run
+        await broker.idle()
+        await recorder.flush(5)
+    assert history.run("f" * 32) is None
+    detail = history.run(run_id)
+    assert detail is not None
+    assert "forged" not in {task.task_id for task in detail.tasks}

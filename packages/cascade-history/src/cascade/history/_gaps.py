@@ -28,6 +28,7 @@ from cascade.interfaces import (
     RunSnapshot,
     Seen,
     SourceGaps,
+    answer_part_refusal,
 )
 from cascade.interfaces.connector_kit import validate_id
 
@@ -53,6 +54,7 @@ class _Run:
     written: int = 0  # its missed count as last written to the database
     late: bool = False  # first heard mid-way, and no snapshot of it has come in since
     answer: tuple[tuple[int, int, int, int], set[int]] | None = None  # a snapshot's parts in
+    answer_tasks: int = 0  # the tasks of the answer's parts in
 
 
 class RecorderGaps:
@@ -110,6 +112,8 @@ class RecorderGaps:
         if not isinstance(number, int):
             return Seen.NEW
         if run is None:
+            if isinstance(body, RunSnapshot):
+                return Seen.UNASKED  # the recorder asks only about the runs it follows
             if not _ids_valid(envelope):
                 return Seen.NEW  # never stored either: nothing to follow
             if len(runs) >= self._max_runs:
@@ -153,17 +157,23 @@ class RecorderGaps:
         self._touched.discard(run_id)
 
     def _snapshot(self, run_id: str, run: _Run, body: RunSnapshot) -> Seen:
+        """One part of an answer about a run followed: refused whole (its events would be
+        stored) when out of what an engine sends (``answer_part_refusal``)."""
         source = run.source
-        for task in body.tasks:
-            if self.counter.see(source, run_id, task.seq) is Seen.BEYOND:
-                return Seen.BEYOND  # the whole answer: its events would be stored
         key = (body.after, body.through, body.last_seq, body.parts)
         if run.answer is None or run.answer[0] != key:
-            run.answer = (key, set())
+            run.answer, run.answer_tasks = (key, set()), 0
+        refusal = answer_part_refusal(body, run.answer_tasks)
+        if refusal is not None:
+            return refusal
+        for task in body.tasks:
+            if self.counter.see(source, run_id, task.seq) is Seen.BEYOND:
+                return Seen.BEYOND
         run.answer[1].add(body.part)
+        run.answer_tasks += len(body.tasks)
         if len(run.answer[1]) >= body.parts:
             seen = self.counter.settle(source, run_id, body.through)
-            run.late, run.answer = False, None
+            run.late, run.answer, run.answer_tasks = False, None, 0
             return seen
         return Seen.NEW
 

@@ -48,6 +48,7 @@ from cascade.interfaces import (
     SnapshotAsker,
     StatusMessage,
     SubscriptionHandle,
+    answer_part_refusal,
     cleared_filter,
     constraints_filter,
     issued_filter,
@@ -336,6 +337,10 @@ class Recorder:
                     self._refuse(body.run_id, seen.value)
                     return
             if isinstance(body.body, RunSnapshot):  # its tasks' latest events, as such
+                refusal = answer_part_refusal(body.body) if self._sharing else None
+                if refusal is not None:  # a shared recorder checks each part on its own
+                    self._refuse(body.run_id, refusal.value)
+                    return
                 listed = snapshot_events(body)
                 self._received += len(listed) - 1  # counted as the events it lists
                 for envelope in listed:

@@ -88,6 +88,7 @@ from ._refusals import (
     REASON_FUTURE,
     REASON_INCONSISTENT,
     REASON_MISMATCH,
+    REASON_UNASKED,
     REFUSAL_REASONS,
     Refusals,
     ahead,
@@ -114,9 +115,12 @@ from ._schemas import (
     decode_status,
 )
 from ._snapshots import (
+    MAX_ANSWER_TASKS,
+    MAX_SNAPSHOT_PARTS,
     SNAPSHOT_INTERVAL,
     SnapshotAsker,
     SnapshotRequest,
+    answer_part_refusal,
     decode_snapshot_request,
     snapshot_events,
     snapshot_request_topic,
@@ -149,6 +153,8 @@ from ._topics import (
 )
 
 __all__ = [
+    "MAX_ANSWER_TASKS",
+    "MAX_SNAPSHOT_PARTS",
     "MAX_BLOCKED_TASKS",
     "MAX_HOLDERS",
     "MAX_HOLDS",
@@ -196,6 +202,7 @@ __all__ = [
     "REASON_FUTURE",
     "REASON_INCONSISTENT",
     "REASON_MISMATCH",
+    "REASON_UNASKED",
     "REFUSAL_REASONS",
     "PROTOCOL_VERSION",
     "SNAPSHOT_INTERVAL",
@@ -263,6 +270,7 @@ __all__ = [
     "constraints_shard_topic",
     "decode_constraint",
     "decode_envelope",
+    "answer_part_refusal",
     "decode_snapshot_request",
     "decode_status",
     "decode_summary",

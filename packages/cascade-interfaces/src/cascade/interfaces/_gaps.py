@@ -44,6 +44,12 @@ class Seen(str, enum.Enum):
     """From another source than the run's (the source of its first numbered message): refused."""
     BEYOND = "seq out of bounds"
     """A number no engine of the run can have sent yet (:data:`MAX_SEQ_JUMP`): refused."""
+    INCONSISTENT = "numbers that disagree"
+    """A message whose own numbers contradict each other (an answer listing a task numbered
+    outside it, a summary counting more live runs than it accounts for): refused."""
+    UNASKED = "answer not asked for"
+    """An engine's answer (a run's snapshot) about a run the reader did not ask about:
+    refused, so that only the runs a reader follows can cost it an answer's memory."""
 
 
 _NEW, _COPY = Seen.NEW, Seen.COPY  # a class attribute of an Enum is slow to look up, per event

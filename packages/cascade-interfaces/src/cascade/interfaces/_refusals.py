@@ -15,6 +15,7 @@ __all__ = [
     "REASON_FUTURE",
     "REASON_INCONSISTENT",
     "REASON_MISMATCH",
+    "REASON_UNASKED",
     "REFUSAL_REASONS",
     "Refusals",
     "ahead",
@@ -41,9 +42,13 @@ REASON_MISMATCH = "not its topic's source"
 """A message on a topic that names its source (the sourced layout, a reply) whose payload
 claims another: the topic is what a broker ACL binds to a login, the payload is not."""
 
-REASON_INCONSISTENT = "numbers that disagree"
+REASON_INCONSISTENT = Seen.INCONSISTENT.value
 """A message whose own numbers contradict each other (a summary counting more live runs than
 it lists and says it leaves out): no engine sends one."""
+
+REASON_UNASKED = Seen.UNASKED.value
+"""An engine's answer (a run's snapshot) about a run this reader did not ask about: only the
+runs a reader asks about can cost it an answer's memory."""
 
 REFUSAL_REASONS = (
     REASON_FOREIGN,
@@ -52,6 +57,7 @@ REFUSAL_REASONS = (
     REASON_FUTURE,
     REASON_MISMATCH,
     REASON_INCONSISTENT,
+    REASON_UNASKED,
 )
 """Every reason a reader refuses a message for."""
 

@@ -22,14 +22,18 @@ import msgspec
 from ._connector import Connector
 from ._constraint import convert
 from ._errors import InvalidMessageError
+from ._gaps import Seen
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES
-from ._schemas import Envelope, RunSnapshot
+from ._schemas import MAX_SNAPSHOT_TASKS, Envelope, RunSnapshot
 from ._topics import DEFAULT_PREFIX, _telemetry, sanitize_segment
 
 __all__ = [
+    "MAX_ANSWER_TASKS",
+    "MAX_SNAPSHOT_PARTS",
     "SNAPSHOT_INTERVAL",
     "SnapshotAsker",
     "SnapshotRequest",
+    "answer_part_refusal",
     "decode_snapshot_request",
     "snapshot_events",
     "snapshot_request_topic",
@@ -38,6 +42,14 @@ __all__ = [
 
 SNAPSHOT_INTERVAL = 1.0
 """Seconds between two answers of an engine for one run, whoever asks."""
+
+MAX_SNAPSHOT_PARTS = 64
+"""Parts one answer may come in at most (an engine's answer of :data:`MAX_SNAPSHOT_TASKS`
+tasks takes a few, of about 192 KiB each)."""
+
+MAX_ANSWER_TASKS = 2 * MAX_SNAPSHOT_TASKS
+"""Tasks one answer may list at most, all its parts together (engines list at most
+:data:`MAX_SNAPSHOT_TASKS`): what a reader takes of one answer, whoever sent it."""
 
 _log = logging.getLogger("cascade.interfaces.snapshots")
 _ASKED_KEPT = 10_000  # runs an asker remembers asking about (the oldest are forgotten)
@@ -97,6 +109,24 @@ def snapshot_events(envelope: Envelope) -> list[Envelope]:
         )
         for task in body.tasks
     ]
+
+
+def answer_part_refusal(body: RunSnapshot, taken: int = 0) -> Seen | None:
+    """Why one part of an answer is out of what an engine sends (``None``: it is not).
+
+    At most :data:`MAX_SNAPSHOT_PARTS` parts and :data:`MAX_ANSWER_TASKS` tasks in all
+    (``taken``: the tasks of the answer's earlier parts), ``part`` among ``parts``,
+    ``after <= through <= last_seq``, and every task numbered in ``(after, through]``:
+    :attr:`~Seen.BEYOND` or :attr:`~Seen.INCONSISTENT` otherwise.
+    """
+    if body.parts > MAX_SNAPSHOT_PARTS or taken + len(body.tasks) > MAX_ANSWER_TASKS:
+        return Seen.BEYOND
+    if body.part > body.parts or not body.after <= body.through <= body.last_seq:
+        return Seen.INCONSISTENT
+    low, high = body.after, body.through
+    if any(not low < task.seq <= high for task in body.tasks):
+        return Seen.INCONSISTENT
+    return None
 
 
 class SnapshotAsker:

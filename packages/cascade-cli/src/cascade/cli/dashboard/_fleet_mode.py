@@ -230,8 +230,10 @@ class FleetMode:
                 for run_id in sorted(wanted - set(self._runs)):
                     run_filter = telemetry_filter(run_id=run_id, prefix=prefix)
                     self._runs[run_id] = await self.connector.subscribe(run_filter, self.callback)
-                    if self.model.state.ask is not None:  # its engine says where the run is
-                        self.model.state.ask(run_id, 0)
+                    # its engine (the one whose summary lists it) says where the run is
+                    listed = self.model.fleet.runs.get(run_id)
+                    source = listed.source if listed is not None else None
+                    self.model.state.request_snapshot(run_id, 0, source)
                 if not fleet and self._whole is None:
                     self._whole = await self.connector.subscribe(
                         telemetry_filter(prefix=prefix), self.callback

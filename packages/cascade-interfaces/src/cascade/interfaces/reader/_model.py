@@ -32,6 +32,7 @@ from cascade.interfaces import (
     same_source,
 )
 
+from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
 from ._fleet import FleetTotals, apply_summary, fleet_totals
@@ -131,6 +132,7 @@ class ReaderModel:
         # them still missing something: a run's end costs O(1), not a walk of every run
         self._finished: dict[str, None] = {}
         self._holed: set[str] = set()
+        self._asked = Asked()
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -174,6 +176,13 @@ class ReaderModel:
             self._refuse(run, source, Seen.FOREIGN)
             return
         body = envelope.body
+        if isinstance(body, RunSnapshot):
+            why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
+            if why is not None:
+                if run is not None:
+                    run.refused += 1
+                self.refusals.count(source, why.value)
+                return
         seq = envelope.seq if isinstance(envelope.seq, int) else 0
         seen = _COPY
         if seq:
@@ -199,7 +208,8 @@ class ReaderModel:
             run.trace_id = envelope.trace_id
         fresh = bool(seq) and seen is _NEW
         if isinstance(body, RunSnapshot):
-            apply_snapshot(run, self.gaps, source, body, now)
+            if apply_snapshot(run, self.gaps, source, body, now):
+                self._asked.done(run.run_id)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
@@ -224,7 +234,16 @@ class ReaderModel:
                 if len(self.runs) > self.max_runs or len(self.engines) > self.max_engines:
                     self.prune(now)
         if self.ask is not None and not run.finished and self._partial(run):
-            self.ask(run.run_id, self.gaps.known_through(run.run_id))
+            self.request_snapshot(run.run_id, self.gaps.known_through(run.run_id), run.source)
+
+    def request_snapshot(self, run_id: str, after: int = 0, source: str | None = None) -> None:
+        """Ask ``run_id``'s engine (``source``, when known) for the run's state after event
+        ``after`` (through :attr:`ask`): only the runs asked about this way are answered for
+        (``_answers``). Nothing is asked when :attr:`ask` is ``None``."""
+        if self.ask is None:
+            return
+        self._asked.note(run_id, source, self.clock())
+        self.ask(run_id, after)
 
     def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
         """A message about ``run`` that no engine of it can have sent: counted, nothing else."""
@@ -323,6 +342,7 @@ class ReaderModel:
     def _forget(self, run_id: str) -> int:
         """Drop a run and what is kept about it; 1 if it was there."""
         self.gaps.forget(run_id)
+        self._asked.done(run_id)
         self._finished.pop(run_id, None)
         self._holed.discard(run_id)
         return 0 if self.runs.pop(run_id, None) is None else 1

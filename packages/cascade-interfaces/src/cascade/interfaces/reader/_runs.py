@@ -58,11 +58,12 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
 
 def apply_snapshot(
     run: RunView, gaps: GapCounter, source: str, body: RunSnapshot, now: float
-) -> None:
+) -> bool:
     """One part of the engine's answer: its tasks as their latest events; once every part
-    of the answer is in, what the reader missed up to ``through`` is made good."""
+    of the answer is in, what the reader missed up to ``through`` is made good (and ``True``
+    is returned). The part is one :func:`~._answers.answer_refusal` took."""
     if run.finished:
-        return
+        return False
     if run.planned is None and body.planned is not None:
         run.planned = body.planned
     entry: SnapshotTask
@@ -71,12 +72,15 @@ def apply_snapshot(
         apply_task(run, entry.event(), entry.ts, entry.seq, now)
     key = (body.after, body.through, body.last_seq, body.parts)
     if run.answer_key != key:
-        run.answer_key, run.answer_parts = key, set()
+        run.answer_key, run.answer_parts, run.answer_tasks = key, set(), 0
     run.answer_parts.add(body.part)
-    if len(run.answer_parts) >= body.parts:
-        gaps.settle(source, run.run_id, body.through)
-        run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
-        run.answer_key, run.answer_parts = None, set()
+    run.answer_tasks += len(body.tasks)
+    if len(run.answer_parts) < body.parts:
+        return False
+    gaps.settle(source, run.run_id, body.through)
+    run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
+    run.answer_key, run.answer_parts, run.answer_tasks = None, set(), 0
+    return True
 
 
 def apply_blocked(run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:

@@ -89,6 +89,7 @@ class RunView:
     engine has come in since (:meth:`ReaderModel.partial` says so)."""
     answer_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
     answer_parts: set[int] = field(default_factory=set, repr=False)
+    answer_tasks: int = field(default=0, repr=False)
     refused: int = 0
     """Messages about this run that this view refused (another source's, conflicting or
     impossible numbers): :attr:`ReaderModel.refusals` says whose and why."""
