@@ -15,6 +15,10 @@ time. A database that cannot be read answers 503 with its
 one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
 saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
 shows each string as text.
+
+In a team's dashboard each reader sees their orgs' and projects' runs only, filtered in the
+query itself (``_visible_runs``: another tenant's run is an unknown one, at the same cost),
+and ``/api/history`` tells where the history is to admins over global only.
 """
 
 from __future__ import annotations
