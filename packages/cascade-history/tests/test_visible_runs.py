@@ -25,7 +25,6 @@ ACME = frozenset({("acme", None)})
 
 
 def _run(run_id: str, org: str, project: str) -> list[Received]:
-    ids = {"org_id": org, "project_id": project}
     logs = LogBatch(
         run_id=run_id, org_id=org, project_id=project, source="host-1", seq=1, ts=iso(T0),
         lines=[line("load", 1, "the secret word"), line("load", 2)],
@@ -33,8 +32,8 @@ def _run(run_id: str, org: str, project: str) -> list[Received]:
     batch = decode_message(received(logs_topic(org, project, run_id), logs), received_at=T0)
     assert batch is not None
     return [
-        lifecycle(run_id, "ENGINE_STARTED", T0, tasks=1, **ids),
-        task(run_id, "load-1", "RUNNING", T0 + 1, **ids),
+        lifecycle(run_id, "ENGINE_STARTED", T0, tasks=1, org_id=org, project_id=project),
+        task(run_id, "load-1", "RUNNING", T0 + 1, org_id=org, project_id=project),
         batch,
     ]
 
