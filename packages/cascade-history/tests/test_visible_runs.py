@@ -39,7 +39,7 @@ def _run(run_id: str, org: str, project: str) -> list[Received]:
 
 
 @pytest.fixture
-def runs(history: History) -> History:
+def tenants(history: History) -> History:
     history.store(
         [
             *_run(MINE, "acme", "etl"),
@@ -51,7 +51,7 @@ def runs(history: History) -> History:
 
 
 @pytest.fixture
-def statements(runs: History) -> Iterator[list[str]]:
+def statements(tenants: History) -> Iterator[list[str]]:
     """Every SQL statement run meanwhile (any engine's)."""
     seen: list[str] = []
 
@@ -63,48 +63,48 @@ def statements(runs: History) -> Iterator[list[str]]:
     sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
 
 
-def test_a_prefix_names_only_the_runs_one_may_see(runs: History) -> None:
-    assert runs.run_ids("a", among=ETL) == [MINE]
-    assert runs.run_ids("a") == [MINE, THEIRS, ALSO_THEIRS]
-    assert runs.run_ids("ac", among=ETL) == runs.run_ids("ad", among=ETL) == []
-    assert runs.run_ids("ab", among=frozenset()) == []  # no grant: nothing
+def test_a_prefix_names_only_the_runs_one_may_see(tenants: History) -> None:
+    assert tenants.run_ids("a", among=ETL) == [MINE]
+    assert tenants.run_ids("a") == [MINE, THEIRS, ALSO_THEIRS]
+    assert tenants.run_ids("ac", among=ETL) == tenants.run_ids("ad", among=ETL) == []
+    assert tenants.run_ids("ab", among=frozenset()) == []  # no grant: nothing
 
 
-def test_a_hidden_run_is_not_found_and_does_not_make_a_prefix_ambiguous(runs: History) -> None:
-    assert runs.run(THEIRS, among=ETL) is None
-    assert runs.run(THEIRS, after="", limit=10, among=ETL) is None
-    assert runs.run(ALSO_THEIRS, among=ACME) is None
-    found = runs.run("ab", limit=10, among=ACME)  # two runs have it: one is acme's
+def test_a_hidden_run_is_not_found_and_does_not_make_a_prefix_ambiguous(tenants: History) -> None:
+    assert tenants.run(THEIRS, among=ETL) is None
+    assert tenants.run(THEIRS, after="", limit=10, among=ETL) is None
+    assert tenants.run(ALSO_THEIRS, among=ACME) is None
+    found = tenants.run("ab", limit=10, among=ACME)  # two runs have it: one is acme's
     assert found is not None
     assert found.run.run_id == MINE
     with pytest.raises(ValueError, match="several runs"):
-        runs.run("ab", limit=10)
-    mine = runs.run(MINE, limit=1, counts=False, among=ETL)
+        tenants.run("ab", limit=10)
+    mine = tenants.run(MINE, limit=1, counts=False, among=ETL)
     assert mine is not None
     assert mine.run.project_id == "etl"
 
 
-def test_log_lines_and_log_searches_only_of_runs_one_may_see(runs: History) -> None:
-    assert [ln.message for ln in runs.log_lines(MINE, among=ETL)] == [
+def test_log_lines_and_log_searches_only_of_runs_one_may_see(tenants: History) -> None:
+    assert [ln.message for ln in tenants.log_lines(MINE, among=ETL)] == [
         "the secret word",
         "load line 2",
     ]
-    assert runs.log_lines(THEIRS, among=ETL) == runs.log_lines(UNKNOWN, among=ETL) == []
-    assert len(runs.log_lines(THEIRS)) == 2
-    assert runs.runs_logging("secret", among=ETL) == [MINE]
-    assert set(runs.runs_logging("secret")) == {MINE, THEIRS, ALSO_THEIRS}
-    assert runs.runs_logging("secret", among=frozenset({("globex", "web")})) != []
+    assert tenants.log_lines(THEIRS, among=ETL) == tenants.log_lines(UNKNOWN, among=ETL) == []
+    assert len(tenants.log_lines(THEIRS)) == 2
+    assert tenants.runs_logging("secret", among=ETL) == [MINE]
+    assert set(tenants.runs_logging("secret")) == {MINE, THEIRS, ALSO_THEIRS}
+    assert tenants.runs_logging("secret", among=frozenset({("globex", "web")})) != []
 
 
 def test_a_hidden_run_costs_the_queries_an_unknown_one_does(
-    runs: History, statements: list[str]
+    tenants: History, statements: list[str]
 ) -> None:
     def cost(run_id: str) -> list[str]:
         statements.clear()
-        runs.run(run_id, limit=10, among=ETL)
-        runs.run(run_id, after="", limit=10, among=ETL)
-        runs.run_ids(run_id[:3], among=ETL)
-        runs.log_lines(run_id, among=ETL)
+        tenants.run(run_id, limit=10, among=ETL)
+        tenants.run(run_id, after="", limit=10, among=ETL)
+        tenants.run_ids(run_id[:3], among=ETL)
+        tenants.log_lines(run_id, among=ETL)
         return list(statements)
 
     hidden, unknown = cost(THEIRS), cost(UNKNOWN)
