@@ -320,3 +320,19 @@ async def test_a_stream_opens_a_hidden_run_as_an_unknown_one(hub: DashboardHub, 
 
     for hidden, unknown in PAIRS:
         assert first(hidden) == first(unknown)
+
+
+async def test_a_readers_run_counts_are_of_the_runs_it_may_see(
+    http: httpx.AsyncClient, hub: DashboardHub
+) -> None:
+    """Was: ``runs_total`` counted every project's runs (the fleet's size, to any viewer)."""
+    for asker in (VERA, ALICE):
+        state = (await http.get("/api/state", headers=asker)).json()
+        assert (state["runs_total"], state["runs_matching"]) == (1, 1)
+    everything = (await http.get("/api/state", headers=ROOT)).json()
+    assert everything["runs_total"] == 2
+    among = Access.of(ROLES, Identity("vera@example.com", "oidc")).among()
+    follower = Follower.asked(hub, {"since": "0"}, among=among)
+    raw = follower.next_event() or b""
+    runs = json.loads(raw.split(b"data: ", 1)[1])["runs"]
+    assert (runs["total"], runs["matching"]) == (1, 1)
