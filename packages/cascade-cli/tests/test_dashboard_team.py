@@ -155,7 +155,12 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
         )
         assert outside.status_code == 403, scope
     cancel = await http.post(f"/api/runs/{GLOBEX}/cancel", headers=ALICE)
-    assert cancel.json()["error"] == "alice@example.com is not an operator of project globex/etl"
+    # another org's run is one she never heard of: a 404 naming nothing (still audited)
+    unknown = await http.post(f"/api/runs/{'d' * 32}/cancel", headers=ALICE)
+    assert cancel.status_code == unknown.status_code == 404
+    assert cancel.json()["error"].replace(GLOBEX, "RUN") == unknown.json()["error"].replace(
+        "d" * 32, "RUN"
+    )
     await audit[0].flush()
     assert [(r.action, r.target, r.outcome) for r in audit[1]] == [
         ("pause", "task:etl_load*", "allowed"),
@@ -163,6 +168,7 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
         ("pause", "task:*", "refused"),
         ("pause", "task:web_*", "refused"),
         ("cancel", f"run:{GLOBEX}", "refused"),
+        ("cancel", f"run:{'d' * 32}", "refused"),
     ]
 
 

@@ -1,7 +1,9 @@
 """A team's dashboard end to end: people signed in through a real OpenID Connect provider,
-engines of two orgs on a real broker, the dashboard over real HTTP. A viewer sees only their
-project and is refused every control; an operator steers within their scopes only; the
-refusals and the controls name the person who signed in."""
+engines of two orgs on a real broker, a recorder keeping their runs and logs, the dashboard
+over real HTTP. A viewer sees only their project (its logs in the history too) and is refused
+every control; an operator steers within their scopes only; another org's run is to each of
+them a run nobody heard of (its cancel a 404, as an unknown id's); the refusals and the
+controls name the person who signed in."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from cascade.cli import BrokerOptions, mqtt_connector
 from cascade.cli.access import Roles
 from cascade.cli.dashboard import OidcSignIn, Tokens, serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
-from cascade.runtime import Engine, RunStarted, task
+from cascade.history import History, Recorder
+from cascade.runtime import Engine, LogForwarding, RunStarted, task
 from cascade.testkit import BrokerEndpoint, free_port
 
 from .test_dashboard_sign_in_over_http import sign_in_as
@@ -65,8 +68,28 @@ def issuer() -> Iterator[str]:
 
 
 @pytest.fixture
+async def recorded(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> AsyncIterator[History]:
+    """A history a recorder on the broker writes every run and log line into."""
+    history = History(f"sqlite:///{tmp_path / 'history.sqlite3'}", mode="write")
+    recording = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
+    recorder = Recorder(recording, history)
+    await recording.connect()
+    await recorder.start()
+    try:
+        yield history
+    finally:
+        await recorder.stop()
+        await recording.disconnect()
+        history.close()
+
+
+@pytest.fixture
 async def dashboard(
-    mqtt_broker: BrokerEndpoint, issuer: str, tmp_path: Path, scope_name: str
+    mqtt_broker: BrokerEndpoint,
+    issuer: str,
+    tmp_path: Path,
+    scope_name: str,
+    recorded: History,
 ) -> AsyncIterator[str]:
     path = tmp_path / "roles.toml"
     path.write_text(roles(scope_name), encoding="utf-8")
@@ -86,6 +109,7 @@ async def dashboard(
             on_ready=ready.set_result,
             sign_in=sign_in,
             roles=Roles.load(path),
+            history=History(recorded.location),
         )
     )
     try:
@@ -101,10 +125,12 @@ async def run_in(mqtt_broker: BrokerEndpoint, org: str, project: str, name: str)
 
     @task(name=name)
     async def step() -> str:
+        logging.getLogger("it.team").warning("the secret of %s/%s", org, project)
         return "ok"
 
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port)
-    engine = Engine(connector, org_id=org, project_id=project, summaries=False)
+    engine = Engine(connector, org_id=org, project_id=project, summaries=False,
+                    logs=LogForwarding())  # fmt: skip
     started: list[str] = []
     engine.events.subscribe(
         lambda e: started.append(e.run_id) if isinstance(e, RunStarted) else None
@@ -123,6 +149,29 @@ async def seen_by_root(http: httpx.AsyncClient, url: str, *run_ids: str) -> None
             return
         assert time.monotonic() < deadline, "the dashboard never heard the runs"
         await asyncio.sleep(0.1)
+
+
+async def logged(http: httpx.AsyncClient, url: str, run_id: str) -> list[str]:
+    """Once the history has them, the lines of ``run_id`` the signed-in person reads there."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await http.get(f"{url}/api/history/runs/{run_id}/logs")
+        assert answer.status_code == 200, answer.text
+        if answer.json()["lines"]:
+            return [line["message"] for line in answer.json()["lines"]]
+        assert time.monotonic() < deadline, "the history never had the run's lines"
+        await asyncio.sleep(0.1)  # the recorder writes within moments
+
+
+async def as_unknown(http: httpx.AsyncClient, method: str, url: str, run_id: str) -> None:
+    """``method url`` about ``run_id`` (another org's) is answered exactly as about an id
+    nobody has: the same status, the same body."""
+    unknown = "f" * 32
+    theirs = await http.request(method, url.format(run_id))
+    nobodys = await http.request(method, url.format(unknown))
+    assert theirs.status_code == nobodys.status_code, url
+    assert theirs.text == nobodys.text.replace(unknown, run_id), url
+    assert "globex" not in theirs.text
 
 
 async def first_event(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
@@ -170,9 +219,19 @@ async def test_a_viewer_sees_its_project_only_and_is_refused_every_control(
         assert web not in {run["run_id"] for run in first["runs"]["upsert"]}
         assert first.get("run") is None
         assert first["controls"] is False
+        # her project's logs, from the history (was: 400 "limit must be at least 1")
+        assert await logged(http, dashboard, etl) == ["the secret of acme/etl"]
+        for method, url in (
+            ("GET", f"{dashboard}/api/history/runs/{{}}/logs"),
+            ("GET", f"{dashboard}/api/history/run?id={{}}"),
+            ("POST", f"{dashboard}/api/runs/{{}}/cancel"),
+        ):
+            await as_unknown(http, method, url, web)
+        status = (await http.get(f"{dashboard}/api/history")).json()
+        assert (status["history"], status["location"]) == (True, None)
     rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
     assert f"refused vera@example.com (oidc) pause task:{scope_name}_*" in rows[0]
-    assert len(rows) == 4
+    assert len(rows) == 6  # the two cancels of runs she may not see, as refused as any
 
 
 async def test_an_operator_pauses_within_its_scope_and_not_outside(
@@ -194,8 +253,8 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
             answer = await http.post(f"{dashboard}/api/constraints",
                                      json={"scope": outside, "type": "pause"})  # fmt: skip
             assert answer.status_code == 403, outside
-        cancel = await http.post(f"{dashboard}/api/runs/{web}/cancel")
-        assert cancel.json()["error"] == "olga@example.com is not an operator of project globex/web"
+        # another org's run: a 404 as an unknown id's (was: 403 naming globex/web)
+        await as_unknown(http, "POST", f"{dashboard}/api/runs/{{}}/cancel", web)
         shown = (await http.get(f"{dashboard}/api/state",
                                 headers={"Authorization": f"Bearer {ROOT}"})).json()  # fmt: skip
         (mine,) = [c for c in shown["constraints"] if c["scope"] == scope]
@@ -205,4 +264,4 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
     rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
     assert rows[0] == f"allowed olga@example.com (oidc) pause {scope}"
     assert rows[-1] == f"allowed olga@example.com (oidc) resume {scope}"
-    assert sum("refused olga@example.com" in row for row in rows) == 3
+    assert sum("refused olga@example.com" in row for row in rows) == 4

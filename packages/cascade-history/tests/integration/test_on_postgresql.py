@@ -1,5 +1,5 @@
 """The access audit, token, cancel, ingest, gap, query, run filter, migration, read-mode,
-recorder and log tests again, each on a new database of a private PostgreSQL cluster
+recorder, log and visible-run tests again, each on a new database of a private PostgreSQL cluster
 (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
@@ -19,3 +19,4 @@ from ..test_run_pages import *  # noqa: F403
 from ..test_schema_migrations import *  # noqa: F403
 from ..test_store import *  # noqa: F403
 from ..test_tokens import *  # noqa: F403
+from ..test_visible_runs import *  # noqa: F403

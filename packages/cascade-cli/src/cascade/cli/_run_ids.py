@@ -119,9 +119,12 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
         raise fail(f"cannot look run id {prefix} up: {exc}") from None
 
 
-def recorded_in(history: History, prefix: str) -> Recorded:
-    """The ids of the runs in ``history`` that start with ``prefix`` (blocks: a query)."""
-    return Recorded(history.run_ids(prefix, limit=_RECORDED_READ), history.location)
+def recorded_in(
+    history: History, prefix: str, among: Iterable[tuple[str, str | None]] | None = None
+) -> Recorded:
+    """The ids of the runs in ``history`` that start with ``prefix`` (blocks: a query); of
+    ``among``'s orgs and projects only, when given (the others are not there)."""
+    return Recorded(history.run_ids(prefix, limit=_RECORDED_READ, among=among), history.location)
 
 
 def one_run(prefix: str, *known: Iterable[str], more: bool = False) -> str | None:

@@ -363,10 +363,12 @@ class History:
         counts: bool = True,
         states: Collection[str] | None = None,
         name_glob: str | None = None,
+        among: Iterable[tuple[str, str | None]] | None = None,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
-        several have it).
+        several have it). ``among``: of these orgs' and projects' runs only (as
+        :meth:`runs`): another's is unknown, found by the same query at the same cost.
 
         Every task without ``limit``; with it, a page of at most ``limit`` tasks (by task id,
         those after ``after``) and :attr:`RunDetail.next_after`, the next page's cursor.
@@ -389,6 +391,7 @@ class History:
                 counts=counts,
                 states=states,
                 name_glob=name_glob,
+                among=among,
             )
         )
 
@@ -444,10 +447,17 @@ class History:
             )
         )
 
-    def run_ids(self, prefix: str, *, limit: int = 100) -> list[str]:
+    def run_ids(
+        self,
+        prefix: str,
+        *,
+        limit: int = 100,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> list[str]:
         """The ids of the recorded runs that start with ``prefix`` (all of them for ``""``),
-        in order, at most ``limit``: what a prefix of a run id could name."""
-        return self._read(lambda c: run_ids_query(c, prefix, limit))
+        in order, at most ``limit``: what a prefix of a run id could name (of ``among``'s
+        runs only, when given, as :meth:`runs`)."""
+        return self._read(lambda c: run_ids_query(c, prefix, limit, among))
 
     def tasks(
         self, *, since: Since = None, name_glob: str | None = None, exact: bool | None = None
@@ -504,6 +514,7 @@ class History:
         after: int = 0,
         limit: int | None = 1000,
         last: bool = False,
+        among: Iterable[tuple[str, str | None]] | None = None,
     ) -> list[RecordedLogLine]:
         """The lines the tasks of the run ``run_id`` (its whole id) logged, in the order they
         were logged (by time, then ``n``), at most ``limit`` (``None``: all); ``[]`` for a run
@@ -517,7 +528,8 @@ class History:
         last line the caller has: the lines stored after it, to page through a run's lines
         or follow them while it is recorded (ids number lines in the order stored: a run's
         batches as received, each batch's lines in the order logged; a batch that arrived
-        late is found after the lines stored before it).
+        late is found after the lines stored before it). ``among``: none unless the run is
+        recorded and one of these orgs' and projects' (as :meth:`runs`), in the same query.
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
@@ -531,6 +543,7 @@ class History:
                 after=after,
                 limit=limit,
                 last=last,
+                among=among,
             )
         )
 
@@ -539,14 +552,24 @@ class History:
         their engine dropped (:class:`LogCount`); empty for a run without logs."""
         return self._read(lambda c: log_counts_query(c, run_id))
 
-    def runs_logging(self, text: str, *, since: float | None = None, limit: int = 100) -> list[str]:
+    def runs_logging(
+        self,
+        text: str,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> list[str]:
         """The ids of the runs a line of which contains ``text`` (any case: ASCII letters on
         SQLite, all on PostgreSQL), the run with the latest such line first, at most
         ``limit``. ``since``: lines received since then (epoch seconds). It reads every line
-        (of the period) whose text it looks through: no index finds a substring."""
+        (of the period) whose text it looks through: no index finds a substring. ``among``:
+        of these orgs' and projects' recorded runs only (as :meth:`runs`)."""
         if not text:
             raise ValueError("text must not be empty")
-        return self._read(lambda c: runs_logging_query(c, text, since=since, limit=limit))
+        return self._read(
+            lambda c: runs_logging_query(c, text, since=since, limit=limit, among=among)
+        )
 
     def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
         try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ._queries import Among, among_filter
 from ._records import LogCount, RecordedLogLine
-from ._schema import log_lines, log_tasks
+from ._schema import log_lines, log_tasks, runs
 from ._task_filters import ESCAPE, name_matches
 
 __all__ = ["log_counts_query", "log_lines_query", "runs_logging_query"]
@@ -29,9 +30,12 @@ def log_lines_query(
     after: int,
     limit: int | None,
     last: bool = False,
+    among: Among | None = None,
 ) -> list[RecordedLogLine]:
     """The lines :meth:`History.log_lines` says, by id (``last``: the newest ``limit``)."""
     query = sa.select(*_LINE).where(log_lines.c.run_id == run_id, log_lines.c.id > after)
+    if among is not None:
+        query = query.where(_of_runs_among(among))
     if task is not None:
         named = (
             name_matches(log_lines.c.task_name, task)
@@ -66,10 +70,21 @@ def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCou
     }
 
 
+def _of_runs_among(among: Among) -> sa.ColumnElement[bool]:
+    """A line's run is one of ``among``'s (recorded, of its orgs and projects)."""
+    return sa.exists().where(runs.c.run_id == log_lines.c.run_id, among_filter(among))
+
+
 def runs_logging_query(
-    connection: sa.Connection, text: str, *, since: float | None, limit: int
+    connection: sa.Connection,
+    text: str,
+    *,
+    since: float | None,
+    limit: int,
+    among: Among | None = None,
 ) -> list[str]:
-    """The runs with a line containing ``text`` (any case), latest line first."""
+    """The runs with a line containing ``text`` (any case), latest line first (of
+    ``among``'s runs only, when given)."""
     pattern = "%" + "".join(ESCAPE + ch if ch in "%_\\" else ch for ch in text) + "%"
     message = log_lines.c.message
     found = message.ilike(pattern, escape=ESCAPE)  # ILIKE on PostgreSQL, lower() LIKE on SQLite
@@ -77,5 +92,7 @@ def runs_logging_query(
     query = sa.select(log_lines.c.run_id).where(found)
     if since is not None:
         query = query.where(log_lines.c.received_at >= since)
+    if among is not None:
+        query = query.where(_of_runs_among(among))
     query = query.group_by(log_lines.c.run_id).order_by(latest.desc()).limit(limit)
     return [run_id for (run_id,) in connection.execute(query)]

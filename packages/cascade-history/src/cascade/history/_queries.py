@@ -42,6 +42,8 @@ __all__ = [
     "FINISHED_STATES",
     "STATUSES",
     "RUN_COLUMNS",
+    "Among",
+    "among_filter",
     "audit_query",
     "escape_like",
     "executions_query",
@@ -72,6 +74,25 @@ RUN_COLUMNS = [
 ]
 
 
+Among = Iterable[tuple[str, str | None]]
+"""Orgs (``(org, None)``) and projects (``(org, project)``): the runs someone may see."""
+
+
+def among_filter(among: Among) -> sa.ColumnElement[bool]:
+    """The runs of ``among``'s orgs and projects (none when empty), as a condition on ``runs``:
+    put in the query that reads them, so that a run one may not see costs what an unknown one
+    does (the same query, no row)."""
+    return sa.or_(
+        sa.false(),
+        *(
+            runs.c.org_id == org_id
+            if project_id is None
+            else sa.and_(runs.c.org_id == org_id, runs.c.project_id == project_id)
+            for org_id, project_id in among
+        ),
+    )
+
+
 def status_name(status: str) -> str:
     """The status ``status`` names, in any case (``failed`` → ``Failed``); else ``ValueError``."""
     for name in STATUSES:
@@ -95,7 +116,7 @@ def runs_query(
     task: str | None,
     source: str | None,
     limit: int,
-    among: Iterable[tuple[str, str | None]] | None = None,
+    among: Among | None = None,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
@@ -115,17 +136,7 @@ def runs_query(
     if source is not None:
         query = query.where(runs.c.source == source)
     if among is not None:
-        query = query.where(
-            sa.or_(
-                sa.false(),
-                *(
-                    runs.c.org_id == org_id
-                    if project_id is None
-                    else sa.and_(runs.c.org_id == org_id, runs.c.project_id == project_id)
-                    for org_id, project_id in among
-                ),
-            )
-        )
+        query = query.where(among_filter(among))
     if task is not None:
         query = query.where(
             sa.exists().where(
@@ -197,17 +208,16 @@ def _last_states(run_ids: list[str]) -> sa.Select[Any]:
     )
 
 
-def run_ids_query(connection: sa.Connection, prefix: str, limit: int) -> list[str]:
-    """The ids of the runs whose id starts with ``prefix``, in order, at most ``limit``."""
+def run_ids_query(
+    connection: sa.Connection, prefix: str, limit: int, among: Among | None = None
+) -> list[str]:
+    """The ids of the runs whose id starts with ``prefix``, in order, at most ``limit``; of
+    ``among``'s runs only, when given."""
     pattern = escape_like(prefix) + "%"
-    return list(
-        connection.execute(
-            sa.select(runs.c.run_id)
-            .where(runs.c.run_id.like(pattern, escape=ESCAPE))
-            .order_by(runs.c.run_id)
-            .limit(limit)
-        ).scalars()
-    )
+    query = sa.select(runs.c.run_id).where(runs.c.run_id.like(pattern, escape=ESCAPE))
+    if among is not None:
+        query = query.where(among_filter(among))
+    return list(connection.execute(query.order_by(runs.c.run_id).limit(limit)).scalars())
 
 
 def tasks_query(

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from ._queries import RUN_COLUMNS, escape_like, summaries
+from ._queries import RUN_COLUMNS, Among, among_filter, escape_like, summaries
 from ._records import RunDetail, StateChange, TaskHistory
 from ._schema import runs, task_events
 from ._task_filters import ESCAPE, FINISHED_STATES, matching
@@ -25,13 +25,19 @@ TaskOrder = Literal["longest", "earliest"]
 reached their last state)."""
 
 
-def _run_row(connection: sa.Connection, run_id: str) -> sa.Row[Any] | None:
-    """The run whose id is ``run_id``, or the one run whose id starts with it."""
-    row = connection.execute(sa.select(*RUN_COLUMNS).where(runs.c.run_id == run_id)).first()
+def _run_row(
+    connection: sa.Connection, run_id: str, among: Among | None = None
+) -> sa.Row[Any] | None:
+    """The run whose id is ``run_id``, or the one run whose id starts with it (of ``among``'s
+    runs only, when given: the others are not there)."""
+    seen = [among_filter(among)] if among is not None else []
+    row = connection.execute(sa.select(*RUN_COLUMNS).where(runs.c.run_id == run_id, *seen)).first()
     if row is None and run_id:
         pattern = escape_like(run_id) + "%"
         found = connection.execute(
-            sa.select(*RUN_COLUMNS).where(runs.c.run_id.like(pattern, escape=ESCAPE)).limit(2)
+            sa.select(*RUN_COLUMNS)
+            .where(runs.c.run_id.like(pattern, escape=ESCAPE), *seen)
+            .limit(2)
         ).all()
         if len(found) > 1:
             raise ValueError(f"several runs' ids start with {run_id!r}: give more of it")
@@ -48,8 +54,10 @@ def run_query(
     counts: bool = True,
     states: Collection[str] | None = None,
     name_glob: str | None = None,
+    among: Among | None = None,
 ) -> RunDetail | None:
-    """One run (by its id, or a prefix of it that only it has) and its tasks: all of them, or
+    """One run (by its id, or a prefix of it that only it has; of ``among``'s runs only,
+    when given) and its tasks: all of them, or
     with ``limit`` a page of at most that many (by task id, after ``after``), the next page's
     cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
     first appeared. ``states``, ``name_glob``: only the tasks whose last state is one of
@@ -57,7 +65,7 @@ def run_query(
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
-    row = _run_row(connection, run_id)
+    row = _run_row(connection, run_id, among)
     if row is None:
         return None
     summary = summaries(connection, [row], counts=counts)[0]

@@ -27,7 +27,7 @@ from ._log_backfill import LogBackfill
 from ._log_window import LogWindow
 from ._me import me_route
 from ._model import MAX_RUNS_SHOWN
-from ._pages import PAGED_PARAMS, Listing, View, covers, parse_view
+from ._pages import PAGED_PARAMS, Listing, View, parse_view
 from ._shapes import constraint_dict, engine_dict
 from ._sign_in import SignIn, SignInPages
 from ._streams import (
@@ -43,11 +43,12 @@ from ._streams import (
 )
 from ._team import Team
 from ._token_api import token_routes
+from ._visible_runs import visible_id
 
 if TYPE_CHECKING:
     from cascade.history import History
 
-    from ..access import Access, Among, Roles
+    from ..access import Access, Roles
 
 __all__ = [
     "KEEPALIVE",
@@ -145,13 +146,6 @@ class _Dashboard:
         in a team's, to operators and admins only."""
         return self.controls if access is None else (access.role or 0) >= Role.OPERATOR
 
-    def run_seen(self, run_id: str | None, among: Among | None) -> str | None:
-        """``run_id`` when the reader may see that run, else ``None`` (as if unknown)."""
-        if run_id is None or among is None:
-            return run_id
-        run = self.hub.model.open_run(run_id)
-        return run_id if run is not None and covers(among, run) else None
-
     async def metrics(self, request: Request) -> Response:
         """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``);
         in a team's, for those who see every project (its counts cover them all)."""
@@ -175,7 +169,7 @@ class _Dashboard:
         if isinstance(access, JSONResponse):
             return access
         among = access.among() if access is not None else None
-        run_id = self.run_seen(params.get("run"), among)
+        run_id = visible_id(self.hub.model, params.get("run"), among)
         if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
             self.hub.telemetry.touch(run_id)
         if PAGED_PARAMS.isdisjoint(params) and access is None:

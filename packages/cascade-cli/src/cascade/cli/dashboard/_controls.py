@@ -4,7 +4,6 @@ the roles file lets do that control on that scope or run (``_team``)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,12 +16,11 @@ from cascade.interfaces import ConnectorError
 from .._cancel import describe_reply
 from .._context import UsageError
 from .._control import validate_scope
-from .._run_ids import Recorded, checked_prefix, is_full, recorded_in
-from .._run_owner import owner_in
 from ._guard import Refused, Tokens, read_json, refusal
 from ._history_source import HistorySource
 from ._hub import DashboardHub, constraint_messages
 from ._team import Team
+from ._visible_runs import HistoryUnreadable, find_run, unknown_run
 
 if TYPE_CHECKING:
     from ..access import Access
@@ -82,6 +80,14 @@ class Controls:
         allowed = self.team.control(request.scope, action, target, check, caller)
         return allowed if isinstance(allowed, JSONResponse) else allowed.identity.name
 
+    def unknown(self, caller: str | Access, given: str) -> Response:
+        """The 404 of a cancel of a run nobody heard of or the asker may not see (audited in a
+        team's dashboard, as every refused control: the same row for both)."""
+        if self.team is not None and not isinstance(caller, str):
+            self.team.audit.add(caller.identity, "cancel", f"run:{given.strip().lower()}",
+                                "refused", "no such run among those they may see")  # fmt: skip
+        return unknown_run(given, team=self.team is not None)
+
     def audited(self, caller: str | Access, action: str, target: str) -> None:
         """Audit a control done by a team member."""
         if self.team is not None and not isinstance(caller, str):
@@ -139,50 +145,6 @@ class Controls:
         self.audited(caller, "resume", scope)
         return JSONResponse({"cleared": cleared})
 
-    async def run_project(self, run_id: str) -> tuple[str | None, str | None] | Response:
-        """The org and project of run ``run_id`` (a whole id) as this dashboard heard it or
-        its history recorded it; ``(None, None)`` when neither knows."""
-        run = self.hub.model.open_run(run_id)
-        if run is not None:
-            return run.org_id, run.project_id
-        history = self.source.history
-        if history is None:
-            return None, None
-        from cascade.history import HistoryError
-
-        try:
-            detail = await asyncio.to_thread(history.run, run_id, limit=0, counts=False)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-        return (detail.run.org_id, detail.run.project_id) if detail else (None, None)
-
-    async def recorded_owner(self, run_id: str) -> str | Response | None:
-        """The source the history (if any) recorded the run ``run_id`` (a whole id) from,
-        ``None`` when it has not, or the refusal when the history cannot answer."""
-        history = self.source.history
-        if history is None:
-            return None
-        from cascade.history import HistoryError
-
-        try:
-            return await asyncio.to_thread(owner_in, history, run_id)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-
-    async def recorded_ids(self, run_id: str) -> Recorded | Response:
-        """The runs in the history (if any) a prefix ``run_id`` may name (none for a whole
-        id), or the refusal when the history cannot answer."""
-        wanted = checked_prefix(run_id)
-        history = self.source.history
-        if history is None or is_full(wanted):
-            return Recorded()
-        from cascade.history import HistoryError
-
-        try:
-            return await asyncio.to_thread(recorded_in, history, wanted)
-        except HistoryError as exc:
-            return refusal(503, str(exc))
-
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)
         if isinstance(caller, JSONResponse):
@@ -199,29 +161,21 @@ class Controls:
                 body = await read_json(request, MAX_BODY)
             except Refused as refused:
                 return refusal(refused.status, refused.message)
-        run_id = request.path_params["run_id"]
+        given = request.path_params["run_id"]
+        among = caller.among() if not isinstance(caller, str) else None
         try:
-            recorded = await self.recorded_ids(run_id)
-            if not isinstance(recorded, Recorded):
-                return recorded
-            run_id = self.hub.run_id(run_id, recorded)
-            project = await self.run_project(run_id) if self.team is not None else (None, None)
-            if isinstance(project, Response):
-                return project
-            org_id, project_id = project
+            found = await find_run(self.hub.model, self.source.history, given, among)
+            if found is None:  # never heard of, or hidden from the asker: the same answer
+                return self.unknown(caller, given)
+            run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
             holder = self.checked(request, caller, "cancel", f"run:{run_id}",
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
             if not isinstance(holder, str):
                 return holder
-            owner = await self.recorded_owner(run_id)
-            if isinstance(owner, Response):
-                return owner
-            answer = await self.hub.cancel(run_id, body, issued_by=holder, owner=owner)
+            answer = await self.hub.cancel(run_id, body, issued_by=holder, owner=found.owner)
         except (UsageError, UnicodeError) as exc:
             return refusal(400, str(exc))
-        except LookupError as exc:
-            return refusal(404, str(exc))
-        except ConnectorError as exc:
+        except (HistoryUnreadable, ConnectorError) as exc:
             return refusal(503, str(exc))
         if answer.reply is None:
             return refusal(504, answer.unanswered(self.hub.timeout))

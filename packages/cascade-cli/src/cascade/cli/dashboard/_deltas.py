@@ -28,9 +28,10 @@ from cascade.interfaces.reader import EngineView, RunView
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
 from ._log_window import LogWindow
-from ._pages import Listing, Page, View, covers, parse_view
+from ._pages import Listing, Page, View, parse_view
 from ._shapes import constraint_dict, engine_dict
 from ._streams import STREAM_INTERVAL
+from ._visible_runs import visible_id
 
 __all__ = ["MAX_BATCH", "STREAM_PAGE", "Follower", "encode"]
 
@@ -177,10 +178,7 @@ class Follower:
             raise ValueError("since must be a whole number: the version the page holds")
         among = options.pop("among", None)
         view = parse_view(params, runs_limit=STREAM_PAGE, engines_limit=STREAM_PAGE, among=among)
-        run_id = params.get("run") or None
-        if run_id is not None and among is not None:
-            run = hub.model.open_run(run_id)  # one the reader may not see is not open
-            run_id = run_id if run is not None and covers(among, run) else None
+        run_id = visible_id(hub.model, params.get("run") or None, among)  # hidden: unknown
         return cls(
             hub,
             listing or Listing(hub.model),

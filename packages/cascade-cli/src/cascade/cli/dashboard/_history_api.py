@@ -15,6 +15,10 @@ time. A database that cannot be read answers 503 with its
 one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
 saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
 shows each string as text.
+
+In a team's dashboard each reader sees their orgs' and projects' runs only, filtered in the
+query itself (``_visible_runs``: another tenant's run is an unknown one, at the same cost),
+and ``/api/history`` tells where the history is to admins over global only.
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
 from ._guard import refusal
 from ._history_source import HistorySource
+from ._visible_runs import NO_SUCH_RUN
 
 if TYPE_CHECKING:
     from cascade.history import History, StateChange
 
-    from ..access import Among
+    from ..access import Access, Among
     from ._team import Team
 
 __all__ = [
@@ -171,10 +176,11 @@ class _HistoryApi:
         refusals. In a team's dashboard, ``among`` is what the reader may see (``None``: all),
         and a query that ``covers_all`` projects is for those who see them all."""
         among = None
-        if self.team is not None:
-            access = self.team.reader(request.scope)
-            if isinstance(access, Response):
-                return access
+        access = self.asker(request)
+        if isinstance(access, Response):
+            return access
+        if access is not None:
+            assert self.team is not None
             reason = access.may_see_everything(covers_all) if covers_all else None
             if reason is not None:
                 return self.team.refuse(access, "read", request.url.path, reason)
@@ -183,7 +189,7 @@ class _HistoryApi:
             await self.source.refresh()
         history = self.source.history
         if history is None:
-            return refusal(404, self.source.note or _NO_HISTORY)
+            return refusal(404, self.source.note_for(_told_where(access)) or _NO_HISTORY)
 
         def work() -> tuple[int, bytes]:
             from cascade.history import HistoryError
@@ -195,7 +201,7 @@ class _HistoryApi:
             except ValueError as exc:
                 return 400, _encoded({"error": str(exc)})
             if value is None:
-                return 404, _encoded({"error": "no such run in the history"})
+                return 404, _encoded({"error": NO_SUCH_RUN})
             return 200, _encoded(value)
 
         lane = self.holders if self.holder(request.scope) is not None else self.anonymous
@@ -212,15 +218,26 @@ class _HistoryApi:
             headers={"cache-control": "no-store"},
         )
 
+    def asker(self, request: Request) -> Access | Response | None:
+        """In a team's dashboard, the access of the request's sender, or the refusal (nobody
+        signed in: 401; no role: 403, audited); ``None`` in any other (everyone reads)."""
+        return self.team.reader(request.scope) if self.team is not None else None
+
     async def status(self, request: Request) -> Response:
         """Whether this dashboard has a history, where, and if not why (``note``: what to do;
-        ``null`` when none is wanted): the page asks before it asks for any."""
+        ``null`` when none is wanted): the page asks before it asks for any. In a team's
+        dashboard, for those with a role only, and where it is (its path or URL, in
+        ``location`` and the ``note``) for admins over global only."""
+        access = self.asker(request)
+        if isinstance(access, Response):
+            return access
         await self.source.refresh()
         source = self.source
+        where = _told_where(access)
         answer = {
             "history": source.history is not None,
-            "location": source.location,
-            "note": source.note,
+            "location": source.location if where else None,
+            "note": source.note_for(where),
             "run_page": RUN_PAGE,
         }
         return Response(
@@ -246,27 +263,24 @@ class _HistoryApi:
         return await self.answer(request, _logs)
 
 
+def _told_where(access: Access | None) -> bool:
+    """Whether the asker is told where the history is: in a team's dashboard, admins over
+    global only (a path or URL says much of the machine it is on); else everyone."""
+    return access is None or access.may_administer() is None
+
+
 def _since(request: Request, default: str | None) -> float | None:
     age = _age(request, "since", default)
     return None if age is None else time.time() - age
 
 
-def _seen(org_id: str, project_id: str, among: Among | None) -> bool:
-    return among is None or (org_id, None) in among or (org_id, project_id) in among
-
-
 def _runs(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     text = _text(request, "logging")
     if text is not None:  # the runs whose logs contain it, the latest line first
-        ids = history.runs_logging(text, since=_since(request, None), limit=_limit(request, 100))
-        details = (history.run(run_id, limit=1) for run_id in ids)
-        return {
-            "runs": [
-                detail.run.to_json()
-                for detail in details
-                if detail is not None and _seen(detail.run.org_id, detail.run.project_id, among)
-            ]
-        }
+        since, limit = _since(request, None), _limit(request, 100)
+        ids = history.runs_logging(text, since=since, limit=limit, among=among)
+        details = (history.run(run_id, limit=1, among=among) for run_id in ids)
+        return {"runs": [detail.run.to_json() for detail in details if detail is not None]}
     found = history.runs(
         since=_since(request, None),
         status=_text(request, "status"),
@@ -286,18 +300,18 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
     after = request.query_params.get("after")  # a task id: any text, empty included
     if after is None:
         wanted = checked_prefix(run_id)
-        recorded = recorded_in(history, wanted)
+        recorded = recorded_in(history, wanted, among)  # hidden runs are not there
         found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
     else:
         found = run_id  # a next page: of the run the first one found, by its whole id
     # a next page leaves the run's counts out: they cost the whole run, the first page has them
     detail = (
         None
-        if found is None
-        else history.run(found, after=after, limit=RUN_PAGE, counts=after is None)
+        if found is None  # a run the reader may not see is one the history does not have
+        else history.run(found, after=after, limit=RUN_PAGE, counts=after is None, among=among)
     )
-    if detail is None or not _seen(detail.run.org_id, detail.run.project_id, among):
-        return None  # a run the reader may not see is one the history does not have
+    if detail is None:
+        return None
     tasks = [
         {**task.to_json(), "name": task.task_name, "segments": segments(task.states)}
         for task in detail.tasks
@@ -315,7 +329,8 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
 def _logs(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
     """A page of a run's log lines (its whole id): ``task`` (an id, a name or a glob),
     ``level`` (a number, or a name such as ``warning``), ``after`` (the last line's ``id``),
-    ``limit``; ``next_after``: the cursor of the next page (``null``: none yet)."""
+    ``limit``; ``next_after``: the cursor of the next page (``null``: none yet). A run the
+    reader may not see has none, as a run never recorded."""
     level_text = request.query_params.get("level") or "0"
     level = _LEVELS.get(level_text.upper()) if not level_text.isdigit() else int(level_text)
     if level is None:
@@ -324,13 +339,10 @@ def _logs(history: History, request: Request, among: Among | None) -> dict[str, 
     if not after_text.isdigit():
         raise ValueError("after must be the id of a line (a whole number)")
     limit = _limit(request, MAX_LIMIT)
-    if among is not None:
-        run = history.run(request.path_params["run_id"], limit=0, counts=False)
-        if run is None or not _seen(run.run.org_id, run.run.project_id, among):
-            return None
+    # a run the reader may not see has no lines, as one never recorded: in the same query
     lines = history.log_lines(
         request.path_params["run_id"], task=_text(request, "task"), level=level,
-        after=int(after_text), limit=limit,
+        after=int(after_text), limit=limit, among=among,
     )  # fmt: skip
     next_after = lines[-1].id if len(lines) == limit else None
     return {"lines": [line.to_json() for line in lines], "next_after": next_after}

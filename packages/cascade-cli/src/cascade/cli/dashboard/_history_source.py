@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HistorySource"]
 
+_NOT_TOLD = "This dashboard has no history to read yet: its admins see why."
+
 
 class HistorySource:
     """The dashboard's history, and what to say while it has none.
@@ -82,6 +84,14 @@ class HistorySource:
             f"No history yet at {self.location}: run `{self.record}` to keep runs, "
             "then reload this page."
         )
+
+    def note_for(self, where: bool) -> str | None:
+        """:attr:`note` as told to someone who may (``where``) or may not be told where the
+        history is: to the latter, that there is none to read, nothing of why."""
+        note = self.note
+        if where or note is None:
+            return note
+        return _NOT_TOLD
 
     def line(self) -> str | None:
         """The dashboard's startup line about its history; ``None`` when none is wanted."""

@@ -266,10 +266,13 @@ class Listing:
         else:
             held = self.model.state.runs
             listed = cast("_Sorted[Any]", self.runs(max_age))
+        among = query.among  # its total: of the runs the reader may see, not every project's
         return self._page(
             (fleet.mode, query), listed, query.after, query.limit, max_age,
             lambda run: held.get(run.run_id) is run and query.matches(run),
             query.filtered, len(held),
+            None if among is None else lambda run: held.get(run.run_id) is run
+            and covers(among, run),
         )  # fmt: skip
 
     def engine_page(self, query: EngineQuery, max_age: float = 0.0) -> Page[EngineView]:
@@ -292,7 +295,9 @@ class Listing:
         keep: Callable[[_T], bool],
         filtered: bool,
         total: int,
+        seen: Callable[[_T], bool] | None = None,
     ) -> Page[_T]:
+        """The page; ``total``: how many there are, or (``seen``) how many pass ``seen``."""
         now = self.clock()
         version = self.model.version
         kept = self._pages.get(query)
@@ -305,8 +310,11 @@ class Listing:
         last = None
         more = False
         matching = 0
+        counted = 0
         for index in range(0 if filtered else start, len(listed.items)):
             item = listed.items[index]
+            if seen is not None and seen(item):
+                counted += 1
             if not keep(item):
                 continue
             matching += 1
@@ -321,6 +329,8 @@ class Listing:
                     break
         if not filtered:
             matching = total
+        if seen is not None:
+            total = counted
         page = Page(items, matching, total, cursor(last) if more and last is not None else None)
         if max_age > 0:
             self._pages = {q: p for q, p in self._pages.items() if now - p[1] < max_age}
