@@ -36,6 +36,7 @@ from ._records import (
     TaskStats,
 )
 from ._run_query import STATES_KEPT, TaskOrder
+from ._sessions import DashboardSession
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
 
@@ -45,6 +46,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "ApiToken",
     "AuditEvent",
+    "DashboardSession",
     "Execution",
     "History",
     "HistoryError",
