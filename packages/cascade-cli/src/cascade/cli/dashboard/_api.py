@@ -42,6 +42,7 @@ from ._streams import (
     stream_events,
 )
 from ._team import Team
+from ._session_api import session_routes
 from ._token_api import token_routes
 
 if TYPE_CHECKING:
@@ -340,6 +341,7 @@ def create_app(
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
+        *(session_routes(team, sign_in) if team is not None else ()),
         *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]
