@@ -136,7 +136,8 @@ def refused_events(
             AuditEvent(
                 row.at, "refused", row.target, row.action, None, None, "", None,
                 reason=row.reason, issued_by=row.who, run_id=run_id,
-                vouched=_vouched(row.via, row.claim), count=row.count, last_at=row.last_at,
+                vouched=_vouched(row.via, row.claim), count=row._mapping["count"],
+                last_at=row.last_at,
             )
         )  # fmt: skip
     return events
