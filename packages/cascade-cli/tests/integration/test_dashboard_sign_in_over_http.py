@@ -78,7 +78,8 @@ async def dashboard(
 ) -> AsyncIterator[Served]:
     """A team's dashboard on the test's broker, signing people in at ``issuer``."""
     roles = tmp_path / "roles.toml"
-    by_sub = f'[[grant]]\nrole = "operator"\nscopes = ["project:acme/etl"]\npeople = ["{issuer}#alice"]\n'
+    by_sub = '[[grant]]\nrole = "operator"\nscopes = ["project:acme/etl"]\n'
+    by_sub += f'people = ["{issuer}#alice"]\n'
     roles.write_text(ROLES + by_sub, encoding="utf-8")
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"

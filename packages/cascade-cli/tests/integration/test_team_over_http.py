@@ -34,8 +34,11 @@ pytestmark = [
 
 ROOT = "root-secret-for-the-test"
 USERS = [
-    User(sub="vera", claims={"email": "vera@example.com"}),
-    User(sub="olga", claims={"email": "olga@example.com", "groups": ["data-eng"]}),
+    User(sub="vera", claims={"email": "vera@example.com", "email_verified": True}),
+    User(
+        sub="olga",
+        claims={"email": "olga@example.com", "email_verified": True, "groups": ["data-eng"]},
+    ),
 ]
 
 

@@ -36,8 +36,8 @@ from ._records import (
     TaskStats,
 )
 from ._run_query import STATES_KEPT, TaskOrder
-from ._sessions import DashboardSession
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
+from ._sessions import DashboardSession
 from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
 
 __all__ = [

@@ -122,7 +122,7 @@ def refused_events(
     its target, ``issued_by`` who was refused and ``vouched`` what vouched for the name."""
     ae = access_events
     query = (
-        sa.select(ae)
+        sa.select(ae, ae.c.count.label("times"))  # a Row's count is the tuple's method
         .where(ae.c.outcome == "refused")
         .order_by(ae.c.at.desc(), ae.c.id.desc())
         .limit(limit)
@@ -136,7 +136,7 @@ def refused_events(
             AuditEvent(
                 row.at, "refused", row.target, row.action, None, None, "", None,
                 reason=row.reason, issued_by=row.who, run_id=run_id,
-                vouched=_vouched(row.via, row.claim), count=row._mapping["count"],
+                vouched=_vouched(row.via, row.claim), count=row.times,
                 last_at=row.last_at,
             )
         )  # fmt: skip

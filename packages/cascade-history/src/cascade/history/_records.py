@@ -272,9 +272,10 @@ class AuditEvent:
     within a minute are one row: the first at ``at``, the last at ``last_at``); 1 otherwise.
 
     ``vouched``: what vouched for ``issued_by`` (``oidc``, ``proxy``, ``api-token``,
-    ``token``; ``oidc:email``, ``oidc:sub``: the ID token's claim that named them). Of a refusal, what the dashboard signed the person in with; of a set, a
-    clear or a cancel, what the dashboard's allowed row that matches it said (the match
-    rule: ``cascade.history._access``); ``None``: only claimed, as its writer said it.
+    ``token``; ``oidc:email``, ``oidc:sub``: the ID token's claim that named them). Of a
+    refusal, what the dashboard signed the person in with; of a set, a clear or a cancel,
+    what the dashboard's allowed row that matches it said (the match rule:
+    ``cascade.history._access``); ``None``: only claimed, as its writer said it.
     """
 
     at: float

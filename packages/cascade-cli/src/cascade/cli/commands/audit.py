@@ -63,7 +63,7 @@ def audit(
     said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope
     is its run (`run:` and the run's short id), its params what the engine that ran it
     stopped. A `refused` row's type is the action refused, its reason the dashboard's; the
-    refusals of one person, action and reason within a minute are one row: `refused ×300`.
+    refusals of one person, action and reason within a minute are one row: `refused` with its count.
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """

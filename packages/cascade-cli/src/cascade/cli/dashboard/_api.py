@@ -28,6 +28,7 @@ from ._log_window import LogWindow
 from ._me import me_route
 from ._model import MAX_RUNS_SHOWN
 from ._pages import PAGED_PARAMS, Listing, View, covers, parse_view
+from ._session_api import session_routes
 from ._shapes import constraint_dict, engine_dict
 from ._sign_in import SignIn, SignInPages
 from ._streams import (
@@ -42,7 +43,6 @@ from ._streams import (
     stream_events,
 )
 from ._team import Team
-from ._session_api import session_routes
 from ._token_api import token_routes
 
 if TYPE_CHECKING:

@@ -105,6 +105,10 @@ def provider_client(issuer: str, client_id: str, client_secret: str, scope: str)
         client_id=client_id,
         client_secret=client_secret,
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
-        client_kwargs={"scope": scope, "code_challenge_method": "S256", "timeout": 10.0,
-                       "verify": tls},  # fmt: skip
+        client_kwargs={
+            "scope": scope,
+            "code_challenge_method": "S256",
+            "timeout": 10.0,
+            "verify": tls,
+        },
     )
