@@ -4,7 +4,10 @@ believed only while the dashboard knows that session as live.
 
 Kept in memory (each session until it expires: bounded by the session's lifetime) and, when
 the dashboard has a history it may write, in its ``dashboard_sessions`` table too: sessions
-and their ends then outlive a restart. A session is known by its *handle*, a hash of its id:
+and their ends then outlive a restart, and the dashboard reads the table again every
+:data:`REFRESH_SECONDS` (:meth:`Sessions.keep_fresh`), so that a session ended elsewhere (`cascade
+session revoke`, another dashboard of the history) ends here within that, and one begun at
+another dashboard is known here too. A session is known by its *handle*, a hash of its id:
 the id is in the cookie only, so a handle that is listed (``/api/sessions``) or read from
 the database cannot be made into a cookie.
 """
@@ -21,9 +24,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cascade.history import DashboardSession, History
 
-__all__ = ["Sessions", "handle_of"]
+__all__ = ["REFRESH_SECONDS", "Sessions", "handle_of"]
 
 _log = logging.getLogger("cascade.cli.dashboard")
+#: Seconds between two reads of the history's sessions.
+REFRESH_SECONDS = 5.0
 
 
 def handle_of(session_id: str) -> str:
@@ -44,13 +49,36 @@ class Sessions:
         from cascade.history import HistoryError
 
         self.history = history
-        now = time.time()
         try:
-            kept = history.sessions(since_expiry=now)
+            self.refresh()
         except HistoryError as exc:
             _log.warning("the sign-in sessions could not be read: %s", exc)
+
+    def refresh(self) -> None:
+        """Take the history's sessions again (blocks): those ended there end here, those live
+        there are live here. A session only this dashboard has (its write failed) stays."""
+        if self.history is None:
             return
-        self._live.update({s.handle: s for s in kept if s.live(now)})
+        now = time.time()
+        for session in self.history.sessions(since_expiry=now):
+            if session.live(now):
+                self._live.setdefault(session.handle, session)
+            else:
+                self._live.pop(session.handle, None)
+
+    async def keep_fresh(self) -> None:
+        """:meth:`refresh` every :data:`REFRESH_SECONDS`, until cancelled; a history that
+        cannot be read is logged (at most once a minute) and read again next time."""
+        from cascade.history import HistoryError
+        from cascade.interfaces.connector_kit import RateLimitedLogger
+
+        said = RateLimitedLogger(_log, interval=60.0)
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except HistoryError as exc:
+                said.warning("unreadable", "the sign-in sessions could not be read: %s", exc)
 
     def live(self, session_id: object) -> bool:
         """Whether the session of ``session_id`` (a cookie's) is live."""
