@@ -5,6 +5,7 @@ whose counts add up to every refusal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -101,3 +102,22 @@ async def test_300_refusals_are_a_few_rows_whose_counts_add_up_to_300(
     assert sum(e.count for e in refused) == 300
     assert any(e.count > 1 and e.last_at is not None for e in refused)
     assert "refused \u00d7" in audit_text(path)
+
+
+async def test_a_folds_count_reaches_the_history_without_a_flush(
+    http: httpx.AsyncClient, history: History
+) -> None:
+    """Five refusals, then nothing: within seconds the history's one row counts five (the
+    dashboard writes a fold's count a second after it grows, not only at shutdown)."""
+    for _ in range(5):
+        assert (await http.get("/api/state", headers=NOBODY)).status_code == 403
+
+    def counted() -> list[int]:
+        return [e.count for e in history.audit(limit=10) if e.action == "refused"]
+
+    async def settled() -> None:
+        while sum(counted()) != 5:  # noqa: ASYNC110 - the history is polled: no event to await
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(settled(), 10)
+    assert len(counted()) <= 2

@@ -150,17 +150,25 @@ class AccessLog:
         self._hand(event)
         return event
 
-    def _schedule(self) -> None:
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(_FLUSH_SECONDS, self._flush_folds)
+    def _schedule(self, delay: float = _FLUSH_SECONDS) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()  # the minute's end, and counts came: write them sooner
+        self._timer = loop.call_at(due, self._flush_folds)
 
     def _flush_folds(self, *, closing: bool = False) -> None:
-        """Hand the folds' new counts to the sink; forget the folds of minutes past."""
+        """Hand the folds' new counts to the sink; forget the folds of minutes past (and come
+        back when this minute ends, while a fold of it is open)."""
         self._timer = None
-        self._close(int(time.time() // 60), force=closing)
+        now = time.time()
+        self._close(int(now // 60), force=closing)
         for fold in self._folds.values():
             self._count(fold)
+        if self._folds and not closing:
+            self._schedule(60.0 - now % 60 + 0.1)
 
     def _close(self, minute: int, *, force: bool = False) -> None:
         for key, fold in list(self._folds.items()):

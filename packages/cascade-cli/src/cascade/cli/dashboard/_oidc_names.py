@@ -22,7 +22,8 @@ class NotNamed(ValueError):
 
 
 def name_of(claims: dict[str, Any], claim: str, issuer: str) -> str:
-    """The person ``claims`` names by ``claim``: a verified ``email`` as it is, any other
+    """The person ``claims`` names by ``claim``: a verified ``email`` as it is (its
+    ``email_verified`` is ``true``, or the string ``"true"`` some providers send), any other
     claim as ``<issuer>#<value>`` (two providers' subjects never collide); NotNamed why not."""
     value = claims.get(claim)
     if not isinstance(value, str) or not value.strip():
@@ -32,7 +33,8 @@ def name_of(claims: dict[str, Any], claim: str, issuer: str) -> str:
     if len(name) > _MAX_CLAIM or not name.isprintable():
         raise NotNamed(f"the ID token's {claim} is not a usable name")
     if claim == "email":
-        if claims.get("email_verified") is not True:
+        verified = claims.get("email_verified")
+        if verified is not True and verified != "true":  # some providers send a string
             raise NotNamed("the provider does not vouch for this email address (its "
                            "email_verified is not true): verify it at the provider, or ask "
                            "an admin to name people by another claim")  # fmt: skip
