@@ -4,7 +4,9 @@ real HTTP, real redirects, an ID token signed with the provider's key."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +300,7 @@ async def test_signing_in_makes_no_http_client_per_login_and_a_flood_gets_429(
         init(self, *args, **kwargs)  # type: ignore[arg-type]
 
     async with httpx.AsyncClient(timeout=10) as http:
+        began = time.monotonic()
         assert (await http.get(f"{dashboard.url}/auth/login")).status_code == 302
         monkeypatch.setattr(httpx2.AsyncClient, "__init__", counted)
         logins = [await http.get(f"{dashboard.url}/auth/login") for _ in range(15)]
@@ -307,5 +310,8 @@ async def test_signing_in_makes_no_http_client_per_login_and_a_flood_gets_429(
         flood = await asyncio.gather(*(http.get(f"{dashboard.url}/auth/login")
                                        for _ in range(40)))  # fmt: skip
     codes = [a.status_code for a in flood]
-    assert codes.count(429) >= 36, codes  # 4 of the budget's 20 were left, a few refilled
+    # 4 of the budget's 20 were left, and one more a second since the first login
+    refilled = math.ceil(time.monotonic() - began)
+    assert codes.count(302) <= 4 + refilled, codes
+    assert codes.count(429) >= 1
     assert next(a for a in flood if a.status_code == 429).headers["retry-after"] == "1"
