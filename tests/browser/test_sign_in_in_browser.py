@@ -25,7 +25,8 @@ pytestmark = [
 ]
 
 ROLES = '[[grant]]\nrole = "operator"\nscopes = ["org:acme"]\ngroups = ["data-eng"]\n'
-ALICE = User(sub="alice", claims={"email": "alice@example.com", "groups": ["data-eng"]})
+ALICE = User(sub="alice", claims={"email": "alice@example.com", "email_verified": True,
+                                  "groups": ["data-eng"]})  # fmt: skip
 
 
 @pytest.fixture

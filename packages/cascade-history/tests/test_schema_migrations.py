@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from cascade.history import History, HistoryError, alembic_config
+from cascade.history import DashboardSession, History, HistoryError, alembic_config
 from cascade.history._schema import metadata
 from cascade.interfaces import SourceGaps
 
@@ -187,3 +187,41 @@ def test_a_database_of_revision_8_with_data_upgrades_keeping_it(database_url: st
             who="vera", via="oidc", action="pause", target="global", outcome="refused"
         )
         assert history.audit()[0].action == "refused"
+
+
+def test_a_database_of_revision_9_with_access_rows_upgrades_keeping_them(
+    database_url: str,
+) -> None:
+    """Revision 0010 adds the refusals' counts and the sign-in sessions to a history written at
+    0009: a refusal already there counts 1; a folded one counts what it was told; a session is
+    kept, listed, and revoked once."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0009")
+            connection.execute(
+                sa.text(
+                    "INSERT INTO access_events (at, who, via, action, target, outcome, reason)"
+                    " VALUES (:at, 'vera', 'oidc', 'pause', 'global', 'refused', 'no role')"
+                ),
+                {"at": T0},
+            )
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        assert [(e.issued_by, e.count) for e in history.audit()] == [("vera", 1)]
+        row = history.record_access(who="eve", via="oidc", action="read", target="/api/state",
+                                    outcome="refused", claim="email", at=T0 + 1)  # fmt: skip
+        history.count_access(row, 300, T0 + 50)
+        history.count_access(row, 7, T0 + 9)  # late and smaller: changes nothing
+        newest = history.audit()[0]
+        assert (newest.issued_by, newest.count, newest.last_at) == ("eve", 300, T0 + 50)
+        assert newest.vouched == "oidc:email"
+        session = DashboardSession("h" * 32, "alice", "email", T0, T0 + 3600)
+        history.add_session(session)
+        assert history.sessions() == [session]
+        ended = history.revoke_sessions(by="root", at=T0 + 10, who="alice")
+        assert [(s.handle, s.revoked_by) for s in ended] == [("h" * 32, "root")]
+        assert history.revoke_sessions(by="root", at=T0 + 11, handle="h" * 32) == []
+        assert not history.sessions()[0].live(T0 + 12)

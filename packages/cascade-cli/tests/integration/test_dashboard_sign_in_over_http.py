@@ -4,7 +4,9 @@ real HTTP, real redirects, an ID token signed with the provider's key."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from rich.console import Console
 
 from cascade.cli import BrokerOptions, mqtt_connector
 from cascade.cli.access import Roles
-from cascade.cli.dashboard import OidcSignIn, serve_dashboard
+from cascade.cli.dashboard import OidcSignIn, Tokens, serve_dashboard
 from cascade.testkit import BrokerEndpoint, free_port
 
 # the provider (oidc-provider-mock 0.3) calls Authlib's server side the way it did before 1.6
@@ -37,13 +39,26 @@ role = "viewer"
 scopes = ["org:acme"]
 people = ["alice@example.com"]
 """
-ALICE = User(sub="alice", claims={"email": "alice@example.com", "groups": ["data-eng", "ops"]})
+ROLES += """
+[[grant]]
+role = "admin"
+scopes = ["global"]
+people = ["root"]
+"""
+ROOT = {"authorization": "Bearer the-root-secret"}
+ALICE = User(sub="alice", claims={"email": "alice@example.com", "email_verified": True,
+                                  "groups": ["data-eng", "ops"]})  # fmt: skip
+# two accounts that say they are alice: by a name they chose, by an address nobody verified
+NAMED_ALICE = User(sub="mallory", claims={"preferred_username": "alice@example.com"})
+UNVERIFIED = User(sub="eve", claims={"email": "alice@example.com", "email_verified": False})
 
 
 @pytest.fixture
 def issuer() -> Iterator[str]:
     """The provider, serving on a free port in a thread of its own; alice is one of its users."""
-    with run_server_in_thread(user_claims=[ALICE], require_nonce=True) as server:
+    with run_server_in_thread(
+        user_claims=[ALICE, NAMED_ALICE, UNVERIFIED], require_nonce=True
+    ) as server:
         yield f"http://localhost:{server.server_port}"
 
 
@@ -54,16 +69,24 @@ class Served:
 
 
 @pytest.fixture
+def name_claim() -> str:
+    """The claim the dashboard names people by (a test may say another)."""
+    return "email"
+
+
+@pytest.fixture
 async def dashboard(
-    mqtt_broker: BrokerEndpoint, issuer: str, tmp_path: Path
+    mqtt_broker: BrokerEndpoint, issuer: str, tmp_path: Path, name_claim: str
 ) -> AsyncIterator[Served]:
     """A team's dashboard on the test's broker, signing people in at ``issuer``."""
     roles = tmp_path / "roles.toml"
-    roles.write_text(ROLES, encoding="utf-8")
+    by_sub = '[[grant]]\nrole = "operator"\nscopes = ["project:acme/etl"]\n'
+    by_sub += f'people = ["{issuer}#alice"]\n'
+    roles.write_text(ROLES + by_sub, encoding="utf-8")
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"
     sign_in = OidcSignIn(issuer, "cascade-dashboard", "a-client-secret", public_url,
-                         "a-session-secret-of-32-characters")  # fmt: skip
+                         "a-session-secret-of-32-characters", name_claim=name_claim)  # fmt: skip
     options = BrokerOptions(host=mqtt_broker.host, port=mqtt_broker.port)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     serving = asyncio.create_task(
@@ -72,7 +95,7 @@ async def dashboard(
             mqtt_connector,
             "127.0.0.1",
             port,
-            None,
+            Tokens(((b"the-root-secret", "root"),)),
             Console(record=True, width=200),
             on_ready=ready.set_result,
             sign_in=sign_in,
@@ -189,3 +212,106 @@ async def test_login_refuses_a_next_that_leaves_the_dashboard(dashboard: Served)
             answer = await http.get(f"{dashboard.url}/auth/login", params={"next": value})
             assert answer.status_code == 400, value
             assert "location" not in answer.headers
+
+
+async def through_the_provider(http: httpx.AsyncClient, dashboard: str, sub: str) -> httpx.Response:
+    """Login → the provider's form as ``sub`` → the callback's answer."""
+    to_provider = await http.get(f"{dashboard}/auth/login")
+    back = await http.post(to_provider.headers["location"], data={"sub": sub})
+    assert back.status_code == 302, back.text
+    return await http.get(back.headers["location"])
+
+
+@pytest.mark.parametrize(
+    ("sub", "says"),
+    [("mallory", "has no email"), ("eve", "email_verified is not true")],
+)
+async def test_an_account_claiming_the_admins_name_signs_nobody_in(
+    dashboard: Served, sub: str, says: str
+) -> None:
+    """preferred_username = alice's address (no email), or alice's address unverified: 403 saying
+    why, no session, never alice."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        refused = await through_the_provider(http, dashboard.url, sub)
+        me = await http.get(f"{dashboard.url}/api/me")
+    assert refused.status_code == 403
+    assert says in refused.text
+    assert me.status_code == 401
+
+
+@pytest.mark.parametrize("name_claim", ["sub"])
+async def test_a_claim_named_explicitly_signs_in_qualified_with_the_issuer(
+    dashboard: Served, issuer: str
+) -> None:
+    """--oidc-name-claim sub: alice is ISSUER#alice, /api/me says by which claim; the roles file
+    names her so."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        landed = await through_the_provider(http, dashboard.url, "alice")
+        me = await http.get(f"{dashboard.url}/api/me")
+    assert landed.status_code == 303
+    assert (me.json()["name"], me.json()["claim"]) == (f"{issuer}#alice", "sub")
+    assert me.json()["role"] == "operator"
+
+
+async def test_a_cookie_copied_before_logout_is_refused_after_it(dashboard: Served) -> None:
+    """The cookie kept aside, then POST /auth/logout: the copy signs nobody in (401)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        await sign_in_as(http, dashboard.url, "alice", "/")
+        copied = http.cookies["cascade_session"]
+        assert (await http.post(f"{dashboard.url}/auth/logout")).status_code == 303
+    async with httpx.AsyncClient(timeout=10, cookies={"cascade_session": copied}) as thief:
+        me = await thief.get(f"{dashboard.url}/api/me")
+    assert me.status_code == 401
+
+
+async def test_an_admin_revokes_a_session_and_its_cookie_is_refused(dashboard: Served) -> None:
+    """GET /api/sessions lists alice's session (by handle, never its id); DELETE
+    /api/sessions?who=alice ends it: her cookie is refused at once; she is not an admin, so her
+    own list is refused."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        await sign_in_as(http, dashboard.url, "alice", "/")
+        assert (await http.get(f"{dashboard.url}/api/sessions")).status_code == 403
+        listed = await http.get(f"{dashboard.url}/api/sessions", headers=ROOT)
+        assert [s["who"] for s in listed.json()["sessions"]] == ["alice@example.com"]
+        assert listed.json()["sessions"][0]["claim"] == "email"
+        revoked = await http.delete(
+            f"{dashboard.url}/api/sessions", params={"who": "alice@example.com"}, headers=ROOT
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert len(revoked.json()["revoked"]) == 1
+        assert (await http.get(f"{dashboard.url}/api/me")).status_code == 401
+        listed = await http.get(f"{dashboard.url}/api/sessions", headers=ROOT)
+    assert listed.json()["sessions"] == []
+
+
+async def test_signing_in_makes_no_http_client_per_login_and_a_flood_gets_429(
+    dashboard: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first login (the metadata fetched once), 15 more make no HTTP client at all
+    (Authlib made one, with its TLS context, each); 40 at once from one address: the budget's
+    20 answered, the rest 429."""
+    import httpx2
+
+    made = []
+    init = httpx2.AsyncClient.__init__
+
+    def counted(self: httpx2.AsyncClient, *args: object, **kwargs: object) -> None:
+        made.append(type(self).__name__)
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        began = time.monotonic()
+        assert (await http.get(f"{dashboard.url}/auth/login")).status_code == 302
+        monkeypatch.setattr(httpx2.AsyncClient, "__init__", counted)
+        logins = [await http.get(f"{dashboard.url}/auth/login") for _ in range(15)]
+        monkeypatch.undo()
+        assert [a.status_code for a in logins] == [302] * 15
+        assert made == []
+        flood = await asyncio.gather(*(http.get(f"{dashboard.url}/auth/login")
+                                       for _ in range(40)))  # fmt: skip
+    codes = [a.status_code for a in flood]
+    # 4 of the budget's 20 were left, and one more a second since the first login
+    refilled = math.ceil(time.monotonic() - began)
+    assert codes.count(302) <= 4 + refilled, codes
+    assert codes.count(429) >= 1
+    assert next(a for a in flood if a.status_code == 429).headers["retry-after"] == "1"

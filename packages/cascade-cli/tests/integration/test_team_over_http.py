@@ -37,8 +37,11 @@ pytestmark = [
 
 ROOT = "root-secret-for-the-test"
 USERS = [
-    User(sub="vera", claims={"email": "vera@example.com"}),
-    User(sub="olga", claims={"email": "olga@example.com", "groups": ["data-eng"]}),
+    User(sub="vera", claims={"email": "vera@example.com", "email_verified": True}),
+    User(
+        sub="olga",
+        claims={"email": "olga@example.com", "email_verified": True, "groups": ["data-eng"]},
+    ),
 ]
 
 
@@ -229,8 +232,12 @@ async def test_a_viewer_sees_its_project_only_and_is_refused_every_control(
             await as_unknown(http, method, url, web)
         status = (await http.get(f"{dashboard}/api/history")).json()
         assert (status["history"], status["location"]) == (True, None)
-    rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
-    assert f"refused vera@example.com (oidc) pause task:{scope_name}_*" in rows[0]
+    rows = [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "cascade.dashboard.access"]  # fmt: skip
+    said = {k: rows[0][k] for k in ("outcome", "who", "via", "claim", "action", "target")}
+    target = f"task:{scope_name}_*"
+    assert said == {"outcome": "refused", "who": "vera@example.com", "via": "oidc",
+                    "claim": "email", "action": "pause", "target": target}  # fmt: skip
     assert len(rows) == 6  # the two cancels of runs she may not see, as refused as any
 
 
@@ -261,7 +268,9 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
         assert (mine["issued_by"], mine["reason"]) == ("olga@example.com", "db upgrade")
         resumed = await http.delete(f"{dashboard}/api/constraints", params={"scope": scope})
         assert resumed.status_code == 200, resumed.text
-    rows = [r.getMessage() for r in caplog.records if r.name == "cascade.dashboard.access"]
-    assert rows[0] == f"allowed olga@example.com (oidc) pause {scope}"
-    assert rows[-1] == f"allowed olga@example.com (oidc) resume {scope}"
-    assert sum("refused olga@example.com" in row for row in rows) == 4
+    rows = [json.loads(r.getMessage()) for r in caplog.records
+            if r.name == "cascade.dashboard.access"]  # fmt: skip
+    said = [(r["outcome"], r["who"], r["via"], r["action"], r["target"]) for r in rows]
+    assert said[0] == ("allowed", "olga@example.com", "oidc", "pause", scope)
+    assert said[-1] == ("allowed", "olga@example.com", "oidc", "resume", scope)
+    assert sum(r[:2] == ("refused", "olga@example.com") for r in said) == 4

@@ -28,6 +28,7 @@ from .commands.logs import logs
 from .commands.record import record
 from .commands.run import run
 from .commands.runs import runs
+from .commands.session import session_app
 from .commands.status import status
 from .commands.steer import limit, pause, resume
 from .commands.tasks import tasks
@@ -77,6 +78,7 @@ for _reader in (record, runs, run, tasks, audit):
 app.add_typer(history_app)
 # Per-person API tokens for a team's dashboard, kept in the history.
 app.add_typer(token_app)
+app.add_typer(session_app)
 
 
 def main() -> None:

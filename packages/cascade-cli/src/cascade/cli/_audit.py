@@ -14,7 +14,14 @@ from ._run_ids import short_id
 if TYPE_CHECKING:
     from cascade.history import AuditEvent
 
-__all__ = ["ACTION_STYLES", "by_text", "scope_and_params", "stopped_text", "who_text"]
+__all__ = [
+    "ACTION_STYLES",
+    "action_text",
+    "by_text",
+    "scope_and_params",
+    "stopped_text",
+    "who_text",
+]
 
 ACTION_STYLES = {
     "set": "magenta",
@@ -35,6 +42,12 @@ def who_text(event: AuditEvent) -> str | None:
     if event.action not in _VOUCHED:
         return event.issued_by
     return f"{event.issued_by} ({event.vouched or 'claimed'})"
+
+
+def action_text(event: AuditEvent) -> str:
+    """The action, with how many a row of refusals stands for (``refused``, a multiplication
+    sign and ``300``)."""
+    return f"{event.action} \u00d7{event.count}" if event.count > 1 else event.action
 
 
 def by_text(event: AuditEvent) -> Text:

@@ -51,8 +51,9 @@ OidcClientSecret = Annotated[
 OidcNameClaim = Annotated[
     str | None,
     typer.Option("--oidc-name-claim", metavar="CLAIM",
-                 help="The ID token claim that names a person (default: email; else "
-                 "preferred_username, else sub)."),
+                 help="The ID token claim that names a person (default: email, taken only "
+                 "where email_verified is true); another claim (e.g. sub) names them as "
+                 "ISSUER#VALUE, and a token without it signs nobody in."),
 ]  # fmt: skip
 OidcGroupsClaim = Annotated[
     str | None,

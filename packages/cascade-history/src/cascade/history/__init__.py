@@ -37,6 +37,7 @@ from ._records import (
 )
 from ._run_query import STATES_KEPT, TaskOrder
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
+from ._sessions import DashboardSession
 from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "ApiToken",
     "AuditEvent",
+    "DashboardSession",
     "Execution",
     "History",
     "HistoryError",

@@ -2,8 +2,11 @@
 
 A team's dashboard writes a row for every control it let someone do (``allowed``) and every
 one it refused (``refused``: read refusals too), naming the person and what vouched for the
-name (``via``: ``oidc``, ``proxy``, ``api-token``, ``token``). The audit lists the refusals
-as events of their own (action ``refused``). An allowed row is not listed again: the control
+name (``via``: ``oidc``, ``proxy``, ``api-token``, ``token``; of ``oidc``, the ID token's
+``claim`` that named them too). The audit lists the refusals as events of their own (action
+``refused``): the refusals of one person, action and reason within a minute are one row, with
+their ``count`` and the ``last_at`` of them (the dashboard folds them; the row's target is its
+first's). An allowed row is not listed again: the control
 it allowed is in the audit already, as the recorder received it from the broker (a set, a
 clear, a cancel), and the row *vouches* for that event's ``issued_by``.
 
@@ -35,7 +38,15 @@ from ._records import AuditEvent
 from ._schema import access_events
 from ._text import MAX_TEXT_BYTES, clean
 
-__all__ = ["VIAS", "VOUCH_WINDOW", "access_row", "insert_access", "refused_events", "vouch"]
+__all__ = [
+    "VIAS",
+    "VOUCH_WINDOW",
+    "access_row",
+    "count_access",
+    "insert_access",
+    "refused_events",
+    "vouch",
+]
 
 VOUCH_WINDOW = 5.0
 """Seconds between a dashboard's allowed row and the event it vouches for, at most."""
@@ -53,14 +64,20 @@ def access_row(
     target: str,
     outcome: str,
     reason: str | None,
+    claim: str | None = None,
+    count: int = 1,
+    last_at: float | None = None,
 ) -> dict[str, Any]:
-    """The ``access_events`` row of one access; ``ValueError`` for one that cannot be."""
+    """The ``access_events`` row of one access (or of ``count`` alike, the first at ``at``,
+    the last at ``last_at``); ``ValueError`` for one that cannot be."""
     if via not in VIAS:
         raise ValueError(f"via must be one of {', '.join(sorted(VIAS))}, not {via!r}")
     if outcome not in _OUTCOMES:
         raise ValueError(f"outcome must be allowed or refused, not {outcome!r}")
     if not who:
         raise ValueError("who is empty")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
     return {
         "at": at,
         "who": clean(who, 256),
@@ -69,12 +86,33 @@ def access_row(
         "target": clean(target, MAX_TEXT_BYTES),
         "outcome": outcome,
         "reason": clean(reason) if reason is not None else None,
+        "claim": clean(claim, 64) if claim is not None else None,
+        "count": count,
+        "last_at": last_at,
     }
 
 
-def insert_access(connection: sa.Connection, row: Mapping[str, Any]) -> None:
-    """Add ``row`` (an :func:`access_row`) to ``access_events``."""
-    connection.execute(sa.insert(access_events).values(row))
+def insert_access(connection: sa.Connection, row: Mapping[str, Any]) -> int:
+    """Add ``row`` (an :func:`access_row`) to ``access_events``; its id."""
+    key = connection.execute(sa.insert(access_events).values(row)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def count_access(connection: sa.Connection, row_id: int, count: int, last_at: float) -> None:
+    """Row ``row_id`` now stands for ``count`` accesses, the last at ``last_at`` (the count
+    only grows: a late, smaller one changes nothing)."""
+    ae = access_events
+    connection.execute(
+        sa.update(ae)
+        .where(ae.c.id == row_id, ae.c.count < count)
+        .values(count=count, last_at=last_at)
+    )
+
+
+def _vouched(via: str, claim: str | None) -> str:
+    """What vouched for a name, as the audit shows it: ``oidc:email``, ``proxy``."""
+    return f"{via}:{claim}" if claim else via
 
 
 def refused_events(
@@ -84,7 +122,7 @@ def refused_events(
     its target, ``issued_by`` who was refused and ``vouched`` what vouched for the name."""
     ae = access_events
     query = (
-        sa.select(ae)
+        sa.select(ae, ae.c.count.label("times"))  # a Row's count is the tuple's method
         .where(ae.c.outcome == "refused")
         .order_by(ae.c.at.desc(), ae.c.id.desc())
         .limit(limit)
@@ -97,7 +135,9 @@ def refused_events(
         events.append(
             AuditEvent(
                 row.at, "refused", row.target, row.action, None, None, "", None,
-                reason=row.reason, issued_by=row.who, run_id=run_id, vouched=row.via,
+                reason=row.reason, issued_by=row.who, run_id=run_id,
+                vouched=_vouched(row.via, row.claim), count=row.times,
+                last_at=row.last_at,
             )
         )  # fmt: skip
     return events
@@ -142,7 +182,7 @@ def vouch(connection: sa.Connection, events: Iterable[AuditEvent]) -> list[Audit
     for _, i, row_id, row in pairs:
         if i in vouched or row_id in taken_rows:
             continue
-        vouched[i] = row.via
+        vouched[i] = _vouched(row.via, row.claim)
         taken_rows.add(row_id)
     return [
         dataclasses.replace(event, vouched=vouched[i]) if i in vouched else event

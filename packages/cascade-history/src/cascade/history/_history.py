@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
-from ._access import access_row, insert_access
+from ._access import access_row, count_access, insert_access
 from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
@@ -52,6 +52,7 @@ from ._records import (
 )
 from ._rollup import rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
+from ._sessions import HistorySessions
 from ._times import since_epoch
 from ._tokens import (
     ApiToken,
@@ -77,7 +78,7 @@ Mode = Literal["read", "write"]
 """How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
 
-class History:
+class History(HistorySessions):
     """A history database: its schema, its migrations, what is written to it and read from it.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``),
@@ -248,20 +249,35 @@ class History:
         outcome: str,
         reason: str | None = None,
         at: float | None = None,
-    ) -> None:
+        claim: str | None = None,
+        count: int = 1,
+        last_at: float | None = None,
+    ) -> int:
         """Add a row to the access audit: a team's dashboard let ``who`` (named by ``via``:
-        ``oidc``, ``proxy``, ``api-token``, ``token``) do ``action`` on ``target`` (``outcome``
-        ``allowed``), or refused it (``refused``, with its ``reason``), at ``at`` (now by
-        default). :meth:`audit` lists the refusals and vouches with the rest (see
-        :attr:`AuditEvent.vouched`). ``ValueError`` for a ``via`` or ``outcome`` it does not
-        know; :class:`HistoryError` when the database cannot be written."""
+        ``oidc``, ``proxy``, ``api-token``, ``token``; by the ID token's ``claim`` for ``oidc``)
+        do ``action`` on ``target`` (``outcome`` ``allowed``), or refused it (``refused``, with
+        its ``reason``), at ``at`` (now by default); ``count`` alike, the last at ``last_at``
+        (:meth:`count_access` adds more). :meth:`audit` lists the refusals and vouches with the
+        rest (see :attr:`AuditEvent.vouched`). The row's id; ``ValueError`` for a ``via`` or
+        ``outcome`` it does not know; :class:`HistoryError` when the database cannot be
+        written."""
         self._writable()
         row = access_row(
             at=time.time() if at is None else at, who=who, via=via, action=action,
-            target=target, outcome=outcome, reason=reason,
+            target=target, outcome=outcome, reason=reason, claim=claim, count=count,
+            last_at=last_at,
         )  # fmt: skip
-        self._write(
+        return self._write(
             lambda c: insert_access(c, row), f"cannot write the access audit to {self.location}"
+        )
+
+    def count_access(self, row_id: int, count: int, last_at: float) -> None:
+        """Access row ``row_id`` (of :meth:`record_access`) now stands for ``count`` alike, the
+        last at ``last_at``."""
+        self._writable()
+        self._write(
+            lambda c: count_access(c, row_id, count, last_at),
+            f"cannot write the access audit to {self.location}",
         )
 
     # -- API tokens --------------------------------------------------------------------------

@@ -268,10 +268,14 @@ class AuditEvent:
     ``resume``, ``cancel``, ``read``, ...) on ``scope`` (a constraint scope, ``run:<id>``
     with ``run_id`` set, or the path read), because ``reason``; ``topic`` is ``""``.
 
+    ``count``: how many refusals the row stands for (those of one person, action and reason
+    within a minute are one row: the first at ``at``, the last at ``last_at``); 1 otherwise.
+
     ``vouched``: what vouched for ``issued_by`` (``oidc``, ``proxy``, ``api-token``,
-    ``token``). Of a refusal, what the dashboard signed the person in with; of a set, a
-    clear or a cancel, what the dashboard's allowed row that matches it said (the match
-    rule: ``cascade.history._access``); ``None``: only claimed, as its writer said it.
+    ``token``; ``oidc:email``, ``oidc:sub``: the ID token's claim that named them). Of a
+    refusal, what the dashboard signed the person in with; of a set, a clear or a cancel,
+    what the dashboard's allowed row that matches it said (the match rule:
+    ``cascade.history._access``); ``None``: only claimed, as its writer said it.
     """
 
     at: float
@@ -290,6 +294,8 @@ class AuditEvent:
     request_id: str | None = None
     stopped: dict[str, Any] | None = None
     vouched: str | None = None
+    count: int = 1
+    last_at: float | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -318,6 +324,8 @@ class AuditEvent:
             "request_id": self.request_id,
             "stopped": self.stopped,
             "vouched": self.vouched,
+            "count": self.count,
+            "last_at": self.last_at,
         }
 
 

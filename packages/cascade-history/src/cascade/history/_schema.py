@@ -20,6 +20,7 @@ __all__ = [
     "api_tokens",
     "cancels",
     "constraint_events",
+    "dashboard_sessions",
     "issued_notes",
     "log_batches",
     "log_lines",
@@ -336,6 +337,10 @@ access_events = sa.Table(
     sa.Column("target", sa.String(1024), nullable=False),  # a scope, run:<id>, a path
     sa.Column("outcome", sa.String(8), nullable=False),  # allowed, refused
     sa.Column("reason", sa.Text, nullable=True),
+    # revision 0010: refusals of one person, action and reason in one minute are one row
+    sa.Column("count", sa.BigInteger, nullable=False, server_default="1"),
+    sa.Column("last_at", _Time, nullable=True),  # the last of them (None: the row is one)
+    sa.Column("claim", sa.String(64), nullable=True),  # the OIDC claim that named ``who``
     sa.Index(None, "at"),
 )
 
@@ -371,4 +376,20 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", _Time, nullable=True),
     sa.UniqueConstraint("secret_hash"),
     sqlite_autoincrement=True,
+)
+
+# A team's dashboard's sign-in sessions (revision 0010): which are live, which were ended
+# (signed out, revoked by an admin); ``handle`` is a hash of the cookie's session id
+# (``_sessions``).
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("handle", sa.String(64), primary_key=True),
+    sa.Column("who", sa.String(256), nullable=False),
+    sa.Column("claim", sa.String(64), nullable=True),
+    sa.Column("signed_in_at", _Time, nullable=False),
+    sa.Column("expires_at", _Time, nullable=False),
+    sa.Column("revoked_at", _Time, nullable=True),
+    sa.Column("revoked_by", sa.String(256), nullable=True),
+    sa.Index(None, "expires_at"),
 )

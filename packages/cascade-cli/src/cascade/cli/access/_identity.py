@@ -14,7 +14,8 @@ Via = Literal["token", "oidc", "proxy", "api-token", "broker"]
 class Identity:
     """A person (or a script) as a sign-in names them.
 
-    ``name``: the OIDC claim configured (``email`` by default), the trusted proxy's header,
+    ``name``: the OIDC claim configured (a verified ``email`` by default; another claim is
+    qualified with the issuer: ``https://id.example#248289``), the trusted proxy's header,
     an API token's holder, a ``--token``'s name, or a broker login (``via="broker"``).
     ``groups``: the OIDC groups claim or the proxy's groups header. ``via`` says what
     vouches for the name; the audit shows it beside the name.
@@ -23,6 +24,8 @@ class Identity:
     name: str
     via: Via
     groups: frozenset[str] = field(default=frozenset())
+    claim: str | None = field(default=None, compare=False)
+    """Of ``oidc``: the ID token's claim that named them (``email``, ``sub``, ...)."""
 
     def __str__(self) -> str:
         return f"{self.name} ({self.via})"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from .._audit import ACTION_STYLES, by_text, scope_and_params
+from .._audit import ACTION_STYLES, action_text, by_text, scope_and_params
 from .._broker import MAX_COUNT
 from .._context import CliContext
 from .._fit import Cell, Column, fitted, print_fitted
@@ -62,7 +62,8 @@ def audit(
     the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer
     said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope
     is its run (`run:` and the run's short id), its params what the engine that ran it
-    stopped. A `refused` row's type is the action refused, its reason the dashboard's.
+    stopped. A `refused` row's type is the action refused, its reason the dashboard's; the
+    refusals of one person, action and reason within a minute are one row: `refused` with its count.
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """
@@ -88,7 +89,7 @@ def audit(
         rows.append(
             [
                 times.short(event.at),
-                Text(event.action, style=ACTION_STYLES.get(event.action, "")),
+                Text(action_text(event), style=ACTION_STYLES.get(event.action, "")),
                 cell(scope, SHOWN["scope"]),
                 cell(event.type, SHOWN["name"]),
                 cell(params, SHOWN["params"]),

@@ -5,6 +5,7 @@ Needs the ``dashboard`` extra: ``pip install 'cascade-cli[dashboard]'``.
 
 from typing import TYPE_CHECKING
 
+from ._access_history import sink_of
 from ._access_log import AccessEvent, AccessLog
 from ._api import create_app
 from ._controls import MAX_BODY
@@ -42,6 +43,7 @@ __all__ = [
     "constraint_messages",
     "create_app",
     "serve_dashboard",
+    "sink_of",
 ]
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["open_access_history", "sink_of"]
 
+_FOLDS_KEPT = 10_000  # far more than a minute's folds: an older one's counts are all written
+
 
 def _url(source: HistorySource) -> str | None:
     if source.history is not None:
@@ -49,12 +51,23 @@ def open_access_history(source: HistorySource) -> tuple[History | None, str]:
 
 
 def sink_of(history: History) -> Callable[[AccessEvent], None]:
-    """The access log's sink writing each row into ``history``."""
+    """The access log's sink writing each row into ``history``; a fold's later counts update
+    its row (called from one thread, in order)."""
+    rows: dict[int, int] = {}  # fold -> its row's id, for the folds of the last minutes
 
     def write(event: AccessEvent) -> None:
-        history.record_access(
+        row = rows.get(event.fold) if event.fold is not None else None
+        if row is not None:
+            history.count_access(row, event.count, event.last_at or event.at)
+            return
+        row = history.record_access(
             who=event.who, via=event.via, action=event.action, target=event.target,
-            outcome=event.outcome, reason=event.reason, at=event.at,
+            outcome=event.outcome, reason=event.reason, at=event.at, claim=event.claim,
+            count=event.count, last_at=event.last_at,
         )  # fmt: skip
+        if event.fold is not None:
+            rows[event.fold] = row
+            while len(rows) > _FOLDS_KEPT:
+                del rows[next(iter(rows))]
 
     return write

@@ -28,6 +28,7 @@ from ._log_window import LogWindow
 from ._me import me_route
 from ._model import MAX_RUNS_SHOWN
 from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._session_api import session_routes
 from ._shapes import constraint_dict, engine_dict
 from ._sign_in import SignIn, SignInPages
 from ._streams import (
@@ -334,6 +335,7 @@ def create_app(
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
+        *(session_routes(team, sign_in) if team is not None else ()),
         *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.cli.dashboard", "static")])),
     ]

@@ -4,9 +4,14 @@ Starlette client, and a signed session cookie of who signed in.
 ``/auth/login?next=/path`` sends the browser to the provider (a state, a nonce and an S256
 code challenge with it); ``/auth/callback`` takes the code back, Authlib verifies the ID
 token (its signature by the provider's JWKS, the issuer, the audience, the expiry, the
-nonce), and the session keeps the person's name, groups and when they signed in, never a
-token. ``POST /auth/logout`` ends the session (and, where the provider has one, at its
-``end_session_endpoint``).
+nonce), and the session keeps the person's name (by what the provider vouches for:
+``_oidc_names``), groups, when they signed in and a session id, never a token. The session is
+believed while the dashboard knows it as live (``_sessions``): ``POST /auth/logout`` ends it
+for good, whatever copy of the cookie is left (and, where the provider has one, sends the
+browser to its ``end_session_endpoint``); an admin can revoke it (``/api/sessions``).
+
+Signing in costs no connection per request (``_oidc_provider``), and each address has a small
+budget of sign-in requests (``_flood``): a flood is answered 429.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.integrations.starlette_client import OAuthError
 from joserfc.errors import JoseError
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -29,6 +34,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
 from ..access import Identity
+from ._flood import Budget
+from ._oidc_names import NotNamed, name_of
+from ._oidc_provider import ProviderUnavailable, provider_client
+from ._sessions import Sessions
 
 __all__ = ["COOKIE", "LOGIN_PATH", "SESSION_MAX_AGE", "OidcSignIn"]
 
@@ -46,6 +55,7 @@ _NEXT = "cascade_next"
 _MAX_NEXT = 2048
 _MAX_CLAIM = 256
 _MAX_GROUPS = 256
+_UNAVAILABLE = (httpx2.HTTPError, AuthlibBaseError, ProviderUnavailable, ValueError, KeyError)
 
 
 def _url(value: str, what: str) -> str:
@@ -69,8 +79,10 @@ class OidcSignIn:
     ``public_url``: the dashboard's address as browsers see it; the provider must know
     ``<public_url>/auth/callback`` as a redirect URI; the client authenticates with
     ``client_secret`` (HTTP Basic). ``session_secret`` signs the session cookie. A person's name
-    is the ID token's ``name_claim``, else its ``preferred_username``, else its ``sub``;
-    their groups are its ``groups_claim`` (a list of names, or one). With
+    is the ID token's ``email`` where its ``email_verified`` is true, or with another
+    ``name_claim`` (such as ``sub``), that claim as ``<issuer>#<value>``; a token without it
+    signs nobody in (403, saying why). Their groups are its ``groups_claim`` (a list of names,
+    or one). ``budget``: the sign-in requests each address may make (429 beyond). With
     ``post_logout_url``, signing out at the provider comes back there (the provider must
     know it).
     """
@@ -90,6 +102,7 @@ class OidcSignIn:
         scope: str = "openid email profile",
         session_max_age: int = SESSION_MAX_AGE,
         post_logout_url: str | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.issuer = _url(issuer, "the OIDC issuer")
         self.public_url = _url(public_url, "the public URL")
@@ -106,19 +119,17 @@ class OidcSignIn:
             raise ValueError("the session secret is too short: give at least 16 characters")
         if session_max_age <= 0:
             raise ValueError("the session's max age must be positive")
-        self.name_claim = name_claim
+        if not name_claim.strip() or len(name_claim) > 64 or not name_claim.isprintable():
+            raise ValueError(f"the name claim {name_claim!r} is not a claim's name")
+        self.name_claim = name_claim.strip()
         self.groups_claim = groups_claim
         self.session_secret = session_secret
         self.session_max_age = session_max_age
         self.secure = self.public_url.startswith("https://")
-        oauth = OAuth()
-        self.client: Any = oauth.register(
-            "cascade",
-            client_id=client_id.strip(),
-            client_secret=client_secret,
-            server_metadata_url=f"{self.issuer}/.well-known/openid-configuration",
-            client_kwargs={"scope": scope, "code_challenge_method": "S256", "timeout": 10.0},
-        )
+        self.client: Any = provider_client(self.issuer, client_id.strip(), client_secret, scope)
+        self.sessions = Sessions(session_max_age)
+        """The live sessions (:meth:`Sessions.attach` keeps them in a history too)."""
+        self.budget = budget or Budget()
 
     @property
     def redirect_uri(self) -> str:
@@ -178,7 +189,7 @@ class OidcSignIn:
         user = self._user(scope)
         if user is None:
             return None
-        return Identity(user["name"], "oidc", frozenset(user["groups"]))
+        return Identity(user["name"], "oidc", frozenset(user["groups"]), user["claim"])
 
     def about(self, scope: Scope) -> dict[str, Any]:
         """What ``/api/me`` says of the session beyond the identity: which claim named the
@@ -197,25 +208,33 @@ class OidcSignIn:
         # the cookie's own age is checked by its signature; this bounds a session kept fresh
         if not isinstance(at, (int, float)) or time.time() - at > self.session_max_age:
             return None
+        if not self.sessions.live(user.get("sid")):  # signed out, revoked, or not this one's
+            return None
         return user
 
     async def login(self, request: Request) -> Response:
         """To the provider's sign-in, then back to ``next`` (a local path)."""
+        flood = self.budget.refusal(request)
+        if flood is not None:
+            return flood
         try:
             next_path = self.next_path(request.query_params.get("next"))
         except ValueError as exc:
             return _page(400, "Cannot sign in", str(exc))
         request.session[_NEXT] = next_path
         try:
-            response: Response = await self.client.authorize_redirect(request, self.redirect_uri)
-        except (httpx2.HTTPError, AuthlibBaseError, ValueError, KeyError) as exc:
+            url = await self.client.authorization(request, self.redirect_uri)
+        except _UNAVAILABLE as exc:
             _log.warning("the OpenID provider %s did not answer: %s", self.issuer, exc)
             said = f"the OpenID provider at {self.issuer} did not answer: {_said(exc)}"
             return _page(502, "Cannot sign in", said)
-        return response
+        return RedirectResponse(url, status_code=302)
 
     async def callback(self, request: Request) -> Response:
         """The provider's answer: the person signed in and sent on, or a page saying why not."""
+        flood = self.budget.refusal(request)
+        if flood is not None:
+            return flood
         if "state" not in request.query_params and "error" not in request.query_params:
             return _page(400, "Sign-in refused", "this page is for the provider's answer only")
         try:
@@ -232,7 +251,7 @@ class OidcSignIn:
             _log.warning("refused an ID token from %s: %s", self.issuer, exc)
             return _page(401, "Sign-in refused",
                          f"the provider's ID token was not accepted: {_said(exc)}")  # fmt: skip
-        except (httpx2.HTTPError, AuthlibBaseError, ValueError, KeyError) as exc:
+        except _UNAVAILABLE as exc:
             _log.warning("signing in at %s failed: %s", self.issuer, exc)
             return _page(502, "Cannot sign in",
                          f"the OpenID provider at {self.issuer} failed: {_said(exc)}")  # fmt: skip
@@ -240,7 +259,11 @@ class OidcSignIn:
         if not claims:
             return _page(401, "Sign-in refused", "the provider sent no ID token")
         try:
-            claim, name = self._name(claims)
+            name = name_of(claims, self.name_claim, self.issuer)
+        except NotNamed as exc:
+            _log.warning("refused a sign-in at %s: %s", self.issuer, exc)
+            return _page(403, "Sign-in refused", str(exc))
+        try:
             groups = self._groups(claims)
         except ValueError as exc:
             return _page(401, "Sign-in refused", str(exc))
@@ -248,26 +271,16 @@ class OidcSignIn:
         request.session.clear()
         request.session[_USER] = {
             "name": name,
-            "claim": claim,
+            "claim": self.name_claim,
             "groups": groups,
             "at": int(time.time()),
+            "sid": await self.sessions.start(name, self.name_claim),
         }
         try:
             target = self.next_path(next_path if isinstance(next_path, str) else None)
         except ValueError:
             target = "/"
         return RedirectResponse(target, status_code=303)
-
-    def _name(self, claims: dict[str, Any]) -> tuple[str, str]:
-        for claim in dict.fromkeys((self.name_claim, "preferred_username", "sub")):
-            value = claims.get(claim)
-            if isinstance(value, str) and value.strip():
-                name = value.strip()
-                if len(name) > _MAX_CLAIM or any(ord(c) < 0x20 for c in name):
-                    raise ValueError(f"the ID token's {claim} is not a usable name")
-                return claim, name
-        raise ValueError(f"the ID token names nobody: no {self.name_claim}, "
-                         "preferred_username or sub")  # fmt: skip
 
     def _groups(self, claims: dict[str, Any]) -> list[str]:
         value = claims.get(self.groups_claim)
@@ -281,12 +294,16 @@ class OidcSignIn:
         return sorted({v.strip() for v in values if v.strip() and len(v) <= _MAX_CLAIM})
 
     async def logout(self, request: Request) -> Response:
-        """The session ended; then to the provider's ``end_session_endpoint``, if it has one
-        on the issuer's origin, else to the page."""
+        """The session ended for good (a copy of its cookie signs nobody in); then to the
+        provider's ``end_session_endpoint``, if it has one on the issuer's origin, else to the
+        page."""
+        user = self._user(request.scope)
+        if user is not None:
+            await self.sessions.end(user["name"], session_id=user["sid"])
         request.session.clear()
         try:
             metadata = await self.client.load_server_metadata()
-        except (httpx2.HTTPError, AuthlibBaseError, ValueError) as exc:
+        except _UNAVAILABLE as exc:
             _log.warning("the OpenID provider %s did not answer: %s", self.issuer, exc)
             metadata = {}
         end = metadata.get("end_session_endpoint")

@@ -136,6 +136,11 @@ async def serve_dashboard(
             if writer is not None:
                 stack.callback(writer.close)
                 stack.push_async_callback(access_log.flush)
+                sessions = getattr(sign_in, "sessions", None)
+                if sessions is not None:  # sign-ins and their ends outlive a restart
+                    await asyncio.to_thread(sessions.attach, writer)
+                    fresh = asyncio.create_task(sessions.keep_fresh(), name="dashboard-sessions")
+                    stack.callback(fresh.cancel)
         mode = (
             "team: people sign in, the roles file grants"
             if roles is not None

@@ -216,7 +216,9 @@ async function loadAudit() {
     const params = cancel ? stoppedText(e) : e.action === "refused" ? "-"
       : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
     const scope = cancel ? "run:" + String(e.run_id || "").slice(0, 12) : e.scope || "-";
-    const tr = row([at(e.at), e.action, scope, e.type || "-", params,
+    // a row of refusals folded over a minute says how many it stands for
+    const action = e.count > 1 ? e.action + " \u00d7" + e.count : e.action;
+    const tr = row([at(e.at), action, scope, e.type || "-", params,
       e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic || "-"]);
     if (cancel) tr.title = "run " + e.run_id;
     if (e.action === "refused") tr.className = "refused";
