@@ -39,6 +39,13 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
+from ._constraint_topic import (
+    REASON_NOT_ITS_TOPIC,
+    ConstraintTopicError,
+    TopicKey,
+    constraint_from_topic,
+    constraint_topic_key,
+)
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     beside_exact_reads,
@@ -204,6 +211,11 @@ __all__ = [
     "ConnectorError",
     "ConnectorStats",
     "Constraint",
+    "ConstraintTopicError",
+    "REASON_NOT_ITS_TOPIC",
+    "TopicKey",
+    "constraint_from_topic",
+    "constraint_topic_key",
     "ConstraintType",
     "Envelope",
     "FlushTimeoutError",

@@ -57,7 +57,8 @@ class EngineStats(ConstraintStats):
     counters: ``accepted``: valid constraints applied. ``rejected_control``:
     control messages rejected as malformed (each logged at a limited rate).
     ``rejected_over_cap``: valid new constraints rejected because the engine
-    already held ``max_constraints``. ``cleared``: topics cleared by an empty
+    already held ``max_constraints``. ``rejected_topic``: constraints refused because
+    their payload names another scope or type than their topic. ``cleared``: topics cleared by an empty
     payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
@@ -239,6 +240,7 @@ class Engine:
             monotonic=self._monotonic,
             stats=self.stats,
             max_constraints=self.max_constraints,
+            prefix=self.topic_prefix,
         )
         wake = asyncio.Event()
         manager.on_change(wake.set)
