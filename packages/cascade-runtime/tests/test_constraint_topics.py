@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -89,11 +88,6 @@ def test_a_clear_never_removes_what_another_topic_holds() -> None:
     assert manager.constraints == []
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[InMemoryBroker]:
-    yield InMemoryBroker()
-
-
 @task
 async def web_report() -> str:
     return "report"
@@ -104,10 +98,11 @@ async def etl_load() -> str:
     return "loaded"
 
 
-async def test_an_operators_topic_steers_only_its_own_scope(broker: InMemoryBroker) -> None:
+async def test_an_operators_topic_steers_only_its_own_scope() -> None:
     """Engine, end to end: the attacker's global pause and ``task:*`` limit, retained on its
     topics, hold nothing; its own pause holds ``etl_*`` tasks, and the admin's global pause,
     which the attacker tried to lift, still holds everything until the admin clears it."""
+    broker = InMemoryBroker()
     operator = InMemoryConnector(broker, presence=False)
     await operator.connect()
     await operator.publish(ETL_PAUSE, raw("global"), qos=1, retain=True)

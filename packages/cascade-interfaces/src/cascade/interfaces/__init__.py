@@ -40,7 +40,6 @@ from ._connector import (
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
 from ._constraint_topic import (
-    REASON_NOT_ITS_TOPIC,
     ConstraintTopicError,
     TopicKey,
     constraint_from_topic,
@@ -94,6 +93,7 @@ from ._refusals import (
     REASON_FOREIGN,
     REASON_FUTURE,
     REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
     REFUSAL_REASONS,
     Refusals,
     ahead,
@@ -201,6 +201,7 @@ __all__ = [
     "REASON_FOREIGN",
     "REASON_FUTURE",
     "REASON_MISMATCH",
+    "REASON_NOT_ITS_TOPIC",
     "REFUSAL_REASONS",
     "PROTOCOL_VERSION",
     "SNAPSHOT_INTERVAL",
@@ -212,7 +213,6 @@ __all__ = [
     "ConnectorStats",
     "Constraint",
     "ConstraintTopicError",
-    "REASON_NOT_ITS_TOPIC",
     "TopicKey",
     "constraint_from_topic",
     "constraint_topic_key",

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, get_args
 
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
 from ._errors import InvalidMessageError
+from ._refusals import REASON_NOT_ITS_TOPIC
 from ._topics import DEFAULT_PREFIX, scope_from_path
 
 __all__ = [
@@ -24,9 +25,6 @@ __all__ = [
     "constraint_from_topic",
     "constraint_topic_key",
 ]
-
-REASON_NOT_ITS_TOPIC = "not its topic's scope"
-"""Why a reader refuses a constraint whose payload names another scope or type than its topic."""
 
 _TYPES: frozenset[str] = frozenset(get_args(ConstraintType))
 

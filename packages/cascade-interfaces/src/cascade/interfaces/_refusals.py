@@ -14,6 +14,7 @@ __all__ = [
     "REASON_FOREIGN",
     "REASON_FUTURE",
     "REASON_MISMATCH",
+    "REASON_NOT_ITS_TOPIC",
     "REFUSAL_REASONS",
     "Refusals",
     "ahead",
@@ -40,7 +41,18 @@ REASON_MISMATCH = "not its topic's source"
 """A message on a topic that names its source (the sourced layout, a reply) whose payload
 claims another: the topic is what a broker ACL binds to a login, the payload is not."""
 
-REFUSAL_REASONS = (REASON_FOREIGN, REASON_CONFLICT, REASON_BEYOND, REASON_FUTURE, REASON_MISMATCH)
+REASON_NOT_ITS_TOPIC = "not its topic's scope"
+"""A constraint whose payload names another scope or type than its topic: the topic is what a
+broker ACL grants a writer, the payload is not (counted by the topic, relative to the prefix)."""
+
+REFUSAL_REASONS = (
+    REASON_FOREIGN,
+    REASON_CONFLICT,
+    REASON_BEYOND,
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
+)
 """Every reason a reader refuses a message for."""
 
 _OTHERS = "…"

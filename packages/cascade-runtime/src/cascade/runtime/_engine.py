@@ -58,8 +58,8 @@ class EngineStats(ConstraintStats):
     control messages rejected as malformed (each logged at a limited rate).
     ``rejected_over_cap``: valid new constraints rejected because the engine
     already held ``max_constraints``. ``rejected_topic``: constraints refused because
-    their payload names another scope or type than their topic. ``cleared``: topics cleared by an empty
-    payload. ``expired``: constraints ended by their ``expires_at``.
+    their payload names another scope or type than their topic. ``cleared``: topics
+    cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
     """
