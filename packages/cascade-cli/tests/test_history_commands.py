@@ -540,7 +540,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
             [
                 Received("cascade/constraints/global/pause", Constraint.pause("global"), T0),
                 _event(run_id, T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}),
-                Received(reply_topic(reply.id, reply.source), reply, T0 + 1),
+                Received(reply_topic("local", reply.id, reply.source), reply, T0 + 1),
             ]
         )
     events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)

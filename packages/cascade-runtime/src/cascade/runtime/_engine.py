@@ -283,7 +283,12 @@ class Engine:
                     trace_id=tracing.trace_id if tracing is not None else None,
                 )
                 cancels = CommandListener(
-                    connector, self.cancel, run_id, self.topic_prefix, telemetry.request_snapshot
+                    connector,
+                    self.cancel,
+                    run_id,
+                    self.topic_prefix,
+                    telemetry.request_snapshot,
+                    org_id=self.org_id,
                 )
                 link = ControlLink(
                     connector,
