@@ -181,8 +181,9 @@ async def test_malformed_answers_are_rejected_and_counted(
         await attacker.publish("cascade/reply/local/r1/host-1", {"hello": "world"}, qos=1)
         await attacker.publish("cascade/reply/local/r2/host-1", {**good, "not_started": -1}, qos=1)
         await attacker.publish("cascade/reply/local/r3/host-1", good, qos=1)  # r9's answer on r3's
-        await attacker.publish("cascade/reply/local/r4/host-1", {**good, "id": "r4", "x": "y" * 70_000})
-        await attacker.publish("cascade/reply/local/r9/mallory", good, qos=1)  # host-1's on mallory's
+        big = {**good, "id": "r4", "x": "y" * 70_000}
+        await attacker.publish("cascade/reply/local/r4/host-1", big)
+        await attacker.publish("cascade/reply/local/r9/mallory", good, qos=1)  # host-1's there
         await attacker.publish("cascade/reply/local/r5/host-1/deeper", {**good, "id": "r5"}, qos=1)
         await attacker.publish("cascade/reply/local/r6", {**good, "id": "r6"}, qos=1)
         await attacker.publish("cascade/reply/local/r9/host-1", good, qos=1)

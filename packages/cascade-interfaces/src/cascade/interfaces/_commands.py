@@ -62,9 +62,7 @@ def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/command/{sanitize_segment(run_id)}/+"
 
 
-def reply_topic(
-    org_id: str, request_id: str, source: str, prefix: str = DEFAULT_PREFIX
-) -> str:
+def reply_topic(org_id: str, request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/reply/{org}/{id}/{source}``: where ``source`` (an engine) answers the request
     ``id`` about a run of ``org_id``.
 

@@ -77,14 +77,15 @@ def constraint_from_topic(
     """Decode the constraint ``payload`` that arrived on ``topic``, and check it is the topic's.
 
     The payload is decoded as :func:`decode_constraint` does (and its scope checked with
-    :func:`validate_scope`); then its ``scope`` must be the one the topic's scope path names,
+    :func:`validate_scope`: a malformed payload is an :class:`InvalidMessageError` whatever
+    its topic); then its ``scope`` must be the one the topic's scope path names,
     and on a per-type topic its ``type`` the topic's type level. Raises
     :class:`InvalidMessageError` for a malformed payload, and :class:`ConstraintTopicError`
     (naming both) for a topic that is not a constraint topic or not this constraint's.
     """
-    key = constraint_topic_key(topic, prefix)
     constraint = decode_constraint(payload)
     validate_scope(constraint.scope)
+    key = constraint_topic_key(topic, prefix)
     if constraint.scope != key.scope:
         raise ConstraintTopicError(
             f"a constraint on {constraint.scope[:200]!r} on the topic of {key.scope[:200]!r}",

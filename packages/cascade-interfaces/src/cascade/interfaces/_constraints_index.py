@@ -28,6 +28,7 @@ import msgspec
 
 from ._codec import DECODE_ERRORS, invalid_message
 from ._connector import Connector, Message
+from ._constraint_topic import TopicKey, constraint_topic_key
 from ._errors import InvalidMessageError, InvalidTopicError
 from ._index_shards import (
     INDEX_SHARDS,
@@ -178,6 +179,13 @@ async def _read_retained(
         await asyncio.gather(*(handle.unsubscribe() for handle in made))
 
 
+def _wants(wanted: Callable[[TopicKey], bool], topic: str, prefix: str) -> bool:
+    try:
+        return wanted(constraint_topic_key(topic, prefix))
+    except InvalidMessageError:
+        return False  # no scope: no reader applies it
+
+
 class IndexSnapshot(NamedTuple):
     """What one read of the index found: the shards' entries (by shard number, those read),
     the record of earlier versions, and the ``global`` scope's retained messages."""
@@ -227,7 +235,10 @@ async def read_index(
 
 
 async def read_indexed_constraints(
-    connector: Connector, callback: Callable[[Message], None]
+    connector: Connector,
+    callback: Callable[[Message], None],
+    *,
+    wanted: Callable[[TopicKey], bool] | None = None,
 ) -> list[str]:
     """Hand ``callback`` the retained message of every constraint topic the index lists, and
     of the ``global`` scope's topics, each read through a subscription of its exact topic.
@@ -243,13 +254,21 @@ async def read_indexed_constraints(
     For readers on a broker whose ``capabilities.retained_to_wildcards`` is ``False``,
     once their ``{prefix}/constraints/#`` subscription is made (live changes come
     through that). :data:`INDEX_SHARDS` + 5 exact subscriptions, at once, then one per
-    listed topic, at once. A record that cannot be read is logged and skipped. Returns
-    the topics handed over.
+    listed topic, at once: with ``wanted``, only the listed topics whose scope and type
+    (:func:`~cascade.interfaces.constraint_topic_key`) it wants (an engine: the scopes
+    that can govern its run's tasks), so that constraints on other tasks cost a run's
+    start nothing. A record that cannot be read is logged and skipped. Returns the topics
+    handed over.
     """
     snapshot = await read_index(connector, exact=True)
     found = list(snapshot.exact)
     exact = set(always_read(connector.topic_prefix))
-    listed = sorted(topic for topic in snapshot.constraints() if topic not in exact)
+    prefix = connector.topic_prefix
+    listed = sorted(
+        topic
+        for topic in snapshot.constraints()
+        if topic not in exact and (wanted is None or _wants(wanted, topic, prefix))
+    )
     if len(listed) > MAX_INDEXED_TOPICS:
         _log.warning(
             "the constraints index lists %d topics; only the first %d are read",

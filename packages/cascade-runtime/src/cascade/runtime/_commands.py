@@ -36,9 +36,9 @@ class CommandListener:
 
     - ``.../cancel``: a valid request for this run cancels it (``cancel``:
       :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
-      not retained, on ``{prefix}/reply/{org}/{request id}/{source}`` (the run's org) with what was cancelled, and the
-      request's ``issued_by``, ``reason`` and ``issued_at`` (the history's audit records a
-      cancel from it).
+      not retained, on ``{prefix}/reply/{org}/{request id}/{source}`` (the run's org) with
+      what was cancelled, and the request's ``issued_by``, ``reason`` and ``issued_at``
+      (the history's audit records a cancel from it).
     - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
       snapshot (``snapshot``: :meth:`TelemetrySubscriber.request_snapshot`), which
       answers every reader at once, at most once a second.

@@ -297,6 +297,7 @@ class Engine:
                     manage=manage,
                     wait=self.connect_wait,
                     then=cancels.subscribe,  # after the constraints: the run waits on it not
+                    task_names={node.lazy.name for node in graph.nodes},
                 )
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)
