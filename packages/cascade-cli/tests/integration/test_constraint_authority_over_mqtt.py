@@ -113,6 +113,10 @@ async def etl_load() -> str:
     return "loaded"
 
 
+def _running(name: str, recorder: EventRecorder) -> Callable[[], bool]:
+    return lambda: name in recorder.names(TaskRunning)
+
+
 async def _run_until(
     engine: Engine, recorder: EventRecorder, target: Any, held: Callable[[], bool]
 ) -> asyncio.Task[Any]:
@@ -201,9 +205,7 @@ async def _cancel_answers_are_read_by_their_org_only(logins: Logins) -> None:
         await snoop.subscribe(wide, snooped)
         for org, user in (("globex", "root"), ("acme", "olga")):
             engine, recorder = logins.engine(org)
-            running = recorder.names
-            run = await _run_until(engine, recorder, etl_wait(),
-                                   lambda r=running: "etl_wait" in r(TaskRunning))  # fmt: skip
+            run = await _run_until(engine, recorder, etl_wait(), _running("etl_wait", recorder))
             run_id = str(recorder.events[-1].run_id)
             answer = await logins.run(user, "cancel", run_id, "--org", org)
             assert answer.exit_code == 0, answer.output
