@@ -152,7 +152,7 @@ def _decode(
         # what no engine applies (another scope than its topic's) is no constraint set
         decoded = None
         if payload:
-            decoded = constraint_from_topic(message.topic, message.raw or payload, prefix)
+            decoded = constraint_from_topic(message.topic, payload, prefix)
     elif kind == "cleared":  # who cleared the constraint on the topic it names, and why
         topic = constraint_topic_of_note(message.topic, prefix)
         return Received(topic, decode_clear_note(payload), when, message.retain)

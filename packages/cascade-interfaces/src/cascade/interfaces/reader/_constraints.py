@@ -26,7 +26,7 @@ def apply_constraint(constraints: dict[str, Constraint], message: Message, prefi
         constraints.pop(message.topic, None)
         return
     try:
-        constraint = constraint_from_topic(message.topic, message.raw or message.payload, prefix)
+        constraint = constraint_from_topic(message.topic, message.payload, prefix)
     except ConstraintTopicError as exc:
         _log.warning("refused", "refused a constraint on %r: %s", message.topic[:300], exc)
         raise
