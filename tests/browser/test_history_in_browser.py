@@ -102,7 +102,7 @@ def _record_failed_run(path: str | Path) -> None:
                 Received(topic, pause, start + 6),
                 Received(topic, None, start + 7),
                 Received(topic, ClearNote(issued_by="bob"), start + 8),
-                Received(reply_topic("req-1", "host-1"), _cancel(), start + 9),
+                Received(reply_topic("local", "req-1", "host-1"), _cancel(), start + 9),
             ]
         )
 

@@ -270,8 +270,10 @@ async def test_hostile_control_payloads(
         ]
         for i, (raw, kind) in enumerate(zip(payloads, kinds, strict=True)):
             # valid ones only where no constraint in force was set
-            topic = (
-                f"{prefix}/constraints/hostile/valid" if kind == "valid" else hostile_topics[i % 11]
+            topic = (  # a valid one on its own scope's topic, as engines take no other
+                constraint_topic(decode_constraint(raw).scope, prefix=prefix)
+                if kind == "valid"
+                else hostile_topics[i % 11]
             )
             await plain.publish(topic, raw, qos=1)
         await plain.publish(f"{prefix}/sentinel", b"{}", qos=1)

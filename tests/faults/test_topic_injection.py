@@ -5,8 +5,11 @@ from __future__ import annotations
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Constraint,
+    Message,
+    constraint_from_topic,
     constraint_topic,
     constraints_index_topic,
+    read_indexed_constraints,
     update_constraints_index,
 )
 from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
@@ -91,6 +94,12 @@ async def test_hostile_ids_land_on_one_sanitized_topic(
         telemetry(RunStarted(run_id=RUN, task_count=0))
         await telemetry.aclose()
         await second.flush(5)
+
+    if connector.capabilities.retained_to_wildcards is False:
+        # an engine there reads the indexed topics of its tasks' scopes only: read them all
+        read: list[Message] = []
+        await read_indexed_constraints(observer, read.append)
+        scopes = sorted(constraint_from_topic(m.topic, m.raw, prefix).scope for m in read)
 
     # a marker published last: everything before it has been delivered
     await observer.publish(f"{prefix}/zz-end", b"{}", qos=1)

@@ -70,12 +70,19 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
 
 
 def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
-    """The scope path is the CLI's (`*` escaped); an org scope reads the org and cancels."""
+    """The scope path is the CLI's (`*` escaped), its topics exactly (one deeper would be read
+    as another scope); an org scope reads the org, cancels, and reads that org's answers."""
     olga = blocks(mosquitto_acl(Roles.parse(ROLES)))["olga"]
-    assert "topic readwrite cascade/constraints/task/etl_%2A/#" in olga
-    assert "topic write cascade/cleared/task/etl_%2A/#" in olga
+    for topic in (
+        "task/etl_%2A",
+        *(f"task/etl_%2A/{t}" for t in ("pause", "concurrency", "rate_limit")),
+    ):
+        assert f"topic write cascade/constraints/{topic}" in olga
+        assert f"topic write cascade/cleared/{topic}" in olga
+    assert not any(line.endswith("etl_%2A/#") for line in olga)
     assert "topic write cascade/command/+/cancel" in olga
-    assert "topic read cascade/reply/#" in olga
+    assert "topic read cascade/reply/acme/#" in olga
+    assert not any(line.endswith("reply/#") for line in olga)
     assert "topic read cascade/telemetry/acme/#" in olga
     assert not any("summary" in line for line in olga)  # every org's runs: global only
 
@@ -146,7 +153,7 @@ def test_a_task_glob_with_mqtt_wildcards_is_a_plain_topic() -> None:
         '[[grant]]\nrole = "operator"\nscopes = ["task:a+b#c"]\nbroker_users = ["o"]\n'
     )
     assert (
-        "topic readwrite cascade/constraints/task/a%2Bb%23c/#" in blocks(mosquitto_acl(roles))["o"]
+        "topic write cascade/constraints/task/a%2Bb%23c/pause" in blocks(mosquitto_acl(roles))["o"]
     )
     (entry,) = rabbitmq_definitions(roles)["topic_permissions"]
     assert re.fullmatch(entry["write"], "cascade.constraints.task.a%2Bb%23c.pause")

@@ -102,7 +102,7 @@ class Forger:
             await self.connector.publish(topic, encode_payload(beat), qos=1)
         forged = CancelReply(id=request.id, run_id=request.run_id, source=self.source,
                              cancelled_count=99)  # fmt: skip
-        await self.connector.publish(reply_topic(request.id, self.source), forged, qos=1)
+        await self.connector.publish(reply_topic("o", request.id, self.source), forged, qos=1)
         self.answered.set()
 
 

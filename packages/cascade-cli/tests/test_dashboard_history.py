@@ -166,7 +166,7 @@ async def test_a_cancel_is_in_the_audit_trail(history: History) -> None:
     )
     started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
     history.store([_event("c" * 32, T0, started)])  # an answer counts from its run's engine
-    history.store([Received(reply_topic("req-1", reply.source), reply, T0 + 100)])
+    history.store([Received(reply_topic("local", "req-1", reply.source), reply, T0 + 100)])
     async with _client(history) as http:
         events = (await http.get("/api/history/audit")).json()["events"]
     cancel = events[0]

@@ -37,8 +37,8 @@ from cascade.runtime import Engine, TaskFailedError, task
 T0 = 1_795_000_000.0  # 2026-11-18
 
 
-def _invoke(*args: str, factory: Any = None) -> Result:
-    context = CliContext(console=Console(width=250))
+def _invoke(*args: str, factory: Any = None, width: int = 250) -> Result:
+    context = CliContext(console=Console(width=width))
     if factory is not None:
         context.connector_factory = factory
     return CliRunner().invoke(app, list(args), obj=context)
@@ -540,7 +540,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
             [
                 Received("cascade/constraints/global/pause", Constraint.pause("global"), T0),
                 _event(run_id, T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}),
-                Received(reply_topic(reply.id, reply.source), reply, T0 + 1),
+                Received(reply_topic("local", reply.id, reply.source), reply, T0 + 1),
             ]
         )
     events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)
@@ -560,7 +560,7 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
     )
     assert cancel["stopped"]["not_started"] == 17
     assert [t["task_id"] for t in cancel["stopped"]["cancelled"]] == ["crawl-2", "x-1"]
-    table = _invoke("audit", "--db", path, "--since", "3650d")
+    table = _invoke("audit", "--db", path, "--since", "3650d", width=260)  # the topic's org level
     assert table.exit_code == 0, table.output
     (line,) = (line for line in table.output.splitlines() if "cancelled" in line)
     assert f"run:{run_id[:12]} " in line

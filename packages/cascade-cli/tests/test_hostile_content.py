@@ -18,6 +18,7 @@ from cascade.interfaces import (
     Message,
     StatusMessage,
     TaskStateEvent,
+    constraint_topic,
     events_topic,
     status_topic,
 )
@@ -104,7 +105,8 @@ def test_status_json_carries_any_scope_escaped() -> None:
     scope = "task:\ud800\x1b]0;T\x07"
     payload = {"id": "x", "scope": scope, "type": "pause", "params": {}}
     raw = json.dumps(payload).encode()
-    state.apply(Message("cascade/constraints/task/x/pause", json.loads(raw), raw, retain=True))
+    topic = constraint_topic(scope, "pause")  # its own: readers take no other
+    state.apply(Message(topic, json.loads(raw), raw, retain=True))
     line = json.dumps(status_json(state))
     assert line.isascii()
     assert json.loads(line)["constraints"][0]["scope"] == scope

@@ -113,7 +113,7 @@ def db(tmp_path: Path) -> str:
                 *_run(IDS["Failed"], THIS_YEAR, "Failed"),
                 *_run(run_id, LAST_YEAR, "Cancelled"),
                 Received("cascade/constraints/task:load_*/concurrency", limit, THIS_YEAR),
-                Received(reply_topic(reply.id, reply.source), reply, TODAY),
+                Received(reply_topic("local", reply.id, reply.source), reply, TODAY),
             ]
         )
     return path

@@ -172,3 +172,29 @@ def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
     assert [c["scope"] for c in json.loads(status.stdout)["constraints"]] == ["global"]
     assert exact_only.retained("cascade/index/constraints") is None  # earlier versions' record
     assert invoke("status").stderr == ""  # a broker that has it: nothing said
+
+
+def test_status_shows_a_constraint_on_another_scopes_topic_as_refused(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """Issue 45: a global pause retained on a task scope's topic is no constraint (engines
+    refuse it): `status` lists the operator's own pause only, and says what it refused."""
+    forged = {"id": "pause-global", "scope": "global", "type": "pause", "params": {}}
+    publish_retained(constraint_topic("task:etl_*", "pause"), json.dumps(forged).encode())
+    assert invoke("limit", "task:api_*", "--concurrency", "2").exit_code == 0
+    result = invoke("status")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert (
+        "refused 1 messages claiming constraints/task/etl_%2A/pause: 1 not its topic's scope"
+        in said
+    )
+    data = json.loads(invoke("status", "--json").output)
+    assert [(c["scope"], c["type"]) for c in data["constraints"]] == [("task:api_*", "concurrency")]
+    assert data["refused"] == [
+        {
+            "source": "constraints/task/etl_%2A/pause",
+            "messages": 1,
+            "reasons": {"not its topic's scope": 1},
+        }
+    ]

@@ -193,4 +193,4 @@ def cancel_reply(
             **said,
         }
     )
-    return Received(f"cascade/reply/{request_id}/host-1", reply, at)
+    return Received(f"cascade/reply/local/{request_id}/host-1", reply, at)

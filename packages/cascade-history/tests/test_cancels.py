@@ -56,7 +56,7 @@ def test_a_cancel_is_an_audit_row_beside_the_constraints(history: History) -> No
         "host-1",
     )
     assert (cancel.issued_by, cancel.reason, cancel.issued_at) == ("alice", "wrong input", T0 + 0.5)
-    assert (cancel.request_id, cancel.topic) == ("req-1", "cascade/reply/req-1/host-1")
+    assert (cancel.request_id, cancel.topic) == ("req-1", "cascade/reply/local/req-1/host-1")
     assert (cancel.type, cancel.params, cancel.ttl) == (None, None, None)
     assert cancel.to_json()["stopped"] == {
         "outcome": "cancelled",
@@ -178,14 +178,15 @@ async def test_malformed_answers_are_rejected_and_counted(
     them is stored."""
     good = {"id": "r9", "run_id": RUN, "source": "host-1"}
     async with InMemoryConnector(broker, presence=False) as attacker:
-        await attacker.publish("cascade/reply/r1/host-1", {"hello": "world"}, qos=1)
-        await attacker.publish("cascade/reply/r2/host-1", {**good, "not_started": -1}, qos=1)
-        await attacker.publish("cascade/reply/r3/host-1", good, qos=1)  # r9's answer on r3's
-        await attacker.publish("cascade/reply/r4/host-1", {**good, "id": "r4", "x": "y" * 70_000})
-        await attacker.publish("cascade/reply/r9/mallory", good, qos=1)  # host-1's on mallory's
-        await attacker.publish("cascade/reply/r5/host-1/deeper", {**good, "id": "r5"}, qos=1)
-        await attacker.publish("cascade/reply/r6", {**good, "id": "r6"}, qos=1)
-        await attacker.publish("cascade/reply/r9/host-1", good, qos=1)
+        await attacker.publish("cascade/reply/local/r1/host-1", {"hello": "world"}, qos=1)
+        await attacker.publish("cascade/reply/local/r2/host-1", {**good, "not_started": -1}, qos=1)
+        await attacker.publish("cascade/reply/local/r3/host-1", good, qos=1)  # r9's answer on r3's
+        big = {**good, "id": "r4", "x": "y" * 70_000}
+        await attacker.publish("cascade/reply/local/r4/host-1", big)
+        await attacker.publish("cascade/reply/local/r9/mallory", good, qos=1)  # host-1's there
+        await attacker.publish("cascade/reply/local/r5/host-1/deeper", {**good, "id": "r5"}, qos=1)
+        await attacker.publish("cascade/reply/local/r6", {**good, "id": "r6"}, qos=1)
+        await attacker.publish("cascade/reply/local/r9/host-1", good, qos=1)
     await broker.idle()
     await recorder.flush(timeout=5)
     stats = recorder.stats

@@ -405,3 +405,18 @@ async def test_a_steady_stream_is_written_a_batch_per_linger(
     assert history.batches == [1, 100, 6]
     assert (recorder.stats.stored, recorder.stats.dropped) == (107, 0)
     history.close()
+
+
+async def test_a_constraint_on_another_scopes_topic_is_refused_not_audited(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """Issue 45: a ``global`` pause on a ``task:etl_*`` topic is what no engine applies, so
+    the audit records no such set; it is counted refused. The operator's own is recorded."""
+    topic = constraint_topic("task:etl_*", "pause")
+    async with InMemoryConnector(broker, presence=False) as operator:
+        await operator.publish(topic, Constraint.pause("global"), qos=1, retain=True)
+        await operator.publish(topic, Constraint.pause("task:etl_*"), qos=1, retain=True)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    assert (recorder.stats.refused, recorder.stats.rejected) == (1, 0)
+    assert [(row.scope, row.action) for row in history.audit()] == [("task:etl_*", "set")]

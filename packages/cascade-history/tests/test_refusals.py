@@ -153,10 +153,10 @@ async def test_an_answer_to_a_cancel_counts_only_from_the_runs_engine(
     await _publish(broker, recorder, _event(RUN, 1))
     answer = {"id": "r1", "run_id": RUN, "source": "mallory"}
     async with InMemoryConnector(broker, presence=False) as publisher:
-        await publisher.publish("cascade/reply/r1/mallory", answer, qos=1)
+        await publisher.publish("cascade/reply/local/r1/mallory", answer, qos=1)
         unknown = {"id": "r2", "run_id": "nobody-knows", "source": "engine-1"}
-        await publisher.publish("cascade/reply/r2/engine-1", unknown, qos=1)
-        await publisher.publish("cascade/reply/r1/engine-1", {**answer, "source": "engine-1"})
+        await publisher.publish("cascade/reply/local/r2/engine-1", unknown, qos=1)
+        await publisher.publish("cascade/reply/local/r1/engine-1", {**answer, "source": "engine-1"})
     await broker.idle()
     await recorder.flush(timeout=5)
     assert [(e.request_id, e.source) for e in history.audit()] == [("r1", "engine-1")]

@@ -44,13 +44,15 @@ def test_the_echo_is_decoded_strictly() -> None:
 
 @pytest.mark.parametrize("prefix", ["cascade", "acme/prod"])
 def test_every_answer_is_under_the_reply_filter(prefix: str) -> None:
-    """Two levels below ``{prefix}/reply``: the request's id, the answering source; answers
-    are bounded as control payloads are."""
-    topic = reply_topic("9f1c", "host/1", prefix)
-    assert topic == f"{prefix}/reply/9f1c/host_1"
+    """Three levels below ``{prefix}/reply``: the run's org (sanitized, as a broker ACL binds
+    it), the request's id, the answering source; answers are bounded as control payloads are."""
+    topic = reply_topic("acme/x", "9f1c", "host/1", prefix)
+    assert topic == f"{prefix}/reply/acme_x/9f1c/host_1"
     assert topic_matches(reply_filter(prefix=prefix), topic)
     assert topic_matches(reply_filter("9f1c", prefix), topic)
+    assert topic_matches(reply_filter("9f1c", prefix, "acme/x"), topic)
+    assert not topic_matches(reply_filter("9f1c", prefix, "globex"), topic)
     assert not topic_matches(reply_filter("9f1d", prefix), topic)
-    assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a")
-    assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b/c")
+    assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b")
+    assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b/c/d")
     assert payload_limit("reply") == MAX_CONTROL_PAYLOAD_BYTES

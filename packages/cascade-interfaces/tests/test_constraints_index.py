@@ -13,8 +13,10 @@ import pytest
 
 from cascade.interfaces import (
     Constraint,
+    ConstraintTopicError,
     InvalidMessageError,
     Message,
+    constraint_from_topic,
     constraint_topic,
     constraints_index_topic,
     constraints_shard_topic,
@@ -179,25 +181,47 @@ async def read(connector: InMemoryConnector) -> dict[str, Constraint]:
     return {m.topic: decode_constraint(m.raw) for m in got}
 
 
-async def test_readers_get_each_indexed_and_global_constraint_once(
+async def test_readers_read_each_listed_and_global_topic_once(
     writer: InMemoryConnector,
 ) -> None:
-    """The shards' constraints, and the global scope's topics read exactly (which win over
-    the index's copies); a topic nobody indexed is not read."""
+    """The index is a directory: each topic it lists is read exactly, and what that topic
+    retains is handed over (never the index's copy); the global scope's topics are read
+    whatever the index says; a topic nobody listed is not read."""
     pause_global = constraint_topic("global", "pause")
     unlisted = constraint_topic("task:other", "pause")
     await writer.publish(pause_global, Constraint.pause("global"), 1, True)
     await writer.publish(unlisted, Constraint.pause("task:other"), 1, True)
+    await writer.publish(PAUSE_API, PAUSE, 1, True)
     await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     stale_copy = Constraint.pause("global", expires_at=1.0)
     await retain_shard(writer, pause_global, IndexRecord(1.0, plain(stale_copy)))
     assert await read(writer) == {PAUSE_API: PAUSE, pause_global: Constraint.pause("global")}
 
 
+async def test_an_index_entry_is_a_hint_never_a_constraint(writer: InMemoryConnector) -> None:
+    """Issue 45: whoever writes a shard cannot set a constraint through it. A listed topic that
+    retains nothing gives nothing (whatever the entry's copy says), and what a listed topic
+    retains is handed over on its own topic, where a reader refuses another scope's."""
+    hidden = constraint_topic("task:etl_*", "pause")
+    await retain_shard(
+        writer,
+        constraint_topic("task:x", "pause"),
+        IndexRecord(1.0, plain(Constraint.pause("global"))),
+    )
+    await writer.publish(hidden, Constraint.pause("global"), 1, True)  # on a topic an ACL grants
+    await retain_shard(writer, hidden, IndexRecord(1.0, plain(Constraint.pause("global"))))
+    got: list[Message] = []
+    async with InMemoryConnector(writer.broker, presence=False) as reader:
+        await read_indexed_constraints(reader, got.append)
+    assert [m.topic for m in got] == [hidden]
+    with pytest.raises(ConstraintTopicError):
+        constraint_from_topic(got[0].topic, got[0].raw)
+
+
 async def test_readers_take_earlier_versions_record_where_no_shard_names_the_topic(
     writer: InMemoryConnector,
 ) -> None:
-    """What earlier versions wrote is read; a shard's entry (a set or a clear) wins over it."""
+    """What earlier versions listed is read; a shard's entry (a set or a clear) wins over it."""
     cleared = constraint_topic("task:cleared", "pause")
     legacy = {
         PAUSE_API: plain(PAUSE),
@@ -206,6 +230,12 @@ async def test_readers_take_earlier_versions_record_where_no_shard_names_the_top
     }
     await writer.publish(INDEX, encode_constraints_index(legacy, "cascade"), 1, True)
     wider = Constraint.concurrency("task:db", 5)
+    for topic, constraint in (
+        (PAUSE_API, PAUSE),
+        (LIMIT_DB, wider),
+        (cleared, Constraint.pause("task:cleared")),
+    ):
+        await writer.publish(topic, constraint, 1, True)
     await retain_shard(writer, LIMIT_DB, IndexRecord(1.0, plain(wider)))
     await retain_shard(writer, cleared, IndexRecord(1.0, None))
     assert await read(writer) == {PAUSE_API: PAUSE, LIMIT_DB: wider}
@@ -216,6 +246,7 @@ async def test_a_reader_skips_an_index_it_cannot_read_and_says_so(
 ) -> None:
     await writer.publish(INDEX, b'{"constraints": {"a/#": {}}}', 1, True)
     await writer.publish(constraints_shard_topic("cascade", 3), b'{"entries": 1}', 1, True)
+    await writer.publish(PAUSE_API, PAUSE, 1, True)
     await retain_shard(writer, PAUSE_API, IndexRecord(1.0, plain(PAUSE)))
     await writer.publish(constraint_topic("global", "pause"), Constraint.pause("global"), 1, True)
     with caplog.at_level(logging.WARNING, "cascade.interfaces"):

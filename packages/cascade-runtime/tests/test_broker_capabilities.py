@@ -167,3 +167,19 @@ async def test_the_engine_converges_across_a_lost_connection(
     assert engine.stats.unretained == 0
     await clear_constraint(operator, topic)
     assert await run == [1]
+
+
+async def test_an_engine_reads_the_indexed_topics_of_its_tasks_only(
+    operator: InMemoryConnector,
+) -> None:
+    """The index is a directory: an engine reads exactly the listed topics whose scope can
+    govern one of its run's tasks (and the global scope's), takes what each retains, and
+    refuses one that is not its topic's; constraints on other tasks cost its start nothing."""
+    await set_constraint(operator, Constraint.concurrency("task:f*", 5))
+    await set_constraint(operator, Constraint.pause("task:other_*"))
+    forged = constraint_topic("task:fa*", "pause")
+    await operator.publish(forged, Constraint.pause("global"), qos=1, retain=True)
+    await update_constraints_index(operator, put={forged: Constraint.pause("global")}, timeout=5)
+    engine = Engine(InMemoryConnector(operator.broker, presence=False), heartbeat_interval=None)
+    assert await engine.run([fast(1), fast(2)]) == [1, 2]
+    assert (engine.stats.accepted, engine.stats.rejected_topic) == (1, 1)  # task:other_* unread

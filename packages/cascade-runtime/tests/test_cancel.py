@@ -162,7 +162,7 @@ async def test_a_cancel_over_the_broker_is_answered_and_the_end_says_cancelled()
         workflow.release.set()
         await broker.idle()
     (answer,) = answers
-    assert answer.topic == reply_topic("r2", "engine-1")
+    assert answer.topic == reply_topic("local", "r2", "engine-1")
     assert not answer.retain
     reply = decode_cancel_reply(answer.raw)
     assert (reply.run_id, reply.source, reply.outcome) == (run_id, "engine-1", "cancelled")

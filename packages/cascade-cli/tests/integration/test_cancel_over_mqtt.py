@@ -180,7 +180,7 @@ class _Forger:
         forged = CancelReply(
             id=request.id, run_id=request.run_id, source=self.source, cancelled_count=99
         )
-        await self.connector.publish(reply_topic(request.id, self.source), forged, qos=1)
+        await self.connector.publish(reply_topic("local", request.id, self.source), forged, qos=1)
 
 
 class _HeldCommands(MqttConnector):
@@ -233,7 +233,7 @@ async def test_a_forged_answer_is_refused_and_the_engines_taken(
         _Forger(mqtt_broker, mallory),
         MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as observer,
     ):
-        await observer.subscribe(f"cascade/reply/+/{mallory}", lambda message: forged.set())
+        await observer.subscribe(f"cascade/reply/+/+/{mallory}", lambda message: forged.set())
         run = asyncio.create_task(engine.run([waits(), waits()]))
         await recorder.until(lambda: len(recorder.names(TaskRunning)) == 2)
         (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]

@@ -168,7 +168,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
             for topic, payload in (
                 (sourced, forged),  # telemetry as another source
                 (events_topic(ORG, PROJECT, run_id), forged),  # the unsourced layout
-                (reply_topic("req-1", "engine-1"), answer),  # an answer as another engine
+                (reply_topic("local", "req-1", "engine-1"), answer),  # an answer as another engine
                 ("cascade/status/engine-1", {"source": "engine-1", "status": "offline"}),
                 ("cascade/summary/engine-1", {"source": "engine-1", "runs": {"running": 9}}),
                 (f"cascade/logs/{ORG}/{PROJECT}/{run_id}/engine-1", {"seq": 1}),  # its logs
@@ -180,7 +180,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
             await eve.publish(own_level, forged, qos=1)  # taken: engine-2 may write its own
             await eve.flush(30)
             assert eve.stats.published == 1
-        await _not_taken(mallory, reply_topic("req-1", "engine-1"), answer)
+        await _not_taken(mallory, reply_topic("local", "req-1", "engine-1"), answer)
         await _not_taken(mallory, CLEARED, note)
         async with logins.login("alice") as alice:  # the operator's cancel: no engine runs it
             await alice.publish(cancel_topic(run_id), {"id": "req-3", "run_id": run_id}, qos=1)

@@ -47,6 +47,7 @@ async def request_cancel(
     owner: str | None = None,
     on_refused: Callable[[Refusal], None] | None = None,
     login: str | None = None,
+    org: str | None = None,
 ) -> CancelAnswer:
     """Ask the engine running ``run_id`` to cancel it; its answer, taken only from the run's
     owner, within ``timeout`` seconds (:class:`CancelAnswer`: ``reply`` is ``None`` when none
@@ -58,6 +59,11 @@ async def request_cancel(
     heard is the owner, as for every reader (:class:`~cascade.cli._run_owner.HeardOwner`).
     An answer from another source is refused, counted and told to ``on_refused``
     (:class:`~cascade.cli._cancel_answers.AnswerJudge`).
+
+    ``org`` is the run's org when known: the engine answers on a topic of the run's org
+    (:func:`~cascade.interfaces.reply_topic`), and a broker ACL may let this login read its
+    own orgs' answers (and runs) only, so only that org's are subscribed to; without it,
+    every org's.
 
     Subscribes to the request's reply topics first, then publishes the request (QoS 1,
     not retained: an engine that is away never gets it) and waits for the broker to take it
@@ -73,11 +79,11 @@ async def request_cancel(
     )
     prefix = connector.topic_prefix
     judge = AnswerJudge(request.id, run_id, prefix, owner, on_refused)
-    handles = [await connector.subscribe(reply_filter(request.id, prefix), judge)]
+    handles = [await connector.subscribe(reply_filter(request.id, prefix, org), judge)]
     try:
         if owner is None:
             heard = HeardOwner(run_id, judge.owner_heard, prefix)
-            telemetry = telemetry_filter(run_id=run_id, prefix=prefix)
+            telemetry = telemetry_filter(org, run_id=run_id, prefix=prefix)
             handles.append(await connector.subscribe(telemetry, heard))
         started = time.monotonic()
         topic = cancel_topic(run_id, prefix)

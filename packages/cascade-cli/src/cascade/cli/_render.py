@@ -343,5 +343,6 @@ def render_status(
         constraints_table(state, times),
     ]
     parts.extend(ignored_lines(state))
+    parts.extend(refused_lines(state))  # a constraint not its topic's among them
     parts.append(Text(f"as of {times.at(times.now)} · times in {times.zone}", style="dim"))
     return Group(*parts)

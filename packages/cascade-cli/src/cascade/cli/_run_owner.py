@@ -20,12 +20,21 @@ from ._context import fail
 if TYPE_CHECKING:
     from cascade.history import History
 
-__all__ = ["HeardOwner", "owner_in", "recorded_owner"]
+__all__ = ["HeardOwner", "owner_in", "recorded_owner", "recorded_run"]
 
 
 def recorded_owner(db: str | None, run_id: str) -> str | None:
     """The source the history ``db`` (the default one when ``None``) recorded ``run_id``
-    from; ``None`` when it has not recorded the run, or there is no history.
+    from; ``None`` when it has not recorded the run, or there is no history
+    (:func:`recorded_run`)."""
+    recorded = recorded_run(db, run_id)
+    return recorded[0] if recorded is not None else None
+
+
+def recorded_run(db: str | None, run_id: str) -> tuple[str, str] | None:
+    """The source the history ``db`` (the default one when ``None``) recorded ``run_id``
+    from, and the run's org; ``None`` when it has not recorded the run, or there is no
+    history.
 
     As :func:`~cascade.cli._run_ids.recorded_run_ids`: the default database when its file
     does not exist, or the history extra when it is not installed, is no history; nothing is
@@ -39,7 +48,7 @@ def recorded_owner(db: str | None, run_id: str) -> str | None:
         return None
     try:
         with History(db) as history:  # read-only: nothing created nor migrated
-            return owner_in(history, run_id)
+            return _run_in(history, run_id)
     except LocationError as exc:  # a malformed URL: the command line's mistake
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:
@@ -49,13 +58,18 @@ def recorded_owner(db: str | None, run_id: str) -> str | None:
 def owner_in(history: History, run_id: str) -> str | None:
     """The source ``history`` recorded the run ``run_id`` (a whole id) from, ``None`` when it
     has not recorded it (blocks: a query)."""
+    recorded = _run_in(history, run_id)
+    return recorded[0] if recorded is not None else None
+
+
+def _run_in(history: History, run_id: str) -> tuple[str, str] | None:
     try:
         detail = history.run(run_id, limit=1, counts=False)
     except ValueError:  # several longer ids start with it: none of them is this run
         return None
     if detail is None or detail.run.run_id != run_id:
         return None
-    return detail.run.source
+    return detail.run.source, detail.run.org_id
 
 
 class HeardOwner:

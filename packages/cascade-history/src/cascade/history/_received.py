@@ -19,10 +19,10 @@ from cascade.interfaces import (
     Message,
     StatusMessage,
     check_reply_topic,
+    constraint_from_topic,
     constraint_topic_of_note,
     decode_cancel_reply,
     decode_clear_note,
-    decode_constraint,
     decode_envelope,
     decode_issued_note,
     decode_log_batch,
@@ -31,7 +31,6 @@ from cascade.interfaces import (
     payload_limit,
     same_source,
     split_telemetry_topic,
-    validate_scope,
 )
 
 from ._times import parse_time
@@ -150,9 +149,10 @@ def _decode(
                 f"the status of {decoded.source[:64]!r} on {rest[:64]!r}'s topic", "$.source"
             )
     elif kind == "constraints":
-        decoded = decode_constraint(payload) if payload else None
-        if decoded is not None:
-            validate_scope(decoded.scope)  # what no engine applies is no constraint set
+        # what no engine applies (another scope than its topic's) is no constraint set
+        decoded = None
+        if payload:
+            decoded = constraint_from_topic(message.topic, payload, prefix)
     elif kind == "cleared":  # who cleared the constraint on the topic it names, and why
         topic = constraint_topic_of_note(message.topic, prefix)
         return Received(topic, decode_clear_note(payload), when, message.retain)

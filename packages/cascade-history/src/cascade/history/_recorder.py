@@ -39,6 +39,7 @@ from cascade.interfaces import (
     REASON_FUTURE,
     CancelReply,
     Connector,
+    ConstraintTopicError,
     Envelope,
     InvalidMessageError,
     LogBatch,
@@ -319,6 +320,11 @@ class Recorder:
                               message.topic[:200], exc_info=True)  # fmt: skip
         try:
             item = read_message(message, self.prefix, self._clock())
+        except ConstraintTopicError as exc:  # no run's: counted in the stats only
+            self._refused += 1
+            self._log.warning("not-its-topic", "refused a constraint on %r: %s",
+                              message.topic[:200], exc)  # fmt: skip
+            return
         except InvalidMessageError as exc:
             self._rejected += 1
             self._log.warning("rejected", "rejected a message on %r: %s", message.topic[:200], exc)

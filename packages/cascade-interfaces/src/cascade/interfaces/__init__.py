@@ -39,6 +39,12 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
+from ._constraint_topic import (
+    ConstraintTopicError,
+    TopicKey,
+    constraint_from_topic,
+    constraint_topic_key,
+)
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     beside_exact_reads,
@@ -88,6 +94,7 @@ from ._refusals import (
     REASON_FUTURE,
     REASON_INCONSISTENT,
     REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
     REASON_UNASKED,
     REFUSAL_REASONS,
     Refusals,
@@ -203,6 +210,7 @@ __all__ = [
     "REASON_INCONSISTENT",
     "REASON_MISMATCH",
     "REASON_UNASKED",
+    "REASON_NOT_ITS_TOPIC",
     "REFUSAL_REASONS",
     "PROTOCOL_VERSION",
     "SNAPSHOT_INTERVAL",
@@ -213,6 +221,10 @@ __all__ = [
     "ConnectorError",
     "ConnectorStats",
     "Constraint",
+    "ConstraintTopicError",
+    "TopicKey",
+    "constraint_from_topic",
+    "constraint_topic_key",
     "ConstraintType",
     "Envelope",
     "FlushTimeoutError",

@@ -62,31 +62,39 @@ def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/command/{sanitize_segment(run_id)}/+"
 
 
-def reply_topic(request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/reply/{id}/{source}``: where ``source`` (an engine) answers the request ``id``.
+def reply_topic(org_id: str, request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/reply/{org}/{id}/{source}``: where ``source`` (an engine) answers the request
+    ``id`` about a run of ``org_id``.
 
-    The topic names the answering engine, so that a broker ACL lets each engine answer
-    only as itself (``pattern write cascade/reply/+/%u``). Raises
-    :class:`InvalidMessageError` unless ``id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``: an engine
-    builds the topic from a request it received, so no request can make it publish anywhere
-    but under ``{prefix}/reply/``.
+    The org level (sanitized as the telemetry topics' is) lets a broker ACL give a
+    requester the answers of its own orgs only (``cascade/reply/acme/#``); the last level
+    names the answering engine, so that a broker ACL lets each engine answer only as itself
+    (``pattern write cascade/reply/+/+/%u``). Raises :class:`InvalidMessageError` unless
+    ``id`` is 1 to 64 of ``A-Z a-z 0-9 _ -``: an engine builds the topic from a request it
+    received, so no request can make it publish anywhere but under ``{prefix}/reply/``.
     """
     if not _REQUEST_ID.fullmatch(request_id):
         raise InvalidMessageError("a request id is 1 to 64 of A-Z a-z 0-9 _ -", "$.id")
-    return f"{prefix}/reply/{request_id}/{sanitize_segment(source)}"
+    return f"{prefix}/reply/{sanitize_segment(org_id)}/{request_id}/{sanitize_segment(source)}"
 
 
-def reply_filter(request_id: str | None = None, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/reply/{id}/+``: the answers to the request ``id``, whichever engine sends
-    them; without ``id``, ``{prefix}/reply/+/+``, every answer (the recorder's audit)."""
-    return f"{prefix}/reply/{'+' if request_id is None else request_id}/+"
+def reply_filter(
+    request_id: str | None = None, prefix: str = DEFAULT_PREFIX, org_id: str | None = None
+) -> str:
+    """``{prefix}/reply/{org}/{id}/+``: the answers to the request ``id`` about a run of
+    ``org_id``, whichever engine sends them; a part left ``None`` matches any (without
+    either, ``{prefix}/reply/+/+/+``: every answer, the recorder's audit)."""
+    org = "+" if org_id is None else sanitize_segment(org_id)
+    return f"{prefix}/reply/{org}/{'+' if request_id is None else request_id}/+"
 
 
 def check_reply_topic(reply: CancelReply, topic: str, prefix: str = DEFAULT_PREFIX) -> None:
-    """Raise :class:`InvalidMessageError` unless ``reply`` came on its own topic: its
-    request's ``id`` and, as the last level, its ``source`` (what a broker ACL binds)."""
-    rest = topic.removeprefix(f"{prefix}/reply/")
-    request_id, _, source = rest.partition("/")
+    """Raise :class:`InvalidMessageError` unless ``reply`` came on its own topic: an org level,
+    its request's ``id`` and, as the last level, its ``source`` (what a broker ACL binds)."""
+    levels = topic.removeprefix(f"{prefix}/reply/").split("/")
+    if len(levels) != 3:
+        raise InvalidMessageError(f"an answer on {topic[:200]!r}, not a reply topic")
+    _, request_id, source = levels
     if request_id != reply.id:
         raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
     if not same_source(reply.source, source):
@@ -95,7 +103,8 @@ def check_reply_topic(reply: CancelReply, topic: str, prefix: str = DEFAULT_PREF
 
 
 class CancelRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``cascade cancel``'s request: cancel ``run_id``; answer on :func:`reply_topic` of ``id``.
+    """``cascade cancel``'s request: cancel ``run_id``; answer on :func:`reply_topic` of ``id``
+    (and of the run's org, which the engine knows).
 
     ``issued_by`` and ``reason`` are what the requester claims (nothing checks them);
     ``issued_at`` is epoch seconds.

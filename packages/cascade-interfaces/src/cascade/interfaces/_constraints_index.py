@@ -4,16 +4,17 @@ MQTT has a broker send a new subscription the retained message of every topic
 its filter matches; RabbitMQ 3.x's MQTT plugin sends one only to a subscription
 of that exact topic, so ``{prefix}/constraints/#`` brings none of them
 (``Connector.capabilities.retained_to_wildcards`` is ``False``). On such a
-broker, Cascade's writers (the CLI, the dashboard) also keep a copy of every
-constraint they retain in the *index*: :data:`INDEX_SHARDS` retained records
+broker, Cascade's writers (the CLI, the dashboard) also list every constraint
+topic they retain in the *index*: :data:`INDEX_SHARDS` retained records
 (``_index_shards.py``), written so that concurrent writers do not lose each
 other's changes (``_index_writer.py``). Readers (engines, ``cascade status``)
 read every shard, the record earlier versions kept (``{prefix}/index/constraints``,
-for the topics no shard names) and the ``global`` scope's topics (the truth for
-that scope, whoever wrote it), each through a subscription of its exact topic:
-a fixed number of subscriptions, whatever the number of constraints. Reading
-each constraint topic exactly instead costs RabbitMQ 3.10 about 3 ms a topic
-(measured: 1,000 in 3 s). On other brokers nothing here is used.
+for the topics no shard names) and the ``global`` scope's topics, then each
+listed topic, each through a subscription of its exact topic. The index is a
+directory: what a reader applies comes from the constraint's own topic, which
+the broker's ACL binds to its scope's writers; the shards, which every writer
+writes, only say where to look. RabbitMQ 3.10 takes about 3 ms an exact
+subscription (measured: 1,000 in 3 s). On other brokers nothing here is used.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ._codec import DECODE_ERRORS, encode_payload, invalid_message
+from ._codec import DECODE_ERRORS, invalid_message
 from ._connector import Connector, Message
+from ._constraint_topic import TopicKey, constraint_topic_key
 from ._errors import InvalidMessageError, InvalidTopicError
 from ._index_shards import (
     INDEX_SHARDS,
@@ -177,6 +179,13 @@ async def _read_retained(
         await asyncio.gather(*(handle.unsubscribe() for handle in made))
 
 
+def _wants(wanted: Callable[[TopicKey], bool], topic: str, prefix: str) -> bool:
+    try:
+        return wanted(constraint_topic_key(topic, prefix))
+    except InvalidMessageError:
+        return False  # no scope: no reader applies it
+
+
 class IndexSnapshot(NamedTuple):
     """What one read of the index found: the shards' entries (by shard number, those read),
     the record of earlier versions, and the ``global`` scope's retained messages."""
@@ -226,24 +235,48 @@ async def read_index(
 
 
 async def read_indexed_constraints(
-    connector: Connector, callback: Callable[[Message], None]
+    connector: Connector,
+    callback: Callable[[Message], None],
+    *,
+    wanted: Callable[[TopicKey], bool] | None = None,
 ) -> list[str]:
-    """Hand ``callback`` every constraint the index holds, as a retained message on its
-    topic, and the retained messages of the ``global`` scope's topics, read exactly
-    (which win over the index's copies of them).
+    """Hand ``callback`` the retained message of every constraint topic the index lists, and
+    of the ``global`` scope's topics, each read through a subscription of its exact topic.
+
+    The index is a directory, not a copy: it says which topics hold a constraint, and each
+    is then read from its own topic, which the broker's ACL binds to the writers of its
+    scope, and checked against that topic by whoever applies it (as every constraint is:
+    :func:`~cascade.interfaces.constraint_from_topic`). So a writer of the index can make
+    readers read a topic more (bounded: at most :data:`MAX_INDEXED_TOPICS`), or fail to
+    read one it hid, but never make them take a constraint on another scope than its
+    topic's. The ``global`` scope's topics are read whatever the index says.
 
     For readers on a broker whose ``capabilities.retained_to_wildcards`` is ``False``,
     once their ``{prefix}/constraints/#`` subscription is made (live changes come
-    through that). :data:`INDEX_SHARDS` + 5 exact subscriptions, made at once. A record
-    that cannot be read is logged and skipped. Returns the topics handed over.
+    through that). :data:`INDEX_SHARDS` + 5 exact subscriptions, at once, then one per
+    listed topic, at once: with ``wanted``, only the listed topics whose scope and type
+    (:func:`~cascade.interfaces.constraint_topic_key`) it wants (an engine: the scopes
+    that can govern its run's tasks), so that constraints on other tasks cost a run's
+    start nothing. A record that cannot be read is logged and skipped. Returns the topics
+    handed over.
     """
     snapshot = await read_index(connector, exact=True)
     found = list(snapshot.exact)
     exact = set(always_read(connector.topic_prefix))
-    for topic, payload in sorted(snapshot.constraints().items()):
-        if topic not in exact:
-            raw = encode_payload(payload)
-            found.append(Message(topic=topic, payload=payload, raw=raw, qos=1, retain=True))
+    prefix = connector.topic_prefix
+    listed = sorted(
+        topic
+        for topic in snapshot.constraints()
+        if topic not in exact and (wanted is None or _wants(wanted, topic, prefix))
+    )
+    if len(listed) > MAX_INDEXED_TOPICS:
+        _log.warning(
+            "the constraints index lists %d topics; only the first %d are read",
+            len(listed),
+            MAX_INDEXED_TOPICS,
+        )
+        listed = listed[:MAX_INDEXED_TOPICS]
+    await _read_retained(connector, listed, found.append)
     for message in found:
         callback(message)
     return [message.topic for message in found]

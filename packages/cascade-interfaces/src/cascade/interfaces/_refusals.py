@@ -16,6 +16,7 @@ __all__ = [
     "REASON_INCONSISTENT",
     "REASON_MISMATCH",
     "REASON_UNASKED",
+    "REASON_NOT_ITS_TOPIC",
     "REFUSAL_REASONS",
     "Refusals",
     "ahead",
@@ -50,6 +51,10 @@ REASON_UNASKED = Seen.UNASKED.value
 """An engine's answer (a run's snapshot) about a run this reader did not ask about: only the
 runs a reader asks about can cost it an answer's memory."""
 
+REASON_NOT_ITS_TOPIC = "not its topic's scope"
+"""A constraint whose payload names another scope or type than its topic: the topic is what a
+broker ACL grants a writer, the payload is not (counted by the topic, relative to the prefix)."""
+
 REFUSAL_REASONS = (
     REASON_FOREIGN,
     REASON_CONFLICT,
@@ -58,6 +63,7 @@ REFUSAL_REASONS = (
     REASON_MISMATCH,
     REASON_INCONSISTENT,
     REASON_UNASKED,
+    REASON_NOT_ITS_TOPIC,
 )
 """Every reason a reader refuses a message for."""
 

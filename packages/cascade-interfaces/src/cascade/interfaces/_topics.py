@@ -275,9 +275,9 @@ def scope_to_path(scope: str) -> str:
     Characters that cannot stand in a topic level (``/ + # %``, control
     characters), and ``*`` and ``.``, which RabbitMQ's MQTT plugin does not
     carry unchanged, are percent-escaped, so every scope maps to one topic, the
-    same on every broker, and back (see :func:`scope_from_path`). Readers take
-    a constraint's scope from its payload, so the existing tools' topics for
-    the same scope (``task/api_*``) are read alike.
+    same on every broker, and back (see :func:`scope_from_path`), which is how
+    readers take a constraint's scope from its topic: the existing tools' topics
+    for the same scope (``task/api_*``) are read alike.
     """
     kind, sep, rest = scope.partition(":")
     return f"{_escape(kind)}/{_escape(rest)}" if sep else _escape(scope)
@@ -305,8 +305,9 @@ def constraint_topic(
     Without ``constraint_type`` it is the single per-scope topic of PROTOCOL.md
     (``cascade/constraints/task/api_%2A``). With it, one more level names the type
     (``cascade/constraints/task/api_%2A/pause``), so each (scope, type) is set and
-    cleared on its own topic; engines read scope and type from the payload and
-    so accept both forms.
+    cleared on its own topic; readers take scope and type from the topic
+    (:func:`~cascade.interfaces.constraint_from_topic`, which refuses a payload naming
+    others) and accept both forms.
     """
     base = f"{prefix}/constraints/{scope_to_path(scope)}"
     return f"{base}/{constraint_type}" if constraint_type else base

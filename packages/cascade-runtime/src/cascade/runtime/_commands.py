@@ -36,9 +36,9 @@ class CommandListener:
 
     - ``.../cancel``: a valid request for this run cancels it (``cancel``:
       :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
-      not retained, on ``{prefix}/reply/{request id}/{source}`` with what was cancelled, and the
-      request's ``issued_by``, ``reason`` and ``issued_at`` (the history's audit records a
-      cancel from it).
+      not retained, on ``{prefix}/reply/{org}/{request id}/{source}`` (the run's org) with
+      what was cancelled, and the request's ``issued_by``, ``reason`` and ``issued_at``
+      (the history's audit records a cancel from it).
     - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
       snapshot (``snapshot``: :meth:`TelemetrySubscriber.request_snapshot`), which
       answers every reader at once, at most once a second.
@@ -57,11 +57,13 @@ class CommandListener:
         run_id: str,
         prefix: str,
         snapshot: Snapshot | None = None,
+        org_id: str = "local",
     ) -> None:
         self._connector = connector
         self._cancel = cancel
         self._snapshot = snapshot
         self._run_id = run_id
+        self._org_id = org_id
         self._prefix = prefix
         self._filter = command_filter(run_id, prefix)
         self._handle: SubscriptionHandle | None = None
@@ -97,7 +99,7 @@ class CommandListener:
             request = decode_cancel_request(message.raw or message.payload)
             if request.run_id != self._run_id:
                 raise InvalidMessageError(f"for run {request.run_id!r}, not this one", "$.run_id")
-            topic = reply_topic(request.id, self._connector.source_id, self._prefix)
+            topic = reply_topic(self._org_id, request.id, self._connector.source_id, self._prefix)
         except InvalidMessageError as exc:
             self._reject(message, exc)
             return

@@ -11,14 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cascade.interfaces import (
+    DEFAULT_PREFIX,
     MAX_CONTROL_PAYLOAD_BYTES,
     Constraint,
+    ConstraintTopicError,
     Hold,
     InvalidMessageError,
     Message,
     SyncPhase,
-    decode_constraint,
-    validate_scope,
+    constraint_from_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
@@ -41,6 +42,9 @@ class ConstraintStats:
 
     ``accepted``: valid constraints applied. ``rejected_control``: control
     messages rejected as malformed (each logged at a limited rate).
+    ``rejected_topic``: constraints refused because their payload names another scope
+    or type than the topic they came on (which is what a broker ACL binds; logged at a
+    limited rate), counted apart from, and not in, ``rejected_control``.
     ``rejected_over_cap``: valid new constraints rejected because the engine
     already held ``max_constraints``. ``cleared``: topics cleared by an empty
     payload. ``expired``: constraints ended by their ``expires_at``.
@@ -51,6 +55,7 @@ class ConstraintStats:
     accepted: int = 0
     rejected_control: int = 0
     rejected_over_cap: int = 0
+    rejected_topic: int = 0
     cleared: int = 0
     expired: int = 0
     unretained: int = 0
@@ -70,9 +75,15 @@ class ConstraintManager:
     with the same key replaces the old whatever its id (last write wins), so
     a pause and a limit on one scope coexist. Each topic remembers the keys
     it set; an empty payload on a topic removes those keys (unless another
-    topic has set them since). Both the per-scope topic of PROTOCOL.md and
-    the per-(scope, type) topics of ``constraint_topic(scope, type)`` work,
-    as scope and type are read from the payload.
+    topic has set them since): a clear never removes what another topic holds.
+
+    A constraint's scope and type are its topic's
+    (:func:`~cascade.interfaces.constraint_from_topic`): the broker's ACL binds the topic,
+    not the payload, so a payload naming another scope (or, on a per-type topic, another
+    type) than its topic is refused, counted (``stats.rejected_topic``) and logged at a
+    limited rate. So only the writers of a scope's topics can take its keys. Both the
+    per-scope topic of PROTOCOL.md (any type) and the per-(scope, type) topics of
+    ``constraint_topic(scope, type)`` work.
 
     Converging on the broker: :meth:`sync` is the subscription's ``on_sync``.
     While a (re)subscription's retained snapshot arrives, no task is admitted
@@ -106,10 +117,12 @@ class ConstraintManager:
         stats: ConstraintStats | None = None,
         max_constraints: int = DEFAULT_MAX_CONSTRAINTS,
         sync_hold: float = 5.0,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
         if max_constraints < 0:
             raise ValueError(f"max_constraints must be >= 0, not {max_constraints!r}")
         self._clock = clock
+        self._prefix = prefix
         self._monotonic = monotonic
         self._max = max_constraints
         self._active: dict[_Key, _Entry] = {}
@@ -135,7 +148,8 @@ class ConstraintManager:
     def handle_message(self, message: Message) -> None:
         """The subscription callback for ``{prefix}/constraints/#``: validate, then apply or clear.
 
-        Never raises: malformed messages are counted, logged and ignored.
+        Never raises: malformed messages, and constraints on another topic than their
+        scope's, are counted, logged and ignored.
         """
         if not message.raw and not message.payload:
             self.clear_topic(message.topic)
@@ -146,8 +160,15 @@ class ConstraintManager:
                     f"control payload is {len(message.raw)} bytes; "
                     f"at most {MAX_CONTROL_PAYLOAD_BYTES} accepted"
                 )
-            constraint = decode_constraint(message.raw or message.payload)
-            validate_scope(constraint.scope)
+            constraint = constraint_from_topic(
+                message.topic, message.raw or message.payload, self._prefix
+            )
+        except ConstraintTopicError as exc:
+            self.stats.rejected_topic += 1
+            self._log.warning(
+                "not-its-topic", "refused a constraint on %r: %s", message.topic[:300], exc
+            )
+            return
         except InvalidMessageError as exc:
             self.stats.rejected_control += 1
             self._log.warning("rejected", "rejected control message on %r: %s", message.topic, exc)

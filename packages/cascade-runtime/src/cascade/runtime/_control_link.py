@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from cascade.interfaces import (
     Connector,
     SubscriptionHandle,
     SyncPhase,
+    TopicKey,
     beside_exact_reads,
     constraints_filter,
     read_indexed_constraints,
@@ -53,7 +55,8 @@ class ControlLink:
 
     On a broker that sends retained messages only to exact subscriptions, each
     snapshot of ``{prefix}/constraints/#`` (which brings none) is followed by a
-    read of the constraints index (:func:`~cascade.interfaces.read_indexed_constraints`)
+    read of the constraints index (:func:`~cascade.interfaces.read_indexed_constraints`:
+    with ``task_names``, only the topics of scopes that govern one of them)
     before the manager is told the snapshot ended (each message is handled once:
     :func:`~cascade.interfaces.beside_exact_reads`).
     """
@@ -67,8 +70,10 @@ class ControlLink:
         manage: bool,
         wait: float,
         then: Callable[[], Awaitable[object]] | None = None,
+        task_names: Collection[str] | None = None,
     ) -> None:
         self._connector = connector
+        self._task_names = None if task_names is None else frozenset(task_names)
         self._then = then
         self._ready = asyncio.Event()
         self._manager = manager
@@ -148,10 +153,21 @@ class ControlLink:
     async def _read_exactly(self) -> None:
         """Read the retained constraints through their exact topics, then end the snapshot."""
         try:
-            await read_indexed_constraints(self._connector, self._manager.handle_message)
+            await read_indexed_constraints(
+                self._connector, self._manager.handle_message, wanted=self._governs_a_task
+            )
         except Exception as exc:
             _log.warning("could not read the retained constraints exactly: %s", explain(exc))
         self._manager.sync("end")
+
+    def _governs_a_task(self, key: TopicKey) -> bool:
+        """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
+        index's other topics are not read: they cannot change this run)."""
+        names = self._task_names
+        if names is None or key.scope == "global":
+            return True
+        glob = key.scope.partition(":")[2]
+        return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
     def _stop_exact_read(self) -> None:
         task = self._exact_read

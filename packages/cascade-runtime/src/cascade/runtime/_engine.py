@@ -57,8 +57,9 @@ class EngineStats(ConstraintStats):
     counters: ``accepted``: valid constraints applied. ``rejected_control``:
     control messages rejected as malformed (each logged at a limited rate).
     ``rejected_over_cap``: valid new constraints rejected because the engine
-    already held ``max_constraints``. ``cleared``: topics cleared by an empty
-    payload. ``expired``: constraints ended by their ``expires_at``.
+    already held ``max_constraints``. ``rejected_topic``: constraints refused because
+    their payload names another scope or type than their topic. ``cleared``: topics
+    cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
     """
@@ -239,6 +240,7 @@ class Engine:
             monotonic=self._monotonic,
             stats=self.stats,
             max_constraints=self.max_constraints,
+            prefix=self.topic_prefix,
         )
         wake = asyncio.Event()
         manager.on_change(wake.set)
@@ -281,7 +283,12 @@ class Engine:
                     trace_id=tracing.trace_id if tracing is not None else None,
                 )
                 cancels = CommandListener(
-                    connector, self.cancel, run_id, self.topic_prefix, telemetry.request_snapshot
+                    connector,
+                    self.cancel,
+                    run_id,
+                    self.topic_prefix,
+                    telemetry.request_snapshot,
+                    org_id=self.org_id,
                 )
                 link = ControlLink(
                     connector,
@@ -290,6 +297,7 @@ class Engine:
                     manage=manage,
                     wait=self.connect_wait,
                     then=cancels.subscribe,  # after the constraints: the run waits on it not
+                    task_names={node.lazy.name for node in graph.nodes},
                 )
                 await link.open()
                 unsubscribe_bus = self.events.subscribe(telemetry)

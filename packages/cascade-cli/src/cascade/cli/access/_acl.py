@@ -1,10 +1,13 @@
 """What each broker login of a roles file may read and write, as MQTT topic filters: the part
 of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitmq` write it).
 
-Runs are read by their org and project (telemetry and logs topics carry both levels);
-constraints are set by their scope path (``global`` or ``task:<glob>``: no org); cancels by run
-id alone (``{prefix}/command/{run_id}/cancel``: no org either). So an operator over ``org:`` or
-``project:`` scopes may cancel any run as far as the broker can tell: the dashboard checks it.
+Runs are read by their org and project (telemetry and logs topics carry both levels), and
+cancels' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
+their scope path (``global`` or ``task:<glob>``: no org), each scope's on its own topics only
+(engines take a constraint's scope and type from its topic); cancels are sent by run id alone
+(``{prefix}/command/{run_id}/cancel``: no org). So an operator over ``org:`` or ``project:``
+scopes may cancel any run as far as the broker can tell (the dashboard checks it), but reads
+the answers of its own orgs only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ._scopes import GrantScope
 __all__ = ["AclError", "LoginRights", "broker_rights"]
 
 READ, WRITE = "read", "write"
+_TYPES = ("pause", "concurrency", "rate_limit")
 
 
 class AclError(ValueError):
@@ -51,7 +55,7 @@ def identity_filters(prefix: str, login: str) -> list[tuple[str, str]]:
     """What every login may write as itself (mosquitto's ``pattern`` lines, with ``%u``)."""
     return [
         (WRITE, f"{prefix}/telemetry/+/+/+/+/{login}"),
-        (WRITE, f"{prefix}/reply/+/{login}"),
+        (WRITE, f"{prefix}/reply/+/+/{login}"),
         ("readwrite", f"{prefix}/status/{login}"),
         (WRITE, f"{prefix}/summary/{login}"),
         (WRITE, f"{prefix}/logs/+/+/+/{login}"),
@@ -146,14 +150,16 @@ def _everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
 
 def _steers_everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.grant(WRITE, f"{prefix}/constraints/#", f"{prefix}/cleared/#")
-    _cancels(rights, prefix)
+    _cancels(rights, prefix, "#")
     if exact_retained:
         rights.grant(WRITE, f"{prefix}/index/constraints/+")
 
 
-def _cancels(rights: LoginRights, prefix: str) -> None:
+def _cancels(rights: LoginRights, prefix: str, answers: str) -> None:
+    """Send cancels (of any run: their topics carry no org), and read the answers below
+    ``{prefix}/reply/`` that ``answers`` names (``#``, or an org's ``acme/#``)."""
     rights.grant(WRITE, f"{prefix}/command/+/cancel")
-    rights.grant(READ, f"{prefix}/reply/#")
+    rights.grant(READ, f"{prefix}/reply/{answers}")
 
 
 def _engine(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
@@ -210,13 +216,17 @@ def _person(
             # not summaries: each lists every org's runs, so viewers over global only read them
             levels = _run_levels(scope, check_name, where)
             rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
-            if operator:
-                _cancels(rights, prefix)
-        elif operator:  # a task scope: its constraint topics, and their clear notes
+            if operator:  # the answers of the org's runs (a project's org: its answers)
+                org = sanitize_segment(scope.org or "")
+                _cancels(rights, prefix, f"{org}/#")
+        elif operator:  # a task scope: its constraint topics, exactly, and their clear notes
             topic = constraint_topic(str(scope), None, prefix)
             path = topic[len(f"{prefix}/constraints/") :]
             _checked(path, check_name, f"{where}: {scope}: its topic level")
-            rights.grant("readwrite", f"{topic}/#")
-            rights.grant(WRITE, f"{cleared_topic(topic, prefix)}/#")
+            # exactly the scope's topics: a deeper one (task/etl_%2A/x) would be read as
+            # another scope (task:etl_%2A/x), as the existing tools write a scope with '/'
+            own = [topic, *(constraint_topic(str(scope), kind, prefix) for kind in _TYPES)]
+            rights.grant(WRITE, *own)
+            rights.grant(WRITE, *(cleared_topic(t, prefix) for t in own))
             if exact_retained:
                 rights.grant(WRITE, f"{prefix}/index/constraints/+")

@@ -27,7 +27,7 @@ from .._run_ids import (
     one_run,
     recorded_run_ids,
 )
-from .._run_owner import recorded_owner
+from .._run_owner import recorded_run
 
 __all__ = ["cancel"]
 
@@ -42,6 +42,14 @@ def cancel(
     reason: Reason = None,
     operator: As = None,
     witness: Witness = False,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="The run's org, where the history does not name it: the engine answers on "
+            "a topic of the run's org, and a broker ACL may let you read your orgs' only.",
+        ),
+    ] = None,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
@@ -71,7 +79,8 @@ def cancel(
             target = one_run(wanted, live, recorded.ids, more=recorded.capped)
         if target is None:
             return None
-        owner = await asyncio.to_thread(recorded_owner, db, target)
+        recorded_run_of = await asyncio.to_thread(recorded_run, db, target)
+        owner, run_org = recorded_run_of if recorded_run_of is not None else (None, org)
         return await request_cancel(
             connector,
             target,
@@ -81,6 +90,7 @@ def cancel(
             owner=owner,
             on_refused=said,
             login=login,
+            org=run_org,
         )
 
     try:

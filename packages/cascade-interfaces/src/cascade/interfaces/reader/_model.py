@@ -15,7 +15,9 @@ from cascade.interfaces import (
     MAX_CLOCK_SKEW,
     REASON_FUTURE,
     REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
     Constraint,
+    ConstraintTopicError,
     Envelope,
     GapCounter,
     Heartbeat,
@@ -143,7 +145,7 @@ class ReaderModel:
             return
         try:
             if kind == "constraints":
-                apply_constraint(self.constraints, message)
+                apply_constraint(self.constraints, message, self.prefix)
             elif kind == "status":
                 apply_status(self.engines, self.refusals, self.clock, message)
             elif kind == "summary":
@@ -157,6 +159,8 @@ class ReaderModel:
                     head, _, sourced = rest.rpartition("/")
                     if head.endswith(_KINDS):
                         self._apply_envelope(decode_envelope(message.payload), message, sourced)
+        except ConstraintTopicError:  # counted by its topic: a payload's claims name nothing
+            self.refusals.count(message.topic.removeprefix(self.prefix + "/"), REASON_NOT_ITS_TOPIC)
         except InvalidMessageError:
             self.rejected += 1
 

@@ -1,0 +1,259 @@
+"""Issue 45's broker-side attacks, against the ACL `cascade acl` generates, on a real mosquitto
+and a real RabbitMQ: an operator over ``org:acme`` and ``task:etl_*`` (olga) tries to steer the
+whole fleet through the topics her ACL grants, to lift the admin's pause, to write another
+scope through the RabbitMQ constraints index, and to read another org's cancel answers. Each
+is refused, by the broker or by the engine (named in each step); her honest pause holds her
+scope, and her cancel of her org's run is answered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import constraint_topic, update_constraints_index
+from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import (
+    MOSQUITTO_ONLY,
+    NO_RABBITMQ,
+    Inbox,
+    MosquittoBroker,
+    RabbitMQBroker,
+    mosquitto_path,
+    rabbitmq_server_path,
+    rabbitmq_user,
+    skip_on_family,
+)
+
+ROLES = """
+[[grant]]
+role = "operator"
+scopes = ["org:acme", "task:etl_*"]
+broker_users = ["olga"]
+
+[[grant]]
+role = "admin"
+scopes = ["global"]
+broker_users = ["root"]
+
+[broker]
+engines = ["engine-1"]
+"""
+PASSWORDS = {name: f"{name}-pw" for name in ("olga", "root", "engine-1")}
+ETL_PAUSE = constraint_topic("task:etl_*", "pause")
+ETL_LIMIT = constraint_topic("task:etl_*", "concurrency")
+
+
+def _generated(tmp_path: Path, broker: str) -> str:
+    roles, out = tmp_path / "roles.toml", tmp_path / f"acl-{broker}.out"
+    roles.write_text(ROLES, encoding="utf-8")
+    result = CliRunner().invoke(app, ["acl", str(roles), f"--{broker}", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return out.read_text(encoding="utf-8")
+
+
+def _forged(scope: str, kind: str = "pause", **params: Any) -> bytes:
+    return json.dumps({"id": "pause-global", "scope": scope, "type": kind, "params": params,
+                       "expires_at": None}).encode()  # fmt: skip
+
+
+class Logins:
+    def __init__(self, broker: MosquittoBroker | RabbitMQBroker) -> None:
+        self.broker = broker
+        self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
+
+    def connector(self, user: str, *, presence: bool = False) -> MqttConnector:
+        return MqttConnector(self.broker.host, self.broker.port, username=user,
+                             password=PASSWORDS[user], source_id=user, protocol=self.protocol,
+                             presence=presence, backoff_initial=0.01, backoff_max=0.1)  # fmt: skip
+
+    def cascade(self, user: str, *args: str) -> Result:
+        address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
+        login = ["--username", user, "--password", PASSWORDS[user], "--protocol", self.protocol]
+        return CliRunner().invoke(app, [*args, *address, *login])
+
+    async def run(self, user: str, *args: str) -> Result:
+        return await asyncio.to_thread(self.cascade, user, *args)
+
+    def engine(self, org: str = "acme") -> tuple[Engine, EventRecorder]:
+        engine = Engine(self.connector("engine-1", presence=True), org_id=org, project_id="p",
+                        heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+        recorder = EventRecorder()
+        engine.events.subscribe(recorder)
+        return engine, recorder
+
+    async def retain(self, user: str, topic: str, raw: bytes, *, index: bool = False) -> None:
+        """``raw`` retained on ``topic`` as ``user`` (taken by the broker: her ACL grants it),
+        and with ``index``, listed in the constraints index with that payload as its copy."""
+        async with self.connector(user) as client:
+            await client.publish(topic, raw, qos=1, retain=True)
+            await client.flush(10)
+            assert client.stats.refused == client.stats.dropped == 0
+            if index and raw:
+                await update_constraints_index(client, put={topic: json.loads(raw)}, timeout=10)
+            elif index:
+                await update_constraints_index(client, remove=[topic], timeout=10)
+
+
+@task(name="web_report")
+async def web_report() -> str:
+    return "report"
+
+
+@task(name="etl_load")
+async def etl_load() -> str:
+    return "loaded"
+
+
+def _running(name: str, recorder: EventRecorder) -> Callable[[], bool]:
+    return lambda: name in recorder.names(TaskRunning)
+
+
+async def _run_until(
+    engine: Engine, recorder: EventRecorder, target: Any, held: Callable[[], bool]
+) -> asyncio.Task[Any]:
+    run = asyncio.create_task(engine.run(target))
+    waiting = asyncio.create_task(recorder.until(held))
+    done, _ = await asyncio.wait({run, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    assert waiting in done, "the run ended (or hung) before what was awaited"
+    return run
+
+
+async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
+    """olga retains a global pause and a task:* limit of 1 on her own topics (the broker takes
+    them: her ACL grants those topics) and lists them in the index: the engine refuses both
+    (``rejected_topic``), and another org's run goes on. She also lists the task:* limit
+    topic itself in the index, with her limit as its copy (the index's shards are every
+    operator's to write): the engine reads that topic, which holds nothing, and applies
+    nothing (on RabbitMQ; mosquitto keeps no index)."""
+    await logins.retain("olga", ETL_PAUSE, _forged("global"), index=True)
+    await logins.retain("olga", ETL_LIMIT, _forged("task:*", "concurrency", limit=1), index=True)
+    wide = constraint_topic("task:*", "concurrency")
+    async with logins.connector("olga") as olga:
+        copy = json.loads(_forged("task:*", "concurrency", limit=1))
+        await update_constraints_index(olga, put={wide: copy}, timeout=10)
+    engine, recorder = logins.engine("globex")
+    # etl_load makes her scope's topics ones the engine reads on RabbitMQ (there it reads the
+    # indexed topics of scopes that govern its run's tasks only)
+    run = engine.run([web_report(), web_report(), etl_load()])
+    assert await asyncio.wait_for(run, 30) == ["report", "report", "loaded"]
+    assert engine.constraints == []
+    assert engine.stats.rejected_topic == 2
+    assert engine.stats.accepted == 0
+    assert "web_report" not in recorder.names(TaskBlocked)
+    await logins.retain("olga", ETL_PAUSE, b"", index=True)
+    await logins.retain("olga", ETL_LIMIT, b"", index=True)
+
+
+async def _the_admins_pause_is_not_lifted_by_her(logins: Logins) -> None:
+    """root pauses global; olga sets the same key's payload on her topic and clears it: the
+    engine keeps root's pause (her clear removes only what her topic held), until root
+    resumes. Her honest pause of task:etl_* holds etl_load meanwhile."""
+    paused = await logins.run("root", "pause", "global")
+    assert paused.exit_code == 0, paused.output
+    honest = await logins.run("olga", "pause", "task:etl_*")
+    assert honest.exit_code == 0, honest.output
+    engine, recorder = logins.engine()
+    run = await _run_until(engine, recorder, [web_report(), etl_load()],
+                           lambda: len(recorder.names(TaskBlocked)) == 2)  # fmt: skip
+    try:
+        await logins.retain("olga", constraint_topic("task:etl_*"), _forged("global"))
+        await logins.retain("olga", constraint_topic("task:etl_*"), b"")
+        cleared = await logins.run("olga", "resume", "task:etl_*")
+        assert cleared.exit_code == 0, cleared.output
+        await eventually(lambda: len(engine.constraints) == 1, timeout=10)
+        assert {(c.scope, c.type) for c in engine.constraints} == {("global", "pause")}
+        assert "web_report" not in recorder.names(TaskRunning)
+        assert engine.stats.rejected_topic == 1
+        resumed = await logins.run("root", "resume", "global")
+        assert resumed.exit_code == 0, resumed.output
+        assert await asyncio.wait_for(run, 30) == ["report", "loaded"]
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+
+
+async def _another_scope_is_not_hers_to_write(logins: Logins) -> None:
+    """The broker refuses olga's publish on the global scope's topic, whatever she indexes."""
+    async with logins.connector("olga") as olga:
+        await olga.publish(constraint_topic("global", "pause"), _forged("global"), qos=1,
+                           retain=True)  # fmt: skip
+        await olga.flush(10)
+        assert olga.stats.refused + olga.stats.dropped == 1
+
+
+async def _cancel_answers_are_read_by_their_org_only(logins: Logins) -> None:
+    """root cancels a globex run: olga, subscribed to every answer she tries, gets none of it
+    (mosquitto drops it per message; RabbitMQ refuses her subscription); her own cancel of an
+    acme run is answered (and she reads it on acme's reply topics)."""
+    gate = asyncio.Event()
+
+    @task(name="etl_wait")
+    async def etl_wait() -> None:
+        await gate.wait()
+
+    snooped = Inbox()
+    snoop = logins.connector("olga")
+    await snoop.connect(require=True)
+    try:
+        wide = "cascade/reply/#" if logins.broker.is_mosquitto else "cascade/reply/globex/#"
+        await snoop.subscribe(wide, snooped)
+        for org, user in (("globex", "root"), ("acme", "olga")):
+            engine, recorder = logins.engine(org)
+            run = await _run_until(engine, recorder, etl_wait(), _running("etl_wait", recorder))
+            run_id = str(recorder.events[-1].run_id)
+            answer = await logins.run(user, "cancel", run_id, "--org", org)
+            assert answer.exit_code == 0, answer.output
+            assert answer.stdout.startswith(f"cancelled run {run_id} on engine-1"), answer.output
+            await asyncio.gather(run, return_exceptions=True)
+    finally:
+        await snoop.disconnect()
+    assert all("/reply/acme/" in m.topic for m in snooped.all), [m.topic for m in snooped.all]
+
+
+async def _all(logins: Logins, *steps: Callable[[Logins], Awaitable[None]]) -> None:
+    for step in steps:
+        await step(logins)
+
+
+STEPS = (
+    _fleet_steering_through_her_topics_is_refused,
+    _the_admins_pause_is_not_lifted_by_her,
+    _another_scope_is_not_hers_to_write,
+    _cancel_answers_are_read_by_their_org_only,
+)
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_an_operator_steers_and_reads_only_her_own_on_mosquitto(tmp_path: Path) -> None:
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
+    broker.start()
+    try:
+        await _all(Logins(broker), *STEPS)
+    finally:
+        broker.close()
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+async def test_an_operator_steers_and_reads_only_her_own_on_rabbitmq(tmp_path: Path) -> None:
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
+    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
+        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
+    ]
+    definitions["permissions"].append(
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    )
+    with RabbitMQBroker(definitions=definitions) as broker:
+        await _all(Logins(broker), *STEPS)
