@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -73,9 +74,11 @@ def recorded(tmp_path: Path) -> Path:
     return path
 
 
-def team_app(hub: DashboardHub, history: History | None = None, **limits: int) -> Any:
+def team_app(
+    hub: DashboardHub, history: History | None = None, max_streams: int = fair_share.MAX_STREAMS
+) -> Any:
     return create_app(hub, token=Tokens.parse(TOKENS, "dash"), roles=ROLES, history=history,
-                      **limits)  # fmt: skip
+                      max_streams=max_streams)  # fmt: skip
 
 
 def client(app: Any, address: str = "127.0.0.1") -> httpx.AsyncClient:
@@ -188,7 +191,7 @@ async def test_people_take_turns_and_operators_go_first() -> None:
     vera = fair_share.Claimant("token:vera", named=True)
     victor = fair_share.Claimant("token:victor", named=True)
     olga = fair_share.Claimant("token:olga", first=True, named=True)
-    go, ran = threading.Event(), []
+    go, ran = threading.Event(), list[str]()
 
     def job(name: str) -> str:
         ran.append(name)
@@ -197,7 +200,7 @@ async def test_people_take_turns_and_operators_go_first() -> None:
     running = asyncio.ensure_future(readers.run(vera, lambda: go.wait(10)))
     asked = []
     for who, name in ((vera, "vera-2"), (vera, "vera-3"), (victor, "victor"), (olga, "olga")):
-        asked.append(asyncio.ensure_future(readers.run(who, lambda name=name: job(name))))
+        asked.append(asyncio.ensure_future(readers.run(who, functools.partial(job, name))))
         await asyncio.sleep(0)  # each asked in turn
     go.set()
     assert await running is True

@@ -48,6 +48,7 @@ __all__ = [
     "RETRY_AFTER",
     "Claimant",
     "HistoryReaders",
+    "Refused",
     "Slot",
     "StreamSlots",
     "claimant",
