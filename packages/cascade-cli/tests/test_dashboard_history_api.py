@@ -1,7 +1,7 @@
 """The dashboard's history answers bounded, off the event loop, and the operator first:
 a run's tasks in pages with a cursor, list limits capped, queries and their JSON in worker
-threads (the live page answers meanwhile), and token holders never wait behind anonymous
-readers. Slow histories are made slow with events, never sleeps. And the timeline segments
+threads (the live page answers meanwhile; who waits for them: test_dashboard_fair_share).
+Slow histories are made slow with events, never sleeps. And the timeline segments
 it draws from recorded states follow the live timeline's rules."""
 
 from __future__ import annotations
@@ -121,29 +121,6 @@ class _SlowSummary:
         return self.body
 
 
-class _SlowHistory(History):
-    """Runs of the project ``slow`` are answered only when let go; others at once."""
-
-    def __init__(self, url: Path) -> None:
-        super().__init__(url)
-        self.release = threading.Event()
-        self.inside = 0
-        self.lock = threading.Lock()
-        self.all_in = threading.Event()
-        self.wanted = 1
-
-    def runs(self, **filters: Any) -> list[RunSummary]:
-        if filters.get("project") != "slow":
-            return super().runs(**filters)
-        with self.lock:
-            self.inside += 1
-            if self.inside >= self.wanted:
-                self.all_in.set()
-        if not self.release.wait(10):
-            raise AssertionError("never let go")
-        return super().runs(**filters)
-
-
 @pytest.fixture
 def recorded(tmp_path: Path) -> Path:
     path = tmp_path / "history.sqlite3"
@@ -172,69 +149,6 @@ async def test_the_live_page_answers_while_a_big_reply_is_encoded(recorded: Path
     assert state.status_code == 200
     assert answered_while_encoding
     assert not body.timed_out
-
-
-async def test_the_token_holder_is_served_while_anonymous_readers_fill_their_lane(
-    recorded: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every anonymous worker busy (on a query held by an event), none may wait (queue 0):
-    one more anonymous request is a 503 with Retry-After, and the token holder's query is
-    answered at once, on its own worker."""
-    monkeypatch.setattr(history_api, "ANONYMOUS_QUEUE", 0)
-    with _SlowHistory(recorded) as history:
-        history.wanted = history_api.ANONYMOUS_READERS
-        async with _client(history) as http:
-            slow = [
-                asyncio.ensure_future(http.get("/api/history/runs", params={"project": "slow"}))
-                for _ in range(history_api.ANONYMOUS_READERS)
-            ]
-            try:
-                assert await asyncio.to_thread(history.all_in.wait, 10)
-                refused = await http.get("/api/history/runs", params={"project": "fast"})
-                operator = await http.get(
-                    "/api/history/runs", params={"project": "fast"}, headers=HOLDER
-                )
-                state = await http.get("/api/state")  # the live page, meanwhile
-                still_held = not any(task.done() for task in slow)
-            finally:
-                history.release.set()
-            answers = await asyncio.gather(*slow)
-    assert refused.status_code == 503
-    assert refused.headers["retry-after"] == history_api.RETRY_AFTER
-    assert "too many history requests" in refused.json()["error"]
-    assert operator.status_code == 200
-    assert operator.json() == {"runs": []}
-    assert state.status_code == 200
-    assert still_held
-    assert [answer.status_code for answer in answers] == [200] * history_api.ANONYMOUS_READERS
-
-
-async def test_anonymous_requests_wait_their_turn_within_the_queue(
-    recorded: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Within the queue's bound a request waits for a worker, and is answered."""
-    monkeypatch.setattr(history_api, "ANONYMOUS_QUEUE", 1)
-    with _SlowHistory(recorded) as history:
-        history.wanted = history_api.ANONYMOUS_READERS
-        async with _client(history) as http:
-            slow = [
-                asyncio.ensure_future(http.get("/api/history/runs", params={"project": "slow"}))
-                for _ in range(history_api.ANONYMOUS_READERS)
-            ]
-            try:
-                assert await asyncio.to_thread(history.all_in.wait, 10)
-                waiting = asyncio.ensure_future(
-                    http.get("/api/history/runs", params={"project": "fast"})
-                )
-                # a whole request through the loop meanwhile: the holder's, on its own worker
-                operator = await http.get("/api/history/runs", headers=HOLDER)
-                waited = not waiting.done()
-            finally:
-                history.release.set()
-            answers = await asyncio.gather(*slow, waiting)
-    assert operator.status_code == 200
-    assert waited
-    assert [answer.status_code for answer in answers] == [200] * (history_api.ANONYMOUS_READERS + 1)
 
 
 async def test_the_task_list_is_cut_at_its_limit_and_says_so(big_run: History) -> None:

@@ -10,6 +10,7 @@ from ._access_log import AccessEvent, AccessLog
 from ._api import create_app
 from ._controls import MAX_BODY
 from ._deltas import Follower
+from ._fair_share import Claimant, HistoryReaders, StreamSlots
 from ._guard import Tokens
 from ._history_api import MAX_LIMIT, RUN_PAGE
 from ._history_source import HistorySource
@@ -30,15 +31,18 @@ __all__ = [
     "STREAM_INTERVAL",
     "AccessEvent",
     "AccessLog",
+    "Claimant",
     "DashboardHub",
     "DashboardModel",
     "Follower",
+    "HistoryReaders",
     "HistorySource",
     "OidcSignIn",
     "ProxySignIn",
     "Segment",
     "SignIn",
     "SignInPages",
+    "StreamSlots",
     "Tokens",
     "constraint_messages",
     "create_app",

@@ -18,7 +18,8 @@ from ._access_log import AccessLog
 from ._api_tokens import ApiTokenCheck, ApiTokens
 from ._controls import Controls
 from ._deltas import STREAM_PAGE, Follower
-from ._guard import HostCheck, Tokens, allowed_hosts, refusal
+from ._fair_share import RETRY_AFTER, claimant
+from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
 from ._gzip_stream import accepts_gzip, gzipped
 from ._history_api import history_routes
 from ._history_source import HistorySource
@@ -217,12 +218,11 @@ class _Dashboard:
         }
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The live stream; a token holder's is never refused (see :class:`StreamSlots`).
+        """The live stream, within its sender's share (see :class:`StreamSlots`).
 
         With ``since`` (a page's), the changes of the page's view (:class:`Follower`);
         without, the whole state whenever it changed, as scripts written before read it.
         """
-        client = scope["client"][0] if scope.get("client") else "unknown"
         params = Request(scope, receive).query_params
         access = self.reader(scope)
         if isinstance(access, JSONResponse):
@@ -237,9 +237,10 @@ class _Dashboard:
         except ValueError as exc:
             await refusal(400, str(exc))(scope, receive, send)
             return
-        slot = self.slots.take(client, holder=self.holder(scope) is not None)
-        if isinstance(slot, str):
-            await refusal(503, slot, **{"Retry-After": "2"})(scope, receive, send)
+        slot = self.slots.take(claimant(scope, access, self.holder))
+        if isinstance(slot, Refused):
+            retry = {"Retry-After": RETRY_AFTER}
+            await refusal(slot.status, slot.message, **retry)(scope, receive, send)
             return
         run_id = follower.run_id if follower is not None else params.get("run")
         if run_id:

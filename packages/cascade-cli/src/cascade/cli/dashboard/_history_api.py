@@ -6,9 +6,9 @@ with the cursor of the next (``/api/history/run?id=RUN&after=CURSOR``; ``next_af
 ``null`` on the last page). Each query and its JSON encoding run in a worker thread, never on
 the event loop, so the live page keeps answering during a big read.
 
-The operator first: requests carrying a dashboard token run on a worker of their own; the
-others share :data:`ANONYMOUS_READERS` workers, with at most :data:`ANONYMOUS_QUEUE` waiting
-behind them; beyond that they get 503 with ``Retry-After``. The parameters are those of
+Each person gets a fair share and operators come first: a query takes its turn on the
+workers of ``_fair_share`` (:class:`HistoryReaders`); one's own excess is a 429, a dashboard
+too busy a 503, both with ``Retry-After``. The parameters are those of
 `cascade runs` (and ``logging=TEXT``: the runs whose logs contain it), `run`, `tasks` and
 `audit`; ``/api/history/runs/{run_id}/logs`` gives a run's recorded log lines a page at a
 time. A database that cannot be read answers 503 with its
@@ -23,11 +23,9 @@ and ``/api/history`` tells where the history is to admins over global only.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -41,7 +39,8 @@ from cascade.interfaces.reader import FINISHED_STATES
 
 from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
-from ._guard import refusal
+from ._fair_share import RETRY_AFTER, HistoryReaders, claimant
+from ._guard import Refused, refusal
 from ._history_source import HistorySource
 from ._visible_runs import NO_SUCH_RUN
 
@@ -52,10 +51,6 @@ if TYPE_CHECKING:
     from ._team import Team
 
 __all__ = [
-    "ANONYMOUS_QUEUE",
-    "ANONYMOUS_READERS",
-    "HOLDER_QUEUE",
-    "HOLDER_READERS",
     "MAX_LIMIT",
     "RUN_PAGE",
     "history_routes",
@@ -66,16 +61,6 @@ MAX_LIMIT = 500
 """The most rows one list request returns; a larger ``limit`` is a 400."""
 RUN_PAGE = 500
 """The tasks in one page of a run's detail."""
-ANONYMOUS_READERS = 3
-"""History queries of requests without a token running at once."""
-ANONYMOUS_QUEUE = 16
-"""Such requests waiting for one of those; more are answered 503 with ``Retry-After``."""
-HOLDER_READERS = 1
-"""History queries of token holders running at once, on a worker of their own."""
-HOLDER_QUEUE = 16
-"""Token holders' requests waiting for it; more are answered 503 with ``Retry-After``."""
-RETRY_AFTER = "2"
-"""Seconds a refused history request is told to wait."""
 _LEVELS = LOG_LEVELS  # ?level=warning
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
 """Why a dashboard given no history (``create_app`` without one) has none."""
@@ -123,29 +108,6 @@ def _text(request: Request, name: str) -> str | None:
     return request.query_params.get(name) or None
 
 
-class _Lane:
-    """Workers of their own for one kind of request, and how many may wait for them."""
-
-    def __init__(self, name: str, workers: int, queue: int) -> None:
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix=f"history-{name}")
-        self.bound = workers + queue
-        self.taken = 0  # running or waiting; only touched on the event loop
-
-    async def run(self, job: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes] | None:
-        """``job()`` on a worker; ``None`` (refused) when the lane is full."""
-        if self.taken >= self.bound:
-            return None
-        loop = asyncio.get_running_loop()
-        self.taken += 1
-        future = self.executor.submit(job)
-        # freed when the job is done, not when its request goes: a query still running holds it
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._free))
-        return await asyncio.wrap_future(future)
-
-    def _free(self) -> None:
-        self.taken -= 1
-
-
 def _encoded(value: Any) -> bytes:
     """``value`` as the JSON body Starlette's JSONResponse would make."""
     return json.dumps(
@@ -163,8 +125,7 @@ class _HistoryApi:
         self.source = source
         self.holder = holder
         self.team = team
-        self.anonymous = _Lane("anonymous", ANONYMOUS_READERS, ANONYMOUS_QUEUE)
-        self.holders = _Lane("holders", HOLDER_READERS, HOLDER_QUEUE)
+        self.readers = HistoryReaders()
 
     async def answer(
         self,
@@ -175,12 +136,13 @@ class _HistoryApi:
         """``job(history, request, among)`` and its JSON in a worker thread; its errors as
         refusals. In a team's dashboard, ``among`` is what the reader may see (``None``: all),
         and a query that ``covers_all`` projects is for those who see them all."""
-        among = None
+        among, reader = None, None
         access = self.asker(request)
         if isinstance(access, Response):
             return access
         if access is not None:
             assert self.team is not None
+            reader = access
             reason = access.may_see_everything(covers_all) if covers_all else None
             if reason is not None:
                 return self.team.refuse(access, "read", request.url.path, reason)
@@ -204,12 +166,9 @@ class _HistoryApi:
                 return 404, _encoded({"error": NO_SUCH_RUN})
             return 200, _encoded(value)
 
-        lane = self.holders if self.holder(request.scope) is not None else self.anonymous
-        done = await lane.run(work)
-        if done is None:
-            return refusal(
-                503, "too many history requests at once: try again", **{"Retry-After": RETRY_AFTER}
-            )
+        done = await self.readers.run(claimant(request.scope, reader, self.holder), work)
+        if isinstance(done, Refused):
+            return refusal(done.status, done.message, **{"Retry-After": RETRY_AFTER})
         status, body = done
         return Response(
             body,
@@ -375,8 +334,8 @@ def history_routes(
 ) -> list[Route]:
     """The ``/api/history/...`` routes (GET) over ``history``; each 404s without one, and
     ``/api/history`` says whether there is one (and where, or why not). ``holder``: the name of
-    the dashboard token a request carries (``None``: anonymous), whose queries do not wait
-    behind anonymous ones. ``team``: a team's dashboard, whose readers see what their roles
+    the dashboard token a request carries (``None``: anonymous), whose queries come first
+    (``_fair_share``). ``team``: a team's dashboard, whose readers see what their roles
     let them (``_team``)."""
     api = _HistoryApi(HistorySource.of(history), holder, team)
     return [

@@ -3,7 +3,8 @@
 A stream asked with ``since`` (the page's) sends changes (``_deltas``): a snapshot of the
 page's view, then what changed in it, at most once per :data:`STREAM_INTERVAL`. One asked
 without (a script written before) sends the whole state when it changed, as it always did:
-one serialised state per view, shared by every such stream.
+one serialised state per view, shared by every such stream. Who may open one, and how many
+each person may: ``_fair_share`` (:class:`StreamSlots`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._fair_share import (
+    MAX_HOLDER_STREAMS,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CLIENT,
+    MAX_STREAMS_PER_PERSON,
+    Slot,
+    StreamSlots,
+)
 from ._hub import DashboardHub
 
 if TYPE_CHECKING:
@@ -26,6 +34,7 @@ __all__ = [
     "MAX_HOLDER_STREAMS",
     "MAX_STREAMS",
     "MAX_STREAMS_PER_CLIENT",
+    "MAX_STREAMS_PER_PERSON",
     "STREAM_INTERVAL",
     "Snapshots",
     "StreamSlots",
@@ -39,11 +48,6 @@ __all__ = [
 #: KEEPALIVE seconds.
 STREAM_INTERVAL = 0.25
 KEEPALIVE = 2.0
-#: Streams open at once without the token, in all and from one client address.
-MAX_STREAMS = 100
-MAX_STREAMS_PER_CLIENT = 8
-#: Streams of token holders, counted apart: a full pool ends the oldest instead of refusing.
-MAX_HOLDER_STREAMS = 16
 
 _STATE = b"event: state\ndata: "
 _RUNS_KEPT = 64  # runs' details kept at once (any ?run= can be asked for)
@@ -129,63 +133,6 @@ class Snapshots:
     def tick(self) -> bytes:
         """The event that keeps a page's clock and connection state current."""
         return tick_event(self.hub)
-
-
-@dataclass(eq=False)
-class Slot:
-    """One open stream; ``ended`` is set when a newer page of a token holder takes its place."""
-
-    client: str
-    holder: bool
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class StreamSlots:
-    """Who may open a stream: a few per client address and ``total`` in all without the token;
-    token holders in a pool of their own, where the newest page always gets in."""
-
-    def __init__(
-        self,
-        total: int = MAX_STREAMS,
-        per_client: int = MAX_STREAMS_PER_CLIENT,
-        holders: int = MAX_HOLDER_STREAMS,
-    ) -> None:
-        self.total = total
-        self.per_client = per_client
-        self.holders = holders
-        self._open: list[Slot] = []
-        self._by_client: dict[str, int] = {}
-        self._holders: deque[Slot] = deque()
-
-    def take(self, client: str, *, holder: bool) -> Slot | str:
-        """A slot for a new stream, or why there is none."""
-        if holder:
-            while len(self._holders) >= self.holders:
-                self._holders.popleft().ended.set()
-            slot = Slot(client, holder=True)
-            self._holders.append(slot)
-            return slot
-        if len(self._open) >= self.total:
-            return f"too many live streams open (at most {self.total})"
-        if self._by_client.get(client, 0) >= self.per_client:
-            return f"too many live streams from {client} (at most {self.per_client})"
-        slot = Slot(client, holder=False)
-        self._open.append(slot)
-        self._by_client[client] = self._by_client.get(client, 0) + 1
-        return slot
-
-    def give_back(self, slot: Slot) -> None:
-        """The stream of ``slot`` ended."""
-        if slot.holder:
-            if slot in self._holders:
-                self._holders.remove(slot)
-            return
-        self._open.remove(slot)
-        left = self._by_client[slot.client] - 1
-        if left:
-            self._by_client[slot.client] = left
-        else:
-            del self._by_client[slot.client]
 
 
 async def stream_events(
