@@ -17,7 +17,7 @@ from .._control import limit_constraints, pause_constraint, validate_scope
 from .._operator import checked_reason, default_operator
 from .._publishing import clear_constraints, parse_constraint_type, set_constraints
 from .._reading import subscribe_constraints, subscribe_statuses
-from .._run_ids import Recorded, checked_prefix, is_full, one_run
+from .._run_ids import checked_prefix, is_full
 from .._view_options import DEFAULT_FLEET_THRESHOLD
 from ._fleet_mode import RELEASE_AFTER, FleetMode
 from ._model import DashboardModel
@@ -173,23 +173,6 @@ class DashboardHub:
             self.timeout,
             issued_by=issued_by or self.operator,
         )
-
-    def run_id(self, given: str, recorded: Recorded | None = None) -> str:
-        """The whole id of the run ``given`` names: itself, or the one run that starts with it
-        of those this dashboard has heard and the ``recorded`` ones (its history's);
-        :class:`UsageError` when it is not hex or several have it, ``LookupError`` when none
-        has."""
-        wanted = checked_prefix(given)
-        if is_full(wanted):
-            return wanted
-        recorded = recorded or Recorded()
-        found = one_run(wanted, self.model.state.runs, recorded.ids, more=recorded.capped)
-        if found is None:
-            raise LookupError(
-                f"no run's id starts with {wanted} among the runs this dashboard has heard"
-                " or in its history"
-            )
-        return found
 
     async def cancel(
         self,
