@@ -65,6 +65,18 @@ async def test_malformed_oversized_and_misplaced_batches_are_rejected(
     assert history.log_lines(RUN) == []
 
 
+async def test_a_batch_with_a_line_dated_ahead_of_the_clock_is_rejected(
+    broker: InMemoryBroker, recorder: Recorder, history: History
+) -> None:
+    """A line dated 9999-12-31 inside a batch dated now would be shown by `logs --since 1h`
+    for ever: its batch is rejected, as an envelope stamped ahead is refused."""
+    dated = datetime(9999, 12, 31, tzinfo=timezone.utc).timestamp()
+    forged = batch(RUN, 1, [line("t1", 1), line("t1", 2, ts=dated)])
+    await _publish(broker, recorder, _on_topic(forged))
+    assert (recorder.stats.rejected, recorder.stats.stored) == (1, 0)
+    assert history.log_lines(RUN) == []
+
+
 async def test_a_batch_from_another_source_than_the_runs_is_refused(
     broker: InMemoryBroker, recorder: Recorder, history: History
 ) -> None:

@@ -137,8 +137,8 @@ async def test_a_snapshot_from_another_source_is_refused(history: History) -> No
 
 async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: History) -> None:
     """A forger's answer about a run of its own (never heard of: unasked), and the run's own
-    source's answer with a task numbered past its through or more parts than an engine
-    sends: each refused, no run and no task stored."""
+    source's answer with a task numbered past its through, more parts than an engine sends,
+    or a task dated 9999: each refused, no run and no task stored."""
     broker = InMemoryBroker()
     gates = [asyncio.Event() for _ in range(2)]
     connector = InMemoryConnector(broker, presence=False, source_id="recorder")
@@ -147,11 +147,13 @@ async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: Histor
         run_id = _run_id(events)
         await broker.idle()
 
-        def answer(run: str, source: str, seq: int, **fields: int) -> Envelope:
+        def answer(
+            run: str, source: str, seq: int, ts: str = "2026-11-23T10:00:01+00:00", **fields: int
+        ) -> Envelope:
             body = RunSnapshot(
                 **{"after": 0, "through": 10, "last_seq": 10, **fields},  # type: ignore[arg-type]
-                tasks=[SnapshotTask(seq=seq, ts="2026-11-23T10:00:01+00:00", task_id="forged",
-                                    task_name="slow", state="FAILED", error="Evil: forged")],
+                tasks=[SnapshotTask(seq=seq, ts=ts, task_id="forged", task_name="slow",
+                                    state="FAILED", error="Evil: forged")],
             )  # fmt: skip
             return Envelope(run_id=run, org_id="local", project_id="default", source=source,
                             body=body)  # fmt: skip
@@ -160,6 +162,7 @@ async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: Histor
             answer("f" * 32, "mallory", 5, parts=3),  # a run the recorder never heard of
             answer(run_id, "engine-1", 11),  # past through
             answer(run_id, "engine-1", 5, parts=MAX_SNAPSHOT_PARTS + 1),
+            answer(run_id, "engine-1", 5, ts="9999-12-31T00:00:00+00:00"),  # dated ahead
         ]
         async with InMemoryConnector(broker, presence=False, source_id="engine-1") as liar:
             for envelope in forged:
@@ -167,7 +170,7 @@ async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: Histor
                 await liar.publish(topic, envelope, qos=1)
         await broker.idle()
         await recorder.flush(5)
-        assert (recorder.stats.rejected, recorder.stats.refused) == (0, 3)
+        assert (recorder.stats.rejected, recorder.stats.refused) == (0, 4)
         for gate in gates:
             gate.set()
         await run

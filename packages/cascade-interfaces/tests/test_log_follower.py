@@ -7,6 +7,7 @@ import logging
 from cascade.interfaces import (
     MAX_LOG_LINE_BYTES,
     REASON_FOREIGN,
+    REASON_FUTURE,
     REASON_MISMATCH,
     DroppedLines,
     LogBatch,
@@ -100,6 +101,15 @@ def test_a_batch_no_engine_of_the_run_can_have_sent_is_refused() -> None:
     assert logs.refusals.of("mallory") == 1
     assert logs.refusals.by_source["mallory"] == {REASON_FOREIGN: 1}
     assert logs.runs["r1"].heard == 1
+
+
+def test_a_batch_with_a_line_dated_ahead_of_the_clock_is_refused() -> None:
+    """A line dated 9999-12-31 in a batch dated now: the batch is refused whole, counted as
+    a timestamp ahead, as a batch stamped so is."""
+    logs = LogFollower()
+    assert logs.apply(_batch(1, _line(1), _line(2, ts="9999-12-31T00:00:00+00:00"))) is None
+    assert logs.refusals.by_source == {"host-1": {REASON_FUTURE: 1}}
+    assert "r1" not in logs.runs
 
 
 def test_long_messages_are_cut_and_malformed_or_oversized_ones_ignored() -> None:

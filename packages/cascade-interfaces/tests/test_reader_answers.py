@@ -106,3 +106,14 @@ def test_an_answer_from_another_source_than_the_one_asked_is_refused() -> None:
     state.apply(_answer(run_id="run-9", source="host-1", tasks=_tasks(1, 3)))
     assert len(state.runs["run-9"].tasks) == 3
     assert state.refusals.describe("mallory") == "1 foreign source"
+
+
+def test_an_answer_with_a_task_dated_ahead_of_the_clock_is_refused() -> None:
+    """A task dated 9999-12-31 inside an answer dated now: refused whole, as an envelope
+    stamped so is."""
+    state, _ = _joined_late()
+    dated = [SnapshotTask(seq=2, ts="9999-12-31T00:00:00+00:00", task_id="t2", task_name="t",
+                          state="RUNNING")]  # fmt: skip
+    state.apply(_answer(tasks=_tasks(1, 1) + dated))
+    assert set(state.runs["run-1"].tasks) == {"t5"}
+    assert state.refusals.describe("host-1") == "1 timestamp ahead"

@@ -1,7 +1,8 @@
 """A batch of task log lines turned into the rows a transaction writes (:class:`LogRows`).
 
-A batch is checked whole before anything of it is kept (one line whose time is no time
-rejects it, as one bad field rejects an event), then kept under its identity, the run and
+A batch is checked whole before anything of it is kept (one line whose time is no time, or
+is more than ``MAX_CLOCK_SKEW`` ahead of when it arrived, rejects it, as one bad field
+rejects an event), then kept under its identity, the run and
 its ``seq``: the writer stores the lines and counts of the batches the history did not have
 yet (``_log_ingest``), so a copy delivered again adds nothing.
 """
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade.interfaces import MAX_LOG_LINE_BYTES, InvalidMessageError, LogBatch, level_number
+from cascade.interfaces import (
+    MAX_CLOCK_SKEW,
+    MAX_LOG_LINE_BYTES,
+    InvalidMessageError,
+    LogBatch,
+    level_number,
+)
 
 from ._text import checked_id, clean
 from ._times import parse_time
@@ -41,6 +48,11 @@ class LogRows:
             ts = parse_time(line.ts)
             if ts is None:
                 raise InvalidMessageError(f"not a timestamp: {line.ts[:64]!r}", "$.lines[].ts")
+            if ts - received_at > MAX_CLOCK_SKEW:  # ahead(): no engine logs in the future
+                raise InvalidMessageError(
+                    f"a line stamped {line.ts[:64]!r}, ahead of the recorder's clock",
+                    "$.lines[].ts",
+                )
             task_id = clean(line.task_id)
             task_name = clean(line.task_name)
             rows.append(

@@ -50,6 +50,7 @@ from cascade.interfaces import (
     StatusMessage,
     SubscriptionHandle,
     answer_part_refusal,
+    answer_stamped_ahead,
     cleared_filter,
     constraints_filter,
     issued_filter,
@@ -334,7 +335,10 @@ class Recorder:
         body = item.message
         if isinstance(body, Envelope):
             stamp = item.at if isinstance(item, Timed) else parse_time(body.ts)
-            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:  # ahead()
+            answer = body.body if isinstance(body.body, RunSnapshot) else None
+            if (stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW) or (  # ahead()
+                answer is not None and answer_stamped_ahead(answer, item.received_at)
+            ):
                 self._refuse(body.run_id, REASON_FUTURE)
                 return
             if not self._sharing:  # a shared recorder sees a part of each run: it cannot tell

@@ -24,7 +24,9 @@ from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._gaps import Seen
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES
+from ._refusals import ahead
 from ._schemas import MAX_SNAPSHOT_TASKS, Envelope, RunSnapshot
+from ._timestamps import parse_timestamp
 from ._topics import DEFAULT_PREFIX, _telemetry, sanitize_segment
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "SnapshotAsker",
     "SnapshotRequest",
     "answer_part_refusal",
+    "answer_stamped_ahead",
     "decode_snapshot_request",
     "snapshot_events",
     "snapshot_request_topic",
@@ -127,6 +130,16 @@ def answer_part_refusal(body: RunSnapshot, taken: int = 0) -> Seen | None:
     if any(not low < task.seq <= high for task in body.tasks):
         return Seen.INCONSISTENT
     return None
+
+
+def answer_stamped_ahead(body: RunSnapshot, now: float) -> bool:
+    """Whether a task of the answer ``body`` is stamped beyond ``MAX_CLOCK_SKEW`` ahead of
+    ``now``: the answer is refused as a whole, as an envelope stamped so would be."""
+    for task in body.tasks:
+        stamp = parse_timestamp(task.ts)
+        if stamp is not None and ahead(stamp, now):
+            return True
+    return False
 
 
 class SnapshotAsker:

@@ -3,13 +3,20 @@
 An answer (:class:`~cascade.interfaces.RunSnapshot`) can carry thousands of tasks, so a
 reader takes one only about a run it asked about (:class:`Asked`), only from the source it
 expects (the run's, or the one a summary named), and only within what an engine sends
-(:func:`~cascade.interfaces.answer_part_refusal`). A forged answer then costs a bounded
+(:func:`~cascade.interfaces.answer_part_refusal`), none of its tasks stamped ahead of the
+reader's clock. A forged answer then costs a bounded
 amount of memory and time, and changes nothing it cannot.
 """
 
 from __future__ import annotations
 
-from cascade.interfaces import RunSnapshot, Seen, answer_part_refusal
+from cascade.interfaces import (
+    REASON_FUTURE,
+    RunSnapshot,
+    Seen,
+    answer_part_refusal,
+    answer_stamped_ahead,
+)
 
 from ._views import RunView
 
@@ -48,16 +55,19 @@ class Asked:
 
 def answer_refusal(
     asked: Asked, run: RunView | None, run_id: str, source: str, body: RunSnapshot, now: float
-) -> Seen | None:
-    """Why one part of an answer about ``run_id`` from ``source`` is refused, or ``None`` to
-    take it."""
+) -> str | None:
+    """Why one part of an answer about ``run_id`` from ``source`` is refused (a reason of
+    :data:`~cascade.interfaces.REFUSAL_REASONS`), or ``None`` to take it."""
     mid_answer = run is not None and run.answer_key is not None
     was_asked, expected = asked.expected(run_id, now)
     if not (was_asked or mid_answer):
-        return Seen.UNASKED
+        return Seen.UNASKED.value
     owner = run.source if run is not None else expected
     if owner is not None and source != owner:
-        return Seen.FOREIGN
+        return Seen.FOREIGN.value
     key = (body.after, body.through, body.last_seq, body.parts)
     taken = run.answer_tasks if run is not None and run.answer_key == key else 0
-    return answer_part_refusal(body, taken)
+    refusal = answer_part_refusal(body, taken)
+    if refusal is not None:
+        return refusal.value
+    return REASON_FUTURE if answer_stamped_ahead(body, now) else None

@@ -200,7 +200,8 @@ class LogFollower:
     Refused, counted in :attr:`refusals` and changing nothing: a batch on a sourced topic
     whose payload claims another source (counted by the topic's), a batch about a run from
     another source than the one first heard for it, a ``seq`` numbered like a batch seen with
-    another content or too far from those seen, and a timestamp too far ahead. Batches
+    another content or too far from those seen, and a timestamp too far ahead (the batch's,
+    or any of its lines'). Batches
     missed (gaps in ``seq``) are counted by :attr:`gaps`, per run and per source; a copy of
     a batch seen changes nothing.
     """
@@ -252,7 +253,7 @@ class LogFollower:
             return None
         now = self.clock()
         stamp = parse_timestamp(batch.ts)
-        if stamp is not None and stamp - now > MAX_CLOCK_SKEW:
+        if (stamp is not None and stamp - now > MAX_CLOCK_SKEW) or _lines_ahead(batch, now):
             self.refusals.count(source, REASON_FUTURE)
             return None
         run = self.runs.get(batch.run_id)
@@ -319,6 +320,16 @@ class LogFollower:
         held."""
         self.gaps.forget(run_id)
         return self.runs.pop(run_id, None) is not None
+
+
+def _lines_ahead(batch: LogBatch, now: float) -> bool:
+    """Whether a line of ``batch`` is stamped beyond the skew ahead of ``now`` (the batch is
+    refused whole, as one stamped so: a line dated 9999 would sort after every real one)."""
+    for line in batch.lines:
+        stamp = parse_timestamp(line.ts)
+        if stamp is not None and stamp - now > MAX_CLOCK_SKEW:
+            return True
+    return False
 
 
 def _kept(line: LogLine) -> LogLine:

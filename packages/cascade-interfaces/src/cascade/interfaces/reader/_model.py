@@ -185,7 +185,7 @@ class ReaderModel:
             if why is not None:
                 if run is not None:
                     run.refused += 1
-                self.refusals.count(source, why.value)
+                self.refusals.count(source, why)
                 return
         seq = envelope.seq if isinstance(envelope.seq, int) else 0
         seen = _COPY
