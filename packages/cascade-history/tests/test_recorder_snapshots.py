@@ -12,6 +12,7 @@ from cascade.history import History, Recorder
 from cascade.interfaces import (
     MAX_SNAPSHOT_PARTS,
     Envelope,
+    Heartbeat,
     RunSnapshot,
     SnapshotTask,
     snapshot_topic,
@@ -180,3 +181,37 @@ async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: Histor
     detail = history.run(run_id)
     assert detail is not None
     assert "forged" not in {task.task_id for task in detail.tasks}
+
+
+async def test_a_forged_heartbeat_heard_first_costs_the_history_nothing(history: History) -> None:
+    """A recorder that joins a live run hears first a forger's heartbeat claiming the engine's
+    source and last_seq 2**63 - 1: the run is stored as without it (every task, missing only
+    what went before the recorder joined), and the forger's next heartbeat is refused."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(24)]
+    events, run, _ = await _slow_run(broker, gates)
+    run_id = _run_id(events)
+    forged = Envelope(run_id=run_id, org_id="local", project_id="default", source="engine-1",
+                      body=Heartbeat(running=24, last_seq=2**63 - 1))  # fmt: skip
+    topic = f"cascade/telemetry/local/default/{run_id}/heartbeat"
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with (
+        connector,
+        Recorder(connector, history) as recorder,
+        InMemoryConnector(broker, presence=False, source_id="engine-1") as liar,
+    ):
+        await liar.publish(topic, forged, qos=1)
+        await broker.idle()
+        for gate in gates:
+            gate.set()
+        await run
+        await broker.idle()
+        await liar.publish(topic, forged, qos=1)
+        await broker.idle()
+        await recorder.flush(5)
+        assert recorder.stats.refused == 1  # the second: out of bounds of the real numbers
+    detail = history.run(run_id)
+    assert detail is not None
+    assert (detail.run.status, detail.run.tasks) == ("Succeeded", {"COMPLETED": 24})
+    # what it joined after (the run's start and its 24 tasks running), not 2**63 - 25
+    assert detail.run.missing_events == 25

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cascade.interfaces import (
+    Heartbeat,
     LifecycleEvent,
     Message,
     TaskStateEvent,
@@ -66,3 +67,20 @@ def test_a_status_on_another_sources_topic_is_refused() -> None:
     state.apply(Message("cascade/status/mallory", forged, raw=json.dumps(forged).encode()))
     assert state.engines == {}
     assert state.refusals.describe("mallory") == "1 not its topic's source"
+
+
+def test_a_forged_heartbeat_heard_first_founds_no_number_base() -> None:
+    """A forger's heartbeats for a live run, claiming the engine's own source and last_seq
+    2**63 - 1, heard first by a reader joining mid-way: the engine's real events are taken
+    (not 'seq out of bounds'), nothing counts as missed, and the forger's next heartbeat is
+    refused."""
+    state = ReaderModel()
+    forged = Heartbeat(running=1, last_seq=2**63 - 1)
+    state.apply(_message(forged, None))
+    for seq in range(30, 51):
+        state.apply(_task(f"t{seq}", "COMPLETED", seq))
+    state.apply(_message(forged, None))
+    run = state.runs[RUN]
+    assert run.counts() == {"COMPLETED": 21}
+    assert (state.gaps.missed, run.refused) == (0, 1)
+    assert state.refusals.describe("engine") == "1 seq out of bounds"

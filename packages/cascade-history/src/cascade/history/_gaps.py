@@ -136,6 +136,12 @@ class RecorderGaps:
             self.ask(run_id, self.counter.known_through(run_id))
         return seen
 
+    def numbered(self, run_id: str) -> bool:
+        """Whether an event (or an answer) of ``run_id`` has founded its numbers: a
+        heartbeat's ``last_seq`` before that is a claim nothing backs (see
+        :meth:`~cascade.interfaces.GapCounter.announce`)."""
+        return self.counter.owner(run_id) is not None
+
     def owner(self, run_id: str) -> str | None:
         """The source of the run ``run_id`` as followed (``None``: not followed)."""
         run = self._runs.get(run_id)

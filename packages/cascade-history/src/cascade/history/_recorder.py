@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
+from msgspec import UNSET
 from typing_extensions import Self
 
 from cascade.interfaces import (
@@ -41,6 +42,7 @@ from cascade.interfaces import (
     Connector,
     ConstraintTopicError,
     Envelope,
+    Heartbeat,
     InvalidMessageError,
     LogBatch,
     Message,
@@ -346,6 +348,8 @@ class Recorder:
                 if seen is not Seen.NEW and seen is not Seen.COPY:
                     self._refuse(body.run_id, seen.value)
                     return
+                if isinstance(body.body, Heartbeat) and not self._gaps.numbered(body.run_id):
+                    body.body.last_seq = UNSET  # no event backs its claim yet: not stored
             if isinstance(body.body, RunSnapshot):  # its tasks' latest events, as such
                 refusal = answer_part_refusal(body.body) if self._sharing else None
                 if refusal is not None:  # a shared recorder checks each part on its own

@@ -181,11 +181,16 @@ class GapCounter:
         return _NEW
 
     def announce(self, source: str, run_id: str, last_seq: int) -> Seen:
-        """The run's engine has sent every event up to ``last_seq`` (a heartbeat says so)."""
+        """The run's engine has sent every event up to ``last_seq`` (a heartbeat says so).
+
+        Of a run none of whose events was seen yet it changes nothing: a claim with no event
+        founds no number base (counting starts at the first event seen), so a heartbeat of a
+        forger claiming ``last_seq`` 2**63 - 1, heard first by a reader that joins the run, is
+        refused as :attr:`Seen.BEYOND` once the run's real events have set the base, instead
+        of turning every real event into one out of bounds.
+        """
         stream = self._streams.get(run_id)
         if stream is None:
-            # Nothing seen of it yet: count from the next event on.
-            self._streams[run_id] = _Stream(source, last_seq + 1, last_seq)
             return _NEW
         if source != stream.source:
             return Seen.FOREIGN
