@@ -10,6 +10,7 @@ only) this is the constraints index's work; on mosquitto, the broker's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ import pytest
 from cascade.cli import set_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.runtime import Engine, task
+from cascade.runtime import Engine, RunCancelledError, task
 from cascade.testkit import OwnBroker
 
 from .conftest import Figures
@@ -72,17 +73,32 @@ async def _run(broker: OwnBroker, writer: Writer) -> None:
     writer.code, writer.stdout, writer.stderr = await _cascade(broker, *writer.args())
 
 
-@task
-async def probe(box: list[Engine]) -> list[tuple[str, str]]:
-    """The constraints the engine holds when its first task starts (its snapshot is complete)."""
-    return sorted((c.scope, c.type) for c in box[0].constraints)
-
-
-async def _held_by_a_new_engine(broker: OwnBroker) -> set[tuple[str, str]]:
+async def _held_by_a_new_engine(broker: OwnBroker, scopes: list[str]) -> set[tuple[str, str]]:
+    """The constraints a new engine holds when its first task starts (its snapshot complete),
+    its run holding a task of each of ``scopes`` (``task:NAME``): on a broker with an index,
+    an engine reads only the constraints that can govern its run's tasks."""
     # a broker still busy with the writers' leaving may take seconds to confirm subscriptions
     connector = MqttConnector(broker.host, broker.port, topic_prefix=PREFIX, connect_timeout=30)
     engine = Engine(connector, heartbeat_interval=None, connect_wait=20)
-    held: list[tuple[str, str]] = await engine.run(probe([engine]))
+    held: list[tuple[str, str]] = []
+    probed = asyncio.Event()
+
+    @task
+    async def probe() -> None:
+        held.extend(sorted((c.scope, c.type) for c in engine.constraints))
+        probed.set()
+
+    async def governed() -> None:
+        await asyncio.Event().wait()  # paused, limited or running: ended by the cancel below
+
+    tasks = [task(name=scope.removeprefix("task:"))(governed)() for scope in scopes]
+    run = asyncio.create_task(engine.run([probe(), *tasks]))
+    try:
+        await asyncio.wait_for(probed.wait(), 60)
+    finally:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RunCancelledError):
+            await run
     return set(held)
 
 
@@ -113,8 +129,9 @@ async def test_concurrent_writers(
     kinds = ("pause", "limit", "resume")
     writers = [Writer(kinds[i % 3], f"task:{base}_{i}") for i in range(count)]
     await _preset(own_broker, [w.scope for w in writers if w.kind == "resume"])
+    scopes = [w.scope for w in writers]
     assert {w.held for w in writers if w.kind == "resume"} <= await _held_by_a_new_engine(
-        own_broker
+        own_broker, scopes
     ), "the preset pauses must hold before they are resumed"
 
     started = time.monotonic()
@@ -124,7 +141,7 @@ async def test_concurrent_writers(
 
     mine = f"task:{base}_"
     listed = {h for h in await _listed_by_status(own_broker) if h[0].startswith(mine)}
-    held = {h for h in await _held_by_a_new_engine(own_broker) if h[0].startswith(mine)}
+    held = {h for h in await _held_by_a_new_engine(own_broker, scopes) if h[0].startswith(mine)}
     reported = [w for w in writers if w.code == 0]
     failed = [w for w in writers if w.code != 0]
     sets = {w.held for w in reported if w.kind != "resume"}

@@ -22,6 +22,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
+from cascade.interfaces import constraint_topic
 from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures
@@ -62,6 +63,9 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()  # ensure_ascii: surrogates travel as \\u escapes
 
 
+_HOSTILE_SCOPE = "task:\x1b[31m[red]x"
+
+
 def _payloads(events: str, status: str, constraint: str) -> list[tuple[str, bytes, str]]:
     """(topic, payload, who rejects it: ``connector``, ``recorder`` or ``nobody``: stored)."""
     ok = uuid.uuid4().hex
@@ -94,9 +98,9 @@ def _payloads(events: str, status: str, constraint: str) -> list[tuple[str, byte
         # the protocol, with hostile text: stored, escaped and bounded
         (events, _json(_task(ok, name=_HOSTILE_NAME, error=_HOSTILE_ERROR)), "nobody"),
         (events, _json(_task(ok, name="n" * 100_000, error="E" * 100_000)), "nobody"),
-        (
-            constraint,
-            _json({"id": "p", "scope": "task:\x1b[31m[red]x", "type": "pause", "params": {}}),
+        (  # on its own scope's topic: a constraint is its topic's (another is refused)
+            constraint_topic(_HOSTILE_SCOPE, "pause"),
+            _json({"id": "p", "scope": _HOSTILE_SCOPE, "type": "pause", "params": {}}),
             "nobody",
         ),
     ]

@@ -83,8 +83,9 @@ def hostile(mosquitto_broker: BrokerEndpoint, scope_name: str) -> Iterator[str]:
     until the test ends; yields the run id."""
     run_id = f"run-{scope_name}"
     evil = f"evil-{scope_name}"
-    topics = [constraint_topic(f"task:{scope_name}", "pause"), status_topic(evil)]
-    constraint = {"id": "x", "scope": _SCOPE, "type": "pause", "params": {}}
+    scope = f"{_SCOPE}{scope_name}"  # on its own topic: a reader takes it, and shows it inert
+    topics = [constraint_topic(scope, "pause"), status_topic(evil)]
+    constraint = {"id": "x", "scope": scope, "type": "pause", "params": {}}
     status = {"status": "online", "source": evil, "session": 1, "reason": _ESCAPES}
     sending = True
 

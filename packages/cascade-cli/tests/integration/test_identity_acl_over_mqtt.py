@@ -227,7 +227,8 @@ async def _engine_answers_only_as_itself(logins: Logins, scope: str) -> None:
         await seen.until(lambda m: m.payload.get("body", {}).get("event") == "ENGINE_STOPPED")
     assert answer.topic.endswith("/engine-1")
     assert {m.topic.rsplit("/", 1)[-1] for m in seen.all} == {"engine-1"}
-    state = ReaderModel()
+    state = ReaderModel(ask=lambda run_id, after: None)
+    state.request_snapshot(started.run_id, 0, "engine-1")  # as `cascade cancel` asked it
     for message in seen.all:
         state.apply(message)
     assert state.runs[started.run_id].source == "engine-1"

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
-from cascade.interfaces import Constraint, ConstraintTopicError, Message, constraint_from_topic
-from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces import Constraint, Message, constraint_from_topic
 
 from ._bounded_text import KEPT, truncate
 
 __all__ = ["active_constraints", "apply_constraint"]
-
-_log = RateLimitedLogger(logging.getLogger("cascade.interfaces.reader"))
 
 
 def apply_constraint(constraints: dict[str, Constraint], message: Message, prefix: str) -> None:
@@ -19,17 +14,14 @@ def apply_constraint(constraints: dict[str, Constraint], message: Message, prefi
 
     Keyed by topic: a clear removes what its own topic held, never another's. A constraint
     whose payload names another scope or type than its topic raises
-    :class:`~cascade.interfaces.ConstraintTopicError` (logged here at a limited rate), as
-    an engine refuses it; a malformed one :class:`~cascade.interfaces.InvalidMessageError`.
+    :class:`~cascade.interfaces.ConstraintTopicError` (the model counts it refused, as it
+    does every refusal, and the views show it), as an engine refuses it; a malformed one
+    :class:`~cascade.interfaces.InvalidMessageError`.
     """
     if not message.payload:
         constraints.pop(message.topic, None)
         return
-    try:
-        constraint = constraint_from_topic(message.topic, message.payload, prefix)
-    except ConstraintTopicError as exc:
-        _log.warning("refused", "refused a constraint on %r: %s", message.topic[:300], exc)
-        raise
+    constraint = constraint_from_topic(message.topic, message.payload, prefix)
     for name, limit in (("reason", KEPT["reason"]), ("issued_by", KEPT["name"])):
         text = getattr(constraint, name)
         if isinstance(text, str) and len(text) > limit:
