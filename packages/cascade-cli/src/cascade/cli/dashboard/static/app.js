@@ -104,9 +104,12 @@ async function showWho() {
   return true;
 }
 
-// The live stream, once the page may read (see showWho).
+// The live stream and the history, once the page may read (see showWho): a page nobody signed
+// in to asks for nothing it would be refused.
 async function connectIfSignedIn() {
-  if (await showWho()) connect();
+  if (!(await showWho())) return;
+  connect();
+  startHistory();
 }
 
 // -- controls --------------------------------------------------------------------------

@@ -227,7 +227,12 @@ async function loadAudit() {
   }));
 }
 
+let historyStarted = false;
+
+// The History section, once the page may read (app.js calls it then; once is enough).
 async function startHistory() {
+  if (historyStarted) return;
+  historyStarted = true;
   try {
     const { history, location: where, note } = await historyGet("/api/history");
     $("logs-earlier").hidden = history; // with one, a run's earlier lines are filled in
@@ -255,4 +260,3 @@ async function startHistory() {
   Promise.all([loadTasks(), loadAudit()]).catch(problem);
 }
 
-document.addEventListener("DOMContentLoaded", startHistory);
