@@ -154,8 +154,10 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
 def test_without_the_token_the_page_cannot_steer(
     browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint
 ) -> None:
-    """A wrong token: the control request is refused with the server's reason."""
+    """A wrong token: the control request is refused with the server's reason. A dashboard
+    without sign-in shows no "Sign out" (its form's display once overrode ``hidden``)."""
     open_page(browser, dashboard, token="wrong")
+    assert not browser.find_element(By.ID, "sign-out").is_displayed()
     browser.find_element(By.ID, "c-apply").click()
     wait(browser, lambda d: d.find_element(By.ID, "control-status").text.startswith("refused"))
     assert "bearer token" in browser.find_element(By.ID, "control-status").text
