@@ -196,6 +196,21 @@ def test_follow_prints_live_lines_until_the_run_stops() -> None:
     assert len(lines) == 5
 
 
+def test_follow_says_lines_the_engine_dropped_once_when_its_note_comes_before_the_gap() -> None:
+    """A window's drops ride in its first batch and the gap shows in a later one (a window
+    longer than a batch): said dropped, not also missing; a gap nobody explained is missing."""
+    said = DroppedLines(task_id="load-1", task_name="load", lines=10)
+    batches = [
+        _batch(1, _line(1, "one"), _line(2, "two"), dropped=[said]),
+        _batch(2, _line(13, "after the drop")),  # 3 to 12: the ten said dropped
+        _batch(3, _line(16, "after a loss")),  # 14 and 15: lost on the way
+    ]
+    result = _invoke("logs", RUN, "-f", batches=batches)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "line" in line and "of load" in line]
+    assert notes == ["10 lines of load dropped (rate)", "2 lines of load missing"]
+
+
 def test_follow_with_the_history_prints_the_recorded_lines_first_and_each_once(
     db: str, asked: list[dict[str, Any]]
 ) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from cascade.interfaces import Connector, LogLine, Message, logs_filter, telemetry_filter
-from cascade.interfaces.reader import HeardBatch, LogFollower, line_matches
+from cascade.interfaces.reader import HeardBatch, LogFollower, RunLogs, line_matches
 
 from ._log_text import dropped_note, line_json, line_text, missed_note
 
@@ -34,6 +34,8 @@ class LogPrinter:
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     notes: IO[str] = field(default_factory=lambda: sys.stdout)
     printed: dict[tuple[str, int], int] = field(default_factory=dict)
+    missed_said: dict[str, int] = field(default_factory=dict)
+    """Per task, the lines said missing so far (a gap a drop said earlier explains is not)."""
 
     def wanted(self, line: LogLine, stamp: float | None) -> bool:
         """Whether ``line`` (logged at ``stamp``, epoch seconds) is one of those asked for."""
@@ -53,9 +55,17 @@ class LogPrinter:
             text.append(line_json(line, run_id, source) if self.as_json else line_text(line))
         self._write(self.out, text)
 
-    def batch(self, heard: HeardBatch, stamp: Callable[[LogLine], float | None]) -> None:
+    def batch(
+        self,
+        heard: HeardBatch,
+        stamp: Callable[[LogLine], float | None],
+        run: RunLogs | None = None,
+    ) -> None:
         """What one live batch added: its lines asked for, and where lines of the tasks asked
-        for are missing, why (dropped by the engine, or a gap it did not explain)."""
+        for are missing, why: dropped by the engine (as it says), or missing, each line once
+        whichever batch said what (``run``: the follower's counts of the run, which set the
+        drops a task's engine said against the gaps in its numbers; without it, this batch's
+        drops only)."""
         said: dict[str, int] = {}
         notes = []
         for dropped in heard.dropped:
@@ -63,7 +73,12 @@ class LogPrinter:
             if self._of_task(dropped.task_id, dropped.task_name):
                 notes.append(dropped_note(dropped.task_name, dropped.lines, dropped.reason))
         for task_id, task_name, gap in heard.missing:
-            unexplained = gap - said.get(task_id, 0)
+            counts = run.tasks.get(task_id) if run is not None else None
+            if counts is None:
+                unexplained = gap - said.get(task_id, 0)
+            else:  # what the engine has not said it dropped, of every gap so far, not told yet
+                unexplained = counts.missed - self.missed_said.get(task_id, 0)
+                self.missed_said[task_id] = max(counts.missed, self.missed_said.get(task_id, 0))
             if unexplained > 0 and self._of_task(task_id, task_name):
                 notes.append(missed_note(task_name, unexplained))
         self._write(self.notes, notes)
@@ -110,7 +125,7 @@ async def follow_logs(
         if held is not None:
             held.append(heard)
         else:
-            printer.batch(heard, stamp)
+            printer.batch(heard, stamp, logs.runs.get(run_id))
 
     def on_telemetry(message: Message) -> None:
         body = message.payload.get("body")
@@ -128,6 +143,6 @@ async def follow_logs(
     await recorded()
     waiting, held = held or [], None
     for heard in waiting:
-        printer.batch(heard, stamp)
+        printer.batch(heard, stamp, logs.runs.get(run_id))
     await done.wait()
     return logs

@@ -156,7 +156,7 @@ def dropped_note(task_name: str, lines: int, reason: str) -> str:
 
 
 def missed_note(task_name: str, lines: int) -> str:
-    """``6 lines of load missing``: a gap in a task's line numbers its engine did not explain
-    (yet: a drop is said in the batch after the lines it left out)."""
+    """``6 lines of load missing``: a gap in a task's line numbers its engine did not say it
+    dropped."""
     return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
         "missing"  # fmt: skip
