@@ -482,7 +482,7 @@ def test_runs_of_engines_that_number_nothing_are_not_partial() -> None:
         )
     )  # fmt: skip
     assert state.partial(state.runs["run-2"]) == (
-        "joined late: 1 of ? tasks known; asking the engine"
+        "joined late: 1 of ? tasks known; host-1 unconfirmed as its engine; asking the engine"
     )
     assert asked == [("run-2", 0)]
 

@@ -12,12 +12,20 @@ from cascade.interfaces import (
     Heartbeat,
     LifecycleEvent,
     Message,
+    StatusMessage,
     TaskStateEvent,
+    status_topic,
 )
 from cascade.interfaces.reader import ReaderModel
-from cascade.interfaces.testing import telemetry
+from cascade.interfaces.testing import received, telemetry
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+
+
+def telemetry_status(source: str) -> Message:
+    """``source``'s retained online status, as its connector announces it."""
+    return received(status_topic(source), StatusMessage(status="online", source=source),
+                    retain=True)  # fmt: skip
 
 
 def _message(
@@ -84,3 +92,35 @@ def test_a_forged_heartbeat_heard_first_founds_no_number_base() -> None:
     assert run.counts() == {"COMPLETED": 21}
     assert (state.gaps.missed, run.refused) == (0, 1)
     assert state.refusals.describe("engine") == "1 seq out of bounds"
+
+
+def test_a_forger_heard_first_under_its_own_name_yields_to_the_engine_something_vouches_for() -> (
+    None
+):
+    """Heartbeats of mallory (no status) heard first make her the run's owner only until the
+    engine whose online status the reader has speaks: the run is then engine's, what mallory
+    said of it goes (counted), and her next message is refused."""
+    state = ReaderModel()
+    state.apply(_message(Heartbeat(running=5, last_seq=2**63 - 1), None, source="mallory"))
+    assert (state.runs[RUN].source, state.runs[RUN].confirmed) == ("mallory", False)
+    state.apply(telemetry_status("engine"))
+    for seq in range(30, 41):
+        state.apply(_task(f"t{seq}", "COMPLETED", seq))
+    state.apply(_message(Heartbeat(running=5, last_seq=2**63 - 1), None, source="mallory"))
+    run = state.runs[RUN]
+    assert (run.source, run.confirmed, run.counts()) == ("engine", True, {"COMPLETED": 11})
+    assert state.gaps.missed == 0
+    assert state.refusals.describe("mallory") == "2 foreign source"
+
+
+def test_among_sources_nothing_vouches_for_the_first_keeps_the_run() -> None:
+    """Without a status, a start or a sourced topic for either, the second source is refused
+    (first heard, not believed more: the run says its engine is unconfirmed)."""
+    state = ReaderModel(ask=lambda run_id, after: None)
+    state.apply(_task("a", "RUNNING", 7, source="first"))
+    state.apply(_task("b", "RUNNING", 8, source="second"))
+    run = state.runs[RUN]
+    assert (run.source, run.confirmed, state.refusals.describe("second")) == (
+        "first", False, "1 foreign source"
+    )  # fmt: skip
+    assert "first unconfirmed as its engine" in (state.partial(run) or "")

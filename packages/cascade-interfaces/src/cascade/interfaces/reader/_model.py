@@ -177,8 +177,11 @@ class ReaderModel:
             self.refusals.count(source, REASON_FUTURE)
             return
         if run is not None and source != run.source:
-            self._refuse(run, source, Seen.FOREIGN)
-            return
+            if run.confirmed or not self._vouched(envelope, sourced):
+                self._refuse(run, source, Seen.FOREIGN)
+                return
+            self._take_over(run)  # the first speaker was believed no more than this one
+            run = None
         body = envelope.body
         if isinstance(body, RunSnapshot):
             why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
@@ -207,6 +210,9 @@ class ReaderModel:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, source)
             self.runs[envelope.run_id] = run
             run.joined_late = numbered(envelope) and envelope.seq != 1  # 1: ENGINE_STARTED
+            run.confirmed = self._vouched(envelope, sourced)
+        elif not run.confirmed:
+            run.confirmed = self._vouched(envelope, sourced)
         run.last_heard = now
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
@@ -249,6 +255,26 @@ class ReaderModel:
         self._asked.note(run_id, source, self.clock())
         self.ask(run_id, after)
 
+    def _vouched(self, envelope: Envelope, sourced: str | None) -> bool:
+        """Whether something besides the message's own word says its source runs its run: its
+        start (``ENGINE_STARTED``, ``seq`` 1), a topic that names the source (the sourced
+        layout: what a broker ACL binds), or the source's ``online`` status."""
+        if sourced is not None:
+            return True
+        body = envelope.body
+        if isinstance(body, LifecycleEvent) and body.event == "ENGINE_STARTED":
+            return envelope.seq == 1
+        engine = self.engines.get(envelope.source)
+        status = engine.status if engine is not None else None
+        return status is not None and status.status == "online"
+
+    def _take_over(self, run: RunView) -> None:
+        """A run first heard from a source nothing vouched for, now from one something does:
+        what the first said of it goes (counted refused, as that source's) and the run is
+        heard anew, from the one vouched for."""
+        self.refusals.count(run.source, Seen.FOREIGN.value)
+        self._forget(run.run_id)
+
     def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
         """A message about ``run`` that no engine of it can have sent: counted, nothing else."""
         run.refused += 1
@@ -269,8 +295,9 @@ class ReaderModel:
 
     def partial(self, run: RunView) -> str | None:
         """What this view lacks of ``run``, in a few words (``None``: nothing it knows of):
-        ``joined late: 12 of 40 tasks known``, ``missed 5 events``, and whether its engine
-        was asked or is gone."""
+        ``joined late: 12 of 40 tasks known``, ``missed 5 events``, ``host-1 unconfirmed as its
+        engine`` (nothing vouched for its source yet), and whether its engine was asked or is
+        gone."""
         if run.finished or not self._partial(run):
             return None
         known, total = len(run.tasks), run.total_tasks
@@ -282,6 +309,8 @@ class ReaderModel:
             )
         if missed:
             said.append(f"missed {missed:,} events")
+        if not run.confirmed:
+            said.append(f"{run.source} unconfirmed as its engine")
         engine = self.engines.get(run.source)
         if engine is not None and not engine.online:
             said.append("engine gone: showing what is known")

@@ -90,6 +90,10 @@ class RunView:
     answer_key: tuple[int, int, int, int] | None = field(default=None, repr=False)
     answer_parts: set[int] = field(default_factory=set, repr=False)
     answer_tasks: int = field(default=0, repr=False)
+    confirmed: bool = False
+    """Whether something besides its messages' word says :attr:`source` runs it: its start
+    seen, a sourced topic, or the source's ``online`` status. Until then another source that
+    something vouches for takes the run over (:class:`ReaderModel`)."""
     refused: int = 0
     """Messages about this run that this view refused (another source's, conflicting or
     impossible numbers): :attr:`ReaderModel.refusals` says whose and why."""
