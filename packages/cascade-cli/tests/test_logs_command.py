@@ -112,17 +112,27 @@ def _batch(seq: int, *lines: LogLine, dropped: list[DroppedLines] | None = None)
 
 class _Engine(InMemoryConnector):
     """Sends the run's log batches, then its ENGINE_STOPPED, once the run's telemetry is
-    subscribed to (`cascade logs -f` subscribes to its logs first)."""
+    subscribed to (`cascade logs -f` subscribes to its logs first); with ``forged_first``,
+    a forger's ENGINE_STOPPED (as mallory) before anything."""
 
-    def __init__(self, broker: InMemoryBroker, batches: list[LogBatch]) -> None:
+    def __init__(
+        self, broker: InMemoryBroker, batches: list[LogBatch], forged_first: bool = False
+    ) -> None:
         super().__init__(broker, presence=False)
         self.batches = batches
+        self.forged_first = forged_first
 
     async def subscribe(
         self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
     ) -> Subscription:
         handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
         if "/telemetry/" in topic_filter:
+            if self.forged_first:
+                stop = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
+                forged = Envelope(run_id=RUN, org_id="o", project_id="p", source="mallory",
+                                  body=stop)  # fmt: skip
+                await self.publish(events_topic("o", "p", RUN), forged)
+                await self.broker.idle()
             for batch in self.batches:
                 await self.publish(logs_topic("o", "p", RUN), batch)
             stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
@@ -131,11 +141,13 @@ class _Engine(InMemoryConnector):
         return handle
 
 
-def _invoke(*args: str, batches: tuple[LogBatch, ...] | list[LogBatch] = ()) -> Result:
+def _invoke(
+    *args: str, batches: tuple[LogBatch, ...] | list[LogBatch] = (), forged_first: bool = False
+) -> Result:
     broker = InMemoryBroker()
 
     def factory(options: BrokerOptions) -> Connector:
-        return _Engine(broker, list(batches))
+        return _Engine(broker, list(batches), forged_first)
 
     return CliRunner().invoke(app, list(args), obj=CliContext(connector_factory=factory))
 
@@ -194,6 +206,18 @@ def test_follow_prints_live_lines_until_the_run_stops() -> None:
     assert lines[3] == "312 lines of load dropped (rate)"
     assert lines[4].endswith("INFO     load#2 after the drop")
     assert len(lines) == 5
+
+
+def test_a_forged_end_from_another_source_heard_first_ends_nothing() -> None:
+    """mallory's ENGINE_STOPPED before anything of the run: said, not taken; the lines come,
+    and the end of the engine they came from ends the follow."""
+    batches = [_batch(1, _line(1, "one")), _batch(2, _line(2, "two"))]
+    result = _invoke("logs", RUN, "-f", batches=batches, forged_first=True)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "mallory" in lines[0]
+    assert "still following" in lines[0]
+    assert [line.rsplit(" ", 1)[-1] for line in lines[1:]] == ["one", "two"]
 
 
 def test_follow_says_lines_the_engine_dropped_once_when_its_note_comes_before_the_gap() -> None:

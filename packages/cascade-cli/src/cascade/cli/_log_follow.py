@@ -1,5 +1,6 @@
 """`cascade logs -f`: a run's log lines printed as they arrive, until its engine says the run
-stopped (the logs' topic has no end of its own), or Ctrl-C."""
+stopped (the logs' topic has no end of its own; another source's word ends nothing), or
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from cascade.interfaces import Connector, LogLine, Message, logs_filter, telemetry_filter
-from cascade.interfaces.reader import HeardBatch, LogFollower, RunLogs, line_matches
+from cascade.interfaces.reader import HeardBatch, LogFollower, ReaderModel, RunLogs, line_matches
 
+from ._inert import inert
 from ._log_text import dropped_note, line_json, line_text, missed_note
 
 __all__ = ["STOP_GRACE", "LogPrinter", "follow_logs"]
@@ -90,6 +92,10 @@ class LogPrinter:
             ]
         )
 
+    def note(self, text: str) -> None:
+        """One line of its own among the notes (where dropped and missing lines are said)."""
+        self._write(self.notes, [text])
+
     def _of_task(self, task_id: str, task_name: str) -> bool:
         probe = LogLine(ts="", task_id=task_id, task_name=task_name, message="")
         return line_matches(probe, self.task)
@@ -116,6 +122,8 @@ async def follow_logs(
     logs = LogFollower(prefix=prefix, keep_lines=0, max_runs=1)
     held: list[HeardBatch] | None = []  # what arrives while the history is read
     done = asyncio.Event()
+    ending: list[asyncio.TimerHandle] = []
+    doubted: set[str] = set()
     loop = asyncio.get_running_loop()
 
     def on_logs(message: Message) -> None:
@@ -127,16 +135,33 @@ async def follow_logs(
         else:
             printer.batch(heard, stamp, logs.runs.get(run_id))
 
+    runs = ReaderModel(prefix=prefix)  # the run's owner and end, as every reader takes them
+
     def on_telemetry(message: Message) -> None:
-        body = message.payload.get("body")
-        kind = message.topic.rsplit("/", 2)[-2:]  # [..., events] or [events, source]
-        if "events" not in kind or not isinstance(body, dict):
+        known = run_id in runs.runs
+        runs.apply(message)
+        source = _stopped_by(message, run_id)
+        if source is None or ending:
             return
-        if body.get("event") != "ENGINE_STOPPED" or message.payload.get("run_id") != run_id:
-            return
-        run = logs.runs.get(run_id)
-        if run is None or message.payload.get("source") == run.source:
-            loop.call_later(stop_grace, done.set)
+        logged, run = logs.runs.get(run_id), runs.runs.get(run_id)
+        # the end said by the run's owner: the source its lines came from; before any line,
+        # one something vouches for (its start seen, a sourced topic) or heard before its end.
+        # A stop out of nowhere, or another source's, ends nothing.
+        if logged is not None:
+            believed = source == logged.source
+        elif run is None:
+            believed = False
+        else:
+            believed = run.finished and run.source == source and (run.confirmed or known)
+        if believed:
+            ending.append(loop.call_later(stop_grace, done.set))
+        elif source not in doubted:
+            doubted.add(source)
+            printer.note(
+                f"the run's end as {inert(source, 200)} says it, which nothing vouches for as "
+                "its engine (no line of the run came from it, nor anything before its end): "
+                "still following (Ctrl-C ends)"
+            )
 
     await connector.subscribe(logs_filter(run_id=run_id, prefix=prefix), on_logs)
     await connector.subscribe(telemetry_filter(run_id=run_id, prefix=prefix), on_telemetry)
@@ -146,3 +171,15 @@ async def follow_logs(
         printer.batch(heard, stamp, logs.runs.get(run_id))
     await done.wait()
     return logs
+
+
+def _stopped_by(message: Message, run_id: str) -> str | None:
+    """The source ``message`` claims if it is ``run_id``'s ``ENGINE_STOPPED``, else ``None``."""
+    body = message.payload.get("body")
+    kind = message.topic.rsplit("/", 2)[-2:]  # [..., events] or [events, source]
+    if "events" not in kind or not isinstance(body, dict):
+        return None
+    if body.get("event") != "ENGINE_STOPPED" or message.payload.get("run_id") != run_id:
+        return None
+    source = message.payload.get("source")
+    return source if isinstance(source, str) else None
