@@ -177,25 +177,26 @@ class ReaderModel:
             self.refusals.count(source, REASON_FUTURE)
             return
         if run is not None and source != run.source:
-            if run.confirmed or not self._vouched(envelope, sourced):
+            if self._confirmed(run) or not self._vouched(envelope, sourced):
                 self._refuse(run, source, Seen.FOREIGN)
                 return
             self._take_over(run)  # the first speaker was believed no more than this one
             run = None
         body = envelope.body
-        if isinstance(body, RunSnapshot):
-            why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
-            if why is not None:
-                if run is not None:
-                    run.refused += 1
-                self.refusals.count(source, why)
-                return
         seq = envelope.seq if isinstance(envelope.seq, int) else 0
         seen = _COPY
-        if seq:
+        if seq:  # an event (a numbered answer is refused below, before it changes anything)
             seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
-        elif isinstance(body, (Heartbeat, RunSnapshot)) and isinstance(body.last_seq, int):
-            seen = self.gaps.announce(source, envelope.run_id, body.last_seq)
+        elif isinstance(body, (Heartbeat, RunSnapshot)):
+            if isinstance(body, RunSnapshot):  # rare: its checks cost the events nothing
+                why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
+                if why is not None:
+                    if run is not None:
+                        run.refused += 1
+                    self.refusals.count(source, why)
+                    return
+            if isinstance(body.last_seq, int):
+                seen = self.gaps.announce(source, envelope.run_id, body.last_seq)
         if seen is not _NEW and seen is not _COPY:
             if run is not None:
                 self._refuse(run, source, seen)
@@ -211,14 +212,14 @@ class ReaderModel:
             self.runs[envelope.run_id] = run
             run.joined_late = numbered(envelope) and envelope.seq != 1  # 1: ENGINE_STARTED
             run.confirmed = self._vouched(envelope, sourced)
-        elif not run.confirmed:
-            run.confirmed = self._vouched(envelope, sourced)
         run.last_heard = now
         if isinstance(envelope.trace_id, str):  # validated: 32 hex digits
             run.trace_id = envelope.trace_id
         fresh = bool(seq) and seen is _NEW
         if isinstance(body, RunSnapshot):
-            if apply_snapshot(run, self.gaps, source, body, now):
+            if seq:  # answers are not numbered: this one was not checked as one
+                self._refuse(run, source, Seen.INCONSISTENT)
+            elif apply_snapshot(run, self.gaps, source, body, now):
                 self._asked.done(run.run_id)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
@@ -268,6 +269,15 @@ class ReaderModel:
         status = engine.status if engine is not None else None
         return status is not None and status.status == "online"
 
+    def _confirmed(self, run: RunView) -> bool:
+        """Whether something vouches for ``run``'s source (:attr:`RunView.confirmed`); its
+        ``online`` status may have come since the run was first heard."""
+        if not run.confirmed:
+            engine = self.engines.get(run.source)
+            status = engine.status if engine is not None else None
+            run.confirmed = status is not None and status.status == "online"
+        return run.confirmed
+
     def _take_over(self, run: RunView) -> None:
         """A run first heard from a source nothing vouched for, now from one something does:
         what the first said of it goes (counted refused, as that source's) and the run is
@@ -309,7 +319,7 @@ class ReaderModel:
             )
         if missed:
             said.append(f"missed {missed:,} events")
-        if not run.confirmed:
+        if not self._confirmed(run):
             said.append(f"{run.source} unconfirmed as its engine")
         engine = self.engines.get(run.source)
         if engine is not None and not engine.online:

@@ -92,8 +92,9 @@ class RunView:
     answer_tasks: int = field(default=0, repr=False)
     confirmed: bool = False
     """Whether something besides its messages' word says :attr:`source` runs it: its start
-    seen, a sourced topic, or the source's ``online`` status. Until then another source that
-    something vouches for takes the run over (:class:`ReaderModel`)."""
+    seen, a sourced topic, or the source's ``online`` status (checked when it first speaks,
+    and again when another source does). Until then another source that something vouches
+    for takes the run over (:class:`ReaderModel`)."""
     refused: int = 0
     """Messages about this run that this view refused (another source's, conflicting or
     impossible numbers): :attr:`ReaderModel.refusals` says whose and why."""
