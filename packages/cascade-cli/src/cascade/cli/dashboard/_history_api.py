@@ -136,13 +136,12 @@ class _HistoryApi:
         """``job(history, request, among)`` and its JSON in a worker thread; its errors as
         refusals. In a team's dashboard, ``among`` is what the reader may see (``None``: all),
         and a query that ``covers_all`` projects is for those who see them all."""
-        among, reader = None, None
+        among = None
         access = self.asker(request)
         if isinstance(access, Response):
             return access
         if access is not None:
             assert self.team is not None
-            reader = access
             reason = access.may_see_everything(covers_all) if covers_all else None
             if reason is not None:
                 return self.team.refuse(access, "read", request.url.path, reason)
@@ -166,7 +165,7 @@ class _HistoryApi:
                 return 404, _encoded({"error": NO_SUCH_RUN})
             return 200, _encoded(value)
 
-        done = await self.readers.run(claimant(request.scope, reader, self.holder), work)
+        done = await self.readers.run(claimant(request.scope, access, self.holder), work)
         if isinstance(done, Refused):
             return refusal(done.status, done.message, **{"Retry-After": RETRY_AFTER})
         status, body = done

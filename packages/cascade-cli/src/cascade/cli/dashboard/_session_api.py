@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..access import Access
 from ._guard import refusal
 from ._sessions import Sessions
 
 if TYPE_CHECKING:
-    from ..access import Access
     from ._sign_in import SignIn
     from ._team import Team
 
@@ -22,10 +22,6 @@ __all__ = ["session_routes"]
 
 _NO_STORE = {"cache-control": "no-store"}
 _MAX_WHO = 256
-
-
-def _admin(access: Access) -> str | None:
-    return access.may_administer()
 
 
 class _SessionApi:
@@ -48,7 +44,9 @@ class _SessionApi:
         handle = request.path_params.get("handle")
         who = request.query_params.get("who")
         target = f"session:{handle}" if handle is not None else f"sessions:{who}"
-        access = self.team.control(request.scope, "session-revoke", target[:300], _admin)
+        access = self.team.control(
+            request.scope, "session-revoke", target[:300], Access.may_administer
+        )
         if isinstance(access, JSONResponse):
             return access
         if handle is not None and not (len(handle) == 32 and handle.isalnum()):
