@@ -181,6 +181,34 @@ def test_runs_and_run_show_what_was_refused(tmp_path: Path) -> None:
     assert "refused: 2 conflict, 1 foreign source" in shown
     detail = json.loads(_invoke("run", "ffff", "--db", path, "--json").output)
     assert detail["refused"] == {"conflict": 2, "foreign source": 1}
+    assert "also claimed by: attacker (1 refused)" in shown
+    assert detail["claims"] == [{"source": "attacker", "refused": 1, "set_aside": 0}]
+
+
+def test_run_says_which_source_was_believed_and_why(tmp_path: Path) -> None:
+    """A run first heard from ``attacker`` (nothing vouching for it) is shown as its word only;
+    once its engine's start vouches for ``host-1``, `run` names host-1 and why, and what the
+    attacker said is set aside, under its name."""
+    path = str(tmp_path / "claims.sqlite3")
+    forged = _event("abab1212", T0 + 1, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"})
+    assert isinstance(forged.message, Envelope)
+    forged = Received(
+        forged.topic, msgspec.structs.replace(forged.message, source="attacker"), T0 + 1
+    )
+    with History(path, mode="write") as history:
+        history.store([forged])
+        assert "engine attacker (unconfirmed: its word only)" in _invoke(
+            "run", "abab", "--db", path
+        ).output.replace("\n", " ")
+        started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+        history.store(
+            [_event("abab1212", T0 + 2, started, seq=1)], vouched={"abab1212": ("host-1", "start")}
+        )
+    shown = _invoke("run", "abab", "--db", path).output
+    assert "engine host-1 (its start says so)" in shown
+    assert "also claimed by: attacker (1 set aside)" in shown
+    detail = json.loads(_invoke("run", "abab", "--db", path, "--json").output)
+    assert (detail["source"], detail["vouched"]) == ("host-1", "start")
 
 
 def test_runs_with_nothing_missing_have_no_missing_column(db: str) -> None:

@@ -24,7 +24,7 @@ from ._run_overview import RunOverview
 from ._runs import RUN_STYLES, refused_text, task_counts
 
 if TYPE_CHECKING:
-    from cascade.history import LogCount, RunDetail, RunSummary, TaskHistory
+    from cascade.history import Claim, LogCount, RunDetail, RunSummary, TaskHistory
 
 __all__ = ["echo_run_json", "print_run", "render_run", "task_table"]
 
@@ -135,6 +135,25 @@ def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
     return lines
 
 
+_VOUCHED = {
+    "start": "its start says so",
+    "topic": "its own topic says so",
+    "online": "online by its status",
+}
+
+
+def _claims_line(claims: list[Claim]) -> Text:
+    """The other sources that spoke of the run, and what became of what they said."""
+    said = []
+    for claim in claims[:5]:
+        parts = [f"{claim.set_aside:,} set aside"] if claim.set_aside else []
+        parts += [f"{claim.refused:,} refused"] if claim.refused else []
+        said.append(f"{inert(claim.source, SHOWN['source'])} ({', '.join(parts)})")
+    more = f", {len(claims) - 5:,} more" if len(claims) > 5 else ""
+    return Text(f"also claimed by: {'; '.join(said)}{more} (not believed as its engine)",
+                style="yellow")  # fmt: skip
+
+
 def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> Group:
     """The run's header (id, status, times, where, its tasks counted by state, what it lacks)
     and its summary: slowest tasks, first failures, and the heading of its tasks."""
@@ -147,9 +166,10 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
         (summary.status, RUN_STYLES.get(summary.status, "")),
         f"  started {times.at(summary.started_at)} ({times.zone}), {took}",
     )
+    vouched = _VOUCHED.get(summary.vouched or "", "unconfirmed: its word only")
     where = Text(
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
-        f", engine {inert(summary.source, SHOWN['source'])}"
+        f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
     lines: list[RenderableType] = [head, where, Text("tasks: ").append_text(_counts(summary))]
     if summary.error:
@@ -167,6 +187,8 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
                 style="yellow",
             )
         )
+    if summary.claims:
+        lines.append(_claims_line(summary.claims))
     if overview.logs:
         lines.append(_logs_line(overview))
     lines += _slowest(overview.slowest)

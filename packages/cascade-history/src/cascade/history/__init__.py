@@ -24,6 +24,7 @@ from ._recorder import Recorder
 from ._recorder_stats import RecorderStats
 from ._records import (
     AuditEvent,
+    Claim,
     Execution,
     LogCount,
     RecordedLogLine,
@@ -46,6 +47,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "ApiToken",
     "AuditEvent",
+    "Claim",
     "DashboardSession",
     "Execution",
     "History",

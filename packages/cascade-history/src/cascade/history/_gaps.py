@@ -55,6 +55,7 @@ class _Run:
     late: bool = False  # first heard mid-way, and no snapshot of it has come in since
     answer: tuple[tuple[int, int, int, int], set[int]] | None = None  # a snapshot's parts in
     answer_tasks: int = 0  # the tasks of the answer's parts in
+    vouched: str | None = None  # what vouches for its source (``_vouches``); None: its word
 
 
 class RecorderGaps:
@@ -83,6 +84,7 @@ class RecorderGaps:
         self._runs: dict[str, _Run] = {}
         self._touched: set[str] = set()
         self._carried: dict[str, int] = {}  # changes of runs forgotten, not yet written
+        self._vouched: dict[str, tuple[str, str]] = {}  # run: (source, what vouches), to write
         self.unfollowed = 0
         """Runs no longer followed before their end to make room for newer ones (``max_runs``
         were followed): a gap of theirs after that is not counted."""
@@ -92,10 +94,14 @@ class RecorderGaps:
         """Events missed in all since the recorder started, net of late copies."""
         return self.counter.missed
 
-    def see(self, envelope: Envelope, now: float, digest: int = 0) -> Seen:
+    def see(
+        self, envelope: Envelope, now: float, digest: int = 0, vouched: str | None = None
+    ) -> Seen:
         """Count the numbers ``envelope`` carries (nothing for one without); a snapshot's
         tasks, and once all its parts are in, what it makes good. ``digest`` stands for its
-        content (``hash`` of its payload). The verdict: anything but
+        content (``hash`` of its payload); ``vouched``, what vouches for its source as the
+        run's engine (``_vouches``): such a source takes over a run first heard from one
+        nothing vouched for (followed anew from it). The verdict: anything but
         :attr:`~cascade.interfaces.Seen.NEW` and :attr:`~cascade.interfaces.Seen.COPY` is a
         message no engine of the run can have sent (counted nowhere here)."""
         body = envelope.body
@@ -103,7 +109,14 @@ class RecorderGaps:
         runs = self._runs
         run = runs.get(run_id)
         if run is not None and run.source != source:
-            return Seen.FOREIGN
+            if run.vouched is not None or vouched is None:
+                return Seen.FOREIGN
+            self._forget(run_id)  # taken over: the first speaker was believed no more
+            run = None
+        if vouched is not None and (run is None or run.vouched is None):
+            if run is not None:
+                run.vouched = vouched
+            self.vouch(envelope, vouched)
         number = (
             body.through
             if isinstance(body, RunSnapshot)
@@ -118,7 +131,7 @@ class RecorderGaps:
                 return Seen.NEW  # never stored either: nothing to follow
             if len(runs) >= self._max_runs:
                 self._evict()
-            run = runs[run_id] = _Run(source, now, late=envelope.seq != 1)
+            run = runs[run_id] = _Run(source, now, late=envelope.seq != 1, vouched=vouched)
         else:
             del runs[run_id]  # to the end: heard last (O(1): insertion order)
             runs[run_id] = run
@@ -141,6 +154,23 @@ class RecorderGaps:
         heartbeat's ``last_seq`` before that is a claim nothing backs (see
         :meth:`~cascade.interfaces.GapCounter.announce`)."""
         return self.counter.owner(run_id) is not None
+
+    def vouch(self, envelope: Envelope, vouched: str) -> None:
+        """Something vouches for ``envelope``'s source as its run's engine: the history is told
+        (a shared recorder, which follows no run, tells it so of every such message)."""
+        if _ids_valid(envelope):
+            self._vouched[envelope.run_id] = (envelope.source, vouched)
+
+    def vouches(self) -> dict[str, tuple[str, str]]:
+        """The runs whose source something came to vouch for since the last call, with it and
+        what vouches (``(source, vouched)``), for the history (``History.store``'s
+        ``vouched``); a write that fails hands them back (:meth:`keep_vouches`)."""
+        vouched, self._vouched = self._vouched, {}
+        return vouched
+
+    def keep_vouches(self, vouched: dict[str, tuple[str, str]]) -> None:
+        """What :meth:`vouches` returned, not written: written with the next write."""
+        self._vouched = {**vouched, **self._vouched}
 
     def owner(self, run_id: str) -> str | None:
         """The source of the run ``run_id`` as followed (``None``: not followed)."""

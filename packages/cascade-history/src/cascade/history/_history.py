@@ -25,6 +25,7 @@ from ._ingest import refusal_rows, store_batch
 from ._location import describe, resolve_url
 from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
 from ._migrate import upgrade
+from ._owners import claim_rows
 from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
 from ._queries import (
     audit_query,
@@ -199,6 +200,8 @@ class History(HistorySessions):
         gaps: Mapping[str, SourceGaps] | None = None,
         recorder: str = "",
         refused: Mapping[tuple[str, str], int] | None = None,
+        vouched: Mapping[str, tuple[str, str]] | None = None,
+        claims: Mapping[tuple[str, str], int] | None = None,
     ) -> Stored:
         """Write ``batch`` in one transaction; what was new, already known, or rejected.
 
@@ -209,15 +212,20 @@ class History(HistorySessions):
         holes) and when it first found one, added in the same transaction to
         what :meth:`gaps` reads. ``refused``: per (run id, reason), messages about the run
         that ``recorder`` refused (stored nowhere), added to :attr:`RunSummary.refused`.
-        An event of a run from another source than the one stored for it is refused here
-        too (:attr:`Stored.refused`). Raises :class:`HistoryError` when the database
+        ``vouched``: per run id, a source and what vouches for it as the run's engine
+        (``start``, ``topic``, ``online``): it takes over a run stored from a source nothing
+        vouched for (what that one said is set aside, counted in :attr:`RunDetail.claims`).
+        ``claims``: per (run id, source), messages refused as another source's than the
+        run's. An event of a run from another source than the one stored for it is refused
+        here too (:attr:`Stored.refused`). Raises :class:`HistoryError` when the database
         cannot be written now: nothing was stored, and it may all be given again.
         """
         self._writable()
         now = time.time()
         rows = gap_rows(gaps, recorder, now) if gaps else None
         refusals = refusal_rows(refused, now) if refused else None
-        return store_batch(self._engine, batch, rows, refusals)
+        claimed = claim_rows(claims, now) if claims else None
+        return store_batch(self._engine, batch, rows, refusals, vouched, claimed)
 
     def prune(self, before: float, *, batch: int = 500) -> int:
         """Delete up to ``batch`` runs last received before ``before`` (epoch seconds: when the

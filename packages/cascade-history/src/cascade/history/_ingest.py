@@ -6,11 +6,13 @@ writer stored the first. A run's row is upserted with rules that only move
 it forward (earliest start, latest time, first end, highest counters), so
 copies and events arriving out of order never take it back.
 
-A run belongs to the source stored for it (or, new, to the first of the batch): an
+A run belongs to the source stored for it (or, new, to the first of the batch), unless a
+source something vouches for takes it over from one nothing did (``_owners``): an
 event of it from another source is refused (``foreign source``, counted per run in
-``run_refusals``), and an engine's answer to a cancel is stored only from that source,
-for a run the history knows (else rejected: see ``_cancels``). So the rule of
-the recorder's callback holds for a recorder restarted, and for one that shares the stream.
+``run_refusals`` and per source in ``run_claims``), and an engine's answer to a cancel is
+stored only from that source, for a run the history knows (else rejected: see
+``_cancels``). So the rule of the recorder's callback holds for a recorder restarted, and
+for one that shares the stream.
 
 The rows are made by ``_rows`` (what is rejected or refused, and why) and written by
 ``_bulk`` (the events) and SQLAlchemy (the rest). Text from the broker is stored as
@@ -22,12 +24,13 @@ at fault, which is rejected: one bad message never holds up the others.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import CancelReply, Envelope, InvalidMessageError, LogBatch
+from cascade.interfaces import InvalidMessageError
 
 from ._bulk import insert_rows
 from ._cancels import store_cancels
@@ -37,11 +40,12 @@ from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, bounded_sum
 from ._inserts import insert_for, insert_new
 from ._log_ingest import store_logs
+from ._owners import add_claims, settle_owners, stored_owners
 from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
 from ._rows import Rows
-from ._schema import log_batches, presence, run_events, run_refusals, runs, task_events
+from ._schema import presence, run_events, run_refusals, runs, task_events
 from ._text import checked_id
 from ._witness import store_issued
 
@@ -98,6 +102,7 @@ def _runs_upsert(dialect: str) -> Any:
             "dropped_telemetry": greatest("dropped_telemetry"),
             "last_seq": greatest("last_seq"),
             "trace_id": sa.func.coalesce(old.trace_id, new.trace_id),  # one per run: the first
+            "vouched": sa.func.coalesce(old.vouched, new.vouched),
         },
     )
 
@@ -152,52 +157,30 @@ def _refusals_upsert(dialect: str) -> Any:
     )
 
 
-def _owners(connection: sa.Connection, batch: Sequence[Received]) -> dict[str, str]:
-    """The sources stored for the runs ``batch`` is about (a run known only by its logs
-    belongs to the source of its logs)."""
-    ids = {
-        item.message.run_id
-        for item in batch
-        if isinstance(item.message, (Envelope, CancelReply, LogBatch))
-        and isinstance(item.message.run_id, str)
-    }
-    owners: dict[str, str] = {}
-    listed = sorted(ids)
-    for start in range(0, len(listed), 500):
-        query = sa.select(runs.c.run_id, runs.c.source).where(
-            runs.c.run_id.in_(listed[start : start + 500])
-        )
-        owners.update((run_id, source) for run_id, source in connection.execute(query))
-    unknown = [run_id for run_id in listed if run_id not in owners]
-    if unknown:
-        for start in range(0, len(unknown), 500):
-            query = (
-                sa.select(log_batches.c.run_id, sa.func.min(log_batches.c.source))
-                .where(log_batches.c.run_id.in_(unknown[start : start + 500]))
-                .group_by(log_batches.c.run_id)
-            )
-            owners.update((run_id, source) for run_id, source in connection.execute(query))
-    return owners
-
-
 def store_batch(
     engine: sa.Engine,
     batch: Sequence[Received],
     gaps: list[dict[str, Any]] | None = None,
     refused: list[dict[str, Any]] | None = None,
+    vouched: Mapping[str, tuple[str, str]] | None = None,
+    claims: list[dict[str, Any]] | None = None,
 ) -> Stored:
-    """Store ``batch``, and add ``gaps`` (:func:`gap_rows`) and ``refused``
-    (:func:`refusal_rows`), in one transaction, and say what became of the batch's messages.
+    """Store ``batch``, and add ``gaps`` (:func:`gap_rows`), ``refused``
+    (:func:`refusal_rows`) and ``claims`` (:func:`claim_rows`), in one transaction, after
+    what ``vouched`` says of the runs' sources (:func:`settle_owners`), and say what became
+    of the batch's messages.
 
     Raises :class:`HistoryError` when the database cannot be written now
     (:data:`TRANSIENT`): nothing of the batch was stored, and all of it may be
     given again. A message the database refuses (not its connection) is rejected.
     """
-    if not batch and not gaps and not refused:
+    if not batch and not gaps and not refused and not vouched and not claims:
         return Stored()
     try:
         with engine.connect() as connection, connection.execution_options(**WRITE).begin():
-            rows = Rows(_owners(connection, batch) if batch else {})
+            owners = stored_owners(connection, batch, vouched or {})
+            set_aside = settle_owners(connection, owners, vouched or {}, time.time())
+            rows = Rows(owners)
             for item in batch:
                 rows.add(item)
             valid = len(batch) - rows.rejected - rows.refused
@@ -207,15 +190,16 @@ def store_batch(
                 for (run_id, reason), (count, at) in sorted(rows.refusals.items())
             ]
             _add_refusals(connection, batch_refusals + (refused or []))
+            add_claims(connection, set_aside + rows.claim_rows() + (claims or []))
             add_gaps(connection, gaps or [])
     except TRANSIENT as exc:
         raise from_database_error("cannot write the history", exc) from None
     except (sa.exc.SQLAlchemyError, TypeError, ValueError, ArithmeticError):  # the content
         if not batch:
             return Stored()  # counts the database refuses: not kept
-        if gaps or refused:  # the batch without the counts, then the counts on their own
+        if gaps or refused or vouched or claims:  # the batch, then the counts on their own
             result = store_batch(engine, batch)
-            store_batch(engine, [], gaps, refused)
+            store_batch(engine, [], gaps, refused, vouched, claims)
             return result
         if len(batch) == 1:
             return Stored(rejected=1)

@@ -14,6 +14,7 @@ from ._schema import (
     log_lines,
     log_tasks,
     presence,
+    run_claims,
     run_events,
     run_refusals,
     runs,
@@ -56,7 +57,7 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         ).rowcount
         if deleted >= LINES_A_PRUNE:  # more of their lines: the runs go later
             return deleted
-        for table in (task_events, run_events, run_refusals, log_batches, log_tasks):
+        for table in (task_events, run_events, run_refusals, run_claims, log_batches, log_tasks):
             deleted += connection.execute(sa.delete(table).where(table.c.run_id.in_(gone))).rowcount
         deleted += connection.execute(sa.delete(runs).where(runs.c.run_id.in_(doomed))).rowcount
     for table, when in (
@@ -69,7 +70,8 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         oldest = sa.select(table.c.id).where(when < before).limit(batch).scalar_subquery()
         deleted += connection.execute(sa.delete(table).where(table.c.id.in_(oldest))).rowcount
     for counts, last in ((source_gaps, source_gaps.c.last_at),
-                         (run_refusals, run_refusals.c.last_at)):  # fmt: skip
+                         (run_refusals, run_refusals.c.last_at),
+                         (run_claims, run_claims.c.last_at)):  # fmt: skip
         deleted += connection.execute(sa.delete(counts).where(last < before)).rowcount
     return deleted + prune_rollup(connection, before, doomed)
 

@@ -21,6 +21,7 @@ from ._access import refused_events, vouch
 from ._cancels import cancel_events
 from ._records import (
     AuditEvent,
+    Claim,
     Execution,
     RunSummary,
     SourceGap,
@@ -29,6 +30,7 @@ from ._records import (
 from ._schema import (
     constraint_events,
     presence,
+    run_claims,
     run_events,
     run_refusals,
     runs,
@@ -156,6 +158,7 @@ def summaries(
     by_state: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
     refused: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+    claims: dict[str, list[Claim]] = {run_id: [] for run_id in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         rr = run_refusals.c
@@ -163,6 +166,13 @@ def summaries(
             sa.select(rr.run_id, rr.reason, rr.refused).where(rr.run_id.in_(chunk))
         ):
             refused[run_id][reason] = count
+        rc = run_claims.c
+        for run_id, source, count, set_aside in connection.execute(
+            sa.select(rc.run_id, rc.source, rc.refused, rc.set_aside)
+            .where(rc.run_id.in_(chunk))
+            .order_by(rc.run_id, rc.source)
+        ):
+            claims[run_id].append(Claim(source, count, set_aside))
         for run_id, state, count in connection.execute(_last_states(chunk)):
             by_state[run_id][state] = count
         for table in (task_events, run_events):
@@ -192,6 +202,8 @@ def summaries(
             trace_id=row.trace_id,
             refused=refused.get(row.run_id, {}),
             received_at=row.received_at,
+            vouched=row.vouched,
+            claims=[claim for claim in claims.get(row.run_id, []) if claim.source != row.source],
         )
         for row in rows
     ]

@@ -72,10 +72,12 @@ from ._received import Received, Timed, read_message
 from ._recorder_stats import RecorderStats
 from ._sharing import delivers_to_shared, shared_filter
 from ._times import parse_time
+from ._vouches import Vouches
 
 __all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
+_Counts = tuple[dict[tuple[str, str], int], dict[str, tuple[str, str]], dict[tuple[str, str], int]]
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
 
 
@@ -147,6 +149,7 @@ class Recorder:
         self.connector = connector
         self.history = history
         self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
+        self._levels = self.prefix.count("/")
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.linger = linger
@@ -174,9 +177,11 @@ class Recorder:
         self._received = self._stored = self._duplicates = 0
         self._rejected = self._dropped = self._write_errors = self._refused = 0
         self._refusals: dict[tuple[str, str], int] = {}  # (run_id, reason): not written yet
+        self._claims: dict[tuple[str, str], int] = {}  # (run_id, source) refused as foreign
         self._last_error: str | None = None
         self._asker = SnapshotAsker(connector, self.prefix)
         self._gaps = RecorderGaps(clock, max_followed, ask=self._asker.ask)
+        self._vouches = Vouches()
         self._observe = observe
 
     @property
@@ -343,10 +348,15 @@ class Recorder:
             ):
                 self._refuse(body.run_id, REASON_FUTURE)
                 return
-            if not self._sharing:  # a shared recorder sees a part of each run: it cannot tell
-                seen = self._gaps.see(body, item.received_at, hash(message.raw))
+            # the sourced layout has one level more: {prefix}/telemetry/org/project/run/kind/source
+            vouched = self._vouches.of(body, item.topic.count("/") - self._levels == 6)
+            if self._sharing:  # a shared recorder sees a part of each run: it cannot tell
+                if vouched is not None:
+                    self._gaps.vouch(body, vouched)
+            else:
+                seen = self._gaps.see(body, item.received_at, hash(message.raw), vouched)
                 if seen is not Seen.NEW and seen is not Seen.COPY:
-                    self._refuse(body.run_id, seen.value)
+                    self._refuse(body.run_id, seen.value, body.source)
                     return
                 if isinstance(body.body, Heartbeat) and not self._gaps.numbered(body.run_id):
                     body.body.last_seq = UNSET  # no event backs its claim yet: not stored
@@ -365,6 +375,7 @@ class Recorder:
             if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
                 self._refused += 1  # no run's: counted in the stats only
                 return
+            self._vouches.status(item.topic, body)
         elif isinstance(body, LogBatch):
             stamp = parse_time(body.ts)
             if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
@@ -372,7 +383,7 @@ class Recorder:
                 return
             owner = self._gaps.owner(body.run_id)
             if owner is not None and owner != body.source:
-                self._refuse(body.run_id, REASON_FOREIGN)
+                self._refuse(body.run_id, REASON_FOREIGN, body.source)
                 return
         elif isinstance(body, CancelReply):
             owner = self._gaps.owner(body.run_id)
@@ -381,11 +392,15 @@ class Recorder:
                 return
         self._queue_item(item)
 
-    def _refuse(self, run_id: str, reason: str) -> None:
-        """A message about ``run_id`` no engine of it can have sent: counted, to be written."""
+    def _refuse(self, run_id: str, reason: str, source: str | None = None) -> None:
+        """A message about ``run_id`` no engine of it can have sent: counted, to be written
+        (``source``'s claim on the run, when it is refused as another source's)."""
         self._refused += 1
         key = (run_id, reason)
         self._refusals[key] = self._refusals.get(key, 0) + 1
+        if source is not None and reason == REASON_FOREIGN:
+            claim = (run_id, source)
+            self._claims[claim] = self._claims.get(claim, 0) + 1
         self._idle.clear()
         self._wake.set()
 
@@ -427,7 +442,7 @@ class Recorder:
                 self._pending = [self._queue.popleft() for _ in range(count)]
             self._gaps.sweep()
             gaps, counts = self._gaps.changes()
-            refusals, self._refusals = self._refusals, {}
+            counted = self._take_counts()
             try:
                 result = await asyncio.to_thread(
                     functools.partial(
@@ -435,11 +450,13 @@ class Recorder:
                         self._pending,
                         gaps=gaps,
                         recorder=self.name,
-                        refused=refusals,
+                        refused=counted[0],
+                        vouched=counted[1],
+                        claims=counted[2],
                     )
                 )
             except HistoryError as exc:
-                self._keep_refusals(refusals)
+                self._keep_counts(counted)
                 self._write_errors += 1
                 self._last_error = str(exc)
                 self._log.warning("write", "history write failed (will retry): %s", exc)
@@ -466,26 +483,42 @@ class Recorder:
             self._refused += result.refused
             await self._maybe_prune()
 
-    def _keep_refusals(self, refusals: dict[tuple[str, str], int]) -> None:
-        """Refusals a failed write did not store: written with the next one."""
+    def _take_counts(self) -> _Counts:
+        """The refusals, vouches and claims not written yet, for a write."""
+        counted = (self._refusals, self._gaps.vouches(), self._claims)
+        self._refusals, self._claims = {}, {}
+        return counted
+
+    def _keep_counts(self, counted: _Counts) -> None:
+        """What a failed write did not store: written with the next one."""
+        refusals, vouched, claims = counted
         for key, count in refusals.items():
             self._refusals[key] = self._refusals.get(key, 0) + count
+        for key, count in claims.items():
+            self._claims[key] = self._claims.get(key, 0) + count
+        self._gaps.keep_vouches(vouched)
 
     async def _write_gaps(self) -> bool:
         """Write the gap and refusal counts not written yet (the recorder stops); whether
         that is done."""
         gaps, counts = self._gaps.changes()
-        refusals, self._refusals = self._refusals, {}
-        if not gaps and not refusals:
+        counted = self._take_counts()
+        if not gaps and not any(counted):
             return True
         try:
             await asyncio.to_thread(
                 functools.partial(
-                    self.history.store, [], gaps=gaps, recorder=self.name, refused=refusals
+                    self.history.store,
+                    [],
+                    gaps=gaps,
+                    recorder=self.name,
+                    refused=counted[0],
+                    vouched=counted[1],
+                    claims=counted[2],
                 )
             )
         except HistoryError as exc:
-            self._keep_refusals(refusals)
+            self._keep_counts(counted)
             self._write_errors += 1
             self._last_error = str(exc)
             return False

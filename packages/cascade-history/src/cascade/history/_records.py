@@ -41,6 +41,21 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Another source than a run's that spoke of it: ``refused``, its messages refused as not
+    the run's engine's; ``set_aside``, its events (and log lines) the history held until a
+    source something vouches for took the run over."""
+
+    source: str
+    refused: int
+    set_aside: int
+
+    def to_json(self) -> dict[str, Any]:
+        """This claim as a JSON object."""
+        return {"source": self.source, "refused": self.refused, "set_aside": self.set_aside}
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     """One run: where it ran, how it went, and its tasks counted by their last state.
 
@@ -58,6 +73,10 @@ class RunSummary:
     ``seq out of bounds``, ``timestamp ahead``: ``cascade.interfaces.REFUSAL_REASONS``);
     empty when none. ``received_at``: when the history first received a message of it
     (what ``since`` and retention go by; ``started_at`` is what its messages say).
+    ``vouched``: what vouches that ``source`` is the run's engine (``start``: its
+    ``ENGINE_STARTED``; ``topic``: its sourced topic; ``online``: its online status;
+    ``None``: only its word, first heard). ``claims``: the other sources that spoke of the
+    run, each with its messages refused and its events set aside (:class:`Claim`).
     """
 
     run_id: str
@@ -75,6 +94,8 @@ class RunSummary:
     trace_id: str | None = None
     refused: dict[str, int] = field(default_factory=dict)
     received_at: float | None = None
+    vouched: str | None = None
+    claims: list[Claim] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -100,6 +121,8 @@ class RunSummary:
             "trace_id": self.trace_id,
             "refused": dict(self.refused),
             "received_at": self.received_at,
+            "vouched": self.vouched,
+            "claims": [claim.to_json() for claim in self.claims],
         }
 
 

@@ -36,6 +36,7 @@ from cascade.interfaces import (
 from ._cancels import cancel_row
 from ._gaps import INT64
 from ._log_rows import LogRows, log_batch_ids
+from ._owners import Owner
 from ._received import Received, Timed
 from ._text import checked_id, clean
 from ._times import parse_time
@@ -82,12 +83,17 @@ def _ids(envelope: Envelope) -> tuple[str, str, str, str]:
 class Rows:
     """A batch turned into rows (:meth:`add` each message), each run's changes merged into one.
 
-    ``owners``: the runs' sources as stored, which the batch's events must come from (a run
-    new to the history belongs to the source of its first event in the batch).
+    ``owners``: the runs' sources as stored and what vouches for them (``_owners``), which
+    the batch's events must come from (a run new to the history belongs to the source of its
+    first event in the batch, or to the one ``owners`` names with what vouches for it).
     """
 
-    def __init__(self, owners: dict[str, str] | None = None) -> None:
-        self.owners = owners if owners is not None else {}
+    def __init__(self, owners: dict[str, Owner] | None = None) -> None:
+        known = owners if owners is not None else {}
+        self.owners = {run_id: source for run_id, (source, _) in known.items()}
+        self._vouched = {run_id: why for run_id, (_, why) in known.items() if why is not None}
+        self.claims: dict[tuple[str, str], tuple[int, float]] = {}
+        """Messages refused as another source's, per run and that source."""
         self.task_events: list[dict[str, Any]] = []
         self.run_events: list[dict[str, Any]] = []
         self.presence: list[dict[str, Any]] = []
@@ -136,16 +142,26 @@ class Rows:
         run_id, source = log_batch_ids(batch)
         owner = self._owner(run_id)
         if owner is not None and owner != source:
-            self._refuse(run_id, REASON_FOREIGN, item.received_at)
+            self._refuse(run_id, REASON_FOREIGN, item.received_at, source)
             return
         self.logs.add(batch, run_id, source, item.received_at)
         if owner is None:  # a run heard of first by its logs: theirs
             self.owners[run_id] = source
 
-    def _refuse(self, run_id: str, reason: str, at: float) -> None:
+    def _refuse(self, run_id: str, reason: str, at: float, source: str | None = None) -> None:
         count, last = self.refusals.get((run_id, reason), (0, at))
         self.refusals[(run_id, reason)] = (count + 1, max(last, at))
         self.refused += 1
+        if source is not None:  # another source's claim on the run
+            count, last = self.claims.get((run_id, source), (0, at))
+            self.claims[(run_id, source)] = (count + 1, max(last, at))
+
+    def claim_rows(self) -> list[dict[str, Any]]:
+        """The ``run_claims`` changes of the messages refused as another source's."""
+        return [
+            {"run_id": run_id, "source": source, "refused": count, "set_aside": 0, "last_at": at}
+            for (run_id, source), (count, at) in sorted(self.claims.items())
+        ]
 
     def _envelope(self, envelope: Envelope, item: Received) -> None:
         # everything is checked before anything changes: a rejected message leaves no trace
@@ -160,7 +176,7 @@ class Rows:
         if owner is None and run is not None:
             owner = run["source"]
         if owner is not None and owner != ids[3]:
-            self._refuse(run_id, REASON_FOREIGN, received_at)
+            self._refuse(run_id, REASON_FOREIGN, received_at, ids[3])
             return
         ts = item.at if isinstance(item, Timed) else parse_time(envelope.ts)
         if ts is None:
@@ -241,6 +257,7 @@ class Rows:
                 "trace_id": None,
                 "received_at": received_at,
                 "last_received_at": received_at,
+                "vouched": self._vouched.get(run_id) if self.owners.get(run_id) == ids[3] else None,
             }
             return run
         if ts < run["started_at"]:

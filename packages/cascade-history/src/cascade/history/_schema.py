@@ -28,6 +28,7 @@ __all__ = [
     "metadata",
     "presence",
     "run_events",
+    "run_claims",
     "run_refusals",
     "runs",
     "source_gaps",
@@ -74,6 +75,10 @@ runs = sa.Table(
     # them (the recorder writes them; revision 0007 filled older runs' from their times)
     sa.Column("received_at", _Time, nullable=True),
     sa.Column("last_received_at", _Time, nullable=True),
+    # what vouches that ``source`` runs it (revision 0011): ``start`` (its ENGINE_STARTED, seq 1),
+    # ``topic`` (its sourced topic), ``online`` (its online status); None: only its word, so a
+    # source something vouches for takes the run over (``run_claims`` keeps what was set aside)
+    sa.Column("vouched", sa.String(16), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),
@@ -226,6 +231,19 @@ run_refusals = sa.Table(
     sa.Index(None, "last_at"),
 )
 
+run_claims = sa.Table(
+    "run_claims",
+    metadata,
+    # the sources that spoke of a run and were not believed as its engine (revision 0011): their
+    # messages refused, and their events set aside when a source something vouches for took
+    # the run over from them
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("source", sa.String(1024), primary_key=True),
+    sa.Column("refused", sa.BigInteger, nullable=False),
+    sa.Column("set_aside", sa.BigInteger, nullable=False),
+    sa.Column("last_at", _Time, nullable=False),
+)
+
 source_gaps = sa.Table(
     "source_gaps",
     metadata,
@@ -321,6 +339,9 @@ log_tasks = sa.Table(
     sa.Column("dropped_budget", sa.BigInteger, nullable=False),
     sa.Column("dropped_queue", sa.BigInteger, nullable=False),
     sa.Column("last_at", _Time, nullable=False),  # when a batch of it was last received
+    # the highest line number (``n``) stored of it (revision 0011): numbers below it neither
+    # stored nor said dropped are lines lost on the way (or before a recorder listened)
+    sa.Column("last_n", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index(None, "last_at"),
 )
 
