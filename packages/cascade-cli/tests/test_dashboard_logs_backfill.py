@@ -5,7 +5,7 @@ the log panel says why they are missing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from cascade.cli.dashboard import DashboardHub, create_app
-from cascade.history import History, RecordedLogLine, decode_message
+from cascade.history import History, LogCount, RecordedLogLine, decode_message
 from cascade.interfaces import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600
+Recorded = tuple[Sequence[RecordedLogLine], Mapping[str, LogCount]]  # what a backfill reads
 RUN = "3a950001"
 
 
@@ -112,7 +113,7 @@ async def test_lines_heard_before_the_history_answers_are_merged_in_order_once(
         assert read is not None
         answer = asyncio.Event()
 
-        async def slow(run_id: str, keep: int) -> Sequence[RecordedLogLine]:
+        async def slow(run_id: str, keep: int) -> Recorded:
             await answer.wait()
             return await read(run_id, keep)
 
@@ -128,6 +129,24 @@ async def test_lines_heard_before_the_history_answers_are_merged_in_order_once(
         assert await _messages(http) == ["load 1", "load 2", "save 3", "load 4"]
         await publish(_batch(4, ("load", 4), ("load", 5)))  # a line heard again is skipped
         assert await _messages(http) == ["load 1", "load 2", "save 3", "load 4", "load 5"]
+
+
+async def test_lines_the_history_lacks_are_said_missed_once(
+    hub: DashboardHub, history: History, publish: Callable[[LogBatch], Any]
+) -> None:
+    """The history has load 1, 2, then load 6 (3-5 lost while no recorder listened), and save
+    3 (its task's first two never recorded): the opened run says 5 lines missed, and a live
+    batch with load 7 says no more."""
+    _store(history, _batch(4, ("load", 6)))
+    async with _client(hub, history) as http:
+        await _messages(http)
+        await _until(lambda: RUN in hub.model.logs.runs and hub.model.logs.runs[RUN].missed)
+        logs = (await http.get("/api/state", params={"run": RUN, "limit": "25"})).json()["logs"]
+        assert (logs["missed"], logs["dropped"]) == (5, 0)
+        await publish(_batch(5, ("load", 7)))
+        logs = (await http.get("/api/state", params={"run": RUN, "limit": "25"})).json()["logs"]
+        assert [line["message"] for line in logs["lines"]][-2:] == ["load 6", "load 7"]
+        assert logs["missed"] == 5
 
 
 async def test_a_run_the_history_has_not_recorded_changes_nothing(

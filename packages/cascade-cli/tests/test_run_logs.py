@@ -1,5 +1,6 @@
-"""`cascade run` says what each task logged and what was dropped, where the run has logs; its
-JSON gives every task ``log_lines`` and ``log_dropped``."""
+"""`cascade run` says what each task logged, what was dropped and what the history lacks, where
+the run has logs; its JSON gives every task ``log_lines``, ``log_dropped`` and ``log_lost``;
+`cascade logs` says the lines lost after the recorded ones."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def _task(run_id: str, task_id: str, state: str) -> Received:
     return Received(f"cascade/telemetry/acme/shop/{run_id}/events", envelope, T0)
 
 
-def _logs(run_id: str) -> Received:
+def _logs(run_id: str, seq: int = 1, numbers: range = range(1, 4), dropped: int = 7) -> Received:
     logs = LogBatch(
-        run_id=run_id, org_id="acme", project_id="shop", source="host-1", seq=1, ts=_iso(T0),
+        run_id=run_id, org_id="acme", project_id="shop", source="host-1", seq=seq, ts=_iso(T0),
         lines=[LogLine(ts=_iso(T0), task_id="a", task_name="a_n", message=f"m{n}", n=n)
-               for n in range(1, 4)],
-        dropped=[DroppedLines(task_id="a", task_name="a_n", lines=7, reason="budget")],
+               for n in numbers],
+        dropped=[DroppedLines(task_id="a", task_name="a_n", lines=dropped, reason="budget")]
+        if dropped else [],
     )  # fmt: skip
     item = decode_message(received(logs_topic("acme", "shop", run_id), logs), received_at=T0)
     assert item is not None
@@ -65,6 +67,26 @@ def test_run_counts_each_tasks_lines_and_drops(tmp_path: Path) -> None:
     tasks = json.loads(_invoke("run", "aaaa1111", "--db", db, "--json").output)["tasks"]
     counted = {task["task_id"]: (task["log_lines"], task["log_dropped"]) for task in tasks}
     assert counted == {"a": (3, 7), "b": (0, 0)}
+    assert "lost" not in result.output
+
+
+def test_lines_the_history_lacks_are_said_once_in_run_and_logs(tmp_path: Path) -> None:
+    """Batches 1 and 3 of a run's logs (2 never reached the history): lines 4-9 of its task
+    are said lost, once, by `run` (its logs line, the task's row, its JSON) and `logs`."""
+    path = str(tmp_path / "lost.sqlite3")
+    with History(path, mode="write") as history:
+        history.store([_task("cccc3333", "a", "RUNNING"), _logs("cccc3333", dropped=0),
+                       _logs("cccc3333", 3, range(10, 12), dropped=0)])  # fmt: skip
+    shown = _invoke("run", "cccc3333", "--db", path).output
+    assert "logs: 5 lines of 1 tasks, 6 lost on the way or before a recorder listened" in shown
+    assert "5 +6 lost" in shown
+    (task,) = json.loads(_invoke("run", "cccc3333", "--db", path, "--json").output)["tasks"]
+    assert (task["log_lines"], task["log_dropped"], task["log_lost"]) == (5, 0, 6)
+    printed = _invoke("logs", "cccc3333", "--db", path).output.splitlines()
+    assert printed[-1] == (
+        "6 lines of a_n lost on the way or before a recorder listened (not in the history)"
+    )
+    assert sum("lost" in line for line in printed) == 1
 
 
 def test_a_run_without_logs_says_nothing_of_them(tmp_path: Path) -> None:
@@ -74,4 +96,4 @@ def test_a_run_without_logs_says_nothing_of_them(tmp_path: Path) -> None:
     assert "logs:" not in result.output
     assert "dropped" not in result.output
     (task,) = json.loads(_invoke("run", "bbbb2222", "--db", db, "--json").output)["tasks"]
-    assert (task["log_lines"], task["log_dropped"]) == (0, 0)
+    assert (task["log_lines"], task["log_dropped"], task["log_lost"]) == (0, 0, 0)

@@ -167,3 +167,19 @@ def test_logs_go_with_their_run_by_default(history: History) -> None:
     for run_id in (RUN, "logs-only"):
         assert (history.log_lines(run_id), history.log_counts(run_id)) == ([], {})
     assert _messages(history.log_lines("kept")) == ["t1 line 1"]
+
+
+def test_lines_numbered_but_neither_stored_nor_dropped_are_counted_lost(history: History) -> None:
+    """Batches 1 and 4 of a run (2 and 3 lost while no recorder listened): t1's lines 1-2 and
+    6-7 stored, line 8 dropped over its budget, so lines 3-5 are lost; t2, whose first line
+    stored is its 4th, lost 3 before; a task of unnumbered lines (an older engine's) lost none."""
+    history.store([stored_batch(batch(RUN, 1, [line("t1", 1), line("t1", 2)]))])
+    dropped = [DroppedLines(task_id="t1", task_name="t1_name", lines=1, reason="budget")]
+    history.store([stored_batch(batch(RUN, 4, [line("t1", 6), line("t1", 7), line("t2", 4),
+                                               line("t3", 0)], dropped=dropped))])  # fmt: skip
+    assert history.log_counts(RUN) == {
+        "t1": LogCount("t1_name", lines=4, dropped=1, lost=3),
+        "t2": LogCount("t2_name", lines=1, dropped=0, lost=3),
+        "t3": LogCount("t3_name", lines=1, dropped=0, lost=0),
+    }
+    assert history.log_counts(RUN)["t1"].to_json()["lost"] == 3

@@ -72,7 +72,7 @@ class LogPrinter:
         notes = []
         for dropped in heard.dropped:
             said[dropped.task_id] = said.get(dropped.task_id, 0) + dropped.lines
-            if self._of_task(dropped.task_id, dropped.task_name):
+            if self.of_task(dropped.task_id, dropped.task_name):
                 notes.append(dropped_note(dropped.task_name, dropped.lines, dropped.reason))
         for task_id, task_name, gap in heard.missing:
             counts = run.tasks.get(task_id) if run is not None else None
@@ -81,7 +81,7 @@ class LogPrinter:
             else:  # what the engine has not said it dropped, of every gap so far, not told yet
                 unexplained = counts.missed - self.missed_said.get(task_id, 0)
                 self.missed_said[task_id] = max(counts.missed, self.missed_said.get(task_id, 0))
-            if unexplained > 0 and self._of_task(task_id, task_name):
+            if unexplained > 0 and self.of_task(task_id, task_name):
                 notes.append(missed_note(task_name, unexplained))
         self._write(self.notes, notes)
         self.lines(
@@ -96,7 +96,8 @@ class LogPrinter:
         """One line of its own among the notes (where dropped and missing lines are said)."""
         self._write(self.notes, [text])
 
-    def _of_task(self, task_id: str, task_name: str) -> bool:
+    def of_task(self, task_id: str, task_name: str) -> bool:
+        """Whether ``task_id`` (named ``task_name``) is one of the tasks asked for."""
         probe = LogLine(ts="", task_id=task_id, task_name=task_name, message="")
         return line_matches(probe, self.task)
 

@@ -19,6 +19,8 @@ __all__ = [
     "dropped_note",
     "line_json",
     "line_text",
+    "LOST_SAID",
+    "lost_note",
     "missed_note",
     "parse_level",
     "recorded_line",
@@ -160,3 +162,15 @@ def missed_note(task_name: str, lines: int) -> str:
     dropped."""
     return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
         "missing"  # fmt: skip
+
+
+LOST_SAID = "lost on the way or before a recorder listened (not in the history)"
+"""What lines a run's engine numbered that the history has neither stored nor heard dropped
+are said to be."""
+
+
+def lost_note(task_name: str, lines: int) -> str:
+    """``384 lines of load lost on the way or before a recorder listened (...)``: the
+    history's count of a task's lines it lacks (:attr:`cascade.history.LogCount.lost`)."""
+    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
+        f"{LOST_SAID}"  # fmt: skip

@@ -19,6 +19,7 @@ from ._fit import Cell, Column, fitted, left_out_line
 from ._history_db import cell
 from ._holds_text import recorded_holds_text
 from ._inert import SHOWN, inert
+from ._log_text import LOST_SAID
 from ._render import STATE_STYLES, TimeFormat, duration
 from ._run_overview import RunOverview
 from ._runs import RUN_STYLES, refused_text, task_counts
@@ -227,22 +228,27 @@ def task_table(
 
 
 def _logged(count: LogCount | None) -> Cell:
-    """``120`` lines, ``120 +5 dropped`` (the dropped in yellow), ``-`` for none."""
-    if count is None or not (count.lines or count.dropped):
+    """``120`` lines, ``120 +5 dropped +3 lost`` (those in yellow), ``-`` for none."""
+    if count is None or not (count.lines or count.dropped or count.lost):
         return "-"
     text = Text(f"{count.lines:,}")
     if count.dropped:
         text.append(f" +{count.dropped:,} dropped", style="yellow")
+    if count.lost:
+        text.append(f" +{count.lost:,} lost", style="yellow")
     return text
 
 
 def _logs_line(overview: RunOverview) -> Text:
-    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine``."""
+    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine, 384 lost on the way``."""
     lines = sum(count.lines for count in overview.logs.values())
     dropped = sum(count.dropped for count in overview.logs.values())
+    lost = sum(count.lost for count in overview.logs.values())
     text = Text(f"logs: {lines:,} lines of {len(overview.logs):,} tasks")
     if dropped:
         text.append(f", {dropped:,} dropped by their engine", style="yellow")
+    if lost:
+        text.append(f", {lost:,} {LOST_SAID}", style="yellow")
     return text
 
 

@@ -58,10 +58,13 @@ class RunOverview:
 
     def task_json(self, task: TaskHistory) -> dict[str, Any]:
         """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
-        logged (``log_lines``) and its engine dropped (``log_dropped``)."""
+        logged (``log_lines``), its engine dropped (``log_dropped``) and the history lacks
+        (``log_lost``: :attr:`~cascade.history.LogCount.lost`)."""
         counted = self.logs.get(task.task_id)
-        lines, dropped = (counted.lines, counted.dropped) if counted is not None else (0, 0)
-        return {**task.to_json(), "log_lines": lines, "log_dropped": dropped}
+        if counted is None:
+            return {**task.to_json(), "log_lines": 0, "log_dropped": 0, "log_lost": 0}
+        return {**task.to_json(), "log_lines": counted.lines, "log_dropped": counted.dropped,
+                "log_lost": counted.lost}  # fmt: skip
 
     def to_json(self, summary: RunSummary, listed: int) -> dict[str, Any]:
         """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been

@@ -37,17 +37,18 @@ def store_logs(connection: sa.Connection, logs: LogRows) -> int:
             continue
         lines.extend(logs.lines[key])
         at = row["received_at"]
-        for task_id, (name, *counts) in logs.tasks[key].items():
+        for task_id, (name, *counts, last_n) in logs.tasks[key].items():
             task = tasks.get((key[0], task_id))
             if task is None:
                 task = tasks[(key[0], task_id)] = {
                     "run_id": key[0], "task_id": task_id, "task_name": name,
                     "lines": 0, "dropped_rate": 0, "dropped_budget": 0, "dropped_queue": 0,
-                    "last_at": at,
+                    "last_at": at, "last_n": 0,
                 }  # fmt: skip
             for column, count in zip(_COUNTS, counts, strict=True):
                 task[column] += count
             task["last_at"] = max(task["last_at"], at)
+            task["last_n"] = max(task["last_n"], last_n)
     insert_rows(connection, log_lines, lines, ())
     # in one order: two writers upserting the same tasks wait for each other, never deadlock
     connection.execute(_tasks_upsert(connection.dialect.name), [tasks[k] for k in sorted(tasks)])
@@ -63,5 +64,6 @@ def _tasks_upsert(dialect: str) -> Any:
         set_={
             **{column: bounded_sum(old[column], new[column]) for column in _COUNTS},
             "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+            "last_n": sa.case((new.last_n > old.last_n, new.last_n), else_=old.last_n),
         },
     )

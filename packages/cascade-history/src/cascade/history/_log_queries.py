@@ -55,18 +55,19 @@ def log_lines_query(
 
 
 def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCount]:
-    """Per task id of the run, its lines stored and dropped."""
+    """Per task id of the run, its lines stored, dropped, and lost: numbered below the highest
+    stored, neither stored nor said dropped over the rate or the queue (the lines dropped over
+    the budget are numbered above every line kept)."""
     c = log_tasks.c
     query = (
-        sa.select(
-            c.task_id, c.task_name, c.lines, c.dropped_rate + c.dropped_budget + c.dropped_queue
-        )
+        sa.select(c.task_id, c.task_name, c.lines, c.dropped_rate + c.dropped_queue,
+                  c.dropped_budget, c.last_n)  # fmt: skip
         .where(c.run_id == run_id)
         .order_by(c.task_id)
     )
     return {
-        task_id: LogCount(name, lines, dropped)
-        for task_id, name, lines, dropped in connection.execute(query)
+        task_id: LogCount(name, lines, among + budget, max(0, last_n - lines - among))
+        for task_id, name, lines, among, budget, last_n in connection.execute(query)
     }
 
 

@@ -33,7 +33,8 @@ class LogRows:
     def __init__(self) -> None:
         self.batches: list[dict[str, Any]] = []  # log_batches rows, in the order received
         self.lines: dict[_Key, list[dict[str, Any]]] = {}
-        # per batch: (task_id, task_name, lines, dropped_rate, dropped_budget, dropped_queue)
+        # per batch and task: [task_name, lines, dropped_rate, dropped_budget, dropped_queue,
+        # the highest line number]
         self.tasks: dict[_Key, dict[str, list[Any]]] = {}
 
     def add(self, batch: LogBatch, run_id: str, source: str, received_at: float) -> None:
@@ -76,13 +77,15 @@ class LogRows:
             )
             counts = tasks.get(task_id)
             if counts is None:
-                counts = tasks[task_id] = [task_name, 0, 0, 0, 0]
+                counts = tasks[task_id] = [task_name, 0, 0, 0, 0, 0]
             counts[1] += 1
+            if line.n > counts[5]:
+                counts[5] = line.n
         for dropped in batch.dropped:
             task_id = clean(dropped.task_id)
             counts = tasks.get(task_id)
             if counts is None:
-                counts = tasks[task_id] = [clean(dropped.task_name), 0, 0, 0, 0]
+                counts = tasks[task_id] = [clean(dropped.task_name), 0, 0, 0, 0, 0]
             counts[2 + ("rate", "budget", "queue").index(dropped.reason)] += dropped.lines
         rows.sort(key=_logged)  # stored (and numbered) in the order logged
         self.batches.append(

@@ -64,7 +64,8 @@ def stored_owners(
             .where(log_batches.c.run_id.in_(unknown[start : start + 500]))
             .group_by(log_batches.c.run_id)
         )
-        owners.update((run_id, (source, None)) for run_id, source in connection.execute(query))
+        for row in connection.execute(query):
+            owners[row[0]] = (row[1], None)
     return owners
 
 

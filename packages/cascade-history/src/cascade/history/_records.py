@@ -458,12 +458,17 @@ class LogCount:
     """What one task of a run logged (:meth:`History.log_counts
     <cascade.history.History.log_counts>`): ``lines`` the history stored (lines
     ``cascade record --keep-logs`` deleted since included), ``dropped`` the lines its engine
-    said it dropped (over its rate or budget, or its queue full)."""
+    said it dropped (over its rate or budget, or its queue full), ``lost`` the lines it
+    numbered below the highest stored that the history has neither stored nor heard dropped:
+    lost on the way, or logged before a recorder listened (a task's last lines lost are
+    not known)."""
 
     task_name: str
     lines: int
     dropped: int
+    lost: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """These counts as a JSON object."""
-        return {"task_name": self.task_name, "lines": self.lines, "dropped": self.dropped}
+        return {"task_name": self.task_name, "lines": self.lines, "dropped": self.dropped,
+                "lost": self.lost}  # fmt: skip

@@ -26,7 +26,7 @@ from .._history_db import (
     since_seconds,
 )
 from .._log_follow import LogPrinter, follow_logs
-from .._log_text import LEVEL_HELP, parse_level, recorded_line
+from .._log_text import LEVEL_HELP, lost_note, parse_level, recorded_line
 from .._run_ids import WHERE_FULL_IDS, checked_prefix, is_full
 
 if TYPE_CHECKING:
@@ -64,6 +64,14 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
         after = page[-1].id
     summary = query(lambda: history.run(run_id, limit=1, counts=False))
     return summary is not None and summary.run.ended_at is not None
+
+
+def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
+    """After a run's recorded lines, the lines of the tasks asked for that the history lacks
+    (numbered by the engine, neither stored nor said dropped), once per task."""
+    for task_id, count in query(lambda: history.log_counts(run_id)).items():
+        if count.lost and printer.of_task(task_id, count.task_name):
+            printer.note(lost_note(count.task_name, count.lost))
 
 
 def _live_history(db: str | None) -> History | None:
@@ -134,7 +142,9 @@ def logs(
     -f prints the recorded lines first (when there is a history), then the live ones after
     them, and ends by itself a moment after the run's engine says it stopped (its
     ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. Live only, the
-    run is named by its whole id. Lines the engine dropped are said where they are missing.
+    run is named by its whole id. Lines the engine dropped are said where they are missing;
+    lines the history lacks (lost on the way, or before a recorder listened) are said after
+    the recorded ones.
 
     Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
     cascade logs 58a88765cea2c1d0a1f3c2b7e9d84a61 -f --json | jq .message
@@ -150,6 +160,7 @@ def logs(
         opened, found = opened_run("logs", db, run_id)
         try:
             _print_recorded(opened, found, printer)
+            _say_lost(opened, found, printer)
         finally:
             opened.close()
         return

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from cascade.interfaces import (
@@ -33,10 +33,11 @@ from cascade.interfaces import (
 
 from .._fleet_mode import LEAVE_BELOW
 from ._fleet_index import EVENTS, FLEET
+from ._log_backfill import Recorded
 from ._model import DashboardModel
 
 if TYPE_CHECKING:
-    from cascade.history import RecordedLogLine
+    pass
 
 __all__ = ["MAX_LINGERING", "RELEASE_AFTER", "Backfill", "FleetMode"]
 
@@ -48,8 +49,9 @@ asking ``/api/state?run=`` for many runs costs the broker a bounded number of su
 
 _log = logging.getLogger("cascade.cli.dashboard")
 
-Backfill = Callable[[str, int], Awaitable[Sequence["RecordedLogLine"]]]
-"""Reads a run's last recorded log lines, at most so many (``LogBackfill``)."""
+Backfill = Callable[[str, int], Awaitable[Recorded]]
+"""Reads a run's last recorded log lines, at most so many, and its tasks' counts
+(``LogBackfill``)."""
 
 
 class FleetMode:
@@ -204,7 +206,7 @@ class FleetMode:
             _log.warning("could not read run %s's earlier log lines", run_id, exc_info=True)
             return
         # released meanwhile: its lines are no longer kept, and must not come back
-        if run_id in self._logs and self.model.seed_logs(run_id, recorded):
+        if run_id in self._logs and self.model.seed_logs(run_id, *recorded):
             self.on_change()
 
     def _kick(self) -> None:

@@ -16,7 +16,7 @@ import heapq
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._versions import EntityVersions, TaskLog
 
 if TYPE_CHECKING:
-    from cascade.history import RecordedLogLine
+    from cascade.history import LogCount, RecordedLogLine
 
 __all__ = ["DashboardModel", "Segment"]
 
@@ -199,10 +199,15 @@ class DashboardModel:
         if self.logs.forget_run(run_id):
             self.version += 1
 
-    def seed_logs(self, run_id: str, recorded: Sequence[RecordedLogLine]) -> bool:
-        """Merge the lines a history ``recorded`` of ``run_id`` with those heard (the pages
-        that show them start over); whether any was new."""
-        if not seed_run(self.logs, run_id, recorded):
+    def seed_logs(
+        self,
+        run_id: str,
+        recorded: Sequence[RecordedLogLine],
+        counts: Mapping[str, LogCount] | None = None,
+    ) -> bool:
+        """Merge the lines a history ``recorded`` of ``run_id`` (and its tasks' ``counts``)
+        with those heard (the pages that show them start over); whether any was new."""
+        if not seed_run(self.logs, run_id, recorded, counts):
             return False
         self.version += 1
         return True
