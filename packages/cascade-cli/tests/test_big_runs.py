@@ -144,7 +144,8 @@ def test_json_keeps_its_keys_and_adds_the_summary(db: str) -> None:
     assert detail is not None
     summary = whole.pop("summary")
     expected = detail.to_json()
-    expected["tasks"] = [{**task, "log_lines": 0, "log_dropped": 0, "log_lost": 0} for task in expected["tasks"]]
+    no_logs = {"log_lines": 0, "log_dropped": 0, "log_lost": 0}
+    expected["tasks"] = [{**task, **no_logs} for task in expected["tasks"]]
     assert whole == expected
     assert {key: summary[key] for key in ("counts", "total", "matched", "more")} == {
         "counts": {"COMPLETED": 25, "FAILED": 3, "RUNNING": 2},

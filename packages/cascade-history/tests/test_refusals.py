@@ -231,3 +231,21 @@ async def test_runs_followed_beyond_the_bound_evict_the_quietest(
         assert (recorder.stats.gaps, recorder.stats.unfollowed) == (2, 1)
         await recorder.stop()
     assert {gap.source: gap.missed for gap in history.gaps()} == {"engine-1": 2}
+
+
+async def test_a_forged_number_heard_first_is_set_aside_when_the_engines_come(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """A forger claiming the engine's source sends seq 2**63 - 1 for a live run before the
+    recorder hears the engine (which it joined mid-way): stored at first, it is set aside once
+    the engine's events (30-50) come, far below it; they are the run's (not 'seq out of
+    bounds'), and the run lacks 29 events, not 2**63."""
+    await _publish(broker, recorder, _event(RUN, _INT64, state="FAILED", error="Evil: forged"))
+    [run] = history.runs()
+    assert run.tasks == {"FAILED": 1}
+    await _publish(broker, recorder, *(_event(RUN, n) for n in range(30, 51)))
+    await _publish(broker, recorder, _event(RUN, _INT64 - 1, state="FAILED"))
+    [run] = history.runs()
+    assert (run.tasks, run.missing_events) == ({"COMPLETED": 21}, 29)
+    assert run.refused == {REASON_BEYOND: 2}
+    assert recorder.stats.refused == 2

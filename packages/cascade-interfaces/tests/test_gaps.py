@@ -219,3 +219,20 @@ def test_a_timestamp_is_ahead_beyond_the_allowed_skew() -> None:
     assert not ahead(1000.0 + 299, 1000.0)
     assert ahead(1000.0 + 301, 1000.0)
     assert not ahead(0.0, 1000.0)
+
+
+def test_a_lone_base_is_told_and_no_answer_opens_a_hole_over_the_bound() -> None:
+    """A run whose count rests on one event (not its first) says so until another number comes;
+    an answer settling far below its lowest number is refused, not a hole of 2**63."""
+    counter = GapCounter()
+    assert counter.see("e", "r", 2**63 - 1) is Seen.NEW
+    assert counter.lone("r") == 2**63 - 1
+    assert counter.settle("e", "r", 50) is Seen.BEYOND
+    assert counter.missed == 0
+    counter.forget("r")
+    counter.see("e", "r", 1)
+    assert counter.lone("r") is None  # the run's start: no lone base
+    counter.forget("r")
+    counter.see("e", "r", 40)
+    counter.see("e", "r", 41)
+    assert counter.lone("r") is None

@@ -6,6 +6,7 @@ import logging
 
 from cascade.interfaces import (
     MAX_LOG_LINE_BYTES,
+    REASON_BEYOND,
     REASON_FOREIGN,
     REASON_FUTURE,
     REASON_MISMATCH,
@@ -101,6 +102,21 @@ def test_a_batch_no_engine_of_the_run_can_have_sent_is_refused() -> None:
     assert logs.refusals.of("mallory") == 1
     assert logs.refusals.by_source["mallory"] == {REASON_FOREIGN: 1}
     assert logs.runs["r1"].heard == 1
+
+
+def test_a_forged_batch_number_heard_first_is_displaced_by_the_engines() -> None:
+    """A forger claiming the engine's source sends batch 10**15 first: the engine's batches
+    (far below) make the follower forget it (its line too) and hear the run anew."""
+    logs = LogFollower()
+    logs.apply(_batch(10**15, _line(1, message="Evil: forged")))
+    for seq in (40, 41):
+        logs.apply(_batch(seq, _line(seq)))
+    run = logs.runs["r1"]
+    assert [h.line.message for h in run.kept] == ["line 40", "line 41"]
+    assert (logs.missed_batches("r1"), logs.refusals.by_source) == (
+        0,
+        {"host-1": {REASON_BEYOND: 1}},
+    )
 
 
 def test_a_batch_with_a_line_dated_ahead_of_the_clock_is_refused() -> None:

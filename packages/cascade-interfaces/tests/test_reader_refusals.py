@@ -94,6 +94,34 @@ def test_a_forged_heartbeat_heard_first_founds_no_number_base() -> None:
     assert state.refusals.describe("engine") == "1 seq out of bounds"
 
 
+def test_a_forged_event_heard_first_founds_no_number_base() -> None:
+    """A forger's event claiming the engine's source and seq 2**63 - 1, heard first by a reader
+    joining mid-way: the engine's next event (far below it) makes the reader forget the forged
+    one (counted refused) and hear the run anew; the engine's answer then settles no hole of
+    2**63, nothing counts as missed, and the forger's next such event is refused."""
+    state = ReaderModel()
+    state.apply(_task("evil", "FAILED", 2**63 - 1, error="Evil: forged"))
+    assert state.gaps.lone(RUN) == 2**63 - 1
+    for seq in range(30, 51):
+        state.apply(_task(f"t{seq}", "COMPLETED", seq))
+    state.apply(_task("evil", "FAILED", 2**63 - 2, error="Evil: forged"))
+    run = state.runs[RUN]
+    assert run.counts() == {"COMPLETED": 21}
+    assert (state.gaps.missed, run.refused, run.joined_late) == (0, 1, True)
+    assert state.refusals.describe("engine") == "2 seq out of bounds"
+
+
+def test_a_base_of_two_numbers_is_not_displaced() -> None:
+    """Two consecutive numbers are a base as good as any: a number a million below them is
+    refused, the run kept."""
+    state = ReaderModel()
+    state.apply(_task("a", "COMPLETED", 2_000_001))
+    state.apply(_task("b", "COMPLETED", 2_000_002))
+    state.apply(_task("c", "FAILED", 5))
+    assert state.runs[RUN].counts() == {"COMPLETED": 2}
+    assert state.refusals.describe("engine") == "1 seq out of bounds"
+
+
 def test_a_forger_heard_first_under_its_own_name_yields_to_the_engine_something_vouches_for() -> (
     None
 ):

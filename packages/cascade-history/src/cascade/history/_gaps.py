@@ -85,6 +85,7 @@ class RecorderGaps:
         self._touched: set[str] = set()
         self._carried: dict[str, int] = {}  # changes of runs forgotten, not yet written
         self._vouched: dict[str, tuple[str, str]] = {}  # run: (source, what vouches), to write
+        self._displaced: dict[str, int] = {}  # run: the lone number it was displaced from
         self.unfollowed = 0
         """Runs no longer followed before their end to make room for newer ones (``max_runs``
         were followed): a gap of theirs after that is not counted."""
@@ -142,6 +143,8 @@ class RecorderGaps:
             seen = self.counter.announce(source, run_id, number)
         else:
             seen = self.counter.see(source, run_id, number, digest)
+            if seen is Seen.BEYOND and self._displace(run_id, run, number):
+                seen = self.counter.see(source, run_id, number, digest)
             if seen is Seen.NEW and isinstance(body, LifecycleEvent):
                 run.ended = body.event == "ENGINE_STOPPED" or run.ended
         self._touched.add(run_id)
@@ -154,6 +157,29 @@ class RecorderGaps:
         heartbeat's ``last_seq`` before that is a claim nothing backs (see
         :meth:`~cascade.interfaces.GapCounter.announce`)."""
         return self.counter.owner(run_id) is not None
+
+    def _displace(self, run_id: str, run: _Run, number: int) -> bool:
+        """Whether the run's numbers rested on one event far above ``number`` (a forger's
+        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then it is followed anew
+        from ``number``, and the history told to set that event aside (:meth:`displaced`)."""
+        lone = self.counter.lone(run_id)
+        if lone is None or number >= lone:
+            return False
+        self._displaced[run_id] = lone
+        self.counter.forget(run_id)
+        run.late, run.answer, run.answer_tasks = True, None, 0
+        return True
+
+    def displaced(self) -> dict[str, int]:
+        """The runs whose one stored number was displaced since the last call (a number far
+        below it came), with that number: for the history (``History.store``'s
+        ``displaced``); a write that fails hands them back (:meth:`keep_displaced`)."""
+        displaced, self._displaced = self._displaced, {}
+        return displaced
+
+    def keep_displaced(self, displaced: dict[str, int]) -> None:
+        """What :meth:`displaced` returned, not written: written with the next write."""
+        self._displaced = {**displaced, **self._displaced}
 
     def vouch(self, envelope: Envelope, vouched: str) -> None:
         """Something vouches for ``envelope``'s source as its run's engine: the history is told

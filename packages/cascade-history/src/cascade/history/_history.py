@@ -202,6 +202,7 @@ class History(HistorySessions):
         refused: Mapping[tuple[str, str], int] | None = None,
         vouched: Mapping[str, tuple[str, str]] | None = None,
         claims: Mapping[tuple[str, str], int] | None = None,
+        displaced: Mapping[str, int] | None = None,
     ) -> Stored:
         """Write ``batch`` in one transaction; what was new, already known, or rejected.
 
@@ -216,16 +217,20 @@ class History(HistorySessions):
         (``start``, ``topic``, ``online``): it takes over a run stored from a source nothing
         vouched for (what that one said is set aside, counted in :attr:`RunDetail.claims`).
         ``claims``: per (run id, source), messages refused as another source's than the
-        run's. An event of a run from another source than the one stored for it is refused
-        here too (:attr:`Stored.refused`). Raises :class:`HistoryError` when the database
-        cannot be written now: nothing was stored, and it may all be given again.
+        run's. ``displaced``: per run id, the one event number its recorder's count rested on
+        until a number far below it came (a forger's ``seq`` heard first): what the history
+        holds of the run is set aside, that event is refused (``seq out of bounds``), and the
+        run is stored anew from the batch. An event of a run from another source than the one
+        stored for it is refused here too (:attr:`Stored.refused`). Raises
+        :class:`HistoryError` when the database cannot be written now: nothing was stored,
+        and it may all be given again.
         """
         self._writable()
         now = time.time()
         rows = gap_rows(gaps, recorder, now) if gaps else None
         refusals = refusal_rows(refused, now) if refused else None
         claimed = claim_rows(claims, now) if claims else None
-        return store_batch(self._engine, batch, rows, refusals, vouched, claimed)
+        return store_batch(self._engine, batch, rows, refusals, vouched, claimed, displaced)
 
     def prune(self, before: float, *, batch: int = 500) -> int:
         """Delete up to ``batch`` runs last received before ``before`` (epoch seconds: when the

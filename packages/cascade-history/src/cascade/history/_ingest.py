@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import InvalidMessageError
+from cascade.interfaces import REASON_BEYOND, InvalidMessageError
 
 from ._bulk import insert_rows
 from ._cancels import store_cancels
@@ -40,7 +40,7 @@ from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, bounded_sum
 from ._inserts import insert_for, insert_new
 from ._log_ingest import store_logs
-from ._owners import add_claims, settle_owners, stored_owners
+from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
 from ._received import Received
 from ._records import Stored
 from ._rollup import add_executions
@@ -164,23 +164,25 @@ def store_batch(
     refused: list[dict[str, Any]] | None = None,
     vouched: Mapping[str, tuple[str, str]] | None = None,
     claims: list[dict[str, Any]] | None = None,
+    displaced: Mapping[str, int] | None = None,
 ) -> Stored:
     """Store ``batch``, and add ``gaps`` (:func:`gap_rows`), ``refused``
     (:func:`refusal_rows`) and ``claims`` (:func:`claim_rows`), in one transaction, after
-    what ``vouched`` says of the runs' sources (:func:`settle_owners`), and say what became
-    of the batch's messages.
+    what ``vouched`` says of the runs' sources (:func:`settle_owners`) and ``displaced``
+    (:func:`set_aside_displaced`), and say what became of the batch's messages.
 
     Raises :class:`HistoryError` when the database cannot be written now
     (:data:`TRANSIENT`): nothing of the batch was stored, and all of it may be
     given again. A message the database refuses (not its connection) is rejected.
     """
-    if not batch and not gaps and not refused and not vouched and not claims:
+    if not batch and not gaps and not refused and not vouched and not claims and not displaced:
         return Stored()
     try:
         with engine.connect() as connection, connection.execution_options(**WRITE).begin():
             owners = stored_owners(connection, batch, vouched or {})
+            withdrawn = set_aside_displaced(connection, owners, displaced or {})
             set_aside = settle_owners(connection, owners, vouched or {}, time.time())
-            rows = Rows(owners)
+            rows = Rows(owners, withdrawn)
             for item in batch:
                 rows.add(item)
             valid = len(batch) - rows.rejected - rows.refused
@@ -189,6 +191,8 @@ def store_batch(
                 {"run_id": run_id, "reason": reason, "refused": count, "last_at": at}
                 for (run_id, reason), (count, at) in sorted(rows.refusals.items())
             ]
+            lone = {(run_id, REASON_BEYOND): 1 for run_id in displaced or {}}
+            batch_refusals += refusal_rows(lone, time.time())  # each displaced event
             _add_refusals(connection, batch_refusals + (refused or []))
             add_claims(connection, set_aside + rows.claim_rows() + (claims or []))
             add_gaps(connection, gaps or [])
@@ -197,9 +201,9 @@ def store_batch(
     except (sa.exc.SQLAlchemyError, TypeError, ValueError, ArithmeticError):  # the content
         if not batch:
             return Stored()  # counts the database refuses: not kept
-        if gaps or refused or vouched or claims:  # the batch, then the counts on their own
+        if gaps or refused or vouched or claims or displaced:  # the batch, then the counts
             result = store_batch(engine, batch)
-            store_batch(engine, [], gaps, refused, vouched, claims)
+            store_batch(engine, [], gaps, refused, vouched, claims, displaced)
             return result
         if len(batch) == 1:
             return Stored(rejected=1)

@@ -59,9 +59,9 @@ def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCou
     stored, neither stored nor said dropped over the rate or the queue (the lines dropped over
     the budget are numbered above every line kept)."""
     c = log_tasks.c
+    among = c.dropped_rate + c.dropped_queue
     query = (
-        sa.select(c.task_id, c.task_name, c.lines, c.dropped_rate + c.dropped_queue,
-                  c.dropped_budget, c.last_n)  # fmt: skip
+        sa.select(c.task_id, c.task_name, c.lines, among, c.dropped_budget, c.last_n)
         .where(c.run_id == run_id)
         .order_by(c.task_id)
     )

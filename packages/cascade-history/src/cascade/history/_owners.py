@@ -33,7 +33,14 @@ from ._schema import (
 )
 from ._text import checked_id
 
-__all__ = ["Owner", "add_claims", "claim_rows", "settle_owners", "stored_owners"]
+__all__ = [
+    "Owner",
+    "add_claims",
+    "claim_rows",
+    "set_aside_displaced",
+    "settle_owners",
+    "stored_owners",
+]
 
 Owner = tuple[str, "str | None"]
 """A run's source and what vouches for it (``None``: only its word)."""
@@ -99,6 +106,21 @@ def settle_owners(
                            "set_aside": set_aside, "last_at": at})  # fmt: skip
             owners[run_id] = (source, why)
     return claims
+
+
+def set_aside_displaced(
+    connection: sa.Connection, owners: dict[str, Owner], displaced: Mapping[str, int]
+) -> set[tuple[str, int]]:
+    """Set aside what the history holds of each run whose count rested on one event far above
+    the numbers that came after it (``displaced``: run id to that event's number): the run
+    is stored anew from what follows, its owner found anew. The ``(run id, seq)`` of those
+    events, to refuse should the batch hold them; each is counted refused on its run."""
+    withdrawn = set()
+    for run_id, seq in sorted(displaced.items()):
+        _set_aside(connection, run_id)
+        owners.pop(run_id, None)
+        withdrawn.add((run_id, seq))
+    return withdrawn
 
 
 def _set_aside(connection: sa.Connection, run_id: str) -> int:

@@ -77,7 +77,12 @@ from ._vouches import Vouches
 __all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
-_Counts = tuple[dict[tuple[str, str], int], dict[str, tuple[str, str]], dict[tuple[str, str], int]]
+_Counts = tuple[
+    dict[tuple[str, str], int],  # refusals by run and reason
+    dict[str, tuple[str, str]],  # vouched: run to source and what vouches
+    dict[tuple[str, str], int],  # claims: refused by run and source
+    dict[str, int],  # displaced: run to its lone number set aside
+]
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
 
 
@@ -453,6 +458,7 @@ class Recorder:
                         refused=counted[0],
                         vouched=counted[1],
                         claims=counted[2],
+                        displaced=counted[3],
                     )
                 )
             except HistoryError as exc:
@@ -485,13 +491,17 @@ class Recorder:
 
     def _take_counts(self) -> _Counts:
         """The refusals, vouches and claims not written yet, for a write."""
-        counted = (self._refusals, self._gaps.vouches(), self._claims)
+        displaced = self._gaps.displaced()
+        self._refused += len(displaced)  # each its run's one event, refused once displaced
+        counted = (self._refusals, self._gaps.vouches(), self._claims, displaced)
         self._refusals, self._claims = {}, {}
         return counted
 
     def _keep_counts(self, counted: _Counts) -> None:
         """What a failed write did not store: written with the next one."""
-        refusals, vouched, claims = counted
+        refusals, vouched, claims, displaced = counted
+        self._refused -= len(displaced)  # counted again when written
+        self._gaps.keep_displaced(displaced)
         for key, count in refusals.items():
             self._refusals[key] = self._refusals.get(key, 0) + count
         for key, count in claims.items():
@@ -515,6 +525,7 @@ class Recorder:
                     refused=counted[0],
                     vouched=counted[1],
                     claims=counted[2],
+                    displaced=counted[3],
                 )
             )
         except HistoryError as exc:

@@ -20,6 +20,7 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_HOLDS,
+    REASON_BEYOND,
     REASON_FOREIGN,
     CancelReply,
     Envelope,
@@ -88,12 +89,17 @@ class Rows:
     first event in the batch, or to the one ``owners`` names with what vouches for it).
     """
 
-    def __init__(self, owners: dict[str, Owner] | None = None) -> None:
+    def __init__(
+        self,
+        owners: dict[str, Owner] | None = None,
+        withdrawn: set[tuple[str, int]] | None = None,
+    ) -> None:
         known = owners if owners is not None else {}
         self.owners = {run_id: source for run_id, (source, _) in known.items()}
         self._vouched = {run_id: why for run_id, (_, why) in known.items() if why is not None}
         self.claims: dict[tuple[str, str], tuple[int, float]] = {}
         """Messages refused as another source's, per run and that source."""
+        self._withdrawn = withdrawn or set()  # (run_id, seq): events displaced, not stored
         self.task_events: list[dict[str, Any]] = []
         self.run_events: list[dict[str, Any]] = []
         self.presence: list[dict[str, Any]] = []
@@ -177,6 +183,9 @@ class Rows:
             owner = run["source"]
         if owner is not None and owner != ids[3]:
             self._refuse(run_id, REASON_FOREIGN, received_at, ids[3])
+            return
+        if self._withdrawn and (run_id, envelope.seq) in self._withdrawn:
+            self._refuse(run_id, REASON_BEYOND, received_at)
             return
         ts = item.at if isinstance(item, Timed) else parse_time(envelope.ts)
         if ts is None:

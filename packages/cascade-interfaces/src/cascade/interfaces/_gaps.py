@@ -202,6 +202,20 @@ class GapCounter:
             return _NEW
         return _COPY
 
+    def lone(self, run_id: str) -> int | None:
+        """The one number ``run_id``'s count rests on, when a single event founded it (not the
+        run's first, ``seq`` 1) and no other number came since; else ``None``.
+
+        A reader that joins a run late takes its first event's number as the base: when that
+        event was a forger's (``seq`` 2**63 - 1, say), every real event after it is
+        :attr:`Seen.BEYOND`. A number far below a lone base is the likelier one (an engine
+        numbers from 1, at a bounded rate): a reader then forgets the run and hears it anew
+        from that number (the lone one counted refused), rather than refusing the engine."""
+        stream = self._streams.get(run_id)
+        if stream is None or stream.first != stream.high or stream.first == 1:
+            return None
+        return stream.first
+
     def known_through(self, run_id: str) -> int:
         """The highest ``seq`` up to which this reader has every event of ``run_id`` (or knows
         the state they made, :meth:`settle`); ``0`` when it lacks some from the run's first."""
@@ -220,8 +234,8 @@ class GapCounter:
             return _NEW
         if source != stream.source:
             return Seen.FOREIGN
-        if through - stream.high > MAX_SEQ_JUMP:
-            return Seen.BEYOND
+        if through - stream.high > MAX_SEQ_JUMP or stream.first - through > MAX_SEQ_JUMP:
+            return Seen.BEYOND  # no hole over MAX_SEQ_JUMP, whichever side it would open on
         if stream.first > through + 1:  # an answer cut short: the reader still lacks these
             self._open(stream, through + 1, stream.first)
         starts, stops = stream.starts, stream.stops

@@ -261,6 +261,9 @@ class LogFollower:
             self.refusals.count(source, Seen.FOREIGN.value)
             return None
         seen = self.gaps.see(source, batch.run_id, batch.seq, digest)
+        if seen is Seen.BEYOND and run is not None and self._displaced(run, batch.seq):
+            run = None  # heard anew from this batch
+            seen = self.gaps.see(source, batch.run_id, batch.seq, digest)
         if seen is Seen.COPY:
             self.copies += 1
             return None
@@ -310,6 +313,17 @@ class LogFollower:
         oldest = min(self.runs.values(), key=lambda run: run.last_heard)
         self.forget_run(oldest.run_id)
         self.forgotten_runs += 1
+
+    def _displaced(self, run: RunLogs, seq: int) -> bool:
+        """Whether ``run``'s batch numbers rest on one batch far above ``seq`` (a forger's,
+        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then what it added goes
+        (counted refused) and the run is heard anew."""
+        lone = self.gaps.lone(run.run_id)
+        if lone is None or seq >= lone:
+            return False
+        self.refusals.count(run.source, Seen.BEYOND.value)
+        self.forget_run(run.run_id)
+        return True
 
     def missed_batches(self, run_id: str) -> int:
         """The batches of ``run_id`` this reader missed (gaps in ``seq``)."""

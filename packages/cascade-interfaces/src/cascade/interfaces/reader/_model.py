@@ -59,7 +59,7 @@ a fleet of tens of thousands, and its readers, whole; bounded against a publishe
 invents sources."""
 
 
-_NEW, _COPY = Seen.NEW, Seen.COPY  # looked up per message: an Enum's attribute is slow
+_NEW, _COPY, _BEYOND = Seen.NEW, Seen.COPY, Seen.BEYOND  # per message: an Enum attribute is slow
 
 
 _KINDS = ("/events", "/heartbeat", "/snapshot")  # the last level of a telemetry topic's kind
@@ -187,6 +187,9 @@ class ReaderModel:
         seen = _COPY
         if seq:  # an event (a numbered answer is refused below, before it changes anything)
             seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
+            if seen is _BEYOND and run is not None and self._displaced(run, seq):
+                run = None  # heard anew from this number
+                seen = self.gaps.see(source, envelope.run_id, seq, hash(message.raw))
         elif isinstance(body, (Heartbeat, RunSnapshot)):
             if isinstance(body, RunSnapshot):  # rare: its checks cost the events nothing
                 why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
@@ -284,6 +287,17 @@ class ReaderModel:
         heard anew, from the one vouched for."""
         self.refusals.count(run.source, Seen.FOREIGN.value)
         self._forget(run.run_id)
+
+    def _displaced(self, run: RunView, seq: int) -> bool:
+        """Whether ``run``'s numbers rest on one event far above ``seq`` (a forger's number
+        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then that event goes
+        (counted refused) and the run is heard anew."""
+        lone = self.gaps.lone(run.run_id)
+        if lone is None or seq >= lone:
+            return False
+        self.refusals.count(run.source, Seen.BEYOND.value)
+        self._forget(run.run_id)
+        return True
 
     def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
         """A message about ``run`` that no engine of it can have sent: counted, nothing else."""
