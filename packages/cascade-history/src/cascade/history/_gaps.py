@@ -113,7 +113,7 @@ class RecorderGaps:
             if run.vouched is not None or vouched is None:
                 return Seen.FOREIGN
             self._forget(run_id)  # taken over: the first speaker was believed no more
-            run = None
+            run = runs[run_id] = _Run(source, now, late=True)  # heard anew, as joined late
         if vouched is not None and (run is None or run.vouched is None):
             if run is not None:
                 run.vouched = vouched

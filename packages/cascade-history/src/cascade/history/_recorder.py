@@ -58,6 +58,7 @@ from cascade.interfaces import (
     issued_filter,
     logs_filter,
     reply_filter,
+    rollcall_topic,
     snapshot_events,
     status_filter,
     telemetry_filter,
@@ -242,6 +243,10 @@ class Recorder:
             *([issued_filter(prefix)] if self.logins_bound else []),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
+        if self.connector.capabilities.retained_to_wildcards is False:
+            # no retained status comes through a wildcard: the sources online announce
+            # themselves again (their presence vouches for the runs they speak of)
+            await self.connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
 
     async def check_sharing(self, timeout: float = 5.0) -> bool:
         """With ``share``, once connected: whether the broker delivers through the shared
