@@ -183,3 +183,12 @@ def test_lines_numbered_but_neither_stored_nor_dropped_are_counted_lost(history:
         "t3": LogCount("t3_name", lines=1, dropped=0, lost=0),
     }
     assert history.log_counts(RUN)["t1"].to_json()["lost"] == 3
+
+
+def test_a_batch_of_nothing_stores_and_blocks_nothing(history: History) -> None:
+    """A batch with no line and no drop (no engine sends one; anyone may): stored as a batch,
+    counting nothing, and the write goes through (it once failed on SQLite's syntax and was
+    retried for ever, holding up every message behind it)."""
+    assert history.store([stored_batch(batch(RUN, 1, []))]) == Stored(1)
+    assert history.store([stored_batch(batch(RUN, 2, [line("t1", 1)]))]) == Stored(1)
+    assert history.log_counts(RUN) == {"t1": LogCount("t1_name", lines=1, dropped=0)}

@@ -4,13 +4,15 @@ and into the private PostgreSQL: each line once, a copy of a batch a duplicate."
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
-from cascade.interfaces import logs_topic
+from cascade.interfaces import logs_filter, logs_topic
 from cascade.testkit import MosquittoBroker
 from cascade.testkit import family_mosquitto_broker as family_mosquitto_broker  # fixture
 
@@ -59,3 +61,67 @@ def test_published_batches_are_stored(
         counts = history.log_counts(RUN)
         assert sum(count.lines for count in counts.values()) == BATCHES * LINES
         assert history.runs_logging("T1 LINE") == [RUN]
+
+
+async def _lines_lost_while_no_recorder_listened(broker: MosquittoBroker, history: History) -> str:
+    """A real engine's task logs 100 lines, then 100 more while the recorder is stopped, then
+    100 more after it started again; the run's id. Each phase starts once the last one's
+    lines are in: stored in the history, or, while no recorder listens, heard by a watcher."""
+    from cascade.runtime import Engine, RunStarted, task
+    from cascade.runtime.testing import EventRecorder
+
+    phases = [asyncio.Event() for _ in range(3)]
+
+    @task(name="chatty")
+    async def chatty() -> None:
+        log = logging.getLogger("chatty")
+        for phase, start in zip(phases, (1, 101, 201), strict=True):
+            await phase.wait()
+            for n in range(start, start + 100):
+                log.info("line %d", n)
+
+    logging.getLogger("chatty").setLevel(logging.INFO)
+    engine = Engine(MqttConnector(broker.host, broker.port, source_id="it-engine"),
+                    heartbeat_interval=None)  # fmt: skip
+    events = EventRecorder()
+    engine.events.subscribe(events)
+    heard: list[int] = []
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():  # noqa: ASYNC110 - the history has no event to await
+            await asyncio.sleep(0.02)
+
+    def stored() -> int:
+        return sum(count.lines for count in history.log_counts(run_id).values())
+
+    async with MqttConnector(broker.host, broker.port, presence=False) as watching:
+        await watching.subscribe(logs_filter(), lambda m: heard.append(len(m.payload["lines"])))
+        run = asyncio.create_task(engine.run(chatty()))
+        await events.until(lambda: any(isinstance(e, RunStarted) for e in events.events))
+        (started,) = [e for e in events.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+        async with MqttConnector(broker.host, broker.port, presence=False) as listening:
+            recorder = Recorder(listening, history)
+            await recorder.start()
+            phases[0].set()
+            await asyncio.wait_for(until(lambda: stored() == 100), 10)
+            await recorder.stop()
+            phases[1].set()
+            await asyncio.wait_for(until(lambda: sum(heard) == 200), 10)
+            await recorder.start()
+            phases[2].set()
+            await asyncio.wait_for(run, 10)
+            await asyncio.wait_for(until(lambda: stored() == 200), 10)
+            await recorder.stop()
+    return run_id
+
+
+def test_lines_lost_while_no_recorder_listened_are_counted(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The 100 lines logged while the recorder was stopped are the task's lost lines; the 200
+    it heard are stored."""
+    with History(f"sqlite:///{tmp_path / 'h.sqlite3'}", mode="write") as history:
+        run_id = asyncio.run(_lines_lost_while_no_recorder_listened(mosquitto_broker, history))
+        [count] = history.log_counts(run_id).values()
+        assert (count.lines, count.dropped, count.lost) == (200, 0, 100)

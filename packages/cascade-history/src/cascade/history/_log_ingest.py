@@ -50,8 +50,10 @@ def store_logs(connection: sa.Connection, logs: LogRows) -> int:
             task["last_at"] = max(task["last_at"], at)
             task["last_n"] = max(task["last_n"], last_n)
     insert_rows(connection, log_lines, lines, ())
-    # in one order: two writers upserting the same tasks wait for each other, never deadlock
-    connection.execute(_tasks_upsert(connection.dialect.name), [tasks[k] for k in sorted(tasks)])
+    if tasks:  # a batch of no line and no drop (no engine sends one) counts nothing
+        # in one order: two writers upserting the same tasks wait for each other, never deadlock
+        upsert = _tasks_upsert(connection.dialect.name)
+        connection.execute(upsert, [tasks[key] for key in sorted(tasks)])
     return len(taken)
 
 
