@@ -11,6 +11,7 @@ the column's 64 bits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,15 @@ from cascade.interfaces.connector_kit import validate_id
 from ._schema import source_gaps
 from ._text import checked_id, clean
 
-__all__ = ["INT64", "MAX_FOLLOWED", "RecorderGaps", "add_gaps", "bounded_sum", "gap_rows"]
+__all__ = [
+    "INT64",
+    "MAX_FOLLOWED",
+    "RecorderGaps",
+    "add_gaps",
+    "adding_upsert",
+    "bounded_sum",
+    "gap_rows",
+]
 
 MAX_FOLLOWED = 50_000
 """Runs a recorder follows at once; a new run beyond that takes the place of the one heard of
@@ -337,4 +346,22 @@ def bounded_sum(old: Any, new: Any) -> Any:
         ((new > 0) & (old > INT64 - new), INT64),
         ((new < 0) & (old < -INT64 - new), -INT64),
         else_=old + new,
+    )
+
+
+@functools.cache
+def adding_upsert(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], counts: tuple[str, ...]
+) -> Any:
+    """An upsert into ``table`` on ``dialect`` that adds each row's ``counts`` to those of its
+    ``keys`` (within 64 bits) and keeps the latest ``last_at`` (made once per table)."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = insert(table)
+    new, old = statement.excluded, table.c
+    return statement.on_conflict_do_update(
+        index_elements=[old[key] for key in keys],
+        set_={
+            **{count: bounded_sum(old[count], new[count]) for count in counts},
+            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+        },
     )

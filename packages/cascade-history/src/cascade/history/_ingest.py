@@ -37,7 +37,7 @@ from ._cancels import store_cancels
 from ._constraint_changes import store_constraints
 from ._engine import WRITE
 from ._errors import from_database_error
-from ._gaps import INT64, add_gaps, bounded_sum
+from ._gaps import INT64, add_gaps, adding_upsert
 from ._inserts import insert_for, insert_new
 from ._log_ingest import store_logs
 from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
@@ -141,20 +141,10 @@ def refusal_rows(refused: Mapping[tuple[str, str], int], at: float) -> list[dict
 def _add_refusals(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Add each row's ``refused`` to its run's count for its reason."""
     if rows:
-        connection.execute(_refusals_upsert(connection.dialect.name), rows)
-
-
-@functools.cache
-def _refusals_upsert(dialect: str) -> Any:
-    statement = insert_for(dialect)(run_refusals)
-    new, old = statement.excluded, run_refusals.c
-    return statement.on_conflict_do_update(
-        index_elements=[old.run_id, old.reason],
-        set_={
-            "refused": bounded_sum(old.refused, new.refused),
-            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
-        },
-    )
+        upsert = adding_upsert(
+            connection.dialect.name, run_refusals, ("run_id", "reason"), ("refused",)
+        )
+        connection.execute(upsert, rows)
 
 
 def store_batch(

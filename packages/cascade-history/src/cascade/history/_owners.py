@@ -11,7 +11,6 @@ from its engine: the history says which source was believed, why, and who else c
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,8 +18,7 @@ import sqlalchemy as sa
 
 from cascade.interfaces import CancelReply, Envelope, InvalidMessageError, LogBatch
 
-from ._gaps import INT64, bounded_sum
-from ._inserts import insert_for
+from ._gaps import INT64, adding_upsert
 from ._received import Received
 from ._schema import (
     log_batches,
@@ -151,18 +149,7 @@ def claim_rows(claims: Mapping[tuple[str, str], int], at: float) -> list[dict[st
 def add_claims(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Add each row's counts to its run's and source's."""
     if rows:
-        connection.execute(_claims_upsert(connection.dialect.name), rows)
-
-
-@functools.cache
-def _claims_upsert(dialect: str) -> Any:
-    statement = insert_for(dialect)(run_claims)
-    new, old = statement.excluded, run_claims.c
-    return statement.on_conflict_do_update(
-        index_elements=[old.run_id, old.source],
-        set_={
-            "refused": bounded_sum(old.refused, new.refused),
-            "set_aside": bounded_sum(old.set_aside, new.set_aside),
-            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
-        },
-    )
+        upsert = adding_upsert(
+            connection.dialect.name, run_claims, ("run_id", "source"), ("refused", "set_aside")
+        )
+        connection.execute(upsert, rows)

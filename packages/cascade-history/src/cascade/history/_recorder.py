@@ -31,35 +31,20 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from msgspec import UNSET
 from typing_extensions import Self
 
 from cascade.interfaces import (
-    MAX_CLOCK_SKEW,
-    REASON_FOREIGN,
-    REASON_FUTURE,
-    CancelReply,
     Connector,
-    ConstraintTopicError,
-    Envelope,
-    Heartbeat,
-    InvalidMessageError,
-    LogBatch,
     Message,
-    RunSnapshot,
-    Seen,
     SnapshotAsker,
-    StatusMessage,
+    SourceGaps,
     SubscriptionHandle,
-    answer_part_refusal,
-    answer_stamped_ahead,
     cleared_filter,
     constraints_filter,
     issued_filter,
     logs_filter,
     reply_filter,
     rollcall_topic,
-    snapshot_events,
     status_filter,
     telemetry_filter,
 )
@@ -68,22 +53,16 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
 from ._errors import HistoryError
 from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._history import History
+from ._intake import Counts, Intake
 from ._pace import Pace
-from ._received import Received, Timed, read_message
+from ._received import Received
 from ._recorder_stats import RecorderStats
+from ._records import Stored
 from ._sharing import delivers_to_shared, shared_filter
-from ._times import parse_time
-from ._vouches import Vouches
 
 __all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
-_Counts = tuple[
-    dict[tuple[str, str], int],  # refusals by run and reason
-    dict[str, tuple[str, str]],  # vouched: run to source and what vouches
-    dict[tuple[str, str], int],  # claims: refused by run and source
-    dict[str, int],  # displaced: run to its lone number set aside
-]
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
 
 
@@ -155,7 +134,6 @@ class Recorder:
         self.connector = connector
         self.history = history
         self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
-        self._levels = self.prefix.count("/")
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.linger = linger
@@ -167,7 +145,6 @@ class Recorder:
         self.logins_bound = logins_bound
         self._telemetry: SubscriptionHandle | None = None
         self._logs: SubscriptionHandle | None = None  # shared or not as the telemetry
-        self._sharing = False  # what `sharing` says, kept for the callback
         self._retry = (retry_initial, retry_max)
         self._clock = clock
         self._queue: deque[Received] = deque()
@@ -182,41 +159,39 @@ class Recorder:
         self._next_prune = 0.0
         self._received = self._stored = self._duplicates = 0
         self._rejected = self._dropped = self._write_errors = self._refused = 0
-        self._refusals: dict[tuple[str, str], int] = {}  # (run_id, reason): not written yet
-        self._claims: dict[tuple[str, str], int] = {}  # (run_id, source) refused as foreign
         self._last_error: str | None = None
         self._asker = SnapshotAsker(connector, self.prefix)
         self._gaps = RecorderGaps(clock, max_followed, ask=self._asker.ask)
-        self._vouches = Vouches()
+        self._intake = Intake(self.prefix, self._gaps, self._refusal)
         self._observe = observe
 
     @property
     def sharing(self) -> bool:
         """Whether telemetry comes through a shared subscription (each message to one recorder
         of the group), so that this recorder's gap count means nothing and is not kept."""
-        return self._sharing
+        return self._intake.sharing
 
     def _listen(self, handle: SubscriptionHandle | None) -> None:
         """Keep ``handle`` as the telemetry's subscription (``None``: none)."""
         self._telemetry = handle
-        self._sharing = handle is not None and handle.topic_filter.startswith("$share/")
+        self._intake.sharing = handle is not None and handle.topic_filter.startswith("$share/")
 
     @property
     def stats(self) -> RecorderStats:
         """The counters now."""
         oldest = self._pending[0] if self._pending else self._queue[0] if self._queue else None
         return RecorderStats(
-            received=self._received,
+            received=self._received + self._intake.listed,
             stored=self._stored,
             duplicates=self._duplicates,
-            rejected=self._rejected,
+            rejected=self._rejected + self._intake.rejected,
             dropped=self._dropped,
             queued=len(self._queue) + len(self._pending),
             lag=max(0.0, self._clock() - oldest.received_at) if oldest is not None else 0.0,
             write_errors=self._write_errors,
             last_error=self._last_error,
             gaps=self._gaps.missed,
-            refused=self._refused,
+            refused=self._refused + self._intake.refused,
             unfollowed=self._gaps.unfollowed,
         )
 
@@ -336,81 +311,11 @@ class Recorder:
             except Exception:  # an observer's bug never costs the history a message
                 self._log.log(logging.ERROR, "observer", "the recorder's observer failed on %r",
                               message.topic[:200], exc_info=True)  # fmt: skip
-        try:
-            item = read_message(message, self.prefix, self._clock())
-        except ConstraintTopicError as exc:  # no run's: counted in the stats only
-            self._refused += 1
-            self._log.warning("not-its-topic", "refused a constraint on %r: %s",
-                              message.topic[:200], exc)  # fmt: skip
-            return
-        except InvalidMessageError as exc:
-            self._rejected += 1
-            self._log.warning("rejected", "rejected a message on %r: %s", message.topic[:200], exc)
-            return
-        if item is None:
-            return  # not something the history keeps (a cleared status)
-        body = item.message
-        if isinstance(body, Envelope):
-            stamp = item.at if isinstance(item, Timed) else parse_time(body.ts)
-            answer = body.body if isinstance(body.body, RunSnapshot) else None
-            if (stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW) or (  # ahead()
-                answer is not None and answer_stamped_ahead(answer, item.received_at)
-            ):
-                self._refuse(body.run_id, REASON_FUTURE)
-                return
-            # the sourced layout has one level more: {prefix}/telemetry/org/project/run/kind/source
-            vouched = self._vouches.of(body, item.topic.count("/") - self._levels == 6)
-            if self._sharing:  # a shared recorder sees a part of each run: it cannot tell
-                if vouched is not None:
-                    self._gaps.vouch(body, vouched)
-            else:
-                seen = self._gaps.see(body, item.received_at, hash(message.raw), vouched)
-                if seen is not Seen.NEW and seen is not Seen.COPY:
-                    self._refuse(body.run_id, seen.value, body.source)
-                    return
-                if isinstance(body.body, Heartbeat) and not self._gaps.numbered(body.run_id):
-                    body.body.last_seq = UNSET  # no event backs its claim yet: not stored
-            if isinstance(body.body, RunSnapshot):  # its tasks' latest events, as such
-                refusal = answer_part_refusal(body.body) if self._sharing else None
-                if refusal is not None:  # a shared recorder checks each part on its own
-                    self._refuse(body.run_id, refusal.value)
-                    return
-                listed = snapshot_events(body)
-                self._received += len(listed) - 1  # counted as the events it lists
-                for envelope in listed:
-                    self._queue_item(Received(item.topic, envelope, item.received_at))
-                return
-        elif isinstance(body, StatusMessage):
-            stamp = parse_time(body.ts)
-            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
-                self._refused += 1  # no run's: counted in the stats only
-                return
-            self._vouches.status(item.topic, body)
-        elif isinstance(body, LogBatch):
-            stamp = parse_time(body.ts)
-            if stamp is not None and stamp - item.received_at > MAX_CLOCK_SKEW:
-                self._refuse(body.run_id, REASON_FUTURE)
-                return
-            owner = self._gaps.owner(body.run_id)
-            if owner is not None and owner != body.source:
-                self._refuse(body.run_id, REASON_FOREIGN, body.source)
-                return
-        elif isinstance(body, CancelReply):
-            owner = self._gaps.owner(body.run_id)
-            if owner is not None and owner != body.source:
-                self._rejected += 1  # only the run's engine answers for it
-                return
-        self._queue_item(item)
+        for item in self._intake.take(message, self._clock()):
+            self._queue_item(item)
 
-    def _refuse(self, run_id: str, reason: str, source: str | None = None) -> None:
-        """A message about ``run_id`` no engine of it can have sent: counted, to be written
-        (``source``'s claim on the run, when it is refused as another source's)."""
-        self._refused += 1
-        key = (run_id, reason)
-        self._refusals[key] = self._refusals.get(key, 0) + 1
-        if source is not None and reason == REASON_FOREIGN:
-            claim = (run_id, source)
-            self._claims[claim] = self._claims.get(claim, 0) + 1
+    def _refusal(self) -> None:
+        """A refusal waits to be written: the writer wakes."""
         self._idle.clear()
         self._wake.set()
 
@@ -434,7 +339,7 @@ class Recorder:
         backoff = delay
         while True:
             if not self._pending:
-                if not self._queue and not self._refusals:
+                if not self._queue and not self._intake.unwritten:
                     if self._closing:
                         if await self._write_gaps():
                             return
@@ -444,7 +349,7 @@ class Recorder:
                     self._idle.set()
                     await self._maybe_prune()
                     self._wake.clear()
-                    if not self._queue and not self._refusals:
+                    if not self._queue and not self._intake.unwritten:
                         await self._wake.wait()
                     continue
                 await self._pace.ready(len(self._queue))
@@ -452,22 +357,11 @@ class Recorder:
                 self._pending = [self._queue.popleft() for _ in range(count)]
             self._gaps.sweep()
             gaps, counts = self._gaps.changes()
-            counted = self._take_counts()
+            counted = self._intake.counts()
             try:
-                result = await asyncio.to_thread(
-                    functools.partial(
-                        self.history.store,
-                        self._pending,
-                        gaps=gaps,
-                        recorder=self.name,
-                        refused=counted[0],
-                        vouched=counted[1],
-                        claims=counted[2],
-                        displaced=counted[3],
-                    )
-                )
+                result = await self._store(self._pending, gaps, counted)
             except HistoryError as exc:
-                self._keep_counts(counted)
+                self._intake.keep(counted)
                 self._write_errors += 1
                 self._last_error = str(exc)
                 self._log.warning("write", "history write failed (will retry): %s", exc)
@@ -494,47 +388,34 @@ class Recorder:
             self._refused += result.refused
             await self._maybe_prune()
 
-    def _take_counts(self) -> _Counts:
-        """The refusals, vouches and claims not written yet, for a write."""
-        displaced = self._gaps.displaced()
-        self._refused += len(displaced)  # each its run's one event, refused once displaced
-        counted = (self._refusals, self._gaps.vouches(), self._claims, displaced)
-        self._refusals, self._claims = {}, {}
-        return counted
-
-    def _keep_counts(self, counted: _Counts) -> None:
-        """What a failed write did not store: written with the next one."""
-        refusals, vouched, claims, displaced = counted
-        self._refused -= len(displaced)  # counted again when written
-        self._gaps.keep_displaced(displaced)
-        for key, count in refusals.items():
-            self._refusals[key] = self._refusals.get(key, 0) + count
-        for key, count in claims.items():
-            self._claims[key] = self._claims.get(key, 0) + count
-        self._gaps.keep_vouches(vouched)
+    async def _store(
+        self, batch: list[Received], gaps: dict[str, SourceGaps], counted: Counts
+    ) -> Stored:
+        """Write ``batch`` with the counts, in a worker thread (``HistoryError``)."""
+        refused, vouched, claims, displaced = counted
+        store = functools.partial(
+            self.history.store,
+            batch,
+            gaps=gaps,
+            recorder=self.name,
+            refused=refused,
+            vouched=vouched,
+            claims=claims,
+            displaced=displaced,
+        )
+        return await asyncio.to_thread(store)
 
     async def _write_gaps(self) -> bool:
         """Write the gap and refusal counts not written yet (the recorder stops); whether
         that is done."""
         gaps, counts = self._gaps.changes()
-        counted = self._take_counts()
+        counted = self._intake.counts()
         if not gaps and not any(counted):
             return True
         try:
-            await asyncio.to_thread(
-                functools.partial(
-                    self.history.store,
-                    [],
-                    gaps=gaps,
-                    recorder=self.name,
-                    refused=counted[0],
-                    vouched=counted[1],
-                    claims=counted[2],
-                    displaced=counted[3],
-                )
-            )
+            await self._store([], gaps, counted)
         except HistoryError as exc:
-            self._keep_counts(counted)
+            self._intake.keep(counted)
             self._write_errors += 1
             self._last_error = str(exc)
             return False

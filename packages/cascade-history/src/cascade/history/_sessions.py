@@ -8,12 +8,12 @@ dashboard finds here unrevoked and unexpired is live; nothing else is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from ._history_base import HistoryBase
 from ._schema import dashboard_sessions
 from ._text import clean
 
@@ -60,17 +60,8 @@ def _session(row: Any) -> DashboardSession:
                             row.revoked_at, row.revoked_by)  # fmt: skip
 
 
-class HistorySessions:
+class HistorySessions(HistoryBase):
     """The sessions' part of :class:`~cascade.history.History`."""
-
-    def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
-        raise NotImplementedError
-
-    def _write(self, job: Callable[[sa.Connection], _T], what: str) -> _T:
-        raise NotImplementedError
-
-    def _writable(self) -> None:
-        raise NotImplementedError
 
     def add_session(self, session: DashboardSession) -> None:
         """Keep ``session`` (a new sign-in), and forget those expired a day ago or more."""
