@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from cascade.interfaces import (
-    Constraint,
     ConnectorError,
+    Constraint,
     Message,
     MessageCallback,
     SubscriptionHandle,

@@ -58,9 +58,16 @@ def test_task_envelope_is_the_schema_encoding(
         _encode(body.duration_ms),
         _encode(body.error),
     )
-    ids = {"run_id": run_id, "org_id": org_id, "project_id": project_id, "source": source}
-    traced = {} if trace_id is None else {"trace_id": trace_id}
-    envelope = Envelope(ts=TS, **ids, **traced, seq=7, body=body)
+    envelope = Envelope(
+        ts=TS,
+        run_id=run_id,
+        org_id=org_id,
+        project_id=project_id,
+        source=source,
+        trace_id=msgspec.UNSET if trace_id is None else trace_id,
+        seq=7,
+        body=body,
+    )
     assert fast == _encode(envelope)
     assert decode_envelope(fast) == envelope
     assert fast == formats.event % (SECOND, MICRO, 7, _encode(body))
@@ -73,9 +80,15 @@ def test_plain_envelope_is_the_schema_encoding(
     """An envelope without seq (a heartbeat's) is its Envelope's encoding, byte for byte."""
     formats = envelope_formats(run_id, org_id, project_id, source, trace_id)
     body = Heartbeat(running=2, dropped_telemetry=1)
-    ids = {"run_id": run_id, "org_id": org_id, "project_id": project_id, "source": source}
-    traced = {} if trace_id is None else {"trace_id": trace_id}
-    envelope = Envelope(ts=TS, **ids, **traced, body=body)
+    envelope = Envelope(
+        ts=TS,
+        run_id=run_id,
+        org_id=org_id,
+        project_id=project_id,
+        source=source,
+        trace_id=msgspec.UNSET if trace_id is None else trace_id,
+        body=body,
+    )
     assert formats.plain % (SECOND, MICRO, _encode(body)) == _encode(envelope)
 
 
