@@ -40,6 +40,17 @@ def _task(error: str) -> TaskStateEvent:
     )
 
 
+def _fields(body: TaskStateEvent) -> tuple[bytes, ...]:
+    """A task's fields as the templates take them: encoded, its state unquoted."""
+    return (
+        _encode(body.task_id),
+        _encode(body.task_name),
+        body.state.encode(),
+        _encode(body.duration_ms),
+        _encode(body.error),
+    )
+
+
 @pytest.mark.parametrize(("run_id", "org_id", "project_id", "source", "trace_id"), IDS)
 @pytest.mark.parametrize("error", ["", 'KeyError: "k" \u2013 ünïcode\n%s'])
 def test_task_envelope_is_the_schema_encoding(
@@ -48,16 +59,7 @@ def test_task_envelope_is_the_schema_encoding(
     """A task's event formatted straight is its Envelope's encoding, byte for byte."""
     formats = envelope_formats(run_id, org_id, project_id, source, trace_id)
     body = _task(error)
-    fast = formats.task % (
-        SECOND,
-        MICRO,
-        7,
-        _encode(body.task_id),
-        _encode(body.task_name),
-        body.state.encode(),
-        _encode(body.duration_ms),
-        _encode(body.error),
-    )
+    fast = formats.task % (SECOND, MICRO, 7, *_fields(body))
     envelope = Envelope(
         ts=TS,
         run_id=run_id,
@@ -105,16 +107,7 @@ def test_snapshot_task_is_the_schema_encoding() -> None:
     """A snapshot's task formatted straight is its SnapshotTask's encoding, with every field
     but those left to the schema."""
     body = _task('Boom: "%s"')
-    fast = SNAPSHOT_TASK_FORMAT % (
-        3,
-        SECOND,
-        MICRO,
-        _encode(body.task_id),
-        _encode(body.task_name),
-        body.state.encode(),
-        _encode(body.duration_ms),
-        _encode(body.error),
-    )
+    fast = SNAPSHOT_TASK_FORMAT % (3, SECOND, MICRO, *_fields(body))
     task = SnapshotTask(
         seq=3,
         ts=TS,
