@@ -17,6 +17,7 @@ MODULES = {
         "cascade.interfaces.constraints_index",
         "cascade.interfaces.reader",
         "cascade.interfaces.testing",
+        "cascade.interfaces.wire",
     ],
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],
     "cascade-runtime": ["cascade.runtime", "cascade.runtime.testing"],

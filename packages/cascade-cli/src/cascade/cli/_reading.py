@@ -9,26 +9,19 @@ sources are asked to announce themselves again (a roll call).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 
 from cascade.interfaces import (
     Connector,
     Message,
     SubscriptionHandle,
-    SyncPhase,
-    beside_exact_reads,
-    constraints_filter,
-    read_indexed_constraints,
     rollcall_topic,
     status_filter,
     summary_filter,
 )
+from cascade.interfaces import subscribe_constraints as _subscribe_constraints
 
 __all__ = ["ROLLCALL_WAIT", "subscribe_constraints", "subscribe_statuses", "subscribe_summaries"]
-
-_log = logging.getLogger("cascade.cli")
 
 ROLLCALL_WAIT = 1.0
 """Seconds `cascade status` gives the sources to answer a roll call (at most ``--timeout``):
@@ -40,33 +33,9 @@ async def subscribe_constraints(
 ) -> SubscriptionHandle:
     """Subscribe ``callback`` to every constraint topic, and hand it the retained ones: through
     ``{prefix}/constraints/#``, or read exactly through the index where the broker sends
-    retained messages only to exact subscriptions, now and after every reconnection."""
-    later: set[asyncio.Task[object]] = set()
-    subscribed = False
-
-    def synced(phase: SyncPhase) -> None:
-        if phase == "end" and subscribed and connector.capabilities.retained_to_wildcards is False:
-            task = asyncio.ensure_future(_read(connector, callback))
-            later.add(task)  # kept until done: the loop holds tasks weakly
-            task.add_done_callback(later.discard)
-
-    handle = await connector.subscribe(
-        constraints_filter(connector.topic_prefix),
-        beside_exact_reads(connector, callback),
-        on_sync=synced,
-    )
-    subscribed = True
-    if connector.capabilities.retained_to_wildcards is False:
-        await read_indexed_constraints(connector, callback)
-    return handle
-
-
-async def _read(connector: Connector, callback: Callable[[Message], None]) -> None:
-    """A reconnection's read of the index, in the background: a failure is logged."""
-    try:
-        await read_indexed_constraints(connector, callback)
-    except Exception:
-        _log.warning("could not read the constraints index after a reconnection", exc_info=True)
+    retained messages only to exact subscriptions, now and after every reconnection
+    (:func:`cascade.interfaces.subscribe_constraints`)."""
+    return await _subscribe_constraints(connector, callback)
 
 
 async def subscribe_statuses(

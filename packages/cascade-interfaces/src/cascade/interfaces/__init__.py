@@ -39,6 +39,7 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
+from ._constraint_subscription import subscribe_constraints
 from ._constraint_topic import (
     ConstraintTopicError,
     TopicKey,
@@ -295,6 +296,7 @@ __all__ = [
     "parse_timestamp",
     "payload_limit",
     "read_indexed_constraints",
+    "subscribe_constraints",
     "rollcall_topic",
     "same_source",
     "snapshot_events",

@@ -13,9 +13,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     SyncPhase,
     TopicKey,
-    beside_exact_reads,
-    constraints_filter,
-    read_indexed_constraints,
+    subscribe_constraints,
 )
 
 from ._constraints import ConstraintManager
@@ -53,12 +51,10 @@ class ControlLink:
     SUBSCRIBE right behind theirs, so it costs the run's start no extra round trip);
     :meth:`open` does not wait for it.
 
-    On a broker that sends retained messages only to exact subscriptions, each
-    snapshot of ``{prefix}/constraints/#`` (which brings none) is followed by a
-    read of the constraints index (:func:`~cascade.interfaces.read_indexed_constraints`:
-    with ``task_names``, only the topics of scopes that govern one of them)
-    before the manager is told the snapshot ended (each message is handled once:
-    :func:`~cascade.interfaces.beside_exact_reads`).
+    The subscription is :func:`~cascade.interfaces.subscribe_constraints`'s: on a broker
+    that sends retained messages only to exact subscriptions, each snapshot is read
+    through the constraints index (with ``task_names``, only the topics of scopes that
+    govern one of them) before the manager is told it ended.
     """
 
     def __init__(
@@ -77,11 +73,9 @@ class ControlLink:
         self._then = then
         self._ready = asyncio.Event()
         self._manager = manager
-        self._filter = constraints_filter(topic_prefix)
         self._manage = manage
         self._wait = wait
         self._task: asyncio.Task[None] | None = None
-        self._exact_read: asyncio.Task[None] | None = None
         self.subscription: SubscriptionHandle | None = None
 
     async def open(self) -> None:
@@ -110,10 +104,12 @@ class ControlLink:
             step = "subscribe to the constraints"
             connector = self._connector
             subscribing = asyncio.ensure_future(
-                connector.subscribe(
-                    self._filter,
-                    beside_exact_reads(connector, self._manager.handle_message),
+                subscribe_constraints(
+                    connector,
+                    self._manager.handle_message,
                     on_sync=self._synced,
+                    wanted=self._governs_a_task,
+                    on_read_error=_read_failed,
                 )
             )
             if self._then is not None:
@@ -121,10 +117,7 @@ class ControlLink:
                 # their snapshot: in place at the broker before the first task starts, at
                 # no extra round trip.
                 then = asyncio.ensure_future(self._then())
-            self.subscription = await subscribing
-            step = "read the retained constraints exactly"
-            if self._exact_read is not None:  # this broker's snapshot ends with its exact reads
-                await asyncio.wait({self._exact_read})
+            self.subscription = await subscribing  # its snapshot's exact reads included
             self._ready.set()
             if then is not None:
                 step = "subscribe to the run's commands"
@@ -139,26 +132,17 @@ class ControlLink:
                 await asyncio.gather(then, return_exceptions=True)
 
     def _synced(self, phase: SyncPhase) -> None:
-        """The subscription's ``on_sync``: the manager's, after the exact reads where needed."""
-        self._stop_exact_read()
+        """The subscription's ``on_sync``: the manager's (its end after the exact reads where
+        the broker needs them, which is said once per connector)."""
         connector = self._connector
-        if phase == "begin" or connector.capabilities.retained_to_wildcards is not False:
-            self._manager.sync(phase)
-            return
-        if connector not in _reported:
+        if (
+            phase == "end"
+            and connector.capabilities.retained_to_wildcards is False
+            and connector not in _reported
+        ):
             _reported.add(connector)
             _log.warning("%s", NO_RETAINED_TO_WILDCARDS.format(prefix=connector.topic_prefix))
-        self._exact_read = asyncio.create_task(self._read_exactly())
-
-    async def _read_exactly(self) -> None:
-        """Read the retained constraints through their exact topics, then end the snapshot."""
-        try:
-            await read_indexed_constraints(
-                self._connector, self._manager.handle_message, wanted=self._governs_a_task
-            )
-        except Exception as exc:
-            _log.warning("could not read the retained constraints exactly: %s", explain(exc))
-        self._manager.sync("end")
+        self._manager.sync(phase)
 
     def _governs_a_task(self, key: TopicKey) -> bool:
         """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
@@ -169,21 +153,19 @@ class ControlLink:
         glob = key.scope.partition(":")[2]
         return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
-    def _stop_exact_read(self) -> None:
-        task = self._exact_read
-        if task is not None and not task.done():
-            task.cancel()
-        self._exact_read = None
-
     async def close(self, timeout: float) -> None:
         """Stop connecting or subscribing if still under way, then unsubscribe; bounded."""
-        for task in (self._task, self._exact_read):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=timeout)
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
         if self.subscription is not None:
             try:
                 async with within("unsubscribe from the constraints", timeout, "shutdown_timeout"):
                     await self.subscription.unsubscribe()
             except StepFailed as exc:
                 _log.warning("%s", exc)
+
+
+def _read_failed(exc: Exception) -> None:
+    _log.warning("could not read the retained constraints exactly: %s", explain(exc))

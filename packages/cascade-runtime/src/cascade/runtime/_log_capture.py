@@ -7,14 +7,36 @@ import contextvars
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ._logs import RunLogs, _Task
+from ._log_budgets import TaskLines
+from ._log_options import LogForwarding
 
-__all__ = ["SCOPE", "Installed", "Scope"]
+__all__ = ["SCOPE", "Installed", "LineSink", "Scope"]
 
 _OWN = "cascade."  # Cascade's own loggers: never forwarded (the sender's warnings among them)
+
+
+class LineSink(Protocol):
+    """What a task's records and prints are handed to: its run's log forwarding (``RunLogs``)."""
+
+    options: LogForwarding
+
+    def task(self, task_id: str, task_name: str) -> TaskLines:
+        """The lines so far of ``task_id`` (all its attempts), and its rate."""
+        ...
+
+    def fields(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> bytes:
+        """An attempt's fields of its lines, encoded."""
+        ...
+
+    def take(self, scope: Scope, record: logging.LogRecord, stream: str | None = None) -> None:
+        """A record logged in one of the run's attempts."""
+        ...
+
+    def printed(self, scope: Scope, stream: str, text: str) -> None:
+        """What an attempt wrote on ``stream``."""
+        ...
 
 
 class Scope:
@@ -26,18 +48,18 @@ class Scope:
     __slots__ = ("_fields", "_task", "attempt", "logs", "span_id", "task_id", "task_name")
 
     def __init__(
-        self, logs: RunLogs, task_id: str, task_name: str, attempt: int, span_id: str | None
+        self, logs: LineSink, task_id: str, task_name: str, attempt: int, span_id: str | None
     ) -> None:
         self.logs = logs
         self.task_id = task_id
         self.task_name = task_name
         self.attempt = attempt
         self.span_id = span_id
-        self._task: _Task | None = None
+        self._task: TaskLines | None = None
         self._fields: bytes | None = None
 
     @property
-    def task(self) -> _Task:
+    def task(self) -> TaskLines:
         """The task's lines so far and its rate (shared by its attempts)."""
         task = self._task
         if task is None:

@@ -32,6 +32,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 
+from ._log_budgets import LineBucket, TaskLines, bucket_empty
 from ._log_capture import SCOPE, Installed, Scope
 from ._log_options import LogForwarding
 from ._stamp import Stamp
@@ -45,49 +46,6 @@ _BATCH_BYTES = 160 * 1024  # the lines of one message, below readers' 256 KiB
 _LEVELS = {name: name.encode() for name in _NAMED.values()}
 # A LogLine, formatted straight: its time, the attempt's fields, n, level, logger, message.
 _LINE = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
-
-
-class _Bucket:
-    """Tokens refilled at ``rate`` a second up to ``rate`` (a second's burst); starts full."""
-
-    __slots__ = ("rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = now
-
-    def refill(self, now: float) -> None:
-        """Add what the time since the last refill gives (``now``: the clock's time; one that
-        went back adds none), up to the burst."""
-        elapsed = now - self.stamp
-        if elapsed > 0:
-            self.tokens = min(self.rate, self.tokens + elapsed * self.rate)
-            self.stamp = now
-
-    def spend(self, now: float) -> None:
-        """Use a token (there is one). A full bucket starts counting its refill from now:
-        what accrued beyond the burst is not kept."""
-        if self.tokens >= self.rate:
-            self.stamp = now
-        self.tokens -= 1.0
-
-
-def _empty(bucket: _Bucket, now: float) -> bool:
-    """Whether ``bucket`` has no token even refilled (called only when it looked empty)."""
-    bucket.refill(now)
-    return bucket.tokens < 1.0
-
-
-class _Task:
-    """One task's lines so far (all its attempts) and its rate."""
-
-    __slots__ = ("bucket", "n", "name")
-
-    def __init__(self, name: str, rate: float, now: float) -> None:
-        self.name = name
-        self.n = 0
-        self.bucket = _Bucket(rate, now)
 
 
 _Queued = tuple[bytes, str]  # a line, encoded, and its task's id
@@ -139,9 +97,9 @@ class RunLogs:
         self._max_queue = options.max_queue
         self._loggers: dict[str, bytes] = {}  # logger names, encoded
         self._drops: dict[tuple[str, str], list[Any]] = {}  # (task id, reason) -> [name, count]
-        self._tasks: dict[str, _Task] = {}
+        self._tasks: dict[str, TaskLines] = {}
         self._partial: dict[tuple[str, str], str] = {}  # a print's line until its newline
-        self._run_bucket = _Bucket(options.run_lines_per_second, time.time())
+        self._run_bucket = LineBucket(options.run_lines_per_second, time.time())
         self._seq = 0
         self._stamp = Stamp()
         self._wake: asyncio.Event | None = None
@@ -168,13 +126,13 @@ class RunLogs:
         attempt passes here: nothing is made until it logs."""
         SCOPE.set(Scope(self, task_id, task_name, attempt, span_id))
 
-    def task(self, task_id: str, task_name: str) -> _Task:
+    def task(self, task_id: str, task_name: str) -> TaskLines:
         """The lines so far of ``task_id`` (all its attempts), and its rate."""
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
                 rate = self.options.lines_per_second
-                task = self._tasks[task_id] = _Task(task_name, rate, time.time())
+                task = self._tasks[task_id] = TaskLines(task_name, rate, time.time())
             return task
 
     def fields(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> bytes:
@@ -221,8 +179,8 @@ class RunLogs:
             bucket, run = task.bucket, self._run_bucket
             if n > self._max_lines:
                 self._drop(scope.task_id, task.name, "budget", 1)
-            elif (bucket.tokens < 1.0 and _empty(bucket, now)) or (
-                run.tokens < 1.0 and _empty(run, now)
+            elif (bucket.tokens < 1.0 and bucket_empty(bucket, now)) or (
+                run.tokens < 1.0 and bucket_empty(run, now)
             ):
                 self._drop(scope.task_id, task.name, "rate", 1)
             elif len(self._queue) >= self._max_queue:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,57 +14,30 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_BLOCKED_TASKS,
-    MAX_SNAPSHOT_TASKS,
-    PROTOCOL_VERSION,
-    SNAPSHOT_INTERVAL,
     BlockedTask,
     Connector,
     ConnectorError,
     Heartbeat,
     Hold,
-    LifecycleEvent,
-    RunSnapshot,
-    RunStatus,
-    SnapshotTask,
-    TaskState,
-    TaskStateEvent,
     events_topic,
     heartbeat_topic,
     snapshot_topic,
-    truncate_error,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 
 from ._counters import RunCounters
-from ._events import Event, RunStarted, TaskBlocked, TaskEvent
-from ._stamp import Stamp
+from ._envelopes import RunEnvelopes, event_body
+from ._events import Event, TaskEvent
+from ._run_snapshots import RunSnapshots
 
 __all__ = ["TelemetrySubscriber"]
 
 _log = logging.getLogger("cascade.runtime.telemetry")
-_encode = msgspec.json.Encoder().encode
 _BATCH = 128
 # Messages the connector may hold unconfirmed before the sender lets it catch up (below its
 # default buffer of 10,000, which drops the oldest when full), and how long one wait may last.
 _HIGH_WATER = 2048
 _CATCH_UP = 1.0
-_STATES = {
-    state: state.encode()
-    for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED")
-}
-_BLOCKED = _STATES["BLOCKED"]
-_CANCELLED = _STATES["CANCELLED"]
-_SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below readers' 256 KiB
-_SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
-# A snapshot's task, formatted straight: the same bytes as SnapshotTask's encoding.
-_ENTRY = (
-    b'{"seq":%d,"ts":"%b.%06d+00:00","task_id":%b,"task_name":%b,"state":"%b",'
-    b'"duration_ms":%b,"error":%b}'
-)
-
-
-def _first(item: tuple[int, TaskEvent]) -> int:
-    return item[0]
 
 
 class TelemetrySubscriber:
@@ -131,36 +102,16 @@ class TelemetrySubscriber:
         self._sender: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
-        self._stamp = Stamp()
-        self._old_stamp = Stamp()  # for the events a snapshot lists: the hot path's stays warm
-        # The envelope up to its body, everything but ts (and seq) pre-encoded, in Envelope's order:
-        # a traced run's trace_id is in every envelope at no cost per event.
-        head = (
-            b'{"v":%b,"ts":"%%b.%%06d+00:00","run_id":%b,"org_id":%b,"project_id":%b,'
-            b'"source":%b,'
-            % tuple(
-                _encode(value).replace(b"%", b"%%")
-                for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
-            )
-        )
-        if trace_id is not None:
-            head += b'"trace_id":%b,' % _encode(trace_id).replace(b"%", b"%%")
-        self._format = head + b'"body":%b}'
-        self._event_format = head + b'"seq":%d,"body":%b}'
-        # A task state body formatted straight into the envelope: same bytes as TaskStateEvent's.
-        self._task_format = (
-            head + b'"seq":%d,"body":{"type":"TaskStateEvent","task_id":%b,"task_name":%b,'
-            b'"state":"%b","duration_ms":%b,"error":%b}}'
-        )
+        self._envelopes = RunEnvelopes(run_id, org_id, project_id, connector.source_id, trace_id)
         self.seq = 0
         """The ``seq`` of the run's latest event (each event's envelope carries its own)."""
-        self._names: dict[str, bytes] = {}
         self.snapshot_topic = snapshot_topic(org_id, project_id, run_id, prefix, source)
-        self.snapshots = 0
-        """Snapshots of the run published (each in one or more messages)."""
-        self._snapshot_after: int | None = None  # the lowest ``after`` asked since the last answer
-        self._snapshot_task: asyncio.Task[None] | None = None
-        self._answered_at = -math.inf  # time.monotonic() of the last answer
+        self._snapshots = RunSnapshots(
+            self.counters, self._envelopes, self._last_seq, self._publish, self.snapshot_topic
+        )
+
+    def _last_seq(self) -> int:
+        return self.seq
 
     def __call__(self, event: Event) -> None:
         """The bus handler: number the event, count it and queue it for publishing (this
@@ -198,10 +149,7 @@ class TelemetrySubscriber:
         """
         self._closing = True
         self._wake.set()
-        if self._snapshot_task is not None:
-            self._snapshot_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._snapshot_task
+        await self._snapshots.aclose()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -260,45 +208,12 @@ class TelemetrySubscriber:
 
     def envelope(self, body: msgspec.Struct, ts: float, seq: int | None = None) -> bytes:
         """The encoded envelope of ``body`` at ``ts`` (epoch seconds), with ``seq`` if given."""
-        second, micro = self._stamp(ts)
-        if seq is None:
-            return self._format % (second, micro, _encode(body))
-        return self._event_format % (second, micro, seq, _encode(body))
+        return self._envelopes.envelope(body, ts, seq)
 
     def task_envelope(self, event: TaskEvent, seq: int) -> bytes:
-        """The encoded envelope of a task event, the run's event number ``seq``.
-
-        :meth:`envelope` of its TaskStateEvent, faster: this is the telemetry hot
-        path (two or more events per task), hence the inlining.
-        """
-        name = self._names.get(event.task_name)
-        if name is None:
-            name = self._names[event.task_name] = _encode(event.task_name)
-        ts = event.ts
-        second = int(ts)
-        stamp = self._stamp
-        prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
-        state = _STATES[event.state]
-        if (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by) or (
-            state is _CANCELLED
-        ):
-            return self._event_format % (
-                prefix,
-                int((ts - second) * 1_000_000),
-                seq,
-                _encode(self._task_body(event)),
-            )
-        error = event.error
-        return self._task_format % (
-            prefix,
-            int((ts - second) * 1_000_000),
-            seq,
-            _encode(event.task_id),
-            name,
-            state,
-            _encode(event.duration_ms),
-            _encode(truncate_error(error)) if error else b'""',
-        )
+        """The encoded envelope of a task event, the run's event number ``seq``: :meth:`envelope`
+        of its TaskStateEvent, faster (the telemetry's hot path)."""
+        return self._envelopes.task_envelope(event, seq)
 
     async def publish_heartbeat(self) -> None:
         """Publish one heartbeat now."""
@@ -307,31 +222,13 @@ class TelemetrySubscriber:
     def request_snapshot(self, after: int = 0) -> None:
         """A reader asked for the run's state after its event ``after``.
 
-        Answered on :attr:`snapshot_topic` at once, or :data:`SNAPSHOT_INTERVAL` seconds
-        after the last answer: the requests made meanwhile share one answer (from the
-        lowest ``after`` of them), so a thousand readers asking at once cost the run one
-        snapshot a second at most.
+        Answered on :attr:`snapshot_topic` at once, or
+        :data:`~cascade.interfaces.SNAPSHOT_INTERVAL` seconds after the last answer: the
+        requests made meanwhile share one answer (from the lowest ``after`` of them), so a
+        thousand readers asking at once cost the run one snapshot a second at most.
         """
-        if self._closing:
-            return
-        if self._snapshot_after is None or after < self._snapshot_after:
-            self._snapshot_after = after
-        if self._snapshot_task is None:
-            self._snapshot_task = asyncio.get_running_loop().create_task(
-                self._answer_snapshots(), name="cascade-snapshot"
-            )
-
-    async def _answer_snapshots(self) -> None:
-        try:
-            while self._snapshot_after is not None:
-                wait = self._answered_at + SNAPSHOT_INTERVAL - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)  # the rate limit, not a synchronisation
-                after, self._snapshot_after = self._snapshot_after, None
-                self._answered_at = time.monotonic()
-                await self.publish_snapshot(after)
-        finally:
-            self._snapshot_task = None
+        if not self._closing:
+            self._snapshots.request(after)
 
     async def publish_snapshot(self, after: int = 0) -> None:
         """Publish the run's state now (:class:`~cascade.interfaces.RunSnapshot`): the latest
@@ -339,86 +236,12 @@ class TelemetrySubscriber:
         :data:`~cascade.interfaces.MAX_SNAPSHOT_TASKS` of them (the earliest), in no order, in
         messages of at most about 192 KiB, the loop free to run tasks between every few
         hundred."""
-        c = self.counters
-        last_seq = self.seq
-        head = RunSnapshot(
-            after=after,
-            through=last_seq,
-            last_seq=last_seq,
-            planned=c.total,
-            running=max(0, c.running),
-            completed=c.completed,
-            failed=c.failed,
-            cancelled=c.cancelled,
-            skipped=c.skipped,
-            blocked=c.blocked,
-            pending=c.pending,
-        )
-        numbers = c.numbers
-        entries = [
-            (seq, event) for task_id, event in c.latest.items() if (seq := numbers[task_id]) > after
-        ]
-        if len(entries) > MAX_SNAPSHOT_TASKS:  # the earliest, so that it is whole up to through
-            entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
-            head.through = entries[-1][0]
-        parts: list[list[bytes]] = [[]]
-        size = 0
-        for index, (seq, event) in enumerate(entries, 1):
-            encoded = self._snapshot_entry(seq, event)
-            if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
-                parts.append([])
-                size = 0
-            parts[-1].append(encoded)
-            size += len(encoded) + 1
-            if index % _SNAPSHOT_YIELD == 0:
-                await asyncio.sleep(0)  # a big run's snapshot must not hold up its tasks
-        head.parts = len(parts)
-        for number, tasks in enumerate(parts, 1):
-            head.part = number
-            body = _encode(head)  # ends with its (empty) list of tasks: "tasks":[]}
-            second, micro = self._stamp(time.time())
-            payload = self._format % (second, micro, body[:-2] + b",".join(tasks) + b"]}")
-            await self._publish(self.snapshot_topic, payload, 1)
-            await asyncio.sleep(0)
-        self.snapshots += 1
+        await self._snapshots.publish(after)
 
-    def _snapshot_entry(self, seq: int, event: TaskEvent) -> bytes:
-        """One task of a snapshot, encoded: :class:`SnapshotTask` of its latest event, formatted
-        straight, as :meth:`task_envelope` does, but for those with more fields."""
-        state = _STATES[event.state]
-        second, micro = self._old_stamp(event.ts)
-        if state is _CANCELLED or (state is _BLOCKED and getattr(event, "held_by", None)):
-            return _encode(
-                self._snapshot_struct(seq, event, f"{second.decode()}.{micro:06d}+00:00")
-            )
-        name = self._names.get(event.task_name)
-        if name is None:
-            name = self._names[event.task_name] = _encode(event.task_name)
-        error = event.error
-        return _ENTRY % (
-            seq,
-            second,
-            micro,
-            _encode(event.task_id),
-            name,
-            state,
-            _encode(event.duration_ms),
-            _encode(truncate_error(error)) if error else b'""',
-        )
-
-    def _snapshot_struct(self, seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
-        body = self._task_body(event)
-        return SnapshotTask(
-            seq=seq,
-            ts=ts,
-            task_id=body.task_id,
-            task_name=body.task_name,
-            state=body.state,
-            duration_ms=body.duration_ms,
-            error=body.error,
-            held_by=body.held_by,
-            cancelled=body.cancelled,
-        )
+    @property
+    def snapshots(self) -> int:
+        """Snapshots of the run published (each in one or more messages)."""
+        return self._snapshots.published
 
     async def _heartbeat_loop(self, interval: float) -> None:
         while True:
@@ -433,6 +256,7 @@ class TelemetrySubscriber:
         # per task event; any other connector's publish() is awaited
         make_publisher = getattr(self.connector, "publisher", None)
         send = make_publisher(topic, 0) if callable(make_publisher) else None
+        task_envelope = self._envelopes.task_envelope
         while True:
             sent = 0
             while queue:
@@ -441,11 +265,11 @@ class TelemetrySubscriber:
                 try:  # inlined _publish: this loop runs for every event
                     if isinstance(event, TaskEvent):
                         if send is not None:
-                            send(self.task_envelope(event, seq))
+                            send(task_envelope(event, seq))
                         else:
-                            await publish(topic, self.task_envelope(event, seq), 0)
+                            await publish(topic, task_envelope(event, seq), 0)
                     else:
-                        qos, body = self._body(event)
+                        qos, body = event_body(event)
                         await publish(topic, self.envelope(body, event.ts, seq), qos)
                 except Exception as exc:
                     self._publish_failed(exc)
@@ -482,36 +306,6 @@ class TelemetrySubscriber:
         except ConnectorError:
             if connector.stats.published == published:
                 self._stalled_at = published
-
-    @staticmethod
-    def _task_body(event: TaskEvent) -> TaskStateEvent:
-        held = event.held_by if isinstance(event, TaskBlocked) and event.held_by else None
-        cancelled = event.state == "CANCELLED"  # FAILED on the wire, which every reader knows
-        state: TaskState = "FAILED" if event.state == "CANCELLED" else event.state
-        return TaskStateEvent(
-            task_id=event.task_id,
-            task_name=event.task_name,
-            state=state,
-            duration_ms=event.duration_ms,
-            error=truncate_error(event.error),
-            held_by=list(held) if held else msgspec.UNSET,
-            cancelled=True if cancelled else msgspec.UNSET,
-        )
-
-    @classmethod
-    def _body(cls, event: Event) -> tuple[int, msgspec.Struct]:
-        if isinstance(event, TaskEvent):
-            return 0, cls._task_body(event)
-        if isinstance(event, RunStarted):
-            return 1, LifecycleEvent(event="ENGINE_STARTED", tasks=event.task_count)
-        # PROTOCOL.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
-        status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
-        return 1, LifecycleEvent(
-            event="ENGINE_STOPPED",
-            status=status,
-            error=truncate_error(event.error),
-            cancelled=True if event.status == "Cancelled" else None,
-        )
 
     async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
         try:

@@ -1,0 +1,127 @@
+"""A run's answers to readers that ask for its state: snapshots, rate-limited and in parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from cascade.interfaces import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, RunSnapshot
+from cascade.interfaces.wire import snapshot_with_tasks
+
+from ._counters import RunCounters
+from ._envelopes import RunEnvelopes
+from ._events import TaskEvent
+
+__all__ = ["RunSnapshots"]
+
+_encode = msgspec.json.Encoder().encode
+
+_SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below readers' 256 KiB
+_SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
+
+
+def _first(item: tuple[int, TaskEvent]) -> int:
+    return item[0]
+
+
+class RunSnapshots:
+    """Answers a run's snapshot requests on ``topic`` through ``publish``, from ``counters``
+    and the number of the run's latest event (``last_seq()``)."""
+
+    def __init__(
+        self,
+        counters: RunCounters,
+        envelopes: RunEnvelopes,
+        last_seq: Callable[[], int],
+        publish: Callable[[str, bytes, int], Awaitable[None]],
+        topic: str,
+    ) -> None:
+        self.counters = counters
+        self.topic = topic
+        self.published = 0
+        """Snapshots of the run published (each in one or more messages)."""
+        self._envelopes = envelopes
+        self._last_seq = last_seq
+        self._publish = publish
+        self._after: int | None = None  # the lowest ``after`` asked since the last answer
+        self._task: asyncio.Task[None] | None = None
+        self._answered_at = -math.inf  # time.monotonic() of the last answer
+
+    def request(self, after: int) -> None:
+        """See :meth:`TelemetrySubscriber.request_snapshot`."""
+        if self._after is None or after < self._after:
+            self._after = after
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._answer(), name="cascade-snapshot"
+            )
+
+    async def aclose(self) -> None:
+        """Stop answering (an answer under way is cut short)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _answer(self) -> None:
+        try:
+            while self._after is not None:
+                wait = self._answered_at + SNAPSHOT_INTERVAL - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the rate limit, not a synchronisation
+                after, self._after = self._after, None
+                self._answered_at = time.monotonic()
+                await self.publish(after)
+        finally:
+            self._task = None
+
+    async def publish(self, after: int = 0) -> None:
+        """See :meth:`TelemetrySubscriber.publish_snapshot`."""
+        c = self.counters
+        last_seq = self._last_seq()
+        head = RunSnapshot(
+            after=after,
+            through=last_seq,
+            last_seq=last_seq,
+            planned=c.total,
+            running=max(0, c.running),
+            completed=c.completed,
+            failed=c.failed,
+            cancelled=c.cancelled,
+            skipped=c.skipped,
+            blocked=c.blocked,
+            pending=c.pending,
+        )
+        numbers = c.numbers
+        entries = [
+            (seq, event) for task_id, event in c.latest.items() if (seq := numbers[task_id]) > after
+        ]
+        if len(entries) > MAX_SNAPSHOT_TASKS:  # the earliest, so that it is whole up to through
+            entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
+            head.through = entries[-1][0]
+        envelopes = self._envelopes
+        parts: list[list[bytes]] = [[]]
+        size = 0
+        for index, (seq, event) in enumerate(entries, 1):
+            encoded = envelopes.snapshot_entry(seq, event)
+            if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
+                parts.append([])
+                size = 0
+            parts[-1].append(encoded)
+            size += len(encoded) + 1
+            if index % _SNAPSHOT_YIELD == 0:
+                await asyncio.sleep(0)  # a big run's snapshot must not hold up its tasks
+        head.parts = len(parts)
+        for number, tasks in enumerate(parts, 1):
+            head.part = number
+            body = snapshot_with_tasks(_encode(head), tasks)
+            second, micro = envelopes.stamp(time.time())
+            await self._publish(self.topic, envelopes.format % (second, micro, body), 1)
+            await asyncio.sleep(0)
+        self.published += 1
