@@ -9,14 +9,25 @@ import msgspec
 import pytest
 
 from cascade.interfaces import (
+    DroppedLines,
     Envelope,
     Heartbeat,
+    LogBatch,
+    LogLine,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
     decode_envelope,
+    decode_log_batch,
 )
-from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats, snapshot_with_tasks
+from cascade.interfaces.wire import (
+    LOG_LINE_FORMAT,
+    SNAPSHOT_TASK_FORMAT,
+    envelope_formats,
+    log_batch_format,
+    log_line_fields,
+    snapshot_with_tasks,
+)
 
 _encode = msgspec.json.encode
 SECOND, MICRO = b"2026-11-20T23:11:05", 540744
@@ -139,3 +150,41 @@ def test_snapshot_with_tasks_refuses_what_does_not_end_with_them() -> None:
     """Bytes that do not end with the empty list of tasks (a field after it) are refused."""
     with pytest.raises(ValueError, match="empty list of tasks"):
         snapshot_with_tasks(b'{"tasks":[],"more":1}', [b"{}"])
+
+
+@pytest.mark.parametrize(("run_id", "org_id", "project_id", "source", "trace_id"), IDS)
+def test_a_log_batch_template_decodes_to_its_schema_with_every_field(
+    run_id: str, org_id: str, project_id: str, source: str, trace_id: str | None
+) -> None:
+    """A batch of two lines (one with the optional fields a line may have) and a drop, made by
+    the templates, decodes to the LogBatch of the same values, and writes every field of
+    LogBatch and LogLine (their encodings leave defaults out, so the bytes differ in order
+    and defaults only: the decoded structs are what must agree)."""
+    fields = log_line_fields('t"%', "n%s", 2, trace_id, "0123456789abcdef")
+    plain = LOG_LINE_FORMAT % (SECOND, MICRO, fields, 7, b"INFO", _encode("lg"), _encode("hi"))
+    full = LOG_LINE_FORMAT % (
+        SECOND, MICRO, fields + b'"stream":"stderr","level_number":25,', 8, b"WARNING",
+        _encode(""), _encode('m%s"'),
+    )  # fmt: skip
+    dropped = [DroppedLines(task_id="t", task_name="n", lines=3, reason="budget")]
+    payload = log_batch_format(run_id, org_id, project_id, source) % (
+        4,
+        SECOND,
+        MICRO,
+        b",".join([plain, full]),
+        _encode(dropped),
+    )
+    common = {"ts": TS, "task_id": 't"%', "task_name": "n%s", "attempt": 2, "trace_id": trace_id,
+              "span_id": "0123456789abcdef"}  # fmt: skip
+    expected = LogBatch(
+        run_id=run_id, org_id=org_id, project_id=project_id, source=source, seq=4, ts=TS,
+        lines=[LogLine(**common, n=7, level="INFO", logger="lg", message="hi"),
+               LogLine(**common, n=8, level="WARNING", logger="", message='m%s"',
+                       stream="stderr", level_number=25)],
+        dropped=dropped,
+    )  # fmt: skip
+    assert decode_log_batch(payload) == expected
+    raw = json.loads(payload)
+    assert set(raw) == _names(LogBatch)
+    written = set(raw["lines"][1]) | {"trace_id"}  # None when the run is not traced
+    assert written == _names(LogLine)

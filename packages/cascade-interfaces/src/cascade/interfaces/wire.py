@@ -24,9 +24,12 @@ import msgspec
 from ._schemas import PROTOCOL_VERSION
 
 __all__ = [
+    "LOG_LINE_FORMAT",
     "SNAPSHOT_TASK_FORMAT",
     "EnvelopeFormats",
     "envelope_formats",
+    "log_batch_format",
+    "log_line_fields",
     "snapshot_with_tasks",
 ]
 
@@ -88,3 +91,45 @@ def snapshot_with_tasks(snapshot: bytes, tasks: list[bytes]) -> bytes:
     if not snapshot.endswith(_EMPTY_TASKS):
         raise ValueError("the snapshot must end with its empty list of tasks")
     return snapshot[:-2] + b",".join(tasks) + b"]}"
+
+
+LOG_LINE_FORMAT = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
+"""A :class:`~cascade.interfaces.LogLine`, filled with its ``ts`` (second, microseconds), its
+attempt's fields (:func:`log_line_fields`, then ``"stream"`` and ``"level_number"`` where
+it has them, each ending with a comma), its ``n``, its ``level`` (unquoted) and its encoded
+``logger`` and ``message``."""
+
+
+def log_line_fields(
+    task_id: str,
+    task_name: str,
+    attempt: int,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+) -> bytes:
+    r"""The fields one attempt's :class:`~cascade.interfaces.LogLine`\ s share, encoded, each
+    ending with a comma (what :data:`LOG_LINE_FORMAT` takes as its third value)."""
+    fields = b'"task_id":%b,"task_name":%b,"attempt":%d,' % (
+        _encode(task_id),
+        _encode(task_name),
+        attempt,
+    )
+    if trace_id is not None:
+        fields += b'"trace_id":%b,' % _encode(trace_id)
+    if span_id is not None:
+        fields += b'"span_id":%b,' % _encode(span_id)
+    return fields
+
+
+def log_batch_format(run_id: str, org_id: str, project_id: str, source: str) -> bytes:
+    """One run's :class:`~cascade.interfaces.LogBatch` template (its ids pre-encoded), filled
+    with its ``seq``, ``ts`` (second, microseconds), its lines encoded and joined with commas,
+    and its encoded ``dropped``."""
+    return (
+        b'{"v":%b,"run_id":%b,"org_id":%b,"project_id":%b,"source":%b,'
+        % tuple(
+            _encode(value).replace(b"%", b"%%")
+            for value in (PROTOCOL_VERSION, run_id, org_id, project_id, source)
+        )
+        + b'"seq":%d,"ts":"%b.%06d+00:00","lines":[%b],"dropped":%b}'
+    )

@@ -24,13 +24,13 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import (
-    PROTOCOL_VERSION,
     Connector,
     DroppedLines,
     LogLevel,
     logs_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
+from cascade.interfaces.wire import LOG_LINE_FORMAT, log_batch_format, log_line_fields
 
 from ._log_budgets import LineBucket, TaskLines, bucket_empty
 from ._log_capture import SCOPE, Installed, Scope
@@ -44,8 +44,6 @@ _encode = msgspec.json.Encoder().encode
 _NAMED: dict[int, LogLevel] = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 _BATCH_BYTES = 160 * 1024  # the lines of one message, below readers' 256 KiB
 _LEVELS = {name: name.encode() for name in _NAMED.values()}
-# A LogLine, formatted straight: its time, the attempt's fields, n, level, logger, message.
-_LINE = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
 
 
 _Queued = tuple[bytes, str]  # a line, encoded, and its task's id
@@ -81,14 +79,7 @@ class RunLogs:
         self.dropped = 0
         """Lines dropped (over a budget, the queue full, or their batch not published)."""
         # the batch, all but its number, time, lines and drops encoded once, as LogBatch's
-        self._batch = (
-            b'{"v":%b,"run_id":%b,"org_id":%b,"project_id":%b,"source":%b,'
-            % tuple(
-                _encode(value).replace(b"%", b"%%")
-                for value in (PROTOCOL_VERSION, run_id, org_id, project_id, connector.source_id)
-            )
-            + b'"seq":%d,"ts":"%b.%06d+00:00","lines":[%b],"dropped":%b}'
-        )
+        self._batch = log_batch_format(run_id, org_id, project_id, connector.source_id)
         self._trace_id = trace_id
         self._level = options.level_number
         self._lock = threading.Lock()
@@ -137,16 +128,7 @@ class RunLogs:
 
     def fields(self, task_id: str, task_name: str, attempt: int, span_id: str | None) -> bytes:
         """An attempt's fields of its lines, encoded."""
-        fields = b'"task_id":%b,"task_name":%b,"attempt":%d,' % (
-            _encode(task_id),
-            _encode(task_name),
-            attempt,
-        )
-        if self._trace_id is not None:
-            fields += b'"trace_id":%b,' % _encode(self._trace_id)
-        if span_id is not None:
-            fields += b'"span_id":%b,' % _encode(span_id)
-        return fields
+        return log_line_fields(task_id, task_name, attempt, self._trace_id, span_id)
 
     def printed(self, scope: Scope, stream: str, text: str) -> None:
         """What an attempt wrote on ``stream``: a line at each newline (the rest waits)."""
@@ -304,9 +286,17 @@ class RunLogs:
         second = stamp.prefix if whole == stamp.whole_second else stamp(created)[0]
         micro = int((created - whole) * 1_000_000)
         if named is not None:
-            return _LINE % (second, micro, fields, n, _LEVELS[named], name, _encode(message))
+            return LOG_LINE_FORMAT % (
+                second,
+                micro,
+                fields,
+                n,
+                _LEVELS[named],
+                name,
+                _encode(message),
+            )
         extra = b'"level_number":%d,' % max(0, min(100, level))
-        return _LINE % (
+        return LOG_LINE_FORMAT % (
             second,
             micro,
             fields + extra,
