@@ -13,6 +13,8 @@ PACKAGES = Path(__file__).resolve().parents[2] / "packages"
 MODULES = {
     "cascade-interfaces": [
         "cascade.interfaces",
+        "cascade.control",
+        "cascade.control.access",
         "cascade.interfaces.connector_kit",
         "cascade.interfaces.constraints_index",
         "cascade.interfaces.reader",

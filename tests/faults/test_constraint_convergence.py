@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cascade.cli import subscribe_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     MAX_INDEXED_TOPICS,
@@ -21,6 +20,7 @@ from cascade.interfaces import (
     constraint_topic,
     update_constraints_index,
 )
+from cascade.interfaces.reader import subscribe_constraints
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
 from cascade.testkit import OwnBroker, free_port, skip_on_family
 

@@ -28,8 +28,8 @@ import statistics
 import httpx
 from oidc_provider_mock import run_server_in_thread
 
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import DashboardHub, OidcSignIn, create_app
+from cascade.control.access import Roles
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 ROLES = Roles.parse('[[grant]]\nrole = "viewer"\nscopes = ["global"]\npeople = ["a"]\n')

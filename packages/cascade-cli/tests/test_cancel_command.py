@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli._cancel import Refusal, describe_reply, request_cancel
 from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.control import Refusal, describe_reply, request_cancel
 from cascade.interfaces import (
     CancelReply,
     Envelope,

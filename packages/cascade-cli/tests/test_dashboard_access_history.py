@@ -18,8 +18,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cascade.cli import CliContext, app
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import AccessLog, DashboardHub, ProxySignIn, create_app, sink_of
+from cascade.control.access import Roles
 from cascade.history import History
 
 ROLES = Roles.parse('[[grant]]\nrole = "admin"\nscopes = ["global"]\npeople = ["root"]\n')

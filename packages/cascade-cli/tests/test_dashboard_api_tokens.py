@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import AccessLog, DashboardHub, ProxySignIn, create_app
 from cascade.cli.dashboard._api_tokens import ApiTokens
+from cascade.control.access import Roles
 from cascade.history import History, Received
 from cascade.interfaces import TaskStateEvent, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, telemetry

@@ -19,7 +19,6 @@ import pytest
 import uvicorn
 
 from cascade.cli import bind
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import (
     Claimant,
     DashboardHub,
@@ -28,6 +27,7 @@ from cascade.cli.dashboard import (
     Tokens,
     create_app,
 )
+from cascade.control.access import Roles
 from cascade.history import History, RunSummary
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -18,7 +18,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cascade.cli.access import Access, Identity, Roles
 from cascade.cli.dashboard import (
     DashboardHub,
     Follower,
@@ -27,6 +26,7 @@ from cascade.cli.dashboard import (
     Tokens,
     create_app,
 )
+from cascade.control.access import Access, Identity, Roles
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import (
     LogBatch,

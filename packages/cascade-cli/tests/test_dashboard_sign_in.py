@@ -12,8 +12,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import DashboardHub, OidcSignIn, ProxySignIn, create_app
+from cascade.control.access import Roles
 
 PROXY = ipaddress.ip_network("10.0.0.0/24")
 ROLES = Roles.parse('[[grant]]\nrole = "viewer"\nscopes = ["org:acme"]\ngroups = ["ops"]\n')

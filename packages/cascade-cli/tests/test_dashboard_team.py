@@ -11,7 +11,6 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
-from cascade.cli.access import Access, Identity, Roles
 from cascade.cli.dashboard import (
     AccessEvent,
     AccessLog,
@@ -21,6 +20,7 @@ from cascade.cli.dashboard import (
     Tokens,
     create_app,
 )
+from cascade.control.access import Access, Identity, Roles
 from cascade.interfaces import TaskStateEvent, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, telemetry
 

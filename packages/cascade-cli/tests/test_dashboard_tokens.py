@@ -54,7 +54,7 @@ async def test_a_wrong_secret_issues_nothing(broker: InMemoryBroker, hub: Dashbo
 
 @pytest.mark.parametrize(
     ("reason", "message"),
-    [(7, "--reason must be text"), ("x" * 300, "--reason is too long"), ("a\x1bb", "holds")],
+    [(7, "reason must be text"), ("x" * 300, "reason is too long"), ("a\x1bb", "holds")],
 )
 async def test_a_bad_reason_is_refused_like_the_cli_refuses_it(
     broker: InMemoryBroker, hub: DashboardHub, reason: object, message: str

@@ -18,8 +18,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import SHORT_ID, BrokerOptions, CliContext, app
+from cascade.cli import BrokerOptions, CliContext, app
 from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.control import SHORT_ID
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload

@@ -18,8 +18,8 @@ from oidc_provider_mock import User, run_server_in_thread
 from rich.console import Console
 
 from cascade.cli import BrokerOptions, mqtt_connector
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import OidcSignIn, Tokens, serve_dashboard
+from cascade.control.access import Roles
 from cascade.testkit import BrokerEndpoint, free_port
 
 # the provider (oidc-provider-mock 0.3) calls Authlib's server side the way it did before 1.6

@@ -15,9 +15,9 @@ import httpx
 from rich.console import Console
 
 from cascade.cli import BrokerOptions, mqtt_connector
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import Tokens, serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control.access import Roles
 from cascade.runtime import Engine, RunStarted, task
 from cascade.testkit import BrokerEndpoint, free_port
 

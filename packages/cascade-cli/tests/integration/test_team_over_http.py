@@ -21,9 +21,9 @@ from oidc_provider_mock import User, run_server_in_thread
 from rich.console import Console
 
 from cascade.cli import BrokerOptions, mqtt_connector
-from cascade.cli.access import Roles
 from cascade.cli.dashboard import OidcSignIn, Tokens, serve_dashboard
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control.access import Roles
 from cascade.history import History, Recorder
 from cascade.runtime import Engine, LogForwarding, RunStarted, task
 from cascade.testkit import BrokerEndpoint, free_port

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, inert
+
 from ._history_db import cell
-from ._inert import SHOWN, inert
-from ._run_ids import short_id
 
 if TYPE_CHECKING:
     from cascade.history import AuditEvent

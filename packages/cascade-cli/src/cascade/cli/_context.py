@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from cascade.control import ControlError
 from cascade.interfaces import ConnectorError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 
-__all__ = ["CliContext", "UsageError", "fail", "usage"]
+__all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 
 _T = TypeVar("_T")
 
@@ -30,8 +31,39 @@ class UsageError(ValueError):
 
 
 def usage(exc: UsageError | ValueError) -> typer.BadParameter:
-    """The usage error (exit 2) a command raises for ``exc``."""
+    """The usage error (exit 2) a command raises for ``exc`` (a
+    :class:`~cascade.control.ControlError` said with the flag of the field it names)."""
+    if isinstance(exc, ControlError):
+        exc = flagged(exc)
     return typer.BadParameter(str(exc))
+
+
+# The input a field of cascade.control is given with on the command line.
+_FLAGS = {
+    "ttl": "--ttl",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "type": "--type",
+    "reason": "--reason",
+    "issued_by": "--as (or $CASCADE_OPERATOR)",
+    "username": "--username (the default for --as)",
+}
+# Messages that name several fields, as the command line says them.
+_SAID = {"give concurrency, rate or both": "give --concurrency N, --rate R, or both"}
+
+
+def flagged(exc: ControlError) -> UsageError:
+    """``exc`` as the command line says it (exit 2): the field it names at its start said as
+    the flag that gives it (``ttl must be`` -> ``--ttl must be``; ``scope:`` -> ``SCOPE:``)."""
+    text = str(exc)
+    flag = _FLAGS.get(exc.field)
+    if text in _SAID:
+        text = _SAID[text]
+    elif flag is not None and text.startswith(exc.field):
+        text = flag + text[len(exc.field) :]
+    elif exc.field == "scope" and text.startswith("scope:"):
+        text = "SCOPE" + text[len("scope") :]
+    return UsageError(text)
 
 
 def fail(message: str) -> typer.Exit:

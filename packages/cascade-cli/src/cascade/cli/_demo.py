@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.control import limit_constraints, pause_constraint
 from cascade.interfaces import (
     Connector,
     Message,
@@ -27,7 +28,6 @@ from cascade.interfaces.reader import ReaderModel
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ._broker import BrokerOptions, ConnectorFactory
-from ._control import limit_constraints, pause_constraint
 from ._demo_summary import demo_summary
 from ._render import render_watch
 

@@ -6,10 +6,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cascade.interfaces.reader import RunView
-
-from ._inert import inert
-from ._run_ids import short_id
+from cascade.control import short_id
+from cascade.interfaces.reader import RunView, inert
 
 __all__ = ["demo_summary"]
 

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.text import Text
 
+from cascade.control import ControlError, checked_prefix, one_run, recorded_in
+from cascade.interfaces.reader import inert
+
 from ._context import UsageError, fail, usage
-from ._inert import inert
-from ._run_ids import checked_prefix, one_run, recorded_in
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
@@ -134,14 +135,14 @@ def opened_run(command: str, db: str | None, run_id: str) -> tuple[History, str]
     runs' ids start with (naming them), exit 1 naming the database when no run's does."""
     try:
         wanted = checked_prefix(run_id)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     history = open_history(command, db)
     try:
         recorded = query(lambda: recorded_in(history, wanted))
         try:
             found = one_run(wanted, recorded.ids, more=recorded.capped)
-        except UsageError as exc:
+        except (UsageError, ControlError) as exc:
             raise usage(exc) from None
     except BaseException:
         history.close()

@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import Hold
+from cascade.interfaces.reader import SHOWN, inert
 
-from ._inert import SHOWN, inert
 from ._times import TimeFormat, duration
 
 __all__ = ["NOTHING_HOLDS", "hold_text", "holds_text", "recorded_holds_text"]

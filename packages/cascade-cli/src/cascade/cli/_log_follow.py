@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from cascade.interfaces import Connector, LogLine, Message, logs_filter, telemetry_filter
-from cascade.interfaces.reader import HeardBatch, LogFollower, ReaderModel, RunLogs, line_matches
+from cascade.interfaces.reader import (
+    HeardBatch,
+    LogFollower,
+    ReaderModel,
+    RunLogs,
+    inert,
+    line_matches,
+)
 
-from ._inert import inert
 from ._log_text import dropped_note, line_json, line_text, missed_note
 
 __all__ = ["STOP_GRACE", "LogPrinter", "follow_logs"]

@@ -10,8 +10,7 @@ from typing import Any, Protocol
 import typer
 
 from cascade.interfaces import LOG_LEVELS, MAX_LOG_LINE_BYTES, LogLine, level_number
-
-from ._inert import SHOWN, inert
+from cascade.interfaces.reader import SHOWN, inert
 
 __all__ = [
     "LEVEL_HELP",

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cascade.control import ControlError
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import ReaderModel
 
@@ -98,7 +99,7 @@ def metrics_address(value: str) -> tuple[str, int]:
     is checked here too, before anything starts."""
     try:
         host, port = parse_listen(value, "--metrics-listen")
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
         import prometheus_client  # noqa: F401

@@ -15,13 +15,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from cascade.control import SHORT_ID, short_id
 from cascade.interfaces import Constraint
-from cascade.interfaces.reader import LAST_TIMESTAMP, EngineView, ReaderModel, RunView
+from cascade.interfaces.reader import LAST_TIMESTAMP, SHOWN, EngineView, ReaderModel, RunView, inert
 
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
-from ._inert import SHOWN, inert
-from ._run_ids import SHORT_ID, short_id
 from ._summary_text import fleet_line, summary_text
 from ._times import TimeFormat, duration
 

@@ -15,10 +15,11 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from cascade.interfaces.reader import SHOWN, inert
+
 from ._fit import Cell, Column, fitted, left_out_line
 from ._history_db import cell
 from ._holds_text import recorded_holds_text
-from ._inert import SHOWN, inert
 from ._render import STATE_STYLES, TimeFormat, duration
 from ._run_overview import RunOverview
 from ._runs import RUN_STYLES, refused_text, task_counts

@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cascade.interfaces.reader import FINISHED_STATES
+from cascade.interfaces.reader import FINISHED_STATES, SHOWN, inert
 
 from ._context import UsageError
 from ._history_db import query
-from ._inert import SHOWN, inert
 from ._render import STATE_STYLES
 
 if TYPE_CHECKING:

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
+from cascade.control import SHORT_ID, short_id
+from cascade.interfaces.reader import SHOWN, inert
+
 from ._fit import Cell, Column, fits, fitted
 from ._history_db import cell
-from ._inert import SHOWN, inert
 from ._render import STATE_STYLES, TimeFormat, duration
-from ._run_ids import SHORT_ID, short_id
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -8,13 +8,10 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.reader import RunView, TaskView
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
 
 from ._holds_text import holds_text
-from ._inert import SHOWN, inert
-from ._run_ids import (
-    short_id,
-)
 from ._status_json import iso_time
 from ._times import TimeFormat, duration
 

@@ -9,12 +9,14 @@ import time
 
 import typer
 
+from cascade.control import Recorded, is_full, short_id
+from cascade.interfaces.reader import SHOWN, inert
+
 from ._broker import BrokerOptions
 from ._context import fail
 from ._history_db import recorded_run_pages
 from ._holds_text import recorded_holds_text
-from ._inert import SHOWN, inert
-from ._run_ids import Recorded, is_full, recorded_run_ids, short_id
+from ._run_lookup import recorded_run_ids
 from ._times import TimeFormat, duration
 
 __all__ = ["not_heard", "why_from_history"]

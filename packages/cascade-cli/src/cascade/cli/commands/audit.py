@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from cascade.control import SHORT_ID
+from cascade.interfaces.reader import SHOWN
+
 from .._audit import ACTION_STYLES, action_text, by_text, scope_and_params
 from .._broker import MAX_COUNT
 from .._context import CliContext
@@ -24,9 +27,7 @@ from .._history_db import (
     query,
     since_seconds,
 )
-from .._inert import SHOWN
 from .._render import TimeFormat, duration
-from .._run_ids import SHORT_ID
 
 __all__ = ["audit"]
 

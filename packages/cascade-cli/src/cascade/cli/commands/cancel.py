@@ -7,27 +7,26 @@ from typing import Annotated, Any
 
 import typer
 
-from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from .._cancel import (
-    RefusalsSaid,
-    describe_reply,
-    request_cancel,
-)
-from .._cancel_answers import CancelAnswer
-from .._context import CliContext, UsageError, fail, usage
-from .._history_db import Db
-from .._operator import As, Reason, Witness, checked_reason, operator_name, witness_login
-from .._run_ids import (
-    WHERE_FULL_IDS,
+from cascade.control import (
+    CancelAnswer,
+    ControlError,
     Recorded,
     checked_prefix,
+    checked_reason,
+    describe_reply,
     heard_run_ids,
     is_full,
     live_wait,
     one_run,
-    recorded_run_ids,
+    request_cancel,
 )
-from .._run_owner import recorded_run
+
+from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from .._cancel_said import RefusalsSaid
+from .._context import CliContext, UsageError, fail, usage
+from .._history_db import Db
+from .._operator import As, Reason, Witness, operator_name, witness_login
+from .._run_lookup import WHERE_FULL_IDS, recorded_run, recorded_run_ids
 
 __all__ = ["cancel"]
 
@@ -67,7 +66,7 @@ def cancel(
         wanted = checked_prefix(run_id)
         why, by = checked_reason(reason), operator_name(operator, broker.username)
         login = witness_login(witness, broker.username)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     said = RefusalsSaid()
@@ -95,7 +94,7 @@ def cancel(
 
     try:
         answer = CliContext.of(ctx).run(broker, ask)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if answer is None:
         searched = f"in the history at {recorded.location} or " if recorded.location else ""

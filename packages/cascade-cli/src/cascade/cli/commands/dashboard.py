@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cascade.control import ControlError
 from cascade.interfaces import ConnectorError
 
 from .._broker import BrokerOptions
@@ -127,7 +128,7 @@ def dashboard(
         name = operator_name(operator, broker.username)
         tokens = Tokens.parse(token or (), name)
         team = team_sign_in(sign_in_options, has_token=tokens is not None)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise typer.BadParameter(str(exc)) from None
 
     # --db is asked for: a history it cannot open ends the command; the default is looked for

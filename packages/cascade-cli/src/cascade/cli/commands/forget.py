@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
+from cascade.control import publish_confirmed
 from cascade.interfaces import (
     status_topic,
     summary_topic,
 )
+from cascade.interfaces.reader import SHOWN, inert
 
 from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from .._context import CliContext, fail
 from .._forget import retained_statuses, stale_statuses
-from .._inert import SHOWN, inert
-from .._publishing import publish_confirmed
 from .._view_options import parse_age
 
 __all__ = ["forget"]

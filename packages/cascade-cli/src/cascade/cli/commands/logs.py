@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cascade.control import ControlError, checked_prefix, is_full
 from cascade.interfaces import LogLine, parse_timestamp
 from cascade.interfaces.reader import LogFollower
 
@@ -27,7 +28,7 @@ from .._history_db import (
 )
 from .._log_follow import LogPrinter, follow_logs
 from .._log_text import LEVEL_HELP, parse_level, recorded_line
-from .._run_ids import WHERE_FULL_IDS, checked_prefix, is_full
+from .._run_lookup import WHERE_FULL_IDS
 
 if TYPE_CHECKING:
     from cascade.history import History
@@ -80,7 +81,7 @@ def _live_run(history: History | None, given: str) -> tuple[History | None, str]
     one, else it must be whole."""
     try:
         wanted = checked_prefix(given)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if history is not None and not is_full(wanted):
         location = history.location

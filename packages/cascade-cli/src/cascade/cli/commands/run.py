@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cascade.control import ControlError
+
 from .._context import CliContext, UsageError, usage
 from .._history_db import Db, Json, gone, history_line, opened_run, query, task_pages
 from .._render import TimeFormat
@@ -60,7 +62,7 @@ def run(
     """
     try:
         states = task_states(state)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     shown = limit if limit is not None else (0 if json_output else DEFAULT_LIMIT)
     most = shown or None  # None: every task

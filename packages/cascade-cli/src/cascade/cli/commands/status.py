@@ -7,12 +7,16 @@ from typing import Any
 
 import typer
 
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.reader import (
+    ROLLCALL_WAIT,
+    ReaderModel,
+    subscribe_constraints,
+    subscribe_statuses,
+)
 
 from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from .._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
 from .._context import CliContext
-from .._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
 from .._render import render_status
 from .._status_json import ascii_json, status_json
 from .._view_options import (

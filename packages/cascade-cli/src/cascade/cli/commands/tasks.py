@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from cascade.interfaces.reader import SHOWN
+
 from .._context import CliContext
 from .._fit import Cell, Column, fitted, print_fitted
 from .._history_db import (
@@ -20,7 +22,6 @@ from .._history_db import (
     query,
     since_seconds,
 )
-from .._inert import SHOWN
 from .._render import duration
 
 __all__ = ["tasks"]

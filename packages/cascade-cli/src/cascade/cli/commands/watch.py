@@ -12,7 +12,12 @@ from rich.console import Group, RenderableType
 from rich.live import Live
 
 from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
-from cascade.interfaces.reader import DEFAULT_KEEP_RUNS, ReaderModel
+from cascade.interfaces.reader import (
+    DEFAULT_KEEP_RUNS,
+    ReaderModel,
+    subscribe_constraints,
+    subscribe_statuses,
+)
 
 from .._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
 from .._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
@@ -22,7 +27,6 @@ from .._fleet_render import FLEET_CHROME, events_header, render_fleet
 from .._json_lines import JsonLines
 from .._live import refresh, wait_until
 from .._pipes import stop_when_stdout_closes
-from .._reading import subscribe_constraints, subscribe_statuses
 from .._render import TimeFormat, missed_lines, refused_lines, render_watch
 from .._view_options import (
     DEFAULT_FLEET_THRESHOLD,

@@ -11,6 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
+from cascade.control import (
+    ControlError,
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    is_full,
+    live_wait,
+    one_run,
+    short_id,
+)
 from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel
@@ -18,16 +28,7 @@ from cascade.interfaces.reader import ReaderModel
 from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from .._context import CliContext, UsageError, usage
 from .._history_db import Db
-from .._run_ids import (
-    HeardRuns,
-    Recorded,
-    checked_prefix,
-    is_full,
-    live_wait,
-    one_run,
-    recorded_run_ids,
-    short_id,
-)
+from .._run_lookup import recorded_run_ids
 from .._times import TimeFormat
 from .._why import why_json, why_lines
 from .._why_history import not_heard, why_from_history
@@ -69,7 +70,7 @@ def why(
     """
     try:
         wanted = checked_prefix(run_id)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if history:
         why_from_history(wanted, task, json_output=json_output, db=db)
@@ -112,7 +113,7 @@ def why(
 
     try:
         target = CliContext.of(ctx).run(broker, listen)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     run = state.runs.get(target) if target is not None else None
     if run is None:

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 from ._access_history import sink_of
 from ._access_log import AccessEvent, AccessLog
 from ._api import create_app
+from ._control_bodies import constraint_messages
 from ._controls import MAX_BODY
 from ._deltas import Follower
 from ._fair_share import Claimant, HistoryReaders, StreamSlots
 from ._guard import Tokens
 from ._history_api import MAX_LIMIT, RUN_PAGE
 from ._history_source import HistorySource
-from ._hub import DashboardHub, constraint_messages
+from ._hub import DashboardHub
 from ._model import DashboardModel, Segment
 from ._proxy import ProxySignIn
 from ._serve import serve_dashboard

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from ..access import Identity
+from cascade.control.access import Identity
 
 __all__ = ["FOLDS_A_MINUTE", "AccessEvent", "AccessLog", "log_line"]
 

@@ -12,7 +12,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..access import Role
+from cascade.control.access import Role
+
 from ..metrics import CONTENT_TYPE
 from ._access_log import AccessLog
 from ._api_tokens import ApiTokenCheck, ApiTokens
@@ -48,9 +49,8 @@ from ._token_api import token_routes
 from ._visible_runs import visible_id
 
 if TYPE_CHECKING:
+    from cascade.control.access import Access, Roles
     from cascade.history import History
-
-    from ..access import Access, Roles
 
 __all__ = [
     "KEEPALIVE",

@@ -11,19 +11,18 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cascade.control import ControlError, describe_reply, validate_scope
 from cascade.interfaces import ConnectorError
 
-from .._cancel import describe_reply
-from .._context import UsageError
-from .._control import validate_scope
+from ._control_bodies import cancel_reason, constraint_messages
 from ._guard import Refused, Tokens, read_json, refusal
 from ._history_source import HistorySource
-from ._hub import DashboardHub, constraint_messages
+from ._hub import DashboardHub
 from ._team import Team
 from ._visible_runs import HistoryUnreadable, find_run, unknown_run
 
 if TYPE_CHECKING:
-    from ..access import Access
+    from cascade.control.access import Access
 
 __all__ = ["MAX_BODY", "Controls"]
 
@@ -103,17 +102,18 @@ class Controls:
             body = await read_json(request, MAX_BODY)
         except Refused as refused:
             return refusal(refused.status, refused.message)
-        try:
-            messages = constraint_messages(body)  # refused as the CLI would, before any check
-        except (UsageError, UnicodeError) as exc:
+        name = caller if isinstance(caller, str) else caller.identity.name
+        try:  # read once, refused as the CLI would, before any check
+            messages = constraint_messages(body, issued_by=name)
+        except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         scope, kind = messages[0][1].scope, messages[0][1].type
         holder = self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
         if not isinstance(holder, str):
             return holder
         try:
-            published = await self.hub.apply_constraints(body, issued_by=holder)
-        except (UsageError, UnicodeError) as exc:
+            published = await self.hub.apply_constraints(messages)
+        except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
@@ -129,7 +129,7 @@ class Controls:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
         try:
             validate_scope(scope)
-        except UsageError as exc:
+        except ControlError as exc:
             return refusal(400, str(exc))
         holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
         if not isinstance(holder, str):
@@ -138,7 +138,7 @@ class Controls:
             cleared = await self.hub.clear(
                 scope, request.query_params.get("type"), issued_by=holder
             )
-        except (UsageError, UnicodeError) as exc:
+        except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
@@ -172,8 +172,9 @@ class Controls:
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
             if not isinstance(holder, str):
                 return holder
-            answer = await self.hub.cancel(run_id, body, issued_by=holder, owner=found.owner)
-        except (UsageError, UnicodeError) as exc:
+            reason = cancel_reason(body)
+            answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner)
+        except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except (HistoryUnreadable, ConnectorError) as exc:
             return refusal(503, str(exc))

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.types import Scope
 
-from ..access import Role
+from cascade.control.access import Role
+
 from ._guard import Refused
 
 if TYPE_CHECKING:
-    from ..access import Access
+    from cascade.control.access import Access
 
 __all__ = [
     "HISTORY_READERS",

@@ -13,8 +13,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cascade.control import MAX_OPERATOR_LENGTH, checked_text
+
 from .._context import UsageError
-from .._operator import MAX_OPERATOR_LENGTH, checked_text
 
 __all__ = [
     "HostCheck",

@@ -34,10 +34,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
+from cascade.control import checked_prefix, one_run, recorded_in
 from cascade.interfaces import LOG_LEVELS
 from cascade.interfaces.reader import FINISHED_STATES
 
-from .._run_ids import checked_prefix, one_run, recorded_in
 from .._view_options import parse_age
 from ._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ._guard import Refused, refusal
@@ -45,9 +45,9 @@ from ._history_source import HistorySource
 from ._visible_runs import NO_SUCH_RUN
 
 if TYPE_CHECKING:
+    from cascade.control.access import Access, Among
     from cascade.history import History, StateChange
 
-    from ..access import Access, Among
     from ._team import Team
 
 __all__ = [

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..access import Access, Roles
+from cascade.control.access import Access, Roles
+
 from ._guard import Tokens
 from ._sign_in import SignIn, SignInPages
 from ._team import identify

@@ -33,7 +33,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
-from ..access import Identity
+from cascade.control.access import Identity
+
 from ._flood import Budget
 from ._oidc_names import NotNamed, name_of
 from ._oidc_provider import ProviderUnavailable, provider_client

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from cascade.control.access import Among
 from cascade.interfaces.reader import EngineView, RunView
 
-from ..access import Among
 from ._fleet_index import FLEET, FleetRun
 from ._model import DashboardModel
 

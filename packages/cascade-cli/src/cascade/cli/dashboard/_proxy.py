@@ -11,11 +11,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
+from cascade.control import MAX_OPERATOR_LENGTH, ControlError, checked_text
+from cascade.control.access import Identity
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._context import UsageError
-from .._operator import MAX_OPERATOR_LENGTH, checked_text
-from ..access import Identity
 
 __all__ = ["Network", "ProxySignIn", "trusted_networks"]
 
@@ -98,7 +98,7 @@ class ProxySignIn:
                 raise UsageError("the request has two of them")
             name = checked_text(users[0].decode("utf-8"), "the user header", MAX_OPERATOR_LENGTH)
             groups = _groups(_headers(scope, self.groups_header))
-        except (UnicodeDecodeError, UsageError) as exc:
+        except (UnicodeDecodeError, UsageError, ControlError) as exc:
             self._log.warning("unusable", "ignored the proxy's %s: %s",
                               self._shown, exc)  # fmt: skip
             return None

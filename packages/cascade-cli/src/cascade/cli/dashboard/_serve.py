@@ -15,9 +15,9 @@ from .._listen import bind, is_loopback
 from ._history_source import HistorySource
 
 if TYPE_CHECKING:
+    from cascade.control.access import Roles
     from cascade.history import History
 
-    from ..access import Roles
     from ._guard import Tokens
     from ._sign_in import SignIn
 
@@ -188,9 +188,9 @@ async def serve_dashboard(
 
 async def _demo_loop(broker: BrokerOptions) -> None:
     """The demo workflow, run again and again on one engine, a few seconds apart."""
+    from cascade.control import limit_constraints
     from cascade.runtime import Engine, TaskFailedError
 
-    from .._control import limit_constraints
     from .._demo import API_RATE, API_REASON, DEMO_OPERATOR, build_workflow, demo_engine_connector
 
     connector = demo_engine_connector(broker)

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..access import Access
+from cascade.control.access import Access
+
 from ._guard import refusal
 from ._sessions import Sessions
 

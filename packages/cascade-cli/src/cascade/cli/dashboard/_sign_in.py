@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
-from ..access import Identity
+from cascade.control.access import Identity
 
 __all__ = ["SignIn", "SignInPages"]
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
-from ..access import Access, Identity, Roles
+from cascade.control.access import Access, Identity, Roles
+
 from ._access_log import AccessLog
 from ._api_tokens import HOLDER_KEY
 from ._guard import Tokens, refusal

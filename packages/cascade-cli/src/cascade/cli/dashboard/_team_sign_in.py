@@ -6,10 +6,11 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cascade.control.access import Roles, RolesError
+
 from .._context import UsageError
 from .._listen import is_loopback
 from .._sign_in_options import SignInOptions
-from ..access import Roles, RolesError
 from ._sign_in import SignIn
 
 __all__ = ["TeamSignIn", "team_sign_in"]

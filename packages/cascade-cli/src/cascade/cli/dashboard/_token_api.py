@@ -22,7 +22,8 @@ from ._api_tokens import ApiTokens
 from ._guard import Refused, read_json, refusal
 
 if TYPE_CHECKING:
-    from ..access import Access
+    from cascade.control.access import Access
+
     from ._team import Team
 
 __all__ = ["token_routes"]

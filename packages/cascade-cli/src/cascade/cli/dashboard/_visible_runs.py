@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.responses import JSONResponse
 
-from .._run_ids import Recorded, checked_prefix, is_full, one_run, recorded_in
+from cascade.control import Recorded, checked_prefix, is_full, one_run, recorded_in
+
 from ._guard import refusal
 from ._pages import covers
 
 if TYPE_CHECKING:
+    from cascade.control.access import Among
     from cascade.history import History, RunSummary
     from cascade.interfaces.reader import RunView
 
-    from ..access import Among
     from ._fleet_index import FleetRun
     from ._model import DashboardModel
 
@@ -94,7 +95,7 @@ async def find_run(
     """The one run ``given`` (a whole id or a prefix) names among the live and recorded runs
     the asker may see; ``None`` when none does (never heard of, or hidden: the same queries
     either way). A whole id nobody heard of is taken as it is for those who see everything
-    (``among`` ``None``: its engine may still answer). :class:`UsageError` when ``given`` is
+    (``among`` ``None``: its engine may still answer). :class:`ControlError` when ``given`` is
     not hex or several runs the asker may see have it (it names those only);
     :class:`HistoryUnreadable` when the history cannot answer."""
     wanted = checked_prefix(given)

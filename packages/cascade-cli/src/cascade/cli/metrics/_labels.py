@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._inert import inert
+from cascade.interfaces.reader import inert
 
 __all__ = ["DEFAULT_MAX_LABEL_VALUES", "MAX_LABEL_LENGTH", "OTHER", "LabelCap", "label_value"]
 

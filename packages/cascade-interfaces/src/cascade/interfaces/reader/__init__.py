@@ -41,6 +41,7 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
 
 from ._bounded_text import KEPT, MARK, truncate
 from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary
+from ._inert import SHOWN, inert
 from ._logs import (
     DEFAULT_KEEP_BYTES,
     DEFAULT_KEEP_LINES,
@@ -55,6 +56,12 @@ from ._logs import (
     line_matches,
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._subscriptions import (
+    ROLLCALL_WAIT,
+    subscribe_constraints,
+    subscribe_statuses,
+    subscribe_summaries,
+)
 from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
 
 __all__ = [
@@ -69,6 +76,8 @@ __all__ = [
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
     "MAX_MORE_LIVE",
+    "ROLLCALL_WAIT",
+    "SHOWN",
     "ConnectionView",
     "EngineView",
     "FleetTotals",
@@ -82,6 +91,10 @@ __all__ = [
     "TaskView",
     "counted_summary",
     "cut_message",
+    "inert",
     "line_matches",
+    "subscribe_constraints",
+    "subscribe_statuses",
+    "subscribe_summaries",
     "truncate",
 ]

@@ -2,9 +2,9 @@
 
 Anyone who can publish may answer on ``{prefix}/reply/{id}/+`` (a broker ACL at most binds
 the last level to the answerer's login), so an answer counts only from the engine that owns
-the run (:mod:`._run_owner`). Until the owner is known, answers wait; once it is, the first
-answer from it is taken and those from others are refused; the owner never heard, every
-answer is refused.
+the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait; once
+it is, the first answer from it is taken and those from others are refused; the owner never
+heard, every answer is refused.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from cascade.interfaces import (
     check_reply_topic,
     decode_cancel_reply,
 )
+from cascade.interfaces.reader import SHOWN, inert
 
-from ._inert import SHOWN, inert
 from ._run_ids import short_id
 
 __all__ = ["AnswerJudge", "CancelAnswer", "Refusal"]

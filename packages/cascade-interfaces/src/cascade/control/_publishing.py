@@ -1,4 +1,4 @@
-"""How `cascade pause`, `limit` and `resume` (and the dashboard's controls) reach the broker."""
+"""How constraints, their clearing and the notes of who did it reach the broker."""
 
 from __future__ import annotations
 
@@ -17,15 +17,14 @@ from cascade.interfaces import (
     issued_topic,
     update_constraints_index,
 )
+from cascade.interfaces.reader import subscribe_constraints
 
-from ._context import UsageError
-from ._control import resume_topics
-from ._reading import subscribe_constraints
+from ._constraints import resume_topics
 
 __all__ = [
     "PublishRefusedError",
     "clear_constraints",
-    "parse_constraint_type",
+    "say_issued",
     "publish_confirmed",
     "set_constraints",
 ]
@@ -151,10 +150,3 @@ async def clear_constraints(
     ]
     await say_issued(connector, login, notes)
     return topics
-
-
-def parse_constraint_type(value: str | None) -> ConstraintType | None:
-    """``--type``: ``pause``, ``concurrency``, ``rate_limit`` or ``None`` (all of them)."""
-    if value in (None, "pause", "concurrency", "rate_limit"):
-        return value  # type: ignore[return-value]
-    raise UsageError(f"--type must be pause, concurrency or rate_limit, not {value!r}")

@@ -1,4 +1,4 @@
-"""What `cascade pause`, `resume` and `limit` publish: validated before anything is sent."""
+"""What a pause, a limit and a resume publish: validated before anything is sent."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from cascade.interfaces import (
 )
 from cascade.interfaces import validate_scope as check_scope
 
-from ._context import UsageError
+from ._errors import ControlError
 
 __all__ = [
     "CONSTRAINT_TYPES",
+    "MAX_CONCURRENCY",
     "clear_topics",
     "limit_constraints",
+    "parse_constraint_type",
     "pause_constraint",
     "resume_topics",
     "validate_scope",
@@ -32,8 +34,8 @@ CONSTRAINT_TYPES: tuple[ConstraintType, ...] = get_args(ConstraintType)
 MAX_CONCURRENCY = 2**31 - 1
 # A constraint's id is "<type>-<scope>", at most 256 characters; the longest is "ratelimit-".
 MAX_SCOPE_LENGTH = 256 - len("ratelimit-")
-# Where the schema puts a problem, and the input the user gave it with.
-_OPTION_AT = {"$.expires_at": "--ttl", "$.params.limit": "--concurrency", "$.params.rate": "--rate"}
+# Where the schema puts a problem, and the input that gave it.
+_FIELD_AT = {"$.expires_at": "ttl", "$.params.limit": "concurrency", "$.params.rate": "rate"}
 
 
 # C0, DEL and C1 controls, and lone surrogates (what a shell hands over for bytes that are not
@@ -41,17 +43,21 @@ _OPTION_AT = {"$.expires_at": "--ttl", "$.params.limit": "--concurrency", "$.par
 _UNUSABLE_IN_SCOPE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def validate_scope(scope: str) -> str:
-    """``global`` or ``task:<glob>``, the scopes an engine applies, in text a person can type."""
+def validate_scope(scope: object) -> str:
+    """``global`` or ``task:<glob>``, the scopes an engine applies, in text a person can type;
+    else :class:`ControlError`."""
+    if not isinstance(scope, str):
+        raise ControlError("scope must be a string: 'global' or 'task:<glob>'", "scope")
     try:
         check_scope(scope)
     except InvalidMessageError as exc:
-        raise UsageError(f"{exc.reason} (e.g. task:api_*)") from None
+        raise ControlError(f"{exc.reason} (e.g. task:api_*)", "scope") from None
     unusable = _UNUSABLE_IN_SCOPE.search(scope)
     if unusable is not None:
-        raise UsageError(
+        raise ControlError(
             f"scope {scope!r} holds {unusable[0]!r}: a scope is text without control "
-            "characters, in UTF-8"
+            "characters, in UTF-8",
+            "scope",
         )
     return scope
 
@@ -59,25 +65,31 @@ def validate_scope(scope: str) -> str:
 def _constraint_scope(scope: str) -> str:
     validate_scope(scope)
     if len(scope) > MAX_SCOPE_LENGTH:
-        raise UsageError(f"scope is too long: {len(scope)} characters, at most {MAX_SCOPE_LENGTH}")
+        raise ControlError(
+            f"scope is too long: {len(scope)} characters, at most {MAX_SCOPE_LENGTH}", "scope"
+        )
     return scope
 
 
 def _expires_at(ttl: float | None) -> float | None:
     if ttl is None:
         return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ControlError(f"ttl must be a number of seconds, not {ttl!r}", "ttl")
     try:
         return expiry_after(ttl, time.time())
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        # the interfaces' message names the CLI's flag; this one names the field
+        raise ControlError(str(exc).removeprefix("--"), "ttl") from None
 
 
 def _build(make: Callable[[], Constraint]) -> Constraint:
-    """``make()``, with what the schema rejects reported against the option that gave it."""
+    """``make()``, with what the schema rejects reported against the field that gave it."""
     try:
         return make()
     except InvalidMessageError as exc:
-        raise UsageError(f"{_OPTION_AT.get(exc.path, 'SCOPE')}: {exc.reason}") from None
+        field = _FIELD_AT.get(exc.path, "scope")
+        raise ControlError(f"{field}: {exc.reason}", field) from None
 
 
 def pause_constraint(
@@ -113,14 +125,19 @@ def limit_constraints(
     """The topics and payloads of a concurrency limit and/or a rate limit on ``scope``."""
     _constraint_scope(scope)
     if concurrency is None and rate is None:
-        raise UsageError("give --concurrency N, --rate R, or both")
+        raise ControlError("give concurrency, rate or both", "concurrency")
     expires_at = _expires_at(ttl)
     notes = _notes(reason, issued_by)
     result: list[tuple[str, Constraint]] = []
     if concurrency is not None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            raise ControlError(
+                f"concurrency must be a whole number, not {concurrency!r}", "concurrency"
+            )
         if not 0 <= concurrency <= MAX_CONCURRENCY:
-            raise UsageError(
-                f"--concurrency must be 0 or more, at most {MAX_CONCURRENCY}, not {concurrency}"
+            raise ControlError(
+                f"concurrency must be 0 or more, at most {MAX_CONCURRENCY}, not {concurrency}",
+                "concurrency",
             )
         limited = _build(
             lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at, **notes)
@@ -130,7 +147,7 @@ def limit_constraints(
         try:
             published = canonical_rate(rate)
         except ValueError as exc:
-            raise UsageError(f"--rate: {exc}") from None
+            raise ControlError(f"rate: {exc}", "rate") from None
         rated = _build(
             lambda: Constraint.rate_limit(scope, published, expires_at=expires_at, **notes)
         )
@@ -175,3 +192,13 @@ def resume_topics(
     ]
     kept = [topic for topic in own if is_mine(topic, retained.get(topic) or {})]
     return kept + sorted(found)
+
+
+def parse_constraint_type(value: str | None) -> ConstraintType | None:
+    """A constraint type: ``pause``, ``concurrency``, ``rate_limit`` or ``None`` (all of them)."""
+    if value is None:
+        return None
+    for kind in CONSTRAINT_TYPES:
+        if value == kind:
+            return kind
+    raise ControlError(f"type must be pause, concurrency or rate_limit, not {value!r}", "type")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from cascade.interfaces.reader import MARK
+from ._bounded_text import MARK
 
 __all__ = ["SHOWN", "inert"]
 

@@ -1,7 +1,7 @@
 """Run ids as people see and give them: the short form every view shows, and a prefix turned
 into the one run it names, from the history and from the live telemetry.
 
-Every command that takes a run id (`cancel`, `why`, `run`, the dashboard's cancel and history
+Whatever takes a run id (`cascade cancel`, `why`, `run`, the dashboard's cancel and history
 run) reads it with :func:`checked_prefix` and resolves it with :func:`one_run`; a whole id
 (32 hex digits) is taken as it is, at no cost.
 """
@@ -14,11 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import typer
-
 from cascade.interfaces import Connector, Message, telemetry_filter
 
-from ._context import UsageError, fail
+from ._errors import ControlError
 
 if TYPE_CHECKING:
     from cascade.history import History
@@ -27,7 +25,6 @@ __all__ = [
     "FULL_ID",
     "LIVE_WAIT",
     "SHORT_ID",
-    "WHERE_FULL_IDS",
     "HeardRuns",
     "Recorded",
     "checked_prefix",
@@ -36,7 +33,6 @@ __all__ = [
     "live_wait",
     "one_run",
     "recorded_in",
-    "recorded_run_ids",
     "short_id",
 ]
 
@@ -47,8 +43,7 @@ FULL_ID = 32
 """A whole run id's length: 32 hex digits."""
 LIVE_WAIT = 5.0
 """How long a prefix is listened for at most: one heartbeat interval, in which every live
-run says its id (``--timeout`` when shorter)."""
-WHERE_FULL_IDS = "`cascade runs`, `cascade watch --json` and `cascade run PREFIX` show run ids"
+run says its id (the timeout when shorter)."""
 
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 _NAMED = 5  # matches an ambiguous prefix names
@@ -72,11 +67,13 @@ def live_wait(timeout: float) -> float:
 
 def checked_prefix(value: str) -> str:
     """``value`` in lower case when it is a run id or a prefix of one (1 to 32 hex digits);
-    else :class:`UsageError` (exit 2)."""
+    else :class:`ControlError`."""
+    if not isinstance(value, str):
+        raise ControlError(f"a run id is text: hex digits, not {value!r}", "run_id")
     text = value.strip().lower()
     if not _HEX.fullmatch(text):
-        raise UsageError(
-            f"a run id is hex digits: all 32, or a prefix only one run has, not {value!r}"
+        raise ControlError(
+            f"a run id is hex digits: all 32, or a prefix only one run has, not {value!r}", "run_id"
         )
     return text
 
@@ -95,30 +92,6 @@ class Recorded:
         return len(self.ids) >= _RECORDED_READ
 
 
-def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
-    """The ids of the runs in the history ``db`` (the default one when ``None``) that start
-    with ``prefix``.
-
-    No history is no answer, not an error: the default database when its file does not
-    exist, or the history extra when it is not installed. A database is never created nor
-    migrated for this; one that was named (``--db``) and cannot be read ends the command
-    (exit 1).
-    """
-    try:
-        from cascade.history import History, HistoryError, LocationError, default_path
-    except ImportError:
-        return Recorded()
-    if db is None and not default_path().exists():
-        return Recorded()
-    try:
-        with History(db) as history:  # read-only: nothing created nor migrated
-            return recorded_in(history, prefix)
-    except LocationError as exc:  # a malformed URL: the command line's mistake
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
-    except HistoryError as exc:
-        raise fail(f"cannot look run id {prefix} up: {exc}") from None
-
-
 def recorded_in(
     history: History, prefix: str, among: Iterable[tuple[str, str | None]] | None = None
 ) -> Recorded:
@@ -129,7 +102,7 @@ def recorded_in(
 
 def one_run(prefix: str, *known: Iterable[str], more: bool = False) -> str | None:
     """The one id among ``known`` (live and recorded ids, say) that starts with ``prefix``;
-    ``None`` when none does; :class:`UsageError` naming them when several do (``more``: there
+    ``None`` when none does; :class:`ControlError` naming them when several do (``more``: there
     may be others than those given)."""
     found = sorted({run_id for ids in known for run_id in ids if run_id.startswith(prefix)})
     if len(found) == 1:
@@ -143,8 +116,9 @@ def one_run(prefix: str, *known: Iterable[str], more: bool = False) -> str | Non
     ]
     rest = len(found) - len(named)
     tail = (f" and {'at least ' if more else ''}{rest} more") if rest else ""
-    raise UsageError(
-        f"several runs' ids start with {prefix!r}: {', '.join(named)}{tail}; give more of it"
+    raise ControlError(
+        f"several runs' ids start with {prefix!r}: {', '.join(named)}{tail}; give more of it",
+        "run_id",
     )
 
 

@@ -1,5 +1,4 @@
-"""A cancel request and its answers: asked of a run's engine, answered (or refused) as
-`cascade cancel` says (the command is :mod:`.commands.cancel`)."""
+"""A cancel request and its answers: asked of a run's engine, answered (or refused)."""
 
 from __future__ import annotations
 
@@ -7,8 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-
-import typer
 
 from cascade.interfaces import (
     CancelReply,
@@ -25,16 +22,15 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import SHOWN, inert
 
 from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
-from ._inert import SHOWN, inert
 from ._publishing import publish_confirmed, say_issued
 from ._run_owner import HeardOwner
 
-__all__ = ["CancelAnswer", "Refusal", "RefusalsSaid", "describe_reply", "request_cancel"]
+__all__ = ["CancelAnswer", "Refusal", "describe_reply", "request_cancel"]
 
 _NAMES_SHOWN = 5
-_REFUSALS_SAID = 5  # refused answers said one by one; the rest are counted
 
 
 async def request_cancel(
@@ -56,9 +52,9 @@ async def request_cancel(
     ``owner`` is the source the run belongs to when known (the history's); without it, the
     run's telemetry is listened to, from before the request, and the run's engine is asked
     for a snapshot, so that a live engine says it is the owner at once: the first source
-    heard is the owner, as for every reader (:class:`~cascade.cli._run_owner.HeardOwner`).
+    heard is the owner, as for every reader (:class:`~cascade.control.HeardOwner`).
     An answer from another source is refused, counted and told to ``on_refused``
-    (:class:`~cascade.cli._cancel_answers.AnswerJudge`).
+    (:class:`~cascade.control.AnswerJudge`).
 
     ``org`` is the run's org when known: the engine answers on a topic of the run's org
     (:func:`~cascade.interfaces.reply_topic`), and a broker ACL may let this login read its
@@ -137,21 +133,3 @@ def describe_reply(reply: CancelReply) -> str:
         )
     parts.append(f"{reply.not_started} not started")
     return f"{head}: {', '.join(parts)}"
-
-
-class RefusalsSaid:
-    """Says the first few refused answers on stderr, one line each, as they come; the rest
-    in one line at the end (a forger may send thousands)."""
-
-    def __init__(self) -> None:
-        self.said = 0
-
-    def __call__(self, refusal: Refusal) -> None:
-        if self.said < _REFUSALS_SAID:
-            typer.echo(f"cascade: {refusal}", err=True)
-            self.said += 1
-
-    def rest(self, refused: int) -> None:
-        if refused > self.said:
-            typer.echo(f"cascade: and {refused - self.said} more answers from other sources "
-                       "refused", err=True)  # fmt: skip
