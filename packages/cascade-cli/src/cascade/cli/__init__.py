@@ -5,13 +5,17 @@ What its views show is :mod:`cascade.interfaces.reader`'s model of the fleet.
 """
 
 from cascade.control import SHORT_ID, set_constraints
-from cascade.interfaces.reader import inert, subscribe_constraints, subscribe_statuses
+from cascade.interfaces.reader import (
+    TelemetrySwitch,
+    inert,
+    subscribe_constraints,
+    subscribe_statuses,
+)
 
 from ._app import app, main
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
 from ._debug import dump_tasks, install_task_dump
-from ._fleet_mode import TelemetrySwitch
 from ._holds_text import NOTHING_HOLDS, holds_text
 from ._listen import bind, is_loopback, parse_listen
 from ._render import engines_table, render_status, render_watch

@@ -12,9 +12,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cascade.interfaces.reader import SHOWN, EngineView, ReaderModel, inert
+from cascade.interfaces.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
 
-from ._fleet_mode import LEAVE_BELOW
 from ._fleet_rank import needs_a_look
 from ._render import (
     TimeFormat,

@@ -3,13 +3,14 @@ keep."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
 
 from cascade.interfaces import InvalidIdError
 from cascade.interfaces.connector_kit import validate_id
+from cascade.interfaces.reader import DEFAULT_FLEET_THRESHOLD
+from cascade.interfaces.reader import parse_age as reader_age
 
 from ._broker import MAX_COUNT
 
@@ -31,19 +32,16 @@ __all__ = [
 DEFAULT_OFFLINE_MAX_AGE = "1h"
 """Offline engines last heard from longer ago than this are hidden by default."""
 
-_AGE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*")
-_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
 
 def parse_age(text: str) -> float:
     """Seconds in an age: ``90`` or ``90s``, ``15m``, ``2h``, ``7d``.
 
     Raises :class:`typer.BadParameter` (exit code 2) for anything else.
     """
-    match = _AGE.fullmatch(text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not an age: use e.g. 90s, 15m, 2h or 7d")
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        return reader_age(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 OfflineMaxAge = Annotated[
@@ -75,9 +73,6 @@ KeepFor = Annotated[
         help="Drop a run from the view AGE after it finished or was last heard from.",
     ),
 ]
-
-DEFAULT_FLEET_THRESHOLD = 200
-"""Live runs from which `watch` and the dashboard read a fleet from its engines' summaries."""
 
 FleetThreshold = Annotated[
     int,

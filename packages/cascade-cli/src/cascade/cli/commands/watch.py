@@ -15,6 +15,8 @@ from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
 from cascade.interfaces.reader import (
     DEFAULT_KEEP_RUNS,
     ReaderModel,
+    TelemetrySwitch,
+    keep_switching,
     subscribe_constraints,
     subscribe_statuses,
 )
@@ -22,7 +24,6 @@ from cascade.interfaces.reader import (
 from .._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
 from .._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
 from .._context import CliContext
-from .._fleet_mode import TelemetrySwitch, keep_switching
 from .._fleet_render import FLEET_CHROME, events_header, render_fleet
 from .._json_lines import JsonLines
 from .._live import refresh, wait_until

@@ -30,9 +30,9 @@ from cascade.interfaces import (
     logs_filter,
     telemetry_filter,
 )
+from cascade.interfaces.reader import next_mode
 
-from .._fleet_mode import LEAVE_BELOW
-from ._fleet_index import EVENTS, FLEET
+from ._fleet_index import FLEET
 from ._model import DashboardModel
 
 if TYPE_CHECKING:
@@ -115,12 +115,14 @@ class FleetMode:
 
     def consider(self, live_runs: int) -> None:
         """The live runs now: switch mode at the threshold, back below ``LEAVE_BELOW`` of it."""
-        if not self.fleet and live_runs >= self.threshold:
+        after = next_mode("fleet" if self.fleet else "events", live_runs, self.threshold)
+        if (after == FLEET) == self.fleet:
+            return
+        if after == FLEET:
             _log.info("fleet mode: %d live runs (threshold %d)", live_runs, self.threshold)
-            self._switch(FLEET)
-        elif self.fleet and self.threshold and live_runs < LEAVE_BELOW * self.threshold:
+        else:
             _log.info("reading every run's events again: %d live runs", live_runs)
-            self._switch(EVENTS)
+        self._switch(after)
 
     def open(self, run_id: str) -> None:
         """A page opened ``run_id`` (until its :meth:`close`)."""

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import typer
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -36,9 +35,8 @@ from starlette.types import Scope
 
 from cascade.control import checked_prefix, one_run, recorded_in
 from cascade.interfaces import LOG_LEVELS
-from cascade.interfaces.reader import FINISHED_STATES
+from cascade.interfaces.reader import FINISHED_STATES, parse_age
 
-from .._view_options import parse_age
 from ._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ._guard import Refused, refusal
 from ._history_source import HistorySource
@@ -90,8 +88,8 @@ def _age(request: Request, name: str, default: str | None) -> float | None:
         return None
     try:
         return parse_age(text)
-    except typer.BadParameter as exc:
-        raise ValueError(f"{name}: {exc.message}") from None
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _limit(request: Request, default: int) -> int:

@@ -16,9 +16,12 @@ from cascade.control import (
 )
 from cascade.interfaces import Connector, SnapshotAsker
 from cascade.interfaces.connector_kit import event_set
-from cascade.interfaces.reader import subscribe_constraints, subscribe_statuses
+from cascade.interfaces.reader import (
+    DEFAULT_FLEET_THRESHOLD,
+    subscribe_constraints,
+    subscribe_statuses,
+)
 
-from .._view_options import DEFAULT_FLEET_THRESHOLD
 from ._fleet_mode import RELEASE_AFTER, FleetMode
 from ._model import DashboardModel
 

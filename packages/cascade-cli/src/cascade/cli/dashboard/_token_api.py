@@ -12,12 +12,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import typer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._view_options import parse_age
+from cascade.interfaces.reader import parse_age
+
 from ._api_tokens import ApiTokens
 from ._guard import Refused, read_json, refusal
 
@@ -56,8 +56,8 @@ def _asked(body: Any) -> tuple[str, str | None, float | None]:
         raise ValueError("expires must be an age such as 90d or 24h")
     try:
         return holder, note, time.time() + parse_age(expires)
-    except typer.BadParameter as exc:
-        raise ValueError(f"expires: {exc.message}") from None
+    except ValueError as exc:
+        raise ValueError(f"expires: {exc}") from None
 
 
 class _TokenApi:

@@ -1,5 +1,10 @@
-"""`cascade watch` without a run filter: a run's events while the fleet is small, the engines'
-summaries alone once it is large (``--fleet-threshold``)."""
+"""Fleet mode, the one rule every view follows: a run's events while the fleet is small, the
+engines' summaries alone once it is large (from a threshold of live runs, as the summaries
+count them), and the events again below :data:`LEAVE_BELOW` of it.
+
+:func:`next_mode` is the rule; :class:`TelemetrySwitch` follows it with one subscription to
+the telemetry (`cascade watch`); the dashboard follows it with a subscription per opened run.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,18 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from cascade.interfaces import Connector, Message, SubscriptionHandle
-from cascade.interfaces.reader import ReaderModel
 
-__all__ = ["FLEET_CHECK", "LEAVE_BELOW", "Mode", "TelemetrySwitch", "keep_switching"]
+from ._model import ReaderModel
+
+__all__ = [
+    "DEFAULT_FLEET_THRESHOLD",
+    "FLEET_CHECK",
+    "LEAVE_BELOW",
+    "Mode",
+    "TelemetrySwitch",
+    "keep_switching",
+    "next_mode",
+]
 
 Mode = Literal["events", "fleet"]
 
@@ -20,6 +34,19 @@ hovers about the threshold does not make the view subscribe and unsubscribe ever
 
 FLEET_CHECK = 0.5
 """Seconds between two looks at the summaries' live runs."""
+
+DEFAULT_FLEET_THRESHOLD = 200
+"""Live runs from which a view reads the fleet from its engines' summaries by default."""
+
+
+def next_mode(mode: Mode, live_runs: int, threshold: int) -> Mode:
+    """The mode a view in ``mode`` goes to when the summaries count ``live_runs``: ``fleet``
+    from ``threshold`` on (``0``: always), ``events`` again below :data:`LEAVE_BELOW` of it."""
+    if mode == "events" and (threshold == 0 or live_runs >= threshold):
+        return "fleet"
+    if mode == "fleet" and threshold > 0 and live_runs < threshold * LEAVE_BELOW:
+        return "events"
+    return mode
 
 
 class TelemetrySwitch:
@@ -54,23 +81,17 @@ class TelemetrySwitch:
         """Whether the telemetry is subscribed to now."""
         return self._handle is not None
 
-    def _large(self, live: int) -> bool:
-        return self.threshold == 0 or live >= self.threshold
-
-    def _small(self, live: int) -> bool:
-        return self.threshold > 0 and live < self.threshold * LEAVE_BELOW
-
     async def update(self) -> bool:
         """Subscribe or unsubscribe as the summaries' live runs say; whether the mode changed."""
-        live = self._state.fleet().live_runs
-        if self.mode == "events" and self._large(live):
+        after = next_mode(self.mode, self._state.fleet().live_runs, self.threshold)
+        if self.mode == "events" and after == "fleet":
             handle, self._handle = self._handle, None
             if handle is not None:
                 await handle.unsubscribe()
             self._state.forget_runs()
             self.mode = "fleet"
             return True
-        if self.mode == "fleet" and self._small(live):
+        if self.mode == "fleet" and after == "events":
             self._handle = await self._connector.subscribe(self._filter, self._callback)
             self.mode = "events"
             return True
