@@ -18,6 +18,7 @@ MODULES = {
         "cascade.interfaces.connector_kit",
         "cascade.interfaces.constraints_index",
         "cascade.interfaces.reader",
+        "cascade.metrics",
         "cascade.interfaces.testing",
     ],
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],
@@ -26,9 +27,8 @@ MODULES = {
     "cascade-cli": [
         "cascade.cli",
         "cascade.cli.access",
-        "cascade.cli.dashboard",
-        "cascade.cli.metrics",
     ],
+    "cascade-dashboard": ["cascade.dashboard"],
     "cascade-testkit": ["cascade.testkit"],  # not published; its list is kept all the same
 }
 EVERY_MODULE = [(package, module) for package, modules in MODULES.items() for module in modules]

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import BrokerOptions, CliContext, app
-from cascade.cli.dashboard import DashboardHub
+from cascade.dashboard import DashboardHub
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

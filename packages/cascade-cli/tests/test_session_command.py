@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from cascade.cli import CliContext, app
-from cascade.cli.dashboard import OidcSignIn
+from cascade.dashboard import OidcSignIn
 from cascade.history import History
 
 

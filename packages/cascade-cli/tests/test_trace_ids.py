@@ -9,7 +9,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cascade.cli import CliContext, app, render_watch
-from cascade.cli.dashboard import DashboardModel
+from cascade.dashboard import DashboardModel
 from cascade.history import History, Received
 from cascade.interfaces import (
     Body,

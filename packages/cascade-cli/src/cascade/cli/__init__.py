@@ -17,7 +17,7 @@ from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
 from ._debug import dump_tasks, install_task_dump
 from ._holds_text import NOTHING_HOLDS, holds_text
-from ._listen import bind, is_loopback, parse_listen
+from ._listen import parse_listen
 from ._render import engines_table, render_status, render_watch
 from ._status_json import status_json
 from ._times import TimeFormat
@@ -31,13 +31,11 @@ __all__ = [
     "TelemetrySwitch",
     "TimeFormat",
     "app",
-    "bind",
     "dump_tasks",
     "engines_table",
     "holds_text",
     "inert",
     "install_task_dump",
-    "is_loopback",
     "main",
     "mqtt_connector",
     "parse_listen",

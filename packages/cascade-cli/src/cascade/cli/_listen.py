@@ -1,15 +1,12 @@
-"""``--listen HOST:PORT`` (and ``--metrics-listen``): where a server of the CLI listens, and
-whether that is only this machine."""
+"""``--listen HOST:PORT`` (and ``--metrics-listen``): where a server of the CLI listens (the
+socket is :func:`cascade.metrics.bind`'s)."""
 
 from __future__ import annotations
-
-import ipaddress
-import socket
 
 from ._address import is_host
 from ._context import UsageError
 
-__all__ = ["bind", "is_loopback", "parse_listen"]
+__all__ = ["parse_listen"]
 
 
 def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
@@ -23,30 +20,3 @@ def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
     if not is_host(host):
         raise UsageError(f"{option}: {host!r} is not a host name or address")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (the server is handed it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # Naming the protocol matters: asyncio sets TCP_NODELAY only on accepted sockets whose proto
-    # is TCP, and without it every answer on a kept-alive connection waits ~40 ms (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock

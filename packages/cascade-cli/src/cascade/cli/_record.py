@@ -20,13 +20,12 @@ from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import ReaderModel
 
 from ._context import UsageError
-from ._listen import bind, parse_listen
+from ._listen import parse_listen
 from ._render import duration
 
 if TYPE_CHECKING:
     from cascade.history import History, RecorderStats
-
-    from .metrics import MetricsServer
+    from cascade.metrics import MetricsServer
 
 __all__ = [
     "CannotListen",
@@ -118,17 +117,17 @@ class CannotListen(Exception):
 
 class Exporter:
     """`cascade record`'s metrics: a watch state of their own, fed by the recorder, served
-    from the loop (:class:`~cascade.cli.metrics.MetricsServer`)."""
+    from the loop (:class:`~cascade.metrics.MetricsServer`)."""
 
     def __init__(self, prefix: str) -> None:
-        from .metrics import CascadeMetrics
+        from cascade.metrics import CascadeMetrics
 
         self.metrics = CascadeMetrics(ReaderModel(prefix=prefix))
         self.server: MetricsServer | None = None
 
     async def serve(self, address: tuple[str, int]) -> str:
         """Listen on ``address``; the metrics' URL. :class:`CannotListen` if it cannot."""
-        from .metrics import CONTENT_TYPE, MetricsServer
+        from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
 
         host, port = address
         try:

@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import parse_timestamp
-from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel
+from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel, refused_by_source
 
 from ._summary_json import fleet_json, summary_json
 
-__all__ = ["ascii_json", "iso_time", "refused", "status_json"]
+__all__ = ["ascii_json", "iso_time", "status_json"]
 
 _PROVENANCE = ("reason", "issued_by", "issued_at")
 
@@ -31,18 +31,6 @@ def iso_time(ts: float | None) -> str | None:
         return datetime.fromtimestamp(ts, timezone.utc).isoformat()
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def refused(state: ReaderModel) -> list[dict[str, Any]]:
-    """What ``state`` refused, per source claimed, most first: ``{"source", "messages",
-    "reasons": {reason: count}}`` (messages no engine of their run can have sent)."""
-    refusals = state.refusals
-    return [
-        {"source": source, "messages": refusals.of(source), "reasons": dict(reasons)}
-        for source, reasons in sorted(
-            refusals.by_source.items(), key=lambda item: (-sum(item[1].values()), item[0])
-        )
-    ]
 
 
 _NOT_ASCII = re.compile("[^\x00-\x7f]+")
@@ -117,6 +105,6 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
         "hidden_engines": hidden,
         "constraints": constraints,
         "missed": missed,
-        "refused": refused(state),
+        "refused": refused_by_source(state),
         "ignored": {"malformed": state.rejected, "oversized": state.oversized},
     }

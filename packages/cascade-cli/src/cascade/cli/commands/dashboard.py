@@ -13,7 +13,8 @@ from cascade.control import ControlError
 from cascade.interfaces import ConnectorError
 
 from .._broker import BrokerOptions
-from .._context import CliContext, UsageError
+from .._context import CliContext, UsageError, usage
+from .._dashboard_face import demo_loop, record_command
 from .._history_db import Db, open_history
 from .._listen import parse_listen
 from .._operator import As, operator_name
@@ -113,10 +114,15 @@ def dashboard(
     except ImportError:
         typer.echo(f"cascade: {EXTRA_HINT}", err=True)
         raise typer.Exit(1) from None
-    from ..dashboard._guard import Tokens  # starlette's: only once the extra is known to be there
-    from ..dashboard._history_source import HistorySource
-    from ..dashboard._serve import serve_dashboard
-    from ..dashboard._team_sign_in import team_sign_in
+    from cascade.dashboard import (  # only once the extra is known to be there
+        DashboardSettings,
+        HistorySource,
+        SettingsError,
+        Tokens,
+        serve_dashboard,
+    )
+
+    from .._team_sign_in import team_sign_in
 
     sign_in_options = SignInOptions(
         roles, oidc_issuer, oidc_client_id, oidc_client_secret, oidc_name_claim,
@@ -128,8 +134,8 @@ def dashboard(
         name = operator_name(operator, broker.username)
         tokens = Tokens.parse(token or (), name)
         team = team_sign_in(sign_in_options, has_token=tokens is not None)
-    except (UsageError, ControlError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except (UsageError, ControlError, SettingsError) as exc:
+        raise usage(exc) from None
 
     # --db is asked for: a history it cannot open ends the command; the default is looked for
     history = (
@@ -141,15 +147,41 @@ def dashboard(
         tokens = Tokens(((secrets.token_urlsafe(16).encode(), name),))
     for note in team.notes:
         console.print(note, soft_wrap=True, markup=False, highlight=False)
+
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    async def serve() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            served = broker
+            if demo:
+                from .._demo import demo_broker
+
+                served = await stack.enter_async_context(demo_broker(broker, console))
+            await serve_dashboard(
+                DashboardSettings(
+                    connector=lambda: factory(served),
+                    broker=served.address,
+                    timeout=served.timeout,
+                    host=host,
+                    port=port,
+                    allowed_hosts=(*(allowed_host or ()), *team.hosts),
+                    token=tokens,
+                    operator=name,
+                    roles=team.roles,
+                    sign_in=team.sign_in,
+                    history=history,
+                    record_command=record_command(served),
+                    fleet_threshold=fleet_threshold,
+                    demo=(lambda: demo_loop(served)) if demo else None,
+                    say=say,
+                    warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
+                )
+            )
+
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
-                serve_dashboard(broker, factory, host, port, tokens, console, demo=demo,
-                                allowed_host=[*(allowed_host or ()), *team.hosts],
-                                history=history, operator=name,
-                                fleet_threshold=fleet_threshold, sign_in=team.sign_in,
-                                roles=team.roles)
-            )  # fmt: skip
+            asyncio.run(serve())
     except ConnectorError as exc:
         typer.echo(f"cascade: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -65,6 +65,7 @@ from ._logs import (
     line_matches,
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._refused import refused_by_source
 from ._subscriptions import (
     ROLLCALL_WAIT,
     subscribe_constraints,
@@ -109,6 +110,7 @@ __all__ = [
     "line_matches",
     "next_mode",
     "parse_age",
+    "refused_by_source",
     "subscribe_constraints",
     "subscribe_statuses",
     "subscribe_summaries",
