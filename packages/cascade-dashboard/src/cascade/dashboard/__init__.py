@@ -8,28 +8,28 @@ controls (through :mod:`cascade.control`), the history, and a team's sign-in.
 
 from typing import TYPE_CHECKING
 
-from ._access_history import sink_of
-from ._access_log import AccessEvent, AccessLog
-from ._api import create_app
-from ._control_bodies import constraint_messages
-from ._controls import MAX_BODY
-from ._deltas import Follower
-from ._errors import SettingsError
-from ._fair_share import Claimant, HistoryReaders, StreamSlots
-from ._guard import Tokens
-from ._history_api import MAX_LIMIT, RUN_PAGE
-from ._history_source import HistorySource
-from ._hub import DashboardHub
-from ._listen import is_loopback
-from ._model import DashboardModel, Segment
-from ._proxy import ProxySignIn, trusted_networks
-from ._serve import serve_dashboard
-from ._settings import DashboardSettings
-from ._sign_in import SignIn, SignInPages
-from ._streams import STREAM_INTERVAL
+from ._app._api import create_app
+from ._app._control_bodies import constraint_messages
+from ._app._controls import MAX_BODY
+from ._app._errors import SettingsError
+from ._app._guard import Tokens
+from ._app._listen import is_loopback
+from ._app._serve import serve_dashboard
+from ._app._settings import DashboardSettings
+from ._auth._access_history import sink_of
+from ._auth._access_log import AccessEvent, AccessLog
+from ._auth._proxy import ProxySignIn, trusted_networks
+from ._auth._sign_in import SignIn, SignInPages
+from ._history._history_api import MAX_LIMIT, RUN_PAGE
+from ._history._history_source import HistorySource
+from ._live._deltas import STREAM_INTERVAL, Follower
+from ._live._fair_share import Claimant, HistoryReaders, StreamSlots
+from ._live._hub import DashboardHub
+from ._live._model import DashboardModel
+from ._live._timelines import Segment
 
 if TYPE_CHECKING:
-    from ._oidc import OidcSignIn
+    from ._auth._oidc import OidcSignIn
 
 __all__ = [
     "MAX_BODY",
@@ -65,7 +65,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # Authlib is imported only by a dashboard that signs people in with OpenID Connect
     if name == "OidcSignIn":
-        from ._oidc import OidcSignIn
+        from ._auth._oidc import OidcSignIn
 
         return OidcSignIn
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

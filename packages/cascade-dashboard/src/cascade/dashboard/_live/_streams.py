@@ -14,8 +14,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from ._deltas import STREAM_INTERVAL, Follower
 from ._fair_share import (
     MAX_HOLDER_STREAMS,
     MAX_STREAMS,
@@ -26,16 +26,12 @@ from ._fair_share import (
 )
 from ._hub import DashboardHub
 
-if TYPE_CHECKING:
-    from ._deltas import Follower
-
 __all__ = [
     "KEEPALIVE",
     "MAX_HOLDER_STREAMS",
     "MAX_STREAMS",
     "MAX_STREAMS_PER_CLIENT",
     "MAX_STREAMS_PER_PERSON",
-    "STREAM_INTERVAL",
     "Snapshots",
     "StreamSlots",
     "change_events",
@@ -43,10 +39,8 @@ __all__ = [
     "tick_event",
 ]
 
-#: A stream sends what changed (or the state) at most once per STREAM_INTERVAL seconds, however
-#: fast events come; when nothing changed, a small tick (the time, the connection) every
-#: KEEPALIVE seconds.
-STREAM_INTERVAL = 0.25
+#: When nothing changed, a stream sends a small tick (the time, the connection) every KEEPALIVE
+#: seconds (what changed goes at most once per STREAM_INTERVAL, :mod:`._deltas`).
 KEEPALIVE = 2.0
 
 _STATE = b"event: state\ndata: "

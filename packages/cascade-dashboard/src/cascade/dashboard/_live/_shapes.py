@@ -16,7 +16,7 @@ from cascade.interfaces.reader import EngineView, TaskView
 from ._fleet_index import FleetRun, summary_dict
 
 if TYPE_CHECKING:
-    from ._model import Segment
+    from ._timelines import Segment
 
 __all__ = ["constraint_dict", "engine_dict", "fleet_run_dict", "task_detail"]
 

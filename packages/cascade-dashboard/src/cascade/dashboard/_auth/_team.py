@@ -17,9 +17,9 @@ from starlette.types import Scope
 
 from cascade.control.access import Access, Identity, Roles
 
+from .._app._guard import Tokens, refusal
 from ._access_log import AccessLog
 from ._api_tokens import HOLDER_KEY
-from ._guard import Tokens, refusal
 from ._sign_in import SignIn
 
 __all__ = ["Team", "identify"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.dashboard import DashboardModel
-from cascade.dashboard._model import MAX_SEGMENTS_PER_TASK
+from cascade.dashboard._live._timelines import MAX_SEGMENTS_PER_TASK
 from cascade.interfaces import Message
 
 TOPIC = "cascade/telemetry/local/default/run-1/events"

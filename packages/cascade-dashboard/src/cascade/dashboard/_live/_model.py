@@ -17,33 +17,28 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cascade.interfaces import DEFAULT_PREFIX, Message
 from cascade.interfaces.reader import (
-    FINISHED_STATES,
     EngineView,
     LogFollower,
     ReaderModel,
     RunView,
-    TaskView,
     refused_by_source,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
 from ._log_backfill import seed_run
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
+from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
 from ._versions import EntityVersions, TaskLog
 
 if TYPE_CHECKING:
     from cascade.history import RecordedLogLine
 
-__all__ = ["DashboardModel", "Segment"]
+__all__ = ["DashboardModel"]
 
-#: Segments kept per task (its last attempts), and per run in all.
-MAX_SEGMENTS_PER_TASK = 32
-MAX_SEGMENTS_PER_RUN = 20_000
 #: Task log lines kept per open run (the last ones), and bytes of their messages.
 LOG_LINES_PER_RUN = 2_000
 LOG_BYTES_PER_RUN = 2 * 1024 * 1024
@@ -51,37 +46,6 @@ LOG_BYTES_PER_RUN = 2 * 1024 * 1024
 MAX_RUNS_SHOWN = 100
 #: Engines listed in a snapshot (the first by source; ``engines_total`` says how many in all).
 MAX_ENGINES_SHOWN = 100
-
-
-@dataclass(slots=True)
-class Segment:
-    """A task's time in one state: ``start`` to ``end`` (``None`` while it lasts).
-
-    ``outcome`` is the state it ended in, so a RUNNING segment can be drawn as the
-    attempt it was: completed, failed or retried.
-    """
-
-    state: str
-    start: float
-    end: float | None = None
-    outcome: str | None = None
-
-
-@dataclass
-class _Timeline:
-    """What the dashboard keeps of one run beside the model."""
-
-    first_seen: float
-    last_seen: float
-    ended: float | None = None
-    segments: int = 0
-    truncated: int = 0
-    tasks: dict[str, list[Segment]] = field(default_factory=dict)
-    views: dict[str, TaskView] = field(default_factory=dict)  # the model drops a finished run's
-    log: TaskLog = field(default_factory=lambda: TaskLog(0, 0))
-    status: str = "Running"  # as last recorded: a change moves the run in the pages' order
-    compacted: bool = False
-    key: tuple[int, float, str] = (0, 0.0, "")  # its place in the pages' order (run_key)
 
 
 class DashboardModel:
@@ -120,7 +84,7 @@ class DashboardModel:
         self.max_segments_per_run = max_segments_per_run
         self.fleet = FleetIndex()
         """The engines' summaries added up and the runs they list; the mode read from them."""
-        self._timelines: dict[str, _Timeline] = {}
+        self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
 
     @property
@@ -212,7 +176,7 @@ class DashboardModel:
         version = self.version
         line = self._timelines.get(run.run_id)
         if line is None:
-            line = self._timelines[run.run_id] = _Timeline(first_seen=now, last_seen=now)
+            line = self._timelines[run.run_id] = Timeline(first_seen=now, last_seen=now)
             line.log = TaskLog(born=version, changed=version)
             line.status = ""  # recorded below, with its key
             self._forget_gone_runs()
@@ -234,29 +198,9 @@ class DashboardModel:
         if task is None:
             return
         line.log.touch(task.task_id, version)
-        segments = line.tasks.get(task.task_id)
-        if segments is not None:
-            line.views[task.task_id] = task
-        if segments and _drawn(segments[-1], task):
-            return
-        if segments is None:
-            if line.segments >= self.max_segments_per_run:
-                line.truncated += 1
-                return
-            segments = line.tasks[task.task_id] = []
-            line.views[task.task_id] = task
-        if segments and segments[-1].end is None:
-            segments[-1].end = task.since
-            segments[-1].outcome = task.state
-        if task.state not in ("COMPLETED", "FAILED", "CANCELLED") or not segments:
-            end = task.since if task.state in FINISHED_STATES else None
-            if len(segments) >= MAX_SEGMENTS_PER_TASK:
-                del segments[0]  # a task's last attempts are the ones worth drawing
-            else:
-                line.segments += 1
-            segments.append(Segment(task.state, task.since, end, task.state if end else None))
+        line.record(task, self.max_segments_per_run)
 
-    def _touch_listed(self, run: RunView, line: _Timeline, body: dict[str, Any]) -> None:
+    def _touch_listed(self, run: RunView, line: Timeline, body: dict[str, Any]) -> None:
         """The tasks a heartbeat (blocked ones, with what holds them) or an engine's snapshot
         of the run lists changed."""
         listed = body.get("blocked_tasks") or body.get("tasks")
@@ -266,7 +210,7 @@ class DashboardModel:
                 if isinstance(task_id, str) and task_id in run.tasks:
                     line.log.touch(task_id, self.version)
 
-    def _note_compaction(self, run: RunView, line: _Timeline) -> None:
+    def _note_compaction(self, run: RunView, line: Timeline) -> None:
         """A compacted run keeps only the tasks its timelines drew (and a few failures): if it
         had more, some left its detail, and the pages that follow it start over."""
         if run.compacted and not line.compacted:
@@ -484,10 +428,3 @@ class DashboardModel:
 
 def _source(engine: EngineView) -> str:
     return engine.source
-
-
-def _drawn(last: Segment, task: TaskView) -> bool:
-    """Whether ``last`` already shows the task's current state (the model kept it as it was)."""
-    if last.end is None or last.outcome is None:
-        return last.state == task.state and last.start == task.since
-    return last.outcome == task.state and last.end == task.since

@@ -7,16 +7,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._fair_share import MAX_HOLDER_STREAMS, MAX_STREAMS, MAX_STREAMS_PER_CLIENT
+from .._live._fair_share import MAX_HOLDER_STREAMS, MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 
 if TYPE_CHECKING:
     from cascade.control.access import Roles
     from cascade.history import History
     from cascade.interfaces import Connector
 
+    from .._auth._sign_in import SignIn
+    from .._history._history_source import HistorySource
     from ._guard import Tokens
-    from ._history_source import HistorySource
-    from ._sign_in import SignIn
 
 __all__ = ["DashboardSettings"]
 

@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from cascade.interfaces.reader import parse_age
 
+from .._app._guard import Refused, read_json, refusal
 from ._api_tokens import ApiTokens
-from ._guard import Refused, read_json, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access

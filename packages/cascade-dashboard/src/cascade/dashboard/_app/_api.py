@@ -15,39 +15,38 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cascade.control.access import Role
 from cascade.metrics import CONTENT_TYPE
 
-from ._access_log import AccessLog
-from ._api_tokens import ApiTokenCheck, ApiTokens
-from ._controls import Controls
-from ._deltas import STREAM_PAGE, Follower
-from ._fair_share import RETRY_AFTER, claimant
-from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
-from ._gzip_stream import accepts_gzip, gzipped
-from ._history_api import history_routes
-from ._history_source import HistorySource
-from ._hub import DashboardHub
-from ._log_backfill import LogBackfill
-from ._log_window import LogWindow
-from ._me import me_route
-from ._model import MAX_RUNS_SHOWN
-from ._pages import PAGED_PARAMS, Listing, View, parse_view
-from ._session_api import session_routes
-from ._settings import DashboardSettings
-from ._shapes import constraint_dict, engine_dict
-from ._sign_in import SignInPages
-from ._streams import (
+from .._auth._access_log import AccessLog
+from .._auth._api_tokens import ApiTokenCheck, ApiTokens
+from .._auth._me import me_route
+from .._auth._session_api import session_routes
+from .._auth._sign_in import SignInPages
+from .._auth._team import Team
+from .._auth._token_api import token_routes
+from .._history._history_api import history_routes
+from .._history._history_source import HistorySource
+from .._live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
+from .._live._fair_share import RETRY_AFTER, claimant
+from .._live._hub import DashboardHub
+from .._live._log_backfill import LogBackfill
+from .._live._log_window import LogWindow
+from .._live._model import MAX_RUNS_SHOWN
+from .._live._shapes import constraint_dict, engine_dict
+from .._live._streams import (
     KEEPALIVE,
     MAX_HOLDER_STREAMS,
     MAX_STREAMS,
     MAX_STREAMS_PER_CLIENT,
-    STREAM_INTERVAL,
     Snapshots,
     StreamSlots,
     change_events,
     stream_events,
 )
-from ._team import Team
-from ._token_api import token_routes
-from ._visible_runs import visible_id
+from .._live._visible_runs import visible_id
+from ._controls import Controls
+from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
+from ._gzip_stream import accepts_gzip, gzipped
+from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._settings import DashboardSettings
 
 if TYPE_CHECKING:
     from cascade.control.access import Access

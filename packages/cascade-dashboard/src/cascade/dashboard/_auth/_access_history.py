@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._history._history_source import HistorySource
 from ._access_log import AccessEvent
-from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.history import History

@@ -25,15 +25,18 @@ from typing import Any
 
 from cascade.interfaces.reader import EngineView, RunView
 
+from .._app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
 from ._log_window import LogWindow
-from ._pages import Listing, Page, View, parse_view
 from ._shapes import constraint_dict, engine_dict
-from ._streams import STREAM_INTERVAL
 from ._visible_runs import visible_id
 
-__all__ = ["MAX_BATCH", "STREAM_PAGE", "Follower", "encode"]
+__all__ = ["MAX_BATCH", "STREAM_INTERVAL", "STREAM_PAGE", "Follower", "encode"]
+
+#: A stream sends what changed (or the state) at most once per STREAM_INTERVAL seconds, however
+#: fast events come.
+STREAM_INTERVAL = 0.25
 
 MAX_BATCH = 500
 """The most entities (runs, engines, constraints, tasks: upserts and removals) one change
