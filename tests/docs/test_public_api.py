@@ -27,6 +27,8 @@ MODULES = {
     "cascade-cli": [
         "cascade.cli",
         "cascade.cli.access",
+        "cascade.cli.plumbing",
+        "cascade.cli.rendering",
     ],
     "cascade-dashboard": ["cascade.dashboard"],
     "cascade-testkit": ["cascade.testkit"],  # not published; its list is kept all the same

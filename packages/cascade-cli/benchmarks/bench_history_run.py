@@ -28,8 +28,7 @@ from typing import Any
 
 import httpx
 
-from cascade.dashboard import DashboardHub, DashboardSettings
-from cascade.dashboard import create_app
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

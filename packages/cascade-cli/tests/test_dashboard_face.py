@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cascade.cli import BrokerOptions
-from cascade.cli._dashboard_face import record_command
+from cascade.cli.commands.dashboard._dashboard_face import record_command
+from cascade.cli.plumbing import BrokerOptions
 
 
 def test_the_record_command_names_the_broker_its_user_and_tls_never_the_password() -> None:

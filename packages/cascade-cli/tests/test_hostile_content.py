@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cascade.cli import render_status, render_watch, status_json
+from cascade.cli.rendering import render_status, render_watch, status_json
 from cascade.interfaces import (
     MAX_STATUS_PAYLOAD_BYTES,
     MAX_TELEMETRY_PAYLOAD_BYTES,

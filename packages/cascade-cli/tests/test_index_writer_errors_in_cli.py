@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli import BrokerOptions
+from cascade.cli.plumbing import BrokerOptions
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import Connector, Payload, constraint_topic
 from cascade.interfaces import _index_writer as index_writer

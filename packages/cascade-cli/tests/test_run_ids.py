@@ -18,7 +18,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.control import SHORT_ID
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received

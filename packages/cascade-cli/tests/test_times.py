@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.cli._times import TimeFormat, duration
+from cascade.cli.rendering._times import TimeFormat, duration
 
 CASES = {
     0.0: "0.0s",

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cascade.cli import render_watch, status_json
+from cascade.cli.rendering import render_watch, status_json
 from cascade.dashboard import DashboardModel
 from cascade.interfaces import (
     MAX_SEQ_JUMP,

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
+from cascade.cli.rendering import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
 from cascade.interfaces import (
     BlockedTask,
     Body,

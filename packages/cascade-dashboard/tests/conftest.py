@@ -37,7 +37,8 @@ def broker() -> InMemoryBroker:
 def invoke(broker: InMemoryBroker) -> Invoke:
     """Invoke `cascade ARGS` with every connector on ``broker`` (the CLI's face of the
     dashboard, and what the dashboard must say as the CLI does)."""
-    from cascade.cli import CliContext, app
+    from cascade.cli import app
+    from cascade.cli.plumbing import CliContext
 
     def factory(options: Any) -> Connector:
         return InMemoryConnector(broker, presence=False)

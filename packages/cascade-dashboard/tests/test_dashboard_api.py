@@ -13,7 +13,8 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
 from cascade.dashboard import STREAM_INTERVAL, DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

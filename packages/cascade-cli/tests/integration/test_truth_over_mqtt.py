@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app, serve_dashboard
 from cascade.runtime import (

@@ -17,7 +17,7 @@ import pytest
 from oidc_provider_mock import User, run_server_in_thread
 from rich.console import Console
 
-from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardSettings, OidcSignIn, Tokens, serve_dashboard
 from cascade.testkit import BrokerEndpoint, free_port

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from cascade.cli import BrokerOptions, mqtt_connector
+from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardSettings, Tokens, serve_dashboard

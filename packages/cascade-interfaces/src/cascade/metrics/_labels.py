@@ -15,7 +15,7 @@ MAX_LABEL_LENGTH = 128
 
 def label_value(value: str) -> str:
     """``value`` as a label value: every control character escaped as a terminal view shows it
-    (:func:`~cascade.cli._inert.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
+    (:func:`~cascade.interfaces.reader.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
     return inert(value, MAX_LABEL_LENGTH)[:MAX_LABEL_LENGTH]
 
 

@@ -14,18 +14,18 @@ from cascade.interfaces.reader import (
     subscribe_statuses,
 )
 
-from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from .._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
-from .._context import CliContext
-from .._render import render_status
-from .._status_json import ascii_json, status_json
-from .._view_options import (
+from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ..plumbing._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
+from ..plumbing._context import CliContext
+from ..plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
     Json,
     OfflineMaxAge,
     ShowAll,
     offline_cutoff,
 )
+from ..rendering._render import render_status
+from ..rendering._status_json import ascii_json, status_json
 
 __all__ = ["status"]
 

@@ -17,9 +17,9 @@ from cascade.control import (
     validate_scope,
 )
 
-from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from .._context import CliContext, UsageError, usage
-from .._operator import As, Reason, Witness, issued, operator_name, witness_login
+from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ..plumbing._context import CliContext, UsageError, usage
+from ..plumbing._operator import As, Reason, Witness, issued, operator_name, witness_login
 
 __all__ = ["limit", "pause", "resume"]
 

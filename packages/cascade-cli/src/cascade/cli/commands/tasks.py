@@ -9,9 +9,8 @@ from rich.text import Text
 
 from cascade.interfaces.reader import SHOWN
 
-from .._context import CliContext
-from .._fit import Cell, Column, fitted, print_fitted
-from .._history_db import (
+from ..plumbing._context import CliContext
+from ..plumbing._history_db import (
     SINCE_HELP,
     Db,
     Json,
@@ -22,7 +21,8 @@ from .._history_db import (
     query,
     since_seconds,
 )
-from .._render import duration
+from ..rendering._fit import Cell, Column, fitted, print_fitted
+from ..rendering._render import duration
 
 __all__ = ["tasks"]
 

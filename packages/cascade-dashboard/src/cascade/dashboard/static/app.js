@@ -8,7 +8,7 @@
 const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "RETRYING"];
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 const $ = (id) => document.getElementById(id);
-const SHORT_ID = 12; // a run id's digits every view shows: cascade.cli._run_ids.SHORT_ID (a test keeps them equal)
+const SHORT_ID = 12; // a run id's digits every view shows: cascade.control.SHORT_ID (a test keeps them equal)
 
 function shortId(runId) { return runId.slice(0, SHORT_ID); }
 
