@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import EngineSummary, RunTally, SummaryRun, TaskTally, parse_timestamp
-from cascade.interfaces.reader import EngineView, counted_summary
+from cascade.interfaces.reader import EngineView, counted_summary, fleet_totals
 
 __all__ = ["EVENTS", "FLEET", "FleetIndex", "FleetRun", "summary_dict"]
 
@@ -37,24 +37,22 @@ RunKey = tuple[int, float, str]
 
 
 def _share(engine: EngineView | None) -> tuple[float, ...]:
-    """What ``engine`` adds to the totals, as :func:`~cascade.interfaces.reader.fleet_totals`
-    counts it: an offline engine's runs are stranded, not live; an unconfirmed summary counts
-    for nothing but itself."""
+    """What ``engine`` adds to the totals: :func:`~cascade.interfaces.reader.fleet_totals` of
+    it alone (an offline engine's runs are stranded, not live; an unconfirmed summary counts
+    for nothing but itself), as one flat tuple."""
     if engine is None:
         return _NOTHING
-    summary, online = counted_summary(engine), engine.online
-    if summary is None and engine.summary is not None:
-        return (1, 0, 0, 1, *_NOTHING[_HEAD:])
-    head = (1, int(online), int(summary is None), 0)
-    if summary is None:
-        return head + _NOTHING[_HEAD:]
-    if not online:
-        return head + _NOTHING[_HEAD:-1] + (summary.runs.running,)
+    alone = fleet_totals((engine,))
     return (
-        head
-        + tuple(getattr(summary.runs, name) for name in _RUNS)
-        + tuple(getattr(summary.tasks, name) for name in _TASKS)
-        + (summary.events_per_s, summary.dropped, 0)
+        alone.engines,
+        alone.online,
+        alone.without_summary,
+        alone.unconfirmed,
+        *(getattr(alone.runs, name) for name in _RUNS),
+        *(getattr(alone.tasks, name) for name in _TASKS),
+        alone.events_per_s,
+        alone.dropped,
+        alone.stranded,
     )
 
 

@@ -41,7 +41,7 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
 
 from ._ages import parse_age
 from ._bounded_text import KEPT, MARK, truncate
-from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary
+from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary, fleet_totals
 from ._fleet_switch import (
     DEFAULT_FLEET_THRESHOLD,
     FLEET_CHECK,
@@ -105,6 +105,7 @@ __all__ = [
     "TaskView",
     "counted_summary",
     "cut_message",
+    "fleet_totals",
     "inert",
     "keep_switching",
     "line_matches",
