@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.cli.rendering import render_watch
-from cascade.dashboard import DashboardModel
+from cascade.dashboard.live import DashboardModel
 from cascade.history import History, Received
 from cascade.interfaces import (
     Body,

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch, status_json
-from cascade.dashboard import DashboardModel
+from cascade.dashboard.live import DashboardModel
 from cascade.interfaces import (
     MAX_SEQ_JUMP,
     Heartbeat,

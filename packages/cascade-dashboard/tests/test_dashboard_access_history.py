@@ -20,14 +20,8 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.control.access import Roles
-from cascade.dashboard import (
-    AccessLog,
-    DashboardHub,
-    DashboardSettings,
-    ProxySignIn,
-    create_app,
-    sink_of,
-)
+from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
+from cascade.dashboard.auth import AccessLog, sink_of
 from cascade.history import History
 
 ROLES = Roles.parse('[[grant]]\nrole = "admin"\nscopes = ["global"]\npeople = ["root"]\n')

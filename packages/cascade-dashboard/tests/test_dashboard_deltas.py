@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from cascade.dashboard import DashboardHub, Follower
+from cascade.dashboard import DashboardHub
+from cascade.dashboard.live import Follower
 from cascade.interfaces import (
     Constraint,
     EngineSummary,

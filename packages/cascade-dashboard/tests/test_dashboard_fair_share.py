@@ -19,15 +19,8 @@ import pytest
 import uvicorn
 
 from cascade.control.access import Roles
-from cascade.dashboard import (
-    Claimant,
-    DashboardHub,
-    DashboardSettings,
-    HistoryReaders,
-    StreamSlots,
-    Tokens,
-    create_app,
-)
+from cascade.dashboard import DashboardHub, DashboardSettings, Tokens, create_app
+from cascade.dashboard.live import Claimant, HistoryReaders, StreamSlots
 from cascade.history import History, RunSummary
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import bind

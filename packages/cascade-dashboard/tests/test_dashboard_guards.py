@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import Result
 
-from cascade.dashboard import MAX_BODY, DashboardHub, DashboardSettings, create_app
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
+from cascade.dashboard.app import MAX_BODY
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"

@@ -22,12 +22,12 @@ from cascade.control.access import Access, Identity, Roles
 from cascade.dashboard import (
     DashboardHub,
     DashboardSettings,
-    Follower,
     HistorySource,
     ProxySignIn,
     Tokens,
     create_app,
 )
+from cascade.dashboard.live import Follower
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import (
     LogBatch,

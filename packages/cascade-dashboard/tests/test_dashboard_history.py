@@ -15,7 +15,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.dashboard import MAX_LIMIT, DashboardHub, DashboardSettings, create_app
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
+from cascade.dashboard.history import MAX_LIMIT
 from cascade.history import History, HistoryError, Received
 from cascade.interfaces import Constraint, decode_cancel_reply, decode_envelope, reply_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

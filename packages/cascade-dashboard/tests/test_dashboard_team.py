@@ -12,16 +12,9 @@ import httpx
 import pytest
 
 from cascade.control.access import Access, Identity, Roles
-from cascade.dashboard import (
-    AccessEvent,
-    AccessLog,
-    DashboardHub,
-    DashboardSettings,
-    Follower,
-    ProxySignIn,
-    Tokens,
-    create_app,
-)
+from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, Tokens, create_app
+from cascade.dashboard.auth import AccessEvent, AccessLog
+from cascade.dashboard.live import Follower
 from cascade.interfaces import TaskStateEvent, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, telemetry
 

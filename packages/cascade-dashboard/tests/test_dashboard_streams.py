@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.dashboard._live._streams import Snapshots
+from cascade.dashboard.live import Snapshots
 from cascade.interfaces import StatusMessage, status_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import bind

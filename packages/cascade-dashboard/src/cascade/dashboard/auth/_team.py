@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from cascade.control.access import Access, Identity, Roles
 
-from .._app._guard import Tokens, refusal
+from ..app._guard import Tokens, refusal
 from ._access_log import AccessLog
 from ._api_tokens import HOLDER_KEY
 from ._sign_in import SignIn

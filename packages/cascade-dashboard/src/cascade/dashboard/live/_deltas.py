@@ -25,7 +25,7 @@ from typing import Any
 
 from cascade.interfaces.reader import EngineView, RunView
 
-from .._app._pages import Listing, Page, View, parse_view
+from ..app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun
 from ._hub import DashboardHub
 from ._log_window import LogWindow

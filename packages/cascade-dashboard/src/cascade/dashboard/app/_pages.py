@@ -24,8 +24,8 @@ from typing import Any, Generic, TypeVar, cast
 from cascade.control.access import Among
 from cascade.interfaces.reader import EngineView, RunView
 
-from .._live._fleet_index import FLEET, FleetRun
-from .._live._model import DashboardModel
+from ..live._fleet_index import FLEET, FleetRun
+from ..live._model import DashboardModel
 
 __all__ = [
     "MAX_PAGE",

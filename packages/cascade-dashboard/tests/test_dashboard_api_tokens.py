@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from cascade.control.access import Roles
-from cascade.dashboard import AccessLog, DashboardHub, DashboardSettings, ProxySignIn, create_app
-from cascade.dashboard._auth._api_tokens import ApiTokens
+from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
+from cascade.dashboard.auth import AccessLog, ApiTokens
 from cascade.history import History, Received
 from cascade.interfaces import TaskStateEvent, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, telemetry

@@ -7,15 +7,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._live._fair_share import MAX_HOLDER_STREAMS, MAX_STREAMS, MAX_STREAMS_PER_CLIENT
+from ..live._fair_share import MAX_HOLDER_STREAMS, MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 
 if TYPE_CHECKING:
     from cascade.control.access import Roles
     from cascade.history import History
     from cascade.interfaces import Connector
 
-    from .._auth._sign_in import SignIn
-    from .._history._history_source import HistorySource
+    from ..auth._sign_in import SignIn
+    from ..history._history_source import HistorySource
     from ._guard import Tokens
 
 __all__ = ["DashboardSettings"]

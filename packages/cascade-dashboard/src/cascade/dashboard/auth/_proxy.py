@@ -15,7 +15,7 @@ from cascade.control import MAX_OPERATOR_LENGTH, ControlError, checked_text
 from cascade.control.access import Identity
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from .._app._errors import SettingsError
+from ..app._errors import SettingsError
 
 __all__ = ["Network", "ProxySignIn", "trusted_networks"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from cascade.metrics import bind
 
-from .._history._history_source import HistorySource
+from ..history._history_source import HistorySource
 from ._listen import is_loopback
 from ._settings import DashboardSettings
 
@@ -53,13 +53,13 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
     """
     import uvicorn
 
-    from .._auth._access_history import open_access_history, sink_of
-    from .._auth._access_log import AccessLog
-    from .._auth._proxy import ProxySignIn
+    from ..auth._access_history import open_access_history, sink_of
+    from ..auth._access_log import AccessLog
+    from ..auth._proxy import ProxySignIn
     from ._api import create_app
 
     _Server = _server_class()
-    from .._live._hub import DashboardHub
+    from ..live._hub import DashboardHub
 
     if settings.connector is None:
         raise ValueError("a dashboard to serve needs settings.connector")

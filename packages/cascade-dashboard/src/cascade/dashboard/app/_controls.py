@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, Response
 from cascade.control import ControlError, describe_reply, validate_scope
 from cascade.interfaces import ConnectorError
 
-from .._auth._team import Team
-from .._history._history_source import HistorySource
-from .._live._hub import DashboardHub
-from .._live._visible_runs import HistoryUnreadable, find_run, unknown_run
+from ..auth._team import Team
+from ..history._history_source import HistorySource
+from ..live._hub import DashboardHub
+from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import cancel_reason, constraint_messages
 from ._guard import Refused, Tokens, read_json, refusal
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade.dashboard import DashboardModel
-from cascade.dashboard._live._timelines import MAX_SEGMENTS_PER_TASK
+from cascade.dashboard.live import MAX_SEGMENTS_PER_TASK, DashboardModel
 from cascade.interfaces import Message
 
 TOPIC = "cascade/telemetry/local/default/run-1/events"

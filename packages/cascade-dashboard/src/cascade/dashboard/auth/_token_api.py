@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from cascade.interfaces.reader import parse_age
 
-from .._app._guard import Refused, read_json, refusal
+from ..app._guard import Refused, read_json, refusal
 from ._api_tokens import ApiTokens
 
 if TYPE_CHECKING:

@@ -37,16 +37,16 @@ from cascade.control import checked_prefix, one_run, recorded_in
 from cascade.interfaces import LOG_LEVELS
 from cascade.interfaces.reader import FINISHED_STATES, parse_age
 
-from .._app._guard import Refused, refusal
-from .._live._fair_share import RETRY_AFTER, HistoryReaders, claimant
-from .._live._visible_runs import NO_SUCH_RUN
+from ..app._guard import Refused, refusal
+from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
+from ..live._visible_runs import NO_SUCH_RUN
 from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among
     from cascade.history import History, StateChange
 
-    from .._auth._team import Team
+    from ..auth._team import Team
 
 __all__ = [
     "MAX_LIMIT",

@@ -15,23 +15,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cascade.control.access import Role
 from cascade.metrics import CONTENT_TYPE
 
-from .._auth._access_log import AccessLog
-from .._auth._api_tokens import ApiTokenCheck, ApiTokens
-from .._auth._me import me_route
-from .._auth._session_api import session_routes
-from .._auth._sign_in import SignInPages
-from .._auth._team import Team
-from .._auth._token_api import token_routes
-from .._history._history_api import history_routes
-from .._history._history_source import HistorySource
-from .._live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
-from .._live._fair_share import RETRY_AFTER, claimant
-from .._live._hub import DashboardHub
-from .._live._log_backfill import LogBackfill
-from .._live._log_window import LogWindow
-from .._live._model import MAX_RUNS_SHOWN
-from .._live._shapes import constraint_dict, engine_dict
-from .._live._streams import (
+from ..auth._access_log import AccessLog
+from ..auth._api_tokens import ApiTokenCheck, ApiTokens
+from ..auth._me import me_route
+from ..auth._session_api import session_routes
+from ..auth._sign_in import SignInPages
+from ..auth._team import Team
+from ..auth._token_api import token_routes
+from ..history._history_api import history_routes
+from ..history._history_source import HistorySource
+from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
+from ..live._fair_share import RETRY_AFTER, claimant
+from ..live._hub import DashboardHub
+from ..live._log_backfill import LogBackfill
+from ..live._log_window import LogWindow
+from ..live._model import MAX_RUNS_SHOWN
+from ..live._shapes import constraint_dict, engine_dict
+from ..live._streams import (
     KEEPALIVE,
     MAX_HOLDER_STREAMS,
     MAX_STREAMS,
@@ -41,7 +41,7 @@ from .._live._streams import (
     change_events,
     stream_events,
 )
-from .._live._visible_runs import visible_id
+from ..live._visible_runs import visible_id
 from ._controls import Controls
 from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
 from ._gzip_stream import accepts_gzip, gzipped

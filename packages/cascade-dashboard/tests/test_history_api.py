@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.dashboard import MAX_LIMIT, RUN_PAGE, DashboardHub, DashboardSettings, create_app
-from cascade.dashboard._history import _history_api as history_api
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
+from cascade.dashboard.history import MAX_LIMIT, RUN_PAGE
+from cascade.dashboard.history import _history_api as history_api
 from cascade.history import History, Received, RunSummary, StateChange
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

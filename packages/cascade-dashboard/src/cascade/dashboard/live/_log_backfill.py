@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cascade.interfaces import LogLine, parse_timestamp
 from cascade.interfaces.reader import HeardLine, LogFollower, RunLogs
 
-from .._history._history_source import HistorySource
+from ..history._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.history import History, RecordedLogLine

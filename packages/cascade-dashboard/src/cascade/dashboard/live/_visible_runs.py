@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 
 from cascade.control import Recorded, checked_prefix, is_full, one_run, recorded_in
 
-from .._app._guard import refusal
-from .._app._pages import covers
+from ..app._guard import refusal
+from ..app._pages import covers
 
 if TYPE_CHECKING:
     from cascade.control.access import Among
