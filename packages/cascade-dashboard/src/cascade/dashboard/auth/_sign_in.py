@@ -2,7 +2,7 @@
 
 A :class:`SignIn` (OpenID Connect, a trusted proxy's header) adds its routes and its
 middleware to the app and names who a request comes from; the roles file
-(:mod:`cascade.cli.access`) then says what that identity may see and do.
+(:mod:`cascade.control.access`) then says what that identity may see and do.
 """
 
 from __future__ import annotations

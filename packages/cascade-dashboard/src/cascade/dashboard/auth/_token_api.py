@@ -1,6 +1,6 @@
 """``/api/tokens``: a team's admins make, list and revoke per-person API tokens.
 
-Each takes ``admin`` over ``global`` (:meth:`~cascade.cli.access.Access.may_administer`);
+Each takes ``admin`` over ``global`` (:meth:`~cascade.control.access.Access.may_administer`);
 a refusal is a 403 with its reason and an access row, as every control's. Making and
 revoking are audited when done. The secret of a token made is in the answer to its POST,
 once: the history keeps its SHA-256 only.
