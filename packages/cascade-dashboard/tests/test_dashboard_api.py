@@ -276,6 +276,8 @@ def test_invalid_resume_type_gets_the_cli_message(invoke: Callable[..., Result])
         ({"scope": "global", "type": "concurrency", "params": {"limit": "2"}}, "whole number"),
         ({"scope": "global", "type": "concurrency", "params": {"limit": True}}, "whole number"),
         ({"scope": "global", "type": "pause", "ttl": "soon"}, "ttl must be a number"),
+        ({"scope": "global", "type": "concurrency"}, "concurrency must be a whole number"),
+        ({"scope": "global", "type": "rate_limit", "params": {"rate": []}}, "rate must be like"),
         ({"scope": "global", "type": "pause", "extra": 1}, "unknown fields: extra"),
     ],
 )

@@ -48,7 +48,10 @@ def constraint_messages(body: Any, issued_by: str | None = None) -> list[tuple[s
     if kind == "pause":
         return [pause_constraint(scope, ttl, **notes)]
     if kind == "concurrency":
-        return list(limit_constraints(scope, params.get("limit"), None, ttl, **notes))
+        limit = params.get("limit")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise ControlError(f"concurrency must be a whole number, not {limit!r}", "concurrency")
+        return list(limit_constraints(scope, limit, None, ttl, **notes))
     rate = params.get("rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate):
         rate = f"{rate:g}"
