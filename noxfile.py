@@ -29,6 +29,7 @@ PACKAGES = [
     "cascade-connector-mqtt",
     "cascade-runtime",
     "cascade-history",
+    "cascade-dashboard",
     "cascade-cli",
 ]
 # The test tools of this repository (brokers, fixtures): installed, editable, with the packages
@@ -37,8 +38,10 @@ TESTKIT = "cascade-testkit"
 PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
 EXTRAS = {
+    "cascade-interfaces": "[metrics]",
     "cascade-runtime": "[otel]",
     "cascade-history": "[postgresql]",
+    "cascade-dashboard": "[history]",
     "cascade-cli": "[dashboard,history,metrics]",
 }
 

@@ -209,7 +209,7 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
     one row ("step" and their count) under its time axis, and a "load more tasks" button; each
     click adds the next page (its failure too) until none is left; the row opens to a row per
     task."""
-    from cascade.cli.dashboard import RUN_PAGE
+    from cascade.dashboard.history import RUN_PAGE
 
     path = str(tmp_path / "big.sqlite3")
     start = time.time() - 3600

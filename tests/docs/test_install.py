@@ -48,7 +48,7 @@ CHECKS = {  # what each use must be able to do, and what it must not have
     ),
     "the engine and the `cascade` command": ("import cascade.cli, cascade.runtime", ["starlette"]),
     "everything": (
-        "import cascade.history, cascade.cli.dashboard, psycopg, prometheus_client, opentelemetry",
+        "import cascade.history, cascade.dashboard, psycopg, prometheus_client, opentelemetry",
         [],
     ),
 }

@@ -13,9 +13,12 @@ PACKAGES = Path(__file__).resolve().parents[2] / "packages"
 MODULES = {
     "cascade-interfaces": [
         "cascade.interfaces",
+        "cascade.control",
+        "cascade.control.access",
         "cascade.interfaces.connector_kit",
         "cascade.interfaces.constraints_index",
         "cascade.interfaces.reader",
+        "cascade.metrics",
         "cascade.interfaces.testing",
         "cascade.interfaces.wire",
     ],
@@ -25,8 +28,15 @@ MODULES = {
     "cascade-cli": [
         "cascade.cli",
         "cascade.cli.access",
-        "cascade.cli.dashboard",
-        "cascade.cli.metrics",
+        "cascade.cli.plumbing",
+        "cascade.cli.rendering",
+    ],
+    "cascade-dashboard": [
+        "cascade.dashboard",
+        "cascade.dashboard.app",
+        "cascade.dashboard.auth",
+        "cascade.dashboard.history",
+        "cascade.dashboard.live",
     ],
     "cascade-testkit": ["cascade.testkit"],  # not published; its list is kept all the same
 }

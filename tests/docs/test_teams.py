@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cascade.cli import app
-from cascade.cli.access import Roles
+from cascade.control.access import Roles
 
 from .examples import ROOT, examples
 

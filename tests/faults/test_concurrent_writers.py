@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.cli import set_constraints
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control import set_constraints
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.runtime import Engine, RunCancelledError, task
 from cascade.testkit import OwnBroker

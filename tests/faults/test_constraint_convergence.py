@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from cascade.cli import subscribe_constraints
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     MAX_INDEXED_TOPICS,
     Constraint,
     constraint_topic,
+    subscribe_constraints,
     update_constraints_index,
 )
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task

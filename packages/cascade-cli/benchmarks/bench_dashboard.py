@@ -208,7 +208,7 @@ async def measure(name: str, port: int, rate: int, seconds: float) -> Row:
 
 def apply_cost(count: int = 100_000) -> tuple[float, float]:
     """µs per message folded by the watch state alone, and by the dashboard's model over it."""
-    from cascade.cli.dashboard import DashboardModel
+    from cascade.dashboard.live import DashboardModel
     from cascade.interfaces import Message
     from cascade.interfaces.reader import ReaderModel
 

@@ -28,8 +28,7 @@ from typing import Any
 
 import httpx
 
-from cascade.cli.dashboard import DashboardHub
-from cascade.cli.dashboard._api import create_app
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -89,7 +88,7 @@ def _rss_mb() -> float:
 async def measure(path: Path) -> None:
     history = History(path)
     hub = DashboardHub(InMemoryConnector(InMemoryBroker(), presence=False))
-    app = create_app(hub, token=None, history=history)
+    app = create_app(hub, DashboardSettings(token=None, history=history))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://127.0.0.1", timeout=600

@@ -152,7 +152,7 @@ def child(mode: str, minutes: float, rate: float, run_tasks: int, ref: str) -> N
     """In a child process: feed one state, print its RSS growth as JSON."""
     from rich.console import Console
 
-    from cascade.cli._render import render_watch
+    from cascade.cli.rendering._render import render_watch
     from cascade.interfaces import Message
     from cascade.interfaces.reader import ReaderModel
 

@@ -99,7 +99,7 @@ def feed_fleet(port: int, engines: int, rate: int) -> None:
 
 async def state_cost(engines: int, samples: int = 30) -> dict[str, float]:
     """``/api/state``'s median time (ms) and size (KB), whole and a page of it, in process."""
-    from cascade.cli.dashboard import DashboardHub, create_app
+    from cascade.dashboard import DashboardHub, DashboardSettings, create_app
     from cascade.interfaces import Message
     from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -120,7 +120,7 @@ async def state_cost(engines: int, samples: int = 30) -> dict[str, float]:
         hub.model.apply(Message(f"cascade/status/{source}", status))
         fold(engine, 0)
     got: dict[str, float] = {}
-    transport = httpx.ASGITransport(app=create_app(hub, token=None))
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         for name, params in (("whole", {}), ("paged", {"limit": "25", "engines_limit": "25"})):
             times, size = [], 0

@@ -28,8 +28,8 @@ import statistics
 import httpx
 from oidc_provider_mock import run_server_in_thread
 
-from cascade.cli.access import Roles
-from cascade.cli.dashboard import DashboardHub, OidcSignIn, create_app
+from cascade.control.access import Roles
+from cascade.dashboard import DashboardHub, DashboardSettings, OidcSignIn, create_app
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 ROLES = Roles.parse('[[grant]]\nrole = "viewer"\nscopes = ["global"]\npeople = ["a"]\n')
@@ -51,7 +51,7 @@ async def per_login(issuer: str, requests: int, repeats: int, *, refused: bool) 
     if budget is not None:
         budget.burst, budget.rate = (0, 1e-9) if refused else (10**9, 1.0)
     expected = 429 if refused else 302
-    app = create_app(hub, token=None, roles=ROLES, sign_in=sign_in)
+    app = create_app(hub, DashboardSettings(token=None, roles=ROLES, sign_in=sign_in))
     transport = httpx.ASGITransport(app=app)
     figures = []
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
-from cascade.cli.dashboard import DashboardHub
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.dashboard import DashboardHub
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.cli.access import Access, Identity, Role, Roles, RolesError, glob_within, parse_scope
+from cascade.control.access import (
+    Access,
+    Identity,
+    Role,
+    Roles,
+    RolesError,
+    glob_within,
+    parse_scope,
+)
 
 ROLES = """
 [[grant]]

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
-from cascade.cli.access import AclError, Roles, mosquitto_acl, rabbitmq_definitions
+from cascade.cli.access import AclError, mosquitto_acl, rabbitmq_definitions
+from cascade.control.access import Roles
 
 ROLES = """
 [[grant]]

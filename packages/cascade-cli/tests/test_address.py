@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import BrokerOptions, CliContext, app
-from cascade.cli._address import split_host_port
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.cli.plumbing._address import split_host_port
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

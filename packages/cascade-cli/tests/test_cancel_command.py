@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli._cancel import Refusal, describe_reply, request_cancel
-from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.control import Refusal, describe_reply, request_cancel
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
     CancelReply,
     Envelope,
@@ -293,11 +293,11 @@ async def test_the_dashboards_cancel_is_token_gated_and_answered(
 ) -> None:
     """POST /api/runs/ID/cancel: 401 without the token; 400 for a bad id or reason; 504 when
     no engine answers; 200 with what the engine cancelled, issued by the token's name."""
-    from cascade.cli.dashboard import Tokens
+    from cascade.dashboard import Tokens
 
     hub.timeout = 0.3
     tokens = Tokens.parse([f"bob={TOKEN}"], "dash")
-    transport = httpx.ASGITransport(app=create_app(hub, token=tokens))
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=tokens)))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         assert (await http.post(f"/api/runs/{RUN}/cancel")).status_code == 401
@@ -324,12 +324,14 @@ async def test_the_dashboards_cancel_answers_504_for_a_forged_answer(
 ) -> None:
     """A forger's answer is no answer: 504 saying it was refused, never 200 (and logged);
     with the run's engine answering after it, 200 with the engine's, and the refusal counted."""
-    from cascade.cli.dashboard import Tokens
+    from cascade.dashboard import Tokens
 
     forger = Forger(broker)
     await forger.start()
     hub.timeout = 0.3
-    transport = httpx.ASGITransport(app=create_app(hub, token=Tokens.parse([f"bob={TOKEN}"], "d")))
+    transport = httpx.ASGITransport(
+        app=create_app(hub, DashboardSettings(token=Tokens.parse([f"bob={TOKEN}"], "d")))
+    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         forged = await http.post(f"/api/runs/{RUN}/cancel", headers=auth)

@@ -9,7 +9,10 @@ from collections.abc import Callable
 import pytest
 from typer.testing import CliRunner, Result
 
-from cascade.cli import app, bind, is_loopback, parse_listen
+from cascade.cli import app
+from cascade.cli.plumbing import parse_listen
+from cascade.dashboard import is_loopback
+from cascade.metrics import bind
 from cascade.testkit import free_port
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from rich.console import Console
 
-from cascade.cli import _demo
+from cascade.cli.commands.demo import _demo
 from cascade.interfaces import Message, constraint_topic, decode_constraint
 from cascade.interfaces.reader import ReaderModel, RunView
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from cascade.cli._demo_summary import demo_summary
+from cascade.cli.commands.demo._demo_summary import demo_summary
 from cascade.interfaces import TaskStateEvent
 from cascade.interfaces.reader import ReaderModel, RunView
 from cascade.interfaces.testing import telemetry

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from cascade.cli import TelemetrySwitch
 from cascade.interfaces import (
     EngineSummary,
     Envelope,
@@ -17,7 +16,7 @@ from cascade.interfaces import (
     summary_topic,
     telemetry_filter,
 )
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.reader import ReaderModel, TelemetrySwitch
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 

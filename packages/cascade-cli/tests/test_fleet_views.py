@@ -11,7 +11,9 @@ import msgspec
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app, render_status
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.cli.rendering import render_status
 from cascade.interfaces import (
     Connector,
     EngineSummary,

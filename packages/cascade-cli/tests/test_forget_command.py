@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from typer.testing import Result
 
-from cascade.cli._forget import RetainedStatus, stale_statuses
+from cascade.cli.commands.forget._forget import RetainedStatus, stale_statuses
 from cascade.interfaces import StatusMessage, status_topic
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker

@@ -17,7 +17,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.history import History, Received
 from cascade.interfaces import (
     ClearNote,

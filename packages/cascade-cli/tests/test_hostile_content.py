@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cascade.cli import inert, render_status, render_watch, status_json
+from cascade.cli.rendering import render_status, render_watch, status_json
 from cascade.interfaces import (
     MAX_STATUS_PAYLOAD_BYTES,
     MAX_TELEMETRY_PAYLOAD_BYTES,
@@ -23,7 +23,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.reader import ReaderModel, inert
 
 _ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MARK = "…[cut]"

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli import TimeFormat, engines_table
+from cascade.cli.rendering import TimeFormat, engines_table
 from cascade.interfaces import Message, StatusMessage, status_topic
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.reader import ReaderModel

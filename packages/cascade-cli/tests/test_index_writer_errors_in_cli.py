@@ -10,8 +10,8 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.cli import BrokerOptions
-from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.cli.plumbing import BrokerOptions
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import Connector, Payload, constraint_topic
 from cascade.interfaces import _index_writer as index_writer
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -83,7 +83,7 @@ async def test_the_dashboard_answers_503_naming_what_did_not_take(broker: InMemo
     hub = DashboardHub(Overwritten(broker, presence=False), timeout=2.0)
     await hub.start()
     try:
-        transport = httpx.ASGITransport(app=create_app(hub, token="t"))
+        transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token="t")))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             answer = await client.post(
                 "/api/constraints",

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.history import History, Received
 from cascade.interfaces import (
     Connector,

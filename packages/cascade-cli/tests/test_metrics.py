@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cascade.cli.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 from cascade.interfaces import (
     Body,
     Constraint,
@@ -30,6 +29,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.reader import ReaderModel
+from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 _ts = iter(range(10**6))

@@ -9,11 +9,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import CliContext, app, bind
-from cascade.cli.dashboard import DashboardHub, create_app
-from cascade.cli.metrics import CONTENT_TYPE, CascadeMetrics, MetricsServer
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.metrics import CONTENT_TYPE, CascadeMetrics, MetricsServer, bind
 from cascade.runtime import Engine, task
 
 
@@ -30,7 +31,7 @@ async def test_dashboard_serves_metrics_without_a_token(
     engine = Engine(InMemoryConnector(broker, source_id="engine-a"))
     await engine.run([double(1), double(2)])
     await broker.idle()
-    transport = httpx.ASGITransport(app=create_app(hub, token="s3cret"))
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token="s3cret")))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         response = await http.get("/metrics")
         refused = await http.get("/metrics", headers={"host": "evil.example"})

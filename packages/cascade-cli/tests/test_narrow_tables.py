@@ -36,7 +36,7 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
     clock = SimpleNamespace(time=lambda: NOW)
     for command in ("runs", "audit", "run"):
-        monkeypatch.setattr(f"cascade.cli.commands.{command}.time", clock)
+        monkeypatch.setattr(f"cascade.cli.commands.{command}._command.time", clock)
     yield
     monkeypatch.undo()
     time.tzset()

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cascade.cli._pipes import ClosedPipeGuard
+from cascade.cli.plumbing._pipes import ClosedPipeGuard
 
 
 class _GonePipe(io.StringIO):

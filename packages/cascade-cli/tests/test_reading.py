@@ -3,14 +3,15 @@ exact subscriptions only (the in-memory broker with ``retained_to_wildcards=Fals
 
 from __future__ import annotations
 
-from cascade.cli import subscribe_constraints, subscribe_statuses
 from cascade.interfaces import (
     Constraint,
     Message,
     constraint_topic,
     rollcall_topic,
+    subscribe_constraints,
     update_constraints_index,
 )
+from cascade.interfaces.reader import subscribe_statuses
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime.testing import eventually
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from cascade.cli import render_status, render_watch, status_json
+from cascade.cli.rendering import render_status, render_watch, status_json
 from cascade.interfaces import (
     Constraint,
     Envelope,

@@ -18,8 +18,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import SHORT_ID, BrokerOptions, CliContext, app
-from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.control import SHORT_ID
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload
@@ -235,7 +237,7 @@ def test_every_table_shows_the_same_short_id(
     assert context.console is not None
     shown = short.findall(console.export_text()) + short.findall(context.console.export_text())
     assert set(shown) == {LIVE[:SHORT_ID], ENDED[:SHORT_ID]}  # and no longer nor shorter form
-    static = files("cascade.cli.dashboard") / "static"
+    static = files("cascade.dashboard") / "static"
     assert f"const SHORT_ID = {SHORT_ID};" in (static / "app.js").read_text()
     for page in ("render.js", "history.js"):
         assert "shortId(run.run_id)" in (static / page).read_text()
@@ -246,7 +248,7 @@ async def test_the_dashboards_cancel_and_history_take_a_prefix(
 ) -> None:
     """POST /api/runs/PREFIX/cancel resolves among the runs the dashboard heard and its
     history's: 400 naming them when several have it, 404 when none; /api/history/run too."""
-    from cascade.cli.dashboard import Tokens
+    from cascade.dashboard import Tokens
 
     db = str(tmp_path / "h.sqlite3")
     _record(db, ENDED, "ab" + "0" * 30, "ab" + "1" * 30)
@@ -257,7 +259,9 @@ async def test_the_dashboards_cancel_and_history_take_a_prefix(
     while LIVE not in hub.model.state.runs:
         await hub.wait_change(hub.model.version, 5)
     with History(db) as history:
-        app_ = create_app(hub, token=Tokens.parse([f"bob={TOKEN}"], "dash"), history=history)
+        app_ = create_app(
+            hub, DashboardSettings(token=Tokens.parse([f"bob={TOKEN}"], "dash"), history=history)
+        )
         transport = httpx.ASGITransport(app=app_)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:

@@ -11,7 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
 from cascade.history import History, Received, decode_message
 from cascade.interfaces import DroppedLines, LogBatch, LogLine, decode_envelope, logs_topic
 from cascade.interfaces.testing import received

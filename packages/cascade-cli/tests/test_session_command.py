@@ -11,8 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
-from cascade.cli.dashboard import OidcSignIn
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
+from cascade.dashboard import OidcSignIn
 from cascade.history import History
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.interfaces import (
     Connector,
     Envelope,

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from cascade.cli import dump_tasks, install_task_dump
+from cascade.cli.plumbing import dump_tasks, install_task_dump
 
 TASKS_DUMPED = "cascade: end of the asyncio tasks"
 

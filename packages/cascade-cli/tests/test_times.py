@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.cli._times import TimeFormat, duration
+from cascade.cli.rendering._times import TimeFormat, duration
 
 CASES = {
     0.0: "0.0s",
@@ -25,7 +25,9 @@ CASES = {
     7199.6: "2h00m",
     273600.0: "3d04h",
 }
-APP_JS = Path(__file__).resolve().parents[1] / "src/cascade/cli/dashboard/static/app.js"
+APP_JS = (
+    Path(__file__).resolve().parents[1] / "../cascade-dashboard/src/cascade/dashboard/static/app.js"
+)
 
 
 @pytest.mark.parametrize(("seconds", "shown"), CASES.items())

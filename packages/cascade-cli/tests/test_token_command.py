@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
 from cascade.history import History, Received
 from cascade.interfaces import decode_constraint
 

@@ -8,8 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cascade.cli import CliContext, app, render_watch
-from cascade.cli.dashboard import DashboardModel
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
+from cascade.cli.rendering import render_watch
+from cascade.dashboard.live import DashboardModel
 from cascade.history import History, Received
 from cascade.interfaces import (
     Body,

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from cascade.cli._view_options import DEFAULT_KEEP_FOR_AGE, DEFAULT_OFFLINE_MAX_AGE, parse_age
+from cascade.cli.plumbing._view_options import (
+    DEFAULT_KEEP_FOR_AGE,
+    DEFAULT_OFFLINE_MAX_AGE,
+    parse_age,
+)
 from cascade.interfaces.reader import DEFAULT_KEEP_FOR
 
 

@@ -9,9 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from cascade.cli import render_watch, status_json
-from cascade.cli.dashboard import DashboardModel
-from cascade.cli.metrics import CascadeMetrics
+from cascade.cli.rendering import render_watch, status_json
+from cascade.dashboard.live import DashboardModel
 from cascade.interfaces import (
     MAX_SEQ_JUMP,
     Heartbeat,
@@ -21,6 +20,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import telemetry
+from cascade.metrics import CascadeMetrics
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 

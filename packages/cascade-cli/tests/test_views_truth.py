@@ -11,7 +11,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import BrokerOptions, CliContext, TimeFormat, app
+from cascade.cli import app
+from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.cli.rendering import TimeFormat
 from cascade.interfaces import (
     Connector,
     MessageCallback,

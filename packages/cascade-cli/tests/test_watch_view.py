@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from cascade.cli import render_watch
+from cascade.cli.rendering import render_watch
 from cascade.interfaces import (
     Body,
     Constraint,

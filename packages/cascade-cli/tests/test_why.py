@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
+from cascade.cli.rendering import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
 from cascade.interfaces import (
     BlockedTask,
     Body,
@@ -127,7 +127,7 @@ def test_why_exits_1_when_nothing_of_the_run_is_heard(invoke: Callable[..., Resu
 
 def test_the_dashboard_lists_what_holds_each_blocked_task() -> None:
     """A run's detail has each blocked task's held_by as JSON (null: its engine did not say)."""
-    from cascade.cli.dashboard import DashboardModel
+    from cascade.dashboard.live import DashboardModel
 
     model = DashboardModel(clock=lambda: 2e9)
     model.apply(_blocked("load-1", [PAUSE]))

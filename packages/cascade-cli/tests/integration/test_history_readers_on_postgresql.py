@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
 from cascade.testkit import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 
 pytestmark = pytest.mark.integration

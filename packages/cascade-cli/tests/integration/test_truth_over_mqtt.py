@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.cli import BrokerOptions, mqtt_connector
-from cascade.cli.dashboard import DashboardHub, create_app
+from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder
 from cascade.interfaces import Message, SnapshotAsker, status_filter, telemetry_filter
 from cascade.interfaces.reader import ReaderModel
@@ -125,7 +125,7 @@ def _dashboard(broker: BrokerEndpoint) -> tuple[DashboardHub, httpx.AsyncClient]
     options = BrokerOptions(host=broker.host, port=broker.port, timeout=5.0)
     hub = DashboardHub(mqtt_connector(options), timeout=5.0)
     http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(hub, token=TOKEN)),
+        transport=httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=TOKEN))),
         base_url="http://127.0.0.1",
         headers={"Authorization": f"Bearer {TOKEN}"},
     )

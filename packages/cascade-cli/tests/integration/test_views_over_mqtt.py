@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from cascade.cli import CliContext, app
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import (
     Message,

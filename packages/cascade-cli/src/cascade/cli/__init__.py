@@ -1,47 +1,12 @@
-"""The `cascade` command: watch, status, pause, resume, limit, forget, demo, dashboard, and
-the history: record, runs, run, tasks, audit.
+"""The `cascade` command: watch, status, pause, resume, limit, cancel, forget, demo, dashboard,
+and the history: record, runs, run, tasks, logs, audit.
 
-What its views show is :mod:`cascade.interfaces.reader`'s model of the fleet.
+Its rooms: :mod:`.commands` (one module, or folder, per command), :mod:`.plumbing` (what every
+command is built from), :mod:`.rendering` (what the terminal shows), :mod:`.access` (a broker's
+ACL from a team's roles). What its views show is :mod:`cascade.interfaces.reader`'s model of the
+fleet; what it steers with is :mod:`cascade.control`.
 """
 
 from ._app import app, main
-from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
-from ._context import CliContext
-from ._debug import dump_tasks, install_task_dump
-from ._fleet_mode import TelemetrySwitch
-from ._holds_text import NOTHING_HOLDS, holds_text
-from ._inert import inert
-from ._listen import bind, is_loopback, parse_listen
-from ._publishing import set_constraints
-from ._reading import subscribe_constraints, subscribe_statuses
-from ._render import engines_table, render_status, render_watch
-from ._run_ids import SHORT_ID
-from ._status_json import status_json
-from ._times import TimeFormat
 
-__all__ = [
-    "NOTHING_HOLDS",
-    "SHORT_ID",
-    "BrokerOptions",
-    "CliContext",
-    "ConnectorFactory",
-    "TelemetrySwitch",
-    "TimeFormat",
-    "app",
-    "bind",
-    "dump_tasks",
-    "engines_table",
-    "holds_text",
-    "inert",
-    "install_task_dump",
-    "is_loopback",
-    "main",
-    "mqtt_connector",
-    "parse_listen",
-    "render_status",
-    "render_watch",
-    "set_constraints",
-    "status_json",
-    "subscribe_constraints",
-    "subscribe_statuses",
-]
+__all__ = ["app", "main"]

@@ -11,12 +11,6 @@ from typing import Annotated
 
 import typer
 
-from ._broker import broker_options
-from ._context import CliContext
-from ._debug import install_task_dump
-from ._group import OneLineErrors
-from ._pipes import guard_stdout
-from ._version import version_callback
 from .commands.acl import acl
 from .commands.audit import audit
 from .commands.cancel import cancel
@@ -35,6 +29,12 @@ from .commands.tasks import tasks
 from .commands.token import token_app
 from .commands.watch import watch
 from .commands.why import why
+from .plumbing._broker import broker_options
+from .plumbing._context import CliContext
+from .plumbing._debug import install_task_dump
+from .plumbing._group import OneLineErrors
+from .plumbing._pipes import guard_stdout
+from .plumbing._version import version_callback
 
 __all__ = ["CliContext", "app", "main"]
 

@@ -1,34 +1,13 @@
-"""Teams: a roles file of grants (viewer, operator, admin over scopes) and what each
-identity may see and do under it.
+"""A broker's ACL written from a team's roles file (:mod:`cascade.control.access`), so that
+the broker refuses the CLI what the roles refuse the dashboard: `cascade acl`."""
 
-The dashboard asks it for every read and control of a signed-in person; `cascade acl`
-writes a broker's ACL from it, so the broker refuses the same for the CLI.
-"""
-
-from ._access import Access, Among
 from ._acl import AclError
 from ._acl_mosquitto import mosquitto_acl
 from ._acl_rabbitmq import rabbitmq_definitions, rabbitmq_definitions_json
-from ._identity import Identity, Via
-from ._roles import BrokerLogins, Grant, Role, Roles, RolesError
-from ._scopes import GrantScope, ScopeError, glob_within, parse_scope
 
 __all__ = [
-    "Access",
     "AclError",
-    "Among",
-    "BrokerLogins",
-    "Grant",
-    "GrantScope",
-    "Identity",
-    "Role",
-    "Roles",
-    "RolesError",
-    "ScopeError",
-    "Via",
-    "glob_within",
     "mosquitto_acl",
-    "parse_scope",
     "rabbitmq_definitions",
     "rabbitmq_definitions_json",
 ]

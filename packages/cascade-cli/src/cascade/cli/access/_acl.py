@@ -15,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cascade.control.access import Grant, GrantScope, Role, Roles
 from cascade.interfaces import cleared_topic, constraint_topic
 from cascade.interfaces.connector_kit import sanitize_segment, validate_id, validate_prefix
-
-from ._roles import Grant, Role, Roles
-from ._scopes import GrantScope
 
 __all__ = ["AclError", "LoginRights", "broker_rights"]
 

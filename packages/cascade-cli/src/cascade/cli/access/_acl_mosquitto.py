@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from cascade.control.access import Roles
 from cascade.interfaces import DEFAULT_PREFIX
 
 from ._acl import READ, WRITE, LoginRights, broker_rights, identity_filters
-from ._roles import Roles
 
 __all__ = ["mosquitto_acl"]
 

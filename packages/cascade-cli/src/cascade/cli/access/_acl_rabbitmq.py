@@ -14,10 +14,10 @@ import json
 import re
 from typing import Any
 
+from cascade.control.access import Roles
 from cascade.interfaces import DEFAULT_PREFIX
 
 from ._acl import AclError, broker_rights, identity_filters
-from ._roles import Roles
 
 __all__ = ["rabbitmq_definitions", "rabbitmq_definitions_json"]
 

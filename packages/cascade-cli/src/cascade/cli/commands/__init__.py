@@ -1,5 +1,8 @@
-"""The `cascade` commands, one module per command or group; `cascade.cli._app` registers them.
+"""The `cascade` commands; `cascade.cli._app` registers them.
 
-Each module holds its typer command function(s) and nothing else of substance: what they
-share is in the modules of :mod:`cascade.cli` below them.
+A command without helpers of its own is one module (`acl`, `session`, `status`, `steer`,
+`tasks`, `token`); one with helpers is a folder of its own (`cancel/`: the command in
+``_command.py``, its helpers beside it). What several commands share is in
+:mod:`cascade.cli.plumbing` (options, context, running and failing) and
+:mod:`cascade.cli.rendering` (what the terminal shows).
 """

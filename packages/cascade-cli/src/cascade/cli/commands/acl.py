@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from cascade.control.access import Roles, RolesError
 from cascade.interfaces import DEFAULT_PREFIX
 
-from .._context import fail
-from ..access import AclError, Roles, RolesError, mosquitto_acl, rabbitmq_definitions_json
+from ..access import AclError, mosquitto_acl, rabbitmq_definitions_json
+from ..plumbing._context import fail
 
 __all__ = ["acl"]
 

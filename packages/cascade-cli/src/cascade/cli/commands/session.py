@@ -11,13 +11,23 @@ from typing import Annotated
 
 import typer
 
-from .._context import CliContext, fail
-from .._fit import Cell, Column, fitted, print_fitted
-from .._group import OneLineErrors
-from .._history_db import Db, Json, cell, echo_json, history_line, open_history, open_writer, query
-from .._inert import SHOWN, inert
-from .._operator import As, operator_name
-from .._render import TimeFormat
+from cascade.interfaces.reader import SHOWN, inert
+
+from ..plumbing._context import CliContext, fail
+from ..plumbing._group import OneLineErrors
+from ..plumbing._history_db import (
+    Db,
+    Json,
+    cell,
+    echo_json,
+    history_line,
+    open_history,
+    open_writer,
+    query,
+)
+from ..plumbing._operator import As, operator_name
+from ..rendering._fit import Cell, Column, fitted, print_fitted
+from ..rendering._render import TimeFormat
 
 __all__ = ["session_app"]
 

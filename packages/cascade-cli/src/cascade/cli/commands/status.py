@@ -7,21 +7,25 @@ from typing import Any
 
 import typer
 
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces import subscribe_constraints
+from cascade.interfaces.reader import (
+    ROLLCALL_WAIT,
+    ReaderModel,
+    subscribe_statuses,
+)
 
-from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from .._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
-from .._context import CliContext
-from .._reading import ROLLCALL_WAIT, subscribe_constraints, subscribe_statuses
-from .._render import render_status
-from .._status_json import ascii_json, status_json
-from .._view_options import (
+from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ..plumbing._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
+from ..plumbing._context import CliContext
+from ..plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
     Json,
     OfflineMaxAge,
     ShowAll,
     offline_cutoff,
 )
+from ..rendering._render import render_status
+from ..rendering._status_json import ascii_json, status_json
 
 __all__ = ["status"]
 

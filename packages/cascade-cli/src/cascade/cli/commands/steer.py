@@ -6,11 +6,20 @@ from typing import Annotated
 
 import typer
 
-from .._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from .._context import CliContext, UsageError, usage
-from .._control import limit_constraints, pause_constraint, validate_scope
-from .._operator import As, Reason, Witness, checked_reason, issued, operator_name, witness_login
-from .._publishing import clear_constraints, parse_constraint_type, set_constraints
+from cascade.control import (
+    ControlError,
+    checked_reason,
+    clear_constraints,
+    limit_constraints,
+    parse_constraint_type,
+    pause_constraint,
+    set_constraints,
+    validate_scope,
+)
+
+from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ..plumbing._context import CliContext, UsageError, usage
+from ..plumbing._operator import As, Reason, Witness, issued, operator_name, witness_login
 
 __all__ = ["limit", "pause", "resume"]
 
@@ -39,7 +48,7 @@ def pause(
         why, by = checked_reason(reason), operator_name(operator, broker.username)
         login = witness_login(witness, broker.username)
         message = pause_constraint(scope, ttl, reason=why, issued_by=by)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     CliContext.of(ctx).run(
         broker, lambda c: set_constraints(c, [message], broker.timeout, login=login)
@@ -77,7 +86,7 @@ def limit(
         why, by = checked_reason(reason), operator_name(operator, broker.username)
         login = witness_login(witness, broker.username)
         messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     CliContext.of(ctx).run(
         broker,
@@ -109,7 +118,7 @@ def resume(
         validate_scope(scope)
         why, by = checked_reason(reason), operator_name(operator, broker.username)
         login = witness_login(witness, broker.username)
-    except UsageError as exc:
+    except (UsageError, ControlError) as exc:
         raise usage(exc) from None
 
     CliContext.of(ctx).run(

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from .._context import CliContext
-from .._fit import Cell, Column, fitted, print_fitted
-from .._history_db import (
+from cascade.interfaces.reader import SHOWN
+
+from ..plumbing._context import CliContext
+from ..plumbing._history_db import (
     SINCE_HELP,
     Db,
     Json,
@@ -20,8 +21,8 @@ from .._history_db import (
     query,
     since_seconds,
 )
-from .._inert import SHOWN
-from .._render import duration
+from ..rendering._fit import Cell, Column, fitted, print_fitted
+from ..rendering._render import duration
 
 __all__ = ["tasks"]
 

@@ -35,8 +35,18 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
     for heard in logs.runs[run_id].lines(task="load_*", level=logging.WARNING): ...
 """
 
+from ._ages import parse_age
 from ._bounded_text import KEPT, MARK, truncate
-from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary
+from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary, fleet_totals
+from ._fleet_switch import (
+    DEFAULT_FLEET_THRESHOLD,
+    FLEET_CHECK,
+    LEAVE_BELOW,
+    TelemetrySwitch,
+    keep_switching,
+    next_mode,
+)
+from ._inert import SHOWN, inert
 from ._logs import (
     DEFAULT_KEEP_BYTES,
     DEFAULT_KEEP_LINES,
@@ -51,20 +61,31 @@ from ._logs import (
     line_matches,
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._refused import refused_by_source
+from ._subscriptions import (
+    ROLLCALL_WAIT,
+    subscribe_statuses,
+    subscribe_summaries,
+)
 from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
 
 __all__ = [
+    "DEFAULT_FLEET_THRESHOLD",
     "DEFAULT_KEEP_BYTES",
     "DEFAULT_KEEP_FOR",
     "DEFAULT_KEEP_LINES",
     "DEFAULT_KEEP_RUNS",
     "FINISHED_STATES",
+    "FLEET_CHECK",
     "KEPT",
     "LAST_TIMESTAMP",
+    "LEAVE_BELOW",
     "MARK",
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
     "MAX_MORE_LIVE",
+    "ROLLCALL_WAIT",
+    "SHOWN",
     "ConnectionView",
     "EngineView",
     "FleetTotals",
@@ -75,9 +96,18 @@ __all__ = [
     "RunLogs",
     "RunView",
     "TaskLogCounts",
+    "TelemetrySwitch",
     "TaskView",
     "counted_summary",
     "cut_message",
+    "fleet_totals",
+    "inert",
+    "keep_switching",
     "line_matches",
+    "next_mode",
+    "parse_age",
+    "refused_by_source",
+    "subscribe_statuses",
+    "subscribe_summaries",
     "truncate",
 ]

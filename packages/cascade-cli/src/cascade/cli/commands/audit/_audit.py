@@ -1,0 +1,94 @@
+"""How the audit trail's events are shown: who (and what vouched for the name), what, its
+scope and params (the command is :mod:`.commands.audit`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...plumbing._history_db import cell
+
+if TYPE_CHECKING:
+    from cascade.history import AuditEvent
+
+__all__ = [
+    "ACTION_STYLES",
+    "action_text",
+    "by_text",
+    "scope_and_params",
+    "stopped_text",
+    "who_text",
+]
+
+ACTION_STYLES = {
+    "set": "magenta",
+    "cleared": "green",
+    "expired": "yellow",
+    "cancelled": "red",
+    "refused": "bold red",
+}
+_VOUCHED = ("set", "cleared", "cancelled", "refused")  # what a writer or a dashboard names
+_NAMES_SHOWN = 5
+
+
+def who_text(event: AuditEvent) -> str | None:
+    """Who, and what vouched for the name: ``alice@example.com (oidc)``, or ``bob (claimed)``
+    where only its writer said it (``None`` when nobody is named)."""
+    if event.issued_by is None:
+        return None
+    if event.action not in _VOUCHED:
+        return event.issued_by
+    return f"{event.issued_by} ({event.vouched or 'claimed'})"
+
+
+def action_text(event: AuditEvent) -> str:
+    """The action, with how many a row of refusals stands for (``refused``, a multiplication
+    sign and ``300``)."""
+    return f"{event.action} \u00d7{event.count}" if event.count > 1 else event.action
+
+
+def by_text(event: AuditEvent) -> Text:
+    """Who set, cleared or cancelled it, or was refused it, and what vouched for the name; on
+    an expiry, who had set what expired."""
+    shown = cell(who_text(event), SHOWN["source"])
+    if event.issued_by is None or event.action != "expired":
+        return shown
+    return Text("set by ").append_text(shown)
+
+
+def _names(tasks: Any, count: int) -> str:
+    listed = tasks if isinstance(tasks, list) else []
+    names = [str(t.get("task_name", "?")) if isinstance(t, dict) else "?" for t in listed]
+    shown = ", ".join(inert(name, SHOWN["name"]) for name in names[:_NAMES_SHOWN])
+    more = count - min(len(names), _NAMES_SHOWN)
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def stopped_text(event: AuditEvent) -> str:
+    """What a cancel stopped, in words: ``on host-4242: cancelled 2 (crawl, crawl), abandoned 1
+    (load), not started 17``; ``already cancelled`` for a second request."""
+    stopped = event.stopped or {}
+    head = f"on {inert(event.source or '?', SHOWN['source'])}: "
+    if stopped.get("outcome") == "already_cancelled":
+        return head + "already cancelled"
+    parts = []
+    for kind in ("cancelled", "abandoned"):
+        count = stopped.get(f"{kind}_count") or 0
+        names = f" ({_names(stopped.get(kind), count)})" if count else ""
+        if count or kind == "cancelled":
+            parts.append(f"{kind} {count}{names}")
+    parts.append(f"not started {stopped.get('not_started') or 0}")
+    return head + ", ".join(parts)
+
+
+def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
+    if event.action == "refused":  # type: the action refused; scope: its target
+        return event.scope, ""
+    if event.action == "cancelled":
+        return f"run:{short_id(event.run_id or '')}", stopped_text(event)
+    params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
+    return event.scope, params

@@ -1,0 +1,105 @@
+"""`cascade audit`: every constraint set, cleared or expired, and every run cancelled, from the
+history database."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from cascade.control import SHORT_ID
+from cascade.interfaces.reader import SHOWN
+
+from ...plumbing._broker import MAX_COUNT
+from ...plumbing._context import CliContext
+from ...plumbing._history_db import (
+    SINCE_HELP,
+    Db,
+    Json,
+    cell,
+    echo_json,
+    history_line,
+    open_history,
+    query,
+    since_seconds,
+)
+from ...rendering._fit import Cell, Column, fitted, print_fitted
+from ...rendering._render import TimeFormat, duration
+from ._audit import ACTION_STYLES, action_text, by_text, scope_and_params
+
+__all__ = ["audit"]
+
+# When and what are never cut; a scope folds no narrower than `run:` and a run's short id.
+# On a narrow terminal the topic goes first, then the TTL, the params, the reason, who.
+_COLUMNS = (
+    Column("when", whole=True),
+    Column("action", whole=True),
+    Column("scope", fold=4 + SHORT_ID),
+    Column("type", rank=6, fold=11),
+    Column("params", rank=3),
+    Column("ttl", whole=True, rank=2),
+    Column("by", rank=5),
+    Column("reason", rank=4),
+    Column("topic", rank=1),
+)
+
+
+def audit(
+    ctx: typer.Context,
+    since: Annotated[
+        str, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: 7d).")
+    ] = "7d",
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
+    ] = 1000,
+    json_output: Json = False,
+    db: Db = None,
+) -> None:
+    """Constraints set, cleared and expired, runs cancelled, and what a team's dashboard
+    refused, newest first: when, scope, type, params, TTL, who and why. Who is shown with
+    what vouched for the name: `alice@example.com (oidc)` where a team's dashboard signed
+    the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer
+    said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope
+    is its run (`run:` and the run's short id), its params what the engine that ran it
+    stopped. A `refused` row's type is the action refused, its reason the dashboard's; the
+    refusals of one person, action and reason within a minute are one row: `refused` with its count.
+
+    Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
+    """
+    after = since_seconds(since)
+    with open_history("audit", db) as history:
+        found = query(lambda: history.audit(since=after, limit=limit))
+    if json_output:
+        echo_json([event.to_json() for event in found])
+        return
+    console = CliContext.of(ctx).out()
+    if not found:
+        console.print(
+            f"no constraint set or cleared, no run cancelled and nothing refused, in the last "
+            f"{since} in {history.location}",
+            markup=False,
+        )
+        return
+    times = TimeFormat(time.time())
+    title = f"Constraints, cancels and refusals (times in {times.zone})"
+    rows: list[list[Cell]] = []
+    for event in found:
+        scope, params = scope_and_params(event)
+        rows.append(
+            [
+                times.short(event.at),
+                Text(action_text(event), style=ACTION_STYLES.get(event.action, "")),
+                cell(scope, SHOWN["scope"]),
+                cell(event.type, SHOWN["name"]),
+                cell(params, SHOWN["params"]),
+                duration(event.ttl) if event.ttl is not None else "-",
+                by_text(event),
+                cell(event.reason, SHOWN["reason"]),
+                cell(event.topic, SHOWN["scope"]),
+            ]
+        )
+    table, left_out = fitted(_COLUMNS, rows, console.width, title=title)
+    print_fitted(console, table, left_out)
+    console.print(history_line(history), soft_wrap=True)

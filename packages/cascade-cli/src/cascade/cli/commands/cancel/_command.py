@@ -1,0 +1,111 @@
+"""`cascade cancel`: a run stopped by its engine, which says what it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+
+from cascade.control import (
+    CancelAnswer,
+    ControlError,
+    Recorded,
+    checked_prefix,
+    checked_reason,
+    describe_reply,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    request_cancel,
+)
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._history_db import Db
+from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
+from ...plumbing._run_lookup import WHERE_FULL_IDS, recorded_run, recorded_run_ids
+from ._cancel_said import RefusalsSaid
+
+__all__ = ["cancel"]
+
+
+@broker_options
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str,
+        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
+    ],
+    reason: Reason = None,
+    operator: As = None,
+    witness: Witness = False,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="The run's org, where the history does not name it: the engine answers on "
+            "a topic of the run's org, and a broker ACL may let you read your orgs' only.",
+        ),
+    ] = None,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Cancel a run: the engine running it stops it, and says what it stopped.
+
+    Running coroutine tasks are cancelled; plain-function tasks already in threads finish.
+    A prefix is looked up in the history (--db, or the default one if it exists) and in the
+    runs heard live within 5 s (at most --timeout); one that several runs have exits 2.
+    Only the run's own engine is listened to: the one the history recorded it from, else
+    the first heard on its telemetry; an answer from another source is refused (said on
+    stderr), and without one from its engine the command exits 1.
+    Examples: cascade cancel 58a88765cea2 --reason "wrong input"
+    """
+    try:
+        wanted = checked_prefix(run_id)
+        why, by = checked_reason(reason), operator_name(operator, broker.username)
+        login = witness_login(witness, broker.username)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
+    said = RefusalsSaid()
+
+    async def ask(connector: Any) -> CancelAnswer | None:
+        target: str | None = wanted
+        if not is_full(wanted):
+            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
+            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
+        if target is None:
+            return None
+        recorded_run_of = await asyncio.to_thread(recorded_run, db, target)
+        owner, run_org = recorded_run_of if recorded_run_of is not None else (None, org)
+        return await request_cancel(
+            connector,
+            target,
+            issued_by=by,
+            reason=why,
+            timeout=broker.timeout,
+            owner=owner,
+            on_refused=said,
+            login=login,
+            org=run_org,
+        )
+
+    try:
+        answer = CliContext.of(ctx).run(broker, ask)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    if answer is None:
+        searched = f"in the history at {recorded.location} or " if recorded.location else ""
+        raise fail(
+            f"no run's id starts with {wanted} {searched}among the runs heard within "
+            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
+        )
+    if answer.reply is None:
+        raise fail(
+            f"{answer.unanswered(broker.timeout)}: it has ended, it runs on another broker, "
+            "or its engine is not connected"
+        )
+    said.rest(answer.refused)
+    typer.echo(describe_reply(answer.reply))

@@ -1,0 +1,53 @@
+"""What `cascade dashboard` gives the dashboard package: the command line of a recorder on its
+broker, and the demo workflow it runs with ``--demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+
+from cascade.control import limit_constraints
+
+from ...plumbing._broker import BrokerOptions
+
+__all__ = ["demo_loop", "record_command"]
+
+
+def record_command(broker: BrokerOptions) -> str:
+    """`cascade record` on the dashboard's broker (its password aside: it has a variable)."""
+    host = broker.host or "localhost"
+    address = f"[{host}]:{broker.port}" if ":" in host else f"{host}:{broker.port}"
+    words = ["cascade", "record", "--host", address]
+    if broker.username:
+        words += ["--username", broker.username]
+    if broker.ca_file is not None:
+        words += ["--ca-file", str(broker.ca_file)]
+    elif broker.tls:
+        words.append("--tls")
+    return shlex.join(words)
+
+
+async def demo_loop(broker: BrokerOptions) -> None:
+    """The demo workflow, run again and again on one engine, a few seconds apart."""
+    from cascade.runtime import Engine, TaskFailedError
+
+    from ..demo._demo import (
+        API_RATE,
+        API_REASON,
+        DEMO_OPERATOR,
+        build_workflow,
+        demo_engine_connector,
+    )
+
+    connector = demo_engine_connector(broker)
+    async with connector:
+        limits = limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600,
+                                   reason=API_REASON, issued_by=DEMO_OPERATOR)  # fmt: skip
+        for topic, constraint in limits:
+            await connector.publish(topic, constraint, qos=1, retain=True)
+        engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)
+        while True:
+            with contextlib.suppress(TaskFailedError):  # one task fails on purpose
+                await engine.run(build_workflow(24))
+            await asyncio.sleep(5.0)

@@ -1,0 +1,204 @@
+"""`cascade logs RUN [TASK]`: what a run's tasks logged, from the history, and with -f live as
+it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cascade.control import ControlError, checked_prefix, is_full
+from cascade.interfaces import LogLine, parse_timestamp
+from cascade.interfaces.reader import LogFollower
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._history_db import (
+    SINCE_HELP,
+    Db,
+    default_history,
+    open_history,
+    opened_run,
+    query,
+    since_seconds,
+)
+from ...plumbing._run_lookup import WHERE_FULL_IDS
+from ...rendering._log_text import LEVEL_HELP, lost_note, parse_level, recorded_line
+from ._log_follow import LogPrinter, follow_logs
+
+if TYPE_CHECKING:
+    from cascade.history import History
+
+__all__ = ["PAGE", "logs"]
+
+PAGE = 1000
+"""Recorded lines read from the history at once."""
+
+
+def _stamp(line: LogLine) -> float | None:
+    return parse_timestamp(line.ts)
+
+
+def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
+    """Print the run's recorded lines asked for, a page at a time; whether the history has
+    the run as ended."""
+    after = 0
+    while True:
+        page = query(
+            functools.partial(
+                history.log_lines,
+                run_id,
+                task=printer.task,
+                level=printer.level,
+                since=printer.since,
+                after=after,
+                limit=PAGE,
+            )
+        )
+        printer.lines([(recorded_line(r), r.run_id, r.source) for r in page])
+        if len(page) < PAGE:
+            break
+        after = page[-1].id
+    summary = query(lambda: history.run(run_id, limit=1, counts=False))
+    return summary is not None and summary.run.ended_at is not None
+
+
+def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
+    """After a run's recorded lines, the lines of the tasks asked for that the history lacks
+    (numbered by the engine, neither stored nor said dropped), once per task."""
+    for task_id, count in query(lambda: history.log_counts(run_id)).items():
+        if count.lost and printer.of_task(task_id, count.task_name):
+            printer.note(lost_note(count.task_name, count.lost))
+
+
+def _live_history(db: str | None) -> History | None:
+    """The history ``-f`` reads first: ``--db``'s, else the default one if there is one."""
+    if db is None:
+        default = default_history()
+        if default is None or not default.exists:
+            return None
+    return open_history("logs", db)
+
+
+def _live_run(history: History | None, given: str) -> tuple[History | None, str]:
+    """The whole id of the run ``given`` names, for ``-f``: through the history when there is
+    one, else it must be whole."""
+    try:
+        wanted = checked_prefix(given)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    if history is not None and not is_full(wanted):
+        location = history.location
+        history.close()
+        return opened_run("logs", location, wanted)
+    if not is_full(wanted):
+        raise typer.BadParameter(
+            f"following a run live takes its whole id (32 hex digits) when there is no history "
+            f"to look a prefix up in, not {given!r}: {WHERE_FULL_IDS}"
+        )
+    return history, wanted
+
+
+@broker_options
+def logs(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="The run's id, or a prefix only it has.")
+    ],
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TASK]", help="Only this task's lines: its id, or a name or glob ('load_*')."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print the lines live as they arrive (after the recorded ones, if any) until "
+            "the run stops.",
+        ),
+    ] = False,
+    db: Db = None,
+    level: Annotated[str | None, typer.Option("--level", metavar="LEVEL", help=LEVEL_HELP)] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: all).")
+    ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per line: the line's fields, its run_id and source."
+        ),
+    ] = False,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """What a run's tasks logged: the lines the history recorded (--db, else the default one
+    `cascade record` writes), or with -f the live ones as they arrive, like tail -f.
+
+    -f prints the recorded lines first (when there is a history), then the live ones after
+    them, and ends by itself a moment after the run's engine says it stopped (its
+    ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. Live only, the
+    run is named by its whole id. Lines the engine dropped are said where they are missing;
+    lines the history lacks (lost on the way, or before a recorder listened) are said after
+    the recorded ones.
+
+    Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
+    cascade logs 58a88765cea2c1d0a1f3c2b7e9d84a61 -f --json | jq .message
+    """
+    printer = LogPrinter(
+        task=task,
+        level=parse_level(level),
+        since=since_seconds(since),
+        as_json=json_output,
+        notes=sys.stderr if json_output else sys.stdout,
+    )
+    if not follow:
+        opened, found = opened_run("logs", db, run_id)
+        try:
+            _print_recorded(opened, found, printer)
+            _say_lost(opened, found, printer)
+        finally:
+            opened.close()
+        return
+    history, found = _live_run(_live_history(db), run_id)
+
+    async def recorded() -> None:
+        if history is not None:
+            ended = await asyncio.to_thread(_print_recorded, history, found, printer)
+            if ended:
+                raise _Ended
+
+    async def job(connector: Any) -> None:
+        with contextlib.suppress(_Ended):
+            said = await follow_logs(connector, found, printer, recorded, _stamp)
+            for line in _left_out(said, found):
+                typer.echo(f"cascade: {line}", err=True)
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            CliContext.of(ctx).run(broker, job)
+    finally:
+        if history is not None:
+            history.close()
+
+
+class _Ended(Exception):
+    """The history has the run as ended: its recorded lines are all there will be."""
+
+
+def _left_out(said: LogFollower, run_id: str) -> list[str]:
+    """What the live lines lack, said on stderr at the end: batches missed, refused."""
+    lines = []
+    missed = said.missed_batches(run_id)
+    if missed:
+        lines.append(f"missed {missed:,} batches of log lines")
+    if said.refusals.total:
+        lines.append(f"refused {said.refusals.total:,} batches no engine of the run sent")
+    if said.oversized or said.rejected:
+        lines.append(f"ignored {said.oversized + said.rejected:,} malformed or oversized batches")
+    return lines

@@ -1,0 +1,213 @@
+"""What `cascade record` runs on: its progress line, its metrics exporter, the checks of
+its options, its summary, and stopping on signals (the command is :mod:`.commands.record`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from cascade.control import ControlError
+from cascade.interfaces.connector_kit import event_set
+from cascade.interfaces.reader import ReaderModel
+
+from ...plumbing._context import UsageError
+from ...plumbing._listen import parse_listen
+from ...rendering._render import duration
+
+if TYPE_CHECKING:
+    from cascade.history import History, RecorderStats
+    from cascade.metrics import MetricsServer
+
+__all__ = [
+    "CannotListen",
+    "DEFAULT_QUEUE",
+    "Exporter",
+    "MAX_EXPIRY",
+    "METRICS_HINT",
+    "NO_SHARING",
+    "SHORT_KEEP",
+    "STOP_TIMEOUT",
+    "check_client_id",
+    "check_group",
+    "metrics_address",
+    "record_until_stopped",
+    "recording_summary",
+    "stop_on_signals",
+    "with_unreadable",
+]
+
+STOP_TIMEOUT = 5.0  # seconds a stop waits for the queued messages to be written
+DEFAULT_QUEUE = 100_000
+SHORT_KEEP = 60.0  # seconds: a --keep below it needs --yes (0 deletes everything at once)
+
+
+async def record_until_stopped(
+    recorder: Any, stop: asyncio.Event, seconds: float | None, console: Console
+) -> None:
+    """Until ``stop`` (a signal) or ``seconds``; a progress line each second on a terminal."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    progress = _Progress(recorder, recorder.connector)
+    live = Live(progress.line(), console=console, auto_refresh=False, transient=True)
+    with live if console.is_terminal else contextlib.nullcontext():
+        while not stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            await event_set(stop, min(1.0, left) if left is not None else 1.0)
+            if console.is_terminal:
+                live.update(progress.line(), refresh=True)
+
+
+class _Progress:
+    """The terminal's progress line: the rate since the last line, and the counters."""
+
+    def __init__(self, recorder: Any, connector: Any) -> None:
+        self.recorder = recorder
+        self.connector = connector
+        self.last = (time.monotonic(), 0)
+
+    def line(self) -> Text:
+        stats = with_unreadable(self.recorder.stats, self.connector.stats.rejected)
+        now = time.monotonic()
+        then, received = self.last
+        rate = (stats.received - received) / (now - then) if now > then else 0.0
+        self.last = (now, stats.received)
+        text = Text(
+            f"{rate:,.0f} events/s · stored {stats.stored:,} · duplicates {stats.duplicates:,}"
+            f" · rejected {stats.rejected:,} · refused {stats.refused:,}"
+            f" · dropped {stats.dropped:,}"
+            f" · gaps {'per run (shared)' if self.recorder.sharing else f'{stats.gaps:,}'}"
+            f" · lag {duration(stats.lag)}"
+        )
+        if stats.last_error and stats.lag > 1:
+            text.append(" · database: ", style="red").append(stats.last_error[:200], style="red")
+        return text
+
+
+def metrics_address(value: str) -> tuple[str, int]:
+    """``--metrics-listen``'s HOST:PORT (a usage error, exit 2, otherwise); the extra it needs
+    is checked here too, before anything starts."""
+    try:
+        host, port = parse_listen(value, "--metrics-listen")
+    except (UsageError, ControlError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        typer.echo(f"cascade: {METRICS_HINT}", err=True)
+        raise typer.Exit(1) from None
+    return host, port
+
+
+METRICS_HINT = "--metrics-listen needs its extra: pip install 'cascade-cli[metrics]'"
+
+
+class CannotListen(Exception):
+    """``--metrics-listen``'s address cannot be bound (the reason)."""
+
+
+class Exporter:
+    """`cascade record`'s metrics: a watch state of their own, fed by the recorder, served
+    from the loop (:class:`~cascade.metrics.MetricsServer`)."""
+
+    def __init__(self, prefix: str) -> None:
+        from cascade.metrics import CascadeMetrics
+
+        self.metrics = CascadeMetrics(ReaderModel(prefix=prefix))
+        self.server: MetricsServer | None = None
+
+    async def serve(self, address: tuple[str, int]) -> str:
+        """Listen on ``address``; the metrics' URL. :class:`CannotListen` if it cannot."""
+        from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
+
+        host, port = address
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise CannotListen(exc.strerror or str(exc)) from None
+        self.server = MetricsServer(sock, self.metrics.render, CONTENT_TYPE)
+        await self.server.start()
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.server.port}/metrics"
+
+    async def stop(self) -> None:
+        """Stop serving (if it did)."""
+        if self.server is not None:
+            await self.server.stop()
+
+
+NO_SHARING = (
+    "this broker does not deliver to shared subscriptions ($share/{group}/...): this recorder "
+    "records every message, as each of the group does (the history stores each event once)"
+)
+MAX_EXPIRY = 0xFFFFFFFF  # MQTT 5's largest session expiry: the session never expires
+
+
+def check_client_id(client_id: str) -> None:
+    """MQTT client ids are UTF-8 strings of at most 65,535 bytes; brokers want them non-empty."""
+    try:
+        size = len(client_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    if not 0 < size <= 65_535:
+        raise typer.BadParameter(
+            "must be a non-empty UTF-8 string of at most 65,535 bytes", param_hint="'--client-id'"
+        )
+
+
+def with_unreadable(stats: RecorderStats, unreadable: int) -> RecorderStats:
+    """The recorder's counts with the payloads its connector rejected (not JSON objects) as
+    received and rejected: the recorder never saw them, but they reached this process."""
+    return dataclasses.replace(
+        stats, received=stats.received + unreadable, rejected=stats.rejected + unreadable
+    )
+
+
+def check_group(group: str) -> None:
+    """A shared subscription's group: a non-empty topic level without wildcards."""
+    if not group or any(c in group for c in "/+#\x00"):
+        raise typer.BadParameter(
+            "must be a non-empty name without '/', '+', '#' or NUL", param_hint="'--share'"
+        )
+
+
+def recording_summary(stats: RecorderStats, history: History) -> str:
+    return (
+        f"recorded into {history.location}: {stats.received:,} received, "
+        f"{stats.stored:,} stored, {stats.duplicates:,} duplicates, "
+        f"{stats.rejected:,} rejected, {stats.refused:,} refused, {stats.dropped:,} dropped, "
+        f"{stats.gaps:,} missed (gaps in the events' numbers)"
+        + (
+            f", {stats.unfollowed:,} runs no longer followed before their end"
+            if stats.unfollowed
+            else ""
+        )
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Any) -> Any:
+    """SIGINT (Ctrl-C) and SIGTERM call ``stop`` instead of interrupting, so the recorder writes
+    what it has queued and ends cleanly; where the loop cannot take signals, nothing changes."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            continue
+        installed.append(number)
+    try:
+        yield
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)

@@ -1,0 +1,86 @@
+"""`cascade run RUN_ID`: one recorded run, its summary, then its tasks (those --state and --task
+pick, --limit of them), from the history database."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from cascade.control import ControlError
+
+from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._history_db import Db, Json, gone, history_line, opened_run, query, task_pages
+from ...rendering._render import TimeFormat
+from ._run import echo_run_json, print_run
+from ._run_overview import read_overview, task_states
+
+__all__ = ["DEFAULT_LIMIT", "run"]
+
+DEFAULT_LIMIT = 20
+"""The tasks `cascade run` lists without --limit: about a screenful under its summary."""
+
+
+def run(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run's id, or a prefix only it has.")
+    ],
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only tasks last in STATE: running, completed, failed, skipped, blocked, "
+            "retrying or cancelled (any case; repeat it, or a comma list).",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", metavar="GLOB", help="Only tasks named GLOB: a name, or 'load_*' (fnmatch)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=0,
+            help=f"At most N tasks; 0: all (default: {DEFAULT_LIMIT}; with --json, all).",
+            metavar="N",
+        ),
+    ] = None,
+    json_output: Json = False,
+    db: Db = None,
+) -> None:
+    """One recorded run: its tasks counted by state, its slowest tasks and first failures,
+    then its tasks with their states and times, attempts, duration, time held, error.
+
+    Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
+    cascade run 58a88765 --json | jq '.tasks[].state'
+    """
+    try:
+        states = task_states(state)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    shown = limit if limit is not None else (0 if json_output else DEFAULT_LIMIT)
+    most = shown or None  # None: every task
+    history, found = opened_run("run", db, run_id)
+    try:
+        from cascade.history import TASKS_PAGE
+
+        size = min(TASKS_PAGE, most or TASKS_PAGE)
+        first = query(lambda: history.run(found, limit=size, states=states, name_glob=task))
+        if first is None:
+            raise gone(history, found)
+        overview = read_overview(history, first, states=states, name_glob=task)
+        pages = task_pages(history, first, limit=most, states=states, name_glob=task)
+        if json_output:
+            echo_run_json(pages, overview)
+        else:
+            console = CliContext.of(ctx).out()
+            print_run(console, pages, overview, TimeFormat(time.time()))
+            console.print(history_line(history), soft_wrap=True)
+    finally:
+        history.close()

@@ -1,0 +1,307 @@
+"""How one recorded run is shown: its header and summary (counts by state, slowest tasks,
+first failures), then its tasks' table, or JSON (the command is :mod:`.commands.run`; what
+the summary reads, :mod:`._run_overview`)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...plumbing._history_db import cell
+from ...rendering._fit import Cell, Column, fitted, left_out_line
+from ...rendering._holds_text import recorded_holds_text
+from ...rendering._log_text import LOST_SAID
+from ...rendering._render import STATE_STYLES, TimeFormat, duration
+from ..runs._runs import RUN_STYLES, refused_text, task_counts
+from ._run_overview import RunOverview
+
+if TYPE_CHECKING:
+    from cascade.history import Claim, LogCount, RunDetail, RunSummary, TaskHistory
+
+__all__ = ["echo_run_json", "print_run", "render_run", "task_table"]
+
+_STATES_SHOWN = 12  # the last ones of a task that changed state more often
+# The tasks' table: the task, its state and duration are never left out; its timeline and
+# holds go first when the terminal is narrow, then its attempts, then its error.
+_COLUMNS = (
+    Column("task"),
+    Column("state", whole=True),
+    Column("attempts", whole=True, rank=3, justify="right"),
+    Column("duration", whole=True),
+    Column("held", rank=1),
+    Column("states", rank=2, fold=24),
+    Column("error", rank=4),
+)
+_LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has logs
+
+
+def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
+    """The run's JSON object on one line, as ``RunDetail.to_json`` makes it, written a page
+    of tasks at a time, and its ``summary`` (:meth:`RunOverview.to_json`) after them."""
+    first = next(pages)
+    head = json.dumps(first.run.to_json())
+    write = sys.stdout.write
+    write(head[:-1] + (', "tasks": [' if head != "{}" else '{"tasks": ['))
+    separator = ""
+    listed = 0
+    for page in itertools.chain([first], pages):
+        for task in page.tasks:
+            write(separator + json.dumps(overview.task_json(task)))
+            separator = ", "
+            listed += 1
+    write('], "summary": ' + json.dumps(overview.to_json(first.run, listed)) + "}\n")
+    sys.stdout.flush()
+
+
+def _heading(title: str, rest: str = "", *, none: bool = False) -> Text:
+    """``Failures: 3``: a section's title in bold, and ``none`` (dim) when it is empty."""
+    text = Text(title, style="bold")
+    if rest:
+        text.append(f": {rest}")
+    if none:
+        text.append(": " if not rest else " ").append("none", style="dim")
+    return text
+
+
+def _states(task: TaskHistory, times: TimeFormat) -> Text:
+    shown = task.states[-_STATES_SHOWN:]
+    if not shown:
+        return Text("-")
+    parts = [] if len(shown) == len(task.states) else [Text("… ")]
+    first = shown[0].ts
+    for index, change in enumerate(shown):
+        when = times.short(change.ts) if index == 0 else f"+{duration(change.ts - first)}"
+        parts.append(
+            Text(f"{change.state.lower()} {when}", style=STATE_STYLES.get(change.state, ""))
+        )
+    return Text(" · ").join(parts)
+
+
+def _counts(summary: RunSummary) -> Text:
+    total = sum(summary.tasks.values())
+    if not total:
+        return Text("none", style="dim")
+    return Text(f"{total:,}: ").append_text(task_counts(summary.tasks))
+
+
+def _indented(grid: Table) -> Padding:
+    return Padding(grid, (0, 0, 0, 2), expand=False)
+
+
+def _slowest(tasks: list[TaskHistory]) -> list[RenderableType]:
+    if not tasks:
+        return [_heading("Slowest", none=True)]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold", style="dim")
+    for task in tasks:
+        grid.add_row(
+            duration(task.duration_ms / 1000),
+            cell(task.task_name, SHOWN["name"], "bold"),
+            cell(task.task_id, SHOWN["name"]),
+        )
+    return [_heading("Slowest"), _indented(grid)]
+
+
+def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
+    if not tasks:
+        return [_heading("Failures", none=True)]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold", style="dim")
+    grid.add_column(overflow="fold")
+    for task in tasks:
+        grid.add_row(
+            cell(task.task_name, SHOWN["name"], "bold"),
+            cell(task.task_id, SHOWN["name"]),
+            cell(task.error, SHOWN["error"], "red"),
+        )
+    lines: list[RenderableType] = [
+        _heading("Failures", f"{failed:,}, in the order they failed"),
+        _indented(grid),
+    ]
+    if failed > len(tasks):
+        more = f"  … {failed - len(tasks):,} more: --state failed lists them"
+        lines.append(Text(more, style="dim"))
+    return lines
+
+
+_VOUCHED = {
+    "start": "its start says so",
+    "topic": "its own topic says so",
+    "online": "online by its status",
+}
+
+
+def _claims_line(claims: list[Claim]) -> Text:
+    """The other sources that spoke of the run, and what became of what they said."""
+    said = []
+    for claim in claims[:5]:
+        parts = [f"{claim.set_aside:,} set aside"] if claim.set_aside else []
+        parts += [f"{claim.refused:,} refused"] if claim.refused else []
+        said.append(f"{inert(claim.source, SHOWN['source'])} ({', '.join(parts)})")
+    more = f", {len(claims) - 5:,} more" if len(claims) > 5 else ""
+    return Text(f"also claimed by: {'; '.join(said)}{more} (not believed as its engine)",
+                style="yellow")  # fmt: skip
+
+
+def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> Group:
+    """The run's header (id, status, times, where, its tasks counted by state, what it lacks)
+    and its summary: slowest tasks, first failures, and the heading of its tasks."""
+    summary = detail.run
+    took = duration(summary.duration) if summary.duration is not None else "running"
+    head = Text.assemble(
+        ("run ", ""),
+        (inert(summary.run_id, SHOWN["name"]), "bold"),
+        "  ",
+        (summary.status, RUN_STYLES.get(summary.status, "")),
+        f"  started {times.at(summary.started_at)} ({times.zone}), {took}",
+    )
+    vouched = _VOUCHED.get(summary.vouched or "", "unconfirmed: its word only")
+    where = Text(
+        f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
+        f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
+    )
+    lines: list[RenderableType] = [head, where, Text("tasks: ").append_text(_counts(summary))]
+    if summary.error:
+        lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
+    if summary.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
+        lines.append(Text(f"trace {summary.trace_id}"))
+    missing = _missing_line(summary.missing_events or 0, summary.dropped_telemetry)
+    if missing is not None:
+        lines.append(missing)
+    if summary.refused:
+        lines.append(
+            Text(
+                f"refused: {refused_text(summary.refused)} (messages about the run no engine "
+                "of it can have sent: stored nowhere)",
+                style="yellow",
+            )
+        )
+    if summary.claims:
+        lines.append(_claims_line(summary.claims))
+    if overview.logs:
+        lines.append(_logs_line(overview))
+    lines += _slowest(overview.slowest)
+    lines += _failures(overview.failures, summary.tasks.get("FAILED", 0))
+    picked = f" ({overview.picked})" if overview.picked else ""
+    if overview.matched:
+        lines.append(_heading(f"Tasks{picked}", f"{overview.matched:,}"))
+    else:
+        lines.append(_heading(f"Tasks{picked}", none=True))
+    return Group(*lines)
+
+
+def task_table(
+    detail: RunDetail,
+    times: TimeFormat,
+    width: int,
+    logs: Mapping[str, LogCount] | None = None,
+) -> tuple[Table, list[str]]:
+    """A page of the run's tasks as a table ``width`` wide at most, and the headers of the
+    columns left out to fit it (see :func:`~._fit.fitted`); with ``logs`` (the run's
+    :meth:`~cascade.history.History.log_counts`), the lines each task logged."""
+    rows: list[list[Cell]] = [
+        [
+            cell(task.task_name, SHOWN["name"], "bold"),
+            Text(task.state, style=STATE_STYLES.get(task.state, "")),
+            str(task.attempts),
+            duration(task.duration_ms / 1000),
+            _held(task, times),
+            _states(task, times),
+            cell(task.error, SHOWN["error"], "red"),
+            *([_logged(logs.get(task.task_id))] if logs else []),
+        ]
+        for task in detail.tasks
+    ]
+    return fitted((*_COLUMNS, _LOGS) if logs else _COLUMNS, rows, width)
+
+
+def _logged(count: LogCount | None) -> Cell:
+    """``120`` lines, ``120 +5 dropped +3 lost`` (those in yellow), ``-`` for none."""
+    if count is None or not (count.lines or count.dropped or count.lost):
+        return "-"
+    text = Text(f"{count.lines:,}")
+    if count.dropped:
+        text.append(f" +{count.dropped:,} dropped", style="yellow")
+    if count.lost:
+        text.append(f" +{count.lost:,} lost", style="yellow")
+    return text
+
+
+def _logs_line(overview: RunOverview) -> Text:
+    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine, 384 lost on the way``."""
+    lines = sum(count.lines for count in overview.logs.values())
+    dropped = sum(count.dropped for count in overview.logs.values())
+    lost = sum(count.lost for count in overview.logs.values())
+    text = Text(f"logs: {lines:,} lines of {len(overview.logs):,} tasks")
+    if dropped:
+        text.append(f", {dropped:,} dropped by their engine", style="yellow")
+    if lost:
+        text.append(f", {lost:,} {LOST_SAID}", style="yellow")
+    return text
+
+
+def _more_line(more: int, filtered: bool) -> Text | None:
+    """``… 99,980 more tasks: --limit 0 for all, or --state/--task to filter`` (dim); ``None``
+    when every task picked was listed."""
+    if more <= 0:
+        return None
+    how = "--limit 0 for all" + ("" if filtered else ", or --state/--task to filter")
+    return Text(f"… {more:,} more tasks{' picked' if filtered else ''}: {how}", style="dim")
+
+
+def print_run(
+    out: Console, pages: Iterator[RunDetail], overview: RunOverview, times: TimeFormat
+) -> None:
+    """The run's header and summary, then its tasks a page (a table) at a time, what the
+    tables left out to fit, and how many more tasks there are."""
+    first = next(pages)
+    out.print(render_run(first, overview, times))
+    listed = 0
+    left_out: list[str] = []
+    for page in itertools.chain([first], pages):  # a big run is never all in memory
+        if page.tasks:
+            table, dropped = task_table(page, times, out.width, overview.logs)
+            out.print(table)
+            left_out += [header for header in dropped if header not in left_out]
+        listed += len(page.tasks)
+    for line in (
+        left_out_line(left_out, out.width),
+        _more_line(overview.matched - listed, bool(overview.picked)),
+    ):
+        if line is not None:
+            out.print(line)
+
+
+def _held(task: TaskHistory, times: TimeFormat) -> Cell:
+    """How long it was held back and, where its engine said, by what (the last time)."""
+    if not task.blocked_s:
+        return "-"
+    text = duration(task.blocked_s)
+    if task.held_by is not None:
+        text += ": " + recorded_holds_text(task.held_by, times)  # each text in it made inert
+    return Text(text)
+
+
+def _missing_line(missing: int, dropped: int) -> Text | None:
+    """What the history lacks of the run, from the engine's numbers and its own drop count."""
+    if missing:
+        text = f"missing: {missing:,} events the engine numbered never reached the history"
+        if dropped:
+            text += f" (the engine itself dropped {dropped:,})"
+        return Text(text + "; the tasks below may lack states", style="yellow")
+    if dropped:
+        return Text(f"missing: the engine dropped {dropped:,} events", style="yellow")
+    return None

@@ -1,0 +1,91 @@
+"""`cascade runs`: the recorded runs, newest first, from the history database."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from ...plumbing._broker import MAX_COUNT
+from ...plumbing._context import CliContext
+from ...plumbing._history_db import (
+    SINCE_HELP,
+    Db,
+    Json,
+    echo_json,
+    history_line,
+    open_history,
+    query,
+    since_seconds,
+)
+from ...rendering._fit import print_fitted
+from ...rendering._render import TimeFormat
+from ._runs import MISSING_NOTE, REFUSED_NOTE, filtered, gap_lines, runs_table
+
+__all__ = ["runs"]
+
+
+def runs(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="AGE", help=f"{SINCE_HELP} (default: all).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status: running, succeeded, failed, cancelled, "
+            "or lost (no end heard, and its engine went offline after its last event).",
+        ),
+    ] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", metavar="NAME", help="Only runs with a task NAME.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only runs of this engine (source id).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
+    ] = 50,
+    json_output: Json = False,
+    db: Db = None,
+) -> None:
+    """Recorded runs, newest first: status, start, duration, tasks by state, engine, error.
+
+    Examples: cascade runs --status failed --since 24h; cascade runs --project etl --json
+    """
+    after = since_seconds(since)
+    with open_history("runs", db) as history:
+        found = query(
+            lambda: history.runs(
+                since=after,
+                status=status,
+                project=project,
+                task=task,
+                source=source,
+                limit=limit,
+            )
+        )
+        sources = {run.source for run in found}
+        gaps = [] if json_output else query(lambda: history.gaps(since=after))
+    if json_output:
+        echo_json([run.to_json() for run in found])
+        return
+    console = CliContext.of(ctx).out()
+    if not found:
+        matching = " that match" if filtered(ctx) else ""
+        console.print(f"no runs recorded{matching} in {history.location}", markup=False)
+        return
+    times = TimeFormat(time.time())
+    table, left_out = runs_table(found, times, console.width)
+    print_fitted(console, table, left_out)
+    if any(run.missing_events for run in found):
+        console.print(Text(MISSING_NOTE, style="yellow"))
+    if any(run.refused for run in found):
+        console.print(Text(REFUSED_NOTE, style="yellow"))
+    for line in gap_lines([gap for gap in gaps if gap.source in sources], times):
+        console.print(line)
+    console.print(history_line(history), soft_wrap=True)

@@ -1,0 +1,156 @@
+"""How the history's runs are shown: styles, task counts, missing and refused notes,
+recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.runs`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.text import Text
+
+from cascade.control import SHORT_ID, short_id
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...plumbing._history_db import cell
+from ...rendering._fit import Cell, Column, fits, fitted
+from ...rendering._render import STATE_STYLES, TimeFormat, duration
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cascade.history import RunSummary, SourceGap
+
+__all__ = [
+    "MISSING_NOTE",
+    "REFUSED_NOTE",
+    "RUN_STYLES",
+    "filtered",
+    "gap_lines",
+    "missing_cell",
+    "refused_text",
+    "runs_table",
+    "task_counts",
+]
+
+RUN_STYLES = {
+    "Running": "cyan",
+    "Succeeded": "green",
+    "Failed": "red",
+    "Cancelled": "yellow",
+    "Lost": "magenta",
+}
+
+
+MISSING_NOTE = (
+    "missing: events the engine numbered that never reached the history (the recorder was "
+    "away, behind or down, or the engine dropped them); cascade run RUN_ID says more"
+)
+REFUSED_NOTE = (
+    "refused: messages about the run that no engine of it can have sent (another source's, "
+    "a second one numbered alike, a number out of bounds, a timestamp ahead), stored nowhere; "
+    "cascade run RUN_ID says which"
+)
+_GAP_LINES = 5  # recorders' gap counts shown under the table at most
+# The id, status and start are never left out nor cut; the engine and the project go first
+# when the terminal is narrow, then the duration, the error, and what was missing or refused.
+_COLUMNS = (
+    Column("run", whole=True),
+    Column("status", whole=True),
+    Column("started", whole=True),
+    Column("duration", whole=True, rank=3),
+    Column("tasks", rank=7),
+    Column("project", rank=2),
+    Column("source", rank=1),
+    Column("error", rank=4),
+)
+_STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
+_MISSING = Column("missing", whole=True, rank=6)
+_REFUSED = Column("refused", whole=True, rank=6)
+
+
+def missing_cell(missing: int | None) -> Text:
+    """A run's missing events for a table: the number in yellow, ``-`` when none or unknown."""
+    return Text(f"{missing:,}", style="yellow") if missing else Text("-")
+
+
+def refused_text(refused: dict[str, int]) -> str:
+    """A run's refusals in words, most first: ``3 foreign source, 1 conflict``."""
+    ranked = sorted(refused.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count:,} {inert(reason, 32)}" for reason, count in ranked)
+
+
+def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
+    """What recorders found missing of these sources, one line each (the latest first)."""
+    lines = [
+        Text(
+            f"recorder {inert(gap.recorder, SHOWN['source'])} missed {gap.missed:,} events of "
+            f"{inert(gap.source, SHOWN['source'])} (from {times.at(gap.first_at)}, last "
+            f"{times.at(gap.last_at)})",
+            style="yellow",
+        )
+        for gap in gaps[:_GAP_LINES]
+    ]
+    if len(gaps) > _GAP_LINES:
+        lines.append(Text(f"… and {len(gaps) - _GAP_LINES} more (History.gaps())", style="yellow"))
+    return lines
+
+
+def task_counts(counts: dict[str, int], *, stacked: bool = False) -> Text:
+    """``completed 4 failed 1``: tasks counted by state, coloured, in a fixed order (one state
+    a line when ``stacked``)."""
+    parts = [
+        Text(f"{state.lower()} {counts[state]:,}", style=style)
+        for state, style in STATE_STYLES.items()
+        if counts.get(state)
+    ]
+    return Text("\n" if stacked else " ").join(parts) if parts else Text("-")
+
+
+def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[Table, list[str]]:
+    """The runs as a table at most ``width`` wide, and the columns left out to fit it: a
+    ``missing`` column when some run lacks events, a ``refused`` one when some had messages
+    refused."""
+    lacking = any(run.missing_events for run in found)
+    lied = any(run.refused for run in found)
+
+    def rows(stacked: bool) -> list[list[Cell]]:
+        return [_run_row(run, times, lacking, lied, stacked) for run in found]
+
+    columns = [*_COLUMNS[:5], *([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
+    columns += _COLUMNS[5:]
+    shown = rows(stacked=False)
+    if not fits(columns, shown, width):  # a state and its count kept on a line of their own
+        shown = rows(stacked=True)
+        columns[4] = _STACKED
+    title = f"Runs (times in {times.zone})"
+    return fitted(columns, shown, width, title=title)
+
+
+def _run_row(
+    run: RunSummary, times: TimeFormat, lacking: bool, lied: bool, stacked: bool
+) -> list[Cell]:
+    cells: list[Cell] = [
+        cell(short_id(run.run_id), SHORT_ID, "bold"),
+        Text(run.status, style=RUN_STYLES.get(run.status, "")),
+        times.short(run.started_at),
+        duration(run.duration) if run.duration is not None else "-",
+        task_counts(run.tasks, stacked=stacked),
+    ]
+    if lacking:
+        cells.append(missing_cell(run.missing_events))
+    if lied:
+        cells.append(missing_cell(sum(run.refused.values())))
+    return [
+        *cells,
+        cell(run.project_id, SHOWN["name"]),
+        cell(run.source, SHOWN["source"]),
+        cell(run.error, SHOWN["error"], "red"),
+    ]
+
+
+def filtered(ctx: typer.Context) -> bool:
+    """Whether `cascade runs` was given a filter (then "no runs recorded that match")."""
+    return any(
+        ctx.params.get(name) is not None
+        for name in ("since", "status", "project", "task", "source")
+    )

@@ -1,0 +1,179 @@
+"""`cascade watch`: a live view of runs, their tasks, the engines and the constraints in force."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+
+from cascade.interfaces import Message, SnapshotAsker, subscribe_constraints, telemetry_filter
+from cascade.interfaces.reader import (
+    DEFAULT_KEEP_RUNS,
+    ReaderModel,
+    TelemetrySwitch,
+    keep_switching,
+    subscribe_statuses,
+)
+
+from ...plumbing._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
+from ...plumbing._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
+from ...plumbing._context import CliContext
+from ...plumbing._pipes import stop_when_stdout_closes
+from ...plumbing._view_options import (
+    DEFAULT_FLEET_THRESHOLD,
+    DEFAULT_KEEP_FOR_AGE,
+    DEFAULT_OFFLINE_MAX_AGE,
+    FleetThreshold,
+    KeepFor,
+    KeepRuns,
+    OfflineMaxAge,
+    ShowAll,
+    check_id,
+    offline_cutoff,
+    parse_age,
+)
+from ...rendering._fleet_render import FLEET_CHROME, events_header, render_fleet
+from ...rendering._json_lines import JsonLines
+from ...rendering._render import TimeFormat, missed_lines, refused_lines, render_watch
+from ._live import refresh, wait_until
+
+__all__ = ["watch"]
+
+
+def _note_mode(lines: JsonLines | None, switch: TelemetrySwitch) -> None:
+    """--json says each change of mode in a line of its own (the live view, in its header)."""
+    if lines is not None:
+        lines.note(switch.said())
+
+
+@broker_options
+def watch(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run id.")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON line per message (default when piped).")
+    ] = False,
+    duration: StopAfter = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count", min=1, max=MAX_COUNT, help="Stop after this many telemetry messages."
+        ),
+    ] = None,
+    show_all: ShowAll = False,
+    offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
+    keep_runs: KeepRuns = DEFAULT_KEEP_RUNS,
+    keep_for: KeepFor = DEFAULT_KEEP_FOR_AGE,
+    fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """A live view of runs, their tasks, the engines and the constraints in force.
+
+    Without --project or --run, once the engines' summaries count --fleet-threshold live
+    runs it stops reading the runs' events and shows the fleet from the summaries (fleet
+    mode) until they count fewer than 80 % of it; --json prints a {"mode": ...} line at
+    each change. Ends on Ctrl-C.
+
+    Examples: cascade watch; cascade watch --project etl --json | jq .
+    """
+    for option, value in (("--project", project), ("--run", run_id)):
+        if value is not None:
+            check_id(value, option)
+    console = CliContext.of(ctx).out()
+    as_json = json_output or not console.is_terminal
+    hide_after = offline_cutoff(show_all, offline_max_age)
+    state = ReaderModel(keep_runs=keep_runs, keep_for=parse_age(keep_for))
+    view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
+    fleet_view = functools.partial(
+        render_fleet,
+        state,
+        threshold=fleet_threshold,
+        offline_max_age=hide_after,
+        broker=broker.address,
+    )
+
+    done = asyncio.Event()
+
+    async def follow(connector: Any) -> None:
+        prefix = connector.topic_prefix
+        state.prefix = prefix
+        state.ask = SnapshotAsker(connector).ask  # a run joined late or with holes: its engine says
+        seen = 0
+        lines = JsonLines(console.file)
+
+        def on_message(message: Message) -> None:
+            nonlocal seen
+            oversized = state.oversized
+            state.apply(message)
+            if as_json and state.oversized == oversized:
+                lines.add(message)
+            if "/telemetry/" in message.topic:
+                seen += 1
+                if count is not None and seen >= count:
+                    done.set()
+
+        telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
+        switch = None
+        # the telemetry first, as before there were summaries: once the status of an engine
+        # is seen, so will its runs' events be (0: fleet mode, no telemetry at all)
+        if project is None and run_id is None:  # the summaries say whether to read events
+            switch = TelemetrySwitch(connector, state, telemetry, on_message, fleet_threshold)
+            changed = await switch.update()
+        else:
+            await connector.subscribe(telemetry, on_message)
+        await subscribe_statuses(connector, on_message)
+        await subscribe_constraints(connector, on_message)
+        say_what_the_broker_lacks(connector, WATCH_LACKS)
+        switching: asyncio.Task[None] | None = None
+        if switch is not None:
+            note = functools.partial(_note_mode, lines if as_json else None, switch)
+            if await switch.update() or changed:  # the retained summaries are in
+                note()
+            switching = asyncio.create_task(keep_switching(switch, note))
+        try:
+            await show(connector, switch, lines)
+        finally:
+            if switching is not None:
+                switching.cancel()
+                await asyncio.gather(switching, return_exceptions=True)
+
+    async def show(connector: Any, switch: TelemetrySwitch | None, lines: JsonLines) -> None:
+        if as_json:
+            try:
+                await wait_until(done, duration)
+            finally:  # on Ctrl-C too: what was left out is said last, on stderr
+                lines.flush()
+                if state.oversized:
+                    typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
+                said = missed_lines(state, TimeFormat(state.clock())) + refused_lines(state)
+                for line in said:
+                    typer.echo(f"cascade: {line.plain}", err=True)
+            return
+
+        def frame() -> RenderableType:
+            state.observe_connection(connector.is_connected)
+            state.prune()
+            if switch is None:
+                return view()
+            if switch.mode == "fleet":
+                return fleet_view(rows=max(3, console.height - FLEET_CHROME))
+            return Group(events_header(state.fleet().live_runs, fleet_threshold), view())
+
+        with Live(frame(), console=console, refresh_per_second=4) as live:
+            refresher = asyncio.create_task(refresh(live, frame))
+            try:
+                await wait_until(done, duration)
+            finally:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
+            live.update(frame())
+
+    # `| head -1`: a reader gone ends the view as --count does, from its first message on
+    with contextlib.suppress(KeyboardInterrupt), stop_when_stdout_closes(done.set):
+        CliContext.of(ctx).run(broker, follow)

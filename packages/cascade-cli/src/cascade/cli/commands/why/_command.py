@@ -1,0 +1,132 @@
+"""`cascade why RUN_ID [TASK]`: what holds a run's blocked tasks, from its live telemetry or
+the history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from typing import Annotated, Any
+
+import typer
+
+from cascade.control import (
+    ControlError,
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    is_full,
+    live_wait,
+    one_run,
+    short_id,
+)
+from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
+from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import ReaderModel
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._history_db import Db
+from ...plumbing._run_lookup import recorded_run_ids
+from ...rendering._times import TimeFormat
+from ._why import why_json, why_lines
+from ._why_history import not_heard, why_from_history
+
+__all__ = ["why"]
+
+
+@broker_options
+def why(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str,
+        typer.Argument(help="The run's id (32 hex digits) or a prefix only one run has."),
+    ],
+    task: Annotated[
+        str | None, typer.Argument(help="Only this task: its id, or a glob of its name.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Answer from the history database (`cascade record`): what held each task "
+            "the last time it was blocked, for a run that may have ended.",
+        ),
+    ] = False,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
+
+    Waits at most --timeout for the run's next heartbeat (every 5 s by default). A run not
+    heard (it has ended) is answered from the history (--db, or the default one if it exists),
+    saying so; with no history, exit 1. A prefix is listened for 5 s (at most --timeout) and
+    looked up in the history; one that several runs have exits 2.
+    With --history, from the history only: every task that was held back, for how long, by what.
+    Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
+    cascade why 58a88765 --history
+    """
+    try:
+        wanted = checked_prefix(run_id)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    if history:
+        why_from_history(wanted, task, json_output=json_output, db=db)
+        return
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
+    state = ReaderModel(keep_runs=None, keep_for=None)
+    heard = HeardRuns(wanted)
+    ready: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def on_message(message: Message) -> None:
+        heard_id = heard.take(message)
+        if heard_id is None:
+            return
+        state.apply(message)
+        run = state.runs.get(heard_id)
+        if run is not None and (
+            run.heartbeat is not None or run.finished or state.partial(run) is None
+        ):  # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
+            ready[heard_id].set()
+
+    async def listen(connector: Any) -> str | None:
+        state.prefix = connector.topic_prefix
+        state.ask = SnapshotAsker(connector).ask  # a run heard mid-way: its engine says all
+        exact = wanted if is_full(wanted) else None
+        filter_ = telemetry_filter(run_id=exact, prefix=connector.topic_prefix)
+        await connector.subscribe(filter_, on_message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + broker.timeout
+        target = wanted
+        if not is_full(wanted):
+            await asyncio.sleep(live_wait(broker.timeout))  # every live run says its id in it
+            found = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
+            if found is None or found not in heard.ids:
+                return found
+            target = found
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(max(0.0, deadline - loop.time())):
+                await ready[target].wait()
+        return target
+
+    try:
+        target = CliContext.of(ctx).run(broker, listen)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    run = state.runs.get(target) if target is not None else None
+    if run is None:
+        not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
+        return
+    if not ready[run.run_id].is_set():
+        typer.echo(
+            f"cascade: no heartbeat of run {short_id(run.run_id)} within {broker.timeout:g} s: "
+            "only the tasks seen blocking while listening are listed",
+            err=True,
+        )
+    if json_output:
+        typer.echo(json.dumps({"runs": [why_json(run, task)]}))
+        return
+    for line in why_lines(run, task, TimeFormat(state.clock())):
+        typer.echo(line)

@@ -1,0 +1,84 @@
+"""What `cascade why` says of a run's blocked tasks, as lines or JSON (the command is
+:mod:`.commands.why`)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import msgspec
+
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
+
+from ...rendering._holds_text import holds_text
+from ...rendering._status_json import iso_time
+from ...rendering._times import TimeFormat, duration
+
+__all__ = ["why_json", "why_lines"]
+
+
+def _matches(task: TaskView, pattern: str | None) -> bool:
+    return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
+
+
+def _blocked(run: RunView, pattern: str | None) -> list[TaskView]:
+    tasks = [t for t in run.tasks.values() if t.state == "BLOCKED" and _matches(t, pattern)]
+    return sorted(tasks, key=lambda task: task.since)
+
+
+def _summary(run: RunView) -> str:
+    beat = run.heartbeat
+    if beat is not None:
+        counts = {"blocked": beat.blocked, "running": beat.running, "pending": beat.pending}
+    else:
+        seen = run.counts()
+        counts = {"blocked": seen["BLOCKED"], "running": seen["RUNNING"]}
+    said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return f"{run.status}" + (f", {said}" if said else "")
+
+
+def why_lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]:
+    source = inert(run.source, SHOWN["source"])
+    head = f"run {inert(short_id(run.run_id), SHOWN['name'])} ({source}): {_summary(run)}"
+    if run.finished:
+        return [head, "  it has ended: nothing waits"]
+    lines = [head]
+    blocked = _blocked(run, pattern)
+    for task in blocked:
+        held = (
+            holds_text(task.held_by, times)
+            if task.held_by is not None
+            else "its engine does not say (an engine from before held_by)"
+        )
+        name = inert(task.name, SHOWN["name"])
+        waited = duration(times.now - task.since)
+        lines.append(f"  {name} ({inert(task.task_id, SHOWN['name'])}) blocked {waited}: {held}")
+    if not blocked:
+        known = [t for t in run.tasks.values() if pattern is not None and _matches(t, pattern)]
+        if known:
+            lines += [f"  {inert(t.name, SHOWN['name'])} is {t.state}, not blocked" for t in known]
+        else:
+            lines.append("  nothing blocked" + (f" matches {pattern!r}" if pattern else ""))
+    listed = run.heartbeat.blocked if run.heartbeat is not None else 0
+    if pattern is None and listed > len(blocked):
+        lines.append(f"  ({listed - len(blocked)} more blocked: heartbeats list the first 16)")
+    return lines
+
+
+def why_json(run: RunView, pattern: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "source": run.source,
+        "status": run.status,
+        "heartbeat": msgspec.to_builtins(run.heartbeat) if run.heartbeat else None,
+        "blocked": [
+            {
+                "task_id": task.task_id,
+                "task_name": task.name,
+                "since": iso_time(task.since),
+                "held_by": None if task.held_by is None else msgspec.to_builtins(task.held_by),
+            }
+            for task in _blocked(run, pattern)
+        ],
+    }

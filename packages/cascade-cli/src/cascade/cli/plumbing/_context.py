@@ -1,0 +1,117 @@
+"""What every command is built from, and how it runs and fails.
+
+Each command takes its :class:`CliContext` with :meth:`CliContext.of`, runs its
+broker work with :meth:`CliContext.run`, refuses its input with
+:class:`UsageError` (exit 2) and ends on a broker failure with :func:`fail`
+(exit 1): one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from cascade.control import ControlError
+from cascade.interfaces import ConnectorError
+
+from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+
+__all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
+
+_T = TypeVar("_T")
+
+
+class UsageError(ValueError):
+    """A command's input is invalid; nothing was sent."""
+
+
+def usage(exc: UsageError | ValueError) -> typer.BadParameter:
+    """The usage error (exit 2) a command raises for ``exc`` (a
+    :class:`~cascade.control.ControlError` said with the flag of the field it names)."""
+    if isinstance(exc, ControlError):
+        exc = flagged(exc)
+    return typer.BadParameter(str(exc))
+
+
+# The input a field of cascade.control is given with on the command line.
+_FLAGS = {
+    "ttl": "--ttl",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "type": "--type",
+    "reason": "--reason",
+    "issued_by": "--as (or $CASCADE_OPERATOR)",
+    "username": "--username (the default for --as)",
+}
+# Messages that name several fields, as the command line says them.
+_SAID = {"give concurrency, rate or both": "give --concurrency N, --rate R, or both"}
+
+
+def flagged(exc: ControlError) -> UsageError:
+    """``exc`` as the command line says it (exit 2): the field it names at its start said as
+    the flag that gives it (``ttl must be`` -> ``--ttl must be``; ``scope:`` -> ``SCOPE:``)."""
+    text = str(exc)
+    flag = _FLAGS.get(exc.field)
+    if text in _SAID:
+        text = _SAID[text]
+    elif flag is not None and text.startswith(exc.field):
+        text = flag + text[len(exc.field) :]
+    elif exc.field == "scope" and text.startswith("scope:"):
+        text = "SCOPE" + text[len("scope") :]
+    return UsageError(text)
+
+
+def fail(message: str) -> typer.Exit:
+    """Say ``cascade: MESSAGE`` on stderr; the command raises what this returns (exit 1)."""
+    typer.echo(f"cascade: {message}", err=True)
+    return typer.Exit(1)
+
+
+@dataclass
+class CliContext:
+    """What the commands are built from; tests pass their own with ``obj=``."""
+
+    connector_factory: ConnectorFactory = mqtt_connector
+    console: Console | None = None
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> CliContext:
+        """The context a command was invoked with (the default one if none was given)."""
+        obj = ctx.obj
+        return obj if isinstance(obj, CliContext) else cls()
+
+    def out(self) -> Console:
+        """Where the command prints: the given console, else one on stdout."""
+        return self.console or Console()
+
+    def run(
+        self,
+        options: BrokerOptions,
+        job: Callable[[Any], Awaitable[_T]],
+        *,
+        connect: bool = True,
+    ) -> _T:
+        """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect.
+
+        With ``connect=False`` the job connects itself (``connect(require=True)``), after
+        subscribing first, say; a ``ConnectorError`` it raises ends the command all the same.
+        """
+
+        async def session() -> _T:
+            connector = self.connector_factory(options)
+            try:
+                if connect:
+                    await connector.connect(require=True)
+                return await job(connector)
+            finally:
+                await connector.disconnect()
+
+        try:
+            return asyncio.run(session())
+        except ConnectorError as exc:
+            raise fail(str(exc)) from None

@@ -1,0 +1,19 @@
+"""What the terminal shows: the views of `watch` and `status`, their JSON, tables fitted to a
+narrow terminal, times, and what holds a task as `cascade why` says it. Views render a
+:class:`~cascade.interfaces.reader.ReaderModel` and never read messages themselves.
+"""
+
+from ._holds_text import NOTHING_HOLDS, holds_text
+from ._render import engines_table, render_status, render_watch
+from ._status_json import status_json
+from ._times import TimeFormat
+
+__all__ = [
+    "NOTHING_HOLDS",
+    "TimeFormat",
+    "engines_table",
+    "holds_text",
+    "render_status",
+    "render_watch",
+    "status_json",
+]

@@ -1,0 +1,71 @@
+"""What holds a blocked task, in words: `watch`, `why` (and, in its own words, the dashboard).
+
+Every text in a hold came from a message, so each goes through :func:`~._inert.inert`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from cascade.interfaces import Hold
+from cascade.interfaces.reader import SHOWN, inert
+
+from ._times import TimeFormat, duration
+
+__all__ = ["NOTHING_HOLDS", "hold_text", "holds_text", "recorded_holds_text"]
+
+NOTHING_HOLDS = "nothing holds it now: it starts at its engine's next free slot"
+_HOLDERS_SHOWN = 3
+
+
+def _issued(hold: Hold) -> str:
+    said = ""
+    if hold.issued_by:
+        said += f" by {inert(hold.issued_by, SHOWN['source'])}"
+    if hold.reason:
+        said += f' "{inert(hold.reason, SHOWN["reason"])}"'
+    return said
+
+
+def hold_text(hold: Hold, times: TimeFormat) -> str:
+    """One hold: ``pause on task:load_* by alice "maintenance"``, ``concurrency 2/2 on
+    task:api_* (running: 2 api_get)``, ``rate_limit 10/m on global, next start 14:02:11
+    (in 3.2s)``, or that the engine waits for the broker's constraints."""
+    kind = inert(hold.type, 64)
+    if hold.type == "sync":
+        return "waiting for the broker's retained constraints (after connecting)"
+    scope = f" on {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
+    if hold.type == "concurrency" and hold.limit is not None:
+        running = hold.running if hold.running is not None else hold.limit
+        text = f"concurrency {running}/{hold.limit}{scope}"
+        if hold.holders:
+            most = sorted(hold.holders.items(), key=lambda item: -item[1])[:_HOLDERS_SHOWN]
+            names = ", ".join(f"{n} {inert(name, SHOWN['name'])}" for name, n in most)
+            more = len(hold.holders) - len(most)
+            text += f" (running: {names}" + (f", {more} more names" if more > 0 else "") + ")"
+        return text + _issued(hold)
+    if hold.type == "rate_limit":
+        rate = f" {inert(hold.rate, 64)}" if hold.rate else ""
+        text = f"rate_limit{rate}{scope}"
+        if hold.next_start is not None:
+            wait = duration(hold.next_start - times.now)
+            text += f", next start {times.at(hold.next_start)} (in {wait})"
+        return text + _issued(hold)
+    return f"{kind}{scope}" + _issued(hold)
+
+
+def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:
+    """Every hold of a task, ``; ``-separated; :data:`NOTHING_HOLDS` when none."""
+    return "; ".join(hold_text(hold, times) for hold in holds) or NOTHING_HOLDS
+
+
+def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str:
+    """:func:`holds_text` of the holds a history kept (JSON objects, as the engine sent them)."""
+    try:
+        holds = msgspec.convert(held_by, list[Hold])
+    except msgspec.ValidationError:
+        return "(holds the history kept in a form this version does not read)"
+    return holds_text(holds, times)

@@ -1,0 +1,347 @@
+"""Rich renderings of a ReaderModel: the live view of `cascade watch` and `cascade status`.
+
+Every absolute time on one screen is in one time zone, the local one (set
+``TZ=UTC`` for UTC), and the screen says which. Every text that comes from a
+message is shown as plain text, never parsed as markup, with the characters a
+terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from cascade.control import SHORT_ID, short_id
+from cascade.interfaces import Constraint
+from cascade.interfaces.reader import LAST_TIMESTAMP, SHOWN, EngineView, ReaderModel, RunView, inert
+
+from ._fleet_rank import needs_a_look
+from ._holds_text import holds_text
+from ._summary_text import fleet_line, summary_text
+from ._times import TimeFormat, duration
+
+__all__ = [
+    "TimeFormat",
+    "connection_line",
+    "duration",
+    "constraints_table",
+    "engine_status_text",
+    "engines_table",
+    "footer_line",
+    "ignored_lines",
+    "issued_text",
+    "render_status",
+    "render_watch",
+    "runs_table",
+    "STATE_STYLES",
+]
+
+STATE_STYLES = {
+    "RUNNING": "cyan",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "SKIPPED": "yellow",
+    "BLOCKED": "magenta",
+    "RETRYING": "yellow",
+    "CANCELLED": "bright_black",
+}
+_RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancelled": "yellow"}
+_ACTIVE_SHOWN = 8
+_NONE = Text("none", style="dim")  # the row of a table with nothing in it
+_FAILED_SHOWN = 5
+STATUS_ENGINES_SHOWN = 200
+"""Engines `cascade status` lists at most (a table of thousands takes seconds to lay out)."""
+
+
+def _expiry(constraint: Constraint, times: TimeFormat) -> Text:
+    expires = constraint.expires_at
+    if expires is None:
+        return Text("never")
+    if expires > LAST_TIMESTAMP:  # PROTOCOL.md: treated as no expiry by every reader
+        return Text("never (beyond year 9999)")
+    ends = "resumes" if constraint.type == "pause" else "ends"
+    return Text(f"{ends} {times.at(expires)} (in {duration(expires - times.now)})")
+
+
+def issued_text(constraint: Constraint, times: TimeFormat) -> str:
+    """``by alice 14:02:11 "warehouse maintenance"``: who set it, when and why, as far as
+    its payload says (``-`` when it says nothing; writers before these fields)."""
+    parts = []
+    if isinstance(constraint.issued_by, str):
+        parts.append(f"by {inert(constraint.issued_by, SHOWN['source'])}")
+    if isinstance(constraint.issued_at, float):
+        parts.append(times.at(constraint.issued_at))
+    if isinstance(constraint.reason, str):
+        parts.append(f'"{inert(constraint.reason, SHOWN["reason"])}"')
+    return " ".join(parts) or "-"
+
+
+def _params(constraint: Constraint) -> Text:
+    shown = ", ".join(f"{key}={value}" for key, value in constraint.params.items())
+    return Text(inert(shown, SHOWN["params"]) or "-")
+
+
+def _progress(run: RunView) -> tuple[ProgressBar, str]:
+    done = run.finished_tasks
+    total = run.total_tasks
+    if total is None:  # a pulsing bar rather than one that would have to go back
+        return ProgressBar(total=None, width=20), f"{done}/?"
+    progress = run.progress or 0.0
+    return ProgressBar(total=1.0, completed=progress, width=20), f"{done}/{total}"
+
+
+def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None) -> None:
+    counts = run.counts()
+    summary = Text(" ").join(
+        Text(f"{state.lower()} {counts[state]}", style=style)
+        for state, style in STATE_STYLES.items()
+        if counts[state]
+    )
+    bar, done = _progress(run)
+    table.add_row(
+        Text(inert(short_id(run.run_id), SHORT_ID), style="bold"),
+        Text(run.status, style=_RUN_STYLES.get(run.status, "")),
+        bar,
+        done,
+        summary,
+    )
+    if partial is not None:  # what this view lacks of the run, until its engine answers
+        table.add_row("", "", "", "", Text(partial, style="yellow"))
+    for task in run.active_tasks()[:_ACTIVE_SHOWN]:
+        style = STATE_STYLES.get(task.state, "")
+        name = Text(inert(task.name, SHOWN["name"]), style=style)
+        label = Text(f"  {task.state.lower()} ", style=style) + name
+        held = ""  # beside a blocked task: what holds it, as its engine said
+        if task.state == "BLOCKED" and task.held_by is not None:
+            held = holds_text(task.held_by, times)
+        table.add_row("", "", label, duration(times.now - task.since), Text(held, style=style))
+    failed = run.failed_tasks()
+    for task in failed[:_FAILED_SHOWN]:
+        label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
+        table.add_row("", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
+    if run.error and not failed:
+        table.add_row("", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
+    if run.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
+        table.add_row("", "", "", "", Text(f"trace {run.trace_id}", style="dim"))
+
+
+def runs_table(state: ReaderModel, times: TimeFormat) -> Table:
+    """Each run with its status, progress and counts by state, its active tasks and failures."""
+    table = Table(title="Runs", title_justify="left", expand=True)
+    for column in ("run", "status", "progress", "done", "tasks"):
+        table.add_column(column)
+    for run in state.runs.values():
+        _run_rows(run, times, table, state.partial(run))
+    if not state.runs:
+        table.add_row("-", "waiting for telemetry", "", "", "")
+    return table
+
+
+def engine_status_text(engine: EngineView) -> Text:
+    """An engine's presence (and its reason), or that two processes share its source id."""
+    status = engine.status
+    if status is None:
+        return Text("unknown (telemetry only)", style="yellow")
+    reason = inert(status.reason, SHOWN["reason"]) if status.reason else ""
+    label = status.status + (f" ({reason})" if reason else "")
+    if engine.conflict:
+        label += f" - CONFLICT: source id shared with session {engine.conflict_session}"
+        return Text(label, style="bold yellow")
+    return Text(label, style="green" if status.status == "online" else "red")
+
+
+def _summary_cell(engine: EngineView) -> Text:
+    said = summary_text(engine)
+    if engine.summary is None:
+        return Text(said, style="dim")
+    return Text(said, style="red" if not engine.online and engine.summary.runs.running else "")
+
+
+def engines_table(
+    state: ReaderModel,
+    times: TimeFormat,
+    offline_max_age: float | None = None,
+    *,
+    summaries: bool = False,
+    most: int | None = None,
+) -> Table:
+    """The sources with their presence, session and when they were last heard from, and with
+    ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
+
+    Offline sources last heard from more than ``offline_max_age`` seconds ago
+    are left out, and the table's caption says how many. Beyond ``most`` engines, only the
+    ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
+    caption says so.
+    """
+    shown, hidden = state.visible_engines(offline_max_age, times.now)
+    said = []
+    if hidden:
+        said.append(
+            f"{hidden} offline for more than {duration(offline_max_age or 0)} hidden "
+            "(--all shows them)"
+        )
+    if most is not None and len(shown) > most:
+        said.append(
+            f"{len(shown) - most:,} more engines not listed: the {most:,} shown are those "
+            "with a conflict, stranded runs, the most live runs and failures (--json lists all)"
+        )
+        shown = needs_a_look(shown, most)
+    caption = "; ".join(said) or None
+    table = Table(title="Engines", title_justify="left", expand=True, caption=caption)
+    columns = ("source", "status", "session", "last seen", *(("summary",) if summaries else ()))
+    for column in columns:
+        table.add_column(column)
+    for engine in shown:
+        session = engine.status.session if engine.status else None
+        cells: list[RenderableType] = [
+            Text(inert(engine.source, SHOWN["source"])),
+            engine_status_text(engine),
+            "-" if session is None else str(session),
+            times.ago(engine.last_seen),
+        ]
+        if summaries:
+            cells.append(_summary_cell(engine))
+        table.add_row(*cells)
+    if not shown:
+        table.add_row(_NONE, *[""] * (len(columns) - 1))
+    return table
+
+
+def constraints_table(state: ReaderModel, times: TimeFormat) -> Table:
+    """The constraints in force, with scope, type, parameters, who set them, when and why,
+    and until when."""
+    table = Table(title="Constraints", title_justify="left", expand=True)
+    for column in ("scope", "type", "params", "issued", "until"):
+        table.add_column(column)
+    for _, constraint in state.active_constraints():
+        table.add_row(
+            Text(inert(constraint.scope, SHOWN["scope"])),
+            Text(constraint.type),
+            _params(constraint),
+            Text(issued_text(constraint, times)),
+            _expiry(constraint, times),
+        )
+    if not table.row_count:
+        table.add_row(_NONE, "", "", "", "")
+    return table
+
+
+def connection_line(state: ReaderModel, times: TimeFormat, broker: str = "the broker") -> Text:
+    """``connected to HOST:PORT``, or since when the connection is down and that it is retried."""
+    connection = state.connection
+    if connection.connected:
+        return Text(f"connected to {broker}", style="green")
+    since = connection.since if connection.since is not None else times.now
+    return Text(
+        f"DISCONNECTED from {broker} since {times.at(since)} ({duration(times.now - since)}); "
+        "reconnecting — what follows may be out of date",
+        style="bold red",
+    )
+
+
+def ignored_lines(state: ReaderModel) -> list[Text]:
+    """``3 malformed messages ignored, 1 oversized messages ignored``, if any."""
+    said = [
+        f"{count} {what} messages ignored"
+        for count, what in ((state.rejected, "malformed"), (state.oversized, "oversized"))
+        if count
+    ]
+    return [Text(", ".join(said), style="yellow")] if said else []
+
+
+MISSED_SOURCES_SHOWN = 5
+
+
+def refused_lines(state: ReaderModel) -> list[Text]:
+    """``refused 4 messages claiming attacker: 3 foreign source, 1 conflict`` for each source
+    this view refused messages from (what no engine of their run can have sent)."""
+    refusals = state.refusals
+    ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
+    lines = [
+        Text(
+            f"refused {refusals.of(source):,} messages claiming "
+            f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}",
+            style="red",
+        )
+        for source in ranked[:MISSED_SOURCES_SHOWN]
+    ]
+    if len(ranked) > MISSED_SOURCES_SHOWN:
+        rest = ranked[MISSED_SOURCES_SHOWN:]
+        count = sum(refusals.of(source) for source in rest)
+        lines.append(Text(f"refused {count:,} messages from {len(rest)} other sources", "red"))
+    return lines
+
+
+def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
+    """``missed 1,204 events from host-17 since 14:02:11`` for each source this view missed from."""
+    missed = sorted(
+        ((gaps.missed, source, gaps.since) for source, gaps in state.gaps.by_source.items()),
+        key=lambda item: (-item[0], item[1]),
+    )
+    missed = [item for item in missed if item[0] > 0]
+    lines = [
+        Text(
+            f"missed {count:,} events from {inert(source, SHOWN['source'])}"
+            + (f" since {times.at(since)}" if since is not None else ""),
+            style="yellow",
+        )
+        for count, source, since in missed[:MISSED_SOURCES_SHOWN]
+    ]
+    if len(missed) > MISSED_SOURCES_SHOWN:
+        rest = missed[MISSED_SOURCES_SHOWN:]
+        lines.append(
+            Text(
+                f"missed {sum(c for c, _, _ in rest):,} events from {len(rest)} other sources",
+                style="yellow",
+            )
+        )
+    return lines
+
+
+def footer_line(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
+    """The live views' last line: the connection (with ``broker``), the time and its zone."""
+    parts = [connection_line(state, times, broker)] if broker is not None else []
+    parts.append(Text(f"updated {times.at(times.now)} · times in {times.zone}", style="dim"))
+    return Text(" · ").join(parts)
+
+
+def render_watch(
+    state: ReaderModel,
+    *,
+    offline_max_age: float | None = None,
+    broker: str | None = None,
+    tz: tzinfo | None = None,
+) -> RenderableType:
+    """The whole live view: runs, engines, constraints, then the connection and the time."""
+    times = TimeFormat(state.clock(), tz)
+    parts: list[RenderableType] = [
+        runs_table(state, times),
+        engines_table(state, times, offline_max_age),
+        constraints_table(state, times),
+    ]
+    parts.extend(ignored_lines(state))
+    parts.extend(missed_lines(state, times))
+    parts.extend(refused_lines(state))
+    parts.append(footer_line(state, times, broker))
+    return Group(*parts)
+
+
+def render_status(
+    state: ReaderModel, *, offline_max_age: float | None = None, tz: tzinfo | None = None
+) -> RenderableType:
+    """`cascade status`: what the engines' summaries add up to, the engines (each with its
+    summary) and the constraints, and the time zone their times are in."""
+    times = TimeFormat(state.clock(), tz)
+    parts: list[RenderableType] = [
+        Text(fleet_line(state.fleet()), style="bold"),
+        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN),
+        constraints_table(state, times),
+    ]
+    parts.extend(ignored_lines(state))
+    parts.extend(refused_lines(state))  # a constraint not its topic's among them
+    parts.append(Text(f"as of {times.at(times.now)} · times in {times.zone}", style="dim"))
+    return Group(*parts)

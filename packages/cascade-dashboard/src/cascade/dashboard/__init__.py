@@ -1,0 +1,50 @@
+"""The Cascade dashboard: a live web page of runs, tasks, engines and constraints, with
+controls (through :mod:`cascade.control`), the history, and a team's sign-in.
+
+Its rooms: :mod:`.app` (the ASGI app, its server and settings, the guards and the controls),
+:mod:`.live` (the hub, its model, fleet mode, the pages' streams), :mod:`.history` (the
+History section's API) and :mod:`.auth` (sign-in, tokens, sessions, roles, the audit).
+`cascade dashboard` serves it (``pip install 'cascade-cli[dashboard]'``); from Python::
+
+    await serve_dashboard(DashboardSettings(connector=lambda: MqttConnector("broker")))
+"""
+
+from typing import TYPE_CHECKING
+
+from .app._api import create_app
+from .app._errors import SettingsError
+from .app._guard import Tokens
+from .app._listen import is_loopback
+from .app._serve import serve_dashboard
+from .app._settings import DashboardSettings
+from .auth._proxy import ProxySignIn, trusted_networks
+from .auth._sign_in import SignIn
+from .history._history_source import HistorySource
+from .live._hub import DashboardHub
+
+if TYPE_CHECKING:
+    from .auth._oidc import OidcSignIn
+
+__all__ = [
+    "DashboardHub",
+    "DashboardSettings",
+    "HistorySource",
+    "OidcSignIn",
+    "ProxySignIn",
+    "SettingsError",
+    "SignIn",
+    "Tokens",
+    "create_app",
+    "is_loopback",
+    "serve_dashboard",
+    "trusted_networks",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Authlib is imported only by a dashboard that signs people in with OpenID Connect
+    if name == "OidcSignIn":
+        from .auth._oidc import OidcSignIn
+
+        return OidcSignIn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

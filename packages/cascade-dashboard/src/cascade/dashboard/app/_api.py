@@ -1,0 +1,356 @@
+"""The dashboard's HTTP side: the page, its JSON API and its live stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cascade.control.access import Role
+from cascade.metrics import CONTENT_TYPE
+
+from ..auth._access_log import AccessLog
+from ..auth._api_tokens import ApiTokenCheck, ApiTokens
+from ..auth._me import me_route
+from ..auth._session_api import session_routes
+from ..auth._sign_in import SignInPages
+from ..auth._team import Team
+from ..auth._token_api import token_routes
+from ..history._history_api import history_routes
+from ..history._history_source import HistorySource
+from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
+from ..live._fair_share import RETRY_AFTER, claimant
+from ..live._hub import DashboardHub
+from ..live._log_backfill import LogBackfill
+from ..live._log_window import LogWindow
+from ..live._model import MAX_RUNS_SHOWN
+from ..live._shapes import constraint_dict, engine_dict
+from ..live._streams import (
+    KEEPALIVE,
+    MAX_HOLDER_STREAMS,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CLIENT,
+    Snapshots,
+    StreamSlots,
+    change_events,
+    stream_events,
+)
+from ..live._visible_runs import visible_id
+from ._controls import Controls
+from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
+from ._gzip_stream import accepts_gzip, gzipped
+from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._settings import DashboardSettings
+
+if TYPE_CHECKING:
+    from cascade.control.access import Access
+    from cascade.history import History
+
+__all__ = [
+    "KEEPALIVE",
+    "MAX_HOLDER_STREAMS",
+    "MAX_STREAMS",
+    "MAX_STREAMS_PER_CLIENT",
+    "STREAM_INTERVAL",
+    "create_app",
+]
+
+
+def _security_headers(form_action: list[str]) -> list[tuple[bytes, bytes]]:
+    """The headers of every response; ``form_action``: where a form may post (none but a
+    sign-in's sign-out form, which posts here and may end at the provider's)."""
+    forms = " ".join(form_action) or "'none'"
+    return [
+        # Defence in depth: the page never builds HTML from data, and no script runs but ours.
+        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+         b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+         b"form-action " + forms.encode("ascii")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]  # fmt: skip
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+class _SecurityHeaders:
+    """Adds ``headers`` (:func:`_security_headers`) to every response."""
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _Asgi:
+    """An ASGI endpoint from a bound method (a plain method would be taken for a handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class _Dashboard:
+    """The handlers of one dashboard app, around its hub, its token and its stream slots."""
+
+    def __init__(
+        self,
+        hub: DashboardHub,
+        tokens: Tokens | None,
+        slots: StreamSlots,
+        history: HistorySource,
+        team: Team | None = None,
+    ) -> None:
+        self.hub = hub
+        self.source = history
+        self.tokens = tokens
+        self.team = team
+        self.slots = slots
+        self.controls = tokens is not None or team is not None
+        self.snapshots = Snapshots(hub, controls=self.controls)
+        self.listing = Listing(hub.model)
+
+    def holder(self, scope: Scope) -> str | None:
+        """The name of the token a request carries, if it carries one of ours (in a team's
+        dashboard, of whoever signed in)."""
+        if self.team is not None:
+            identity = self.team.identity(scope)
+            return identity.name if identity is not None else None
+        return self.tokens.holder(scope) if self.tokens is not None else None
+
+    def reader(self, scope: Scope) -> Access | JSONResponse | None:
+        """In a team's dashboard, the access of the request's sender, or the refusal;
+        ``None`` in any other (everyone reads)."""
+        return self.team.reader(scope) if self.team is not None else None
+
+    def shows_controls(self, access: Access | None) -> bool:
+        """Whether the page of ``access`` (``None``: not a team's dashboard) shows controls:
+        in a team's, to operators and admins only."""
+        return self.controls if access is None else (access.role or 0) >= Role.OPERATOR
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus's scrape: open, as every read of the dashboard is (see ``create_app``);
+        in a team's, for those who see every project (its counts cover them all)."""
+        if self.team is not None:
+            access = self.team.reader(request.scope)
+            if isinstance(access, JSONResponse):
+                return access
+            reason = access.may_see_everything("the metrics")
+            if reason is not None:
+                return self.team.refuse(access, "read", "/metrics", reason)
+        return Response(self.hub.model.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def index(self, request: Request) -> Response:
+        return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
+
+    async def state(self, request: Request) -> Response:
+        """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
+        ``engines_limit``) of those matching the filters, with counts and the next cursor."""
+        params = request.query_params
+        access = self.reader(request.scope)
+        if isinstance(access, JSONResponse):
+            return access
+        among = access.among() if access is not None else None
+        run_id = visible_id(self.hub.model, params.get("run"), among)
+        if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
+            self.hub.telemetry.touch(run_id)
+        if PAGED_PARAMS.isdisjoint(params) and access is None:
+            built = self.snapshots.get(run_id)
+            return Response(built.body, media_type="application/json")
+        try:  # engines a page at a time: a fleet's thousands would be megabytes
+            view = parse_view(
+                params, runs_limit=MAX_RUNS_SHOWN, engines_limit=STREAM_PAGE, among=among
+            )
+        except ValueError as exc:
+            return refusal(400, str(exc))
+        controls = self.shows_controls(access)
+        return JSONResponse(self.page(view, run_id, params.get("task") or None, controls))
+
+    def page(
+        self, view: View, run_id: str | None, task: str | None = None, controls: bool = False
+    ) -> dict[str, Any]:
+        """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
+        last log lines (of ``task``, or every task's) that fit in one stream event. A reader
+        who may not see every project gets the engines without their summaries (they list
+        every project's runs), and without the fleet's totals (they count them all)."""
+        model = self.hub.model
+        bare = view.runs.among is not None
+        runs = self.listing.run_page(view.runs)
+        engines = self.listing.engine_page(view.engines)
+        return {
+            "version": model.version,
+            "now": model.clock(),
+            "engines": [engine_dict(engine, summary=not bare) for engine in engines.items],
+            "engines_total": engines.total,
+            "engines_matching": engines.matching,
+            "engines_next": engines.next_after,
+            "runs": [model.run_summary(run) for run in runs.items],
+            "runs_total": runs.total,
+            "runs_matching": runs.matching,
+            "runs_next": runs.next_after,
+            "constraints": [constraint_dict(t, c) for t, c in model.state.active_constraints()],
+            **model.header(),
+            **({"fleet": None} if bare else {}),  # its totals count every project's runs
+            "connection": self.hub.connection(),
+            "controls": controls,
+            "run": model.run_detail(run_id) if run_id else None,
+            "logs": LogWindow(task).lines_now(model.logs, run_id) if run_id else None,
+        }
+
+    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The live stream, within its sender's share (see :class:`StreamSlots`).
+
+        With ``since`` (a page's), the changes of the page's view (:class:`Follower`);
+        without, the whole state whenever it changed, as scripts written before read it.
+        """
+        params = Request(scope, receive).query_params
+        access = self.reader(scope)
+        if isinstance(access, JSONResponse):
+            await access(scope, receive, send)
+            return
+        if access is not None and "since" not in params:
+            reason = "give since=0: a team member's stream is the changes of their view"
+            await refusal(400, reason)(scope, receive, send)
+            return
+        try:
+            follower = self.follower(params, access) if "since" in params else None
+        except ValueError as exc:
+            await refusal(400, str(exc))(scope, receive, send)
+            return
+        slot = self.slots.take(claimant(scope, access, self.holder))
+        if isinstance(slot, Refused):
+            retry = {"Retry-After": RETRY_AFTER}
+            await refusal(slot.status, slot.message, **retry)(scope, receive, send)
+            return
+        run_id = follower.run_id if follower is not None else params.get("run")
+        if run_id:
+            self.hub.telemetry.open(run_id)
+        try:
+            events: AsyncIterator[bytes] = (
+                change_events(self.hub, follower, slot)
+                if follower is not None
+                else stream_events(self.hub, self.snapshots, params.get("run"), slot)
+            )
+            headers = {
+                "cache-control": "no-store",
+                "x-accel-buffering": "no",
+                "vary": "accept-encoding",
+            }
+            if accepts_gzip(scope):
+                events, headers["content-encoding"] = gzipped(events), "gzip"
+            response = StreamingResponse(events, media_type="text/event-stream", headers=headers)
+            await response(scope, receive, send)
+        finally:
+            if run_id:
+                self.hub.telemetry.close(run_id)
+            self.slots.give_back(slot)
+
+    def follower(self, params: Mapping[str, str], access: Access | None = None) -> Follower:
+        """The follower of the view a change stream's parameters ask for, of the runs
+        ``access`` may see (when given); ``ValueError`` saying what is wrong with one."""
+        return Follower.asked(
+            self.hub,
+            params,
+            self.listing,
+            controls=self.shows_controls(access),
+            among=access.among() if access is not None else None,
+        )
+
+
+def create_app(
+    hub: DashboardHub,
+    settings: DashboardSettings | None = None,
+    *,
+    access_log: AccessLog | None = None,
+    api_tokens: History | None = None,
+) -> Starlette:
+    """The ASGI app of a dashboard on ``hub``, as ``settings`` say (:class:`DashboardSettings`:
+    its ``connector``, ``demo`` and printing are :func:`serve_dashboard`'s only); with a
+    ``token`` its controls are enabled.
+
+    With ``roles`` it is a team's dashboard (``_team``): every read and control is of
+    someone signed in (``sign_in``, or a named ``token``), and what each may see and do is
+    what the roles file grants them; refusals are 403s, each a row of ``access_log``.
+    Requests may carry a per-person API token (``Bearer cascade_...``) of ``api_tokens``
+    (else of ``history``), and admins make and revoke them (``/api/tokens``; written to
+    ``api_tokens``, a history opened for writing: ``_token_api``).
+
+    Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``, and Prometheus's
+    ``/metrics``: it shows counts and names the page shows anyway, and scrapers rarely carry a
+    bearer token) is open; a
+    control request must carry ``Authorization: Bearer <token>``: a header, which no other
+    site can make a browser send. ``token`` is one secret (its controls are issued by
+    ``hub.operator``) or :class:`Tokens`, each named. Requests are served only for a loopback
+    ``Host``, ``host`` and ``allowed_hosts``. With ``history`` (``--db``, or a
+    :class:`HistorySource` such as the default one `cascade record` writes),
+    ``/api/history/...`` reads it (see ``_history_api``), and an opened run's log lines
+    from before it was opened come from it (``_log_backfill``).
+    """
+    settings = settings or DashboardSettings()
+    token, roles, sign_in = settings.token, settings.roles, settings.sign_in
+    source = HistorySource.of(settings.history)
+    hub.telemetry.backfill = LogBackfill(source)
+    tokens = Tokens(((token.encode("utf-8"), hub.operator),)) if isinstance(token, str) else token
+    team = Team(roles, sign_in, tokens, access_log) if roles is not None else None
+    api = ApiTokens(api_tokens or source.history) if team is not None else None
+    controls = Controls(hub, tokens, source, team)
+    handlers = _Dashboard(
+        hub,
+        tokens,
+        StreamSlots(
+            settings.max_streams, settings.max_streams_per_client, settings.max_holder_streams
+        ),
+        source,
+        team,
+    )
+    routes = [
+        Route("/", handlers.index),
+        Route("/api/state", handlers.state),
+        Route("/metrics", handlers.metrics, methods=["GET"]),
+        Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
+        Route("/api/constraints", controls.post_constraints, methods=["POST"]),
+        Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
+        *history_routes(source, handlers.holder, team),
+        Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
+        me_route(sign_in, roles, tokens),
+        *(token_routes(team, api) if team is not None and api is not None else ()),
+        *(session_routes(team, sign_in) if team is not None else ()),
+        *(sign_in.routes() if sign_in is not None else ()),
+        Mount("/static", StaticFiles(packages=[("cascade.dashboard", "static")])),
+    ]
+    app = Starlette(routes=routes, middleware=sign_in.middleware() if sign_in else None)
+    if api is not None:
+        app.add_middleware(ApiTokenCheck, tokens=api, static=tokens)
+    any_address = settings.host is not None and settings.host in _WILDCARDS
+    allowed = allowed_hosts(settings.host, settings.allowed_hosts)
+    app.add_middleware(HostCheck, allowed=allowed, any_address=any_address)
+    form_action = sign_in.form_action if isinstance(sign_in, SignInPages) else []
+    # the outermost: on refusals too
+    app.add_middleware(_SecurityHeaders, headers=_security_headers(form_action))
+    return app
+
+
+def _static_file(name: str) -> str:
+    from importlib.resources import files
+
+    return str(files("cascade.dashboard") / "static" / name)

@@ -1,0 +1,191 @@
+"""The dashboard's controls: pause, limit and resume (``/api/constraints``) and cancel
+(``/api/runs/{run_id}/cancel``), for a token's holder, or in a team's dashboard for whoever
+the roles file lets do that control on that scope or run (``_team``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cascade.control import ControlError, describe_reply, validate_scope
+from cascade.interfaces import ConnectorError
+
+from ..auth._team import Team
+from ..history._history_source import HistorySource
+from ..live._hub import DashboardHub
+from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
+from ._control_bodies import cancel_reason, constraint_messages
+from ._guard import Refused, Tokens, read_json, refusal
+
+if TYPE_CHECKING:
+    from cascade.control.access import Access
+
+__all__ = ["MAX_BODY", "Controls"]
+
+MAX_BODY = 16 * 1024
+"""The largest control request body accepted, in bytes."""
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+class Controls:
+    """The control handlers of one dashboard app, around its hub, its tokens and its team."""
+
+    def __init__(
+        self,
+        hub: DashboardHub,
+        tokens: Tokens | None,
+        history: HistorySource,
+        team: Team | None = None,
+    ) -> None:
+        self.hub = hub
+        self.tokens = tokens
+        self.source = history
+        self.team = team
+
+    def authorized(self, request: Request) -> str | JSONResponse:
+        """The name of the request's token (its controls are issued by it), or the refusal."""
+        if self.tokens is None:
+            return refusal(401, "read-only dashboard: start it with --token to enable controls",
+                           **_BEARER)  # fmt: skip
+        name = self.tokens.holder(request.scope)
+        if name is None:
+            return refusal(401, "missing or wrong bearer token", **_BEARER)
+        return name
+
+    def caller(self, request: Request) -> str | Access | JSONResponse:
+        """Who a control request comes from: the name of its token, or in a team's dashboard
+        the access of whoever signed in (a role is checked per control), or the refusal."""
+        if self.team is not None:
+            return self.team.reader(request.scope, "control")
+        return self.authorized(request)
+
+    def checked(
+        self,
+        request: Request,
+        caller: str | Access,
+        action: str,
+        target: str,
+        check: Callable[[Access], str | None],
+    ) -> str | JSONResponse:
+        """The name the control is issued by, once the team's roles allow it (else the
+        refusal, audited)."""
+        if isinstance(caller, str):
+            return caller
+        assert self.team is not None
+        allowed = self.team.control(request.scope, action, target, check, caller)
+        return allowed if isinstance(allowed, JSONResponse) else allowed.identity.name
+
+    def unknown(self, caller: str | Access, given: str) -> Response:
+        """The 404 of a cancel of a run nobody heard of or the asker may not see (audited in a
+        team's dashboard, as every refused control: the same row for both)."""
+        if self.team is not None and not isinstance(caller, str):
+            self.team.audit.add(caller.identity, "cancel", f"run:{given.strip().lower()}",
+                                "refused", "no such run among those they may see")  # fmt: skip
+        return unknown_run(given, team=self.team is not None)
+
+    def audited(self, caller: str | Access, action: str, target: str) -> None:
+        """Audit a control done by a team member."""
+        if self.team is not None and not isinstance(caller, str):
+            self.team.done(caller, action, target)
+
+    async def post_constraints(self, request: Request) -> Response:
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return refusal(415, "send the constraint as application/json")
+        try:
+            body = await read_json(request, MAX_BODY)
+        except Refused as refused:
+            return refusal(refused.status, refused.message)
+        name = caller if isinstance(caller, str) else caller.identity.name
+        try:  # read once, refused as the CLI would, before any check
+            messages = constraint_messages(body, issued_by=name)
+        except (ControlError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        scope, kind = messages[0][1].scope, messages[0][1].type
+        holder = self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
+        if not isinstance(holder, str):
+            return holder
+        try:
+            published = await self.hub.apply_constraints(messages)
+        except (ControlError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        except ConnectorError as exc:
+            return refusal(503, str(exc))
+        self.audited(caller, kind, scope)
+        return JSONResponse({"published": published})
+
+    async def delete_constraints(self, request: Request) -> Response:
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        scope = request.query_params.get("scope")
+        if scope is None:
+            return refusal(400, "give ?scope=global or ?scope=task:<glob>")
+        try:
+            validate_scope(scope)
+        except ControlError as exc:
+            return refusal(400, str(exc))
+        holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
+        if not isinstance(holder, str):
+            return holder
+        try:
+            cleared = await self.hub.clear(
+                scope, request.query_params.get("type"), issued_by=holder
+            )
+        except (ControlError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        except ConnectorError as exc:
+            return refusal(503, str(exc))
+        self.audited(caller, "resume", scope)
+        return JSONResponse({"cleared": cleared})
+
+    async def cancel_run(self, request: Request) -> Response:
+        caller = self.caller(request)
+        if isinstance(caller, JSONResponse):
+            return caller
+        body = None
+        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
+            request.headers
+        ):
+            if request.headers.get("content-type", "").split(";")[0].strip() != (
+                "application/json"
+            ):
+                return refusal(415, "send the reason as application/json")
+            try:
+                body = await read_json(request, MAX_BODY)
+            except Refused as refused:
+                return refusal(refused.status, refused.message)
+        given = request.path_params["run_id"]
+        among = caller.among() if not isinstance(caller, str) else None
+        try:
+            found = await find_run(self.hub.model, self.source.history, given, among)
+            if found is None:  # never heard of, or hidden from the asker: the same answer
+                return self.unknown(caller, given)
+            run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
+            holder = self.checked(request, caller, "cancel", f"run:{run_id}",
+                                  lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
+            if not isinstance(holder, str):
+                return holder
+            reason = cancel_reason(body)
+            answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner)
+        except (ControlError, UnicodeError) as exc:
+            return refusal(400, str(exc))
+        except (HistoryUnreadable, ConnectorError) as exc:
+            return refusal(503, str(exc))
+        if answer.reply is None:
+            return refusal(504, answer.unanswered(self.hub.timeout))
+        reply = answer.reply
+        self.audited(caller, "cancel", f"run:{run_id}")
+        return JSONResponse(
+            {
+                "cancelled": msgspec.to_builtins(reply),
+                "said": describe_reply(reply),
+                "refused": answer.refused,
+            }
+        )

@@ -1,0 +1,19 @@
+"""The live view: the hub (the one broker connection), the model it feeds, fleet mode, the
+pages' streams and the changes they send, and who may open them."""
+
+from ._deltas import STREAM_INTERVAL, Follower
+from ._fair_share import Claimant, HistoryReaders, StreamSlots
+from ._model import DashboardModel
+from ._streams import Snapshots
+from ._timelines import MAX_SEGMENTS_PER_TASK
+
+__all__ = [
+    "MAX_SEGMENTS_PER_TASK",
+    "STREAM_INTERVAL",
+    "Claimant",
+    "DashboardModel",
+    "Follower",
+    "HistoryReaders",
+    "Snapshots",
+    "StreamSlots",
+]

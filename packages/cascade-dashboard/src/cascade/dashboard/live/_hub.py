@@ -1,0 +1,150 @@
+"""The dashboard's one broker connection: one subscription shared by every open page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from cascade.control import (
+    CancelAnswer,
+    Controller,
+    Refusal,
+    default_operator,
+    parse_constraint_type,
+    set_constraints,
+)
+from cascade.interfaces import Connector, SnapshotAsker, subscribe_constraints
+from cascade.interfaces.connector_kit import event_set
+from cascade.interfaces.reader import (
+    DEFAULT_FLEET_THRESHOLD,
+    subscribe_statuses,
+)
+
+from ._fleet_mode import RELEASE_AFTER, FleetMode
+from ._model import DashboardModel
+
+__all__ = ["DashboardHub"]
+
+_log = logging.getLogger("cascade.dashboard")
+
+
+class DashboardHub:
+    """Owns the connector, the model fed by it, and the wake-up of the pages' streams.
+
+    Pages never hold a queue of their own: they wait for :attr:`DashboardModel.version`
+    to move and then read the model, so however fast messages come, a slow page costs
+    no memory.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        timeout: float = 5.0,
+        operator: str | None = None,
+        fleet_threshold: int = DEFAULT_FLEET_THRESHOLD,
+        release_after: float = RELEASE_AFTER,
+    ) -> None:
+        self.connector = connector
+        self.timeout = timeout
+        self.operator = operator or default_operator(None)
+        """Who the controls of a token without a name are issued by."""
+        self.model = DashboardModel(prefix=connector.topic_prefix)
+        self.closing = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.telemetry = FleetMode(
+            connector,
+            self._on_message,
+            self.model,
+            threshold=fleet_threshold,
+            release_after=release_after,
+            on_change=lambda: self._changed.set(),
+        )
+        """Which telemetry is read (every run's, or in fleet mode the opened runs'), and the
+        pages' opened runs (``open``/``close``)."""
+
+    async def start(self) -> None:
+        """Connect (failing fast when the broker cannot be reached) and subscribe: to the
+        engines' status and summaries first, so a fleet is known before any telemetry."""
+        await self.connector.connect(require=True)
+        self.model.state.ask = SnapshotAsker(self.connector).ask
+        await subscribe_statuses(self.connector, self._on_message)
+        await self.telemetry.start()
+        await subscribe_constraints(self.connector, self._on_message)
+
+    def close_streams(self) -> None:
+        """End every page's stream (the server is stopping)."""
+        self.closing.set()
+        self._changed.set()
+
+    async def stop(self) -> None:
+        """End every page's stream, then disconnect."""
+        self.close_streams()
+        await self.telemetry.stop()
+        await self.connector.disconnect()
+
+    def _on_message(self, message: Any) -> None:
+        self.model.apply(message)
+        self.telemetry.consider(self.model.fleet.live_runs)
+        self._changed.set()
+
+    async def wait_change(self, seen: int, timeout: float) -> None:
+        """Return once the model's version is past ``seen``, after ``timeout``, or on close."""
+        if self.model.version != seen or self.closing.is_set():
+            return
+        if self._changed.is_set():
+            self._changed = asyncio.Event()
+        changed = self._changed
+        await event_set(changed, timeout)
+
+    def connection(self) -> dict[str, Any]:
+        """The broker connection as the pages show it."""
+        return {
+            "connected": self.connector.is_connected,
+            "prefix": self.connector.topic_prefix,
+            "received": self.connector.stats.received,
+        }
+
+    def controller(self, issued_by: str | None = None) -> Controller:
+        """Steering through this dashboard's connection, issued by ``issued_by`` (else
+        :attr:`operator`)."""
+        return Controller(
+            self.connector, issued_by=issued_by or self.operator, timeout=self.timeout
+        )
+
+    async def apply_constraints(self, messages: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """Publish ``messages`` (from :func:`constraint_messages`) and wait for the broker's
+        ack: what was published, as the API answers it."""
+        await set_constraints(self.connector, messages, self.timeout)
+        return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
+
+    async def clear(self, scope: str, kind: str | None, issued_by: str | None = None) -> list[str]:
+        """What ``cascade resume SCOPE [--type KIND]`` does, issued by ``issued_by`` (else
+        :attr:`operator`); returns the topics cleared."""
+        cleared = await self.controller(issued_by).resume(scope, type=parse_constraint_type(kind))
+        return list(cleared.topics)
+
+    async def cancel(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        issued_by: str | None = None,
+        owner: str | None = None,
+    ) -> CancelAnswer:
+        """What ``cascade cancel RUN_ID`` does, issued by ``issued_by`` (else :attr:`operator`):
+        the answer of the run's engine, and how many from others were refused. ``run_id`` is
+        a whole id.
+
+        The run's engine is ``owner`` (its history's) when given, else the source this
+        dashboard heard the run from, else the first heard while the cancel waits."""
+        if owner is None:
+            heard = self.model.state.runs.get(run_id)
+            owner = heard.source if heard is not None else None
+        return await self.controller(issued_by).cancel(
+            run_id, reason=reason, owner=owner, on_refused=_log_refusal
+        )
+
+
+def _log_refusal(refusal: Refusal) -> None:
+    _log.warning("%s", refusal)

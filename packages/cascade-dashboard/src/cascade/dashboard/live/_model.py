@@ -1,0 +1,435 @@
+"""The dashboard's one adapter onto the reader model
+(:class:`~cascade.interfaces.reader.ReaderModel`).
+
+Everything the pages see is read from the model here, and only here, so that the
+dashboard follows the model wherever it goes. What the model does not keep yet is
+kept beside it, bounded: each task's timeline (a segment per state it was in), when
+and when a run was first and last heard of, and the version each run, task, engine and
+constraint last changed at (``_versions``: what a page's stream sends is what changed),
+and the fleet as the engines' summaries tell it (``_fleet_index``), read instead of the runs
+in fleet mode.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import DEFAULT_PREFIX, Message
+from cascade.interfaces.reader import (
+    EngineView,
+    LogFollower,
+    ReaderModel,
+    RunView,
+    refused_by_source,
+)
+
+from ._fleet_index import FLEET, FleetIndex, FleetRun
+from ._log_backfill import seed_run
+from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
+from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
+from ._versions import EntityVersions, TaskLog
+
+if TYPE_CHECKING:
+    from cascade.history import LogCount, RecordedLogLine
+
+__all__ = ["DashboardModel"]
+
+#: Task log lines kept per open run (the last ones), and bytes of their messages.
+LOG_LINES_PER_RUN = 2_000
+LOG_BYTES_PER_RUN = 2 * 1024 * 1024
+#: Runs listed in a snapshot: the running ones first, then the last heard of.
+MAX_RUNS_SHOWN = 100
+#: Engines listed in a snapshot (the first by source; ``engines_total`` says how many in all).
+MAX_ENGINES_SHOWN = 100
+
+
+class DashboardModel:
+    """A :class:`ReaderModel` fed by the dashboard's one subscription, read as JSON-ready dicts.
+
+    ``version`` rises with every message, so pages can tell whether anything changed;
+    :attr:`versions` and each run's :meth:`task_log` say what changed at which version.
+    ``epoch`` tells this model's versions from another's (a restarted dashboard's).
+    """
+
+    def __init__(
+        self,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_segments_per_run: int = MAX_SEGMENTS_PER_RUN,
+    ) -> None:
+        self.state = ReaderModel(prefix=prefix, clock=clock)
+        # imported here: the plain CLI imports this module, and prometheus-client comes with
+        # the dashboard's extra only
+        from cascade.metrics import CascadeMetrics
+
+        self.logs = LogFollower(
+            prefix=prefix, keep_lines=LOG_LINES_PER_RUN, keep_bytes=LOG_BYTES_PER_RUN, clock=clock
+        )
+        """The open runs' task logs (only theirs are subscribed to: ``FleetMode``), their last
+        lines kept; the metrics fold the batches into it."""
+        self.metrics = CascadeMetrics(self.state, logs=self.logs)
+        """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
+        self.clock = clock
+        self.version = 0
+        self.epoch = secrets.token_hex(4)
+        """Random per model: a version is only comparable with versions of the same epoch."""
+        self.versions = EntityVersions()
+        """The versions engines and constraints last changed at, and the lists' order."""
+        self.max_segments_per_run = max_segments_per_run
+        self.fleet = FleetIndex()
+        """The engines' summaries added up and the runs they list; the mode read from them."""
+        self._timelines: dict[str, Timeline] = {}
+        self._pruned = clock()
+
+    @property
+    def prefix(self) -> str:
+        """The topic prefix the model reads."""
+        return self.state.prefix
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self.state.prefix = self.logs.prefix = value
+
+    @property
+    def kept_timelines(self) -> frozenset[str]:
+        """The ids of the runs whose timelines are kept."""
+        return frozenset(self._timelines)
+
+    def apply(self, message: Message) -> None:
+        """Fold one received message into the model (and its metrics), and the run's timeline."""
+        self.metrics.apply(message)
+        self.version += 1
+        self._prune()
+        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
+        payload = message.payload
+        if kind == "summary":
+            self._summarised({message.topic.rsplit("/", 1)[-1], payload.get("source")})
+        elif kind == "telemetry":
+            run_id = payload.get("run_id")
+            run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
+            if run is not None:
+                self._record(run, payload.get("body"))
+            source = payload.get("source")
+            engine = self.state.engines.get(source) if isinstance(source, str) else None
+            if engine is not None:
+                self.versions.engine_heard(engine.source, engine.last_seen, self.version)
+        elif kind == "status":
+            sources = {message.topic.rsplit("/", 1)[-1], payload.get("source")}
+            for source in sources:
+                engine = self.state.engines.get(source) if isinstance(source, str) else None
+                if engine is not None:
+                    self.versions.engine_changed(engine.source, engine.last_seen, self.version)
+                    self.fleet.engine(engine.source, engine, self.version)  # online or not
+            if not payload:  # cleared: the engine is gone
+                self.versions.forget_engines(self.state.engines, self.version)
+                self.fleet.forget_gone(self.state.engines, self.version)
+        elif kind == "constraints":
+            if message.topic in self.state.constraints:
+                self.versions.constraints[message.topic] = self.version
+            else:
+                self.versions.constraints.pop(message.topic, None)
+
+    def _summarised(self, sources: set[Any]) -> None:
+        """An engine's summary came: the engine changed if its summary did (it costs the
+        pages that engine's row and the runs it lists, never a snapshot)."""
+        for source in sources:
+            engine = self.state.engines.get(source) if isinstance(source, str) else None
+            if engine is not None and self.fleet.engine(engine.source, engine, self.version):
+                self.versions.engine_summarised(engine.source, self.version)
+
+    def set_mode(self, mode: str) -> None:
+        """Read the fleet from its engines' summaries (:data:`~._fleet_index.FLEET`) or from
+        every run's events: the pages' runs list changes source."""
+        if mode != self.fleet.mode:
+            self.fleet.mode = mode
+            self.version += 1
+            self.versions.runs_order = self.version
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop the run ``run_id`` and what is kept of it: no page follows it any more, and
+        its events are no longer read (fleet mode)."""
+        if self.state.forget_run(run_id):
+            self.version += 1
+            self._forget_gone_runs()
+
+    def forget_logs(self, run_id: str) -> None:
+        """Drop the lines kept of ``run_id``'s logs: no page has it open any more."""
+        if self.logs.forget_run(run_id):
+            self.version += 1
+
+    def seed_logs(
+        self,
+        run_id: str,
+        recorded: Sequence[RecordedLogLine],
+        counts: Mapping[str, LogCount] | None = None,
+    ) -> bool:
+        """Merge the lines a history ``recorded`` of ``run_id`` (and its tasks' ``counts``)
+        with those heard (the pages that show them start over); whether any was new."""
+        if not seed_run(self.logs, run_id, recorded, counts):
+            return False
+        self.version += 1
+        return True
+
+    def _record(self, run: RunView, body: Any) -> None:
+        now = self.clock()
+        version = self.version
+        line = self._timelines.get(run.run_id)
+        if line is None:
+            line = self._timelines[run.run_id] = Timeline(first_seen=now, last_seen=now)
+            line.log = TaskLog(born=version, changed=version)
+            line.status = ""  # recorded below, with its key
+            self._forget_gone_runs()
+        line.last_seen = now
+        line.log.changed = version
+        if run.status != line.status:
+            line.status = run.status
+            line.key = (0 if run.status == "Running" else 1, -line.first_seen, run.run_id)
+            self.versions.runs_order = version
+        if run.status != "Running" and line.ended is None:
+            line.ended = now
+        elif run.status == "Running":
+            line.ended = None
+        self._note_compaction(run, line)
+        task_id = body.get("task_id") if isinstance(body, dict) else None
+        if isinstance(body, dict) and not isinstance(task_id, str):
+            self._touch_listed(run, line, body)
+        task = run.tasks.get(task_id) if isinstance(task_id, str) else None
+        if task is None:
+            return
+        line.log.touch(task.task_id, version)
+        line.record(task, self.max_segments_per_run)
+
+    def _touch_listed(self, run: RunView, line: Timeline, body: dict[str, Any]) -> None:
+        """The tasks a heartbeat (blocked ones, with what holds them) or an engine's snapshot
+        of the run lists changed."""
+        listed = body.get("blocked_tasks") or body.get("tasks")
+        if isinstance(listed, list):
+            for item in listed:
+                task_id = item.get("task_id") if isinstance(item, dict) else None
+                if isinstance(task_id, str) and task_id in run.tasks:
+                    line.log.touch(task_id, self.version)
+
+    def _note_compaction(self, run: RunView, line: Timeline) -> None:
+        """A compacted run keeps only the tasks its timelines drew (and a few failures): if it
+        had more, some left its detail, and the pages that follow it start over."""
+        if run.compacted and not line.compacted:
+            line.compacted = True
+            if line.truncated:
+                line.log.reset = self.version
+
+    def _forget_gone_runs(self) -> None:
+        """Drop the timelines of runs the model no longer holds (its bounds are ours)."""
+        if len(self._timelines) > len(self.state.runs):
+            for run_id in [r for r in self._timelines if r not in self.state.runs]:
+                del self._timelines[run_id]
+            self.versions.runs_order = self.version
+
+    def _prune(self) -> None:
+        """Apply the model's bounds on finished runs, at most once a second."""
+        now = self.clock()
+        if now - self._pruned >= 1.0:
+            self._pruned = now
+            self.state.prune(now)
+            self._forget_gone_runs()
+            for run_id, line in self._timelines.items():
+                run = self.state.runs.get(run_id)
+                if run is not None:
+                    self._note_compaction(run, line)
+            if len(self.versions.engines) > len(self.state.engines):
+                self.versions.forget_engines(self.state.engines, self.version)
+                self.fleet.forget_gone(self.state.engines, self.version)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def snapshot(self, max_runs: int = MAX_RUNS_SHOWN) -> dict[str, Any]:
+        """Engines (the first :data:`MAX_ENGINES_SHOWN` by source), runs (summaries, at most
+        ``max_runs``) and constraints in force, as dicts.
+
+        ``engines_total`` and ``runs_total`` say how many there are, listed or not.
+        """
+        state = self.state
+        engines = heapq.nsmallest(MAX_ENGINES_SHOWN, state.engines.values(), key=_source)
+        if self.fleet.mode == FLEET:  # the summaries' runs
+            listed: list[dict[str, Any]] = [fleet_run_dict(r) for r in self.fleet.items[:max_runs]]
+            total = len(self.fleet.runs)
+        else:
+            runs = list(state.runs.values())
+            if len(runs) > max_runs:
+                shown = {id(run) for run in heapq.nlargest(max_runs, runs, key=self._recency)}
+                runs = [run for run in runs if id(run) in shown]
+            listed, total = [self.run_summary(run) for run in runs], len(state.runs)
+        return {
+            "version": self.version,
+            "now": self.clock(),
+            "engines": [engine_dict(e) for e in engines],
+            "engines_total": len(state.engines),
+            "runs": listed,
+            "runs_total": total,
+            "constraints": [constraint_dict(t, c) for t, c in state.active_constraints()],
+            **self.header(),
+        }
+
+    def header(self) -> dict[str, Any]:
+        """What the model ignored, missed and refused (``rejected``, ``oversized``, ``missed``,
+        ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
+        ``fleet``'s totals from its engines' summaries."""
+        state = self.state
+        return {
+            "mode": self.fleet.mode,
+            "fleet": self.fleet.totals(),
+            "rejected": state.rejected,
+            "oversized": state.oversized,
+            "missed": [
+                {"source": source, "events": gaps.missed, "since": gaps.since}
+                for source, gaps in sorted(state.gaps.by_source.items())
+                if gaps.missed
+            ],
+            "refused": refused_by_source(state),
+        }
+
+    def _recency(self, run: RunView) -> tuple[bool, float]:
+        line = self._timelines.get(run.run_id)
+        return run.status == "Running", line.last_seen if line else 0.0
+
+    def run_summary(self, run: RunView | FleetRun) -> dict[str, Any]:
+        """One run as the runs' list shows it (``/api/state``'s ``runs``)."""
+        if isinstance(run, FleetRun):
+            return fleet_run_dict(run)
+        line = self._timelines.get(run.run_id)
+        counts = run.counts()
+        return {
+            "run_id": run.run_id,
+            "org_id": run.org_id,
+            "project_id": run.project_id,
+            "source": run.source,
+            "status": run.status,
+            "error": run.error,
+            "trace_id": run.trace_id,  # the run's OpenTelemetry trace id, null if not traced
+            "total": run.total_tasks,
+            "finished": run.finished_tasks,
+            "progress": run.progress,  # never goes backwards; None while the total is unknown
+            "counts": dict(counts),
+            # what this view lacks of the run until its engine answers (None: nothing known)
+            "partial": self.state.partial(run),
+            "started": line.first_seen if line else None,
+            "ended": line.ended if line else None,
+        }
+
+    def run_detail(self, run_id: str) -> dict[str, Any] | None:
+        """One run with each task's timeline and the failures, or ``None`` if unknown."""
+        run = self.state.runs.get(run_id)
+        if run is None:
+            listed = self.fleet.runs.get(run_id)  # opened, its events not read yet
+            if listed is None:
+                return None
+            return {**fleet_run_dict(listed), "tasks": [], "failures": [], "truncated": 0}
+        line = self._timelines.get(run_id)
+        if line is None:
+            tasks = [task_detail(task, ()) for task in run.tasks.values()]
+        else:
+            tasks = [
+                task_detail(task, line.tasks.get(task.task_id, ()))
+                for task in {**line.views, **run.tasks}.values()
+            ]
+        failures = [
+            {"task_id": t.task_id, "name": t.name, "error": t.error}
+            for t in run.tasks.values()
+            if t.state == "FAILED"
+        ]
+        return {
+            **self.run_summary(run),
+            "tasks": tasks,
+            "failures": failures,
+            "truncated": line.truncated if line else 0,
+        }
+
+    # -- reading what changed (the pages' streams, ``_deltas``) ----------------------------
+
+    def run_key(self, run: RunView) -> tuple[int, float, str]:
+        """Where ``run`` stands in the pages' runs list: the running ones first, then the
+        newest first (by when this dashboard first heard of it), then by id."""
+        line = self._timelines.get(run.run_id)
+        return (
+            line.key if line is not None else (0 if run.status == "Running" else 1, 0.0, run.run_id)
+        )
+
+    def run_keys(self) -> list[tuple[int, float, str]]:
+        """The :meth:`run_key` of every run, and maybe of a few the model just forgot."""
+        return [line.key for line in self._timelines.values()]
+
+    def task_log(self, run_id: str) -> TaskLog | None:
+        """What changed of the run ``run_id`` when, ``None`` if the model does not hold it."""
+        line = self._timelines.get(run_id)
+        return line.log if line is not None and run_id in self.state.runs else None
+
+    def open_run(self, run_id: str) -> RunView | FleetRun | None:
+        """The run a page opened: as its events tell it, else as a summary lists it."""
+        return self.state.runs.get(run_id) or self.fleet.runs.get(run_id)
+
+    def run_version(self, run: RunView | FleetRun) -> int:
+        """The version ``run``'s summary last changed at (its engine's status is part of it)."""
+        if isinstance(run, FleetRun):
+            return run.version
+        line = self._timelines.get(run.run_id)
+        changed = line.log.changed if line is not None else 0
+        return max(changed, self.versions.engine_status.get(run.source, 0))
+
+    def run_json(self, run: RunView | FleetRun) -> bytes:
+        """:meth:`run_summary` as JSON (or a summary's run, ``fleet_run_dict``), built once per
+        change of the run."""
+        if isinstance(run, FleetRun):
+            if run.json is None:
+                run.json = json.dumps(fleet_run_dict(run)).encode()
+            return run.json
+        line = self._timelines.get(run.run_id)
+        if line is None:
+            return json.dumps(self.run_summary(run)).encode()
+        version = self.run_version(run)
+        if line.log.summary is None or line.log.summary[0] != version:
+            line.log.summary = (version, json.dumps(self.run_summary(run)).encode())
+        return line.log.summary[1]
+
+    def engine_json(self, engine: EngineView) -> bytes:
+        """One engine as the engines' list shows it, as JSON, built once per change of it."""
+        return self.versions.engine_json(
+            engine.source, lambda: json.dumps(engine_dict(engine)).encode()
+        )
+
+    def detail_extras(self, run_id: str) -> dict[str, Any]:
+        """What a run's detail adds to its summary besides its tasks: ``truncated``."""
+        line = self._timelines.get(run_id)
+        return {"truncated": line.truncated if line else 0}
+
+    def task_ids(self, run_id: str) -> list[str]:
+        """The ids of the tasks of the run's detail, in its order."""
+        run = self.state.runs.get(run_id)
+        if run is None:
+            return []
+        line = self._timelines.get(run_id)
+        return list({**line.views, **run.tasks} if line else run.tasks)
+
+    def task_json(self, run_id: str, task_id: str) -> bytes | None:
+        """One task of the run's detail as JSON (as in :meth:`run_detail`), built once per
+        change of it; ``None`` if the detail has no such task."""
+        run = self.state.runs.get(run_id)
+        line = self._timelines.get(run_id)
+        if run is None or line is None:
+            return None
+        kept = line.log.json.get(task_id)
+        if kept is None:
+            task = run.tasks.get(task_id) or line.views.get(task_id)
+            if task is None:
+                return None
+            detail = task_detail(task, line.tasks.get(task_id, ()))
+            kept = line.log.json[task_id] = json.dumps(detail).encode()
+        return kept
+
+
+def _source(engine: EngineView) -> str:
+    return engine.source

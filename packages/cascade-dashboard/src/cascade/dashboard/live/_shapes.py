@@ -1,0 +1,116 @@
+"""The JSON shapes of what the pages show: a task of a run's detail, an engine, a constraint.
+
+Shared by ``/api/state`` and the streams' changes, so that both say the same thing alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from cascade.interfaces import Constraint, parse_timestamp
+from cascade.interfaces.reader import EngineView, TaskView
+
+from ._fleet_index import FleetRun, summary_dict
+
+if TYPE_CHECKING:
+    from ._timelines import Segment
+
+__all__ = ["constraint_dict", "engine_dict", "fleet_run_dict", "task_detail"]
+
+
+def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
+    """One task of a run's detail: its state and its timeline's ``segments``."""
+    drawn = list(segments)
+    return {
+        "task_id": task.task_id,
+        "name": task.name,
+        "state": task.state,
+        "since": task.since,
+        "duration_ms": task.duration_ms,
+        "error": task.error,
+        # what holds it back while BLOCKED (null: its engine did not say)
+        "held_by": (
+            msgspec.to_builtins(list(task.held_by))
+            if task.state == "BLOCKED" and task.held_by is not None
+            else None
+        ),
+        "attempts": sum(1 for s in drawn if s.state == "RUNNING"),
+        "segments": [
+            {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome} for s in drawn
+        ],
+    }
+
+
+def engine_dict(engine: EngineView, *, summary: bool = True) -> dict[str, Any]:
+    """One engine of the engines' list (without ``summary``: its summary left out, as for
+    a reader who may not see every project its runs are of)."""
+    status = engine.status  # None: only its telemetry was seen
+    return {
+        "source": engine.source,
+        "status": status.status if status else "unknown",
+        "reason": status.reason if status else "",
+        "session": status.session if status else None,
+        "last_seen": engine.last_seen,
+        "conflict_session": engine.conflict_session,
+        # its latest summary: live runs, tasks by state, events/s, drops (null: none)
+        "summary": summary_dict(engine.summary) if summary else None,
+    }
+
+
+def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:
+    """A run as its engine's summary lists it, in the shape of a run of the runs' list
+    (``from_summary``: its tasks were not read, only counted by its engine)."""
+    run, tasks = listed.run, listed.run.tasks
+    finished = tasks.completed + tasks.failed + tasks.skipped  # failed counts the cancelled
+    total = run.planned or None
+    counts = (
+        ("RUNNING", tasks.running),
+        ("BLOCKED", tasks.blocked),
+        ("PENDING", tasks.pending),
+        ("COMPLETED", tasks.completed),
+        ("FAILED", tasks.failed - tasks.cancelled),
+        ("CANCELLED", tasks.cancelled),
+        ("SKIPPED", tasks.skipped),
+    )
+    return {
+        "run_id": run.run_id,
+        "org_id": run.org_id,
+        "project_id": run.project_id,
+        "source": listed.source,
+        "status": listed.status,
+        "error": None,
+        "trace_id": run.trace_id,
+        "total": total,
+        "finished": finished,
+        "progress": min(1.0, finished / total) if total else None,
+        "counts": {state: n for state, n in counts if n > 0},
+        "partial": None,
+        "started": parse_timestamp(run.started),
+        "ended": parse_timestamp(run.ended) if run.ended else None,
+        "planned": run.planned,
+        "last_seq": run.last_seq,
+        "from_summary": True,
+    }
+
+
+def constraint_dict(topic: str, constraint: Constraint) -> dict[str, Any]:
+    """One constraint in force, on ``topic``."""
+    return {
+        "topic": topic,
+        "id": constraint.id,
+        "scope": constraint.scope,
+        "type": constraint.type,
+        "params": dict(constraint.params),
+        "expires_at": constraint.expires_at,
+        # who set it, why and when, as its writer claims (null: it did not say)
+        **{
+            name: _given(getattr(constraint, name)) for name in ("reason", "issued_by", "issued_at")
+        },
+    }
+
+
+def _given(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value

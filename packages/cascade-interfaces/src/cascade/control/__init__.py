@@ -1,0 +1,106 @@
+"""Steering as a Python API: pause, resume, limit and cancel what engines run, over any
+:class:`~cascade.interfaces.Connector`.
+
+:class:`Controller` is the whole of it for most callers::
+
+    async with connector:  # connected; its topic_prefix says which deployment
+        control = Controller(connector, issued_by="alice")
+        steered = await control.pause("task:load_*", ttl=3600, reason="maintenance")
+        await control.resume("task:load_*")
+        answer = await control.cancel(await control.resolve_run("58a88765cea2"))
+
+Bad input raises :class:`ControlError` (a ``ValueError``) naming the field at fault before
+anything is sent. The steps it is made of are here too, for faces that validate first and
+publish later (the `cascade` command, the dashboard): building constraints
+(:func:`pause_constraint`, :func:`limit_constraints`), publishing them
+(:func:`set_constraints`, :func:`clear_constraints`), a cancel (:func:`request_cancel`) and
+run ids (:func:`checked_prefix`, :func:`one_run`). Who may steer what in a team is
+:mod:`cascade.control.access`.
+"""
+
+from ._cancel import describe_reply, request_cancel
+from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
+from ._constraints import (
+    CONSTRAINT_TYPES,
+    MAX_CONCURRENCY,
+    clear_topics,
+    limit_constraints,
+    parse_constraint_type,
+    pause_constraint,
+    resume_topics,
+    validate_scope,
+)
+from ._controller import Cleared, Controller, Steered
+from ._errors import ControlError
+from ._operator import (
+    MAX_OPERATOR_LENGTH,
+    MAX_REASON_LENGTH,
+    checked_reason,
+    checked_text,
+    default_operator,
+)
+from ._publishing import (
+    PublishRefusedError,
+    clear_constraints,
+    publish_confirmed,
+    say_issued,
+    set_constraints,
+)
+from ._run_ids import (
+    FULL_ID,
+    LIVE_WAIT,
+    SHORT_ID,
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_in,
+    short_id,
+)
+from ._run_owner import HeardOwner
+
+__all__ = [
+    "CONSTRAINT_TYPES",
+    "FULL_ID",
+    "LIVE_WAIT",
+    "MAX_CONCURRENCY",
+    "MAX_OPERATOR_LENGTH",
+    "MAX_REASON_LENGTH",
+    "SHORT_ID",
+    "AnswerJudge",
+    "CancelAnswer",
+    "Cleared",
+    "ControlError",
+    "Controller",
+    "HeardOwner",
+    "HeardRuns",
+    "PublishRefusedError",
+    "Recorded",
+    "Refusal",
+    "Steered",
+    "checked_prefix",
+    "checked_reason",
+    "checked_text",
+    "clear_constraints",
+    "clear_topics",
+    "default_operator",
+    "describe_reply",
+    "heard_run_ids",
+    "is_full",
+    "limit_constraints",
+    "live_wait",
+    "one_run",
+    "parse_constraint_type",
+    "pause_constraint",
+    "publish_confirmed",
+    "recorded_in",
+    "request_cancel",
+    "resume_topics",
+    "say_issued",
+    "set_constraints",
+    "short_id",
+    "validate_scope",
+]

@@ -1,0 +1,152 @@
+"""A cancel's answers, judged: the one from the run's owner is taken, every other is refused.
+
+Anyone who can publish may answer on ``{prefix}/reply/{id}/+`` (a broker ACL at most binds
+the last level to the answerer's login), so an answer counts only from the engine that owns
+the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait; once
+it is, the first answer from it is taken and those from others are refused; the owner never
+heard, every answer is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cascade.interfaces import (
+    REASON_MISMATCH,
+    CancelReply,
+    InvalidMessageError,
+    Message,
+    check_reply_topic,
+    decode_cancel_reply,
+)
+from cascade.interfaces.reader import SHOWN, inert
+
+from ._run_ids import short_id
+
+__all__ = ["AnswerJudge", "CancelAnswer", "Refusal"]
+
+_WAITING = 64  # answers kept while the owner is not known (the rest are refused at once)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer not taken: who sent it (the source its topic names) and why."""
+
+    source: str
+    why: str
+
+    def __str__(self) -> str:
+        """``refused an answer from mallory: run 58a88765cea2 belongs to host-1``."""
+        return f"refused an answer from {inert(self.source, SHOWN['source'])}: {self.why}"
+
+
+@dataclass
+class CancelAnswer:
+    """What came of a cancel: the owner's answer (``None``: none came), the owner (``None``:
+    never known) and how many answers from others were refused."""
+
+    run_id: str
+    reply: CancelReply | None = None
+    owner: str | None = None
+    refused: int = 0
+
+    def unanswered(self, timeout: float) -> str:
+        """``no engine answered for run ID within 5 s`` and, when some were refused,
+        ``(2 answers from other sources than host-1 were refused)``."""
+        said = f"no engine answered for run {self.run_id} within {timeout:g} s"
+        if self.refused:
+            than = f" than {inert(self.owner, SHOWN['source'])}" if self.owner else ""
+            were = "answer was" if self.refused == 1 else "answers were"
+            said += f" ({self.refused} {were} from other sources{than} refused)"
+        return said
+
+
+class AnswerJudge:
+    """The reply callback of one cancel request: takes the owner's answer into
+    :attr:`answer` (and sets :attr:`decided`), refuses the others (``on_refused`` hears
+    each; :attr:`CancelAnswer.refused` counts them).
+
+    ``owner`` is the run's owner when known beforehand (the history's); else
+    :meth:`owner_heard` tells it once heard.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        run_id: str,
+        prefix: str,
+        owner: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> None:
+        self.answer = CancelAnswer(run_id, owner=owner)
+        self.decided = asyncio.Event()
+        self._request_id = request_id
+        self._prefix = prefix
+        self._on_refused = on_refused
+        self._waiting: list[CancelReply] = []
+        self._closed = False
+
+    def __call__(self, message: Message) -> None:
+        """Judge one message on the request's reply topics."""
+        if self.decided.is_set() or self._closed:
+            return
+        try:
+            reply = decode_cancel_reply(message.raw or message.payload)
+        except InvalidMessageError:
+            return  # not an answer to anything
+        if reply.id != self._request_id or reply.run_id != self.answer.run_id:
+            return  # an answer to another request: not one to this
+        try:
+            check_reply_topic(reply, message.topic, self._prefix)
+        except InvalidMessageError:
+            level = message.topic.rsplit("/", 1)[-1]
+            self._refuse(level, f"{REASON_MISMATCH} (it says it is from "
+                                f"{inert(reply.source, SHOWN['source'])})")  # fmt: skip
+            return
+        self._judge(reply)
+
+    def owner_heard(self, source: str) -> None:
+        """The run's owner is ``source`` (first heard): judge the answers that waited."""
+        if self.answer.owner is not None or self._closed:
+            return
+        self.answer.owner = source
+        waiting, self._waiting = self._waiting, []
+        for reply in waiting:
+            self._judge(reply)
+
+    def give_up(self) -> None:
+        """No more answers are awaited: those still waiting for an owner are refused, and
+        what comes later changes nothing."""
+        self._closed = True
+        waiting, self._waiting = self._waiting, []
+        for reply in waiting:
+            self._refuse(reply.source, self._unknown())
+
+    def _judge(self, reply: CancelReply) -> None:
+        owner = self.answer.owner
+        if owner is None:
+            if len(self._waiting) < _WAITING:
+                self._waiting.append(reply)
+            else:
+                self._refuse(reply.source, self._unknown())
+        elif self.answer.reply is not None:
+            if reply.source != owner:
+                self._refuse(reply.source, self._belongs(owner))
+        elif reply.source == owner:
+            self.answer.reply = reply
+            self.decided.set()
+        else:
+            self._refuse(reply.source, self._belongs(owner))
+
+    def _belongs(self, owner: str) -> str:
+        return f"run {short_id(self.answer.run_id)} belongs to {inert(owner, SHOWN['source'])}"
+
+    def _unknown(self) -> str:
+        return f"no engine of run {short_id(self.answer.run_id)} was heard"
+
+    def _refuse(self, source: str, why: str) -> None:
+        self.answer.refused += 1
+        if self._on_refused is not None:
+            self._on_refused(Refusal(source, why))

@@ -1,0 +1,154 @@
+"""Run ids as people see and give them: the short form every view shows, and a prefix turned
+into the one run it names, from the history and from the live telemetry.
+
+Whatever takes a run id (`cascade cancel`, `why`, `run`, the dashboard's cancel and history
+run) reads it with :func:`checked_prefix` and resolves it with :func:`one_run`; a whole id
+(32 hex digits) is taken as it is, at no cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cascade.interfaces import Connector, Message, telemetry_filter
+
+from ._errors import ControlError
+
+if TYPE_CHECKING:
+    from cascade.history import History
+
+__all__ = [
+    "FULL_ID",
+    "LIVE_WAIT",
+    "SHORT_ID",
+    "HeardRuns",
+    "Recorded",
+    "checked_prefix",
+    "heard_run_ids",
+    "is_full",
+    "live_wait",
+    "one_run",
+    "recorded_in",
+    "short_id",
+]
+
+SHORT_ID = 12
+"""How many leading digits of a run id every table and view shows (any of them works as
+the id in every command)."""
+FULL_ID = 32
+"""A whole run id's length: 32 hex digits."""
+LIVE_WAIT = 5.0
+"""How long a prefix is listened for at most: one heartbeat interval, in which every live
+run says its id (the timeout when shorter)."""
+
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+_NAMED = 5  # matches an ambiguous prefix names
+_RECORDED_READ = 1000  # ids read from the history for one prefix
+
+
+def short_id(run_id: str) -> str:
+    """``run_id`` as every table and view shows it: its first :data:`SHORT_ID` characters."""
+    return run_id[:SHORT_ID]
+
+
+def is_full(run_id: str) -> bool:
+    """Whether ``run_id`` (from :func:`checked_prefix`) is a whole run id, not a prefix."""
+    return len(run_id) == FULL_ID
+
+
+def live_wait(timeout: float) -> float:
+    """How long to listen for the live runs a prefix may name: :data:`LIVE_WAIT` at most."""
+    return min(LIVE_WAIT, timeout)
+
+
+def checked_prefix(value: str) -> str:
+    """``value`` in lower case when it is a run id or a prefix of one (1 to 32 hex digits);
+    else :class:`ControlError`."""
+    if not isinstance(value, str):
+        raise ControlError(f"a run id is text: hex digits, not {value!r}", "run_id")
+    text = value.strip().lower()
+    if not _HEX.fullmatch(text):
+        raise ControlError(
+            f"a run id is hex digits: all 32, or a prefix only one run has, not {value!r}", "run_id"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The recorded runs a prefix may name: their ids (at most 1,000), and where the history
+    is (``None``: there is none)."""
+
+    ids: list[str] = field(default_factory=list)
+    location: str | None = None
+
+    @property
+    def capped(self) -> bool:
+        """Whether the history may have more of them than were read."""
+        return len(self.ids) >= _RECORDED_READ
+
+
+def recorded_in(
+    history: History, prefix: str, among: Iterable[tuple[str, str | None]] | None = None
+) -> Recorded:
+    """The ids of the runs in ``history`` that start with ``prefix`` (blocks: a query); of
+    ``among``'s orgs and projects only, when given (the others are not there)."""
+    return Recorded(history.run_ids(prefix, limit=_RECORDED_READ, among=among), history.location)
+
+
+def one_run(prefix: str, *known: Iterable[str], more: bool = False) -> str | None:
+    """The one id among ``known`` (live and recorded ids, say) that starts with ``prefix``;
+    ``None`` when none does; :class:`ControlError` naming them when several do (``more``: there
+    may be others than those given)."""
+    found = sorted({run_id for ids in known for run_id in ids if run_id.startswith(prefix)})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return None
+    shorts = {short_id(run_id) for run_id in found}
+    named = [
+        short_id(run_id) if len(shorts) == len(found) and len(prefix) < SHORT_ID else run_id
+        for run_id in found[:_NAMED]
+    ]
+    rest = len(found) - len(named)
+    tail = (f" and {'at least ' if more else ''}{rest} more") if rest else ""
+    raise ControlError(
+        f"several runs' ids start with {prefix!r}: {', '.join(named)}{tail}; give more of it",
+        "run_id",
+    )
+
+
+class HeardRuns:
+    """A telemetry callback that keeps the ids of the runs heard that start with a prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.ids: set[str] = set()
+
+    def __call__(self, message: Message) -> None:
+        """Keep the message's run id if it starts with the prefix."""
+        self.take(message)
+
+    def take(self, message: Message) -> str | None:
+        """The message's run id when it starts with the prefix (kept), else ``None``."""
+        run_id = message.payload.get("run_id")
+        if not isinstance(run_id, str) or not run_id.startswith(self.prefix):
+            return None
+        self.ids.add(run_id)
+        return run_id
+
+
+async def heard_run_ids(connector: Connector, prefix: str, wait: float) -> set[str]:
+    """The ids of the runs heard on ``connector`` within ``wait`` seconds that start with
+    ``prefix``."""
+    heard = HeardRuns(prefix)
+    handle = await connector.subscribe(telemetry_filter(prefix=connector.topic_prefix), heard)
+    try:
+        await asyncio.sleep(wait)  # a window to listen in: live runs say their ids within it
+    finally:
+        await handle.unsubscribe()
+    return heard.ids

@@ -1,0 +1,45 @@
+"""Which engine a run belongs to: the source the history recorded it from, or the first one
+its live telemetry is heard from (the rule every reader follows, :class:`ReaderModel`).
+
+A cancel's answer counts only from the run's owner: whoever can publish can
+answer, so "an engine answered" proves nothing unless the engine is the run's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cascade.interfaces import DEFAULT_PREFIX, Message
+from cascade.interfaces.reader import ReaderModel
+
+__all__ = ["HeardOwner"]
+
+
+class HeardOwner:
+    """A telemetry callback that tells the owner of one run: the source its first message
+    is taken from, as :class:`ReaderModel` takes it (a payload whose source is not its
+    topic's, a timestamp from the future and the like are refused, as every reader does).
+
+    ``on_known(source)`` is called once, when the owner is first heard.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        on_known: Callable[[str], None],
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self.run_id = run_id
+        self.owner: str | None = None
+        self._on_known = on_known
+        self._state = ReaderModel(prefix=prefix, keep_runs=None, keep_for=None)
+
+    def __call__(self, message: Message) -> None:
+        """Fold one message of the run's telemetry in; say the owner when first heard."""
+        if self.owner is not None:
+            return
+        self._state.apply(message)
+        run = self._state.runs.get(self.run_id)
+        if run is not None:
+            self.owner = run.source
+            self._on_known(run.source)
