@@ -43,7 +43,15 @@ from ..live._streams import (
 )
 from ..live._visible_runs import visible_id
 from ._controls import Controls
-from ._guard import HostCheck, Refused, Tokens, allowed_hosts, refusal
+from ._guard import (
+    AccessRefused,
+    HostCheck,
+    Refused,
+    Tokens,
+    allowed_hosts,
+    answer_refused,
+    refusal,
+)
 from ._gzip_stream import accepts_gzip, gzipped
 from ._pages import PAGED_PARAMS, Listing, View, parse_view
 from ._settings import DashboardSettings
@@ -138,9 +146,9 @@ class _Dashboard:
             return identity.name if identity is not None else None
         return self.tokens.holder(scope) if self.tokens is not None else None
 
-    def reader(self, scope: Scope) -> Access | JSONResponse | None:
-        """In a team's dashboard, the access of the request's sender, or the refusal;
-        ``None`` in any other (everyone reads)."""
+    def reader(self, scope: Scope) -> Access | None:
+        """In a team's dashboard, the access of the request's sender (else
+        :class:`~._guard.AccessRefused`); ``None`` in any other (everyone reads)."""
         return self.team.reader(scope) if self.team is not None else None
 
     def shows_controls(self, access: Access | None) -> bool:
@@ -153,11 +161,9 @@ class _Dashboard:
         in a team's, for those who see every project (its counts cover them all)."""
         if self.team is not None:
             access = self.team.reader(request.scope)
-            if isinstance(access, JSONResponse):
-                return access
             reason = access.may_see_everything("the metrics")
             if reason is not None:
-                return self.team.refuse(access, "read", "/metrics", reason)
+                self.team.refuse(access, "read", "/metrics", reason)
         return Response(self.hub.model.metrics.render(), media_type=CONTENT_TYPE)
 
     async def index(self, request: Request) -> Response:
@@ -168,8 +174,6 @@ class _Dashboard:
         ``engines_limit``) of those matching the filters, with counts and the next cursor."""
         params = request.query_params
         access = self.reader(request.scope)
-        if isinstance(access, JSONResponse):
-            return access
         among = access.among() if access is not None else None
         run_id = visible_id(self.hub.model, params.get("run"), among)
         if run_id:  # in fleet mode, its events are read for a while (see FleetMode)
@@ -225,9 +229,6 @@ class _Dashboard:
         """
         params = Request(scope, receive).query_params
         access = self.reader(scope)
-        if isinstance(access, JSONResponse):
-            await access(scope, receive, send)
-            return
         if access is not None and "since" not in params:
             reason = "give since=0: a team member's stream is the changes of their view"
             await refusal(400, reason)(scope, receive, send)
@@ -338,7 +339,11 @@ def create_app(
         *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.dashboard", "static")])),
     ]
-    app = Starlette(routes=routes, middleware=sign_in.middleware() if sign_in else None)
+    app = Starlette(
+        routes=routes,
+        middleware=sign_in.middleware() if sign_in else None,
+        exception_handlers={AccessRefused: answer_refused},
+    )
     if api is not None:
         app.add_middleware(ApiTokenCheck, tokens=api, static=tokens)
     any_address = settings.host is not None and settings.host in _WILDCARDS

@@ -19,7 +19,7 @@ from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import cancel_reason, constraint_messages
-from ._guard import Refused, Tokens, read_json, refusal
+from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -46,19 +46,21 @@ class Controls:
         self.source = history
         self.team = team
 
-    def authorized(self, request: Request) -> str | JSONResponse:
-        """The name of the request's token (its controls are issued by it), or the refusal."""
+    def authorized(self, request: Request) -> str:
+        """The name of the request's token (its controls are issued by it); else
+        :class:`~._guard.AccessRefused` (401)."""
         if self.tokens is None:
-            return refusal(401, "read-only dashboard: start it with --token to enable controls",
-                           **_BEARER)  # fmt: skip
+            raise AccessRefused(401, "read-only dashboard: start it with --token to enable "
+                                "controls", headers=_BEARER)  # fmt: skip
         name = self.tokens.holder(request.scope)
         if name is None:
-            return refusal(401, "missing or wrong bearer token", **_BEARER)
+            raise AccessRefused(401, "missing or wrong bearer token", headers=_BEARER)
         return name
 
-    def caller(self, request: Request) -> str | Access | JSONResponse:
+    def caller(self, request: Request) -> str | Access:
         """Who a control request comes from: the name of its token, or in a team's dashboard
-        the access of whoever signed in (a role is checked per control), or the refusal."""
+        the access of whoever signed in (a role is checked per control); else the refusal is
+        raised."""
         if self.team is not None:
             return self.team.reader(request.scope, "control")
         return self.authorized(request)
@@ -70,14 +72,13 @@ class Controls:
         action: str,
         target: str,
         check: Callable[[Access], str | None],
-    ) -> str | JSONResponse:
+    ) -> str:
         """The name the control is issued by, once the team's roles allow it (else the
-        refusal, audited)."""
+        refusal, audited, is raised)."""
         if isinstance(caller, str):
             return caller
         assert self.team is not None
-        allowed = self.team.control(request.scope, action, target, check, caller)
-        return allowed if isinstance(allowed, JSONResponse) else allowed.identity.name
+        return self.team.control(request.scope, action, target, check, caller).identity.name
 
     def unknown(self, caller: str | Access, given: str) -> Response:
         """The 404 of a cancel of a run nobody heard of or the asker may not see (audited in a
@@ -94,8 +95,6 @@ class Controls:
 
     async def post_constraints(self, request: Request) -> Response:
         caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return refusal(415, "send the constraint as application/json")
         try:
@@ -108,9 +107,7 @@ class Controls:
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         scope, kind = messages[0][1].scope, messages[0][1].type
-        holder = self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
-        if not isinstance(holder, str):
-            return holder
+        self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
         try:
             published = await self.hub.apply_constraints(messages)
         except (ControlError, UnicodeError) as exc:
@@ -122,8 +119,6 @@ class Controls:
 
     async def delete_constraints(self, request: Request) -> Response:
         caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
         scope = request.query_params.get("scope")
         if scope is None:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
@@ -132,8 +127,6 @@ class Controls:
         except ControlError as exc:
             return refusal(400, str(exc))
         holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
-        if not isinstance(holder, str):
-            return holder
         try:
             cleared = await self.hub.clear(
                 scope, request.query_params.get("type"), issued_by=holder
@@ -147,8 +140,6 @@ class Controls:
 
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)
-        if isinstance(caller, JSONResponse):
-            return caller
         body = None
         if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
             request.headers
@@ -170,8 +161,6 @@ class Controls:
             run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
             holder = self.checked(request, caller, "cancel", f"run:{run_id}",
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
-            if not isinstance(holder, str):
-                return holder
             reason = cancel_reason(body)
             answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner)
         except (ControlError, UnicodeError) as exc:

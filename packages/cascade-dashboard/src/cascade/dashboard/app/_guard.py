@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cascade.control import MAX_OPERATOR_LENGTH, checked_text
@@ -18,6 +19,7 @@ from cascade.control import MAX_OPERATOR_LENGTH, checked_text
 from ._errors import SettingsError
 
 __all__ = [
+    "AccessRefused",
     "HostCheck",
     "Refused",
     "Tokens",
@@ -44,6 +46,18 @@ class Refused(Exception):
 def refusal(status: int, message: str, **headers: str) -> JSONResponse:
     """The one-line JSON error every refusal is."""
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+class AccessRefused(HTTPException):
+    """A request its sender may not make (401: nobody signed in; 403: their role does not
+    allow it), raised where that is found; the app answers it as every refusal
+    (:func:`answer_refused`)."""
+
+
+async def answer_refused(request: Request, exc: Exception) -> Response:
+    """The app's handler of :class:`AccessRefused`: :func:`refusal`'s one-line JSON error."""
+    assert isinstance(exc, AccessRefused)
+    return refusal(exc.status_code, exc.detail, **(exc.headers or {}))
 
 
 # -- Host ----------------------------------------------------------------------------------

@@ -32,11 +32,9 @@ class _SessionApi:
 
     async def list(self, request: Request) -> Response:
         access = self.team.reader(request.scope, "session-list")
-        if isinstance(access, JSONResponse):
-            return access
         reason = access.may_administer()
         if reason is not None:
-            return self.team.refuse(access, "session-list", "sessions", reason)
+            self.team.refuse(access, "session-list", "sessions", reason)
         who = request.query_params.get("who")
         listed = [s.to_json() for s in self.sessions.listed() if who is None or s.who == who]
         return JSONResponse({"sessions": listed}, headers=_NO_STORE)
@@ -48,8 +46,6 @@ class _SessionApi:
         access = self.team.control(
             request.scope, "session-revoke", target[:300], Access.may_administer
         )
-        if isinstance(access, JSONResponse):
-            return access
         if handle is not None and not (len(handle) == 32 and handle.isalnum()):
             return refusal(400, "a session's handle is 32 hex digits (GET /api/sessions)")
         if handle is None and (not who or len(who) > _MAX_WHO):

@@ -11,13 +11,13 @@ session must come from the dashboard's own page: a request another site's page m
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
-from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from cascade.control.access import Access, Identity, Roles
 
-from ..app._guard import Tokens, refusal
+from ..app._guard import AccessRefused, Tokens
 from ._access_log import AccessLog
 from ._api_tokens import HOLDER_KEY
 from ._sign_in import SignIn
@@ -70,14 +70,15 @@ class Team:
         identity = self.identity(scope)
         return None if identity is None else Access.of(self.roles, identity)
 
-    def reader(self, scope: Scope, what: str = "read") -> Access | JSONResponse:
-        """The access of someone with a role, else the refusal (401: nobody signed in)."""
+    def reader(self, scope: Scope, what: str = "read") -> Access:
+        """The access of someone with a role; else :class:`AccessRefused` (401: nobody signed
+        in; 403: no role, audited)."""
         access = self.access(scope)
         if access is None:
-            return refusal(401, _SIGN_IN)
+            raise AccessRefused(401, _SIGN_IN)
         if access.role is None:
-            return self.refuse(access, what, scope.get("path", ""),
-                               f"{access.identity.name} has no role on this dashboard")  # fmt: skip
+            self.refuse(access, what, scope.get("path", ""),
+                        f"{access.identity.name} has no role on this dashboard")  # fmt: skip
         return access
 
     def control(
@@ -86,29 +87,28 @@ class Team:
         action: str,
         target: str,
         check: Callable[[Access], str | None],
-        access: Access | JSONResponse | None = None,
-    ) -> Access | JSONResponse:
-        """The access of someone ``check`` allows ``action`` on ``target``, else the refusal
-        (audited when someone was signed in). ``access``: the request's, if already known.
-        Once the control is done, :meth:`done` audits it."""
+        access: Access | None = None,
+    ) -> Access:
+        """The access of someone ``check`` allows ``action`` on ``target``; else
+        :class:`AccessRefused` (audited when someone was signed in). ``access``: the
+        request's, if already known. Once the control is done, :meth:`done` audits it."""
         access = access or self.reader(scope, action)
-        if isinstance(access, JSONResponse):
-            return access
         reason = check(access)
         if reason is None and access.identity.via in ("oidc", "proxy"):
             reason = _cross_site(scope)
         if reason is not None:
-            return self.refuse(access, action, target, reason)
+            self.refuse(access, action, target, reason)
         return access
 
     def done(self, access: Access, action: str, target: str) -> None:
         """Audit a control ``access`` was allowed and that succeeded."""
         self.audit.add(access.identity, action, target, "allowed")
 
-    def refuse(self, access: Access, action: str, target: str, reason: str) -> JSONResponse:
-        """403 with ``reason``, and its row in the access audit."""
+    def refuse(self, access: Access, action: str, target: str, reason: str) -> NoReturn:
+        """Refuse with 403 and ``reason`` (:class:`AccessRefused`), its row in the access
+        audit."""
         self.audit.add(access.identity, action, target, "refused", reason)
-        return refusal(403, reason)
+        raise AccessRefused(403, reason)
 
 
 def _cross_site(scope: Scope) -> str | None:

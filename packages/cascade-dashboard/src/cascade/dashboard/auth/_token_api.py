@@ -67,8 +67,6 @@ class _TokenApi:
 
     async def create(self, request: Request) -> Response:
         access = self.team.control(request.scope, "token-create", "tokens", _admin)
-        if isinstance(access, JSONResponse):
-            return access
         history = self.tokens.history
         if history is None:
             return refusal(503, _NO_HISTORY)
@@ -97,11 +95,9 @@ class _TokenApi:
 
     async def list(self, request: Request) -> Response:
         access = self.team.reader(request.scope, "token-list")
-        if isinstance(access, JSONResponse):
-            return access
         reason = access.may_administer()
         if reason is not None:
-            return self.team.refuse(access, "token-list", "tokens", reason)
+            self.team.refuse(access, "token-list", "tokens", reason)
         history = self.tokens.history
         if history is None:
             return refusal(503, _NO_HISTORY)
@@ -119,8 +115,6 @@ class _TokenApi:
         raw = request.path_params["token_id"]
         target = f"token:{raw}"[:80]
         access = self.team.control(request.scope, "token-revoke", target, _admin)
-        if isinstance(access, JSONResponse):
-            return access
         if not raw.isdigit() or len(raw) > 18:
             return refusal(400, "a token's id is a whole number (cascade token list)")
         history = self.tokens.history

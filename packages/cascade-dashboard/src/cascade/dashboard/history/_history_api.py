@@ -136,13 +136,11 @@ class _HistoryApi:
         and a query that ``covers_all`` projects is for those who see them all."""
         among = None
         access = self.asker(request)
-        if isinstance(access, Response):
-            return access
         if access is not None:
             assert self.team is not None
             reason = access.may_see_everything(covers_all) if covers_all else None
             if reason is not None:
-                return self.team.refuse(access, "read", request.url.path, reason)
+                self.team.refuse(access, "read", request.url.path, reason)
             among = access.among()
         if self.source.history is None:
             await self.source.refresh()
@@ -174,9 +172,10 @@ class _HistoryApi:
             headers={"cache-control": "no-store"},
         )
 
-    def asker(self, request: Request) -> Access | Response | None:
-        """In a team's dashboard, the access of the request's sender, or the refusal (nobody
-        signed in: 401; no role: 403, audited); ``None`` in any other (everyone reads)."""
+    def asker(self, request: Request) -> Access | None:
+        """In a team's dashboard, the access of the request's sender (else the refusal is
+        raised: nobody signed in, 401; no role, 403, audited); ``None`` in any other
+        (everyone reads)."""
         return self.team.reader(request.scope) if self.team is not None else None
 
     async def status(self, request: Request) -> Response:
@@ -185,8 +184,6 @@ class _HistoryApi:
         dashboard, for those with a role only, and where it is (its path or URL, in
         ``location`` and the ``note``) for admins over global only."""
         access = self.asker(request)
-        if isinstance(access, Response):
-            return access
         await self.source.refresh()
         source = self.source
         where = _told_where(access)
