@@ -18,6 +18,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
+from ._log_records import LogCount, RecordedLogLine
 from ._migrate import alembic_config
 from ._received import Received, decode_message
 from ._recorder import Recorder
@@ -26,8 +27,6 @@ from ._records import (
     AuditEvent,
     Claim,
     Execution,
-    LogCount,
-    RecordedLogLine,
     RunDetail,
     RunSummary,
     SourceGap,

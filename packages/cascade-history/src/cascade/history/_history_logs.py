@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from ._history_base import HistoryBase
 from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
-from ._records import LogCount, RecordedLogLine
+from ._log_records import LogCount, RecordedLogLine
 
 __all__ = ["HistoryLogs"]
 

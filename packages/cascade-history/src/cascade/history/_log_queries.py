@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ._log_records import LogCount, RecordedLogLine
 from ._queries import Among, among_filter
-from ._records import LogCount, RecordedLogLine
 from ._schema import log_lines, log_tasks, runs
 from ._task_filters import ESCAPE, name_matches
 
