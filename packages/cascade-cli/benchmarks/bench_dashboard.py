@@ -30,15 +30,14 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
+from dashboard_process import cpu_seconds, rss_mb, start_dashboard
 
 from cascade.testkit import MosquittoBroker
 
@@ -117,34 +116,6 @@ def feed(port: int, rate: int) -> None:
         delay = start + sent / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(found.group(1)) / 1024 if found else float("nan")
-
-
-def start_dashboard(
-    port: int, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    """A dashboard process on the broker at ``port`` (``env`` added), and its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cascade.cli", "dashboard", "--port", str(port),
-         "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )  # fmt: skip
-    assert process.stdout is not None
-    for line in process.stdout:
-        found = re.search(r"cascade dashboard on (http://\S+/)", line)
-        if found:
-            return process, found.group(1)
-    raise RuntimeError("the dashboard did not start")
 
 
 async def follow(url: str, seconds: float, sizes: list[int], stamps: list[float]) -> None:

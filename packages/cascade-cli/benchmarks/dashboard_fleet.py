@@ -233,7 +233,7 @@ async def measure(
     variant: str, port: int, seconds: float, pages: int, open_run: bool, baseline: Path
 ) -> Measure:
     """Start ``variant``'s dashboard on the fleet, let it warm up, then measure for ``seconds``."""
-    from bench_dashboard import cpu_seconds, start_dashboard
+    from dashboard_process import cpu_seconds, start_dashboard
 
     env = {"PYTHONPATH": str(baseline)} if variant == "baseline" else {}
     process, url = start_dashboard(port, env)

@@ -47,7 +47,7 @@ class EngineShare:
             (began + heartbeat_interval * (n + rng.random()) / len(engines), engine)
             for n, engine in enumerate(engines)
         )
-        self.pacer = SummaryPacer()
+        self.pacer: SummaryPacer[SimulatedEngine] = SummaryPacer()
         self.heartbeats = self.summaries = 0
 
     def round(self, now: float, wall: float, ts: str, events: int) -> None:

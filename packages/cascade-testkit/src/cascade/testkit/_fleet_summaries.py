@@ -13,7 +13,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from cascade.interfaces import (
     MAX_SUMMARY_RUNS,
@@ -23,9 +23,6 @@ from cascade.interfaces import (
     TaskTally,
 )
 from cascade.interfaces.connector_kit import encode_payload
-
-if TYPE_CHECKING:
-    from ._fleet_engines import SimulatedEngine
 
 __all__ = ["SUMMARY_GAP", "SummaryBook", "SummaryPacer", "final_tallies"]
 
@@ -95,16 +92,24 @@ class SummaryBook:
         return encode_payload(summary)
 
 
-class SummaryPacer:
-    """When a worker's engines publish their summaries: at once if the engine's last one is
-    :data:`SUMMARY_GAP` old, else once it is (one waiting summary per engine)."""
+class _Booked(Protocol):
+    book: SummaryBook
+
+
+_E = TypeVar("_E", bound=_Booked)
+
+
+class SummaryPacer(Generic[_E]):
+    """When a worker's engines (each with its :class:`SummaryBook`) publish their summaries:
+    at once if the engine's last one is :data:`SUMMARY_GAP` old, else once it is (one
+    waiting summary per engine)."""
 
     def __init__(self, gap: float = SUMMARY_GAP) -> None:
         self.gap = gap
-        self._waiting: list[tuple[float, int, SimulatedEngine]] = []
+        self._waiting: list[tuple[float, int, _E]] = []
         self._order = itertools.count()  # ties go in the order they came
 
-    def want(self, engine: SimulatedEngine, now: float) -> bool:
+    def want(self, engine: _E, now: float) -> bool:
         """Whether ``engine``'s summary, wanted now, may go now; if not it waits."""
         book = engine.book
         if book.at + self.gap <= now:
@@ -114,9 +119,10 @@ class SummaryPacer:
             heapq.heappush(self._waiting, (book.at + self.gap, next(self._order), engine))
         return False
 
-    def due(self, now: float) -> list[SimulatedEngine]:
+    def due(self, now: float) -> list[_E]:
         """The engines whose waiting summary may go now."""
-        waiting, out = self._waiting, []
+        waiting: list[tuple[float, int, _E]] = self._waiting
+        out: list[_E] = []
         while waiting and waiting[0][0] <= now:
             engine = heapq.heappop(waiting)[2]
             book = engine.book
@@ -128,7 +134,7 @@ class SummaryPacer:
 
 def final_tallies(kinds: Mapping[str, int]) -> tuple[RunTally, TaskTally]:
     """The runs and tasks an engine's summary must count once every run of it has ended,
-    from the events it sent (:attr:`SimulatedEngine.kinds`: task states as a reader shows
+    from the events it sent (a simulated engine's ``kinds``: task states as a reader shows
     them, ``ENGINE_STARTED``, and each run's end by outcome)."""
     cancelled_runs = kinds.get("Cancelled", 0)
     cancelled_tasks = kinds.get("CANCELLED", 0)
