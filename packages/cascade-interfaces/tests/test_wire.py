@@ -4,6 +4,7 @@ writes every field of it but those left to the schema's own encoding."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 import pytest
@@ -13,6 +14,7 @@ from cascade.interfaces import (
     Envelope,
     Heartbeat,
     LogBatch,
+    LogLevel,
     LogLine,
     RunSnapshot,
     SnapshotTask,
@@ -174,13 +176,16 @@ def test_a_log_batch_template_decodes_to_its_schema_with_every_field(
         b",".join([plain, full]),
         _encode(dropped),
     )
-    common = {"ts": TS, "task_id": 't"%', "task_name": "n%s", "attempt": 2, "trace_id": trace_id,
-              "span_id": "0123456789abcdef"}  # fmt: skip
+
+    def logged(n: int, level: LogLevel, logger: str, message: str, **more: Any) -> LogLine:
+        return LogLine(ts=TS, task_id='t"%', task_name="n%s", attempt=2, trace_id=trace_id,
+                       span_id="0123456789abcdef", n=n, level=level, logger=logger,
+                       message=message, **more)  # fmt: skip
+
     expected = LogBatch(
         run_id=run_id, org_id=org_id, project_id=project_id, source=source, seq=4, ts=TS,
-        lines=[LogLine(**common, n=7, level="INFO", logger="lg", message="hi"),
-               LogLine(**common, n=8, level="WARNING", logger="", message='m%s"',
-                       stream="stderr", level_number=25)],
+        lines=[logged(7, "INFO", "lg", "hi"),
+               logged(8, "WARNING", "", 'm%s"', stream="stderr", level_number=25)],
         dropped=dropped,
     )  # fmt: skip
     assert decode_log_batch(payload) == expected
