@@ -189,6 +189,14 @@ def test_attacker_controlled_text_is_shown_never_run(
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
     assert XSS in browser.find_element(By.ID, "failures").text
     assert XSS in texts(browser, "#timeline .tl-name")
+    # its traceback, under its failure, is text too: the line that raised, and the error
+    shown = browser.execute_script(
+        "const pre = document.querySelector('#failures .traceback pre');"
+        "return pre && pre.children.length === 0 ? pre.textContent : null"
+    )
+    assert shown is not None
+    assert "raise ValueError(XSS)" in shown
+    assert shown.endswith(f"ValueError: {XSS}\n")
     assert no_script_errors(browser) == []
 
 

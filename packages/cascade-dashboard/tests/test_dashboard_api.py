@@ -70,6 +70,12 @@ async def test_snapshot_shows_engines_runs_tasks_and_constraints(
     assert by_name["double"]["segments"][0]["state"] == "RUNNING"
     assert by_name["double"]["segments"][0]["outcome"] == "COMPLETED"
     assert by_name["fails"]["segments"][-1]["outcome"] == "FAILED"
+    # the failed task's traceback, as its engine sent it, naming the line that raised
+    traceback = by_name["fails"]["traceback"]
+    assert traceback.startswith("Traceback (most recent call last):\n")
+    assert 'raise ValueError(f"bad input {n}")' in traceback
+    assert traceback.endswith("ValueError: bad input 3\n")
+    assert by_name["double"]["traceback"] is None
     assert detail["failures"] == [
         {
             "task_id": by_name["fails"]["task_id"],

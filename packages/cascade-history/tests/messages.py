@@ -69,6 +69,8 @@ def task(
     duration_ms: float = 0.0,
     error: str = "",
     held_by: list[dict[str, Any]] | None = None,
+    traceback: str | None = None,
+    cancelled: bool | None = None,
     **ids: str,
 ) -> Received:
     """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
@@ -82,6 +84,10 @@ def task(
     }
     if held_by is not None:
         body["held_by"] = held_by
+    if traceback is not None:
+        body["traceback"] = traceback
+    if cancelled is not None:
+        body["cancelled"] = cancelled
     topic = f"cascade/telemetry/local/default/{run_id}/events"
     return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cascade.interfaces import (
     MAX_ERROR_LENGTH,
+    MAX_TRACEBACK_LENGTH,
     MAX_TTL,
     MIN_TTL,
     canonical_rate,
@@ -17,6 +18,7 @@ from cascade.interfaces import (
     parse_rate,
     payload_limit,
     truncate_error,
+    truncate_traceback,
 )
 
 
@@ -81,3 +83,17 @@ def test_long_errors_are_cut_and_say_so() -> None:
     cut = truncate_error("E" * (MAX_ERROR_LENGTH + 5))
     assert cut.startswith("E" * MAX_ERROR_LENGTH)
     assert cut.endswith("… (5 more characters)")
+
+
+def test_long_tracebacks_keep_their_start_and_end_and_say_so() -> None:
+    """A traceback over MAX_TRACEBACK_LENGTH loses frames in its middle, says how many
+    characters, and keeps where it began and the raising line with its exception."""
+    short = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x\n'
+    assert truncate_traceback(short) == short
+    long = "Traceback (most recent call last):\n" + "F" * MAX_TRACEBACK_LENGTH + "\nValueError: x"
+    cut = truncate_traceback(long)
+    assert cut.startswith("Traceback (most recent call last):\n")
+    assert cut.endswith("F\nValueError: x")
+    left_out = len(long) - MAX_TRACEBACK_LENGTH
+    assert f"\n… ({left_out} more characters)\n" in cut
+    assert len(cut) - len(f"\n… ({left_out} more characters)\n") == MAX_TRACEBACK_LENGTH

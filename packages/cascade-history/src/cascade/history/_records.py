@@ -131,6 +131,9 @@ class StateChange:
 
     ``held_by`` (``BLOCKED`` only, from engines that say it): what held it back, the
     event's holds as sent (see ``cascade.interfaces.Hold``); ``None`` when not said.
+    ``traceback`` (``FAILED`` and ``RETRYING`` only, from engines that send it): the failed
+    attempt's traceback, at most ``cascade.interfaces.MAX_TRACEBACK_LENGTH`` characters and
+    its marker; ``None`` when not sent. It is the engine's text: make it inert to show it.
     """
 
     state: str
@@ -139,6 +142,7 @@ class StateChange:
     duration_ms: float
     error: str
     held_by: list[dict[str, Any]] | None = None
+    traceback: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This change as a JSON object (``held_by`` only where it was said)."""
@@ -151,6 +155,8 @@ class StateChange:
         }
         if self.held_by is not None:
             change["held_by"] = self.held_by
+        if self.traceback is not None:
+            change["traceback"] = self.traceback
         return change
 
 
@@ -186,6 +192,15 @@ class TaskHistory:
         for change in reversed(self.states):
             if change.state == "BLOCKED" and change.held_by is not None:
                 return change.held_by
+        return None
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of its latest failed attempt that has one among its ``states``
+        (``None``: none sent)."""
+        for change in reversed(self.states):
+            if change.traceback is not None:
+                return change.traceback
         return None
 
     def to_json(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from cascade.interfaces import (
     StatusMessage,
     TaskStateEvent,
     truncate_error,
+    truncate_traceback,
 )
 
 from ._cancels import cancel_row
@@ -47,6 +48,7 @@ __all__ = ["Rows"]
 
 _INT32 = 2**31 - 1  # the INTEGER column (a run's planned tasks)
 _NO_HOLDS = json.dumps(None)  # what the held_by column stores for an event without holds
+_FAILURES = frozenset({"FAILED", "RETRYING"})  # the states whose traceback is kept
 
 
 def _bounded(value: int | None, name: str, top: int = INT64) -> int | None:
@@ -69,6 +71,14 @@ def _held_by(event: TaskStateEvent) -> str:
     if isinstance(event.held_by, msgspec.UnsetType):
         return _NO_HOLDS
     return json.dumps(msgspec.to_builtins(event.held_by[:MAX_HOLDS]))
+
+
+def _traceback(event: TaskStateEvent) -> str | None:
+    """A failed attempt's traceback as stored (bounded as an engine sends it); ``None`` on a
+    state that is not a failure, or a stopped task's."""
+    if event.state not in _FAILURES or event.cancelled is True or not event.traceback:
+        return None
+    return clean(truncate_traceback(str(event.traceback)), None)
 
 
 def _ids(envelope: Envelope) -> tuple[str, str, str, str]:
@@ -205,6 +215,7 @@ class Rows:
                     "duration_ms": body.duration_ms,
                     "error": clean(truncate_error(said), None) if said else "",
                     "held_by": _NO_HOLDS if body.held_by is msgspec.UNSET else _held_by(body),
+                    "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
                 }
             )
             run = self._run(run_id, ids, ts, received_at)

@@ -218,7 +218,15 @@ def _task(
             blocked_s += max(0.0, until - event.ts)
         held_by = event.held_by if isinstance(event.held_by, list) else None
         changes.append(
-            StateChange(event.state, event.ts, attempt, event.duration_ms, event.error, held_by)
+            StateChange(
+                event.state,
+                event.ts,
+                attempt,
+                event.duration_ms,
+                event.error,
+                held_by,
+                event.traceback,
+            )
         )
     last = events[-1]
     errors = [event.error for event in events if event.error]

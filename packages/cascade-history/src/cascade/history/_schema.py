@@ -101,6 +101,8 @@ task_events = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     # what held it back (a BLOCKED event's held_by, as sent; revision 0004)
     sa.Column("held_by", sa.JSON, nullable=True),
+    # a failed attempt's traceback (FAILED, RETRYING; from engines that send it; revision 0011)
+    sa.Column("traceback", sa.Text, nullable=True),
     sa.Index(
         "uq_task_events_run_id_seq",
         "run_id",

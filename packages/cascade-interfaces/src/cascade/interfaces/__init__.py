@@ -72,8 +72,10 @@ from ._limits import (
     MAX_STATUS_PAYLOAD_BYTES,
     MAX_SUMMARY_PAYLOAD_BYTES,
     MAX_TELEMETRY_PAYLOAD_BYTES,
+    MAX_TRACEBACK_LENGTH,
     payload_limit,
     truncate_error,
+    truncate_traceback,
 )
 from ._logs import (
     LOG_LEVELS,
@@ -198,6 +200,7 @@ __all__ = [
     "MAX_CONTROL_PAYLOAD_BYTES",
     "MAX_DIGESTS",
     "MAX_ERROR_LENGTH",
+    "MAX_TRACEBACK_LENGTH",
     "MAX_INDEXED_TOPICS",
     "MAX_STATUS_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
@@ -310,6 +313,7 @@ __all__ = [
     "telemetry_filter",
     "topic_matches",
     "truncate_error",
+    "truncate_traceback",
     "update_constraints_index",
     "validate_scope",
 ]

@@ -15,8 +15,10 @@ __all__ = [
     "MAX_STATUS_PAYLOAD_BYTES",
     "MAX_SUMMARY_PAYLOAD_BYTES",
     "MAX_TELEMETRY_PAYLOAD_BYTES",
+    "MAX_TRACEBACK_LENGTH",
     "payload_limit",
     "truncate_error",
+    "truncate_traceback",
 ]
 
 MAX_CONTROL_PAYLOAD_BYTES = 64 * 1024
@@ -41,6 +43,14 @@ MAX_NUMBER = 1e15
 MAX_ERROR_LENGTH = 16 * 1024
 """Characters of a task's or run's error an engine sends; a longer one is cut, and says so."""
 
+MAX_TRACEBACK_LENGTH = 8 * 1024
+"""Characters of a failed attempt's traceback an engine sends; a longer one is cut in the
+middle, and says so. With :data:`MAX_ERROR_LENGTH`, a task's event stays well inside
+:data:`MAX_TELEMETRY_PAYLOAD_BYTES` however its characters are encoded (six bytes each at
+most)."""
+
+_TRACEBACK_HEAD = MAX_TRACEBACK_LENGTH // 4
+
 _LIMITS = {
     "cleared": MAX_CONTROL_PAYLOAD_BYTES,
     "issued": MAX_CONTROL_PAYLOAD_BYTES,
@@ -63,3 +73,14 @@ def truncate_error(error: str) -> str:
     if len(error) <= MAX_ERROR_LENGTH:
         return error
     return f"{error[:MAX_ERROR_LENGTH]}… ({len(error) - MAX_ERROR_LENGTH} more characters)"
+
+
+def truncate_traceback(traceback: str) -> str:
+    """``traceback`` cut to about :data:`MAX_TRACEBACK_LENGTH` characters, saying how many were
+    left out: its start (where the failure began) and its end (the raising line and the
+    exception) are kept, the frames between are dropped."""
+    if len(traceback) <= MAX_TRACEBACK_LENGTH:
+        return traceback
+    tail = MAX_TRACEBACK_LENGTH - _TRACEBACK_HEAD
+    left_out = len(traceback) - MAX_TRACEBACK_LENGTH
+    return f"{traceback[:_TRACEBACK_HEAD]}\n… ({left_out} more characters)\n{traceback[-tail:]}"

@@ -102,6 +102,12 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     (a cancel, or the run's own end while the task ran or waited); its ``state`` is then
     ``FAILED``, which every reader knows, as a cancelled run's status is ``Failed``.
     Readers that know the field show the task as ``CANCELLED`` (:func:`reader_state`).
+
+    ``traceback`` (additive, on ``FAILED`` and ``RETRYING`` only, never on a cancelled task;
+    unset from engines that do not send it) is the failed attempt's Python traceback, at
+    most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters as an engine sends it
+    (:func:`~cascade.interfaces.truncate_traceback`). Like ``error``, it is the sender's text:
+    a reader makes it inert before showing it.
     """
 
     task_id: str
@@ -111,6 +117,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     error: str = ""
     held_by: Holds | msgspec.UnsetType = msgspec.UNSET
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
+    traceback: str | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def reader_state(self) -> ReaderState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import msgspec
 
 from cascade.interfaces import (
@@ -11,13 +13,14 @@ from cascade.interfaces import (
     TaskState,
     TaskStateEvent,
     truncate_error,
+    truncate_traceback,
 )
 from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats
 
-from ._events import Event, RunStarted, TaskBlocked, TaskEvent
+from ._events import Event, RunStarted, TaskBlocked, TaskEvent, TaskFailed, TaskRetrying
 from ._stamp import Stamp
 
-__all__ = ["RunEnvelopes", "event_body", "task_body"]
+__all__ = ["RunEnvelopes", "event_body", "format_traceback", "task_body"]
 
 _encode = msgspec.json.Encoder().encode
 _STATES = {
@@ -26,6 +29,8 @@ _STATES = {
 }
 _BLOCKED = _STATES["BLOCKED"]
 _CANCELLED = _STATES["CANCELLED"]
+_FAILED = _STATES["FAILED"]
+_RETRYING = _STATES["RETRYING"]
 _ENTRY = SNAPSHOT_TASK_FORMAT
 
 
@@ -65,8 +70,10 @@ class RunEnvelopes:
         stamp = self.stamp
         prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
         state = _STATES[event.state]
-        if (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by) or (
-            state is _CANCELLED
+        if (
+            (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by)
+            or state is _CANCELLED
+            or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
         ):
             return self._event_format % (
                 prefix,
@@ -114,6 +121,7 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
     held = event.held_by if isinstance(event, TaskBlocked) and event.held_by else None
     cancelled = event.state == "CANCELLED"  # FAILED on the wire, which every reader knows
     state: TaskState = "FAILED" if event.state == "CANCELLED" else event.state
+    failure = _failure(event)
     return TaskStateEvent(
         task_id=event.task_id,
         task_name=event.task_name,
@@ -122,7 +130,18 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
         error=truncate_error(event.error),
         held_by=list(held) if held else msgspec.UNSET,
         cancelled=True if cancelled else msgspec.UNSET,
+        traceback=msgspec.UNSET if failure is None else format_traceback(failure),
     )
+
+
+def format_traceback(exception: BaseException) -> str:
+    """What ``exception`` raised where, as Python prints it, bounded for the wire."""
+    return truncate_traceback("".join(traceback.format_exception(exception)))
+
+
+def _failure(event: TaskEvent) -> BaseException | None:
+    """What a failed attempt raised (a FAILED or RETRYING event's), else ``None``."""
+    return event.exception if isinstance(event, TaskFailed | TaskRetrying) else None
 
 
 def event_body(event: Event) -> tuple[int, msgspec.Struct]:

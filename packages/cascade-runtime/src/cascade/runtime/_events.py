@@ -124,10 +124,12 @@ class TaskRetrying(TaskEvent):
     Until its next attempt starts the task is not running: after the retry
     delay, that attempt is admitted like a first start (a rate-limit token,
     no pause in force, room under the concurrency limits and
-    ``max_concurrency``), so it may be BLOCKED before its RUNNING.
+    ``max_concurrency``), so it may be BLOCKED before its RUNNING. ``exception`` is what
+    the failed attempt raised.
     """
 
     state: ClassVar[Literal["RETRYING"]] = "RETRYING"
+    exception: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -348,6 +348,7 @@ class Run:
                         duration_ms=(now - attempt_started) * 1000,
                         error=describe(failure),
                         attempt=attempt,
+                        exception=failure,
                     )
                 )
                 retry = Retry(node, attempt + 1, started, args, kwargs)

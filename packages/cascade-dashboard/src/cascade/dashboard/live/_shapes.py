@@ -31,6 +31,8 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
         "since": task.since,
         "duration_ms": task.duration_ms,
         "error": task.error,
+        # a failed attempt's traceback while FAILED or RETRYING (null: its engine sent none)
+        "traceback": task.traceback,
         # what holds it back while BLOCKED (null: its engine did not say)
         "held_by": (
             msgspec.to_builtins(list(task.held_by))

@@ -115,6 +115,12 @@ function renderRun() {
     const li = el("li");
     li.appendChild(span(f.name + ": ", "c-FAILED"));
     li.appendChild(span(f.error, "error"));
+    if (f.traceback) {  // the engine's text: shown as text, never as HTML
+      const shown = el("details", null, "traceback");
+      shown.appendChild(el("summary", "traceback"));
+      shown.appendChild(el("pre", f.traceback));
+      li.appendChild(shown);
+    }
     return li;
   });
   if (!failures.length && run.error) failures.push(el("li", run.error, "error"));

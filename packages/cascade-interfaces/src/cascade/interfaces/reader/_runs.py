@@ -15,6 +15,7 @@ from cascade.interfaces import (
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
+    truncate_traceback,
 )
 
 from ._bounded_text import KEPT, truncate
@@ -29,6 +30,8 @@ __all__ = [
     "silent_or_excess_runs",
 ]
 
+_FAILURES = frozenset({"FAILED", "RETRYING"})  # the states whose traceback is kept (not CANCELLED)
+
 
 def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float) -> None:
     """A task's new state, unless a copy or older than what is shown."""
@@ -41,6 +44,8 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
         elif ts < task.ts or (ts == task.ts and state == task.state):
             return  # a copy resent after a lost connection, or older than what is shown
     held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
+    said = body.traceback  # a failed attempt's, bounded as an engine sends it
+    traceback = truncate_traceback(said) if said and state in _FAILURES else None
     run.set_task(
         TaskView(
             body.task_id,
@@ -52,6 +57,7 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             ts,
             held if state == "BLOCKED" else None,
             seq,
+            traceback,
         )
     )
 

@@ -47,6 +47,10 @@ class TaskView:
     an engine before ``held_by``; empty: nothing holds it now)."""
     seq: int = 0
     """The number of the event that set this state (``0``: an engine that does not number)."""
+    traceback: str | None = None
+    """A failed attempt's traceback while ``FAILED`` or ``RETRYING``, as its engine sent it (at
+    most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters and its marker; ``None``:
+    none sent). The sender's text: a view makes it inert."""
 
 
 @dataclass

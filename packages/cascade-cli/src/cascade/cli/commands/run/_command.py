@@ -54,8 +54,9 @@ def run(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """One recorded run: its tasks counted by state, its slowest tasks and first failures,
-    then its tasks with their states and times, attempts, duration, time held, error.
+    """One recorded run: its tasks counted by state, its slowest tasks and first failures
+    (the first one's traceback), then its tasks with their states and times, attempts,
+    duration, time held, error.
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
     cascade run 58a88765 --json | jq '.tasks[].state'

@@ -43,6 +43,7 @@ _COLUMNS = (
     Column("error", rank=4),
 )
 _LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has logs
+_TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
 
 
 def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
@@ -130,11 +131,24 @@ def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
     lines: list[RenderableType] = [
         _heading("Failures", f"{failed:,}, in the order they failed"),
         _indented(grid),
+        *_first_traceback(tasks[0]),
     ]
     if failed > len(tasks):
         more = f"  … {failed - len(tasks):,} more: --state failed lists them"
         lines.append(Text(more, style="dim"))
     return lines
+
+
+def _first_traceback(task: TaskHistory) -> list[RenderableType]:
+    """The traceback of the first failure's latest failed attempt, indented, every line made
+    inert (nothing where its engine sent none)."""
+    change = next((c for c in reversed(task.states) if c.traceback is not None), None)
+    if change is None or change.traceback is None:
+        return []
+    name = inert(task.task_name, SHOWN["name"])
+    title = Text(f"  traceback of {name}, attempt {change.attempt}:", style="dim")
+    lines = change.traceback.rstrip("\n").split("\n")  # any other control shows escaped
+    return [title, Text("\n").join(Text("    " + inert(line, _TRACEBACK_LINE)) for line in lines)]
 
 
 _VOUCHED = {

@@ -1,5 +1,6 @@
 """What vouches for each run's source (``runs.vouched``), the claims of the sources not believed
-(``run_claims``), and each task's highest log line number stored (``log_tasks.last_n``).
+(``run_claims``), each task's highest log line number stored (``log_tasks.last_n``), and a
+failed attempt's traceback (``task_events.traceback``).
 
 Revision ID: 0011
 Revises: 0010
@@ -18,7 +19,9 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     """Runs recorded before keep their source with nothing said to vouch for it; their tasks'
-    line numbers are taken from the lines still stored."""
+    line numbers are taken from the lines still stored; their failures have no traceback."""
+    with op.batch_alter_table("task_events") as batch:
+        batch.add_column(sa.Column("traceback", sa.Text(), nullable=True))
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("vouched", sa.String(length=16), nullable=True))
     op.create_table(
@@ -46,3 +49,5 @@ def downgrade() -> None:
     op.drop_table("run_claims")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("vouched")
+    with op.batch_alter_table("task_events") as batch:
+        batch.drop_column("traceback")
