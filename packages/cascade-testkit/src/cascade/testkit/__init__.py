@@ -54,6 +54,15 @@ from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
 from ._fleet_share import EngineShare
 from ._fleet_summaries import SUMMARY_GAP, final_tallies
 from ._inbox import Inbox
+from ._memory_fixtures import (
+    Invoke,
+    PublishRetained,
+    broker,
+    hub,
+    invoke,
+    own_default_history,
+    publish_retained,
+)
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
@@ -63,6 +72,13 @@ from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
+    "Invoke",
+    "PublishRetained",
+    "broker",
+    "hub",
+    "invoke",
+    "own_default_history",
+    "publish_retained",
     "BROKER_FAMILIES",
     "BROKER_FAMILY_VARIABLE",
     "MOSQUITTO_ONLY",
