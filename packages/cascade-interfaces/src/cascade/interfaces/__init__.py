@@ -52,6 +52,19 @@ from ._constraints_index import (
     constraints_index_topic,
     read_indexed_constraints,
 )
+from ._decisions import (
+    DECISIONS,
+    DEFAULT_DECISIONS,
+    MAX_RESULT_BYTES,
+    Decided,
+    Decision,
+    DecisionOutcome,
+    DecisionReply,
+    DecisionRequest,
+    decide_topic,
+    decode_decision_reply,
+    decode_decision_request,
+)
 from ._errors import (
     ConnectError,
     ConnectorError,
@@ -123,6 +136,7 @@ from ._schemas import (
     TraceId,
     decode_envelope,
     decode_status,
+    held_for_decision,
 )
 from ._snapshots import (
     MAX_ANSWER_TASKS,
@@ -164,6 +178,18 @@ from ._topics import (
 )
 
 __all__ = [
+    "DECISIONS",
+    "DEFAULT_DECISIONS",
+    "MAX_RESULT_BYTES",
+    "Decided",
+    "Decision",
+    "DecisionOutcome",
+    "DecisionReply",
+    "DecisionRequest",
+    "decide_topic",
+    "decode_decision_reply",
+    "decode_decision_request",
+    "held_for_decision",
     "MAX_ANSWER_TASKS",
     "MAX_SNAPSHOT_PARTS",
     "MAX_BLOCKED_TASKS",

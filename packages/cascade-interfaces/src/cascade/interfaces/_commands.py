@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 
 from ._constraint import convert
+from ._decisions import DecisionReply
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
 from ._topics import DEFAULT_PREFIX, same_source, sanitize_segment
@@ -88,7 +89,9 @@ def reply_filter(
     return f"{prefix}/reply/{org}/{'+' if request_id is None else request_id}/+"
 
 
-def check_reply_topic(reply: CancelReply, topic: str, prefix: str = DEFAULT_PREFIX) -> None:
+def check_reply_topic(
+    reply: CancelReply | DecisionReply, topic: str, prefix: str = DEFAULT_PREFIX
+) -> None:
     """Raise :class:`InvalidMessageError` unless ``reply`` came on its own topic: an org level,
     its request's ``id`` and, as the last level, its ``source`` (what a broker ACL binds)."""
     levels = topic.removeprefix(f"{prefix}/reply/").split("/")

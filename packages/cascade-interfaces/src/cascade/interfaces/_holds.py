@@ -35,7 +35,11 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     - ``rate_limit``: ``scope``, ``rate`` and ``next_start`` (epoch seconds, when the
       next task of the scope may start), and the constraint's ``reason``, ``issued_by``;
     - ``sync``: no task starts until the broker's retained constraints are all in
-      (after a (re)connection, at most the engine's ``sync_hold``).
+      (after a (re)connection, at most the engine's ``sync_hold``);
+    - ``decision``: the task failed on its last automatic ``attempt`` under
+      ``on_failure="hold"`` and waits for a decision (retry, skip, complete or fail;
+      :class:`~cascade.interfaces.DecisionRequest`) until ``deadline`` (epoch seconds),
+      when the engine takes ``default``. Readers show such a task ``HELD``.
 
     Readers take other types too (a later engine's), showing at least the type.
     """
@@ -49,6 +53,14 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     holders: Annotated[dict[str, _Count], msgspec.Meta(max_length=_READ_LIMIT)] | None = None
     rate: str | None = None
     next_start: _Seconds | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    deadline: _Seconds | None = None
+    default: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+    @property
+    def awaits_decision(self) -> bool:
+        """Whether this hold is a failed task's, waiting for a decision."""
+        return self.type == "decision"
 
 
 Holds = Annotated[list[Hold], msgspec.Meta(max_length=_READ_LIMIT)]

@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 
 from ._constraint import convert
-from ._holds import BlockedTasks, Holds
+from ._decisions import Decided
+from ._holds import BlockedTasks, Hold, Holds
 from ._limits import MAX_NUMBER
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "TraceId",
     "decode_envelope",
     "decode_status",
+    "held_for_decision",
     "utc_now_iso",
 ]
 
@@ -51,10 +53,11 @@ _SNAPSHOT_READ_LIMIT = 10_000
 
 TaskState: TypeAlias = Literal["RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"]
 ReaderState: TypeAlias = Literal[
-    "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED"
+    "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED", "HELD"
 ]
-"""A task's state as readers show it: the wire's, and ``CANCELLED`` for a ``FAILED`` task
-that carries ``cancelled``."""
+"""A task's state as readers show it: the wire's; ``CANCELLED`` for a ``FAILED`` task
+that carries ``cancelled``; ``HELD`` for a ``BLOCKED`` task held for a decision (a hold of
+type ``decision`` in its ``held_by``)."""
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
 """Reader states a task never leaves."""
 LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
@@ -103,11 +106,16 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     ``FAILED``, which every reader knows, as a cancelled run's status is ``Failed``.
     Readers that know the field show the task as ``CANCELLED`` (:func:`reader_state`).
 
-    ``traceback`` (additive, on ``FAILED`` and ``RETRYING`` only, never on a cancelled task;
-    unset from engines that do not send it) is the failed attempt's Python traceback, at
+    ``traceback`` (additive, on ``FAILED``, ``RETRYING`` and a held ``BLOCKED`` only, never on
+    a cancelled task; unset from engines that do not send it) is the failed attempt's Python traceback, at
     most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters as an engine sends it
     (:func:`~cascade.interfaces.truncate_traceback`). Like ``error``, it is the sender's text:
     a reader makes it inert before showing it.
+
+    A task held for a decision (``on_failure="hold"``) is ``BLOCKED`` with a hold of type
+    ``decision`` (:attr:`held`), which every reader knows as waiting; its ``error`` and
+    ``traceback`` are the failed attempt's. ``decided`` (additive) is on the event a
+    decision leads to: :class:`~cascade.interfaces.Decided`.
     """
 
     task_id: str
@@ -118,11 +126,29 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     held_by: Holds | msgspec.UnsetType = msgspec.UNSET
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
     traceback: str | msgspec.UnsetType = msgspec.UNSET
+    decided: Decided | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def held(self) -> Hold | None:
+        """The ``decision`` hold of a task held for a decision, else ``None``."""
+        return held_for_decision(self.state, self.held_by)
 
     @property
     def reader_state(self) -> ReaderState:
-        """The state a reader shows: ``CANCELLED`` for a cancelled task, else :attr:`state`."""
-        return "CANCELLED" if self.cancelled is True else self.state
+        """The state a reader shows: ``CANCELLED`` for a cancelled task, ``HELD`` for one held
+        for a decision, else :attr:`state`."""
+        if self.cancelled is True:
+            return "CANCELLED"
+        if self.held is not None:
+            return "HELD"
+        return self.state
+
+
+def held_for_decision(state: str, held_by: Holds | msgspec.UnsetType) -> Hold | None:
+    """The hold of type ``decision`` of a ``BLOCKED`` task, else ``None``."""
+    if state != "BLOCKED" or held_by is msgspec.UNSET:
+        return None
+    return next((hold for hold in held_by if hold.type == "decision"), None)
 
 
 class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True):
@@ -142,7 +168,11 @@ class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True)
     """The ``seq`` of the run's latest event before this heartbeat (additive; see Envelope)."""
     blocked_tasks: BlockedTasks | msgspec.UnsetType = msgspec.UNSET
     """The tasks blocked now, each with what holds it now (additive; at most
-    :data:`~cascade.interfaces.MAX_BLOCKED_TASKS`; unset when none is blocked)."""
+    :data:`~cascade.interfaces.MAX_BLOCKED_TASKS`, those held for a decision first; unset
+    when none is blocked)."""
+    held: _Count | msgspec.UnsetType = msgspec.UNSET
+    """How many of the ``blocked`` tasks are held for a decision (additive; unset when none
+    is, and from engines that do not hold)."""
 
 
 class SnapshotTask(msgspec.Struct, kw_only=True):
@@ -158,6 +188,13 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
     error: str = ""
     held_by: Holds | msgspec.UnsetType = msgspec.UNSET
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def reader_state(self) -> ReaderState:
+        """The state a reader shows, as :attr:`TaskStateEvent.reader_state`."""
+        if self.cancelled is True:
+            return "CANCELLED"
+        return "HELD" if held_for_decision(self.state, self.held_by) else self.state
 
     def event(self) -> TaskStateEvent:
         """The task's latest event."""
@@ -198,6 +235,7 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     skipped: _Count = 0
     blocked: _Count = 0
     pending: _Count = 0
+    held: _Count | msgspec.UnsetType = msgspec.UNSET
     tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=_SNAPSHOT_READ_LIMIT)] = (
         msgspec.field(default_factory=list)
     )
