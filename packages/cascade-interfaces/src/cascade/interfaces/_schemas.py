@@ -107,10 +107,10 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     Readers that know the field show the task as ``CANCELLED`` (:func:`reader_state`).
 
     ``traceback`` (additive, on ``FAILED``, ``RETRYING`` and a held ``BLOCKED`` only, never on
-    a cancelled task; unset from engines that do not send it) is the failed attempt's Python traceback, at
-    most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters as an engine sends it
-    (:func:`~cascade.interfaces.truncate_traceback`). Like ``error``, it is the sender's text:
-    a reader makes it inert before showing it.
+    a cancelled task; unset from engines that do not send it) is the failed attempt's Python
+    traceback, at most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters as an engine
+    sends it (:func:`~cascade.interfaces.truncate_traceback`). Like ``error``, it is the
+    sender's text: a reader makes it inert before showing it.
 
     A task held for a decision (``on_failure="hold"``) is ``BLOCKED`` with a hold of type
     ``decision`` (:attr:`held`), which every reader knows as waiting; its ``error`` and

@@ -15,6 +15,7 @@ from cascade.interfaces import (
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
+    held_for_decision,
     truncate_traceback,
 )
 
@@ -30,7 +31,9 @@ __all__ = [
     "silent_or_excess_runs",
 ]
 
-_FAILURES = frozenset({"FAILED", "RETRYING"})  # the states whose traceback is kept (not CANCELLED)
+# The states whose traceback is kept (not CANCELLED), and those whose holds are.
+_FAILURES = frozenset({"FAILED", "RETRYING", "HELD"})
+_WAITING = frozenset({"BLOCKED", "HELD"})
 
 
 def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float) -> None:
@@ -55,7 +58,7 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             body.duration_ms,
             truncate(body.error, KEPT["error"]),
             ts,
-            held if state == "BLOCKED" else None,
+            held if state in _WAITING else None,
             seq,
             traceback,
         )
@@ -90,15 +93,17 @@ def apply_snapshot(
 
 
 def apply_blocked(run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:
-    """A heartbeat's blocked tasks: what holds each now, and those the reader never saw."""
+    """A heartbeat's blocked tasks: what holds each now, and those the reader never saw (a task
+    held for a decision is ``HELD``)."""
     for item in blocked[:MAX_BLOCKED_TASKS]:
         task = run.tasks.get(item.task_id)
         held = kept_holds(item.held_by)
+        state = "HELD" if held_for_decision("BLOCKED", item.held_by) else "BLOCKED"
         if task is None:
             since = item.since if item.since is not None else now
             name = truncate(item.task_name, KEPT["name"])
-            run.set_task(TaskView(item.task_id, name, "BLOCKED", since, ts=ts, held_by=held))
-        elif task.state == "BLOCKED":
+            run.set_task(TaskView(item.task_id, name, state, since, ts=ts, held_by=held))
+        elif task.state == state:
             task.held_by = held
 
 

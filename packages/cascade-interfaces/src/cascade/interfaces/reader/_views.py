@@ -27,7 +27,7 @@ FINISHED_STATES = ("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
 LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 """The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
 _KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
-_ACTIVE = ("RUNNING", "RETRYING", "BLOCKED")
+_ACTIVE = ("RUNNING", "RETRYING", "BLOCKED", "HELD")
 
 
 @dataclass(slots=True)
@@ -43,14 +43,22 @@ class TaskView:
     ts: str = ""
     """The event's own time (ISO 8601): what a resent copy is told apart by."""
     held_by: tuple[Hold, ...] | None = None
-    """What holds it back, while BLOCKED, as its engine last said (``None``: it did not say,
-    an engine before ``held_by``; empty: nothing holds it now)."""
+    """What holds it back, while BLOCKED or HELD, as its engine last said (``None``: it did not
+    say, an engine before ``held_by``; empty: nothing holds it now)."""
     seq: int = 0
     """The number of the event that set this state (``0``: an engine that does not number)."""
     traceback: str | None = None
-    """A failed attempt's traceback while ``FAILED`` or ``RETRYING``, as its engine sent it (at
-    most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters and its marker; ``None``:
-    none sent). The sender's text: a view makes it inert."""
+    """A failed attempt's traceback while ``FAILED``, ``RETRYING`` or ``HELD``, as its engine
+    sent it (at most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters and its
+    marker; ``None``: none sent). The sender's text: a view makes it inert."""
+
+    @property
+    def hold(self) -> Hold | None:
+        """While ``HELD``: the hold of type ``decision`` (its failed ``attempt``, ``deadline``
+        and ``default``); else ``None``."""
+        if self.state != "HELD" or not self.held_by:
+            return None
+        return next((hold for hold in self.held_by if hold.awaits_decision), None)
 
 
 @dataclass
@@ -165,6 +173,13 @@ class RunView:
         """Tasks running, retrying or blocked, the longest in that state first."""
         return sorted(
             (task for task in self.tasks.values() if task.state in _ACTIVE),
+            key=lambda task: task.since,
+        )
+
+    def held_tasks(self) -> list[TaskView]:
+        """Tasks held for a decision, the longest held first."""
+        return sorted(
+            (task for task in self.tasks.values() if task.state == "HELD"),
             key=lambda task: task.since,
         )
 

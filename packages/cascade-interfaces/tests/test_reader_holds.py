@@ -1,0 +1,108 @@
+"""A task held for a decision reads HELD (a BLOCKED event with a hold of type ``decision``),
+from its event or from a heartbeat, with its failed attempt's error and traceback; a reader
+that knows only the wire's six states still reads it as BLOCKED."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import msgspec
+
+from cascade.interfaces import (
+    BlockedTask,
+    Decided,
+    Heartbeat,
+    Hold,
+    TaskStateEvent,
+    decode_envelope,
+)
+from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.testing import telemetry
+
+T0 = time.time()
+TB = 'Traceback (most recent call last):\n  File "f.py", line 1, in load\nValueError: x\n'
+HOLD = Hold(type="decision", attempt=3, deadline=T0 + 86_400, default="fail")
+
+
+def _held(task_id: str = "load-1") -> TaskStateEvent:
+    return TaskStateEvent(
+        task_id=task_id,
+        task_name="load",
+        state="BLOCKED",
+        error="ValueError: x",
+        held_by=[HOLD],
+        traceback=TB,
+    )
+
+
+def _model(*bodies: TaskStateEvent | Heartbeat) -> ReaderModel:
+    model = ReaderModel(clock=lambda: T0)
+    for seq, body in enumerate(bodies, 1):
+        numbered = isinstance(body, TaskStateEvent)
+        model.apply(telemetry(body, run_id="run-1", seq=seq if numbered else None))
+    return model
+
+
+def test_a_held_task_reads_held_with_its_hold_error_and_traceback() -> None:
+    """Its state, the decision hold (attempt, deadline, default), the error and traceback."""
+    run = _model(_held()).runs["run-1"]
+    task = run.tasks["load-1"]
+    assert (task.state, task.error, task.traceback) == ("HELD", "ValueError: x", TB)
+    assert task.hold == HOLD
+    assert run.held_tasks() == [task]
+    assert task in run.active_tasks()
+
+
+def test_a_blocked_task_under_a_constraint_is_not_held() -> None:
+    """A pause's BLOCKED stays BLOCKED, without a decision hold."""
+    body = TaskStateEvent(task_id="a-1", task_name="a", state="BLOCKED",
+                          held_by=[Hold(type="pause", scope="global")])  # fmt: skip
+    run = _model(body).runs["run-1"]
+    assert run.tasks["a-1"].state == "BLOCKED"
+    assert run.tasks["a-1"].hold is None
+    assert run.held_tasks() == []
+
+
+def test_a_decision_ends_the_hold() -> None:
+    """The retry's RUNNING (carrying ``decided``) replaces the hold."""
+    retried = TaskStateEvent(task_id="load-1", task_name="load", state="RUNNING",
+                             decided=Decided(decision="retry", attempt=3, by="alice"))  # fmt: skip
+    run = _model(_held(), retried).runs["run-1"]
+    assert run.tasks["load-1"].state == "RUNNING"
+    assert run.held_tasks() == []
+
+
+def test_a_reader_that_joins_late_learns_the_hold_from_a_heartbeat() -> None:
+    """A heartbeat's blocked task with a decision hold is HELD; one under a pause, BLOCKED."""
+    beat = Heartbeat(
+        blocked=2,
+        held=1,
+        blocked_tasks=[
+            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
+            BlockedTask(task_id="a-2", task_name="a", held_by=[Hold(type="pause")]),
+        ],
+    )
+    run = _model(beat).runs["run-1"]
+    assert run.tasks["load-1"].state == "HELD"
+    assert run.tasks["load-1"].since == T0 - 60
+    assert run.tasks["a-2"].state == "BLOCKED"
+
+
+def test_the_existing_tools_read_a_held_task_as_blocked() -> None:
+    """On the wire it is BLOCKED: a reader that knows six states and ignores unknown fields
+    decodes it, and counts the task as waiting."""
+
+    class OldTaskState(msgspec.Struct, tag="TaskStateEvent", tag_field="type"):
+        task_id: str
+        task_name: str
+        state: str
+        duration_ms: float = 0.0
+        error: str = ""
+
+    raw = msgspec.json.encode(telemetry(_held(), run_id="run-1", seq=1).payload)
+    body = json.loads(raw)["body"]
+    old = msgspec.convert(body, OldTaskState)
+    assert old.state in {"RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"}
+    assert old.state == "BLOCKED"
+    assert decode_envelope(raw).body.reader_state == "HELD"  # type: ignore[union-attr]
