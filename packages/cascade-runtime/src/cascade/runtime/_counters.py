@@ -94,6 +94,8 @@ class RunCounters:
                 self._blocked.pop(event.task_id, None)
                 self.skipped += 1
             elif state == "BLOCKED":
+                if isinstance(event, TaskHeld):
+                    self.running -= 1  # its attempt failed
                 self._blocked[event.task_id] = event
             elif state == "CANCELLED":
                 before = latest.get(event.task_id)
