@@ -314,7 +314,8 @@ class Engine:
         re-raises ``CancelledError`` if the task awaiting it is cancelled. Either way the
         run emits ``RunFinished`` with status ``Cancelled``, published as ``ENGINE_STOPPED``
         ``Failed`` with ``cancelled: true`` and the error (``RunCancelledError: ...`` or
-        ``CancelledError: ...``).
+        ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
+        run going until a decision (:meth:`decide`) or its deadline ends the hold.
         """
         graph = build_graph(target)
         run_id = uuid.uuid4().hex

@@ -151,7 +151,8 @@ class TaskBlocked(TaskEvent):
     :data:`~cascade.interfaces.MAX_HOLDS` :class:`~cascade.interfaces.Hold`): the
     constraints, with their scope, type and reason; the concurrency slots and the
     tasks that hold them; the rate limit and when its next start is due. It is
-    computed only when a task blocks.
+    computed only when a task blocks. Its subclass :class:`TaskHeld` is a failed task
+    held for a decision.
     """
 
     state: ClassVar[Literal["BLOCKED"]] = "BLOCKED"
