@@ -11,6 +11,7 @@ import msgspec
 from cascade.interfaces import (
     Constraint,
     DecisionRequest,
+    EngineSummary,
     Envelope,
     Heartbeat,
     Message,
@@ -21,8 +22,10 @@ from cascade.interfaces import (
     decide_topic,
     decode_decision_reply,
     decode_envelope,
+    decode_summary,
     reply_topic,
     snapshot_request_topic,
+    summary_filter,
     telemetry_filter,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -37,7 +40,13 @@ class Telemetry:
         self.envelopes: list[Envelope] = []
         self.raw: list[bytes] = []  # the events
         self.replies: list[Message] = []
+        self.summaries: list[EngineSummary] = []
         self.changed = asyncio.Event()
+
+    def on_summary(self, message: Message) -> None:
+        if message.raw:
+            self.summaries.append(decode_summary(message.raw))
+            self.changed.set()
 
     def on_telemetry(self, message: Message) -> None:
         self.envelopes.append(decode_envelope(message.raw))
@@ -108,6 +117,7 @@ async def test_a_held_task_over_the_broker_from_its_hold_to_a_decision() -> None
     async with InMemoryConnector(broker, presence=False) as reader:
         await reader.subscribe(telemetry_filter(prefix="cascade"), seen.on_telemetry)
         await reader.subscribe("cascade/reply/#", seen.on_reply)
+        await reader.subscribe(summary_filter(), seen.on_summary)
         pause = Constraint.pause("task:waiting", reason="later")
         await reader.publish(constraint_topic(pause.scope, "pause"), pause, 1, retain=True)
         run = asyncio.create_task(engine.run([report(load(4)), waiting()]))
@@ -136,6 +146,11 @@ async def test_a_held_task_over_the_broker_from_its_hold_to_a_decision() -> None
         first, second = heartbeat.blocked_tasks
         assert (first.task_name, [h.type for h in first.held_by]) == ("load", ["decision"])
         assert (second.task_name, [h.type for h in second.held_by]) == ("waiting", ["pause"])
+
+        await seen.until(lambda: any(s.tasks.held for s in seen.summaries))
+        summary = [s for s in seen.summaries if s.tasks.held][-1]
+        assert (summary.tasks.blocked, summary.tasks.held) == (2, 1)
+        assert [(r.tasks.blocked, r.tasks.held) for r in summary.listed] == [(2, 1)]
 
         await reader.publish(snapshot_request_topic(run_id), SnapshotRequest(run_id=run_id), 1)
         await seen.until(lambda: bool(seen.bodies(RunSnapshot)))

@@ -50,11 +50,13 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 class TaskTally(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Tasks by state: across an engine's runs in its summary, or of one listed run.
 
-    ``cancelled`` tasks are counted in ``failed`` too, as on the wire.
+    ``cancelled`` tasks are counted in ``failed`` too, as on the wire; ``held`` tasks (held
+    for a decision, additive) in ``blocked`` too, as they are published ``BLOCKED``.
     """
 
     running: _Count = 0
     blocked: _Count = 0
+    held: _Count = 0
     pending: _Count = 0
     completed: _Count = 0
     failed: _Count = 0

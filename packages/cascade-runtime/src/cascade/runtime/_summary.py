@@ -47,6 +47,7 @@ def _tally(counters: RunCounters) -> TaskTally:
     return TaskTally(
         running=max(0, counters.running),
         blocked=counters.blocked,
+        held=counters.held,
         pending=counters.pending,
         completed=counters.completed,
         failed=counters.failed,

@@ -21,7 +21,11 @@ def rate(events_per_s: float) -> str:
 
 
 def _tasks(tasks: TaskTally) -> str:
-    return f"tasks {tasks.running:,} running, {tasks.blocked:,} blocked, {tasks.pending:,} pending"
+    held = f" ({tasks.held:,} held for a decision)" if tasks.held else ""
+    return (
+        f"tasks {tasks.running:,} running, {tasks.blocked:,} blocked{held}, "
+        f"{tasks.pending:,} pending"
+    )
 
 
 def fleet_line(totals: FleetTotals) -> str:
