@@ -1,5 +1,5 @@
-"""Steering as a Python API: pause, resume, limit and cancel what engines run, over any
-:class:`~cascade.interfaces.Connector`.
+"""Steering as a Python API: pause, resume, limit and cancel what engines run, and decide on
+their held tasks, over any :class:`~cascade.interfaces.Connector`.
 
 :class:`Controller` is the whole of it for most callers::
 
@@ -8,18 +8,20 @@
         steered = await control.pause("task:load_*", ttl=3600, reason="maintenance")
         await control.resume("task:load_*")
         answer = await control.cancel(await control.resolve_run("58a88765cea2"))
+        decided = await control.retry(run_id, "load", reason="API back")  # a held task
 
 Bad input raises :class:`ControlError` (a ``ValueError``) naming the field at fault before
 anything is sent. The steps it is made of are here too, for faces that validate first and
 publish later (the `cascade` command, the dashboard): building constraints
 (:func:`pause_constraint`, :func:`limit_constraints`), publishing them
-(:func:`set_constraints`, :func:`clear_constraints`), a cancel (:func:`request_cancel`) and
-run ids (:func:`checked_prefix`, :func:`one_run`). Who may steer what in a team is
+(:func:`set_constraints`, :func:`clear_constraints`), a cancel (:func:`request_cancel`), a
+decision (:func:`decision_request`, :func:`request_decision`) and run ids
+(:func:`checked_prefix`, :func:`one_run`). Who may steer what in a team is
 :mod:`cascade.control.access`.
 """
 
+from ._answers import Answer, AnswerJudge, CancelAnswer, Refusal
 from ._cancel import describe_reply, request_cancel
-from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
 from ._constraints import (
     CONSTRAINT_TYPES,
     MAX_CONCURRENCY,
@@ -31,6 +33,8 @@ from ._constraints import (
     validate_scope,
 )
 from ._controller import Cleared, Controller, Steered
+from ._decision_text import ago, describe_decided
+from ._decisions import MAX_TASK_LENGTH, DecisionAnswer, decision_request, request_decision
 from ._errors import ControlError
 from ._operator import (
     MAX_OPERATOR_LENGTH,
@@ -69,24 +73,30 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
+    "MAX_TASK_LENGTH",
     "SHORT_ID",
+    "Answer",
     "AnswerJudge",
     "CancelAnswer",
     "Cleared",
     "ControlError",
     "Controller",
+    "DecisionAnswer",
     "HeardOwner",
     "HeardRuns",
     "PublishRefusedError",
     "Recorded",
     "Refusal",
     "Steered",
+    "ago",
     "checked_prefix",
     "checked_reason",
     "checked_text",
     "clear_constraints",
     "clear_topics",
+    "decision_request",
     "default_operator",
+    "describe_decided",
     "describe_reply",
     "heard_run_ids",
     "is_full",
@@ -98,6 +108,7 @@ __all__ = [
     "publish_confirmed",
     "recorded_in",
     "request_cancel",
+    "request_decision",
     "resume_topics",
     "say_issued",
     "set_constraints",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -11,22 +9,15 @@ from cascade.interfaces import (
     CancelReply,
     CancelRequest,
     Connector,
-    ConnectorError,
-    IssuedNote,
-    SnapshotRequest,
     TaskRef,
     cancel_topic,
+    decode_cancel_reply,
     new_request_id,
-    reply_filter,
-    snapshot_request_topic,
-    telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import SHOWN, inert
 
-from ._cancel_answers import AnswerJudge, CancelAnswer, Refusal
-from ._publishing import publish_confirmed, say_issued
-from ._run_owner import HeardOwner
+from ._answers import AnswerJudge, CancelAnswer, Refusal
+from ._asking import ask_engine
 
 __all__ = ["CancelAnswer", "Refusal", "describe_reply", "request_cancel"]
 
@@ -61,10 +52,8 @@ async def request_cancel(
     own orgs' answers (and runs) only, so only that org's are subscribed to; without it,
     every org's.
 
-    Subscribes to the request's reply topics first, then publishes the request (QoS 1,
-    not retained: an engine that is away never gets it) and waits for the broker to take it
-    (:func:`publish_confirmed`: under MQTT 5 a refusal raises), then for the answer. With
-    the broker ``login`` that asks, it says so once the request is taken (:func:`say_issued`).
+    The request travels as every command does (:func:`~cascade.control.publish_confirmed`,
+    then the login's note, :func:`~cascade.control.say_issued`): see ``_asking``.
     """
     request = CancelRequest(
         id=new_request_id(),
@@ -73,40 +62,14 @@ async def request_cancel(
         reason=reason,
         issued_at=time.time(),
     )
+    answer = CancelAnswer(run_id, owner=owner)
     prefix = connector.topic_prefix
-    judge = AnswerJudge(request.id, run_id, prefix, owner, on_refused)
-    handles = [await connector.subscribe(reply_filter(request.id, prefix, org), judge)]
-    try:
-        if owner is None:
-            heard = HeardOwner(run_id, judge.owner_heard, prefix)
-            telemetry = telemetry_filter(org, run_id=run_id, prefix=prefix)
-            handles.append(await connector.subscribe(telemetry, heard))
-        started = time.monotonic()
-        topic = cancel_topic(run_id, prefix)
-        await publish_confirmed(connector, [(topic, request)], timeout, retain=False)
-        note = IssuedNote(topic=topic, action="cancel", issued_at=request.issued_at,
-                          issued_by=issued_by, id=request.id)  # fmt: skip
-        await say_issued(connector, login, [note])
-        if owner is None:
-            await _ask_for_snapshot(connector, run_id, prefix)
-        with contextlib.suppress(asyncio.TimeoutError):
-            async with bounded(max(0.0, timeout - (time.monotonic() - started))):
-                await judge.decided.wait()
-        judge.give_up()
-        return judge.answer
-    finally:
-        for handle in handles:
-            await handle.unsubscribe()
-
-
-async def _ask_for_snapshot(connector: Connector, run_id: str, prefix: str) -> None:
-    """Ask the run's engine for a snapshot, so that it is heard at once, not at its next
-    heartbeat. Sent after the cancel, unconfirmed: a broker that refuses it (an ACL)
-    must not make the cancel look refused, and the cancel's own telemetry says who owns
-    the run as well."""
-    request = SnapshotRequest(run_id=run_id)
-    with contextlib.suppress(ConnectorError):
-        await connector.publish(snapshot_request_topic(run_id, prefix), request, qos=1)
+    judge = AnswerJudge(request.id, answer, prefix, decode_cancel_reply, on_refused)
+    topic = cancel_topic(run_id, prefix)
+    await ask_engine(
+        connector, topic, request, judge, action="cancel", timeout=timeout, login=login, org=org
+    )
+    return answer
 
 
 def _names(tasks: list[TaskRef], count: int) -> str:

@@ -1,15 +1,18 @@
-"""Steering from Python: one object that pauses, resumes, limits and cancels over a connector."""
+"""Steering from Python: one object that pauses, resumes, limits, cancels and decides on held
+tasks over a connector."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from cascade.interfaces import Connector, Constraint, ConstraintType
+from cascade.interfaces import Connector, Constraint, ConstraintType, Decision
 
 from ._cancel import CancelAnswer, Refusal, request_cancel
 from ._constraints import limit_constraints, parse_constraint_type, pause_constraint
 from ._constraints import validate_scope as _validate_scope
+from ._decisions import _NO_RESULT, DecisionAnswer, decision_request, request_decision
 from ._errors import ControlError
 from ._operator import MAX_OPERATOR_LENGTH, checked_reason, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
@@ -41,16 +44,17 @@ class Cleared:
 
 class Controller:
     """Pause, resume, limit and cancel the runs of the engines on ``connector`` (connected;
-    its ``topic_prefix`` says which deployment), as `cascade pause`, `resume`, `limit` and
-    `cancel` do.
+    its ``topic_prefix`` says which deployment), and retry, skip, complete or fail their held
+    tasks, as `cascade pause`, `resume`, `limit`, `cancel`, `retry`, `skip`, `complete` and
+    `fail` do.
 
     Every control is validated before anything is sent, and bad input raises
     :class:`ControlError` naming the field (``ttl must be ...``). What the broker refuses
     raises :class:`PublishRefusedError` (a ``ConnectorError``); a broker that cannot be
     reached, another ``ConnectorError``. ``issued_by`` is who the controls say they are from
     (a claim; default: ``user@host``), ``timeout`` how long each waits for the broker (and a
-    cancel for the engine's answer), and ``login`` the broker login that says, on its own
-    topic, what it did (for the history's audit; ``None``: nothing is said).
+    cancel or a decision for the engine's answer), and ``login`` the broker login that says,
+    on its own topic, what it did (for the history's audit; ``None``: nothing is said).
     """
 
     def __init__(
@@ -147,6 +151,105 @@ class Controller:
             login=self.login,
             org=org,
         )
+
+    async def retry(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        attempt: int | None = None,
+        reason: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer:
+        """Retry the held ``task`` (its id, or its name when one held task has it) of
+        ``run_id`` (a whole id): one more attempt; failing again holds it again. See
+        :meth:`decide`."""
+        return await self.decide(run_id, task, "retry", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+
+    async def skip(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        attempt: int | None = None,
+        reason: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer:
+        """Skip the held ``task`` of ``run_id``: it ends ``SKIPPED``, its dependents skipped
+        as after a failure. See :meth:`decide`."""
+        return await self.decide(run_id, task, "skip", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+
+    async def complete(
+        self,
+        run_id: str,
+        task: str,
+        result: Any,
+        *,
+        attempt: int | None = None,
+        reason: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer:
+        """Complete the held ``task`` of ``run_id`` with ``result`` (a JSON value, at most
+        ``MAX_RESULT_BYTES`` encoded; ``None`` too), which its dependents get. See
+        :meth:`decide`."""
+        return await self.decide(run_id, task, "complete", attempt=attempt, result=result,
+                                 reason=reason, owner=owner, org=org,
+                                 on_refused=on_refused)  # fmt: skip
+
+    async def fail(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        attempt: int | None = None,
+        reason: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer:
+        """Fail the held ``task`` of ``run_id``, as without a hold: its dependents skipped.
+        See :meth:`decide`."""
+        return await self.decide(run_id, task, "fail", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+
+    async def decide(
+        self,
+        run_id: str,
+        task: str,
+        decision: Decision,
+        *,
+        attempt: int | None = None,
+        result: Any = _NO_RESULT,
+        reason: str | None = None,
+        owner: str | None = None,
+        org: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer:
+        """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to take
+        ``decision`` on its held ``task`` (an id, or a name one held task has), at the held
+        ``attempt`` (``None``: whichever is held; naming it makes sure a decision meant for
+        one failure is not applied to the next); ``result`` is a ``complete``'s only.
+
+        Its answer (:class:`DecisionAnswer`: ``applied``, or refused with why, e.g.
+        ``already_decided`` with who decided first; ``reply`` ``None`` when none came within
+        the timeout), taken only from the run's owner (``owner`` when known, else the first
+        source heard), the answers from others refused (counted, and told to
+        ``on_refused``). ``org`` is the run's org when known (see
+        :func:`~cascade.control.request_cancel`). Bad input raises :class:`ControlError`
+        naming the field before anything is sent."""
+        request = decision_request(run_id, task, decision, attempt=attempt, result=result,
+                                   issued_by=self.issued_by, reason=reason)  # fmt: skip
+        return await request_decision(self.connector, request, timeout=self.timeout,
+                                      owner=owner, on_refused=on_refused, login=self.login,
+                                      org=org)  # fmt: skip
 
     async def resolve_run(
         self, prefix: str, *, recorded: Iterable[str] = (), more: bool = False

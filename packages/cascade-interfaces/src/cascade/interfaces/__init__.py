@@ -77,7 +77,14 @@ from ._gaps import MAX_DIGESTS, MAX_SEQ_JUMP, GapCounter, Seen, SourceGaps
 from ._holds import MAX_BLOCKED_TASKS, MAX_HOLDERS, MAX_HOLDS, BlockedTask, Hold
 from ._index_shards import INDEX_SHARDS, constraints_shard_topic
 from ._index_writer import IndexNotHeldError, update_constraints_index
-from ._issued import IssuedNote, decode_issued_note, issued_filter, issued_topic, login_of
+from ._issued import (
+    IssuedAction,
+    IssuedNote,
+    decode_issued_note,
+    issued_filter,
+    issued_topic,
+    login_of,
+)
 from ._limits import (
     MAX_CONTROL_PAYLOAD_BYTES,
     MAX_ERROR_LENGTH,
@@ -211,6 +218,7 @@ __all__ = [
     "reply_filter",
     "reply_topic",
     "ClearNote",
+    "IssuedAction",
     "IssuedNote",
     "cleared_filter",
     "cleared_topic",

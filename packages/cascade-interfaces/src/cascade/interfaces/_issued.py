@@ -14,7 +14,7 @@ which `cascade acl` writes), the recorder's audit says the broker vouches for th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
@@ -23,18 +23,30 @@ from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
 from ._topics import DEFAULT_PREFIX, sanitize_segment
 
-__all__ = ["IssuedNote", "decode_issued_note", "issued_filter", "issued_topic", "login_of"]
+__all__ = [
+    "IssuedAction",
+    "IssuedNote",
+    "decode_issued_note",
+    "issued_filter",
+    "issued_topic",
+    "login_of",
+]
 
 _ISSUED = "/issued/"
+
+IssuedAction: TypeAlias = Literal["set", "cleared", "cancel", "retry", "skip", "complete", "fail"]
+"""What a login did: set or cleared a constraint, cancelled a run, or decided on a held task."""
 
 
 class IssuedNote(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A control its login did: ``set`` (a constraint, on ``topic``), ``cleared`` (the
-    constraint on ``topic``) or ``cancel`` (the request ``id`` on ``topic``), with the
-    ``issued_at`` and ``issued_by`` the control itself says."""
+    constraint on ``topic``), ``cancel`` (the request ``id`` on ``topic``) or a decision on
+    a held task, ``retry``, ``skip``, ``complete`` or ``fail`` (the request ``id`` on the
+    run's decide ``topic``), with the ``issued_at`` and ``issued_by`` the control itself
+    says."""
 
     topic: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
-    action: Literal["set", "cleared", "cancel"]
+    action: IssuedAction
     issued_at: Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)] | None = None
     issued_by: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     id: Annotated[str, msgspec.Meta(max_length=256)] | None = None

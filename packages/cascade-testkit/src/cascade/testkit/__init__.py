@@ -19,6 +19,8 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own.
+:class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
+(:class:`HeldTask`), answering decisions as an engine does, for the faces that send them.
 :class:`FleetSimulator` publishes as thousands of engines (:class:`FleetSettings`) from a few
 processes, for the benchmarks of readers (``bench_fleet.py``); :func:`final_tallies` is what an
 engine's last summary must count, from its events (:attr:`FleetCounts.engines`).
@@ -53,6 +55,7 @@ from ._fleet import FleetCounts, FleetSimulator
 from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
 from ._fleet_share import EngineShare
 from ._fleet_summaries import SUMMARY_GAP, final_tallies
+from ._holding import HeldTask, HoldingEngine
 from ._inbox import Inbox
 from ._memory_fixtures import (
     Invoke,
@@ -72,6 +75,8 @@ from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
 
 __all__ = [
+    "HeldTask",
+    "HoldingEngine",
     "Invoke",
     "PublishRetained",
     "broker",

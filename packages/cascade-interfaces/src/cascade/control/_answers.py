@@ -1,10 +1,10 @@
-"""A cancel's answers, judged: the one from the run's owner is taken, every other is refused.
+"""A command's answers, judged: the one from the run's owner is taken, every other is refused.
 
-Anyone who can publish may answer on ``{prefix}/reply/{id}/+`` (a broker ACL at most binds
-the last level to the answerer's login), so an answer counts only from the engine that owns
-the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait; once
-it is, the first answer from it is taken and those from others are refused; the owner never
-heard, every answer is refused.
+Anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+`` (a broker ACL at most
+binds the last level to the answerer's login), so an answer counts only from the engine that
+owns the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait;
+once it is, the first answer from it is taken and those from others are refused; the owner
+never heard, every answer is refused. A cancel's answers and a decision's are judged alike.
 """
 
 from __future__ import annotations
@@ -12,22 +12,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from cascade.interfaces import (
     REASON_MISMATCH,
     CancelReply,
+    DecisionReply,
     InvalidMessageError,
     Message,
     check_reply_topic,
-    decode_cancel_reply,
 )
 from cascade.interfaces.reader import SHOWN, inert
 
 from ._run_ids import short_id
 
-__all__ = ["AnswerJudge", "CancelAnswer", "Refusal"]
+__all__ = ["Answer", "AnswerJudge", "CancelAnswer", "Refusal"]
 
 _WAITING = 64  # answers kept while the owner is not known (the rest are refused at once)
+
+R = TypeVar("R", bound="CancelReply | DecisionReply")
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,12 @@ class Refusal:
 
 
 @dataclass
-class CancelAnswer:
-    """What came of a cancel: the owner's answer (``None``: none came), the owner (``None``:
-    never known) and how many answers from others were refused."""
+class Answer(Generic[R]):
+    """What came of a command to a run's engine: the owner's answer (``None``: none came), the
+    owner (``None``: never known) and how many answers from others were refused."""
 
     run_id: str
-    reply: CancelReply | None = None
+    reply: R | None = None
     owner: str | None = None
     refused: int = 0
 
@@ -63,29 +66,37 @@ class CancelAnswer:
         return said
 
 
-class AnswerJudge:
-    """The reply callback of one cancel request: takes the owner's answer into
-    :attr:`answer` (and sets :attr:`decided`), refuses the others (``on_refused`` hears
-    each; :attr:`CancelAnswer.refused` counts them).
+@dataclass
+class CancelAnswer(Answer[CancelReply]):
+    """What came of a cancel (:class:`Answer` of a :class:`~cascade.interfaces.CancelReply`)."""
 
-    ``owner`` is the run's owner when known beforehand (the history's); else
-    :meth:`owner_heard` tells it once heard.
+
+class AnswerJudge(Generic[R]):
+    """The reply callback of one request: takes the owner's answer into :attr:`answer` (and
+    sets :attr:`decided`), refuses the others (``on_refused`` hears each;
+    :attr:`Answer.refused` counts them).
+
+    ``answer`` is where the verdict goes (its ``owner`` the run's owner when known
+    beforehand, the history's; else :meth:`owner_heard` tells it once heard); ``decode``
+    reads an answer of the request's kind (``decode_cancel_reply``, ``decode_decision_reply``),
+    raising :class:`~cascade.interfaces.InvalidMessageError` for anything else.
     """
 
     def __init__(
         self,
         request_id: str,
-        run_id: str,
+        answer: Answer[R],
         prefix: str,
-        owner: str | None = None,
+        decode: Callable[[Any], R],
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> None:
-        self.answer = CancelAnswer(run_id, owner=owner)
+        self.answer = answer
         self.decided = asyncio.Event()
         self._request_id = request_id
         self._prefix = prefix
+        self._decode = decode
         self._on_refused = on_refused
-        self._waiting: list[CancelReply] = []
+        self._waiting: list[R] = []
         self._closed = False
 
     def __call__(self, message: Message) -> None:
@@ -93,7 +104,7 @@ class AnswerJudge:
         if self.decided.is_set() or self._closed:
             return
         try:
-            reply = decode_cancel_reply(message.raw or message.payload)
+            reply = self._decode(message.raw or message.payload)
         except InvalidMessageError:
             return  # not an answer to anything
         if reply.id != self._request_id or reply.run_id != self.answer.run_id:
@@ -124,7 +135,7 @@ class AnswerJudge:
         for reply in waiting:
             self._refuse(reply.source, self._unknown())
 
-    def _judge(self, reply: CancelReply) -> None:
+    def _judge(self, reply: R) -> None:
         owner = self.answer.owner
         if owner is None:
             if len(self._waiting) < _WAITING:

@@ -1,0 +1,96 @@
+"""How a command reaches a run's engine and its answer comes back (a cancel, a decision).
+
+Subscribes to the request's reply topics first, then publishes the request (QoS 1, not
+retained: an engine that is away never gets it) and waits for the broker to take it
+(:func:`publish_confirmed`: under MQTT 5 a refusal raises), then for the owner's answer
+(:class:`AnswerJudge`). Without a known owner, the run's telemetry is listened to from
+before the request, and the run's engine asked for a snapshot, so that a live engine says it
+is the owner at once (:class:`HeardOwner`). With the broker ``login`` that asks, it says so
+once the request is taken (:func:`say_issued`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from cascade.interfaces import (
+    CancelRequest,
+    Connector,
+    ConnectorError,
+    DecisionRequest,
+    IssuedAction,
+    IssuedNote,
+    SnapshotRequest,
+    reply_filter,
+    snapshot_request_topic,
+    telemetry_filter,
+)
+from cascade.interfaces.connector_kit import bounded
+
+from ._answers import Answer, AnswerJudge, R
+from ._publishing import publish_confirmed, say_issued
+from ._run_owner import HeardOwner
+
+__all__ = ["ask_engine"]
+
+
+async def ask_engine(
+    connector: Connector,
+    topic: str,
+    request: CancelRequest | DecisionRequest,
+    judge: AnswerJudge[R],
+    *,
+    action: IssuedAction,
+    timeout: float,
+    login: str | None,
+    org: str | None,
+) -> Answer[R]:
+    """Publish ``request`` (its ``id`` and ``run_id``, as the judge's) to ``topic``; the
+    answer ``judge`` took within ``timeout`` seconds (``reply`` ``None``: none came).
+
+    ``org`` is the run's org when known: the engine answers on a topic of the run's org, and
+    a broker ACL may let this login read its own orgs' answers only, so only that org's are
+    subscribed to; without it, every org's. ``action`` is what the login's note says it did.
+    """
+    request_id = request.id
+    run_id = judge.answer.run_id
+    prefix = connector.topic_prefix
+    handles = [await connector.subscribe(reply_filter(request_id, prefix, org), judge)]
+    try:
+        owner_known = judge.answer.owner is not None
+        if not owner_known:
+            heard = HeardOwner(run_id, judge.owner_heard, prefix)
+            telemetry = telemetry_filter(org, run_id=run_id, prefix=prefix)
+            handles.append(await connector.subscribe(telemetry, heard))
+        started = time.monotonic()
+        await publish_confirmed(connector, [(topic, request)], timeout, retain=False)
+        note = IssuedNote(
+            topic=topic,
+            action=action,
+            issued_at=request.issued_at,
+            issued_by=request.issued_by,
+            id=request_id,
+        )
+        await say_issued(connector, login, [note])
+        if not owner_known:
+            await _ask_for_snapshot(connector, run_id, prefix)
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(max(0.0, timeout - (time.monotonic() - started))):
+                await judge.decided.wait()
+        judge.give_up()
+        return judge.answer
+    finally:
+        for handle in handles:
+            await handle.unsubscribe()
+
+
+async def _ask_for_snapshot(connector: Connector, run_id: str, prefix: str) -> None:
+    """Ask the run's engine for a snapshot, so that it is heard at once, not at its next
+    heartbeat. Sent after the command, unconfirmed: a broker that refuses it (an ACL)
+    must not make the command look refused, and the command's own telemetry says who owns
+    the run as well."""
+    request = SnapshotRequest(run_id=run_id)
+    with contextlib.suppress(ConnectorError):
+        await connector.publish(snapshot_request_topic(run_id, prefix), request, qos=1)
