@@ -82,6 +82,7 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
         assert f"topic write cascade/cleared/{topic}" in olga
     assert not any(line.endswith("etl_%2A/#") for line in olga)
     assert "topic write cascade/command/+/cancel" in olga
+    assert "topic write cascade/command/+/decide" in olga  # decisions on held tasks, likewise
     assert "topic read cascade/reply/acme/#" in olga
     assert not any(line.endswith("reply/#") for line in olga)
     assert "topic read cascade/telemetry/acme/#" in olga
@@ -138,6 +139,8 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert not write.fullmatch("cascade.constraints.task.%2A.pause")
     assert not write.fullmatch("cascade.constraints.global.pause")
     assert write.fullmatch("cascade.command.0123.cancel")
+    assert write.fullmatch("cascade.command.0123.decide")
+    assert not write.fullmatch("cascade.command.0123.other")
     assert write.fullmatch("cascade.telemetry.acme.etl.r.events.olga")  # as itself only
     assert not write.fullmatch("cascade.telemetry.acme.etl.r.events.engine-1")
     assert read.fullmatch("cascade.telemetry.acme.*.*.#")  # a subscription's binding key

@@ -74,8 +74,10 @@ async def test_a_retry_is_applied_by_the_owner_and_says_what_it_did(
     (request,) = engine.applied
     assert (request.task, request.decision, request.attempt) == ("load", "retry", 1)
     assert (request.issued_by, request.reason) == ("alice", "API back")
-    assert answer.describe() == "retried load (load-1, attempt 1) of run 58a88765cea2 on " \
-                                "host-1: attempt 2 starts"  # fmt: skip
+    assert (
+        answer.describe() == "retried load (load-1, attempt 1) of run 58a88765cea2 on "
+        "host-1: attempt 2 starts"
+    )
     note = decode_issued_note((await notes.next()).raw or b"")
     assert (note.action, note.id, note.topic) == (
         "retry",
@@ -96,8 +98,9 @@ async def test_a_second_decision_on_one_hold_is_refused_naming_the_first(
     assert second.reply is not None
     assert second.reply.outcome == "already_decided"
     described = second.describe(now=time.time() + 12)
-    assert described.startswith("side (side-1, attempt 2) of run 58a88765cea2: already decided: "
-                                "skip by alice 1")  # fmt: skip
+    assert described.startswith(
+        "side (side-1, attempt 2) of run 58a88765cea2: already decided: skip by alice 1"
+    )
     assert described.endswith(" s ago (not today)")
 
 
@@ -114,9 +117,13 @@ async def test_a_second_decision_on_one_hold_is_refused_naming_the_first(
     ],
 )
 async def test_refusals_say_why(
-    engine: HoldingEngine, control: Controller, task: str, attempt: int | None, outcome: str,
+    engine: HoldingEngine,
+    control: Controller,
+    task: str,
+    attempt: int | None,
+    outcome: str,
     said: str,
-) -> None:  # fmt: skip
+) -> None:
     answer = await control.fail(RUN, task, attempt=attempt)
     assert answer.reply is not None
     assert answer.reply.outcome == outcome
@@ -175,8 +182,13 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
 
     async def forge(message: Message) -> None:
         request = decode_decision_request(message.raw or b"")
-        forged = DecisionReply(id=request.id, run_id=RUN, source="mallory",
-                               decision=request.decision, outcome="applied")  # fmt: skip
+        forged = DecisionReply(
+            id=request.id,
+            run_id=RUN,
+            source="mallory",
+            decision=request.decision,
+            outcome="applied",
+        )
         await forger.publish(reply_topic("local", request.id, "mallory"), forged, qos=1)
         forged_first.set()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 
@@ -14,6 +15,8 @@ from cascade.interfaces import (
     Decided,
     Heartbeat,
     Hold,
+    RunSnapshot,
+    SnapshotTask,
     TaskStateEvent,
     decode_envelope,
 )
@@ -56,8 +59,9 @@ def test_a_held_task_reads_held_with_its_hold_error_and_traceback() -> None:
 
 def test_a_blocked_task_under_a_constraint_is_not_held() -> None:
     """A pause's BLOCKED stays BLOCKED, without a decision hold."""
-    body = TaskStateEvent(task_id="a-1", task_name="a", state="BLOCKED",
-                          held_by=[Hold(type="pause", scope="global")])  # fmt: skip
+    body = TaskStateEvent(
+        task_id="a-1", task_name="a", state="BLOCKED", held_by=[Hold(type="pause", scope="global")]
+    )
     run = _model(body).runs["run-1"]
     assert run.tasks["a-1"].state == "BLOCKED"
     assert run.tasks["a-1"].hold is None
@@ -66,8 +70,12 @@ def test_a_blocked_task_under_a_constraint_is_not_held() -> None:
 
 def test_a_decision_ends_the_hold() -> None:
     """The retry's RUNNING (carrying ``decided``) replaces the hold."""
-    retried = TaskStateEvent(task_id="load-1", task_name="load", state="RUNNING",
-                             decided=Decided(decision="retry", attempt=3, by="alice"))  # fmt: skip
+    retried = TaskStateEvent(
+        task_id="load-1",
+        task_name="load",
+        state="RUNNING",
+        decided=Decided(decision="retry", attempt=3, by="alice"),
+    )
     run = _model(_held(), retried).runs["run-1"]
     assert run.tasks["load-1"].state == "RUNNING"
     assert run.held_tasks() == []
@@ -106,3 +114,35 @@ def test_the_existing_tools_read_a_held_task_as_blocked() -> None:
     assert old.state in {"RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING"}
     assert old.state == "BLOCKED"
     assert decode_envelope(raw).body.reader_state == "HELD"  # type: ignore[union-attr]
+
+
+def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
+    """A reader that joined late hears a held task from a heartbeat (no error, no number);
+    the snapshot it asks for carries the task's BLOCKED event, older than the heartbeat: its
+    error and number are taken, and the task stays held since the heartbeat's ``since``."""
+    model = ReaderModel(clock=lambda: T0, ask=lambda run_id, after: None)
+    beat = Heartbeat(
+        blocked=1,
+        held=1,
+        blocked_tasks=[
+            BlockedTask(task_id="load-1", task_name="load", since=T0 - 60, held_by=[HOLD]),
+        ],
+    )
+    now = datetime.now(timezone.utc)
+    model.apply(telemetry(beat, run_id="run-1", ts=now))
+    assert model.runs["run-1"].tasks["load-1"].error == ""
+    entry = SnapshotTask(
+        seq=4,
+        ts=(now - timedelta(seconds=60)).isoformat(),
+        task_id="load-1",
+        task_name="load",
+        state="BLOCKED",
+        error="ValueError: x",
+        held_by=[HOLD],
+    )
+    model.request_snapshot("run-1", 0, "host-1")
+    answer = RunSnapshot(after=0, through=4, last_seq=4, blocked=1, held=1, tasks=[entry])
+    model.apply(telemetry(answer, run_id="run-1", ts=now))
+    task = model.runs["run-1"].tasks["load-1"]
+    assert (task.state, task.error, task.seq, task.since) == ("HELD", "ValueError: x", 4, T0 - 60)
+    assert task.hold == HOLD

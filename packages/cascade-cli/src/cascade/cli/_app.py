@@ -15,8 +15,10 @@ from .commands.acl import acl
 from .commands.audit import audit
 from .commands.cancel import cancel
 from .commands.dashboard import dashboard
+from .commands.decide import complete, fail, retry, skip
 from .commands.demo import demo
 from .commands.forget import forget
+from .commands.held import held
 from .commands.history import history_app
 from .commands.logs import logs
 from .commands.record import record
@@ -66,6 +68,9 @@ def _root(
 # In the order `cascade --help` lists them.
 for _command in (status, pause, limit, resume, cancel, watch, logs, why, demo):
     app.command()(_command)
+# Held tasks, and the decisions on them.
+for _decider in (held, retry, skip, complete, fail):
+    app.command()(_decider)
 # Built with its own options; its web stack is an optional extra, imported when it runs.
 app.command(name="dashboard")(broker_options(dashboard))
 app.command()(forget)

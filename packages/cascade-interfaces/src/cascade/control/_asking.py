@@ -59,8 +59,8 @@ async def ask_engine(
     prefix = connector.topic_prefix
     handles = [await connector.subscribe(reply_filter(request_id, prefix, org), judge)]
     try:
-        owner_known = judge.answer.owner is not None
-        if not owner_known:
+        heard = None
+        if judge.answer.owner is None:
             heard = HeardOwner(run_id, judge.owner_heard, prefix)
             telemetry = telemetry_filter(org, run_id=run_id, prefix=prefix)
             handles.append(await connector.subscribe(telemetry, heard))
@@ -74,7 +74,8 @@ async def ask_engine(
             id=request_id,
         )
         await say_issued(connector, login, [note])
-        if not owner_known:
+        if heard is not None:
+            heard.snapshot_asked()
             await _ask_for_snapshot(connector, run_id, prefix)
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, timeout - (time.monotonic() - started))):

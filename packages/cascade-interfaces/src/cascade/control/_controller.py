@@ -166,8 +166,16 @@ class Controller:
         """Retry the held ``task`` (its id, or its name when one held task has it) of
         ``run_id`` (a whole id): one more attempt; failing again holds it again. See
         :meth:`decide`."""
-        return await self.decide(run_id, task, "retry", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "retry",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            on_refused=on_refused,
+        )
 
     async def skip(
         self,
@@ -182,8 +190,16 @@ class Controller:
     ) -> DecisionAnswer:
         """Skip the held ``task`` of ``run_id``: it ends ``SKIPPED``, its dependents skipped
         as after a failure. See :meth:`decide`."""
-        return await self.decide(run_id, task, "skip", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "skip",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            on_refused=on_refused,
+        )
 
     async def complete(
         self,
@@ -200,9 +216,17 @@ class Controller:
         """Complete the held ``task`` of ``run_id`` with ``result`` (a JSON value, at most
         ``MAX_RESULT_BYTES`` encoded; ``None`` too), which its dependents get. See
         :meth:`decide`."""
-        return await self.decide(run_id, task, "complete", attempt=attempt, result=result,
-                                 reason=reason, owner=owner, org=org,
-                                 on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "complete",
+            attempt=attempt,
+            result=result,
+            reason=reason,
+            owner=owner,
+            org=org,
+            on_refused=on_refused,
+        )
 
     async def fail(
         self,
@@ -217,8 +241,16 @@ class Controller:
     ) -> DecisionAnswer:
         """Fail the held ``task`` of ``run_id``, as without a hold: its dependents skipped.
         See :meth:`decide`."""
-        return await self.decide(run_id, task, "fail", attempt=attempt, reason=reason,
-                                 owner=owner, org=org, on_refused=on_refused)  # fmt: skip
+        return await self.decide(
+            run_id,
+            task,
+            "fail",
+            attempt=attempt,
+            reason=reason,
+            owner=owner,
+            org=org,
+            on_refused=on_refused,
+        )
 
     async def decide(
         self,
@@ -245,11 +277,24 @@ class Controller:
         ``on_refused``). ``org`` is the run's org when known (see
         :func:`~cascade.control.request_cancel`). Bad input raises :class:`ControlError`
         naming the field before anything is sent."""
-        request = decision_request(run_id, task, decision, attempt=attempt, result=result,
-                                   issued_by=self.issued_by, reason=reason)  # fmt: skip
-        return await request_decision(self.connector, request, timeout=self.timeout,
-                                      owner=owner, on_refused=on_refused, login=self.login,
-                                      org=org)  # fmt: skip
+        request = decision_request(
+            run_id,
+            task,
+            decision,
+            attempt=attempt,
+            result=result,
+            issued_by=self.issued_by,
+            reason=reason,
+        )
+        return await request_decision(
+            self.connector,
+            request,
+            timeout=self.timeout,
+            owner=owner,
+            on_refused=on_refused,
+            login=self.login,
+            org=org,
+        )
 
     async def resolve_run(
         self, prefix: str, *, recorded: Iterable[str] = (), more: bool = False

@@ -79,8 +79,9 @@ def decision_request(
     (``run_id``, ``task``, ``decision``, ``attempt``, ``result``, ``reason``)."""
     wanted = checked_prefix(run_id)
     if not is_full(wanted):
-        raise ControlError(f"a whole run id (32 hex digits) is decided on, not {run_id!r}",
-                           "run_id")  # fmt: skip
+        raise ControlError(
+            f"a whole run id (32 hex digits) is decided on, not {run_id!r}", "run_id"
+        )
     named = checked_text(task, "task", MAX_TASK_LENGTH)
     checked = _checked_decision(decision)
     if attempt is not None and (
@@ -152,6 +153,7 @@ def _checked_result(result: Any, decision: Decision) -> Any:
     except (TypeError, ValueError, OverflowError) as exc:
         raise ControlError(f"result is not JSON: {exc}", "result") from None
     if len(encoded) > MAX_RESULT_BYTES:
-        raise ControlError(f"result is {len(encoded):,} bytes of JSON, at most "
-                           f"{MAX_RESULT_BYTES:,}", "result")  # fmt: skip
+        raise ControlError(
+            f"result is {len(encoded):,} bytes of JSON, at most {MAX_RESULT_BYTES:,}", "result"
+        )
     return msgspec.json.decode(encoded)

@@ -15,6 +15,10 @@ from cascade.interfaces.reader import ReaderModel
 __all__ = ["HeardOwner"]
 
 
+def _asked(run_id: str, after: int) -> None:
+    """The model's way of asking: the requester of a command sends the request itself."""
+
+
 class HeardOwner:
     """A telemetry callback that tells the owner of one run: the source its first message
     is taken from, as :class:`ReaderModel` takes it (a payload whose source is not its
@@ -32,7 +36,13 @@ class HeardOwner:
         self.run_id = run_id
         self.owner: str | None = None
         self._on_known = on_known
-        self._state = ReaderModel(prefix=prefix, keep_runs=None, keep_for=None)
+        # asks nothing itself (its requester does): noting what was asked lets the answer in
+        self._state = ReaderModel(prefix=prefix, keep_runs=None, keep_for=None, ask=_asked)
+
+    def snapshot_asked(self) -> None:
+        """The run's engine was asked for a snapshot: its answer, which says who runs the run
+        (and nothing else may be heard: a refused decision changes no task), is taken too."""
+        self._state.request_snapshot(self.run_id)
 
     def __call__(self, message: Message) -> None:
         """Fold one message of the run's telemetry in; say the owner when first heard."""

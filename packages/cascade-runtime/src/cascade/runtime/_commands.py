@@ -1,4 +1,4 @@
-"""A run's commands over the broker: the engine running it listens to cancel and snapshot
+"""A run's commands over the broker: the engine running it listens to cancel, decide and snapshot
 requests, and answers them."""
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ from cascade.interfaces import (
     MAX_LISTED_TASKS,
     CancelReply,
     Connector,
+    DecisionReply,
+    DecisionRequest,
     InvalidMessageError,
     Message,
     SubscriptionHandle,
     command_filter,
     decode_cancel_request,
+    decode_decision_request,
     decode_snapshot_request,
     reply_topic,
 )
@@ -29,6 +32,7 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 Cancel = Callable[..., "CancelReport | None"]
 Snapshot = Callable[[int], None]
+Decide = Callable[[DecisionRequest], "DecisionReply | None"]
 
 
 class CommandListener:
@@ -42,6 +46,9 @@ class CommandListener:
     - ``.../snapshot``: a valid request for this run asks the run's telemetry for a
       snapshot (``snapshot``: :meth:`TelemetrySubscriber.request_snapshot`), which
       answers every reader at once, at most once a second.
+    - ``.../decide``: a valid decision on a held task of this run (``decide``: the
+      engine's, applying it or refusing it) is answered on the same reply topic as a
+      cancel, QoS 1, with the :class:`~cascade.interfaces.DecisionReply`.
 
     Malformed requests, requests for another run and unknown commands are counted in
     :attr:`rejected`, logged at a limited rate and answered with nothing. The
@@ -58,9 +65,11 @@ class CommandListener:
         prefix: str,
         snapshot: Snapshot | None = None,
         org_id: str = "local",
+        decide: Decide | None = None,
     ) -> None:
         self._connector = connector
         self._cancel = cancel
+        self._decide = decide
         self._snapshot = snapshot
         self._run_id = run_id
         self._org_id = org_id
@@ -92,6 +101,9 @@ class CommandListener:
                 return
             self._snapshot(asked.after)
             return
+        if command == "decide" and self._decide is not None:
+            await self._on_decide(message)
+            return
         if command != "cancel":
             self._reject(message, InvalidMessageError(f"no command {command!r}"))
             return
@@ -120,6 +132,21 @@ class CommandListener:
             reason=request.reason,
             issued_at=request.issued_at,
         )
+        await self._connector.publish(topic, reply, qos=1)
+
+    async def _on_decide(self, message: Message) -> None:
+        assert self._decide is not None
+        try:
+            request = decode_decision_request(message.raw or message.payload)
+            if request.run_id != self._run_id:
+                raise InvalidMessageError(f"for run {request.run_id!r}, not this one", "$.run_id")
+            topic = reply_topic(self._org_id, request.id, self._connector.source_id, self._prefix)
+        except InvalidMessageError as exc:
+            self._reject(message, exc)
+            return
+        reply = self._decide(request)
+        if reply is None:
+            return  # the run has ended: whoever asked hears nothing from this engine
         await self._connector.publish(topic, reply, qos=1)
 
     async def close(self, timeout: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._events import Event, RunStarted, TaskEvent
+from ._events import Event, RunStarted, TaskEvent, TaskHeld
 
 __all__ = ["RunCounters"]
 
@@ -13,7 +13,8 @@ class RunCounters:
     ``running`` counts tasks in an attempt right now; ``blocked`` tasks held
     back by a constraint (:attr:`blocked_events`: the BLOCKED event of each);
     ``pending`` the tasks that have not finished and are neither running nor
-    blocked (a task between two attempts among them); ``cancelled`` the tasks the
+    blocked (a task between two attempts among them); ``held`` those of the blocked that
+    are held for a decision (:class:`TaskHeld`); ``cancelled`` the tasks the
     run stopped, which ``failed`` counts too (they are published as ``FAILED``).
     :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
     to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
@@ -50,8 +51,18 @@ class RunCounters:
 
     @property
     def blocked_events(self) -> list[TaskEvent]:
-        """The BLOCKED event of each task blocked now, the earliest first."""
-        return list(self._blocked.values())
+        """The BLOCKED event of each task blocked now: those held for a decision first, then
+        the others, each the earliest first."""
+        events = list(self._blocked.values())
+        held = [event for event in events if isinstance(event, TaskHeld)]
+        if not held:
+            return events
+        return held + [event for event in events if not isinstance(event, TaskHeld)]
+
+    @property
+    def held(self) -> int:
+        """Tasks held for a decision (counted in :attr:`blocked` too)."""
+        return sum(1 for event in self._blocked.values() if isinstance(event, TaskHeld))
 
     @property
     def pending(self) -> int:
@@ -70,14 +81,21 @@ class RunCounters:
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
-                self.running -= 1
+                if event.decided is None:
+                    self.running -= 1
+                else:  # a held task completed by a decision: it was blocked, not running
+                    self._blocked.pop(event.task_id, None)
                 self.completed += 1
             elif state == "FAILED":
-                self.running -= 1
+                if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
+                    self.running -= 1
                 self.failed += 1
             elif state == "SKIPPED":
+                self._blocked.pop(event.task_id, None)
                 self.skipped += 1
             elif state == "BLOCKED":
+                if isinstance(event, TaskHeld):
+                    self.running -= 1  # its attempt failed
                 self._blocked[event.task_id] = event
             elif state == "CANCELLED":
                 before = latest.get(event.task_id)

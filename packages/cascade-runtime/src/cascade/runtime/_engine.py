@@ -11,7 +11,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
+import msgspec
+
+from cascade.interfaces import (
+    DEFAULT_PREFIX,
+    Connector,
+    Constraint,
+    Decision,
+    DecisionReply,
+    DecisionRequest,
+)
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
@@ -30,11 +39,12 @@ from ._events import (
     RunStarted,
 )
 from ._graph import Graph, build_graph
+from ._held import HoldPolicy
 from ._logs import LogForwarding, RunLogs
 from ._scheduler import CancelReport, Run
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
-from ._task import LazyResult
+from ._task import DEFAULT_HOLD_TIMEOUT, LazyResult, OnFailure, check_hold_options
 from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
 
@@ -62,12 +72,19 @@ class EngineStats(ConstraintStats):
     cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
     ``unretained``: constraints dropped after a (re)subscription because the
     broker no longer retained them (cleared while the engine was away).
+    ``held``: tasks held for a decision (each hold, a task held again after a retry
+    included). ``decisions``: decisions applied (a hold's deadline's included).
+    ``decisions_refused``: decision requests refused (already decided, not held, unknown
+    task, ambiguous, stale attempt; a copy of an answered request is not counted again).
     """
 
     runs: int = 0
     telemetry_dropped: int = 0
     log_lines_sent: int = 0
     log_lines_dropped: int = 0
+    held: int = 0
+    decisions: int = 0
+    decisions_refused: int = 0
 
 
 class Engine:
@@ -130,6 +147,14 @@ class Engine:
       child span of it; the run's trace id is in its telemetry (``trace_id``).
       Without opentelemetry-api or without an SDK, nothing is traced
       (docs/tracing.md).
+    - ``on_failure``: what a task's last failed attempt (its retries used up) leads to,
+      for the tasks that do not say (``@task(on_failure=...)``): ``"fail"`` (the default:
+      it fails, its dependents are skipped, the run ends Failed) or ``"hold"``: it is held
+      for a decision (:meth:`decide`), published ``BLOCKED`` with a hold of type
+      ``decision``; its dependents wait, the other tasks go on, the run stays live.
+      ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
+      before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
+      default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
     """
 
     def __init__(
@@ -151,7 +176,11 @@ class Engine:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         tracer_provider: TracerProvider | None = None,
+        on_failure: OnFailure = "fail",
+        hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
+        hold_default: str = "fail",
     ) -> None:
+        check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
         if max_constraints < 0:
@@ -180,6 +209,7 @@ class Engine:
         self.tracer_provider = tracer_provider
         self._manager: ConstraintManager | None = None
         self._runs: dict[str, Run] = {}
+        self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -220,6 +250,60 @@ class Engine:
             )
         return report
 
+    def decide(
+        self,
+        run_id: str,
+        task: str,
+        decision: Decision,
+        *,
+        attempt: int | None = None,
+        result: Any = None,
+        issued_by: str | None = None,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> DecisionReply | None:
+        """Decide on a held task of the run ``run_id`` if this engine is running it; ``None``
+        if it is not.
+
+        ``task`` is the task's id (``load-3``) or name (``load``: refused ``ambiguous`` when
+        several tasks of that name are held); ``decision``: ``"retry"`` (one more attempt,
+        admitted like any; failing, it is held again at the next attempt), ``"skip"`` (it
+        ends ``SKIPPED``, its dependents skipped, the run can still succeed: :meth:`run`
+        gives ``None`` for its result), ``"complete"`` (it ends ``COMPLETED`` with
+        ``result``, JSON of at most 16 KiB, which its dependents get) or ``"fail"`` (it
+        ends ``FAILED``, as without a hold). ``attempt``: the held attempt meant (``None``:
+        whichever is held). The first decision on a hold is applied; the answer
+        (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
+        (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
+        ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
+        was, never applied twice (default: a new one). Bad arguments raise ``ValueError``.
+        Call it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
+        ``complete`` and ``fail`` call it over the broker.
+        """
+        scheduler = self._runs.get(run_id)
+        if scheduler is None:
+            return None
+        fields: dict[str, Any] = {
+            "id": request_id if request_id is not None else uuid.uuid4().hex,
+            "run_id": run_id,
+            "task": task,
+            "decision": decision,
+            "attempt": attempt,
+            "result": result,
+            "issued_by": issued_by,
+            "reason": reason,
+        }
+        try:
+            request = msgspec.convert(fields, DecisionRequest)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid decision: {exc}") from None
+        return scheduler.decide(request)
+
+    def _decide(self, request: DecisionRequest) -> DecisionReply | None:
+        """A decision request from the broker (the run's ``CommandListener``)."""
+        scheduler = self._runs.get(request.run_id)
+        return None if scheduler is None else scheduler.decide(request)
+
     async def run(self, target: Any) -> Any:
         """Run ``target`` and return its result.
 
@@ -230,7 +314,8 @@ class Engine:
         re-raises ``CancelledError`` if the task awaiting it is cancelled. Either way the
         run emits ``RunFinished`` with status ``Cancelled``, published as ``ENGINE_STOPPED``
         ``Failed`` with ``cancelled: true`` and the error (``RunCancelledError: ...`` or
-        ``CancelledError: ...``).
+        ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
+        run going until a decision (:meth:`decide`) or its deadline ends the hold.
         """
         graph = build_graph(target)
         run_id = uuid.uuid4().hex
@@ -249,7 +334,16 @@ class Engine:
             run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
         )
         scheduler = Run(
-            self.events.emit, self.max_concurrency, graph, manager, wake, run_id, tracing
+            self.events.emit,
+            self.max_concurrency,
+            graph,
+            manager,
+            wake,
+            run_id,
+            tracing,
+            self.hold_policy,
+            self.stats,
+            self.connector.source_id if self.connector is not None else "",
         )
         self._runs[run_id] = scheduler
         connector = self.connector
@@ -289,6 +383,7 @@ class Engine:
                     self.topic_prefix,
                     telemetry.request_snapshot,
                     org_id=self.org_id,
+                    decide=self._decide,
                 )
                 link = ControlLink(
                     connector,

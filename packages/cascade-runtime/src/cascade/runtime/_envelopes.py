@@ -17,7 +17,15 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats
 
-from ._events import Event, RunStarted, TaskBlocked, TaskEvent, TaskFailed, TaskRetrying
+from ._events import (
+    Event,
+    RunStarted,
+    TaskBlocked,
+    TaskEvent,
+    TaskFailed,
+    TaskHeld,
+    TaskRetrying,
+)
 from ._stamp import Stamp
 
 __all__ = ["RunEnvelopes", "event_body", "format_traceback", "task_body"]
@@ -74,6 +82,7 @@ class RunEnvelopes:
             (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by)
             or state is _CANCELLED
             or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
+            or event.decided is not None
         ):
             return self._event_format % (
                 prefix,
@@ -131,6 +140,7 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
         held_by=list(held) if held else msgspec.UNSET,
         cancelled=True if cancelled else msgspec.UNSET,
         traceback=msgspec.UNSET if failure is None else format_traceback(failure),
+        decided=msgspec.UNSET if event.decided is None else event.decided,
     )
 
 
@@ -140,8 +150,8 @@ def format_traceback(exception: BaseException) -> str:
 
 
 def _failure(event: TaskEvent) -> BaseException | None:
-    """What a failed attempt raised (a FAILED or RETRYING event's), else ``None``."""
-    return event.exception if isinstance(event, TaskFailed | TaskRetrying) else None
+    """What a failed attempt raised (a FAILED, RETRYING or held BLOCKED event's), else ``None``."""
+    return event.exception if isinstance(event, TaskFailed | TaskRetrying | TaskHeld) else None
 
 
 def event_body(event: Event) -> tuple[int, msgspec.Struct]:

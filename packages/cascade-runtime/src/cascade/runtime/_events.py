@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
-from cascade.interfaces import Hold
+from cascade.interfaces import Decided, Hold
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "TaskCompleted",
     "TaskEvent",
     "TaskFailed",
+    "TaskHeld",
     "TaskRetrying",
     "TaskRunning",
     "TaskSkipped",
@@ -58,7 +59,8 @@ class TaskEvent:
 
     ``duration_ms`` is the time since the task first started (for
     ``TaskRetrying``: the failed attempt's time); ``error`` is
-    ``"ExcType: message"`` or ``""``; ``attempt`` counts from 1.
+    ``"ExcType: message"`` or ``""``; ``attempt`` counts from 1. ``decided``: on the event a
+    decision on a held task leads to (:class:`TaskHeld`), that decision, else ``None``.
     """
 
     state: ClassVar[
@@ -71,6 +73,7 @@ class TaskEvent:
     error: str = ""
     attempt: int = 1
     ts: float = field(default_factory=time.time)
+    decided: Decided | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +100,8 @@ class TaskFailed(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSkipped(TaskEvent):
-    """A task will not run because a task it depends on failed; ``error`` names that task."""
+    """A task will not run because a task it depends on failed or was skipped (``error`` names
+    that task), or a decision skipped it while it was held (``decided`` says whose)."""
 
     state: ClassVar[Literal["SKIPPED"]] = "SKIPPED"
 
@@ -147,11 +151,28 @@ class TaskBlocked(TaskEvent):
     :data:`~cascade.interfaces.MAX_HOLDS` :class:`~cascade.interfaces.Hold`): the
     constraints, with their scope, type and reason; the concurrency slots and the
     tasks that hold them; the rate limit and when its next start is due. It is
-    computed only when a task blocks.
+    computed only when a task blocks. Its subclass :class:`TaskHeld` is a failed task
+    held for a decision.
     """
 
     state: ClassVar[Literal["BLOCKED"]] = "BLOCKED"
     held_by: tuple[Hold, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHeld(TaskBlocked):
+    """A task failed on its last automatic attempt under ``on_failure="hold"``: held for a
+    decision (:meth:`Engine.decide <cascade.runtime.Engine.decide>`), its dependents waiting.
+
+    A ``BLOCKED`` event, as it is published: ``held_by`` is its one
+    :class:`~cascade.interfaces.Hold` of type ``decision`` (the failed ``attempt``, the
+    ``deadline`` and the ``default`` taken then); ``error`` and ``exception`` are the failed
+    attempt's, ``duration_ms`` the time since the task first started. The event a decision
+    leads to carries it in ``decided``: the retry's ``TaskRunning``, or the ``TaskCompleted``,
+    ``TaskSkipped`` or ``TaskFailed`` that ends the task.
+    """
+
+    exception: BaseException | None = None
 
 
 Event: TypeAlias = "RunStarted | RunFinished | TaskEvent"

@@ -97,6 +97,7 @@ class RunSnapshots:
             skipped=c.skipped,
             blocked=c.blocked,
             pending=c.pending,
+            held=(c.held or msgspec.UNSET) if c.blocked else msgspec.UNSET,
         )
         numbers = c.numbers
         entries = [

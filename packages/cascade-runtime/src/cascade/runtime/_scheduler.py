@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces import TaskRef
+from cascade.interfaces import Decided, DecisionReply, DecisionRequest, TaskRef
 
 from ._constraints import ConstraintManager
 from ._errors import RunCancelledError, TaskFailedError
@@ -30,6 +30,7 @@ from ._events import (
     TaskSkipped,
 )
 from ._graph import Graph, Node, resolve
+from ._held import HeldTasks, HoldCounts, HoldPolicy
 from ._logs import RunLogs
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
@@ -42,7 +43,7 @@ _log = logging.getLogger("cascade.runtime.engine")
 class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
-    __slots__ = ("args", "attempt", "kwargs", "lazy", "node", "started")
+    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class Retry:
         started: float,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        decided: Decided | None = None,
     ) -> None:
         self.node = node
         self.lazy = node.lazy
@@ -58,6 +60,7 @@ class Retry:
         self.started = started  # of the first attempt, for duration_ms
         self.args = args
         self.kwargs = kwargs
+        self.decided = decided  # a retry decided on a held task: one attempt, then held again
 
 
 class Group:
@@ -100,6 +103,9 @@ class Run:
         wake: asyncio.Event,
         run_id: str,
         tracing: RunTrace | None = None,
+        hold: HoldPolicy = HoldPolicy(),  # noqa: B008 - frozen, shared safely
+        stats: HoldCounts | None = None,
+        source: str = "",
     ) -> None:
         self.graph = graph
         self.tracing = tracing  # None: not traced, no tracing work per task
@@ -119,12 +125,13 @@ class Run:
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.loop = asyncio.get_running_loop()
         self.logs: RunLogs | None = None  # the run's log forwarding, if it forwards
+        self.held = HeldTasks(self, hold, stats, source)
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
         for node in self.graph.nodes:
             if node.waiting == 0:
-                self._ready(node)
+                self.ready(node)
         total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
@@ -151,6 +158,7 @@ class Run:
             if timer is not None:
                 timer.cancel()
             await self._stop_tasks(stop)
+            self.held.close()
             if self.executor is not None:
                 self.executor.shutdown(wait=stop is None, cancel_futures=True)
         if self.failures:
@@ -176,7 +184,7 @@ class Run:
             await asyncio.gather(*tasks, return_exceptions=True)
         if stop is not None:
             for node in self.graph.nodes:
-                if not node.done:
+                if not node.done and not self.held.stop(node, self.stopped_by):
                     self._cancelled(node, None)
 
     def _cancelled(self, node: Node, started: float | None, thread: bool = False) -> None:
@@ -217,7 +225,12 @@ class Run:
             self.wake.set()
         return CancelReport(self.run_id, cancelled, abandoned, not_started, already)
 
-    def _ready(self, node: Node | Retry) -> None:
+    def decide(self, request: DecisionRequest) -> DecisionReply:
+        """Apply a decision on a held task of this run, and answer it (see :class:`HeldTasks`)."""
+        return self.held.decide(request)
+
+    def ready(self, node: Node | Retry) -> None:
+        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead)."""
         name = node.lazy.name
         group = self.groups.get(name)
         if group is None:
@@ -287,8 +300,9 @@ class Run:
         try:
             if isinstance(item, Retry):
                 attempt, started, args, kwargs = item.attempt, item.started, item.args, item.kwargs
+                decided = item.decided
             else:
-                attempt, started = 1, time.perf_counter()
+                attempt, started, decided = 1, time.perf_counter(), None
                 if node.deps:
                     args = resolve(lazy.args, self.graph)
                     kwargs = resolve(lazy.kwargs, self.graph)
@@ -296,7 +310,18 @@ class Run:
                     args, kwargs = lazy.args, lazy.kwargs
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
-            emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+            if decided is not None:
+                emit(
+                    TaskRunning(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        attempt=attempt,
+                        decided=decided,
+                    )
+                )
+            else:
+                emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
             logs = self.logs
             if logs is not None:  # what this attempt logs, in its task and its thread, is its
                 logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
@@ -334,11 +359,11 @@ class Run:
                         attempt=attempt,
                     )
                 )
-                self._completed(node)
+                self.completed(node)
                 return
             now = time.perf_counter()
             error = failure
-            if attempt < policy.max_attempts:
+            if attempt < policy.max_attempts and decided is None:
                 outcome = "RETRYING"
                 emit(
                     TaskRetrying(
@@ -352,6 +377,8 @@ class Run:
                     )
                 )
                 retry = Retry(node, attempt + 1, started, args, kwargs)
+            elif self.held.holds(spec):
+                self.held.hold(node, attempt, failure, started, args, kwargs)
             else:
                 emit(
                     TaskFailed(
@@ -364,11 +391,11 @@ class Run:
                         exception=failure,
                     )
                 )
-                self._failed(node, failure)
+                self.failed(node, failure)
         except Exception as exc:  # a bug of ours must fail the task, not hang the run
             _log.error("task %s (%s) broke the engine", name, task_id, exc_info=exc)
             outcome, error = "FAILED", exc
-            self._failed(node, exc)
+            self.failed(node, exc)
         finally:
             if span is not None:
                 span.end(outcome, error)
@@ -379,7 +406,7 @@ class Run:
             delay = policy.delay_before(retry.attempt)
             if delay:
                 await asyncio.sleep(delay)
-            self._ready(retry)
+            self.ready(retry)
             self.wake.set()
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -390,19 +417,42 @@ class Run:
             )
         return self.executor
 
-    def _completed(self, node: Node) -> None:
+    def requeue(
+        self,
+        node: Node,
+        attempt: int,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        decided: Decided,
+    ) -> None:
+        """A retry decided on a held task: its next ``attempt``, admitted like any."""
+        self.ready(Retry(node, attempt, started, args, kwargs, decided))
+
+    def completed(self, node: Node) -> None:
+        """``node`` has its result: its dependents waiting on nothing else may start."""
         node.done = True
         self.finished += 1
         for dependent in node.dependents:
             dependent.waiting -= 1
             if dependent.waiting == 0 and not dependent.skipped:
-                self._ready(dependent)
+                self.ready(dependent)
 
-    def _failed(self, node: Node, exc: BaseException) -> None:
+    def failed(self, node: Node, exc: BaseException) -> None:
+        """``node`` failed: the run will fail, its dependents are skipped."""
         node.done = True
         self.finished += 1
         self.failures.append((node, exc))
-        reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) failed"
+        self._skip_dependents(node, "failed")
+
+    def skipped(self, node: Node) -> None:
+        """A decision skipped held ``node``: its dependents are skipped, the run goes on."""
+        node.done = node.skipped = True
+        self.finished += 1
+        self._skip_dependents(node, "was skipped")
+
+    def _skip_dependents(self, node: Node, what: str) -> None:
+        reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"
         stack = list(node.dependents)
         while stack:
             dependent = stack.pop()

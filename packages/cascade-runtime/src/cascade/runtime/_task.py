@@ -7,11 +7,28 @@ import itertools
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-__all__ = ["LazyResult", "RetryPolicy", "Task", "task"]
+from cascade.interfaces import DEFAULT_DECISIONS
+
+__all__ = [
+    "DEFAULT_HOLD_TIMEOUT",
+    "LazyResult",
+    "OnFailure",
+    "RetryPolicy",
+    "Task",
+    "check_hold_options",
+    "task",
+]
+
+OnFailure: TypeAlias = Literal["fail", "hold"]
+"""What a task's last failed attempt leads to: ``fail`` (its dependents skipped) or ``hold``
+(held for a decision: retry, skip, complete or fail)."""
+
+DEFAULT_HOLD_TIMEOUT = 86_400.0
+"""Seconds a held task waits for a decision before its hold's default is taken (24 h)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,11 +69,32 @@ class RetryPolicy:
         return min(float(delay), self.max_delay)
 
 
+def check_hold_options(
+    on_failure: object, hold_timeout: object, hold_default: object, *, unset_ok: bool
+) -> None:
+    """Raise ``ValueError`` naming the parameter whose value is not one its options take
+    (``None`` is allowed with ``unset_ok``: a task's, meaning "the engine's")."""
+    if not (unset_ok and on_failure is None) and on_failure not in ("fail", "hold"):
+        raise ValueError(f"on_failure must be 'fail' or 'hold', not {on_failure!r}")
+    if not (unset_ok and hold_timeout is None) and not (
+        isinstance(hold_timeout, (int, float))
+        and not isinstance(hold_timeout, bool)
+        and 0 < hold_timeout < math.inf
+    ):
+        raise ValueError(f"hold_timeout must be finite seconds above 0, not {hold_timeout!r}")
+    if not (unset_ok and hold_default is None) and hold_default not in DEFAULT_DECISIONS:
+        raise ValueError(
+            f"hold_default must be one of {', '.join(DEFAULT_DECISIONS)}, not {hold_default!r}"
+        )
+
+
 class Task(Generic[P, R]):
     """A function made into a task by :func:`task`.
 
     Calling it does not run the function: it returns a :class:`LazyResult`
     that an :class:`~cascade.runtime.Engine` runs once its arguments are ready.
+    ``on_failure``, ``hold_timeout`` and ``hold_default``: see :func:`task` (``None``: the
+    engine's).
     """
 
     def __init__(
@@ -65,10 +103,17 @@ class Task(Generic[P, R]):
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        on_failure: OnFailure | None = None,
+        hold_timeout: float | None = None,
+        hold_default: str | None = None,
     ) -> None:
+        check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or repr(fn)
         self.retry = retry or RetryPolicy()
+        self.on_failure = on_failure
+        self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
+        self.hold_default = hold_default
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
 
@@ -79,9 +124,17 @@ class Task(Generic[P, R]):
         backoff: float = 2.0,
         max_delay: float = 600.0,
     ) -> Task[P, R]:
-        """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`)."""
+        """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`);
+        its other options kept."""
         policy = RetryPolicy(max_attempts, delay, backoff, max_delay)
-        return Task(self.fn, name=self.name, retry=policy)
+        return Task(
+            self.fn,
+            name=self.name,
+            retry=policy,
+            on_failure=self.on_failure,
+            hold_timeout=self.hold_timeout,
+            hold_default=self.hold_default,
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         """A lazy result of this task on these arguments (lazy results among them allowed)."""
@@ -122,7 +175,14 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def task(*, name: str | None = None, retry: RetryPolicy | None = None) -> _Decorator: ...
+def task(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    on_failure: OnFailure | None = None,
+    hold_timeout: float | None = None,
+    hold_default: str | None = None,
+) -> _Decorator: ...
 
 
 def task(
@@ -131,24 +191,52 @@ def task(
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    on_failure: OnFailure | None = None,
+    hold_timeout: float | None = None,
+    hold_default: str | None = None,
 ) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
     Calling the task returns a :class:`LazyResult`; for an async function its
     result is what the coroutine returns. Arguments are not type-checked
     against the function's signature, as lazy results stand in for values.
+
+    ``on_failure``: what its last failed attempt (its retries used up) leads to:
+    ``"fail"`` (it fails, its dependents are skipped) or ``"hold"`` (it is held for a
+    decision, :meth:`Engine.decide <cascade.runtime.Engine.decide>`, its dependents
+    waiting, the run live); ``hold_timeout``: seconds a hold waits before ``hold_default``
+    (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. A bad value
+    raises ``ValueError`` naming the parameter.
     """
+    check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     if fn is not None:
-        return Task(fn, name=name, retry=retry)
-    return _Decorator(name, retry)
+        return Task(
+            fn,
+            name=name,
+            retry=retry,
+            on_failure=on_failure,
+            hold_timeout=hold_timeout,
+            hold_default=hold_default,
+        )
+    return _Decorator(name, retry, on_failure, hold_timeout, hold_default)
 
 
 class _Decorator:
     """What ``@task(...)`` returns: applies the options to the function it decorates."""
 
-    def __init__(self, name: str | None, retry: RetryPolicy | None) -> None:
+    def __init__(
+        self,
+        name: str | None,
+        retry: RetryPolicy | None,
+        on_failure: OnFailure | None,
+        hold_timeout: float | None,
+        hold_default: str | None,
+    ) -> None:
         self.name = name
         self.retry = retry
+        self.on_failure = on_failure
+        self.hold_timeout = hold_timeout
+        self.hold_default = hold_default
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -157,4 +245,11 @@ class _Decorator:
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]:
-        return Task(fn, name=self.name, retry=self.retry)
+        return Task(
+            fn,
+            name=self.name,
+            retry=self.retry,
+            on_failure=self.on_failure,
+            hold_timeout=self.hold_timeout,
+            hold_default=self.hold_default,
+        )

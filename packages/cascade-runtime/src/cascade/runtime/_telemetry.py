@@ -27,7 +27,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validat
 
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes, event_body
-from ._events import Event, TaskEvent
+from ._events import Event, TaskEvent, TaskHeld
 from ._run_snapshots import RunSnapshots
 
 __all__ = ["TelemetrySubscriber"]
@@ -60,7 +60,8 @@ class TelemetrySubscriber:
     ``Heartbeat`` with the run's counters on ``.../heartbeat`` (QoS 0),
     ``dropped_telemetry`` being the connector's ``stats.dropped`` plus
     :attr:`dropped`, ``last_seq`` the number of the run's latest event, and,
-    while tasks are blocked, up to ``MAX_BLOCKED_TASKS`` of them with what holds
+    while tasks are blocked, ``held`` (how many of them are held for a decision), and up
+    to ``MAX_BLOCKED_TASKS`` of them (the held first) with what holds
     each now (``holds(task_name)``, the engine's :meth:`ConstraintManager.holds`;
     without it, what held each when it blocked), so that a reader attached at
     any moment learns why they wait. ``trace_id``, the run's OpenTelemetry trace id
@@ -186,16 +187,21 @@ class TelemetrySubscriber:
             cancelled=c.cancelled if c.cancelled else msgspec.UNSET,
             last_seq=self.seq,
             blocked_tasks=self._blocked_tasks() if c.blocked else msgspec.UNSET,
+            held=(c.held or msgspec.UNSET) if c.blocked else msgspec.UNSET,
         )
 
     def _blocked_tasks(self) -> list[BlockedTask]:
-        """The first ``MAX_BLOCKED_TASKS`` tasks blocked, each with what holds it now."""
+        """The first ``MAX_BLOCKED_TASKS`` tasks blocked, those held for a decision first, each
+        with what holds it now (a held task: its decision hold)."""
         holds = self.holds
         now: dict[str, list[Hold]] = {}  # holds depend on the task's name only
         listed = []
         for event in itertools.islice(self.counters.blocked_events, MAX_BLOCKED_TASKS):
             name = event.task_name
-            if holds is not None:
+            held: list[Hold] | None
+            if isinstance(event, TaskHeld):
+                held = list(event.held_by)
+            elif holds is not None:
                 held = now.get(name)
                 if held is None:
                     held = now[name] = holds(name)

@@ -4,8 +4,11 @@ of the faces that send them (`cascade retry`, the dashboard, ``cascade.control``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import msgspec
 
@@ -20,12 +23,15 @@ from cascade.interfaces import (
     Hold,
     InvalidMessageError,
     Message,
+    RunSnapshot,
+    SnapshotTask,
     TaskStateEvent,
     command_filter,
     decode_decision_request,
     events_topic,
     heartbeat_topic,
     reply_topic,
+    snapshot_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
 
@@ -47,12 +53,15 @@ class HeldTask:
     deadline: float = field(default_factory=lambda: time.time() + 86_400)
     default: str = "fail"
     decided: dict[int, Decided] = field(default_factory=dict)
+    last: SnapshotTask | None = None
+    """Its latest event as published (what a snapshot answers with)."""
 
     @property
     def hold(self) -> Hold:
         """The decision hold it is published with."""
-        return Hold(type="decision", attempt=self.attempt, deadline=self.deadline,
-                    default=self.default)  # fmt: skip
+        return Hold(
+            type="decision", attempt=self.attempt, deadline=self.deadline, default=self.default
+        )
 
 
 class HoldingEngine:
@@ -64,7 +73,8 @@ class HoldingEngine:
     now, ``stale_attempt``; a task not held, ``not_held``; none of that id or name,
     ``unknown_task``. A retry holds the task again at the next attempt when
     ``fail_again``. It publishes each held task's ``BLOCKED`` event at :meth:`start`, the
-    event a decision leads to, and a heartbeat (:meth:`beat`) when asked for a snapshot.
+    event a decision leads to, a heartbeat (:meth:`beat`) every ``heartbeat_every`` seconds
+    (``None``: when told) and a snapshot when asked for one. :meth:`stop` ends its heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
@@ -78,6 +88,7 @@ class HoldingEngine:
         org_id: str = "local",
         project_id: str = "default",
         fail_again: bool = False,
+        heartbeat_every: float | None = None,
     ) -> None:
         self.connector = connector
         self.run_id = run_id
@@ -89,6 +100,8 @@ class HoldingEngine:
         self.applied: list[DecisionRequest] = []
         self._answered: dict[str, DecisionReply] = {}
         self._seq = 0
+        self._every = heartbeat_every
+        self._beating: asyncio.Task[None] | None = None
 
     @property
     def source(self) -> str:
@@ -97,27 +110,65 @@ class HoldingEngine:
 
     async def start(self) -> None:
         """Listen to the run's commands and publish its held tasks' events."""
-        await self.connector.subscribe(command_filter(self.run_id, self.connector.topic_prefix),
-                                       self._command)  # fmt: skip
+        await self.connector.subscribe(
+            command_filter(self.run_id, self.connector.topic_prefix), self._command
+        )
         for task in self.tasks:
             if task.held:
                 await self._event(task, "BLOCKED")
+        if self._every is not None:
+            self._beating = asyncio.create_task(self._beat_every(self._every))
+
+    async def stop(self) -> None:
+        """Stop its heartbeats."""
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+
+    async def _beat_every(self, interval: float) -> None:
+        while True:
+            await self.beat()
+            await asyncio.sleep(interval)  # an engine's heartbeat period, not a wait for anything
 
     async def beat(self) -> None:
         """Publish a heartbeat listing the held tasks (held first, as an engine does)."""
         held = [t for t in self.tasks if t.held]
-        blocked = [BlockedTask(task_id=t.task_id, task_name=t.task_name, since=t.since,
-                               held_by=[t.hold]) for t in held]  # fmt: skip
-        body = Heartbeat(blocked=len(held), held=len(held) or msgspec.UNSET,
-                         last_seq=self._seq, blocked_tasks=blocked or msgspec.UNSET)  # fmt: skip
-        topic = heartbeat_topic(self.org_id, self.project_id, self.run_id,
-                                prefix=self.connector.topic_prefix)  # fmt: skip
+        blocked = [
+            BlockedTask(task_id=t.task_id, task_name=t.task_name, since=t.since, held_by=[t.hold])
+            for t in held
+        ]
+        body = Heartbeat(
+            blocked=len(held),
+            held=len(held) or msgspec.UNSET,
+            last_seq=self._seq,
+            blocked_tasks=blocked or msgspec.UNSET,
+        )
+        topic = heartbeat_topic(
+            self.org_id, self.project_id, self.run_id, prefix=self.connector.topic_prefix
+        )
+        await self.connector.publish(topic, encode_payload(self._envelope(body, None)), qos=1)
+
+    async def _snapshot(self) -> None:
+        tasks = [t.last for t in self.tasks if t.last is not None]
+        held = sum(t.held for t in self.tasks)
+        body = RunSnapshot(
+            after=0,
+            through=self._seq,
+            last_seq=self._seq,
+            blocked=held,
+            held=held or msgspec.UNSET,
+            tasks=tasks,
+        )
+        topic = snapshot_topic(
+            self.org_id, self.project_id, self.run_id, prefix=self.connector.topic_prefix
+        )
         await self.connector.publish(topic, encode_payload(self._envelope(body, None)), qos=1)
 
     async def _command(self, message: Message) -> None:
         kind = message.topic.rsplit("/", 1)[-1]
         if kind == "snapshot":
-            await self.beat()
+            await self._snapshot()
             return
         if kind != "decide":
             return
@@ -138,14 +189,27 @@ class HoldingEngine:
 
     def _decide(self, request: DecisionRequest) -> DecisionReply:
         def reply(outcome: str, task: HeldTask | None = None, **more: object) -> DecisionReply:
-            about = {} if task is None else {"task_id": task.task_id, "task_name": task.task_name,
-                                             "attempt": task.attempt}  # fmt: skip
+            about = (
+                {}
+                if task is None
+                else {"task_id": task.task_id, "task_name": task.task_name, "attempt": task.attempt}
+            )
             return msgspec.convert(
-                {"id": request.id, "run_id": request.run_id, "source": self.source,
-                 "decision": request.decision, "outcome": outcome, "issued_by": request.issued_by,
-                 "reason": request.reason, "issued_at": request.issued_at, **about, **more},
-                DecisionReply, from_attributes=True,
-            )  # fmt: skip
+                {
+                    "id": request.id,
+                    "run_id": request.run_id,
+                    "source": self.source,
+                    "decision": request.decision,
+                    "outcome": outcome,
+                    "issued_by": request.issued_by,
+                    "reason": request.reason,
+                    "issued_at": request.issued_at,
+                    **about,
+                    **more,
+                },
+                DecisionReply,
+                from_attributes=True,
+            )
 
         by_id = [t for t in self.tasks if t.task_id == request.task]
         named = by_id or [t for t in self.tasks if t.task_name == request.task]
@@ -163,8 +227,14 @@ class HoldingEngine:
             return reply("not_held", task, decided=last)
         if wanted != task.attempt:
             return reply("stale_attempt", task)
-        decided = Decided(decision=request.decision, attempt=task.attempt, by=request.issued_by,
-                          reason=request.reason, at=time.time(), id=request.id)  # fmt: skip
+        decided = Decided(
+            decision=request.decision,
+            attempt=task.attempt,
+            by=request.issued_by,
+            reason=request.reason,
+            at=time.time(),
+            id=request.id,
+        )
         task.decided[task.attempt] = decided
         task.held = False
         return reply("applied", task, decided=decided)
@@ -181,15 +251,30 @@ class HoldingEngine:
         self._seq += 1
         held = {"held_by": [task.hold], "error": task.error} if state == "BLOCKED" else {}
         more = {key: value for key, value in more.items() if value is not None}
-        body = msgspec.convert({"task_id": task.task_id, "task_name": task.task_name,
-                                "state": state, **held, **more}, TaskStateEvent,
-                               from_attributes=True)  # fmt: skip
-        topic = events_topic(self.org_id, self.project_id, self.run_id,
-                             prefix=self.connector.topic_prefix)  # fmt: skip
-        payload = encode_payload(self._envelope(body, self._seq))
-        await self.connector.publish(topic, payload, qos=1)
+        body = msgspec.convert(
+            {"task_id": task.task_id, "task_name": task.task_name, "state": state, **held, **more},
+            TaskStateEvent,
+            from_attributes=True,
+        )
+        topic = events_topic(
+            self.org_id, self.project_id, self.run_id, prefix=self.connector.topic_prefix
+        )
+        envelope = self._envelope(body, self._seq)
+        task.last = msgspec.convert(
+            {**msgspec.to_builtins(body), "seq": self._seq, "ts": envelope.ts}, SnapshotTask
+        )
+        await self.connector.publish(topic, encode_payload(envelope), qos=1)
 
-    def _envelope(self, body: TaskStateEvent | Heartbeat, seq: int | None) -> Envelope:
-        return Envelope(run_id=self.run_id, org_id=self.org_id, project_id=self.project_id,
-                        source=self.source, seq=msgspec.UNSET if seq is None else seq,
-                        body=body)  # fmt: skip
+    def _envelope(
+        self, body: TaskStateEvent | Heartbeat | RunSnapshot, seq: int | None
+    ) -> Envelope:
+        now = datetime.now(timezone.utc).isoformat()
+        return Envelope(
+            run_id=self.run_id,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            source=self.source,
+            seq=msgspec.UNSET if seq is None else seq,
+            body=body,
+            ts=now,
+        )

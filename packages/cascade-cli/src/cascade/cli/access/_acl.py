@@ -2,12 +2,13 @@
 of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitmq` write it).
 
 Runs are read by their org and project (telemetry and logs topics carry both levels), and
-cancels' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
+commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
 their scope path (``global`` or ``task:<glob>``: no org), each scope's on its own topics only
-(engines take a constraint's scope and type from its topic); cancels are sent by run id alone
-(``{prefix}/command/{run_id}/cancel``: no org). So an operator over ``org:`` or ``project:``
-scopes may cancel any run as far as the broker can tell (the dashboard checks it), but reads
-the answers of its own orgs only.
+(engines take a constraint's scope and type from its topic); cancels and decisions on held
+tasks are sent by run id alone (``{prefix}/command/{run_id}/cancel`` and ``.../decide``: no
+org, no task). So an operator over ``org:`` or ``project:`` scopes may cancel any run, and
+decide on any held task, as far as the broker can tell (the dashboard checks it), but reads the
+answers of its own orgs only.
 """
 
 from __future__ import annotations
@@ -154,9 +155,10 @@ def _steers_everything(rights: LoginRights, prefix: str, exact_retained: bool) -
 
 
 def _cancels(rights: LoginRights, prefix: str, answers: str) -> None:
-    """Send cancels (of any run: their topics carry no org), and read the answers below
-    ``{prefix}/reply/`` that ``answers`` names (``#``, or an org's ``acme/#``)."""
-    rights.grant(WRITE, f"{prefix}/command/+/cancel")
+    """Send cancels and decisions on held tasks (of any run: their topics carry no org), and
+    read the answers below ``{prefix}/reply/`` that ``answers`` names (``#``, or an org's
+    ``acme/#``)."""
+    rights.grant(WRITE, f"{prefix}/command/+/cancel", f"{prefix}/command/+/decide")
     rights.grant(READ, f"{prefix}/reply/{answers}")
 
 

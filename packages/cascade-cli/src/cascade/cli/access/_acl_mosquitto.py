@@ -45,8 +45,9 @@ def mosquitto_acl(
         "# do not edit by hand; edit the roles file and generate it again.",
         "#",
         f"# Summaries ({prefix}/summary/#) list every org's runs: only viewers over global read",
-        "# them. Constraint topics and cancels carry no org: an operator over an org or a",
-        "# project may cancel any run as far as the broker can tell (the dashboard checks it).",
+        "# them. Constraint topics, cancels and decisions carry no org: an operator over an org",
+        "# or a project may cancel any run, and decide on any held task, as far as the broker",
+        "# can tell (the dashboard checks it).",
         "",
         "# Every login publishes only as itself (%u is the login).",
     ]

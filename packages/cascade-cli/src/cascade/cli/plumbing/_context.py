@@ -47,6 +47,9 @@ _FLAGS = {
     "reason": "--reason",
     "issued_by": "--as (or $CASCADE_OPERATOR)",
     "username": "--username (the default for --as)",
+    "attempt": "--attempt",
+    "result": "--result",
+    "task": "TASK",
 }
 # Messages that name several fields, as the command line says them.
 _SAID = {"give concurrency, rate or both": "give --concurrency N, --rate R, or both"}

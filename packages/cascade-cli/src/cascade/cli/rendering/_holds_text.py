@@ -15,7 +15,13 @@ from cascade.interfaces.reader import SHOWN, inert
 
 from ._times import TimeFormat, duration
 
-__all__ = ["NOTHING_HOLDS", "hold_text", "holds_text", "recorded_holds_text"]
+__all__ = [
+    "NOTHING_HOLDS",
+    "decision_hold_text",
+    "hold_text",
+    "holds_text",
+    "recorded_holds_text",
+]
 
 NOTHING_HOLDS = "nothing holds it now: it starts at its engine's next free slot"
 _HOLDERS_SHOWN = 3
@@ -37,6 +43,8 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
     kind = inert(hold.type, 64)
     if hold.type == "sync":
         return "waiting for the broker's retained constraints (after connecting)"
+    if hold.awaits_decision:
+        return decision_hold_text(hold, times)
     scope = f" on {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
     if hold.type == "concurrency" and hold.limit is not None:
         running = hold.running if hold.running is not None else hold.limit
@@ -55,6 +63,17 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
             text += f", next start {times.at(hold.next_start)} (in {wait})"
         return text + _issued(hold)
     return f"{kind}{scope}" + _issued(hold)
+
+
+def decision_hold_text(hold: Hold, times: TimeFormat) -> str:
+    """A failed task's hold: ``awaits a decision on attempt 2 (fail at 14:02:11, in
+    23h59m, unless decided)``."""
+    attempt = f" on attempt {hold.attempt}" if hold.attempt is not None else ""
+    default = inert(hold.default, 64) if hold.default else "its default"
+    if hold.deadline is None:
+        return f"awaits a decision{attempt}"
+    when = f"{times.at(hold.deadline)}, in {duration(hold.deadline - times.now)}"
+    return f"awaits a decision{attempt} ({default} at {when}, unless decided)"
 
 
 def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:

@@ -46,6 +46,7 @@ STATE_STYLES = {
     "FAILED": "red",
     "SKIPPED": "yellow",
     "BLOCKED": "magenta",
+    "HELD": "bold red",
     "RETRYING": "yellow",
     "CANCELLED": "bright_black",
 }
@@ -115,9 +116,11 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
         style = STATE_STYLES.get(task.state, "")
         name = Text(inert(task.name, SHOWN["name"]), style=style)
         label = Text(f"  {task.state.lower()} ", style=style) + name
-        held = ""  # beside a blocked task: what holds it, as its engine said
-        if task.state == "BLOCKED" and task.held_by is not None:
+        held = ""  # beside a blocked or held task: what holds it, as its engine said
+        if task.state in ("BLOCKED", "HELD") and task.held_by is not None:
             held = holds_text(task.held_by, times)
+        if task.state == "HELD" and task.error:
+            held += f": {inert(task.error, SHOWN['error'])}"
         table.add_row("", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
     for task in failed[:_FAILED_SHOWN]:

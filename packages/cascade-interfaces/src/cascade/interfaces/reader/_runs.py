@@ -40,10 +40,15 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
     """A task's new state, unless a copy or older than what is shown."""
     task = run.tasks.get(body.task_id)
     state = body.reader_state
+    since = now
     if task is not None:
         if seq and task.seq:
             if seq <= task.seq:
                 return  # a copy, or older than what is shown (the engine numbered both)
+        elif seq and state == task.state and state in _WAITING:
+            # a heartbeat said it waits, naming no error and no number (a snapshot's entry,
+            # older than the heartbeat, tells the rest): since when is the heartbeat's
+            since = task.since
         elif ts < task.ts or (ts == task.ts and state == task.state):
             return  # a copy resent after a lost connection, or older than what is shown
     held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
@@ -54,7 +59,7 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             body.task_id,
             truncate(body.task_name, KEPT["name"]),
             state,
-            now,
+            since,
             body.duration_ms,
             truncate(body.error, KEPT["error"]),
             ts,

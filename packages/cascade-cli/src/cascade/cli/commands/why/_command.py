@@ -80,15 +80,23 @@ def why(
     heard = HeardRuns(wanted)
     ready: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
+    asked: set[str] = set()  # runs asked for their held tasks' errors (heartbeats lack them)
+
     def on_message(message: Message) -> None:
         heard_id = heard.take(message)
         if heard_id is None:
             return
         state.apply(message)
         run = state.runs.get(heard_id)
-        if run is not None and (
-            run.heartbeat is not None or run.finished or state.partial(run) is None
-        ):  # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
+        if run is None:
+            return
+        if heard_id not in asked and any(not t.error for t in run.held_tasks()):
+            asked.add(heard_id)
+            state.request_snapshot(heard_id, 0, run.source)
+            return
+        # a heartbeat lists every blocked task; an end, that none is; a snapshot, all
+        whole = run.heartbeat is not None or run.finished or state.partial(run) is None
+        if whole and (heard_id not in asked or all(t.error for t in run.held_tasks())):
             ready[heard_id].set()
 
     async def listen(connector: Any) -> str | None:

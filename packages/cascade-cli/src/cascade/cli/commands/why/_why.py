@@ -11,7 +11,7 @@ import msgspec
 from cascade.control import short_id
 from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
 
-from ...rendering._holds_text import holds_text
+from ...rendering._holds_text import decision_hold_text, holds_text
 from ...rendering._status_json import iso_time
 from ...rendering._times import TimeFormat, duration
 
@@ -22,18 +22,40 @@ def _matches(task: TaskView, pattern: str | None) -> bool:
     return pattern is None or task.task_id == pattern or fnmatch.fnmatchcase(task.name, pattern)
 
 
+_WAITING = ("HELD", "BLOCKED")
+
+
 def _blocked(run: RunView, pattern: str | None) -> list[TaskView]:
-    tasks = [t for t in run.tasks.values() if t.state == "BLOCKED" and _matches(t, pattern)]
-    return sorted(tasks, key=lambda task: task.since)
+    """Its waiting tasks: those held for a decision first, then the blocked ones."""
+    tasks = [t for t in run.tasks.values() if t.state in _WAITING and _matches(t, pattern)]
+    return sorted(tasks, key=lambda task: (_WAITING.index(task.state), task.since))
+
+
+def _held_line(run: RunView, task: TaskView, times: TimeFormat) -> str:
+    """``load (load-1) held 2m05s: failed (ValueError: x); awaits a decision on attempt 1
+    (fail at 14:02:11, in 23h57m, unless decided): cascade retry|skip|complete|fail
+    58a88765cea2 load-1``."""
+    name, ident = inert(task.name, SHOWN["name"]), inert(task.task_id, SHOWN["name"])
+    error = f"failed ({inert(task.error, SHOWN['error'])}); " if task.error else "failed; "
+    hold = task.hold
+    waits = decision_hold_text(hold, times) if hold is not None else "awaits a decision"
+    decide = f"cascade retry|skip|complete|fail {short_id(run.run_id)} {ident}"
+    return f"  {name} ({ident}) held {duration(times.now - task.since)}: {error}{waits}: {decide}"
 
 
 def _summary(run: RunView) -> str:
     beat = run.heartbeat
     if beat is not None:
-        counts = {"blocked": beat.blocked, "running": beat.running, "pending": beat.pending}
+        held = beat.held if isinstance(beat.held, int) else 0
+        counts = {
+            "held": held,
+            "blocked": beat.blocked - held,
+            "running": beat.running,
+            "pending": beat.pending,
+        }
     else:
         seen = run.counts()
-        counts = {"blocked": seen["BLOCKED"], "running": seen["RUNNING"]}
+        counts = {"held": seen["HELD"], "blocked": seen["BLOCKED"], "running": seen["RUNNING"]}
     said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
     return f"{run.status}" + (f", {said}" if said else "")
 
@@ -46,6 +68,9 @@ def why_lines(run: RunView, pattern: str | None, times: TimeFormat) -> list[str]
     lines = [head]
     blocked = _blocked(run, pattern)
     for task in blocked:
+        if task.state == "HELD":
+            lines.append(_held_line(run, task, times))
+            continue
         held = (
             holds_text(task.held_by, times)
             if task.held_by is not None
@@ -76,6 +101,8 @@ def why_json(run: RunView, pattern: str | None) -> dict[str, Any]:
             {
                 "task_id": task.task_id,
                 "task_name": task.name,
+                "state": task.state,
+                "error": task.error,
                 "since": iso_time(task.since),
                 "held_by": None if task.held_by is None else msgspec.to_builtins(task.held_by),
             }

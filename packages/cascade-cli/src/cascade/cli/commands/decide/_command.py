@@ -1,0 +1,226 @@
+"""`cascade retry`, `skip`, `complete` and `fail`: one implementation, four commands (each with
+its own help), on one held task (`RUN TASK`) or on every match (`--held`, not `complete`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from cascade.control import ControlError, checked_reason
+from cascade.interfaces import Decision
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import UsageError, usage
+from ...plumbing._history_db import Db
+from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
+from ..held._command import HeldError, HeldProject, HeldTaskGlob
+from ..held._held import HeldFilters
+from ._decide import Asked, decide_one
+from ._decide_held import decide_held
+
+__all__ = ["complete", "fail", "retry", "skip"]
+
+Run = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="RUN",
+        help="The run's id (32 hex digits) or a prefix only one run has.",
+        show_default=False,
+    ),
+]
+Task = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="TASK",
+        help="The held task: its id, or its name when one held task has it.",
+        show_default=False,
+    ),
+]
+Attempt = Annotated[
+    int | None,
+    typer.Option(
+        "--attempt",
+        min=1,
+        help="The held attempt this decision is about: refused if the task is held at another.",
+    ),
+]
+Held = Annotated[
+    bool, typer.Option("--held", help="Decide on every held task the filters pick, not RUN TASK.")
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="With --held: list what would be decided, send nothing.")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print each answer as a JSON line.")]
+Org = Annotated[
+    str | None,
+    typer.Option(
+        "--org",
+        help="The run's org, where the history does not name it: the engine answers on a topic "
+        "of the run's org, and a broker ACL may let you read your orgs' only. With --held: only "
+        "that org's runs.",
+    ),
+]
+
+
+def _decide(
+    ctx: typer.Context,
+    decision: Decision,
+    run: str | None,
+    task: str | None,
+    given: dict[str, Any],
+    broker: BrokerOptions,
+) -> None:
+    try:
+        asked = Asked(
+            decision=decision,
+            issued_by=operator_name(given["operator"], broker.username),
+            reason=checked_reason(given["reason"]),
+            attempt=given["attempt"],
+            result=given.get("result"),
+            login=witness_login(given["witness"], broker.username),
+            org=given["org"],
+            db=given["db"],
+            json_output=given["json_output"],
+        )
+        filters = HeldFilters(
+            given["org"], given.get("project"), given.get("task_glob"), given.get("error")
+        )
+        if given.get("held"):
+            if run is not None or task is not None or given["attempt"] is not None:
+                raise UsageError(
+                    "--held decides on the held tasks it finds: give no RUN, TASK "
+                    "nor --attempt (filter with --org, --project, --task, --error)"
+                )
+            decide_held(ctx, asked, filters, given.get("dry_run", False), broker)
+            return
+        if run is None or task is None:
+            raise UsageError("give RUN and TASK, or --held")
+        if given.get("dry_run") or any(given.get(k) for k in ("project", "task_glob", "error")):
+            raise UsageError("--dry-run, --project, --task and --error go with --held")
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    decide_one(ctx, asked, run, task, broker)
+
+
+@broker_options
+def retry(
+    ctx: typer.Context,
+    run: Run = None,
+    task: Task = None,
+    attempt: Attempt = None,
+    reason: Reason = None,
+    operator: As = None,
+    witness: Witness = False,
+    json_output: JsonOut = False,
+    held: Held = False,
+    org: Org = None,
+    project: HeldProject = None,
+    task_glob: HeldTaskGlob = None,
+    error: HeldError = None,
+    dry_run: DryRun = False,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Retry a held task: one more attempt (failing again holds it again).
+
+    The run's engine applies the first decision on a hold and refuses later ones, saying who
+    decided (exit 1). Exit 0 only once it applied this one; 1 when refused or when no answer
+    came within --timeout. RUN is looked up as `cascade cancel` looks it up.
+    Examples: cascade retry 58a88765cea2 load --reason "API back";
+    cascade retry --held --task 'load_*' --error timeout --dry-run
+    """
+    _decide(ctx, "retry", run, task, locals(), broker)
+
+
+@broker_options
+def skip(
+    ctx: typer.Context,
+    run: Run = None,
+    task: Task = None,
+    attempt: Attempt = None,
+    reason: Reason = None,
+    operator: As = None,
+    witness: Witness = False,
+    json_output: JsonOut = False,
+    held: Held = False,
+    org: Org = None,
+    project: HeldProject = None,
+    task_glob: HeldTaskGlob = None,
+    error: HeldError = None,
+    dry_run: DryRun = False,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Skip a held task: it ends skipped, its dependents skipped as after a failure (a run
+    whose only unfinished tasks were skipped so succeeds).
+
+    Exit 0 only once the run's engine applied it; 1 when refused (e.g. decided already: who
+    decided is said) or unanswered within --timeout.
+    Examples: cascade skip 58a88765cea2 side --reason "not today"; cascade skip --held --task side
+    """
+    _decide(ctx, "skip", run, task, locals(), broker)
+
+
+@broker_options
+def fail(
+    ctx: typer.Context,
+    run: Run = None,
+    task: Task = None,
+    attempt: Attempt = None,
+    reason: Reason = None,
+    operator: As = None,
+    witness: Witness = False,
+    json_output: JsonOut = False,
+    held: Held = False,
+    org: Org = None,
+    project: HeldProject = None,
+    task_glob: HeldTaskGlob = None,
+    error: HeldError = None,
+    dry_run: DryRun = False,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Fail a held task, as without a hold: its dependents are skipped, the run fails.
+
+    Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
+    Examples: cascade fail 58a88765cea2 load --reason "bad input"; cascade fail --held --dry-run
+    """
+    _decide(ctx, "fail", run, task, locals(), broker)
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="'--result'") from None
+
+
+@broker_options
+def complete(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(metavar="RUN", help="The run's id or a unique prefix.")],
+    task: Annotated[str, typer.Argument(metavar="TASK", help="The held task's id or name.")],
+    result: Annotated[
+        str,
+        typer.Option(
+            "--result", help="The task's result, as JSON (at most 16 KiB): what its dependents get."
+        ),
+    ],
+    attempt: Attempt = None,
+    reason: Reason = None,
+    operator: As = None,
+    witness: Witness = False,
+    json_output: JsonOut = False,
+    org: Org = None,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Complete a held task with a result given as JSON: its dependents run with it.
+
+    Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
+    Example: cascade complete 58a88765cea2 load --result '{"rows": 0}' --reason "empty today"
+    """
+    given = {**locals(), "result": _json_value(result)}
+    _decide(ctx, "complete", run, task, given, broker)

@@ -1,0 +1,144 @@
+"""One decision on one held task, as the four commands take it: the run resolved from a prefix
+(the history and the runs heard live), the request checked, sent, and its answer said."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import typer
+
+from cascade.control import (
+    ControlError,
+    DecisionAnswer,
+    Recorded,
+    checked_prefix,
+    decision_request,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    request_decision,
+)
+from cascade.interfaces import Decision, DecisionRequest
+
+from ...plumbing._broker import BrokerOptions
+from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._run_lookup import WHERE_FULL_IDS, recorded_run, recorded_run_ids
+from ..cancel._cancel_said import RefusalsSaid
+
+__all__ = ["Asked", "answer_json", "decide_one", "said_answer"]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a decision command was given: the decision and who, why, where (checked)."""
+
+    decision: Decision
+    issued_by: str
+    reason: str | None
+    attempt: int | None
+    result: Any
+    login: str | None
+    org: str | None
+    db: str | None
+    json_output: bool
+
+    def request(self, run_id: str, task: str, attempt: int | None) -> DecisionRequest:
+        """The request on ``task`` of ``run_id`` (:class:`~cascade.control.ControlError` for
+        bad input); ``result`` goes with ``complete`` only."""
+        given = {"result": self.result} if self.decision == "complete" else {}
+        return decision_request(
+            run_id,
+            task,
+            self.decision,
+            attempt=attempt,
+            issued_by=self.issued_by,
+            reason=self.reason,
+            **given,
+        )
+
+
+def answer_json(answer: DecisionAnswer) -> dict[str, Any]:
+    """An answer as `--json` prints it: the request, the owner's reply (``null``: none came)
+    and the answers refused."""
+    request = answer.request
+    return {
+        "run_id": answer.run_id,
+        "task": None if request is None else request.task,
+        "decision": None if request is None else request.decision,
+        "attempt": None if request is None else request.attempt,
+        "request_id": None if request is None else request.id,
+        "applied": answer.applied,
+        "outcome": None if answer.reply is None else answer.reply.outcome,
+        "reply": None if answer.reply is None else msgspec.to_builtins(answer.reply),
+        "owner": answer.owner,
+        "refused": answer.refused,
+    }
+
+
+def said_answer(answer: DecisionAnswer, timeout: float) -> tuple[bool, str]:
+    """Whether the answer says the decision was applied, and the line that says so or why
+    not (``already decided: retry by alice 12 s ago (API back)``)."""
+    if answer.reply is None:
+        return False, (
+            f"{answer.unanswered(timeout)}: the run has ended, it runs on another broker, or "
+            "its engine is not connected"
+        )
+    return answer.applied, answer.describe()
+
+
+def decide_one(
+    ctx: typer.Context, asked: Asked, run_id: str, task: str, broker: BrokerOptions
+) -> None:
+    """Resolve ``run_id`` (a prefix only one run has), send the decision on ``task`` and say
+    its answer: exit 0 only when applied; refused or unanswered, exit 1; bad input, exit 2."""
+    try:
+        wanted = checked_prefix(run_id)
+        asked.request("0" * 32, task, asked.attempt)  # checked before anything is sent
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    recorded = Recorded() if is_full(wanted) else recorded_run_ids(asked.db, wanted)
+    said = RefusalsSaid()
+
+    async def ask(connector: Any) -> DecisionAnswer | None:
+        target: str | None = wanted
+        if not is_full(wanted):
+            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
+            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
+        if target is None:
+            return None
+        of_run = await asyncio.to_thread(recorded_run, asked.db, target)
+        owner, org = of_run if of_run is not None else (None, asked.org)
+        request = asked.request(target, task, asked.attempt)
+        return await request_decision(
+            connector,
+            request,
+            timeout=broker.timeout,
+            owner=owner,
+            on_refused=said,
+            login=asked.login,
+            org=org,
+        )
+
+    try:
+        answer = CliContext.of(ctx).run(broker, ask)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    if answer is None:
+        searched = f"in the history at {recorded.location} or " if recorded.location else ""
+        raise fail(
+            f"no run's id starts with {wanted} {searched}among the runs heard within "
+            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
+        )
+    said.rest(answer.refused)
+    applied, line = said_answer(answer, broker.timeout)
+    if asked.json_output:
+        typer.echo(json.dumps(answer_json(answer)))
+    if not applied:
+        raise fail(line)
+    if not asked.json_output:
+        typer.echo(line)

@@ -1,0 +1,90 @@
+"""`cascade retry|skip|fail --held`: the decision on every held task that the filters pick,
+each at the attempt held (so that a task that failed again since is not decided blind), one
+line per outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+
+from cascade.control import DecisionAnswer, request_decision, short_id
+from cascade.interfaces.reader import SHOWN, ReaderModel, inert
+
+from ...plumbing._broker import BrokerOptions
+from ...plumbing._context import CliContext, fail
+from ..cancel._cancel_said import RefusalsSaid
+from ..held._held import HeldFilters, HeldTask, held_tasks, listen_for_held
+from ..held._held_view import held_json
+from ._decide import Asked, answer_json, said_answer
+
+__all__ = ["decide_held"]
+
+_AT_ONCE = 16  # decisions in flight at once (each waits for its engine's answer)
+
+
+def _dry_line(asked: Asked, held: HeldTask) -> str:
+    task, run = held.task, held.run
+    attempt = f", attempt {held.attempt}" if held.attempt is not None else ""
+    error = f": {inert(task.error, SHOWN['error'])}" if task.error else ""
+    return (
+        f"would {asked.decision} {inert(task.name, SHOWN['name'])} "
+        f"({inert(task.task_id, SHOWN['name'])}{attempt}) of run {short_id(run.run_id)} on "
+        f"{inert(run.source, SHOWN['source'])}{error}"
+    )
+
+
+def decide_held(
+    ctx: typer.Context, asked: Asked, filters: HeldFilters, dry_run: bool, broker: BrokerOptions
+) -> None:
+    """List the held tasks ``filters`` pick (as `cascade held` does) and send the decision on
+    each (or, ``dry_run``, say what would be); exit 0 only when every one was applied."""
+    state = ReaderModel(keep_runs=None, keep_for=None)
+    said = RefusalsSaid()
+
+    async def job(connector: Any) -> tuple[list[HeldTask], list[DecisionAnswer]]:
+        await listen_for_held(connector, state, filters, broker.timeout)
+        found = held_tasks(state, filters)
+        if dry_run:
+            return found, []
+        limit = asyncio.Semaphore(_AT_ONCE)
+
+        async def one(held: HeldTask) -> DecisionAnswer:
+            request = asked.request(held.run.run_id, held.task.task_id, held.attempt)
+            async with limit:
+                return await request_decision(
+                    connector,
+                    request,
+                    timeout=broker.timeout,
+                    owner=held.run.source,
+                    on_refused=said,
+                    login=asked.login,
+                    org=held.run.org_id,
+                )
+
+        return found, list(await asyncio.gather(*(one(held) for held in found)))
+
+    found, answers = CliContext.of(ctx).run(broker, job)
+    if dry_run:
+        for held in found:
+            if asked.json_output:
+                row = {**held_json(held, state.clock()), "decision": asked.decision}
+                typer.echo(json.dumps(row))
+            else:
+                typer.echo(_dry_line(asked, held))
+    if not found:
+        typer.echo("cascade: no task is held for a decision that matches", err=True)
+        return
+    said.rest(sum(answer.refused for answer in answers))
+    not_applied = 0
+    for answer in answers:
+        applied, line = said_answer(answer, broker.timeout)
+        not_applied += not applied
+        if asked.json_output:
+            typer.echo(json.dumps(answer_json(answer)))
+        else:
+            typer.echo(("" if applied else "not applied: ") + line)
+    if not_applied:
+        raise fail(f"{not_applied} of {len(answers)} decisions not applied")

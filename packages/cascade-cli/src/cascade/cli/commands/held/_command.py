@@ -1,0 +1,71 @@
+"""`cascade held`: the tasks held for a decision, fleet-wide, from the live telemetry."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from cascade.interfaces.reader import ReaderModel
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import CliContext
+from ...plumbing._view_options import Json
+from ...rendering._fit import print_fitted
+from ...rendering._times import TimeFormat
+from ._held import HeldFilters, held_tasks, listen_for_held
+from ._held_view import held_json, held_table
+
+__all__ = ["HeldOrg", "HeldProject", "HeldTaskGlob", "HeldError", "held"]
+
+HeldOrg = Annotated[str | None, typer.Option("--org", help="Only the runs of this org.")]
+HeldProject = Annotated[
+    str | None, typer.Option("--project", help="Only the runs of this project.")
+]
+HeldTaskGlob = Annotated[
+    str | None,
+    typer.Option("--task", help="Only the tasks of this id, or whose name matches this glob."),
+]
+HeldError = Annotated[
+    str | None,
+    typer.Option("--error", help="Only the tasks whose error holds this text (any case)."),
+]
+
+
+@broker_options
+def held(
+    ctx: typer.Context,
+    json_output: Json = False,
+    org: HeldOrg = None,
+    project: HeldProject = None,
+    task: HeldTaskGlob = None,
+    error: HeldError = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """The tasks held for a decision, fleet-wide: each with its run, attempt, error, age,
+    deadline and default, and what waits in its run.
+
+    It listens to the live telemetry for one heartbeat period (5 s, at most --timeout) and
+    asks the runs that hold tasks for their state (their tasks' errors). Decide with
+    `cascade retry|skip|complete|fail RUN TASK`, or on every match with
+    `cascade retry|skip|fail --held [filters]`.
+    Examples: cascade held; cascade held --task 'load_*' --error timeout --json
+    """
+    filters = HeldFilters(org, project, task, error)
+    state = ReaderModel(keep_runs=None, keep_for=None)
+
+    async def listen(connector: Any) -> None:
+        await listen_for_held(connector, state, filters, broker.timeout)
+
+    CliContext.of(ctx).run(broker, listen)
+    found = held_tasks(state, filters)
+    now = state.clock()
+    if json_output:
+        typer.echo(json.dumps({"held": [held_json(item, now) for item in found]}))
+        return
+    if not found:
+        typer.echo("no task is held for a decision" + (" that matches" if task or error else ""))
+        return
+    console = CliContext.of(ctx).out()
+    print_fitted(console, *held_table(found, TimeFormat(now), console.width))

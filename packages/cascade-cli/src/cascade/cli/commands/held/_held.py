@@ -1,0 +1,118 @@
+"""The tasks held for a decision, fleet-wide, from the live telemetry: a listening window as
+long as an engine's heartbeat period (every run says what it holds in it), then the snapshots
+asked of the runs that hold some (for each held task's error, which heartbeats do not carry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+from cascade.control import live_wait
+from cascade.interfaces import Message, SnapshotAsker, split_telemetry_topic, telemetry_filter
+from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import ReaderModel, RunView, TaskView
+
+__all__ = ["HeldFilters", "HeldTask", "held_tasks", "listen_for_held"]
+
+
+@dataclass(frozen=True)
+class HeldFilters:
+    """Which held tasks a command is about: of ``org`` and ``project`` (exact), whose name or
+    id matches the glob ``task``, whose error holds ``error`` (any case)."""
+
+    org: str | None = None
+    project: str | None = None
+    task: str | None = None
+    error: str | None = None
+
+    def __call__(self, run: RunView, task: TaskView) -> bool:
+        if self.org is not None and run.org_id != self.org:
+            return False
+        if self.project is not None and run.project_id != self.project:
+            return False
+        if self.task is not None and not (
+            task.task_id == self.task or fnmatch.fnmatchcase(task.name, self.task)
+        ):
+            return False
+        return self.error is None or self.error.casefold() in task.error.casefold()
+
+
+@dataclass(frozen=True)
+class HeldTask:
+    """One held task as a view shows it: its run, itself, and its hold."""
+
+    run: RunView
+    task: TaskView
+
+    @property
+    def attempt(self) -> int | None:
+        """The failed attempt held (``None``: its engine did not say)."""
+        hold = self.task.hold
+        return None if hold is None else hold.attempt
+
+    @property
+    def deadline(self) -> float | None:
+        """When its hold takes its default (epoch seconds)."""
+        hold = self.task.hold
+        return None if hold is None else hold.deadline
+
+    @property
+    def default(self) -> str | None:
+        """The decision taken at the deadline."""
+        hold = self.task.hold
+        return None if hold is None else hold.default
+
+
+def held_tasks(state: ReaderModel, filters: HeldFilters) -> list[HeldTask]:
+    """The held tasks ``state`` knows of that ``filters`` pick, the longest held first."""
+    found = [
+        HeldTask(run, task)
+        for run in state.runs.values()
+        if not run.finished
+        for task in run.held_tasks()
+        if filters(run, task)
+    ]
+    return sorted(found, key=lambda held: held.task.since)
+
+
+async def listen_for_held(
+    connector: Any, state: ReaderModel, filters: HeldFilters, timeout: float
+) -> None:
+    """Fold the fleet's telemetry (of ``filters``' org and project) into ``state`` for one
+    heartbeat period (:func:`~cascade.control.live_wait` of ``timeout``), asking each run
+    that holds a task for a snapshot once; then wait, at most ``timeout`` more, for the
+    snapshots asked for."""
+    prefix = state.prefix = connector.topic_prefix
+    state.ask = SnapshotAsker(connector).ask
+    asked: set[str] = set()
+    answered: dict[str, asyncio.Event] = {}
+
+    def on_message(message: Message) -> None:
+        state.apply(message)
+        rest = message.topic.removeprefix(f"{prefix}/telemetry/")
+        split = split_telemetry_topic(rest)
+        run = state.runs.get(rest.split("/")[2]) if split is not None else None
+        if split is None or run is None:
+            return
+        run_id = run.run_id
+        if split[0] == "snapshot" and run_id in answered:
+            answered[run_id].set()
+        if run_id not in asked and run.held_tasks():
+            asked.add(run_id)
+            answered[run_id] = asyncio.Event()
+            state.request_snapshot(run_id, 0, run.source)
+
+    topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
+    handle = await connector.subscribe(topics, on_message)
+    try:
+        await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(timeout):
+                for event in list(answered.values()):
+                    await event.wait()
+    finally:
+        await handle.unsubscribe()

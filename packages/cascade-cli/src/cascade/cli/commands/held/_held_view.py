@@ -1,0 +1,85 @@
+"""What `cascade held` shows of each held task: a table, or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...rendering._fit import Cell, Column, fitted
+from ...rendering._render import STATE_STYLES
+from ...rendering._status_json import iso_time
+from ...rendering._times import TimeFormat, duration
+from ._held import HeldTask
+
+__all__ = ["held_json", "held_table", "waiting_text"]
+
+
+def waiting_text(held: HeldTask) -> str:
+    """What waits in the held task's run: ``3 blocked, 2 pending`` (its last heartbeat's
+    counts; ``unknown`` without one)."""
+    beat = held.run.heartbeat
+    if beat is None:
+        return "unknown"
+    pending = f", {beat.pending} pending" if beat.pending else ""
+    return f"{beat.blocked} blocked{pending}"
+
+
+_COLUMNS = (
+    Column("run", whole=True),
+    Column("task", fold=16),
+    Column("attempt", whole=True, justify="right"),
+    Column("error", fold=16),
+    Column("held", whole=True, rank=3),
+    Column("deadline", whole=True, rank=4),
+    Column("default", whole=True, rank=2),
+    Column("waiting", rank=1),
+)
+
+
+def held_table(found: list[HeldTask], times: TimeFormat, width: int) -> tuple[Table, list[str]]:
+    """One row per held task, the longest held first, fitted to ``width`` (and the columns
+    left out)."""
+    style = STATE_STYLES["HELD"]
+    rows: list[list[Cell]] = []
+    for held in found:
+        task, run = held.task, held.run
+        name = inert(task.name, SHOWN["name"])
+        ident = inert(task.task_id, SHOWN["name"])
+        rows.append([
+            Text(short_id(run.run_id), style="bold"),
+            Text(name if ident == name else f"{name} ({ident})", style=style),
+            "-" if held.attempt is None else str(held.attempt),
+            Text(inert(task.error, SHOWN["error"]) or "-", style="red"),
+            duration(times.now - task.since),
+            "-" if held.deadline is None else times.short(held.deadline),
+            inert(held.default or "-", 64),
+            waiting_text(held),
+        ])  # fmt: skip
+    return fitted(_COLUMNS, rows, width, title=f"Held tasks (times in {times.zone})")
+
+
+def held_json(held: HeldTask, now: float) -> dict[str, Any]:
+    """Every field of a held task (times in ISO 8601, UTC; texts as their engine sent them)."""
+    task, run = held.task, held.run
+    beat = run.heartbeat
+    return {
+        "run_id": run.run_id,
+        "org_id": run.org_id,
+        "project_id": run.project_id,
+        "source": run.source,
+        "task_id": task.task_id,
+        "task_name": task.name,
+        "attempt": held.attempt,
+        "error": task.error,
+        "since": iso_time(task.since),
+        "age_s": round(max(0.0, now - task.since), 3),
+        "deadline": iso_time(held.deadline),
+        "default": held.default,
+        "run_blocked": None if beat is None else beat.blocked,
+        "run_pending": None if beat is None else beat.pending,
+    }

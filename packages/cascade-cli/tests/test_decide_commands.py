@@ -1,0 +1,248 @@
+"""`cascade retry|skip|complete|fail` and `cascade held`, against engines that hold tasks
+(testkit's HoldingEngine, which answers as an engine does) on the in-memory broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+from cascade.interfaces import Connector, Decided
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.testkit import HeldTask, HoldingEngine
+
+RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+OTHER = "9b1f0c2d3e4a5b6c7d8e9f0a1b2c3d4e"
+Invoke = Callable[..., Result]
+
+
+class WithEngines(InMemoryConnector):
+    """The command's connector, on a broker where engines holding ``runs``' tasks start first
+    (in the command's own event loop) and heartbeat every 50 ms; the tasks' state (what was
+    decided) outlives each command."""
+
+    def __init__(self, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]) -> None:
+        super().__init__(broker, presence=False)
+        self.runs = runs
+        self.engines: list[HoldingEngine] = []
+
+    async def connect(self, *, require: bool = False) -> None:
+        for number, (run_id, tasks) in enumerate(self.runs.items(), 1):
+            own = InMemoryConnector(self.broker, source_id=f"host-{number}", presence=False)
+            await own.connect()
+            engine = HoldingEngine(
+                own, run_id, tasks, project_id=f"p{number}", heartbeat_every=0.05
+            )
+            await engine.start()
+            self.engines.append(engine)
+        await super().connect(require=require)
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        for engine in self.engines:
+            await engine.stop()
+            await engine.connector.disconnect()
+        self.engines.clear()
+
+
+@pytest.fixture
+def runs() -> dict[str, list[HeldTask]]:
+    return {
+        RUN: [HeldTask("load-1", "load"), HeldTask("side-1", "side", error="KeyError: 'id'")],
+        OTHER: [HeldTask("load-7", "load", attempt=3, error="TimeoutError: API")],
+    }
+
+
+@pytest.fixture
+def cascade(invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]) -> Invoke:
+    """`cascade ARGS` with the engines of ``runs`` on the broker."""
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs)
+
+    def run(*args: str) -> Result:
+        return invoke(*args, "--timeout", "1", connector_factory=factory)
+
+    return run
+
+
+def test_a_retry_by_a_prefix_is_applied_and_said(
+    cascade: Invoke, runs: dict[str, list[HeldTask]]
+) -> None:
+    result = cascade("retry", RUN[:12], "load", "--reason", "API back", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "retried load (load-1, attempt 1) of run 58a88765cea2 on host-1: attempt 2 starts\n"
+    )
+    decided = runs[RUN][0].decided[1]
+    assert (decided.decision, decided.by, decided.reason) == ("retry", "alice", "API back")
+
+
+def test_a_second_decision_on_the_hold_exits_1_naming_the_first(
+    cascade: Invoke, runs: dict[str, list[HeldTask]]
+) -> None:
+    assert cascade("skip", RUN, "side", "--reason", "not today", "--as", "alice").exit_code == 0
+    again = cascade("retry", RUN, "side-1", "--attempt", "1", "--as", "bob")
+    assert again.exit_code == 1
+    assert again.stdout == ""
+    (line,) = again.stderr.splitlines()
+    assert line.startswith(
+        "cascade: side (side-1, attempt 1) of run 58a88765cea2: already decided: skip by alice "
+    )
+    assert line.endswith(" s ago (not today)")
+
+
+def test_json_prints_the_request_and_the_answer(cascade: Invoke) -> None:
+    result = cascade("fail", RUN, "load", "--json", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    said = json.loads(result.stdout)
+    assert (said["run_id"], said["task"], said["decision"]) == (RUN, "load", "fail")
+    assert (said["applied"], said["outcome"], said["owner"], said["refused"]) == (
+        True,
+        "applied",
+        "host-1",
+        0,
+    )
+    assert said["reply"]["decided"]["by"] == "alice"
+
+
+def test_a_refusal_in_json_exits_1_too(cascade: Invoke) -> None:
+    result = cascade("retry", RUN, "nope", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["outcome"] == "unknown_task"
+    assert result.stderr == "cascade: run 58a88765cea2 has no task nope\n"
+
+
+def test_complete_sends_its_result(cascade: Invoke, broker: InMemoryBroker) -> None:
+    result = cascade("complete", RUN, "load", "--result", '{"rows": [1, 2]}')
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("completed load (load-1, attempt 1) of run 58a88765cea2")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["complete", RUN, "load", "--result", "{nope"], "invalid value for '--result': not JSON"),
+        (["complete", RUN, "load", "--result", json.dumps("x" * 20_000)], "--result is 20,002"),
+        (["retry", RUN], "give RUN and TASK, or --held"),
+        (["retry", RUN, "load", "--held"], "--held decides on the held tasks it finds"),
+        (["skip", RUN, "load", "--dry-run"], "--dry-run, --project, --task and --error go"),
+        (["fail", RUN, "load", "--attempt", "0"], "--attempt"),
+        (["retry", "xyz", "load"], "a run id is hex digits"),
+        (["retry", RUN, "lo\x1bad"], "TASK holds '\\x1b'"),
+        (["retry", RUN, "load", "--reason", ""], "--reason is empty"),
+    ],
+)
+def test_bad_input_exits_2_and_sends_nothing(
+    cascade: Invoke, runs: dict[str, list[HeldTask]], args: list[str], said: str
+) -> None:
+    result = cascade(*args)
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert all(not task.decided for tasks in runs.values() for task in tasks)
+
+
+def test_no_engine_answering_exits_1(invoke: Invoke) -> None:
+    result = invoke("retry", RUN, "load", "--timeout", "0.3")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"cascade: no engine answered for run {RUN} within 0.3 s")
+
+
+def test_held_lists_every_held_task_fleet_wide(cascade: Invoke) -> None:
+    result = cascade("held", "--json")
+    assert result.exit_code == 0, result.output
+    held = json.loads(result.stdout)["held"]
+    assert sorted((h["run_id"], h["task_id"], h["attempt"]) for h in held) == [
+        (RUN, "load-1", 1),
+        (RUN, "side-1", 1),
+        (OTHER, "load-7", 3),
+    ]
+    load7 = next(h for h in held if h["task_id"] == "load-7")
+    assert (load7["error"], load7["default"], load7["source"]) == (
+        "TimeoutError: API",
+        "fail",
+        "host-2",
+    )
+    assert load7["deadline"] is not None
+    assert load7["run_blocked"] == 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "found"),
+    [
+        (["--task", "side"], ["side-1"]),
+        (["--task", "lo*"], ["load-1", "load-7"]),
+        (["--error", "timeout"], ["load-7"]),
+        (["--project", "p1"], ["load-1", "side-1"]),
+        (["--org", "elsewhere"], []),
+    ],
+)
+def test_held_filters(cascade: Invoke, filters: list[str], found: list[str]) -> None:
+    result = cascade("held", "--json", *filters)
+    assert result.exit_code == 0, result.output
+    assert sorted(h["task_id"] for h in json.loads(result.stdout)["held"]) == found
+
+
+def test_held_as_a_table(cascade: Invoke) -> None:
+    result = cascade("held", "--task", "side")
+    assert result.exit_code == 0, result.output
+    assert "58a88765cea2" in result.stdout
+    assert "side (side-1)" in result.stdout
+    assert "KeyError: 'id'" in result.stdout
+
+
+def test_retry_held_decides_every_match_at_its_attempt(
+    cascade: Invoke, runs: dict[str, list[HeldTask]]
+) -> None:
+    dry = cascade("retry", "--held", "--task", "load", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert sorted(dry.stdout.splitlines()) == [
+        "would retry load (load-1, attempt 1) of run 58a88765cea2 on host-1: ValueError: the API "
+        "is down",
+        "would retry load (load-7, attempt 3) of run 9b1f0c2d3e4a on host-2: TimeoutError: API",
+    ]
+    assert not runs[RUN][0].decided
+    done = cascade("retry", "--held", "--task", "load", "--as", "alice")
+    assert done.exit_code == 0, done.output
+    assert len(done.stdout.splitlines()) == 2
+    assert runs[RUN][0].decided[1].decision == "retry"
+    assert runs[OTHER][0].decided[3].by == "alice"
+    assert not runs[RUN][1].decided
+
+
+def test_held_decisions_exit_1_unless_all_are_applied(
+    cascade: Invoke, runs: dict[str, list[HeldTask]]
+) -> None:
+    """One of the holds was decided by someone else meanwhile: its line says so, exit 1."""
+    runs[RUN][1].decided[1] = Decided(decision="skip", attempt=1, by="carol")
+    result = cascade("fail", "--held", "--project", "p1", "--json")
+    assert result.exit_code == 1
+    outcomes = sorted(json.loads(line)["outcome"] for line in result.stdout.splitlines())
+    assert outcomes == ["already_decided", "applied"]
+    assert result.stderr == "cascade: 1 of 2 decisions not applied\n"
+
+
+def test_nothing_held_nothing_decided(invoke: Invoke) -> None:
+    result = invoke("skip", "--held", "--timeout", "0.2")
+    assert result.exit_code == 0
+    assert result.stderr == "cascade: no task is held for a decision that matches\n"
+    listed = invoke("held", "--timeout", "0.2")
+    assert listed.stdout == "no task is held for a decision\n"
+
+
+def test_why_says_a_held_task_waits_for_a_decision(cascade: Invoke) -> None:
+    result = cascade("why", RUN)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "run 58a88765cea2 (host-1): Running, 2 held"
+    assert lines[1].startswith("  load (load-1) held ")
+    assert (
+        ": failed (ValueError: the API is down); awaits a decision on attempt 1 (fail at "
+        in (lines[1])
+    )
+    assert lines[1].endswith(
+        ", unless decided): cascade retry|skip|complete|fail 58a88765cea2 load-1"
+    )

@@ -1,0 +1,72 @@
+"""docs/protocol.md, "Decisions on a held task": its JSON is what the engine sends and takes."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import msgspec
+
+from cascade.interfaces import (
+    Decided,
+    Hold,
+    TaskStateEvent,
+    decode_decision_reply,
+    decode_decision_request,
+)
+from cascade.interfaces.testing import InMemoryConnector
+from cascade.runtime import TaskHeld, TaskSkipped, TelemetrySubscriber
+
+from .examples import ROOT
+
+
+def _section_json() -> list[str]:
+    page = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    start = page.index("## Decisions on a held task")
+    section = page[start : page.index("\n## ", start + 1)]
+    return re.findall(r"^```json\n(.*?)\n```$", section, re.M | re.S)
+
+
+def _sent(event: Any) -> dict[str, Any]:
+    telemetry = TelemetrySubscriber(
+        InMemoryConnector(), run_id="58a88765cea2c1d0a1f3c2b7e9d84a61", org_id="local",
+        project_id="default",
+    )  # fmt: skip
+    body: dict[str, Any] = json.loads(telemetry.task_envelope(event, 1))["body"]
+    return body
+
+
+def test_the_held_task_decision_and_answer_examples_are_the_wire() -> None:
+    held, request, reply = _section_json()
+    shown = json.loads(held)
+    event = msgspec.convert(shown, TaskStateEvent)
+    assert event.reader_state == "HELD"
+    assert event.held == Hold(type="decision", attempt=1, deadline=1795302720.0, default="fail")
+    hold = Hold(type="decision", attempt=1, deadline=1795302720.0, default="fail")
+    failure = ConnectionError("the API is down")
+    sent = _sent(
+        TaskHeld(run_id="r", task_id="load-3", task_name="load", duration_ms=61.2,
+                 error="ConnectionError: the API is down", held_by=(hold,), exception=failure)
+    )  # fmt: skip
+    assert set(sent) == set(shown)
+    assert {k: v for k, v in sent.items() if k != "traceback"} == {
+        k: v for k, v in shown.items() if k != "traceback"
+    }
+    asked = decode_decision_request(request)
+    answered = decode_decision_reply(reply)
+    assert (asked.task, asked.decision, asked.attempt) == ("load", "retry", 1)
+    assert answered.applied
+    assert answered.decided is not None
+    assert (answered.id, answered.decided.id) == (asked.id, asked.id)
+
+
+def test_a_decided_event_carries_decided_as_documented() -> None:
+    decided = Decided(decision="skip", attempt=1, at=1795302720.0, deadline=True)
+    sent = _sent(
+        TaskSkipped(run_id="r", task_id="load-3", task_name="load", attempt=1,
+                    error="skipped at its hold's deadline", decided=decided)
+    )  # fmt: skip
+    assert sent["state"] == "SKIPPED"
+    assert sent["decided"] == {"decision": "skip", "attempt": 1, "at": 1795302720.0,
+                               "deadline": True}  # fmt: skip
