@@ -70,7 +70,8 @@ function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;
-  $("held").hidden = !held.total;
+  // the answer to the last decision stays in view when it emptied the list
+  $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
     const open = el("button", shortId(t.run_id), "link");
     open.title = t.run_id;
