@@ -79,15 +79,15 @@ def test_held_tasks_and_the_oldest_hold_by_org_and_project() -> None:
     assert blocked == 1  # the paused task only: a held one is not blocked by a constraint
 
 
-def test_a_decided_hold_is_no_longer_counted_and_nothing_held_is_no_series() -> None:
+def test_a_decided_hold_is_no_longer_counted_and_a_project_holding_none_says_0() -> None:
     metrics = CascadeMetrics(ReaderModel(clock=lambda: NOW))
     metrics.apply(_event(LifecycleEvent(event="ENGINE_STARTED"), "run-1"))
     metrics.apply(_held("load-1", "run-1"))
     assert _samples(metrics, "cascade_tasks_held") == {("acme", "etl"): 1}
     metrics.apply(_event(TaskStateEvent(task_id="load-1", task_name="load", state="RUNNING"),
                          "run-1"))  # fmt: skip
-    assert _samples(metrics, "cascade_tasks_held") == {}
-    assert _samples(metrics, "cascade_task_hold_age_seconds") == {}
+    assert _samples(metrics, "cascade_tasks_held") == {("acme", "etl"): 0}
+    assert _samples(metrics, "cascade_task_hold_age_seconds") == {("acme", "etl"): 0.0}
 
 
 def test_orgs_beyond_the_cap_are_folded() -> None:

@@ -18,22 +18,22 @@ def held_metrics(
     runs: Iterable[RunView], now: float, orgs: LabelCap, projects: LabelCap
 ) -> Iterator[Metric]:
     """``cascade_tasks_held`` and ``cascade_task_hold_age_seconds`` by org and project: the
-    live runs' tasks held for a decision, and the oldest one's age. A pair whose org or
-    project is beyond its label's cap is counted under ``_other`` for both."""
+    live runs' tasks held for a decision, and the oldest one's age (0 for the projects of the
+    runs the reader holds that hold none). A pair whose org or project is beyond its label's
+    cap is counted under ``_other`` for both."""
     count: dict[tuple[str, str], int] = {}
     oldest: dict[tuple[str, str], float] = {}
-    for run in runs:
-        if run.finished:
-            continue
-        held = run.held_tasks()  # the longest held first
-        if not held:
-            continue
+    for run in runs:  # every project the reader holds a run of has its series: 0 when none
         if orgs.admits(run.org_id) and projects.admits(run.project_id):
             key = (label_value(run.org_id), label_value(run.project_id))
         else:
             key = (OTHER, OTHER)
+        live = not run.finished and run.counts()["HELD"]
+        held = run.held_tasks() if live else []  # the longest held first
         count[key] = count.get(key, 0) + len(held)
-        oldest[key] = max(oldest.get(key, 0.0), now - held[0].since)
+        oldest.setdefault(key, 0.0)
+        if held:
+            oldest[key] = max(oldest[key], now - held[0].since)
     tasks = GaugeMetricFamily(
         "cascade_tasks_held",
         'Tasks that failed and wait for a decision now (on_failure="hold"), by org and project.',
