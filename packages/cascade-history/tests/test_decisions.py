@@ -174,3 +174,22 @@ def test_a_decision_answer_on_the_reply_topic_is_read_as_one() -> None:
     assert received is not None
     assert isinstance(received.message, DecisionReply)
     assert received.message.outcome == "not_held"
+
+
+@pytest.mark.usefixtures("known_run")
+def test_a_dashboards_row_vouches_for_the_decision_it_allowed(history: History) -> None:
+    """A team's dashboard's allowed row of alice's retry of load-1 at attempt 1 vouches for the
+    engine's answer naming her (bob's, claimed, is not vouched for)."""
+    history.record_access(who="alice", via="oidc", action="retry",
+                          target=f"run:{RUN}/task:load-1/attempt:1", outcome="allowed",
+                          reason="applied", at=T0 + 10.5)  # fmt: skip
+    history.store(
+        [
+            decision_reply("req-1", RUN, T0 + 10, "retry", "applied", task_id="load-1",
+                           attempt=1, issued_by="alice"),
+            decision_reply("req-2", RUN, T0 + 11, "retry", "already_decided",
+                           task_id="load-1", attempt=1, issued_by="bob"),
+        ]
+    )  # fmt: skip
+    vouched = {e.issued_by: e.vouched for e in history.audit() if e.action == "decided"}
+    assert vouched == {"alice": "oidc", "bob": None}
