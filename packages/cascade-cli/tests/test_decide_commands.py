@@ -24,9 +24,12 @@ class WithEngines(InMemoryConnector):
     (in the command's own event loop) and heartbeat every 50 ms; the tasks' state (what was
     decided) outlives each command."""
 
-    def __init__(self, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]) -> None:
+    def __init__(
+        self, broker: InMemoryBroker, runs: dict[str, list[HeldTask]], snapshots: bool = True
+    ) -> None:
         super().__init__(broker, presence=False)
         self.runs = runs
+        self.snapshots = snapshots
         self.engines: list[HoldingEngine] = []
 
     async def connect(self, *, require: bool = False) -> None:
@@ -34,7 +37,12 @@ class WithEngines(InMemoryConnector):
             own = InMemoryConnector(self.broker, source_id=f"host-{number}", presence=False)
             await own.connect()
             engine = HoldingEngine(
-                own, run_id, tasks, project_id=f"p{number}", heartbeat_every=0.05
+                own,
+                run_id,
+                tasks,
+                project_id=f"p{number}",
+                heartbeat_every=0.05,
+                snapshots=self.snapshots,
             )
             await engine.start()
             self.engines.append(engine)
@@ -246,3 +254,22 @@ def test_why_says_a_held_task_waits_for_a_decision(cascade: Invoke) -> None:
     assert lines[1].endswith(
         ", unless decided): cascade retry|skip|complete|fail 58a88765cea2 load-1"
     )
+
+
+def test_why_says_when_the_engine_did_not_say_the_errors(
+    invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]
+) -> None:
+    """An engine that answers no snapshot: its held tasks are listed from its heartbeats,
+    without their errors, and stderr says so."""
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs, snapshots=False)
+
+    result = invoke("why", RUN, "--timeout", "0.5", connector_factory=factory)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "cascade: no snapshot of run 58a88765cea2 from its engine within 0.5 s: its held tasks "
+        "are listed without their errors\n"
+    )
+    assert "  load (load-1) held " in result.stdout
+    assert ": failed; awaits a decision on attempt 1 (" in result.stdout

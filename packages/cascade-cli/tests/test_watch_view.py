@@ -3,12 +3,15 @@ constraints."""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 
 from cascade.cli.rendering import render_watch
 from cascade.interfaces import (
     Body,
     Constraint,
+    Hold,
     Message,
     StatusMessage,
     TaskStateEvent,
@@ -62,3 +65,24 @@ def test_render_shows_runs_engines_constraints() -> None:
         "limit=2",
     ]:
         assert expected in text, expected
+
+
+def test_a_held_task_is_shown_held_with_what_it_waits_for() -> None:
+    """Counted ``held``, listed ``held`` with its decision hold and its error."""
+    hold = Hold(type="decision", attempt=2, deadline=time.time() + 3600, default="skip")
+    held = TaskStateEvent(
+        task_id="load-1",
+        task_name="load",
+        state="BLOCKED",
+        error="ConnectionError: down",
+        held_by=[hold],
+    )
+    state = ReaderModel()
+    state.apply(_event(held))
+    console = Console(record=True, width=200)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "held 1" in text
+    assert "held load" in text
+    assert "awaits a decision on attempt 2 (skip at " in text
+    assert "unless decided): ConnectionError: down" in text

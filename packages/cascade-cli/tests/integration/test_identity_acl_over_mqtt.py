@@ -24,6 +24,7 @@ from cascade.interfaces import (
     REASON_MISMATCH,
     Message,
     cancel_topic,
+    decide_topic,
     events_topic,
     reply_filter,
     reply_topic,
@@ -143,9 +144,9 @@ async def _not_taken(connector: MqttConnector, topic: str, payload: Any) -> None
 
 async def _forgeries_are_refused(logins: Logins) -> None:
     """Another engine writes telemetry, an answer, a status and a summary as engine-1, a clear
-    note and a cancel; a reader subscribes to commands and writes an answer: the broker takes
-    none of it. What engine-2 may write, its own level with engine-1 in the payload, readers
-    refuse."""
+    note, a cancel and a decision; a reader subscribes to commands and writes an answer: the
+    broker takes none of it. What engine-2 may write, its own level with engine-1 in the
+    payload, readers refuse."""
     run_id = uuid.uuid4().hex
     started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}
     forged = _envelope(run_id, "engine-1", 1, started)
@@ -174,6 +175,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
                 (f"cascade/logs/{ORG}/{PROJECT}/{run_id}/engine-1", {"seq": 1}),  # its logs
                 (CLEARED, note),  # a clear note: operators only
                 (cancel_topic(run_id), {"id": "req-2", "run_id": run_id}),  # operators only
+                (decide_topic(run_id), {"id": "req-4", "run_id": run_id}),  # operators only
             ):
                 await _not_taken(eve, topic, payload)
             own_level = events_topic(ORG, PROJECT, run_id, source="engine-2")
@@ -184,6 +186,8 @@ async def _forgeries_are_refused(logins: Logins) -> None:
         await _not_taken(mallory, CLEARED, note)
         async with logins.login("alice") as alice:  # the operator's cancel: no engine runs it
             await alice.publish(cancel_topic(run_id), {"id": "req-3", "run_id": run_id}, qos=1)
+            decision = {"id": "req-5", "run_id": run_id, "task": "load", "decision": "retry"}
+            await alice.publish(decide_topic(run_id), decision, qos=1)
             await alice.publish(CLEARED, {**note, "reason": "the real one"}, qos=1)
             await alice.flush(10)
             assert alice.stats.refused == alice.stats.dropped == 0

@@ -74,7 +74,8 @@ class HoldingEngine:
     ``unknown_task``. A retry holds the task again at the next attempt when
     ``fail_again``. It publishes each held task's ``BLOCKED`` event at :meth:`start`, the
     event a decision leads to, a heartbeat (:meth:`beat`) every ``heartbeat_every`` seconds
-    (``None``: when told) and a snapshot when asked for one. :meth:`stop` ends its heartbeats.
+    (``None``: when told) and a snapshot when asked for one (unless not ``snapshots``, as an
+    engine from before snapshots). :meth:`stop` ends its heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
@@ -89,6 +90,7 @@ class HoldingEngine:
         project_id: str = "default",
         fail_again: bool = False,
         heartbeat_every: float | None = None,
+        snapshots: bool = True,
     ) -> None:
         self.connector = connector
         self.run_id = run_id
@@ -101,6 +103,7 @@ class HoldingEngine:
         self._answered: dict[str, DecisionReply] = {}
         self._seq = 0
         self._every = heartbeat_every
+        self._snapshots = snapshots
         self._beating: asyncio.Task[None] | None = None
 
     @property
@@ -168,7 +171,8 @@ class HoldingEngine:
     async def _command(self, message: Message) -> None:
         kind = message.topic.rsplit("/", 1)[-1]
         if kind == "snapshot":
-            await self._snapshot()
+            if self._snapshots:
+                await self._snapshot()
             return
         if kind != "decide":
             return

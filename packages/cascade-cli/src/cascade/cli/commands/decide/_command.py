@@ -25,7 +25,6 @@ __all__ = ["complete", "fail", "retry", "skip"]
 Run = Annotated[
     str | None,
     typer.Argument(
-        metavar="RUN",
         help="The run's id (32 hex digits) or a prefix only one run has.",
         show_default=False,
     ),
@@ -33,7 +32,6 @@ Run = Annotated[
 Task = Annotated[
     str | None,
     typer.Argument(
-        metavar="TASK",
         help="The held task: its id, or its name when one held task has it.",
         show_default=False,
     ),
@@ -200,8 +198,8 @@ def _json_value(text: str) -> Any:
 @broker_options
 def complete(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(metavar="RUN", help="The run's id or a unique prefix.")],
-    task: Annotated[str, typer.Argument(metavar="TASK", help="The held task's id or name.")],
+    run: Annotated[str, typer.Argument(help="The run's id or a unique prefix.")],
+    task: Annotated[str, typer.Argument(help="The held task's id or name.")],
     result: Annotated[
         str,
         typer.Option(

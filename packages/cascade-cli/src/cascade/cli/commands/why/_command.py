@@ -127,7 +127,13 @@ def why(
     if run is None:
         not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
         return
-    if not ready[run.run_id].is_set():
+    if not ready[run.run_id].is_set() and run.heartbeat is not None:
+        typer.echo(
+            f"cascade: no snapshot of run {short_id(run.run_id)} from its engine within "
+            f"{broker.timeout:g} s: its held tasks are listed without their errors",
+            err=True,
+        )
+    elif not ready[run.run_id].is_set():
         typer.echo(
             f"cascade: no heartbeat of run {short_id(run.run_id)} within {broker.timeout:g} s: "
             "only the tasks seen blocking while listening are listed",

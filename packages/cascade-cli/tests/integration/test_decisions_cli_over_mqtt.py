@@ -1,0 +1,110 @@
+"""`cascade held`, `retry` and `skip` against a real broker and a real engine: the issue's
+scenario, `report(load(4))` and `side(1)` both held after failing; two retries of one hold at
+once, from two processes: exactly one is applied."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, RunStarted, TaskHeld, task
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import BrokerEndpoint
+
+Said = tuple[int, str, str]
+
+
+async def _cascade(broker: BrokerEndpoint, env: dict[str, str], *args: str) -> Said:
+    """`cascade ARGS` in a process of its own (two may run at once): exit code, out, err."""
+    address = ["--host", broker.host, "--port", str(broker.port), "--timeout", "10"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cascade.cli", *args, *address, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_held_tasks_are_listed_retried_once_and_skipped(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    fixed = tmp_path / "api-is-back"  # the cause, fixed when it exists
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    load_name, side_name = f"{scope_name}_load", f"{scope_name}_side"
+    loads = 0
+
+    @task(name=load_name, on_failure="hold")
+    async def load(n: int) -> int:
+        nonlocal loads
+        loads += 1
+        if not fixed.exists():
+            raise ConnectionError("the API is down")
+        return n * 2
+
+    @task(name=f"{scope_name}_report")
+    async def report(value: int) -> str:
+        return f"report of {value}"
+
+    @task(name=side_name, on_failure="hold")
+    async def side(n: int) -> int:
+        raise KeyError("id")
+
+    source = f"engine-{scope_name}"
+    engine = Engine(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source),
+        heartbeat_interval=1.0,
+    )
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([report(load(4)), side(1)]))
+    try:
+        await recorder.until(
+            lambda: len([e for e in recorder.events if isinstance(e, TaskHeld)]) == 2
+        )
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+
+        code, out, err = await _cascade(
+            mqtt_broker, env, "held", "--json", "--task", f"{scope_name}_*"
+        )
+        assert code == 0, err
+        held = {row["task_name"]: row for row in json.loads(out)["held"]}
+        assert sorted(held) == [load_name, side_name]
+        assert {row["run_id"] for row in held.values()} == {run_id}
+        assert (held[load_name]["attempt"], held[load_name]["error"]) == (
+            1,
+            "ConnectionError: the API is down",
+        )
+        assert held[side_name]["error"] == "KeyError: 'id'"
+        assert held[load_name]["default"] == "fail"
+        assert held[load_name]["source"] == source
+
+        fixed.touch()
+        short = run_id[:12]
+        retry = ("retry", short, load_name, "--reason", "API back", "--as")
+        first, second = await asyncio.gather(
+            _cascade(mqtt_broker, env, *retry, "alice"), _cascade(mqtt_broker, env, *retry, "bob")
+        )
+        assert sorted([first[0], second[0]]) == [0, 1], (first, second)
+        won, lost = (first, second) if first[0] == 0 else (second, first)
+        winner = "alice" if won is first else "bob"
+        assert won[1].startswith(f"retried {load_name} ")
+        assert won[1].rstrip().endswith(": attempt 2 starts")
+        assert f"retry by {winner} " in lost[2], lost  # already decided, or no longer held
+
+        code, out, err = await _cascade(
+            mqtt_broker, env, "skip", short, side_name, "--as", "carol", "--reason", "not today"
+        )
+        assert code == 0, err
+        assert out.startswith(f"skipped {side_name} ")
+        assert await asyncio.wait_for(run, 30) == ["report of 8", None]
+    finally:
+        if not run.done():
+            run.cancel()
+    assert loads == 2  # the failed attempt and one retry: the second retry was not applied

@@ -1,0 +1,56 @@
+"""cascade.control's decisions against a real engine on the in-memory broker: what the engine
+answers is what the Controller says; a refusal, which makes no telemetry, is still taken from
+the run's owner (heard from the snapshot it is asked for)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cascade.control import Controller
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, RunStarted, TaskHeld, task
+from cascade.runtime.testing import EventRecorder
+
+
+async def test_a_retry_applied_then_a_second_refused_naming_the_first() -> None:
+    broker = InMemoryBroker()
+    api_up = asyncio.Event()
+
+    @task(name="load", on_failure="hold")
+    async def load(n: int) -> int:
+        if not api_up.is_set():
+            raise ConnectionError("the API is down")
+        return n * 2
+
+    @task(name="report")
+    async def report(value: int) -> str:
+        return f"report of {value}"
+
+    @task(name="side", on_failure="hold")
+    async def side(n: int) -> int:
+        raise KeyError("id")
+
+    # no heartbeats: a controller hears the owner from the snapshot it asks for, or not at all
+    engine = Engine(InMemoryConnector(broker, source_id="engine-1"), heartbeat_interval=None)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([report(load(4)), side(1)]))
+    await recorder.until(lambda: len([e for e in recorder.events if isinstance(e, TaskHeld)]) == 2)
+    (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
+    async with InMemoryConnector(broker, presence=False) as cli:
+        alice = Controller(cli, issued_by="alice", timeout=5)
+        bob = Controller(cli, issued_by="bob", timeout=5)
+        stale = await bob.skip(run_id, "side", attempt=2)
+        assert stale.reply is not None
+        assert (stale.reply.outcome, stale.owner) == ("stale_attempt", "engine-1")
+        skipped = await alice.skip(run_id, "side", attempt=1, reason="not today")
+        assert skipped.applied
+        again = await bob.fail(run_id, "side", attempt=1)
+        assert again.reply is not None
+        assert again.reply.outcome == "already_decided"
+        assert "already decided: skip by alice " in again.describe()
+        assert again.describe().endswith(" s ago (not today)")
+        api_up.set()
+        retried = await alice.retry(run_id, "load", reason="API back")
+        assert retried.applied, retried.describe()
+    assert await asyncio.wait_for(run, 10) == ["report of 8", None]
