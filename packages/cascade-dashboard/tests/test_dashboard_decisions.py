@@ -274,3 +274,18 @@ async def test_the_held_list_is_bounded_and_says_how_many_there_are(
     assert listed["total"] == 3
     assert [t["task_id"] for t in listed["tasks"]] == ["load-1"]
     assert listed["tasks"][0]["decide"] is False  # nobody may decide: no decidable given
+
+
+async def test_a_task_scoped_operator_may_not_decide_on_a_task_not_known_here(
+    http: httpx.AsyncClient, engine: HoldingEngine
+) -> None:
+    """Its glob cannot be checked against a task the dashboard has not heard of: refused, on
+    the safe side (an operator of the project may: the engine answers unknown_task)."""
+    path, body = decide("load-9", "retry")
+    refused = await http.post(path, content=body, headers=TOM)
+    assert refused.status_code == 403
+    assert "the task is not known here" in refused.json()["error"]
+    asked = await http.post(path, content=body, headers=ALICE)
+    assert asked.status_code == 409
+    assert asked.json()["decided"]["outcome"] == "unknown_task"
+    assert engine.applied == []
