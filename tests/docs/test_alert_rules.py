@@ -46,7 +46,7 @@ def test_promtool_checks_the_rules() -> None:
     """`promtool check rules`: the rules are valid."""
     result = _promtool("check", "rules", "cascade-rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_promtool_tests_the_rules() -> None:

@@ -77,6 +77,12 @@ def test_run_shows_the_first_failures_traceback_indented_and_inert(db: str) -> N
     lines = result.output.splitlines()
     failures = lines.index("Failures: 2, in the order they failed")
     assert lines[failures + 1].split()[:2] == ["load", "load-1"]
+    # a failure retried: each attempt, how it ended and its error
+    assert lines[failures + 2].split() == [
+        "attempts:", "1", "retrying", "after", "1.0s:", "OSError:", "down;", "2", "failed",
+        "after", "1.0s:", "ValueError:", "row", "3", "has", "a", "negative", "amount",
+    ]  # fmt: skip
+    del lines[failures + 2]
     assert lines[failures + 2].split()[:2] == ["late", "late-1"]
     assert lines[failures + 3 : failures + 8] == [
         "  traceback of load, attempt 2:",

@@ -125,7 +125,11 @@ async def test_a_finished_runs_timeline_is_drawn_as_the_live_one(history: Histor
         ("RETRYING", 2, 3, "RUNNING"),
         ("RUNNING", 3, 5, "COMPLETED"),
     ]
-    assert failed["failures"] == [{"task_id": f"{EVIL}-1", "name": EVIL, "error": EVIL}]
+    (failure,) = failed["failures"]
+    assert {key: failure[key] for key in ("task_id", "name", "error", "state")} == {
+        "task_id": f"{EVIL}-1", "name": EVIL, "error": EVIL, "state": "FAILED",
+    }  # fmt: skip
+    assert [attempt["error"] for attempt in failure["attempt_list"]] == [EVIL]
 
 
 async def test_tasks_and_a_tasks_durations_over_time(history: History) -> None:

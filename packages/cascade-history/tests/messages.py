@@ -14,6 +14,7 @@ from cascade.interfaces import (
     decode_cancel_reply,
     decode_clear_note,
     decode_constraint,
+    decode_decision_reply,
     decode_envelope,
     decode_status,
 )
@@ -71,6 +72,7 @@ def task(
     held_by: list[dict[str, Any]] | None = None,
     traceback: str | None = None,
     cancelled: bool | None = None,
+    decided: dict[str, Any] | None = None,
     **ids: str,
 ) -> Received:
     """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
@@ -88,6 +90,8 @@ def task(
         body["traceback"] = traceback
     if cancelled is not None:
         body["cancelled"] = cancelled
+    if decided is not None:
+        body["decided"] = decided
     topic = f"cascade/telemetry/local/default/{run_id}/events"
     return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
 
@@ -200,3 +204,22 @@ def cancel_reply(
         }
     )
     return Received(f"cascade/reply/local/{request_id}/host-1", reply, at)
+
+
+def decision_reply(
+    request_id: str, run_id: str, at: float, decision: str, outcome: str, **said: Any
+) -> Received:
+    """An engine's (``host-1``'s) answer to the decision request ``request_id`` on a held task
+    of ``run_id``, received at ``at``; ``said``: its other fields (``task_id``, ``attempt``,
+    ``decided``, the request's ``issued_by``, ``reason`` echoed, ``source``)."""
+    reply = decode_decision_reply(
+        {
+            "id": request_id,
+            "run_id": run_id,
+            "source": "host-1",
+            "decision": decision,
+            "outcome": outcome,
+            **said,
+        }
+    )
+    return Received(f"cascade/reply/local/{request_id}/{reply.source}", reply, at)

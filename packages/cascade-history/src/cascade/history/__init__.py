@@ -15,6 +15,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
+from ._attempts import Attempt, DecisionRecord
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
@@ -45,9 +46,11 @@ __all__ = [
     "TASKS_PAGE",
     "TOKEN_PREFIX",
     "ApiToken",
+    "Attempt",
     "AuditEvent",
     "Claim",
     "DashboardSession",
+    "DecisionRecord",
     "Execution",
     "History",
     "HistoryError",

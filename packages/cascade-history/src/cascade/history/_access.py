@@ -14,7 +14,8 @@ The match rule (:func:`vouch`): an allowed row vouches for an event when
 
 - its person is the event's ``issued_by``, exactly;
 - its action and target are the event's: a ``set`` of type T on scope S is action T on S, a
-  ``cleared`` on S is ``resume`` on S, a ``cancelled`` of run R is ``cancel`` on ``run:R``;
+  ``cleared`` on S is ``resume`` on S, a ``cancelled`` of run R is ``cancel`` on ``run:R``, a
+  ``decided`` D of task T of run R at attempt N is D on ``run:R/task:T/attempt:N``;
 - its time is within :data:`VOUCH_WINDOW` seconds of the event's, either way (the dashboard
   writes its row right after publishing, and a recorder receives the message within moments;
   the two clocks may be two machines');
@@ -153,6 +154,8 @@ def _key(event: AuditEvent) -> tuple[str, str, str] | None:
         return event.issued_by, "resume", event.scope
     if event.action == "cancelled" and event.run_id is not None:
         return event.issued_by, "cancel", f"run:{event.run_id}"
+    if event.action == "decided" and event.type is not None and event.scope is not None:
+        return event.issued_by, event.type, event.scope
     return None
 
 

@@ -17,6 +17,8 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
+from ._attempts import DecisionRecord
+from ._decisions import run_decisions
 from ._engine import create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
@@ -415,12 +417,19 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
         return self._read(lambda c: executions_query(c, name=name, since=after, limit=limit))
 
     def audit(self, *, since: Since = None, limit: int = 1000) -> list[AuditEvent]:
-        """Constraints set, cleared and expired, runs cancelled, and the refusals of a team's
+        """Constraints set, cleared and expired, runs cancelled, decisions on held tasks
+        (``decided``: applied or refused, as their engines answered), and the refusals of a team's
         dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
         clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)
         now = time.time()
         return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))
+
+    def decisions(self, run_id: str, *, limit: int = 1000) -> list[DecisionRecord]:
+        """The engines' answers to decisions on ``run_id``'s held tasks, applied or refused, in
+        the order received, at most ``limit`` (:class:`DecisionRecord`: who asked, why, on
+        which attempt, and what came of it)."""
+        return self._read(lambda c: run_decisions(c, run_id, limit))
 
     def gaps(self, *, since: Since = None, source: str | None = None) -> list[SourceGap]:
         """What each recorder found missing of each source's events (:class:`SourceGap`),

@@ -35,6 +35,7 @@ from cascade.interfaces import REASON_BEYOND, InvalidMessageError
 from ._bulk import insert_rows
 from ._cancels import store_cancels
 from ._constraint_changes import store_constraints
+from ._decisions import store_decisions
 from ._engine import WRITE
 from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, adding_upsert
@@ -118,6 +119,7 @@ def _write(connection: sa.Connection, rows: Rows) -> int:
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
     new += store_constraints(connection, rows.constraints)
     new += store_cancels(connection, rows.cancels)
+    new += store_decisions(connection, rows.decisions)
     new += store_issued(connection, rows.issued)
     new += store_logs(connection, rows.logs)
     return new + rows.heartbeats

@@ -21,6 +21,7 @@ from cascade.interfaces import (
     REASON_FUTURE,
     CancelReply,
     ConstraintTopicError,
+    DecisionReply,
     Envelope,
     Heartbeat,
     InvalidMessageError,
@@ -110,7 +111,7 @@ class Intake:
             if owner is not None and owner != body.source:
                 self._refuse(body.run_id, REASON_FOREIGN, body.source)
                 return []
-        elif isinstance(body, CancelReply):
+        elif isinstance(body, (CancelReply, DecisionReply)):
             owner = self.gaps.owner(body.run_id)
             if owner is not None and owner != body.source:
                 self.rejected += 1  # only the run's engine answers for it

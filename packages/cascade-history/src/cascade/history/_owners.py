@@ -16,7 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import CancelReply, Envelope, InvalidMessageError, LogBatch
+from cascade.interfaces import (
+    CancelReply,
+    DecisionReply,
+    Envelope,
+    InvalidMessageError,
+    LogBatch,
+)
 
 from ._gaps import INT64, adding_upsert
 from ._received import Received
@@ -52,7 +58,7 @@ def stored_owners(
     ids = {
         item.message.run_id
         for item in batch
-        if isinstance(item.message, (Envelope, CancelReply, LogBatch))
+        if isinstance(item.message, (Envelope, CancelReply, DecisionReply, LogBatch))
         and isinstance(item.message.run_id, str)
     }
     listed = sorted(ids.union(vouched))

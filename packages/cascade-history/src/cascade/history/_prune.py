@@ -9,6 +9,7 @@ from ._schema import (
     access_events,
     cancels,
     constraint_events,
+    decisions,
     issued_notes,
     log_batches,
     log_lines,
@@ -64,6 +65,7 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         (presence, presence.c.received_at),
         (constraint_events, constraint_events.c.at),
         (cancels, cancels.c.at),
+        (decisions, decisions.c.at),
         (access_events, access_events.c.at),
         (issued_notes, issued_notes.c.at),
     ):

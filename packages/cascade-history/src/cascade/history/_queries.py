@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ._access import refused_events, vouch
 from ._cancels import cancel_events
+from ._decisions import decision_events
 from ._records import (
     AuditEvent,
     Claim,
@@ -313,8 +314,9 @@ def _audit_event(
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
-    """Constraint changes, cancels and the dashboards' refusals newest first, with the expiries
-    that passed unanswered; each vouched for where a dashboard's row does (``_access``)."""
+    """Constraint changes, cancels, decisions and the dashboards' refusals newest first, with
+    the expiries that passed unanswered; each vouched for where a dashboard's row does
+    (``_access``)."""
     ce = constraint_events
     following = ce.alias("following")
     query = (
@@ -344,6 +346,7 @@ def audit_query(
         ):
             events.append(_audit_event(row, expiry, "expired", expiry, params))
     events.extend(cancel_events(connection, since=since, limit=limit))
+    events.extend(decision_events(connection, since=since, limit=limit))
     events.extend(refused_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
     return witness(connection, vouch(connection, events[:limit]))

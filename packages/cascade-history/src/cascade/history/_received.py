@@ -12,6 +12,7 @@ from cascade.interfaces import (
     CancelReply,
     ClearNote,
     Constraint,
+    DecisionReply,
     Envelope,
     InvalidMessageError,
     IssuedNote,
@@ -23,6 +24,7 @@ from cascade.interfaces import (
     constraint_topic_of_note,
     decode_cancel_reply,
     decode_clear_note,
+    decode_decision_reply,
     decode_envelope,
     decode_issued_note,
     decode_log_batch,
@@ -40,7 +42,16 @@ __all__ = ["Received", "Timed", "decode_message", "read_message"]
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 
 
-Body = Envelope | StatusMessage | Constraint | ClearNote | CancelReply | LogBatch | IssuedNote
+Body = (
+    Envelope
+    | StatusMessage
+    | Constraint
+    | ClearNote
+    | CancelReply
+    | DecisionReply
+    | LogBatch
+    | IssuedNote
+)
 """What a received message is, decoded."""
 
 
@@ -55,7 +66,9 @@ class Received:
     topic cleared (an empty payload), or a :class:`~cascade.interfaces.ClearNote`
     (who cleared it, why; its ``topic`` is the constraint topic it names), or a
     :class:`~cascade.interfaces.CancelReply` (an engine's answer to a cancel: the audit
-    records it), or a :class:`~cascade.interfaces.LogBatch` (lines its tasks logged).
+    records it), or a :class:`~cascade.interfaces.DecisionReply` (an engine's answer to a
+    decision on a held task: the audit records it too), or a
+    :class:`~cascade.interfaces.LogBatch` (lines its tasks logged).
     ``received_at`` is when it arrived
     (epoch seconds): the time of a constraint's change, which its payload
     does not carry. ``retained`` is the delivery's retain flag (a retained
@@ -69,6 +82,7 @@ class Received:
         | Constraint
         | ClearNote
         | CancelReply
+        | DecisionReply
         | LogBatch
         | IssuedNote
         | None
@@ -162,8 +176,13 @@ def _decode(
         except ValueError as exc:
             raise InvalidMessageError(str(exc)) from None
         return Received(message.topic, decode_issued_note(payload), when, message.retain)
-    elif kind == "reply":  # an engine's answer to a cancel: who stopped which run, and what
-        reply = decode_cancel_reply(payload)
+    elif kind == "reply":  # an engine's answer to a cancel (who stopped which run, and what)
+        # or to a decision on a held task (which names its decision)
+        reply: CancelReply | DecisionReply
+        if "decision" in payload:
+            reply = decode_decision_reply(message.raw or payload)
+        else:
+            reply = decode_cancel_reply(payload)
         check_reply_topic(reply, message.topic, prefix)
         return Received(message.topic, reply, when, message.retain)
     elif kind == "logs":  # what a run's tasks logged

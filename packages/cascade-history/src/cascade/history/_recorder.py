@@ -73,7 +73,7 @@ class Recorder:
     connected, or connect by itself) to ``{prefix}/telemetry/#``-level
     telemetry, the tasks' logs (``{prefix}/logs/#``), ``{prefix}/status/+``,
     ``{prefix}/constraints/#``, the clear notes (``{prefix}/cleared/#``) and the engines'
-    answers to cancels (``{prefix}/reply/+/+``);
+    answers to cancels and decisions (``{prefix}/reply/+/+``);
     ``await recorder.stop()`` unsubscribes and writes what is queued (at most
     ``timeout`` seconds). Also an async context manager. ``max_queue`` bounds
     the messages waiting to be written (beyond it they are dropped, and

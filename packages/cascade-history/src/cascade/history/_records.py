@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._attempts import Attempt, attempts_of
+
 __all__ = [
     "AuditEvent",
     "Claim",
@@ -134,6 +136,11 @@ class StateChange:
     ``traceback`` (``FAILED`` and ``RETRYING`` only, from engines that send it): the failed
     attempt's traceback, at most ``cascade.interfaces.MAX_TRACEBACK_LENGTH`` characters and
     its marker; ``None`` when not sent. It is the engine's text: make it inert to show it.
+    ``HELD``: the task failed its ``attempt`` and its engine holds it for a decision
+    (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led
+    to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
+    hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
+    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere.
     """
 
     state: str
@@ -143,6 +150,7 @@ class StateChange:
     error: str
     held_by: list[dict[str, Any]] | None = None
     traceback: str | None = None
+    decided: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This change as a JSON object (``held_by`` only where it was said)."""
@@ -157,6 +165,8 @@ class StateChange:
             change["held_by"] = self.held_by
         if self.traceback is not None:
             change["traceback"] = self.traceback
+        if self.decided is not None:
+            change["decided"] = self.decided
         return change
 
 
@@ -203,6 +213,17 @@ class TaskHistory:
                 return change.traceback
         return None
 
+    @property
+    def attempt_list(self) -> list[Attempt]:
+        """Its attempts among its ``states``, first to last: each one's start, end, error,
+        traceback, hold and the decision on it (:class:`~cascade.history.Attempt`)."""
+        return attempts_of(self.states)
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        """The decisions taken on its holds, as its states say (``StateChange.decided``)."""
+        return [change.decided for change in self.states if change.decided is not None]
+
     def to_json(self) -> dict[str, Any]:
         """This task as a JSON object, its states included."""
         return {
@@ -216,6 +237,7 @@ class TaskHistory:
             "error": self.error,
             "blocked_s": self.blocked_s,
             "states": [change.to_json() for change in self.states],
+            "attempt_list": [attempt.to_json() for attempt in self.attempt_list],
             **({"states_omitted": self.states_omitted} if self.states_omitted else {}),
         }
 
@@ -301,6 +323,13 @@ class AuditEvent:
     engines that do not echo them). It is what the answering engine said: nothing checks it.
     These four fields are ``None`` for a constraint's event.
 
+    ``decided``: the engine running run ``run_id`` (``source``) answered the decision request
+    ``request_id`` on a held task (`cascade retry`, the dashboard's Retry, ...): ``type`` is
+    the decision, ``scope`` ``run:<run_id>/task:<task_id>/attempt:<n>``, ``decided`` the
+    answer (:meth:`~cascade.history.DecisionRecord.to_json`: its ``outcome``, ``applied`` or
+    why refused, and the decision that won the hold); ``issued_by``, ``reason`` and
+    ``issued_at`` the request's, echoed.
+
     ``refused``: a team's dashboard refused ``issued_by`` the action ``type`` (``pause``,
     ``resume``, ``cancel``, ``read``, ...) on ``scope`` (a constraint scope, ``run:<id>``
     with ``run_id`` set, or the path read), because ``reason``; ``topic`` is ``""``.
@@ -330,6 +359,7 @@ class AuditEvent:
     source: str | None = None
     request_id: str | None = None
     stopped: dict[str, Any] | None = None
+    decided: dict[str, Any] | None = None
     vouched: str | None = None
     count: int = 1
     last_at: float | None = None
@@ -360,6 +390,7 @@ class AuditEvent:
             "source": self.source,
             "request_id": self.request_id,
             "stopped": self.stopped,
+            "decided": self.decided,
             "vouched": self.vouched,
             "count": self.count,
             "last_at": self.last_at,

@@ -23,6 +23,7 @@ from cascade.interfaces import (
     REASON_BEYOND,
     REASON_FOREIGN,
     CancelReply,
+    DecisionReply,
     Envelope,
     Heartbeat,
     InvalidMessageError,
@@ -36,6 +37,7 @@ from cascade.interfaces import (
 )
 
 from ._cancels import cancel_row
+from ._decisions import decision_row
 from ._gaps import INT64
 from ._log_rows import LogRows, log_batch_ids
 from ._owners import Owner
@@ -48,7 +50,8 @@ __all__ = ["Rows"]
 
 _INT32 = 2**31 - 1  # the INTEGER column (a run's planned tasks)
 _NO_HOLDS = json.dumps(None)  # what the held_by column stores for an event without holds
-_FAILURES = frozenset({"FAILED", "RETRYING"})  # the states whose traceback is kept
+# the states whose traceback is kept: a failure, and a failed task held for a decision
+_FAILURES = frozenset({"FAILED", "RETRYING", "BLOCKED"})
 
 
 def _bounded(value: int | None, name: str, top: int = INT64) -> int | None:
@@ -78,7 +81,24 @@ def _traceback(event: TaskStateEvent) -> str | None:
     state that is not a failure, or a stopped task's."""
     if event.state not in _FAILURES or event.cancelled is True or not event.traceback:
         return None
+    if event.state == "BLOCKED" and event.held is None:
+        return None
     return clean(truncate_traceback(str(event.traceback)), None)
+
+
+def _decided(event: TaskStateEvent) -> str:
+    """The decision an event came of (:class:`~cascade.interfaces.Decided`) as the JSON text
+    stored; ``null`` without one."""
+    if isinstance(event.decided, msgspec.UnsetType):
+        return _NO_HOLDS
+    return json.dumps(msgspec.to_builtins(event.decided))
+
+
+def _state(event: TaskStateEvent) -> str:
+    """The state a reader shows (``CANCELLED``, ``HELD``), which the history stores."""
+    if event.held_by is msgspec.UNSET and event.cancelled is not True:
+        return event.state
+    return event.reader_state
 
 
 def _ids(envelope: Envelope) -> tuple[str, str, str, str]:
@@ -115,6 +135,7 @@ class Rows:
         self.presence: list[dict[str, Any]] = []
         self.constraints: list[Received] = []
         self.cancels: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
         self.issued: list[dict[str, Any]] = []
         self.logs = LogRows()
         self.runs: dict[str, dict[str, Any]] = {}
@@ -132,11 +153,11 @@ class Rows:
                 self._envelope(message, item)
             elif isinstance(message, StatusMessage):
                 self._status(item, message)
-            elif isinstance(message, CancelReply):
-                row = cancel_row(item)
+            elif isinstance(message, (CancelReply, DecisionReply)):
+                row = cancel_row(item) if isinstance(message, CancelReply) else decision_row(item)
                 if self._owner(row["run_id"]) != row["source"]:
                     raise InvalidMessageError("not from the engine of a run the history knows")
-                self.cancels.append(row)
+                (self.cancels if isinstance(message, CancelReply) else self.decisions).append(row)
             elif isinstance(message, LogBatch):
                 self._log_batch(item, message)
             elif isinstance(message, IssuedNote):
@@ -210,12 +231,13 @@ class Rows:
                     "seq": seq,
                     "task_id": clean(body.task_id),
                     "task_name": clean(body.task_name),
-                    "state": "CANCELLED" if body.cancelled is True else body.state,
+                    "state": _state(body),
                     "ts": ts,
                     "duration_ms": body.duration_ms,
                     "error": clean(truncate_error(said), None) if said else "",
                     "held_by": _NO_HOLDS if body.held_by is msgspec.UNSET else _held_by(body),
                     "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
+                    "decided": _NO_HOLDS if body.decided is msgspec.UNSET else _decided(body),
                 }
             )
             run = self._run(run_id, ids, ts, received_at)

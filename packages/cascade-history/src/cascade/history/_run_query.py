@@ -202,7 +202,8 @@ def _task(
     """A task's history from its events in time order.
 
     A state's attempt is the number of times the task had started by then;
-    a ``BLOCKED`` one is the attempt it holds back (one more). ``omitted``: its earliest
+    a ``BLOCKED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
+    failed. ``omitted``: its earliest
     states were left out; how many, and its starts and first start counting them.
     """
     kept_starts = sum(1 for event in events if event.state == "RUNNING")
@@ -226,6 +227,7 @@ def _task(
                 event.error,
                 held_by,
                 event.traceback,
+                event.decided if isinstance(event.decided, dict) else None,
             )
         )
     last = events[-1]

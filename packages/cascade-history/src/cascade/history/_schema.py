@@ -21,6 +21,7 @@ __all__ = [
     "cancels",
     "constraint_events",
     "dashboard_sessions",
+    "decisions",
     "issued_notes",
     "log_batches",
     "log_lines",
@@ -103,6 +104,9 @@ task_events = sa.Table(
     sa.Column("held_by", sa.JSON, nullable=True),
     # a failed attempt's traceback (FAILED, RETRYING; from engines that send it; revision 0011)
     sa.Column("traceback", sa.Text, nullable=True),
+    # the decision the event came of (a Decided, as sent; on the retry's RUNNING, the hold's
+    # end: COMPLETED, SKIPPED, FAILED; revision 0012)
+    sa.Column("decided", sa.JSON, nullable=True),
     sa.Index(
         "uq_task_events_run_id_seq",
         "run_id",
@@ -211,6 +215,33 @@ cancels = sa.Table(
     sa.Column("abandoned", sa.JSON, nullable=False),
     sa.Column("abandoned_count", sa.BigInteger, nullable=False),
     sa.Column("not_started", sa.BigInteger, nullable=False),
+    # who asked and why, as the request claimed and the engine echoed
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("issued_by", sa.String(256), nullable=True),
+    sa.Column("issued_at", _Time, nullable=True),
+    sa.Column("topic", sa.Text, nullable=False),  # the answer's
+    sa.Column("at", _Time, nullable=False),  # when the recorder received the answer
+    sa.UniqueConstraint("request_id"),
+    sa.Index(None, "at"),
+    sa.Index(None, "run_id"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    # a decision on a held task, as the answer of the engine that ran it said (revision 0012)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),  # one row per request: a copy is none
+    sa.Column("run_id", sa.String(1024), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False),  # the engine that answered
+    sa.Column("decision", sa.String(16), nullable=False),  # retry, skip, complete, fail
+    sa.Column("outcome", sa.String(64), nullable=False),  # applied, already_decided, ...
+    sa.Column("task_id", sa.String(1024), nullable=True),  # the task it found (None: none)
+    sa.Column("task_name", sa.String(1024), nullable=True),
+    sa.Column("attempt", sa.BigInteger, nullable=True),  # the attempt held when it came
+    # the decision taken on that hold: this one when applied, the earlier one's when refused
+    sa.Column("decided", sa.JSON, nullable=True),
+    sa.Column("candidates", sa.JSON, nullable=True),  # task ids, when ambiguous
     # who asked and why, as the request claimed and the engine echoed
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("issued_by", sa.String(256), nullable=True),

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from cascade.interfaces import REFUSAL_REASONS, Heartbeat, Message
 from cascade.interfaces.reader import FINISHED_STATES, LogFollower, ReaderModel, RunView, TaskView
 
+from ._held import held_metrics
 from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap, label_value
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "CascadeMetrics"]
@@ -44,7 +45,7 @@ class CascadeMetrics:
     ``state`` is the reader's :class:`ReaderModel` (the dashboard's model's, or
     one of its own); :meth:`apply` folds messages into it, so the state and the
     counters never disagree. ``max_label_values`` caps the distinct values of
-    the ``task``, ``project`` and ``source`` labels (:class:`LabelCap`).
+    the ``task``, ``project``, ``org`` and ``source`` labels (:class:`LabelCap`).
     ``count_gaps=False`` leaves ``cascade_missed_events`` out (a recorder that
     shares its stream sees a part of each run: its holes mean nothing).
 
@@ -68,6 +69,7 @@ class CascadeMetrics:
         self.count_gaps = count_gaps
         self.tasks = LabelCap("task", max_label_values)
         self.projects = LabelCap("project", max_label_values)
+        self.orgs = LabelCap("org", max_label_values)
         self.sources = LabelCap("source", max_label_values)
         self.registry = CollectorRegistry(auto_describe=False)
         """The exporter's own registry (never prometheus_client's global one)."""
@@ -214,6 +216,7 @@ class CascadeMetrics:
             "Tasks held back now by a pause, a concurrency or a rate limit.",
             running["BLOCKED"],
         )
+        yield from held_metrics(state.runs.values(), now, self.orgs, self.projects)
         yield from self._engines()
         yield from self._constraints(now)
         if self.count_gaps:

@@ -17,6 +17,7 @@ from cascade.metrics import CONTENT_TYPE
 
 from ..auth._access_log import AccessLog
 from ..auth._api_tokens import ApiTokenCheck, ApiTokens
+from ..auth._decide_scope import decidable
 from ..auth._me import me_route
 from ..auth._session_api import session_routes
 from ..auth._sign_in import SignInPages
@@ -26,6 +27,7 @@ from ..history._history_api import history_routes
 from ..history._history_source import HistorySource
 from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
 from ..live._fair_share import RETRY_AFTER, claimant
+from ..live._held import Decidable
 from ..live._hub import DashboardHub
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
@@ -188,10 +190,18 @@ class _Dashboard:
         except ValueError as exc:
             return refusal(400, str(exc))
         controls = self.shows_controls(access)
-        return JSONResponse(self.page(view, run_id, params.get("task") or None, controls))
+        held_decidable = decidable(access, self.controls)
+        return JSONResponse(
+            self.page(view, run_id, params.get("task") or None, controls, held_decidable)
+        )
 
     def page(
-        self, view: View, run_id: str | None, task: str | None = None, controls: bool = False
+        self,
+        view: View,
+        run_id: str | None,
+        task: str | None = None,
+        controls: bool = False,
+        held_decidable: Decidable | None = None,
     ) -> dict[str, Any]:
         """``/api/state`` of one page of the lists (see :meth:`state`), with the open run's
         last log lines (of ``task``, or every task's) that fit in one stream event. A reader
@@ -217,6 +227,7 @@ class _Dashboard:
             **({"fleet": None} if bare else {}),  # its totals count every project's runs
             "connection": self.hub.connection(),
             "controls": controls,
+            "held": model.held.listed(view.runs.among, held_decidable),
             "run": model.run_detail(run_id) if run_id else None,
             "logs": LogWindow(task).lines_now(model.logs, run_id) if run_id else None,
         }
@@ -274,6 +285,7 @@ class _Dashboard:
             params,
             self.listing,
             controls=self.shows_controls(access),
+            decidable=decidable(access, self.controls),
             among=access.among() if access is not None else None,
         )
 
@@ -333,6 +345,7 @@ def create_app(
         Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
+        Route("/api/runs/{run_id}/tasks/{task}/decide", controls.decide_task, methods=["POST"]),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(session_routes(team, sign_in) if team is not None else ()),

@@ -14,7 +14,7 @@ from cascade.control import (
     validate_scope,
 )
 
-__all__ = ["cancel_reason", "constraint_messages"]
+__all__ = ["cancel_reason", "constraint_messages", "decision_fields"]
 
 _PARAMS = {"pause": set(), "concurrency": {"limit"}, "rate_limit": {"rate"}}
 
@@ -68,6 +68,35 @@ def cancel_reason(body: Any) -> str | None:
     if not isinstance(body, Mapping) or set(body) - {"reason"}:
         raise ControlError('the body must be {"reason": text} or nothing', "body")
     return _reason(body)
+
+
+_DECISION_FIELDS = frozenset({"decision", "attempt", "result", "reason"})
+
+
+def decision_fields(body: Any) -> dict[str, Any]:
+    """What ``POST /api/runs/{id}/tasks/{task}/decide`` with ``body`` asks, as
+    :func:`~cascade.control.decision_request` takes it: ``{"decision": "retry" | "skip" |
+    "complete" | "fail", "attempt": n or null, "result": a complete's JSON value, "reason":
+    text or null}`` (``result`` only when given: null is a value). A body of another shape:
+    :class:`~cascade.control.ControlError` naming the field; the values themselves are
+    checked by ``decision_request``."""
+    if not isinstance(body, Mapping):
+        raise ControlError("the body must be a JSON object", "body")
+    unknown = set(body) - _DECISION_FIELDS
+    if unknown:
+        raise ControlError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}", "body")
+    decision = body.get("decision")
+    if not isinstance(decision, str):
+        raise ControlError(f"decision must be retry, skip, complete or fail, not {decision!r}",
+                           "decision")  # fmt: skip
+    fields: dict[str, Any] = {
+        "decision": decision,
+        "attempt": body.get("attempt"),
+        "reason": _reason(body),
+    }
+    if "result" in body:
+        fields["result"] = body["result"]
+    return fields
 
 
 def _reason(body: Mapping[str, Any]) -> str | None:

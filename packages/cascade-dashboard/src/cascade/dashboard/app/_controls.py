@@ -1,6 +1,7 @@
-"""The dashboard's controls: pause, limit and resume (``/api/constraints``) and cancel
-(``/api/runs/{run_id}/cancel``), for a token's holder, or in a team's dashboard for whoever
-the roles file lets do that control on that scope or run (``_team``)."""
+"""The dashboard's controls: pause, limit and resume (``/api/constraints``), cancel
+(``/api/runs/{run_id}/cancel``) and decisions on held tasks (``_decide``), for a token's
+holder, or in a team's dashboard for whoever the roles file lets do that control on that
+scope or run (``_team``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import cancel_reason, constraint_messages
+from ._decide import decide_task
 from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class Controls:
         self.tokens = tokens
         self.source = history
         self.team = team
+        self.max_body = MAX_BODY
 
     def authorized(self, request: Request) -> str:
         """The name of the request's token (its controls are issued by it); else
@@ -80,18 +83,21 @@ class Controls:
         assert self.team is not None
         return self.team.control(request.scope, action, target, check, caller).identity.name
 
-    def unknown(self, caller: str | Access, given: str) -> Response:
-        """The 404 of a cancel of a run nobody heard of or the asker may not see (audited in a
-        team's dashboard, as every refused control: the same row for both)."""
+    def unknown(self, caller: str | Access, given: str, action: str = "cancel") -> Response:
+        """The 404 of a cancel (or a decision, ``action``) on a run nobody heard of or the
+        asker may not see (audited in a team's dashboard, as every refused control: the same
+        row for both)."""
         if self.team is not None and not isinstance(caller, str):
-            self.team.audit.add(caller.identity, "cancel", f"run:{given.strip().lower()}",
+            self.team.audit.add(caller.identity, action, f"run:{given.strip().lower()}",
                                 "refused", "no such run among those they may see")  # fmt: skip
         return unknown_run(given, team=self.team is not None)
 
-    def audited(self, caller: str | Access, action: str, target: str) -> None:
-        """Audit a control done by a team member."""
+    def audited(
+        self, caller: str | Access, action: str, target: str, said: str | None = None
+    ) -> None:
+        """Audit a control done by a team member (``said``: what came of it)."""
         if self.team is not None and not isinstance(caller, str):
-            self.team.done(caller, action, target)
+            self.team.done(caller, action, target, said)
 
     async def post_constraints(self, request: Request) -> Response:
         caller = self.caller(request)
@@ -137,6 +143,9 @@ class Controls:
             return refusal(503, str(exc))
         self.audited(caller, "resume", scope)
         return JSONResponse({"cleared": cleared})
+
+    async def decide_task(self, request: Request) -> Response:
+        return await decide_task(self, request)
 
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)

@@ -100,9 +100,10 @@ class Team:
             self.refuse(access, action, target, reason)
         return access
 
-    def done(self, access: Access, action: str, target: str) -> None:
-        """Audit a control ``access`` was allowed and that succeeded."""
-        self.audit.add(access.identity, action, target, "allowed")
+    def done(self, access: Access, action: str, target: str, said: str | None = None) -> None:
+        """Audit a control ``access`` was allowed and that succeeded (``said``: what came of
+        it, a decision's outcome and the reason given)."""
+        self.audit.add(access.identity, action, target, "allowed", said)
 
     def refuse(self, access: Access, action: str, target: str, reason: str) -> NoReturn:
         """Refuse with 403 and ``reason`` (:class:`AccessRefused`), its row in the access

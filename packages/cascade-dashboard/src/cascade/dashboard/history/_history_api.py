@@ -269,11 +269,14 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
         {**task.to_json(), "name": task.task_name, "segments": segments(task.states)}
         for task in detail.tasks
     ]
+    # the failed and held tasks, and those a decision ended: each with its attempts (error,
+    # traceback, duration, the decision on its hold)
     failures = [
-        {"task_id": t.task_id, "name": t.task_name, "error": t.error}
+        {"task_id": t.task_id, "name": t.task_name, "error": t.error, "state": t.state,
+         "attempt_list": [attempt.to_json() for attempt in t.attempt_list]}
         for t in detail.tasks
-        if t.state == "FAILED"
-    ]
+        if t.state in ("FAILED", "HELD") or t.decisions
+    ]  # fmt: skip
     run = {**detail.run.to_json(), "tasks": tasks, "failures": failures}
     counts = detail.run.tasks if after is None else None
     return {"run": run, "counts": counts, "next_after": detail.next_after}

@@ -27,6 +27,7 @@ from cascade.interfaces.reader import EngineView, RunView
 
 from ..app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun
+from ._held import Decidable
 from ._hub import DashboardHub
 from ._log_window import LogWindow
 from ._shapes import constraint_dict, engine_dict
@@ -136,6 +137,7 @@ class Follower:
         epoch: str | None = None,
         task: str | None = None,
         controls: bool = False,
+        decidable: Decidable | None = None,
         max_batch: int = MAX_BATCH,
         max_age: float = STREAM_INTERVAL,
     ) -> None:
@@ -145,6 +147,8 @@ class Follower:
         self.view = view
         self.run_id = run_id
         self.controls = controls
+        self.decidable = decidable
+        """Which held tasks the page may decide on (``None``: none)."""
         self.max_batch = max_batch
         self.max_age = max_age
         self.more = False
@@ -152,6 +156,7 @@ class Follower:
         self.events = 0
         """Events made so far."""
         self._header: dict[str, bytes] = {}
+        self._held: bytes | None = None
         self._connected: bool | None = None
         self.mode = hub.model.fleet.mode
         """The mode (``events`` or ``fleet``) the page's runs were read in."""
@@ -206,6 +211,9 @@ class Follower:
         for name, value in header.items():
             if self._header.get(name) != value:
                 out[name] = self._header[name] = value
+        held = json.dumps(model.held.listed(self.view.runs.among, self.decidable)).encode()
+        if held != self._held:  # the "Needs a decision" list, whole: it is bounded
+            out["held"] = self._held = held
         connected = self.hub.connector.is_connected
         news = first or connected != self._connected
         self._connected = connected

@@ -9,12 +9,19 @@ from typing import Any
 from cascade.control import (
     CancelAnswer,
     Controller,
+    DecisionAnswer,
     Refusal,
     default_operator,
     parse_constraint_type,
+    request_decision,
     set_constraints,
 )
-from cascade.interfaces import Connector, SnapshotAsker, subscribe_constraints
+from cascade.interfaces import (
+    Connector,
+    DecisionRequest,
+    SnapshotAsker,
+    subscribe_constraints,
+)
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import (
     DEFAULT_FLEET_THRESHOLD,
@@ -144,6 +151,18 @@ class DashboardHub:
         return await self.controller(issued_by).cancel(
             run_id, reason=reason, owner=owner, on_refused=_log_refusal
         )
+
+    async def decide(
+        self, request: DecisionRequest, owner: str | None = None, org: str | None = None
+    ) -> DecisionAnswer:
+        """What ``cascade retry`` (skip, complete, fail) does with ``request``
+        (:func:`~cascade.control.decision_request`, issued by whoever it names): the answer of
+        the run's engine, ``owner`` when known (as for :meth:`cancel`)."""
+        if owner is None:
+            heard = self.model.state.runs.get(request.run_id)
+            owner = heard.source if heard is not None else None
+        return await request_decision(self.connector, request, timeout=self.timeout,
+                                      owner=owner, org=org, on_refused=_log_refusal)  # fmt: skip
 
 
 def _log_refusal(refusal: Refusal) -> None:

@@ -29,6 +29,7 @@ from cascade.interfaces.reader import (
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
+from ._held import HeldIndex
 from ._log_backfill import seed_run
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
@@ -84,6 +85,8 @@ class DashboardModel:
         self.max_segments_per_run = max_segments_per_run
         self.fleet = FleetIndex()
         """The engines' summaries added up and the runs they list; the mode read from them."""
+        self.held = HeldIndex(self)
+        """The live runs' tasks held for a decision (the "Needs a decision" list)."""
         self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
 

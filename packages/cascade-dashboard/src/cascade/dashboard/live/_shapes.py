@@ -31,12 +31,12 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
         "since": task.since,
         "duration_ms": task.duration_ms,
         "error": task.error,
-        # a failed attempt's traceback while FAILED or RETRYING (null: its engine sent none)
+        # a failed attempt's traceback while FAILED, RETRYING or HELD (null: none sent)
         "traceback": task.traceback,
-        # what holds it back while BLOCKED (null: its engine did not say)
+        # what holds it back while BLOCKED or HELD (null: its engine did not say)
         "held_by": (
             msgspec.to_builtins(list(task.held_by))
-            if task.state == "BLOCKED" and task.held_by is not None
+            if task.state in ("BLOCKED", "HELD") and task.held_by is not None
             else None
         ),
         "attempts": sum(1 for s in drawn if s.state == "RUNNING"),

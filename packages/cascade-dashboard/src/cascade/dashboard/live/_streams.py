@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from ..auth._decide_scope import decidable
 from ._deltas import STREAM_INTERVAL, Follower
 from ._fair_share import (
     MAX_HOLDER_STREAMS,
@@ -105,6 +106,7 @@ class Snapshots:
         snapshot = self.hub.model.snapshot()
         snapshot["connection"] = self.hub.connection()
         snapshot["controls"] = self.controls
+        snapshot["held"] = self.hub.model.held.listed(None, decidable(None, self.controls))
         head = json.dumps(snapshot).encode()[:-1]  # "run" goes last, spliced in as bytes
         run = self._run(run_id, version) if run_id else b"null"
         frame = b"".join((_STATE, head, b', "run": ', run, b"}\n\n"))

@@ -2,10 +2,10 @@
 // from the broker is attacker-controlled: it only ever reaches the page through textContent or
 // setAttribute, never as HTML. render.js draws the live state, live.js keeps it (its stream of
 // changes), timeline.js draws a run's timeline, logs.js its log lines, history.js the History
-// section.
+// section, decisions.js the "Needs a decision" list.
 "use strict";
 
-const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "RETRYING"];
+const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 const $ = (id) => document.getElementById(id);
 const SHORT_ID = 12; // a run id's digits every view shows: cascade.control.SHORT_ID (a test keeps them equal)

@@ -114,6 +114,31 @@ async function loadMoreTasks() {
   drawRun();
 }
 
+// A failed task's attempts: each one's end, duration and error, its traceback on demand, and
+// the decision on its hold (who, why), as the history recorded them.
+function attemptsList(task) {
+  const list = el("ol", null, "attempts");
+  for (const a of task.attempt_list || []) {
+    const item = el("li");
+    item.appendChild(span("attempt " + a.number + ": " + String(a.state).toLowerCase(), "c-" + safeClass(a.state)));
+    if (a.duration != null) item.appendChild(span(" after " + seconds(a.duration), "note"));
+    if (a.error) item.appendChild(span(" " + a.error, "error"));
+    const d = a.decided;
+    if (d) {
+      const who = d.deadline ? "at the hold's deadline" : "by " + (d.by || "someone unnamed");
+      item.appendChild(span(" \u2192 " + d.decision + " " + who + (d.reason ? " \u201c" + d.reason + "\u201d" : ""), "decided"));
+    }
+    if (a.traceback) {  // the engine's text: shown as text, never as HTML
+      const shown = el("details", null, "traceback");
+      shown.appendChild(el("summary", "traceback"));
+      shown.appendChild(el("pre", a.traceback));
+      item.appendChild(shown);
+    }
+    list.appendChild(item);
+  }
+  return list;
+}
+
 function drawRun() {
   const { run, tasks, failures, next } = shownRun;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
@@ -122,8 +147,9 @@ function drawRun() {
   // with pages still to load, "none" would speak of tasks not read yet
   fillList($("h-failures"), failures.map((f) => {
     const li = el("li");
-    li.appendChild(span(f.name + ": ", "c-FAILED"));
+    li.appendChild(span(f.name + ": ", "c-" + safeClass(f.state || "FAILED")));
     li.appendChild(span(f.error, "error"));
+    li.appendChild(attemptsList(f));
     return li;
   }), next == null ? "none" : "none among the " + tasks.length.toLocaleString("en") + " tasks shown");
   $("h-run-shown").textContent = next == null ? "" : tasks.length.toLocaleString("en") + " tasks shown";
@@ -187,7 +213,7 @@ async function loadTask(name) {
 // who set, cleared or cancelled it, or was refused it, with what vouched for the name
 // ("alice@example.com (oidc)") or "(claimed)" where only its writer said it; on an expiry,
 // who had set what expired
-const VOUCHED = ["set", "cleared", "cancelled", "refused"];
+const VOUCHED = ["set", "cleared", "cancelled", "decided", "refused"];
 function by(e) {
   if (!e.issued_by) return "-";
   if (e.action === "expired") return "set by " + e.issued_by;
@@ -210,18 +236,31 @@ function stoppedText(e) {
   return head + parts.join(", ");
 }
 
+// what came of a decision on a held task, as the engine that ran the run answered
+function decidedText(e) {
+  const d = e.decided || {};
+  const task = (d.task_name || d.task_id || "?") + (d.attempt != null ? " attempt " + d.attempt : "");
+  if (d.outcome === "applied") return task + ": applied";
+  const first = d.decided || null;
+  const who = first ? ": " + first.decision + (first.deadline ? " at the hold's deadline"
+    : " by " + (first.by || "someone unnamed")) + (first.reason ? " \u201c" + first.reason + "\u201d" : "") : "";
+  return task + ": refused (" + String(d.outcome || "?") + ")" + who;
+}
+
 async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
   fillTable($("h-audit"), events.map((e) => {
     const cancel = e.action === "cancelled";
-    const params = cancel ? stoppedText(e) : e.action === "refused" ? "-"
+    const params = cancel ? stoppedText(e) : e.action === "decided" ? decidedText(e)
+      : e.action === "refused" ? "-"
       : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
-    const scope = cancel ? "run:" + String(e.run_id || "").slice(0, 12) : e.scope || "-";
+    const scope = cancel || e.action === "decided" ? "run:" + String(e.run_id || "").slice(0, 12)
+      : e.scope || "-";
     // a row of refusals folded over a minute says how many it stands for
     const action = e.count > 1 ? e.action + " \u00d7" + e.count : e.action;
     const tr = row([at(e.at), action, scope, e.type || "-", params,
       e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic || "-"]);
-    if (cancel) tr.title = "run " + e.run_id;
+    if (cancel || e.action === "decided") tr.title = "run " + e.run_id;
     if (e.action === "refused") tr.className = "refused";
     return tr;
   }));

@@ -17,7 +17,7 @@ const live = {
   rejected: 0, oversized: 0, missed: [], refused: [], mode: "events", fleet: null,
   runs: emptyList(), engines: emptyList(), constraints: new Map(),
   run: null, tasks: new Map(), tasksOf: null, through: 0,
-  logs: [], logsNote: null, logsChanged: 0,
+  logs: [], logsNote: null, logsChanged: 0, held: { tasks: [], total: 0 },
 };
 const LOG_LINES_KEPT = 2000; // the open run's last lines the page holds
 let logTask = null;          // the task whose lines the log panel shows (null: every task's)
@@ -48,7 +48,7 @@ function applyChanges(data) {
   live.epoch = data.epoch;
   live.now = data.now;
   for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused",
-    "mode", "fleet"]) {
+    "mode", "fleet", "held"]) {
     if (name in data) live[name] = data[name];
   }
   if (data.runs) applyList(live.runs, data.runs, "run_id");

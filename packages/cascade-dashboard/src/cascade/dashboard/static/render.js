@@ -111,9 +111,9 @@ function renderRun() {
     now: live.now, run: run.run_id, redraw: schedule });
   $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
   renderLogs();
-  const failures = tasks.filter((t) => t.state === "FAILED").map((f) => {
+  const failures = tasks.filter((t) => t.state === "FAILED" || t.state === "HELD").map((f) => {
     const li = el("li");
-    li.appendChild(span(f.name + ": ", "c-FAILED"));
+    li.appendChild(span(f.name + (f.state === "HELD" ? " (held for a decision): " : ": "), "c-" + f.state));
     li.appendChild(span(f.error, "error"));
     if (f.traceback) {  // the engine's text: shown as text, never as HTML
       const shown = el("details", null, "traceback");
@@ -133,6 +133,11 @@ function holdText(h, now) {
   const issued = (h.issued_by ? " by " + h.issued_by : "") +
     (h.reason ? " \u201c" + h.reason + "\u201d" : "");
   if (h.type === "sync") return "waiting for the broker's retained constraints";
+  if (h.type === "decision") {
+    const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + clock(h.deadline) +
+      " (in " + seconds(h.deadline - now) + ")" : "";
+    return "attempt " + (h.attempt ?? "?") + " failed, waiting for a decision" + deadline;
+  }
   if (h.type === "concurrency" && h.limit != null) {
     const names = Object.entries(h.holders || {}).slice(0, 3).map(([n, c]) => c + " " + n).join(", ");
     return "concurrency " + (h.running ?? h.limit) + "/" + h.limit + scope +
@@ -217,6 +222,7 @@ function paint() {
   renderConnection();
   renderFleet();
   renderRuns();
+  renderHeld();
   renderRun();
   renderEngines();
   renderConstraints();

@@ -12,7 +12,7 @@ const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 
 const MAX_TICKS = 6;     // intervals on the axis at most: its labels fit a narrow window
 // Merged bars of a group, drawn in this order: a failure is never hidden under a success.
 const LAYERS = ["s-BLOCKED", "s-SKIPPED", "s-RETRYING", "s-RUNNING", "o-COMPLETED", "o-SKIPPED",
-  "o-RETRYING", "o-CANCELLED", "o-FAILED"];
+  "o-RETRYING", "o-CANCELLED", "s-HELD", "o-HELD", "o-FAILED"];
 const openGroups = new Map(); // timeline element id -> {run, names}: the groups opened there
 
 function tickStep(span) {

@@ -19,6 +19,7 @@ __all__ = [
     "ACTION_STYLES",
     "action_text",
     "by_text",
+    "decided_text",
     "scope_and_params",
     "stopped_text",
     "who_text",
@@ -29,9 +30,16 @@ ACTION_STYLES = {
     "cleared": "green",
     "expired": "yellow",
     "cancelled": "red",
+    "decided": "cyan",
     "refused": "bold red",
 }
-_VOUCHED = ("set", "cleared", "cancelled", "refused")  # what a writer or a dashboard names
+_VOUCHED = (
+    "set",
+    "cleared",
+    "cancelled",
+    "decided",
+    "refused",
+)  # what a writer or a dashboard names
 _NAMES_SHOWN = 5
 
 
@@ -85,10 +93,33 @@ def stopped_text(event: AuditEvent) -> str:
     return head + ", ".join(parts)
 
 
+def decided_text(event: AuditEvent) -> str:
+    """What came of a decision on a held task, as the engine that ran the run answered:
+    ``load (load-1) attempt 1 on host-1: applied``, or ``...: refused (already_decided: retry
+    by alice)``."""
+    said = event.decided or {}
+    task = inert(str(said.get("task_name") or said.get("task_id") or "?"), SHOWN["name"])
+    if said.get("task_id") and said.get("task_id") != said.get("task_name"):
+        task += f" ({inert(str(said['task_id']), SHOWN['name'])})"
+    attempt = f" attempt {said['attempt']}" if said.get("attempt") is not None else ""
+    head = f"{task}{attempt} on {inert(event.source or '?', SHOWN['source'])}: "
+    if said.get("outcome") == "applied":
+        return head + "applied"
+    first = said.get("decided") if isinstance(said.get("decided"), dict) else None
+    won = ""
+    if first is not None:
+        by = "the hold's deadline" if first.get("deadline") else str(first.get("by") or "someone")
+        decision = inert(str(first.get("decision")), SHOWN["params"])
+        won = f": {decision} by {inert(by, SHOWN['source'])}"
+    return head + f"refused ({inert(str(said.get('outcome')), SHOWN['params'])}{won})"
+
+
 def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
     if event.action == "refused":  # type: the action refused; scope: its target
         return event.scope, ""
     if event.action == "cancelled":
         return f"run:{short_id(event.run_id or '')}", stopped_text(event)
+    if event.action == "decided":  # type: the decision
+        return f"run:{short_id(event.run_id or '')}", decided_text(event)
     params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
     return event.scope, params

@@ -57,14 +57,16 @@ def audit(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Constraints set, cleared and expired, runs cancelled, and what a team's dashboard
-    refused, newest first: when, scope, type, params, TTL, who and why. Who is shown with
-    what vouched for the name: `alice@example.com (oidc)` where a team's dashboard signed
-    the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer
-    said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope
-    is its run (`run:` and the run's short id), its params what the engine that ran it
-    stopped. A `refused` row's type is the action refused, its reason the dashboard's; the
-    refusals of one person, action and reason within a minute are one row: `refused` with its count.
+    """Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
+    team's dashboard refused, newest first: when, scope, type, params, TTL, who and why. Who is
+    shown with what vouched for the name: `alice@example.com (oidc)` where a team's dashboard
+    signed the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer
+    said it (`--as NAME` of `cascade pause`, `limit`, `resume`, `cancel`). A cancel's scope is
+    its run (`run:` and the run's short id), its params what the engine that ran it stopped. A
+    `decided` row's type is the decision (retry, skip, complete, fail), its params the task, the
+    attempt and what came of it (applied, or refused and who had decided). A `refused` row's
+    type is the action refused, its reason the dashboard's; the refusals of one person, action
+    and reason within a minute are one row: `refused` with its count.
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """
@@ -77,13 +79,14 @@ def audit(
     console = CliContext.of(ctx).out()
     if not found:
         console.print(
-            f"no constraint set or cleared, no run cancelled and nothing refused, in the last "
+            f"no constraint set or cleared, no run cancelled or decided and nothing refused, in "
+            f"the last "
             f"{since} in {history.location}",
             markup=False,
         )
         return
     times = TimeFormat(time.time())
-    title = f"Constraints, cancels and refusals (times in {times.zone})"
+    title = f"Constraints, cancels, decisions and refusals (times in {times.zone})"
     rows: list[list[Cell]] = []
     for event in found:
         scope, params = scope_and_params(event)

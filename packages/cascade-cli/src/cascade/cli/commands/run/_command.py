@@ -33,7 +33,8 @@ def run(
             "--state",
             metavar="STATE",
             help="Only tasks last in STATE: running, completed, failed, skipped, blocked, "
-            "retrying or cancelled (any case; repeat it, or a comma list).",
+            "held (for a decision), retrying or cancelled (any case; repeat it, or a comma "
+            "list).",
         ),
     ] = None,
     task: Annotated[
@@ -55,8 +56,9 @@ def run(
     db: Db = None,
 ) -> None:
     """One recorded run: its tasks counted by state, its slowest tasks and first failures
-    (the first one's traceback), then its tasks with their states and times, attempts,
-    duration, time held, error.
+    (the first one's traceback, each one's attempts), its tasks held for a decision and the
+    decisions taken (who, why, on which attempt, applied or refused), then its tasks with their
+    states and times, attempts, duration, time held, error.
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
     cascade run 58a88765 --json | jq '.tasks[].state'

@@ -23,6 +23,7 @@ from ...rendering._holds_text import recorded_holds_text
 from ...rendering._log_text import LOST_SAID
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
+from ._run_decisions import attempts_text, decisions_lines, held_lines
 from ._run_overview import RunOverview
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def _slowest(tasks: list[TaskHistory]) -> list[RenderableType]:
     return [_heading("Slowest"), _indented(grid)]
 
 
-def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
+def _failures(tasks: list[TaskHistory], failed: int, times: TimeFormat) -> list[RenderableType]:
     if not tasks:
         return [_heading("Failures", none=True)]
     grid = Table.grid(padding=(0, 2))
@@ -128,6 +129,8 @@ def _failures(tasks: list[TaskHistory], failed: int) -> list[RenderableType]:
             cell(task.task_id, SHOWN["name"]),
             cell(task.error, SHOWN["error"], "red"),
         )
+        if task.decisions or task.attempts > 1:  # how it came to fail: each attempt
+            grid.add_row("", "", attempts_text(task, times))
     lines: list[RenderableType] = [
         _heading("Failures", f"{failed:,}, in the order they failed"),
         _indented(grid),
@@ -208,7 +211,9 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
     if overview.logs:
         lines.append(_logs_line(overview))
     lines += _slowest(overview.slowest)
-    lines += _failures(overview.failures, summary.tasks.get("FAILED", 0))
+    lines += _failures(overview.failures, summary.tasks.get("FAILED", 0), times)
+    lines += held_lines(overview.held, summary.tasks.get("HELD", 0), times)
+    lines += decisions_lines(overview.decisions, times)
     picked = f" ({overview.picked})" if overview.picked else ""
     if overview.matched:
         lines.append(_heading(f"Tasks{picked}", f"{overview.matched:,}"))

@@ -15,7 +15,14 @@ from ...plumbing._history_db import query
 from ...rendering._render import STATE_STYLES
 
 if TYPE_CHECKING:
-    from cascade.history import History, LogCount, RunDetail, RunSummary, TaskHistory
+    from cascade.history import (
+        DecisionRecord,
+        History,
+        LogCount,
+        RunDetail,
+        RunSummary,
+        TaskHistory,
+    )
 
 __all__ = ["SUMMARY_TASKS", "TASK_STATES", "RunOverview", "read_overview", "task_states"]
 
@@ -47,13 +54,17 @@ class RunOverview:
     """A run's summary: its ``slowest`` finished tasks (longest first), its first
     ``failures`` (in the order they failed), and how many tasks the listing's filters pick
     (``matched``; every task without them), described in ``picked`` (``""``: none);
-    ``logs``: per task id, the lines it logged and those dropped (empty: the run has none)."""
+    ``logs``: per task id, the lines it logged and those dropped (empty: the run has none);
+    ``held``: its first tasks held for a decision now; ``decisions``: its engine's answers to
+    the decisions on its holds (``History.decisions``), in the order received."""
 
     slowest: list[TaskHistory]
     failures: list[TaskHistory]
     matched: int
     picked: str = ""
     logs: dict[str, LogCount] = field(default_factory=dict)
+    held: list[TaskHistory] = field(default_factory=list)
+    decisions: list[DecisionRecord] = field(default_factory=list)
 
     def task_json(self, task: TaskHistory) -> dict[str, Any]:
         """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
@@ -74,6 +85,8 @@ class RunOverview:
             "total": sum(summary.tasks.values()),
             "slowest": [task.to_json() for task in self.slowest],
             "failures": [task.to_json() for task in self.failures],
+            "held": [task.to_json() for task in self.held],
+            "decisions": [record.to_json() for record in self.decisions],
             "matched": self.matched,
             "more": max(0, self.matched - listed),
         }
@@ -113,4 +126,12 @@ def read_overview(
         matched=matched,
         picked=_picked(states, name_glob),
         logs=query(lambda: history.log_counts(run_id)),
+        held=query(
+            lambda: history.run_tasks(
+                run_id, order="earliest", limit=SUMMARY_TASKS, states=["HELD"]
+            )
+        )
+        if counts.get("HELD")
+        else [],
+        decisions=query(lambda: history.decisions(run_id)),
     )

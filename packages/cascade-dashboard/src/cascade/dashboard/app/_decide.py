@@ -1,0 +1,110 @@
+"""``POST /api/runs/{run_id}/tasks/{task}/decide``: a decision on a held task (retry, skip,
+complete or fail), asked of the run's engine as `cascade retry` asks it.
+
+Answers: 200 with the engine's answer when it applied the decision; 409 when it refused it
+(the hold was decided before: by whom, when, why; the task is not held; another attempt is
+held ...); 504 when no engine answered; 403 outside the asker's scopes (in a team's
+dashboard, an operator of the run's project, or of a ``task:<glob>`` the task's name
+matches); 404 for a run nobody heard of or the asker may not see, as a cancel's. In a team's
+dashboard every decision that reached the engine is a row of the access audit (who, the
+decision, ``run:<id>/task:<id>/attempt:<n>``, its outcome and the reason given), as every
+refusal is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cascade.control import ControlError, DecisionAnswer, decision_request
+from cascade.interfaces import ConnectorError
+
+from ..auth._decide_scope import may_decide
+from ..live._visible_runs import HistoryUnreadable, find_run
+from ._control_bodies import decision_fields
+from ._guard import Refused, read_json, refusal
+
+if TYPE_CHECKING:
+    from ._controls import Controls
+
+__all__ = ["decide_task", "decision_target"]
+
+
+def decision_target(run_id: str, task: str, attempt: int | None) -> str:
+    """``run:<id>/task:<task>/attempt:<n>``: what a decision is on, as the audit names it
+    (the history's answers name it alike: the dashboard's row vouches for the engine's)."""
+    target = f"run:{run_id}/task:{task}"
+    return target if attempt is None else f"{target}/attempt:{attempt}"
+
+
+def _task_name(controls: Controls, run_id: str, task: str) -> str | None:
+    """The name of the task ``task`` (an id, or a name) of the live run, ``None`` when this
+    dashboard does not know it."""
+    run = controls.hub.model.state.runs.get(run_id)
+    if run is None:
+        return None
+    found = run.tasks.get(task)
+    if found is not None:
+        return found.name
+    return task if any(view.name == task for view in run.tasks.values()) else None
+
+
+def _outcome(answer: DecisionAnswer, timeout: float, reason: str | None) -> str:
+    """What the audit row says came of it, and the reason given."""
+    if answer.reply is None:
+        said = answer.unanswered(timeout)
+    elif answer.applied:
+        said = "applied"
+    else:
+        said = f"refused by the engine ({answer.reply.outcome}): {answer.describe()}"
+    return said if reason is None else f"{said}; reason given: {reason}"
+
+
+def _answer_json(answer: DecisionAnswer) -> dict[str, Any]:
+    return {
+        "decided": msgspec.to_builtins(answer.reply),
+        "said": answer.describe(),
+        "refused": answer.refused,
+    }
+
+
+async def decide_task(controls: Controls, request: Request) -> Response:
+    """The handler (see the module)."""
+    caller = controls.caller(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return refusal(415, 'send the decision as application/json: {"decision": "retry", ...}')
+    try:
+        body = await read_json(request, controls.max_body)
+    except Refused as refused:
+        return refusal(refused.status, refused.message)
+    given, task = request.path_params["run_id"], request.path_params["task"]
+    among = caller.among() if not isinstance(caller, str) else None
+    try:
+        fields = decision_fields(body)
+        found = await find_run(controls.hub.model, controls.source.history, given, among)
+        if found is None:  # never heard of, or hidden from the asker: the same answer
+            return controls.unknown(caller, given, fields["decision"])
+        run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
+        name = _task_name(controls, run_id, task)
+        target = decision_target(run_id, task, fields["attempt"])
+        holder = controls.checked(request, caller, fields["decision"], target,
+                                  lambda a: may_decide(a, org_id, project_id, name))  # fmt: skip
+        asked = decision_request(run_id, task, issued_by=holder, **fields)
+        answer = await controls.hub.decide(asked, owner=found.owner, org=org_id)
+    except (ControlError, UnicodeError) as exc:
+        return refusal(400, str(exc))
+    except (HistoryUnreadable, ConnectorError) as exc:
+        return refusal(503, str(exc))
+    reply = answer.reply
+    if reply is not None:
+        target = decision_target(run_id, reply.task_id or task, reply.attempt or asked.attempt)
+    controls.audited(caller, asked.decision, target,
+                     _outcome(answer, controls.hub.timeout, asked.reason))  # fmt: skip
+    if reply is None:
+        return refusal(504, answer.unanswered(controls.hub.timeout))
+    if not answer.applied:
+        return JSONResponse({"error": answer.describe(), **_answer_json(answer)}, status_code=409)
+    return JSONResponse(_answer_json(answer))

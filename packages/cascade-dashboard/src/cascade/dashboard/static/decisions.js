@@ -1,0 +1,92 @@
+// The "Needs a decision" list: the tasks that failed and are held for a decision (live.held,
+// from /api/state and the stream's "held" part), the longest held first. Whoever may decide on a
+// task (an operator within their scopes: the server marks each with "decide") gets its buttons:
+// Retry, Skip, Complete (with the JSON result typed in the field beside it) and Fail, the reason
+// field going with each; the others see the list without them. Each button asks
+// POST /api/runs/{run}/tasks/{task}/decide for the held attempt shown, so that a decision
+// meant for one failure never lands on the next. Every string from the broker reaches the page
+// through textContent or setAttribute only.
+// Uses el(), row(), span(), shortId(), seconds(), clock(), count(), fillTable(), bearer() and $()
+// of app.js, live and select() of live.js.
+"use strict";
+
+const DECISIONS = ["retry", "skip", "complete", "fail"];
+
+// A complete's result: the JSON typed in the task's field (empty: null).
+function completeResult(field) {
+  const text = field.value.trim();
+  if (!text) return null;
+  return JSON.parse(text); // a SyntaxError is said as the refusal
+}
+
+async function decide(task, decision, field) {
+  const status = $("held-status");
+  let body;
+  try {
+    body = { decision, attempt: task.attempt };
+    if (decision === "complete") body.result = completeResult(field);
+    const reason = $("held-reason").value.trim();
+    if (reason) body.reason = reason;
+  } catch (error) {
+    status.textContent = "refused: the result is not JSON (" + error.message + ")";
+    status.className = "error";
+    return;
+  }
+  status.textContent = "sending " + decision + " of " + task.name + "…";
+  status.className = "note";
+  const url = "/api/runs/" + encodeURIComponent(task.run_id) + "/tasks/" +
+    encodeURIComponent(task.task_id) + "/decide";
+  try {
+    const headers = { ...bearer(), "Content-Type": "application/json" };
+    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    status.textContent = "done: " + answer.said;
+    status.className = "note ok";
+  } catch (error) {
+    status.textContent = "refused: " + error.message;
+    status.className = "error";
+  }
+}
+
+function heldButtons(task) {
+  const cell = el("span", null, "decide");
+  const field = el("input");
+  field.size = 10;
+  field.placeholder = "result (JSON)";
+  field.setAttribute("aria-label", "the result of complete, as JSON");
+  for (const decision of DECISIONS) {
+    const button = el("button", decision[0].toUpperCase() + decision.slice(1));
+    button.type = "button";
+    button.setAttribute("data-decision", decision);
+    button.addEventListener("click", () => decide(task, decision, field));
+    cell.appendChild(button);
+    if (decision === "complete") cell.appendChild(field);
+  }
+  return cell;
+}
+
+function renderHeld() {
+  const held = live.held || { tasks: [], total: 0 };
+  const decides = held.tasks.some((t) => t.decide);
+  $("held-controls").hidden = !decides;
+  // the answer to the last decision stays in view when it emptied the list
+  $("held").hidden = !held.total && !$("held-status").textContent;
+  const rows = held.tasks.map((t) => {
+    const open = el("button", shortId(t.run_id), "link");
+    open.title = t.run_id;
+    open.addEventListener("click", () => select(t.run_id));
+    const deadline = t.deadline == null ? "-"
+      : clock(t.deadline) + " (in " + seconds(t.deadline - live.now) + "), then " + (t.default || "fail");
+    const tr = row([open, t.org_id + "/" + t.project_id, span(t.name, "c-HELD"), t.task_id,
+      t.attempt ?? "-", span(t.error, "error"), seconds(live.now - t.since),
+      deadline, t.decide ? heldButtons(t) : "-"]);
+    tr.setAttribute("data-run-id", t.run_id);
+    tr.setAttribute("data-task-id", t.task_id);
+    return tr;
+  });
+  fillTable($("held-tasks"), rows);
+  const more = held.total - held.tasks.length;
+  $("held-count").textContent = count(held.total) + " held" +
+    (more > 0 ? " (the " + count(held.tasks.length) + " held longest shown, " + count(more) + " more)" : "");
+}

@@ -1,0 +1,103 @@
+"""Held tasks on the dashboard in a real headless Chromium: a run whose two tasks fail under
+``on_failure="hold"`` shows both in "Needs a decision"; an operator (the dashboard's token)
+clicks Retry on one (its cause fixed) and Skip on the other, and the run ends as decided."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from cascade.runtime import Event, task
+from cascade.testkit import BrokerEndpoint
+
+from .conftest import Dashboard, EngineThread
+from .test_dashboard_in_browser import (
+    WAIT,
+    attribute,
+    click,
+    css,
+    engine_on,
+    no_script_errors,
+    open_page,
+    open_run,
+    started,
+    task_state,
+    texts,
+    wait,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def held_row(run_id: str, name: str) -> str:
+    return f'#held-tasks tr[data-run-id="{run_id}"][data-task-id^="{name}-"]'
+
+
+def status(driver: Any) -> str:
+    text: str = driver.execute_script("return document.getElementById('held-status').textContent")
+    return text
+
+
+def said(driver: Any, start: str) -> None:
+    """Wait until the decision's status line starts with ``start``; else fail saying it."""
+    try:
+        wait(driver, lambda d: status(d).startswith(start))
+    except Exception:
+        raise AssertionError(f"the page says {status(driver)!r}, not {start!r}...") from None
+
+
+def test_an_operator_retries_one_held_task_and_skips_the_other(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    fixed = threading.Event()
+
+    @task(name=f"load_{suffix}", on_failure="hold")
+    def load(n: int) -> int:
+        if not fixed.is_set():
+            raise ConnectionError("the API is down")
+        return n * 10
+
+    @task(name=f"report_{suffix}")
+    def report(rows: int) -> str:
+        return f"{rows} rows"
+
+    @task(name=f"side_{suffix}", on_failure="hold")
+    def side(n: int) -> int:
+        raise ValueError(f"side {n} is broken")
+
+    open_page(browser, dashboard)
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    run = engine_thread.submit(engine.run([report(load(4)), side(1)]))
+    run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+    load_row, side_row = held_row(run_id, f"load_{suffix}"), held_row(run_id, f"side_{suffix}")
+    wait(browser, lambda d: css(d, load_row) and css(d, side_row))
+    assert not browser.find_element(By.ID, "held").get_attribute("hidden")
+    assert texts(browser, f"{load_row} .error") == ["ConnectionError: the API is down"]
+    assert texts(browser, f"{side_row} .error") == ["ValueError: side 1 is broken"]
+    assert attribute(browser, f'{load_row} button[data-decision="retry"]', "data-decision")
+    open_run(browser, run_id)
+    wait(browser, lambda d: task_state(d, f"load_{suffix}") == "HELD")
+    assert task_state(browser, f"report_{suffix}") is None  # waits on load: not started
+    assert not run.done()
+
+    fixed.set()  # the API is back
+    browser.find_element(By.ID, "held-reason").send_keys("API back")
+    click(browser, f'{load_row} button[data-decision="retry"]')
+    said(browser, "done: retried")
+    wait(browser, lambda d: not css(d, load_row))
+    click(browser, f'{side_row} button[data-decision="skip"]')
+    said(browser, "done: skipped")
+
+    assert run.result(WAIT) == ["40 rows", None]
+    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    wait(browser, lambda d: task_state(d, f"side_{suffix}") == "SKIPPED")
+    assert task_state(browser, f"load_{suffix}") == "COMPLETED"
+    assert task_state(browser, f"report_{suffix}") == "COMPLETED"
+    wait(browser, lambda d: not css(d, side_row))
+    assert no_script_errors(browser) == []
