@@ -155,7 +155,8 @@ async def test_from_the_start_with_threshold_0_and_the_totals_are_the_readers(
     await engine.status("host-2", "offline")
     await engine.status("host-3", "online")
     await engine.summarise(
-        summary("host-1", 2, listed("r1", running=2, pending=3), listed("r2", "Succeeded"),
+        summary("host-1", 2, listed("r1", running=2, pending=3, blocked=2, held=1),
+                listed("r2", "Succeeded"),
                 tasks=TaskTally(running=2, pending=3, completed=7), events_per_s=1.5, dropped=2)
     )  # fmt: skip
     await engine.summarise(summary("host-2", 4, listed("r3")))  # gone: its runs are stranded
@@ -179,7 +180,8 @@ async def test_from_the_start_with_threshold_0_and_the_totals_are_the_readers(
     assert host_1["summary"]["tasks"]["pending"] == 3
     runs = {r["run_id"]: r for r in answer["runs"]}
     assert list(runs) == ["r1", "r3", "r2"]  # running first
-    assert runs["r1"]["counts"] == {"RUNNING": 2, "PENDING": 3}
+    # the summary's blocked counts its held too: shown apart, as the run's own events show them
+    assert runs["r1"]["counts"] == {"RUNNING": 2, "PENDING": 3, "BLOCKED": 1, "HELD": 1}
     assert (runs["r1"]["total"], runs["r2"]["status"]) == (10, "Succeeded")
 
 

@@ -70,7 +70,8 @@ def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:
     total = run.planned or None
     counts = (
         ("RUNNING", tasks.running),
-        ("BLOCKED", tasks.blocked),
+        ("BLOCKED", tasks.blocked - tasks.held),  # blocked counts the held too, as on the wire
+        ("HELD", tasks.held),
         ("PENDING", tasks.pending),
         ("COMPLETED", tasks.completed),
         ("FAILED", tasks.failed - tasks.cancelled),
