@@ -54,6 +54,7 @@ def test_a_held_task_reads_held_with_its_hold_error_and_traceback() -> None:
     assert (task.state, task.error, task.traceback) == ("HELD", "ValueError: x", TB)
     assert task.hold == HOLD
     assert run.held_tasks() == [task]
+    assert (run.count("HELD"), run.count("BLOCKED")) == (1, 0)
     assert task in run.active_tasks()
 
 

@@ -28,7 +28,7 @@ def held_metrics(
             key = (label_value(run.org_id), label_value(run.project_id))
         else:
             key = (OTHER, OTHER)
-        live = not run.finished and run.counts()["HELD"]
+        live = not run.finished and run.count("HELD")
         held = run.held_tasks() if live else []  # the longest held first
         count[key] = count.get(key, 0) + len(held)
         oldest.setdefault(key, 0.0)

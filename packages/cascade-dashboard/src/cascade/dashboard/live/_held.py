@@ -63,7 +63,7 @@ class HeldIndex:
             held = [
                 (run, task)
                 for run in model.state.runs.values()
-                if not run.finished and run.counts()["HELD"]
+                if not run.finished and run.count("HELD")
                 for task in run.held_tasks()
             ]
             held.sort(key=lambda pair: (pair[1].since, pair[0].run_id, pair[1].task_id))

@@ -120,6 +120,10 @@ class RunView:
         """How many tasks seen are in each state."""
         return Counter(+self._counts)
 
+    def count(self, state: str) -> int:
+        """How many tasks seen are in ``state`` (no copy made: cheap across many runs)."""
+        return self._counts[state]
+
     @property
     def total_tasks(self) -> int | None:
         """How many tasks the run has, ``None`` while that is not known.
