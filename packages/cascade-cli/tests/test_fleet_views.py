@@ -84,8 +84,8 @@ def test_status_shows_the_fleet_and_each_engines_summary(
     assert (fleet["engines"], fleet["online"], fleet["without_summary"]) == (3, 2, 1)
     assert (fleet["live_runs"], fleet["stranded"], fleet["dropped"]) == (3, 2, 7)
     assert fleet["tasks"] == {
-        "running": 4, "blocked": 2, "pending": 9, "completed": 0, "failed": 1, "skipped": 0,
-        "cancelled": 0,
+        "running": 4, "blocked": 2, "held": 0, "pending": 9, "completed": 0, "failed": 1,
+        "skipped": 0, "cancelled": 0,
     }  # fmt: skip
     by_source = {engine["source"]: engine for engine in data["engines"]}
     assert by_source["old"]["summary"] is None

@@ -70,8 +70,9 @@ def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:
     total = run.planned or None
     counts = (
         ("RUNNING", tasks.running),
-        ("BLOCKED", tasks.blocked - tasks.held),  # blocked counts the held too, as on the wire
-        ("HELD", tasks.held),
+        # blocked counts the held too, as on the wire (a summary saying more held is cut)
+        ("BLOCKED", tasks.blocked - min(tasks.held, tasks.blocked)),
+        ("HELD", min(tasks.held, tasks.blocked)),
         ("PENDING", tasks.pending),
         ("COMPLETED", tasks.completed),
         ("FAILED", tasks.failed - tasks.cancelled),
