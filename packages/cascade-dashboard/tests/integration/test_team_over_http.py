@@ -272,7 +272,10 @@ async def test_an_operator_pauses_within_its_scope_and_not_outside(
         assert resumed.status_code == 200, resumed.text
     rows = [json.loads(r.getMessage()) for r in caplog.records
             if r.name == "cascade.dashboard.access"]  # fmt: skip
-    said = [(r["outcome"], r["who"], r["via"], r["action"], r["target"]) for r in rows]
+    # A fold's count is written again once its minute ends: a test that crosses a minute's
+    # end would see the folded cancels' row twice, so only rows as first written are counted.
+    said = [(r["outcome"], r["who"], r["via"], r["action"], r["target"]) for r in rows
+            if "count" not in r]  # fmt: skip
     assert said[0] == ("allowed", "olga@example.com", "oidc", "pause", scope)
     assert said[-1] == ("allowed", "olga@example.com", "oidc", "resume", scope)
     # global, task:*, and the cancels of a hidden and an unknown run folded in one row
