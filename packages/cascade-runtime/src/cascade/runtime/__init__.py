@@ -17,7 +17,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 
 from ._constraints import ConstraintManager, ConstraintStats
 from ._counters import RunCounters
-from ._engine import Engine, EngineStats, run
+from ._engine import Engine
 from ._errors import (
     CascadeRuntimeError,
     CycleError,
@@ -42,7 +42,9 @@ from ._events import (
     TaskSkipped,
 )
 from ._logs import LogForwarding
+from ._run_now import run
 from ._scheduler import CancelReport
+from ._stats import EngineStats
 from ._task import LazyResult, RetryPolicy, Task, task
 from ._telemetry import TelemetrySubscriber
 

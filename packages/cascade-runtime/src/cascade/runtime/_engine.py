@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -30,7 +28,7 @@ from cascade.interfaces.connector_kit import (
 )
 
 from ._commands import CommandListener
-from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager, ConstraintStats
+from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
 from ._errors import RunCancelledError
 from ._events import (
@@ -38,53 +36,23 @@ from ._events import (
     RunFinished,
     RunStarted,
 )
-from ._graph import Graph, build_graph
+from ._graph import build_graph, target_results
 from ._held import HoldPolicy
 from ._logs import LogForwarding, RunLogs
 from ._scheduler import CancelReport, Run
+from ._stats import EngineStats
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
-from ._task import DEFAULT_HOLD_TIMEOUT, LazyResult, OnFailure, check_hold_options
+from ._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["Engine", "EngineStats", "run"]
+__all__ = ["Engine"]
 
 _log = logging.getLogger("cascade.runtime.engine")
-
-
-@dataclass(slots=True)
-class EngineStats(ConstraintStats):
-    """An engine's counters over all its runs, read from :attr:`Engine.stats`.
-
-    ``runs``: runs started. ``telemetry_dropped``: events the telemetry
-    queue dropped because the connector did not keep up. ``log_lines_sent`` and
-    ``log_lines_dropped``: the tasks' log lines forwarded, and dropped (over a budget, or
-    not sent). The control loop's
-    counters: ``accepted``: valid constraints applied. ``rejected_control``:
-    control messages rejected as malformed (each logged at a limited rate).
-    ``rejected_over_cap``: valid new constraints rejected because the engine
-    already held ``max_constraints``. ``rejected_topic``: constraints refused because
-    their payload names another scope or type than their topic. ``cleared``: topics
-    cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
-    ``unretained``: constraints dropped after a (re)subscription because the
-    broker no longer retained them (cleared while the engine was away).
-    ``held``: tasks held for a decision (each hold, a task held again after a retry
-    included). ``decisions``: decisions applied (a hold's deadline's included).
-    ``decisions_refused``: decision requests refused (already decided, not held, unknown
-    task, ambiguous, stale attempt; a copy of an answered request is not counted again).
-    """
-
-    runs: int = 0
-    telemetry_dropped: int = 0
-    log_lines_sent: int = 0
-    log_lines_dropped: int = 0
-    held: int = 0
-    decisions: int = 0
-    decisions_refused: int = 0
 
 
 class Engine:
@@ -421,7 +389,7 @@ class Engine:
             started = True
             await scheduler.execute()
             status, error = "Succeeded", ""
-            return _shape(target, graph)
+            return target_results(target, graph)
         except RunCancelledError as exc:
             status, error, failure = "Cancelled", describe(exc), exc
             raise
@@ -476,53 +444,3 @@ class Engine:
                     await connector.disconnect()
             except StepFailed as exc:
                 _log.warning("%s", exc)
-
-
-def _shape(target: Any, graph: Graph) -> Any:
-    if isinstance(target, LazyResult):
-        return graph.by_lazy[id(target)].result
-    if isinstance(target, dict):
-        return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
-    results = [graph.by_lazy[id(v)].result for v in target]
-    return tuple(results) if isinstance(target, tuple) else results
-
-
-def run(target: Any, connector: Connector | None = None, **engine_kwargs: Any) -> Any:
-    """Run ``target`` in a new event loop: ``Engine(connector, **engine_kwargs).run(target)``.
-
-    Ctrl-C cancels the run (``ENGINE_STOPPED`` is published with status
-    ``Failed`` and error ``CancelledError: ...``, the connector is
-    disconnected) and raises ``KeyboardInterrupt``.
-    """
-    return asyncio.run(_interruptible(Engine(connector, **engine_kwargs).run(target)))
-
-
-async def _interruptible(run: Coroutine[Any, Any, Any]) -> Any:
-    """Await ``run``, turning SIGINT into its cancellation and then ``KeyboardInterrupt``.
-
-    Python 3.11's ``asyncio.run`` does this by itself, 3.10's does not (the
-    interrupt would land anywhere, skipping the run's clean end); this gives
-    every version the same behaviour. Outside the main thread, or where the
-    loop cannot take signal handlers, ``run`` is simply awaited.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(run)
-    interrupted = False
-
-    def on_sigint() -> None:
-        nonlocal interrupted
-        interrupted = True
-        task.cancel()
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError, ValueError):
-        return await task
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)

@@ -8,7 +8,7 @@ from typing import Any
 from ._errors import CycleError, InvalidTargetError
 from ._task import LazyResult
 
-__all__ = ["Graph", "Node", "build_graph", "resolve"]
+__all__ = ["Graph", "Node", "build_graph", "resolve", "target_results"]
 
 
 def _children(value: Any) -> Iterator[Any]:
@@ -133,3 +133,13 @@ def resolve(value: Any, graph: Graph) -> Any:
     if isinstance(value, (set, frozenset)):
         return type(value)(resolve(v, graph) for v in value)
     return value
+
+
+def target_results(target: Any, graph: Graph) -> Any:
+    """The results of ``target``'s lazy results, in its shape (a value, a list, tuple or dict)."""
+    if isinstance(target, LazyResult):
+        return graph.by_lazy[id(target)].result
+    if isinstance(target, dict):
+        return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
+    results = [graph.by_lazy[id(v)].result for v in target]
+    return tuple(results) if isinstance(target, tuple) else results

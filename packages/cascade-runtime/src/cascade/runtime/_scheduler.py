@@ -9,14 +9,13 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from cascade.interfaces import Decided, DecisionReply, DecisionRequest, TaskRef
 
+from ._cancel_report import CancelReport
 from ._constraints import ConstraintManager
 from ._errors import RunCancelledError, TaskFailedError
 from ._events import (
@@ -32,63 +31,13 @@ from ._events import (
 from ._graph import Graph, Node, resolve
 from ._held import HeldTasks, HoldCounts, HoldPolicy
 from ._logs import RunLogs
+from ._ready import Group, Retry
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 
 __all__ = ["CancelReport", "Run"]
 
 _log = logging.getLogger("cascade.runtime.engine")
-
-
-class Retry:
-    """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
-
-    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
-
-    def __init__(
-        self,
-        node: Node,
-        attempt: int,
-        started: float,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        decided: Decided | None = None,
-    ) -> None:
-        self.node = node
-        self.lazy = node.lazy
-        self.attempt = attempt
-        self.started = started  # of the first attempt, for duration_ms
-        self.args = args
-        self.kwargs = kwargs
-        self.decided = decided  # a retry decided on a held task: one attempt, then held again
-
-
-class Group:
-    """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
-
-    __slots__ = ("marked", "nodes")
-
-    def __init__(self) -> None:
-        self.nodes: deque[Node | Retry] = deque()
-        self.marked = 0  # how many nodes at the front have had their BLOCKED event
-
-
-@dataclass(frozen=True)
-class CancelReport:
-    """What :meth:`Engine.cancel <cascade.runtime.Engine.cancel>` cancelled of a run.
-
-    ``cancelled``: its coroutine tasks that were running, now cancelled. ``abandoned``:
-    its plain-function tasks running in threads, which Python cannot stop: they run to
-    their end and their results are discarded. ``not_started``: how many of its tasks
-    will not start. ``already``: an earlier cancel had cancelled it (the lists are then
-    what was still running).
-    """
-
-    run_id: str
-    cancelled: list[TaskRef] = field(default_factory=list)
-    abandoned: list[TaskRef] = field(default_factory=list)
-    not_started: int = 0
-    already: bool = False
 
 
 class Run:

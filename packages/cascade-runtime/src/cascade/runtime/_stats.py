@@ -1,0 +1,40 @@
+"""An engine's counters over all its runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._constraints import ConstraintStats
+
+__all__ = ["EngineStats"]
+
+
+@dataclass(slots=True)
+class EngineStats(ConstraintStats):
+    """An engine's counters over all its runs, read from :attr:`Engine.stats`.
+
+    ``runs``: runs started. ``telemetry_dropped``: events the telemetry
+    queue dropped because the connector did not keep up. ``log_lines_sent`` and
+    ``log_lines_dropped``: the tasks' log lines forwarded, and dropped (over a budget, or
+    not sent). The control loop's
+    counters: ``accepted``: valid constraints applied. ``rejected_control``:
+    control messages rejected as malformed (each logged at a limited rate).
+    ``rejected_over_cap``: valid new constraints rejected because the engine
+    already held ``max_constraints``. ``rejected_topic``: constraints refused because
+    their payload names another scope or type than their topic. ``cleared``: topics
+    cleared by an empty payload. ``expired``: constraints ended by their ``expires_at``.
+    ``unretained``: constraints dropped after a (re)subscription because the
+    broker no longer retained them (cleared while the engine was away).
+    ``held``: tasks held for a decision (each hold, a task held again after a retry
+    included). ``decisions``: decisions applied (a hold's deadline's included).
+    ``decisions_refused``: decision requests refused (already decided, not held, unknown
+    task, ambiguous, stale attempt; a copy of an answered request is not counted again).
+    """
+
+    runs: int = 0
+    telemetry_dropped: int = 0
+    log_lines_sent: int = 0
+    log_lines_dropped: int = 0
+    held: int = 0
+    decisions: int = 0
+    decisions_refused: int = 0
