@@ -21,7 +21,8 @@ def rate(events_per_s: float) -> str:
 
 
 def _tasks(tasks: TaskTally) -> str:
-    held = f" ({tasks.held:,} held for a decision)" if tasks.held else ""
+    held_count = min(tasks.held, tasks.blocked)  # held are blocked too: a summary saying more lies
+    held = f" ({held_count:,} held for a decision)" if held_count else ""
     return (
         f"tasks {tasks.running:,} running, {tasks.blocked:,} blocked{held}, "
         f"{tasks.pending:,} pending"
