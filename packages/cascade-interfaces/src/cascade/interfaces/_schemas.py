@@ -17,6 +17,7 @@ from ._constraint import convert
 from ._decisions import Decided
 from ._holds import BlockedTasks, Hold, Holds
 from ._limits import MAX_NUMBER
+from ._serving import RunOrigin
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -64,6 +65,8 @@ LifecycleName: TypeAlias = Literal["ENGINE_STARTED", "ENGINE_STOPPED"]
 RunStatus: TypeAlias = Literal["Succeeded", "Failed"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
+_NAME_LIMIT = 256
+_RunIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 TraceId: TypeAlias = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
 """An OpenTelemetry trace id as W3C Trace Context writes it: 32 lowercase hex digits."""
 
@@ -86,6 +89,10 @@ class LifecycleEvent(
     cancelled; its ``status`` is then ``Failed``, which every reader knows: a
     ``Cancelled`` status would make readers that know only ``Succeeded`` and
     ``Failed`` (Cascade's own before it) reject the whole message.
+
+    ``name`` (on ``ENGINE_STARTED``, additive) is the run's name (``Engine.run(name=...)``,
+    by default its target's task name); ``origin`` (additive) where it came from: the served
+    workflow and its params, the run it reruns and the request that started it.
     """
 
     event: LifecycleName
@@ -93,6 +100,8 @@ class LifecycleEvent(
     error: str | None = None
     tasks: _Count | None = None
     cancelled: bool | None = None
+    name: Annotated[str, msgspec.Meta(max_length=_NAME_LIMIT)] | None = None
+    origin: RunOrigin | None = None
 
 
 class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):
@@ -116,6 +125,10 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     ``decision`` (:attr:`held`), which every reader knows as waiting; its ``error`` and
     ``traceback`` are the failed attempt's. ``decided`` (additive) is on the event a
     decision leads to: :class:`~cascade.interfaces.Decided`.
+
+    On ``COMPLETED`` (additive): ``reused_from``, the run whose stored result a rerun took
+    instead of running the task; ``not_kept``, why an engine that keeps results did not keep
+    this one (it cannot be stored as the results' format says, or it is over the bound).
     """
 
     task_id: str
@@ -127,6 +140,8 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
     traceback: str | msgspec.UnsetType = msgspec.UNSET
     decided: Decided | msgspec.UnsetType = msgspec.UNSET
+    reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
+    not_kept: Annotated[str, msgspec.Meta(max_length=1024)] | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def held(self) -> Hold | None:
@@ -219,7 +234,8 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     every part in, a reader that knew the run's events up to ``after`` knows its state
     up to ``through``: whatever it missed up to there is superseded. ``through`` is below
     ``last_seq`` when the answer was cut at :data:`MAX_SNAPSHOT_TASKS` tasks: the reader
-    asks again from ``through``. ``planned`` is the run's task count.
+    asks again from ``through``. ``planned`` is the run's task count; ``name`` and
+    ``origin`` (additive) are its ``ENGINE_STARTED``'s, for a reader that missed it.
     """
 
     after: _Count
@@ -236,6 +252,8 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     blocked: _Count = 0
     pending: _Count = 0
     held: _Count | msgspec.UnsetType = msgspec.UNSET
+    name: Annotated[str, msgspec.Meta(max_length=_NAME_LIMIT)] | msgspec.UnsetType = msgspec.UNSET
+    origin: RunOrigin | msgspec.UnsetType = msgspec.UNSET
     tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=_SNAPSHOT_READ_LIMIT)] = (
         msgspec.field(default_factory=list)
     )

@@ -84,7 +84,8 @@ class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
     ``status`` is ``Running`` until its ``ENGINE_STOPPED``, then that event's status;
     ``last_seq`` its latest event's number (a reader that opens the run asks for a snapshot
-    from there). ``started`` and ``ended`` are ISO 8601 in UTC.
+    from there). ``started`` and ``ended`` are ISO 8601 in UTC; ``name`` (additive) is the
+    run's name.
     """
 
     run_id: _Id
@@ -98,6 +99,7 @@ class SummaryRun(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ended: str | None = None
     cancelled: bool = False
     trace_id: TraceId | None = None
+    name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
 
 
 class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):

@@ -1,0 +1,109 @@
+"""Served workflows' messages: what decodes, what is refused, and the topics."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from cascade.interfaces import (
+    MAX_PARAMS_BYTES,
+    InvalidMessageError,
+    LifecycleEvent,
+    RunOrigin,
+    StartReply,
+    addressed_start_topic,
+    check_workflow_name,
+    decode_envelope,
+    decode_served,
+    decode_start_reply,
+    decode_start_request,
+    served_topic,
+    shared_start_filter,
+    start_filter,
+)
+
+REQUEST = {"id": "r1", "workflow": "nightly", "params": {"day": "2026-11-25"}}
+
+
+def test_a_start_request_decodes_with_its_defaults() -> None:
+    request = decode_start_request(REQUEST)
+    assert (request.workflow, request.params, request.rerun, request.dry_run) == (
+        "nightly",
+        {"day": "2026-11-25"},
+        "failure",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"workflow": "a.b"}, "$.workflow"),
+        ({"workflow": "a/b"}, "$.workflow"),
+        ({"id": "a/b"}, "$.id"),
+        ({"rerun_of": "abc"}, "$.rerun_of"),
+        ({"rerun_of": "ABCDEF12"}, "$.rerun_of"),
+        ({"params": {"x": "y" * MAX_PARAMS_BYTES}}, "params are at most"),
+        ({"rerun_of": "abcdef12", "rerun": "from"}, "from_task goes with"),
+        ({"from_task": "load", "rerun_of": "abcdef12"}, "from_task goes with"),
+        ({"dry_run": True}, "go with rerun_of"),
+        ({"params": []}, "$.params"),
+    ],
+)
+def test_a_bad_start_request_is_refused_naming_why(change: dict[str, object], path: str) -> None:
+    with pytest.raises(InvalidMessageError, match=path.replace("$", r"\$")):
+        decode_start_request({**REQUEST, **change})
+
+
+def test_an_oversized_payload_is_refused_before_it_is_parsed() -> None:
+    with pytest.raises(InvalidMessageError, match="at most"):
+        decode_start_request(b"{" + b" " * 70_000 + b"}")
+
+
+def test_announcement_and_reply_round_trip() -> None:
+    served = decode_served(
+        {
+            "source": "w1",
+            "org_id": "acme",
+            "project_id": "etl",
+            "capacity": 2,
+            "workflows": [{"name": "nightly", "params": [{"name": "day", "required": True}]}],
+            "shared": True,
+        }
+    )
+    assert served.workflows[0].params[0].name == "day"
+    with pytest.raises(InvalidMessageError, match="capacity"):
+        decode_served({"source": "w1", "org_id": "o", "project_id": "p", "workflows": []})
+    reply = StartReply(id="r1", source="w1", workflow="nightly", outcome="started", run_id="ab")
+    assert decode_start_reply(msgspec.json.encode(reply)) == reply
+    assert reply.started
+
+
+def test_topics_and_names() -> None:
+    assert served_topic("w/1") == "cascade/served/w_1"
+    assert addressed_start_topic("nightly", "w1", "p") == "p/start/nightly/w1"
+    assert shared_start_filter("nightly") == "$share/cascade/cascade/start/nightly"
+    assert start_filter("w1") == "cascade/start/+/w1"
+    with pytest.raises(ValueError, match="1 to 64"):
+        check_workflow_name("night ly")
+
+
+def test_a_run_started_carries_its_name_and_origin_additively() -> None:
+    body = LifecycleEvent(
+        event="ENGINE_STARTED",
+        tasks=3,
+        name="nightly",
+        origin=RunOrigin(workflow="nightly", params={"day": 1}, rerun_of="a" * 32),
+    )
+    envelope = {
+        "run_id": "b" * 32,
+        "org_id": "o",
+        "project_id": "p",
+        "source": "w1",
+        "body": msgspec.to_builtins(body),
+    }
+    decoded = decode_envelope(msgspec.json.encode(envelope))
+    assert decoded.body == body
+    # A reader that knows only the old fields still decodes it (unknown fields ignored).
+    old = msgspec.json.decode(msgspec.json.encode(envelope))
+    assert old["body"]["event"] == "ENGINE_STARTED"
