@@ -195,3 +195,38 @@ async def test_subscriptions_survive_reconnect(broker: InMemoryBroker) -> None:
     async with conn:
         await broker.idle()
     assert [m.payload for m in inbox.messages] == [{"n": 1}]
+
+
+async def test_a_shared_subscription_gives_each_message_to_one_member_in_turn(
+    broker: InMemoryBroker,
+) -> None:
+    """As mosquitto does: each message on the topic reaches one client of the group (each in
+    turn), a plain subscriber gets every one, and a shared filter brings no retained message."""
+    first, second, plain = Inbox(), Inbox(), Inbox()
+    async with (
+        InMemoryConnector(broker, presence=False) as a,
+        InMemoryConnector(broker, presence=False) as b,
+        InMemoryConnector(broker, presence=False) as c,
+    ):
+        await a.publish("jobs/x", {"n": -1}, qos=1, retain=True)
+        await a.subscribe("$share/g/jobs/+", first)
+        await b.subscribe("$share/g/jobs/+", second)
+        await c.subscribe("jobs/+", plain)
+        for n in range(6):
+            await c.publish("jobs/x", {"n": n}, qos=1)
+        await broker.idle()
+    assert [m.payload["n"] for m in first.messages] == [0, 2, 4]
+    assert [m.payload["n"] for m in second.messages] == [1, 3, 5]
+    assert [m.payload["n"] for m in plain.messages] == [-1, 0, 1, 2, 3, 4, 5]
+
+
+async def test_a_broker_without_shared_subscriptions_delivers_nothing_to_one() -> None:
+    """``shared_subscriptions=False`` (RabbitMQ 3.x): a ``$share/...`` filter gets nothing."""
+    broker = InMemoryBroker(shared_subscriptions=False)
+    inbox = Inbox()
+    async with InMemoryConnector(broker, presence=False) as conn:
+        await conn.publish("jobs/x", {"n": -1}, qos=1, retain=True)
+        await conn.subscribe("$share/g/jobs/+", inbox)
+        await conn.publish("jobs/x", {"n": 0}, qos=1)
+        await broker.idle()
+    assert inbox.messages == []

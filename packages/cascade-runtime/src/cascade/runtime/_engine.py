@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,6 +18,8 @@ from cascade.interfaces import (
     Decision,
     DecisionReply,
     DecisionRequest,
+    RerunMode,
+    RunOrigin,
 )
 from cascade.interfaces.connector_kit import (
     default_org_id,
@@ -40,6 +42,7 @@ from ._graph import build_graph, target_results
 from ._held import HoldPolicy
 from ._logs import LogForwarding, RunLogs
 from ._scheduler import CancelReport, Run
+from ._serve import Server
 from ._stats import EngineStats
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
@@ -175,18 +178,20 @@ class Engine:
         self._clock = clock
         self._monotonic = monotonic
         self.tracer_provider = tracer_provider
-        self._manager: ConstraintManager | None = None
+        self._managers: dict[str, ConstraintManager] = {}  # a live run's, by run id, in order
         self._runs: dict[str, Run] = {}
+        self._serving = False  # serve() holds the connection: its runs leave it alone
         self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
 
     @property
     def constraints(self) -> list[Constraint]:
         """The constraints in force in the current run (empty between runs).
 
-        An engine is meant for one run at a time; with several at once this
-        shows the latest one's.
+        With several runs at once (:meth:`serve`), each applies the constraints on its own;
+        this shows those of the latest one started.
         """
-        return self._manager.constraints if self._manager is not None else []
+        managers = self._managers
+        return managers[next(reversed(managers))].constraints if managers else []
 
     def cancel(
         self, run_id: str, *, issued_by: str | None = None, reason: str | None = None
@@ -285,8 +290,31 @@ class Engine:
         ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
         run going until a decision (:meth:`decide`) or its deadline ends the hold.
         """
+        return await self._run_target(
+            target,
+            run_id=uuid.uuid4().hex,
+            name=None,
+            origin=None,
+            rerun_of=None,
+            rerun="failure",
+            from_task=None,
+        )
+
+    async def _run_target(
+        self,
+        target: Any,
+        *,
+        run_id: str,
+        name: str | None,
+        origin: RunOrigin | None,
+        rerun_of: str | None,
+        rerun: RerunMode,
+        from_task: str | None,
+    ) -> Any:
+        """:meth:`run` with the run's id, name and origin given (:meth:`serve` gives them)."""
+        if rerun_of is not None:
+            raise ValueError(f"cannot rerun {rerun_of}: this engine keeps no results")
         graph = build_graph(target)
-        run_id = uuid.uuid4().hex
         self.stats.runs += 1
         manager = ConstraintManager(
             clock=self._clock,
@@ -297,7 +325,7 @@ class Engine:
         )
         wake = asyncio.Event()
         manager.on_change(wake.set)
-        self._manager = manager
+        self._managers[run_id] = manager
         tracing = start_run(
             run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
         )
@@ -328,7 +356,7 @@ class Engine:
         failure: BaseException | None = None
         try:
             if connector is not None:
-                manage = (
+                manage = not self._serving and (
                     not connector.is_connected
                     if self.manage_connection is None
                     else self.manage_connection
@@ -402,7 +430,7 @@ class Engine:
         finally:
             self._runs.pop(run_id, None)
             manager.close()
-            self._manager = None
+            self._managers.pop(run_id, None)
             if run_logs is not None:  # its lines before its end, for those who follow both
                 await run_logs.aclose(self.shutdown_timeout)
                 self.stats.log_lines_sent += run_logs.sent
@@ -417,6 +445,49 @@ class Engine:
             await self._disconnect(connector, manage)
             if unsubscribe_bus is not None:
                 unsubscribe_bus()
+
+    async def serve(
+        self,
+        workflows: Mapping[str, Callable[..., Any]],
+        *,
+        max_runs: int = 4,
+        max_queued: int = 100,
+    ) -> None:
+        """Serve named workflows until cancelled: run each on a request over the broker.
+
+        ``workflows`` maps a name (1 to 64 of ``A-Z a-z 0-9 _ -``) to a function, plain or
+        ``async``, that takes the workflow's params as keyword arguments and returns a
+        target. The engine announces them, retained on ``{prefix}/served/{source}``
+        (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
+        signature, its load, whether it takes shared requests), again whenever a run starts
+        or ends, and clears it when it stops. It takes
+        :class:`~cascade.interfaces.StartRequest` s addressed to it
+        (``{prefix}/start/{workflow}/{source}``) and, where the broker has shared
+        subscriptions (tried once at the start), those any server of the workflow may take
+        (``{prefix}/start/{workflow}``: the broker gives each to one). Each is answered
+        once, on ``{prefix}/reply/{org}/{id}/{source}``: ``started`` with the new run's id
+        (``queued`` when ``max_runs`` runs are running; beyond ``max_queued`` waiting it is
+        refused, busy), ``planned`` for a dry run, or ``refused`` with why (a workflow it
+        does not serve, params that do not fit the function, a function that raised, a
+        rerun it cannot do or of a run already being rerun). A copy of a request gets the
+        same answer; a malformed one none (counted in :attr:`stats`, logged at a limited
+        rate). A run is named after its workflow, and its origin (workflow, params with
+        their defaults, the request's id, who asked, why and when) is on its
+        ``ENGINE_STARTED``. A run that fails ends as usual, and serving goes on.
+
+        Needs a connector; connects it unless it is connected (then leaves it so) or
+        ``manage_connection`` says otherwise, and its runs neither connect nor disconnect
+        it. Cancelled, it stops taking requests, cancels its runs (queued ones never
+        start), clears its announcement and disconnects what it connected.
+        """
+        server = Server(self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued)
+        if self._serving:
+            raise RuntimeError("this engine is serving already")
+        self._serving = True
+        try:
+            await server.serve()
+        finally:
+            self._serving = False
 
     async def _unsubscribe(self, link: ControlLink | None, cancels: CommandListener | None) -> None:
         """Unsubscribe from the constraints and the run's commands, each step bounded."""

@@ -29,6 +29,12 @@ class EngineStats(ConstraintStats):
     included). ``decisions``: decisions applied (a hold's deadline's included).
     ``decisions_refused``: decision requests refused (already decided, not held, unknown
     task, ambiguous, stale attempt; a copy of an answered request is not counted again).
+    While it serves (:meth:`Engine.serve <cascade.runtime.Engine.serve>`): ``starts_taken``:
+    start requests it took (answered ``started`` or, a dry run, ``planned``);
+    ``starts_refused``: those it refused (answered ``refused``); ``starts_duplicated``: copies
+    of a request it had already taken or refused (answered as the first was, or not at all
+    while the first is under way); ``starts_rejected``: malformed requests (not answered,
+    logged at a limited rate).
     """
 
     runs: int = 0
@@ -38,3 +44,7 @@ class EngineStats(ConstraintStats):
     held: int = 0
     decisions: int = 0
     decisions_refused: int = 0
+    starts_taken: int = 0
+    starts_refused: int = 0
+    starts_duplicated: int = 0
+    starts_rejected: int = 0

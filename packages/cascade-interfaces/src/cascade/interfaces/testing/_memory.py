@@ -32,6 +32,14 @@ __all__ = ["InMemoryBroker", "InMemoryConnector"]
 
 _log = logging.getLogger("cascade.interfaces.testing")
 
+_SHARE = "$share/"
+
+
+def _shared_key(topic_filter: str) -> tuple[str, str]:
+    """A shared subscription's group and the filter behind it."""
+    group, _, behind = topic_filter[len(_SHARE) :].partition("/")
+    return group, behind
+
 
 class _Publish(NamedTuple):
     topic: str
@@ -52,10 +60,20 @@ class InMemoryBroker:
     ``retained_to_wildcards=False`` makes it behave as RabbitMQ 3.x's MQTT
     plugin does: a retained message goes only to a subscription of its exact
     topic, never through ``+`` or ``#`` (its connectors' ``capabilities`` say so).
+
+    A shared subscription (``$share/{group}/{filter}``) gets each message as mosquitto's do:
+    one client of the group takes it (in turn), and it brings no retained message.
+    ``shared_subscriptions=False`` makes it behave as RabbitMQ 3.x's MQTT plugin does: such
+    a filter is taken as a plain one, whose first level is ``$share``, so nothing published
+    by a client reaches it.
     """
 
-    def __init__(self, *, retained_to_wildcards: bool = True) -> None:
+    def __init__(
+        self, *, retained_to_wildcards: bool = True, shared_subscriptions: bool = True
+    ) -> None:
         self.retained_to_wildcards = retained_to_wildcards
+        self.shared_subscriptions = shared_subscriptions
+        self._turns: dict[tuple[str, str], int] = {}  # a shared group's next member, in turn
         self._retained: dict[str, _Publish] = {}
         self._clients: list[InMemoryConnector] = []
         self._wills: dict[int, _Publish] = {}
@@ -103,12 +121,33 @@ class InMemoryBroker:
                 self._retained.pop(message.topic, None)
         self.history.append(Message(message.topic, {}, message.raw, message.qos, message.retain))
         live = message._replace(retain=False)  # MQTT 3.1.1 §3.3.1.3: live copies lose the flag
+        groups: dict[tuple[str, str], list[InMemoryConnector]] = {}
         for client in self._clients:
-            if any(topic_matches(f, message.topic) for f in client._broker_filters):
+            plain = False
+            for topic_filter in client._broker_filters:
+                if topic_filter.startswith(_SHARE):
+                    if self.shared_subscriptions and topic_matches(topic_filter, message.topic):
+                        group = groups.setdefault(_shared_key(topic_filter), [])
+                        if client not in group:
+                            group.append(client)
+                elif topic_matches(topic_filter, message.topic):
+                    plain = True
+            if plain:
                 self._enqueue(client, live)
+        for key, members in groups.items():
+            turn = self._turns.get(key, 0)
+            self._turns[key] = turn + 1
+            chosen = members[turn % len(members)]
+            if not any(  # already has it through a plain subscription
+                not f.startswith(_SHARE) and topic_matches(f, message.topic)
+                for f in chosen._broker_filters
+            ):
+                self._enqueue(chosen, live)
 
     def _subscribe(self, client: InMemoryConnector, topic_filter: str) -> None:
         client._broker_filters.add(topic_filter)
+        if topic_filter.startswith(_SHARE):
+            return  # MQTT 5 §4.8.2: a shared subscription gets no retained message
         if not self.retained_to_wildcards and ("+" in topic_filter or "#" in topic_filter):
             return
         for stored in list(self._retained.values()):

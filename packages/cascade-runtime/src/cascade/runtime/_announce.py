@@ -1,0 +1,104 @@
+"""A serving engine's announcement: what it serves and its load, retained on its served topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from cascade.interfaces import (
+    Connector,
+    Message,
+    ServedAnnouncement,
+    SubscriptionHandle,
+    rollcall_topic,
+    served_topic,
+)
+from cascade.interfaces.connector_kit import RateLimitedLogger
+
+from ._steps import StepFailed, explain, within
+
+__all__ = ["Announcer"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+
+class Announcer:
+    """Publishes ``announcement()``, retained at QoS 1, on :func:`served_topic` of the
+    connector's source: at :meth:`start`, again after each :meth:`changed` (changes that come
+    while one is published make one more, with the latest figures), and on each roll call
+    where the broker sends retained messages only to exact subscriptions (as the connector
+    answers them with its status). :meth:`stop` clears it (an empty retained message).
+
+    A failed publish is logged at a limited rate and counted in :attr:`failed`; the next
+    change publishes again.
+    """
+
+    def __init__(
+        self, connector: Connector, prefix: str, announcement: Callable[[], ServedAnnouncement]
+    ) -> None:
+        self._connector = connector
+        self._prefix = prefix
+        self.topic = served_topic(connector.source_id, prefix)
+        self._announcement = announcement
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._rollcall: SubscriptionHandle | None = None
+        self._log = RateLimitedLogger(_log)
+        self.published = 0
+        """Announcements published."""
+        self.failed = 0
+        """Announcements whose publish failed."""
+
+    async def start(self) -> None:
+        """Publish now, then whenever changed or asked by a roll call."""
+        if self._connector.capabilities.retained_to_wildcards is not True:
+            try:
+                self._rollcall = await self._connector.subscribe(
+                    rollcall_topic(self._prefix), self._on_rollcall
+                )
+            except Exception as exc:
+                self._log.warning("rollcall", "could not subscribe to roll calls: %s", explain(exc))
+        self._wake.set()
+        self._loop = asyncio.create_task(self._publish_loop(), name="cascade-served")
+
+    def changed(self) -> None:
+        """The announcement changed: publish it soon."""
+        self._wake.set()
+
+    def _on_rollcall(self, message: Message) -> None:
+        if self._connector.capabilities.retained_to_wildcards is False:
+            self._wake.set()
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._publish()
+
+    async def _publish(self) -> None:
+        try:
+            await self._connector.publish(self.topic, self._announcement(), qos=1, retain=True)
+        except Exception as exc:
+            self.failed += 1
+            self._log.warning("publish", "announcement publish failed: %s", explain(exc))
+        else:
+            self.published += 1
+
+    async def stop(self, timeout: float) -> None:
+        """Stop announcing and clear the announcement (each step bounded by ``timeout``)."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        handle, self._rollcall = self._rollcall, None
+        try:
+            if handle is not None:
+                async with within("unsubscribe from roll calls", timeout, "shutdown_timeout"):
+                    await handle.unsubscribe()
+            async with within("clear the served announcement", timeout, "shutdown_timeout"):
+                await self._connector.publish(self.topic, b"", qos=1, retain=True)
+        except StepFailed as exc:
+            _log.warning("%s", exc)

@@ -1,0 +1,415 @@
+"""``Engine.serve``: named workflows started by requests over the broker, a few at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cascade.interfaces import (
+    MAX_PLAN_STEPS,
+    Connector,
+    InvalidMessageError,
+    Message,
+    PlanStep,
+    RerunMode,
+    RunOrigin,
+    ServedAnnouncement,
+    ServedRun,
+    StartReply,
+    StartRequest,
+    SubscriptionHandle,
+    decode_served,
+    reply_topic,
+    served_filter,
+    shared_start_filter,
+    start_filter,
+)
+from cascade.interfaces.connector_kit import RateLimitedLogger
+
+from ._announce import Announcer
+from ._graph import build_graph
+from ._serve_requests import Answers, read_request
+from ._served_workflows import ServedFunction, served_functions
+from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
+from ._steps import StepFailed, describe, explain, within
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["Server"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+_MAX_LIVE = 256  # ServedAnnouncement.live's bound
+_ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
+
+
+@dataclass(slots=True, eq=False)
+class _Accepted:
+    """A run a request started: it runs, or waits in the queue for a slot."""
+
+    run_id: str
+    workflow: str
+    target: Any
+    origin: RunOrigin
+    rerun_of: str | None
+    rerun: RerunMode
+    from_task: str | None
+    task: asyncio.Task[None] | None = field(default=None)
+
+
+class _Refused(Exception):
+    """A request refused; the message says why (the answer's ``error``)."""
+
+
+class Server:
+    """Serves ``workflows`` for ``engine`` until cancelled, each run by ``run`` (the engine's
+    ``_run_target``); the engine's :meth:`serve <cascade.runtime.Engine.serve>` says what
+    it does."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        workflows: Mapping[str, Callable[..., Any]],
+        run: Callable[..., Awaitable[Any]],
+        *,
+        max_runs: int,
+        max_queued: int,
+    ) -> None:
+        if engine.connector is None:
+            raise ValueError("serve() needs a connector: requests come over the broker")
+        if max_runs < 1:
+            raise ValueError(f"max_runs must be at least 1, not {max_runs}")
+        if max_queued < 0:
+            raise ValueError(f"max_queued must be >= 0, not {max_queued}")
+        self._engine = engine
+        self._run_target = run  # the engine's run, given its run id, name and origin
+        self._connector: Connector = engine.connector
+        self._prefix = engine.topic_prefix
+        self._workflows = served_functions(workflows)
+        self._max_runs = max_runs
+        self._max_queued = max_queued
+        self._running: dict[str, _Accepted] = {}
+        self._queue: deque[_Accepted] = deque()
+        self._answers = Answers()
+        self._handling: set[asyncio.Task[None]] = set()
+        self._peers: dict[str, set[str]] = {}  # other servers' live reruns: source -> rerun_of
+        self._handles: list[SubscriptionHandle] = []
+        self._shared = False
+        self._log = RateLimitedLogger(_log)
+        self._announcer = Announcer(self._connector, self._prefix, self._announcement)
+
+    async def serve(self) -> None:
+        """Connect (when the engine manages the connection), take requests, announce; on
+        cancellation, stop the runs, clear the announcement and disconnect."""
+        engine, connector = self._engine, self._connector
+        manage = (
+            not connector.is_connected
+            if engine.manage_connection is None
+            else engine.manage_connection
+        )
+        probe: asyncio.Task[None] | None = None
+        try:
+            if manage:
+                await connector.connect()
+            source = connector.source_id
+            await self._subscribe(start_filter(source, self._prefix), self._on_request)
+            await self._subscribe(served_filter(self._prefix), self._on_peer)
+            await self._announcer.start()
+            names = ", ".join(self._workflows)
+            _log.info("serving %s as %s (%d runs at once)", names, source, self._max_runs)
+            probe = asyncio.create_task(self._probe(), name="cascade-served-probe")
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            if probe is not None:
+                probe.cancel()
+                await asyncio.gather(probe, return_exceptions=True)
+            await self._stop(manage)
+
+    async def _subscribe(self, topic_filter: str, callback: Callable[[Message], Any]) -> None:
+        self._handles.append(await self._connector.subscribe(topic_filter, callback))
+
+    async def _probe(self) -> None:
+        """Where the broker has shared subscriptions, take requests through them too."""
+        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
+        if not await shared_subscriptions_work(self._connector, self._prefix, wait):
+            _log.info(
+                "the broker has no shared subscriptions (or did not answer within %g s): "
+                "this engine takes only the start requests addressed to it",
+                wait,
+            )
+            return
+        for name in self._workflows:
+            await self._subscribe(shared_start_filter(name, self._prefix), self._on_request)
+        self._shared = True
+        self._announcer.changed()
+
+    async def _stop(self, manage: bool) -> None:
+        engine = self._engine
+        timeout = engine.shutdown_timeout
+        for handle in self._handles:
+            try:
+                async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
+                    await handle.unsubscribe()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
+        for task in self._handling:
+            task.cancel()
+        if self._queue:
+            _log.warning(
+                "serving stopped: %d queued runs never started (%s)",
+                len(self._queue),
+                ", ".join(entry.run_id for entry in self._queue),
+            )
+            self._queue.clear()
+        runs = [e.task for e in self._running.values() if e.task is not None]
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, *self._handling, return_exceptions=True)
+        await self._announcer.stop(timeout)
+        if manage:
+            try:
+                async with within("disconnect", timeout, "shutdown_timeout"):
+                    await self._connector.disconnect()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
+
+    # -- the announcement -----------------------------------------------------------------
+
+    def _announcement(self) -> ServedAnnouncement:
+        engine = self._engine
+        return ServedAnnouncement(
+            source=self._connector.source_id,
+            org_id=engine.org_id,
+            project_id=engine.project_id,
+            workflows=[w.described for w in self._workflows.values()],
+            capacity=self._max_runs,
+            running=len(self._running),
+            queued=len(self._queue),
+            live=[
+                ServedRun(run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of)
+                for e in list(self._running.values())[:_MAX_LIVE]
+            ],
+            shared=self._shared,
+            ts=datetime.now(timezone.utc).isoformat(),
+        )
+
+    def _on_peer(self, message: Message) -> None:
+        """Another server's announcement: the reruns it runs (a rerun of those is refused)."""
+        source = message.topic.rsplit("/", 1)[-1]
+        if source == self._connector.source_id:
+            return
+        if not message.raw:
+            self._peers.pop(source, None)
+            return
+        try:
+            announcement = decode_served(message.raw)
+        except InvalidMessageError as exc:
+            self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
+            return
+        self._peers[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _on_request(self, message: Message) -> None:
+        stats = self._engine.stats
+        try:
+            request = read_request(message, self._prefix)
+            topic = reply_topic(
+                self._engine.org_id, request.id, self._connector.source_id, self._prefix
+            )
+        except InvalidMessageError as exc:
+            stats.starts_rejected += 1
+            self._log.warning("rejected", "rejected a start request on %r: %s", message.topic, exc)
+            return
+        seen = self._answers.seen(request.id)
+        if seen is not False:
+            stats.starts_duplicated += 1
+            if isinstance(seen, StartReply):
+                await self._send(topic, seen)
+            return
+        task = asyncio.create_task(self._answer(request, topic), name="cascade-start-request")
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
+    async def _answer(self, request: StartRequest, topic: str) -> None:
+        """Take or refuse ``request``, answer it, and start its run when it may."""
+        stats = self._engine.stats
+        accepted: _Accepted | None = None
+        try:
+            reply, accepted = await self._take(request)
+        except _Refused as exc:
+            stats.starts_refused += 1
+            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+        except Exception as exc:  # the workflow's own code, or the results store
+            stats.starts_refused += 1
+            _log.warning("start request %s failed: %s", request.id, explain(exc))
+            reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
+        else:
+            stats.starts_taken += 1
+        self._answers.answered(reply)
+        await self._send(topic, reply)
+        if accepted is not None and accepted.run_id in self._running:
+            self._launch(accepted)
+
+    async def _take(self, request: StartRequest) -> tuple[StartReply, _Accepted | None]:
+        """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
+        queued); raises :class:`_Refused`."""
+        served = self._workflows.get(request.workflow)
+        if served is None:
+            raise _Refused(
+                f"{self._connector.source_id} does not serve {request.workflow!r} "
+                f"(it serves {', '.join(self._workflows)})"
+            )
+        params = dict(request.params)
+        rerun_of = root_run = None
+        if request.rerun_of is not None:
+            rerun_of, root_run, params = await self._rerun_params(request, params)
+        try:
+            bound = served.bind(params)
+        except TypeError as exc:
+            raise _Refused(f"{request.workflow}: {exc}") from None
+        target = await self._target(served, params)
+        if request.dry_run:
+            assert rerun_of is not None  # StartRequest allows dry_run only with rerun_of
+            plan = await self._plan(target, request, rerun_of)
+            return self._reply(
+                request, "planned", rerun_of=rerun_of, plan=plan[:MAX_PLAN_STEPS],
+                plan_count=len(plan),
+            ), None  # fmt: skip
+        if len(self._running) >= self._max_runs and len(self._queue) >= self._max_queued:
+            raise _Refused(
+                f"busy: {len(self._running)} runs running and {len(self._queue)} queued "
+                f"(max_runs {self._max_runs}, max_queued {self._max_queued})"
+            )
+        accepted = _Accepted(
+            run_id=uuid.uuid4().hex,
+            workflow=request.workflow,
+            target=target,
+            origin=RunOrigin(
+                workflow=request.workflow,
+                params=bound,
+                rerun_of=rerun_of,
+                root_run=root_run,
+                request_id=request.id,
+                issued_by=request.issued_by,
+                reason=request.reason,
+                issued_at=request.issued_at if request.issued_at is not None else time.time(),
+            ),
+            rerun_of=rerun_of,
+            rerun=request.rerun,
+            from_task=request.from_task,
+        )
+        queued = len(self._running) >= self._max_runs
+        if queued:
+            self._queue.append(accepted)
+        else:
+            self._running[accepted.run_id] = accepted  # its slot, before the answer is sent
+        self._announcer.changed()
+        reply = self._reply(
+            request, "started", run_id=accepted.run_id, name=request.workflow, queued=queued,
+            rerun_of=rerun_of,
+        )  # fmt: skip
+        return reply, accepted
+
+    async def _rerun_params(
+        self, request: StartRequest, params: dict[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        """The run ``request`` reruns (its full id), the first run of its line, and the params
+        to rerun it with (those it ran with, updated by the request's)."""
+        results = getattr(self._engine, "results", None)
+        if results is None:
+            raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
+        try:
+            rerun_of = results.resolve(request.rerun_of)
+            manifest = results.manifest(rerun_of)
+        except ValueError as exc:
+            raise _Refused(str(exc)) from None
+        if manifest.workflow is not None and manifest.workflow != request.workflow:
+            raise _Refused(
+                f"run {rerun_of} ran workflow {manifest.workflow!r}, not {request.workflow!r}"
+            )
+        live = self._live_rerun(rerun_of)
+        if live is not None:
+            raise _Refused(f"a rerun of {rerun_of} is live: {live}")
+        root_run = manifest.root_run or rerun_of
+        return rerun_of, root_run, {**(manifest.params or {}), **params}
+
+    def _live_rerun(self, rerun_of: str) -> str | None:
+        """What reruns ``rerun_of`` now, here or at another server; ``None`` if nothing."""
+        for entry in (*self._running.values(), *self._queue):
+            if entry.rerun_of == rerun_of:
+                return f"{entry.run_id} on {self._connector.source_id}"
+        for source, reruns in self._peers.items():
+            if rerun_of in reruns:
+                return f"on {source}"
+        return None
+
+    async def _target(self, served: ServedFunction, params: Mapping[str, Any]) -> Any:
+        try:
+            target = await served.target(params)
+            build_graph(target)  # a bad target is refused now, not as a failed run
+        except Exception as exc:
+            raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
+        return target
+
+    async def _plan(self, target: Any, request: StartRequest, rerun_of: str) -> list[PlanStep]:
+        plan = self._engine.plan(  # type: ignore[attr-defined]
+            target, rerun_of=rerun_of, rerun=request.rerun, from_task=request.from_task
+        )
+        if inspect.isawaitable(plan):
+            plan = await plan
+        return list(plan)
+
+    def _reply(self, request: StartRequest, outcome: Any, **fields: Any) -> StartReply:
+        return StartReply(
+            id=request.id,
+            source=self._connector.source_id,
+            workflow=request.workflow,
+            outcome=outcome,
+            issued_by=request.issued_by,
+            reason=request.reason,
+            issued_at=request.issued_at,
+            **fields,
+        )
+
+    async def _send(self, topic: str, reply: StartReply) -> None:
+        try:
+            await self._connector.publish(topic, reply, qos=1)
+        except Exception as exc:
+            self._log.warning("reply", "could not answer a start request: %s", explain(exc))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def _launch(self, accepted: _Accepted) -> None:
+        self._running[accepted.run_id] = accepted
+        accepted.task = asyncio.create_task(self._run(accepted), name="cascade-served-run")
+
+    async def _run(self, accepted: _Accepted) -> None:
+        try:
+            await self._run_target(
+                accepted.target,
+                run_id=accepted.run_id,
+                name=accepted.workflow,
+                origin=accepted.origin,
+                rerun_of=accepted.rerun_of,
+                rerun=accepted.rerun,
+                from_task=accepted.from_task,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.info("run %s of %s ended: %s", accepted.run_id, accepted.workflow, explain(exc))
+        finally:
+            self._running.pop(accepted.run_id, None)
+            while self._queue and len(self._running) < self._max_runs:
+                self._launch(self._queue.popleft())
+            self._announcer.changed()

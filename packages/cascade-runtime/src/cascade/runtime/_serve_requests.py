@@ -1,0 +1,62 @@
+"""Start requests as a serving engine takes them: read from their topic, checked, and each
+``id`` answered once (a copy gets the first answer)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from cascade.interfaces import (
+    InvalidMessageError,
+    Message,
+    StartReply,
+    StartRequest,
+    decode_start_request,
+)
+
+__all__ = ["Answers", "read_request"]
+
+ANSWERS_KEPT = 4096
+"""Answers kept for copies of their request (QoS 1 resends one within seconds)."""
+
+
+def read_request(message: Message, prefix: str) -> StartRequest:
+    """The request ``message`` carries, on ``{prefix}/start/{workflow}`` (shared) or
+    ``.../{workflow}/{source}`` (addressed); :class:`InvalidMessageError` when it is
+    malformed or names another workflow than its topic."""
+    levels = message.topic[len(prefix) + 1 :].split("/")
+    request = decode_start_request(message.raw or message.payload)
+    if levels[0] != "start" or len(levels) not in (2, 3) or levels[1] != request.workflow:
+        raise InvalidMessageError(
+            f"for workflow {request.workflow!r}, not the one its topic names", "$.workflow"
+        )
+    return request
+
+
+class Answers:
+    """The answers given, by request id (the latest :data:`ANSWERS_KEPT`), and the requests
+    being answered."""
+
+    def __init__(self, kept: int = ANSWERS_KEPT) -> None:
+        self._kept = kept
+        self._answers: OrderedDict[str, StartReply] = OrderedDict()
+        self._pending: set[str] = set()
+
+    def seen(self, request_id: str) -> StartReply | bool:
+        """The answer given to ``request_id``, ``True`` while it is being answered, ``False``
+        for a request not seen yet (which is then being answered)."""
+        answer = self._answers.get(request_id)
+        if answer is not None:
+            self._answers.move_to_end(request_id)
+            return answer
+        if request_id in self._pending:
+            return True
+        self._pending.add(request_id)
+        return False
+
+    def answered(self, reply: StartReply) -> None:
+        """``reply`` is the answer to its request, for its copies."""
+        self._pending.discard(reply.id)
+        self._answers[reply.id] = reply
+        self._answers.move_to_end(reply.id)
+        while len(self._answers) > self._kept:
+            self._answers.popitem(last=False)

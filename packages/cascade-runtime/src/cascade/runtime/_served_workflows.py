@@ -1,0 +1,111 @@
+"""The workflows a serving engine offers: each a function that builds a target from params,
+described for its announcement and called with a request's params."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from cascade.interfaces import ServedWorkflow, WorkflowParam, check_workflow_name
+
+__all__ = ["ServedFunction", "served_functions"]
+
+_TEXT = 1024  # an announcement's text fields are at most this long
+_MAX_PARAMS = 64  # ServedWorkflow.params' bound
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFunction:
+    """A served workflow: its ``name``, the function that builds its target, and what the
+    announcement says of it (``described``)."""
+
+    name: str
+    build: Callable[..., Any]
+    signature: inspect.Signature
+    described: ServedWorkflow
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments a call with ``params`` gets, defaults included, as JSON values (a
+        default that has none is left out); ``TypeError`` when they do not fit the
+        signature (``missing a required argument: 'day'``)."""
+        bound = self.signature.bind(**params)
+        bound.apply_defaults()
+        arguments: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                arguments[name] = value
+        encoded: dict[str, Any] = {}
+        for name, value in arguments.items():
+            ok, as_json = _json(value)
+            if ok:
+                encoded[name] = as_json
+        return encoded
+
+    async def target(self, params: Mapping[str, Any]) -> Any:
+        """Call the function with ``params`` (awaiting it when it is a coroutine function)."""
+        built = self.build(**params)
+        if inspect.isawaitable(built):
+            built = await built
+        return built
+
+
+def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, ServedFunction]:
+    """Each of ``workflows`` checked and described; ``ValueError`` (a bad name, not callable,
+    a parameter that a request cannot give by name) or ``TypeError``."""
+    if not workflows:
+        raise ValueError("serve() needs at least one workflow")
+    served: dict[str, ServedFunction] = {}
+    for name, build in workflows.items():
+        check_workflow_name(name)
+        if not callable(build):
+            raise TypeError(f"workflow {name!r} is {build!r}, not a function that builds a target")
+        signature = inspect.signature(build)
+        params = [_param(p) for p in signature.parameters.values() if _named(name, p)]
+        if len(params) > _MAX_PARAMS:
+            raise ValueError(f"workflow {name!r} has {len(params)} parameters; at most 64")
+        doc = (inspect.getdoc(build) or "").strip().splitlines()
+        described = ServedWorkflow(name=name, params=params, doc=doc[0][:_TEXT] if doc else "")
+        served[name] = ServedFunction(name, build, signature, described)
+    return served
+
+
+def _named(workflow: str, param: inspect.Parameter) -> bool:
+    """Whether a request names ``param`` (``*args`` and ``**kwargs`` are not described)."""
+    if param.kind is inspect.Parameter.POSITIONAL_ONLY and param.default is param.empty:
+        raise ValueError(
+            f"workflow {workflow!r}: parameter {param.name!r} is positional-only, and a "
+            "request gives params by name"
+        )
+    return param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+
+
+def _param(param: inspect.Parameter) -> WorkflowParam:
+    annotation = param.annotation
+    if annotation is param.empty:
+        text = ""
+    elif isinstance(annotation, str):
+        text = annotation
+    else:
+        text = inspect.formatannotation(annotation)
+    if param.default is param.empty:
+        return WorkflowParam(name=param.name, annotation=text[:_TEXT])
+    ok, default = _json(param.default)
+    described = WorkflowParam(name=param.name, required=False, annotation=text[:_TEXT])
+    if ok:
+        described.default = default
+    return described
+
+
+def _json(value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` travels as JSON, and as what."""
+    try:
+        return True, msgspec.json.decode(msgspec.json.encode(value))
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return False, None
