@@ -1,0 +1,216 @@
+"""Served workflows over a real broker: a plain MQTT client reads the announcement, starts
+runs addressed to the server (two at once) or through the shared subscription (mosquitto),
+and gets each answer once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import aiomqtt
+import msgspec
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import (
+    ServedAnnouncement,
+    StartReply,
+    StartRequest,
+    addressed_start_topic,
+    decode_served,
+    decode_start_reply,
+    served_topic,
+    start_topic,
+)
+from cascade.runtime import Engine, RunFinished, TaskRunning, task
+from cascade.runtime.testing import EventRecorder, eventually
+from cascade.testkit import BrokerEndpoint, broker_family, skip_on_family
+
+NO_SHARED_SUBSCRIPTIONS = (
+    "RabbitMQ 3.x's MQTT plugin has no shared subscriptions: it takes $share/... as a plain "
+    "filter, so a serving engine takes only the requests addressed to it"
+)
+
+
+class Gate:
+    """A task that waits until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+        @task(name="waits")
+        async def waits(tag: str) -> str:
+            await self.release.wait()
+            return tag
+
+        self.waits = waits
+
+    def workflow(self, tag: str = "x") -> Any:
+        return self.waits(tag)
+
+
+@task(name="double")
+async def double(n: int) -> int:
+    return n * 2
+
+
+def nightly(n: int = 2) -> Any:
+    return double(n)
+
+
+class Requester:
+    """A plain MQTT client: announcements on the exact served topics, answers on reply/#."""
+
+    def __init__(self, client: aiomqtt.Client, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.served: dict[str, list[bytes]] = {}
+        self.replies: list[StartReply] = []
+        self._changed = asyncio.Event()
+
+    async def read(self) -> None:
+        async for message in self.client.messages:
+            assert isinstance(message.payload, bytes)
+            topic = str(message.topic)
+            if topic.startswith(f"{self.prefix}/reply/"):
+                self.replies.append(decode_start_reply(message.payload))
+            else:
+                self.served.setdefault(topic.rsplit("/", 1)[-1], []).append(message.payload)
+            self._changed.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    def announced(self, source: str) -> ServedAnnouncement | None:
+        seen = self.served.get(source)
+        return decode_served(seen[-1]) if seen and seen[-1] else None
+
+    def answers(self, request_id: str) -> list[StartReply]:
+        return [r for r in self.replies if r.id == request_id]
+
+    async def send(self, request: StartRequest, topic: str) -> None:
+        await self.client.publish(topic, msgspec.json.encode(request), qos=1)
+
+
+@contextlib.asynccontextmanager
+async def requester(
+    broker: BrokerEndpoint, prefix: str, sources: list[str]
+) -> AsyncIterator[Requester]:
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        for source in sources:  # exact topics: RabbitMQ sends retained ones only to those
+            await client.subscribe(served_topic(source, prefix), qos=1)
+        await client.subscribe(f"{prefix}/reply/#", qos=1)
+        reading = Requester(client, prefix)
+        reader = asyncio.create_task(reading.read())
+        try:
+            yield reading
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await reader
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    engine: Engine, workflows: Mapping[str, Callable[..., Any]], **options: Any
+) -> AsyncIterator[None]:
+    served = asyncio.create_task(engine.serve(workflows, **options))
+    try:
+        yield
+    finally:
+        served.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await served
+
+
+def _engine(broker: BrokerEndpoint, prefix: str, source: str) -> Engine:
+    connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id=source)
+    return Engine(connector, heartbeat_interval=None, connect_wait=1.0, org_id="acme")
+
+
+async def test_two_runs_started_over_the_broker_run_at_once_and_the_load_is_announced(
+    mqtt_broker: BrokerEndpoint, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe finds shared subscriptions on mosquitto and none on RabbitMQ, without
+    costing the connection; requests addressed to the server start two runs at once, each
+    answered once; the announcement shows them live, then none; stopping clears it."""
+    gate = Gate()
+    engine = _engine(mqtt_broker, prefix, "it-server")
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    shared = broker_family() == "mosquitto"
+    async with requester(mqtt_broker, prefix, ["it-server"]) as asker:
+        with caplog.at_level(logging.INFO, "cascade.runtime.serve"):
+            async with serving(engine, {"gated": gate.workflow}, max_runs=2):
+                if shared:
+                    await asker.until(
+                        lambda: (a := asker.announced("it-server")) is not None and a.shared
+                    )
+                else:
+                    await eventually(lambda: "no shared subscriptions" in caplog.text)
+                for n in (1, 2):
+                    request = StartRequest(id=f"a{n}", workflow="gated", params={"tag": str(n)})
+                    await asker.send(request, addressed_start_topic("gated", "it-server", prefix))
+                await asker.until(lambda: bool(asker.answers("a1") and asker.answers("a2")))
+                await recorder.until(lambda: len(recorder.names(TaskRunning)) == 2)
+                await asker.until(
+                    lambda: (a := asker.announced("it-server")) is not None and a.running == 2
+                )
+                loaded = asker.announced("it-server")
+                gate.release.set()
+                await recorder.until(lambda: len(recorder.names(RunFinished)) == 2)
+                await asker.until(
+                    lambda: (a := asker.announced("it-server")) is not None and a.running == 0
+                )
+                assert engine.connector is not None
+                assert engine.connector.is_connected
+                assert engine.connector.stats.reconnects == 0  # the probe cost nothing
+            await asker.until(lambda: asker.served["it-server"][-1] == b"")  # cleared
+    (one,) = asker.answers("a1")
+    (two,) = asker.answers("a2")
+    assert (one.outcome, two.outcome) == ("started", "started")
+    assert loaded is not None
+    assert loaded.shared is shared
+    assert {r.run_id for r in loaded.live} == {one.run_id, two.run_id}
+    ends = {e.run_id: e.status for e in recorder.events if isinstance(e, RunFinished)}
+    assert ends == {one.run_id: "Succeeded", two.run_id: "Succeeded"}
+
+
+@skip_on_family("rabbitmq", NO_SHARED_SUBSCRIPTIONS)
+async def test_requests_on_the_shared_topic_go_each_to_one_of_two_servers(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """Two engines serve nightly; each of 12 requests on start/nightly is taken by exactly
+    one of them (one answer each), and both take some."""
+    sources = ["it-server-a", "it-server-b"]
+    engines = [_engine(mqtt_broker, prefix, s) for s in sources]
+    recorder = EventRecorder()
+    for engine in engines:
+        engine.events.subscribe(recorder)
+    ids = [f"s{i}" for i in range(12)]
+    async with (
+        requester(mqtt_broker, prefix, sources) as asker,
+        serving(engines[0], {"nightly": nightly}),
+        serving(engines[1], {"nightly": nightly}),
+    ):
+        await asker.until(
+            lambda: all((a := asker.announced(s)) is not None and a.shared for s in sources)
+        )
+        for request_id in ids:
+            request = StartRequest(id=request_id, workflow="nightly", params={"n": 3})
+            await asker.send(request, start_topic("nightly", prefix))
+        await asker.until(lambda: all(asker.answers(i) for i in ids))
+        await recorder.until(lambda: len(recorder.names(RunFinished)) == len(ids))
+    answers = [asker.answers(i) for i in ids]
+    assert all(len(a) == 1 and a[0].started for a in answers)
+    by = [a[0].source for a in answers]
+    assert set(by) == set(sources)
+    assert [e.stats.starts_taken for e in engines] == [by.count(s) for s in sources]
