@@ -29,6 +29,11 @@ class EngineStats(ConstraintStats):
     included). ``decisions``: decisions applied (a hold's deadline's included).
     ``decisions_refused``: decision requests refused (already decided, not held, unknown
     task, ambiguous, stale attempt; a copy of an answered request is not counted again).
+    With results kept (``Engine(results=...)``): ``results_kept`` and ``results_bytes``, the
+    results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
+    encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
+    the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
+    result.
     """
 
     runs: int = 0
@@ -38,3 +43,7 @@ class EngineStats(ConstraintStats):
     held: int = 0
     decisions: int = 0
     decisions_refused: int = 0
+    results_kept: int = 0
+    results_bytes: int = 0
+    results_not_kept: int = 0
+    results_reused: int = 0
