@@ -15,6 +15,7 @@ import pytest
 from cascade.interfaces import (
     CancelRequest,
     Message,
+    RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
@@ -202,7 +203,8 @@ async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_reque
     operator: Operator,
 ) -> None:
     """On a broker without them (RabbitMQ 3.x), the probe finds none: shared is false, and a
-    request addressed to the source is still taken."""
+    request addressed to the source is still taken (its run's origin has the params with
+    their defaults)."""
     broker = InMemoryBroker(shared_subscriptions=False)
     async with InMemoryConnector(broker, source_id="op", presence=False) as connector:
         op = Operator(connector)
@@ -215,6 +217,9 @@ async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_reque
             reply = await op.ask(StartRequest(id="r1", workflow="nightly", params={"day": "mon"}))
             assert reply.started
             await recorder.until(lambda: bool(recorder.names(RunFinished)))
+            (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+            assert started.origin is not None
+            assert started.origin.params == {"day": "mon", "limit": 10}  # defaults included
             announced = op.announced()
             assert announced is not None
             assert not announced.shared
@@ -253,6 +258,15 @@ async def test_a_request_starts_a_named_run_and_the_answer_has_its_id(
     (finished,) = [e for e in recorder.events if isinstance(e, RunFinished)]
     assert started.run_id == finished.run_id == reply.run_id
     assert finished.status == "Succeeded"
+    assert started.name == "nightly"
+    assert started.origin == RunOrigin(
+        workflow="nightly",
+        params={"day": "mon", "limit": 4},
+        request_id="req-1",
+        issued_by="alice",
+        reason="backfill",
+        issued_at=1795216320.5,
+    )
     assert engine.stats.starts_taken == 1
 
 

@@ -94,7 +94,12 @@ async def test_events_are_published_as_protocol_envelopes() -> None:
         assert datetime.fromisoformat(envelope.ts).tzinfo == timezone.utc
     assert [raw["seq"] for _, raw, _ in messages] == [1, 2, 3, 4, 5, 6]  # in emission order
     bodies = [raw["body"] for _, raw, _ in messages]
-    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}
+    assert bodies[0] == {
+        "type": "LifecycleEvent",
+        "event": "ENGINE_STARTED",
+        "tasks": 2,
+        "name": "fetch",
+    }
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

@@ -22,6 +22,7 @@ from ._errors import (
     CascadeRuntimeError,
     CycleError,
     InvalidTargetError,
+    RerunError,
     RunCancelledError,
     TaskFailedError,
 )
@@ -42,10 +43,12 @@ from ._events import (
     TaskSkipped,
 )
 from ._logs import LogForwarding
+from ._results import ManifestTask, ResultStore, RunManifest
 from ._run_now import run
 from ._scheduler import CancelReport
 from ._stats import EngineStats
 from ._task import LazyResult, RetryPolicy, Task, task
+from ._task_context import TaskContext, current_task
 from ._telemetry import TelemetrySubscriber
 
 __all__ = [
@@ -62,12 +65,17 @@ __all__ = [
     "InvalidTargetError",
     "LazyResult",
     "LogForwarding",
+    "ManifestTask",
+    "RerunError",
+    "ResultStore",
     "RetryPolicy",
     "RunCancelledError",
     "RunFinished",
     "RunCounters",
+    "RunManifest",
     "RunStarted",
     "Task",
+    "TaskContext",
     "TaskBlocked",
     "TaskCancelled",
     "TaskCompleted",
@@ -79,6 +87,7 @@ __all__ = [
     "TaskRunning",
     "TaskSkipped",
     "TelemetrySubscriber",
+    "current_task",
     "run",
     "task",
 ]

@@ -81,10 +81,10 @@ class RunCounters:
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
-                if event.decided is None:
-                    self.running -= 1
-                else:  # a held task completed by a decision: it was blocked, not running
+                if event.decided is not None:  # completed by a decision: blocked, not running
                     self._blocked.pop(event.task_id, None)
+                elif getattr(event, "reused_from", None) is None:  # a reused one never ran
+                    self.running -= 1
                 self.completed += 1
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running

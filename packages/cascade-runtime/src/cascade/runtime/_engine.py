@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from cascade.interfaces import (
     Decision,
     DecisionReply,
     DecisionRequest,
+    PlanStep,
     RerunMode,
     RunOrigin,
 )
@@ -32,21 +34,26 @@ from cascade.interfaces.connector_kit import (
 from ._commands import CommandListener
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
-from ._errors import RunCancelledError
+from ._errors import RerunError, RunCancelledError
 from ._events import (
     EventBus,
     RunFinished,
     RunStarted,
 )
-from ._graph import build_graph, target_results
+from ._fingerprints import fingerprint_graph, task_keys
+from ._graph import Graph, build_graph, target_results
 from ._held import HoldPolicy
 from ._logs import LogForwarding, RunLogs
+from ._rerun import check_rerun, plan_rerun
+from ._results import ResultStore, RunManifest, open_store
+from ._run_results import RunResults
 from ._scheduler import CancelReport, Run
 from ._serve import Server
 from ._stats import EngineStats
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
-from ._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
+from ._task import DEFAULT_HOLD_TIMEOUT, LazyResult, OnFailure, check_hold_options
+from ._task_context import RunContext
 from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
 
@@ -56,6 +63,30 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+_NAME_LIMIT = 256
+
+
+def _run_name(target: Any, name: str | None) -> str | None:
+    """A run's name: ``name``, else its target's task name (a list's or dict's first item's)."""
+    if name is not None:
+        if not isinstance(name, str) or not name or len(name) > _NAME_LIMIT:
+            raise ValueError(f"a run's name is a string of 1 to {_NAME_LIMIT} characters")
+        return name
+    if isinstance(target, LazyResult):
+        return target.name
+    items = list(target.values()) if isinstance(target, dict) else list(target)
+    return items[0].name if items and isinstance(items[0], LazyResult) else None
+
+
+class _Rerun:
+    """A rerun's plan applied to its results: what it reruns (full id) and the line's root."""
+
+    __slots__ = ("manifest", "rerun_of", "root_run")
+
+    def __init__(self, rerun_of: str, root_run: str, manifest: RunManifest) -> None:
+        self.rerun_of = rerun_of
+        self.root_run = root_run
+        self.manifest = manifest
 
 
 class Engine:
@@ -118,6 +149,15 @@ class Engine:
       child span of it; the run's trace id is in its telemetry (``trace_id``).
       Without opentelemetry-api or without an SDK, nothing is traced
       (docs/tracing.md).
+    - ``results``: keep each completed task's result, by its fingerprint (its name, its code's
+      hash and its inputs', upstream results' fingerprints included), so that a rerun
+      (``run(..., rerun_of=...)``) reuses those still valid: ``None`` (the default: nothing
+      kept), ``True`` (the directory ``$CASCADE_RESULTS``, else ``./.cascade-results``), a
+      path or any fsspec URL (``memory://``, ``s3://bucket/prefix``), or a
+      :class:`ResultStore` (``max_bytes``). Kept as msgpack, only when the value decodes back
+      equal (a tuple, a set, a dataclass do not: their ``TaskCompleted`` says ``not_kept``
+      and a warning says why); written in a thread, never on the loop; each run's manifest
+      at its end (docs/results.md).
     - ``on_failure``: what a task's last failed attempt (its retries used up) leads to,
       for the tasks that do not say (``@task(on_failure=...)``): ``"fail"`` (the default:
       it fails, its dependents are skipped, the run ends Failed) or ``"hold"``: it is held
@@ -150,6 +190,7 @@ class Engine:
         on_failure: OnFailure = "fail",
         hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
         hold_default: str = "fail",
+        results: bool | str | os.PathLike[str] | ResultStore | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
         if max_concurrency < 1:
@@ -182,6 +223,9 @@ class Engine:
         self._runs: dict[str, Run] = {}
         self._serving = False  # serve() holds the connection: its runs leave it alone
         self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
+        self.results: ResultStore | None = open_store(results)
+        """Where results are kept (``None``: they are not)."""
+        self._reruns: dict[str, str] = {}  # a run rerun now -> the live run that reruns it
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -277,7 +321,15 @@ class Engine:
         scheduler = self._runs.get(request.run_id)
         return None if scheduler is None else scheduler.decide(request)
 
-    async def run(self, target: Any) -> Any:
+    async def run(
+        self,
+        target: Any,
+        *,
+        name: str | None = None,
+        rerun_of: str | None = None,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+    ) -> Any:
         """Run ``target`` and return its result.
 
         ``target`` is a lazy result, or a list, tuple or dict of them (the
@@ -289,16 +341,102 @@ class Engine:
         ``Failed`` with ``cancelled: true`` and the error (``RunCancelledError: ...`` or
         ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
         run going until a decision (:meth:`decide`) or its deadline ends the hold.
+
+        ``name`` names the run (default: the target's task name; a list's or dict's first
+        item's), on its ``ENGINE_STARTED``, its snapshots and its source's summary.
+        ``rerun_of``: a run id (or a unique prefix of at least 6 hex digits) whose manifest is
+        in this engine's results store: the new run reuses every result of that run whose
+        task's fingerprint still matches (the task ends ``COMPLETED`` at once with
+        ``reused_from``, without running; its dependents get the stored value) and runs the
+        rest; ``rerun="all"`` runs every task, ``rerun="from"`` also ``from_task`` (a task's
+        id or name) and everything downstream of it. A stored result that is missing or
+        unreadable: its task runs, and a warning says why. :meth:`plan` tells what a rerun
+        would do. Raises :class:`RerunError` when the run is not in the store, results are
+        not kept, or a rerun of the same run is live in this engine.
         """
         return await self._run_target(
             target,
             run_id=uuid.uuid4().hex,
-            name=None,
+            name=name,
             origin=None,
-            rerun_of=None,
-            rerun="failure",
-            from_task=None,
+            rerun_of=rerun_of,
+            rerun=rerun,
+            from_task=from_task,
         )
+
+    async def plan(
+        self,
+        target: Any,
+        *,
+        rerun_of: str,
+        rerun: RerunMode = "failure",
+        from_task: str | None = None,
+    ) -> list[PlanStep]:
+        """What ``run(target, rerun_of=..., rerun=..., from_task=...)`` would do with each task,
+        in the graph's order, without running anything (a dry run): ``reuse`` its stored result
+        (``from_run``: the run that computed it), ``run`` it or ``force`` it, and ``why`` (it had
+        failed, was skipped, is new, its code or its input changed, it is not reusable, its
+        stored result is missing, ...). The store is read in a thread. Raises
+        :class:`RerunError` as :meth:`run` does.
+        """
+        check_rerun(rerun, from_task)
+        graph = build_graph(target)
+        store = self._store(rerun_of)
+        keys = task_keys(graph)
+        prints = fingerprint_graph(graph, keys)
+
+        def plan() -> list[PlanStep]:
+            manifest = store.manifest(store.resolve(rerun_of))
+            steps = plan_rerun(graph, keys, prints, manifest, rerun, from_task, store.exists)
+            return [step.public() for step in steps]
+
+        return await asyncio.to_thread(plan)
+
+    def _store(self, rerun_of: str) -> ResultStore:
+        if self.results is None:
+            raise RerunError(
+                f"cannot rerun {rerun_of}: this engine keeps no results (Engine(results=...))"
+            )
+        return self.results
+
+    async def _prepare_rerun(
+        self,
+        results: RunResults,
+        graph: Graph,
+        rerun_of: str,
+        rerun: RerunMode,
+        from_task: str | None,
+        run_id: str,
+    ) -> _Rerun:
+        """Plan the rerun of ``rerun_of`` and read the results it reuses; the rerun is live from
+        here (a second one of the same run raises :class:`RerunError` until it ends)."""
+        store = results.store
+
+        def manifest() -> RunManifest:
+            return store.manifest(store.resolve(rerun_of))
+
+        found = await asyncio.to_thread(manifest)
+        live = self._reruns.get(found.run_id)
+        if live is not None:
+            raise RerunError(f"a rerun of {found.run_id} is live: {live}")
+        self._reruns[found.run_id] = run_id
+        try:
+            steps = await asyncio.to_thread(
+                plan_rerun,
+                graph,
+                results.keys,
+                [results.print_of(node) for node in graph.nodes],
+                found,
+                rerun,
+                from_task,
+                store.exists,
+            )
+            await results.load(steps)
+        except BaseException:
+            self._reruns.pop(found.run_id, None)
+            raise
+        self.stats.results_reused += len(results.reused)
+        return _Rerun(found.run_id, found.root_run or found.run_id, found)
 
     async def _run_target(
         self,
@@ -311,10 +449,44 @@ class Engine:
         rerun: RerunMode,
         from_task: str | None,
     ) -> Any:
-        """:meth:`run` with the run's id, name and origin given (:meth:`serve` gives them)."""
-        if rerun_of is not None:
-            raise ValueError(f"cannot rerun {rerun_of}: this engine keeps no results")
+        """:meth:`run` with its run id given, and where it came from (``origin``, published on
+        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in here)."""
+        check_rerun(rerun, from_task)
+        if rerun_of is None and rerun != "failure":
+            raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
+        name = _run_name(target, name)
+        store = self.results if rerun_of is None else self._store(rerun_of)
+        results: RunResults | None = None
+        again: _Rerun | None = None
+        if store is not None:
+            keys = task_keys(graph)
+            results = RunResults(
+                store, run_id, graph, keys, fingerprint_graph(graph, keys), self.stats
+            )
+            if rerun_of is not None:
+                again = await self._prepare_rerun(
+                    results, graph, rerun_of, rerun, from_task, run_id
+                )
+                origin = msgspec.structs.replace(
+                    origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
+                )
+        try:
+            return await self._execute(target, graph, run_id, name, origin, results, again)
+        finally:
+            if again is not None:
+                self._reruns.pop(again.rerun_of, None)
+
+    async def _execute(
+        self,
+        target: Any,
+        graph: Graph,
+        run_id: str,
+        name: str | None,
+        origin: RunOrigin | None,
+        results: RunResults | None,
+        again: _Rerun | None,
+    ) -> Any:
         self.stats.runs += 1
         manager = ConstraintManager(
             clock=self._clock,
@@ -341,6 +513,14 @@ class Engine:
             self.stats,
             self.connector.source_id if self.connector is not None else "",
         )
+        scheduler.results = results
+        if again is not None or results is not None:
+            scheduler.context = RunContext(
+                run_id,
+                again.root_run if again is not None else run_id,
+                graph,
+                results.keys if results is not None else None,
+            )
         self._runs[run_id] = scheduler
         connector = self.connector
         telemetry: TelemetrySubscriber | None = None
@@ -371,6 +551,8 @@ class Engine:
                     heartbeat_interval=self.heartbeat_interval,
                     holds=manager.holds,
                     trace_id=tracing.trace_id if tracing is not None else None,
+                    name=name,
+                    origin=origin,
                 )
                 cancels = CommandListener(
                     connector,
@@ -413,7 +595,9 @@ class Engine:
                         project_id=self.project_id,
                         trace_id=tracing.trace_id if tracing is not None else None,
                     )
-            self.events.emit(RunStarted(run_id=run_id, task_count=len(graph.nodes)))
+            self.events.emit(
+                RunStarted(run_id=run_id, task_count=len(graph.nodes), name=name, origin=origin)
+            )
             started = True
             await scheduler.execute()
             status, error = "Succeeded", ""
@@ -437,6 +621,17 @@ class Engine:
                 self.stats.log_lines_dropped += run_logs.dropped
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
+            if results is not None:  # the run's results written, then its manifest
+                failed = {id(node) for node, _ in scheduler.failures}
+                await results.close(
+                    status,
+                    results.states(failed),
+                    name=name,
+                    workflow=origin.workflow if origin is not None else None,
+                    params=origin.params if origin is not None else None,
+                    rerun_of=again.rerun_of if again is not None else None,
+                    root_run=again.root_run if again is not None else run_id,
+                )
             if tracing is not None:
                 tracing.end(status, failure)
             await self._unsubscribe(link, cancels)

@@ -21,6 +21,7 @@ from ._events import (
     Event,
     RunStarted,
     TaskBlocked,
+    TaskCompleted,
     TaskEvent,
     TaskFailed,
     TaskHeld,
@@ -36,6 +37,7 @@ _STATES = {
     for state in ("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "BLOCKED", "RETRYING", "CANCELLED")
 }
 _BLOCKED = _STATES["BLOCKED"]
+_COMPLETED = _STATES["COMPLETED"]
 _CANCELLED = _STATES["CANCELLED"]
 _FAILED = _STATES["FAILED"]
 _RETRYING = _STATES["RETRYING"]
@@ -83,6 +85,7 @@ class RunEnvelopes:
             or state is _CANCELLED
             or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
             or event.decided is not None
+            or (state is _COMPLETED and _rare_completed(event))
         ):
             return self._event_format % (
                 prefix,
@@ -141,7 +144,26 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
         cancelled=True if cancelled else msgspec.UNSET,
         traceback=msgspec.UNSET if failure is None else format_traceback(failure),
         decided=msgspec.UNSET if event.decided is None else event.decided,
+        **_completed_fields(event),
     )
+
+
+def _rare_completed(event: TaskEvent) -> bool:
+    """A COMPLETED event with a field the byte template does not write."""
+    return isinstance(event, TaskCompleted) and (
+        event.reused_from is not None or event.not_kept is not None
+    )
+
+
+def _completed_fields(event: TaskEvent) -> dict[str, str]:
+    if not isinstance(event, TaskCompleted):
+        return {}
+    fields = {}
+    if event.reused_from is not None:
+        fields["reused_from"] = event.reused_from
+    if event.not_kept is not None:
+        fields["not_kept"] = event.not_kept[:1024]
+    return fields
 
 
 def format_traceback(exception: BaseException) -> str:
@@ -159,7 +181,9 @@ def event_body(event: Event) -> tuple[int, msgspec.Struct]:
     if isinstance(event, TaskEvent):
         return 0, task_body(event)
     if isinstance(event, RunStarted):
-        return 1, LifecycleEvent(event="ENGINE_STARTED", tasks=event.task_count)
+        return 1, LifecycleEvent(
+            event="ENGINE_STARTED", tasks=event.task_count, name=event.name, origin=event.origin
+        )
     # PROTOCOL.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
     status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"
     return 1, LifecycleEvent(

@@ -6,6 +6,7 @@ __all__ = [
     "CascadeRuntimeError",
     "CycleError",
     "InvalidTargetError",
+    "RerunError",
     "RunCancelledError",
     "TaskFailedError",
 ]
@@ -28,6 +29,12 @@ class CycleError(CascadeRuntimeError):
     def __init__(self, tasks: list[str]) -> None:
         self.tasks = tasks
         super().__init__("task graph has a cycle: " + " -> ".join(tasks))
+
+
+class RerunError(CascadeRuntimeError, ValueError):
+    """A rerun cannot be done: the run it names is not in the engine's results store (or is
+    ambiguous, or the engine keeps no results), a task it names is not in the workflow, or
+    a rerun of the same run is live in this engine. Raised before anything runs."""
 
 
 class TaskFailedError(CascadeRuntimeError):

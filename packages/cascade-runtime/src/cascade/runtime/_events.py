@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
-from cascade.interfaces import Decided, Hold
+from cascade.interfaces import Decided, Hold, RunOrigin
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 __all__ = [
@@ -33,10 +33,17 @@ _log = logging.getLogger("cascade.runtime.events")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
-    """A run began: its graph is valid, retained constraints are applied, no task has started."""
+    """A run began: its graph is valid, retained constraints are applied, no task has started.
+
+    ``name``: the run's name (``Engine.run(name=...)``, by default its target's task name);
+    ``origin``: where it came from (a served workflow and its params, the run it reruns and
+    the first of that line), or ``None``.
+    """
 
     run_id: str
     task_count: int
+    name: str | None = None
+    origin: RunOrigin | None = None
     ts: float = field(default_factory=time.time)
 
 
@@ -85,9 +92,13 @@ class TaskRunning(TaskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskCompleted(TaskEvent):
-    """A task returned."""
+    """A task returned. ``reused_from``: a rerun took its result, stored by the run named,
+    instead of running it (it did not run: no ``TaskRunning`` before, ``duration_ms`` 0).
+    ``not_kept``: why an engine that keeps results did not keep this one."""
 
     state: ClassVar[Literal["COMPLETED"]] = "COMPLETED"
+    reused_from: str | None = None
+    not_kept: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from cascade.interfaces import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, RunSnapshot
+from cascade.interfaces import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, RunOrigin, RunSnapshot
 from cascade.interfaces.wire import snapshot_with_tasks
 
 from ._counters import RunCounters
@@ -32,7 +32,8 @@ def _first(item: tuple[int, TaskEvent]) -> int:
 
 class RunSnapshots:
     """Answers a run's snapshot requests on ``topic`` through ``publish``, from ``counters``
-    and the number of the run's latest event (``last_seq()``)."""
+    and the number of the run's latest event (``last_seq()``); each answer has the run's
+    ``name`` and ``origin``."""
 
     def __init__(
         self,
@@ -41,8 +42,13 @@ class RunSnapshots:
         last_seq: Callable[[], int],
         publish: Callable[[str, bytes, int], Awaitable[None]],
         topic: str,
+        *,
+        name: str | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         self.counters = counters
+        self.name = name
+        self.origin = origin
         self.topic = topic
         self.published = 0
         """Snapshots of the run published (each in one or more messages)."""
@@ -98,6 +104,8 @@ class RunSnapshots:
             blocked=c.blocked,
             pending=c.pending,
             held=(c.held or msgspec.UNSET) if c.blocked else msgspec.UNSET,
+            name=msgspec.UNSET if self.name is None else self.name,
+            origin=msgspec.UNSET if self.origin is None else self.origin,
         )
         numbers = c.numbers
         entries = [

@@ -32,7 +32,9 @@ from ._graph import Graph, Node, resolve
 from ._held import HeldTasks, HoldCounts, HoldPolicy
 from ._logs import RunLogs
 from ._ready import Group, Retry
+from ._run_results import RunResults
 from ._steps import describe
+from ._task_context import CURRENT, RunContext
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 
 __all__ = ["CancelReport", "Run"]
@@ -75,11 +77,15 @@ class Run:
         self.loop = asyncio.get_running_loop()
         self.logs: RunLogs | None = None  # the run's log forwarding, if it forwards
         self.held = HeldTasks(self, hold, stats, source)
+        self.results: RunResults | None = None  # where its results are kept, if they are
+        self.context = RunContext(run_id, run_id, graph, None)  # what current_task() tells
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
+        if self.results is not None and self.results.reused:
+            self._reuse(self.results.reused)
         for node in self.graph.nodes:
-            if node.waiting == 0:
+            if node.waiting == 0 and not node.done:
                 self.ready(node)
         total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
@@ -115,6 +121,28 @@ class Run:
             raise TaskFailedError(
                 node.lazy.name, node.lazy.task_id, exc, [n.lazy.task_id for n, _ in self.failures]
             ) from exc
+
+    def _reuse(self, reused: dict[int, tuple[Any, str]]) -> None:
+        """The nodes a rerun reuses end ``COMPLETED`` at once with their stored values (they
+        never run: their dependents get the values, and no longer wait for them)."""
+        for node in self.graph.nodes:
+            found = reused.get(id(node))
+            if found is None:
+                continue
+            node.result, from_run = found
+            node.done = True
+            self.finished += 1
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+            lazy = node.lazy
+            self.emit(
+                TaskCompleted(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    reused_from=from_run,
+                )
+            )
 
     async def _stop_tasks(self, stop: BaseException | None) -> None:
         """Cancel the attempts still going; if ``stop`` ended the run early, give every task
@@ -271,6 +299,7 @@ class Run:
                 )
             else:
                 emit(TaskRunning(run_id=run_id, task_id=task_id, task_name=name, attempt=attempt))
+            CURRENT.set((self.context, node, attempt))  # in its task, and its thread's context
             logs = self.logs
             if logs is not None:  # what this attempt logs, in its task and its thread, is its
                 logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
@@ -282,11 +311,12 @@ class Run:
                     else:
                         result = await span.run_async(spec.fn, args, kwargs)
                 else:
-                    call = functools.partial(spec.fn, *args, **kwargs)
-                    if logs is not None:
-                        call = functools.partial(contextvars.copy_context().run, call)
+                    call: Callable[[], Any] = functools.partial(spec.fn, *args, **kwargs)
+                    if span is not None:
+                        call = span.bind(call)
+                    # in a copy of this task's context: its current_task(), its log scope
                     result = await self.loop.run_in_executor(
-                        self._executor(), call if span is None else span.bind(call)
+                        self._executor(), functools.partial(contextvars.copy_context().run, call)
                     )
             except asyncio.CancelledError as exc:
                 if self.stopping:
@@ -299,15 +329,28 @@ class Run:
             else:
                 outcome = "COMPLETED"
                 node.result = result
-                emit(
-                    TaskCompleted(
-                        run_id=run_id,
-                        task_id=task_id,
-                        task_name=name,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        attempt=attempt,
+                results = self.results
+                if results is None:
+                    emit(
+                        TaskCompleted(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            duration_ms=(time.perf_counter() - started) * 1000,
+                            attempt=attempt,
+                        )
                     )
-                )
+                else:
+                    emit(
+                        TaskCompleted(
+                            run_id=run_id,
+                            task_id=task_id,
+                            task_name=name,
+                            duration_ms=(time.perf_counter() - started) * 1000,
+                            attempt=attempt,
+                            not_kept=results.keep(node, result),
+                        )
+                    )
                 self.completed(node)
                 return
             now = time.perf_counter()
@@ -384,7 +427,7 @@ class Run:
         self.finished += 1
         for dependent in node.dependents:
             dependent.waiting -= 1
-            if dependent.waiting == 0 and not dependent.skipped:
+            if dependent.waiting == 0 and not dependent.skipped and not dependent.done:
                 self.ready(dependent)
 
     def failed(self, node: Node, exc: BaseException) -> None:
@@ -405,7 +448,7 @@ class Run:
         stack = list(node.dependents)
         while stack:
             dependent = stack.pop()
-            if dependent.skipped:
+            if dependent.skipped or dependent.done:  # done: a rerun reused it
                 continue
             dependent.skipped = dependent.done = True
             self.finished += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import uuid
@@ -35,6 +34,8 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._announce import Announcer
+from ._errors import RunCancelledError
+from ._events import Event, RunFinished
 from ._graph import build_graph
 from ._serve_requests import Answers, read_request
 from ._served_workflows import ServedFunction, served_functions
@@ -64,6 +65,7 @@ class _Accepted:
     rerun: RerunMode
     from_task: str | None
     task: asyncio.Task[None] | None = field(default=None)
+    ending: bool = False  # its RunFinished is out: the run is closing, not to be interrupted
 
 
 class _Refused(Exception):
@@ -117,6 +119,7 @@ class Server:
             else engine.manage_connection
         )
         probe: asyncio.Task[None] | None = None
+        unsubscribe_bus = engine.events.subscribe(self._on_event)
         try:
             if manage:
                 await connector.connect()
@@ -133,6 +136,7 @@ class Server:
                 probe.cancel()
                 await asyncio.gather(probe, return_exceptions=True)
             await self._stop(manage)
+            unsubscribe_bus()
 
     async def _subscribe(self, topic_filter: str, callback: Callable[[Message], Any]) -> None:
         self._handles.append(await self._connector.subscribe(topic_filter, callback))
@@ -170,10 +174,17 @@ class Server:
                 ", ".join(entry.run_id for entry in self._queue),
             )
             self._queue.clear()
-        runs = [e.task for e in self._running.values() if e.task is not None]
-        for run in runs:
-            run.cancel()
-        await asyncio.gather(*runs, *self._handling, return_exceptions=True)
+        runs = [e for e in self._running.values() if e.task is not None]
+        for entry in runs:
+            if entry.ending:
+                continue  # closing (its telemetry, its summary): let it
+            source = self._connector.source_id
+            if engine.cancel(entry.run_id, issued_by=source, reason="serving stopped") is None:
+                assert entry.task is not None
+                entry.task.cancel()  # not started yet: nothing of it to close
+        await asyncio.gather(
+            *(e.task for e in runs if e.task is not None), *self._handling, return_exceptions=True
+        )
         await self._announcer.stop(timeout)
         if manage:
             try:
@@ -278,13 +289,15 @@ class Server:
         except TypeError as exc:
             raise _Refused(f"{request.workflow}: {exc}") from None
         target = await self._target(served, params)
+        plan: dict[str, Any] = {}
+        if rerun_of is not None:
+            steps = await self._plan(target, request, rerun_of)
+            plan = {"rerun_of": rerun_of, "plan": steps[:MAX_PLAN_STEPS], "plan_count": len(steps)}
         if request.dry_run:
-            assert rerun_of is not None  # StartRequest allows dry_run only with rerun_of
-            plan = await self._plan(target, request, rerun_of)
-            return self._reply(
-                request, "planned", rerun_of=rerun_of, plan=plan[:MAX_PLAN_STEPS],
-                plan_count=len(plan),
-            ), None  # fmt: skip
+            return self._reply(request, "planned", **plan), None
+        live = None if rerun_of is None else self._live_rerun(rerun_of)
+        if live is not None:  # again: another request may have started one meanwhile
+            raise _Refused(f"a rerun of {rerun_of} is live: {live}")
         if len(self._running) >= self._max_runs and len(self._queue) >= self._max_queued:
             raise _Refused(
                 f"busy: {len(self._running)} runs running and {len(self._queue)} queued "
@@ -316,7 +329,7 @@ class Server:
         self._announcer.changed()
         reply = self._reply(
             request, "started", run_id=accepted.run_id, name=request.workflow, queued=queued,
-            rerun_of=rerun_of,
+            **plan,
         )  # fmt: skip
         return reply, accepted
 
@@ -328,10 +341,10 @@ class Server:
         results = getattr(self._engine, "results", None)
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
-        try:
-            rerun_of = results.resolve(request.rerun_of)
-            manifest = results.manifest(rerun_of)
-        except ValueError as exc:
+        try:  # the store may be remote: read in a thread, as the engine does
+            rerun_of = await asyncio.to_thread(results.resolve, request.rerun_of)
+            manifest = await asyncio.to_thread(results.manifest, rerun_of)
+        except ValueError as exc:  # RerunError: not there, ambiguous, unreadable
             raise _Refused(str(exc)) from None
         if manifest.workflow is not None and manifest.workflow != request.workflow:
             raise _Refused(
@@ -362,12 +375,12 @@ class Server:
         return target
 
     async def _plan(self, target: Any, request: StartRequest, rerun_of: str) -> list[PlanStep]:
-        plan = self._engine.plan(  # type: ignore[attr-defined]
-            target, rerun_of=rerun_of, rerun=request.rerun, from_task=request.from_task
-        )
-        if inspect.isawaitable(plan):
-            plan = await plan
-        return list(plan)
+        try:
+            return await self._engine.plan(
+                target, rerun_of=rerun_of, rerun=request.rerun, from_task=request.from_task
+            )
+        except ValueError as exc:  # RerunError: from_task not in the graph, ...
+            raise _Refused(str(exc)) from None
 
     def _reply(self, request: StartRequest, outcome: Any, **fields: Any) -> StartReply:
         return StartReply(
@@ -389,6 +402,12 @@ class Server:
 
     # -- runs -------------------------------------------------------------------------------
 
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            entry = self._running.get(event.run_id)
+            if entry is not None:
+                entry.ending = True
+
     def _launch(self, accepted: _Accepted) -> None:
         self._running[accepted.run_id] = accepted
         accepted.task = asyncio.create_task(self._run(accepted), name="cascade-served-run")
@@ -406,6 +425,8 @@ class Server:
             )
         except asyncio.CancelledError:
             raise
+        except RunCancelledError as exc:
+            _log.info("run %s of %s: %s", accepted.run_id, accepted.workflow, exc)
         except Exception as exc:
             _log.info("run %s of %s ended: %s", accepted.run_id, accepted.workflow, explain(exc))
         finally:

@@ -35,6 +35,11 @@ class EngineStats(ConstraintStats):
     of a request it had already taken or refused (answered as the first was, or not at all
     while the first is under way); ``starts_rejected``: malformed requests (not answered,
     logged at a limited rate).
+    With results kept (``Engine(results=...)``): ``results_kept`` and ``results_bytes``, the
+    results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
+    encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
+    the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
+    result.
     """
 
     runs: int = 0
@@ -48,3 +53,7 @@ class EngineStats(ConstraintStats):
     starts_refused: int = 0
     starts_duplicated: int = 0
     starts_rejected: int = 0
+    results_kept: int = 0
+    results_bytes: int = 0
+    results_not_kept: int = 0
+    results_reused: int = 0

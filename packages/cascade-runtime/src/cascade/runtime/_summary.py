@@ -76,6 +76,7 @@ class _Live:
             planned=counters.total,
             last_seq=self.telemetry.seq,
             trace_id=self.trace_id,
+            name=self.telemetry.name,
         )
 
 

@@ -19,6 +19,7 @@ from cascade.interfaces import (
     ConnectorError,
     Heartbeat,
     Hold,
+    RunOrigin,
     events_topic,
     heartbeat_topic,
     snapshot_topic,
@@ -65,7 +66,8 @@ class TelemetrySubscriber:
     each now (``holds(task_name)``, the engine's :meth:`ConstraintManager.holds`;
     without it, what held each when it blocked), so that a reader attached at
     any moment learns why they wait. ``trace_id``, the run's OpenTelemetry trace id
-    when it is traced, goes into every envelope.
+    when it is traced, goes into every envelope. ``name`` and ``origin``, the run's name and
+    where it came from, go into its snapshots (as on its ``ENGINE_STARTED``) and its summary.
     """
 
     def __init__(
@@ -81,10 +83,14 @@ class TelemetrySubscriber:
         max_queue: int = 100_000,
         holds: Callable[[str], list[Hold]] | None = None,
         trace_id: str | None = None,
+        name: str | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
         self.run_id = run_id
+        self.name = name
+        self.origin = origin
         for value, field in ((run_id, "run_id"), (org_id, "org_id"), (project_id, "project_id")):
             validate_id(value, field)
         source = connector.source_id if sourced else None
@@ -108,7 +114,13 @@ class TelemetrySubscriber:
         """The ``seq`` of the run's latest event (each event's envelope carries its own)."""
         self.snapshot_topic = snapshot_topic(org_id, project_id, run_id, prefix, source)
         self._snapshots = RunSnapshots(
-            self.counters, self._envelopes, self._last_seq, self._publish, self.snapshot_topic
+            self.counters,
+            self._envelopes,
+            self._last_seq,
+            self._publish,
+            self.snapshot_topic,
+            name=name,
+            origin=origin,
         )
 
     def _last_seq(self) -> int:

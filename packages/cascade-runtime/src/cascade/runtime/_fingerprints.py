@@ -1,0 +1,168 @@
+"""What a task's result depends on, as one digest (its fingerprint), and the stable key of a task
+in its graph (its name and its occurrence among the tasks of that name)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import decimal
+import hashlib
+import pathlib
+import types
+import uuid
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ._graph import Graph
+from ._task import LazyResult
+
+__all__ = ["NotCanonical", "Print", "code_hash", "fingerprint_graph", "task_keys"]
+
+_VERSION = "cascade-fingerprint/1"
+_encode = msgspec.msgpack.Encoder().encode
+_SCALARS = (type(None), bool, int, float, str, bytes)
+_codes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+class NotCanonical(Exception):
+    """An argument has no canonical encoding; the message says which and why."""
+
+
+class Print:
+    """A task's fingerprint in a run, or why it has none (``why_not``), its stable ``key`` and
+    its code's hash (``code``)."""
+
+    __slots__ = ("code", "fingerprint", "key", "why_not")
+
+    def __init__(self, key: str, code: str, fingerprint: str | None, why_not: str) -> None:
+        self.key = key
+        self.code = code
+        self.fingerprint = fingerprint
+        self.why_not = why_not
+
+
+def task_keys(graph: Graph) -> list[str]:
+    """Each node's stable key, in graph order: ``name#n``, its ``n``-th task of that name in
+    the graph's order (dependencies first, the target's items in their order). The same
+    workflow built again gives the same keys."""
+    seen: dict[str, int] = {}
+    keys = []
+    for node in graph.nodes:
+        name = node.lazy.name
+        seen[name] = index = seen.get(name, 0) + 1
+        keys.append(f"{name}#{index}")
+    return keys
+
+
+def _code_digest(code: types.CodeType, digest: Any) -> None:
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames, code.co_argcount)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_digest(const, digest)
+        else:
+            digest.update(repr(const).encode())
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    """The hash of ``fn``'s code: its bytecode, names and constants (nested functions'
+    included) and its defaults; not where it is in its file, nor the globals it reads. A
+    callable without code of its own (a builtin, a ``partial``) hashes as its qualified name."""
+    try:
+        return _codes[fn]
+    except (KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, types.CodeType):
+        _code_digest(code, digest)
+        for defaults in (getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None)):
+            try:
+                digest.update(_encode(_canonical(defaults, None)))
+            except NotCanonical:
+                digest.update(type(defaults).__name__.encode())
+    else:
+        named = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        digest.update(f"{getattr(fn, '__module__', '')}.{named}".encode())
+    value = digest.hexdigest()
+    with contextlib.suppress(TypeError):  # not weakly referenceable: computed each time
+        _codes[fn] = value
+    return value
+
+
+def _canonical(value: Any, upstream: Callable[[Any], str] | None) -> Any:
+    """``value`` as a tree of msgpack's types where every container says its type, so that
+    equal values encode alike and different ones differently; raises :class:`NotCanonical`."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return ["l", [_canonical(item, upstream) for item in value]]
+    if kind is tuple:
+        return ["t", [_canonical(item, upstream) for item in value]]
+    if kind is dict:
+        items = [(_canonical(k, upstream), _canonical(v, upstream)) for k, v in value.items()]
+        items.sort(key=lambda item: _encode(item[0]))
+        return ["d", items]
+    if kind is set or kind is frozenset:
+        members = sorted((_canonical(item, upstream) for item in value), key=_encode)
+        return ["s" if kind is set else "f", members]
+    if kind is datetime.datetime or kind is datetime.date or kind is datetime.time:
+        return [kind.__name__, value.isoformat()]
+    if kind is decimal.Decimal or kind is uuid.UUID or isinstance(value, pathlib.PurePath):
+        return [kind.__name__, str(value)]
+    if upstream is not None and kind is LazyResult:
+        return ["r", upstream(value)]
+    raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
+
+
+def fingerprint_graph(graph: Graph, keys: list[str]) -> list[Print]:
+    """Each node's :class:`Print`, in graph order: the sha256 of its name, its code's hash and
+    each argument's canonical encoding, a lazy one as its upstream task's fingerprint. A task
+    with an argument that has no canonical encoding, or below one without a fingerprint, has
+    none (``why_not`` says why): it is not reusable."""
+    prints: list[Print] = []
+    by_lazy: dict[int, Print] = {}
+
+    def upstream(lazy: Any) -> str:
+        found = by_lazy[id(lazy)]
+        if found.fingerprint is None:
+            raise NotCanonical(f"upstream {found.key} is not reusable")
+        return found.fingerprint
+
+    for node, key in zip(graph.nodes, keys, strict=True):
+        lazy = node.lazy
+        code = code_hash(lazy.task.fn)
+        ref = upstream if node.deps else None
+        try:
+            encoded = _encode(
+                [
+                    _VERSION,
+                    lazy.name,
+                    code,
+                    [_argument(index, arg, ref) for index, arg in enumerate(lazy.args, 1)],
+                    sorted((name, _argument(name, arg, ref)) for name, arg in lazy.kwargs.items()),
+                ]
+            )
+        except NotCanonical as exc:
+            found = Print(key, code, None, str(exc))
+        else:
+            found = Print(key, code, hashlib.sha256(encoded).hexdigest(), "")
+        prints.append(found)
+        by_lazy[id(lazy)] = found
+    return prints
+
+
+def _argument(which: int | str, value: Any, upstream: Callable[[Any], str] | None) -> Any:
+    """One argument's canonical encoding; :class:`NotCanonical` names it."""
+    try:
+        return _canonical(value, upstream)
+    except NotCanonical as exc:
+        if str(exc).startswith("upstream "):
+            raise
+        raise NotCanonical(f"argument {which!s}: {exc}") from None
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        raise NotCanonical(f"argument {which!s} has no canonical encoding ({exc})") from None

@@ -1,0 +1,161 @@
+"""What a rerun does with each task: reuse its stored result, run it, or force it, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from cascade.interfaces import PlanStep, RerunMode
+
+from ._errors import RerunError
+from ._fingerprints import Print
+from ._graph import Graph, Node
+from ._results import ManifestTask, RunManifest
+
+__all__ = ["RERUN_MODES", "Step", "check_rerun", "plan_rerun"]
+
+RERUN_MODES = ("failure", "all", "from")
+_WHY_LIMIT = 1000
+_ENDED = {
+    "FAILED": "it had failed",
+    "SKIPPED": "it was skipped (a task it needs had failed)",
+    "CANCELLED": "it was cancelled (the run stopped)",
+}
+
+
+class Step:
+    """What a rerun does with one node: ``action`` (``reuse``, ``run``, ``force``), ``why`` and,
+    for a ``reuse``, the run whose result it takes (``from_run``) and the fingerprint."""
+
+    __slots__ = ("action", "fingerprint", "from_run", "node", "why")
+
+    def __init__(
+        self,
+        node: Node,
+        action: Literal["run", "reuse", "force"],
+        why: str,
+        from_run: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.node = node
+        self.action = action
+        self.why = why[:_WHY_LIMIT]
+        self.from_run = from_run
+        self.fingerprint = fingerprint
+
+    def public(self) -> PlanStep:
+        """The step as a dry run's answer lists it."""
+        lazy = self.node.lazy
+        return PlanStep(
+            task_id=lazy.task_id,
+            task_name=lazy.name,
+            action=self.action,
+            why=self.why,
+            from_run=self.from_run,
+        )
+
+
+def check_rerun(rerun: object, from_task: object) -> None:
+    """``ValueError`` for a ``rerun`` mode that is not one, or a ``from_task`` without
+    ``rerun="from"`` (or the other way round)."""
+    if rerun not in RERUN_MODES:
+        raise ValueError(f"rerun must be one of {', '.join(RERUN_MODES)}, not {rerun!r}")
+    if (rerun == "from") != (from_task is not None):
+        raise ValueError('from_task goes with rerun="from", and only with it')
+
+
+def _downstream(graph: Graph, keys: list[str], manifest: RunManifest, from_task: str) -> set[int]:
+    """The nodes ``from_task`` names (a task id of this run or of the rerun one, a name or a
+    stable key) and every node downstream of them, by ``id``."""
+    wanted = {from_task}
+    wanted |= {key for key, task in manifest.tasks.items() if task.task_id == from_task}
+    start = [
+        node
+        for node, key in zip(graph.nodes, keys, strict=True)
+        if node.lazy.task_id == from_task or node.lazy.name == from_task or key in wanted
+    ]
+    if not start:
+        raise RerunError(f"no task {from_task!r} in the workflow (a task's id, name or key)")
+    found: set[int] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if id(node) not in found:
+            found.add(id(node))
+            stack.extend(node.dependents)
+    return found
+
+
+def _why_run(
+    node: Node,
+    mine: Print,
+    entry: ManifestTask | None,
+    manifest: RunManifest,
+    changed: dict[int, str],
+) -> str:
+    """Why a task with no reusable result in ``manifest`` runs."""
+    short = manifest.run_id[:12]
+    if entry is None:
+        return f"new: run {short} had no task {mine.key}"
+    if entry.state in _ENDED:
+        return _ENDED[entry.state]
+    if entry.state != "COMPLETED":
+        return f"it had not completed ({entry.state})"
+    if entry.fingerprint is None:
+        return f"it was not reusable in run {short}: {entry.why_not or 'no fingerprint'}"
+    if entry.fingerprint == mine.fingerprint:
+        return f"its result was not kept: {entry.not_kept or 'not stored'}"
+    if entry.code and entry.code != mine.code:
+        return "its code changed"
+    upstream = [changed[id(dep)] for dep in node.deps if id(dep) in changed]
+    if upstream:
+        return f"its input changed: upstream {', '.join(upstream)} changed"
+    return "its input changed: its arguments"
+
+
+def plan_rerun(
+    graph: Graph,
+    keys: list[str],
+    prints: list[Print],
+    manifest: RunManifest,
+    rerun: RerunMode,
+    from_task: str | None,
+    exists: Callable[[str], bool],
+) -> list[Step]:
+    """Each node's :class:`Step`, in graph order, for a rerun of ``manifest``'s run.
+
+    A task whose fingerprint is one the manifest kept a result for is reused (``reuse``), unless
+    ``rerun`` forces it (``all``; ``from``: ``from_task`` and what is downstream of it) or its
+    stored result is missing (``exists``): ``force``. Every other task runs (``run``), the
+    manifest saying why: it had failed, it is new, its code or its input changed, ...
+    """
+    check_rerun(rerun, from_task)
+    forced = _downstream(graph, keys, manifest, from_task) if from_task is not None else set()
+    kept = {
+        task.fingerprint: task.from_run
+        for task in manifest.tasks.values()
+        if task.fingerprint and task.from_run
+    }
+    # the tasks whose fingerprint is not the one they had in that run: their key, by node
+    changed: dict[int, str] = {}
+    steps = []
+    for node, key, mine in zip(graph.nodes, keys, prints, strict=True):
+        entry = manifest.tasks.get(key)
+        fingerprint = mine.fingerprint
+        if entry is None or entry.fingerprint != fingerprint:
+            changed[id(node)] = key
+        from_run = kept.get(fingerprint) if fingerprint is not None else None
+        if fingerprint is None:
+            step = Step(node, "run", f"not reusable: {mine.why_not}")
+        elif from_run is None:
+            step = Step(node, "run", _why_run(node, mine, entry, manifest, changed))
+        elif rerun == "all":
+            step = Step(node, "force", "rerun all")
+        elif id(node) in forced:
+            step = Step(node, "force", f"rerun from {from_task}")
+        elif not exists(fingerprint):
+            step = Step(node, "force", f"its stored result (from run {from_run[:12]}) is missing")
+        else:
+            step = Step(node, "reuse", "unchanged", from_run, fingerprint)
+        steps.append(step)
+    return steps

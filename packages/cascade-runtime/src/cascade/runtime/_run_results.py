@@ -1,0 +1,213 @@
+"""One run's results: each completed task's kept (off the loop), those a rerun reuses read,
+and the run's manifest written at its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from ._fingerprints import Print
+from ._graph import Graph, Node
+from ._rerun import Step
+from ._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from ._stats import EngineStats
+
+__all__ = ["RunResults"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class RunResults:
+    """Keeps the results of one run's tasks in ``store`` by their fingerprints (``prints``, in
+    graph order with ``keys``), and gives the tasks a rerun reuses their stored values."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        run_id: str,
+        graph: Graph,
+        keys: list[str],
+        prints: list[Print],
+        stats: EngineStats,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.graph = graph
+        self.keys = keys
+        self.stats = stats
+        self.started = _now()
+        self._prints = {id(node): found for node, found in zip(graph.nodes, prints, strict=True)}
+        self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
+        self.kept: dict[int, str] = {}  # node -> the run its result is kept from
+        self.not_kept: dict[int, str] = {}  # node -> why not
+        self._sizes: dict[int, int] = {}
+        self._failed: dict[int, str] = {}  # node -> why its write failed (set by the writer)
+
+    def print_of(self, node: Node) -> Print:
+        """``node``'s fingerprint (or why it has none)."""
+        return self._prints[id(node)]
+
+    async def load(self, steps: list[Step]) -> list[Step]:
+        """Read the stored value of every ``reuse`` step (in a thread); a step whose result is
+        missing or unreadable becomes ``force`` and the engine says why. Returns the steps."""
+        wanted = [step for step in steps if step.action == "reuse"]
+        if not wanted:
+            return steps
+        store = self.store
+
+        def read() -> list[tuple[Step, Any, str | None]]:
+            found: list[tuple[Step, Any, str | None]] = []
+            for step in wanted:
+                assert step.fingerprint is not None
+                try:
+                    found.append((step, store.read(step.fingerprint), None))
+                except ResultMissing as exc:
+                    found.append((step, None, str(exc)))
+            return found
+
+        for step, value, missing in await asyncio.to_thread(read):
+            node = step.node
+            if missing is not None:
+                step.action, step.why, step.from_run = "force", missing, None
+                _log.warning(
+                    "task %s (%s) of run %s runs again: %s",
+                    node.lazy.name,
+                    node.lazy.task_id,
+                    self.run_id,
+                    missing,
+                )
+            else:
+                assert step.from_run is not None
+                self.reused[id(node)] = (value, step.from_run)
+                self.kept[id(node)] = step.from_run
+        return steps
+
+    def keep(self, node: Node, value: Any) -> str | None:
+        """Keep ``node``'s result (encoded here, written in the store's thread); ``None``, or why
+        it is not kept (logged once, at the task)."""
+        found = self._prints[id(node)]
+        fingerprint = found.fingerprint
+        if fingerprint is None:
+            reason = f"not reusable: {found.why_not}"
+        else:
+            store = self.store
+            data, reason = store.encode(value)
+            if data is not None:
+                key = id(node)
+                self.kept[key] = self.run_id
+                self._sizes[key] = len(data)
+                stats = self.stats
+                stats.results_kept += 1
+                stats.results_bytes += len(data)
+                store.submit(lambda: self._write(key, store.result_path(fingerprint), data))
+                return None
+        self._not_kept(node, reason)
+        return reason
+
+    def given(self, node: Node) -> str:
+        """``node`` was completed by a decision: its result was given, not computed, and is
+        not kept (a rerun runs it); why, for its event."""
+        reason = "completed by a decision: its result was given, not computed"
+        self.not_kept[id(node)] = reason
+        self.stats.results_not_kept += 1
+        return reason
+
+    def states(self, failed: set[int]) -> dict[int, str]:
+        """Each node's last state, by ``id``, for the manifest (``failed``: the nodes that
+        failed)."""
+        states = {}
+        for node in self.graph.nodes:
+            key = id(node)
+            if key in self.kept or key in self.not_kept:
+                states[key] = "COMPLETED"
+            elif node.skipped:
+                states[key] = "SKIPPED"
+            elif key in failed:
+                states[key] = "FAILED"
+            else:
+                states[key] = "CANCELLED"
+        return states
+
+    def _not_kept(self, node: Node, reason: str) -> None:
+        self.not_kept[id(node)] = reason
+        self.stats.results_not_kept += 1
+        lazy = node.lazy
+        _log.warning(
+            "the result of task %s (%s) of run %s is not kept: %s",
+            lazy.name,
+            lazy.task_id,
+            self.run_id,
+            reason,
+        )
+
+    def _write(self, key: int, path: str, data: bytes) -> None:
+        """In the writer thread."""
+        try:
+            self.store.write(path, data)
+        except Exception as exc:
+            self._failed[key] = f"{type(exc).__name__}: {exc}"
+
+    async def close(
+        self,
+        status: str,
+        states: dict[int, str],
+        *,
+        name: str | None,
+        workflow: str | None,
+        params: dict[str, Any] | None,
+        rerun_of: str | None,
+        root_run: str | None,
+    ) -> None:
+        """Wait for the run's results to be written, then write its manifest (``states``: each
+        node's last state, by ``id``) and wait for it."""
+        store = self.store
+        await asyncio.wrap_future(store.flushed())
+        by_node = {id(node): node for node in self.graph.nodes}
+        for key, why in list(self._failed.items()):
+            if self.kept.pop(key, None) is not None:
+                self.stats.results_kept -= 1
+                self.stats.results_bytes -= self._sizes.get(key, 0)
+                self._not_kept(by_node[key], f"it could not be written: {why}")
+        tasks = {}
+        for node, task_key in zip(self.graph.nodes, self.keys, strict=True):
+            found = self._prints[id(node)]
+            tasks[task_key] = ManifestTask(
+                name=node.lazy.name,
+                task_id=node.lazy.task_id,
+                state=states.get(id(node), "CANCELLED"),
+                fingerprint=found.fingerprint,
+                code=found.code,
+                from_run=self.kept.get(id(node)),
+                not_kept=self.not_kept.get(id(node)),
+                why_not=found.why_not or None,
+            )
+        manifest = RunManifest(
+            run_id=self.run_id,
+            status=status,
+            tasks=tasks,
+            name=name,
+            workflow=workflow,
+            params=params,
+            rerun_of=rerun_of,
+            root_run=root_run,
+            started=self.started,
+            ended=_now(),
+        )
+        failed: list[str] = []
+
+        def write() -> None:
+            try:
+                store.write_manifest(manifest)
+            except Exception as exc:
+                failed.append(f"{type(exc).__name__}: {exc}")
+
+        store.submit(write)
+        await asyncio.wrap_future(store.flushed())
+        if failed:
+            _log.warning("the manifest of run %s could not be written: %s", self.run_id, failed[0])

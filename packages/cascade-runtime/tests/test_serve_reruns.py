@@ -1,0 +1,260 @@
+"""Reruns through a serving engine: a failed served run rerun by a request (its params from the
+results store), a dry run's plan, and a rerun of a run refused while another rerun of it is
+live, here or at another server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cascade.interfaces import (
+    Message,
+    ServedAnnouncement,
+    ServedRun,
+    ServedWorkflow,
+    StartReply,
+    StartRequest,
+    addressed_start_topic,
+    decode_served,
+    decode_start_reply,
+    served_topic,
+)
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, RunFinished, RunStarted, task
+from cascade.runtime.testing import EventRecorder
+
+SOURCE = "server-1"
+
+
+class Pipeline:
+    """extract -> transform -> load; transform fails while ``broken``, and waits for
+    ``gate`` when one is set."""
+
+    def __init__(self) -> None:
+        self.calls = {"extract": 0, "transform": 0, "load": 0}
+        self.broken = True
+        self.gate: asyncio.Event | None = None
+
+        @task(name="extract")
+        def extract(n: int) -> list[int]:
+            self.calls["extract"] += 1
+            return list(range(n))
+
+        @task(name="transform")
+        async def transform(rows: list[int]) -> list[int]:
+            self.calls["transform"] += 1
+            if self.broken:
+                raise ValueError("bad rows")
+            if self.gate is not None:
+                await self.gate.wait()
+            return [r * 2 for r in rows]
+
+        @task(name="load")
+        def load(rows: list[int]) -> int:
+            self.calls["load"] += 1
+            return sum(rows)
+
+        self.extract, self.transform, self.load = extract, transform, load
+
+    def workflow(self, n: int = 5) -> Any:
+        return self.load(self.transform(self.extract(n)))
+
+
+class Requester:
+    def __init__(self, connector: InMemoryConnector) -> None:
+        self.connector = connector
+        self.replies: list[StartReply] = []
+        self.announced: ServedAnnouncement | None = None
+        self._changed = asyncio.Event()
+
+    def on_reply(self, message: Message) -> None:
+        self.replies.append(decode_start_reply(message.raw))
+        self._changed.set()
+
+    def on_served(self, message: Message) -> None:
+        self.announced = decode_served(message.raw) if message.raw else None
+        self._changed.set()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), 10)
+
+    async def idle(self) -> None:
+        """Until the server announces no run running nor queued (its runs have ended)."""
+        await self.until(
+            lambda: (a := self.announced) is not None and (a.running, a.queued) == (0, 0)
+        )
+
+    async def ask(self, request: StartRequest) -> StartReply:
+        await self.connector.publish(
+            addressed_start_topic(request.workflow, SOURCE), request, qos=1
+        )
+
+        async def wait() -> StartReply:
+            while not (found := [r for r in self.replies if r.id == request.id]):
+                self._changed.clear()
+                await self._changed.wait()
+            return found[0]
+
+        return await asyncio.wait_for(wait(), 10)
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    return InMemoryBroker()
+
+
+@pytest.fixture
+async def requester(broker: InMemoryBroker) -> AsyncIterator[Requester]:
+    async with InMemoryConnector(broker, source_id="operator", presence=False) as connector:
+        asker = Requester(connector)
+        await connector.subscribe("cascade/reply/#", asker.on_reply)
+        await connector.subscribe(served_topic(SOURCE), asker.on_served)
+        yield asker
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    broker: InMemoryBroker,
+    results: Path,
+    workflows: dict[str, Callable[..., Any]],
+    requester: Requester,
+) -> AsyncIterator[tuple[Engine, EventRecorder]]:
+    connector = InMemoryConnector(broker, source_id=SOURCE)
+    engine = Engine(connector, heartbeat_interval=None, results=results)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    served = asyncio.create_task(engine.serve(workflows))
+    try:
+        await requester.idle()
+        yield engine, recorder
+    finally:
+        served.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await served
+
+
+def _ends(recorder: EventRecorder) -> dict[str, str]:
+    return {e.run_id: e.status for e in recorder.events if isinstance(e, RunFinished)}
+
+
+def _started(recorder: EventRecorder, run_id: str | None) -> RunStarted:
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted) and e.run_id == run_id]
+    return started
+
+
+async def test_a_failed_served_run_is_rerun_from_its_stored_results(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """The first run fails at transform; a dry run (by a 12-digit prefix) plans to reuse
+    extract and run the rest; the rerun, with the params the first ran with, reuses
+    extract (its function ran once in all) and succeeds; its origin names the run it reruns
+    and the root; a changed param re-executes the tasks it reaches."""
+    pipeline = Pipeline()
+    async with serving(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (
+        engine,
+        recorder,
+    ):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl", params={"n": 4}))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        assert first.run_id is not None
+        assert _ends(recorder)[first.run_id] == "Failed"
+        pipeline.broken = False
+        prefix = first.run_id[:12]
+        planned = await requester.ask(
+            StartRequest(id="d1", workflow="etl", rerun_of=prefix, dry_run=True)
+        )
+        assert (planned.outcome, planned.rerun_of, planned.run_id) == (
+            "planned",
+            first.run_id,
+            None,
+        )
+        assert [(p.task_name, p.action) for p in planned.plan] == [
+            ("extract", "reuse"),
+            ("transform", "run"),
+            ("load", "run"),
+        ]
+        assert planned.plan[0].from_run == first.run_id
+        assert planned.plan_count == 3
+        assert pipeline.calls == {"extract": 1, "transform": 1, "load": 0}  # nothing ran
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=prefix))
+        await recorder.until(lambda: again.run_id in _ends(recorder))
+        await requester.idle()
+        assert (again.outcome, again.rerun_of, again.name) == ("started", first.run_id, "etl")
+        assert [p.action for p in again.plan] == ["reuse", "run", "run"]
+        assert again.run_id is not None
+        assert _ends(recorder)[again.run_id] == "Succeeded"
+        assert pipeline.calls == {"extract": 1, "transform": 2, "load": 1}
+        origin = _started(recorder, again.run_id).origin
+        assert origin is not None
+        assert (origin.workflow, origin.params, origin.request_id) == ("etl", {"n": 4}, "r1")
+        assert (origin.rerun_of, origin.root_run) == (first.run_id, first.run_id)
+        changed = await requester.ask(
+            StartRequest(id="r2", workflow="etl", rerun_of=prefix, params={"n": 6})
+        )
+        await recorder.until(lambda: changed.run_id in _ends(recorder))
+        assert [p.action for p in changed.plan] == ["run", "run", "run"]
+        assert pipeline.calls == {"extract": 2, "transform": 3, "load": 2}
+        assert engine.stats.starts_taken == 4
+
+
+async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """Here (a rerun running) or at another server (its announcement's live): refused, with
+    who reruns it; an unknown run and a run of another workflow: refused, with why."""
+    pipeline = Pipeline()
+    workflows: dict[str, Callable[..., Any]] = {
+        "etl": pipeline.workflow,
+        "other": pipeline.workflow,
+    }
+    async with serving(broker, tmp_path, workflows, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        assert first.run_id is not None
+        pipeline.broken, pipeline.gate = False, asyncio.Event()
+        live = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        assert live.started
+        second = await requester.ask(StartRequest(id="r2", workflow="etl", rerun_of=first.run_id))
+        assert second.outcome == "refused"
+        assert second.error == f"a rerun of {first.run_id} is live: {live.run_id} on {SOURCE}"
+        pipeline.gate.set()
+        await recorder.until(lambda: live.run_id in _ends(recorder))
+        await requester.idle()
+
+        other = ServedAnnouncement(
+            source="server-2",
+            org_id="local",
+            project_id="default",
+            workflows=[ServedWorkflow(name="etl")],
+            capacity=1,
+            running=1,
+            live=[ServedRun(run_id="f" * 32, workflow="etl", rerun_of=first.run_id)],
+        )
+        await requester.connector.publish(served_topic("server-2"), other, qos=1, retain=True)
+        await broker.idle()
+        elsewhere = await requester.ask(
+            StartRequest(id="r3", workflow="etl", rerun_of=first.run_id)
+        )
+        assert elsewhere.error == f"a rerun of {first.run_id} is live: on server-2"
+        await requester.connector.publish(served_topic("server-2"), b"", qos=1, retain=True)
+        await broker.idle()
+        wrong = await requester.ask(StartRequest(id="r4", workflow="other", rerun_of=first.run_id))
+        assert wrong.error == f"run {first.run_id} ran workflow 'etl', not 'other'"
+        unknown = await requester.ask(StartRequest(id="r5", workflow="etl", rerun_of="abcdef123"))
+        assert unknown.outcome == "refused"
+        assert unknown.error.startswith("no run abcdef123 in the results store")
+        after = await requester.ask(StartRequest(id="r6", workflow="etl", rerun_of=first.run_id))
+        assert after.started  # the other server's rerun ended (its announcement cleared)
+        await recorder.until(lambda: after.run_id in _ends(recorder))
