@@ -534,6 +534,15 @@ async def test_serve_checks_its_arguments() -> None:
         await engine.serve({"night ly": nightly})
     with pytest.raises(ValueError, match="max_runs"):
         await engine.serve({"nightly": nightly}, max_runs=0)
+    with pytest.raises(ValueError, match="at most 256 workflows"):
+        await engine.serve({f"w{i}": nightly for i in range(257)})
+
+    def wordy(day: str) -> Any:
+        return None
+
+    wordy.__doc__ = "x" * 1000
+    with pytest.raises(ValueError, match="bytes to describe in the announcement; at most"):
+        await engine.serve({f"w{i}": wordy for i in range(30)})
     with pytest.raises(ValueError, match="positional-only"):
         await engine.serve({"nightly": lambda *args: None} | {"p": _positional})
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from cascade.interfaces import (
+    MAX_CONTROL_PAYLOAD_BYTES,
     MAX_PLAN_STEPS,
     Connector,
     InvalidMessageError,
@@ -50,6 +53,8 @@ __all__ = ["Server"]
 _log = logging.getLogger("cascade.runtime.serve")
 
 _MAX_LIVE = 256  # ServedAnnouncement.live's bound
+_MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes of JSON
+_encode = msgspec.json.Encoder().encode
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
 
 
@@ -97,6 +102,12 @@ class Server:
         self._connector: Connector = engine.connector
         self._prefix = engine.topic_prefix
         self._workflows = served_functions(workflows)
+        described = len(_encode([w.described for w in self._workflows.values()]))
+        if described > _MAX_DESCRIBED:
+            raise ValueError(
+                f"the workflows take {described} bytes to describe in the announcement; at most "
+                f"{_MAX_DESCRIBED}: serve fewer, or with shorter docstrings and annotations"
+            )
         self._max_runs = max_runs
         self._max_queued = max_queued
         self._running: dict[str, _Accepted] = {}
@@ -196,6 +207,12 @@ class Server:
     # -- the announcement -----------------------------------------------------------------
 
     def _announcement(self) -> ServedAnnouncement:
+        announcement = self._listing()
+        while len(announcement.live) > 1 and len(_encode(announcement)) > MAX_CONTROL_PAYLOAD_BYTES:
+            announcement.live = announcement.live[: len(announcement.live) // 2]
+        return announcement
+
+    def _listing(self) -> ServedAnnouncement:
         engine = self._engine
         return ServedAnnouncement(
             source=self._connector.source_id,

@@ -16,6 +16,7 @@ __all__ = ["ServedFunction", "served_functions"]
 
 _TEXT = 1024  # an announcement's text fields are at most this long
 _MAX_PARAMS = 64  # ServedWorkflow.params' bound
+_MAX_WORKFLOWS = 256  # ServedAnnouncement.workflows' bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, S
     a parameter that a request cannot give by name) or ``TypeError``."""
     if not workflows:
         raise ValueError("serve() needs at least one workflow")
+    if len(workflows) > _MAX_WORKFLOWS:
+        raise ValueError(f"serve() takes at most {_MAX_WORKFLOWS} workflows, not {len(workflows)}")
     served: dict[str, ServedFunction] = {}
     for name, build in workflows.items():
         check_workflow_name(name)
