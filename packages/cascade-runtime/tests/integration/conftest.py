@@ -12,6 +12,7 @@ from cascade.testkit import (  # noqa: F401 - fixtures
     BrokerEndpoint,
     family_mosquitto_broker,  # "mosquitto_broker"
     family_mqtt_broker,  # "mqtt_broker", of the family CASCADE_TEST_BROKER names
+    family_own_broker,  # "own_broker": a broker of the family for one test, free to restart
 )
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from cascade.interfaces import (
 )
 from cascade.runtime import Engine, RunFinished, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import BrokerEndpoint, broker_family, skip_on_family
+from cascade.testkit import BrokerEndpoint, OwnBroker, broker_family, skip_on_family
 
 NO_SHARED_SUBSCRIPTIONS = (
     "RabbitMQ 3.x's MQTT plugin has no shared subscriptions: it takes $share/... as a plain "
@@ -214,3 +214,26 @@ async def test_requests_on_the_shared_topic_go_each_to_one_of_two_servers(
     by = [a[0].source for a in answers]
     assert set(by) == set(sources)
     assert [e.stats.starts_taken for e in engines] == [by.count(s) for s in sources]
+
+
+async def test_after_a_broker_restart_it_announces_again_and_takes_requests(
+    own_broker: OwnBroker, prefix: str
+) -> None:
+    """A broker restarted (mosquitto loses its retained messages without persistence): once
+    reconnected, the engine announces again, and a request is answered."""
+    endpoint: BrokerEndpoint = own_broker
+    engine = _engine(endpoint, prefix, "it-restarted")
+    connector = engine.connector
+    assert isinstance(connector, MqttConnector)
+    async with serving(engine, {"nightly": nightly}):
+        async with requester(endpoint, prefix, ["it-restarted"]) as asker:
+            await asker.until(lambda: asker.announced("it-restarted") is not None)
+        reconnects = connector.stats.reconnects
+        await asyncio.to_thread(own_broker.restart)
+        await eventually(lambda: connector.stats.reconnects > reconnects, timeout=30)
+        async with requester(endpoint, prefix, ["it-restarted"]) as asker:
+            await asker.until(lambda: asker.announced("it-restarted") is not None, timeout=30)
+            request = StartRequest(id="after", workflow="nightly")
+            await asker.send(request, addressed_start_topic("nightly", "it-restarted", prefix))
+            await asker.until(lambda: bool(asker.answers("after")), timeout=30)
+    assert asker.answers("after")[0].started

@@ -28,6 +28,7 @@ from cascade.interfaces import (
     StartReply,
     StartRequest,
     SubscriptionHandle,
+    SyncPhase,
     decode_served,
     reply_topic,
     served_filter,
@@ -135,7 +136,9 @@ class Server:
             if manage:
                 await connector.connect()
             source = connector.source_id
-            await self._subscribe(start_filter(source, self._prefix), self._on_request)
+            await self._subscribe(
+                start_filter(source, self._prefix), self._on_request, self._resubscribed
+            )
             await self._subscribe(served_filter(self._prefix), self._on_peer)
             await self._announcer.start()
             names = ", ".join(self._workflows)
@@ -149,8 +152,21 @@ class Server:
             await self._stop(manage)
             unsubscribe_bus()
 
-    async def _subscribe(self, topic_filter: str, callback: Callable[[Message], Any]) -> None:
-        self._handles.append(await self._connector.subscribe(topic_filter, callback))
+    async def _subscribe(
+        self,
+        topic_filter: str,
+        callback: Callable[[Message], Any],
+        on_sync: Callable[[SyncPhase], None] | None = None,
+    ) -> None:
+        self._handles.append(
+            await self._connector.subscribe(topic_filter, callback, on_sync=on_sync)
+        )
+
+    def _resubscribed(self, phase: SyncPhase) -> None:
+        """Subscribed again (a new connection): announce again, for a broker that lost its
+        retained messages (a restart without persistence)."""
+        if phase == "end":
+            self._announcer.changed()
 
     async def _probe(self) -> None:
         """Where the broker has shared subscriptions, take requests through them too."""
