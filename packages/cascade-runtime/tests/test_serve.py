@@ -14,6 +14,7 @@ import pytest
 
 from cascade.interfaces import (
     CancelRequest,
+    Constraint,
     Message,
     RunOrigin,
     ServedAnnouncement,
@@ -21,6 +22,7 @@ from cascade.interfaces import (
     StartRequest,
     addressed_start_topic,
     cancel_topic,
+    constraint_topic,
     decode_served,
     decode_start_reply,
     reply_topic,
@@ -28,7 +30,7 @@ from cascade.interfaces import (
     start_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, RunFinished, RunStarted, TaskRunning, task
+from cascade.runtime import Engine, RunFinished, RunStarted, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 
 SOURCE = "server-1"
@@ -549,3 +551,45 @@ async def test_serve_checks_its_arguments() -> None:
 
 def _positional(day: str, /) -> Any:
     return None
+
+
+async def test_runs_at_once_each_obey_the_constraints(
+    broker: InMemoryBroker, operator: Operator
+) -> None:
+    """A retained pause on task:after holds that task in both runs at once; the first run
+    cancelled, the engine still shows the pause of the one still live; cleared, it lets the
+    other run end."""
+
+    @task(name="after")
+    async def after(value: str) -> str:
+        return value
+
+    gate = Gate()
+    pause = constraint_topic("task:after", "pause")
+    await operator.connector.publish(pause, Constraint.pause("task:after"), qos=1, retain=True)
+    engine = _engine(broker)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+
+    def pair(tag: str) -> Any:
+        return after(gate.waits(tag))
+
+    async with serving(engine, {"pair": pair}, max_runs=2):
+        await operator.until(lambda: operator.announced() is not None)
+        one = await operator.ask(StartRequest(id="p1", workflow="pair", params={"tag": "a"}))
+        two = await operator.ask(StartRequest(id="p2", workflow="pair", params={"tag": "b"}))
+        gate.release.set()
+        await recorder.until(lambda: len(recorder.names(TaskBlocked)) == 2)
+        assert {e.run_id for e in recorder.events if isinstance(e, TaskBlocked)} == {
+            one.run_id,
+            two.run_id,
+        }
+        assert one.run_id is not None
+        assert engine.cancel(one.run_id) is not None
+        await recorder.until(lambda: len(recorder.names(RunFinished)) == 1)
+        assert [c.type for c in engine.constraints] == ["pause"]  # the live run's
+        await operator.connector.publish(pause, b"", qos=1, retain=True)
+        await recorder.until(lambda: len(recorder.names(RunFinished)) == 2)
+    ends = {e.run_id: e.status for e in recorder.events if isinstance(e, RunFinished)}
+    assert ends == {one.run_id: "Cancelled", two.run_id: "Succeeded"}
+    assert engine.constraints == []
