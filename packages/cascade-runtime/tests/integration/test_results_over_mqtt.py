@@ -1,0 +1,95 @@
+"""A named run, and its rerun that reuses what succeeded, as a plain MQTT subscriber sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, RunStarted, TaskFailedError, task
+from cascade.testkit import BrokerEndpoint
+
+
+async def _until_stopped(client: aiomqtt.Client, runs: int, timeout: float = 15.0) -> list[Any]:
+    """Every envelope received until ``runs`` runs have stopped."""
+    received: list[Any] = []
+
+    async def read() -> None:
+        stopped = 0
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            envelope = json.loads(message.payload)
+            received.append(envelope)
+            if envelope["body"].get("event") == "ENGINE_STOPPED":
+                stopped += 1
+                if stopped == runs:
+                    return
+
+    await asyncio.wait_for(read(), timeout)
+    return received
+
+
+async def test_a_rerun_on_the_wire_names_its_origin_and_what_it_reused(
+    mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
+) -> None:
+    """``load(transform(extract(5)))``: transform fails, then a rerun of that run reuses
+    extract. ENGINE_STARTED carries the name and (for the rerun) its origin; extract's
+    COMPLETED in the rerun carries ``reused_from``, and no RUNNING precedes it."""
+    calls = {"extract": 0, "transform": 0}
+    broken = True
+
+    @task
+    def extract(n: int) -> list[int]:
+        calls["extract"] += 1
+        return list(range(n))
+
+    @task
+    async def transform(rows: list[int]) -> list[int]:
+        calls["transform"] += 1
+        if broken:
+            raise RuntimeError("the cause")
+        return [row * 10 for row in rows]
+
+    @task
+    async def load(rows: list[int]) -> int:
+        return sum(rows)
+
+    await plain_client.subscribe(f"{prefix}/telemetry/+/+/+/events", qos=1)
+    connector = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-results"
+    )
+    engine = Engine(connector, heartbeat_interval=None, results=f"memory://it-{uuid.uuid4().hex}")
+    started: list[str] = []
+    engine.events.subscribe(
+        lambda event: started.append(event.run_id) if isinstance(event, RunStarted) else None
+    )
+    reading = asyncio.create_task(_until_stopped(plain_client, 2))
+    with pytest.raises(TaskFailedError):
+        await engine.run(load(transform(extract(5))), name="nightly")
+    broken = False
+    assert await engine.run(load(transform(extract(5))), rerun_of=started[0][:12]) == 100
+    first, second = started
+    envelopes = await reading
+    assert calls == {"extract": 1, "transform": 2}
+
+    def bodies(run_id: str) -> list[dict[str, Any]]:
+        return [e["body"] for e in envelopes if e["run_id"] == run_id]
+
+    (opening,) = [b for b in bodies(first) if b.get("event") == "ENGINE_STARTED"]
+    assert opening["name"] == "nightly"
+    assert "origin" not in opening
+    (rerun,) = [b for b in bodies(second) if b.get("event") == "ENGINE_STARTED"]
+    assert rerun["name"] == "load"
+    assert rerun["origin"] == {"rerun_of": first, "root_run": first}
+    extract_states = [b for b in bodies(second) if b.get("task_name") == "extract"]
+    assert [(b["state"], b.get("reused_from"), b["duration_ms"]) for b in extract_states] == [
+        ("COMPLETED", first, 0.0)
+    ]
+    transform_states = [b for b in bodies(second) if b.get("task_name") == "transform"]
+    assert sorted(b["state"] for b in transform_states) == ["COMPLETED", "RUNNING"]
+    assert all("reused_from" not in b for b in transform_states)
