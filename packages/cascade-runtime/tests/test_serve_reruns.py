@@ -70,6 +70,7 @@ class Requester:
         self.connector = connector
         self.replies: list[StartReply] = []
         self.announced: ServedAnnouncement | None = None
+        self.announcements = 0  # SOURCE's, each time published
         self._changed = asyncio.Event()
 
     def on_reply(self, message: Message) -> None:
@@ -78,6 +79,7 @@ class Requester:
 
     def on_served(self, message: Message) -> None:
         self.announced = decode_served(message.raw) if message.raw else None
+        self.announcements += 1
         self._changed.set()
 
     async def until(self, predicate: Callable[[], bool]) -> None:
@@ -94,10 +96,8 @@ class Requester:
             lambda: (a := self.announced) is not None and (a.running, a.queued) == (0, 0)
         )
 
-    async def ask(self, request: StartRequest) -> StartReply:
-        await self.connector.publish(
-            addressed_start_topic(request.workflow, SOURCE), request, qos=1
-        )
+    async def ask(self, request: StartRequest, to: str = SOURCE) -> StartReply:
+        await self.connector.publish(addressed_start_topic(request.workflow, to), request, qos=1)
 
         async def wait() -> StartReply:
             while not (found := [r for r in self.replies if r.id == request.id]):
@@ -115,6 +115,12 @@ def broker() -> InMemoryBroker:
 
 @pytest.fixture
 async def requester(broker: InMemoryBroker) -> AsyncIterator[Requester]:
+    async with _requester(broker) as asker:
+        yield asker
+
+
+@contextlib.asynccontextmanager
+async def _requester(broker: InMemoryBroker) -> AsyncIterator[Requester]:
     async with InMemoryConnector(broker, source_id="operator", presence=False) as connector:
         asker = Requester(connector)
         await connector.subscribe("cascade/reply/#", asker.on_reply)
@@ -258,3 +264,44 @@ async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
         after = await requester.ask(StartRequest(id="r6", workflow="etl", rerun_of=first.run_id))
         assert after.started  # the other server's rerun ended (its announcement cleared)
         await recorder.until(lambda: after.run_id in _ends(recorder))
+
+
+async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_roll_call(
+    tmp_path: Path,
+) -> None:
+    """On a broker that sends retained messages to exact subscriptions only (RabbitMQ 3.x),
+    a server that starts while another reruns a run calls the roll: the other announces
+    again, and a request to rerun the same run is refused there too."""
+    broker = InMemoryBroker(retained_to_wildcards=False, shared_subscriptions=False)
+    pipeline = Pipeline()
+    async with (
+        _requester(broker) as asker,
+        serving(broker, tmp_path, {"etl": pipeline.workflow}, asker) as (_, recorder),
+    ):
+        first = await asker.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await asker.idle()
+        assert first.run_id is not None
+        pipeline.broken, pipeline.gate = False, asyncio.Event()
+        live = await asker.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        await asker.until(lambda: (a := asker.announced) is not None and a.running == 1)
+        seen = asker.announcements
+        later = Engine(
+            InMemoryConnector(broker, source_id="server-2"),
+            heartbeat_interval=None,
+            results=tmp_path,
+            connect_wait=0,  # its probe waits 1 s (PROBE_MIN_WAIT), then calls the roll
+        )
+        serving_later = asyncio.create_task(later.serve({"etl": pipeline.workflow}))
+        try:
+            await asker.until(lambda: asker.announcements > seen)  # the roll call's answer
+            refused = await asker.ask(
+                StartRequest(id="r2", workflow="etl", rerun_of=first.run_id), to="server-2"
+            )
+        finally:
+            serving_later.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving_later
+        assert refused.error == f"a rerun of {first.run_id} is live: on {SOURCE}"
+        pipeline.gate.set()
+        await recorder.until(lambda: live.run_id in _ends(recorder))

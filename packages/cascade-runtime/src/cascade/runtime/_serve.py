@@ -31,6 +31,7 @@ from cascade.interfaces import (
     SyncPhase,
     decode_served,
     reply_topic,
+    rollcall_topic,
     served_filter,
     shared_start_filter,
     start_filter,
@@ -169,9 +170,17 @@ class Server:
             self._announcer.changed()
 
     async def _probe(self) -> None:
-        """Where the broker has shared subscriptions, take requests through them too."""
+        """Where the broker has shared subscriptions, take requests through them too; where
+        it sends retained messages to exact subscriptions only, call the roll (the other
+        servers announce again, and their live reruns are known here)."""
         wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        if not await shared_subscriptions_work(self._connector, self._prefix, wait):
+        shared = await shared_subscriptions_work(self._connector, self._prefix, wait)
+        if self._connector.capabilities.retained_to_wildcards is False:
+            try:
+                await self._connector.publish(rollcall_topic(self._prefix), {"rollcall": 1}, qos=1)
+            except Exception as exc:
+                self._log.warning("rollcall", "could not call the roll: %s", explain(exc))
+        if not shared:
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
                 "this engine takes only the start requests addressed to it",
