@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -131,9 +132,9 @@ async def serving(
             await served
 
 
-def _engine(broker: BrokerEndpoint, prefix: str, source: str) -> Engine:
+def _engine(broker: BrokerEndpoint, prefix: str, source: str, **options: Any) -> Engine:
     connector = MqttConnector(broker.host, broker.port, topic_prefix=prefix, source_id=source)
-    return Engine(connector, heartbeat_interval=None, connect_wait=1.0, org_id="acme")
+    return Engine(connector, heartbeat_interval=None, connect_wait=1.0, org_id="acme", **options)
 
 
 async def test_two_runs_started_over_the_broker_run_at_once_and_the_load_is_announced(
@@ -237,3 +238,75 @@ async def test_after_a_broker_restart_it_announces_again_and_takes_requests(
             await asker.send(request, addressed_start_topic("nightly", "it-restarted", prefix))
             await asker.until(lambda: bool(asker.answers("after")), timeout=30)
     assert asker.answers("after")[0].started
+
+
+async def test_a_failed_served_run_is_rerun_by_a_request_reusing_what_succeeded(
+    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path
+) -> None:
+    """load(transform(extract(5))) started by a request fails at transform; the cause fixed,
+    a rerun request naming it by 12 hex digits answers with the plan and starts a run that
+    reuses extract (its function ran once in all) and succeeds."""
+    calls = {"extract": 0, "transform": 0}
+    broken = True
+
+    @task(name="extract")
+    def extract(n: int) -> list[int]:
+        calls["extract"] += 1
+        return list(range(n))
+
+    @task(name="transform")
+    def transform(rows: list[int]) -> list[int]:
+        calls["transform"] += 1
+        if broken:
+            raise ValueError("bad rows")
+        return [r * 2 for r in rows]
+
+    @task(name="load")
+    def load(rows: list[int]) -> int:
+        return sum(rows)
+
+    def etl(n: int = 5) -> Any:
+        return load(transform(extract(n)))
+
+    engine = _engine(mqtt_broker, prefix, "it-rerun", results=tmp_path)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+
+    def ended(run_id: str | None) -> str | None:
+        return next(
+            (
+                e.status
+                for e in recorder.events
+                if isinstance(e, RunFinished) and e.run_id == run_id
+            ),
+            None,
+        )
+
+    topic = addressed_start_topic("nightly", "it-rerun", prefix)
+    async with (
+        requester(mqtt_broker, prefix, ["it-rerun"]) as asker,
+        serving(engine, {"nightly": etl}),
+    ):
+        await asker.until(lambda: asker.announced("it-rerun") is not None)
+        await asker.send(StartRequest(id="first", workflow="nightly"), topic)
+        await asker.until(lambda: bool(asker.answers("first")))
+        (first,) = asker.answers("first")
+        await recorder.until(lambda: ended(first.run_id) is not None)
+        await asker.until(lambda: (a := asker.announced("it-rerun")) is not None and a.running == 0)
+        assert first.run_id is not None
+        assert ended(first.run_id) == "Failed"
+        broken = False
+        await asker.send(
+            StartRequest(id="again", workflow="nightly", rerun_of=first.run_id[:12]), topic
+        )
+        await asker.until(lambda: bool(asker.answers("again")))
+        (again,) = asker.answers("again")
+        await recorder.until(lambda: ended(again.run_id) is not None)
+    assert (again.outcome, again.rerun_of) == ("started", first.run_id)
+    assert [(p.task_name, p.action) for p in again.plan] == [
+        ("extract", "reuse"),
+        ("transform", "run"),
+        ("load", "run"),
+    ]
+    assert ended(again.run_id) == "Succeeded"
+    assert calls == {"extract": 1, "transform": 2}
