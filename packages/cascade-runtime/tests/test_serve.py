@@ -31,7 +31,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunFinished, RunStarted, TaskBlocked, TaskRunning, task
-from cascade.runtime.testing import EventRecorder
+from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
 
@@ -201,30 +201,38 @@ async def test_it_announces_what_it_serves_and_clears_it_when_it_stops(
     assert not engine.connector.is_connected
 
 
+@pytest.mark.parametrize("rabbitmq", [False, True], ids=["no-shared", "rabbitmq-3"])
 async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_requests(
-    operator: Operator,
+    rabbitmq: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """On a broker without them (RabbitMQ 3.x), the probe finds none: shared is false, and a
-    request addressed to the source is still taken (its run's origin has the params with
-    their defaults)."""
-    broker = InMemoryBroker(shared_subscriptions=False)
+    """On a broker without them, the probe finds none (on RabbitMQ 3.x, known by its retained
+    messages, none is tried: a subscription its permissions deny would close the connection;
+    the roll is called instead): shared is false, and a request addressed to the source is
+    still taken (its run's origin has the params with their defaults)."""
+    broker = InMemoryBroker(shared_subscriptions=False, retained_to_wildcards=not rabbitmq)
     async with InMemoryConnector(broker, source_id="op", presence=False) as connector:
         op = Operator(connector)
         await op.start()
-        engine = _engine(broker)
+        engine = _engine(broker, connect_wait=0)  # the probe waits 1 s
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
-        async with serving(engine, {"nightly": nightly}):
-            await op.until(lambda: op.announced() is not None)
-            reply = await op.ask(StartRequest(id="r1", workflow="nightly", params={"day": "mon"}))
-            assert reply.started
-            await recorder.until(lambda: bool(recorder.names(RunFinished)))
-            (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
-            assert started.origin is not None
-            assert started.origin.params == {"day": "mon", "limit": 10}  # defaults included
-            announced = op.announced()
-            assert announced is not None
-            assert not announced.shared
+        with caplog.at_level(logging.INFO, "cascade.runtime.serve"):
+            async with serving(engine, {"nightly": nightly}):
+                await eventually(lambda: "has no shared subscriptions" in caplog.text)
+                await op.until(lambda: op.announced() is not None)
+                request = StartRequest(id="r1", workflow="nightly", params={"day": "mon"})
+                reply = await op.ask(request)
+                assert reply.started
+                await recorder.until(lambda: bool(recorder.names(RunFinished)))
+                announced = op.announced()
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+    assert started.origin is not None
+    assert started.origin.params == {"day": "mon", "limit": 10}  # defaults included
+    assert announced is not None
+    assert not announced.shared
+    topics = {m.topic for m in broker.history}
+    assert (served_topic(SOURCE) + "/probe" in topics) is not rabbitmq
+    assert ("cascade/rollcall" in topics) is rabbitmq
 
 
 async def test_a_request_starts_a_named_run_and_the_answer_has_its_id(

@@ -28,7 +28,16 @@ from cascade.interfaces import (
 )
 from cascade.runtime import Engine, RunFinished, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import BrokerEndpoint, OwnBroker, broker_family, skip_on_family
+from cascade.testkit import (
+    NO_RABBITMQ,
+    BrokerEndpoint,
+    OwnBroker,
+    RabbitMQBroker,
+    broker_family,
+    rabbitmq_server_path,
+    rabbitmq_user,
+    skip_on_family,
+)
 
 NO_SHARED_SUBSCRIPTIONS = (
     "RabbitMQ 3.x's MQTT plugin has no shared subscriptions: it takes $share/... as a plain "
@@ -310,3 +319,50 @@ async def test_a_failed_served_run_is_rerun_by_a_request_reusing_what_succeeded(
     ]
     assert ended(again.run_id) == "Succeeded"
     assert calls == {"extract": 1, "transform": 2}
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
+    prefix: str,
+) -> None:
+    """RabbitMQ closes the connection on a subscription its permissions deny: an engine whose
+    login may read its prefix's topics only (no ``$share/...``) serves without losing its
+    connection once (nothing is probed there), and takes a request addressed to it."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    definitions = {
+        "users": [rabbitmq_user("guest", "guest", "administrator"), rabbitmq_user("etl", "pw")],
+        "vhosts": [{"name": "/"}],
+        "permissions": [
+            {"user": name, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            for name in ("guest", "etl")
+        ],
+        "topic_permissions": [
+            {"user": "etl", "vhost": "/", "exchange": "amq.topic",
+             "write": ".*", "read": rf"^{prefix}\..*"},
+        ],
+    }  # fmt: skip
+    with RabbitMQBroker(definitions=definitions) as broker:
+        connector = MqttConnector(
+            broker.host, broker.port, username="etl", password="pw", topic_prefix=prefix,
+            source_id="etl",
+        )  # fmt: skip
+        engine = Engine(connector, heartbeat_interval=None, connect_wait=1.0)
+        recorder = EventRecorder()
+        engine.events.subscribe(recorder)
+        async with (
+            requester(broker, prefix, ["etl"]) as asker,
+            serving(engine, {"nightly": nightly}),
+        ):
+            await asker.until(lambda: asker.announced("etl") is not None)
+            await asker.send(
+                StartRequest(id="r1", workflow="nightly"),
+                addressed_start_topic("nightly", "etl", prefix),
+            )
+            await asker.until(lambda: bool(asker.answers("r1")))
+            await recorder.until(lambda: bool(recorder.names(RunFinished)))
+            assert connector.is_connected
+            assert connector.stats.reconnects == 0
+    assert asker.answers("r1")[0].started
+    announced = asker.announced("etl")
+    assert announced is None or not announced.shared

@@ -119,6 +119,8 @@ class Server:
         self._peers: dict[str, set[str]] = {}  # other servers' live reruns: source -> rerun_of
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
+        self._ready = False  # subscribed and announcing: the probe may run
+        self._probe: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._announcer = Announcer(self._connector, self._prefix, self._announcement)
 
@@ -131,7 +133,6 @@ class Server:
             if engine.manage_connection is None
             else engine.manage_connection
         )
-        probe: asyncio.Task[None] | None = None
         unsubscribe_bus = engine.events.subscribe(self._on_event)
         try:
             if manage:
@@ -144,9 +145,11 @@ class Server:
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._max_runs)
-            probe = asyncio.create_task(self._probe(), name="cascade-served-probe")
+            self._ready = True
+            self._probe_once_connected()
             await asyncio.Event().wait()  # until cancelled
         finally:
+            probe = self._probe
             if probe is not None:
                 probe.cancel()
                 await asyncio.gather(probe, return_exceptions=True)
@@ -164,23 +167,40 @@ class Server:
         )
 
     def _resubscribed(self, phase: SyncPhase) -> None:
-        """Subscribed again (a new connection): announce again, for a broker that lost its
-        retained messages (a restart without persistence)."""
+        """Subscribed (a new connection): announce again, for a broker that lost its
+        retained messages (a restart without persistence), and probe if not done yet."""
         if phase == "end":
             self._announcer.changed()
+            self._probe_once_connected()
 
-    async def _probe(self) -> None:
-        """Where the broker has shared subscriptions, take requests through them too; where
-        it sends retained messages to exact subscriptions only, call the roll (the other
-        servers announce again, and their live reruns are known here)."""
-        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        shared = await shared_subscriptions_work(self._connector, self._prefix, wait)
-        if self._connector.capabilities.retained_to_wildcards is False:
+    def _probe_once_connected(self) -> None:
+        """Once serving and connected (the broker's capabilities are known then): probe."""
+        if self._ready and self._probe is None and self._connector.is_connected:
+            self._probe = asyncio.get_running_loop().create_task(
+                self._find_shared(), name="cascade-served-probe"
+            )
+
+    async def _find_shared(self) -> None:
+        """Where the broker has shared subscriptions, take requests through them too.
+
+        Where it sends retained messages to exact subscriptions only (RabbitMQ 3.x), it has
+        none, and a subscription its permissions deny closes the connection: nothing is
+        tried, and the roll is called instead (the other servers announce again, so the
+        reruns live there are known here)."""
+        connector = self._connector
+        if connector.capabilities.retained_to_wildcards is False:
+            _log.info(
+                "the broker sends retained messages to exact subscriptions only (RabbitMQ "
+                "3.x), and has no shared subscriptions: this engine takes only the start "
+                "requests addressed to it"
+            )
             try:
-                await self._connector.publish(rollcall_topic(self._prefix), {"rollcall": 1}, qos=1)
+                await connector.publish(rollcall_topic(self._prefix), {"rollcall": 1}, qos=1)
             except Exception as exc:
                 self._log.warning("rollcall", "could not call the roll: %s", explain(exc))
-        if not shared:
+            return
+        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
+        if not await shared_subscriptions_work(connector, self._prefix, wait):
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
                 "this engine takes only the start requests addressed to it",
