@@ -129,7 +129,9 @@ class Engine:
       logging lets records through); ``None``: not at all. Lines over a budget are
       dropped and counted, never making a task wait (docs/protocol.md, "Task logs").
     - ``manage_connection``: whether runs connect and disconnect the
-      connector; by default, when it is not connected at the start of a run.
+      connector; by default, when it is not connected at the start of a run. While the
+      engine serves (:meth:`serve`), :meth:`serve` does (by the same rule, at its start and
+      end), and its runs leave the connection alone.
     - ``connect_wait``: the longest a run waits, before its first task, for
       the broker connection and the retained constraints (default 5 s, and
       never longer than the connector's own connect timeout). A broker that
