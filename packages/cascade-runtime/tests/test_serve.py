@@ -544,6 +544,15 @@ async def test_serve_checks_its_arguments() -> None:
         await engine.serve({"night ly": nightly})
     with pytest.raises(ValueError, match="max_runs"):
         await engine.serve({"nightly": nightly}, max_runs=0)
+    async with serving(engine, {"nightly": nightly}):
+        assert isinstance(engine.connector, InMemoryConnector)
+        broker = engine.connector.broker
+        await eventually(lambda: broker.retained(served_topic(SOURCE)) is not None)
+        twin = Engine(engine.connector)
+        with pytest.raises(RuntimeError, match="server-1 serves already"):
+            await twin.serve({"nightly": nightly})
+        with pytest.raises(RuntimeError, match="serving already"):
+            await engine.serve({"nightly": nightly})
     with pytest.raises(ValueError, match="at most 256 workflows"):
         await engine.serve({f"w{i}": nightly for i in range(257)})
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ _log = logging.getLogger("cascade.runtime.serve")
 _MAX_LIVE = 256  # ServedAnnouncement.live's bound
 _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes of JSON
 _encode = msgspec.json.Encoder().encode
+_SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
 
 
@@ -128,6 +130,18 @@ class Server:
         """Connect (when the engine manages the connection), take requests, announce; on
         cancellation, stop the runs, clear the announcement and disconnect."""
         engine, connector = self._engine, self._connector
+        if connector in _SERVING:
+            raise RuntimeError(
+                f"{connector.source_id} serves already: one serving engine a connector (each "
+                "would take every request addressed to its source)"
+            )
+        _SERVING.add(connector)
+        try:
+            await self._serve(engine, connector)
+        finally:
+            _SERVING.discard(connector)
+
+    async def _serve(self, engine: Engine, connector: Connector) -> None:
         manage = (
             not connector.is_connected
             if engine.manage_connection is None
