@@ -206,9 +206,9 @@ async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_reque
     rabbitmq: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """On a broker without them, the probe finds none (on RabbitMQ 3.x, known by its retained
-    messages, none is tried: a subscription its permissions deny would close the connection;
-    the roll is called instead): shared is false, and a request addressed to the source is
-    still taken (its run's origin has the params with their defaults)."""
+    messages, none is tried: a subscription its permissions deny would close the connection):
+    shared is false, and a request addressed to the source is still taken (its run's origin
+    has the params with their defaults)."""
     broker = InMemoryBroker(shared_subscriptions=False, retained_to_wildcards=not rabbitmq)
     async with InMemoryConnector(broker, source_id="op", presence=False) as connector:
         op = Operator(connector)
@@ -232,7 +232,6 @@ async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_reque
     assert not announced.shared
     topics = {m.topic for m in broker.history}
     assert (served_topic(SOURCE) + "/probe" in topics) is not rabbitmq
-    assert ("cascade/rollcall" in topics) is rabbitmq
 
 
 async def test_a_request_starts_a_named_run_and_the_answer_has_its_id(

@@ -22,11 +22,12 @@ from cascade.interfaces import (
     addressed_start_topic,
     decode_served,
     decode_start_reply,
+    rollcall_topic,
     served_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunFinished, RunStarted, task
-from cascade.runtime.testing import EventRecorder
+from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
 
@@ -270,7 +271,8 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
     tmp_path: Path,
 ) -> None:
     """On a broker that sends retained messages to exact subscriptions only (RabbitMQ 3.x),
-    a server that starts while another reruns a run calls the roll: the other announces
+    a server that starts while another reruns a run hears of it when a requester calls the
+    roll (as `cascade rerun` does there before it picks a server): the other announces
     again, and a request to rerun the same run is refused there too."""
     broker = InMemoryBroker(retained_to_wildcards=False, shared_subscriptions=False)
     pipeline = Pipeline()
@@ -290,10 +292,11 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
             InMemoryConnector(broker, source_id="server-2"),
             heartbeat_interval=None,
             results=tmp_path,
-            connect_wait=0,  # its probe waits 1 s (PROBE_MIN_WAIT), then calls the roll
         )
         serving_later = asyncio.create_task(later.serve({"etl": pipeline.workflow}))
         try:
+            await eventually(lambda: broker.retained(served_topic("server-2")) is not None)
+            await asker.connector.publish(rollcall_topic(), {"rollcall": 1}, qos=1)
             await asker.until(lambda: asker.announcements > seen)  # the roll call's answer
             refused = await asker.ask(
                 StartRequest(id="r2", workflow="etl", rerun_of=first.run_id), to="server-2"

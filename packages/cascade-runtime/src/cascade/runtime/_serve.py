@@ -32,7 +32,6 @@ from cascade.interfaces import (
     SyncPhase,
     decode_served,
     reply_topic,
-    rollcall_topic,
     served_filter,
     shared_start_filter,
     start_filter,
@@ -199,8 +198,8 @@ class Server:
 
         Where it sends retained messages to exact subscriptions only (RabbitMQ 3.x), it has
         none, and a subscription its permissions deny closes the connection: nothing is
-        tried, and the roll is called instead (the other servers announce again, so the
-        reruns live there are known here)."""
+        tried. (There the other servers' announcements come when they change, or when a
+        requester calls the roll, as ``cascade start`` does before it picks a server.)"""
         connector = self._connector
         if connector.capabilities.retained_to_wildcards is False:
             _log.info(
@@ -208,10 +207,6 @@ class Server:
                 "3.x), and has no shared subscriptions: this engine takes only the start "
                 "requests addressed to it"
             )
-            try:
-                await connector.publish(rollcall_topic(self._prefix), {"rollcall": 1}, qos=1)
-            except Exception as exc:
-                self._log.warning("rollcall", "could not call the roll: %s", explain(exc))
             return
         wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
         if not await shared_subscriptions_work(connector, self._prefix, wait):
