@@ -596,6 +596,11 @@ async def test_the_wire_says_the_name_the_origin_what_was_reused_and_what_not_ke
     assert (reused.state, reused.reused_from, reused.duration_ms) == ("COMPLETED", first, 0.0)
     (snapshot,) = [m.body for m in messages if isinstance(m.body, RunSnapshot)]
     assert snapshot.name == "nightly"
+    assert (snapshot.completed, snapshot.running, snapshot.pending) == (
+        2,
+        1,
+        0,
+    )  # reused: never ran
     assert snapshot.origin == RunOrigin(rerun_of=first, root_run=first)
     assert [r.name for r in summary.listed] == ["extract", "nightly", "nightly"]
     (not_kept,) = [
@@ -607,3 +612,28 @@ async def test_the_wire_says_the_name_the_origin_what_was_reused_and_what_not_ke
     ]
     assert not_kept.task_name == "extract"
     assert not_kept.not_kept == "a tuple does not decode back equal from msgpack"
+
+
+async def test_a_result_given_by_a_decision_is_not_kept() -> None:
+    """A held task completed by a decision: its result was given, not computed."""
+    held = asyncio.Event()
+
+    @task(on_failure="hold")
+    async def flaky() -> int:
+        held.set()
+        raise ConnectionError("down")
+
+    engine = Engine(results=memory_url())
+    recorded = Recorded(engine)
+    run = asyncio.create_task(engine.run(flaky()))
+    await held.wait()
+    (run_id,) = recorded.run_ids()
+    await eventually(lambda: len(recorded.of(run_id, "flaky")) >= 2)  # RUNNING, BLOCKED (held)
+    reply = engine.decide(run_id, "flaky", "complete", result=7)
+    assert reply is not None
+    assert reply.applied
+    assert await run == 7
+    completed = recorded.completed(run_id, "flaky")
+    assert completed.not_kept == "completed by a decision: its result was given, not computed"
+    assert engine.results is not None
+    assert engine.results.manifest(run_id).tasks["flaky#1"].from_run is None

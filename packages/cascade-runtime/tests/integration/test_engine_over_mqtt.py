@@ -82,7 +82,12 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
         decode_envelope(envelope)
     assert [m["seq"] for m in messages] == list(range(1, 13))  # the run's events, numbered
     bodies = [m["body"] for m in messages]
-    assert bodies[0] == {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 5}
+    assert bodies[0] == {
+        "type": "LifecycleEvent",
+        "event": "ENGINE_STARTED",
+        "tasks": 5,
+        "name": "total",
+    }
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

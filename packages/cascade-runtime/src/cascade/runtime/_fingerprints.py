@@ -23,7 +23,8 @@ __all__ = ["NotCanonical", "Print", "code_hash", "fingerprint_graph", "task_keys
 
 _VERSION = "cascade-fingerprint/1"
 _encode = msgspec.msgpack.Encoder().encode
-_SCALARS = (type(None), bool, int, float, str, bytes)
+_SCALARS = frozenset((type(None), bool, int, float, str, bytes))
+_sha256 = hashlib.sha256
 _codes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -133,26 +134,41 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> list[Print]:
             raise NotCanonical(f"upstream {found.key} is not reusable")
         return found.fingerprint
 
+    codes: dict[int, str] = {}  # by task: a graph has few functions and many calls of each
+    scalars = _SCALARS
     for node, key in zip(graph.nodes, keys, strict=True):
         lazy = node.lazy
-        code = code_hash(lazy.task.fn)
-        ref = upstream if node.deps else None
+        spec = lazy.task
+        code = codes.get(id(spec))
+        if code is None:
+            code = codes[id(spec)] = code_hash(spec.fn)
+        args, kwargs = lazy.args, lazy.kwargs
         try:
-            encoded = _encode(
-                [
-                    _VERSION,
-                    lazy.name,
-                    code,
-                    [_argument(index, arg, ref) for index, arg in enumerate(lazy.args, 1)],
-                    sorted((name, _argument(name, arg, ref)) for name, arg in lazy.kwargs.items()),
-                ]
+            # plain scalars (most arguments) are their own encoding: msgpack writes a tuple as
+            # the list the general case makes, so both give the same bytes
+            if not node.deps and all(type(arg) in scalars for arg in args):
+                plain: Any = args
+            else:
+                ref = upstream if node.deps else None
+                plain = [_argument(index, arg, ref) for index, arg in enumerate(args, 1)]
+            named = (
+                sorted(
+                    (name, _argument(name, arg, None if not node.deps else upstream))
+                    for name, arg in kwargs.items()
+                )
+                if kwargs
+                else ()
             )
+            encoded = _encode((_VERSION, lazy.name, code, plain, named))
         except NotCanonical as exc:
             found = Print(key, code, None, str(exc))
+        except (OverflowError, TypeError, ValueError) as exc:  # an int beyond msgpack's
+            found = Print(key, code, None, f"an argument has no canonical encoding ({exc})")
         else:
-            found = Print(key, code, hashlib.sha256(encoded).hexdigest(), "")
+            found = Print(key, code, _sha256(encoded).hexdigest(), "")
         prints.append(found)
-        by_lazy[id(lazy)] = found
+        if node.dependents:
+            by_lazy[id(lazy)] = found
     return prints
 
 

@@ -4,12 +4,12 @@ each run's manifest by its id (docs/results.md has the format)."""
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import os
 import queue
 import re
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,12 @@ from ._errors import RerunError
 
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",
+    "SAME",
     "ManifestTask",
     "ResultMissing",
     "ResultStore",
     "RunManifest",
+    "encode_msgpack",
     "open_store",
 ]
 
@@ -36,6 +38,11 @@ DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 
 _HEX = re.compile(r"[0-9a-f]{6,64}")
 _encode_json = msgspec.json.Encoder().encode
+encode_msgpack = msgspec.msgpack.Encoder().encode
+_decode_msgpack = msgspec.msgpack.Decoder().decode
+# what always decodes back as itself (an int too big for msgpack does not encode at all)
+SAME = frozenset((type(None), bool, int, float, str, bytes))
+_partials = itertools.count()
 
 
 class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -183,13 +190,15 @@ class ResultStore:
     def encode(self, value: Any) -> tuple[bytes | None, str]:
         """``value``'s bytes as kept, or ``None`` and why it cannot be kept."""
         try:
-            data = msgspec.msgpack.encode(value)
+            data = encode_msgpack(value)
         except Exception as exc:
             return None, f"{type(value).__name__} cannot be encoded as msgpack: {exc}"
         if len(data) > self.max_bytes:
             return None, f"{len(data):,} bytes encoded, over the bound of {self.max_bytes:,}"
+        if type(value) in SAME:
+            return data, ""
         try:
-            same = msgspec.msgpack.decode(data) == value
+            same = _decode_msgpack(data) == value
         except Exception:
             same = False
         if same is not True:
@@ -221,7 +230,7 @@ class ResultStore:
             if parent not in self._dirs:
                 fs.makedirs(parent, exist_ok=True)
                 self._dirs.add(parent)
-            partial = f"{path}.{uuid.uuid4().hex}.partial"
+            partial = f"{path}.{os.getpid()}-{next(_partials)}.partial"
             Path(partial).write_bytes(data)
             os.replace(partial, path)
         else:

@@ -4,6 +4,7 @@ and the run's manifest written at its end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from ._fingerprints import Print
 from ._graph import Graph, Node
 from ._rerun import Step
-from ._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
 from ._stats import EngineStats
 
 __all__ = ["RunResults"]
@@ -48,6 +49,10 @@ class RunResults:
         self.not_kept: dict[int, str] = {}  # node -> why not
         self._sizes: dict[int, int] = {}
         self._failed: dict[int, str] = {}  # node -> why its write failed (set by the writer)
+        # results to write, handed to the writer thread once a turn of the loop: one wake-up
+        # of the thread for a burst of completions, not one each
+        self._batch: list[tuple[int, str, bytes]] = []
+        self._loop = asyncio.get_running_loop()
 
     def print_of(self, node: Node) -> Print:
         """``node``'s fingerprint (or why it has none)."""
@@ -96,16 +101,26 @@ class RunResults:
         if fingerprint is None:
             reason = f"not reusable: {found.why_not}"
         else:
-            store = self.store
-            data, reason = store.encode(value)
+            data: bytes | None = None
+            reason = ""
+            if type(value) in SAME:  # decodes back as itself: encoded, not checked
+                with contextlib.suppress(Exception):  # an int beyond msgpack's: said below
+                    data = encode_msgpack(value)
+                if data is not None and len(data) > self.store.max_bytes:
+                    data = None
+            if data is None:
+                data, reason = self.store.encode(value)
             if data is not None:
                 key = id(node)
                 self.kept[key] = self.run_id
-                self._sizes[key] = len(data)
+                self._sizes[key] = size = len(data)
                 stats = self.stats
                 stats.results_kept += 1
-                stats.results_bytes += len(data)
-                store.submit(lambda: self._write(key, store.result_path(fingerprint), data))
+                stats.results_bytes += size
+                batch = self._batch
+                if not batch:
+                    self._loop.call_soon(self._hand_over)
+                batch.append((key, fingerprint, data))
                 return None
         self._not_kept(node, reason)
         return reason
@@ -146,12 +161,19 @@ class RunResults:
             reason,
         )
 
-    def _write(self, key: int, path: str, data: bytes) -> None:
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self.store.submit(lambda: self._write(batch))
+
+    def _write(self, batch: list[tuple[int, str, bytes]]) -> None:
         """In the writer thread."""
-        try:
-            self.store.write(path, data)
-        except Exception as exc:
-            self._failed[key] = f"{type(exc).__name__}: {exc}"
+        store = self.store
+        for key, fingerprint, data in batch:
+            try:
+                store.write(store.result_path(fingerprint), data)
+            except Exception as exc:
+                self._failed[key] = f"{type(exc).__name__}: {exc}"
 
     async def close(
         self,
@@ -167,6 +189,7 @@ class RunResults:
         """Wait for the run's results to be written, then write its manifest (``states``: each
         node's last state, by ``id``) and wait for it."""
         store = self.store
+        self._hand_over()
         await asyncio.wrap_future(store.flushed())
         by_node = {id(node): node for node in self.graph.nodes}
         for key, why in list(self._failed.items()):
