@@ -64,6 +64,7 @@ class Gate:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.entered = 0
+        self.built = 0
 
         @task(name="waits")
         async def waits(tag: str) -> str:
@@ -74,6 +75,7 @@ class Gate:
         self.waits = waits
 
     def workflow(self, tag: str = "x") -> Any:
+        self.built += 1
         return self.waits(tag)
 
 
@@ -397,6 +399,7 @@ async def test_runs_beyond_max_runs_wait_and_beyond_max_queued_are_refused(
         assert (second.started, second.queued) == (True, True)
         assert third.outcome == "refused"
         assert third.error == "busy: 1 runs running and 1 queued (max_runs 1, max_queued 1)"
+        assert gate.built == 2  # the third's workflow was not even asked for its target
         assert loaded is not None
         assert (loaded.running, loaded.queued) == (1, 1)
         assert [r.run_id for r in loaded.live] == [first.run_id]

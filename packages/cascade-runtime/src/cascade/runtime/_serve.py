@@ -351,6 +351,8 @@ class Server:
                 f"{self._connector.source_id} does not serve {request.workflow!r} "
                 f"(it serves {', '.join(self._workflows)})"
             )
+        if not request.dry_run:
+            self._check_room()  # before the workflow's code or the store is asked anything
         params = dict(request.params)
         rerun_of = root_run = None
         if request.rerun_of is not None:
@@ -369,11 +371,7 @@ class Server:
         live = None if rerun_of is None else self._live_rerun(rerun_of)
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        if len(self._running) >= self._max_runs and len(self._queue) >= self._max_queued:
-            raise _Refused(
-                f"busy: {len(self._running)} runs running and {len(self._queue)} queued "
-                f"(max_runs {self._max_runs}, max_queued {self._max_queued})"
-            )
+        self._check_room()  # again: others may have taken the room meanwhile
         accepted = _Accepted(
             run_id=uuid.uuid4().hex,
             workflow=request.workflow,
@@ -403,6 +401,15 @@ class Server:
             **plan,
         )  # fmt: skip
         return reply, accepted
+
+    def _check_room(self) -> None:
+        """:class:`_Refused` (busy) when ``max_runs`` run and ``max_queued`` wait."""
+        running, queued = len(self._running), len(self._queue)
+        if running >= self._max_runs and queued >= self._max_queued:
+            raise _Refused(
+                f"busy: {running} runs running and {queued} queued "
+                f"(max_runs {self._max_runs}, max_queued {self._max_queued})"
+            )
 
     async def _rerun_params(
         self, request: StartRequest, params: dict[str, Any]
