@@ -1,4 +1,5 @@
-"""A serving engine's announcement: what it serves and its load, retained on its served topic."""
+"""A serving engine's announcement (what it serves and its load, retained on its served topic),
+and the other serving processes' as it hears them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Callable
 
 from cascade.interfaces import (
     Connector,
+    InvalidMessageError,
     Message,
     ServedAnnouncement,
     SubscriptionHandle,
+    decode_served,
     rollcall_topic,
     served_topic,
 )
@@ -19,7 +22,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._steps import StepFailed, explain, within
 
-__all__ = ["Announcer"]
+__all__ = ["Announcer", "Peers"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 
@@ -102,3 +105,38 @@ class Announcer:
                 await self._connector.publish(self.topic, b"", qos=1, retain=True)
         except StepFailed as exc:
             _log.warning("%s", exc)
+
+
+class Peers:
+    """The other serving processes' announcements, as heard on ``{prefix}/served/+``: the
+    reruns each runs now (a request to rerun one of those runs is refused here too).
+
+    A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)
+    forgets its source.
+    """
+
+    def __init__(self, own_source: str) -> None:
+        self._own = own_source
+        self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
+        self._log = RateLimitedLogger(_log)
+
+    def __call__(self, message: Message) -> None:
+        source = message.topic.rsplit("/", 1)[-1]
+        if source == self._own:
+            return
+        if not message.raw:
+            self._reruns.pop(source, None)
+            return
+        try:
+            announcement = decode_served(message.raw)
+        except InvalidMessageError as exc:
+            self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
+            return
+        self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
+
+    def rerunning(self, rerun_of: str) -> str | None:
+        """The source that reruns ``rerun_of`` now, by its announcement; ``None`` if none."""
+        for source, reruns in self._reruns.items():
+            if rerun_of in reruns:
+                return source
+        return None

@@ -7,9 +7,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +20,12 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     PlanStep,
-    RerunMode,
     RunOrigin,
     ServedAnnouncement,
-    ServedRun,
     StartReply,
     StartRequest,
     SubscriptionHandle,
     SyncPhase,
-    decode_served,
     reply_topic,
     served_filter,
     shared_start_filter,
@@ -38,11 +33,10 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._announce import Announcer
-from ._errors import RunCancelledError
-from ._events import Event, RunFinished
+from ._announce import Announcer, Peers
 from ._graph import build_graph
 from ._serve_requests import Answers, read_request
+from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import ServedFunction, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
 from ._steps import StepFailed, describe, explain, within
@@ -59,21 +53,6 @@ _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes 
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
-
-
-@dataclass(slots=True, eq=False)
-class _Accepted:
-    """A run a request started: it runs, or waits in the queue for a slot."""
-
-    run_id: str
-    workflow: str
-    target: Any
-    origin: RunOrigin
-    rerun_of: str | None
-    rerun: RerunMode
-    from_task: str | None
-    task: asyncio.Task[None] | None = field(default=None)
-    ending: bool = False  # its RunFinished is out: the run is closing, not to be interrupted
 
 
 class _Refused(Exception):
@@ -96,12 +75,7 @@ class Server:
     ) -> None:
         if engine.connector is None:
             raise ValueError("serve() needs a connector: requests come over the broker")
-        if max_runs < 1:
-            raise ValueError(f"max_runs must be at least 1, not {max_runs}")
-        if max_queued < 0:
-            raise ValueError(f"max_queued must be >= 0, not {max_queued}")
         self._engine = engine
-        self._run_target = run  # the engine's run, given its run id, name and origin
         self._connector: Connector = engine.connector
         self._prefix = engine.topic_prefix
         self._workflows = served_functions(workflows)
@@ -111,19 +85,18 @@ class Server:
                 f"the workflows take {described} bytes to describe in the announcement; at most "
                 f"{_MAX_DESCRIBED}: serve fewer, or with shorter docstrings and annotations"
             )
-        self._max_runs = max_runs
-        self._max_queued = max_queued
-        self._running: dict[str, _Accepted] = {}
-        self._queue: deque[_Accepted] = deque()
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._peers: dict[str, set[str]] = {}  # other servers' live reruns: source -> rerun_of
+        self._peers = Peers(self._connector.source_id)
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
         self._probe: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
         self._announcer = Announcer(self._connector, self._prefix, self._announcement)
+        self._runs = ServedRuns(
+            run, max_runs=max_runs, max_queued=max_queued, changed=self._announcer.changed
+        )
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -146,7 +119,7 @@ class Server:
             if engine.manage_connection is None
             else engine.manage_connection
         )
-        unsubscribe_bus = engine.events.subscribe(self._on_event)
+        unsubscribe_bus = engine.events.subscribe(self._runs.on_event)
         try:
             if manage:
                 await connector.connect()
@@ -154,10 +127,10 @@ class Server:
             await self._subscribe(
                 start_filter(source, self._prefix), self._on_request, self._resubscribed
             )
-            await self._subscribe(served_filter(self._prefix), self._on_peer)
+            await self._subscribe(served_filter(self._prefix), self._peers)
             await self._announcer.start()
             names = ", ".join(self._workflows)
-            _log.info("serving %s as %s (%d runs at once)", names, source, self._max_runs)
+            _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
             self._ready = True
             self._probe_once_connected()
             await asyncio.Event().wait()  # until cancelled
@@ -232,23 +205,10 @@ class Server:
                 _log.warning("%s", exc)
         for task in self._handling:
             task.cancel()
-        if self._queue:
-            _log.warning(
-                "serving stopped: %d queued runs never started (%s)",
-                len(self._queue),
-                ", ".join(entry.run_id for entry in self._queue),
-            )
-            self._queue.clear()
-        runs = [e for e in self._running.values() if e.task is not None]
-        for entry in runs:
-            if entry.ending:
-                continue  # closing (its telemetry, its summary): let it
-            source = self._connector.source_id
-            if engine.cancel(entry.run_id, issued_by=source, reason="serving stopped") is None:
-                assert entry.task is not None
-                entry.task.cancel()  # not started yet: nothing of it to close
-        await asyncio.gather(
-            *(e.task for e in runs if e.task is not None), *self._handling, return_exceptions=True
+        await asyncio.gather(*self._handling, return_exceptions=True)
+        source = self._connector.source_id
+        await self._runs.stop(
+            lambda run_id: engine.cancel(run_id, issued_by=source, reason="serving stopped")
         )
         await self._announcer.stop(timeout)
         if manage:
@@ -273,31 +233,13 @@ class Server:
             org_id=engine.org_id,
             project_id=engine.project_id,
             workflows=[w.described for w in self._workflows.values()],
-            capacity=self._max_runs,
-            running=len(self._running),
-            queued=len(self._queue),
-            live=[
-                ServedRun(run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of)
-                for e in list(self._running.values())[:_MAX_LIVE]
-            ],
+            capacity=self._runs.max_runs,
+            running=len(self._runs.running),
+            queued=len(self._runs.queue),
+            live=self._runs.live(_MAX_LIVE),
             shared=self._shared,
             ts=datetime.now(timezone.utc).isoformat(),
         )
-
-    def _on_peer(self, message: Message) -> None:
-        """Another server's announcement: the reruns it runs (a rerun of those is refused)."""
-        source = message.topic.rsplit("/", 1)[-1]
-        if source == self._connector.source_id:
-            return
-        if not message.raw:
-            self._peers.pop(source, None)
-            return
-        try:
-            announcement = decode_served(message.raw)
-        except InvalidMessageError as exc:
-            self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
-            return
-        self._peers[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -325,7 +267,7 @@ class Server:
     async def _answer(self, request: StartRequest, topic: str) -> None:
         """Take or refuse ``request``, answer it, and start its run when it may."""
         stats = self._engine.stats
-        accepted: _Accepted | None = None
+        accepted: Accepted | None = None
         try:
             reply, accepted = await self._take(request)
         except _Refused as exc:
@@ -339,10 +281,10 @@ class Server:
             stats.starts_taken += 1
         self._answers.answered(reply)
         await self._send(topic, reply)
-        if accepted is not None and accepted.run_id in self._running:
-            self._launch(accepted)
+        if accepted is not None:
+            self._runs.launch(accepted)
 
-    async def _take(self, request: StartRequest) -> tuple[StartReply, _Accepted | None]:
+    async def _take(self, request: StartRequest) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
         queued); raises :class:`_Refused`."""
         served = self._workflows.get(request.workflow)
@@ -372,7 +314,7 @@ class Server:
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
         self._check_room()  # again: others may have taken the room meanwhile
-        accepted = _Accepted(
+        accepted = Accepted(
             run_id=uuid.uuid4().hex,
             workflow=request.workflow,
             target=target,
@@ -390,12 +332,7 @@ class Server:
             rerun=request.rerun,
             from_task=request.from_task,
         )
-        queued = len(self._running) >= self._max_runs
-        if queued:
-            self._queue.append(accepted)
-        else:
-            self._running[accepted.run_id] = accepted  # its slot, before the answer is sent
-        self._announcer.changed()
+        queued = self._runs.accept(accepted)  # its slot (or place), before the answer is sent
         reply = self._reply(
             request, "started", run_id=accepted.run_id, name=request.workflow, queued=queued,
             **plan,
@@ -403,13 +340,9 @@ class Server:
         return reply, accepted
 
     def _check_room(self) -> None:
-        """:class:`_Refused` (busy) when ``max_runs`` run and ``max_queued`` wait."""
-        running, queued = len(self._running), len(self._queue)
-        if running >= self._max_runs and queued >= self._max_queued:
-            raise _Refused(
-                f"busy: {running} runs running and {queued} queued "
-                f"(max_runs {self._max_runs}, max_queued {self._max_queued})"
-            )
+        busy = self._runs.busy()
+        if busy is not None:
+            raise _Refused(busy)
 
     async def _rerun_params(
         self, request: StartRequest, params: dict[str, Any]
@@ -436,13 +369,11 @@ class Server:
 
     def _live_rerun(self, rerun_of: str) -> str | None:
         """What reruns ``rerun_of`` now, here or at another server; ``None`` if nothing."""
-        for entry in (*self._running.values(), *self._queue):
-            if entry.rerun_of == rerun_of:
-                return f"{entry.run_id} on {self._connector.source_id}"
-        for source, reruns in self._peers.items():
-            if rerun_of in reruns:
-                return f"on {source}"
-        return None
+        entry = self._runs.rerunning(rerun_of)
+        if entry is not None:
+            return f"{entry.run_id} on {self._connector.source_id}"
+        source = self._peers.rerunning(rerun_of)
+        return None if source is None else f"on {source}"
 
     async def _target(self, served: ServedFunction, params: Mapping[str, Any]) -> Any:
         try:
@@ -477,38 +408,3 @@ class Server:
             await self._connector.publish(topic, reply, qos=1)
         except Exception as exc:
             self._log.warning("reply", "could not answer a start request: %s", explain(exc))
-
-    # -- runs -------------------------------------------------------------------------------
-
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, RunFinished):
-            entry = self._running.get(event.run_id)
-            if entry is not None:
-                entry.ending = True
-
-    def _launch(self, accepted: _Accepted) -> None:
-        self._running[accepted.run_id] = accepted
-        accepted.task = asyncio.create_task(self._run(accepted), name="cascade-served-run")
-
-    async def _run(self, accepted: _Accepted) -> None:
-        try:
-            await self._run_target(
-                accepted.target,
-                run_id=accepted.run_id,
-                name=accepted.workflow,
-                origin=accepted.origin,
-                rerun_of=accepted.rerun_of,
-                rerun=accepted.rerun,
-                from_task=accepted.from_task,
-            )
-        except asyncio.CancelledError:
-            raise
-        except RunCancelledError as exc:
-            _log.info("run %s of %s: %s", accepted.run_id, accepted.workflow, exc)
-        except Exception as exc:
-            _log.info("run %s of %s ended: %s", accepted.run_id, accepted.workflow, explain(exc))
-        finally:
-            self._running.pop(accepted.run_id, None)
-            while self._queue and len(self._running) < self._max_runs:
-                self._launch(self._queue.popleft())
-            self._announcer.changed()

@@ -1,0 +1,155 @@
+"""The runs a serving engine accepted: at most ``max_runs`` running, at most ``max_queued``
+waiting for a slot, each run to its end by the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade.interfaces import RerunMode, RunOrigin, ServedRun
+
+from ._errors import RunCancelledError
+from ._events import Event, RunFinished
+from ._steps import explain
+
+__all__ = ["Accepted", "ServedRuns"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+Cancel = Callable[[str], object]  # Engine.cancel of a run id: None when it runs no such run
+
+
+@dataclass(slots=True, eq=False)
+class Accepted:
+    """A run a request started: it runs, or waits in the queue for a slot."""
+
+    run_id: str
+    workflow: str
+    target: Any
+    origin: RunOrigin
+    rerun_of: str | None
+    rerun: RerunMode
+    from_task: str | None
+    task: asyncio.Task[None] | None = field(default=None)
+    ending: bool = False  # its RunFinished is out: the run is closing, not to be interrupted
+
+
+class ServedRuns:
+    """The accepted runs, each run by ``run`` (the engine's ``_run_target``); ``changed`` is
+    called whenever one is queued, starts or ends (the announcement's figures)."""
+
+    def __init__(
+        self,
+        run: Callable[..., Awaitable[Any]],
+        *,
+        max_runs: int,
+        max_queued: int,
+        changed: Callable[[], None],
+    ) -> None:
+        if max_runs < 1:
+            raise ValueError(f"max_runs must be at least 1, not {max_runs}")
+        if max_queued < 0:
+            raise ValueError(f"max_queued must be >= 0, not {max_queued}")
+        self.max_runs = max_runs
+        self.max_queued = max_queued
+        self.running: dict[str, Accepted] = {}
+        self.queue: deque[Accepted] = deque()
+        self._run_target = run
+        self._changed = changed
+
+    def busy(self) -> str | None:
+        """Why no run can be accepted now (``max_runs`` run and ``max_queued`` wait), or
+        ``None``."""
+        running, queued = len(self.running), len(self.queue)
+        if running >= self.max_runs and queued >= self.max_queued:
+            return (
+                f"busy: {running} runs running and {queued} queued "
+                f"(max_runs {self.max_runs}, max_queued {self.max_queued})"
+            )
+        return None
+
+    def rerunning(self, rerun_of: str) -> Accepted | None:
+        """The accepted run that reruns ``rerun_of``, running or queued, if any."""
+        for entry in (*self.running.values(), *self.queue):
+            if entry.rerun_of == rerun_of:
+                return entry
+        return None
+
+    def accept(self, accepted: Accepted) -> bool:
+        """Take ``accepted`` (there is room: :meth:`busy` said so): a slot of its own, or the
+        queue's end; whether it is queued. :meth:`launch` starts it once it is answered."""
+        queued = len(self.running) >= self.max_runs
+        if queued:
+            self.queue.append(accepted)
+        else:
+            self.running[accepted.run_id] = accepted
+        self._changed()
+        return queued
+
+    def launch(self, accepted: Accepted) -> None:
+        """Start ``accepted`` when it holds a slot (a queued one starts when a slot frees)."""
+        if accepted.task is None and self.running.get(accepted.run_id) is accepted:
+            accepted.task = asyncio.create_task(self._run(accepted), name="cascade-served-run")
+
+    def live(self, at_most: int) -> list[ServedRun]:
+        """The runs running, as the announcement lists them."""
+        return [
+            ServedRun(run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of)
+            for e in list(self.running.values())[:at_most]
+        ]
+
+    def on_event(self, event: Event) -> None:
+        """The engine's events: a run whose end is out is closing (:meth:`stop` lets it)."""
+        if isinstance(event, RunFinished):
+            entry = self.running.get(event.run_id)
+            if entry is not None:
+                entry.ending = True
+
+    async def _run(self, accepted: Accepted) -> None:
+        try:
+            await self._run_target(
+                accepted.target,
+                run_id=accepted.run_id,
+                name=accepted.workflow,
+                origin=accepted.origin,
+                rerun_of=accepted.rerun_of,
+                rerun=accepted.rerun,
+                from_task=accepted.from_task,
+            )
+        except asyncio.CancelledError:
+            raise
+        except RunCancelledError as exc:
+            _log.info("run %s of %s: %s", accepted.run_id, accepted.workflow, exc)
+        except Exception as exc:
+            _log.info("run %s of %s ended: %s", accepted.run_id, accepted.workflow, explain(exc))
+        finally:
+            self.running.pop(accepted.run_id, None)
+            while self.queue and len(self.running) < self.max_runs:
+                entry = self.queue.popleft()
+                self.running[entry.run_id] = entry
+                self.launch(entry)
+            self._changed()
+
+    async def stop(self, cancel: Callable[[str], object]) -> None:
+        """Drop the queue (its runs never start), cancel the runs running (through
+        ``cancel``, the engine's, so that each closes as a cancelled run does; one not
+        registered yet by its task) and wait for them."""
+        if self.queue:
+            _log.warning(
+                "serving stopped: %d queued runs never started (%s)",
+                len(self.queue),
+                ", ".join(entry.run_id for entry in self.queue),
+            )
+            self.queue.clear()
+        runs = [e for e in self.running.values() if e.task is not None]
+        for entry in runs:
+            if entry.ending:
+                continue  # closing (its telemetry, its summary): let it
+            if cancel(entry.run_id) is None:
+                assert entry.task is not None
+                entry.task.cancel()  # not started yet: nothing of it to close
+        await asyncio.gather(*(e.task for e in runs if e.task is not None), return_exceptions=True)
