@@ -660,8 +660,9 @@ class Engine:
         or ends, and clears it when it stops. It takes
         :class:`~cascade.interfaces.StartRequest` s addressed to it
         (``{prefix}/start/{workflow}/{source}``) and, where the broker has shared
-        subscriptions (tried once at the start), those any server of the workflow may take
-        (``{prefix}/start/{workflow}``: the broker gives each to one). Each is answered
+        subscriptions (tried once, at the first connection; not on RabbitMQ 3.x, which has
+        none), those any server of the workflow may take (``{prefix}/start/{workflow}``:
+        the broker gives each to one). Each is answered
         once, on ``{prefix}/reply/{org}/{id}/{source}``: ``started`` with the new run's id
         (``queued`` when ``max_runs`` runs are running; beyond ``max_queued`` waiting it is
         refused, busy), ``planned`` for a dry run, or ``refused`` with why (a workflow it
@@ -675,7 +676,10 @@ class Engine:
         Needs a connector; connects it unless it is connected (then leaves it so) or
         ``manage_connection`` says otherwise, and its runs neither connect nor disconnect
         it. Cancelled, it stops taking requests, cancels its runs (queued ones never
-        start), clears its announcement and disconnects what it connected.
+        start), clears its announcement and disconnects what it connected. One serving
+        engine a connector: a second raises ``RuntimeError``, as ``serve`` called twice does.
+        Bad arguments (a workflow's name, a function a request cannot call by keywords,
+        ``max_runs`` below 1) raise ``ValueError`` or ``TypeError`` before anything starts.
         """
         server = Server(self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued)
         if self._serving:
