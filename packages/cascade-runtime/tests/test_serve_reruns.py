@@ -194,6 +194,23 @@ async def test_a_failed_served_run_is_rerun_from_its_stored_results(
         assert planned.plan[0].from_run == first.run_id
         assert planned.plan_count == 3
         assert pipeline.calls == {"extract": 1, "transform": 1, "load": 0}  # nothing ran
+        nowhere = await requester.ask(
+            StartRequest(
+                id="d2", workflow="etl", rerun_of=prefix, rerun="from", from_task="nope",
+                dry_run=True,
+            )
+        )  # fmt: skip
+        assert (nowhere.outcome, nowhere.error) == (
+            "refused",
+            "no task 'nope' in the workflow (a task's id, name or key)",
+        )
+        forced = await requester.ask(
+            StartRequest(
+                id="d3", workflow="etl", rerun_of=prefix, rerun="from", from_task="extract",
+                dry_run=True,
+            )
+        )  # fmt: skip
+        assert [p.action for p in forced.plan] == ["force", "run", "run"]
         again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=prefix))
         await recorder.until(lambda: again.run_id in _ends(recorder))
         await requester.idle()
@@ -212,7 +229,7 @@ async def test_a_failed_served_run_is_rerun_from_its_stored_results(
         await recorder.until(lambda: changed.run_id in _ends(recorder))
         assert [p.action for p in changed.plan] == ["run", "run", "run"]
         assert pipeline.calls == {"extract": 2, "transform": 3, "load": 2}
-        assert engine.stats.starts_taken == 4
+        assert (engine.stats.starts_taken, engine.stats.starts_refused) == (5, 1)
 
 
 async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
