@@ -102,12 +102,17 @@ class Server:
         """Connect (when the engine manages the connection), take requests, announce; on
         cancellation, stop the runs, clear the announcement and disconnect."""
         engine, connector = self._engine, self._connector
-        if connector in _SERVING:
-            raise RuntimeError(
-                f"{connector.source_id} serves already: one serving engine a connector (each "
-                "would take every request addressed to its source)"
-            )
-        _SERVING.add(connector)
+        try:
+            taken = connector in _SERVING
+            _SERVING.add(connector)
+        except TypeError:  # a connector that cannot be weakly referenced: not guarded
+            taken = False
+        else:
+            if taken:
+                raise RuntimeError(
+                    f"{connector.source_id} serves already: one serving engine a connector "
+                    "(each would take every request addressed to its source)"
+                )
         try:
             await self._serve(engine, connector)
         finally:
