@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cascade.interfaces import (
@@ -147,6 +147,7 @@ async def send_start(
     timeout: float = 5.0,
     on_refused: Callable[[Refusal], None] | None = None,
     on_sent: Callable[[str, list[Served]], None] | None = None,
+    before_send: Callable[[list[Served]], Awaitable[object]] | None = None,
 ) -> StartReply:
     """Send ``request`` (:func:`~cascade.control.start_request`) to a process serving its
     workflow (``on``: that source) and return its answer, within ``timeout`` seconds in all.
@@ -154,7 +155,9 @@ async def send_start(
     Raises :class:`~cascade.control.NobodyServesError` when no online process serves it
     (nothing sent), :class:`~cascade.control.StartTimeoutError` naming who serves it when no
     answer came, and :class:`~cascade.control.PublishRefusedError` when the broker refused
-    the request (an ACL). ``on_sent(topic, servers)`` hears where it went."""
+    the request (an ACL). ``before_send(servers)`` is awaited once the servers that may take
+    it are known, before it is sent (to listen to their runs, say); ``on_sent(topic,
+    servers)`` hears where it went."""
     prefix = connector.topic_prefix
     workflow = request.workflow
     deadline = time.monotonic() + timeout
@@ -179,6 +182,8 @@ async def send_start(
         judge = StartJudge(request, allowed, prefix, on_refused)
         for org in sorted({s.announcement.org_id for s in servers}):
             handles.append(await connector.subscribe(reply_filter(request.id, prefix, org), judge))
+        if before_send is not None:
+            await before_send(servers)
         await publish_confirmed(
             connector, [(topic, request)], max(0.0, deadline - time.monotonic()), retain=False
         )
