@@ -64,7 +64,10 @@ def served_json(found: list[Served]) -> dict[str, Any]:
     """`--json`: ``{"served": [{"online": ..., **announcement}]}``, by source."""
     return {
         "served": [
-            {"online": server.online, **msgspec.to_builtins(server.announcement)}
+            {
+                "online": server.online,
+                **msgspec.to_builtins(msgspec.structs.asdict(server.announcement)),
+            }
             for server in found
         ]
     }

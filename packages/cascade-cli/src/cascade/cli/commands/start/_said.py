@@ -67,7 +67,7 @@ def print_plan(console: Console, reply: StartReply) -> None:
 
 def reply_json(reply: StartReply, status: RunStatus | None = None) -> str:
     """The reply as `--json` prints it (with ``status``: how the run ended, `--wait`)."""
-    body: dict[str, Any] = msgspec.to_builtins(reply)
+    body: dict[str, Any] = msgspec.to_builtins(msgspec.structs.asdict(reply))
     if status is not None:
         body["status"] = status
     return json.dumps(body, ensure_ascii=True)
