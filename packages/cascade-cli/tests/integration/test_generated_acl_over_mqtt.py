@@ -221,16 +221,18 @@ async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) ->
     nightly = ServedWorkflow(name="nightly", params=[WorkflowParam(name="day")])
     shared = logins.broker.is_mosquitto
     async with logins.connector("engine-1", presence=True) as own:
-        if shared:  # what Engine.serve probes: its own probe topic, through a group of its own
-            probe = Inbox()
-            group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
-            await own.subscribe(group, probe)
-            await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+        # what Engine.serve probes: its own probe topic, through a group of its own; RabbitMQ
+        # takes the filter literally (nothing comes back) and must not close the connection
+        probe = Inbox()
+        group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
+        await own.subscribe(group, probe)
+        await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+        if shared:
             await probe.next()
         engine = ServingEngine(own, [nightly], org_id="acme", project_id="etl", shared=shared)
         await engine.start()
         await own.flush(10)
-        assert own.stats.refused == own.stats.dropped == 0
+        assert own.stats.refused == own.stats.dropped == own.stats.reconnects == 0
         listed = await asyncio.to_thread(logins.cascade, "vera", "served", "--json")
         assert listed.exit_code == 0, listed.output
         (server,) = json.loads(listed.stdout)["served"]
