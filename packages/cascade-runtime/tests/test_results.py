@@ -637,3 +637,32 @@ async def test_a_result_given_by_a_decision_is_not_kept() -> None:
     assert completed.not_kept == "completed by a decision: its result was given, not computed"
     assert engine.results is not None
     assert engine.results.manifest(run_id).tasks["flaky#1"].from_run is None
+
+
+class FailingStore(ResultStore):
+    """A store whose result writes fail (a full disk, a denied bucket); manifests are written."""
+
+    def write(self, path: str, data: bytes) -> None:
+        if "/results/" in path:
+            raise OSError("no space left on device")
+        super().write(path, data)
+
+
+async def test_a_result_whose_write_failed_is_not_kept_and_the_manifest_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    etl = Etl()
+    engine = Engine(results=FailingStore(memory_url()))
+    recorded = Recorded(engine)
+    with caplog.at_level(logging.WARNING, logger="cascade.runtime.engine"):
+        assert await engine.run(etl.target()) == 100
+    (run_id,) = recorded.run_ids()
+    assert engine.results is not None
+    extract = engine.results.manifest(run_id).tasks["extract#1"]
+    assert extract.from_run is None
+    assert extract.not_kept == "it could not be written: OSError: no space left on device"
+    stats = engine.stats
+    assert (stats.results_kept, stats.results_bytes, stats.results_not_kept) == (0, 0, 3)
+    assert any("could not be written" in r.getMessage() for r in caplog.records)
+    (step, *_) = await engine.plan(etl.target(), rerun_of=run_id)
+    assert (step.action, step.why) == ("run", f"its result was not kept: {extract.not_kept}")

@@ -379,12 +379,11 @@ class Engine:
         check_rerun(rerun, from_task)
         graph = build_graph(target)
         store = self._store(rerun_of)
-        keys = task_keys(graph)
-        prints = fingerprint_graph(graph, keys)
+        prints = fingerprint_graph(graph, task_keys(graph))
 
         def plan() -> list[PlanStep]:
             manifest = store.manifest(store.resolve(rerun_of))
-            steps = plan_rerun(graph, keys, prints, manifest, rerun, from_task, store.exists)
+            steps = plan_rerun(graph, prints, manifest, rerun, from_task, store.exists)
             return [step.public() for step in steps]
 
         return await asyncio.to_thread(plan)
@@ -421,8 +420,7 @@ class Engine:
             steps = await asyncio.to_thread(
                 plan_rerun,
                 graph,
-                results.keys,
-                [results.print_of(node) for node in graph.nodes],
+                results.prints,
                 found,
                 rerun,
                 from_task,
@@ -458,9 +456,7 @@ class Engine:
         again: _Rerun | None = None
         if store is not None:
             keys = task_keys(graph)
-            results = RunResults(
-                store, run_id, graph, keys, fingerprint_graph(graph, keys), self.stats
-            )
+            results = RunResults(store, run_id, graph, fingerprint_graph(graph, keys), self.stats)
             if rerun_of is not None:
                 again = await self._prepare_rerun(
                     results, graph, rerun_of, rerun, from_task, run_id
