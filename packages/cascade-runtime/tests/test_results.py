@@ -183,6 +183,14 @@ async def test_rerun_all_runs_everything_and_rerun_from_forces_a_task_and_downst
     recorded = Recorded(engine)
     await engine.run(etl.target())
     (first,) = recorded.run_ids()
+    assert engine.results is not None
+    transform_id = engine.results.manifest(first).tasks["transform#1"].task_id  # that run's id
+    plan = await engine.plan(etl.target(), rerun_of=first, rerun="from", from_task=transform_id)
+    assert [(s.action, s.why) for s in plan] == [
+        ("reuse", "unchanged"),
+        ("force", f"rerun from {transform_id}"),
+        ("force", f"rerun from {transform_id}"),
+    ]
     await engine.run(etl.target(), rerun_of=first, rerun="all")
     assert etl.calls == {"extract": 2, "transform": 2, "load": 2}
     await engine.run(etl.target(), rerun_of=first, rerun="from", from_task="transform")

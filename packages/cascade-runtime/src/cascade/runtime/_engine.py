@@ -72,9 +72,9 @@ def _run_name(target: Any, name: str | None) -> str | None:
             raise ValueError(f"a run's name is a string of 1 to {_NAME_LIMIT} characters")
         return name
     if isinstance(target, LazyResult):
-        return target.name
+        return target.name[:_NAME_LIMIT]
     items = list(target.values()) if isinstance(target, dict) else list(target)
-    return items[0].name if items and isinstance(items[0], LazyResult) else None
+    return items[0].name[:_NAME_LIMIT] if items and isinstance(items[0], LazyResult) else None
 
 
 class _Rerun:
