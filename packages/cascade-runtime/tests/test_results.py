@@ -183,6 +183,14 @@ async def test_rerun_all_runs_everything_and_rerun_from_forces_a_task_and_downst
     recorded = Recorded(engine)
     await engine.run(etl.target())
     (first,) = recorded.run_ids()
+    assert engine.results is not None
+    transform_id = engine.results.manifest(first).tasks["transform#1"].task_id  # that run's id
+    plan = await engine.plan(etl.target(), rerun_of=first, rerun="from", from_task=transform_id)
+    assert [(s.action, s.why) for s in plan] == [
+        ("reuse", "unchanged"),
+        ("force", f"rerun from {transform_id}"),
+        ("force", f"rerun from {transform_id}"),
+    ]
     await engine.run(etl.target(), rerun_of=first, rerun="all")
     assert etl.calls == {"extract": 2, "transform": 2, "load": 2}
     await engine.run(etl.target(), rerun_of=first, rerun="from", from_task="transform")
@@ -637,3 +645,32 @@ async def test_a_result_given_by_a_decision_is_not_kept() -> None:
     assert completed.not_kept == "completed by a decision: its result was given, not computed"
     assert engine.results is not None
     assert engine.results.manifest(run_id).tasks["flaky#1"].from_run is None
+
+
+class FailingStore(ResultStore):
+    """A store whose result writes fail (a full disk, a denied bucket); manifests are written."""
+
+    def write(self, path: str, data: bytes) -> None:
+        if "/results/" in path:
+            raise OSError("no space left on device")
+        super().write(path, data)
+
+
+async def test_a_result_whose_write_failed_is_not_kept_and_the_manifest_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    etl = Etl()
+    engine = Engine(results=FailingStore(memory_url()))
+    recorded = Recorded(engine)
+    with caplog.at_level(logging.WARNING, logger="cascade.runtime.engine"):
+        assert await engine.run(etl.target()) == 100
+    (run_id,) = recorded.run_ids()
+    assert engine.results is not None
+    extract = engine.results.manifest(run_id).tasks["extract#1"]
+    assert extract.from_run is None
+    assert extract.not_kept == "it could not be written: OSError: no space left on device"
+    stats = engine.stats
+    assert (stats.results_kept, stats.results_bytes, stats.results_not_kept) == (0, 0, 3)
+    assert any("could not be written" in r.getMessage() for r in caplog.records)
+    (step, *_) = await engine.plan(etl.target(), rerun_of=run_id)
+    assert (step.action, step.why) == ("run", f"its result was not kept: {extract.not_kept}")

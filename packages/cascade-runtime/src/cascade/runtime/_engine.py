@@ -41,18 +41,19 @@ from ._events import (
     RunStarted,
 )
 from ._fingerprints import fingerprint_graph, task_keys
-from ._graph import Graph, build_graph, target_results
+from ._graph import Graph, build_graph, run_name, target_results
 from ._held import HoldPolicy
+from ._lineage import Lineage, LiveReruns
 from ._logs import LogForwarding, RunLogs
 from ._rerun import check_rerun, plan_rerun
-from ._results import ResultStore, RunManifest, open_store
+from ._results import ResultStore, open_store
 from ._run_results import RunResults
 from ._scheduler import CancelReport, Run
 from ._serve import Server
 from ._stats import EngineStats
 from ._steps import StepFailed, describe, within
 from ._summary import EngineSummaries, summaries_for
-from ._task import DEFAULT_HOLD_TIMEOUT, LazyResult, OnFailure, check_hold_options
+from ._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 from ._task_context import RunContext
 from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
@@ -63,30 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 _log = logging.getLogger("cascade.runtime.engine")
-_NAME_LIMIT = 256
-
-
-def _run_name(target: Any, name: str | None) -> str | None:
-    """A run's name: ``name``, else its target's task name (a list's or dict's first item's)."""
-    if name is not None:
-        if not isinstance(name, str) or not name or len(name) > _NAME_LIMIT:
-            raise ValueError(f"a run's name is a string of 1 to {_NAME_LIMIT} characters")
-        return name
-    if isinstance(target, LazyResult):
-        return target.name
-    items = list(target.values()) if isinstance(target, dict) else list(target)
-    return items[0].name if items and isinstance(items[0], LazyResult) else None
-
-
-class _Rerun:
-    """A rerun's plan applied to its results: what it reruns (full id) and the line's root."""
-
-    __slots__ = ("manifest", "rerun_of", "root_run")
-
-    def __init__(self, rerun_of: str, root_run: str, manifest: RunManifest) -> None:
-        self.rerun_of = rerun_of
-        self.root_run = root_run
-        self.manifest = manifest
 
 
 class Engine:
@@ -227,7 +204,7 @@ class Engine:
         self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
         self.results: ResultStore | None = open_store(results)
         """Where results are kept (``None``: they are not)."""
-        self._reruns: dict[str, str] = {}  # a run rerun now -> the live run that reruns it
+        self._reruns = LiveReruns(self.stats)
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -384,12 +361,11 @@ class Engine:
         check_rerun(rerun, from_task)
         graph = build_graph(target)
         store = self._store(rerun_of)
-        keys = task_keys(graph)
-        prints = fingerprint_graph(graph, keys)
+        prints = fingerprint_graph(graph, task_keys(graph))
 
         def plan() -> list[PlanStep]:
             manifest = store.manifest(store.resolve(rerun_of))
-            steps = plan_rerun(graph, keys, prints, manifest, rerun, from_task, store.exists)
+            steps = plan_rerun(graph, prints, manifest, rerun, from_task, store.exists)
             return [step.public() for step in steps]
 
         return await asyncio.to_thread(plan)
@@ -400,45 +376,6 @@ class Engine:
                 f"cannot rerun {rerun_of}: this engine keeps no results (Engine(results=...))"
             )
         return self.results
-
-    async def _prepare_rerun(
-        self,
-        results: RunResults,
-        graph: Graph,
-        rerun_of: str,
-        rerun: RerunMode,
-        from_task: str | None,
-        run_id: str,
-    ) -> _Rerun:
-        """Plan the rerun of ``rerun_of`` and read the results it reuses; the rerun is live from
-        here (a second one of the same run raises :class:`RerunError` until it ends)."""
-        store = results.store
-
-        def manifest() -> RunManifest:
-            return store.manifest(store.resolve(rerun_of))
-
-        found = await asyncio.to_thread(manifest)
-        live = self._reruns.get(found.run_id)
-        if live is not None:
-            raise RerunError(f"a rerun of {found.run_id} is live: {live}")
-        self._reruns[found.run_id] = run_id
-        try:
-            steps = await asyncio.to_thread(
-                plan_rerun,
-                graph,
-                results.keys,
-                [results.print_of(node) for node in graph.nodes],
-                found,
-                rerun,
-                from_task,
-                store.exists,
-            )
-            await results.load(steps)
-        except BaseException:
-            self._reruns.pop(found.run_id, None)
-            raise
-        self.stats.results_reused += len(results.reused)
-        return _Rerun(found.run_id, found.root_run or found.run_id, found)
 
     async def _run_target(
         self,
@@ -457,17 +394,15 @@ class Engine:
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
-        name = _run_name(target, name)
+        name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
         results: RunResults | None = None
-        again: _Rerun | None = None
+        again: Lineage | None = None
         if store is not None:
             keys = task_keys(graph)
-            results = RunResults(
-                store, run_id, graph, keys, fingerprint_graph(graph, keys), self.stats
-            )
+            results = RunResults(store, run_id, graph, fingerprint_graph(graph, keys), self.stats)
             if rerun_of is not None:
-                again = await self._prepare_rerun(
+                again = await self._reruns.prepare(
                     results, graph, rerun_of, rerun, from_task, run_id
                 )
                 origin = msgspec.structs.replace(
@@ -477,7 +412,7 @@ class Engine:
             return await self._execute(target, graph, run_id, name, origin, results, again)
         finally:
             if again is not None:
-                self._reruns.pop(again.rerun_of, None)
+                self._reruns.end(again)
 
     async def _execute(
         self,
@@ -487,7 +422,7 @@ class Engine:
         name: str | None,
         origin: RunOrigin | None,
         results: RunResults | None,
-        again: _Rerun | None,
+        again: Lineage | None,
     ) -> Any:
         self.stats.runs += 1
         manager = ConstraintManager(

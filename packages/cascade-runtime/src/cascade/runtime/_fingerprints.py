@@ -19,7 +19,7 @@ import msgspec
 from ._graph import Graph
 from ._task import LazyResult
 
-__all__ = ["NotCanonical", "Print", "code_hash", "fingerprint_graph", "task_keys"]
+__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph", "task_keys"]
 
 _VERSION = "cascade-fingerprint/1"
 _encode = msgspec.msgpack.Encoder().encode
@@ -32,17 +32,18 @@ class NotCanonical(Exception):
     """An argument has no canonical encoding; the message says which and why."""
 
 
-class Print:
-    """A task's fingerprint in a run, or why it has none (``why_not``), its stable ``key`` and
-    its code's hash (``code``)."""
+class Prints:
+    """The fingerprints of a graph's nodes, in graph order: each node's stable key, its code's
+    hash, its fingerprint (``None``: it has none, and ``why_not`` says why; else ``""``).
+    Lists of strings: a run of many tasks adds nothing for the garbage collector to track."""
 
-    __slots__ = ("code", "fingerprint", "key", "why_not")
+    __slots__ = ("codes", "fingerprints", "keys", "why_not")
 
-    def __init__(self, key: str, code: str, fingerprint: str | None, why_not: str) -> None:
-        self.key = key
-        self.code = code
-        self.fingerprint = fingerprint
-        self.why_not = why_not
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.codes: list[str] = []
+        self.fingerprints: list[str | None] = []
+        self.why_not: list[str] = []
 
 
 def task_keys(graph: Graph) -> list[str]:
@@ -120,29 +121,33 @@ def _canonical(value: Any, upstream: Callable[[Any], str] | None) -> Any:
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 
-def fingerprint_graph(graph: Graph, keys: list[str]) -> list[Print]:
-    """Each node's :class:`Print`, in graph order: the sha256 of its name, its code's hash and
+def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
+    """Each node's fingerprint, in graph order: the sha256 of its name, its code's hash and
     each argument's canonical encoding, a lazy one as its upstream task's fingerprint. A task
     with an argument that has no canonical encoding, or below one without a fingerprint, has
     none (``why_not`` says why): it is not reusable."""
-    prints: list[Print] = []
-    by_lazy: dict[int, Print] = {}
+    prints = Prints(keys)
+    fingerprints, codes, why_not = prints.fingerprints, prints.codes, prints.why_not
+    by_lazy: dict[int, int] = {}  # a node with dependents: its index
 
     def upstream(lazy: Any) -> str:
-        found = by_lazy[id(lazy)]
-        if found.fingerprint is None:
-            raise NotCanonical(f"upstream {found.key} is not reusable")
-        return found.fingerprint
+        index = by_lazy[id(lazy)]
+        found = fingerprints[index]
+        if found is None:
+            raise NotCanonical(f"upstream {keys[index]} is not reusable")
+        return found
 
-    codes: dict[int, str] = {}  # by task: a graph has few functions and many calls of each
+    hashes: dict[int, str] = {}  # by task: a graph has few functions and many calls of each
     scalars = _SCALARS
-    for node, key in zip(graph.nodes, keys, strict=True):
+    for index, node in enumerate(graph.nodes):
         lazy = node.lazy
         spec = lazy.task
-        code = codes.get(id(spec))
+        code = hashes.get(id(spec))
         if code is None:
-            code = codes[id(spec)] = code_hash(spec.fn)
+            code = hashes[id(spec)] = code_hash(spec.fn)
         args, kwargs = lazy.args, lazy.kwargs
+        fingerprint: str | None = None
+        why = ""
         try:
             # plain scalars (most arguments) are their own encoding: msgpack writes a tuple as
             # the list the general case makes, so both give the same bytes
@@ -150,7 +155,7 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> list[Print]:
                 plain: Any = args
             else:
                 ref = upstream if node.deps else None
-                plain = [_argument(index, arg, ref) for index, arg in enumerate(args, 1)]
+                plain = [_argument(at, arg, ref) for at, arg in enumerate(args, 1)]
             named = (
                 sorted(
                     (name, _argument(name, arg, None if not node.deps else upstream))
@@ -159,16 +164,18 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> list[Print]:
                 if kwargs
                 else ()
             )
-            encoded = _encode((_VERSION, lazy.name, code, plain, named))
+            fingerprint = _sha256(_encode((_VERSION, lazy.name, code, plain, named))).hexdigest()
         except NotCanonical as exc:
-            found = Print(key, code, None, str(exc))
+            why = str(exc)
         except (OverflowError, TypeError, ValueError) as exc:  # an int beyond msgpack's
-            found = Print(key, code, None, f"an argument has no canonical encoding ({exc})")
-        else:
-            found = Print(key, code, _sha256(encoded).hexdigest(), "")
-        prints.append(found)
+            why = f"an argument has no canonical encoding ({exc})"
+        fingerprints.append(fingerprint)
+        codes.append(code)
+        why_not.append(why)
         if node.dependents:
-            by_lazy[id(lazy)] = found
+            by_lazy[id(lazy)] = index
+    if len(fingerprints) != len(keys):
+        raise ValueError("a key for each node")
     return prints
 
 

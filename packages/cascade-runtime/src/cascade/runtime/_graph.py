@@ -8,7 +8,11 @@ from typing import Any
 from ._errors import CycleError, InvalidTargetError
 from ._task import LazyResult
 
-__all__ = ["Graph", "Node", "build_graph", "resolve", "target_results"]
+__all__ = ["NAME_LIMIT", "Graph", "Node", "build_graph", "resolve", "run_name", "target_results"]
+
+
+NAME_LIMIT = 256
+"""The longest run name readers take."""
 
 
 def _children(value: Any) -> Iterator[Any]:
@@ -143,3 +147,16 @@ def target_results(target: Any, graph: Graph) -> Any:
         return {k: graph.by_lazy[id(v)].result for k, v in target.items()}
     results = [graph.by_lazy[id(v)].result for v in target]
     return tuple(results) if isinstance(target, tuple) else results
+
+
+def run_name(target: Any, name: str | None) -> str | None:
+    """A run's name: ``name`` (1 to :data:`NAME_LIMIT` characters, else ``ValueError``), else
+    its target's task name (a list's or dict's first item's), cut at :data:`NAME_LIMIT`."""
+    if name is not None:
+        if not isinstance(name, str) or not name or len(name) > NAME_LIMIT:
+            raise ValueError(f"a run's name is a string of 1 to {NAME_LIMIT} characters")
+        return name
+    if isinstance(target, LazyResult):
+        return target.name[:NAME_LIMIT]
+    items = list(target.values()) if isinstance(target, dict) else list(target)
+    return items[0].name[:NAME_LIMIT] if items and isinstance(items[0], LazyResult) else None

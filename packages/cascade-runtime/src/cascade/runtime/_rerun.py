@@ -8,7 +8,7 @@ from typing import Literal
 from cascade.interfaces import PlanStep, RerunMode
 
 from ._errors import RerunError
-from ._fingerprints import Print
+from ._fingerprints import Prints
 from ._graph import Graph, Node
 from ._results import ManifestTask, RunManifest
 
@@ -88,7 +88,9 @@ def _downstream(graph: Graph, keys: list[str], manifest: RunManifest, from_task:
 
 def _why_run(
     node: Node,
-    mine: Print,
+    key: str,
+    code: str,
+    fingerprint: str,
     entry: ManifestTask | None,
     manifest: RunManifest,
     changed: dict[int, str],
@@ -96,16 +98,16 @@ def _why_run(
     """Why a task with no reusable result in ``manifest`` runs."""
     short = manifest.run_id[:12]
     if entry is None:
-        return f"new: run {short} had no task {mine.key}"
+        return f"new: run {short} had no task {key}"
     if entry.state in _ENDED:
         return _ENDED[entry.state]
     if entry.state != "COMPLETED":
         return f"it had not completed ({entry.state})"
     if entry.fingerprint is None:
         return f"it was not reusable in run {short}: {entry.why_not or 'no fingerprint'}"
-    if entry.fingerprint == mine.fingerprint:
+    if entry.fingerprint == fingerprint:
         return f"its result was not kept: {entry.not_kept or 'not stored'}"
-    if entry.code and entry.code != mine.code:
+    if entry.code and entry.code != code:
         return "its code changed"
     upstream = [changed[id(dep)] for dep in node.deps if id(dep) in changed]
     if upstream:
@@ -115,8 +117,7 @@ def _why_run(
 
 def plan_rerun(
     graph: Graph,
-    keys: list[str],
-    prints: list[Print],
+    prints: Prints,
     manifest: RunManifest,
     rerun: RerunMode,
     from_task: str | None,
@@ -130,6 +131,7 @@ def plan_rerun(
     manifest saying why: it had failed, it is new, its code or its input changed, ...
     """
     check_rerun(rerun, from_task)
+    keys = prints.keys
     forced = _downstream(graph, keys, manifest, from_task) if from_task is not None else set()
     kept = {
         task.fingerprint: task.from_run
@@ -139,16 +141,18 @@ def plan_rerun(
     # the tasks whose fingerprint is not the one they had in that run: their key, by node
     changed: dict[int, str] = {}
     steps = []
-    for node, key, mine in zip(graph.nodes, keys, prints, strict=True):
+    for node, key, code, fingerprint, why_not in zip(
+        graph.nodes, keys, prints.codes, prints.fingerprints, prints.why_not, strict=True
+    ):
         entry = manifest.tasks.get(key)
-        fingerprint = mine.fingerprint
         if entry is None or entry.fingerprint != fingerprint:
             changed[id(node)] = key
         from_run = kept.get(fingerprint) if fingerprint is not None else None
         if fingerprint is None:
-            step = Step(node, "run", f"not reusable: {mine.why_not}")
+            step = Step(node, "run", f"not reusable: {why_not}")
         elif from_run is None:
-            step = Step(node, "run", _why_run(node, mine, entry, manifest, changed))
+            why = _why_run(node, key, code, fingerprint, entry, manifest, changed)
+            step = Step(node, "run", why)
         elif rerun == "all":
             step = Step(node, "force", "rerun all")
         elif id(node) in forced:

@@ -45,7 +45,7 @@ SAME = frozenset((type(None), bool, int, float, str, bytes))
 _partials = itertools.count()
 
 
-class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One task of a run's manifest: its ``name``, its ``task_id`` in that run, its
     ``fingerprint`` (``None``: it has none, ``why_not`` says why), its code's hash (``code``),
     its last ``state`` (``COMPLETED``, ``FAILED``, ``SKIPPED``, ``CANCELLED``), and where its

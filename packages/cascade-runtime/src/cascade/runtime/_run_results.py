@@ -4,12 +4,11 @@ and the run's manifest written at its end."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from ._fingerprints import Print
+from ._fingerprints import Prints
 from ._graph import Graph, Node
 from ._rerun import Step
 from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
@@ -18,6 +17,8 @@ from ._stats import EngineStats
 __all__ = ["RunResults"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+_HAND_OVER = 0.05
+_BATCH_BYTES = 1 << 20
 
 
 def _now() -> str:
@@ -33,30 +34,31 @@ class RunResults:
         store: ResultStore,
         run_id: str,
         graph: Graph,
-        keys: list[str],
-        prints: list[Print],
+        prints: Prints,
         stats: EngineStats,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.graph = graph
-        self.keys = keys
+        self.keys = prints.keys
+        self.prints = prints
         self.stats = stats
         self.started = _now()
-        self._prints = {id(node): found for node, found in zip(graph.nodes, prints, strict=True)}
+        self._index = {id(node): index for index, node in enumerate(graph.nodes)}
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
         self.not_kept: dict[int, str] = {}  # node -> why not
-        self._sizes: dict[int, int] = {}
-        self._failed: dict[int, str] = {}  # node -> why its write failed (set by the writer)
-        # results to write, handed to the writer thread once a turn of the loop: one wake-up
-        # of the thread for a burst of completions, not one each
-        self._batch: list[tuple[int, str, bytes]] = []
+        self.bytes_kept = 0
+        self._max_bytes = store.max_bytes
+        self._failed: dict[int, tuple[str, int]] = {}  # node -> why its write failed, its size
+        # results to write, handed to the writer thread in batches (every _HAND_OVER seconds,
+        # or at _BATCH_BYTES): a thread woken for each would take the GIL from the loop as often
+        # three lists, not a tuple a result: nothing more for the garbage collector to track
+        self._batch: list[int] = []  # the nodes
+        self._batch_fingerprints: list[str] = []
+        self._batch_data: list[bytes] = []
+        self._batch_bytes = 0
         self._loop = asyncio.get_running_loop()
-
-    def print_of(self, node: Node) -> Print:
-        """``node``'s fingerprint (or why it has none)."""
-        return self._prints[id(node)]
 
     async def load(self, steps: list[Step]) -> list[Step]:
         """Read the stored value of every ``reuse`` step (in a thread); a step whose result is
@@ -95,32 +97,38 @@ class RunResults:
 
     def keep(self, node: Node, value: Any) -> str | None:
         """Keep ``node``'s result (encoded here, written in the store's thread); ``None``, or why
-        it is not kept (logged once, at the task)."""
-        found = self._prints[id(node)]
-        fingerprint = found.fingerprint
+        it is not kept (logged once, at the task). The hot path of a run that keeps results."""
+        key = id(node)
+        index = self._index[key]
+        fingerprint = self.prints.fingerprints[index]
         if fingerprint is None:
-            reason = f"not reusable: {found.why_not}"
+            reason = f"not reusable: {self.prints.why_not[index]}"
         else:
             data: bytes | None = None
             reason = ""
             if type(value) in SAME:  # decodes back as itself: encoded, not checked
-                with contextlib.suppress(Exception):  # an int beyond msgpack's: said below
+                try:
                     data = encode_msgpack(value)
-                if data is not None and len(data) > self.store.max_bytes:
+                except Exception:  # an int beyond msgpack's: store.encode says why
                     data = None
+                else:
+                    if len(data) > self._max_bytes:
+                        data = None
             if data is None:
                 data, reason = self.store.encode(value)
             if data is not None:
-                key = id(node)
                 self.kept[key] = self.run_id
-                self._sizes[key] = size = len(data)
-                stats = self.stats
-                stats.results_kept += 1
-                stats.results_bytes += size
+                size = len(data)
+                self.bytes_kept += size
                 batch = self._batch
                 if not batch:
-                    self._loop.call_soon(self._hand_over)
-                batch.append((key, fingerprint, data))
+                    self._loop.call_later(_HAND_OVER, self._hand_over)
+                batch.append(key)
+                self._batch_fingerprints.append(fingerprint)
+                self._batch_data.append(data)
+                self._batch_bytes += size
+                if self._batch_bytes >= _BATCH_BYTES:
+                    self._hand_over()
                 return None
         self._not_kept(node, reason)
         return reason
@@ -162,18 +170,20 @@ class RunResults:
         )
 
     def _hand_over(self) -> None:
-        batch, self._batch = self._batch, []
-        if batch:
-            self.store.submit(lambda: self._write(batch))
+        batch = self._batch, self._batch_fingerprints, self._batch_data
+        self._batch, self._batch_fingerprints, self._batch_data = [], [], []
+        self._batch_bytes = 0
+        if batch[0]:
+            self.store.submit(lambda: self._write(*batch))
 
-    def _write(self, batch: list[tuple[int, str, bytes]]) -> None:
+    def _write(self, nodes: list[int], fingerprints: list[str], encoded: list[bytes]) -> None:
         """In the writer thread."""
         store = self.store
-        for key, fingerprint, data in batch:
+        for key, fingerprint, data in zip(nodes, fingerprints, encoded, strict=True):
             try:
                 store.write(store.result_path(fingerprint), data)
             except Exception as exc:
-                self._failed[key] = f"{type(exc).__name__}: {exc}"
+                self._failed[key] = (f"{type(exc).__name__}: {exc}", len(data))
 
     async def close(
         self,
@@ -192,23 +202,34 @@ class RunResults:
         self._hand_over()
         await asyncio.wrap_future(store.flushed())
         by_node = {id(node): node for node in self.graph.nodes}
-        for key, why in list(self._failed.items()):
+        for key, (why, size) in list(self._failed.items()):
             if self.kept.pop(key, None) is not None:
-                self.stats.results_kept -= 1
-                self.stats.results_bytes -= self._sizes.get(key, 0)
+                self.bytes_kept -= size
                 self._not_kept(by_node[key], f"it could not be written: {why}")
+        stats = self.stats  # counted here, not a task at a time: the hot path is keep()
+        stats.results_kept += sum(1 for run in self.kept.values() if run == self.run_id)
+        stats.results_bytes += self.bytes_kept
         tasks = {}
-        for node, task_key in zip(self.graph.nodes, self.keys, strict=True):
-            found = self._prints[id(node)]
+        prints = self.prints
+        kept, not_kept = self.kept, self.not_kept
+        for node, task_key, fingerprint, code, why_not in zip(
+            self.graph.nodes,
+            prints.keys,
+            prints.fingerprints,
+            prints.codes,
+            prints.why_not,
+            strict=True,
+        ):
+            lazy = node.lazy
             tasks[task_key] = ManifestTask(
-                name=node.lazy.name,
-                task_id=node.lazy.task_id,
+                name=lazy.name,
+                task_id=lazy.task_id,
                 state=states.get(id(node), "CANCELLED"),
-                fingerprint=found.fingerprint,
-                code=found.code,
-                from_run=self.kept.get(id(node)),
-                not_kept=self.not_kept.get(id(node)),
-                why_not=found.why_not or None,
+                fingerprint=fingerprint,
+                code=code,
+                from_run=kept.get(id(node)),
+                not_kept=not_kept.get(id(node)),
+                why_not=why_not or None,
             )
         manifest = RunManifest(
             run_id=self.run_id,

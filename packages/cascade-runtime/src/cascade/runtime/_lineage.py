@@ -1,0 +1,78 @@
+"""A rerun's lineage (the run it reruns, the first of its line), and the reruns live in an
+engine: one at a time of each run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cascade.interfaces import RerunMode
+
+from ._errors import RerunError
+from ._graph import Graph
+from ._rerun import plan_rerun
+from ._results import RunManifest
+from ._run_results import RunResults
+from ._stats import EngineStats
+
+__all__ = ["Lineage", "LiveReruns"]
+
+
+class Lineage:
+    """A rerun's lineage: the run it reruns (``rerun_of``, its full id), the first run of its
+    line (``root_run``), and that run's ``manifest``."""
+
+    __slots__ = ("manifest", "rerun_of", "root_run")
+
+    def __init__(self, manifest: RunManifest) -> None:
+        self.manifest = manifest
+        self.rerun_of = manifest.run_id
+        self.root_run = manifest.root_run or manifest.run_id
+
+
+class LiveReruns:
+    """The reruns an engine runs now, by the run each reruns: a second rerun of a run while
+    one is live raises :class:`RerunError`."""
+
+    def __init__(self, stats: EngineStats) -> None:
+        self.stats = stats
+        self._live: dict[str, str] = {}  # a run rerun now -> the live run that reruns it
+
+    def live(self, run_id: str) -> str | None:
+        """The live run that reruns ``run_id`` (a full id), or ``None``."""
+        return self._live.get(run_id)
+
+    async def prepare(
+        self,
+        results: RunResults,
+        graph: Graph,
+        rerun_of: str,
+        rerun: RerunMode,
+        from_task: str | None,
+        run_id: str,
+    ) -> Lineage:
+        """Plan the run ``run_id``, a rerun of ``rerun_of`` (an id or a prefix), and read the
+        results it reuses (the store in threads); it is live from here until :meth:`end`."""
+        store = results.store
+
+        def manifest() -> RunManifest:
+            return store.manifest(store.resolve(rerun_of))
+
+        found = Lineage(await asyncio.to_thread(manifest))
+        live = self._live.get(found.rerun_of)
+        if live is not None:
+            raise RerunError(f"a rerun of {found.rerun_of} is live: {live}")
+        self._live[found.rerun_of] = run_id
+        try:
+            steps = await asyncio.to_thread(
+                plan_rerun, graph, results.prints, found.manifest, rerun, from_task, store.exists
+            )
+            await results.load(steps)
+        except BaseException:
+            self.end(found)
+            raise
+        self.stats.results_reused += len(results.reused)
+        return found
+
+    def end(self, lineage: Lineage) -> None:
+        """The rerun of ``lineage`` ended: its run may be rerun again."""
+        self._live.pop(lineage.rerun_of, None)
