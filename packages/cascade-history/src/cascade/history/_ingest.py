@@ -40,6 +40,7 @@ from ._engine import WRITE
 from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, adding_upsert
 from ._inserts import insert_for, insert_new
+from ._lineage import ORIGIN_COLUMNS
 from ._log_ingest import store_logs
 from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
 from ._received import Received
@@ -104,6 +105,8 @@ def _runs_upsert(dialect: str) -> Any:
             "last_seq": greatest("last_seq"),
             "trace_id": sa.func.coalesce(old.trace_id, new.trace_id),  # one per run: the first
             "vouched": sa.func.coalesce(old.vouched, new.vouched),
+            # the ENGINE_STARTED's, the first stored (one per run)
+            **{column: sa.func.coalesce(old[column], new[column]) for column in ORIGIN_COLUMNS},
         },
     )
 

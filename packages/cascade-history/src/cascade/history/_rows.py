@@ -39,6 +39,7 @@ from cascade.interfaces import (
 from ._cancels import cancel_row
 from ._decisions import decision_row
 from ._gaps import INT64
+from ._lineage import NO_ORIGIN, origin_columns
 from ._log_rows import LogRows, log_batch_ids
 from ._owners import Owner
 from ._received import Received, Timed
@@ -238,6 +239,9 @@ class Rows:
                     "held_by": _NO_HOLDS if body.held_by is msgspec.UNSET else _held_by(body),
                     "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
                     "decided": _NO_HOLDS if body.decided is msgspec.UNSET else _decided(body),
+                    "reused_from": None
+                    if body.reused_from is msgspec.UNSET
+                    else clean(body.reused_from),
                 }
             )
             run = self._run(run_id, ids, ts, received_at)
@@ -259,6 +263,8 @@ class Rows:
             if body.event == "ENGINE_STARTED":
                 if tasks is not None:
                     run["planned_tasks"] = tasks
+                if body.name is not None or body.origin is not None:
+                    run.update(origin_columns(body))
             elif run["ended_at"] is None:  # the first end seen wins, as in the upsert
                 run["ended_at"] = ts
                 run["status"] = "Cancelled" if body.cancelled else body.status or "Finished"
@@ -300,6 +306,7 @@ class Rows:
                 "received_at": received_at,
                 "last_received_at": received_at,
                 "vouched": self._vouched.get(run_id) if self.owners.get(run_id) == ids[3] else None,
+                **NO_ORIGIN,
             }
             return run
         if ts < run["started_at"]:
