@@ -140,3 +140,12 @@ def test_the_first_start_stored_stays(history: History) -> None:
                              origin={"workflow": "other"})])  # fmt: skip
     [run] = history.runs()
     assert (run.name, run.workflow) == ("nightly", "nightly")
+
+
+def test_a_runs_reused_results_are_counted_by_their_run(history: History) -> None:
+    """``reused``: per run its results came from, how many tasks took one."""
+    _first(history)
+    _rerun(history, "run-2", "run-1", T0 + 60, "Succeeded")
+    assert history.reused("run-2") == {"run-1": 1}
+    assert history.reused("run-1") == {}
+    assert history.reused("nobody") == {}

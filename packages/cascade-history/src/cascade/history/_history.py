@@ -26,6 +26,7 @@ from ._history_access import HistoryAccess
 from ._history_base import Mode
 from ._history_logs import HistoryLogs
 from ._ingest import refusal_rows, store_batch
+from ._lineage import reused_query
 from ._location import describe, resolve_url
 from ._migrate import upgrade
 from ._owners import claim_rows
@@ -297,6 +298,12 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
         oldest first, at most ``limit``; ``[]`` for an unknown run (``among``: as
         :meth:`runs`)."""
         return self._read(lambda c: lineage_query(c, run_id, limit, among))
+
+    def reused(self, run_id: str) -> dict[str, int]:
+        """Of the run ``run_id`` (its whole id), per run its reused results came from, how
+        many of its tasks took a stored result of that run instead of running (``{}``: none,
+        or an unknown run)."""
+        return self._read(lambda c: reused_query(c, run_id))
 
     def run(
         self,

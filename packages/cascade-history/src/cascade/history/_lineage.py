@@ -18,10 +18,17 @@ import sqlalchemy as sa
 from cascade.interfaces import LifecycleEvent
 
 from ._records import AuditEvent
-from ._schema import runs
+from ._schema import runs, task_events
 from ._text import MAX_TEXT_BYTES, clean
 
-__all__ = ["NO_ORIGIN", "ORIGIN_COLUMNS", "origin_columns", "origin_of", "start_events"]
+__all__ = [
+    "NO_ORIGIN",
+    "ORIGIN_COLUMNS",
+    "origin_columns",
+    "origin_of",
+    "reused_query",
+    "start_events",
+]
 
 ORIGIN_COLUMNS = (
     "name",
@@ -121,3 +128,15 @@ def start_events(connection: sa.Connection, *, since: float | None, limit: int) 
             )
         )  # fmt: skip
     return events
+
+
+def reused_query(connection: sa.Connection, run_id: str) -> dict[str, int]:
+    """Per run, how many of ``run_id``'s task events are a reuse of that run's result."""
+    te = task_events
+    query = (
+        sa.select(te.c.reused_from, sa.func.count())
+        .where(te.c.run_id == run_id, te.c.reused_from.is_not(None))
+        .group_by(te.c.reused_from)
+        .order_by(te.c.reused_from)
+    )
+    return {str(of): int(count) for of, count in connection.execute(query)}
