@@ -65,6 +65,7 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
         "topic write cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
         "topic read cascade/logs/acme/etl/#",
+        "topic read cascade/served/+",
         "topic read cascade/status/#",
         "topic read cascade/telemetry/acme/etl/#",
     ]
@@ -87,6 +88,16 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
     assert not any(line.endswith("reply/#") for line in olga)
     assert "topic read cascade/telemetry/acme/#" in olga
     assert not any("summary" in line for line in olga)  # every org's runs: global only
+    assert "topic write cascade/start/#" in olga  # served workflows: no org in their topics
+    assert not any("served/olga" in line for line in olga)  # only engines announce
+
+
+def test_a_task_scope_operator_and_a_viewer_start_nothing() -> None:
+    roles = Roles.parse(ROLES.replace('"task:etl_*", "org:acme"', '"task:etl_*"'))
+    found = blocks(mosquitto_acl(roles))
+    for login in ("olga", "vera", "gus"):
+        assert not any("cascade/start/" in line for line in found[login]), login
+        assert "topic read cascade/served/+" in found[login]
 
 
 def test_services_and_global_viewers() -> None:
@@ -97,8 +108,14 @@ def test_services_and_global_viewers() -> None:
     assert found["engine-1"] == [
         "topic read cascade/command/#",
         "topic read cascade/constraints/#",
+        "topic read cascade/served/+",
+        "topic write cascade/served/engine-1",
+        "topic readwrite cascade/served/engine-1/probe",
+        "topic read cascade/start/+",
+        "topic read cascade/start/+/engine-1",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
+    assert "topic write cascade/start/#" in found["dashboard"]
     assert "topic read cascade/cleared/#" in found["recorder"]
     assert "topic read cascade/summary/#" in found["gus"]
     assert "pattern write cascade/telemetry/+/+/+/+/%u" in text
@@ -146,6 +163,20 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert read.fullmatch("cascade.telemetry.acme.*.*.#")  # a subscription's binding key
     assert not read.fullmatch("cascade.telemetry.*.*.*.#")
     assert not read.fullmatch("cascade.summary.*")
+    assert write.fullmatch("cascade.start.nightly")  # an operator over an org starts any
+    assert write.fullmatch("cascade.start.nightly.engine-1")
+    assert not write.fullmatch("cascade.served.olga")
+    assert read.fullmatch("cascade.served.*")
+    engine = next(p for p in defined["topic_permissions"] if p["user"] == "engine-1")
+    write, read = re.compile(engine["write"]), re.compile(engine["read"])
+    assert write.fullmatch("cascade.served.engine-1")
+    assert write.fullmatch("cascade.served.engine-1.probe")
+    assert not write.fullmatch("cascade.served.engine-2")
+    assert not write.fullmatch("cascade.start.nightly")
+    assert read.fullmatch("cascade.start.*")
+    assert read.fullmatch("cascade.start.*.engine-1")
+    assert not read.fullmatch("cascade.start.*.engine-2")
+    assert read.fullmatch("cascade.rollcall")
     for entry in defined["topic_permissions"]:
         for pattern in (entry["write"], entry["read"]):
             assert re.fullmatch(r"\^\(.*\)\$", pattern), pattern

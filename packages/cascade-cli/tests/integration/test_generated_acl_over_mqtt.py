@@ -1,6 +1,8 @@
 """The ACL `cascade acl` generates from a roles file, loaded into a real mosquitto and a real
 RabbitMQ: the broker itself refuses a viewer's pause and another tenant's telemetry, lets an
-operator over task:etl_* pause that scope only, and an engine still runs and is watched."""
+operator over task:etl_* pause that scope only, and an engine still runs and is watched; an
+engine login serves workflows (announces, takes shared and addressed requests), an operator
+over an org starts one, a viewer lists them but cannot start one."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
 from cascade.interfaces import (
     IssuedNote,
+    ServedWorkflow,
+    WorkflowParam,
     decode_issued_note,
     events_topic,
     issued_filter,
@@ -32,6 +36,7 @@ from cascade.testkit import (
     Inbox,
     MosquittoBroker,
     RabbitMQBroker,
+    ServingEngine,
     mosquitto_path,
     rabbitmq_server_path,
     rabbitmq_user,
@@ -49,11 +54,16 @@ role = "operator"
 scopes = ["task:etl_*"]
 broker_users = ["olga"]
 
+[[grant]]
+role = "operator"
+scopes = ["org:acme"]
+broker_users = ["otto"]
+
 [broker]
 engines = ["engine-1"]
 recorders = ["rec"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "engine-1", "rec")}
+PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "otto", "engine-1", "rec")}
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -203,6 +213,48 @@ async def _nobody_witnesses_for_another_login(logins: Logins) -> None:
         assert vera.stats.refused + vera.stats.dropped == 1
 
 
+async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) -> None:
+    """engine-1 announces nightly (and, on mosquitto, probes and takes requests through the
+    shared subscription); vera lists it but her start is refused by the broker; otto, an
+    operator over acme, starts it through the shared topic (or addressed) and addressed, and
+    waits for the run's end."""
+    nightly = ServedWorkflow(name="nightly", params=[WorkflowParam(name="day")])
+    shared = logins.broker.is_mosquitto
+    async with logins.connector("engine-1", presence=True) as own:
+        if shared:  # what Engine.serve probes: its own probe topic, through a group of its own
+            probe = Inbox()
+            group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
+            await own.subscribe(group, probe)
+            await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+            await probe.next()
+        engine = ServingEngine(own, [nightly], org_id="acme", project_id="etl", shared=shared)
+        await engine.start()
+        await own.flush(10)
+        assert own.stats.refused == own.stats.dropped == 0
+        listed = await asyncio.to_thread(logins.cascade, "vera", "served", "--json")
+        assert listed.exit_code == 0, listed.output
+        (server,) = json.loads(listed.stdout)["served"]
+        assert (server["source"], server["online"], server["shared"]) == ("engine-1", True, shared)
+        refused = await asyncio.to_thread(
+            logins.cascade, "vera", "start", "nightly", "-p", "day=mon", "--timeout", "3"
+        )
+        assert refused.exit_code == 1, refused.output
+        if logins.broker.is_mosquitto:
+            _refused(refused)
+        assert engine.requests == []
+        for on in ([], ["--on", "engine-1"]):
+            started = await asyncio.to_thread(
+                logins.cascade, "otto", "start", "nightly", "-p", "day=mon", "--wait", *on
+            )
+            assert started.exit_code == 0, started.output
+            run_id = engine.started[-1][0]
+            assert started.stdout == (
+                f"started nightly as run {run_id[:12]} on engine-1\nrun {run_id[:12]} Succeeded\n"
+            )
+        assert len(engine.started) == 2
+        await engine.stop()
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -215,6 +267,7 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
+        await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
     finally:
         broker.close()
 
@@ -239,3 +292,4 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
+        await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)

@@ -22,9 +22,12 @@ from .commands.held import held
 from .commands.history import history_app
 from .commands.logs import logs
 from .commands.record import record
+from .commands.rerun import rerun
 from .commands.run import run
 from .commands.runs import runs
+from .commands.served import served
 from .commands.session import session_app
+from .commands.start import start
 from .commands.status import status
 from .commands.steer import limit, pause, resume
 from .commands.tasks import tasks
@@ -71,6 +74,9 @@ for _command in (status, pause, limit, resume, cancel, watch, logs, why, demo):
 # Held tasks, and the decisions on them.
 for _decider in (held, retry, skip, complete, fail):
     app.command()(_decider)
+# Served workflows: who serves what, and starting or rerunning one.
+for _starter in (served, start, rerun):
+    app.command()(_starter)
 # Built with its own options; its web stack is an optional extra, imported when it runs.
 app.command(name="dashboard")(broker_options(dashboard))
 app.command()(forget)

@@ -16,8 +16,10 @@ publish later (the `cascade` command, the dashboard): building constraints
 (:func:`pause_constraint`, :func:`limit_constraints`), publishing them
 (:func:`set_constraints`, :func:`clear_constraints`), a cancel (:func:`request_cancel`), a
 decision (:func:`decision_request`, :func:`request_decision`) and run ids
-(:func:`checked_prefix`, :func:`one_run`). Who may steer what in a team is
-:mod:`cascade.control.access`.
+(:func:`checked_prefix`, :func:`one_run`). Served workflows: who serves what
+(:func:`served`), a start or a rerun asked of one (:func:`start`, or :func:`start_request`
+then :func:`send_start`) and the end of the run it started (:func:`wait_run`). Who may
+steer what in a team is :mod:`cascade.control.access`.
 """
 
 from ._answers import Answer, AnswerJudge, CancelAnswer, Refusal
@@ -50,6 +52,7 @@ from ._publishing import (
     say_issued,
     set_constraints,
 )
+from ._run_end import RunEndError, RunEnds, wait_run
 from ._run_ids import (
     FULL_ID,
     LIVE_WAIT,
@@ -65,6 +68,10 @@ from ._run_ids import (
     short_id,
 )
 from ._run_owner import HeardOwner
+from ._served import Served, ServedHeard, served
+from ._start_errors import NobodyServesError, StartError, StartTimeoutError
+from ._start_request import MIN_RERUN_PREFIX, RERUN_MODES, start_request
+from ._starting import StartJudge, send_start, start
 
 __all__ = [
     "CONSTRAINT_TYPES",
@@ -74,6 +81,8 @@ __all__ = [
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
     "MAX_TASK_LENGTH",
+    "MIN_RERUN_PREFIX",
+    "RERUN_MODES",
     "SHORT_ID",
     "Answer",
     "AnswerJudge",
@@ -84,9 +93,17 @@ __all__ = [
     "DecisionAnswer",
     "HeardOwner",
     "HeardRuns",
+    "NobodyServesError",
     "PublishRefusedError",
     "Recorded",
     "Refusal",
+    "RunEndError",
+    "RunEnds",
+    "Served",
+    "ServedHeard",
+    "StartError",
+    "StartJudge",
+    "StartTimeoutError",
     "Steered",
     "ago",
     "checked_prefix",
@@ -111,7 +128,12 @@ __all__ = [
     "request_decision",
     "resume_topics",
     "say_issued",
+    "send_start",
+    "served",
     "set_constraints",
     "short_id",
+    "start",
+    "start_request",
     "validate_scope",
+    "wait_run",
 ]

@@ -3,11 +3,11 @@ tasks over a connector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.interfaces import Connector, Constraint, ConstraintType, Decision
+from cascade.interfaces import Connector, Constraint, ConstraintType, Decision, StartReply
 
 from ._cancel import CancelAnswer, Refusal, request_cancel
 from ._constraints import limit_constraints, parse_constraint_type, pause_constraint
@@ -17,6 +17,8 @@ from ._errors import ControlError
 from ._operator import MAX_OPERATOR_LENGTH, checked_reason, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
 from ._run_ids import checked_prefix, heard_run_ids, is_full, live_wait, one_run
+from ._served import Served, served
+from ._starting import start
 
 __all__ = ["Cleared", "Controller", "Steered"]
 
@@ -44,9 +46,9 @@ class Cleared:
 
 class Controller:
     """Pause, resume, limit and cancel the runs of the engines on ``connector`` (connected;
-    its ``topic_prefix`` says which deployment), and retry, skip, complete or fail their held
-    tasks, as `cascade pause`, `resume`, `limit`, `cancel`, `retry`, `skip`, `complete` and
-    `fail` do.
+    its ``topic_prefix`` says which deployment), retry, skip, complete or fail their held
+    tasks, and start or rerun served workflows, as `cascade pause`, `resume`, `limit`,
+    `cancel`, `retry`, `skip`, `complete`, `fail`, `start` and `rerun` do.
 
     Every control is validated before anything is sent, and bad input raises
     :class:`ControlError` naming the field (``ttl must be ...``). What the broker refuses
@@ -294,6 +296,69 @@ class Controller:
             on_refused=on_refused,
             login=self.login,
             org=org,
+        )
+
+    async def served(self) -> list[Served]:
+        """Who serves what: each serving process's announcement and whether it is online
+        (:func:`~cascade.control.served`)."""
+        return await served(self.connector, timeout=self.timeout)
+
+    async def start(
+        self,
+        workflow: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        on: str | None = None,
+        reason: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> StartReply:
+        """Start the served ``workflow`` with ``params`` (JSON values by name) on a process
+        that serves it (``on``: that one); its answer: ``started`` with the new run's
+        ``run_id``, or ``refused`` with why. No online server raises
+        :class:`~cascade.control.NobodyServesError`, no answer within the timeout
+        :class:`~cascade.control.StartTimeoutError` (see :func:`~cascade.control.start`)."""
+        return await start(
+            self.connector,
+            workflow,
+            params,
+            on=on,
+            issued_by=self.issued_by,
+            reason=reason,
+            timeout=self.timeout,
+            on_refused=on_refused,
+        )
+
+    async def rerun(
+        self,
+        run_id: str,
+        *,
+        workflow: str,
+        params: Mapping[str, Any] | None = None,
+        rerun: str = "failure",
+        from_task: str | None = None,
+        dry_run: bool = False,
+        on: str | None = None,
+        reason: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> StartReply:
+        """Rerun ``run_id`` (a whole id, or a prefix of at least 6 hex digits) of the served
+        ``workflow``, with the params it ran with updated by ``params``, reusing every stored
+        result that still matches: ``rerun`` says what runs again (``failure``, ``all``, or
+        ``from`` ``from_task`` on); ``dry_run`` answers with the plan (``planned``) and starts
+        nothing. As :meth:`start` otherwise."""
+        return await start(
+            self.connector,
+            workflow,
+            params,
+            rerun_of=run_id,
+            rerun=rerun,
+            from_task=from_task,
+            dry_run=dry_run,
+            on=on,
+            issued_by=self.issued_by,
+            reason=reason,
+            timeout=self.timeout,
+            on_refused=on_refused,
         )
 
     async def resolve_run(

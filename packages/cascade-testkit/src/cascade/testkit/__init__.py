@@ -20,7 +20,9 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own.
 :class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
-(:class:`HeldTask`), answering decisions as an engine does, for the faces that send them.
+(:class:`HeldTask`), answering decisions as an engine does, for the faces that send them;
+:class:`ServingEngine` for a process serving named workflows (``Engine.serve``): it announces
+them and answers start and rerun requests (:class:`KeptRun`: a run it can rerun).
 :class:`FleetSimulator` publishes as thousands of engines (:class:`FleetSettings`) from a few
 processes, for the benchmarks of readers (``bench_fleet.py``); :func:`final_tallies` is what an
 engine's last summary must count, from its events (:attr:`FleetCounts.engines`).
@@ -71,6 +73,7 @@ from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user
 from ._rabbitmq_cluster import RabbitMQCluster
+from ._serving import KeptRun, ServingEngine
 from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
 
@@ -78,6 +81,8 @@ __all__ = [
     "HeldTask",
     "HoldingEngine",
     "Invoke",
+    "KeptRun",
+    "ServingEngine",
     "PublishRetained",
     "broker",
     "hub",

@@ -8,7 +8,11 @@ their scope path (``global`` or ``task:<glob>``: no org), each scope's on its ow
 tasks are sent by run id alone (``{prefix}/command/{run_id}/cancel`` and ``.../decide``: no
 org, no task). So an operator over ``org:`` or ``project:`` scopes may cancel any run, and
 decide on any held task, as far as the broker can tell (the dashboard checks it), but reads the
-answers of its own orgs only.
+answers of its own orgs only. Served workflows are started by name
+(``{prefix}/start/{workflow}``, or ``.../{source}`` addressed to one process: no org either),
+so likewise an operator over an org or a project may start any served workflow; only engine
+logins announce what they serve (``{prefix}/served/{login}``) and take start requests
+(addressed to them, or through the shared subscription); everyone reads the announcements.
 """
 
 from __future__ import annotations
@@ -91,7 +95,9 @@ def broker_rights(
         _check_login(login, check_name, where)
         return rights.setdefault(login, LoginRights())
 
-    kinds = (("engines", _engine), ("recorders", _recorder), ("dashboards", _dashboard))
+    for login in roles.broker.engines:
+        _engine(of(login, f"{name}, [broker] engines"), prefix, exact_retained, login)
+    kinds = (("recorders", _recorder), ("dashboards", _dashboard))
     for key, add in kinds:
         for login in getattr(roles.broker, key):
             add(of(login, f"{name}, [broker] {key}"), prefix, exact_retained)
@@ -128,6 +134,7 @@ def _reads(prefix: str, exact_retained: bool) -> list[tuple[str, str]]:
     said = [
         (READ, f"{prefix}/constraints/#"),
         (READ, f"{prefix}/status/#"),
+        (READ, f"{prefix}/served/+"),
         (WRITE, f"{prefix}/command/+/snapshot"),
         ("readwrite", f"{prefix}/_marker/#"),
     ]
@@ -150,6 +157,7 @@ def _everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
 def _steers_everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.grant(WRITE, f"{prefix}/constraints/#", f"{prefix}/cleared/#")
     _cancels(rights, prefix, "#")
+    _starts(rights, prefix)
     if exact_retained:
         rights.grant(WRITE, f"{prefix}/index/constraints/+")
 
@@ -162,9 +170,28 @@ def _cancels(rights: LoginRights, prefix: str, answers: str) -> None:
     rights.grant(READ, f"{prefix}/reply/{answers}")
 
 
-def _engine(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
-    rights.roles.add("engine: reads constraints and commands, writes as itself")
+def _starts(rights: LoginRights, prefix: str) -> None:
+    """Start served workflows: any of them, on any serving process (the topics carry no
+    org); the answers are read as a cancel's are (:func:`_cancels`)."""
+    rights.grant(WRITE, f"{prefix}/start/#")
+
+
+def _serves(rights: LoginRights, prefix: str, login: str) -> None:
+    """Serve workflows as ``login``: announce them on its own topic, probe whether the broker
+    has shared subscriptions (its own probe topic), and take start requests addressed to it
+    or given to it through the shared subscription (``$share/cascade/{prefix}/start/+``,
+    which brokers check as ``{prefix}/start/+``); read the others' announcements (the
+    reruns live there)."""
+    served = f"{prefix}/served/{login}"
+    rights.grant(WRITE, served)
+    rights.grant("readwrite", f"{served}/probe")
+    rights.grant(READ, f"{prefix}/served/+", f"{prefix}/start/+", f"{prefix}/start/+/{login}")
+
+
+def _engine(rights: LoginRights, prefix: str, exact_retained: bool, login: str) -> None:
+    rights.roles.add("engine: reads constraints and commands, serves workflows, writes as itself")
     rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/command/#")
+    _serves(rights, prefix, login)
     if exact_retained:
         rights.grant(
             READ,
@@ -219,6 +246,7 @@ def _person(
             if operator:  # the answers of the org's runs (a project's org: its answers)
                 org = sanitize_segment(scope.org or "")
                 _cancels(rights, prefix, f"{org}/#")
+                _starts(rights, prefix)
         elif operator:  # a task scope: its constraint topics, exactly, and their clear notes
             topic = constraint_topic(str(scope), None, prefix)
             path = topic[len(f"{prefix}/constraints/") :]

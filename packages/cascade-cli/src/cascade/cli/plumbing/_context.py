@@ -50,6 +50,9 @@ _FLAGS = {
     "attempt": "--attempt",
     "result": "--result",
     "task": "TASK",
+    "params": "--param",
+    "rerun_of": "RUN",
+    "from_task": "--from",
 }
 # Messages that name several fields, as the command line says them.
 _SAID = {"give concurrency, rate or both": "give --concurrency N, --rate R, or both"}

@@ -1,0 +1,127 @@
+"""`cascade rerun RUN`: a run of a served workflow run again by a process serving it, reusing
+every stored result that still matches (or, with `--dry-run`, what it would do)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cascade.control import MIN_RERUN_PREFIX, ControlError, checked_prefix, start_request
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import UsageError, usage
+from ...plumbing._history_db import Db
+from ...plumbing._operator import As, Reason, operator_name
+from ..start._ask import Asked, ask
+from ..start._command import JsonReply, On, Wait
+from ..start._params import Params, parsed_params
+from ._workflow import run_to_rerun
+
+__all__ = ["rerun"]
+
+
+@broker_options
+def rerun(
+    ctx: typer.Context,
+    run: Annotated[
+        str,
+        typer.Argument(
+            help=f"The run's id, or a prefix of at least {MIN_RERUN_PREFIX} hex digits only "
+            "one run has."
+        ),
+    ],
+    from_failure: Annotated[
+        bool,
+        typer.Option(
+            "--from-failure",
+            help="Run again what had not succeeded, and what changed (the default).",
+        ),
+    ] = False,
+    from_task: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="TASK",
+            help="Also run again TASK (its id or name) and every task downstream of it.",
+        ),
+    ] = None,
+    run_all: Annotated[
+        bool, typer.Option("--all", help="Run every task again, reusing nothing.")
+    ] = False,
+    param: Params = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option(
+            "--workflow",
+            metavar="NAME",
+            help="The served workflow the run ran, where the history does not say it.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="List what would run, be reused or be forced, and why; start nothing.",
+        ),
+    ] = False,
+    on: On = None,
+    reason: Reason = None,
+    operator: As = None,
+    wait: Wait = False,
+    json_output: JsonReply = False,
+    db: Db = None,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Rerun a run of a served workflow: a new run that reuses every stored result whose
+    fingerprint still matches and executes the rest.
+
+    The params are those the run ran with, updated by --param. RUN is looked up in the history
+    (--db, or the default one if it exists), which also says the workflow it ran; else give
+    --workflow. Exit 0 once acknowledged (--dry-run: once the plan came; --wait: once the run
+    succeeded); 1 when refused (the run's results are not kept there, a rerun of it is live),
+    unanswered within --timeout, or (--wait) failed; 2 for bad input.
+    Examples: cascade rerun 58a88765cea2; cascade rerun 58a88765cea2 --from transform
+    --dry-run; cascade rerun 58a88765cea2 --all --param day=tue --wait
+    """
+    try:
+        mode = _mode(from_failure, from_task, run_all)
+        prefix = checked_prefix(run)
+        if len(prefix) < MIN_RERUN_PREFIX:
+            raise UsageError(
+                f"RUN: give at least {MIN_RERUN_PREFIX} hex digits of the run's id, not {run!r}"
+            )
+        found = run_to_rerun(db, prefix)
+        named = workflow or found.workflow
+        if named is None:
+            raise UsageError(
+                f"which served workflow run {run} ran is not in the history: give --workflow NAME "
+                "(cascade served lists them)"
+            )
+        if workflow is not None and found.workflow not in (None, workflow):
+            raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")
+        request = start_request(
+            named,
+            parsed_params(param),
+            rerun_of=found.run_id,
+            rerun=mode,
+            from_task=from_task,
+            dry_run=dry_run,
+            issued_by=operator_name(operator, broker.username),
+            reason=reason,
+        )
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    if dry_run and wait:
+        raise usage(UsageError("--wait waits for a run: a --dry-run starts none"))
+    ask(ctx, broker, Asked(request, on, wait, json_output, "rerun"))
+
+
+def _mode(from_failure: bool, from_task: str | None, run_all: bool) -> str:
+    given = [flag for flag, on in (("--from-failure", from_failure), ("--from", from_task
+             is not None), ("--all", run_all)) if on]  # fmt: skip
+    if len(given) > 1:
+        raise UsageError(
+            f"give one of --from-failure, --from TASK and --all, not {' and '.join(given)}"
+        )
+    return "all" if run_all else "from" if from_task is not None else "failure"

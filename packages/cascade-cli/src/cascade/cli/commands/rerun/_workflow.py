@@ -1,0 +1,52 @@
+"""Which run a `cascade rerun RUN` names and the workflow it ran: from the history, when there
+is one and it knows (the one place that looks, so that what it reads can change)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cascade.control import is_full, one_run
+
+from ...plumbing._run_lookup import recorded_run_ids
+
+__all__ = ["RunToRerun", "run_to_rerun"]
+
+
+@dataclass(frozen=True)
+class RunToRerun:
+    """The run as the request names it (its whole id when the history has it, else the
+    prefix given: the serving process resolves it) and its workflow (``None``: not known)."""
+
+    run_id: str
+    workflow: str | None
+
+
+def run_to_rerun(db: str | None, prefix: str) -> RunToRerun:
+    """``prefix`` (checked) resolved among the history's runs (``ControlError`` naming them
+    when several have it), with the workflow its row says it ran (a run a serving process
+    started records it), if any."""
+    recorded = recorded_run_ids(db, prefix)
+    found = prefix if is_full(prefix) else one_run(prefix, recorded.ids, more=recorded.capped)
+    if found is None:
+        return RunToRerun(prefix, None)
+    return RunToRerun(found, _recorded_workflow(db, found))
+
+
+def _recorded_workflow(db: str | None, run_id: str) -> str | None:
+    """The workflow the history recorded ``run_id`` ran (``None``: no history, no such run,
+    or a history from before workflows were recorded)."""
+    try:
+        from cascade.history import History, HistoryError, default_path
+    except ImportError:
+        return None
+    if db is None and not default_path().exists():
+        return None
+    try:
+        with History(db) as history:  # read-only: nothing created nor migrated
+            detail = history.run(run_id, limit=1, counts=False)
+    except (HistoryError, ValueError):
+        return None
+    if detail is None or detail.run.run_id != run_id:
+        return None
+    workflow = getattr(detail.run, "workflow", None)
+    return workflow if isinstance(workflow, str) and workflow else None

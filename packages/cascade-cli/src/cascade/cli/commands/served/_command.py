@@ -1,0 +1,97 @@
+"""`cascade served`: who serves which workflows, with their params and load."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import typer
+
+from cascade.control import Served
+from cascade.control import served as served_now
+from cascade.interfaces import WorkflowParam
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ...plumbing._context import CliContext
+from ...plumbing._view_options import Json
+from ...rendering._fit import Column, fitted, print_fitted
+
+__all__ = ["served"]
+
+_COLUMNS = (
+    Column("WORKFLOW", whole=True),
+    Column("PARAMS", fold=16),
+    Column("SOURCE", whole=True),
+    Column("STATE", whole=True),
+    Column("LOAD", whole=True, rank=2),
+    Column("DOC", rank=1),
+)
+
+
+def _param(param: WorkflowParam) -> str:
+    text = param.name + (f": {param.annotation}" if param.annotation else "")
+    if not param.required:
+        text += f" = {json.dumps(param.default, ensure_ascii=False)}"
+    return inert(text, SHOWN["params"])
+
+
+def _load(server: Served) -> str:
+    said = f"{server.announcement.running}/{server.announcement.capacity} running"
+    if server.announcement.queued:
+        said += f", {server.announcement.queued} queued"
+    return said
+
+
+def _rows(found: list[Served]) -> list[list[str]]:
+    rows = []
+    for server in found:
+        state = "online" + (", shared" if server.announcement.shared else "")
+        for workflow in server.announcement.workflows:
+            rows.append([
+                workflow.name,
+                "\n".join(_param(p) for p in workflow.params) or "-",
+                inert(server.source, SHOWN["source"]),
+                state if server.online else "offline",
+                _load(server),
+                inert(workflow.doc, SHOWN["reason"]) or "-",
+            ])  # fmt: skip
+    return sorted(rows, key=lambda row: (row[0], row[2]))
+
+
+def served_json(found: list[Served]) -> dict[str, Any]:
+    """`--json`: ``{"served": [{"online": ..., **announcement}]}``, by source."""
+    return {
+        "served": [
+            {
+                "online": server.online,
+                **msgspec.to_builtins(msgspec.structs.asdict(server.announcement)),
+            }
+            for server in found
+        ]
+    }
+
+
+@broker_options
+def served(
+    ctx: typer.Context,
+    json_output: Json = False,
+    broker: BrokerOptions = DEFAULT_BROKER,
+) -> None:
+    """Who serves which workflows: each serving process's workflows, their params, whether it
+    is online, and its load (runs running of its capacity, requests queued).
+
+    `cascade start NAME` starts one. A process that ended without clearing its announcement
+    is listed offline.
+    Example: cascade served --json
+    """
+    found = CliContext.of(ctx).run(broker, lambda c: served_now(c, timeout=broker.timeout))
+    if json_output:
+        typer.echo(json.dumps(served_json(found), ensure_ascii=True))
+        return
+    console = CliContext.of(ctx).out()
+    if not found:
+        console.print("nobody serves a workflow (no announcement was heard)", highlight=False)
+        return
+    print_fitted(console, *fitted(_COLUMNS, _rows(found), console.width, title="Served"))

@@ -1,0 +1,73 @@
+"""What `cascade start` and `cascade rerun` say of an answer: one line for a start, a table
+for a dry run's plan, the reply as JSON with `--json`; and the run's end with `--wait`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from rich.console import Console
+
+from cascade.control import short_id
+from cascade.interfaces import RunStatus, StartReply
+from cascade.interfaces.reader import SHOWN, inert
+
+from ...rendering._fit import Column, fitted, print_fitted
+
+__all__ = ["reply_json", "said_refused", "said_started", "print_plan"]
+
+_PLAN_COLUMNS = (
+    Column("TASK"),
+    Column("ACTION", whole=True),
+    Column("WHY", rank=1),
+    Column("FROM RUN", whole=True, rank=2),
+)
+
+
+def said_started(reply: StartReply) -> str:
+    """``started nightly as run 58a88765cea2 on host-1`` (``rerun of 1a2b3c4d5e6f``,
+    ``queued: every slot is busy``)."""
+    source = inert(reply.source, SHOWN["source"])
+    rerun = f" (a rerun of {short_id(reply.rerun_of)})" if reply.rerun_of else ""
+    queued = "; queued until a slot is free" if reply.queued else ""
+    return (
+        f"started {reply.workflow} as run {short_id(reply.run_id or '')} on {source}{rerun}{queued}"
+    )
+
+
+def said_refused(reply: StartReply, what: str) -> str:
+    """``host-1 refused to start nightly: nightly() missing 1 required argument: 'day'``."""
+    source = inert(reply.source, SHOWN["source"])
+    return f"{source} refused to {what} {reply.workflow}: {inert(reply.error, SHOWN['error'])}"
+
+
+def print_plan(console: Console, reply: StartReply) -> None:
+    """A dry run's plan as a table (TASK / ACTION / WHY / FROM RUN), and its counts."""
+    rows = [
+        [
+            inert(step.task_name, SHOWN["name"]),
+            step.action,
+            inert(step.why, SHOWN["reason"]) or "-",
+            short_id(step.from_run) if step.from_run else "-",
+        ]
+        for step in reply.plan
+    ]
+    of = f" of run {short_id(reply.rerun_of)}" if reply.rerun_of else ""
+    title = f"A rerun{of} of {reply.workflow} on {inert(reply.source, SHOWN['source'])}"
+    print_fitted(console, *fitted(_PLAN_COLUMNS, rows, console.width, title=title))
+    counts = {
+        action: sum(s.action == action for s in reply.plan) for action in ("run", "reuse", "force")
+    }
+    said = ", ".join(f"{n} to {action}" for action, n in counts.items() if n)
+    more = reply.plan_count - len(reply.plan)
+    tail = f" ({more} more not listed)" if more > 0 else ""
+    console.print(f"{said or 'nothing to do'}{tail}; nothing was started", highlight=False)
+
+
+def reply_json(reply: StartReply, status: RunStatus | None = None) -> str:
+    """The reply as `--json` prints it (with ``status``: how the run ended, `--wait`)."""
+    body: dict[str, Any] = msgspec.to_builtins(msgspec.structs.asdict(reply))
+    if status is not None:
+        body["status"] = status
+    return json.dumps(body, ensure_ascii=True)

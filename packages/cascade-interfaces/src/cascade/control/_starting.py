@@ -1,0 +1,248 @@
+"""A start asked of the processes serving a workflow, and its answer.
+
+Which process gets it: the one named (``on``); else, when an online process serving the
+workflow takes requests through the shared subscription, the broker picks one of them
+(:func:`~cascade.interfaces.start_topic`); else it is addressed to an online one of the least
+``running + queued``, at random among ties (brokers without shared subscriptions). The
+answer counts only from a process that announces the workflow (the one named, when one
+was): anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+``, so the others
+are refused and counted, as a cancel's are (:class:`~cascade.control.AnswerJudge`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cascade.interfaces import (
+    REASON_MISMATCH,
+    Connector,
+    InvalidMessageError,
+    Message,
+    StartReply,
+    StartRequest,
+    addressed_start_topic,
+    decode_start_reply,
+    reply_filter,
+    same_source,
+    start_topic,
+)
+from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import ROLLCALL_WAIT, SHOWN, inert
+
+from ._answers import Refusal
+from ._publishing import publish_confirmed
+from ._served import Served, ServedHeard, listen_served
+from ._start_errors import NobodyServesError, StartTimeoutError
+from ._start_request import start_request
+
+__all__ = ["StartJudge", "send_start", "start"]
+
+_WHO_LISTS = "cascade served lists who serves what"
+_NAMED = 5  # servers an error names
+
+
+class StartJudge:
+    """The reply callback of one start request: takes the first answer from a process that
+    serves its workflow (:meth:`allowed`) into :attr:`reply` and sets :attr:`decided`;
+    refuses the others (``on_refused`` hears each; :attr:`refused` counts them)."""
+
+    def __init__(
+        self,
+        request: StartRequest,
+        allowed: Callable[[str], bool],
+        prefix: str,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.allowed = allowed
+        self.reply: StartReply | None = None
+        self.refused = 0
+        self.decided = asyncio.Event()
+        self._prefix = prefix
+        self._on_refused = on_refused
+
+    def __call__(self, message: Message) -> None:
+        """Judge one message on the request's reply topics."""
+        if self.decided.is_set():
+            return
+        try:
+            reply = decode_start_reply(message.raw or message.payload)
+        except InvalidMessageError:
+            return  # not an answer to a start
+        if reply.id != self.request.id:
+            return
+        levels = message.topic.removeprefix(f"{self._prefix}/reply/").split("/")
+        level = levels[-1]
+        shown = inert(reply.source, SHOWN["source"])
+        if len(levels) != 3 or not same_source(reply.source, level):
+            self._refuse(level, f"{REASON_MISMATCH} (it says it is from {shown})")
+        elif reply.workflow != self.request.workflow:
+            self._refuse(reply.source, f"it answers for {reply.workflow}, not the one asked")
+        elif not self.allowed(reply.source):
+            self._refuse(reply.source, f"it does not serve {self.request.workflow}")
+        else:
+            self.reply = reply
+            self.decided.set()
+
+    def _refuse(self, source: str, why: str) -> None:
+        self.refused += 1
+        if self._on_refused is not None:
+            self._on_refused(Refusal(source, why))
+
+
+def _names(sources: list[str]) -> str:
+    shown = ", ".join(inert(s, SHOWN["source"]) for s in sources[:_NAMED])
+    more = len(sources) - _NAMED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _target(
+    workflow: str, on: str | None, heard: ServedHeard, prefix: str
+) -> tuple[str, list[Served]]:
+    """The topic a request goes to, and the processes that may answer it; or
+    :class:`NobodyServesError` saying why none may."""
+    servers = heard.servers_of(workflow)
+    online = [s for s in servers if s.online]
+    if on is not None:
+        named = [s for s in heard.served() if same_source(s.source, on) or s.source == on]
+        if not named:
+            raise NobodyServesError(
+                f"{inert(on, SHOWN['source'])} serves nothing ({_WHO_LISTS})", workflow
+            )
+        chosen = named[0]
+        if chosen.workflow(workflow) is None:
+            has = ", ".join(w.name for w in chosen.announcement.workflows) or "nothing"
+            raise NobodyServesError(
+                f"{inert(on, SHOWN['source'])} does not serve {workflow} (it serves {has})",
+                workflow,
+            )
+        if not chosen.online:
+            raise NobodyServesError(
+                f"{inert(on, SHOWN['source'])} serves {workflow} but is offline", workflow
+            )
+        return addressed_start_topic(workflow, chosen.source, prefix), [chosen]
+    if not online:
+        offline = (
+            f"; {_names([s.source for s in servers])} served it, offline now" if servers else ""
+        )
+        raise NobodyServesError(f"nobody serves {workflow} ({_WHO_LISTS}){offline}", workflow)
+    shared = [s for s in online if s.announcement.shared]
+    if shared:
+        return start_topic(workflow, prefix), shared
+    least = min(s.load for s in online)
+    chosen = random.choice([s for s in online if s.load == least])
+    return addressed_start_topic(workflow, chosen.source, prefix), [chosen]
+
+
+async def send_start(
+    connector: Connector,
+    request: StartRequest,
+    *,
+    on: str | None = None,
+    timeout: float = 5.0,
+    on_refused: Callable[[Refusal], None] | None = None,
+    on_sent: Callable[[str, list[Served]], None] | None = None,
+    before_send: Callable[[list[Served]], Awaitable[object]] | None = None,
+) -> StartReply:
+    """Send ``request`` (:func:`~cascade.control.start_request`) to a process serving its
+    workflow (``on``: that source) and return its answer, within ``timeout`` seconds in all.
+
+    Raises :class:`~cascade.control.NobodyServesError` when no online process serves it
+    (nothing sent), :class:`~cascade.control.StartTimeoutError` naming who serves it when no
+    answer came, and :class:`~cascade.control.PublishRefusedError` when the broker refused
+    the request (an ACL). ``before_send(servers)`` is awaited once the servers that may take
+    it are known, before it is sent (to listen to their runs, say); ``on_sent(topic,
+    servers)`` hears where it went."""
+    prefix = connector.topic_prefix
+    workflow = request.workflow
+    deadline = time.monotonic() + timeout
+    known = asyncio.Event()
+
+    def wanted() -> None:
+        servers = heard.servers_of(workflow)
+        if any(s.online and (on is None or s.source == on) for s in servers):
+            known.set()
+
+    heard = ServedHeard(prefix, wanted)
+    handles = await listen_served(connector, heard, until=known, wait=min(ROLLCALL_WAIT, timeout))
+    try:
+        topic, servers = _target(workflow, on, heard, prefix)
+        sources = {s.source for s in servers}
+
+        def allowed(source: str) -> bool:
+            if on is not None:
+                return source in sources
+            return any(s.source == source for s in heard.servers_of(workflow))
+
+        judge = StartJudge(request, allowed, prefix, on_refused)
+        for org in sorted({s.announcement.org_id for s in servers}):
+            handles.append(await connector.subscribe(reply_filter(request.id, prefix, org), judge))
+        if before_send is not None:
+            await before_send(servers)
+        await publish_confirmed(
+            connector, [(topic, request)], max(0.0, deadline - time.monotonic()), retain=False
+        )
+        if on_sent is not None:
+            on_sent(topic, servers)
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with bounded(max(0.0, deadline - time.monotonic())):
+                await judge.decided.wait()
+        if judge.reply is None:
+            names = _names(sorted(sources))
+            who = f"{names}, which serves it" if len(sources) == 1 else f"{names}, who serve it"
+            refused = f" ({judge.refused} answers from others refused)" if judge.refused else ""
+            raise StartTimeoutError(
+                f"no answer to start {workflow} within {timeout:g} s from {who}{refused}",
+                workflow,
+                tuple(sorted(sources)),
+            )
+        return judge.reply
+    finally:
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                await handle.unsubscribe()
+
+
+async def start(
+    connector: Connector,
+    workflow: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    rerun_of: str | None = None,
+    rerun: str = "failure",
+    from_task: str | None = None,
+    dry_run: bool = False,
+    on: str | None = None,
+    issued_by: str | None = None,
+    reason: str | None = None,
+    timeout: float = 5.0,
+    on_refused: Callable[[Refusal], None] | None = None,
+) -> StartReply:
+    """Ask a process serving ``workflow`` to start it with ``params`` (or, with ``rerun_of``,
+    to rerun that run: see :func:`~cascade.control.start_request`); its answer
+    (:class:`~cascade.interfaces.StartReply`: ``started`` with the new run's id, ``planned``
+    for a ``dry_run``, or ``refused`` with why).
+
+    ``on`` names the serving process (its source); without it, one serving the workflow is
+    picked (see the module). Bad input raises :class:`~cascade.control.ControlError` naming
+    the field, no online server :class:`~cascade.control.NobodyServesError` ("nobody serves
+    nightly (cascade served lists who serves what)"), no answer within ``timeout`` seconds
+    :class:`~cascade.control.StartTimeoutError` naming who serves it. An answer from a
+    process that does not serve the workflow is refused, counted and told to
+    ``on_refused``."""
+    request = start_request(
+        workflow,
+        params,
+        rerun_of=rerun_of,
+        rerun=rerun,
+        from_task=from_task,
+        dry_run=dry_run,
+        issued_by=issued_by,
+        reason=reason,
+    )
+    return await send_start(connector, request, on=on, timeout=timeout, on_refused=on_refused)
