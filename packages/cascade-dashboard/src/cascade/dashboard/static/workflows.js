@@ -79,7 +79,19 @@ function workflowForm(workflow) {
   return form;
 }
 
-let workflowsSeen = null; // the list's version drawn: forms being typed in are not redrawn
+let workflowsSeen = null; // the list drawn: the same list is not drawn again
+const forms = new Map(); // workflow -> {params, form}: a form being typed in is kept as it is
+
+// The workflow's form: the one drawn before while its params are the same (what was typed in
+// it stays), else a new one.
+function formOf(workflow) {
+  const params = JSON.stringify(workflow.params);
+  const kept = forms.get(workflow.name);
+  if (kept && kept.params === params) return kept.form;
+  const form = workflowForm(workflow);
+  forms.set(workflow.name, { params, form });
+  return form;
+}
 
 async function loadWorkflows() {
   let answer;
@@ -94,11 +106,13 @@ async function loadWorkflows() {
   if (key === workflowsSeen) return;
   workflowsSeen = key;
   $("workflows").hidden = !answer.workflows.length;
+  const names = new Set(answer.workflows.map((w) => w.name));
+  for (const name of forms.keys()) if (!names.has(name)) forms.delete(name);
   fillTable($("w-table"), answer.workflows.map((workflow) => {
     const servers = workflow.servers.map((s) => s.source + (s.online ? "" : " (offline)") +
       " " + s.running + "/" + s.capacity + (s.queued ? " +" + s.queued + " queued" : ""));
     const tr = row([workflow.name, workflow.doc || "-", servers.join(", "),
-      workflow.startable ? workflowForm(workflow) : span("(not yours to start)", "note")]);
+      workflow.startable ? formOf(workflow) : span("(not yours to start)", "note")]);
     tr.setAttribute("data-workflow", workflow.name);
     return tr;
   }));
