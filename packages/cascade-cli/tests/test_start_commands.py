@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import Result
 
-from cascade.interfaces import Connector, PlanStep, ServedWorkflow, WorkflowParam
+from cascade.history import History, Received
+from cascade.interfaces import Connector, PlanStep, ServedWorkflow, WorkflowParam, decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import KeptRun, ServingEngine
 
@@ -325,3 +328,30 @@ def test_the_commands_are_listed_with_help(invoke: Invoke) -> None:
         assert name in listed
     assert "--from-failure" in invoke("rerun", "--help").stdout
     assert "NAME=VALUE" in invoke("start", "--help").stdout
+
+
+HISTORY_T0 = 1_795_000_000.0
+
+
+def _recorded_old(path: Path) -> str:
+    raw = {
+        "ts": datetime.fromtimestamp(HISTORY_T0, timezone.utc).isoformat(),
+        "run_id": OLD, "org_id": "local", "project_id": "default", "source": "host-1",
+        "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "name": "nightly",
+                 "origin": {"workflow": "nightly", "params": {"day": "mon"}}},
+    }  # fmt: skip
+    with History(str(path), mode="write") as history:
+        history.store([Received(f"cascade/telemetry/local/default/{OLD}/events",
+                                decode_envelope(raw), HISTORY_T0)])  # fmt: skip
+    return str(path)
+
+
+def test_rerun_takes_the_workflow_from_the_history(
+    cascade: Invoke, keeping: Servers, started: list[ServingEngine], tmp_path: Path
+) -> None:
+    db = _recorded_old(tmp_path / "history.sqlite3")
+    result = cascade("rerun", OLD[:12], "--db", db)
+    assert result.exit_code == 0, result.output
+    ((run_id, request),) = started[0].started
+    assert (request.workflow, request.rerun_of) == ("nightly", OLD)
+    assert f"started nightly as run {run_id[:12]}" in result.stdout
