@@ -149,3 +149,17 @@ def test_a_runs_reused_results_are_counted_by_their_run(history: History) -> Non
     assert history.reused("run-2") == {"run-1": 1}
     assert history.reused("run-1") == {}
     assert history.reused("nobody") == {}
+
+
+def test_a_reused_result_is_no_execution(history: History) -> None:
+    """The task statistics, exact and from the rollup, and a task's executions count the
+    runs where it ran, not those that reused its result."""
+    _first(history)
+    _rerun(history, "run-2", "run-1", T0 + 60, "Succeeded")
+    for exact in (True, False):
+        stats = {s.task_name: s for s in history.tasks(exact=exact)}
+        assert (stats["extract"].runs, stats["extract"].executions) == (1, 1)
+        assert (stats["transform"].runs, stats["transform"].executions) == (2, 2)
+    assert [e.run_id for e in history.executions("extract")] == ["run-1"]
+    assert history.store([task("run-2", "extract-1", "COMPLETED", T0 + 61, seq=2,
+                               reused_from="run-1")]).duplicates == 1  # fmt: skip

@@ -27,6 +27,7 @@ __all__ = [
     "origin_columns",
     "origin_of",
     "reused_query",
+    "set_origins",
     "start_events",
 ]
 
@@ -54,8 +55,9 @@ def _said(text: str | None, limit: int | None) -> str | None:
 
 
 def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
-    """The origin columns of a run's ``ENGINE_STARTED`` (its ``name`` and ``origin``)."""
-    columns: dict[str, Any] = {"name": _said(event.name, _NAME_BYTES)}
+    """The origin columns of a run's ``ENGINE_STARTED`` (its ``name`` and ``origin``), every
+    one of :data:`ORIGIN_COLUMNS` (``None`` where it says nothing)."""
+    columns: dict[str, Any] = {**NO_ORIGIN, "name": _said(event.name, _NAME_BYTES)}
     origin = event.origin
     if origin is not None:
         params: Any = None if origin.params is None else msgspec.to_builtins(origin.params)
@@ -70,6 +72,25 @@ def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
             issued_at=origin.issued_at,
         )
     return columns
+
+
+_ORIGIN_UPDATE = (
+    sa.update(runs)
+    .where(runs.c.run_id == sa.bindparam("b_run_id"))
+    .values({c: sa.func.coalesce(runs.c[c], sa.bindparam(f"b_{c}")) for c in ORIGIN_COLUMNS})
+)
+
+
+def set_origins(connection: sa.Connection, origins: dict[str, dict[str, Any]]) -> None:
+    """Give the runs of ``origins`` (upserted just before, in the same transaction) the name
+    and origin their ``ENGINE_STARTED`` said, where none is stored yet (the first stays). A
+    run's start comes once: the runs' upsert, which every event moves, pays nothing for it."""
+    if origins:
+        connection.execute(
+            _ORIGIN_UPDATE,
+            [{"b_run_id": run_id, **{f"b_{c}": v for c, v in origins[run_id].items()}}
+             for run_id in sorted(origins)],
+        )  # fmt: skip
 
 
 def _params(text: str | None) -> dict[str, Any] | None:

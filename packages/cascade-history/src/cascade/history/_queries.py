@@ -312,7 +312,7 @@ def tasks_query(
         .over(partition_by=te.c.task_name, order_by=te.c.duration_ms)
         .label("rank"),
         sa.func.count().over(partition_by=te.c.task_name).label("n"),
-    ).where(te.c.state.in_(("COMPLETED", "FAILED")))
+    ).where(te.c.state.in_(("COMPLETED", "FAILED")), te.c.reused_from.is_(None))
     if since is not None:
         ranked_query = ranked_query.where(te.c.ts >= since)
     if name_glob is not None:
@@ -348,7 +348,11 @@ def executions_query(
     te = task_events
     query = (
         sa.select(te.c.run_id, te.c.task_id, te.c.ts, te.c.duration_ms, te.c.state)
-        .where(te.c.task_name == name, te.c.state.in_(("COMPLETED", "FAILED")))
+        .where(
+            te.c.task_name == name,
+            te.c.state.in_(("COMPLETED", "FAILED")),
+            te.c.reused_from.is_(None),  # a result reused: no execution
+        )
         .order_by(te.c.ts.desc(), te.c.id.desc())
         .limit(limit)
     )
