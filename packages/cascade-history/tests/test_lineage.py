@@ -163,3 +163,14 @@ def test_a_reused_result_is_no_execution(history: History) -> None:
     assert [e.run_id for e in history.executions("extract")] == ["run-1"]
     assert history.store([task("run-2", "extract-1", "COMPLETED", T0 + 61, seq=2,
                                reused_from="run-1")]).duplicates == 1  # fmt: skip
+
+
+def test_a_start_a_dashboard_allowed_is_vouched_for(history: History) -> None:
+    """The team dashboard's allowed row of the start (who, ``start``, ``workflow:<name>``)
+    vouches for the name the run's start says asked for it; another name stays claimed."""
+    _first(history)  # alice's, received at T0
+    _rerun(history, "run-2", "run-1", T0 + 60, "Succeeded")  # alice's too, by its origin
+    history.record_access(who="alice", via="oidc", action="start", target="workflow:nightly",
+                          outcome="allowed", at=T0 - 1, claim="email")  # fmt: skip
+    starts = {e.run_id: e.vouched for e in history.audit() if e.action == "start"}
+    assert starts == {"run-1": "oidc:email", "run-2": None}

@@ -99,11 +99,13 @@ function renderLogs() {
 }
 
 // The run it reruns (a link: to its page in the history when there is one, else to it here), its
-// served workflow and who started it, as its start said.
+// served workflow and who started it, as its start said; with a history, a link to the run's
+// recorded page (the runs that rerun it, its reused results: what the live view does not keep).
 let lineageOf = null;
 function renderLineage(run) {
   const origin = run.origin || {};
-  const key = run.run_id + "\u0000" + (origin.rerun_of || "") + "\u0000" + (origin.workflow || "");
+  const recorded = !$("history").hidden && !$("h-body").hidden;
+  const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", recorded].join("\u0000");
   if (lineageOf === key) return; // drawn: a link redrawn at each frame could not be clicked
   lineageOf = key;
   const parts = [];
@@ -116,6 +118,12 @@ function renderLineage(run) {
     link.setAttribute("data-run-id", origin.rerun_of);
     link.addEventListener("click", () => openRun(origin.rerun_of));
     parts.push(link);
+  }
+  if (recorded) { // the runs that rerun it, and the results it reused: the history has them
+    const history = el("button", "its line and reused results in the History", "link recorded");
+    history.addEventListener("click", () => openRun(run.run_id));
+    if (parts.length) parts.push(span(" \u00b7 "));
+    parts.push(history);
   }
   $("run-lineage").replaceChildren(...parts);
 }
