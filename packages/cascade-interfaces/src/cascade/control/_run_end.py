@@ -79,11 +79,14 @@ class RunEnds:
             return None
         return heard[1]
 
-    async def listen(self, connector: Connector, org: str | None = None) -> SubscriptionHandle:
-        """Subscribe to the lifecycle events (``events`` of every run; of ``org``'s only,
-        when given: a broker ACL may let this login read its own orgs' runs only)."""
+    async def listen(
+        self, connector: Connector, org: str | None = None, project: str | None = None
+    ) -> SubscriptionHandle:
+        """Subscribe to the lifecycle events (``events`` of every run; of ``org``'s and
+        ``project``'s only, when given: a broker ACL may let this login read those only, and
+        RabbitMQ closes the connection of a subscription it denies)."""
         return await connector.subscribe(
-            telemetry_filter(org, kind="events", prefix=self._prefix), self
+            telemetry_filter(org, project, kind="events", prefix=self._prefix), self
         )
 
 
@@ -93,6 +96,7 @@ async def wait_run(
     *,
     owner: str | None = None,
     org: str | None = None,
+    project: str | None = None,
     timeout: float | None = None,
     ends: RunEnds | None = None,
 ) -> RunStatus:
@@ -102,7 +106,8 @@ async def wait_run(
     and its going offline ends the wait with :class:`RunEndError`, as does ``timeout``
     (seconds; ``None``: however long the run takes). ``ends`` is a :class:`RunEnds` already
     listening (from before the run was started, so that a short run's end is not missed);
-    without one, the run's lifecycle is listened to from now on (``org``: the run's)."""
+    without one, the run's lifecycle is listened to from now on (``org`` and ``project``:
+    the run's, where known: a serving process's announcement says them)."""
     prefix = connector.topic_prefix
     handles: list[SubscriptionHandle] = []
     gone = asyncio.Event()
@@ -121,7 +126,7 @@ async def wait_run(
             ends = RunEnds(prefix)
             handles.append(
                 await connector.subscribe(
-                    telemetry_filter(org, run_id=run_id, kind="events", prefix=prefix), ends
+                    telemetry_filter(org, project, run_id, kind="events", prefix=prefix), ends
                 )
             )
         if owner is not None:

@@ -7,6 +7,11 @@ workflow takes requests through the shared subscription, the broker picks one of
 answer counts only from a process that announces the workflow (the one named, when one
 was): anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+``, so the others
 are refused and counted, as a cancel's are (:class:`~cascade.control.AnswerJudge`).
+
+Where the broker sends retained announcements to exact subscriptions only (RabbitMQ 3.x),
+the serving processes are asked to announce again (the roll call) and their answers awaited
+:data:`~cascade.interfaces.reader.ROLLCALL_WAIT` (1 s), so that the least busy is picked
+among them all; the one ``on`` names, only until it is heard.
 """
 
 from __future__ import annotations
@@ -101,6 +106,10 @@ def _names(sources: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _named(server: Served, on: str | None) -> bool:
+    return on is not None and (server.source == on or same_source(server.source, on))
+
+
 def _target(
     workflow: str, on: str | None, heard: ServedHeard, prefix: str
 ) -> tuple[str, list[Served]]:
@@ -109,7 +118,7 @@ def _target(
     servers = heard.servers_of(workflow)
     online = [s for s in servers if s.online]
     if on is not None:
-        named = [s for s in heard.served() if same_source(s.source, on) or s.source == on]
+        named = [s for s in heard.served() if _named(s, on)]
         if not named:
             raise NobodyServesError(
                 f"{inert(on, SHOWN['source'])} serves nothing ({_WHO_LISTS})", workflow
@@ -164,12 +173,14 @@ async def send_start(
     known = asyncio.Event()
 
     def wanted() -> None:
-        servers = heard.servers_of(workflow)
-        if any(s.online and (on is None or s.source == on) for s in servers):
+        if any(s.online and _named(s, on) for s in heard.servers_of(workflow)):
             known.set()
 
-    heard = ServedHeard(prefix, wanted)
-    handles = await listen_served(connector, heard, until=known, wait=min(ROLLCALL_WAIT, timeout))
+    # Where the broker needs a roll call, the one named is awaited until heard; without
+    # one, every answer is (the least busy of them all is picked): nothing says all are in.
+    heard = ServedHeard(prefix, None if on is None else wanted)
+    until = None if on is None else known
+    handles = await listen_served(connector, heard, until=until, wait=min(ROLLCALL_WAIT, timeout))
     try:
         topic, servers = _target(workflow, on, heard, prefix)
         sources = {s.source for s in servers}

@@ -176,22 +176,25 @@ def _starts(rights: LoginRights, prefix: str) -> None:
     rights.grant(WRITE, f"{prefix}/start/#")
 
 
-def _serves(rights: LoginRights, prefix: str, login: str) -> None:
+def _serves(rights: LoginRights, prefix: str, login: str, exact_retained: bool) -> None:
     """Serve workflows as ``login``: announce them on its own topic, probe whether the broker
     has shared subscriptions (its own probe topic), and take start requests addressed to it
     or given to it through the shared subscription (``$share/cascade/{prefix}/start/+``,
-    which brokers check as ``{prefix}/start/+``); read the others' announcements (the
-    reruns live there)."""
+    which mosquitto checks as ``{prefix}/start/+``); read the others' announcements (the
+    reruns live there). RabbitMQ 3.x takes the probe's ``$share/{group}/...`` filter
+    literally and checks it as it is: granted, so that the probe costs no connection."""
     served = f"{prefix}/served/{login}"
     rights.grant(WRITE, served)
     rights.grant("readwrite", f"{served}/probe")
     rights.grant(READ, f"{prefix}/served/+", f"{prefix}/start/+", f"{prefix}/start/+/{login}")
+    if exact_retained:
+        rights.grant(READ, f"$share/+/{served}/probe")
 
 
 def _engine(rights: LoginRights, prefix: str, exact_retained: bool, login: str) -> None:
     rights.roles.add("engine: reads constraints and commands, serves workflows, writes as itself")
     rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/command/#")
-    _serves(rights, prefix, login)
+    _serves(rights, prefix, login, exact_retained)
     if exact_retained:
         rights.grant(
             READ,

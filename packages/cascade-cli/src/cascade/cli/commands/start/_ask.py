@@ -66,8 +66,9 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
 
         async def listen(servers: list[Served]) -> None:
             if ends is not None:
-                for org in sorted({s.announcement.org_id for s in servers}):
-                    handles.append(await ends.listen(connector, org))
+                runs_of = {(s.announcement.org_id, s.announcement.project_id) for s in servers}
+                for org, project in sorted(runs_of):
+                    handles.append(await ends.listen(connector, org, project))
 
         reply = await send_start(
             connector,

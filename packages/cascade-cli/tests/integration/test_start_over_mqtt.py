@@ -1,0 +1,140 @@
+"""`cascade served`, `start` and `rerun` and ``cascade.control.start`` against a real broker
+(mosquitto, or RabbitMQ with ``CASCADE_TEST_BROKER=rabbitmq``) and processes serving workflows
+(testkit's ServingEngine): through the shared subscription where the broker has them
+(mosquitto), addressed to the least busy where it has not (RabbitMQ)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.connectors.mqtt import MqttConnector
+from cascade.control import Controller, NobodyServesError
+from cascade.interfaces import PlanStep, RunStatus, ServedWorkflow, WorkflowParam
+from cascade.testkit import BrokerEndpoint, KeptRun, ServingEngine
+
+OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+Serve = Callable[..., Awaitable[ServingEngine]]
+
+
+def cascade(broker: BrokerEndpoint, *args: str, timeout: str = "10") -> Result:
+    """`cascade ARGS` in-process against ``broker``."""
+    address = ["--host", broker.host, "--port", str(broker.port), "--timeout", timeout]
+    return CliRunner().invoke(app, [*args, *address])
+
+
+@pytest.fixture
+def workflow(scope_name: str) -> ServedWorkflow:
+    """A workflow name of the test's own (the broker is shared with other tests)."""
+    return ServedWorkflow(name=scope_name, params=[WorkflowParam(name="day", annotation="str")])
+
+
+@pytest.fixture
+async def serve(
+    mqtt_broker: BrokerEndpoint, workflow: ServedWorkflow, scope_name: str
+) -> AsyncIterator[Serve]:
+    """Start a serving process (source ``{scope_name}-{n}``) that serves ``workflow``, through
+    the shared subscription where the broker has them; each is stopped (its announcement
+    cleared) after the test."""
+    engines: list[ServingEngine] = []
+
+    async def make(**options: object) -> ServingEngine:
+        source = f"{scope_name}-{len(engines) + 1}"
+        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await connector.connect(require=True)
+        shared = {"shared": mqtt_broker.is_mosquitto}
+        engine = ServingEngine(connector, [workflow], **{**shared, **options})  # type: ignore[arg-type]
+        await engine.start()
+        await connector.flush(10)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.stop()
+        await engine.connector.disconnect()
+
+
+@pytest.mark.parametrize("end", ["Succeeded", "Failed"])
+async def test_served_then_start_and_wait(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow, end: RunStatus
+) -> None:
+    """`served` lists the process; `start --wait` is answered with a run id, and exits with
+    the run's outcome."""
+    engine = await serve(end=end)
+    listed = await asyncio.to_thread(cascade, mqtt_broker, "served", "--json")
+    assert listed.exit_code == 0, listed.output
+    (mine,) = [s for s in json.loads(listed.stdout)["served"] if s["source"] == engine.source]
+    assert mine["online"] is True
+    assert mine["shared"] is mqtt_broker.is_mosquitto
+    assert [w["name"] for w in mine["workflows"]] == [workflow.name]
+    started = await asyncio.to_thread(
+        cascade, mqtt_broker, "start", workflow.name, "-p", "day=mon", "--wait", "--reason", "it"
+    )
+    assert started.exit_code == (0 if end == "Succeeded" else 1), started.output
+    ((run_id, request),) = engine.started
+    assert started.stdout == (
+        f"started {workflow.name} as run {run_id[:12]} on {engine.source}\n"
+        f"run {run_id[:12]} {end}\n"
+    )
+    assert (request.params, request.reason) == ({"day": "mon"}, "it")
+
+
+async def test_each_request_is_taken_by_one_of_two_servers(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow
+) -> None:
+    """Two processes serve the workflow: each of 4 starts is started once, by one of them
+    (the broker gives it to one through the shared subscription, or it is addressed to the
+    least busy: runs left live make both busy in turn)."""
+    first, second = await serve(end=None), await serve(end=None)
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
+        control = Controller(connector, issued_by="it", timeout=10.0)
+        replies = [await control.start(workflow.name, {"day": str(n)}) for n in range(4)]
+    assert all(reply.started for reply in replies)
+    taken = [request.id for _, request in first.started + second.started]
+    assert sorted(taken) == sorted(reply.id for reply in replies)
+    by = {reply.id: reply.source for reply in replies}
+    assert {by[r.id] for _, r in first.started} <= {first.source}
+    assert {by[r.id] for _, r in second.started} <= {second.source}
+    if not mqtt_broker.is_mosquitto:  # addressed to the least busy: both take 2
+        assert (len(first.started), len(second.started)) == (2, 2)
+
+
+async def test_a_rerun_dry_run_and_a_rerun(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow
+) -> None:
+    plan = [
+        PlanStep(task_id="extract-1", task_name="extract", action="reuse", from_run=OLD),
+        PlanStep(task_id="transform-1", task_name="transform", action="run", why="it failed"),
+    ]
+    engine = await serve(plan=plan, kept={OLD: KeptRun(workflow.name, {"day": "mon"})})
+    planned = await asyncio.to_thread(
+        cascade, mqtt_broker, "rerun", OLD[:12], "--workflow", workflow.name, "--dry-run"
+    )
+    assert planned.exit_code == 0, planned.output
+    assert "transform" in planned.stdout
+    assert planned.stdout.splitlines()[-1] == "1 to run, 1 to reuse; nothing was started"
+    rerun = await asyncio.to_thread(
+        cascade, mqtt_broker, "rerun", OLD[:12], "--workflow", workflow.name, "--from",
+        "transform", "--json",
+    )  # fmt: skip
+    assert rerun.exit_code == 0, rerun.output
+    reply = json.loads(rerun.stdout)
+    assert (reply["outcome"], reply["rerun_of"]) == ("started", OLD)
+    ((_, request),) = engine.started
+    assert (request.rerun, request.from_task) == ("from", "transform")
+
+
+async def test_nobody_serves_a_workflow_once_its_server_stopped(
+    mqtt_broker: BrokerEndpoint, serve: Serve, workflow: ServedWorkflow
+) -> None:
+    engine = await serve()
+    await engine.stop()
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
+        with pytest.raises(NobodyServesError, match=f"nobody serves {workflow.name}"):
+            await Controller(connector, timeout=3.0).start(workflow.name, {"day": "mon"})
