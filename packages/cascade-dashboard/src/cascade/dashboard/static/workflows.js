@@ -104,6 +104,9 @@ async function loadWorkflows() {
   }
   const key = JSON.stringify(answer.workflows);
   if (key === workflowsSeen) return;
+  // a field being typed in would lose its focus (and the keys typed next) to the redraw: the
+  // next read draws it
+  if (document.activeElement && $("w-table").contains(document.activeElement)) return;
   workflowsSeen = key;
   $("workflows").hidden = !answer.workflows.length;
   const names = new Set(answer.workflows.map((w) => w.name));
@@ -120,9 +123,9 @@ async function loadWorkflows() {
 
 let workflowsTimer = null;
 
-// Read the list now (again: a new token may start other workflows), and every so often.
+// Read the list now (again: a new token may start other workflows; drawn again only if it
+// changed), and every so often.
 function startWorkflows() {
-  workflowsSeen = null;
   loadWorkflows();
   if (workflowsTimer === null) workflowsTimer = setInterval(loadWorkflows, WORKFLOWS_EVERY);
 }
