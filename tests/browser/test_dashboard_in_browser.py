@@ -267,7 +267,7 @@ def test_the_page_applies_changes_without_reloading(
     recorded: list[Event] = []
     run = engine_thread.submit(engine_on(mqtt_broker, recorded).run(slow()))
     run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
-    status = f'tr[data-run-id="{run_id}"] td:nth-child(3)'
+    status = f'tr[data-run-id="{run_id}"] td:nth-child(4)'  # run, name, project, status
     wait(browser, lambda d: texts(d, status) == ["Running"])
     applied = events(browser)["delta"]
     release.set()

@@ -73,6 +73,7 @@ def task(
     traceback: str | None = None,
     cancelled: bool | None = None,
     decided: dict[str, Any] | None = None,
+    reused_from: str | None = None,
     **ids: str,
 ) -> Received:
     """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
@@ -92,6 +93,8 @@ def task(
         body["cancelled"] = cancelled
     if decided is not None:
         body["decided"] = decided
+    if reused_from is not None:
+        body["reused_from"] = reused_from
     topic = f"cascade/telemetry/local/default/{run_id}/events"
     return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
 
@@ -106,11 +109,15 @@ def lifecycle(
     error: str | None = None,
     tasks: int | None = None,
     cancelled: bool | None = None,
+    name: str | None = None,
+    origin: dict[str, Any] | None = None,
     **ids: str,
 ) -> Received:
-    """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id``."""
+    """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id`` (``name`` and ``origin``: a
+    start's, as ``RunOrigin``'s fields)."""
     body: dict[str, Any] = {"type": "LifecycleEvent", "event": event}
-    fields = (("status", status), ("error", error), ("tasks", tasks), ("cancelled", cancelled))
+    fields = (("status", status), ("error", error), ("tasks", tasks), ("cancelled", cancelled),
+              ("name", name), ("origin", origin))  # fmt: skip
     for key, value in fields:
         if value is not None:
             body[key] = value

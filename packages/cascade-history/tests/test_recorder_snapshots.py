@@ -151,8 +151,9 @@ async def test_an_answer_unasked_or_out_of_bounds_stores_nothing(history: Histor
         def answer(
             run: str, source: str, seq: int, ts: str = "2026-11-23T10:00:01+00:00", **fields: int
         ) -> Envelope:
+            counts: dict[str, Any] = {"after": 0, "through": 10, "last_seq": 10, **fields}
             body = RunSnapshot(
-                **{"after": 0, "through": 10, "last_seq": 10, **fields},
+                **counts,
                 tasks=[SnapshotTask(seq=seq, ts=ts, task_id="forged", task_name="slow",
                                     state="FAILED", error="Evil: forged")],
             )  # fmt: skip

@@ -225,3 +225,30 @@ def test_a_database_of_revision_9_with_access_rows_upgrades_keeping_them(
         assert [(s.handle, s.revoked_by) for s in ended] == [("h" * 32, "root")]
         assert history.revoke_sessions(by="root", at=T0 + 11, handle="h" * 32) == []
         assert not history.sessions()[0].live(T0 + 12)
+
+
+def test_a_database_of_revision_12_upgrades_with_runs_nameless(database_url: str) -> None:
+    """Revision 0013 adds a run's name, origin and a reused task's run to a history written
+    at 0012: its runs are still there, without name nor origin, and a new run has them."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0012")
+            _insert_revision_1_data(connection)
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("runs")}
+            assert "name" not in columns
+    finally:
+        engine.dispose()
+    with History(database_url, mode="write") as history:
+        [run] = history.runs()
+        assert (run.run_id, run.name, run.origin, run.replaced_by) == ("r1", None, None, [])
+        origin = {"workflow": "nightly", "rerun_of": "r1", "root_run": "r1", "request_id": "q"}
+        history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, name="nightly", origin=origin)])
+        assert [r.run_id for r in history.runs(name="nightly")] == ["r2"]
+        detail = history.run("r1")
+        assert detail is not None
+        assert [link.run_id for link in detail.run.replaced_by] == ["r2"]
+        assert detail.tasks[0].reused_from is None
+        assert [e.run_id for e in history.audit() if e.action == "start"] == ["r2"]

@@ -1,4 +1,4 @@
-"""The access audit, token, cancel, ingest, gap, query, run filter, migration, read-mode,
+"""The access audit, token, cancel, ingest, gap, lineage, query, run filter, migration, read-mode,
 recorder, log and visible-run tests again, each on a new database of a private PostgreSQL cluster
 (``database_url`` of this folder's conftest)."""
 
@@ -8,6 +8,7 @@ from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
 from ..test_history_rollup import *  # noqa: F403
+from ..test_lineage import *  # noqa: F403
 from ..test_logs import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403

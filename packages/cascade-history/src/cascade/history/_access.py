@@ -156,6 +156,8 @@ def _key(event: AuditEvent) -> tuple[str, str, str] | None:
         return event.issued_by, "cancel", f"run:{event.run_id}"
     if event.action == "decided" and event.type is not None and event.scope is not None:
         return event.issued_by, event.type, event.scope
+    if event.action == "start" and event.type is not None:
+        return event.issued_by, "start", f"workflow:{event.type}"
     return None
 
 

@@ -26,6 +26,7 @@ from ._history_access import HistoryAccess
 from ._history_base import Mode
 from ._history_logs import HistoryLogs
 from ._ingest import refusal_rows, store_batch
+from ._lineage import reused_query
 from ._location import describe, resolve_url
 from ._migrate import upgrade
 from ._owners import claim_rows
@@ -35,6 +36,7 @@ from ._queries import (
     executions_query,
     gaps_query,
     glob_to_like,
+    lineage_query,
     run_ids_query,
     runs_query,
     status_name,
@@ -254,6 +256,7 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
         source: str | None = None,
         limit: int = 100,
         among: Iterable[tuple[str, str | None]] | None = None,
+        name: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
@@ -262,7 +265,8 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
         ``status``: ``running``, ``succeeded``, ``failed`` (any case; ``ValueError`` for
         another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
-        that name. ``among``: the runs of these orgs (``(org, None)``) and projects
+        that name. ``name``: the runs of that name (:attr:`RunSummary.name`), exactly.
+        ``among``: the runs of these orgs (``(org, None)``) and projects
         (``(org, project)``) only (what someone may see; none when empty).
         """
         if status is not None:
@@ -278,8 +282,28 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
                 source=source,
                 limit=limit,
                 among=among,
+                name=name,
             )
         )
+
+    def lineage(
+        self,
+        run_id: str,
+        *,
+        limit: int = 100,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> list[RunSummary]:
+        """The runs of the line ``run_id`` (its whole id) belongs to: the first run and every
+        rerun of it (each :class:`RunSummary` says which it reruns and which rerun it),
+        oldest first, at most ``limit``; ``[]`` for an unknown run (``among``: as
+        :meth:`runs`)."""
+        return self._read(lambda c: lineage_query(c, run_id, limit, among))
+
+    def reused(self, run_id: str) -> dict[str, int]:
+        """Of the run ``run_id`` (its whole id), per run its reused results came from, how
+        many of its tasks took a stored result of that run instead of running (``{}``: none,
+        or an unknown run)."""
+        return self._read(lambda c: reused_query(c, run_id))
 
     def run(
         self,
@@ -418,7 +442,9 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
 
     def audit(self, *, since: Since = None, limit: int = 1000) -> list[AuditEvent]:
         """Constraints set, cleared and expired, runs cancelled, decisions on held tasks
-        (``decided``: applied or refused, as their engines answered), and the refusals of a team's
+        (``decided``: applied or refused, as their engines answered), runs a start request
+        started (``start``: who, why, when, the workflow and its params, as the run's engine
+        said), and the refusals of a team's
         dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
         clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)

@@ -40,6 +40,7 @@ from ._engine import WRITE
 from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, adding_upsert
 from ._inserts import insert_for, insert_new
+from ._lineage import set_origins
 from ._log_ingest import store_logs
 from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
 from ._received import Received
@@ -113,10 +114,13 @@ def _write(connection: sa.Connection, rows: Rows) -> int:
     inserted = insert_rows(connection, task_events, rows.task_events, _EXECUTION)
     add_executions(connection, [row for row in inserted if row[3] in _FINISHED])
     new = len(inserted)
+    if rows.reused_events:  # a result reused is no execution: the rollup does not count it
+        new += len(insert_rows(connection, task_events, rows.reused_events, ("id",)))
     new += len(insert_rows(connection, run_events, rows.run_events, ("id",)))
     new += len(insert_new(connection, presence, rows.presence))
     # in one order: two writers upserting the same runs wait for each other, never deadlock
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
+    set_origins(connection, rows.origins)  # the same runs, in the same order: no lock more
     new += store_constraints(connection, rows.constraints)
     new += store_cancels(connection, rows.cancels)
     new += store_decisions(connection, rows.decisions)

@@ -20,10 +20,12 @@ import sqlalchemy as sa
 from ._access import refused_events, vouch
 from ._cancels import cancel_events
 from ._decisions import decision_events
+from ._lineage import origin_of, start_events
 from ._records import (
     AuditEvent,
     Claim,
     Execution,
+    RunLink,
     RunSummary,
     SourceGap,
     TaskStats,
@@ -52,6 +54,7 @@ __all__ = [
     "executions_query",
     "gaps_query",
     "glob_to_like",
+    "lineage_query",
     "run_ids_query",
     "runs_query",
     "status_name",
@@ -120,6 +123,7 @@ def runs_query(
     source: str | None,
     limit: int,
     among: Among | None = None,
+    name: str | None = None,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
@@ -127,17 +131,19 @@ def runs_query(
     if since is not None:
         query = query.where(runs.c.received_at >= since)
     if status is not None:
-        name = status_name(status)
-        if name == "Lost":
+        wanted = status_name(status)
+        if wanted == "Lost":
             query = query.where(_LOST)
-        elif name == "Running":
-            query = query.where(runs.c.status == name, ~_LOST)
+        elif wanted == "Running":
+            query = query.where(runs.c.status == wanted, ~_LOST)
         else:
-            query = query.where(runs.c.status == name)
+            query = query.where(runs.c.status == wanted)
     if project is not None:
         query = query.where(runs.c.project_id == project)
     if source is not None:
         query = query.where(runs.c.source == source)
+    if name is not None:
+        query = query.where(runs.c.name == name)
     if among is not None:
         query = query.where(among_filter(among))
     if task is not None:
@@ -184,6 +190,7 @@ def summaries(
             )
             for run_id, count in connection.execute(query):
                 numbered[run_id] += count
+    rerun_of, replaced_by = _links(connection, rows)
     return [
         RunSummary(
             run_id=row.run_id,
@@ -205,9 +212,67 @@ def summaries(
             received_at=row.received_at,
             vouched=row.vouched,
             claims=[claim for claim in claims.get(row.run_id, []) if claim.source != row.source],
+            name=row.name,
+            origin=origin_of(row),
+            rerun_of=None if row.rerun_of is None else rerun_of.get(row.rerun_of),
+            replaced_by=replaced_by.get(row.run_id, []),
         )
         for row in rows
     ]
+
+
+_STATUS = RUN_COLUMNS[-1]
+
+
+def _links(
+    connection: sa.Connection, rows: Sequence[sa.Row[Any]]
+) -> tuple[dict[str, RunLink], dict[str, list[RunLink]]]:
+    """The runs ``rows`` rerun (by id, with their status; one the history does not have: its
+    status ``None``), and the runs that rerun each of ``rows``, oldest first."""
+    wanted = sorted({row.rerun_of for row in rows if row.rerun_of is not None})
+    rerun_of = {run_id: RunLink(run_id, None) for run_id in wanted}
+    replaced_by: dict[str, list[RunLink]] = {}
+    ids = [row.run_id for row in rows]
+    for start in range(0, max(len(wanted), len(ids)), 500):
+        chunk = wanted[start : start + 500]
+        if chunk:
+            query = sa.select(runs.c.run_id, runs.c.name, _STATUS).where(runs.c.run_id.in_(chunk))
+            for run_id, name, status in connection.execute(query):
+                rerun_of[run_id] = RunLink(run_id, status, name)
+        chunk = ids[start : start + 500]
+        if chunk:
+            query = (
+                sa.select(runs.c.rerun_of, runs.c.run_id, runs.c.name, _STATUS)
+                .where(runs.c.rerun_of.in_(chunk))
+                .order_by(runs.c.started_at, runs.c.run_id)
+            )
+            for row in connection.execute(query):
+                replaced_by.setdefault(row.rerun_of, []).append(
+                    RunLink(row.run_id, row.status, row.name)
+                )
+    return rerun_of, replaced_by
+
+
+def lineage_query(
+    connection: sa.Connection, run_id: str, limit: int, among: Among | None = None
+) -> list[RunSummary]:
+    """The runs of ``run_id``'s line (its root run and every rerun of it, the reruns of
+    those included), oldest first, at most ``limit``; ``[]`` for a run the history does not
+    have (of ``among``'s runs only, when given)."""
+    seen = [among_filter(among)] if among is not None else []
+    found = connection.execute(
+        sa.select(runs.c.run_id, runs.c.root_run).where(runs.c.run_id == run_id, *seen)
+    ).first()
+    if found is None:
+        return []
+    root = found.root_run or found.run_id
+    query = (
+        sa.select(*RUN_COLUMNS)
+        .where((runs.c.run_id == root) | (runs.c.root_run == root), *seen)
+        .order_by(runs.c.started_at, runs.c.run_id)
+        .limit(limit)
+    )
+    return summaries(connection, connection.execute(query).all())
 
 
 def _last_states(run_ids: list[str]) -> sa.Select[Any]:
@@ -247,7 +312,7 @@ def tasks_query(
         .over(partition_by=te.c.task_name, order_by=te.c.duration_ms)
         .label("rank"),
         sa.func.count().over(partition_by=te.c.task_name).label("n"),
-    ).where(te.c.state.in_(("COMPLETED", "FAILED")))
+    ).where(te.c.state.in_(("COMPLETED", "FAILED")), te.c.reused_from.is_(None))
     if since is not None:
         ranked_query = ranked_query.where(te.c.ts >= since)
     if name_glob is not None:
@@ -283,7 +348,11 @@ def executions_query(
     te = task_events
     query = (
         sa.select(te.c.run_id, te.c.task_id, te.c.ts, te.c.duration_ms, te.c.state)
-        .where(te.c.task_name == name, te.c.state.in_(("COMPLETED", "FAILED")))
+        .where(
+            te.c.task_name == name,
+            te.c.state.in_(("COMPLETED", "FAILED")),
+            te.c.reused_from.is_(None),  # a result reused: no execution
+        )
         .order_by(te.c.ts.desc(), te.c.id.desc())
         .limit(limit)
     )
@@ -348,6 +417,7 @@ def audit_query(
     events.extend(cancel_events(connection, since=since, limit=limit))
     events.extend(decision_events(connection, since=since, limit=limit))
     events.extend(refused_events(connection, since=since, limit=limit))
+    events.extend(start_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
     return witness(connection, vouch(connection, events[:limit]))
 

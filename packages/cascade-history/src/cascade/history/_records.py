@@ -12,6 +12,7 @@ __all__ = [
     "Claim",
     "Execution",
     "RunDetail",
+    "RunLink",
     "RunSummary",
     "SourceGap",
     "StateChange",
@@ -57,6 +58,20 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class RunLink:
+    """Another run of a run's line: its ``run_id`` and ``status`` (``None``: the history does
+    not have it), and its ``name`` where it had one."""
+
+    run_id: str
+    status: str | None
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """This link as a JSON object."""
+        return {"run_id": self.run_id, "status": self.status, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     """One run: where it ran, how it went, and its tasks counted by their last state.
 
@@ -97,6 +112,20 @@ class RunSummary:
     received_at: float | None = None
     vouched: str | None = None
     claims: list[Claim] = field(default_factory=list)
+    name: str | None = None
+    origin: dict[str, Any] | None = None
+    rerun_of: RunLink | None = None
+    replaced_by: list[RunLink] = field(default_factory=list)
+
+    @property
+    def workflow(self) -> str | None:
+        """The served workflow it ran (``None``: not a served one)."""
+        return None if self.origin is None else self.origin.get("workflow")
+
+    @property
+    def root_run(self) -> str | None:
+        """The first run of its line, for a rerun (``None`` otherwise)."""
+        return None if self.origin is None else self.origin.get("root_run")
 
     @property
     def duration(self) -> float | None:
@@ -124,6 +153,10 @@ class RunSummary:
             "received_at": self.received_at,
             "vouched": self.vouched,
             "claims": [claim.to_json() for claim in self.claims],
+            "name": self.name,
+            "origin": self.origin,
+            "rerun_of": None if self.rerun_of is None else self.rerun_of.to_json(),
+            "replaced_by": [link.to_json() for link in self.replaced_by],
         }
 
 
@@ -140,7 +173,8 @@ class StateChange:
     (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led
     to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
     hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
-    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere.
+    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
+    (``COMPLETED`` of a rerun): the run whose stored result it took instead of running.
     """
 
     state: str
@@ -151,6 +185,7 @@ class StateChange:
     held_by: list[dict[str, Any]] | None = None
     traceback: str | None = None
     decided: dict[str, Any] | None = None
+    reused_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This change as a JSON object (``held_by`` only where it was said)."""
@@ -167,6 +202,8 @@ class StateChange:
             change["traceback"] = self.traceback
         if self.decided is not None:
             change["decided"] = self.decided
+        if self.reused_from is not None:
+            change["reused_from"] = self.reused_from
         return change
 
 
@@ -214,6 +251,13 @@ class TaskHistory:
         return None
 
     @property
+    def reused_from(self) -> str | None:
+        """The run whose stored result it took, when its last state is a reuse's
+        ``COMPLETED`` (``None``: it ran, or has not completed)."""
+        last = self.states[-1] if self.states else None
+        return None if last is None or last.state != "COMPLETED" else last.reused_from
+
+    @property
     def attempt_list(self) -> list[Attempt]:
         """Its attempts among its ``states``, first to last: each one's start, end, error,
         traceback, hold and the decision on it (:class:`~cascade.history.Attempt`)."""
@@ -239,6 +283,7 @@ class TaskHistory:
             "states": [change.to_json() for change in self.states],
             "attempt_list": [attempt.to_json() for attempt in self.attempt_list],
             **({"states_omitted": self.states_omitted} if self.states_omitted else {}),
+            **({"reused_from": self.reused_from} if self.reused_from is not None else {}),
         }
 
 
@@ -330,6 +375,13 @@ class AuditEvent:
     why refused, and the decision that won the hold); ``issued_by``, ``reason`` and
     ``issued_at`` the request's, echoed.
 
+    ``start``: run ``run_id``'s engine (``source``) said a start request (``request_id``:
+    `cascade start`, `cascade rerun`, the dashboard's start form) started it: ``type`` is the
+    served workflow, ``params`` its params, ``scope`` ``run:<run_id>``, ``issued_by``,
+    ``reason`` and ``issued_at`` the request's, ``started`` the run's ``name``, ``workflow``,
+    ``params``, ``rerun_of`` and ``root_run``; ``at`` when the history first heard of the run.
+    It is as much to be believed as the run's own events.
+
     ``refused``: a team's dashboard refused ``issued_by`` the action ``type`` (``pause``,
     ``resume``, ``cancel``, ``read``, ...) on ``scope`` (a constraint scope, ``run:<id>``
     with ``run_id`` set, or the path read), because ``reason``; ``topic`` is ``""``.
@@ -363,6 +415,7 @@ class AuditEvent:
     vouched: str | None = None
     count: int = 1
     last_at: float | None = None
+    started: dict[str, Any] | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -394,6 +447,7 @@ class AuditEvent:
             "vouched": self.vouched,
             "count": self.count,
             "last_at": self.last_at,
+            "started": self.started,
         }
 
 

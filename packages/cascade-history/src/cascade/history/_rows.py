@@ -39,6 +39,7 @@ from cascade.interfaces import (
 from ._cancels import cancel_row
 from ._decisions import decision_row
 from ._gaps import INT64
+from ._lineage import origin_columns
 from ._log_rows import LogRows, log_batch_ids
 from ._owners import Owner
 from ._received import Received, Timed
@@ -131,6 +132,10 @@ class Rows:
         """Messages refused as another source's, per run and that source."""
         self._withdrawn = withdrawn or set()  # (run_id, seq): events displaced, not stored
         self.task_events: list[dict[str, Any]] = []
+        self.reused_events: list[dict[str, Any]] = []
+        """Task events of a reused result (``reused_from``): inserted apart."""
+        self.origins: dict[str, dict[str, Any]] = {}
+        """Per run, the name and origin of its ``ENGINE_STARTED`` in the batch (the first)."""
         self.run_events: list[dict[str, Any]] = []
         self.presence: list[dict[str, Any]] = []
         self.constraints: list[Received] = []
@@ -225,21 +230,24 @@ class Rows:
         body = envelope.body
         if isinstance(body, TaskStateEvent):  # the most of them, written the shortest way
             said = body.error
-            self.task_events.append(
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "task_id": clean(body.task_id),
-                    "task_name": clean(body.task_name),
-                    "state": _state(body),
-                    "ts": ts,
-                    "duration_ms": body.duration_ms,
-                    "error": clean(truncate_error(said), None) if said else "",
-                    "held_by": _NO_HOLDS if body.held_by is msgspec.UNSET else _held_by(body),
-                    "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
-                    "decided": _NO_HOLDS if body.decided is msgspec.UNSET else _decided(body),
-                }
-            )
+            row = {
+                "run_id": run_id,
+                "seq": seq,
+                "task_id": clean(body.task_id),
+                "task_name": clean(body.task_name),
+                "state": _state(body),
+                "ts": ts,
+                "duration_ms": body.duration_ms,
+                "error": clean(truncate_error(said), None) if said else "",
+                "held_by": _NO_HOLDS if body.held_by is msgspec.UNSET else _held_by(body),
+                "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
+                "decided": _NO_HOLDS if body.decided is msgspec.UNSET else _decided(body),
+            }
+            if body.reused_from is msgspec.UNSET:
+                self.task_events.append(row)
+            else:  # a rerun's reuse, rare: its own insert, the others pay no column for it
+                row["reused_from"] = clean(body.reused_from)
+                self.reused_events.append(row)
             run = self._run(run_id, ids, ts, received_at)
         elif isinstance(body, LifecycleEvent):
             error = None if body.error is None else clean(truncate_error(body.error), None)
@@ -259,6 +267,8 @@ class Rows:
             if body.event == "ENGINE_STARTED":
                 if tasks is not None:
                     run["planned_tasks"] = tasks
+                if body.name is not None or body.origin is not None:
+                    self.origins.setdefault(run_id, origin_columns(body))
             elif run["ended_at"] is None:  # the first end seen wins, as in the upsert
                 run["ended_at"] = ts
                 run["status"] = "Cancelled" if body.cancelled else body.status or "Finished"

@@ -228,6 +228,7 @@ def _task(
                 held_by,
                 event.traceback,
                 event.decided if isinstance(event.decided, dict) else None,
+                event.reused_from,
             )
         )
     last = events[-1]

@@ -80,12 +80,27 @@ runs = sa.Table(
     # ``topic`` (its sourced topic), ``online`` (its online status); None: only its word, so a
     # source something vouches for takes the run over (``run_claims`` keeps what was set aside)
     sa.Column("vouched", sa.String(16), nullable=True),
+    # its name and where it came from, as its ENGINE_STARTED said (revision 0013): the served
+    # workflow and its params (JSON text), the run it reruns and the first of that line, and
+    # the start request's id, who asked, why and when (the audit's ``start`` row)
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("workflow", sa.String(64), nullable=True),
+    sa.Column("params", sa.Text, nullable=True),
+    sa.Column("rerun_of", sa.String(1024), nullable=True),
+    sa.Column("root_run", sa.String(1024), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("issued_by", sa.String(256), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("issued_at", _Time, nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),
     sa.Index(None, "status", "started_at"),
     sa.Index(None, "project_id", "started_at"),
     sa.Index(None, "source", "started_at"),
+    sa.Index(None, "name", "started_at"),
+    sa.Index(None, "rerun_of"),
+    sa.Index(None, "root_run"),
 )
 
 task_events = sa.Table(
@@ -107,6 +122,8 @@ task_events = sa.Table(
     # the decision the event came of (a Decided, as sent; on the retry's RUNNING, the hold's
     # end: COMPLETED, SKIPPED, FAILED; revision 0012)
     sa.Column("decided", sa.JSON, nullable=True),
+    # the run whose stored result a rerun took instead of running it (COMPLETED; revision 0013)
+    sa.Column("reused_from", sa.String(1024), nullable=True),
     sa.Index(
         "uq_task_events_run_id_seq",
         "run_id",

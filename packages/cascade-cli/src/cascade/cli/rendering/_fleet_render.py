@@ -21,6 +21,7 @@ from ._render import (
     engine_status_text,
     footer_line,
     ignored_lines,
+    names_text,
     refused_lines,
 )
 from ._summary_text import NO_SUMMARY, fleet_line, rate
@@ -59,6 +60,9 @@ def _row(engine: EngineView) -> list[RenderableType]:
     live = Text(f"{summary.runs.running:,}")
     if not engine.online and summary.runs.running:
         live = Text(f"{summary.runs.running:,} stranded", style="red")
+    names = names_text(summary)
+    if names:
+        live.append(f" ({names})", style="dim")
     tasks = summary.tasks
     failed = f"{summary.runs.failed:,} runs, {tasks.failed:,} tasks"
     return [
@@ -72,7 +76,8 @@ def _row(engine: EngineView) -> list[RenderableType]:
 
 
 def fleet_table(state: ReaderModel, offline_max_age: float | None, rows: int) -> Table:
-    """The engines that need a look first, at most ``rows``: their live runs, tasks running /
+    """The engines that need a look first, at most ``rows``: their live runs (and the names
+    their summaries list), tasks running /
     blocked / pending, failures and events/s; the caption says how many are not listed."""
     shown, hidden = state.visible_engines(offline_max_age)
     listed = needs_a_look(shown, rows)

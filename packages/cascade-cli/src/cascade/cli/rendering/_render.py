@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control import SHORT_ID, short_id
-from cascade.interfaces import Constraint
+from cascade.interfaces import Constraint, EngineSummary
 from cascade.interfaces.reader import LAST_TIMESTAMP, SHOWN, EngineView, ReaderModel, RunView, inert
 
 from ._fleet_rank import needs_a_look
@@ -34,6 +34,8 @@ __all__ = [
     "footer_line",
     "ignored_lines",
     "issued_text",
+    "live_names",
+    "names_text",
     "render_status",
     "render_watch",
     "runs_table",
@@ -54,6 +56,7 @@ _RUN_STYLES = {"Running": "cyan", "Succeeded": "green", "Failed": "red", "Cancel
 _ACTIVE_SHOWN = 8
 _NONE = Text("none", style="dim")  # the row of a table with nothing in it
 _FAILED_SHOWN = 5
+_NAMES_SHOWN = 3  # the live runs' names an engine's summary cell shows
 STATUS_ENGINES_SHOWN = 200
 """Engines `cascade status` lists at most (a table of thousands takes seconds to lay out)."""
 
@@ -105,13 +108,14 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     bar, done = _progress(run)
     table.add_row(
         Text(inert(short_id(run.run_id), SHORT_ID), style="bold"),
+        Text(inert(run.name, SHOWN["name"])) if run.name is not None else Text("-", style="dim"),
         Text(run.status, style=_RUN_STYLES.get(run.status, "")),
         bar,
         done,
         summary,
     )
     if partial is not None:  # what this view lacks of the run, until its engine answers
-        table.add_row("", "", "", "", Text(partial, style="yellow"))
+        table.add_row("", "", "", "", "", Text(partial, style="yellow"))
     for task in run.active_tasks()[:_ACTIVE_SHOWN]:
         style = STATE_STYLES.get(task.state, "")
         name = Text(inert(task.name, SHOWN["name"]), style=style)
@@ -121,27 +125,46 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
             held = holds_text(task.held_by, times)
         if task.state == "HELD" and task.error:
             held += f": {inert(task.error, SHOWN['error'])}"
-        table.add_row("", "", label, duration(times.now - task.since), Text(held, style=style))
+        table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
     for task in failed[:_FAILED_SHOWN]:
         label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
-        table.add_row("", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
+        table.add_row("", "", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
-        table.add_row("", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
+        table.add_row("", "", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
     if run.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
-        table.add_row("", "", "", "", Text(f"trace {run.trace_id}", style="dim"))
+        table.add_row("", "", "", "", "", Text(f"trace {run.trace_id}", style="dim"))
+    rerun_of = None if run.origin is None else run.origin.rerun_of
+    if rerun_of is not None:
+        said = f"rerun of {inert(short_id(rerun_of), SHORT_ID)}"
+        table.add_row("", "", "", "", "", Text(said, style="dim"))
 
 
 def runs_table(state: ReaderModel, times: TimeFormat) -> Table:
-    """Each run with its status, progress and counts by state, its active tasks and failures."""
+    """Each run with its name, status, progress and counts by state, its active tasks and
+    failures (and the run it reruns)."""
     table = Table(title="Runs", title_justify="left", expand=True)
-    for column in ("run", "status", "progress", "done", "tasks"):
+    for column in ("run", "name", "status", "progress", "done", "tasks"):
         table.add_column(column)
     for run in state.runs.values():
         _run_rows(run, times, table, state.partial(run))
     if not state.runs:
-        table.add_row("-", "waiting for telemetry", "", "", "")
+        table.add_row("-", "", "waiting for telemetry", "", "", "")
     return table
+
+
+def live_names(summary: EngineSummary) -> list[str]:
+    """The names of the live runs an engine's summary lists, each once, in its order."""
+    return list(dict.fromkeys(r.name for r in summary.listed if r.status == "Running" and r.name))
+
+
+def names_text(summary: EngineSummary) -> str:
+    """``nightly, etl and 2 more``: the names of the live runs an engine's summary lists
+    (the engine's text, made inert); ``""`` without any."""
+    names = live_names(summary)
+    shown = ", ".join(inert(name, SHOWN["name"]) for name in names[:_NAMES_SHOWN])
+    more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+    return shown + more
 
 
 def engine_status_text(engine: EngineView) -> Text:
@@ -161,6 +184,9 @@ def _summary_cell(engine: EngineView) -> Text:
     said = summary_text(engine)
     if engine.summary is None:
         return Text(said, style="dim")
+    names = names_text(engine.summary)
+    if names:
+        said += f" · live: {names}"
     return Text(said, style="red" if not engine.online and engine.summary.runs.running else "")
 
 

@@ -33,7 +33,8 @@ _RUNS, _TASKS = _defaults(RunTally), _defaults(TaskTally)
 def summary_json(summary: EngineSummary) -> dict[str, Any]:
     """``summary`` as JSON-ready builtins, every field present, its listed runs left out (the
     engines' view: at 10,000 engines, 20 runs each would be 200,000 runs; ``listed`` says how
-    many it lists, `cascade watch` and the dashboard show them)."""
+    many it lists, `cascade watch` and the dashboard show them; ``live_names``: the names of
+    the live ones it lists, each once)."""
     sent = msgspec.to_builtins(summary)
     return {
         **_SUMMARY,
@@ -41,6 +42,9 @@ def summary_json(summary: EngineSummary) -> dict[str, Any]:
         "runs": {**_RUNS, **sent.get("runs", {})},
         "tasks": {**_TASKS, **sent.get("tasks", {})},
         "listed": len(summary.listed),
+        "live_names": list(
+            dict.fromkeys(r.name for r in summary.listed if r.status == "Running" and r.name)
+        ),
     }
 
 

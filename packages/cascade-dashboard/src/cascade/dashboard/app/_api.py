@@ -346,6 +346,8 @@ def create_app(
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
         Route("/api/runs/{run_id}/tasks/{task}/decide", controls.decide_task, methods=["POST"]),
+        Route("/api/workflows", controls.list_workflows, methods=["GET"]),
+        Route("/api/workflows/{name}/start", controls.start_workflow, methods=["POST"]),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(session_routes(team, sign_in) if team is not None else ()),

@@ -1,5 +1,6 @@
 """The dashboard's controls: pause, limit and resume (``/api/constraints``), cancel
-(``/api/runs/{run_id}/cancel``) and decisions on held tasks (``_decide``), for a token's
+(``/api/runs/{run_id}/cancel``), decisions on held tasks (``_decide``) and starts of served
+workflows (``_start``), for a token's
 holder, or in a team's dashboard for whoever the roles file lets do that control on that
 scope or run (``_team``)."""
 
@@ -22,6 +23,7 @@ from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import cancel_reason, constraint_messages
 from ._decide import decide_task
 from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
+from ._start import list_workflows, start_workflow
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -146,6 +148,12 @@ class Controls:
 
     async def decide_task(self, request: Request) -> Response:
         return await decide_task(self, request)
+
+    async def list_workflows(self, request: Request) -> Response:
+        return await list_workflows(self, request)
+
+    async def start_workflow(self, request: Request) -> Response:
+        return await start_workflow(self, request)
 
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)

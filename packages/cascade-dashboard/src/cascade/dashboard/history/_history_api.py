@@ -240,6 +240,7 @@ def _runs(history: History, request: Request, among: Among | None) -> dict[str, 
         project=_text(request, "project"),
         task=_text(request, "task"),
         source=_text(request, "source"),
+        name=_text(request, "name"),
         limit=_limit(request, 100),
         among=among,
     )

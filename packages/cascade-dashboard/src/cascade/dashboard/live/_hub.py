@@ -20,6 +20,7 @@ from cascade.interfaces import (
     Connector,
     DecisionRequest,
     SnapshotAsker,
+    served_filter,
     subscribe_constraints,
 )
 from cascade.interfaces.connector_kit import event_set
@@ -30,6 +31,7 @@ from cascade.interfaces.reader import (
 
 from ._fleet_mode import RELEASE_AFTER, FleetMode
 from ._model import DashboardModel
+from ._workflows import ServedWorkflows
 
 __all__ = ["DashboardHub"]
 
@@ -70,12 +72,16 @@ class DashboardHub:
         )
         """Which telemetry is read (every run's, or in fleet mode the opened runs'), and the
         pages' opened runs (``open``/``close``)."""
+        self.workflows = ServedWorkflows(connector.topic_prefix, self.model.state)
+        """The served workflows heard of (the start form's)."""
 
     async def start(self) -> None:
         """Connect (failing fast when the broker cannot be reached) and subscribe: to the
         engines' status and summaries first, so a fleet is known before any telemetry."""
         await self.connector.connect(require=True)
         self.model.state.ask = SnapshotAsker(self.connector).ask
+        # before the statuses: where the broker needs a roll call, the announcements answer it
+        await self.connector.subscribe(served_filter(self.connector.topic_prefix), self.workflows)
         await subscribe_statuses(self.connector, self._on_message)
         await self.telemetry.start()
         await subscribe_constraints(self.connector, self._on_message)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from cascade.interfaces import DEFAULT_PREFIX, Message
 from cascade.interfaces.reader import (
     EngineView,
@@ -314,6 +316,9 @@ class DashboardModel:
             "status": run.status,
             "error": run.error,
             "trace_id": run.trace_id,  # the run's OpenTelemetry trace id, null if not traced
+            # its name and where it came from, as its start or its engine's answer said
+            "name": run.name,
+            "origin": None if run.origin is None else msgspec.to_builtins(run.origin),
             "total": run.total_tasks,
             "finished": run.finished_tasks,
             "progress": run.progress,  # never goes backwards; None while the total is unknown

@@ -87,6 +87,8 @@ def fleet_run_dict(listed: FleetRun) -> dict[str, Any]:
         "status": listed.status,
         "error": None,
         "trace_id": run.trace_id,
+        "name": run.name,
+        "origin": None,  # a summary does not say it
         "total": total,
         "finished": finished,
         "progress": min(1.0, finished / total) if total else None,

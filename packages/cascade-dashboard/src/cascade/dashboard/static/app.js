@@ -2,7 +2,7 @@
 // from the broker is attacker-controlled: it only ever reaches the page through textContent or
 // setAttribute, never as HTML. render.js draws the live state, live.js keeps it (its stream of
 // changes), timeline.js draws a run's timeline, logs.js its log lines, history.js the History
-// section, decisions.js the "Needs a decision" list.
+// section, decisions.js the "Needs a decision" list, workflows.js the start form.
 "use strict";
 
 const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
@@ -110,6 +110,7 @@ async function connectIfSignedIn() {
   if (!(await showWho())) return;
   connect();
   startHistory();
+  startWorkflows();
 }
 
 // -- controls --------------------------------------------------------------------------

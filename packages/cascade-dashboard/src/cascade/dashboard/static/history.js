@@ -47,6 +47,7 @@ function filters() {
   return {
     since: $("h-since").value, status: $("h-status").value, project: $("h-project").value.trim(),
     task: $("h-task").value.trim(), source: $("h-source").value.trim(), limit: 200,
+    name: $("h-name").value.trim(),
     logging: $("h-logging").value.trim(),
   };
 }
@@ -58,7 +59,8 @@ async function loadRuns() {
     open.title = run.run_id;
     open.addEventListener("click", () => loadRun(run.run_id).then(() => problem(null), problem));
     const missing = run.missing_events ? span(run.missing_events.toLocaleString("en"), "missing") : "-";
-    const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), at(run.started_at),
+    const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
+      span(run.status, safeClass(run.status)), at(run.started_at),
       run.duration == null ? "running" : seconds(run.duration), stateCounts(run.tasks), missing,
       run.source, span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);
@@ -78,6 +80,9 @@ async function loadRun(runId) {
   $("h-run-status").textContent = run.status;
   $("h-run-status").className = "badge " + safeClass(run.status);
   $("h-run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
+  $("h-run-name").textContent = run.name == null ? "" : run.name;
+  $("h-run-origin").textContent = originText(run.origin);
+  $("h-run-lineage").replaceChildren(...lineageParts(run));
   $("h-run-missing").textContent = run.missing_events
     ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
   drawRun();
@@ -139,6 +144,51 @@ function attemptsList(task) {
   return list;
 }
 
+// A run's served workflow, params and who started it and why, as its start said.
+function originText(origin) {
+  if (!origin) return "";
+  const parts = [];
+  if (origin.workflow) parts.push("workflow " + origin.workflow);
+  if (origin.params) parts.push("params " + JSON.stringify(origin.params));
+  if (origin.request_id) {
+    parts.push("started by " + (origin.issued_by || "someone unnamed") +
+      (origin.reason ? " \u201c" + origin.reason + "\u201d" : ""));
+  }
+  return parts.join(" \u00b7 ");
+}
+
+// A link to another run of the line (its recorded page) and how it stands.
+function runLink(link) {
+  const item = el("span", null, "run-link");
+  const open = el("button", shortId(link.run_id), "link lineage");
+  open.title = link.run_id;
+  open.setAttribute("data-run-id", link.run_id);
+  open.addEventListener("click", () => loadRun(link.run_id).then(() => problem(null), problem));
+  item.appendChild(open);
+  item.appendChild(span(" (" + (link.status || "not recorded") + ")",
+    link.status ? safeClass(link.status) : "note"));
+  return item;
+}
+
+// "rerun of X (Failed)" and "replaced by Y (Succeeded), Z (Running)": the run's line.
+function lineageParts(run) {
+  const parts = [];
+  if (run.rerun_of) {
+    const of = el("span", "rerun of ", "rerun-of");
+    of.appendChild(runLink(run.rerun_of));
+    parts.push(of);
+  }
+  if (run.replaced_by && run.replaced_by.length) {
+    const by = el("span", (parts.length ? " \u00b7 " : "") + "replaced by ", "replaced-by");
+    run.replaced_by.forEach((link, i) => {
+      if (i) by.appendChild(span(", "));
+      by.appendChild(runLink(link));
+    });
+    parts.push(by);
+  }
+  return parts;
+}
+
 function drawRun() {
   const { run, tasks, failures, next } = shownRun;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
@@ -154,6 +204,15 @@ function drawRun() {
   }), next == null ? "none" : "none among the " + tasks.length.toLocaleString("en") + " tasks shown");
   $("h-run-shown").textContent = next == null ? "" : tasks.length.toLocaleString("en") + " tasks shown";
   $("h-run-more").hidden = next == null;
+  const reused = tasks.filter((t) => t.reused_from);
+  $("h-run-reused").hidden = !reused.length;
+  $("h-reused").replaceChildren(...reused.map((t) => {
+    const li = el("li", null, "reused");
+    li.appendChild(span(t.task_name + " ", "c-COMPLETED"));
+    li.appendChild(span("from run "));
+    li.appendChild(runLink({ run_id: t.reused_from, status: null }));
+    return li;
+  }));
 }
 
 async function loadTasks() {
@@ -213,7 +272,7 @@ async function loadTask(name) {
 // who set, cleared or cancelled it, or was refused it, with what vouched for the name
 // ("alice@example.com (oidc)") or "(claimed)" where only its writer said it; on an expiry,
 // who had set what expired
-const VOUCHED = ["set", "cleared", "cancelled", "decided", "refused"];
+const VOUCHED = ["set", "cleared", "cancelled", "decided", "refused", "start"];
 function by(e) {
   if (!e.issued_by) return "-";
   if (e.action === "expired") return "set by " + e.issued_by;
@@ -247,20 +306,30 @@ function decidedText(e) {
   return task + ": refused (" + String(d.outcome || "?") + ")" + who;
 }
 
+// what a start request started, as the run's engine said
+function startedText(e) {
+  const s = e.started || {};
+  const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", ");
+  return (s.name || e.type || "?") + " on " + (e.source || "?") + (params ? ": " + params : "") +
+    (s.rerun_of ? "; rerun of " + String(s.rerun_of).slice(0, 12) : "");
+}
+
 async function loadAudit() {
   const { events } = await historyGet("/api/history/audit", { since: "7d" });
   fillTable($("h-audit"), events.map((e) => {
     const cancel = e.action === "cancelled";
+    const start = e.action === "start";
     const params = cancel ? stoppedText(e) : e.action === "decided" ? decidedText(e)
       : e.action === "refused" ? "-"
+      : start ? startedText(e)
       : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
-    const scope = cancel || e.action === "decided" ? "run:" + String(e.run_id || "").slice(0, 12)
+    const scope = cancel || start || e.action === "decided" ? "run:" + String(e.run_id || "").slice(0, 12)
       : e.scope || "-";
     // a row of refusals folded over a minute says how many it stands for
     const action = e.count > 1 ? e.action + " \u00d7" + e.count : e.action;
     const tr = row([at(e.at), action, scope, e.type || "-", params,
       e.ttl == null ? "-" : seconds(e.ttl), by(e), e.reason || "-", e.topic || "-"]);
-    if (cancel || e.action === "decided") tr.title = "run " + e.run_id;
+    if (cancel || start || e.action === "decided") tr.title = "run " + e.run_id;
     if (e.action === "refused") tr.className = "refused";
     return tr;
   }));

@@ -65,7 +65,8 @@ function renderRuns() {
     // fleet mode: counted by its engine's summary, its events not read until it is opened
     if (run.from_summary) counts.appendChild(span("from summary", "count partial"));
     const end = run.ended || live.now;
-    const tr = row([open, run.project_id, span(run.status, safeClass(run.status)), bar,
+    const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
+      span(run.status, safeClass(run.status)), bar,
       run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
     tr.setAttribute("data-run-id", run.run_id);
     if (run.run_id === selected) tr.className = "selected";
@@ -97,6 +98,45 @@ function renderLogs() {
   $("logs-note").textContent = said.join("; ");
 }
 
+// The run it reruns (a link: to its page in the history when there is one, else to it here), its
+// served workflow and who started it, as its start said; with a history, a link to the run's
+// recorded page (the runs that rerun it, its reused results: what the live view does not keep).
+let lineageOf = null;
+function renderLineage(run) {
+  const origin = run.origin || {};
+  const recorded = !$("history").hidden && !$("h-body").hidden;
+  const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", recorded].join("\u0000");
+  if (lineageOf === key) return; // drawn: a link redrawn at each frame could not be clicked
+  lineageOf = key;
+  const parts = [];
+  if (origin.workflow) parts.push(span("workflow " + origin.workflow));
+  if (origin.issued_by) parts.push(span(" started by " + origin.issued_by));
+  if (origin.rerun_of) {
+    parts.push(span(" rerun of "));
+    const link = el("button", shortId(origin.rerun_of), "link lineage");
+    link.title = origin.rerun_of;
+    link.setAttribute("data-run-id", origin.rerun_of);
+    link.addEventListener("click", () => openRun(origin.rerun_of));
+    parts.push(link);
+  }
+  if (recorded) { // the runs that rerun it, and the results it reused: the history has them
+    const history = el("button", "its line and reused results in the History", "link recorded");
+    history.addEventListener("click", () => openRun(run.run_id));
+    if (parts.length) parts.push(span(" \u00b7 "));
+    parts.push(history);
+  }
+  $("run-lineage").replaceChildren(...parts);
+}
+
+// Another run of a line: its recorded page where the History section is there, else here.
+function openRun(runId) {
+  if (typeof loadRun === "function" && !$("history").hidden && !$("h-body").hidden) {
+    loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+  } else if (runId !== selected) {
+    select(runId);
+  }
+}
+
 function renderRun() {
   const run = live.run;
   $("run").hidden = !run;
@@ -105,6 +145,8 @@ function renderRun() {
   $("run-status").textContent = run.status;
   $("run-status").className = "badge " + safeClass(run.status);
   $("run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
+  $("run-name").textContent = run.name == null ? "" : run.name;
+  renderLineage(run);
   $("run-cancel").disabled = !live.controls || run.status !== "Running";
   const tasks = [...live.tasks.values()];
   drawTimeline($("timeline"), tasks, { until: run.ended || live.now, start: run.started || live.now,

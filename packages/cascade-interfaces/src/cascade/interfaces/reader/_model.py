@@ -238,6 +238,10 @@ class ReaderModel:
                 run.status = "Running"
                 if body.tasks is not None:
                     run.planned = body.tasks
+                if body.name is not None:
+                    run.name = body.name
+                if body.origin is not None:
+                    run.origin = body.origin
             else:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])

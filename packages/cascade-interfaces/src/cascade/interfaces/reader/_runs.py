@@ -12,6 +12,7 @@ from cascade.interfaces import (
     GapCounter,
     Heartbeat,
     Hold,
+    RunOrigin,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
@@ -80,6 +81,10 @@ def apply_snapshot(
         return False
     if run.planned is None and body.planned is not None:
         run.planned = body.planned
+    if run.name is None and isinstance(body.name, str):
+        run.name = body.name
+    if run.origin is None and isinstance(body.origin, RunOrigin):
+        run.origin = body.origin
     entry: SnapshotTask
     for entry in body.tasks:
         gaps.see(source, run.run_id, entry.seq)

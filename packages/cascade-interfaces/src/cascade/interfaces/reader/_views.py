@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cascade.interfaces import EngineSummary, Heartbeat, Hold, StatusMessage
+from cascade.interfaces import EngineSummary, Heartbeat, Hold, RunOrigin, StatusMessage
 
 __all__ = [
     "FINISHED_STATES",
@@ -110,6 +110,13 @@ class RunView:
     refused: int = 0
     """Messages about this run that this view refused (another source's, conflicting or
     impossible numbers): :attr:`ReaderModel.refusals` says whose and why."""
+    name: str | None = None
+    """The run's name (``Engine.run(name=...)``, a served workflow's), from its
+    ``ENGINE_STARTED`` or its engine's snapshot answer (``None``: not heard, or an engine that
+    does not send it)."""
+    origin: RunOrigin | None = None
+    """Where the run came from (the served workflow and its params, the run it reruns, the
+    request that started it), as its ``ENGINE_STARTED`` or a snapshot answer said."""
 
     @property
     def finished(self) -> bool:

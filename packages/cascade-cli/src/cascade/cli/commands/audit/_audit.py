@@ -21,6 +21,7 @@ __all__ = [
     "by_text",
     "decided_text",
     "scope_and_params",
+    "started_text",
     "stopped_text",
     "who_text",
 ]
@@ -32,6 +33,7 @@ ACTION_STYLES = {
     "cancelled": "red",
     "decided": "cyan",
     "refused": "bold red",
+    "start": "blue",
 }
 _VOUCHED = (
     "set",
@@ -39,6 +41,7 @@ _VOUCHED = (
     "cancelled",
     "decided",
     "refused",
+    "start",
 )  # what a writer or a dashboard names
 _NAMES_SHOWN = 5
 
@@ -114,6 +117,19 @@ def decided_text(event: AuditEvent) -> str:
     return head + f"refused ({inert(str(said.get('outcome')), SHOWN['params'])}{won})"
 
 
+def started_text(event: AuditEvent) -> str:
+    """What a start request started, as the run's engine said: ``nightly on host-1: day=...,
+    n=5; rerun of 58a88765cea2``."""
+    started = event.started or {}
+    params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
+    text = f"{inert(str(started.get('name') or event.type or '?'), SHOWN['name'])} on "
+    text += inert(event.source or "?", SHOWN["source"])
+    text += f": {params}" if params else ""
+    if started.get("rerun_of"):
+        text += f"; rerun of {inert(short_id(str(started['rerun_of'])), SHOWN['name'])}"
+    return text
+
+
 def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
     if event.action == "refused":  # type: the action refused; scope: its target
         return event.scope, ""
@@ -121,5 +137,7 @@ def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
         return f"run:{short_id(event.run_id or '')}", stopped_text(event)
     if event.action == "decided":  # type: the decision
         return f"run:{short_id(event.run_id or '')}", decided_text(event)
+    if event.action == "start":  # type: the workflow
+        return f"run:{short_id(event.run_id or '')}", started_text(event)
     params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
     return event.scope, params

@@ -66,7 +66,9 @@ def audit(
     `decided` row's type is the decision (retry, skip, complete, fail), its params the task, the
     attempt and what came of it (applied, or refused and who had decided). A `refused` row's
     type is the action refused, its reason the dashboard's; the refusals of one person, action
-    and reason within a minute are one row: `refused` with its count.
+    and reason within a minute are one row: `refused` with its count. A `start` row is a run a
+    start request started (`cascade start`, `cascade rerun`, the dashboard), as its engine
+    said: its type the workflow, its params the run's name, params and the run it reruns.
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
     """
@@ -79,14 +81,15 @@ def audit(
     console = CliContext.of(ctx).out()
     if not found:
         console.print(
-            f"no constraint set or cleared, no run cancelled or decided and nothing refused, in "
+            f"no constraint set or cleared, no run started, cancelled or decided and nothing "
+            f"refused, in "
             f"the last "
             f"{since} in {history.location}",
             markup=False,
         )
         return
     times = TimeFormat(time.time())
-    title = f"Constraints, cancels, decisions and refusals (times in {times.zone})"
+    title = f"Constraints, starts, cancels, decisions and refusals (times in {times.zone})"
     rows: list[list[Cell]] = []
     for event in found:
         scope, params = scope_and_params(event)

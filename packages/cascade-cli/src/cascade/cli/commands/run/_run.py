@@ -15,6 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from cascade.control import short_id
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
@@ -24,6 +25,7 @@ from ...rendering._log_text import LOST_SAID
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
+from ._run_lineage import lineage_lines
 from ._run_overview import RunOverview
 
 if TYPE_CHECKING:
@@ -190,7 +192,8 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
-    lines: list[RenderableType] = [head, where, Text("tasks: ").append_text(_counts(summary))]
+    lines: list[RenderableType] = [head, *lineage_lines(summary, overview.reused), where]
+    lines.append(Text("tasks: ").append_text(_counts(summary)))
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
     if summary.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
@@ -234,7 +237,7 @@ def task_table(
     rows: list[list[Cell]] = [
         [
             cell(task.task_name, SHOWN["name"], "bold"),
-            Text(task.state, style=STATE_STYLES.get(task.state, "")),
+            _state(task),
             str(task.attempts),
             duration(task.duration_ms / 1000),
             _held(task, times),
@@ -245,6 +248,14 @@ def task_table(
         for task in detail.tasks
     ]
     return fitted((*_COLUMNS, _LOGS) if logs else _COLUMNS, rows, width)
+
+
+def _state(task: TaskHistory) -> Text:
+    """Its last state; a reused result's with the run it came from."""
+    text = Text(task.state, style=STATE_STYLES.get(task.state, ""))
+    if task.reused_from is not None:
+        text.append(f" reused from {inert(short_id(task.reused_from), SHOWN['name'])}", "cyan")
+    return text
 
 
 def _logged(count: LogCount | None) -> Cell:

@@ -56,7 +56,8 @@ class RunOverview:
     (``matched``; every task without them), described in ``picked`` (``""``: none);
     ``logs``: per task id, the lines it logged and those dropped (empty: the run has none);
     ``held``: its first tasks held for a decision now; ``decisions``: its engine's answers to
-    the decisions on its holds (``History.decisions``), in the order received."""
+    the decisions on its holds (``History.decisions``), in the order received; ``reused``:
+    the tasks a rerun took stored results for instead of running, counted by their run."""
 
     slowest: list[TaskHistory]
     failures: list[TaskHistory]
@@ -65,6 +66,9 @@ class RunOverview:
     logs: dict[str, LogCount] = field(default_factory=dict)
     held: list[TaskHistory] = field(default_factory=list)
     decisions: list[DecisionRecord] = field(default_factory=list)
+    reused: dict[str, int] = field(default_factory=dict)
+    """Per run its reused results came from, how many of its tasks took one
+    (``History.reused``)."""
 
     def task_json(self, task: TaskHistory) -> dict[str, Any]:
         """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
@@ -87,6 +91,7 @@ class RunOverview:
             "failures": [task.to_json() for task in self.failures],
             "held": [task.to_json() for task in self.held],
             "decisions": [record.to_json() for record in self.decisions],
+            "reused": dict(self.reused),
             "matched": self.matched,
             "more": max(0, self.matched - listed),
         }
@@ -134,4 +139,5 @@ def read_overview(
         if counts.get("HELD")
         else [],
         decisions=query(lambda: history.decisions(run_id)),
+        reused=query(lambda: history.reused(run_id)) if first.run.rerun_of is not None else {},
     )

@@ -47,15 +47,23 @@ def runs(
     source: Annotated[
         str | None, typer.Option("--source", help="Only runs of this engine (source id).")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Only runs of this name (Engine.run(name=...), a served workflow's)."
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
     ] = 50,
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Recorded runs, newest first: status, start, duration, tasks by state, engine, error.
+    """Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
+    error.
 
-    Examples: cascade runs --status failed --since 24h; cascade runs --project etl --json
+    Examples: cascade runs --status failed --since 24h; cascade runs --name nightly;
+    cascade runs --project etl --json
     """
     after = since_seconds(since)
     with open_history("runs", db) as history:
@@ -66,6 +74,7 @@ def runs(
                 project=project,
                 task=task,
                 source=source,
+                name=name,
                 limit=limit,
             )
         )

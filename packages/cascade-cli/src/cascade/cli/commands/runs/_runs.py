@@ -55,6 +55,7 @@ _GAP_LINES = 5  # recorders' gap counts shown under the table at most
 # when the terminal is narrow, then the duration, the error, and what was missing or refused.
 _COLUMNS = (
     Column("run", whole=True),
+    Column("name", rank=5),
     Column("status", whole=True),
     Column("started", whole=True),
     Column("duration", whole=True, rank=3),
@@ -116,12 +117,12 @@ def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[
     def rows(stacked: bool) -> list[list[Cell]]:
         return [_run_row(run, times, lacking, lied, stacked) for run in found]
 
-    columns = [*_COLUMNS[:5], *([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
-    columns += _COLUMNS[5:]
+    columns = [*_COLUMNS[:6], *([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
+    columns += _COLUMNS[6:]
     shown = rows(stacked=False)
     if not fits(columns, shown, width):  # a state and its count kept on a line of their own
         shown = rows(stacked=True)
-        columns[4] = _STACKED
+        columns[5] = _STACKED
     title = f"Runs (times in {times.zone})"
     return fitted(columns, shown, width, title=title)
 
@@ -131,6 +132,7 @@ def _run_row(
 ) -> list[Cell]:
     cells: list[Cell] = [
         cell(short_id(run.run_id), SHORT_ID, "bold"),
+        cell(run.name, SHOWN["name"]) if run.name is not None else Text("-", style="dim"),
         Text(run.status, style=RUN_STYLES.get(run.status, "")),
         times.short(run.started_at),
         duration(run.duration) if run.duration is not None else "-",
@@ -152,5 +154,5 @@ def filtered(ctx: typer.Context) -> bool:
     """Whether `cascade runs` was given a filter (then "no runs recorded that match")."""
     return any(
         ctx.params.get(name) is not None
-        for name in ("since", "status", "project", "task", "source")
+        for name in ("since", "status", "project", "task", "source", "name")
     )

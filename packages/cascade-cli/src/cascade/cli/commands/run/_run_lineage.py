@@ -1,0 +1,76 @@
+"""What `cascade run` says of a run's name and origin: its name, the served workflow and its
+params, who started it and why, the run it reruns and how that one ended, the runs that rerun
+it and how each ended, and the tasks whose stored results it reused, by their run."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from cascade.control import short_id
+from cascade.interfaces.reader import SHOWN, inert
+
+from ..runs._runs import RUN_STYLES
+
+if TYPE_CHECKING:
+    from cascade.history import RunLink, RunSummary
+
+__all__ = ["lineage_lines"]
+
+_LINKS_SHOWN = 5  # the reruns of a run listed at most
+
+
+def _link(link: RunLink) -> Text:
+    """``58a88765cea2 (Failed)``: a run's short id and how it stands (``not recorded``: the
+    history does not have it)."""
+    text = Text(inert(short_id(link.run_id), SHOWN["name"]), style="bold")
+    if link.status is None:
+        return text.append(" (not recorded)", style="dim")
+    return text.append(" (").append(link.status, RUN_STYLES.get(link.status, "")).append(")")
+
+
+def _params(params: object) -> str:
+    """The params as JSON, made inert and bounded."""
+    return inert(json.dumps(params, sort_keys=True, ensure_ascii=False), SHOWN["params"])
+
+
+def lineage_lines(summary: RunSummary, reused: dict[str, int]) -> list[Text]:
+    """The lines of a run's name, workflow, params, start request, lineage and reuse (none
+    for an unnamed run of an older engine)."""
+    lines: list[Text] = []
+    origin = summary.origin or {}
+    named = []
+    if summary.name is not None:
+        named.append(f"name {inert(summary.name, SHOWN['name'])}")
+    if origin.get("workflow") is not None:
+        named.append(f"workflow {inert(str(origin['workflow']), SHOWN['name'])}")
+    if "params" in origin:
+        named.append(f"params {_params(origin['params'])}")
+    if named:
+        lines.append(Text("  ".join(named)))
+    if origin.get("request_id") is not None:
+        who = inert(str(origin.get("issued_by") or "someone unnamed"), SHOWN["name"])
+        said = Text(f"started by {who} (request {inert(str(origin['request_id']), 64)})")
+        if origin.get("reason"):
+            said.append(f": {inert(str(origin['reason']), SHOWN['reason'])}")
+        lines.append(said)
+    if summary.rerun_of is not None:
+        line = Text("rerun of ").append_text(_link(summary.rerun_of))
+        root = summary.root_run
+        if root is not None and root != summary.rerun_of.run_id:
+            line.append(f", first run {inert(short_id(root), SHOWN['name'])}")
+        lines.append(line)
+    if summary.replaced_by:
+        shown = summary.replaced_by[-_LINKS_SHOWN:]
+        line = Text("replaced by ").append_text(Text(", ").join(_link(link) for link in shown))
+        if len(summary.replaced_by) > len(shown):
+            line.append(f" (the last {len(shown)} of {len(summary.replaced_by):,})", style="dim")
+        lines.append(line)
+    if reused:
+        total = sum(reused.values())
+        runs = ", ".join(inert(short_id(run_id), SHOWN["name"]) for run_id in reused)
+        task_s = "task's result" if total == 1 else "tasks' results"
+        lines.append(Text(f"reused: {total:,} {task_s} from run {runs}", style="cyan"))
+    return lines

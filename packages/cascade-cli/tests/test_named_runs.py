@@ -1,0 +1,143 @@
+"""`cascade runs`, `run` and `audit` on runs a start request started and a rerun of one: the
+NAME column and `--name`, the run's name, workflow, params, who started it, what it reruns and
+what replaced it, its reused tasks with their run, the audit's start rows, and their JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from cascade.cli import app
+from cascade.cli.plumbing import CliContext
+from cascade.history import History, Received
+from cascade.interfaces import decode_envelope
+
+T0 = 1_795_000_000.0
+FIRST = "a1" * 16
+SECOND = "b2" * 16
+
+
+def _invoke(*args: str, width: int = 250) -> Result:
+    return CliRunner().invoke(app, list(args), obj=CliContext(console=Console(width=width)))
+
+
+def _event(run_id: str, ts: float, body: dict[str, Any]) -> Received:
+    raw = {"ts": datetime.fromtimestamp(ts, timezone.utc).isoformat(), "run_id": run_id,
+           "org_id": "acme", "project_id": "shop", "source": "host-1", "body": body}  # fmt: skip
+    return Received(f"cascade/telemetry/acme/shop/{run_id}/events", decode_envelope(raw), ts)
+
+
+def _task(run_id: str, name: str, state: str, ts: float, **extra: Any) -> list[Received]:
+    body = {"type": "TaskStateEvent", "task_id": f"{name}-1", "task_name": name}
+    states = ["RUNNING", state] if "reused_from" not in extra else [state]
+    return [_event(run_id, ts, {**body, "state": s, **extra}) for s in states]
+
+
+def _run(run_id: str, at: float, origin: dict[str, Any], *, failed: bool) -> list[Received]:
+    start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2, "name": "nightly",
+             "origin": origin}  # fmt: skip
+    reused = {"reused_from": origin["rerun_of"]} if "rerun_of" in origin else {}
+    end = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED",
+           "status": "Failed" if failed else "Succeeded"}  # fmt: skip
+    return [
+        _event(run_id, at, start),
+        *_task(run_id, "extract", "COMPLETED", at + 1, **reused),
+        *_task(
+            run_id,
+            "transform",
+            "FAILED" if failed else "COMPLETED",
+            at + 2,
+            **({"error": "KeyError: 'day'"} if failed else {}),
+        ),
+        _event(run_id, at + 3, end),
+    ]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A served run that failed, its rerun that succeeded (reusing extract), a plain run."""
+    path = str(tmp_path / "history.sqlite3")
+    origin = {"workflow": "nightly", "params": {"day": "2026-11-18", "n": 5}, "issued_by": "alice",
+              "request_id": "req-1", "reason": "the nightly load"}  # fmt: skip
+    again = {**origin, "request_id": "req-2", "issued_by": "bob", "reason": "\x1b[31mfixed",
+             "rerun_of": FIRST, "root_run": FIRST}  # fmt: skip
+    plain = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "name": "adhoc"}
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, origin, failed=True))
+        history.store(_run(SECOND, T0 + 60, again, failed=False))
+        history.store([_event("c3" * 16, T0 + 120, plain)])
+    return path
+
+
+def test_runs_show_names_and_filter_by_one(db: str) -> None:
+    result = _invoke("runs", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "┃ name " in result.output
+    lines = [line for line in result.output.splitlines() if "a1a1a1a1a1a1" in line]
+    assert len(lines) == 1
+    assert "nightly" in lines[0]
+    assert "Failed" in lines[0]
+    assert "adhoc" in result.output
+    named = _invoke("runs", "--db", db, "--name", "nightly", "--json")
+    assert named.exit_code == 0, named.output
+    found = json.loads(named.output)
+    assert [run["run_id"] for run in found] == [SECOND, FIRST]
+    assert found[0]["rerun_of"] == {"run_id": FIRST, "status": "Failed", "name": "nightly"}
+    assert found[1]["replaced_by"] == [{"run_id": SECOND, "status": "Succeeded",
+                                        "name": "nightly"}]  # fmt: skip
+    nothing = _invoke("runs", "--db", db, "--name", "nobody")
+    assert nothing.exit_code == 0
+    assert "no runs recorded that match" in nothing.output
+
+
+def test_run_shows_its_name_origin_lineage_and_reuse(db: str) -> None:
+    old = _invoke("run", FIRST[:12], "--db", db)
+    assert old.exit_code == 0, old.output
+    assert "name nightly  workflow nightly  params" in old.output
+    assert '"day": "2026-11-18"' in old.output
+    assert "started by alice (request req-1): the nightly load" in old.output
+    assert f"replaced by {SECOND[:12]} (Succeeded)" in old.output
+    new = _invoke("run", SECOND[:12], "--db", db)
+    assert new.exit_code == 0, new.output
+    assert f"rerun of {FIRST[:12]} (Failed)" in new.output
+    assert f"reused: 1 task's result from run {FIRST[:12]}" in new.output
+    [extract] = [line for line in new.output.splitlines() if line.startswith("│ extract ")]
+    assert f"COMPLETED reused from {FIRST[:12]}" in extract
+    assert "\x1b[31m" not in new.output  # the reason is shown inert
+    assert "\\x1b[31mfixed" in new.output
+
+
+def test_run_json_has_the_origin_lineage_and_reused_tasks(db: str) -> None:
+    result = _invoke("run", SECOND, "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    said = json.loads(result.output)
+    assert said["name"] == "nightly"
+    assert said["origin"]["params"] == {"day": "2026-11-18", "n": 5}
+    assert said["origin"]["rerun_of"] == FIRST
+    assert said["rerun_of"]["status"] == "Failed"
+    assert said["replaced_by"] == []
+    tasks = {task["task_name"]: task for task in said["tasks"]}
+    assert tasks["extract"]["reused_from"] == FIRST
+    assert "reused_from" not in tasks["transform"]
+    assert said["summary"]["reused"] == {FIRST: 1}
+
+
+def test_audit_lists_who_started_each_run(db: str) -> None:
+    result = _invoke("audit", "--db", db, "--since", "3650d")
+    assert result.exit_code == 0, result.output
+    starts = [line for line in result.output.splitlines() if " start " in line]
+    assert len(starts) == 2, result.output
+    assert "alice (claimed)" in starts[1]
+    assert f"run:{FIRST[:12]}" in starts[1]
+    assert f"rerun of {FIRST[:12]}" in starts[0]
+    assert "bob (claimed)" in starts[0]
+    said = json.loads(_invoke("audit", "--db", db, "--since", "3650d", "--json").output)
+    assert [(e["action"], e["request_id"]) for e in said] == [("start", "req-2"),
+                                                              ("start", "req-1")]  # fmt: skip
+    assert said[0]["started"]["rerun_of"] == FIRST

@@ -1,0 +1,138 @@
+"""The start form's endpoints: ``GET /api/workflows`` (the served workflows, each with who
+serves it and whether the asker may start it) and ``POST /api/workflows/{name}/start``
+(``{"params": {...}, "reason": "...", "on": "SOURCE"}``, each optional), asked of a process
+serving it as `cascade start` asks (``cascade.control.send_start``).
+
+Answers of a start: 200 with the serving process's answer (``run_id``, ``name``, ``queued``,
+``source``); 400 for a malformed body or param (the CLI's words); 403 outside the asker's
+scopes (in a team's dashboard, an operator of the project of every online process serving it:
+the broker may give the request to any of them); 404 when nobody serves it (or none the
+asker may see); 409 when the serving process refused it (its reason: a param it does not
+take, busy, ...); 504 when none answered in time; 503 when the broker did not take the
+request. In a team's dashboard each start that reached a serving process is a row of the
+access audit (``start`` on ``workflow:<name>``, and what came of it), which vouches for the
+history's ``start`` row of the run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cascade.control import (
+    ControlError,
+    NobodyServesError,
+    StartTimeoutError,
+    send_start,
+    start_request,
+)
+from cascade.control.access import Role
+from cascade.interfaces import ConnectorError, check_workflow_name
+
+from ..auth._start_scope import may_start
+from ._guard import Refused, read_json, refusal
+
+if TYPE_CHECKING:
+    from cascade.control.access import Access
+
+    from ._controls import Controls
+
+__all__ = ["list_workflows", "start_workflow"]
+
+_FIELDS = frozenset({"params", "reason", "on"})
+
+
+def _startable(controls: Controls, access: Access | None, name: str) -> bool:
+    if access is None:
+        return controls.tokens is not None
+    if (access.role or 0) < Role.OPERATOR:
+        return False
+    servers = [s for s in controls.hub.workflows.servers_of(name, access.among()) if s.online]
+    return may_start(access, name, servers) is None
+
+
+async def list_workflows(controls: Controls, request: Request) -> Response:
+    """``GET /api/workflows``: what is served, by name (see the module)."""
+    access = controls.team.reader(request.scope) if controls.team is not None else None
+    among = access.among() if access is not None else None
+    listed = controls.hub.workflows.listed(among)
+    for entry in listed:
+        entry["startable"] = _startable(controls, access, entry["name"])
+    return JSONResponse({"workflows": listed, "version": controls.hub.workflows.version})
+
+
+def _body_fields(body: Any) -> dict[str, Any]:
+    """The start's ``params``, ``reason`` and ``on`` from its body; ``ControlError`` else."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ControlError('send {"params": {...}, "reason": "...", "on": "SOURCE"}', "body")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise ControlError(f"unknown field {unknown[0]!r}: give params, reason, on", unknown[0])
+    on = body.get("on")
+    if on is not None and not isinstance(on, str):
+        raise ControlError("on is a serving process's source id", "on")
+    params = body.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise ControlError("params is an object of JSON values by name", "params")
+    return {"params": params, "reason": body.get("reason"), "on": on}
+
+
+async def start_workflow(controls: Controls, request: Request) -> Response:
+    """``POST /api/workflows/{name}/start`` (see the module)."""
+    caller = controls.caller(request)
+    body = None
+    if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
+        request.headers
+    ):
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return refusal(415, 'send the start as application/json: {"params": {...}}')
+        try:
+            body = await read_json(request, controls.max_body)
+        except Refused as refused:
+            return refusal(refused.status, refused.message)
+    name = request.path_params["name"]
+    among = caller.among() if not isinstance(caller, str) else None
+    try:
+        check_workflow_name(name)
+        fields = _body_fields(body)
+    except (ControlError, ValueError) as exc:
+        return refusal(400, str(exc))
+    servers = [s for s in controls.hub.workflows.servers_of(name, among) if s.online]
+    if not servers:
+        return refusal(404, f"nobody serves {name} (cascade served lists who serves what)")
+    target = f"workflow:{name}"
+    holder = controls.checked(request, caller, "start", target,
+                              lambda a: may_start(a, name, servers))  # fmt: skip
+    try:
+        asked = start_request(name, fields.get("params"), issued_by=holder,
+                              reason=fields.get("reason"))  # fmt: skip
+        reply = await send_start(controls.hub.connector, asked, on=fields.get("on"),
+                                 timeout=controls.hub.timeout)  # fmt: skip
+    except (ControlError, UnicodeError) as exc:
+        return refusal(400, str(exc))
+    except NobodyServesError as exc:
+        return refusal(404, str(exc))
+    except StartTimeoutError as exc:
+        controls.audited(caller, "start", target, f"unanswered: {exc}")
+        return refusal(504, str(exc))
+    except ConnectorError as exc:
+        return refusal(503, str(exc))
+    answer = msgspec.to_builtins(reply)
+    if reply.outcome == "refused":
+        controls.audited(caller, "start", target, f"refused by {reply.source}: {reply.error}")
+        return JSONResponse({"error": reply.error, "reply": answer}, status_code=409)
+    controls.audited(caller, "start", target, f"started run {reply.run_id} on {reply.source}")
+    return JSONResponse(
+        {
+            "run_id": reply.run_id,
+            "name": reply.name,
+            "queued": reply.queued,
+            "source": reply.source,
+            "reply": answer,
+        }
+    )
