@@ -107,6 +107,18 @@ class Etl:
         return self.load(self.transform(self.extract(n)))
 
 
+async def test_a_rerun_keeps_its_runs_name_unless_given_another() -> None:
+    etl = Etl()
+    engine = Engine(results=memory_url())
+    recorded = Recorded(engine)
+    await engine.run(etl.target(), name="nightly")
+    (first,) = recorded.run_ids()
+    await engine.run(etl.target(), rerun_of=first)
+    await engine.run(etl.target(), rerun_of=first, name="by hand")
+    names = [recorded.started(run).name for run in recorded.run_ids()]
+    assert names == ["nightly", "nightly", "by hand"]
+
+
 async def test_a_rerun_of_a_failed_run_reuses_what_succeeded_and_runs_the_rest() -> None:
     """transform fails; once fixed, a rerun (12-character id) reuses extract (its function ran
     once in all: COMPLETED at once, reused_from the first run, no RUNNING), runs transform and

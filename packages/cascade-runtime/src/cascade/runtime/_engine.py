@@ -321,8 +321,8 @@ class Engine:
         ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
         run going until a decision (:meth:`decide`) or its deadline ends the hold.
 
-        ``name`` names the run (default: the target's task name; a list's or dict's first
-        item's), on its ``ENGINE_STARTED``, its snapshots and its source's summary.
+        ``name`` names the run (default: the name of the run it reruns, else the target's
+        task name; a list's or dict's first item's), on its ``ENGINE_STARTED``, its snapshots and its source's summary.
         ``rerun_of``: a run id (or a unique prefix of at least 6 hex digits) whose manifest is
         in this engine's results store: the new run reuses every result of that run whose
         task's fingerprint still matches (the task ends ``COMPLETED`` at once with
@@ -394,6 +394,7 @@ class Engine:
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
+        given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
         results: RunResults | None = None
@@ -408,6 +409,8 @@ class Engine:
                 origin = msgspec.structs.replace(
                     origin or RunOrigin(), rerun_of=again.rerun_of, root_run=again.root_run
                 )
+                if given is None and again.manifest.name is not None:
+                    name = again.manifest.name  # a rerun goes on under its run's name
         try:
             return await self._execute(target, graph, run_id, name, origin, results, again)
         finally:
