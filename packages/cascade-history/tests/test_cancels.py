@@ -192,3 +192,18 @@ async def test_malformed_answers_are_rejected_and_counted(
     stats = recorder.stats
     assert (stats.rejected, stats.stored) == (5, 1)  # r5 and r6 are not subscribed to
     assert [event.request_id for event in history.audit()] == ["r9"]
+
+
+@pytest.mark.usefixtures("known_run")
+async def test_a_starts_answer_is_left_alone_not_rejected(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """A serving process's answer to a start shares the reply topics: no audit row of its own
+    (the run's ENGINE_STARTED gives the start's), and no rejection either."""
+    answer = {"id": "s1", "source": "host-1", "workflow": "nightly", "outcome": "started"}
+    async with InMemoryConnector(broker, presence=False) as server:
+        await server.publish("cascade/reply/local/s1/host-1", {**answer, "run_id": RUN}, qos=1)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    assert (recorder.stats.rejected, recorder.stats.stored) == (0, 0)
+    assert history.audit() == []

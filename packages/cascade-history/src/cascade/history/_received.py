@@ -179,6 +179,8 @@ def _decode(
     elif kind == "reply":  # an engine's answer to a cancel (who stopped which run, and what)
         # or to a decision on a held task (which names its decision)
         reply: CancelReply | DecisionReply
+        if "workflow" in payload:  # a start's answer: its audit row is the run's own start
+            return None
         if "decision" in payload:
             reply = decode_decision_reply(message.raw or payload)
         else:
