@@ -31,9 +31,8 @@ from cascade.interfaces.connector_kit import (
     validate_prefix,
 )
 
-from ._commands import CommandListener
 from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
-from ._control_link import DEFAULT_CONNECT_WAIT, ControlLink
+from ._control_link import DEFAULT_CONNECT_WAIT
 from ._errors import RerunError, RunCancelledError
 from ._events import (
     EventBus,
@@ -44,18 +43,17 @@ from ._fingerprints import fingerprint_graph, task_keys
 from ._graph import Graph, build_graph, run_name, target_results
 from ._held import HoldPolicy
 from ._lineage import Lineage, LiveReruns
-from ._logs import LogForwarding, RunLogs
+from ._logs import LogForwarding
 from ._rerun import check_rerun, plan_rerun
 from ._results import ResultStore, open_store
 from ._run_results import RunResults
+from ._run_wiring import RunWiring
 from ._scheduler import CancelReport, Run
 from ._serve import Server
 from ._stats import EngineStats
-from ._steps import StepFailed, describe, within
-from ._summary import EngineSummaries, summaries_for
+from ._steps import describe
 from ._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 from ._task_context import RunContext
-from ._telemetry import TelemetrySubscriber
 from ._tracing import start_run
 
 if TYPE_CHECKING:
@@ -322,7 +320,8 @@ class Engine:
         run going until a decision (:meth:`decide`) or its deadline ends the hold.
 
         ``name`` names the run (default: the name of the run it reruns, else the target's
-        task name; a list's or dict's first item's), on its ``ENGINE_STARTED``, its snapshots and its source's summary.
+        task name; a list's or dict's first item's), on its ``ENGINE_STARTED``, its snapshots
+        and its source's summary.
         ``rerun_of``: a run id (or a unique prefix of at least 6 hex digits) whose manifest is
         in this engine's results store: the new run reuses every result of that run whose
         task's fingerprint still matches (the task ends ``COMPLETED`` at once with
@@ -463,13 +462,7 @@ class Engine:
             )
         self._runs[run_id] = scheduler
         connector = self.connector
-        telemetry: TelemetrySubscriber | None = None
-        summaries: EngineSummaries | None = None
-        run_logs: RunLogs | None = None
-        link: ControlLink | None = None
-        cancels: CommandListener | None = None
-        unsubscribe_bus: Callable[[], None] | None = None
-        manage = False
+        wiring: RunWiring | None = None
         started = False
         status: Any = "Failed"
         error = ""
@@ -481,60 +474,19 @@ class Engine:
                     if self.manage_connection is None
                     else self.manage_connection
                 )
-                telemetry = TelemetrySubscriber(
+                wiring = RunWiring(
+                    self,
                     connector,
-                    run_id=run_id,
-                    org_id=self.org_id,
-                    project_id=self.project_id,
-                    topic_prefix=self.topic_prefix,
-                    sourced=self.sourced_topics,
-                    heartbeat_interval=self.heartbeat_interval,
-                    holds=manager.holds,
-                    trace_id=tracing.trace_id if tracing is not None else None,
+                    scheduler,
+                    manager,
+                    graph,
+                    tracing,
                     name=name,
                     origin=origin,
-                )
-                cancels = CommandListener(
-                    connector,
-                    self.cancel,
-                    run_id,
-                    self.topic_prefix,
-                    telemetry.request_snapshot,
-                    org_id=self.org_id,
+                    manage=manage,
                     decide=self._decide,
                 )
-                link = ControlLink(
-                    connector,
-                    manager,
-                    topic_prefix=self.topic_prefix,
-                    manage=manage,
-                    wait=self.connect_wait,
-                    then=cancels.subscribe,  # after the constraints: the run waits on it not
-                    task_names={node.lazy.name for node in graph.nodes},
-                )
-                await link.open()
-                unsubscribe_bus = self.events.subscribe(telemetry)
-                telemetry.start()
-                if self.logs is not None:
-                    run_logs = scheduler.logs = RunLogs(
-                        connector,
-                        self.logs,
-                        run_id=run_id,
-                        org_id=self.org_id,
-                        project_id=self.project_id,
-                        prefix=self.topic_prefix,
-                        sourced=self.sourced_topics,
-                        trace_id=tracing.trace_id if tracing is not None else None,
-                    )
-                    run_logs.start()
-                if self.summaries:
-                    summaries = summaries_for(connector, self.topic_prefix, self.heartbeat_interval)
-                    summaries.run_started(
-                        telemetry,
-                        org_id=self.org_id,
-                        project_id=self.project_id,
-                        trace_id=tracing.trace_id if tracing is not None else None,
-                    )
+                await wiring.open()
             self.events.emit(
                 RunStarted(run_id=run_id, task_count=len(graph.nodes), name=name, origin=origin)
             )
@@ -555,10 +507,8 @@ class Engine:
             self._runs.pop(run_id, None)
             manager.close()
             self._managers.pop(run_id, None)
-            if run_logs is not None:  # its lines before its end, for those who follow both
-                await run_logs.aclose(self.shutdown_timeout)
-                self.stats.log_lines_sent += run_logs.sent
-                self.stats.log_lines_dropped += run_logs.dropped
+            if wiring is not None:
+                await wiring.close_logs()
             if started:
                 self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
             if results is not None:  # the run's results written, then its manifest
@@ -574,12 +524,8 @@ class Engine:
                 )
             if tracing is not None:
                 tracing.end(status, failure)
-            await self._unsubscribe(link, cancels)
-            if telemetry is not None:
-                await self._flush(telemetry, summaries, status)
-            await self._disconnect(connector, manage)
-            if unsubscribe_bus is not None:
-                unsubscribe_bus()
+            if wiring is not None:
+                await wiring.close(status)
 
     async def serve(
         self,
@@ -627,30 +573,3 @@ class Engine:
             await server.serve()
         finally:
             self._serving = False
-
-    async def _unsubscribe(self, link: ControlLink | None, cancels: CommandListener | None) -> None:
-        """Unsubscribe from the constraints and the run's commands, each step bounded."""
-        timeout = self.shutdown_timeout
-        if link is not None:
-            await link.close(timeout)
-        if cancels is not None:
-            await cancels.close(timeout)
-
-    async def _flush(
-        self, telemetry: TelemetrySubscriber, summaries: EngineSummaries | None, status: str
-    ) -> None:
-        """Send the run's last telemetry, then the source's summary with the run ended."""
-        await telemetry.aclose(self.shutdown_timeout)
-        self.stats.telemetry_dropped += telemetry.dropped
-        if summaries is not None:
-            await summaries.run_ended(telemetry, status, self.shutdown_timeout)
-
-    async def _disconnect(self, connector: Connector | None, manage: bool) -> None:
-        """Disconnect a connection the run opened (bounded, never raising)."""
-        timeout = self.shutdown_timeout
-        if connector is not None and manage:
-            try:
-                async with within("disconnect", timeout, "shutdown_timeout"):
-                    await connector.disconnect()
-            except StepFailed as exc:
-                _log.warning("%s", exc)

@@ -330,27 +330,16 @@ class Run:
                 outcome = "COMPLETED"
                 node.result = result
                 results = self.results
-                if results is None:
-                    emit(
-                        TaskCompleted(
-                            run_id=run_id,
-                            task_id=task_id,
-                            task_name=name,
-                            duration_ms=(time.perf_counter() - started) * 1000,
-                            attempt=attempt,
-                        )
+                emit(
+                    TaskCompleted(
+                        run_id=run_id,
+                        task_id=task_id,
+                        task_name=name,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        attempt=attempt,
+                        not_kept=None if results is None else results.keep(node, result),
                     )
-                else:
-                    emit(
-                        TaskCompleted(
-                            run_id=run_id,
-                            task_id=task_id,
-                            task_name=name,
-                            duration_ms=(time.perf_counter() - started) * 1000,
-                            attempt=attempt,
-                            not_kept=results.keep(node, result),
-                        )
-                    )
+                )
                 self.completed(node)
                 return
             now = time.perf_counter()

@@ -48,5 +48,4 @@ def _recorded_workflow(db: str | None, run_id: str) -> str | None:
         return None
     if detail is None or detail.run.run_id != run_id:
         return None
-    workflow = getattr(detail.run, "workflow", None)
-    return workflow if isinstance(workflow, str) and workflow else None
+    return detail.run.workflow or None

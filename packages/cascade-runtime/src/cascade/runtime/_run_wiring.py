@@ -1,0 +1,158 @@
+"""What a run opens on the broker (its telemetry, constraints, commands, log lines and
+summaries) and closes, in order, at its end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cascade.interfaces import Connector, DecisionReply, DecisionRequest, RunOrigin
+
+from ._commands import CommandListener
+from ._constraints import ConstraintManager
+from ._control_link import ControlLink
+from ._graph import Graph
+from ._logs import RunLogs
+from ._scheduler import Run
+from ._steps import StepFailed, within
+from ._summary import EngineSummaries, summaries_for
+from ._telemetry import TelemetrySubscriber
+from ._tracing import RunTrace
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["RunWiring"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+
+class RunWiring:
+    """One run's links to the broker through ``engine.connector``: :meth:`open` before its
+    first task, :meth:`close_logs` before its end is emitted, :meth:`close` after (each step
+    bounded by the engine's ``shutdown_timeout``, never raising for the broker)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        connector: Connector,
+        scheduler: Run,
+        manager: ConstraintManager,
+        graph: Graph,
+        tracing: RunTrace | None,
+        *,
+        name: str | None,
+        origin: RunOrigin | None,
+        manage: bool,
+        decide: Callable[[DecisionRequest], DecisionReply | None],
+    ) -> None:
+        self.engine = engine
+        self.connector = connector
+        self.scheduler = scheduler
+        self.manager = manager
+        self.graph = graph
+        self.trace_id = tracing.trace_id if tracing is not None else None
+        self.name = name
+        self.origin = origin
+        self.manage = manage
+        self.decide = decide
+        self.telemetry: TelemetrySubscriber | None = None
+        self.summaries: EngineSummaries | None = None
+        self.logs: RunLogs | None = None
+        self.link: ControlLink | None = None
+        self.commands: CommandListener | None = None
+        self.unsubscribe_bus: Callable[[], None] | None = None
+
+    async def open(self) -> None:
+        """Subscribe to the constraints (waiting for the retained ones at most
+        ``connect_wait``) and to the run's commands, and start its telemetry, log lines and
+        summaries."""
+        engine, connector, run_id = self.engine, self.connector, self.scheduler.run_id
+        telemetry = self.telemetry = TelemetrySubscriber(
+            connector,
+            run_id=run_id,
+            org_id=engine.org_id,
+            project_id=engine.project_id,
+            topic_prefix=engine.topic_prefix,
+            sourced=engine.sourced_topics,
+            heartbeat_interval=engine.heartbeat_interval,
+            holds=self.manager.holds,
+            trace_id=self.trace_id,
+            name=self.name,
+            origin=self.origin,
+        )
+        commands = self.commands = CommandListener(
+            connector,
+            engine.cancel,
+            run_id,
+            engine.topic_prefix,
+            telemetry.request_snapshot,
+            org_id=engine.org_id,
+            decide=self.decide,
+        )
+        self.link = ControlLink(
+            connector,
+            self.manager,
+            topic_prefix=engine.topic_prefix,
+            manage=self.manage,
+            wait=engine.connect_wait,
+            then=commands.subscribe,  # after the constraints: the run waits on it not
+            task_names={node.lazy.name for node in self.graph.nodes},
+        )
+        await self.link.open()
+        self.unsubscribe_bus = engine.events.subscribe(telemetry)
+        telemetry.start()
+        if engine.logs is not None:
+            self.logs = self.scheduler.logs = RunLogs(
+                connector,
+                engine.logs,
+                run_id=run_id,
+                org_id=engine.org_id,
+                project_id=engine.project_id,
+                prefix=engine.topic_prefix,
+                sourced=engine.sourced_topics,
+                trace_id=self.trace_id,
+            )
+            self.logs.start()
+        if engine.summaries:
+            self.summaries = summaries_for(
+                connector, engine.topic_prefix, engine.heartbeat_interval
+            )
+            self.summaries.run_started(
+                telemetry,
+                org_id=engine.org_id,
+                project_id=engine.project_id,
+                trace_id=self.trace_id,
+            )
+
+    async def close_logs(self) -> None:
+        """Send the run's last log lines (before its end, for those who follow both)."""
+        if self.logs is not None:
+            stats = self.engine.stats
+            await self.logs.aclose(self.engine.shutdown_timeout)
+            stats.log_lines_sent += self.logs.sent
+            stats.log_lines_dropped += self.logs.dropped
+
+    async def close(self, status: str) -> None:
+        """Unsubscribe, send the run's last telemetry and then the source's summary with the
+        run ended, and disconnect a connection the run opened."""
+        engine = self.engine
+        timeout = engine.shutdown_timeout
+        if self.link is not None:
+            await self.link.close(timeout)
+        if self.commands is not None:
+            await self.commands.close(timeout)
+        if self.telemetry is not None:
+            await self.telemetry.aclose(timeout)
+            engine.stats.telemetry_dropped += self.telemetry.dropped
+            if self.summaries is not None:
+                await self.summaries.run_ended(self.telemetry, status, timeout)
+        if self.manage:
+            try:
+                async with within("disconnect", timeout, "shutdown_timeout"):
+                    await self.connector.disconnect()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
+        if self.unsubscribe_bus is not None:
+            self.unsubscribe_bus()
