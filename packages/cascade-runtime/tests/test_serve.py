@@ -402,7 +402,7 @@ async def test_runs_beyond_max_runs_wait_and_beyond_max_queued_are_refused(
         assert gate.built == 2  # the third's workflow was not even asked for its target
         assert loaded is not None
         assert (loaded.running, loaded.queued) == (1, 1)
-        assert [r.run_id for r in loaded.live] == [first.run_id]
+        assert [r.run_id for r in loaded.live] == [first.run_id, second.run_id]  # queued last
         gate.release.set()
         await recorder.until(
             lambda: (

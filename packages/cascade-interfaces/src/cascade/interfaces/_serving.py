@@ -155,7 +155,8 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     ``shared``: it takes requests through the shared subscription (the broker has them);
     else only those addressed to it. ``capacity``: runs it runs at once; ``running``: those
-    it runs now (``live`` lists them, at most 256); ``queued``: requests waiting for a slot.
+    it runs now; ``queued``: those waiting for a slot (``live`` lists both, running first, at
+    most 256).
     Published again whenever a run starts or ends, so requesters see the load.
     """
 

@@ -354,7 +354,7 @@ class Server:
     ) -> tuple[str, str, dict[str, Any]]:
         """The run ``request`` reruns (its full id), the first run of its line, and the params
         to rerun it with (those it ran with, updated by the request's)."""
-        results = getattr(self._engine, "results", None)
+        results = self._engine.results
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
         try:  # the store may be remote: read in a thread, as the engine does

@@ -96,10 +96,11 @@ class ServedRuns:
             accepted.task = asyncio.create_task(self._run(accepted), name="cascade-served-run")
 
     def live(self, at_most: int) -> list[ServedRun]:
-        """The runs running, as the announcement lists them."""
+        """The runs running, then those queued, as the announcement lists them (a queued
+        rerun too, so that no other server takes a rerun of the same run meanwhile)."""
         return [
             ServedRun(run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of)
-            for e in list(self.running.values())[:at_most]
+            for e in [*self.running.values(), *self.queue][:at_most]
         ]
 
     def on_event(self, event: Event) -> None:
