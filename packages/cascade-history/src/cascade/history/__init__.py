@@ -16,6 +16,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 """
 
 from ._attempts import Attempt, DecisionRecord
+from ._audit_records import AuditEvent
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
@@ -25,7 +26,6 @@ from ._received import Received, decode_message
 from ._recorder import Recorder
 from ._recorder_stats import RecorderStats
 from ._records import (
-    AuditEvent,
     Claim,
     Execution,
     RunDetail,

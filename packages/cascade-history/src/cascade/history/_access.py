@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._records import AuditEvent
+from ._audit_records import AuditEvent
 from ._schema import access_events
 from ._text import MAX_TEXT_BYTES, clean
 

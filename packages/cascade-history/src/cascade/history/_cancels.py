@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from cascade.interfaces import MAX_LISTED_TASKS, CancelReply, InvalidMessageError, TaskRef
 
+from ._audit_records import AuditEvent
 from ._inserts import insert_new
 from ._received import Received
-from ._records import AuditEvent
 from ._schema import cancels
 from ._text import MAX_TEXT_BYTES, checked_id, clean
 

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from cascade.interfaces import DecisionReply
 
 from ._attempts import DecisionRecord
+from ._audit_records import AuditEvent
 from ._inserts import insert_new
 from ._received import Received
-from ._records import AuditEvent
 from ._schema import decisions
 from ._text import MAX_TEXT_BYTES, checked_id, clean
 

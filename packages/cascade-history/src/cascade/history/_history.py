@@ -18,6 +18,7 @@ from typing_extensions import Self
 from cascade.interfaces import SourceGaps
 
 from ._attempts import DecisionRecord
+from ._audit_records import AuditEvent
 from ._decisions import run_decisions
 from ._engine import create_engine
 from ._errors import HistoryError, LocationError, from_database_error
@@ -45,7 +46,6 @@ from ._queries import (
 from ._readable import check_readable, refuse_foreign
 from ._received import Received
 from ._records import (
-    AuditEvent,
     Execution,
     RunDetail,
     RunSummary,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from cascade.interfaces import LifecycleEvent
 
-from ._records import AuditEvent
+from ._audit_records import AuditEvent
 from ._schema import runs, task_events
 from ._text import MAX_TEXT_BYTES, clean
 

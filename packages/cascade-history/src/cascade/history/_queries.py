@@ -18,11 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._access import refused_events, vouch
+from ._audit_records import AuditEvent
 from ._cancels import cancel_events
 from ._decisions import decision_events
 from ._lineage import origin_of, start_events
 from ._records import (
-    AuditEvent,
     Claim,
     Execution,
     RunLink,

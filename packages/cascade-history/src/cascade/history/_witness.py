@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from cascade.interfaces import IssuedNote
 
+from ._audit_records import AuditEvent
 from ._received import Received
-from ._records import AuditEvent
 from ._schema import issued_notes
 from ._text import clean
 
