@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from cascade.cli.rendering import render_status, render_watch, status_json
-from cascade.cli.rendering._fleet_render import render_fleet
+from cascade.cli.rendering import render_fleet, render_status, render_watch, status_json
 from cascade.interfaces import (
     EngineSummary,
     LifecycleEvent,

@@ -3,6 +3,7 @@ narrow terminal, times, and what holds a task as `cascade why` says it. Views re
 :class:`~cascade.interfaces.reader.ReaderModel` and never read messages themselves.
 """
 
+from ._fleet_render import render_fleet
 from ._holds_text import NOTHING_HOLDS, holds_text
 from ._render import engines_table, render_status, render_watch
 from ._status_json import status_json
@@ -13,6 +14,7 @@ __all__ = [
     "TimeFormat",
     "engines_table",
     "holds_text",
+    "render_fleet",
     "render_status",
     "render_watch",
     "status_json",
