@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from cascade.interfaces import Connector, DecisionReply, DecisionRequest, RunOrigin
 
 from ._commands import CommandListener
 from ._constraints import ConstraintManager
 from ._control_link import ControlLink
+from ._engine_face import EngineFace
 from ._graph import Graph
 from ._logs import RunLogs
 from ._scheduler import Run
@@ -19,9 +19,6 @@ from ._steps import StepFailed, within
 from ._summary import EngineSummaries, summaries_for
 from ._telemetry import TelemetrySubscriber
 from ._tracing import RunTrace
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = ["RunWiring"]
 
@@ -35,7 +32,7 @@ class RunWiring:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineFace,
         connector: Connector,
         scheduler: Run,
         manager: ConstraintManager,

@@ -9,7 +9,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -34,15 +34,13 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from ._announce import Announcer, Peers
+from ._engine_face import EngineFace
 from ._graph import build_graph
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import ServedFunction, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
 from ._steps import StepFailed, describe, explain, within
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = ["Server"]
 
@@ -66,7 +64,7 @@ class Server:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineFace,
         workflows: Mapping[str, Callable[..., Any]],
         run: Callable[..., Awaitable[Any]],
         *,
@@ -118,7 +116,7 @@ class Server:
         finally:
             _SERVING.discard(connector)
 
-    async def _serve(self, engine: Engine, connector: Connector) -> None:
+    async def _serve(self, engine: EngineFace, connector: Connector) -> None:
         manage = (
             not connector.is_connected
             if engine.manage_connection is None
@@ -303,7 +301,7 @@ class Server:
         params = dict(request.params)
         rerun_of = root_run = None
         if request.rerun_of is not None:
-            rerun_of, root_run, params = await self._rerun_params(request, params)
+            rerun_of, root_run, params = await self._rerun_params(request.rerun_of, request, params)
         try:
             bound = served.bind(params)
         except TypeError as exc:
@@ -350,15 +348,16 @@ class Server:
             raise _Refused(busy)
 
     async def _rerun_params(
-        self, request: StartRequest, params: dict[str, Any]
+        self, prefix: str, request: StartRequest, params: dict[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
-        """The run ``request`` reruns (its full id), the first run of its line, and the params
-        to rerun it with (those it ran with, updated by the request's)."""
+        """The run ``request`` reruns (``prefix``, its id or a prefix of it: its full id), the
+        first run of its line, and the params to rerun it with (those it ran with, updated by
+        the request's)."""
         results = self._engine.results
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
         try:  # the store may be remote: read in a thread, as the engine does
-            rerun_of = await asyncio.to_thread(results.resolve, request.rerun_of)
+            rerun_of = await asyncio.to_thread(results.resolve, prefix)
             manifest = await asyncio.to_thread(results.manifest, rerun_of)
         except ValueError as exc:  # RerunError: not there, ambiguous, unreadable
             raise _Refused(str(exc)) from None
