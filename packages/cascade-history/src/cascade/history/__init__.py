@@ -15,7 +15,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
-from ._attempts import Attempt, DecisionRecord
+from ._attempts import Attempt, DecisionRecord, StateChange
 from ._audit_records import AuditEvent
 from ._errors import HistoryError, LocationError
 from ._history import TASKS_PAGE, History, Mode
@@ -32,7 +32,6 @@ from ._records import (
     RunLink,
     RunSummary,
     SourceGap,
-    StateChange,
     Stored,
     TaskHistory,
     TaskStats,

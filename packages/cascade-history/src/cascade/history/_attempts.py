@@ -1,20 +1,65 @@
-"""A task's attempts and the decisions on its holds, as the history reads them back: each
-attempt's start, end, error, traceback and hold (:class:`Attempt`, from a task's states), and
-each engine's answer to a decision (:class:`DecisionRecord`, from the audit's ``decisions``).
+"""A task's states, its attempts and the decisions on its holds, as the history reads them
+back: each state it entered (:class:`StateChange`), each attempt's start, end, error,
+traceback and hold (:class:`Attempt`, from its states), and each engine's answer to a
+decision (:class:`DecisionRecord`, from the audit's ``decisions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._records import StateChange
-
-__all__ = ["Attempt", "DecisionRecord", "attempts_of"]
+__all__ = ["Attempt", "DecisionRecord", "StateChange", "attempts_of"]
 
 _ENDS = frozenset({"COMPLETED", "FAILED", "RETRYING", "SKIPPED", "CANCELLED", "HELD"})
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A task entering ``state`` at ``ts``, in its ``attempt``-th attempt (0: it never ran).
+
+    ``held_by`` (``BLOCKED`` only, from engines that say it): what held it back, the
+    event's holds as sent (see ``cascade.interfaces.Hold``); ``None`` when not said.
+    ``traceback`` (``FAILED`` and ``RETRYING`` only, from engines that send it): the failed
+    attempt's traceback, at most ``cascade.interfaces.MAX_TRACEBACK_LENGTH`` characters and
+    its marker; ``None`` when not sent. It is the engine's text: make it inert to show it.
+    ``HELD``: the task failed its ``attempt`` and its engine holds it for a decision
+    (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led
+    to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
+    hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
+    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
+    (``COMPLETED`` of a rerun): the run whose stored result it took instead of running.
+    """
+
+    state: str
+    ts: float
+    attempt: int
+    duration_ms: float
+    error: str
+    held_by: list[dict[str, Any]] | None = None
+    traceback: str | None = None
+    decided: dict[str, Any] | None = None
+    reused_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """This change as a JSON object (``held_by`` only where it was said)."""
+        change: dict[str, Any] = {
+            "state": self.state,
+            "ts": self.ts,
+            "attempt": self.attempt,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+        }
+        if self.held_by is not None:
+            change["held_by"] = self.held_by
+        if self.traceback is not None:
+            change["traceback"] = self.traceback
+        if self.decided is not None:
+            change["decided"] = self.decided
+        if self.reused_from is not None:
+            change["reused_from"] = self.reused_from
+        return change
 
 
 @dataclass(frozen=True, slots=True)

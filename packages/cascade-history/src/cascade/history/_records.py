@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._attempts import Attempt, attempts_of
+from ._attempts import Attempt, StateChange, attempts_of
 
 __all__ = [
     "Claim",
@@ -14,7 +14,6 @@ __all__ = [
     "RunLink",
     "RunSummary",
     "SourceGap",
-    "StateChange",
     "Stored",
     "TaskHistory",
     "TaskStats",
@@ -157,53 +156,6 @@ class RunSummary:
             "rerun_of": None if self.rerun_of is None else self.rerun_of.to_json(),
             "replaced_by": [link.to_json() for link in self.replaced_by],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """A task entering ``state`` at ``ts``, in its ``attempt``-th attempt (0: it never ran).
-
-    ``held_by`` (``BLOCKED`` only, from engines that say it): what held it back, the
-    event's holds as sent (see ``cascade.interfaces.Hold``); ``None`` when not said.
-    ``traceback`` (``FAILED`` and ``RETRYING`` only, from engines that send it): the failed
-    attempt's traceback, at most ``cascade.interfaces.MAX_TRACEBACK_LENGTH`` characters and
-    its marker; ``None`` when not sent. It is the engine's text: make it inert to show it.
-    ``HELD``: the task failed its ``attempt`` and its engine holds it for a decision
-    (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led
-    to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
-    hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
-    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
-    (``COMPLETED`` of a rerun): the run whose stored result it took instead of running.
-    """
-
-    state: str
-    ts: float
-    attempt: int
-    duration_ms: float
-    error: str
-    held_by: list[dict[str, Any]] | None = None
-    traceback: str | None = None
-    decided: dict[str, Any] | None = None
-    reused_from: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """This change as a JSON object (``held_by`` only where it was said)."""
-        change: dict[str, Any] = {
-            "state": self.state,
-            "ts": self.ts,
-            "attempt": self.attempt,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-        }
-        if self.held_by is not None:
-            change["held_by"] = self.held_by
-        if self.traceback is not None:
-            change["traceback"] = self.traceback
-        if self.decided is not None:
-            change["decided"] = self.decided
-        if self.reused_from is not None:
-            change["reused_from"] = self.reused_from
-        return change
 
 
 @dataclass(frozen=True, slots=True)

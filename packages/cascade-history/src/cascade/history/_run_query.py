@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from ._attempts import StateChange
 from ._queries import RUN_COLUMNS, Among, among_filter, escape_like, summaries
-from ._records import RunDetail, StateChange, TaskHistory
+from ._records import RunDetail, TaskHistory
 from ._schema import runs, task_events
 from ._task_filters import ESCAPE, FINISHED_STATES, matching
 
