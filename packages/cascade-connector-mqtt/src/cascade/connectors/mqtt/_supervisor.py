@@ -14,6 +14,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
 from ._connection import Connection
+from ._hosts import Node, node_name
 from ._link import ConnectRefusedError, LinkError, LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
@@ -43,6 +44,10 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
 class Supervisor:
     """Keeps one connection up while the connector is started.
 
+    With several nodes (``hosts=[...]``) the attempts go to each in turn:
+    the first attempt to the first node, and after a failed attempt or a lost
+    connection the next node, at once; the backoff delay comes after a round
+    in which every node failed, and after a lost connection as with one node.
     Each attempt gets a new session and a new :class:`~._connection.Connection`
     (with its link); a connection is served (presence, subscriptions, the
     reader and the sender) until it goes, then the next attempt waits its
@@ -86,6 +91,9 @@ class Supervisor:
         self._log = log
         self._closing = False
         self._ever_connected = False
+        self._nodes = options.nodes
+        self._index = 0  # the node being tried or served
+        self._last_node: Node | None = None  # the node of the last connection served
         self._rollcall: RollCall | None = None
         if presence.enabled:
             self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
@@ -101,6 +109,19 @@ class Supervisor:
     def online_connection(self) -> Connection | None:
         """The connection being served once online (subscriptions remade), else ``None``."""
         return self._connection if self._online else None
+
+    @property
+    def node(self) -> Node:
+        """The node connected to, or being tried (the first before any attempt)."""
+        return self._nodes[self._index]
+
+    @property
+    def where(self) -> str:
+        """The node as ``host:port``, for messages."""
+        return node_name(self.node)
+
+    def _next_node(self) -> None:
+        self._index = (self._index + 1) % len(self._nodes)
 
     @property
     def ever_connected(self) -> bool:
@@ -157,6 +178,7 @@ class Supervisor:
         """
         self._closing = False
         self._ever_connected = False
+        self._index, self._last_node = 0, None
         attempted = self._attempted = asyncio.Event()
         self._online_event = asyncio.Event()
         self._backoff.reset()
@@ -165,7 +187,9 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.connect_timeout
         if require:
-            opening = self._opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
+            opening = self._opening = asyncio.create_task(
+                self._open_first(deadline), name="cascade-mqtt-connect"
+            )
             try:
                 connection = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
@@ -225,13 +249,53 @@ class Supervisor:
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
 
-    async def open(self) -> Connection:
-        """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
+    async def _open_first(self, deadline: float) -> Connection:
+        """``connect(require=True)``'s attempt: each node in turn until ``deadline``.
+
+        One node: one attempt, its failure raised at once. Several: rounds of
+        attempts, each attempt bounded by its share of the time left in its
+        round and the rounds apart by the backoff, until one answers; then
+        :class:`ConnectError` naming each node's failure. A round in which
+        every node refused (CONNACK) is the last: retrying would not help.
+        """
+        nodes = self._nodes
+        if len(nodes) == 1:
+            return await self.open()
+        loop = asyncio.get_running_loop()
+        failures: dict[Node, str] = {}
+        while True:
+            all_refused = True
+            for i in range(len(nodes)):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._index = i
+                share = max(remaining / (len(nodes) - i), min(remaining, 0.5))
+                try:
+                    return await self.open(share)
+                except ConnectError as exc:
+                    failures[nodes[i]] = exc.reason
+                    all_refused = all_refused and isinstance(exc, ConnectRefusedError)
+            remaining = deadline - loop.time()
+            if all_refused or remaining <= 0:
+                details = "; ".join(f"{node_name(n)}: {why}" for n, why in failures.items())
+                host, port = nodes[0]
+                timeout = self._options.connect_timeout
+                reason = f"none of its {len(nodes)} nodes answered within {timeout:g} s ({details})"
+                raise ConnectError(host, port, reason)
+            await asyncio.sleep(min(self._backoff.next_delay(), remaining))
+
+    async def open(self, timeout: float | None = None) -> Connection:
+        """One connection attempt to the current node with a new session.
+
+        Raises ConnectError and leaves nothing open; ``timeout`` bounds it,
+        if shorter than the connect timeout.
+        """
         presence = self._presence
         presence.new_session()
         connection = Connection(
             self._make_link,
-            self._options.link_settings(presence.will()),
+            self._options.link_settings(self.node, presence.will(), timeout),
             self._subscriptions.marker_topic(presence.session),
             settled=self._sender.settled,
             unreadable=self._unreadable,
@@ -262,12 +326,19 @@ class Supervisor:
         """
         assert self._attempted is not None
         short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
+        tried = 0  # failed attempts since the last delay: a round ends after one per node
         loop = asyncio.get_running_loop()
         while True:
             if connection is None:
                 try:
                     connection = await self.open()
                 except ConnectError as exc:
+                    tried += 1
+                    self._next_node()
+                    if tried < len(self._nodes):
+                        self._log.warning("node-failed", "%s; trying %s next", exc, self.where)
+                        continue
+                    tried = 0
                     self._attempted.set()
                     if isinstance(exc, ConnectRefusedError):
                         delay = self._backoff.capped_delay()
@@ -297,6 +368,8 @@ class Supervisor:
                 self._sender.lost()  # what it did not confirm is queued again
                 await self._close(connection, graceful=self._closing)
             connection = None
+            tried = 0
+            self._next_node()  # with several nodes, the next one is tried first
             uptime = loop.time() - connected_at
             stable = uptime >= self._backoff.maximum
             if stable:
@@ -310,7 +383,7 @@ class Supervisor:
         self, short_lived: int, uptime: float, failure: LinkError | None, delay: float
     ) -> None:
         """Log why the connection ended and when the next attempt comes."""
-        where = f"{self._options.hostname}:{self._options.port}"
+        where = node_name(self._last_node or self.node)
         if short_lived > 1:  # accepted again and dropped again: the broker refuses us
             self._log.warning(
                 "unstable-repeated",
@@ -371,10 +444,13 @@ class Supervisor:
             self._attempted.set()
             if self._online_event is not None:
                 self._online_event.set()
+            node, last = self.node, self._last_node
+            if last is not None and node != last:
+                _log.info("moved to broker node %s (from %s)", node_name(node), node_name(last))
+            self._last_node = node
             _log.info(
-                "connected to %s:%d as %s (session %d)",
-                self._options.hostname,
-                self._options.port,
+                "connected to %s as %s (session %d)",
+                node_name(node),
                 presence.source_id,
                 presence.session,
             )
