@@ -19,6 +19,7 @@ from ._link import ConnectRefusedError, LinkError, LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._rollcall import RollCall
+from ._rotation import Rotation, first_answer
 from ._sender import Sender
 from ._subscriptions import Subscriptions
 
@@ -91,9 +92,7 @@ class Supervisor:
         self._log = log
         self._closing = False
         self._ever_connected = False
-        self._nodes = options.nodes
-        self._index = 0  # the node being tried or served
-        self._last_node: Node | None = None  # the node of the last connection served
+        self._rotation = Rotation(options.nodes)
         self._rollcall: RollCall | None = None
         if presence.enabled:
             self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
@@ -113,15 +112,12 @@ class Supervisor:
     @property
     def node(self) -> Node:
         """The node connected to, or being tried (the first before any attempt)."""
-        return self._nodes[self._index]
+        return self._rotation.current
 
     @property
     def where(self) -> str:
         """The node as ``host:port``, for messages."""
-        return node_name(self.node)
-
-    def _next_node(self) -> None:
-        self._index = (self._index + 1) % len(self._nodes)
+        return self._rotation.where
 
     @property
     def ever_connected(self) -> bool:
@@ -178,7 +174,7 @@ class Supervisor:
         """
         self._closing = False
         self._ever_connected = False
-        self._index, self._last_node = 0, None
+        self._rotation.restart()
         attempted = self._attempted = asyncio.Event()
         self._online_event = asyncio.Event()
         self._backoff.reset()
@@ -187,9 +183,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.connect_timeout
         if require:
-            opening = self._opening = asyncio.create_task(
-                self._open_first(deadline), name="cascade-mqtt-connect"
+            first = first_answer(
+                self._rotation, self.open, deadline, self._backoff, self._options.connect_timeout
             )
+            opening = self._opening = asyncio.create_task(first, name="cascade-mqtt-connect")
             try:
                 connection = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
@@ -249,42 +246,6 @@ class Supervisor:
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
 
-    async def _open_first(self, deadline: float) -> Connection:
-        """``connect(require=True)``'s attempt: each node in turn until ``deadline``.
-
-        One node: one attempt, its failure raised at once. Several: rounds of
-        attempts, each attempt bounded by its share of the time left in its
-        round and the rounds apart by the backoff, until one answers; then
-        :class:`ConnectError` naming each node's failure. A round in which
-        every node refused (CONNACK) is the last: retrying would not help.
-        """
-        nodes = self._nodes
-        if len(nodes) == 1:
-            return await self.open()
-        loop = asyncio.get_running_loop()
-        failures: dict[Node, str] = {}
-        while True:
-            all_refused = True
-            for i in range(len(nodes)):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._index = i
-                share = max(remaining / (len(nodes) - i), min(remaining, 0.5))
-                try:
-                    return await self.open(share)
-                except ConnectError as exc:
-                    failures[nodes[i]] = exc.reason
-                    all_refused = all_refused and isinstance(exc, ConnectRefusedError)
-            remaining = deadline - loop.time()
-            if all_refused or remaining <= 0:
-                details = "; ".join(f"{node_name(n)}: {why}" for n, why in failures.items())
-                host, port = nodes[0]
-                timeout = self._options.connect_timeout
-                reason = f"none of its {len(nodes)} nodes answered within {timeout:g} s ({details})"
-                raise ConnectError(host, port, reason)
-            await asyncio.sleep(min(self._backoff.next_delay(), remaining))
-
     async def open(self, timeout: float | None = None) -> Connection:
         """One connection attempt to the current node with a new session.
 
@@ -326,19 +287,15 @@ class Supervisor:
         """
         assert self._attempted is not None
         short_lived = 0  # connections in a row that ended within backoff_max of their CONNACK
-        tried = 0  # failed attempts since the last delay: a round ends after one per node
         loop = asyncio.get_running_loop()
         while True:
             if connection is None:
                 try:
                     connection = await self.open()
                 except ConnectError as exc:
-                    tried += 1
-                    self._next_node()
-                    if tried < len(self._nodes):
+                    if self._rotation.failed():  # another node to try in this round
                         self._log.warning("node-failed", "%s; trying %s next", exc, self.where)
                         continue
-                    tried = 0
                     self._attempted.set()
                     if isinstance(exc, ConnectRefusedError):
                         delay = self._backoff.capped_delay()
@@ -368,8 +325,7 @@ class Supervisor:
                 self._sender.lost()  # what it did not confirm is queued again
                 await self._close(connection, graceful=self._closing)
             connection = None
-            tried = 0
-            self._next_node()  # with several nodes, the next one is tried first
+            self._rotation.lost()  # with several nodes, the next one is tried first
             uptime = loop.time() - connected_at
             stable = uptime >= self._backoff.maximum
             if stable:
@@ -383,7 +339,7 @@ class Supervisor:
         self, short_lived: int, uptime: float, failure: LinkError | None, delay: float
     ) -> None:
         """Log why the connection ended and when the next attempt comes."""
-        where = node_name(self._last_node or self.node)
+        where = self._rotation.served_last
         if short_lived > 1:  # accepted again and dropped again: the broker refuses us
             self._log.warning(
                 "unstable-repeated",
@@ -444,13 +400,12 @@ class Supervisor:
             self._attempted.set()
             if self._online_event is not None:
                 self._online_event.set()
-            node, last = self.node, self._last_node
-            if last is not None and node != last:
-                _log.info("moved to broker node %s (from %s)", node_name(node), node_name(last))
-            self._last_node = node
+            moved_from = self._rotation.serve()
+            if moved_from is not None:
+                _log.info("moved to broker node %s (from %s)", self.where, node_name(moved_from))
             _log.info(
                 "connected to %s as %s (session %d)",
-                node_name(node),
+                self.where,
                 presence.source_id,
                 presence.session,
             )
