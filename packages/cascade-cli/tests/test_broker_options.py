@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.cli import app
-from cascade.cli.plumbing import BrokerOptions, CliContext
+from cascade.cli.plumbing import BrokerOptions, CliContext, mqtt_connector
+from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Connector
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -72,3 +73,67 @@ def test_bad_ca_file_fails_in_one_line(tmp_path: Path) -> None:
     assert "TLS" in result.output
     assert "bad.pem" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--host", "a:1883,b:1884,[::1]"], {}),
+        ([], {"CASCADE_MQTT_HOST": "a:1883, b:1884 ,[::1]"}),
+    ],
+)
+def test_several_nodes_as_a_comma_list(args: list[str], env: dict[str, str]) -> None:
+    """`--host a:1883,b:1884` (or CASCADE_MQTT_HOST): the first node, then the others in order;
+    an entry without a port gets --port's."""
+    seen: list[BrokerOptions] = []
+
+    def factory(options: BrokerOptions) -> Connector:
+        seen.append(options)
+        return InMemoryConnector(InMemoryBroker(), presence=False)
+
+    result = CliRunner().invoke(
+        app, ["status", *args], env=env, obj=CliContext(connector_factory=factory)
+    )
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    assert (options.host, options.port) == ("a", 1883)
+    assert options.hosts == ("a:1883", "b:1884", "[::1]:1883")
+    assert options.address == "a:1883,b:1884,[::1]:1883"
+    connector = mqtt_connector(options)
+    assert isinstance(connector, MqttConnector)
+    assert connector.hosts == options.hosts
+    assert (connector.hostname, connector.port) == ("a", 1883)
+
+
+@pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        ("a,,b", "empty entry"),
+        ("a,", "empty entry"),
+        ("a,a:1883", "names a node twice"),
+        ("a,b:0", "must be a number from 1 to 65535"),
+        ("a,b c", "not a host name"),
+    ],
+)
+def test_bad_node_lists_are_usage_errors(host: str, words: str) -> None:
+    """A bad comma list exits 2 naming --host and what is wrong, before anything is made."""
+    seen: list[BrokerOptions] = []
+
+    def factory(options: BrokerOptions) -> Connector:
+        seen.append(options)
+        return InMemoryConnector(InMemoryBroker(), presence=False)
+
+    result = CliRunner().invoke(
+        app, ["status", "--host", host], obj=CliContext(connector_factory=factory)
+    )
+    assert result.exit_code == 2, result.output
+    assert "--host" in result.output
+    assert words in " ".join(result.output.split())
+    assert seen == []
+
+
+def test_one_host_makes_a_one_node_connector() -> None:
+    """Without a comma nothing changes: hostname and port as given."""
+    connector = mqtt_connector(BrokerOptions(host="broker", port=1999))
+    assert isinstance(connector, MqttConnector)
+    assert connector.hosts == ("broker:1999",)

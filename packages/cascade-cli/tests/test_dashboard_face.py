@@ -14,3 +14,9 @@ def test_the_record_command_names_the_broker_its_user_and_tls_never_the_password
 
 def test_the_record_command_of_a_default_broker_is_on_localhost() -> None:
     assert record_command(BrokerOptions()) == "cascade record --host localhost:1883"
+
+
+def test_the_record_command_names_every_node() -> None:
+    """A broker of several nodes (--host a,b:1884): all of them, in order."""
+    broker = BrokerOptions(host="a", other_hosts=("b:1884",))
+    assert record_command(broker) == "cascade record --host a:1883,b:1884"

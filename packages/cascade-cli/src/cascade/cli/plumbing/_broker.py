@@ -55,7 +55,8 @@ StopAfter = Annotated[
 @dataclass(frozen=True)
 class BrokerOptions:
     """Where the broker is and how to log in; ``host=None`` means localhost (or, for
-    ``demo``, an embedded broker).
+    ``demo``, an embedded broker). ``other_hosts``: the broker's further nodes
+    (``--host a:1883,b:1883``), each ``host:port``, tried in turn after ``host``.
 
     The fields after ``timeout`` are not options of every command: `cascade
     record` sets them from its own (a stable client id with a persistent
@@ -72,11 +73,19 @@ class BrokerOptions:
     client_id: str | None = None
     session_expiry: float | None = None
     protocol: str = "3.1.1"
+    other_hosts: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
-        """``host:port`` for messages."""
-        return f"{self.host or 'localhost'}:{self.port}"
+        """``host:port`` for messages (``a:1883,b:1883`` with several nodes)."""
+        return ",".join(self.hosts)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every node as ``host:port`` (``[v6 address]:port``), in the order they are tried."""
+        host = self.host or "localhost"
+        first = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return (first, *self.other_hosts)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``--tls`` / ``--ca-file``, or ``None`` for plain TCP."""
@@ -102,9 +111,11 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
     except OSError as exc:  # ssl.SSLError is an OSError
         reason = f"cannot set up TLS with CA file {options.ca_file}: {exc}"
         raise ConnectError(options.host or "localhost", options.port, reason) from None
+    where: dict[str, Any] = {"hostname": options.host or "localhost", "port": options.port}
+    if options.other_hosts:
+        where = {"hosts": options.hosts}
     return MqttConnector(
-        hostname=options.host or "localhost",
-        port=options.port,
+        **where,
         username=options.username,
         password=options.password,
         tls=tls,
@@ -129,7 +140,8 @@ _PARAMETERS: dict[str, Any] = {
         str | None,
         typer.Option(
             envvar="CASCADE_MQTT_HOST",
-            help="Broker host, or host:port (default: localhost).",
+            help="Broker host, or host:port (default: localhost); several nodes of one "
+            "broker as a comma list, a:1883,b:1883, tried in turn.",
         ),
     ],
     "port": Annotated[
@@ -187,8 +199,9 @@ def broker_options(command: _F) -> _F:
         }
         # the command's typer.Context (some typer versions pass their vendored click's class)
         context = next((a for a in (*args, *kwargs.values()) if _is_context(a)), None)
-        values["host"], values["port"] = _address(values["host"], values["port"], context)
-        return command(*args, broker=BrokerOptions(**values), **kwargs)
+        host, port, others = _nodes(values["host"], values["port"], context)
+        values["host"], values["port"] = host, port
+        return command(*args, broker=BrokerOptions(**values, other_hosts=others), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
@@ -206,6 +219,33 @@ def _is_context(value: object) -> bool:
 def _source(context: Any, name: str) -> int:
     source = context.get_parameter_source(name) if context is not None else None
     return _LEVELS.index(source.name) if source is not None and source.name in _LEVELS else 0
+
+
+def _nodes(hosts: str | None, port: int, context: Any) -> tuple[str | None, int, tuple[str, ...]]:
+    """``--host a:1883,b``: the first node's host and port, and the others as ``host:port``.
+
+    Each entry as :func:`_address` takes one; an empty entry or a node named
+    twice exits 2.
+    """
+    if hosts is None or "," not in hosts:
+        return (*_address(hosts, port, context), ())
+    entries = [entry.strip() for entry in hosts.split(",")]
+    if not all(entries):
+        raise typer.BadParameter(
+            f"{hosts!r} has an empty entry: give nodes as a comma list, a:1883,b:1883",
+            param_hint="'--host'",
+        )
+    for entry in entries:
+        if any(c.isspace() for c in entry):
+            raise typer.BadParameter(
+                f"{entry!r} in {hosts!r} is not a host name or address", param_hint="'--host'"
+            )
+    nodes = [_address(entry, port, context) for entry in entries]
+    named = [f"[{h}]:{p}" if ":" in str(h) else f"{h}:{p}" for h, p in nodes]
+    if len(set(named)) != len(named):
+        raise typer.BadParameter(f"{hosts!r} names a node twice", param_hint="'--host'")
+    (host, first_port), *_ = nodes
+    return host, first_port, tuple(named[1:])
 
 
 def _address(host: str | None, port: int, context: Any) -> tuple[str | None, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ from cascade.interfaces.connector_kit import (
     validate_topic,
 )
 
+from ._hosts import node_name
 from ._lifecycle import Lifecycle
 from ._link import LinkFactory
 from ._options import ConnectorOptions
@@ -59,7 +60,16 @@ def _default_link() -> LinkFactory:
 class MqttConnector:
     """A :class:`~cascade.interfaces.Connector` over MQTT, safe inside a workflow engine.
 
-    ``MqttConnector(hostname, port=1883, **options)``. Options:
+    ``MqttConnector(hostname, port=1883, **options)``, or, for a broker of
+    several nodes, ``MqttConnector(hosts=["a:1883", "b:1883"], **options)``:
+    the connector tries the nodes in order (an entry without a port gets
+    ``port``) and, when its node goes, the next ones at once, from the one
+    after it; the backoff delay comes between rounds in which every node
+    failed. Each move is logged at INFO (``moved to broker node b:1883 (from
+    a:1883)``) and :attr:`hostname` and :attr:`port` say which node it is on.
+    Subscriptions are made again on the new node (its retained messages
+    delivered), and what was not confirmed is sent again there. A bad entry
+    raises ``ValueError`` naming it. Options:
 
     - ``username``, ``password``: credentials.
     - ``tls``: ``True`` for TLS with the system's CAs (or ``tls_ca_file``), or an
@@ -106,14 +116,17 @@ class MqttConnector:
     ``connect()`` never raises for network faults: it waits up to the connect
     timeout for the broker and keeps trying in the background. With
     ``require=True`` (for a CLI) it raises :class:`~cascade.interfaces.ConnectError`
-    with the cause instead, and the connector stays disconnected.
+    with the cause instead, and the connector stays disconnected; with several
+    nodes it tries each in turn (rounds apart by the backoff) for up to
+    ``connect_timeout`` before raising, naming each node's failure.
     """
 
     def __init__(
         self,
-        hostname: str,
+        hostname: str | None = None,
         port: int = 1883,
         *,
+        hosts: Sequence[str] | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: bool | ssl.SSLContext = False,
@@ -139,6 +152,7 @@ class MqttConnector:
         options = self._options = ConnectorOptions(
             hostname=hostname,
             port=port,
+            hosts=hosts if hosts is None or isinstance(hosts, str) else tuple(hosts),
             username=username,
             password=password,
             tls=tls,
@@ -180,21 +194,24 @@ class MqttConnector:
             self._stats,
             self._log,
         )
-        self._lifecycle = Lifecycle(
-            self._supervisor, make_link.check, options.hostname, options.port, options.flush_timeout
-        )
+        self._lifecycle = Lifecycle(self._supervisor, make_link.check, options.flush_timeout)
 
     # -- properties -----------------------------------------------------------------------
 
     @property
     def hostname(self) -> str:
-        """The broker's host name or address."""
-        return self._options.hostname
+        """The broker's host name or address: of the node connected to (or being tried)."""
+        return self._supervisor.node[0]
 
     @property
     def port(self) -> int:
-        """The broker's port."""
-        return self._options.port
+        """The broker's port: of the node connected to (or being tried)."""
+        return self._supervisor.node[1]
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The broker's nodes in the order they are tried, as ``host:port``."""
+        return tuple(node_name(node) for node in self._options.nodes)
 
     @property
     def connect_timeout(self) -> float:
@@ -347,7 +364,7 @@ class MqttConnector:
         seconds (default: the connector's ``flush_timeout``). Messages dropped
         from a full buffer count as settled.
         """
-        where = f"{self.hostname}:{self.port}"
+        where = self._supervisor.where
         await self._sender.flush(self.flush_timeout if timeout is None else timeout, where)
 
     async def subscribe(
@@ -377,4 +394,4 @@ class MqttConnector:
             if self._supervisor.started
             else "stopped"
         )
-        return f"<MqttConnector {self.hostname}:{self.port} {self.source_id} {state}>"
+        return f"<MqttConnector {self._supervisor.where} {self.source_id} {state}>"

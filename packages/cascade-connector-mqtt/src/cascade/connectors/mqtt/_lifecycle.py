@@ -28,14 +28,10 @@ class Lifecycle:
         self,
         supervisor: Supervisor,
         check: Callable[[], None],
-        hostname: str,
-        port: int,
         flush_timeout: float,
     ) -> None:
         self._supervisor = supervisor
         self._check = check
-        self._hostname = hostname
-        self._port = port
         self._flush_timeout = flush_timeout
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._disconnects = 0  # disconnect() calls: a connect() called before one gives up
@@ -57,12 +53,10 @@ class Lifecycle:
         if not require:
             return
         if self._disconnects != disconnects:
-            raise ConnectError(
-                self._hostname, self._port, "disconnect() was called while connecting"
-            )
+            raise ConnectError(*supervisor.node, "disconnect() was called while connecting")
         if not ran and not supervisor.ever_connected:  # an earlier connect() without require
             raise ConnectError(
-                self._hostname, self._port, "not connected yet: an earlier connect() keeps trying"
+                *supervisor.node, "not connected yet: an earlier connect() keeps trying"
             )
 
     def _connecting(self) -> asyncio.Lock:
@@ -82,7 +76,7 @@ class Lifecycle:
                 await asyncio.shield(self._stopping)
             return
         supervisor.halt()  # from here on, publish() drops
-        where = f"{self._hostname}:{self._port}"
+        where = supervisor.where
         stopping = self._stopping = asyncio.create_task(
             supervisor.shut_down(self._flush_timeout, where), name="cascade-mqtt-stop"
         )

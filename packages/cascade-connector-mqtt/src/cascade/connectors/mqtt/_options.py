@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from cascade.interfaces.connector_kit import (
     validate_prefix,
 )
 
+from ._hosts import Node, nodes_from
 from ._link import LinkSettings
 
 __all__ = [
@@ -54,11 +55,12 @@ class ConnectorOptions:
 
     Raises ``ValueError`` or ``TypeError`` naming the option that is wrong. The
     fields after ``client_options`` are derived: the MQTT version, the TLS
-    context, and the sanitized source id and prefix.
+    context, the broker's nodes in order, and the sanitized source id and prefix.
     """
 
-    hostname: str
+    hostname: str | None
     port: int
+    hosts: Sequence[str] | None
     username: str | None
     password: str | None = field(repr=False)
     tls: bool | ssl.SSLContext
@@ -80,6 +82,7 @@ class ConnectorOptions:
     client_options: Mapping[str, Any]
     mqtt5: bool = field(init=False)
     tls_context: ssl.SSLContext | None = field(init=False, repr=False)
+    nodes: tuple[Node, ...] = field(init=False)
     source: str = field(init=False)
     prefix: str = field(init=False)
 
@@ -113,6 +116,7 @@ class ConnectorOptions:
         given = self.source_id
         source = validate_id(given, "source_id") if given else default_source_id()
         derived = {
+            "nodes": nodes_from(self.hostname, self.port, self.hosts),
             "mqtt5": mqtt5_from(self.protocol),
             "tls_context": _tls_context(self.tls, self.tls_ca_file),
             "source": sanitize_segment(source),
@@ -121,16 +125,22 @@ class ConnectorOptions:
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
-    def link_settings(self, will: tuple[str, bytes] | None) -> LinkSettings:
-        """The settings of one connection attempt, with this session's will."""
+    def link_settings(
+        self, node: Node, will: tuple[str, bytes] | None, connect_timeout: float | None = None
+    ) -> LinkSettings:
+        """The settings of one connection attempt to ``node``, with this session's will.
+
+        ``connect_timeout`` bounds this attempt, if shorter than the connector's.
+        """
+        bound = self.connect_timeout if connect_timeout is None else connect_timeout
         return LinkSettings(
-            hostname=self.hostname,
-            port=self.port,
+            hostname=node[0],
+            port=node[1],
             client_id=self.client_id,
             session_expiry=None if self.session_expiry is None else int(self.session_expiry),
             mqtt5=self.mqtt5,
             keepalive=self.keepalive,
-            connect_timeout=self.connect_timeout,
+            connect_timeout=min(self.connect_timeout, bound),
             acked_window=min(self.max_in_flight, ACKED_WINDOW),
             username=self.username,
             password=self.password,

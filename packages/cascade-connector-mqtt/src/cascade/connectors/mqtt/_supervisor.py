@@ -14,10 +14,12 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
 from ._connection import Connection
+from ._hosts import Node, node_name
 from ._link import ConnectRefusedError, LinkError, LinkFactory
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._rollcall import RollCall
+from ._rotation import Rotation, first_answer
 from ._sender import Sender
 from ._subscriptions import Subscriptions
 
@@ -43,6 +45,10 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
 class Supervisor:
     """Keeps one connection up while the connector is started.
 
+    With several nodes (``hosts=[...]``) the attempts go to each in turn:
+    the first attempt to the first node, and after a failed attempt or a lost
+    connection the next node, at once; the backoff delay comes after a round
+    in which every node failed, and after a lost connection as with one node.
     Each attempt gets a new session and a new :class:`~._connection.Connection`
     (with its link); a connection is served (presence, subscriptions, the
     reader and the sender) until it goes, then the next attempt waits its
@@ -86,6 +92,7 @@ class Supervisor:
         self._log = log
         self._closing = False
         self._ever_connected = False
+        self._rotation = Rotation(options.nodes)
         self._rollcall: RollCall | None = None
         if presence.enabled:
             self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
@@ -101,6 +108,16 @@ class Supervisor:
     def online_connection(self) -> Connection | None:
         """The connection being served once online (subscriptions remade), else ``None``."""
         return self._connection if self._online else None
+
+    @property
+    def node(self) -> Node:
+        """The node connected to, or being tried (the first before any attempt)."""
+        return self._rotation.current
+
+    @property
+    def where(self) -> str:
+        """The node as ``host:port``, for messages."""
+        return self._rotation.where
 
     @property
     def ever_connected(self) -> bool:
@@ -157,6 +174,7 @@ class Supervisor:
         """
         self._closing = False
         self._ever_connected = False
+        self._rotation.restart()
         attempted = self._attempted = asyncio.Event()
         self._online_event = asyncio.Event()
         self._backoff.reset()
@@ -165,7 +183,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.connect_timeout
         if require:
-            opening = self._opening = asyncio.create_task(self.open(), name="cascade-mqtt-connect")
+            first = first_answer(
+                self._rotation, self.open, deadline, self._backoff, self._options.connect_timeout
+            )
+            opening = self._opening = asyncio.create_task(first, name="cascade-mqtt-connect")
             try:
                 connection = await opening  # raises ConnectError; nothing is left running
             except asyncio.CancelledError:
@@ -225,13 +246,17 @@ class Supervisor:
         if self._attempted is not None:
             self._attempted.set()  # a connect() waiting for the first attempt returns
 
-    async def open(self) -> Connection:
-        """One connection attempt with a new session; raises ConnectError, leaves nothing open."""
+    async def open(self, timeout: float | None = None) -> Connection:
+        """One connection attempt to the current node with a new session.
+
+        Raises ConnectError and leaves nothing open; ``timeout`` bounds it,
+        if shorter than the connect timeout.
+        """
         presence = self._presence
         presence.new_session()
         connection = Connection(
             self._make_link,
-            self._options.link_settings(presence.will()),
+            self._options.link_settings(self.node, presence.will(), timeout),
             self._subscriptions.marker_topic(presence.session),
             settled=self._sender.settled,
             unreadable=self._unreadable,
@@ -268,6 +293,9 @@ class Supervisor:
                 try:
                     connection = await self.open()
                 except ConnectError as exc:
+                    if self._rotation.failed():  # another node to try in this round
+                        self._log.warning("node-failed", "%s; trying %s next", exc, self.where)
+                        continue
                     self._attempted.set()
                     if isinstance(exc, ConnectRefusedError):
                         delay = self._backoff.capped_delay()
@@ -297,6 +325,7 @@ class Supervisor:
                 self._sender.lost()  # what it did not confirm is queued again
                 await self._close(connection, graceful=self._closing)
             connection = None
+            self._rotation.lost()  # with several nodes, the next one is tried first
             uptime = loop.time() - connected_at
             stable = uptime >= self._backoff.maximum
             if stable:
@@ -310,7 +339,7 @@ class Supervisor:
         self, short_lived: int, uptime: float, failure: LinkError | None, delay: float
     ) -> None:
         """Log why the connection ended and when the next attempt comes."""
-        where = f"{self._options.hostname}:{self._options.port}"
+        where = self._rotation.served_last
         if short_lived > 1:  # accepted again and dropped again: the broker refuses us
             self._log.warning(
                 "unstable-repeated",
@@ -371,10 +400,12 @@ class Supervisor:
             self._attempted.set()
             if self._online_event is not None:
                 self._online_event.set()
+            moved_from = self._rotation.serve()
+            if moved_from is not None:
+                _log.info("moved to broker node %s (from %s)", self.where, node_name(moved_from))
             _log.info(
-                "connected to %s:%d as %s (session %d)",
-                self._options.hostname,
-                self._options.port,
+                "connected to %s as %s (session %d)",
+                self.where,
                 presence.source_id,
                 presence.session,
             )

@@ -16,9 +16,7 @@ __all__ = ["demo_loop", "record_command"]
 
 def record_command(broker: BrokerOptions) -> str:
     """`cascade record` on the dashboard's broker (its password aside: it has a variable)."""
-    host = broker.host or "localhost"
-    address = f"[{host}]:{broker.port}" if ":" in host else f"{host}:{broker.port}"
-    words = ["cascade", "record", "--host", address]
+    words = ["cascade", "record", "--host", broker.address]  # every node: a:1883,b:1883
     if broker.username:
         words += ["--username", broker.username]
     if broker.ca_file is not None:

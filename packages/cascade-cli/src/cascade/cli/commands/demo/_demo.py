@@ -162,8 +162,7 @@ def demo_engine_connector(broker: BrokerOptions) -> Connector:
     from cascade.connectors.mqtt import MqttConnector
 
     return MqttConnector(
-        broker.host or "localhost",
-        broker.port,
+        hosts=broker.hosts,
         username=broker.username,
         password=broker.password,
         tls=broker.ssl_context() or False,
@@ -296,4 +295,6 @@ async def run_demo(
 
 def _shown_host(options: BrokerOptions) -> str:
     """``--host`` as a user would type it again: without the port when it is MQTT's own."""
-    return options.address if options.port != 1883 else options.host or "localhost"
+    if options.other_hosts or options.port != 1883:
+        return options.address
+    return options.host or "localhost"
