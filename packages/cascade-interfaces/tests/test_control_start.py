@@ -116,7 +116,7 @@ async def test_a_stopped_process_is_no_longer_listed(
 
 
 async def test_an_announcement_from_another_source_than_its_topic_is_refused(
-    broker: InMemoryBroker, client: InMemoryConnector
+    broker: InMemoryBroker, client: InMemoryConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The topic's level is what a broker ACL binds to the login: a payload claiming
     another source is not listed (and a start is not sent to it)."""
@@ -128,6 +128,7 @@ async def test_an_announcement_from_another_source_than_its_topic_is_refused(
         assert await served(client, timeout=1.0) == []
         with pytest.raises(NobodyServesError, match="nobody serves nightly"):
             await start(client, "nightly", {"day": "mon"}, timeout=1.0)
+    assert "refused an announcement on 'cascade/served/mallory': its source is not" in caplog.text
 
 
 async def test_a_start_is_started_with_a_new_run_and_its_origin(

@@ -11,6 +11,7 @@ it again (the roll call), and answers are awaited for a moment: nothing says all
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,11 +28,12 @@ from cascade.interfaces import (
     served_filter,
     status_filter,
 )
-from cascade.interfaces.connector_kit import event_set
+from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.reader import ROLLCALL_WAIT, ReaderModel
 
 __all__ = ["Served", "ServedHeard", "listen_served", "served"]
 
+_log = RateLimitedLogger(logging.getLogger("cascade.control.served"))
 _KEPT = 10_000  # announcements kept at most: bounded whatever a hostile publisher sends
 
 
@@ -59,8 +61,9 @@ class Served:
 
 class ServedHeard:
     """A callback on the announcements and the statuses: keeps the latest announcement of
-    each source (an empty one forgets it), refuses (counts) one whose ``source`` is not its
-    topic's, and calls ``on_change`` after each announcement or status taken."""
+    each source (an empty one forgets it), refuses one whose ``source`` is not its topic's,
+    a malformed one, and a new source's beyond 10,000 (counted in :attr:`refused`, logged at
+    a limited rate), and calls ``on_change`` after each announcement or status taken."""
 
     def __init__(self, prefix: str, on_change: Callable[[], None] | None = None) -> None:
         self.announcements: dict[str, ServedAnnouncement] = {}
@@ -88,16 +91,20 @@ class ServedHeard:
             return
         try:
             announcement = decode_served(message.raw)
-        except InvalidMessageError:
-            self.refused += 1
+        except InvalidMessageError as exc:
+            self._refuse(message.topic, f"malformed: {exc}")
             return
         if not same_source(announcement.source, level):
-            self.refused += 1
+            self._refuse(message.topic, "its source is not its topic's")
             return
         if level not in self.announcements and len(self.announcements) >= _KEPT:
-            self.refused += 1
+            self._refuse(message.topic, f"{_KEPT:,} announcements kept already")
             return
         self.announcements[level] = announcement
+
+    def _refuse(self, topic: str, why: str) -> None:
+        self.refused += 1
+        _log.log(logging.WARNING, why[:16], "refused an announcement on %r: %s", topic[:256], why)
 
     def online(self, source: str) -> bool:
         """Whether ``source`` is online, as its status says (unknown counts as online)."""
