@@ -12,8 +12,10 @@ installed; see ``.is_mosquitto`` and ``.supports_mqtt5``),
 ``mosquitto_broker`` (one per test, can ``stop``/``pause``/``resume``/
 ``restart``) or ``mqtt_tls_broker`` (TLS and a password file) as arguments.
 ``family_mqtt_broker`` and friends register the same fixture names on the
-broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default, or
-``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`), with
+broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default,
+``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`, or ``nats``:
+a three-node NATS JetStream cluster speaking MQTT, :class:`NatsCluster`,
+and one :class:`NatsNode` per test that stops or hangs its broker), with
 ``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
 ``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
@@ -69,6 +71,8 @@ from ._memory_fixtures import (
     publish_retained,
 )
 from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
+from ._mqtt_probe import mqtt_accepts
+from ._nats import NO_NATS, NatsCluster, NatsNode, nats_server_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user
@@ -94,6 +98,7 @@ __all__ = [
     "MOSQUITTO_ONLY",
     "NOT_THE_SHARED_BROKER",
     "NO_MOSQUITTO",
+    "NO_NATS",
     "NO_POSTGRESQL",
     "NO_PROMETHEUS",
     "NO_RABBITMQ",
@@ -111,6 +116,8 @@ __all__ = [
     "Outgoing",
     "MosquittoBridge",
     "MosquittoBroker",
+    "NatsCluster",
+    "NatsNode",
     "OwnBroker",
     "PrivatePostgreSQL",
     "PrivatePrometheus",
@@ -130,6 +137,8 @@ __all__ = [
     "mosquitto_bridge",
     "mosquitto_broker",
     "mosquitto_path",
+    "nats_server_path",
+    "mqtt_accepts",
     "mqtt_broker",
     "mqtt_tls_broker",
     "postgresql_bin",

@@ -1,7 +1,8 @@
-"""Broker families as a test dimension: the same integration tests against mosquitto or RabbitMQ.
+"""Broker families as a test dimension: the same integration tests against mosquitto, RabbitMQ
+or NATS.
 
-``CASCADE_TEST_BROKER`` (``mosquitto``, the default, or ``rabbitmq``) picks
-the family of the shared ``mqtt_broker``. A conftest takes the fixtures
+``CASCADE_TEST_BROKER`` (``mosquitto``, the default, ``rabbitmq`` or ``nats``)
+picks the family of the shared ``mqtt_broker``. A conftest takes the fixtures
 from here instead of the plain ones::
 
     from cascade.testkit import (  # noqa: F401 - fixtures
@@ -24,6 +25,7 @@ import pytest
 
 from ._fixtures import BrokerEndpoint, local_broker, own_mosquitto
 from ._mosquitto import MosquittoBroker
+from ._nats import NO_NATS, NatsCluster, NatsNode, nats_server_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path
 
 __all__ = [
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 BROKER_FAMILY_VARIABLE = "CASCADE_TEST_BROKER"
-BROKER_FAMILIES = ("mosquitto", "rabbitmq")
+BROKER_FAMILIES = ("mosquitto", "rabbitmq", "nats")
 
 MOSQUITTO_ONLY = (
     "needs a mosquitto of its own (stopped, hung with SIGSTOP, restarted, or configured with "
@@ -113,10 +115,20 @@ def family_mqtt_broker() -> Iterator[BrokerEndpoint]:
     ``mosquitto`` (the default) is the plain ``mqtt_broker``: a private
     mosquitto, or the embedded broker where mosquitto is not installed.
     ``rabbitmq`` is a private RabbitMQ node with its MQTT plugin (skipped
-    where ``rabbitmq-server`` is not installed). Registered as ``mqtt_broker``.
+    where ``rabbitmq-server`` is not installed). ``nats`` is a private
+    three-node NATS JetStream cluster (:class:`NatsCluster`; its ``host`` and
+    ``port`` are node ``a``'s; skipped where ``nats-server`` is not installed).
+    Registered as ``mqtt_broker``.
     """
-    if broker_family() == "rabbitmq":
+    family = broker_family()
+    if family == "rabbitmq":
         yield from _rabbitmq_node()
+        return
+    if family == "nats":
+        if nats_server_path() is None:
+            pytest.skip(NO_NATS)
+        with NatsCluster() as cluster:
+            yield cluster
         return
     yield from local_broker()
 
@@ -129,8 +141,8 @@ def _rabbitmq_node() -> Iterator[RabbitMQBroker]:
         yield rabbit
 
 
-OwnBroker = MosquittoBroker | RabbitMQBroker
-"""A broker of the family for one test: both have host, port, stop, kill, restart, pause and
+OwnBroker = MosquittoBroker | RabbitMQBroker | NatsNode
+"""A broker of the family for one test: each has host, port, stop, kill, restart, pause and
 resume (and start, close)."""
 
 
@@ -141,8 +153,16 @@ def family_own_broker(request: pytest.FixtureRequest) -> Iterator[OwnBroker]:
     not installed), or the session's private RabbitMQ node (skipped where ``rabbitmq-server``
     is not installed), which boots in seconds: one serves every test, and is resumed or
     started again after each one that hung or stopped it. Its retained messages outlive a
-    test: use a topic prefix of the test's own."""
-    if broker_family() != "rabbitmq":
+    test: use a topic prefix of the test's own. On ``nats``, a private single
+    :class:`NatsNode` of its own (it starts in well under a second)."""
+    family = broker_family()
+    if family == "nats":
+        if nats_server_path() is None:
+            pytest.skip(NO_NATS)
+        with NatsNode() as own:
+            yield own
+        return
+    if family != "rabbitmq":
         yield from own_mosquitto()
         return
     node = request.config.stash.get(_SESSION_NODE, None)

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
 from ._managed import ManagedProcess
 from ._mosquitto import free_port
+from ._mqtt_probe import mqtt_accepts
 
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
 
@@ -31,18 +31,6 @@ NO_RABBITMQ = "rabbitmq-server is not installed (apt-get install rabbitmq-server
 # The Debian package's scripts; /usr/sbin/rabbitmq-server is a wrapper that
 # redirects the node's output to /var/log/rabbitmq and switches user itself.
 _SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin")
-
-# A minimal MQTT 3.1.1 CONNECT (clean session, keepalive 10 s, client id
-# "cascade-ready-probe") and the CONNACK that accepts it.
-_PROBE_CLIENT_ID = b"cascade-ready-probe"
-_PROBE_CONNECT = (
-    bytes([0x10, 10 + 2 + len(_PROBE_CLIENT_ID)])
-    + b"\x00\x04MQTT\x04\x02\x00\x0a"
-    + len(_PROBE_CLIENT_ID).to_bytes(2, "big")
-    + _PROBE_CLIENT_ID
-)
-_CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
-_DISCONNECT = b"\xe0\x00"
 
 
 def rabbitmq_user(name: str, password: str, tags: str = "") -> dict[str, str]:
@@ -70,25 +58,6 @@ def rabbitmq_server_path() -> str | None:
     # Debian's /usr/sbin wrapper logs to /var/log/rabbitmq; prefer the script it wraps.
     resolved = os.path.realpath(found)
     return resolved if os.access(resolved, os.X_OK) else found
-
-
-def _mqtt_accepts(port: int) -> bool:
-    """Whether an MQTT CONNECT to 127.0.0.1:``port`` is accepted now."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(_PROBE_CONNECT)
-            answer = b""
-            while len(answer) < len(_CONNACK_ACCEPTED):
-                chunk = sock.recv(len(_CONNACK_ACCEPTED) - len(answer))
-                if not chunk:
-                    return False
-                answer += chunk
-            if answer != _CONNACK_ACCEPTED:
-                return False
-            sock.sendall(_DISCONNECT)
-            return True
-    except OSError:
-        return False
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -258,7 +227,7 @@ class RabbitMQBroker(ManagedProcess):
                 extra_groups=[] if account is not None else None,
             )
         deadline = started + self._startup_timeout
-        while not _mqtt_accepts(self.port):
+        while not mqtt_accepts(self.port):
             if self._process.poll() is not None:
                 self._process = None
                 raise RuntimeError(f"RabbitMQ node exited at startup:\n{self.log_text()}")

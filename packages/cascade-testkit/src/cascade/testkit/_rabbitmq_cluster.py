@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from ._managed import ManagedProcess
-from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, _mqtt_accepts, _run_as, rabbitmq_server_path
+from ._mqtt_probe import mqtt_accepts
+from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, _run_as, rabbitmq_server_path
 
 __all__ = ["RabbitMQCluster"]
 
@@ -139,7 +140,7 @@ class RabbitMQCluster(ManagedProcess):
 
     @staticmethod
     def _wait_for_mqtt(node: RabbitMQBroker, deadline: float) -> None:
-        while not _mqtt_accepts(node.port):
+        while not mqtt_accepts(node.port):
             if not node.running:
                 raise RuntimeError(f"RabbitMQ node exited:\n{node.log_text()}")
             if time.monotonic() > deadline:

@@ -1,0 +1,276 @@
+"""Private NATS servers speaking MQTT: one node, or a JetStream cluster of three on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from ._managed import ManagedProcess
+from ._mosquitto import free_port
+from ._mqtt_probe import mqtt_accepts
+
+__all__ = ["NO_NATS", "NatsCluster", "NatsNode", "nats_server_path"]
+
+NO_NATS = "nats-server is not installed (apt-get install nats-server)"
+
+
+def nats_server_path() -> str | None:
+    """Where the ``nats-server`` executable is, or ``None`` when it is not installed."""
+    found = shutil.which("nats-server")
+    if found is None:
+        for candidate in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server"):
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return found
+
+
+class NatsNode(ManagedProcess):
+    """One private ``nats-server`` with JetStream and an MQTT 3.1.1 listener on free ports.
+
+    ``host``/``port`` is its MQTT listener; ``client_port`` the NATS one,
+    ``monitor_port`` its HTTP monitoring (``/jsz``). Its files (config,
+    JetStream store, log) live in a temporary directory, so a restarted node
+    keeps its streams. ``routes`` (set by :class:`NatsCluster`) are the other
+    nodes' cluster ports; ``replicas`` the MQTT streams' replicas.
+
+    ``start()``/``stop()``/``kill()``/``restart()`` (same ports), ``pause()``
+    (SIGSTOP) and ``resume()``. Also a context manager.
+    """
+
+    family = "nats"
+    is_mosquitto = False
+    supports_mqtt5 = False
+    host = "127.0.0.1"
+
+    def __init__(self, name: str = "n1", *, startup_timeout: float = 30.0) -> None:
+        executable = nats_server_path()
+        if executable is None:
+            raise RuntimeError(NO_NATS)
+        self._executable = executable
+        self.name = name
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"cascade-nats-{name}-")
+        self.directory = Path(self._tmp.name)
+        self.port = free_port()
+        self.client_port = free_port()
+        self.monitor_port = free_port()
+        self.cluster_port = free_port()
+        self.routes: list[int] = []
+        self.replicas = 1
+        self.log_path = self.directory / "nats.log"
+        self.config_path = self.directory / "nats.conf"
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._paused = False
+
+    def _write_config(self) -> None:
+        lines = [
+            f"server_name: {self.name}",
+            f"listen: 127.0.0.1:{self.client_port}",
+            f"http: 127.0.0.1:{self.monitor_port}",
+            f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}',
+            f"mqtt {{ listen: 127.0.0.1:{self.port}, stream_replicas: {self.replicas} }}",
+        ]
+        if self.routes:
+            routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in self.routes)
+            lines.append(
+                f"cluster {{ name: cascade, listen: 127.0.0.1:{self.cluster_port}, "
+                f"routes: [{routes}] }}"
+            )
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive (paused counts as alive)."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running server."""
+        return self._process.pid if self._process is not None else None
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (a cluster starts all, then waits)."""
+        if self.running:
+            return
+        self._write_config()
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self._executable, "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self._paused = False
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until an MQTT CONNECT is accepted (JetStream up, with its meta leader in a cluster)."""
+        while not mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}"):
+            if self._process is None or self._process.poll() is not None:
+                self._process = None
+                raise RuntimeError(f"nats-server {self.name} exited:\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"nats-server {self.name} did not serve MQTT in time:\n"
+                    f"{self.log_text()[-4000:]}"
+                )
+            time.sleep(0.05)  # polling another process's state
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts MQTT connections."""
+        self.launch()
+        self.wait_ready(time.monotonic() + self._startup_timeout)
+
+    def meta_leader(self) -> str | None:
+        """The JetStream meta leader this node knows of (``/jsz``), or ``None``."""
+        url = f"http://127.0.0.1:{self.monitor_port}/jsz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                status = json.load(answer)
+        except OSError:
+            return None
+        leader = (status.get("meta_cluster") or {}).get("leader")
+        return str(leader) if leader else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL if it lingers); idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if self._paused:
+            process.send_signal(signal.SIGCONT)
+            self._paused = False
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL, as a crash would."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self._paused = False
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports, with the same JetStream store."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Hang the server with SIGSTOP: connections stay open but nothing is answered."""
+        if self._process is None or self._paused:
+            return
+        self._process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` with SIGCONT."""
+        if self._process is None or not self._paused:
+            return
+        self._process.send_signal(signal.SIGCONT)
+        self._paused = False
+
+    def close(self) -> None:
+        """Stop the server and delete its files."""
+        self.stop()
+        self._tmp.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<NatsNode {self.name} mqtt=127.0.0.1:{self.port} running={self.running}>"
+
+
+class NatsCluster(ManagedProcess):
+    """Three :class:`NatsNode` in one JetStream cluster, MQTT streams replicated on all three.
+
+    ``nodes[0..2]`` (names ``a``, ``b``, ``c``) each have their own MQTT
+    port; retained messages and sessions are JetStream streams with three
+    replicas, so a message retained through one node is read through
+    another, and two nodes keep quorum when one dies. :meth:`start` launches
+    the three and returns once each accepts MQTT. ``host``/``port`` are node
+    ``a``'s, so the cluster stands wherever one broker does; ``hosts`` lists
+    every node as ``host:port`` (``MqttConnector(hosts=...)``, ``--host``).
+    ``boot_seconds`` is how long the start took. A node stopped or killed
+    rejoins on ``nodes[i].start()``.
+    """
+
+    family = "nats"
+    is_mosquitto = False
+    supports_mqtt5 = False
+    host = "127.0.0.1"
+
+    def __init__(self, *, size: int = 3, startup_timeout: float = 60.0) -> None:
+        if nats_server_path() is None:
+            raise RuntimeError(NO_NATS)
+        self._startup_timeout = startup_timeout
+        self.nodes = [NatsNode(name, startup_timeout=startup_timeout) for name in "abcde"[:size]]
+        for node in self.nodes:
+            node.routes = [other.cluster_port for other in self.nodes if other is not node]
+            node.replicas = size
+        self.boot_seconds: float | None = None
+
+    @property
+    def port(self) -> int:
+        """Node ``a``'s MQTT port."""
+        return self.nodes[0].port
+
+    @property
+    def hosts(self) -> list[str]:
+        """Every node's MQTT listener as ``host:port``."""
+        return [f"{node.host}:{node.port}" for node in self.nodes]
+
+    def start(self) -> None:
+        """Launch every node, then wait until each accepts MQTT."""
+        started = time.monotonic()
+        for node in self.nodes:
+            node.launch()
+        deadline = started + self._startup_timeout
+        errors: list[BaseException] = []
+
+        def wait(node: NatsNode) -> None:
+            try:
+                node.wait_ready(deadline)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=wait, args=(node,)) for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        self.boot_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop every node; idempotent."""
+        for node in self.nodes:
+            node.stop()
+
+    def resume(self) -> None:
+        """Resume every node hung with ``pause()``."""
+        for node in self.nodes:
+            node.resume()
+
+    def close(self) -> None:
+        """Stop every node and delete their files."""
+        for node in self.nodes:
+            node.close()
+
+    def __repr__(self) -> str:
+        return f"<NatsCluster {', '.join(self.hosts)}>"
