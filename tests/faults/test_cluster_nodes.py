@@ -280,3 +280,68 @@ async def test_two_of_three_nodes_killed(cluster: NatsCluster, figures: Figures)
         assert code != 0, f"{name} reported success without a quorum"
         assert len(lines) == 1, f"{name}: {lines}"
         assert seconds < 5 + 10, f"{name} took {seconds:.1f} s"
+
+
+async def _retained(node: NatsNode, topic_filter: str) -> dict[str, bytes]:
+    """What ``node`` retains under ``topic_filter`` now (its retained snapshot, by topic)."""
+    found: dict[str, bytes] = {}
+    synced = asyncio.Event()
+
+    def keep(message: Message) -> None:
+        if message.retain:
+            found[message.topic] = message.raw
+
+    reader = MqttConnector(node.host, node.port, presence=False)
+    try:
+        await reader.connect(require=True)
+        await reader.subscribe(
+            topic_filter, keep, on_sync=lambda phase: synced.set() if phase == "end" else None
+        )
+        await asyncio.wait_for(synced.wait(), 30)
+    finally:
+        await reader.disconnect()
+    return found
+
+
+@pytest.mark.timeout(300)
+async def test_a_cleared_pause_does_not_come_back_after_a_node_restart(
+    cluster: NatsCluster, figures: Figures
+) -> None:
+    """A pause set through a and cleared through b, with c killed before or just after the
+    clear and restarted: NATS 2.9.10 sometimes brings a deleted retained message back after a
+    node restart (on c alone, or on every node); what comes back is the expired copy the
+    clear wrote first, so no engine is held and no reader shows a pause."""
+    figures.scenario = "cluster: node restarted after a clear"
+    a, b, c = cluster.nodes
+    came_back = 0
+    rounds = 6
+    for round_ in range(rounds):
+        code, _, err = await cascade("pause", "--host", address(a), "--timeout", "30")
+        assert code == 0, err
+        if round_ % 2 == 0:
+            await asyncio.to_thread(c.kill)
+        code, _, err = await cascade("resume", "--host", address(b), "--timeout", "30")
+        assert code == 0, err
+        if round_ % 2 == 1:
+            await asyncio.to_thread(c.kill)
+        await asyncio.to_thread(c.start)
+        for node in cluster.nodes:
+            retained = await _retained(node, "cascade/constraints/#")
+            came_back += bool(retained)
+            for raw in retained.values():
+                assert json.loads(raw)["expires_at"] is not None, f"{node.name}: {raw!r}"
+        code, out, err = await cascade("status", "--json", "--host", address(c), "--timeout", "30")
+        assert code == 0, err
+        assert json.loads(out)["constraints"] == [], f"round {round_}: {out}"
+        connector = MqttConnector(c.host, c.port, source_id=f"after-{round_}")
+        engine = Engine(connector, heartbeat_interval=None)
+        events: list[Event] = []
+        engine.events.subscribe(events.append)
+        async with connector:
+            assert await asyncio.wait_for(engine.run(sleepy_fanout(3, 0.0)), 60) == 3
+        held = [event for event in events if isinstance(event, TaskBlocked)]
+        assert held == [], f"round {round_}: an engine through c was held"
+    figures.notes.append(
+        f"{came_back} of {rounds * 3} node reads found a cleared constraint brought back, "
+        "each the expired copy"
+    )
