@@ -103,7 +103,7 @@ def served_filter(prefix: str = DEFAULT_PREFIX) -> str:
 def start_topic(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/start/{workflow}``: a start request any process serving ``workflow`` may
     take (one of them, through the shared subscription)."""
-    return f"{prefix}/start/{check_workflow_name(workflow)}"
+    return f"{prefix}/start/{encode_level(check_workflow_name(workflow))}"
 
 
 def addressed_start_topic(workflow: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
