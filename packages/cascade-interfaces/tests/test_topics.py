@@ -14,6 +14,8 @@ from cascade.interfaces import (
     encode_level,
     events_topic,
     heartbeat_topic,
+    issued_topic,
+    login_of,
     same_source,
     split_telemetry_topic,
     status_filter,
@@ -200,3 +202,12 @@ def test_topic_size_limit() -> None:
     """Topics longer than MQTT's 65,535 bytes are refused."""
     with pytest.raises(InvalidTopicError, match="65535"):
         validate_topic("a" * 65536)
+
+
+def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
+    """``worker1.example.com`` notes on ``issued/worker1%2Eexample%2Ecom``; read back as itself."""
+    topic = issued_topic("worker1.example.com")
+    assert topic == "cascade/issued/worker1%2Eexample%2Ecom"
+    assert login_of(topic) == "worker1.example.com"
+    with pytest.raises(ValueError, match="not an issued note"):
+        login_of("cascade/issued/a/b")
