@@ -14,10 +14,12 @@ installed), each row is the median of ``--repeats`` (5) measurements:
   acknowledged the retained constraint;
 - ``cascade resume`` acknowledged: the same for the resume.
 
-The engine connects to the first node and the commands to the second (on NATS; one node
-elsewhere). A command's wall time includes the Python interpreter's start and the CLI's
-imports, the same on every broker. Each broker's column has its ratio to mosquitto's;
-target: every row within 1.5x of mosquitto's (met / not met per row).
+The brokers run side by side and take turns within each round, so the machine's other
+load falls on each alike. The engine connects to the first node and the commands to the
+second (on NATS; one node elsewhere). A command's wall time includes the Python
+interpreter's start and the CLI's imports, the same on every broker. Each broker's column
+has its ratio to mosquitto's; target: every row within 1.5x of mosquitto's (met / not met
+per row).
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class Family:
 
     def median(self, row: str) -> float:
         return statistics.median(self.seconds[row])
+
+    def cell(self, row: str) -> str:
+        """The median, and the range of the measurements."""
+        values = self.seconds[row]
+        return f"{self.median(row):.3f} s ({min(values):.2f}-{max(values):.2f})"
 
 
 @task
@@ -152,10 +159,20 @@ async def first_line_seconds(argv: list[str]) -> float:
         await process.wait()
 
 
-async def measure(family: Family, repeats: int) -> None:
-    """Every row, ``repeats`` times, on one broker."""
-    seconds = family.seconds
-    seconds[ROWS[0]] = [await engine_to_first_task(family.engine_node, n) for n in range(repeats)]
+async def measure(families: list[Family], repeats: int) -> None:
+    """Every row, ``repeats`` times, the families taking turns within each round: the machine's
+    other load (a shared 2-core box) falls on each of them alike."""
+    for _ in range(repeats):
+        for family in families:
+            number = len(family.seconds.get(ROWS[0], []))
+            time_taken = await engine_to_first_task(family.engine_node, number)
+            family.seconds.setdefault(ROWS[0], []).append(time_taken)
+        for family in families:
+            await _commands(family)
+
+
+async def _commands(family: Family) -> None:
+    """One measurement of each command, with an engine running tasks meanwhile."""
     stop = asyncio.Event()
     streaming = asyncio.create_task(background_engine(family.engine_node, stop))
     node = family.command_node
@@ -166,9 +183,8 @@ async def measure(family: Family, repeats: int) -> None:
         (ROWS[4], lambda: command_seconds(cli(node, "resume", SCOPE))),
     ]
     try:
-        for _ in range(repeats):
-            for row, step in steps:
-                seconds.setdefault(row, []).append(await step())
+        for row, step in steps:
+            family.seconds.setdefault(row, []).append(await step())
     finally:
         stop.set()
         await asyncio.wait_for(streaming, COMMAND_TIMEOUT)
@@ -214,11 +230,11 @@ def table(families: list[Family]) -> list[str]:
         header += [LABELS[other.name], f"x {LABELS[base.name]}", f"≤ {TARGET_RATIO:g}x"]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
     for row in ROWS:
-        cells = [row, f"{base.median(row):.3f} s"]
+        cells = [row, base.cell(row)]
         for other in families[1:]:
             ratio = other.median(row) / base.median(row)
             verdict = "met" if ratio <= TARGET_RATIO else "not met"
-            cells += [f"{other.median(row):.3f} s", f"{ratio:.2f}x", verdict]
+            cells += [other.cell(row), f"{ratio:.2f}x", verdict]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -239,19 +255,22 @@ def main() -> int:
     if not names or names[0] != "mosquitto":
         parser.error("--families must start with mosquitto: the ratios are to it")
     measured: list[Family] = []
-    for name in names:
-        with started(name) as nodes:
+    with contextlib.ExitStack() as brokers:
+        for name in names:
+            nodes = brokers.enter_context(started(name))
             if nodes is None:
                 print(f"{name}: not installed, skipped", file=sys.stderr)
                 continue
-            family = Family(name, *nodes)
-            asyncio.run(measure(family, args.repeats))
-            measured.append(family)
-            print(f"{name}: measured", file=sys.stderr)
-    if not measured or measured[0].name != "mosquitto":
-        print("mosquitto is not installed: no base for the ratios", file=sys.stderr)
-        return 1
-    print(f"\nstartup and first answers, medians of {args.repeats}:\n")
+            measured.append(Family(name, *nodes))
+        if not measured or measured[0].name != "mosquitto":
+            print("mosquitto is not installed: no base for the ratios", file=sys.stderr)
+            return 1
+        load = os.getloadavg()[0]
+        asyncio.run(measure(measured, args.repeats))
+    print(
+        f"\nstartup and first answers, medians of {args.repeats} (range), load average "
+        f"{load:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs:\n"
+    )
     for line in table(measured):
         print(line)
     return 0
