@@ -42,6 +42,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes"},
     "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes"},
     "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no"},
+    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": {"mosquitto": "yes", "rabbitmq": "no"},
     "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
     "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no"},
     "topic with '*' survives (exact sub)": {
@@ -318,13 +319,16 @@ async def qos1_puback(broker: BrokerEndpoint) -> str:
     return "yes"
 
 
-async def _arrival_order(broker: BrokerEndpoint, qos_of: Callable[[int], int]) -> list[int]:
+async def _arrival_order(
+    broker: BrokerEndpoint, qos_of: Callable[[int], int], subscriber_qos: int = 1
+) -> list[int]:
     """Publish 400 numbered messages at ``qos_of(n)`` and return the order they arrived in
-    (at a QoS 1 subscriber, so no message is downgraded)."""
+    (at a QoS 1 subscriber, so no message is downgraded, unless ``subscriber_qos`` is 0:
+    what Cascade's clean sessions subscribe at)."""
     base = unique()
     received: list[int] = []
     async with client(broker) as publisher, client(broker) as subscriber:
-        await subscriber.subscribe(f"{base}/order", qos=1)
+        await subscriber.subscribe(f"{base}/order", qos=subscriber_qos)
 
         async def read() -> None:
             async for message in subscriber.messages:
@@ -350,12 +354,19 @@ async def order_within_qos(broker: BrokerEndpoint) -> str:
     return "yes"
 
 
-async def order_across_qos(broker: BrokerEndpoint) -> str:
+async def order_across_qos(broker: BrokerEndpoint, subscriber_qos: int = 1) -> str:
     # a broker that reorders does so in hundreds of places per round; three rounds to be sure
     for _ in range(3):
-        if await _arrival_order(broker, lambda n: 1 if n % 10 == 0 else 0) != list(range(400)):
+        received = await _arrival_order(
+            broker, lambda n: 1 if n % 10 == 0 else 0, subscriber_qos=subscriber_qos
+        )
+        if received != list(range(400)):
             return "no"
     return "yes"
+
+
+async def order_across_qos_to_qos0(broker: BrokerEndpoint) -> str:
+    return await order_across_qos(broker, subscriber_qos=0)
 
 
 async def dollar_exact(broker: BrokerEndpoint) -> str:
@@ -452,6 +463,7 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "QoS 1 PUBACK": qos1_puback,
     "order kept within one QoS level": order_within_qos,
     "order kept across QoS 0 and QoS 1": order_across_qos,
+    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": order_across_qos_to_qos0,
     "'$' topic, exact subscription": dollar_exact,
     "'#' excludes '$' topics": hash_excludes_dollar,
     "topic with '*' survives (exact sub)": star_exact,

@@ -311,8 +311,9 @@ class PahoLink:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """SUBSCRIBE; with subscription identifiers, one packet per filter (an id is per packet).
+    async def subscribe(self, filters: Sequence[tuple[str, int | None]], qos: int) -> list[object]:
+        """SUBSCRIBE at ``qos``; with subscription identifiers, one packet per filter (an id is
+        per packet).
 
         The SUBACKs are waited for at most ``connect_timeout`` (see the client's ``timeout``).
         """
@@ -320,14 +321,14 @@ class PahoLink:
         try:
             async with bounded(timeout):
                 if not self._subscription_ids:
-                    return list(await client.subscribe([(f, 1) for f, _ in filters]))
+                    return list(await client.subscribe([(f, qos) for f, _ in filters]))
                 subscribes = []
                 for topic_filter, number in filters:
                     properties = None
                     if number is not None:
                         properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
                         properties.SubscriptionIdentifier = number
-                    subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
+                    subscribes.append(client.subscribe(topic_filter, qos, properties=properties))
                 results = await asyncio.gather(*subscribes, return_exceptions=True)
         except (MqttError, asyncio.TimeoutError) as exc:
             raise LinkError(describe_failure(exc, timeout)) from exc
