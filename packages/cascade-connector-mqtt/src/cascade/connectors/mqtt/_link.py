@@ -137,7 +137,8 @@ class Link(Protocol):
         """The incoming messages; raises :class:`LinkError` when the connection goes.
 
         While the reader is behind, at most ``receive_buffer`` bytes of QoS 0 payloads wait:
-        beyond that the oldest are shed (``LinkHooks.shed``); QoS 1 messages are never shed.
+        beyond that the oldest live telemetry and log messages are shed (``LinkHooks.shed``);
+        QoS 1, retained and other messages never are.
         """
 
     async def close(self, *, graceful: bool) -> None:
