@@ -47,8 +47,8 @@ class ControlLink:
     :meth:`open` waits at most ``wait`` seconds for both, and for the constraints'
     retained snapshot to end (the subscription's ``on_sync("end")``: a subscription the
     broker refused ends it only once a later SUBSCRIBE is granted); not at all once the
-    connector's first attempt failed (a broker that is down costs the run nothing). What is still under
-    way then goes on in the background (the connector keeps connecting, and subscribing
+    connector's first attempt failed (a broker that is down costs the run nothing). What is
+    still under way then goes on in the background (the connector keeps connecting, and subscribing
     again), so the constraints the broker retains apply from the moment they arrive;
     :meth:`open` says so in one warning naming the broker and why, and
     :attr:`constraints_known` is ``False`` (the engine counts it). :meth:`close` stops
