@@ -76,6 +76,16 @@ class Rotation:
         return moved_from
 
 
+_FOR_GOOD = ("TLS failure", "unknown host", "not a host name")
+"""Reasons (their beginnings, from ``_paho/_reasons.py``) that trying again cannot change."""
+
+
+def _for_good(exc: ConnectError) -> bool:
+    """Whether ``exc`` is a failure no retry fixes: a CONNACK refusal (credentials,
+    authorisation), a TLS failure, a host name that does not resolve."""
+    return isinstance(exc, ConnectRefusedError) or exc.reason.startswith(_FOR_GOOD)
+
+
 async def first_answer(
     rotation: Rotation,
     attempt: Callable[[float | None], Awaitable[_T]],
@@ -93,8 +103,8 @@ async def first_answer(
     back a moment later (a cluster's node restarting, a failover under way).
     Else :class:`ConnectError`: with one node its last failure (and how many
     attempts there were), with several each node's. A round in which every node
-    refused the CONNACK for good (credentials, authorisation) is the last:
-    retrying would not help.
+    failed for good (a CONNACK refusal for credentials or authorisation, a TLS
+    failure, an unknown host) is the last: retrying would not help.
     """
     nodes = rotation.nodes
     loop = asyncio.get_running_loop()
@@ -115,7 +125,7 @@ async def first_answer(
             except ConnectError as exc:
                 last = exc
                 failures[nodes[i]] = exc.reason
-                all_refused = all_refused and isinstance(exc, ConnectRefusedError)
+                all_refused = all_refused and _for_good(exc)
         remaining = deadline - loop.time()
         if all_refused or remaining <= 0:
             if len(nodes) == 1 and last is not None:
