@@ -130,3 +130,30 @@ async def test_a_lost_connection_ends_the_retry_and_the_next_one_subscribes_agai
         await eventually(lambda: phases[-1] == "end", "the snapshot on the new connection")
         assert phases.count("end") == 1
         assert tries(broker, "ctl/#") == 1
+
+
+class MarkerTopics(set[str]):
+    """``FakeBroker.refuse`` refusing every marker topic (their names are the connector's own)
+    while ``refusing``."""
+
+    refusing = True
+
+    def __contains__(self, item: object) -> bool:
+        return self.refusing and isinstance(item, str) and "/_marker/" in item
+
+
+async def test_a_refused_marker_topic_ends_the_other_snapshots_once_granted(
+    broker: FakeBroker,
+) -> None:
+    """The markers sent before the marker topic was granted never come back: once it is,
+    a new one ends every snapshot that is not refused."""
+    refuse = MarkerTopics()
+    broker.refuse = refuse
+    phases: list[SyncPhase] = []
+    connector = fast(broker)
+    await connector.subscribe("a/#", lambda m: None, on_sync=phases.append)
+    async with connector:
+        await eventually(lambda: connector.stats.subscriptions_refused >= 2, "two refusals")
+        assert phases == ["begin"]
+        refuse.refusing = False
+        await eventually(lambda: phases == ["begin", "end"], "the snapshot's end")

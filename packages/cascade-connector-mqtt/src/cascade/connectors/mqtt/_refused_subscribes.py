@@ -76,6 +76,11 @@ class RefusedSubscribes:
         self._maximum = maximum
         self._retries: dict[str, _Retry] = {}
 
+    @property
+    def filters(self) -> frozenset[str]:
+        """The filters being subscribed again now."""
+        return frozenset(self._retries)
+
     def retrying(self, topic_filter: str) -> asyncio.Future[None] | None:
         """The future set once ``topic_filter`` is granted (or given up), if it is retried."""
         retry = self._retries.get(topic_filter)

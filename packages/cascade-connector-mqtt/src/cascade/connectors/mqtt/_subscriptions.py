@@ -187,10 +187,16 @@ class Subscriptions:
         return refused[0][1] if refused else 0
 
     def _regranted(self, connection: Connection, topic_filter: str) -> asyncio.Future[None]:
-        """A refused filter is granted: its snapshot ends when the marker behind it is back."""
-        _, marker = self._send_marker(
-            connection, lambda: self.dispatcher.sync("end", only=(topic_filter,))
-        )
+        """A refused filter is granted: its snapshot ends when the marker behind it is back.
+
+        The marker topic itself refused, the markers sent before it was granted never
+        came back: every snapshot not refused ends with this one.
+        """
+        if topic_filter == connection.marker_topic:
+            action = lambda: self.dispatcher.sync("end", skip=self._refused.filters)  # noqa: E731
+        else:
+            action = lambda: self.dispatcher.sync("end", only=(topic_filter,))  # noqa: E731
+        _, marker = self._send_marker(connection, action)
         return marker
 
     def _subscription_id(self, topic_filter: str) -> int:
