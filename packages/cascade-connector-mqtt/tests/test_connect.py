@@ -25,17 +25,32 @@ def refused(port: int = 1883) -> ConnectError:
 async def test_require_raises_connect_error_naming_host_port_and_cause(
     broker: FakeBroker, connector_tasks: ConnectorTasks
 ) -> None:
-    """With require=True a refused connection raises ConnectError and leaves nothing running."""
-    broker.fail_next(refused(1999))
-    connector = MqttConnector("broker", 1999, link=broker)
+    """With require=True a connection refused until connect_timeout is spent raises
+    ConnectError (after several attempts) and leaves nothing running."""
+    broker.fail_next(*[refused(1999)] * 10_000)
+    connector = MqttConnector(
+        "broker", 1999, link=broker, connect_timeout=0.2, backoff_initial=0.01, backoff_max=0.02
+    )
     with pytest.raises(ConnectError) as info:
         await connector.connect(require=True)
     assert (info.value.host, info.value.port) == ("broker", 1999)
     assert "connection refused" in info.value.reason
+    assert "attempts within 0.2 s" in info.value.reason
+    assert len(broker.links) > 2
     assert "broker:1999" in str(info.value)
     assert not connector.is_connected
     assert not connector_tasks()
     await connector.disconnect()  # harmless
+
+
+async def test_require_tries_one_node_again_within_connect_timeout(broker: FakeBroker) -> None:
+    """A node that refused or closed the handshake may be back in a moment: tried again."""
+    broker.fail_next(refused(), ConnectError("broker", 1883, "closed during the handshake"))
+    connector = MqttConnector("broker", link=broker, backoff_initial=0.01, backoff_max=0.02)
+    await connector.connect(require=True)
+    assert connector.is_connected
+    assert len(broker.links) == 3
+    await connector.disconnect()
 
 
 async def test_bad_credentials_raise_a_refusal(broker: FakeBroker) -> None:

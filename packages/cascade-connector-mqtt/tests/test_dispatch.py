@@ -202,7 +202,9 @@ async def test_a_refused_subscription_is_reported(
     """A SUBACK refusing a filter (0x80 or above) is logged: nothing will arrive on it."""
     broker.refuse = {"secret/#"}
     with caplog.at_level(logging.WARNING, logger="cascade.connectors.mqtt"):
-        async with MqttConnector("broker", protocol=protocol, link=broker) as connector:
+        async with MqttConnector(
+            "broker", protocol=protocol, link=broker, connect_timeout=0.1, backoff_max=0.1
+        ) as connector:
             await connector.subscribe("secret/#", lambda m: None)
             await connector.subscribe("open/#", lambda m: None)
     refusals = [

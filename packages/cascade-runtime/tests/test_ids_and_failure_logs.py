@@ -99,7 +99,11 @@ async def test_a_hung_connect_names_the_step_and_the_limit(
     engine = Engine(Hanging("connect"), heartbeat_interval=None, connect_wait=0.05)
     with caplog.at_level(logging.WARNING, "cascade.runtime.engine"):
         await engine.run(one())
-    assert caplog.messages[0].startswith("no answer from the broker within 0.05 s (connect_wait)")
+    assert caplog.messages[0].startswith(
+        "the retained constraints are not known within 0.05 s (connect_wait): not connected to "
+        "the broker yet (still trying) (broker "
+    )
+    assert engine.stats.constraints_unknown == 1
 
 
 async def test_a_bare_timeout_of_the_connector_is_not_taken_for_the_deadline(

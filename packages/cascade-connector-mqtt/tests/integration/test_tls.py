@@ -98,7 +98,8 @@ async def test_tls_only_broker_has_no_plaintext_listener(prefix: str) -> None:
 async def test_plaintext_client_on_the_tls_port_fails_at_once(
     mqtt_tls_broker: MosquittoBroker, prefix: str
 ) -> None:
-    """The broker resets a plaintext CONNECT on its TLS port: a clear error, not the timeout."""
+    """The broker resets a plaintext CONNECT on its TLS port: as a node restarting does, so it is
+    tried again until connect_timeout, then a clear error saying so, not a bare timeout."""
     assert mqtt_tls_broker.tls_port is not None
     connector = MqttConnector(
         mqtt_tls_broker.host,
@@ -106,11 +107,12 @@ async def test_plaintext_client_on_the_tls_port_fails_at_once(
         username="cascade",
         password="secret",
         topic_prefix=prefix,
-        connect_timeout=5.0,
+        connect_timeout=2.0,
     )
     start = time.monotonic()
     with pytest.raises(ConnectError) as info:
         await connector.connect(require=True)
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 4.0
     assert "closed the connection during the handshake" in str(info.value)
+    assert "attempts within 2 s" in str(info.value)
     assert not isinstance(info.value, ConnectRefusedError)

@@ -112,9 +112,22 @@ class Dispatcher:
         self._targets.clear()
         return subscription
 
-    def sync(self, phase: SyncPhase) -> None:
-        """Tell every subscription that a (re)subscription's retained snapshot begins or ends."""
+    def sync(
+        self,
+        phase: SyncPhase,
+        *,
+        only: Collection[str] | None = None,
+        skip: Collection[str] = (),
+    ) -> None:
+        """Tell every subscription that a (re)subscription's retained snapshot begins or ends.
+
+        ``only``: just the subscriptions on those filters; ``skip``: not those on these
+        (a filter the broker refused has no snapshot yet).
+        """
         for subscription in list(self._subscriptions):
+            topic_filter = subscription.topic_filter
+            if topic_filter in skip or (only is not None and topic_filter not in only):
+                continue
             subscription.sync(phase)
 
     def callback_failed(self, subscription: Subscription, what: str) -> None:

@@ -254,6 +254,13 @@ class ConstraintManager:
         loop = asyncio.get_running_loop()
         self._hold_timer = loop.call_later(self._sync_hold, self._hold_expired)
 
+    def release_hold(self) -> None:
+        """Stop holding tasks for the snapshot under way (its end still applies what came):
+        the engine said already that it starts without it."""
+        if self._holding:
+            self._release()
+            self._changed()
+
     def _release(self) -> None:
         self._holding = False
         if self._hold_timer is not None:

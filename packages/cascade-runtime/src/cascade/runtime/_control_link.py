@@ -7,6 +7,7 @@ import fnmatch
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from cascade.interfaces import (
     Connector,
@@ -43,10 +44,15 @@ _reported: weakref.WeakSet[Connector] = weakref.WeakSet()
 class ControlLink:
     """Connects ``connector`` (when ``manage``) and subscribes ``manager`` to the constraints.
 
-    :meth:`open` waits at most ``wait`` seconds for both; what is still under way
-    then goes on in the background (the connector keeps connecting, and the
-    subscription is made when the connection is), so the constraints the broker
-    retains apply from the moment they arrive. :meth:`close` stops what is left.
+    :meth:`open` waits at most ``wait`` seconds for both, and for the constraints'
+    retained snapshot to end (the subscription's ``on_sync("end")``: a subscription the
+    broker refused ends it only once a later SUBSCRIBE is granted); not at all once the
+    connector's first attempt failed (a broker that is down costs the run nothing). What is
+    still under way then goes on in the background (the connector keeps connecting, and subscribing
+    again), so the constraints the broker retains apply from the moment they arrive;
+    :meth:`open` says so in one warning naming the broker and why, and
+    :attr:`constraints_known` is ``False`` (the engine counts it). :meth:`close` stops
+    what is left.
     ``then`` (the run's cancel subscription) is made beside the constraints' (its
     SUBSCRIBE right behind theirs, so it costs the run's start no extra round trip);
     :meth:`open` does not wait for it.
@@ -71,7 +77,11 @@ class ControlLink:
         self._connector = connector
         self._task_names = None if task_names is None else frozenset(task_names)
         self._then = then
-        self._ready = asyncio.Event()
+        self._known = asyncio.Event()  # the constraints' snapshot ended once
+        self._failed = False
+        self._late_since: float | None = None  # when open() gave up waiting for them
+        self.constraints_known = False
+        """Whether the retained constraints were known when :meth:`open` returned."""
         self._manager = manager
         self._manage = manage
         self._wait = wait
@@ -79,21 +89,40 @@ class ControlLink:
         self.subscription: SubscriptionHandle | None = None
 
     async def open(self) -> None:
-        """Start connecting and subscribing; return when done, or after ``wait`` seconds."""
-        self._task = asyncio.create_task(self._establish())
-        ready = asyncio.create_task(self._ready.wait())
+        """Start connecting and subscribing; return once the retained constraints are
+        known, or after ``wait`` seconds (then warn once, naming the broker and why)."""
+        connector = self._connector
+        refused_before = _refusals(connector)
+        task = self._task = asyncio.create_task(self._establish())
+        known = asyncio.create_task(self._known.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self._wait, 0.0)
+        pending: set[asyncio.Future[Any]] = {task, known}
         try:
-            done, _ = await asyncio.wait(
-                {self._task, ready}, timeout=max(self._wait, 0.0), return_when="FIRST_COMPLETED"
-            )
+            while pending and not self._known.is_set():
+                done, _ = await asyncio.wait(
+                    pending, timeout=max(0.0, deadline - loop.time()), return_when="FIRST_COMPLETED"
+                )
+                if not done or self._failed:  # out of time, or warned already (no connector)
+                    break
+                if not connector.is_connected:
+                    break  # a broker that is down costs the run nothing: said below
+                pending -= done  # subscribed: its snapshot may still be missing (refused)
         finally:
-            ready.cancel()
-        if not done:
-            _log.warning(
-                "no answer from the broker within %g s (connect_wait): the run starts without "
-                "the retained constraints, which apply when the connection is made",
-                self._wait,
-            )
+            known.cancel()
+        self.constraints_known = self._known.is_set()
+        if self.constraints_known or self._failed:
+            return
+        self._late_since = loop.time()
+        self._manager.release_hold()  # this warning says what the hold's expiry would
+        _log.warning(
+            "the retained constraints are not known within %g s (connect_wait): %s (broker %s); "
+            "the run starts under the constraints known so far, and applies them the moment "
+            "they arrive",
+            self._wait,
+            _why(connector, refused_before, subscribed=task.done()),
+            _broker(connector),
+        )
 
     async def _establish(self) -> None:
         step = "connect"
@@ -118,11 +147,11 @@ class ControlLink:
                 # no extra round trip.
                 then = asyncio.ensure_future(self._then())
             self.subscription = await subscribing  # its snapshot's exact reads included
-            self._ready.set()
             if then is not None:
                 step = "subscribe to the run's commands"
                 await then
         except Exception as exc:
+            self._failed = True
             _log.warning(
                 "connector unavailable, running without control: %s failed: %s", step, explain(exc)
             )
@@ -143,6 +172,15 @@ class ControlLink:
             _reported.add(connector)
             _log.warning("%s", NO_RETAINED_TO_WILDCARDS.format(prefix=connector.topic_prefix))
         self._manager.sync(phase)
+        if phase == "end" and not self._known.is_set():
+            self._known.set()
+            if self._late_since is not None:
+                _log.info(
+                    "the retained constraints arrived %.1f s after the run started without "
+                    "them (broker %s); applied",
+                    asyncio.get_running_loop().time() - self._late_since,
+                    _broker(connector),
+                )
 
     def _governs_a_task(self, key: TopicKey) -> bool:
         """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
@@ -165,6 +203,35 @@ class ControlLink:
                     await self.subscription.unsubscribe()
             except StepFailed as exc:
                 _log.warning("%s", exc)
+
+
+def _refusals(connector: Connector) -> int:
+    """The subscriptions the connector's broker refused so far (MQTT's SUBACK 0x80), if it
+    counts them."""
+    count = getattr(connector.stats, "subscriptions_refused", 0)
+    return count if isinstance(count, int) else 0
+
+
+def _broker(connector: Connector) -> str:
+    """The broker's node(s) as the connector names them, for messages."""
+    hosts = getattr(connector, "hosts", None)
+    if isinstance(hosts, tuple | list) and hosts:
+        return ",".join(str(host) for host in hosts)
+    return repr(connector)
+
+
+def _why(connector: Connector, refused_before: int, *, subscribed: bool) -> str:
+    """Why the constraints' snapshot has not ended yet, as far as the connector tells."""
+    if not connector.is_connected:
+        return "not connected to the broker yet (still trying)"
+    if _refusals(connector) > refused_before:
+        return (
+            "the broker refused the constraints subscription (SUBACK 0x80; subscribing again "
+            "with backoff)"
+        )
+    if not subscribed:
+        return "the broker has not answered the constraints subscription"
+    return "the broker has not sent the end of the retained constraints"
 
 
 def _read_failed(exc: Exception) -> None:

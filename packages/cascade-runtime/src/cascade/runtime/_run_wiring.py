@@ -98,6 +98,8 @@ class RunWiring:
             task_names={node.lazy.name for node in self.graph.nodes},
         )
         await self.link.open()
+        if not self.link.constraints_known:
+            engine.stats.constraints_unknown += 1
         self.unsubscribe_bus = engine.events.subscribe(telemetry)
         telemetry.start()
         if engine.logs is not None:

@@ -40,9 +40,13 @@ class EngineStats(ConstraintStats):
     encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
     the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
     result.
+    ``constraints_unknown``: runs that started without the broker's retained constraints
+    known within ``connect_wait`` (not connected yet, the subscription refused or not
+    answered); each is warned about once, and the constraints apply when they arrive.
     """
 
     runs: int = 0
+    constraints_unknown: int = 0
     telemetry_dropped: int = 0
     log_lines_sent: int = 0
     log_lines_dropped: int = 0

@@ -186,6 +186,8 @@ class MqttConnector:
             connect_timeout,
             self._log,
             online=lambda: self._supervisor.online_connection(),  # the supervisor keeps it
+            backoff_initial=options.backoff_initial,
+            backoff_max=options.backoff_max,
         )
         self._supervisor = Supervisor(
             options,

@@ -76,6 +76,16 @@ class Rotation:
         return moved_from
 
 
+_FOR_GOOD = ("TLS failure", "unknown host", "not a host name")
+"""Reasons (their beginnings, from ``_paho/_reasons.py``) that trying again cannot change."""
+
+
+def _for_good(exc: ConnectError) -> bool:
+    """Whether ``exc`` is a failure no retry fixes: a CONNACK refusal (credentials,
+    authorisation), a TLS failure, a host name that does not resolve."""
+    return isinstance(exc, ConnectRefusedError) or exc.reason.startswith(_FOR_GOOD)
+
+
 async def first_answer(
     rotation: Rotation,
     attempt: Callable[[float | None], Awaitable[_T]],
@@ -86,17 +96,21 @@ async def first_answer(
     """``connect(require=True)``'s attempt: each node in turn until ``deadline``.
 
     ``attempt(bound)`` tries the current node for at most ``bound`` seconds
-    (``None``: the connect timeout). One node: one attempt, its failure raised
-    at once. Several: rounds of attempts, each bounded by its share of the time
-    left in its round and the rounds apart by the backoff, until one answers;
-    else :class:`ConnectError` naming each node's failure. A round in which
-    every node refused the CONNACK is the last: retrying would not help.
+    (``None``: the connect timeout). Rounds of attempts, each bounded by its
+    share of the time left in its round (one node: all of it), the rounds apart
+    by the backoff, until one answers: a node that closed the connection during
+    the handshake, refused it (not listening) or said it is unavailable may be
+    back a moment later (a cluster's node restarting, a failover under way).
+    Else :class:`ConnectError`: with one node its last failure (and how many
+    attempts there were), with several each node's. A round in which every node
+    failed for good (a CONNACK refusal for credentials or authorisation, a TLS
+    failure, an unknown host) is the last: retrying would not help.
     """
     nodes = rotation.nodes
-    if len(nodes) == 1:
-        return await attempt(None)
     loop = asyncio.get_running_loop()
     failures: dict[Node, str] = {}
+    last: ConnectError | None = None
+    attempts = 0
     while True:
         all_refused = True
         for i in range(len(nodes)):
@@ -104,13 +118,21 @@ async def first_answer(
             if remaining <= 0:
                 break
             rotation.choose(i)
+            share = max(remaining / (len(nodes) - i), min(remaining, 0.5))
+            attempts += 1
             try:
-                return await attempt(max(remaining / (len(nodes) - i), min(remaining, 0.5)))
+                return await attempt(None if attempts == 1 and len(nodes) == 1 else share)
             except ConnectError as exc:
+                last = exc
                 failures[nodes[i]] = exc.reason
-                all_refused = all_refused and isinstance(exc, ConnectRefusedError)
+                all_refused = all_refused and _for_good(exc)
         remaining = deadline - loop.time()
         if all_refused or remaining <= 0:
+            if len(nodes) == 1 and last is not None:
+                if attempts == 1:
+                    raise last
+                why = f"{last.reason} ({attempts} attempts within {connect_timeout:g} s)"
+                raise type(last)(*nodes[0], why) from last
             details = "; ".join(f"{node_name(n)}: {why}" for n, why in failures.items())
             reason = f"none of its {len(nodes)} nodes answered within {connect_timeout:g} s"
             raise ConnectError(*nodes[0], f"{reason} ({details})")

@@ -17,6 +17,10 @@ class MqttConnectorStats(ConnectorStats):
     it closed the connection each time the connector subscribed to them alone
     (RabbitMQ 3.x does so for a filter its topic permissions deny this client).
     Their subscriptions stay, and receive nothing.
+    ``subscriptions_refused``: SUBACKs that refused a filter (0x80 or above: an ACL, NATS
+    unable to create its consumer); each refused filter is subscribed again with backoff
+    on the same connection until granted, and its subscribers' snapshot ends only then.
     """
 
     subscriptions_given_up: int = 0
+    subscriptions_refused: int = 0

@@ -19,6 +19,7 @@ from cascade.interfaces.connector_kit import Dispatcher, RateLimitedLogger, Subs
 from ._connection import Connection
 from ._link import LinkError
 from ._lone_subscribes import LoneSubscribes
+from ._refused_subscribes import RefusedSubscribes, is_refused
 from ._stats import MqttConnectorStats
 
 __all__ = ["Subscriptions"]
@@ -58,11 +59,22 @@ class Subscriptions:
         connect_timeout: float,
         log: RateLimitedLogger,
         online: Callable[[], Connection | None],
+        *,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
     ) -> None:
         self.dispatcher = Dispatcher(stats, self._unsubscribe_at_broker, _log)
         self._online = online  # the connection being served, once resubscribed; else None
         self._stats = stats
         self._lone = LoneSubscribes()
+        self._refused = RefusedSubscribes(
+            stats,
+            log,
+            self._subscribe_one,
+            self._regranted,
+            initial=backoff_initial,
+            maximum=max(backoff_initial, min(backoff_max, _MAX_RESUBSCRIBE_DELAY)),
+        )
         self._marker_base = marker_base  # {prefix}/_marker/{source}
         self._connect_timeout = connect_timeout
         self._log = log
@@ -114,22 +126,26 @@ class Subscriptions:
             connection.send(self._probe_topic, b'{"probe":1}', 1, True)
         lone = self._lone
         subscribed: set[str] = set()
+        refused: list[tuple[str, object]] = []
         wanted = [*own, *([probe_filter] if probing else []), *self.dispatcher.filters]
         self.dispatcher.sync("begin")
         while wanted := [f for f in wanted if not lone.is_given_up(f)]:
             if lone.one_at_a_time:
                 for topic_filter in wanted:
-                    await self._subscribe(connection, [topic_filter])
+                    refused += await self._subscribe(connection, [topic_filter])
             else:
-                await self._subscribe(connection, wanted)
+                refused += await self._subscribe(connection, wanted)
             subscribed.update(wanted)
             # filters may be added while we wait for the SUBACK
             wanted = [f for f in self.dispatcher.filters if f not in subscribed]
         lone.resubscribed()
+        for topic_filter, code in refused:  # their snapshots end when they are granted
+            self._refused.refused(connection, topic_filter, code)
+        not_granted = {topic_filter for topic_filter, _ in refused}
         if probing:  # first: a snapshot's end may depend on what the probe finds
             self._send_marker(connection, lambda: self._probed(connection, probe_filter))
         if self.dispatcher.syncing:
-            self._send_marker(connection, lambda: self.dispatcher.sync("end"))
+            self._send_marker(connection, lambda: self.dispatcher.sync("end", skip=not_granted))
 
     def _probed(self, connection: Connection, probe_filter: str) -> None:
         """The marker behind the probe is back: the probe came before it, or it never will."""
@@ -145,33 +161,44 @@ class Subscriptions:
         if self.on_probed is not None:
             self.on_probed(self.capabilities)
 
-    async def _subscribe(self, connection: Connection, filters: list[str]) -> None:
-        """SUBSCRIBE (at the connection's QoS) and wait for the SUBACKs; the marker topic needs no
-        identifier."""
+    async def _subscribe(
+        self, connection: Connection, filters: list[str]
+    ) -> list[tuple[str, object]]:
+        """SUBSCRIBE (at the connection's QoS) and wait for the SUBACKs; the filters refused,
+        with their codes.
+
+        The marker topic needs no identifier. mosquitto grants every valid filter (its
+        ACLs act on delivery); other brokers refuse some (an ACL, a subscription quota,
+        NATS a consumer it cannot create) with 0x80 or above.
+        """
         marker_topic = connection.marker_topic
         use_ids = connection.subscription_ids
         pairs = [
             (f, self._subscription_id(f) if use_ids and f != marker_topic else None)
             for f in filters
         ]
-        self._check_granted(filters, await connection.subscribe(pairs))
+        codes = await connection.subscribe(pairs)
         self._lone.answered(filters)
+        # a short SUBACK: no crash
+        return [(f, code) for f, code in zip(filters, codes, strict=False) if is_refused(code)]
 
-    def _check_granted(self, filters: list[str], codes: Sequence[object]) -> None:
-        """Warn about filters the SUBACK refused: nothing will arrive on them.
+    async def _subscribe_one(self, connection: Connection, topic_filter: str) -> object:
+        """SUBSCRIBE ``topic_filter`` again (a refused one); its SUBACK's code."""
+        refused = await self._subscribe(connection, [topic_filter])
+        return refused[0][1] if refused else 0
 
-        mosquitto grants every valid filter (its ACLs act on delivery); other
-        brokers refuse some (an ACL, a subscription quota), with 0x80 or above.
+    def _regranted(self, connection: Connection, topic_filter: str) -> asyncio.Future[None]:
+        """A refused filter is granted: its snapshot ends when the marker behind it is back.
+
+        The marker topic itself refused, the markers sent before it was granted never
+        came back: every snapshot not refused ends with this one.
         """
-        for topic_filter, code in zip(filters, codes, strict=False):  # a short SUBACK: no crash
-            value = getattr(code, "value", code)
-            if isinstance(value, int) and value >= 0x80:
-                self._log.warning(
-                    f"suback:{topic_filter}",
-                    "the broker refused the subscription to %r (%s): nothing will arrive on it",
-                    topic_filter,
-                    code,
-                )
+        if topic_filter == connection.marker_topic:
+            action = lambda: self.dispatcher.sync("end", skip=self._refused.filters)  # noqa: E731
+        else:
+            action = lambda: self.dispatcher.sync("end", only=(topic_filter,))  # noqa: E731
+        _, marker = self._send_marker(connection, action)
+        return marker
 
     def _subscription_id(self, topic_filter: str) -> int:
         """The filter's identifier, the same for the connector's life (a new one if it has none)."""
@@ -188,11 +215,18 @@ class Subscriptions:
         """SUBSCRIBE, then wait for the marker behind the filter's retained messages."""
         topic_filter = subscription.topic_filter
         subscription.sync("begin")
+        granted = self._refused.retrying(topic_filter)  # then its end comes with the others'
         try:
-            if not self._lone.is_given_up(topic_filter):  # else, as if granted with nothing
-                await self._subscribe(connection, [topic_filter])
+            if granted is None and not self._lone.is_given_up(topic_filter):
+                # else, as if granted with nothing
+                refused = await self._subscribe(connection, [topic_filter])
+                if refused:
+                    granted = self._refused.refused(connection, topic_filter, refused[0][1])
         except LinkError as exc:
             _log.warning("subscribe to %r failed (%s); retried on reconnection", topic_filter, exc)
+            return
+        if granted is not None:
+            await self._wait_granted(connection, topic_filter, granted)
             return
         token, marker = self._send_marker(connection, lambda: subscription.sync("end"))
         if connection.in_reader():
@@ -208,6 +242,23 @@ class Subscriptions:
             )
         finally:
             self._markers.pop(token, None)
+
+    async def _wait_granted(
+        self, connection: Connection, topic_filter: str, granted: asyncio.Future[None]
+    ) -> None:
+        """Wait (at most ``connect_timeout``) for a refused filter to be granted and synced."""
+        if connection.in_reader():
+            return  # called from a callback: the reader cannot wait for itself
+        try:
+            async with bounded(self._connect_timeout):
+                await asyncio.shield(granted)
+        except asyncio.TimeoutError:
+            _log.warning(
+                "the subscription to %r was not granted within %.1f s (connect_timeout); "
+                "still subscribing again with backoff",
+                topic_filter,
+                self._connect_timeout,
+            )
 
     def _send_marker(
         self, connection: Connection, on_arrival: Callable[[], None]
@@ -238,6 +289,7 @@ class Subscriptions:
         """
         given_up = self._lone.is_given_up(topic_filter)
         self._lone.forget(topic_filter)
+        self._refused.forget(topic_filter)
         connection = self._online()
         if connection is not None and topic_filter not in self._own and not given_up:
             connection.unsubscribe(topic_filter)
@@ -245,6 +297,7 @@ class Subscriptions:
     def lost(self, connection: Connection) -> None:
         """``connection`` is gone: markers sent on it will not come back, and a filter whose
         SUBSCRIBE was alone outstanding on it may be given up (see ``_lone_subscribes.py``)."""
+        self._refused.lost()
         given_up = self._lone.lost(connection.unanswered)
         if given_up is not None:
             self._stats.subscriptions_given_up += 1
@@ -315,5 +368,8 @@ class Subscriptions:
         known = {filters[n] for n in numbers if n in filters and topic_matches(filters[n], topic)}
         return known or None
 
+
+_MAX_RESUBSCRIBE_DELAY = 5.0
+"""Seconds at most between SUBSCRIBEs of a refused filter: its subscribers wait on it."""
 
 OwnStatus = Callable[[Connection, bytes], None]

@@ -32,11 +32,19 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+_UNAVAILABLE = frozenset({3, 0x88})  # a node that may be back soon: not a refusal for good
+
+
 def is_refusal(exc: BaseException) -> bool:
-    """Whether ``exc`` is the broker refusing the CONNECT (a CONNACK with an error code)."""
+    """Whether ``exc`` is the broker refusing the CONNECT for good (a CONNACK with an error
+    code other than "unavailable", which a restarting node answers)."""
     from aiomqtt.exceptions import MqttConnectError
 
-    return any(isinstance(e, MqttConnectError) for e in _causes(exc))
+    for cause in _causes(exc):
+        if isinstance(cause, MqttConnectError):
+            rc = getattr(cause, "rc", None)
+            return getattr(rc, "value", rc) not in _UNAVAILABLE
+    return False
 
 
 def describe_connect_failure(exc: BaseException, timeout: float) -> str:

@@ -50,7 +50,7 @@ class FakeBroker:
       subscriptions of their exact topic (as RabbitMQ 3.x does).
     - ``auto_settle``: each new link settles what it is handed on the next
       loop turn (``False``: the test calls :meth:`FakeLink.settle`).
-    - ``refuse``: filters whose SUBACK refuses them (0x80).
+    - ``refuse``: filters whose SUBACK refuses them (0x80); nothing arrives on them.
     - ``hang_up_on``: filters on whose SUBSCRIBE the broker closes the connection
       unanswered (as RabbitMQ 3.x does for a filter its topic permissions deny).
     - ``poison``: payloads on which the broker drops the connection, unsent.
@@ -232,6 +232,8 @@ class FakeLink:
             self.lose("the broker closed the connection on a SUBSCRIBE")
             raise LinkError(self._gone or "not connected")
         for topic_filter, number in filters:
+            if topic_filter in broker.refuse:
+                continue  # not subscribed: nothing arrives on it, retained messages included
             self.filters.append(topic_filter)
             self.subscription_numbers[topic_filter] = number
             self.granted[topic_filter] = qos
