@@ -19,16 +19,7 @@ PAUSE = (
     b'{"id": "pause-on-c", "scope": "task:report_*", "type": "pause", "params": {}, '
     b'"expires_at": null}'
 )
-SLOW = 90  # seconds: each QoS 1 subscription is a replicated JetStream consumer, made anew on B
-
-
-QOS1_RESUBSCRIBE_STUCK = (
-    "nats-server 2.9.10 may go on refusing (SUBACK 0x80) the QoS 1 SUBSCRIBE of the constraints "
-    "made again on B after A's death, on that connection, for over 90 s (each QoS 1 subscription "
-    "is a replicated JetStream consumer; 2 runs of 7 here): the engine keeps the pause it knew "
-    "but never hears the resume. Subscriptions at QoS 0 on a clean session (issue 50, part B) "
-    "make no consumer; then this mark goes"
-)
+SLOW = 30  # seconds: bounds for a loaded machine; the move itself takes well under one
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,6 @@ def cluster() -> Iterator[NatsCluster]:
         yield nodes
 
 
-@pytest.mark.xfail(strict=False, reason=QOS1_RESUBSCRIBE_STUCK, raises=TimeoutError)
 async def test_an_engine_on_a_and_b_keeps_its_pause_when_a_dies(
     cluster: NatsCluster, prefix: str
 ) -> None:
