@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 from ._certs import TestCertificates, make_test_certificates
-from ._managed import ManagedProcess
+from ._managed import ChildProcess
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
 
@@ -43,7 +42,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
-class MosquittoBroker(ManagedProcess):
+class MosquittoBroker(ChildProcess):
     """One private ``mosquitto`` on free loopback port(s), configured from a generated file.
 
     ``users`` (name → password) makes a password file and turns anonymous
@@ -94,8 +93,6 @@ class MosquittoBroker(ManagedProcess):
         self.log_path = self.directory / "mosquitto.log"
         self.config_path = self.directory / "mosquitto.conf"
         self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._paused = False
         self._write_config(acl, persistence, extra_config)
 
     def _write_config(self, acl: str | None, persistence: bool, extra_config: str) -> None:
@@ -143,20 +140,6 @@ class MosquittoBroker(ManagedProcess):
         self.config_path.write_text("\n".join(lines) + "\n")
         self.config_path.chmod(0o644)
 
-    @property
-    def running(self) -> bool:
-        """Whether the mosquitto process is alive (paused counts as alive)."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The process id of the running mosquitto."""
-        return self._process.pid if self._process is not None else None
-
-    def log_text(self) -> str:
-        """Everything mosquitto has logged so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def start(self) -> None:
         """Start mosquitto and wait until every listener accepts connections."""
         if self.running:
@@ -179,49 +162,6 @@ class MosquittoBroker(ManagedProcess):
                 self.stop()
                 raise RuntimeError(f"mosquitto did not listen in time:\n{self.log_text()}")
             time.sleep(0.02)  # polling another process's state
-
-    def stop(self) -> None:
-        """Stop mosquitto (SIGTERM, then SIGKILL if it lingers); idempotent."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if self._paused:
-            process.send_signal(signal.SIGCONT)
-            self._paused = False
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def kill(self) -> None:
-        """Kill mosquitto with SIGKILL, as a crash would."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        self._paused = False
-
-    def restart(self) -> None:
-        """Stop and start again on the same port(s)."""
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        """Hang the broker with SIGSTOP: connections stay open but nothing is answered."""
-        if self._process is None or self._paused:
-            return
-        self._process.send_signal(signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        """Undo :meth:`pause` with SIGCONT."""
-        if self._process is None or not self._paused:
-            return
-        self._process.send_signal(signal.SIGCONT)
-        self._paused = False
 
     def close(self) -> None:
         """Stop mosquitto and delete the generated files."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -13,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ._managed import ManagedProcess
+from ._managed import ChildProcess, ManagedProcess
 from ._mosquitto import free_port
 from ._mqtt_probe import mqtt_accepts
 
@@ -32,7 +31,7 @@ def nats_server_path() -> str | None:
     return found
 
 
-class NatsNode(ManagedProcess):
+class NatsNode(ChildProcess):
     """One private ``nats-server`` with JetStream and an MQTT 3.1.1 listener on free ports.
 
     ``host``/``port`` is its MQTT listener; ``client_port`` the NATS one,
@@ -67,8 +66,7 @@ class NatsNode(ManagedProcess):
         self.log_path = self.directory / "nats.log"
         self.config_path = self.directory / "nats.conf"
         self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._paused = False
+        self.stop_timeout = 10.0
 
     def _write_config(self) -> None:
         lines = [
@@ -85,20 +83,6 @@ class NatsNode(ManagedProcess):
                 f"routes: [{routes}] }}"
             )
         self.config_path.write_text("\n".join(lines) + "\n")
-
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive (paused counts as alive)."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The process id of the running server."""
-        return self._process.pid if self._process is not None else None
-
-    def log_text(self) -> str:
-        """Everything the server has logged so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def launch(self) -> None:
         """Start the process without waiting for it to serve (a cluster starts all, then waits)."""
@@ -142,49 +126,6 @@ class NatsNode(ManagedProcess):
             return None
         leader = (status.get("meta_cluster") or {}).get("leader")
         return str(leader) if leader else None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL if it lingers); idempotent."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if self._paused:
-            process.send_signal(signal.SIGCONT)
-            self._paused = False
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def kill(self) -> None:
-        """Kill the server with SIGKILL, as a crash would."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        self._paused = False
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same JetStream store."""
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        """Hang the server with SIGSTOP: connections stay open but nothing is answered."""
-        if self._process is None or self._paused:
-            return
-        self._process.send_signal(signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        """Undo :meth:`pause` with SIGCONT."""
-        if self._process is None or not self._paused:
-            return
-        self._process.send_signal(signal.SIGCONT)
-        self._paused = False
 
     def close(self) -> None:
         """Stop the server and delete its files."""
