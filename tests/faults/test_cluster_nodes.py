@@ -111,7 +111,11 @@ async def test_engine_on_a_and_b_obeys_c_survives_a_killed(
     connector = MeteredConnector(
         MqttConnector(hosts=[address(a), address(b)], topic_prefix=prefix, source_id=SOURCE)
     )
-    engine = Engine(as_connector(connector), max_concurrency=4, heartbeat_interval=1.0)
+    # a's death may take the leader of a JetStream stream with it: the other nodes then hold
+    # QoS 1 acks until a new one is elected (seconds, by NATS); the engine's last flush waits
+    engine = Engine(
+        as_connector(connector), max_concurrency=4, heartbeat_interval=1.0, shutdown_timeout=30
+    )
     held, halfway = asyncio.Event(), asyncio.Event()
     started: list[str] = []
     tasks, completed = 400, 0

@@ -44,7 +44,9 @@ async def test_an_engine_on_a_and_b_keeps_its_pause_when_a_dies(
         source_id="nats-engine",
         backoff_max=0.5,
     )
-    engine = Engine(connector, heartbeat_interval=None, connect_wait=10)
+    # A's death may take the leader of a JetStream stream with it: B then holds QoS 1 acks
+    # until a new leader is elected (seconds, by NATS), and the engine's last flush waits
+    engine = Engine(connector, heartbeat_interval=None, connect_wait=10, shutdown_timeout=SLOW)
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     paused_at_start: list[bool] = []
