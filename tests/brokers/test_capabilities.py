@@ -28,44 +28,73 @@ from cascade.testkit import BrokerEndpoint
 
 from .conftest import MEASURED, Brokers
 
-FAMILIES = ("mosquitto", "rabbitmq")
+FAMILIES = ("mosquitto", "rabbitmq", "nats")
 
-# capability -> family -> the value measured on mosquitto 2.0 and RabbitMQ 3.10's MQTT plugin
+
+class FilterRefused(Exception):
+    """The broker answered a SUBACK with 0x80 (failure) for this filter."""
+
+
+# What a probe's cell says when the broker refused instead of answering (NATS refuses a '.'
+# in a topic by closing the connection, and in a filter with SUBACK 0x80).
+CLOSED = "no: the broker closes the connection"
+REFUSED = "no: the filter is refused (SUBACK 0x80)"
+
+
+# capability -> family -> the value measured on mosquitto 2.0, RabbitMQ 3.10's MQTT plugin and
+# NATS 2.9's MQTT listener (one NatsNode)
 EXPECTED: dict[str, dict[str, str]] = {
-    "retained -> exact-topic subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "retained -> '+' subscription": {"mosquitto": "yes", "rabbitmq": "no"},
-    "retained -> '#' subscription": {"mosquitto": "yes", "rabbitmq": "no"},
-    "MQTT 5 CONNECT": {"mosquitto": "accepted", "rabbitmq": "refused"},
-    "will on abrupt client death": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "will with retain flag is retained": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "empty retained payload clears": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no"},
-    "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no"},
+    "retained -> exact-topic subscription": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "retained -> '+' subscription": {"mosquitto": "yes", "rabbitmq": "no", "nats": "yes"},
+    "retained -> '#' subscription": {"mosquitto": "yes", "rabbitmq": "no", "nats": "yes"},
+    "MQTT 5 CONNECT": {"mosquitto": "accepted", "rabbitmq": "refused", "nats": "refused"},
+    "will on abrupt client death": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "will with retain flag is retained": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "empty retained payload clears": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no", "nats": "yes"},
+    "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
     "topic with '*' survives (exact sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "topic with '*' survives ('#' sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "topic with '.' survives ('#' sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api/v2/pause",
+        "nats": CLOSED,
     },
-    "filter level '*' is literal": {"mosquitto": "yes", "rabbitmq": "no"},
+    "filter level '*' is literal": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
     "retained on a '*' topic -> exact sub": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "retained on a '.' topic -> exact sub": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api/v2/pause",
+        "nats": CLOSED,
     },
-    "retained on '%2A' / '%2E' topics -> exact sub": {"mosquitto": "yes", "rabbitmq": "yes"},
+    "retained on '%2A' / '%2E' topics -> exact sub": {
+        "mosquitto": "yes",
+        "rabbitmq": "yes",
+        "nats": "yes",
+    },
+    "QoS 2 publish": {"mosquitto": "yes", "rabbitmq": "yes", "nats": CLOSED},
+    "shared subscription ($share/g/...)": {
+        "mosquitto": "yes",
+        "rabbitmq": "no: not delivered",
+        "nats": "no: not delivered",
+    },
+    "topic with ' ' survives ('#' sub)": {"mosquitto": "yes", "rabbitmq": "yes", "nats": CLOSED},
+    "filter with a '.' is accepted": {"mosquitto": "yes", "rabbitmq": "yes", "nats": REFUSED},
 }
 
 TIMEOUT = 10.0
@@ -146,7 +175,8 @@ class Probe:
                 first, reply = await self._read_packet()
                 if first >> 4 == 9:  # SUBACK
                     assert reply[:2] == packet_id.to_bytes(2, "big")
-                    assert reply[2] != 0x80, f"the broker refused the filter {topic_filter!r}"
+                    if reply[2] == 0x80:
+                        raise FilterRefused(topic_filter)
                     break
                 self._record(first, reply)
 
@@ -441,6 +471,43 @@ async def retained_escaped_exact(broker: BrokerEndpoint) -> str:
     return star if star != "yes" else await _retained_exact_on(broker, "api%2Ev2")
 
 
+async def space_hash(broker: BrokerEndpoint) -> str:
+    return await _survives(broker, "api v2", lambda base: f"{base}/constraints/#")
+
+
+async def dot_filter_accepted(broker: BrokerEndpoint) -> str:
+    async with probe(broker) as subscriber:
+        await subscriber.subscribe(f"{unique()}/constraints/task/api.v2/pause")
+    return "yes"
+
+
+async def qos2_publish(broker: BrokerEndpoint) -> str:
+    base = unique()
+    async with probe(broker) as subscriber, client(broker) as publisher:
+        await subscriber.subscribe(f"{base}/q2", f"{base}/sentinel")
+        # aiomqtt returns from a QoS 2 publish once the PUBCOMP is in
+        await publisher.publish(f"{base}/q2", b"exactly-once", qos=2)
+        await publisher.publish(f"{base}/sentinel", b"", qos=1)
+        before = await subscriber.until(f"{base}/sentinel")
+    return yes(any(m.payload == b"exactly-once" for m in before))
+
+
+async def shared_subscription(broker: BrokerEndpoint) -> str:
+    """Two members of one group: "yes" when each of 20 messages reaches exactly one of them."""
+    base = unique()
+    topic, sentinel = f"{base}/jobs", f"{base}/sentinel"
+    async with probe(broker) as first, probe(broker) as second, client(broker) as publisher:
+        for member in (first, second):
+            await member.subscribe(f"$share/g/{topic}", sentinel)
+        for n in range(20):
+            await publisher.publish(topic, str(n).encode(), qos=1)
+        await publisher.publish(sentinel, b"", qos=1)
+        got = [m.payload for m in [*await first.until(sentinel), *await second.until(sentinel)]]
+    if sorted(got) == sorted(str(n).encode() for n in range(20)):
+        return "yes"
+    return "no: not delivered" if not got else f"no: {len(got)} deliveries of 20 messages"
+
+
 PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "retained -> exact-topic subscription": retained_exact,
     "retained -> '+' subscription": retained_plus,
@@ -461,6 +528,10 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "retained on a '*' topic -> exact sub": retained_star_exact,
     "retained on a '.' topic -> exact sub": retained_dot_exact,
     "retained on '%2A' / '%2E' topics -> exact sub": retained_escaped_exact,
+    "QoS 2 publish": qos2_publish,
+    "shared subscription ($share/g/...)": shared_subscription,
+    "topic with ' ' survives ('#' sub)": space_hash,
+    "filter with a '.' is accepted": dot_filter_accepted,
 }
 
 
@@ -475,6 +546,11 @@ def test_every_capability_has_a_probe_and_an_expectation() -> None:
 async def test_capability(capability: str, family: str, brokers: Brokers) -> None:
     """The broker family does what the table says."""
     broker = brokers.get(family)
-    measured = await PROBES[capability](broker)
+    try:
+        measured = await PROBES[capability](broker)
+    except FilterRefused:
+        measured = REFUSED
+    except (aiomqtt.MqttError, asyncio.IncompleteReadError, ConnectionError):
+        measured = CLOSED
     MEASURED[(capability, family)] = measured
     assert measured == EXPECTED[capability][family]
