@@ -1,4 +1,5 @@
-"""Development sessions: tests, integration, lint, typecheck, demo, bench.
+"""Development sessions: tests, integration (also on RabbitMQ and NATS: integration-rabbitmq,
+integration-nats), faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench.
 
 ``python3 dev.py test`` and ``python3 dev.py demo`` (see README) run these
 through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
