@@ -107,6 +107,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "filter with a '.' is accepted": {"mosquitto": "yes", "rabbitmq": "yes", "nats": REFUSED},
 }
 
+# Cells measured either way from run to run, with every value seen: on NATS a QoS 0 message
+# overtakes an awaited QoS 1 one (delivered through a JetStream consumer) in some runs of ten
+# rounds and in none in others; the pipelined rows below it reorder every time.
+VARIES: dict[tuple[str, str], set[str]] = {
+    ("order kept across QoS 0 and QoS 1", "nats"): {"no", "yes"},
+}
+
 TIMEOUT = 10.0
 
 
@@ -415,7 +422,7 @@ async def order_within_qos(broker: BrokerEndpoint) -> str:
 
 # A broker that reorders one publisher's QoS 0 and QoS 1 messages through separate paths
 # (RabbitMQ's queues; NATS's JetStream consumer for QoS 1 subscribers beside core NATS) does
-# so in hundreds of places in some rounds and in none in others: ten rounds to be sure.
+# so in hundreds of places in some rounds and in none in others: ten rounds (see VARIES).
 ROUNDS = 10
 
 
@@ -614,4 +621,7 @@ async def test_capability(capability: str, family: str, brokers: Brokers) -> Non
     except (aiomqtt.MqttError, asyncio.IncompleteReadError, ConnectionError):
         measured = CLOSED
     MEASURED[(capability, family)] = measured
+    if (capability, family) in VARIES:
+        assert measured in VARIES[(capability, family)]
+        return
     assert measured == EXPECTED[capability][family]
