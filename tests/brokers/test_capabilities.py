@@ -426,11 +426,19 @@ async def order_within_qos(broker: BrokerEndpoint) -> str:
 ROUNDS = 10
 
 
-async def order_across_qos(broker: BrokerEndpoint) -> str:
+async def order_across_qos(broker: BrokerEndpoint, subscribed_qos: int = 1) -> str:
     for _ in range(ROUNDS):
-        if await _arrival_order(broker, lambda n: 1 if n % 10 == 0 else 0) != list(range(400)):
+        received = await _arrival_order(
+            broker, lambda n: 1 if n % 10 == 0 else 0, subscribed_qos=subscribed_qos
+        )
+        if received != list(range(400)):
             return "no"
     return "yes"
+
+
+async def order_across_qos_to_qos0(broker: BrokerEndpoint) -> str:
+    """What Cascade's clean sessions subscribe at."""
+    return await order_across_qos(broker, subscribed_qos=0)
 
 
 async def order_across_qos_pipelined(broker: BrokerEndpoint, subscribed_qos: int) -> str:
@@ -585,6 +593,7 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "QoS 1 PUBACK": qos1_puback,
     "order kept within one QoS level": order_within_qos,
     "order kept across QoS 0 and QoS 1": order_across_qos,
+    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": order_across_qos_to_qos0,
     "... QoS 1 pipelined, at a QoS 1 subscriber": order_pipelined_qos1_subscriber,
     "... QoS 1 pipelined, at a QoS 0 subscriber": order_pipelined_qos0_subscriber,
     "'$' topic, exact subscription": dollar_exact,

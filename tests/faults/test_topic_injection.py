@@ -1,4 +1,5 @@
-"""Scenario 7: ids and scopes full of separators, wildcards, NUL and controls: one topic level."""
+"""Scenario 7: ids and scopes full of separators, wildcards, dots, blanks, NUL and controls:
+one topic level each, percent-encoded."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ from cascade.testkit import Inbox, OwnBroker
 
 from .conftest import Figures
 
-SOURCE = "src/+#$\x00\x07\u00e9"
+SOURCE = "src/+#$\x00\x07\u00e9. *>"
 ORG = "org/+#"
-PROJECT = "$SYS\x00\n\u00fcml\u00e4ut/x"
+PROJECT = "$SYS\x00\n\u00fcml\u00e4ut/x.y"
 RUN = "run/#/+\x00\x1b\u65e5"
-# what each becomes: every / + # NUL and control character replaced by "_", the rest kept
-SOURCE_LEVEL = "src___$__\u00e9"
-ORG_LEVEL = "org___"
-PROJECT_LEVEL = "$SYS__\u00fcml\u00e4ut_x"
-RUN_LEVEL = "run______\u65e5"
-# scopes are percent-escaped instead (they must round-trip), one level after "task"
+# what each becomes: every / + # % . * > NUL, blank and control character percent-encoded
+# (encode_level), the rest kept
+SOURCE_LEVEL = "src%2F%2B%23$%00%07\u00e9%2E%20%2A%3E"
+ORG_LEVEL = "org%2F%2B%23"
+PROJECT_LEVEL = "$SYS%00%0A\u00fcml\u00e4ut%2Fx%2Ey"
+RUN_LEVEL = "run%2F%23%2F%2B%00%1B\u65e5"
+# scopes are encoded alike, one level after "task"
 SCOPES = {
     "task:a/b": "task/a%2Fb",
     "task:+": "task/%2B",
@@ -35,8 +37,9 @@ SCOPES = {
     "task:nul\x00": "task/nul%00",
     "task:bell\x07\x1b": "task/bell%07%1B",
     "task:\u00fcn\u00efc\u00f8d\u00e9": "task/\u00fcn\u00efc\u00f8d\u00e9",
+    "task:a.b c>": "task/a%2Eb%20c%3E",
 }
-# where an unsanitized id or scope would have spilled over
+# where an unencoded id or scope would have spilled over
 NEIGHBOURS = [
     "status/src/#",
     "telemetry/org/#",
@@ -53,10 +56,10 @@ async def probe(engine_box: list[Engine]) -> list[str]:
     return sorted(c.scope for c in engine_box[0].constraints)
 
 
-async def test_hostile_ids_land_on_one_sanitized_topic(
+async def test_hostile_ids_land_on_one_encoded_topic(
     own_broker: OwnBroker, prefix: str, figures: Figures
 ) -> None:
-    """Run, source, org, project ids and scopes each make exactly one, sanitized, topic level."""
+    """Run, source, org, project ids and scopes each make exactly one, encoded, topic level."""
     figures.scenario = "7 topic injection"
     broker = own_broker
     observer = MqttConnector(broker.host, broker.port, presence=False, topic_prefix=prefix)
@@ -111,7 +114,7 @@ async def test_hostile_ids_land_on_one_sanitized_topic(
 
     assert scopes == sorted(SCOPES)  # the engine read every scope back as it was sent
     topics = {m.topic for m in everything.all}
-    # the connector's own marker messages (subscribe barriers) carry the sanitized source too
+    # the connector's own marker messages (subscribe barriers) carry the encoded source too
     markers = {t for t in topics if t.startswith(f"{prefix}/_marker/")}
     assert {t.split("/")[2] for t in markers} == {SOURCE_LEVEL}
     # a connection's marker, or under it the connector's retained-delivery probe or its

@@ -107,10 +107,18 @@ async def test_two_connectors_in_one_millisecond_have_two_sessions(
     await first.disconnect()
 
 
-@pytest.mark.parametrize("source", ["a/b", "x+y", "h#"])
-async def test_source_id_is_sanitized_into_one_topic_level(broker: FakeBroker, source: str) -> None:
-    """A source id cannot add topic levels or wildcards to the status topic."""
+@pytest.mark.parametrize(
+    ("source", "level"),
+    [("a/b", "a%2Fb"), ("x+y", "x%2By"), ("h#", "h%23"), ("worker1.example.com",
+     "worker1%2Eexample%2Ecom"), ("my host", "my%20host")],
+)  # fmt: skip
+async def test_source_id_is_encoded_into_one_topic_level(
+    broker: FakeBroker, source: str, level: str
+) -> None:
+    """A source id cannot add topic levels or wildcards to the status topic, nor a character a
+    broker refuses: it is the id as given, encoded in its status topic (and its markers)."""
     connector = MqttConnector("broker", source_id=source, link=broker)
-    assert "/" not in connector.source_id
-    assert "+" not in connector.source_id
-    assert "#" not in connector.source_id
+    assert connector.source_id == source
+    await connector.connect()
+    assert f"cascade/status/{level}" in broker.retained
+    await connector.disconnect()

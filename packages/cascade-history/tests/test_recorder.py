@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.history import History, HistoryError, Received, Recorder, Stored
@@ -171,6 +172,27 @@ async def test_constraints_set_and_cleared_are_audited(
     assert [(e.action, e.scope, e.type, e.topic) for e in events] == [
         ("cleared", "task:api_*", "pause", topic),
         ("set", "task:api_*", "pause", topic),
+    ]
+
+
+async def test_a_constraint_expired_when_it_came_is_audited_as_its_clear(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """`cascade resume` retains an expired copy before the empty payload: one clear, not a
+    set and a clear; a copy a broker brings back later sets nothing either."""
+    topic = constraint_topic("global", "pause")
+    pause = Constraint.pause("global")
+    async with InMemoryConnector(broker, presence=False) as cli:
+        await cli.publish(topic, pause, qos=1, retain=True)
+        await broker.idle()
+        expired = msgspec.structs.replace(pause, expires_at=time.time() - 1)
+        for payload in (expired, b"", expired):
+            await cli.publish(topic, payload, qos=1, retain=True)
+            await broker.idle()
+    await recorder.flush(timeout=5)
+    assert [(e.action, e.scope) for e in history.audit()] == [
+        ("cleared", "global"),
+        ("set", "global"),
     ]
 
 

@@ -44,10 +44,10 @@ def test_the_echo_is_decoded_strictly() -> None:
 
 @pytest.mark.parametrize("prefix", ["cascade", "acme/prod"])
 def test_every_answer_is_under_the_reply_filter(prefix: str) -> None:
-    """Three levels below ``{prefix}/reply``: the run's org (sanitized, as a broker ACL binds
+    """Three levels below ``{prefix}/reply``: the run's org (encoded, as a broker ACL binds
     it), the request's id, the answering source; answers are bounded as control payloads are."""
     topic = reply_topic("acme/x", "9f1c", "host/1", prefix)
-    assert topic == f"{prefix}/reply/acme_x/9f1c/host_1"
+    assert topic == f"{prefix}/reply/acme%2Fx/9f1c/host%2F1"
     assert topic_matches(reply_filter(prefix=prefix), topic)
     assert topic_matches(reply_filter("9f1c", prefix), topic)
     assert topic_matches(reply_filter("9f1c", prefix, "acme/x"), topic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -37,6 +38,26 @@ async def test_a_pause_is_retained_with_who_and_why_and_a_resume_clears_it(
     assert (retained["issued_by"], retained["reason"]) == ("alice", "maintenance")
     cleared = await control.resume("task:load_*")
     assert PAUSE_TOPIC in cleared.topics
+    assert PAUSE_TOPIC not in broker.retained_topics
+
+
+async def test_a_resume_first_retains_what_it_clears_expired(
+    broker: InMemoryBroker, control: Controller
+) -> None:
+    """A broker that brings a deleted retained message back (NATS 2.9 after a node restart)
+    brings back the expired copy written just before the clear, which every reader drops."""
+    await control.pause("task:load_*", reason="maintenance")
+    seen: list[bytes] = []
+    async with InMemoryConnector(broker, presence=False) as reader:
+        await reader.subscribe(PAUSE_TOPIC, lambda message: seen.append(message.raw))
+        await broker.idle()
+        await control.resume("task:load_*")
+        await broker.idle()
+    paused, copy, cleared = seen
+    expired = json.loads(copy)
+    assert expired == {**json.loads(paused), "expires_at": expired["expires_at"]}
+    assert expired["expires_at"] <= time.time()
+    assert cleared == b""
     assert PAUSE_TOPIC not in broker.retained_topics
 
 

@@ -17,7 +17,7 @@ from cascade.interfaces.testing import InMemoryConnector
 
 @pytest.mark.parametrize("value", ["engine-1", "a/b+c#", "ünïcødé-✓", "x" * MAX_ID_BYTES])
 def test_ids_that_fit_pass_unchanged(value: str) -> None:
-    """Any non-empty UTF-8 id up to the limit passes; wildcards are left to sanitizing."""
+    """Any non-empty UTF-8 id up to the limit passes; topic levels encode wildcards."""
     assert validate_id(value, "source_id") == value
 
 

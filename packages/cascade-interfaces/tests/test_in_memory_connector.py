@@ -100,11 +100,11 @@ async def test_unsubscribe_stops_delivery(broker: InMemoryBroker) -> None:
 async def test_presence_birth_graceful_offline_and_sessions(broker: InMemoryBroker) -> None:
     """Connect publishes a retained online with a rising session; disconnect a graceful offline."""
     conn = InMemoryConnector(broker, source_id="engine/1")
-    topic = "cascade/status/engine_1"
+    topic = "cascade/status/engine%2F1"
     await conn.connect()
     await conn.connect()  # idempotent
     birth = decode_status(broker.retained(topic) or b"")
-    assert (birth.status, birth.source, birth.session) == ("online", "engine_1", 1)
+    assert (birth.status, birth.source, birth.session) == ("online", "engine/1", 1)
     await conn.disconnect()
     await conn.disconnect()  # idempotent
     offline = decode_status(broker.retained(topic) or b"")

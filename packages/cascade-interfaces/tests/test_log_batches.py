@@ -31,7 +31,7 @@ def _batch(**fields: object) -> LogBatch:
 
 
 def test_topics_of_both_layouts_match_the_filter() -> None:
-    assert logs_topic("o", "p", "r/1") == "cascade/logs/o/p/r_1"
+    assert logs_topic("o", "p", "r/1") == "cascade/logs/o/p/r%2F1"
     assert logs_topic("o", "p", "r1", source="host-1") == "cascade/logs/o/p/r1/host-1"
     for topic in (logs_topic("o", "p", "r1"), logs_topic("o", "p", "r1", source="h")):
         assert topic_matches(logs_filter(run_id="r1"), topic)

@@ -107,6 +107,28 @@ def test_stale_will_does_not_mark_engine_offline() -> None:
     )
 
 
+def test_an_encoded_source_level_names_the_source_it_encodes() -> None:
+    """``worker1.example.com`` publishes on ``status/worker1%2Eexample%2Ecom``: the reader
+    knows it by its id, its telemetry on the sourced layout is its own, a cleared status
+    forgets it, and a claim that its level does not encode is refused."""
+    state = ReaderModel()
+    source = "worker1.example.com"
+    topic = status_topic(source)
+    assert topic == "cascade/status/worker1%2Eexample%2Ecom"
+    state.apply(received(topic, StatusMessage(status="online", source=source, session=1)))
+    assert state.engines[source].online
+    env = telemetry(LifecycleEvent(event="ENGINE_STARTED"), run_id="team.one-run", seq=1,
+                    source=source, project_id="team.one", sourced=True)  # fmt: skip
+    assert "/team%2Eone/" in env.topic
+    assert env.topic.endswith("/worker1%2Eexample%2Ecom")
+    state.apply(env)
+    assert state.runs["team.one-run"].source == source
+    state.apply(received(topic, StatusMessage(status="online", source="worker1", session=1)))
+    assert "worker1" not in state.engines
+    state.apply(received(topic, None))
+    assert source not in state.engines
+
+
 def test_constraints_set_cleared_and_expired() -> None:
     """Constraints are keyed by topic, cleared by an empty payload, hidden once expired."""
     state = ReaderModel(clock=lambda: T0 + 1000.0)

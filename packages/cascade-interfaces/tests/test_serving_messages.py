@@ -80,7 +80,7 @@ def test_announcement_and_reply_round_trip() -> None:
 
 
 def test_topics_and_names() -> None:
-    assert served_topic("w/1") == "cascade/served/w_1"
+    assert served_topic("w/1") == "cascade/served/w%2F1"
     assert addressed_start_topic("nightly", "w1", "p") == "p/start/nightly/w1"
     assert shared_start_filter("nightly") == "$share/cascade/cascade/start/nightly"
     assert start_filter("w1") == "cascade/start/+/w1"

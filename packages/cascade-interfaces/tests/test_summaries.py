@@ -47,7 +47,7 @@ def _on_topic(summary: EngineSummary, level: str | None = None) -> Message:
 
 
 def test_topic_and_filter_name_one_source_level() -> None:
-    assert summary_topic("host/1#") == "cascade/summary/host_1_"
+    assert summary_topic("host/1#") == "cascade/summary/host%2F1%23"
     assert summary_filter("acme") == "acme/summary/+"
     assert payload_limit("summary") == MAX_SUMMARY_PAYLOAD_BYTES
 

@@ -1,4 +1,4 @@
-"""Topic builders, id sanitizing and the scope ↔ topic mapping."""
+"""Topic builders, id encoding and the scope ↔ topic mapping."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from cascade.interfaces import (
     InvalidTopicError,
     constraint_topic,
     constraints_filter,
+    decode_level,
+    encode_level,
     events_topic,
     heartbeat_topic,
+    issued_topic,
+    login_of,
     same_source,
     split_telemetry_topic,
     status_filter,
@@ -20,7 +24,7 @@ from cascade.interfaces import (
     topic_matches,
 )
 from cascade.interfaces._topics import scope_from_path, scope_to_path
-from cascade.interfaces.connector_kit import sanitize_segment, validate_prefix, validate_topic
+from cascade.interfaces.connector_kit import validate_id, validate_prefix, validate_topic
 
 
 def test_builders_follow_protocol() -> None:
@@ -41,11 +45,11 @@ def test_builders_follow_protocol() -> None:
 
 
 def test_the_sourced_layout_names_the_source_as_its_last_level() -> None:
-    """``.../{kind}/{source}``, the source sanitized; split back into kind and source, the
+    """``.../{kind}/{source}``, the source encoded; split back into kind and source, the
     unsourced layout with no source, anything else not telemetry."""
     topic = events_topic("o", "p", "r", source="host/1")
-    assert topic == "cascade/telemetry/o/p/r/events/host_1"
-    assert split_telemetry_topic("o/p/r/events/host_1") == ("events", "host_1")
+    assert topic == "cascade/telemetry/o/p/r/events/host%2F1"
+    assert split_telemetry_topic("o/p/r/events/host%2F1") == ("events", "host%2F1")
     assert split_telemetry_topic("o/p/r/heartbeat") == ("heartbeat", None)
     assert split_telemetry_topic("o/p/r/snapshot/h") == ("snapshot", "h")
     assert split_telemetry_topic("o/p/r/events/events") == ("events", "events")
@@ -53,34 +57,113 @@ def test_the_sourced_layout_names_the_source_as_its_last_level() -> None:
         assert split_telemetry_topic(other) is None
 
 
-def test_a_claimed_source_is_the_levels_when_it_sanitizes_to_it() -> None:
-    """A level is the sanitized source: ``host/1`` claims ``host_1``'s level; nothing else does."""
+def test_a_claimed_source_is_the_levels_when_it_encodes_to_it() -> None:
+    """A level is the encoded source, or the existing tools' ``_``-replaced one: ``host/1``
+    claims ``host%2F1`` and ``host_1``; ``a.b`` claims ``a%2Eb`` (and ``a.b``, as the
+    existing tools wrote it); nothing else does."""
     assert same_source("host-1", "host-1")
+    assert same_source("host/1", "host%2F1")
     assert same_source("host/1", "host_1")
+    assert same_source("worker1.example.com", "worker1%2Eexample%2Ecom")
+    assert same_source("worker1.example.com", "worker1.example.com")
     assert not same_source("host-2", "host-1")
     assert not same_source("host_1", "host-1")
+    assert not same_source("host_1", "host%2F1")
+    assert not same_source("a%2Eb", "a%2Eb")  # the level of a%2Eb is a%252Eb
+    assert same_source("a%2Eb", "a%252Eb")
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("a/b", "a_b"),
-        ("a+b#c", "a_b_c"),
-        ("x\x00\x01\x7f\x9f", "x____"),
-        ("", "_"),
+        ("worker1.example.com", "worker1%2Eexample%2Ecom"),
+        ("team.one", "team%2Eone"),
+        ("a/b", "a%2Fb"),
+        ("a+b#c", "a%2Bb%23c"),
+        ("x\x00\x01\x7f\x9f", "x%00%01%7F%C2%9F"),
         ("$host-é", "$host-é"),
-        ("run\n", "run_"),
-        ("\ud800", "_"),
-        ("a\ufffe", "a_"),
+        ("run\n", "run%0A"),
+        ("my run\u00a0\u2003", "my%20run%C2%A0%E2%80%83"),
+        ("a*b>c", "a%2Ab%3Ec"),
+        ("100%", "100%25"),
+        ("a\ufffe", "a%EF%BF%BE"),
+        ("a\ufdd0", "a%EF%B7%90"),
+        ("\ud800", "%ED%A0%80"),
     ],
 )
-def test_sanitize_segment(value: str, expected: str) -> None:
-    """Separators, wildcards, NUL, control and non-characters are replaced."""
-    assert sanitize_segment(value) == expected
+def test_encode_level(value: str, expected: str) -> None:
+    """``%``, ``.``, whitespace, ``*``, ``>``, separators, wildcards, NUL, controls and
+    non-characters are percent-encoded as their UTF-8 bytes, uppercase; nothing else is."""
+    assert encode_level(value) == expected
+
+
+def _legacy(value: str) -> str:
+    """The level the existing tools build: ``/ + #``, controls, non-characters → ``_``."""
+    return "".join(
+        "_"
+        if c in "/+#"
+        or ord(c) < 0x20
+        or 0x7F <= ord(c) <= 0x9F
+        or 0xD800 <= ord(c) <= 0xDFFF
+        or 0xFDD0 <= ord(c) <= 0xFDEF
+        or (ord(c) & 0xFFFE) == 0xFFFE
+        else c
+        for c in value
+    )
+
+
+_PLAIN = st.text(
+    st.characters(blacklist_characters="%.*>", blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")),
+    min_size=1,
+)
+
+
+@given(_PLAIN)
+def test_the_existing_tools_plain_ids_give_the_same_topics(value: str) -> None:
+    """An id without ``% . * >``, whitespace or controls is its own level, as the existing
+    tools build it: every topic they read on mosquitto stays the same."""
+    if "/" in value or "+" in value or "#" in value or _legacy(value) != value:
+        return
+    assert encode_level(value) == value == _legacy(value)
+    assert events_topic(value, value, value, source=value) == "/".join(
+        ["cascade", "telemetry", value, value, value, "events", value]
+    )
+
+
+_PLAIN_IDS = ["host-123", "acme", "default", "local", "0" * 32, "host-42_a", "ÿé$"]
+
+
+@pytest.mark.parametrize("value", _PLAIN_IDS)
+def test_plain_ids_are_unchanged(value: str) -> None:
+    """The ids Cascade and the existing tools use (``host-123``, orgs, 32-hex run ids)."""
+    assert encode_level(value) == value
+    assert decode_level(value) == value
+    assert status_topic(value) == f"cascade/status/{value}"
+
+
+@given(st.text(min_size=1))
+def test_any_valid_id_round_trips(value: str) -> None:
+    """Every valid id is exactly one level that decodes back to it, and holds none of the
+    characters any supported broker refuses or maps (``.``, whitespace, ``*``, ``>``)."""
+    try:
+        validate_id(value, "id")
+    except ValueError:
+        return
+    level = encode_level(value)
+    assert decode_level(level) == value
+    assert not any(c in "/+#" for c in level)
+    assert not any(c in ".*>" or c.isspace() for c in level)
+    assert level.isprintable() or not value.isprintable()
+
+
+@pytest.mark.parametrize("level", ["100%", "a%zz", "%", "%FF", "%C3"])
+def test_a_level_that_is_no_encoding_is_read_as_written(level: str) -> None:
+    """A stray ``%`` or bytes that are not UTF-8: the level is the id as written."""
+    assert decode_level(level) == level
 
 
 @given(st.text())
-def test_sanitized_id_is_exactly_one_level(value: str) -> None:
+def test_encoded_id_is_exactly_one_level(value: str) -> None:
     """No id can add levels or wildcards: the built topic is valid and has its six levels."""
     topic = events_topic(value, value, value)
     validate_topic(topic)
@@ -119,3 +202,12 @@ def test_topic_size_limit() -> None:
     """Topics longer than MQTT's 65,535 bytes are refused."""
     with pytest.raises(InvalidTopicError, match="65535"):
         validate_topic("a" * 65536)
+
+
+def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
+    """``worker1.example.com`` notes on ``issued/worker1%2Eexample%2Ecom``; read back as itself."""
+    topic = issued_topic("worker1.example.com")
+    assert topic == "cascade/issued/worker1%2Eexample%2Ecom"
+    assert login_of(topic) == "worker1.example.com"
+    with pytest.raises(ValueError, match="not an issued note"):
+        login_of("cascade/issued/a/b")

@@ -40,7 +40,7 @@ def test_a_bad_id_from_the_environment_names_the_variable(
 
 
 async def test_a_bad_org_id_used_to_fail_every_run_and_now_fails_nothing() -> None:
-    """A valid unusual id (wildcards, non-ASCII) runs and publishes, sanitized into the topic."""
+    """A valid unusual id (wildcards, non-ASCII) runs and publishes, encoded into the topic."""
     connector = InMemoryConnector(presence=False)
     engine = Engine(connector, org_id="a/b+#", project_id="ünï", heartbeat_interval=None)
     assert await engine.run(one()) == 1

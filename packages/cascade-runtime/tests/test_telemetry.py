@@ -183,16 +183,16 @@ async def test_concurrent_runs_of_one_engine_publish_only_their_own_events() -> 
     assert task_ids == {first.task_id, second.task_id}
 
 
-async def test_topic_prefix_and_ids_are_sanitized() -> None:
-    """Ids with topic separators cannot add levels; the prefix is configurable."""
+async def test_topic_prefix_and_ids_are_encoded() -> None:
+    """Ids with topic separators or dots cannot add levels; the prefix is configurable."""
     broker = InMemoryBroker()
     connector = InMemoryConnector(broker, presence=False, topic_prefix="acme/cascade")
-    engine = Engine(connector, org_id="a/b", project_id="p+#", heartbeat_interval=None)
+    engine = Engine(connector, org_id="a/b", project_id="p.+#", heartbeat_interval=None)
     events: list[Event] = []
     engine.events.subscribe(events.append)
     await engine.run(fetch(1))
     assert isinstance(events[0], RunStarted)
-    topic = f"acme/cascade/telemetry/a_b/p__/{events[0].run_id}/events"
+    topic = f"acme/cascade/telemetry/a%2Fb/p%2E%2B%23/{events[0].run_id}/events"
     assert len(published(broker, topic)) == 4
 
 

@@ -2,7 +2,8 @@
 RabbitMQ: the broker itself refuses a viewer's pause and another tenant's telemetry, lets an
 operator over task:etl_* pause that scope only, and an engine still runs and is watched; an
 engine login serves workflows (announces, takes shared and addressed requests), an operator
-over an org starts one, a viewer lists them but cannot start one."""
+over an org starts one, a viewer lists them but cannot start one; an engine login that ids
+encode (worker1.example.com) publishes as itself on its encoded level, and as no other."""
 
 from __future__ import annotations
 
@@ -65,10 +66,13 @@ scopes = ["project:acme/etl"]
 broker_users = ["pia"]
 
 [broker]
-engines = ["engine-1"]
+engines = ["engine-1", "worker1.example.com"]
 recorders = ["rec"]
 """
-PASSWORDS = {name: f"{name}-pw" for name in ("vera", "olga", "otto", "pia", "engine-1", "rec")}
+DOTTED = "worker1.example.com"
+PASSWORDS = {
+    name: f"{name}-pw" for name in ("vera", "olga", "otto", "pia", "engine-1", "rec", DOTTED)
+}
 
 
 def _generated(tmp_path: Path, broker: str) -> str:
@@ -116,14 +120,14 @@ def _refused(result: Result) -> None:
     ), result.output
 
 
-def _started(org: str, project: str, run_id: str) -> dict[str, Any]:
+def _started(org: str, project: str, run_id: str, source: str = "engine-1") -> dict[str, Any]:
     return {
         "v": "1.0",
         "ts": datetime.now(timezone.utc).isoformat(),
         "run_id": run_id,
         "org_id": org,
         "project_id": project,
-        "source": "engine-1",
+        "source": source,
         "seq": 1,
         "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1},
     }
@@ -263,6 +267,27 @@ async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) ->
         await engine.stop()
 
 
+async def _a_login_that_ids_encode_publishes_as_itself(logins: Logins) -> None:
+    """worker1.example.com's status and telemetry, on its encoded level, are taken (the
+    recorder's `cascade status` shows it by its id); its telemetry as engine-1 is refused."""
+    run_id = uuid.uuid4().hex
+    async with logins.connector(DOTTED, presence=True) as own:
+        topic = events_topic("acme", "etl", run_id, source=DOTTED)
+        assert topic.endswith("/worker1%2Eexample%2Ecom")
+        await own.publish(topic, _started("acme", "etl", run_id, DOTTED), qos=1)
+        await own.flush(10)
+        assert own.stats.refused == own.stats.dropped == own.stats.reconnects == 0
+        listed = await asyncio.to_thread(logins.cascade, "rec", "status", "--json")
+        assert listed.exit_code == 0, listed.output
+        engines = {e["source"]: e for e in json.loads(listed.stdout)["engines"]}
+        assert engines[DOTTED]["status"] == "online"
+    async with logins.connector(DOTTED) as own:
+        other = events_topic("acme", "etl", run_id, source="engine-1")
+        await own.publish(other, _started("acme", "etl", run_id, "engine-1"), qos=1)
+        await own.flush(10)
+        assert own.stats.refused + own.stats.dropped == 1
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -276,6 +301,7 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
+        await _a_login_that_ids_encode_publishes_as_itself(logins)
     finally:
         broker.close()
 
@@ -301,3 +327,4 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
+        await _a_login_that_ids_encode_publishes_as_itself(logins)

@@ -177,7 +177,30 @@ async def test_a_suback_not_in_time_is_a_link_error_in_words(
     client.subscribe.side_effect = unanswered
     link = PahoLink(settings(connect_timeout=0.01), hooks)
     with pytest.raises(LinkError, match=r"no answer from the broker within 0\.01 s"):
-        await link.subscribe([("a/#", None)])
+        await link.subscribe([("a/#", None)], 0)
+
+
+@pytest.mark.parametrize("mqtt5", [False, True])
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_subscribe_asks_for_the_qos_it_is_given(
+    client: MagicMock, hooks: LinkHooks, mqtt5: bool, qos: int
+) -> None:
+    """The QoS of every filter is the one asked for, in one SUBSCRIBE (MQTT 3.1.1) or one per
+    filter with its subscription identifier (MQTT 5)."""
+
+    async def granted(*args: object, **kwargs: object) -> list[int]:
+        return [qos]
+
+    client.subscribe.side_effect = granted
+    link = PahoLink(settings(mqtt5=mqtt5), hooks)
+    assert await link.subscribe([("a/#", 7), ("b/+", None)], qos) == [qos] * (2 if mqtt5 else 1)
+    if mqtt5:
+        calls = [(c.args, c.kwargs["properties"]) for c in client.subscribe.call_args_list]
+        assert [args for args, _ in calls] == [("a/#", qos), ("b/+", qos)]
+        assert calls[0][1].SubscriptionIdentifier == [7]  # paho keeps it as a list
+        assert calls[1][1] is None
+    else:
+        client.subscribe.assert_called_once_with([("a/#", qos), ("b/+", qos)])
 
 
 def test_timeouts_are_described_with_their_length() -> None:

@@ -34,6 +34,10 @@ def _constraint_state(item: Received) -> dict[str, Any]:
     if constraint is None:
         return {"action": "cleared"}
     assert isinstance(constraint, Constraint)
+    if constraint.expires_at is not None and constraint.expires_at <= item.received_at:
+        # expired when it came: the copy a clear writes first (cascade.control's
+        # clear_constraints), or one a broker brought back long after; it sets nothing
+        return {"action": "cleared"}
     return {
         "action": "set",
         "scope": clean(constraint.scope, None),

@@ -32,6 +32,7 @@ from cascade.interfaces import (
     LogBatch,
     StatusMessage,
     TaskStateEvent,
+    decode_level,
     truncate_error,
     truncate_traceback,
 )
@@ -323,7 +324,7 @@ class Rows:
         return run
 
     def _status(self, item: Received, status: StatusMessage) -> None:
-        source = checked_id(status.source or item.topic.rsplit("/", 1)[-1], "source")
+        source = checked_id(status.source or decode_level(item.topic.rsplit("/", 1)[-1]), "source")
         ts = _time(status.ts) if status.ts else 0.0
         reason = None if status.reason is None else clean(status.reason)
         self.presence.append(

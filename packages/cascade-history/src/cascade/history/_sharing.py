@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from cascade.interfaces import Connector, Message
+from cascade.interfaces import Connector, Message, encode_level
 
 __all__ = ["delivers_to_shared", "shared_filter"]
 
@@ -33,7 +33,7 @@ async def delivers_to_shared(
     Raises :class:`~cascade.interfaces.ConnectorError` when the broker does not
     acknowledge the probe within ``timeout`` seconds.
     """
-    probe = f"{prefix}/_marker/{connector.source_id}/share-{uuid.uuid4().hex}"
+    probe = f"{prefix}/_marker/{encode_level(connector.source_id)}/share-{uuid.uuid4().hex}"
     arrived = asyncio.Event()
 
     def on_probe(message: Message) -> None:

@@ -10,7 +10,7 @@ source's ``online`` status.
 
 from __future__ import annotations
 
-from cascade.interfaces import Envelope, LifecycleEvent, StatusMessage
+from cascade.interfaces import Envelope, LifecycleEvent, StatusMessage, decode_level
 
 __all__ = ["MAX_STATUSES", "VOUCHES", "Vouches"]
 
@@ -30,7 +30,7 @@ class Vouches:
 
     def status(self, topic: str, status: StatusMessage) -> None:
         """A source's status (``topic``'s last level names it when the payload does not)."""
-        source = status.source or topic.rsplit("/", 1)[-1]
+        source = status.source or decode_level(topic.rsplit("/", 1)[-1])
         online = self._online
         online.pop(source, None)  # to the end: heard last
         if len(online) >= self._max:

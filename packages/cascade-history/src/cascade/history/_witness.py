@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import IssuedNote
+from cascade.interfaces import IssuedNote, decode_level
 
 from ._audit_records import AuditEvent
 from ._received import Received
@@ -44,7 +44,7 @@ def issued_row(item: Received) -> dict[str, Any]:
     note = item.message
     assert isinstance(note, IssuedNote)
     return {
-        "login": clean(item.topic.rsplit("/", 1)[-1], 1024),
+        "login": clean(decode_level(item.topic.rsplit("/", 1)[-1]), 1024),
         "topic": clean(note.topic, None),
         "action": note.action,
         "issued_at": note.issued_at,

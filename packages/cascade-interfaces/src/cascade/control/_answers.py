@@ -21,6 +21,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     check_reply_topic,
+    decode_level,
 )
 from cascade.interfaces.reader import SHOWN, inert
 
@@ -112,7 +113,7 @@ class AnswerJudge(Generic[R]):
         try:
             check_reply_topic(reply, message.topic, self._prefix)
         except InvalidMessageError:
-            level = message.topic.rsplit("/", 1)[-1]
+            level = decode_level(message.topic.rsplit("/", 1)[-1])
             self._refuse(level, f"{REASON_MISMATCH} (it says it is from "
                                 f"{inert(reply.source, SHOWN['source'])})")  # fmt: skip
             return

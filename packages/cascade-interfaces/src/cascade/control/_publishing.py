@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cascade.interfaces import (
@@ -11,9 +11,11 @@ from cascade.interfaces import (
     Connector,
     ConnectorError,
     ConstraintType,
+    InvalidMessageError,
     IssuedNote,
     Message,
     cleared_topic,
+    decode_constraint,
     issued_topic,
     subscribe_constraints,
     update_constraints_index,
@@ -24,6 +26,7 @@ from ._constraints import resume_topics
 __all__ = [
     "PublishRefusedError",
     "clear_constraints",
+    "expired_copies",
     "say_issued",
     "publish_confirmed",
     "set_constraints",
@@ -69,6 +72,27 @@ async def publish_confirmed(
             "closed the connection each time they were sent (a broker does that to a publish "
             "its ACL or permissions deny this user; see docs/protocol.md)"
         )
+
+
+def expired_copies(
+    topics: Sequence[str], retained: Mapping[str, Mapping[str, Any]], now: float
+) -> list[tuple[str, dict[str, Any]]]:
+    """What each of ``topics`` retains (a valid constraint), with ``expires_at`` set to
+    ``now``: written retained just before the clear, so that a broker that brings a deleted
+    retained message back (a NATS 2.9 cluster after a node restart does, docs/brokers.md)
+    brings back one that every reader, the existing tools too, drops as expired. The
+    payload is kept as it was otherwise (its unknown fields too)."""
+    copies = []
+    for topic in topics:
+        payload = retained.get(topic)
+        if not payload:
+            continue
+        try:
+            decode_constraint(payload)
+        except InvalidMessageError:
+            continue  # every reader refuses it already: nothing to bring back
+        copies.append((topic, {**payload, "expires_at": now}))
+    return copies
 
 
 async def say_issued(connector: Connector, login: str | None, notes: Sequence[IssuedNote]) -> None:
@@ -126,7 +150,9 @@ async def clear_constraints(
     The retained constraints are read first, so that constraints other tools wrote for
     the scope on other topics are cleared too (see :func:`resume_topics`). Raises
     :class:`~cascade.interfaces.IndexNotHeldError` naming the clears the index did not keep.
-    Once all is done, a :class:`~cascade.interfaces.ClearNote` per topic says who cleared it
+    Each topic that held a constraint first gets it again expired (:func:`expired_copies`),
+    then the clear. Once all is done, a :class:`~cascade.interfaces.ClearNote` per topic says
+    who cleared it
     and why, for the history's audit (fire and forget: a note the broker refuses costs the
     audit a name, never the clear), and with the broker ``login`` that cleared them, so does
     its own note (:func:`say_issued`).
@@ -139,9 +165,11 @@ async def clear_constraints(
     handle = await subscribe_constraints(connector, keep)
     await handle.unsubscribe()
     topics = resume_topics(scope, kind, retained)
+    now = time.time()
+    await publish_confirmed(connector, expired_copies(topics, retained, now), timeout)
     await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)
     await update_constraints_index(connector, remove=topics, timeout=timeout)
-    note = ClearNote(issued_by=issued_by, reason=reason, issued_at=time.time())
+    note = ClearNote(issued_by=issued_by, reason=reason, issued_at=now)
     for topic in topics:
         await connector.publish(cleared_topic(topic, connector.topic_prefix), note, qos=1)
     notes = [

@@ -22,6 +22,7 @@ from cascade.interfaces import (
     ServedAnnouncement,
     ServedWorkflow,
     SubscriptionHandle,
+    decode_level,
     decode_served,
     rollcall_topic,
     same_source,
@@ -86,8 +87,9 @@ class ServedHeard:
 
     def _announced(self, message: Message) -> None:
         level = message.topic.rsplit("/", 1)[-1]
+        source = decode_level(level)
         if not message.raw:  # cleared: it stopped serving
-            self.announcements.pop(level, None)
+            self.announcements.pop(source, None)
             return
         try:
             announcement = decode_served(message.raw)
@@ -97,10 +99,10 @@ class ServedHeard:
         if not same_source(announcement.source, level):
             self._refuse(message.topic, "its source is not its topic's")
             return
-        if level not in self.announcements and len(self.announcements) >= _KEPT:
+        if source not in self.announcements and len(self.announcements) >= _KEPT:
             self._refuse(message.topic, f"{_KEPT:,} announcements kept already")
             return
-        self.announcements[level] = announcement
+        self.announcements[source] = announcement
 
     def _refuse(self, topic: str, why: str) -> None:
         self.refused += 1

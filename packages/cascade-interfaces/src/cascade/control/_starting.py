@@ -31,6 +31,7 @@ from cascade.interfaces import (
     StartReply,
     StartRequest,
     addressed_start_topic,
+    decode_level,
     decode_start_reply,
     reply_filter,
     same_source,
@@ -85,7 +86,7 @@ class StartJudge:
         level = levels[-1]
         shown = inert(reply.source, SHOWN["source"])
         if len(levels) != 3 or not same_source(reply.source, level):
-            self._refuse(level, f"{REASON_MISMATCH} (it says it is from {shown})")
+            self._refuse(decode_level(level), f"{REASON_MISMATCH} (it says it is from {shown})")
         elif reply.workflow != self.request.workflow:
             self._refuse(reply.source, f"it answers for {reply.workflow}, not the one asked")
         elif not self.allowed(reply.source):

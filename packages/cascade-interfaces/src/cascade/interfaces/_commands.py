@@ -19,7 +19,7 @@ from ._constraint import convert
 from ._decisions import DecisionReply
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, same_source, sanitize_segment
+from ._topics import DEFAULT_PREFIX, decode_level, encode_level, same_source
 
 __all__ = [
     "MAX_LISTED_TASKS",
@@ -55,19 +55,19 @@ def new_request_id() -> str:
 
 def cancel_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{run_id}/cancel``: where the engine running ``run_id`` listens."""
-    return f"{prefix}/command/{sanitize_segment(run_id)}/cancel"
+    return f"{prefix}/command/{encode_level(run_id)}/cancel"
 
 
 def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{run_id}/+``: every command to the engine running ``run_id``."""
-    return f"{prefix}/command/{sanitize_segment(run_id)}/+"
+    return f"{prefix}/command/{encode_level(run_id)}/+"
 
 
 def reply_topic(org_id: str, request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/reply/{org}/{id}/{source}``: where ``source`` (an engine) answers the request
     ``id`` about a run of ``org_id``.
 
-    The org level (sanitized as the telemetry topics' is) lets a broker ACL give a
+    The org level (encoded as the telemetry topics' is) lets a broker ACL give a
     requester the answers of its own orgs only (``cascade/reply/acme/#``); the last level
     names the answering engine, so that a broker ACL lets each engine answer only as itself
     (``pattern write cascade/reply/+/+/%u``). Raises :class:`InvalidMessageError` unless
@@ -76,7 +76,8 @@ def reply_topic(org_id: str, request_id: str, source: str, prefix: str = DEFAULT
     """
     if not _REQUEST_ID.fullmatch(request_id):
         raise InvalidMessageError("a request id is 1 to 64 of A-Z a-z 0-9 _ -", "$.id")
-    return f"{prefix}/reply/{sanitize_segment(org_id)}/{request_id}/{sanitize_segment(source)}"
+    levels = (encode_level(org_id), encode_level(request_id), encode_level(source))
+    return f"{prefix}/reply/" + "/".join(levels)
 
 
 def reply_filter(
@@ -85,8 +86,8 @@ def reply_filter(
     """``{prefix}/reply/{org}/{id}/+``: the answers to the request ``id`` about a run of
     ``org_id``, whichever engine sends them; a part left ``None`` matches any (without
     either, ``{prefix}/reply/+/+/+``: every answer, the recorder's audit)."""
-    org = "+" if org_id is None else sanitize_segment(org_id)
-    return f"{prefix}/reply/{org}/{'+' if request_id is None else request_id}/+"
+    org = "+" if org_id is None else encode_level(org_id)
+    return f"{prefix}/reply/{org}/{'+' if request_id is None else encode_level(request_id)}/+"
 
 
 def check_reply_topic(
@@ -98,7 +99,7 @@ def check_reply_topic(
     if len(levels) != 3:
         raise InvalidMessageError(f"an answer on {topic[:200]!r}, not a reply topic")
     _, request_id, source = levels
-    if request_id != reply.id:
+    if decode_level(request_id) != reply.id:
         raise InvalidMessageError(f"the answer to {reply.id!r} on another topic", "$.id")
     if not same_source(reply.source, source):
         raise InvalidMessageError(f"an answer from {reply.source!r} on {source!r}'s topic",

@@ -21,7 +21,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, encode_level
 
 __all__ = [
     "DECISIONS",
@@ -64,7 +64,7 @@ _RequestId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 def decide_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{run_id}/decide``: where the engine running ``run_id`` takes
     decisions on its held tasks (one of its :func:`~cascade.interfaces.command_filter`)."""
-    return f"{prefix}/command/{sanitize_segment(run_id)}/decide"
+    return f"{prefix}/command/{encode_level(run_id)}/decide"
 
 
 class Decided(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -6,14 +6,14 @@ import os
 import socket
 
 from ._ids import validate_id
-from ._topics import sanitize_segment
 
 __all__ = ["default_org_id", "default_project_id", "default_source_id", "default_sourced_topics"]
 
 
 def default_source_id() -> str:
-    """``<hostname>-<pid>``, sanitized: the id of this process when none is given."""
-    source = sanitize_segment(f"{socket.gethostname()}-{os.getpid()}")
+    """``<hostname>-<pid>``: the id of this process when none is given (topics encode it
+    as every id: :func:`~cascade.interfaces.encode_level`)."""
+    source = f"{socket.gethostname()}-{os.getpid()}"
     return validate_id(source, "source_id (<hostname>-<pid>)")
 
 

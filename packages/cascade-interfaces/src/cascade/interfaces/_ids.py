@@ -21,7 +21,7 @@ def validate_id(value: str, field: str, *, env: str | None = None) -> str:
     An id must be a non-empty string, valid UTF-8 (no lone surrogates, which
     is what ``os.environ`` and ``sys.argv`` make of bytes that are not UTF-8)
     and at most :data:`MAX_ID_BYTES` long. Separators, wildcards and control
-    characters are allowed: topic builders replace them (``sanitize_segment``).
+    characters are allowed: topic builders percent-encode them (``encode_level``).
 
     Raises :class:`InvalidIdError` (a ``ValueError``) naming ``field``, and
     the environment variable ``env`` when the value came from one.

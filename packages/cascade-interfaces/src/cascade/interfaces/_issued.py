@@ -21,7 +21,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, decode_level, encode_level
 
 __all__ = [
     "IssuedAction",
@@ -53,9 +53,9 @@ class IssuedNote(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def issued_topic(login: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """Where ``login`` says what it did: ``{prefix}/issued/{login}`` (the login sanitized as
-    every topic level is)."""
-    return prefix + _ISSUED + sanitize_segment(login)
+    """Where ``login`` says what it did: ``{prefix}/issued/{login}`` (the login encoded as
+    every topic level is: :func:`encode_level`)."""
+    return prefix + _ISSUED + encode_level(login)
 
 
 def issued_filter(prefix: str = DEFAULT_PREFIX) -> str:
@@ -64,12 +64,13 @@ def issued_filter(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def login_of(topic: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """The login level of a note's topic; ``ValueError`` for a topic that is no note's."""
+    """The login a note's topic names (its level decoded: :func:`decode_level`);
+    ``ValueError`` for a topic that is no note's."""
     head = prefix + _ISSUED
     login = topic[len(head) :] if topic.startswith(head) else ""
     if not login or "/" in login:
         raise ValueError(f"not an issued note's topic under {prefix!r}: {topic!r}")
-    return login
+    return decode_level(login)
 
 
 def decode_issued_note(data: Mapping[str, Any] | bytes | str) -> IssuedNote:

@@ -19,7 +19,7 @@ import msgspec
 from ._constraint import convert
 from ._limits import MAX_LOG_PAYLOAD_BYTES
 from ._schemas import PROTOCOL_VERSION, TraceId
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, encode_level
 
 __all__ = [
     "LOG_LEVELS",
@@ -119,11 +119,11 @@ def logs_topic(
     prefix: str = DEFAULT_PREFIX,
     source: str | None = None,
 ) -> str:
-    """``{prefix}/logs/{org}/{project}/{run_id}``, each id sanitized; with ``source``, the
+    """``{prefix}/logs/{org}/{project}/{run_id}``, each id encoded; with ``source``, the
     sourced layout ``.../{run_id}/{source}`` a broker ACL can bind to a login."""
-    levels = [prefix, "logs", *(sanitize_segment(v) for v in (org_id, project_id, run_id))]
+    levels = [prefix, "logs", *(encode_level(v) for v in (org_id, project_id, run_id))]
     if source is not None:
-        levels.append(sanitize_segment(source))
+        levels.append(encode_level(source))
     return "/".join(levels)
 
 
@@ -134,7 +134,7 @@ def logs_filter(
     prefix: str = DEFAULT_PREFIX,
 ) -> str:
     """A filter over log topics of both layouts; each part left as ``None`` matches any."""
-    parts = ("+" if v is None else sanitize_segment(v) for v in (org_id, project_id, run_id))
+    parts = ("+" if v is None else encode_level(v) for v in (org_id, project_id, run_id))
     return "/".join((prefix, "logs", *parts, "#"))
 
 

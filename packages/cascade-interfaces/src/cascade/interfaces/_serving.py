@@ -22,7 +22,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, encode_level
 
 __all__ = [
     "MAX_PARAMS_BYTES",
@@ -92,7 +92,7 @@ def check_workflow_name(name: str) -> str:
 
 def served_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/served/{source}``: where a serving process announces what it serves."""
-    return f"{prefix}/served/{sanitize_segment(source)}"
+    return f"{prefix}/served/{encode_level(source)}"
 
 
 def served_filter(prefix: str = DEFAULT_PREFIX) -> str:
@@ -103,12 +103,12 @@ def served_filter(prefix: str = DEFAULT_PREFIX) -> str:
 def start_topic(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/start/{workflow}``: a start request any process serving ``workflow`` may
     take (one of them, through the shared subscription)."""
-    return f"{prefix}/start/{check_workflow_name(workflow)}"
+    return f"{prefix}/start/{encode_level(check_workflow_name(workflow))}"
 
 
 def addressed_start_topic(workflow: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/start/{workflow}/{source}``: a start request for the process ``source``."""
-    return f"{start_topic(workflow, prefix)}/{sanitize_segment(source)}"
+    return f"{start_topic(workflow, prefix)}/{encode_level(source)}"
 
 
 def shared_start_filter(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -119,7 +119,7 @@ def shared_start_filter(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def start_filter(source: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/start/+/{source}``: every request addressed to the process ``source``."""
-    return f"{prefix}/start/+/{sanitize_segment(source)}"
+    return f"{prefix}/start/+/{encode_level(source)}"
 
 
 class WorkflowParam(msgspec.Struct, kw_only=True, omit_defaults=True):

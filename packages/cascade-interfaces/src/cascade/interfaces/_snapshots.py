@@ -27,7 +27,7 @@ from ._limits import MAX_CONTROL_PAYLOAD_BYTES
 from ._refusals import ahead
 from ._schemas import MAX_SNAPSHOT_TASKS, Envelope, RunSnapshot
 from ._timestamps import parse_timestamp
-from ._topics import DEFAULT_PREFIX, _telemetry, sanitize_segment
+from ._topics import DEFAULT_PREFIX, _telemetry, encode_level
 
 __all__ = [
     "MAX_ANSWER_TASKS",
@@ -60,7 +60,7 @@ _ASKED_KEPT = 10_000  # runs an asker remembers asking about (the oldest are for
 
 def snapshot_request_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{run_id}/snapshot``: where the engine running ``run_id`` listens."""
-    return f"{prefix}/command/{sanitize_segment(run_id)}/snapshot"
+    return f"{prefix}/command/{encode_level(run_id)}/snapshot"
 
 
 def snapshot_topic(

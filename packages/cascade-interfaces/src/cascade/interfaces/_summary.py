@@ -16,7 +16,7 @@ import msgspec
 from ._constraint import convert
 from ._limits import MAX_SUMMARY_PAYLOAD_BYTES
 from ._schemas import PROTOCOL_VERSION, TraceId, utc_now_iso
-from ._topics import DEFAULT_PREFIX, sanitize_segment
+from ._topics import DEFAULT_PREFIX, encode_level
 
 __all__ = [
     "MAX_SUMMARY_PAYLOAD_BYTES",
@@ -129,8 +129,8 @@ class EngineSummary(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
 
 def summary_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/summary/{source}``, the source sanitized (the level an ACL binds)."""
-    return f"{prefix}/summary/{sanitize_segment(source)}"
+    """``{prefix}/summary/{source}``, the source encoded (the level an ACL binds)."""
+    return f"{prefix}/summary/{encode_level(source)}"
 
 
 def summary_filter(prefix: str = DEFAULT_PREFIX) -> str:

@@ -1,9 +1,9 @@
-"""Topic names: MQTT-exact matching, id sanitizing, and builders for every PROTOCOL.md topic."""
+"""Topic names: MQTT-exact matching, id encoding, and builders for every PROTOCOL.md topic."""
 
 from __future__ import annotations
 
 import functools
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from ._errors import InvalidTopicError
 from ._ids import validate_id
@@ -12,11 +12,12 @@ __all__ = [
     "DEFAULT_PREFIX",
     "constraint_topic",
     "constraints_filter",
+    "decode_level",
+    "encode_level",
     "events_topic",
     "heartbeat_topic",
     "rollcall_topic",
     "same_source",
-    "sanitize_segment",
     "scope_from_path",
     "scope_to_path",
     "split_telemetry_topic",
@@ -52,16 +53,57 @@ def _is_unsafe_char(char: str) -> bool:
     )
 
 
-def sanitize_segment(value: str, replacement: str = "_") -> str:
-    """Make ``value`` safe as exactly one topic level.
+# Characters a supported broker refuses in a topic level or reads differently: NATS closes
+# the connection for "." or whitespace and reads "*" and ">" as its wildcards; RabbitMQ's
+# MQTT plugin carries neither "*" nor "." unchanged. "%" is the escape itself.
+_ENCODED = frozenset("%.*>")
 
-    Every separator, wildcard, NUL, control character or non-character is
-    replaced by ``replacement``, so an id can never add levels or wildcards to
-    a topic. An empty value becomes ``replacement``.
+
+def _is_encoded_char(char: str) -> bool:
+    return char in _ENCODED or char.isspace() or _is_unsafe_char(char)
+
+
+def _encode(part: str) -> str:
+    return "".join(
+        "".join(f"%{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
+        if _is_encoded_char(c)
+        else c
+        for c in part
+    )
+
+
+@functools.lru_cache(maxsize=1024)  # on every publish: a run's telemetry topics repeat
+def encode_level(value: str) -> str:
+    """``value`` (an id) as exactly one topic level that every supported broker carries.
+
+    Each character that could add a level or a wildcard, or that a broker refuses or
+    maps, is percent-encoded as its UTF-8 bytes (``%XX``, uppercase hex): ``%`` itself,
+    ``.``, every whitespace character, ``*``, ``>``, ``/``, ``+``, ``#``, NUL, the C0/C1
+    control characters and Unicode non-characters. Every other character is kept, so a
+    plain id (``host-123``, ``acme``, a 32-hex run id) is its own level:
+    ``worker1.example.com`` → ``worker1%2Eexample%2Ecom``. :func:`decode_level` inverts it.
     """
-    if not value:
-        return replacement
-    return "".join(replacement if _is_unsafe_char(c) else c for c in value)
+    return _encode(value)
+
+
+def decode_level(level: str) -> str:
+    """The id that :func:`encode_level` made ``level`` of.
+
+    A level that is no encoding (a stray ``%`` that is not followed by two hex digits
+    is kept as written; bytes that are not UTF-8 leave the whole level as written) is
+    read as the id itself, as the existing tools wrote it.
+    """
+    if "%" not in level:
+        return level
+    try:
+        return unquote_to_bytes(level).decode("utf-8")
+    except UnicodeDecodeError:
+        return level
+
+
+def _legacy_level(value: str) -> str:
+    """The level the existing tools build for ``value``: unsafe characters replaced by ``_``."""
+    return "".join("_" if _is_unsafe_char(c) else c for c in value) if value else "_"
 
 
 def _check_common(name: str, what: str) -> None:
@@ -160,10 +202,10 @@ def validate_prefix(prefix: str) -> str:
 def _telemetry(
     prefix: str, org_id: str, project_id: str, run_id: str, kind: str, source: str | None = None
 ) -> str:
-    levels = [prefix, "telemetry", sanitize_segment(org_id), sanitize_segment(project_id),
-              sanitize_segment(run_id), kind]  # fmt: skip
+    levels = [prefix, "telemetry", encode_level(org_id), encode_level(project_id),
+              encode_level(run_id), kind]  # fmt: skip
     if source is not None:
-        levels.append(sanitize_segment(source))
+        levels.append(encode_level(source))
     return "/".join(levels)
 
 
@@ -174,7 +216,7 @@ def events_topic(
     prefix: str = DEFAULT_PREFIX,
     source: str | None = None,
 ) -> str:
-    """``{prefix}/telemetry/{org}/{project}/{run_id}/events``, each id sanitized; with
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/events``, each id encoded; with
     ``source``, the sourced layout ``.../events/{source}`` a broker ACL can bind to a login."""
     return _telemetry(prefix, org_id, project_id, run_id, "events", source)
 
@@ -186,7 +228,7 @@ def heartbeat_topic(
     prefix: str = DEFAULT_PREFIX,
     source: str | None = None,
 ) -> str:
-    """``{prefix}/telemetry/{org}/{project}/{run_id}/heartbeat``, each id sanitized (with
+    """``{prefix}/telemetry/{org}/{project}/{run_id}/heartbeat``, each id encoded (with
     ``source``: ``.../heartbeat/{source}``, as :func:`events_topic`)."""
     return _telemetry(prefix, org_id, project_id, run_id, "heartbeat", source)
 
@@ -202,11 +244,11 @@ def telemetry_filter(
     each part left as ``None`` matches any value."""
 
     def level(value: str | None) -> str:
-        return "+" if value is None else sanitize_segment(value)
+        return "+" if value is None else encode_level(value)
 
     levels = [prefix, "telemetry", level(org_id), level(project_id), level(run_id)]
     if kind is not None:
-        levels.append(sanitize_segment(kind))
+        levels.append(encode_level(kind))
     return "/".join((*levels, "#"))
 
 
@@ -228,14 +270,20 @@ def split_telemetry_topic(rest: str) -> tuple[str, str | None] | None:
 
 
 def same_source(claimed: str, level: str) -> bool:
-    """Whether a payload's ``source`` is the one its topic's source ``level`` names (the
-    level is the sanitized source, so a broker ACL that binds the level binds the claim)."""
-    return claimed == level or sanitize_segment(claimed) == level
+    """Whether a payload's ``source`` is the one its topic's source ``level`` names: the
+    level is the encoded source (:func:`encode_level`), or the level the existing tools
+    built for it (``/ + #`` and control characters replaced by ``_``) as the level reads
+    (:func:`decode_level`), so a broker ACL that binds the level binds the claim."""
+    if encode_level(claimed) == level:
+        return True
+    # the existing tools' level, read as any level is: so a level that decodes to another
+    # id (a%2Eb is a.b's) never vouches for a claim spelled like it
+    return _legacy_level(claimed) == decode_level(level)
 
 
 def status_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/status/{source}``, the source sanitized."""
-    return f"{prefix}/status/{sanitize_segment(source)}"
+    """``{prefix}/status/{source}``, the source encoded (:func:`encode_level`)."""
+    return f"{prefix}/status/{encode_level(source)}"
 
 
 def status_filter(prefix: str = DEFAULT_PREFIX) -> str:
@@ -253,34 +301,19 @@ def rollcall_topic(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}/rollcall"
 
 
-# Topic characters that RabbitMQ's MQTT plugin maps to AMQP routing keys and back unlike
-# they came ("*" arrives as "+", "." as "/"), losing retained messages on the way.
-_AMQP_MAPPED = "*."
-
-
-def _escape(part: str) -> str:
-    return "".join(
-        "".join(f"%{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
-        if c == "%" or c in _AMQP_MAPPED or _is_unsafe_char(c)
-        else c
-        for c in part
-    )
-
-
 def scope_to_path(scope: str) -> str:
     """The topic levels for ``scope``: its first ``:`` becomes ``/``.
 
     ``task:api_*`` → ``task/api_%2A``; ``task:load`` → ``task/load``.
 
-    Characters that cannot stand in a topic level (``/ + # %``, control
-    characters), and ``*`` and ``.``, which RabbitMQ's MQTT plugin does not
-    carry unchanged, are percent-escaped, so every scope maps to one topic, the
+    Each part is percent-encoded as an id is (:func:`encode_level`: ``/ + # %``,
+    control characters, ``.``, whitespace, ``*`` and ``>``), so every scope maps to one topic, the
     same on every broker, and back (see :func:`scope_from_path`), which is how
     readers take a constraint's scope from its topic: the existing tools' topics
     for the same scope (``task/api_*``) are read alike.
     """
     kind, sep, rest = scope.partition(":")
-    return f"{_escape(kind)}/{_escape(rest)}" if sep else _escape(scope)
+    return f"{_encode(kind)}/{_encode(rest)}" if sep else _encode(scope)
 
 
 def scope_from_path(path: str) -> str:

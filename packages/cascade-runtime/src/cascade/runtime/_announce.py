@@ -14,6 +14,7 @@ from cascade.interfaces import (
     Message,
     ServedAnnouncement,
     SubscriptionHandle,
+    decode_level,
     decode_served,
     rollcall_topic,
     served_topic,
@@ -121,7 +122,7 @@ class Peers:
         self._log = RateLimitedLogger(_log)
 
     def __call__(self, message: Message) -> None:
-        source = message.topic.rsplit("/", 1)[-1]
+        source = decode_level(message.topic.rsplit("/", 1)[-1])
         if source == self._own:
             return
         if not message.raw:

@@ -10,6 +10,7 @@ from cascade.interfaces import (
     Message,
     StartReply,
     StartRequest,
+    decode_level,
     decode_start_request,
 )
 
@@ -25,7 +26,11 @@ def read_request(message: Message, prefix: str) -> StartRequest:
     malformed or names another workflow than its topic."""
     levels = message.topic[len(prefix) + 1 :].split("/")
     request = decode_start_request(message.raw or message.payload)
-    if levels[0] != "start" or len(levels) not in (2, 3) or levels[1] != request.workflow:
+    if (
+        levels[0] != "start"
+        or len(levels) not in (2, 3)
+        or decode_level(levels[1]) != request.workflow
+    ):
         raise InvalidMessageError(
             f"for workflow {request.workflow!r}, not the one its topic names", "$.workflow"
         )

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cascade.control.access import Grant, GrantScope, Role, Roles
-from cascade.interfaces import cleared_topic, constraint_topic
-from cascade.interfaces.connector_kit import sanitize_segment, validate_id, validate_prefix
+from cascade.interfaces import cleared_topic, constraint_topic, encode_level
+from cascade.interfaces.connector_kit import validate_id, validate_prefix
 
 __all__ = ["AclError", "LoginRights", "broker_rights"]
 
@@ -54,8 +54,10 @@ class LoginRights:
 NameCheck = Callable[[str], "str | None"]
 
 
-def identity_filters(prefix: str, login: str) -> list[tuple[str, str]]:
-    """What every login may write as itself (mosquitto's ``pattern`` lines, with ``%u``)."""
+def identity_filters(prefix: str, level: str) -> list[tuple[str, str]]:
+    """What a login may write as itself, ``level`` being its login as a topic level
+    (:func:`~cascade.interfaces.encode_level` of it; mosquitto's ``pattern`` lines: ``%u``)."""
+    login = level
     return [
         (WRITE, f"{prefix}/telemetry/+/+/+/+/{login}"),
         (WRITE, f"{prefix}/reply/+/+/{login}"),
@@ -73,6 +75,7 @@ def broker_rights(
     *,
     exact_retained: bool,
     check_name: NameCheck,
+    check_login: NameCheck | None = None,
     name: str = "the roles file",
 ) -> dict[str, LoginRights]:
     """Every login's rights under ``roles``, by login, beside the rights each has as itself
@@ -80,8 +83,9 @@ def broker_rights(
 
     ``exact_retained``: a broker that sends retained messages to exact topics only
     (RabbitMQ), whose readers also read the constraints index and write the roll call, and
-    whose writers write the index. ``check_name`` says why a name (a login, an org, a
-    project, a scope's topic levels) cannot stand in the format, or ``None``. Raises
+    whose writers write the index. ``check_name`` says why a topic level (a login's, an
+    org's, a project's, each encoded as the topics encode them, or a scope's) cannot stand in
+    the format, or ``None``; ``check_login``, why a login cannot be named in it. Raises
     :class:`AclError` naming the grant (or the ``[broker]`` key) and why.
     """
     try:
@@ -92,7 +96,7 @@ def broker_rights(
     rights: dict[str, LoginRights] = {}
 
     def of(login: str, where: str) -> LoginRights:
-        _check_login(login, check_name, where)
+        _check_login(login, check_name, check_login, where)
         return rights.setdefault(login, LoginRights())
 
     for login in roles.broker.engines:
@@ -108,17 +112,22 @@ def broker_rights(
     return rights
 
 
-def _check_login(login: str, check_name: NameCheck, where: str) -> None:
+def _check_login(
+    login: str, check_name: NameCheck, check_login: NameCheck | None, where: str
+) -> None:
     try:
         validate_id(login, "a broker login")
     except ValueError as exc:
         raise AclError(f"{where}: {exc}") from None
-    if sanitize_segment(login) != login:
+    if any(char in "/+#%" or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in login):
         raise AclError(
-            f"{where}: broker login {login!r} holds '/', '+', '#' or a control character: "
-            "a login is the source level of the topics it publishes, which cannot hold them"
+            f"{where}: broker login {login!r} holds '/', '+', '#', '%' or a control character: "
+            "a login is the source level of the topics it publishes, where a '%' would read "
+            "as another login's encoded character and the others cannot stand"
         )
-    _checked(login, check_name, f"{where}: broker login")
+    if check_login is not None:
+        _checked(login, check_login, f"{where}: broker login")
+    _checked(encode_level(login), check_name, f"{where}: broker login's topic level")
 
 
 def _checked(text: str, check_name: NameCheck, what: str) -> str:
@@ -183,10 +192,11 @@ def _serves(rights: LoginRights, prefix: str, login: str, exact_retained: bool) 
     which mosquitto checks as ``{prefix}/start/+``); read the others' announcements (the
     reruns live there). RabbitMQ 3.x takes the probe's ``$share/{group}/...`` filter
     literally and checks it as it is: granted, so that the probe costs no connection."""
-    served = f"{prefix}/served/{login}"
+    level = encode_level(login)
+    served = f"{prefix}/served/{level}"
     rights.grant(WRITE, served)
     rights.grant("readwrite", f"{served}/probe")
-    rights.grant(READ, f"{prefix}/served/+", f"{prefix}/start/+", f"{prefix}/start/+/{login}")
+    rights.grant(READ, f"{prefix}/served/+", f"{prefix}/start/+", f"{prefix}/start/+/{level}")
     if exact_retained:
         rights.grant(READ, f"$share/+/{served}/probe")
 
@@ -219,9 +229,10 @@ def _dashboard(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
 def _run_levels(scope: GrantScope, check_name: NameCheck, where: str) -> str:
     """The telemetry and logs levels below the kind that ``scope`` covers (``acme/etl/#``)."""
     levels = [scope.org or "", scope.project or ""][: 1 if scope.kind == "org" else 2]
-    for level in levels:
-        _checked(sanitize_segment(level), check_name, f"{where}: {scope}:")
-    return "/".join([*(sanitize_segment(level) for level in levels), "#"])
+    encoded = [encode_level(level) for level in levels]
+    for level in encoded:
+        _checked(level, check_name, f"{where}: {scope}:")
+    return "/".join([*encoded, "#"])
 
 
 def _person(
@@ -247,7 +258,7 @@ def _person(
             levels = _run_levels(scope, check_name, where)
             rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
             if operator:  # the answers of the org's runs (a project's org: its answers)
-                org = sanitize_segment(scope.org or "")
+                org = encode_level(scope.org or "")
                 _cancels(rights, prefix, f"{org}/#")
                 _starts(rights, prefix)
         elif operator:  # a task scope: its constraint topics, exactly, and their clear notes

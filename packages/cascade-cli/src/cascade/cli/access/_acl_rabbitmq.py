@@ -4,8 +4,10 @@ permissions on ``amq.topic``), for ``rabbitmqctl import_definitions`` or ``load_
 RabbitMQ's MQTT plugin publishes to ``amq.topic`` with the MQTT topic as the routing key,
 ``/`` written ``.`` and ``+`` written ``*``; it checks a publish's routing key against the
 ``write`` pattern, and a subscription's filter (as a binding key) against ``read``, once, when
-it subscribes. A ``.`` or ``*`` in a name would be a level or a wildcard there, so names
-holding one are refused.
+it subscribes. A ``.`` or ``*`` in a topic level would be a level or a wildcard there: the
+levels built from names (logins, orgs, projects, scopes) have them percent-encoded
+(``encode_level``), so a login ``worker1.example.com`` is the level ``worker1%2Eexample%2Ecom``;
+a level that still holds one (a topic prefix) is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from typing import Any
 
 from cascade.control.access import Roles
-from cascade.interfaces import DEFAULT_PREFIX
+from cascade.interfaces import DEFAULT_PREFIX, encode_level
 
 from ._acl import AclError, broker_rights, identity_filters
 
@@ -83,7 +85,7 @@ def rabbitmq_definitions(
         raise AclError(f"--vhost {vhost!r} is empty or holds a control character")
     rights = broker_rights(roles, prefix, exact_retained=True, check_name=_ambiguous, name=source)
     for login, login_rights in rights.items():
-        for access, topic in identity_filters(prefix, login):
+        for access, topic in identity_filters(prefix, encode_level(login)):
             login_rights.grant(access, topic)
     logins = sorted(rights)
     shown = source if source.isprintable() else repr(source)

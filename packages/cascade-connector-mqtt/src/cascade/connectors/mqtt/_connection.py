@@ -43,6 +43,9 @@ class Connection:
     ) -> None:
         self._link = make_link(settings, LinkHooks(partial(settled, self), unreadable, shed))
         self.mqtt5 = settings.mqtt5
+        # QoS 1 only where the broker must queue for an absent reader: on a clean session it
+        # buys nothing Cascade uses, and costs some brokers (NATS: a replicated consumer each)
+        self.subscription_qos = 0 if settings.session_expiry is None else 1
         self.marker_topic = marker_topic
         self.confirm_topic = confirmation_topic(marker_topic)
         self.own_space = f"{marker_topic}/"  # topics under the marker topic: never dispatched
@@ -98,7 +101,8 @@ class Connection:
         return self._link.backlog()
 
     async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """SUBSCRIBE to (filter, subscription id) pairs; their reason codes; ``LinkError``.
+        """SUBSCRIBE to (filter, subscription id) pairs at :attr:`subscription_qos`; their
+        reason codes; ``LinkError``.
 
         Its filters stay in :attr:`unanswered` after a ``LinkError``: the
         connection went (or the broker did not answer) with it outstanding.
@@ -106,7 +110,7 @@ class Connection:
         names = [topic_filter for topic_filter, _ in filters]
         self._unanswered += names
         try:
-            codes = await self._link.subscribe(filters)
+            codes = await self._link.subscribe(filters, self.subscription_qos)
         except LinkError:
             raise
         except BaseException:  # cancelled: whoever waited is gone, and so is the question

@@ -23,6 +23,7 @@ from cascade.interfaces import (
     MessageCallback,
     Payload,
     SyncCallback,
+    encode_level,
 )
 from cascade.interfaces.connector_kit import (
     RateLimitedLogger,
@@ -84,8 +85,9 @@ class MqttConnector:
       MQTT 5: Clean Start off and this Session Expiry Interval; MQTT 3.1.1:
       Clean Session off (the broker says how long it keeps the session;
       mosquitto: ``persistent_client_expiration``, by default for ever).
-    - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``, sanitized):
-      valid UTF-8 and at most ``MAX_ID_BYTES`` (1,024) bytes each, or ``ValueError``.
+    - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``; topic levels
+      encode it, ``encode_level``): valid UTF-8 and at most ``MAX_ID_BYTES`` (1,024)
+      bytes each, or ``ValueError``.
     - ``presence`` (``True``): announce this source under ``{prefix}/status/``
       (birth, will, graceful offline). Clients that only watch or control,
       such as the CLI, turn it off so they leave no status behind.
@@ -177,7 +179,7 @@ class MqttConnector:
         self._log = RateLimitedLogger(_log)
         self._presence = Presence(options.source, options.prefix, presence, self._log)
         self._sender = Sender(buffer_size, max_in_flight, self._stats, self._log)
-        marker_base = f"{options.prefix}/_marker/{options.source}"
+        marker_base = f"{options.prefix}/_marker/{encode_level(options.source)}"
         self._subscriptions = Subscriptions(
             self._stats,
             marker_base,

@@ -124,8 +124,8 @@ class Link(Protocol):
     def backlog(self) -> int:
         """QoS 1+ messages the client still waits on (its work per PUBACK grows with them)."""
 
-    async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """SUBSCRIBE at QoS 1 to (filter, subscription id) pairs; one reason code per filter.
+    async def subscribe(self, filters: Sequence[tuple[str, int | None]], qos: int) -> list[object]:
+        """SUBSCRIBE at ``qos`` to (filter, subscription id) pairs; one reason code per filter.
 
         Raises :class:`LinkError` when the broker does not answer or the connection goes.
         """
@@ -137,7 +137,8 @@ class Link(Protocol):
         """The incoming messages; raises :class:`LinkError` when the connection goes.
 
         While the reader is behind, at most ``receive_buffer`` bytes of QoS 0 payloads wait:
-        beyond that the oldest are shed (``LinkHooks.shed``); QoS 1 messages are never shed.
+        beyond that the oldest live telemetry and log messages are shed (``LinkHooks.shed``);
+        QoS 1, retained and other messages never are.
         """
 
     async def close(self, *, graceful: bool) -> None:

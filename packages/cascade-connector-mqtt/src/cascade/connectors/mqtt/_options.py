@@ -9,7 +9,6 @@ from typing import Any
 
 from cascade.interfaces.connector_kit import (
     default_source_id,
-    sanitize_segment,
     validate_id,
     validate_prefix,
 )
@@ -119,7 +118,7 @@ class ConnectorOptions:
             "nodes": nodes_from(self.hostname, self.port, self.hosts),
             "mqtt5": mqtt5_from(self.protocol),
             "tls_context": _tls_context(self.tls, self.tls_ca_file),
-            "source": sanitize_segment(source),
+            "source": source,
             "prefix": validate_prefix(self.topic_prefix),
         }
         for name, value in derived.items():

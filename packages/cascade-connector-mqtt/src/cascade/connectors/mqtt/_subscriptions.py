@@ -146,7 +146,8 @@ class Subscriptions:
             self.on_probed(self.capabilities)
 
     async def _subscribe(self, connection: Connection, filters: list[str]) -> None:
-        """SUBSCRIBE at QoS 1 and wait for the SUBACKs; the marker topic needs no identifier."""
+        """SUBSCRIBE (at the connection's QoS) and wait for the SUBACKs; the marker topic needs no
+        identifier."""
         marker_topic = connection.marker_topic
         use_ids = connection.subscription_ids
         pairs = [

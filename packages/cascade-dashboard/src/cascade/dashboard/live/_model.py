@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import DEFAULT_PREFIX, Message
+from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
 from cascade.interfaces.reader import (
     EngineView,
     LogFollower,
@@ -114,7 +114,9 @@ class DashboardModel:
         kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
         payload = message.payload
         if kind == "summary":
-            self._summarised({message.topic.rsplit("/", 1)[-1], payload.get("source")})
+            self._summarised(
+                {decode_level(message.topic.rsplit("/", 1)[-1]), payload.get("source")}
+            )
         elif kind == "telemetry":
             run_id = payload.get("run_id")
             run = self.state.runs.get(run_id) if isinstance(run_id, str) else None
@@ -125,7 +127,7 @@ class DashboardModel:
             if engine is not None:
                 self.versions.engine_heard(engine.source, engine.last_seen, self.version)
         elif kind == "status":
-            sources = {message.topic.rsplit("/", 1)[-1], payload.get("source")}
+            sources = {decode_level(message.topic.rsplit("/", 1)[-1]), payload.get("source")}
             for source in sources:
                 engine = self.state.engines.get(source) if isinstance(source, str) else None
                 if engine is not None:

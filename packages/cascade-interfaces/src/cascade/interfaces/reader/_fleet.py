@@ -20,6 +20,7 @@ from cascade.interfaces import (
     RunTally,
     TaskTally,
     ahead,
+    decode_level,
     decode_summary,
     parse_timestamp,
     same_source,
@@ -51,13 +52,13 @@ def apply_summary(
     """
     level = message.topic.rsplit("/", 1)[-1]
     if not message.raw:
-        engine = engines.get(level)
+        engine = engines.get(decode_level(level))
         if engine is not None:
             engine.summary = None
         return
     summary = decode_summary(message.raw)
     if not same_source(summary.source, level):
-        refusals.count(level, REASON_MISMATCH)  # the topic is what an ACL binds
+        refusals.count(decode_level(level), REASON_MISMATCH)  # the topic is what an ACL binds
         return
     now = clock()
     stamp = parse_timestamp(summary.ts)

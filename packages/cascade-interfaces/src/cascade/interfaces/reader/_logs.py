@@ -33,6 +33,7 @@ from cascade.interfaces import (
     Message,
     Refusals,
     Seen,
+    decode_level,
     decode_log_batch,
     level_number,
     parse_timestamp,
@@ -249,7 +250,9 @@ class LogFollower:
     def _apply(self, batch: LogBatch, sourced: str | None, digest: int) -> HeardBatch | None:
         source = batch.source
         if sourced is not None and not same_source(source, sourced):
-            self.refusals.count(sourced, REASON_MISMATCH)  # the topic is what an ACL binds
+            self.refusals.count(
+                decode_level(sourced), REASON_MISMATCH
+            )  # the topic is what an ACL binds
             return None
         now = self.clock()
         stamp = parse_timestamp(batch.ts)

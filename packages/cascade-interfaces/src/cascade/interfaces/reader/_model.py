@@ -29,6 +29,7 @@ from cascade.interfaces import (
     Seen,
     TaskStateEvent,
     decode_envelope,
+    decode_level,
     parse_timestamp,
     payload_limit,
     same_source,
@@ -171,7 +172,9 @@ class ReaderModel:
         if sourced is not None and source != sourced and not same_source(source, sourced):
             if run is not None:
                 run.refused += 1
-            self.refusals.count(sourced, REASON_MISMATCH)  # the topic is what an ACL binds
+            self.refusals.count(
+                decode_level(sourced), REASON_MISMATCH
+            )  # the topic is what an ACL binds
             return
         if stamp is not None and stamp - now > MAX_CLOCK_SKEW:  # ahead(): inline, as hot
             self.refusals.count(source, REASON_FUTURE)

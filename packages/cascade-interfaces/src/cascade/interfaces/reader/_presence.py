@@ -12,6 +12,7 @@ from cascade.interfaces import (
     Refusals,
     StatusMessage,
     ahead,
+    decode_level,
     decode_status,
     parse_timestamp,
     same_source,
@@ -30,12 +31,13 @@ def apply_status(
     message: Message,
 ) -> None:
     """A status message: an engine's presence, unless a stale will or a refused claim."""
-    source = message.topic.rsplit("/", 1)[-1]
+    level = message.topic.rsplit("/", 1)[-1]
+    source = decode_level(level)
     if not message.payload:  # a cleared retained status (`cascade forget`)
         engines.pop(source, None)
         return
     status = decode_status(message.payload)
-    if status.source and not same_source(status.source, source):
+    if status.source and not same_source(status.source, level):
         refusals.count(source, REASON_MISMATCH)  # the topic is what an ACL binds
         return
     stamp = parse_timestamp(status.ts)

@@ -21,7 +21,6 @@ from .._schemas import StatusMessage
 from .._topics import (
     DEFAULT_PREFIX,
     rollcall_topic,
-    sanitize_segment,
     status_topic,
     topic_matches,
     validate_prefix,
@@ -184,7 +183,7 @@ class InMemoryConnector:
     ) -> None:
         self.broker = broker if broker is not None else InMemoryBroker()
         source = validate_id(source_id, "source_id") if source_id else default_source_id()
-        self._source_id = sanitize_segment(source)
+        self._source_id = source
         self._prefix = validate_prefix(topic_prefix)
         self._presence = presence
         self._stats = ConnectorStats()

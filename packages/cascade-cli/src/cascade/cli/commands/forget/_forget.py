@@ -10,6 +10,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     StatusMessage,
+    decode_level,
     decode_status,
     parse_timestamp,
     status_filter,
@@ -27,8 +28,8 @@ class RetainedStatus:
 
     @property
     def source(self) -> str:
-        """The source it is about: its topic's last level."""
-        return self.topic.rsplit("/", 1)[-1]
+        """The source it is about: its topic's last level, decoded."""
+        return decode_level(self.topic.rsplit("/", 1)[-1])
 
     def offline_for_longer_than(self, age: float, now: float) -> bool:
         """Offline (or malformed), and stamped more than ``age`` seconds ago (or not stamped)."""

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade.control import live_wait
-from cascade.interfaces import Message, SnapshotAsker, split_telemetry_topic, telemetry_filter
+from cascade.interfaces import (
+    Message,
+    SnapshotAsker,
+    decode_level,
+    split_telemetry_topic,
+    telemetry_filter,
+)
 from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel, RunView, TaskView
 
@@ -95,7 +101,7 @@ async def listen_for_held(
         state.apply(message)
         rest = message.topic.removeprefix(f"{prefix}/telemetry/")
         split = split_telemetry_topic(rest)
-        run = state.runs.get(rest.split("/")[2]) if split is not None else None
+        run = state.runs.get(decode_level(rest.split("/")[2])) if split is not None else None
         if split is None or run is None:
             return
         run_id = run.run_id

@@ -311,8 +311,9 @@ class PahoLink:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """SUBSCRIBE; with subscription identifiers, one packet per filter (an id is per packet).
+    async def subscribe(self, filters: Sequence[tuple[str, int | None]], qos: int) -> list[object]:
+        """SUBSCRIBE at ``qos``; with subscription identifiers, one packet per filter (an id is
+        per packet).
 
         The SUBACKs are waited for at most ``connect_timeout`` (see the client's ``timeout``).
         """
@@ -320,14 +321,14 @@ class PahoLink:
         try:
             async with bounded(timeout):
                 if not self._subscription_ids:
-                    return list(await client.subscribe([(f, 1) for f, _ in filters]))
+                    return list(await client.subscribe([(f, qos) for f, _ in filters]))
                 subscribes = []
                 for topic_filter, number in filters:
                     properties = None
                     if number is not None:
                         properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
                         properties.SubscriptionIdentifier = number
-                    subscribes.append(client.subscribe(topic_filter, 1, properties=properties))
+                    subscribes.append(client.subscribe(topic_filter, qos, properties=properties))
                 results = await asyncio.gather(*subscribes, return_exceptions=True)
         except (MqttError, asyncio.TimeoutError) as exc:
             raise LinkError(describe_failure(exc, timeout)) from exc
@@ -369,7 +370,7 @@ class PahoLink:
         self._deliver(Incoming(topic, payload, message.qos, message.retain, ids))
 
     def _deliver(self, message: Incoming) -> None:
-        """Queue ``message`` for :meth:`messages`; past the bound, shed the oldest QoS 0 ones."""
+        """Queue ``message`` for :meth:`messages`; past the bound, shed the oldest telemetry."""
         self._incoming.append(message)
         if not message.qos:
             self._held += len(message.payload)
@@ -383,8 +384,8 @@ class PahoLink:
         incoming, kept, shed = self._incoming, [], 0
         while self._held > self._settings.receive_buffer and incoming:
             message = incoming.popleft()
-            if message.qos:
-                kept.append(message)  # acknowledged to the broker already: never shed
+            if not _sheddable(message):
+                kept.append(message)
                 continue
             self._held -= len(message.payload)
             shed += 1
@@ -430,3 +431,14 @@ class PahoLink:
 def _resolve(waiter: asyncio.Future[None], _: object) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _sheddable(message: Incoming) -> bool:
+    """Whether a reader that fell behind may shed ``message``: a live QoS 0 message of the
+    telemetry or the logs, whose losses readers see as gaps in their numbers. Never a QoS 1
+    one (acknowledged to the broker already), a retained one, or any other kind (statuses,
+    constraints, commands, answers: on a clean session they too arrive at QoS 0)."""
+    if message.qos or message.retain:
+        return False
+    topic = message.topic
+    return "/telemetry/" in topic or "/logs/" in topic

@@ -121,6 +121,7 @@ class FakeLink:
     :attr:`sent` (every message in order), :attr:`writes` (the same, one list
     per publish or batched write), :attr:`pending` (ids not yet settled),
     :attr:`filters`, :attr:`subscribes` (the filters of each SUBSCRIBE, in order),
+    :attr:`subscribe_qos` (the QoS each SUBSCRIBE asked), :attr:`granted` (each filter's QoS),
     :attr:`subscription_numbers`, :attr:`unsubscribed`,
     :attr:`disconnects` (DISCONNECTs sent) and :attr:`closed`. What it does:
     :meth:`settle`, :meth:`settle_all`, :meth:`deliver`, :meth:`route`,
@@ -145,6 +146,10 @@ class FakeLink:
         self.filters: list[str] = []
         self.subscribes: list[list[str]] = []
         """The filters of every SUBSCRIBE, one list per packet, also those hung up on."""
+        self.subscribe_qos: list[int] = []
+        """The QoS each SUBSCRIBE asked for, one per entry of :attr:`subscribes`."""
+        self.granted: dict[str, int] = {}
+        """Each filter subscribed on this link, with the QoS it was subscribed at (the last)."""
         self.subscription_numbers: dict[str, int | None] = {}
         self.unsubscribed: list[str] = []
         self.disconnects = 0
@@ -212,8 +217,9 @@ class FakeLink:
         """The QoS 1+ messages not yet settled."""
         return sum(1 for qos in self.pending.values() if qos)
 
-    async def subscribe(self, filters: Sequence[tuple[str, int | None]]) -> list[object]:
-        """Record the filters, send their retained messages, and grant (or refuse) each.
+    async def subscribe(self, filters: Sequence[tuple[str, int | None]], qos: int) -> list[object]:
+        """Record the filters and the QoS asked, send their retained messages (at that QoS, at
+        most 1), and grant (or refuse) each.
 
         A filter in the broker's ``hang_up_on`` ends the connection instead: ``LinkError``.
         """
@@ -221,24 +227,28 @@ class FakeLink:
             raise LinkError(self._gone or "not connected")
         broker = self.broker
         self.subscribes.append([f for f, _ in filters])
+        self.subscribe_qos.append(qos)
         if any(f in broker.hang_up_on for f, _ in filters):
             self.lose("the broker closed the connection on a SUBSCRIBE")
             raise LinkError(self._gone or "not connected")
         for topic_filter, number in filters:
             self.filters.append(topic_filter)
             self.subscription_numbers[topic_filter] = number
+            self.granted[topic_filter] = qos
             for topic, payload in list(broker.retained.items()):
                 exact = topic == topic_filter
                 if exact or (broker.retained_to_wildcards and topic_matches(topic_filter, topic)):
                     ids = (number,) if number is not None else ()
-                    self.deliver(topic, payload, 1, retain=True, subscription_ids=ids)
-        return [0x80 if f in broker.refuse else 1 for f, _ in filters]
+                    self.deliver(topic, payload, min(qos, 1), retain=True, subscription_ids=ids)
+        return [0x80 if f in broker.refuse else min(qos, 1) for f, _ in filters]
 
     def unsubscribe(self, topic_filter: str) -> None:
         """Record the UNSUBSCRIBE; nothing more arrives for that filter."""
         self.unsubscribed.append(topic_filter)
         if topic_filter in self.filters:
             self.filters.remove(topic_filter)
+        if topic_filter not in self.filters:
+            self.granted.pop(topic_filter, None)
 
     async def messages(self) -> AsyncIterator[Incoming]:
         """What was delivered, in order; then LinkError once the connection is gone."""
@@ -297,17 +307,20 @@ class FakeLink:
         self._wake()
 
     def route(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        """Deliver to this link's matching subscriptions (MQTT 5: a copy per filter)."""
+        """Deliver to this link's matching subscriptions (MQTT 5: a copy per filter), each at
+        the lower of the message's QoS and the subscription's (at most 1)."""
         matching = [f for f in dict.fromkeys(self.filters) if topic_matches(f, topic)]
         if not matching:
             return
-        if not self.settings.mqtt5:
-            self.deliver(topic, payload, min(qos, 1))
+        granted = self.granted
+        if not self.settings.mqtt5:  # one copy, at the highest QoS of the matching filters
+            self.deliver(topic, payload, min(qos, 1, max(granted.get(f, 1) for f in matching)))
             return
         for topic_filter in matching:
             number = self.subscription_numbers.get(topic_filter)
             ids = (number,) if number is not None else ()
-            self.deliver(topic, payload, min(qos, 1), subscription_ids=ids)
+            level = min(qos, 1, granted.get(topic_filter, 1))
+            self.deliver(topic, payload, level, subscription_ids=ids)
 
     def lose(self, reason: str = "the broker closed the connection") -> None:
         """The connection goes: the reader gets a LinkError with ``reason``."""
