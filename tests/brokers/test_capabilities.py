@@ -54,6 +54,11 @@ EXPECTED: dict[str, dict[str, str]] = {
     "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
     "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
     "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
+    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": {
+        "mosquitto": "yes",
+        "rabbitmq": "no",
+        "nats": "yes",
+    },
     "... QoS 1 pipelined, at a QoS 1 subscriber": {
         "mosquitto": "no",
         "rabbitmq": "no",
