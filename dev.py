@@ -23,13 +23,14 @@ VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
 COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "nox": []}
 # `test` runs every session in stages: each stage's first sessions in order, and its second
-# ones beside them in another nox (the RabbitMQ family: other brokers, mostly idle once up);
+# ones beside them in another nox (the RabbitMQ and NATS families: other brokers, mostly idle
+# once up; NATS after RabbitMQ, so two test processes share the two cores, not three);
 # the timed fault scenarios and the browser run alone. The connector's suite runs again with
 # the sender's fast path off ("on" is in tests and integration).
 TEST_STAGES = (
     (
         ["tests", "integration", "connector(fast_path='off')"],
-        ["integration-rabbitmq", "faults-rabbitmq"],
+        ["integration-rabbitmq", "faults-rabbitmq", "integration-nats", "faults-nats"],
     ),
     (["faults", "browser"], []),
 )

@@ -1,4 +1,5 @@
-"""Development sessions: tests, integration, lint, typecheck, demo, bench.
+"""Development sessions: tests, integration (also on RabbitMQ and NATS: integration-rabbitmq,
+integration-nats), faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench.
 
 ``python3 dev.py test`` and ``python3 dev.py demo`` (see README) run these
 through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
@@ -117,12 +118,33 @@ def skip_without_rabbitmq(session: nox.Session) -> None:
 def integration_rabbitmq(session: nox.Session) -> None:
     """The integration tests on a private RabbitMQ node (its MQTT plugin) as the shared broker
     (CASCADE_TEST_BROKER=rabbitmq): what RabbitMQ does differently is xfailed or skipped with the
-    reason. Then tests/brokers: the capability table, measured on mosquitto and RabbitMQ."""
+    reason. Then tests/brokers: the capability table, measured on mosquitto, RabbitMQ and NATS
+    (a NatsNode; skipped where nats-server is not installed), and the RabbitMQ cluster."""
     skip_without_rabbitmq(session)
     session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
     run_package_tests(session, "integration")
     session.log("broker capabilities of both families (tests/brokers)")
     session.run(*PYTEST, str(ROOT / "tests" / "brokers"), *session.posargs)
+
+
+def skip_without_nats(session: nox.Session) -> None:
+    """Skip the session, saying why, where nats-server is not installed."""
+    if shutil.which("nats-server") is None and not any(
+        os.access(path, os.X_OK) for path in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server")
+    ):
+        session.skip("nats-server is not installed (apt-get install nats-server)")
+
+
+@nox.session(name="integration-nats")
+def integration_nats(session: nox.Session) -> None:
+    """The integration tests on a private three-node NATS JetStream cluster speaking MQTT 3.1.1
+    as the shared broker (CASCADE_TEST_BROKER=nats; one NatsNode per test that stops or hangs
+    its broker): what NATS lacks (MQTT 5, QoS 2 publish, shared subscriptions) is skipped with
+    the reason. tests/brokers (the capability table, NATS's column included) runs in
+    `integration-rabbitmq`."""
+    skip_without_nats(session)
+    session.env["CASCADE_TEST_BROKER"] = "nats"
+    run_package_tests(session, "integration")
 
 
 @nox.session
@@ -150,6 +172,17 @@ def faults_rabbitmq(session: nox.Session) -> None:
     skip_without_rabbitmq(session)
     install_packages(session, "test")
     session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
+    session.run(*PYTEST, str(ROOT / "tests" / "faults"), *session.posargs)
+
+
+@nox.session(name="faults-nats")
+def faults_nats(session: nox.Session) -> None:
+    """The fault suite on NATS (CASCADE_TEST_BROKER=nats): a private NatsNode per scenario that
+    stops, kills or hangs its broker; the scenarios that configure a mosquitto of their own run
+    in `faults` only, and what NATS lacks is skipped with the reason."""
+    skip_without_nats(session)
+    install_packages(session, "test")
+    session.env["CASCADE_TEST_BROKER"] = "nats"
     session.run(*PYTEST, str(ROOT / "tests" / "faults"), *session.posargs)
 
 

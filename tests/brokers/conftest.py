@@ -1,4 +1,8 @@
-"""A private broker of each family for the session; the capability table printed at its end."""
+"""A private broker of each family for the session; the capability table printed at its end.
+
+NATS is one :class:`NatsNode` (JetStream, MQTT streams with one replica): the probes
+measure what its MQTT listener does, which a three-node cluster does alike.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,18 @@ import pytest
 
 from cascade.testkit import (
     NO_MOSQUITTO,
+    NO_NATS,
     NO_RABBITMQ,
     BrokerEndpoint,
     MosquittoBroker,
+    NatsNode,
     RabbitMQBroker,
     mosquitto_path,
+    nats_server_path,
     rabbitmq_server_path,
 )
+
+Started = MosquittoBroker | RabbitMQBroker | NatsNode
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +42,18 @@ class Brokers:
     """The session's brokers, each started the first time a test asks for its family."""
 
     def __init__(self) -> None:
-        self._started: dict[str, MosquittoBroker | RabbitMQBroker] = {}
+        self._started: dict[str, Started] = {}
 
     def get(self, family: str) -> BrokerEndpoint:
         if family not in self._started:
             if family == "mosquitto":
                 if mosquitto_path() is None:
                     pytest.skip(NO_MOSQUITTO)
-                broker: MosquittoBroker | RabbitMQBroker = MosquittoBroker()
+                broker: Started = MosquittoBroker()
+            elif family == "nats":
+                if nats_server_path() is None:
+                    pytest.skip(NO_NATS)
+                broker = NatsNode()
             else:
                 if rabbitmq_server_path() is None:
                     pytest.skip(NO_RABBITMQ)
@@ -55,9 +68,12 @@ class Brokers:
             broker.close()
 
 
-def _version(broker: MosquittoBroker | RabbitMQBroker) -> str:
+def _version(broker: Started) -> str:
     if isinstance(broker, RabbitMQBroker):
         return broker.version or "RabbitMQ"
+    if isinstance(broker, NatsNode):
+        found = re.search(r"Version:\s+(\S+)", broker.log_text())
+        return f"NATS {found.group(1)}" if found else "NATS"
     found = re.search(r"mosquitto version (\S+)", broker.log_text())
     return f"mosquitto {found.group(1)}" if found else "mosquitto"
 

@@ -28,45 +28,95 @@ from cascade.testkit import BrokerEndpoint
 
 from .conftest import MEASURED, Brokers
 
-FAMILIES = ("mosquitto", "rabbitmq")
+FAMILIES = ("mosquitto", "rabbitmq", "nats")
 
-# capability -> family -> the value measured on mosquitto 2.0 and RabbitMQ 3.10's MQTT plugin
+
+class FilterRefused(Exception):
+    """The broker answered a SUBACK with 0x80 (failure) for this filter."""
+
+
+# What a probe's cell says when the broker refused instead of answering (NATS refuses a '.'
+# in a topic by closing the connection, and in a filter with SUBACK 0x80).
+CLOSED = "no: the broker closes the connection"
+REFUSED = "no: the filter is refused (SUBACK 0x80)"
+
+
+# capability -> family -> the value measured on mosquitto 2.0, RabbitMQ 3.10's MQTT plugin and
+# NATS 2.9's MQTT listener (one NatsNode)
 EXPECTED: dict[str, dict[str, str]] = {
-    "retained -> exact-topic subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "retained -> '+' subscription": {"mosquitto": "yes", "rabbitmq": "no"},
-    "retained -> '#' subscription": {"mosquitto": "yes", "rabbitmq": "no"},
-    "MQTT 5 CONNECT": {"mosquitto": "accepted", "rabbitmq": "refused"},
-    "will on abrupt client death": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "will with retain flag is retained": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "empty retained payload clears": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no"},
-    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": {"mosquitto": "yes", "rabbitmq": "no"},
-    "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes"},
-    "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no"},
+    "retained -> exact-topic subscription": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "retained -> '+' subscription": {"mosquitto": "yes", "rabbitmq": "no", "nats": "yes"},
+    "retained -> '#' subscription": {"mosquitto": "yes", "rabbitmq": "no", "nats": "yes"},
+    "MQTT 5 CONNECT": {"mosquitto": "accepted", "rabbitmq": "refused", "nats": "refused"},
+    "will on abrupt client death": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "will with retain flag is retained": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "empty retained payload clears": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "QoS 1 PUBACK": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "order kept within one QoS level": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "order kept across QoS 0 and QoS 1": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
+    "order kept across QoS 0 and QoS 1 (QoS 0 sub)": {
+        "mosquitto": "yes",
+        "rabbitmq": "no",
+        "nats": "yes",
+    },
+    "... QoS 1 pipelined, at a QoS 1 subscriber": {
+        "mosquitto": "no",
+        "rabbitmq": "no",
+        "nats": "no",
+    },
+    "... QoS 1 pipelined, at a QoS 0 subscriber": {
+        "mosquitto": "yes",
+        "rabbitmq": "no",
+        "nats": "yes",
+    },
+    "'$' topic, exact subscription": {"mosquitto": "yes", "rabbitmq": "yes", "nats": "yes"},
+    "'#' excludes '$' topics": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
     "topic with '*' survives (exact sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "topic with '*' survives ('#' sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "topic with '.' survives ('#' sub)": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api/v2/pause",
+        "nats": CLOSED,
     },
-    "filter level '*' is literal": {"mosquitto": "yes", "rabbitmq": "no"},
+    "filter level '*' is literal": {"mosquitto": "yes", "rabbitmq": "no", "nats": "no"},
     "retained on a '*' topic -> exact sub": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api_+/pause",
+        "nats": "yes",
     },
     "retained on a '.' topic -> exact sub": {
         "mosquitto": "yes",
         "rabbitmq": "no: arrives as P/constraints/task/api/v2/pause",
+        "nats": CLOSED,
     },
-    "retained on '%2A' / '%2E' topics -> exact sub": {"mosquitto": "yes", "rabbitmq": "yes"},
+    "retained on '%2A' / '%2E' topics -> exact sub": {
+        "mosquitto": "yes",
+        "rabbitmq": "yes",
+        "nats": "yes",
+    },
+    "QoS 2 publish": {"mosquitto": "yes", "rabbitmq": "yes", "nats": CLOSED},
+    "shared subscription ($share/g/...)": {
+        "mosquitto": "yes",
+        "rabbitmq": "no: not delivered",
+        "nats": "no: not delivered",
+    },
+    "topic with ' ' survives ('#' sub)": {"mosquitto": "yes", "rabbitmq": "yes", "nats": CLOSED},
+    "filter with a '.' is accepted": {"mosquitto": "yes", "rabbitmq": "yes", "nats": REFUSED},
+}
+
+# Cells measured either way from run to run, with every value seen: on NATS a QoS 0 message
+# overtakes an awaited QoS 1 one (delivered through a JetStream consumer) in some runs of ten
+# rounds and in none in others; the pipelined rows below it reorder every time.
+VARIES: dict[tuple[str, str], set[str]] = {
+    ("order kept across QoS 0 and QoS 1", "nats"): {"no", "yes"},
 }
 
 TIMEOUT = 10.0
@@ -147,7 +197,8 @@ class Probe:
                 first, reply = await self._read_packet()
                 if first >> 4 == 9:  # SUBACK
                     assert reply[:2] == packet_id.to_bytes(2, "big")
-                    assert reply[2] != 0x80, f"the broker refused the filter {topic_filter!r}"
+                    if reply[2] == 0x80:
+                        raise FilterRefused(topic_filter)
                     break
                 self._record(first, reply)
 
@@ -320,15 +371,29 @@ async def qos1_puback(broker: BrokerEndpoint) -> str:
 
 
 async def _arrival_order(
-    broker: BrokerEndpoint, qos_of: Callable[[int], int], subscriber_qos: int = 1
+    broker: BrokerEndpoint,
+    qos_of: Callable[[int], int],
+    *,
+    pipelined: bool = False,
+    subscribed_qos: int = 1,
 ) -> list[int]:
     """Publish 400 numbered messages at ``qos_of(n)`` and return the order they arrived in
-    (at a QoS 1 subscriber, so no message is downgraded, unless ``subscriber_qos`` is 0:
-    what Cascade's clean sessions subscribe at)."""
+    (at a QoS 1 subscriber unless told, so no message is downgraded). ``pipelined``: every
+    publish is sent before any PUBACK is awaited, as the connector sends (one after the other
+    on the wire: the client lets 1,000 QoS 1 messages be in flight, so it holds none back)."""
     base = unique()
     received: list[int] = []
-    async with client(broker) as publisher, client(broker) as subscriber:
-        await subscriber.subscribe(f"{base}/order", qos=subscriber_qos)
+    async with (
+        aiomqtt.Client(
+            broker.host,
+            broker.port,
+            identifier=unique("order-pub"),
+            timeout=TIMEOUT,
+            max_inflight_messages=1000,
+        ) as publisher,
+        client(broker) as subscriber,
+    ):
+        await subscriber.subscribe(f"{base}/order", qos=subscribed_qos)
 
         async def read() -> None:
             async for message in subscriber.messages:
@@ -338,8 +403,14 @@ async def _arrival_order(
                     return
 
         reading = asyncio.create_task(read())
-        for n in range(400):
-            await publisher.publish(f"{base}/order", str(n).encode(), qos=qos_of(n))
+        sends = (
+            publisher.publish(f"{base}/order", str(n).encode(), qos=qos_of(n)) for n in range(400)
+        )
+        if pipelined:
+            await asyncio.gather(*sends)
+        else:
+            for send in sends:
+                await send
         await asyncio.wait_for(reading, TIMEOUT)
     return received
 
@@ -354,11 +425,16 @@ async def order_within_qos(broker: BrokerEndpoint) -> str:
     return "yes"
 
 
-async def order_across_qos(broker: BrokerEndpoint, subscriber_qos: int = 1) -> str:
-    # a broker that reorders does so in hundreds of places per round; three rounds to be sure
-    for _ in range(3):
+# A broker that reorders one publisher's QoS 0 and QoS 1 messages through separate paths
+# (RabbitMQ's queues; NATS's JetStream consumer for QoS 1 subscribers beside core NATS) does
+# so in hundreds of places in some rounds and in none in others: ten rounds (see VARIES).
+ROUNDS = 10
+
+
+async def order_across_qos(broker: BrokerEndpoint, subscribed_qos: int = 1) -> str:
+    for _ in range(ROUNDS):
         received = await _arrival_order(
-            broker, lambda n: 1 if n % 10 == 0 else 0, subscriber_qos=subscriber_qos
+            broker, lambda n: 1 if n % 10 == 0 else 0, subscribed_qos=subscribed_qos
         )
         if received != list(range(400)):
             return "no"
@@ -366,7 +442,29 @@ async def order_across_qos(broker: BrokerEndpoint, subscriber_qos: int = 1) -> s
 
 
 async def order_across_qos_to_qos0(broker: BrokerEndpoint) -> str:
-    return await order_across_qos(broker, subscriber_qos=0)
+    """What Cascade's clean sessions subscribe at."""
+    return await order_across_qos(broker, subscribed_qos=0)
+
+
+async def order_across_qos_pipelined(broker: BrokerEndpoint, subscribed_qos: int) -> str:
+    for _ in range(ROUNDS):
+        received = await _arrival_order(
+            broker,
+            lambda n: 1 if n % 10 == 0 else 0,
+            pipelined=True,
+            subscribed_qos=subscribed_qos,
+        )
+        if received != list(range(400)):
+            return "no"
+    return "yes"
+
+
+async def order_pipelined_qos1_subscriber(broker: BrokerEndpoint) -> str:
+    return await order_across_qos_pipelined(broker, subscribed_qos=1)
+
+
+async def order_pipelined_qos0_subscriber(broker: BrokerEndpoint) -> str:
+    return await order_across_qos_pipelined(broker, subscribed_qos=0)
 
 
 async def dollar_exact(broker: BrokerEndpoint) -> str:
@@ -452,6 +550,43 @@ async def retained_escaped_exact(broker: BrokerEndpoint) -> str:
     return star if star != "yes" else await _retained_exact_on(broker, "api%2Ev2")
 
 
+async def space_hash(broker: BrokerEndpoint) -> str:
+    return await _survives(broker, "api v2", lambda base: f"{base}/constraints/#")
+
+
+async def dot_filter_accepted(broker: BrokerEndpoint) -> str:
+    async with probe(broker) as subscriber:
+        await subscriber.subscribe(f"{unique()}/constraints/task/api.v2/pause")
+    return "yes"
+
+
+async def qos2_publish(broker: BrokerEndpoint) -> str:
+    base = unique()
+    async with probe(broker) as subscriber, client(broker) as publisher:
+        await subscriber.subscribe(f"{base}/q2", f"{base}/sentinel")
+        # aiomqtt returns from a QoS 2 publish once the PUBCOMP is in
+        await publisher.publish(f"{base}/q2", b"exactly-once", qos=2)
+        await publisher.publish(f"{base}/sentinel", b"", qos=1)
+        before = await subscriber.until(f"{base}/sentinel")
+    return yes(any(m.payload == b"exactly-once" for m in before))
+
+
+async def shared_subscription(broker: BrokerEndpoint) -> str:
+    """Two members of one group: "yes" when each of 20 messages reaches exactly one of them."""
+    base = unique()
+    topic, sentinel = f"{base}/jobs", f"{base}/sentinel"
+    async with probe(broker) as first, probe(broker) as second, client(broker) as publisher:
+        for member in (first, second):
+            await member.subscribe(f"$share/g/{topic}", sentinel)
+        for n in range(20):
+            await publisher.publish(topic, str(n).encode(), qos=1)
+        await publisher.publish(sentinel, b"", qos=1)
+        got = [m.payload for m in [*await first.until(sentinel), *await second.until(sentinel)]]
+    if sorted(got) == sorted(str(n).encode() for n in range(20)):
+        return "yes"
+    return "no: not delivered" if not got else f"no: {len(got)} deliveries of 20 messages"
+
+
 PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "retained -> exact-topic subscription": retained_exact,
     "retained -> '+' subscription": retained_plus,
@@ -464,6 +599,8 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "order kept within one QoS level": order_within_qos,
     "order kept across QoS 0 and QoS 1": order_across_qos,
     "order kept across QoS 0 and QoS 1 (QoS 0 sub)": order_across_qos_to_qos0,
+    "... QoS 1 pipelined, at a QoS 1 subscriber": order_pipelined_qos1_subscriber,
+    "... QoS 1 pipelined, at a QoS 0 subscriber": order_pipelined_qos0_subscriber,
     "'$' topic, exact subscription": dollar_exact,
     "'#' excludes '$' topics": hash_excludes_dollar,
     "topic with '*' survives (exact sub)": star_exact,
@@ -473,6 +610,10 @@ PROBES: dict[str, Callable[[BrokerEndpoint], Awaitable[str]]] = {
     "retained on a '*' topic -> exact sub": retained_star_exact,
     "retained on a '.' topic -> exact sub": retained_dot_exact,
     "retained on '%2A' / '%2E' topics -> exact sub": retained_escaped_exact,
+    "QoS 2 publish": qos2_publish,
+    "shared subscription ($share/g/...)": shared_subscription,
+    "topic with ' ' survives ('#' sub)": space_hash,
+    "filter with a '.' is accepted": dot_filter_accepted,
 }
 
 
@@ -487,6 +628,14 @@ def test_every_capability_has_a_probe_and_an_expectation() -> None:
 async def test_capability(capability: str, family: str, brokers: Brokers) -> None:
     """The broker family does what the table says."""
     broker = brokers.get(family)
-    measured = await PROBES[capability](broker)
+    try:
+        measured = await PROBES[capability](broker)
+    except FilterRefused:
+        measured = REFUSED
+    except (aiomqtt.MqttError, asyncio.IncompleteReadError, ConnectionError):
+        measured = CLOSED
     MEASURED[(capability, family)] = measured
+    if (capability, family) in VARIES:
+        assert measured in VARIES[(capability, family)]
+        return
     assert measured == EXPECTED[capability][family]

@@ -27,7 +27,9 @@ RESTART_AT = (0.2, 0.45, 0.7)  # fractions of the tasks completed
 
 # it configures a mosquitto of its own (persistence, or TLS, passwords and ACL): the mosquitto
 # family runs it
-pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+pytestmark = [
+    skip_on_family(family, MOSQUITTO_ONLY.format(family=family)) for family in ("rabbitmq", "nats")
+]
 
 
 @pytest.fixture

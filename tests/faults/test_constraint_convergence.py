@@ -84,8 +84,8 @@ async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> No
 
 
 KEEPS_ITS_STORE = (
-    "a RabbitMQBroker keeps its retained store on disk across a restart: no restart without "
-    "persistence to test"
+    "keeps its retained store on disk across a restart (a RabbitMQBroker its message store, a "
+    "NatsNode its JetStream streams): no restart without persistence to test"
 )
 
 
@@ -244,6 +244,7 @@ async def test_limit_changed_during_an_outage(
 
 
 @skip_on_family("rabbitmq", KEEPS_ITS_STORE)
+@skip_on_family("nats", KEEPS_ITS_STORE)
 async def test_broker_restarted_without_persistence(
     own_broker: OwnBroker, prefix: str, figures: Figures
 ) -> None:

@@ -48,7 +48,9 @@ topic readwrite {PREFIX}/_marker/rogue/#
 
 # it configures a mosquitto of its own (persistence, or TLS, passwords and ACL): the mosquitto
 # family runs it
-pytestmark = skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+pytestmark = [
+    skip_on_family(family, MOSQUITTO_ONLY.format(family=family)) for family in ("rabbitmq", "nats")
+]
 
 
 @pytest.fixture

@@ -22,7 +22,10 @@ from cascade.testkit import (
     skip_on_family,
 )
 
-pytestmark = skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
+pytestmark = [
+    skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER),
+    skip_on_family("nats", NOT_THE_SHARED_BROKER),
+]
 
 
 def cascade(broker: BrokerEndpoint, *args: str) -> Result:

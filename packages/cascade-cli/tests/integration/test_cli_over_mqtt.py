@@ -117,6 +117,7 @@ def test_limit_with_both_flags_reaches_an_engine_started_later(
 
 
 @skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
+@skip_on_family("nats", NOT_THE_SHARED_BROKER)
 def test_unreachable_broker_fails_fast_with_reason() -> None:
     """No broker: exit 1 within the timeout, with one line naming host, port and cause."""
     port = free_port()
@@ -168,6 +169,7 @@ def test_watch_json_sees_a_real_runs_events(mqtt_broker: BrokerEndpoint, scope_n
 
 
 @skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
+@skip_on_family("nats", NOT_THE_SHARED_BROKER)
 def test_demo_runs_to_completion_on_the_embedded_broker() -> None:
     """`cascade demo` with no --host starts its own broker and finishes as planned."""
     started = time.monotonic()

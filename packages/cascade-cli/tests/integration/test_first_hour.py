@@ -63,6 +63,7 @@ def test_watch_into_a_closed_pipe_ends_quietly_with_0(
 
 
 @skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER)
+@skip_on_family("nats", NOT_THE_SHARED_BROKER)
 def test_demo_with_a_duration_is_watched_from_another_terminal() -> None:
     """`cascade demo --duration S` prints the command that watches it, and that command works
     while the demo runs; the demo lasts about S seconds."""

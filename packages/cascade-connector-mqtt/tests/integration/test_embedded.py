@@ -22,6 +22,7 @@ from cascade.testkit import (
 pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
     skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER),
+    skip_on_family("nats", NOT_THE_SHARED_BROKER),
 ]
 
 

@@ -19,6 +19,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fleet.py"
 
 pytestmark = [
     skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER),
+    skip_on_family("nats", NOT_THE_SHARED_BROKER),
     pytest.mark.skipif(mosquitto_path() is None, reason=NO_MOSQUITTO),
 ]
 

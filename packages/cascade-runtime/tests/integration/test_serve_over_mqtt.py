@@ -30,6 +30,7 @@ from cascade.runtime import Engine, RunFinished, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     NO_RABBITMQ,
+    NO_SHARED_SUBSCRIPTIONS,
     BrokerEndpoint,
     OwnBroker,
     RabbitMQBroker,
@@ -37,11 +38,6 @@ from cascade.testkit import (
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
-)
-
-NO_SHARED_SUBSCRIPTIONS = (
-    "RabbitMQ 3.x's MQTT plugin has no shared subscriptions: it takes $share/... as a plain "
-    "filter, so a serving engine takes only the requests addressed to it"
 )
 
 
@@ -195,6 +191,7 @@ async def test_two_runs_started_over_the_broker_run_at_once_and_the_load_is_anno
 
 
 @skip_on_family("rabbitmq", NO_SHARED_SUBSCRIPTIONS)
+@skip_on_family("nats", NO_SHARED_SUBSCRIPTIONS)
 async def test_requests_on_the_shared_topic_go_each_to_one_of_two_servers(
     mqtt_broker: BrokerEndpoint, prefix: str
 ) -> None:
