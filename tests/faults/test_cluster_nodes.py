@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import json
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.history import History
 from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, TaskBlocked, TaskCompleted, TaskRunning
 from cascade.testkit import NO_NATS, NatsCluster, NatsNode, broker_family, nats_server_path
@@ -183,8 +185,9 @@ async def test_engine_on_a_and_b_obeys_c_survives_a_killed(
 
 @pytest.mark.timeout(240)
 async def test_reader_node_killed(cluster: NatsCluster, figures: Figures, tmp_path: Path) -> None:
-    """A recorder given nodes c and b loses node c mid-run: it moves to b, and what it could
-    not receive meanwhile is counted as gaps, never silently missing."""
+    """A recorder given nodes c and b loses node c mid-run: it moves to b; the events it could
+    not receive meanwhile are made good by the snapshot it asks the engine for (every task's
+    final state and the run's end are in the history) or counted as missed, never neither."""
     figures.scenario = "cluster: reader's node killed"
     a, b, c = cluster.nodes
     database = tmp_path / "history.db"
@@ -219,14 +222,24 @@ async def test_reader_node_killed(cluster: NatsCluster, figures: Figures, tmp_pa
     finally:
         await connector.disconnect()
         await recorder.close()
-    seqs = stored_seqs(url, run_id)
+    seqs = set(stored_seqs(url, run_id))
+    holes = len(set(range(1, max(seqs) + 1)) - seqs)
     gaps = _counter(summary, "missed")
-    figures.emitted, figures.delivered = connector.emitted, len(set(seqs))
+    with History(url) as history:
+        detail = history.run(run_id)
+    assert detail is not None
+    final = Counter(task.state for task in detail.tasks)
+    figures.emitted, figures.delivered = connector.emitted, len(seqs)
     figures.dropped, figures.seconds, figures.what = gaps, waited, "run's end stored after"
-    figures.notes.append(f"recorder's summary: {summary}")
+    figures.notes.append(
+        f"{holes} events not received, {holes - gaps} of them made good by a snapshot; "
+        f"recorder's summary: {summary}"
+    )
     assert result == sum(range(tasks))
     assert code == 0
-    assert len(set(seqs)) + gaps >= max(seqs)  # every number stored or counted as a gap
+    assert detail.run.status == "Succeeded"
+    if gaps == 0:  # nothing counted missing: the history has every task as it ended
+        assert final == {"COMPLETED": tasks + 1}
 
 
 def _counter(summary: str, name: str) -> int:
