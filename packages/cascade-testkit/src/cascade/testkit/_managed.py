@@ -3,14 +3,18 @@ Prometheus): started on entry, closed on exit."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from typing_extensions import Self
 
-__all__ = ["ChildProcess", "ManagedProcess"]
+__all__ = ["ChildProcess", "ManagedProcess", "executable", "in_parallel"]
 
 
 class ManagedProcess:
@@ -107,3 +111,32 @@ class ChildProcess(ManagedProcess):
             return
         self._process.send_signal(signal.SIGCONT)
         self._paused = False
+
+
+def in_parallel(calls: Sequence[Callable[[], object]]) -> None:
+    """Run ``calls`` at once, each in a thread of its own (servers that boot or wait side by
+    side); the first exception any raised is raised here, once all have ended."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def executable(name: str, *candidates: str) -> str | None:
+    """Where the program ``name`` is: on ``PATH``, else the first of ``candidates`` that can be
+    run (Debian puts servers in ``/usr/sbin``, often not on a user's ``PATH``); ``None``."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    return next((path for path in candidates if os.access(path, os.X_OK)), None)

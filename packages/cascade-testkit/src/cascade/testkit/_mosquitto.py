@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -11,19 +10,14 @@ import time
 from pathlib import Path
 
 from ._certs import TestCertificates, make_test_certificates
-from ._managed import ChildProcess
+from ._managed import ChildProcess, executable
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
 
 
 def mosquitto_path() -> str | None:
     """Where the ``mosquitto`` executable is, or ``None`` when it is not installed."""
-    found = shutil.which("mosquitto")
-    if found is None:
-        for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-            if os.access(candidate, os.X_OK):
-                return candidate
-    return found
+    return executable("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 def free_port() -> int:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from ._managed import ChildProcess, ManagedProcess
+from ._managed import ChildProcess, ManagedProcess, executable, in_parallel
 from ._mosquitto import free_port
 from ._mqtt_probe import mqtt_accepts
 
@@ -23,12 +21,7 @@ NO_NATS = "nats-server is not installed (apt-get install nats-server)"
 
 def nats_server_path() -> str | None:
     """Where the ``nats-server`` executable is, or ``None`` when it is not installed."""
-    found = shutil.which("nats-server")
-    if found is None:
-        for candidate in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server"):
-            if os.access(candidate, os.X_OK):
-                return candidate
-    return found
+    return executable("nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server")
 
 
 class NatsNode(ChildProcess):
@@ -181,21 +174,7 @@ class NatsCluster(ManagedProcess):
         for node in self.nodes:
             node.launch()
         deadline = started + self._startup_timeout
-        errors: list[BaseException] = []
-
-        def wait(node: NatsNode) -> None:
-            try:
-                node.wait_ready(deadline)
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=wait, args=(node,)) for node in self.nodes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        in_parallel([functools.partial(node.wait_ready, deadline) for node in self.nodes])
         self.boot_seconds = time.monotonic() - started
 
     def stop(self) -> None:

@@ -6,11 +6,10 @@ import json
 import os
 import secrets
 import subprocess
-import threading
 import time
 from typing import Any
 
-from ._managed import ManagedProcess
+from ._managed import ManagedProcess, in_parallel
 from ._mqtt_probe import mqtt_accepts
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, _run_as, rabbitmq_server_path
 
@@ -109,21 +108,7 @@ class RabbitMQCluster(ManagedProcess):
     def start(self) -> None:
         """Boot both nodes (in parallel), join the second to the first, wait for MQTT on both."""
         started = time.monotonic()
-        errors: list[BaseException] = []
-
-        def boot(node: RabbitMQBroker) -> None:
-            try:
-                node.start()
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=boot, args=(node,)) for node in self.nodes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        in_parallel([node.start for node in self.nodes])
         self.boot_seconds = time.monotonic() - started
 
         joined = time.monotonic()
