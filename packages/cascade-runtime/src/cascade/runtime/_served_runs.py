@@ -13,7 +13,7 @@ from typing import Any
 from cascade.interfaces import RerunMode, RunOrigin, ServedRun
 
 from ._errors import RunCancelledError
-from ._events import Event, RunFinished
+from ._events import Event, RunStarted
 from ._steps import explain
 
 __all__ = ["Accepted", "ServedRuns"]
@@ -35,7 +35,7 @@ class Accepted:
     rerun: RerunMode
     from_task: str | None
     task: asyncio.Task[None] | None = field(default=None)
-    ending: bool = False  # its RunFinished is out: the run is closing, not to be interrupted
+    started: bool = False  # its RunStarted is out: once the engine no longer runs it, it closes
 
 
 class ServedRuns:
@@ -104,11 +104,12 @@ class ServedRuns:
         ]
 
     def on_event(self, event: Event) -> None:
-        """The engine's events: a run whose end is out is closing (:meth:`stop` lets it)."""
-        if isinstance(event, RunFinished):
+        """The engine's events: a run that has started closes itself once cancelled or ended
+        (:meth:`stop` never interrupts that)."""
+        if isinstance(event, RunStarted):
             entry = self.running.get(event.run_id)
             if entry is not None:
-                entry.ending = True
+                entry.started = True
 
     async def _run(self, accepted: Accepted) -> None:
         try:
@@ -148,9 +149,10 @@ class ServedRuns:
             self.queue.clear()
         runs = [e for e in self.running.values() if e.task is not None]
         for entry in runs:
-            if entry.ending:
-                continue  # closing (its telemetry, its summary): let it
-            if cancel(entry.run_id) is None:
+            # a started run the engine no longer runs is closing (its last log lines, its
+            # telemetry, its summary, each bounded by shutdown_timeout): let it finish, or its
+            # telemetry's sender would be left behind
+            if cancel(entry.run_id) is None and not entry.started:
                 assert entry.task is not None
                 entry.task.cancel()  # not started yet: nothing of it to close
         await asyncio.gather(*(e.task for e in runs if e.task is not None), return_exceptions=True)
