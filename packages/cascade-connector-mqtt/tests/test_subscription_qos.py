@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker
 from cascade.interfaces import Message
@@ -35,6 +37,19 @@ async def test_a_persistent_session_subscribes_at_qos_1(broker: FakeBroker) -> N
         link = broker.link
         assert link.subscribe_qos == [1] * len(link.subscribes)
         assert link.granted["a/#"] == 1
+
+
+@pytest.mark.parametrize("option", ["clean_session", "clean_start"])
+async def test_a_session_kept_by_the_clients_own_option_subscribes_at_qos_1(
+    broker: FakeBroker, option: str
+) -> None:
+    """aiomqtt's ``clean_session=False`` (``clean_start=False`` in MQTT 5) keeps the session
+    as ``session_expiry`` does: its subscriptions too are at QoS 1."""
+    options = {option: False}
+    connector = MqttConnector("broker", source_id="s", client_id="kept", link=broker, **options)
+    async with connector:
+        await connector.subscribe("a/#", lambda m: None)
+        assert broker.link.subscribe_qos == [1] * len(broker.link.subscribes)
 
 
 async def test_the_qos_is_chosen_again_on_every_connection(

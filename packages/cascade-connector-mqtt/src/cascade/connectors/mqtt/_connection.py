@@ -45,7 +45,7 @@ class Connection:
         self.mqtt5 = settings.mqtt5
         # QoS 1 only where the broker must queue for an absent reader: on a clean session it
         # buys nothing Cascade uses, and costs some brokers (NATS: a replicated consumer each)
-        self.subscription_qos = 0 if settings.session_expiry is None else 1
+        self.subscription_qos = 1 if settings.persistent else 0
         self.marker_topic = marker_topic
         self.confirm_topic = confirmation_topic(marker_topic)
         self.own_space = f"{marker_topic}/"  # topics under the marker topic: never dispatched

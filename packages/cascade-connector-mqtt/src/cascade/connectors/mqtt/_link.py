@@ -67,6 +67,17 @@ class LinkSettings:
     client_options: Mapping[str, Any] = field(default_factory=dict)
     session_expiry: int | None = None  # a persistent session (seconds), else a clean one
 
+    @property
+    def persistent(self) -> bool:
+        """Whether the broker keeps this client's session (and queues for it while away):
+        ``session_expiry``, or aiomqtt's ``clean_session=False`` / ``clean_start=False``."""
+        options = self.client_options
+        return (
+            self.session_expiry is not None
+            or options.get("clean_session") is False
+            or options.get("clean_start") is False
+        )
+
 
 @dataclass(frozen=True)
 class LinkHooks:
