@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ async def test_a_session_kept_by_the_clients_own_option_subscribes_at_qos_1(
 ) -> None:
     """aiomqtt's ``clean_session=False`` (``clean_start=False`` in MQTT 5) keeps the session
     as ``session_expiry`` does: its subscriptions too are at QoS 1."""
-    options = {option: False}
+    options: dict[str, Any] = {option: False}
     connector = MqttConnector("broker", source_id="s", client_id="kept", link=broker, **options)
     async with connector:
         await connector.subscribe("a/#", lambda m: None)
