@@ -81,7 +81,9 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
         wait(browser, lambda d: d.find_element(By.ID, "run-id").text == run_id)
         wait(browser, lambda d: d.find_element(By.ID, "run-name").text == name)
         wait(browser, lambda d: f"workflow {name}" in d.find_element(By.ID, "run-lineage").text)
-        [listed] = texts(browser, f'#runs tr[data-run-id="{run_id}"]')
+        listing = f'#runs tr[data-run-id="{run_id}"]'
+        wait(browser, lambda d: css(d, listing))  # the runs table redraws on the page's clock
+        [listed] = texts(browser, listing)
         assert name in listed
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert no_script_errors(browser) == []
