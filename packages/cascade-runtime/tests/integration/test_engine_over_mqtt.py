@@ -64,6 +64,13 @@ def total(values: list[int]) -> int:
 
 
 @skip_on_family("rabbitmq", QOS_ORDER_NOT_KEPT)
+@skip_on_family(
+    "nats",
+    "reorders one publisher's QoS 0 and QoS 1 messages at a QoS 1 subscription in some rounds "
+    "and not in others (tests/brokers: VARIES; at a QoS 0 one, as Cascade's readers make, "
+    "it keeps them in order), and this plain client subscribes at QoS 1: the test asserts "
+    "that order, so it would fail there at random",
+)
 async def test_telemetry_reaches_a_plain_subscriber_as_documented(
     mqtt_broker: BrokerEndpoint, prefix: str, plain_client: aiomqtt.Client
 ) -> None:
