@@ -73,7 +73,8 @@ from ._memory_fixtures import (
     own_default_history,
     publish_retained,
 )
-from ._mosquitto import MosquittoBroker, free_port, mosquitto_path
+from ._mosquitto import MosquittoBroker, mosquitto_path
+from ._ports import free_port
 from ._mqtt_probe import mqtt_accepts
 from ._nats import NO_NATS, NatsCluster, NatsNode, nats_server_path
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin

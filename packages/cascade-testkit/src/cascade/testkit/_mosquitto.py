@@ -11,21 +11,14 @@ from pathlib import Path
 
 from ._certs import TestCertificates, make_test_certificates
 from ._managed import ChildProcess, executable
+from ._ports import free_port
 
-__all__ = ["MosquittoBroker", "free_port", "mosquitto_path"]
+__all__ = ["MosquittoBroker", "mosquitto_path"]
 
 
 def mosquitto_path() -> str | None:
     """Where the ``mosquitto`` executable is, or ``None`` when it is not installed."""
     return executable("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _port_open(port: int) -> bool:

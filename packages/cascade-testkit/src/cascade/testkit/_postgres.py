@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 
 from ._managed import ManagedProcess
-from ._mosquitto import free_port
+from ._ports import free_port
 
 __all__ = ["NO_POSTGRESQL", "PrivatePostgreSQL", "postgresql_bin"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._managed import ManagedProcess
-from ._mosquitto import free_port
+from ._ports import free_port
 
 __all__ = ["NO_PROMETHEUS", "PrivatePrometheus", "prometheus_path"]
 

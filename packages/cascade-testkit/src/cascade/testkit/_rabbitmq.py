@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pwd
 
 from ._managed import ManagedProcess
-from ._mosquitto import free_port
+from ._ports import free_port
 from ._mqtt_probe import mqtt_accepts
 
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
