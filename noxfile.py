@@ -75,33 +75,46 @@ def package_tests(package: str, kind: str) -> list[str]:
     return [str(tests), f"--ignore={integration}"] if tests.is_dir() else []
 
 
-def run_package_tests(session: nox.Session, kind: str) -> None:
+def run_package_tests(session: nox.Session, kind: str, then: dict[str, Path] | None = None) -> None:
     """Install everything, then one pytest run per package (and the testkit) over its tests of
-    ``kind``."""
+    ``kind``, then one over each suite of ``then`` (what to log → its folder). Every run goes
+    ahead whichever fail before it, so that one session shows every failure."""
     install_packages(session, "test", *(["oidc"] if kind == "integration" else []))
-    for package in [*PACKAGES, TESTKIT]:
-        args = package_tests(package, kind)
+    runs = [
+        (f"{kind} tests of {package}", package_tests(package, kind))
+        for package in [*PACKAGES, TESTKIT]
+    ]
+    runs += [(what, [str(path)]) for what, path in (then or {}).items()]
+    failed = []
+    for what, args in runs:
         if args:
-            session.log(f"{kind} tests of {package}")
-            session.run(*PYTEST, *args, *session.posargs)
+            session.log(what)
+            try:
+                session.run(*PYTEST, *args, *session.posargs)
+            except nox.command.CommandFailed:
+                failed.append(what)
+    if failed:
+        session.error(f"failed: {'; '.join(failed)}")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, one pytest run per package (mocked aiomqtt, in-memory connector), and the
     tests of the repository's own checks (tests/lint)."""
-    run_package_tests(session, "unit")
-    session.log("the repository's own checks (tests/lint)")
-    session.run(*PYTEST, str(ROOT / "tests" / "lint"), *session.posargs)
+    run_package_tests(
+        session, "unit", then={"the repository's own checks (tests/lint)": ROOT / "tests" / "lint"}
+    )
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Integration tests against a real broker (a private mosquitto on a free loopback port),
     and tests/docs: every example in the READMEs and docs/ run as written."""
-    run_package_tests(session, "integration")
-    session.log("the examples of the READMEs and docs/ (tests/docs)")
-    session.run(*PYTEST, str(ROOT / "tests" / "docs"), *session.posargs)
+    run_package_tests(
+        session,
+        "integration",
+        then={"the examples of the READMEs and docs/ (tests/docs)": ROOT / "tests" / "docs"},
+    )
 
 
 def skip_without_rabbitmq(session: nox.Session) -> None:
@@ -122,9 +135,11 @@ def integration_rabbitmq(session: nox.Session) -> None:
     (a NatsNode; skipped where nats-server is not installed), and the RabbitMQ cluster."""
     skip_without_rabbitmq(session)
     session.env["CASCADE_TEST_BROKER"] = "rabbitmq"
-    run_package_tests(session, "integration")
-    session.log("broker capabilities of both families (tests/brokers)")
-    session.run(*PYTEST, str(ROOT / "tests" / "brokers"), *session.posargs)
+    run_package_tests(
+        session,
+        "integration",
+        then={"broker capabilities of every family (tests/brokers)": ROOT / "tests" / "brokers"},
+    )
 
 
 def skip_without_nats(session: nox.Session) -> None:
@@ -273,7 +288,11 @@ def pip_install_with_progress(session: nox.Session, args: list[str]) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: a live demo of a workflow (on an embedded broker unless a host is given)."""
     install_unless_unchanged(session)
-    session.run("cascade", "demo", *session.posargs)
+    # the commands the demo prints must run as printed from the clone, where this environment's
+    # `cascade` is not on the PATH: `python3 dev.py cascade` runs it
+    session.run(
+        "cascade", "demo", *session.posargs, env={"CASCADE_COMMAND": "python3 dev.py cascade"}
+    )
 
 
 @nox.session

@@ -74,9 +74,9 @@ from ._memory_fixtures import (
     publish_retained,
 )
 from ._mosquitto import MosquittoBroker, mosquitto_path
-from ._ports import free_port
 from ._mqtt_probe import mqtt_accepts
 from ._nats import NO_NATS, NatsCluster, NatsNode, nats_server_path
+from ._ports import free_port
 from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._prometheus import NO_PROMETHEUS, PrivatePrometheus, prometheus_path
 from ._rabbitmq import NO_RABBITMQ, RabbitMQBroker, rabbitmq_server_path, rabbitmq_user

@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 
 from ._managed import ChildProcess, ManagedProcess, executable, in_parallel
-from ._ports import free_port
 from ._mqtt_probe import mqtt_accepts
+from ._ports import free_port
 
 __all__ = ["NO_NATS", "NatsCluster", "NatsNode", "nats_server_path"]
 

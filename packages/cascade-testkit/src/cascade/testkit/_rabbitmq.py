@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import pwd
 
 from ._managed import ManagedProcess
-from ._ports import free_port
 from ._mqtt_probe import mqtt_accepts
+from ._ports import free_port
 
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
 
