@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Bootstrap for a fresh clone: needs only Python 3.10+.
 
-    python3 dev.py demo       # the main job: a live demo on an embedded broker
-    python3 dev.py test       # every test: unit, integration, faults, the dashboard in a browser
-    python3 dev.py nox ARGS   # any nox session, e.g. `python3 dev.py nox -s bench`
+    python3 dev.py demo          # the main job: a live demo on an embedded broker
+    python3 dev.py test          # every test: unit, integration, faults, the dashboard in a browser
+    python3 dev.py cascade ARGS  # the `cascade` command the demo installed, e.g. `cascade watch`
+    python3 dev.py nox ARGS      # any nox session, e.g. `python3 dev.py nox -s bench`
 
 It makes a virtualenv in .venv with nox in it, and runs nox from there; nox
 makes the per-session environments and installs the packages itself.
@@ -11,28 +12,35 @@ makes the per-session environments and installs the packages itself.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import os
+import re
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 import venv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
-COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "nox": []}
-# `test` runs every session in stages: each stage's first sessions in order, and its second
-# ones beside them in another nox (the RabbitMQ and NATS families: other brokers, mostly idle
-# once up; NATS after RabbitMQ, so two test processes share the two cores, not three);
-# the timed fault scenarios and the browser run alone. The connector's suite runs again with
-# the sender's fast path off ("on" is in tests and integration).
-TEST_STAGES = (
+COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
+DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
+# `test` runs every session in stages, one stage after the other. A stage's lanes run side by
+# side, each lane's sessions one after another. The first stage pairs the mosquitto sessions
+# with the other broker families' (RabbitMQ, then NATS: other brokers, mostly idle once up),
+# so two test processes share the two cores, not three; the timed fault scenarios and the
+# browser run alone. The connector's suite runs again with the sender's fast path off ("on" is
+# in tests and integration).
+TEST_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (
-        ["tests", "integration", "connector(fast_path='off')"],
-        ["integration-rabbitmq", "faults-rabbitmq", "integration-nats", "faults-nats"],
+        ("tests", "integration", "connector(fast_path='off')"),
+        ("integration-rabbitmq", "faults-rabbitmq", "integration-nats", "faults-nats"),
     ),
-    (["faults", "browser"], []),
+    (("faults", "browser"),),
 )
 
 
@@ -62,27 +70,115 @@ def main(argv: list[str]) -> int:
     command = [str(python), "-m", "nox", "-f", str(ROOT / "noxfile.py"), *reuse]
     if argv[0] == "test":
         return run_tests(command, argv[1:])
+    if argv[0] == "cascade":
+        return run_cascade(command, argv[1:])
     return subprocess.run([*command, *COMMANDS[argv[0]], *argv[1:]], check=False).returncode
 
 
+def run_cascade(command: list[str], args: list[str]) -> int:
+    """The demo environment's `cascade` (made first, as `dev.py demo` makes it, if missing)."""
+    if not DEMO_CASCADE.exists():
+        made = subprocess.run([*command, "-s", "demo", "--install-only"], check=False)
+        if made.returncode != 0:
+            return made.returncode
+    env = {**os.environ, "CASCADE_COMMAND": "python3 dev.py cascade"}
+    return subprocess.run([str(DEMO_CASCADE), *args], env=env, check=False).returncode
+
+
+_PYTEST_TOTALS = re.compile(r"^=+ (?P<counts>\d+ \w+.*) in [\d.]+s")
+_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
+_SESSION_END = re.compile(r"^nox > Session \S+ (?P<outcome>was successful|skipped|failed|aborted)")
+
+
+@dataclass
+class SessionResult:
+    """One nox session as `dev.py test` saw it run: its outcome, time and test counts."""
+
+    name: str
+    returncode: int = 0
+    seconds: float = 0.0
+    outcome: str = "did not run"
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def read(self, line: str) -> None:
+        """Take what one line of the session's output says (pytest's totals, nox's outcome)."""
+        totals = _PYTEST_TOTALS.match(line)
+        if totals:
+            for number, word in _COUNT.findall(totals["counts"]):
+                key = "errors" if word.startswith("error") else word
+                self.counts[key] = self.counts.get(key, 0) + int(number)
+        end = _SESSION_END.match(line)
+        if end:
+            self.outcome = {"was successful": "passed"}.get(end["outcome"], end["outcome"])
+
+
+def run_lane(
+    command: list[str], sessions: tuple[str, ...], *, pytest_args: list[str], prefixed: bool
+) -> list[SessionResult]:
+    """Run ``sessions`` one after the other, streaming their output as it comes (each line
+    prefixed with its session's name when lanes run side by side)."""
+    results = []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    width = max(map(len, sessions))
+    for name in sessions:
+        result = SessionResult(name)
+        started = time.monotonic()
+        with subprocess.Popen(
+            [*command, "-s", name, "--", *pytest_args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            errors="replace",
+        ) as nox:
+            assert nox.stdout is not None
+            for line in nox.stdout:
+                result.read(line)
+                with _PRINTING:
+                    sys.stdout.write(f"{name:<{width}} | {line}" if prefixed else line)
+                    sys.stdout.flush()
+        result.returncode = nox.returncode
+        result.seconds = time.monotonic() - started
+        if nox.returncode != 0 and result.outcome in ("passed", "did not run"):
+            result.outcome = "failed"
+        results.append(result)
+    return results
+
+
+_PRINTING = threading.Lock()
+
+
 def run_tests(command: list[str], pytest_args: list[str]) -> int:
-    """Every stage of TEST_STAGES, whatever fails; non-zero if any session failed."""
-    failed = 0
-    for foreground, beside in TEST_STAGES:
-        side = None
-        with tempfile.TemporaryFile() as log:
-            if beside:
-                side_command = [*command, "-s", *beside, "--", *pytest_args]
-                side = subprocess.Popen(side_command, stdout=log, stderr=subprocess.STDOUT)
-            sessions = [*command, "-s", *foreground, "--", *pytest_args]
-            failed |= subprocess.run(sessions, check=False).returncode
-            if side is not None:
-                failed |= side.wait()
-                log.seek(0)
-                print(f"dev.py: {' '.join(beside)} (run beside the above):", flush=True)
-                sys.stdout.buffer.write(log.read())
-                sys.stdout.flush()
-    return 1 if failed else 0
+    """Every stage of TEST_STAGES, whatever fails, then one summary of every session; non-zero
+    if any session failed."""
+    results: list[SessionResult] = []
+    started = time.monotonic()
+    for lanes in TEST_STAGES:
+        run = functools.partial(run_lane, command, pytest_args=pytest_args, prefixed=len(lanes) > 1)
+        with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
+            for lane_results in pool.map(run, lanes):
+                results.extend(lane_results)
+    print(summary(results, time.monotonic() - started), flush=True)
+    return 1 if any(result.returncode for result in results) else 0
+
+
+def summary(results: list[SessionResult], seconds: float) -> str:
+    """The closing table: each session's outcome, time and tests; then the whole run's line."""
+    kinds = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
+    width = max((len(result.name) for result in results), default=7)
+    lines = ["", "dev.py test: every session"]
+    for result in results:
+        counts = ", ".join(f"{result.counts[k]} {k}" for k in kinds if result.counts.get(k))
+        minutes = f"{result.seconds / 60:5.1f} min"
+        lines.append(f"  {result.name:<{width}}  {result.outcome:<8} {minutes}  {counts}")
+    total = {kind: sum(result.counts.get(kind, 0) for result in results) for kind in kinds}
+    failed_sessions = sum(1 for result in results if result.returncode)
+    lines.append(f"  {len(results)} sessions in {seconds / 60:.1f} min, {failed_sessions} failed")
+    lines.append(
+        f"tests: {total['passed']} passed, {total['failed'] + total['errors']} failed, "
+        f"{total['skipped']} skipped"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

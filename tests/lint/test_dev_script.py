@@ -1,0 +1,74 @@
+"""`python3 dev.py test`'s closing summary: every session's outcome and the whole run's tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dev"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_session_reads_each_pytest_run_and_its_outcome() -> None:
+    """Two pytest runs in one session add up; nox's last line gives the outcome."""
+    dev = _dev()
+    result = dev.SessionResult("integration")
+    for line in (
+        "===== 10 passed, 2 skipped in 3.10s =====\n",
+        "=== 1 failed, 4 passed, 1 error, 1 xfailed in 12.00s (0:00:12) ===\n",
+        "nox > Session integration failed.\n",
+    ):
+        result.read(line)
+    assert result.counts == {"passed": 14, "skipped": 2, "failed": 1, "errors": 1, "xfailed": 1}
+    assert result.outcome == "failed"
+
+
+def test_the_summary_lists_every_session_and_ends_with_the_runs_counts() -> None:
+    """One line per session, then a closing line CI reads as the run's count."""
+    dev = _dev()
+    ok = dev.SessionResult("tests", seconds=60, outcome="passed", counts={"passed": 5})
+    bad = dev.SessionResult(
+        "faults", returncode=1, seconds=30, outcome="failed", counts={"passed": 2, "errors": 1}
+    )
+    skipped = dev.SessionResult("integration-nats", outcome="skipped")
+    text = dev.summary([ok, bad, skipped], 95.0)
+    lines = text.splitlines()
+    assert any(line.split()[:2] == ["tests", "passed"] for line in lines)
+    assert any(line.split()[:2] == ["faults", "failed"] for line in lines)
+    assert any(line.split()[:2] == ["integration-nats", "skipped"] for line in lines)
+    assert "3 sessions in 1.6 min, 1 failed" in text
+    assert lines[-1] == "tests: 7 passed, 1 failed, 0 skipped"
+
+
+def test_a_lane_streams_each_sessions_output_with_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Side-by-side lanes prefix every line with the session that printed it."""
+    dev = _dev()
+    fake_nox = [
+        sys.executable,
+        "-c",
+        "import sys; name = sys.argv[2]; print('== 3 passed in 0.5s =='); "
+        "print(f'nox > Session {name} was successful in 1 seconds.')",
+    ]
+    results = dev.run_lane(fake_nox, ("one", "two"), pytest_args=[], prefixed=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "one | == 3 passed in 0.5s =="
+    assert out[3] == "two | nox > Session two was successful in 1 seconds."
+    assert [(r.name, r.outcome, r.counts) for r in results] == [
+        ("one", "passed", {"passed": 3}),
+        ("two", "passed", {"passed": 3}),
+    ]
