@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from cascade.cli.commands.demo._demo_summary import demo_summary
@@ -56,3 +57,13 @@ def test_after_an_embedded_broker_it_suggests_what_outlives_it() -> None:
     assert "cascade dashboard --demo" in text
     assert "cascade demo --duration 60" in text
     assert "--host 127.0.0.1" not in text
+
+
+def test_its_commands_run_as_printed_where_cascade_is_not_on_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Launched by the clone's ``python3 dev.py demo``, it prints what runs from the clone."""
+    monkeypatch.setenv("CASCADE_COMMAND", "python3 dev.py cascade")
+    text = _said(demo_summary(None, 1.0, host="h:1", retried={}, paused="p", limited="l"))
+    assert "python3 dev.py cascade watch --host h:1" in text
+    assert "python3 dev.py cascade record --host h:1" in text

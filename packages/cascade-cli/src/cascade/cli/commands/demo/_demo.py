@@ -28,6 +28,7 @@ from cascade.interfaces.reader import ReaderModel
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory
+from ...plumbing._invocation import cascade_command
 from ...rendering._render import render_watch
 from ._demo_summary import demo_summary
 
@@ -153,7 +154,7 @@ async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator
     async with EmbeddedBroker() as broker:
         address = f"{broker.host}:{broker.port}"
         console.print(f"[dim]embedded MQTT broker on {address}; watch it from another terminal:[/]")
-        console.print(f"[dim]  cascade watch --host {address}[/]", soft_wrap=True)
+        console.print(f"[dim]  {cascade_command()} watch --host {address}[/]", soft_wrap=True)
         yield replace(options, host=broker.host, port=broker.port)
 
 

@@ -9,34 +9,36 @@ from rich.text import Text
 from cascade.control import short_id
 from cascade.interfaces.reader import RunView, inert
 
+from ...plumbing._invocation import cascade_command
+
 __all__ = ["demo_summary"]
 
 
 def _next_steps(host: str | None) -> Table:
     """Commands to try, with the broker's address where the demo had one that outlives it."""
+    cascade = cascade_command()
     steps = Table.grid(padding=(0, 2))
     steps.add_column(no_wrap=True, style="bold")
     steps.add_column()
     if host is None:
         steps.add_row(
-            "cascade demo --duration 60",
-            "a minute-long run: watch it from another terminal with the `cascade watch` line "
-            "it prints first",
+            f"{cascade} demo --duration 60",
+            "a minute-long run: watch it from another terminal with the watch line it prints first",
         )
-        steps.add_row("cascade dashboard --demo", "the same workflow in a web page")
+        steps.add_row(f"{cascade} dashboard --demo", "the same workflow in a web page")
         steps.add_row(
-            "cascade demo --host localhost",
+            f"{cascade} demo --host localhost",
             "on a broker of your own (mosquitto on localhost:1883), which outlives the demo: "
             "then watch, dashboard and record with --host localhost",
         )
         return steps
-    steps.add_row(f"cascade watch --host {host}", "the live view of every run on this broker")
-    steps.add_row(f"cascade dashboard --host {host}", "the same in a web page, with controls")
+    steps.add_row(f"{cascade} watch --host {host}", "the live view of every run on this broker")
+    steps.add_row(f"{cascade} dashboard --host {host}", "the same in a web page, with controls")
     steps.add_row(
-        f"cascade record --host {host}",
-        "keeps every run in a history (then: cascade runs, cascade run ID)",
+        f"{cascade} record --host {host}",
+        f"keeps every run in a history (then: {cascade} runs, {cascade} run ID)",
     )
-    steps.add_row(f"cascade demo --host {host}", "again, with one of the above watching")
+    steps.add_row(f"{cascade} demo --host {host}", "again, with one of the above watching")
     return steps
 
 
