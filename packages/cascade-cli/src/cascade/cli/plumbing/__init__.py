@@ -9,13 +9,12 @@ Each command takes its :class:`CliContext` with ``CliContext.of(ctx)``; tests pa
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._context import CliContext
 from ._debug import dump_tasks, install_task_dump
-from ._invocation import INVOCATION_ENV, cascade_command
+from ._invocation import cascade_command
 from ._listen import parse_listen
 
 __all__ = [
     "BrokerOptions",
     "CliContext",
-    "INVOCATION_ENV",
     "ConnectorFactory",
     "cascade_command",
     "dump_tasks",
