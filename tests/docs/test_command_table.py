@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-import click
+import typer.core
 import typer.main
 
 from cascade.cli import app
@@ -28,5 +28,5 @@ def _table_commands() -> set[str]:
 def test_every_command_is_in_the_readme_table() -> None:
     """A command missing from the table is one a reader of the README never finds."""
     group = typer.main.get_command(app)
-    assert isinstance(group, click.Group)
+    assert isinstance(group, typer.core.TyperGroup)
     assert set(group.commands) - _table_commands() == set()
