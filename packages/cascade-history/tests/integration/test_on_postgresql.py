@@ -4,6 +4,8 @@ recorder, log and visible-run tests again, each on a new database of a private P
 
 from __future__ import annotations
 
+from cascade.testkit import NOT_THE_SHARED_BROKER, skip_on_family
+
 from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
@@ -21,3 +23,9 @@ from ..test_schema_migrations import *  # noqa: F403
 from ..test_store import *  # noqa: F403
 from ..test_tokens import *  # noqa: F403
 from ..test_visible_runs import *  # noqa: F403
+
+# In-memory brokers only: the same on every family, so the mosquitto session runs them once.
+pytestmark = [
+    skip_on_family("rabbitmq", NOT_THE_SHARED_BROKER),
+    skip_on_family("nats", NOT_THE_SHARED_BROKER),
+]
