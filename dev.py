@@ -30,17 +30,17 @@ NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
 COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
 DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
 # `test` runs every session in stages, one stage after the other. A stage's lanes run side by
-# side, each lane's sessions one after another. The first stage pairs the mosquitto sessions
-# with the other broker families' (RabbitMQ, then NATS: other brokers, mostly idle once up),
-# so two test processes share the two cores, not three; the timed fault scenarios and the
-# browser run alone. The connector's suite runs again with the sender's fast path off ("on" is
-# in tests and integration).
+# side, each lane's sessions one after another: two lanes, so two test processes share the two
+# cores. In each stage the mosquitto sessions go beside the other broker families' (RabbitMQ,
+# then NATS: other brokers, mostly idle once up); the integration suites first, then the timed
+# fault scenarios and the browser. The connector's suite runs again with the sender's fast path
+# off ("on" is in tests and integration).
 TEST_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (
         ("tests", "integration", "connector(fast_path='off')"),
-        ("integration-rabbitmq", "faults-rabbitmq", "integration-nats", "faults-nats"),
+        ("integration-rabbitmq", "integration-nats"),
     ),
-    (("faults", "browser"),),
+    (("faults", "browser"), ("faults-rabbitmq", "faults-nats")),
 )
 
 
