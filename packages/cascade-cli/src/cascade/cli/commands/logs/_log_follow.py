@@ -44,6 +44,8 @@ class LogPrinter:
     printed: dict[tuple[str, int], int] = field(default_factory=dict)
     missed_said: dict[str, int] = field(default_factory=dict)
     """Per task, the lines said missing so far (a gap a drop said earlier explains is not)."""
+    shown: int = 0
+    """The lines printed so far."""
 
     def wanted(self, line: LogLine, stamp: float | None) -> bool:
         """Whether ``line`` (logged at ``stamp``, epoch seconds) is one of those asked for."""
@@ -61,6 +63,7 @@ class LogPrinter:
                     continue
                 self.printed[key] = line.n
             text.append(line_json(line, run_id, source) if self.as_json else line_text(line))
+        self.shown += len(text)
         self._write(self.out, text)
 
     def batch(
