@@ -22,13 +22,13 @@ from cascade.interfaces import (
     Connector,
     DroppedLines,
     Envelope,
+    Heartbeat,
     LifecycleEvent,
     LogBatch,
     LogLine,
     MessageCallback,
     SyncCallback,
     decode_envelope,
-    Heartbeat,
     events_topic,
     heartbeat_topic,
     logs_topic,
@@ -287,7 +287,8 @@ def test_follow_of_a_prefix_several_live_runs_have_names_them() -> None:
     result = _invoke("logs", RUN[:6], "-f", "--timeout", "0.2", live=[RUN, other])
     assert result.exit_code == 2
     assert "several runs' ids start with '58a887'" in result.output
-    assert "58a88765cea2" in result.output and "58a887650000" in result.output
+    assert "58a88765cea2" in result.output
+    assert "58a887650000" in result.output
 
 
 def test_follow_of_a_prefix_no_run_has_is_one_line() -> None:
@@ -298,24 +299,25 @@ def test_follow_of_a_prefix_no_run_has_is_one_line() -> None:
 
 class _Quiet(InMemoryConnector):
     """Sends nothing until the quiet line is being said (it asks whether the connection is
-    up): then the run's end."""
+    up): then the run's start and end."""
 
     def __init__(self, broker: InMemoryBroker) -> None:
         super().__init__(broker, presence=False)
-        self.asked = False
+        self.ending: asyncio.Task[None] | None = None
 
     @property
     def is_connected(self) -> bool:
-        if not self.asked:
-            self.asked = True
-            stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
-            start = LifecycleEvent(event="ENGINE_STARTED")
-            loop = asyncio.get_running_loop()
-            for seq, body in enumerate((start, stop), 1):
-                envelope = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1",
-                                    seq=seq, body=body)  # fmt: skip
-                loop.create_task(self.publish(events_topic("o", "p", RUN), envelope))
+        if self.ending is None:
+            self.ending = asyncio.get_running_loop().create_task(self._end())
         return super().is_connected
+
+    async def _end(self) -> None:
+        start = LifecycleEvent(event="ENGINE_STARTED")
+        stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+        for seq, body in enumerate((start, stop), 1):
+            envelope = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1",
+                                seq=seq, body=body)  # fmt: skip
+            await self.publish(events_topic("o", "p", RUN), envelope)
 
 
 def test_follow_says_where_it_waits_when_it_hears_nothing() -> None:
@@ -387,4 +389,3 @@ def test_a_task_the_run_does_not_have_is_an_error(db: str, asked: list[dict[str,
     assert result.exit_code == 1
     assert result.stdout == ""
     assert f"the history at {db} has no task 'nosuch' of run 58a88765cea2" in result.stderr
-

@@ -52,8 +52,15 @@ def _history(tmp_path: Path, *, ended: bool) -> str:
     path = str(tmp_path / "history.sqlite3")
     events = [
         _event({"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, T0),
-        _event({"type": "TaskStateEvent", "task_id": "load-1", "task_name": "load",
-                "state": "COMPLETED"}, T0 + 1),  # fmt: skip
+        _event(
+            {
+                "type": "TaskStateEvent",
+                "task_id": "load-1",
+                "task_name": "load",
+                "state": "COMPLETED",
+            },
+            T0 + 1,
+        ),
     ]
     if ended:
         stop = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Succeeded"}
@@ -74,7 +81,9 @@ def _invoke(
         return InMemoryConnector(broker, presence=False)
 
     out = io.StringIO()
-    console = Console(file=out, force_terminal=True, color_system=None, width=120) if terminal else None
+    console = (
+        Console(file=out, force_terminal=True, color_system=None, width=120) if terminal else None
+    )
     context = CliContext(connector_factory=factory, console=console, quiet_after=0.05)
     result = CliRunner().invoke(app, list(args), obj=context)
     return result, out.getvalue()
@@ -88,8 +97,10 @@ def test_an_ended_run_in_the_history_is_shown_at_once(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("cascade: run 58a88765cea2 is not live: it ended at ")
     assert "(Succeeded); its final state, from the history:" in result.stderr
-    assert f"run {RUN}" in shown and "Succeeded" in shown
-    assert "│ load " in shown and "COMPLETED" in shown
+    assert f"run {RUN}" in shown
+    assert "Succeeded" in shown
+    assert "│ load " in shown
+    assert "COMPLETED" in shown
 
 
 def test_an_ended_run_with_json_points_at_cascade_run(tmp_path: Path) -> None:
@@ -136,7 +147,8 @@ def test_a_run_not_heard_that_the_history_has_unended_is_shown(tmp_path: Path) -
     assert "nothing heard of it on localhost:1883 within 0.05 s" in result.stderr
     assert "the history has it as Running, its end not recorded" in result.stderr
     assert shown.rstrip().endswith(f"history: {db}")
-    assert f"run {RUN}  Running" in shown and "│ load " in shown
+    assert f"run {RUN}  Running" in shown
+    assert "│ load " in shown
 
 
 def test_watch_json_says_where_it_waits_when_nothing_comes() -> None:

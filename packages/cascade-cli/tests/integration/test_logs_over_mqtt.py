@@ -181,7 +181,7 @@ def test_follow_from_the_short_id_of_a_live_run_to_its_end(
         out, err = await asyncio.wait_for(follow.communicate(), 60)
         return follow.returncode, run_id, first.decode() + out.decode(), err.decode()
 
-    returncode, run_id, out, err = asyncio.run(scenario())
+    returncode, _run_id, out, err = asyncio.run(scenario())
     assert returncode == 0, err
     lines = out.splitlines()
     assert lines[0].endswith("WARNING  talker it.logs.follow: waiting")
