@@ -16,6 +16,7 @@ from cascade.control import (
     describe_reply,
     is_full,
     request_cancel,
+    short_id,
 )
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -86,8 +87,11 @@ def cancel(
             org=run_org,
         )
 
+    waiting_for = (
+        f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
+    )
     try:
-        answer = CliContext.of(ctx).run(broker, ask)
+        answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if answer is None:
