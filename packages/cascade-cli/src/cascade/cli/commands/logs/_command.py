@@ -203,8 +203,8 @@ def logs(
     waiting_for = f"the log lines of run {short_id(wanted)} and its end (Ctrl-C ends)"
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            found = CliContext.of(ctx).run(broker, job, waiting_for=waiting_for)
-            if found is None:
+            followed = CliContext.of(ctx).run(broker, job, waiting_for=waiting_for)
+            if followed is None:
                 raise no_run_named(wanted, recorded_ids, broker.timeout)
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None

@@ -4,7 +4,6 @@ pick, --limit of them), from the history database."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -93,7 +92,7 @@ def show_recorded_run(
     run_id: str,
     *,
     limit: int = DEFAULT_LIMIT,
-    states: Collection[str] | None = None,
+    states: list[str] | None = None,
     task: str | None = None,
     json_output: bool = False,
 ) -> None:

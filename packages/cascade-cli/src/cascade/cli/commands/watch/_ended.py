@@ -104,12 +104,12 @@ def show_not_live(
             "With no history that has it (`cascade record` keeps one; --db names it), its end "
             "cannot be shown"
         )
-    history, summary = recorded
-    if summary.ended_at is not None:
-        ended = TimeFormat(time.time()).at(summary.ended_at)
-        state = f"it ended at {ended} ({summary.status})"
+    history, run = recorded
+    if run.ended_at is not None:
+        ended = TimeFormat(time.time()).at(run.ended_at)
+        state = f"it ended at {ended} ({run.status})"
     else:
-        state = f"the history has it as {summary.status}, its end not recorded"
+        state = f"the history has it as {run.status}, its end not recorded"
     where = f"{listened}; {state}" if listened else state
     if json_output:
         typer.echo(
