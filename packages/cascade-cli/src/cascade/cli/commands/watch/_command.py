@@ -86,8 +86,8 @@ def watch(
     --run of a run that is not live: if the history (--db, else the default one `cascade
     record` writes) has it as ended, it says so and shows its final state as `cascade run`
     does, at once; else after 6 s with nothing heard of it, what the history has of it, or
-    without one, that it is not live (exit 1). With --json, nothing heard for 6 s is said on
-    stderr with the broker it is connected to.
+    the end its engine's summary says; with neither, that it is not live (exit 1). With
+    --json, nothing heard for 6 s is said on stderr with the broker it is connected to.
 
     Examples: cascade watch; cascade watch --project etl --json | jq .
     """
