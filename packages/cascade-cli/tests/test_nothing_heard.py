@@ -3,6 +3,7 @@ broker it is connected to and what it waits for: one line on stderr."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.interfaces import Connector
+from cascade.interfaces import Connector, StatusMessage, status_topic
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
@@ -53,3 +55,36 @@ def test_nothing_is_said_before_the_silence_lasts() -> None:
     result = CliRunner().invoke(app, ["cancel", RUN, *BROKER], obj=_context(60))
     assert result.exit_code == 1
     assert "nothing heard" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "looked_for"),
+    [
+        (["status"], "no engine's status, summary or constraint is kept there"),
+        (["status", "--json"], "no engine's status, summary or constraint is kept there"),
+        (["held", "--timeout", "0.1"], "no run's telemetry within 0.1 s"),
+        (["served", "--timeout", "0.1"], "no serving process's announcement"),
+    ],
+)
+def test_a_short_read_that_heard_nothing_names_the_broker(args: list[str], looked_for: str) -> None:
+    """Their empty answer may come from the wrong broker: they say which they read."""
+    result = CliRunner().invoke(app, [*args, "--host", "broker.example:1884"], obj=_context(60))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"cascade: heard nothing on broker.example:1884: {looked_for} (is it the engines' "
+        "broker?)\n"
+    )
+    assert "heard nothing" not in result.stdout
+
+
+def test_a_short_read_that_heard_something_says_nothing_more(
+    publish_retained: Callable[[str, bytes], None], broker: InMemoryBroker
+) -> None:
+    shut_down = StatusMessage.announce("offline", "e", 1, reason="shutdown")
+    publish_retained(status_topic("e"), encode_payload(shut_down))
+    context = CliContext(
+        connector_factory=lambda options: InMemoryConnector(broker, presence=False)
+    )
+    result = CliRunner().invoke(app, ["status", "--json"], obj=context)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

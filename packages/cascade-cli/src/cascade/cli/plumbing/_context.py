@@ -21,7 +21,7 @@ from cascade.control import ControlError
 from cascade.interfaces import ConnectorError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
-from ._quiet import QUIET_AFTER, say_when_quiet
+from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
 
 __all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 
@@ -107,6 +107,7 @@ class CliContext:
         *,
         connect: bool = True,
         waiting_for: str | None = None,
+        if_silent: str | None = None,
     ) -> _T:
         """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect.
 
@@ -116,6 +117,9 @@ class CliContext:
         ``waiting_for``: what the job waits for on the broker ("the log lines of run ..."),
         for a command that reads it: whenever it has heard nothing for :attr:`quiet_after`
         seconds, one line on stderr says which broker it is connected to and that.
+        ``if_silent``: what the job looked for, said on stderr with the broker's address when
+        the job ends without a message heard (a command that listens for a few seconds only:
+        an empty answer from a broker that may be the wrong one).
         """
 
         async def session() -> _T:
@@ -130,7 +134,10 @@ class CliContext:
                         connector, options.address, waiting_for, said, self.quiet_after
                     )
                     watcher = asyncio.create_task(quiet)
-                return await job(connector)
+                done = await job(connector)
+                if if_silent is not None and not connector.stats.received:
+                    typer.echo(silent_line(options.address, if_silent), err=True)
+                return done
             finally:
                 if watcher is not None:
                     watcher.cancel()

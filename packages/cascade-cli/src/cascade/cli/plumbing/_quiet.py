@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from cascade.interfaces import Connector
 
-__all__ = ["QUIET_AFTER", "quiet_line", "say_when_quiet"]
+__all__ = ["QUIET_AFTER", "quiet_line", "say_when_quiet", "silent_line"]
 
 QUIET_AFTER = 6.0
 """Seconds of silence after which a reading command says where it is connected: more than
@@ -24,6 +24,12 @@ def quiet_line(address: str, connected: bool, quiet: float, waiting_for: str) ->
     """The line said after ``quiet`` seconds with nothing heard on ``address``."""
     where = f"connected to {address}" if connected else f"not connected to {address} (retrying)"
     return f"cascade: {where}, nothing heard for {quiet:g} s: waiting for {waiting_for}"
+
+
+def silent_line(address: str, looked_for: str) -> str:
+    """The line said when a command heard nothing at all on ``address``, where it looked for
+    ``looked_for``."""
+    return f"cascade: heard nothing on {address}: {looked_for}"
 
 
 async def say_when_quiet(
