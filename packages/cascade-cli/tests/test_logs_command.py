@@ -389,3 +389,17 @@ def test_a_task_the_run_does_not_have_is_an_error(db: str, asked: list[dict[str,
     assert result.exit_code == 1
     assert result.stdout == ""
     assert f"the history at {db} has no task 'nosuch' of run 58a88765cea2" in result.stderr
+
+
+def test_follow_joining_a_run_late_says_the_earlier_lines_it_does_not_show() -> None:
+    """Its first line heard is a task's 5th (numbered across attempts), no history printed
+    the first four: said once, before the line."""
+    batches = [_batch(1, _line(5, "five")), _batch(2, _line(6, "six", attempt=2))]
+    result = _invoke("logs", RUN, "-f", batches=batches)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "4 earlier lines of load not shown (logged before this listened, with no history that "
+        "has them)"
+    )
+    assert [line.rsplit(" ", 1)[-1] for line in lines[1:]] == ["five", "six"]
