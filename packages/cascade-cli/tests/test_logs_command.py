@@ -3,6 +3,8 @@ history records them), and with -f live from the broker until the run stops."""
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import json
 import re
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from cascade.interfaces import (
     Connector,
     DroppedLines,
     Envelope,
+    Heartbeat,
     LifecycleEvent,
     LogBatch,
     LogLine,
@@ -27,6 +30,7 @@ from cascade.interfaces import (
     SyncCallback,
     decode_envelope,
     events_topic,
+    heartbeat_topic,
     logs_topic,
 )
 from cascade.interfaces.connector_kit import Subscription
@@ -77,7 +81,9 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         found = [
             line
             for line in lines
-            if line.run_id == run_id and line.id > after and task in (None, line.task_name)
+            if line.run_id == run_id
+            and line.id > after
+            and (task is None or fnmatch.fnmatchcase(line.task_name, task))
         ]
         return found[:limit]
 
@@ -114,43 +120,65 @@ def _batch(seq: int, *lines: LogLine, dropped: list[DroppedLines] | None = None)
 class _Engine(InMemoryConnector):
     """Sends the run's log batches, then its ENGINE_STOPPED, once the run's telemetry is
     subscribed to (`cascade logs -f` subscribes to its logs first); with ``forged_first``,
-    a forger's ENGINE_STOPPED (as mallory) before anything."""
+    a forger's ENGINE_STOPPED (as mallory) before anything. A subscription to every run's
+    telemetry (a prefix looked up) hears a heartbeat of each of ``live`` (``None``: the run's
+    only); with ``silent``, nothing at all is sent."""
 
     def __init__(
-        self, broker: InMemoryBroker, batches: list[LogBatch], forged_first: bool = False
+        self,
+        broker: InMemoryBroker,
+        batches: list[LogBatch],
+        forged_first: bool = False,
+        live: list[str] | None = None,
+        silent: bool = False,
     ) -> None:
         super().__init__(broker, presence=False)
         self.batches = batches
         self.forged_first = forged_first
+        self.live = [RUN] if live is None else live
+        self.silent = silent
 
     async def subscribe(
         self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
     ) -> Subscription:
         handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
-        if "/telemetry/" in topic_filter:
-            if self.forged_first:
-                stop = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
-                forged = Envelope(run_id=RUN, org_id="o", project_id="p", source="mallory",
-                                  body=stop)  # fmt: skip
-                await self.publish(events_topic("o", "p", RUN), forged)
-                await self.broker.idle()
-            for batch in self.batches:
-                await self.publish(logs_topic("o", "p", RUN), batch)
-            stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
-            stopped = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1", body=stop)
-            await self.publish(events_topic("o", "p", RUN), stopped)
+        if self.silent or "/telemetry/" not in topic_filter:
+            return handle
+        if RUN not in topic_filter:  # every run's: a prefix looked up among the live runs
+            for run_id in self.live:
+                beat = Envelope(run_id=run_id, org_id="o", project_id="p", source="host-1",
+                                body=Heartbeat())  # fmt: skip
+                await self.publish(heartbeat_topic("o", "p", run_id), beat)
+            return handle
+        if self.forged_first:
+            stop = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
+            forged = Envelope(run_id=RUN, org_id="o", project_id="p", source="mallory",
+                              body=stop)  # fmt: skip
+            await self.publish(events_topic("o", "p", RUN), forged)
+            await self.broker.idle()
+        for batch in self.batches:
+            await self.publish(logs_topic("o", "p", RUN), batch)
+        stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+        stopped = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1", body=stop)
+        await self.publish(events_topic("o", "p", RUN), stopped)
         return handle
 
 
 def _invoke(
-    *args: str, batches: tuple[LogBatch, ...] | list[LogBatch] = (), forged_first: bool = False
+    *args: str,
+    batches: tuple[LogBatch, ...] | list[LogBatch] = (),
+    forged_first: bool = False,
+    live: list[str] | None = None,
+    silent: bool = False,
+    quiet_after: float = 60.0,
 ) -> Result:
     broker = InMemoryBroker()
 
     def factory(options: BrokerOptions) -> Connector:
-        return _Engine(broker, list(batches), forged_first)
+        return _Engine(broker, list(batches), forged_first, live, silent)
 
-    return CliRunner().invoke(app, list(args), obj=CliContext(connector_factory=factory))
+    context = CliContext(connector_factory=factory, quiet_after=quiet_after)
+    return CliRunner().invoke(app, list(args), obj=context)
 
 
 def test_recorded_lines_are_printed_from_the_history(db: str, asked: list[dict[str, Any]]) -> None:
@@ -240,16 +268,71 @@ def test_follow_with_the_history_prints_the_recorded_lines_first_and_each_once(
     db: str, asked: list[dict[str, Any]]
 ) -> None:
     live = [_batch(1, _line(2, "kept 2 again"), _line(4, "live 4", logger="etl"))]
-    result = _invoke("logs", RUN[:6], "load", "-f", "--db", db, batches=live)
+    result = _invoke("logs", RUN[:6], "load", "-f", "--db", db, "--timeout", "0.2", batches=live)
     assert result.exit_code == 0, result.output
     shown = [line.rsplit(": ", 1)[-1] for line in result.output.splitlines()]
     assert shown == ["kept 1", "kept 2", "1 line of load missing", "live 4"]
 
 
-def test_following_live_without_a_history_takes_a_whole_id() -> None:
-    result = _invoke("logs", RUN[:8], "-f")
+def test_follow_takes_the_short_id_of_a_live_run_and_ends_with_it() -> None:
+    """The 12 digits every table shows name a live run without a history, as for `cancel`."""
+    batches = [_batch(1, _line(1, "one"))]
+    result = _invoke("logs", RUN[:12], "-f", "--timeout", "0.2", batches=batches)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith("INFO     load one")
+
+
+def test_follow_of_a_prefix_several_live_runs_have_names_them() -> None:
+    other = RUN[:8] + "0" * 24
+    result = _invoke("logs", RUN[:6], "-f", "--timeout", "0.2", live=[RUN, other])
     assert result.exit_code == 2
-    assert "whole id" in result.output
+    assert "several runs' ids start with '58a887'" in result.output
+    assert "58a88765cea2" in result.output
+    assert "58a887650000" in result.output
+
+
+def test_follow_of_a_prefix_no_run_has_is_one_line() -> None:
+    result = _invoke("logs", "ffff", "-f", "--timeout", "0.2")
+    assert result.exit_code == 1
+    assert "no run's id starts with ffff among the runs heard within 0.2 s" in result.stderr
+
+
+class _Quiet(InMemoryConnector):
+    """Sends nothing until the quiet line is being said (it asks whether the connection is
+    up): then the run's start and end."""
+
+    def __init__(self, broker: InMemoryBroker) -> None:
+        super().__init__(broker, presence=False)
+        self.ending: asyncio.Task[None] | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        if self.ending is None:
+            self.ending = asyncio.get_running_loop().create_task(self._end())
+        return super().is_connected
+
+    async def _end(self) -> None:
+        start = LifecycleEvent(event="ENGINE_STARTED")
+        stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+        for seq, body in enumerate((start, stop), 1):
+            envelope = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1",
+                                seq=seq, body=body)  # fmt: skip
+            await self.publish(events_topic("o", "p", RUN), envelope)
+
+
+def test_follow_says_where_it_waits_when_it_hears_nothing() -> None:
+    """Nothing heard for a while: one line on stderr says the broker and what is waited for;
+    stdout (the lines, JSON here) stays clean."""
+    broker = InMemoryBroker()
+    context = CliContext(connector_factory=lambda options: _Quiet(broker), quiet_after=0.05)
+    args = ["logs", RUN, "-f", "--json", "--host", "broker.example:1884"]
+    result = CliRunner().invoke(app, args, obj=context)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0] == (
+        "cascade: connected to broker.example:1884, nothing heard for 0.05 s: waiting for the "
+        "log lines of run 58a88765cea2 and its end (Ctrl-C ends)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -278,3 +361,45 @@ def test_follow_of_a_run_the_history_has_ended_prints_what_it_recorded(
     assert result.exit_code == 0, result.output
     assert result.output.count("kept") == 3
     assert "live 9" not in result.output
+
+
+def _with_task(db: str, task_id: str, name: str) -> None:
+    with History(db, mode="write") as history:
+        done = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name,
+                "state": "COMPLETED"}  # fmt: skip
+        history.store([_event(done, T0 + 5)])
+
+
+@pytest.mark.parametrize("task", ["quiet", "quiet-3", "qu*"])
+def test_a_task_that_logged_nothing_is_said_on_stderr(
+    db: str, asked: list[dict[str, Any]], task: str
+) -> None:
+    _with_task(db, "quiet-3", "quiet")
+    result = _invoke("logs", RUN, task, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"cascade: no line logged by task {task!r} of run 58a88765cea2 in {db}\n"
+    )
+
+
+def test_a_task_the_run_does_not_have_is_an_error(db: str, asked: list[dict[str, Any]]) -> None:
+    _with_task(db, "quiet-3", "quiet")
+    result = _invoke("logs", RUN, "nosuch", "--db", db)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"the history at {db} has no task 'nosuch' of run 58a88765cea2" in result.stderr
+
+
+def test_follow_joining_a_run_late_says_the_earlier_lines_it_does_not_show() -> None:
+    """Its first line heard is a task's 5th (numbered across attempts), no history printed
+    the first four: said once, before the line."""
+    batches = [_batch(1, _line(5, "five")), _batch(2, _line(6, "six", attempt=2))]
+    result = _invoke("logs", RUN, "-f", batches=batches)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "4 earlier lines of load not shown (logged before this listened, with no history that "
+        "has them)"
+    )
+    assert [line.rsplit(" ", 1)[-1] for line in lines[1:]] == ["five", "six"]

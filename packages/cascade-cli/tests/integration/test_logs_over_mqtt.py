@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -66,6 +67,8 @@ def test_follow_prints_live_lines_and_stops_after_the_run(
                 first = await asyncio.wait_for(follow.stdout.readline(), 0.5)
             except asyncio.TimeoutError:
                 continue
+            if b"of load not shown" in first:  # those sent before it listened
+                first = await asyncio.wait_for(follow.stdout.readline(), 5)
         dropped = DroppedLines(task_id="load-1", task_name="load", lines=312)
         await engine.publish(
             topic, batch(seq + 1, line(seq + 313, "hello\nworld"), dropped=[dropped]), qos=0
@@ -141,3 +144,48 @@ def test_a_real_engines_lines_are_recorded_and_read_back(
     }
     [recorded] = json.loads(counted.stdout)["tasks"]
     assert (recorded["log_lines"], recorded["log_dropped"]) == (20, 10)
+
+
+def test_follow_from_the_short_id_of_a_live_run_to_its_end(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`cascade logs SHORT -f` with the 12 digits every table shows, no history: the prefix
+    is found among the live runs, the run's lines are printed, and it ends (exit 0) with the
+    run."""
+    app = logging.getLogger("it.logs.follow")
+    go = threading.Event()
+
+    @task(name="talker")
+    def talker() -> None:
+        while not go.is_set():  # until `cascade logs -f` printed a line: then it listens
+            app.warning("waiting")
+            go.wait(0.2)
+        app.warning("the last line")
+
+    async def scenario() -> tuple[int | None, str, str, str]:
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port)
+        # heartbeats often enough to be heard in the lookup's window (--timeout 3)
+        engine = Engine(connector, heartbeat_interval=0.5, logs=LogForwarding())
+        started: asyncio.Queue[str] = asyncio.Queue()
+        engine.events.subscribe(lambda e: started.put_nowait(e.run_id))
+        running = asyncio.create_task(engine.run(talker()))
+        run_id = await asyncio.wait_for(started.get(), 30)
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "logs", run_id[:12], "-f", "--timeout", "3",
+            "--host", f"{mosquitto_broker.host}:{mosquitto_broker.port}",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
+        )  # fmt: skip
+        assert follow.stdout is not None
+        first = await asyncio.wait_for(follow.stdout.readline(), 60)
+        go.set()
+        await asyncio.wait_for(running, 60)
+        out, err = await asyncio.wait_for(follow.communicate(), 60)
+        return follow.returncode, run_id, first.decode() + out.decode(), err.decode()
+
+    returncode, _run_id, out, err = asyncio.run(scenario())
+    assert returncode == 0, err
+    lines = [line for line in out.splitlines() if "not shown" not in line]  # while looked up
+    assert lines[0].endswith("WARNING  talker it.logs.follow: waiting")
+    assert lines[-1].endswith("WARNING  talker it.logs.follow: the last line")
+    assert "Traceback" not in err

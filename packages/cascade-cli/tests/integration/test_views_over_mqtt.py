@@ -79,7 +79,7 @@ def test_status_last_seen_and_offline_engines(mosquitto_broker: MosquittoBroker)
     assert (result.exit_code, result.output.strip()) == (0, "forgot 1: old-engine")
     result = cascade(broker, "forget", "recent-engine")
     assert (result.exit_code, result.output.strip()) == (0, "forgot 1: recent-engine")
-    assert json.loads(cascade(broker, "status", "--json", "--all").output)["engines"] == []
+    assert json.loads(cascade(broker, "status", "--json", "--all").stdout)["engines"] == []
     assert cascade(broker, "forget", "recent-engine").exit_code == 1
 
 

@@ -53,7 +53,10 @@ def status(
         if called:  # the roll call's answers: nothing says when all are in
             await asyncio.sleep(min(ROLLCALL_WAIT, broker.timeout))
 
-    CliContext.of(ctx).run(broker, snapshot)
+    looked_for = (
+        "no engine's status, summary or constraint is kept there (is it the engines' broker?)"
+    )
+    CliContext.of(ctx).run(broker, snapshot, if_silent=looked_for)
     if json_output:
         typer.echo(ascii_json(status_json(state, hide_after)))
         return

@@ -9,6 +9,7 @@ broker work with :meth:`CliContext.run`, refuses its input with
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from cascade.control import ControlError
 from cascade.interfaces import ConnectorError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
 
 __all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 
@@ -84,6 +86,9 @@ class CliContext:
 
     connector_factory: ConnectorFactory = mqtt_connector
     console: Console | None = None
+    quiet_after: float = QUIET_AFTER
+    """Seconds of silence after which a command waiting on the broker says where it is
+    connected and what it waits for (see :meth:`run`)."""
 
     @classmethod
     def of(cls, ctx: typer.Context) -> CliContext:
@@ -101,20 +106,42 @@ class CliContext:
         job: Callable[[Any], Awaitable[_T]],
         *,
         connect: bool = True,
+        waiting_for: str | None = None,
+        if_silent: str | None = None,
     ) -> _T:
         """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect.
 
         With ``connect=False`` the job connects itself (``connect(require=True)``), after
         subscribing first, say; a ``ConnectorError`` it raises ends the command all the same.
+
+        ``waiting_for``: what the job waits for on the broker ("the log lines of run ..."),
+        for a command that reads it: whenever it has heard nothing for :attr:`quiet_after`
+        seconds, one line on stderr says which broker it is connected to and that.
+        ``if_silent``: what the job looked for, said on stderr with the broker's address when
+        the job ends without a message heard (a command that listens for a few seconds only:
+        an empty answer from a broker that may be the wrong one).
         """
 
         async def session() -> _T:
             connector = self.connector_factory(options)
+            watcher: asyncio.Task[None] | None = None
             try:
                 if connect:
                     await connector.connect(require=True)
-                return await job(connector)
+                if waiting_for is not None:
+                    said = functools.partial(typer.echo, err=True)
+                    quiet = say_when_quiet(
+                        connector, options.address, waiting_for, said, self.quiet_after
+                    )
+                    watcher = asyncio.create_task(quiet)
+                done = await job(connector)
+                if if_silent is not None and not connector.stats.received:
+                    typer.echo(silent_line(options.address, if_silent), err=True)
+                return done
             finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
                 await connector.disconnect()
 
         try:

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cascade.control import Recorded, recorded_in
+from cascade.control import Recorded, heard_run_ids, is_full, live_wait, one_run, recorded_in
+from cascade.interfaces import Connector
 
 from ._context import fail
 
 if TYPE_CHECKING:
     from cascade.history import History
 
-__all__ = ["WHERE_FULL_IDS", "recorded_run", "recorded_run_ids"]
+__all__ = ["WHERE_FULL_IDS", "no_run_named", "recorded_run", "recorded_run_ids", "run_named"]
 
 WHERE_FULL_IDS = "`cascade runs`, `cascade watch --json` and `cascade run PREFIX` show run ids"
 
@@ -41,6 +42,30 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
         raise typer.BadParameter(str(exc), param_hint="'--db'") from None
     except HistoryError as exc:
         raise fail(f"cannot look run id {prefix} up: {exc}") from None
+
+
+async def run_named(
+    connector: Connector, wanted: str, recorded: Recorded, timeout: float
+) -> str | None:
+    """The whole id of the one run ``wanted`` (from ``checked_prefix``) names: itself when
+    whole, else the one run heard live within :func:`~cascade.control.live_wait` (at most
+    ``timeout``) or recorded (``recorded``, from :func:`recorded_run_ids`) whose id starts
+    with it; ``None`` when none does (say it with :func:`no_run_named`), and
+    :class:`~cascade.control.ControlError` naming them when several do (a usage error)."""
+    if is_full(wanted):
+        return wanted
+    live = await heard_run_ids(connector, wanted, live_wait(timeout))
+    return one_run(wanted, live, recorded.ids, more=recorded.capped)
+
+
+def no_run_named(wanted: str, recorded: Recorded, timeout: float) -> typer.Exit:
+    """Exit 1: no run live or recorded has an id that starts with ``wanted`` (as
+    :func:`run_named` looked)."""
+    searched = f"in the history at {recorded.location} or " if recorded.location else ""
+    return fail(
+        f"no run's id starts with {wanted} {searched}among the runs heard within "
+        f"{live_wait(timeout):g} s; {WHERE_FULL_IDS}"
+    )
 
 
 def recorded_run(db: str | None, run_id: str) -> tuple[str, str] | None:

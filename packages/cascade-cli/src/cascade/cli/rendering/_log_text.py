@@ -163,6 +163,14 @@ def missed_note(task_name: str, lines: int) -> str:
         "missing"  # fmt: skip
 
 
+def earlier_note(task_name: str, lines: int) -> str:
+    """``10 earlier lines of load not shown (...)``: what a task logged before `cascade logs
+    -f` listened, where no history printed them."""
+    return f"{lines:,} earlier line{'s' if lines != 1 else ''} of " \
+        f"{inert(task_name, SHOWN['name'])} not shown (logged before this listened, with no " \
+        "history that has them)"  # fmt: skip
+
+
 LOST_SAID = "lost on the way or before a recorder listened (not in the history)"
 """What lines a run's engine numbered that the history has neither stored nor heard dropped
 are said to be."""

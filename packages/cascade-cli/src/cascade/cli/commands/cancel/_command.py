@@ -14,18 +14,16 @@ from cascade.control import (
     checked_prefix,
     checked_reason,
     describe_reply,
-    heard_run_ids,
     is_full,
-    live_wait,
-    one_run,
     request_cancel,
+    short_id,
 )
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, UsageError, fail, usage
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
-from ...plumbing._run_lookup import WHERE_FULL_IDS, recorded_run, recorded_run_ids
+from ...plumbing._run_lookup import no_run_named, recorded_run, recorded_run_ids, run_named
 from ._cancel_said import RefusalsSaid
 
 __all__ = ["cancel"]
@@ -72,10 +70,7 @@ def cancel(
     said = RefusalsSaid()
 
     async def ask(connector: Any) -> CancelAnswer | None:
-        target: str | None = wanted
-        if not is_full(wanted):
-            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
-            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
+        target = await run_named(connector, wanted, recorded, broker.timeout)
         if target is None:
             return None
         recorded_run_of = await asyncio.to_thread(recorded_run, db, target)
@@ -92,16 +87,15 @@ def cancel(
             org=run_org,
         )
 
+    waiting_for = (
+        f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
+    )
     try:
-        answer = CliContext.of(ctx).run(broker, ask)
+        answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if answer is None:
-        searched = f"in the history at {recorded.location} or " if recorded.location else ""
-        raise fail(
-            f"no run's id starts with {wanted} {searched}among the runs heard within "
-            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
-        )
+        raise no_run_named(wanted, recorded, broker.timeout)
     if answer.reply is None:
         raise fail(
             f"{answer.unanswered(broker.timeout)}: it has ended, it runs on another broker, "

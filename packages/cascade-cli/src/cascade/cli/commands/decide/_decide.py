@@ -17,17 +17,15 @@ from cascade.control import (
     Recorded,
     checked_prefix,
     decision_request,
-    heard_run_ids,
     is_full,
-    live_wait,
-    one_run,
     request_decision,
+    short_id,
 )
 from cascade.interfaces import Decision, DecisionRequest
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, UsageError, fail, usage
-from ...plumbing._run_lookup import WHERE_FULL_IDS, recorded_run, recorded_run_ids
+from ...plumbing._run_lookup import no_run_named, recorded_run, recorded_run_ids, run_named
 from ..cancel._cancel_said import RefusalsSaid
 
 __all__ = ["Asked", "answer_json", "decide_one", "said_answer"]
@@ -105,10 +103,7 @@ def decide_one(
     said = RefusalsSaid()
 
     async def ask(connector: Any) -> DecisionAnswer | None:
-        target: str | None = wanted
-        if not is_full(wanted):
-            live = await heard_run_ids(connector, wanted, live_wait(broker.timeout))
-            target = one_run(wanted, live, recorded.ids, more=recorded.capped)
+        target = await run_named(connector, wanted, recorded, broker.timeout)
         if target is None:
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)
@@ -124,16 +119,15 @@ def decide_one(
             org=org,
         )
 
+    waiting_for = (
+        f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
+    )
     try:
-        answer = CliContext.of(ctx).run(broker, ask)
+        answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     if answer is None:
-        searched = f"in the history at {recorded.location} or " if recorded.location else ""
-        raise fail(
-            f"no run's id starts with {wanted} {searched}among the runs heard within "
-            f"{live_wait(broker.timeout):g} s; {WHERE_FULL_IDS}"
-        )
+        raise no_run_named(wanted, recorded, broker.timeout)
     said.rest(answer.refused)
     applied, line = said_answer(answer, broker.timeout)
     if asked.json_output:

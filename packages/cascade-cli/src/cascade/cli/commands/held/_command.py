@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cascade.control import live_wait
 from cascade.interfaces.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -58,7 +59,9 @@ def held(
     async def listen(connector: Any) -> None:
         await listen_for_held(connector, state, filters, broker.timeout)
 
-    CliContext.of(ctx).run(broker, listen)
+    window = live_wait(broker.timeout)
+    looked_for = f"no run's telemetry within {window:g} s (is it the engines' broker?)"
+    CliContext.of(ctx).run(broker, listen, if_silent=looked_for)
     found = held_tasks(state, filters)
     now = state.clock()
     if json_output:

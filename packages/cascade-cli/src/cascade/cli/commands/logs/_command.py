@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cascade.control import ControlError, checked_prefix, is_full
+from cascade.control import ControlError, Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import LogLine, parse_timestamp
 from cascade.interfaces.reader import LogFollower
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._context import CliContext, UsageError, fail, usage
 from ...plumbing._history_db import (
     SINCE_HELP,
     Db,
@@ -26,7 +26,7 @@ from ...plumbing._history_db import (
     query,
     since_seconds,
 )
-from ...plumbing._run_lookup import WHERE_FULL_IDS
+from ...plumbing._run_lookup import no_run_named, recorded_run_ids, run_named
 from ...rendering._log_text import LEVEL_HELP, lost_note, parse_level, recorded_line
 from ._log_follow import LogPrinter, follow_logs
 
@@ -84,23 +84,28 @@ def _live_history(db: str | None) -> History | None:
     return open_history("logs", db)
 
 
-def _live_run(history: History | None, given: str) -> tuple[History | None, str]:
-    """The whole id of the run ``given`` names, for ``-f``: through the history when there is
-    one, else it must be whole."""
-    try:
-        wanted = checked_prefix(given)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
-    if history is not None and not is_full(wanted):
-        location = history.location
-        history.close()
-        return opened_run("logs", location, wanted)
-    if not is_full(wanted):
-        raise typer.BadParameter(
-            f"following a run live takes its whole id (32 hex digits) when there is no history "
-            f"to look a prefix up in, not {given!r}: {WHERE_FULL_IDS}"
+def _task_known(history: History, run_id: str, task: str) -> bool:
+    """Whether the run has a task ``task`` names: its id, or a name or glob it matches."""
+    if query(lambda: history.count_tasks(run_id, name_glob=task)):
+        return True
+    return query(
+        lambda: any(t.task_id == task for page in history.run_pages(run_id) for t in page.tasks)
+    )
+
+
+def _say_nothing_logged(history: History, run_id: str, printer: LogPrinter) -> None:
+    """After a run's recorded lines, when none was printed: a task the run does not have
+    ends the command (exit 1); else one line on stderr says nothing was logged."""
+    task, shown = printer.task, short_id(run_id)
+    if task is not None and not _task_known(history, run_id, task):
+        raise fail(
+            f"the history at {history.location} has no task {task!r} of run {shown} (neither "
+            f"its id nor a name it matches); `cascade run {shown}` lists those it has"
         )
-    return history, wanted
+    of = f"task {task!r} of run {shown}" if task is not None else f"run {shown}"
+    picked = " at that --level" if printer.level else ""
+    picked += " within that --since" if printer.since is not None else ""
+    typer.echo(f"cascade: no line logged by {of}{picked} in {history.location}", err=True)
 
 
 @broker_options
@@ -141,14 +146,18 @@ def logs(
     `cascade record` writes), or with -f the live ones as they arrive, like tail -f.
 
     -f prints the recorded lines first (when there is a history), then the live ones after
-    them, and ends by itself a moment after the run's engine says it stopped (its
-    ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. Live only, the
-    run is named by its whole id. Lines the engine dropped are said where they are missing;
-    lines the history lacks (lost on the way, or before a recorder listened) are said after
-    the recorded ones.
+    them, and ends by itself (exit 0) a moment after the run's engine says it stopped (its
+    ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. A prefix of the
+    run's id is looked up as `cascade cancel` does: in the history and among the runs heard
+    live within 5 s (at most --timeout); one that several runs have exits 2, one that none
+    has exits 1. Nothing heard for a few seconds, it says on stderr which broker it is
+    connected to and what it waits for. Lines the engine dropped are said where they are
+    missing; lines the history lacks (lost on the way, or before a recorder listened) are
+    said after the recorded ones. A task that logged nothing is said on stderr (exit 0); a
+    TASK the run does not have exits 1.
 
     Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
-    cascade logs 58a88765cea2c1d0a1f3c2b7e9d84a61 -f --json | jq .message
+    cascade logs 58a88765cea2 -f --json | jq .message
     """
     printer = LogPrinter(
         task=task,
@@ -162,26 +171,43 @@ def logs(
         try:
             _print_recorded(opened, found, printer)
             _say_lost(opened, found, printer)
+            if not printer.shown:
+                _say_nothing_logged(opened, found, printer)
         finally:
             opened.close()
         return
-    history, found = _live_run(_live_history(db), run_id)
+    try:
+        wanted = checked_prefix(run_id)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
+    recorded_ids = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
+    history = _live_history(db)
 
-    async def recorded() -> None:
-        if history is not None:
-            ended = await asyncio.to_thread(_print_recorded, history, found, printer)
-            if ended:
-                raise _Ended
+    async def job(connector: Any) -> str | None:
+        found = await run_named(connector, wanted, recorded_ids, broker.timeout)
+        if found is None:
+            return None
 
-    async def job(connector: Any) -> None:
+        async def recorded() -> None:
+            if history is not None:
+                ended = await asyncio.to_thread(_print_recorded, history, found, printer)
+                if ended:
+                    raise _Ended
+
         with contextlib.suppress(_Ended):
             said = await follow_logs(connector, found, printer, recorded, _stamp)
             for line in _left_out(said, found):
                 typer.echo(f"cascade: {line}", err=True)
+        return found
 
+    waiting_for = f"the log lines of run {short_id(wanted)} and its end (Ctrl-C ends)"
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            CliContext.of(ctx).run(broker, job)
+            followed = CliContext.of(ctx).run(broker, job, waiting_for=waiting_for)
+            if followed is None:
+                raise no_run_named(wanted, recorded_ids, broker.timeout)
+    except (UsageError, ControlError) as exc:
+        raise usage(exc) from None
     finally:
         if history is not None:
             history.close()

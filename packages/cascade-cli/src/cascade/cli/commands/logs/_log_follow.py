@@ -20,7 +20,13 @@ from cascade.interfaces.reader import (
     line_matches,
 )
 
-from ...rendering._log_text import dropped_note, line_json, line_text, missed_note
+from ...rendering._log_text import (
+    dropped_note,
+    earlier_note,
+    line_json,
+    line_text,
+    missed_note,
+)
 
 __all__ = ["STOP_GRACE", "LogPrinter", "follow_logs"]
 
@@ -44,6 +50,11 @@ class LogPrinter:
     printed: dict[tuple[str, int], int] = field(default_factory=dict)
     missed_said: dict[str, int] = field(default_factory=dict)
     """Per task, the lines said missing so far (a gap a drop said earlier explains is not)."""
+    shown: int = 0
+    """The lines printed so far."""
+    joined: set[str] = field(default_factory=set)
+    """The tasks heard live (their lines are numbered across attempts): a first line after
+    others the history did not print says how many were."""
 
     def wanted(self, line: LogLine, stamp: float | None) -> bool:
         """Whether ``line`` (logged at ``stamp``, epoch seconds) is one of those asked for."""
@@ -61,6 +72,7 @@ class LogPrinter:
                     continue
                 self.printed[key] = line.n
             text.append(line_json(line, run_id, source) if self.as_json else line_text(line))
+        self.shown += len(text)
         self._write(self.out, text)
 
     def batch(
@@ -80,6 +92,14 @@ class LogPrinter:
             said[dropped.task_id] = said.get(dropped.task_id, 0) + dropped.lines
             if self.of_task(dropped.task_id, dropped.task_name):
                 notes.append(dropped_note(dropped.task_name, dropped.lines, dropped.reason))
+        for h in heard.lines:  # each task's first line heard: after others no history printed?
+            task_id = h.line.task_id
+            if task_id in self.joined:
+                continue
+            self.joined.add(task_id)
+            before = max((n for (t, _), n in self.printed.items() if t == task_id), default=0)
+            if h.line.n > before + 1 and self.of_task(task_id, h.line.task_name):
+                notes.append(earlier_note(h.line.task_name, h.line.n - 1 - before))
         for task_id, task_name, gap in heard.missing:
             counts = run.tasks.get(task_id) if run is not None else None
             if counts is None:

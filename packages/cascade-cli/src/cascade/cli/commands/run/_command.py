@@ -4,7 +4,7 @@ pick, --limit of them), from the history database."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,7 +16,10 @@ from ...rendering._render import TimeFormat
 from ._run import echo_run_json, print_run
 from ._run_overview import read_overview, task_states
 
-__all__ = ["DEFAULT_LIMIT", "run"]
+if TYPE_CHECKING:
+    from cascade.history import History
+
+__all__ = ["DEFAULT_LIMIT", "run", "show_recorded_run"]
 
 DEFAULT_LIMIT = 20
 """The tasks `cascade run` lists without --limit: about a screenful under its summary."""
@@ -68,22 +71,46 @@ def run(
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     shown = limit if limit is not None else (0 if json_output else DEFAULT_LIMIT)
-    most = shown or None  # None: every task
     history, found = opened_run("run", db, run_id)
     try:
-        from cascade.history import TASKS_PAGE
-
-        size = min(TASKS_PAGE, most or TASKS_PAGE)
-        first = query(lambda: history.run(found, limit=size, states=states, name_glob=task))
-        if first is None:
-            raise gone(history, found)
-        overview = read_overview(history, first, states=states, name_glob=task)
-        pages = task_pages(history, first, limit=most, states=states, name_glob=task)
-        if json_output:
-            echo_run_json(pages, overview)
-        else:
-            console = CliContext.of(ctx).out()
-            print_run(console, pages, overview, TimeFormat(time.time()))
-            console.print(history_line(history), soft_wrap=True)
+        show_recorded_run(
+            CliContext.of(ctx),
+            history,
+            found,
+            limit=shown,
+            states=states,
+            task=task,
+            json_output=json_output,
+        )
     finally:
         history.close()
+
+
+def show_recorded_run(
+    context: CliContext,
+    history: History,
+    run_id: str,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    states: list[str] | None = None,
+    task: str | None = None,
+    json_output: bool = False,
+) -> None:
+    """Print the recorded run ``run_id`` (its whole id) as `cascade run` does: its summary,
+    then ``limit`` of its tasks (0: all) that ``states`` and ``task`` (a glob) pick; as JSON
+    with ``json_output``. Exit 1 if the history no longer has it."""
+    from cascade.history import TASKS_PAGE
+
+    most = limit or None  # None: every task
+    size = min(TASKS_PAGE, most or TASKS_PAGE)
+    first = query(lambda: history.run(run_id, limit=size, states=states, name_glob=task))
+    if first is None:
+        raise gone(history, run_id)
+    overview = read_overview(history, first, states=states, name_glob=task)
+    pages = task_pages(history, first, limit=most, states=states, name_glob=task)
+    if json_output:
+        echo_run_json(pages, overview)
+    else:
+        console = context.out()
+        print_run(console, pages, overview, TimeFormat(time.time()))
+        console.print(history_line(history), soft_wrap=True)

@@ -86,7 +86,11 @@ def served(
     is listed offline.
     Example: cascade served --json
     """
-    found = CliContext.of(ctx).run(broker, lambda c: served_now(c, timeout=broker.timeout))
+    found = CliContext.of(ctx).run(
+        broker,
+        lambda c: served_now(c, timeout=broker.timeout),
+        if_silent="no serving process's announcement (is it the engines' broker?)",
+    )
     if json_output:
         typer.echo(json.dumps(served_json(found), ensure_ascii=True))
         return

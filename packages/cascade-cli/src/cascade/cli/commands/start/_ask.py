@@ -85,8 +85,12 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
         status = await wait_run(connector, reply.run_id, owner=reply.source, ends=ends)
         return reply, status
 
+    # with --wait, for as long as the run runs: its events are all that is heard of it
+    waiting_for = "the answer of a serving process, then the end of the run it starts (Ctrl-C ends)"
     try:
-        reply, status = CliContext.of(ctx).run(broker, job)
+        reply, status = CliContext.of(ctx).run(
+            broker, job, waiting_for=waiting_for if asked.wait else None
+        )
     except ControlError as exc:
         raise usage(exc) from None
     except (StartError, RunEndError) as exc:

@@ -23,6 +23,7 @@ from cascade.interfaces.reader import (
 from ...plumbing._broker import DEFAULT_BROKER, MAX_COUNT, BrokerOptions, StopAfter, broker_options
 from ...plumbing._broker_lacks import WATCH_LACKS, say_what_the_broker_lacks
 from ...plumbing._context import CliContext
+from ...plumbing._history_db import Db
 from ...plumbing._pipes import stop_when_stdout_closes
 from ...plumbing._view_options import (
     DEFAULT_FLEET_THRESHOLD,
@@ -40,6 +41,7 @@ from ...plumbing._view_options import (
 from ...rendering._fleet_render import FLEET_CHROME, events_header, render_fleet
 from ...rendering._json_lines import JsonLines
 from ...rendering._render import TimeFormat, missed_lines, refused_lines, render_watch
+from ._ended import recorded_run_of, show_not_live, summarised
 from ._live import refresh, wait_until
 
 __all__ = ["watch"]
@@ -71,6 +73,7 @@ def watch(
     keep_runs: KeepRuns = DEFAULT_KEEP_RUNS,
     keep_for: KeepFor = DEFAULT_KEEP_FOR_AGE,
     fleet_threshold: FleetThreshold = DEFAULT_FLEET_THRESHOLD,
+    db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """A live view of runs, their tasks, the engines and the constraints in force.
@@ -80,13 +83,31 @@ def watch(
     mode) until they count fewer than 80 % of it; --json prints a {"mode": ...} line at
     each change. Ends on Ctrl-C.
 
+    --run of a run that is not live: if the history (--db, else the default one `cascade
+    record` writes) has it as ended, it says so and shows its final state as `cascade run`
+    does, at once; else after 6 s with nothing heard of it, what the history has of it, or
+    the end its engine's summary says; with neither, that it is not live (exit 1). With
+    --json, nothing heard for 6 s is said on stderr with the broker it is connected to.
+
     Examples: cascade watch; cascade watch --project etl --json | jq .
     """
     for option, value in (("--project", project), ("--run", run_id)):
         if value is not None:
             check_id(value, option)
-    console = CliContext.of(ctx).out()
+    context = CliContext.of(ctx)
+    console = context.out()
     as_json = json_output or not console.is_terminal
+    if run_id is not None:
+        recorded = recorded_run_of(db, run_id)
+        if recorded is not None and recorded[1].ended_at is None:
+            recorded[0].close()
+        elif recorded is not None:  # ended: it will not be heard again
+            try:
+                show_not_live(context, recorded, run_id, heard_on=None, waited=0,
+                              json_output=as_json)  # fmt: skip
+            finally:
+                recorded[0].close()
+            return
     hide_after = offline_cutoff(show_all, offline_max_age)
     state = ReaderModel(keep_runs=keep_runs, keep_for=parse_age(keep_for))
     view = functools.partial(render_watch, state, offline_max_age=hide_after, broker=broker.address)
@@ -99,6 +120,7 @@ def watch(
     )
 
     done = asyncio.Event()
+    not_heard: list[float] = []  # --run: the seconds its run was listened for in vain
 
     async def follow(connector: Any) -> None:
         prefix = connector.topic_prefix
@@ -106,6 +128,7 @@ def watch(
         state.ask = SnapshotAsker(connector).ask  # a run joined late or with holes: its engine says
         seen = 0
         lines = JsonLines(console.file)
+        waiting: list[asyncio.Task[None]] = []
 
         def on_message(message: Message) -> None:
             nonlocal seen
@@ -118,6 +141,12 @@ def watch(
                 if count is not None and seen >= count:
                     done.set()
 
+        async def unless_heard(waited: float) -> None:
+            await asyncio.sleep(waited)
+            if not seen:
+                not_heard.append(waited)
+                done.set()
+
         telemetry = telemetry_filter(project_id=project, run_id=run_id, prefix=prefix)
         switch = None
         # the telemetry first, as before there were summaries: once the status of an engine
@@ -127,6 +156,8 @@ def watch(
             changed = await switch.update()
         else:
             await connector.subscribe(telemetry, on_message)
+        if run_id is not None:  # not heard within a heartbeat period: not live
+            waiting.append(asyncio.create_task(unless_heard(context.quiet_after)))
         await subscribe_statuses(connector, on_message)
         await subscribe_constraints(connector, on_message)
         say_what_the_broker_lacks(connector, WATCH_LACKS)
@@ -139,9 +170,10 @@ def watch(
         try:
             await show(connector, switch, lines)
         finally:
-            if switching is not None:
-                switching.cancel()
-                await asyncio.gather(switching, return_exceptions=True)
+            for running in (switching, *waiting):
+                if running is not None:
+                    running.cancel()
+                    await asyncio.gather(running, return_exceptions=True)
 
     async def show(connector: Any, switch: TelemetrySwitch | None, lines: JsonLines) -> None:
         if as_json:
@@ -174,6 +206,20 @@ def watch(
                 await asyncio.gather(refresher, return_exceptions=True)
             live.update(frame())
 
+    telemetry_of = f"project {project}" if project else "the runs"
+    # the live view says where it is connected in its last line; --json only on stderr; and
+    # of --run, when it is not heard, that it is not live
+    quiet = as_json and run_id is None
+    waiting_for = f"the telemetry of {telemetry_of} (Ctrl-C ends)" if quiet else None
     # `| head -1`: a reader gone ends the view as --count does, from its first message on
     with contextlib.suppress(KeyboardInterrupt), stop_when_stdout_closes(done.set):
-        CliContext.of(ctx).run(broker, follow)
+        context.run(broker, follow, waiting_for=waiting_for)
+    if run_id is not None and not_heard:
+        recorded = recorded_run_of(db, run_id)
+        try:
+            show_not_live(context, recorded, run_id, heard_on=broker.address,
+                          waited=not_heard[0], json_output=as_json,
+                          summary=summarised(state, run_id))  # fmt: skip
+        finally:
+            if recorded is not None:
+                recorded[0].close()

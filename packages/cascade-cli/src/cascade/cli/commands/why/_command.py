@@ -119,8 +119,9 @@ def why(
                 await ready[target].wait()
         return target
 
+    waiting_for = f"a heartbeat of run {short_id(wanted)} (at most {broker.timeout:g} s)"
     try:
-        target = CliContext.of(ctx).run(broker, listen)
+        target = CliContext.of(ctx).run(broker, listen, waiting_for=waiting_for)
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     run = state.runs.get(target) if target is not None else None
