@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 def path(driver: Any) -> str:
     """The page's address: its path and query."""
-    url = urlsplit(driver.current_url)
+    url = urlsplit(str(driver.current_url))
     return url.path + ("?" + url.query if url.query else "")
 
 
@@ -54,7 +54,8 @@ def text(driver: Any, element_id: str) -> str:
 
 def shown(driver: Any, element_id: str) -> bool:
     hidden: bool = driver.execute_script(
-        "const e = document.getElementById(arguments[0]); return !e || e.closest('[hidden]') !== null;",
+        "const e = document.getElementById(arguments[0]);"
+        "return !e || e.closest('[hidden]') !== null;",
         element_id,
     )
     return not hidden
@@ -190,7 +191,8 @@ def test_the_history_downloads_its_runs_as_csv_and_json_lines(
         "return document.querySelector('#h-runs tr[data-run-id]') !== null"))  # fmt: skip
     href = browser.find_element(By.ID, "h-runs-csv").get_attribute("href")
     assert urlsplit(href).path == "/api/history/runs"
-    assert "format=csv" in href and "since=24h" in href  # the filters shown
+    assert "format=csv" in href
+    assert "since=24h" in href  # the filters shown
     click(browser, "#h-runs-csv")
     wait(browser, lambda d: [p for p in saved.iterdir() if p.suffix == ".csv"])
     (file,) = [p for p in saved.iterdir() if p.suffix == ".csv"]

@@ -286,7 +286,9 @@ def _since(request: Request, default: str | None) -> float | None:
 
 
 def _runs(history: History, request: Request, among: Among | None) -> dict[str, Any]:
-    return {"runs": [run.to_json() for run in _picked(history, request, among, _limit(request, 100))]}
+    return {
+        "runs": [run.to_json() for run in _picked(history, request, among, _limit(request, 100))]
+    }
 
 
 def _run_rows(
@@ -300,7 +302,9 @@ def _run_rows(
     return [run.to_json() for run in found[:limit]], len(found) > limit
 
 
-def _picked(history: History, request: Request, among: Among | None, limit: int) -> list[RunSummary]:
+def _picked(
+    history: History, request: Request, among: Among | None, limit: int
+) -> list[RunSummary]:
     """The runs the filters pick (``cascade runs``'s, or ``logging``), at most ``limit``."""
     text = _text(request, "logging")
     if text is not None:  # the runs whose logs contain it, the latest line first
