@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cascade.control.access import Roles
+from cascade.control.access import Access, Identity, Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
+from cascade.dashboard.live import Follower
 from cascade.interfaces import TaskStateEvent
 from cascade.interfaces.testing import telemetry
 
@@ -31,6 +32,7 @@ scopes = ["project:acme/etl"]
 people = ["vera@example.com"]
 """)
 VERA = {"x-test-user": "vera@example.com"}
+ROLES_ACCESS = Access.of(ROLES, Identity("vera@example.com", "proxy"))
 FIRST = re.compile(r'<script id="first-state" type="application/json">(.*?)</script>', re.S)
 
 
@@ -138,3 +140,33 @@ async def test_a_team_member_gets_the_first_state_of_what_they_may_see(
         state.pop("now")
     assert theirs == unknown
     assert THEIRS not in json.dumps(theirs)
+
+
+async def test_a_readers_stream_shows_a_run_heard_of_after_it_opened(hub: DashboardHub) -> None:
+    """A team member's page opened at a run's address before the run was heard of: its run
+    and tasks come once it is, if it is one they may see; another tenant's run, never."""
+    among = ROLES_ACCESS.among()
+    mine, theirs = "8" * 32, "9" * 32
+    followers = {
+        run_id: Follower.asked(hub, {"since": "0", "run": run_id}, among=among)
+        for run_id in (mine, theirs)
+    }
+    for follower in followers.values():
+        first = _event(follower)
+        assert not {"run", "tasks", "logs"} & set(first)
+    now = datetime.now(timezone.utc)
+    for run_id, org, project in ((mine, "acme", "etl"), (theirs, "globex", "web")):
+        body = TaskStateEvent(task_id="t-1", task_name="load", state="RUNNING")
+        hub.model.apply(telemetry(body, run_id=run_id, org_id=org, project_id=project, ts=now))
+    shown = _event(followers[mine])
+    assert shown["run"]["run_id"] == mine
+    assert [t["task_id"] for t in shown["tasks"]["upsert"]] == ["t-1"]
+    hidden = followers[theirs].next_event()
+    assert hidden is None or theirs.encode() not in hidden
+    assert theirs not in json.dumps(_event(Follower.asked(hub, {"since": "0"}, among=among)))
+
+
+def _event(follower: Follower) -> Any:
+    raw = follower.next_event()
+    assert raw is not None
+    return json.loads(raw.split(b"data: ", 1)[1])
