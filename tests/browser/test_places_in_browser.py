@@ -202,4 +202,9 @@ def test_the_history_downloads_its_runs_as_csv_and_json_lines(
     wait(browser, lambda d: text(d, "h-download") == f"saved {file.name}: 1 rows")
     click(browser, "#h-tasks-jsonl")
     wait(browser, lambda d: [p for p in saved.iterdir() if p.suffix == ".jsonl"])
+    click(browser, "#h-audit-csv")
+    wait(browser, lambda d: [p for p in saved.iterdir() if p.name.startswith("cascade-audit-")])
+    (audit,) = [p for p in saved.iterdir() if p.name.startswith("cascade-audit-")]
+    rows = list(csv.DictReader(io.StringIO(audit.read_text(encoding="utf-8"), newline="")))
+    assert [row["action"] for row in rows] == ["cancelled", "cleared", "set"]  # as the table
     assert no_script_errors(browser) == []

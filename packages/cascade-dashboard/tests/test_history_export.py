@@ -21,7 +21,7 @@ import pytest
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.history import History, Received
-from cascade.interfaces import decode_envelope
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import Invoke
 
@@ -71,8 +71,11 @@ def _run(run_id: str, org: str, project: str, at: float, error: str | None) -> l
 def path(tmp_path: Path) -> Path:
     """A history of three finished runs: two of acme/etl (one failed), one of globex/web."""
     path = tmp_path / "history.sqlite3"
+    pause = Constraint.pause("task:load_*", reason="=cmd|' /C calc'!A0", issued_by="alice",
+                             issued_at=T0)  # fmt: skip
     with History(path, mode="write") as writer:
         writer.store([
+            Received(constraint_topic("task:load_*", "pause"), pause, T0),
             *_run(OK, "acme", "etl", T0, None),
             *_run(BAD, "acme", "etl", T0 + 10, FORMULA),
             *_run(THEIRS, "globex", "web", T0 + 20, None),
@@ -190,9 +193,19 @@ async def test_tasks_download_with_the_lists_fields(http: httpx.AsyncClient) -> 
     assert lines == listed
 
 
+async def test_the_audit_downloads_its_rows(http: httpx.AsyncClient) -> None:
+    listed = (await http.get("/api/history/audit")).json()["events"]
+    lines = _lines(await http.get("/api/history/audit", params={"format": "jsonl"}))
+    rows = _rows(await http.get("/api/history/audit", params={"format": "csv"}))
+    assert lines == listed
+    assert [(row["action"], row["issued_by"], row["reason"]) for row in rows] == [
+        ("set", "alice", "'=cmd|' /C calc'!A0")
+    ]
+
+
 async def test_a_team_member_downloads_only_what_they_may_see(team: httpx.AsyncClient) -> None:
     """Vera (acme/etl) gets her project's runs only, in either format; the task statistics
-    cover every project: for those who see them all, as their list is."""
+    and the audit cover every project: for those who see them all, as their lists are."""
     for fmt in ("csv", "jsonl"):
         mine = await team.get("/api/history/runs", params={"format": fmt}, headers=VERA)
         assert mine.status_code == 200, mine.text
@@ -201,10 +214,11 @@ async def test_a_team_member_downloads_only_what_they_may_see(team: httpx.AsyncC
         assert mine.headers["cascade-rows"] == "2"
         every = await team.get("/api/history/runs", params={"format": fmt}, headers=ROOT)
         assert THEIRS in every.text
-        tasks = await team.get("/api/history/tasks", params={"format": fmt}, headers=VERA)
-        listed = await team.get("/api/history/tasks", headers=VERA)
-        assert (tasks.status_code, tasks.json()) == (listed.status_code, listed.json())
-        assert tasks.status_code == 403
+        for what in ("tasks", "audit"):
+            got = await team.get(f"/api/history/{what}", params={"format": fmt}, headers=VERA)
+            listed = await team.get(f"/api/history/{what}", headers=VERA)
+            assert (got.status_code, got.json()) == (listed.status_code, listed.json())
+            assert got.status_code == 403
         nobody = await team.get("/api/history/runs", params={"format": fmt})
         assert nobody.status_code == 401
         assert "content-disposition" not in nobody.headers
@@ -215,7 +229,7 @@ async def test_the_downloads_agree_with_the_commands_json(
 ) -> None:
     """`cascade runs --json` and `cascade tasks --json` print the objects the JSON Lines hold,
     and their fields are the CSV's columns."""
-    for command, what in (("runs", "runs"), ("tasks", "tasks")):
+    for command, what in (("runs", "runs"), ("tasks", "tasks"), ("audit", "audit")):
         printed = invoke(command, "--json", "--db", str(path))
         assert printed.exit_code == 0, printed.output
         objects = json.loads(printed.output)
@@ -223,3 +237,4 @@ async def test_the_downloads_agree_with_the_commands_json(
         assert _lines(jsonl) == objects
         csv_file = await http.get(f"/api/history/{what}", params={"format": "csv"})
         assert list(_rows(csv_file)[0]) == list(objects[0])
+        assert len(_rows(csv_file)) == len(objects)

@@ -1,10 +1,10 @@
 """A history list as a file to download: CSV or JSON Lines (``?format=csv|jsonl``).
 
-The rows are the objects ``cascade runs --json`` and ``cascade tasks --json`` print (each
-record's ``to_json()``), so a download and the CLI's output agree field for field: JSON
-Lines is one such object a line; CSV has one column per field, in the same order, with the
-same names, and a field holding an object or a list (a run's ``tasks`` by state, its
-``origin``) is that value's JSON in its cell. ``None`` is an empty cell.
+The rows are the objects ``cascade runs --json``, ``cascade tasks --json`` and ``cascade
+audit --json`` print (each record's ``to_json()``), so a download and the CLI's output agree
+field for field: JSON Lines is one such object a line; CSV has one column per field, in the
+same order, with the same names, and a field holding an object or a list (a run's ``tasks``
+by state, its ``origin``) is that value's JSON in its cell. ``None`` is an empty cell.
 
 Every text came from the broker: a cell a spreadsheet would take for a formula (starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading ``'``, as OWASP
@@ -25,6 +25,7 @@ __all__ = [
     "FORMATS",
     "MAX_EXPORT",
     "Export",
+    "audit_columns",
     "export_format",
     "file_name",
     "run_columns",
@@ -119,3 +120,10 @@ def task_columns() -> list[str]:
     from cascade.history import TaskStats
 
     return list(TaskStats("", 0, 0, 0, 0.0, 0.0, 0.0).to_json())
+
+
+def audit_columns() -> list[str]:
+    """The fields of an audit row as ``cascade audit --json`` prints it."""
+    from cascade.history import AuditEvent
+
+    return list(AuditEvent(0.0, "", None, None, None, None, "", None).to_json())

@@ -11,9 +11,10 @@ workers of ``_fair_share`` (:class:`HistoryReaders`); one's own excess is a 429,
 too busy a 503, both with ``Retry-After``. The parameters are those of
 `cascade runs` (and ``logging=TEXT``: the runs whose logs contain it), `run`, `tasks` and
 `audit`; ``/api/history/runs/{run_id}/logs`` gives a run's recorded log lines a page at a
-time. ``/api/history/runs`` and ``/api/history/tasks`` with ``format=csv`` or ``format=jsonl``
-are a file to download of what the same parameters list (``_export``: the fields of `cascade
-runs --json` and `cascade tasks --json`), up to :data:`MAX_EXPORT` rows (``Cascade-More``
+time. ``/api/history/runs``, ``/api/history/tasks`` and ``/api/history/audit`` with
+``format=csv`` or ``format=jsonl`` are a file to download of what the same parameters list
+(``_export``: the fields of `cascade runs --json`, `cascade tasks --json`, `cascade audit
+--json`), up to :data:`MAX_EXPORT` rows (``Cascade-More``
 says whether more matched). A database that cannot be read answers 503 with its
 one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
 saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
@@ -46,6 +47,7 @@ from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ..live._visible_runs import NO_SUCH_RUN
 from ._export import (
     MAX_EXPORT,
+    audit_columns,
     export_format,
     file_name,
     run_columns,
@@ -268,7 +270,8 @@ class _HistoryApi:
         return await self.answer(request, _task, covers_all="a task's executions")
 
     async def audit(self, request: Request) -> Response:
-        return await self.answer(request, _audit, covers_all="the audit")
+        """The audit's rows as JSON, or (``?format=csv|jsonl``) a file of them."""
+        return await self.listed(request, _audit, "audit", _audit_rows, audit_columns, "the audit")
 
     async def logs(self, request: Request) -> Response:
         return await self.answer(request, _logs)
@@ -409,6 +412,16 @@ def _task(history: History, request: Request, among: Among | None) -> dict[str, 
 def _audit(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     found = history.audit(since=_since(request, "7d"), limit=_limit(request, 200))
     return {"events": [event.to_json() for event in found]}
+
+
+def _audit_rows(
+    history: History, request: Request, among: Among | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The audit's rows to download (up to ``limit``, :data:`MAX_EXPORT` by default, newest
+    first), and whether there are more."""
+    limit = _limit(request, MAX_EXPORT, MAX_EXPORT)
+    found = history.audit(since=_since(request, "7d"), limit=limit + 1)
+    return [event.to_json() for event in found[:limit]], len(found) > limit
 
 
 def history_routes(

@@ -445,7 +445,8 @@ async function startHistory() {
   $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
   $("h-logs-more").addEventListener("click", () => loadLogs(false).then(() => problem(null), problem));
   $("h-log-task").addEventListener("change", () => loadLogs(true).then(() => problem(null), problem));
-  for (const id of ["h-runs-csv", "h-runs-jsonl", "h-tasks-csv", "h-tasks-jsonl"]) {
+  for (const id of ["h-runs-csv", "h-runs-jsonl", "h-tasks-csv", "h-tasks-jsonl", "h-audit-csv",
+    "h-audit-jsonl"]) {
     $(id).addEventListener("click", (event) => {
       event.preventDefault();
       download($(id)).catch((error) => { $("h-download").textContent = ""; problem(error); });
