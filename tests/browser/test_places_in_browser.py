@@ -199,7 +199,7 @@ def test_the_history_downloads_its_runs_as_csv_and_json_lines(
     assert file.name.startswith("cascade-runs-")
     rows = list(csv.DictReader(io.StringIO(file.read_text(encoding="utf-8"), newline="")))
     assert [(row["run_id"], row["status"]) for row in rows] == [(RUN_ID, "Failed")]
-    wait(browser, lambda d: text(d, "h-download") == f"saved {file.name}: 1 rows")
+    wait(browser, lambda d: text(d, "h-download") == f"saved {file.name}: 1 row")
     click(browser, "#h-tasks-jsonl")
     wait(browser, lambda d: [p for p in saved.iterdir() if p.suffix == ".jsonl"])
     click(browser, "#h-audit-csv")

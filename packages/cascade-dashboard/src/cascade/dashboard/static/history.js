@@ -88,7 +88,7 @@ async function download(link) {
   save.remove();
   setTimeout(() => URL.revokeObjectURL(save.href), 10000);
   const rows = Number(response.headers.get("cascade-rows") || 0);
-  status.textContent = "saved " + save.download + ": " + count(rows) + " rows" +
+  status.textContent = "saved " + save.download + ": " + count(rows) + (rows === 1 ? " row" : " rows") +
     (response.headers.get("cascade-more") === "true" ? "; more matched: narrow the filters for the rest" : "");
   window.cascadeDownloads = (window.cascadeDownloads || 0) + 1;
 }
