@@ -68,7 +68,7 @@ def test_sign_in_through_the_providers_page_and_out_again(
     """Not signed in, the page offers "Sign in"; the provider's form as alice brings the page
     back signed in, with her name and a "Sign out" button that ends the session."""
     assert "sessions end when this dashboard restarts" in "".join(team_dashboard.output)
-    browser.get(team_dashboard.url + "?run=abc")
+    browser.get(team_dashboard.url + "runs/abc")  # a run's address: it survives signing in
     wait(browser, lambda d: shown(d, "sign-in"))
     assert not shown(browser, "who")
     browser.find_element(By.ID, "sign-in").click()
@@ -77,7 +77,7 @@ def test_sign_in_through_the_providers_page_and_out_again(
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]:not([name])").click()
     wait(browser, lambda d: d.current_url.startswith(team_dashboard.url)
          and "/auth/callback" not in d.current_url)  # fmt: skip
-    assert browser.current_url == team_dashboard.url + "?run=abc"  # where the link was followed
+    assert browser.current_url == team_dashboard.url + "runs/abc"  # where the link was followed
     wait(browser, lambda d: shown(d, "who"))
     assert browser.find_element(By.ID, "who").text == "alice@example.com (operator)"
     assert shown(browser, "sign-out")

@@ -110,6 +110,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub
         "/static/history.js",
         "/static/decisions.js",
         "/static/workflows.js",
+        "/static/places.js",
     ]
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN
     for script in scripts:

@@ -253,14 +253,17 @@ async def test_without_db_the_history_is_404() -> None:
 
 
 async def test_the_page_has_a_history_section_and_no_inline_script(history: History) -> None:
-    """The section and its script, served from the package; no inline script, no HTML built."""
+    """The section and its script, served from the package; no inline script (the first state
+    is a JSON data block), no HTML built."""
     async with _client(history) as http:
         page = (await http.get("/")).text
         script = await http.get("/static/history.js")
         answer = await http.get("/api/history/runs")
     assert 'id="history"' in page
     assert '<script src="/static/history.js" defer></script>' in page
-    assert page.count("<script") == page.count("<script src=")
+    # every script is a file; the one other is the page's first state, data never run
+    data = '<script id="first-state" type="application/json">'
+    assert page.count("<script") == page.count("<script src=") + 1 == page.count(data) + 9
     assert script.status_code == 200
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script.text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -169,7 +171,47 @@ class _Dashboard:
         return Response(self.hub.model.metrics.render(), media_type=CONTENT_TYPE)
 
     async def index(self, request: Request) -> Response:
-        return FileResponse(_static_file("index.html"), headers={"cache-control": "no-store"})
+        """The page, at ``/`` and at each of its places (``/runs/{run_id}``, ...: static/places.js),
+        with the first state of the view its address asks for (:meth:`first_state`), so that its
+        first paint shows what the dashboard holds: gzipped when the browser takes it (an open
+        run's tasks can be megabytes, as the stream's first event)."""
+        page = _page()
+        state = self.first_state(request)
+        if state is not None:
+            page = page.replace(_FIRST_STATE, _FIRST_STATE.replace(b"null", state), 1)
+        headers = {"cache-control": "no-store", "vary": "accept-encoding"}
+        if len(page) > _GZIP_FROM and accepts_gzip(request.scope):
+            page, headers["content-encoding"] = gzip.compress(page, 6), "gzip"
+        return Response(page, media_type="text/html; charset=utf-8", headers=headers)
+
+    def first_state(self, request: Request) -> bytes | None:
+        """The first event a page at this address would get from its stream (its view: the
+        open run of ``/runs/{run_id}`` or ``?run=``, its task, ``?rows=``), as JSON safe in a
+        ``<script type="application/json">``; ``None`` for a reader of a team's dashboard who
+        may read nothing (nobody signed in, no role: the page says so, as before)."""
+        access = None
+        if self.team is not None:
+            access = self.team.access(request.scope)
+            if access is None or access.role is None:
+                return None
+        params = request.query_params
+        rows = str(_rows(params.get("rows")))
+        asked = {"since": "0", "limit": rows, "engines_limit": rows}
+        run_id = request.path_params.get("run_id") or params.get("run")
+        if run_id:
+            asked["run"] = run_id
+            task = request.path_params.get("task")
+            if task:
+                asked["task"] = task
+        try:
+            event = self.follower(asked, access).next_event()
+        except ValueError:
+            return None
+        if event is None:
+            return None
+        data = event.split(b"\ndata: ", 1)[1].rstrip(b"\n")
+        # nothing in it can end the script element: every <, > and & is a JSON escape
+        return data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
     async def state(self, request: Request) -> Response:
         """The state; with any of :data:`PAGED_PARAMS`, a page of runs (and of engines, with
@@ -338,6 +380,11 @@ def create_app(
     )
     routes = [
         Route("/", handlers.index),
+        # the page's places (static/places.js): the page, opened there
+        Route("/runs/{run_id}", handlers.index, methods=["GET"]),
+        Route("/runs/{run_id}/tasks/{task:path}", handlers.index, methods=["GET"]),
+        Route("/history/runs/{recorded}", handlers.index, methods=["GET"]),
+        Route("/history/tasks/{name:path}", handlers.index, methods=["GET"]),
         Route("/api/state", handlers.state),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
@@ -370,7 +417,24 @@ def create_app(
     return app
 
 
-def _static_file(name: str) -> str:
+_FIRST_STATE = b'<script id="first-state" type="application/json">null</script>'
+_GZIP_FROM = 16_384  # bytes of a page worth compressing
+_ROWS = 25  # rows a page of runs and of engines, as static/live.js reads ?rows=
+
+
+def _rows(text: str | None) -> int:
+    """The rows of a page the page's ``?rows=`` asks for: 1 to 500, else 25 (as live.js)."""
+    try:
+        rows = int(text or "")
+    except ValueError:
+        return _ROWS
+    return min(500, max(1, rows)) if rows else _ROWS
+
+
+@functools.cache
+def _page() -> bytes:
     from importlib.resources import files
 
-    return str(files("cascade.dashboard") / "static" / name)
+    page = (files("cascade.dashboard") / "static" / "index.html").read_bytes()
+    assert _FIRST_STATE in page, "index.html has lost its first-state element"
+    return page

@@ -11,7 +11,11 @@ workers of ``_fair_share`` (:class:`HistoryReaders`); one's own excess is a 429,
 too busy a 503, both with ``Retry-After``. The parameters are those of
 `cascade runs` (and ``logging=TEXT``: the runs whose logs contain it), `run`, `tasks` and
 `audit`; ``/api/history/runs/{run_id}/logs`` gives a run's recorded log lines a page at a
-time. A database that cannot be read answers 503 with its
+time. ``/api/history/runs``, ``/api/history/tasks`` and ``/api/history/audit`` with
+``format=csv`` or ``format=jsonl`` are a file to download of what the same parameters list
+(``_export``: the fields of `cascade runs --json`, `cascade tasks --json`, `cascade audit
+--json`), up to :data:`MAX_EXPORT` rows (``Cascade-More``
+says whether more matched). A database that cannot be read answers 503 with its
 one line, a bad parameter 400, and a dashboard without a history 404 on every one of them,
 saying why (``/api/history`` too, with 200: the page shows it). Everything is JSON: the page
 shows each string as text.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -40,11 +45,21 @@ from cascade.interfaces.reader import FINISHED_STATES, parse_age
 from ..app._guard import Refused, refusal
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ..live._visible_runs import NO_SUCH_RUN
+from ._export import (
+    MAX_EXPORT,
+    audit_columns,
+    export_format,
+    file_name,
+    run_columns,
+    task_columns,
+    to_csv,
+    to_jsonl,
+)
 from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among
-    from cascade.history import History, StateChange
+    from cascade.history import History, RunSummary, StateChange
 
     from ..auth._team import Team
 
@@ -92,18 +107,28 @@ def _age(request: Request, name: str, default: str | None) -> float | None:
         raise ValueError(f"{name}: {exc}") from None
 
 
-def _limit(request: Request, default: int) -> int:
+def _limit(request: Request, default: int, most: int = MAX_LIMIT) -> int:
     text = request.query_params.get("limit")
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ValueError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ValueError(f"limit must be a whole number from 1 to {most}")
     return int(text)
 
 
 def _text(request: Request, name: str) -> str | None:
     """A text parameter; empty means not given."""
     return request.query_params.get(name) or None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What a history request is answered with."""
+
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _encoded(value: Any) -> bytes:
@@ -130,10 +155,12 @@ class _HistoryApi:
         request: Request,
         job: Callable[[History, Request, Among | None], Any],
         covers_all: str | None = None,
+        shape: Callable[[Any], _Reply] | None = None,
     ) -> Response:
-        """``job(history, request, among)`` and its JSON in a worker thread; its errors as
-        refusals. In a team's dashboard, ``among`` is what the reader may see (``None``: all),
-        and a query that ``covers_all`` projects is for those who see them all."""
+        """``job(history, request, among)`` and its JSON (or what ``shape`` makes of what it
+        found: a download) in a worker thread; its errors as refusals. In a team's dashboard,
+        ``among`` is what the reader may see (``None``: all), and a query that ``covers_all``
+        projects is for those who see them all."""
         among = None
         access = self.asker(request)
         if access is not None:
@@ -148,28 +175,27 @@ class _HistoryApi:
         if history is None:
             return refusal(404, self.source.note_for(_told_where(access)) or _NO_HISTORY)
 
-        def work() -> tuple[int, bytes]:
+        def work() -> _Reply:
             from cascade.history import HistoryError
 
             try:
                 value = job(history, request, among)
             except HistoryError as exc:
-                return 503, _encoded({"error": str(exc)})
+                return _Reply(503, _encoded({"error": str(exc)}))
             except ValueError as exc:
-                return 400, _encoded({"error": str(exc)})
+                return _Reply(400, _encoded({"error": str(exc)}))
             if value is None:
-                return 404, _encoded({"error": NO_SUCH_RUN})
-            return 200, _encoded(value)
+                return _Reply(404, _encoded({"error": NO_SUCH_RUN}))
+            return shape(value) if shape is not None else _Reply(200, _encoded(value))
 
         done = await self.readers.run(claimant(request.scope, access, self.holder), work)
         if isinstance(done, Refused):
             return refusal(done.status, done.message, **{"Retry-After": RETRY_AFTER})
-        status, body = done
         return Response(
-            body,
-            status_code=status,
-            media_type="application/json",
-            headers={"cache-control": "no-store"},
+            done.body,
+            status_code=done.status,
+            media_type=done.media_type,
+            headers={"cache-control": "no-store", **done.headers},
         )
 
     def asker(self, request: Request) -> Access | None:
@@ -198,19 +224,54 @@ class _HistoryApi:
         )
 
     async def runs(self, request: Request) -> Response:
-        return await self.answer(request, _runs)
+        """The runs the filters pick, as JSON, or (``?format=csv|jsonl``) a file of them."""
+        return await self.listed(request, _runs, "runs", _run_rows, run_columns)
 
     async def run(self, request: Request) -> Response:
         return await self.answer(request, _run)
 
     async def tasks(self, request: Request) -> Response:
-        return await self.answer(request, _tasks, covers_all="the task statistics")
+        """Per task name, its statistics as JSON, or (``?format=csv|jsonl``) a file of them."""
+        covers_all = "the task statistics"
+        return await self.listed(request, _tasks, "tasks", _task_rows, task_columns, covers_all)
+
+    async def listed(
+        self,
+        request: Request,
+        job: Callable[[History, Request, Among | None], Any],
+        what: str,
+        rows: Callable[[History, Request, Among | None], tuple[list[dict[str, Any]], bool]],
+        columns: Callable[[], list[str]],
+        covers_all: str | None = None,
+    ) -> Response:
+        """A list's JSON (``job``), or its ``rows`` as the download ``?format=`` asks for
+        (:mod:`._export`), by the same filters and of the same runs the reader may see."""
+        try:
+            export = export_format(request.query_params)
+        except ValueError as exc:
+            return refusal(400, str(exc))
+        if export is None:
+            return await self.answer(request, job, covers_all)
+
+        def shape(found: tuple[list[dict[str, Any]], bool]) -> _Reply:
+            listed, more = found
+            body = to_csv(columns(), listed) if export.suffix == "csv" else to_jsonl(listed)
+            name = file_name(what, export, time.time())
+            headers = {
+                "content-disposition": f'attachment; filename="{name}"',
+                "cascade-rows": str(len(listed)),
+                "cascade-more": "true" if more else "false",
+            }
+            return _Reply(200, body, export.media_type, headers)
+
+        return await self.answer(request, rows, covers_all, shape)
 
     async def task(self, request: Request) -> Response:
         return await self.answer(request, _task, covers_all="a task's executions")
 
     async def audit(self, request: Request) -> Response:
-        return await self.answer(request, _audit, covers_all="the audit")
+        """The audit's rows as JSON, or (``?format=csv|jsonl``) a file of them."""
+        return await self.listed(request, _audit, "audit", _audit_rows, audit_columns, "the audit")
 
     async def logs(self, request: Request) -> Response:
         return await self.answer(request, _logs)
@@ -228,23 +289,41 @@ def _since(request: Request, default: str | None) -> float | None:
 
 
 def _runs(history: History, request: Request, among: Among | None) -> dict[str, Any]:
+    return {
+        "runs": [run.to_json() for run in _picked(history, request, among, _limit(request, 100))]
+    }
+
+
+def _run_rows(
+    history: History, request: Request, among: Among | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The runs to download, and whether more match: up to ``limit`` (:data:`MAX_EXPORT`
+    by default; of a search of the logs, :data:`MAX_LIMIT`, each run a query of its own)."""
+    most = MAX_LIMIT if _text(request, "logging") is not None else MAX_EXPORT
+    limit = _limit(request, most, most)
+    found = _picked(history, request, among, limit + 1)
+    return [run.to_json() for run in found[:limit]], len(found) > limit
+
+
+def _picked(
+    history: History, request: Request, among: Among | None, limit: int
+) -> list[RunSummary]:
+    """The runs the filters pick (``cascade runs``'s, or ``logging``), at most ``limit``."""
     text = _text(request, "logging")
     if text is not None:  # the runs whose logs contain it, the latest line first
-        since, limit = _since(request, None), _limit(request, 100)
-        ids = history.runs_logging(text, since=since, limit=limit, among=among)
+        ids = history.runs_logging(text, since=_since(request, None), limit=limit, among=among)
         details = (history.run(run_id, limit=1, among=among) for run_id in ids)
-        return {"runs": [detail.run.to_json() for detail in details if detail is not None]}
-    found = history.runs(
+        return [detail.run for detail in details if detail is not None]
+    return history.runs(
         since=_since(request, None),
         status=_text(request, "status"),
         project=_text(request, "project"),
         task=_text(request, "task"),
         source=_text(request, "source"),
         name=_text(request, "name"),
-        limit=_limit(request, 100),
+        limit=limit,
         among=among,
     )
-    return {"runs": [run.to_json() for run in found]}
 
 
 def _run(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
@@ -312,6 +391,16 @@ def _tasks(history: History, request: Request, among: Among | None) -> dict[str,
     return {"tasks": [stats.to_json() for stats in found[:limit]], "more": len(found) > limit}
 
 
+def _task_rows(
+    history: History, request: Request, among: Among | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The task names' statistics to download (up to ``limit``, :data:`MAX_EXPORT` by
+    default), and whether there are more."""
+    limit = _limit(request, MAX_EXPORT, MAX_EXPORT)
+    found = history.tasks(since=_since(request, "7d"), name_glob=_text(request, "name"))
+    return [stats.to_json() for stats in found[:limit]], len(found) > limit
+
+
 def _task(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     name = _text(request, "name")
     if name is None:
@@ -323,6 +412,16 @@ def _task(history: History, request: Request, among: Among | None) -> dict[str, 
 def _audit(history: History, request: Request, among: Among | None) -> dict[str, Any]:
     found = history.audit(since=_since(request, "7d"), limit=_limit(request, 200))
     return {"events": [event.to_json() for event in found]}
+
+
+def _audit_rows(
+    history: History, request: Request, among: Among | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The audit's rows to download (up to ``limit``, :data:`MAX_EXPORT` by default, newest
+    first), and whether there are more."""
+    limit = _limit(request, MAX_EXPORT, MAX_EXPORT)
+    found = history.audit(since=_since(request, "7d"), limit=limit + 1)
+    return [event.to_json() for event in found[:limit]], len(found) > limit
 
 
 def history_routes(

@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cascade.control.access import Among
 from cascade.interfaces.reader import EngineView, RunView
 
 from ..app._pages import Listing, Page, View, parse_view
@@ -31,7 +32,7 @@ from ._held import Decidable
 from ._hub import DashboardHub
 from ._log_window import LogWindow
 from ._shapes import constraint_dict, engine_dict
-from ._visible_runs import visible_id
+from ._visible_runs import seen_live
 
 __all__ = ["MAX_BATCH", "STREAM_INTERVAL", "STREAM_PAGE", "Follower", "encode"]
 
@@ -140,12 +141,17 @@ class Follower:
         decidable: Decidable | None = None,
         max_batch: int = MAX_BATCH,
         max_age: float = STREAM_INTERVAL,
+        among: Among | None = None,
     ) -> None:
         self.hub = hub
         self.model = hub.model
         self.listing = listing
         self.view = view
         self.run_id = run_id
+        """The run the page asked for (its address's), which it gets only once it may see it:
+        before, a run the reader may not see and one not heard of yet are both left out."""
+        self.among = among
+        self._run_shown = among is None
         self.controls = controls
         self.decidable = decidable
         """Which held tasks the page may decide on (``None``: none)."""
@@ -186,15 +192,15 @@ class Follower:
             raise ValueError("since must be a whole number: the version the page holds")
         among = options.pop("among", None)
         view = parse_view(params, runs_limit=STREAM_PAGE, engines_limit=STREAM_PAGE, among=among)
-        run_id = visible_id(hub.model, params.get("run") or None, among)  # hidden: unknown
         return cls(
             hub,
             listing or Listing(hub.model),
             view,
-            run_id=run_id,
+            run_id=params.get("run") or None,
             since=int(since),
             epoch=params.get("epoch") or None,
             task=params.get("task") or None,
+            among=among,
             **options,
         )
 
@@ -219,7 +225,11 @@ class Follower:
         self._connected = connected
         if self.mode != model.fleet.mode:  # the runs' list changed source: sent afresh
             self.mode, self._runs = model.fleet.mode, _Window()
-        if self.run_id is not None:
+        if self.run_id is not None and not self._run_shown:
+            # a run of the reader's heard of since: from now on; hidden: as one unknown, ever
+            self._run_shown = seen_live(model, self.run_id, self.among) is not None
+        if self._open_run():
+            assert self.run_id is not None
             run = model.open_run(self.run_id)
             version = model.run_version(run) if run is not None else -1
             if version != self._run:
@@ -241,7 +251,8 @@ class Follower:
                 # round robin: the parts after the one cut short go first next time, so that
                 # a list changing by more than a batch at every look starves no other
                 self._first_part = (turn + 1) % len(parts)
-        if self.run_id is not None:
+        if self._open_run():
+            assert self.run_id is not None
             logs, cut = self._logs.part(model.logs, self.run_id)
             if logs is not None:
                 out["logs"] = logs
@@ -252,6 +263,10 @@ class Follower:
         self.events += 1
         kind = b"snapshot" if resets else b"delta"
         return b"event: " + kind + b"\ndata: " + encode(out) + b"\n\n"
+
+    def _open_run(self) -> bool:
+        """Whether the page has a run open that it may see (its parts are sent)."""
+        return self.run_id is not None and self._run_shown
 
     def _run_json(self, run: RunView | FleetRun) -> bytes:
         extras = json.dumps(self.model.detail_extras(run.run_id)).encode()
@@ -294,8 +309,9 @@ class Follower:
         return "constraints", part or None, len(removed) + len(changed), cut
 
     def _tasks_part(self, budget: float) -> Part:
-        if self.run_id is None:
+        if not self._open_run():
             return "tasks", None, 0, False
+        assert self.run_id is not None
         model = self.model
         log = model.task_log(self.run_id)
         if log is None:

@@ -173,8 +173,31 @@ function start() {
     const name = event.target.closest && event.target.closest("[data-task-id]");
     if (name) showLogsOf(name.getAttribute("data-task-id"));
   });
-  selected = new URL(location.href).searchParams.get("run");
+  const place = placeOf(new URL(location.href));
+  if (placeUrl(place) !== location.pathname + location.search) { // ?run=ID: now /runs/ID
+    history.replaceState(null, "", placeUrl(place));
+  }
+  document.title = placeTitle(place);
+  selected = place.run;
+  logTask = place.task;
+  showFirstState();
   connectIfSignedIn();
+}
+
+// The state the dashboard served the page with (its view as this address asks it, when the
+// reader may see it): drawn at once, before any request, so that the page's first paint
+// shows what the dashboard holds, not "connecting…". The stream then brings what changes.
+function showFirstState() {
+  let first = null;
+  try {
+    first = JSON.parse($("first-state").textContent);
+  } catch (error) {
+    first = null;
+  }
+  window.cascadeFirstState = Boolean(first);
+  if (!first) return;
+  applyChanges(first);
+  paint();
 }
 
 document.addEventListener("DOMContentLoaded", start);

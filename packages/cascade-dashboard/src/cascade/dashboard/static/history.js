@@ -13,10 +13,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 window.cascadeHistoryLoads = 0; // read by the tests
 
 async function historyGet(path, params) {
-  const url = new URL(path, location.origin);
-  for (const [key, value] of Object.entries(params || {})) {
-    if (value !== "" && value != null) url.searchParams.set(key, value);
-  }
+  const url = withParams(path, params);
   // with the token: its holder's queries come first, within their own share (not the address's)
   const response = await fetch(url, { cache: "no-store", headers: bearer() });
   const answer = await response.json();
@@ -52,12 +49,57 @@ function filters() {
   };
 }
 
+// A list's address with these parameters (the empty ones left out).
+function withParams(path, params) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== "" && value != null) url.searchParams.set(key, value);
+  }
+  return url;
+}
+
+// The download links of the runs the filters pick (all of them, not the 200 shown), and of the
+// task statistics: each an address to copy, fetched with the token when clicked.
+function downloadLinks() {
+  const { limit, ...picked } = filters();
+  for (const format of ["csv", "jsonl"]) {
+    const runs = withParams("/api/history/runs", { ...picked, format });
+    $("h-runs-" + format).setAttribute("href", runs.pathname + runs.search);
+  }
+}
+
+// Fetch a download (with the token: a team's dashboard read by a token needs it) and save it
+// under the name the dashboard gave; say how many rows it held, and if more matched.
+async function download(link) {
+  const status = $("h-download");
+  status.textContent = "downloading…";
+  const response = await fetch(link.getAttribute("href"), { cache: "no-store", headers: bearer() });
+  if (!response.ok) {
+    const answer = await response.json().catch(() => ({}));
+    throw new Error(answer.error || response.statusText);
+  }
+  const blob = await response.blob();
+  const named = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+  const save = el("a");
+  save.href = URL.createObjectURL(blob);
+  save.download = named ? named[1] : "cascade-download";
+  document.body.appendChild(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(save.href), 10000);
+  const rows = Number(response.headers.get("cascade-rows") || 0);
+  status.textContent = "saved " + save.download + ": " + count(rows) + (rows === 1 ? " row" : " rows") +
+    (response.headers.get("cascade-more") === "true" ? "; more matched: narrow the filters for the rest" : "");
+  window.cascadeDownloads = (window.cascadeDownloads || 0) + 1;
+}
+
 async function loadRuns() {
+  downloadLinks();
   const { runs } = await historyGet("/api/history/runs", filters());
   replace($("h-runs").tBodies[0], runs.map((run) => {
     const open = el("button", shortId(run.run_id), "link");
     open.title = run.run_id;
-    open.addEventListener("click", () => loadRun(run.run_id).then(() => problem(null), problem));
+    open.addEventListener("click", () => openRecorded(run.run_id));
     const missing = run.missing_events ? span(run.missing_events.toLocaleString("en"), "missing") : "-";
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
       span(run.status, safeClass(run.status)), at(run.started_at),
@@ -163,7 +205,7 @@ function runLink(link) {
   const open = el("button", shortId(link.run_id), "link lineage");
   open.title = link.run_id;
   open.setAttribute("data-run-id", link.run_id);
-  open.addEventListener("click", () => loadRun(link.run_id).then(() => problem(null), problem));
+  open.addEventListener("click", () => openRecorded(link.run_id));
   item.appendChild(open);
   item.appendChild(span(" (" + (link.status || "not recorded") + ")",
     link.status ? safeClass(link.status) : "note"));
@@ -219,7 +261,10 @@ async function loadTasks() {
   const { tasks } = await historyGet("/api/history/tasks", { since: "7d" });
   fillTable($("h-tasks"), tasks.map((t) => {
     const open = el("button", t.task_name, "link");
-    open.addEventListener("click", () => loadTask(t.task_name).then(() => problem(null), problem));
+    open.addEventListener("click", () => {
+      loadTask(t.task_name).then(() => problem(null), problem);
+      goTo({ ...noPlace(), historyTask: t.task_name });
+    });
     const tr = row([open, t.runs, t.executions, t.failures, (100 * t.failure_rate).toFixed(1) + "%",
       took(t.p50_ms), took(t.p95_ms), took(t.max_ms)]);
     tr.setAttribute("data-task-name", t.task_name);
@@ -335,6 +380,40 @@ async function loadAudit() {
   }));
 }
 
+// A recorded run a person opened: shown, and where the address says the page is.
+function openRecorded(runId) {
+  goTo({ ...noPlace(), historyRun: runId });
+  return loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+}
+
+let historyKnown = null; // whether there is a History section (null: not known yet)
+
+// The recorded run and the task's durations the place names, shown (the others hidden); with
+// no history here, a recorded run's place opens the run in the live view instead.
+function showHistoryPlace(place) {
+  if (historyKnown === false && place.historyRun && !place.run) {
+    openLive(place.historyRun, null);
+    return;
+  }
+  if (!historyKnown) return; // asked once the History section is there (startHistory)
+  if (place.historyRun) {
+    if (!shownRun || shownRun.run.run_id !== place.historyRun) {
+      loadRun(place.historyRun).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+    }
+  } else {
+    shownRun = null;
+    shownLogs = null;
+    $("h-run").hidden = true;
+  }
+  if (place.historyTask) {
+    if ($("h-task").hidden || $("h-task-name").textContent !== place.historyTask) {
+      loadTask(place.historyTask).then(() => { problem(null); $("h-task").scrollIntoView(); }, problem);
+    }
+  } else {
+    $("h-task").hidden = true;
+  }
+}
+
 let historyStarted = false;
 
 // The History section, once the page may read (app.js calls it then; once is enough).
@@ -344,6 +423,8 @@ async function startHistory() {
   try {
     const { history, location: where, note } = await historyGet("/api/history");
     $("logs-earlier").hidden = history; // with one, a run's earlier lines are filled in
+    historyKnown = history;
+    if (!history) showHistoryPlace(placeOf(new URL(location.href)));
     if (!history && !note) return; // served with no history wanted: no History section
     $("history").hidden = false;
     $("h-where").textContent = history && where ? "history: " + where : "";
@@ -351,8 +432,11 @@ async function startHistory() {
     $("h-note").hidden = !note;
     if (!history) return; // none yet, or unreadable: the note says why and what to do
     $("h-body").hidden = false;
+    showHistoryPlace(placeOf(new URL(location.href)));
+    schedule(); // a run this dashboard does not hold may be in the history (renderRun)
     await loadRuns();
   } catch (error) {
+    historyKnown = historyKnown === null ? false : historyKnown;
     if (error.status === 404) return; // a dashboard without the history's endpoints
     $("history").hidden = false;
     $("h-body").hidden = false;
@@ -361,6 +445,13 @@ async function startHistory() {
   $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
   $("h-logs-more").addEventListener("click", () => loadLogs(false).then(() => problem(null), problem));
   $("h-log-task").addEventListener("change", () => loadLogs(true).then(() => problem(null), problem));
+  for (const id of ["h-runs-csv", "h-runs-jsonl", "h-tasks-csv", "h-tasks-jsonl", "h-audit-csv",
+    "h-audit-jsonl"]) {
+    $(id).addEventListener("click", (event) => {
+      event.preventDefault();
+      download($(id)).catch((error) => { $("h-download").textContent = ""; problem(error); });
+    });
+  }
   $("h-filters").addEventListener("submit", (event) => {
     event.preventDefault();
     loadRuns().then(() => problem(null), problem);

@@ -166,21 +166,16 @@ function connect() {
   });
 }
 
-function showLogsOf(taskId) {
+// Open ``runId`` (null: none) showing the log lines of ``taskId`` (null: every task's), without
+// a new entry in the tab's history (places.js makes those).
+function openLive(runId, taskId) {
+  runId = runId || null;
+  taskId = runId ? taskId || null : null;
+  if (runId === selected && taskId === logTask && stream) return; // there already
+  selected = runId;
   logTask = taskId;
   live.logs = [];
   live.logsChanged += 1;
-  connect();
-  schedule();
-}
-
-function select(runId) {
-  selected = runId === selected ? null : runId;
-  logTask = null;
-  live.logs = [];
-  const url = new URL(location.href);
-  if (selected) url.searchParams.set("run", selected); else url.searchParams.delete("run");
-  history.replaceState(null, "", url);
   if (live.tasksOf !== selected) { // another run's tasks: none held of this one
     live.tasks.clear();
     live.tasksOf = null;
@@ -188,6 +183,18 @@ function select(runId) {
   }
   connect();
   schedule();
+}
+
+function showLogsOf(taskId) {
+  openLive(selected, taskId);
+  goTo({ ...noPlace(), run: selected, task: taskId });
+}
+
+// A click on a run's id: open it, or close it when it is the one open.
+function select(runId) {
+  const next = runId === selected ? null : runId;
+  openLive(next, null);
+  goTo({ ...noPlace(), run: next });
 }
 
 // -- paging and filters ----------------------------------------------------------------

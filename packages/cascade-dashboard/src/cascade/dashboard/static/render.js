@@ -131,16 +131,67 @@ function renderLineage(run) {
 // Another run of a line: its recorded page where the History section is there, else here.
 function openRun(runId) {
   if (typeof loadRun === "function" && !$("history").hidden && !$("h-body").hidden) {
-    loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+    openRecorded(runId);
   } else if (runId !== selected) {
     select(runId);
   }
 }
 
+// A run the address names that this dashboard does not hold (not heard of yet, or ended and
+// no longer kept): said so, with where the history has it; drawn as soon as it is heard of.
+let unknownOf = null;
+function renderUnknownRun() {
+  $("run-body").hidden = $("run-cancel").hidden = true;
+  $("run-id").textContent = selected;
+  $("run-name").textContent = $("run-trace").textContent = "";
+  $("run-status").textContent = connecting ? "opening…" : "not heard of";
+  $("run-status").className = "badge";
+  $("run-lineage").replaceChildren();
+  lineageOf = null;
+  const note = $("run-unknown");
+  note.hidden = false;
+  const key = [selected, connecting, historyKnown].join("\u0000");
+  if (unknownOf === key) return;
+  unknownOf = key;
+  if (connecting) { note.textContent = ""; return; }
+  note.replaceChildren(span("This dashboard holds no run " + selected + " now: it shows here as " +
+    "soon as its engine's telemetry arrives. "));
+  if (historyKnown === false) {
+    note.appendChild(span("A run that ended before this dashboard started, or is no longer kept, " +
+      "is in the history cascade record keeps: this dashboard has none."));
+  } else if (historyKnown) {
+    lookUpRecorded(selected, key, note);
+  }
+}
+
+// What the history recorded of a run the live view does not hold: its status and a link to it.
+async function lookUpRecorded(runId, key, note) {
+  let said;
+  try {
+    const { run } = await historyGet("/api/history/run", { id: runId });
+    said = [span("The history recorded it: " + run.status +
+      (run.ended_at == null ? "" : ", ended " + at(run.ended_at)) + ". ")];
+    const link = el("a", "Open its recorded page", "recorded");
+    link.setAttribute("href", placePath({ ...noPlace(), historyRun: run.run_id }));
+    link.addEventListener("click", (event) => { event.preventDefault(); openRecorded(run.run_id); });
+    said.push(link);
+  } catch (error) {
+    said = [span(error.status === 404 ? "The history has not recorded it either."
+      : "history: " + error.message)];
+  }
+  if (unknownOf === key && !live.run) note.append(...said);
+}
+
 function renderRun() {
   const run = live.run;
-  $("run").hidden = !run;
-  if (!run) return;
+  $("run").hidden = !run && !selected;
+  if (!run) {
+    if (selected) renderUnknownRun();
+    return;
+  }
+  unknownOf = null;
+  $("run-unknown").hidden = true;
+  $("run-body").hidden = $("run-cancel").hidden = false;
   $("run-id").textContent = run.run_id;
   $("run-status").textContent = run.status;
   $("run-status").className = "badge " + safeClass(run.status);
