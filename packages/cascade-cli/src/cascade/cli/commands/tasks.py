@@ -60,7 +60,9 @@ def tasks(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Per task name: runs, finished executions, failures, failure rate, p50/p95/max duration.
+    """Per task name: runs, executions, failures and durations.
+
+    Per task name: runs, finished executions, failures, failure rate, p50/p95/max duration.
 
     Examples: cascade tasks; cascade tasks --since 30d --name 'load_*' --json
     """

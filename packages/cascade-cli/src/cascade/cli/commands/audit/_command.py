@@ -57,7 +57,9 @@ def audit(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
+    """Constraints, starts, cancels and decisions, newest first.
+
+    Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
     team's dashboard refused, newest first: when, scope, type, params, TTL, who and why. Who is
     shown with what vouched for the name: `alice@example.com (oidc)` where a team's dashboard
     signed the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer

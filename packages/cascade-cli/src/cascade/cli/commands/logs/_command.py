@@ -137,7 +137,9 @@ def logs(
     ] = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """What a run's tasks logged: the lines the history recorded (--db, else the default one
+    """What a run's tasks logged: recorded, or live with -f.
+
+    What a run's tasks logged: the lines the history recorded (--db, else the default one
     `cascade record` writes), or with -f the live ones as they arrive, like tail -f.
 
     -f prints the recorded lines first (when there is a history), then the live ones after

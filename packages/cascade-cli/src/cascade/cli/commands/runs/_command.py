@@ -59,7 +59,9 @@ def runs(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
+    """Recorded runs, newest first.
+
+    Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
     error.
 
     Examples: cascade runs --status failed --since 24h; cascade runs --name nightly;
