@@ -81,7 +81,8 @@ def fitted(
             break
         kept.remove(min(candidates, key=lambda i: (not _empty(cells[i]), columns[i].rank or 0, -i)))
     table = Table(title=title, title_justify="left")
-    room = width - sum(needs[index] for index in kept) - _CHROME * len(kept) - 1
+    natural = [max([_width(c.header), *map(_width, cells[i])]) for i, c in enumerate(columns)]
+    chrome = _CHROME * len(kept) + 1
     for index in kept:
         column = columns[index]
         table.add_column(
@@ -90,8 +91,11 @@ def fitted(
             no_wrap=column.whole or column.one_line,
             # a fold asked wider than the default is kept: rich would narrow it as it does others
             min_width=needs[index] if column.whole or column.fold > _FOLD else None,
-            # rich never narrows a column that does not wrap: the room left is its most
-            max_width=needs[index] + max(0, room) if column.one_line else None,
+            # rich never narrows a column that does not wrap: it gets at most what the others
+            # leave at their widest (rich narrows those that fold, if it must, not this one)
+            max_width=max(needs[index], width - chrome - sum(natural[i] for i in kept if i != index))
+            if column.one_line
+            else None,
             overflow="ellipsis" if column.one_line else "fold",
         )
     for row in rows:

@@ -3,6 +3,8 @@ terminal acts on escaped), or a JSON object each; and the notes of lines that ar
 
 from __future__ import annotations
 
+from ._plural import counted
+
 import json
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -152,15 +154,13 @@ def line_json(line: LogLine, run_id: str, source: str) -> str:
 
 def dropped_note(task_name: str, lines: int, reason: str) -> str:
     """``312 lines of load dropped (rate)``: lines its engine said it dropped."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        f"dropped ({inert(reason, 32)})"  # fmt: skip
+    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} dropped ({inert(reason, 32)})"
 
 
 def missed_note(task_name: str, lines: int) -> str:
     """``6 lines of load missing``: a gap in a task's line numbers its engine did not say it
     dropped."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        "missing"  # fmt: skip
+    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} missing"
 
 
 LOST_SAID = "lost on the way or before a recorder listened (not in the history)"
@@ -171,5 +171,4 @@ are said to be."""
 def lost_note(task_name: str, lines: int) -> str:
     """``384 lines of load lost on the way or before a recorder listened (...)``: the
     history's count of a task's lines it lacks (:attr:`cascade.history.LogCount.lost`)."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        f"{LOST_SAID}"  # fmt: skip
+    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} {LOST_SAID}"

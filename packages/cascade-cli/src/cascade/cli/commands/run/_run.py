@@ -4,6 +4,8 @@ the summary reads, :mod:`._run_overview`)."""
 
 from __future__ import annotations
 
+from ...rendering._plural import counted
+
 import itertools
 import json
 import sys
@@ -288,7 +290,7 @@ def _logs_line(overview: RunOverview) -> Text:
     lines = sum(count.lines for count in overview.logs.values())
     dropped = sum(count.dropped for count in overview.logs.values())
     lost = sum(count.lost for count in overview.logs.values())
-    text = Text(f"logs: {lines:,} lines of {len(overview.logs):,} tasks")
+    text = Text(f"logs: {counted(lines, 'line')} of {counted(len(overview.logs), 'task')}")
     if dropped:
         text.append(f", {dropped:,} dropped by their engine", style="yellow")
     if lost:
@@ -302,7 +304,7 @@ def _more_line(more: int, filtered: bool) -> Text | None:
     if more <= 0:
         return None
     how = "--limit 0 for all" + ("" if filtered else ", or --state/--task to filter")
-    return Text(f"… {more:,} more tasks{' picked' if filtered else ''}: {how}", style="dim")
+    return Text(f"… {counted(more, 'more task')}{' picked' if filtered else ''}: {how}", style="dim")
 
 
 def print_run(
@@ -342,10 +344,10 @@ def _held(task: TaskHistory, times: TimeFormat) -> Cell:
 def _missing_line(missing: int, dropped: int) -> Text | None:
     """What the history lacks of the run, from the engine's numbers and its own drop count."""
     if missing:
-        text = f"missing: {missing:,} events the engine numbered never reached the history"
+        text = f"missing: {counted(missing, 'event')} the engine numbered never reached the history"
         if dropped:
             text += f" (the engine itself dropped {dropped:,})"
         return Text(text + "; the tasks below may lack states", style="yellow")
     if dropped:
-        return Text(f"missing: the engine dropped {dropped:,} events", style="yellow")
+        return Text(f"missing: the engine dropped {counted(dropped, 'event')}", style="yellow")
     return None

@@ -3,6 +3,8 @@ recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.r
 
 from __future__ import annotations
 
+from ...rendering._plural import counted
+
 import re
 from typing import TYPE_CHECKING
 
@@ -90,7 +92,7 @@ def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
     """What recorders found missing of these sources, one line each (the latest first)."""
     lines = [
         Text(
-            f"recorder {inert(gap.recorder, SHOWN['source'])} missed {gap.missed:,} events of "
+            f"recorder {inert(gap.recorder, SHOWN['source'])} missed {counted(gap.missed, 'event')} of "
             f"{inert(gap.source, SHOWN['source'])} (from {times.at(gap.first_at)}, last "
             f"{times.at(gap.last_at)})",
             style="yellow",
