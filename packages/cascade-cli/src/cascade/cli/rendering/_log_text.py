@@ -18,6 +18,7 @@ __all__ = [
     "LEVEL_HELP",
     "RecordedLine",
     "dropped_note",
+    "line_fields",
     "line_json",
     "line_text",
     "LOST_SAID",
@@ -133,7 +134,12 @@ def line_text(line: LogLine) -> str:
 
 def line_json(line: LogLine, run_id: str, source: str) -> str:
     """The line as one ASCII JSON object (every field, defaults too), with its run and source."""
-    value: dict[str, Any] = {
+    return json.dumps(line_fields(line, run_id, source))
+
+
+def line_fields(line: LogLine, run_id: str, source: str) -> dict[str, Any]:
+    """The fields of :func:`line_json`'s object, in its order."""
+    return {
         "ts": line.ts,
         "run_id": run_id,
         "source": source,
@@ -149,7 +155,6 @@ def line_json(line: LogLine, run_id: str, source: str) -> str:
         "trace_id": line.trace_id,
         "span_id": line.span_id,
     }
-    return json.dumps(value)
 
 
 def dropped_note(task_name: str, lines: int, reason: str) -> str:
