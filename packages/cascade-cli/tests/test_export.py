@@ -23,7 +23,7 @@ from cascade.interfaces.testing import received
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()
 RUN = "e4a0000011c1d0a1f3c2b7e9d84a6100"
 ISO = "2026-11-20T12:00:00+00:00"
-HOSTILE = "=HYPERLINK(\"http://evil\")\x1b[31m"
+HOSTILE = '=HYPERLINK("http://evil")\x1b[31m'
 
 
 def _invoke(*args: str) -> Result:
@@ -50,7 +50,8 @@ def db(tmp_path: Path) -> str:
     logs = LogBatch(
         run_id=RUN, org_id="acme", project_id="shop", source="host-1", seq=1, ts=_iso(T0),
         lines=[
-            LogLine(ts=_iso(T0), task_id="load-1", task_name="load", message="first, \"quoted\"", n=1),
+            LogLine(ts=_iso(T0), task_id="load-1", task_name="load", message='first, "quoted"',
+                    n=1),
             LogLine(ts=_iso(T0 + 1), task_id="load-1", task_name="load", message="two\nlines", n=2,
                     level="WARNING"),
         ],
@@ -63,12 +64,34 @@ def db(tmp_path: Path) -> str:
             [
                 _event(T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2}),
                 _event(T0 + 1, {**task, "state": "RUNNING"}),
-                _event(T0 + 2, {**task, "state": "FAILED", "duration_ms": 1000.0,
-                                "error": "ValueError: bad row"}),  # fmt: skip
-                _event(T0 + 2, {"type": "TaskStateEvent", "task_id": "x-2", "task_name": HOSTILE,
-                                "state": "COMPLETED", "duration_ms": 5.0}),  # fmt: skip
-                _event(T0 + 3, {"type": "LifecycleEvent", "event": "ENGINE_STOPPED",
-                                "status": "Failed", "error": "ValueError: bad row"}),  # fmt: skip
+                _event(
+                    T0 + 2,
+                    {
+                        **task,
+                        "state": "FAILED",
+                        "duration_ms": 1000.0,
+                        "error": "ValueError: bad row",
+                    },
+                ),
+                _event(
+                    T0 + 2,
+                    {
+                        "type": "TaskStateEvent",
+                        "task_id": "x-2",
+                        "task_name": HOSTILE,
+                        "state": "COMPLETED",
+                        "duration_ms": 5.0,
+                    },
+                ),
+                _event(
+                    T0 + 3,
+                    {
+                        "type": "LifecycleEvent",
+                        "event": "ENGINE_STOPPED",
+                        "status": "Failed",
+                        "error": "ValueError: bad row",
+                    },
+                ),
                 stored,
                 Received("cascade/constraints/task:load_*/concurrency", limit, T0),
             ]
@@ -150,7 +173,8 @@ def test_csv_keeps_a_spreadsheet_and_a_terminal_from_acting_on_a_message(db: str
     text (JSON Lines keeps both as they were)."""
     text = _invoke("tasks", "--db", db, "--since", "3650d", "--format", "csv").stdout
     assert "\x1b" not in text
-    assert "'=HYPERLINK" in text and "\\x1b[31m" in text
+    assert "'=HYPERLINK" in text
+    assert "\\x1b[31m" in text
     lines = _invoke("tasks", "--db", db, "--since", "3650d", "--format", "jsonl").stdout
     assert HOSTILE in [json.loads(line)["task_name"] for line in lines.splitlines()]
 
@@ -159,7 +183,9 @@ def test_logs_rows_are_the_lines_of_json(db: str) -> None:
     """`logs --format jsonl` writes what --json does; its CSV's message keeps its newline."""
     jsonl = _invoke("logs", RUN[:8], "--db", db, "--format", "jsonl")
     assert jsonl.stdout == _invoke("logs", RUN[:8], "--db", db, "--json").stdout
-    rows = list(csv.DictReader(io.StringIO(_invoke("logs", RUN[:8], "--db", db, "--format", "csv").stdout)))
+    rows = list(
+        csv.DictReader(io.StringIO(_invoke("logs", RUN[:8], "--db", db, "--format", "csv").stdout))
+    )
     assert [row["message"] for row in rows] == ['first, "quoted"', "two\nlines"]
     assert [row["ts"] for row in rows] == [ISO, "2026-11-20T12:00:01+00:00"]
 

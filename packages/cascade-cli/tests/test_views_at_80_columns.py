@@ -31,8 +31,8 @@ from cascade.interfaces import (
     status_topic,
     summary_topic,
 )
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
 WIDTH = 80

@@ -99,8 +99,9 @@ class Exporter:
         for row in rows:
             value = {key: row.get(key) for key in self.columns}
             for key in self.times:
-                if value.get(key) is not None:
-                    value[key] = iso_utc(value[key])
+                seconds = value.get(key)
+                if seconds is not None:
+                    value[key] = iso_utc(seconds)
             if self._csv is not None:
                 self._csv.writerow([_cell(field) for field in value.values()])
             else:

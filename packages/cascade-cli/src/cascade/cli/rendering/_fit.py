@@ -93,7 +93,9 @@ def fitted(
             min_width=needs[index] if column.whole or column.fold > _FOLD else None,
             # rich never narrows a column that does not wrap: it gets at most what the others
             # leave at their widest (rich narrows those that fold, if it must, not this one)
-            max_width=max(needs[index], width - chrome - sum(natural[i] for i in kept if i != index))
+            max_width=max(
+                needs[index], width - chrome - sum(natural[i] for i in kept if i != index)
+            )
             if column.one_line
             else None,
             overflow="ellipsis" if column.one_line else "fold",

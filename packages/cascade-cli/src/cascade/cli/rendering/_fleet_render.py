@@ -6,8 +6,6 @@ most live runs and failures), as many as the terminal has room for.
 
 from __future__ import annotations
 
-from ._plural import counted
-
 from datetime import tzinfo
 
 from rich.console import Group, RenderableType
@@ -17,6 +15,7 @@ from rich.text import Text
 from cascade.interfaces.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
 
 from ._fleet_rank import needs_a_look
+from ._plural import counted
 from ._render import (
     TimeFormat,
     constraints_table,
@@ -41,7 +40,8 @@ def fleet_header(engines: int, threshold: int) -> Text:
         why = "--fleet-threshold 0: always"
     else:
         back = int(threshold * LEAVE_BELOW)
-        why = f"above --fleet-threshold {counted(threshold, 'live run')} (events again below {back:,})"
+        runs = counted(threshold, "live run")
+        why = f"above --fleet-threshold {runs} (events again below {back:,})"
     said = counted(engines, "engine's summary", "engines' summaries")
     return Text(f"fleet mode: from {said}, {why}", style="bold")
 

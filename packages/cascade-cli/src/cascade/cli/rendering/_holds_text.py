@@ -5,8 +5,6 @@ Every text in a hold came from a message, so each goes through :func:`~._inert.i
 
 from __future__ import annotations
 
-from ._plural import counted
-
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +13,7 @@ import msgspec
 from cascade.interfaces import Hold
 from cascade.interfaces.reader import SHOWN, inert
 
+from ._plural import counted
 from ._times import TimeFormat, duration
 
 __all__ = [
@@ -56,7 +55,11 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
             most = sorted(hold.holders.items(), key=lambda item: -item[1])[:_HOLDERS_SHOWN]
             names = ", ".join(f"{n} {inert(name, SHOWN['name'])}" for name, n in most)
             more = len(hold.holders) - len(most)
-            text += f" (running: {names}" + (f", {counted(more, 'more name')}" if more > 0 else "") + ")"
+            text += (
+                f" (running: {names}"
+                + (f", {counted(more, 'more name')}" if more > 0 else "")
+                + ")"
+            )
         return text + _issued(hold)
     if hold.type == "rate_limit":
         rate = f" {inert(hold.rate, 64)}" if hold.rate else ""

@@ -3,8 +3,6 @@ terminal acts on escaped), or a JSON object each; and the notes of lines that ar
 
 from __future__ import annotations
 
-from ._plural import counted
-
 import json
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -13,6 +11,8 @@ import typer
 
 from cascade.interfaces import LOG_LEVELS, MAX_LOG_LINE_BYTES, LogLine, level_number
 from cascade.interfaces.reader import SHOWN, inert
+
+from ._plural import counted
 
 __all__ = [
     "LEVEL_HELP",
@@ -159,7 +159,8 @@ def line_fields(line: LogLine, run_id: str, source: str) -> dict[str, Any]:
 
 def dropped_note(task_name: str, lines: int, reason: str) -> str:
     """``312 lines of load dropped (rate)``: lines its engine said it dropped."""
-    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} dropped ({inert(reason, 32)})"
+    name = inert(task_name, SHOWN["name"])
+    return f"{counted(lines, 'line')} of {name} dropped ({inert(reason, 32)})"
 
 
 def missed_note(task_name: str, lines: int) -> str:

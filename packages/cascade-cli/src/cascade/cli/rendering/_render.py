@@ -8,8 +8,6 @@ terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 
 from __future__ import annotations
 
-from ._plural import counted
-
 from datetime import tzinfo
 
 from rich.console import Group, RenderableType
@@ -31,6 +29,7 @@ from cascade.interfaces.reader import (
 
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
+from ._plural import counted
 from ._summary_text import fleet_line, summary_text
 from ._times import TimeFormat, duration
 

@@ -6,10 +6,10 @@ text reaches the terminal through these lines.
 
 from __future__ import annotations
 
-from ._plural import counted
-
 from cascade.interfaces import TaskTally
 from cascade.interfaces.reader import EngineView, FleetTotals
+
+from ._plural import counted
 
 __all__ = ["NO_SUMMARY", "fleet_line", "rate", "summary_text"]
 

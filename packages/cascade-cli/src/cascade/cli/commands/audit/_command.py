@@ -30,7 +30,7 @@ from ...rendering._fit import Cell, Column, fitted, print_fitted
 from ...rendering._render import TimeFormat, duration
 from ._audit import ACTION_STYLES, action_text, by_text, scope_and_params
 
-__all__ = ["AUDIT_COLUMNS", "audit"]
+__all__ = ["AUDIT_COLUMNS", "AUDIT_TIMES", "audit"]
 
 AUDIT_COLUMNS = (
     "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
@@ -38,6 +38,8 @@ AUDIT_COLUMNS = (
     "vouched", "count", "last_at", "started",
 )  # fmt: skip
 """`cascade audit --format`'s columns: ``AuditEvent.to_json``'s fields."""
+AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
+"""Its columns that are times (ISO 8601 UTC in the export)."""
 
 # When and what are never cut; a scope folds no narrower than `run:` and a run's short id.
 # On a narrow terminal the topic goes first, then the TTL, the params, the reason, who.
@@ -92,8 +94,7 @@ def audit(
         echo_json([event.to_json() for event in found])
         return
     if export is not None:
-        times = ("at", "expires_at", "issued_at", "last_at")
-        Exporter(export, AUDIT_COLUMNS, times=times).rows(event.to_json() for event in found)
+        Exporter(export, AUDIT_COLUMNS, times=AUDIT_TIMES).rows(event.to_json() for event in found)
         return
     console = CliContext.of(ctx).out()
     if not found:

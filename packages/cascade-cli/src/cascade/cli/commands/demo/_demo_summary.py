@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ...rendering._plural import counted
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from cascade.control import short_id
 from cascade.interfaces.reader import RunView, inert
+
+from ...rendering._plural import counted
 
 __all__ = ["demo_summary"]
 
@@ -69,8 +69,8 @@ def demo_summary(
         where = "its embedded broker" if host is None else host
         said.add_row(
             "·",
-            f"run {short_id(run.run_id)}: {counted(sum(counts.values()), 'task')} in {elapsed:.1f}s on "
-            f"{where}: {states or 'none seen'}",
+            f"run {short_id(run.run_id)}: {counted(sum(counts.values()), 'task')} in "
+            f"{elapsed:.1f}s on {where}: {states or 'none seen'}",
         )
         skipped = counts["SKIPPED"]
         needing = "task needing its result was" if skipped == 1 else "tasks needing its result were"
@@ -84,8 +84,8 @@ def demo_summary(
         if attempts > 1:
             said.add_row(
                 "·",
-                f"{name} failed {counted(attempts - 1, 'time')} and succeeded on attempt {attempts}: "
-                "the engine retried it",
+                f"{name} failed {counted(attempts - 1, 'time')} and succeeded on attempt "
+                f"{attempts}: the engine retried it",
             )
     said.add_row(
         "·",

@@ -74,7 +74,9 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
     return summary is not None and summary.run.ended_at is not None
 
 
-def _export_recorded(history: History, run_id: str, printer: LogPrinter, export: ExportFormat) -> None:
+def _export_recorded(
+    history: History, run_id: str, printer: LogPrinter, export: ExportFormat
+) -> None:
     """The run's recorded lines asked for, a page at a time, as rows of ``export``."""
     exporter = Exporter(export, LOG_COLUMNS)
     after = 0

@@ -4,8 +4,6 @@ the summary reads, :mod:`._run_overview`)."""
 
 from __future__ import annotations
 
-from ...rendering._plural import counted
-
 import itertools
 import json
 import sys
@@ -24,6 +22,7 @@ from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fitted, left_out_line
 from ...rendering._holds_text import recorded_holds_brief
 from ...rendering._log_text import LOST_SAID
+from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
@@ -304,7 +303,9 @@ def _more_line(more: int, filtered: bool) -> Text | None:
     if more <= 0:
         return None
     how = "--limit 0 for all" + ("" if filtered else ", or --state/--task to filter")
-    return Text(f"… {counted(more, 'more task')}{' picked' if filtered else ''}: {how}", style="dim")
+    return Text(
+        f"… {counted(more, 'more task')}{' picked' if filtered else ''}: {how}", style="dim"
+    )
 
 
 def print_run(

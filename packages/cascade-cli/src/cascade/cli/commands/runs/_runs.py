@@ -3,8 +3,6 @@ recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.r
 
 from __future__ import annotations
 
-from ...rendering._plural import counted
-
 import re
 from typing import TYPE_CHECKING
 
@@ -16,6 +14,7 @@ from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fits, fitted
+from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 
 if TYPE_CHECKING:
@@ -71,7 +70,9 @@ _COLUMNS = (
 )
 # How the runtime says a run failed (TaskFailedError's text): the task's error comes first in
 # the table's one line, the task's id after it.
-_TASK_FAILED = re.compile(r"TaskFailedError: task '.*?' \((?P<id>[^()]*)\) failed: (?P<error>.*)", re.S)
+_TASK_FAILED = re.compile(
+    r"TaskFailedError: task '.*?' \((?P<id>[^()]*)\) failed: (?P<error>.*)", re.S
+)
 _STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
 _MISSING = Column("missing", whole=True, rank=6)
 _REFUSED = Column("refused", whole=True, rank=6)
@@ -92,9 +93,9 @@ def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
     """What recorders found missing of these sources, one line each (the latest first)."""
     lines = [
         Text(
-            f"recorder {inert(gap.recorder, SHOWN['source'])} missed {counted(gap.missed, 'event')} of "
-            f"{inert(gap.source, SHOWN['source'])} (from {times.at(gap.first_at)}, last "
-            f"{times.at(gap.last_at)})",
+            f"recorder {inert(gap.recorder, SHOWN['source'])} missed "
+            f"{counted(gap.missed, 'event')} of {inert(gap.source, SHOWN['source'])} "
+            f"(from {times.at(gap.first_at)}, last {times.at(gap.last_at)})",
             style="yellow",
         )
         for gap in gaps[:_GAP_LINES]
