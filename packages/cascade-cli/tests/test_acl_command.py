@@ -312,8 +312,9 @@ def test_help_says_what_it_writes() -> None:
     wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
     top = CliRunner().invoke(app, ["--help"], env=wide).output
     (line,) = [line for line in top.splitlines() if re.search(r"│ acl\s", line)]
-    assert line.split("acl", 1)[1].strip(" │").endswith("may not do.")
+    assert line.split("acl", 1)[1].strip(" │") == "Write the broker's ACL from a roles file."
     text = CliRunner().invoke(app, ["acl", "--help"], env=wide).output
+    assert "so the broker refuses what a role may not do" in text
     for option in ("--mosquitto", "--rabbitmq", "--prefix", "--vhost", "--output", "ROLES_FILE"):
         assert option in text
     assert "<bool>" not in text

@@ -137,3 +137,23 @@ def test_one_host_makes_a_one_node_connector() -> None:
     connector = mqtt_connector(BrokerOptions(host="broker", port=1999))
     assert isinstance(connector, MqttConnector)
     assert connector.hosts == ("broker:1999",)
+
+
+class _Refusing(InMemoryConnector):
+    async def connect(self, *, require: bool = False) -> None:
+        from cascade.interfaces import ConnectorError
+
+        raise ConnectorError("cannot connect:\n\tthe broker said no\n  (try again)")
+
+
+def test_an_error_of_several_lines_is_said_in_one() -> None:
+    """What a library says on several lines ends the command in one (every command's `fail`)."""
+
+    def factory(options: BrokerOptions) -> Connector:
+        return _Refusing(InMemoryBroker(), presence=False)
+
+    result = CliRunner().invoke(
+        app, ["status", "--timeout", "1"], obj=CliContext(connector_factory=factory)
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "cascade: cannot connect: the broker said no (try again)\n"

@@ -200,6 +200,7 @@ def test_held_as_a_table(cascade: Invoke) -> None:
     assert "58a88765cea2" in result.stdout
     assert "side (side-1)" in result.stdout
     assert "KeyError: 'id'" in result.stdout
+    assert max(map(len, result.stdout.splitlines())) <= 80  # rich's width off a terminal
 
 
 def test_retry_held_decides_every_match_at_its_attempt(

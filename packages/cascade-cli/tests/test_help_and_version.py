@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,6 +40,38 @@ def test_the_top_level_help_lists_every_command_in_one_line() -> None:
         summary = line.split(command, 1)[1].strip(" │")
         assert summary.endswith("."), line
     assert "Run a sample workflow and watch it live." in text
+
+
+@pytest.mark.parametrize("group", [[], ["history"], ["token"], ["session"]])
+def test_each_summary_is_one_line_at_80_columns(group: list[str]) -> None:
+    """`cascade --help` (and each command group's) lists every command on one line of an
+    80-column terminal, its summary a whole sentence; the long text is the command's own.
+    (In a process of its own: typer reads the help's width once per process.)"""
+    result = subprocess.run(
+        [sys.executable, "-m", "cascade.cli", *group, "--help"],
+        env={**os.environ, "COLUMNS": "80", "TERMINAL_WIDTH": "80"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("╭─ Commands"))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))
+    rows = lines[start + 1 : end]
+    assert len(rows) >= 2, result.stdout
+    for row in rows:
+        assert re.match(r"│ [a-z]+ +\S", row), result.stdout  # no line continues the one above
+        assert row.rstrip(" │").endswith("."), row
+
+
+def test_a_commands_help_flows_its_paragraphs() -> None:
+    """A docstring's line breaks are not the terminal's: `cascade audit --help` flows each
+    paragraph to the width (typer kept them: "and what a" ended a line at 80 columns)."""
+    text = CliRunner().invoke(app, ["audit", "--help"], env=WIDE).output
+    assert "and what a team's dashboard refused, newest first: when, scope" in text
+    lines = [line.strip() for line in text.splitlines()]
+    assert "Constraints, starts, cancels and decisions, newest first." in lines
 
 
 def test_a_flag_takes_no_value() -> None:

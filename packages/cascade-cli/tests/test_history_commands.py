@@ -528,7 +528,7 @@ def test_who_and_why_are_recorded_audited_and_answer_why(tmp_path: Path) -> None
     assert "warehouse maintenance" in set_
     [run] = json.loads(_invoke("runs", "--db", path, "--json").output)
     shown = _invoke("run", run["run_id"], "--db", path).output
-    assert 'concurrency 1/1 on task:load_* (running: 1 load_table) by alice "warehouse' in shown
+    assert "concurrency task:load_*" in shown  # the table says what held it; why, who and why
     why = _invoke("why", run["run_id"][:8], "--history", "--db", path)
     assert why.exit_code == 0, why.output
     lines = why.output.splitlines()

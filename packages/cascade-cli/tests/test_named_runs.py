@@ -107,7 +107,7 @@ def test_run_shows_its_name_origin_lineage_and_reuse(db: str) -> None:
     assert new.exit_code == 0, new.output
     assert f"rerun of {FIRST[:12]} (Failed)" in new.output
     assert f"reused: 1 task's result from run {FIRST[:12]}" in new.output
-    [extract] = [line for line in new.output.splitlines() if line.startswith("│ extract ")]
+    [extract] = [line for line in new.output.splitlines() if line.startswith("│ extract")]
     assert f"COMPLETED reused from {FIRST[:12]}" in extract
     assert "\x1b[31m" not in new.output  # the reason is shown inert
     assert "\\x1b[31mfixed" in new.output

@@ -63,7 +63,7 @@ def test_run_counts_each_tasks_lines_and_drops(tmp_path: Path) -> None:
     db = _history(tmp_path)
     result = _invoke("run", "aaaa1111", "--db", db)
     assert result.exit_code == 0, result.output
-    assert "logs: 3 lines of 1 tasks, 7 dropped by their engine" in result.output
+    assert "logs: 3 lines of 1 task, 7 dropped by their engine" in result.output
     assert "3 +7 dropped" in result.output
     tasks = json.loads(_invoke("run", "aaaa1111", "--db", db, "--json").output)["tasks"]
     counted = {task["task_id"]: (task["log_lines"], task["log_dropped"]) for task in tasks}
@@ -79,7 +79,7 @@ def test_lines_the_history_lacks_are_said_once_in_run_and_logs(tmp_path: Path) -
         history.store([_task("cccc3333", "a", "RUNNING"), _logs("cccc3333", dropped=0),
                        _logs("cccc3333", 3, range(10, 12), dropped=0)])  # fmt: skip
     shown = _invoke("run", "cccc3333", "--db", path).output
-    assert "logs: 5 lines of 1 tasks, 6 lost on the way or before a recorder listened" in shown
+    assert "logs: 5 lines of 1 task, 6 lost on the way or before a recorder listened" in shown
     assert "5 +6 lost" in shown
     (task,) = json.loads(_invoke("run", "cccc3333", "--db", path, "--json").output)["tasks"]
     assert (task["log_lines"], task["log_dropped"], task["log_lost"]) == (5, 0, 6)

@@ -189,8 +189,7 @@ def test_status_shows_a_constraint_on_another_scopes_topic_as_refused(
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert (
-        "refused 1 messages claiming constraints/task/etl_%2A/pause: 1 not its topic's scope"
-        in said
+        "refused 1 message claiming constraints/task/etl_%2A/pause: 1 not its topic's scope" in said
     )
     data = json.loads(invoke("status", "--json").output)
     assert [(c["scope"], c["type"]) for c in data["constraints"]] == [("task:api_*", "concurrency")]

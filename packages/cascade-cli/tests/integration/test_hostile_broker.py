@@ -152,7 +152,7 @@ def test_watch_in_a_terminal_stays_inert_and_ends_at_once_on_ctrl_c(
     the terminal raw, and Ctrl-C ends it within a second."""
     terminal = Terminal(_cli("watch"), _env(mosquitto_broker))
     try:
-        terminal.read_until(lambda: b"oversized messages ignored" in terminal.output, 30)
+        terminal.read_until(lambda: b"oversized message" in terminal.output, 30)
         terminal.read_until(lambda: b"PWNED\\x1b[2J" in terminal.output, 30)
         asked = time.monotonic()
         os.kill(terminal.process.pid, signal.SIGINT)

@@ -43,7 +43,9 @@ def acl(
         typer.Option("--output", "-o", metavar="FILE", help="Write to FILE, not stdout."),
     ] = None,
 ) -> None:
-    """Write the broker's ACL from a roles file, so the broker refuses what a role may not do.
+    """Write the broker's ACL from a roles file.
+
+    Write the broker's ACL from a roles file, so the broker refuses what a role may not do.
 
     Each broker_users login of a grant gets its roles' reads and writes; the [broker] table's
     engines, recorders and dashboards get theirs. Constraint topics and cancels carry no org:

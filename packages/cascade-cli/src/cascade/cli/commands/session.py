@@ -33,7 +33,8 @@ __all__ = ["session_app"]
 
 session_app = typer.Typer(
     name="session",
-    help="The sign-in sessions of a team's dashboard (OpenID Connect), kept in the history: "
+    help="A team's dashboard sign-in sessions: list them, end them.\n\n"
+    "The sign-in sessions of a team's dashboard (OpenID Connect), kept in the history: "
     "list them, end them (a dashboard of the history refuses their cookies within 5 "
     "seconds). Whoever can write the history database (--db) manages them: no role is "
     "checked here, as the dashboard's /api/sessions checks admin over global.",

@@ -40,7 +40,9 @@ def pause(
     witness: Witness = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
+    """Pause the tasks in SCOPE until resumed (running ones finish).
+
+    Pause the tasks in SCOPE: they do not start until resumed (running ones finish).
 
     Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
     """
@@ -78,7 +80,9 @@ def limit(
     witness: Witness = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Limit how many tasks of SCOPE run at once and/or how fast they start.
+    """Limit how many tasks of SCOPE run at once, or how fast.
+
+    Limit how many tasks of SCOPE run at once and/or how fast they start.
 
     Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
     """

@@ -10,6 +10,7 @@ from rich.text import Text
 from cascade.interfaces.reader import SHOWN
 
 from ..plumbing._context import CliContext
+from ..plumbing._export import Export, Exporter, export_format
 from ..plumbing._history_db import (
     SINCE_HELP,
     Db,
@@ -24,7 +25,13 @@ from ..plumbing._history_db import (
 from ..rendering._fit import Cell, Column, fitted, print_fitted
 from ..rendering._render import duration
 
-__all__ = ["tasks"]
+__all__ = ["TASK_COLUMNS", "tasks"]
+
+TASK_COLUMNS = (
+    "task_name", "runs", "executions", "failures", "failure_rate", "p50_ms", "p95_ms", "max_ms",
+    "approximate",
+)  # fmt: skip
+"""`cascade tasks --format`'s columns: ``TaskStats.to_json``'s fields."""
 
 # Numbers are never cut; the runs, then the executions, are left out on a narrow terminal.
 _COLUMNS = (
@@ -58,17 +65,25 @@ def tasks(
         ),
     ] = None,
     json_output: Json = False,
+    export: Export = None,
     db: Db = None,
 ) -> None:
-    """Per task name: runs, finished executions, failures, failure rate, p50/p95/max duration.
+    """Per task name: runs, executions, failures and durations.
 
-    Examples: cascade tasks; cascade tasks --since 30d --name 'load_*' --json
+    Per task name: runs, finished executions, failures, failure rate, p50/p95/max duration.
+
+    Examples: cascade tasks; cascade tasks --since 30d --name 'load_*' --json;
+    cascade tasks --since 30d --format csv > tasks.csv
     """
+    export = export_format(export, json_output)
     after = since_seconds(since)
     with open_history("tasks", db) as history:
         found = query(lambda: history.tasks(since=after, name_glob=name, exact=exact))
     if json_output:
         echo_json([stats.to_json() for stats in found])
+        return
+    if export is not None:
+        Exporter(export, TASK_COLUMNS).rows(stats.to_json() for stats in found)
         return
     console = CliContext.of(ctx).out()
     if not found:

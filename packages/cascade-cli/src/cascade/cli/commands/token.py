@@ -39,7 +39,8 @@ _WRITER = (
 
 token_app = typer.Typer(
     name="token",
-    help="Per-person API tokens for scripts at a team's dashboard (Authorization: Bearer "
+    help="Per-person API tokens for a team's dashboard, in the history.\n\n"
+    "Per-person API tokens for scripts at a team's dashboard (Authorization: Bearer "
     f"cascade_...), kept hashed in the history. {_WRITER}",
     no_args_is_help=True,
     cls=OneLineErrors,
@@ -78,7 +79,9 @@ def create(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """Make an API token for HOLDER and print its secret: the only time it is shown.
+    """Make an API token for HOLDER and print its secret, once.
+
+    Make an API token for HOLDER and print its secret: the only time it is shown.
 
     The token carries HOLDER's roles from the dashboard's roles file as they are when it is
     used (a grant to a group the person is in by OpenID Connect does not come with it).
@@ -111,7 +114,9 @@ def list_tokens(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """The API tokens, newest first, revoked and expired ones too; never a secret."""
+    """The API tokens, newest first; never a secret.
+
+    The API tokens, newest first, revoked and expired ones too; never a secret."""
     with open_history("token", db) as history:
         found = query(lambda: history.tokens(holder=holder))
     now = time.time()
@@ -155,7 +160,9 @@ def revoke(
     ],
     db: Db = None,
 ) -> None:
-    """Revoke token ID now: a dashboard stops accepting it within 5 seconds.
+    """Revoke token ID now.
+
+    Revoke token ID now: a dashboard stops accepting it within 5 seconds.
 
     Whoever can write the history database (--db) manages its tokens.
     Example: cascade token revoke 3

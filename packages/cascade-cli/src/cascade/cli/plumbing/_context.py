@@ -75,8 +75,11 @@ def flagged(exc: ControlError) -> UsageError:
 
 
 def fail(message: str) -> typer.Exit:
-    """Say ``cascade: MESSAGE`` on stderr; the command raises what this returns (exit 1)."""
-    typer.echo(f"cascade: {message}", err=True)
+    """Say ``cascade: MESSAGE`` on stderr, on one line (a driver's or a library's message may
+    run to several: a script's log and a person read one line better); the command raises
+    what this returns (exit 1)."""
+    said = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    typer.echo(f"cascade: {said}", err=True)
     return typer.Exit(1)
 
 

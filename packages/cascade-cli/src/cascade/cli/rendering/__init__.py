@@ -5,6 +5,7 @@ narrow terminal, times, and what holds a task as `cascade why` says it. Views re
 
 from ._fleet_render import render_fleet
 from ._holds_text import NOTHING_HOLDS, holds_text
+from ._plural import counted
 from ._render import engines_table, render_status, render_watch
 from ._status_json import status_json
 from ._times import TimeFormat
@@ -12,6 +13,7 @@ from ._times import TimeFormat
 __all__ = [
     "NOTHING_HOLDS",
     "TimeFormat",
+    "counted",
     "engines_table",
     "holds_text",
     "render_fleet",

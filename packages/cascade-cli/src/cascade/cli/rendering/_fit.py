@@ -1,6 +1,7 @@
 """Tables that fit the terminal: what must stay whole (ids, statuses, times, numbers) never
-wraps nor is cut; other text folds onto more lines; and when even that cannot fit, the least
-needed columns are left out, saying which (the history commands' tables)."""
+wraps nor is cut; other text folds onto more lines, or (a table's errors) keeps to one line
+cut with an ellipsis; and when even that cannot fit, the least needed columns are left out,
+saying which (the history commands' tables)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ _CHROME = 3  # a column's padding (1 each side) and the line after it, in the de
 @dataclass(frozen=True)
 class Column:
     """A table's column: ``whole`` (never wrapped nor cut) or folding at ``fold`` characters
-    at the narrowest; ``rank``: when the table is too wide, the columns of the lowest rank are
-    left out first (``None``: never)."""
+    at the narrowest (``one_line``: never folding, each cell cut to its line with an
+    ellipsis instead, where a longer text is said in full elsewhere); ``rank``: when the table
+    is too wide, the columns of the lowest rank are left out first (``None``: never)."""
 
     header: str
     whole: bool = False
     rank: int | None = None
     fold: int = _FOLD
     justify: JustifyMethod = "left"
+    one_line: bool = False
 
 
 def _width(cell: Cell) -> int:
@@ -78,14 +81,24 @@ def fitted(
             break
         kept.remove(min(candidates, key=lambda i: (not _empty(cells[i]), columns[i].rank or 0, -i)))
     table = Table(title=title, title_justify="left")
+    natural = [max([_width(c.header), *map(_width, cells[i])]) for i, c in enumerate(columns)]
+    chrome = _CHROME * len(kept) + 1
     for index in kept:
         column = columns[index]
         table.add_column(
             column.header,
             justify=column.justify,
-            no_wrap=column.whole,
-            min_width=needs[index] if column.whole else None,
-            overflow="fold",
+            no_wrap=column.whole or column.one_line,
+            # a fold asked wider than the default is kept: rich would narrow it as it does others
+            min_width=needs[index] if column.whole or column.fold > _FOLD else None,
+            # rich never narrows a column that does not wrap: it gets at most what the others
+            # leave at their widest (rich narrows those that fold, if it must, not this one)
+            max_width=max(
+                needs[index], width - chrome - sum(natural[i] for i in kept if i != index)
+            )
+            if column.one_line
+            else None,
+            overflow="ellipsis" if column.one_line else "fold",
         )
     for row in rows:
         table.add_row(*(row[index] for index in kept))

@@ -15,6 +15,7 @@ from rich.text import Text
 from cascade.interfaces.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
 
 from ._fleet_rank import needs_a_look
+from ._plural import counted
 from ._render import (
     TimeFormat,
     constraints_table,
@@ -39,14 +40,16 @@ def fleet_header(engines: int, threshold: int) -> Text:
         why = "--fleet-threshold 0: always"
     else:
         back = int(threshold * LEAVE_BELOW)
-        why = f"above --fleet-threshold {threshold:,} live runs (events again below {back:,})"
-    return Text(f"fleet mode: from {engines:,} engines' summaries, {why}", style="bold")
+        runs = counted(threshold, "live run")
+        why = f"above --fleet-threshold {runs} (events again below {back:,})"
+    said = counted(engines, "engine's summary", "engines' summaries")
+    return Text(f"fleet mode: from {said}, {why}", style="bold")
 
 
 def events_header(live_runs: int, threshold: int) -> Text:
     """``events mode: 12 live runs in the summaries, fleet mode from --fleet-threshold 200``."""
     return Text(
-        f"events mode: {live_runs:,} live runs in the summaries, "
+        f"events mode: {counted(live_runs, 'live run')} in the summaries, "
         f"fleet mode from --fleet-threshold {threshold:,}",
         style="dim",
     )
@@ -64,7 +67,7 @@ def _row(engine: EngineView) -> list[RenderableType]:
     if names:
         live.append(f" ({names})", style="dim")
     tasks = summary.tasks
-    failed = f"{summary.runs.failed:,} runs, {tasks.failed:,} tasks"
+    failed = f"{counted(summary.runs.failed, 'run')}, {counted(tasks.failed, 'task')}"
     return [
         source,
         engine_status_text(engine),
@@ -83,7 +86,8 @@ def fleet_table(state: ReaderModel, offline_max_age: float | None, rows: int) ->
     listed = needs_a_look(shown, rows)
     said = []
     if len(shown) > len(listed):
-        said.append(f"{len(shown) - len(listed):,} more engines (cascade status --json lists all)")
+        more = counted(len(shown) - len(listed), "more engine")
+        said.append(f"{more} (cascade status --json lists all)")
     if hidden:
         said.append(f"{hidden:,} offline hidden (--all shows them)")
     table = Table(

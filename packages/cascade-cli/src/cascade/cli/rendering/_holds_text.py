@@ -13,6 +13,7 @@ import msgspec
 from cascade.interfaces import Hold
 from cascade.interfaces.reader import SHOWN, inert
 
+from ._plural import counted
 from ._times import TimeFormat, duration
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "decision_hold_text",
     "hold_text",
     "holds_text",
+    "recorded_holds_brief",
     "recorded_holds_text",
 ]
 
@@ -53,7 +55,11 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
             most = sorted(hold.holders.items(), key=lambda item: -item[1])[:_HOLDERS_SHOWN]
             names = ", ".join(f"{n} {inert(name, SHOWN['name'])}" for name, n in most)
             more = len(hold.holders) - len(most)
-            text += f" (running: {names}" + (f", {more} more names" if more > 0 else "") + ")"
+            text += (
+                f" (running: {names}"
+                + (f", {counted(more, 'more name')}" if more > 0 else "")
+                + ")"
+            )
         return text + _issued(hold)
     if hold.type == "rate_limit":
         rate = f" {inert(hold.rate, 64)}" if hold.rate else ""
@@ -81,10 +87,32 @@ def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:
     return "; ".join(hold_text(hold, times) for hold in holds) or NOTHING_HOLDS
 
 
+_UNREAD = "(holds the history kept in a form this version does not read)"
+
+
 def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str:
     """:func:`holds_text` of the holds a history kept (JSON objects, as the engine sent them)."""
     try:
         holds = msgspec.convert(held_by, list[Hold])
     except msgspec.ValidationError:
-        return "(holds the history kept in a form this version does not read)"
+        return _UNREAD
     return holds_text(holds, times)
+
+
+def _brief(hold: Hold) -> str:
+    if hold.type == "sync":
+        return "constraints sync"
+    if hold.awaits_decision:
+        return "a decision"
+    scope = f" {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
+    return f"{inert(hold.type, 64)}{scope}"
+
+
+def recorded_holds_brief(held_by: list[dict[str, Any]]) -> str:
+    """What held a task, as a table cell says it: each hold's type and scope only (``pause
+    task:transform``); who, why and when are :func:`recorded_holds_text`'s."""
+    try:
+        holds = msgspec.convert(held_by, list[Hold])
+    except msgspec.ValidationError:
+        return _UNREAD
+    return ", ".join(dict.fromkeys(_brief(hold) for hold in holds))

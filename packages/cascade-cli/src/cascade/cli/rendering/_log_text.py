@@ -12,10 +12,13 @@ import typer
 from cascade.interfaces import LOG_LEVELS, MAX_LOG_LINE_BYTES, LogLine, level_number
 from cascade.interfaces.reader import SHOWN, inert
 
+from ._plural import counted
+
 __all__ = [
     "LEVEL_HELP",
     "RecordedLine",
     "dropped_note",
+    "line_fields",
     "line_json",
     "line_text",
     "LOST_SAID",
@@ -131,7 +134,12 @@ def line_text(line: LogLine) -> str:
 
 def line_json(line: LogLine, run_id: str, source: str) -> str:
     """The line as one ASCII JSON object (every field, defaults too), with its run and source."""
-    value: dict[str, Any] = {
+    return json.dumps(line_fields(line, run_id, source))
+
+
+def line_fields(line: LogLine, run_id: str, source: str) -> dict[str, Any]:
+    """The fields of :func:`line_json`'s object, in its order."""
+    return {
         "ts": line.ts,
         "run_id": run_id,
         "source": source,
@@ -147,20 +155,18 @@ def line_json(line: LogLine, run_id: str, source: str) -> str:
         "trace_id": line.trace_id,
         "span_id": line.span_id,
     }
-    return json.dumps(value)
 
 
 def dropped_note(task_name: str, lines: int, reason: str) -> str:
     """``312 lines of load dropped (rate)``: lines its engine said it dropped."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        f"dropped ({inert(reason, 32)})"  # fmt: skip
+    name = inert(task_name, SHOWN["name"])
+    return f"{counted(lines, 'line')} of {name} dropped ({inert(reason, 32)})"
 
 
 def missed_note(task_name: str, lines: int) -> str:
     """``6 lines of load missing``: a gap in a task's line numbers its engine did not say it
     dropped."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        "missing"  # fmt: skip
+    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} missing"
 
 
 def earlier_note(task_name: str, lines: int) -> str:
@@ -179,5 +185,4 @@ are said to be."""
 def lost_note(task_name: str, lines: int) -> str:
     """``384 lines of load lost on the way or before a recorder listened (...)``: the
     history's count of a task's lines it lacks (:attr:`cascade.history.LogCount.lost`)."""
-    return f"{lines:,} line{'s' if lines != 1 else ''} of {inert(task_name, SHOWN['name'])} " \
-        f"{LOST_SAID}"  # fmt: skip
+    return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} {LOST_SAID}"

@@ -17,10 +17,19 @@ from rich.text import Text
 
 from cascade.control import SHORT_ID, short_id
 from cascade.interfaces import Constraint, EngineSummary
-from cascade.interfaces.reader import LAST_TIMESTAMP, SHOWN, EngineView, ReaderModel, RunView, inert
+from cascade.interfaces.reader import (
+    LAST_TIMESTAMP,
+    SHOWN,
+    EngineView,
+    ReaderModel,
+    RunView,
+    TaskView,
+    inert,
+)
 
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
+from ._plural import counted
 from ._summary_text import fleet_line, summary_text
 from ._times import TimeFormat, duration
 
@@ -116,15 +125,17 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     )
     if partial is not None:  # what this view lacks of the run, until its engine answers
         table.add_row("", "", "", "", "", Text(partial, style="yellow"))
-    for task in run.active_tasks()[:_ACTIVE_SHOWN]:
+    for group in _alike(run.active_tasks(), times)[:_ACTIVE_SHOWN]:
+        task, held = group[0]
         style = STATE_STYLES.get(task.state, "")
-        name = Text(inert(task.name, SHOWN["name"]), style=style)
-        label = Text(f"  {task.state.lower()} ", style=style) + name
-        held = ""  # beside a blocked or held task: what holds it, as its engine said
-        if task.state in ("BLOCKED", "HELD") and task.held_by is not None:
-            held = holds_text(task.held_by, times)
-        if task.state == "HELD" and task.error:
-            held += f": {inert(task.error, SHOWN['error'])}"
+        if len(group) == 1:
+            name = Text(inert(task.name, SHOWN["name"]), style=style)
+            label = Text(f"  {task.state.lower()} ", style=style) + name
+        else:  # one row and one reason for the tasks the same thing holds
+            names = list(dict.fromkeys(inert(t.name, SHOWN["name"]) for t, _ in group))
+            shown = ", ".join(names[:_NAMES_SHOWN]) + (", …" if len(names) > _NAMES_SHOWN else "")
+            label = Text(f"  {counted(len(group), 'task')} {task.state.lower()} ", style=style)
+            label.append(f"({shown})", style=style)
         table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
     for task in failed[:_FAILED_SHOWN]:
@@ -138,6 +149,27 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     if rerun_of is not None:
         said = f"rerun of {inert(short_id(rerun_of), SHORT_ID)}"
         table.add_row("", "", "", "", "", Text(said, style="dim"))
+
+
+def _alike(tasks: list[TaskView], times: TimeFormat) -> list[list[tuple[TaskView, str]]]:
+    """The active tasks (the longest in their state first), each with what holds it as its
+    engine said (``""``: nothing, or running), those in one state held by the same words in
+    one group where the first of them is."""
+    groups: list[list[tuple[TaskView, str]]] = []
+    by_reason: dict[tuple[str, str], list[tuple[TaskView, str]]] = {}
+    for task in tasks:
+        held = ""  # beside a blocked or held task: what holds it, as its engine said
+        if task.state in ("BLOCKED", "HELD") and task.held_by is not None:
+            held = holds_text(task.held_by, times)
+        if task.state == "HELD" and task.error:
+            held += f": {inert(task.error, SHOWN['error'])}"
+        if held and (task.state, held) in by_reason:
+            by_reason[task.state, held].append((task, held))
+            continue
+        groups.append([(task, held)])
+        if held:
+            by_reason[task.state, held] = groups[-1]
+    return groups
 
 
 def runs_table(state: ReaderModel, times: TimeFormat) -> Table:
@@ -215,7 +247,7 @@ def engines_table(
         )
     if most is not None and len(shown) > most:
         said.append(
-            f"{len(shown) - most:,} more engines not listed: the {most:,} shown are those "
+            f"{counted(len(shown) - most, 'more engine')} not listed: the {most:,} shown are those "
             "with a conflict, stranded runs, the most live runs and failures (--json lists all)"
         )
         shown = needs_a_look(shown, most)
@@ -275,7 +307,7 @@ def connection_line(state: ReaderModel, times: TimeFormat, broker: str = "the br
 def ignored_lines(state: ReaderModel) -> list[Text]:
     """``3 malformed messages ignored, 1 oversized messages ignored``, if any."""
     said = [
-        f"{count} {what} messages ignored"
+        f"{counted(count, what + ' message')} ignored"
         for count, what in ((state.rejected, "malformed"), (state.oversized, "oversized"))
         if count
     ]
@@ -292,7 +324,7 @@ def refused_lines(state: ReaderModel) -> list[Text]:
     ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
     lines = [
         Text(
-            f"refused {refusals.of(source):,} messages claiming "
+            f"refused {counted(refusals.of(source), 'message')} claiming "
             f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}",
             style="red",
         )
@@ -301,7 +333,8 @@ def refused_lines(state: ReaderModel) -> list[Text]:
     if len(ranked) > MISSED_SOURCES_SHOWN:
         rest = ranked[MISSED_SOURCES_SHOWN:]
         count = sum(refusals.of(source) for source in rest)
-        lines.append(Text(f"refused {count:,} messages from {len(rest)} other sources", "red"))
+        said = f"refused {counted(count, 'message')} from {counted(len(rest), 'other source')}"
+        lines.append(Text(said, "red"))
     return lines
 
 
@@ -314,7 +347,7 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
     missed = [item for item in missed if item[0] > 0]
     lines = [
         Text(
-            f"missed {count:,} events from {inert(source, SHOWN['source'])}"
+            f"missed {counted(count, 'event')} from {inert(source, SHOWN['source'])}"
             + (f" since {times.at(since)}" if since is not None else ""),
             style="yellow",
         )
@@ -324,7 +357,8 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
         rest = missed[MISSED_SOURCES_SHOWN:]
         lines.append(
             Text(
-                f"missed {sum(c for c, _, _ in rest):,} events from {len(rest)} other sources",
+                f"missed {counted(sum(c for c, _, _ in rest), 'event')} from "
+                f"{counted(len(rest), 'other source')}",
                 style="yellow",
             )
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from cascade.interfaces import TaskTally
 from cascade.interfaces.reader import EngineView, FleetTotals
 
+from ._plural import counted
+
 __all__ = ["NO_SUMMARY", "fleet_line", "rate", "summary_text"]
 
 NO_SUMMARY = "no summary"
@@ -32,21 +34,21 @@ def _tasks(tasks: TaskTally) -> str:
 def fleet_line(totals: FleetTotals) -> str:
     """``fleet: 120 engines (118 online, 2 without summary) · 340 live runs · tasks ...``:
     what the online engines' summaries add up to, and the runs stranded on offline ones."""
-    engines = f"{totals.engines:,} engines ({totals.online:,} online"
+    engines = f"{counted(totals.engines, 'engine')} ({totals.online:,} online"
     if totals.without_summary:
         engines += f", {totals.without_summary:,} without summary"
     if totals.unconfirmed:
         engines += f", {totals.unconfirmed:,} unconfirmed (a summary, no status)"
     parts = [
         f"fleet: {engines})",
-        f"{totals.live_runs:,} live runs",
+        counted(totals.live_runs, "live run"),
         _tasks(totals.tasks),
-        f"failed {totals.runs.failed:,} runs, {totals.tasks.failed:,} tasks",
+        f"failed {counted(totals.runs.failed, 'run')}, {counted(totals.tasks.failed, 'task')}",
         rate(totals.events_per_s),
         f"{totals.dropped:,} dropped",
     ]
     if totals.stranded:
-        parts.append(f"{totals.stranded:,} runs stranded on offline engines")
+        parts.append(f"{counted(totals.stranded, 'run')} stranded on offline engines")
     return " · ".join(parts)
 
 
@@ -57,10 +59,12 @@ def summary_text(engine: EngineView) -> str:
     if summary is None:
         return NO_SUMMARY
     if not engine.online:
-        return f"{summary.runs.running:,} live runs stranded (offline)"
-    parts = [f"{summary.runs.running:,} live runs", _tasks(summary.tasks)]
+        return f"{counted(summary.runs.running, 'live run')} stranded (offline)"
+    parts = [counted(summary.runs.running, "live run"), _tasks(summary.tasks)]
     if summary.runs.failed or summary.tasks.failed:
-        parts.append(f"failed {summary.runs.failed:,} runs, {summary.tasks.failed:,} tasks")
+        parts.append(
+            f"failed {counted(summary.runs.failed, 'run')}, {counted(summary.tasks.failed, 'task')}"
+        )
     parts.append(rate(summary.events_per_s))
     if summary.dropped:
         parts.append(f"{summary.dropped:,} dropped")

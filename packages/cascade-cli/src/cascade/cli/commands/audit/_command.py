@@ -14,6 +14,7 @@ from cascade.interfaces.reader import SHOWN
 
 from ...plumbing._broker import MAX_COUNT
 from ...plumbing._context import CliContext
+from ...plumbing._export import Export, Exporter, export_format
 from ...plumbing._history_db import (
     SINCE_HELP,
     Db,
@@ -29,7 +30,16 @@ from ...rendering._fit import Cell, Column, fitted, print_fitted
 from ...rendering._render import TimeFormat, duration
 from ._audit import ACTION_STYLES, action_text, by_text, scope_and_params
 
-__all__ = ["audit"]
+__all__ = ["AUDIT_COLUMNS", "AUDIT_TIMES", "audit"]
+
+AUDIT_COLUMNS = (
+    "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
+    "reason", "issued_by", "issued_at", "run_id", "source", "request_id", "stopped", "decided",
+    "vouched", "count", "last_at", "started",
+)  # fmt: skip
+"""`cascade audit --format`'s columns: ``AuditEvent.to_json``'s fields."""
+AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
+"""Its columns that are times (ISO 8601 UTC in the export)."""
 
 # When and what are never cut; a scope folds no narrower than `run:` and a run's short id.
 # On a narrow terminal the topic goes first, then the TTL, the params, the reason, who.
@@ -55,9 +65,12 @@ def audit(
         int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many events.")
     ] = 1000,
     json_output: Json = False,
+    export: Export = None,
     db: Db = None,
 ) -> None:
-    """Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
+    """Constraints, starts, cancels and decisions, newest first.
+
+    Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
     team's dashboard refused, newest first: when, scope, type, params, TTL, who and why. Who is
     shown with what vouched for the name: `alice@example.com (oidc)` where a team's dashboard
     signed the person in (oidc, proxy, api-token, token), `bob (claimed)` where only its writer
@@ -70,13 +83,18 @@ def audit(
     start request started (`cascade start`, `cascade rerun`, the dashboard), as its engine
     said: its type the workflow, its params the run's name, params and the run it reruns.
 
-    Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")'
+    Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")';
+    cascade audit --since 30d --format csv > audit.csv
     """
+    export = export_format(export, json_output)
     after = since_seconds(since)
     with open_history("audit", db) as history:
         found = query(lambda: history.audit(since=after, limit=limit))
     if json_output:
         echo_json([event.to_json() for event in found])
+        return
+    if export is not None:
+        Exporter(export, AUDIT_COLUMNS, times=AUDIT_TIMES).rows(event.to_json() for event in found)
         return
     console = CliContext.of(ctx).out()
     if not found:

@@ -50,7 +50,9 @@ def cancel(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Cancel a run: the engine running it stops it, and says what it stopped.
+    """Cancel a run: its engine stops it and says what it stopped.
+
+    Cancel a run: the engine running it stops it, and says what it stopped.
 
     Running coroutine tasks are cancelled; plain-function tasks already in threads finish.
     A prefix is looked up in the history (--db, or the default one if it exists) and in the

@@ -93,7 +93,9 @@ def dashboard(
     *,
     broker: BrokerOptions,
 ) -> None:
-    """A live web page of runs, tasks, engines and constraints, with pause/resume/limit controls.
+    """A live web page of the runs, with pause/resume/limit.
+
+    A live web page of runs, tasks, engines and constraints, with pause/resume/limit controls.
 
     Without --token the page is read-only. It also shows the history `cascade record` keeps
     (past runs, a run's timeline, a task's duration over time, the audit trail): the one --db

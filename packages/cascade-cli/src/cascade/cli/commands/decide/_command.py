@@ -121,7 +121,9 @@ def retry(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Retry a held task: one more attempt (failing again holds it again).
+    """Retry a held task: one more attempt.
+
+    Retry a held task: one more attempt (failing again holds it again).
 
     The run's engine applies the first decision on a hold and refuses later ones, saying who
     decided (exit 1). Exit 0 only once it applied this one; 1 when refused or when no answer
@@ -151,7 +153,9 @@ def skip(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Skip a held task: it ends skipped, its dependents skipped as after a failure (a run
+    """Skip a held task: it and its dependents end skipped.
+
+    Skip a held task: it ends skipped, its dependents skipped as after a failure (a run
     whose only unfinished tasks were skipped so succeeds).
 
     Exit 0 only once the run's engine applied it; 1 when refused (e.g. decided already: who
@@ -180,7 +184,9 @@ def fail(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Fail a held task, as without a hold: its dependents are skipped, the run fails.
+    """Fail a held task: its dependents are skipped, the run fails.
+
+    Fail a held task, as without a hold: its dependents are skipped, the run fails.
 
     Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
     Examples: cascade fail 58a88765cea2 load --reason "bad input"; cascade fail --held --dry-run
@@ -215,7 +221,9 @@ def complete(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Complete a held task with a result given as JSON: its dependents run with it.
+    """Complete a held task with a result (JSON) for its dependents.
+
+    Complete a held task with a result given as JSON: its dependents run with it.
 
     Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
     Example: cascade complete 58a88765cea2 load --result '{"rows": 0}' --reason "empty today"

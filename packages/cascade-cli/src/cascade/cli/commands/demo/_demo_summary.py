@@ -10,6 +10,7 @@ from cascade.control import short_id
 from cascade.interfaces.reader import RunView, inert
 
 from ...plumbing._invocation import cascade_command
+from ...rendering._plural import counted
 
 __all__ = ["demo_summary"]
 
@@ -69,11 +70,12 @@ def demo_summary(
         where = "its embedded broker" if host is None else host
         said.add_row(
             "·",
-            f"run {short_id(run.run_id)}: {sum(counts.values())} tasks in {elapsed:.1f}s on "
-            f"{where}: {states or 'none seen'}",
+            f"run {short_id(run.run_id)}: {counted(sum(counts.values()), 'task')} in "
+            f"{elapsed:.1f}s on {where}: {states or 'none seen'}",
         )
         skipped = counts["SKIPPED"]
-        after = f"; {skipped} task(s) needing its result were skipped" if skipped else ""
+        needing = "task needing its result was" if skipped == 1 else "tasks needing its result were"
+        after = f"; {skipped:,} {needing} skipped" if skipped else ""
         for failed in run.failed_tasks():
             said.add_row(
                 "·",
@@ -83,8 +85,8 @@ def demo_summary(
         if attempts > 1:
             said.add_row(
                 "·",
-                f"{name} failed {attempts - 1} times and succeeded on attempt {attempts}: "
-                "the engine retried it",
+                f"{name} failed {counted(attempts - 1, 'time')} and succeeded on attempt "
+                f"{attempts}: the engine retried it",
             )
     said.add_row(
         "·",

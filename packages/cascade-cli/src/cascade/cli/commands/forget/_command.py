@@ -42,7 +42,9 @@ def forget(
     ] = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Clear retained engine statuses (and summaries): one SOURCE's, or every offline one
+    """Clear one engine's retained status, or old offline ones'.
+
+    Clear retained engine statuses (and summaries): one SOURCE's, or every offline one
     older than an age.
 
     An engine that is still running announces itself again when it reconnects.

@@ -44,7 +44,9 @@ def held(
     error: HeldError = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """The tasks held for a decision, fleet-wide: each with its run, attempt, error, age,
+    """The tasks held for a decision, fleet-wide.
+
+    The tasks held for a decision, fleet-wide: each with its run, attempt, error, age,
     deadline and default, and what waits in its run.
 
     It listens to the live telemetry for one heartbeat period (5 s, at most --timeout) and

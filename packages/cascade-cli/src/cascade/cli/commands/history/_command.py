@@ -20,7 +20,7 @@ __all__ = ["history_app"]
 
 history_app = typer.Typer(
     name="history",
-    help="The history database's schema: see it (status) and migrate it on purpose.",
+    help="The history database's schema: its status, migrating it.",
     no_args_is_help=True,
     cls=OneLineErrors,
 )
@@ -28,7 +28,9 @@ history_app = typer.Typer(
 
 @history_app.command()
 def status(db: Db = None, json_output: Json = False) -> None:
-    """The database's schema revision against this Cascade's; changes nothing.
+    """The database's schema revision against this Cascade's.
+
+    The database's schema revision against this Cascade's; changes nothing.
 
     Exit 0 when readers can read it as it is, 1 otherwise (none yet, older, newer, not a
     history). Example: cascade history status --db /data/history.sqlite3
@@ -59,7 +61,9 @@ def migrate(
         typer.Option("--sql", help="Print the SQL instead of running it (changes nothing)."),
     ] = False,
 ) -> None:
-    """Create the history, or migrate it to this Cascade's schema keeping its data.
+    """Create the history, or migrate it to this Cascade's schema.
+
+    Create the history, or migrate it to this Cascade's schema keeping its data.
 
     All in one transaction, under a lock (a recorder running meanwhile waits). With --sql,
     print what it would run, for a DBA to review and apply (Alembic's offline mode).

@@ -17,6 +17,7 @@ from cascade.interfaces.reader import LogFollower
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._export import Export, Exporter, ExportFormat, export_format
 from ...plumbing._history_db import (
     SINCE_HELP,
     Db,
@@ -27,16 +28,22 @@ from ...plumbing._history_db import (
     since_seconds,
 )
 from ...plumbing._run_lookup import no_run_named, recorded_run_ids, run_named
-from ...rendering._log_text import LEVEL_HELP, lost_note, parse_level, recorded_line
+from ...rendering._log_text import LEVEL_HELP, line_fields, lost_note, parse_level, recorded_line
 from ._log_follow import LogPrinter, follow_logs
 
 if TYPE_CHECKING:
     from cascade.history import History
 
-__all__ = ["PAGE", "logs"]
+__all__ = ["LOG_COLUMNS", "PAGE", "logs"]
 
 PAGE = 1000
 """Recorded lines read from the history at once."""
+
+LOG_COLUMNS = (
+    "ts", "run_id", "source", "task_id", "task_name", "attempt", "n", "level", "level_number",
+    "logger", "message", "stream", "trace_id", "span_id",
+)  # fmt: skip
+"""`cascade logs --format`'s columns: the fields of a line's ``--json`` object."""
 
 
 def _stamp(line: LogLine) -> float | None:
@@ -65,6 +72,30 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
         after = page[-1].id
     summary = query(lambda: history.run(run_id, limit=1, counts=False))
     return summary is not None and summary.run.ended_at is not None
+
+
+def _export_recorded(
+    history: History, run_id: str, printer: LogPrinter, export: ExportFormat
+) -> None:
+    """The run's recorded lines asked for, a page at a time, as rows of ``export``."""
+    exporter = Exporter(export, LOG_COLUMNS)
+    after = 0
+    while True:
+        page = query(
+            functools.partial(
+                history.log_lines,
+                run_id,
+                task=printer.task,
+                level=printer.level,
+                since=printer.since,
+                after=after,
+                limit=PAGE,
+            )
+        )
+        exporter.rows(line_fields(recorded_line(r), r.run_id, r.source) for r in page)
+        if len(page) < PAGE:
+            break
+        after = page[-1].id
 
 
 def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
@@ -140,9 +171,12 @@ def logs(
             "--json", help="One JSON object per line: the line's fields, its run_id and source."
         ),
     ] = False,
+    export: Export = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """What a run's tasks logged: the lines the history recorded (--db, else the default one
+    """What a run's tasks logged: recorded, or live with -f.
+
+    What a run's tasks logged: the lines the history recorded (--db, else the default one
     `cascade record` writes), or with -f the live ones as they arrive, like tail -f.
 
     -f prints the recorded lines first (when there is a history), then the live ones after
@@ -157,19 +191,31 @@ def logs(
     TASK the run does not have exits 1.
 
     Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
-    cascade logs 58a88765cea2 -f --json | jq .message
+    cascade logs 58a88765cea2 -f --json | jq .message;
+    cascade logs 58a88765 --format csv > logs.csv
+
+    --format exports the recorded lines (not with -f: --json streams the live ones).
     """
+    export = export_format(export, json_output)
+    if export is not None and follow:
+        raise typer.BadParameter(
+            "exports the recorded lines: without -f (-f --json streams the live ones)",
+            param_hint="'--format'",
+        )
     printer = LogPrinter(
         task=task,
         level=parse_level(level),
         since=since_seconds(since),
         as_json=json_output,
-        notes=sys.stderr if json_output else sys.stdout,
+        notes=sys.stderr if json_output or export else sys.stdout,
     )
     if not follow:
         opened, found = opened_run("logs", db, run_id)
         try:
-            _print_recorded(opened, found, printer)
+            if export is not None:
+                _export_recorded(opened, found, printer, export)
+            else:
+                _print_recorded(opened, found, printer)
             _say_lost(opened, found, printer)
             if not printer.shown:
                 _say_nothing_logged(opened, found, printer)

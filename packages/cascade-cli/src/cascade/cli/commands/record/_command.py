@@ -125,7 +125,9 @@ def record(
     ] = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Record runs, tasks, engines and constraints into the history database until Ctrl-C.
+    """Record runs, tasks, engines and constraints into the history.
+
+    Record runs, tasks, engines and constraints into the history database until Ctrl-C.
 
     A SQLite file in the user's data directory unless --db says otherwise
     (postgresql://USER@HOST/DB for a fleet). On a terminal it shows a progress

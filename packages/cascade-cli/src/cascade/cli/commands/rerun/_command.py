@@ -73,7 +73,9 @@ def rerun(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Rerun a run of a served workflow: a new run that reuses every stored result whose
+    """Rerun a served workflow's run, reusing results that match.
+
+    Rerun a run of a served workflow: a new run that reuses every stored result whose
     fingerprint still matches and executes the rest.
 
     The params are those the run ran with, updated by --param. RUN is looked up in the history

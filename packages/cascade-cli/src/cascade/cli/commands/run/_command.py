@@ -58,7 +58,9 @@ def run(
     json_output: Json = False,
     db: Db = None,
 ) -> None:
-    """One recorded run: its tasks counted by state, its slowest tasks and first failures
+    """One recorded run: its summary, then its tasks.
+
+    One recorded run: its tasks counted by state, its slowest tasks and first failures
     (the first one's traceback, each one's attempts), its tasks held for a decision and the
     decisions taken (who, why, on which attempt, applied or refused), then its tasks with their
     states and times, attempts, duration, time held, error.

@@ -20,8 +20,9 @@ from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fitted, left_out_line
-from ...rendering._holds_text import recorded_holds_text
+from ...rendering._holds_text import recorded_holds_brief
 from ...rendering._log_text import LOST_SAID
+from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
@@ -31,19 +32,21 @@ from ._run_overview import RunOverview
 if TYPE_CHECKING:
     from cascade.history import Claim, LogCount, RunDetail, RunSummary, TaskHistory
 
-__all__ = ["echo_run_json", "print_run", "render_run", "task_table"]
+__all__ = ["echo_run_json", "print_run", "render_run", "task_cell", "task_table"]
 
 _STATES_SHOWN = 12  # the last ones of a task that changed state more often
-# The tasks' table: the task, its state and duration are never left out; its timeline and
-# holds go first when the terminal is narrow, then its attempts, then its error.
+# The tasks' table: the task (its id: a run's tasks often share a name), its state and
+# duration are never left out; its timeline goes first when the terminal is narrow, then its
+# error (cut to a line: the failures are said whole above the table), then its attempts, and
+# the time it was held last.
 _COLUMNS = (
-    Column("task"),
+    Column("task", fold=22),
     Column("state", whole=True),
     Column("attempts", whole=True, rank=3, justify="right"),
     Column("duration", whole=True),
-    Column("held", rank=1),
-    Column("states", rank=2, fold=24),
-    Column("error", rank=4),
+    Column("held", rank=4),
+    Column("states", rank=1, fold=24),
+    Column("error", rank=2, one_line=True),
 )
 _LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has logs
 _TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
@@ -236,7 +239,7 @@ def task_table(
     :meth:`~cascade.history.History.log_counts`), the lines each task logged."""
     rows: list[list[Cell]] = [
         [
-            cell(task.task_name, SHOWN["name"], "bold"),
+            task_cell(task.task_name, task.task_id),
             _state(task),
             str(task.attempts),
             duration(task.duration_ms / 1000),
@@ -248,6 +251,17 @@ def task_table(
         for task in detail.tasks
     ]
     return fitted((*_COLUMNS, _LOGS) if logs else _COLUMNS, rows, width)
+
+
+def task_cell(name: str, task_id: str) -> Text:
+    """A task as a table row names it: its id (``transform-12``: the runtime's ids are the name
+    and a number), the name in bold; an id that does not start with the name follows it."""
+    shown_id = inert(task_id, SHOWN["name"])
+    if task_id.startswith(name) and task_id != name:
+        return Text.assemble((inert(name, SHOWN["name"]), "bold"), shown_id[len(name) :])
+    if task_id == name:
+        return Text(shown_id, style="bold")
+    return Text.assemble((inert(name, SHOWN["name"]), "bold"), " ", (shown_id, "dim"))
 
 
 def _state(task: TaskHistory) -> Text:
@@ -275,7 +289,7 @@ def _logs_line(overview: RunOverview) -> Text:
     lines = sum(count.lines for count in overview.logs.values())
     dropped = sum(count.dropped for count in overview.logs.values())
     lost = sum(count.lost for count in overview.logs.values())
-    text = Text(f"logs: {lines:,} lines of {len(overview.logs):,} tasks")
+    text = Text(f"logs: {counted(lines, 'line')} of {counted(len(overview.logs), 'task')}")
     if dropped:
         text.append(f", {dropped:,} dropped by their engine", style="yellow")
     if lost:
@@ -289,7 +303,9 @@ def _more_line(more: int, filtered: bool) -> Text | None:
     if more <= 0:
         return None
     how = "--limit 0 for all" + ("" if filtered else ", or --state/--task to filter")
-    return Text(f"… {more:,} more tasks{' picked' if filtered else ''}: {how}", style="dim")
+    return Text(
+        f"… {counted(more, 'more task')}{' picked' if filtered else ''}: {how}", style="dim"
+    )
 
 
 def print_run(
@@ -316,22 +332,23 @@ def print_run(
 
 
 def _held(task: TaskHistory, times: TimeFormat) -> Cell:
-    """How long it was held back and, where its engine said, by what (the last time)."""
+    """How long it was held back and, where its engine said, by what (the last time: its
+    type and scope; `cascade why` and --json say who and why)."""
     if not task.blocked_s:
         return "-"
     text = duration(task.blocked_s)
     if task.held_by is not None:
-        text += ": " + recorded_holds_text(task.held_by, times)  # each text in it made inert
+        text += ": " + recorded_holds_brief(task.held_by)  # each text in it made inert
     return Text(text)
 
 
 def _missing_line(missing: int, dropped: int) -> Text | None:
     """What the history lacks of the run, from the engine's numbers and its own drop count."""
     if missing:
-        text = f"missing: {missing:,} events the engine numbered never reached the history"
+        text = f"missing: {counted(missing, 'event')} the engine numbered never reached the history"
         if dropped:
             text += f" (the engine itself dropped {dropped:,})"
         return Text(text + "; the tasks below may lack states", style="yellow")
     if dropped:
-        return Text(f"missing: the engine dropped {dropped:,} events", style="yellow")
+        return Text(f"missing: the engine dropped {counted(dropped, 'event')}", style="yellow")
     return None

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ...plumbing._broker import MAX_COUNT
 from ...plumbing._context import CliContext
+from ...plumbing._export import Export, Exporter, export_format
 from ...plumbing._history_db import (
     SINCE_HELP,
     Db,
@@ -24,7 +25,16 @@ from ...rendering._fit import print_fitted
 from ...rendering._render import TimeFormat
 from ._runs import MISSING_NOTE, REFUSED_NOTE, filtered, gap_lines, runs_table
 
-__all__ = ["runs"]
+__all__ = ["RUN_COLUMNS", "RUN_TIMES", "runs"]
+
+RUN_COLUMNS = (
+    "run_id", "org_id", "project_id", "source", "status", "started_at", "ended_at", "duration",
+    "error", "planned_tasks", "tasks", "dropped_telemetry", "missing_events", "trace_id",
+    "refused", "received_at", "vouched", "claims", "name", "origin", "rerun_of", "replaced_by",
+)  # fmt: skip
+"""`cascade runs --format`'s columns: ``RunSummary.to_json``'s fields."""
+RUN_TIMES = ("started_at", "ended_at", "received_at")
+"""Its columns that are times (ISO 8601 UTC in the export)."""
 
 
 def runs(
@@ -57,14 +67,18 @@ def runs(
         int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
     ] = 50,
     json_output: Json = False,
+    export: Export = None,
     db: Db = None,
 ) -> None:
-    """Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
+    """Recorded runs, newest first.
+
+    Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
     error.
 
     Examples: cascade runs --status failed --since 24h; cascade runs --name nightly;
-    cascade runs --project etl --json
+    cascade runs --project etl --json; cascade runs --since 7d --format csv > runs.csv
     """
+    export = export_format(export, json_output)
     after = since_seconds(since)
     with open_history("runs", db) as history:
         found = query(
@@ -79,7 +93,10 @@ def runs(
             )
         )
         sources = {run.source for run in found}
-        gaps = [] if json_output else query(lambda: history.gaps(since=after))
+        gaps = [] if json_output or export else query(lambda: history.gaps(since=after))
+    if export is not None:
+        Exporter(export, RUN_COLUMNS, times=RUN_TIMES).rows(run.to_json() for run in found)
+        return
     if json_output:
         echo_json([run.to_json() for run in found])
         return

@@ -3,6 +3,7 @@ recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.r
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import typer
@@ -13,6 +14,7 @@ from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fits, fitted
+from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ REFUSED_NOTE = (
 _GAP_LINES = 5  # recorders' gap counts shown under the table at most
 # The id, status and start are never left out nor cut; the engine and the project go first
 # when the terminal is narrow, then the duration, the error, and what was missing or refused.
+# An error keeps to one line, cut (cascade run RUN_ID shows it whole): folded, one run's took
+# a screen's height.
 _COLUMNS = (
     Column("run", whole=True),
     Column("name", rank=5),
@@ -62,7 +66,12 @@ _COLUMNS = (
     Column("tasks", rank=7),
     Column("project", rank=2),
     Column("source", rank=1),
-    Column("error", rank=4),
+    Column("error", rank=4, one_line=True),
+)
+# How the runtime says a run failed (TaskFailedError's text): the task's error comes first in
+# the table's one line, the task's id after it.
+_TASK_FAILED = re.compile(
+    r"TaskFailedError: task '.*?' \((?P<id>[^()]*)\) failed: (?P<error>.*)", re.S
 )
 _STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
 _MISSING = Column("missing", whole=True, rank=6)
@@ -84,9 +93,9 @@ def gap_lines(gaps: list[SourceGap], times: TimeFormat) -> list[Text]:
     """What recorders found missing of these sources, one line each (the latest first)."""
     lines = [
         Text(
-            f"recorder {inert(gap.recorder, SHOWN['source'])} missed {gap.missed:,} events of "
-            f"{inert(gap.source, SHOWN['source'])} (from {times.at(gap.first_at)}, last "
-            f"{times.at(gap.last_at)})",
+            f"recorder {inert(gap.recorder, SHOWN['source'])} missed "
+            f"{counted(gap.missed, 'event')} of {inert(gap.source, SHOWN['source'])} "
+            f"(from {times.at(gap.first_at)}, last {times.at(gap.last_at)})",
             style="yellow",
         )
         for gap in gaps[:_GAP_LINES]
@@ -146,8 +155,15 @@ def _run_row(
         *cells,
         cell(run.project_id, SHOWN["name"]),
         cell(run.source, SHOWN["source"]),
-        cell(run.error, SHOWN["error"], "red"),
+        cell(_error_first(run.error), SHOWN["error"], "red"),
     ]
+
+
+def _error_first(error: str | None) -> str | None:
+    """A run's error as its table cell starts it: what its first failed task raised, then the
+    task (``ValueError: bad row (load-3)``); any other error as it is."""
+    said = _TASK_FAILED.fullmatch(error or "")
+    return error if said is None else f"{said['error']} ({said['id']})"
 
 
 def filtered(ctx: typer.Context) -> bool:

@@ -79,7 +79,9 @@ def served(
     json_output: Json = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Who serves which workflows: each serving process's workflows, their params, whether it
+    """Who serves which workflows, with their params and load.
+
+    Who serves which workflows: each serving process's workflows, their params, whether it
     is online, and its load (runs running of its capacity, requests queued).
 
     `cascade start NAME` starts one. A process that ended without clearing its announcement

@@ -49,7 +49,9 @@ def start(
     json_output: JsonReply = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Start a served workflow: a process serving it starts a run and answers with its id.
+    """Start a served workflow: a process serving it starts a run.
+
+    Start a served workflow: a process serving it starts a run and answers with its id.
 
     Exit 0 once a serving process acknowledged it (with --wait: once the run succeeded);
     1 when it refused (its reason is said: an unknown param, a missing one, busy), when no

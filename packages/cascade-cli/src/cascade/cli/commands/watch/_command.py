@@ -76,7 +76,9 @@ def watch(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """A live view of runs, their tasks, the engines and the constraints in force.
+    """A live view of runs, their tasks, engines and constraints.
+
+    A live view of runs, their tasks, the engines and the constraints in force.
 
     Without --project or --run, once the engines' summaries count --fleet-threshold live
     runs it stops reading the runs' events and shows the fleet from the summaries (fleet

@@ -58,7 +58,9 @@ def why(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
+    """Why a run's tasks wait: each blocked task and what holds it.
+
+    Why a run's tasks wait: each blocked task with what holds it, from the live telemetry.
 
     Waits at most --timeout for the run's next heartbeat (every 5 s by default). A run not
     heard (it has ended) is answered from the history (--db, or the default one if it exists),
