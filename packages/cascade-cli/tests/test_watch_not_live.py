@@ -99,7 +99,7 @@ def test_an_ended_run_in_the_history_is_shown_at_once(tmp_path: Path) -> None:
     assert "(Succeeded); its final state, from the history:" in result.stderr
     assert f"run {RUN}" in shown
     assert "Succeeded" in shown
-    assert "│ load " in shown
+    assert "│ load-1 " in shown  # the task, by its id
     assert "COMPLETED" in shown
 
 
@@ -148,7 +148,7 @@ def test_a_run_not_heard_that_the_history_has_unended_is_shown(tmp_path: Path) -
     assert "the history has it as Running, its end not recorded" in result.stderr
     assert shown.rstrip().endswith(f"history: {db}")
     assert f"run {RUN}  Running" in shown
-    assert "│ load " in shown
+    assert "│ load-1 " in shown  # the task, by its id
 
 
 def test_watch_json_says_where_it_waits_when_nothing_comes() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
-from cascade.history import History, Received
+from cascade.history import AUDIT_TIMES, RUN_TIMES, History, Received, iso_utc
 from cascade.interfaces import Constraint, constraint_topic, decode_envelope
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import Invoke
@@ -119,6 +119,15 @@ def _lines(answer: httpx.Response) -> list[dict[str, Any]]:
     return [json.loads(line) for line in answer.content.decode("ascii").splitlines()]
 
 
+def _exported(listed: list[dict[str, Any]], times: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The list's objects as an export writes them: their times in ISO 8601 UTC."""
+    return [
+        {key: iso_utc(value) if key in times and value is not None else value
+         for key, value in item.items()}
+        for item in listed
+    ]  # fmt: skip
+
+
 async def test_runs_download_as_csv_with_the_lists_fields(http: httpx.AsyncClient) -> None:
     """A file to save (its type, ``cascade-runs-<when>.csv``), a column per field of the
     list's runs in their order, a run a row; an object is its JSON, nothing an empty cell."""
@@ -130,7 +139,7 @@ async def test_runs_download_as_csv_with_the_lists_fields(http: httpx.AsyncClien
     assert re.fullmatch(r'attachment; filename="cascade-runs-\d{8}T\d{6}Z\.csv"', disposition)
     assert answer.headers["cascade-rows"] == "3"
     assert answer.headers["cascade-more"] == "false"
-    assert answer.content.split(b"\r\n")[0].decode() == ",".join(listed[0])
+    assert answer.content.split(b"\n")[0].decode() == ",".join(listed[0])
     rows = _rows(answer)
     assert [row["run_id"] for row in rows] == [run["run_id"] for run in listed]
     ok = next(row for row in rows if row["run_id"] == OK)
@@ -150,13 +159,13 @@ async def test_a_text_a_spreadsheet_would_run_is_kept_as_text(http: httpx.AsyncC
 
 
 async def test_runs_download_as_json_lines_of_the_lists_objects(http: httpx.AsyncClient) -> None:
-    """One object a line, each the list's (``cascade runs --json``'s) as it is."""
+    """One object a line, each the list's (``cascade runs --json``'s), times in ISO 8601."""
     listed = (await http.get("/api/history/runs", params={"status": "failed"})).json()["runs"]
     answer = await http.get("/api/history/runs", params={"status": "failed", "format": "jsonl"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/jsonl; charset=utf-8"
     assert answer.headers["content-disposition"].endswith('.jsonl"')
-    assert _lines(answer) == listed
+    assert _lines(answer) == _exported(listed, RUN_TIMES)
     assert [run["run_id"] for run in listed] == [BAD]
 
 
@@ -197,7 +206,7 @@ async def test_the_audit_downloads_its_rows(http: httpx.AsyncClient) -> None:
     listed = (await http.get("/api/history/audit")).json()["events"]
     lines = _lines(await http.get("/api/history/audit", params={"format": "jsonl"}))
     rows = _rows(await http.get("/api/history/audit", params={"format": "csv"}))
-    assert lines == listed
+    assert lines == _exported(listed, AUDIT_TIMES)
     assert [(row["action"], row["issued_by"], row["reason"]) for row in rows] == [
         ("set", "alice", "'=cmd|' /C calc'!A0")
     ]
@@ -227,14 +236,17 @@ async def test_a_team_member_downloads_only_what_they_may_see(team: httpx.AsyncC
 async def test_the_downloads_agree_with_the_commands_json(
     http: httpx.AsyncClient, path: Path, invoke: Invoke
 ) -> None:
-    """`cascade runs --json` and `cascade tasks --json` print the objects the JSON Lines hold,
-    and their fields are the CSV's columns."""
-    for command, what in (("runs", "runs"), ("tasks", "tasks"), ("audit", "audit")):
-        printed = invoke(command, "--json", "--db", str(path))
+    """A download is what `cascade runs/tasks/audit --format` prints, byte for byte, and its
+    columns are the fields of their `--json` objects."""
+    for what in ("runs", "tasks", "audit"):
+        printed = invoke(what, "--json", "--db", str(path))
         assert printed.exit_code == 0, printed.output
         objects = json.loads(printed.output)
-        jsonl = await http.get(f"/api/history/{what}", params={"format": "jsonl"})
-        assert _lines(jsonl) == objects
+        for fmt in ("csv", "jsonl"):
+            exported = invoke(what, "--format", fmt, "--db", str(path))
+            assert exported.exit_code == 0, exported.output
+            download = await http.get(f"/api/history/{what}", params={"format": fmt})
+            assert download.content.decode("utf-8") == exported.output
         csv_file = await http.get(f"/api/history/{what}", params={"format": "csv"})
         assert list(_rows(csv_file)[0]) == list(objects[0])
         assert len(_rows(csv_file)) == len(objects)

@@ -18,6 +18,17 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 from ._attempts import Attempt, DecisionRecord, StateChange
 from ._audit_records import AuditEvent
 from ._errors import HistoryError, LocationError
+from ._export import (
+    AUDIT_COLUMNS,
+    AUDIT_TIMES,
+    EXPORT_FORMATS,
+    RUN_COLUMNS,
+    RUN_TIMES,
+    TASK_COLUMNS,
+    ExportFormatName,
+    export_lines,
+    iso_utc,
+)
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
 from ._log_records import LogCount, RecordedLogLine
@@ -42,6 +53,15 @@ from ._sessions import DashboardSession
 from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
 
 __all__ = [
+    "AUDIT_COLUMNS",
+    "AUDIT_TIMES",
+    "EXPORT_FORMATS",
+    "RUN_COLUMNS",
+    "RUN_TIMES",
+    "TASK_COLUMNS",
+    "ExportFormatName",
+    "export_lines",
+    "iso_utc",
     "STATES_KEPT",
     "TASKS_PAGE",
     "TOKEN_PREFIX",

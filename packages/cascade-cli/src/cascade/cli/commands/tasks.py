@@ -25,13 +25,8 @@ from ..plumbing._history_db import (
 from ..rendering._fit import Cell, Column, fitted, print_fitted
 from ..rendering._render import duration
 
-__all__ = ["TASK_COLUMNS", "tasks"]
+__all__ = ["tasks"]
 
-TASK_COLUMNS = (
-    "task_name", "runs", "executions", "failures", "failure_rate", "p50_ms", "p95_ms", "max_ms",
-    "approximate",
-)  # fmt: skip
-"""`cascade tasks --format`'s columns: ``TaskStats.to_json``'s fields."""
 
 # Numbers are never cut; the runs, then the executions, are left out on a narrow terminal.
 _COLUMNS = (
@@ -83,6 +78,8 @@ def tasks(
         echo_json([stats.to_json() for stats in found])
         return
     if export is not None:
+        from cascade.history import TASK_COLUMNS
+
         Exporter(export, TASK_COLUMNS).rows(stats.to_json() for stats in found)
         return
     console = CliContext.of(ctx).out()

@@ -1,28 +1,20 @@
 """`--format csv|jsonl`: what the history commands (`runs`, `tasks`, `audit`, `logs`) export, one
 row a run, task, audit entry or log line, to a spreadsheet or a notebook.
 
-The columns are the ``--json`` fields, in their order; times (epoch seconds in ``--json``) are
-ISO 8601 in UTC. JSON Lines keeps every value as JSON has it (a nested object stays one);
-CSV (the standard library's writer, a header line first) writes a nested value as its JSON
-text, ``None`` as an empty cell, and guards a spreadsheet from the text in it: a cell that
-would start a formula gets a ``'`` before it, and control characters (a terminal acts on
-them) are written escaped, as ``\\x1b``. JSON Lines is the lossless one.
+The history's one writer makes the lines (:func:`cascade.history.export_lines`, which says
+what each format holds), so an export here and a download from the dashboard agree.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import re
 import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from enum import Enum
 from typing import IO, Annotated, Any
 
 import typer
 
-__all__ = ["Export", "ExportFormat", "Exporter", "export_format", "iso_utc"]
+__all__ = ["Export", "ExportFormat", "Exporter", "export_format"]
 
 
 class ExportFormat(str, Enum):
@@ -44,9 +36,6 @@ Export = Annotated[
     ),
 ]
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what starts a formula in a spreadsheet's cell
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
 
 def export_format(format_: ExportFormat | None, json_output: bool) -> ExportFormat | None:
     """The format asked for; ``--json`` and ``--format`` together are a usage error (exit 2)."""
@@ -55,26 +44,10 @@ def export_format(format_: ExportFormat | None, json_output: bool) -> ExportForm
     return format_
 
 
-def iso_utc(seconds: float) -> str:
-    """``2026-11-24T18:00:00.123456+00:00``: epoch ``seconds`` in ISO 8601, in UTC."""
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = value if isinstance(value, str) else json.dumps(value)
-    text = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
 class Exporter:
-    """Writes rows (JSON objects with ``columns`` as keys) in ``format_``, each ``times``
-    field (epoch seconds, or ``None``) as :func:`iso_utc`."""
+    """Writes rows (JSON objects with ``columns`` as keys) in ``format_`` to stdout, through
+    the history's one writer (:func:`cascade.history.export_lines`: the dashboard's downloads
+    are the same bytes), each ``times`` field (epoch seconds, or ``None``) in ISO 8601 UTC."""
 
     def __init__(
         self,
@@ -88,22 +61,15 @@ class Exporter:
         self.columns = list(columns)
         self.times = set(times)
         self.out = out if out is not None else sys.stdout
-        self._csv: Any = None
-        if format_ is ExportFormat.csv:
-            self._csv = csv.writer(self.out, lineterminator="\n")
-            self._csv.writerow(self.columns)
+        self._header_due = True
 
     def rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Write ``rows``, one a line: their ``columns`` (a field the columns lack is left
-        out, one they have that a row lacks is empty: tests keep them the same)."""
-        for row in rows:
-            value = {key: row.get(key) for key in self.columns}
-            for key in self.times:
-                seconds = value.get(key)
-                if seconds is not None:
-                    value[key] = iso_utc(seconds)
-            if self._csv is not None:
-                self._csv.writerow([_cell(field) for field in value.values()])
-            else:
-                self.out.write(json.dumps(value) + "\n")
+        """Write ``rows``, one a line (CSV: the header before the first call's rows)."""
+        from cascade.history import export_lines
+
+        lines = export_lines(self.format.value, self.columns, rows, times=self.times)
+        if self.format is ExportFormat.csv and not self._header_due:
+            next(lines)  # a later page of the same export: its header was written
+        self._header_due = False
+        self.out.writelines(lines)
         self.out.flush()

@@ -1,38 +1,22 @@
 """A history list as a file to download: CSV or JSON Lines (``?format=csv|jsonl``).
 
 The rows are the objects ``cascade runs --json``, ``cascade tasks --json`` and ``cascade
-audit --json`` print (each record's ``to_json()``), so a download and the CLI's output agree
-field for field: JSON Lines is one such object a line; CSV has one column per field, in the
-same order, with the same names, and a field holding an object or a list (a run's ``tasks``
-by state, its ``origin``) is that value's JSON in its cell. ``None`` is an empty cell.
-
-Every text came from the broker: a cell a spreadsheet would take for a formula (starting
-with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading ``'``, as OWASP
-advises for CSV files opened in spreadsheets; JSON Lines keeps every value as it is.
+audit --json`` print (each record's ``to_json()``), written by the history's one writer
+(:func:`cascade.history.export_lines`, which says what each format holds), so a download is
+what ``cascade runs/tasks/audit --format`` prints.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "FORMATS",
-    "MAX_EXPORT",
-    "Export",
-    "audit_columns",
-    "export_format",
-    "file_name",
-    "run_columns",
-    "task_columns",
-    "to_csv",
-    "to_jsonl",
-]
+if TYPE_CHECKING:
+    from cascade.history import ExportFormatName
+
+__all__ = ["FORMATS", "MAX_EXPORT", "Export", "export_body", "export_format", "file_name"]
 
 MAX_EXPORT = 10_000
 """The most rows one download holds (``limit``, up to this; more matching: ``Cascade-More``)."""
@@ -40,20 +24,18 @@ MAX_EXPORT = 10_000
 
 @dataclass(frozen=True)
 class Export:
-    """One download format: its ``media_type`` and its file name's ``suffix``."""
+    """One download format: its name (``format``, the file name's suffix) and ``media_type``."""
 
+    format: ExportFormatName
     media_type: str
-    suffix: str
 
 
 FORMATS = {
-    "csv": Export("text/csv; charset=utf-8; header=present", "csv"),
+    "csv": Export("csv", "text/csv; charset=utf-8; header=present"),
     # not registered with IANA; the name JSON Lines' own page and OpenAPI's registry use
-    "jsonl": Export("application/jsonl; charset=utf-8", "jsonl"),
+    "jsonl": Export("jsonl", "application/jsonl; charset=utf-8"),
 }
 """The formats a list downloads in, by their ``?format=`` name."""
-
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_format(params: Mapping[str, str]) -> Export | None:
@@ -68,62 +50,29 @@ def export_format(params: Mapping[str, str]) -> Export | None:
     return found
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"  # as JSON says it, and the JSON Lines
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA):
-        return "'" + text
-    return text
+def export_body(what: str, export: Export, rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """``rows`` of the list ``what`` (``runs``, ``tasks`` or ``audit``: ``--json`` objects) as
+    the file ``export`` asks for, written by the history's one writer
+    (:func:`cascade.history.export_lines`), so that it is what ``cascade runs/tasks/audit
+    --format`` prints, byte for byte."""
+    from cascade.history import (
+        AUDIT_COLUMNS,
+        AUDIT_TIMES,
+        RUN_COLUMNS,
+        RUN_TIMES,
+        TASK_COLUMNS,
+        export_lines,
+    )
 
-
-def to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """``rows`` as CSV (RFC 4180: a header line of ``columns``, CRLF line ends), UTF-8."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return out.getvalue().encode("utf-8")
-
-
-def to_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """``rows`` as JSON Lines: one JSON object a line, each line ending in ``\\n``, each as
-    ``--json`` prints it (ASCII: every other character escaped)."""
-    return b"".join(json.dumps(row).encode("ascii") + b"\n" for row in rows)
+    columns, times = {
+        "runs": (RUN_COLUMNS, RUN_TIMES),
+        "tasks": (TASK_COLUMNS, ()),
+        "audit": (AUDIT_COLUMNS, AUDIT_TIMES),
+    }[what]
+    return "".join(export_lines(export.format, columns, rows, times=times)).encode("utf-8")
 
 
 def file_name(what: str, export: Export, now: float) -> str:
     """``cascade-runs-20261126T050607Z.csv``: what it holds and when it was made (UTC)."""
     stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"cascade-{what}-{stamp}.{export.suffix}"
-
-
-def run_columns() -> list[str]:
-    """The fields of a run as ``cascade runs --json`` prints it (``RunSummary.to_json``)."""
-    from cascade.history import RunSummary
-
-    blank = RunSummary(
-        run_id="", org_id="", project_id="", source="", status="", started_at=0.0,
-        ended_at=None, error=None, planned_tasks=None, tasks={}, dropped_telemetry=0,
-        missing_events=None,
-    )  # fmt: skip
-    return list(blank.to_json())
-
-
-def task_columns() -> list[str]:
-    """The fields of a task name's statistics as ``cascade tasks --json`` prints them."""
-    from cascade.history import TaskStats
-
-    return list(TaskStats("", 0, 0, 0, 0.0, 0.0, 0.0).to_json())
-
-
-def audit_columns() -> list[str]:
-    """The fields of an audit row as ``cascade audit --json`` prints it."""
-    from cascade.history import AuditEvent
-
-    return list(AuditEvent(0.0, "", None, None, None, None, "", None).to_json())
+    return f"cascade-{what}-{stamp}.{export.format}"

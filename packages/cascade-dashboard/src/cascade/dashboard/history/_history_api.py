@@ -45,16 +45,7 @@ from cascade.interfaces.reader import FINISHED_STATES, parse_age
 from ..app._guard import Refused, refusal
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
 from ..live._visible_runs import NO_SUCH_RUN
-from ._export import (
-    MAX_EXPORT,
-    audit_columns,
-    export_format,
-    file_name,
-    run_columns,
-    task_columns,
-    to_csv,
-    to_jsonl,
-)
+from ._export import MAX_EXPORT, export_body, export_format, file_name
 from ._history_source import HistorySource
 
 if TYPE_CHECKING:
@@ -225,7 +216,7 @@ class _HistoryApi:
 
     async def runs(self, request: Request) -> Response:
         """The runs the filters pick, as JSON, or (``?format=csv|jsonl``) a file of them."""
-        return await self.listed(request, _runs, "runs", _run_rows, run_columns)
+        return await self.listed(request, _runs, "runs", _run_rows)
 
     async def run(self, request: Request) -> Response:
         return await self.answer(request, _run)
@@ -233,7 +224,7 @@ class _HistoryApi:
     async def tasks(self, request: Request) -> Response:
         """Per task name, its statistics as JSON, or (``?format=csv|jsonl``) a file of them."""
         covers_all = "the task statistics"
-        return await self.listed(request, _tasks, "tasks", _task_rows, task_columns, covers_all)
+        return await self.listed(request, _tasks, "tasks", _task_rows, covers_all)
 
     async def listed(
         self,
@@ -241,7 +232,6 @@ class _HistoryApi:
         job: Callable[[History, Request, Among | None], Any],
         what: str,
         rows: Callable[[History, Request, Among | None], tuple[list[dict[str, Any]], bool]],
-        columns: Callable[[], list[str]],
         covers_all: str | None = None,
     ) -> Response:
         """A list's JSON (``job``), or its ``rows`` as the download ``?format=`` asks for
@@ -255,7 +245,7 @@ class _HistoryApi:
 
         def shape(found: tuple[list[dict[str, Any]], bool]) -> _Reply:
             listed, more = found
-            body = to_csv(columns(), listed) if export.suffix == "csv" else to_jsonl(listed)
+            body = export_body(what, export, listed)
             name = file_name(what, export, time.time())
             headers = {
                 "content-disposition": f'attachment; filename="{name}"',
@@ -271,7 +261,7 @@ class _HistoryApi:
 
     async def audit(self, request: Request) -> Response:
         """The audit's rows as JSON, or (``?format=csv|jsonl``) a file of them."""
-        return await self.listed(request, _audit, "audit", _audit_rows, audit_columns, "the audit")
+        return await self.listed(request, _audit, "audit", _audit_rows, "the audit")
 
     async def logs(self, request: Request) -> Response:
         return await self.answer(request, _logs)

@@ -30,16 +30,8 @@ from ...rendering._fit import Cell, Column, fitted, print_fitted
 from ...rendering._render import TimeFormat, duration
 from ._audit import ACTION_STYLES, action_text, by_text, scope_and_params
 
-__all__ = ["AUDIT_COLUMNS", "AUDIT_TIMES", "audit"]
+__all__ = ["audit"]
 
-AUDIT_COLUMNS = (
-    "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
-    "reason", "issued_by", "issued_at", "run_id", "source", "request_id", "stopped", "decided",
-    "vouched", "count", "last_at", "started",
-)  # fmt: skip
-"""`cascade audit --format`'s columns: ``AuditEvent.to_json``'s fields."""
-AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
-"""Its columns that are times (ISO 8601 UTC in the export)."""
 
 # When and what are never cut; a scope folds no narrower than `run:` and a run's short id.
 # On a narrow terminal the topic goes first, then the TTL, the params, the reason, who.
@@ -94,6 +86,8 @@ def audit(
         echo_json([event.to_json() for event in found])
         return
     if export is not None:
+        from cascade.history import AUDIT_COLUMNS, AUDIT_TIMES
+
         Exporter(export, AUDIT_COLUMNS, times=AUDIT_TIMES).rows(event.to_json() for event in found)
         return
     console = CliContext.of(ctx).out()

@@ -25,16 +25,7 @@ from ...rendering._fit import print_fitted
 from ...rendering._render import TimeFormat
 from ._runs import MISSING_NOTE, REFUSED_NOTE, filtered, gap_lines, runs_table
 
-__all__ = ["RUN_COLUMNS", "RUN_TIMES", "runs"]
-
-RUN_COLUMNS = (
-    "run_id", "org_id", "project_id", "source", "status", "started_at", "ended_at", "duration",
-    "error", "planned_tasks", "tasks", "dropped_telemetry", "missing_events", "trace_id",
-    "refused", "received_at", "vouched", "claims", "name", "origin", "rerun_of", "replaced_by",
-)  # fmt: skip
-"""`cascade runs --format`'s columns: ``RunSummary.to_json``'s fields."""
-RUN_TIMES = ("started_at", "ended_at", "received_at")
-"""Its columns that are times (ISO 8601 UTC in the export)."""
+__all__ = ["runs"]
 
 
 def runs(
@@ -95,6 +86,8 @@ def runs(
         sources = {run.source for run in found}
         gaps = [] if json_output or export else query(lambda: history.gaps(since=after))
     if export is not None:
+        from cascade.history import RUN_COLUMNS, RUN_TIMES
+
         Exporter(export, RUN_COLUMNS, times=RUN_TIMES).rows(run.to_json() for run in found)
         return
     if json_output:
