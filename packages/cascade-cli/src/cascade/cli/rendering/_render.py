@@ -17,7 +17,15 @@ from rich.text import Text
 
 from cascade.control import SHORT_ID, short_id
 from cascade.interfaces import Constraint, EngineSummary
-from cascade.interfaces.reader import LAST_TIMESTAMP, SHOWN, EngineView, ReaderModel, RunView, inert
+from cascade.interfaces.reader import (
+    LAST_TIMESTAMP,
+    SHOWN,
+    EngineView,
+    ReaderModel,
+    RunView,
+    inert,
+    silence_line,
+)
 
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
@@ -331,6 +339,15 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
     return lines
 
 
+def silence_lines(state: ReaderModel) -> list[Text]:
+    """One line for each engine whose telemetry does not reach this view, naming the likely
+    cause (:meth:`~cascade.interfaces.reader.ReaderModel.silent_engines`)."""
+    return [
+        Text(inert(silence_line(engine), SHOWN["reason"] * 3), style="bold yellow")
+        for engine in state.silent_engines()[:MISSED_SOURCES_SHOWN]
+    ]
+
+
 def footer_line(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
     """The live views' last line: the connection (with ``broker``), the time and its zone."""
     parts = [connection_line(state, times, broker)] if broker is not None else []
@@ -352,6 +369,7 @@ def render_watch(
         engines_table(state, times, offline_max_age),
         constraints_table(state, times),
     ]
+    parts.extend(silence_lines(state))
     parts.extend(ignored_lines(state))
     parts.extend(missed_lines(state, times))
     parts.extend(refused_lines(state))

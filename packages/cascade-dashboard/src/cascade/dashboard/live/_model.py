@@ -28,6 +28,7 @@ from cascade.interfaces.reader import (
     ReaderModel,
     RunView,
     refused_by_source,
+    silence_line,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
@@ -91,6 +92,7 @@ class DashboardModel:
         """The live runs' tasks held for a decision (the "Needs a decision" list)."""
         self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
+        self._silent: tuple[tuple[str, bool], ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -298,7 +300,24 @@ class DashboardModel:
                 if gaps.missed
             ],
             "refused": refused_by_source(state),
+            # engines whose telemetry does not reach this dashboard, and the likely cause
+            "silent": [
+                {"source": engine.source, "line": silence_line(engine)}
+                for engine in state.silent_engines()
+            ],
         }
+
+    def check_silent(self) -> bool:
+        """Whether the engines whose telemetry does not arrive changed since the last call
+        (they change with time as well as with messages): the pages' header then changes."""
+        silent = tuple(
+            (engine.source, engine.silent_since is None) for engine in self.state.silent_engines()
+        )
+        if silent == self._silent:
+            return False
+        self._silent = silent
+        self.version += 1
+        return True
 
     def _recency(self, run: RunView) -> tuple[bool, float]:
         line = self._timelines.get(run.run_id)

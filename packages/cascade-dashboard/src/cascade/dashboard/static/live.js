@@ -48,7 +48,7 @@ function applyChanges(data) {
   live.epoch = data.epoch;
   live.now = data.now;
   for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused",
-    "mode", "fleet", "held"]) {
+    "silent", "mode", "fleet", "held"]) {
     if (name in data) live[name] = data[name];
   }
   if (data.runs) applyList(live.runs, data.runs, "run_id");

@@ -25,6 +25,8 @@ function renderConnection() {
     .map((r) => "refused " + count(r.messages) + " messages claiming " + r.source +
       ": " + Object.entries(r.reasons).map(([why, n]) => count(n) + " " + why).join(", "))
     .join(" · ");
+  // engines whose telemetry does not reach the dashboard, each with the likely cause
+  $("silent").textContent = (live.silent || []).map((s) => s.line).join(" · ");
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token

@@ -62,6 +62,7 @@ from ._logs import (
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from ._refused import refused_by_source
+from ._silence import FLAP_WINDOW, FLAPS, SILENT_AFTER, silence_line
 from ._subscriptions import (
     ROLLCALL_WAIT,
     subscribe_statuses,
@@ -76,6 +77,8 @@ __all__ = [
     "DEFAULT_KEEP_LINES",
     "DEFAULT_KEEP_RUNS",
     "FINISHED_STATES",
+    "FLAPS",
+    "FLAP_WINDOW",
     "FLEET_CHECK",
     "KEPT",
     "LAST_TIMESTAMP",
@@ -86,6 +89,7 @@ __all__ = [
     "MAX_MORE_LIVE",
     "ROLLCALL_WAIT",
     "SHOWN",
+    "SILENT_AFTER",
     "ConnectionView",
     "EngineView",
     "FleetTotals",
@@ -107,6 +111,7 @@ __all__ = [
     "next_mode",
     "parse_age",
     "refused_by_source",
+    "silence_line",
     "subscribe_statuses",
     "subscribe_summaries",
     "truncate",

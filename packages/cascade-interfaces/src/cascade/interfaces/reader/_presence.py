@@ -19,6 +19,7 @@ from cascade.interfaces import (
 )
 
 from ._bounded_text import KEPT, truncate
+from ._silence import note_will
 from ._views import ConnectionView, EngineView
 
 __all__ = ["apply_status", "forget_engines", "observe_connection", "visible_engines"]
@@ -55,6 +56,8 @@ def apply_status(
         known.conflict_session = _conflict(status, known)
         known.status = status
     known.heard(stamp if stamp is not None or message.retain else clock())
+    if status.status == "offline" and status.reason is None and not message.retain:
+        note_will(known, clock())  # its connection lost now: the broker's word
 
 
 def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:

@@ -40,7 +40,7 @@ from ...plumbing._view_options import (
 from ...rendering._fleet_render import FLEET_CHROME, events_header, render_fleet
 from ...rendering._json_lines import JsonLines
 from ...rendering._render import TimeFormat, missed_lines, refused_lines, render_watch
-from ._live import refresh, wait_until
+from ._live import refresh, wait_until, warn_silent
 
 __all__ = ["watch"]
 
@@ -127,6 +127,7 @@ def watch(
             changed = await switch.update()
         else:
             await connector.subscribe(telemetry, on_message)
+            state.telemetry_filters.add(telemetry)
         await subscribe_statuses(connector, on_message)
         await subscribe_constraints(connector, on_message)
         say_what_the_broker_lacks(connector, WATCH_LACKS)
@@ -145,9 +146,14 @@ def watch(
 
     async def show(connector: Any, switch: TelemetrySwitch | None, lines: JsonLines) -> None:
         if as_json:
+            warning = asyncio.create_task(
+                warn_silent(state, lambda line: typer.echo(f"cascade: warning: {line}", err=True))
+            )
             try:
                 await wait_until(done, duration)
-            finally:  # on Ctrl-C too: what was left out is said last, on stderr
+            finally:
+                warning.cancel()
+                await asyncio.gather(warning, return_exceptions=True)  # on Ctrl-C too: what was left out is said last, on stderr
                 lines.flush()
                 if state.oversized:
                     typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
