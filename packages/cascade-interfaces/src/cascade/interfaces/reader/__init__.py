@@ -61,6 +61,7 @@ from ._logs import (
     line_matches,
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._presence import ENDED_FOLD_AFTER, EngineRows, ended_cleanly
 from ._refused import refused_by_source
 from ._silence import FLAP_WINDOW, FLAPS, SILENT_AFTER, silence_line
 from ._subscriptions import (
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_KEEP_FOR",
     "DEFAULT_KEEP_LINES",
     "DEFAULT_KEEP_RUNS",
+    "ENDED_FOLD_AFTER",
     "FINISHED_STATES",
     "FLAPS",
     "FLAP_WINDOW",
@@ -91,6 +93,7 @@ __all__ = [
     "SHOWN",
     "SILENT_AFTER",
     "ConnectionView",
+    "EngineRows",
     "EngineView",
     "FleetTotals",
     "HeardBatch",
@@ -104,6 +107,7 @@ __all__ = [
     "TaskView",
     "counted_summary",
     "cut_message",
+    "ended_cleanly",
     "fleet_totals",
     "inert",
     "keep_switching",

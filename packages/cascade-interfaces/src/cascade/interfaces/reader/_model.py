@@ -39,7 +39,15 @@ from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
 from ._fleet import FleetTotals, apply_summary, fleet_totals
-from ._presence import apply_status, forget_engines, observe_connection, visible_engines
+from ._presence import (
+    ENDED_FOLD_AFTER,
+    EngineRows,
+    apply_status,
+    engine_rows,
+    forget_engines,
+    observe_connection,
+    visible_engines,
+)
 from ._silence import note_summary, silent_engines
 from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
 from ._views import ConnectionView, EngineView, RunView
@@ -453,6 +461,21 @@ class ReaderModel:
         ago (or never, with a timestamp) are left out; ``None`` keeps every engine.
         """
         return visible_engines(self.engines, offline_max_age, self.clock() if now is None else now)
+
+    def engine_rows(
+        self,
+        offline_max_age: float | None = None,
+        fold_ended_after: float | None = ENDED_FOLD_AFTER,
+        now: float | None = None,
+    ) -> EngineRows:
+        """The engines a view lists: as :meth:`visible_engines`, but those that ended cleanly
+        (``offline`` with reason ``shutdown``, no live run left, no shared id) and were last
+        heard from ``fold_ended_after`` seconds ago or more are folded into
+        :attr:`EngineRows.folded` (``None``: none folded). An engine that went offline
+        otherwise (its will: a lost connection) stays listed."""
+        return engine_rows(
+            self.engines, offline_max_age, fold_ended_after, self.clock() if now is None else now
+        )
 
     def silent_engines(self, now: float | None = None) -> list[EngineView]:
         """The engines whose telemetry does not reach this view: their summaries, received
