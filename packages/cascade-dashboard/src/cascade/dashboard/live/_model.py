@@ -23,10 +23,12 @@ import msgspec
 
 from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
 from cascade.interfaces.reader import (
+    ENDED_FOLD_AFTER,
     EngineView,
     LogFollower,
     ReaderModel,
     RunView,
+    ended_cleanly,
     refused_by_source,
     silence_line,
 )
@@ -289,6 +291,12 @@ class DashboardModel:
         ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
         ``fleet``'s totals from its engines' summaries."""
         state = self.state
+        before = state.clock() - ENDED_FOLD_AFTER
+
+        def folded(engine: EngineView) -> bool:
+            seen = engine.last_seen
+            return ended_cleanly(engine) and (seen is None or seen <= before)
+
         return {
             "mode": self.fleet.mode,
             "fleet": self.fleet.totals(),
@@ -300,6 +308,9 @@ class DashboardModel:
                 if gaps.missed
             ],
             "refused": refused_by_source(state),
+            # engines that ended cleanly a while ago: left out of the engines' list but
+            # `engine_status=ended`'s (and `offline`'s)
+            "ended_cleanly": sum(map(folded, state.engines.values())),
             # engines whose telemetry does not reach this dashboard, and the likely cause
             "silent": [
                 {"source": engine.source, "line": silence_line(engine)}

@@ -236,6 +236,10 @@ function renderEngines() {
     return tr;
   }));
   renderPager("engines", "engines", engines.length, live.engines, view.enginesAfter.length);
+  // engines that ended cleanly a while ago are left out of the list but "ended cleanly"'s
+  const ended = live.ended_cleanly || 0;
+  $("ended-cleanly").hidden = !ended || view.engineStatus === "ended" || view.engineStatus === "offline";
+  $("ended-count").textContent = count(ended) + (ended === 1 ? " engine" : " engines") + " ended cleanly";
 }
 
 function renderConstraints() {
