@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner
 
 from cascade.cli import app
@@ -117,7 +116,7 @@ class _Lines:
 
 
 def _watch(command: str, cwd: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S602 - the recipe's own line
+    return subprocess.Popen(
         ["bash", "-c", f"{command} {' '.join(extra)}"], cwd=cwd, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip

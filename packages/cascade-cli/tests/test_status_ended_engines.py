@@ -32,12 +32,14 @@ def test_clean_ends_fold_into_a_count_and_lost_engines_stay(
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "12 engines ended cleanly in the last hour — `cascade status --all` to list" in text
-    assert "lost-engine" in text and "just-ended" in text
+    assert "lost-engine" in text
+    assert "just-ended" in text
     assert "script-03" not in text
 
     every = invoke("status", "--all")
     assert every.exit_code == 0, every.output
-    assert "script-03" in every.output and "ended cleanly" not in every.output
+    assert "script-03" in every.output
+    assert "ended cleanly" not in every.output
 
     listed = json.loads(invoke("status", "--json").output)
     assert listed["ended_cleanly"] == 12

@@ -41,7 +41,8 @@ async def test_engines_ended_cleanly_fold_into_a_count_and_lost_ones_stay() -> N
             assert [e.source for e in rows.shown] == ["live", "lost"]
             assert [e.source for e in rows.folded] == [f"script-{n}" for n in range(3)]
             everything = model.engine_rows(offline_max_age=None, fold_ended_after=None)
-            assert len(everything.shown) == 5 and everything.folded == []
+            assert len(everything.shown) == 5
+            assert everything.folded == []
             clock.now += 3600  # beyond the offline age: hidden as before, not folded
             rows = model.engine_rows(offline_max_age=3600)
             assert ([e.source for e in rows.shown], rows.hidden, rows.folded) == (["live"], 4, [])

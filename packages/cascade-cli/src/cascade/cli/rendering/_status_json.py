@@ -64,8 +64,9 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     it refused, per source and reason; ``ignored``, the messages it did not read at all
     (``malformed``: not the protocol; ``oversized``: beyond their kind's bound).
     ``ended_cleanly``: how many of the engines listed a table folds into a count (they ended
-    cleanly a while ago: :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`); JSON lists
-    them all. Every time is ISO 8601 with an offset, or ``null``. An engine's ``summary`` is its latest
+    cleanly a while ago: :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`); JSON
+    lists them all. Every time is ISO 8601 with an offset, or ``null``. An engine's
+    ``summary`` is its latest
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
     (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
     """

@@ -48,8 +48,8 @@ from ._presence import (
     observe_connection,
     visible_engines,
 )
-from ._silence import note_summary, silent_engines
 from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
+from ._silence import note_summary, silent_engines
 from ._views import ConnectionView, EngineView, RunView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]

@@ -151,9 +151,9 @@ def watch(
             )
             try:
                 await wait_until(done, duration)
-            finally:
+            finally:  # on Ctrl-C too: what was left out is said last, on stderr
                 warning.cancel()
-                await asyncio.gather(warning, return_exceptions=True)  # on Ctrl-C too: what was left out is said last, on stderr
+                await asyncio.gather(warning, return_exceptions=True)
                 lines.flush()
                 if state.oversized:
                     typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)
