@@ -95,6 +95,7 @@ class DashboardModel:
         self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
         self._silent: tuple[tuple[str, bool], ...] = ()
+        self._silent_checked = float("-inf")
 
     @property
     def prefix(self) -> str:
@@ -320,7 +321,12 @@ class DashboardModel:
 
     def check_silent(self) -> bool:
         """Whether the engines whose telemetry does not arrive changed since the last call
-        (they change with time as well as with messages): the pages' header then changes."""
+        (they change with time as well as with messages): the pages' header then changes.
+        Looks at most once a second, whatever the number of streams asking."""
+        now = self.clock()
+        if now - self._silent_checked < 1.0:
+            return False
+        self._silent_checked = now
         silent = tuple(
             (engine.source, engine.silent_since is None) for engine in self.state.silent_engines()
         )
