@@ -116,6 +116,22 @@ def test_only_live_summaries_of_topics_this_view_reads_count() -> None:
     assert nothing.silent_engines() == []
 
 
+def test_a_summary_heard_before_the_view_read_telemetry_is_no_evidence() -> None:
+    """A view that subscribed to the summaries first (the dashboard): the events counted
+    between the summary it had and its telemetry subscription were not its to receive."""
+    clock = Clock()
+    model = _model(clock)
+    model.apply(_summary(0))  # before any telemetry filter
+    clock.now += 0.1
+    model.telemetry_filters.add(ALL)
+    model.apply(_summary(6))
+    clock.now += SILENT_AFTER
+    assert model.silent_engines() == []
+    model.apply(_summary(9))  # both heard while reading: evidence
+    clock.now += SILENT_AFTER
+    assert [e.unheard for e in model.silent_engines()] == [3]
+
+
 def _will(session: int) -> Message:
     return received(
         status_topic("engine-1"), StatusMessage(status="offline", source="engine-1",

@@ -150,6 +150,7 @@ class ReaderModel:
         self._finished: dict[str, None] = {}
         self._holed: set[str] = set()
         self._asked = Asked()
+        self._reading_since: float | None = None  # first summary since telemetry_filters
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -190,9 +191,15 @@ class ReaderModel:
             return
         now = self.clock()
         engine.summary_heard = now
-        if self.telemetry_filters:
-            filters, prefix = self.telemetry_filters, self.prefix
-            note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
+        if not self.telemetry_filters:
+            self._reading_since = None
+            return
+        if self._reading_since is None:
+            self._reading_since = now
+        if before_heard is not None and before_heard < self._reading_since:
+            return  # heard before this view read telemetry: what came after may predate it
+        filters, prefix = self.telemetry_filters, self.prefix
+        note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
 
     def _apply_envelope(self, envelope: Envelope, message: Message, sourced: str | None) -> None:
         now = self.clock()
