@@ -1,18 +1,30 @@
-"""docs/teams.md's roles file is one the access package reads, and its `cascade acl` commands
-run on it as written (but for the output paths)."""
+"""docs/teams.md's roles file is one the access package reads, its `cascade acl` commands run
+on it as written (but for the output paths), and its recipe for a team's mosquitto (the ACL
+and passwords, mosquitto's configuration, an engine, the CLI) runs end to end on a real
+mosquitto."""
 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import secrets
 import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.control.access import Roles
+from cascade.testkit import MosquittoBroker, mosquitto_path
 
-from .examples import ROOT, examples
+from .examples import BROKER_HOST, ROOT, examples
 
 TEAMS = ROOT / "docs" / "teams.md"
 
@@ -50,3 +62,135 @@ def test_the_acl_commands_shown_run_on_it(tmp_path: Path) -> None:
     assert [p["user"] for p in definitions["topic_permissions"]] == [
         "dashboard", "engine-1", "olga", "recorder", "root", "vera"
     ]  # fmt: skip
+
+
+def _secrets(tmp_path: Path, logins: list[str]) -> dict[str, str]:
+    """A password for each login, in ``secrets/LOGIN`` as the recipe reads them."""
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    passwords = {login: f"{login}-{secrets.token_hex(8)}" for login in logins}
+    for login, password in passwords.items():
+        (folder / login).write_text(password, encoding="utf-8")
+    return passwords
+
+
+def _shell(script: str, cwd: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+class _Lines:
+    """A child's stdout read line by line in a thread, to wait for a line without a sleep."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        assert child.stdout is not None
+        stdout = child.stdout
+
+        def read() -> None:
+            for line in stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def until(self, wanted: Callable[[str], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            line = self.lines.get(timeout=left)
+            if line is None:
+                break
+            self.seen.append(line)
+            if wanted(line):
+                return
+        raise AssertionError(f"not seen in {timeout} s: {self.seen[-5:]}")
+
+    def rest(self) -> list[str]:
+        while (line := self.lines.get(timeout=60)) is not None:
+            self.seen.append(line)
+        return self.seen
+
+
+def _watch(command: str, cwd: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "-c", f"{command} {' '.join(extra)}"], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(mosquitto_path() is None, reason="needs mosquitto")
+def test_the_recipe_runs_as_written_on_mosquitto(tmp_path: Path) -> None:
+    """Steps 1 to 4 of the recipe on a real mosquitto: the engine's run reaches an admin's
+    `cascade watch`; the README's engine (no sourced topics) on the same broker does not, and
+    the watch says why."""
+    (tmp_path / "roles.toml").write_text(_block_after("<!-- roles-file:"), encoding="utf-8")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    logins = _cli("acl", str(tmp_path / "roles.toml"), "--logins").split()
+    assert logins == ["dashboard", "engine-1", "olga", "recorder", "root", "vera"]
+    passwords = _secrets(tmp_path, logins)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("CASCADE_")}
+    _shell(_block_after("recipe step 1").replace("/etc/mosquitto", str(etc)), tmp_path, env)
+    assert sorted(
+        line.split(":")[0] for line in (etc / "passwords").read_text().splitlines()
+    ) == logins  # fmt: skip
+
+    conf = _block_after("<!-- mosquitto-conf:")
+    assert [line.split()[0] for line in conf.splitlines()] == [
+        "listener", "allow_anonymous", "password_file", "acl_file"
+    ]  # fmt: skip
+    broker = MosquittoBroker()  # its free port and its folder, with the recipe's config
+    conf = conf.replace("/etc/mosquitto", str(etc))
+    conf = conf.replace("listener 1883", f"listener {broker.port} 127.0.0.1")
+    own = "user root\n" if os.geteuid() == 0 else ""  # as the testkit's: files in tmp_path
+    broker.config_path.write_text(f"{own}log_dest stderr\n{conf}", encoding="utf-8")
+    broker.start()
+    try:
+        env["CASCADE_MQTT_PORT"] = str(broker.port)
+        step4 = _block_after("recipe step 4").replace("broker.example", "127.0.0.1")
+        *setup, watch_line = step4.strip().splitlines()
+        _shell("\n".join(setup), tmp_path, env)  # a retained pause: the watch's barrier
+        exported = "\n".join(line for line in setup if line.startswith("export"))
+
+        def watched(engine: str, *extra: str) -> tuple[list[str], str]:
+            with _watch(f"{exported}\n{watch_line}", tmp_path, env, *extra) as watch:
+                lines = _Lines(watch)
+                lines.until(lambda line: "cascade/constraints/task/etl_load" in line)
+                script = tmp_path / "engine.py"
+                script.write_text(engine.replace(BROKER_HOST, f'"127.0.0.1", {broker.port}'))
+                ran = subprocess.run(
+                    [sys.executable, str(script)], env={**env, "ENGINE_PASSWORD":
+                    passwords["engine-1"]}, capture_output=True, text=True, timeout=120,
+                    check=False,
+                )  # fmt: skip
+                assert ran.stdout.strip() == "90", ran.stdout + ran.stderr
+                seen = lines.rest()
+                assert watch.wait(timeout=60) == 0
+                assert watch.stderr is not None
+                return seen, watch.stderr.read()
+
+        engine = _block_after("recipe step 3")
+        seen, said = watched(engine, "--count", "20", "--duration", "60")
+        telemetry = [json.loads(line) for line in seen if '"cascade/telemetry/' in line]
+        assert len(telemetry) >= 20, said
+        assert {t["payload"]["source"] for t in telemetry} == {"engine-1"}
+        assert "warning" not in said
+
+        default_layout = engine.replace("sourced_topics=True", "sourced_topics=False")
+        seen, said = watched(default_layout, "--duration", "15")
+        assert not [line for line in seen if '"cascade/telemetry/' in line], said
+        assert "warning: no telemetry from engine-1 reached this view" in said, said
+        assert "Engine(sourced_topics=True)" in said
+    finally:
+        broker.close()
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output

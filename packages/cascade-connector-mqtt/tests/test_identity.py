@@ -119,6 +119,26 @@ async def test_a_predecessors_late_will_is_no_conflict(
         assert "stale offline" in caplog.messages[0]
 
 
+async def test_the_previous_engines_clean_offline_is_replaced_without_a_word(
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The next engine of one process (or a restart) reads its predecessor's retained offline
+    before its birth replaces it: a normal restart, no warning, no second online."""
+    async with MqttConnector("broker", source_id="engine-1", link=broker) as first:
+        pass
+    assert json.loads(broker.retained[STATUS])["reason"] == "shutdown"
+    with caplog.at_level(logging.DEBUG, "cascade.connectors.mqtt"):
+        async with MqttConnector("broker", source_id="engine-1", link=broker) as second:
+            inbox = await _status_inbox(second)
+            await inbox.until(lambda m: m.payload.get("session") == second.session)
+    assert second.session > first.session
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    births = [
+        m for m in broker.link.sent if m.topic == STATUS and b'"online"' in m.payload
+    ]  # fmt: skip
+    assert len(births) == 1  # the second connector's own: not announced again
+
+
 async def test_nothing_is_answered_once_disconnect_has_begun(broker: FakeBroker) -> None:
     """Its graceful offline stays the last word: no online after it, whatever arrives."""
     connector = MqttConnector("broker", source_id="engine-1", flush_timeout=0.5, link=broker)

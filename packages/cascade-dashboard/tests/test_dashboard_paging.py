@@ -17,7 +17,8 @@ NOW = datetime.now(timezone.utc)
 # What /api/state answered before it could page: a script reading these keeps working.
 LEGACY_KEYS = {"version", "now", "engines", "runs", "runs_total", "constraints", "rejected",
                "oversized", "missed", "refused", "connection", "controls", "run"}  # fmt: skip
-ADDED_KEYS = {"mode", "fleet", "engines_total", "held"}  # fleet mode's, the held tasks: additive
+# fleet mode's, the held tasks, silent engines, engines that ended cleanly: additive
+ADDED_KEYS = {"mode", "fleet", "engines_total", "held", "silent", "ended_cleanly"}
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,14 @@ from cascade.interfaces import DEFAULT_PREFIX
 from ..access import AclError, mosquitto_acl, rabbitmq_definitions_json
 from ..plumbing._context import fail
 
-__all__ = ["acl"]
+__all__ = ["acl", "broker_logins"]
+
+
+def broker_logins(roles: Roles) -> list[str]:
+    """Every broker login ``roles`` names (grants' ``broker_users`` and the ``[broker]``
+    table's), sorted, each once."""
+    broker = roles.broker
+    return sorted({*roles.broker_users(), *broker.engines, *broker.recorders, *broker.dashboards})
 
 
 def acl(
@@ -30,6 +37,14 @@ def acl(
             "--rabbitmq",
             help="Write RabbitMQ definitions (permissions and topic permissions on amq.topic) "
             "for rabbitmqctl import_definitions; users and passwords are created separately.",
+        ),
+    ] = False,
+    logins: Annotated[
+        bool,
+        typer.Option(
+            "--logins",
+            help="List every broker login the roles file names, one a line (to give each a "
+            "password: mosquitto_passwd, rabbitmqctl add_user).",
         ),
     ] = False,
     prefix: Annotated[
@@ -50,17 +65,20 @@ def acl(
     Each broker_users login of a grant gets its roles' reads and writes; the [broker] table's
     engines, recorders and dashboards get theirs. Constraint topics and cancels carry no org:
     the broker cannot bind them to one (the dashboard checks that for its people).
+    --logins lists the logins to give passwords to.
     Examples: cascade acl roles.toml --mosquitto -o cascade.acl; cascade acl roles.toml
-    --rabbitmq --vhost / -o cascade-definitions.json
+    --rabbitmq --vhost / -o cascade-definitions.json; cascade acl roles.toml --logins
     """
-    if mosquitto == rabbitmq:
-        raise typer.BadParameter("give one of --mosquitto or --rabbitmq")
+    if mosquitto + rabbitmq + logins != 1:
+        raise typer.BadParameter("give one of --mosquitto, --rabbitmq or --logins")
     if mosquitto and vhost is not None:
         raise typer.BadParameter("--vhost is RabbitMQ's: give it with --rabbitmq")
     try:
         roles = Roles.load(roles_file)
         source = str(roles_file)
-        if mosquitto:
+        if logins:
+            text = "".join(f"{login}\n" for login in broker_logins(roles))
+        elif mosquitto:
             text = mosquitto_acl(roles, source, prefix)
         else:
             text = rabbitmq_definitions_json(roles, source, prefix, vhost or "/")

@@ -18,6 +18,7 @@ from rich.text import Text
 from cascade.control import SHORT_ID, short_id
 from cascade.interfaces import Constraint, EngineSummary
 from cascade.interfaces.reader import (
+    ENDED_FOLD_AFTER,
     LAST_TIMESTAMP,
     SHOWN,
     EngineView,
@@ -25,6 +26,7 @@ from cascade.interfaces.reader import (
     RunView,
     TaskView,
     inert,
+    silence_line,
 )
 
 from ._fleet_rank import needs_a_look
@@ -229,17 +231,29 @@ def engines_table(
     *,
     summaries: bool = False,
     most: int | None = None,
+    command: str = "cascade watch",
 ) -> Table:
     """The sources with their presence, session and when they were last heard from, and with
     ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
 
     Offline sources last heard from more than ``offline_max_age`` seconds ago
-    are left out, and the table's caption says how many. Beyond ``most`` engines, only the
+    are left out, and the table's caption says how many; so are those that ended cleanly
+    more than a minute ago (:meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`),
+    counted in a line that says how to list them (``command --all``). Beyond ``most`` engines,
+    only the
     ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
     caption says so.
     """
-    shown, hidden = state.visible_engines(offline_max_age, times.now)
+    fold = ENDED_FOLD_AFTER if offline_max_age is not None else None
+    rows = state.engine_rows(offline_max_age, fold, times.now)
+    shown, hidden = rows.shown, rows.hidden
     said = []
+    if rows.folded:
+        ended = len(rows.folded)
+        said.append(
+            f"{ended:,} {'engine' if ended == 1 else 'engines'} ended cleanly in the last "
+            f"{_span(offline_max_age or 0)} — `{command} --all` to list"
+        )
     if hidden:
         said.append(
             f"{hidden} offline for more than {duration(offline_max_age or 0)} hidden "
@@ -270,6 +284,11 @@ def engines_table(
     if not shown:
         table.add_row(_NONE, *[""] * (len(columns) - 1))
     return table
+
+
+def _span(seconds: float) -> str:
+    """``hour`` for 3600 s, else the duration (``30m00s``)."""
+    return "hour" if round(seconds) == 3600 else duration(seconds)
 
 
 def constraints_table(state: ReaderModel, times: TimeFormat) -> Table:
@@ -365,6 +384,15 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
     return lines
 
 
+def silence_lines(state: ReaderModel) -> list[Text]:
+    """One line for each engine whose telemetry does not reach this view, naming the likely
+    cause (:meth:`~cascade.interfaces.reader.ReaderModel.silent_engines`)."""
+    return [
+        Text(inert(silence_line(engine), SHOWN["reason"] * 3), style="bold yellow")
+        for engine in state.silent_engines()[:MISSED_SOURCES_SHOWN]
+    ]
+
+
 def footer_line(state: ReaderModel, times: TimeFormat, broker: str | None) -> Text:
     """The live views' last line: the connection (with ``broker``), the time and its zone."""
     parts = [connection_line(state, times, broker)] if broker is not None else []
@@ -386,6 +414,7 @@ def render_watch(
         engines_table(state, times, offline_max_age),
         constraints_table(state, times),
     ]
+    parts.extend(silence_lines(state))
     parts.extend(ignored_lines(state))
     parts.extend(missed_lines(state, times))
     parts.extend(refused_lines(state))
@@ -401,7 +430,14 @@ def render_status(
     times = TimeFormat(state.clock(), tz)
     parts: list[RenderableType] = [
         Text(fleet_line(state.fleet()), style="bold"),
-        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN),
+        engines_table(
+            state,
+            times,
+            offline_max_age,
+            summaries=True,
+            most=STATUS_ENGINES_SHOWN,
+            command="cascade status",
+        ),
         constraints_table(state, times),
     ]
     parts.extend(ignored_lines(state))

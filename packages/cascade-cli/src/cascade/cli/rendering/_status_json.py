@@ -63,11 +63,15 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     gaps for (``events``, ``since``; only views that read telemetry see any); ``refused``, what
     it refused, per source and reason; ``ignored``, the messages it did not read at all
     (``malformed``: not the protocol; ``oversized``: beyond their kind's bound).
-    Every time is ISO 8601 with an offset, or ``null``. An engine's ``summary`` is its latest
+    ``ended_cleanly``: how many of the engines listed a table folds into a count (they ended
+    cleanly a while ago: :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`); JSON
+    lists them all. Every time is ISO 8601 with an offset, or ``null``. An engine's
+    ``summary`` is its latest
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
     (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
     """
     shown, hidden = state.visible_engines(offline_max_age)
+    folded = state.engine_rows(offline_max_age).folded
     engines = []
     for engine in shown:
         status = engine.status
@@ -103,6 +107,7 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
         "fleet": fleet_json(state.fleet()),
         "engines": engines,
         "hidden_engines": hidden,
+        "ended_cleanly": len(folded),
         "constraints": constraints,
         "missed": missed,
         "refused": refused_by_source(state),

@@ -90,14 +90,21 @@ class Presence:
         arriving later sees only "offline": announce online again. Another
         session's online or offline means a second connector uses this
         source id: log it (rate-limited) and announce online again, naming
-        the other session, so that the surviving one is shown online.
+        the other session, so that the surviving one is shown online. An older offline read
+        before the echo of our birth is the retained one the birth replaces (an engine of
+        this source that ended before this one began: a restart, or the next engine of one
+        process): nothing to say.
         """
         try:
             status = decode_status(raw)
         except InvalidMessageError:
             return None
         verdict = self._guard.judge(status)
-        if verdict.kind == "stale":
+        if verdict.kind == "stale" and not verdict.reannounce:
+            # the retained status our birth replaces (a predecessor's offline, read at the
+            # subscription before the birth): a normal restart, nothing replaced ours
+            _log.debug("our online replaces a previous offline (session %s)", status.session)
+        elif verdict.kind == "stale":
             _log.warning(
                 "a stale offline (session %s) replaced this source's status; "
                 "announcing online again (session %d)",

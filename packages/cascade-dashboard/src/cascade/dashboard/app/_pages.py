@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from cascade.control.access import Among
-from cascade.interfaces.reader import EngineView, RunView
+from cascade.interfaces.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
 
 from ..live._fleet_index import FLEET, FleetRun
 from ..live._model import DashboardModel
 
 __all__ = [
+    "ENDED",
     "MAX_PAGE",
     "PAGED_PARAMS",
     "EngineQuery",
@@ -36,6 +37,7 @@ __all__ = [
     "RunQuery",
     "View",
     "covers",
+    "folded_test",
     "parse_view",
 ]
 
@@ -94,14 +96,20 @@ class EngineQuery:
     after: str | None = None
     engine: str | None = None
     status: str | None = None
-    """``online``, ``offline`` or ``unknown`` (only its telemetry was heard)."""
+    """``online``, ``offline`` or ``unknown`` (only its telemetry was heard); or ``ended``:
+    those that ended cleanly a while ago, which the other lists leave out but ``offline``
+    (see :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`)."""
 
-    def matches(self, engine: EngineView) -> bool:
-        """Whether ``engine`` passes the filters."""
+    def matches(self, engine: EngineView, folded: bool = False) -> bool:
+        """Whether ``engine`` (``folded``: it ended cleanly a while ago) passes the filters."""
         if self.engine is not None and engine.source != self.engine:
             return False
+        if self.status == ENDED:
+            return folded
         status = engine.status.status if engine.status is not None else "unknown"
-        return self.status is None or status == self.status
+        if self.status is None:
+            return not folded or self.engine is not None
+        return status == self.status
 
 
 @dataclass(frozen=True)
@@ -276,13 +284,16 @@ class Listing:
         )  # fmt: skip
 
     def engine_page(self, query: EngineQuery, max_age: float = 0.0) -> Page[EngineView]:
-        """The page of engines ``query`` asks for."""
+        """The page of engines ``query`` asks for (those that ended cleanly a while ago are
+        left out of every list but ``ended``'s and ``offline``'s)."""
         held = self.model.state.engines
         after = [query.after] if query.after is not None else None
+        folded = folded_test(self.model.state.clock())
         return self._page(
             query, self.engines(max_age), after, query.limit, max_age,
-            lambda engine: held.get(engine.source) is engine and query.matches(engine),
-            query.engine is not None or query.status is not None, len(held),
+            lambda engine: held.get(engine.source) is engine
+            and query.matches(engine, folded(engine)),
+            True, len(held),
         )  # fmt: skip
 
     def _page(
@@ -336,6 +347,22 @@ class Listing:
             self._pages = {q: p for q, p in self._pages.items() if now - p[1] < max_age}
             self._pages[query] = (version, now, page)
         return page
+
+
+ENDED = "ended"
+"""The engines' list of those that ended cleanly a while ago (``engine_status=ended``)."""
+
+
+def folded_test(now: float) -> Callable[[EngineView], bool]:
+    """Whether an engine ended cleanly :data:`ENDED_FOLD_AFTER` seconds before ``now`` or
+    earlier: folded into the count the page shows."""
+    before = now - ENDED_FOLD_AFTER
+
+    def folded(engine: EngineView) -> bool:
+        seen = engine.last_seen
+        return ended_cleanly(engine) and (seen is None or seen <= before)
+
+    return folded
 
 
 def _source(engine: EngineView) -> str:

@@ -234,19 +234,23 @@ class FleetMode:
                 for run_id in sorted(wanted - set(self._runs)):
                     run_filter = telemetry_filter(run_id=run_id, prefix=prefix)
                     self._runs[run_id] = await self.connector.subscribe(run_filter, self.callback)
+                    self.model.state.telemetry_filters.add(run_filter)
                     # its engine (the one whose summary lists it) says where the run is
                     listed = self.model.fleet.runs.get(run_id)
                     source = listed.source if listed is not None else None
                     self.model.state.request_snapshot(run_id, 0, source)
+                whole_filter = telemetry_filter(prefix=prefix)
                 if not fleet and self._whole is None:
-                    self._whole = await self.connector.subscribe(
-                        telemetry_filter(prefix=prefix), self.callback
-                    )
+                    self._whole = await self.connector.subscribe(whole_filter, self.callback)
+                    self.model.state.telemetry_filters.add(whole_filter)
                 if fleet and self._whole is not None:
                     whole, self._whole = self._whole, None
+                    self.model.state.telemetry_filters.discard(whole_filter)
                     await whole.unsubscribe()
                     self._forget([r for r in self.model.state.runs if r not in self._runs])
                 for run_id in sorted(set(self._runs) - wanted):
+                    run_filter = telemetry_filter(run_id=run_id, prefix=prefix)
+                    self.model.state.telemetry_filters.discard(run_filter)
                     await self._runs.pop(run_id).unsubscribe()
                     if self.fleet:
                         self._forget([run_id])

@@ -103,7 +103,11 @@ class DashboardHub:
         self._changed.set()
 
     async def wait_change(self, seen: int, timeout: float) -> None:
-        """Return once the model's version is past ``seen``, after ``timeout``, or on close."""
+        """Return once the model's version is past ``seen``, after ``timeout``, or on close.
+
+        Streams wait here at most ``KEEPALIVE`` at a time, so an engine whose telemetry does
+        not arrive (said by time passing, not by a message) is noticed here too."""
+        self.model.check_silent()
         if self.model.version != seen or self.closing.is_set():
             return
         if self._changed.is_set():

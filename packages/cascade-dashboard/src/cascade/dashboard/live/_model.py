@@ -23,11 +23,14 @@ import msgspec
 
 from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
 from cascade.interfaces.reader import (
+    ENDED_FOLD_AFTER,
     EngineView,
     LogFollower,
     ReaderModel,
     RunView,
+    ended_cleanly,
     refused_by_source,
+    silence_line,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
@@ -91,6 +94,8 @@ class DashboardModel:
         """The live runs' tasks held for a decision (the "Needs a decision" list)."""
         self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
+        self._silent: tuple[tuple[str, bool], ...] = ()
+        self._silent_checked = float("-inf")
 
     @property
     def prefix(self) -> str:
@@ -287,6 +292,12 @@ class DashboardModel:
         ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
         ``fleet``'s totals from its engines' summaries."""
         state = self.state
+        before = state.clock() - ENDED_FOLD_AFTER
+
+        def folded(engine: EngineView) -> bool:
+            seen = engine.last_seen
+            return ended_cleanly(engine) and (seen is None or seen <= before)
+
         return {
             "mode": self.fleet.mode,
             "fleet": self.fleet.totals(),
@@ -298,7 +309,32 @@ class DashboardModel:
                 if gaps.missed
             ],
             "refused": refused_by_source(state),
+            # engines that ended cleanly a while ago: left out of the engines' list but
+            # `engine_status=ended`'s (and `offline`'s)
+            "ended_cleanly": sum(map(folded, state.engines.values())),
+            # engines whose telemetry does not reach this dashboard, and the likely cause
+            "silent": [
+                {"source": engine.source, "line": silence_line(engine)}
+                for engine in state.silent_engines()
+            ],
         }
+
+    def check_silent(self) -> bool:
+        """Whether the engines whose telemetry does not arrive changed since the last call
+        (they change with time as well as with messages): the pages' header then changes.
+        Looks at most once a second, whatever the number of streams asking."""
+        now = self.clock()
+        if now - self._silent_checked < 1.0:
+            return False
+        self._silent_checked = now
+        silent = tuple(
+            (engine.source, engine.silent_since is None) for engine in self.state.silent_engines()
+        )
+        if silent == self._silent:
+            return False
+        self._silent = silent
+        self.version += 1
+        return True
 
     def _recency(self, run: RunView) -> tuple[bool, float]:
         line = self._timelines.get(run.run_id)

@@ -48,7 +48,7 @@ function applyChanges(data) {
   live.epoch = data.epoch;
   live.now = data.now;
   for (const name of ["connection", "controls", "rejected", "oversized", "missed", "refused",
-    "mode", "fleet", "held"]) {
+    "silent", "ended_cleanly", "mode", "fleet", "held"]) {
     if (name in data) live[name] = data[name];
   }
   if (data.runs) applyList(live.runs, data.runs, "run_id");
@@ -217,6 +217,10 @@ function startPaging() {
     view.enginesAfter.length = 0;
     connect();
     schedule();
+  });
+  $("ended-list").addEventListener("click", () => {  // the engines that ended cleanly, listed
+    $("e-status").value = "ended";
+    $("e-status").dispatchEvent(new Event("change"));
   });
   $("e-status").addEventListener("change", () => {
     view.engineStatus = $("e-status").value;

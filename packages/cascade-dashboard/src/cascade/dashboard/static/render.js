@@ -25,6 +25,8 @@ function renderConnection() {
     .map((r) => "refused " + count(r.messages) + " messages claiming " + r.source +
       ": " + Object.entries(r.reasons).map(([why, n]) => count(n) + " " + why).join(", "))
     .join(" · ");
+  // engines whose telemetry does not reach the dashboard, each with the likely cause
+  $("silent").textContent = (live.silent || []).map((s) => s.line).join(" · ");
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token
@@ -285,6 +287,10 @@ function renderEngines() {
     return tr;
   }));
   renderPager("engines", "engines", engines.length, live.engines, view.enginesAfter.length);
+  // engines that ended cleanly a while ago are left out of the list but "ended cleanly"'s
+  const ended = live.ended_cleanly || 0;
+  $("ended-cleanly").hidden = !ended || view.engineStatus === "ended" || view.engineStatus === "offline";
+  $("ended-count").textContent = count(ended) + (ended === 1 ? " engine" : " engines") + " ended cleanly";
 }
 
 function renderConstraints() {

@@ -61,7 +61,9 @@ from ._logs import (
     line_matches,
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
+from ._presence import ENDED_FOLD_AFTER, EngineRows, ended_cleanly
 from ._refused import refused_by_source
+from ._silence import FLAP_WINDOW, FLAPS, SILENT_AFTER, silence_line
 from ._subscriptions import (
     ROLLCALL_WAIT,
     subscribe_statuses,
@@ -75,7 +77,10 @@ __all__ = [
     "DEFAULT_KEEP_FOR",
     "DEFAULT_KEEP_LINES",
     "DEFAULT_KEEP_RUNS",
+    "ENDED_FOLD_AFTER",
     "FINISHED_STATES",
+    "FLAPS",
+    "FLAP_WINDOW",
     "FLEET_CHECK",
     "KEPT",
     "LAST_TIMESTAMP",
@@ -86,7 +91,9 @@ __all__ = [
     "MAX_MORE_LIVE",
     "ROLLCALL_WAIT",
     "SHOWN",
+    "SILENT_AFTER",
     "ConnectionView",
+    "EngineRows",
     "EngineView",
     "FleetTotals",
     "HeardBatch",
@@ -100,6 +107,7 @@ __all__ = [
     "TaskView",
     "counted_summary",
     "cut_message",
+    "ended_cleanly",
     "fleet_totals",
     "inert",
     "keep_switching",
@@ -107,6 +115,7 @@ __all__ = [
     "next_mode",
     "parse_age",
     "refused_by_source",
+    "silence_line",
     "subscribe_statuses",
     "subscribe_summaries",
     "truncate",

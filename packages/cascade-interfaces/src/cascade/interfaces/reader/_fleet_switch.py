@@ -88,15 +88,18 @@ class TelemetrySwitch:
             handle, self._handle = self._handle, None
             if handle is not None:
                 await handle.unsubscribe()
+            self._state.telemetry_filters.discard(self._filter)
             self._state.forget_runs()
             self.mode = "fleet"
             return True
         if self.mode == "fleet" and after == "events":
             self._handle = await self._connector.subscribe(self._filter, self._callback)
+            self._state.telemetry_filters.add(self._filter)
             self.mode = "events"
             return True
         if self.mode == "events" and self._handle is None:  # the first look
             self._handle = await self._connector.subscribe(self._filter, self._callback)
+            self._state.telemetry_filters.add(self._filter)
         return False
 
     def said(self) -> dict[str, Any]:

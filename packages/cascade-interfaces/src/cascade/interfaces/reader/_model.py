@@ -39,8 +39,17 @@ from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
 from ._fleet import FleetTotals, apply_summary, fleet_totals
-from ._presence import apply_status, forget_engines, observe_connection, visible_engines
+from ._presence import (
+    ENDED_FOLD_AFTER,
+    EngineRows,
+    apply_status,
+    engine_rows,
+    forget_engines,
+    observe_connection,
+    visible_engines,
+)
 from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
+from ._silence import note_summary, silent_engines
 from ._views import ConnectionView, EngineView, RunView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
@@ -128,6 +137,11 @@ class ReaderModel:
     """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
     when this view first hears of a run mid-way, and while it misses some of its events.
     ``None``: this view never asks, and stays partial."""
+    telemetry_filters: set[str] = field(default_factory=set)
+    """The telemetry filters this view subscribes to now (a view adds and removes them as it
+    subscribes and unsubscribes; :class:`TelemetrySwitch` does): the engines whose summaries
+    count events on those topics that never arrive are :meth:`silent_engines`. Empty (a view
+    that reads no telemetry, as `cascade status`): no engine is taken for silent."""
 
     def __post_init__(self) -> None:
         self.gaps = GapCounter(self.clock)
@@ -136,6 +150,7 @@ class ReaderModel:
         self._finished: dict[str, None] = {}
         self._holed: set[str] = set()
         self._asked = Asked()
+        self._reading_since: float | None = None  # first summary since telemetry_filters
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
@@ -150,7 +165,7 @@ class ReaderModel:
             elif kind == "status":
                 apply_status(self.engines, self.refusals, self.clock, message)
             elif kind == "summary":
-                apply_summary(self.engines, self.refusals, self.clock, message)
+                self._apply_summary(message)
             elif kind == "telemetry":
                 # split_telemetry_topic's rule, inline: it is told for every message
                 levels = rest.count("/")
@@ -164,6 +179,27 @@ class ReaderModel:
             self.refusals.count(message.topic.removeprefix(self.prefix + "/"), REASON_NOT_ITS_TOPIC)
         except InvalidMessageError:
             self.rejected += 1
+
+    def _apply_summary(self, message: Message) -> None:
+        level = message.topic.rsplit("/", 1)[-1]
+        known = self.engines.get(decode_level(level))
+        before = known.summary if known is not None else None
+        before_heard = known.summary_heard if known is not None else None
+        apply_summary(self.engines, self.refusals, self.clock, message)
+        engine = self.engines.get(decode_level(level))
+        if engine is None or engine.summary is None or engine.summary is before:
+            return
+        now = self.clock()
+        engine.summary_heard = now
+        if not self.telemetry_filters:
+            self._reading_since = None
+            return
+        if self._reading_since is None:
+            self._reading_since = now
+        if before_heard is not None and before_heard < self._reading_since:
+            return  # heard before this view read telemetry: what came after may predate it
+        filters, prefix = self.telemetry_filters, self.prefix
+        note_summary(engine, before, before_heard, message.retain, filters, prefix, now)
 
     def _apply_envelope(self, envelope: Envelope, message: Message, sourced: str | None) -> None:
         now = self.clock()
@@ -213,6 +249,9 @@ class ReaderModel:
         if engine is None:
             engine = self.engines[source] = EngineView(source, None)
         engine.heard(stamp if stamp is not None or message.retain else now)
+        engine.telemetry_at = now
+        if engine.silent_since is not None:
+            engine.silent_since, engine.unheard, engine.unheard_where = None, 0, None
         if run is None:
             run = RunView(envelope.run_id, envelope.org_id, envelope.project_id, source)
             self.runs[envelope.run_id] = run
@@ -429,6 +468,28 @@ class ReaderModel:
         ago (or never, with a timestamp) are left out; ``None`` keeps every engine.
         """
         return visible_engines(self.engines, offline_max_age, self.clock() if now is None else now)
+
+    def engine_rows(
+        self,
+        offline_max_age: float | None = None,
+        fold_ended_after: float | None = ENDED_FOLD_AFTER,
+        now: float | None = None,
+    ) -> EngineRows:
+        """The engines a view lists: as :meth:`visible_engines`, but those that ended cleanly
+        (``offline`` with reason ``shutdown``, no live run left, no shared id) and were last
+        heard from ``fold_ended_after`` seconds ago or more are folded into
+        :attr:`EngineRows.folded` (``None``: none folded). An engine that went offline
+        otherwise (its will: a lost connection) stays listed."""
+        return engine_rows(
+            self.engines, offline_max_age, fold_ended_after, self.clock() if now is None else now
+        )
+
+    def silent_engines(self, now: float | None = None) -> list[EngineView]:
+        """The engines whose telemetry does not reach this view: their summaries, received
+        live, counted events on topics this view subscribes to (:attr:`telemetry_filters`) and
+        none arrived for :data:`~._silence.SILENT_AFTER` seconds (a broker's ACL drops them).
+        :func:`~._silence.silence_line` says it on one line."""
+        return silent_engines(self.engines.values(), self.clock() if now is None else now)
 
     def fleet(self) -> FleetTotals:
         """The fleet added up from its engines' summaries (:class:`FleetTotals`)."""

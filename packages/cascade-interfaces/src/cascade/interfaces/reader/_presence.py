@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cascade.interfaces import (
     REASON_FUTURE,
@@ -19,9 +20,19 @@ from cascade.interfaces import (
 )
 
 from ._bounded_text import KEPT, truncate
+from ._silence import note_will
 from ._views import ConnectionView, EngineView
 
-__all__ = ["apply_status", "forget_engines", "observe_connection", "visible_engines"]
+__all__ = [
+    "ENDED_FOLD_AFTER",
+    "EngineRows",
+    "apply_status",
+    "ended_cleanly",
+    "engine_rows",
+    "forget_engines",
+    "observe_connection",
+    "visible_engines",
+]
 
 
 def apply_status(
@@ -55,6 +66,8 @@ def apply_status(
         known.conflict_session = _conflict(status, known)
         known.status = status
     known.heard(stamp if stamp is not None or message.retain else clock())
+    if status.status == "offline" and status.reason is None and not message.retain:
+        note_will(known, clock())  # its connection lost now: the broker's word
 
 
 def _conflict(status: StatusMessage, known: EngineView | None) -> int | None:
@@ -104,6 +117,53 @@ def visible_engines(
         else:
             shown.append(engine)
     return shown, hidden
+
+
+ENDED_FOLD_AFTER = 60.0
+"""Seconds after its clean end (its last message) from which an engine that ended cleanly is
+folded into a counted line instead of a row of its own (:meth:`ReaderModel.engine_rows`):
+every run of a script is a source of its own, and their ends would pile up."""
+
+
+def ended_cleanly(engine: EngineView) -> bool:
+    """Whether ``engine`` said it ended (``offline``, reason ``shutdown``) with nothing left
+    to look at: no live run its summary counts (stranded), no other engine sharing its id."""
+    status = engine.status
+    if status is None or status.status != "offline" or status.reason != "shutdown":
+        return False
+    summary = engine.summary
+    return not engine.conflict and (summary is None or summary.runs.running == 0)
+
+
+@dataclass
+class EngineRows:
+    """The engines a view lists (:attr:`shown`, by source), how many offline ones it leaves out
+    as too old (:attr:`hidden`), and those that ended cleanly a while ago, folded into a
+    count (:attr:`folded`, by source)."""
+
+    shown: list[EngineView]
+    hidden: int
+    folded: list[EngineView]
+
+
+def engine_rows(
+    engines: dict[str, EngineView],
+    offline_max_age: float | None,
+    fold_after: float | None,
+    now: float,
+) -> EngineRows:
+    """See :meth:`ReaderModel.engine_rows`."""
+    shown, hidden = visible_engines(engines, offline_max_age, now)
+    if fold_after is None:
+        return EngineRows(shown, hidden, [])
+    listed: list[EngineView] = []
+    folded: list[EngineView] = []
+    for engine in shown:
+        ended = ended_cleanly(engine) and (
+            engine.last_seen is None or now - engine.last_seen >= fold_after
+        )
+        (folded if ended else listed).append(engine)
+    return EngineRows(listed, hidden, folded)
 
 
 def observe_connection(connection: ConnectionView, connected: bool, now: float) -> None:

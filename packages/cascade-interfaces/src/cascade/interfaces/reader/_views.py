@@ -244,6 +244,22 @@ class EngineView:
     online (two engines share the id), when it can be told: the connector said
     so in its ``online`` (``conflict_session``), or an ``online`` of an older
     session came after a newer one's."""
+    summary_heard: float | None = None
+    """When this view received :attr:`summary` (its clock): two live summaries say what the
+    engine sent while this view listened."""
+    telemetry_at: float | None = None
+    """When this view last took in a telemetry message of this source (its clock)."""
+    silent_since: float | None = None
+    """When a summary first counted events this view should have received from this source and
+    did not (``None``: none missing, or its telemetry arrived since): see
+    :meth:`ReaderModel.silent_engines`."""
+    unheard: int = 0
+    """Events the summaries counted since :attr:`silent_since` that never arrived here."""
+    unheard_where: str | None = None
+    """The ``org/project`` of the first run whose events did not arrive."""
+    wills: list[float] = field(default_factory=list)
+    """When this view received this source's last few wills live (an ``offline`` without a
+    reason: the broker's word that its connection was lost), its clock."""
 
     @property
     def conflict(self) -> bool:

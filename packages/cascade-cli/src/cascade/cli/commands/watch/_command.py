@@ -42,7 +42,7 @@ from ...rendering._fleet_render import FLEET_CHROME, events_header, render_fleet
 from ...rendering._json_lines import JsonLines
 from ...rendering._render import TimeFormat, missed_lines, refused_lines, render_watch
 from ._ended import recorded_run_of, show_not_live, summarised
-from ._live import refresh, wait_until
+from ._live import refresh, wait_until, warn_silent
 
 __all__ = ["watch"]
 
@@ -158,6 +158,7 @@ def watch(
             changed = await switch.update()
         else:
             await connector.subscribe(telemetry, on_message)
+            state.telemetry_filters.add(telemetry)
         if run_id is not None:  # not heard within a heartbeat period: not live
             waiting.append(asyncio.create_task(unless_heard(context.quiet_after)))
         await subscribe_statuses(connector, on_message)
@@ -179,9 +180,14 @@ def watch(
 
     async def show(connector: Any, switch: TelemetrySwitch | None, lines: JsonLines) -> None:
         if as_json:
+            warning = asyncio.create_task(
+                warn_silent(state, lambda line: typer.echo(f"cascade: warning: {line}", err=True))
+            )
             try:
                 await wait_until(done, duration)
             finally:  # on Ctrl-C too: what was left out is said last, on stderr
+                warning.cancel()
+                await asyncio.gather(warning, return_exceptions=True)
                 lines.flush()
                 if state.oversized:
                     typer.echo(f"cascade: {state.oversized} oversized messages ignored", err=True)

@@ -10,8 +10,9 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.reader import SHOWN, ReaderModel, inert, silence_line
 
-__all__ = ["refresh", "wait_until"]
+__all__ = ["refresh", "wait_until", "warn_silent"]
 
 
 async def wait_until(done: asyncio.Event, duration: float | None) -> None:
@@ -24,3 +25,16 @@ async def refresh(live: Live, frame: Callable[[], RenderableType]) -> None:
     while True:
         live.update(frame())
         await asyncio.sleep(0.25)
+
+
+async def warn_silent(state: ReaderModel, warn: Callable[[str], None]) -> None:
+    """Say once (each engine, each kind of evidence) that an engine's telemetry does not reach
+    this view: `--json` prints telemetry only, so its warnings go to stderr as they come."""
+    said: set[tuple[str, bool]] = set()
+    while True:
+        await asyncio.sleep(1.0)
+        for engine in state.silent_engines():
+            key = (engine.source, engine.silent_since is None)
+            if key not in said:
+                said.add(key)
+                warn(inert(silence_line(engine), SHOWN["reason"] * 3))

@@ -1,0 +1,78 @@
+"""The dashboard's engines: those that ended cleanly a while ago fold into a count the page
+shows, and are listed on asking (engine_status=ended); a lost engine stays listed. An engine
+whose telemetry does not arrive is named in the header."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from cascade.dashboard import DashboardHub, DashboardSettings, create_app
+from cascade.interfaces import (
+    EngineSummary,
+    Message,
+    RunTally,
+    StatusMessage,
+    SummaryRun,
+    TaskTally,
+    status_topic,
+    summary_topic,
+)
+from cascade.interfaces.reader import SILENT_AFTER
+from cascade.interfaces.testing import received
+
+
+def _status(hub: DashboardHub, source: str, state: str, reason: str | None, ago: float) -> None:
+    ts = (datetime.now(timezone.utc) - timedelta(seconds=ago)).isoformat()
+    said = StatusMessage(status=state, source=source, session=1, ts=ts, reason=reason)  # type: ignore[arg-type]
+    hub.model.apply(received(status_topic(source), said, retain=True))
+
+
+async def test_clean_ends_fold_into_a_count_listed_on_asking(hub: DashboardHub) -> None:
+    for n in range(4):
+        _status(hub, f"script-{n}", "offline", "shutdown", ago=300)
+    _status(hub, "just-ended", "offline", "shutdown", ago=1)
+    _status(hub, "lost", "offline", None, ago=300)
+    _status(hub, "live", "online", None, ago=1)
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        page = (await http.get("/api/state", params={"engines_limit": "25"})).json()
+        assert [e["source"] for e in page["engines"]] == ["just-ended", "live", "lost"]
+        assert page["ended_cleanly"] == 4
+        assert (page["engines_matching"], page["engines_total"]) == (3, 7)
+        ended = (
+            await http.get("/api/state", params={"engines_limit": "25", "engine_status": "ended"})
+        ).json()
+        assert [e["source"] for e in ended["engines"]] == [f"script-{n}" for n in range(4)]
+        legacy = (await http.get("/api/state")).json()  # without paging: every engine
+        assert len(legacy["engines"]) == 7
+
+
+def _summary(last_seq: int) -> Message:
+    run = SummaryRun(
+        run_id="r-1", org_id="acme", project_id="etl", status="Running",
+        started=datetime.now(timezone.utc).isoformat(), tasks=TaskTally(running=1),
+        last_seq=last_seq,
+    )  # fmt: skip
+    said = EngineSummary(source="engine-1", session=1, runs=RunTally(running=1), listed=[run])
+    return received(summary_topic("engine-1"), said)
+
+
+async def test_an_engine_whose_events_never_arrive_is_named_in_the_header(
+    hub: DashboardHub,
+) -> None:
+    now = [datetime.now(timezone.utc).timestamp()]
+    hub.model.state.clock = lambda: now[0]
+    assert hub.model.state.telemetry_filters  # the hub reads every run's telemetry
+    _status(hub, "engine-1", "online", None, ago=0)
+    hub.model.apply(_summary(0))
+    hub.model.apply(_summary(7))
+    assert hub.model.header()["silent"] == []
+    version = hub.model.version
+    now[0] += SILENT_AFTER
+    await hub.wait_change(version, 0)  # a page's stream looks: time alone changed it
+    assert hub.model.version > version
+    (said,) = hub.model.header()["silent"]
+    assert said["source"] == "engine-1"
+    assert said["line"].startswith("no telemetry from engine-1 reached this view")

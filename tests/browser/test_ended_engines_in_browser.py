@@ -1,0 +1,50 @@
+"""The dashboard's engines in a real headless Chromium: those that ended cleanly a while ago
+are a count with a button that lists them; a lost engine stays in the list."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import StatusMessage, status_topic
+from cascade.testkit import BrokerEndpoint
+
+from .conftest import Dashboard
+from .test_dashboard_in_browser import click, open_page, texts, wait
+
+pytestmark = pytest.mark.integration
+
+
+def _publish(broker: BrokerEndpoint, tag: str) -> None:
+    async def publish() -> None:
+        old = (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat()
+        async with MqttConnector(broker.host, broker.port, presence=False) as connector:
+            for source, reason in [*((f"ended-{tag}-{n}", "shutdown") for n in range(3)),
+                                   (f"lost-{tag}", None)]:  # fmt: skip
+                said = StatusMessage(status="offline", source=source, session=1, ts=old,
+                                     reason=reason)  # fmt: skip
+                await connector.publish(status_topic(source), said, qos=1, retain=True)
+            await connector.flush(5)
+
+    asyncio.run(publish())
+
+
+def test_clean_ends_are_a_count_the_button_lists(
+    dashboard: Dashboard, browser: Any, mqtt_broker: BrokerEndpoint
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    _publish(mqtt_broker, tag)
+    open_page(browser, dashboard, token=None)
+
+    def sources() -> list[str]:
+        return [s for s in texts(browser, "#engines tr td:first-child") if tag in s]
+
+    wait(browser, lambda d: sources() == [f"lost-{tag}"])
+    wait(browser, lambda d: "engines ended cleanly" in texts(d, "#ended-count")[0])
+    click(browser, "#ended-list")
+    wait(browser, lambda d: sources() == [f"ended-{tag}-{n}" for n in range(3)])
