@@ -27,12 +27,12 @@ from cascade.interfaces.reader import (
     LogFollower,
     ReaderModel,
     RunView,
-    refused_by_source,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
 from ._held import HeldIndex
 from ._log_backfill import seed_run
+from ._problems import problems_header
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
 from ._versions import EntityVersions, TaskLog
@@ -283,21 +283,17 @@ class DashboardModel:
         }
 
     def header(self) -> dict[str, Any]:
-        """What the model ignored, missed and refused (``rejected``, ``oversized``, ``missed``,
-        ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
-        ``fleet``'s totals from its engines' summaries."""
+        """What the model ignored, missed and refused (``rejected``, ``oversized``; ``missed``,
+        ``refused`` and ``conflicts``: the worst few sources of each and their totals,
+        :func:`~._problems.problems_header`), as a snapshot says it, the ``mode`` (``events``
+        or ``fleet``) and the ``fleet``'s totals from its engines' summaries."""
         state = self.state
         return {
             "mode": self.fleet.mode,
             "fleet": self.fleet.totals(),
             "rejected": state.rejected,
             "oversized": state.oversized,
-            "missed": [
-                {"source": source, "events": gaps.missed, "since": gaps.since}
-                for source, gaps in sorted(state.gaps.by_source.items())
-                if gaps.missed
-            ],
-            "refused": refused_by_source(state),
+            **problems_header(state),
         }
 
     def _recency(self, run: RunView) -> tuple[bool, float]:
