@@ -126,6 +126,13 @@ class DashboardModel:
             engine = self.state.engines.get(source) if isinstance(source, str) else None
             if engine is not None:
                 self.versions.engine_heard(engine.source, engine.last_seen, self.version)
+                if engine.status is not None and len(engine.live_seen) != self.fleet.live_seen(
+                    engine.source
+                ):
+                    # a run of an engine counted by its events started or ended: the live
+                    # runs (what fleet mode is decided on) and its row changed
+                    self.fleet.engine(engine.source, engine, self.version)
+                    self.versions.engine_summarised(engine.source, self.version)
         elif kind == "status":
             sources = {decode_level(message.topic.rsplit("/", 1)[-1]), payload.get("source")}
             for source in sources:

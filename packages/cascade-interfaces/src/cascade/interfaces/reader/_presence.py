@@ -54,6 +54,8 @@ def apply_status(
     elif known.status is None or status.supersedes(known.status):
         known.conflict_session = _conflict(status, known)
         known.status = status
+    if known.status is not None and known.status.status == "offline":
+        known.live_seen.clear()  # it ended, and its runs with it
     known.heard(stamp if stamp is not None or message.retain else clock())
 
 

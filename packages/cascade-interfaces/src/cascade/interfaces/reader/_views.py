@@ -244,6 +244,10 @@ class EngineView:
     online (two engines share the id), when it can be told: the connector said
     so in its ``online`` (``conflict_session``), or an ``online`` of an older
     session came after a newer one's."""
+    live_seen: set[str] = field(default_factory=set)
+    """The runs this reader last knew live from their own events (their start, or joined
+    late, and no end since): what counts an engine's live runs while it sends no summary.
+    Kept while the reader stops reading events (fleet mode), emptied when it goes offline."""
 
     @property
     def conflict(self) -> bool:
