@@ -4,10 +4,13 @@ pages' streams and the changes they send, and who may open them."""
 from ._deltas import STREAM_INTERVAL, Follower
 from ._fair_share import Claimant, HistoryReaders, StreamSlots
 from ._model import DashboardModel
-from ._streams import Snapshots
+from ._streams import BEHIND_AFTER, KEEPALIVE, MAX_OWING, Snapshots, change_events
 from ._timelines import MAX_SEGMENTS_PER_TASK
 
 __all__ = [
+    "BEHIND_AFTER",
+    "KEEPALIVE",
+    "MAX_OWING",
     "MAX_SEGMENTS_PER_TASK",
     "STREAM_INTERVAL",
     "Claimant",
@@ -16,4 +19,5 @@ __all__ = [
     "HistoryReaders",
     "Snapshots",
     "StreamSlots",
+    "change_events",
 ]
