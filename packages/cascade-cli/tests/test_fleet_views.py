@@ -203,3 +203,55 @@ def test_watch_on_a_terminal_shows_the_fleet_view_above_the_threshold(
     text = watch("--fleet-threshold", "5", "--project", "p")
     assert "fleet mode" not in text
     assert "Runs" in text
+
+
+FLEET = 10_000
+
+
+def _listing(source: str, n: int) -> EngineSummary:
+    """Engine ``n``'s summary, listing its live run and four ended ones, as engines do."""
+    now = datetime.now(timezone.utc).isoformat()
+    live = n % 100 == 42  # a hundred of them busy with one live run
+    runs = [
+        SummaryRun(run_id=f"{source}-r{k}", org_id="o", project_id="p",
+                   status="Running" if live and k == 0 else "Succeeded", started=now,
+                   tasks=TaskTally(completed=20), planned=20, last_seq=42)  # fmt: skip
+        for k in range(5)
+    ]
+    return EngineSummary(source=source, ts=now, runs=RunTally(running=int(live), succeeded=4),
+                         tasks=TaskTally(completed=100), listed=runs)  # fmt: skip
+
+
+def test_status_at_fleet_size_is_bounded_and_lists_what_needs_a_look(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """10,000 engines whose summaries list their runs: `status --json` stays under 1 MB and
+    lists the 1,000 that need a look first (the busy ones among them), still by source, and
+    says how many there are; --every-engine lists them all, --engine some; the tables put
+    the busy engines first."""
+    for n in range(FLEET):
+        source = f"fleet-{n:05}"
+        publish_retained(status_topic(source), encode_payload(_online(source)))
+        publish_retained(summary_topic(source), encode_payload(_listing(source, n)))
+    result = invoke("status", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(result.output.encode()) <= 1_000_000, len(result.output)
+    data = json.loads(result.output)
+    assert (data["fleet"]["engines"], data["fleet"]["live_runs"]) == (FLEET, 100)
+    assert (data["engines_matching"], data["engines_listed"]) == (FLEET, 1_000)
+    sources = [e["source"] for e in data["engines"]]
+    assert sources == sorted(sources)
+    busy = {f"fleet-{n:05}" for n in range(42, FLEET, 100)}
+    assert busy <= set(sources)
+
+    every = json.loads(invoke("status", "--json", "--every-engine").output)
+    assert every["engines_listed"] == len(every["engines"]) == FLEET
+    some = json.loads(invoke("status", "--json", "--engine", "fleet-0004*").output)
+    assert [e["source"] for e in some["engines"]] == [f"fleet-{n:05}" for n in range(40, 50)]
+    assert some["engines_matching"] == 10
+
+    text = invoke("status").output
+    rows = [line for line in text.splitlines() if "fleet-" in line]
+    assert len(rows) == 200
+    assert "fleet-00042" in rows[0]  # the busy first, then by source
+    assert "9,800 more engines not listed" in " ".join(text.split())

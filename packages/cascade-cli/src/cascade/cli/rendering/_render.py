@@ -8,6 +8,7 @@ terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import tzinfo
 
 from rich.console import Group, RenderableType
@@ -197,6 +198,7 @@ def engines_table(
     *,
     summaries: bool = False,
     most: int | None = None,
+    engine: str | None = None,
 ) -> Table:
     """The sources with their presence, session and when they were last heard from, and with
     ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
@@ -204,9 +206,11 @@ def engines_table(
     Offline sources last heard from more than ``offline_max_age`` seconds ago
     are left out, and the table's caption says how many. Beyond ``most`` engines, only the
     ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
-    caption says so.
+    caption says so. ``engine``: only the sources that match this glob.
     """
     shown, hidden = state.visible_engines(offline_max_age, times.now)
+    if engine is not None:
+        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, engine)]
     said = []
     if hidden:
         said.append(
@@ -360,14 +364,19 @@ def render_watch(
 
 
 def render_status(
-    state: ReaderModel, *, offline_max_age: float | None = None, tz: tzinfo | None = None
+    state: ReaderModel,
+    *,
+    offline_max_age: float | None = None,
+    tz: tzinfo | None = None,
+    engine: str | None = None,
 ) -> RenderableType:
     """`cascade status`: what the engines' summaries add up to, the engines (each with its
     summary) and the constraints, and the time zone their times are in."""
     times = TimeFormat(state.clock(), tz)
     parts: list[RenderableType] = [
         Text(fleet_line(state.fleet()), style="bold"),
-        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN),
+        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN,
+                      engine=engine),  # fmt: skip
         constraints_table(state, times),
     ]
     parts.extend(ignored_lines(state))
