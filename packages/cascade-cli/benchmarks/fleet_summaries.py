@@ -138,7 +138,9 @@ def dashboard_engines(url: str) -> dict[str, Any]:
 def status_engines(context: Context) -> dict[str, Any]:
     """Every engine's summary as `cascade status --json` prints it."""
     printed = subprocess.run(  # every engine: by default it lists those that need a look
-        context.cli("status", "--json", "--every-engine"), capture_output=True, text=True,
+        context.cli("status", "--json", "--every-engine"),
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
     return {e["source"]: e["summary"] for e in json.loads(printed)["engines"]}

@@ -213,9 +213,16 @@ def _listing(source: str, n: int) -> EngineSummary:
     now = datetime.now(timezone.utc).isoformat()
     live = n % 100 == 42  # a hundred of them busy with one live run
     runs = [
-        SummaryRun(run_id=f"{source}-r{k}", org_id="o", project_id="p",
-                   status="Running" if live and k == 0 else "Succeeded", started=now,
-                   tasks=TaskTally(completed=20), planned=20, last_seq=42)  # fmt: skip
+        SummaryRun(
+            run_id=f"{source}-r{k}",
+            org_id="o",
+            project_id="p",
+            status="Running" if live and k == 0 else "Succeeded",
+            started=now,
+            tasks=TaskTally(completed=20),
+            planned=20,
+            last_seq=42,
+        )
         for k in range(5)
     ]
     return EngineSummary(source=source, ts=now, runs=RunTally(running=int(live), succeeded=4),

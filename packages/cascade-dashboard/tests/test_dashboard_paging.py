@@ -17,7 +17,8 @@ NOW = datetime.now(timezone.utc)
 # What /api/state answered before it could page: a script reading these keeps working.
 LEGACY_KEYS = {"version", "now", "engines", "runs", "runs_total", "constraints", "rejected",
                "oversized", "missed", "refused", "connection", "controls", "run"}  # fmt: skip
-# fleet mode's, the held tasks, the per-source lists' totals (the lists name the worst few): additive
+# fleet mode's, the held tasks, the per-source lists' totals (the lists name the worst few):
+# additive
 ADDED_KEYS = {"mode", "fleet", "engines_total", "held", "missed_total", "refused_total",
               "conflicts", "conflicts_total"}  # fmt: skip
 

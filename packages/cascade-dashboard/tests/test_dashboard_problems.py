@@ -40,7 +40,8 @@ def fleet_that_missed(hub: DashboardHub, engines: int = ENGINES) -> None:
                              conflict_session=conflict)  # fmt: skip
         hub.model.apply(received(status_topic(source), said, retain=True))
         listed = SummaryRun(run_id=run_id, org_id="local", project_id="p", status="Running",
-                            started=NOW.isoformat(), tasks=TaskTally(running=1), planned=10)  # fmt: skip
+                            started=NOW.isoformat(), tasks=TaskTally(running=1),
+                            planned=10)  # fmt: skip
         summary = EngineSummary(source=source, ts=NOW.isoformat(), runs=RunTally(running=1),
                                 listed=[listed])  # fmt: skip
         hub.model.apply(received(summary_topic(source), summary, retain=True))

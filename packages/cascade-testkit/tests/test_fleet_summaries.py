@@ -123,7 +123,11 @@ PREFIX = "fleet-summaries-test"
 
 
 def drive(
-    seconds: float, fail_every: int = 0, tasks: int = 4, per_round: int = 5, engines: int = 10,
+    seconds: float,
+    fail_every: int = 0,
+    tasks: int = 4,
+    per_round: int = 5,
+    engines: int = 10,
     without_summaries: float = 0.0,
 ) -> tuple[list[SimulatedEngine], Published, float]:
     """``engines`` engines of runs of ``tasks`` tasks stepped ``per_round`` events every TICK

@@ -375,8 +375,9 @@ def render_status(
     times = TimeFormat(state.clock(), tz)
     parts: list[RenderableType] = [
         Text(fleet_line(state.fleet()), style="bold"),
-        engines_table(state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN,
-                      engine=engine),  # fmt: skip
+        engines_table(
+            state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN, engine=engine
+        ),
         constraints_table(state, times),
     ]
     parts.extend(ignored_lines(state))

@@ -199,7 +199,9 @@ def parse_problems(params: Mapping[str, str]) -> tuple[int, str | None]:
     what is wrong."""
     after = params.get("after") or None
     key = _key(after, "after") if after else None
-    if key is not None and not (isinstance(key, list) and len(key) == 1 and isinstance(key[0], str)):
+    if key is not None and not (
+        isinstance(key, list) and len(key) == 1 and isinstance(key[0], str)
+    ):
         raise ValueError("after must be the next_after of a page of this dashboard")
     return _limit(params, "limit", 100) or 100, key[0] if key else None
 
