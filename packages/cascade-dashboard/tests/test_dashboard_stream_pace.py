@@ -9,8 +9,10 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
+import uvicorn
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import (
@@ -19,16 +21,30 @@ from cascade.dashboard.live import (
     MAX_OWING,
     Claimant,
     Follower,
+    Slot,
     StreamSlots,
     change_events,
 )
 from cascade.interfaces import StatusMessage, TaskStateEvent, status_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
-
-from .test_dashboard_streams import serving
+from cascade.metrics import bind
 
 PROMISED = 1.0  # seconds a page's stream may be silent at most
 SLACK = 0.25  # the loop's turn on a machine shared with other work
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its base URL."""
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    running = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await running
+        sock.close()
 
 
 async def online(broker: InMemoryBroker, *sources: str) -> None:
@@ -107,7 +123,7 @@ async def test_a_stream_under_a_flood_of_messages_is_never_silent_a_second(
 @contextlib.asynccontextmanager
 async def stream_of(follower: Follower) -> AsyncIterator[AsyncIterator[bytes]]:
     slot = StreamSlots().take(Claimant("address:127.0.0.1"))
-    assert hasattr(slot, "ended"), slot  # a slot, not a refusal
+    assert isinstance(slot, Slot), slot  # a slot, not a refusal
     events = change_events(follower.hub, follower, slot)
     try:
         assert await anext(events) == b"retry: 2000\n\n"

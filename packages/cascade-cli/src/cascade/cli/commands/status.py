@@ -76,7 +76,7 @@ def status(
     CliContext.of(ctx).run(broker, snapshot)
     if json_output:
         most = None if every_engine else STATUS_JSON_ENGINES
-        typer.echo(ascii_json(status_json(state, hide_after, most=most, engine=engine)))
+        typer.echo(ascii_json(status_json(state, hide_after, most=most, sources=engine)))
         return
     out = CliContext.of(ctx).out()
     out.print(render_status(state, offline_max_age=hide_after, engine=engine))

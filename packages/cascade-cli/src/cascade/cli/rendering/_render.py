@@ -198,7 +198,7 @@ def engines_table(
     *,
     summaries: bool = False,
     most: int | None = None,
-    engine: str | None = None,
+    sources: str | None = None,
 ) -> Table:
     """The sources with their presence, session and when they were last heard from, and with
     ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
@@ -206,11 +206,11 @@ def engines_table(
     Offline sources last heard from more than ``offline_max_age`` seconds ago
     are left out, and the table's caption says how many. Beyond ``most`` engines, only the
     ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
-    caption says so. ``engine``: only the sources that match this glob.
+    caption says so. ``sources``: only the sources that match this glob.
     """
     shown, hidden = state.visible_engines(offline_max_age, times.now)
-    if engine is not None:
-        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, engine)]
+    if sources is not None:
+        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, sources)]
     said = []
     if hidden:
         said.append(
@@ -376,7 +376,7 @@ def render_status(
     parts: list[RenderableType] = [
         Text(fleet_line(state.fleet()), style="bold"),
         engines_table(
-            state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN, engine=engine
+            state, times, offline_max_age, summaries=True, most=STATUS_ENGINES_SHOWN, sources=engine
         ),
         constraints_table(state, times),
     ]

@@ -62,7 +62,7 @@ def status_json(
     offline_max_age: float | None = None,
     *,
     most: int | None = STATUS_JSON_ENGINES,
-    engine: str | None = None,
+    sources: str | None = None,
 ) -> dict[str, Any]:
     """Engines (``hidden_engines``: how many were left out) and the constraints in force.
 
@@ -79,14 +79,14 @@ def status_json(
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
     (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
 
-    ``engine`` (a glob, as ``fnmatch`` reads it) lists only the engines whose source matches;
+    ``sources`` (a glob, as ``fnmatch`` reads it) lists only the engines whose source matches;
     beyond ``most`` engines (``None``: no bound) only the ``most`` that need a look first
     (:func:`~._fleet_rank.needs_a_look`) are listed, still by source: ``engines_matching``
     says how many there were to list, ``engines_listed`` how many are.
     """
     shown, hidden = state.visible_engines(offline_max_age)
-    if engine is not None:
-        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, engine)]
+    if sources is not None:
+        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, sources)]
     matching = len(shown)
     if most is not None and len(shown) > most:
         shown = sorted(needs_a_look(shown, most), key=lambda e: e.source)
