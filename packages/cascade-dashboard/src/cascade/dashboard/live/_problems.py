@@ -27,35 +27,46 @@ PROBLEMS_PATH = "/api/problems/"
 Item = dict[str, Any]
 
 
-def _missed(state: ReaderModel) -> Iterable[tuple[str, int, Item]]:
-    for source, gaps in state.gaps.by_source.items():
-        if gaps.missed:
-            yield source, gaps.missed, {"source": source, "events": gaps.missed,
-                                        "since": gaps.since}  # fmt: skip
+def _missed(state: ReaderModel) -> Iterable[tuple[str, int]]:
+    return ((source, gaps.missed) for source, gaps in state.gaps.by_source.items() if gaps.missed)
 
 
-def _refused(state: ReaderModel) -> Iterable[tuple[str, int, Item]]:
-    for source, reasons in state.refusals.by_source.items():
-        messages = sum(reasons.values())
-        yield source, messages, {"source": source, "messages": messages, "reasons": dict(reasons)}
+def _missed_item(state: ReaderModel, source: str) -> Item:
+    gaps = state.gaps.by_source[source]
+    return {"source": source, "events": gaps.missed, "since": gaps.since}
 
 
-def _conflicts(state: ReaderModel) -> Iterable[tuple[str, int, Item]]:
-    for source, engine in state.engines.items():
-        if engine.conflict_session is not None:
-            session = engine.status.session if engine.status is not None else None
-            item = {"source": source, "session": session,
-                    "conflict_session": engine.conflict_session}  # fmt: skip
-            yield source, 1, item
+def _refused(state: ReaderModel) -> Iterable[tuple[str, int]]:
+    return ((source, sum(reasons.values())) for source, reasons in
+            state.refusals.by_source.items())  # fmt: skip
 
 
-_Lister = Callable[[ReaderModel], Iterable[tuple[str, int, Item]]]
-KINDS: dict[str, tuple[_Lister, str]] = {
-    "missed": (_missed, "events"),
-    "refused": (_refused, "messages"),
-    "conflicts": (_conflicts, "engines"),
+def _refused_item(state: ReaderModel, source: str) -> Item:
+    reasons = state.refusals.by_source[source]
+    return {"source": source, "messages": sum(reasons.values()), "reasons": dict(reasons)}
+
+
+def _conflicts(state: ReaderModel) -> Iterable[tuple[str, int]]:
+    return ((source, 1) for source, engine in state.engines.items()
+            if engine.conflict_session is not None)  # fmt: skip
+
+
+def _conflict_item(state: ReaderModel, source: str) -> Item:
+    engine = state.engines[source]
+    session = engine.status.session if engine.status is not None else None
+    return {"source": source, "session": session, "conflict_session": engine.conflict_session}
+
+
+_Weigh = Callable[[ReaderModel], Iterable[tuple[str, int]]]
+_Describe = Callable[[ReaderModel, str], Item]
+KINDS: dict[str, tuple[_Weigh, _Describe, str]] = {
+    "missed": (_missed, _missed_item, "events"),
+    "refused": (_refused, _refused_item, "messages"),
+    "conflicts": (_conflicts, _conflict_item, "engines"),
 }
-"""Each list: how it is read from the model, and what its items' weight counts."""
+"""Each list: its sources with their weight, one source's item, and what the weight counts.
+Only the sources shown get an item built: at 10,000 sources, building them all took 25 ms
+at each look."""
 
 
 def problems_header(state: ReaderModel, shown: int = PROBLEMS_SHOWN) -> dict[str, Any]:
@@ -63,22 +74,17 @@ def problems_header(state: ReaderModel, shown: int = PROBLEMS_SHOWN) -> dict[str
     missed, messages refused; conflicts by source), and ``<kind>_total``: how many sources
     each names, what they add up to, and where the rest is (``rest``, ``None``: all shown)."""
     out: dict[str, Any] = {}
-    for kind, (lister, weight) in KINDS.items():
-        sources = total = 0
-        entries = []
-        for source, count, item in lister(state):
-            sources += 1
-            total += count
-            entries.append((count, source, item))
+    for kind, (weigh, describe, weight) in KINDS.items():
+        weighed = list(weigh(state))
         if kind == "conflicts":
-            worst = heapq.nsmallest(shown, entries, key=lambda e: e[1])
+            worst = heapq.nsmallest(shown, weighed)
         else:
-            worst = heapq.nsmallest(shown, entries, key=lambda e: (-e[0], e[1]))
-        out[kind] = [item for _, _, item in worst]
+            worst = heapq.nsmallest(shown, weighed, key=lambda e: (-e[1], e[0]))
+        out[kind] = [describe(state, source) for source, _ in worst]
         out[kind + "_total"] = {
-            "sources": sources,
-            weight: total,
-            "rest": PROBLEMS_PATH + kind if sources > len(worst) else None,
+            "sources": len(weighed),
+            weight: sum(count for _, count in weighed),
+            "rest": PROBLEMS_PATH + kind if len(weighed) > len(worst) else None,
         }
     return out
 
@@ -103,9 +109,10 @@ def problems_page(state: ReaderModel, kind: str, limit: int, after: str | None) 
     ``after`` (``None``: from the first), by source; ``ValueError`` for an unknown kind."""
     if kind not in KINDS:
         raise ValueError(f"no such list: {kind!r} (one of {', '.join(KINDS)})")
-    entries = sorted(((source, item) for source, _, item in KINDS[kind][0](state)),
-                     key=lambda e: e[0])  # fmt: skip
-    start = bisect_right([source for source, _ in entries], after) if after is not None else 0
-    page = entries[start : start + limit]
-    more = start + limit < len(entries)
-    return ProblemsPage([item for _, item in page], len(entries), page[-1][0] if more else None)
+    weigh, describe, _ = KINDS[kind]
+    sources = sorted(source for source, _ in weigh(state))
+    start = bisect_right(sources, after) if after is not None else 0
+    page = sources[start : start + limit]
+    more = start + limit < len(sources)
+    items = [describe(state, source) for source in page]
+    return ProblemsPage(items, len(sources), page[-1] if more else None)
