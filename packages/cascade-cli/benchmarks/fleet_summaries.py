@@ -32,19 +32,22 @@ ENGINES_PAGE = 500  # engines a /api/state asks for at a time
 def read_summaries(settings: FleetSettings, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
     """Each of the fleet's engines' retained summary, by source (those that came in
     ``timeout`` seconds); a payload that does not decode is kept as its error's text."""
-    wanted = set(settings.sources())
+    ours = set(settings.sources())
+    wanted = set(summarising(settings))  # the others' would be strays, kept if they come
     got: dict[str, EngineSummary | str] = {}
     done = threading.Event()
+    if not wanted:
+        done.set()
 
     def on_message(client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
         source = message.topic.rsplit("/", 1)[-1]
-        if source not in wanted:
+        if source not in ours:
             return
         try:
             got[source] = decode_summary(bytes(message.payload))
         except Exception as error:  # said in the table
             got[source] = f"{type(error).__name__}: {error}"
-        if len(got) == len(wanted):
+        if wanted <= got.keys():
             done.set()
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.name}-summaries")
