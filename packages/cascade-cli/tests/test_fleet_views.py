@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.cli.rendering import render_status
+from cascade.cli.rendering import render_fleet, render_status
 from cascade.interfaces import (
     Connector,
     EngineSummary,
@@ -262,3 +262,32 @@ def test_status_at_fleet_size_is_bounded_and_lists_what_needs_a_look(
     assert len(rows) == 200
     assert "fleet-00042" in rows[0]  # the busy first, then by source
     assert "9,800 more engines not listed" in " ".join(text.split())
+
+
+def _text(renderable: object) -> str:
+    console = Console(record=True, width=200)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_fleet_view_counts_an_engine_without_summary_by_its_runs_events() -> None:
+    """An engine that sends no summary, two of whose runs its events showed starting: the
+    fleet line counts them live, and its row says so, ranked with the busy engines; once it
+    goes offline they are counted no more."""
+    state = ReaderModel()
+    state.apply(received(status_topic("quiet"), _online("quiet"), retain=True))
+    state.apply(received(status_topic("busy"), _online("busy"), retain=True))
+    state.apply(received(summary_topic("busy"), _summary("busy", 1), retain=True))
+    for run_id in ("r1", "r2"):
+        body = TaskStateEvent(task_id="t", task_name="t", state="RUNNING")
+        envelope = Envelope(ts=datetime.now(timezone.utc).isoformat(), run_id=run_id,
+                            org_id="o", project_id="p", source="quiet", body=body)  # fmt: skip
+        state.apply(received(events_topic("o", "p", run_id), envelope))
+    assert (state.fleet().live_runs, state.fleet().live_without_summary) == (3, 2)
+    text = " ".join(_text(render_fleet(state, threshold=0, rows=10)).split())
+    assert "3 live runs" in text
+    assert "2 seen, no summary" in text
+    assert text.index("quiet") < text.index("busy")  # the most live runs first
+    offline = StatusMessage.announce("offline", "quiet", 1)
+    state.apply(received(status_topic("quiet"), offline, retain=True))
+    assert state.fleet().live_runs == 1
