@@ -15,6 +15,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
+from cascade.interfaces.testing import telemetry
 from cascade.runtime import Engine, Event, RunStarted, TaskBlocked, TaskRunning, task
 from cascade.testkit import BrokerEndpoint
 
@@ -362,3 +364,34 @@ def test_fleet_mode_shows_the_summaries_and_reads_a_run_when_it_is_opened(
         code = board.stop()
     assert code == 0, "".join(board.output)
     assert "Traceback" not in "".join(board.output)
+
+
+async def sources_that_missed(broker: BrokerEndpoint, sources: int) -> None:
+    """``sources`` engines online, each with a run whose events 2 to 4 it never sent."""
+    async with MqttConnector(broker.host, broker.port, presence=False) as connector:
+        for n in range(sources):
+            source, run_id = f"gappy-{n:02}", uuid.uuid4().hex
+            said = StatusMessage(status="online", source=source, session=1)
+            await connector.publish(status_topic(source), said, qos=1, retain=True)
+            start = LifecycleEvent(event="ENGINE_STARTED", tasks=2)
+            running = TaskStateEvent(task_id="t-1", task_name="t", state="RUNNING")
+            for body, seq in ((start, 1), (running, 5)):
+                message = telemetry(body, run_id=run_id, source=source, seq=seq)
+                await connector.publish(message.topic, message.raw, qos=1)
+        await connector.flush()
+        for n in range(sources):  # cleared, as `cascade forget` does: the broker is shared
+            await connector.publish(status_topic(f"gappy-{n:02}"), b"", qos=1, retain=True)
+        await connector.flush()
+
+
+def test_what_many_sources_missed_is_summed_up_not_listed(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Twelve sources missed events: the page names the ten that missed most and says how
+    many more there are (the rest is at /api/problems/missed), as the state's totals say."""
+    open_page(browser, dashboard)
+    engine_thread.submit(sources_that_missed(mqtt_broker, 12)).result(WAIT)
+    wait(browser, lambda d: "and 2 more sources" in d.find_element(By.ID, "missed").text)
+    said = browser.find_element(By.ID, "missed").text
+    assert said.count("missed 3 events from gappy-") == 10
+    assert no_script_errors(browser) == []

@@ -24,7 +24,8 @@ disagreed. Linux only (/proc).
 
     python bench_fleet.py [--engines 10000] [--rate 20000] [--processes 2] [--seconds 30]
         [--tasks-per-run 20] [--warmup 10] [--readers watch,status,dashboard,metrics,record]
-        [--busy-rate 1000] [--pages 2] [--fleet-mode] [--broker HOST:PORT]
+        [--busy-rate 1000] [--pages 2] [--fleet-mode] [--without-summaries SHARE]
+        [--broker HOST:PORT]
 
 The fleet's processes, mosquitto, the readers and this script share the machine: the lines
 above the table say how busy it was, and how much of that was other work.
@@ -194,7 +195,7 @@ def main(args: argparse.Namespace) -> None:
             broker_said = f"a private {mosquitto_version()} (cascade.testkit's configuration)"
         settings = FleetSettings(
             host, port, engines=args.engines, rate=args.rate, processes=args.processes,
-            tasks_per_run=args.tasks_per_run,
+            tasks_per_run=args.tasks_per_run, without_summaries=args.without_summaries,
         )  # fmt: skip
         fleet = FleetSimulator(settings)
         log(f"{args.engines:,} engines ({settings.name}) in {args.processes} processes: online")
@@ -291,7 +292,8 @@ def main(args: argparse.Namespace) -> None:
     print(f"- fleet: {args.engines:,} engines ({settings.name}) in {args.processes} processes, "
           f"one MQTT connection each; runs of {args.tasks_per_run} tasks ({settings.concurrency} "
           f"at once; {settings.fail_ratio:.0%} fail, {settings.block_ratio:.0%} block), "
-          f"heartbeats every {settings.heartbeat_interval:g} s")  # fmt: skip
+          f"heartbeats every {settings.heartbeat_interval:g} s; "
+          f"{settings.without_summaries:.0%} of the engines send no summary")  # fmt: skip
     print(f"- asked {args.rate:,.0f} events/s; published {last.rate_since(first):,.0f} events/s "
           f"and {last.heartbeat_rate_since(first):,.0f} heartbeats/s; "
           f"{last.runs_started - first.runs_started:,} runs started in the window")  # fmt: skip
@@ -359,6 +361,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--fleet-mode",
         action="store_true",
         help="watch and the dashboard read the engines' summaries only (--fleet-threshold 0)",
+    )
+    parser.add_argument(
+        "--without-summaries",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="the share of the engines that send no summary (0.1: every tenth; 1: none does)",
     )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"

@@ -225,15 +225,18 @@ class StatusPoll(Reader):
             process.returncode = os.waitstatus_to_exitcode(status)
             wall = time.monotonic() - began
             try:
-                engines = json.loads(out)["engines"]
+                said = json.loads(out)
+                engines = said["engines"]
             except (ValueError, KeyError):
-                engines = []
+                said, engines = {}, []
                 if process.returncode:
                     self.refused = f"exit {process.returncode}: " + first_error(
                         self.err.read_text(errors="replace")
                     )
             online = sum(1 for e in engines if self.context.ours(e["source"])
                          and e["status"] == "online")  # fmt: skip
+            if said.get("engines_listed", 0) < said.get("engines_matching", 0):
+                online = said["fleet"]["online"]  # a fleet's: the engines listed are a part
             cpu = usage.ru_utime + usage.ru_stime
             self.polls.append(Poll(began, wall, cpu, usage.ru_maxrss / 1024, len(out), online))
             self._stop.wait(max(0.0, STATUS_EVERY - wall))
@@ -446,9 +449,11 @@ class Dashboard(Reader):
         earlier, later = first.state, last.state
         received = later["connection"]["received"] - earlier["connection"]["received"]
         row.takes = f"{received / self.seconds:,.0f} msg"
+        missed = later.get("missed_total")  # the missed list names the worst few sources
         row.missed = (
+            f"{missed['events']:,}" if missed is not None else
             f"{sum(m['events'] for m in later['missed'] if self.context.ours(m['source'])):,}"
-        )
+        )  # fmt: skip
         heard = [e["last_seen"] or 0.0 for e in later["engines"] if self.context.ours(e["source"])]
         row.lag = f"{later['answered_at'] - max(heard, default=0.0):.1f}"
         states = [t for t in self.states if self.window[0] <= t.at <= self.window[1]]

@@ -32,19 +32,22 @@ ENGINES_PAGE = 500  # engines a /api/state asks for at a time
 def read_summaries(settings: FleetSettings, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
     """Each of the fleet's engines' retained summary, by source (those that came in
     ``timeout`` seconds); a payload that does not decode is kept as its error's text."""
-    wanted = set(settings.sources())
+    ours = set(settings.sources())
+    wanted = set(summarising(settings))  # the others' would be strays, kept if they come
     got: dict[str, EngineSummary | str] = {}
     done = threading.Event()
+    if not wanted:
+        done.set()
 
     def on_message(client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
         source = message.topic.rsplit("/", 1)[-1]
-        if source not in wanted:
+        if source not in ours:
             return
         try:
             got[source] = decode_summary(bytes(message.payload))
         except Exception as error:  # said in the table
             got[source] = f"{type(error).__name__}: {error}"
-        if len(got) == len(wanted):
+        if wanted <= got.keys():
             done.set()
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.name}-summaries")
@@ -66,16 +69,20 @@ def summaries_row(settings: FleetSettings, final: FleetCounts) -> tuple[Row, boo
     summaries = read_summaries(settings)
     took = time.monotonic() - began
     wrong: list[str] = []
-    for source in settings.sources():
+    for source in summarising(settings):
         summary = summaries.get(source)
         truth = final_tallies(final.engines.get(source, {}))
         if not isinstance(summary, EngineSummary):
             wrong.append(f"{source}: {summary or 'no summary'}")
         elif (summary.runs, summary.tasks) != truth:
             wrong.append(f"{source}: says {summary.runs}, {summary.tasks}; its events {truth}")
-    agree = settings.engines - len(wrong)
-    said = f"{agree:,} of {settings.engines:,} engines' last summaries agree with the " \
+    expected = len(summarising(settings))
+    agree = expected - len(wrong)
+    said = f"{agree:,} of {expected:,} engines' last summaries agree with the " \
         "simulator's truth (runs by status, tasks by state)"  # fmt: skip
+    stray = [s for s in set(settings.sources()) - set(summarising(settings)) if s in summaries]
+    if stray:
+        wrong.append(f"{stray[0]}: sends no summary, yet one is retained")
     if wrong:
         said = f"DISAGREE: {said}; e.g. {wrong[0]}"
     sizes = [len(s.listed) for s in summaries.values() if isinstance(s, EngineSummary)]
@@ -88,10 +95,15 @@ def summaries_row(settings: FleetSettings, final: FleetCounts) -> tuple[Row, boo
     return row, not wrong
 
 
+def summarising(settings: FleetSettings) -> list[str]:
+    """The sources of the engines that send summaries."""
+    return [s for n, s in enumerate(settings.sources()) if settings.summarises(n)]
+
+
 def _truths(settings: FleetSettings, final: FleetCounts) -> dict[str, dict[str, Any]]:
     """Each engine's runs by status and tasks by state, as a view's JSON counts them."""
     truths = {}
-    for source in settings.sources():
+    for source in summarising(settings):  # the others' counts are in no summary
         runs, tasks = final_tallies(final.engines.get(source, {}))
         truths[source] = {"runs": msgspec.structs.asdict(runs),
                           "tasks": msgspec.structs.asdict(tasks)}  # fmt: skip
@@ -128,8 +140,11 @@ def dashboard_engines(url: str) -> dict[str, Any]:
 
 def status_engines(context: Context) -> dict[str, Any]:
     """Every engine's summary as `cascade status --json` prints it."""
-    printed = subprocess.run(
-        context.cli("status", "--json"), capture_output=True, text=True, check=True
+    printed = subprocess.run(  # every engine: by default it lists those that need a look
+        context.cli("status", "--json", "--every-engine"),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {e["source"]: e["summary"] for e in json.loads(printed)["engines"]}
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.cli.rendering import render_status
+from cascade.cli.rendering import render_fleet, render_status
 from cascade.interfaces import (
     Connector,
     EngineSummary,
@@ -203,3 +203,91 @@ def test_watch_on_a_terminal_shows_the_fleet_view_above_the_threshold(
     text = watch("--fleet-threshold", "5", "--project", "p")
     assert "fleet mode" not in text
     assert "Runs" in text
+
+
+FLEET = 10_000
+
+
+def _listing(source: str, n: int) -> EngineSummary:
+    """Engine ``n``'s summary, listing its live run and four ended ones, as engines do."""
+    now = datetime.now(timezone.utc).isoformat()
+    live = n % 100 == 42  # a hundred of them busy with one live run
+    runs = [
+        SummaryRun(
+            run_id=f"{source}-r{k}",
+            org_id="o",
+            project_id="p",
+            status="Running" if live and k == 0 else "Succeeded",
+            started=now,
+            tasks=TaskTally(completed=20),
+            planned=20,
+            last_seq=42,
+        )
+        for k in range(5)
+    ]
+    return EngineSummary(source=source, ts=now, runs=RunTally(running=int(live), succeeded=4),
+                         tasks=TaskTally(completed=100), listed=runs)  # fmt: skip
+
+
+def test_status_at_fleet_size_is_bounded_and_lists_what_needs_a_look(
+    invoke: Callable[..., Result], publish_retained: Callable[[str, bytes], None]
+) -> None:
+    """10,000 engines whose summaries list their runs: `status --json` stays under 1 MB and
+    lists the 1,000 that need a look first (the busy ones among them), still by source, and
+    says how many there are; --every-engine lists them all, --engine some; the tables put
+    the busy engines first."""
+    for n in range(FLEET):
+        source = f"fleet-{n:05}"
+        publish_retained(status_topic(source), encode_payload(_online(source)))
+        publish_retained(summary_topic(source), encode_payload(_listing(source, n)))
+    result = invoke("status", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(result.output.encode()) <= 1_000_000, len(result.output)
+    data = json.loads(result.output)
+    assert (data["fleet"]["engines"], data["fleet"]["live_runs"]) == (FLEET, 100)
+    assert (data["engines_matching"], data["engines_listed"]) == (FLEET, 1_000)
+    sources = [e["source"] for e in data["engines"]]
+    assert sources == sorted(sources)
+    busy = {f"fleet-{n:05}" for n in range(42, FLEET, 100)}
+    assert busy <= set(sources)
+
+    every = json.loads(invoke("status", "--json", "--every-engine").output)
+    assert every["engines_listed"] == len(every["engines"]) == FLEET
+    some = json.loads(invoke("status", "--json", "--engine", "fleet-0004*").output)
+    assert [e["source"] for e in some["engines"]] == [f"fleet-{n:05}" for n in range(40, 50)]
+    assert some["engines_matching"] == 10
+
+    text = invoke("status").output
+    rows = [line for line in text.splitlines() if "fleet-" in line]
+    assert len(rows) == 200
+    assert "fleet-00042" in rows[0]  # the busy first, then by source
+    assert "9,800 more engines not listed" in " ".join(text.split())
+
+
+def _text(renderable: object) -> str:
+    console = Console(record=True, width=200)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_fleet_view_counts_an_engine_without_summary_by_its_runs_events() -> None:
+    """An engine that sends no summary, two of whose runs its events showed starting: the
+    fleet line counts them live, and its row says so, ranked with the busy engines; once it
+    goes offline they are counted no more."""
+    state = ReaderModel()
+    state.apply(received(status_topic("quiet"), _online("quiet"), retain=True))
+    state.apply(received(status_topic("busy"), _online("busy"), retain=True))
+    state.apply(received(summary_topic("busy"), _summary("busy", 1), retain=True))
+    for run_id in ("r1", "r2"):
+        body = TaskStateEvent(task_id="t", task_name="t", state="RUNNING")
+        envelope = Envelope(ts=datetime.now(timezone.utc).isoformat(), run_id=run_id,
+                            org_id="o", project_id="p", source="quiet", body=body)  # fmt: skip
+        state.apply(received(events_topic("o", "p", run_id), envelope))
+    assert (state.fleet().live_runs, state.fleet().live_without_summary) == (3, 2)
+    text = " ".join(_text(render_fleet(state, threshold=0, rows=10)).split())
+    assert "3 live runs" in text
+    assert "2 seen, no summary" in text
+    assert text.index("quiet") < text.index("busy")  # the most live runs first
+    offline = StatusMessage.announce("offline", "quiet", 1)
+    state.apply(received(status_topic("quiet"), offline, retain=True))
+    assert state.fleet().live_runs == 1

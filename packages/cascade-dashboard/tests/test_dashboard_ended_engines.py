@@ -76,3 +76,29 @@ async def test_an_engine_whose_events_never_arrive_is_named_in_the_header(
     (said,) = hub.model.header()["silent"]
     assert said["source"] == "engine-1"
     assert said["line"].startswith("no telemetry from engine-1 reached this view")
+
+
+def _summary_of(source: str, last_seq: int) -> Message:
+    run = SummaryRun(
+        run_id=f"r-{source}", org_id="acme", project_id="etl", status="Running",
+        started=datetime.now(timezone.utc).isoformat(), tasks=TaskTally(running=1),
+        last_seq=last_seq,
+    )  # fmt: skip
+    said = EngineSummary(source=source, session=1, runs=RunTally(running=1), listed=[run])
+    return received(summary_topic(source), said)
+
+
+def test_the_silent_engines_a_header_names_are_bounded_however_many(hub: DashboardHub) -> None:
+    """A fleet whose telemetry all goes missing: the header names the first few and counts
+    the rest (a page's first answer is bounded by what it shows, not by the fleet)."""
+    now = [datetime.now(timezone.utc).timestamp()]
+    hub.model.state.clock = lambda: now[0]
+    sources = [f"engine-{n:03}" for n in range(300)]
+    for source in sources:
+        _status(hub, source, "online", None, ago=0)
+        hub.model.apply(_summary_of(source, 0))
+        hub.model.apply(_summary_of(source, 7))
+    now[0] += SILENT_AFTER
+    header = hub.model.header()
+    assert header["silent_total"] == 300
+    assert [said["source"] for said in header["silent"]] == sources[:10]

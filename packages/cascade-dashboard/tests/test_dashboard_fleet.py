@@ -18,6 +18,7 @@ import pytest
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
     EngineSummary,
+    LifecycleEvent,
     Message,
     RunTally,
     StatusMessage,
@@ -28,8 +29,11 @@ from cascade.interfaces import (
     snapshot_request_topic,
     status_topic,
     summary_topic,
+    telemetry_filter,
 )
+from cascade.interfaces.reader import ReaderModel, TelemetrySwitch, subscribe_statuses
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
+from cascade.runtime import Engine, task
 
 STARTED = "2026-11-24T10:00:00+00:00"
 
@@ -51,7 +55,7 @@ def summary(source: str, live: int, *runs: SummaryRun, **fields: Any) -> EngineS
     )
 
 
-class Engine:
+class Publisher:
     """What an engine publishes, on the hub's broker."""
 
     def __init__(self, broker: InMemoryBroker, connector: InMemoryConnector) -> None:
@@ -80,10 +84,10 @@ class Engine:
 
 
 @pytest.fixture
-async def engine(broker: InMemoryBroker) -> AsyncIterator[Engine]:
+async def engine(broker: InMemoryBroker) -> AsyncIterator[Publisher]:
     connector = InMemoryConnector(broker, presence=False)
     await connector.connect()
-    yield Engine(broker, connector)
+    yield Publisher(broker, connector)
     await connector.disconnect()
 
 
@@ -127,7 +131,7 @@ async def state(hub: DashboardHub, **params: str) -> dict[str, Any]:
 
 
 async def test_at_the_threshold_every_runs_telemetry_is_no_longer_read(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     hub = await started(broker, fleet_threshold=3)
     await engine.summarise(summary("host-1", 2, listed("run-a")))
@@ -149,7 +153,7 @@ async def test_at_the_threshold_every_runs_telemetry_is_no_longer_read(
 
 
 async def test_from_the_start_with_threshold_0_and_the_totals_are_the_readers(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     await engine.status("host-1", "online")
     await engine.status("host-2", "offline")
@@ -186,7 +190,7 @@ async def test_from_the_start_with_threshold_0_and_the_totals_are_the_readers(
 
 
 async def test_an_opened_run_is_read_alone_and_released_after_the_delay(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     asked: list[Message] = []
     await engine.connector.subscribe(snapshot_request_topic("run-x"), asked.append)
@@ -215,7 +219,7 @@ async def test_an_opened_run_is_read_alone_and_released_after_the_delay(
 
 
 async def test_a_look_at_a_run_in_the_state_reads_it_for_a_while(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     await engine.summarise(summary("host-1", 1, listed("run-x", running=1)))
     hub = await started(broker, fleet_threshold=0, release_after=0.2)
@@ -229,7 +233,7 @@ async def test_a_look_at_a_run_in_the_state_reads_it_for_a_while(
 
 
 async def test_back_below_80_percent_every_runs_telemetry_is_read_again(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     hub = await started(broker, fleet_threshold=10)
     await engine.summarise(summary("host-1", 10))
@@ -248,7 +252,7 @@ async def test_back_below_80_percent_every_runs_telemetry_is_read_again(
 
 
 async def test_a_summary_listing_another_engines_run_changes_nothing_of_it(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     hub = await started(broker, fleet_threshold=0)
     await engine.summarise(summary("host-1", 1, listed("run-1", running=1)))
@@ -270,7 +274,7 @@ def test_events_topic_is_the_one_the_hub_filters() -> None:
 
 
 async def test_a_ghosts_summary_neither_switches_the_mode_nor_counts_as_an_engine_online(
-    broker: InMemoryBroker, engine: Engine, started: Callable[..., Any]
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
 ) -> None:
     """One forged retained summary of a source that never announced itself (no status), even
     one that lists its live runs, is unconfirmed: the dashboard reads the runs' events."""
@@ -285,3 +289,83 @@ async def test_a_ghosts_summary_neither_switches_the_mode_nor_counts_as_an_engin
     fleet = answer["fleet"]
     assert (fleet["online"], fleet["unconfirmed"], fleet["live_runs"]) == (0, 1, 0)
     assert [run["run_id"] for run in answer["runs"]] == ["run-real"]
+
+
+@task
+async def wait_for(gate: asyncio.Event) -> int:
+    await gate.wait()
+    return 1
+
+
+async def test_engines_without_summaries_put_it_in_fleet_mode_from_their_runs(
+    broker: InMemoryBroker, started: Callable[..., Any]
+) -> None:
+    """Engines told to send no summaries (as engines before summaries): their live runs are
+    counted from their own events while their status says online, so the dashboard and
+    `cascade watch` switch to fleet mode at the threshold all the same, and count them."""
+    hub = await started(broker, fleet_threshold=3)
+    reader = ReaderModel()
+    async with InMemoryConnector(broker, presence=False) as watching:
+        await subscribe_statuses(watching, reader.apply)
+        switch = TelemetrySwitch(watching, reader, telemetry_filter(), reader.apply, threshold=3)
+        await switch.update()
+        gate = asyncio.Event()
+        engines = [Engine(InMemoryConnector(broker, source_id=f"host-{n}"), summaries=False,
+                          heartbeat_interval=None) for n in range(4)]  # fmt: skip
+        runs = [asyncio.create_task(e.run(wait_for(gate))) for e in engines]
+        try:
+            await until(lambda: hub.model.fleet.mode == "fleet")
+            await settled(hub)
+            answer = await state(hub)
+            fleet = answer["fleet"]
+            assert (fleet["engines"], fleet["online"], fleet["without_summary"]) == (4, 4, 4)
+            assert fleet["live_runs"] == fleet["live_without_summary"] == 4
+            assert {e["live_seen"] for e in answer["engines"]} == {1}
+            assert await switch.update()  # watch's look at the live runs
+            assert switch.mode == "fleet"
+            assert switch.said()["live_runs"] == 4
+        finally:
+            gate.set()
+            await asyncio.gather(*runs)
+    # their runs ended while unread; they went offline: no live run is left counted
+    await until(lambda: hub.model.fleet.live_runs == 0)
+    assert hub.model.state.fleet().live_without_summary == 0
+
+
+async def test_a_burst_of_run_starts_switches_before_any_summary(
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
+) -> None:
+    """Engines that start together: their runs' starts put the dashboard in fleet mode before
+    their first summaries come; once a summary counts an engine's runs, its events do not."""
+    hub = await started(broker, fleet_threshold=20)
+    for n in range(25):
+        await engine.status(f"host-{n}", "online")
+    assert hub.model.fleet.mode == "events"
+    for n in range(25):
+        start = LifecycleEvent(event="ENGINE_STARTED", tasks=3)
+        message = telemetry(start, run_id=f"run-{n}", source=f"host-{n}", seq=1)
+        await engine.connector.publish(message.topic, message.raw, qos=1)
+    await broker.idle()
+    assert hub.model.fleet.mode == "fleet"
+    assert hub.model.fleet.live_runs == 25
+    await settled(hub)
+    # the summaries come: each counts its engine's run once (not once more for its events)
+    for n in range(25):
+        await engine.summarise(summary(f"host-{n}", 1, listed(f"run-{n}")))
+    fleet = (await state(hub))["fleet"]
+    assert (fleet["live_runs"], fleet["live_without_summary"], fleet["without_summary"]) == (
+        25, 0, 0)  # fmt: skip
+    assert hub.model.fleet.mode == "fleet"
+
+
+async def test_telemetry_alone_counts_no_live_run(
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
+) -> None:
+    """Runs of sources that never announced a status switch nothing (a publisher cannot make
+    a fleet with events alone): they are read as events."""
+    hub = await started(broker, fleet_threshold=3)
+    for n in range(5):
+        await engine.event(f"run-{n}", source=f"ghost-{n}")
+    assert hub.model.fleet.mode == "events"
+    assert hub.model.fleet.live_runs == 0
+    assert len(hub.model.state.runs) == 5

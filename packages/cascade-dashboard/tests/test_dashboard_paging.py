@@ -17,8 +17,12 @@ NOW = datetime.now(timezone.utc)
 # What /api/state answered before it could page: a script reading these keeps working.
 LEGACY_KEYS = {"version", "now", "engines", "runs", "runs_total", "constraints", "rejected",
                "oversized", "missed", "refused", "connection", "controls", "run"}  # fmt: skip
-# fleet mode's, the held tasks, silent engines, engines that ended cleanly: additive
-ADDED_KEYS = {"mode", "fleet", "engines_total", "held", "silent", "ended_cleanly"}
+# fleet mode's, the held tasks, the per-source lists' totals (the lists name the worst few),
+# silent engines, engines that ended cleanly: additive
+ADDED_KEYS = {
+    "mode", "fleet", "engines_total", "held", "missed_total", "refused_total", "conflicts",
+    "conflicts_total", "silent", "silent_total", "ended_cleanly",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -211,3 +211,13 @@ def test_an_issued_notes_login_is_its_topics_level_decoded() -> None:
     assert login_of(topic) == "worker1.example.com"
     with pytest.raises(ValueError, match="not an issued note"):
         login_of("cascade/issued/a/b")
+
+
+def test_every_ascii_character_is_kept_or_encoded_as_documented() -> None:
+    """The plain-id fast path keeps exactly the characters the rule keeps: ``%``, ``.``,
+    ``*``, ``>``, ``/``, ``+``, ``#``, whitespace, NUL and the controls are encoded."""
+    encoded = set("%.*>/+#") | {chr(code) for code in range(0x21)} | {"\x7f"}
+    for code in range(128):
+        char = chr(code)
+        expected = f"%{code:02X}" if char in encoded else char
+        assert encode_level(f"host-{char}-1") == f"host-{expected}-1", repr(char)

@@ -123,7 +123,12 @@ PREFIX = "fleet-summaries-test"
 
 
 def drive(
-    seconds: float, fail_every: int = 0, tasks: int = 4, per_round: int = 5, engines: int = 10
+    seconds: float,
+    fail_every: int = 0,
+    tasks: int = 4,
+    per_round: int = 5,
+    engines: int = 10,
+    without_summaries: float = 0.0,
 ) -> tuple[list[SimulatedEngine], Published, float]:
     """``engines`` engines of runs of ``tasks`` tasks stepped ``per_round`` events every TICK
     for ``seconds`` (by default runs start and end several times a second on each engine),
@@ -131,6 +136,7 @@ def drive(
     settings = FleetSettings(
         "localhost", 1883, engines=engines, processes=1, tasks_per_run=tasks, concurrency=2,
         fail_ratio=0.2, block_ratio=0.2, heartbeat_interval=HEARTBEAT, prefix=PREFIX, seed=34,
+        without_summaries=without_summaries,
     )  # fmt: skip
     rng = random.Random(34)
     tally: Counter[str] = Counter()
@@ -275,3 +281,23 @@ def test_a_run_stopped_after_its_last_task_ends_cancelled() -> None:
     assert last.runs == RunTally(failed=1, cancelled=1)
     assert last.tasks == TaskTally(completed=3)
     assert (last.listed[0].status, last.listed[0].cancelled) == ("Failed", True)
+
+
+@pytest.mark.parametrize(("share", "silent"), [(0.1, 1), (0.3, 3), (1.0, 10)])
+def test_a_share_of_the_engines_sends_no_summary(share: float, silent: int) -> None:
+    """``without_summaries``: that share of the engines, spread over the fleet, publishes no
+    summary (their events and heartbeats go as ever); the others' agree with their events."""
+    fleet, published, _ = drive(10.0, without_summaries=share)
+    quiet = [e.source for e in fleet if e.source not in published.summaries]
+    assert len(quiet) == silent
+    assert all(not engine.summarises for engine in fleet if engine.source in quiet)
+    for engine in fleet:
+        if engine.source in published.summaries:
+            last = published.summaries[engine.source][-1]
+            assert (last.runs, last.tasks) == final_tallies(engine.kinds), engine.source
+        assert engine.kinds, "every engine ran"
+
+
+def test_a_share_that_is_no_share_is_refused() -> None:
+    with pytest.raises(ValueError, match="share"):
+        FleetSettings("localhost", 1883, without_summaries=1.5)

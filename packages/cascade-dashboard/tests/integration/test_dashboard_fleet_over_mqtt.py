@@ -29,6 +29,7 @@ from cascade.interfaces import (
     summary_topic,
 )
 from cascade.metrics import bind
+from cascade.runtime import Engine, task
 from cascade.testkit import RETAINED_EXACT_ONLY, BrokerEndpoint, skip_on_family
 
 RUN = "a" * 32
@@ -121,3 +122,63 @@ async def test_summaries_make_the_overview_and_an_opened_runs_events_are_read(
         finally:
             await hub.stop()
             await engine.publish(summary_topic("host-1", prefix), b"", qos=1, retain=True)
+
+
+@task
+async def held_until(gate: asyncio.Event) -> int:
+    await gate.wait()
+    return 1
+
+
+async def test_engines_without_summaries_switch_it_to_fleet_mode_and_the_lists_stay_bounded(
+    mqtt_broker: BrokerEndpoint,
+) -> None:
+    """Three engines that send no summaries, on a real broker, against a threshold of 3: their
+    runs' events put the dashboard in fleet mode and count as its live runs (a run started
+    after the switch goes unread, so the threshold is the third's); the per-source
+    lists' totals and their pages answer, and the page's stream ticks within a second."""
+    prefix = f"fleet-{uuid.uuid4().hex[:8]}"
+    hub = DashboardHub(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, presence=False),
+        timeout=5.0,
+        fleet_threshold=3,
+    )
+    await hub.start()
+    gate = asyncio.Event()
+    engines = [
+        Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix,
+                             source_id=f"host-{n}"), summaries=False, heartbeat_interval=None)
+        for n in range(3)
+    ]  # fmt: skip
+    runs = [asyncio.create_task(engine.run(held_until(gate))) for engine in engines]
+    try:
+        async with (
+            serving(create_app(hub, DashboardSettings(token=None))) as base,
+            httpx.AsyncClient(base_url=base, timeout=10) as http,
+        ):
+            for _ in range(200):  # the runs' starts reach it over the broker
+                if hub.model.fleet.mode == "fleet":
+                    break
+                await asyncio.sleep(0.05)
+            state = (await http.get("/api/state")).json()
+            assert state["mode"] == "fleet"
+            fleet = state["fleet"]
+            assert (fleet["without_summary"], fleet["live_runs"]) == (3, 3)
+            assert fleet["live_without_summary"] == 3
+            assert state["missed_total"] == {"sources": 0, "events": 0, "rest": None}
+            page = (await http.get("/api/problems/missed")).json()
+            assert (page["items"], page["total"], page["next_after"]) == ([], 0, None)
+
+            async with http.stream("GET", "/api/stream", params={"since": "0"}) as stream:
+                kinds: list[tuple[float, str]] = []
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        kinds.append((asyncio.get_running_loop().time(), line[7:]))
+                    if len(kinds) == 3:
+                        break
+            assert kinds[0][1] == "snapshot"
+            assert kinds[2][0] - kinds[0][0] <= 2 * (1.0 + 0.25)  # two ticks at most 1 s apart
+    finally:
+        gate.set()
+        await asyncio.gather(*runs)
+        await hub.stop()

@@ -108,8 +108,9 @@ def export_lines(
     for row in rows:
         value = {key: row.get(key) for key in columns}
         for key in times & value.keys():
-            if value[key] is not None:
-                value[key] = iso_utc(value[key])
+            seconds = value[key]
+            if seconds is not None:
+                value[key] = iso_utc(seconds)
         if format_ == "csv":
             yield csv_line(_cell(field) for field in value.values())
         else:

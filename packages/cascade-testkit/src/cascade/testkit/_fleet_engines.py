@@ -81,6 +81,9 @@ class FleetSettings:
     org_id: str = "fleet"
     name: str = field(default_factory=_fleet_name)
     seed: int | None = None
+    without_summaries: float = 0.0
+    """The share of the engines that send no summary (as the existing tools, or engines
+    started with ``summaries=False``), spread evenly over the fleet: 0.1, every tenth."""
 
     def __post_init__(self) -> None:
         if self.engines < 1 or self.processes < 1 or self.tasks_per_run < 1:
@@ -89,6 +92,13 @@ class FleetSettings:
             raise ValueError(f"{self.processes} processes for {self.engines} engines: too many")
         if self.rate <= 0 or self.concurrency < 1 or self.heartbeat_interval <= 0:
             raise ValueError("rate, concurrency and heartbeat_interval must be positive")
+        if not 0.0 <= self.without_summaries <= 1.0:
+            raise ValueError("without_summaries is a share of the engines, from 0 to 1")
+
+    def summarises(self, index: int) -> bool:
+        """Whether engine ``index`` sends summaries (see :attr:`without_summaries`)."""
+        share = self.without_summaries
+        return int((index + 1) * share) == int(index * share)
 
     @property
     def project_id(self) -> str:
@@ -142,6 +152,8 @@ class SimulatedEngine:
         self._summary_topic = summary_topic(self.source, settings.prefix)
         self.kinds: Counter[str] = Counter()
         self.book = SummaryBook()
+        self.summarises = settings.summarises(index)
+        """Whether it sends summaries (:meth:`FleetSettings.summarises`)."""
         self.summary_wanted = False
         self._started = ""  # the live run's start (ISO)
         self.run_id: str | None = None

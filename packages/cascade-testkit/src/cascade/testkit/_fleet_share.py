@@ -88,5 +88,7 @@ class EngineShare:
                 self._summary(engine, now, ts)
 
     def _summary(self, engine: SimulatedEngine, now: float, ts: str) -> None:
-        self._publish(engine.summary(now, ts))
-        self.summaries += 1
+        summary = engine.summary(now, ts)  # counted on, whether it goes or not
+        if engine.summarises:
+            self._publish(summary)
+            self.summaries += 1

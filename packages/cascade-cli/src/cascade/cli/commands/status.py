@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +25,7 @@ from ..plumbing._view_options import (
     offline_cutoff,
 )
 from ..rendering._render import render_status
-from ..rendering._status_json import ascii_json, status_json
+from ..rendering._status_json import STATUS_JSON_ENGINES, ascii_json, status_json
 
 __all__ = ["status"]
 
@@ -36,9 +36,29 @@ def status(
     json_output: Json = False,
     show_all: ShowAll = False,
     offline_max_age: OfflineMaxAge = DEFAULT_OFFLINE_MAX_AGE,
+    every_engine: Annotated[
+        bool,
+        typer.Option(
+            "--every-engine",
+            help=f"With --json, list every engine (by default the {STATUS_JSON_ENGINES:,} "
+            "that need a look first, beyond that many).",
+        ),
+    ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            metavar="GLOB",
+            help="List only the engines whose source matches GLOB (host-1, 'gpu-*').",
+        ),
+    ] = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Engines online/offline and the constraints in force.
+
+    At fleet size it lists the engines that need a look first (a conflict, stranded runs, the
+    most live runs and failures) and says how many more there are: --json lists at most
+    1,000 of them (--every-engine: all), the tables 200; --engine GLOB picks some by source.
 
     Example: cascade status --host broker.example
     """
@@ -58,6 +78,8 @@ def status(
     )
     CliContext.of(ctx).run(broker, snapshot, if_silent=looked_for)
     if json_output:
-        typer.echo(ascii_json(status_json(state, hide_after)))
+        most = None if every_engine else STATUS_JSON_ENGINES
+        typer.echo(ascii_json(status_json(state, hide_after, most=most, sources=engine)))
         return
-    CliContext.of(ctx).out().print(render_status(state, offline_max_age=hide_after))
+    out = CliContext.of(ctx).out()
+    out.print(render_status(state, offline_max_age=hide_after, engine=engine))

@@ -11,8 +11,8 @@ __all__ = ["needs_a_look"]
 
 
 def _rank(engine: EngineView) -> tuple[bool, bool, int, int, int, str]:
-    summary = engine.summary
-    live = summary.runs.running if summary is not None else 0
+    summary = engine.summary  # without one: the runs its own events showed live
+    live = summary.runs.running if summary is not None else len(engine.live_seen)
     failed = summary.runs.failed if summary is not None else 0
     failing = summary.tasks.failed if summary is not None else 0
     stranded = not engine.online and live > 0

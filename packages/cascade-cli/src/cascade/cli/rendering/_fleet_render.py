@@ -58,8 +58,10 @@ def events_header(live_runs: int, threshold: int) -> Text:
 def _row(engine: EngineView) -> list[RenderableType]:
     source = Text(inert(engine.source, SHOWN["source"]))
     summary = engine.summary
-    if summary is None:
-        return [source, engine_status_text(engine), Text(NO_SUMMARY, style="dim"), "", "", ""]
+    if summary is None:  # its live runs as its own events last showed them, if any
+        seen = f"{len(engine.live_seen):,} seen, " if engine.online and engine.live_seen else ""
+        said = Text(seen + NO_SUMMARY, style="dim")
+        return [source, engine_status_text(engine), said, "", "", ""]
     live = Text(f"{summary.runs.running:,}")
     if not engine.online and summary.runs.running:
         live = Text(f"{summary.runs.running:,} stranded", style="red")

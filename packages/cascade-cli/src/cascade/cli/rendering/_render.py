@@ -8,6 +8,7 @@ terminal acts on escaped and its length bounded (:func:`~._inert.inert`).
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import tzinfo
 
 from rich.console import Group, RenderableType
@@ -232,6 +233,7 @@ def engines_table(
     summaries: bool = False,
     most: int | None = None,
     command: str = "cascade watch",
+    sources: str | None = None,
 ) -> Table:
     """The sources with their presence, session and when they were last heard from, and with
     ``summaries`` what each one's summary says (its live runs, tasks by state, events/s).
@@ -242,11 +244,13 @@ def engines_table(
     counted in a line that says how to list them (``command --all``). Beyond ``most`` engines,
     only the
     ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
-    caption says so.
+    caption says so. ``sources``: only the sources that match this glob.
     """
     fold = ENDED_FOLD_AFTER if offline_max_age is not None else None
     rows = state.engine_rows(offline_max_age, fold, times.now)
     shown, hidden = rows.shown, rows.hidden
+    if sources is not None:
+        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, sources)]
     said = []
     if rows.folded:
         ended = len(rows.folded)
@@ -423,7 +427,11 @@ def render_watch(
 
 
 def render_status(
-    state: ReaderModel, *, offline_max_age: float | None = None, tz: tzinfo | None = None
+    state: ReaderModel,
+    *,
+    offline_max_age: float | None = None,
+    tz: tzinfo | None = None,
+    engine: str | None = None,
 ) -> RenderableType:
     """`cascade status`: what the engines' summaries add up to, the engines (each with its
     summary) and the constraints, and the time zone their times are in."""
@@ -437,6 +445,7 @@ def render_status(
             summaries=True,
             most=STATUS_ENGINES_SHOWN,
             command="cascade status",
+            sources=engine,
         ),
         constraints_table(state, times),
     ]

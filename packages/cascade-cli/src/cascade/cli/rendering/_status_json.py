@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from datetime import datetime, timezone
@@ -12,9 +13,14 @@ import msgspec
 from cascade.interfaces import parse_timestamp
 from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel, refused_by_source
 
+from ._fleet_rank import needs_a_look
 from ._summary_json import fleet_json, summary_json
 
-__all__ = ["ascii_json", "iso_time", "status_json"]
+__all__ = ["STATUS_JSON_ENGINES", "ascii_json", "iso_time", "status_json"]
+
+STATUS_JSON_ENGINES = 1_000
+"""Engines `cascade status --json` lists at most unless told to list every one: at about
+500 bytes each, a fleet's 10,000 made 5 MB of JSON; a thousand stay under 1 MB."""
 
 _PROVENANCE = ("reason", "issued_by", "issued_at")
 
@@ -51,7 +57,13 @@ def ascii_json(value: Any) -> str:
     return text if text.isascii() else _NOT_ASCII.sub(_escaped, text)
 
 
-def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dict[str, Any]:
+def status_json(
+    state: ReaderModel,
+    offline_max_age: float | None = None,
+    *,
+    most: int | None = STATUS_JSON_ENGINES,
+    sources: str | None = None,
+) -> dict[str, Any]:
     """Engines (``hidden_engines``: how many were left out) and the constraints in force.
 
     An engine has ``source``, ``status`` (``null`` when only its telemetry was
@@ -65,13 +77,23 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     (``malformed``: not the protocol; ``oversized``: beyond their kind's bound).
     ``ended_cleanly``: how many of the engines listed a table folds into a count (they ended
     cleanly a while ago: :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`); JSON
-    lists them all. Every time is ISO 8601 with an offset, or ``null``. An engine's
+    lists them (within ``most``). Every time is ISO 8601 with an offset, or ``null``. An engine's
     ``summary`` is its latest
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``
     (:func:`~._summary_json.fleet_json`) adds up every engine heard of, hidden ones too.
+
+    ``sources`` (a glob, as ``fnmatch`` reads it) lists only the engines whose source matches;
+    beyond ``most`` engines (``None``: no bound) only the ``most`` that need a look first
+    (:func:`~._fleet_rank.needs_a_look`) are listed, still by source: ``engines_matching``
+    says how many there were to list, ``engines_listed`` how many are.
     """
     shown, hidden = state.visible_engines(offline_max_age)
     folded = state.engine_rows(offline_max_age).folded
+    if sources is not None:
+        shown = [e for e in shown if fnmatch.fnmatchcase(e.source, sources)]
+    matching = len(shown)
+    if most is not None and len(shown) > most:
+        shown = sorted(needs_a_look(shown, most), key=lambda e: e.source)
     engines = []
     for engine in shown:
         status = engine.status
@@ -106,6 +128,8 @@ def status_json(state: ReaderModel, offline_max_age: float | None = None) -> dic
     return {
         "fleet": fleet_json(state.fleet()),
         "engines": engines,
+        "engines_matching": matching,
+        "engines_listed": len(engines),
         "hidden_engines": hidden,
         "ended_cleanly": len(folded),
         "constraints": constraints,

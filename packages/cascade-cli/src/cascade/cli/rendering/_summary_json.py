@@ -51,7 +51,9 @@ def summary_json(summary: EngineSummary) -> dict[str, Any]:
 def fleet_json(totals: FleetTotals) -> dict[str, Any]:
     """The engines' summaries added up (:class:`~cascade.interfaces.reader.FleetTotals`):
     ``engines``, ``online``, ``without_summary``, ``unconfirmed`` (a summary from a source
-    with no status, not counted), ``live_runs``, ``runs`` and ``tasks`` by
+    with no status, not counted), ``live_runs`` (``live_without_summary`` of them known from
+    the events of engines that send no summary: none for a view that reads no events),
+    ``runs`` and ``tasks`` by
     state, ``events_per_s``, ``dropped`` and ``stranded`` (live runs of offline engines)."""
     return {
         "engines": totals.engines,
@@ -59,6 +61,7 @@ def fleet_json(totals: FleetTotals) -> dict[str, Any]:
         "without_summary": totals.without_summary,
         "unconfirmed": totals.unconfirmed,
         "live_runs": totals.live_runs,
+        "live_without_summary": totals.live_without_summary,
         "runs": {**_RUNS, **msgspec.to_builtins(totals.runs)},
         "tasks": {**_TASKS, **msgspec.to_builtins(totals.tasks)},
         "events_per_s": totals.events_per_s,

@@ -34,6 +34,7 @@ from ..live._hub import DashboardHub
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
 from ..live._model import MAX_RUNS_SHOWN
+from ..live._problems import problems_page
 from ..live._shapes import constraint_dict, engine_dict
 from ..live._streams import (
     KEEPALIVE,
@@ -57,7 +58,7 @@ from ._guard import (
     refusal,
 )
 from ._gzip_stream import accepts_gzip, gzipped
-from ._pages import PAGED_PARAMS, Listing, View, parse_view
+from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._settings import DashboardSettings
 
 if TYPE_CHECKING:
@@ -237,6 +238,22 @@ class _Dashboard:
             self.page(view, run_id, params.get("task") or None, controls, held_decidable)
         )
 
+    async def problems(self, request: Request) -> Response:
+        """``/api/problems/{kind}``: the sources the list ``kind`` (``missed``, ``refused``,
+        ``conflicts``) names, a page at a time by source (``limit``, ``after``: the page
+        before's ``next_after``): what ``/api/state`` summarises with the worst few. Read by
+        whoever may read ``/api/state``."""
+        self.reader(request.scope)
+        try:
+            limit, after = parse_problems(request.query_params)
+            page = problems_page(self.hub.model.state, request.path_params["kind"], limit, after)
+        except ValueError as exc:
+            return refusal(400, str(exc))
+        answer = page.as_dict(request.path_params["kind"])
+        if page.next_after is not None:
+            answer["next_after"] = cursor([page.next_after])
+        return JSONResponse(answer)
+
     def page(
         self,
         view: View,
@@ -386,6 +403,7 @@ def create_app(
         Route("/history/runs/{recorded}", handlers.index, methods=["GET"]),
         Route("/history/tasks/{name:path}", handlers.index, methods=["GET"]),
         Route("/api/state", handlers.state),
+        Route("/api/problems/{kind}", handlers.problems, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", controls.post_constraints, methods=["POST"]),

@@ -38,6 +38,7 @@ __all__ = [
     "View",
     "covers",
     "folded_test",
+    "parse_problems",
     "parse_view",
 ]
 
@@ -198,6 +199,19 @@ def parse_view(
         status=text["engine_status"],
     )
     return View(runs, engines)
+
+
+def parse_problems(params: Mapping[str, str]) -> tuple[int, str | None]:
+    """The ``limit`` (100 unless given) and the source after which (``after``: a page's
+    ``next_after``) a page of ``/api/problems/{kind}`` is asked for; ``ValueError`` saying
+    what is wrong."""
+    after = params.get("after") or None
+    key = _key(after, "after") if after else None
+    if key is not None and not (
+        isinstance(key, list) and len(key) == 1 and isinstance(key[0], str)
+    ):
+        raise ValueError("after must be the next_after of a page of this dashboard")
+    return _limit(params, "limit", 100) or 100, key[0] if key else None
 
 
 @dataclass

@@ -2,18 +2,23 @@
 pages' streams and the changes they send, and who may open them."""
 
 from ._deltas import STREAM_INTERVAL, Follower
-from ._fair_share import Claimant, HistoryReaders, StreamSlots
+from ._fair_share import Claimant, HistoryReaders, Slot, StreamSlots
 from ._model import DashboardModel
-from ._streams import Snapshots
+from ._streams import BEHIND_AFTER, KEEPALIVE, MAX_OWING, Snapshots, change_events
 from ._timelines import MAX_SEGMENTS_PER_TASK
 
 __all__ = [
+    "BEHIND_AFTER",
+    "KEEPALIVE",
+    "MAX_OWING",
     "MAX_SEGMENTS_PER_TASK",
     "STREAM_INTERVAL",
     "Claimant",
     "DashboardModel",
     "Follower",
     "HistoryReaders",
+    "Slot",
     "Snapshots",
     "StreamSlots",
+    "change_events",
 ]

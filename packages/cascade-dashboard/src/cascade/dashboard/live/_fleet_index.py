@@ -28,9 +28,10 @@ FLEET = "fleet"
 _RUNS = RunTally.__struct_fields__
 _TASKS = TaskTally.__struct_fields__
 # an engine's part of the totals: engines, online, without a summary, unconfirmed, its runs by
-# status, its tasks by state, events/s, dropped, stranded live runs
+# status, its tasks by state, events/s, dropped, stranded live runs, live runs its events showed
+# (it sends no summary)
 _HEAD = 4
-_WIDTH = _HEAD + len(_RUNS) + len(_TASKS) + 3
+_WIDTH = _HEAD + len(_RUNS) + len(_TASKS) + 4
 _NOTHING: tuple[float, ...] = (0,) * _WIDTH
 
 RunKey = tuple[int, float, str]
@@ -53,6 +54,7 @@ def _share(engine: EngineView | None) -> tuple[float, ...]:
         alone.events_per_s,
         alone.dropped,
         alone.stranded,
+        alone.live_without_summary,
     )
 
 
@@ -138,16 +140,26 @@ class FleetIndex:
         self._shares: dict[str, tuple[float, ...]] = {}
         self._summaries: dict[str, EngineSummary] = {}
         self._listed: dict[str, list[str]] = {}
+        self._live_seen: dict[str, int] = {}
 
     @property
     def live_runs(self) -> int:
-        """Runs live now on online engines, as their summaries count them."""
-        return int(self._sums[_HEAD])
+        """Runs live now on online engines, as their summaries count them, and as their events
+        showed them for those that send none (``live_without_summary``)."""
+        return int(self._sums[_HEAD]) + int(self._sums[-1])
+
+    def live_seen(self, source: str) -> int:
+        """The live runs ``source``'s events showed when :meth:`engine` last looked at it."""
+        return self._live_seen.get(source, 0)
 
     def engine(self, source: str, engine: EngineView | None, version: int) -> bool:
         """``source``'s summary or status may have changed at ``version`` (``engine``: its
         view now, ``None`` once forgotten); whether its summary did."""
         share = _share(engine)
+        if engine is None or not engine.live_seen:
+            self._live_seen.pop(source, None)
+        else:
+            self._live_seen[source] = len(engine.live_seen)
         before = self._shares.get(source, _NOTHING)
         if share != before:
             sums = self._sums
@@ -177,19 +189,21 @@ class FleetIndex:
         :class:`~cascade.interfaces.reader.FleetTotals` says them, and the threshold."""
         sums = [int(value) for value in self._sums]
         runs = dict(zip(_RUNS, sums[_HEAD : _HEAD + len(_RUNS)], strict=True))
-        tasks = dict(zip(_TASKS, sums[_HEAD + len(_RUNS) : -3], strict=True))
+        tasks = dict(zip(_TASKS, sums[_HEAD + len(_RUNS) : -4], strict=True))
         return {
             "engines": sums[0],
             "online": sums[1],
             "without_summary": sums[2],
             "unconfirmed": sums[3],
-            "live_runs": runs["running"],
+            # however known: the summaries' and, of the engines sending none, their events'
+            "live_runs": runs["running"] + sums[-1],
+            "live_without_summary": sums[-1],
             "runs": runs,
             "tasks": tasks,
             # added and taken away at every summary: rounded, so no drift shows
-            "events_per_s": round(max(0.0, self._sums[-3]), 3),
-            "dropped": sums[-2],
-            "stranded": sums[-1],
+            "events_per_s": round(max(0.0, self._sums[-4]), 3),
+            "dropped": sums[-3],
+            "stranded": sums[-2],
             "listed_runs": len(self.runs),
             "threshold": self.threshold,
         }

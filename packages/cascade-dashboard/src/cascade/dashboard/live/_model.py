@@ -29,13 +29,13 @@ from cascade.interfaces.reader import (
     ReaderModel,
     RunView,
     ended_cleanly,
-    refused_by_source,
     silence_line,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
 from ._held import HeldIndex
 from ._log_backfill import seed_run
+from ._problems import PROBLEMS_SHOWN, problems_header
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
 from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
 from ._versions import EntityVersions, TaskLog
@@ -131,6 +131,13 @@ class DashboardModel:
             engine = self.state.engines.get(source) if isinstance(source, str) else None
             if engine is not None:
                 self.versions.engine_heard(engine.source, engine.last_seen, self.version)
+                if engine.status is not None and len(engine.live_seen) != self.fleet.live_seen(
+                    engine.source
+                ):
+                    # a run of an engine counted by its events started or ended: the live
+                    # runs (what fleet mode is decided on) and its row changed
+                    self.fleet.engine(engine.source, engine, self.version)
+                    self.versions.engine_summarised(engine.source, self.version)
         elif kind == "status":
             sources = {decode_level(message.topic.rsplit("/", 1)[-1]), payload.get("source")}
             for source in sources:
@@ -288,11 +295,13 @@ class DashboardModel:
         }
 
     def header(self) -> dict[str, Any]:
-        """What the model ignored, missed and refused (``rejected``, ``oversized``, ``missed``,
-        ``refused``), as a snapshot says it, the ``mode`` (``events`` or ``fleet``) and the
-        ``fleet``'s totals from its engines' summaries."""
+        """What the model ignored, missed and refused (``rejected``, ``oversized``; ``missed``,
+        ``refused`` and ``conflicts``: the worst few sources of each and their totals,
+        :func:`~._problems.problems_header`), as a snapshot says it, the ``mode`` (``events``
+        or ``fleet``) and the ``fleet``'s totals from its engines' summaries."""
         state = self.state
         before = state.clock() - ENDED_FOLD_AFTER
+        silent = state.silent_engines()
 
         def folded(engine: EngineView) -> bool:
             seen = engine.last_seen
@@ -303,20 +312,17 @@ class DashboardModel:
             "fleet": self.fleet.totals(),
             "rejected": state.rejected,
             "oversized": state.oversized,
-            "missed": [
-                {"source": source, "events": gaps.missed, "since": gaps.since}
-                for source, gaps in sorted(state.gaps.by_source.items())
-                if gaps.missed
-            ],
-            "refused": refused_by_source(state),
+            **problems_header(state),
             # engines that ended cleanly a while ago: left out of the engines' list but
             # `engine_status=ended`'s (and `offline`'s)
             "ended_cleanly": sum(map(folded, state.engines.values())),
-            # engines whose telemetry does not reach this dashboard, and the likely cause
+            # engines whose telemetry does not reach this dashboard, and the likely cause: the
+            # first few by source (a page's header), and how many in all
             "silent": [
                 {"source": engine.source, "line": silence_line(engine)}
-                for engine in state.silent_engines()
+                for engine in silent[:PROBLEMS_SHOWN]
             ],
+            "silent_total": len(silent),
         }
 
     def check_silent(self) -> bool:

@@ -57,6 +57,8 @@ def engine_dict(engine: EngineView, *, summary: bool = True) -> dict[str, Any]:
         "session": status.session if status else None,
         "last_seen": engine.last_seen,
         "conflict_session": engine.conflict_session,
+        # the runs its own events showed live (what counts it while it sends no summary)
+        "live_seen": len(engine.live_seen),
         # its latest summary: live runs, tasks by state, events/s, drops (null: none)
         "summary": summary_dict(engine.summary) if summary else None,
     }

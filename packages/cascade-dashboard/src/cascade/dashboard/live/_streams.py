@@ -28,7 +28,9 @@ from ._fair_share import (
 from ._hub import DashboardHub
 
 __all__ = [
+    "BEHIND_AFTER",
     "KEEPALIVE",
+    "MAX_OWING",
     "MAX_HOLDER_STREAMS",
     "MAX_STREAMS",
     "MAX_STREAMS_PER_CLIENT",
@@ -40,9 +42,20 @@ __all__ = [
     "tick_event",
 ]
 
-#: When nothing changed, a stream sends a small tick (the time, the connection) every KEEPALIVE
-#: seconds (what changed goes at most once per STREAM_INTERVAL, :mod:`._deltas`).
-KEEPALIVE = 2.0
+#: A stream is never silent longer than KEEPALIVE seconds: when nothing changed it sends a small
+#: tick (the time, the connection); what changed goes at most once per STREAM_INTERVAL
+#: (:mod:`._deltas`).
+KEEPALIVE = 1.0
+#: A stream looks for a tick to send this long after its last event, so that with the loop's
+#: turn and one interval's sleep it is still within KEEPALIVE.
+_TICK_AFTER = KEEPALIVE - STREAM_INTERVAL
+BEHIND_AFTER = 2 * KEEPALIVE
+"""Seconds an event may take to go out (a page, or its network, that reads slowly holds the
+stream back) before the page counts as behind: it gets one fresh snapshot next, not what it
+owes piece by piece."""
+MAX_OWING = 8
+"""Events in a row that left changes owed (each cut at its batch) before the page counts as
+behind: a view changing by more than a batch at every look is sent afresh, once."""
 
 _STATE = b"event: state\ndata: "
 _RUNS_KEPT = 64  # runs' details kept at once (any ?run= can be asked for)
@@ -139,14 +152,14 @@ async def stream_events(
     sent: int | None = None
     while not hub.closing.is_set() and not slot.ended.is_set():
         if sent is not None:
-            await hub.wait_change(sent, KEEPALIVE)
+            await hub.wait_change(sent, _TICK_AFTER)
             if hub.closing.is_set() or slot.ended.is_set():
                 return
         if sent is None or hub.model.version != sent:
             built = snapshots.get(run_id, current=False)
             if built.version != sent:
                 sent = built.version
-                yield built.frame
+                yield built.frame  # always the latest state: a slow page skips what it missed
             await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
         else:
             yield snapshots.tick()
@@ -154,22 +167,33 @@ async def stream_events(
 
 async def change_events(hub: DashboardHub, follower: Follower, slot: Slot) -> AsyncIterator[bytes]:
     """A page's stream of changes: a snapshot of its view, then what changed in it, looked
-    at no more than once per interval (however fast messages come), and a tick when idle."""
+    at no more than once per interval (however fast messages come), and a tick when nothing
+    changed for nearly :data:`KEEPALIVE` seconds.
+
+    A page that falls behind (an event took more than :data:`BEHIND_AFTER` seconds to go out,
+    or :data:`MAX_OWING` events in a row could not say all that changed) gets one fresh
+    snapshot of its view next: nothing is queued for it, and it never catches up piecemeal
+    on changes that are stale by the time they arrive."""
     yield b"retry: 2000\n\n"
     loop = asyncio.get_running_loop()
     said = loop.time()
+    owing = 0
     while not hub.closing.is_set() and not slot.ended.is_set():
         looked_at = hub.model.version
         event = follower.next_event()
+        if event is None and loop.time() - said >= _TICK_AFTER:
+            event = tick_event(hub)
         if event is not None:
+            sending = loop.time()
             yield event
             said = loop.time()
-        elif loop.time() - said >= KEEPALIVE:
-            yield tick_event(hub)
-            said = loop.time()
+            owing = owing + 1 if follower.more else 0
+            if said - sending > BEHIND_AFTER or owing > MAX_OWING:
+                follower, owing = follower.afresh(), 0
+                continue  # its snapshot now: the page has waited long enough
         await asyncio.sleep(STREAM_INTERVAL)  # coalescing: at most 1/interval per s
         if not follower.more:
-            await hub.wait_change(looked_at, max(0.0, KEEPALIVE - (loop.time() - said)))
+            await hub.wait_change(looked_at, max(0.0, _TICK_AFTER - (loop.time() - said)))
 
 
 def tick_event(hub: DashboardHub) -> bytes:

@@ -17,19 +17,26 @@ function renderConnection() {
   const ignored = [[live.rejected, "malformed"], [live.oversized, "oversized"]]
     .filter(([n]) => n).map(([n, what]) => n + " " + what);
   $("rejected").textContent = ignored.length ? ignored.join(", ") + " messages ignored" : "";
-  $("missed").textContent = (live.missed || [])
+  $("missed").textContent = withRest((live.missed || [])
     .map((m) => "missed " + count(m.events) + " events from " + m.source +
-      (m.since ? " since " + clock(m.since) : ""))
-    .join(" · ");
-  $("refused").textContent = (live.refused || [])
+      (m.since ? " since " + clock(m.since) : "")), live.missed_total);
+  $("refused").textContent = withRest((live.refused || [])
     .map((r) => "refused " + count(r.messages) + " messages claiming " + r.source +
-      ": " + Object.entries(r.reasons).map(([why, n]) => count(n) + " " + why).join(", "))
-    .join(" · ");
+      ": " + Object.entries(r.reasons).map(([why, n]) => count(n) + " " + why).join(", ")),
+  live.refused_total);
   // engines whose telemetry does not reach the dashboard, each with the likely cause
-  $("silent").textContent = (live.silent || []).map((s) => s.line).join(" · ");
+  $("silent").textContent = withRest((live.silent || []).map((s) => s.line),
+    {sources: live.silent_total || 0});
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token
+}
+
+// The worst few sources of a list, and how many more there are (the rest: /api/problems/...).
+function withRest(said, total) {
+  const more = total ? total.sources - said.length : 0;
+  if (more > 0) said.push("and " + count(more) + " more sources");
+  return said.join(" · ");
 }
 
 // The rows of a list's page, in the server's order (a row whose data is still on its way is

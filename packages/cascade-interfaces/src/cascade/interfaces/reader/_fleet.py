@@ -106,7 +106,9 @@ class FleetTotals:
     them). ``events_per_s`` and ``dropped`` add up the online engines' too;
     ``without_summary``: engines heard of that publish none (older engines, or none yet);
     ``unconfirmed``: sources whose summary came without a status (:func:`counted_summary`),
-    neither online nor counted.
+    neither online nor counted; ``live_without_summary``: the live runs of the online engines
+    without a summary, as their own events last showed them (:attr:`EngineView.live_seen`):
+    of those that announced a status only, so that telemetry alone switches no view.
     """
 
     engines: int = 0
@@ -118,11 +120,13 @@ class FleetTotals:
     events_per_s: float = 0.0
     dropped: int = 0
     stranded: int = 0
+    live_without_summary: int = 0
 
     @property
     def live_runs(self) -> int:
-        """Runs live now on online engines."""
-        return self.runs.running
+        """Runs live now on online engines, however they are known: as the summaries count
+        them, and as their events showed them for the engines that send none."""
+        return self.runs.running + self.live_without_summary
 
 
 def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
@@ -140,6 +144,8 @@ def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
             totals.online += 1
         if summary is None:
             totals.without_summary += 1
+            if engine.status is not None and engine.online:  # a status vouches for it
+                totals.live_without_summary += len(engine.live_seen)
             continue
         if not engine.online:
             totals.stranded += summary.runs.running

@@ -293,6 +293,10 @@ class ReaderModel:
                 self.forgotten_runs += self._retire_finished(now)
                 if len(self.runs) > self.max_runs or len(self.engines) > self.max_engines:
                     self.prune(now)
+        if run.finished:
+            engine.live_seen.discard(run.run_id)
+        elif run.source == source:
+            engine.live_seen.add(run.run_id)
         if self.ask is not None and not run.finished and self._partial(run):
             self.request_snapshot(run.run_id, self.gaps.known_through(run.run_id), run.source)
 
@@ -332,6 +336,9 @@ class ReaderModel:
         what the first said of it goes (counted refused, as that source's) and the run is
         heard anew, from the one vouched for."""
         self.refusals.count(run.source, Seen.FOREIGN.value)
+        engine = self.engines.get(run.source)
+        if engine is not None:
+            engine.live_seen.discard(run.run_id)
         self._forget(run.run_id)
 
     def _displaced(self, run: RunView, seq: int) -> bool:
@@ -416,6 +423,10 @@ class ReaderModel:
                 self._compact_if_whole(run)
         forgotten = self._retire_finished(now)
         for run_id in silent_or_excess_runs(self.runs, now, self.keep_for, self.max_runs):
+            run = self.runs.get(run_id)
+            engine = self.engines.get(run.source) if run is not None else None
+            if engine is not None:  # silent for long, or beyond the bound: no longer live
+                engine.live_seen.discard(run_id)
             forgotten += self._forget(run_id)
         self.forgotten_runs += forgotten
         if len(self.engines) > self.max_engines:

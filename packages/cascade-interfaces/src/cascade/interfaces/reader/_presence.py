@@ -65,6 +65,8 @@ def apply_status(
     elif known.status is None or status.supersedes(known.status):
         known.conflict_session = _conflict(status, known)
         known.status = status
+    if known.status is not None and known.status.status == "offline":
+        known.live_seen.clear()  # it ended, and its runs with it
     known.heard(stamp if stamp is not None or message.retain else clock())
     if status.status == "offline" and status.reason is None and not message.retain:
         note_will(known, clock())  # its connection lost now: the broker's word

@@ -260,6 +260,10 @@ class EngineView:
     wills: list[float] = field(default_factory=list)
     """When this view received this source's last few wills live (an ``offline`` without a
     reason: the broker's word that its connection was lost), its clock."""
+    live_seen: set[str] = field(default_factory=set)
+    """The runs this reader last knew live from their own events (their start, or joined
+    late, and no end since): what counts an engine's live runs while it sends no summary.
+    Kept while the reader stops reading events (fleet mode), emptied when it goes offline."""
 
     @property
     def conflict(self) -> bool:
