@@ -113,13 +113,12 @@ class SessionResult:
 
 
 def run_lane(
-    command: list[str], sessions: tuple[str, ...], *, pytest_args: list[str], prefixed: bool
+    command: list[str], sessions: tuple[str, ...], *, pytest_args: list[str], prefix: int
 ) -> list[SessionResult]:
-    """Run ``sessions`` one after the other, streaming their output as it comes (each line
-    prefixed with its session's name when lanes run side by side)."""
+    """Run ``sessions`` one after the other, streaming their output as it comes, each line
+    prefixed with its session's name in ``prefix`` columns (lanes side by side; 0: none)."""
     results = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    width = max(map(len, sessions))
     for name in sessions:
         result = SessionResult(name)
         started = time.monotonic()
@@ -135,7 +134,7 @@ def run_lane(
             for line in nox.stdout:
                 result.read(line)
                 with _PRINTING:
-                    sys.stdout.write(f"{name:<{width}} | {line}" if prefixed else line)
+                    sys.stdout.write(f"{name:<{prefix}} | {line}" if prefix else line)
                     sys.stdout.flush()
         result.returncode = nox.returncode
         result.seconds = time.monotonic() - started
@@ -154,7 +153,8 @@ def run_tests(command: list[str], pytest_args: list[str]) -> int:
     results: list[SessionResult] = []
     started = time.monotonic()
     for lanes in TEST_STAGES:
-        run = functools.partial(run_lane, command, pytest_args=pytest_args, prefixed=len(lanes) > 1)
+        width = max(len(name) for lane in lanes for name in lane) if len(lanes) > 1 else 0
+        run = functools.partial(run_lane, command, pytest_args=pytest_args, prefix=width)
         with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
             for lane_results in pool.map(run, lanes):
                 results.extend(lane_results)

@@ -64,7 +64,7 @@ def test_a_lane_streams_each_sessions_output_with_its_name(
         "import sys; name = sys.argv[2]; print('== 3 passed in 0.5s =='); "
         "print(f'nox > Session {name} was successful in 1 seconds.')",
     ]
-    results = dev.run_lane(fake_nox, ("one", "two"), pytest_args=[], prefixed=True)
+    results = dev.run_lane(fake_nox, ("one", "two"), pytest_args=[], prefix=3)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "one | == 3 passed in 0.5s =="
     assert out[3] == "two | nox > Session two was successful in 1 seconds."
