@@ -32,7 +32,9 @@ from ...rendering._log_text import LEVEL_HELP, line_fields, lost_note, parse_lev
 from ._log_follow import LogPrinter, follow_logs
 
 if TYPE_CHECKING:
-    from cascade.history import History
+    from collections.abc import Iterator
+
+    from cascade.history import History, RecordedLogLine
 
 __all__ = ["LOG_COLUMNS", "PAGE", "logs"]
 
@@ -50,9 +52,10 @@ def _stamp(line: LogLine) -> float | None:
     return parse_timestamp(line.ts)
 
 
-def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
-    """Print the run's recorded lines asked for, a page at a time; whether the history has
-    the run as ended."""
+def _recorded_pages(
+    history: History, run_id: str, printer: LogPrinter
+) -> Iterator[list[RecordedLogLine]]:
+    """The run's recorded lines ``printer`` asks for (task, level, since), a page at a time."""
     after = 0
     while True:
         page = query(
@@ -66,10 +69,17 @@ def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
                 limit=PAGE,
             )
         )
-        printer.lines([(recorded_line(r), r.run_id, r.source) for r in page])
+        yield page
         if len(page) < PAGE:
-            break
+            return
         after = page[-1].id
+
+
+def _print_recorded(history: History, run_id: str, printer: LogPrinter) -> bool:
+    """Print the run's recorded lines asked for, a page at a time; whether the history has
+    the run as ended."""
+    for page in _recorded_pages(history, run_id, printer):
+        printer.lines([(recorded_line(r), r.run_id, r.source) for r in page])
     summary = query(lambda: history.run(run_id, limit=1, counts=False))
     return summary is not None and summary.run.ended_at is not None
 
@@ -79,23 +89,8 @@ def _export_recorded(
 ) -> None:
     """The run's recorded lines asked for, a page at a time, as rows of ``export``."""
     exporter = Exporter(export, LOG_COLUMNS)
-    after = 0
-    while True:
-        page = query(
-            functools.partial(
-                history.log_lines,
-                run_id,
-                task=printer.task,
-                level=printer.level,
-                since=printer.since,
-                after=after,
-                limit=PAGE,
-            )
-        )
+    for page in _recorded_pages(history, run_id, printer):
         exporter.rows(line_fields(recorded_line(r), r.run_id, r.source) for r in page)
-        if len(page) < PAGE:
-            break
-        after = page[-1].id
 
 
 def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
