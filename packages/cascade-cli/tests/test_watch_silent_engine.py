@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from cascade.cli.rendering._render import render_watch
+from cascade.cli.rendering import render_watch
 from cascade.interfaces import StatusMessage, status_topic, telemetry_filter
 from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received
