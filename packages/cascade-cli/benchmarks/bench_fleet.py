@@ -46,7 +46,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleet_cases import CASES, Case, Figures, Recovery, figures, parse_cases, recover, targets_table
+from fleet_cases import (
+    CASES,
+    RECOVERY_FOR,
+    Case,
+    Figures,
+    Recovery,
+    figures,
+    parse_cases,
+    recover,
+    targets_table,
+)
 from fleet_measure import (
     Context,
     Reader,
@@ -376,7 +386,7 @@ def restart_dashboard(readers: list[Reader], sampler: Sampler, seconds: float) -
     for reader in readers:
         if isinstance(reader, Dashboard):
             log("restarting the dashboard")
-            recovery = recover(reader, seconds)
+            recovery = recover(reader, max(seconds, RECOVERY_FOR))
             reader.wait_ready(time.monotonic() + READY_TIMEOUT)
             sampler.add(reader.name, reader.pids())
             for name, pids in reader.helpers().items():

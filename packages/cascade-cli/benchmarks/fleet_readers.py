@@ -335,6 +335,7 @@ class Dashboard(Reader):
         self.busy_page: Page | None = None
         self.crowd: subprocess.Popen[str] | None = None
         self.marks: list[Mark] = []
+        self.restarted_at = 0.0
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -433,10 +434,12 @@ class Dashboard(Reader):
 
     def restart(self) -> None:
         """End it as Ctrl-C does (its pages and polls too) and start it again, on a new
-        address: :meth:`wait_ready` then opens its pages and polls again."""
+        address: :meth:`wait_ready` then opens its pages and polls again. ``restarted_at``
+        (monotonic): when the old one had ended and the new one was started."""
         self.stop()
         self.holder = self.busy_page = self.crowd = None
         self._stop = threading.Event()
+        self.restarted_at = time.monotonic()
         self.start()
 
     def stop(self) -> None:
