@@ -46,6 +46,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fleet_cases import (
+    CASES,
+    RECOVERY_FOR,
+    Case,
+    Figures,
+    Recovery,
+    figures,
+    parse_cases,
+    recover,
+    targets_table,
+)
 from fleet_measure import (
     Context,
     Reader,
@@ -73,6 +84,7 @@ DEFAULT_READERS = "watch,status,dashboard,metrics,record"
 READY_TIMEOUT = 300.0  # readers taking in every engine's retained birth
 ROOT = Path(__file__).resolve().parents[3]
 REACHED = 0.97  # a fleet that published this share of the asked rate reached it
+LATE_JOIN = 2.0  # seconds the fleet runs before the readers start, in the late case
 
 
 def log(text: str) -> None:
@@ -182,7 +194,28 @@ def main(args: argparse.Namespace) -> None:
     unknown = sorted(set(names) - set(ALL_READERS))
     if unknown:
         raise SystemExit(f"unknown readers {unknown}; known: {', '.join(ALL_READERS)}")
+    cases = parse_cases(args.cases)
+    found = []
+    for case in cases:
+        log(f"case {case.name}: {case.label}")
+        found.append(run_case(args, names, case))
+    print(f"\n{len(found)} cases, one after another, each on a broker of its own; the "
+          "targets of issue 51 beside each figure (the first answer: /api/state without "
+          "parameters at the window's end; its p95: a page's /api/state polled every second; "
+          "the stream: the token holder's page on the overview):\n")  # fmt: skip
+    print("\n".join(targets_table(found)))
+    if not all(f.agree for f in found):
+        raise SystemExit("bench_fleet: a summary or a view disagrees with the simulator")
+
+
+def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
+    """One case: a fleet on a broker of its own, the readers beside it, its table printed;
+    its figures against the targets."""
+    without = args.without_summaries if case.without_summaries is None else case.without_summaries
+    warmup = args.warmup if case.warmup is None else case.warmup
     load = os.getloadavg()[0]
+    started_first_second: tuple[int, int] | None = None
+    recovery: Recovery | None = None
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-fleet-")))
         broker_pid: int | None = None
@@ -195,7 +228,7 @@ def main(args: argparse.Namespace) -> None:
             broker_said = f"a private {mosquitto_version()} (cascade.testkit's configuration)"
         settings = FleetSettings(
             host, port, engines=args.engines, rate=args.rate, processes=args.processes,
-            tasks_per_run=args.tasks_per_run, without_summaries=args.without_summaries,
+            tasks_per_run=args.tasks_per_run, without_summaries=without,
         )  # fmt: skip
         fleet = FleetSimulator(settings)
         log(f"{args.engines:,} engines ({settings.name}) in {args.processes} processes: online")
@@ -210,6 +243,10 @@ def main(args: argparse.Namespace) -> None:
             busy_fleet.wait_ready()
             busy_fleet.go()  # its run begins before the readers, for a page to open it
         context = Context(host, port, settings.name, args.engines, folder, args.fleet_mode)
+        if case.readers_late:
+            fleet.go()
+            log(f"the fleet runs; readers join after {LATE_JOIN:g} s")
+            time.sleep(LATE_JOIN)
         readers, failed = start_readers(
             make_readers(names, context, args.pages, busy_engine), stack
         )
@@ -226,15 +263,22 @@ def main(args: argparse.Namespace) -> None:
         sampler.add("bench", [os.getpid()])
         sampler.start()
         stack.callback(sampler.stop)
-        fleet.go()
-        log(f"runs at {args.rate:,.0f} events/s: {args.warmup:g} s of warm-up")
-        time.sleep(args.warmup)
+        going = not case.readers_late and warmup > 0  # else: the window begins at its start
+        if going:
+            fleet.go()
+            log(f"runs at {args.rate:,.0f} events/s: {warmup:g} s of warm-up")
+            time.sleep(warmup)
+        if case.restart:
+            recovery = restart_dashboard(readers, sampler, args.seconds)
         measured = [pid for pids in sampler.groups.values() for pid in pids]
         began = time.monotonic()
         first, busy0, ours0 = fleet.counts(), box_busy()[0], sum(map(cpu_seconds, measured))
         busy_first = busy_fleet.counts() if busy_fleet is not None else None
         for reader in readers:  # each reader's own window starts and ends at its marks
             reader.mark(end=False)
+        if not going and not case.readers_late:  # measured from the fleet's first second
+            fleet.go()
+            started_first_second = first_second(fleet, args.engines)
         log(f"measuring {args.seconds:g} s")
         time.sleep(max(0.0, began + args.seconds - time.monotonic()))
         ended = time.monotonic()
@@ -288,7 +332,7 @@ def main(args: argparse.Namespace) -> None:
         busy = (busy1 - busy0) / seconds
         others = max(0.0, busy - (ours1 - ours0 + polls) / seconds)
     command = shlex.join(["python", "bench_fleet.py", *sys.argv[1:]])
-    print(f"\n`{command}`\n")
+    print(f"\n## case {case.name}: {case.label}\n\n`{command}`\n")
     print(f"- fleet: {args.engines:,} engines ({settings.name}) in {args.processes} processes, "
           f"one MQTT connection each; runs of {args.tasks_per_run} tasks ({settings.concurrency} "
           f"at once; {settings.fail_ratio:.0%} fail, {settings.block_ratio:.0%} block), "
@@ -297,8 +341,13 @@ def main(args: argparse.Namespace) -> None:
     print(f"- asked {args.rate:,.0f} events/s; published {last.rate_since(first):,.0f} events/s "
           f"and {last.heartbeat_rate_since(first):,.0f} heartbeats/s; "
           f"{last.runs_started - first.runs_started:,} runs started in the window")  # fmt: skip
-    print(f"- measured {seconds:.0f} s after {args.warmup:g} s of warm-up; the readers started "
-          "once every engine was online, before the runs began")  # fmt: skip
+    when = (
+        "after the runs began"
+        if case.readers_late
+        else "once every engine was online, before the runs began"
+    )
+    print(f"- measured {seconds:.0f} s after {warmup:g} s of warm-up; the readers started "
+          f"{when}")  # fmt: skip
     print(f"- broker: {broker_said}")
     if args.fleet_mode:
         print("- fleet mode: watch and the dashboard given --fleet-threshold 0 (the "
@@ -317,8 +366,33 @@ def main(args: argparse.Namespace) -> None:
           "life. Lag: from the newest event it holds (watch: in its file; record: in its "
           "database; the dashboard: the latest an engine was heard of) to the window's "
           "end.")  # fmt: skip
-    if not agree:
-        raise SystemExit("bench_fleet: a summary or a view disagrees with the simulator")
+    found = figures(case, readers, sampler, agree, recovery)
+    found.started_first_second = started_first_second
+    return found
+
+
+def first_second(fleet: FleetSimulator, engines: int) -> tuple[int, int]:
+    """The runs the fleet started in its first second (of ``engines`` engines)."""
+    began = time.monotonic()
+    time.sleep(1.0)
+    started = fleet.counts().runs_started
+    log(f"{started:,} runs started in the first {time.monotonic() - began:.1f} s")
+    return started, engines
+
+
+def restart_dashboard(readers: list[Reader], sampler: Sampler, seconds: float) -> Recovery | None:
+    """Restart the dashboard among ``readers`` and time its recovery (``None``: no dashboard);
+    its pages and polls open again, and the sampler follows its new processes."""
+    for reader in readers:
+        if isinstance(reader, Dashboard):
+            log("restarting the dashboard")
+            recovery = recover(reader, max(seconds, RECOVERY_FOR))
+            reader.wait_ready(time.monotonic() + READY_TIMEOUT)
+            sampler.add(reader.name, reader.pids())
+            for name, pids in reader.helpers().items():
+                sampler.add(name, pids)
+            return recovery
+    return None
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -371,6 +445,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"
+    )
+    parser.add_argument(
+        "--cases",
+        default="all",
+        help=f"comma-separated, run one after another with the options above, of: "
+        f"{', '.join(CASES)} (fleet_cases.py); all: every one",
     )
     # `nox -s bench -- ...` passes every script the same flags
     args, _ = parser.parse_known_args(argv)

@@ -335,6 +335,7 @@ class Dashboard(Reader):
         self.busy_page: Page | None = None
         self.crowd: subprocess.Popen[str] | None = None
         self.marks: list[Mark] = []
+        self.restarted_at = 0.0
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -360,7 +361,10 @@ class Dashboard(Reader):
         self.http = httpx.Client(base_url=self.url, timeout=120)
 
     def _state(self, params: dict[str, str] | None = None) -> dict[str, Any]:
-        state: dict[str, Any] = self.http.get("api/state", params=params).json()
+        """The dashboard's ``/api/state``, and its size in bytes as ``"bytes"``."""
+        answer = self.http.get("api/state", params=params)
+        state: dict[str, Any] = answer.json()
+        state["bytes"] = len(answer.content)
         return state
 
     def wait_ready(self, deadline: float) -> None:
@@ -391,24 +395,31 @@ class Dashboard(Reader):
         return str(runs[0]["run_id"])
 
     def _timed(
-        self, path: str, into: list[Timed], every: float, params: dict[str, str] | None = None
+        self,
+        path: str,
+        into: list[Timed],
+        every: float,
+        stop: threading.Event,
+        params: dict[str, str] | None = None,
     ) -> str:
         began = time.perf_counter()
         answer = self.http.get(path, params=params)
         took = time.perf_counter() - began
         into.append(Timed(time.monotonic(), took, len(answer.content)))
-        self._stop.wait(max(0.0, every - took))
+        stop.wait(max(0.0, every - took))
         return answer.text
 
     def _poll_state(self) -> None:
+        stop = self._stop  # its own: a restart gives the next poll another
         with contextlib.suppress(httpx.HTTPError):
-            while not self._stop.is_set():
-                self._timed("api/state", self.states, STATE_EVERY, PAGE)
+            while not stop.is_set():
+                self._timed("api/state", self.states, STATE_EVERY, stop, PAGE)
 
     def _poll_metrics(self) -> None:
+        stop = self._stop
         with contextlib.suppress(httpx.HTTPError):
-            while not self._stop.is_set():
-                text = self._timed("metrics", self.scrapes, METRICS_EVERY)
+            while not stop.is_set():
+                text = self._timed("metrics", self.scrapes, METRICS_EVERY, stop)
                 self.latest_metrics = (time.monotonic(), text)
 
     def mark(self, end: bool) -> None:
@@ -420,6 +431,16 @@ class Dashboard(Reader):
         holder = self.holder.page.counts() if self.holder is not None else (0, 0)
         busy = self.busy_page.counts() if self.busy_page is not None else (0, 0)
         self.marks.append(Mark(state, holder, busy, crowd_bytes(self.crowd), self.latest_metrics))
+
+    def restart(self) -> None:
+        """End it as Ctrl-C does (its pages and polls too) and start it again, on a new
+        address: :meth:`wait_ready` then opens its pages and polls again. ``restarted_at``
+        (monotonic): when the old one had ended and the new one was started."""
+        self.stop()
+        self.holder = self.busy_page = self.crowd = None
+        self._stop = threading.Event()
+        self.restarted_at = time.monotonic()
+        self.start()
 
     def stop(self) -> None:
         self._stop.set()
