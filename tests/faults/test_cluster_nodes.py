@@ -217,7 +217,9 @@ async def test_reader_node_killed(cluster: NatsCluster, figures: Figures, tmp_pa
         result = await asyncio.wait_for(running, 120)
         await connector.flush(30)
         run_id = started[0]
-        waited = await until(lambda: run_status(url, run_id) is not None, 60, what="run's end")
+        waited = await until(
+            lambda: run_status(url, run_id) not in (None, "Running"), 60, what="run's end"
+        )
         code, summary = await recorder.finish()
     finally:
         await connector.disconnect()

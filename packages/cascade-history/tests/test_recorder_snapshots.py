@@ -15,6 +15,7 @@ from cascade.interfaces import (
     Heartbeat,
     RunSnapshot,
     SnapshotTask,
+    snapshot_request_topic,
     snapshot_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -216,3 +217,28 @@ async def test_a_forged_heartbeat_heard_first_costs_the_history_nothing(history:
     assert (detail.run.status, detail.run.tasks) == ("Succeeded", {"COMPLETED": 24})
     # what it joined after (the run's start and its 24 tasks running), not 2**63 - 25
     assert detail.run.missing_events == 25
+
+
+async def test_after_a_reconnection_it_asks_for_each_unended_run(history: History) -> None:
+    """What was sent while it was away is gone for a clean session, and a run whose rest
+    fell in that time shows no hole: once its connector says it reconnected, the recorder
+    asks the engine of every run it follows that has not ended for a snapshot."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(3)]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    watcher = InMemoryConnector(broker, presence=False, source_id="watcher")
+    asked: list[str] = []
+    async with connector, watcher, Recorder(connector, history):
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await watcher.subscribe(
+            snapshot_request_topic(run_id), lambda message: asked.append(message.topic)
+        )
+        await eventually(lambda: history.run(run_id) is not None)
+        await broker.idle()
+        assert asked == []  # nothing missed: nothing asked
+        connector.stats.reconnects += 1
+        await eventually(lambda: len(asked) == 1)
+        for gate in gates:
+            gate.set()
+        await run

@@ -64,6 +64,7 @@ __all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
+_REJOIN_CHECK = 1.0  # seconds between two looks at whether the connector reconnected
 
 
 class Recorder:
@@ -154,6 +155,7 @@ class Recorder:
         self._idle.set()
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
+        self._rejoining: asyncio.Task[None] | None = None
         self._handles: list[SubscriptionHandle] = []
         self._log = RateLimitedLogger(_log)
         self._next_prune = 0.0
@@ -202,6 +204,7 @@ class Recorder:
         self._closing = False
         self._pace = Pace(self.linger, self.batch_size)
         self._writer = asyncio.create_task(self._write_loop(), name="cascade-history-writer")
+        self._rejoining = asyncio.create_task(self._rejoin(), name="cascade-history-rejoin")
         prefix = self.prefix
         telemetry = telemetry_filter(prefix=prefix)
         logs = logs_filter(prefix=prefix)
@@ -268,6 +271,11 @@ class Recorder:
             self._logs = None
         for handle in handles:
             await handle.unsubscribe()
+        rejoining, self._rejoining = self._rejoining, None
+        if rejoining is not None:
+            rejoining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rejoining
         await self._asker.aclose()
         writer, self._writer = self._writer, None
         if writer is None:
@@ -333,6 +341,21 @@ class Recorder:
             self._pace.full()
 
     # -- the writer ---------------------------------------------------------------------------
+
+    async def _rejoin(self, every: float = _REJOIN_CHECK) -> None:
+        """After each reconnection, ask the engine of every run followed that has not ended
+        for a snapshot: what was sent while this recorder was away (a broker node lost, a
+        failover) is gone for a clean session, and a run whose rest, end included, all fell in
+        that time shows no hole for an event to reveal. The connector says a reconnection by
+        its ``stats.reconnects`` alone, so it is looked at every ``every`` seconds."""
+        seen = self.connector.stats.reconnects
+        while True:
+            await asyncio.sleep(every)
+            now = self.connector.stats.reconnects
+            if now != seen:
+                seen = now
+                for run_id in self._gaps.unended():
+                    self._asker.ask(run_id)
 
     async def _write_loop(self) -> None:
         delay, longest = self._retry
