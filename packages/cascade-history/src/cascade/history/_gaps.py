@@ -278,10 +278,11 @@ class RecorderGaps:
             if run_id in self._runs and self.counter.missed_in(run_id) != self._runs[run_id].written
         }
 
-    def unended(self) -> list[str]:
-        """The runs followed that have not ended: what a reconnection may have left holes in
-        that no later event will show (their end among them)."""
-        return [run_id for run_id, run in self._runs.items() if not run.ended]
+    def unheard_since(self, since: float) -> list[str]:
+        """The runs followed that have not ended and were not heard of since ``since``: what
+        a reconnection at ``since`` may have left holes in that no later event will show
+        (their end among them)."""
+        return [run_id for run_id, run in self._runs.items() if not run.ended and run.heard < since]
 
     def sweep(self) -> None:
         """Forget the runs that ended over a minute ago or were not heard of for ten."""

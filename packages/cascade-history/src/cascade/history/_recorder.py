@@ -65,6 +65,7 @@ __all__ = ["Recorder"]
 _log = logging.getLogger("cascade.history")
 _PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
 _REJOIN_CHECK = 1.0  # seconds between two looks at whether the connector reconnected
+_REJOIN_FOR = 60.0  # seconds after a reconnection a run not heard of since is asked about
 
 
 class Recorder:
@@ -344,18 +345,26 @@ class Recorder:
 
     async def _rejoin(self, every: float = _REJOIN_CHECK) -> None:
         """After each reconnection, ask the engine of every run followed that has not ended
-        for a snapshot: what was sent while this recorder was away (a broker node lost, a
-        failover) is gone for a clean session, and a run whose rest, end included, all fell in
-        that time shows no hole for an event to reveal. The connector says a reconnection by
+        for a snapshot, again (at most every few seconds, for :data:`_REJOIN_FOR` seconds)
+        until the run is heard of: what was sent while this recorder was away (a broker node
+        lost, a failover) is gone for a clean session, and a run whose rest, end included,
+        all fell in that time shows no hole for an event to reveal; its engine may be
+        reconnecting too when the first request goes. The connector says a reconnection by
         its ``stats.reconnects`` alone, so it is looked at every ``every`` seconds."""
         seen = self.connector.stats.reconnects
+        since: float | None = None  # when the last reconnection was noticed
         while True:
             await asyncio.sleep(every)
-            now = self.connector.stats.reconnects
-            if now != seen:
-                seen = now
-                for run_id in self._gaps.unended():
-                    self._asker.ask(run_id)
+            reconnects = self.connector.stats.reconnects
+            if reconnects != seen:
+                seen, since = reconnects, self._clock()
+            if since is None:
+                continue
+            if self._clock() - since > _REJOIN_FOR:
+                since = None
+                continue
+            for run_id in self._gaps.unheard_since(since):
+                self._asker.ask(run_id)  # at most every few seconds a run, as after a hole
 
     async def _write_loop(self) -> None:
         delay, longest = self._retry
