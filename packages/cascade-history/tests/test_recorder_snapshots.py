@@ -17,6 +17,7 @@ from cascade.interfaces import (
     SnapshotTask,
     snapshot_request_topic,
     snapshot_topic,
+    summary_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskCompleted, TaskRunning, task
@@ -242,3 +243,61 @@ async def test_after_a_reconnection_it_asks_for_each_unended_run(history: Histor
         for gate in gates:
             gate.set()
         await run
+
+
+async def test_a_run_that_ended_while_it_was_away_ends_as_its_summary_says(
+    history: History,
+) -> None:
+    """Its engine answers no snapshot for a run it has ended; its retained summary lists it
+    ended: once reconnected, the recorder stores the run's end from there, and counts what
+    it never received of it as missed (the three completions and the end itself)."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event() for _ in range(3)]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    async with connector, Recorder(connector, history) as recorder:
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await eventually(lambda: history.run(run_id) is not None)
+        await broker.idle()
+        await connector.disconnect()  # away: the run ends meanwhile
+        for gate in gates:
+            gate.set()
+        await run
+        await connector.connect()
+        assert _status(history, run_id) == "Running"
+        connector.stats.reconnects += 1
+        await eventually(lambda: _status(history, run_id) == "Succeeded")
+        await recorder.flush(5)
+        detail = history.run(run_id)
+        assert detail is not None
+        assert detail.run.missing_events == 4
+        assert recorder.stats.ends_from_summaries == 1
+
+
+async def test_a_summary_on_another_sources_topic_ends_nothing(history: History) -> None:
+    """A summary whose source is not its topic's is refused and counted: the run it lists as
+    failed goes on, and ends as its engine says."""
+    broker = InMemoryBroker()
+    gates = [asyncio.Event()]
+    connector = InMemoryConnector(broker, presence=False, source_id="recorder")
+    liar = InMemoryConnector(broker, presence=False, source_id="mallory")
+    async with connector, liar, Recorder(connector, history) as recorder:
+        events, run, _ = await _slow_run(broker, gates)
+        run_id = _run_id(events)
+        await eventually(lambda: history.run(run_id) is not None)
+        listed = {"run_id": run_id, "org_id": "default", "project_id": "default",
+                  "status": "Failed", "started": "2026-11-26T09:00:00+00:00",
+                  "ended": "2026-11-26T09:00:01+00:00", "tasks": {}, "last_seq": 2}  # fmt: skip
+        forged = {"source": "mallory", "listed": [listed]}
+        await liar.publish(summary_topic("engine-1"), forged, retain=True)
+        connector.stats.reconnects += 1
+        await eventually(lambda: recorder.stats.refused == 1)
+        gates[0].set()
+        await run
+        await eventually(lambda: _status(history, run_id) == "Succeeded")
+        assert recorder.stats.ends_from_summaries == 0
+
+
+def _status(history: History, run_id: str) -> str | None:
+    detail = history.run(run_id)
+    return None if detail is None else detail.run.status

@@ -133,6 +133,8 @@ class RecorderGaps:
             else (body.last_seq if isinstance(body, Heartbeat) else envelope.seq)
         )
         if not isinstance(number, int):
+            if run is not None and isinstance(body, LifecycleEvent):
+                run.ended = body.event == "ENGINE_STOPPED" or run.ended  # one without a number
             return Seen.NEW
         if run is None:
             if isinstance(body, RunSnapshot):
@@ -206,6 +208,11 @@ class RecorderGaps:
     def keep_vouches(self, vouched: dict[str, tuple[str, str]]) -> None:
         """What :meth:`vouches` returned, not written: written with the next write."""
         self._vouched = {**vouched, **self._vouched}
+
+    def ended(self, run_id: str) -> bool:
+        """Whether the run ``run_id`` is followed and its end was heard."""
+        run = self._runs.get(run_id)
+        return run is not None and run.ended
 
     def owner(self, run_id: str) -> str | None:
         """The source of the run ``run_id`` as followed (``None``: not followed)."""

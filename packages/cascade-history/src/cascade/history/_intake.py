@@ -32,6 +32,7 @@ from cascade.interfaces import (
     StatusMessage,
     answer_part_refusal,
     answer_stamped_ahead,
+    events_topic,
     snapshot_events,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
@@ -117,6 +118,12 @@ class Intake:
                 self.rejected += 1  # only the run's engine answers for it
                 return []
         return [item]
+
+    def made(self, envelope: Envelope, now: float) -> list[Received]:
+        """What the history stores of an envelope the recorder made itself (a run's end an
+        engine's summary told of: ``_missed_ends``), checked as a received one would be."""
+        topic = events_topic(envelope.org_id, envelope.project_id, envelope.run_id, self.prefix)
+        return self._envelope(Received(topic, envelope, now), envelope, 0)
 
     def _envelope(self, item: Received, body: Envelope, digest: int) -> list[Received]:
         stamp = item.at if isinstance(item, Timed) else parse_time(body.ts)

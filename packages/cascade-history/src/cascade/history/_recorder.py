@@ -54,6 +54,7 @@ from ._errors import HistoryError
 from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._history import History
 from ._intake import Counts, Intake
+from ._missed_ends import MissedEnds
 from ._pace import Pace
 from ._received import Received
 from ._recorder_stats import RecorderStats
@@ -166,6 +167,7 @@ class Recorder:
         self._asker = SnapshotAsker(connector, self.prefix)
         self._gaps = RecorderGaps(clock, max_followed, ask=self._asker.ask)
         self._intake = Intake(self.prefix, self._gaps, self._refusal)
+        self._ends = MissedEnds(connector, self.prefix, self._gaps, self._on_summary)
         self._observe = observe
 
     @property
@@ -184,7 +186,7 @@ class Recorder:
         """The counters now."""
         oldest = self._pending[0] if self._pending else self._queue[0] if self._queue else None
         return RecorderStats(
-            received=self._received + self._intake.listed,
+            received=self._received + self._intake.listed + self._ends.refused,
             stored=self._stored,
             duplicates=self._duplicates,
             rejected=self._rejected + self._intake.rejected,
@@ -194,8 +196,9 @@ class Recorder:
             write_errors=self._write_errors,
             last_error=self._last_error,
             gaps=self._gaps.missed,
-            refused=self._refused + self._intake.refused,
+            refused=self._refused + self._intake.refused + self._ends.refused,
             unfollowed=self._gaps.unfollowed,
+            ends_from_summaries=self._ends.taken,
         )
 
     async def start(self) -> None:
@@ -277,6 +280,7 @@ class Recorder:
             rejoining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rejoining
+        await self._ends.release()
         await self._asker.aclose()
         writer, self._writer = self._writer, None
         if writer is None:
@@ -323,6 +327,14 @@ class Recorder:
         for item in self._intake.take(message, self._clock()):
             self._queue_item(item)
 
+    def _on_summary(self, message: Message) -> None:
+        """A summary looked up after a reconnection: the ends it tells of are stored."""
+        now = self._clock()
+        for envelope in self._ends.ends(message, now):
+            self._received += 1
+            for item in self._intake.made(envelope, now):
+                self._queue_item(item)
+
     def _refusal(self) -> None:
         """A refusal waits to be written: the writer wakes."""
         self._idle.clear()
@@ -349,8 +361,10 @@ class Recorder:
         until the run is heard of: what was sent while this recorder was away (a broker node
         lost, a failover) is gone for a clean session, and a run whose rest, end included,
         all fell in that time shows no hole for an event to reveal; its engine may be
-        reconnecting too when the first request goes. The connector says a reconnection by
-        its ``stats.reconnects`` alone, so it is looked at every ``every`` seconds."""
+        reconnecting too when the first request goes. A run that ended meanwhile its engine
+        answers for no more: its end is read from the engine's retained summary (``_ends``,
+        subscribed to for as long). The connector says a reconnection by its
+        ``stats.reconnects`` alone, so it is looked at every ``every`` seconds."""
         seen = self.connector.stats.reconnects
         since: float | None = None  # when the last reconnection was noticed
         while True:
@@ -358,10 +372,12 @@ class Recorder:
             reconnects = self.connector.stats.reconnects
             if reconnects != seen:
                 seen, since = reconnects, self._clock()
+                await self._ends.look(self._gaps.unheard_since(since))
             if since is None:
                 continue
             if self._clock() - since > _REJOIN_FOR:
                 since = None
+                await self._ends.release()
                 continue
             for run_id in self._gaps.unheard_since(since):
                 self._asker.ask(run_id)  # at most every few seconds a run, as after a hole

@@ -27,7 +27,10 @@ class RecorderStats:
     (net of late copies that filled a hole), since it started. ``unfollowed``: runs it
     stopped following before their end to follow newer ones (it follows ``max_followed``
     at once): a gap of theirs after that is not in ``gaps`` (the history's
-    ``missing_events`` of the run still counts it).
+    ``missing_events`` of the run still counts it). ``ends_from_summaries``: runs whose end
+    fell while it was away (a reconnection), stored as their engines' retained summaries
+    listed them (each such end, and the heartbeat with its last event's number, counts as a
+    message received); a summary refused counts as received and refused.
     """
 
     received: int
@@ -42,3 +45,4 @@ class RecorderStats:
     gaps: int = 0
     refused: int = 0
     unfollowed: int = 0
+    ends_from_summaries: int = 0

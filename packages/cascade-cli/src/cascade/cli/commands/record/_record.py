@@ -21,6 +21,7 @@ from cascade.interfaces.reader import ReaderModel
 
 from ...plumbing._context import UsageError
 from ...plumbing._listen import parse_listen
+from ...rendering._plural import counted
 from ...rendering._render import duration
 
 if TYPE_CHECKING:
@@ -189,6 +190,12 @@ def recording_summary(stats: RecorderStats, history: History) -> str:
         + (
             f", {stats.unfollowed:,} runs no longer followed before their end"
             if stats.unfollowed
+            else ""
+        )
+        + (
+            f", {counted(stats.ends_from_summaries, 'run')} ended while it was away, as their "
+            "engines' summaries said"
+            if stats.ends_from_summaries
             else ""
         )
     )
