@@ -102,3 +102,58 @@ async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
     assert got == sorted(set(got))  # in order, none twice
     assert got[-1] == 4_999  # the oldest went; the newest are kept
     assert statuses == list(range(10))  # in the middle of the burst, yet none shed
+
+
+async def test_what_it_may_not_shed_does_not_make_it_shed_telemetry(
+    mqtt_broker: BrokerEndpoint, prefix: str
+) -> None:
+    """Statuses far past receive_buffer wait first (a reader that starts beside a fleet gets
+    its retained statuses and summaries so), then a little telemetry: only telemetry counts
+    towards the bound, so none of it is shed, and every status is delivered in order too (a
+    shed walked past every waiting status for each message that came, a quadratic cost)."""
+    status = f"{prefix}/status/engine-1"
+    topic = f"{prefix}/telemetry/o/p/r/events"
+    statuses: list[int] = []
+    got: list[int] = []
+    complete = asyncio.Event()
+    holding, published = threading.Event(), threading.Event()
+    reader = MqttConnector(
+        mqtt_broker.host, mqtt_broker.port, presence=False, receive_buffer=64 * 1024
+    )
+
+    def on_message(message: Message) -> None:
+        if "start" in message.payload:
+            holding.set()
+            assert published.wait(60)
+            return
+        if message.topic == status:
+            statuses.append(message.payload["n"])
+            return
+        got.append(message.payload["n"])
+        if len(got) + reader.stats.shed == 100:
+            complete.set()
+
+    def publish_burst() -> None:
+        async def burst() -> None:
+            async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as writer:
+                await writer.publish(topic, {"start": True})
+                await asyncio.to_thread(holding.wait, 60)
+            await _publish(mqtt_broker, status, 2_000, 200)  # ~440 kB: past the bound
+            await _publish(mqtt_broker, topic, 100, 200)  # ~22 kB: within it
+            published.set()
+
+        asyncio.run(burst())
+
+    async with reader:
+        await reader.subscribe(f"{prefix}/#", on_message)
+        publisher = threading.Thread(target=publish_burst)
+        publisher.start()
+        try:
+            await asyncio.wait_for(complete.wait(), 60)
+        finally:
+            published.set()
+            await asyncio.to_thread(publisher.join, 60)
+        shed = reader.stats.shed
+    assert shed == 0
+    assert got == list(range(100))
+    assert statuses == list(range(2_000))

@@ -36,8 +36,8 @@ from ._times import parse_time
 __all__ = ["MAX_LOOKED", "MissedEnds"]
 
 MAX_LOOKED = 1_000
-"""Sources whose summaries one reconnection subscribes to at most (the least recently heard
-of beyond that are left: their runs' ends are stored only if heard)."""
+"""Sources whose summaries are subscribed to at once at most (the runs of the others have
+their ends stored only if heard)."""
 
 _log = RateLimitedLogger(logging.getLogger("cascade.history"))
 
@@ -81,13 +81,21 @@ class MissedEnds:
                              MAX_LOOKED)  # fmt: skip
                 return
             topic = summary_topic(source, self._prefix)
-            self._handles[source] = await self._connector.subscribe(topic, self._deliver)
+            try:
+                self._handles[source] = await self._connector.subscribe(topic, self._deliver)
+            except Exception as exc:  # the connection went again: the next reconnection looks
+                _log.warning("look", "could not subscribe to %r: %s", topic, exc)
+                return
 
     async def release(self) -> None:
         """Unsubscribe from every summary :meth:`look` subscribed to."""
         handles, self._handles = self._handles, {}
         for handle in handles.values():
-            await handle.unsubscribe()
+            try:
+                await handle.unsubscribe()
+            except Exception as exc:  # gone with the connection anyway (a clean session)
+                _log.warning("release", "could not unsubscribe from %r: %s",
+                             handle.topic_filter, exc)  # fmt: skip
 
     def ends(self, message: Message, now: float) -> list[Envelope]:
         """What the summary in ``message`` (received at ``now``) says of the followed runs that

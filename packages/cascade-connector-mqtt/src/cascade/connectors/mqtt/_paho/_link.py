@@ -93,7 +93,14 @@ class PahoLink:
         self._subscription_ids = settings.mqtt5
         self._fast_acks: set[int] = set()  # packet ids of QoS 1 messages the sender encoded
         self._incoming: deque[Incoming] = deque()  # received, not yet taken by messages()
-        self._held = 0  # bytes of the QoS 0 payloads in _incoming
+        # The sheddable ones among them (live QoS 0 telemetry and logs), in the same order,
+        # and their payloads' bytes; those shed stay in _incoming, skipped by messages() (by
+        # id: each is alive there until it is skipped). Shedding thus never walks past the
+        # messages it may not shed, however many wait before them (a dashboard that starts
+        # beside a fleet gets tens of thousands of retained statuses and summaries first).
+        self._sheddable: deque[Incoming] = deque()
+        self._held = 0
+        self._shed_ids: set[int] = set()
         self._waiter: asyncio.Future[None] | None = None  # messages() waits on it for more
         self._batches = fast_wire_supported(self._paho)
         self._bulk_read = bulk_read_supported(self._paho)
@@ -372,7 +379,8 @@ class PahoLink:
     def _deliver(self, message: Incoming) -> None:
         """Queue ``message`` for :meth:`messages`; past the bound, shed the oldest telemetry."""
         self._incoming.append(message)
-        if not message.qos:
+        if _sheddable(message):
+            self._sheddable.append(message)
             self._held += len(message.payload)
             if self._held > self._settings.receive_buffer:
                 self._shed()
@@ -381,15 +389,12 @@ class PahoLink:
             waiter.set_result(None)
 
     def _shed(self) -> None:
-        incoming, kept, shed = self._incoming, [], 0
-        while self._held > self._settings.receive_buffer and incoming:
-            message = incoming.popleft()
-            if not _sheddable(message):
-                kept.append(message)
-                continue
+        sheddable, shed_ids, shed = self._sheddable, self._shed_ids, 0
+        while self._held > self._settings.receive_buffer and sheddable:
+            message = sheddable.popleft()
             self._held -= len(message.payload)
+            shed_ids.add(id(message))
             shed += 1
-        incoming.extendleft(reversed(kept))
         self._hooks.shed(shed)
 
     async def messages(self) -> AsyncIterator[Incoming]:
@@ -398,14 +403,18 @@ class PahoLink:
         Every few hundred messages it lets the loop turn, so that the socket is read (into the
         bounded queue) while a backlog is worked through, and the broker never waits on us.
         """
-        incoming = self._incoming
+        incoming, sheddable, shed_ids = self._incoming, self._sheddable, self._shed_ids
         disconnected = self.client._disconnected  # the future of this connection (see open)
         loop = asyncio.get_running_loop()
         handed = 0
         while True:
             while incoming:
                 message = incoming.popleft()
-                if not message.qos:
+                if shed_ids and id(message) in shed_ids:
+                    shed_ids.discard(id(message))
+                    continue
+                if sheddable and sheddable[0] is message:
+                    sheddable.popleft()
                     self._held -= len(message.payload)
                 yield message
                 handed += 1
