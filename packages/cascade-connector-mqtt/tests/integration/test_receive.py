@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -47,6 +48,43 @@ async def test_a_burst_is_taken_in_full(mqtt_broker: BrokerEndpoint, prefix: str
     assert got == list(range(50_000))
 
 
+class _HeldBurst:
+    """Holds a reader's loop (its callback waits on the first message, ``{"start": true}``)
+    while ``burst`` publishes, so that what the burst sends queues up in the reader's link."""
+
+    def __init__(self, endpoint: BrokerEndpoint, topic: str) -> None:
+        self.endpoint, self.topic = endpoint, topic
+        self.holding, self.published = threading.Event(), threading.Event()
+
+    def held(self, message: Message) -> bool:
+        """Whether ``message`` is the one that holds the loop (held until the burst is sent)."""
+        if "start" not in message.payload:
+            return False
+        self.holding.set()
+        assert self.published.wait(60)
+        return True
+
+    async def run(self, burst: Callable[[], Awaitable[None]], complete: asyncio.Event) -> None:
+        """Publish the first message, then ``burst`` while the loop is held; wait for
+        ``complete``."""
+
+        async def publish() -> None:
+            endpoint = self.endpoint
+            async with MqttConnector(endpoint.host, endpoint.port, presence=False) as writer:
+                await writer.publish(self.topic, {"start": True})
+                await asyncio.to_thread(self.holding.wait, 60)
+            await burst()
+            self.published.set()
+
+        publisher = threading.Thread(target=asyncio.run, args=(publish(),))
+        publisher.start()
+        try:
+            await asyncio.wait_for(complete.wait(), 60)
+        finally:
+            self.published.set()
+            await asyncio.to_thread(publisher.join, 60)
+
+
 async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
     mqtt_broker: BrokerEndpoint, prefix: str
 ) -> None:
@@ -58,15 +96,13 @@ async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
     statuses: list[int] = []
     got: list[int] = []
     complete = asyncio.Event()
-    holding, published = threading.Event(), threading.Event()
+    held = _HeldBurst(mqtt_broker, topic)
     reader = MqttConnector(
         mqtt_broker.host, mqtt_broker.port, presence=False, receive_buffer=64 * 1024
     )
 
     def on_message(message: Message) -> None:
-        if "start" in message.payload:  # hold the loop until the whole burst was sent
-            holding.set()
-            assert published.wait(60)
+        if held.held(message):
             return
         if message.topic == status:
             statuses.append(message.payload["n"])
@@ -75,27 +111,14 @@ async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
         if len(got) + reader.stats.shed == 5_000:
             complete.set()
 
-    def publish_burst() -> None:
-        async def burst() -> None:
-            async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as writer:
-                await writer.publish(topic, {"start": True})
-                await asyncio.to_thread(holding.wait, 60)
-            await _publish(mqtt_broker, topic, 2_500, 200)  # ~1 MB: the kernel buffers it
-            await _publish(mqtt_broker, status, 10, 200)
-            await _publish(mqtt_broker, topic, 2_500, 200, first=2_500)
-            published.set()
-
-        asyncio.run(burst())
+    async def burst() -> None:
+        await _publish(mqtt_broker, topic, 2_500, 200)  # ~1 MB: the kernel buffers it
+        await _publish(mqtt_broker, status, 10, 200)
+        await _publish(mqtt_broker, topic, 2_500, 200, first=2_500)
 
     async with reader:
         await reader.subscribe(f"{prefix}/#", on_message)
-        publisher = threading.Thread(target=publish_burst)
-        publisher.start()
-        try:
-            await asyncio.wait_for(complete.wait(), 60)
-        finally:
-            published.set()
-            await asyncio.to_thread(publisher.join, 60)
+        await held.run(burst, complete)
         shed = reader.stats.shed
     assert shed > 0
     assert len(got) + shed == 5_000  # each one delivered or counted, never neither
@@ -116,15 +139,13 @@ async def test_what_it_may_not_shed_does_not_make_it_shed_telemetry(
     statuses: list[int] = []
     got: list[int] = []
     complete = asyncio.Event()
-    holding, published = threading.Event(), threading.Event()
+    held = _HeldBurst(mqtt_broker, topic)
     reader = MqttConnector(
         mqtt_broker.host, mqtt_broker.port, presence=False, receive_buffer=64 * 1024
     )
 
     def on_message(message: Message) -> None:
-        if "start" in message.payload:
-            holding.set()
-            assert published.wait(60)
+        if held.held(message):
             return
         if message.topic == status:
             statuses.append(message.payload["n"])
@@ -133,26 +154,13 @@ async def test_what_it_may_not_shed_does_not_make_it_shed_telemetry(
         if len(got) + reader.stats.shed == 100:
             complete.set()
 
-    def publish_burst() -> None:
-        async def burst() -> None:
-            async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as writer:
-                await writer.publish(topic, {"start": True})
-                await asyncio.to_thread(holding.wait, 60)
-            await _publish(mqtt_broker, status, 2_000, 200)  # ~440 kB: past the bound
-            await _publish(mqtt_broker, topic, 100, 200)  # ~22 kB: within it
-            published.set()
-
-        asyncio.run(burst())
+    async def burst() -> None:
+        await _publish(mqtt_broker, status, 2_000, 200)  # ~440 kB: past the bound
+        await _publish(mqtt_broker, topic, 100, 200)  # ~22 kB: within it
 
     async with reader:
         await reader.subscribe(f"{prefix}/#", on_message)
-        publisher = threading.Thread(target=publish_burst)
-        publisher.start()
-        try:
-            await asyncio.wait_for(complete.wait(), 60)
-        finally:
-            published.set()
-            await asyncio.to_thread(publisher.join, 60)
+        await held.run(burst, complete)
         shed = reader.stats.shed
     assert shed == 0
     assert got == list(range(100))

@@ -94,9 +94,9 @@ class MqttConnector:
     - ``buffer_size``: messages kept while the broker is slow or away (10,000;
       a full buffer drops the oldest). ``max_in_flight``: messages handed to
       the MQTT client and not yet confirmed (1,000).
-    - ``receive_buffer``: bytes of received QoS 0 payloads held while the
-      subscription callbacks are behind the broker (32 MiB); past it the oldest
-      are discarded and counted in ``stats.shed``, so a slow reader sheds load
+    - ``receive_buffer``: bytes of received live QoS 0 telemetry and log payloads held
+      while the subscription callbacks are behind the broker (32 MiB); past it the oldest
+      of them are discarded and counted in ``stats.shed``, so a slow reader sheds load
       instead of making the broker drop for it or falling behind without limit.
     - ``backoff_initial``, ``backoff_max``: reconnection delay bounds (0.1 s, 30 s).
       The delay doubles with every failed attempt and with every connection

@@ -63,7 +63,7 @@ class LinkSettings:
     password: str | None = field(default=None, repr=False)
     tls_context: ssl.SSLContext | None = None
     will: tuple[str, bytes] | None = None  # topic and payload of a retained QoS 1 will
-    receive_buffer: int = 32 * 1024 * 1024  # QoS 0 payload bytes held for slow callbacks
+    receive_buffer: int = 32 * 1024 * 1024  # live telemetry and log bytes held for slow callbacks
     client_options: Mapping[str, Any] = field(default_factory=dict)
     session_expiry: int | None = None  # a persistent session (seconds), else a clean one
 
@@ -88,8 +88,9 @@ class LinkHooks:
     refused it (MQTT 5), else ``None``. ``unreadable(topic, reason)``: a
     message from the broker could not be taken in (a topic name MQTT does not
     allow): it is dropped, and the connection goes on. ``shed(count)``: ``count``
-    received QoS 0 messages were discarded, oldest first, because more than
-    ``LinkSettings.receive_buffer`` bytes of them waited for :meth:`Link.messages`' reader.
+    received live QoS 0 telemetry and log messages were discarded, oldest first, because
+    more than ``LinkSettings.receive_buffer`` bytes of them waited for :meth:`Link.messages`'
+    reader.
     """
 
     settled: Callable[[int, object], None]
@@ -147,9 +148,9 @@ class Link(Protocol):
     def messages(self) -> AsyncIterator[Incoming]:
         """The incoming messages; raises :class:`LinkError` when the connection goes.
 
-        While the reader is behind, at most ``receive_buffer`` bytes of QoS 0 payloads wait:
-        beyond that the oldest live telemetry and log messages are shed (``LinkHooks.shed``);
-        QoS 1, retained and other messages never are.
+        While the reader is behind, at most ``receive_buffer`` bytes of live QoS 0 telemetry
+        and log payloads wait: beyond that the oldest of them are shed (``LinkHooks.shed``);
+        QoS 1, retained and other messages never are, and do not count towards the bound.
         """
 
     async def close(self, *, graceful: bool) -> None:
