@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-NOX_REQUIREMENT = "nox>=2025.2.9,<2027"
+NOX_REQUIREMENT = "nox[uv]>=2025.2.9,<2027"
 COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
 DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
 # `test` runs every session in stages, one stage after the other. A stage's lanes run side by
@@ -34,11 +34,12 @@ DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin"
 # cores. In each stage the mosquitto sessions go beside the other broker families' (RabbitMQ,
 # then NATS: other brokers, mostly idle once up); the integration suites first, then the timed
 # fault scenarios and the browser. The connector's suite runs again with the sender's fast path
-# off ("on" is in tests and integration).
+# off ("on" is in tests and integration). The docs' examples end the second lane, so that the
+# two take about as long.
 TEST_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (
         ("tests", "integration", "connector(fast_path='off')"),
-        ("integration-rabbitmq", "integration-nats"),
+        ("integration-rabbitmq", "integration-nats", "docs"),
     ),
     (("faults", "browser"), ("faults-rabbitmq", "faults-nats")),
 )
@@ -54,7 +55,7 @@ def ensure_nox() -> Path:
     if not python.exists():
         print(f"dev.py: creating {VENV.name} with nox", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    probe = subprocess.run([python, "-c", "import nox"], capture_output=True, check=False)
+    probe = subprocess.run([python, "-c", "import nox, uv"], capture_output=True, check=False)
     if probe.returncode != 0:
         subprocess.run([python, "-m", "pip", "install", "--quiet", NOX_REQUIREMENT], check=True)
     return python
