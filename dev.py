@@ -30,16 +30,16 @@ NOX_REQUIREMENT = "nox[uv]>=2025.2.9,<2027"
 COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
 DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
 # `test` runs every session in stages, one stage after the other. A stage's lanes run side by
-# side, each lane's sessions one after another: two lanes, so two test processes share the two
-# cores. In each stage the mosquitto sessions go beside the other broker families' (RabbitMQ,
-# then NATS: other brokers, mostly idle once up); the integration suites first, then the timed
-# fault scenarios and the browser. The connector's suite runs again with the sender's fast path
-# off ("on" is in tests and integration). The docs' examples end the second lane, so that the
-# two take about as long.
+# side, each lane's sessions one after another. The integration suites wait on brokers much of
+# the time (two lanes left half of the two cores idle), so they run in three lanes, each broker
+# family's suite in a lane of its own; the connector's suite runs again there with the sender's
+# fast path off ("on" is in tests and integration). The timed fault scenarios and the browser
+# keep to two lanes, the mosquitto sessions beside the other families'.
 TEST_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (
-        ("tests", "integration", "connector(fast_path='off')"),
-        ("integration-rabbitmq", "integration-nats", "docs"),
+        ("integration-rabbitmq", "connector(fast_path='off')"),
+        ("tests", "integration-nats"),
+        ("integration", "docs"),
     ),
     (("faults", "browser"), ("faults-rabbitmq", "faults-nats")),
 )
