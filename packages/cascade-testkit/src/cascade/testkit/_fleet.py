@@ -8,10 +8,10 @@
         print(fleet.counts().rate_since(before))  # events/s it really published
 
 Each worker process (``_fleet_worker``) publishes as ``engines / processes`` engines over one
-MQTT connection (paho-mqtt), the engines' messages built with the public schemas
-(``_fleet_engines``): retained presence with a session each, one run at a time of
-``tasks_per_run`` tasks that start, block, complete and fail, numbered per run, with
-heartbeats and each engine's retained summary (``_fleet_summaries``). One connection has one
+MQTT connection (Cascade's own connector, as engines publish), the engines' messages built
+with the public schemas (``_fleet_engines``): retained presence with a session each, one run
+at a time of ``tasks_per_run`` tasks that start, block, complete and fail, numbered per run,
+with heartbeats and each engine's retained summary (``_fleet_summaries``). One connection has one
 will, so the engines have none: a killed worker leaves its engines online;
 :meth:`FleetSimulator.stop` ends their runs and says them offline.
 """
