@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox[uv]>=2025.2.9,<2027"
+UV_REQUIREMENT = "uv>=0.9,<1"  # the sessions' installer (nox finds it beside itself)
 COMMANDS = {"demo": ["-s", "demo", "--"], "test": [], "cascade": [], "nox": []}
 DEMO_CASCADE = ROOT / ".nox" / "demo" / ("Scripts" if os.name == "nt" else "bin") / "cascade"
 # `test` runs every session in stages, one stage after the other. A stage's lanes run side by
@@ -57,7 +58,8 @@ def ensure_nox() -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     probe = subprocess.run([python, "-c", "import nox, uv"], capture_output=True, check=False)
     if probe.returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "--quiet", NOX_REQUIREMENT], check=True)
+        requirements = [NOX_REQUIREMENT, UV_REQUIREMENT]
+        subprocess.run([python, "-m", "pip", "install", "--quiet", *requirements], check=True)
     return python
 
 
