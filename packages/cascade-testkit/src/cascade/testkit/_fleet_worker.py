@@ -14,7 +14,7 @@ engine stopped by Ctrl-C does, publishes each engine's last summary and every en
 The engines publish through Cascade's own connector (``MqttConnector``, without presence of
 its own), as real engines do: in order, QoS 0 and 1 on one connection. Through paho's client
 the two processes took 82-99 % of a core at 20,000 events a second beside the dashboard and
-`status` (and fell 3-5 % short), CPU those readers went without; through the connector 50-63 %.
+`status` (and fell 3-5 % short), CPU those readers went without; through the connector 50-71 %.
 """
 
 from __future__ import annotations
