@@ -91,6 +91,7 @@ def run_cascade(command: list[str], args: list[str]) -> int:
 _PYTEST_TOTALS = re.compile(r"^=+ (?P<counts>\d+ \w+.*) in [\d.]+s")
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 _SESSION_END = re.compile(r"^nox > Session \S+ (?P<outcome>was successful|skipped|failed|aborted)")
+_FAILURE = re.compile(r"^(FAILED|ERROR) \S")  # pytest's short summary: one line per failed test
 
 
 @dataclass
@@ -102,6 +103,7 @@ class SessionResult:
     seconds: float = 0.0
     outcome: str = "did not run"
     counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # pytest's FAILED / ERROR lines
 
     def read(self, line: str) -> None:
         """Take what one line of the session's output says (pytest's totals, nox's outcome)."""
@@ -110,6 +112,8 @@ class SessionResult:
             for number, word in _COUNT.findall(totals["counts"]):
                 key = "errors" if word.startswith("error") else word
                 self.counts[key] = self.counts.get(key, 0) + int(number)
+        if _FAILURE.match(line):
+            self.failures.append(line.rstrip())
         end = _SESSION_END.match(line)
         if end:
             self.outcome = {"was successful": "passed"}.get(end["outcome"], end["outcome"])
@@ -166,7 +170,8 @@ def run_tests(command: list[str], pytest_args: list[str]) -> int:
 
 
 def summary(results: list[SessionResult], seconds: float) -> str:
-    """The closing table: each session's outcome, time and tests; then the whole run's line."""
+    """The closing table: each session's outcome, time and tests (and the tests that failed);
+    then the whole run's line."""
     kinds = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
     width = max((len(result.name) for result in results), default=7)
     lines = ["", "dev.py test: every session"]
@@ -174,6 +179,7 @@ def summary(results: list[SessionResult], seconds: float) -> str:
         counts = ", ".join(f"{result.counts[k]} {k}" for k in kinds if result.counts.get(k))
         minutes = f"{result.seconds / 60:5.1f} min"
         lines.append(f"  {result.name:<{width}}  {result.outcome:<8} {minutes}  {counts}")
+        lines.extend(f"    {failure}" for failure in result.failures)
     total = {kind: sum(result.counts.get(kind, 0) for result in results) for kind in kinds}
     failed_sessions = sum(1 for result in results if result.returncode)
     lines.append(f"  {len(results)} sessions in {seconds / 60:.1f} min, {failed_sessions} failed")

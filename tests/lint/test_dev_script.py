@@ -28,26 +28,39 @@ def test_a_session_reads_each_pytest_run_and_its_outcome() -> None:
     result = dev.SessionResult("integration")
     for line in (
         "===== 10 passed, 2 skipped in 3.10s =====\n",
+        "FAILED tests/test_a.py::test_one - AssertionError: 1 != 2\n",
+        "ERROR tests/test_b.py::test_two - TimeoutError\n",
         "=== 1 failed, 4 passed, 1 error, 1 xfailed in 12.00s (0:00:12) ===\n",
         "nox > Session integration failed.\n",
     ):
         result.read(line)
     assert result.counts == {"passed": 14, "skipped": 2, "failed": 1, "errors": 1, "xfailed": 1}
     assert result.outcome == "failed"
+    assert result.failures == [
+        "FAILED tests/test_a.py::test_one - AssertionError: 1 != 2",
+        "ERROR tests/test_b.py::test_two - TimeoutError",
+    ]
 
 
 def test_the_summary_lists_every_session_and_ends_with_the_runs_counts() -> None:
-    """One line per session, then a closing line CI reads as the run's count."""
+    """One line per session (a failed one's tests under it), then a closing line CI reads as
+    the run's count."""
     dev = _dev()
     ok = dev.SessionResult("tests", seconds=60, outcome="passed", counts={"passed": 5})
     bad = dev.SessionResult(
-        "faults", returncode=1, seconds=30, outcome="failed", counts={"passed": 2, "errors": 1}
+        "faults",
+        returncode=1,
+        seconds=30,
+        outcome="failed",
+        counts={"passed": 2, "errors": 1},
+        failures=["ERROR tests/faults/test_x.py::test_y - TimeoutError"],
     )
     skipped = dev.SessionResult("integration-nats", outcome="skipped")
     text = dev.summary([ok, bad, skipped], 95.0)
     lines = text.splitlines()
     assert any(line.split()[:2] == ["tests", "passed"] for line in lines)
-    assert any(line.split()[:2] == ["faults", "failed"] for line in lines)
+    faults = next(i for i, line in enumerate(lines) if line.split()[:2] == ["faults", "failed"])
+    assert lines[faults + 1] == "    ERROR tests/faults/test_x.py::test_y - TimeoutError"
     assert any(line.split()[:2] == ["integration-nats", "skipped"] for line in lines)
     assert "3 sessions in 1.6 min, 1 failed" in text
     assert lines[-1] == "tests: 7 passed, 1 failed, 0 skipped"
