@@ -5,6 +5,8 @@ Two scenarios, one table:
 A. A three-node NATS JetStream cluster (the testkit's ``NatsCluster``, nodes A, B, C):
    an engine with ``MqttConnector(hosts=[X, Y])``, a reader on the third node; X is each
    node in turn (A, B, C, A, ...), so the leaders of JetStream's streams die in their turn.
+   Twice: with the connector's defaults, and with ``standby=True`` (a second connection
+   kept open to Y carries the engine's QoS 0 telemetry while Y elects new leaders).
 B. Two plain mosquittos (m1, m2, not bridged): an engine with ``hosts=[m1, m2]``, a
    reader on m2 (it hears the engine only once it is on m2).
 
@@ -20,10 +22,7 @@ per scenario; the target is p95 <= 2 s. The connectors keep their defaults
 (backoff from 0.1 s, keepalive 60 s): the engine sees the SIGKILL as a closed
 socket at once.
 
-Until subscriptions are made at QoS 0 on a clean session (issue 50, part B), each
-QoS 1 subscription costs NATS a replicated JetStream consumer created while the
-client waits (0.5 to 1.3 s each): an engine moving to B subscribes again there, and
-that is in the NATS failover time. Every wait is bounded; brokers are always stopped.
+Every wait is bounded; brokers are always stopped.
 
     python packages/cascade-runtime/benchmarks/bench_failover.py [--repeats 10] [--quick]
 """
@@ -104,12 +103,13 @@ async def one_failover(
     reader: Reader,
     prefix: str,
     number: int,
+    standby: bool = False,
 ) -> float:
     """Start an engine on ``hosts``, kill the first node under it, time the reader's next
     event; then stop the engine and start the node again."""
-    source = f"bench-failover-{number}"
+    source = f"bench-failover-{number}-{int(standby)}"
     reader.source, reader.received = source, []
-    connector = MqttConnector(hosts=hosts, topic_prefix=prefix, source_id=source)
+    connector = MqttConnector(hosts=hosts, topic_prefix=prefix, source_id=source, standby=standby)
     engine = Engine(
         connector, max_concurrency=1, heartbeat_interval=None, summaries=False, logs=None
     )
@@ -152,7 +152,7 @@ def summary(name: str, times: Sequence[float]) -> str:
     )
 
 
-async def nats_scenario(repeats: int) -> list[float]:
+async def nats_scenario(repeats: int, standby: bool) -> list[float]:
     """Scenario A: NatsCluster; each repeat kills the next node in turn (a, b, c, a, ...) under
     an engine given that node and the next, with the reader on the third, so that the nodes
     holding JetStream's leaders die in their turn as a real node loss may: a kinder run that
@@ -178,10 +178,14 @@ async def nats_scenario(repeats: int) -> list[float]:
                     reader,
                     prefix,
                     number,
+                    standby,
                 )
             role = " (the meta leader)" if leader == victim.name else ""
-            print(f"  nats   #{number + 1}: {took:.3f} s, {victim.name} killed{role}",
-                  file=sys.stderr)  # fmt: skip
+            label = "nats standby" if standby else "nats"
+            print(
+                f"  {label} #{number + 1}: {took:.3f} s, {victim.name} killed{role}",
+                file=sys.stderr,
+            )
             times.append(took)
         return times
     finally:
@@ -220,7 +224,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if nats_server_path() is None:
         print(f"skipped NATS: {NO_NATS}")
     else:
-        rows.append(summary("NATS cluster, each node in turn", await nats_scenario(repeats)))
+        rows.append(summary("NATS, each node in turn", await nats_scenario(repeats, False)))
+        rows.append(summary("NATS, each node in turn, standby", await nats_scenario(repeats, True)))
     if mosquitto_path() is None:
         print(f"skipped mosquitto: {NO_MOSQUITTO}")
     else:

@@ -57,6 +57,10 @@ class OutgoingBuffer:
     connection on a message it refuses (MQTT 3.1.1 allows it, some brokers do
     it under MQTT 5 too), and resending it for ever would stall everything
     behind it.
+
+    ``aside`` holds QoS 0 runs the standby connection's bridge handed to its
+    link (by that link's message ids), settled when written
+    (:meth:`written_aside`) or put back in front (:meth:`put_back_aside`).
     """
 
     def __init__(self, maxsize: int, max_losses: int = 3) -> None:
@@ -77,9 +81,11 @@ class OutgoingBuffer:
         self._probed = 0  # seq of the message last probed alone, and the connections lost since
         self._losses = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.aside: dict[int, list[Outgoing]] = {}
+        self.aside_count = 0
 
     def __len__(self) -> int:
-        return len(self.queued) + self.in_flight_count
+        return len(self.queued) + self.in_flight_count + self.aside_count
 
     def add(self, topic: str, raw: bytes, qos: int, retain: bool) -> bool:
         """Queue a message; returns ``True`` if the oldest queued one was dropped to make room."""
@@ -143,6 +149,31 @@ class OutgoingBuffer:
         self.in_flight_count -= len(messages)
         return len(messages)
 
+    def set_aside(self, mid: int, messages: list[Outgoing]) -> None:
+        """Record QoS 0 ``messages`` handed to the standby's link under its id ``mid``."""
+        self.aside[mid] = messages
+        self.aside_count += len(messages)
+
+    def written_aside(self, mid: int) -> int:
+        """The standby's link wrote run ``mid``: how many messages that settles (0: not ours)."""
+        messages = self.aside.pop(mid, None)
+        if messages is None:
+            return 0
+        self.aside_count -= len(messages)
+        if self._waiters:
+            self._check()
+        return len(messages)
+
+    def put_back_aside(self) -> int:
+        """The runs set aside and not written: back in front of the queue, in publish order."""
+        if not self.aside:
+            return 0
+        unwritten = sorted(m for run in self.aside.values() for m in run)
+        self.aside.clear()
+        self.aside_count = 0
+        self.queued.extendleft(reversed(unwritten))
+        return len(unwritten)
+
     def requeue(self) -> Requeued:
         """After a lost connection: put every unconfirmed message back in front, in publish order.
 
@@ -179,6 +210,8 @@ class OutgoingBuffer:
         self.queued.clear()
         self.in_flight.clear()
         self.in_flight_count = 0
+        self.aside.clear()
+        self.aside_count = 0
         self.probing = False
         self._forget_requests()
         self._check()
@@ -198,6 +231,8 @@ class OutgoingBuffer:
         if self.in_flight:
             # handed to the client in publish order, and dicts keep insertion order
             oldest = min(oldest, next(iter(self.in_flight.values()))[0].seq)
+        if self.aside:
+            oldest = min(oldest, next(iter(self.aside.values()))[0].seq)
         return oldest
 
     def wait_for(self, seq: int) -> asyncio.Future[None]:

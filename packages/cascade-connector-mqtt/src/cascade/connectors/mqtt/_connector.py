@@ -111,6 +111,15 @@ class MqttConnector:
     - ``connect_timeout`` (5 s): the longest ``connect()`` waits, also the
       bound of each connection attempt. ``flush_timeout`` (5 s): how long
       ``disconnect()`` tries to deliver what is buffered.
+    - ``standby`` (``False``; needs several nodes): keep a second connection open to
+      the node after the one served (no will, no subscriptions, a clean session, client
+      id ``<client_id>-standby`` if one is given). When the served node goes, QoS 0
+      messages (an engine's task telemetry) go through it at once, in publish order,
+      until a connection is served again; a QoS 1 message (a run's start or end) and
+      everything after it wait for that connection. For clusters whose surviving nodes
+      accept no new connection while they elect (NATS JetStream: 5 to 10 s), it keeps
+      the telemetry flowing; the cost is one more connection per connector.
+      ``stats.bridged`` counts what went through it.
     - ``link``: what makes each connection (see ``_link.py``); the default is
       the link over aiomqtt. Tests hand a fake one here.
     - Anything else is passed to :class:`aiomqtt.Client`.
@@ -147,6 +156,7 @@ class MqttConnector:
         backoff_max: float = 30.0,
         connect_timeout: float = 5.0,
         flush_timeout: float = 5.0,
+        standby: bool = False,
         link: LinkFactory | None = None,
         **client_options: Any,
     ) -> None:
@@ -174,6 +184,7 @@ class MqttConnector:
             connect_timeout=connect_timeout,
             flush_timeout=flush_timeout,
             client_options=client_options,
+            standby=standby,
         )
         self._stats = MqttConnectorStats()
         self._log = RateLimitedLogger(_log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cascade.interfaces.connector_kit import (
@@ -79,6 +79,7 @@ class ConnectorOptions:
     connect_timeout: float
     flush_timeout: float
     client_options: Mapping[str, Any]
+    standby: bool = False
     mqtt5: bool = field(init=False)
     tls_context: ssl.SSLContext | None = field(init=False, repr=False)
     nodes: tuple[Node, ...] = field(init=False)
@@ -123,6 +124,11 @@ class ConnectorOptions:
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
+        if self.standby and len(self.nodes) < 2:
+            raise ValueError(
+                "standby=True needs several nodes (hosts=[...]): it keeps a second "
+                "connection to the next one"
+            )
 
     def link_settings(
         self, node: Node, will: tuple[str, bytes] | None, connect_timeout: float | None = None
@@ -147,4 +153,16 @@ class ConnectorOptions:
             will=will,
             receive_buffer=self.receive_buffer,
             client_options=self.client_options,
+        )
+
+    def standby_settings(self, node: Node) -> LinkSettings:
+        """The settings of the standby connection to ``node``: no will, a clean session, and
+        a client id of its own (``<client_id>-standby`` when one was given)."""
+        options = {k: v for k, v in self.client_options.items() if k not in _SESSION_OPTIONS}
+        return replace(
+            self.link_settings(node, None),
+            client_id=None if self.client_id is None else f"{self.client_id}-standby",
+            session_expiry=None,
+            receive_buffer=64 * 1024,  # it subscribes to nothing
+            client_options=options,
         )

@@ -38,6 +38,11 @@ class Rotation:
         return self.nodes[self._index]
 
     @property
+    def after_current(self) -> Node:
+        """The node tried first when the current one's connection goes."""
+        return self.nodes[(self._index + 1) % len(self.nodes)]
+
+    @property
     def where(self) -> str:
         """The current node as ``host:port``, for messages."""
         return node_name(self.current)

@@ -49,6 +49,11 @@ class Sender:
         """``connect()`` begins: a new wake-up event on the running loop."""
         self.wake = asyncio.Event()
 
+    def wake_up(self) -> None:
+        """Have whoever drains the buffer (the sender, or the standby's bridge) look again."""
+        if self.wake is not None:
+            self.wake.set()
+
     # -- publishing -----------------------------------------------------------------------
 
     def enqueue(self, topic: str, raw: bytes, qos: int, retain: bool) -> None:
@@ -118,7 +123,8 @@ class Sender:
             self._refused_topics.add(topic)
             _log.warning("the broker refused a message to %r: %s", topic, reason)
 
-    def _drop_unsendable(self, topic: str, exc: Exception) -> None:
+    def drop_unsendable(self, topic: str, exc: Exception) -> None:
+        """A message MQTT cannot carry (too large, ...): dropped, counted and logged."""
         self._stats.dropped += 1
         self._log.warning("unsendable", "dropped a message to %r: %s", topic, exc)
 
@@ -205,7 +211,7 @@ class Sender:
                 try:
                     mid = publish(message.topic, message.raw, message.qos, message.retain)
                 except ValueError as exc:  # e.g. larger than MQTT allows
-                    self._drop_unsendable(message.topic, exc)
+                    self.drop_unsendable(message.topic, exc)
                     continue
                 if mid is None:
                     queued.appendleft(message)
@@ -236,38 +242,49 @@ class Sender:
         settled by its PUBACK.
         """
         buffer = self.buffer
-        queued = buffer.queued
         room = window - buffer.in_flight_count
+        if not qos:
+            messages, packets = self.qos0_run(connection.mqtt5, room)
+            if messages:
+                buffer.sent(connection.queue_qos0(packets), messages)
+            return max(1, len(messages))
+        queued = buffer.queued
         mqtt5 = connection.mqtt5
         count = 0
-        qos0: list[Outgoing] = []
         ids: list[int] = []
         parts: list[bytes] = []
         size = 0
         while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
             message = queued.popleft()
-            packet: tuple[bytes, ...]
+            mid = connection.packet_id()
             try:
-                if qos:
-                    mid = connection.packet_id()
-                    packet = (
-                        encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid),
-                    )
-                else:
-                    packet = publish_qos0_parts(message.topic, message.raw, message.retain, mqtt5)
+                packet = encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid)
             except ValueError as exc:
-                self._drop_unsendable(message.topic, exc)
+                self.drop_unsendable(message.topic, exc)
                 continue
-            if qos:
-                buffer.sent(mid, [message])
-                ids.append(mid)
-            else:
-                qos0.append(message)
-            parts += packet
+            buffer.sent(mid, [message])
+            ids.append(mid)
+            parts.append(packet)
             size += len(message.raw)
             count += 1
-        if qos0:
-            buffer.sent(connection.queue_qos0(b"".join(parts)), qos0)
-        elif parts:
+        if parts:
             connection.queue_qos1(b"".join(parts), ids)
         return max(1, count)
+
+    def qos0_run(self, mqtt5: bool, room: int) -> tuple[list[Outgoing], bytes]:
+        """Take the QoS 0 messages at the head of the queue (at most ``room``, about 64 KB of
+        payload), encoded as one write; one that MQTT cannot carry is dropped and counted."""
+        queued = self.buffer.queued
+        messages: list[Outgoing] = []
+        parts: list[bytes] = []
+        size = 0
+        while queued and queued[0].qos == 0 and len(messages) < room and size < _BATCH_BYTES:
+            message = queued.popleft()
+            try:
+                parts += publish_qos0_parts(message.topic, message.raw, message.retain, mqtt5)
+            except ValueError as exc:
+                self.drop_unsendable(message.topic, exc)
+                continue
+            messages.append(message)
+            size += len(message.raw)
+        return messages, b"".join(parts)

@@ -20,7 +20,10 @@ class MqttConnectorStats(ConnectorStats):
     ``subscriptions_refused``: SUBACKs that refused a filter (0x80 or above: an ACL, NATS
     unable to create its consumer); each refused filter is subscribed again with backoff
     on the same connection until granted, and its subscribers' snapshot ends only then.
+    ``bridged``: messages sent through the standby connection (``standby=True``) while no
+    connection was served, counted in ``published`` too.
     """
 
     subscriptions_given_up: int = 0
     subscriptions_refused: int = 0
+    bridged: int = 0

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cascade.interfaces import ConnectError, ConnectorStats, FlushTimeoutError
+from cascade.interfaces import ConnectError, FlushTimeoutError
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
 from ._backoff import Backoff
@@ -21,6 +21,8 @@ from ._presence import Presence
 from ._rollcall import RollCall
 from ._rotation import Rotation, first_answer
 from ._sender import Sender
+from ._standby import Standby
+from ._stats import MqttConnectorStats
 from ._subscriptions import Subscriptions
 
 __all__ = ["Supervisor", "cancel_and_wait"]
@@ -55,6 +57,8 @@ class Supervisor:
     backoff. The supervisor is the only keeper of the connection being
     served: the parts are handed it, or ask :meth:`online_connection`, and
     everything a lost connection ends is ended in one place (:meth:`_supervise`).
+    With ``standby=True`` it also keeps a :class:`~._standby.Standby` on the
+    node after the one served, through which QoS 0 goes while no connection is.
     Failed or abandoned attempts are closed in tasks of their own, which
     :meth:`shut_down` waits for. Its state is read through properties and
     changed only by its methods.
@@ -67,7 +71,7 @@ class Supervisor:
         presence: Presence,
         sender: Sender,
         subscriptions: Subscriptions,
-        stats: ConnectorStats,
+        stats: MqttConnectorStats,
         log: RateLimitedLogger,
     ) -> None:
         self._backoff = Backoff(options.backoff_initial, options.backoff_max)
@@ -93,6 +97,10 @@ class Supervisor:
         self._closing = False
         self._ever_connected = False
         self._rotation = Rotation(options.nodes)
+        self.standby: Standby | None = None
+        if options.standby:
+            marker = f"{subscriptions.marker_topic(0)}-standby"
+            self.standby = Standby(options, make_link, sender, marker, stats, log)
         self._rollcall: RollCall | None = None
         if presence.enabled:
             self._rollcall = RollCall(subscriptions, options.topic_prefix, self._announce_online)
@@ -241,6 +249,8 @@ class Supervisor:
             await cancel_and_wait(task)
         if self._rollcall is not None:
             await self._rollcall.close()
+        if self.standby is not None:
+            await self.standby.close()
         if self._closings:  # a DISCONNECT going out, or an attempt cut short and its thread
             await asyncio.wait(self._closings)
         if self._attempted is not None:
@@ -323,6 +333,8 @@ class Supervisor:
                 connection.end()  # its direct messages' waiters are released
                 self._subscriptions.lost(connection)  # its markers, its SUBSCRIBEs
                 self._sender.lost()  # what it did not confirm is queued again
+                if self.standby is not None and not self._closing:
+                    self.standby.bridge()  # QoS 0 goes on through it until the next is served
                 await self._close(connection, graceful=self._closing)
             connection = None
             self._rotation.lost()  # with several nodes, the next one is tried first
@@ -386,6 +398,8 @@ class Supervisor:
         )
         birth = presence.birth()
         born = None if birth is None else connection.send(presence.topic, birth, 1, True)
+        if self.standby is not None:
+            await self.standby.hand_over()  # what it bridged goes first
         writer = asyncio.create_task(sender.run(connection), name="cascade-mqtt-sender")
         tasks = {reader, writer}
         try:
@@ -401,6 +415,8 @@ class Supervisor:
             if self._online_event is not None:
                 self._online_event.set()
             moved_from = self._rotation.serve()
+            if self.standby is not None:
+                self.standby.follow(self._rotation.after_current)
             if moved_from is not None:
                 _log.info("moved to broker node %s (from %s)", self.where, node_name(moved_from))
             _log.info(
