@@ -63,6 +63,7 @@ class Standby:
         self._log = log
         self._node: Node | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._leaving: set[asyncio.Task[None]] = set()  # keepers of nodes left, closing
         self._connection: Connection | None = None  # open, while the keeper holds it
         self._bridge: asyncio.Task[None] | None = None
         self._all_written: asyncio.Future[None] | None = None  # hand_over() waits on it
@@ -86,6 +87,8 @@ class Standby:
             return
         if self._keeper is not None:
             self._keeper.cancel()
+            self._leaving.add(self._keeper)
+            self._keeper.add_done_callback(self._leaving.discard)
         self._node = node
         self._keeper = asyncio.create_task(self._keep(node), name="cascade-mqtt-standby")
 
@@ -95,7 +98,9 @@ class Standby:
         keeper, self._keeper, self._node = self._keeper, None, None
         if keeper is not None:
             keeper.cancel()
-            await asyncio.wait({keeper})
+            self._leaving.add(keeper)
+        if self._leaving:
+            await asyncio.wait(self._leaving)
 
     async def _keep(self, node: Node) -> None:
         """Connect to ``node`` and hold the connection until it goes; again, with backoff."""
