@@ -11,7 +11,7 @@ from ._codec import decode_payload
 from ._connector import ConnectorStats, Message, MessageCallback, SyncCallback, SyncPhase
 from ._errors import InvalidMessageError
 from ._ratelimit import RateLimitedLogger
-from ._topics import topic_matches, validate_filter
+from ._topics import levels_match, topic_matches, validate_filter
 
 __all__ = ["Dispatcher", "Subscription"]
 
@@ -35,6 +35,7 @@ class Subscription:
     ):
         self._dispatcher = dispatcher
         self._topic_filter = topic_filter
+        self.levels = validate_filter(topic_filter).split("/")  # what topics are matched against
         self.callback = callback
         self.on_sync = on_sync
         self.active = True
@@ -63,7 +64,11 @@ class Subscription:
         return f"<Subscription {self._topic_filter!r} active={self.active}>"
 
 
-_TARGETS_KEPT = 4096  # topics whose matching subscriptions are remembered
+# Topics whose matching subscriptions are remembered. A fleet's readers see two or three
+# topics per engine (status, summary, heartbeat) again and again: at 10,000 engines a 4,096
+# cache was cleared before any topic came round again, and every message was matched against
+# every filter (38 against 11 µs a message, measured). An entry is its topic and a short list.
+_TARGETS_KEPT = 65_536
 
 
 class Dispatcher:
@@ -172,7 +177,7 @@ class Dispatcher:
                 if len(self._targets) >= _TARGETS_KEPT:
                     self._targets.clear()
                 targets = self._targets[topic] = [
-                    s for s in self._subscriptions if topic_matches(s.topic_filter, topic)
+                    s for s in self._subscriptions if levels_match(s.levels, topic)
                 ]
         else:  # MQTT 5: the filters this copy is for
             targets = [

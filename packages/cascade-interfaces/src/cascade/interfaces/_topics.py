@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote, unquote_to_bytes
 
 from ._errors import InvalidTopicError
@@ -180,8 +181,13 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     """
     effective = validate_filter(topic_filter)
     validate_topic(topic)
-    filter_levels = effective.split("/")
-    if topic.startswith("$") and filter_levels[0] in ("+", "#"):
+    return levels_match(effective.split("/"), topic)
+
+
+def levels_match(filter_levels: Sequence[str], topic: str) -> bool:
+    """:func:`topic_matches` for a filter already validated and split into its levels (the
+    one behind a ``$share/<group>/`` prefix), and a topic name taken as valid."""
+    if topic[:1] == "$" and filter_levels[0] in ("+", "#"):
         return False
     topic_levels = topic.split("/")
     for index, level in enumerate(filter_levels):
