@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cascade.interfaces import EngineSummary, events_topic, topic_matches
+from cascade.interfaces import EngineSummary, events_topic
 
+from .._topics import levels_match, validate_filter
 from ._views import EngineView
 
 __all__ = [
@@ -71,15 +72,17 @@ def _sent_since(
 ) -> tuple[int, str | None]:
     """Events ``after`` counts beyond ``before`` of the listed runs whose events topic one
     of ``filters`` matches, and the first such run's ``org/project``."""
-    earlier = {run.run_id: run.last_seq for run in before.listed}
-    filters = tuple(filters)
+    patterns = [validate_filter(pattern).split("/") for pattern in filters]
     sent, where = 0, None
+    if not patterns:  # this view reads no telemetry (a fleet's dashboard with no run open)
+        return sent, where
+    earlier = {run.run_id: run.last_seq for run in before.listed}
     for run in after.listed:
         grown = run.last_seq - earlier.get(run.run_id, 0)
         if grown <= 0:
             continue
         topic = events_topic(run.org_id, run.project_id, run.run_id, prefix)
-        if any(topic_matches(pattern, topic) for pattern in filters):
+        if any(levels_match(levels, topic) for levels in patterns):
             sent += grown
             where = where or f"{run.org_id}/{run.project_id}"
     return sent, where
