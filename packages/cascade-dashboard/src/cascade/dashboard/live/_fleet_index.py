@@ -219,7 +219,9 @@ class FleetIndex:
             elif kept.source != source or kept.run_id in now:
                 continue
             elif kept.run != run:
-                key = _key(run)
+                # its counts move at every summary; its place only when it starts or ends
+                moved = run.status != kept.run.status or run.started != kept.run.started
+                key = _key(run) if moved else kept.key
                 if key != kept.key:
                     self._remove(kept, version)
                     kept.key = key
