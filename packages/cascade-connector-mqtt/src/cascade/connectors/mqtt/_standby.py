@@ -74,11 +74,6 @@ class Standby:
         connection = self._connection
         return connection is not None and connection.connected()
 
-    @property
-    def node(self) -> Node | None:
-        """The node the standby is kept to (``None`` before the first connection is served)."""
-        return self._node
-
     # -- the spare connection -------------------------------------------------------------
 
     def follow(self, node: Node) -> None:
@@ -117,8 +112,10 @@ class Standby:
             )
             try:
                 await connection.open()
-            except ConnectError as exc:
+            except BaseException as exc:  # a ConnectError, or cancelled (moved, or closing)
                 await asyncio.shield(connection.close(graceful=False))
+                if not isinstance(exc, ConnectError):
+                    raise
                 self._log.warning(
                     "standby-unreachable", "the standby connection to %s failed: %s", where, exc
                 )
@@ -133,8 +130,9 @@ class Standby:
             except LinkError as exc:
                 self._log.warning("standby-lost", "the standby connection to %s: %s", where, exc)
             finally:
-                self._connection = None
-                self._put_back()
+                if self._connection is connection:  # not yet replaced by the next node's
+                    self._connection = None
+                    self._put_back()
                 connection.end()
                 await asyncio.shield(connection.close(graceful=True))
             await asyncio.sleep(backoff.next_delay())
