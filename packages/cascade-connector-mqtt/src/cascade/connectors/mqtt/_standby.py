@@ -121,7 +121,7 @@ class Standby:
                 )
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            backoff.reset()
+            opened = asyncio.get_running_loop().time()
             self._connection = connection
             self._sender.wake_up()  # a bridge waiting for a standby goes on
             try:
@@ -135,6 +135,8 @@ class Standby:
                     self._put_back()
                 connection.end()
                 await asyncio.shield(connection.close(graceful=True))
+            if asyncio.get_running_loop().time() - opened >= backoff.maximum:
+                backoff.reset()  # it stayed up: not a node that drops it at once
             await asyncio.sleep(backoff.next_delay())
 
     # -- the bridge -----------------------------------------------------------------------
