@@ -16,6 +16,7 @@ from ._backoff import Backoff
 from ._connection import Connection
 from ._hosts import Node, node_name
 from ._link import ConnectRefusedError, LinkError, LinkFactory
+from ._losses import report_loss
 from ._options import ConnectorOptions
 from ._presence import Presence
 from ._rollcall import RollCall
@@ -344,40 +345,8 @@ class Supervisor:
                 self._backoff.reset()
             short_lived = 0 if stable else short_lived + 1
             delay = self._backoff.next_delay()
-            self._report_loss(short_lived, uptime, failure, delay)
+            report_loss(self._log, self._rotation.served_last, short_lived, uptime, failure, delay)
             await asyncio.sleep(delay)
-
-    def _report_loss(
-        self, short_lived: int, uptime: float, failure: LinkError | None, delay: float
-    ) -> None:
-        """Log why the connection ended and when the next attempt comes."""
-        where = self._rotation.served_last
-        if short_lived > 1:  # accepted again and dropped again: the broker refuses us
-            self._log.warning(
-                "unstable-repeated",
-                "the broker at %s accepted and then closed %d connections in a row, this one "
-                "after %.1f s (%s; another client with the same client id? an ACL?); "
-                "retrying in %.1f s",
-                where,
-                short_lived,
-                uptime,
-                failure or "closed",
-                delay,
-            )
-        elif short_lived:  # once proves nothing: a broker that went away looks the same
-            self._log.warning(
-                "unstable",
-                "the connection to %s ended %.1f s after the broker accepted it (%s); "
-                "retrying in %.1f s",
-                where,
-                uptime,
-                failure or "closed",
-                delay,
-            )
-        elif failure is None:
-            _log.warning("lost the connection to %s; reconnecting", where)
-        else:
-            _log.warning("connection to %s failed (%s); reconnecting", where, failure)
 
     async def _serve(self, connection: Connection) -> None:
         """Resubscribe, announce presence, then send and receive until the connection goes."""
