@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import ConnectError
+from cascade.interfaces import ConnectError, Message
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_MOSQUITTO,
@@ -94,3 +95,50 @@ async def test_require_goes_on_to_a_node_that_answers(
         await connector.connect(require=True)
     assert address(a) in info.value.reason
     assert address(b) in info.value.reason
+
+
+async def test_the_standby_carries_qos0_until_the_next_node_is_served(
+    nodes: tuple[MosquittoBroker, MosquittoBroker], prefix: str
+) -> None:
+    """standby=True, A killed: while the connector waits its backoff before trying B, its
+    QoS 0 messages reach a reader on B through the standby connection; a QoS 1 message waits
+    for the connection served on B, and the QoS 0 one after it too."""
+    a, b = nodes
+    engine = MqttConnector(
+        hosts=[address(a), address(b)],
+        topic_prefix=prefix,
+        source_id="worker1.example.com",
+        standby=True,
+        backoff_initial=3,  # the move to B waits 1.5-3 s: the standby's time
+        backoff_max=3,
+    )
+    await engine.connect(require=True)
+    arrived: list[tuple[int, bool]] = []  # (n, whether the engine was served again by then)
+    all_bridged, last = asyncio.Event(), asyncio.Event()
+
+    def take(message: Message) -> None:
+        arrived.append((message.payload["n"], engine.is_connected))
+        if len(arrived) == 50:
+            all_bridged.set()
+        if message.payload["n"] == 51:
+            last.set()
+
+    try:
+        async with MqttConnector(b.host, b.port, topic_prefix=prefix) as reader:
+            await reader.subscribe(f"{prefix}/data/#", take)
+            a.kill()
+            for n in range(50):
+                await engine.publish(f"{prefix}/data/x", {"n": n})
+            await asyncio.wait_for(all_bridged.wait(), 10)
+            assert sorted(n for n, _ in arrived) == list(range(50))
+            assert not any(served for _, served in arrived)  # before the move to B
+            assert engine.stats.bridged == 50
+            await engine.publish(f"{prefix}/data/x", {"n": 50}, qos=1)
+            await engine.publish(f"{prefix}/data/x", {"n": 51})
+            await asyncio.wait_for(last.wait(), 15)
+            assert [n for n, _ in arrived[50:]] == [50, 51]
+            assert all(served for _, served in arrived[50:])  # on the connection served on B
+            assert engine.stats.bridged == 50
+            assert engine.stats.dropped == 0
+    finally:
+        await engine.disconnect()
