@@ -176,8 +176,9 @@ class Dispatcher:
             if targets is None:  # topics repeat (a run's events): each is matched once
                 if len(self._targets) >= _TARGETS_KEPT:
                     self._targets.clear()
+                levels = topic.split("/")
                 targets = self._targets[topic] = [
-                    s for s in self._subscriptions if levels_match(s.levels, topic)
+                    s for s in self._subscriptions if levels_match(s.levels, levels)
                 ]
         else:  # MQTT 5: the filters this copy is for
             targets = [
@@ -200,7 +201,7 @@ class Dispatcher:
                 continue
             try:
                 result = subscription.callback(message)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception:
                 self.callback_failed(subscription, f"callback for {topic!r}")

@@ -181,15 +181,15 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     """
     effective = validate_filter(topic_filter)
     validate_topic(topic)
-    return levels_match(effective.split("/"), topic)
+    return levels_match(effective.split("/"), topic.split("/"))
 
 
-def levels_match(filter_levels: Sequence[str], topic: str) -> bool:
+def levels_match(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
     """:func:`topic_matches` for a filter already validated and split into its levels (the
-    one behind a ``$share/<group>/`` prefix), and a topic name taken as valid."""
-    if topic[:1] == "$" and filter_levels[0] in ("+", "#"):
+    one behind a ``$share/<group>/`` prefix), and a topic name taken as valid, split too (a
+    topic matched against several filters is split once)."""
+    if topic_levels[0][:1] == "$" and filter_levels[0] in ("+", "#"):
         return False
-    topic_levels = topic.split("/")
     for index, level in enumerate(filter_levels):
         if level == "#":
             return True

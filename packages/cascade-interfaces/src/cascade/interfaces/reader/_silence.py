@@ -81,7 +81,7 @@ def _sent_since(
         grown = run.last_seq - earlier.get(run.run_id, 0)
         if grown <= 0:
             continue
-        topic = events_topic(run.org_id, run.project_id, run.run_id, prefix)
+        topic = events_topic(run.org_id, run.project_id, run.run_id, prefix).split("/")
         if any(levels_match(levels, topic) for levels in patterns):
             sent += grown
             where = where or f"{run.org_id}/{run.project_id}"
