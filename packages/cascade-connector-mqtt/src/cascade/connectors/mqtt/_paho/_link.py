@@ -38,7 +38,7 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
-_YIELD_EVERY = 256  # messages handed out between two turns of the loop (the socket is read there)
+_YIELD_EVERY = 64  # messages handed out between two turns of the loop (the socket is read there)
 
 
 def _persistent_session(mqtt5: bool, expiry: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -400,7 +400,7 @@ class PahoLink:
     async def messages(self) -> AsyncIterator[Incoming]:
         """What the socket's reader queued, in order; then LinkError once the connection is gone.
 
-        Every few hundred messages it lets the loop turn, so that the socket is read (into the
+        Every few dozen messages it lets the loop turn, so that the socket is read (into the
         bounded queue) while a backlog is worked through, and the broker never waits on us.
         """
         incoming, sheddable, shed_ids = self._incoming, self._sheddable, self._shed_ids

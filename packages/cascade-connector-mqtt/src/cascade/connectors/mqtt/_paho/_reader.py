@@ -24,7 +24,7 @@ from .._link import Incoming
 __all__ = ["BulkReader"]
 
 _READ_SIZE = 256 * 1024
-_READS_PER_TURN = 16  # at most 4 MiB a turn: the loop gets back to the messages read
+_READS_PER_TURN = 2  # at most 512 KiB (~2,000 messages) a turn: the loop turns every few ms
 _PUBLISH_QOS0 = 0x30  # first byte of a QoS 0 PUBLISH, DUP and RETAIN bits masked out
 _QOS_MASK = 0xF6
 _SUBSCRIPTION_IDENTIFIER = 0x0B
