@@ -75,6 +75,22 @@ def test_events_a_summary_counts_that_never_arrive_are_said_after_a_while() -> N
     assert "telemetry of acme/etl" in line
 
 
+def test_summaries_of_a_source_that_never_announced_a_status_are_no_silence() -> None:
+    """Anyone who can publish may send summaries: those of a source without a status (an
+    unconfirmed one, as the fleet's totals leave it out) never make it said silent."""
+    clock = Clock()
+    model = ReaderModel(clock=clock)
+    model.telemetry_filters.add(ALL)
+    model.apply(_summary(0))
+    clock.now += 1
+    model.apply(_summary(12))
+    clock.now += SILENT_AFTER * 10
+    assert model.silent_engines() == []
+    online = StatusMessage(status="online", source="engine-1", session=1)
+    model.apply(received(status_topic("engine-1"), online, retain=True))
+    assert [e.source for e in model.silent_engines()] == ["engine-1"]  # confirmed now
+
+
 def test_an_event_that_arrives_ends_it() -> None:
     clock = Clock()
     model = _model(clock, ALL)

@@ -117,13 +117,16 @@ def note_summary(
 
 def _silent(engine: EngineView, now: float) -> bool:
     since = engine.silent_since
-    return since is not None and now - since >= SILENT_AFTER
+    # a source that never announced a status is unconfirmed (counted_summary): summaries alone,
+    # which anyone who can publish may send, never make an engine said silent
+    return since is not None and now - since >= SILENT_AFTER and engine.status is not None
 
 
 def silent_engines(engines: Iterable[EngineView], now: float) -> list[EngineView]:
     """The engines whose telemetry does not reach this view, by source: their connection
     closed :data:`FLAPS` times within :data:`FLAP_WINDOW` seconds, or for
-    :data:`SILENT_AFTER` seconds none of the events their summary counted arrived."""
+    :data:`SILENT_AFTER` seconds none of the events their summary counted arrived (of the
+    engines that announced a status: summaries alone prove no engine)."""
     return sorted(
         (engine for engine in engines if _flapping(engine, now) or _silent(engine, now)),
         key=lambda engine: engine.source,
