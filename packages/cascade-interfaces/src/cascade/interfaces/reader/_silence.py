@@ -82,7 +82,7 @@ def _sent_since(
         if grown <= 0:
             continue
         topic = events_topic(run.org_id, run.project_id, run.run_id, prefix).split("/")
-        if any(levels_match(levels, topic) for levels in patterns):
+        if any(levels_match(pattern, topic) for pattern in patterns):
             sent += grown
             where = where or f"{run.org_id}/{run.project_id}"
     return sent, where
