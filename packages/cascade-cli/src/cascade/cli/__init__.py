@@ -7,6 +7,20 @@ ACL from a team's roles). What its views show is :mod:`cascade.interfaces.reader
 fleet; what it steers with is :mod:`cascade.control`.
 """
 
-from ._app import app, main
+from typing import TYPE_CHECKING, Any
+
+from ._main import main
+
+if TYPE_CHECKING:
+    from ._app import app
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``app``, built on first use: ``main`` builds only the command it runs (see ``_main``)."""
+    if name == "app":
+        from ._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

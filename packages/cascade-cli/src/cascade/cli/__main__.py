@@ -1,5 +1,5 @@
 """``python -m cascade.cli``: the same as the ``cascade`` command."""
 
-from ._app import main
+from ._main import main
 
 main()

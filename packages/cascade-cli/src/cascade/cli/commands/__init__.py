@@ -1,4 +1,4 @@
-"""The `cascade` commands; `cascade.cli._app` registers them.
+"""The `cascade` commands; `cascade.cli._registry` lists them, each imported when it is run.
 
 A command without helpers of its own is one module (`acl`, `session`, `status`, `steer`,
 `tasks`, `token`); one with helpers is a folder of its own (`cancel/`: the command in
