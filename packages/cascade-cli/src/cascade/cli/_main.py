@@ -9,6 +9,7 @@ no command, the shell's completion) gets the whole app, which says it as it alwa
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -69,8 +70,6 @@ def app_for(args: Sequence[str]) -> typer.Typer:
 
 def main() -> None:
     """Entry point of the `cascade` console script."""
-    import sys
-
     guard_stdout()
     install_task_dump()
     app_for(sys.argv[1:])(obj=CliContext(), prog_name="cascade")
