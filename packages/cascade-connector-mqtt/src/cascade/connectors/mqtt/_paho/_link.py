@@ -39,6 +39,11 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
 _YIELD_EVERY = 64  # messages handed out between two turns of the loop (the socket is read there)
+# Payload bytes handed out between two turns at most: an eighth of what a turn reads (512 KiB,
+# _reader), so that a reader that falls behind reads faster than it hands out, and its buffer
+# fills and sheds (receive_buffer) rather than leaving the backlog at the broker, however big
+# the messages (64 of 8 KB are as much as one turn reads).
+_YIELD_BYTES = 64 * 1024
 
 
 def _persistent_session(mqtt5: bool, expiry: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -400,26 +405,29 @@ class PahoLink:
     async def messages(self) -> AsyncIterator[Incoming]:
         """What the socket's reader queued, in order; then LinkError once the connection is gone.
 
-        Every few dozen messages it lets the loop turn, so that the socket is read (into the
-        bounded queue) while a backlog is worked through, and the broker never waits on us.
+        Every few dozen messages (or 64 KiB of them) it lets the loop turn, so that the socket
+        is read (into the bounded queue) while a backlog is worked through, and the broker
+        never waits on us.
         """
         incoming, sheddable, shed_ids = self._incoming, self._sheddable, self._shed_ids
         disconnected = self.client._disconnected  # the future of this connection (see open)
         loop = asyncio.get_running_loop()
-        handed = 0
+        handed = handed_bytes = 0
         while True:
             while incoming:
                 message = incoming.popleft()
                 if shed_ids and id(message) in shed_ids:
                     shed_ids.discard(id(message))
                     continue
+                size = len(message.payload)
                 if sheddable and sheddable[0] is message:
                     sheddable.popleft()
-                    self._held -= len(message.payload)
+                    self._held -= size
                 yield message
                 handed += 1
-                if handed == _YIELD_EVERY:
-                    handed = 0
+                handed_bytes += size
+                if handed == _YIELD_EVERY or handed_bytes >= _YIELD_BYTES:
+                    handed = handed_bytes = 0
                     await asyncio.sleep(0)
             if disconnected.done():
                 break
