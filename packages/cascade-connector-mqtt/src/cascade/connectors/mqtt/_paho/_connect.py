@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import socket
 import ssl
 import threading
 from typing import TYPE_CHECKING, Any
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 if TYPE_CHECKING:
     import aiomqtt
 
-__all__ = ["ConnectThread", "TrackingContext", "disable_nagle"]
+__all__ = ["ConnectThread", "TrackingContext", "disable_nagle", "persistent_session"]
 
 
 def disable_nagle(sock: object) -> None:
@@ -120,3 +124,15 @@ class TrackingContext:
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()
+
+
+def persistent_session(mqtt5: bool, expiry: int, options: dict[str, Any]) -> dict[str, Any]:
+    """aiomqtt's options for a session the broker keeps ``expiry`` seconds (MQTT 5), or as
+    long as it keeps sessions (MQTT 3.1.1, which has no expiry of its own)."""
+    if not mqtt5:
+        return {"clean_session": False}
+    given = options.get("properties")  # the caller's CONNECT properties, kept (a copy)
+    new: Any = Properties  # paho's class is untyped
+    properties = copy.copy(given) if given is not None else new(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = expiry
+    return {"clean_start": False, "properties": properties}

@@ -9,7 +9,6 @@ paho has them privately. Each such reach is here, checked at run time
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 import math
@@ -28,8 +27,8 @@ from cascade.interfaces.connector_kit import bounded
 
 from .._link import ConnectRefusedError, Incoming, LinkError, LinkHooks, LinkSettings
 from ._compat import bulk_read_supported, check_aiomqtt, fast_wire_supported
-from ._connect import ConnectThread, TrackingContext, disable_nagle
-from ._reader import BulkReader
+from ._connect import ConnectThread, TrackingContext, disable_nagle, persistent_session
+from ._reader import HAND_OUT_BYTES, HAND_OUT_EVERY, BulkReader
 from ._reasons import describe_connect_failure, describe_failure, is_refusal
 
 __all__ = ["PahoLink"]
@@ -38,24 +37,6 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _SUCCESS = 0  # paho's MQTT_ERR_SUCCESS
 _PUBLISH = 0x30
-_YIELD_EVERY = 64  # messages handed out between two turns of the loop (the socket is read there)
-# Payload bytes handed out between two turns at most: an eighth of what a turn reads (512 KiB,
-# _reader), so that a reader that falls behind reads faster than it hands out, and its buffer
-# fills and sheds (receive_buffer) rather than leaving the backlog at the broker, however big
-# the messages (64 of 8 KB are as much as one turn reads).
-_YIELD_BYTES = 64 * 1024
-
-
-def _persistent_session(mqtt5: bool, expiry: int, options: dict[str, Any]) -> dict[str, Any]:
-    """aiomqtt's options for a session the broker keeps ``expiry`` seconds (MQTT 5), or as
-    long as it keeps sessions (MQTT 3.1.1, which has no expiry of its own)."""
-    if not mqtt5:
-        return {"clean_session": False}
-    given = options.get("properties")  # the caller's CONNECT properties, kept (a copy)
-    new: Any = Properties  # paho's class is untyped
-    properties = copy.copy(given) if given is not None else new(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = expiry
-    return {"clean_start": False, "properties": properties}
 
 
 class PahoLink:
@@ -80,7 +61,7 @@ class PahoLink:
             **settings.client_options,
         }
         if settings.session_expiry is not None:
-            options.update(_persistent_session(settings.mqtt5, settings.session_expiry, options))
+            options.update(persistent_session(settings.mqtt5, settings.session_expiry, options))
         self.client = client = self.client_class(
             settings.hostname,
             settings.port,
@@ -426,7 +407,7 @@ class PahoLink:
                 yield message
                 handed += 1
                 handed_bytes += size
-                if handed == _YIELD_EVERY or handed_bytes >= _YIELD_BYTES:
+                if handed == HAND_OUT_EVERY or handed_bytes >= HAND_OUT_BYTES:
                     handed = handed_bytes = 0
                     await asyncio.sleep(0)
             if disconnected.done():

@@ -21,10 +21,16 @@ from typing import Any
 
 from .._link import Incoming
 
-__all__ = ["BulkReader"]
+__all__ = ["HAND_OUT_BYTES", "HAND_OUT_EVERY", "BulkReader"]
 
 _READ_SIZE = 256 * 1024
 _READS_PER_TURN = 2  # at most 512 KiB (~2,000 messages) a turn: the loop turns every few ms
+HAND_OUT_EVERY = 64
+"""Messages the link hands to its subscribers between two turns of the loop at most."""
+HAND_OUT_BYTES = 64 * 1024
+"""Their payload bytes at most: an eighth of what a turn reads, so that a reader that falls
+behind reads faster than it hands out, and its buffer fills and sheds (``receive_buffer``)
+rather than leaving the backlog at the broker, however big the messages."""
 _PUBLISH_QOS0 = 0x30  # first byte of a QoS 0 PUBLISH, DUP and RETAIN bits masked out
 _QOS_MASK = 0xF6
 _SUBSCRIPTION_IDENTIFIER = 0x0B
