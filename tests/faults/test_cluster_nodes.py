@@ -345,7 +345,9 @@ async def test_a_cleared_pause_does_not_come_back_after_a_node_restart(
     """A pause set through a and cleared through b, with c killed before or just after the
     clear and restarted: NATS 2.9.10 sometimes brings a deleted retained message back after a
     node restart (on c alone, or on every node); what comes back is the expired copy the
-    clear wrote first, so no engine is held and no reader shows a pause."""
+    clear wrote first, so no engine is held and no reader shows a pause. c is given clients
+    once its ``/healthz`` says ok (``NatsNode.start``): connected to before it caught up, a node
+    killed before both writes served the pause itself (docs/brokers.md)."""
     figures.scenario = "cluster: node restarted after a clear"
     a, b, c = cluster.nodes
     came_back = 0

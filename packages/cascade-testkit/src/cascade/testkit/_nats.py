@@ -34,7 +34,7 @@ class NatsNode(ChildProcess):
     nodes' cluster ports; ``replicas`` the MQTT streams' replicas.
 
     ``start()``/``stop()``/``kill()``/``restart()`` (same ports), ``pause()``
-    (SIGSTOP) and ``resume()``. Also a context manager.
+    (SIGSTOP) and ``resume()``; ``healthy()`` asks ``/healthz``. Also a context manager.
     """
 
     family = "nats"
@@ -92,20 +92,39 @@ class NatsNode(ChildProcess):
         self._paused = False
 
     def wait_ready(self, deadline: float) -> None:
-        """Until an MQTT CONNECT is accepted (JetStream up, with its meta leader in a cluster)."""
-        while not mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}"):
-            if self._process is None or self._process.poll() is not None:
-                self._process = None
-                raise RuntimeError(f"nats-server {self.name} exited:\n{self.log_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"nats-server {self.name} did not serve MQTT in time:\n"
-                    f"{self.log_text()[-4000:]}"
-                )
-            time.sleep(0.05)  # polling another process's state
+        """Until ``/healthz`` says its JetStream is current, then an MQTT CONNECT is accepted.
+
+        Clients get a node only once it is healthy, as a NATS deployment's readiness probe
+        does: nats-server 2.9 loads a node's retained messages at its first MQTT connection,
+        from its own copy of the stream, and never drops one that the copy lost while the
+        node caught up; a node restarted after a clear and connected to at once served the
+        cleared pause again (docs/brokers.md).
+        """
+        for ready in (self.healthy, self._accepts_mqtt):
+            while not ready():
+                if self._process is None or self._process.poll() is not None:
+                    self._process = None
+                    raise RuntimeError(f"nats-server {self.name} exited:\n{self.log_text()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"nats-server {self.name} was not ready in time:\n{self.log_text()[-4000:]}"
+                    )
+                time.sleep(0.05)  # polling another process's state
+
+    def healthy(self) -> bool:
+        """Whether ``/healthz`` answers ok: JetStream up and, in a cluster, current."""
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return bool(json.load(answer).get("status") == "ok")
+        except (OSError, ValueError):
+            return False  # not listening yet, or 503 while JetStream catches up
+
+    def _accepts_mqtt(self) -> bool:
+        return mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}")
 
     def start(self) -> None:
-        """Start the server and wait until it accepts MQTT connections."""
+        """Start the server and wait until it is healthy and accepts MQTT connections."""
         self.launch()
         self.wait_ready(time.monotonic() + self._startup_timeout)
 
@@ -169,7 +188,7 @@ class NatsCluster(ManagedProcess):
         return [f"{node.host}:{node.port}" for node in self.nodes]
 
     def start(self) -> None:
-        """Launch every node, then wait until each accepts MQTT."""
+        """Launch every node, then wait until each is healthy and accepts MQTT."""
         started = time.monotonic()
         for node in self.nodes:
             node.launch()
