@@ -3,12 +3,8 @@
 
 The same shape as the connector's sender: the subscription callback only
 decodes and appends to one bounded queue (it never waits, so the connector
-keeps receiving); one writer task drains the queue in batches, each stored in
-a worker thread (``asyncio.to_thread``) in one transaction. A write the
-database cannot take now (:class:`HistoryError`: server down, disk full,
-locked) keeps its batch and is retried with exponential backoff while the
-queue fills behind it; once the queue is full, new messages are dropped and
-counted. Nothing is lost silently: every message received is, in the end,
+keeps receiving); one writer task drains the queue in batches (``_writer``).
+Nothing is lost silently: every message received is, in the end,
 stored, a duplicate, rejected, refused or dropped (see :class:`RecorderStats`), and
 what never arrived is counted from the events' numbers (``gaps``, written per
 source to the history with each batch: :meth:`History.gaps`).
@@ -24,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
@@ -37,7 +31,6 @@ from cascade.interfaces import (
     Connector,
     Message,
     SnapshotAsker,
-    SourceGaps,
     SubscriptionHandle,
     cleared_filter,
     constraints_filter,
@@ -50,21 +43,17 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
 
-from ._errors import HistoryError
 from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._history import History
-from ._intake import Counts, Intake
+from ._intake import Intake
 from ._missed_ends import MissedEnds
-from ._pace import Pace
-from ._received import Received
 from ._recorder_stats import RecorderStats
-from ._records import Stored
 from ._sharing import delivers_to_shared, shared_filter
+from ._writer import Writer
 
 __all__ = ["Recorder"]
 
 _log = logging.getLogger("cascade.history")
-_PRUNE_EVERY = 60.0  # seconds between two prunings when there was nothing to prune
 _REJOIN_CHECK = 1.0  # seconds between two looks at whether the connector reconnected
 _REJOIN_FOR = 60.0  # seconds after a reconnection a run not heard of since is asked about
 
@@ -137,36 +126,33 @@ class Recorder:
         self.connector = connector
         self.history = history
         self.prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
-        self.max_queue = max_queue
-        self.batch_size = batch_size
-        self.linger = linger
-        self._pace = Pace(linger, batch_size)
-        self.keep = keep
-        self.keep_logs = keep_logs
         self.name = name if name is not None else connector.source_id
         self.share = share
         self.logins_bound = logins_bound
         self._telemetry: SubscriptionHandle | None = None
         self._logs: SubscriptionHandle | None = None  # shared or not as the telemetry
-        self._retry = (retry_initial, retry_max)
         self._clock = clock
-        self._queue: deque[Received] = deque()
-        self._pending: list[Received] = []  # the batch being written (kept while it fails)
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closing = False
-        self._writer: asyncio.Task[None] | None = None
         self._rejoining: asyncio.Task[None] | None = None
         self._handles: list[SubscriptionHandle] = []
         self._log = RateLimitedLogger(_log)
-        self._next_prune = 0.0
-        self._received = self._stored = self._duplicates = 0
-        self._rejected = self._dropped = self._write_errors = self._refused = 0
-        self._last_error: str | None = None
+        self._received = 0
         self._asker = SnapshotAsker(connector, self.prefix)
         self._gaps = RecorderGaps(clock, max_followed, ask=self._asker.ask)
-        self._intake = Intake(self.prefix, self._gaps, self._refusal)
+        self._intake = Intake(self.prefix, self._gaps, lambda: self._writer.wake())
+        self._writer = Writer(
+            history,
+            self._intake,
+            self._gaps,
+            name=self.name,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            linger=linger,
+            keep=keep,
+            keep_logs=keep_logs,
+            retry=(retry_initial, retry_max),
+            clock=clock,
+            log=self._log,
+        )
         self._ends = MissedEnds(connector, self.prefix, self._gaps, self._on_summary)
         self._observe = observe
 
@@ -184,30 +170,29 @@ class Recorder:
     @property
     def stats(self) -> RecorderStats:
         """The counters now."""
-        oldest = self._pending[0] if self._pending else self._queue[0] if self._queue else None
+        writer = self._writer
+        oldest = writer.oldest
         return RecorderStats(
             received=self._received + self._intake.listed + self._ends.refused,
-            stored=self._stored,
-            duplicates=self._duplicates,
-            rejected=self._rejected + self._intake.rejected,
-            dropped=self._dropped,
-            queued=len(self._queue) + len(self._pending),
-            lag=max(0.0, self._clock() - oldest.received_at) if oldest is not None else 0.0,
-            write_errors=self._write_errors,
-            last_error=self._last_error,
+            stored=writer.stored,
+            duplicates=writer.duplicates,
+            rejected=writer.rejected + self._intake.rejected,
+            dropped=writer.dropped,
+            queued=writer.queued,
+            lag=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
+            write_errors=writer.write_errors,
+            last_error=writer.last_error,
             gaps=self._gaps.missed,
-            refused=self._refused + self._intake.refused + self._ends.refused,
+            refused=writer.refused + self._intake.refused + self._ends.refused,
             unfollowed=self._gaps.unfollowed,
             ends_from_summaries=self._ends.taken,
         )
 
     async def start(self) -> None:
         """Start the writer and subscribe; messages are recorded from now on."""
-        if self._writer is not None:
+        if self._rejoining is not None:
             return
-        self._closing = False
-        self._pace = Pace(self.linger, self.batch_size)
-        self._writer = asyncio.create_task(self._write_loop(), name="cascade-history-writer")
+        self._writer.start()
         self._rejoining = asyncio.create_task(self._rejoin(), name="cascade-history-rejoin")
         prefix = self.prefix
         telemetry = telemetry_filter(prefix=prefix)
@@ -258,7 +243,7 @@ class Recorder:
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every message received so far is written (or counted); ``TimeoutError``
         (``asyncio.TimeoutError``) after ``timeout`` seconds."""
-        await asyncio.wait_for(self._idle.wait(), timeout)
+        await self._writer.idle(timeout)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Unsubscribe, write what is queued for at most ``timeout`` seconds, then stop.
@@ -282,25 +267,7 @@ class Recorder:
                 await rejoining
         await self._ends.release()
         await self._asker.aclose()
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        self._closing = True
-        self._pace.release()
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(writer), timeout)
-        except asyncio.TimeoutError:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        left = len(self._queue) + len(self._pending)
-        if left:
-            self._dropped += left
-            self._log.warning("stopped", "recorder stopped with %d messages unwritten", left)
-        self._queue.clear()
-        self._pending = []
-        self._idle.set()
+        await self._writer.stop(timeout)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -325,7 +292,7 @@ class Recorder:
                 self._log.log(logging.ERROR, "observer", "the recorder's observer failed on %r",
                               message.topic[:200], exc_info=True)  # fmt: skip
         for item in self._intake.take(message, self._clock()):
-            self._queue_item(item)
+            self._writer.put(item)
 
     def _on_summary(self, message: Message) -> None:
         """A summary looked up after a reconnection: the ends it tells of are stored."""
@@ -333,27 +300,9 @@ class Recorder:
         for envelope in self._ends.ends(message, now):
             self._received += 1
             for item in self._intake.made(envelope, now):
-                self._queue_item(item)
+                self._writer.put(item)
 
-    def _refusal(self) -> None:
-        """A refusal waits to be written: the writer wakes."""
-        self._idle.clear()
-        self._wake.set()
-
-    def _queue_item(self, item: Received) -> None:
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self._dropped += 1
-            self._log.warning("queue-full", "recorder queue full (%d): dropped", self.max_queue)
-            return
-        if not queue:  # else the writer is awake already, and not idle
-            self._idle.clear()
-            self._wake.set()
-        queue.append(item)
-        if len(queue) == self.batch_size:
-            self._pace.full()
-
-    # -- the writer ---------------------------------------------------------------------------
+    # -- after a reconnection ------------------------------------------------------------------
 
     async def _rejoin(self, every: float = _REJOIN_CHECK) -> None:
         """After each reconnection, ask the engine of every run followed that has not ended
@@ -381,106 +330,3 @@ class Recorder:
                 continue
             for run_id in self._gaps.unheard_since(since):
                 self._asker.ask(run_id)  # at most every few seconds a run, as after a hole
-
-    async def _write_loop(self) -> None:
-        delay, longest = self._retry
-        backoff = delay
-        while True:
-            if not self._pending:
-                if not self._queue and not self._intake.unwritten:
-                    if self._closing:
-                        if await self._write_gaps():
-                            return
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, longest)
-                        continue
-                    self._idle.set()
-                    await self._maybe_prune()
-                    self._wake.clear()
-                    if not self._queue and not self._intake.unwritten:
-                        await self._wake.wait()
-                    continue
-                await self._pace.ready(len(self._queue))
-                count = min(self.batch_size, len(self._queue))
-                self._pending = [self._queue.popleft() for _ in range(count)]
-            self._gaps.sweep()
-            gaps, counts = self._gaps.changes()
-            counted = self._intake.counts()
-            try:
-                result = await self._store(self._pending, gaps, counted)
-            except HistoryError as exc:
-                self._intake.keep(counted)
-                self._write_errors += 1
-                self._last_error = str(exc)
-                self._log.warning("write", "history write failed (will retry): %s", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, longest)
-                continue
-            except Exception:  # a fault of ours: it must not end the recording
-                self._rejected += len(self._pending)
-                self._log.log(
-                    logging.ERROR,
-                    "store-fault",
-                    "could not store a batch of %d messages (rejected): a fault of the recorder",
-                    len(self._pending),
-                    exc_info=True,
-                )
-                self._pending = []
-                continue
-            backoff = delay
-            self._gaps.written(counts)
-            self._pending = []
-            self._stored += result.stored
-            self._duplicates += result.duplicates
-            self._rejected += result.rejected
-            self._refused += result.refused
-            await self._maybe_prune()
-
-    async def _store(
-        self, batch: list[Received], gaps: dict[str, SourceGaps], counted: Counts
-    ) -> Stored:
-        """Write ``batch`` with the counts, in a worker thread (``HistoryError``)."""
-        refused, vouched, claims, displaced = counted
-        store = functools.partial(
-            self.history.store,
-            batch,
-            gaps=gaps,
-            recorder=self.name,
-            refused=refused,
-            vouched=vouched,
-            claims=claims,
-            displaced=displaced,
-        )
-        return await asyncio.to_thread(store)
-
-    async def _write_gaps(self) -> bool:
-        """Write the gap and refusal counts not written yet (the recorder stops); whether
-        that is done."""
-        gaps, counts = self._gaps.changes()
-        counted = self._intake.counts()
-        if not gaps and not any(counted):
-            return True
-        try:
-            await self._store([], gaps, counted)
-        except HistoryError as exc:
-            self._intake.keep(counted)
-            self._write_errors += 1
-            self._last_error = str(exc)
-            return False
-        self._gaps.written(counts)
-        return True
-
-    async def _maybe_prune(self) -> None:
-        if (self.keep is None and self.keep_logs is None) or self._clock() < self._next_prune:
-            return
-        pruned = 0
-        try:
-            if self.keep_logs is not None:
-                now = self._clock()
-                pruned += await asyncio.to_thread(self.history.prune_logs, now - self.keep_logs)
-            if self.keep is not None:
-                pruned += await asyncio.to_thread(self.history.prune, self._clock() - self.keep)
-        except HistoryError as exc:
-            self._log.warning("prune", "pruning the history failed: %s", exc)
-        # more to prune: again soon, between writes; else in a minute
-        self._next_prune = self._clock() + (1.0 if pruned else _PRUNE_EVERY)
