@@ -96,8 +96,8 @@ class NatsNode(ChildProcess):
 
         Clients get a node only once it is healthy, as a NATS deployment's readiness probe
         does: nats-server 2.9 loads a node's retained messages at its first MQTT connection,
-        from its own copy of the stream, and never drops one that the copy lost while the
-        node caught up; a node restarted after a clear and connected to at once served the
+        from its own copy of the stream, and does not drop one that catching up then deletes
+        from that copy; a node restarted after a clear and connected to at once served the
         cleared pause again (docs/brokers.md).
         """
         for ready in (self.healthy, self._accepts_mqtt):
