@@ -294,7 +294,7 @@ class HeldTasks:
                     duration_ms=held.duration_ms(),
                     attempt=held.attempt,
                     decided=decided,
-                    not_kept=None if run.results is None else run.results.given(node),
+                    not_kept=None if run.results is None else run.results.given(node, decided.by),
                 )
             )
             run.completed(node)

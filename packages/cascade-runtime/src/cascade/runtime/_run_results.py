@@ -48,6 +48,9 @@ class RunResults:
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
         self.not_kept: dict[int, str] = {}  # node -> why not
+        # node -> the decision its value comes from ("load completed by ops-1"): a node completed
+        # by a decision, and every node computed from one, is never kept as if computed
+        self.decided: dict[int, str] = {}
         self.bytes_kept = 0
         self._max_bytes = store.max_bytes
         self._failed: dict[int, tuple[str, int]] = {}  # node -> why its write failed, its size
@@ -101,7 +104,10 @@ class RunResults:
         key = id(node)
         index = self._index[key]
         fingerprint = self.prints.fingerprints[index]
-        if fingerprint is None:
+        if self.decided and (upstream := self._decided_upstream(node)) is not None:
+            self.decided[key] = upstream
+            reason = f"decided upstream: {upstream}"
+        elif fingerprint is None:
             reason = f"not reusable: {self.prints.why_not[index]}"
         else:
             data: bytes | None = None
@@ -133,13 +139,25 @@ class RunResults:
         self._not_kept(node, reason)
         return reason
 
-    def given(self, node: Node) -> str:
-        """``node`` was completed by a decision: its result was given, not computed, and is
-        not kept (a rerun runs it); why, for its event."""
-        reason = "completed by a decision: its result was given, not computed"
+    def given(self, node: Node, by: str | None) -> str:
+        """``node`` was completed by a decision (``by``: who decided): its result was given,
+        not computed, and is not kept, nor is any result computed from it (a rerun runs them
+        all); why, for its event."""
+        self.decided[id(node)] = f"{node.lazy.name} completed by {by or 'a decision'}"
+        who = f" ({by})" if by else ""
+        reason = f"completed by a decision{who}: its result was given, not computed"
         self.not_kept[id(node)] = reason
         self.stats.results_not_kept += 1
         return reason
+
+    def _decided_upstream(self, node: Node) -> str | None:
+        """The decision a value ``node`` was computed from comes from, if any."""
+        decided = self.decided
+        for dep in node.deps:
+            found = decided.get(id(dep))
+            if found is not None:
+                return found
+        return None
 
     def states(self, failed: set[int]) -> dict[int, str]:
         """Each node's last state, by ``id``, for the manifest (``failed``: the nodes that
