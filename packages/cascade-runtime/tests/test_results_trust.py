@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.runtime import Engine, ResultStore, RunStarted, task
+from cascade.runtime import Engine, RerunError, ResultMissing, ResultStore, RunStarted, task
 from cascade.runtime.testing import eventually
 
 
@@ -92,3 +93,222 @@ async def test_a_decided_value_and_what_was_computed_from_it_are_never_reused() 
     calls = dict(wf.calls)
     assert await engine.run(wf.target(), rerun_of=decided) == 6
     assert wf.calls == {"load": calls["load"] + 1, "report": calls["report"] + 1}
+
+
+class Sums:
+    """``report(extract(n))``: the rows below ``n``, and their sum."""
+
+    def __init__(self) -> None:
+        self.calls = {"extract": 0, "report": 0}
+
+        @task(name="extract")
+        def extract(n: int) -> list[int]:
+            self.calls["extract"] += 1
+            return list(range(n))
+
+        @task(name="report")
+        async def report(rows: list[int]) -> int:
+            self.calls["report"] += 1
+            return sum(rows)
+
+        self.extract, self.report = extract, report
+
+    def target(self, n: int = 4) -> Any:
+        return self.report(self.extract(n))
+
+
+@pytest.fixture(params=["directory", "memory"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A local directory, and fsspec's memory file system: the same rules for both."""
+    return str(tmp_path / "kept") if request.param == "directory" else memory_url()
+
+
+async def kept_run(engine: Engine, wf: Sums, n: int = 4) -> str:
+    started = run_ids(engine)
+    await engine.run(wf.target(n))
+    return started[-1]
+
+
+def kept_file(engine: Engine, run_id: str, key: str) -> str:
+    store = engine.results
+    assert store is not None
+    fingerprint = store.manifest(run_id).tasks[key].fingerprint
+    assert fingerprint is not None
+    return store.result_path(fingerprint)
+
+
+async def test_a_result_rewritten_in_place_is_not_believed(store_url: str) -> None:
+    wf = Sums()
+    engine = Engine(results=store_url)
+    first = await kept_run(engine, wf)
+    store = engine.results
+    assert store is not None
+    report = kept_file(engine, first, "report#1")
+    store.fs.pipe_file(report, msgspec.msgpack.encode(3000))  # 3 bytes where 1 was kept
+    plan = await engine.plan(wf.target(), rerun_of=first)
+    assert [(s.task_name, s.action, s.why) for s in plan] == [
+        ("extract", "reuse", "unchanged"),
+        ("report", "force",
+         f"its stored result (from run {first[:12]}) is 3 bytes, not the 1 byte its run kept"),
+    ]  # fmt: skip
+    assert engine.stats.results_refused == 0  # a dry run ran nothing
+    assert await engine.run(wf.target(), rerun_of=first) == 6
+    assert engine.stats.results_refused == 1
+    # the same size, another value: its digest tells
+    store.fs.pipe_file(report, msgspec.msgpack.encode(7))
+    (_, step) = await engine.plan(wf.target(), rerun_of=first)
+    assert (step.action, step.why) == (
+        "force",
+        f"its stored result (from run {first[:12]}) is not the one its run kept "
+        "(its sha256 differs)",
+    )
+    assert await engine.run(wf.target(), rerun_of=first) == 6
+
+
+async def test_another_tasks_file_copied_over_a_result_is_not_believed(store_url: str) -> None:
+    wf = Sums()
+    engine = Engine(results=store_url)
+    four = await kept_run(engine, wf, 4)
+    nine = await kept_run(engine, wf, 9)
+    store = engine.results
+    assert store is not None
+    nine_rows = store.fs.cat_file(kept_file(engine, nine, "extract#1"))
+    store.fs.pipe_file(kept_file(engine, four, "extract#1"), nine_rows)
+    calls = dict(wf.calls)
+    assert await engine.run(wf.target(4), rerun_of=four) == 6
+    assert wf.calls["extract"] == calls["extract"] + 1
+
+
+async def test_a_result_over_its_kept_size_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    wf = Sums()
+    engine = Engine(results=ResultStore(tmp_path / "kept", max_bytes=1 << 20))
+    first = await kept_run(engine, wf)
+    path = Path(kept_file(engine, first, "extract#1"))
+    with path.open("r+b") as file:  # 27 MiB, sparse: nothing of it is ever read
+        file.truncate(27 << 20)
+    (step, _) = await engine.plan(wf.target(), rerun_of=first)
+    assert step.why == (
+        f"its stored result (from run {first[:12]}) is 28,311,552 bytes, "
+        "not the 5 bytes its run kept"
+    )
+    store = engine.results
+    assert store is not None
+    fingerprint = path.name
+    with pytest.raises(ResultMissing, match=r"is over 1,048,576 bytes"):
+        store.read(fingerprint)  # no manifest's size: max_bytes bounds it
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs or symbolic links here")
+@pytest.mark.parametrize("what", ["link to a copy", "link to a FIFO", "FIFO", "linked folder"])
+async def test_a_result_that_is_not_a_regular_file_in_the_store_is_refused_at_once(
+    tmp_path: Path, what: str
+) -> None:
+    wf = Sums()
+    engine = Engine(results=tmp_path / "kept")
+    first = await kept_run(engine, wf)
+    path = Path(kept_file(engine, first, "report#1"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if what == "link to a copy":  # the very bytes kept, but outside the store
+        (outside / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(outside / path.name)
+        said = "is reached through a symbolic link"
+    elif what == "link to a FIFO":  # opening it would wait for a writer forever
+        os.mkfifo(outside / "fifo")
+        path.unlink()
+        path.symlink_to(outside / "fifo")
+        said = "is reached through a symbolic link"
+    elif what == "FIFO":
+        path.unlink()
+        os.mkfifo(path)
+        said = "is not a regular file"
+    else:
+        folder = path.parent
+        folder.rename(outside / folder.name)
+        folder.symlink_to(outside / folder.name, target_is_directory=True)
+        said = "is reached through a symbolic link"
+    calls = dict(wf.calls)
+    plan = await engine.plan(wf.target(), rerun_of=first)
+    assert plan[-1].why == f"its stored result (from run {first[:12]}) {said}"
+    assert await engine.run(wf.target(), rerun_of=first) == 6
+    assert wf.calls["report"] == calls["report"] + 1
+    assert engine.stats.results_refused == 1
+
+
+class StuckStore(ResultStore):
+    """A store whose result reads never answer until released (a hung network file system)."""
+
+    released = threading.Event()
+
+    def read_bytes(self, fingerprint: str, *, size: int | None = None,
+                   sha256: str | None = None) -> bytes:  # fmt: skip
+        self.released.wait(60)
+        return super().read_bytes(fingerprint, size=size, sha256=sha256)
+
+
+async def test_results_not_read_within_the_stores_bound_are_computed_again() -> None:
+    wf = Sums()
+    store = StuckStore(memory_url(), read_timeout=0.2)
+    engine = Engine(results=store)
+    store.released.set()
+    first = await kept_run(engine, wf)
+    store.released.clear()
+    try:
+        assert await engine.run(wf.target(), rerun_of=first) == 6
+        assert wf.calls == {"extract": 2, "report": 2}
+        assert engine.stats.results_refused == 2
+        plan = await engine.plan(wf.target(), rerun_of=first)
+        assert {s.why for s in plan} == {
+            f"its stored result (from run {first[:12]}) was not read within 0.2 s"
+        }
+    finally:
+        store.released.set()
+
+
+async def test_a_kept_result_without_a_digest_is_not_believed(store_url: str) -> None:
+    """A manifest that names no digest (written before they were kept, or edited)."""
+    wf = Sums()
+    engine = Engine(results=store_url)
+    first = await kept_run(engine, wf)
+    store = engine.results
+    assert store is not None
+    manifest = store.manifest(first)
+    for kept in manifest.tasks.values():
+        kept.sha256 = None
+    store.fs.pipe_file(store.manifest_path(first), msgspec.json.encode(manifest))
+    plan = await engine.plan(wf.target(), rerun_of=first)
+    assert {(s.action, s.why) for s in plan} == {
+        ("force", f"its stored result (from run {first[:12]}) has no digest to check")
+    }
+
+
+async def test_a_rerun_keeps_the_proof_of_what_it_reused(store_url: str) -> None:
+    wf = Sums()
+    engine = Engine(results=store_url)
+    started = run_ids(engine)
+    first = await kept_run(engine, wf)
+    await engine.run(wf.target(), rerun_of=first)
+    store = engine.results
+    assert store is not None
+    before, after = store.manifest(first).tasks, store.manifest(started[-1]).tasks
+    for key in ("extract#1", "report#1"):
+        assert after[key].from_run == first
+        assert (after[key].size, after[key].sha256) == (before[key].size, before[key].sha256)
+        assert before[key].sha256 is not None
+    assert await engine.run(wf.target(), rerun_of=started[-1]) == 6
+    assert wf.calls == {"extract": 1, "report": 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+async def test_a_manifest_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    wf = Sums()
+    engine = Engine(results=tmp_path / "kept")
+    first = await kept_run(engine, wf)
+    store = engine.results
+    assert store is not None
+    manifest = Path(store.manifest_path(first))
+    manifest.unlink()
+    os.mkfifo(manifest)
+    with pytest.raises(RerunError, match=f"the manifest of run {first} is not a regular file"):
+        await engine.run(wf.target(), rerun_of=first)

@@ -43,7 +43,7 @@ from ._events import (
     TaskSkipped,
 )
 from ._logs import LogForwarding
-from ._results import ManifestTask, ResultStore, RunManifest
+from ._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from ._run_now import run
 from ._scheduler import CancelReport
 from ._stats import EngineStats
@@ -67,6 +67,7 @@ __all__ = [
     "LogForwarding",
     "ManifestTask",
     "RerunError",
+    "ResultMissing",
     "ResultStore",
     "RetryPolicy",
     "RunCancelledError",

@@ -45,8 +45,8 @@ from ._held import HoldPolicy
 from ._lineage import Lineage, LiveReruns
 from ._logs import LogForwarding
 from ._rerun import check_rerun, plan_rerun
-from ._results import ResultStore, open_store
-from ._run_results import RunResults
+from ._results import ResultStore, RunManifest, open_store
+from ._run_results import RunResults, read_kept
 from ._run_wiring import RunWiring
 from ._scheduler import CancelReport, Run
 from ._serve import Server
@@ -362,12 +362,12 @@ class Engine:
         store = self._store(rerun_of)
         prints = fingerprint_graph(graph, task_keys(graph))
 
-        def plan() -> list[PlanStep]:
-            manifest = store.manifest(store.resolve(rerun_of))
-            steps = plan_rerun(graph, prints, manifest, rerun, from_task, store.exists)
-            return [step.public() for step in steps]
+        def manifest() -> RunManifest:
+            return store.manifest(store.resolve(rerun_of))
 
-        return await asyncio.to_thread(plan)
+        steps = plan_rerun(graph, prints, await asyncio.to_thread(manifest), rerun, from_task)
+        await read_kept(store, steps, decode=False)
+        return [step.public() for step in steps]
 
     def _store(self, rerun_of: str) -> ResultStore:
         if self.results is None:

@@ -63,9 +63,7 @@ class LiveReruns:
             raise RerunError(f"a rerun of {found.rerun_of} is live: {live}")
         self._live[found.rerun_of] = run_id
         try:
-            steps = await asyncio.to_thread(
-                plan_rerun, graph, results.prints, found.manifest, rerun, from_task, store.exists
-            )
+            steps = plan_rerun(graph, results.prints, found.manifest, rerun, from_task)
             await results.load(steps)
         except BaseException:
             self.end(found)

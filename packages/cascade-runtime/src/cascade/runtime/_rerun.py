@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
 from cascade.interfaces import PlanStep, RerunMode
@@ -27,21 +26,28 @@ class Step:
     """What a rerun does with one node: ``action`` (``reuse``, ``run``, ``force``), ``why`` and,
     for a ``reuse``, the run whose result it takes (``from_run``) and the fingerprint."""
 
-    __slots__ = ("action", "fingerprint", "from_run", "node", "why")
+    __slots__ = ("action", "fingerprint", "from_run", "node", "sha256", "size", "why")
 
     def __init__(
         self,
         node: Node,
         action: Literal["run", "reuse", "force"],
         why: str,
-        from_run: str | None = None,
-        fingerprint: str | None = None,
+        kept: ManifestTask | None = None,
     ) -> None:
         self.node = node
         self.action = action
         self.why = why[:_WHY_LIMIT]
-        self.from_run = from_run
-        self.fingerprint = fingerprint
+        self.from_run = None if kept is None else kept.from_run
+        self.fingerprint = None if kept is None else kept.fingerprint
+        self.size = None if kept is None else kept.size
+        self.sha256 = None if kept is None else kept.sha256
+
+    def refused(self, why: str) -> None:
+        """The stored result this step would reuse is not to be believed: it runs (``force``)
+        and ``why`` says so."""
+        self.action, self.why = "force", why[:_WHY_LIMIT]
+        self.from_run = self.fingerprint = self.size = self.sha256 = None
 
     def public(self) -> PlanStep:
         """The step as a dry run's answer lists it."""
@@ -121,23 +127,22 @@ def plan_rerun(
     manifest: RunManifest,
     rerun: RerunMode,
     from_task: str | None,
-    exists: Callable[[str], bool],
 ) -> list[Step]:
     """Each node's :class:`Step`, in graph order, for a rerun of ``manifest``'s run.
 
     A task whose fingerprint is one the manifest kept a result for is reused (``reuse``), unless
-    ``rerun`` forces it (``all``; ``from``: ``from_task`` and what is downstream of it) or its
-    stored result is missing (``exists``): ``force``. Every other task runs (``run``), the
-    manifest saying why: it had failed, it is new, its code or its input changed, ...
+    ``rerun`` forces it (``all``; ``from``: ``from_task`` and what is downstream of it) or the
+    manifest names no digest to check its file against: ``force``. Every other task runs
+    (``run``), the manifest saying why: it had failed, it is new, its code or its input
+    changed, ... A ``reuse`` still has its file to prove (:func:`~._run_results.read_kept`).
     """
     check_rerun(rerun, from_task)
     keys = prints.keys
     forced = _downstream(graph, keys, manifest, from_task) if from_task is not None else set()
-    kept = {
-        task.fingerprint: task.from_run
-        for task in manifest.tasks.values()
-        if task.fingerprint and task.from_run
-    }
+    kept: dict[str, ManifestTask] = {}
+    for task in manifest.tasks.values():
+        if task.fingerprint and task.from_run:
+            kept.setdefault(task.fingerprint, task)
     # the tasks whose fingerprint is not the one they had in that run: their key, by node
     changed: dict[int, str] = {}
     steps = []
@@ -147,19 +152,20 @@ def plan_rerun(
         entry = manifest.tasks.get(key)
         if entry is None or entry.fingerprint != fingerprint:
             changed[id(node)] = key
-        from_run = kept.get(fingerprint) if fingerprint is not None else None
+        found = kept.get(fingerprint) if fingerprint is not None else None
         if fingerprint is None:
             step = Step(node, "run", f"not reusable: {why_not}")
-        elif from_run is None:
+        elif found is None:
             why = _why_run(node, key, code, fingerprint, entry, manifest, changed)
             step = Step(node, "run", why)
         elif rerun == "all":
             step = Step(node, "force", "rerun all")
         elif id(node) in forced:
             step = Step(node, "force", f"rerun from {from_task}")
-        elif not exists(fingerprint):
-            step = Step(node, "force", f"its stored result (from run {from_run[:12]}) is missing")
+        elif found.sha256 is None or found.size is None:
+            why = f"its stored result (from run {str(found.from_run)[:12]}) has no digest to check"
+            step = Step(node, "force", why)
         else:
-            step = Step(node, "reuse", "unchanged", from_run, fingerprint)
+            step = Step(node, "reuse", "unchanged", found)
         steps.append(step)
     return steps

@@ -4,11 +4,14 @@ each run's manifest by its id (docs/results.md has the format)."""
 from __future__ import annotations
 
 import concurrent.futures
+import errno
+import hashlib
 import itertools
 import logging
 import os
 import queue
 import re
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,7 @@ from ._errors import RerunError
 
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",
+    "DEFAULT_READ_TIMEOUT",
     "SAME",
     "ManifestTask",
     "ResultMissing",
@@ -35,8 +39,13 @@ _log = logging.getLogger("cascade.runtime.results")
 
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 """The largest result kept by default (64 MiB, encoded)."""
+DEFAULT_READ_TIMEOUT = 30.0
+"""How long a rerun waits for the results it reuses to be read, by default (seconds)."""
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+"""The largest manifest read (256 MiB: a run of millions of tasks)."""
 
 _HEX = re.compile(r"[0-9a-f]{6,64}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _encode_json = msgspec.json.Encoder().encode
 encode_msgpack = msgspec.msgpack.Encoder().encode
 _decode_msgpack = msgspec.msgpack.Decoder().decode
@@ -50,7 +59,8 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ``fingerprint`` (``None``: it has none, ``why_not`` says why), its code's hash (``code``),
     its last ``state`` (``COMPLETED``, ``FAILED``, ``SKIPPED``, ``CANCELLED``), and where its
     result is kept: ``from_run``, the run that computed it (this run, or the one a rerun reused
-    it from), ``None`` when it was not kept (``not_kept`` says why)."""
+    it from), ``None`` when it was not kept (``not_kept`` says why); a kept result's ``size``
+    (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file."""
 
     name: str
     task_id: str
@@ -58,6 +68,8 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     fingerprint: str | None = None
     code: str = ""
     from_run: str | None = None
+    size: int | None = None
+    sha256: str | None = None
     not_kept: str | None = None
     why_not: str | None = None
 
@@ -82,7 +94,13 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ResultMissing(Exception):
-    """A stored result is not there, or cannot be read; the message says which."""
+    """A stored result is not there, cannot be read, or is not the one kept: ``detail`` says
+    which (``is missing``, ``is not a regular file``, ...; the message is ``its stored result
+    {detail}``)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"its stored result {detail}")
+        self.detail = detail
 
 
 class ResultStore:
@@ -102,14 +120,18 @@ class ResultStore:
         url: str | os.PathLike[str],
         *,
         max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         import fsspec  # only where results are kept: it costs its import
 
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, not {max_bytes}")
+        if not read_timeout > 0:
+            raise ValueError(f"read_timeout must be > 0 seconds, not {read_timeout}")
         self.url = os.fspath(url)
         self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
         fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.fs: Any = fs
         self.root = str(root).rstrip("/")
@@ -161,27 +183,64 @@ class ResultStore:
         """The manifest of the run ``run_id`` (a full id: :meth:`resolve` a prefix first);
         :class:`RerunError` when it is not kept here or cannot be read."""
         try:
-            data = self.fs.cat_file(self.manifest_path(run_id))
+            data = self._read_file(("runs", f"{run_id}.json"), None, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise RerunError(f"no run {run_id} in the results store {self.url}") from None
+        except ResultMissing as exc:
+            raise RerunError(f"the manifest of run {run_id} {exc.detail}") from None
+        except OSError as exc:
+            raise RerunError(f"the manifest of run {run_id} cannot be read: {_said(exc)}") from None
         try:
             return msgspec.json.decode(data, type=RunManifest)
         except msgspec.DecodeError as exc:
             raise RerunError(f"the manifest of run {run_id} cannot be read: {exc}") from None
 
-    def read(self, fingerprint: str) -> Any:
-        """The result kept for ``fingerprint``; :class:`ResultMissing` says why there is none."""
-        path = self.result_path(fingerprint)
-        try:
-            data = self.fs.cat_file(path)
-        except FileNotFoundError:
-            raise ResultMissing(f"its stored result is missing ({path})") from None
-        except Exception as exc:
-            raise ResultMissing(f"its stored result cannot be read: {_said(exc)}") from None
+    def read(self, fingerprint: str, *, size: int | None = None, sha256: str | None = None) -> Any:
+        """The result kept for ``fingerprint``, decoded; :class:`ResultMissing` says why there is
+        none. ``size`` and ``sha256``, a manifest's: the file must be those bytes
+        (:meth:`read_bytes`)."""
+        data = self.read_bytes(fingerprint, size=size, sha256=sha256)
         try:
             return msgspec.msgpack.decode(data)
         except msgspec.DecodeError as exc:
-            raise ResultMissing(f"its stored result cannot be decoded: {exc}") from None
+            raise ResultMissing(f"cannot be decoded: {exc}") from None
+
+    def read_bytes(
+        self, fingerprint: str, *, size: int | None = None, sha256: str | None = None
+    ) -> bytes:
+        """The bytes kept for ``fingerprint``, proven: a regular file at its own path, reached
+        through no symbolic link (in a local store), at most ``max_bytes``, and, where given,
+        of ``size`` bytes whose ``sha256`` (hex) is the one given, checked before anything
+        decodes it; :class:`ResultMissing` says why not."""
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            raise ResultMissing(f"is named by no fingerprint ({fingerprint[:80]!r})")
+        if size is not None and size > self.max_bytes:
+            raise ResultMissing(f"is {_bytes(size)}, over max_bytes ({self.max_bytes:,})")
+        bound = self.max_bytes if size is None else size
+        try:
+            data = self._read_file(("results", fingerprint[:2], fingerprint), size, bound)
+        except FileNotFoundError:
+            raise ResultMissing("is missing") from None
+        except OSError as exc:
+            raise ResultMissing(f"cannot be read: {_said(exc)}") from None
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise ResultMissing("is not the one its run kept (its sha256 differs)")
+        return data
+
+    def _read_file(self, parts: tuple[str, ...], size: int | None, bound: int) -> bytes:
+        """The bytes of the regular file at ``parts`` under the root: at most ``bound`` of
+        them, exactly ``size`` where given, checked before they are read whole."""
+        if self._local:
+            return _read_local(self.root, parts, size, bound)
+        path = "/".join((self.root, *parts))
+        info = self.fs.info(path)
+        if info.get("type") != "file":
+            raise ResultMissing(f"is not a regular file ({info.get('type')})")
+        _check_size(info.get("size"), size, bound)
+        with self.fs.open(path, "rb") as file:
+            data = file.read(bound + 1)
+        _check_size(len(data), size, bound)
+        return bytes(data)
 
     def exists(self, fingerprint: str) -> bool:
         """Whether a result is kept for ``fingerprint``."""
@@ -249,6 +308,75 @@ class ResultStore:
                 work()
             except Exception as exc:  # a bug of ours: the writer goes on
                 self._log.warning("writer", "results writer failed: %s", _said(exc))
+
+
+# opened without following a link, nor waiting on a FIFO's writer; where the platform lacks
+# these (Windows), the checks after opening still refuse what is not a regular file
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_BY_DIR_FD = os.open in os.supports_dir_fd and _NOFOLLOW != 0
+
+
+def _read_local(root: str, parts: tuple[str, ...], size: int | None, bound: int) -> bytes:
+    """Read ``root/parts...`` as :meth:`ResultStore._read_file` says, each level below the
+    root opened relative to the one above, following no link."""
+    if _BY_DIR_FD:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            for level in parts[:-1]:
+                try:
+                    below = os.open(level, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    raise _refused(exc, level, fd) from None
+                os.close(fd)
+                fd = below
+            try:
+                file = os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _refused(exc, parts[-1], fd) from None
+        finally:
+            os.close(fd)
+    else:  # pragma: no cover - Windows
+        path = os.path.join(root, *parts)
+        if any(os.path.islink(os.path.join(root, *parts[:n])) for n in range(1, len(parts) + 1)):
+            raise ResultMissing("is reached through a symbolic link")
+        file = os.open(path, _FILE_FLAGS)
+    with os.fdopen(file, "rb", buffering=0) as opened:
+        found = os.fstat(file)
+        if not stat.S_ISREG(found.st_mode):
+            raise ResultMissing("is not a regular file")
+        _check_size(found.st_size, size, bound)
+        data = opened.read(bound + 1)
+    _check_size(len(data), size, bound)
+    return data
+
+
+def _refused(exc: OSError, name: str, dir_fd: int) -> OSError | ResultMissing:
+    """What opening ``name`` (in ``dir_fd``) without following links raised, said: a link is
+    refused (Linux says ``ELOOP`` for a file, ``ENOTDIR`` for a directory expected)."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, getattr(errno, "EMLINK", -1)):
+        try:
+            found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return exc
+        if stat.S_ISLNK(found.st_mode):
+            return ResultMissing("is reached through a symbolic link")
+        return ResultMissing(f"is reached through {name}, which is not a directory")
+    return exc
+
+
+def _check_size(found: object, size: int | None, bound: int) -> None:
+    if not isinstance(found, int):
+        return  # a file system that does not say: the bounded read below checks it
+    if size is not None and found != size:
+        raise ResultMissing(f"is {_bytes(found)}, not the {_bytes(size)} its run kept")
+    if found > bound:
+        raise ResultMissing(f"is over {_bytes(bound)}")
+
+
+def _bytes(count: int) -> str:
+    return "1 byte" if count == 1 else f"{count:,} bytes"
 
 
 def _said(exc: BaseException) -> str:

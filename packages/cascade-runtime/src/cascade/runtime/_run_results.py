@@ -4,9 +4,14 @@ and the run's manifest written at its end."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import hashlib
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Any
+
+import msgspec
 
 from ._fingerprints import Prints
 from ._graph import Graph, Node
@@ -14,7 +19,7 @@ from ._rerun import Step
 from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
 from ._stats import EngineStats
 
-__all__ = ["RunResults"]
+__all__ = ["RunResults", "read_kept"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 _HAND_OVER = 0.05
@@ -23,6 +28,70 @@ _BATCH_BYTES = 1 << 20
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+async def read_kept(
+    store: ResultStore, steps: list[Step], *, decode: bool, stats: EngineStats | None = None
+) -> tuple[list[tuple[Step, Any]], list[Step]]:
+    """Prove the stored result of every ``reuse`` step (:meth:`ResultStore.read_bytes`: its
+    manifest's size and sha256, a regular file, within ``max_bytes``) and, with ``decode``,
+    decode it: ``(step, value)`` for each proven (``None`` values without ``decode``), and the
+    steps refused. Every other ``reuse`` step becomes ``force``, saying why, as do those not
+    read within the store's
+    ``read_timeout`` (one daemon thread reads them all: a file that never answers, as a hung
+    network file system's, holds that thread, never the run); ``stats`` counts them in
+    ``results_refused``."""
+    wanted = [step for step in steps if step.action == "reuse"]
+    if not wanted:
+        return [], []
+    lock = threading.Lock()
+    read: list[tuple[Step, Any, str | None]] = []
+    stopped = False
+    finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def read_all() -> None:
+        for step in wanted:
+            assert step.fingerprint is not None
+            try:
+                data = store.read_bytes(step.fingerprint, size=step.size, sha256=step.sha256)
+                value, why = (msgspec.msgpack.decode(data) if decode else None), None
+            except ResultMissing as exc:
+                value, why = None, exc.detail
+            except msgspec.DecodeError as exc:
+                value, why = None, f"cannot be decoded: {exc}"
+            with lock:
+                if stopped:
+                    return
+                read.append((step, value, why))
+        finished.set_result(None)
+
+    threading.Thread(target=read_all, name="cascade-results-read", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(finished), store.read_timeout)
+    except asyncio.TimeoutError:
+        pass
+    with lock:
+        stopped = True
+        done = list(read)
+    proven: list[tuple[Step, Any]] = []
+    refused: list[Step] = []
+    for step, value, why in done:
+        if why is None:
+            proven.append((step, value))
+        else:
+            step.refused(f"its stored result (from run {str(step.from_run)[:12]}) {why}")
+            refused.append(step)
+    answered = {id(step) for step, _, _ in done}
+    for step in wanted:
+        if id(step) not in answered:
+            step.refused(
+                f"its stored result (from run {str(step.from_run)[:12]}) was not read within "
+                f"{store.read_timeout:g} s"
+            )
+            refused.append(step)
+    if stats is not None:
+        stats.results_refused += len(refused)
+    return proven, refused
 
 
 class RunResults:
@@ -47,6 +116,8 @@ class RunResults:
         self._index = {id(node): index for index, node in enumerate(graph.nodes)}
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
+        # node -> its kept result's size and sha256 (computed in the writer thread)
+        self._proofs: dict[int, tuple[int, str | None]] = {}
         self.not_kept: dict[int, str] = {}  # node -> why not
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
@@ -64,38 +135,22 @@ class RunResults:
         self._loop = asyncio.get_running_loop()
 
     async def load(self, steps: list[Step]) -> list[Step]:
-        """Read the stored value of every ``reuse`` step (in a thread); a step whose result is
-        missing or unreadable becomes ``force`` and the engine says why. Returns the steps."""
-        wanted = [step for step in steps if step.action == "reuse"]
-        if not wanted:
-            return steps
-        store = self.store
-
-        def read() -> list[tuple[Step, Any, str | None]]:
-            found: list[tuple[Step, Any, str | None]] = []
-            for step in wanted:
-                assert step.fingerprint is not None
-                try:
-                    found.append((step, store.read(step.fingerprint), None))
-                except ResultMissing as exc:
-                    found.append((step, None, str(exc)))
-            return found
-
-        for step, value, missing in await asyncio.to_thread(read):
-            node = step.node
-            if missing is not None:
-                step.action, step.why, step.from_run = "force", missing, None
-                _log.warning(
-                    "task %s (%s) of run %s runs again: %s",
-                    node.lazy.name,
-                    node.lazy.task_id,
-                    self.run_id,
-                    missing,
-                )
-            else:
-                assert step.from_run is not None
-                self.reused[id(node)] = (value, step.from_run)
-                self.kept[id(node)] = step.from_run
+        """Read and prove the stored value of every ``reuse`` step (:func:`read_kept`); a step
+        whose result is not to be believed becomes ``force`` and the engine says why. Returns
+        the steps."""
+        proven, refused = await read_kept(self.store, steps, decode=True, stats=self.stats)
+        for step, value in proven:
+            assert step.from_run is not None and step.size is not None
+            key = id(step.node)
+            self.reused[key] = (value, step.from_run)
+            self.kept[key] = step.from_run
+            self._proofs[key] = (step.size, step.sha256)
+        for step in refused:
+            lazy = step.node.lazy
+            _log.warning(
+                "task %s (%s) of run %s runs again: %s", lazy.name, lazy.task_id, self.run_id,
+                step.why,
+            )  # fmt: skip
         return steps
 
     def keep(self, node: Node, value: Any) -> str | None:
@@ -197,11 +252,14 @@ class RunResults:
     def _write(self, nodes: list[int], fingerprints: list[str], encoded: list[bytes]) -> None:
         """In the writer thread."""
         store = self.store
+        proofs = self._proofs
         for key, fingerprint, data in zip(nodes, fingerprints, encoded, strict=True):
             try:
                 store.write(store.result_path(fingerprint), data)
             except Exception as exc:
                 self._failed[key] = (f"{type(exc).__name__}: {exc}", len(data))
+            else:
+                proofs[key] = (len(data), hashlib.sha256(data).hexdigest())
 
     async def close(
         self,
@@ -229,7 +287,7 @@ class RunResults:
         stats.results_bytes += self.bytes_kept
         tasks = {}
         prints = self.prints
-        kept, not_kept = self.kept, self.not_kept
+        kept, not_kept, proofs = self.kept, self.not_kept, self._proofs
         for node, task_key, fingerprint, code, why_not in zip(
             self.graph.nodes,
             prints.keys,
@@ -239,13 +297,17 @@ class RunResults:
             strict=True,
         ):
             lazy = node.lazy
+            from_run = kept.get(id(node))
+            size, sha256 = proofs.get(id(node), (None, None)) if from_run else (None, None)
             tasks[task_key] = ManifestTask(
                 name=lazy.name,
                 task_id=lazy.task_id,
                 state=states.get(id(node), "CANCELLED"),
                 fingerprint=fingerprint,
                 code=code,
-                from_run=kept.get(id(node)),
+                from_run=from_run,
+                size=size,
+                sha256=sha256,
                 not_kept=not_kept.get(id(node)),
                 why_not=why_not or None,
             )

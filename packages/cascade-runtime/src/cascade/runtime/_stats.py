@@ -39,7 +39,9 @@ class EngineStats(ConstraintStats):
     results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
     encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
     the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
-    result.
+    result; ``results_refused``, stored results a rerun would have reused but did not believe
+    (missing, not the size and sha256 its manifest names, not a regular file, reached through
+    a link, over ``max_bytes``, not read within the store's ``read_timeout``): their tasks ran.
     ``constraints_unknown``: runs that started without the broker's retained constraints
     known within ``connect_wait`` (not connected yet, the subscription refused or not
     answered); each is warned about once, and the constraints apply when they arrive.
@@ -61,3 +63,4 @@ class EngineStats(ConstraintStats):
     results_bytes: int = 0
     results_not_kept: int = 0
     results_reused: int = 0
+    results_refused: int = 0
