@@ -325,3 +325,91 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
         assert refused.error == f"a rerun of {first.run_id} is live: on {SOURCE}"
         pipeline.gate.set()
         await recorder.until(lambda: live.run_id in _ends(recorder))
+
+
+@contextlib.asynccontextmanager
+async def another_server(
+    broker: InMemoryBroker, results: Path, workflows: dict[str, Callable[..., Any]]
+) -> AsyncIterator[Engine]:
+    """``server-2``, serving ``workflows`` and keeping its results in ``results``."""
+    later = Engine(
+        InMemoryConnector(broker, source_id="server-2"), heartbeat_interval=None, results=results
+    )
+    serving_later = asyncio.create_task(later.serve(workflows))
+    try:
+        await eventually(lambda: broker.retained(served_topic("server-2")) is not None)
+        yield later
+    finally:
+        serving_later.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving_later
+
+
+async def test_servers_that_share_only_a_store_rerun_a_run_once_and_take_a_request_once(
+    tmp_path: Path,
+) -> None:
+    """Two servers on brokers of their own (neither hears the other's announcement) share a
+    results store: while server-1 reruns a run, server-2 refuses to rerun it, naming the
+    rerun; a request server-1 took is refused at server-2, naming its run; once the rerun
+    ended, server-2 reruns the run."""
+    here, there = InMemoryBroker(), InMemoryBroker()
+    pipeline = Pipeline()
+    workflows: dict[str, Callable[..., Any]] = {"etl": pipeline.workflow}
+    async with (
+        _requester(here) as asker,
+        serving(here, tmp_path, workflows, asker) as (_, recorder),
+        _requester(there) as other_asker,
+        another_server(there, tmp_path, workflows) as later,
+    ):
+        first = await asker.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await asker.idle()
+        pipeline.broken, pipeline.gate = False, asyncio.Event()
+        live = await asker.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        assert live.started
+        twice = await other_asker.ask(
+            StartRequest(id="r2", workflow="etl", rerun_of=first.run_id), to="server-2"
+        )
+        assert (twice.outcome, twice.error) == (
+            "refused",
+            f"already rerun as {live.run_id} on {SOURCE}",
+        )
+        copy = await other_asker.ask(
+            StartRequest(id="r1", workflow="etl", rerun_of=first.run_id), to="server-2"
+        )
+        assert copy.error == f"request r1 was taken already: {live.run_id} on {SOURCE}"
+        pipeline.gate.set()
+        await recorder.until(lambda: live.run_id in _ends(recorder))
+        await asker.idle()  # its run returned: its manifest is written
+        after = await other_asker.ask(
+            StartRequest(id="r3", workflow="etl", rerun_of=first.run_id), to="server-2"
+        )
+        assert after.started
+        assert later.stats.starts_refused == 2
+
+
+async def test_one_rerun_request_sent_to_two_servers_at_once_starts_one_run(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """The same request, addressed to both servers at the same moment: one run starts, the
+    other server refuses it naming that run."""
+    pipeline = Pipeline()
+    workflows: dict[str, Callable[..., Any]] = {"etl": pipeline.workflow}
+    async with (
+        serving(broker, tmp_path, workflows, requester) as (_, recorder),
+        another_server(broker, tmp_path, workflows),
+    ):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        pipeline.broken, pipeline.gate = False, asyncio.Event()
+        request = StartRequest(id="r1", workflow="etl", rerun_of=first.run_id)
+        for source in (SOURCE, "server-2"):
+            await requester.connector.publish(addressed_start_topic("etl", source), request, qos=1)
+        await requester.until(lambda: len([r for r in requester.replies if r.id == "r1"]) == 2)
+        replies = sorted((r for r in requester.replies if r.id == "r1"), key=lambda r: r.outcome)
+        assert [r.outcome for r in replies] == ["refused", "started"]
+        assert replies[0].error == f"request r1 was taken already: {replies[1].run_id} on " + (
+            replies[1].source
+        )
+        pipeline.gate.set()

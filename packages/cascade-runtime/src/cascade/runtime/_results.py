@@ -26,6 +26,8 @@ from ._errors import RerunError
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_READ_TIMEOUT",
+    "CLAIM_FRESH",
+    "Claim",
     "SAME",
     "ManifestTask",
     "ResultMissing",
@@ -93,6 +95,24 @@ class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ended: str = ""
 
 
+class Claim(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """What a serving engine took in a shared store (:meth:`ResultStore.claim_start`,
+    :meth:`ResultStore.claim_rerun`): the ``run_id`` it started for it, its ``source``, when
+    (``at``, epoch seconds), and the file that says so (``path``, not in the file)."""
+
+    run_id: str
+    source: str
+    at: float
+    path: str = ""
+
+
+CLAIM_FRESH = 60.0
+"""How long a rerun's claim holds the run it reruns against other servers' reruns, unless its
+run ended before (seconds): past it, the claiming server's announcement lists the rerun live."""
+_MAX_CLAIM_BYTES = 4096
+_GENERATION = re.compile(r"[0-9]{1,12}\.json")
+
+
 class ResultMissing(Exception):
     """A stored result is not there, cannot be read, or is not the one kept: ``detail`` says
     which (``is missing``, ``is not a regular file``, ...; the message is ``its stored result
@@ -140,6 +160,7 @@ class ResultStore:
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._claims = threading.RLock()
         self._log = RateLimitedLogger(_log)
 
     def __repr__(self) -> str:
@@ -245,6 +266,76 @@ class ResultStore:
     def exists(self, fingerprint: str) -> bool:
         """Whether a result is kept for ``fingerprint``."""
         return bool(self.fs.exists(self.result_path(fingerprint)))
+
+    def claim_start(self, request_id: str, claim: Claim) -> Claim:
+        """Take the start request ``request_id`` for ``claim``'s run, once across every server
+        sharing this store (a file created exclusively, ``claims/starts/{request_id}.json``):
+        the claim that holds it, ``claim`` (with its ``path``) when this one took it."""
+        return self._create(("claims", "starts", f"{request_id}.json"), claim)
+
+    def claim_rerun(self, rerun_of: str, claim: Claim) -> Claim:
+        """Take the rerun of ``rerun_of`` for ``claim``'s run, once across every server sharing
+        this store: the claim that holds it, ``claim`` (with its ``path``) when this one took
+        it. A run's reruns are numbered claims (``claims/reruns/{rerun_of}/{n}.json``, each
+        created exclusively): the last one holds while its run has no manifest, for
+        :data:`CLAIM_FRESH` seconds after it was taken; then the next may be taken."""
+        folder = ("claims", "reruns", rerun_of)
+        with self._claims:  # the store's exclusive create, made so within this process too
+            try:
+                listed = self.fs.ls("/".join((self.root, *folder)), detail=False)
+            except FileNotFoundError:
+                listed = []
+            numbers = [
+                int(name[: -len(".json")])
+                for path in listed
+                if _GENERATION.fullmatch(name := str(path).rstrip("/").rsplit("/", 1)[-1])
+            ]
+            last = max(numbers, default=0)
+            if last:
+                held = self._read_claim((*folder, f"{last}.json"))
+                if held is not None and claim.at - held.at < CLAIM_FRESH and not self.fs.exists(
+                    self.manifest_path(held.run_id)
+                ):
+                    return held
+            return self._create((*folder, f"{last + 1}.json"), claim)
+
+    def release(self, claim: Claim) -> None:
+        """Give back a claim this server took for a run it did not start after all."""
+        try:
+            self.fs.rm_file(claim.path)
+        except FileNotFoundError:
+            pass
+
+    def _create(self, parts: tuple[str, ...], claim: Claim) -> Claim:
+        path = "/".join((self.root, *parts))
+        data = _encode_json(msgspec.structs.replace(claim, path=""))
+        with self._claims:
+            try:
+                if self._local:  # written whole aside, then linked: never seen half-written
+                    os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                    partial = f"{path}.{os.getpid()}-{next(_partials)}.partial"
+                    Path(partial).write_bytes(data)
+                    try:
+                        os.link(partial, path)
+                    finally:
+                        os.unlink(partial)
+                else:
+                    with self.fs.open(path, "xb") as file:
+                        file.write(data)
+            except FileExistsError:
+                held = self._read_claim(parts)
+                return held or Claim(run_id="", source="", at=0.0, path=path)  # unreadable
+        return msgspec.structs.replace(claim, path=path)
+
+    def _read_claim(self, parts: tuple[str, ...]) -> Claim | None:
+        """The claim at ``parts``; ``None`` when it is not one (gone, not a regular file,
+        malformed: anyone who may write the store may write there)."""
+        try:
+            data = self._read_file(parts, None, _MAX_CLAIM_BYTES)
+            claim = msgspec.json.decode(data, type=Claim)
+        except (OSError, ResultMissing, msgspec.DecodeError):
+            return None
+        return msgspec.structs.replace(claim, path="/".join((self.root, *parts)))
 
     def encode(self, value: Any) -> tuple[bytes | None, str]:
         """``value``'s bytes as kept, or ``None`` and why it cannot be kept."""

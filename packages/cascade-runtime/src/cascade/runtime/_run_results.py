@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import threading
@@ -18,6 +19,7 @@ from ._graph import Graph, Node
 from ._rerun import Step
 from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
 from ._stats import EngineStats
+from ._steps import describe
 
 __all__ = ["RunResults", "read_kept"]
 
@@ -59,11 +61,14 @@ async def read_kept(
                 value, why = None, exc.detail
             except msgspec.DecodeError as exc:
                 value, why = None, f"cannot be decoded: {exc}"
+            except Exception as exc:  # the store's file system, in a way of its own
+                value, why = None, f"cannot be read: {describe(exc)}"
             with lock:
                 if stopped:
                     return
                 read.append((step, value, why))
-        finished.set_result(None)
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # waited for no more
+            finished.set_result(None)
 
     threading.Thread(target=read_all, name="cascade-results-read", daemon=True).start()
     try:

@@ -36,6 +36,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 from ._announce import Announcer, Peers
 from ._engine_face import EngineFace
 from ._graph import build_graph
+from ._results import Claim
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import ServedFunction, served_functions
@@ -51,6 +52,13 @@ _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes 
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
+
+
+def _holder(claim: Claim) -> str:
+    """The run a claim names, said."""
+    if not claim.run_id:
+        return "its claim in the results store cannot be read"
+    return f"{claim.run_id} on {claim.source}"
 
 
 class _Refused(Exception):
@@ -316,9 +324,15 @@ class Server:
         live = None if rerun_of is None else self._live_rerun(rerun_of)
         if live is not None:  # again: another request may have started one meanwhile
             raise _Refused(f"a rerun of {rerun_of} is live: {live}")
-        self._check_room()  # again: others may have taken the room meanwhile
+        run_id = uuid.uuid4().hex
+        claims = await self._claim(request, rerun_of, run_id)
+        try:
+            self._check_room()  # again: others may have taken the room meanwhile
+        except _Refused:
+            await self._release(claims)
+            raise
         accepted = Accepted(
-            run_id=uuid.uuid4().hex,
+            run_id=run_id,
             workflow=request.workflow,
             target=target,
             origin=RunOrigin(
@@ -341,6 +355,51 @@ class Server:
             **plan,
         )  # fmt: skip
         return reply, accepted
+
+    async def _claim(
+        self, request: StartRequest, rerun_of: str | None, run_id: str
+    ) -> list[Claim]:
+        """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
+        results store, once across the servers that share it; raises :class:`_Refused` when
+        another took it first. A store that cannot take claims (no exclusive create) leaves
+        reruns one at a time by the servers' announcements only, and says so."""
+        store = self._engine.results
+        if store is None:
+            return []
+        mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
+
+        def take() -> tuple[list[Claim], str | None]:
+            held = store.claim_start(request.id, mine)
+            if held.run_id != run_id:
+                return [], f"request {request.id} was taken already: {_holder(held)}"
+            if rerun_of is None:
+                return [held], None
+            rerun = store.claim_rerun(rerun_of, mine)
+            if rerun.run_id != run_id:
+                store.release(held)
+                return [], f"already rerun as {_holder(rerun)}"
+            return [held, rerun], None
+
+        try:
+            claims, refused = await asyncio.to_thread(take)
+        except Exception as exc:  # the store: unreachable, or without an exclusive create
+            self._log.warning(
+                "claims", "cannot take start request %s in the results store %s (%s): only "
+                "the announcements keep its reruns one at a time", request.id, store.url,
+                explain(exc),
+            )  # fmt: skip
+            return []
+        if refused is not None:
+            raise _Refused(refused)
+        return claims
+
+    async def _release(self, claims: list[Claim]) -> None:
+        store = self._engine.results
+        if store is not None and claims:
+            try:
+                await asyncio.to_thread(lambda: [store.release(claim) for claim in claims])
+            except Exception as exc:
+                self._log.warning("claims", "cannot release a claim: %s", explain(exc))
 
     def _check_room(self) -> None:
         busy = self._runs.busy()
