@@ -215,7 +215,6 @@ def test_what_cannot_be_exported_is_a_usage_error(args: list[str], db: str) -> N
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-
 # every character a reader may take for a line break (str.splitlines' set), by name
 BREAKS = {
     "CR": "\r", "LF": "\n", "CRLF": "\r\n", "VT": "\v", "FF": "\f", "FS": "\x1c", "GS": "\x1d",

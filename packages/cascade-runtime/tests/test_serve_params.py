@@ -50,7 +50,7 @@ def _nightly(calls: list[dict[str, Any]]) -> Callable[..., Any]:
     """A workflow with a parameter of each kind, keeping what each call was given (its
     annotations are text, ``from __future__ import annotations``, resolved at serve())."""
 
-    def nightly(
+    def nightly(  # type: ignore[no-untyped-def]  # note: unannotated, on purpose
         n: int,
         day: date | None = None,
         at: datetime | None = None,
@@ -63,7 +63,7 @@ def _nightly(calls: list[dict[str, Any]]) -> Callable[..., Any]:
         limits: Limits | None = None,
         flag: bool = False,
         bounded: Annotated[int, msgspec.Meta(ge=1)] = 1,
-        note=None,  # noqa: ANN001 - unannotated: the JSON as it is
+        note=None,  # unannotated: the JSON as it is
         **extra: int,
     ) -> Any:
         calls.append({k: v for k, v in locals().items() if k != "calls"})
@@ -99,7 +99,9 @@ async def served() -> AsyncIterator[Served]:
         workflows = {"nightly": _nightly(serving.calls), "plain": _return_unresolved}
         task_ = asyncio.create_task(engine.serve(workflows))
         try:
-            await eventually(lambda: task_.done() or broker.retained(served_topic(SOURCE)) is not None)
+            await eventually(
+                lambda: task_.done() or broker.retained(served_topic(SOURCE)) is not None
+            )
             assert not task_.done()
             yield serving
         finally:
@@ -148,8 +150,7 @@ async def test_params_reach_the_workflow_as_their_annotations_have_them(served: 
         ),
         (
             {"n": 10**18},
-            "nightly: parameter n holds 1000000000000000000: a number in params is within "
-            "±1e+15",
+            "nightly: parameter n holds 1000000000000000000: a number in params is within ±1e+15",
         ),
         ({"n": 10**30}, "nightly: parameter n holds 1000000000000000000000000000000: a number"),
         ({"n": 1, "note": [1e300]}, "nightly: parameter note holds 1e+300: a number"),
@@ -157,7 +158,7 @@ async def test_params_reach_the_workflow_as_their_annotations_have_them(served: 
         ({"n": 5.5}, "nightly: parameter n must be int, not float (5.5)"),
         ({"n": 1, "ratio": "1.5"}, 'nightly: parameter ratio must be float, not str ("1.5")'),
         ({"n": 1, "flag": 1}, "nightly: parameter flag must be bool, not int (1)"),
-        ({"n": 1, "at": "tomorrow"}, 'nightly: parameter at must be datetime | None, not str'),
+        ({"n": 1, "at": "tomorrow"}, "nightly: parameter at must be datetime | None, not str"),
         (
             {"n": 1, "mode": "slow"},
             "nightly: parameter mode must be Mode, not str (\"slow\"): Invalid enum value 'slow'",
@@ -165,7 +166,7 @@ async def test_params_reach_the_workflow_as_their_annotations_have_them(served: 
         ({"n": 1, "kind": "c"}, "nightly: parameter kind must be Literal['a', 'b'], not str"),
         (
             {"n": 1, "ids": [1, "2"]},
-            "nightly: parameter ids must be list[int] | None, not list ([1, \"2\"]): Expected "
+            'nightly: parameter ids must be list[int] | None, not list ([1, "2"]): Expected '
             "`int`, got `str` - at `$[1]`",
         ),
         ({"n": 1, "window": {"start": "yesterday"}}, "nightly: parameter window must be"),
