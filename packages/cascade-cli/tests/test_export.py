@@ -213,3 +213,44 @@ def test_what_cannot_be_exported_is_a_usage_error(args: list[str], db: str) -> N
     result = _invoke(*args, "--db", db)
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# every character a reader may take for a line break (str.splitlines' set), by name
+BREAKS = {
+    "CR": "\r", "LF": "\n", "CRLF": "\r\n", "VT": "\v", "FF": "\f", "FS": "\x1c", "GS": "\x1d",
+    "RS": "\x1e", "NEL": "\x85", "LS": "\u2028", "PS": "\u2029",
+}  # fmt: skip
+
+
+def _escaped(brk: str) -> str:
+    return f"\\x{ord(brk):02x}" if ord(brk) < 0x100 else f"\\u{ord(brk):04x}"
+
+
+@pytest.mark.parametrize("brk", BREAKS.values(), ids=BREAKS.keys())
+def test_a_line_break_in_a_cell_forges_no_row_and_no_line_starts_a_formula(
+    brk: str, tmp_path: Path
+) -> None:
+    """A run named ``x<break>=1+1<break>-2<break>@SUM(A1)``: the csv module reads one row,
+    and no line of the file starts a formula, also for a naive split on every line break.
+    LF and CRLF stay in the cell, quoted, each line after one guarded; any other break is
+    written escaped, so that a naive split sees one line per row."""
+    path = str(tmp_path / "h.sqlite3")
+    name = f"x{brk}=1+1{brk}-2{brk}@SUM(A1)"
+    started = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1, "name": name}
+    with History(path, mode="write") as history:
+        history.store([_event(T0, started)])
+    # the bytes: CliRunner's stdout turns CRLF into LF
+    text = _invoke("runs", "--db", path, "--format", "csv").stdout_bytes.decode()
+    header, *rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1
+    cell = rows[0][header.index("name")]
+    for line in text.splitlines():
+        assert not line.startswith(("=", "+", "-", "@")), repr(text)
+    if brk in ("\n", "\r\n"):
+        assert cell == f"x{brk}'=1+1{brk}'-2{brk}'@SUM(A1)"
+        assert f'"x{brk}' in text  # quoted
+    else:
+        assert cell == "x" + _escaped(brk) + "=1+1" + _escaped(brk) + "-2" + _escaped(brk) + (
+            "@SUM(A1)"
+        )
+        assert len(text.splitlines()) == 2, repr(text)  # the header and the row

@@ -158,6 +158,24 @@ async def test_a_text_a_spreadsheet_would_run_is_kept_as_text(http: httpx.AsyncC
     assert next(line for line in lines if line["run_id"] == BAD)["error"] == FORMULA
 
 
+async def test_a_line_break_in_a_text_forges_no_row(tmp_path: Path) -> None:
+    """An error ``x<CR>=HYPERLINK(...)`` and one ``x<LF>=HYPERLINK(...)``: a row each, for the
+    csv module and for a naive split into lines alike, and no line starts a formula."""
+    with History(tmp_path / "h.sqlite3", mode="write") as writer:
+        writer.store([
+            *_run(OK, "acme", "etl", T0, "x\r" + FORMULA),
+            *_run(BAD, "acme", "etl", T0 + 10, "x\n" + FORMULA),
+        ])  # fmt: skip
+    with History(tmp_path / "h.sqlite3") as reader:
+        async with _client(reader) as client:
+            answer = await client.get("/api/history/runs", params={"format": "csv"})
+    rows = {row["run_id"]: row["error"] for row in _rows(answer)}
+    assert rows == {OK: "x\\x0d" + FORMULA, BAD: "x\n'" + FORMULA}
+    lines = answer.content.decode().splitlines()
+    assert len(lines) == 4  # the header, a row, a row of two lines (LF, quoted)
+    assert not [line for line in lines if line.startswith("=")]
+
+
 async def test_runs_download_as_json_lines_of_the_lists_objects(http: httpx.AsyncClient) -> None:
     """One object a line, each the list's (``cascade runs --json``'s), times in ISO 8601."""
     listed = (await http.get("/api/history/runs", params={"status": "failed"})).json()["runs"]

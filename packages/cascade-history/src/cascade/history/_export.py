@@ -5,11 +5,18 @@ downloads), so the two agree byte for byte. The columns are the ``--json`` field
 order; the fields that are times (epoch seconds in ``--json``) are ISO 8601 in UTC. JSON Lines
 keeps every other value as JSON has it (a nested object stays one). CSV (the standard
 library's writer, a header line first, ``\\n`` line ends) writes a nested value as its JSON
-text, ``None`` as an empty cell, ``true``/``false`` as JSON does, and guards a spreadsheet
-from the text in it, which came from the broker: a cell that would start a formula (``=``,
-``+``, ``-``, ``@``, a tab, a carriage return) gets a ``'`` before it, as OWASP advises, and
-control characters (a terminal acts on them) are written escaped, as ``\\x1b``. JSON Lines is
-the lossless one.
+text, ``None`` as an empty cell, ``true``/``false`` as JSON does, and guards a spreadsheet,
+a terminal and a naive line splitter from the text in it, which came from the broker:
+
+- a cell keeps one line break only, LF (or CRLF), and such a cell is quoted; every other
+  one (a lone CR, VT, FF, FS, GS, RS, NEL, U+2028, U+2029) is written escaped, as the other
+  control characters (a terminal acts on them) are, ``\\x0d``, ``\\x1b``, ``\\u2028``: no
+  text makes a row of its own, however the file is split into lines;
+- each line of a cell that would start a formula (``=``, ``+``, ``-``, ``@``, a tab, a
+  carriage return) gets a ``'`` before it, as OWASP advises, the cell's first line and every
+  one after a line break.
+
+JSON Lines is the lossless one.
 """
 
 from __future__ import annotations
@@ -61,7 +68,9 @@ AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")
 """An audit row's columns that are times."""
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what starts a formula in a spreadsheet's cell
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# what a CSV cell shows escaped: control characters, and every line break but LF and the CR
+# of a CRLF (which the writer quotes)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|\r(?!\n)")
 
 
 def iso_utc(seconds: float) -> str:
@@ -77,8 +86,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     text = value if isinstance(value, str) else json.dumps(value)
-    text = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
-    return "'" + text if text.startswith(_FORMULA) else text
+    text = _CONTROL.sub(_escaped, text)
+    return "\n".join("'" + line if line.startswith(_FORMULA) else line for line in text.split("\n"))
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def export_lines(

@@ -550,8 +550,9 @@ class Engine:
         once, on ``{prefix}/reply/{org}/{id}/{source}``: ``started`` with the new run's id
         (``queued`` when ``max_runs`` runs are running; beyond ``max_queued`` waiting it is
         refused, busy), ``planned`` for a dry run, or ``refused`` with why (a workflow it
-        does not serve, params that do not fit the function, a function that raised, a
-        rerun it cannot do or of a run already being rerun). A copy of a request gets the
+        does not serve, params that do not fit the function or do not convert to its
+        annotations, ``nightly: parameter n must be int, not str ("5")``; a function that
+        raised, a rerun it cannot do or of a run already being rerun). A copy of a request gets the
         same answer; a malformed one none (counted in :attr:`stats`, logged at a limited
         rate). A run is named after its workflow, and its origin (workflow, params with
         their defaults, the request's id, who asked, why and when) is on its
@@ -562,8 +563,15 @@ class Engine:
         it. Cancelled, it stops taking requests, cancels its runs (queued ones never
         start), clears its announcement and disconnects what it connected. One serving
         engine a connector: a second raises ``RuntimeError``, as ``serve`` called twice does.
-        Bad arguments (a workflow's name, a function a request cannot call by keywords,
+        Bad arguments (a workflow's name, a function a request cannot call by keywords, a
+        parameter's annotation that does not resolve or that no JSON converts to,
         ``max_runs`` below 1) raise ``ValueError`` or ``TypeError`` before anything starts.
+
+        Each param is converted to its annotation before the function sees it (msgspec,
+        strict: ISO text to a ``date``, a value to an ``Enum``, an object to a dataclass;
+        ``"5"`` is no ``int``; every number within ``MAX_NUMBER``); the function gets the
+        converted values and the run's origin their JSON. docs/protocol.md, "Served
+        workflows", says which types.
         """
         server = Server(self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued)
         if self._serving:

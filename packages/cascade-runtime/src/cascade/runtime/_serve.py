@@ -311,8 +311,9 @@ class Server:
         if request.rerun_of is not None:
             rerun_of, root_run, params = await self._rerun_params(request.rerun_of, request, params)
         try:
+            params = served.convert(params)  # typed at the door: before any code runs
             bound = served.bind(params)
-        except TypeError as exc:
+        except TypeError as exc:  # ParamError too
             raise _Refused(f"{request.workflow}: {exc}") from None
         target = await self._target(served, params)
         plan: dict[str, Any] = {}

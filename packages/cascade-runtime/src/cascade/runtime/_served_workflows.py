@@ -1,5 +1,6 @@
 """The workflows a serving engine offers: each a function that builds a target from params,
-described for its announcement and called with a request's params."""
+described for its announcement, and called with a request's params once they are converted to
+its annotations (:mod:`._served_params`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import msgspec
 
 from cascade.interfaces import ServedWorkflow, WorkflowParam, check_workflow_name
 
+from ._served_params import ParamTypes
+
 __all__ = ["ServedFunction", "served_functions"]
 
 _TEXT = 1024  # an announcement's text fields are at most this long
@@ -21,13 +24,20 @@ _MAX_WORKFLOWS = 256  # ServedAnnouncement.workflows' bound
 
 @dataclass(frozen=True, slots=True)
 class ServedFunction:
-    """A served workflow: its ``name``, the function that builds its target, and what the
-    announcement says of it (``described``)."""
+    """A served workflow: its ``name``, the function that builds its target, what the
+    announcement says of it (``described``) and the types its params take (``types``)."""
 
     name: str
     build: Callable[..., Any]
     signature: inspect.Signature
     described: ServedWorkflow
+    types: ParamTypes
+
+    def convert(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` (a request's JSON) converted to the function's annotations;
+        ``TypeError`` naming the first that does not convert
+        (``parameter n must be int, not str ("5")``)."""
+        return self.types.convert(params)
 
     def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments a call with ``params`` gets, defaults included, as JSON values (a
@@ -59,7 +69,8 @@ class ServedFunction:
 
 def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, ServedFunction]:
     """Each of ``workflows`` checked and described; ``ValueError`` (a bad name, not callable,
-    a parameter that a request cannot give by name) or ``TypeError``."""
+    a parameter that a request cannot give by name) or ``TypeError`` (an annotation that
+    does not resolve, or that no JSON value converts to)."""
     if not workflows:
         raise ValueError("serve() needs at least one workflow")
     if len(workflows) > _MAX_WORKFLOWS:
@@ -75,7 +86,8 @@ def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, S
             raise ValueError(f"workflow {name!r} has {len(params)} parameters; at most 64")
         doc = (inspect.getdoc(build) or "").strip().splitlines()
         described = ServedWorkflow(name=name, params=params, doc=doc[0][:_TEXT] if doc else "")
-        served[name] = ServedFunction(name, build, signature, described)
+        types = ParamTypes.of(name, build, signature)
+        served[name] = ServedFunction(name, build, signature, described, types)
     return served
 
 

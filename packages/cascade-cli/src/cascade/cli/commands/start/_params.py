@@ -18,7 +18,10 @@ Params = Annotated[
         "-p",
         metavar="NAME=VALUE",
         help="A parameter of the workflow (repeat for each): VALUE is read as JSON when it "
-        'is JSON (5, true, null, [1, 2], "5"), else taken as text (mon, 2026-11-25).',
+        'is JSON (5, true, null, [1, 2], "5"), else taken as text (mon, 2026-11-25). The '
+        "server converts it to the parameter's type (`cascade served` shows it) and refuses "
+        "what does not fit: text is no number, and a number no text (quote it: "
+        """'tag="123"').""",
     ),
 ]
 
