@@ -29,7 +29,14 @@ from ...plumbing._history_db import (
 )
 from ...plumbing._run_lookup import no_run_named, recorded_run_ids, run_named
 from ...rendering._plural import counted
-from ...rendering._log_text import LEVEL_HELP, line_fields, lost_note, parse_level, recorded_line
+from ...rendering._log_text import (
+    LEVEL_HELP,
+    batches_missing_note,
+    line_fields,
+    lost_note,
+    parse_level,
+    recorded_line,
+)
 from ._log_follow import Followed, LogPrinter, follow_logs
 
 if TYPE_CHECKING:
@@ -98,10 +105,14 @@ def _export_recorded(
 
 def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
     """After a run's recorded lines, the lines of the tasks asked for that the history lacks
-    (numbered by the engine, neither stored nor said dropped), once per task."""
+    (numbered by the engine, neither stored nor said dropped), once per task; then the
+    run's batches it lacks (numbered by the engine too), whose lines may be of any task."""
     for task_id, count in query(lambda: history.log_counts(run_id)).items():
         if count.lost and printer.of_task(task_id, count.task_name):
             printer.note(lost_note(count.task_name, count.lost))
+    batches = query(lambda: history.log_batches(run_id))
+    if batches is not None and batches.missing:
+        printer.note(batches_missing_note(batches.missing))
 
 
 def _live_history(db: str | None) -> History | None:
