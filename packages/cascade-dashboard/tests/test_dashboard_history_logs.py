@@ -105,7 +105,7 @@ async def test_the_first_page_says_the_runs_batches_missing(tmp_path: Path) -> N
                       _logs(RUN, 4, ("load", "INFO", "four"))])  # fmt: skip
     with History(path) as reader:
         async with _client(reader) as http:
-            first = (await http.get(f"/api/history/runs/{RUN}/logs", params={"limit": "1"}))
+            first = await http.get(f"/api/history/runs/{RUN}/logs", params={"limit": "1"})
             later = await http.get(
                 f"/api/history/runs/{RUN}/logs", params={"after": first.json()["next_after"]}
             )

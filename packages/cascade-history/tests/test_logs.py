@@ -212,7 +212,8 @@ def test_batches_missing_are_counted_from_their_numbers_tasks_that_lost_every_li
     assert history.log_counts(RUN) == {"t1": LogCount("t1_name", lines=3, dropped=0)}
     got = history.log_batches(RUN)
     assert got == LogBatches(stored=3, last_seq=5)
-    assert got is not None and got.missing == 2
+    assert got is not None
+    assert got.missing == 2
     assert got.to_json() == {"stored": 3, "last_seq": 5, "missing": 2}
     late = batch(RUN, 3, [line("t2", 1)])
     history.store([stored_batch(late), stored_batch(late)])

@@ -112,7 +112,7 @@ def test_the_runs_owner_as_its_telemetry_says_is_believed_whoever_was_heard_firs
     batch heard first is refused; a run heard from mallory before the model knew its owner is
     heard anew from host-1's, mallory's lines gone (counted refused)."""
     state = ReaderModel()
-    logs = LogFollower(owner=lambda run_id: (o[0] if (o := state.run_owner(run_id)) else None))
+    logs = LogFollower(owner=lambda run_id: o[0] if (o := state.run_owner(run_id)) else None)
     assert logs.apply(_batch(1, _line(1, message="forged"), source="mallory")) is not None
     beat = Envelope(run_id="r1", org_id="o", project_id="p", source="host-1", body=Heartbeat())
     state.apply(received(heartbeat_topic("o", "p", "r1"), beat))

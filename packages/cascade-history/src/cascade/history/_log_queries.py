@@ -74,9 +74,7 @@ def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCou
 def log_batches_query(connection: sa.Connection, run_id: str) -> LogBatches | None:
     """The run's log batches stored and the highest number among them (``None``: none)."""
     c = log_runs.c
-    row = connection.execute(
-        sa.select(c.batches, c.last_seq).where(c.run_id == run_id)
-    ).first()
+    row = connection.execute(sa.select(c.batches, c.last_seq).where(c.run_id == run_id)).first()
     return None if row is None else LogBatches(row[0], row[1])
 
 

@@ -200,9 +200,9 @@ class LogFollower:
 
     Refused, counted in :attr:`refusals` and changing nothing: a batch on a sourced topic
     whose payload claims another source (counted by the topic's), a batch about a run from
-    another source than the run's (its :attr:`owner`'s, else the one first heard for it), a ``seq`` numbered like a batch seen with
-    another content or too far from those seen, and a timestamp too far ahead (the batch's,
-    or any of its lines'). Batches
+    another source than the run's (its :attr:`owner`'s, else the one first heard for it), a
+    ``seq`` numbered like a batch seen with another content or too far from those seen, and
+    a timestamp too far ahead (the batch's, or any of its lines'). Batches
     missed (gaps in ``seq``) are counted by :attr:`gaps`, per run and per source; a copy of
     a batch seen changes nothing.
     """

@@ -28,7 +28,6 @@ from ...plumbing._history_db import (
     since_seconds,
 )
 from ...plumbing._run_lookup import no_run_named, recorded_run_ids, run_named
-from ...rendering._plural import counted
 from ...rendering._log_text import (
     LEVEL_HELP,
     batches_missing_note,
@@ -37,6 +36,7 @@ from ...rendering._log_text import (
     parse_level,
     recorded_line,
 )
+from ...rendering._plural import counted
 from ._log_follow import Followed, LogPrinter, follow_logs
 
 if TYPE_CHECKING:
@@ -292,9 +292,10 @@ def _left_out(followed: Followed, run_id: str) -> list[str]:
         others = counted(len(ranked) - _SOURCES_SAID, "other source")
         lines.append(f"refused {counted(rest, 'batch', 'batches')} of log lines from {others}")
     if followed.let_go:
+        let_go = counted(followed.let_go, "batch", "batches")
         lines.append(
-            f"let go {counted(followed.let_go, 'batch', 'batches')} of log lines heard before the run's "
-            "engine was known (more than could wait)"
+            f"let go {let_go} of log lines heard before the run's engine was known (more than "
+            "could wait)"
         )
     if said.oversized or said.rejected:
         lines.append(f"ignored {said.oversized + said.rejected:,} malformed or oversized batches")

@@ -47,6 +47,7 @@ HELD_BYTES = 8 * 1024 * 1024
 """Bytes of log batches `cascade logs -f` holds while the run's owner is not known yet (its
 telemetry says it within a heartbeat, 5 s): the oldest beyond go, counted and said."""
 
+
 @dataclass
 class LogPrinter:
     """Prints the lines asked for (``task``, ``level``, ``since``), as text or JSON lines,

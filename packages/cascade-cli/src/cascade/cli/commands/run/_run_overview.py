@@ -16,9 +16,9 @@ from ...rendering._render import STATE_STYLES
 
 if TYPE_CHECKING:
     from cascade.history import (
-        LogBatches,
         DecisionRecord,
         History,
+        LogBatches,
         LogCount,
         RunDetail,
         RunSummary,
