@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import structs
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
@@ -27,11 +28,13 @@ from cascade.interfaces import (
     LogBatch,
     LogLine,
     MessageCallback,
+    StatusMessage,
     SyncCallback,
     decode_envelope,
     events_topic,
     heartbeat_topic,
     logs_topic,
+    status_topic,
 )
 from cascade.interfaces.connector_kit import Subscription
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -151,6 +154,9 @@ class _Engine(InMemoryConnector):
                 await self.publish(heartbeat_topic("o", "p", run_id), beat)
             return handle
         if self.forged_first:
+            online = StatusMessage(status="online", source="host-1", session=1)
+            await self.publish(status_topic("host-1"), online, retain=True)  # an engine's
+            await self.broker.idle()
             stop = LifecycleEvent(event="ENGINE_STOPPED", status="Failed")
             forged = Envelope(run_id=RUN, org_id="o", project_id="p", source="mallory",
                               body=stop)  # fmt: skip
@@ -247,6 +253,59 @@ def test_a_forged_end_from_another_source_heard_first_ends_nothing() -> None:
     assert "mallory" in lines[0]
     assert "still following" in lines[0]
     assert [line.rsplit(" ", 1)[-1] for line in lines[1:]] == ["one", "two"]
+
+
+class _Forger(InMemoryConnector):
+    """Once the run's telemetry is subscribed to: its engine's heartbeat, then mallory's log
+    batch under the run's id, the engine's batches and end, and mallory's end."""
+
+    def __init__(self, broker: InMemoryBroker, sourced: bool = False) -> None:
+        super().__init__(broker, presence=False)
+        self.sourced = sourced
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, *, on_sync: SyncCallback | None = None
+    ) -> Subscription:
+        handle = await super().subscribe(topic_filter, callback, on_sync=on_sync)
+        if "/telemetry/" not in topic_filter:
+            return handle
+        beat = Envelope(run_id=RUN, org_id="o", project_id="p", source="host-1",
+                        body=Heartbeat())  # fmt: skip
+        await self.publish(heartbeat_topic("o", "p", RUN), beat)
+        forged = structs.replace(_batch(1, _line(1, "forged")), source="mallory")
+        where = "mallory" if self.sourced else None
+        await self.publish(logs_topic("o", "p", RUN, source=where), forged)
+        await self.publish(logs_topic("o", "p", RUN), _batch(1, _line(1, "one")))
+        await self.publish(logs_topic("o", "p", RUN), _batch(2, _line(2, "two")))
+        for source in ("host-1", "mallory"):
+            stop = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
+            stopped = Envelope(run_id=RUN, org_id="o", project_id="p", source=source, body=stop)
+            await self.publish(events_topic("o", "p", RUN), stopped)
+        return handle
+
+
+@pytest.mark.parametrize("sourced", [False, True], ids=["plain", "sourced"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_follow_believes_lines_only_from_the_runs_engine(sourced: bool, as_json: bool) -> None:
+    """mallory's batch under the run's id, heard before any line of its engine's: not shown,
+    and said refused on stderr at the end (claiming mallory: foreign source), as `watch` says
+    what it refused; the engine's lines are shown and its end ends the follow."""
+    broker = InMemoryBroker()
+    context = CliContext(connector_factory=lambda options: _Forger(broker, sourced))
+    args = ["logs", RUN, "-f", *(["--json"] if as_json else [])]
+    result = CliRunner().invoke(app, args, obj=context)
+    assert result.exit_code == 0, result.output
+    assert "forged" not in result.stdout
+    if as_json:
+        assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == [
+            "one", "two"
+        ]  # fmt: skip
+    else:
+        assert [line.rsplit(" ", 1)[-1] for line in result.stdout.splitlines()] == ["one", "two"]
+    assert (
+        "cascade: refused 1 batch of log lines claiming mallory: 1 foreign source"
+        in result.stderr.splitlines()
+    )
 
 
 def test_follow_says_lines_the_engine_dropped_once_when_its_note_comes_before_the_gap() -> None:

@@ -73,7 +73,8 @@ def test_run_counts_each_tasks_lines_and_drops(tmp_path: Path) -> None:
 
 def test_lines_the_history_lacks_are_said_once_in_run_and_logs(tmp_path: Path) -> None:
     """Batches 1 and 3 of a run's logs (2 never reached the history): lines 4-9 of its task
-    are said lost, once, by `run` (its logs line, the task's row, its JSON) and `logs`."""
+    are said lost, once, by `run` (its logs line, the task's row, its JSON) and `logs`, and
+    batch 2 missing (its lines may have been any task's)."""
     path = str(tmp_path / "lost.sqlite3")
     with History(path, mode="write") as history:
         history.store([_task("cccc3333", "a", "RUNNING"), _logs("cccc3333", dropped=0),
@@ -81,13 +82,17 @@ def test_lines_the_history_lacks_are_said_once_in_run_and_logs(tmp_path: Path) -
     shown = _invoke("run", "cccc3333", "--db", path).output
     assert "logs: 5 lines of 1 task, 6 lost on the way or before a recorder listened" in shown
     assert "5 +6 lost" in shown
-    (task,) = json.loads(_invoke("run", "cccc3333", "--db", path, "--json").output)["tasks"]
+    assert "; 1 batch of lines missing, of any task" in " ".join(shown.split())
+    run_json = json.loads(_invoke("run", "cccc3333", "--db", path, "--json").output)
+    assert run_json["summary"]["log_batches"] == {"stored": 2, "last_seq": 3, "missing": 1}
+    (task,) = run_json["tasks"]
     assert (task["log_lines"], task["log_dropped"], task["log_lost"]) == (5, 0, 6)
     printed = _invoke("logs", "cccc3333", "--db", path).output.splitlines()
-    assert printed[-1] == (
-        "6 lines of a_n lost on the way or before a recorder listened (not in the history)"
-    )
-    assert sum("lost" in line for line in printed) == 1
+    assert printed[-2:] == [
+        "6 lines of a_n lost on the way or before a recorder listened (not in the history)",
+        "1 batch of lines missing, of any task (lost on the way or before a recorder listened)",
+    ]
+    assert sum("lost" in line for line in printed) == 2
 
 
 def test_a_run_without_logs_says_nothing_of_them(tmp_path: Path) -> None:

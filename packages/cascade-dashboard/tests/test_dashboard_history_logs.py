@@ -94,3 +94,24 @@ async def test_the_page_draws_log_lines_as_text(history: History) -> None:
     assert '<script src="/static/logs.js" defer></script>' in page
     assert "textContent" in script
     assert "innerHTML" not in script
+
+
+async def test_the_first_page_says_the_runs_batches_missing(tmp_path: Path) -> None:
+    """Batches 1 and 4 stored, 2 and 3 lost (every line of a task among them): the first
+    page says 2 batches missing, the page shows it; later pages leave it out."""
+    path = tmp_path / "history.sqlite3"
+    with History(path, mode="write") as writer:
+        writer.store([_started(RUN), _logs(RUN, 1, ("load", "INFO", "one")),
+                      _logs(RUN, 4, ("load", "INFO", "four"))])  # fmt: skip
+    with History(path) as reader:
+        async with _client(reader) as http:
+            first = await http.get(f"/api/history/runs/{RUN}/logs", params={"limit": "1"})
+            later = await http.get(
+                f"/api/history/runs/{RUN}/logs", params={"after": first.json()["next_after"]}
+            )
+            none = (await http.get("/api/history/runs/30950003/logs")).json()
+            script = (await http.get("/static/history.js")).text
+    assert first.json()["batches"] == {"stored": 2, "last_seq": 4, "missing": 2}
+    assert "batches" not in later.json()
+    assert none == {"lines": [], "next_after": None, "batches": None}
+    assert "batches.missing" in script

@@ -8,8 +8,14 @@ import logging
 
 import pytest
 
-from cascade.history import History, LogCount, RecordedLogLine, Stored
-from cascade.interfaces import MAX_LOG_LINE_BYTES, REASON_FOREIGN, DroppedLines
+from cascade.history import History, LogBatches, LogCount, RecordedLogLine, Stored
+from cascade.interfaces import (
+    MAX_LOG_LINE_BYTES,
+    MAX_SEQ_JUMP,
+    REASON_BEYOND,
+    REASON_FOREIGN,
+    DroppedLines,
+)
 
 from .logs import batch, line, stored_batch
 from .messages import T0, lifecycle
@@ -192,3 +198,45 @@ def test_a_batch_of_nothing_stores_and_blocks_nothing(history: History) -> None:
     assert history.store([stored_batch(batch(RUN, 1, []))]) == Stored(1)
     assert history.store([stored_batch(batch(RUN, 2, [line("t1", 1)]))]) == Stored(1)
     assert history.log_counts(RUN) == {"t1": LogCount("t1_name", lines=1, dropped=0)}
+
+
+def test_batches_missing_are_counted_from_their_numbers_tasks_that_lost_every_line_too(
+    history: History,
+) -> None:
+    """Batches 1, 2 and 5 stored (3 and 4 lost: every line of task t2 was in them): two
+    batches missing, which the tasks' counts cannot say (t2 has no row); a late one fills
+    its hole, a copy counts once, and a run without logs has none."""
+    history.store([stored_batch(batch(RUN, 1, [line("t1", 1)])),
+                   stored_batch(batch(RUN, 2, [line("t1", 2)]))])  # fmt: skip
+    history.store([stored_batch(batch(RUN, 5, [line("t1", 3)]))])
+    assert history.log_counts(RUN) == {"t1": LogCount("t1_name", lines=3, dropped=0)}
+    got = history.log_batches(RUN)
+    assert got == LogBatches(stored=3, last_seq=5)
+    assert got is not None
+    assert got.missing == 2
+    assert got.to_json() == {"stored": 3, "last_seq": 5, "missing": 2}
+    late = batch(RUN, 3, [line("t2", 1)])
+    history.store([stored_batch(late), stored_batch(late)])
+    history.store([stored_batch(late)])
+    assert history.log_batches(RUN) == LogBatches(stored=4, last_seq=5)
+    assert history.log_batches("another-run") is None
+
+
+def test_a_batch_numbered_beyond_what_an_engine_can_send_is_refused(history: History) -> None:
+    """A batch number more than MAX_SEQ_JUMP above the run's highest is refused (counted on
+    the run), never a giant count of batches missing; one within the bound is taken."""
+    history.store([stored_batch(batch(RUN, 1, [line("t1", 1)]))])
+    forged = batch(RUN, 10**15, [line("t1", 2, "forged")])
+    assert history.store([stored_batch(forged)]) == Stored(refused=1)
+    assert history.store([stored_batch(batch(RUN + "-2", MAX_SEQ_JUMP + 1, []))]) == Stored(
+        refused=1
+    )  # a run's first batch is bounded from 0: engines number from 1
+    assert history.log_batches(RUN) == LogBatches(stored=1, last_seq=1)
+    assert history.log_batches(RUN + "-2") is None
+    assert "forged" not in _messages(history.log_lines(RUN))
+    detail = history.run(RUN, counts=False)
+    assert detail is None or detail.run.refused.get(REASON_BEYOND) == 1
+    assert history.store([stored_batch(batch(RUN, 1 + MAX_SEQ_JUMP, [line("t1", 2)]))]) == Stored(
+        stored=1
+    )
+    assert history.log_batches(RUN) == LogBatches(stored=2, last_seq=1 + MAX_SEQ_JUMP)

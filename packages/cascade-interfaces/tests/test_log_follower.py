@@ -11,12 +11,15 @@ from cascade.interfaces import (
     REASON_FUTURE,
     REASON_MISMATCH,
     DroppedLines,
+    Envelope,
+    Heartbeat,
     LogBatch,
     LogLine,
     Message,
+    heartbeat_topic,
     logs_topic,
 )
-from cascade.interfaces.reader import LogFollower, cut_message
+from cascade.interfaces.reader import LogFollower, ReaderModel, cut_message
 from cascade.interfaces.testing import received
 
 TS = "2026-11-24T10:00:00+00:00"
@@ -102,6 +105,25 @@ def test_a_batch_no_engine_of_the_run_can_have_sent_is_refused() -> None:
     assert logs.refusals.of("mallory") == 1
     assert logs.refusals.by_source["mallory"] == {REASON_FOREIGN: 1}
     assert logs.runs["r1"].heard == 1
+
+
+def test_the_runs_owner_as_its_telemetry_says_is_believed_whoever_was_heard_first() -> None:
+    """With a reader model's owner of the run (its telemetry heard from host-1): mallory's
+    batch heard first is refused; a run heard from mallory before the model knew its owner is
+    heard anew from host-1's, mallory's lines gone (counted refused)."""
+    state = ReaderModel()
+    logs = LogFollower(owner=lambda run_id: o[0] if (o := state.run_owner(run_id)) else None)
+    assert logs.apply(_batch(1, _line(1, message="forged"), source="mallory")) is not None
+    beat = Envelope(run_id="r1", org_id="o", project_id="p", source="host-1", body=Heartbeat())
+    state.apply(received(heartbeat_topic("o", "p", "r1"), beat))
+    assert state.run_owner("r1") == ("host-1", False)
+    heard = logs.apply(_batch(1, _line(1)))
+    assert heard is not None
+    assert [h.line.message for h in logs.runs["r1"].lines()] == ["line 1"]
+    assert (logs.taken_over, logs.last_taken_from) == (1, "mallory")
+    assert logs.apply(_batch(2, _line(2, message="forged again"), source="mallory")) is None
+    assert logs.refusals.by_source == {"mallory": {REASON_FOREIGN: 2}}
+    assert logs.runs["r1"].source == "host-1"
 
 
 def test_a_forged_batch_number_heard_first_is_displaced_by_the_engines() -> None:

@@ -6,15 +6,18 @@ And a real engine's lines through `cascade record` to `cascade logs --db` and `c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
@@ -57,11 +60,16 @@ def test_follow_prints_live_lines_and_stops_after_the_run(
             env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
         )  # fmt: skip
         assert follow.stdout is not None
+        events = events_topic("o", "p", run_id, source=source)
+        start = Envelope(run_id=run_id, org_id="o", project_id="p", source=source,
+                         body=LifecycleEvent(event="ENGINE_STARTED"), seq=1)  # fmt: skip
         topic = logs_topic("o", "p", run_id, source=source)
         seq, first = 0, b""
         # a line a batch until one is printed: then `cascade logs` is subscribed
         while not first:
             seq += 1
+            if seq % 5 == 1:  # its start says whose the run is (a late listener's too)
+                await engine.publish(events, start, qos=1)
             await engine.publish(topic, batch(seq, line(seq, "waiting")), qos=0)
             try:
                 first = await asyncio.wait_for(follow.stdout.readline(), 0.5)
@@ -75,8 +83,8 @@ def test_follow_prints_live_lines_and_stops_after_the_run(
         )
         stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded")
         envelope = Envelope(run_id=run_id, org_id="o", project_id="p", source=source,
-                            body=stopped, seq=1)  # fmt: skip
-        await engine.publish(events_topic("o", "p", run_id, source=source), envelope, qos=1)
+                            body=stopped, seq=2)  # fmt: skip
+        await engine.publish(events, envelope, qos=1)
         out, err = await asyncio.wait_for(follow.communicate(), 20)
         await engine.disconnect()
         lines = [first.decode().rstrip("\n"), *out.decode().splitlines()]
@@ -188,4 +196,76 @@ def test_follow_from_the_short_id_of_a_live_run_to_its_end(
     lines = [line for line in out.splitlines() if "not shown" not in line]  # while looked up
     assert lines[0].endswith("WARNING  talker it.logs.follow: waiting")
     assert lines[-1].endswith("WARNING  talker it.logs.follow: the last line")
+    assert "Traceback" not in err
+
+
+def test_follow_refuses_lines_another_source_forges_under_a_real_run(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A real engine's live run; mallory floods log batches under its run id (both layouts)
+    from before `cascade logs -f` listens, so that they come before the engine's: none of
+    mallory's lines is printed, the engine's are, and stderr says what was refused (by the
+    source claimed and why, as `cascade watch` says it)."""
+    app = logging.getLogger("it.logs.forged")
+    go = threading.Event()
+
+    @task(name="talker")
+    def talker() -> None:
+        while not go.is_set():  # until `cascade logs -f` printed a line: then it listens
+            app.warning("waiting")
+            go.wait(0.2)
+        app.warning("the last line")
+
+    async def flood(run_id: str, org: str, project: str, stop: asyncio.Event) -> int:
+        forger = MqttConnector(mosquitto_broker.host, mosquitto_broker.port, source_id="mallory")
+        await forger.connect(require=True)
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            line = LogLine(ts=datetime.now(timezone.utc).isoformat(), task_id="talker-1",
+                           task_name="talker", message="FORGED", n=seq)  # fmt: skip
+            forged = LogBatch(run_id=run_id, org_id=org, project_id=project, source="mallory",
+                              seq=seq, ts=line.ts, lines=[line])  # fmt: skip
+            layout = "mallory" if seq % 2 else None
+            await forger.publish(logs_topic(org, project, run_id, source=layout), forged, qos=1)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.005)
+        await forger.disconnect()  # its batches are at the broker, before the run's end
+        return seq
+
+    async def scenario() -> tuple[int | None, str, str]:
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port)
+        engine = Engine(connector, heartbeat_interval=0.5, logs=LogForwarding())
+        started: asyncio.Queue[str] = asyncio.Queue()
+        engine.events.subscribe(lambda e: started.put_nowait(e.run_id))
+        running = asyncio.create_task(engine.run(talker()))
+        run_id = await asyncio.wait_for(started.get(), 30)
+        stop = asyncio.Event()
+        forging = asyncio.create_task(flood(run_id, engine.org_id, engine.project_id, stop))
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "logs", run_id, "-f",
+            "--host", f"{mosquitto_broker.host}:{mosquitto_broker.port}",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
+        )  # fmt: skip
+        assert follow.stdout is not None
+        first = await asyncio.wait_for(follow.stdout.readline(), 30)  # it listens
+        stop.set()
+        await forging
+        go.set()
+        await asyncio.wait_for(running, 60)
+        out, err = await asyncio.wait_for(follow.communicate(), 60)
+        return follow.returncode, first.decode() + out.decode(), err.decode()
+
+    returncode, out, err = asyncio.run(scenario())
+    assert returncode == 0, err
+    assert "FORGED" not in out
+    lines = [line for line in out.splitlines() if "not shown" not in line]  # before it listened
+    assert lines[0].endswith("WARNING  talker it.logs.forged: waiting")
+    assert lines[-1].endswith("WARNING  talker it.logs.forged: the last line")
+    refused = re.search(
+        r"cascade: refused ([\d,]+) batch(es)? of log lines claiming mallory: \1 foreign source",
+        err,
+    )
+    assert refused is not None, err
     assert "Traceback" not in err

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,10 +66,14 @@ def test_published_batches_are_stored(
         assert history.runs_logging("T1 LINE") == [RUN]
 
 
-async def _lines_lost_while_no_recorder_listened(broker: MosquittoBroker, history: History) -> str:
+async def _lines_lost_while_no_recorder_listened(
+    broker: MosquittoBroker, history: History
+) -> tuple[str, int]:
     """A real engine's task logs 100 lines, then 100 more while the recorder is stopped, then
-    100 more after it started again; the run's id. Each phase starts once the last one's
-    lines are in: stored in the history, or, while no recorder listens, heard by a watcher."""
+    100 more after it started again; meanwhile another task logs its only 50 lines while the
+    recorder is stopped. The run's id, and the batches sent while no recorder listened. Each
+    phase starts once the last one's lines are in: stored in the history, or, while no
+    recorder listens, heard by a watcher."""
     from cascade.runtime import Engine, RunStarted, task
     from cascade.runtime.testing import EventRecorder
 
@@ -79,6 +86,12 @@ async def _lines_lost_while_no_recorder_listened(broker: MosquittoBroker, histor
             await phase.wait()
             for n in range(start, start + 100):
                 log.info("line %d", n)
+
+    @task(name="quiet")
+    async def quiet() -> None:
+        await phases[1].wait()
+        for n in range(50):
+            logging.getLogger("chatty").info("quiet %d", n)
 
     logging.getLogger("chatty").setLevel(logging.INFO)
     engine = Engine(MqttConnector(broker.host, broker.port, source_id="it-engine"),
@@ -96,7 +109,7 @@ async def _lines_lost_while_no_recorder_listened(broker: MosquittoBroker, histor
 
     async with MqttConnector(broker.host, broker.port, presence=False) as watching:
         await watching.subscribe(logs_filter(), lambda m: heard.append(len(m.payload["lines"])))
-        run = asyncio.create_task(engine.run(chatty()))
+        run = asyncio.create_task(engine.run([chatty(), quiet()]))
         await events.until(lambda: any(isinstance(e, RunStarted) for e in events.events))
         (started,) = [e for e in events.events if isinstance(e, RunStarted)]
         run_id = started.run_id
@@ -106,22 +119,46 @@ async def _lines_lost_while_no_recorder_listened(broker: MosquittoBroker, histor
             phases[0].set()
             await asyncio.wait_for(until(lambda: stored() == 100), 10)
             await recorder.stop()
+            before = len(heard)
             phases[1].set()
-            await asyncio.wait_for(until(lambda: sum(heard) == 200), 10)
+            await asyncio.wait_for(until(lambda: sum(heard) == 250), 10)
+            unheard = len(heard) - before
             await recorder.start()
             phases[2].set()
             await asyncio.wait_for(run, 10)
             await asyncio.wait_for(until(lambda: stored() == 200), 10)
             await recorder.stop()
-    return run_id
+    return run_id, unheard
 
 
 def test_lines_lost_while_no_recorder_listened_are_counted(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     """The 100 lines logged while the recorder was stopped are the task's lost lines; the 200
-    it heard are stored."""
-    with History(f"sqlite:///{tmp_path / 'h.sqlite3'}", mode="write") as history:
-        run_id = asyncio.run(_lines_lost_while_no_recorder_listened(mosquitto_broker, history))
+    it heard are stored. The batches sent meanwhile are missing from the run's numbering: so
+    are the lines of the task that logged only then (it has no counts of its own), and
+    `cascade run` and `cascade logs` say so."""
+    db = tmp_path / "h.sqlite3"
+    with History(f"sqlite:///{db}", mode="write") as history:
+        run_id, unheard = asyncio.run(
+            _lines_lost_while_no_recorder_listened(mosquitto_broker, history)
+        )
         [count] = history.log_counts(run_id).values()
         assert (count.lines, count.dropped, count.lost) == (200, 0, 100)
+        batches = history.log_batches(run_id)
+        assert batches is not None
+        assert unheard >= 1
+        assert batches.missing == unheard
+    said = f"{unheard:,} batch{'es' if unheard > 1 else ''} of lines missing, of any task"
+    cli = [sys.executable, "-m", "cascade.cli"]
+    shown = subprocess.run([*cli, "run", run_id, "--db", str(db)], capture_output=True,
+                           text=True, timeout=60, check=True, env=_wide())  # fmt: skip
+    assert said in " ".join(shown.stdout.split()), shown.stdout
+    logs = subprocess.run([*cli, "logs", run_id, "--db", str(db)], capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    assert said in logs.stdout
+
+
+def _wide() -> dict[str, str]:
+    """The environment, with a terminal wide enough that a line is not wrapped."""
+    return {**os.environ, "COLUMNS": "300"}

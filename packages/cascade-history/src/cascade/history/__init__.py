@@ -31,7 +31,7 @@ from ._export import (
 )
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
-from ._log_records import LogCount, RecordedLogLine
+from ._log_records import LogBatches, LogCount, RecordedLogLine
 from ._migrate import alembic_config
 from ._received import Received, decode_message
 from ._recorder import Recorder
@@ -75,6 +75,7 @@ __all__ = [
     "History",
     "HistoryError",
     "LocationError",
+    "LogBatches",
     "LogCount",
     "Mode",
     "NewToken",

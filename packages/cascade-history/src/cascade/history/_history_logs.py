@@ -6,8 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ._history_base import HistoryBase
-from ._log_queries import log_counts_query, log_lines_query, runs_logging_query
-from ._log_records import LogCount, RecordedLogLine
+from ._log_queries import (
+    log_batches_query,
+    log_counts_query,
+    log_lines_query,
+    runs_logging_query,
+)
+from ._log_records import LogBatches, LogCount, RecordedLogLine
 
 __all__ = ["HistoryLogs"]
 
@@ -62,6 +67,12 @@ class HistoryLogs(HistoryBase):
         """Per task id, what the tasks of the run ``run_id`` logged: the lines stored and those
         their engine dropped (:class:`LogCount`); empty for a run without logs."""
         return self._read(lambda c: log_counts_query(c, run_id))
+
+    def log_batches(self, run_id: str) -> LogBatches | None:
+        """How the history holds the run ``run_id``'s log batches as its engine numbered them
+        (:class:`LogBatches`: the batches ``missing``, whichever tasks' lines they held);
+        ``None`` for a run without logs."""
+        return self._read(lambda c: log_batches_query(c, run_id))
 
     def runs_logging(
         self,

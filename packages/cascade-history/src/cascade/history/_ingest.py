@@ -41,7 +41,7 @@ from ._errors import from_database_error
 from ._gaps import INT64, add_gaps, adding_upsert
 from ._inserts import insert_for, insert_new
 from ._lineage import set_origins
-from ._log_ingest import store_logs
+from ._log_ingest import store_logs, stored_last_seqs
 from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
 from ._received import Received
 from ._records import Stored
@@ -178,7 +178,7 @@ def store_batch(
             owners = stored_owners(connection, batch, vouched or {})
             withdrawn = set_aside_displaced(connection, owners, displaced or {})
             set_aside = settle_owners(connection, owners, vouched or {}, time.time())
-            rows = Rows(owners, withdrawn)
+            rows = Rows(owners, withdrawn, stored_last_seqs(connection, batch))
             for item in batch:
                 rows.add(item)
             valid = len(batch) - rows.rejected - rows.refused

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ._log_records import LogCount, RecordedLogLine
+from ._log_records import LogBatches, LogCount, RecordedLogLine
 from ._queries import Among, among_filter
-from ._schema import log_lines, log_tasks, runs
+from ._schema import log_lines, log_runs, log_tasks, runs
 from ._task_filters import ESCAPE, name_matches
 
-__all__ = ["log_counts_query", "log_lines_query", "runs_logging_query"]
+__all__ = ["log_batches_query", "log_counts_query", "log_lines_query", "runs_logging_query"]
 
 _LINE = (
     log_lines.c.id, log_lines.c.run_id, log_lines.c.task_id, log_lines.c.task_name,
@@ -69,6 +69,13 @@ def log_counts_query(connection: sa.Connection, run_id: str) -> dict[str, LogCou
         task_id: LogCount(name, lines, among + budget, max(0, last_n - lines - among))
         for task_id, name, lines, among, budget, last_n in connection.execute(query)
     }
+
+
+def log_batches_query(connection: sa.Connection, run_id: str) -> LogBatches | None:
+    """The run's log batches stored and the highest number among them (``None``: none)."""
+    c = log_runs.c
+    row = connection.execute(sa.select(c.batches, c.last_seq).where(c.run_id == run_id)).first()
+    return None if row is None else LogBatches(row[0], row[1])
 
 
 def _of_runs_among(among: Among) -> sa.ColumnElement[bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LogCount", "RecordedLogLine"]
+__all__ = ["LogBatches", "LogCount", "RecordedLogLine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,26 @@ class LogCount:
         """These counts as a JSON object."""
         return {"task_name": self.task_name, "lines": self.lines, "dropped": self.dropped,
                 "lost": self.lost}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatches:
+    """A run's log batches as numbered by its engine (:meth:`History.log_batches
+    <cascade.history.History.log_batches>`): ``stored`` the batches the history stored (each
+    once; ``cascade record --keep-logs`` deleted since included), ``last_seq`` the highest
+    number among them, ``missing`` the numbers below it the history lacks: batches lost on
+    the way (a recorder down, a broker that shed them) or sent before a recorder listened.
+    Their lines are known neither in number nor by task, so a task that lost every line is
+    in this count and no other; batches lost after the last one stored are not known."""
+
+    stored: int
+    last_seq: int
+
+    @property
+    def missing(self) -> int:
+        """Batches numbered below :attr:`last_seq` the history lacks."""
+        return max(0, self.last_seq - self.stored)
+
+    def to_json(self) -> dict[str, Any]:
+        """These counts as a JSON object (``missing`` too)."""
+        return {"stored": self.stored, "last_seq": self.last_seq, "missing": self.missing}

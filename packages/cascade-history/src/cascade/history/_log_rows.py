@@ -14,6 +14,7 @@ from typing import Any
 from cascade.interfaces import (
     MAX_CLOCK_SKEW,
     MAX_LOG_LINE_BYTES,
+    MAX_SEQ_JUMP,
     InvalidMessageError,
     LogBatch,
     level_number,
@@ -22,15 +23,22 @@ from cascade.interfaces import (
 from ._text import checked_id, clean
 from ._times import parse_time
 
-__all__ = ["LogRows", "log_batch_ids"]
+__all__ = ["LogRows", "OutOfBoundsError", "log_batch_ids"]
 
 _Key = tuple[str, int]  # (run_id, seq): a batch's identity
+
+
+class OutOfBoundsError(InvalidMessageError):
+    """A batch numbered beyond what the run's engine can have sent (refused, counted
+    ``seq out of bounds`` on the run)."""
 
 
 class LogRows:
     """The log batches of one transaction: :meth:`add` each (already found the run's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_seqs: dict[str, int] | None = None) -> None:
+        self.last_seqs = last_seqs if last_seqs is not None else {}
+        """Per run, the highest batch number stored or taken (a number is bounded by it)."""
         self.batches: list[dict[str, Any]] = []  # log_batches rows, in the order received
         self.lines: dict[_Key, list[dict[str, Any]]] = {}
         # per batch and task: [task_name, lines, dropped_rate, dropped_budget, dropped_queue,
@@ -43,6 +51,8 @@ class LogRows:
         key = (run_id, batch.seq)
         if key in self.lines:
             return  # a copy: the writer counts it as a duplicate (no new batch stored)
+        if not self.in_bounds(run_id, batch.seq):
+            raise OutOfBoundsError(f"batch {batch.seq} is out of bounds", "$.seq")
         rows: list[dict[str, Any]] = []
         tasks: dict[str, list[Any]] = {}
         for line in batch.lines:
@@ -99,6 +109,14 @@ class LogRows:
         )
         self.lines[key] = rows
         self.tasks[key] = tasks
+        self.last_seqs[run_id] = max(self.last_seqs.get(run_id, 0), batch.seq)
+
+    def in_bounds(self, run_id: str, seq: int) -> bool:
+        """Whether the run's engine can have sent batch ``seq``: at most
+        :data:`~cascade.interfaces.MAX_SEQ_JUMP` above the highest number the history has of
+        the run (0 when none: an engine numbers its batches from 1), so that no number a
+        publisher sends makes a hole (batches missing) larger than that."""
+        return seq - self.last_seqs.get(run_id, 0) <= MAX_SEQ_JUMP
 
 
 def _logged(row: dict[str, Any]) -> tuple[float, int]:

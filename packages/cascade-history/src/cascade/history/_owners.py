@@ -29,6 +29,7 @@ from ._received import Received
 from ._schema import (
     log_batches,
     log_lines,
+    log_runs,
     log_tasks,
     run_claims,
     run_events,
@@ -133,7 +134,7 @@ def _set_aside(connection: sa.Connection, run_id: str) -> int:
     gone = 0
     for table in (task_events, run_events, log_lines):
         gone += connection.execute(sa.delete(table).where(table.c.run_id == run_id)).rowcount
-    for table in (log_batches, log_tasks, runs):
+    for table in (log_batches, log_runs, log_tasks, runs):
         connection.execute(sa.delete(table).where(table.c.run_id == run_id))
     return gone
 

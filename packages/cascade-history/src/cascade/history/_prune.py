@@ -13,6 +13,7 @@ from ._schema import (
     issued_notes,
     log_batches,
     log_lines,
+    log_runs,
     log_tasks,
     presence,
     run_claims,
@@ -58,7 +59,8 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         ).rowcount
         if deleted >= LINES_A_PRUNE:  # more of their lines: the runs go later
             return deleted
-        for table in (task_events, run_events, run_refusals, run_claims, log_batches, log_tasks):
+        for table in (task_events, run_events, run_refusals, run_claims, log_batches, log_runs,
+                      log_tasks):  # fmt: skip
             deleted += connection.execute(sa.delete(table).where(table.c.run_id.in_(gone))).rowcount
         deleted += connection.execute(sa.delete(runs).where(runs.c.run_id.in_(doomed))).rowcount
     for table, when in (

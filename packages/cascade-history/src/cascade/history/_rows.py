@@ -41,7 +41,7 @@ from ._cancels import cancel_row
 from ._decisions import decision_row
 from ._gaps import INT64
 from ._lineage import origin_columns
-from ._log_rows import LogRows, log_batch_ids
+from ._log_rows import LogRows, OutOfBoundsError, log_batch_ids
 from ._owners import Owner
 from ._received import Received, Timed
 from ._text import checked_id, clean
@@ -119,12 +119,14 @@ class Rows:
     ``owners``: the runs' sources as stored and what vouches for them (``_owners``), which
     the batch's events must come from (a run new to the history belongs to the source of its
     first event in the batch, or to the one ``owners`` names with what vouches for it).
+    ``log_seqs``: per run, the highest log batch number stored, which a batch's is bounded by.
     """
 
     def __init__(
         self,
         owners: dict[str, Owner] | None = None,
         withdrawn: set[tuple[str, int]] | None = None,
+        log_seqs: dict[str, int] | None = None,
     ) -> None:
         known = owners if owners is not None else {}
         self.owners = {run_id: source for run_id, (source, _) in known.items()}
@@ -143,7 +145,7 @@ class Rows:
         self.cancels: list[dict[str, Any]] = []
         self.decisions: list[dict[str, Any]] = []
         self.issued: list[dict[str, Any]] = []
-        self.logs = LogRows()
+        self.logs = LogRows(log_seqs)
         self.runs: dict[str, dict[str, Any]] = {}
         self.refusals: dict[tuple[str, str], tuple[int, float]] = {}
         self.heartbeats = 0
@@ -187,7 +189,11 @@ class Rows:
         if owner is not None and owner != source:
             self._refuse(run_id, REASON_FOREIGN, item.received_at, source)
             return
-        self.logs.add(batch, run_id, source, item.received_at)
+        try:
+            self.logs.add(batch, run_id, source, item.received_at)
+        except OutOfBoundsError:
+            self._refuse(run_id, REASON_BEYOND, item.received_at)
+            return
         if owner is None:  # a run heard of first by its logs: theirs
             self.owners[run_id] = source
 

@@ -25,6 +25,7 @@ __all__ = [
     "issued_notes",
     "log_batches",
     "log_lines",
+    "log_runs",
     "log_tasks",
     "metadata",
     "presence",
@@ -392,6 +393,19 @@ log_tasks = sa.Table(
     # the highest line number (``n``) stored of it (revision 0011): numbers below it neither
     # stored nor said dropped are lines lost on the way (or before a recorder listened)
     sa.Column("last_n", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index(None, "last_at"),
+)
+
+# Per run, its log batches stored (copies once; kept by --keep-logs or not) and the highest
+# batch number stored (revision 0014): the numbers below it not stored are batches lost on the
+# way or sent before a recorder listened, whichever tasks' lines they held.
+log_runs = sa.Table(
+    "log_runs",
+    metadata,
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("batches", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_at", _Time, nullable=False),  # when a batch of it was last received
     sa.Index(None, "last_at"),
 )
 

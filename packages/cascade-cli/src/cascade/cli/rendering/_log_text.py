@@ -22,6 +22,7 @@ __all__ = [
     "line_json",
     "line_text",
     "LOST_SAID",
+    "batches_missing_note",
     "lost_note",
     "missed_note",
     "parse_level",
@@ -186,3 +187,13 @@ def lost_note(task_name: str, lines: int) -> str:
     """``384 lines of load lost on the way or before a recorder listened (...)``: the
     history's count of a task's lines it lacks (:attr:`cascade.history.LogCount.lost`)."""
     return f"{counted(lines, 'line')} of {inert(task_name, SHOWN['name'])} {LOST_SAID}"
+
+
+def batches_missing_note(batches: int) -> str:
+    """``30 batches of lines missing (...)``: the numbers of a run's log batches the history
+    lacks (:attr:`cascade.history.LogBatches.missing`), whose lines are of tasks unknown, a
+    task that lost every line among them."""
+    return (
+        f"{counted(batches, 'batch', 'batches')} of lines missing, of any task "
+        f"({LOST_SAID.removesuffix(' (not in the history)')})"
+    )

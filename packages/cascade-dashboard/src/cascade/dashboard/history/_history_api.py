@@ -355,8 +355,10 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
 def _logs(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:
     """A page of a run's log lines (its whole id): ``task`` (an id, a name or a glob),
     ``level`` (a number, or a name such as ``warning``), ``after`` (the last line's ``id``),
-    ``limit``; ``next_after``: the cursor of the next page (``null``: none yet). A run the
-    reader may not see has none, as a run never recorded."""
+    ``limit``; ``next_after``: the cursor of the next page (``null``: none yet); the first
+    page (no ``after``) has the run's log ``batches`` too (``stored``, ``last_seq``, and
+    ``missing``: lost whichever tasks' lines they held; ``null``: none). A run the reader
+    may not see has none, as a run never recorded."""
     level_text = request.query_params.get("level") or "0"
     level = _LEVELS.get(level_text.upper()) if not level_text.isdigit() else int(level_text)
     if level is None:
@@ -371,7 +373,18 @@ def _logs(history: History, request: Request, among: Among | None) -> dict[str, 
         after=int(after_text), limit=limit, among=among,
     )  # fmt: skip
     next_after = lines[-1].id if len(lines) == limit else None
-    return {"lines": [line.to_json() for line in lines], "next_after": next_after}
+    page: dict[str, Any] = {"lines": [line.to_json() for line in lines], "next_after": next_after}
+    if after_text == "0":  # the first page: the run's batches too, if the reader sees it
+        run_id = request.path_params["run_id"]
+        seen = among is None or bool(lines) or _visible(history, run_id, among)
+        batches = history.log_batches(run_id) if seen else None
+        page["batches"] = None if batches is None else batches.to_json()
+    return page
+
+
+def _visible(history: History, run_id: str, among: Among) -> bool:
+    """Whether the history has the run ``run_id`` among the orgs and projects ``among``."""
+    return history.run(run_id, limit=1, counts=False, among=among) is not None
 
 
 def _tasks(history: History, request: Request, among: Among | None) -> dict[str, Any]:

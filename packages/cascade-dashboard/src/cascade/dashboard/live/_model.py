@@ -75,10 +75,15 @@ class DashboardModel:
         from cascade.metrics import CascadeMetrics
 
         self.logs = LogFollower(
-            prefix=prefix, keep_lines=LOG_LINES_PER_RUN, keep_bytes=LOG_BYTES_PER_RUN, clock=clock
+            prefix=prefix,
+            keep_lines=LOG_LINES_PER_RUN,
+            keep_bytes=LOG_BYTES_PER_RUN,
+            clock=clock,
+            owner=self._run_source,
         )
         """The open runs' task logs (only theirs are subscribed to: ``FleetMode``), their last
-        lines kept; the metrics fold the batches into it."""
+        lines kept, from the source the model takes each run from; the metrics fold the
+        batches into it."""
         self.metrics = CascadeMetrics(self.state, logs=self.logs)
         """The Prometheus metrics of what the model sees (``/metrics``); it folds the messages."""
         self.clock = clock
@@ -96,6 +101,11 @@ class DashboardModel:
         self._pruned = clock()
         self._silent: tuple[tuple[str, bool], ...] = ()
         self._silent_checked = float("-inf")
+
+    def _run_source(self, run_id: str) -> str | None:
+        """The source the model takes ``run_id`` from (``None``: not held)."""
+        owner = self.state.run_owner(run_id)
+        return None if owner is None else owner[0]
 
     @property
     def prefix(self) -> str:

@@ -140,12 +140,18 @@ async function loadLogs(fresh) {
   if (fresh) shownLogs = { runId, task: $("h-log-task").value.trim(), next: 0 };
   const shown = shownLogs;
   if (shown.next == null) return;
-  const { lines, next_after } = await historyGet(
+  const { lines, next_after, batches } = await historyGet(
     "/api/history/runs/" + encodeURIComponent(runId) + "/logs", { task: shown.task, after: shown.next });
   if (shownLogs !== shown) return; // another run or task was asked for meanwhile
   drawLogLines($("h-logs"), lines, { clear: fresh });
   shown.next = next_after;
   $("h-logs-none").textContent = fresh && !lines.length ? "no log lines recorded" : "";
+  // batches its engine numbered that never reached the history: their lines, of any task
+  // (one that lost every line among them), are known neither in number nor by task
+  if (fresh) $("h-logs-missing").textContent = batches && batches.missing
+    ? batches.missing.toLocaleString("en") + (batches.missing === 1 ? " batch" : " batches") +
+      " of log lines missing, of any task (lost on the way or before a recorder listened)"
+    : "";
   $("h-logs-more").hidden = next_after == null;
 }
 

@@ -200,9 +200,9 @@ class LogFollower:
 
     Refused, counted in :attr:`refusals` and changing nothing: a batch on a sourced topic
     whose payload claims another source (counted by the topic's), a batch about a run from
-    another source than the one first heard for it, a ``seq`` numbered like a batch seen with
-    another content or too far from those seen, and a timestamp too far ahead (the batch's,
-    or any of its lines'). Batches
+    another source than the run's (its :attr:`owner`'s, else the one first heard for it), a
+    ``seq`` numbered like a batch seen with another content or too far from those seen, and
+    a timestamp too far ahead (the batch's, or any of its lines'). Batches
     missed (gaps in ``seq``) are counted by :attr:`gaps`, per run and per source; a copy of
     a batch seen changes nothing.
     """
@@ -225,6 +225,18 @@ class LogFollower:
     """Batches heard again (a copy of one seen), ignored."""
     forgotten_runs: int = 0
     """Runs dropped beyond :attr:`max_runs`."""
+    taken_over: int = 0
+    """Runs heard anew from their owner (:attr:`owner`), the source first heard not theirs."""
+    last_taken_from: str | None = None
+    """The source the latest of those was first heard from (a view that showed its lines says
+    they were not the run's engine's)."""
+    owner: Callable[[str], str | None] | None = None
+    """Whose a run is, as the reader of its telemetry takes it (``None`` for a run it does not
+    know): :meth:`ReaderModel.run_owner <cascade.interfaces.reader.ReaderModel.run_owner>`'s
+    source. Where it names one, a batch of the run from any other source is refused
+    (``foreign source``), and a run first heard here from another is heard anew from it (what
+    the first said goes, counted refused as its): the logs believe who the views believe.
+    Where it names none (or without it), the source first heard of the run."""
 
     def apply(self, message: Message) -> HeardBatch | None:
         """Fold one received message; what its batch added, ``None`` when it added nothing
@@ -260,9 +272,19 @@ class LogFollower:
             self.refusals.count(source, REASON_FUTURE)
             return None
         run = self.runs.get(batch.run_id)
-        if run is not None and source != run.source:
+        owner = self.owner(batch.run_id) if self.owner is not None else None
+        if owner is not None and source != owner:
             self.refusals.count(source, Seen.FOREIGN.value)
             return None
+        if run is not None and source != run.source:
+            if owner is None:
+                self.refusals.count(source, Seen.FOREIGN.value)
+                return None
+            self.taken_over += 1
+            self.last_taken_from = run.source
+            self.refusals.count(run.source, Seen.FOREIGN.value)  # what it said goes
+            self.forget_run(run.run_id)
+            run = None
         seen = self.gaps.see(source, batch.run_id, batch.seq, digest)
         if seen is Seen.BEYOND and run is not None and self._displaced(run, batch.seq):
             run = None  # heard anew from this batch

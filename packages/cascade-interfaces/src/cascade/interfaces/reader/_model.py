@@ -322,6 +322,15 @@ class ReaderModel:
         status = engine.status if engine is not None else None
         return status is not None and status.status == "online"
 
+    def run_owner(self, run_id: str) -> tuple[str, bool] | None:
+        """The source ``run_id`` is taken from, and whether something besides its messages
+        vouches for it (its start seen, a sourced topic, its ``online`` status); ``None`` for a
+        run this view does not hold. A source vouched for takes over a run that is not
+        (:attr:`RunView.confirmed`): readers of the run's other messages (its task logs)
+        believe the one this says."""
+        run = self.runs.get(run_id)
+        return None if run is None else (run.source, self._confirmed(run))
+
     def _confirmed(self, run: RunView) -> bool:
         """Whether something vouches for ``run``'s source (:attr:`RunView.confirmed`); its
         ``online`` status may have come since the run was first heard."""

@@ -13,7 +13,7 @@ import typer
 
 from cascade.control import ControlError, Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import LogLine, parse_timestamp
-from cascade.interfaces.reader import LogFollower
+from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, UsageError, fail, usage
@@ -28,8 +28,16 @@ from ...plumbing._history_db import (
     since_seconds,
 )
 from ...plumbing._run_lookup import no_run_named, recorded_run_ids, run_named
-from ...rendering._log_text import LEVEL_HELP, line_fields, lost_note, parse_level, recorded_line
-from ._log_follow import LogPrinter, follow_logs
+from ...rendering._log_text import (
+    LEVEL_HELP,
+    batches_missing_note,
+    line_fields,
+    lost_note,
+    parse_level,
+    recorded_line,
+)
+from ...rendering._plural import counted
+from ._log_follow import Followed, LogPrinter, follow_logs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,6 +48,8 @@ __all__ = ["LOG_COLUMNS", "PAGE", "logs"]
 
 PAGE = 1000
 """Recorded lines read from the history at once."""
+
+_SOURCES_SAID = 5  # sources whose refused batches are said one by one (a forger may invent many)
 
 LOG_COLUMNS = (
     "ts", "run_id", "source", "task_id", "task_name", "attempt", "n", "level", "level_number",
@@ -95,10 +105,14 @@ def _export_recorded(
 
 def _say_lost(history: History, run_id: str, printer: LogPrinter) -> None:
     """After a run's recorded lines, the lines of the tasks asked for that the history lacks
-    (numbered by the engine, neither stored nor said dropped), once per task."""
+    (numbered by the engine, neither stored nor said dropped), once per task; then the
+    run's batches it lacks (numbered by the engine too), whose lines may be of any task."""
     for task_id, count in query(lambda: history.log_counts(run_id)).items():
         if count.lost and printer.of_task(task_id, count.task_name):
             printer.note(lost_note(count.task_name, count.lost))
+    batches = query(lambda: history.log_batches(run_id))
+    if batches is not None and batches.missing:
+        printer.note(batches_missing_note(batches.missing))
 
 
 def _live_history(db: str | None) -> History | None:
@@ -236,8 +250,8 @@ def logs(
                     raise _Ended
 
         with contextlib.suppress(_Ended):
-            said = await follow_logs(connector, found, printer, recorded, _stamp)
-            for line in _left_out(said, found):
+            followed = await follow_logs(connector, found, printer, recorded, _stamp)
+            for line in _left_out(followed, found):
                 typer.echo(f"cascade: {line}", err=True)
         return found
 
@@ -258,14 +272,31 @@ class _Ended(Exception):
     """The history has the run as ended: its recorded lines are all there will be."""
 
 
-def _left_out(said: LogFollower, run_id: str) -> list[str]:
-    """What the live lines lack, said on stderr at the end: batches missed, refused."""
+def _left_out(followed: Followed, run_id: str) -> list[str]:
+    """What the live lines lack, said on stderr at the end: batches missed, refused (by the
+    source they claim and why, as `cascade watch` says them), let go, ignored."""
+    said = followed.logs
     lines = []
     missed = said.missed_batches(run_id)
     if missed:
         lines.append(f"missed {missed:,} batches of log lines")
-    if said.refusals.total:
-        lines.append(f"refused {said.refusals.total:,} batches no engine of the run sent")
+    refusals = said.refusals
+    ranked = sorted(refusals.by_source, key=lambda source: (-refusals.of(source), source))
+    for source in ranked[:_SOURCES_SAID]:
+        lines.append(
+            f"refused {counted(refusals.of(source), 'batch', 'batches')} of log lines claiming "
+            f"{inert(source, SHOWN['source'])}: {refusals.describe(source)}"
+        )
+    if len(ranked) > _SOURCES_SAID:
+        rest = sum(refusals.of(source) for source in ranked[_SOURCES_SAID:])
+        others = counted(len(ranked) - _SOURCES_SAID, "other source")
+        lines.append(f"refused {counted(rest, 'batch', 'batches')} of log lines from {others}")
+    if followed.let_go:
+        let_go = counted(followed.let_go, "batch", "batches")
+        lines.append(
+            f"let go {let_go} of log lines heard before the run's engine was known (more than "
+            "could wait)"
+        )
     if said.oversized or said.rejected:
         lines.append(f"ignored {said.oversized + said.rejected:,} malformed or oversized batches")
     return lines

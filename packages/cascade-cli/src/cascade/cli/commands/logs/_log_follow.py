@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from cascade.interfaces import Connector, LogLine, Message, logs_filter, telemetry_filter
+from cascade.interfaces import (
+    Connector,
+    LogLine,
+    Message,
+    decode_level,
+    logs_filter,
+    status_filter,
+    telemetry_filter,
+)
 from cascade.interfaces.reader import (
     HeardBatch,
     LogFollower,
@@ -28,11 +37,15 @@ from ...rendering._log_text import (
     missed_note,
 )
 
-__all__ = ["STOP_GRACE", "LogPrinter", "follow_logs"]
+__all__ = ["HELD_BYTES", "STOP_GRACE", "Followed", "LogPrinter", "follow_logs"]
 
 STOP_GRACE = 0.3
 """Seconds `cascade logs -f` still listens after the run's ENGINE_STOPPED: its engine sends
 the last lines' batch before the event, but another connection may deliver it after."""
+
+HELD_BYTES = 8 * 1024 * 1024
+"""Bytes of log batches `cascade logs -f` holds while the run's owner is not known yet (its
+telemetry says it within a heartbeat, 5 s): the oldest beyond go, counted and said."""
 
 
 @dataclass
@@ -133,6 +146,36 @@ class LogPrinter:
             out.flush()
 
 
+class _Held:
+    """The run's log batches waiting for the run's owner to be known (the source its
+    telemetry is taken from, as every view takes it: :meth:`ReaderModel.run_owner`), or for
+    its owner heard first to be taken over by the one they came from; at most
+    :data:`HELD_BYTES` of them (the oldest go, counted)."""
+
+    def __init__(self) -> None:
+        self.messages: deque[Message] = deque()
+        self.size = 0
+        self.let_go = 0
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.size += len(message.raw)
+        while self.size > HELD_BYTES and len(self.messages) > 1:
+            self.size -= len(self.messages.popleft().raw)
+            self.let_go += 1
+
+    def take(self, ready: Callable[[Message], bool]) -> list[Message]:
+        """The held messages ``ready`` now lets through, in the order heard."""
+        taken: list[Message] = []
+        kept: deque[Message] = deque()
+        for message in self.messages:
+            (taken if ready(message) else kept).append(message)
+        if taken:
+            self.messages = kept
+            self.size = sum(len(m.raw) for m in kept)
+        return taken
+
+
 async def follow_logs(
     connector: Connector,
     run_id: str,
@@ -140,21 +183,58 @@ async def follow_logs(
     recorded: Callable[[], Awaitable[None]],
     stamp: Callable[[LogLine], float | None],
     stop_grace: float = STOP_GRACE,
-) -> LogFollower:
+) -> Followed:
     """Print ``run_id``'s lines as they arrive, after ``recorded()`` printed the history's
     (what arrives meanwhile waits, then goes through the printer's dedupe), until
-    ``stop_grace`` seconds after the run's ENGINE_STOPPED; returns the follower (its counts
-    of what was missed and refused)."""
+    ``stop_grace`` seconds after the run's ENGINE_STOPPED; returns what it followed.
+
+    A line is believed from the run's owner only, as every view takes it from the run's
+    telemetry and the engines' statuses (a run's logs alone say nothing of whose it is:
+    whoever is first heard there is no more its engine than anyone): lines of the run that
+    come before its owner is known wait for it (its start, or a heartbeat within 5 s), and
+    those of another source wait while the owner is one nothing vouches for (a source
+    something vouches for takes the run over, as in the views); at the end, those still
+    waiting are counted refused (``foreign source``)."""
     prefix = connector.topic_prefix
-    logs = LogFollower(prefix=prefix, keep_lines=0, max_runs=1)
+    runs = ReaderModel(prefix=prefix)  # the run's owner and end, as every reader takes them
+
+    def owner(of_run: str) -> str | None:
+        known = runs.run_owner(of_run)
+        return None if known is None else known[0]
+
+    logs = LogFollower(prefix=prefix, keep_lines=0, max_runs=1, owner=owner)
     held: list[HeardBatch] | None = []  # what arrives while the history is read
+    waiting = _Held()  # what arrives before its source is the run's owner
+    last_owner: list[tuple[str, bool] | None] = [None]  # the run's owner as last looked at
     done = asyncio.Event()
     ending: list[asyncio.TimerHandle] = []
     doubted: set[str] = set()
     loop = asyncio.get_running_loop()
 
-    def on_logs(message: Message) -> None:
+    def topic_source(message: Message) -> str | None:
+        """The source a batch's topic names (the sourced layout, what a broker ACL binds)."""
+        levels = message.topic.removeprefix(prefix + "/").split("/")
+        return decode_level(levels[4]) if len(levels) == 5 else None
+
+    def claimed(message: Message) -> object:
+        """The source a batch claims: its topic's, else its payload's."""
+        return topic_source(message) or message.payload.get("source")
+
+    def ready(message: Message) -> bool:
+        known = runs.run_owner(run_id)
+        if known is None:  # the run's telemetry says whose it is: its logs do not
+            return False
+        source, confirmed = known
+        return confirmed or claimed(message) == source
+
+    def fold(message: Message) -> None:
+        before = logs.taken_over
         heard = logs.apply(message)
+        if logs.taken_over != before and logs.last_taken_from is not None:
+            printer.note(
+                f"the lines above from {inert(logs.last_taken_from, 200)} were not from the "
+                "run's engine (something vouches for another): refused from now on"
+            )
         if heard is None or heard.run_id != run_id:
             return
         if held is not None:
@@ -162,11 +242,20 @@ async def follow_logs(
         else:
             printer.batch(heard, stamp, logs.runs.get(run_id))
 
-    runs = ReaderModel(prefix=prefix)  # the run's owner and end, as every reader takes them
+    def on_logs(message: Message) -> None:
+        if ready(message):
+            fold(message)
+        else:
+            waiting.add(message)
 
     def on_telemetry(message: Message) -> None:
         known = run_id in runs.runs
         runs.apply(message)
+        owned = runs.run_owner(run_id)
+        if owned is not None and owned != last_owner[0]:  # what waits is looked at anew
+            last_owner[0] = owned
+            for message_held in waiting.take(ready):
+                fold(message_held)
         source = _stopped_by(message, run_id)
         if source is None or ending:
             return
@@ -190,14 +279,28 @@ async def follow_logs(
                 "still following (Ctrl-C ends)"
             )
 
+    # the statuses first: one that vouches for a source is known before its run's messages
+    await connector.subscribe(status_filter(prefix), on_telemetry)
     await connector.subscribe(logs_filter(run_id=run_id, prefix=prefix), on_logs)
     await connector.subscribe(telemetry_filter(run_id=run_id, prefix=prefix), on_telemetry)
     await recorded()
-    waiting, held = held or [], None
-    for heard in waiting:
+    heard_meanwhile, held = held or [], None
+    for heard in heard_meanwhile:
         printer.batch(heard, stamp, logs.runs.get(run_id))
     await done.wait()
-    return logs
+    for message in waiting.messages:  # never the owner's: refused, as it is known now
+        logs.apply(message)
+    return Followed(logs, waiting.let_go)
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What `cascade logs -f` followed: the follower (its counts of what was missed and
+    refused), and the batches let go unshown while they waited for the run's owner to be
+    known (more than :data:`HELD_BYTES` of them)."""
+
+    logs: LogFollower
+    let_go: int = 0
 
 
 def _stopped_by(message: Message, run_id: str) -> str | None:

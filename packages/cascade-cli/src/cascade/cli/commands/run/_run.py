@@ -21,7 +21,7 @@ from cascade.interfaces.reader import SHOWN, inert
 from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fitted, left_out_line
 from ...rendering._holds_text import recorded_holds_brief
-from ...rendering._log_text import LOST_SAID
+from ...rendering._log_text import LOST_SAID, batches_missing_note
 from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
@@ -214,7 +214,7 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
         )
     if summary.claims:
         lines.append(_claims_line(summary.claims))
-    if overview.logs:
+    if overview.logs or overview.log_batches is not None:
         lines.append(_logs_line(overview))
     lines += _slowest(overview.slowest)
     lines += _failures(overview.failures, summary.tasks.get("FAILED", 0), times)
@@ -285,7 +285,8 @@ def _logged(count: LogCount | None) -> Cell:
 
 
 def _logs_line(overview: RunOverview) -> Text:
-    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine, 384 lost on the way``."""
+    """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine, 384 lost on the way``,
+    and the batches missing (``; 30 batches of lines missing ...``: whichever tasks' lines)."""
     lines = sum(count.lines for count in overview.logs.values())
     dropped = sum(count.dropped for count in overview.logs.values())
     lost = sum(count.lost for count in overview.logs.values())
@@ -294,6 +295,9 @@ def _logs_line(overview: RunOverview) -> Text:
         text.append(f", {dropped:,} dropped by their engine", style="yellow")
     if lost:
         text.append(f", {lost:,} {LOST_SAID}", style="yellow")
+    missing = overview.log_batches.missing if overview.log_batches is not None else 0
+    if missing:
+        text.append(f"; {batches_missing_note(missing)}", style="yellow")
     return text
 
 

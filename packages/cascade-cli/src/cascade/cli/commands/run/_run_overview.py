@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cascade.history import (
         DecisionRecord,
         History,
+        LogBatches,
         LogCount,
         RunDetail,
         RunSummary,
@@ -69,6 +70,9 @@ class RunOverview:
     reused: dict[str, int] = field(default_factory=dict)
     """Per run its reused results came from, how many of its tasks took one
     (``History.reused``)."""
+    log_batches: LogBatches | None = None
+    """Its log batches as numbered by its engine (``History.log_batches``): those missing,
+    whichever tasks' lines they held (``None``: it has no logs)."""
 
     def task_json(self, task: TaskHistory) -> dict[str, Any]:
         """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
@@ -83,7 +87,8 @@ class RunOverview:
     def to_json(self, summary: RunSummary, listed: int) -> dict[str, Any]:
         """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been
         written: the run's tasks counted by state and in all, these tasks as ``tasks`` has
-        them, and how many more the filters pick than were listed (``--limit``)."""
+        them, how many more the filters pick than were listed (``--limit``), and its log
+        batches (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs)."""
         return {
             "counts": dict(summary.tasks),
             "total": sum(summary.tasks.values()),
@@ -92,6 +97,7 @@ class RunOverview:
             "held": [task.to_json() for task in self.held],
             "decisions": [record.to_json() for record in self.decisions],
             "reused": dict(self.reused),
+            "log_batches": None if self.log_batches is None else self.log_batches.to_json(),
             "matched": self.matched,
             "more": max(0, self.matched - listed),
         }
@@ -140,4 +146,5 @@ def read_overview(
         else [],
         decisions=query(lambda: history.decisions(run_id)),
         reused=query(lambda: history.reused(run_id)) if first.run.rerun_of is not None else {},
+        log_batches=query(lambda: history.log_batches(run_id)),
     )
