@@ -427,6 +427,19 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
+    finally:
+        broker.close()
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_path: Path) -> None:
+    """Two orgs' engines and operators on a real mosquitto with `cascade acl`'s acl_file."""
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
+    broker.start()
+    try:
+        logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _an_operator_steers_its_own_org_only(logins)
     finally:
@@ -441,19 +454,36 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
     (created separately, as the docs say)."""
     if rabbitmq_server_path() is None:
         pytest.skip(NO_RABBITMQ)
-    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    with RabbitMQBroker(definitions=definitions) as broker:
+    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
+
+
+def _rabbitmq_definitions(tmp_path: Path) -> dict[str, Any]:
+    """`cascade acl --rabbitmq`'s definitions with the logins' users (and an admin) added."""
+    definitions: dict[str, Any] = json.loads(_generated(tmp_path, "rabbitmq"))
+    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
+        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
+    ]
+    definitions["permissions"].append(
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    )
+    return definitions
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@pytest.mark.timeout(300)  # each denied subscription closes a connection: the CLI reconnects
+async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
+    tmp_path: Path,
+) -> None:
+    """Two orgs' engines and operators on a real RabbitMQ with `cascade acl`'s definitions."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
+        logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _an_operator_steers_its_own_org_only(logins)

@@ -163,9 +163,10 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
     unknown = set(raw) - set(_SERVICES)
     if unknown:
         raise RolesError(f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {list(_SERVICES)})")
+    recorders, dashboards = (tuple(_strings(raw, key, where)) for key in _SERVICES[1:])
     engines = raw.get("engines", [])
     if not isinstance(engines, dict):
-        return BrokerLogins(*(tuple(_strings(raw, key, where)) for key in _SERVICES))
+        return BrokerLogins(tuple(_strings(raw, "engines", where)), recorders, dashboards)
     scopes: dict[str, list[GrantScope]] = {}
     for text in engines:
         try:
@@ -181,7 +182,8 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
             scopes.setdefault(login, []).append(scope)
     return BrokerLogins(
         tuple(scopes),
-        *(tuple(_strings(raw, key, where)) for key in _SERVICES[1:]),
+        recorders,
+        dashboards,
         engine_scopes={login: tuple(found) for login, found in scopes.items()},
     )
 
