@@ -108,11 +108,11 @@ class Requester:
 
 @contextlib.asynccontextmanager
 async def requester(
-    broker: BrokerEndpoint, prefix: str, sources: list[str]
+    broker: BrokerEndpoint, prefix: str, sources: list[str], org: str = "acme"
 ) -> AsyncIterator[Requester]:
     async with aiomqtt.Client(broker.host, broker.port) as client:
         for source in sources:  # exact topics: RabbitMQ sends retained ones only to those
-            await client.subscribe(served_topic("acme", "default", source, prefix), qos=1)
+            await client.subscribe(served_topic(org, "default", source, prefix), qos=1)
         await client.subscribe(f"{prefix}/reply/#", qos=1)
         reading = Requester(client, prefix)
         reader = asyncio.create_task(reading.read())
@@ -353,7 +353,7 @@ async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
         async with (
-            requester(broker, prefix, ["etl"]) as asker,
+            requester(broker, prefix, ["etl"], org="local") as asker,
             serving(engine, {"nightly": nightly}),
         ):
             await asker.until(lambda: asker.announced("etl") is not None)
