@@ -48,9 +48,9 @@ async def _announced() -> dict[str, Any]:
     arrived = asyncio.Event()
     try:
         async with InMemoryConnector(broker, presence=False) as reader:
-            await reader.subscribe(served_topic("etl-1"), lambda m: arrived.set())
+            await reader.subscribe(served_topic("acme", "etl", "etl-1"), lambda m: arrived.set())
             await asyncio.wait_for(arrived.wait(), 10)
-            raw = broker.retained(served_topic("etl-1"))
+            raw = broker.retained(served_topic("acme", "etl", "etl-1"))
     finally:
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.access import AclError, mosquitto_acl, rabbitmq_definitions
-from cascade.control.access import Roles
+from cascade.control.access import Roles, RolesError
 
 ROLES = """
 [[grant]]
@@ -65,7 +65,7 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
         "topic write cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
         "topic read cascade/logs/acme/etl/#",
-        "topic read cascade/served/+",
+        "topic read cascade/served/+/+/+",
         "topic read cascade/status/#",
         "topic read cascade/telemetry/acme/etl/#",
     ]
@@ -82,13 +82,15 @@ def test_an_operator_writes_its_task_scopes_and_cancels() -> None:
         assert f"topic write cascade/constraints/{topic}" in olga
         assert f"topic write cascade/cleared/{topic}" in olga
     assert not any(line.endswith("etl_%2A/#") for line in olga)
-    assert "topic write cascade/command/+/cancel" in olga
-    assert "topic write cascade/command/+/decide" in olga  # decisions on held tasks, likewise
+    assert "topic write cascade/command/acme/+/+/cancel" in olga  # its org's runs only
+    assert "topic write cascade/command/acme/+/+/decide" in olga  # decisions, likewise
+    assert not any(line.endswith(("/+/+/+/cancel", "/+/+/+/decide")) for line in olga)
     assert "topic read cascade/reply/acme/#" in olga
     assert not any(line.endswith("reply/#") for line in olga)
     assert "topic read cascade/telemetry/acme/#" in olga
     assert not any("summary" in line for line in olga)  # every org's runs: global only
-    assert "topic write cascade/start/#" in olga  # served workflows: no org in their topics
+    assert "topic write cascade/start/acme/#" in olga  # its org's servers only
+    assert "topic write cascade/start/#" not in olga
     assert not any("served/olga" in line for line in olga)  # only engines announce
 
 
@@ -97,7 +99,7 @@ def test_a_task_scope_operator_and_a_viewer_start_nothing() -> None:
     found = blocks(mosquitto_acl(roles))
     for login in ("olga", "vera", "gus"):
         assert not any("cascade/start/" in line for line in found[login]), login
-        assert "topic read cascade/served/+" in found[login]
+        assert "topic read cascade/served/+/+/+" in found[login]
 
 
 def test_services_and_global_viewers() -> None:
@@ -105,14 +107,15 @@ def test_services_and_global_viewers() -> None:
     reads summaries; every login publishes only as itself."""
     text = mosquitto_acl(Roles.parse(ROLES))
     found = blocks(text)
-    assert found["engine-1"] == [
+    assert found["engine-1"] == [  # an engine of the plain list: every org's
         "topic read cascade/command/#",
+        "topic read cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
-        "topic read cascade/served/+",
-        "topic write cascade/served/engine-1",
-        "topic readwrite cascade/served/engine-1/probe",
-        "topic read cascade/start/+",
-        "topic read cascade/start/+/engine-1",
+        "topic read cascade/served/+/+/+",
+        "topic write cascade/served/+/+/engine-1",
+        "topic readwrite cascade/served/+/+/engine-1/probe",
+        "topic read cascade/start/+/+/+",
+        "topic read cascade/start/+/+/+/engine-1",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
     assert "topic write cascade/start/#" in found["dashboard"]
@@ -155,30 +158,34 @@ def test_rabbitmq_definitions_are_anchored_topic_permissions(roles_file: Path) -
     assert write.fullmatch("cascade.constraints.task.etl_%2A.pause")
     assert not write.fullmatch("cascade.constraints.task.%2A.pause")
     assert not write.fullmatch("cascade.constraints.global.pause")
-    assert write.fullmatch("cascade.command.0123.cancel")
-    assert write.fullmatch("cascade.command.0123.decide")
-    assert not write.fullmatch("cascade.command.0123.other")
+    assert write.fullmatch("cascade.command.acme.etl.0123.cancel")
+    assert write.fullmatch("cascade.command.acme.web.0123.decide")
+    assert not write.fullmatch("cascade.command.globex.etl.0123.cancel")
+    assert not write.fullmatch("cascade.command.acme.etl.0123.other")
+    assert write.fullmatch("cascade.command.0123.snapshot")
     assert write.fullmatch("cascade.telemetry.acme.etl.r.events.olga")  # as itself only
     assert not write.fullmatch("cascade.telemetry.acme.etl.r.events.engine-1")
     assert read.fullmatch("cascade.telemetry.acme.*.*.#")  # a subscription's binding key
     assert not read.fullmatch("cascade.telemetry.*.*.*.#")
     assert not read.fullmatch("cascade.summary.*")
-    assert write.fullmatch("cascade.start.nightly")  # an operator over an org starts any
-    assert write.fullmatch("cascade.start.nightly.engine-1")
-    assert not write.fullmatch("cascade.served.olga")
-    assert read.fullmatch("cascade.served.*")
+    assert write.fullmatch("cascade.start.acme.etl.nightly")  # its org's servers' only
+    assert write.fullmatch("cascade.start.acme.etl.nightly.engine-1")
+    assert not write.fullmatch("cascade.start.globex.etl.nightly")
+    assert not write.fullmatch("cascade.served.acme.etl.olga")
+    assert read.fullmatch("cascade.served.*.*.*")
     engine = next(p for p in defined["topic_permissions"] if p["user"] == "engine-1")
     write, read = re.compile(engine["write"]), re.compile(engine["read"])
-    assert write.fullmatch("cascade.served.engine-1")
-    assert write.fullmatch("cascade.served.engine-1.probe")
-    assert not write.fullmatch("cascade.served.engine-2")
-    assert not write.fullmatch("cascade.start.nightly")
-    assert read.fullmatch("cascade.start.*")
-    assert read.fullmatch("cascade.start.*.engine-1")
-    assert not read.fullmatch("cascade.start.*.engine-2")
+    assert write.fullmatch("cascade.served.acme.etl.engine-1")
+    assert write.fullmatch("cascade.served.acme.etl.engine-1.probe")
+    assert not write.fullmatch("cascade.served.acme.etl.engine-2")
+    assert not write.fullmatch("cascade.start.acme.etl.nightly")
+    assert read.fullmatch("cascade.start.acme.etl.nightly")
+    assert read.fullmatch("cascade.start.acme.etl.*.engine-1")
+    assert not read.fullmatch("cascade.start.acme.etl.*.engine-2")
     assert read.fullmatch("cascade.rollcall")
-    assert read.fullmatch("$share.probe-1a2b.cascade.served.engine-1.probe")  # taken literally
-    assert not read.fullmatch("$share.cascade.cascade.start.nightly")
+    # taken literally
+    assert read.fullmatch("$share.probe-1a2b.cascade.served.acme.etl.engine-1.probe")
+    assert not read.fullmatch("$share.cascade.cascade.start.acme.etl.nightly")
     for entry in defined["topic_permissions"]:
         for pattern in (entry["write"], entry["read"]):
             assert re.fullmatch(r"\^\(.*\)\$", pattern), pattern
@@ -237,12 +244,12 @@ def test_a_login_with_dots_gets_its_encoded_level_on_both_brokers() -> None:
         f"topic write cascade/telemetry/+/+/+/+/{level}",
         f"topic write cascade/reply/+/+/{level}",
         f"topic readwrite cascade/_marker/{level}/#",
-        f"topic write cascade/served/{level}",
-        f"topic read cascade/start/+/{level}",
+        f"topic write cascade/served/+/+/{level}",
+        f"topic read cascade/start/+/+/+/{level}",
     ):
         assert line in acl["worker1.example.com"]
     assert not any("status" in line for line in acl["host-1"])
-    assert "topic read cascade/start/+/host-1" in acl["host-1"]
+    assert "topic read cascade/start/+/+/+/host-1" in acl["host-1"]
     by_user = {e["user"]: e for e in rabbitmq_definitions(roles)["topic_permissions"]}
     write = by_user["worker1.example.com"]["write"]
     assert re.fullmatch(write, f"cascade.status.{level}")
@@ -318,3 +325,66 @@ def test_help_says_what_it_writes() -> None:
     for option in ("--mosquitto", "--rabbitmq", "--prefix", "--vhost", "--output", "ROLES_FILE"):
         assert option in text
     assert "<bool>" not in text
+
+
+TENANTS = """
+[[grant]]
+role = "operator"
+scopes = ["project:globex/web"]
+broker_users = ["gail"]
+
+[broker.engines]
+"org:acme" = ["engine-a"]
+"project:globex/web" = ["engine-g"]
+global = ["engine-1"]
+"""
+
+
+def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
+    """``[broker.engines]`` by scope: an org's (a project's) engine reads that org's (project's)
+    commands and start requests, and announces there, as itself; an operator over a project
+    cancels, decides and starts in that project only; a global engine, every org's."""
+    roles = Roles.parse(TENANTS)
+    assert roles.broker.engines == ("engine-a", "engine-g", "engine-1")
+    found = blocks(mosquitto_acl(roles))
+    assert found["engine-a"] == [
+        "topic read cascade/command/+/snapshot",
+        "topic read cascade/command/acme/#",
+        "topic read cascade/constraints/#",
+        "topic read cascade/served/+/+/+",
+        "topic write cascade/served/acme/+/engine-a",
+        "topic readwrite cascade/served/acme/+/engine-a/probe",
+        "topic read cascade/start/acme/+/+",
+        "topic read cascade/start/acme/+/+/engine-a",
+    ]
+    assert "topic read cascade/command/globex/web/#" in found["engine-g"]
+    assert "topic write cascade/served/globex/web/engine-g" in found["engine-g"]
+    assert "topic read cascade/start/+/+/+/engine-1" in found["engine-1"]
+    assert [line for line in found["gail"] if "command/" in line or "start/" in line] == [
+        "topic write cascade/command/+/snapshot",
+        "topic write cascade/command/globex/web/+/cancel",
+        "topic write cascade/command/globex/web/+/decide",
+        "topic write cascade/start/globex/web/#",
+    ]
+    by_user = {e["user"]: e for e in rabbitmq_definitions(roles)["topic_permissions"]}
+    read = re.compile(by_user["engine-a"]["read"])
+    assert read.fullmatch("cascade.command.acme.etl.0123.*")  # its run's subscription
+    assert not read.fullmatch("cascade.command.globex.etl.0123.*")
+    assert read.fullmatch("cascade.start.acme.etl.*.engine-a")
+    assert not read.fullmatch("cascade.start.globex.etl.*.engine-a")
+    write = re.compile(by_user["engine-a"]["write"])
+    assert write.fullmatch("cascade.served.acme.etl.engine-a")
+    assert not write.fullmatch("cascade.served.globex.etl.engine-a")
+
+
+@pytest.mark.parametrize(
+    ("engines", "said"),
+    [
+        ('"task:etl_*" = ["e"]', "is a task scope"),
+        ('"org:" = ["e"]', "org:"),
+        ('"org:acme" = "e"', "must be a list"),
+    ],
+)
+def test_an_engine_scope_that_names_no_org_or_project_is_refused(engines: str, said: str) -> None:
+    with pytest.raises(RolesError, match=said):
+        Roles.parse(f"[broker.engines]\n{engines}\n")

@@ -91,7 +91,7 @@ class Forger:
 
     async def start(self) -> None:
         await self.connector.connect()
-        await self.connector.subscribe("cascade/command/+/cancel", self._answer)
+        await self.connector.subscribe("cascade/command/+/+/+/cancel", self._answer)
 
     async def _answer(self, message: Message) -> None:
         request = decode_cancel_request(message.raw)
@@ -102,7 +102,8 @@ class Forger:
             await self.connector.publish(topic, encode_payload(beat), qos=1)
         forged = CancelReply(id=request.id, run_id=request.run_id, source=self.source,
                              cancelled_count=99)  # fmt: skip
-        await self.connector.publish(reply_topic("o", request.id, self.source), forged, qos=1)
+        org = message.topic.split("/")[2]  # the command's: where its requester listens
+        await self.connector.publish(reply_topic(org, request.id, self.source), forged, qos=1)
         self.answered.set()
 
 
@@ -186,7 +187,7 @@ def test_a_forged_answer_for_a_run_no_engine_runs_exits_1(
     """Nobody runs the run but a forger answers: its answer is refused and said, nothing is
     said cancelled, and the command exits 1 saying no engine of the run answered."""
     forger = Forger(broker)
-    result = invoke("cancel", RUN, "--timeout", "0.3",
+    result = invoke("cancel", RUN, "--timeout", "0.3", "--org", "o", "--project", "p",
                     connector_factory=lambda options: Among(broker, forger))  # fmt: skip
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -248,7 +249,7 @@ def test_without_a_history_the_first_source_heard_owns_the_run(
     telemetry before its engine is taken for its owner (a broker ACL on the telemetry topics,
     the sourced layout, is what stops it)."""
     forger = Forger(broker, telemetry=True)
-    result = invoke("cancel", RUN, "--timeout", "5",
+    result = invoke("cancel", RUN, "--timeout", "5", "--org", "o", "--project", "p",
                     connector_factory=lambda options: Among(broker, forger))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"cancelled run {RUN} on mallory:")
@@ -282,7 +283,7 @@ def test_a_malformed_run_id_exits_2(invoke: Callable[..., Result], run_id: str) 
 
 def test_no_engine_answering_exits_1(invoke: Callable[..., Result]) -> None:
     """One line on stderr naming the run and the wait."""
-    result = invoke("cancel", RUN, "--timeout", "0.3")
+    result = invoke("cancel", RUN, "--timeout", "0.3", "--org", "o", "--project", "p")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"cascade: no engine answered for run {RUN} within 0.3 s")
     assert len(result.stderr.splitlines()) == 1
@@ -322,8 +323,9 @@ async def test_the_dashboards_cancel_is_token_gated_and_answered(
 async def test_the_dashboards_cancel_answers_504_for_a_forged_answer(
     broker: InMemoryBroker, hub: DashboardHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A forger's answer is no answer: 504 saying it was refused, never 200 (and logged);
-    with the run's engine answering after it, 200 with the engine's, and the refusal counted."""
+    """A run nobody heard of is placed nowhere (a cancel's topic names its org and project):
+    504 saying nothing was sent; with the run's engine answering after a forger, 200 with the
+    engine's, and the forger's answer refused (logged) and counted, never taken."""
     from cascade.dashboard import Tokens
 
     forger = Forger(broker)
@@ -337,12 +339,11 @@ async def test_the_dashboards_cancel_answers_504_for_a_forged_answer(
         forged = await http.post(f"/api/runs/{RUN}/cancel", headers=auth)
         assert (forged.status_code, forged.json()["error"]) == (
             504,
-            f"no engine answered for run {RUN} within 0.3 s (1 answer was from other sources "
-            "refused)",
+            f"nothing was sent to run {RUN}: its org and project are not known (no history "
+            "names the run, and nothing of it was heard within 0.3 s): give them (--org and "
+            "--project)",
         )
-        assert f"refused an answer from mallory: no engine of run {RUN[:12]} was heard" in (
-            caplog.text
-        )
+        assert not forger.answered.is_set()
         forger.answered.clear()
         engine = Engine(HeldReplies(broker, "engine-1", forger.answered), heartbeat_interval=None)
         recorder = EventRecorder()
@@ -355,6 +356,7 @@ async def test_the_dashboards_cancel_answers_504_for_a_forged_answer(
     assert done.status_code == 200, done.text
     assert done.json()["said"].startswith(f"cancelled run {started.run_id} on engine-1: 2")
     assert done.json()["refused"] == 1
+    assert "refused an answer from mallory: run " in caplog.text
     with pytest.raises(RunCancelledError):
         await asyncio.wait_for(run, 5)
     await forger.connector.disconnect()
@@ -375,3 +377,20 @@ def test_views_show_a_cancelled_run_as_cancelled() -> None:
         payload = json.loads(encode_payload(envelope))
         state.apply(Message(topic=events_topic("o", "p", run_id), payload=payload))
     assert (state.runs[RUN].status, state.runs["f" * 32].status) == ("Cancelled", "Failed")
+
+
+def test_a_run_nobody_places_gets_nothing_sent_and_the_error_says_what_to_give(
+    invoke: Callable[..., Result], broker: InMemoryBroker
+) -> None:
+    """No history, no --org/--project, and the run not heard: a cancel's topic names the run's
+    org and project, so nothing is sent (the forger listening hears nothing), exit 1."""
+    forger = Forger(broker)
+    result = invoke("cancel", RUN, "--timeout", "0.3",
+                    connector_factory=lambda options: Among(broker, forger))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"cascade: nothing was sent to run {RUN}: its org and project are not known (no history "
+        "names the run, and nothing of it was heard within 0.3 s): give them (--org and "
+        "--project)"
+    ]
+    assert not forger.answered.is_set()

@@ -137,7 +137,7 @@ def test_complete_sends_its_result(cascade: Invoke, broker: InMemoryBroker) -> N
         (["complete", RUN, "load", "--result", json.dumps("x" * 20_000)], "--result is 20,002"),
         (["retry", RUN], "give RUN and TASK, or --held"),
         (["retry", RUN, "load", "--held"], "--held decides on the held tasks it finds"),
-        (["skip", RUN, "load", "--dry-run"], "--dry-run, --project, --task and --error go"),
+        (["skip", RUN, "load", "--dry-run"], "--dry-run, --task and --error go"),
         (["fail", RUN, "load", "--attempt", "0"], "--attempt"),
         (["retry", "xyz", "load"], "a run id is hex digits"),
         (["retry", RUN, "lo\x1bad"], "TASK holds '\\x1b'"),
@@ -154,7 +154,7 @@ def test_bad_input_exits_2_and_sends_nothing(
 
 
 def test_no_engine_answering_exits_1(invoke: Invoke) -> None:
-    result = invoke("retry", RUN, "load", "--timeout", "0.3")
+    result = invoke("retry", RUN, "load", "--timeout", "0.3", "--org", "o", "--project", "p")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"cascade: no engine answered for run {RUN} within 0.3 s")
 

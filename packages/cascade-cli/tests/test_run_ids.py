@@ -136,7 +136,7 @@ def test_a_whole_run_ids_engine_is_looked_up_in_the_history(invoke: Callable[...
         f"cascade: cannot look up which engine runs {LIVE}: cannot open postgresql+psycopg://"
     )
     result = invoke("cancel", LIVE, "--timeout", "0.2")  # no default history: nothing opened
-    assert _one_line(result, 1).startswith(f"cascade: no engine answered for run {LIVE}")
+    assert _one_line(result, 1).startswith(f"cascade: nothing was sent to run {LIVE}: its org")
     assert not _default_history().exists()
 
 

@@ -150,7 +150,7 @@ async def test_a_real_engines_answer_is_recorded(
         request = CancelRequest(
             id="r1", run_id=started.run_id, issued_by="alice", reason="x", issued_at=T0
         )
-        await operator.publish(cancel_topic(started.run_id), request, qos=1)
+        await operator.publish(cancel_topic("local", "default", started.run_id), request, qos=1)
         await asyncio.wait_for(answered.wait(), 5)
     with pytest.raises(RunCancelledError):
         await asyncio.wait_for(run, 5)

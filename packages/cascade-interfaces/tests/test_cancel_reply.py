@@ -10,10 +10,14 @@ from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     CancelReply,
     InvalidMessageError,
+    cancel_topic,
+    command_filter,
+    decide_topic,
     decode_cancel_reply,
     payload_limit,
     reply_filter,
     reply_topic,
+    snapshot_request_topic,
     topic_matches,
 )
 
@@ -56,3 +60,19 @@ def test_every_answer_is_under_the_reply_filter(prefix: str) -> None:
     assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b")
     assert not topic_matches(reply_filter(prefix=prefix), f"{prefix}/reply/a/b/c/d")
     assert payload_limit("reply") == MAX_CONTROL_PAYLOAD_BYTES
+
+
+def test_a_command_topic_names_the_runs_org_and_project() -> None:
+    """Cancels and decisions go on {prefix}/command/{org}/{project}/{run_id}/{kind}, each id
+    encoded, under the engine's command filter; a snapshot request keeps its own topic, which
+    the filter does not match (any reader may ask)."""
+    run = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+    assert cancel_topic("acme", "etl", run) == f"cascade/command/acme/etl/{run}/cancel"
+    assert decide_topic("a.b", "x y", run, "p/q") == f"p/q/command/a%2Eb/x%20y/{run}/decide"
+    engine = command_filter("acme", "etl", run)
+    assert engine == f"cascade/command/acme/etl/{run}/+"
+    assert topic_matches(engine, cancel_topic("acme", "etl", run))
+    assert topic_matches(engine, decide_topic("acme", "etl", run))
+    assert not topic_matches(engine, cancel_topic("globex", "etl", run))
+    assert not topic_matches(engine, decide_topic("acme", "web", run))
+    assert not topic_matches(engine, snapshot_request_topic(run))

@@ -25,6 +25,7 @@ from cascade.interfaces import (
     Decided,
     DecisionReply,
     Message,
+    decide_topic,
     decode_decision_request,
     decode_issued_note,
     issued_topic,
@@ -79,12 +80,50 @@ async def test_a_retry_is_applied_by_the_owner_and_says_what_it_did(
         "host-1: attempt 2 starts"
     )
     note = decode_issued_note((await notes.next()).raw or b"")
+    # where its telemetry said the run is (no org nor project given)
     assert (note.action, note.id, note.topic) == (
         "retry",
         request.id,
-        f"cascade/command/{RUN}/decide",
+        f"cascade/command/local/default/{RUN}/decide",
     )
-    assert broker.retained(f"cascade/command/{RUN}/decide") is None
+    assert broker.retained(f"cascade/command/local/default/{RUN}/decide") is None
+
+
+async def test_a_decision_goes_to_the_org_and_project_given_and_no_other(
+    broker: InMemoryBroker, control: Controller
+) -> None:
+    """With the run's org and project given, the decision is sent on their topic at once; an
+    engine of the same run id in another org never hears it; a run whose org and project
+    nobody gave and that is not heard gets nothing sent, and the answer says why."""
+    acme = InMemoryConnector(broker, source_id="acme-1", presence=False)
+    globex = InMemoryConnector(broker, source_id="globex-1", presence=False)
+    for connector in (acme, globex):
+        await connector.connect()
+    ours = HoldingEngine(acme, RUN, [HeldTask("load-1", "load")], org_id="acme", project_id="etl")
+    theirs = HoldingEngine(globex, RUN, [HeldTask("load-1", "load")], org_id="globex",
+                           project_id="etl", snapshots=False)  # fmt: skip
+    await ours.start()
+    await theirs.start()
+    sent = len(broker.history)
+    answer = await control.skip(RUN, "load", owner="acme-1", org="acme", project="etl")
+    assert answer.applied
+    assert [m.topic for m in broker.history[sent:] if "/command/" in m.topic] == [
+        decide_topic("acme", "etl", RUN)
+    ]  # no snapshot request: the owner and the place were known
+    assert theirs.requests == []
+    other = "0" * 31 + "1"
+    sent = len(broker.history)
+    control.timeout = 0.2
+    unheard = await control.skip(other, "load")
+    assert unheard.reply is None
+    assert unheard.unlocated
+    assert not any(m.topic.endswith("/decide") for m in broker.history[sent:])
+    assert unheard.unanswered(0.2) == (
+        f"nothing was sent to run {other}: its org and project are not known (no history names "
+        "the run, and nothing of it was heard within 0.2 s): give them (--org and --project)"
+    )
+    for connector in (acme, globex):
+        await connector.disconnect()
 
 
 async def test_a_second_decision_on_one_hold_is_refused_naming_the_first(
@@ -149,7 +188,7 @@ def _encoded(request: Any) -> bytes:
 
 async def test_nobody_answers_within_the_timeout(control: Controller) -> None:
     control.timeout = 0.2
-    answer = await control.retry(RUN, "load")
+    answer = await control.retry(RUN, "load", org="local", project="default")
     assert (answer.reply, answer.applied, answer.owner) == (None, False, None)
     assert answer.unanswered(0.2) == f"no engine answered for run {RUN} within 0.2 s"
 
@@ -192,7 +231,7 @@ async def test_an_answer_from_another_source_is_refused_and_counted(
         await forger.publish(reply_topic("local", request.id, "mallory"), forged, qos=1)
         forged_first.set()
 
-    await forger.subscribe(f"cascade/command/{RUN}/decide", forge)
+    await forger.subscribe(decide_topic("local", "default", RUN), forge)
     refusals: list[Refusal] = []
     answer = await control.retry(RUN, "load", on_refused=refusals.append)
     assert answer.applied

@@ -17,6 +17,7 @@ from cascade.control import (
     RunEndError,
     RunEnds,
     Served,
+    ServedInManyPlacesError,
     StartTimeoutError,
     send_start,
     served,
@@ -124,11 +125,56 @@ async def test_an_announcement_from_another_source_than_its_topic_is_refused(
         engine = ServingEngine(mallory, [NIGHTLY])
         forged = engine.announcement()
         forged.source = "host-1"
-        await mallory.publish(served_topic("mallory"), forged, qos=1, retain=True)
+        await mallory.publish(served_topic("local", "default", "mallory"), forged, qos=1,
+                              retain=True)  # fmt: skip
         assert await served(client, timeout=1.0) == []
         with pytest.raises(NobodyServesError, match="nobody serves nightly"):
             await start(client, "nightly", {"day": "mon"}, timeout=1.0)
-    assert "refused an announcement on 'cascade/served/mallory': its source is not" in caplog.text
+    assert (
+        "refused an announcement on 'cascade/served/local/default/mallory': its source is not"
+        in caplog.text
+    )
+
+
+async def test_an_announcement_of_another_org_than_its_topic_is_refused(
+    broker: InMemoryBroker, client: InMemoryConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The org and project levels are what a broker ACL binds: a process of globex that
+    claims acme in its payload is not listed, and no start of acme's goes to it."""
+    async with InMemoryConnector(broker, source_id="mallory", presence=False) as mallory:
+        forged = ServingEngine(mallory, [NIGHTLY], org_id="acme", project_id="etl").announcement()
+        topic = served_topic("globex", "etl", "mallory")
+        await mallory.publish(topic, forged, qos=1, retain=True)
+        assert await served(client, timeout=1.0) == []
+        with pytest.raises(NobodyServesError, match="nobody serves nightly"):
+            await start(client, "nightly", {"day": "mon"}, timeout=1.0, org="acme")
+    said = "refused an announcement on 'cascade/served/globex/etl/mallory': its org or project"
+    assert said in caplog.text
+
+
+async def test_a_start_goes_to_one_org_and_project(
+    broker: InMemoryBroker, serve: Serve, client: InMemoryConnector
+) -> None:
+    """A start's topic names one org and project: with processes of two serving the workflow,
+    one must be named (nothing is sent until then); named, it goes to that one's topic only."""
+    acme = await serve("host-1", org_id="acme", project_id="etl", shared=True)
+    globex = await serve("host-2", org_id="globex", project_id="etl", shared=True)
+    sent = len(broker.history)
+    with pytest.raises(ServedInManyPlacesError) as caught:
+        await start(client, "nightly", {"day": "mon"}, timeout=1.0)
+    assert str(caught.value) == (
+        "nightly is served in 2 projects (acme/etl, globex/etl): a start goes to one; name its "
+        "org and project (--org, --project)"
+    )
+    assert caught.value.places == (("acme", "etl"), ("globex", "etl"))
+    assert not any("/start/" in m.topic for m in broker.history[sent:])
+    reply = await start(client, "nightly", {"day": "mon"}, timeout=2.0, org="globex")
+    assert (reply.source, len(globex.started), len(acme.started)) == ("host-2", 1, 0)
+    assert [m.topic for m in broker.history[sent:] if "/start/" in m.topic] == [
+        start_topic("globex", "etl", "nightly")
+    ]
+    with pytest.raises(NobodyServesError, match="host-1 serves nothing in org globex"):
+        await start(client, "nightly", {"day": "mon"}, timeout=1.0, org="globex", on="host-1")
 
 
 async def test_a_start_is_started_with_a_new_run_and_its_origin(
@@ -209,7 +255,7 @@ async def test_on_names_the_process_and_only_its_answer_counts(
     )
     assert reply.source == "host-2"
     assert two.started
-    assert sent == [addressed_start_topic("nightly", "host-2")]
+    assert sent == [addressed_start_topic("local", "default", "nightly", "host-2")]
     with pytest.raises(NobodyServesError, match="host-3 serves nothing"):
         await start(client, "nightly", {"day": "mon"}, on="host-3", timeout=1.0)
     with pytest.raises(
@@ -238,7 +284,7 @@ async def test_a_shared_server_gets_the_request_on_the_workflows_topic(
     request goes to the workflow's topic, for the broker to give one of them."""
     await serve("host-1", shared=True)
     requests = Inbox()
-    await client.subscribe(start_topic("nightly"), requests)
+    await client.subscribe(start_topic("local", "default", "nightly"), requests)
     reply = await start(client, "nightly", {"day": "mon"}, timeout=2.0)
     assert reply.source == "host-1"
     request = decode_start_request((await requests.next()).raw)
@@ -265,7 +311,7 @@ async def test_answers_from_processes_that_do_not_serve_it_are_refused(
     serves the workflow and on its own topic; the others are refused and told."""
     engine = await serve("host-1", answer=False)
     requests = Inbox()
-    await client.subscribe(start_filter("host-1"), requests)
+    await client.subscribe(start_filter("local", "default", "host-1"), requests)
     refused: list[Refusal] = []
     task = asyncio.ensure_future(
         start(client, "nightly", {"day": "mon"}, timeout=5.0, on_refused=refused.append)

@@ -148,14 +148,16 @@ async def test_a_cancel_over_the_broker_is_answered_and_the_end_says_cancelled()
         )
         recorder, run = await _started(engine, workflow)
         run_id = _run_id(recorder)
-        await operator.publish(cancel_topic(run_id), b"{not json", qos=1)
-        await operator.publish(cancel_topic(run_id), {"id": "x/y", "run_id": run_id}, qos=1)
+        await operator.publish(cancel_topic("local", "default", run_id), b"{not json", qos=1)
+        await operator.publish(
+            cancel_topic("local", "default", run_id), {"id": "x/y", "run_id": run_id}, qos=1
+        )
         other = CancelRequest(id="r1", run_id="f" * 32)
-        await operator.publish(cancel_topic(run_id), other, qos=1)
+        await operator.publish(cancel_topic("local", "default", run_id), other, qos=1)
         request = CancelRequest(
             id="r2", run_id=run_id, issued_by="alice", reason="bad data", issued_at=1795216320.5
         )
-        await operator.publish(cancel_topic(run_id), request, qos=1)
+        await operator.publish(cancel_topic("local", "default", run_id), request, qos=1)
         await asyncio.wait_for(answered.wait(), 5)
         with pytest.raises(RunCancelledError):
             await asyncio.wait_for(run, 5)

@@ -159,7 +159,7 @@ async def test_a_held_task_over_the_broker_from_its_hold_to_a_decision() -> None
         states = {t.task_name: t.reader_state for t in snapshot.tasks}
         assert states == {"load": "HELD", "waiting": "BLOCKED"}
 
-        topic = decide_topic(run_id)
+        topic = decide_topic("local", "default", run_id)
         await reader.publish(topic, b"{not json", qos=1)
         other = DecisionRequest(id="r0", run_id="f" * 32, task="load", decision="skip")
         await reader.publish(topic, other, qos=1)

@@ -26,6 +26,7 @@ from cascade.interfaces import (
     decode_served,
     decode_start_reply,
     reply_topic,
+    served_filter,
     served_topic,
     start_topic,
 )
@@ -91,7 +92,7 @@ class Operator:
 
     async def start(self) -> None:
         await self.connector.subscribe("cascade/reply/#", self._on_reply)
-        await self.connector.subscribe("cascade/served/+", self._on_served)
+        await self.connector.subscribe(served_filter(), self._on_served)
 
     def _on_reply(self, message: Message) -> None:
         self.replies.append(message)
@@ -109,8 +110,16 @@ class Operator:
 
         await asyncio.wait_for(wait(), timeout)
 
+    def place(self, source: str = SOURCE) -> tuple[str, str]:
+        """The org and project ``source`` announces in (its topic's levels)."""
+        for topic in self.served:
+            _, _, org, project, level = topic.split("/")
+            if level == source:
+                return org, project
+        return "local", "default"
+
     def announced(self, source: str = SOURCE) -> ServedAnnouncement | None:
-        raw = self.served.get(served_topic(source))
+        raw = self.served.get(served_topic(*self.place(source), source))
         return decode_served(raw) if raw else None
 
     def answers(self, request_id: str) -> list[StartReply]:
@@ -127,7 +136,7 @@ class Operator:
 
     async def send(self, request: StartRequest | dict[str, Any], topic: str | None = None) -> None:
         fields = request if isinstance(request, dict) else msgspec.to_builtins(request)
-        topic = topic or addressed_start_topic(fields["workflow"], SOURCE)
+        topic = topic or addressed_start_topic(*self.place(), fields["workflow"], SOURCE)
         await self.connector.publish(topic, request, qos=1)
 
 
@@ -172,7 +181,7 @@ async def test_it_announces_what_it_serves_and_clears_it_when_it_stops(
     async with serving(engine, {"nightly": nightly, "hourly": hourly}, max_runs=3):
         await operator.until(lambda: (a := operator.announced()) is not None and a.shared)
         announced = operator.announced()
-        assert broker.retained(served_topic(SOURCE)) is not None
+        assert broker.retained(served_topic("acme", "etl", SOURCE)) is not None
     assert announced is not None
     assert msgspec.to_builtins(announced.workflows) == [
         {
@@ -198,7 +207,7 @@ async def test_it_announces_what_it_serves_and_clears_it_when_it_stops(
     ]
     assert (announced.source, announced.org_id, announced.project_id) == (SOURCE, "acme", "etl")
     assert (announced.capacity, announced.running, announced.queued) == (3, 0, 0)
-    assert broker.retained(served_topic(SOURCE)) is None
+    assert broker.retained(served_topic("acme", "etl", SOURCE)) is None
     assert engine.connector is not None
     assert not engine.connector.is_connected
 
@@ -233,7 +242,7 @@ async def test_without_shared_subscriptions_it_says_so_and_takes_addressed_reque
     assert announced is not None
     assert not announced.shared
     topics = {m.topic for m in broker.history}
-    assert (served_topic(SOURCE) + "/probe" in topics) is not rabbitmq
+    assert (served_topic("local", "default", SOURCE) + "/probe" in topics) is not rabbitmq
 
 
 async def test_a_request_starts_a_named_run_and_the_answer_has_its_id(
@@ -312,7 +321,8 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
 
         assert (
             await refused(
-                StartRequest(id="u1", workflow="weekly"), addressed_start_topic("weekly", SOURCE)
+                StartRequest(id="u1", workflow="weekly"),
+                addressed_start_topic("local", "default", "weekly", SOURCE),
             )
             == "server-1 does not serve 'weekly' (it serves nightly, broken, plain)"
         )
@@ -336,7 +346,7 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
             == "this engine keeps no results: it cannot rerun abcdef12"
         )
         with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
-            topic = addressed_start_topic("nightly", SOURCE)
+            topic = addressed_start_topic("local", "default", "nightly", SOURCE)
             await operator.connector.publish(topic, b"{not json", qos=1)  # the connector's
             await operator.connector.publish(topic, {"id": "n1"}, qos=1)
             await operator.connector.publish(topic, {"id": "a/b", "workflow": "nightly"}, qos=1)
@@ -347,7 +357,9 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
     assert engine.stats.starts_rejected == 3
     assert engine.stats.starts_refused == 6
     assert engine.stats.starts_taken == 0
-    assert "rejected a start request on 'cascade/start/nightly/server-1'" in caplog.text
+    assert "rejected a start request on 'cascade/start/local/default/nightly/server-1'" in (
+        caplog.text
+    )
 
 
 async def test_a_copy_of_a_request_gets_the_same_answer_and_starts_nothing(
@@ -438,7 +450,9 @@ async def test_two_runs_at_once_each_with_its_own_commands_and_constraints(
             two.run_id,
         }
         await operator.connector.publish(
-            cancel_topic(one.run_id), CancelRequest(id="k1", run_id=one.run_id), qos=1
+            cancel_topic("local", "default", one.run_id),
+            CancelRequest(id="k1", run_id=one.run_id),
+            qos=1,
         )
         await recorder.until(lambda: any(isinstance(e, RunFinished) for e in recorder.events))
         gate.release.set()
@@ -503,7 +517,7 @@ async def test_stopping_cancels_the_runs_and_leaves_a_connection_it_did_not_open
         await operator.ask(StartRequest(id="s1", workflow="gated"))
         await recorder.until(lambda: gate.entered == 1)
     assert [e.status for e in recorder.events if isinstance(e, RunFinished)] == ["Cancelled"]
-    assert broker.retained(served_topic(SOURCE)) is None
+    assert broker.retained(served_topic("local", "default", SOURCE)) is None
     assert connector.is_connected
     await connector.disconnect()
 
@@ -527,7 +541,7 @@ async def test_shared_requests_go_each_to_one_of_the_servers(
         ids = [f"s{i}" for i in range(10)]
         for request_id in ids:
             request = StartRequest(id=request_id, workflow="nightly", params={"day": "mon"})
-            await operator.send(request, start_topic("nightly"))
+            await operator.send(request, start_topic("local", "default", "nightly"))
         await operator.until(lambda: all(operator.answers(i) for i in ids))
         await recorder.until(lambda: len(recorder.names(RunFinished)) == len(ids))
         await broker.idle()
@@ -536,6 +550,39 @@ async def test_shared_requests_go_each_to_one_of_the_servers(
     by = [a[0].source for a in answers]
     assert {"server-a", "server-b"} == set(by)
     assert [e.stats.starts_taken for e in engines] == [by.count("server-a"), by.count("server-b")]
+
+
+async def test_an_engine_takes_the_starts_of_its_own_org_and_project_only(
+    broker: InMemoryBroker, operator: Operator
+) -> None:
+    """A globex engine serving nightly announces under globex and takes no start of acme's,
+    shared or addressed to it; acme's own engine takes acme's."""
+    theirs = _engine(broker, "server-g", org_id="globex", project_id="etl")
+    ours = _engine(broker, "server-a", org_id="acme", project_id="etl")
+    async with serving(theirs, {"nightly": nightly}), serving(ours, {"nightly": nightly}):
+        await operator.until(
+            lambda: all(
+                (a := operator.announced(s)) is not None and a.shared
+                for s in ("server-g", "server-a")
+            )
+        )
+        assert operator.place("server-g") == ("globex", "etl")
+        topics = (
+            start_topic("acme", "etl", "nightly"),
+            addressed_start_topic("acme", "etl", "nightly", "server-g"),
+            addressed_start_topic("acme", "etl", "nightly", "server-a"),
+        )
+        for i, topic in enumerate(topics):
+            request = StartRequest(id=f"a{i}", workflow="nightly", params={"day": "mon"})
+            await operator.send(request, topic)
+        await operator.until(lambda: bool(operator.answers("a0") and operator.answers("a2")))
+        await broker.idle()
+    assert [r.source for r in operator.answers("a0") + operator.answers("a2")] == [
+        "server-a",
+        "server-a",
+    ]
+    assert operator.answers("a1") == []
+    assert (theirs.stats.starts_taken, ours.stats.starts_taken) == (0, 2)
 
 
 async def test_serve_checks_its_arguments() -> None:
@@ -549,7 +596,9 @@ async def test_serve_checks_its_arguments() -> None:
     async with serving(engine, {"nightly": nightly}):
         assert isinstance(engine.connector, InMemoryConnector)
         broker = engine.connector.broker
-        await eventually(lambda: broker.retained(served_topic(SOURCE)) is not None)
+        await eventually(
+            lambda: broker.retained(served_topic("local", "default", SOURCE)) is not None
+        )
         twin = Engine(engine.connector)
         with pytest.raises(RuntimeError, match="server-1 serves already"):
             await twin.serve({"nightly": nightly})

@@ -98,7 +98,9 @@ class Requester:
         )
 
     async def ask(self, request: StartRequest, to: str = SOURCE) -> StartReply:
-        await self.connector.publish(addressed_start_topic(request.workflow, to), request, qos=1)
+        await self.connector.publish(
+            addressed_start_topic("local", "default", request.workflow, to), request, qos=1
+        )
 
         async def wait() -> StartReply:
             while not (found := [r for r in self.replies if r.id == request.id]):
@@ -125,7 +127,7 @@ async def _requester(broker: InMemoryBroker) -> AsyncIterator[Requester]:
     async with InMemoryConnector(broker, source_id="operator", presence=False) as connector:
         asker = Requester(connector)
         await connector.subscribe("cascade/reply/#", asker.on_reply)
-        await connector.subscribe(served_topic(SOURCE), asker.on_served)
+        await connector.subscribe(served_topic("local", "default", SOURCE), asker.on_served)
         yield asker
 
 
@@ -266,13 +268,17 @@ async def test_a_rerun_is_refused_while_another_rerun_of_the_run_is_live(
             running=1,
             live=[ServedRun(run_id="f" * 32, workflow="etl", rerun_of=first.run_id)],
         )
-        await requester.connector.publish(served_topic("server-2"), other, qos=1, retain=True)
+        await requester.connector.publish(
+            served_topic("local", "default", "server-2"), other, qos=1, retain=True
+        )
         await broker.idle()
         elsewhere = await requester.ask(
             StartRequest(id="r3", workflow="etl", rerun_of=first.run_id)
         )
         assert elsewhere.error == f"a rerun of {first.run_id} is live: on server-2"
-        await requester.connector.publish(served_topic("server-2"), b"", qos=1, retain=True)
+        await requester.connector.publish(
+            served_topic("local", "default", "server-2"), b"", qos=1, retain=True
+        )
         await broker.idle()
         wrong = await requester.ask(StartRequest(id="r4", workflow="other", rerun_of=first.run_id))
         assert wrong.error == f"run {first.run_id} ran workflow 'etl', not 'other'"
@@ -312,7 +318,9 @@ async def test_a_server_started_later_learns_the_reruns_live_elsewhere_from_a_ro
         )
         serving_later = asyncio.create_task(later.serve({"etl": pipeline.workflow}))
         try:
-            await eventually(lambda: broker.retained(served_topic("server-2")) is not None)
+            await eventually(
+                lambda: broker.retained(served_topic("local", "default", "server-2")) is not None
+            )
             await asker.connector.publish(rollcall_topic(), {"rollcall": 1}, qos=1)
             await asker.until(lambda: asker.announcements > seen)  # the roll call's answer
             refused = await asker.ask(

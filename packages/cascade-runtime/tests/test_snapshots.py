@@ -110,7 +110,7 @@ async def test_a_thousand_readers_asking_at_once_get_shared_answers_a_second_apa
         topic = snapshot_request_topic(run_id)
         await reader.publish(topic, b"{not json", qos=1)
         await reader.publish(topic, SnapshotRequest(run_id="f" * 32), qos=1)
-        await reader.publish(f"cascade/command/{run_id}/reboot", b"{}", qos=1)
+        await reader.publish(f"cascade/command/local/default/{run_id}/reboot", b"{}", qos=1)
         for _ in range(1000):
             await reader.publish(topic, SnapshotRequest(run_id=run_id), qos=1)
         await answers.next_snapshot()

@@ -28,6 +28,8 @@ from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, 
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox
 
+PLACE = ("--org", "local", "--project", "default")  # an engine's own, by default
+
 
 def cascade(broker: BrokerEndpoint, *args: str, timeout: str = "10") -> Result:
     """`cascade ARGS` in-process against ``broker``."""
@@ -107,14 +109,16 @@ def test_cancel_of_a_run_no_engine_runs_exits_1_and_leaves_nothing(
 ) -> None:
     """Nobody answers: exit 1 after --timeout, one line; the request was not retained."""
     run_id = uuid.uuid4().hex
-    result = cascade(mqtt_broker, "cancel", run_id, timeout="1")
+    result = cascade(mqtt_broker, "cancel", run_id, *PLACE, timeout="1")
     assert result.exit_code == 1
     assert f"no engine answered for run {run_id} within 1 s" in result.stderr
 
     async def retained() -> list[object]:
         async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as late:
             inbox = Inbox()
-            await late.subscribe(cancel_topic(run_id), inbox)  # returns after retained ones
+            await late.subscribe(
+                cancel_topic(*PLACE[1::2], run_id), inbox
+            )  # returns after retained ones
             return list(inbox.all)
 
     assert asyncio.run(retained()) == []
@@ -129,14 +133,14 @@ async def test_an_engine_away_when_a_cancel_is_sent_does_not_get_it_later(
     (clean_session=False): whatever the broker had kept would arrive before a marker."""
     run_id = uuid.uuid4().hex
     client_id = f"away-{run_id[:8]}"
-    topic = cancel_topic(run_id)
+    topic = cancel_topic(*PLACE[1::2], run_id)
     engine_side = MqttConnector(
         mqtt_broker.host, mqtt_broker.port, presence=False, client_id=client_id
     )
     await engine_side.connect(require=True)
     await engine_side.subscribe(topic, Inbox())
     await engine_side.disconnect()  # away
-    said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, timeout="1")
+    said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, *PLACE, timeout="1")
     assert said.exit_code == 1  # nobody answered: the one subscriber was away
     received: list[bytes] = []
     resumed = aiomqtt.Client(
@@ -169,7 +173,7 @@ class _Forger:
 
     async def __aenter__(self) -> _Forger:
         await self.connector.connect(require=True)
-        await self.connector.subscribe("cascade/command/+/cancel", self._answer)
+        await self.connector.subscribe("cascade/command/+/+/+/cancel", self._answer)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -238,7 +242,8 @@ async def test_a_forged_answer_is_refused_and_the_engines_taken(
         await recorder.until(lambda: len(recorder.names(TaskRunning)) == 2)
         (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
         run_id = started.run_id
-        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id)
+        # placed (a cancel's topic names it), its owner heard from its telemetry
+        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, *PLACE)
         with pytest.raises(RunCancelledError):
             await asyncio.wait_for(run, 10)
     assert said.exit_code == 0, said.output
@@ -255,7 +260,7 @@ async def test_a_forged_answer_for_a_run_no_engine_runs_exits_1(
     exit 1, saying the forged answer was refused."""
     run_id, mallory = uuid.uuid4().hex, f"mallory-{scope_name}"
     async with _Forger(mqtt_broker, mallory):
-        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, timeout="1")
+        said = await asyncio.to_thread(cascade, mqtt_broker, "cancel", run_id, *PLACE, timeout="1")
     assert said.exit_code == 1
     assert said.stdout == ""
     assert said.stderr.splitlines() == [

@@ -3,7 +3,11 @@ RabbitMQ: the broker itself refuses a viewer's pause and another tenant's teleme
 operator over task:etl_* pause that scope only, and an engine still runs and is watched; an
 engine login serves workflows (announces, takes shared and addressed requests), an operator
 over an org starts one, a viewer lists them but cannot start one; an engine login that ids
-encode (worker1.example.com) publishes as itself on its encoded level, and as no other."""
+encode (worker1.example.com) publishes as itself on its encoded level, and as no other; and,
+with two orgs (acme, globex), commands are bound to their tenant: a globex engine login takes
+no start of acme's (serving as org acme), a globex operator starts, decides and cancels nothing
+in acme, an acme operator cancels nothing in globex, each refused at the broker, while acme's
+own operator's start and decision reach acme's engine."""
 
 from __future__ import annotations
 
@@ -19,18 +23,20 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control import start_request
 from cascade.history import History, Recorder
 from cascade.interfaces import (
     IssuedNote,
     ServedWorkflow,
     WorkflowParam,
+    addressed_start_topic,
     decode_issued_note,
     events_topic,
     issued_filter,
     issued_topic,
 )
-from cascade.runtime import Engine, TaskBlocked, task
-from cascade.runtime.testing import EventRecorder
+from cascade.runtime import Engine, RunStarted, TaskBlocked, task
+from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
     NO_RABBITMQ,
@@ -65,13 +71,23 @@ role = "operator"
 scopes = ["project:acme/etl"]
 broker_users = ["pia"]
 
+[[grant]]
+role = "operator"
+scopes = ["org:globex"]
+broker_users = ["gina"]
+
 [broker]
-engines = ["engine-1", "worker1.example.com"]
 recorders = ["rec"]
+
+[broker.engines]
+"org:acme" = ["engine-1"]
+"org:globex" = ["engine-g"]
+global = ["worker1.example.com"]
 """
 DOTTED = "worker1.example.com"
 PASSWORDS = {
-    name: f"{name}-pw" for name in ("vera", "olga", "otto", "pia", "engine-1", "rec", DOTTED)
+    name: f"{name}-pw"
+    for name in ("vera", "olga", "otto", "pia", "gina", "engine-1", "engine-g", "rec", DOTTED)
 }
 
 
@@ -234,9 +250,10 @@ async def _an_engine_serves_an_operator_starts_a_viewer_reads(logins: Logins) ->
         # what Engine.serve probes: its own probe topic, through a group of its own; RabbitMQ
         # takes the filter literally (nothing comes back) and must not close the connection
         probe = Inbox()
-        group = f"$share/probe-{uuid.uuid4().hex[:8]}/cascade/served/engine-1/probe"
+        probe_topic = "cascade/served/acme/etl/engine-1/probe"
+        group = f"$share/probe-{uuid.uuid4().hex[:8]}/{probe_topic}"
         await own.subscribe(group, probe)
-        await own.publish("cascade/served/engine-1/probe", b"{}", qos=1)
+        await own.publish(probe_topic, b"{}", qos=1)
         if shared:
             await probe.next()
         engine = ServingEngine(own, [nightly], org_id="acme", project_id="etl", shared=shared)
@@ -288,6 +305,114 @@ async def _a_login_that_ids_encode_publishes_as_itself(logins: Logins) -> None:
         assert own.stats.refused + own.stats.dropped == 1
 
 
+async def _a_globex_engine_takes_no_start_of_acme(logins: Logins) -> None:
+    """engine-g, an engine login of globex, serves nightly claiming org acme (what
+    ``Engine(org_id="acme").serve`` does): its announcement and its subscriptions to acme's
+    start topics are refused at the broker, so otto's six starts all go to acme's engine-1 and
+    a start otto addresses to engine-g in acme never reaches it."""
+    nightly = ServedWorkflow(name="nightly", params=[WorkflowParam(name="day")])
+    shared = logins.broker.is_mosquitto
+    rogue_link = logins.connector("engine-g", presence=True)
+    async with logins.connector("engine-1", presence=True) as own:
+        await rogue_link.connect()
+        try:
+            honest = ServingEngine(own, [nightly], org_id="acme", project_id="etl", shared=shared)
+            # not shared, as Engine.serve finds: its probe is under acme's served topics,
+            # which the broker denies it (a client that joins the shared group by hand gets
+            # nothing either, but mosquitto drops what it would have been given: docs/teams.md)
+            rogue = ServingEngine(rogue_link, [nightly], org_id="acme", project_id="etl")
+            await honest.start()
+            await rogue.start()
+            await own.flush(10)
+            for _ in range(6):
+                started = await asyncio.to_thread(
+                    logins.cascade, "otto", "start", "nightly", "-p", "day=mon"
+                )
+                assert started.exit_code == 0, started.output
+                assert started.stdout.endswith(" on engine-1\n"), started.stdout
+            assert (len(honest.started), rogue.requests) == (6, [])
+            if logins.broker.is_mosquitto:
+                # otto may write acme's start topics, engine-g may not read them: what otto
+                # sends after it (a snapshot request, which engine-g may read) comes, it never
+                barrier = Inbox()
+                await rogue_link.subscribe("cascade/command/+/snapshot", barrier)
+                async with logins.connector("otto") as otto:
+                    request = start_request("nightly", {"day": "tue"})
+                    topic = addressed_start_topic("acme", "etl", "nightly", "engine-g")
+                    await otto.publish(topic, request, qos=1)
+                    await otto.publish("cascade/command/0123/snapshot", {"run_id": "0123"}, qos=1)
+                    await otto.flush(10)
+                    assert otto.stats.refused == otto.stats.dropped == 0
+                await barrier.next()
+                assert rogue_link.stats.refused >= 1  # its announcement as acme's
+            else:  # RabbitMQ refuses the subscription itself (and closes the connection)
+                await eventually(lambda: rogue_link.stats.subscriptions_given_up >= 1)
+            assert rogue.requests == []
+            await honest.stop()
+        finally:
+            await rogue_link.disconnect()
+
+
+async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
+    """acme's engine-1 holds a task of an acme/etl run: gina (an operator over globex) cannot
+    skip it, cancel the run nor start acme's workflow, and otto (over acme) cannot cancel a
+    globex run: each is refused at the broker; otto's own skip reaches engine-1 and is applied,
+    the only decision it ever got."""
+    load_name = f"load_{uuid.uuid4().hex[:6]}"
+    attempts = 0
+
+    @task(name=load_name, on_failure="hold")
+    async def load() -> int:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionError("the API is down")
+
+    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
+                    heartbeat_interval=1.0, sourced_topics=True)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run(load()))
+    try:
+        await recorder.until(lambda: load_name in recorder.names(TaskBlocked))
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+        acme = ("--org", "acme", "--project", "etl", "--timeout", "3")
+        for user, *args in (
+            ("gina", "skip", run_id, load_name, *acme),
+            ("gina", "cancel", run_id, *acme),
+            ("otto", "cancel", uuid.uuid4().hex, "--org", "globex", "--project", "web"),
+        ):
+            said = await asyncio.to_thread(logins.cascade, user, *args)
+            assert said.exit_code == 1, said.output
+            if logins.broker.is_mosquitto:
+                _refused(said)
+        assert not run.done()  # gina's cancel never reached it
+        skipped = await asyncio.to_thread(
+            logins.cascade, "otto", "skip", run_id, load_name, *acme[:4], "--json"
+        )
+        assert skipped.exit_code == 0, skipped.output
+        assert json.loads(skipped.stdout)["outcome"] == "applied"
+        assert await asyncio.wait_for(run, 30) is None  # skipped: the run succeeds
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    assert engine.stats.decisions == 1  # otto's only
+    nightly = ServedWorkflow(name="nightly", params=[WorkflowParam(name="day")])
+    async with logins.connector("engine-1", presence=True) as own:
+        served = ServingEngine(own, [nightly], org_id="acme", project_id="etl")
+        await served.start()
+        await own.flush(10)
+        started_by_gina = await asyncio.to_thread(
+            logins.cascade, "gina", "start", "nightly", "-p", "day=mon", "--org", "acme",
+            "--timeout", "3",
+        )  # fmt: skip
+        assert started_by_gina.exit_code == 1, started_by_gina.output
+        if logins.broker.is_mosquitto:
+            _refused(started_by_gina)
+        assert served.requests == []
+        await served.stop()
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -306,6 +431,21 @@ async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_pa
         broker.close()
 
 
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_path: Path) -> None:
+    """Two orgs' engines and operators on a real mosquitto with `cascade acl`'s acl_file."""
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(users=PASSWORDS, acl=_generated(tmp_path, "mosquitto"))
+    broker.start()
+    try:
+        logins = Logins(broker)
+        await _a_globex_engine_takes_no_start_of_acme(logins)
+        await _an_operator_steers_its_own_org_only(logins)
+    finally:
+        broker.close()
+
+
 @skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
 async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
     tmp_path: Path,
@@ -314,17 +454,36 @@ async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
     (created separately, as the docs say)."""
     if rabbitmq_server_path() is None:
         pytest.skip(NO_RABBITMQ)
-    definitions = json.loads(_generated(tmp_path, "rabbitmq"))
-    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
-        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
-    ]
-    definitions["permissions"].append(
-        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-    )
-    with RabbitMQBroker(definitions=definitions) as broker:
+    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
         logins = Logins(broker)
         await _a_viewer_reads_its_project_only(logins)
         await _an_operator_steers_its_scope_only(logins, tmp_path / "history.sqlite")
         await _nobody_witnesses_for_another_login(logins)
         await _an_engine_serves_an_operator_starts_a_viewer_reads(logins)
         await _a_login_that_ids_encode_publishes_as_itself(logins)
+
+
+def _rabbitmq_definitions(tmp_path: Path) -> dict[str, Any]:
+    """`cascade acl --rabbitmq`'s definitions with the logins' users (and an admin) added."""
+    definitions: dict[str, Any] = json.loads(_generated(tmp_path, "rabbitmq"))
+    definitions["users"] = [rabbitmq_user("guest", "guest", "administrator")] + [
+        rabbitmq_user(name, password) for name, password in PASSWORDS.items()
+    ]
+    definitions["permissions"].append(
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    )
+    return definitions
+
+
+@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@pytest.mark.timeout(300)  # each denied subscription closes a connection: the CLI reconnects
+async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
+    tmp_path: Path,
+) -> None:
+    """Two orgs' engines and operators on a real RabbitMQ with `cascade acl`'s definitions."""
+    if rabbitmq_server_path() is None:
+        pytest.skip(NO_RABBITMQ)
+    with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
+        logins = Logins(broker)
+        await _a_globex_engine_takes_no_start_of_acme(logins)
+        await _an_operator_steers_its_own_org_only(logins)

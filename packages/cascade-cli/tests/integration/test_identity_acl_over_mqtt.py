@@ -163,7 +163,7 @@ async def _forgeries_are_refused(logins: Logins) -> None:
         for topic_filter in (telemetry_filter(), status_filter(), "cascade/cleared/#",
                              reply_filter()):  # fmt: skip
             await viewer.subscribe(topic_filter, seen)
-        await snoop.subscribe("cascade/command/+/cancel", commands)
+        await snoop.subscribe("cascade/command/+/+/+/cancel", commands)
         async with logins.login("engine-2") as eve:
             sourced = events_topic(ORG, PROJECT, run_id, source="engine-1")
             for topic, payload in (
@@ -174,8 +174,11 @@ async def _forgeries_are_refused(logins: Logins) -> None:
                 ("cascade/summary/engine-1", {"source": "engine-1", "runs": {"running": 9}}),
                 (f"cascade/logs/{ORG}/{PROJECT}/{run_id}/engine-1", {"seq": 1}),  # its logs
                 (CLEARED, note),  # a clear note: operators only
-                (cancel_topic(run_id), {"id": "req-2", "run_id": run_id}),  # operators only
-                (decide_topic(run_id), {"id": "req-4", "run_id": run_id}),  # operators only
+                (
+                    cancel_topic(ORG, PROJECT, run_id),
+                    {"id": "req-2", "run_id": run_id},
+                ),  # operators
+                (decide_topic(ORG, PROJECT, run_id), {"id": "req-4", "run_id": run_id}),  # only
             ):
                 await _not_taken(eve, topic, payload)
             own_level = events_topic(ORG, PROJECT, run_id, source="engine-2")
@@ -185,9 +188,10 @@ async def _forgeries_are_refused(logins: Logins) -> None:
         await _not_taken(mallory, reply_topic("local", "req-1", "engine-1"), answer)
         await _not_taken(mallory, CLEARED, note)
         async with logins.login("alice") as alice:  # the operator's cancel: no engine runs it
-            await alice.publish(cancel_topic(run_id), {"id": "req-3", "run_id": run_id}, qos=1)
+            request = {"id": "req-3", "run_id": run_id}
+            await alice.publish(cancel_topic(ORG, PROJECT, run_id), request, qos=1)
             decision = {"id": "req-5", "run_id": run_id, "task": "load", "decision": "retry"}
-            await alice.publish(decide_topic(run_id), decision, qos=1)
+            await alice.publish(decide_topic(ORG, PROJECT, run_id), decision, qos=1)
             await alice.publish(CLEARED, {**note, "reason": "the real one"}, qos=1)
             await alice.flush(10)
             assert alice.stats.refused == alice.stats.dropped == 0

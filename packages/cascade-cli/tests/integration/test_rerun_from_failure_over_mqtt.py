@@ -105,7 +105,7 @@ async def test_a_failed_served_run_is_rerun_from_the_cli_reusing_what_succeeded(
         async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as listening:
             recorder = Recorder(listening, history)
             await recorder.start()
-            await listening.subscribe(served_topic(source), heard)
+            await listening.subscribe(served_topic("local", "default", source), heard)
             serving = asyncio.create_task(engine.serve({workflow: nightly}))
             try:
                 await asyncio.wait_for(announced.wait(), 15)

@@ -85,7 +85,11 @@ async def test_a_plain_client_retries_a_held_task_and_the_run_succeeds(
             "issued_by": "alice",
             "reason": "the API is back",
         }
-        await plain_client.publish(decide_topic(run_id, prefix), json.dumps(request), qos=1)
+        await plain_client.publish(
+            decide_topic(engine.org_id, engine.project_id, run_id, prefix),
+            json.dumps(request),
+            qos=1,
+        )
         answer_topic = reply_topic(engine.org_id, "plain-1", "it-engine", prefix)
         await until(lambda: any(t == answer_topic for t, _ in received))
         assert await asyncio.wait_for(run, 15) == "report of 8"

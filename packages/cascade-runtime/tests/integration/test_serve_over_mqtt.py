@@ -108,11 +108,11 @@ class Requester:
 
 @contextlib.asynccontextmanager
 async def requester(
-    broker: BrokerEndpoint, prefix: str, sources: list[str]
+    broker: BrokerEndpoint, prefix: str, sources: list[str], org: str = "acme"
 ) -> AsyncIterator[Requester]:
     async with aiomqtt.Client(broker.host, broker.port) as client:
         for source in sources:  # exact topics: RabbitMQ sends retained ones only to those
-            await client.subscribe(served_topic(source, prefix), qos=1)
+            await client.subscribe(served_topic(org, "default", source, prefix), qos=1)
         await client.subscribe(f"{prefix}/reply/#", qos=1)
         reading = Requester(client, prefix)
         reader = asyncio.create_task(reading.read())
@@ -164,7 +164,10 @@ async def test_two_runs_started_over_the_broker_run_at_once_and_the_load_is_anno
                     await eventually(lambda: "no shared subscriptions" in caplog.text)
                 for n in (1, 2):
                     request = StartRequest(id=f"a{n}", workflow="gated", params={"tag": str(n)})
-                    await asker.send(request, addressed_start_topic("gated", "it-server", prefix))
+                    await asker.send(
+                        request,
+                        addressed_start_topic("acme", "default", "gated", "it-server", prefix),
+                    )
                 await asker.until(lambda: bool(asker.answers("a1") and asker.answers("a2")))
                 await recorder.until(lambda: len(recorder.names(TaskRunning)) == 2)
                 await asker.until(
@@ -213,7 +216,7 @@ async def test_requests_on_the_shared_topic_go_each_to_one_of_two_servers(
         )
         for request_id in ids:
             request = StartRequest(id=request_id, workflow="nightly", params={"n": 3})
-            await asker.send(request, start_topic("nightly", prefix))
+            await asker.send(request, start_topic("acme", "default", "nightly", prefix))
         await asker.until(lambda: all(asker.answers(i) for i in ids))
         await recorder.until(lambda: len(recorder.names(RunFinished)) == len(ids))
     answers = [asker.answers(i) for i in ids]
@@ -241,7 +244,9 @@ async def test_after_a_broker_restart_it_announces_again_and_takes_requests(
         async with requester(endpoint, prefix, ["it-restarted"]) as asker:
             await asker.until(lambda: asker.announced("it-restarted") is not None, timeout=30)
             request = StartRequest(id="after", workflow="nightly")
-            await asker.send(request, addressed_start_topic("nightly", "it-restarted", prefix))
+            await asker.send(
+                request, addressed_start_topic("acme", "default", "nightly", "it-restarted", prefix)
+            )
             await asker.until(lambda: bool(asker.answers("after")), timeout=30)
     assert asker.answers("after")[0].started
 
@@ -288,7 +293,7 @@ async def test_a_failed_served_run_is_rerun_by_a_request_reusing_what_succeeded(
             None,
         )
 
-    topic = addressed_start_topic("nightly", "it-rerun", prefix)
+    topic = addressed_start_topic("acme", "default", "nightly", "it-rerun", prefix)
     async with (
         requester(mqtt_broker, prefix, ["it-rerun"]) as asker,
         serving(engine, {"nightly": etl}),
@@ -348,13 +353,13 @@ async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
         async with (
-            requester(broker, prefix, ["etl"]) as asker,
+            requester(broker, prefix, ["etl"], org="local") as asker,
             serving(engine, {"nightly": nightly}),
         ):
             await asker.until(lambda: asker.announced("etl") is not None)
             await asker.send(
                 StartRequest(id="r1", workflow="nightly"),
-                addressed_start_topic("nightly", "etl", prefix),
+                addressed_start_topic("local", "default", "nightly", "etl", prefix),
             )
             await asker.until(lambda: bool(asker.answers("r1")))
             await recorder.until(lambda: bool(recorder.names(RunFinished)))

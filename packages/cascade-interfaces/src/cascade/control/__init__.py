@@ -69,7 +69,12 @@ from ._run_ids import (
 )
 from ._run_owner import HeardOwner
 from ._served import Served, ServedHeard, served
-from ._start_errors import NobodyServesError, StartError, StartTimeoutError
+from ._start_errors import (
+    NobodyServesError,
+    ServedInManyPlacesError,
+    StartError,
+    StartTimeoutError,
+)
 from ._start_request import MIN_RERUN_PREFIX, RERUN_MODES, start_request
 from ._starting import StartJudge, send_start, start
 
@@ -101,6 +106,7 @@ __all__ = [
     "RunEnds",
     "Served",
     "ServedHeard",
+    "ServedInManyPlacesError",
     "StartError",
     "StartJudge",
     "StartTimeoutError",

@@ -55,10 +55,20 @@ class Answer(Generic[R]):
     reply: R | None = None
     owner: str | None = None
     refused: int = 0
+    unlocated: bool = False
+    """Nothing was sent: the run's org and project (its command's topic names them) were not
+    given, and the run was not heard within the timeout to tell them."""
 
     def unanswered(self, timeout: float) -> str:
         """``no engine answered for run ID within 5 s`` and, when some were refused,
-        ``(2 answers from other sources than host-1 were refused)``."""
+        ``(2 answers from other sources than host-1 were refused)``; for a request never sent,
+        why (:attr:`unlocated`)."""
+        if self.unlocated:
+            return (
+                f"nothing was sent to run {self.run_id}: its org and project are not known "
+                f"(no history names the run, and nothing of it was heard within {timeout:g} s): "
+                "give them (--org and --project)"
+            )
         said = f"no engine answered for run {self.run_id} within {timeout:g} s"
         if self.refused:
             than = f" than {inert(self.owner, SHOWN['source'])}" if self.owner else ""

@@ -35,6 +35,7 @@ async def request_cancel(
     on_refused: Callable[[Refusal], None] | None = None,
     login: str | None = None,
     org: str | None = None,
+    project: str | None = None,
 ) -> CancelAnswer:
     """Ask the engine running ``run_id`` to cancel it; its answer, taken only from the run's
     owner, within ``timeout`` seconds (:class:`CancelAnswer`: ``reply`` is ``None`` when none
@@ -47,10 +48,13 @@ async def request_cancel(
     An answer from another source is refused, counted and told to ``on_refused``
     (:class:`~cascade.control.AnswerJudge`).
 
-    ``org`` is the run's org when known: the engine answers on a topic of the run's org
-    (:func:`~cascade.interfaces.reply_topic`), and a broker ACL may let this login read its
-    own orgs' answers (and runs) only, so only that org's are subscribed to; without it,
-    every org's.
+    ``org`` and ``project`` are the run's when known. The request's topic names both
+    (:func:`~cascade.interfaces.cancel_topic`: a broker ACL binds who may cancel in each);
+    without them, they are taken from the run's telemetry first (nothing heard within
+    ``timeout``: nothing is sent, :attr:`~cascade.control.Answer.unlocated`). The engine
+    answers on a topic of the run's org (:func:`~cascade.interfaces.reply_topic`), and a
+    broker ACL may let this login read its own orgs' answers (and runs) only, so only that
+    org's are subscribed to; without it, every org's.
 
     The request travels as every command does (:func:`~cascade.control.publish_confirmed`,
     then the login's note, :func:`~cascade.control.say_issued`): see ``_asking``.
@@ -65,10 +69,12 @@ async def request_cancel(
     answer = CancelAnswer(run_id, owner=owner)
     prefix = connector.topic_prefix
     judge = AnswerJudge(request.id, answer, prefix, decode_cancel_reply, on_refused)
-    topic = cancel_topic(run_id, prefix)
-    await ask_engine(
-        connector, topic, request, judge, action="cancel", timeout=timeout, login=login, org=org
-    )
+
+    def topic_of(org: str, project: str) -> str:
+        return cancel_topic(org, project, run_id, prefix)
+
+    await ask_engine(connector, topic_of, request, judge, action="cancel", timeout=timeout,
+                     login=login, org=org, project=project)  # fmt: skip
     return answer
 
 

@@ -131,12 +131,14 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> CancelAnswer:
         """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to cancel
         it; its answer (:class:`CancelAnswer`: ``reply`` is ``None`` when none came within
         the timeout), taken only from the run's owner, with the answers from others refused
-        (counted, and told to ``on_refused``)."""
+        (counted, and told to ``on_refused``). ``org`` and ``project`` are the run's when
+        known: the request's topic names them (see :func:`~cascade.control.request_cancel`)."""
         wanted = checked_prefix(run_id)
         if not is_full(wanted):
             raise ControlError(
@@ -152,6 +154,7 @@ class Controller:
             on_refused=on_refused,
             login=self.login,
             org=org,
+            project=project,
         )
 
     async def retry(
@@ -163,6 +166,7 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Retry the held ``task`` (its id, or its name when one held task has it) of
@@ -176,6 +180,7 @@ class Controller:
             reason=reason,
             owner=owner,
             org=org,
+            project=project,
             on_refused=on_refused,
         )
 
@@ -188,6 +193,7 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Skip the held ``task`` of ``run_id``: it ends ``SKIPPED``, its dependents skipped
@@ -200,6 +206,7 @@ class Controller:
             reason=reason,
             owner=owner,
             org=org,
+            project=project,
             on_refused=on_refused,
         )
 
@@ -213,6 +220,7 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Complete the held ``task`` of ``run_id`` with ``result`` (a JSON value, at most
@@ -227,6 +235,7 @@ class Controller:
             reason=reason,
             owner=owner,
             org=org,
+            project=project,
             on_refused=on_refused,
         )
 
@@ -239,6 +248,7 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Fail the held ``task`` of ``run_id``, as without a hold: its dependents skipped.
@@ -251,6 +261,7 @@ class Controller:
             reason=reason,
             owner=owner,
             org=org,
+            project=project,
             on_refused=on_refused,
         )
 
@@ -265,6 +276,7 @@ class Controller:
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
+        project: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> DecisionAnswer:
         """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to take
@@ -276,7 +288,7 @@ class Controller:
         ``already_decided`` with who decided first; ``reply`` ``None`` when none came within
         the timeout), taken only from the run's owner (``owner`` when known, else the first
         source heard), the answers from others refused (counted, and told to
-        ``on_refused``). ``org`` is the run's org when known (see
+        ``on_refused``). ``org`` and ``project`` are the run's when known (see
         :func:`~cascade.control.request_cancel`). Bad input raises :class:`ControlError`
         naming the field before anything is sent."""
         request = decision_request(
@@ -296,6 +308,7 @@ class Controller:
             on_refused=on_refused,
             login=self.login,
             org=org,
+            project=project,
         )
 
     async def served(self) -> list[Served]:
@@ -311,12 +324,17 @@ class Controller:
         on: str | None = None,
         reason: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
+        org: str | None = None,
+        project: str | None = None,
     ) -> StartReply:
         """Start the served ``workflow`` with ``params`` (JSON values by name) on a process
         that serves it (``on``: that one); its answer: ``started`` with the new run's
         ``run_id``, or ``refused`` with why. No online server raises
         :class:`~cascade.control.NobodyServesError`, no answer within the timeout
-        :class:`~cascade.control.StartTimeoutError` (see :func:`~cascade.control.start`)."""
+        :class:`~cascade.control.StartTimeoutError` (see :func:`~cascade.control.start`).
+        ``org`` and ``project`` pick the serving processes of that org and project (a start's
+        topic names one; the workflow served in several raises
+        :class:`~cascade.control.ServedInManyPlacesError` without them)."""
         return await start(
             self.connector,
             workflow,
@@ -326,6 +344,8 @@ class Controller:
             reason=reason,
             timeout=self.timeout,
             on_refused=on_refused,
+            org=org,
+            project=project,
         )
 
     async def rerun(
@@ -340,6 +360,8 @@ class Controller:
         on: str | None = None,
         reason: str | None = None,
         on_refused: Callable[[Refusal], None] | None = None,
+        org: str | None = None,
+        project: str | None = None,
     ) -> StartReply:
         """Rerun ``run_id`` (a whole id, or a prefix of at least 6 hex digits) of the served
         ``workflow``, with the params it ran with updated by ``params``, reusing every stored
@@ -359,6 +381,8 @@ class Controller:
             reason=reason,
             timeout=self.timeout,
             on_refused=on_refused,
+            org=org,
+            project=project,
         )
 
     async def resolve_run(

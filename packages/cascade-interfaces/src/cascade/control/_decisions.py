@@ -113,25 +113,30 @@ async def request_decision(
     on_refused: Callable[[Refusal], None] | None = None,
     login: str | None = None,
     org: str | None = None,
+    project: str | None = None,
 ) -> DecisionAnswer:
     """Send ``request`` (:func:`decision_request`) to the engine running its run; its
     answer, taken only from the run's owner, within ``timeout`` seconds
     (:class:`DecisionAnswer`: ``reply`` is ``None`` when none came; ``applied`` when the
-    engine applied it). ``owner``, ``org``, ``on_refused`` and ``login`` are as
+    engine applied it). ``owner``, ``org``, ``project``, ``on_refused`` and ``login`` are as
     :func:`~cascade.control.request_cancel` takes them."""
     answer = DecisionAnswer(request.run_id, owner=owner, request=request)
     prefix = connector.topic_prefix
     judge = AnswerJudge(request.id, answer, prefix, decode_decision_reply, on_refused)
-    topic = decide_topic(request.run_id, prefix)
+
+    def topic_of(org: str, project: str) -> str:
+        return decide_topic(org, project, request.run_id, prefix)
+
     await ask_engine(
         connector,
-        topic,
+        topic_of,
         request,
         judge,
         action=request.decision,
         timeout=timeout,
         login=login,
         org=org,
+        project=project,
     )
     return answer
 

@@ -1,8 +1,9 @@
 """Who serves what: the announcements of the serving processes (retained, one per source),
 each with its source's presence, as `cascade served` lists them and a start picks from.
 
-An announcement counts only from the source its topic names (the level a broker ACL binds
-to the login: ``served/%u``); another is refused and counted. A source is online as every
+An announcement counts only from the source, org and project its topic names (the levels a
+broker ACL binds: ``served/{org}/+/%u``); another is refused and counted, so a start goes to
+the org and project its server's topic says. A source is online as every
 reader tells it, from its status (unknown counts as online). Where the broker sends retained
 messages to exact subscriptions only (RabbitMQ 3.x), the serving processes are asked to say
 it again (the roll call), and answers are awaited for a moment: nothing says all are in.
@@ -62,7 +63,8 @@ class Served:
 
 class ServedHeard:
     """A callback on the announcements and the statuses: keeps the latest announcement of
-    each source (an empty one forgets it), refuses one whose ``source`` is not its topic's,
+    each source (an empty one forgets it), refuses one whose ``source``, ``org_id`` or
+    ``project_id`` is not its topic's,
     a malformed one, and a new source's beyond 10,000 (counted in :attr:`refused`, logged at
     a limited rate), and calls ``on_change`` after each announcement or status taken."""
 
@@ -86,10 +88,19 @@ class ServedHeard:
             self._on_change()
 
     def _announced(self, message: Message) -> None:
-        level = message.topic.rsplit("/", 1)[-1]
+        levels = message.topic[len(self._prefix) + 1 :].split("/")
+        if len(levels) != 4:  # served/{org}/{project}/{source}
+            self._refuse(message.topic, "not an announcement's topic")
+            return
+        _, org, project, level = levels
         source = decode_level(level)
-        if not message.raw:  # cleared: it stopped serving
-            self.announcements.pop(source, None)
+        if not message.raw:  # cleared: it stopped serving (there: not another place's)
+            known = self.announcements.get(source)
+            if known is not None and (known.org_id, known.project_id) == (
+                decode_level(org),
+                decode_level(project),
+            ):
+                del self.announcements[source]
             return
         try:
             announcement = decode_served(message.raw)
@@ -98,6 +109,12 @@ class ServedHeard:
             return
         if not same_source(announcement.source, level):
             self._refuse(message.topic, "its source is not its topic's")
+            return
+        if (announcement.org_id, announcement.project_id) != (
+            decode_level(org),
+            decode_level(project),
+        ):
+            self._refuse(message.topic, "its org or project is not its topic's")
             return
         if source not in self.announcements and len(self.announcements) >= _KEPT:
             self._refuse(message.topic, f"{_KEPT:,} announcements kept already")

@@ -3,7 +3,7 @@ none answered in time (a refusal is an answer: :class:`~cascade.interfaces.Start
 
 from __future__ import annotations
 
-__all__ = ["NobodyServesError", "StartError", "StartTimeoutError"]
+__all__ = ["NobodyServesError", "ServedInManyPlacesError", "StartError", "StartTimeoutError"]
 
 
 class StartError(Exception):
@@ -16,6 +16,16 @@ class StartError(Exception):
 
 class NobodyServesError(StartError):
     """No online process serves the workflow (or not the one named): nothing was sent."""
+
+
+class ServedInManyPlacesError(StartError):
+    """Online processes of several orgs or projects serve the workflow, and the request
+    named neither (a start's topic names one org and project): nothing was sent;
+    :attr:`places` are the ``(org, project)`` pairs that serve it."""
+
+    def __init__(self, message: str, workflow: str, places: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(message, workflow)
+        self.places = places
 
 
 class StartTimeoutError(StartError):

@@ -1,9 +1,12 @@
 """A start asked of the processes serving a workflow, and its answer.
 
-Which process gets it: the one named (``on``); else, when an online process serving the
-workflow takes requests through the shared subscription, the broker picks one of them
+Which process gets it: the one named (``on``); else, among the online processes serving the
+workflow (of the org and project asked for, when given: a start's topic names one org and
+project, which a broker ACL binds, so processes of several are an error naming them), when
+one takes requests through the shared subscription, the broker picks one of them
 (:func:`~cascade.interfaces.start_topic`); else it is addressed to an online one of the least
-``running + queued``, at random among ties (brokers without shared subscriptions). The
+``running + queued``, at random among ties (brokers without shared subscriptions). The org
+and project are the ones its announcement's topic names. The
 answer counts only from a process that announces the workflow (the one named, when one
 was): anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+``, so the others
 are refused and counted, as a cancel's are (:class:`~cascade.control.AnswerJudge`).
@@ -43,7 +46,7 @@ from cascade.interfaces.reader import ROLLCALL_WAIT, SHOWN, inert
 from ._answers import Refusal
 from ._publishing import publish_confirmed
 from ._served import Served, ServedHeard, listen_served
-from ._start_errors import NobodyServesError, StartTimeoutError
+from ._start_errors import NobodyServesError, ServedInManyPlacesError, StartTimeoutError
 from ._start_request import start_request
 
 __all__ = ["StartJudge", "send_start", "start"]
@@ -111,18 +114,43 @@ def _named(server: Served, on: str | None) -> bool:
     return on is not None and (server.source == on or same_source(server.source, on))
 
 
+def _within(server: Served, org: str | None, project: str | None) -> bool:
+    announced = server.announcement
+    return (org is None or announced.org_id == org) and (
+        project is None or announced.project_id == project
+    )
+
+
+def _where(org: str | None, project: str | None) -> str:
+    said = [f"org {org}" if org is not None else "", f"project {project}" if project else ""]
+    return " in " + " and ".join(inert(s, SHOWN["name"]) for s in said if s) if any(said) else ""
+
+
+def _addressed(workflow: str, server: Served, prefix: str) -> str:
+    announced = server.announcement
+    return addressed_start_topic(
+        announced.org_id, announced.project_id, workflow, server.source, prefix
+    )
+
+
 def _target(
-    workflow: str, on: str | None, heard: ServedHeard, prefix: str
+    workflow: str,
+    on: str | None,
+    heard: ServedHeard,
+    prefix: str,
+    org: str | None = None,
+    project: str | None = None,
 ) -> tuple[str, list[Served]]:
     """The topic a request goes to, and the processes that may answer it; or
-    :class:`NobodyServesError` saying why none may."""
-    servers = heard.servers_of(workflow)
+    :class:`NobodyServesError` (:class:`ServedInManyPlacesError`) saying why none may."""
+    servers = [s for s in heard.servers_of(workflow) if _within(s, org, project)]
     online = [s for s in servers if s.online]
+    where = _where(org, project)
     if on is not None:
-        named = [s for s in heard.served() if _named(s, on)]
+        named = [s for s in heard.served() if _named(s, on) and _within(s, org, project)]
         if not named:
             raise NobodyServesError(
-                f"{inert(on, SHOWN['source'])} serves nothing ({_WHO_LISTS})", workflow
+                f"{inert(on, SHOWN['source'])} serves nothing{where} ({_WHO_LISTS})", workflow
             )
         chosen = named[0]
         if chosen.workflow(workflow) is None:
@@ -135,18 +163,30 @@ def _target(
             raise NobodyServesError(
                 f"{inert(on, SHOWN['source'])} serves {workflow} but is offline", workflow
             )
-        return addressed_start_topic(workflow, chosen.source, prefix), [chosen]
+        return _addressed(workflow, chosen, prefix), [chosen]
     if not online:
         offline = (
             f"; {_names([s.source for s in servers])} served it, offline now" if servers else ""
         )
-        raise NobodyServesError(f"nobody serves {workflow} ({_WHO_LISTS}){offline}", workflow)
+        raise NobodyServesError(
+            f"nobody serves {workflow}{where} ({_WHO_LISTS}){offline}", workflow
+        )
+    places = sorted({(s.announcement.org_id, s.announcement.project_id) for s in online})
+    if len(places) > 1:
+        shown = ", ".join(inert(f"{o}/{p}", SHOWN["name"]) for o, p in places[:_NAMED])
+        raise ServedInManyPlacesError(
+            f"{workflow} is served in {len(places)} projects ({shown}): a start goes to one; "
+            "name its org and project (--org, --project)",
+            workflow,
+            tuple(places),
+        )
+    (place,) = places
     shared = [s for s in online if s.announcement.shared]
     if shared:
-        return start_topic(workflow, prefix), shared
+        return start_topic(*place, workflow, prefix), shared
     least = min(s.load for s in online)
     chosen = random.choice([s for s in online if s.load == least])
-    return addressed_start_topic(workflow, chosen.source, prefix), [chosen]
+    return _addressed(workflow, chosen, prefix), [chosen]
 
 
 async def send_start(
@@ -158,6 +198,8 @@ async def send_start(
     on_refused: Callable[[Refusal], None] | None = None,
     on_sent: Callable[[str, list[Served]], None] | None = None,
     before_send: Callable[[list[Served]], Awaitable[object]] | None = None,
+    org: str | None = None,
+    project: str | None = None,
 ) -> StartReply:
     """Send ``request`` (:func:`~cascade.control.start_request`) to a process serving its
     workflow (``on``: that source) and return its answer, within ``timeout`` seconds in all.
@@ -183,13 +225,18 @@ async def send_start(
     until = None if on is None else known
     handles = await listen_served(connector, heard, until=until, wait=min(ROLLCALL_WAIT, timeout))
     try:
-        topic, servers = _target(workflow, on, heard, prefix)
+        topic, servers = _target(workflow, on, heard, prefix, org, project)
         sources = {s.source for s in servers}
+
+        places = {(s.announcement.org_id, s.announcement.project_id) for s in servers}
 
         def allowed(source: str) -> bool:
             if on is not None:
                 return source in sources
-            return any(s.source == source for s in heard.servers_of(workflow))
+            return any(
+                s.source == source and (s.announcement.org_id, s.announcement.project_id) in places
+                for s in heard.servers_of(workflow)
+            )
 
         judge = StartJudge(request, allowed, prefix, on_refused)
         for org in sorted({s.announcement.org_id for s in servers}):
@@ -234,6 +281,8 @@ async def start(
     reason: str | None = None,
     timeout: float = 5.0,
     on_refused: Callable[[Refusal], None] | None = None,
+    org: str | None = None,
+    project: str | None = None,
 ) -> StartReply:
     """Ask a process serving ``workflow`` to start it with ``params`` (or, with ``rerun_of``,
     to rerun that run: see :func:`~cascade.control.start_request`); its answer
@@ -241,9 +290,11 @@ async def start(
     for a ``dry_run``, or ``refused`` with why).
 
     ``on`` names the serving process (its source); without it, one serving the workflow is
-    picked (see the module). Bad input raises :class:`~cascade.control.ControlError` naming
-    the field, no online server :class:`~cascade.control.NobodyServesError` ("nobody serves
-    nightly (cascade served lists who serves what)"), no answer within ``timeout`` seconds
+    picked (see the module), of ``org`` and ``project`` when given. Bad input raises
+    :class:`~cascade.control.ControlError` naming the field, no online server
+    :class:`~cascade.control.NobodyServesError` ("nobody serves nightly (cascade served lists
+    who serves what)"), servers of several orgs or projects and neither given
+    :class:`~cascade.control.ServedInManyPlacesError`, no answer within ``timeout`` seconds
     :class:`~cascade.control.StartTimeoutError` naming who serves it. An answer from a
     process that does not serve the workflow is refused, counted and told to
     ``on_refused``."""
@@ -257,4 +308,5 @@ async def start(
         issued_by=issued_by,
         reason=reason,
     )
-    return await send_start(connector, request, on=on, timeout=timeout, on_refused=on_refused)
+    return await send_start(connector, request, on=on, timeout=timeout, on_refused=on_refused,
+                            org=org, project=project)  # fmt: skip

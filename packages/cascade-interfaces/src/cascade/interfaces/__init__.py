@@ -171,6 +171,7 @@ from ._serving import (
     shared_start_filter,
     start_filter,
     start_topic,
+    start_topic_workflow,
 )
 from ._snapshots import (
     MAX_ANSWER_TASKS,
@@ -238,6 +239,7 @@ __all__ = [
     "shared_start_filter",
     "start_filter",
     "start_topic",
+    "start_topic_workflow",
     "DECISIONS",
     "DEFAULT_DECISIONS",
     "MAX_RESULT_BYTES",

@@ -53,14 +53,23 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def cancel_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/command/{run_id}/cancel``: where the engine running ``run_id`` listens."""
-    return f"{prefix}/command/{encode_level(run_id)}/cancel"
+def _command(org_id: str, project_id: str, run_id: str, prefix: str) -> str:
+    levels = (encode_level(org_id), encode_level(project_id), encode_level(run_id))
+    return f"{prefix}/command/" + "/".join(levels)
 
 
-def command_filter(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/command/{run_id}/+``: every command to the engine running ``run_id``."""
-    return f"{prefix}/command/{encode_level(run_id)}/+"
+def cancel_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/command/{org}/{project}/{run_id}/cancel``: where the engine running
+    ``run_id`` (a run of ``org_id`` and ``project_id``) listens; the org and project levels,
+    encoded as the telemetry topics' are, let a broker ACL bind who may cancel in each."""
+    return f"{_command(org_id, project_id, run_id, prefix)}/cancel"
+
+
+def command_filter(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/command/{org}/{project}/{run_id}/+``: every command (cancel, decide) to the
+    engine running ``run_id`` of ``org_id`` and ``project_id`` (snapshot requests, which any
+    reader may send, have their own topic: :func:`~cascade.interfaces.snapshot_request_topic`)."""
+    return f"{_command(org_id, project_id, run_id, prefix)}/+"
 
 
 def reply_topic(org_id: str, request_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:

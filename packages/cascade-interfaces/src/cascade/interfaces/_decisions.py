@@ -61,10 +61,12 @@ _Text = Annotated[str, msgspec.Meta(max_length=_READ_LIMIT)]
 _RequestId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 
 
-def decide_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/command/{run_id}/decide``: where the engine running ``run_id`` takes
-    decisions on its held tasks (one of its :func:`~cascade.interfaces.command_filter`)."""
-    return f"{prefix}/command/{encode_level(run_id)}/decide"
+def decide_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/command/{org}/{project}/{run_id}/decide``: where the engine running ``run_id``
+    (of ``org_id`` and ``project_id``) takes decisions on its held tasks (one of its
+    :func:`~cascade.interfaces.command_filter`)."""
+    levels = (encode_level(org_id), encode_level(project_id), encode_level(run_id))
+    return f"{prefix}/command/" + "/".join(levels) + "/decide"
 
 
 class Decided(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,13 +2,16 @@
 its answer (docs/protocol.md, "Served workflows").
 
 A process that serves named workflows (``Engine.serve``) announces them, retained, on
-:func:`served_topic` of its source, and takes start requests on :func:`start_topic` of each
-workflow: through an MQTT shared subscription (:func:`shared_start_filter`) where the broker
-has them, so that the broker gives each request to one of the processes serving that name,
-and on :func:`addressed_start_topic` of its own source everywhere, for a requester that
-picks the process itself (brokers without shared subscriptions, such as RabbitMQ 3.x's MQTT
-plugin). A request travels as a cancel's does (QoS 1, not retained) and is answered on
-:func:`~cascade.interfaces.reply_topic` of its ``id`` by the process that took it.
+:func:`served_topic` of its org, project and source, and takes start requests on
+:func:`start_topic` of its org, project and each workflow: through an MQTT shared
+subscription (:func:`shared_start_filter`) where the broker has them, so that the broker gives
+each request to one of the processes of that org and project serving that name, and on
+:func:`addressed_start_topic` of its own source everywhere, for a requester that picks the
+process itself (brokers without shared subscriptions, such as RabbitMQ 3.x's MQTT
+plugin). Every one of these topics names the org and the project, so that a broker ACL binds
+who may start, announce and serve in each org. A request travels as a cancel's does (QoS 1,
+not retained) and is answered on :func:`~cascade.interfaces.reply_topic` of its ``id`` by the
+process that took it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
-from ._topics import DEFAULT_PREFIX, encode_level
+from ._topics import DEFAULT_PREFIX, decode_level, encode_level
 
 __all__ = [
     "MAX_PARAMS_BYTES",
@@ -49,6 +52,7 @@ __all__ = [
     "shared_start_filter",
     "start_filter",
     "start_topic",
+    "start_topic_workflow",
 ]
 
 MAX_PARAMS_BYTES = 16 * 1024
@@ -90,36 +94,62 @@ def check_workflow_name(name: str) -> str:
     return name
 
 
-def served_topic(source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/served/{source}``: where a serving process announces what it serves."""
-    return f"{prefix}/served/{encode_level(source)}"
+def _place(org_id: str, project_id: str) -> str:
+    """The org and project levels (each encoded as the telemetry topics' are)."""
+    return f"{encode_level(org_id)}/{encode_level(project_id)}"
+
+
+def served_topic(org_id: str, project_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/served/{org}/{project}/{source}``: where a serving process of ``org_id`` and
+    ``project_id`` announces what it serves (a broker ACL binds the org, and the source to
+    the login)."""
+    return f"{prefix}/served/{_place(org_id, project_id)}/{encode_level(source)}"
 
 
 def served_filter(prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/served/+``: every serving process's announcement."""
-    return f"{prefix}/served/+"
+    """``{prefix}/served/+/+/+``: every serving process's announcement."""
+    return f"{prefix}/served/+/+/+"
 
 
-def start_topic(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/start/{workflow}``: a start request any process serving ``workflow`` may
-    take (one of them, through the shared subscription)."""
-    return f"{prefix}/start/{encode_level(check_workflow_name(workflow))}"
+def start_topic(org_id: str, project_id: str, workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/start/{org}/{project}/{workflow}``: a start request any process of that org
+    and project serving ``workflow`` may take (one of them, through the shared
+    subscription)."""
+    name = encode_level(check_workflow_name(workflow))
+    return f"{prefix}/start/{_place(org_id, project_id)}/{name}"
 
 
-def addressed_start_topic(workflow: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/start/{workflow}/{source}``: a start request for the process ``source``."""
-    return f"{start_topic(workflow, prefix)}/{encode_level(source)}"
+def addressed_start_topic(
+    org_id: str, project_id: str, workflow: str, source: str, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """``{prefix}/start/{org}/{project}/{workflow}/{source}``: a start request for the process
+    ``source`` (of that org and project)."""
+    return f"{start_topic(org_id, project_id, workflow, prefix)}/{encode_level(source)}"
 
 
-def shared_start_filter(workflow: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``$share/cascade/{prefix}/start/{workflow}``: the shared subscription through which the
-    broker gives each request on :func:`start_topic` to one of the processes serving it."""
-    return f"$share/{SHARED_GROUP}/{start_topic(workflow, prefix)}"
+def shared_start_filter(
+    org_id: str, project_id: str, workflow: str, prefix: str = DEFAULT_PREFIX
+) -> str:
+    """``$share/cascade/{prefix}/start/{org}/{project}/{workflow}``: the shared subscription
+    through which the broker gives each request on :func:`start_topic` to one of the
+    processes of that org and project serving it."""
+    return f"$share/{SHARED_GROUP}/{start_topic(org_id, project_id, workflow, prefix)}"
 
 
-def start_filter(source: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/start/+/{source}``: every request addressed to the process ``source``."""
-    return f"{prefix}/start/+/{encode_level(source)}"
+def start_filter(org_id: str, project_id: str, source: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``{prefix}/start/{org}/{project}/+/{source}``: every request addressed to the process
+    ``source`` of that org and project."""
+    return f"{prefix}/start/{_place(org_id, project_id)}/+/{encode_level(source)}"
+
+
+def start_topic_workflow(topic: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """The workflow a start request's ``topic`` names (``{prefix}/start/{org}/{project}/
+    {workflow}``, or addressed, one level more), decoded; ``None`` for a topic of neither
+    form."""
+    levels = topic[len(prefix) + 1 :].split("/") if topic.startswith(prefix + "/") else []
+    if len(levels) not in (4, 5) or levels[0] != "start":
+        return None
+    return decode_level(levels[3])
 
 
 class WorkflowParam(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -150,8 +180,9 @@ class ServedRun(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What a serving process serves, retained on :func:`served_topic` of its ``source``
-    (cleared when it stops serving; its presence says whether it is online).
+    """What a serving process serves, retained on :func:`served_topic` of its org, project and
+    ``source`` (cleared when it stops serving; its presence says whether it is online). Its
+    ``org_id`` and ``project_id`` are its topic's: readers refuse one whose are not.
 
     ``shared``: it takes requests through the shared subscription (the broker has them);
     else only those addressed to it. ``capacity``: runs it runs at once; ``running``: those

@@ -59,7 +59,12 @@ _ASKED_KEPT = 10_000  # runs an asker remembers asking about (the oldest are for
 
 
 def snapshot_request_topic(run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/command/{run_id}/snapshot``: where the engine running ``run_id`` listens."""
+    """``{prefix}/command/{run_id}/snapshot``: where the engine running ``run_id`` listens.
+
+    No org nor project level, unlike a cancel's or a decision's topic: any reader may ask (a
+    view that joined late, or one that does not know yet where the run is: its answer, on the
+    run's own telemetry topic, says so), the answer goes only to those who may read that
+    run's telemetry, and an engine answers a run at most once a second whoever asks."""
     return f"{prefix}/command/{encode_level(run_id)}/snapshot"
 
 

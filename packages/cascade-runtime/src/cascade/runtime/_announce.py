@@ -29,9 +29,10 @@ _log = logging.getLogger("cascade.runtime.serve")
 
 
 class Announcer:
-    """Publishes ``announcement()``, retained at QoS 1, on :func:`served_topic` of the
-    connector's source: at :meth:`start`, again after each :meth:`changed` (changes that come
-    while one is published make one more, with the latest figures), and on each roll call
+    """Publishes ``announcement()``, retained at QoS 1, on :func:`served_topic` of ``org_id``,
+    ``project_id`` and the connector's source: at :meth:`start`, again after each
+    :meth:`changed` (changes that come while one is published make one more, with the latest
+    figures), and on each roll call
     where the broker sends retained messages only to exact subscriptions (as the connector
     answers them with its status). :meth:`stop` clears it (an empty retained message).
 
@@ -40,11 +41,17 @@ class Announcer:
     """
 
     def __init__(
-        self, connector: Connector, prefix: str, announcement: Callable[[], ServedAnnouncement]
+        self,
+        connector: Connector,
+        prefix: str,
+        announcement: Callable[[], ServedAnnouncement],
+        *,
+        org_id: str,
+        project_id: str,
     ) -> None:
         self._connector = connector
         self._prefix = prefix
-        self.topic = served_topic(connector.source_id, prefix)
+        self.topic = served_topic(org_id, project_id, connector.source_id, prefix)
         self._announcement = announcement
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -109,7 +116,7 @@ class Announcer:
 
 
 class Peers:
-    """The other serving processes' announcements, as heard on ``{prefix}/served/+``: the
+    """The other serving processes' announcements, as heard on ``{prefix}/served/+/+/+``: the
     reruns each runs now (a request to rerun one of those runs is refused here too).
 
     A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)

@@ -3,6 +3,7 @@ requests, and answers them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from cascade.interfaces import (
     decode_decision_request,
     decode_snapshot_request,
     reply_topic,
+    snapshot_request_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
@@ -36,7 +38,9 @@ Decide = Callable[[DecisionRequest], "DecisionReply | None"]
 
 
 class CommandListener:
-    """Subscribes to ``{prefix}/command/{run_id}/+`` for one run, and answers each request.
+    """Subscribes to ``{prefix}/command/{org}/{project}/{run_id}/+`` (the run's org and project,
+    which a broker ACL binds) and ``{prefix}/command/{run_id}/snapshot`` for one run, and
+    answers each request.
 
     - ``.../cancel``: a valid request for this run cancels it (``cancel``:
       :meth:`Engine.cancel <cascade.runtime.Engine.cancel>`) and is answered, QoS 1 and
@@ -66,6 +70,7 @@ class CommandListener:
         snapshot: Snapshot | None = None,
         org_id: str = "local",
         decide: Decide | None = None,
+        project_id: str = "default",
     ) -> None:
         self._connector = connector
         self._cancel = cancel
@@ -74,16 +79,27 @@ class CommandListener:
         self._run_id = run_id
         self._org_id = org_id
         self._prefix = prefix
-        self._filter = command_filter(run_id, prefix)
-        self._handle: SubscriptionHandle | None = None
+        self._filters = (
+            command_filter(org_id, project_id, run_id, prefix),
+            snapshot_request_topic(run_id, prefix),
+        )
+        self._handles: list[SubscriptionHandle] = []
         self._log = RateLimitedLogger(_log)
         self.rejected = 0
         """Requests on the run's command topics that were malformed, for another run, or of
         no command this engine knows."""
 
     async def subscribe(self) -> None:
-        """Subscribe to the run's command topics (the control link calls this once connected)."""
-        self._handle = await self._connector.subscribe(self._filter, self._on_request)
+        """Subscribe to the run's command topics (the control link calls this once connected):
+        both SUBSCRIBEs sent at once, so the second costs no round trip of its own."""
+        subscribe, callback = self._connector.subscribe, self._on_request
+        made = await asyncio.gather(
+            *(subscribe(f, callback) for f in self._filters), return_exceptions=True
+        )
+        self._handles = [h for h in made if not isinstance(h, BaseException)]
+        for failed in made:
+            if isinstance(failed, BaseException):
+                raise failed
 
     def _reject(self, message: Message, exc: InvalidMessageError) -> None:
         self.rejected += 1
@@ -151,10 +167,10 @@ class CommandListener:
 
     async def close(self, timeout: float) -> None:
         """Unsubscribe (bounded by ``timeout``; never raises)."""
-        if self._handle is None:
+        if not self._handles:
             return
         try:
             async with within("unsubscribe from the run's commands", timeout, "shutdown_timeout"):
-                await self._handle.unsubscribe()
+                await asyncio.gather(*(handle.unsubscribe() for handle in self._handles))
         except StepFailed as exc:
             _log.warning("%s", exc)

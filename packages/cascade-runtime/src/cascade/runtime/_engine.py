@@ -538,16 +538,18 @@ class Engine:
 
         ``workflows`` maps a name (1 to 64 of ``A-Z a-z 0-9 _ -``) to a function, plain or
         ``async``, that takes the workflow's params as keyword arguments and returns a
-        target. The engine announces them, retained on ``{prefix}/served/{source}``
+        target. The engine announces them, retained on
+        ``{prefix}/served/{org}/{project}/{source}`` (its own org and project, as every topic
+        of serving does, so a broker ACL binds each org's)
         (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
         signature, its load, whether it takes shared requests), again whenever a run starts
         or ends, and clears it when it stops. It takes
         :class:`~cascade.interfaces.StartRequest` s addressed to it
-        (``{prefix}/start/{workflow}/{source}``) and, where the broker has shared
+        (``{prefix}/start/{org}/{project}/{workflow}/{source}``) and, where the broker has shared
         subscriptions (tried once, at the first connection; not on RabbitMQ 3.x, which has
-        none), those any server of the workflow may take (``{prefix}/start/{workflow}``:
-        the broker gives each to one). Each is answered
-        once, on ``{prefix}/reply/{org}/{id}/{source}``: ``started`` with the new run's id
+        none), those any server of the workflow in its org and project may take
+        (``{prefix}/start/{org}/{project}/{workflow}``: the broker gives each to one). Each is
+        answered once, on ``{prefix}/reply/{org}/{id}/{source}``: ``started`` with the new run's id
         (``queued`` when ``max_runs`` runs are running; beyond ``max_queued`` waiting it is
         refused, busy), ``planned`` for a dry run, or ``refused`` with why (a workflow it
         does not serve, params that do not fit the function or do not convert to its

@@ -87,6 +87,7 @@ class RunWiring:
             telemetry.request_snapshot,
             org_id=engine.org_id,
             decide=self.decide,
+            project_id=engine.project_id,
         )
         self.link = ControlLink(
             connector,

@@ -99,7 +99,13 @@ class Server:
         self._ready = False  # subscribed and announcing: the probe may run
         self._probe: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
-        self._announcer = Announcer(self._connector, self._prefix, self._announcement)
+        self._announcer = Announcer(
+            self._connector,
+            self._prefix,
+            self._announcement,
+            org_id=engine.org_id,
+            project_id=engine.project_id,
+        )
         self._runs = ServedRuns(
             run, max_runs=max_runs, max_queued=max_queued, changed=self._announcer.changed
         )
@@ -135,9 +141,8 @@ class Server:
             if manage:
                 await connector.connect()
             source = connector.source_id
-            await self._subscribe(
-                start_filter(source, self._prefix), self._on_request, self._resubscribed
-            )
+            addressed = start_filter(engine.org_id, engine.project_id, source, self._prefix)
+            await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(served_filter(self._prefix), self._peers)
             await self._announcer.start()
             names = ", ".join(self._workflows)
@@ -193,7 +198,9 @@ class Server:
             )
             return
         wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        if not await shared_subscriptions_work(connector, self._prefix, wait):
+        engine = self._engine
+        org, project = engine.org_id, engine.project_id
+        if not await shared_subscriptions_work(connector, self._prefix, wait, org, project):
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
                 "this engine takes only the start requests addressed to it",
@@ -201,7 +208,8 @@ class Server:
             )
             return
         for name in self._workflows:
-            await self._subscribe(shared_start_filter(name, self._prefix), self._on_request)
+            shared = shared_start_filter(org, project, name, self._prefix)
+            await self._subscribe(shared, self._on_request)
         self._shared = True
         self._announcer.changed()
 

@@ -10,8 +10,8 @@ from cascade.interfaces import (
     Message,
     StartReply,
     StartRequest,
-    decode_level,
     decode_start_request,
+    start_topic_workflow,
 )
 
 __all__ = ["Answers", "read_request"]
@@ -21,16 +21,11 @@ ANSWERS_KEPT = 4096
 
 
 def read_request(message: Message, prefix: str) -> StartRequest:
-    """The request ``message`` carries, on ``{prefix}/start/{workflow}`` (shared) or
-    ``.../{workflow}/{source}`` (addressed); :class:`InvalidMessageError` when it is
-    malformed or names another workflow than its topic."""
-    levels = message.topic[len(prefix) + 1 :].split("/")
+    """The request ``message`` carries, on ``{prefix}/start/{org}/{project}/{workflow}``
+    (shared) or ``.../{workflow}/{source}`` (addressed); :class:`InvalidMessageError` when it
+    is malformed or names another workflow than its topic."""
     request = decode_start_request(message.raw or message.payload)
-    if (
-        levels[0] != "start"
-        or len(levels) not in (2, 3)
-        or decode_level(levels[1]) != request.workflow
-    ):
+    if start_topic_workflow(message.topic, prefix) != request.workflow:
         raise InvalidMessageError(
             f"for workflow {request.workflow!r}, not the one its topic names", "$.workflow"
         )

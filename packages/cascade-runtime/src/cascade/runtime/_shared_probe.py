@@ -19,12 +19,15 @@ PROBE_MIN_WAIT = 1.0
 """Seconds the probe waits at least for its message (``connect_wait``, when longer)."""
 
 
-def probe_topic(source: str, prefix: str) -> str:
-    """``{prefix}/served/{source}/probe``: where a serving engine tries a shared subscription."""
-    return f"{served_topic(source, prefix)}/probe"
+def probe_topic(org_id: str, project_id: str, source: str, prefix: str) -> str:
+    """``{prefix}/served/{org}/{project}/{source}/probe``: where a serving engine tries a
+    shared subscription (below its own announcement's topic, which a broker ACL grants it)."""
+    return f"{served_topic(org_id, project_id, source, prefix)}/probe"
 
 
-async def shared_subscriptions_work(connector: Connector, prefix: str, wait: float) -> bool:
+async def shared_subscriptions_work(
+    connector: Connector, prefix: str, wait: float, org_id: str, project_id: str
+) -> bool:
     """Subscribe ``$share/{a group of its own}/{probe topic}``, publish there, and say whether
     the message came back within ``wait`` seconds.
 
@@ -33,7 +36,7 @@ async def shared_subscriptions_work(connector: Connector, prefix: str, wait: flo
     connection lost on the way count as no: requests then come only addressed to this
     source, which works everywhere. Never raises (but ``CancelledError``).
     """
-    topic = probe_topic(connector.source_id, prefix)
+    topic = probe_topic(org_id, project_id, connector.source_id, prefix)
     nonce = uuid.uuid4().hex
     arrived = asyncio.Event()
 

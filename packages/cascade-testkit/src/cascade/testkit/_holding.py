@@ -31,6 +31,7 @@ from cascade.interfaces import (
     events_topic,
     heartbeat_topic,
     reply_topic,
+    snapshot_request_topic,
     snapshot_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
@@ -114,7 +115,11 @@ class HoldingEngine:
     async def start(self) -> None:
         """Listen to the run's commands and publish its held tasks' events."""
         await self.connector.subscribe(
-            command_filter(self.run_id, self.connector.topic_prefix), self._command
+            command_filter(self.org_id, self.project_id, self.run_id, self.connector.topic_prefix),
+            self._command,
+        )
+        await self.connector.subscribe(
+            snapshot_request_topic(self.run_id, self.connector.topic_prefix), self._command
         )
         for task in self.tasks:
             if task.held:

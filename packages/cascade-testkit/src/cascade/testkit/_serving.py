@@ -121,6 +121,14 @@ class ServingEngine:
         """The connector's topic prefix."""
         return self.connector.topic_prefix
 
+    @property
+    def served_topic(self) -> str:
+        """Where it announces: ``{prefix}/served/{org}/{project}/{source}``."""
+        return served_topic(self.org_id, self.project_id, self.source, self.prefix)
+
+    def _addressed(self) -> str:
+        return start_filter(self.org_id, self.project_id, self.source, self.prefix)
+
     def announcement(self) -> ServedAnnouncement:
         """What it announces now."""
         return ServedAnnouncement(
@@ -139,10 +147,10 @@ class ServingEngine:
     async def start(self) -> None:
         """Take requests, and announce what it serves."""
         subscribe = self.connector.subscribe
-        self._handles.append(await subscribe(start_filter(self.source, self.prefix), self._take))
+        self._handles.append(await subscribe(self._addressed(), self._take))
         if self.shared:
             for name in self.workflows:
-                filter_ = shared_start_filter(name, self.prefix)
+                filter_ = shared_start_filter(self.org_id, self.project_id, name, self.prefix)
                 self._handles.append(await subscribe(filter_, self._take))
         if self.connector.capabilities.retained_to_wildcards is False:
             self._handles.append(await subscribe(rollcall_topic(self.prefix), self._called))
@@ -154,13 +162,11 @@ class ServingEngine:
             with contextlib.suppress(Exception):
                 await handle.unsubscribe()
         self._handles.clear()
-        await self.connector.publish(
-            served_topic(self.source, self.prefix), b"", qos=1, retain=True
-        )
+        await self.connector.publish(self.served_topic, b"", qos=1, retain=True)
 
     async def announce(self) -> None:
         """Publish the announcement (retained)."""
-        topic = served_topic(self.source, self.prefix)
+        topic = self.served_topic
         await self.connector.publish(topic, self.announcement(), qos=1, retain=True)
 
     async def _called(self, message: Message) -> None:

@@ -4,15 +4,16 @@ of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitm
 Runs are read by their org and project (telemetry and logs topics carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
 their scope path (``global`` or ``task:<glob>``: no org), each scope's on its own topics only
-(engines take a constraint's scope and type from its topic); cancels and decisions on held
-tasks are sent by run id alone (``{prefix}/command/{run_id}/cancel`` and ``.../decide``: no
-org, no task). So an operator over ``org:`` or ``project:`` scopes may cancel any run, and
-decide on any held task, as far as the broker can tell (the dashboard checks it), but reads the
-answers of its own orgs only. Served workflows are started by name
-(``{prefix}/start/{workflow}``, or ``.../{source}`` addressed to one process: no org either),
-so likewise an operator over an org or a project may start any served workflow; only engine
-logins announce what they serve (``{prefix}/served/{login}``) and take start requests
-(addressed to them, or through the shared subscription); everyone reads the announcements.
+(engines take a constraint's scope and type from its topic). Cancels and decisions on held
+tasks name the run's org and project (``{prefix}/command/{org}/{project}/{run_id}/cancel`` and
+``.../decide``; not the task), and so do starts (``{prefix}/start/{org}/{project}/{workflow}``,
+or ``.../{source}`` addressed to one process) and announcements
+(``{prefix}/served/{org}/{project}/{source}``): an operator over ``org:`` or ``project:`` scopes
+cancels, decides and starts in those only (which task a decision names, the broker cannot
+see: the dashboard checks it), and an engine login serves, announces and takes commands in
+its own scopes only (``[broker.engines]``), each announcement as itself. Snapshot requests
+(``{prefix}/command/{run_id}/snapshot``) carry no org: any reader may ask; everyone reads the
+announcements.
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def broker_rights(
         return rights.setdefault(login, LoginRights())
 
     for login in roles.broker.engines:
-        _engine(of(login, f"{name}, [broker] engines"), prefix, exact_retained, login)
+        where = f"{name}, [broker] engines"
+        scopes = roles.broker.scopes_of(login)
+        _engine(of(login, where), prefix, exact_retained, login, scopes, check_name, where)
     kinds = (("recorders", _recorder), ("dashboards", _dashboard))
     for key, add in kinds:
         for login in getattr(roles.broker, key):
@@ -143,7 +146,7 @@ def _reads(prefix: str, exact_retained: bool) -> list[tuple[str, str]]:
     said = [
         (READ, f"{prefix}/constraints/#"),
         (READ, f"{prefix}/status/#"),
-        (READ, f"{prefix}/served/+"),
+        (READ, f"{prefix}/served/+/+/+"),
         (WRITE, f"{prefix}/command/+/snapshot"),
         ("readwrite", f"{prefix}/_marker/#"),
     ]
@@ -165,46 +168,88 @@ def _everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
 
 def _steers_everything(rights: LoginRights, prefix: str, exact_retained: bool) -> None:
     rights.grant(WRITE, f"{prefix}/constraints/#", f"{prefix}/cleared/#")
-    _cancels(rights, prefix, "#")
-    _starts(rights, prefix)
+    _cancels(rights, prefix, ("+", "+"), "#")
+    _starts(rights, prefix, ("+", "+"))
     if exact_retained:
         rights.grant(WRITE, f"{prefix}/index/constraints/+")
 
 
-def _cancels(rights: LoginRights, prefix: str, answers: str) -> None:
-    """Send cancels and decisions on held tasks (of any run: their topics carry no org), and
-    read the answers below ``{prefix}/reply/`` that ``answers`` names (``#``, or an org's
-    ``acme/#``)."""
-    rights.grant(WRITE, f"{prefix}/command/+/cancel", f"{prefix}/command/+/decide")
+def _cancels(rights: LoginRights, prefix: str, place: tuple[str, str], answers: str) -> None:
+    """Send cancels and decisions on held tasks of the runs of ``place`` (the org and project
+    levels, each encoded or ``+``), and read the answers below ``{prefix}/reply/`` that
+    ``answers`` names (``#``, or an org's ``acme/#``: an answer's topic names no project)."""
+    runs = f"{prefix}/command/{place[0]}/{place[1]}/+"
+    rights.grant(WRITE, f"{runs}/cancel", f"{runs}/decide")
     rights.grant(READ, f"{prefix}/reply/{answers}")
 
 
-def _starts(rights: LoginRights, prefix: str) -> None:
-    """Start served workflows: any of them, on any serving process (the topics carry no
-    org); the answers are read as a cancel's are (:func:`_cancels`)."""
-    rights.grant(WRITE, f"{prefix}/start/#")
+def _starts(rights: LoginRights, prefix: str, place: tuple[str, str]) -> None:
+    """Start served workflows on the processes of ``place`` (as :func:`_cancels`): shared
+    (``{prefix}/start/{org}/{project}/{workflow}``) or addressed (one level more); the
+    answers are read as a cancel's are."""
+    org, project = place
+    below = "#" if org == "+" else f"{org}/#" if project == "+" else f"{org}/{project}/#"
+    rights.grant(WRITE, f"{prefix}/start/{below}")
 
 
-def _serves(rights: LoginRights, prefix: str, login: str, exact_retained: bool) -> None:
-    """Serve workflows as ``login``: announce them on its own topic, probe whether the broker
-    has shared subscriptions (its own probe topic), and take start requests addressed to it
-    or given to it through the shared subscription (``$share/cascade/{prefix}/start/+``,
-    which mosquitto checks as ``{prefix}/start/+``); read the others' announcements (the
-    reruns live there). RabbitMQ 3.x takes the probe's ``$share/{group}/...`` filter
-    literally and checks it as it is: granted, so that the probe costs no connection."""
+def _serves(
+    rights: LoginRights, prefix: str, login: str, exact_retained: bool, place: tuple[str, str]
+) -> None:
+    """Serve workflows as ``login`` in ``place`` (as :func:`_cancels`): announce them on its
+    own topics there, probe whether the broker has shared subscriptions (its own probe
+    topic), and take start requests addressed to it or given to it through the shared
+    subscription (``$share/cascade/{prefix}/start/{org}/{project}/{workflow}``, which
+    mosquitto checks as ``{prefix}/start/{org}/{project}/{workflow}``). RabbitMQ 3.x takes
+    the probe's ``$share/{group}/...`` filter literally and checks it as it is: granted, so
+    that the probe costs no connection."""
     level = encode_level(login)
-    served = f"{prefix}/served/{level}"
+    where = f"{place[0]}/{place[1]}"
+    served = f"{prefix}/served/{where}/{level}"
     rights.grant(WRITE, served)
     rights.grant("readwrite", f"{served}/probe")
-    rights.grant(READ, f"{prefix}/served/+", f"{prefix}/start/+", f"{prefix}/start/+/{level}")
+    rights.grant(READ, f"{prefix}/start/{where}/+", f"{prefix}/start/{where}/+/{level}")
     if exact_retained:
         rights.grant(READ, f"$share/+/{served}/probe")
 
 
-def _engine(rights: LoginRights, prefix: str, exact_retained: bool, login: str) -> None:
-    rights.roles.add("engine: reads constraints and commands, serves workflows, writes as itself")
-    rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/command/#")
-    _serves(rights, prefix, login, exact_retained)
+def _place(scope: GrantScope, check_name: NameCheck, where: str) -> tuple[str, str]:
+    """The org and project levels of an ``org:``, ``project:`` or ``global`` scope (``+``
+    where it names none), encoded and checked."""
+    if scope.kind == "global":
+        return "+", "+"
+    levels = [encode_level(scope.org or "")]
+    if scope.kind == "project":
+        levels.append(encode_level(scope.project or ""))
+    for level in levels:
+        _checked(level, check_name, f"{where}: {scope}:")
+    return levels[0], levels[1] if len(levels) == 2 else "+"
+
+
+def _engine(
+    rights: LoginRights,
+    prefix: str,
+    exact_retained: bool,
+    login: str,
+    scopes: tuple[GrantScope, ...],
+    check_name: NameCheck,
+    where: str,
+) -> None:
+    shown = ", ".join(str(scope) for scope in scopes)
+    rights.roles.add(
+        f"engine over {shown}: reads constraints and its scopes' commands, serves workflows "
+        "there, writes as itself"
+    )
+    # every engine reads the others' announcements (the reruns live there) and snapshot
+    # requests, which carry no org (any reader may ask)
+    rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/served/+/+/+")
+    rights.grant(READ, f"{prefix}/command/+/snapshot")
+    for scope in scopes:
+        place = _place(scope, check_name, where)
+        below = "#" if place[0] == "+" else f"{place[0]}/#" if place[1] == "+" else (
+            f"{place[0]}/{place[1]}/#"
+        )  # fmt: skip
+        rights.grant(READ, f"{prefix}/command/{below}")
+        _serves(rights, prefix, login, exact_retained, place)
     if exact_retained:
         rights.grant(
             READ,
@@ -258,9 +303,9 @@ def _person(
             levels = _run_levels(scope, check_name, where)
             rights.grant(READ, f"{prefix}/telemetry/{levels}", f"{prefix}/logs/{levels}")
             if operator:  # the answers of the org's runs (a project's org: its answers)
-                org = encode_level(scope.org or "")
-                _cancels(rights, prefix, f"{org}/#")
-                _starts(rights, prefix)
+                place = _place(scope, check_name, where)
+                _cancels(rights, prefix, place, f"{place[0]}/#")
+                _starts(rights, prefix, place)
         elif operator:  # a task scope: its constraint topics, exactly, and their clear notes
             topic = constraint_topic(str(scope), None, prefix)
             path = topic[len(f"{prefix}/constraints/") :]

@@ -68,9 +68,9 @@ def no_run_named(wanted: str, recorded: Recorded, timeout: float) -> typer.Exit:
     )
 
 
-def recorded_run(db: str | None, run_id: str) -> tuple[str, str] | None:
+def recorded_run(db: str | None, run_id: str) -> tuple[str, str, str] | None:
     """The source the history ``db`` (the default one when ``None``) recorded ``run_id``
-    from, and the run's org; ``None`` when it has not recorded the run, or there is no
+    from, and the run's org and project; ``None`` when it has not recorded the run, or there is no
     history.
 
     As :func:`recorded_run_ids`: the default database when its file
@@ -92,11 +92,11 @@ def recorded_run(db: str | None, run_id: str) -> tuple[str, str] | None:
         raise fail(f"cannot look up which engine runs {run_id}: {exc}") from None
 
 
-def _run_in(history: History, run_id: str) -> tuple[str, str] | None:
+def _run_in(history: History, run_id: str) -> tuple[str, str, str] | None:
     try:
         detail = history.run(run_id, limit=1, counts=False)
     except ValueError:  # several longer ids start with it: none of them is this run
         return None
     if detail is None or detail.run.run_id != run_id:
         return None
-    return detail.run.source, detail.run.org_id
+    return detail.run.source, detail.run.org_id, detail.run.project_id

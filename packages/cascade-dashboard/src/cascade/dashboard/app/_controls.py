@@ -179,7 +179,8 @@ class Controls:
             holder = self.checked(request, caller, "cancel", f"run:{run_id}",
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
             reason = cancel_reason(body)
-            answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner)
+            answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner,
+                                           org=org_id, project=project_id)  # fmt: skip
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except (HistoryUnreadable, ConnectorError) as exc:

@@ -93,7 +93,8 @@ async def decide_task(controls: Controls, request: Request) -> Response:
         holder = controls.checked(request, caller, fields["decision"], target,
                                   lambda a: may_decide(a, org_id, project_id, name))  # fmt: skip
         asked = decision_request(run_id, task, issued_by=holder, **fields)
-        answer = await controls.hub.decide(asked, owner=found.owner, org=org_id)
+        answer = await controls.hub.decide(asked, owner=found.owner, org=org_id,
+                                           project=project_id)  # fmt: skip
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except (HistoryUnreadable, ConnectorError) as exc:

@@ -1,7 +1,10 @@
 """The start form's endpoints: ``GET /api/workflows`` (the served workflows, each with who
 serves it and whether the asker may start it) and ``POST /api/workflows/{name}/start``
-(``{"params": {...}, "reason": "...", "on": "SOURCE"}``, each optional), asked of a process
-serving it as `cascade start` asks (``cascade.control.send_start``).
+(``{"params": {...}, "reason": "...", "on": "SOURCE", "org": "...", "project": "..."}``, each
+optional), asked of a process serving it as `cascade start` asks
+(``cascade.control.send_start``). A start's topic names one org and project: those given, else
+the one place where the processes serving it that the asker may see are; processes of several
+places and none named is a 409 naming them.
 
 Answers of a start: 200 with the serving process's answer (``run_id``, ``name``, ``queued``,
 ``source``); 400 for a malformed body or param (the CLI's words); 403 outside the asker's
@@ -25,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from cascade.control import (
     ControlError,
     NobodyServesError,
+    ServedInManyPlacesError,
     StartTimeoutError,
     send_start,
     start_request,
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["list_workflows", "start_workflow"]
 
-_FIELDS = frozenset({"params", "reason", "on"})
+_FIELDS = frozenset({"params", "reason", "on", "org", "project"})
 
 
 def _startable(controls: Controls, access: Access | None, name: str) -> bool:
@@ -72,14 +76,20 @@ def _body_fields(body: Any) -> dict[str, Any]:
         raise ControlError('send {"params": {...}, "reason": "...", "on": "SOURCE"}', "body")
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
-        raise ControlError(f"unknown field {unknown[0]!r}: give params, reason, on", unknown[0])
+        raise ControlError(
+            f"unknown field {unknown[0]!r}: give params, reason, on, org, project", unknown[0]
+        )
     on = body.get("on")
     if on is not None and not isinstance(on, str):
         raise ControlError("on is a serving process's source id", "on")
+    for key in ("org", "project"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise ControlError(f"{key} is the serving processes' {key} id", key)
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise ControlError("params is an object of JSON values by name", "params")
-    return {"params": params, "reason": body.get("reason"), "on": on}
+    return {"params": params, "reason": body.get("reason"), "on": on,
+            "org": body.get("org"), "project": body.get("project")}  # fmt: skip
 
 
 async def start_workflow(controls: Controls, request: Request) -> Response:
@@ -102,7 +112,17 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
         fields = _body_fields(body)
     except (ControlError, ValueError) as exc:
         return refusal(400, str(exc))
-    servers = [s for s in controls.hub.workflows.servers_of(name, among) if s.online]
+    org, project = fields.get("org"), fields.get("project")
+    servers = [
+        s
+        for s in controls.hub.workflows.servers_of(name, among)
+        if s.online
+        and org in (None, s.announcement.org_id)
+        and project in (None, s.announcement.project_id)
+    ]
+    places = {(s.announcement.org_id, s.announcement.project_id) for s in servers}
+    if len(places) == 1:  # the one place the asker sees it served: the start goes there
+        ((org, project),) = places
     if not servers:
         return refusal(404, f"nobody serves {name} (cascade served lists who serves what)")
     target = f"workflow:{name}"
@@ -112,11 +132,14 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
         asked = start_request(name, fields.get("params"), issued_by=holder,
                               reason=fields.get("reason"))  # fmt: skip
         reply = await send_start(controls.hub.connector, asked, on=fields.get("on"),
-                                 timeout=controls.hub.timeout)  # fmt: skip
+                                 timeout=controls.hub.timeout, org=org,
+                                 project=project)  # fmt: skip
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except NobodyServesError as exc:
         return refusal(404, str(exc))
+    except ServedInManyPlacesError as exc:
+        return refusal(409, str(exc))
     except StartTimeoutError as exc:
         controls.audited(caller, "start", target, f"unanswered: {exc}")
         return refusal(504, str(exc))

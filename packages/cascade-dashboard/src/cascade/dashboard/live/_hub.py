@@ -148,31 +148,47 @@ class DashboardHub:
         reason: str | None = None,
         issued_by: str | None = None,
         owner: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
     ) -> CancelAnswer:
         """What ``cascade cancel RUN_ID`` does, issued by ``issued_by`` (else :attr:`operator`):
         the answer of the run's engine, and how many from others were refused. ``run_id`` is
         a whole id.
 
         The run's engine is ``owner`` (its history's) when given, else the source this
-        dashboard heard the run from, else the first heard while the cancel waits."""
-        if owner is None:
-            heard = self.model.state.runs.get(run_id)
-            owner = heard.source if heard is not None else None
+        dashboard heard the run from, else the first heard while the cancel waits; its org and
+        project (the cancel's topic names them) likewise."""
+        heard = self.model.state.runs.get(run_id)
+        if heard is not None:
+            owner = owner or heard.source
+            org, project = org or heard.org_id, project or heard.project_id
         return await self.controller(issued_by).cancel(
-            run_id, reason=reason, owner=owner, on_refused=_log_refusal
+            run_id, reason=reason, owner=owner, org=org, project=project, on_refused=_log_refusal
         )
 
     async def decide(
-        self, request: DecisionRequest, owner: str | None = None, org: str | None = None
+        self,
+        request: DecisionRequest,
+        owner: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
     ) -> DecisionAnswer:
         """What ``cascade retry`` (skip, complete, fail) does with ``request``
         (:func:`~cascade.control.decision_request`, issued by whoever it names): the answer of
         the run's engine, ``owner`` when known (as for :meth:`cancel`)."""
-        if owner is None:
-            heard = self.model.state.runs.get(request.run_id)
-            owner = heard.source if heard is not None else None
-        return await request_decision(self.connector, request, timeout=self.timeout,
-                                      owner=owner, org=org, on_refused=_log_refusal)  # fmt: skip
+        heard = self.model.state.runs.get(request.run_id)
+        if heard is not None:
+            owner = owner or heard.source
+            org, project = org or heard.org_id, project or heard.project_id
+        return await request_decision(
+            self.connector,
+            request,
+            timeout=self.timeout,
+            owner=owner,
+            org=org,
+            project=project,
+            on_refused=_log_refusal,
+        )
 
 
 def _log_refusal(refusal: Refusal) -> None:

@@ -19,12 +19,21 @@ The broker's other logins, for `cascade acl`, are in an optional ``[broker]`` ta
     engines = ["engine-1", "engine-2"]     # each engine's login, its source_id
     recorders = ["recorder"]               # `cascade record`: reads everything
     dashboards = ["dashboard"]             # steers for the people signed in to it
+
+``engines`` as a list serve every org; as a table, each key a scope (``global``,
+``org:ORG``, ``project:ORG/PROJECT``) and its value the logins of that scope's engines, so
+that `cascade acl` lets them serve, announce and take commands in that scope only::
+
+    [broker.engines]
+    "org:acme" = ["acme-engine-1"]
+    "project:globex/web" = ["globex-web-1"]
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -85,11 +94,17 @@ class Grant:
 
 @dataclass(frozen=True)
 class BrokerLogins:
-    """The ``[broker]`` table: the logins of engines, recorders and dashboards."""
+    """The ``[broker]`` table: the logins of engines, recorders and dashboards, and each
+    engine's scopes (``global`` for an engine of the plain list)."""
 
     engines: tuple[str, ...] = ()
     recorders: tuple[str, ...] = ()
     dashboards: tuple[str, ...] = ()
+    engine_scopes: Mapping[str, tuple[GrantScope, ...]] = field(default_factory=dict)
+
+    def scopes_of(self, engine: str) -> tuple[GrantScope, ...]:
+        """The scopes the engine login ``engine`` serves and takes commands in."""
+        return self.engine_scopes.get(engine, (GrantScope("global"),))
 
 
 @dataclass(frozen=True)
@@ -148,7 +163,29 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
     unknown = set(raw) - set(_SERVICES)
     if unknown:
         raise RolesError(f"{where}: unknown key {sorted(unknown)[0]!r} (keys: {list(_SERVICES)})")
-    return BrokerLogins(*(tuple(_strings(raw, key, where)) for key in _SERVICES))
+    recorders, dashboards = (tuple(_strings(raw, key, where)) for key in _SERVICES[1:])
+    engines = raw.get("engines", [])
+    if not isinstance(engines, dict):
+        return BrokerLogins(tuple(_strings(raw, "engines", where)), recorders, dashboards)
+    scopes: dict[str, list[GrantScope]] = {}
+    for text in engines:
+        try:
+            scope = parse_scope(text)
+        except ScopeError as exc:
+            raise RolesError(f"{where}, engines: {exc}") from None
+        if scope.kind == "task":
+            raise RolesError(
+                f"{where}, engines: {text!r} is a task scope; an engine serves a global, "
+                "org: or project: scope"
+            )
+        for login in _strings(engines, text, f"{where}, engines"):
+            scopes.setdefault(login, []).append(scope)
+    return BrokerLogins(
+        tuple(scopes),
+        recorders,
+        dashboards,
+        engine_scopes={login: tuple(found) for login, found in scopes.items()},
+    )
 
 
 def _grant(raw: Any, where: str) -> Grant:

@@ -43,8 +43,17 @@ def cancel(
         str | None,
         typer.Option(
             "--org",
-            help="The run's org, where the history does not name it: the engine answers on "
-            "a topic of the run's org, and a broker ACL may let you read your orgs' only.",
+            help="The run's org, where the history does not name it: the cancel's topic names "
+            "it (a broker ACL lets you cancel in your orgs only), and the engine answers on a "
+            "topic of it.",
+        ),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="The run's project, where the history does not name it (the cancel's topic "
+            "names it). Without --org and --project, the run is first heard on its telemetry.",
         ),
     ] = None,
     db: Db = None,
@@ -76,7 +85,9 @@ def cancel(
         if target is None:
             return None
         recorded_run_of = await asyncio.to_thread(recorded_run, db, target)
-        owner, run_org = recorded_run_of if recorded_run_of is not None else (None, org)
+        owner, run_org, run_project = (
+            recorded_run_of if recorded_run_of is not None else (None, org, project)
+        )
         return await request_cancel(
             connector,
             target,
@@ -87,6 +98,7 @@ def cancel(
             on_refused=said,
             login=login,
             org=run_org,
+            project=run_project,
         )
 
     waiting_for = (
@@ -98,6 +110,8 @@ def cancel(
         raise usage(exc) from None
     if answer is None:
         raise no_run_named(wanted, recorded, broker.timeout)
+    if answer.unlocated:
+        raise fail(answer.unanswered(broker.timeout))
     if answer.reply is None:
         raise fail(
             f"{answer.unanswered(broker.timeout)}: it has ended, it runs on another broker, "

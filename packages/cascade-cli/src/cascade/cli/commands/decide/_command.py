@@ -15,7 +15,7 @@ from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import UsageError, usage
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
-from ..held._command import HeldError, HeldProject, HeldTaskGlob
+from ..held._command import HeldError, HeldTaskGlob
 from ..held._held import HeldFilters
 from ._decide import Asked, decide_one
 from ._decide_held import decide_held
@@ -55,9 +55,18 @@ Org = Annotated[
     str | None,
     typer.Option(
         "--org",
-        help="The run's org, where the history does not name it: the engine answers on a topic "
-        "of the run's org, and a broker ACL may let you read your orgs' only. With --held: only "
-        "that org's runs.",
+        help="The run's org, where the history does not name it: the decision's topic names it "
+        "(a broker ACL lets you decide in your orgs only), and the engine answers on a topic of "
+        "it. With --held: only that org's runs.",
+    ),
+]
+Project = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="The run's project, where the history does not name it (the decision's topic "
+        "names it; without --org and --project the run is first heard on its telemetry). With "
+        "--held: only that project's runs.",
     ),
 ]
 
@@ -79,6 +88,7 @@ def _decide(
             result=given.get("result"),
             login=witness_login(given["witness"], broker.username),
             org=given["org"],
+            project=given.get("project"),
             db=given["db"],
             json_output=given["json_output"],
         )
@@ -95,8 +105,8 @@ def _decide(
             return
         if run is None or task is None:
             raise UsageError("give RUN and TASK, or --held")
-        if given.get("dry_run") or any(given.get(k) for k in ("project", "task_glob", "error")):
-            raise UsageError("--dry-run, --project, --task and --error go with --held")
+        if given.get("dry_run") or any(given.get(k) for k in ("task_glob", "error")):
+            raise UsageError("--dry-run, --task and --error go with --held")
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
     decide_one(ctx, asked, run, task, broker)
@@ -114,7 +124,7 @@ def retry(
     json_output: JsonOut = False,
     held: Held = False,
     org: Org = None,
-    project: HeldProject = None,
+    project: Project = None,
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
@@ -146,7 +156,7 @@ def skip(
     json_output: JsonOut = False,
     held: Held = False,
     org: Org = None,
-    project: HeldProject = None,
+    project: Project = None,
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
@@ -177,7 +187,7 @@ def fail(
     json_output: JsonOut = False,
     held: Held = False,
     org: Org = None,
-    project: HeldProject = None,
+    project: Project = None,
     task_glob: HeldTaskGlob = None,
     error: HeldError = None,
     dry_run: DryRun = False,
@@ -218,6 +228,7 @@ def complete(
     witness: Witness = False,
     json_output: JsonOut = False,
     org: Org = None,
+    project: Project = None,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:

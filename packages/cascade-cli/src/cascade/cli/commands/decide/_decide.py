@@ -42,6 +42,7 @@ class Asked:
     result: Any
     login: str | None
     org: str | None
+    project: str | None
     db: str | None
     json_output: bool
 
@@ -81,6 +82,8 @@ def answer_json(answer: DecisionAnswer) -> dict[str, Any]:
 def said_answer(answer: DecisionAnswer, timeout: float) -> tuple[bool, str]:
     """Whether the answer says the decision was applied, and the line that says so or why
     not (``already decided: retry by alice 12 s ago (API back)``)."""
+    if answer.unlocated:
+        return False, answer.unanswered(timeout)
     if answer.reply is None:
         return False, (
             f"{answer.unanswered(timeout)}: the run has ended, it runs on another broker, or "
@@ -107,7 +110,7 @@ def decide_one(
         if target is None:
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)
-        owner, org = of_run if of_run is not None else (None, asked.org)
+        owner, org, project = of_run if of_run is not None else (None, asked.org, asked.project)
         request = asked.request(target, task, asked.attempt)
         return await request_decision(
             connector,
@@ -117,6 +120,7 @@ def decide_one(
             on_refused=said,
             login=asked.login,
             org=org,
+            project=project,
         )
 
     waiting_for = (

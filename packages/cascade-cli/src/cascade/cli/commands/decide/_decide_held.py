@@ -62,6 +62,7 @@ def decide_held(
                     on_refused=said,
                     login=asked.login,
                     org=held.run.org_id,
+                    project=held.run.project_id,
                 )
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))

@@ -14,7 +14,7 @@ from ...plumbing._context import UsageError, usage
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, operator_name
 from ..start._ask import Asked, ask
-from ..start._command import JsonReply, On, Wait
+from ..start._command import JsonReply, On, Org, Project, Wait
 from ..start._params import Params, parsed_params
 from ._workflow import run_to_rerun
 
@@ -70,6 +70,8 @@ def rerun(
     operator: As = None,
     wait: Wait = False,
     json_output: JsonReply = False,
+    org: Org = None,
+    project: Project = None,
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
@@ -116,7 +118,7 @@ def rerun(
         raise usage(exc) from None
     if dry_run and wait:
         raise usage(UsageError("--wait waits for a run: a --dry-run starts none"))
-    ask(ctx, broker, Asked(request, on, wait, json_output, "rerun"))
+    ask(ctx, broker, Asked(request, on, wait, json_output, "rerun", org, project))
 
 
 def _mode(from_failure: bool, from_task: str | None, run_all: bool) -> str:

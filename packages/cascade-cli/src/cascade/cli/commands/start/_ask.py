@@ -33,14 +33,16 @@ __all__ = ["Asked", "ask"]
 @dataclass(frozen=True)
 class Asked:
     """What a start or rerun command was given: the checked ``request``, the process it
-    names (``on``), whether it waits for the run's end, prints JSON, and says ``what`` it
-    asked (``start``, ``rerun``)."""
+    names (``on``), whether it waits for the run's end, prints JSON, says ``what`` it
+    asked (``start``, ``rerun``), and the ``org`` and ``project`` whose processes may take it."""
 
     request: StartRequest
     on: str | None
     wait: bool
     json_output: bool
     what: str
+    org: str | None = None
+    project: str | None = None
 
 
 class _Refusals:
@@ -77,6 +79,8 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
             timeout=broker.timeout,
             on_refused=refusals,
             before_send=listen,
+            org=asked.org,
+            project=asked.project,
         )
         if ends is None or not reply.started or reply.run_id is None:
             return reply, None

@@ -14,7 +14,7 @@ from ...plumbing._operator import As, Reason, operator_name
 from ._ask import Asked, ask
 from ._params import Params, parsed_params
 
-__all__ = ["JsonReply", "On", "Wait", "start"]
+__all__ = ["JsonReply", "On", "Org", "Project", "Wait", "start"]
 
 On = Annotated[
     str | None,
@@ -35,6 +35,18 @@ Wait = Annotated[
     ),
 ]
 JsonReply = Annotated[bool, typer.Option("--json", help="Print the server's answer as JSON.")]
+Org = Annotated[
+    str | None,
+    typer.Option(
+        "--org",
+        help="Only the serving processes of this org (a start's topic names one org and "
+        "project, which a broker ACL binds): needed where several serve the workflow.",
+    ),
+]
+Project = Annotated[
+    str | None,
+    typer.Option("--project", help="Only the serving processes of this project (as --org)."),
+]
 
 
 @broker_options
@@ -47,6 +59,8 @@ def start(
     operator: As = None,
     wait: Wait = False,
     json_output: JsonReply = False,
+    org: Org = None,
+    project: Project = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Start a served workflow: a process serving it starts a run.
@@ -69,4 +83,4 @@ def start(
         )
     except (UsageError, ControlError) as exc:
         raise usage(exc) from None
-    ask(ctx, broker, Asked(request, on, wait, json_output, "start"))
+    ask(ctx, broker, Asked(request, on, wait, json_output, "start", org, project))
