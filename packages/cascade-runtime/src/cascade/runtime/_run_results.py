@@ -24,6 +24,7 @@ from ._steps import describe
 __all__ = ["RunResults", "read_kept"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+_sha256 = hashlib.sha256
 _HAND_OVER = 0.05
 _BATCH_BYTES = 1 << 20
 
@@ -121,8 +122,9 @@ class RunResults:
         self._index = {id(node): index for index, node in enumerate(graph.nodes)}
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
-        # node -> its kept result's size and sha256 (computed in the writer thread)
-        self._proofs: dict[int, tuple[int, str | None]] = {}
+        # node -> its kept result's size and sha256 (raw: the writer thread's, for each batch;
+        # in hex where a rerun read it), made hex in the manifest
+        self._proofs: dict[int, tuple[int, bytes | str]] = {}
         self.not_kept: dict[int, str] = {}  # node -> why not
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
@@ -149,7 +151,7 @@ class RunResults:
             key = id(step.node)
             self.reused[key] = (value, step.from_run)
             self.kept[key] = step.from_run
-            self._proofs[key] = (step.size, step.sha256)
+            self._proofs[key] = (step.size, step.sha256 or "")
         for step in refused:
             lazy = step.node.lazy
             _log.warning(
@@ -257,14 +259,15 @@ class RunResults:
     def _write(self, nodes: list[int], fingerprints: list[str], encoded: list[bytes]) -> None:
         """In the writer thread."""
         store = self.store
-        proofs = self._proofs
         for key, fingerprint, data in zip(nodes, fingerprints, encoded, strict=True):
             try:
                 store.write(store.result_path(fingerprint), data)
             except Exception as exc:
                 self._failed[key] = (f"{type(exc).__name__}: {exc}", len(data))
-            else:
-                proofs[key] = (len(data), hashlib.sha256(data).hexdigest())
+        # the raw digests (half the time of hex ones): this thread holds the GIL the loop needs
+        self._proofs.update(
+            zip(nodes, zip(map(len, encoded), [_sha256(data).digest() for data in encoded]))
+        )
 
     async def close(
         self,
@@ -303,7 +306,10 @@ class RunResults:
         ):
             lazy = node.lazy
             from_run = kept.get(id(node))
-            size, sha256 = proofs.get(id(node), (None, None)) if from_run else (None, None)
+            size = sha256 = None
+            if from_run is not None:
+                size, digest = proofs[id(node)]
+                sha256 = digest if isinstance(digest, str) else digest.hex()
             tasks[task_key] = ManifestTask(
                 name=lazy.name,
                 task_id=lazy.task_id,
