@@ -323,6 +323,56 @@ async def test_a_failed_served_run_is_rerun_by_a_request_reusing_what_succeeded(
     assert calls == {"extract": 1, "transform": 2}
 
 
+async def test_one_rerun_request_sent_to_two_servers_sharing_a_store_starts_one_run(
+    mqtt_broker: BrokerEndpoint, prefix: str, tmp_path: Path
+) -> None:
+    """Two engines serve the same workflow and keep results in one directory; a failed run's
+    rerun, one request addressed to both at once: one starts it, the other refuses, naming the
+    server that took it (by the claim in the store, or by that server's announcement when it
+    came first)."""
+    sources = ["it-share-a", "it-share-b"]
+    gate = Gate()
+    broken = True
+
+    @task(name="fails")
+    async def fails(tag: str) -> str:
+        if broken:
+            raise ValueError("not yet")
+        return tag
+
+    def workflow(tag: str = "x") -> Any:
+        return gate.waits(fails(tag))
+
+    engines = [_engine(mqtt_broker, prefix, s, results=tmp_path) for s in sources]
+    recorder = EventRecorder()
+    for engine in engines:
+        engine.events.subscribe(recorder)
+    async with (
+        requester(mqtt_broker, prefix, sources) as asker,
+        serving(engines[0], {"nightly": workflow}),
+        serving(engines[1], {"nightly": workflow}),
+    ):
+        await asker.until(lambda: all(asker.announced(s) is not None for s in sources))
+        topics = [addressed_start_topic("acme", "default", "nightly", s, prefix) for s in sources]
+        await asker.send(StartRequest(id="first", workflow="nightly"), topics[0])
+        await asker.until(lambda: bool(asker.answers("first")))
+        (first,) = asker.answers("first")
+        await asker.until(lambda: (a := asker.announced(sources[0])) is not None and a.running == 0)
+        broken = False
+        request = StartRequest(id="again", workflow="nightly", rerun_of=first.run_id)
+        await asyncio.gather(*(asker.send(request, topic) for topic in topics))
+        await asker.until(lambda: len(asker.answers("again")) == 2)
+        refused, started = sorted(asker.answers("again"), key=lambda r: r.outcome)
+        gate.release.set()
+        await recorder.until(lambda: len(recorder.names(RunFinished)) == 2)
+    assert (refused.outcome, started.outcome) == ("refused", "started")
+    assert refused.error in (
+        f"request again was taken already: {started.run_id} on {started.source}",
+        f"a rerun of {first.run_id} is live: on {started.source}",
+    )
+    assert sum(e.stats.starts_taken for e in engines) == 2
+
+
 @skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
 async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
     prefix: str,
