@@ -152,8 +152,12 @@ async def test_a_result_rewritten_in_place_is_not_believed(store_url: str) -> No
          f"its stored result (from run {first[:12]}) is 3 bytes, not the 1 byte its run kept"),
     ]  # fmt: skip
     assert engine.stats.results_refused == 0  # a dry run ran nothing
+    started = run_ids(engine)
     assert await engine.run(wf.target(), rerun_of=first) == 6
     assert engine.stats.results_refused == 1
+    (again,) = started
+    assert store.manifest(again).tasks["report#1"].refused == plan[1].why
+    assert store.manifest(again).tasks["extract#1"].refused is None
     # the same size, another value: its digest tells
     store.fs.pipe_file(report, msgspec.msgpack.encode(7))
     (_, step) = await engine.plan(wf.target(), rerun_of=first)

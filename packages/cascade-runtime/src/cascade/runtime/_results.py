@@ -62,7 +62,9 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     its last ``state`` (``COMPLETED``, ``FAILED``, ``SKIPPED``, ``CANCELLED``), and where its
     result is kept: ``from_run``, the run that computed it (this run, or the one a rerun reused
     it from), ``None`` when it was not kept (``not_kept`` says why); a kept result's ``size``
-    (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file."""
+    (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file; in a
+    rerun, ``refused``: why the stored result it would have reused was not believed (it
+    ran)."""
 
     name: str
     task_id: str
@@ -74,6 +76,7 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     sha256: str | None = None
     not_kept: str | None = None
     why_not: str | None = None
+    refused: str | None = None
 
 
 class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -126,6 +126,7 @@ class RunResults:
         # in hex where a rerun read it), made hex in the manifest
         self._proofs: dict[int, tuple[int, bytes | str]] = {}
         self.not_kept: dict[int, str] = {}  # node -> why not
+        self.refused: dict[int, str] = {}  # node -> why the result a rerun would reuse was not
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
         self.decided: dict[int, str] = {}
@@ -153,6 +154,7 @@ class RunResults:
             self.kept[key] = step.from_run
             self._proofs[key] = (step.size, step.sha256 or "")
         for step in refused:
+            self.refused[id(step.node)] = step.why
             lazy = step.node.lazy
             _log.warning(
                 "task %s (%s) of run %s runs again: %s", lazy.name, lazy.task_id, self.run_id,
@@ -321,6 +323,7 @@ class RunResults:
                 sha256=sha256,
                 not_kept=not_kept.get(id(node)),
                 why_not=why_not or None,
+                refused=self.refused.get(id(node)),
             )
         manifest = RunManifest(
             run_id=self.run_id,
