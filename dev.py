@@ -91,7 +91,7 @@ def run_cascade(command: list[str], args: list[str]) -> int:
 _PYTEST_TOTALS = re.compile(r"^=+ (?P<counts>\d+ \w+.*) in [\d.]+s")
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 _SESSION_END = re.compile(r"^nox > Session \S+ (?P<outcome>was successful|skipped|failed|aborted)")
-_FAILURE = re.compile(r"^(FAILED|ERROR) \S")  # pytest's short summary: one line per failed test
+_FAILURE = re.compile(r"^(FAILED|ERROR) \S+")  # pytest's short summary: one line per failed test
 
 
 @dataclass
@@ -112,8 +112,15 @@ class SessionResult:
             for number, word in _COUNT.findall(totals["counts"]):
                 key = "errors" if word.startswith("error") else word
                 self.counts[key] = self.counts.get(key, 0) + int(number)
-        if _FAILURE.match(line):
-            self.failures.append(line.rstrip())
+        failure = _FAILURE.match(line)
+        if failure:  # pytest's line, cut to the terminal's width, and conftest.py's whole one
+            said = line.rstrip()
+            for index, seen in enumerate(self.failures):
+                if seen.split(" - ", 1)[0] == failure[0]:
+                    self.failures[index] = max(seen, said, key=len)
+                    break
+            else:
+                self.failures.append(said)
         end = _SESSION_END.match(line)
         if end:
             self.outcome = {"was successful": "passed"}.get(end["outcome"], end["outcome"])

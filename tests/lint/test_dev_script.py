@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -84,4 +86,34 @@ def test_a_lane_streams_each_sessions_output_with_its_name(
     assert [(r.name, r.outcome, r.counts) for r in results] == [
         ("one", "passed", {"passed": 3}),
         ("two", "passed", {"passed": 3}),
+    ]
+
+
+def test_a_failed_test_is_named_with_the_first_line_of_its_error_however_narrow_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """Outside CI pytest cuts its summary lines to the terminal's width (``- R...``); the
+    repository's conftest.py adds each failure's whole first line, which the session keeps."""
+    test_file = tmp_path / "test_narrow.py"
+    test_file.write_text(
+        "def test_a_rather_long_name_that_fills_most_of_an_eighty_column_terminal():\n"
+        "    raise RuntimeError('nats-server c was not ready in time\\nsecond line')\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "BUILD_NUMBER")}
+    env.update(COLUMNS="80", PYTHONPATH=str(ROOT))
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider",
+         str(test_file)],
+        capture_output=True, text=True, env=env, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    pytests_own = ran.stdout.split("short test summary info")[-1].splitlines()[1]
+    assert "RuntimeError" not in pytests_own, pytests_own  # the case this guards: pytest cut it
+    result = _dev().SessionResult("faults-nats")
+    for line in ran.stdout.splitlines(keepends=True):
+        result.read(line)
+    assert result.failures == [
+        "FAILED test_narrow.py::test_a_rather_long_name_that_fills_most_of_an_eighty_column_"
+        "terminal - RuntimeError: nats-server c was not ready in time"
     ]

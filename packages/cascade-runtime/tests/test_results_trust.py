@@ -51,7 +51,9 @@ class Report:
 
 def run_ids(engine: Engine) -> list[str]:
     started: list[str] = []
-    engine.events.subscribe(lambda e: started.append(e.run_id) if isinstance(e, RunStarted) else None)
+    engine.events.subscribe(
+        lambda e: started.append(e.run_id) if isinstance(e, RunStarted) else None
+    )
     return started
 
 
@@ -188,8 +190,7 @@ async def test_a_result_over_its_kept_size_is_refused_before_it_is_read(tmp_path
     engine = Engine(results=ResultStore(tmp_path / "kept", max_bytes=1 << 20))
     first = await kept_run(engine, wf)
     path = Path(kept_file(engine, first, "extract#1"))
-    with path.open("r+b") as file:  # 27 MiB, sparse: nothing of it is ever read
-        file.truncate(27 << 20)
+    os.truncate(path, 27 << 20)  # 27 MiB, sparse: nothing of it is ever read
     (step, _) = await engine.plan(wf.target(), rerun_of=first)
     assert step.why == (
         f"its stored result (from run {first[:12]}) is 28,311,552 bytes, "
@@ -210,34 +211,41 @@ async def test_a_result_that_is_not_a_regular_file_in_the_store_is_refused_at_on
     wf = Sums()
     engine = Engine(results=tmp_path / "kept")
     first = await kept_run(engine, wf)
-    path = Path(kept_file(engine, first, "report#1"))
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    if what == "link to a copy":  # the very bytes kept, but outside the store
-        (outside / path.name).write_bytes(path.read_bytes())
-        path.unlink()
-        path.symlink_to(outside / path.name)
-        said = "is reached through a symbolic link"
-    elif what == "link to a FIFO":  # opening it would wait for a writer forever
-        os.mkfifo(outside / "fifo")
-        path.unlink()
-        path.symlink_to(outside / "fifo")
-        said = "is reached through a symbolic link"
-    elif what == "FIFO":
-        path.unlink()
-        os.mkfifo(path)
-        said = "is not a regular file"
-    else:
-        folder = path.parent
-        folder.rename(outside / folder.name)
-        folder.symlink_to(outside / folder.name, target_is_directory=True)
-        said = "is reached through a symbolic link"
+    said = tamper(Path(kept_file(engine, first, "report#1")), what, tmp_path / "outside")
     calls = dict(wf.calls)
     plan = await engine.plan(wf.target(), rerun_of=first)
     assert plan[-1].why == f"its stored result (from run {first[:12]}) {said}"
     assert await engine.run(wf.target(), rerun_of=first) == 6
     assert wf.calls["report"] == calls["report"] + 1
     assert engine.stats.results_refused == 1
+
+
+def tamper(path: Path, what: str, outside: Path) -> str:
+    """Put ``what`` where the kept file ``path`` is; what a rerun says of it."""
+    outside.mkdir()
+    if what == "link to a copy":  # the very bytes kept, but outside the store
+        (outside / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(outside / path.name)
+        return "is reached through a symbolic link"
+    if what == "link to a FIFO":  # opening it would wait for a writer forever
+        os.mkfifo(outside / "fifo")
+        path.unlink()
+        path.symlink_to(outside / "fifo")
+        return "is reached through a symbolic link"
+    if what == "FIFO":
+        make_fifo(path)
+        return "is not a regular file"
+    folder = path.parent
+    folder.rename(outside / folder.name)
+    folder.symlink_to(outside / folder.name, target_is_directory=True)
+    return "is reached through a symbolic link"
+
+
+def make_fifo(path: Path) -> None:
+    """``path``, a FIFO in place of the file there."""
+    path.unlink()
+    os.mkfifo(path)
 
 
 class StuckStore(ResultStore):
@@ -311,8 +319,6 @@ async def test_a_manifest_that_is_not_a_regular_file_is_refused(tmp_path: Path) 
     first = await kept_run(engine, wf)
     store = engine.results
     assert store is not None
-    manifest = Path(store.manifest_path(first))
-    manifest.unlink()
-    os.mkfifo(manifest)
+    make_fifo(Path(store.manifest_path(first)))
     with pytest.raises(RerunError, match=f"the manifest of run {first} is not a regular file"):
         await engine.run(wf.target(), rerun_of=first)

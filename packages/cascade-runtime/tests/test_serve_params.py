@@ -100,7 +100,10 @@ async def served() -> AsyncIterator[Served]:
         task_ = asyncio.create_task(engine.serve(workflows))
         try:
             await eventually(
-                lambda: task_.done() or broker.retained(served_topic(SOURCE)) is not None
+                lambda: (
+                    task_.done()
+                    or broker.retained(served_topic("local", "default", SOURCE)) is not None
+                )
             )
             assert not task_.done()
             yield serving

@@ -345,7 +345,9 @@ async def another_server(
     )
     serving_later = asyncio.create_task(later.serve(workflows))
     try:
-        await eventually(lambda: broker.retained(served_topic("server-2")) is not None)
+        await eventually(
+            lambda: broker.retained(served_topic("local", "default", "server-2")) is not None
+        )
         yield later
     finally:
         serving_later.cancel()
@@ -413,7 +415,9 @@ async def test_one_rerun_request_sent_to_two_servers_at_once_starts_one_run(
         pipeline.broken, pipeline.gate = False, asyncio.Event()
         request = StartRequest(id="r1", workflow="etl", rerun_of=first.run_id)
         for source in (SOURCE, "server-2"):
-            await requester.connector.publish(addressed_start_topic("etl", source), request, qos=1)
+            await requester.connector.publish(
+                addressed_start_topic("local", "default", "etl", source), request, qos=1
+            )
         await requester.until(lambda: len([r for r in requester.replies if r.id == "r1"]) == 2)
         replies = sorted((r for r in requester.replies if r.id == "r1"), key=lambda r: r.outcome)
         assert [r.outcome for r in replies] == ["refused", "started"]

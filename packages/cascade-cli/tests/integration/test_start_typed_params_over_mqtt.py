@@ -54,7 +54,7 @@ async def test_start_converts_honest_params_and_refuses_wrong_ones_naming_them(
             announced.set()
 
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as listening:
-        await listening.subscribe(served_topic(source), heard)
+        await listening.subscribe(served_topic("local", "default", source), heard)
         serving = asyncio.create_task(engine.serve({scope_name: nightly}))
         try:
             await asyncio.wait_for(announced.wait(), 15)

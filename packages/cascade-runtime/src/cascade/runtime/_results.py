@@ -4,6 +4,7 @@ each run's manifest by its id (docs/results.md has the format)."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -296,18 +297,18 @@ class ResultStore:
             last = max(numbers, default=0)
             if last:
                 held = self._read_claim((*folder, f"{last}.json"))
-                if held is not None and claim.at - held.at < CLAIM_FRESH and not self.fs.exists(
-                    self.manifest_path(held.run_id)
+                if (
+                    held is not None
+                    and claim.at - held.at < CLAIM_FRESH
+                    and not self.fs.exists(self.manifest_path(held.run_id))
                 ):
                     return held
             return self._create((*folder, f"{last + 1}.json"), claim)
 
     def release(self, claim: Claim) -> None:
         """Give back a claim this server took for a run it did not start after all."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(claim.path)
-        except FileNotFoundError:
-            pass
 
     def _create(self, parts: tuple[str, ...], claim: Claim) -> Claim:
         path = "/".join((self.root, *parts))

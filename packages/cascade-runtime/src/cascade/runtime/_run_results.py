@@ -72,10 +72,8 @@ async def read_kept(
             finished.set_result(None)
 
     threading.Thread(target=read_all, name="cascade-results-read", daemon=True).start()
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):  # what is read by then goes
         await asyncio.wait_for(asyncio.wrap_future(finished), store.read_timeout)
-    except asyncio.TimeoutError:
-        pass
     with lock:
         stopped = True
         done = list(read)
@@ -148,7 +146,8 @@ class RunResults:
         the steps."""
         proven, refused = await read_kept(self.store, steps, decode=True, stats=self.stats)
         for step, value in proven:
-            assert step.from_run is not None and step.size is not None
+            assert step.from_run is not None
+            assert step.size is not None
             key = id(step.node)
             self.reused[key] = (value, step.from_run)
             self.kept[key] = step.from_run
@@ -268,7 +267,11 @@ class RunResults:
                 self._failed[key] = (f"{type(exc).__name__}: {exc}", len(data))
         # the raw digests (half the time of hex ones): this thread holds the GIL the loop needs
         self._proofs.update(
-            zip(nodes, zip(map(len, encoded), [_sha256(data).digest() for data in encoded]))
+            zip(
+                nodes,
+                zip(map(len, encoded), [_sha256(data).digest() for data in encoded], strict=True),
+                strict=True,
+            )
         )
 
     async def close(

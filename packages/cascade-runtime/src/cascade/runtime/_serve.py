@@ -365,9 +365,7 @@ class Server:
         )  # fmt: skip
         return reply, accepted
 
-    async def _claim(
-        self, request: StartRequest, rerun_of: str | None, run_id: str
-    ) -> list[Claim]:
+    async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
         results store, once across the servers that share it; raises :class:`_Refused` when
         another took it first. A store that cannot take claims (no exclusive create) leaves
