@@ -40,10 +40,9 @@ async def read_kept(
     manifest's size and sha256, a regular file, within ``max_bytes``) and, with ``decode``,
     decode it: ``(step, value)`` for each proven (``None`` values without ``decode``), and the
     steps refused. Every other ``reuse`` step becomes ``force``, saying why, as do those not
-    read within the store's
-    ``read_timeout`` (one daemon thread reads them all: a file that never answers, as a hung
-    network file system's, holds that thread, never the run); ``stats`` counts them in
-    ``results_refused``."""
+    read within the store's ``read_timeout`` (one daemon thread reads them all: a file that
+    never answers, as a hung network file system's, holds that thread, never the run);
+    ``stats`` counts them in ``results_refused``."""
     wanted = [step for step in steps if step.action == "reuse"]
     if not wanted:
         return [], []
@@ -124,7 +123,7 @@ class RunResults:
         # in hex where a rerun read it), made hex in the manifest
         self._proofs: dict[int, tuple[int, bytes | str]] = {}
         self.not_kept: dict[int, str] = {}  # node -> why not
-        self.refused: dict[int, str] = {}  # node -> why the result a rerun would reuse was not
+        self.refused: dict[int, str] = {}  # node -> why a rerun did not believe its kept result
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
         self.decided: dict[int, str] = {}
