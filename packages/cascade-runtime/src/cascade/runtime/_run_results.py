@@ -290,9 +290,9 @@ class RunResults:
         self._hand_over()
         await asyncio.wrap_future(store.flushed())
         by_node = {id(node): node for node in self.graph.nodes}
-        for key, (why, size) in list(self._failed.items()):
+        for key, (why, written) in list(self._failed.items()):
             if self.kept.pop(key, None) is not None:
-                self.bytes_kept -= size
+                self.bytes_kept -= written
                 self._not_kept(by_node[key], f"it could not be written: {why}")
         stats = self.stats  # counted here, not a task at a time: the hot path is keep()
         stats.results_kept += sum(1 for run in self.kept.values() if run == self.run_id)

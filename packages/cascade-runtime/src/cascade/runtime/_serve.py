@@ -404,7 +404,8 @@ class Server:
         store = self._engine.results
         if store is not None and claims:
             try:
-                await asyncio.to_thread(lambda: [store.release(claim) for claim in claims])
+                for claim in claims:
+                    await asyncio.to_thread(store.release, claim)
             except Exception as exc:
                 self._log.warning("claims", "cannot release a claim: %s", explain(exc))
 
