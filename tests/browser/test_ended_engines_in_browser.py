@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import StatusMessage, status_topic
+from cascade.interfaces import (
+    EngineSummary,
+    RunTally,
+    StatusMessage,
+    TaskTally,
+    status_topic,
+    summary_topic,
+)
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import Dashboard
@@ -48,3 +55,30 @@ def test_clean_ends_are_a_count_the_button_lists(
     wait(browser, lambda d: "engines ended cleanly" in texts(d, "#ended-count")[0])
     click(browser, "#ended-list")
     wait(browser, lambda d: sources() == [f"ended-{tag}-{n}" for n in range(3)])
+
+
+def test_an_engine_row_counts_a_held_task_once(
+    dashboard: Dashboard, browser: Any, mqtt_broker: BrokerEndpoint
+) -> None:
+    """The held are among the blocked on the wire: the row says them as a part of them."""
+    source = f"holding-{uuid.uuid4().hex[:8]}"
+
+    async def publish() -> None:
+        said = EngineSummary(
+            source=source,
+            session=1,
+            runs=RunTally(running=1, failed=2, cancelled=1),
+            tasks=TaskTally(blocked=1, held=1, pending=12, failed=2, cancelled=1),
+            more_live=1,
+        )
+        async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as connector:
+            online = StatusMessage(status="online", source=source, session=1)
+            await connector.publish(status_topic(source), online, qos=1, retain=True)
+            await connector.publish(summary_topic(source), said, qos=1, retain=True)
+            await connector.flush(5)
+
+    asyncio.run(publish())
+    open_page(browser, dashboard, token=None)
+    cell = f'#engines tr[data-source="{source}"] td:nth-child(6)'
+    said = "blocked 1 (1 held) · pending 12 · failed 2 (1 cancelled)"
+    wait(browser, lambda d: texts(d, cell) == [said])

@@ -526,3 +526,23 @@ def test_a_snapshot_from_another_source_is_refused_and_counted() -> None:
     run = state.runs["run-1"]
     assert (run.tasks["a"].state, state.gaps.missed_in("run-1")) == ("RUNNING", 1)
     assert (run.refused, state.refusals.describe("attacker")) == (1, "1 foreign source")
+
+
+def test_a_will_heard_live_is_when_the_engine_was_last_seen() -> None:
+    """A will carries the stamp of the connection it was left with (minutes old for an idle
+    engine); heard live, it is the broker's word that the engine was there until now."""
+    now = T0 + 10_000.0
+    state = ReaderModel(clock=lambda: now)
+    state.apply(_status("online", "etl-1", 1_000.0))
+    will = _status("offline", "etl-1", 1_000.0)
+    state.apply(Message(will.topic, will.payload, retain=False))
+    engine = state.engines["etl-1"]
+    assert not engine.online
+    assert engine.last_seen == now
+
+
+def test_a_retained_will_is_seen_at_its_own_time() -> None:
+    """A will found retained says nothing of when the connection was lost."""
+    state = ReaderModel(clock=lambda: T0 + 10_000.0)
+    state.apply(_status("offline", "etl-1", 1_000.0))
+    assert state.engines["etl-1"].last_seen == 1_000.0

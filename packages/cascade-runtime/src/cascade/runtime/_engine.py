@@ -46,6 +46,7 @@ from ._lineage import Lineage, LiveReruns
 from ._logs import LogForwarding
 from ._rerun import check_rerun, plan_rerun
 from ._results import ResultStore, RunManifest, open_store
+from ._run_notice import announce_run, dashboard_address
 from ._run_results import RunResults, read_kept
 from ._run_wiring import RunWiring
 from ._scheduler import CancelReport, Run
@@ -143,6 +144,11 @@ class Engine:
       ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
       before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
       default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
+    - ``dashboard_url``: the address of the dashboard that shows this engine's runs
+      (``http(s)://host[:port][/path]``), default ``$CASCADE_DASHBOARD_URL``: each run's
+      start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
+      :meth:`run` where logging is not configured) gives its page,
+      ``{dashboard_url}/runs/{run_id}``.
     """
 
     def __init__(
@@ -168,6 +174,7 @@ class Engine:
         hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
         hold_default: str = "fail",
         results: bool | str | os.PathLike[str] | ResultStore | None = None,
+        dashboard_url: str | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
         if max_concurrency < 1:
@@ -203,6 +210,9 @@ class Engine:
         self.results: ResultStore | None = open_store(results)
         """Where results are kept (``None``: they are not)."""
         self._reruns = LiveReruns(self.stats)
+        self.dashboard_url = dashboard_address(dashboard_url)
+        """Where each run's page is said to be, ``{dashboard_url}/runs/{run_id}`` (``None``:
+        nowhere)."""
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -319,6 +329,12 @@ class Engine:
         ``CancelledError: ...``). A task held for a decision (``on_failure="hold"``) keeps the
         run going until a decision (:meth:`decide`) or its deadline ends the hold.
 
+        At its start (its graph checked, a rerun's stored run found) the run logs which run it
+        is, at ``INFO`` on ``cascade.runtime.engine``: ``run 3f2a... (nightly) started``, and
+        its page where the engine knows its dashboard (``dashboard_url``). Where no logging is
+        configured (no handler would get the line, so Python's last resort would show
+        warnings only), it also prints that line once on stderr, after ``cascade: ``.
+
         ``name`` names the run (default: the name of the run it reruns, else the target's
         task name; a list's or dict's first item's), on its ``ENGINE_STARTED``, its snapshots
         and its source's summary.
@@ -340,6 +356,7 @@ class Engine:
             rerun_of=rerun_of,
             rerun=rerun,
             from_task=from_task,
+            direct=True,
         )
 
     async def plan(
@@ -386,9 +403,12 @@ class Engine:
         rerun_of: str | None,
         rerun: RerunMode,
         from_task: str | None,
+        direct: bool = False,
     ) -> Any:
         """:meth:`run` with its run id given, and where it came from (``origin``, published on
-        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in here)."""
+        its ``ENGINE_STARTED``; a rerun's ``rerun_of`` and ``root_run`` are filled in here).
+        Only a ``direct`` run (:meth:`run`'s) prints its start line where logging shows nothing:
+        a served run's id goes to whoever asked for it."""
         check_rerun(rerun, from_task)
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
@@ -410,6 +430,7 @@ class Engine:
                 )
                 if given is None and again.manifest.name is not None:
                     name = again.manifest.name  # a rerun goes on under its run's name
+        announce_run(run_id, name, self.dashboard_url, direct=direct)
         try:
             return await self._execute(target, graph, run_id, name, origin, results, again)
         finally:

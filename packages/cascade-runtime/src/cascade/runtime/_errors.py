@@ -43,19 +43,32 @@ class TaskFailedError(CascadeRuntimeError):
     ``task_name`` and ``task_id`` name the first task that failed and
     ``exception`` is what it raised (also the ``__cause__``). Tasks that
     depended on it were skipped; independent tasks still ran.
-    ``failed`` lists the ids of every task that failed in the run.
+    ``failed`` lists the ids of every task that failed in the run, and ``run_id`` names the
+    run (``None`` when whoever raised it did not say), first in the message:
+    ``run 3f2a...: task 'load' (load-3) failed: ValueError: ...``. ``task_failed`` is the
+    message without the run, as the run's ``ENGINE_STOPPED`` ``error`` has it (on the run's
+    own topic).
     """
 
     def __init__(
-        self, task_name: str, task_id: str, exception: BaseException, failed: list[str]
+        self,
+        task_name: str,
+        task_id: str,
+        exception: BaseException,
+        failed: list[str],
+        run_id: str | None = None,
     ) -> None:
         self.task_name = task_name
         self.task_id = task_id
         self.exception = exception
         self.failed = failed
+        self.run_id = run_id
         more = f" (and {len(failed) - 1} more failed tasks)" if len(failed) > 1 else ""
-        super().__init__(
+        self.task_failed = (
             f"task {task_name!r} ({task_id}) failed: {type(exception).__name__}: {exception}{more}"
+        )
+        super().__init__(
+            self.task_failed if run_id is None else f"run {run_id}: {self.task_failed}"
         )
 
 

@@ -119,7 +119,11 @@ class Run:
         if self.failures:
             node, exc = self.failures[0]
             raise TaskFailedError(
-                node.lazy.name, node.lazy.task_id, exc, [n.lazy.task_id for n, _ in self.failures]
+                node.lazy.name,
+                node.lazy.task_id,
+                exc,
+                [n.lazy.task_id for n, _ in self.failures],
+                self.run_id,
             ) from exc
 
     def _reuse(self, reused: dict[int, tuple[Any, str]]) -> None:

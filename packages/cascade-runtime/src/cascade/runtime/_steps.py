@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator
 
 from cascade.interfaces.connector_kit import bounded
 
+from ._errors import TaskFailedError
+
 __all__ = ["StepFailed", "describe", "explain", "within"]
 
 
 def describe(exc: BaseException) -> str:
-    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it."""
-    return f"{type(exc).__name__}: {exc}"
+    """``ExcType: message``, as PROTOCOL.md's ``error`` field has it (a run's failed task
+    without the run's id: the field is on the run's own topic)."""
+    text = exc.task_failed if isinstance(exc, TaskFailedError) else str(exc)
+    return f"{type(exc).__name__}: {text}"
 
 
 def explain(exc: BaseException) -> str:

@@ -259,8 +259,16 @@ function heldText(holds, now) {
 }
 
 // Tasks by state as a summary counts them ("running 3 · pending 5"), the states it has only.
+// Tasks by state as the wire counts them: the held are among the blocked and the cancelled
+// among the failed, so each is said as a part of its state ("blocked 3 (1 held)"), never as
+// a state of its own beside it; a part a summary says is larger than its whole is cut to it.
+const TALLY_PARTS = { blocked: "held", failed: "cancelled" };
 function tallyText(tasks) {
-  return Object.entries(tasks).filter(([, n]) => n).map(([s, n]) => s + " " + count(n)).join(" \u00b7 ") || "-";
+  const parts = new Set(Object.values(TALLY_PARTS));
+  return Object.entries(tasks).filter(([s, n]) => n && !parts.has(s)).map(([s, n]) => {
+    const part = Math.min(tasks[TALLY_PARTS[s]] || 0, n);
+    return s + " " + count(n) + (part ? " (" + count(part) + " " + TALLY_PARTS[s] + ")" : "");
+  }).join(" \u00b7 ") || "-";
 }
 
 // Fleet mode: where the overview comes from, and the fleet's totals from the summaries.

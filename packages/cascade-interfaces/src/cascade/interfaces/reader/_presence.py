@@ -67,8 +67,11 @@ def apply_status(
         known.status = status
     if known.status is not None and known.status.status == "offline":
         known.live_seen.clear()  # it ended, and its runs with it
-    known.heard(stamp if stamp is not None or message.retain else clock())
-    if status.status == "offline" and status.reason is None and not message.retain:
+    live_will = status.status == "offline" and status.reason is None and not message.retain
+    # A will is stamped when its connection was made: heard live, it is the broker's word that
+    # the connection was there until now, whatever its stamp says.
+    known.heard(stamp if (stamp is not None or message.retain) and not live_will else clock())
+    if live_will:
         note_will(known, clock())  # its connection lost now: the broker's word
 
 

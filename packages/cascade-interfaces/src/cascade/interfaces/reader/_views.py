@@ -228,7 +228,9 @@ class EngineView:
 
     ``status`` is ``None`` for a source seen only through its telemetry (no
     retained status). ``last_seen`` is the latest timestamp carried by any of
-    its messages (status, telemetry, heartbeat), ``None`` if none carried one.
+    its messages (status, telemetry, heartbeat, summary), ``None`` if none carried one; a will
+    heard live (an ``offline`` without a reason, stamped when its connection was made) counts
+    as heard when it arrived: the broker's word that the engine was connected until then.
     """
 
     source: str
