@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -425,3 +427,24 @@ async def test_one_rerun_request_sent_to_two_servers_at_once_starts_one_run(
             replies[1].source
         )
         pipeline.gate.set()
+
+
+async def test_a_rerun_claim_dated_ahead_in_the_store_holds_nothing(
+    broker: InMemoryBroker, requester: Requester, tmp_path: Path
+) -> None:
+    """Whoever may write the store writes a claim on a run's next rerun dated a year ahead: a
+    rerun of that run is taken all the same (a claim holds for CLAIM_FRESH after its time)."""
+    pipeline = Pipeline()
+    async with serving(broker, tmp_path, {"etl": pipeline.workflow}, requester) as (_, recorder):
+        first = await requester.ask(StartRequest(id="s1", workflow="etl"))
+        await recorder.until(lambda: first.run_id in _ends(recorder))
+        await requester.idle()
+        assert first.run_id is not None
+        forged = tmp_path / "claims" / "reruns" / first.run_id / "1.json"
+        forged.parent.mkdir(parents=True)
+        ahead = time.time() + 365 * 86400
+        forged.write_text(json.dumps({"run_id": "e" * 32, "source": "mallory", "at": ahead}))
+        pipeline.broken = False
+        again = await requester.ask(StartRequest(id="r1", workflow="etl", rerun_of=first.run_id))
+        assert (again.outcome, again.error) == ("started", "")
+        await recorder.until(lambda: again.run_id in _ends(recorder))

@@ -282,7 +282,8 @@ class ResultStore:
         this store: the claim that holds it, ``claim`` (with its ``path``) when this one took
         it. A run's reruns are numbered claims (``claims/reruns/{rerun_of}/{n}.json``, each
         created exclusively): the last one holds while its run has no manifest, for
-        :data:`CLAIM_FRESH` seconds after it was taken; then the next may be taken."""
+        :data:`CLAIM_FRESH` seconds after it was taken (one dated further ahead than that, by
+        whoever may write the store, holds nothing); then the next may be taken."""
         folder = ("claims", "reruns", rerun_of)
         with self._claims:  # the store's exclusive create, made so within this process too
             try:
@@ -299,7 +300,7 @@ class ResultStore:
                 held = self._read_claim((*folder, f"{last}.json"))
                 if (
                     held is not None
-                    and claim.at - held.at < CLAIM_FRESH
+                    and abs(claim.at - held.at) < CLAIM_FRESH  # one dated ahead: no hold
                     and not self.fs.exists(self.manifest_path(held.run_id))
                 ):
                     return held
