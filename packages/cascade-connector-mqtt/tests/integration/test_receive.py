@@ -20,13 +20,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def _publish(
-    endpoint: BrokerEndpoint, topic: str, count: int, size: int, *, first: int = 0
-) -> None:
+async def _publish(endpoint: BrokerEndpoint, *parts: tuple[str, range], size: int = 200) -> None:
+    """Publish ``{"n": n}`` (padded to about ``size`` bytes) for each ``n`` of each part, in order,
+    through one connection: MQTT orders messages per publisher only (RabbitMQ interleaves two
+    publishers' messages, even when the first has flushed before the second connects)."""
+    count = sum(len(numbers) for _, numbers in parts)
     writer = MqttConnector(endpoint.host, endpoint.port, presence=False, buffer_size=count + 10)
     async with writer:
-        for n in range(first, first + count):
-            await writer.publish(topic, b'{"n":%d,"pad":"%b"}' % (n, b"x" * size))
+        for topic, numbers in parts:
+            for n in numbers:
+                await writer.publish(topic, b'{"n":%d,"pad":"%b"}' % (n, b"x" * size))
         await writer.flush(30)
 
 
@@ -42,7 +45,7 @@ async def test_a_burst_is_taken_in_full(mqtt_broker: BrokerEndpoint, prefix: str
 
     async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as reader:
         await reader.subscribe(f"{prefix}/burst", on_message)
-        await _publish(mqtt_broker, f"{prefix}/burst", 50_000, 200)
+        await _publish(mqtt_broker, (f"{prefix}/burst", range(50_000)))
         await asyncio.wait_for(complete.wait(), 60)
         assert reader.stats.shed == 0
     assert got == list(range(50_000))
@@ -112,9 +115,12 @@ async def test_a_slow_subscriber_sheds_the_oldest_and_counts_them(
             complete.set()
 
     async def burst() -> None:
-        await _publish(mqtt_broker, topic, 2_500, 200)  # ~1 MB: the kernel buffers it
-        await _publish(mqtt_broker, status, 10, 200)
-        await _publish(mqtt_broker, topic, 2_500, 200, first=2_500)
+        await _publish(
+            mqtt_broker,
+            (topic, range(2_500)),  # ~1 MB: the kernel buffers it
+            (status, range(10)),
+            (topic, range(2_500, 5_000)),
+        )
 
     async with reader:
         await reader.subscribe(f"{prefix}/#", on_message)
@@ -155,8 +161,11 @@ async def test_what_it_may_not_shed_does_not_make_it_shed_telemetry(
             complete.set()
 
     async def burst() -> None:
-        await _publish(mqtt_broker, status, 2_000, 200)  # ~440 kB: past the bound
-        await _publish(mqtt_broker, topic, 100, 200)  # ~22 kB: within it
+        await _publish(
+            mqtt_broker,
+            (status, range(2_000)),  # ~440 kB: past the bound
+            (topic, range(100)),  # ~22 kB: within it
+        )
 
     async with reader:
         await reader.subscribe(f"{prefix}/#", on_message)
