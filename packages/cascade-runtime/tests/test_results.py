@@ -31,6 +31,7 @@ from cascade.runtime import (
     Event,
     RerunError,
     ResultStore,
+    RunFinished,
     RunStarted,
     TaskCompleted,
     TaskContext,
@@ -441,6 +442,25 @@ async def test_results_in_a_directory_can_be_read_from_outside(
     assert not _partial_files(tmp_path)
     assert engine.results is not None
     assert engine.results.read(fingerprint) == [0, 10, 20]
+
+
+async def test_a_run_ends_once_its_manifest_is_written(tmp_path: Path) -> None:
+    """Whoever hears a run end may ask for its rerun at once (a served run's end over the broker,
+    then a request to another server on the same store): its manifest is there by then."""
+    etl = Etl()
+    engine = Engine(results=str(tmp_path))
+    manifests: list[bool] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, RunFinished):
+            manifests.append((tmp_path / "runs" / f"{event.run_id}.json").is_file())
+
+    engine.events.subscribe(on_event)
+    await engine.run(etl.target(3))
+    etl.broken = True
+    with pytest.raises(TaskFailedError):
+        await engine.run(etl.target(3))
+    assert manifests == [True, True]
 
 
 async def test_a_rerun_needs_the_run_in_the_store_and_one_at_a_time() -> None:
