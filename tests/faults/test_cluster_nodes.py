@@ -273,7 +273,9 @@ def _counter(summary: str, name: str) -> int:
 async def test_two_of_three_nodes_killed(cluster: NatsCluster, figures: Figures) -> None:
     """With two nodes of three dead the cluster has no quorum: every command fails in one line
     within its --timeout; the engine's run goes on and finishes, its telemetry counted; once
-    the nodes are back, `cascade status` shows the engine again."""
+    the nodes are back, `cascade status` shows the engine again. The nodes are back once they
+    take MQTT connections: after a quorum loss nats-server 2.9.10's /healthz may never say ok
+    again (a consumer it stopped, which it restarts itself from 2.9.17 on; docs/brokers.md)."""
     figures.scenario = "cluster: two of three nodes killed"
     a, b, c = cluster.nodes
     connector = MeteredConnector(MqttConnector(a.host, a.port, source_id="alone"))
@@ -293,8 +295,10 @@ async def test_two_of_three_nodes_killed(cluster: NatsCluster, figures: Figures)
             code, _, err = await cascade(*command, "--host", address(a), "--timeout", "5")
             failures[command[0]] = (code, err.strip().splitlines(), loop.time() - began)
         result = await asyncio.wait_for(running, 120)
-        await asyncio.to_thread(b.start)
-        await asyncio.to_thread(c.start)
+        # quorum is what the engine needs back: after its loss nats-server 2.9.10 may keep a
+        # node's /healthz failing for good (NatsNode.start)
+        await asyncio.to_thread(b.start, healthy=False)
+        await asyncio.to_thread(c.start, healthy=False)
         began = loop.time()
         sources: set[str] = set()
         while "alone" not in sources:

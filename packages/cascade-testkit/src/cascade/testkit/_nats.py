@@ -91,16 +91,19 @@ class NatsNode(ChildProcess):
             )
         self._paused = False
 
-    def wait_ready(self, deadline: float) -> None:
-        """Until ``/healthz`` says its JetStream is current, then an MQTT CONNECT is accepted.
+    def wait_ready(self, deadline: float, *, healthy: bool = True) -> None:
+        """Until ``/healthz`` says its JetStream is current, then an MQTT CONNECT is accepted;
+        ``RuntimeError`` past ``deadline`` (``time.monotonic()``) or if the process exits.
 
         Clients get a node only once it is healthy, as a NATS deployment's readiness probe
         does: nats-server 2.9 loads a node's retained messages at its first MQTT connection,
         from its own copy of the stream, and does not drop one that catching up then deletes
         from that copy; a node restarted after a clear and connected to at once served the
-        cleared pause again (docs/brokers.md).
+        cleared pause again (docs/brokers.md). ``healthy=False`` waits for MQTT alone: see
+        :meth:`start`.
         """
-        for ready in (self.healthy, self._accepts_mqtt):
+        checks = (self.healthy, self._accepts_mqtt) if healthy else (self._accepts_mqtt,)
+        for ready in checks:
             while not ready():
                 if self._process is None or self._process.poll() is not None:
                     self._process = None
@@ -123,10 +126,17 @@ class NatsNode(ChildProcess):
     def _accepts_mqtt(self) -> bool:
         return mqtt_accepts(self.port, client_id=f"cascade-ready-{self.name}")
 
-    def start(self) -> None:
-        """Start the server and wait until it is healthy and accepts MQTT connections."""
+    def start(self, *, healthy: bool = True) -> None:
+        """Start the server and wait until it is healthy and accepts MQTT connections.
+
+        ``healthy=False`` waits only until it accepts MQTT connections: for a node restarted
+        after its cluster lost quorum, where the scenario needs quorum back, not a node that
+        is current. There nats-server 2.9.10 may never say healthy: ``/healthz`` repeats that
+        a consumer of the MQTT streams "is not current" (one stopped while quorum was lost,
+        which nats-server restarts itself from 2.9.17 on: nats-io/nats-server#4116, #4172).
+        """
         self.launch()
-        self.wait_ready(time.monotonic() + self._startup_timeout)
+        self.wait_ready(time.monotonic() + self._startup_timeout, healthy=healthy)
 
     def meta_leader(self) -> str | None:
         """The JetStream meta leader this node knows of (``/jsz``), or ``None``."""
