@@ -60,6 +60,7 @@ async def _run(
     measured = Measured()
     completed = 0
     loop = asyncio.get_running_loop()
+    started = last = loop.time()
 
     def sample(event: Event) -> None:
         nonlocal completed, last
@@ -76,7 +77,6 @@ async def _run(
                 midway.set()
 
     engine.events.subscribe(sample)
-    started = last = loop.time()
     target: LazyResult[int] = sleepy_fanout(TASKS, SLEEP)
     assert await engine.run(target) == sum(range(TASKS))
     measured.seconds = loop.time() - started

@@ -24,8 +24,7 @@ import time
 
 from cascade.interfaces import Constraint, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, Event, RunFinished, RunStarted, task
-from cascade.runtime._constraints import ConstraintManager
+from cascade.runtime import ConstraintManager, Engine, Event, RunFinished, RunStarted, task
 
 COUNTS = (0, 1_000, 10_000)
 TARGET = 1.5

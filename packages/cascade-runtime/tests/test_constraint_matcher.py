@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cascade.interfaces import Constraint
-from cascade.runtime._constraint_matcher import ConstraintMatcher, glob_matcher
+from cascade.runtime.constraints._constraint_matcher import ConstraintMatcher, glob_matcher
 
 _alphabet = st.sampled_from("ab-_*?[]!.")
 _patterns = st.text(_alphabet, max_size=8)

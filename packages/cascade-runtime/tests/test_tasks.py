@@ -264,7 +264,7 @@ async def test_an_error_inside_the_engine_fails_the_task_instead_of_hanging(
     def broken(value: object, graph: object) -> object:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("cascade.runtime._scheduler.resolve", broken)
+    monkeypatch.setattr("cascade.runtime._run.resolve", broken)
 
     @task
     async def one() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.runtime._tokenbucket import TokenBucket
+from cascade.runtime.constraints._tokenbucket import TokenBucket
 
 
 def test_token_bucket_rejects_non_positive_rates() -> None:

@@ -15,8 +15,6 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 ```
 """
 
-from ._constraints import ConstraintManager, ConstraintStats
-from ._counters import RunCounters
 from ._engine import Engine
 from ._errors import (
     CascadeRuntimeError,
@@ -42,14 +40,16 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
-from ._logs import LogForwarding
-from ._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from ._run import CancelReport
 from ._run_now import run
-from ._scheduler import CancelReport
 from ._stats import EngineStats
-from ._task import LazyResult, RetryPolicy, Task, task
-from ._task_context import TaskContext, current_task
-from ._telemetry import TelemetrySubscriber
+from .constraints._constraints import ConstraintManager, ConstraintStats
+from .link._counters import RunCounters
+from .link._telemetry import TelemetrySubscriber
+from .logs._logs import LogForwarding
+from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._task import LazyResult, RetryPolicy, Task, task
+from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
     "CancelReport",

@@ -31,31 +31,29 @@ from cascade.interfaces.connector_kit import (
     validate_prefix,
 )
 
-from ._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
-from ._control_link import DEFAULT_CONNECT_WAIT
 from ._errors import RerunError, RunCancelledError
 from ._events import (
     EventBus,
     RunFinished,
     RunStarted,
 )
-from ._fingerprints import fingerprint_graph, task_keys
-from ._graph import Graph, build_graph, run_name, target_results
-from ._held import HoldPolicy
-from ._lineage import Lineage, LiveReruns
-from ._logs import LogForwarding
-from ._rerun import check_rerun, plan_rerun
-from ._results import ResultStore, RunManifest, open_store
+from ._run import CancelReport, HoldPolicy, Run
 from ._run_notice import announce_run, dashboard_address
-from ._run_results import RunResults, read_kept
-from ._run_wiring import RunWiring
-from ._scheduler import CancelReport, Run
-from ._serve import Server
 from ._stats import EngineStats
 from ._steps import describe
-from ._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
-from ._task_context import RunContext
 from ._tracing import start_run
+from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
+from .link._control_link import DEFAULT_CONNECT_WAIT
+from .link._run_wiring import RunWiring
+from .logs._logs import LogForwarding, RunLogs
+from .results._fingerprints import fingerprint_graph
+from .results._lineage import Lineage, LiveReruns
+from .results._rerun import check_rerun, plan_rerun
+from .results._results import ResultStore, RunManifest, open_store
+from .results._run_results import RunResults, read_kept
+from .serve._serve import Server
+from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
+from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -455,34 +453,38 @@ class Engine:
             max_constraints=self.max_constraints,
             prefix=self.topic_prefix,
         )
-        wake = asyncio.Event()
-        manager.on_change(wake.set)
         self._managers[run_id] = manager
         tracing = start_run(
             run_id, len(graph.nodes), self.org_id, self.project_id, self.tracer_provider
         )
-        scheduler = Run(
-            self.events.emit,
-            self.max_concurrency,
-            graph,
-            manager,
-            wake,
-            run_id,
-            tracing,
-            self.hold_policy,
-            self.stats,
-            self.connector.source_id if self.connector is not None else "",
-        )
-        scheduler.results = results
-        if again is not None or results is not None:
-            scheduler.context = RunContext(
-                run_id,
-                again.root_run if again is not None else run_id,
-                graph,
-                results.keys if results is not None else None,
-            )
-        self._runs[run_id] = scheduler
         connector = self.connector
+        logs = None
+        if connector is not None and self.logs is not None:
+            logs = RunLogs(
+                connector,
+                self.logs,
+                run_id=run_id,
+                org_id=self.org_id,
+                project_id=self.project_id,
+                prefix=self.topic_prefix,
+                sourced=self.sourced_topics,
+                trace_id=tracing.trace_id if tracing is not None else None,
+            )
+        run = Run(
+            graph,
+            run_id,
+            emit=self.events.emit,
+            manager=manager,
+            max_concurrency=self.max_concurrency,
+            tracing=tracing,
+            hold=self.hold_policy,
+            stats=self.stats,
+            source=connector.source_id if connector is not None else "",
+            results=results,
+            logs=logs,
+            root_run=again.root_run if again is not None else None,
+        )
+        self._runs[run_id] = run
         wiring: RunWiring | None = None
         started = False
         status: Any = "Failed"
@@ -498,10 +500,7 @@ class Engine:
                 wiring = RunWiring(
                     self,
                     connector,
-                    scheduler,
-                    manager,
-                    graph,
-                    tracing,
+                    run,
                     name=name,
                     origin=origin,
                     manage=manage,
@@ -512,7 +511,7 @@ class Engine:
                 RunStarted(run_id=run_id, task_count=len(graph.nodes), name=name, origin=origin)
             )
             started = True
-            await scheduler.execute()
+            await run.execute()
             status, error = "Succeeded", ""
             return target_results(target, graph)
         except RunCancelledError as exc:
@@ -532,7 +531,7 @@ class Engine:
                 await wiring.close_logs()
             try:
                 if results is not None:  # the run's results written, then its manifest
-                    failed = {id(node) for node, _ in scheduler.failures}
+                    failed = {id(node) for node, _ in run.failures}
                     await results.close(
                         status,
                         results.states(failed),

@@ -9,10 +9,10 @@ from typing import Any, Protocol
 from cascade.interfaces import Connector, PlanStep, RerunMode
 
 from ._events import EventBus
-from ._logs import LogForwarding
-from ._results import ResultStore
-from ._scheduler import CancelReport
+from ._run import CancelReport
 from ._stats import EngineStats
+from .logs._logs import LogForwarding
+from .results._results import ResultStore
 
 __all__ = ["EngineFace"]
 

@@ -8,7 +8,7 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-from ._log_capture import Installed
+from .logs._log_capture import Installed
 
 __all__ = ["announce_run", "dashboard_address"]
 

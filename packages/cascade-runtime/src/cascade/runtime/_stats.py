@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._constraints import ConstraintStats
+from .constraints._constraints import ConstraintStats
 
 __all__ = ["EngineStats"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._graph import Node
+from ._graph import Node, task_keys
 
 __all__ = ["CURRENT", "RunContext", "TaskContext", "current_task"]
 
@@ -28,8 +27,6 @@ class RunContext:
     def key(self, node: Node) -> str:
         keys = self._keys
         if keys is None:
-            from ._fingerprints import task_keys
-
             nodes = self.graph.nodes
             keys = self._keys = {
                 id(n): k for n, k in zip(nodes, task_keys(self.graph), strict=True)

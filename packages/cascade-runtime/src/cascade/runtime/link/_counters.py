@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._events import Event, RunStarted, TaskEvent, TaskHeld
+from .._events import Event, RunStarted, TaskEvent, TaskHeld
 
 __all__ = ["RunCounters"]
 

@@ -14,9 +14,9 @@ import msgspec
 from cascade.interfaces import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, RunOrigin, RunSnapshot
 from cascade.interfaces.wire import snapshot_with_tasks
 
+from .._events import TaskEvent
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes
-from ._events import TaskEvent
 
 __all__ = ["RunSnapshots"]
 

@@ -8,17 +8,14 @@ from collections.abc import Callable
 
 from cascade.interfaces import Connector, DecisionReply, DecisionRequest, RunOrigin
 
+from .._engine_face import EngineFace
+from .._run import Run
+from .._steps import StepFailed, within
+from ..logs._logs import RunLogs
 from ._commands import CommandListener
-from ._constraints import ConstraintManager
 from ._control_link import ControlLink
-from ._engine_face import EngineFace
-from ._graph import Graph
-from ._logs import RunLogs
-from ._scheduler import Run
-from ._steps import StepFailed, within
 from ._summary import EngineSummaries, summaries_for
 from ._telemetry import TelemetrySubscriber
-from ._tracing import RunTrace
 
 __all__ = ["RunWiring"]
 
@@ -34,10 +31,7 @@ class RunWiring:
         self,
         engine: EngineFace,
         connector: Connector,
-        scheduler: Run,
-        manager: ConstraintManager,
-        graph: Graph,
-        tracing: RunTrace | None,
+        run: Run,
         *,
         name: str | None,
         origin: RunOrigin | None,
@@ -46,10 +40,9 @@ class RunWiring:
     ) -> None:
         self.engine = engine
         self.connector = connector
-        self.scheduler = scheduler
-        self.manager = manager
-        self.graph = graph
-        self.trace_id = tracing.trace_id if tracing is not None else None
+        self.run = run
+        self.manager = run.manager
+        self.trace_id = run.tracing.trace_id if run.tracing is not None else None
         self.name = name
         self.origin = origin
         self.manage = manage
@@ -65,7 +58,7 @@ class RunWiring:
         """Subscribe to the constraints (waiting for the retained ones at most
         ``connect_wait``) and to the run's commands, and start its telemetry, log lines and
         summaries."""
-        engine, connector, run_id = self.engine, self.connector, self.scheduler.run_id
+        engine, connector, run_id = self.engine, self.connector, self.run.run_id
         telemetry = self.telemetry = TelemetrySubscriber(
             connector,
             run_id=run_id,
@@ -96,24 +89,15 @@ class RunWiring:
             manage=self.manage,
             wait=engine.connect_wait,
             then=commands.subscribe,  # after the constraints: the run waits on it not
-            task_names={node.lazy.name for node in self.graph.nodes},
+            task_names={node.lazy.name for node in self.run.graph.nodes},
         )
         await self.link.open()
         if not self.link.constraints_known:
             engine.stats.constraints_unknown += 1
         self.unsubscribe_bus = engine.events.subscribe(telemetry)
         telemetry.start()
-        if engine.logs is not None:
-            self.logs = self.scheduler.logs = RunLogs(
-                connector,
-                engine.logs,
-                run_id=run_id,
-                org_id=engine.org_id,
-                project_id=engine.project_id,
-                prefix=engine.topic_prefix,
-                sourced=engine.sourced_topics,
-                trace_id=self.trace_id,
-            )
+        self.logs = self.run.logs
+        if self.logs is not None:
             self.logs.start()
         if engine.summaries:
             self.summaries = summaries_for(

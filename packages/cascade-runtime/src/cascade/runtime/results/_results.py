@@ -22,7 +22,7 @@ import msgspec
 
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._errors import RerunError
+from .._errors import RerunError
 
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",

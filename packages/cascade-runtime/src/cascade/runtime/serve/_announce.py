@@ -21,7 +21,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._steps import StepFailed, explain, within
+from .._steps import StepFailed, explain, within
 
 __all__ = ["Announcer", "Peers"]
 

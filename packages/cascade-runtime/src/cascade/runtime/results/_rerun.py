@@ -6,9 +6,9 @@ from typing import Literal
 
 from cascade.interfaces import PlanStep, RerunMode
 
-from ._errors import RerunError
+from .._errors import RerunError
+from ..workflow._graph import Graph, Node
 from ._fingerprints import Prints
-from ._graph import Graph, Node
 from ._results import ManifestTask, RunManifest
 
 __all__ = ["RERUN_MODES", "Step", "check_rerun", "plan_rerun"]

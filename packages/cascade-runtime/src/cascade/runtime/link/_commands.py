@@ -25,8 +25,8 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from ._scheduler import CancelReport
-from ._steps import StepFailed, within
+from .._run import CancelReport
+from .._steps import StepFailed, within
 
 __all__ = ["CommandListener"]
 

@@ -26,9 +26,9 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
 
+from .._events import Event, TaskEvent, TaskHeld
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes, event_body
-from ._events import Event, TaskEvent, TaskHeld
 from ._run_snapshots import RunSnapshots
 
 __all__ = ["TelemetrySubscriber"]

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._errors import CycleError, InvalidTargetError
+from .._errors import CycleError, InvalidTargetError
 from ._task import LazyResult
 
-__all__ = ["NAME_LIMIT", "Graph", "Node", "build_graph", "resolve", "run_name", "target_results"]
+__all__ = [
+    "NAME_LIMIT",
+    "Graph",
+    "Node",
+    "build_graph",
+    "resolve",
+    "run_name",
+    "target_results",
+    "task_keys",
+]
 
 
 NAME_LIMIT = 256
@@ -160,3 +169,16 @@ def run_name(target: Any, name: str | None) -> str | None:
         return target.name[:NAME_LIMIT]
     items = list(target.values()) if isinstance(target, dict) else list(target)
     return items[0].name[:NAME_LIMIT] if items and isinstance(items[0], LazyResult) else None
+
+
+def task_keys(graph: Graph) -> list[str]:
+    """Each node's stable key, in graph order: ``name#n``, its ``n``-th task of that name in
+    the graph's order (dependencies first, the target's items in their order). The same
+    workflow built again gives the same keys."""
+    seen: dict[str, int] = {}
+    keys = []
+    for node in graph.nodes:
+        name = node.lazy.name
+        seen[name] = index = seen.get(name, 0) + 1
+        keys.append(f"{name}#{index}")
+    return keys

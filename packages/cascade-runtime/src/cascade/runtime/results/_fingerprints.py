@@ -16,10 +16,10 @@ from typing import Any
 
 import msgspec
 
-from ._graph import Graph
-from ._task import LazyResult
+from ..workflow._graph import Graph
+from ..workflow._task import LazyResult
 
-__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph", "task_keys"]
+__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph"]
 
 _VERSION = "cascade-fingerprint/1"
 _encode = msgspec.msgpack.Encoder().encode
@@ -44,19 +44,6 @@ class Prints:
         self.codes: list[str] = []
         self.fingerprints: list[str | None] = []
         self.why_not: list[str] = []
-
-
-def task_keys(graph: Graph) -> list[str]:
-    """Each node's stable key, in graph order: ``name#n``, its ``n``-th task of that name in
-    the graph's order (dependencies first, the target's items in their order). The same
-    workflow built again gives the same keys."""
-    seen: dict[str, int] = {}
-    keys = []
-    for node in graph.nodes:
-        name = node.lazy.name
-        seen[name] = index = seen.get(name, 0) + 1
-        keys.append(f"{name}#{index}")
-    return keys
 
 
 def _code_digest(code: types.CodeType, digest: Any) -> None:

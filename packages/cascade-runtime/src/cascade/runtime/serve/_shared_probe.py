@@ -9,7 +9,7 @@ import uuid
 
 from cascade.interfaces import Connector, Message, served_topic
 
-from ._steps import explain
+from .._steps import explain
 
 __all__ = ["PROBE_MIN_WAIT", "probe_topic", "shared_subscriptions_work"]
 

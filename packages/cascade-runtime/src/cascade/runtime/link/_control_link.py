@@ -17,8 +17,8 @@ from cascade.interfaces import (
     subscribe_constraints,
 )
 
-from ._constraints import ConstraintManager
-from ._steps import StepFailed, explain, within
+from .._steps import StepFailed, explain, within
+from ..constraints._constraints import ConstraintManager
 
 __all__ = ["DEFAULT_CONNECT_WAIT", "ControlLink"]
 

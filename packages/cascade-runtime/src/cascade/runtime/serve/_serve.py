@@ -33,15 +33,15 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
+from .._engine_face import EngineFace
+from .._steps import StepFailed, describe, explain, within
+from ..results._results import Claim
+from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
-from ._engine_face import EngineFace
-from ._graph import build_graph
-from ._results import Claim
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import ServedFunction, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
-from ._steps import StepFailed, describe, explain, within
 
 __all__ = ["Server"]
 

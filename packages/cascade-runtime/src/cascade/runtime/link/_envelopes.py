@@ -17,7 +17,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.wire import SNAPSHOT_TASK_FORMAT, envelope_formats
 
-from ._events import (
+from .._events import (
     Event,
     RunStarted,
     TaskBlocked,
@@ -27,7 +27,7 @@ from ._events import (
     TaskHeld,
     TaskRetrying,
 )
-from ._stamp import Stamp
+from .._stamp import Stamp
 
 __all__ = ["RunEnvelopes", "event_body", "format_traceback", "task_body"]
 

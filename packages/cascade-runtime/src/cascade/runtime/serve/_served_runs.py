@@ -12,9 +12,9 @@ from typing import Any
 
 from cascade.interfaces import RerunMode, RunOrigin, ServedRun
 
-from ._errors import RunCancelledError
-from ._events import Event, RunStarted
-from ._steps import explain
+from .._errors import RunCancelledError
+from .._events import Event, RunStarted
+from .._steps import explain
 
 __all__ = ["Accepted", "ServedRuns"]
 

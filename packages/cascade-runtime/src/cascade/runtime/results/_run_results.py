@@ -14,12 +14,12 @@ from typing import Any
 
 import msgspec
 
+from .._stats import EngineStats
+from .._steps import describe
+from ..workflow._graph import Graph, Node
 from ._fingerprints import Prints
-from ._graph import Graph, Node
 from ._rerun import Step
 from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
-from ._stats import EngineStats
-from ._steps import describe
 
 __all__ = ["RunResults", "read_kept"]
 

@@ -7,12 +7,12 @@ import asyncio
 
 from cascade.interfaces import RerunMode
 
-from ._errors import RerunError
-from ._graph import Graph
+from .._errors import RerunError
+from .._stats import EngineStats
+from ..workflow._graph import Graph
 from ._rerun import plan_rerun
 from ._results import RunManifest
 from ._run_results import RunResults
-from ._stats import EngineStats
 
 __all__ = ["Lineage", "LiveReruns"]
 

@@ -32,10 +32,10 @@ from cascade.interfaces import (
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.wire import LOG_LINE_FORMAT, log_batch_format, log_line_fields
 
+from .._stamp import Stamp
 from ._log_budgets import LineBucket, TaskLines, bucket_empty
 from ._log_capture import SCOPE, Installed, Scope
 from ._log_options import LogForwarding
-from ._stamp import Stamp
 
 __all__ = ["LogForwarding", "RunLogs"]
 

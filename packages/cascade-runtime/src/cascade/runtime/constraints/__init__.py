@@ -1,0 +1,2 @@
+"""The constraints a run obeys (pause, concurrency, rate): matched to task names by scope, the
+token buckets that pace them, and the holds a BLOCKED task names."""

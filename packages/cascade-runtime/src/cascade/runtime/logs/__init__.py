@@ -1,0 +1,1 @@
+"""Task log lines: captured per attempt, budgeted, and forwarded over the broker."""
