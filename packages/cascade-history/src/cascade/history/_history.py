@@ -6,29 +6,34 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
+from ._access import access_row, count_access, insert_access
 from ._attempts import DecisionRecord
 from ._audit_records import AuditEvent
 from ._decisions import run_decisions
-from ._engine import create_engine
+from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._gaps import gap_rows
-from ._history_access import HistoryAccess
-from ._history_base import Mode
-from ._history_logs import HistoryLogs
 from ._ingest import refusal_rows, store_batch
 from ._lineage import reused_query
 from ._location import describe, resolve_url
+from ._log_queries import (
+    log_batches_query,
+    log_counts_query,
+    log_lines_query,
+    runs_logging_query,
+)
+from ._log_records import LogBatches, LogCount, RecordedLogLine
 from ._migrate import upgrade
 from ._owners import claim_rows
 from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
@@ -56,8 +61,17 @@ from ._records import (
 )
 from ._rollup import rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
-from ._sessions import HistorySessions
+from ._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
 from ._times import since_epoch
+from ._tokens import (
+    ApiToken,
+    NewToken,
+    find_token,
+    insert_token,
+    list_tokens,
+    revoke_token,
+    token_used,
+)
 
 __all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
 
@@ -69,9 +83,11 @@ TASKS_PAGE = 500
 
 _T = TypeVar("_T")
 Since = datetime | timedelta | float | None
+Mode = Literal["read", "write"]
+"""How a :class:`History` opens its database: ``read`` never changes it, ``write`` may."""
 
 
-class History(HistorySessions, HistoryAccess, HistoryLogs):
+class History:
     """A history database: its schema, its migrations, what is written to it and read from it.
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``),
@@ -463,3 +479,215 @@ class History(HistorySessions, HistoryAccess, HistoryLogs):
         source only. Sources with nothing missing in the end are left out."""
         after = since_epoch(since)
         return self._read(lambda c: gaps_query(c, since=after, source=source))
+
+    # -- the tasks' log lines ----------------------------------------------------------------
+
+    def log_lines(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        level: int = 0,
+        since: float | None = None,
+        after: int = 0,
+        limit: int | None = 1000,
+        last: bool = False,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> list[RecordedLogLine]:
+        """The lines the tasks of the run ``run_id`` (its whole id) logged, in the order they
+        were logged (by time, then ``n``), at most ``limit`` (``None``: all); ``[]`` for a run
+        without any. ``last``: the newest ``limit`` of them (still oldest first), read
+        without going through the others: a long run's tail.
+
+        ``task``: a task id, or a task name, or a shell glob of names (``load_*``, as
+        :meth:`run`'s ``name_glob``). ``level``: that level's number or higher
+        (``logging.WARNING``: warnings, errors). ``since``: lines logged since then (epoch
+        seconds, as the engine said). ``after``: the :attr:`~RecordedLogLine.id` of the
+        last line the caller has: the lines stored after it, to page through a run's lines
+        or follow them while it is recorded (ids number lines in the order stored: a run's
+        batches as received, each batch's lines in the order logged; a batch that arrived
+        late is found after the lines stored before it). ``among``: none unless the run is
+        recorded and one of these orgs' and projects' (as :meth:`runs`), in the same query.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self._read(
+            lambda c: log_lines_query(
+                c,
+                run_id,
+                task=task,
+                level=level,
+                since=since,
+                after=after,
+                limit=limit,
+                last=last,
+                among=among,
+            )
+        )
+
+    def log_counts(self, run_id: str) -> dict[str, LogCount]:
+        """Per task id, what the tasks of the run ``run_id`` logged: the lines stored and those
+        their engine dropped (:class:`LogCount`); empty for a run without logs."""
+        return self._read(lambda c: log_counts_query(c, run_id))
+
+    def log_batches(self, run_id: str) -> LogBatches | None:
+        """How the history holds the run ``run_id``'s log batches as its engine numbered them
+        (:class:`LogBatches`: the batches ``missing``, whichever tasks' lines they held);
+        ``None`` for a run without logs."""
+        return self._read(lambda c: log_batches_query(c, run_id))
+
+    def runs_logging(
+        self,
+        text: str,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> list[str]:
+        """The ids of the runs a line of which contains ``text`` (any case: ASCII letters on
+        SQLite, all on PostgreSQL), the run with the latest such line first, at most
+        ``limit``. ``since``: lines received since then (epoch seconds). It reads every line
+        (of the period) whose text it looks through: no index finds a substring. ``among``:
+        of these orgs' and projects' recorded runs only (as :meth:`runs`)."""
+        if not text:
+            raise ValueError("text must not be empty")
+        return self._read(
+            lambda c: runs_logging_query(c, text, since=since, limit=limit, among=among)
+        )
+
+    # -- a team's dashboard: sign-in sessions, the access audit, API tokens -------------------
+
+    def add_session(self, session: DashboardSession) -> None:
+        """Keep ``session`` (a new sign-in), and forget those expired a day ago or more."""
+        self._write(lambda c: insert_session(c, session), "cannot keep a sign-in session")
+
+    def sessions(self, *, since_expiry: float | None = None) -> list[DashboardSession]:
+        """The sessions kept, the newest first: those expiring after ``since_expiry`` (all
+        kept, for ``None``), ended ones too."""
+        return self._read(lambda c: list_sessions(c, since_expiry))
+
+    def revoke_sessions(
+        self, *, by: str, at: float, handle: str | None = None, who: str | None = None
+    ) -> list[DashboardSession]:
+        """End the live session ``handle``, or every live one of ``who`` (one of them must be
+        given), as ``by`` at ``at``; the sessions it ended."""
+        if (handle is None) == (who is None):
+            raise ValueError("give a session's handle or a person's name")
+        return self._write(
+            lambda c: revoke_sessions(c, by=by, at=at, handle=handle, who=who),
+            "cannot revoke a sign-in session",
+        )
+
+    def record_access(
+        self,
+        *,
+        who: str,
+        via: str,
+        action: str,
+        target: str,
+        outcome: str,
+        reason: str | None = None,
+        at: float | None = None,
+        claim: str | None = None,
+        count: int = 1,
+        last_at: float | None = None,
+    ) -> int:
+        """Add a row to the access audit: a team's dashboard let ``who`` (named by ``via``:
+        ``oidc``, ``proxy``, ``api-token``, ``token``; by the ID token's ``claim`` for ``oidc``)
+        do ``action`` on ``target`` (``outcome`` ``allowed``), or refused it (``refused``, with
+        its ``reason``), at ``at`` (now by default); ``count`` alike, the last at ``last_at``
+        (:meth:`count_access` adds more). :meth:`audit` lists the refusals and vouches with the
+        rest (see :attr:`AuditEvent.vouched`). The row's id; ``ValueError`` for a ``via`` or
+        ``outcome`` it does not know; :class:`HistoryError` when the database cannot be
+        written."""
+        self._writable()
+        row = access_row(
+            at=time.time() if at is None else at, who=who, via=via, action=action,
+            target=target, outcome=outcome, reason=reason, claim=claim, count=count,
+            last_at=last_at,
+        )  # fmt: skip
+        return self._write(
+            lambda c: insert_access(c, row), f"cannot write the access audit to {self.location}"
+        )
+
+    def count_access(self, row_id: int, count: int, last_at: float) -> None:
+        """Access row ``row_id`` (of :meth:`record_access`) now stands for ``count`` alike, the
+        last at ``last_at``."""
+        self._writable()
+        self._write(
+            lambda c: count_access(c, row_id, count, last_at),
+            f"cannot write the access audit to {self.location}",
+        )
+
+    def create_token(
+        self,
+        holder: str,
+        *,
+        created_by: str,
+        note: str | None = None,
+        expires_at: float | None = None,
+    ) -> NewToken:
+        """Make an API token for ``holder`` (a person as the roles file names them: the token
+        carries their roles, whatever they are when it is used). The returned
+        :attr:`NewToken.secret` is the only copy there is: the history keeps its SHA-256.
+        ``expires_at``: epoch seconds (``None``: until revoked). ``ValueError`` for an empty
+        or unprintable name, or an expiry in the past."""
+        self._writable()
+        now = time.time()
+        return self._write(
+            lambda c: insert_token(
+                c, holder, created_by=created_by, note=note, expires_at=expires_at, now=now
+            ),
+            f"cannot make a token in {self.location}",
+        )
+
+    def tokens(self, *, holder: str | None = None) -> list[ApiToken]:
+        """The API tokens (of ``holder``), the newest first, revoked and expired ones too;
+        never a secret nor its hash."""
+        return self._read(lambda c: list_tokens(c, holder=holder))
+
+    def find_token(self, secret: str) -> ApiToken | None:
+        """The token whose secret ``secret`` is (check :meth:`ApiToken.state`: a revoked or
+        expired one is found too), ``None`` when no token's is."""
+        return self._read(lambda c: find_token(c, secret))
+
+    def token_used(self, token_id: int, at: float | None = None) -> None:
+        """Note that token ``token_id`` was used (its ``last_used_at``)."""
+        when = time.time() if at is None else at
+        self._write(
+            lambda c: token_used(c, token_id, when), f"cannot note a token's use in {self.location}"
+        )
+
+    def revoke_token(self, token_id: int) -> ApiToken | None:
+        """Revoke token ``token_id`` now (one revoked already keeps its time); the token as
+        revoked, ``None`` when there is no such token. A dashboard stops accepting it within
+        its cache's few seconds."""
+        now = time.time()
+        return self._write(
+            lambda c: revoke_token(c, token_id, now),
+            f"cannot revoke a token in {self.location}",
+        )
+
+    # -- reading and writing in one transaction ----------------------------------------------
+
+    def _read(self, query: Callable[[sa.Connection], _T], what: str = "cannot read") -> _T:
+        try:
+            with self._engine.connect() as connection, connection.begin():
+                return query(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise from_database_error(f"{what} {self.location}", exc) from None
+
+    def _writable(self) -> None:
+        if self.mode != "write":
+            raise HistoryError(f"{self.location} is open read-only: open it with mode='write'")
+
+    def _write(self, job: Callable[[sa.Connection], _T], what: str) -> _T:
+        self._writable()
+        try:
+            with (
+                self._engine.connect() as connection,
+                connection.execution_options(**WRITE).begin(),
+            ):
+                return job(connection)
+        except sa.exc.SQLAlchemyError as exc:
+            raise from_database_error(what, exc) from None

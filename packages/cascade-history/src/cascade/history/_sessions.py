@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from ._history_base import HistoryBase
 from ._schema import dashboard_sessions
 from ._text import clean
 
-__all__ = ["DashboardSession", "HistorySessions"]
+__all__ = ["DashboardSession", "insert_session", "list_sessions", "revoke_sessions"]
 
 _T = TypeVar("_T")
 _MAX_HANDLE = 64
@@ -60,62 +59,51 @@ def _session(row: Any) -> DashboardSession:
                             row.revoked_at, row.revoked_by)  # fmt: skip
 
 
-class HistorySessions(HistoryBase):
-    """The sessions' part of :class:`~cascade.history.History`."""
+def insert_session(connection: sa.Connection, session: DashboardSession) -> None:
+    """Keep ``session`` (a new sign-in), and forget those expired a day ago or more."""
+    if not session.handle or len(session.handle) > _MAX_HANDLE:
+        raise ValueError("a session's handle is 1 to 64 characters")
+    ds = dashboard_sessions
+    connection.execute(
+        sa.delete(ds).where(ds.c.expires_at < session.signed_in_at - _KEPT_AFTER_EXPIRY)
+    )
+    connection.execute(
+        sa.insert(ds).values(
+            handle=session.handle,
+            who=clean(session.who, 256),
+            claim=clean(session.claim, 64) if session.claim else None,
+            signed_in_at=session.signed_in_at,
+            expires_at=session.expires_at,
+        )
+    )
 
-    def add_session(self, session: DashboardSession) -> None:
-        """Keep ``session`` (a new sign-in), and forget those expired a day ago or more."""
-        self._writable()
-        if not session.handle or len(session.handle) > _MAX_HANDLE:
-            raise ValueError("a session's handle is 1 to 64 characters")
-        row = {
-            "handle": session.handle,
-            "who": clean(session.who, 256),
-            "claim": clean(session.claim, 64) if session.claim else None,
-            "signed_in_at": session.signed_in_at,
-            "expires_at": session.expires_at,
-        }
-        ds = dashboard_sessions
 
-        def job(connection: sa.Connection) -> None:
-            connection.execute(
-                sa.delete(ds).where(ds.c.expires_at < session.signed_in_at - _KEPT_AFTER_EXPIRY)
-            )
-            connection.execute(sa.insert(ds).values(row))
+def list_sessions(connection: sa.Connection, since_expiry: float | None) -> list[DashboardSession]:
+    """The sessions kept, the newest first: those expiring after ``since_expiry`` (all kept,
+    for ``None``)."""
+    ds = dashboard_sessions
+    query = sa.select(ds).order_by(ds.c.signed_in_at.desc(), ds.c.handle)
+    if since_expiry is not None:
+        query = query.where(ds.c.expires_at > since_expiry)
+    return [_session(row) for row in connection.execute(query)]
 
-        self._write(job, "cannot keep a sign-in session")
 
-    def sessions(self, *, since_expiry: float | None = None) -> list[DashboardSession]:
-        """The sessions kept, the newest first: those expiring after ``since_expiry`` (all
-        kept, for ``None``), ended ones too."""
-        ds = dashboard_sessions
-        query = sa.select(ds).order_by(ds.c.signed_in_at.desc(), ds.c.handle)
-        if since_expiry is not None:
-            query = query.where(ds.c.expires_at > since_expiry)
-        return self._read(lambda c: [_session(row) for row in c.execute(query)])
-
-    def revoke_sessions(
-        self, *, by: str, at: float, handle: str | None = None, who: str | None = None
-    ) -> list[DashboardSession]:
-        """End the live session ``handle``, or every live one of ``who`` (one of them must be
-        given), as ``by`` at ``at``; the sessions it ended."""
-        if (handle is None) == (who is None):
-            raise ValueError("give a session's handle or a person's name")
-        ds = dashboard_sessions
-        where = ds.c.handle == handle if handle is not None else ds.c.who == who
-        live = sa.and_(where, ds.c.revoked_at.is_(None), ds.c.expires_at > at)
-
-        def job(connection: sa.Connection) -> list[DashboardSession]:
-            ended = [_session(row) for row in connection.execute(sa.select(ds).where(live))]
-            if ended:
-                connection.execute(
-                    sa.update(ds)
-                    .where(ds.c.handle.in_([s.handle for s in ended]))
-                    .values(revoked_at=at, revoked_by=clean(by, 256))
-                )
-            return [
-                DashboardSession(s.handle, s.who, s.claim, s.signed_in_at, s.expires_at, at, by)
-                for s in ended
-            ]
-
-        return self._write(job, "cannot revoke a sign-in session")
+def revoke_sessions(
+    connection: sa.Connection, *, by: str, at: float, handle: str | None, who: str | None
+) -> list[DashboardSession]:
+    """End the live session ``handle``, or every live one of ``who``, as ``by`` at ``at``; the
+    sessions it ended."""
+    ds = dashboard_sessions
+    where = ds.c.handle == handle if handle is not None else ds.c.who == who
+    live = sa.and_(where, ds.c.revoked_at.is_(None), ds.c.expires_at > at)
+    ended = [_session(row) for row in connection.execute(sa.select(ds).where(live))]
+    if ended:
+        connection.execute(
+            sa.update(ds)
+            .where(ds.c.handle.in_([s.handle for s in ended]))
+            .values(revoked_at=at, revoked_by=clean(by, 256))
+        )
+    return [
+        DashboardSession(s.handle, s.who, s.claim, s.signed_in_at, s.expires_at, at, by)
+        for s in ended
+    ]
