@@ -48,6 +48,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._param import Param, ParamError
 from .workflow._task import LazyResult, RetryPolicy, Task, task
 from .workflow._task_context import TaskContext, current_task
 
@@ -64,6 +65,8 @@ __all__ = [
     "EventHandler",
     "InvalidTargetError",
     "LazyResult",
+    "Param",
+    "ParamError",
     "LogForwarding",
     "ManifestTask",
     "RerunError",

@@ -310,6 +310,7 @@ class Engine:
         self,
         target: Any,
         *,
+        params: Mapping[str, Any] | None = None,
         name: str | None = None,
         rerun_of: str | None = None,
         rerun: RerunMode = "failure",
@@ -333,6 +334,9 @@ class Engine:
         configured (no handler would get the line, so Python's last resort would show
         warnings only), it also prints that line once on stderr, after ``cascade: ``.
 
+        ``params`` gives the target's :class:`Param` values by name (a parameter not given
+        takes its default); :class:`ParamError` names one missing, unknown or of a type it
+        does not take, before anything runs.
         ``name`` names the run (default: the name of the run it reruns, else the target's
         task name; a list's or dict's first item's), on its ``ENGINE_STARTED``, its snapshots
         and its source's summary.
@@ -349,6 +353,7 @@ class Engine:
         return await self._run_target(
             target,
             run_id=uuid.uuid4().hex,
+            params=params,
             name=name,
             origin=None,
             rerun_of=rerun_of,
@@ -364,6 +369,7 @@ class Engine:
         rerun_of: str,
         rerun: RerunMode = "failure",
         from_task: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> list[PlanStep]:
         """What ``run(target, rerun_of=..., rerun=..., from_task=...)`` would do with each task,
         in the graph's order, without running anything (a dry run): ``reuse`` its stored result
@@ -374,6 +380,7 @@ class Engine:
         """
         check_rerun(rerun, from_task)
         graph = build_graph(target)
+        graph.bind(params)
         store = self._store(rerun_of)
         prints = fingerprint_graph(graph, task_keys(graph))
 
@@ -396,6 +403,7 @@ class Engine:
         target: Any,
         *,
         run_id: str,
+        params: Mapping[str, Any] | None = None,
         name: str | None,
         origin: RunOrigin | None,
         rerun_of: str | None,
@@ -411,6 +419,7 @@ class Engine:
         if rerun_of is None and rerun != "failure":
             raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
+        graph.bind(params)
         given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)

@@ -50,12 +50,15 @@ from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
-from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, Task
+from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 from .workflow._task_context import CURRENT, RunContext
 
 __all__ = ["MAX_REQUEST_IDS", "CancelReport", "HeldTasks", "HoldCounts", "HoldPolicy", "Run"]
 
 _log = logging.getLogger("cascade.runtime.engine")
+
+CONDITION_FALSE = "condition false"
+"""A task skipped by its ``run_if``: its ``SKIPPED`` event's error."""
 
 
 @dataclass(frozen=True)
@@ -617,8 +620,17 @@ class Run:
         return self.held.decide(request)
 
     def ready(self, node: Node | Retry) -> None:
-        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead)."""
-        name = node.lazy.name
+        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead);
+        a node whose ``run_if`` condition is false is skipped instead."""
+        lazy = node.lazy
+        if (
+            lazy.condition is not ALWAYS
+            and not isinstance(node, Retry)
+            and not resolve(lazy.condition, self.graph)
+        ):
+            self._condition_false(node)
+            return
+        name = lazy.name
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = Group()
@@ -690,7 +702,7 @@ class Run:
                 decided = item.decided
             else:
                 attempt, started, decided = 1, time.perf_counter(), None
-                if node.deps:
+                if node.deps or node.binds:
                     args = resolve(lazy.args, self.graph)
                     kwargs = resolve(lazy.kwargs, self.graph)
                 else:
@@ -841,6 +853,21 @@ class Run:
         node.done = node.skipped = True
         self.finished += 1
         self._skip_dependents(node, "was skipped")
+
+    def _condition_false(self, node: Node) -> None:
+        """``node``'s ``run_if`` condition is false: it is skipped, and so is what needs it."""
+        node.done = node.skipped = True
+        self.finished += 1
+        lazy = node.lazy
+        self.emit(
+            TaskSkipped(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                error=CONDITION_FALSE,
+            )
+        )
+        self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
 
     def _skip_dependents(self, node: Node, what: str) -> None:
         reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from cascade.interfaces import Connector
@@ -14,14 +14,22 @@ from ._engine import Engine
 __all__ = ["run"]
 
 
-def run(target: Any, connector: Connector | None = None, **engine_kwargs: Any) -> Any:
-    """Run ``target`` in a new event loop: ``Engine(connector, **engine_kwargs).run(target)``.
+def run(
+    target: Any,
+    connector: Connector | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    **engine_kwargs: Any,
+) -> Any:
+    """Run ``target`` in a new event loop:
+    ``Engine(connector, **engine_kwargs).run(target, params=params)``.
 
     Ctrl-C cancels the run (``ENGINE_STOPPED`` is published with status
     ``Failed`` and error ``CancelledError: ...``, the connector is
     disconnected) and raises ``KeyboardInterrupt``.
     """
-    return asyncio.run(_interruptible(Engine(connector, **engine_kwargs).run(target)))
+    engine = Engine(connector, **engine_kwargs)
+    return asyncio.run(_interruptible(engine.run(target, params=params)))
 
 
 async def _interruptible(run: Coroutine[Any, Any, Any]) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from ..workflow._graph import Graph
+from ..workflow._param import Param
 from ..workflow._task import LazyResult
 
 __all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph"]
@@ -82,9 +83,10 @@ def code_hash(fn: Callable[..., Any]) -> str:
     return value
 
 
-def _canonical(value: Any, upstream: Callable[[Any], str] | None) -> Any:
+def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
     """``value`` as a tree of msgpack's types where every container says its type, so that
-    equal values encode alike and different ones differently; raises :class:`NotCanonical`."""
+    equal values encode alike and different ones differently (a :class:`Param` as its bound
+    value, through ``upstream``); raises :class:`NotCanonical`."""
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -103,8 +105,8 @@ def _canonical(value: Any, upstream: Callable[[Any], str] | None) -> Any:
         return [kind.__name__, value.isoformat()]
     if kind is decimal.Decimal or kind is uuid.UUID or isinstance(value, pathlib.PurePath):
         return [kind.__name__, str(value)]
-    if upstream is not None and kind is LazyResult:
-        return ["r", upstream(value)]
+    if upstream is not None and (kind is LazyResult or kind is Param):
+        return upstream(value)
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 
@@ -117,12 +119,16 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
     fingerprints, codes, why_not = prints.fingerprints, prints.codes, prints.why_not
     by_lazy: dict[int, int] = {}  # a node with dependents: its index
 
-    def upstream(lazy: Any) -> str:
+    values = graph.values
+
+    def upstream(lazy: Any) -> Any:
+        if type(lazy) is Param:  # as the value it is bound to: as if given in its place
+            return _canonical(values[lazy.name], upstream)
         index = by_lazy[id(lazy)]
         found = fingerprints[index]
         if found is None:
             raise NotCanonical(f"upstream {keys[index]} is not reusable")
-        return found
+        return ["r", found]
 
     hashes: dict[int, str] = {}  # by task: a graph has few functions and many calls of each
     scalars = _SCALARS
@@ -141,11 +147,11 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
             if not node.deps and all(type(arg) in scalars for arg in args):
                 plain: Any = args
             else:
-                ref = upstream if node.deps else None
+                ref = upstream if node.deps or node.binds else None
                 plain = [_argument(at, arg, ref) for at, arg in enumerate(args, 1)]
             named = (
                 sorted(
-                    (name, _argument(name, arg, None if not node.deps else upstream))
+                    (name, _argument(name, arg, upstream if node.deps or node.binds else None))
                     for name, arg in kwargs.items()
                 )
                 if kwargs
@@ -166,7 +172,7 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
     return prints
 
 
-def _argument(which: int | str, value: Any, upstream: Callable[[Any], str] | None) -> Any:
+def _argument(which: int | str, value: Any, upstream: Callable[[Any], Any] | None) -> Any:
     """One argument's canonical encoding; :class:`NotCanonical` names it."""
     try:
         return _canonical(value, upstream)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -23,16 +22,9 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import MAX_NUMBER
+from ..workflow._param import convert_param
 
-__all__ = ["ParamError", "ParamTypes"]
-
-_SHOWN = 60  # characters of a refused value the refusal shows
-_DETAIL = 300  # characters of msgspec's own account of it
-
-
-class ParamError(TypeError):
-    """A request's param that its annotation refuses; the message names it and the type."""
+__all__ = ["ParamTypes"]
 
 
 class ParamTypes:
@@ -87,20 +79,13 @@ class ParamTypes:
         the function's, as it is: binding says what does not fit); :class:`ParamError`."""
         converted: dict[str, Any] = {}
         for name, value in params.items():
-            _check_numbers(name, value)
             if name in self._named:
                 target, expected = self._types.get(name), self._written.get(name, "")
             elif self._rest is not None:
                 target, expected = self._rest
             else:
-                target = None
-            if target is None:
-                converted[name] = value
-                continue
-            try:
-                converted[name] = msgspec.convert(value, target, strict=True)
-            except msgspec.ValidationError as exc:
-                raise ParamError(_refusal(name, expected, value, str(exc))) from None
+                target, expected = None, ""
+            converted[name] = convert_param(name, value, target, expected)
         return converted
 
 
@@ -184,38 +169,3 @@ def _custom(info: Any, seen: set[int]) -> Any:
         if found is not None:
             return found
     return None
-
-
-def _check_numbers(name: str, value: Any) -> None:
-    """:class:`ParamError` for a number in ``value`` beyond :data:`MAX_NUMBER`."""
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int | float):
-        if not -MAX_NUMBER <= value <= MAX_NUMBER:
-            raise ParamError(
-                f"parameter {name} holds {_shown(value)}: a number in params is within "
-                f"±{MAX_NUMBER:g}"
-            )
-    elif isinstance(value, list):
-        for item in value:
-            _check_numbers(name, item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _check_numbers(name, item)
-
-
-def _refusal(name: str, expected: str, value: Any, detail: str) -> str:
-    """``parameter n must be int, not str ("5")``, with msgspec's account when it says more
-    (where inside the value, which bound)."""
-    said = f"parameter {name} must be {expected}, not {_json_type(value)} ({_shown(value)})"
-    plain = detail.startswith("Expected `") and ", got `" in detail and " - at `" not in detail
-    return said if plain else f"{said}: {detail[:_DETAIL]}"
-
-
-def _json_type(value: Any) -> str:
-    return "None" if value is None else type(value).__name__
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"

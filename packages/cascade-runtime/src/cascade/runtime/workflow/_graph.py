@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
+from ._param import Param, bind_params
 from ._task import LazyResult
 
 __all__ = [
@@ -31,30 +32,44 @@ def _children(value: Any) -> Iterator[Any]:
         yield from value.values()
 
 
-def _dependencies(node: LazyResult[Any]) -> list[LazyResult[Any]]:
-    """The distinct lazy results among ``node``'s arguments, at any depth of nesting."""
+def _scan(node: LazyResult[Any]) -> tuple[list[LazyResult[Any]], list[Param[Any]]]:
+    """The distinct lazy results among ``node``'s arguments and its condition, at any depth of
+    nesting, and the :class:`Param` among them."""
     found: dict[int, LazyResult[Any]] = {}
-    stack: list[Any] = [*node.args, *node.kwargs.values()]
+    params: list[Param[Any]] = []
+    stack: list[Any] = [*node.args, *node.kwargs.values(), node.condition]
     seen: set[int] = set()
     while stack:
         value = stack.pop()
         if isinstance(value, LazyResult):
             found.setdefault(id(value), value)
+        elif isinstance(value, Param):
+            params.append(value)
         elif isinstance(value, (list, tuple, set, frozenset, dict)):
             if id(value) in seen:  # a container that holds itself
                 continue
             seen.add(id(value))
             stack.extend(_children(value))
-    return list(found.values())
+    return list(found.values()), params
+
+
+def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
+    known = params.setdefault(param.name, param)
+    if known is not param and not known.same(param):
+        raise ValueError(
+            f"two parameters named {param.name} differ ({known!r} and {param!r}): one name, "
+            "one parameter"
+        )
 
 
 class Node:
     """A lazy result in a run, with its edges and its state."""
 
-    __slots__ = ("dependents", "deps", "done", "lazy", "result", "skipped", "waiting")
+    __slots__ = ("binds", "dependents", "deps", "done", "lazy", "result", "skipped", "waiting")
 
     def __init__(self, lazy: LazyResult[Any]) -> None:
         self.lazy = lazy
+        self.binds = False  # a Param among its arguments or its condition
         self.skipped = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
         self.deps: list[Node] = []
@@ -64,11 +79,19 @@ class Node:
 
 
 class Graph:
-    """Every node a target needs, in an order where dependencies come first."""
+    """Every node a target needs, in an order where dependencies come first; ``params``: the
+    :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`)."""
 
-    def __init__(self, nodes: list[Node]) -> None:
+    def __init__(self, nodes: list[Node], params: dict[str, Param[Any]] | None = None) -> None:
         self.nodes = nodes
         self.by_lazy = {id(n.lazy): n for n in nodes}
+        self.params = params or {}
+        self.values: dict[str, Any] = {}
+
+    def bind(self, given: Mapping[str, Any] | None) -> None:
+        """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
+        naming a parameter missing, unknown or ill-typed."""
+        self.values = bind_params(self.params, given or {})
 
 
 def _target_roots(target: Any) -> list[LazyResult[Any]]:
@@ -104,7 +127,7 @@ def build_graph(target: Any) -> Graph:
             continue
         stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
         colour[id(root)] = 1
-        stack.append((root, iter(_dependencies(root))))
+        stack.append((root, iter(_scan(root)[0])))
         while stack:
             lazy, deps = stack[-1]
             dep = next(deps, None)
@@ -122,20 +145,28 @@ def build_graph(target: Any) -> Graph:
                 raise CycleError(cycle)
             if state is None:
                 colour[id(dep)] = 1
-                stack.append((dep, iter(_dependencies(dep))))
+                stack.append((dep, iter(_scan(dep)[0])))
+    params: dict[str, Param[Any]] = {}
     for node in order:
-        for dep in _dependencies(node.lazy):
+        upstream, found = _scan(node.lazy)
+        for dep in upstream:
             parent = nodes[id(dep)]
             node.deps.append(parent)
             parent.dependents.append(node)
         node.waiting = len(node.deps)
-    return Graph(order)
+        for param in found:
+            _add_param(params, param)
+        node.binds = bool(found)
+    return Graph(order, params)
 
 
 def resolve(value: Any, graph: Graph) -> Any:
-    """``value`` with every lazy result in it replaced by its node's result."""
+    """``value`` with every lazy result in it replaced by its node's result, and every
+    :class:`Param` by its bound value."""
     if isinstance(value, LazyResult):
         return graph.by_lazy[id(value)].result
+    if isinstance(value, Param):
+        return graph.values[value.name]
     if isinstance(value, list):
         return [resolve(v, graph) for v in value]
     if isinstance(value, tuple):

@@ -14,6 +14,7 @@ from typing_extensions import ParamSpec
 from cascade.interfaces import DEFAULT_DECISIONS
 
 __all__ = [
+    "ALWAYS",
     "DEFAULT_HOLD_TIMEOUT",
     "LazyResult",
     "OnFailure",
@@ -34,6 +35,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _ids = itertools.count(1)
+ALWAYS: Any = True  # a lazy result's condition when run_if was not called
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,7 @@ class LazyResult(Generic[R]):
     the process (``<name>-<n>``); ``name`` is the task's name.
     """
 
-    __slots__ = ("args", "kwargs", "name", "task", "task_id")
+    __slots__ = ("args", "condition", "kwargs", "name", "task", "task_id")
 
     def __init__(self, task: Task[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.task = task
@@ -161,6 +163,15 @@ class LazyResult(Generic[R]):
         self.kwargs = kwargs
         self.name = task.name
         self.task_id = f"{task.name}-{next(_ids)}"
+        self.condition: Any = ALWAYS
+
+    def run_if(self, condition: Any) -> LazyResult[R]:
+        """Run this task only if ``condition`` is true when it would start: a lazy result (it
+        waits for it), a :class:`~cascade.runtime.Param`, or a value. When false, the task is
+        skipped (``condition false``), and so is what needs its result. Returns this lazy
+        result; a second call replaces the condition."""
+        self.condition = condition
+        return self
 
     def __repr__(self) -> str:
         return f"<LazyResult {self.task_id}>"
