@@ -48,6 +48,7 @@ from ..live._streams import (
 )
 from ..live._visible_runs import visible_id
 from ._controls import Controls
+from ._decide import decide_task
 from ._guard import (
     AccessRefused,
     HostCheck,
@@ -60,6 +61,7 @@ from ._guard import (
 from ._gzip_stream import accepts_gzip, gzipped
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._settings import DashboardSettings
+from ._start import list_workflows, start_workflow
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -410,9 +412,17 @@ def create_app(
         Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
-        Route("/api/runs/{run_id}/tasks/{task}/decide", controls.decide_task, methods=["POST"]),
-        Route("/api/workflows", controls.list_workflows, methods=["GET"]),
-        Route("/api/workflows/{name}/start", controls.start_workflow, methods=["POST"]),
+        Route(
+            "/api/runs/{run_id}/tasks/{task}/decide",
+            functools.partial(decide_task, controls),
+            methods=["POST"],
+        ),
+        Route("/api/workflows", functools.partial(list_workflows, controls), methods=["GET"]),
+        Route(
+            "/api/workflows/{name}/start",
+            functools.partial(start_workflow, controls),
+            methods=["POST"],
+        ),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(session_routes(team, sign_in) if team is not None else ()),
