@@ -29,11 +29,10 @@ from ..history._history_api import history_routes
 from ..history._history_source import HistorySource
 from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
 from ..live._fair_share import RETRY_AFTER, claimant
-from ..live._held import Decidable
 from ..live._hub import DashboardHub
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
-from ..live._model import MAX_RUNS_SHOWN
+from ..live._model import MAX_RUNS_SHOWN, Decidable
 from ..live._problems import problems_page
 from ..live._shapes import constraint_dict, engine_dict
 from ..live._streams import (
