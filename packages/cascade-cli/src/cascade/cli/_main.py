@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ._registry import COMMANDS
+from ._registry import COMMANDS, Command
 from .plumbing._context import CliContext
 from .plumbing._debug import install_task_dump
 from .plumbing._group import OneLineErrors
@@ -42,8 +42,9 @@ def _root(
     """Watch and steer running Cascade workflows through an MQTT broker."""
 
 
-def new_app() -> typer.Typer:
-    """The ``cascade`` app with no command yet: its help, options and error handling."""
+def new_app(*commands: Command) -> typer.Typer:
+    """The ``cascade`` app of ``commands``, in their order: its help, options and error
+    handling, and each command (none: the app with no command yet)."""
     app = typer.Typer(
         name="cascade",
         help="Watch and steer running Cascade workflows through an MQTT broker.",
@@ -53,19 +54,16 @@ def new_app() -> typer.Typer:
         cls=OneLineErrors,
     )
     app.callback()(_root)
+    for command in commands:
+        command.add_to(app)
     return app
 
 
 def app_for(args: Sequence[str]) -> typer.Typer:
-    """The app that runs ``cascade ARGS``: of their command alone when they name one."""
+    """The app that runs ``cascade ARGS``: of their command alone when they name one, else of
+    every command (as :mod:`._app`'s)."""
     asked = _BY_NAME.get(args[0]) if args and _COMPLETING not in os.environ else None
-    if asked is None:
-        from ._app import app
-
-        return app
-    app = new_app()
-    asked.add_to(app)
-    return app
+    return new_app(*COMMANDS) if asked is None else new_app(asked)
 
 
 def main() -> None:

@@ -29,11 +29,10 @@ from ..history._history_api import history_routes
 from ..history._history_source import HistorySource
 from ..live._deltas import STREAM_INTERVAL, STREAM_PAGE, Follower
 from ..live._fair_share import RETRY_AFTER, claimant
-from ..live._held import Decidable
 from ..live._hub import DashboardHub
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
-from ..live._model import MAX_RUNS_SHOWN
+from ..live._model import MAX_RUNS_SHOWN, Decidable
 from ..live._problems import problems_page
 from ..live._shapes import constraint_dict, engine_dict
 from ..live._streams import (
@@ -48,6 +47,7 @@ from ..live._streams import (
 )
 from ..live._visible_runs import visible_id
 from ._controls import Controls
+from ._decide import decide_task
 from ._guard import (
     AccessRefused,
     HostCheck,
@@ -60,6 +60,7 @@ from ._guard import (
 from ._gzip_stream import accepts_gzip, gzipped
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._settings import DashboardSettings
+from ._start import list_workflows, start_workflow
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -410,9 +411,17 @@ def create_app(
         Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
-        Route("/api/runs/{run_id}/tasks/{task}/decide", controls.decide_task, methods=["POST"]),
-        Route("/api/workflows", controls.list_workflows, methods=["GET"]),
-        Route("/api/workflows/{name}/start", controls.start_workflow, methods=["POST"]),
+        Route(
+            "/api/runs/{run_id}/tasks/{task}/decide",
+            functools.partial(decide_task, controls),
+            methods=["POST"],
+        ),
+        Route("/api/workflows", functools.partial(list_workflows, controls), methods=["GET"]),
+        Route(
+            "/api/workflows/{name}/start",
+            functools.partial(start_workflow, controls),
+            methods=["POST"],
+        ),
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(session_routes(team, sign_in) if team is not None else ()),

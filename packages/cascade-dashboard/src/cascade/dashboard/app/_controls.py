@@ -2,7 +2,8 @@
 (``/api/runs/{run_id}/cancel``), decisions on held tasks (``_decide``) and starts of served
 workflows (``_start``), for a token's
 holder, or in a team's dashboard for whoever the roles file lets do that control on that
-scope or run (``_team``)."""
+scope or run (``_team``). :class:`Controls` says who asks and whether they may, and audits
+what they did: ``_decide`` and ``_start`` answer their requests with it."""
 
 from __future__ import annotations
 
@@ -21,9 +22,7 @@ from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import cancel_reason, constraint_messages
-from ._decide import decide_task
 from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
-from ._start import list_workflows, start_workflow
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -145,15 +144,6 @@ class Controls:
             return refusal(503, str(exc))
         self.audited(caller, "resume", scope)
         return JSONResponse({"cleared": cleared})
-
-    async def decide_task(self, request: Request) -> Response:
-        return await decide_task(self, request)
-
-    async def list_workflows(self, request: Request) -> Response:
-        return await list_workflows(self, request)
-
-    async def start_workflow(self, request: Request) -> Response:
-        return await start_workflow(self, request)
 
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)

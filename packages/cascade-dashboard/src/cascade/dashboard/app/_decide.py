@@ -13,7 +13,7 @@ refusal is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -25,10 +25,8 @@ from cascade.interfaces import ConnectorError
 from ..auth._decide_scope import may_decide
 from ..live._visible_runs import HistoryUnreadable, find_run
 from ._control_bodies import decision_fields
+from ._controls import Controls
 from ._guard import Refused, read_json, refusal
-
-if TYPE_CHECKING:
-    from ._controls import Controls
 
 __all__ = ["decide_task", "decision_target"]
 

@@ -37,12 +37,11 @@ from cascade.control.access import Role
 from cascade.interfaces import ConnectorError, check_workflow_name
 
 from ..auth._start_scope import may_start
+from ._controls import Controls
 from ._guard import Refused, read_json, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
-
-    from ._controls import Controls
 
 __all__ = ["list_workflows", "start_workflow"]
 

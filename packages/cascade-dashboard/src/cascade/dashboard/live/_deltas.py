@@ -28,9 +28,9 @@ from cascade.interfaces.reader import EngineView, RunView
 
 from ..app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun
-from ._held import Decidable
 from ._hub import DashboardHub
 from ._log_window import LogWindow
+from ._model import Decidable
 from ._shapes import constraint_dict, engine_dict
 from ._visible_runs import seen_live
 

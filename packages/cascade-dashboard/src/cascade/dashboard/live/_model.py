@@ -8,6 +8,13 @@ and when a run was first and last heard of, and the version each run, task, engi
 constraint last changed at (``_versions``: what a page's stream sends is what changed),
 and the fleet as the engines' summaries tell it (``_fleet_index``), read instead of the runs
 in fleet mode.
+
+The "Needs a decision" list is read here too (:class:`HeldIndex`): the live runs' tasks held
+for a decision, the longest held first, bounded (a fleet may hold many: the first
+:data:`MAX_HELD_SHOWN`, and how many there are). Shared by ``/api/state`` and the streams'
+``held`` part. The whole list is read once per version of the model (only the live runs that
+count a held task are looked into), then filtered by what the asker may see and marked with
+what they may decide.
 """
 
 from __future__ import annotations
@@ -28,12 +35,12 @@ from cascade.interfaces.reader import (
     LogFollower,
     ReaderModel,
     RunView,
+    TaskView,
     ended_cleanly,
     silence_line,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
-from ._held import HeldIndex
 from ._log_backfill import seed_run
 from ._problems import PROBLEMS_SHOWN, problems_header
 from ._shapes import constraint_dict, engine_dict, fleet_run_dict, task_detail
@@ -41,9 +48,10 @@ from ._timelines import MAX_SEGMENTS_PER_RUN, Timeline
 from ._versions import EntityVersions, TaskLog
 
 if TYPE_CHECKING:
+    from cascade.control.access import Among
     from cascade.history import LogCount, RecordedLogLine
 
-__all__ = ["DashboardModel"]
+__all__ = ["MAX_HELD_SHOWN", "DashboardModel", "Decidable", "HeldIndex", "held_entry"]
 
 #: Task log lines kept per open run (the last ones), and bytes of their messages.
 LOG_LINES_PER_RUN = 2_000
@@ -52,6 +60,12 @@ LOG_BYTES_PER_RUN = 2 * 1024 * 1024
 MAX_RUNS_SHOWN = 100
 #: Engines listed in a snapshot (the first by source; ``engines_total`` says how many in all).
 MAX_ENGINES_SHOWN = 100
+
+MAX_HELD_SHOWN = 50
+"""The held tasks the list shows at most (``total`` counts them all)."""
+
+Decidable = Callable[[str, str, str], bool]
+"""Whether the asker may decide on a task of (org, project, task name)."""
 
 
 class DashboardModel:
@@ -495,3 +509,73 @@ class DashboardModel:
 
 def _source(engine: EngineView) -> str:
     return engine.source
+
+
+# -- the "Needs a decision" list -----------------------------------------------------------
+
+
+def held_entry(run: RunView, task: TaskView) -> dict[str, Any]:
+    """One held task as the list shows it: its run, its id and name, the failed ``attempt``,
+    its error, since when it is held, the hold's ``deadline`` and ``default``. Its traceback
+    is in the run's detail (its task's ``traceback``)."""
+    hold = task.hold
+    return {
+        "run_id": run.run_id,
+        "org_id": run.org_id,
+        "project_id": run.project_id,
+        "source": run.source,
+        "task_id": task.task_id,
+        "name": task.name,
+        "attempt": hold.attempt if hold is not None else None,
+        "error": task.error,
+        "since": task.since,
+        "deadline": hold.deadline if hold is not None else None,
+        "default": hold.default if hold is not None else None,
+    }
+
+
+class HeldIndex:
+    """The held tasks of a model's live runs, read again once its version moved."""
+
+    def __init__(self, model: DashboardModel) -> None:
+        self.model = model
+        self._version = -1
+        self._held: list[tuple[RunView, TaskView]] = []
+
+    def all(self) -> list[tuple[RunView, TaskView]]:
+        """Every held task of a live run and its run, the longest held first."""
+        model = self.model
+        if model.version != self._version:
+            self._version = model.version
+            held = [
+                (run, task)
+                for run in model.state.runs.values()
+                if not run.finished and run.count("HELD")
+                for task in run.held_tasks()
+            ]
+            held.sort(key=lambda pair: (pair[1].since, pair[0].run_id, pair[1].task_id))
+            self._held = held
+        return self._held
+
+    def listed(
+        self,
+        among: Among | None = None,
+        decidable: Decidable | None = None,
+        limit: int = MAX_HELD_SHOWN,
+    ) -> dict[str, Any]:
+        """``{"tasks": [...], "total": n}``: the first ``limit`` held tasks the asker may see
+        (``among``: ``None``, all), each with ``decide``: whether they may decide on it
+        (``decidable``; ``None``: nobody may)."""
+        seen = [
+            (run, task)
+            for run, task in self.all()
+            if among is None or (run.org_id, None) in among or (run.org_id, run.project_id) in among
+        ]
+        tasks = []
+        for run, task in seen[:limit]:
+            entry = held_entry(run, task)
+            entry["decide"] = decidable is not None and decidable(
+                run.org_id, run.project_id, task.name
+            )
+            tasks.append(entry)
+        return {"tasks": tasks, "total": len(seen)}
