@@ -27,12 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 Circle = tuple[str, ...]
 """The modules of a circle in import order, from the first by name (``a -> b -> a``: (a, b))."""
 
-KNOWN_CIRCLES: frozenset[Circle] = frozenset(
-    {
-        # removed by the runtime regrouping (issue 61)
-        ("cascade.runtime._held", "cascade.runtime._scheduler"),
-    }
-)
+KNOWN_CIRCLES: frozenset[Circle] = frozenset()
 """Circles known and being removed: each must still be there (else take it off the list)."""
 
 Graph = dict[str, dict[str, int]]
