@@ -12,8 +12,10 @@ from cascade.runtime import (
     Event,
     Param,
     ParamError,
+    Router,
     RunStarted,
     TaskCompleted,
+    TaskFailedError,
     TaskSkipped,
     task,
 )
@@ -174,3 +176,97 @@ async def test_a_changed_param_reruns_exactly_the_tasks_it_reaches() -> None:
     assert {s.task_name: s.action for s in steps} == {"get_db_url": "run", "deploy": "reuse"}
     steps = await engine.plan(target, rerun_of=first)
     assert {s.task_name: s.action for s in steps} == {"get_db_url": "reuse", "deploy": "reuse"}
+
+
+class Sources:
+    """from_db, from_api (fed by fetch) and process, counting their calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+        @task(name="from_db")
+        def from_db() -> str:
+            self.calls.append("from_db")
+            return "Data from DB"
+
+        @task(name="fetch")
+        async def fetch() -> str:
+            self.calls.append("fetch")
+            return "API"
+
+        @task(name="from_api")
+        async def from_api(raw: str) -> str:
+            self.calls.append("from_api")
+            return f"Data from {raw}"
+
+        @task(name="process_data")
+        def process_data(data: str) -> str:
+            self.calls.append("process_data")
+            return f"Final data: {data}"
+
+        self.from_db, self.fetch, self.from_api, self.process_data = (
+            from_db,
+            fetch,
+            from_api,
+            process_data,
+        )
+
+
+async def test_a_router_runs_only_the_branch_its_selector_chooses() -> None:
+    """The other branch, what only it needs included, ends SKIPPED ``not routed`` without
+    running; the task that takes the router gets the chosen branch's result."""
+    sources = Sources()
+    source: Param[str] = Param("data_source", default="db")
+    data: Router[str] = Router(
+        selector=source, routes={"db": sources.from_db(), "api": sources.from_api(sources.fetch())}
+    )
+    result = sources.process_data(data=data)
+    engine = Engine()
+    events = _recorded(engine)
+    assert await engine.run(result) == "Final data: Data from DB"
+    assert sources.calls == ["from_db", "process_data"]
+    skipped = sorted((e.task_name, e.error) for e in events if isinstance(e, TaskSkipped))
+    assert skipped == [("fetch", "not routed"), ("from_api", "not routed")]
+    sources.calls.clear()
+    assert await engine.run(result, params={"data_source": "api"}) == "Final data: Data from API"
+    assert sources.calls == ["fetch", "from_api", "process_data"]
+    with pytest.raises(ParamError, match=r"parameter data_source must be one of 'db', 'api'"):
+        await engine.run(result, params={"data_source": "ftp"})
+
+
+async def test_a_router_chooses_by_a_task_result_and_a_shared_task_runs_anyway() -> None:
+    """A lazy selector: the branches wait for it. A task another part of the graph needs too
+    runs whichever route is chosen."""
+    sources = Sources()
+
+    @task
+    async def pick(which: str) -> str:
+        return which
+
+    shared = sources.fetch()
+    data: Router[str] = Router(
+        pick("db"), {"db": sources.from_db(), "api": sources.from_api(shared)}
+    )
+    assert await Engine().run([sources.process_data(data), shared]) == [
+        "Final data: Data from DB",
+        "API",
+    ]
+    assert sorted(sources.calls) == ["fetch", "from_db", "process_data"]
+
+
+async def test_a_lazy_selector_with_no_route_fails_the_task_that_takes_the_router() -> None:
+    sources = Sources()
+
+    @task
+    async def pick() -> str:
+        return "ftp"
+
+    engine = Engine()
+    events = _recorded(engine)
+    data: Router[str] = Router(pick(), {"db": sources.from_db(), "api": sources.from_db()})
+    with pytest.raises(
+        TaskFailedError, match=r"RouteMissing: no route 'ftp' \(the routes: 'db', 'api'\)"
+    ):
+        await engine.run(sources.process_data(data))
+    assert sources.calls == []
+    assert sorted(e.error for e in events if isinstance(e, TaskSkipped)) == ["not routed"] * 2

@@ -49,6 +49,7 @@ from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._param import Param, ParamError
+from .workflow._router import RouteMissing, Router
 from .workflow._task import LazyResult, RetryPolicy, Task, task
 from .workflow._task_context import TaskContext, current_task
 
@@ -67,6 +68,8 @@ __all__ = [
     "LazyResult",
     "Param",
     "ParamError",
+    "RouteMissing",
+    "Router",
     "LogForwarding",
     "ManifestTask",
     "RerunError",

@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cascade.interfaces import (
     MAX_LISTED_TASKS,
@@ -50,6 +50,7 @@ from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
+from .workflow._router import NOT_ROUTED, RouteMissing
 from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 from .workflow._task_context import CURRENT, RunContext
 
@@ -83,6 +84,7 @@ class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
     __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
+    guarded = False  # its condition and routes were looked at before its first attempt
 
     def __init__(
         self,
@@ -620,17 +622,11 @@ class Run:
         return self.held.decide(request)
 
     def ready(self, node: Node | Retry) -> None:
-        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead);
-        a node whose ``run_if`` condition is false is skipped instead."""
-        lazy = node.lazy
-        if (
-            lazy.condition is not ALWAYS
-            and not isinstance(node, Retry)
-            and not resolve(lazy.condition, self.graph)
-        ):
-            self._condition_false(node)
+        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead),
+        unless its condition, its routes or its routers end it first (:meth:`_stops`)."""
+        if node.guarded and self._stops(cast(Node, node)):  # a Retry is never guarded
             return
-        name = lazy.name
+        name = node.lazy.name
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = Group()
@@ -836,6 +832,10 @@ class Run:
         """``node`` has its result: its dependents waiting on nothing else may start."""
         node.done = True
         self.finished += 1
+        self._release(node)
+
+    def _release(self, node: Node) -> None:
+        """``node`` has ended: its dependents waiting on nothing else may start."""
         for dependent in node.dependents:
             dependent.waiting -= 1
             if dependent.waiting == 0 and not dependent.skipped and not dependent.done:
@@ -854,20 +854,45 @@ class Run:
         self.finished += 1
         self._skip_dependents(node, "was skipped")
 
-    def _condition_false(self, node: Node) -> None:
-        """``node``'s ``run_if`` condition is false: it is skipped, and so is what needs it."""
+    def _stops(self, node: Node) -> bool:
+        """Whether ``node`` ends before it starts: a route its router did not choose (it is not
+        routed: what waits on it goes on), its condition false (it is skipped, and so is what
+        needs it), or a router it takes with no route for its selector (it fails)."""
+        graph = self.graph
+        lazy = node.lazy
+        for selector, key in node.routes:
+            if resolve(selector, graph) != key:
+                self._end_skipped(node, NOT_ROUTED)
+                self._release(node)
+                return True
+        if lazy.condition is not ALWAYS and not resolve(lazy.condition, graph):
+            self._end_skipped(node, CONDITION_FALSE)
+            self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
+            return True
+        for router in node.routers:
+            try:
+                router.route(resolve(router.selector, graph))
+            except RouteMissing as exc:
+                self.emit(
+                    TaskFailed(
+                        run_id=self.run_id,
+                        task_id=lazy.task_id,
+                        task_name=lazy.name,
+                        error=describe(exc),
+                        exception=exc,
+                    )
+                )
+                self.failed(node, exc)
+                return True
+        return False
+
+    def _end_skipped(self, node: Node, why: str) -> None:
         node.done = node.skipped = True
         self.finished += 1
         lazy = node.lazy
         self.emit(
-            TaskSkipped(
-                run_id=self.run_id,
-                task_id=lazy.task_id,
-                task_name=lazy.name,
-                error=CONDITION_FALSE,
-            )
+            TaskSkipped(run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why)
         )
-        self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
 
     def _skip_dependents(self, node: Node, what: str) -> None:
         reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"

@@ -6,8 +6,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
-from ._param import Param, bind_params
-from ._task import LazyResult
+from ._param import Param, ParamError, bind_params
+from ._router import Router
+from ._task import ALWAYS, LazyResult
 
 __all__ = [
     "NAME_LIMIT",
@@ -32,25 +33,44 @@ def _children(value: Any) -> Iterator[Any]:
         yield from value.values()
 
 
-def _scan(node: LazyResult[Any]) -> tuple[list[LazyResult[Any]], list[Param[Any]]]:
-    """The distinct lazy results among ``node``'s arguments and its condition, at any depth of
-    nesting, and the :class:`Param` among them."""
-    found: dict[int, LazyResult[Any]] = {}
-    params: list[Param[Any]] = []
-    stack: list[Any] = [*node.args, *node.kwargs.values(), node.condition]
+class _Found:
+    """What one lazy result's arguments and condition hold, at any depth of nesting."""
+
+    __slots__ = ("direct", "lazies", "params", "routers")
+
+    def __init__(self) -> None:
+        self.lazies: dict[int, LazyResult[Any]] = {}  # every lazy result: its dependencies
+        self.direct: set[int] = set()  # those it takes other than as a router's route
+        self.params: list[Param[Any]] = []
+        self.routers: list[Router[Any]] = []
+
+
+def _scan(node: LazyResult[Any]) -> _Found:
+    """The distinct lazy results among ``node``'s arguments and its condition (a router's
+    selector and routes among them), the :class:`Param` and the :class:`Router` among them."""
+    found = _Found()
+    stack: list[tuple[Any, bool]] = [
+        *((value, True) for value in (*node.args, *node.kwargs.values(), node.condition))
+    ]
     seen: set[int] = set()
     while stack:
-        value = stack.pop()
+        value, direct = stack.pop()
         if isinstance(value, LazyResult):
-            found.setdefault(id(value), value)
+            found.lazies.setdefault(id(value), value)
+            if direct:
+                found.direct.add(id(value))
         elif isinstance(value, Param):
-            params.append(value)
+            found.params.append(value)
+        elif isinstance(value, Router):
+            found.routers.append(value)
+            stack.append((value.selector, direct))
+            stack.extend((route, False) for route in value.routes.values())
         elif isinstance(value, (list, tuple, set, frozenset, dict)):
             if id(value) in seen:  # a container that holds itself
                 continue
             seen.add(id(value))
-            stack.extend(_children(value))
-    return list(found.values()), params
+            stack.extend((child, direct) for child in _children(value))
+    return found
 
 
 def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
@@ -65,11 +85,27 @@ def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
 class Node:
     """A lazy result in a run, with its edges and its state."""
 
-    __slots__ = ("binds", "dependents", "deps", "done", "lazy", "result", "skipped", "waiting")
+    __slots__ = (
+        "binds",
+        "dependents",
+        "deps",
+        "done",
+        "guarded",
+        "lazy",
+        "result",
+        "routers",
+        "routes",
+        "skipped",
+        "waiting",
+    )
 
     def __init__(self, lazy: LazyResult[Any]) -> None:
         self.lazy = lazy
         self.binds = False  # a Param among its arguments or its condition
+        self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
+        # (selector, key) of each route it serves alone: it runs only where the key is chosen
+        self.routes: tuple[tuple[Any, Any], ...] = ()
+        self.guarded = False  # a condition, routers or routes: looked at before it starts
         self.skipped = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
         self.deps: list[Node] = []
@@ -90,8 +126,18 @@ class Graph:
 
     def bind(self, given: Mapping[str, Any] | None) -> None:
         """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
-        naming a parameter missing, unknown or ill-typed."""
-        self.values = bind_params(self.params, given or {})
+        naming a parameter missing, unknown or ill-typed, or a router's selector parameter
+        bound to no route's key."""
+        self.values = values = bind_params(self.params, given or {})
+        for node in self.nodes:
+            for router in node.routers:
+                selector = router.selector
+                if isinstance(selector, Param) and values[selector.name] not in router.routes:
+                    keys = ", ".join(repr(k) for k in router.routes)
+                    raise ParamError(
+                        f"parameter {selector.name} must be one of {keys} (a router's routes), "
+                        f"not {values[selector.name]!r}"
+                    )
 
 
 def _target_roots(target: Any) -> list[LazyResult[Any]]:
@@ -127,7 +173,7 @@ def build_graph(target: Any) -> Graph:
             continue
         stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
         colour[id(root)] = 1
-        stack.append((root, iter(_scan(root)[0])))
+        stack.append((root, iter(_scan(root).lazies.values())))
         while stack:
             lazy, deps = stack[-1]
             dep = next(deps, None)
@@ -145,19 +191,73 @@ def build_graph(target: Any) -> Graph:
                 raise CycleError(cycle)
             if state is None:
                 colour[id(dep)] = 1
-                stack.append((dep, iter(_scan(dep)[0])))
+                stack.append((dep, iter(_scan(dep).lazies.values())))
     params: dict[str, Param[Any]] = {}
+    direct: dict[int, set[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
-        upstream, found = _scan(node.lazy)
-        for dep in upstream:
+        found = _scan(node.lazy)
+        for dep in found.lazies.values():
             parent = nodes[id(dep)]
             node.deps.append(parent)
             parent.dependents.append(node)
-        node.waiting = len(node.deps)
-        for param in found:
+        for param in found.params:
             _add_param(params, param)
-        node.binds = bool(found)
+        node.binds = bool(found.params)
+        if found.routers:
+            node.routers = tuple(found.routers)
+            direct[id(node)] = found.direct
+    if direct:
+        _route(order, nodes, direct, {id(root) for root in roots})
+    for node in order:
+        node.waiting = len(node.deps)
+        node.guarded = bool(node.routers or node.routes) or node.lazy.condition is not ALWAYS
     return Graph(order, params)
+
+
+def _route(
+    order: list[Node], nodes: dict[int, Node], direct: dict[int, set[int]], roots: set[int]
+) -> None:
+    """Give each task that only one route of a router needs that route's (selector, key), and
+    make it wait for a lazy selector: it runs only where its key is chosen.
+
+    A task is the route's alone when the router's task takes it only as that route, or when
+    every task that needs it is the route's alone; a task of the run's target is never."""
+    position = {id(node): index for index, node in enumerate(order)}
+    for consumer in order:
+        if not consumer.routers:
+            continue
+        taken = direct[id(consumer)]
+        as_route: dict[int, int] = {}  # how many routes take each lazy result
+        for router in consumer.routers:
+            for branch in router.routes.values():
+                if isinstance(branch, LazyResult):
+                    as_route[id(branch)] = as_route.get(id(branch), 0) + 1
+        for router in consumer.routers:
+            selector = router.selector
+            waits = nodes.get(id(selector)) if isinstance(selector, LazyResult) else None
+            for key, branch in router.routes.items():
+                if not isinstance(branch, LazyResult) or as_route[id(branch)] > 1:
+                    continue
+                head = nodes[id(branch)]
+                if id(branch) in taken or id(branch) in roots:
+                    continue
+                if any(d is not consumer for d in head.dependents):
+                    continue
+                alone = {id(head): head}
+                stack, ancestors = list(head.deps), {}
+                while stack:
+                    node = stack.pop()
+                    if id(node) not in ancestors:
+                        ancestors[id(node)] = node
+                        stack.extend(node.deps)
+                for node in sorted(ancestors.values(), key=lambda n: -position[id(n)]):
+                    if id(node.lazy) not in roots and all(id(d) in alone for d in node.dependents):
+                        alone[id(node)] = node
+                for node in alone.values():
+                    node.routes = (*node.routes, (selector, key))
+                    if waits is not None and waits not in node.deps:
+                        node.deps.append(waits)
+                        waits.dependents.append(node)
 
 
 def resolve(value: Any, graph: Graph) -> Any:
@@ -167,6 +267,8 @@ def resolve(value: Any, graph: Graph) -> Any:
         return graph.by_lazy[id(value)].result
     if isinstance(value, Param):
         return graph.values[value.name]
+    if isinstance(value, Router):
+        return resolve(value.route(resolve(value.selector, graph)), graph)
     if isinstance(value, list):
         return [resolve(v, graph) for v in value]
     if isinstance(value, tuple):
