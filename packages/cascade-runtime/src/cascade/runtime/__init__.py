@@ -50,6 +50,7 @@ from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._param import Param, ParamError
 from .workflow._router import RouteMissing, Router
+from .workflow._shell import ShellError, shell
 from .workflow._task import LazyResult, RetryPolicy, Task, task
 from .workflow._task_context import TaskContext, current_task
 
@@ -70,6 +71,8 @@ __all__ = [
     "ParamError",
     "RouteMissing",
     "Router",
+    "ShellError",
+    "shell",
     "LogForwarding",
     "ManifestTask",
     "RerunError",

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -60,6 +60,19 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 CONDITION_FALSE = "condition false"
 """A task skipped by its ``run_if``: its ``SKIPPED`` event's error."""
+
+
+async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
+    """``attempt``'s result, or ``TimeoutError`` saying so once it took ``seconds``: it is
+    cancelled then (a thread's work runs on, its result discarded)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        return await asyncio.wait_for(attempt, seconds)
+    except asyncio.TimeoutError:
+        if loop.time() - started < seconds:  # the task's own TimeoutError, raised in time
+            raise
+        raise TimeoutError(f"the attempt took more than {seconds:g} s (its timeout)") from None
 
 
 @dataclass(frozen=True)
@@ -489,6 +502,7 @@ class Run:
         self.executor: ThreadPoolExecutor | None = None
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
+        self.threads_left = False  # a thread past its timeout runs on, its result discarded
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> None:
@@ -526,7 +540,9 @@ class Run:
             await self._stop_tasks(stop)
             self.held.close()
             if self.executor is not None:
-                self.executor.shutdown(wait=stop is None, cancel_futures=True)
+                self.executor.shutdown(
+                    wait=stop is None and not self.threads_left, cancel_futures=True
+                )
         if self.failures:
             node, exc = self.failures[0]
             raise TaskFailedError(
@@ -725,17 +741,27 @@ class Run:
             try:
                 if spec.is_async:
                     if span is None:
-                        result = await spec.fn(*args, **kwargs)
+                        running = spec.fn(*args, **kwargs)
                     else:
-                        result = await span.run_async(spec.fn, args, kwargs)
+                        running = span.run_async(spec.fn, args, kwargs)
                 else:
                     call: Callable[[], Any] = functools.partial(spec.fn, *args, **kwargs)
                     if span is not None:
                         call = span.bind(call)
                     # in a copy of this task's context: its current_task(), its log scope
-                    result = await self.loop.run_in_executor(
+                    running = self.loop.run_in_executor(
                         self._executor(), functools.partial(contextvars.copy_context().run, call)
                     )
+                if spec.timeout is None:
+                    result = await running
+                elif spec.is_async:
+                    result = await _within(running, spec.timeout)
+                else:
+                    try:
+                        result = await _within(running, spec.timeout)
+                    except TimeoutError:
+                        self.threads_left = True  # the run's end does not wait for them
+                        raise
             except asyncio.CancelledError as exc:
                 if self.stopping:
                     outcome, error = "CANCELLED", exc

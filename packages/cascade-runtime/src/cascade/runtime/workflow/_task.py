@@ -90,6 +90,16 @@ def check_hold_options(
         )
 
 
+def check_timeout(timeout: object) -> None:
+    """``ValueError`` unless ``timeout`` is ``None`` or finite seconds above 0."""
+    if timeout is not None and not (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and 0 < timeout < math.inf
+    ):
+        raise ValueError(f"timeout must be finite seconds above 0, not {timeout!r}")
+
+
 class Task(Generic[P, R]):
     """A function made into a task by :func:`task`.
 
@@ -108,14 +118,17 @@ class Task(Generic[P, R]):
         on_failure: OnFailure | None = None,
         hold_timeout: float | None = None,
         hold_default: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
+        check_timeout(timeout)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or repr(fn)
         self.retry = retry or RetryPolicy()
         self.on_failure = on_failure
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
         self.hold_default = hold_default
+        self.timeout = None if timeout is None else float(timeout)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
 
@@ -128,15 +141,26 @@ class Task(Generic[P, R]):
     ) -> Task[P, R]:
         """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`);
         its other options kept."""
-        policy = RetryPolicy(max_attempts, delay, backoff, max_delay)
-        return Task(
-            self.fn,
-            name=self.name,
-            retry=policy,
-            on_failure=self.on_failure,
-            hold_timeout=self.hold_timeout,
-            hold_default=self.hold_default,
-        )
+        return self._copy(retry=RetryPolicy(max_attempts, delay, backoff, max_delay))
+
+    def with_timeout(self, seconds: float) -> Task[P, R]:
+        """A copy of this task whose attempts may take at most ``seconds`` each: one past it is
+        cancelled (a plain function's thread runs on, its result discarded) and fails with
+        ``TimeoutError``, then is retried or held as the task's options say; its other options
+        kept."""
+        return self._copy(timeout=seconds)
+
+    def _copy(self, **changed: Any) -> Task[P, R]:
+        options: dict[str, Any] = {
+            "name": self.name,
+            "retry": self.retry,
+            "on_failure": self.on_failure,
+            "hold_timeout": self.hold_timeout,
+            "hold_default": self.hold_default,
+            "timeout": self.timeout,
+        }
+        options.update(changed)
+        return Task(self.fn, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> LazyResult[R]:
         """A lazy result of this task on these arguments (lazy results among them allowed)."""
@@ -193,6 +217,7 @@ def task(
     on_failure: OnFailure | None = None,
     hold_timeout: float | None = None,
     hold_default: str | None = None,
+    timeout: float | None = None,
 ) -> _Decorator: ...
 
 
@@ -205,6 +230,7 @@ def task(
     on_failure: OnFailure | None = None,
     hold_timeout: float | None = None,
     hold_default: str | None = None,
+    timeout: float | None = None,
 ) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
@@ -216,10 +242,12 @@ def task(
     ``"fail"`` (it fails, its dependents are skipped) or ``"hold"`` (it is held for a
     decision, :meth:`Engine.decide <cascade.runtime.Engine.decide>`, its dependents
     waiting, the run live); ``hold_timeout``: seconds a hold waits before ``hold_default``
-    (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. A bad value
-    raises ``ValueError`` naming the parameter.
+    (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. ``timeout``:
+    seconds an attempt may take (see :meth:`Task.with_timeout`; ``None``: no limit). A bad
+    value raises ``ValueError`` naming the parameter.
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
+    check_timeout(timeout)
     if fn is not None:
         return Task(
             fn,
@@ -228,8 +256,9 @@ def task(
             on_failure=on_failure,
             hold_timeout=hold_timeout,
             hold_default=hold_default,
+            timeout=timeout,
         )
-    return _Decorator(name, retry, on_failure, hold_timeout, hold_default)
+    return _Decorator(name, retry, on_failure, hold_timeout, hold_default, timeout)
 
 
 class _Decorator:
@@ -242,12 +271,14 @@ class _Decorator:
         on_failure: OnFailure | None,
         hold_timeout: float | None,
         hold_default: str | None,
+        timeout: float | None,
     ) -> None:
         self.name = name
         self.retry = retry
         self.on_failure = on_failure
         self.hold_timeout = hold_timeout
         self.hold_default = hold_default
+        self.timeout = timeout
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -263,4 +294,5 @@ class _Decorator:
             on_failure=self.on_failure,
             hold_timeout=self.hold_timeout,
             hold_default=self.hold_default,
+            timeout=self.timeout,
         )

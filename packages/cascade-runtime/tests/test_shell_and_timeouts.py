@@ -1,0 +1,123 @@
+"""shell: a command as a task; with_timeout / @task(timeout=...): an attempt that takes too long."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cascade.runtime import (
+    Engine,
+    Event,
+    ShellError,
+    TaskFailed,
+    TaskFailedError,
+    TaskRetrying,
+    shell,
+    task,
+)
+
+
+def _recorded(engine: Engine) -> list[Event]:
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    return events
+
+
+async def test_a_commands_stdout_is_the_result_and_its_lines_are_the_tasks_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @task
+    def create_build_artifact(version: str) -> str:
+        return f"artifact-{version}.zip"
+
+    caplog.set_level(logging.INFO, logger="cascade.runtime.shell")
+    version = shell("echo warming up >&2; printf '1.2\\n3\\n'")
+    assert await Engine().run(create_build_artifact(version=version)) == "artifact-1.2\n3.zip"
+    logged = sorted((r.levelname, r.getMessage()) for r in caplog.records)
+    assert logged == [("INFO", "1.2"), ("INFO", "3"), ("WARNING", "warming up")]
+
+
+async def test_a_command_that_exits_non_zero_fails_with_the_tail_of_its_stderr() -> None:
+    engine = Engine()
+    failing = shell("echo partial; echo 'no such table' >&2; exit 3")
+    with pytest.raises(TaskFailedError) as raised:
+        await engine.run(failing)
+    error = raised.value.exception
+    assert isinstance(error, ShellError)
+    assert (error.returncode, error.stderr) == (3, "no such table")
+    assert str(error) == (
+        "command \"echo partial; echo 'no such table' >&2; exit 3\" exited with 3: no such table"
+    )
+    assert await engine.run(shell("echo partial; exit 3", check=False)) == "partial"
+
+
+async def test_a_shell_task_past_its_timeout_kills_its_command(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    slow = shell.with_timeout(0.5)(f"echo $$ > {pid_file}; exec sleep 30")
+    began = time.monotonic()
+    with pytest.raises(TaskFailedError, match=r"TimeoutError: the attempt took more than 0\.5 s"):
+        await Engine().run(slow)
+    assert time.monotonic() - began < 10
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: gone
+
+
+async def test_an_attempt_past_its_timeout_fails_and_is_retried_as_the_task_says() -> None:
+    attempts: list[int] = []
+
+    @task(timeout=0.05)
+    async def hangs() -> None:
+        attempts.append(1)
+        await asyncio.sleep(30)
+
+    engine = Engine()
+    events = _recorded(engine)
+    with pytest.raises(
+        TaskFailedError, match=r"the attempt took more than 0\.05 s \(its timeout\)"
+    ):
+        await engine.run(hangs.with_retry(2)())
+    assert len(attempts) == 2
+    assert [type(e).__name__ for e in events if isinstance(e, TaskRetrying | TaskFailed)] == [
+        "TaskRetrying",
+        "TaskFailed",
+    ]
+
+
+async def test_a_plain_function_past_its_timeout_fails_while_its_thread_runs_on() -> None:
+    release = threading.Event()
+    finished = threading.Event()
+
+    def blocks() -> str:
+        release.wait(30)
+        finished.set()
+        return "late"
+
+    try:
+        with pytest.raises(TaskFailedError, match="TimeoutError: the attempt took more than"):
+            await Engine().run(task(blocks).with_timeout(0.05)())
+        assert not finished.is_set()
+    finally:
+        release.set()
+    assert await asyncio.to_thread(finished.wait, 30)
+
+
+async def test_a_tasks_own_timeout_error_is_its_failure_not_a_timeout() -> None:
+    @task(timeout=30)
+    async def gives_up() -> None:
+        raise TimeoutError("the API did not answer")
+
+    with pytest.raises(TaskFailedError, match="TimeoutError: the API did not answer"):
+        await Engine().run(gives_up())
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), True, "5"])
+def test_a_timeout_is_finite_seconds_above_zero(bad: object) -> None:
+    with pytest.raises(ValueError, match="timeout must be finite seconds above 0"):
+        task(timeout=bad)  # type: ignore[call-overload]
