@@ -28,6 +28,7 @@ from cascade.testkit import (
     MosquittoBroker,
     RabbitMQBroker,
     mosquitto_path,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
@@ -244,7 +245,7 @@ async def test_an_operator_steers_and_reads_only_her_own_on_mosquitto(tmp_path: 
         broker.close()
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_an_operator_steers_and_reads_only_her_own_on_rabbitmq(tmp_path: Path) -> None:
     if rabbitmq_server_path() is None:
         pytest.skip(NO_RABBITMQ)

@@ -45,6 +45,7 @@ from cascade.testkit import (
     RabbitMQBroker,
     ServingEngine,
     mosquitto_path,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
@@ -446,7 +447,7 @@ async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_pa
         broker.close()
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_the_generated_rabbitmq_definitions_refuse_what_a_role_may_not_do(
     tmp_path: Path,
 ) -> None:
@@ -475,7 +476,7 @@ def _rabbitmq_definitions(tmp_path: Path) -> dict[str, Any]:
     return definitions
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 @pytest.mark.timeout(300)  # each denied subscription closes a connection: the CLI reconnects
 async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
     tmp_path: Path,

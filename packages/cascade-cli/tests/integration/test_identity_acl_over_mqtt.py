@@ -41,6 +41,7 @@ from cascade.testkit import (
     MosquittoBroker,
     RabbitMQBroker,
     mosquitto_path,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
@@ -256,7 +257,7 @@ async def test_mosquittos_acl_refuses_every_forgery(
         acl_mosquitto.close()
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_rabbitmqs_topic_permissions_refuse_every_forgery(scope_name: str) -> None:
     """docs/acl/rabbitmq-topic-permissions.json, as written, on a real RabbitMQ node."""
     if rabbitmq_server_path() is None:

@@ -21,6 +21,7 @@ from cascade.testkit import (
     MosquittoBroker,
     RabbitMQBroker,
     mosquitto_path,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
@@ -163,7 +164,7 @@ RABBITMQ_DEFINITIONS = {
 }  # fmt: skip
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 def test_rabbitmq_permissions_decide_who_may_write_constraints() -> None:
     """RabbitMQ (MQTT 3.1.1 only) closes the connection on a publish its permissions deny:
     mallory's pause is given up after its tries and exits 1 saying so, nothing is set; the

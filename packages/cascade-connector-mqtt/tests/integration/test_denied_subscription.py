@@ -16,9 +16,9 @@ from cascade.interfaces.connector_kit import bounded
 from cascade.testkit import (
     NO_RABBITMQ,
     RabbitMQBroker,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
-    skip_on_family,
 )
 
 MAX_LOSSES = 3
@@ -55,7 +55,7 @@ def _definitions(prefix: str) -> dict[str, object]:
     }
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_a_denied_filter_is_given_up_and_the_other_subscriptions_work(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:

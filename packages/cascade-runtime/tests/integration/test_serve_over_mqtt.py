@@ -35,6 +35,7 @@ from cascade.testkit import (
     OwnBroker,
     RabbitMQBroker,
     broker_family,
+    only_on_family,
     rabbitmq_server_path,
     rabbitmq_user,
     skip_on_family,
@@ -373,7 +374,7 @@ async def test_one_rerun_request_sent_to_two_servers_sharing_a_store_starts_one_
     assert sum(e.stats.starts_taken for e in engines) == 2
 
 
-@skip_on_family("mosquitto", "starts a RabbitMQ node of its own: the rabbitmq session runs it")
+@only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")
 async def test_on_rabbitmq_with_topic_permissions_serving_keeps_its_connection(
     prefix: str,
 ) -> None:

@@ -16,7 +16,8 @@ broker family ``CASCADE_TEST_BROKER`` picks (``mosquitto``, the default,
 ``rabbitmq``: a private RabbitMQ node, :class:`RabbitMQBroker`, or ``nats``:
 a three-node NATS JetStream cluster speaking MQTT, :class:`NatsCluster`,
 and one :class:`NatsNode` per test that stops or hangs its broker), with
-``skip_on_family``/``xfail_on_family`` marks for what a family lacks.
+``skip_on_family``/``xfail_on_family`` marks for what a family lacks, ``only_on_family`` for a
+test one family's session runs alone.
 ``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
@@ -54,6 +55,7 @@ from ._families import (
     family_mqtt_broker,
     family_mqtt_tls_broker,
     family_own_broker,
+    only_on_family,
     skip_on_family,
     xfail_on_family,
 )
@@ -153,6 +155,7 @@ __all__ = [
     "rabbitmq_server_path",
     "rabbitmq_user",
     "sigint_default",
+    "only_on_family",
     "skip_on_family",
     "xfail_on_family",
 ]

@@ -117,6 +117,15 @@ def skip_on_family(family: str, reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(broker_family() == family, reason=f"{family}: {reason}")
 
 
+def only_on_family(family: str, reason: str) -> pytest.MarkDecorator:
+    """Run the test only when the tests run on ``family`` (one session of that family runs it,
+    not every other family's too): ``reason`` says why."""
+    current = broker_family()
+    return pytest.mark.skipif(
+        current != family, reason=f"{current}: only the {family} session runs it: {reason}"
+    )
+
+
 def xfail_on_family(
     family: str, reason: str, *, raises: type[BaseException] | None = None
 ) -> pytest.MarkDecorator:

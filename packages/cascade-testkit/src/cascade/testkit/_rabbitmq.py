@@ -24,6 +24,8 @@ from ._managed import ManagedProcess
 from ._mqtt_probe import mqtt_accepts
 from ._ports import free_port
 
+_BOOTED = "Server startup complete"  # what RabbitMQ 3.x logs once its boot steps are done
+
 __all__ = ["NO_RABBITMQ", "RabbitMQBroker", "rabbitmq_server_path", "rabbitmq_user"]
 
 NO_RABBITMQ = "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
@@ -208,10 +210,17 @@ class RabbitMQBroker(ManagedProcess):
         return "\n".join(p.read_text(errors="replace") for p in parts if p.exists())
 
     def start(self) -> None:
-        """Start the node and wait until its MQTT listener accepts a CONNECT."""
+        """Start the node and wait until it has booted (its definitions imported) and its MQTT
+        listener accepts a CONNECT.
+
+        The listener starts before the definitions are applied (RabbitMQ 3.10 imports users and
+        permissions concurrently after it): a login the definitions add was refused "not
+        authorised" when tried as soon as the listener took the probe's.
+        """
         if self.running:
             return
         started = time.monotonic()
+        boots = self._boots()  # a restarted node's log has its earlier boots
         account = self._account
         with self.output_path.open("ab") as output:
             self._process = subprocess.Popen(
@@ -227,7 +236,7 @@ class RabbitMQBroker(ManagedProcess):
                 extra_groups=[] if account is not None else None,
             )
         deadline = started + self._startup_timeout
-        while not mqtt_accepts(self.port):
+        while not (self._boots() > boots and mqtt_accepts(self.port)):
             if self._process.poll() is not None:
                 self._process = None
                 raise RuntimeError(f"RabbitMQ node exited at startup:\n{self.log_text()}")
@@ -237,6 +246,12 @@ class RabbitMQBroker(ManagedProcess):
                 raise RuntimeError(f"RabbitMQ did not accept MQTT in time:\n{log}")
             time.sleep(0.1)  # polling another process's state
         self.boot_seconds = time.monotonic() - started
+
+    def _boots(self) -> int:
+        """How many times the node's log says its startup is complete (definitions applied)."""
+        return sum(
+            path.read_text(errors="replace").count(_BOOTED) for path in self.log_dir.glob("*.log")
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node (SIGTERM to its VM, then SIGKILL if it lingers); idempotent."""
