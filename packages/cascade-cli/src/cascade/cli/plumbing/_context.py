@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from cascade.control import ControlError
-from cascade.interfaces import ConnectorError
+from cascade.interfaces import CascadeError, ConnectorError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
@@ -28,7 +28,7 @@ __all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 _T = TypeVar("_T")
 
 
-class UsageError(ValueError):
+class UsageError(CascadeError, ValueError):
     """A command's input is invalid; nothing was sent."""
 
 

@@ -269,7 +269,10 @@ def logs(
 
 
 class _Ended(Exception):
-    """The history has the run as ended: its recorded lines are all there will be."""
+    """The history has the run as ended: its recorded lines are all there will be.
+
+    No error (not a :class:`~cascade.interfaces.CascadeError`): it stops following the live
+    lines, and never leaves this module."""
 
 
 def _left_out(followed: Followed, run_id: str) -> list[str]:

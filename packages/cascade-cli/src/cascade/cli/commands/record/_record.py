@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 from cascade.control import ControlError
+from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import ReaderModel
 
@@ -112,7 +113,7 @@ def metrics_address(value: str) -> tuple[str, int]:
 METRICS_HINT = "--metrics-listen needs its extra: pip install 'cascade-cli[metrics]'"
 
 
-class CannotListen(Exception):
+class CannotListen(CascadeError):
     """``--metrics-listen``'s address cannot be bound (the reason)."""
 
 
