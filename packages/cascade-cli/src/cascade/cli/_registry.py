@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import typer
 
+from .plumbing._exits import EndsOnErrors
+
 __all__ = ["COMMANDS", "Command"]
 
 
@@ -16,7 +18,8 @@ __all__ = ["COMMANDS", "Command"]
 class Command:
     """One command (or, with ``group``, a group of commands) and where it is built:
     ``attribute`` of ``module`` (under ``cascade.cli``); ``broker_options``: taking the broker's
-    options is added here, not where the command is written."""
+    options is added here, not where the command is written. A command is added as an
+    :class:`~.plumbing._exits.EndsOnErrors` (a group's commands are declared so)."""
 
     name: str
     module: str
@@ -36,7 +39,7 @@ class Command:
             from .plumbing._broker import broker_options
 
             built = broker_options(built)
-        app.command(name=self.name)(built)
+        app.command(name=self.name, cls=EndsOnErrors)(built)
 
 
 def _each(module: str, *names: str) -> tuple[Command, ...]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["HistoryError", "LocationError", "from_database_error"]
 
 
-class HistoryError(Exception):
+class HistoryError(CascadeError):
     """The database cannot be opened, migrated, written or read right now.
 
     Its message is one line naming the database (without its password) and

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["ControlError"]
 
 
-class ControlError(ValueError):
+class ControlError(CascadeError, ValueError):
     """A control's input is invalid; nothing was sent.
 
     :attr:`field` names the input at fault, as :class:`~cascade.control.Controller` takes it

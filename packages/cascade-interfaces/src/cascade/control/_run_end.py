@@ -14,6 +14,7 @@ import contextlib
 from collections import OrderedDict
 
 from cascade.interfaces import (
+    CascadeError,
     Connector,
     InvalidMessageError,
     LifecycleEvent,
@@ -35,7 +36,7 @@ __all__ = ["RunEndError", "RunEnds", "wait_run"]
 _KEPT = 1024  # ends kept at most: the oldest heard is forgotten first
 
 
-class RunEndError(Exception):
+class RunEndError(CascadeError):
     """The run's end was not heard: its engine went offline, or the wait timed out."""
 
 

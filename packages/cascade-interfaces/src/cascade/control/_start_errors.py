@@ -3,10 +3,12 @@ none answered in time (a refusal is an answer: :class:`~cascade.interfaces.Start
 
 from __future__ import annotations
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["NobodyServesError", "ServedInManyPlacesError", "StartError", "StartTimeoutError"]
 
 
-class StartError(Exception):
+class StartError(CascadeError):
     """A start request no serving process answered; :attr:`workflow` is the one asked for."""
 
     def __init__(self, message: str, workflow: str) -> None:

@@ -66,6 +66,7 @@ from ._decisions import (
     decode_decision_request,
 )
 from ._errors import (
+    CascadeError,
     ConnectError,
     ConnectorError,
     FlushTimeoutError,
@@ -311,6 +312,7 @@ __all__ = [
     "SNAPSHOT_INTERVAL",
     "TERMINAL_STATES",
     "Body",
+    "CascadeError",
     "ConnectError",
     "Connector",
     "ConnectorError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CascadeError",
     "ConnectError",
     "ConnectorError",
     "FlushTimeoutError",
@@ -12,7 +13,20 @@ __all__ = [
 ]
 
 
-class ConnectorError(Exception):
+class CascadeError(Exception):
+    """The root of every error Cascade raises on purpose.
+
+    Every package's errors derive from it (a connector's, the runtime's, the history's, the
+    steering's, the dashboard's, the CLI's), most through an error of their own package
+    (:class:`ConnectorError`, ``CascadeRuntimeError``, ``HistoryError``, ...). An error that
+    callers may catch as a standard one keeps that as its second base:
+    :class:`InvalidMessageError` is a ``ValueError``, ``InvalidTargetError`` a ``TypeError``.
+    ``except CascadeError`` catches what Cascade refused or could not do, not a bug's
+    ``KeyError``.
+    """
+
+
+class ConnectorError(CascadeError):
     """Base class of errors raised by a connector; backends translate their own to these."""
 
 
@@ -33,7 +47,7 @@ class FlushTimeoutError(ConnectorError):
     """``flush()`` ran out of time before the broker had everything published so far."""
 
 
-class InvalidTopicError(ValueError):
+class InvalidTopicError(CascadeError, ValueError):
     """A topic name or topic filter breaks the MQTT rules."""
 
 
@@ -51,7 +65,7 @@ class InvalidIdError(InvalidTopicError):
         super().__init__(message)
 
 
-class InvalidMessageError(ValueError):
+class InvalidMessageError(CascadeError, ValueError):
     """An incoming payload does not follow the wire protocol.
 
     ``path`` locates the offending field (``$.params.limit``; ``$`` for the whole

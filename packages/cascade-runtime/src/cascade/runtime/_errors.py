@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cascade.interfaces import CascadeError
+
 __all__ = [
     "CascadeRuntimeError",
     "CycleError",
@@ -12,8 +14,9 @@ __all__ = [
 ]
 
 
-class CascadeRuntimeError(Exception):
-    """Base class of the errors raised by :class:`~cascade.runtime.Engine`."""
+class CascadeRuntimeError(CascadeError):
+    """Base class of the errors raised by :class:`~cascade.runtime.Engine` (a
+    :class:`~cascade.interfaces.CascadeError`)."""
 
 
 class InvalidTargetError(CascadeRuntimeError, TypeError):

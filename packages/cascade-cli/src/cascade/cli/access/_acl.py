@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cascade.control.access import Grant, GrantScope, Role, Roles
-from cascade.interfaces import cleared_topic, constraint_topic, encode_level
+from cascade.interfaces import CascadeError, cleared_topic, constraint_topic, encode_level
 from cascade.interfaces.connector_kit import validate_id, validate_prefix
 
 __all__ = ["AclError", "LoginRights", "broker_rights"]
@@ -31,7 +31,7 @@ READ, WRITE = "read", "write"
 _TYPES = ("pause", "concurrency", "rate_limit")
 
 
-class AclError(ValueError):
+class AclError(CascadeError, ValueError):
     """A roles file (or a prefix) that a broker's ACL cannot say safely: it names the grant."""
 
 

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from cascade.control.access import Roles, RolesError
+from cascade.control.access import Roles
 from cascade.interfaces import DEFAULT_PREFIX
 
-from ..access import AclError, mosquitto_acl, rabbitmq_definitions_json
+from ..access import mosquitto_acl, rabbitmq_definitions_json
 from ..plumbing._context import fail
 
 __all__ = ["acl", "broker_logins"]
@@ -73,17 +73,14 @@ def acl(
         raise typer.BadParameter("give one of --mosquitto, --rabbitmq or --logins")
     if mosquitto and vhost is not None:
         raise typer.BadParameter("--vhost is RabbitMQ's: give it with --rabbitmq")
-    try:
-        roles = Roles.load(roles_file)
-        source = str(roles_file)
-        if logins:
-            text = "".join(f"{login}\n" for login in broker_logins(roles))
-        elif mosquitto:
-            text = mosquitto_acl(roles, source, prefix)
-        else:
-            text = rabbitmq_definitions_json(roles, source, prefix, vhost or "/")
-    except (RolesError, AclError) as exc:
-        raise fail(str(exc)) from None
+    roles = Roles.load(roles_file)  # a RolesError, or an AclError below: exit 1 (_exits)
+    source = str(roles_file)
+    if logins:
+        text = "".join(f"{login}\n" for login in broker_logins(roles))
+    elif mosquitto:
+        text = mosquitto_acl(roles, source, prefix)
+    else:
+        text = rabbitmq_definitions_json(roles, source, prefix, vhost or "/")
     if output is None:
         typer.echo(text, nl=False)
         return

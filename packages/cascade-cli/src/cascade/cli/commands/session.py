@@ -14,6 +14,7 @@ import typer
 from cascade.interfaces.reader import SHOWN, inert
 
 from ..plumbing._context import CliContext, fail
+from ..plumbing._exits import EndsOnErrors
 from ..plumbing._group import OneLineErrors
 from ..plumbing._history_db import (
     Db,
@@ -53,7 +54,7 @@ _COLUMNS = (
 )
 
 
-@session_app.command(name="list")
+@session_app.command(name="list", cls=EndsOnErrors)
 def list_sessions(
     ctx: typer.Context,
     who: Annotated[str | None, typer.Option("--who", help="Only this person's sessions.")] = None,
@@ -91,7 +92,7 @@ def list_sessions(
     console.print(history_line(history), soft_wrap=True)
 
 
-@session_app.command()
+@session_app.command(cls=EndsOnErrors)
 def revoke(
     handle: Annotated[
         str | None,

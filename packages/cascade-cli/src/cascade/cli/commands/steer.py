@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from cascade.control import (
-    ControlError,
     checked_reason,
     clear_constraints,
     limit_constraints,
@@ -18,7 +17,7 @@ from cascade.control import (
 )
 
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ..plumbing._context import CliContext, UsageError, usage
+from ..plumbing._context import CliContext
 from ..plumbing._operator import As, Reason, Witness, issued, operator_name, witness_login
 
 __all__ = ["limit", "pause", "resume"]
@@ -46,12 +45,9 @@ def pause(
 
     Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
     """
-    try:
-        why, by = checked_reason(reason), operator_name(operator, broker.username)
-        login = witness_login(witness, broker.username)
-        message = pause_constraint(scope, ttl, reason=why, issued_by=by)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    why, by = checked_reason(reason), operator_name(operator, broker.username)
+    login = witness_login(witness, broker.username)
+    message = pause_constraint(scope, ttl, reason=why, issued_by=by)
     CliContext.of(ctx).run(
         broker, lambda c: set_constraints(c, [message], broker.timeout, login=login)
     )
@@ -86,12 +82,9 @@ def limit(
 
     Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
     """
-    try:
-        why, by = checked_reason(reason), operator_name(operator, broker.username)
-        login = witness_login(witness, broker.username)
-        messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    why, by = checked_reason(reason), operator_name(operator, broker.username)
+    login = witness_login(witness, broker.username)
+    messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
     CliContext.of(ctx).run(
         broker,
         lambda c: set_constraints(c, list(messages), broker.timeout, login=login),
@@ -117,13 +110,10 @@ def resume(
 
     Examples: cascade resume; cascade resume task:api_* --type pause --reason "load is done"
     """
-    try:
-        kind = parse_constraint_type(constraint_type)
-        validate_scope(scope)
-        why, by = checked_reason(reason), operator_name(operator, broker.username)
-        login = witness_login(witness, broker.username)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    kind = parse_constraint_type(constraint_type)
+    validate_scope(scope)
+    why, by = checked_reason(reason), operator_name(operator, broker.username)
+    login = witness_login(witness, broker.username)
 
     CliContext.of(ctx).run(
         broker,

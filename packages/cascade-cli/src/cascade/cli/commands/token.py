@@ -14,6 +14,7 @@ import typer
 from cascade.interfaces.reader import SHOWN, inert
 
 from ..plumbing._context import CliContext, fail
+from ..plumbing._exits import EndsOnErrors
 from ..plumbing._group import OneLineErrors
 from ..plumbing._history_db import (
     Db,
@@ -59,7 +60,7 @@ _COLUMNS = (
 )
 
 
-@token_app.command()
+@token_app.command(cls=EndsOnErrors)
 def create(
     holder: Annotated[
         str, typer.Argument(help="The person it acts as, as the roles file names them.")
@@ -105,7 +106,7 @@ def create(
     )
 
 
-@token_app.command(name="list")
+@token_app.command(name="list", cls=EndsOnErrors)
 def list_tokens(
     ctx: typer.Context,
     holder: Annotated[
@@ -153,7 +154,7 @@ def list_tokens(
     console.print(history_line(history), soft_wrap=True)
 
 
-@token_app.command()
+@token_app.command(cls=EndsOnErrors)
 def revoke(
     token_id: Annotated[
         int, typer.Argument(metavar="ID", min=1, help="The token's id (cascade token list).")

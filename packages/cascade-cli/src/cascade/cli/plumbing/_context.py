@@ -1,9 +1,11 @@
 """What every command is built from, and how it runs and fails.
 
 Each command takes its :class:`CliContext` with :meth:`CliContext.of`, runs its
-broker work with :meth:`CliContext.run`, refuses its input with
-:class:`UsageError` (exit 2) and ends on a broker failure with :func:`fail`
-(exit 1): one line on stderr, never a traceback.
+broker work with :meth:`CliContext.run` and refuses its input with
+:class:`UsageError`; the errors it lets out end it as :mod:`._exits` says
+(a :class:`UsageError` exit 2, a broker failure exit 1): one line on stderr,
+never a traceback. :func:`usage` (exit 2) and :func:`fail` (exit 1) are how
+they are said, and how a command ends itself on what is no error.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import typer
 from rich.console import Console
 
 from cascade.control import ControlError
-from cascade.interfaces import ConnectorError
+from cascade.interfaces import CascadeError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
@@ -28,16 +30,19 @@ __all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 _T = TypeVar("_T")
 
 
-class UsageError(ValueError):
+class UsageError(CascadeError, ValueError):
     """A command's input is invalid; nothing was sent."""
 
 
-def usage(exc: UsageError | ValueError) -> typer.BadParameter:
+def usage(exc: Exception, *, option: str | None = None, ctx: Any = None) -> typer.BadParameter:
     """The usage error (exit 2) a command raises for ``exc`` (a
-    :class:`~cascade.control.ControlError` said with the flag of the field it names)."""
+    :class:`~cascade.control.ControlError` said with the flag of the field it names), of
+    ``option`` if given (``invalid value for '--db': ...``), in the command ``ctx`` if given
+    (else click says the command it was raised in)."""
     if isinstance(exc, ControlError):
         exc = flagged(exc)
-    return typer.BadParameter(str(exc))
+    hint = f"'{option}'" if option is not None else None
+    return typer.BadParameter(str(exc), ctx=ctx, param_hint=hint)
 
 
 # The input a field of cascade.control is given with on the command line.
@@ -112,10 +117,12 @@ class CliContext:
         waiting_for: str | None = None,
         if_silent: str | None = None,
     ) -> _T:
-        """Connect (failing fast with a one-line reason), run ``job(connector)``, disconnect.
+        """Connect, run ``job(connector)``, disconnect.
 
+        A connection that fails raises :class:`~cascade.interfaces.ConnectError` at once, which
+        ends the command in one line (exit 1, as every ``ConnectorError``: :mod:`._exits`).
         With ``connect=False`` the job connects itself (``connect(require=True)``), after
-        subscribing first, say; a ``ConnectorError`` it raises ends the command all the same.
+        subscribing first, say.
 
         ``waiting_for``: what the job waits for on the broker ("the log lines of run ..."),
         for a command that reads it: whenever it has heard nothing for :attr:`quiet_after`
@@ -147,7 +154,4 @@ class CliContext:
                     await asyncio.gather(watcher, return_exceptions=True)
                 await connector.disconnect()
 
-        try:
-            return asyncio.run(session())
-        except ConnectorError as exc:
-            raise fail(str(exc)) from None
+        return asyncio.run(session())

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.text import Text
 
-from cascade.control import ControlError, checked_prefix, one_run, recorded_in
+from cascade.control import checked_prefix, one_run, recorded_in
 from cascade.interfaces.reader import inert
 
-from ._context import UsageError, fail, usage
+from ._context import fail
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
@@ -103,17 +103,14 @@ def since_seconds(age: str | None) -> float | None:
 def open_history(command: str, db: str | None, *, mode: Mode = "read") -> History:
     """The history ``db`` names. Readers (``mode="read"``) open it read-only: nothing is made
     nor migrated, and a database that is no history, or not at this code's revision, ends
-    the command with one line saying what to do; only ``cascade record`` writes."""
+    the command with one line saying what to do (a ``HistoryError``, exit 1; a malformed URL,
+    the command line's mistake, a ``LocationError``, exit 2 on ``--db``: :mod:`._exits`); only
+    ``cascade record`` writes."""
     try:
-        from cascade.history import History, HistoryError, LocationError
+        from cascade.history import History
     except ImportError:
         raise fail(f"cascade {command} {EXTRA_HINT}") from None
-    try:
-        return History(db, mode=mode)
-    except LocationError as exc:  # a malformed URL: the command line's mistake
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
-    except HistoryError as exc:
-        raise fail(str(exc)) from None
+    return History(db, mode=mode)
 
 
 def open_writer(command: str, db: str | None) -> History:
@@ -121,29 +118,20 @@ def open_writer(command: str, db: str | None) -> History:
     not at this code's revision ends the command as a reader's would (a recorder owns the
     schema; `cascade history migrate` moves it on purpose)."""
     open_history(command, db).close()
-    from cascade.history import History, HistoryError
+    from cascade.history import History
 
-    try:
-        return History(db, mode="write", migrate=False)
-    except HistoryError as exc:
-        raise fail(str(exc)) from None
+    return History(db, mode="write", migrate=False)
 
 
 def opened_run(command: str, db: str | None, run_id: str) -> tuple[History, str]:
     """The history ``db``, open (the caller closes it), and the whole id of the run ``run_id``
     names in it: its id, or a prefix only it has. Exit 2 for a malformed id or one several
     runs' ids start with (naming them), exit 1 naming the database when no run's does."""
-    try:
-        wanted = checked_prefix(run_id)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    wanted = checked_prefix(run_id)
     history = open_history(command, db)
     try:
         recorded = query(lambda: recorded_in(history, wanted))
-        try:
-            found = one_run(wanted, recorded.ids, more=recorded.capped)
-        except (UsageError, ControlError) as exc:
-            raise usage(exc) from None
+        found = one_run(wanted, recorded.ids, more=recorded.capped)
     except BaseException:
         history.close()
         raise
@@ -221,14 +209,10 @@ def task_pages(
 
 
 def query(job: Callable[[], _T]) -> _T:
-    """Run a history query: a database error ends the command (exit 1), a ``ValueError``
-    of the arguments is a usage error (exit 2)."""
-    from cascade.history import HistoryError
-
+    """Run a history query: a ``ValueError`` of the arguments is a usage error (exit 2); a
+    database error (``HistoryError``) ends the command as every one does (exit 1)."""
     try:
         return job()
-    except HistoryError as exc:
-        raise fail(str(exc)) from None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 

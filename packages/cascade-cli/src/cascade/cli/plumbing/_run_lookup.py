@@ -38,10 +38,10 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     try:
         with History(db) as history:  # read-only: nothing created nor migrated
             return recorded_in(history, prefix)
-    except LocationError as exc:  # a malformed URL: the command line's mistake
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
+    except LocationError:  # a malformed URL: the command line's mistake, as it is
+        raise
     except HistoryError as exc:
-        raise fail(f"cannot look run id {prefix} up: {exc}") from None
+        raise HistoryError(f"cannot look run id {prefix} up: {exc}") from None
 
 
 async def run_named(
@@ -86,10 +86,10 @@ def recorded_run(db: str | None, run_id: str) -> tuple[str, str, str] | None:
     try:
         with History(db) as history:  # read-only: nothing created nor migrated
             return _run_in(history, run_id)
-    except LocationError as exc:  # a malformed URL: the command line's mistake
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
+    except LocationError:  # a malformed URL: the command line's mistake, as it is
+        raise
     except HistoryError as exc:
-        raise fail(f"cannot look up which engine runs {run_id}: {exc}") from None
+        raise HistoryError(f"cannot look up which engine runs {run_id}: {exc}") from None
 
 
 def _run_in(history: History, run_id: str) -> tuple[str, str, str] | None:

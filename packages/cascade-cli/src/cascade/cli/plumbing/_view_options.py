@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from cascade.interfaces import InvalidIdError
 from cascade.interfaces.connector_kit import validate_id
 from cascade.interfaces.reader import DEFAULT_FLEET_THRESHOLD
 from cascade.interfaces.reader import parse_age as reader_age
@@ -100,8 +99,6 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables
 
 
 def check_id(value: str, option: str) -> None:
-    """Refuse an id option that cannot stand in a topic: a usage error (exit 2)."""
-    try:
-        validate_id(value, option)
-    except InvalidIdError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    """Refuse an id option that cannot stand in a topic: an ``InvalidIdError``, a usage error
+    (exit 2, as :mod:`._exits` says)."""
+    validate_id(value, option)

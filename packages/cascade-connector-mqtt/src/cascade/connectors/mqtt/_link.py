@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cascade.interfaces import ConnectError
+from cascade.interfaces import CascadeError, ConnectError
 
 __all__ = [
     "ConnectRefusedError",
@@ -33,7 +33,7 @@ class ConnectRefusedError(ConnectError):
     """The broker answered the CONNECT with a refusal (credentials, authorisation, ...)."""
 
 
-class LinkError(Exception):
+class LinkError(CascadeError):
     """The connection failed or went away; ``str()`` says why, in words."""
 
 

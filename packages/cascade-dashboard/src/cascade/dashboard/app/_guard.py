@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cascade.control import MAX_OPERATOR_LENGTH, checked_text
+from cascade.interfaces import CascadeError
 
 from ._errors import SettingsError
 
@@ -34,7 +35,7 @@ MAX_DEPTH = 16
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-class Refused(Exception):
+class Refused(CascadeError):
     """A request refused with ``status`` and a one-line reason."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -48,7 +49,7 @@ def refusal(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-class AccessRefused(HTTPException):
+class AccessRefused(CascadeError, HTTPException):
     """A request its sender may not make (401: nobody signed in; 403: their role does not
     allow it), raised where that is found; the app answers it as every refusal
     (:func:`answer_refused`)."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["NotNamed", "name_of"]
 
 _MAX_CLAIM = 256
 
 
-class NotNamed(ValueError):
+class NotNamed(CascadeError, ValueError):
     """The ID token names nobody the dashboard may believe; says why."""
 
 

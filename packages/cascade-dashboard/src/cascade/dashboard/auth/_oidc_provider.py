@@ -22,6 +22,8 @@ from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["KEYS_FLOOR_SECONDS", "RETRY_SECONDS", "ProviderUnavailable", "provider_client"]
 
 #: After the metadata could not be fetched, seconds before it is asked for again.
@@ -30,7 +32,7 @@ RETRY_SECONDS = 5.0
 KEYS_FLOOR_SECONDS = 60.0
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(CascadeError):
     """The provider's metadata could not be had (now, or a moment ago)."""
 
 

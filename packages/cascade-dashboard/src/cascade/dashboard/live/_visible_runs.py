@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from starlette.responses import JSONResponse
 
 from cascade.control import Recorded, checked_prefix, is_full, one_run, recorded_in
+from cascade.interfaces import CascadeError
 
 from ..app._guard import refusal
 from ..app._pages import covers
@@ -63,7 +64,7 @@ def visible_id(model: DashboardModel, run_id: str | None, among: Among | None) -
     return run_id if seen_live(model, run_id, among) is not None else None
 
 
-class HistoryUnreadable(Exception):
+class HistoryUnreadable(CascadeError):
     """The history could not answer (its one line): a 503."""
 
 

@@ -38,6 +38,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from cascade.interfaces import CascadeError
+
 from ._identity import Identity
 from ._scopes import GrantScope, ScopeError, parse_scope
 
@@ -53,7 +55,7 @@ _WHO = ("people", "groups", "broker_users")
 _SERVICES = ("engines", "recorders", "dashboards")
 
 
-class RolesError(ValueError):
+class RolesError(CascadeError, ValueError):
     """A roles file that cannot be read or says something this version does not know."""
 
 

@@ -11,13 +11,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope"]
 
 Kind = Literal["global", "org", "project", "task"]
 _UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-class ScopeError(ValueError):
+class ScopeError(CascadeError, ValueError):
     """A scope a roles file or a request names that is not one of the four kinds."""
 
 

@@ -9,7 +9,6 @@ import typer
 
 from cascade.control import (
     CancelAnswer,
-    ControlError,
     Recorded,
     checked_prefix,
     checked_reason,
@@ -20,7 +19,7 @@ from cascade.control import (
 )
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._context import CliContext, fail
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
 from ...plumbing._run_lookup import no_run_named, recorded_run, recorded_run_ids, run_named
@@ -71,12 +70,9 @@ def cancel(
     stderr), and without one from its engine the command exits 1.
     Examples: cascade cancel 58a88765cea2 --reason "wrong input"
     """
-    try:
-        wanted = checked_prefix(run_id)
-        why, by = checked_reason(reason), operator_name(operator, broker.username)
-        login = witness_login(witness, broker.username)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    wanted = checked_prefix(run_id)
+    why, by = checked_reason(reason), operator_name(operator, broker.username)
+    login = witness_login(witness, broker.username)
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     said = RefusalsSaid()
 
@@ -104,10 +100,7 @@ def cancel(
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
     )
-    try:
-        answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
     if answer is None:
         raise no_run_named(wanted, recorded, broker.timeout)
     if answer.unlocated:

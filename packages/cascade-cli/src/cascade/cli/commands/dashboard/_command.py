@@ -9,11 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import ControlError
-from cascade.interfaces import ConnectorError
-
 from ...plumbing._broker import BrokerOptions
-from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db, open_history
 from ...plumbing._listen import parse_listen
 from ...plumbing._operator import As, operator_name
@@ -119,7 +116,6 @@ def dashboard(
     from cascade.dashboard import (  # only once the extra is known to be there
         DashboardSettings,
         HistorySource,
-        SettingsError,
         Tokens,
         serve_dashboard,
     )
@@ -131,13 +127,10 @@ def dashboard(
         oidc_groups_claim, oidc_post_logout_url, public_url, session_secret,
         trusted_proxy or [], proxy_user_header, proxy_groups_header,
     )  # fmt: skip
-    try:
-        host, port = parse_listen(listen)
-        name = operator_name(operator, broker.username)
-        tokens = Tokens.parse(token or (), name)
-        team = team_sign_in(sign_in_options, has_token=tokens is not None)
-    except (UsageError, ControlError, SettingsError) as exc:
-        raise usage(exc) from None
+    host, port = parse_listen(listen)
+    name = operator_name(operator, broker.username)
+    tokens = Tokens.parse(token or (), name)
+    team = team_sign_in(sign_in_options, has_token=tokens is not None)
 
     # --db is asked for: a history it cannot open ends the command; the default is looked for
     history = (
@@ -184,9 +177,6 @@ def dashboard(
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve())
-    except ConnectorError as exc:
-        typer.echo(f"cascade: {exc}", err=True)
-        raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"cascade: cannot listen on {listen}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None

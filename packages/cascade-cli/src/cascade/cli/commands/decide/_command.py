@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control import ControlError, checked_reason
+from cascade.control import checked_reason
 from cascade.interfaces import Decision
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import UsageError, usage
+from ...plumbing._context import UsageError
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, Witness, operator_name, witness_login
 from ..held._command import HeldError, HeldTaskGlob
@@ -79,36 +79,33 @@ def _decide(
     given: dict[str, Any],
     broker: BrokerOptions,
 ) -> None:
-    try:
-        asked = Asked(
-            decision=decision,
-            issued_by=operator_name(given["operator"], broker.username),
-            reason=checked_reason(given["reason"]),
-            attempt=given["attempt"],
-            result=given.get("result"),
-            login=witness_login(given["witness"], broker.username),
-            org=given["org"],
-            project=given.get("project"),
-            db=given["db"],
-            json_output=given["json_output"],
-        )
-        filters = HeldFilters(
-            given["org"], given.get("project"), given.get("task_glob"), given.get("error")
-        )
-        if given.get("held"):
-            if run is not None or task is not None or given["attempt"] is not None:
-                raise UsageError(
-                    "--held decides on the held tasks it finds: give no RUN, TASK "
-                    "nor --attempt (filter with --org, --project, --task, --error)"
-                )
-            decide_held(ctx, asked, filters, given.get("dry_run", False), broker)
-            return
-        if run is None or task is None:
-            raise UsageError("give RUN and TASK, or --held")
-        if given.get("dry_run") or any(given.get(k) for k in ("task_glob", "error")):
-            raise UsageError("--dry-run, --task and --error go with --held")
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    asked = Asked(
+        decision=decision,
+        issued_by=operator_name(given["operator"], broker.username),
+        reason=checked_reason(given["reason"]),
+        attempt=given["attempt"],
+        result=given.get("result"),
+        login=witness_login(given["witness"], broker.username),
+        org=given["org"],
+        project=given.get("project"),
+        db=given["db"],
+        json_output=given["json_output"],
+    )
+    filters = HeldFilters(
+        given["org"], given.get("project"), given.get("task_glob"), given.get("error")
+    )
+    if given.get("held"):
+        if run is not None or task is not None or given["attempt"] is not None:
+            raise UsageError(
+                "--held decides on the held tasks it finds: give no RUN, TASK "
+                "nor --attempt (filter with --org, --project, --task, --error)"
+            )
+        decide_held(ctx, asked, filters, given.get("dry_run", False), broker)
+        return
+    if run is None or task is None:
+        raise UsageError("give RUN and TASK, or --held")
+    if given.get("dry_run") or any(given.get(k) for k in ("task_glob", "error")):
+        raise UsageError("--dry-run, --task and --error go with --held")
     decide_one(ctx, asked, run, task, broker)
 
 

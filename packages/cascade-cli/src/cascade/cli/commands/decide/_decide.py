@@ -12,7 +12,6 @@ import msgspec
 import typer
 
 from cascade.control import (
-    ControlError,
     DecisionAnswer,
     Recorded,
     checked_prefix,
@@ -24,7 +23,7 @@ from cascade.control import (
 from cascade.interfaces import Decision, DecisionRequest
 
 from ...plumbing._broker import BrokerOptions
-from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._context import CliContext, fail
 from ...plumbing._run_lookup import no_run_named, recorded_run, recorded_run_ids, run_named
 from ..cancel._cancel_said import RefusalsSaid
 
@@ -97,11 +96,8 @@ def decide_one(
 ) -> None:
     """Resolve ``run_id`` (a prefix only one run has), send the decision on ``task`` and say
     its answer: exit 0 only when applied; refused or unanswered, exit 1; bad input, exit 2."""
-    try:
-        wanted = checked_prefix(run_id)
-        asked.request("0" * 32, task, asked.attempt)  # checked before anything is sent
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    wanted = checked_prefix(run_id)
+    asked.request("0" * 32, task, asked.attempt)  # checked before anything is sent
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(asked.db, wanted)
     said = RefusalsSaid()
 
@@ -126,10 +122,7 @@ def decide_one(
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
     )
-    try:
-        answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    answer = CliContext.of(ctx).run(broker, ask, waiting_for=waiting_for)
     if answer is None:
         raise no_run_named(wanted, recorded, broker.timeout)
     said.rest(answer.refused)

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cascade.interfaces import ConnectorError, InvalidIdError
 from cascade.interfaces.connector_kit import default_org_id, default_project_id
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options, finite
-from ...plumbing._context import CliContext, fail
+from ...plumbing._context import CliContext
 
 __all__ = ["demo"]
 
@@ -43,16 +42,11 @@ def demo(
     """
     from ._demo import run_demo
 
-    try:  # the demo's engine reads them: refuse them before starting anything
-        default_org_id()
-        default_project_id()
-    except InvalidIdError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    # the demo's engine reads them: refused (InvalidIdError, exit 2) before anything starts
+    default_org_id()
+    default_project_id()
     context = CliContext.of(ctx)
     console = CliContext.of(ctx).out()
-    try:
-        planned = asyncio.run(run_demo(broker, tasks, context.connector_factory, console, duration))
-    except ConnectorError as exc:
-        raise fail(str(exc)) from None
+    planned = asyncio.run(run_demo(broker, tasks, context.connector_factory, console, duration))
     if not planned:
         raise typer.Exit(1)

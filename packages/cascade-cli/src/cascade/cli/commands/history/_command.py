@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ...plumbing._context import fail
+from ...plumbing._exits import EndsOnErrors
 from ...plumbing._group import OneLineErrors
 from ...plumbing._history_db import EXTRA_HINT, Db, Json, echo_json
 from ._history_schema import schema_json, status_line
@@ -26,7 +27,7 @@ history_app = typer.Typer(
 )
 
 
-@history_app.command()
+@history_app.command(cls=EndsOnErrors)
 def status(db: Db = None, json_output: Json = False) -> None:
     """The database's schema revision against this Cascade's.
 
@@ -36,15 +37,10 @@ def status(db: Db = None, json_output: Json = False) -> None:
     history). Example: cascade history status --db /data/history.sqlite3
     """
     try:
-        from cascade.history import HistoryError, LocationError, schema_status
+        from cascade.history import schema_status
     except ImportError:
         raise fail(f"cascade history {EXTRA_HINT}") from None
-    try:
-        found = schema_status(db)
-    except LocationError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
-    except HistoryError as exc:
-        raise fail(str(exc)) from None
+    found = schema_status(db)
     if json_output:
         echo_json(schema_json(found))
     else:
@@ -53,7 +49,7 @@ def status(db: Db = None, json_output: Json = False) -> None:
         raise typer.Exit(1)
 
 
-@history_app.command()
+@history_app.command(cls=EndsOnErrors)
 def migrate(
     db: Db = None,
     sql: Annotated[
@@ -70,17 +66,12 @@ def migrate(
     Example: cascade history migrate --db postgresql://cascade@db/history --sql
     """
     try:
-        from cascade.history import HistoryError, LocationError, migration_sql
         from cascade.history import migrate as migrate_history
+        from cascade.history import migration_sql
     except ImportError:
         raise fail(f"cascade history {EXTRA_HINT}") from None
-    try:
-        if sql:
-            typer.echo(migration_sql(db) or "-- up to date: nothing to run", nl=False)
-            return
-        found = migrate_history(db)
-    except LocationError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
-    except HistoryError as exc:
-        raise fail(str(exc)) from None
+    if sql:
+        typer.echo(migration_sql(db) or "-- up to date: nothing to run", nl=False)
+        return
+    found = migrate_history(db)
     typer.echo(f"{found.location}: revision {found.current}, up to date")

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cascade.control import ControlError, Recorded, checked_prefix, is_full, short_id
+from cascade.control import Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import LogLine, parse_timestamp
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import CliContext, UsageError, fail, usage
+from ...plumbing._context import CliContext, fail
 from ...plumbing._export import Export, Exporter, ExportFormat, export_format
 from ...plumbing._history_db import (
     SINCE_HELP,
@@ -231,10 +231,7 @@ def logs(
         finally:
             opened.close()
         return
-    try:
-        wanted = checked_prefix(run_id)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    wanted = checked_prefix(run_id)
     recorded_ids = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     history = _live_history(db)
 
@@ -261,15 +258,16 @@ def logs(
             followed = CliContext.of(ctx).run(broker, job, waiting_for=waiting_for)
             if followed is None:
                 raise no_run_named(wanted, recorded_ids, broker.timeout)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
     finally:
         if history is not None:
             history.close()
 
 
 class _Ended(Exception):
-    """The history has the run as ended: its recorded lines are all there will be."""
+    """The history has the run as ended: its recorded lines are all there will be.
+
+    No error (not a :class:`~cascade.interfaces.CascadeError`): it stops following the live
+    lines, and never leaves this module."""
 
 
 def _left_out(followed: Followed, run_id: str) -> list[str]:

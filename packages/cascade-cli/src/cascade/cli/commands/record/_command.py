@@ -25,7 +25,6 @@ from ._record import (
     NO_SHARING,
     SHORT_KEEP,
     STOP_TIMEOUT,
-    CannotListen,
     Exporter,
     check_client_id,
     check_group,
@@ -177,7 +176,9 @@ def record(
     async def job(connector: Any) -> RecorderStats:
         from cascade.history import Recorder
 
-        exporter = Exporter(connector.topic_prefix) if listen is not None else None
+        exporter = (
+            Exporter(connector.topic_prefix, metrics_listen) if metrics_listen is not None else None
+        )
         recorder = Recorder(
             connector, history, keep=kept, keep_logs=logs_kept, max_queue=queue, name=client_id,
             share=share, logins_bound=logins_bound,
@@ -216,9 +217,6 @@ def record(
         stats = context.run(broker, job, connect=False)
     except KeyboardInterrupt:  # before recording began (connecting): nothing to write
         raise typer.Exit(130) from None
-    except CannotListen as exc:  # --metrics-listen's address cannot be bound
-        typer.echo(f"cascade: cannot listen on {metrics_listen}: {exc}", err=True)
-        raise typer.Exit(1) from None
     finally:
         history.close()
     console.print(recording_summary(stats, history), markup=False, highlight=False, soft_wrap=True)

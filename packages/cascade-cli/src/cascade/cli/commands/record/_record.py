@@ -15,11 +15,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.control import ControlError
+from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import ReaderModel
 
-from ...plumbing._context import UsageError
 from ...plumbing._listen import parse_listen
 from ...rendering._plural import counted
 from ...rendering._render import duration
@@ -97,10 +96,7 @@ class _Progress:
 def metrics_address(value: str) -> tuple[str, int]:
     """``--metrics-listen``'s HOST:PORT (a usage error, exit 2, otherwise); the extra it needs
     is checked here too, before anything starts."""
-    try:
-        host, port = parse_listen(value, "--metrics-listen")
-    except (UsageError, ControlError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+    host, port = parse_listen(value, "--metrics-listen")
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
@@ -112,29 +108,32 @@ def metrics_address(value: str) -> tuple[str, int]:
 METRICS_HINT = "--metrics-listen needs its extra: pip install 'cascade-cli[metrics]'"
 
 
-class CannotListen(Exception):
-    """``--metrics-listen``'s address cannot be bound (the reason)."""
+class CannotListen(CascadeError):
+    """``--metrics-listen``'s address cannot be bound: ``cannot listen on ADDRESS: reason``."""
 
 
 class Exporter:
     """`cascade record`'s metrics: a watch state of their own, fed by the recorder, served
-    from the loop (:class:`~cascade.metrics.MetricsServer`)."""
+    from the loop (:class:`~cascade.metrics.MetricsServer`), at ``listen`` (``--metrics-listen``
+    as given)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, listen: str) -> None:
         from cascade.metrics import CascadeMetrics
 
         self.metrics = CascadeMetrics(ReaderModel(prefix=prefix))
         self.server: MetricsServer | None = None
+        self.listen = listen
 
     async def serve(self, address: tuple[str, int]) -> str:
-        """Listen on ``address``; the metrics' URL. :class:`CannotListen` if it cannot."""
+        """Listen on ``address`` (:attr:`listen`'s); the metrics' URL. :class:`CannotListen` if
+        it cannot."""
         from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
 
         host, port = address
         try:
             sock = bind(host, port)
         except OSError as exc:
-            raise CannotListen(exc.strerror or str(exc)) from None
+            raise CannotListen(f"cannot listen on {self.listen}: {exc.strerror or exc}") from None
         self.server = MetricsServer(sock, self.metrics.render, CONTENT_TYPE)
         await self.server.start()
         shown = f"[{host}]" if ":" in host else host

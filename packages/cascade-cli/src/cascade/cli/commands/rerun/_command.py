@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import MIN_RERUN_PREFIX, ControlError, checked_prefix, start_request
+from cascade.control import MIN_RERUN_PREFIX, checked_prefix, start_request
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import UsageError, usage
+from ...plumbing._context import UsageError
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, operator_name
 from ..start._ask import Asked, ask
@@ -88,36 +88,33 @@ def rerun(
     Examples: cascade rerun 58a88765cea2; cascade rerun 58a88765cea2 --from transform
     --dry-run; cascade rerun 58a88765cea2 --all --param day=tue --wait
     """
-    try:
-        mode = _mode(from_failure, from_task, run_all)
-        prefix = checked_prefix(run)
-        if len(prefix) < MIN_RERUN_PREFIX:
-            raise UsageError(
-                f"RUN: give at least {MIN_RERUN_PREFIX} hex digits of the run's id, not {run!r}"
-            )
-        found = run_to_rerun(db, prefix)
-        named = workflow or found.workflow
-        if named is None:
-            raise UsageError(
-                f"which served workflow run {run} ran is not in the history: give --workflow NAME "
-                "(cascade served lists them)"
-            )
-        if workflow is not None and found.workflow not in (None, workflow):
-            raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")
-        request = start_request(
-            named,
-            parsed_params(param),
-            rerun_of=found.run_id,
-            rerun=mode,
-            from_task=from_task,
-            dry_run=dry_run,
-            issued_by=operator_name(operator, broker.username),
-            reason=reason,
+    mode = _mode(from_failure, from_task, run_all)
+    prefix = checked_prefix(run)
+    if len(prefix) < MIN_RERUN_PREFIX:
+        raise UsageError(
+            f"RUN: give at least {MIN_RERUN_PREFIX} hex digits of the run's id, not {run!r}"
         )
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    found = run_to_rerun(db, prefix)
+    named = workflow or found.workflow
+    if named is None:
+        raise UsageError(
+            f"which served workflow run {run} ran is not in the history: give --workflow NAME "
+            "(cascade served lists them)"
+        )
+    if workflow is not None and found.workflow not in (None, workflow):
+        raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")
+    request = start_request(
+        named,
+        parsed_params(param),
+        rerun_of=found.run_id,
+        rerun=mode,
+        from_task=from_task,
+        dry_run=dry_run,
+        issued_by=operator_name(operator, broker.username),
+        reason=reason,
+    )
     if dry_run and wait:
-        raise usage(UsageError("--wait waits for a run: a --dry-run starts none"))
+        raise UsageError("--wait waits for a run: a --dry-run starts none")
     ask(ctx, broker, Asked(request, on, wait, json_output, "rerun", org, project))
 
 

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cascade.control import ControlError
-
-from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db, Json, gone, history_line, opened_run, query, task_pages
 from ...rendering._render import TimeFormat
 from ._run import echo_run_json, print_run
@@ -68,10 +66,7 @@ def run(
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
     cascade run 58a88765 --json | jq '.tasks[].state'
     """
-    try:
-        states = task_states(state)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    states = task_states(state)
     shown = limit if limit is not None else (0 if json_output else DEFAULT_LIMIT)
     history, found = opened_run("run", db, run_id)
     try:

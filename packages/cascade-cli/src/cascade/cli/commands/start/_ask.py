@@ -10,12 +10,9 @@ from typing import Any
 import typer
 
 from cascade.control import (
-    ControlError,
     Refusal,
-    RunEndError,
     RunEnds,
     Served,
-    StartError,
     send_start,
     short_id,
     wait_run,
@@ -23,7 +20,7 @@ from cascade.control import (
 from cascade.interfaces import RunStatus, StartReply, StartRequest, SubscriptionHandle
 
 from ...plumbing._broker import BrokerOptions
-from ...plumbing._context import CliContext, fail, usage
+from ...plumbing._context import CliContext, fail
 from ..cancel._cancel_said import RefusalsSaid
 from ._said import print_plan, reply_json, said_refused, said_started
 
@@ -91,14 +88,9 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
 
     # with --wait, for as long as the run runs: its events are all that is heard of it
     waiting_for = "the answer of a serving process, then the end of the run it starts (Ctrl-C ends)"
-    try:
-        reply, status = CliContext.of(ctx).run(
-            broker, job, waiting_for=waiting_for if asked.wait else None
-        )
-    except ControlError as exc:
-        raise usage(exc) from None
-    except (StartError, RunEndError) as exc:
-        raise fail(str(exc)) from None
+    reply, status = CliContext.of(ctx).run(
+        broker, job, waiting_for=waiting_for if asked.wait else None
+    )
     refusals.said.rest(refusals.count)
     _say(ctx, asked, reply, status)
 

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import ControlError, start_request
+from cascade.control import start_request
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import UsageError, usage
 from ...plumbing._operator import As, Reason, operator_name
 from ._ask import Asked, ask
 from ._params import Params, parsed_params
@@ -74,13 +73,10 @@ def start(
     Examples: cascade start nightly --param day=mon --param rows=5 --reason "late data";
     cascade start nightly --wait
     """
-    try:
-        request = start_request(
-            name,
-            parsed_params(param),
-            issued_by=operator_name(operator, broker.username),
-            reason=reason,
-        )
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    request = start_request(
+        name,
+        parsed_params(param),
+        issued_by=operator_name(operator, broker.username),
+        reason=reason,
+    )
     ask(ctx, broker, Asked(request, on, wait, json_output, "start", org, project))

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control import (
-    ControlError,
     HeardRuns,
     Recorded,
     checked_prefix,
@@ -26,7 +25,7 @@ from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import CliContext, UsageError, usage
+from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db
 from ...plumbing._run_lookup import recorded_run_ids
 from ...rendering._times import TimeFormat
@@ -70,10 +69,7 @@ def why(
     Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
     cascade why 58a88765 --history
     """
-    try:
-        wanted = checked_prefix(run_id)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    wanted = checked_prefix(run_id)
     if history:
         why_from_history(wanted, task, json_output=json_output, db=db)
         return
@@ -122,10 +118,7 @@ def why(
         return target
 
     waiting_for = f"a heartbeat of run {short_id(wanted)} (at most {broker.timeout:g} s)"
-    try:
-        target = CliContext.of(ctx).run(broker, listen, waiting_for=waiting_for)
-    except (UsageError, ControlError) as exc:
-        raise usage(exc) from None
+    target = CliContext.of(ctx).run(broker, listen, waiting_for=waiting_for)
     run = state.runs.get(target) if target is not None else None
     if run is None:
         not_heard(target or wanted, recorded, task, json_output=json_output, db=db, broker=broker)
