@@ -32,15 +32,8 @@ PACKAGES = (
 NO_ERRORS = {
     "cascade.cli:_Ended": "stops following a run's log lines once the history has the run's end;"
     " raised and caught in one module",
-}
-# The runtime's errors that are not CascadeErrors yet: cascade/runtime is being regrouped into
-# rooms (issue 61), and these are left to that work. Remove each once it derives from the root.
-NOT_YET = {
-    "cascade.runtime:ResultMissing": "exported: a stored result that is not there",
-    "cascade.runtime:ParamError": "a TypeError: a served workflow's param refused",
-    "cascade.runtime:StepFailed": "a connector step failed or timed out",
-    "cascade.runtime:NotCanonical": "an argument without a fingerprint",
-    "cascade.runtime:_Refused": "a start refused, said in the answer",
+    "cascade.runtime:_Refused": "a start request refused: raised and caught in one module, and"
+    " said in the request's answer",
 }
 
 
@@ -87,7 +80,7 @@ def test_every_package_is_installed() -> None:
 def test_every_error_a_public_module_exports_is_a_cascade_error(module: str) -> None:
     exported = getattr(importlib.import_module(module), "__all__", [])
     errors = _errors(module, exported)
-    listed = {*NO_ERRORS, *NOT_YET}
+    listed = set(NO_ERRORS)
     outside = [name for name, kind in errors.items() if not issubclass(kind, CascadeError)]
     assert sorted(name for name in outside if _key(errors[name]) not in listed) == []
 
@@ -101,9 +94,9 @@ def test_every_exception_class_the_sources_define_is_a_cascade_error() -> None:
         defined.update({_key(kind): kind for kind in _errors(module, names).values()})
     assert len(defined) > 40  # the walk found the packages' errors
     outside = {key for key, kind in defined.items() if not issubclass(kind, CascadeError)}
-    assert sorted(outside - {*NO_ERRORS, *NOT_YET}) == []
+    assert sorted(outside - set(NO_ERRORS)) == []
     # each exception listed is still one, and still outside: a list that only shrinks
-    assert sorted({*NO_ERRORS, *NOT_YET} - outside) == []
+    assert sorted(set(NO_ERRORS) - outside) == []
 
 
 def test_the_root_keeps_the_standard_bases_callers_catch() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import bounded
 
 from ._errors import TaskFailedError
@@ -25,7 +26,7 @@ def explain(exc: BaseException) -> str:
     return describe(exc) if str(exc) else f"{type(exc).__name__} (without a message)"
 
 
-class StepFailed(Exception):
+class StepFailed(CascadeError):
     """A connector step failed; the message says which, and why or after how long."""
 
 

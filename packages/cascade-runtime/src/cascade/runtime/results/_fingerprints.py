@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from cascade.interfaces import CascadeError
+
 from ..workflow._graph import Graph
 from ..workflow._param import Param
 from ..workflow._task import LazyResult
@@ -29,7 +31,7 @@ _sha256 = hashlib.sha256
 _codes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-class NotCanonical(Exception):
+class NotCanonical(CascadeError):
     """An argument has no canonical encoding; the message says which and why."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._errors import RerunError
@@ -117,7 +118,7 @@ _MAX_CLAIM_BYTES = 4096
 _GENERATION = re.compile(r"[0-9]{1,12}\.json")
 
 
-class ResultMissing(Exception):
+class ResultMissing(CascadeError):
     """A stored result is not there, cannot be read, or is not the one kept: ``detail`` says
     which (``is missing``, ``is not a regular file``, ...; the message is ``its stored result
     {detail}``)."""

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from cascade.interfaces import MAX_NUMBER
+from cascade.interfaces import MAX_NUMBER, CascadeError
 
 __all__ = ["Param", "ParamError", "bind_params", "check_numbers", "convert_param"]
 
@@ -28,7 +28,7 @@ _DETAIL = 300  # characters of msgspec's own account of it
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
-class ParamError(TypeError):
+class ParamError(CascadeError, TypeError):
     """A parameter missing, unknown, or of a type it does not take; the message names it."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
+from cascade.interfaces import CascadeError
+
 __all__ = ["NOT_ROUTED", "RouteMissing", "Router"]
 
 T = TypeVar("T")
@@ -13,7 +15,7 @@ NOT_ROUTED = "not routed"
 """A task of a route its :class:`Router` did not choose: its ``SKIPPED`` event's error."""
 
 
-class RouteMissing(LookupError):
+class RouteMissing(CascadeError, LookupError):
     """A router's selector is no key of its routes; the task that takes the router fails so."""
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from cascade.interfaces import CascadeError
+
 from ._task import task
 
 __all__ = ["ShellError", "shell"]
@@ -16,7 +18,7 @@ _TAIL = 2048  # bytes of stderr a failure says
 _LINE = 8192  # bytes of one output line logged (the rest of the line is cut)
 
 
-class ShellError(RuntimeError):
+class ShellError(CascadeError, RuntimeError):
     """A command of :func:`shell` exited non-zero: ``returncode``, and the tail of its stderr."""
 
     def __init__(self, command: str, returncode: int, stderr: str) -> None:
