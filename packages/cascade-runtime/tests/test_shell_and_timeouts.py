@@ -14,6 +14,7 @@ import pytest
 from cascade.runtime import (
     Engine,
     Event,
+    RetryPolicy,
     ShellError,
     TaskFailed,
     TaskFailedError,
@@ -121,3 +122,49 @@ async def test_a_tasks_own_timeout_error_is_its_failure_not_a_timeout() -> None:
 def test_a_timeout_is_finite_seconds_above_zero(bad: object) -> None:
     with pytest.raises(ValueError, match="timeout must be finite seconds above 0"):
         task(timeout=bad)  # type: ignore[call-overload]
+
+
+async def test_retry_on_names_the_failures_worth_another_attempt() -> None:
+    """A failure retry_on does not name fails the task at its first attempt."""
+    attempts: list[str] = []
+
+    @task
+    async def flaky(kind: str) -> None:
+        attempts.append(kind)
+        raise (ConnectionError if kind == "network" else ValueError)(kind)
+
+    engine = Engine()
+    for kind, tried in (("network", 3), ("bad input", 1)):
+        attempts.clear()
+        lazy = flaky(kind).with_retry(3, retry_on=(ConnectionError, TimeoutError))
+        with pytest.raises(TaskFailedError):
+            await engine.run(lazy)
+        assert len(attempts) == tried, kind
+
+
+async def test_a_lazy_results_retry_and_timeout_are_its_own() -> None:
+    """with_retry and with_timeout on a lazy result (as the existing Cascade engine writes them)
+    change that call, not the task's other calls."""
+    attempts: list[int] = []
+
+    @task
+    async def slow(n: int) -> int:
+        attempts.append(n)
+        await asyncio.sleep(0.2 if len(attempts) == 1 else 0)
+        return n
+
+    assert await Engine().run(slow(1).with_timeout(0.05).with_retry(2)) == 1
+    assert attempts == [1, 1]
+    assert slow.timeout is None
+    assert slow.retry.max_attempts == 1
+
+
+def test_jitter_takes_up_to_its_fraction_off_each_delay() -> None:
+    policy = RetryPolicy(max_attempts=4, delay=1.0, backoff=2.0, jitter=0.5)
+    delays = [policy.delay_before(3) for _ in range(200)]
+    assert all(1.0 <= d <= 2.0 for d in delays)
+    assert len(set(delays)) > 100  # drawn, not fixed
+    with pytest.raises(ValueError, match="jitter must be between 0 and 1"):
+        RetryPolicy(jitter=1.5)
+    with pytest.raises(ValueError, match="retry_on must be exception classes"):
+        RetryPolicy(retry_on=(int,))  # type: ignore[arg-type]

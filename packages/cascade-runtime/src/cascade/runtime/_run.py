@@ -788,7 +788,7 @@ class Run:
                 return
             now = time.perf_counter()
             error = failure
-            if attempt < policy.max_attempts and decided is None:
+            if attempt < policy.max_attempts and decided is None and policy.retries(failure):
                 outcome = "RETRYING"
                 emit(
                     TaskRetrying(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
@@ -45,12 +46,18 @@ class RetryPolicy:
     ``max_attempts`` counts the first try (1 = no retry); attempt ``n`` (from
     2) starts ``delay * backoff ** (n - 2)`` seconds after the previous one
     failed, but never more than ``max_delay`` seconds (default 600, as Celery's).
+    ``jitter`` (0 to 1) takes up to that fraction off each delay at random, so that
+    tasks failing together do not retry together. ``retry_on``: the exceptions an
+    attempt is retried on (every failure by default); another fails the task at
+    once (or holds it, under ``on_failure="hold"``).
     """
 
     max_attempts: int = 1
     delay: float = 0.0
     backoff: float = 1.0
     max_delay: float = 600.0
+    jitter: float = 0.0
+    retry_on: tuple[type[BaseException], ...] = (BaseException,)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -59,16 +66,29 @@ class RetryPolicy:
             raise ValueError("delay must be finite and >= 0, backoff finite and >= 1")
         if not 0 <= self.max_delay < math.inf:
             raise ValueError(f"max_delay must be finite and >= 0, not {self.max_delay}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be between 0 and 1, not {self.jitter}")
+        retry_on: Any = self.retry_on  # as given: a tuple, the annotation says
+        if not isinstance(retry_on, tuple) or not retry_on or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+        ):
+            raise ValueError(f"retry_on must be exception classes, not {retry_on!r}")
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 for the first retry)."""
         if self.delay == 0:
             return 0.0
         try:
-            delay = self.delay * self.backoff ** (attempt - 2)
+            delay = min(float(self.delay * self.backoff ** (attempt - 2)), self.max_delay)
         except OverflowError:
-            return self.max_delay
-        return min(float(delay), self.max_delay)
+            delay = self.max_delay
+        if self.jitter:
+            delay -= delay * self.jitter * random.random()
+        return delay
+
+    def retries(self, failure: BaseException) -> bool:
+        """Whether an attempt that raised ``failure`` is retried (attempts left)."""
+        return isinstance(failure, self.retry_on)
 
 
 def check_hold_options(
@@ -138,10 +158,15 @@ class Task(Generic[P, R]):
         delay: float = 0.0,
         backoff: float = 2.0,
         max_delay: float = 600.0,
+        *,
+        jitter: float = 0.0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = BaseException,
     ) -> Task[P, R]:
         """A copy of this task, tried up to ``max_attempts`` times (see :class:`RetryPolicy`);
         its other options kept."""
-        return self._copy(retry=RetryPolicy(max_attempts, delay, backoff, max_delay))
+        retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+        policy = RetryPolicy(max_attempts, delay, backoff, max_delay, jitter, retry_on)
+        return self._copy(retry=policy)
 
     def with_timeout(self, seconds: float) -> Task[P, R]:
         """A copy of this task whose attempts may take at most ``seconds`` each: one past it is
@@ -188,6 +213,29 @@ class LazyResult(Generic[R]):
         self.name = task.name
         self.task_id = f"{task.name}-{next(_ids)}"
         self.condition: Any = ALWAYS
+
+    def with_retry(
+        self,
+        max_attempts: int = 3,
+        delay: float = 0.0,
+        backoff: float = 2.0,
+        max_delay: float = 600.0,
+        *,
+        jitter: float = 0.0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = BaseException,
+    ) -> LazyResult[R]:
+        """This call tried up to ``max_attempts`` times, as :meth:`Task.with_retry` says (the
+        task's other calls keep theirs). Returns this lazy result."""
+        self.task = self.task.with_retry(
+            max_attempts, delay, backoff, max_delay, jitter=jitter, retry_on=retry_on
+        )
+        return self
+
+    def with_timeout(self, seconds: float) -> LazyResult[R]:
+        """This call's attempts bounded to ``seconds`` each, as :meth:`Task.with_timeout` says
+        (the task's other calls keep theirs). Returns this lazy result."""
+        self.task = self.task.with_timeout(seconds)
+        return self
 
     def run_if(self, condition: Any) -> LazyResult[R]:
         """Run this task only if ``condition`` is true when it would start: a lazy result (it
