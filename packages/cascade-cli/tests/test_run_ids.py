@@ -238,7 +238,7 @@ def test_every_table_shows_the_same_short_id(
     shown = short.findall(console.export_text()) + short.findall(context.console.export_text())
     assert set(shown) == {LIVE[:SHORT_ID], ENDED[:SHORT_ID]}  # and no longer nor shorter form
     static = files("cascade.dashboard") / "static"
-    assert f"const SHORT_ID = {SHORT_ID};" in (static / "app.js").read_text()
+    assert f"const SHORT_ID = {SHORT_ID};" in (static / "format.js").read_text()
     for page in ("render.js", "history.js"):
         assert "shortId(run.run_id)" in (static / page).read_text()
 

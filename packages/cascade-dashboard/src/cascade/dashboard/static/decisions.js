@@ -6,9 +6,10 @@
 // POST /api/runs/{run}/tasks/{task}/decide for the held attempt shown, so that a decision
 // meant for one failure never lands on the next. Every string from the broker reaches the page
 // through textContent or setAttribute only.
-// Uses el(), row(), span(), shortId(), seconds(), clock(), count(), fillTable(), bearer() and $()
-// of app.js, live and select() of live.js.
-"use strict";
+import { bearer } from "./api.js";
+import { $, el, fillTable, row, span } from "./dom.js";
+import { clock, count, seconds, shortId } from "./format.js";
+import { live, select } from "./live.js";
 
 const DECISIONS = ["retry", "skip", "complete", "fail"];
 
@@ -66,7 +67,7 @@ function heldButtons(task) {
   return cell;
 }
 
-function renderHeld() {
+export function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;

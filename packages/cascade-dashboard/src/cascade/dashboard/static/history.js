@@ -3,16 +3,23 @@
 // drawTimeline), a task's duration over time as an SVG chart, and the audit trail (constraints
 // and cancels); where the history is, or why there is none and how to start one. Everything the
 // history holds came from the broker, so every string reaches the page through textContent or
-// setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds(),
-// fillTable() and fillList() of app.js, drawTimeline() of timeline.js and drawLogLines() of
-// logs.js, loaded before it. A run's recorded log lines are shown beside its timeline, a page
-// at a time; "runs whose logs contain" lists the runs by their text instead of the filters.
-"use strict";
+// setAttribute only, never as HTML. A run's recorded log lines are shown beside its timeline,
+// a page at a time; "runs whose logs contain" lists the runs by their text instead of the
+// filters.
+import { bearer } from "./api.js";
+import { $, el, fillList, fillTable, replace, row, safeClass, span } from "./dom.js";
+import { at, count, seconds, shortId, took } from "./format.js";
+import { openLive } from "./live.js";
+import { drawLogLines } from "./logs.js";
+import { goTo, noPlace, placeOf } from "./places.js";
+import { schedule } from "./repaint.js";
+import { STATES } from "./states.js";
+import { drawTimeline } from "./timeline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 window.cascadeHistoryLoads = 0; // read by the tests
 
-async function historyGet(path, params) {
+export async function historyGet(path, params) {
   const url = withParams(path, params);
   // with the token: its holder's queries come first, within their own share (not the address's)
   const response = await fetch(url, { cache: "no-store", headers: bearer() });
@@ -25,10 +32,6 @@ async function historyGet(path, params) {
   window.cascadeHistoryLoads += 1;
   return answer;
 }
-
-function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
-
-function took(ms) { return ms == null ? "-" : ms < 1000 ? Math.round(ms) + " ms" : seconds(ms / 1000); }
 
 function problem(error) {
   $("h-problem").textContent = error ? "history: " + error.message : "";
@@ -387,16 +390,16 @@ async function loadAudit() {
 }
 
 // A recorded run a person opened: shown, and where the address says the page is.
-function openRecorded(runId) {
+export function openRecorded(runId) {
   goTo({ ...noPlace(), historyRun: runId });
   return loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
 }
 
-let historyKnown = null; // whether there is a History section (null: not known yet)
+export let historyKnown = null; // whether there is a History section (null: not known yet)
 
 // The recorded run and the task's durations the place names, shown (the others hidden); with
 // no history here, a recorded run's place opens the run in the live view instead.
-function showHistoryPlace(place) {
+export function showHistoryPlace(place) {
   if (historyKnown === false && place.historyRun && !place.run) {
     openLive(place.historyRun, null);
     return;
@@ -422,8 +425,8 @@ function showHistoryPlace(place) {
 
 let historyStarted = false;
 
-// The History section, once the page may read (app.js calls it then; once is enough).
-async function startHistory() {
+// The History section, once the page may read (main.js calls it then; once is enough).
+export async function startHistory() {
   if (historyStarted) return;
   historyStarted = true;
   try {

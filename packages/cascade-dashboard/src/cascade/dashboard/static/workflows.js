@@ -5,9 +5,10 @@
 // leaves a param to its default), a reason, and Start (POST /api/workflows/{name}/start).
 // The answer names the run started (a link to it). Every string from the broker reaches the
 // page through textContent or setAttribute only.
-// Uses el(), row(), span(), shortId(), fillTable(), bearer() and $() of app.js, select() of
-// live.js.
-"use strict";
+import { bearer } from "./api.js";
+import { $, el, fillTable, row, span } from "./dom.js";
+import { shortId } from "./format.js";
+import { select, selected } from "./live.js";
 
 const WORKFLOWS_EVERY = 10000; // ms between two reads of the list while the page is open
 
@@ -125,7 +126,7 @@ let workflowsTimer = null;
 
 // Read the list now (again: a new token may start other workflows; drawn again only if it
 // changed), and every so often.
-function startWorkflows() {
+export function startWorkflows() {
   loadWorkflows();
   if (workflowsTimer === null) workflowsTimer = setInterval(loadWorkflows, WORKFLOWS_EVERY);
 }

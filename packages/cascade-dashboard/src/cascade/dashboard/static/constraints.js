@@ -1,0 +1,76 @@
+// The Constraints section: the constraints in force (each with its clear button), the form that
+// sets or resumes a scope, and the open run's cancel button; every control's answer is said in
+// the section's status line. Every string from the broker reaches the page through textContent
+// or setAttribute only.
+import { bearer } from "./api.js";
+import { $, el, fillTable, row, span } from "./dom.js";
+import { clock, seconds } from "./format.js";
+import { live, selected } from "./live.js";
+
+const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
+
+export async function control(method, url, body) {
+  const status = $("control-status");
+  status.textContent = "sending…";
+  status.className = "note";
+  const headers = bearer();
+  if (body) headers["Content-Type"] = "application/json";
+  try {
+    const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    status.textContent = "done: " + (answer.said ? answer.said : answer.published
+      ? answer.published.map((p) => p.type + " on " + p.topic).join(", ")
+      : "cleared " + (answer.cleared.join(", ") || "nothing"));
+    status.className = "note ok";
+  } catch (error) {
+    status.textContent = "refused: " + error.message;
+    status.className = "error";
+  }
+}
+
+function onApply(event) {
+  event.preventDefault();
+  const type = $("c-type").value;
+  const value = $("c-value").value.trim();
+  const ttl = $("c-ttl").value.trim();
+  const params = type === "concurrency" ? { limit: value === "" ? null : Number(value) }
+    : type === "rate_limit" ? { rate: value } : {};
+  const reason = $("c-reason").value.trim();
+  control("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params,
+    ttl: ttl ? Number(ttl) : null, reason: reason || null });
+}
+
+export function startControls() {
+  $("control").addEventListener("submit", onApply);
+  $("run-cancel").addEventListener("click", () => {
+    if (!selected) return;
+    const reason = $("c-reason").value.trim();
+    control("POST", "/api/runs/" + encodeURIComponent(selected) + "/cancel",
+      reason ? { reason } : undefined);
+  });
+  $("c-resume").addEventListener("click", () =>
+    control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
+}
+
+export function renderConstraints() {
+  // Ticks move the clock between changes: a constraint may expire in between.
+  const inForce = [...live.constraints.values()]
+    .filter((c) => c.expires_at == null || c.expires_at > live.now)
+    .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  fillTable($("constraints"), inForce.map((c) => {
+    const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
+      : clock(c.expires_at) + " (in " + seconds(c.expires_at - live.now) + ")";
+    const issued = [c.issued_by ? "by " + c.issued_by : "", c.issued_at ? clock(c.issued_at) : "",
+      c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
+    const clear = el("button", "clear");
+    clear.disabled = !live.controls;
+    clear.addEventListener("click", () => control("DELETE",
+      "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
+    const tr = row([c.scope, c.type, params, span(issued, "issued"), expires, clear]);
+    tr.setAttribute("data-scope", c.scope);
+    tr.setAttribute("data-type", c.type);
+    return tr;
+  }));
+}
