@@ -2,31 +2,20 @@
 // sets or resumes a scope, and the open run's cancel button; every control's answer is said in
 // the section's status line. Every string from the broker reaches the page through textContent
 // or setAttribute only.
-import { bearer } from "./api.js";
+import { control } from "./api.js";
 import { $, el, fillTable, row, span } from "./dom.js";
 import { clock, seconds } from "./format.js";
 import { live, selected } from "./live.js";
 
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 
-export async function control(method, url, body) {
-  const status = $("control-status");
-  status.textContent = "sending…";
-  status.className = "note";
-  const headers = bearer();
-  if (body) headers["Content-Type"] = "application/json";
-  try {
-    const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    status.textContent = "done: " + (answer.said ? answer.said : answer.published
+// A constraint set or cleared, or the open run cancelled: the answer said in the section's
+// status line.
+function constrain(method, url, body) {
+  control($("control-status"), { sending: "sending…", method, url, body }, (answer) =>
+    "done: " + (answer.said ? answer.said : answer.published
       ? answer.published.map((p) => p.type + " on " + p.topic).join(", ")
-      : "cleared " + (answer.cleared.join(", ") || "nothing"));
-    status.className = "note ok";
-  } catch (error) {
-    status.textContent = "refused: " + error.message;
-    status.className = "error";
-  }
+      : "cleared " + (answer.cleared.join(", ") || "nothing")));
 }
 
 function onApply(event) {
@@ -37,7 +26,7 @@ function onApply(event) {
   const params = type === "concurrency" ? { limit: value === "" ? null : Number(value) }
     : type === "rate_limit" ? { rate: value } : {};
   const reason = $("c-reason").value.trim();
-  control("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params,
+  constrain("POST", "/api/constraints", { scope: $("c-scope").value.trim(), type, params,
     ttl: ttl ? Number(ttl) : null, reason: reason || null });
 }
 
@@ -46,11 +35,11 @@ export function startControls() {
   $("run-cancel").addEventListener("click", () => {
     if (!selected) return;
     const reason = $("c-reason").value.trim();
-    control("POST", "/api/runs/" + encodeURIComponent(selected) + "/cancel",
+    constrain("POST", "/api/runs/" + encodeURIComponent(selected) + "/cancel",
       reason ? { reason } : undefined);
   });
   $("c-resume").addEventListener("click", () =>
-    control("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
+    constrain("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
 }
 
 export function renderConstraints() {
@@ -66,7 +55,7 @@ export function renderConstraints() {
       c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
     const clear = el("button", "clear");
     clear.disabled = !live.controls;
-    clear.addEventListener("click", () => control("DELETE",
+    clear.addEventListener("click", () => constrain("DELETE",
       "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
     const tr = row([c.scope, c.type, params, span(issued, "issued"), expires, clear]);
     tr.setAttribute("data-scope", c.scope);

@@ -6,7 +6,7 @@
 // POST /api/runs/{run}/tasks/{task}/decide for the held attempt shown, so that a decision
 // meant for one failure never lands on the next. Every string from the broker reaches the page
 // through textContent or setAttribute only.
-import { bearer } from "./api.js";
+import { control } from "./api.js";
 import { $, el, fillTable, row, span } from "./dom.js";
 import { clock, count, seconds, shortId } from "./format.js";
 import { live, select } from "./live.js";
@@ -20,7 +20,7 @@ function completeResult(field) {
   return JSON.parse(text); // a SyntaxError is said as the refusal
 }
 
-async function decide(task, decision, field) {
+function decide(task, decision, field) {
   const status = $("held-status");
   let body;
   try {
@@ -33,21 +33,10 @@ async function decide(task, decision, field) {
     status.className = "error";
     return;
   }
-  status.textContent = "sending " + decision + " of " + task.name + "…";
-  status.className = "note";
   const url = "/api/runs/" + encodeURIComponent(task.run_id) + "/tasks/" +
     encodeURIComponent(task.task_id) + "/decide";
-  try {
-    const headers = { ...bearer(), "Content-Type": "application/json" };
-    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    status.textContent = "done: " + answer.said;
-    status.className = "note ok";
-  } catch (error) {
-    status.textContent = "refused: " + error.message;
-    status.className = "error";
-  }
+  const sending = "sending " + decision + " of " + task.name + "…";
+  control(status, { sending, method: "POST", url, body }, (answer) => "done: " + answer.said);
 }
 
 function heldButtons(task) {

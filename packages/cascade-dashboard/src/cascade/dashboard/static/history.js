@@ -6,7 +6,7 @@
 // setAttribute only, never as HTML. A run's recorded log lines are shown beside its timeline,
 // a page at a time; "runs whose logs contain" lists the runs by their text instead of the
 // filters.
-import { bearer } from "./api.js";
+import { ask, bearer } from "./api.js";
 import { $, el, fillList, fillTable, replace, row, safeClass, span } from "./dom.js";
 import { at, count, seconds, shortId, took } from "./format.js";
 import { openLive } from "./live.js";
@@ -20,15 +20,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 window.cascadeHistoryLoads = 0; // read by the tests
 
 export async function historyGet(path, params) {
-  const url = withParams(path, params);
   // with the token: its holder's queries come first, within their own share (not the address's)
-  const response = await fetch(url, { cache: "no-store", headers: bearer() });
-  const answer = await response.json();
-  if (!response.ok) {
-    const error = new Error(answer.error || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
+  const answer = await ask("GET", withParams(path, params));
   window.cascadeHistoryLoads += 1;
   return answer;
 }
