@@ -4,7 +4,7 @@
 // or setAttribute only.
 import { control } from "./api.js";
 import { $, el, fillTable, row, span } from "./dom.js";
-import { clock, seconds } from "./format.js";
+import { clock, dueAt, paramsText, quoted } from "./format.js";
 import { live, selected } from "./live.js";
 
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
@@ -48,11 +48,11 @@ export function renderConstraints() {
     .filter((c) => c.expires_at == null || c.expires_at > live.now)
     .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
   fillTable($("constraints"), inForce.map((c) => {
-    const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
+    const params = paramsText(c.params);
     const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
-      : clock(c.expires_at) + " (in " + seconds(c.expires_at - live.now) + ")";
+      : dueAt(c.expires_at, live.now);
     const issued = [c.issued_by ? "by " + c.issued_by : "", c.issued_at ? clock(c.issued_at) : "",
-      c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
+      c.reason ? quoted(c.reason) : ""].filter(Boolean).join(" ") || "-";
     const clear = el("button", "clear");
     clear.disabled = !live.controls;
     clear.addEventListener("click", () => constrain("DELETE",

@@ -7,8 +7,8 @@
 // meant for one failure never lands on the next. Every string from the broker reaches the page
 // through textContent or setAttribute only.
 import { control } from "./api.js";
-import { $, el, fillTable, row, span } from "./dom.js";
-import { clock, count, seconds, shortId } from "./format.js";
+import { $, el, fillTable, row, runButton, span } from "./dom.js";
+import { count, dueAt, seconds } from "./format.js";
 import { live, select } from "./live.js";
 
 const DECISIONS = ["retry", "skip", "complete", "fail"];
@@ -63,11 +63,9 @@ export function renderHeld() {
   // the answer to the last decision stays in view when it emptied the list
   $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
-    const open = el("button", shortId(t.run_id), "link");
-    open.title = t.run_id;
-    open.addEventListener("click", () => select(t.run_id));
+    const open = runButton(t.run_id, "link", () => select(t.run_id));
     const deadline = t.deadline == null ? "-"
-      : clock(t.deadline) + " (in " + seconds(t.deadline - live.now) + "), then " + (t.default || "fail");
+      : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
     const tr = row([open, t.org_id + "/" + t.project_id, span(t.name, "c-HELD"), t.task_id,
       t.attempt ?? "-", span(t.error, "error"), seconds(live.now - t.since),
       deadline, t.decide ? heldButtons(t) : "-"]);

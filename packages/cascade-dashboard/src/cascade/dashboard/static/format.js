@@ -16,6 +16,9 @@ export function seconds(value) {  // as the CLI's duration(): 12.3s, 4m05s, 2h05
 
 export function clock(epoch) { return new Date(epoch * 1000).toISOString().slice(11, 19) + " UTC"; }
 
+// A moment to come, seen at `now`: "12:00:00 UTC (in 4m05s)".
+export function dueAt(epoch, now) { return clock(epoch) + " (in " + seconds(epoch - now) + ")"; }
+
 // A date and time: "2026-01-02 03:04:05 UTC" ("-": none).
 export function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
 
@@ -23,3 +26,11 @@ export function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).
 export function took(ms) { return ms == null ? "-" : ms < 1000 ? Math.round(ms) + " ms" : seconds(ms / 1000); }
 
 export function count(n) { return Number(n).toLocaleString("en"); }
+
+// What someone wrote (a reason), in quotes: “API back”.
+export function quoted(text) { return "\u201c" + text + "\u201d"; }
+
+// A constraint's or a start's params: "limit=2, rate=5/s" ("-": none).
+export function paramsText(params) {
+  return Object.entries(params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
+}

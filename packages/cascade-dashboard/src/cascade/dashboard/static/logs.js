@@ -33,8 +33,3 @@ export function drawLogLines(container, lines, options) {
     container.appendChild(div);
   }
 }
-
-// The live panel: `lines` replace what the container showed.
-export function renderLogLines(container, lines) {
-  drawLogLines(container, lines, { clear: true });
-}

@@ -4,14 +4,14 @@
 // Every string from the broker reaches the page through textContent or setAttribute only.
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
-import { $, el, fillList, fillTable, replace, row, safeClass, span } from "./dom.js";
-import { at, clock, count, seconds, shortId } from "./format.js";
+import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { at, clock, count, seconds } from "./format.js";
 import { historyGet, historyKnown, openRecorded } from "./history.js";
 import { connecting, live, logTask, ROWS, select, selected, view } from "./live.js";
-import { renderLogLines } from "./logs.js";
+import { drawLogLines } from "./logs.js";
 import { noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
-import { STATES, tallyText } from "./states.js";
+import { stateCounts, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 import { signedIn } from "./who.js";
 
@@ -68,16 +68,13 @@ function renderRuns() {
   const rows = runs.map((run) => {
     const progress = Math.max(progressSeen.get(run.run_id) || 0, run.progress ?? 0); // null: total unknown
     progressSeen.set(run.run_id, progress);
-    const open = el("button", shortId(run.run_id), "link");
-    open.title = run.run_id;
-    open.addEventListener("click", () => select(run.run_id));
+    const open = runButton(run.run_id, "link", () => select(run.run_id));
     const bar = el("div", null, "progress");
     const fill = el("div");
     fill.style.width = (100 * progress).toFixed(1) + "%";
     bar.appendChild(fill);
     bar.setAttribute("data-progress", progress.toFixed(4));
-    const counts = el("span");
-    for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
+    const counts = stateCounts(run.counts);
     // what this view lacks of the run until its engine answers ("joined late: 12 of 40 tasks known")
     if (run.partial) counts.appendChild(span(run.partial, "count partial"));
     // fleet mode: counted by its engine's summary, its events not read until it is opened
@@ -104,7 +101,7 @@ let logsDrawn = -1; // live.logsChanged when the log panel was last drawn
 function renderLogs() {
   if (logsDrawn === live.logsChanged) return;
   logsDrawn = live.logsChanged;
-  renderLogLines($("logs-lines"), live.logs);
+  drawLogLines($("logs-lines"), live.logs, { clear: true });
   $("logs-of").textContent = logTask ? "of " + logTask : "of every task";
   $("logs-all").hidden = !logTask;
   const note = live.logsNote || {};
@@ -131,10 +128,8 @@ function renderLineage(run) {
   if (origin.issued_by) parts.push(span(" started by " + origin.issued_by));
   if (origin.rerun_of) {
     parts.push(span(" rerun of "));
-    const link = el("button", shortId(origin.rerun_of), "link lineage");
-    link.title = origin.rerun_of;
+    const link = runButton(origin.rerun_of, "link lineage", () => openRun(origin.rerun_of));
     link.setAttribute("data-run-id", origin.rerun_of);
-    link.addEventListener("click", () => openRun(origin.rerun_of));
     parts.push(link);
   }
   if (recorded) { // the runs that rerun it, and the results it reused: the history has them
@@ -226,12 +221,7 @@ function renderRun() {
     const li = el("li");
     li.appendChild(span(f.name + (f.state === "HELD" ? " (held for a decision): " : ": "), "c-" + f.state));
     li.appendChild(span(f.error, "error"));
-    if (f.traceback) {  // the engine's text: shown as text, never as HTML
-      const shown = el("details", null, "traceback");
-      shown.appendChild(el("summary", "traceback"));
-      shown.appendChild(el("pre", f.traceback));
-      li.appendChild(shown);
-    }
+    if (f.traceback) li.appendChild(traceback(f.traceback));
     return li;
   });
   if (!failures.length && run.error) failures.push(el("li", run.error, "error"));

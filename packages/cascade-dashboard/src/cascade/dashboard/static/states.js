@@ -1,8 +1,16 @@
 // Tasks by state, as the page says them.
+import { el, span } from "./dom.js";
 import { count } from "./format.js";
 
 // A task's states, as the wire names them, in the order the page lists them.
 export const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
+
+// A run's tasks by state as counts ("running 3", "failed 1"), each in its state's colour.
+export function stateCounts(tasks) {
+  const counts = el("span");
+  for (const s of STATES) if (tasks[s]) counts.appendChild(span(s.toLowerCase() + " " + tasks[s], "count c-" + s));
+  return counts;
+}
 
 // Tasks by state as a summary counts them ("running 3 · pending 5"), the states it has only.
 // Tasks by state as the wire counts them: the held are among the blocked and the cancelled

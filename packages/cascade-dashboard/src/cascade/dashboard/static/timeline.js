@@ -1,11 +1,11 @@
-// A run's timeline, live (app.js) and recorded (history.js): per task, a bar per state it was
+// A run's timeline, live (render.js) and recorded (history.js): per task, a bar per state it was
 // in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
 // segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
 // bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
 // (one row, its instances on demand), so a run of 500 downloads is one row until asked.
 // Every string from the broker reaches the page through textContent or setAttribute only.
 import { el, safeClass, span } from "./dom.js";
-import { clock, seconds } from "./format.js";
+import { dueAt, quoted, seconds } from "./format.js";
 import { STATES } from "./states.js";
 
 const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
@@ -158,11 +158,10 @@ function groupRow(name, members, opened, toggle, scale) {
 function holdText(h, now) {
   const scope = h.scope ? " on " + h.scope : "";
   const issued = (h.issued_by ? " by " + h.issued_by : "") +
-    (h.reason ? " \u201c" + h.reason + "\u201d" : "");
+    (h.reason ? " " + quoted(h.reason) : "");
   if (h.type === "sync") return "waiting for the broker's retained constraints";
   if (h.type === "decision") {
-    const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + clock(h.deadline) +
-      " (in " + seconds(h.deadline - now) + ")" : "";
+    const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + dueAt(h.deadline, now) : "";
     return "attempt " + (h.attempt ?? "?") + " failed, waiting for a decision" + deadline;
   }
   if (h.type === "concurrency" && h.limit != null) {
@@ -171,8 +170,7 @@ function holdText(h, now) {
       (names ? " (running: " + names + ")" : "") + issued;
   }
   if (h.type === "rate_limit") {
-    const next = h.next_start != null ? ", next start " + clock(h.next_start) +
-      " (in " + seconds(h.next_start - now) + ")" : "";
+    const next = h.next_start != null ? ", next start " + dueAt(h.next_start, now) : "";
     return "rate_limit " + (h.rate || "") + scope + next + issued;
   }
   return h.type + scope + issued;

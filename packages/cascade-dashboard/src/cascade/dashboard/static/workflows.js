@@ -6,8 +6,7 @@
 // The answer names the run started (a link to it). Every string from the broker reaches the
 // page through textContent or setAttribute only.
 import { ask, control } from "./api.js";
-import { $, el, fillTable, row, span } from "./dom.js";
-import { shortId } from "./format.js";
+import { $, el, fillTable, row, runButton, span } from "./dom.js";
 import { select, selected } from "./live.js";
 
 const WORKFLOWS_EVERY = 10000; // ms between two reads of the list while the page is open
@@ -28,10 +27,8 @@ function startWorkflow(workflow, form) {
   const url = "/api/workflows/" + encodeURIComponent(workflow.name) + "/start";
   const sending = "starting " + workflow.name + "…";
   control($("w-status"), { sending, method: "POST", url, body }, (answer) => {
-    const link = el("button", shortId(answer.run_id), "link");
-    link.title = answer.run_id;
+    const link = runButton(answer.run_id, "link", () => { if (answer.run_id !== selected) select(answer.run_id); });
     link.setAttribute("data-run-id", answer.run_id);
-    link.addEventListener("click", () => { if (answer.run_id !== selected) select(answer.run_id); });
     const started = "started " + workflow.name + " on " + answer.source + (answer.queued ? " (queued)" : "");
     return [started + ": run ", link];
   });
