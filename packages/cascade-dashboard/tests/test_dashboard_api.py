@@ -96,8 +96,8 @@ async def test_state_of_an_unknown_run_is_null(hub: DashboardHub) -> None:
 
 async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub) -> None:
     """The page loads one module, which imports the others, all from the package: each served
-    as JavaScript (a module of another type is not run), every file of static/ among them; a
-    CSP that allows no inline script; no module builds HTML."""
+    as JavaScript (a module of another type is not run), every file of static/ among them and
+    preloaded; a CSP that allows no inline script; no module builds HTML."""
     async with client(hub) as http:
         page = await http.get("/")
         sources = re.findall(r'<script [^>]*src="([^"]+)"', page.text)
@@ -113,6 +113,8 @@ async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub
     assert '<script type="module" src="/static/main.js"></script>' in page.text
     static = files("cascade.dashboard") / "static"
     assert set(modules) == {f.name for f in static.iterdir() if f.name.endswith(".js")}
+    preloads = re.findall(r'<link rel="modulepreload" href="/static/([a-z]+\.js)">', page.text)
+    assert sorted(preloads) == sorted(set(modules) - {"main.js"})  # each fetched at once
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN
     for module in modules.values():
         assert module.status_code == 200
