@@ -238,9 +238,11 @@ def test_every_table_shows_the_same_short_id(
     shown = short.findall(console.export_text()) + short.findall(context.console.export_text())
     assert set(shown) == {LIVE[:SHORT_ID], ENDED[:SHORT_ID]}  # and no longer nor shorter form
     static = files("cascade.dashboard") / "static"
-    assert f"const SHORT_ID = {SHORT_ID};" in (static / "app.js").read_text()
+    assert f"const SHORT_ID = {SHORT_ID};" in (static / "format.js").read_text()
+    dom = (static / "dom.js").read_text()
+    assert 'const button = el("button", shortId(runId), className);' in dom  # runButton
     for page in ("render.js", "history.js"):
-        assert "shortId(run.run_id)" in (static / page).read_text()
+        assert "runButton(run.run_id, " in (static / page).read_text()
 
 
 async def test_the_dashboards_cancel_and_history_take_a_prefix(

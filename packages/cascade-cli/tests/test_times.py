@@ -25,8 +25,9 @@ CASES = {
     7199.6: "2h00m",
     273600.0: "3d04h",
 }
-APP_JS = (
-    Path(__file__).resolve().parents[1] / "../cascade-dashboard/src/cascade/dashboard/static/app.js"
+FORMAT_JS = (
+    Path(__file__).resolve().parents[1]
+    / "../cascade-dashboard/src/cascade/dashboard/static/format.js"
 )
 
 
@@ -41,10 +42,10 @@ def test_the_dashboard_shows_durations_as_the_cli_does() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed (Debian: apt-get install nodejs)")
-    source = APP_JS.read_text(encoding="utf-8")
-    function = re.search(r"^function seconds\(value\) \{.*?^\}", source, re.S | re.M)
+    source = FORMAT_JS.read_text(encoding="utf-8")
+    function = re.search(r"^export (function seconds\(value\) \{.*?^\})", source, re.S | re.M)
     assert function is not None
-    script = function[0] + f"\nconsole.log(JSON.stringify({list(CASES)}.map(seconds)));"
+    script = function[1] + f"\nconsole.log(JSON.stringify({list(CASES)}.map(seconds)));"
     shown = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True)
     assert json.loads(shown.stdout) == list(CASES.values())
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
 from typing import Any
 
 import httpx
@@ -94,29 +95,32 @@ async def test_state_of_an_unknown_run_is_null(hub: DashboardHub) -> None:
 
 
 async def test_page_and_assets_are_served_with_a_strict_policy(hub: DashboardHub) -> None:
-    """The page and its scripts come from the package, with a CSP that allows no inline script;
-    no script builds HTML."""
+    """The page loads one module, which imports the others, all from the package: each served
+    as JavaScript (a module of another type is not run), every file of static/ among them and
+    preloaded; a CSP that allows no inline script; no module builds HTML."""
     async with client(hub) as http:
         page = await http.get("/")
-        sources = re.findall(r'<script src="([^"]+)"', page.text)
-        scripts = [await http.get(source) for source in sources]
+        sources = re.findall(r'<script [^>]*src="([^"]+)"', page.text)
+        modules: dict[str, httpx.Response] = {}
+        waiting = ["main.js"]
+        while waiting:
+            name = waiting.pop()
+            modules[name] = await http.get(f"/static/{name}")
+            imported = re.findall(r'^import .* from "\./([a-z]+\.js)";$', modules[name].text, re.M)
+            waiting += [found for found in imported if found not in modules]
     assert page.status_code == 200
-    assert sources == [
-        "/static/app.js",
-        "/static/render.js",
-        "/static/live.js",
-        "/static/timeline.js",
-        "/static/logs.js",
-        "/static/history.js",
-        "/static/decisions.js",
-        "/static/workflows.js",
-        "/static/places.js",
-    ]
+    assert sources == ["/static/main.js"]
+    assert '<script type="module" src="/static/main.js"></script>' in page.text
+    static = files("cascade.dashboard") / "static"
+    assert set(modules) == {f.name for f in static.iterdir() if f.name.endswith(".js")}
+    preloads = re.findall(r'<link rel="modulepreload" href="/static/([a-z]+\.js)">', page.text)
+    assert sorted(preloads) == sorted(set(modules) - {"main.js"})  # each fetched at once
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN
-    for script in scripts:
-        assert script.status_code == 200
+    for module in modules.values():
+        assert module.status_code == 200
+        assert module.headers["content-type"].startswith("text/javascript")
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-            assert sink not in script.text
+            assert sink not in module.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert "unsafe-inline" not in policy

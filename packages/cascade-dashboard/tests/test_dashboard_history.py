@@ -257,13 +257,15 @@ async def test_the_page_has_a_history_section_and_no_inline_script(history: Hist
     is a JSON data block), no HTML built."""
     async with _client(history) as http:
         page = (await http.get("/")).text
+        main = (await http.get("/static/main.js")).text
         script = await http.get("/static/history.js")
         answer = await http.get("/api/history/runs")
     assert 'id="history"' in page
-    assert '<script src="/static/history.js" defer></script>' in page
-    # every script is a file; the one other is the page's first state, data never run
+    assert 'from "./history.js";' in main
+    # the one script run is a file, the page's module; the other is its first state, data
     data = '<script id="first-state" type="application/json">'
-    assert page.count("<script") == page.count("<script src=") + 1 == page.count(data) + 9
+    assert page.count("<script") == page.count('<script type="module" src=') + 1 == 2
+    assert page.count(data) == 1
     assert script.status_code == 200
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script.text

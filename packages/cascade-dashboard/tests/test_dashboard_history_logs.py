@@ -89,9 +89,11 @@ async def test_a_runs_lines_a_page_at_a_time(history: History) -> None:
 
 async def test_the_page_draws_log_lines_as_text(history: History) -> None:
     async with _client(history) as http:
-        page = (await http.get("/")).text
+        render = (await http.get("/static/render.js")).text
+        recorded = (await http.get("/static/history.js")).text
         script = (await http.get("/static/logs.js")).text
-    assert '<script src="/static/logs.js" defer></script>' in page
+    assert 'from "./logs.js";' in render  # the live panel's lines
+    assert 'from "./logs.js";' in recorded  # a recorded run's
     assert "textContent" in script
     assert "innerHTML" not in script
 

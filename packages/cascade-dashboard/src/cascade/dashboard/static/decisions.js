@@ -6,9 +6,10 @@
 // POST /api/runs/{run}/tasks/{task}/decide for the held attempt shown, so that a decision
 // meant for one failure never lands on the next. Every string from the broker reaches the page
 // through textContent or setAttribute only.
-// Uses el(), row(), span(), shortId(), seconds(), clock(), count(), fillTable(), bearer() and $()
-// of app.js, live and select() of live.js.
-"use strict";
+import { control } from "./api.js";
+import { $, el, fillTable, row, runButton, span } from "./dom.js";
+import { count, dueAt, seconds } from "./format.js";
+import { live, select } from "./live.js";
 
 const DECISIONS = ["retry", "skip", "complete", "fail"];
 
@@ -19,7 +20,7 @@ function completeResult(field) {
   return JSON.parse(text); // a SyntaxError is said as the refusal
 }
 
-async function decide(task, decision, field) {
+function decide(task, decision, field) {
   const status = $("held-status");
   let body;
   try {
@@ -32,21 +33,10 @@ async function decide(task, decision, field) {
     status.className = "error";
     return;
   }
-  status.textContent = "sending " + decision + " of " + task.name + "…";
-  status.className = "note";
   const url = "/api/runs/" + encodeURIComponent(task.run_id) + "/tasks/" +
     encodeURIComponent(task.task_id) + "/decide";
-  try {
-    const headers = { ...bearer(), "Content-Type": "application/json" };
-    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    status.textContent = "done: " + answer.said;
-    status.className = "note ok";
-  } catch (error) {
-    status.textContent = "refused: " + error.message;
-    status.className = "error";
-  }
+  const sending = "sending " + decision + " of " + task.name + "…";
+  control(status, { sending, method: "POST", url, body }, (answer) => "done: " + answer.said);
 }
 
 function heldButtons(task) {
@@ -66,18 +56,16 @@ function heldButtons(task) {
   return cell;
 }
 
-function renderHeld() {
+export function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;
   // the answer to the last decision stays in view when it emptied the list
   $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
-    const open = el("button", shortId(t.run_id), "link");
-    open.title = t.run_id;
-    open.addEventListener("click", () => select(t.run_id));
+    const open = runButton(t.run_id, "link", () => select(t.run_id));
     const deadline = t.deadline == null ? "-"
-      : clock(t.deadline) + " (in " + seconds(t.deadline - live.now) + "), then " + (t.default || "fail");
+      : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
     const tr = row([open, t.org_id + "/" + t.project_id, span(t.name, "c-HELD"), t.task_id,
       t.attempt ?? "-", span(t.error, "error"), seconds(live.now - t.since),
       deadline, t.decide ? heldButtons(t) : "-"]);

@@ -3,41 +3,31 @@
 // drawTimeline), a task's duration over time as an SVG chart, and the audit trail (constraints
 // and cancels); where the history is, or why there is none and how to start one. Everything the
 // history holds came from the broker, so every string reaches the page through textContent or
-// setAttribute only, never as HTML. Uses el(), row(), span(), safeClass(), seconds(),
-// fillTable() and fillList() of app.js, drawTimeline() of timeline.js and drawLogLines() of
-// logs.js, loaded before it. A run's recorded log lines are shown beside its timeline, a page
-// at a time; "runs whose logs contain" lists the runs by their text instead of the filters.
-"use strict";
+// setAttribute only, never as HTML. A run's recorded log lines are shown beside its timeline,
+// a page at a time; "runs whose logs contain" lists the runs by their text instead of the
+// filters.
+import { ask, bearer } from "./api.js";
+import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.js";
+import { openLive } from "./live.js";
+import { drawLogLines } from "./logs.js";
+import { goTo, noPlace, placeOf } from "./places.js";
+import { schedule } from "./repaint.js";
+import { stateCounts } from "./states.js";
+import { drawTimeline } from "./timeline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 window.cascadeHistoryLoads = 0; // read by the tests
 
-async function historyGet(path, params) {
-  const url = withParams(path, params);
+export async function historyGet(path, params) {
   // with the token: its holder's queries come first, within their own share (not the address's)
-  const response = await fetch(url, { cache: "no-store", headers: bearer() });
-  const answer = await response.json();
-  if (!response.ok) {
-    const error = new Error(answer.error || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
+  const answer = await ask("GET", withParams(path, params));
   window.cascadeHistoryLoads += 1;
   return answer;
 }
 
-function at(epoch) { return epoch == null ? "-" : new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"; }
-
-function took(ms) { return ms == null ? "-" : ms < 1000 ? Math.round(ms) + " ms" : seconds(ms / 1000); }
-
 function problem(error) {
   $("h-problem").textContent = error ? "history: " + error.message : "";
-}
-
-function stateCounts(tasks) {
-  const counts = el("span");
-  for (const s of STATES) if (tasks[s]) counts.appendChild(span(s.toLowerCase() + " " + tasks[s], "count c-" + s));
-  return counts;
 }
 
 function filters() {
@@ -97,10 +87,8 @@ async function loadRuns() {
   downloadLinks();
   const { runs } = await historyGet("/api/history/runs", filters());
   replace($("h-runs").tBodies[0], runs.map((run) => {
-    const open = el("button", shortId(run.run_id), "link");
-    open.title = run.run_id;
-    open.addEventListener("click", () => openRecorded(run.run_id));
-    const missing = run.missing_events ? span(run.missing_events.toLocaleString("en"), "missing") : "-";
+    const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
+    const missing = run.missing_events ? span(count(run.missing_events), "missing") : "-";
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
       span(run.status, safeClass(run.status)), at(run.started_at),
       run.duration == null ? "running" : seconds(run.duration), stateCounts(run.tasks), missing,
@@ -126,7 +114,7 @@ async function loadRun(runId) {
   $("h-run-origin").textContent = originText(run.origin);
   $("h-run-lineage").replaceChildren(...lineageParts(run));
   $("h-run-missing").textContent = run.missing_events
-    ? run.missing_events.toLocaleString("en") + " events never reached the history" : "";
+    ? count(run.missing_events) + " events never reached the history" : "";
   drawRun();
   await loadLogs(true);
 }
@@ -149,7 +137,7 @@ async function loadLogs(fresh) {
   // batches its engine numbered that never reached the history: their lines, of any task
   // (one that lost every line among them), are known neither in number nor by task
   if (fresh) $("h-logs-missing").textContent = batches && batches.missing
-    ? batches.missing.toLocaleString("en") + (batches.missing === 1 ? " batch" : " batches") +
+    ? count(batches.missing) + (batches.missing === 1 ? " batch" : " batches") +
       " of log lines missing, of any task (lost on the way or before a recorder listened)"
     : "";
   $("h-logs-more").hidden = next_after == null;
@@ -179,14 +167,9 @@ function attemptsList(task) {
     const d = a.decided;
     if (d) {
       const who = d.deadline ? "at the hold's deadline" : "by " + (d.by || "someone unnamed");
-      item.appendChild(span(" \u2192 " + d.decision + " " + who + (d.reason ? " \u201c" + d.reason + "\u201d" : ""), "decided"));
+      item.appendChild(span(" \u2192 " + d.decision + " " + who + (d.reason ? " " + quoted(d.reason) : ""), "decided"));
     }
-    if (a.traceback) {  // the engine's text: shown as text, never as HTML
-      const shown = el("details", null, "traceback");
-      shown.appendChild(el("summary", "traceback"));
-      shown.appendChild(el("pre", a.traceback));
-      item.appendChild(shown);
-    }
+    if (a.traceback) item.appendChild(traceback(a.traceback));
     list.appendChild(item);
   }
   return list;
@@ -200,7 +183,7 @@ function originText(origin) {
   if (origin.params) parts.push("params " + JSON.stringify(origin.params));
   if (origin.request_id) {
     parts.push("started by " + (origin.issued_by || "someone unnamed") +
-      (origin.reason ? " \u201c" + origin.reason + "\u201d" : ""));
+      (origin.reason ? " " + quoted(origin.reason) : ""));
   }
   return parts.join(" \u00b7 ");
 }
@@ -208,10 +191,8 @@ function originText(origin) {
 // A link to another run of the line (its recorded page) and how it stands.
 function runLink(link) {
   const item = el("span", null, "run-link");
-  const open = el("button", shortId(link.run_id), "link lineage");
-  open.title = link.run_id;
+  const open = runButton(link.run_id, "link lineage", () => openRecorded(link.run_id));
   open.setAttribute("data-run-id", link.run_id);
-  open.addEventListener("click", () => openRecorded(link.run_id));
   item.appendChild(open);
   item.appendChild(span(" (" + (link.status || "not recorded") + ")",
     link.status ? safeClass(link.status) : "note"));
@@ -249,8 +230,8 @@ function drawRun() {
     li.appendChild(span(f.error, "error"));
     li.appendChild(attemptsList(f));
     return li;
-  }), next == null ? "none" : "none among the " + tasks.length.toLocaleString("en") + " tasks shown");
-  $("h-run-shown").textContent = next == null ? "" : tasks.length.toLocaleString("en") + " tasks shown";
+  }), next == null ? "none" : "none among the " + count(tasks.length) + " tasks shown");
+  $("h-run-shown").textContent = next == null ? "" : count(tasks.length) + " tasks shown";
   $("h-run-more").hidden = next == null;
   const reused = tasks.filter((t) => t.reused_from);
   $("h-run-reused").hidden = !reused.length;
@@ -353,7 +334,7 @@ function decidedText(e) {
   if (d.outcome === "applied") return task + ": applied";
   const first = d.decided || null;
   const who = first ? ": " + first.decision + (first.deadline ? " at the hold's deadline"
-    : " by " + (first.by || "someone unnamed")) + (first.reason ? " \u201c" + first.reason + "\u201d" : "") : "";
+    : " by " + (first.by || "someone unnamed")) + (first.reason ? " " + quoted(first.reason) : "") : "";
   return task + ": refused (" + String(d.outcome || "?") + ")" + who;
 }
 
@@ -362,7 +343,7 @@ function startedText(e) {
   const s = e.started || {};
   const params = Object.entries(e.params || {}).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", ");
   return (s.name || e.type || "?") + " on " + (e.source || "?") + (params ? ": " + params : "") +
-    (s.rerun_of ? "; rerun of " + String(s.rerun_of).slice(0, 12) : "");
+    (s.rerun_of ? "; rerun of " + shortId(String(s.rerun_of)) : "");
 }
 
 async function loadAudit() {
@@ -373,8 +354,8 @@ async function loadAudit() {
     const params = cancel ? stoppedText(e) : e.action === "decided" ? decidedText(e)
       : e.action === "refused" ? "-"
       : start ? startedText(e)
-      : Object.entries(e.params || {}).map(([k, v]) => k + "=" + v).join(", ") || "-";
-    const scope = cancel || start || e.action === "decided" ? "run:" + String(e.run_id || "").slice(0, 12)
+      : paramsText(e.params);
+    const scope = cancel || start || e.action === "decided" ? "run:" + shortId(String(e.run_id || ""))
       : e.scope || "-";
     // a row of refusals folded over a minute says how many it stands for
     const action = e.count > 1 ? e.action + " \u00d7" + e.count : e.action;
@@ -387,16 +368,16 @@ async function loadAudit() {
 }
 
 // A recorded run a person opened: shown, and where the address says the page is.
-function openRecorded(runId) {
+export function openRecorded(runId) {
   goTo({ ...noPlace(), historyRun: runId });
   return loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
 }
 
-let historyKnown = null; // whether there is a History section (null: not known yet)
+export let historyKnown = null; // whether there is a History section (null: not known yet)
 
 // The recorded run and the task's durations the place names, shown (the others hidden); with
 // no history here, a recorded run's place opens the run in the live view instead.
-function showHistoryPlace(place) {
+export function showHistoryPlace(place) {
   if (historyKnown === false && place.historyRun && !place.run) {
     openLive(place.historyRun, null);
     return;
@@ -422,8 +403,8 @@ function showHistoryPlace(place) {
 
 let historyStarted = false;
 
-// The History section, once the page may read (app.js calls it then; once is enough).
-async function startHistory() {
+// The History section, once the page may read (main.js calls it then; once is enough).
+export async function startHistory() {
   if (historyStarted) return;
   historyStarted = true;
   try {

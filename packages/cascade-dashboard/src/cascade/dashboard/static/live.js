@@ -4,15 +4,19 @@
 // "reset" replaces what the page holds of it; "remove" and "upsert" change it; "order" is the
 // page's rows in the server's order. Changing page, filter or run opens a new stream; the open
 // run's tasks resume from the version the page holds them through ("since"), not from scratch.
-// Uses $(), bearer() and seconds() of app.js, schedule() of render.js.
-"use strict";
+import { bearer } from "./api.js";
+import { $ } from "./dom.js";
+import { seconds } from "./format.js";
+import { goTo, noPlace } from "./places.js";
+import { schedule } from "./repaint.js";
+import { showWho } from "./who.js";
 
 // Rows per page of runs and of engines: ?rows=N in the page's address (1 to 500), else 25.
-const ROWS = Math.min(500, Math.max(1, Number(new URL(location.href).searchParams.get("rows")) || 25));
+export const ROWS = Math.min(500, Math.max(1, Number(new URL(location.href).searchParams.get("rows")) || 25));
 
 function emptyList() { return { byId: new Map(), order: [], matching: 0, total: 0, next_after: null }; }
 
-const live = {
+export const live = {
   version: 0, epoch: null, now: 0, connection: null, controls: false,
   rejected: 0, oversized: 0, missed: [], refused: [], missed_total: null, refused_total: null,
   mode: "events", fleet: null,
@@ -21,11 +25,11 @@ const live = {
   logs: [], logsNote: null, logsChanged: 0, held: { tasks: [], total: 0 },
 };
 const LOG_LINES_KEPT = 2000; // the open run's last lines the page holds
-let logTask = null;          // the task whose lines the log panel shows (null: every task's)
+export let logTask = null;   // the task whose lines the log panel shows (null: every task's)
 // What the page asks to see: the cursors of the pages before this one, and the filters.
-const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", engineStatus: "" };
-let selected = null;       // the opened run's id
-let connecting = false;    // a new stream is asked for and has not answered yet
+export const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", engineStatus: "" };
+export let selected = null;     // the opened run's id
+export let connecting = false;  // a new stream is asked for and has not answered yet
 window.cascadeEvents = { snapshot: 0, delta: 0 }; // read by the tests
 
 function applyList(list, part, key) {
@@ -44,7 +48,7 @@ function applyList(list, part, key) {
   }
 }
 
-function applyChanges(data) {
+export function applyChanges(data) {
   live.version = data.version;
   live.epoch = data.epoch;
   live.now = data.now;
@@ -150,7 +154,7 @@ async function read(url, controller) {
   }
 }
 
-function connect() {
+export function connect() {
   if (stream) stream.abort();
   clearTimeout(retryTimer);
   const controller = new AbortController();
@@ -170,7 +174,7 @@ function connect() {
 
 // Open ``runId`` (null: none) showing the log lines of ``taskId`` (null: every task's), without
 // a new entry in the tab's history (places.js makes those).
-function openLive(runId, taskId) {
+export function openLive(runId, taskId) {
   runId = runId || null;
   taskId = runId ? taskId || null : null;
   if (runId === selected && taskId === logTask && stream) return; // there already
@@ -187,13 +191,19 @@ function openLive(runId, taskId) {
   schedule();
 }
 
-function showLogsOf(taskId) {
+// The run (and task) the page opens on: its first state is drawn before any stream is read.
+export function openFirst(runId, taskId) {
+  selected = runId;
+  logTask = taskId;
+}
+
+export function showLogsOf(taskId) {
   openLive(selected, taskId);
   goTo({ ...noPlace(), run: selected, task: taskId });
 }
 
 // A click on a run's id: open it, or close it when it is the one open.
-function select(runId) {
+export function select(runId) {
   const next = runId === selected ? null : runId;
   openLive(next, null);
   goTo({ ...noPlace(), run: next });
@@ -201,7 +211,7 @@ function select(runId) {
 
 // -- paging and filters ----------------------------------------------------------------
 
-function startPaging() {
+export function startPaging() {
   const page = (cursors, list) => () => {
     if (list().next_after) { cursors.push(list().next_after); connect(); schedule(); }
   };

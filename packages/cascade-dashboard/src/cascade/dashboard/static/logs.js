@@ -3,7 +3,6 @@
 // rows "HH:MM:SS.mmm task#attempt LEVEL logger: message". Shared by the live panel (an open
 // run's lines) and the History section (recorded lines). Every string came from an engine:
 // it reaches the page through textContent only.
-"use strict";
 
 function logTime(ts) {
   const when = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);
@@ -11,7 +10,7 @@ function logTime(ts) {
 }
 
 // Append `lines` to `container` (a block element); `options.clear` empties it first.
-function drawLogLines(container, lines, options) {
+export function drawLogLines(container, lines, options) {
   if (options && options.clear) container.replaceChildren();
   for (const line of lines) {
     const div = document.createElement("div");
@@ -33,9 +32,4 @@ function drawLogLines(container, lines, options) {
     }
     container.appendChild(div);
   }
-}
-
-// The live panel: `lines` replace what the container showed.
-function renderLogLines(container, lines) {
-  drawLogLines(container, lines, { clear: true });
 }

@@ -7,12 +7,11 @@
 // Paths, not a #fragment: signing in sends a person back to the path and query they came from
 // (a fragment never reaches the server), the dashboard answers a place with the page and its
 // first state in one reply, and the fragment stays the demo's token's. ?run=ID still opens a run.
-// Uses openLive() of live.js, showHistoryPlace() of history.js.
-"use strict";
+import { shortId } from "./format.js";
 
-function noPlace() { return { run: null, task: null, historyRun: null, historyTask: null }; }
+export function noPlace() { return { run: null, task: null, historyRun: null, historyTask: null }; }
 
-function placeOf(url) {
+export function placeOf(url) {
   const parts = url.pathname.split("/").slice(1).map((part) => {
     try { return decodeURIComponent(part); } catch (error) { return ""; }
   });
@@ -30,7 +29,7 @@ function placeOf(url) {
   return place;
 }
 
-function placePath(place) {
+export function placePath(place) {
   const part = encodeURIComponent;
   if (place.run) return "/runs/" + part(place.run) + (place.task ? "/tasks/" + part(place.task) : "");
   if (place.historyRun) return "/history/runs/" + part(place.historyRun);
@@ -38,7 +37,7 @@ function placePath(place) {
   return "/";
 }
 
-function placeTitle(place) {
+export function placeTitle(place) {
   const what = place.run ? "run " + shortId(place.run) + (place.task ? " · " + place.task : "")
     : place.historyRun ? "recorded run " + shortId(place.historyRun)
     : place.historyTask ? "task " + place.historyTask : null;
@@ -47,25 +46,15 @@ function placeTitle(place) {
 
 // Where the page is, as an address of its own (the old ?run= gone); the rest of the query
 // (?rows=N) is kept.
-function placeUrl(place) {
+export function placeUrl(place) {
   const url = new URL(location.href);
   url.searchParams.delete("run");
   return placePath(place) + url.search;
 }
 
 // A place the person went to: a new entry in the tab's history, unless it is where they are.
-function goTo(place) {
+export function goTo(place) {
   const target = placeUrl(place);
   if (target !== location.pathname + location.search) history.pushState(null, "", target);
   document.title = placeTitle(place);
 }
-
-// The place the address names (on load, back and forward): the live run (and task) and the
-// recorded run or task it names open, the others closed.
-function applyPlace(place) {
-  document.title = placeTitle(place);
-  openLive(place.run, place.task);
-  showHistoryPlace(place);
-}
-
-window.addEventListener("popstate", () => applyPlace(placeOf(new URL(location.href))));

@@ -1,11 +1,20 @@
 // Drawing the live state (live.js keeps it): the connection, a page of runs, the open run, a
-// page of engines, the constraints, and the pagers' counts; at most once per animation frame.
+// page of engines, the held tasks (decisions.js), the constraints (constraints.js), and the
+// pagers' counts; at most once per animation frame (repaint.js).
 // Every string from the broker reaches the page through textContent or setAttribute only.
-// Uses el(), row(), span(), safeClass(), seconds(), clock(), count(), fillTable() and fillList()
-// and signedIn of app.js, live, view and select() of live.js, drawTimeline() of timeline.js.
-"use strict";
+import { renderConstraints } from "./constraints.js";
+import { renderHeld } from "./decisions.js";
+import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { at, clock, count, seconds } from "./format.js";
+import { historyGet, historyKnown, openRecorded } from "./history.js";
+import { connecting, live, logTask, ROWS, select, selected, view } from "./live.js";
+import { drawLogLines } from "./logs.js";
+import { noPlace, placePath } from "./places.js";
+import { schedule } from "./repaint.js";
+import { stateCounts, tallyText } from "./states.js";
+import { drawTimeline } from "./timeline.js";
+import { signedIn } from "./who.js";
 
-let painting = false;
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
 window.cascadeRepaints = 0;     // read by the tests and the benchmark
 
@@ -59,16 +68,13 @@ function renderRuns() {
   const rows = runs.map((run) => {
     const progress = Math.max(progressSeen.get(run.run_id) || 0, run.progress ?? 0); // null: total unknown
     progressSeen.set(run.run_id, progress);
-    const open = el("button", shortId(run.run_id), "link");
-    open.title = run.run_id;
-    open.addEventListener("click", () => select(run.run_id));
+    const open = runButton(run.run_id, "link", () => select(run.run_id));
     const bar = el("div", null, "progress");
     const fill = el("div");
     fill.style.width = (100 * progress).toFixed(1) + "%";
     bar.appendChild(fill);
     bar.setAttribute("data-progress", progress.toFixed(4));
-    const counts = el("span");
-    for (const s of STATES) if (run.counts[s]) counts.appendChild(span(s.toLowerCase() + " " + run.counts[s], "count c-" + s));
+    const counts = stateCounts(run.counts);
     // what this view lacks of the run until its engine answers ("joined late: 12 of 40 tasks known")
     if (run.partial) counts.appendChild(span(run.partial, "count partial"));
     // fleet mode: counted by its engine's summary, its events not read until it is opened
@@ -95,7 +101,7 @@ let logsDrawn = -1; // live.logsChanged when the log panel was last drawn
 function renderLogs() {
   if (logsDrawn === live.logsChanged) return;
   logsDrawn = live.logsChanged;
-  renderLogLines($("logs-lines"), live.logs);
+  drawLogLines($("logs-lines"), live.logs, { clear: true });
   $("logs-of").textContent = logTask ? "of " + logTask : "of every task";
   $("logs-all").hidden = !logTask;
   const note = live.logsNote || {};
@@ -122,10 +128,8 @@ function renderLineage(run) {
   if (origin.issued_by) parts.push(span(" started by " + origin.issued_by));
   if (origin.rerun_of) {
     parts.push(span(" rerun of "));
-    const link = el("button", shortId(origin.rerun_of), "link lineage");
-    link.title = origin.rerun_of;
+    const link = runButton(origin.rerun_of, "link lineage", () => openRun(origin.rerun_of));
     link.setAttribute("data-run-id", origin.rerun_of);
-    link.addEventListener("click", () => openRun(origin.rerun_of));
     parts.push(link);
   }
   if (recorded) { // the runs that rerun it, and the results it reused: the history has them
@@ -139,7 +143,7 @@ function renderLineage(run) {
 
 // Another run of a line: its recorded page where the History section is there, else here.
 function openRun(runId) {
-  if (typeof loadRun === "function" && !$("history").hidden && !$("h-body").hidden) {
+  if (!$("history").hidden && !$("h-body").hidden) {
     openRecorded(runId);
   } else if (runId !== selected) {
     select(runId);
@@ -217,58 +221,11 @@ function renderRun() {
     const li = el("li");
     li.appendChild(span(f.name + (f.state === "HELD" ? " (held for a decision): " : ": "), "c-" + f.state));
     li.appendChild(span(f.error, "error"));
-    if (f.traceback) {  // the engine's text: shown as text, never as HTML
-      const shown = el("details", null, "traceback");
-      shown.appendChild(el("summary", "traceback"));
-      shown.appendChild(el("pre", f.traceback));
-      li.appendChild(shown);
-    }
+    if (f.traceback) li.appendChild(traceback(f.traceback));
     return li;
   });
   if (!failures.length && run.error) failures.push(el("li", run.error, "error"));
   fillList($("failures"), failures);
-}
-
-// What holds a blocked task back, in words (the CLI's `watch` and `why` say the same).
-function holdText(h, now) {
-  const scope = h.scope ? " on " + h.scope : "";
-  const issued = (h.issued_by ? " by " + h.issued_by : "") +
-    (h.reason ? " \u201c" + h.reason + "\u201d" : "");
-  if (h.type === "sync") return "waiting for the broker's retained constraints";
-  if (h.type === "decision") {
-    const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + clock(h.deadline) +
-      " (in " + seconds(h.deadline - now) + ")" : "";
-    return "attempt " + (h.attempt ?? "?") + " failed, waiting for a decision" + deadline;
-  }
-  if (h.type === "concurrency" && h.limit != null) {
-    const names = Object.entries(h.holders || {}).slice(0, 3).map(([n, c]) => c + " " + n).join(", ");
-    return "concurrency " + (h.running ?? h.limit) + "/" + h.limit + scope +
-      (names ? " (running: " + names + ")" : "") + issued;
-  }
-  if (h.type === "rate_limit") {
-    const next = h.next_start != null ? ", next start " + clock(h.next_start) +
-      " (in " + seconds(h.next_start - now) + ")" : "";
-    return "rate_limit " + (h.rate || "") + scope + next + issued;
-  }
-  return h.type + scope + issued;
-}
-
-function heldText(holds, now) {
-  return holds.length ? "held: " + holds.map((h) => holdText(h, now)).join("; ")
-    : "held: nothing now (waits for a free slot)";
-}
-
-// Tasks by state as a summary counts them ("running 3 · pending 5"), the states it has only.
-// Tasks by state as the wire counts them: the held are among the blocked and the cancelled
-// among the failed, so each is said as a part of its state ("blocked 3 (1 held)"), never as
-// a state of its own beside it; a part a summary says is larger than its whole is cut to it.
-const TALLY_PARTS = { blocked: "held", failed: "cancelled" };
-function tallyText(tasks) {
-  const parts = new Set(Object.values(TALLY_PARTS));
-  return Object.entries(tasks).filter(([s, n]) => n && !parts.has(s)).map(([s, n]) => {
-    const part = Math.min(tasks[TALLY_PARTS[s]] || 0, n);
-    return s + " " + count(n) + (part ? " (" + count(part) + " " + TALLY_PARTS[s] + ")" : "");
-  }).join(" \u00b7 ") || "-";
 }
 
 // Fleet mode: where the overview comes from, and the fleet's totals from the summaries.
@@ -308,30 +265,7 @@ function renderEngines() {
   $("ended-count").textContent = count(ended) + (ended === 1 ? " engine" : " engines") + " ended cleanly";
 }
 
-function renderConstraints() {
-  // Ticks move the clock between changes: a constraint may expire in between.
-  const inForce = [...live.constraints.values()]
-    .filter((c) => c.expires_at == null || c.expires_at > live.now)
-    .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
-  fillTable($("constraints"), inForce.map((c) => {
-    const params = Object.entries(c.params).map(([k, v]) => k + "=" + v).join(", ") || "-";
-    const expires = c.expires_at == null || c.expires_at > NO_EXPIRY ? "never"
-      : clock(c.expires_at) + " (in " + seconds(c.expires_at - live.now) + ")";
-    const issued = [c.issued_by ? "by " + c.issued_by : "", c.issued_at ? clock(c.issued_at) : "",
-      c.reason ? "\u201c" + c.reason + "\u201d" : ""].filter(Boolean).join(" ") || "-";
-    const clear = el("button", "clear");
-    clear.disabled = !live.controls;
-    clear.addEventListener("click", () => control("DELETE",
-      "/api/constraints?scope=" + encodeURIComponent(c.scope) + "&type=" + encodeURIComponent(c.type)));
-    const tr = row([c.scope, c.type, params, span(issued, "issued"), expires, clear]);
-    tr.setAttribute("data-scope", c.scope);
-    tr.setAttribute("data-type", c.type);
-    return tr;
-  }));
-}
-
-function paint() {
-  painting = false;
+export function paint() {
   if (!live.connection) return; // nothing received yet
   renderConnection();
   renderFleet();
@@ -341,10 +275,4 @@ function paint() {
   renderEngines();
   renderConstraints();
   window.cascadeRepaints += 1;
-}
-
-function schedule() {
-  if (painting) return;
-  painting = true;
-  requestAnimationFrame(paint);
 }

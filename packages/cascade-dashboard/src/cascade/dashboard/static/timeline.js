@@ -1,11 +1,12 @@
-// A run's timeline, live (app.js) and recorded (history.js): per task, a bar per state it was
+// A run's timeline, live (render.js) and recorded (history.js): per task, a bar per state it was
 // in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
 // segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
 // bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
 // (one row, its instances on demand), so a run of 500 downloads is one row until asked.
 // Every string from the broker reaches the page through textContent or setAttribute only.
-// Uses el(), span(), safeClass(), seconds() and STATES of app.js, heldText() of render.js.
-"use strict";
+import { el, safeClass, span } from "./dom.js";
+import { dueAt, quoted, seconds } from "./format.js";
+import { STATES } from "./states.js";
 
 const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
   7200, 10800, 21600, 43200, 86400];
@@ -35,7 +36,7 @@ function segmentClass(s) {
   return s.state === "RUNNING" && s.outcome ? "o-" + safeClass(s.outcome) : "s-" + safeClass(s.state);
 }
 
-function drawTimeline(container, runTasks, view) {
+export function drawTimeline(container, runTasks, view) {
   // view: {until, start (when no segment has begun), now, run (its id), redraw()}
   let t0 = Infinity;
   let t1 = view.until;
@@ -151,4 +152,31 @@ function groupRow(name, members, opened, toggle, scale) {
     track.appendChild(bar(cls, from, to, scale));
   }
   return [head, track];
+}
+
+// What holds a blocked task back, in words (the CLI's `watch` and `why` say the same).
+function holdText(h, now) {
+  const scope = h.scope ? " on " + h.scope : "";
+  const issued = (h.issued_by ? " by " + h.issued_by : "") +
+    (h.reason ? " " + quoted(h.reason) : "");
+  if (h.type === "sync") return "waiting for the broker's retained constraints";
+  if (h.type === "decision") {
+    const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + dueAt(h.deadline, now) : "";
+    return "attempt " + (h.attempt ?? "?") + " failed, waiting for a decision" + deadline;
+  }
+  if (h.type === "concurrency" && h.limit != null) {
+    const names = Object.entries(h.holders || {}).slice(0, 3).map(([n, c]) => c + " " + n).join(", ");
+    return "concurrency " + (h.running ?? h.limit) + "/" + h.limit + scope +
+      (names ? " (running: " + names + ")" : "") + issued;
+  }
+  if (h.type === "rate_limit") {
+    const next = h.next_start != null ? ", next start " + dueAt(h.next_start, now) : "";
+    return "rate_limit " + (h.rate || "") + scope + next + issued;
+  }
+  return h.type + scope + issued;
+}
+
+function heldText(holds, now) {
+  return holds.length ? "held: " + holds.map((h) => holdText(h, now)).join("; ")
+    : "held: nothing now (waits for a free slot)";
 }

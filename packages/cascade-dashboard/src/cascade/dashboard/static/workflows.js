@@ -5,9 +5,9 @@
 // leaves a param to its default), a reason, and Start (POST /api/workflows/{name}/start).
 // The answer names the run started (a link to it). Every string from the broker reaches the
 // page through textContent or setAttribute only.
-// Uses el(), row(), span(), shortId(), fillTable(), bearer() and $() of app.js, select() of
-// live.js.
-"use strict";
+import { ask, control } from "./api.js";
+import { $, el, fillTable, row, runButton, span } from "./dom.js";
+import { select, selected } from "./live.js";
 
 const WORKFLOWS_EVERY = 10000; // ms between two reads of the list while the page is open
 
@@ -16,14 +16,7 @@ function paramValue(text) {
   try { return JSON.parse(text); } catch (error) { return text; }
 }
 
-function workflowsStatus(text, className) {
-  const status = $("w-status");
-  status.replaceChildren(document.createTextNode(text));
-  status.className = className;
-  return status;
-}
-
-async function startWorkflow(workflow, form) {
+function startWorkflow(workflow, form) {
   const params = {};
   for (const field of form.querySelectorAll("input[data-param]")) {
     if (field.value.trim() !== "") params[field.getAttribute("data-param")] = paramValue(field.value.trim());
@@ -31,23 +24,14 @@ async function startWorkflow(workflow, form) {
   const body = { params };
   const reason = form.querySelector("input[data-reason]").value.trim();
   if (reason) body.reason = reason;
-  workflowsStatus("starting " + workflow.name + "…", "note");
-  try {
-    const headers = { ...bearer(), "Content-Type": "application/json" };
-    const response = await fetch("/api/workflows/" + encodeURIComponent(workflow.name) + "/start",
-      { method: "POST", headers, body: JSON.stringify(body) });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    const status = workflowsStatus("started " + workflow.name + " on " + answer.source +
-      (answer.queued ? " (queued)" : "") + ": run ", "note ok");
-    const link = el("button", shortId(answer.run_id), "link");
-    link.title = answer.run_id;
+  const url = "/api/workflows/" + encodeURIComponent(workflow.name) + "/start";
+  const sending = "starting " + workflow.name + "…";
+  control($("w-status"), { sending, method: "POST", url, body }, (answer) => {
+    const link = runButton(answer.run_id, "link", () => { if (answer.run_id !== selected) select(answer.run_id); });
     link.setAttribute("data-run-id", answer.run_id);
-    link.addEventListener("click", () => { if (answer.run_id !== selected) select(answer.run_id); });
-    status.appendChild(link);
-  } catch (error) {
-    workflowsStatus("refused: " + error.message, "error");
-  }
+    const started = "started " + workflow.name + " on " + answer.source + (answer.queued ? " (queued)" : "");
+    return [started + ": run ", link];
+  });
 }
 
 function workflowForm(workflow) {
@@ -96,11 +80,9 @@ function formOf(workflow) {
 async function loadWorkflows() {
   let answer;
   try {
-    const response = await fetch("/api/workflows", { headers: bearer(), cache: "no-store" });
-    if (!response.ok) return; // an older dashboard, or one that may not read
-    answer = await response.json();
+    answer = await ask("GET", "/api/workflows");
   } catch (error) {
-    return;
+    return; // an older dashboard, or one that may not read
   }
   const key = JSON.stringify(answer.workflows);
   if (key === workflowsSeen) return;
@@ -125,7 +107,7 @@ let workflowsTimer = null;
 
 // Read the list now (again: a new token may start other workflows; drawn again only if it
 // changed), and every so often.
-function startWorkflows() {
+export function startWorkflows() {
   loadWorkflows();
   if (workflowsTimer === null) workflowsTimer = setInterval(loadWorkflows, WORKFLOWS_EVERY);
 }

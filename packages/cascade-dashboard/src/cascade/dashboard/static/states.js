@@ -1,0 +1,26 @@
+// Tasks by state, as the page says them.
+import { el, span } from "./dom.js";
+import { count } from "./format.js";
+
+// A task's states, as the wire names them, in the order the page lists them.
+export const STATES = ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED", "BLOCKED", "HELD", "RETRYING"];
+
+// A run's tasks by state as counts ("running 3", "failed 1"), each in its state's colour.
+export function stateCounts(tasks) {
+  const counts = el("span");
+  for (const s of STATES) if (tasks[s]) counts.appendChild(span(s.toLowerCase() + " " + tasks[s], "count c-" + s));
+  return counts;
+}
+
+// Tasks by state as a summary counts them ("running 3 · pending 5"), the states it has only.
+// Tasks by state as the wire counts them: the held are among the blocked and the cancelled
+// among the failed, so each is said as a part of its state ("blocked 3 (1 held)"), never as
+// a state of its own beside it; a part a summary says is larger than its whole is cut to it.
+const TALLY_PARTS = { blocked: "held", failed: "cancelled" };
+export function tallyText(tasks) {
+  const parts = new Set(Object.values(TALLY_PARTS));
+  return Object.entries(tasks).filter(([s, n]) => n && !parts.has(s)).map(([s, n]) => {
+    const part = Math.min(tasks[TALLY_PARTS[s]] || 0, n);
+    return s + " " + count(n) + (part ? " (" + count(part) + " " + TALLY_PARTS[s] + ")" : "");
+  }).join(" \u00b7 ") || "-";
+}
