@@ -693,13 +693,18 @@ def test_cascade_run_reads_a_big_run_a_page_at_a_time(
         whole = history.run("cafe0001")
     assert whole is not None
     limits: list[int | None] = []
-    read = History.run
+    read, report = History.run, History.report
 
     def paged(self: History, run_id: str, **options: Any) -> Any:
         limits.append(options.get("limit"))
         return read(self, run_id, **options)
 
+    def reported(self: History, run_id: str, **options: Any) -> Any:  # its first page
+        limits.append(options.get("limit"))
+        return report(self, run_id, **options)
+
     monkeypatch.setattr(History, "run", paged)
+    monkeypatch.setattr(History, "report", reported)
     result = _invoke("run", "cafe", "--json", "--db", path)
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)

@@ -1,5 +1,6 @@
 """A run's tasks picked by their last state and a name glob, in SQL: pages of them, how many
-there are, and the few a summary shows (the longest, the first to fail)."""
+there are, and the few a summary shows (the longest, the first to fail), and the report that
+reads them all at once."""
 
 from __future__ import annotations
 
@@ -135,3 +136,28 @@ def test_run_tasks_refuses_what_it_cannot_do(history: History) -> None:
         history.run_tasks("r1", order="longest", limit=0)
     with pytest.raises(ValueError, match="'longest' or 'earliest'"):
         history.run_tasks("r1", order="slowest")  # type: ignore[arg-type]
+
+
+def test_a_report_is_the_run_its_first_page_and_its_summary(history: History) -> None:
+    """``History.report``: the first page of the tasks the filters pick and the run's counts,
+    its slowest finished tasks (5), its first failures, how many tasks the filters pick; one
+    read, with what the run lacks empty (no held task, decision, reuse or log)."""
+    _store(history, NAMES)
+    report = history.report("r1", limit=2, states=["completed"], name_glob="*")
+    assert report is not None
+    assert ([t.task_id for t in report.detail.tasks], report.detail.next_after) == (
+        ["t01", "t02"],
+        "t02",
+    )
+    assert report.detail.run.tasks == {"FAILED": 3, "COMPLETED": 6, "RUNNING": 1}
+    assert [t.task_id for t in report.slowest] == ["t08", "t07", "t06", "t05", "t04"]
+    assert [t.task_id for t in report.failures] == ["t06", "t03", "t00"]
+    assert report.matched == 6
+    assert (report.held, report.decisions, report.reused) == ([], [], {})
+    assert (report.logs, report.log_batches) == ({}, None)
+    whole = history.report("r1", states=["failed", "running"])  # counted from the counts
+    assert whole is not None
+    assert (whole.matched, len(whole.detail.tasks)) == (4, 4)
+    assert history.report("nope") is None
+    with pytest.raises(ValueError, match="at least 1"):
+        history.report("r1", limit=0)

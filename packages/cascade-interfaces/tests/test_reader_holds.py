@@ -15,12 +15,13 @@ from cascade.interfaces import (
     Decided,
     Heartbeat,
     Hold,
+    LifecycleEvent,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
     decode_envelope,
 )
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.reader import HeldTask, ReaderModel, held_tasks
 from cascade.interfaces.testing import telemetry
 
 T0 = time.time()
@@ -80,6 +81,39 @@ def test_a_decision_ends_the_hold() -> None:
     run = _model(_held(), retried).runs["run-1"]
     assert run.tasks["load-1"].state == "RUNNING"
     assert run.held_tasks() == []
+
+
+def test_held_tasks_reads_every_live_runs_held_tasks_the_longest_held_first() -> None:
+    """Fleet-wide, as plain values: the live runs' held tasks (not a finished run's, not a task
+    a constraint holds back), each with its run, its hold and what its run's heartbeat counts;
+    the longest held first, then by run id and task id."""
+    clock = [T0]
+    model = ReaderModel(clock=lambda: clock[0])
+
+    def hear(body: TaskStateEvent | Heartbeat | LifecycleEvent, run_id: str) -> None:
+        model.apply(telemetry(body, run_id=run_id, org_id="acme", project_id=run_id[:3]))
+
+    hear(_held("side-1"), "etl-2")
+    hear(_held("load-1"), "etl-2")
+    hear(_held("load-1"), "etl-1")
+    hear(Heartbeat(blocked=3, pending=2), "etl-1")
+    hear(TaskStateEvent(task_id="a-1", task_name="a", state="BLOCKED",
+                        held_by=[Hold(type="pause")]), "web-1")  # fmt: skip
+    clock[0] += 10
+    hear(_held("crawl-1"), "web-1")
+    hear(_held("load-1"), "old-1")
+    hear(LifecycleEvent(event="ENGINE_STOPPED"), "old-1")
+    found = held_tasks(model)
+    assert [(held.run_id, held.task_id) for held in found] == [
+        ("etl-1", "load-1"), ("etl-2", "load-1"), ("etl-2", "side-1"), ("web-1", "crawl-1"),
+    ]  # fmt: skip
+    assert found[0] == HeldTask(
+        run_id="etl-1", org_id="acme", project_id="etl", source="host-1", task_id="load-1",
+        name="load", error="ValueError: x", since=T0, attempt=3, deadline=HOLD.deadline,
+        default="fail", run_blocked=3, run_pending=2,
+    )  # fmt: skip
+    assert (found[1].run_blocked, found[1].run_pending) == (None, None)  # no heartbeat heard
+    assert found[3].since == T0 + 10
 
 
 def test_a_reader_that_joins_late_learns_the_hold_from_a_heartbeat() -> None:

@@ -47,6 +47,7 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
+from ._report import SUMMARY_TASKS, RunReport
 from ._run_query import STATES_KEPT, TaskOrder
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from ._sessions import DashboardSession
@@ -63,6 +64,7 @@ __all__ = [
     "export_lines",
     "iso_utc",
     "STATES_KEPT",
+    "SUMMARY_TASKS",
     "TASKS_PAGE",
     "TOKEN_PREFIX",
     "ApiToken",
@@ -86,6 +88,7 @@ __all__ = [
     "RecorderStats",
     "RunDetail",
     "RunLink",
+    "RunReport",
     "RunSummary",
     "SourceGap",
     "StateChange",

@@ -59,6 +59,7 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
+from ._report import RunReport, report_query
 from ._rollup import rollup_executions, rollup_stats
 from ._run_query import TaskOrder, count_query, ranked_query, run_query
 from ._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
@@ -359,6 +360,30 @@ class History:
                 states=states,
                 name_glob=name_glob,
                 among=among,
+            )
+        )
+
+    def report(
+        self,
+        run_id: str,
+        *,
+        limit: int | None = None,
+        states: Collection[str] | None = None,
+        name_glob: str | None = None,
+        among: Iterable[tuple[str, str | None]] | None = None,
+    ) -> RunReport | None:
+        """What the run ``run_id`` came to (:class:`RunReport`), read in one transaction: the
+        run and its counts with the first page of its tasks (as :meth:`run` reads it with
+        ``limit``, ``states``, ``name_glob`` and ``among``), its slowest finished tasks, its
+        first failures, its tasks held for a decision, how many tasks the filters pick, the
+        decisions on its holds, the results it reused and what its tasks logged. ``None`` if
+        unknown; ``ValueError`` for a prefix several runs' ids start with. Each part is a
+        query of its own, whatever the run's size (`cascade run` renders it)."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self._read(
+            lambda c: report_query(
+                c, run_id, limit=limit, states=states, name_glob=name_glob, among=among
             )
         )
 

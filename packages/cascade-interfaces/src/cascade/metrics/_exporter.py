@@ -216,7 +216,7 @@ class CascadeMetrics:
             "Tasks held back now by a pause, a concurrency or a rate limit.",
             running["BLOCKED"],
         )
-        yield from held_metrics(state.runs.values(), now, self.orgs, self.projects)
+        yield from held_metrics(state, now, self.orgs, self.projects)
         yield from self._engines()
         yield from self._constraints(now)
         if self.count_gaps:

@@ -9,12 +9,12 @@ constraint last changed at (``_versions``: what a page's stream sends is what ch
 and the fleet as the engines' summaries tell it (``_fleet_index``), read instead of the runs
 in fleet mode.
 
-The "Needs a decision" list is read here too (:class:`HeldIndex`): the live runs' tasks held
-for a decision, the longest held first, bounded (a fleet may hold many: the first
-:data:`MAX_HELD_SHOWN`, and how many there are). Shared by ``/api/state`` and the streams'
-``held`` part. The whole list is read once per version of the model (only the live runs that
-count a held task are looked into), then filtered by what the asker may see and marked with
-what they may decide.
+The "Needs a decision" list is rendered here too (:class:`HeldIndex`): the live runs' tasks
+held for a decision as the reader model reads them
+(:func:`~cascade.interfaces.reader.held_tasks`), the longest held first, bounded (a fleet may
+hold many: the first :data:`MAX_HELD_SHOWN`, and how many there are). Shared by
+``/api/state`` and the streams' ``held`` part. The list is read once per version of the
+model, then filtered by what the asker may see and marked with what they may decide.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
 from cascade.interfaces.reader import (
     ENDED_FOLD_AFTER,
     EngineView,
+    HeldTask,
     LogFollower,
     ReaderModel,
     RunView,
-    TaskView,
     ended_cleanly,
+    held_tasks,
     silence_line,
 )
 
@@ -514,47 +515,40 @@ def _source(engine: EngineView) -> str:
 # -- the "Needs a decision" list -----------------------------------------------------------
 
 
-def held_entry(run: RunView, task: TaskView) -> dict[str, Any]:
+def held_entry(held: HeldTask) -> dict[str, Any]:
     """One held task as the list shows it: its run, its id and name, the failed ``attempt``,
     its error, since when it is held, the hold's ``deadline`` and ``default``. Its traceback
     is in the run's detail (its task's ``traceback``)."""
-    hold = task.hold
     return {
-        "run_id": run.run_id,
-        "org_id": run.org_id,
-        "project_id": run.project_id,
-        "source": run.source,
-        "task_id": task.task_id,
-        "name": task.name,
-        "attempt": hold.attempt if hold is not None else None,
-        "error": task.error,
-        "since": task.since,
-        "deadline": hold.deadline if hold is not None else None,
-        "default": hold.default if hold is not None else None,
+        "run_id": held.run_id,
+        "org_id": held.org_id,
+        "project_id": held.project_id,
+        "source": held.source,
+        "task_id": held.task_id,
+        "name": held.name,
+        "attempt": held.attempt,
+        "error": held.error,
+        "since": held.since,
+        "deadline": held.deadline,
+        "default": held.default,
     }
 
 
 class HeldIndex:
-    """The held tasks of a model's live runs, read again once its version moved."""
+    """The held tasks of a model's live runs (:func:`~cascade.interfaces.reader.held_tasks`),
+    read again once its version moved."""
 
     def __init__(self, model: DashboardModel) -> None:
         self.model = model
         self._version = -1
-        self._held: list[tuple[RunView, TaskView]] = []
+        self._held: list[HeldTask] = []
 
-    def all(self) -> list[tuple[RunView, TaskView]]:
-        """Every held task of a live run and its run, the longest held first."""
+    def all(self) -> list[HeldTask]:
+        """Every held task of a live run, the longest held first."""
         model = self.model
         if model.version != self._version:
             self._version = model.version
-            held = [
-                (run, task)
-                for run in model.state.runs.values()
-                if not run.finished and run.count("HELD")
-                for task in run.held_tasks()
-            ]
-            held.sort(key=lambda pair: (pair[1].since, pair[0].run_id, pair[1].task_id))
-            self._held = held
+            self._held = held_tasks(model.state)
         return self._held
 
     def listed(
@@ -567,15 +561,17 @@ class HeldIndex:
         (``among``: ``None``, all), each with ``decide``: whether they may decide on it
         (``decidable``; ``None``: nobody may)."""
         seen = [
-            (run, task)
-            for run, task in self.all()
-            if among is None or (run.org_id, None) in among or (run.org_id, run.project_id) in among
+            held
+            for held in self.all()
+            if among is None
+            or (held.org_id, None) in among
+            or (held.org_id, held.project_id) in among
         ]
         tasks = []
-        for run, task in seen[:limit]:
-            entry = held_entry(run, task)
+        for held in seen[:limit]:
+            entry = held_entry(held)
             entry["decide"] = decidable is not None and decidable(
-                run.org_id, run.project_id, task.name
+                held.org_id, held.project_id, held.name
             )
             tasks.append(entry)
         return {"tasks": tasks, "total": len(seen)}

@@ -17,6 +17,7 @@ and `status`, the dashboard, the Prometheus exporter. It needs no rendering libr
     model.observe_connection(connector.is_connected)  # now and then
     model.prune()                                     # now and then
     for run in model.runs.values(): ...
+    for held in held_tasks(model): ...  # the tasks held for a decision, fleet-wide
     for engine in model.visible_engines(offline_max_age=3600)[0]: ...
     model.fleet()  # the engines' summaries added up: a fleet without its events
 
@@ -46,6 +47,7 @@ from ._fleet_switch import (
     keep_switching,
     next_mode,
 )
+from ._held import HeldTask, held_tasks
 from ._inert import SHOWN, inert
 from ._logs import (
     DEFAULT_KEEP_BYTES,
@@ -98,6 +100,7 @@ __all__ = [
     "FleetTotals",
     "HeardBatch",
     "HeardLine",
+    "HeldTask",
     "LogFollower",
     "ReaderModel",
     "RunLogs",
@@ -109,6 +112,7 @@ __all__ = [
     "cut_message",
     "ended_cleanly",
     "fleet_totals",
+    "held_tasks",
     "inert",
     "keep_switching",
     "line_matches",

@@ -11,12 +11,12 @@ from typing import Any
 import typer
 
 from cascade.control import DecisionAnswer, request_decision, short_id
-from cascade.interfaces.reader import SHOWN, ReaderModel, inert
+from cascade.interfaces.reader import SHOWN, HeldTask, ReaderModel, inert
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
 from ..cancel._cancel_said import RefusalsSaid
-from ..held._held import HeldFilters, HeldTask, held_tasks, listen_for_held
+from ..held._held import HeldFilters, listen_for_held
 from ..held._held_view import held_json
 from ._decide import Asked, answer_json, said_answer
 
@@ -26,13 +26,12 @@ _AT_ONCE = 16  # decisions in flight at once (each waits for its engine's answer
 
 
 def _dry_line(asked: Asked, held: HeldTask) -> str:
-    task, run = held.task, held.run
     attempt = f", attempt {held.attempt}" if held.attempt is not None else ""
-    error = f": {inert(task.error, SHOWN['error'])}" if task.error else ""
+    error = f": {inert(held.error, SHOWN['error'])}" if held.error else ""
     return (
-        f"would {asked.decision} {inert(task.name, SHOWN['name'])} "
-        f"({inert(task.task_id, SHOWN['name'])}{attempt}) of run {short_id(run.run_id)} on "
-        f"{inert(run.source, SHOWN['source'])}{error}"
+        f"would {asked.decision} {inert(held.name, SHOWN['name'])} "
+        f"({inert(held.task_id, SHOWN['name'])}{attempt}) of run {short_id(held.run_id)} on "
+        f"{inert(held.source, SHOWN['source'])}{error}"
     )
 
 
@@ -46,23 +45,23 @@ def decide_held(
 
     async def job(connector: Any) -> tuple[list[HeldTask], list[DecisionAnswer]]:
         await listen_for_held(connector, state, filters, broker.timeout)
-        found = held_tasks(state, filters)
+        found = filters.picked(state)
         if dry_run:
             return found, []
         limit = asyncio.Semaphore(_AT_ONCE)
 
         async def one(held: HeldTask) -> DecisionAnswer:
-            request = asked.request(held.run.run_id, held.task.task_id, held.attempt)
+            request = asked.request(held.run_id, held.task_id, held.attempt)
             async with limit:
                 return await request_decision(
                     connector,
                     request,
                     timeout=broker.timeout,
-                    owner=held.run.source,
+                    owner=held.source,
                     on_refused=said,
                     login=asked.login,
-                    org=held.run.org_id,
-                    project=held.run.project_id,
+                    org=held.org_id,
+                    project=held.project_id,
                 )
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))

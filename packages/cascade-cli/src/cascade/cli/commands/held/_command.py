@@ -15,7 +15,7 @@ from ...plumbing._context import CliContext
 from ...plumbing._view_options import Json
 from ...rendering._fit import print_fitted
 from ...rendering._times import TimeFormat
-from ._held import HeldFilters, held_tasks, listen_for_held
+from ._held import HeldFilters, listen_for_held
 from ._held_view import held_json, held_table
 
 __all__ = ["HeldOrg", "HeldProject", "HeldTaskGlob", "HeldError", "held"]
@@ -64,7 +64,7 @@ def held(
     window = live_wait(broker.timeout)
     looked_for = f"no run's telemetry within {window:g} s (is it the engines' broker?)"
     CliContext.of(ctx).run(broker, listen, if_silent=looked_for)
-    found = held_tasks(state, filters)
+    found = filters.picked(state)
     now = state.clock()
     if json_output:
         typer.echo(json.dumps({"held": [held_json(item, now) for item in found]}))

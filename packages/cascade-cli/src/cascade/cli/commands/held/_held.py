@@ -20,9 +20,9 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import ReaderModel, RunView, TaskView
+from cascade.interfaces.reader import HeldTask, ReaderModel, held_tasks
 
-__all__ = ["HeldFilters", "HeldTask", "held_tasks", "listen_for_held"]
+__all__ = ["HeldFilters", "listen_for_held"]
 
 
 @dataclass(frozen=True)
@@ -35,54 +35,21 @@ class HeldFilters:
     task: str | None = None
     error: str | None = None
 
-    def __call__(self, run: RunView, task: TaskView) -> bool:
-        if self.org is not None and run.org_id != self.org:
+    def __call__(self, held: HeldTask) -> bool:
+        if self.org is not None and held.org_id != self.org:
             return False
-        if self.project is not None and run.project_id != self.project:
+        if self.project is not None and held.project_id != self.project:
             return False
         if self.task is not None and not (
-            task.task_id == self.task or fnmatch.fnmatchcase(task.name, self.task)
+            held.task_id == self.task or fnmatch.fnmatchcase(held.name, self.task)
         ):
             return False
-        return self.error is None or self.error.casefold() in task.error.casefold()
+        return self.error is None or self.error.casefold() in held.error.casefold()
 
-
-@dataclass(frozen=True)
-class HeldTask:
-    """One held task as a view shows it: its run, itself, and its hold."""
-
-    run: RunView
-    task: TaskView
-
-    @property
-    def attempt(self) -> int | None:
-        """The failed attempt held (``None``: its engine did not say)."""
-        hold = self.task.hold
-        return None if hold is None else hold.attempt
-
-    @property
-    def deadline(self) -> float | None:
-        """When its hold takes its default (epoch seconds)."""
-        hold = self.task.hold
-        return None if hold is None else hold.deadline
-
-    @property
-    def default(self) -> str | None:
-        """The decision taken at the deadline."""
-        hold = self.task.hold
-        return None if hold is None else hold.default
-
-
-def held_tasks(state: ReaderModel, filters: HeldFilters) -> list[HeldTask]:
-    """The held tasks ``state`` knows of that ``filters`` pick, the longest held first."""
-    found = [
-        HeldTask(run, task)
-        for run in state.runs.values()
-        if not run.finished
-        for task in run.held_tasks()
-        if filters(run, task)
-    ]
-    return sorted(found, key=lambda held: held.task.since)
+    def picked(self, state: ReaderModel) -> list[HeldTask]:
+        """The held tasks ``state`` knows of (:func:`~cascade.interfaces.reader.held_tasks`)
+        that these filters pick, the longest held first."""
+        return [held for held in held_tasks(state) if self(held)]
 
 
 async def listen_for_held(

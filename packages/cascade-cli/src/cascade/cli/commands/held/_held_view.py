@@ -8,13 +8,12 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control import short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.reader import SHOWN, HeldTask, inert
 
 from ...rendering._fit import Cell, Column, fitted
 from ...rendering._render import STATE_STYLES
 from ...rendering._status_json import iso_time
 from ...rendering._times import TimeFormat, duration
-from ._held import HeldTask
 
 __all__ = ["held_json", "held_table", "waiting_text"]
 
@@ -22,11 +21,10 @@ __all__ = ["held_json", "held_table", "waiting_text"]
 def waiting_text(held: HeldTask) -> str:
     """What waits in the held task's run: ``3 blocked, 2 pending`` (its last heartbeat's
     counts; ``unknown`` without one)."""
-    beat = held.run.heartbeat
-    if beat is None:
+    if held.run_blocked is None:
         return "unknown"
-    pending = f", {beat.pending} pending" if beat.pending else ""
-    return f"{beat.blocked} blocked{pending}"
+    pending = f", {held.run_pending} pending" if held.run_pending else ""
+    return f"{held.run_blocked} blocked{pending}"
 
 
 _COLUMNS = (
@@ -47,15 +45,14 @@ def held_table(found: list[HeldTask], times: TimeFormat, width: int) -> tuple[Ta
     style = STATE_STYLES["HELD"]
     rows: list[list[Cell]] = []
     for held in found:
-        task, run = held.task, held.run
-        name = inert(task.name, SHOWN["name"])
-        ident = inert(task.task_id, SHOWN["name"])
+        name = inert(held.name, SHOWN["name"])
+        ident = inert(held.task_id, SHOWN["name"])
         rows.append([
-            Text(short_id(run.run_id), style="bold"),
+            Text(short_id(held.run_id), style="bold"),
             Text(name if ident == name else f"{name} ({ident})", style=style),
             "-" if held.attempt is None else str(held.attempt),
-            Text(inert(task.error, SHOWN["error"]) or "-", style="red"),
-            duration(times.now - task.since),
+            Text(inert(held.error, SHOWN["error"]) or "-", style="red"),
+            duration(times.now - held.since),
             "-" if held.deadline is None else times.short(held.deadline),
             inert(held.default or "-", 64),
             waiting_text(held),
@@ -65,21 +62,19 @@ def held_table(found: list[HeldTask], times: TimeFormat, width: int) -> tuple[Ta
 
 def held_json(held: HeldTask, now: float) -> dict[str, Any]:
     """Every field of a held task (times in ISO 8601, UTC; texts as their engine sent them)."""
-    task, run = held.task, held.run
-    beat = run.heartbeat
     return {
-        "run_id": run.run_id,
-        "org_id": run.org_id,
-        "project_id": run.project_id,
-        "source": run.source,
-        "task_id": task.task_id,
-        "task_name": task.name,
+        "run_id": held.run_id,
+        "org_id": held.org_id,
+        "project_id": held.project_id,
+        "source": held.source,
+        "task_id": held.task_id,
+        "task_name": held.name,
         "attempt": held.attempt,
-        "error": task.error,
-        "since": iso_time(task.since),
-        "age_s": round(max(0.0, now - task.since), 3),
+        "error": held.error,
+        "since": iso_time(held.since),
+        "age_s": round(max(0.0, now - held.since), 3),
         "deadline": iso_time(held.deadline),
         "default": held.default,
-        "run_blocked": None if beat is None else beat.blocked,
-        "run_pending": None if beat is None else beat.pending,
+        "run_blocked": held.run_blocked,
+        "run_pending": held.run_pending,
     }

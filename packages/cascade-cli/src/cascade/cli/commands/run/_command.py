@@ -10,17 +10,35 @@ import typer
 
 from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db, Json, gone, history_line, opened_run, query, task_pages
-from ...rendering._render import TimeFormat
-from ._run import echo_run_json, print_run
-from ._run_overview import read_overview, task_states
+from ...rendering._render import STATE_STYLES, TimeFormat
+from ._run import echo_run_json, picked_text, print_run
 
 if TYPE_CHECKING:
     from cascade.history import History
 
-__all__ = ["DEFAULT_LIMIT", "run", "show_recorded_run"]
+__all__ = ["DEFAULT_LIMIT", "TASK_STATES", "run", "show_recorded_run", "task_states"]
 
 DEFAULT_LIMIT = 20
 """The tasks `cascade run` lists without --limit: about a screenful under its summary."""
+TASK_STATES = tuple(STATE_STYLES)
+"""The states a task is shown in, in the order its counts are."""
+
+
+def task_states(values: list[str] | None) -> list[str] | None:
+    """``--state``'s values (repeated, or comma lists, in any case) as the states they name,
+    each once; ``None`` without any; :class:`UsageError` for a name that is no state."""
+    if not values:
+        return None
+    named: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().upper()
+            if name not in TASK_STATES:
+                known = ", ".join(state.lower() for state in TASK_STATES)
+                raise UsageError(f"unknown task state {part.strip()!r}: use one of {known}")
+            if name not in named:
+                named.append(name)
+    return named
 
 
 def run(
@@ -100,14 +118,13 @@ def show_recorded_run(
 
     most = limit or None  # None: every task
     size = min(TASKS_PAGE, most or TASKS_PAGE)
-    first = query(lambda: history.run(run_id, limit=size, states=states, name_glob=task))
-    if first is None:
+    report = query(lambda: history.report(run_id, limit=size, states=states, name_glob=task))
+    if report is None:
         raise gone(history, run_id)
-    overview = read_overview(history, first, states=states, name_glob=task)
-    pages = task_pages(history, first, limit=most, states=states, name_glob=task)
+    pages = task_pages(history, report.detail, limit=most, states=states, name_glob=task)
     if json_output:
-        echo_run_json(pages, overview)
+        echo_run_json(pages, report)
     else:
         console = context.out()
-        print_run(console, pages, overview, TimeFormat(time.time()))
+        print_run(console, pages, report, TimeFormat(time.time()), picked_text(states, task))
         console.print(history_line(history), soft_wrap=True)

@@ -1,6 +1,6 @@
 """How one recorded run is shown: its header and summary (counts by state, slowest tasks,
 first failures), then its tasks' table, or JSON (the command is :mod:`.commands.run`; what
-the summary reads, :mod:`._run_overview`)."""
+it renders, the history's :class:`~cascade.history.RunReport`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import itertools
 import json
 import sys
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -27,12 +27,20 @@ from ...rendering._render import STATE_STYLES, TimeFormat, duration
 from ..runs._runs import RUN_STYLES, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
 from ._run_lineage import lineage_lines
-from ._run_overview import RunOverview
 
 if TYPE_CHECKING:
-    from cascade.history import Claim, LogCount, RunDetail, RunSummary, TaskHistory
+    from cascade.history import Claim, LogCount, RunDetail, RunReport, RunSummary, TaskHistory
 
-__all__ = ["echo_run_json", "print_run", "render_run", "task_cell", "task_table"]
+__all__ = [
+    "echo_run_json",
+    "picked_text",
+    "print_run",
+    "render_run",
+    "summary_json",
+    "task_cell",
+    "task_json",
+    "task_table",
+]
 
 _STATES_SHOWN = 12  # the last ones of a task that changed state more often
 # The tasks' table: the task (its id: a run's tasks often share a name), its state and
@@ -52,9 +60,52 @@ _LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has
 _TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
 
 
-def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
+def picked_text(states: list[str] | None, name_glob: str | None) -> str:
+    """What ``--state`` and ``--task`` pick, as the tasks' heading says it (``failed, held;
+    named load_*``; ``""``: every task)."""
+    parts = []
+    if states is not None:
+        parts.append(", ".join(state.lower() for state in states))
+    if name_glob is not None:
+        parts.append(f"named {inert(name_glob, SHOWN['name'])}")
+    return "; ".join(parts)
+
+
+def task_json(report: RunReport, task: TaskHistory) -> dict[str, Any]:
+    """A task's object of `cascade run --json`: ``TaskHistory.to_json`` with the lines it
+    logged (``log_lines``), its engine dropped (``log_dropped``) and the history lacks
+    (``log_lost``: :attr:`~cascade.history.LogCount.lost`)."""
+    counted = report.logs.get(task.task_id)
+    if counted is None:
+        return {**task.to_json(), "log_lines": 0, "log_dropped": 0, "log_lost": 0}
+    return {**task.to_json(), "log_lines": counted.lines, "log_dropped": counted.dropped,
+            "log_lost": counted.lost}  # fmt: skip
+
+
+def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
+    """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been written:
+    the run's tasks counted by state and in all, these tasks as ``tasks`` has them, how many
+    more the filters pick than were listed (``--limit``), and its log batches
+    (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs)."""
+    counts = report.detail.run.tasks
+    return {
+        "counts": dict(counts),
+        "total": sum(counts.values()),
+        "slowest": [task.to_json() for task in report.slowest],
+        "failures": [task.to_json() for task in report.failures],
+        "held": [task.to_json() for task in report.held],
+        "decisions": [record.to_json() for record in report.decisions],
+        "reused": dict(report.reused),
+        "log_batches": None if report.log_batches is None else report.log_batches.to_json(),
+        "matched": report.matched,
+        "more": max(0, report.matched - listed),
+    }
+
+
+def echo_run_json(pages: Iterator[RunDetail], report: RunReport) -> None:
     """The run's JSON object on one line, as ``RunDetail.to_json`` makes it, written a page
-    of tasks at a time, and its ``summary`` (:meth:`RunOverview.to_json`) after them."""
+    of tasks at a time (the first, the report's), and its ``summary`` (:func:`summary_json`)
+    after them."""
     first = next(pages)
     head = json.dumps(first.run.to_json())
     write = sys.stdout.write
@@ -63,10 +114,10 @@ def echo_run_json(pages: Iterator[RunDetail], overview: RunOverview) -> None:
     listed = 0
     for page in itertools.chain([first], pages):
         for task in page.tasks:
-            write(separator + json.dumps(overview.task_json(task)))
+            write(separator + json.dumps(task_json(report, task)))
             separator = ", "
             listed += 1
-    write('], "summary": ' + json.dumps(overview.to_json(first.run, listed)) + "}\n")
+    write('], "summary": ' + json.dumps(summary_json(report, listed)) + "}\n")
     sys.stdout.flush()
 
 
@@ -178,10 +229,11 @@ def _claims_line(claims: list[Claim]) -> Text:
                 style="yellow")  # fmt: skip
 
 
-def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> Group:
+def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
     """The run's header (id, status, times, where, its tasks counted by state, what it lacks)
-    and its summary: slowest tasks, first failures, and the heading of its tasks."""
-    summary = detail.run
+    and its summary: slowest tasks, first failures, and the heading of its tasks (those
+    ``picked``: :func:`picked_text`)."""
+    summary = report.detail.run
     took = duration(summary.duration) if summary.duration is not None else "running"
     head = Text.assemble(
         ("run ", ""),
@@ -195,7 +247,7 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
-    lines: list[RenderableType] = [head, *lineage_lines(summary, overview.reused), where]
+    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused), where]
     lines.append(Text("tasks: ").append_text(_counts(summary)))
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
@@ -214,17 +266,17 @@ def render_run(detail: RunDetail, overview: RunOverview, times: TimeFormat) -> G
         )
     if summary.claims:
         lines.append(_claims_line(summary.claims))
-    if overview.logs or overview.log_batches is not None:
-        lines.append(_logs_line(overview))
-    lines += _slowest(overview.slowest)
-    lines += _failures(overview.failures, summary.tasks.get("FAILED", 0), times)
-    lines += held_lines(overview.held, summary.tasks.get("HELD", 0), times)
-    lines += decisions_lines(overview.decisions, times)
-    picked = f" ({overview.picked})" if overview.picked else ""
-    if overview.matched:
-        lines.append(_heading(f"Tasks{picked}", f"{overview.matched:,}"))
+    if report.logs or report.log_batches is not None:
+        lines.append(_logs_line(report))
+    lines += _slowest(report.slowest)
+    lines += _failures(report.failures, summary.tasks.get("FAILED", 0), times)
+    lines += held_lines(report.held, summary.tasks.get("HELD", 0), times)
+    lines += decisions_lines(report.decisions, times)
+    which = f" ({picked})" if picked else ""
+    if report.matched:
+        lines.append(_heading(f"Tasks{which}", f"{report.matched:,}"))
     else:
-        lines.append(_heading(f"Tasks{picked}", none=True))
+        lines.append(_heading(f"Tasks{which}", none=True))
     return Group(*lines)
 
 
@@ -284,18 +336,18 @@ def _logged(count: LogCount | None) -> Cell:
     return text
 
 
-def _logs_line(overview: RunOverview) -> Text:
+def _logs_line(report: RunReport) -> Text:
     """``logs: 1,234 lines of 12 tasks, 56 dropped by their engine, 384 lost on the way``,
     and the batches missing (``; 30 batches of lines missing ...``: whichever tasks' lines)."""
-    lines = sum(count.lines for count in overview.logs.values())
-    dropped = sum(count.dropped for count in overview.logs.values())
-    lost = sum(count.lost for count in overview.logs.values())
-    text = Text(f"logs: {counted(lines, 'line')} of {counted(len(overview.logs), 'task')}")
+    lines = sum(count.lines for count in report.logs.values())
+    dropped = sum(count.dropped for count in report.logs.values())
+    lost = sum(count.lost for count in report.logs.values())
+    text = Text(f"logs: {counted(lines, 'line')} of {counted(len(report.logs), 'task')}")
     if dropped:
         text.append(f", {dropped:,} dropped by their engine", style="yellow")
     if lost:
         text.append(f", {lost:,} {LOST_SAID}", style="yellow")
-    missing = overview.log_batches.missing if overview.log_batches is not None else 0
+    missing = report.log_batches.missing if report.log_batches is not None else 0
     if missing:
         text.append(f"; {batches_missing_note(missing)}", style="yellow")
     return text
@@ -313,23 +365,27 @@ def _more_line(more: int, filtered: bool) -> Text | None:
 
 
 def print_run(
-    out: Console, pages: Iterator[RunDetail], overview: RunOverview, times: TimeFormat
+    out: Console,
+    pages: Iterator[RunDetail],
+    report: RunReport,
+    times: TimeFormat,
+    picked: str = "",
 ) -> None:
-    """The run's header and summary, then its tasks a page (a table) at a time, what the
-    tables left out to fit, and how many more tasks there are."""
+    """The run's header and summary, then its tasks a page (a table) at a time (the first,
+    the report's), what the tables left out to fit, and how many more tasks there are."""
     first = next(pages)
-    out.print(render_run(first, overview, times))
+    out.print(render_run(report, times, picked))
     listed = 0
     left_out: list[str] = []
     for page in itertools.chain([first], pages):  # a big run is never all in memory
         if page.tasks:
-            table, dropped = task_table(page, times, out.width, overview.logs)
+            table, dropped = task_table(page, times, out.width, report.logs)
             out.print(table)
             left_out += [header for header in dropped if header not in left_out]
         listed += len(page.tasks)
     for line in (
         left_out_line(left_out, out.width),
-        _more_line(overview.matched - listed, bool(overview.picked)),
+        _more_line(report.matched - listed, bool(picked)),
     ):
         if line is not None:
             out.print(line)
