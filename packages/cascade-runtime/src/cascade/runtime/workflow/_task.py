@@ -69,8 +69,12 @@ class RetryPolicy:
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1, not {self.jitter}")
         retry_on: Any = self.retry_on  # as given: a tuple, the annotation says
-        if not isinstance(retry_on, tuple) or not retry_on or not all(
-            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+        if (
+            not isinstance(retry_on, tuple)
+            or not retry_on
+            or not all(
+                isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+            )
         ):
             raise ValueError(f"retry_on must be exception classes, not {retry_on!r}")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ...plumbing._context import CliContext
+from ...plumbing._context import CliContext, UsageError
 from ...plumbing._history_db import Db, Json, gone, history_line, opened_run, query, task_pages
 from ...rendering._render import STATE_STYLES, TimeFormat
 from ._run import echo_run_json, picked_text, print_run
