@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
 from ._param import Param, ParamError, bind_params
-from ._router import Router
+from ._router import RouteMissing, Router
 from ._task import ALWAYS, LazyResult
 
 __all__ = [
@@ -132,12 +132,16 @@ class Graph:
         for node in self.nodes:
             for router in node.routers:
                 selector = router.selector
-                if isinstance(selector, Param) and values[selector.name] not in router.routes:
+                if not isinstance(selector, Param):
+                    continue
+                try:
+                    router.route(values[selector.name])
+                except RouteMissing:
                     keys = ", ".join(repr(k) for k in router.routes)
                     raise ParamError(
                         f"parameter {selector.name} must be one of {keys} (a router's routes), "
                         f"not {values[selector.name]!r}"
-                    )
+                    ) from None
 
 
 def _target_roots(target: Any) -> list[LazyResult[Any]]:
