@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
@@ -26,51 +26,62 @@ NAME_LIMIT = 256
 """The longest run name readers take."""
 
 
-def _children(value: Any) -> Iterator[Any]:
-    if isinstance(value, (list, tuple, set, frozenset)):
-        yield from value
-    elif isinstance(value, dict):
-        yield from value.values()
+_NONE: tuple[Any, ...] = ()
+_EMPTY: frozenset[int] = frozenset()
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # values that hold nothing
 
 
-class _Found:
-    """What one lazy result's arguments and condition hold, at any depth of nesting."""
-
-    __slots__ = ("direct", "lazies", "params", "routers")
-
-    def __init__(self) -> None:
-        self.lazies: dict[int, LazyResult[Any]] = {}  # every lazy result: its dependencies
-        self.direct: set[int] = set()  # those it takes other than as a router's route
-        self.params: list[Param[Any]] = []
-        self.routers: list[Router[Any]] = []
+_Found = tuple[
+    "list[LazyResult[Any]]", "Sequence[Param[Any]]", "Sequence[Router[Any]]", frozenset[int]
+]
+"""What one lazy result's arguments and condition hold, at any depth of nesting: its
+dependencies, the :class:`Param` and the :class:`Router` among them, and with a router the
+lazy results it takes other than as a route (a plain tuple: made twice a task)."""
 
 
 def _scan(node: LazyResult[Any]) -> _Found:
     """The distinct lazy results among ``node``'s arguments and its condition (a router's
-    selector and routes among them), the :class:`Param` and the :class:`Router` among them."""
-    found = _Found()
-    stack: list[tuple[Any, bool]] = [
-        *((value, True) for value in (*node.args, *node.kwargs.values(), node.condition))
-    ]
+    selector and routes among them), the :class:`Param` and the :class:`Router` among them.
+
+    Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
+    result one."""
+    found: dict[int, LazyResult[Any]] = {}
+    params: list[Param[Any]] | None = None
+    routers: list[Router[Any]] | None = None
+    stack: list[Any] = [*node.args, *node.kwargs.values()] if node.kwargs else list(node.args)
+    if node.condition is not ALWAYS:
+        stack.append(node.condition)
+    routes: list[Any] | None = None  # taken as a router's route: scanned after the rest
+    direct: frozenset[int] | None = None
     seen: set[int] = set()
-    while stack:
-        value, direct = stack.pop()
-        if isinstance(value, LazyResult):
-            found.lazies.setdefault(id(value), value)
-            if direct:
-                found.direct.add(id(value))
-        elif isinstance(value, Param):
-            found.params.append(value)
-        elif isinstance(value, Router):
-            found.routers.append(value)
-            stack.append((value.selector, direct))
-            stack.extend((route, False) for route in value.routes.values())
-        elif isinstance(value, (list, tuple, set, frozenset, dict)):
-            if id(value) in seen:  # a container that holds itself
+    plain = _PLAIN
+    while True:
+        while stack:
+            value = stack.pop()
+            if isinstance(value, LazyResult):
+                found.setdefault(id(value), value)
+            elif type(value) in plain:
                 continue
-            seen.add(id(value))
-            stack.extend((child, direct) for child in _children(value))
-    return found
+            elif isinstance(value, (list, tuple, set, frozenset, dict)):
+                if id(value) in seen:  # a container that holds itself
+                    continue
+                seen.add(id(value))
+                stack.extend(value.values() if isinstance(value, dict) else value)
+            elif isinstance(value, Param):
+                params = [] if params is None else params
+                params.append(value)
+            elif isinstance(value, Router):
+                routers = [] if routers is None else routers
+                routers.append(value)
+                stack.append(value.selector)
+                routes = [] if routes is None else routes
+                routes.extend(value.routes.values())
+        if not routes:
+            break
+        if direct is None:  # what it takes other than as a route: all found so far
+            direct = frozenset(found)
+        stack, routes = routes, None
+    return list(found.values()), params or _NONE, routers or _NONE, direct or _EMPTY
 
 
 def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
@@ -177,7 +188,7 @@ def build_graph(target: Any) -> Graph:
             continue
         stack: list[tuple[LazyResult[Any], Iterator[LazyResult[Any]]]] = []
         colour[id(root)] = 1
-        stack.append((root, iter(_scan(root).lazies.values())))
+        stack.append((root, iter(_scan(root)[0])))
         while stack:
             lazy, deps = stack[-1]
             dep = next(deps, None)
@@ -195,21 +206,22 @@ def build_graph(target: Any) -> Graph:
                 raise CycleError(cycle)
             if state is None:
                 colour[id(dep)] = 1
-                stack.append((dep, iter(_scan(dep).lazies.values())))
+                stack.append((dep, iter(_scan(dep)[0])))
     params: dict[str, Param[Any]] = {}
-    direct: dict[int, set[int]] = {}  # of a node that takes a router: what it takes directly
+    direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
-        found = _scan(node.lazy)
-        for dep in found.lazies.values():
+        # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
+        upstream, found_params, found_routers, found_direct = _scan(node.lazy)
+        for dep in upstream:
             parent = nodes[id(dep)]
             node.deps.append(parent)
             parent.dependents.append(node)
-        for param in found.params:
+        for param in found_params:
             _add_param(params, param)
-        node.binds = bool(found.params)
-        if found.routers:
-            node.routers = tuple(found.routers)
-            direct[id(node)] = found.direct
+        node.binds = bool(found_params)
+        if found_routers:
+            node.routers = tuple(found_routers)
+            direct[id(node)] = found_direct
     if direct:
         _route(order, nodes, direct, {id(root) for root in roots})
     for node in order:
@@ -219,7 +231,10 @@ def build_graph(target: Any) -> Graph:
 
 
 def _route(
-    order: list[Node], nodes: dict[int, Node], direct: dict[int, set[int]], roots: set[int]
+    order: list[Node],
+    nodes: dict[int, Node],
+    direct: dict[int, frozenset[int]],
+    roots: set[int],
 ) -> None:
     """Give each task that only one route of a router needs that route's (selector, key), and
     make it wait for a lazy selector: it runs only where its key is chosen.
