@@ -140,6 +140,8 @@ class Graph:
         naming a parameter missing, unknown or ill-typed, or a router's selector parameter
         bound to no route's key."""
         self.values = values = bind_params(self.params, given or {})
+        if not values:  # no Param: no router's selector is one
+            return
         for node in self.nodes:
             for router in node.routers:
                 selector = router.selector
