@@ -171,8 +171,9 @@ async def test_engine_on_a_and_b_obeys_c_survives_a_killed(
     finally:
         await connector.disconnect()
         await reader.disconnect()
+        summary = ""
         with contextlib.suppress(Exception):
-            await recorder.finish()
+            _, summary = await recorder.finish()
         await recorder.close()
     seqs = stored_seqs(url, run_id)
     emitted, dropped = connector.emitted, connector.stats.dropped + engine.stats.telemetry_dropped
@@ -185,7 +186,7 @@ async def test_engine_on_a_and_b_obeys_c_survives_a_killed(
     )
     assert result == sum(range(tasks))
     assert SOURCE in sources
-    assert missing == []
+    assert missing == [], f"the recorder said: {recorder.errors[-10:]} {summary!r}"
     assert len(seqs) == len(set(seqs))
     assert dropped == 0
 
