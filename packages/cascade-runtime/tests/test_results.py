@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -461,6 +462,34 @@ async def test_a_run_ends_once_its_manifest_is_written(tmp_path: Path) -> None:
     with pytest.raises(TaskFailedError):
         await engine.run(etl.target(3))
     assert manifests == [True, True]
+
+
+async def test_a_store_that_hangs_delays_a_runs_end_by_shutdown_timeout_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its writes never return (a hung network file system): the run's end is still emitted
+    once shutdown_timeout has passed, so no view shows it running; run() returns once the
+    store answers."""
+    etl = Etl()
+    engine = Engine(results=str(tmp_path), shutdown_timeout=0.2)
+    assert engine.results is not None
+    release = threading.Event()
+    write = engine.results.write
+
+    def hangs(path: str, data: bytes) -> None:
+        release.wait(30)
+        write(path, data)
+
+    monkeypatch.setattr(engine.results, "write", hangs)
+    ended = asyncio.Event()
+    engine.events.subscribe(lambda event: ended.set() if isinstance(event, RunFinished) else None)
+    running = asyncio.create_task(engine.run(etl.target(3)))
+    try:
+        await asyncio.wait_for(ended.wait(), 10)
+        assert not running.done()  # its results are not written yet
+    finally:
+        release.set()
+    assert await asyncio.wait_for(running, 30) == 30
 
 
 async def test_a_rerun_needs_the_run_in_the_store_and_one_at_a_time() -> None:

@@ -538,22 +538,30 @@ class Engine:
             self._managers.pop(run_id, None)
             if wiring is not None:
                 await wiring.close_logs()
+            closing: asyncio.Future[None] | None = None
             try:
                 if results is not None:  # the run's results written, then its manifest
                     failed = {id(node) for node, _ in run.failures}
-                    await results.close(
-                        status,
-                        results.states(failed),
-                        name=name,
-                        workflow=origin.workflow if origin is not None else None,
-                        params=origin.params if origin is not None else None,
-                        rerun_of=again.rerun_of if again is not None else None,
-                        root_run=again.root_run if again is not None else run_id,
+                    closing = asyncio.ensure_future(
+                        results.close(
+                            status,
+                            results.states(failed),
+                            name=name,
+                            workflow=origin.workflow if origin is not None else None,
+                            params=origin.params if origin is not None else None,
+                            rerun_of=again.rerun_of if again is not None else None,
+                            root_run=again.root_run if again is not None else run_id,
+                        )
                     )
+                    # Its end waits for its manifest (whoever sees a run end may rerun it at
+                    # once), but no longer than shutdown_timeout: a hung store must not leave
+                    # the run shown RUNNING.
+                    await asyncio.wait({closing}, timeout=self.shutdown_timeout)
             finally:
-                # Only once its manifest is written: whoever sees a run end may rerun it at once.
                 if started:
                     self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
+            if closing is not None:
+                await closing
             if tracing is not None:
                 tracing.end(status, failure)
             if wiring is not None:
