@@ -36,6 +36,7 @@ from ._events import (
     TaskEvent,
     TaskFailed,
     TaskHeld,
+    TaskMapped,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
@@ -51,7 +52,15 @@ from .results._results import ManifestTask, ResultMissing, ResultStore, RunManif
 from .workflow._param import Param, ParamError
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
-from .workflow._task import LazyResult, RetryPolicy, Task, task
+from .workflow._task import (
+    LazyResult,
+    MapError,
+    MappedLazyResult,
+    RetryPolicy,
+    Task,
+    task,
+    unmapped,
+)
 from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
@@ -67,6 +76,8 @@ __all__ = [
     "EventHandler",
     "InvalidTargetError",
     "LazyResult",
+    "MapError",
+    "MappedLazyResult",
     "Param",
     "ParamError",
     "RouteMissing",
@@ -93,6 +104,7 @@ __all__ = [
     "TaskFailed",
     "TaskFailedError",
     "TaskHeld",
+    "TaskMapped",
     "TaskRetrying",
     "TaskRunning",
     "TaskSkipped",
@@ -100,4 +112,5 @@ __all__ = [
     "current_task",
     "run",
     "task",
+    "unmapped",
 ]

@@ -40,6 +40,7 @@ from ._events import (
     TaskCompleted,
     TaskFailed,
     TaskHeld,
+    TaskMapped,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
@@ -51,7 +52,15 @@ from .logs._logs import RunLogs
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
 from .workflow._router import NOT_ROUTED, RouteMissing
-from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
+from .workflow._task import (
+    ALWAYS,
+    DEFAULT_HOLD_TIMEOUT,
+    LazyResult,
+    MapError,
+    MappedLazyResult,
+    OnFailure,
+    Task,
+)
 from .workflow._task_context import CURRENT, RunContext
 
 __all__ = ["MAX_REQUEST_IDS", "CancelReport", "HeldTasks", "HoldCounts", "HoldPolicy", "Run"]
@@ -351,8 +360,8 @@ class HeldTasks:
         ids of the held tasks of that name when several are."""
         if self._by_name is None:
             self._by_name = {}
-            for node in self.run.graph.nodes:
-                self._by_name.setdefault(node.lazy.name, []).append(node)
+            self.added(self.run.graph.nodes)
+            self.added(self.run.graph.items)
         for node in self._by_name.get(task.rsplit("-", 1)[0], ()):
             if node.lazy.task_id == task:
                 return node, None
@@ -369,6 +378,14 @@ class HeldTasks:
         if decided:
             return max(decided, key=lambda node: self._last[node.lazy.task_id].at or 0.0), None
         return named[0], None
+
+    def added(self, nodes: list[Node]) -> None:
+        """``nodes`` joined the run (a map's items): decisions may name them."""
+        by_name = self._by_name
+        if by_name is None:  # made at the first request, from every node there is then
+            return
+        for node in nodes:
+            by_name.setdefault(node.lazy.name, []).append(node)
 
     def _apply(self, held: Held, decided: Decided, result: Any) -> None:
         node = held.node
@@ -503,6 +520,9 @@ class Run:
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
+        self.total = len(graph.nodes)  # grows as maps make their items
+        # a map whose items run: its items and when it made them
+        self.mapped: dict[int, tuple[list[Node], float]] = {}
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> None:
@@ -512,7 +532,6 @@ class Run:
         for node in self.graph.nodes:
             if node.waiting == 0 and not node.done:
                 self.ready(node)
-        total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
         try:
@@ -520,7 +539,7 @@ class Run:
                 if self.cancelled is not None:
                     raise self.cancelled
                 wait = self._dispatch()
-                if self.finished >= total:
+                if self.finished >= self.total:
                     break
                 if timer is not None:
                     timer.cancel()
@@ -591,9 +610,9 @@ class Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if stop is not None:
-            for node in self.graph.nodes:
+            for node in itertools.chain(self.graph.items, self.graph.nodes):
                 if not node.done and not self.held.stop(node, self.stopped_by):
-                    self._cancelled(node, None)
+                    self._cancelled(node, self._map_started(node))
 
     def _cancelled(self, node: Node, started: float | None, thread: bool = False) -> None:
         """``node``'s task was stopped with the run (``started``: its first attempt's start)."""
@@ -626,7 +645,12 @@ class Run:
             lazy = item.lazy
             ref = TaskRef(task_id=lazy.task_id, task_name=lazy.name)
             (cancelled if lazy.task.is_async else abandoned).append(ref)
-        not_started = max(0, len(self.graph.nodes) - self.finished - len(self.active))
+        running = {id(item.node if isinstance(item, Retry) else item) for item in self.active.values()}
+        not_started = sum(
+            1
+            for node in itertools.chain(self.graph.nodes, self.graph.items)
+            if not node.done and id(node) not in running and id(node) not in self.mapped
+        )
         already = self.cancelled is not None
         if not already:
             self.cancelled = RunCancelledError(self.run_id, issued_by, reason)
@@ -883,9 +907,13 @@ class Run:
     def _stops(self, node: Node) -> bool:
         """Whether ``node`` ends before it starts: a route its router did not choose (it is not
         routed: what waits on it goes on), its condition false (it is skipped, and so is what
-        needs it), or a router it takes with no route for its selector (it fails)."""
+        needs it), or a router it takes with no route for its selector (it fails); or whether
+        it is a map, which never starts: it makes its items, and ends once they have."""
         graph = self.graph
         lazy = node.lazy
+        if self.mapped and id(node) in self.mapped:
+            self._gather(node)
+            return True
         for selector, key in node.routes:
             if resolve(selector, graph) != key:
                 self._end_skipped(node, NOT_ROUTED)
@@ -910,7 +938,71 @@ class Run:
                 )
                 self.failed(node, exc)
                 return True
+        if type(lazy) is MappedLazyResult:
+            self._map(node, lazy)
+            return True
         return False
+
+    def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
+        """Make the items of map ``node``, its keywords' values known: each a node of the run
+        that ``node`` waits for, ready to start."""
+        try:
+            rows = lazy.items(resolve(lazy.kwargs, self.graph))
+        except MapError as exc:
+            self.emit(
+                TaskFailed(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    error=describe(exc),
+                    exception=exc,
+                )
+            )
+            self.failed(node, exc)
+            return
+        spec, task_id = lazy.task, lazy.task_id
+        items = [
+            Node(LazyResult(spec, (), row, f"{task_id}[{index}]"), (node, index))
+            for index, row in enumerate(rows)
+        ]
+        for item in items:
+            item.dependents.append(node)
+        node.deps.extend(items)  # what it is computed from: a decided item's value taints it
+        node.waiting = len(items)
+        self.mapped[id(node)] = (items, time.perf_counter())
+        self.graph.items.extend(items)
+        self.total += len(items)
+        self.held.added(items)
+        self.emit(
+            TaskMapped(run_id=self.run_id, task_id=task_id, task_name=lazy.name, items=len(items))
+        )
+        if not items:
+            self._gather(node)
+            return
+        for item in items:
+            self.ready(item)
+
+    def _gather(self, node: Node) -> None:
+        """Every item of map ``node`` completed: it completes with their results, in order."""
+        items, started = self.mapped.pop(id(node))
+        node.result = result = [item.result for item in items]
+        lazy = node.lazy
+        results = self.results
+        self.emit(
+            TaskCompleted(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                not_kept=None if results is None else results.keep(node, result),
+            )
+        )
+        self.completed(node)
+
+    def _map_started(self, node: Node) -> float | None:
+        """When map ``node`` made its items, if it is one that did."""
+        found = self.mapped.get(id(node)) if self.mapped else None
+        return None if found is None else found[1]
 
     def _end_skipped(self, node: Node, why: str) -> None:
         node.done = node.skipped = True

@@ -20,7 +20,7 @@ from cascade.interfaces import CascadeError
 
 from ..workflow._graph import Graph
 from ..workflow._param import Param
-from ..workflow._task import LazyResult
+from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
 __all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph"]
 
@@ -107,8 +107,10 @@ def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
         return [kind.__name__, value.isoformat()]
     if kind is decimal.Decimal or kind is uuid.UUID or isinstance(value, pathlib.PurePath):
         return [kind.__name__, str(value)]
-    if upstream is not None and (kind is LazyResult or kind is Param):
+    if upstream is not None and (kind is LazyResult or kind is Param or kind is MappedLazyResult):
         return upstream(value)
+    if kind is Unmapped:
+        return ["u", _canonical(value.value, upstream)]
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 
@@ -159,7 +161,10 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
                 if kwargs
                 else ()
             )
-            fingerprint = _sha256(_encode((_VERSION, lazy.name, code, plain, named))).hexdigest()
+            what = (_VERSION, lazy.name, code, plain, named)
+            if type(lazy) is MappedLazyResult:  # not the task called once on the lists
+                what = (*what, "map")
+            fingerprint = _sha256(_encode(what)).hexdigest()
         except NotCanonical as exc:
             why = str(exc)
         except (OverflowError, TypeError, ValueError) as exc:  # an int beyond msgpack's

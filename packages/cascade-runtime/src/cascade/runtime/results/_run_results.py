@@ -164,7 +164,9 @@ class RunResults:
         """Keep ``node``'s result (encoded here, written in the store's thread); ``None``, or why
         it is not kept (logged once, at the task). The hot path of a run that keeps results."""
         key = id(node)
-        index = self._index[key]
+        index = self._index.get(key)
+        if index is None:  # an item of a map: kept in the map's result
+            return None
         fingerprint = self.prints.fingerprints[index]
         if self.decided and (upstream := self._decided_upstream(node)) is not None:
             self.decided[key] = upstream

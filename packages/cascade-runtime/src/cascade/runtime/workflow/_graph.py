@@ -8,7 +8,7 @@ from typing import Any
 from .._errors import CycleError, InvalidTargetError
 from ._param import Param, ParamError, bind_params
 from ._router import RouteMissing, Router
-from ._task import ALWAYS, LazyResult
+from ._task import ALWAYS, LazyResult, MappedLazyResult, Unmapped
 
 __all__ = [
     "NAME_LIMIT",
@@ -76,6 +76,8 @@ def _scan(node: LazyResult[Any]) -> _Found:
                 stack.append(value.selector)
                 routes = [] if routes is None else routes
                 routes.extend(value.routes.values())
+            elif isinstance(value, Unmapped):
+                stack.append(value.value)
         if not routes:
             break
         if direct is None:  # what it takes other than as a route: all found so far
@@ -102,6 +104,7 @@ class Node:
         "deps",
         "done",
         "guarded",
+        "item_of",
         "lazy",
         "result",
         "routers",
@@ -110,8 +113,9 @@ class Node:
         "waiting",
     )
 
-    def __init__(self, lazy: LazyResult[Any]) -> None:
+    def __init__(self, lazy: LazyResult[Any], item_of: tuple[Node, int] | None = None) -> None:
         self.lazy = lazy
+        self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
         # (selector, key) of each route it serves alone: it runs only where the key is chosen
@@ -127,13 +131,15 @@ class Node:
 
 class Graph:
     """Every node a target needs, in an order where dependencies come first; ``params``: the
-    :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`)."""
+    :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`);
+    ``items``: the nodes of the maps' items, made while the run runs."""
 
     def __init__(self, nodes: list[Node], params: dict[str, Param[Any]] | None = None) -> None:
         self.nodes = nodes
         self.by_lazy = {id(n.lazy): n for n in nodes}
         self.params = params or {}
         self.values: dict[str, Any] = {}
+        self.items: list[Node] = []
 
     def bind(self, given: Mapping[str, Any] | None) -> None:
         """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
@@ -228,7 +234,11 @@ def build_graph(target: Any) -> Graph:
         _route(order, nodes, direct, {id(root) for root in roots})
     for node in order:
         node.waiting = len(node.deps)
-        node.guarded = bool(node.routers or node.routes) or node.lazy.condition is not ALWAYS
+        node.guarded = (
+            bool(node.routers or node.routes)
+            or node.lazy.condition is not ALWAYS
+            or type(node.lazy) is MappedLazyResult
+        )
     return Graph(order, params)
 
 
@@ -299,6 +309,8 @@ def resolve(value: Any, graph: Graph) -> Any:
         return {k: resolve(v, graph) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
         return type(value)(resolve(v, graph) for v in value)
+    if isinstance(value, Unmapped):
+        return Unmapped(resolve(value.value, graph))
     return value
 
 
