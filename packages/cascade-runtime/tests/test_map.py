@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -216,7 +217,7 @@ async def test_a_held_item_is_decided_by_its_id_and_the_map_takes_the_given_valu
             raise ValueError("row 1 does not parse")
         return x * 10
 
-    engine = Engine()
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     mapped = parse.map(x=[0, 1, 2])
@@ -228,6 +229,13 @@ async def test_a_held_item_is_decided_by_its_id_and_the_map_takes_the_given_valu
     reply = engine.decide(started.run_id, held.task_id, "complete", result=-1)
     assert reply is not None and reply.outcome == "applied"
     assert await running == [0, -1, 20]
+    # a list with a given value in it is a decision's, not a computation's: never kept as one
+    (ended,) = [
+        e
+        for e in recorder.events
+        if isinstance(e, TaskCompleted) and e.task_id == mapped.task_id
+    ]
+    assert ended.not_kept == f"decided upstream: parse completed by a decision"
 
 
 async def test_a_cancel_ends_every_item_and_the_map() -> None:
@@ -288,3 +296,23 @@ async def test_a_map_over_the_broker_publishes_every_item_and_how_many_it_made()
     (made,) = [b for b in bodies if b.get("items") is not None]
     assert (made["task_id"], made["state"], made["items"]) == (mapped.task_id, "RUNNING", 3)
     assert all("items" not in b for b in bodies if b is not made)
+
+
+async def test_a_rerun_reuses_a_map_that_completed_as_a_whole() -> None:
+    calls: list[int] = []
+
+    @task
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    target = total(square.map(x=extract(3)))
+    assert await engine.run(target) == 5
+    (first,) = [e.run_id for e in _of(events, RunStarted)]
+    assert await engine.run(total(square.map(x=extract(3))), rerun_of=first) == 5
+    assert sorted(calls) == [0, 1, 2]  # the map's list was reused: no item ran again
+    assert engine.results is not None
+    manifest = engine.results.manifest(first)
+    assert manifest.tasks["square#1"].state == "COMPLETED"
