@@ -19,6 +19,7 @@ from cascade.runtime import (
     MapError,
     MappedLazyResult,
     Param,
+    RunCancelledError,
     RunCounters,
     RunStarted,
     TaskCancelled,
@@ -106,7 +107,7 @@ def test_a_map_with_nothing_to_map_or_lists_of_two_lengths_is_refused_at_once() 
         transform.map(x=[1, 2], factor=[1, 2, 3])
     with pytest.raises(MapError, match="keyword x must be a list or tuple"):
         transform.map(x="abc")
-    with pytest.raises(MapError, match="keyword x must be a list or tuple.*not dict"):
+    with pytest.raises(MapError, match=r"keyword x must be a list or tuple.*not dict"):
         transform.map(x={"a": 1})
     assert issubclass(MapError, ValueError)
 
@@ -129,7 +130,9 @@ async def test_a_map_whose_upstream_gives_no_list_fails_naming_the_keyword() -> 
         await engine.run(report(mapped))
     assert raised.value.task_id == mapped.task_id
     (failed,) = _of(events, TaskFailed)
-    assert failed.error == "MapError: map's keyword x must be a list or tuple (one value per item), not int"
+    assert failed.error == (
+        "MapError: map's keyword x must be a list or tuple (one value per item), not int"
+    )
     assert after == []
     assert [e.task_name for e in _of(events, TaskSkipped)] == ["report"]
     longer = transform.map(x=extract(2), factor=extract(3))
@@ -159,9 +162,7 @@ async def test_a_failed_item_fails_only_itself_and_what_needs_the_list() -> None
     assert {f"{mapped.task_id}[{i}]" for i in (0, 1, 3)} <= completed
     assert any(t.startswith("side-") for t in completed)
     skipped = {e.task_id: e.error for e in _of(events, TaskSkipped)}
-    assert skipped[mapped.task_id] == (
-        f"upstream task 'check' ({mapped.task_id}[2]) failed"
-    )
+    assert skipped[mapped.task_id] == (f"upstream task 'check' ({mapped.task_id}[2]) failed")
     assert len(skipped) == 2  # the map, and total that needs its list
 
 
@@ -227,15 +228,14 @@ async def test_a_held_item_is_decided_by_its_id_and_the_map_takes_the_given_valu
     assert held.task_id == f"{mapped.task_id}[1]"
     (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
     reply = engine.decide(started.run_id, held.task_id, "complete", result=-1)
-    assert reply is not None and reply.outcome == "applied"
+    assert reply is not None
+    assert reply.outcome == "applied"
     assert await running == [0, -1, 20]
     # a list with a given value in it is a decision's, not a computation's: never kept as one
     (ended,) = [
-        e
-        for e in recorder.events
-        if isinstance(e, TaskCompleted) and e.task_id == mapped.task_id
+        e for e in recorder.events if isinstance(e, TaskCompleted) and e.task_id == mapped.task_id
     ]
-    assert ended.not_kept == f"decided upstream: parse completed by a decision"
+    assert ended.not_kept == "decided upstream: parse completed by a decision"
 
 
 async def test_a_cancel_ends_every_item_and_the_map() -> None:
@@ -256,7 +256,7 @@ async def test_a_cancel_ends_every_item_and_the_map() -> None:
     report = engine.cancel(started.run_id)
     assert report is not None
     assert (len(report.abandoned), report.not_started) == (2, 3)
-    with pytest.raises(BaseException):  # noqa: B017 - RunCancelledError
+    with pytest.raises(RunCancelledError):
         await running
     release.set()
     ended = {e.task_id for e in recorder.events if isinstance(e, TaskCancelled)}
@@ -316,3 +316,65 @@ async def test_a_rerun_reuses_a_map_that_completed_as_a_whole() -> None:
     assert engine.results is not None
     manifest = engine.results.manifest(first)
     assert manifest.tasks["square#1"].state == "COMPLETED"
+
+
+async def test_a_rerun_after_an_item_failed_reuses_the_items_that_completed() -> None:
+    """One item of four fails; once fixed, a rerun runs it alone: the three others end
+    COMPLETED at once with their kept results (reused_from the first run), in the map's list."""
+    calls: list[int] = []
+    broken = True
+
+    @task
+    def square(x: int) -> int:
+        calls.append(x)
+        if broken and x == 2:
+            raise ValueError("row 2 is bad")
+        return x * x
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(total(square.map(x=extract(4))))
+    (first,) = [e.run_id for e in _of(events, RunStarted)]
+    assert engine.results is not None
+    kept = engine.results.manifest(first).tasks
+    assert [kept[f"square#1[{i}]"].state for i in range(4)] == [
+        "COMPLETED",
+        "COMPLETED",
+        "FAILED",
+        "COMPLETED",
+    ]
+    broken = False
+    calls.clear()
+    reused_before = engine.stats.results_reused
+    assert await engine.run(total(square.map(x=extract(4))), rerun_of=first) == 14
+    second = [e.run_id for e in _of(events, RunStarted)][1]
+    assert calls == [2]
+    reused = {
+        e.task_id.rsplit("[", 1)[-1]: e.reused_from
+        for e in _of(events, TaskCompleted)
+        if e.run_id == second and "[" in e.task_id
+    }
+    assert reused == {"0]": first, "1]": first, "2]": None, "3]": first}
+    assert engine.stats.results_reused - reused_before == 4  # extract and three items
+    # rerun="all" runs every item again
+    calls.clear()
+    assert await engine.run(total(square.map(x=extract(4))), rerun_of=second, rerun="all") == 14
+    assert sorted(calls) == [0, 1, 2, 3]
+
+
+async def test_an_items_fingerprint_is_its_tasks_called_on_its_values() -> None:
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    await engine.run([square.map(x=[3, 4]), square(x=4)])
+    (run_id,) = [e.run_id for e in _of(events, RunStarted)]
+    assert engine.results is not None
+    tasks = engine.results.manifest(run_id).tasks
+    assert tasks["square#1[1]"].fingerprint == tasks["square#2"].fingerprint
+    assert tasks["square#1[0]"].fingerprint != tasks["square#2"].fingerprint
+    others = {t.fingerprint for key, t in tasks.items() if key != "square#1"}
+    assert tasks["square#1"].fingerprint not in others  # the map is not its task called once

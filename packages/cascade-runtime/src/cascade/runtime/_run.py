@@ -49,6 +49,7 @@ from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
+from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
 from .workflow._router import NOT_ROUTED, RouteMissing
@@ -523,6 +524,7 @@ class Run:
         self.total = len(graph.nodes)  # grows as maps make their items
         # a map whose items run: its items and when it made them
         self.mapped: dict[int, tuple[list[Node], float]] = {}
+        self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
 
     async def execute(self) -> None:
@@ -604,8 +606,8 @@ class Run:
                 if isinstance(stop, asyncio.CancelledError)
                 else describe(stop)
             )
-        if self.active:
-            tasks = list(self.active)
+        if self.active or self.loads:
+            tasks = [*self.active, *self.loads]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -645,7 +647,7 @@ class Run:
             lazy = item.lazy
             ref = TaskRef(task_id=lazy.task_id, task_name=lazy.name)
             (cancelled if lazy.task.is_async else abandoned).append(ref)
-        running = {id(item.node if isinstance(item, Retry) else item) for item in self.active.values()}
+        running = {id(it.node if isinstance(it, Retry) else it) for it in self.active.values()}
         not_started = sum(
             1
             for node in itertools.chain(self.graph.nodes, self.graph.items)
@@ -979,7 +981,43 @@ class Run:
         if not items:
             self._gather(node)
             return
+        reuse = self.results.add_items(node, items) if self.results is not None else None
+        if reuse:
+            load = self.loop.create_task(self._reuse_items(items, reuse))
+            self.loads.add(load)
+            load.add_done_callback(self.loads.discard)
+            return
         for item in items:
+            self.ready(item)
+
+    async def _reuse_items(self, items: list[Node], steps: list[Step]) -> None:
+        """A rerun's map made ``items``: those whose results its run kept (``steps``) end
+        ``COMPLETED`` with them once read and proven, the others start."""
+        results = self.results
+        assert results is not None
+        try:
+            await results.load_items(steps)
+        finally:
+            self.wake.set()
+        reused = results.reused
+        rest = []
+        for item in items:
+            found = reused.get(id(item))
+            if found is None:
+                rest.append(item)
+                continue
+            item.result, from_run = found
+            lazy = item.lazy
+            self.emit(
+                TaskCompleted(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    reused_from=from_run,
+                )
+            )
+            self.completed(item)
+        for item in rest:
             self.ready(item)
 
     def _gather(self, node: Node) -> None:

@@ -22,7 +22,7 @@ from ..workflow._graph import Graph
 from ..workflow._param import Param
 from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
-__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph"]
+__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_call", "fingerprint_graph"]
 
 _VERSION = "cascade-fingerprint/1"
 _encode = msgspec.msgpack.Encoder().encode
@@ -177,6 +177,21 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
     if len(fingerprints) != len(keys):
         raise ValueError("a key for each node")
     return prints
+
+
+def fingerprint_call(lazy: LazyResult[Any], code: str) -> tuple[str | None, str]:
+    """The fingerprint of a call whose arguments are values (a map's item), as
+    :func:`fingerprint_graph` gives a task called on them directly: ``(fingerprint, "")``, or
+    ``(None, why not)``."""
+    try:
+        plain = [_argument(at, arg, None) for at, arg in enumerate(lazy.args, 1)]
+        named = sorted((name, _argument(name, arg, None)) for name, arg in lazy.kwargs.items())
+        what = (_VERSION, lazy.name, code, plain, named or ())
+        return _sha256(_encode(what)).hexdigest(), ""
+    except NotCanonical as exc:
+        return None, str(exc)
+    except (OverflowError, TypeError, ValueError) as exc:
+        return None, f"an argument has no canonical encoding ({exc})"
 
 
 def _argument(which: int | str, value: Any, upstream: Callable[[Any], Any] | None) -> Any:

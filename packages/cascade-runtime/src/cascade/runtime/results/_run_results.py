@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 
+from cascade.interfaces import RerunMode
+
 from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._graph import Graph, Node
-from ._fingerprints import Prints
+from ._fingerprints import Prints, fingerprint_call
 from ._rerun import Step
 from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
 
@@ -117,6 +119,11 @@ class RunResults:
         self.stats = stats
         self.started = _now()
         self._index = {id(node): index for index, node in enumerate(graph.nodes)}
+        self.nodes = list(graph.nodes)  # with the maps' items, as they are made
+        # a rerun's: the results its run kept, by fingerprint, and how it reruns (rerun=...)
+        self._before: dict[str, ManifestTask] | None = None
+        self._rerun: RerunMode = "failure"
+        self._forced: set[int] = set()  # the nodes rerun="from" forces
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
         # node -> its kept result's size and sha256 (raw: the writer thread's, for each batch;
@@ -160,13 +167,54 @@ class RunResults:
             )  # fmt: skip
         return steps
 
+    def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
+        """This run reruns ``manifest``'s as ``rerun`` says (``steps``: its plan): the items its
+        maps make are reused as its tasks are (:meth:`add_items`)."""
+        self._before = {}
+        for task in manifest.tasks.values():
+            if task.fingerprint and task.from_run and task.sha256 and task.size is not None:
+                self._before.setdefault(task.fingerprint, task)
+        self._rerun = rerun
+        self._forced = {id(step.node) for step in steps if step.action == "force"}
+
+    def add_items(self, node: Node, items: list[Node]) -> list[Step]:
+        """The map ``node`` made ``items``: their keys (the map's, ``[i]``) and fingerprints (as
+        their task's called on their values), kept like any task's; for a rerun, the steps of
+        those whose result its run kept, to :meth:`load` (a forced map's items are forced)."""
+        prints = self.prints
+        at = self._index[id(node)]
+        key, code = prints.keys[at], prints.codes[at]
+        reuse: list[Step] = []
+        before = self._before
+        forced = self._rerun == "all" or id(node) in self._forced
+        for index, item in enumerate(items):
+            fingerprint, why_not = fingerprint_call(item.lazy, code)
+            self._index[id(item)] = len(prints.keys)
+            prints.keys.append(f"{key}[{index}]")
+            prints.codes.append(code)
+            prints.fingerprints.append(fingerprint)
+            prints.why_not.append(why_not)
+            self.nodes.append(item)
+            if before and fingerprint is not None and not forced:
+                kept = before.get(fingerprint)
+                if kept is not None:
+                    reuse.append(Step(item, "reuse", "unchanged", kept))
+            if forced:
+                self._forced.add(id(item))
+        return reuse
+
+    async def load_items(self, steps: list[Step]) -> None:
+        """:meth:`load` the kept results of a map's items (:meth:`add_items`), counted as a
+        rerun's are (``EngineStats.results_reused``)."""
+        before = len(self.reused)
+        await self.load(steps)
+        self.stats.results_reused += len(self.reused) - before
+
     def keep(self, node: Node, value: Any) -> str | None:
         """Keep ``node``'s result (encoded here, written in the store's thread); ``None``, or why
         it is not kept (logged once, at the task). The hot path of a run that keeps results."""
         key = id(node)
-        index = self._index.get(key)
-        if index is None:  # an item of a map: kept in the map's result
-            return None
+        index = self._index[key]
         fingerprint = self.prints.fingerprints[index]
         if self.decided and (upstream := self._decided_upstream(node)) is not None:
             self.decided[key] = upstream
@@ -227,7 +275,7 @@ class RunResults:
         """Each node's last state, by ``id``, for the manifest (``failed``: the nodes that
         failed)."""
         states = {}
-        for node in self.graph.nodes:
+        for node in self.nodes:
             key = id(node)
             if key in self.kept or key in self.not_kept:
                 states[key] = "COMPLETED"
@@ -291,7 +339,7 @@ class RunResults:
         store = self.store
         self._hand_over()
         await asyncio.wrap_future(store.flushed())
-        by_node = {id(node): node for node in self.graph.nodes}
+        by_node = {id(node): node for node in self.nodes}
         for key, (why, written) in list(self._failed.items()):
             if self.kept.pop(key, None) is not None:
                 self.bytes_kept -= written
@@ -303,7 +351,7 @@ class RunResults:
         prints = self.prints
         kept, not_kept, proofs = self.kept, self.not_kept, self._proofs
         for node, task_key, fingerprint, code, why_not in zip(
-            self.graph.nodes,
+            self.nodes,
             prints.keys,
             prints.fingerprints,
             prints.codes,
