@@ -24,7 +24,6 @@ from cascade.runtime import (
     RunStarted,
     TaskCancelled,
     TaskCompleted,
-    TaskEvent,
     TaskFailed,
     TaskFailedError,
     TaskHeld,
@@ -59,7 +58,7 @@ def _recorded(engine: Engine) -> list[Event]:
     return events
 
 
-def _of(events: list[Event], kind: type[TaskEvent]) -> list[Any]:
+def _of(events: list[Event], kind: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
 

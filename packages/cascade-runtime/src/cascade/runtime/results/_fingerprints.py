@@ -161,7 +161,7 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
                 if kwargs
                 else ()
             )
-            what = (_VERSION, lazy.name, code, plain, named)
+            what: tuple[Any, ...] = (_VERSION, lazy.name, code, plain, named)
             if type(lazy) is MappedLazyResult:  # not the task called once on the lists
                 what = (*what, "map")
             fingerprint = _sha256(_encode(what)).hexdigest()

@@ -8,7 +8,7 @@ import math
 import random
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
 
@@ -335,7 +335,8 @@ class MappedLazyResult(LazyResult[list[R]]):
         if len(set(known.values())) > 1:
             lengths = ", ".join(f"{name}: {count}" for name, count in known.items())
             raise MapError(f"{task.name}.map()'s lists differ in length ({lengths})")
-        super().__init__(task, (), kwargs)
+        # its task gives an item's result; the map's own is their list
+        super().__init__(cast("Task[Any, list[R]]", task), (), kwargs)
 
     def items(self, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Each item's keywords, given the map's keywords' values (``kwargs`` resolved, an
