@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -33,6 +33,7 @@ from cascade.interfaces import (
 )
 
 from ._errors import RunCancelledError, TaskFailedError
+from ._run_resources import ResourceCounts, RunResources
 from ._events import (
     Event,
     TaskBlocked,
@@ -50,11 +51,20 @@ from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
+from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
 from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
 from .workflow._task_context import CURRENT, RunContext
 
-__all__ = ["MAX_REQUEST_IDS", "CancelReport", "HeldTasks", "HoldCounts", "HoldPolicy", "Run"]
+__all__ = [
+    "MAX_REQUEST_IDS",
+    "CancelReport",
+    "HeldTasks",
+    "HoldCounts",
+    "HoldPolicy",
+    "Run",
+    "RunCounts",
+]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -148,6 +158,10 @@ class HoldCounts(Protocol):
     held: int
     decisions: int
     decisions_refused: int
+
+
+class RunCounts(HoldCounts, ResourceCounts, Protocol):
+    """Where a run counts what it does (:class:`~cascade.runtime.EngineStats`)."""
 
 
 class Held:
@@ -460,7 +474,8 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), and the first run of its line (``root_run``, for a rerun).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), and the resources
+    its tasks may inject, by name (``resources``: set up on first use, torn down at its end).
     """
 
     def __init__(
@@ -473,11 +488,12 @@ class Run:
         max_concurrency: int,
         tracing: RunTrace | None = None,
         hold: HoldPolicy = HoldPolicy(),
-        stats: HoldCounts | None = None,
+        stats: RunCounts | None = None,
         source: str = "",
         results: RunResults | None = None,
         logs: RunLogs | None = None,
         root_run: str | None = None,
+        resources: Mapping[str, Resource] | None = None,
     ) -> None:
         self.graph = graph
         self.run_id = run_id
@@ -504,6 +520,12 @@ class Run:
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
         self.loop = asyncio.get_running_loop()
+        # None: no task injects one (graph.resources checked against them before the run)
+        self.resources = (
+            RunResources(resources or {}, run_id, self._executor, stats)
+            if graph.resources
+            else None
+        )
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -539,6 +561,8 @@ class Run:
                 timer.cancel()
             await self._stop_tasks(stop)
             self.held.close()
+            if self.resources is not None:
+                await self.resources.close()
             if self.executor is not None:
                 self.executor.shutdown(
                     wait=stop is None and not self.threads_left, cancel_futures=True
@@ -739,6 +763,9 @@ class Run:
                 logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
             attempt_started = time.perf_counter()
             try:
+                if node.injects:
+                    kept = args, kwargs  # what a retry or a hold keeps: the injects, not values
+                    args, kwargs = await self._inject(node, args, kwargs)
                 if spec.is_async:
                     if span is None:
                         running = spec.fn(*args, **kwargs)
@@ -788,7 +815,14 @@ class Run:
                 return
             now = time.perf_counter()
             error = failure
-            if attempt < policy.max_attempts and decided is None and policy.retries(failure):
+            if node.injects:
+                args, kwargs = kept
+            if (
+                attempt < policy.max_attempts
+                and decided is None
+                and policy.retries(failure)
+                and not isinstance(failure, ResourceFailed)  # set up once a run: the same again
+            ):
                 outcome = "RETRYING"
                 emit(
                     TaskRetrying(
@@ -833,6 +867,14 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    async def _inject(
+        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``node``'s call with its resources' values in place of its injects."""
+        resources = self.resources
+        assert resources is not None  # the graph has injects: the run has resources
+        return await resources.inject(node, args, kwargs)
 
     def _executor(self) -> ThreadPoolExecutor:
         """The run's thread pool for sync tasks, made on first use."""

@@ -14,6 +14,8 @@ from typing_extensions import ParamSpec
 
 from cascade.interfaces import DEFAULT_DECISIONS
 
+from ._resource import inject_defaults
+
 __all__ = [
     "ALWAYS",
     "DEFAULT_HOLD_TIMEOUT",
@@ -154,6 +156,8 @@ class Task(Generic[P, R]):
         self.hold_default = hold_default
         self.timeout = None if timeout is None else float(timeout)
         self.is_async = inspect.iscoroutinefunction(fn)
+        # the parameters whose defaults are injects: found once, here, never per call
+        self.injects = inject_defaults(fn, f"task {self.name}")
         self.__doc__ = fn.__doc__
 
     def with_retry(
