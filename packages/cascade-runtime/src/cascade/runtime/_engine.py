@@ -149,7 +149,8 @@ class Engine:
       start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
       :meth:`run` where logging is not configured) gives its page,
       ``{dashboard_url}/runs/{run_id}``.
-    - ``resources``: :func:`~cascade.runtime.resource`\ s to register, as :meth:`register` does.
+    - ``resources``: resources (:func:`~cascade.runtime.resource`) to register, as
+      :meth:`register` does.
     """
 
     def __init__(
@@ -227,11 +228,11 @@ class Engine:
         existing Cascade engine: a test registers a fake under the real one's name); a run
         keeps the resources registered when it started. Anything else than a resource:
         :class:`ResourceError` (a ``TypeError``)."""
-        if not isinstance(resource, Resource):
-            hint = " (decorate it with @resource)" if callable(resource) else ""
+        given: object = resource  # as called: any object
+        if not isinstance(given, Resource):
+            hint = " (decorate it with @resource)" if callable(given) else ""
             raise ResourceError(
-                f"engine.register takes a resource, not {type(resource).__name__}: "
-                f"{resource!r}{hint}"
+                f"engine.register takes a resource, not {type(given).__name__}: {given!r}{hint}"
             )
         self._resources[resource.name] = resource
 

@@ -33,7 +33,6 @@ from cascade.interfaces import (
 )
 
 from ._errors import RunCancelledError, TaskFailedError
-from ._run_resources import ResourceCounts, RunResources
 from ._events import (
     Event,
     TaskBlocked,
@@ -45,6 +44,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager

@@ -13,9 +13,9 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ._steps import describe
 from .workflow._graph import Graph, Node
@@ -172,7 +172,7 @@ class RunResources:
         try:
             given = {d.param: await self.get(d.resource) for d in resource.injects}
             if resource.is_async:
-                generator = resource.fn(**given)
+                generator = cast(AsyncIterator[Any], resource.fn(**given))
                 try:
                     value = await generator.__anext__()
                 except StopAsyncIteration:
@@ -193,7 +193,7 @@ class RunResources:
 
     def _set_up_sync(self, name: str, resource: Resource, given: dict[str, Any]) -> Any:
         """In a thread of the run's pool."""
-        generator = resource.fn(**given)
+        generator = cast(Iterator[Any], resource.fn(**given))
         try:
             value = next(generator)
         except StopIteration:

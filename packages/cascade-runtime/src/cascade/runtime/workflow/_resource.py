@@ -124,7 +124,9 @@ def inject_defaults(fn: Callable[..., Any], what: str) -> tuple[InjectDefault, .
                 "a parameter that can be given by name"
             )
         keyword_only = param.kind is param.KEYWORD_ONLY
-        found.append(InjectDefault(param.name, -1 if keyword_only else position, param.default.name))
+        found.append(
+            InjectDefault(param.name, -1 if keyword_only else position, param.default.name)
+        )
     return tuple(found)
 
 
@@ -158,12 +160,15 @@ class Resource:
                     f"resource {name}: parameter {param.name} has no default; a resource "
                     "takes only other resources (inject defaults) and defaults"
                 )
+
     def __repr__(self) -> str:
         return f"<Resource {self.name}>"
 
 
 @overload
-def resource(fn: Callable[..., Iterator[Any]] | Callable[..., AsyncIterator[Any]], /) -> Resource: ...
+def resource(
+    fn: Callable[..., Iterator[Any]] | Callable[..., AsyncIterator[Any]], /
+) -> Resource: ...
 
 
 @overload
