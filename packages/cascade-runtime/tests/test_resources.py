@@ -223,6 +223,38 @@ async def test_teardown_when_the_run_is_cancelled() -> None:
     assert journal.lines == ["set up c", "tore down c"]
 
 
+async def test_a_run_cancelled_during_a_sync_setup_tears_it_down_when_it_ends() -> None:
+    """The run's end does not wait for a setup in its thread; that setup is torn down once it
+    ends, in its thread."""
+    entered, release, torn_down = threading.Event(), threading.Event(), threading.Event()
+    started: list[str] = []
+
+    @resource
+    def slow() -> Iterator[str]:
+        entered.set()
+        assert release.wait(10)
+        yield "slow"
+        torn_down.set()
+
+    @task
+    async def needs(value: str = inject("slow")) -> str:
+        return value
+
+    engine = Engine(resources=[slow])
+    engine.events.subscribe(
+        lambda event: started.append(event.run_id) if isinstance(event, RunStarted) else None
+    )
+    run = asyncio.create_task(engine.run(needs()))
+    assert await asyncio.to_thread(entered.wait, 10)  # its setup runs in its thread
+    engine.cancel(started[0], issued_by="test")
+    with pytest.raises(RunCancelledError):
+        await run
+    assert not torn_down.is_set()
+    release.set()
+    assert await asyncio.to_thread(torn_down.wait, 10)
+    assert engine.stats.resources_set_up == 0  # its run had ended: no task got it
+
+
 async def test_a_setup_that_fails_fails_the_tasks_that_need_it() -> None:
     """Each task that injects it fails with ResourceFailed (its cause the setup's error), without
     retries; their dependents are skipped; the others run; the setup ran once."""

@@ -444,7 +444,8 @@ class Engine:
             raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
         graph.bind(params)
-        check_resources(graph, self._resources)
+        resources = dict(self._resources)  # the run's, as registered now
+        check_resources(graph, resources)
         given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
@@ -464,7 +465,9 @@ class Engine:
                     name = again.manifest.name  # a rerun goes on under its run's name
         announce_run(run_id, name, self.dashboard_url, direct=direct)
         try:
-            return await self._execute(target, graph, run_id, name, origin, results, again)
+            return await self._execute(
+                target, graph, run_id, name, origin, results, again, resources
+            )
         finally:
             if again is not None:
                 self._reruns.end(again)
@@ -478,6 +481,7 @@ class Engine:
         origin: RunOrigin | None,
         results: RunResults | None,
         again: Lineage | None,
+        resources: Mapping[str, Resource],
     ) -> Any:
         self.stats.runs += 1
         manager = ConstraintManager(
@@ -517,7 +521,7 @@ class Engine:
             results=results,
             logs=logs,
             root_run=again.root_run if again is not None else None,
-            resources=self._resources,
+            resources=resources,
         )
         self._runs[run_id] = run
         wiring: RunWiring | None = None

@@ -120,7 +120,7 @@ class RunResources:
         executor: Callable[[], ThreadPoolExecutor],
         stats: ResourceCounts | None,
     ) -> None:
-        self.registry = dict(registry)  # as at the run's start: a later register() is not its
+        self.registry = registry  # as checked at the run's start (check_resources)
         self.run_id = run_id
         self.executor = executor
         self.stats = stats
