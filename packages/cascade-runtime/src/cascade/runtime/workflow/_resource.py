@@ -108,10 +108,10 @@ def inject_defaults(fn: Callable[..., Any], what: str) -> tuple[InjectDefault, .
     Looks at ``__defaults__`` and ``__kwdefaults__`` first: a function without an inject
     default (most) costs no signature. A positional-only parameter cannot take one (the
     engine passes resources by name): :class:`ResourceError`."""
-    defaults = getattr(fn, "__defaults__", None) or ()
-    kwdefaults = getattr(fn, "__kwdefaults__", None) or {}
-    if not any(type(d) is Inject for d in defaults) and not any(
-        type(d) is Inject for d in kwdefaults.values()
+    defaults = getattr(fn, "__defaults__", None)
+    kwdefaults = getattr(fn, "__kwdefaults__", None)
+    if not (defaults and Inject in map(type, defaults)) and not (
+        kwdefaults and Inject in map(type, kwdefaults.values())
     ):
         return _NONE
     found = []
