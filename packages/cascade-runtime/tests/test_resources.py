@@ -23,10 +23,12 @@ from cascade.runtime import (
     TaskCompleted,
     TaskFailed,
     TaskFailedError,
+    TaskHeld,
     TaskRunning,
     TaskSkipped,
     inject,
     resource,
+    run,
     task,
 )
 
@@ -296,6 +298,47 @@ async def test_a_setup_that_fails_fails_the_tasks_that_need_it() -> None:
         assert event.attempt == 1
     assert [e.task_name for e in events if isinstance(e, TaskSkipped)] == ["after"]
     assert [e.task_name for e in events if isinstance(e, TaskCompleted)] == ["alone"]
+
+
+async def test_a_task_that_holds_is_held_when_its_resource_failed() -> None:
+    """on_failure="hold" applies: a decision completes it with a value, and the run succeeds."""
+
+    attempts: list[str] = []
+
+    @resource
+    async def down() -> AsyncIterator[str]:
+        attempts.append("setup")
+        if attempts:
+            raise ConnectionError("down")
+        yield "never"
+
+    @task(on_failure="hold")
+    async def needs(conn: str = inject("down")) -> str:
+        return conn
+
+    engine = Engine(resources=[down])
+    held: list[TaskHeld] = []
+    waiting = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TaskHeld):
+            held.append(event)
+            waiting.set()
+
+    engine.events.subscribe(on_event)
+    running = asyncio.create_task(engine.run(needs()))
+    await waiting.wait()
+    assert held[0].error is not None
+    assert held[0].error.startswith("ResourceFailed: resource 'down' failed at its setup")
+    reply = engine.decide(held[0].run_id, "needs", "complete", result="by hand")
+    assert reply is not None
+    assert reply.applied
+    assert await running == "by hand"
+
+
+def test_the_synchronous_shortcut_takes_resources() -> None:
+    """run(target, resources=[...]) registers them on the engine it makes."""
+    assert run(get_user(123), resources=[database_connection]) == (123, "ada")
 
 
 async def test_a_resource_that_does_not_yield_fails_its_tasks() -> None:
