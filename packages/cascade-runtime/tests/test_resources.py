@@ -20,6 +20,7 @@ from cascade.runtime import (
     ResourceMissing,
     RunCancelledError,
     RunStarted,
+    TaskCancelled,
     TaskCompleted,
     TaskFailed,
     TaskFailedError,
@@ -239,10 +240,11 @@ async def test_a_run_cancelled_during_a_sync_setup_tears_it_down_when_it_ends() 
         torn_down.set()
 
     @task
-    async def needs(value: str = inject("slow")) -> str:
+    def needs(value: str = inject("slow")) -> str:
         return value
 
     engine = Engine(resources=[slow])
+    events = _recorded(engine)
     engine.events.subscribe(
         lambda event: started.append(event.run_id) if isinstance(event, RunStarted) else None
     )
@@ -252,6 +254,10 @@ async def test_a_run_cancelled_during_a_sync_setup_tears_it_down_when_it_ends() 
     with pytest.raises(RunCancelledError):
         await run
     assert not torn_down.is_set()
+    cancelled = [e for e in events if isinstance(e, TaskCancelled)]
+    assert [e.error for e in cancelled] == [
+        "RunCancelledError: run " + started[0] + " was cancelled by test"
+    ]  # no thread of its own ran
     release.set()
     assert await asyncio.to_thread(torn_down.wait, 10)
     assert engine.stats.resources_set_up == 0  # its run had ended: no task got it

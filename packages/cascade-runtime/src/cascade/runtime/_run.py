@@ -792,7 +792,9 @@ class Run:
             except asyncio.CancelledError as exc:
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
-                    self._cancelled(node, started, thread=not spec.is_async)
+                    # a sync task stopped while its resources were set up started no thread
+                    waited = node.injects and kwargs is kept[1]
+                    self._cancelled(node, started, thread=not spec.is_async and not waited)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
