@@ -300,7 +300,9 @@ def task(
     waiting, the run live); ``hold_timeout``: seconds a hold waits before ``hold_default``
     (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. ``timeout``:
     seconds an attempt may take (see :meth:`Task.with_timeout`; ``None``: no limit). A bad
-    value raises ``ValueError`` naming the parameter.
+    value raises ``ValueError`` naming the parameter. A parameter whose default is
+    ``inject("name")`` gets that resource's value when a call gives it none (see
+    :func:`~cascade.runtime.resource`).
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
