@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ from cascade.runtime import (
     TaskRunning,
     TaskSkipped,
     current_task,
+    inject,
+    resource,
     task,
     unmapped,
 )
@@ -377,3 +380,27 @@ async def test_an_items_fingerprint_is_its_tasks_called_on_its_values() -> None:
     assert tasks["square#1[0]"].fingerprint != tasks["square#2"].fingerprint
     others = {t.fingerprint for key, t in tasks.items() if key != "square#1"}
     assert tasks["square#1"].fingerprint not in others  # the map is not its task called once
+
+
+async def test_the_items_of_a_map_get_the_resources_their_task_injects() -> None:
+    opened: list[str] = []
+
+    @resource
+    def ledger() -> Iterator[dict[str, int]]:
+        opened.append("ledger")
+        yield {"rate": 3}
+
+    @task
+    def convert(amount: int, book: dict[str, int] = inject("ledger")) -> int:
+        return amount * book["rate"]
+
+    @task
+    def tag(amount: int, label: str) -> str:
+        return f"{label}{amount}"
+
+    engine = Engine(resources=[ledger])
+    assert await engine.run(convert.map(amount=[1, 2, 3])) == [3, 6, 9]
+    assert opened == ["ledger"]  # once for the run, shared by the items
+    assert await engine.run(tag.map(amount=[1], label=unmapped(inject("ledger")))) == [
+        "{'rate': 3}1"
+    ]

@@ -50,6 +50,14 @@ from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._param import Param, ParamError
+from .workflow._resource import (
+    Resource,
+    ResourceError,
+    ResourceFailed,
+    ResourceMissing,
+    inject,
+    resource,
+)
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
 from .workflow._task import (
@@ -87,6 +95,10 @@ __all__ = [
     "LogForwarding",
     "ManifestTask",
     "RerunError",
+    "Resource",
+    "ResourceError",
+    "ResourceFailed",
+    "ResourceMissing",
     "ResultMissing",
     "ResultStore",
     "RetryPolicy",
@@ -110,6 +122,8 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "current_task",
+    "inject",
+    "resource",
     "run",
     "task",
     "unmapped",

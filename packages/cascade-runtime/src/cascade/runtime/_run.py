@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -45,6 +45,7 @@ from ._events import (
     TaskRunning,
     TaskSkipped,
 )
+from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager
@@ -52,6 +53,7 @@ from .logs._logs import RunLogs
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
+from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
 from .workflow._task import (
     ALWAYS,
@@ -64,7 +66,15 @@ from .workflow._task import (
 )
 from .workflow._task_context import CURRENT, RunContext
 
-__all__ = ["MAX_REQUEST_IDS", "CancelReport", "HeldTasks", "HoldCounts", "HoldPolicy", "Run"]
+__all__ = [
+    "MAX_REQUEST_IDS",
+    "CancelReport",
+    "HeldTasks",
+    "HoldCounts",
+    "HoldPolicy",
+    "Run",
+    "RunCounts",
+]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -158,6 +168,10 @@ class HoldCounts(Protocol):
     held: int
     decisions: int
     decisions_refused: int
+
+
+class RunCounts(HoldCounts, ResourceCounts, Protocol):
+    """Where a run counts what it does (:class:`~cascade.runtime.EngineStats`)."""
 
 
 class Held:
@@ -478,7 +492,8 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), and the first run of its line (``root_run``, for a rerun).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), and the resources
+    its tasks may inject, by name (``resources``: set up on first use, torn down at its end).
     """
 
     def __init__(
@@ -491,11 +506,12 @@ class Run:
         max_concurrency: int,
         tracing: RunTrace | None = None,
         hold: HoldPolicy = HoldPolicy(),
-        stats: HoldCounts | None = None,
+        stats: RunCounts | None = None,
         source: str = "",
         results: RunResults | None = None,
         logs: RunLogs | None = None,
         root_run: str | None = None,
+        resources: Mapping[str, Resource] | None = None,
     ) -> None:
         self.graph = graph
         self.run_id = run_id
@@ -526,6 +542,12 @@ class Run:
         self.mapped: dict[int, tuple[list[Node], float]] = {}
         self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
+        # None: no task injects one (graph.resources checked against them before the run)
+        self.resources = (
+            RunResources(resources or {}, run_id, self._executor, stats)
+            if graph.resources
+            else None
+        )
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -560,6 +582,8 @@ class Run:
                 timer.cancel()
             await self._stop_tasks(stop)
             self.held.close()
+            if self.resources is not None:
+                await self.resources.close()
             if self.executor is not None:
                 self.executor.shutdown(
                     wait=stop is None and not self.threads_left, cancel_futures=True
@@ -765,6 +789,9 @@ class Run:
                 logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
             attempt_started = time.perf_counter()
             try:
+                if node.injects:
+                    kept = args, kwargs  # what a retry or a hold keeps: the injects, not values
+                    args, kwargs = await self._inject(node, args, kwargs)
                 if spec.is_async:
                     if span is None:
                         running = spec.fn(*args, **kwargs)
@@ -791,7 +818,9 @@ class Run:
             except asyncio.CancelledError as exc:
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
-                    self._cancelled(node, started, thread=not spec.is_async)
+                    # a sync task stopped while its resources were set up started no thread
+                    waited = node.injects and kwargs is kept[1]
+                    self._cancelled(node, started, thread=not spec.is_async and not waited)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
@@ -814,7 +843,14 @@ class Run:
                 return
             now = time.perf_counter()
             error = failure
-            if attempt < policy.max_attempts and decided is None and policy.retries(failure):
+            if node.injects:
+                args, kwargs = kept
+            if (
+                attempt < policy.max_attempts
+                and decided is None
+                and policy.retries(failure)
+                and not isinstance(failure, ResourceFailed)  # set up once a run: the same again
+            ):
                 outcome = "RETRYING"
                 emit(
                     TaskRetrying(
@@ -859,6 +895,14 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    async def _inject(
+        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``node``'s call with its resources' values in place of its injects."""
+        resources = self.resources
+        assert resources is not None  # the graph has injects: the run has resources
+        return await resources.inject(node, args, kwargs)
 
     def _executor(self) -> ThreadPoolExecutor:
         """The run's thread pool for sync tasks, made on first use."""
@@ -969,6 +1013,7 @@ class Run:
         ]
         for item in items:
             item.dependents.append(node)
+            item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
         node.deps.extend(items)  # what it is computed from: a decided item's value taints it
         node.waiting = len(items)
         self.mapped[id(node)] = (items, time.perf_counter())

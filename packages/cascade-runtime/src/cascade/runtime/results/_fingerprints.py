@@ -20,6 +20,7 @@ from cascade.interfaces import CascadeError
 
 from ..workflow._graph import Graph
 from ..workflow._param import Param
+from ..workflow._resource import Inject
 from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
 __all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_call", "fingerprint_graph"]
@@ -111,6 +112,8 @@ def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
         return upstream(value)
     if kind is Unmapped:
         return ["u", _canonical(value.value, upstream)]
+    if kind is Inject:  # a resource's name: its value is no input (a connection, a client)
+        return ["i", value.name]
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 

@@ -15,6 +15,7 @@ from typing_extensions import ParamSpec
 from cascade.interfaces import DEFAULT_DECISIONS, CascadeError
 
 from ._param import Param
+from ._resource import inject_defaults
 from ._router import Router
 
 __all__ = [
@@ -161,6 +162,8 @@ class Task(Generic[P, R]):
         self.hold_default = hold_default
         self.timeout = None if timeout is None else float(timeout)
         self.is_async = inspect.iscoroutinefunction(fn)
+        # the parameters whose defaults are injects: found once, here, never per call
+        self.injects = inject_defaults(fn, f"task {self.name}")
         self.__doc__ = fn.__doc__
 
     def with_retry(
@@ -406,7 +409,9 @@ def task(
     waiting, the run live); ``hold_timeout``: seconds a hold waits before ``hold_default``
     (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. ``timeout``:
     seconds an attempt may take (see :meth:`Task.with_timeout`; ``None``: no limit). A bad
-    value raises ``ValueError`` naming the parameter.
+    value raises ``ValueError`` naming the parameter. A parameter whose default is
+    ``inject("name")`` gets that resource's value when a call gives it none (see
+    :func:`~cascade.runtime.resource`).
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
