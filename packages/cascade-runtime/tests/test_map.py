@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
-from cascade.interfaces import events_topic
+from cascade.interfaces import TaskStateEvent, events_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,
@@ -404,3 +405,10 @@ async def test_the_items_of_a_map_get_the_resources_their_task_injects() -> None
     assert await engine.run(tag.map(amount=[1], label=unmapped(inject("ledger")))) == [
         "{'rate': 3}1"
     ]
+
+
+def test_a_maps_running_with_its_items_decodes_as_the_protocol_says() -> None:
+    body = {"type": "TaskStateEvent", "task_id": "t-1", "task_name": "t", "state": "RUNNING"}
+    assert msgspec.convert({**body, "items": 10_000}, TaskStateEvent).items == 10_000
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({**body, "items": -1}, TaskStateEvent)

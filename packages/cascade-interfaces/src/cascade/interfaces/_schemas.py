@@ -145,7 +145,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     decided: Decided | msgspec.UnsetType = msgspec.UNSET
     reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
     not_kept: Annotated[str, msgspec.Meta(max_length=1024)] | msgspec.UnsetType = msgspec.UNSET
-    items: Annotated[int, msgspec.Meta(ge=0, le=_MAX_NUMBER)] | msgspec.UnsetType = msgspec.UNSET
+    items: _Count | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def held(self) -> Hold | None:

@@ -599,7 +599,7 @@ class Engine:
 
     async def serve(
         self,
-        workflows: Mapping[str, Callable[..., Any]],
+        workflows: Mapping[str, Any],
         *,
         max_runs: int = 4,
         max_queued: int = 100,
@@ -608,11 +608,14 @@ class Engine:
 
         ``workflows`` maps a name (1 to 64 of ``A-Z a-z 0-9 _ -``) to a function, plain or
         ``async``, that takes the workflow's params as keyword arguments and returns a
-        target. The engine announces them, retained on
+        target; or to a target (a lazy result, or a list, tuple or dict of them), whose
+        :class:`~cascade.runtime.Param` are its params (a request's converted and checked
+        by them, as :meth:`run`'s ``params`` are, and bound in its run). The engine
+        announces them, retained on
         ``{prefix}/served/{org}/{project}/{source}`` (its own org and project, as every topic
         of serving does, so a broker ACL binds each org's)
         (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
-        signature, its load, whether it takes shared requests), again whenever a run starts
+        signature or each target's Params, its load, whether it takes shared requests), again whenever a run starts
         or ends, and clears it when it stops. It takes
         :class:`~cascade.interfaces.StartRequest` s addressed to it
         (``{prefix}/start/{org}/{project}/{workflow}/{source}``) and, where the broker has shared
