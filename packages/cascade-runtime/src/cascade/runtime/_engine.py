@@ -615,8 +615,8 @@ class Engine:
         ``{prefix}/served/{org}/{project}/{source}`` (its own org and project, as every topic
         of serving does, so a broker ACL binds each org's)
         (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
-        signature or each target's Params, its load, whether it takes shared requests), again whenever a run starts
-        or ends, and clears it when it stops. It takes
+        signature or each target's Params, its load, whether it takes shared requests), again
+        whenever a run starts or ends, and clears it when it stops. It takes
         :class:`~cascade.interfaces.StartRequest` s addressed to it
         (``{prefix}/start/{org}/{project}/{workflow}/{source}``) and, where the broker has shared
         subscriptions (tried once, at the first connection; not on RabbitMQ 3.x, which has

@@ -72,7 +72,6 @@ class ServedFunction:
 
     def run_params(self, params: Mapping[str, Any]) -> None:
         """What its run binds its :class:`Param` to: nothing, its params went to the call."""
-        return None
 
 
 @dataclass(frozen=True, slots=True)
