@@ -20,6 +20,7 @@ from cascade.interfaces import CascadeError
 
 from ..workflow._graph import Graph
 from ..workflow._param import Param
+from ..workflow._router import Router
 from ..workflow._resource import Inject
 from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
@@ -112,6 +113,12 @@ def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
         return upstream(value)
     if kind is Unmapped:
         return ["u", _canonical(value.value, upstream)]
+    if kind is Router:  # its selector and every route: which one it takes is the selector's
+        routes = [
+            (_canonical(k, upstream), _canonical(v, upstream)) for k, v in value.routes.items()
+        ]
+        routes.sort(key=lambda route: _encode(route[0]))
+        return ["R", _canonical(value.selector, upstream), routes]
     if kind is Inject:  # a resource's name: its value is no input (a connection, a client)
         return ["i", value.name]
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
