@@ -20,8 +20,8 @@ from cascade.interfaces import CascadeError
 
 from ..workflow._graph import Graph
 from ..workflow._param import Param
-from ..workflow._router import Router
 from ..workflow._resource import Inject
+from ..workflow._router import Router
 from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
 __all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_call", "fingerprint_graph"]
