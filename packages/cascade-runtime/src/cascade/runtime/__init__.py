@@ -19,6 +19,7 @@ from ._engine import Engine
 from ._errors import (
     CascadeRuntimeError,
     CycleError,
+    ExecutorError,
     InvalidTargetError,
     RerunError,
     RunCancelledError,
@@ -45,6 +46,8 @@ from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
 from .constraints._constraints import ConstraintManager, ConstraintStats
+from .executors._executor import Executor, RunExecutor
+from .executors._threads import ThreadExecutor
 from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
@@ -82,6 +85,8 @@ __all__ = [
     "Event",
     "EventBus",
     "EventHandler",
+    "Executor",
+    "ExecutorError",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -105,6 +110,7 @@ __all__ = [
     "RunCancelledError",
     "RunFinished",
     "RunCounters",
+    "RunExecutor",
     "RunManifest",
     "RunStarted",
     "Task",
@@ -121,6 +127,7 @@ __all__ = [
     "TaskRunning",
     "TaskSkipped",
     "TelemetrySubscriber",
+    "ThreadExecutor",
     "current_task",
     "inject",
     "resource",

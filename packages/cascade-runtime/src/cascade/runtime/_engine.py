@@ -44,6 +44,8 @@ from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
 from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
+from .executors._executor import Executor
+from .executors._placement import Placement
 from .link._control_link import DEFAULT_CONNECT_WAIT
 from .link._run_wiring import RunWiring
 from .logs._logs import LogForwarding, RunLogs
@@ -81,9 +83,15 @@ class Engine:
     README, "Constraints").
 
     - ``max_concurrency``: tasks running at once (sync ones run in a thread
-      pool of ``min(max_concurrency, 32)`` threads). A task waiting to be
-      retried holds no slot: each attempt is started like a new task, through
-      this limit and the constraints.
+      pool of ``min(max_concurrency, 32)`` threads, unless ``executor`` says otherwise). A
+      task waiting to be retried holds no slot: each attempt is started like a new task,
+      through this limit and the constraints.
+    - ``executor``: where plain-function tasks run: :class:`ThreadExecutor` (the default:
+      threads of this process, a pool a run), :class:`ProcessExecutor` (worker processes, for
+      Python code that computes), or your own :class:`Executor`. ``executors``: more of them
+      by name, for the tasks that name one (``@task(executor="cpu")``). Only the task's body
+      goes there: its admission, retries, holds, cancel, results and telemetry stay here.
+      Coroutine tasks always run on the engine's loop.
     - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
       or ``local`` / ``default``.
     - ``topic_prefix``: default ``connector.topic_prefix``.
@@ -178,6 +186,8 @@ class Engine:
         results: bool | str | os.PathLike[str] | ResultStore | None = None,
         dashboard_url: str | None = None,
         resources: Iterable[Resource] = (),
+        executor: Executor | None = None,
+        executors: Mapping[str, Executor] | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
         if max_concurrency < 1:
@@ -216,6 +226,11 @@ class Engine:
         self.dashboard_url = dashboard_address(dashboard_url)
         """Where each run's page is said to be, ``{dashboard_url}/runs/{run_id}`` (``None``:
         nowhere)."""
+        self._placement = Placement(executor, executors)
+        self.executor: Executor = self._placement.default
+        """Where plain-function tasks that name no executor run."""
+        self.executors: Mapping[str, Executor] = self._placement.named
+        """The executors tasks may name (``@task(executor=...)``)."""
         self._resources: dict[str, Resource] = {}
         for each in resources:
             self.register(each)
@@ -446,6 +461,7 @@ class Engine:
         graph.bind(params)
         resources = dict(self._resources)  # the run's, as registered now
         check_resources(graph, resources)
+        self._placement.check(graph)
         given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
@@ -522,6 +538,7 @@ class Engine:
             logs=logs,
             root_run=again.root_run if again is not None else None,
             resources=resources,
+            executors=self._placement,
         )
         self._runs[run_id] = run
         wiring: RunWiring | None = None

@@ -7,6 +7,7 @@ from cascade.interfaces import CascadeError
 __all__ = [
     "CascadeRuntimeError",
     "CycleError",
+    "ExecutorError",
     "InvalidTargetError",
     "RerunError",
     "RunCancelledError",
@@ -24,6 +25,14 @@ class InvalidTargetError(CascadeRuntimeError, TypeError):
 
     Raised before anything runs.
     """
+
+
+class ExecutorError(CascadeRuntimeError, ValueError):
+    """A task cannot run where it is placed: ``@task(executor=...)`` on a coroutine function
+    (coroutine tasks run on the engine's loop), a name the engine has no executor for, or a
+    function that a worker process cannot load (a lambda, a function defined inside another;
+    raised before anything runs), and, as a task's failure, arguments or a result that
+    cannot cross to or from a worker process. The message names the task and what to do."""
 
 
 class CycleError(CascadeRuntimeError):

@@ -10,15 +10,12 @@ decided task on through the run's own transitions (``requeue``, ``completed``, `
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import itertools
 import logging
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -49,6 +46,7 @@ from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager
+from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._rerun import Step
 from .results._run_results import RunResults
@@ -493,7 +491,8 @@ class Run:
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
     go (``logs``), the first run of its line (``root_run``, for a rerun), and the resources
-    its tasks may inject, by name (``resources``: set up on first use, torn down at its end).
+    its tasks may inject, by name (``resources``: set up on first use, torn down at its end),
+    and where its plain-function tasks run (``executors``: the engine's; threads by default).
     """
 
     def __init__(
@@ -512,6 +511,7 @@ class Run:
         logs: RunLogs | None = None,
         root_run: str | None = None,
         resources: Mapping[str, Resource] | None = None,
+        executors: Placement | None = None,
     ) -> None:
         self.graph = graph
         self.run_id = run_id
@@ -533,7 +533,9 @@ class Run:
         self.running = 0
         self.finished = 0
         self.failures: list[tuple[Node, BaseException]] = []
-        self.executor: ThreadPoolExecutor | None = None
+        # where its plain-function tasks run: the default executor's part, the named ones'
+        self.executors = (executors or Placement(None, None)).start_run(max_concurrency)
+        self.executor = self.executors.default  # a task that names none: one attribute read
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
@@ -544,7 +546,7 @@ class Run:
         self.loop = asyncio.get_running_loop()
         # None: no task injects one (graph.resources checked against them before the run)
         self.resources = (
-            RunResources(resources or {}, run_id, self._executor, stats)
+            RunResources(resources or {}, run_id, self.executors.threads.pool, stats)
             if graph.resources
             else None
         )
@@ -584,10 +586,7 @@ class Run:
             self.held.close()
             if self.resources is not None:
                 await self.resources.close()
-            if self.executor is not None:
-                self.executor.shutdown(
-                    wait=stop is None and not self.threads_left, cancel_futures=True
-                )
+            self.executors.close(wait=stop is None and not self.threads_left)
         if self.failures:
             node, exc = self.failures[0]
             raise TaskFailedError(
@@ -640,13 +639,14 @@ class Run:
                 if not node.done and not self.held.stop(node, self.stopped_by):
                     self._cancelled(node, self._map_started(node))
 
-    def _cancelled(self, node: Node, started: float | None, thread: bool = False) -> None:
-        """``node``'s task was stopped with the run (``started``: its first attempt's start)."""
+    def _cancelled(self, node: Node, started: float | None, abandoned: bool = False) -> None:
+        """``node``'s task was stopped with the run (``started``: its first attempt's start;
+        ``abandoned``: a plain function that runs on where its executor runs it)."""
         node.done = True
         lazy = node.lazy
         error = self.stopped_by
-        if thread:
-            error += " (its thread runs on to its end; the result is discarded)"
+        if abandoned:
+            error += f" ({self.executors.of(lazy.task).abandoned})"
         duration = 0.0 if started is None else (time.perf_counter() - started) * 1000
         self.emit(
             TaskCancelled(
@@ -798,13 +798,13 @@ class Run:
                     else:
                         running = span.run_async(spec.fn, args, kwargs)
                 else:
-                    call: Callable[[], Any] = functools.partial(spec.fn, *args, **kwargs)
-                    if span is not None:
-                        call = span.bind(call)
-                    # in a copy of this task's context: its current_task(), its log scope
-                    running = self.loop.run_in_executor(
-                        self._executor(), functools.partial(contextvars.copy_context().run, call)
+                    executor = (
+                        self.executor
+                        if spec.executor is None
+                        else self.executors.named(spec.executor)
                     )
+                    # it takes this task's context: its current_task(), its log scope
+                    running = executor.submit(spec.fn, args, kwargs, span)
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -820,7 +820,7 @@ class Run:
                     outcome, error = "CANCELLED", exc
                     # a sync task stopped while its resources were set up started no thread
                     waited = node.injects and kwargs is kept[1]
-                    self._cancelled(node, started, thread=not spec.is_async and not waited)
+                    self._cancelled(node, started, abandoned=not spec.is_async and not waited)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
@@ -903,14 +903,6 @@ class Run:
         resources = self.resources
         assert resources is not None  # the graph has injects: the run has resources
         return await resources.inject(node, args, kwargs)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        """The run's thread pool for sync tasks, made on first use."""
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(
-                max_workers=min(self.max_concurrency, 32), thread_name_prefix="cascade-task"
-            )
-        return self.executor
 
     def requeue(
         self,

@@ -152,13 +152,15 @@ class Graph:
     """Every node a target needs, in an order where dependencies come first; ``params``: the
     :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`);
     ``resources``: the name of each resource a task injects, with the first task that does;
-    ``items``: the nodes of the maps' items, made while the run runs."""
+    ``executors``: the name of each executor a task names (``@task(executor=...)``), with the
+    first task that does; ``items``: the nodes of the maps' items, made while the run runs."""
 
     def __init__(
         self,
         nodes: list[Node],
         params: dict[str, Param[Any]] | None = None,
         resources: dict[str, Node] | None = None,
+        executors: dict[str, Node] | None = None,
     ) -> None:
         self.nodes = nodes
         self.by_lazy = {id(n.lazy): n for n in nodes}
@@ -166,6 +168,7 @@ class Graph:
         self.values: dict[str, Any] = {}
         self.items: list[Node] = []
         self.resources = resources or {}
+        self.executors = executors or {}
 
     def bind(self, given: Mapping[str, Any] | None) -> None:
         """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
@@ -243,6 +246,7 @@ def build_graph(target: Any) -> Graph:
                 stack.append((dep, iter(_scan(dep)[0])))
     params: dict[str, Param[Any]] = {}
     resources: dict[str, Node] = {}
+    executors: dict[str, Node] = {}
     direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
@@ -254,8 +258,11 @@ def build_graph(target: Any) -> Graph:
         for param in found_params:
             _add_param(params, param)
         node.binds = bool(found_params)
-        if found_injects or node.lazy.task.injects:
+        spec = node.lazy.task
+        if found_injects or spec.injects:
             _add_resources(resources, node, found_injects)
+        if spec.executor is not None:
+            executors.setdefault(spec.executor, node)
         if found_routers:
             node.routers = tuple(found_routers)
             direct[id(node)] = found_direct
@@ -268,7 +275,7 @@ def build_graph(target: Any) -> Graph:
             or node.lazy.condition is not ALWAYS
             or type(node.lazy) is MappedLazyResult
         )
-    return Graph(order, params, resources)
+    return Graph(order, params, resources, executors)
 
 
 def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:

@@ -14,6 +14,7 @@ from typing_extensions import ParamSpec
 
 from cascade.interfaces import DEFAULT_DECISIONS, CascadeError
 
+from .._errors import ExecutorError
 from ._param import Param
 from ._resource import inject_defaults
 from ._router import Router
@@ -132,13 +133,27 @@ def check_timeout(timeout: object) -> None:
         raise ValueError(f"timeout must be finite seconds above 0, not {timeout!r}")
 
 
+def check_executor(executor: object, fn: Callable[..., Any], name: str) -> None:
+    """:class:`ExecutorError` unless ``executor`` is ``None`` or a name, given to a plain
+    function (a coroutine function runs on the engine's loop)."""
+    if executor is None:
+        return
+    if not isinstance(executor, str) or not executor:
+        raise ExecutorError(f"task {name}: executor must be an executor's name, not {executor!r}")
+    if inspect.iscoroutinefunction(fn):
+        raise ExecutorError(
+            f"task {name}: executor={executor!r} is for plain functions; a coroutine task runs "
+            "on the engine's event loop"
+        )
+
+
 class Task(Generic[P, R]):
     """A function made into a task by :func:`task`.
 
     Calling it does not run the function: it returns a :class:`LazyResult`
     that an :class:`~cascade.runtime.Engine` runs once its arguments are ready.
-    ``on_failure``, ``hold_timeout`` and ``hold_default``: see :func:`task` (``None``: the
-    engine's).
+    ``on_failure``, ``hold_timeout``, ``hold_default`` and ``executor``: see :func:`task`
+    (``None``: the engine's).
     """
 
     def __init__(
@@ -151,11 +166,14 @@ class Task(Generic[P, R]):
         hold_timeout: float | None = None,
         hold_default: str | None = None,
         timeout: float | None = None,
+        executor: str | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         check_timeout(timeout)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or repr(fn)
+        check_executor(executor, fn, self.name)
+        self.executor = executor
         self.retry = retry or RetryPolicy()
         self.on_failure = on_failure
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
@@ -197,6 +215,7 @@ class Task(Generic[P, R]):
             "hold_timeout": self.hold_timeout,
             "hold_default": self.hold_default,
             "timeout": self.timeout,
+            "executor": self.executor,
         }
         options.update(changed)
         return Task(self.fn, **options)
@@ -383,6 +402,7 @@ def task(
     hold_timeout: float | None = None,
     hold_default: str | None = None,
     timeout: float | None = None,
+    executor: str | None = None,
 ) -> _Decorator: ...
 
 
@@ -396,6 +416,7 @@ def task(
     hold_timeout: float | None = None,
     hold_default: str | None = None,
     timeout: float | None = None,
+    executor: str | None = None,
 ) -> Task[Any, Any] | _Decorator:
     """Make a sync or async function a task: ``@task`` or ``@task(name="x", retry=...)``.
 
@@ -411,7 +432,10 @@ def task(
     seconds an attempt may take (see :meth:`Task.with_timeout`; ``None``: no limit). A bad
     value raises ``ValueError`` naming the parameter. A parameter whose default is
     ``inject("name")`` gets that resource's value when a call gives it none (see
-    :func:`~cascade.runtime.resource`).
+    :func:`~cascade.runtime.resource`). ``executor``: the name of the engine's executor a
+    plain function runs on (``Engine(executors={"cpu": ProcessExecutor(2)})``; ``None``: the
+    engine's default executor); a name the engine does not have is an
+    :class:`~cascade.runtime.ExecutorError` before its run starts.
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)
@@ -424,8 +448,9 @@ def task(
             hold_timeout=hold_timeout,
             hold_default=hold_default,
             timeout=timeout,
+            executor=executor,
         )
-    return _Decorator(name, retry, on_failure, hold_timeout, hold_default, timeout)
+    return _Decorator(name, retry, on_failure, hold_timeout, hold_default, timeout, executor)
 
 
 class _Decorator:
@@ -439,6 +464,7 @@ class _Decorator:
         hold_timeout: float | None,
         hold_default: str | None,
         timeout: float | None,
+        executor: str | None,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -446,6 +472,7 @@ class _Decorator:
         self.hold_timeout = hold_timeout
         self.hold_default = hold_default
         self.timeout = timeout
+        self.executor = executor
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -462,4 +489,5 @@ class _Decorator:
             hold_timeout=self.hold_timeout,
             hold_default=self.hold_default,
             timeout=self.timeout,
+            executor=self.executor,
         )

@@ -1,0 +1,65 @@
+"""What an engine hands its plain-function tasks to: an :class:`Executor`, and its part in one
+run (:class:`RunExecutor`).
+
+The engine stays the driver: the graph, the constraints, retries, holds, cancels, results and
+telemetry are the run's; an executor only runs one attempt's body and gives back what it
+returned or raised. Coroutine tasks never go to one: they run on the engine's loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .._tracing import AttemptSpan
+    from ..workflow._task import Task
+
+__all__ = ["Executor", "RunExecutor"]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where an engine runs its plain-function tasks (``Engine(executor=...)``, and by name,
+    ``Engine(executors={...})`` with ``@task(executor="name")``): :class:`ThreadExecutor`
+    (the default), :class:`ProcessExecutor`, or one of your own.
+    """
+
+    def check(self, task: Task[Any, Any]) -> None:
+        """Raise :class:`~cascade.runtime.ExecutorError` naming ``task`` if it cannot run
+        here (its function cannot be sent to a worker, say). Called before a run starts, once
+        for each plain-function task placed here; cheap, never running the task."""
+        ...
+
+    def start_run(self, max_concurrency: int) -> RunExecutor:
+        """This executor's part in one run (whose ``max_concurrency`` it may size itself by),
+        called on the run's event loop when the run first needs it."""
+        ...
+
+
+class RunExecutor(Protocol):
+    """An executor's part in one run: it runs attempts, and is closed at the run's end."""
+
+    abandoned: str
+    """What becomes of an attempt the run stopped waiting for (a cancel, a timeout), as a
+    cancelled task's error says it: ``"its thread runs on to its end; the result is
+    discarded"``."""
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+    ) -> Awaitable[Any]:
+        """Start ``fn(*args, **kwargs)``, one attempt of the task the calling asyncio task
+        runs (its ``current_task()`` and its log scope are in the caller's context; ``span``,
+        the attempt's trace span, where traced). What it returns is awaited on the run's loop:
+        it gives the function's result or raises what it raised; cancelling it stops an
+        attempt that has not started and abandons one that has."""
+        ...
+
+    def close(self, *, wait: bool) -> None:
+        """The run has ended: cancel what it queued and has not started; ``wait`` for what
+        runs (never when the run was stopped early or abandoned an attempt)."""
+        ...

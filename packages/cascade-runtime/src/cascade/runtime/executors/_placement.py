@@ -1,0 +1,112 @@
+"""Which executor runs which task: an engine's default executor and its named ones, checked
+against a graph before its run starts, and their parts in one run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import ExecutorError
+from ..workflow._graph import Graph
+from ..workflow._task import Task
+from ._executor import Executor, RunExecutor
+from ._threads import RunThreads, ThreadExecutor
+
+__all__ = ["Placement", "RunPlacement"]
+
+
+def _checked(executor: object, what: str) -> Executor:
+    if not isinstance(executor, Executor):
+        raise TypeError(
+            f"{what} must be an executor (ThreadExecutor, ProcessExecutor, or an object with "
+            f"check() and start_run()), not {type(executor).__name__}: {executor!r}"
+        )
+    return executor
+
+
+class Placement:
+    """An engine's executors: ``default`` for the plain-function tasks that name none, and
+    ``named`` ones for those that do (``@task(executor="name")``)."""
+
+    def __init__(self, default: Executor | None, named: Mapping[str, Executor] | None) -> None:
+        self.default = ThreadExecutor() if default is None else _checked(default, "executor")
+        self.named: dict[str, Executor] = {}
+        for name, executor in (named or {}).items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"executors' names must be non-empty strings, not {name!r}")
+            self.named[name] = _checked(executor, f"executors[{name!r}]")
+        # the graph's functions are looked at before a run only where one may go elsewhere
+        self._checks = not isinstance(self.default, ThreadExecutor) or any(
+            not isinstance(executor, ThreadExecutor) for executor in self.named.values()
+        )
+
+    def check(self, graph: Graph) -> None:
+        """:class:`ExecutorError` naming the first task of ``graph`` that names an executor
+        the engine does not have, or whose function cannot go to its executor."""
+        for name, node in graph.executors.items():
+            if name not in self.named:
+                lazy = node.lazy
+                known = ", ".join(sorted(self.named)) or "none"
+                raise ExecutorError(
+                    f"task {lazy.name!r} ({lazy.task_id}) runs on executor {name!r}, which this "
+                    f"engine does not have (Engine(executors={{{name!r}: ...}}); it has: {known})"
+                )
+        if not self._checks:
+            return
+        seen: set[tuple[int, str | None]] = set()
+        for node in graph.nodes:
+            spec = node.lazy.task
+            if spec.is_async:
+                continue
+            key = (id(spec.fn), spec.executor)
+            if key in seen:
+                continue
+            seen.add(key)
+            self.executor_of(spec).check(spec)
+
+    def executor_of(self, spec: Task[Any, Any]) -> Executor:
+        """The executor ``spec`` runs on (its name checked known)."""
+        return self.default if spec.executor is None else self.named[spec.executor]
+
+    def start_run(self, max_concurrency: int) -> RunPlacement:
+        """The executors' parts in one run, each started when the run first needs it."""
+        return RunPlacement(self, max_concurrency)
+
+
+class RunPlacement:
+    """The executors' parts in one run: ``default`` (the default executor's), ``threads``
+    (the run's own threads, for its sync resources' setups: the default's where it is a
+    :class:`ThreadExecutor`) and the named ones, started on first use."""
+
+    def __init__(self, placement: Placement, max_concurrency: int) -> None:
+        self.placement = placement
+        self.max_concurrency = max_concurrency
+        self.default: RunExecutor = placement.default.start_run(max_concurrency)
+        self._threads = self.default if isinstance(self.default, RunThreads) else None
+        self._named: dict[str, RunExecutor] = {}
+
+    @property
+    def threads(self) -> RunThreads:
+        """The run's threads (made at the first ask where the default executor is another)."""
+        if self._threads is None:
+            self._threads = ThreadExecutor().start_run(self.max_concurrency)
+        return self._threads
+
+    def named(self, name: str) -> RunExecutor:
+        """The run's part of the executor named ``name`` (checked known before the run)."""
+        runner = self._named.get(name)
+        if runner is None:
+            runner = self._named[name] = self.placement.named[name].start_run(self.max_concurrency)
+        return runner
+
+    def of(self, spec: Task[Any, Any]) -> RunExecutor:
+        """Where an attempt of ``spec`` (a plain function) runs."""
+        return self.default if spec.executor is None else self.named(spec.executor)
+
+    def close(self, *, wait: bool) -> None:
+        """The run has ended: close every part it started."""
+        runners = [self.default, *self._named.values()]
+        if self._threads is not None and self._threads is not self.default:
+            runners.append(self._threads)
+        for runner in runners:
+            runner.close(wait=wait)

@@ -1,0 +1,85 @@
+"""Plain-function tasks in threads of the engine's process: the default executor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._tracing import AttemptSpan
+    from ..workflow._task import Task
+
+__all__ = ["RunThreads", "ThreadExecutor"]
+
+
+class ThreadExecutor:
+    """Plain-function tasks in a thread pool of the engine's process, one pool a run: the
+    engine's default.
+
+    ``max_workers``: threads a run uses at most (default ``min(max_concurrency, 32)``). Good
+    for tasks that wait (I/O, subprocesses, C code that releases the GIL); tasks of Python
+    code that computes take turns on one core (the GIL): :class:`ProcessExecutor` spreads
+    them over the machine's cores. A thread cannot be stopped: an attempt past its timeout,
+    or running when its run is cancelled, runs on to its end and its result is discarded.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
+
+    def check(self, task: Task[Any, Any]) -> None:
+        """Any function runs in a thread: nothing to check."""
+
+    def start_run(self, max_concurrency: int) -> RunThreads:
+        """A run's thread pool, made when its first task starts."""
+        return RunThreads(self.max_workers or min(max_concurrency, 32))
+
+    def __repr__(self) -> str:
+        return f"ThreadExecutor(max_workers={self.max_workers})"
+
+
+class RunThreads:
+    """One run's threads: its plain-function tasks, and its sync resources' setups."""
+
+    abandoned = "its thread runs on to its end; the result is discarded"
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The run's thread pool, made on first use."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="cascade-task"
+            )
+        return pool
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+    ) -> asyncio.Future[Any]:
+        """``fn`` in a thread, in a copy of the caller's context (its ``current_task()``, its
+        log scope) and with ``span`` current there."""
+        call: Callable[[], Any] = functools.partial(fn, *args, **kwargs)
+        if span is not None:
+            call = span.bind(call)
+        pool = self._pool or self.pool()
+        return self._loop.run_in_executor(
+            pool, functools.partial(contextvars.copy_context().run, call)
+        )
+
+    def close(self, *, wait: bool) -> None:
+        """Shut the pool down (if the run made one), cancelling what has not started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
