@@ -24,6 +24,7 @@ from ._errors import (
     RerunError,
     RunCancelledError,
     TaskFailedError,
+    WorkerLost,
 )
 from ._events import (
     Event,
@@ -47,6 +48,7 @@ from ._run_now import run
 from ._stats import EngineStats
 from .constraints._constraints import ConstraintManager, ConstraintStats
 from .executors._executor import Executor, RunExecutor
+from .executors._processes import ProcessExecutor
 from .executors._threads import ThreadExecutor
 from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
@@ -93,6 +95,7 @@ __all__ = [
     "MappedLazyResult",
     "Param",
     "ParamError",
+    "ProcessExecutor",
     "RouteMissing",
     "Router",
     "ShellError",
@@ -127,6 +130,7 @@ __all__ = [
     "TaskRunning",
     "TaskSkipped",
     "TelemetrySubscriber",
+    "WorkerLost",
     "ThreadExecutor",
     "current_task",
     "inject",

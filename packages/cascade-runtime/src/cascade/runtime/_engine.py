@@ -267,8 +267,9 @@ class Engine:
         """Cancel the run ``run_id`` if this engine is running it; ``None`` if it is not.
 
         Nothing new starts; its running coroutine tasks are cancelled; its plain-function
-        tasks already running in threads are left to finish, since Python cannot stop a
-        thread, and their results discarded. Its :meth:`run` then raises
+        tasks already running in threads (or worker processes) are left to finish, since Python
+        cannot stop a thread, and their results discarded (those an executor still queued are
+        cancelled). Its :meth:`run` then raises
         :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
         after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
         Returns what was cancelled (:class:`CancelReport`). Call it on the engine's event
@@ -281,7 +282,7 @@ class Engine:
         if not report.already:
             _log.warning(
                 "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
-                "threads (results discarded), %d not started",
+                "threads or worker processes (results discarded), %d not started",
                 run_id,
                 f" by {issued_by}" if issued_by else "",
                 f" ({reason})" if reason else "",

@@ -12,6 +12,7 @@ __all__ = [
     "RerunError",
     "RunCancelledError",
     "TaskFailedError",
+    "WorkerLost",
 ]
 
 
@@ -101,3 +102,9 @@ class RunCancelledError(CascadeRuntimeError):
         self.reason = reason
         said = (f" by {issued_by}" if issued_by else "") + (f": {reason}" if reason else "")
         super().__init__(f"run {run_id} was cancelled{said}")
+
+
+class WorkerLost(CascadeRuntimeError, RuntimeError):
+    """An attempt failed because the worker that ran it (or held it, queued) died: killed, out
+    of memory, crashed in C code. The attempt counts: the task's retries or hold apply, and
+    its next attempt goes to a worker that is alive (a process pool is made again)."""

@@ -98,10 +98,11 @@ class CancelReport:
     """What :meth:`Engine.cancel <cascade.runtime.Engine.cancel>` cancelled of a run.
 
     ``cancelled``: its coroutine tasks that were running, now cancelled. ``abandoned``:
-    its plain-function tasks running in threads, which Python cannot stop: they run to
-    their end and their results are discarded. ``not_started``: how many of its tasks
-    will not start. ``already``: an earlier cancel had cancelled it (the lists are then
-    what was still running).
+    its plain-function tasks running in threads or worker processes, which cannot be
+    stopped: they run to their end and their results are discarded. ``not_started``: how
+    many of its tasks will not start (those an executor held queued among them).
+    ``already``: an earlier cancel had cancelled it (the lists are then what was still
+    running).
     """
 
     run_id: str
@@ -667,12 +668,18 @@ class Run:
         """
         cancelled: list[TaskRef] = []
         abandoned: list[TaskRef] = []
+        queued = 0  # attempts an executor holds and has not started: they never will
         for item in self.active.values():
             lazy = item.lazy
             ref = TaskRef(task_id=lazy.task_id, task_name=lazy.name)
-            (cancelled if lazy.task.is_async else abandoned).append(ref)
+            if lazy.task.is_async:
+                cancelled.append(ref)
+            elif self.executors.of(lazy.task).started(lazy.task_id):
+                abandoned.append(ref)
+            else:
+                queued += 1
         running = {id(it.node if isinstance(it, Retry) else it) for it in self.active.values()}
-        not_started = sum(
+        not_started = queued + sum(
             1
             for node in itertools.chain(self.graph.nodes, self.graph.items)
             if not node.done and id(node) not in running and id(node) not in self.mapped
@@ -820,7 +827,12 @@ class Run:
                     outcome, error = "CANCELLED", exc
                     # a sync task stopped while its resources were set up started no thread
                     waited = node.injects and kwargs is kept[1]
-                    self._cancelled(node, started, abandoned=not spec.is_async and not waited)
+                    abandoned = (
+                        not spec.is_async
+                        and not waited
+                        and self.executors.of(spec).started(task_id)
+                    )
+                    self._cancelled(node, started, abandoned=abandoned)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:

@@ -59,6 +59,11 @@ class RunExecutor(Protocol):
         attempt that has not started and abandons one that has."""
         ...
 
+    def started(self, task_id: str) -> bool:
+        """Whether the attempt of ``task_id`` running here has started (one still queued is
+        cancelled when its run stops; one started may run on, abandoned)."""
+        ...
+
     def close(self, *, wait: bool) -> None:
         """The run has ended: cancel what it queued and has not started; ``wait`` for what
         runs (never when the run was stopped early or abandoned an attempt)."""

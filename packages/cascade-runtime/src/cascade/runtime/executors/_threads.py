@@ -79,6 +79,11 @@ class RunThreads:
             pool, functools.partial(contextvars.copy_context().run, call)
         )
 
+    def started(self, task_id: str) -> bool:
+        """Taken as started: a run's pool has a thread for each task it runs at once (up to
+        32)."""
+        return True
+
     def close(self, *, wait: bool) -> None:
         """Shut the pool down (if the run made one), cancelling what has not started."""
         if self._pool is not None:

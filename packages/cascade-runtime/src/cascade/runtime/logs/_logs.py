@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -180,6 +181,26 @@ class RunLogs:
                 return
             self._waking = True
         self._wake_sender()
+
+    def take_from(self, scope: Scope, lines: Iterable[tuple[Any, ...]], over: int) -> None:
+        """What an attempt logged and printed elsewhere (a worker process), handed over when it
+        ended: each record, ``(created, levelno, logger name, message)``, taken as if logged
+        here (if this process's logging lets that logger's records of that level through),
+        each print, ``(stream, text)``, as if printed here; and ``over`` lines it did not
+        keep, dropped over the task's budget."""
+        for line in lines:
+            if len(line) == 2:
+                self.printed(scope, line[0], line[1])
+                continue
+            created, level, name, message = line
+            if not logging.getLogger(None if name == "root" else name).isEnabledFor(level):
+                continue
+            record = logging.LogRecord(name, level, "", 0, message, None, None)
+            record.created = created
+            self.take(scope, record)
+        if over:
+            with self._lock:
+                self._drop(scope.task_id, scope.task_name, "budget", over)
 
     def _drop(self, task_id: str, name: str, reason: str, lines: int) -> None:
         self.dropped += lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ._graph import Node, task_keys
 
@@ -40,9 +40,10 @@ class RunContext:
         return key
 
 
-# (the run's shared part, the node, the attempt): a tuple per attempt, a TaskContext on demand
-CURRENT: contextvars.ContextVar[tuple[RunContext, Node, int] | None] = contextvars.ContextVar(
-    "cascade_task", default=None
+# (the run's shared part, the node, the attempt): a tuple per attempt, a TaskContext on demand;
+# in a worker process, the TaskContext the engine sent with the attempt
+CURRENT: contextvars.ContextVar[tuple[RunContext, Node, int] | TaskContext | None] = (
+    contextvars.ContextVar("cascade_task", default=None)
 )
 
 
@@ -73,11 +74,12 @@ class TaskContext:
 
 def current_task() -> TaskContext | None:
     """The task the calling code runs in (a coroutine task, or a plain-function task in the
-    engine's threads, and what either calls), or ``None`` outside any task."""
+    engine's threads or in a worker process, and what either calls), or ``None`` outside any
+    task."""
     current = CURRENT.get()
-    if current is None:
-        return None
-    run, node, attempt = current
+    if current is None or type(current) is TaskContext:
+        return current
+    run, node, attempt = cast("tuple[RunContext, Node, int]", current)
     lazy = node.lazy
     return TaskContext(
         run_id=run.run_id,

@@ -1,0 +1,281 @@
+"""Plain-function tasks in worker processes of the engine's machine: :class:`ProcessExecutor`.
+
+One pool an executor, made at its first attempt and kept for every run after (several runs
+of a serving engine share it), made again when a worker dies. Workers are started with
+``spawn``: a fresh interpreter that imports what it needs (``fork`` would copy the engine's
+threads' locks in whatever state they are; ``forkserver`` is not on every system), so a
+task's function must be importable there: defined at the top level of a module, or of the
+script, which must start its run under ``if __name__ == "__main__":``.
+
+An attempt's ``(fn, args, kwargs)`` is pickled on the run's loop; its ``current_task()`` and
+the options of its log scope go with it. What comes back (its result or failure, and its log
+lines) is unpickled and its lines taken by the run's logs in the pool's own thread, then the
+attempt's future is settled on the run's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ExecutorError, WorkerLost
+from .._steps import describe
+from ..logs._log_capture import SCOPE, Scope
+from ..workflow._task_context import current_task
+from ._worker import Lines, Outcome, WorkerTraceback, run_attempt, sendable_function
+
+if TYPE_CHECKING:
+    from .._tracing import AttemptSpan
+    from ..workflow._task import Task
+
+__all__ = ["ProcessExecutor", "RunProcesses"]
+
+
+class ProcessExecutor:
+    """Plain-function tasks in worker processes: for Python code that computes, which threads
+    would run one at a time (the GIL), spread over the machine's cores.
+
+    ``max_workers``: worker processes (default: the machine's CPUs). The pool is made at the
+    first attempt and kept for every run of the engines given this executor, until
+    :meth:`shutdown` (or the ``with`` block's end, or the process's exit); a run's attempts
+    beyond ``max_workers`` wait in its queue, each still holding its run's slot
+    (``max_concurrency``).
+
+    What crosses: a task's function (it must be importable in a fresh interpreter: defined at
+    the top level of a module, or of a script whose run starts under
+    ``if __name__ == "__main__":``; checked before a run starts) and its arguments go pickled,
+    its result or exception comes back pickled (one that cannot cross fails the attempt with
+    an :class:`~cascade.runtime.ExecutorError` saying why; an exception that cannot is given
+    back as one, with its type, text and traceback). ``current_task()`` works in the worker.
+    What the attempt logs (and prints, when the engine captures prints) comes back with its
+    result and is forwarded as if logged in the engine's process, within the same budgets,
+    if the engine's logging lets it through; the lines of an attempt whose worker died are
+    lost.
+
+    A worker cannot be stopped without breaking the pool: an attempt past its timeout, or
+    running when its run is cancelled, runs on to its end, its result discarded (attempts still
+    queued are cancelled). A worker that dies (killed, out of memory) fails every attempt the
+    pool held then with :class:`~cascade.runtime.WorkerLost` (each counts: the task's retries
+    or hold apply), and the pool is made again for the next attempts.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self.pools_made = 0
+        """Pools made so far: the first, and one after each pool a dead worker broke."""
+
+    def check(self, task: Task[Any, Any]) -> None:
+        """:class:`~cascade.runtime.ExecutorError` if ``task``'s function cannot be sent to a
+        worker process: one that pickle cannot name (a lambda, a function defined in another),
+        or one of an interactive ``__main__`` (which no worker can import)."""
+        fn = task.fn
+        where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+        try:
+            pickle.dumps(sendable_function(fn), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ExecutorError(
+                f"task {task.name!r} cannot run in a worker process: its function {where} cannot "
+                f"be pickled ({describe(exc)}); define it at the top level of a module"
+            ) from exc
+        main = sys.modules.get("__main__")
+        if getattr(fn, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+            raise ExecutorError(
+                f"task {task.name!r} cannot run in a worker process: its function {where} is "
+                "defined in an interactive session (or python -c), which a worker cannot "
+                "import; define it in a module or a script"
+            )
+
+    def start_run(self, max_concurrency: int) -> RunProcesses:
+        """A run's attempts in this executor's pool."""
+        return RunProcesses(self)
+
+    def submit(
+        self, payload: bytes, context: Any, lines: Lines | None
+    ) -> tuple[Future[Outcome], ProcessPoolExecutor]:
+        """One attempt in the pool (made, or made again after a worker died, as needed), and
+        the pool."""
+        with self._lock:
+            pool = self._pool
+            if pool is not None:
+                try:
+                    return pool.submit(run_attempt, payload, context, lines), pool
+                except BrokenProcessPool:
+                    pass  # a worker died since: the next attempts go to a new pool
+                except RuntimeError:
+                    pass  # shut down (by shutdown()): started again for a new run's attempt
+            pool = self._pool = ProcessPoolExecutor(self.max_workers, mp_context=self._context)
+            self.pools_made += 1
+            return pool.submit(run_attempt, payload, context, lines), pool
+
+    @staticmethod
+    def lost(pool: ProcessPoolExecutor) -> WorkerLost:
+        """The :class:`WorkerLost` of an attempt ``pool`` failed when a worker died (the pool
+        is made again at the next attempt). In the pool's thread: takes no lock."""
+        dead = []
+        processes = getattr(pool, "_processes", None) or {}  # read only, guarded
+        for pid, process in list(processes.items()):
+            code = getattr(process, "exitcode", None)
+            if code:
+                dead.append(f"pid {pid} {_exit(code)}")
+        which = ", ".join(dead) if dead else "a worker process died"
+        return WorkerLost(
+            f"worker lost ({which}): the process pool failed every attempt it held then; this "
+            "attempt counts as failed"
+        )
+
+    def shutdown(self, wait: bool = True) -> None:
+        """End the pool's workers (after their attempts, with ``wait``); a later attempt makes
+        a new pool."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"ProcessExecutor(max_workers={self.max_workers})"
+
+
+def _exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with {code}"
+
+
+class RunProcesses:
+    """A run's attempts in a :class:`ProcessExecutor`'s pool."""
+
+    abandoned = "its worker process runs it on to its end; the result is discarded"
+
+    def __init__(self, executor: ProcessExecutor) -> None:
+        self.executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._attempts: dict[str, Future[Outcome]] = {}  # in the pool, by task id
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+    ) -> asyncio.Future[Any]:
+        """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
+        its time in the pool)."""
+        context = current_task()
+        name = repr(context.task_name) if context is not None else getattr(fn, "__name__", "?")
+        try:
+            sent = (sendable_function(fn), args, kwargs)
+            payload = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ExecutorError(
+                f"task {name} cannot run in a worker process: its arguments cannot be pickled "
+                f"({describe(exc)}); a resource or an open file or connection stays in the "
+                "engine's process (run such a task on a ThreadExecutor)"
+            ) from exc
+        scope = SCOPE.get()
+        lines = None
+        if scope is not None:
+            options = scope.logs.options
+            limit = options.max_line_bytes * 4
+            lines = Lines(
+                options.level_number, options.max_lines_per_task, limit, options.capture_print
+            )
+        pooled, pool = self.executor.submit(payload, context, lines)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        task_id = context.task_id if context is not None else str(id(future))
+        self._attempts[task_id] = pooled
+        future.add_done_callback(lambda done: done.cancelled() and pooled.cancel())
+        pooled.add_done_callback(lambda _: self._settled(task_id, pooled, pool, future, scope))
+        return future
+
+    def _settled(
+        self,
+        task_id: str,
+        pooled: Future[Outcome],
+        pool: ProcessPoolExecutor,
+        future: asyncio.Future[Any],
+        scope: Scope | None,
+    ) -> None:
+        """The attempt ended in the pool (in the pool's thread; on the loop when it was
+        cancelled there): its lines to the run's logs, its result or failure to ``future``."""
+        if pooled.cancelled():
+            self._forget(task_id, pooled)
+            return
+        failure = pooled.exception()
+        value: Any = None
+        if failure is not None:
+            if isinstance(failure, BrokenProcessPool):
+                failure = self.executor.lost(pool)
+        else:
+            outcome = pooled.result()
+            if scope is not None and (outcome.lines or outcome.over):
+                scope.logs.take_from(scope, outcome.lines or (), outcome.over)
+            failure = outcome.error
+            if failure is not None:
+                if outcome.traceback:
+                    failure.__cause__ = WorkerTraceback(outcome.traceback)
+            else:
+                try:
+                    value = pickle.loads(outcome.result or b"")
+                except Exception as exc:
+                    failure = ExecutorError(
+                        f"task {task_id}'s result cannot be loaded in the engine's process: "
+                        f"{describe(exc)}"
+                    )
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle, task_id, pooled, future, value, failure)
+
+    def _settle(
+        self,
+        task_id: str,
+        pooled: Future[Outcome],
+        future: asyncio.Future[Any],
+        value: Any,
+        failure: BaseException | None,
+    ) -> None:
+        """On the loop: the attempt's end to whoever awaits it (nobody, if it was cancelled:
+        a timeout, or the run stopped)."""
+        self._forget(task_id, pooled)
+        if future.done():
+            return
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(value)
+
+    def _forget(self, task_id: str, pooled: Future[Outcome]) -> None:
+        if self._attempts.get(task_id) is pooled:
+            del self._attempts[task_id]
+
+    def started(self, task_id: str) -> bool:
+        """Whether the attempt of ``task_id`` in the pool has been handed to a worker (one
+        that has not is cancelled with its run)."""
+        pooled = self._attempts.get(task_id)
+        return pooled is not None and pooled.running()
+
+    def close(self, *, wait: bool) -> None:
+        """Cancel the run's attempts still queued (the pool is the executor's: it stays)."""
+        for pooled in list(self._attempts.values()):
+            pooled.cancel()
