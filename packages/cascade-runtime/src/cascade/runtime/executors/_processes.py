@@ -23,6 +23,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ class ProcessExecutor:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._context = multiprocessing.get_context("spawn")
+        self._said_lost: tuple[ProcessPoolExecutor, str] | None = None
         self.pools_made = 0
         """Pools made so far: the first, and one after each pool a dead worker broke."""
 
@@ -121,20 +123,16 @@ class ProcessExecutor:
             self.pools_made += 1
             return pool.submit(run_attempt, payload, context, lines), pool
 
-    @staticmethod
-    def lost(pool: ProcessPoolExecutor) -> WorkerLost:
+    def lost(self, pool: ProcessPoolExecutor) -> WorkerLost:
         """The :class:`WorkerLost` of an attempt ``pool`` failed when a worker died (the pool
-        is made again at the next attempt). In the pool's thread: takes no lock."""
-        dead = []
-        processes = getattr(pool, "_processes", None) or {}  # read only, guarded
-        for pid, process in list(processes.items()):
-            code = getattr(process, "exitcode", None)
-            if code:
-                dead.append(f"pid {pid} {_exit(code)}")
-        which = ", ".join(dead) if dead else "a worker process died"
+        is made again at the next attempt). In the pool's thread, for each attempt it held:
+        which worker died is looked for once a pool, for at most half a second."""
+        said = self._said_lost
+        if said is None or said[0] is not pool:
+            said = self._said_lost = (pool, _which_died(pool))
         return WorkerLost(
-            f"worker lost ({which}): the process pool failed every attempt it held then; this "
-            "attempt counts as failed"
+            f"worker lost ({said[1]}): the process pool failed every attempt it held then; "
+            "this attempt counts as failed"
         )
 
     def shutdown(self, wait: bool = True) -> None:
@@ -153,6 +151,22 @@ class ProcessExecutor:
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers})"
+
+
+def _which_died(pool: ProcessPoolExecutor) -> str:
+    """The workers of a broken ``pool`` that have exited, and how (a killed process is seen
+    dead by the pool a moment before its exit code is known: waited for, briefly)."""
+    processes = getattr(pool, "_processes", None) or {}  # read only, guarded
+    deadline = time.monotonic() + 0.5
+    while True:
+        dead = [
+            f"pid {pid} {_exit(code)}"
+            for pid, process in list(processes.items())
+            if (code := getattr(process, "exitcode", None))
+        ]
+        if dead or time.monotonic() > deadline:
+            return ", ".join(dead) or "a worker process died"
+        time.sleep(0.01)
 
 
 def _exit(code: int) -> str:

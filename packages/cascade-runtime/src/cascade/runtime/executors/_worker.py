@@ -61,6 +61,7 @@ def sendable_function(fn: Callable[..., Any]) -> Any:
         return _TaskFunction(module, qualname)
     return fn
 
+
 _OWN = "cascade."  # Cascade's own loggers: never forwarded, as in the engine's process
 
 Line = tuple[Any, ...]

@@ -1,0 +1,84 @@
+"""Tasks the executor tests run in worker processes: in a module a worker can import by name
+(the tests put this folder on ``sys.path``, which spawned workers start with)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from cascade.runtime import TaskContext, current_task, task
+
+log = logging.getLogger("crunch")
+
+
+@task
+def crunch(x: int) -> list[int]:
+    """Some CPU work: the pid of the process that did it, and its answer."""
+    return [os.getpid(), sum(i * i for i in range(50_000 + x))]
+
+
+@task
+def whoami() -> TaskContext | None:
+    """What ``current_task()`` says in the worker."""
+    return current_task()
+
+
+@task
+def noisy(n: int) -> int:
+    """Logs two lines (one below INFO) and prints one."""
+    log.info("line %d in pid %d", n, os.getpid())
+    log.debug("a detail")
+    print(f"printed {n}")
+    return n
+
+
+@task
+def dies_once(marker: str) -> int:
+    """Kills its worker the first time (``marker`` does not exist yet); then its pid."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@task
+def raises(text: str) -> None:
+    """Raises ``ValueError(text)``."""
+    raise ValueError(text)
+
+
+class Unsendable(Exception):
+    """An exception that holds a lock: it cannot be pickled."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.lock = threading.Lock()
+
+
+@task
+def raises_unsendable(text: str) -> None:
+    """Raises :class:`Unsendable`."""
+    raise Unsendable(text)
+
+
+@task
+def returns_a_lock() -> object:
+    """Returns what cannot be pickled."""
+    return threading.Lock()
+
+
+@task
+def waits(folder: str, n: int) -> int:
+    """Says it started (``folder/started-n``), then waits for ``folder/release`` (at most a
+    minute)."""
+    root = Path(folder)
+    (root / f"started-{n}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while not (root / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return n
