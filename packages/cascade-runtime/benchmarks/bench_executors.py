@@ -51,9 +51,7 @@ def calibrate(ms: float) -> int:
 async def one_run(executor: Executor | None, tasks: int, rounds: int) -> float:
     """Seconds for one run of ``tasks`` tasks of ``rounds`` rounds on ``executor``."""
     started = time.perf_counter()
-    await Engine(max_concurrency=64, executor=executor).run(
-        [compute(rounds) for _ in range(tasks)]
-    )
+    await Engine(max_concurrency=64, executor=executor).run([compute(rounds) for _ in range(tasks)])
     return time.perf_counter() - started
 
 

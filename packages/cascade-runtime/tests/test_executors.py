@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from cascade.runtime import (
     TaskRunning,
     ThreadExecutor,
     WorkerLost,
+    resource,
     task,
 )
 from cascade.runtime.testing import EventRecorder, eventually
@@ -292,3 +294,48 @@ async def test_threads_are_the_default_and_keep_their_pool_a_run() -> None:
     assert await Engine(executor=ThreadExecutor(1)).run([where(i) for i in range(3)]) == [0, 1, 2]
     assert len(set(names)) == 1
     assert names[0].startswith("cascade-task")
+
+
+async def test_an_attempt_past_its_timeout_is_abandoned_in_its_worker(
+    tasks: ModuleType, tmp_path: Path
+) -> None:
+    """TimeoutError fails the attempt at its timeout; the worker runs it on, the run goes on."""
+    executor = ProcessExecutor(1)
+    try:
+        await Engine(executor=executor).run(tasks.crunch(0))  # the pool started: not timed
+        with pytest.raises(TaskFailedError) as failed:
+            await Engine(executor=executor).run(tasks.waits.with_timeout(0.5)(str(tmp_path), 0))
+        assert isinstance(failed.value.exception, TimeoutError)
+        assert "took more than 0.5 s" in str(failed.value.exception)
+        assert (tmp_path / "started-0").exists()
+    finally:
+        (tmp_path / "release").write_text("")
+        executor.shutdown()
+
+
+async def test_resources_are_set_up_in_the_engines_process_and_their_values_sent(
+    tasks: ModuleType, processes: ProcessExecutor
+) -> None:
+    """A sync resource's setup runs in the run's own threads; a task in a worker gets its value
+    pickled; a value that cannot be pickled fails the task saying so."""
+    setups: list[int] = []
+
+    @resource(name="settings")
+    def settings() -> Iterator[dict[str, Any]]:
+        setups.append(os.getpid())
+        yield {"factor": 3}
+
+    engine = Engine(executor=processes, resources=[settings])
+    assert await engine.run(tasks.scaled.map(x=[1, 2])) == [3, 6]
+    assert setups == [os.getpid()]
+
+    @resource(name="settings")
+    def locked() -> Iterator[dict[str, Any]]:
+        yield {"factor": threading.Lock()}
+
+    with pytest.raises(TaskFailedError) as failed:
+        await Engine(executor=processes, resources=[locked]).run(tasks.scaled(1))
+    assert isinstance(failed.value.exception, ExecutorError)
+    assert "a resource or an open file or connection stays in the engine's process" in str(
+        failed.value.exception
+    )

@@ -9,8 +9,9 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from cascade.runtime import TaskContext, current_task, task
+from cascade.runtime import TaskContext, current_task, inject, task
 
 log = logging.getLogger("crunch")
 
@@ -82,3 +83,9 @@ def waits(folder: str, n: int) -> int:
     while not (root / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     return n
+
+
+@task
+def scaled(x: int, settings: Any = inject("settings")) -> int:
+    """``x`` times the ``factor`` of the resource ``settings``."""
+    return int(x * settings["factor"])
