@@ -44,7 +44,7 @@ def _task_function(module: str, qualname: str) -> Callable[..., Any]:
     found: Any = importlib.import_module(module)
     for part in qualname.split("."):
         found = getattr(found, part)
-    return found.fn if isinstance(found, Task) else found  # type: ignore[no-any-return]
+    return found.fn if isinstance(found, Task) else found
 
 
 def sendable_function(fn: Callable[..., Any]) -> Any:

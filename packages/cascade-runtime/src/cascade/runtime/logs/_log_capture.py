@@ -7,6 +7,7 @@ import contextvars
 import logging
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ._log_budgets import TaskLines
@@ -36,6 +37,11 @@ class LineSink(Protocol):
 
     def printed(self, scope: Scope, stream: str, text: str) -> None:
         """What an attempt wrote on ``stream``."""
+        ...
+
+    def take_from(self, scope: Scope, lines: Iterable[tuple[Any, ...]], over: int) -> None:
+        """What an attempt logged and printed elsewhere (a worker process), and the lines it
+        did not keep."""
         ...
 
 
