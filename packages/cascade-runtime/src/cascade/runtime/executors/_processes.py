@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ExecutorError, WorkerLost
 from .._steps import describe
-from ..logs._log_capture import SCOPE, Scope
-from ..workflow._task_context import current_task
-from ._worker import Lines, Outcome, WorkerTraceback, run_attempt, sendable_function
+from ._remote import RemoteAttempt
+from ._worker import Lines, Outcome, run_attempt, sendable_function
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -197,43 +196,24 @@ class RunProcesses:
     ) -> asyncio.Future[Any]:
         """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
         its time in the pool)."""
-        context = current_task()
-        name = repr(context.task_name) if context is not None else getattr(fn, "__name__", "?")
-        try:
-            sent = (sendable_function(fn), args, kwargs)
-            payload = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise ExecutorError(
-                f"task {name} cannot run in a worker process: its arguments cannot be pickled "
-                f"({describe(exc)}); a resource or an open file or connection stays in the "
-                "engine's process (run such a task on a ThreadExecutor)"
-            ) from exc
-        scope = SCOPE.get()
-        lines = None
-        if scope is not None:
-            options = scope.logs.options
-            limit = options.max_line_bytes * 4
-            lines = Lines(
-                options.level_number, options.max_lines_per_task, limit, options.capture_print
-            )
-        pooled, pool = self.executor.submit(payload, context, lines)
+        attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
+        pooled, pool = self.executor.submit(attempt.payload, attempt.context, attempt.lines)
         future: asyncio.Future[Any] = self._loop.create_future()
-        task_id = context.task_id if context is not None else str(id(future))
-        self._attempts[task_id] = pooled
+        self._attempts[attempt.task_id] = pooled
         future.add_done_callback(lambda done: done.cancelled() and pooled.cancel())
-        pooled.add_done_callback(lambda _: self._settled(task_id, pooled, pool, future, scope))
+        pooled.add_done_callback(lambda _: self._settled(attempt, pooled, pool, future))
         return future
 
     def _settled(
         self,
-        task_id: str,
+        attempt: RemoteAttempt,
         pooled: Future[Outcome],
         pool: ProcessPoolExecutor,
         future: asyncio.Future[Any],
-        scope: Scope | None,
     ) -> None:
         """The attempt ended in the pool (in the pool's thread; on the loop when it was
         cancelled there): its lines to the run's logs, its result or failure to ``future``."""
+        task_id = attempt.task_id
         if pooled.cancelled():
             self._forget(task_id, pooled)
             return
@@ -243,21 +223,7 @@ class RunProcesses:
             if isinstance(failure, BrokenProcessPool):
                 failure = self.executor.lost(pool)
         else:
-            outcome = pooled.result()
-            if scope is not None and (outcome.lines or outcome.over):
-                scope.logs.take_from(scope, outcome.lines or (), outcome.over)
-            failure = outcome.error
-            if failure is not None:
-                if outcome.traceback:
-                    failure.__cause__ = WorkerTraceback(outcome.traceback)
-            else:
-                try:
-                    value = pickle.loads(outcome.result or b"")
-                except Exception as exc:
-                    failure = ExecutorError(
-                        f"task {task_id}'s result cannot be loaded in the engine's process: "
-                        f"{describe(exc)}"
-                    )
+            value, failure = attempt.settle(pooled.result())
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
             self._loop.call_soon_threadsafe(self._settle, task_id, pooled, future, value, failure)
 
