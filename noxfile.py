@@ -40,7 +40,7 @@ PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
 EXTRAS = {
     "cascade-interfaces": "[metrics]",
-    "cascade-runtime": "[otel]",
+    "cascade-runtime": "[otel,dask]",
     "cascade-history": "[postgresql]",
     "cascade-dashboard": "[history]",
     "cascade-cli": "[dashboard,history,metrics]",

@@ -47,6 +47,7 @@ from ._run import CancelReport
 from ._run_now import run
 from ._stats import EngineStats
 from .constraints._constraints import ConstraintManager, ConstraintStats
+from .executors._dask import DaskExecutor
 from .executors._executor import Executor, RunExecutor
 from .executors._processes import ProcessExecutor
 from .executors._threads import ThreadExecutor
@@ -82,6 +83,7 @@ __all__ = [
     "ConstraintManager",
     "ConstraintStats",
     "CycleError",
+    "DaskExecutor",
     "Engine",
     "EngineStats",
     "Event",

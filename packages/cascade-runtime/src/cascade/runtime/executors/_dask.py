@@ -1,0 +1,271 @@
+"""Plain-function tasks on a Dask cluster: :class:`DaskExecutor` (``cascade-runtime[dask]``).
+
+Each attempt is one Dask future, keyed by its run, task id and attempt, submitted with Dask's
+own retries off: the engine's policy decides what a failure leads to. What goes and comes back
+is what goes to a worker process (``RemoteAttempt``: the call pickled, ``current_task()``, the
+attempt's log lines); it runs on the Dask worker in ``run_attempt``, so the workers need
+``cascade-runtime`` and the workflow's code importable, as Dask workers need any code they run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ExecutorError, WorkerLost
+from .._steps import describe
+from ._remote import RemoteAttempt
+from ._worker import run_attempt, sendable_function
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from .._tracing import AttemptSpan
+    from ..workflow._task import Task
+
+__all__ = ["DaskExecutor", "RunDask"]
+
+_log = logging.getLogger("cascade.runtime.engine")
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError(
+            "DaskExecutor needs the distributed package: pip install 'cascade-runtime[dask]'"
+        ) from None
+    return distributed
+
+
+class DaskExecutor:
+    """Plain-function tasks on a Dask cluster, through its scheduler.
+
+    ``address_or_client``: the scheduler's address (``tcp://10.0.0.5:8786``; the executor
+    connects at its first attempt, in a thread, and closes what it opened at :meth:`close`)
+    or a synchronous ``distributed.Client`` of yours (left open). Each attempt is one Dask
+    future (key ``cascade-<run>-<task id>-<attempt>``), Dask's retries off; the workers need
+    ``cascade-runtime`` and the workflow's code importable. A worker that dies while it holds
+    an attempt fails it :class:`~cascade.runtime.WorkerLost` with its address, once the
+    scheduler gives up on the task: run the scheduler with
+    ``distributed.scheduler.allowed-failures`` 0, or it runs the task again on another worker
+    by itself, unseen by the engine (a warning says so at the first connection). What the
+    task logs comes back with its result; ``current_task()`` works on the worker; a cancel or
+    a timeout cancels the attempt's future (a worker cannot stop a task it runs: it runs on,
+    its result discarded).
+    """
+
+    def __init__(self, address_or_client: str | Client) -> None:
+        distributed = _distributed()
+        self._given: Client | None = None
+        self.address: str | None = None
+        if isinstance(address_or_client, str):
+            self.address = address_or_client
+        elif isinstance(address_or_client, distributed.Client):
+            if address_or_client.asynchronous:
+                raise TypeError(
+                    "DaskExecutor takes a synchronous Client (Client(address)), not an "
+                    "asynchronous one; or the scheduler's address"
+                )
+            self._given = address_or_client
+        else:
+            raise TypeError(
+                "DaskExecutor takes a scheduler's address or a distributed.Client, not "
+                f"{type(address_or_client).__name__}: {address_or_client!r}"
+            )
+        self._client: Client | None = self._given
+        self._lock = threading.Lock()
+        self._checked = False
+
+    def check(self, task: Task[Any, Any]) -> None:
+        """:class:`~cascade.runtime.ExecutorError` if ``task``'s function cannot be pickled
+        (Dask's cloudpickle takes a lambda or a function defined in another by value)."""
+        cloudpickle = _cloudpickle()
+        try:
+            cloudpickle.dumps(sendable_function(task.fn))
+        except Exception as exc:
+            raise ExecutorError(
+                f"task {task.name!r} cannot run on Dask: its function cannot be pickled "
+                f"({describe(exc)})"
+            ) from exc
+
+    def start_run(self, max_concurrency: int) -> RunDask:
+        """A run's attempts on this executor's cluster."""
+        return RunDask(self)
+
+    def client(self) -> Client:
+        """The client, connected at the first ask (blocking: called in a thread)."""
+        with self._lock:
+            if self._client is None:
+                distributed = _distributed()
+                self._client = distributed.Client(self.address, set_as_default=False)
+            client = self._client
+            if not self._checked:
+                self._checked = True
+                self._warn_reruns(client)
+        return client
+
+    def connected(self) -> Client | None:
+        """The client, if it is connected (and its scheduler looked at) already."""
+        return self._client if self._checked else None
+
+    def _warn_reruns(self, client: Client) -> None:
+        try:
+            allowed = client.run_on_scheduler(_allowed_failures)
+        except Exception as exc:  # a scheduler that does not say: nothing to warn about
+            _log.debug("the Dask scheduler's allowed-failures is not known: %s", describe(exc))
+            return
+        if allowed:
+            _log.warning(
+                "the Dask scheduler at %s runs a task whose worker died again on another worker "
+                "up to %d times by itself (distributed.scheduler.allowed-failures), unseen by the "
+                "engine: set it to 0 so that each is an attempt of the task's retries",
+                client.scheduler.address,
+                allowed,
+            )
+
+    def close(self) -> None:
+        """Close the client this executor opened (one given to it stays open)."""
+        with self._lock:
+            client, self._client = self._client, self._given
+        if client is not None and client is not self._given:
+            client.close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.address or self._given!r})"
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    """On the scheduler: how often it reruns a task whose worker died."""
+    return int(dask_scheduler.allowed_failures)
+
+
+def _cloudpickle() -> Any:
+    import cloudpickle
+
+    return cloudpickle
+
+
+class RunDask:
+    """A run's attempts on a :class:`DaskExecutor`'s cluster."""
+
+    abandoned = "its Dask future is cancelled; a worker that runs it runs on to its end"
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        self.executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._futures: dict[str, Future] = {}  # by task id, till they end
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+    ) -> Any:
+        """``fn(*args, **kwargs)`` as one Dask future; its end awaited here."""
+        attempt = RemoteAttempt(fn, args, kwargs, "Dask", _cloudpickle().dumps)
+        return self._attempt(attempt)
+
+    async def _attempt(self, attempt: RemoteAttempt) -> Any:
+        client = self.executor.connected()
+        if client is None:
+            client = await asyncio.to_thread(self.executor.client)
+        context = attempt.context
+        key = (
+            f"cascade-{context.run_id}-{context.task_id}-{context.attempt}"
+            if context is not None
+            else None
+        )
+        future = client.submit(
+            run_attempt,
+            attempt.payload,
+            context,
+            attempt.lines,
+            key=key,
+            pure=False,
+            retries=0,
+        )
+        self._futures[attempt.task_id] = future
+        done: asyncio.Future[Any] = self._loop.create_future()
+        future.add_done_callback(lambda ended: self._settled(attempt, ended, done))
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self._cancel(future)
+            raise
+        finally:
+            if self._futures.get(attempt.task_id) is future:
+                del self._futures[attempt.task_id]
+
+    def _settled(self, attempt: RemoteAttempt, future: Future, done: asyncio.Future[Any]) -> None:
+        """The attempt's future ended (in a thread of the client's): its lines to the run's
+        logs, its result or failure to ``done``."""
+        value: Any = None
+        failure: BaseException | None = None
+        status = future.status
+        try:
+            if status == "finished":
+                value, failure = attempt.settle(future.result())
+            elif status == "error":
+                failure = _failure(future.exception())
+            else:  # cancelled, or lost with the scheduler
+                failure = WorkerLost(
+                    f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt: "
+                    f"{status}): this attempt counts as failed"
+                )
+        except Exception as exc:  # the client could not give what it had
+            failure = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            self._loop.call_soon_threadsafe(_settle, done, value, failure)
+
+    def _cancel(self, future: Future) -> None:
+        """Cancel ``future`` at the scheduler without waiting for its answer (in a thread)."""
+        self._loop.run_in_executor(None, future.cancel)
+
+    def started(self, task_id: str) -> bool:
+        """Taken as started: a Dask future does not say whether a worker runs it yet."""
+        return True
+
+    def close(self, *, wait: bool) -> None:
+        """Cancel the run's futures that have not ended (the client stays the executor's)."""
+        for future in list(self._futures.values()):
+            self._cancel(future)
+
+
+def _failure(exc: BaseException | None) -> BaseException:
+    killed = _distributed().scheduler.KilledWorker
+    if isinstance(exc, killed):
+        worker = getattr(exc.last_worker, "address", exc.last_worker)
+        return WorkerLost(
+            f"worker lost ({worker}): the Dask worker died while it held this attempt; it "
+            "counts as failed"
+        )
+    if exc is None:
+        return ExecutorError("the Dask future failed without an exception")
+    return exc
+
+
+def _scheduler(future: Future) -> str:
+    try:
+        return str(future.client.scheduler.address)
+    except Exception:
+        return "(its address unknown)"
+
+
+def _settle(done: asyncio.Future[Any], value: Any, failure: BaseException | None) -> None:
+    if done.done():  # cancelled: a timeout, or the run stopped
+        return
+    if failure is not None:
+        done.set_exception(failure)
+    else:
+        done.set_result(value)

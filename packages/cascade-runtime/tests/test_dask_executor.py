@@ -1,0 +1,162 @@
+"""DaskExecutor against a real Dask cluster: a scheduler and two workers started as processes on
+loopback ports, the engine still the driver (retries of a worker lost, logs, current_task())."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from cascade.interfaces import decode_log_batch
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import (
+    DaskExecutor,
+    Engine,
+    LogForwarding,
+    TaskCompleted,
+    TaskContext,
+    TaskFailedError,
+    TaskRetrying,
+    WorkerLost,
+)
+from cascade.runtime.testing import EventRecorder
+from cascade.testkit import free_port
+
+distributed = pytest.importorskip(
+    "distributed", reason="distributed is not installed (pip install 'cascade-runtime[dask]')"
+)
+
+WORKERS = Path(__file__).parent / "workers"
+
+
+@pytest.fixture(scope="module")
+def tasks() -> Iterator[ModuleType]:
+    """The tasks the workers run, from a module they import (its folder on their PYTHONPATH)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(WORKERS))
+        import cascade_worker_tasks
+
+        yield cascade_worker_tasks
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(tasks: ModuleType) -> Iterator[str]:
+    """A ``dask scheduler`` (rerunning nothing on its own: allowed-failures 0) and two
+    ``dask worker`` processes of one thread each on loopback; its address."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
+    env["PYTHONPATH"] = os.pathsep.join([str(WORKERS), env.get("PYTHONPATH", "")])
+    dask = [sys.executable, "-m", "dask"]
+    worker = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
+    started = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        for n in range(2):
+            started.append(
+                subprocess.Popen(
+                    [*dask, "worker", address, *worker, "--name", f"w{n}"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def on_dask(dask_scheduler: str) -> Iterator[DaskExecutor]:
+    with DaskExecutor(dask_scheduler) as executor:
+        yield executor
+
+
+async def test_a_maps_items_run_on_dask_workers(tasks: ModuleType, on_dask: DaskExecutor) -> None:
+    """Every item ran in a Dask worker process, none in the engine's; the results in order."""
+    results = await Engine(executor=on_dask).run(tasks.crunch.map(x=[0, 1, 2, 3]))
+    assert [answer for _, answer in results] == [
+        sum(i * i for i in range(50_000 + x)) for x in range(4)
+    ]
+    assert os.getpid() not in {worker for worker, _ in results}
+
+
+async def test_current_task_and_log_lines_come_from_the_worker(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """current_task() on the worker is the attempt's; its lines and prints reach the run."""
+    context = await Engine(executor=on_dask).run(tasks.whoami())
+    assert isinstance(context, TaskContext)
+    assert (context.task_name, context.attempt) == ("whoami", 1)
+    broker = InMemoryBroker()
+    tasks.log.setLevel("INFO")
+    try:
+        engine = Engine(
+            InMemoryConnector(broker), executor=on_dask, logs=LogForwarding(capture_print=True)
+        )
+        await engine.run(tasks.noisy.map(n=[1, 2]))
+    finally:
+        tasks.log.setLevel("NOTSET")
+    lines = sorted(
+        (line.task_id.rsplit("[", 1)[1], line.attempt, line.message.split(" in pid")[0])
+        for m in broker.history
+        if "/logs/" in m.topic
+        for line in decode_log_batch(m.raw).lines
+    )
+    assert lines == [
+        ("0]", 1, "line 1"),
+        ("0]", 1, "printed 1"),
+        ("1]", 1, "line 2"),
+        ("1]", 1, "printed 2"),
+    ]
+
+
+async def test_an_exception_comes_back_with_its_worker_traceback(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """What the task raised on the worker is what fails it, the worker's traceback its cause."""
+    with pytest.raises(TaskFailedError) as failed:
+        await Engine(executor=on_dask).run(tasks.raises("bad row"))
+    exc = failed.value.exception
+    assert type(exc) is ValueError
+    assert "raise ValueError(text)" in str(exc.__cause__)
+
+
+async def test_a_killed_worker_fails_its_attempt_worker_lost_and_the_retry_succeeds(
+    tasks: ModuleType, on_dask: DaskExecutor, tmp_path: Path
+) -> None:
+    """SIGKILL of the worker running the first attempt: WorkerLost with its address, counted;
+    the retry runs on a worker alive and completes."""
+    engine = Engine(executor=on_dask)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    worker = await asyncio.wait_for(
+        engine.run(tasks.dies_once.with_retry(2)(str(tmp_path / "died"))), 60
+    )
+    assert worker != os.getpid()
+    (retrying,) = [e for e in recorder.events if isinstance(e, TaskRetrying)]
+    assert isinstance(retrying.exception, WorkerLost)
+    assert retrying.error.startswith("WorkerLost: worker lost (tcp://127.0.0.1:")
+    assert [e.attempt for e in recorder.events if isinstance(e, TaskCompleted)] == [2]
