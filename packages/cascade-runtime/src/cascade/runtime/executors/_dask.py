@@ -89,7 +89,7 @@ class DaskExecutor:
         (Dask's cloudpickle takes a lambda or a function defined in another by value)."""
         cloudpickle = _cloudpickle()
         try:
-            cloudpickle.dumps(sendable_function(task.fn))
+            cloudpickle.dumps(_by_value_main(task.fn))
         except Exception as exc:
             raise ExecutorError(
                 f"task {task.name!r} cannot run on Dask: its function cannot be pickled "
@@ -153,6 +153,12 @@ def _allowed_failures(dask_scheduler: Any) -> int:
     return int(dask_scheduler.allowed_failures)
 
 
+def _by_value_main(fn: Any) -> Any:
+    """A function of the script's ``__main__`` itself (cloudpickle sends it by value: a Dask
+    worker's ``__main__`` is not the script); any other by name, as to a worker process."""
+    return fn if getattr(fn, "__module__", None) == "__main__" else sendable_function(fn)
+
+
 def _cloudpickle() -> Any:
     return importlib.import_module("cloudpickle")  # distributed's own dependency
 
@@ -175,7 +181,7 @@ class RunDask:
         span: AttemptSpan | None,
     ) -> Any:
         """``fn(*args, **kwargs)`` as one Dask future; its end awaited here."""
-        attempt = RemoteAttempt(fn, args, kwargs, "Dask", _cloudpickle().dumps)
+        attempt = RemoteAttempt(fn, args, kwargs, "Dask", _cloudpickle().dumps, _by_value_main)
         return self._attempt(attempt)
 
     async def _attempt(self, attempt: RemoteAttempt) -> Any:

@@ -23,10 +23,10 @@ def _pickle(value: Any) -> bytes:
 
 
 class RemoteAttempt:
-    """One attempt of the calling task, ready to send: ``payload`` (its function, by name where
-    it can be, and its arguments, pickled), ``context`` (its ``current_task()``), ``lines``
-    (what to collect of what it logs; ``None`` where its run forwards none) and ``scope`` (its
-    run's log scope here)."""
+    """One attempt of the calling task, ready to send: ``payload`` (its function as ``send``
+    gives it, by name where it can be, and its arguments, pickled by ``dumps``), ``context``
+    (its ``current_task()``), ``lines`` (what to collect of what it logs; ``None`` where its
+    run forwards none) and ``scope`` (its run's log scope here)."""
 
     __slots__ = ("context", "lines", "payload", "scope", "task_id")
 
@@ -37,13 +37,14 @@ class RemoteAttempt:
         kwargs: dict[str, Any],
         where: str,
         dumps: Callable[[Any], bytes] = _pickle,
+        send: Callable[[Any], Any] = sendable_function,
     ) -> None:
         self.context: TaskContext | None = current_task()
         context = self.context
         name = repr(context.task_name) if context is not None else getattr(fn, "__name__", "?")
         self.task_id = context.task_id if context is not None else name
         try:
-            self.payload = dumps((sendable_function(fn), args, kwargs))
+            self.payload = dumps((send(fn), args, kwargs))
         except Exception as exc:
             raise ExecutorError(
                 f"task {name} cannot run in {where}: its arguments cannot be pickled "
