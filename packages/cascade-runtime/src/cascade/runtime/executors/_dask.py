@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +165,13 @@ def _cloudpickle() -> Any:
 
 
 class RunDask:
-    """A run's attempts on a :class:`DaskExecutor`'s cluster."""
+    """A run's attempts on a :class:`DaskExecutor`'s cluster.
+
+    Attempts started in one turn of the run's loop go to the scheduler together (one
+    ``client.map``, each its own key), and those that ended meanwhile come back together (one
+    ``gather``), in a thread of the run's: Dask's per-future round trips would cost each task
+    more than the engine does.
+    """
 
     abandoned = "its Dask future is cancelled; a worker that runs it runs on to its end"
 
@@ -172,6 +179,11 @@ class RunDask:
         self.executor = executor
         self._loop = asyncio.get_running_loop()
         self._futures: dict[str, Future] = {}  # by task id, till they end
+        self._pending: list[tuple[RemoteAttempt, asyncio.Future[Any]]] = []
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._ended: queue.SimpleQueue[tuple[RemoteAttempt, Future, asyncio.Future[Any]] | None]
+        self._ended = queue.SimpleQueue()
+        self._collector: threading.Thread | None = None
 
     def submit(
         self,
@@ -180,59 +192,141 @@ class RunDask:
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
     ) -> Any:
-        """``fn(*args, **kwargs)`` as one Dask future; its end awaited here."""
+        """``fn(*args, **kwargs)`` as one Dask future, sent with the others of this turn of the
+        loop; its end awaited here."""
         attempt = RemoteAttempt(fn, args, kwargs, "Dask", _cloudpickle().dumps, _by_value_main)
-        return self._attempt(attempt)
-
-    async def _attempt(self, attempt: RemoteAttempt) -> Any:
-        client: Client = self.executor.connected() or await asyncio.to_thread(self.executor.client)
-        context = attempt.context
-        key = (
-            f"cascade-{context.run_id}-{context.task_id}-{context.attempt}"
-            if context is not None
-            else None
-        )
-        future = client.submit(
-            run_attempt,
-            attempt.payload,
-            context,
-            attempt.lines,
-            key=key,
-            pure=False,
-            retries=0,
-        )
-        self._futures[attempt.task_id] = future
         done: asyncio.Future[Any] = self._loop.create_future()
-        future.add_done_callback(lambda ended: self._settled(attempt, ended, done))
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append((attempt, done))
+        return self._attempt(attempt, done)
+
+    async def _attempt(self, attempt: RemoteAttempt, done: asyncio.Future[Any]) -> Any:
         try:
             return await done
         except asyncio.CancelledError:
-            self._cancel(future)
+            future = self._futures.pop(attempt.task_id, None)
+            if future is not None:
+                self._cancel(future)
             raise
-        finally:
-            if self._futures.get(attempt.task_id) is future:
-                del self._futures[attempt.task_id]
 
-    def _settled(self, attempt: RemoteAttempt, future: Future, done: asyncio.Future[Any]) -> None:
-        """The attempt's future ended (in a thread of the client's): its lines to the run's
-        logs, its result or failure to ``done``."""
-        value: Any = None
-        failure: BaseException | None = None
-        status = future.status
+    def _flush(self) -> None:
+        """Send this turn's attempts (those not cancelled meanwhile), connected first if need
+        be."""
+        batch = [(attempt, done) for attempt, done in self._pending if not done.done()]
+        self._pending = []
+        if not batch:
+            return
+        client = self.executor.connected()
+        if client is not None:
+            self._send(client, batch)
+            return
+        connecting = self._loop.create_task(self._connect_and_send(batch))
+        self._connecting.add(connecting)
+        connecting.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(
+        self, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]
+    ) -> None:
         try:
+            client = await asyncio.to_thread(self.executor.client)
+        except Exception as exc:
+            failure = WorkerLost(f"worker lost (no Dask scheduler: {describe(exc)})")
+            for _, done in batch:
+                _settle(done, None, failure)
+            return
+        self._send(client, [(attempt, done) for attempt, done in batch if not done.done()])
+
+    def _send(self, client: Client, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]) -> None:
+        if not batch:
+            return
+        attempts = [attempt for attempt, _ in batch]
+        try:
+            futures = client.map(
+                run_attempt,
+                [attempt.payload for attempt in attempts],
+                [attempt.context for attempt in attempts],
+                [attempt.lines for attempt in attempts],
+                key=[_key(attempt) for attempt in attempts],
+                pure=False,
+                retries=0,
+            )
+        except Exception as exc:
+            for _, done in batch:
+                _settle(done, None, exc)
+            return
+        if self._collector is None:
+            self._collector = threading.Thread(
+                target=self._collect, args=(client,), name="cascade-dask", daemon=True
+            )
+            self._collector.start()
+        ended = self._ended
+        for (attempt, done), future in zip(batch, futures, strict=True):
+            self._futures[attempt.task_id] = future
+            future.add_done_callback(lambda f, a=attempt, d=done: ended.put((a, f, d)))
+
+    def _collect(self, client: Client) -> None:
+        """The run's thread that takes the attempts that ended, as many at once as have, their
+        results in one gather, to their awaiting futures on the loop."""
+        ended = self._ended
+        while True:
+            first = ended.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:
+                try:
+                    more = ended.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    ended.put(None)  # the run closed: after this batch
+                    break
+                batch.append(more)
+            finished = [item for item in batch if item[1].status == "finished"]
+            results: dict[int, Any] = {}
+            if finished:
+                try:
+                    gathered = client.gather([future for _, future, _ in finished])
+                    results = {id(item[1]): r for item, r in zip(finished, gathered, strict=True)}
+                except Exception:  # one of them lost meanwhile: each on its own, below
+                    results = {}
+            for attempt, future, done in batch:
+                value, failure = self._outcome(attempt, future, results)
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    self._loop.call_soon_threadsafe(
+                        self._settle, attempt, future, done, value, failure
+                    )
+
+    def _outcome(
+        self, attempt: RemoteAttempt, future: Future, results: dict[int, Any]
+    ) -> tuple[Any, BaseException | None]:
+        try:
+            status = future.status
             if status == "finished":
-                value, failure = attempt.settle(future.result())
-            elif status == "error":
-                failure = _failure(future.exception())
-            else:  # cancelled, or lost with the scheduler
-                failure = WorkerLost(
-                    f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt: "
-                    f"{status}): this attempt counts as failed"
-                )
+                outcome = results[id(future)] if id(future) in results else future.result()
+                return attempt.settle(outcome)
+            if status == "error":
+                return None, _failure(future.exception())
+            return None, WorkerLost(  # cancelled, or lost with the scheduler
+                f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt: "
+                f"{status}): this attempt counts as failed"
+            )
         except Exception as exc:  # the client could not give what it had
-            failure = exc
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            self._loop.call_soon_threadsafe(_settle, done, value, failure)
+            return None, exc
+
+    def _settle(
+        self,
+        attempt: RemoteAttempt,
+        future: Future,
+        done: asyncio.Future[Any],
+        value: Any,
+        failure: BaseException | None,
+    ) -> None:
+        """On the loop: the attempt's end to whoever awaits it."""
+        if self._futures.get(attempt.task_id) is future:
+            del self._futures[attempt.task_id]
+        _settle(done, value, failure)
 
     def _cancel(self, future: Future) -> None:
         """Cancel ``future`` at the scheduler without waiting for its answer (in a thread)."""
@@ -243,9 +337,22 @@ class RunDask:
         return True
 
     def close(self, *, wait: bool) -> None:
-        """Cancel the run's futures that have not ended (the client stays the executor's)."""
+        """Cancel the run's futures that have not ended (the client stays the executor's), and
+        end its collecting thread."""
         for future in list(self._futures.values()):
             self._cancel(future)
+        self._futures.clear()
+        for connecting in list(self._connecting):
+            connecting.cancel()
+        self._ended.put(None)
+
+
+def _key(attempt: RemoteAttempt) -> str:
+    """An attempt's Dask key: its run, task id and attempt."""
+    context = attempt.context
+    if context is None:
+        return f"cascade-{attempt.task_id}-{id(attempt)}"
+    return f"cascade-{context.run_id}-{context.task_id}-{context.attempt}"
 
 
 def _failure(exc: BaseException | None) -> BaseException:
