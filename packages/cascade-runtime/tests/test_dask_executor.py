@@ -19,13 +19,16 @@ from cascade.runtime import (
     DaskExecutor,
     Engine,
     LogForwarding,
+    RunCancelledError,
+    RunStarted,
+    TaskCancelled,
     TaskCompleted,
     TaskContext,
     TaskFailedError,
     TaskRetrying,
     WorkerLost,
 )
-from cascade.runtime.testing import EventRecorder
+from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import free_port
 
 distributed = pytest.importorskip(
@@ -160,3 +163,29 @@ async def test_a_killed_worker_fails_its_attempt_worker_lost_and_the_retry_succe
     assert isinstance(retrying.exception, WorkerLost)
     assert retrying.error.startswith("WorkerLost: worker lost (tcp://127.0.0.1:")
     assert [e.attempt for e in recorder.events if isinstance(e, TaskCompleted)] == [2]
+
+
+async def test_a_cancelled_run_cancels_its_dask_futures(
+    tasks: ModuleType, on_dask: DaskExecutor, tmp_path: Path
+) -> None:
+    """A cancel ends the run at once, its Dask futures cancelled (a worker that runs one runs it
+    on to its end)."""
+    engine = Engine(executor=on_dask)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(
+        engine.run(tasks.waits.map(folder=[str(tmp_path)] * 4, n=[0, 1, 2, 3]))
+    )
+    try:
+        await eventually(lambda: len(list(tmp_path.glob("started-*"))) == 2, timeout=30)
+        run_id = next(e.run_id for e in recorder.events if isinstance(e, RunStarted))
+        report = engine.cancel(run_id, issued_by="test")
+        assert report is not None
+        assert len(report.abandoned) == 4  # a Dask future does not say whether it started
+        with pytest.raises(RunCancelledError):
+            await run
+        cancelled = [e for e in recorder.events if isinstance(e, TaskCancelled)]
+        assert len([e for e in cancelled if "[" in e.task_id]) == 4
+        assert all("its Dask future is cancelled" in e.error for e in cancelled if "[" in e.task_id)
+    finally:
+        (tmp_path / "release").write_text("")  # the two started end: the workers are free
