@@ -4,6 +4,7 @@ loopback ports, the engine still the driver (retries of a worker lost, logs, cur
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
@@ -43,52 +44,60 @@ def tasks() -> Iterator[ModuleType]:
     """The tasks the workers run, from a module they import (its folder on their PYTHONPATH)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(WORKERS))
-        import cascade_worker_tasks
-
-        yield cascade_worker_tasks
+        yield importlib.import_module("cascade_worker_tasks")
 
 
-@pytest.fixture(scope="module")
-def dask_scheduler(tasks: ModuleType) -> Iterator[str]:
-    """A ``dask scheduler`` (rerunning nothing on its own: allowed-failures 0) and two
-    ``dask worker`` processes of one thread each on loopback; its address."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ)
-    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join([str(WORKERS), env.get("PYTHONPATH", "")])
-    dask = [sys.executable, "-m", "dask"]
-    worker = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
-    started = [
-        subprocess.Popen(
-            [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        for n in range(2):
-            started.append(
-                subprocess.Popen(
-                    [*dask, "worker", address, *worker, "--name", f"w{n}"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+class DaskCluster:
+    """A ``dask scheduler`` (rerunning nothing on its own: allowed-failures 0) and ``workers``
+    ``dask worker`` processes of one thread each, on loopback, started and stopped."""
+
+    def __init__(self, workers: int) -> None:
+        port = free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        env = dict(os.environ)
+        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
+        env["PYTHONPATH"] = os.pathsep.join([str(WORKERS), env.get("PYTHONPATH", "")])
+        dask = [sys.executable, "-m", "dask"]
+        worker = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
+        scheduler = [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+
+        def start(args: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-        with distributed.Client(address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for process in reversed(started):
+
+        self.scheduler = start([*scheduler, "--no-dashboard"])
+        self.processes = [self.scheduler]
+        try:
+            for n in range(workers):
+                self.processes.append(
+                    start([*dask, "worker", self.address, *worker, "--name", f"w{n}"])
+                )
+            with distributed.Client(self.address, timeout=60, set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
             process.terminate()
-        for process in started:
+        for process in self.processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(tasks: ModuleType) -> Iterator[str]:
+    """A scheduler and two workers for the module's tests; its address."""
+    cluster = DaskCluster(2)
+    try:
+        yield cluster.address
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +198,25 @@ async def test_a_cancelled_run_cancels_its_dask_futures(
         assert all("its Dask future is cancelled" in e.error for e in cancelled if "[" in e.task_id)
     finally:
         (tmp_path / "release").write_text("")  # the two started end: the workers are free
+
+
+async def test_a_scheduler_that_goes_away_fails_the_attempts_it_held(
+    tasks: ModuleType, tmp_path: Path
+) -> None:
+    """The scheduler killed mid-run: the attempts it held fail WorkerLost saying so, at once."""
+    cluster = DaskCluster(1)
+    try:
+        with DaskExecutor(cluster.address) as executor:
+            engine = Engine(executor=executor)
+            run = asyncio.create_task(engine.run(tasks.waits(str(tmp_path), 0)))
+            await eventually(lambda: (tmp_path / "started-0").exists(), timeout=30)
+            cluster.scheduler.kill()
+            with pytest.raises(TaskFailedError) as failed:
+                await asyncio.wait_for(run, 30)
+    finally:
+        (tmp_path / "release").write_text("")
+        cluster.stop()
+    assert isinstance(failed.value.exception, WorkerLost)
+    assert f"the Dask scheduler {cluster.address} dropped the attempt" in str(
+        failed.value.exception
+    )

@@ -102,8 +102,11 @@ class DaskExecutor:
         return RunDask(self)
 
     def client(self) -> Client:
-        """The client, connected at the first ask (blocking: called in a thread)."""
+        """The client, connected at the first ask, and again after the scheduler went away and
+        it gave up (blocking: called in a thread)."""
         with self._lock:
+            if self._client is not None and _gone(self._client) and self._given is None:
+                self._client, self._checked = None, False
             if self._client is None:
                 distributed = _distributed()
                 self._client = distributed.Client(self.address, set_as_default=False)
@@ -115,7 +118,8 @@ class DaskExecutor:
 
     def connected(self) -> Client | None:
         """The client, if it is connected (and its scheduler looked at) already."""
-        return self._client if self._checked else None
+        client = self._client
+        return client if self._checked and client is not None and not _gone(client) else None
 
     def _warn_reruns(self, client: Client) -> None:
         try:
@@ -178,7 +182,8 @@ class RunDask:
     def __init__(self, executor: DaskExecutor) -> None:
         self.executor = executor
         self._loop = asyncio.get_running_loop()
-        self._futures: dict[str, Future] = {}  # by task id, till they end
+        # by task id, till they end: the attempt, its Dask future, and who awaits it
+        self._futures: dict[str, tuple[RemoteAttempt, Future, asyncio.Future[Any]]] = {}
         self._pending: list[tuple[RemoteAttempt, asyncio.Future[Any]]] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._ended: queue.SimpleQueue[tuple[RemoteAttempt, Future, asyncio.Future[Any]] | None]
@@ -205,9 +210,9 @@ class RunDask:
         try:
             return await done
         except asyncio.CancelledError:
-            future = self._futures.pop(attempt.task_id, None)
-            if future is not None:
-                self._cancel(future)
+            sent = self._futures.pop(attempt.task_id, None)
+            if sent is not None:
+                self._cancel(sent[1])
             raise
 
     def _flush(self) -> None:
@@ -240,6 +245,11 @@ class RunDask:
     def _send(self, client: Client, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]) -> None:
         if not batch:
             return
+        if _gone(client):
+            failure = WorkerLost(f"worker lost (the Dask scheduler {_address(client)} is gone)")
+            for _, done in batch:
+                _settle(done, None, failure)
+            return
         attempts = [attempt for attempt, _ in batch]
         try:
             futures = client.map(
@@ -262,7 +272,7 @@ class RunDask:
             self._collector.start()
         ended = self._ended
         for (attempt, done), future in zip(batch, futures, strict=True):
-            self._futures[attempt.task_id] = future
+            self._futures[attempt.task_id] = (attempt, future, done)
             future.add_done_callback(lambda f, a=attempt, d=done: ended.put((a, f, d)))
 
     def _collect(self, client: Client) -> None:
@@ -270,7 +280,11 @@ class RunDask:
         results in one gather, to their awaiting futures on the loop."""
         ended = self._ended
         while True:
-            first = ended.get()
+            try:
+                first = ended.get(timeout=1.0)
+            except queue.Empty:
+                self._give_up_if_gone()
+                continue
             if first is None:
                 return
             batch = [first]
@@ -287,7 +301,7 @@ class RunDask:
             results: dict[int, Any] = {}
             if finished:
                 try:
-                    gathered = client.gather([future for _, future, _ in finished])
+                    gathered = finished[0][1].client.gather([future for _, future, _ in finished])
                     results = {id(item[1]): r for item, r in zip(finished, gathered, strict=True)}
                 except Exception:  # one of them lost meanwhile: each on its own, below
                     results = {}
@@ -309,8 +323,8 @@ class RunDask:
             if status == "error":
                 return None, _failure(future.exception())
             return None, WorkerLost(  # cancelled, or lost with the scheduler
-                f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt: "
-                f"{status}): this attempt counts as failed"
+                f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt, "
+                f"{status}: it went away, or someone cancelled it): this attempt counts as failed"
             )
         except Exception as exc:  # the client could not give what it had
             return None, exc
@@ -324,13 +338,30 @@ class RunDask:
         failure: BaseException | None,
     ) -> None:
         """On the loop: the attempt's end to whoever awaits it."""
-        if self._futures.get(attempt.task_id) is future:
+        sent = self._futures.get(attempt.task_id)
+        if sent is not None and sent[1] is future:
             del self._futures[attempt.task_id]
         _settle(done, value, failure)
 
+    def _give_up_if_gone(self) -> None:
+        """In the collecting thread, every second while nothing ends: the attempts whose
+        client gave up on its scheduler (it went away, and did not come back in the client's
+        reconnection time) fail :class:`WorkerLost`; Dask would never end them."""
+        for attempt, future, done in list(self._futures.values()):
+            client = future.client
+            if _gone(client):
+                failure = WorkerLost(
+                    f"worker lost (the Dask scheduler {_address(client)} went away and did not "
+                    "come back): this attempt counts as failed"
+                )
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    self._loop.call_soon_threadsafe(
+                        self._settle, attempt, future, done, None, failure
+                    )
+
     def _cancel(self, future: Future) -> None:
         """Cancel ``future`` at the scheduler without waiting for its answer (in a thread)."""
-        self._loop.run_in_executor(None, future.cancel)
+        self._loop.run_in_executor(None, _cancel, future)
 
     def started(self, task_id: str) -> bool:
         """Taken as started: a Dask future does not say whether a worker runs it yet."""
@@ -339,12 +370,30 @@ class RunDask:
     def close(self, *, wait: bool) -> None:
         """Cancel the run's futures that have not ended (the client stays the executor's), and
         end its collecting thread."""
-        for future in list(self._futures.values()):
+        for _, future, _ in list(self._futures.values()):
             self._cancel(future)
         self._futures.clear()
         for connecting in list(self._connecting):
             connecting.cancel()
         self._ended.put(None)
+
+
+def _gone(client: Client) -> bool:
+    """Whether ``client`` gave up on its scheduler (or was closed)."""
+    return str(getattr(client, "status", "running")) in ("closing", "closed", "failed")
+
+
+def _address(client: Client) -> str:
+    try:
+        return str(client.scheduler.address)
+    except Exception:
+        return "(its address unknown)"
+
+
+def _cancel(future: Future) -> None:
+    """Cancel ``future`` at its scheduler, if there is one to tell."""
+    with contextlib.suppress(Exception):  # gone, or closed: nothing runs it any more
+        future.cancel()
 
 
 def _key(attempt: RemoteAttempt) -> str:
@@ -369,10 +418,7 @@ def _failure(exc: BaseException | None) -> BaseException:
 
 
 def _scheduler(future: Future) -> str:
-    try:
-        return str(future.client.scheduler.address)
-    except Exception:
-        return "(its address unknown)"
+    return _address(future.client)
 
 
 def _settle(done: asyncio.Future[Any], value: Any, failure: BaseException | None) -> None:
