@@ -40,8 +40,9 @@ lazy results it takes other than as a route (a plain tuple: made twice a task)."
 
 
 def _scan(node: LazyResult[Any]) -> _Found:
-    """The distinct lazy results among ``node``'s arguments and its condition (a router's
-    selector and routes among them), the :class:`Param` and the :class:`Router` among them.
+    """The distinct lazy results among ``node``'s arguments, its condition and the amounts it
+    asks of system resources (a router's selector and routes among them), the :class:`Param`
+    and the :class:`Router` among them.
 
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
     result one."""
@@ -51,6 +52,8 @@ def _scan(node: LazyResult[Any]) -> _Found:
     stack: list[Any] = [*node.args, *node.kwargs.values()] if node.kwargs else list(node.args)
     if node.condition is not ALWAYS:
         stack.append(node.condition)
+    if node.resources is not None:
+        stack.append(node.resources)
     routes: list[Any] | None = None  # taken as a router's route: scanned after the rest
     direct: frozenset[int] | None = None
     seen: set[int] = set()
