@@ -48,6 +48,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._amounts import ResourceError
 from .workflow._param import Param, ParamError
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
@@ -76,6 +77,7 @@ __all__ = [
     "LogForwarding",
     "ManifestTask",
     "RerunError",
+    "ResourceError",
     "ResultMissing",
     "ResultStore",
     "RetryPolicy",
