@@ -58,6 +58,33 @@ def test_hold_texts() -> None:
     assert holds_text([], times) == NOTHING_HOLDS
 
 
+def test_resource_hold_texts() -> None:
+    """A task waiting for a system resource: who holds it (the largest first), or who waits
+    for it first; a resource hold from an engine that sends only its type and name."""
+    times = TimeFormat(1_000.0)
+    gpu = Hold(
+        type="resource", resource="gpu_slots", amount=1, in_use=1, capacity=1,
+        users={"train-12": 1},
+    )  # fmt: skip
+    assert holds_text([gpu], times) == "resource:gpu_slots needs 1 (1 of 1 in use by train-12)"
+    users = {f"load-{i}": 4 + i for i in range(5)}
+    memory = Hold(
+        type="resource", resource="memory_gb", amount=16, in_use=30, capacity=32, users=users
+    )
+    assert holds_text([memory], times) == (
+        "resource:memory_gb needs 16 (30 of 32 in use by load-4, load-3, load-2, 2 more tasks)"
+    )
+    ahead = Hold(
+        type="resource", resource="memory_gb", amount=0.5, in_use=8, capacity=32, ahead="big-3"
+    )
+    assert holds_text([ahead], times) == (
+        "resource:memory_gb needs 0.5 (8 of 32 in use; big-3 waits for it first)"
+    )
+    assert holds_text([Hold(type="resource", resource="x")], times) == (
+        "resource:x (? of ? in use)"
+    )
+
+
 def test_watch_shows_what_holds_a_blocked_task() -> None:
     """Beside the blocked task, its holds; a task from an engine that does not say, nothing."""
     state = ReaderModel(clock=lambda: 2e9)
