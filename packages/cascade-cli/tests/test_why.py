@@ -67,7 +67,7 @@ def test_resource_hold_texts() -> None:
         users={"train-12": 1},
     )  # fmt: skip
     assert holds_text([gpu], times) == "resource:gpu_slots needs 1 (1 of 1 in use by train-12)"
-    users = {f"load-{i}": 4 + i for i in range(5)}
+    users = {f"load-{i}": 4.0 + i for i in range(5)}
     memory = Hold(
         type="resource", resource="memory_gb", amount=16, in_use=30, capacity=32, users=users
     )

@@ -40,7 +40,9 @@ def _engine(
 
 
 def _of(recorder: EventRecorder, kind: type[Event], task_id: str) -> list[Any]:
-    return [e for e in recorder.events if isinstance(e, kind) and e.task_id == task_id]
+    return [
+        e for e in recorder.events if isinstance(e, kind) and getattr(e, "task_id", 0) == task_id
+    ]
 
 
 def _order(recorder: EventRecorder) -> list[tuple[str, str]]:

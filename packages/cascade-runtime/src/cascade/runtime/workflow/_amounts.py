@@ -30,11 +30,9 @@ class ResourceError(CascadeRuntimeError, ValueError):
 def amount_of(resource: str, value: object) -> float:
     """``value`` as an amount of ``resource``: a finite number of at least 0 (not a bool),
     else :class:`ResourceError` naming both."""
-    if (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    ):
-        return float(value)
+    amount = math.nan
+    if not isinstance(value, bool) and isinstance(value, numbers.Real):
+        amount = float(value)
+    if math.isfinite(amount) and amount >= 0:
+        return amount
     raise ResourceError(f"the amount of {resource} must be a number of at least 0, not {value!r}")
