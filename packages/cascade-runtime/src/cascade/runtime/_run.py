@@ -520,7 +520,6 @@ class Run:
         self.loop = asyncio.get_running_loop()
         self.capacity = capacity if capacity is not None else Capacity()
         self.asking: dict[str, Group] = {}  # tasks BLOCKED that ask for resources, by id
-        self._unlisten = self.capacity.listen(self.wake.set)
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -532,6 +531,7 @@ class Run:
         total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
+        unlisten = self.capacity.listen(self.wake.set)  # another run's task may free some
         try:
             while True:
                 if self.cancelled is not None:
@@ -555,6 +555,7 @@ class Run:
             if timer is not None:
                 timer.cancel()
             await self._stop_tasks(stop)
+            unlisten()
             self._leave_line()
             self.held.close()
             if self.executor is not None:
@@ -804,8 +805,7 @@ class Run:
         group.marked = 0
 
     def _leave_line(self) -> None:
-        """The run has ended: its tasks no longer wait for resources, nor does it listen."""
-        self._unlisten()
+        """The run has ended: its tasks no longer wait in line for resources."""
         for group in self.groups.values():
             if group.ticket is not None:
                 self.capacity.leave(group.ticket)
