@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from cascade.interfaces import (
     MAX_LISTED_TASKS,
@@ -98,8 +98,7 @@ class CancelReport:
 class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
-    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
-    guarded = False  # its condition and routes were looked at before its first attempt
+    __slots__ = ("args", "attempt", "decided", "guarded", "kwargs", "lazy", "node", "started")
 
     def __init__(
         self,
@@ -117,6 +116,9 @@ class Retry:
         self.args = args
         self.kwargs = kwargs
         self.decided = decided  # a retry decided on a held task: one attempt, then held again
+        # its condition and routes were looked at before its first attempt: only what it asks
+        # of the system resources is looked at again
+        self.guarded = self.lazy.resources is not None
 
 
 class Group:
@@ -660,15 +662,16 @@ class Run:
         """``node`` may start: queue it behind the ready tasks of its name (and of its request
         for resources, if it has one; a retry ahead), unless its condition, its routes or its
         routers end it first (:meth:`_stops`)."""
-        if node.guarded and self._stops(cast(Node, node)):  # a Retry is never guarded
-            return
         lazy = node.lazy
-        name = lazy.name
-        needs = lazy.resources
-        key: Any = name if needs is None else (name, needs)
+        key: Any = lazy.name
+        if node.guarded:  # a condition, routes or routers, or resources it asks for
+            if not isinstance(node, Retry) and self._stops(node):
+                return
+            if lazy.resources is not None:
+                key = (key, lazy.resources)
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(name, needs)
+            group = self.groups[key] = Group(lazy.name, lazy.resources)
         if isinstance(node, Retry):
             # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
             group.nodes.insert(group.marked, node)

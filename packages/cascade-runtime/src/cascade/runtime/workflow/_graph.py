@@ -119,7 +119,8 @@ class Node:
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
         # (selector, key) of each route it serves alone: it runs only where the key is chosen
         self.routes: tuple[tuple[Any, Any], ...] = ()
-        self.guarded = False  # a condition, routers or routes: looked at before it starts
+        # a condition, routers or routes (looked at before it starts), or resources it asks for
+        self.guarded = False
         self.skipped = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
         self.deps: list[Node] = []
@@ -231,7 +232,12 @@ def build_graph(target: Any) -> Graph:
         _route(order, nodes, direct, {id(root) for root in roots})
     for node in order:
         node.waiting = len(node.deps)
-        node.guarded = bool(node.routers or node.routes) or node.lazy.condition is not ALWAYS
+        lazy = node.lazy
+        node.guarded = (
+            bool(node.routers or node.routes)
+            or lazy.condition is not ALWAYS
+            or lazy.resources is not None
+        )
     return Graph(order, params)
 
 
