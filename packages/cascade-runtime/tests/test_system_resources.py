@@ -505,6 +505,22 @@ async def test_a_task_waiting_for_resources_and_paused_names_both() -> None:
     assert await asyncio.wait_for(run, 5) == ["held", "trained"]
 
 
+async def test_a_task_skipped_by_its_condition_asks_for_nothing() -> None:
+    """Its condition is looked at first: skipped, it never asks (not even for a resource the
+    engine has not); true, it asks and runs."""
+    engine, _ = _engine()
+
+    @task
+    def train_model() -> str:
+        return "Model Trained"
+
+    go = Param("go", default=False)
+    job = train_model().with_constraints(cpu_cores=4, gpu_slots=1).run_if(go)
+    assert await engine.run(job) is None
+    fits = train_model().with_constraints(gpu_slots=1).run_if(go)
+    assert await engine.run(fits, params={"go": True}) == "Model Trained"
+
+
 async def test_a_tasks_request_is_its_own_and_a_later_one_replaces_it() -> None:
     """Task.with_constraints is a copy for every call; a call's own replaces it."""
 
