@@ -505,6 +505,30 @@ async def test_a_task_waiting_for_resources_and_paused_names_both() -> None:
     assert await asyncio.wait_for(run, 5) == ["held", "trained"]
 
 
+async def test_an_engines_runs_share_its_resources() -> None:
+    """Two runs at once on one engine (as served ones are): the second run's task waits for
+    the GPU the first run's task holds, and starts when it is given back."""
+    engine, recorder = _engine()
+    release = asyncio.Event()
+
+    @task
+    async def train(i: int) -> int:
+        if i == 1:
+            await release.wait()
+        return i
+
+    first = train(1).with_constraints(gpu_slots=1)
+    second = train(2).with_constraints(gpu_slots=1)
+    one = asyncio.create_task(engine.run(first))
+    await recorder.until(lambda: bool(_of(recorder, TaskRunning, first.task_id)))
+    two = asyncio.create_task(engine.run(second))
+    await recorder.until(lambda: bool(_of(recorder, TaskBlocked, second.task_id)))
+    (blocked,) = _of(recorder, TaskBlocked, second.task_id)
+    assert [h.users for h in blocked.held_by] == [{first.task_id: 1}]
+    release.set()
+    assert await asyncio.gather(one, two) == [1, 2]
+
+
 async def test_a_task_skipped_by_its_condition_asks_for_nothing() -> None:
     """Its condition is looked at first: skipped, it never asks (not even for a resource the
     engine has not); true, it asks and runs."""
