@@ -259,6 +259,23 @@ def test_an_amount_written_must_be_a_number_of_at_least_zero(bad: object) -> Non
         train_model.with_constraints(gpu_slots=bad)
 
 
+async def test_an_amount_of_any_kind_of_number_is_said_as_a_number() -> None:
+    """A Fraction (a number, but no float) asked beyond the capacity: its error, not a crash."""
+    from fractions import Fraction
+
+    engine, _ = _engine()
+
+    @task
+    def train_model() -> str:
+        return "Model Trained"
+
+    assert await engine.run(train_model().with_constraints(gpu_slots=Fraction(1, 2))) == (
+        "Model Trained"
+    )
+    with pytest.raises(TaskFailedError, match=r"asks for 1\.5 gpu_slots, more than"):
+        await engine.run(train_model().with_constraints(gpu_slots=Fraction(3, 2)))
+
+
 async def test_an_amount_computed_upstream_that_is_no_number_fails_the_task() -> None:
     engine, _ = _engine({"cpu_cores": 8})
 

@@ -50,7 +50,7 @@ from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._run_results import RunResults
-from .workflow._amounts import Amounts, ResourceError
+from .workflow._amounts import Amounts
 from .workflow._graph import Graph, Node, resolve
 from .workflow._router import NOT_ROUTED, RouteMissing
 from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
@@ -753,7 +753,7 @@ class Run:
             if asked is None:
                 try:
                     asked = group.asked = capacity.asked(resolve(group.needs, self.graph))
-                except ResourceError as exc:
+                except Exception as exc:  # ResourceError, or a bug of ours: the tasks fail
                     self._cannot_have(group, exc)
                     return math.inf
             ticket = group.ticket
@@ -786,7 +786,7 @@ class Run:
             task.add_done_callback(self.active.pop)
         return math.inf
 
-    def _cannot_have(self, group: Group, exc: ResourceError) -> None:
+    def _cannot_have(self, group: Group, exc: Exception) -> None:
         """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
         error = describe(exc)
         for item in group.nodes:

@@ -118,12 +118,12 @@ class Capacity:
             if capacity is None:
                 has = ", ".join(self.total) or "none"
                 raise ResourceError(
-                    f"the task asks for {value:g} {resource}, a resource this engine has no "
+                    f"the task asks for {amount:g} {resource}, a resource this engine has no "
                     f"capacity for (its system_resources: {has})"
                 )
             if amount > capacity * (1 + _SLACK):
                 raise ResourceError(
-                    f"the task asks for {value:g} {resource}, more than this engine has "
+                    f"the task asks for {amount:g} {resource}, more than this engine has "
                     f"({capacity:g}: its system_resources)"
                 )
             if amount:
