@@ -489,6 +489,34 @@ async def test_a_pause_from_the_broker_holds_a_task_whose_amounts_fit() -> None:
     assert await asyncio.wait_for(run, 5) == ["trained", "evaluated"]
 
 
+async def test_a_task_waiting_for_resources_takes_no_rate_token() -> None:
+    """A rate limit's one token (its clock stands still: no other comes) is still there when
+    the GPU comes free: resources are looked at before the broker's constraints."""
+    broker = InMemoryBroker()
+    async with InMemoryConnector(broker, presence=False) as controller:
+        rate = Constraint.rate_limit("task:train", "1/s")
+        await controller.publish(constraint_topic(rate.scope, "rate_limit"), rate, 1, retain=True)
+    engine, recorder = _engine(
+        connector=InMemoryConnector(broker, presence=False), monotonic=lambda: 100.0
+    )
+    release = asyncio.Event()
+
+    @task
+    async def hold_gpu() -> str:
+        await release.wait()
+        return "held"
+
+    @task
+    def train() -> str:
+        return "trained"
+
+    waiting = train().with_constraints(gpu_slots=1)
+    run = asyncio.create_task(engine.run([hold_gpu().with_constraints(gpu_slots=1), waiting]))
+    await recorder.until(lambda: bool(_of(recorder, TaskBlocked, waiting.task_id)))
+    release.set()
+    assert await asyncio.wait_for(run, 5) == ["held", "trained"]
+
+
 async def test_a_task_waiting_for_resources_and_paused_names_both() -> None:
     """Its BLOCKED says the resource it waits for and the pause on its name."""
     broker = InMemoryBroker()
