@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
+import numbers
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -53,11 +55,10 @@ class Ticket:
     """A place in line: a task that does not fit keeps it until it starts (or the broker holds
     it, or its run ends), and no task that came later takes what it waits for."""
 
-    __slots__ = ("amounts", "seq", "task_id")
+    __slots__ = ("amounts", "task_id")
 
-    def __init__(self, amounts: dict[str, float], seq: int, task_id: str) -> None:
+    def __init__(self, amounts: dict[str, float], task_id: str) -> None:
         self.amounts = amounts
-        self.seq = seq
         self.task_id = task_id
 
 
@@ -84,28 +85,23 @@ class Capacity:
         for name, value in (resources or {}).items():
             if not isinstance(name, str) or not name:
                 raise ResourceError(f"system_resources: a resource's name is text, not {name!r}")
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 < value <= MAX_NUMBER
-            ):
+            capacity = math.nan
+            if not isinstance(value, bool) and isinstance(value, numbers.Real):
+                capacity = float(value)
+            if not 0 < capacity <= MAX_NUMBER:
                 raise ResourceError(
                     f"system_resources: the capacity of {name} must be a number above 0 "
                     f"(at most {MAX_NUMBER:g}), not {value!r}"
                 )
-            total[name] = float(value)
+            total[name] = capacity
         self.total = total
         self._in_use = dict.fromkeys(total, 0.0)
         self._grants: dict[Grant, None] = {}  # held now, in the order taken
         self._line: dict[Ticket, None] = {}  # waiting, in the order they came
         self._first: dict[str, Ticket] = {}  # by resource: the ticket that waits for it first
-        self._seq = itertools.count()
         self._lock = threading.Lock()
         self._listeners: dict[int, tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = {}
         self._keys = itertools.count()
-
-    def __bool__(self) -> bool:
-        return bool(self.total)
 
     def asked(self, amounts: Iterable[tuple[str, Any]]) -> dict[str, float]:
         """What a task asks, its amounts known (resolved): each checked (a number of at least
@@ -145,7 +141,7 @@ class Capacity:
 
     def queue(self, asked: Mapping[str, float], task_id: str) -> Ticket:
         """A place in line for ``task_id``, which asks ``asked`` and does not fit."""
-        ticket = Ticket(dict(asked), next(self._seq), task_id)
+        ticket = Ticket(dict(asked), task_id)
         with self._lock:
             self._line[ticket] = None
             for resource in asked:
@@ -212,15 +208,24 @@ class Capacity:
         """Call ``callback`` on the running event loop whenever what is free or the line
         changes while a task waits in line; returns the function that stops it."""
         key = next(self._keys)
-        self._listeners[key] = (asyncio.get_running_loop(), callback)
-        return lambda: self._listeners.pop(key, None) and None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._listeners[key] = (loop, callback)
+
+        def stop() -> None:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+        return stop
 
     def _changed(self) -> None:
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # a thread's end: each loop is told through its own queue
             here = None
-        for loop, callback in list(self._listeners.values()):
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for loop, callback in listeners:
             if loop is here:
                 callback()
             else:
