@@ -571,7 +571,7 @@ async def test_an_engines_runs_share_its_resources() -> None:
     (blocked,) = _of(recorder, TaskBlocked, second.task_id)
     assert [h.users for h in blocked.held_by] == [{first.task_id: 1}]
     release.set()
-    assert await asyncio.gather(one, two) == [1, 2]
+    assert (await one, await two) == (1, 2)
 
 
 async def test_a_task_skipped_by_its_condition_asks_for_nothing() -> None:
@@ -583,7 +583,7 @@ async def test_a_task_skipped_by_its_condition_asks_for_nothing() -> None:
     def train_model() -> str:
         return "Model Trained"
 
-    go = Param("go", default=False)
+    go: Param[bool] = Param("go", default=False)
     job = train_model().with_constraints(cpu_cores=4, gpu_slots=1).run_if(go)
     assert await engine.run(job) is None
     fits = train_model().with_constraints(gpu_slots=1).run_if(go)
