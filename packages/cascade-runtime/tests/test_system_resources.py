@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cascade.interfaces import Constraint, Hold, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -640,3 +642,44 @@ async def test_the_heartbeat_says_what_a_waiting_task_waits_for_now() -> None:
              users={first.task_id: 1})
     ]  # fmt: skip
     assert recorder.names(TaskBlocked) == ["train"]
+
+
+_requests = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "gpu_slots": st.sampled_from([0, 1]),
+            "memory_gb": st.sampled_from([0, 0.5, 4, 8, 16, 31.5, 32]),
+        },
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_requests, st.integers(min_value=1, max_value=8))
+def test_what_runs_at_once_never_exceeds_a_capacity(
+    requests: list[dict[str, float]], max_concurrency: int
+) -> None:
+    """Any mix of requests, coroutines that yield a few times while they hold: the amounts of
+    the tasks running at once never add up beyond a capacity, and every task runs."""
+    held = dict.fromkeys(GPU, 0.0)
+    most = dict.fromkeys(GPU, 0.0)
+
+    @task
+    async def work(i: int, asks: dict[str, float]) -> int:
+        for resource, amount in asks.items():
+            held[resource] += amount
+            most[resource] = max(most[resource], held[resource])
+        for _ in range(i % 3 + 1):
+            await asyncio.sleep(0)
+        for resource, amount in asks.items():
+            held[resource] -= amount
+        return i
+
+    calls = [work(i, asks).with_constraints(**asks) for i, asks in enumerate(requests)]
+    engine = Engine(system_resources=GPU, max_concurrency=max_concurrency)
+    assert asyncio.run(engine.run(calls)) == list(range(len(requests)))
+    assert all(most[resource] <= GPU[resource] for resource in GPU), most
+    assert engine.resources_in_use == {"gpu_slots": 0, "memory_gb": 0}
