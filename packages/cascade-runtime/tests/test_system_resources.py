@@ -227,6 +227,19 @@ async def test_a_request_above_the_capacity_fails_at_once_and_skips_its_dependen
     assert recorder.names(TaskCompleted) == ["hold_gpu"]
 
 
+async def test_a_request_that_cannot_be_had_is_never_held_for_a_decision() -> None:
+    """Under on_failure="hold" too it fails: no retry could make it fit."""
+    engine, recorder = _engine(on_failure="hold")
+
+    @task
+    def train_model() -> str:
+        return "Model Trained"
+
+    with pytest.raises(TaskFailedError, match="more than this engine has"):
+        await asyncio.wait_for(engine.run(train_model().with_constraints(memory_gb=64)), 5)
+    assert recorder.names(TaskFailed) == ["train_model"]
+
+
 @pytest.mark.parametrize(
     ("resources", "says"),
     [
