@@ -11,6 +11,7 @@ from rich.console import Console
 from typer.testing import Result
 
 from cascade.cli.rendering import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
+from cascade.cli.rendering._holds_text import recorded_holds_brief
 from cascade.interfaces import (
     BlockedTask,
     Body,
@@ -83,6 +84,8 @@ def test_resource_hold_texts() -> None:
     assert holds_text([Hold(type="resource", resource="x")], times) == (
         "resource:x (? of ? in use)"
     )
+    kept = [{"type": "resource", "resource": "gpu_slots", "amount": 1, "in_use": 1, "capacity": 1}]
+    assert recorded_holds_brief(kept) == "resource gpu_slots"  # a history's table cell
 
 
 def test_watch_shows_what_holds_a_blocked_task() -> None:
