@@ -49,6 +49,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._amounts import CapacityError
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -73,6 +74,7 @@ from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
     "CancelReport",
+    "CapacityError",
     "CascadeRuntimeError",
     "ConstraintManager",
     "ConstraintStats",
