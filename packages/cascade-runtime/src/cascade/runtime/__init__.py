@@ -49,6 +49,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._gate import GateError, GateRejected, gate
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -82,6 +83,8 @@ __all__ = [
     "Event",
     "EventBus",
     "EventHandler",
+    "GateError",
+    "GateRejected",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -122,6 +125,7 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "current_task",
+    "gate",
     "inject",
     "resource",
     "run",

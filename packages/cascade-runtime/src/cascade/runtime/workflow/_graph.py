@@ -263,10 +263,12 @@ def build_graph(target: Any) -> Graph:
         _route(order, nodes, direct, {id(root) for root in roots})
     for node in order:
         node.waiting = len(node.deps)
+        lazy = node.lazy
         node.guarded = (
             bool(node.routers or node.routes)
-            or node.lazy.condition is not ALWAYS
-            or type(node.lazy) is MappedLazyResult
+            or lazy.condition is not ALWAYS
+            or type(lazy) is MappedLazyResult
+            or lazy.task.awaits_approval
         )
     return Graph(order, params, resources)
 
