@@ -12,7 +12,15 @@ from .._errors import CascadeRuntimeError
 from ._param import Param
 from ._task import LazyResult, Task
 
-__all__ = ["GATE_DEFAULTS", "Gate", "GateDefault", "GateError", "GateRejected", "gate", "prompt_text"]
+__all__ = [
+    "GATE_DEFAULTS",
+    "Gate",
+    "GateDefault",
+    "GateError",
+    "GateRejected",
+    "gate",
+    "prompt_text",
+]
 
 GateDefault: TypeAlias = Literal["fail", "skip", "complete"]
 """What a gate takes at its deadline: rejected, skipped, or approved (its value ``True``)."""
@@ -83,9 +91,7 @@ def _seconds(deadline: object) -> float | None:
         and 0 < seconds < math.inf
     ):
         return float(seconds)
-    raise GateError(
-        f"a gate's deadline is finite seconds above 0 or a timedelta, not {deadline!r}"
-    )
+    raise GateError(f"a gate's deadline is finite seconds above 0 or a timedelta, not {deadline!r}")
 
 
 def gate(
@@ -126,9 +132,7 @@ def gate(
             f"{type(prompt).__name__}"
         )
     if default not in GATE_DEFAULTS:
-        raise GateError(
-            f"a gate's default is one of {', '.join(GATE_DEFAULTS)}, not {default!r}"
-        )
+        raise GateError(f"a gate's default is one of {', '.join(GATE_DEFAULTS)}, not {default!r}")
     if name is not None and (not isinstance(name, str) or not name):
         raise GateError(f"a gate's name is a non-empty string, not {name!r}")
     return LazyResult(Gate(name or "gate", _seconds(deadline), default), (prompt,), {})
