@@ -77,7 +77,8 @@ def test_the_gate_example_is_what_the_engine_sends_for_a_gate() -> None:
     shown = json.loads(_section_json()[3])
     event = msgspec.convert(shown, TaskStateEvent)
     assert event.reader_state == "HELD"
-    assert event.held is not None and event.held.awaits_approval
+    assert event.held is not None
+    assert event.held.awaits_approval
     hold = Hold(type="decision", attempt=1, deadline=1795302720.0, default="fail",
                 kind="approval", prompt="Deploy v1.2 to production?")  # fmt: skip
     sent = _sent(TaskHeld(run_id="r", task_id="gate-4", task_name="gate", attempt=1,

@@ -81,10 +81,10 @@ class HoldingEngine:
     the same answer); a task by name with several held is ``ambiguous``; an attempt not held
     now, ``stale_attempt``; a task not held, ``not_held``; none of that id or name,
     ``unknown_task``; a retry of a gate, ``not_retryable``. A retry holds the task again at
-    the next attempt when ``fail_again``. It publishes each held task's ``BLOCKED`` event at :meth:`start`, the
-    event a decision leads to, a heartbeat (:meth:`beat`) every ``heartbeat_every`` seconds
-    (``None``: when told) and a snapshot when asked for one (unless not ``snapshots``, as an
-    engine from before snapshots). :meth:`stop` ends its heartbeats.
+    the next attempt when ``fail_again``. It publishes each held task's ``BLOCKED`` event at
+    :meth:`start`, the event a decision leads to, a heartbeat (:meth:`beat`) every
+    ``heartbeat_every`` seconds (``None``: when told) and a snapshot when asked for one
+    (unless not ``snapshots``, as an engine from before snapshots). :meth:`stop` ends its heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
