@@ -84,7 +84,8 @@ class HoldingEngine:
     the next attempt when ``fail_again``. It publishes each held task's ``BLOCKED`` event at
     :meth:`start`, the event a decision leads to, a heartbeat (:meth:`beat`) every
     ``heartbeat_every`` seconds (``None``: when told) and a snapshot when asked for one
-    (unless not ``snapshots``, as an engine from before snapshots). :meth:`stop` ends its heartbeats.
+    (unless not ``snapshots``, as an engine from before snapshots). :meth:`stop` ends its
+    heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
