@@ -160,6 +160,8 @@ def test_run_shows_a_gate_held_now_awaiting_approval_with_its_prompt(tmp_path: P
     held = next(i for i, line in enumerate(lines) if line.startswith("Held: 1"))
     assert lines[held + 1].split()[:2] == ["approve", "approve-1"]
     assert "fail at " in lines[held + 1]
-    assert lines[held + 1].rstrip().endswith(
-        'unless decided  awaiting approval: "Deploy v1.2 to production?"'
+    assert (
+        lines[held + 1]
+        .rstrip()
+        .endswith('unless decided  awaiting approval: "Deploy v1.2 to production?"')
     )
