@@ -66,8 +66,9 @@ class Started:
 
     async def held(self) -> TaskHeld:
         await self.recorder.until(lambda: bool(self.of(TaskHeld)))
-        (held,) = self.of(TaskHeld)
-        return held
+        held: list[TaskHeld] = self.of(TaskHeld)
+        assert len(held) == 1
+        return held[0]
 
 
 @task
@@ -215,7 +216,7 @@ async def test_a_lazy_or_param_prompt_is_its_value_when_the_gate_is_reached() ->
     run.engine.decide(run.run_id, "approve", "complete")
     await run.task
 
-    question = Param("question", default="Ship it?")
+    question: Param[str] = Param("question", default="Ship it?")
     asked = Started(Engine(), gate(question), params={"question": "Ship v2?"})
     assert (await asked.held()).held_by[0].prompt == "Ship v2?"
     asked.engine.decide(asked.run_id, "gate", "complete", result=False)
@@ -323,7 +324,13 @@ async def test_on_the_wire_a_gate_is_a_blocked_task_whose_hold_has_its_prompt() 
         old = msgspec.json.decode(msgspec.json.encode(msgspec.json.decode(raw)["body"]),
                                   type=OldTaskEvent)  # fmt: skip
         assert old.state == "BLOCKED"
-        listed = [t for beat in beats for t in beat.blocked_tasks if t.task_name == "gate"]
+        listed = [
+            t
+            for beat in beats
+            if isinstance(beat.blocked_tasks, list)
+            for t in beat.blocked_tasks
+            if t.task_name == "gate"
+        ]
         assert listed[-1].held_by[0].kind == APPROVAL
         assert listed[-1].held_by[0].prompt == "Deploy v1.2 to production?"
         engine.decide(run.run_id, "gate", "complete")

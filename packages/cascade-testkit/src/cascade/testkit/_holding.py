@@ -63,13 +63,13 @@ class HeldTask:
     @property
     def hold(self) -> Hold:
         """The decision hold it is published with."""
-        gate = {"kind": APPROVAL, "prompt": self.prompt} if self.prompt is not None else {}
         return Hold(
             type="decision",
             attempt=self.attempt,
             deadline=self.deadline,
             default=self.default,
-            **gate,
+            kind=None if self.prompt is None else APPROVAL,
+            prompt=self.prompt,
         )
 
 
