@@ -327,3 +327,14 @@ def test_complete_without_a_result_approves_a_gate_and_retry_is_refused(
     assert approved.exit_code == 0, approved.output
     assert json.loads(approved.stdout)["outcome"] == "applied"
     assert gate.decided[1].by == "alice"
+
+
+def test_retry_held_leaves_the_gates_out(gated: tuple[Invoke, HeldTask]) -> None:
+    """A gate cannot be retried: `retry --held` picks no gate (nothing matches), `skip --held`
+    does."""
+    cascade, gate = gated
+    retried = cascade("retry", "--held", "--dry-run")
+    assert retried.stderr == "cascade: no task is held for a decision that matches\n"
+    skipped = cascade("skip", "--held", "--dry-run")
+    assert skipped.stdout.startswith("would skip gate (gate-2, attempt 1) of run 58a88765cea2")
+    assert not gate.decided
