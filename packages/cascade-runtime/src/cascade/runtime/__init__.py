@@ -50,6 +50,7 @@ from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._amounts import CapacityError
+from .workflow._gate import GateError, GateRejected, gate
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -84,6 +85,8 @@ __all__ = [
     "Event",
     "EventBus",
     "EventHandler",
+    "GateError",
+    "GateRejected",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -124,6 +127,7 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "current_task",
+    "gate",
     "inject",
     "resource",
     "run",

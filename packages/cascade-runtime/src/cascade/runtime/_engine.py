@@ -324,7 +324,10 @@ class Engine:
         (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
         (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
         ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
-        was, never applied twice (default: a new one). Bad arguments raise ``ValueError``.
+        was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
+        held from its start): ``"complete"`` approves it (its value ``result``, ``True`` when
+        ``None``), ``"fail"`` rejects it, ``"skip"`` skips it, and ``"retry"`` is refused
+        ``not_retryable``. Bad arguments raise ``ValueError``.
         Call it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
         ``complete`` and ``fail`` call it over the broker.
         """

@@ -272,6 +272,7 @@ def build_graph(target: Any) -> Graph:
             or lazy.condition is not ALWAYS
             or lazy.resources is not None
             or type(lazy) is MappedLazyResult
+            or lazy.task.awaits_approval
         )
     return Graph(order, params, resources)
 

@@ -1,6 +1,6 @@
-"""`cascade retry|skip|fail --held`: the decision on every held task that the filters pick,
-each at the attempt held (so that a task that failed again since is not decided blind), one
-line per outcome."""
+"""`cascade retry|skip|fail --held`: the decision on every held task that the filters pick
+(`retry` none of the gates: they have no attempt to retry), each at the attempt held (so that
+a task that failed again since is not decided blind), one line per outcome."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def decide_held(
     async def job(connector: Any) -> tuple[list[HeldTask], list[DecisionAnswer]]:
         await listen_for_held(connector, state, filters, broker.timeout)
         found = filters.picked(state)
+        if asked.decision == "retry":  # a gate has no attempt to retry: its engine refuses it
+            found = [held for held in found if not held.awaits_approval]
         if dry_run:
             return found, []
         limit = asyncio.Semaphore(_AT_ONCE)
