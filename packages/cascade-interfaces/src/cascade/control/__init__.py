@@ -36,11 +36,12 @@ from ._constraints import (
 )
 from ._controller import Cleared, Controller, Steered
 from ._decision_text import ago, describe_decided
-from ._decisions import MAX_TASK_LENGTH, DecisionAnswer, decision_request, request_decision
+from ._decisions import MAX_TASK_LENGTH, DecisionAnswer, request_decision
 from ._errors import ControlError
 from ._operator import (
     MAX_OPERATOR_LENGTH,
     MAX_REASON_LENGTH,
+    checked_name,
     checked_reason,
     checked_text,
     default_operator,
@@ -52,6 +53,7 @@ from ._publishing import (
     say_issued,
     set_constraints,
 )
+from ._requests import Cancel, Decide, Limit, Pause, Resume, Start, decision_request, read_request
 from ._run_end import RunEndError, RunEnds, wait_run
 from ._run_ids import (
     FULL_ID,
@@ -79,6 +81,13 @@ from ._start_request import MIN_RERUN_PREFIX, RERUN_MODES, start_request
 from ._starting import StartJudge, send_start, start
 
 __all__ = [
+    "Cancel",
+    "Decide",
+    "Limit",
+    "Pause",
+    "Resume",
+    "Start",
+    "read_request",
     "CONSTRAINT_TYPES",
     "FULL_ID",
     "LIVE_WAIT",
@@ -112,6 +121,7 @@ __all__ = [
     "StartTimeoutError",
     "Steered",
     "ago",
+    "checked_name",
     "checked_prefix",
     "checked_reason",
     "checked_text",
@@ -119,8 +129,8 @@ __all__ = [
     "clear_topics",
     "decision_request",
     "default_operator",
-    "describe_decided",
     "describe_reply",
+    "describe_decided",
     "heard_run_ids",
     "is_full",
     "limit_constraints",

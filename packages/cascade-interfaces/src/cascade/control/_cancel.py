@@ -9,19 +9,15 @@ from cascade.interfaces import (
     CancelReply,
     CancelRequest,
     Connector,
-    TaskRef,
     cancel_topic,
     decode_cancel_reply,
     new_request_id,
 )
-from cascade.interfaces.reader import SHOWN, inert
 
 from ._answers import AnswerJudge, CancelAnswer, Refusal
 from ._asking import ask_engine
 
-__all__ = ["CancelAnswer", "Refusal", "describe_reply", "request_cancel"]
-
-_NAMES_SHOWN = 5
+__all__ = ["CancelAnswer", "Refusal", "request_cancel"]
 
 
 async def request_cancel(
@@ -78,27 +74,7 @@ async def request_cancel(
     return answer
 
 
-def _names(tasks: list[TaskRef], count: int) -> str:
-    shown = ", ".join(inert(t.task_name, SHOWN["name"]) for t in tasks[:_NAMES_SHOWN])
-    more = count - min(len(tasks), _NAMES_SHOWN)
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
 def describe_reply(reply: CancelReply) -> str:
-    """``cancelled run ID on SOURCE: 2 running tasks cancelled (a, b), 1 left to finish in its
-    thread, its result discarded (c), 17 not started``."""
-    source = inert(reply.source, SHOWN["source"])
-    if reply.outcome == "already_cancelled":
-        head = f"run {reply.run_id} on {source} was already cancelled"
-    else:
-        head = f"cancelled run {reply.run_id} on {source}"
-    parts = [f"{reply.cancelled_count} running tasks cancelled"]
-    if reply.cancelled_count:
-        parts[0] += f" ({_names(reply.cancelled, reply.cancelled_count)})"
-    if reply.abandoned_count:
-        parts.append(
-            f"{reply.abandoned_count} left to finish in their threads, results discarded "
-            f"({_names(reply.abandoned, reply.abandoned_count)})"
-        )
-    parts.append(f"{reply.not_started} not started")
-    return f"{head}: {', '.join(parts)}"
+    """A cancel's answer in one line (:meth:`CancelAnswer.describe`; kept while the faces move
+    to it)."""
+    return CancelAnswer(reply.run_id, reply=reply).describe()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from cascade.control import Cancel, Decide, checked_name
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     Connector,
@@ -232,13 +233,19 @@ class Engine:
         thread, and their results discarded. Its :meth:`run` then raises
         :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
         after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
-        Returns what was cancelled (:class:`CancelReport`). Call it on the engine's event
-        loop; with a connector, ``cascade cancel RUN_ID`` calls it over the broker.
+        Returns what was cancelled (:class:`CancelReport`). Bad arguments raise
+        :class:`~cascade.control.ControlError` (a ``ValueError``) naming the field, as
+        :class:`~cascade.control.Cancel` checks them. Call it on the engine's event loop;
+        with a connector, ``cascade cancel RUN_ID`` calls it over the broker
+        (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        report = scheduler.cancel(issued_by, reason)
+        asked = Cancel(run_id=run_id, reason=reason)
+        report = scheduler.cancel(
+            None if issued_by is None else checked_name(issued_by), asked.reason
+        )
         if not report.already:
             _log.warning(
                 "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
@@ -278,27 +285,26 @@ class Engine:
         (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
         (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
         ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
-        was, never applied twice (default: a new one). Bad arguments raise ``ValueError``.
-        Call it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
-        ``complete`` and ``fail`` call it over the broker.
+        was, never applied twice (default: a new one). Bad arguments raise
+        :class:`~cascade.control.ControlError` (a ``ValueError``) naming the field, as
+        :class:`~cascade.control.Decide` checks them. Call it on the engine's event loop;
+        with a connector, ``cascade retry``, ``skip``, ``complete`` and ``fail`` call it over
+        the broker (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        fields: dict[str, Any] = {
-            "id": request_id if request_id is not None else uuid.uuid4().hex,
-            "run_id": run_id,
-            "task": task,
-            "decision": decision,
-            "attempt": attempt,
-            "result": result,
-            "issued_by": issued_by,
-            "reason": reason,
-        }
-        try:
-            request = msgspec.convert(fields, DecisionRequest)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid decision: {exc}") from None
+        asked = Decide(
+            run_id=run_id,
+            task=task,
+            decision=decision,
+            attempt=attempt,
+            result=msgspec.UNSET if result is None and decision != "complete" else result,
+            reason=reason,
+        )
+        request = asked.wire_request(
+            issued_by=None if issued_by is None else checked_name(issued_by), request_id=request_id
+        )
         return scheduler.decide(request)
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
