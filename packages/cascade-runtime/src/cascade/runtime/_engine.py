@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.control import Cancel, Decide, checked_name
 from cascade.interfaces import (
     DEFAULT_PREFIX,
     Connector,
@@ -242,6 +241,8 @@ class Engine:
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
+        from cascade.control import Cancel, checked_name  # what steers: not imported by a run
+
         asked = Cancel(run_id=run_id, reason=reason)
         report = scheduler.cancel(
             None if issued_by is None else checked_name(issued_by), asked.reason
@@ -294,6 +295,8 @@ class Engine:
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
+        from cascade.control import Decide, checked_name  # what steers: not imported by a run
+
         asked = Decide(
             run_id=run_id,
             task=task,
