@@ -11,13 +11,7 @@ from typing import Any
 
 import pytest
 
-from cascade.control import (
-    ControlError,
-    Controller,
-    Decide,
-    DecisionAnswer,
-    Refusal,
-)
+from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
 from cascade.control._decision_text import describe_decided
 from cascade.control._decisions import request_decision
 from cascade.interfaces import (

@@ -19,12 +19,11 @@ from cascade.control import (
     Served,
     ServedInManyPlacesError,
     StartTimeoutError,
-    send_start,
-    served,
-    start,
-    start_request,
     wait_run,
 )
+from cascade.control._served import served
+from cascade.control._start_request import start_request
+from cascade.control._starting import send_start, start
 from cascade.interfaces import (
     MAX_PARAMS_BYTES,
     Envelope,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pytest
 
-from cascade.control import start
+from cascade.control import Controller
 from cascade.interfaces import StartReply, served_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunFinished, RunStarted, task
@@ -84,7 +84,7 @@ class Served:
         engine.events.subscribe(self.recorder)
 
     async def start(self, params: dict[str, Any]) -> StartReply:
-        return await start(self.requester, "nightly", params, on=SOURCE, timeout=10)
+        return await Controller(self.requester, timeout=10).start("nightly", params, on=SOURCE)
 
     def started(self) -> list[RunStarted]:
         return [e for e in self.recorder.events if isinstance(e, RunStarted)]

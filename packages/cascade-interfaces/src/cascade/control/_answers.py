@@ -2,7 +2,7 @@
 
 Anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+`` (a broker ACL at most
 binds the last level to the answerer's login), so an answer counts only from the engine that
-owns the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait;
+owns the run (:class:`._run_owner.HeardOwner`). Until the owner is known, answers wait;
 once it is, the first answer from it is taken and those from others are refused; the owner
 never heard, every answer is refused. A cancel's answers and a decision's are judged alike.
 """

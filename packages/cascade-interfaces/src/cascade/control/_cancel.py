@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 from cascade.interfaces import (
-    CancelReply,
     CancelRequest,
     Connector,
     cancel_topic,
@@ -40,9 +39,9 @@ async def request_cancel(
     ``owner`` is the source the run belongs to when known (the history's); without it, the
     run's telemetry is listened to, from before the request, and the run's engine is asked
     for a snapshot, so that a live engine says it is the owner at once: the first source
-    heard is the owner, as for every reader (:class:`~cascade.control.HeardOwner`).
+    heard is the owner, as for every reader (:class:`._run_owner.HeardOwner`).
     An answer from another source is refused, counted and told to ``on_refused``
-    (:class:`~cascade.control.AnswerJudge`).
+    (:class:`._answers.AnswerJudge`).
 
     ``org`` and ``project`` are the run's when known. The request's topic names both
     (:func:`~cascade.interfaces.cancel_topic`: a broker ACL binds who may cancel in each);
@@ -52,8 +51,8 @@ async def request_cancel(
     broker ACL may let this login read its own orgs' answers (and runs) only, so only that
     org's are subscribed to; without it, every org's.
 
-    The request travels as every command does (:func:`~cascade.control.publish_confirmed`,
-    then the login's note, :func:`~cascade.control.say_issued`): see ``_asking``.
+    The request travels as every command does (:func:`._publishing.publish_confirmed`,
+    then the login's note, :func:`._publishing.say_issued`): see ``_asking``.
     """
     request = CancelRequest(
         id=new_request_id(),
@@ -72,9 +71,3 @@ async def request_cancel(
     await ask_engine(connector, topic_of, request, judge, action="cancel", timeout=timeout,
                      login=login, org=org, project=project)  # fmt: skip
     return answer
-
-
-def describe_reply(reply: CancelReply) -> str:
-    """A cancel's answer in one line (:meth:`CancelAnswer.describe`; kept while the faces move
-    to it)."""
-    return CancelAnswer(reply.run_id, reply=reply).describe()

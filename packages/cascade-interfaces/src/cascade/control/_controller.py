@@ -10,7 +10,14 @@ from typing import Any, overload
 
 import msgspec
 
-from cascade.interfaces import Connector, Constraint, ConstraintType, Decision, StartReply
+from cascade.interfaces import (
+    Connector,
+    Constraint,
+    ConstraintType,
+    Decision,
+    RerunMode,
+    StartReply,
+)
 
 from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
@@ -330,7 +337,7 @@ class Controller:
 
     async def served(self) -> list[Served]:
         """Who serves what: each serving process's announcement and whether it is online
-        (:func:`~cascade.control.served`)."""
+        (:func:`._served.served`)."""
         return await served(self.connector, timeout=self.timeout)
 
     async def start(
@@ -348,7 +355,7 @@ class Controller:
         that serves it (``on``: that one); its answer: ``started`` with the new run's
         ``run_id``, or ``refused`` with why. No online server raises
         :class:`~cascade.control.NobodyServesError`, no answer within the timeout
-        :class:`~cascade.control.StartTimeoutError` (see :func:`~cascade.control.start`).
+        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.start`).
         ``org`` and ``project`` pick the serving processes of that org and project (a start's
         topic names one; the workflow served in several raises
         :class:`~cascade.control.ServedInManyPlacesError` without them)."""
@@ -362,7 +369,7 @@ class Controller:
         *,
         workflow: str,
         params: Mapping[str, Any] | None = None,
-        rerun: str = "failure",
+        rerun: RerunMode = "failure",
         from_task: str | None = None,
         dry_run: bool = False,
         on: str | None = None,

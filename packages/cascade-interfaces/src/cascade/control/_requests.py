@@ -278,20 +278,3 @@ def read_request(kind: type[R], body: Any, **given: Any) -> R:
     except (TypeError, ValueError, AttributeError):
         pass
     raise ControlError(f"{field}: {said}", field)
-
-
-def decision_request(
-    run_id: str,
-    task: str,
-    decision: str,
-    *,
-    attempt: int | None = None,
-    result: Any = msgspec.UNSET,
-    issued_by: str | None = None,
-    reason: str | None = None,
-) -> DecisionRequest:
-    """The request of ``decision`` on the held ``task`` of ``run_id``: a :class:`Decide`'s
-    (kept while the faces move to it)."""
-    asked = Decide(run_id=run_id, task=task, decision=decision, attempt=attempt,  # type: ignore[arg-type]
-                   result=result, reason=reason)  # fmt: skip
-    return asked.wire_request(issued_by=issued_by)

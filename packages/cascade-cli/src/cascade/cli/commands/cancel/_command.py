@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from cascade.control import Cancel, CancelAnswer, Controller, Recorded, is_full, short_id
+from cascade.control import Cancel, CancelAnswer, Controller
+from cascade.control.run_ids import Recorded, is_full, short_id
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail

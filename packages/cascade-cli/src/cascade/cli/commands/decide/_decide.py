@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import typer
 
-from cascade.control import Controller, Decide, DecisionAnswer, Recorded, is_full, short_id
+from cascade.control import Controller, Decide, DecisionAnswer
+from cascade.control.run_ids import Recorded, is_full, short_id
 from cascade.interfaces import Decision
 
 from ...plumbing._broker import BrokerOptions

@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from cascade.control import DecisionAnswer, short_id
+from cascade.control import DecisionAnswer
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, HeldTask, ReaderModel, inert
 
 from ...plumbing._broker import BrokerOptions

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import MIN_RERUN_PREFIX, Start, checked_prefix
+from cascade.control import Start
+from cascade.control.run_ids import MIN_RERUN_PREFIX, checked_prefix
 from cascade.interfaces import RerunMode
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options

@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from cascade.control import Controller, Refusal, RunEnds, Served, Start, short_id, wait_run
+from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_run
+from cascade.control.run_ids import short_id
 from cascade.interfaces import RunStatus, StartReply, SubscriptionHandle
 
 from ...plumbing._broker import BrokerOptions
