@@ -232,21 +232,16 @@ class Engine:
         thread, and their results discarded. Its :meth:`run` then raises
         :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
         after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
-        Returns what was cancelled (:class:`CancelReport`). Bad arguments raise
-        :class:`~cascade.control.ControlError` (a ``ValueError``) naming the field, as
-        :class:`~cascade.control.Cancel` checks them. Call it on the engine's event loop;
-        with a connector, ``cascade cancel RUN_ID`` calls it over the broker
-        (:class:`~cascade.control.Controller`).
+        Returns what was cancelled (:class:`CancelReport`). ``issued_by`` and ``reason`` are
+        kept as given: a cancel from the broker (``cascade cancel RUN_ID``, a
+        :class:`~cascade.control.Controller`, which check them as
+        :class:`~cascade.control.Cancel` does before they are sent) calls it with what the
+        request claims. Call it on the engine's event loop.
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        from cascade.control import Cancel, checked_name  # what steers: not imported by a run
-
-        asked = Cancel(run_id=run_id, reason=reason)
-        report = scheduler.cancel(
-            None if issued_by is None else checked_name(issued_by), asked.reason
-        )
+        report = scheduler.cancel(issued_by, reason)
         if not report.already:
             _log.warning(
                 "run %s cancelled%s%s: %d running tasks cancelled, %d left to finish in their "
