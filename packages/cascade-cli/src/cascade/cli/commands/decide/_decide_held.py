@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from cascade.control import DecisionAnswer, request_decision, short_id
+from cascade.control import DecisionAnswer
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, HeldTask, ReaderModel, inert
 
 from ...plumbing._broker import BrokerOptions
@@ -51,20 +52,14 @@ def decide_held(
         if dry_run:
             return found, []
         limit = asyncio.Semaphore(_AT_ONCE)
+        control = asked.controller(connector, broker.timeout)
 
         async def one(held: HeldTask) -> DecisionAnswer:
-            request = asked.request(held.run_id, held.task_id, held.attempt)
+            request = asked.request(
+                held.run_id, held.task_id, held.attempt, held.org_id, held.project_id
+            )
             async with limit:
-                return await request_decision(
-                    connector,
-                    request,
-                    timeout=broker.timeout,
-                    owner=held.source,
-                    on_refused=said,
-                    login=asked.login,
-                    org=held.org_id,
-                    project=held.project_id,
-                )
+                return await control.send(request, owner=held.source, on_refused=said)
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))
 

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces import MAX_PROMPT_LENGTH
 from cascade.interfaces.reader import SHOWN, HeldTask, inert
 

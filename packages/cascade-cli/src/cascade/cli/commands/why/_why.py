@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
 
 from ...rendering._holds_text import decision_hold_text, holds_text
