@@ -332,6 +332,7 @@ class History:
         states: Collection[str] | None = None,
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
+        items: bool = True,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
@@ -347,7 +348,11 @@ class History:
         ``states`` (``FAILED``, any case) and ``name_glob`` (``load_*``: ``fnmatch``'s ``*``,
         ``?`` and ``[...]``, case-sensitive) list only the tasks whose last state is one of
         ``states`` and whose name matches: in SQL, so a page holds ``limit`` of them while
-        there are more, read without the others (the counts are still the whole run's)."""
+        there are more, read without the others (the counts are still the whole run's).
+
+        ``items=False`` leaves maps' items out (``transform-7[3]``: a task id ending in
+        ``[<digits>]``), as a view that folds each map into its own task's row lists a run
+        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
@@ -360,6 +365,7 @@ class History:
                 states=states,
                 name_glob=name_glob,
                 among=among,
+                items=items,
             )
         )
 
@@ -371,6 +377,7 @@ class History:
         states: Collection[str] | None = None,
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
+        items: bool = False,
     ) -> RunReport | None:
         """What the run ``run_id`` came to (:class:`RunReport`), read in one transaction: the
         run and its counts with the first page of its tasks (as :meth:`run` reads it with
@@ -378,12 +385,23 @@ class History:
         first failures, its tasks held for a decision, how many tasks the filters pick, the
         decisions on its holds, the results it reused and what its tasks logged. ``None`` if
         unknown; ``ValueError`` for a prefix several runs' ids start with. Each part is a
-        query of its own, whatever the run's size (`cascade run` renders it)."""
+        query of its own, whatever the run's size (`cascade run` renders it).
+
+        Its maps (``task.map(...)``) are counted in :attr:`RunReport.maps`: without ``states``
+        nor ``name_glob``, each map's own task stands for its items in the first page and in
+        ``matched`` (:attr:`RunReport.folded` says how many it left out), unless ``items``
+        (the page lists them as :meth:`run` does); a filter picks items as any task."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
             lambda c: report_query(
-                c, run_id, limit=limit, states=states, name_glob=name_glob, among=among
+                c,
+                run_id,
+                limit=limit,
+                states=states,
+                name_glob=name_glob,
+                among=among,
+                items=items,
             )
         )
 
