@@ -118,3 +118,34 @@ def test_a_run_without_maps_has_none(history: History) -> None:
     report = history.report("r2")
     assert report is not None
     assert (report.maps, report.folded, report.matched) == ([], 0, 1)
+
+
+def test_a_maps_items_are_paged_alone(history: History) -> None:
+    """A map's row opened: its items only, a page at a time; not another map's, not a task
+    whose id merely starts alike."""
+    _mapped_run(history, items=20)
+    history.store(
+        [
+            task("r1", "transform-2[3][1]", "COMPLETED", T0 + 5, name="transform"),
+            task("r1", "transform-20[1]", "COMPLETED", T0 + 5, name="transform"),
+        ]
+    )
+    assert [entry.task_id for entry in history.maps("r1")] == [
+        "transform-2",
+        "transform-20",
+        "transform-2[3]",
+    ]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = history.run("r1", after=after, limit=5, counts=False, item_of="transform-2")
+        assert page is not None
+        seen += [t.task_id for t in page.tasks]
+        after = page.next_after
+        if after is None:
+            break
+    assert sorted(seen) == sorted(f"transform-2[{index}]" for index in range(20))
+    failed = history.run("r1", states=["failed"], item_of="transform-2", limit=5)
+    assert failed is not None
+    assert [t.task_id for t in failed.tasks] == ["transform-2[17]"]
+    assert history.maps("nope") == []

@@ -34,6 +34,7 @@ from ._log_queries import (
     runs_logging_query,
 )
 from ._log_records import LogBatches, LogCount, RecordedLogLine
+from ._maps import MapItems, map_items_query
 from ._migrate import upgrade
 from ._owners import claim_rows
 from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
@@ -333,6 +334,7 @@ class History:
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
         items: bool = True,
+        item_of: str | None = None,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
@@ -352,7 +354,8 @@ class History:
 
         ``items=False`` leaves maps' items out (``transform-7[3]``: a task id ending in
         ``[<digits>]``), as a view that folds each map into its own task's row lists a run
-        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them)."""
+        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them); ``item_of``
+        lists only the items of the map whose task id it is (its row opened)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
@@ -366,8 +369,15 @@ class History:
                 name_glob=name_glob,
                 among=among,
                 items=items,
+                item_of=item_of,
             )
         )
+
+    def maps(self, run_id: str) -> list[MapItems]:
+        """The maps of the run ``run_id`` (its whole id; ``[]`` for an unknown run), by task
+        id, each with its items counted by their last state, in one ``GROUP BY`` (what
+        :attr:`RunReport.maps <cascade.history.RunReport.maps>` holds)."""
+        return self._read(lambda c: map_items_query(c, run_id))
 
     def report(
         self,

@@ -24,6 +24,7 @@ __all__ = [
     "glob_to_like",
     "is_item",
     "item_parts",
+    "items_of",
     "last_events",
     "matching",
     "name_matches",
@@ -153,6 +154,14 @@ def is_item(task_id: Any) -> sa.ColumnElement[bool]:
     return item_parts(task_id)[0]
 
 
+def items_of(task_id: Any, map_task_id: str) -> list[sa.ColumnElement[bool]]:
+    """SQL saying that ``task_id`` (a column) is an item of the map whose task id is
+    ``map_task_id``: a ``LIKE`` on its prefix narrows, :func:`item_parts` decides."""
+    item, map_id = item_parts(task_id)
+    prefix = "".join(ESCAPE + c if c in "%_\\" else c for c in map_task_id) + "[%"
+    return [task_id.like(prefix, escape=ESCAPE), item, map_id == map_task_id]
+
+
 def last_events(columns: Sequence[Any], *where: Any) -> sa.Subquery:
     """``columns`` of the task events ``where`` says, each with its ``rank`` from its task's
     last (1): the latest, a finished state first among events of one time, the last stored
@@ -181,14 +190,18 @@ def matching(
     *,
     after: str | None = None,
     items: bool = True,
+    item_of: str | None = None,
 ) -> tuple[sa.Subquery, list[sa.ColumnElement[bool]]]:
     """The last event of each task of ``run_id`` (those after the task id ``after``; no map's
-    item without ``items``), and what picks those whose last state is one of ``states`` (any
-    case) and whose name matches ``name_glob`` (``None``: any)."""
+    item without ``items``; only the items of the map ``item_of``), and what picks those whose
+    last state is one of ``states`` (any case) and whose name matches ``name_glob`` (``None``:
+    any)."""
     te = task_events
     where: list[Any] = [te.c.run_id == run_id]
     if not items:
         where.append(sa.not_(is_item(te.c.task_id)))
+    if item_of is not None:  # a map's items only
+        where += items_of(te.c.task_id, item_of)
     if after is not None:  # whole tasks, before ranking: a later page ranks fewer
         where.append(te.c.task_id > after)
     if name_glob is not None:  # before ranking too: a glob that picks few costs little
