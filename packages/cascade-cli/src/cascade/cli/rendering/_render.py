@@ -146,12 +146,12 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
             label.append(f"({shown})", style=style)
         table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
-    for group in _by_map(failed)[:_FAILED_SHOWN]:
-        task = group[0]
-        label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
-        if len(group) > 1:
-            label.append(f" ({counted(len(group), 'item')} of its map)", style="red")
-        table.add_row("", "", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
+    for alike in _by_map(failed)[:_FAILED_SHOWN]:
+        first = alike[0]
+        label = Text("  failed ", style="red") + Text(inert(first.name, SHOWN["name"]), style="red")
+        if len(alike) > 1:
+            label.append(f" ({counted(len(alike), 'item')} of its map)", style="red")
+        table.add_row("", "", "", label, "", Text(inert(first.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
         table.add_row("", "", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
     if run.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape

@@ -313,9 +313,8 @@ def task_table(
     :meth:`~cascade.history.History.log_counts`), the lines each task logged; with ``maps``
     (the run's, by task id), a map's items counted by state in its row, where the page has
     one."""
-    folds = {
-        task.task_id: maps[task.task_id] for task in detail.tasks if task.task_id in (maps or {})
-    }
+    known = maps or {}
+    folds = {task.task_id: known[task.task_id] for task in detail.tasks if task.task_id in known}
     rows: list[list[Cell]] = [
         [
             task_cell(task.task_name, task.task_id),
