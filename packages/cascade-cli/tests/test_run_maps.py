@@ -132,3 +132,20 @@ def test_a_narrow_terminal_keeps_the_items(db: str) -> None:
     assert result.exit_code == 0, result.output
     assert "\N{MULTIPLICATION SIGN}10,000:" in result.output
     assert "items" not in result.output.split("not shown at", 1)[-1].split("\n")[0]
+
+
+def test_map_lists_one_maps_items(db: str) -> None:
+    """--map TASK_ID: the map's row expanded, its items only (--state picks among them)."""
+    result = _invoke("run", "cafe", "--db", db, "--map", "transform-2", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.output)
+    assert len(rows) == 5
+    assert all(row.startswith("│ transform-2[") for row in rows)
+    assert "Tasks (items of transform-2): 10,000" in result.output
+    assert "… 9,995 more tasks picked" in result.output
+    failed = _invoke("run", "cafe", "--db", db, "--map", "transform-2", "--state", "failed")
+    assert failed.exit_code == 0, failed.output
+    assert "Tasks (failed; items of transform-2): 2" in failed.output
+    none = _invoke("run", "cafe", "--db", db, "--map", "extract-1", "--json")
+    assert none.exit_code == 0, none.output
+    assert json.loads(none.output)["tasks"] == []

@@ -149,3 +149,15 @@ def test_a_maps_items_are_paged_alone(history: History) -> None:
     assert failed is not None
     assert [t.task_id for t in failed.tasks] == ["transform-2[17]"]
     assert history.maps("nope") == []
+
+
+def test_a_report_of_one_maps_items(history: History) -> None:
+    _mapped_run(history, items=30)
+    report = history.report("r1", limit=10, item_of="transform-2")
+    assert report is not None
+    assert all(t.task_id.startswith("transform-2[") for t in report.detail.tasks)
+    assert (len(report.detail.tasks), report.matched, report.folded) == (10, 30, 0)
+    failed = history.report("r1", limit=10, item_of="transform-2", states=["failed"])
+    assert failed is not None
+    assert [t.task_id for t in failed.detail.tasks] == ["transform-2[17]"]
+    assert failed.matched == 1

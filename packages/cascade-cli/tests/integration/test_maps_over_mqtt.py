@@ -1,7 +1,7 @@
 """Issue 62's done-when on a real broker (mosquitto): a real engine maps 10,000 items from one
 upstream result, a real recorder keeps the run, and `cascade run` in a process of its own shows
-the map as one row with its 10,000 items counted by state; --items, --state and --json show
-the items themselves."""
+the map as one row with its 10,000 items counted by state; --items, --map, --state and --json
+show the items themselves."""
 
 from __future__ import annotations
 
@@ -97,3 +97,7 @@ def test_a_recorded_map_is_one_row_in_cascade_run(
     assert {t["task_id"] for t in got["tasks"]} >= {
         f"{entry['task_id']}[{index}]" for index in range(ITEMS)
     }
+    map_id = entry["task_id"]
+    expanded = _cascade(db, "run", run_id[:12], "--map", map_id, "--limit", "3")
+    assert expanded.returncode == 0, expanded.stderr
+    assert f"Tasks (items of {map_id}): {ITEMS:,}" in expanded.stdout

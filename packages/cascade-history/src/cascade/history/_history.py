@@ -388,6 +388,7 @@ class History:
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
         items: bool = False,
+        item_of: str | None = None,
     ) -> RunReport | None:
         """What the run ``run_id`` came to (:class:`RunReport`), read in one transaction: the
         run and its counts with the first page of its tasks (as :meth:`run` reads it with
@@ -400,7 +401,9 @@ class History:
         Its maps (``task.map(...)``) are counted in :attr:`RunReport.maps`: without ``states``
         nor ``name_glob``, each map's own task stands for its items in the first page and in
         ``matched`` (:attr:`RunReport.folded` says how many it left out), unless ``items``
-        (the page lists them as :meth:`run` does); a filter picks items as any task."""
+        (the page lists them as :meth:`run` does); a filter picks items as any task.
+        ``item_of``: the first page and ``matched`` are the items of the map whose task id it
+        is (its row expanded), those ``states`` and ``name_glob`` pick."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
@@ -412,6 +415,7 @@ class History:
                 name_glob=name_glob,
                 among=among,
                 items=items,
+                item_of=item_of,
             )
         )
 

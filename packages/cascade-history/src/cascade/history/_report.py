@@ -72,14 +72,17 @@ def report_query(
     name_glob: str | None = None,
     among: Among | None = None,
     items: bool = False,
+    item_of: str | None = None,
 ) -> RunReport | None:
     """The report of the run ``run_id`` (its id, or a prefix only it has; of ``among``'s runs
     only, when given), its first page of at most ``limit`` of the tasks ``states`` and
     ``name_glob`` pick (:func:`run_query`; ``states`` in any case); ``None`` for an unknown
     run. The tasks picked are counted apart only for a name glob (states alone: the run's
     counts say). Without a filter, maps' items are left out of the page and of ``matched``
-    (their maps stand for them) unless ``items``; a filter picks items as any task."""
-    fold = not items and states is None and name_glob is None
+    (their maps stand for them) unless ``items``; a filter picks items as any task.
+    ``item_of``: the page and ``matched`` are the items of the map whose task id it is (its
+    row expanded), those the filters pick."""
+    fold = not items and states is None and name_glob is None and item_of is None
     first = run_query(
         connection,
         run_id,
@@ -88,6 +91,7 @@ def report_query(
         name_glob=name_glob,
         among=among,
         items=not fold,
+        item_of=item_of,
     )
     if first is None:
         return None
@@ -96,8 +100,10 @@ def report_query(
     counts = run.tasks
     maps = map_items_query(connection, found)
     folded = sum(entry.items for entry in maps) if fold else 0
-    if name_glob is not None:
-        matched = count_query(connection, found, states=states, name_glob=name_glob)
+    if name_glob is not None or item_of is not None:
+        matched = count_query(
+            connection, found, states=states, name_glob=name_glob, item_of=item_of
+        )
     else:
         wanted = None if states is None else {state.upper() for state in states}
         matched = sum(n for state, n in counts.items() if wanted is None or state in wanted)

@@ -125,9 +125,11 @@ def count_query(
     *,
     states: Collection[str] | None = None,
     name_glob: str | None = None,
+    item_of: str | None = None,
 ) -> int:
-    """How many tasks of the run ``run_id`` (its whole id) ``states`` and ``name_glob`` pick."""
-    last, picked = matching(run_id, states, name_glob)
+    """How many tasks of the run ``run_id`` (its whole id) ``states`` and ``name_glob`` pick
+    (of the items of the map ``item_of`` only, when given)."""
+    last, picked = matching(run_id, states, name_glob, item_of=item_of)
     counted = sa.select(sa.func.count()).select_from(last).where(*picked)
     return int(connection.execute(counted).scalar_one())
 

@@ -81,6 +81,15 @@ def run(
             "as any task; --json lists them).",
         ),
     ] = False,
+    map_id: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            metavar="TASK_ID",
+            help="Only the items of the map TASK_ID (transform-7: its row expanded), those "
+            "--state and --task pick.",
+        ),
+    ] = None,
     json_output: Json = False,
     db: Db = None,
 ) -> None:
@@ -93,7 +102,8 @@ def run(
     items counted by state.
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
-    cascade run 58a88765 --task transform --items; cascade run 58a88765 --json | jq '.tasks[].state'
+    cascade run 58a88765 --map transform-7 --state failed;
+    cascade run 58a88765 --json | jq '.tasks[].state'
     """
     states = task_states(state)
     shown = limit if limit is not None else (0 if json_output else DEFAULT_LIMIT)
@@ -107,6 +117,7 @@ def run(
             states=states,
             task=task,
             items=items,
+            map_id=map_id,
             json_output=json_output,
         )
     finally:
@@ -122,20 +133,23 @@ def show_recorded_run(
     states: list[str] | None = None,
     task: str | None = None,
     items: bool = False,
+    map_id: str | None = None,
     json_output: bool = False,
 ) -> None:
     """Print the recorded run ``run_id`` (its whole id) as `cascade run` does: its summary,
     then ``limit`` of its tasks (0: all) that ``states`` and ``task`` (a glob) pick, each map's
-    items folded into its row unless ``items`` or a filter; as JSON with ``json_output``
-    (every task picked, items too, and the maps in its summary). Exit 1 if the history no
-    longer has it."""
+    items folded into its row unless ``items`` or a filter; only the items of the map
+    ``map_id`` when given; as JSON with ``json_output`` (every task picked, items too, and the
+    maps in its summary). Exit 1 if the history no longer has it."""
     from cascade.history import TASKS_PAGE
 
     most = limit or None  # None: every task
     size = min(TASKS_PAGE, most or TASKS_PAGE)
     listed = items or json_output  # JSON lists every task picked, as it always did
     report = query(
-        lambda: history.report(run_id, limit=size, states=states, name_glob=task, items=listed)
+        lambda: history.report(
+            run_id, limit=size, states=states, name_glob=task, items=listed, item_of=map_id
+        )
     )
     if report is None:
         raise gone(history, run_id)
@@ -146,10 +160,12 @@ def show_recorded_run(
         states=states,
         name_glob=task,
         items=not report.folded,
+        item_of=map_id,
     )
     if json_output:
         echo_run_json(pages, report)
     else:
         console = context.out()
-        print_run(console, pages, report, TimeFormat(time.time()), picked_text(states, task))
+        picked = picked_text(states, task, map_id)
+        print_run(console, pages, report, TimeFormat(time.time()), picked)
         console.print(history_line(history), soft_wrap=True)

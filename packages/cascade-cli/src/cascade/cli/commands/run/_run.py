@@ -71,14 +71,16 @@ _TIMES = "\N{MULTIPLICATION SIGN}"
 _TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
 
 
-def picked_text(states: list[str] | None, name_glob: str | None) -> str:
-    """What ``--state`` and ``--task`` pick, as the tasks' heading says it (``failed, held;
-    named load_*``; ``""``: every task)."""
+def picked_text(states: list[str] | None, name_glob: str | None, map_id: str | None = None) -> str:
+    """What ``--state``, ``--task`` and ``--map`` pick, as the tasks' heading says it
+    (``failed, held; named load_*; items of transform-7``; ``""``: every task)."""
     parts = []
     if states is not None:
         parts.append(", ".join(state.lower() for state in states))
     if name_glob is not None:
         parts.append(f"named {inert(name_glob, SHOWN['name'])}")
+    if map_id is not None:
+        parts.append(f"items of {inert(map_id, SHOWN['name'])}")
     return "; ".join(parts)
 
 
