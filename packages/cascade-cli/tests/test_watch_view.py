@@ -86,3 +86,48 @@ def test_a_held_task_is_shown_held_with_what_it_waits_for() -> None:
     assert "held load" in text
     assert "awaits a decision on attempt 2 (skip at " in text
     assert "unless decided): ConnectionError: down" in text
+
+
+def test_a_gate_is_shown_held_awaiting_approval_with_its_prompt() -> None:
+    """Its hold says it awaits approval with its prompt, not a decision on an attempt."""
+    hold = Hold(type="decision", attempt=1, deadline=time.time() + 3600, default="fail",
+                kind="approval", prompt="Deploy v1.2 to production?")  # fmt: skip
+    gate = TaskStateEvent(task_id="gate-1", task_name="gate", state="BLOCKED", held_by=[hold])
+    state = ReaderModel()
+    state.apply(_event(gate))
+    console = Console(record=True, width=200)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "held gate" in text
+    assert 'awaits approval: "Deploy v1.2 to production?" (fail at ' in text
+    assert "on attempt" not in text
+
+
+def test_a_maps_items_fold_into_one_row_each_state() -> None:
+    """200 items of a map running are one row (how many, of which map); its failed items one
+    row under their name with the first error; another task keeps its own row."""
+    state = ReaderModel()
+
+    def item(index: int, state_: str, error: str = "") -> Message:
+        body = TaskStateEvent(
+            task_id=f"transform-7[{index}]",
+            task_name="transform",
+            state=state_,  # type: ignore[arg-type]
+            error=error,
+        )
+        return _event(body)
+
+    for index in range(200):
+        state.apply(item(index, "RUNNING"))
+    state.apply(item(200, "FAILED", "ValueError: bad row 200"))
+    state.apply(item(201, "FAILED", "ValueError: bad row 201"))
+    state.apply(_task("load-8", "RUNNING"))
+    console = Console(record=True, width=140)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "200 items running (map transform-7)" in text
+    assert text.count("running transform") == 0  # no row per item
+    assert "failed transform (2 items of its map)" in text
+    assert "ValueError: bad row 200" in text
+    assert "ValueError: bad row 201" not in text
+    assert "running fn_load-8" in text

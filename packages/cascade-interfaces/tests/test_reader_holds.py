@@ -181,3 +181,50 @@ def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
     task = model.runs["run-1"].tasks["load-1"]
     assert (task.state, task.error, task.seq, task.since) == ("HELD", "ValueError: x", 4, T0 - 60)
     assert task.hold == HOLD
+
+
+def test_a_resource_hold_is_kept_with_its_texts_and_users_bounded() -> None:
+    """A reader keeps a resource hold whole, but at most MAX_HOLDERS users, the largest, and
+    every name cut to what it keeps."""
+    from cascade.interfaces import MAX_HOLDERS
+
+    users = {f"train-{i}": float(i) for i in range(1, MAX_HOLDERS + 4)}
+    hold = Hold(
+        type="resource", resource="gpu_" + "x" * 300, amount=1, in_use=10, capacity=10,
+        users=users, ahead="big-" + "y" * 300,
+    )  # fmt: skip
+    body = TaskStateEvent(task_id="t-1", task_name="t", state="BLOCKED", held_by=[hold])
+    (kept,) = _model(body).runs["run-1"].tasks["t-1"].held_by or ()
+    assert kept.users is not None
+    assert (
+        sorted(kept.users.values(), reverse=True)
+        == sorted(users.values(), reverse=True)[:MAX_HOLDERS]
+    )
+    assert (kept.resource or "").endswith("…[cut]")
+    assert (kept.ahead or "").endswith("…[cut]")
+    assert len(kept.resource or "") == len(kept.ahead or "") < 300
+    assert (kept.amount, kept.in_use, kept.capacity) == (1, 10, 10)
+
+
+def test_a_gate_reads_held_awaiting_approval_with_its_prompt() -> None:
+    """A gate's hold (kind approval, its prompt), from its event or a heartbeat: held_tasks
+    says it awaits approval and carries the prompt; a failed task's hold does not."""
+    gate = Hold(type="decision", attempt=1, deadline=T0 + 60, default="fail",
+                kind="approval", prompt="Deploy v1.2?")  # fmt: skip
+    event = TaskStateEvent(task_id="gate-2", task_name="gate", state="BLOCKED", held_by=[gate])
+    beat = Heartbeat(
+        blocked=1,
+        held=1,
+        blocked_tasks=[BlockedTask(task_id="gate-3", task_name="gate", held_by=[gate])],
+    )
+    model = ReaderModel(clock=lambda: T0)
+    model.apply(telemetry(event, run_id="run-1", seq=1))
+    model.apply(telemetry(_held(), run_id="run-1", seq=2))
+    model.apply(telemetry(beat, run_id="run-2"))
+    found = {(held.run_id, held.task_id): held for held in held_tasks(model)}
+    for key in (("run-1", "gate-2"), ("run-2", "gate-3")):
+        assert (found[key].awaits_approval, found[key].prompt) == (True, "Deploy v1.2?")
+        assert (found[key].error, found[key].attempt, found[key].default) == ("", 1, "fail")
+    failed = found[("run-1", "load-1")]
+    assert (failed.awaits_approval, failed.prompt) == (False, None)
+    assert model.runs["run-1"].tasks["gate-2"].hold == gate

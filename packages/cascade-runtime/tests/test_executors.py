@@ -339,3 +339,24 @@ async def test_resources_are_set_up_in_the_engines_process_and_their_values_sent
     assert "a resource or an open file or connection stays in the engine's process" in str(
         failed.value.exception
     )
+
+
+async def test_system_resources_are_given_back_when_the_worker_is_done(
+    tasks: ModuleType, tmp_path: Path
+) -> None:
+    """An attempt past its timeout keeps what it asked of the system resources until its
+    worker is done with it, not until the run stopped waiting."""
+    executor = ProcessExecutor(1)
+    engine = Engine(executor=executor, system_resources={"cores": 1})
+    try:
+        await engine.run(tasks.crunch(0))  # the pool started: not timed
+        waits = tasks.waits.with_constraints(cores=1).with_timeout(0.5)
+        with pytest.raises(TaskFailedError) as failed:
+            await engine.run(waits(str(tmp_path), 0))
+        assert isinstance(failed.value.exception, TimeoutError)
+        assert engine.system_resources_in_use == {"cores": 1.0}  # the worker runs it on
+        (tmp_path / "release").write_text("")
+        await eventually(lambda: engine.system_resources_in_use == {"cores": 0.0})
+    finally:
+        (tmp_path / "release").write_text("")
+        executor.shutdown()

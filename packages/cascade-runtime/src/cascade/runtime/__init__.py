@@ -55,6 +55,8 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._amounts import CapacityError
+from .workflow._gate import GateError, GateRejected, gate
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -79,6 +81,7 @@ from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
     "CancelReport",
+    "CapacityError",
     "CascadeRuntimeError",
     "ConstraintManager",
     "ConstraintStats",
@@ -91,6 +94,8 @@ __all__ = [
     "EventHandler",
     "Executor",
     "ExecutorError",
+    "GateError",
+    "GateRejected",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -135,6 +140,7 @@ __all__ = [
     "WorkerLost",
     "ThreadExecutor",
     "current_task",
+    "gate",
     "inject",
     "resource",
     "run",

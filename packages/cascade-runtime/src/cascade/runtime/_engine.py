@@ -43,6 +43,7 @@ from ._run_resources import check_resources
 from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
+from .constraints._capacity import Capacity
 from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from .executors._executor import Executor
 from .executors._placement import Placement
@@ -152,6 +153,14 @@ class Engine:
       ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
       before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
       default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
+    - ``system_resources``: what the machine has of each resource that tasks ask for
+      (``with_constraints``), by name: ``{"gpu_slots": 1, "memory_gb": 32}``, each a number
+      above 0 (else :class:`~cascade.runtime.CapacityError`). An attempt of a task that asks
+      for some starts only when they fit in what the attempts running (in any of this
+      engine's runs) leave free, and no task asked for one of them earlier and still waits;
+      it is ``BLOCKED`` while it waits, with a hold of type ``resource``. A task that asks
+      for a resource not named here, or for more than its capacity, fails when it would
+      start.
     - ``dashboard_url``: the address of the dashboard that shows this engine's runs
       (``http(s)://host[:port][/path]``), default ``$CASCADE_DASHBOARD_URL``: each run's
       start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
@@ -188,8 +197,10 @@ class Engine:
         resources: Iterable[Resource] = (),
         executor: Executor | None = None,
         executors: Mapping[str, Executor] | None = None,
+        system_resources: Mapping[str, float] | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
+        self.capacity = Capacity(system_resources)
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
         if max_constraints < 0:
@@ -252,6 +263,17 @@ class Engine:
         self._resources[resource.name] = resource
 
     @property
+    def system_resources(self) -> dict[str, float]:
+        """The capacity of each system resource (``Engine(system_resources=...)``)."""
+        return dict(self.capacity.total)
+
+    @property
+    def system_resources_in_use(self) -> dict[str, float]:
+        """How much of each system resource the attempts running hold now (a thread that
+        an attempt gave up on holds what it asked for until it ends)."""
+        return self.capacity.in_use()
+
+    @property
     def constraints(self) -> list[Constraint]:
         """The constraints in force in the current run (empty between runs).
 
@@ -272,8 +294,11 @@ class Engine:
         cancelled). Its :meth:`run` then raises
         :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
         after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
-        Returns what was cancelled (:class:`CancelReport`). Call it on the engine's event
-        loop; with a connector, ``cascade cancel RUN_ID`` calls it over the broker.
+        Returns what was cancelled (:class:`CancelReport`). ``issued_by`` and ``reason`` are
+        kept as given: a cancel from the broker (``cascade cancel RUN_ID``, a
+        :class:`~cascade.control.Controller`, which check them as
+        :class:`~cascade.control.Cancel` does before they are sent) calls it with what the
+        request claims. Call it on the engine's event loop.
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
@@ -318,27 +343,30 @@ class Engine:
         (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
         (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
         ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
-        was, never applied twice (default: a new one). Bad arguments raise ``ValueError``.
-        Call it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
-        ``complete`` and ``fail`` call it over the broker.
+        was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
+        held from its start): ``"complete"`` approves it (its value ``result``, ``True`` when
+        ``None``), ``"fail"`` rejects it, ``"skip"`` skips it, and ``"retry"`` is refused
+        ``not_retryable``. Bad arguments raise :class:`~cascade.control.ControlError` (a
+        ``ValueError``) naming the field, as :class:`~cascade.control.Decide` checks them. Call
+        it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
+        ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        fields: dict[str, Any] = {
-            "id": request_id if request_id is not None else uuid.uuid4().hex,
-            "run_id": run_id,
-            "task": task,
-            "decision": decision,
-            "attempt": attempt,
-            "result": result,
-            "issued_by": issued_by,
-            "reason": reason,
-        }
-        try:
-            request = msgspec.convert(fields, DecisionRequest)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid decision: {exc}") from None
+        from cascade.control import Decide, checked_name  # what steers: not imported by a run
+
+        asked = Decide(
+            run_id=run_id,
+            task=task,
+            decision=decision,
+            attempt=attempt,
+            result=msgspec.UNSET if result is None and decision != "complete" else result,
+            reason=reason,
+        )
+        request = asked.wire_request(
+            issued_by=None if issued_by is None else checked_name(issued_by), request_id=request_id
+        )
         return scheduler.decide(request)
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
@@ -539,6 +567,7 @@ class Engine:
             logs=logs,
             root_run=again.root_run if again is not None else None,
             resources=resources,
+            capacity=self.capacity,
             executors=self._placement,
         )
         self._runs[run_id] = run

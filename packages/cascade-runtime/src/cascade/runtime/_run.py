@@ -1,6 +1,6 @@
-"""One run: its state machine. Ready tasks admitted by the constraints and ``max_concurrency``,
-attempts and retries, failed tasks held for a decision and the decisions taken on them, skips
-and cancels; what a cancel stopped.
+"""One run: its state machine. Ready tasks admitted by the constraints, ``max_concurrency`` and
+the engine's system resources, attempts and retries, failed tasks held for a decision and the
+decisions taken on them, skips and cancels; what a cancel stopped.
 
 :class:`Run` owns all of it; :class:`HeldTasks` is its part that keeps the holds, and moves a
 decided task on through the run's own transitions (``requeue``, ``completed``, ``skipped``,
@@ -17,9 +17,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from cascade.interfaces import (
+    APPROVAL,
     MAX_LISTED_TASKS,
     Decided,
     DecisionOutcome,
@@ -45,11 +46,14 @@ from ._events import (
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
+from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .executors._placement import Placement
 from .logs._logs import RunLogs
 from .results._rerun import Step
 from .results._run_results import RunResults
+from .workflow._amounts import Amounts
+from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node, resolve
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
@@ -115,8 +119,7 @@ class CancelReport:
 class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
-    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
-    guarded = False  # its condition and routes were looked at before its first attempt
+    __slots__ = ("args", "attempt", "decided", "guarded", "kwargs", "lazy", "node", "started")
 
     def __init__(
         self,
@@ -134,16 +137,28 @@ class Retry:
         self.args = args
         self.kwargs = kwargs
         self.decided = decided  # a retry decided on a held task: one attempt, then held again
+        # its condition and routes were looked at before its first attempt: only what it asks
+        # of the system resources is looked at again
+        self.guarded = self.lazy.resources is not None
 
 
 class Group:
-    """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
+    """Ready nodes of one task name: constraints only look at the name, so one check serves all.
 
-    __slots__ = ("marked", "nodes")
+    Nodes that ask for system resources are grouped by name and by their request as written
+    (``needs``: equal numbers, the same lazy results and parameters), so they all ask the same
+    amounts (``asked``, once known), and one check of the capacity serves them all too.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("asked", "marked", "name", "needs", "nodes", "ticket")
+
+    def __init__(self, name: str, needs: Amounts | None = None) -> None:
+        self.name = name
+        self.needs = needs
         self.nodes: deque[Node | Retry] = deque()
         self.marked = 0  # how many nodes at the front have had their BLOCKED event
+        self.asked: dict[str, float] | None = None  # needs resolved and checked
+        self.ticket: Ticket | None = None  # its first node's place in line for resources
 
 
 MAX_REQUEST_IDS = 4096
@@ -174,7 +189,8 @@ class RunCounts(HoldCounts, ResourceCounts, Protocol):
 
 
 class Held:
-    """One held task: its failed attempt, what it raised, and what a retry needs."""
+    """One held task: its failed attempt, what it raised, and what a retry needs; a gate's
+    (``failure`` ``None``): its hold, no attempt having run."""
 
     __slots__ = ("args", "attempt", "failure", "hold", "kwargs", "node", "started", "timer")
 
@@ -182,7 +198,7 @@ class Held:
         self,
         node: Node,
         attempt: int,
-        failure: BaseException,
+        failure: BaseException | None,
         started: float,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -245,9 +261,8 @@ class HeldTasks:
         """Hold ``node``, whose ``attempt`` raised ``failure``, until a decision or its deadline."""
         lazy = node.lazy
         spec = lazy.task
-        policy = self.policy
-        timeout = policy.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
-        default = spec.hold_default or policy.hold_default
+        timeout = self._timeout(spec)
+        default = spec.hold_default or self.policy.hold_default
         deadline = time.time() + timeout
         hold = Hold(type="decision", attempt=attempt, deadline=deadline, default=default)
         timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, attempt)
@@ -276,6 +291,49 @@ class HeldTasks:
                 exception=failure,
             )
         )
+
+    def gate(self, node: Node) -> None:
+        """Hold ``node``, a gate whose dependencies are done, for a decision from its start:
+        its hold has its prompt, and ``kind`` ``approval``."""
+        lazy = node.lazy
+        spec = lazy.task
+        timeout = self._timeout(spec)
+        default = spec.hold_default or "fail"
+        prompt = prompt_text(resolve(lazy.args[0], self.run.graph))
+        hold = Hold(
+            type="decision",
+            kind=APPROVAL,
+            prompt=prompt,
+            attempt=1,
+            deadline=time.time() + timeout,
+            default=default,
+        )
+        timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, 1)
+        held = Held(node, 1, None, time.perf_counter(), (), {}, hold, timer)
+        self.held[lazy.task_id] = held
+        if self.stats is not None:
+            self.stats.held += 1
+        _log.info(
+            "task %s (%s) awaits approval: %s (default %s in %g s)",
+            lazy.name,
+            lazy.task_id,
+            prompt,
+            default,
+            timeout,
+        )
+        self.run.emit(
+            TaskHeld(
+                run_id=self.run.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                attempt=1,
+                held_by=(hold,),
+            )
+        )
+
+    def _timeout(self, spec: Task[Any, Any]) -> float:
+        """Seconds ``spec``'s hold waits for a decision: its own, else the engine's."""
+        return self.policy.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
 
     def _expire(self, task_id: str, attempt: int) -> None:
         held = self.held.get(task_id)
@@ -349,6 +407,8 @@ class HeldTasks:
             return reply("not_held", node, decided=self._last.get(task_id))
         if request.attempt is not None and request.attempt != held.attempt:
             return reply("stale_attempt", node, now)
+        if held.failure is None and request.decision == "retry":
+            return reply("not_retryable", node, now)  # a gate: no attempt ran, none to retry
         decided = Decided(
             decision=request.decision,
             attempt=held.attempt,
@@ -413,6 +473,8 @@ class HeldTasks:
         if decision == "retry":
             run.requeue(node, held.attempt + 1, held.started, held.args, held.kwargs, decided)
         elif decision == "complete":
+            if held.failure is None and result is None:
+                result = True  # a gate approved without a value
             node.result = result
             run.emit(
                 TaskCompleted(
@@ -440,19 +502,22 @@ class HeldTasks:
             )
             run.skipped(node)
         else:
+            failure = held.failure
+            if failure is None:  # a gate rejected: nothing was raised, so no traceback goes out
+                failure = GateRejected(decided.by, decided.reason, bool(decided.deadline))
             run.emit(
                 TaskFailed(
                     run_id=run.run_id,
                     task_id=lazy.task_id,
                     task_name=lazy.name,
                     duration_ms=held.duration_ms(),
-                    error=describe(held.failure),
+                    error=describe(failure),
                     attempt=held.attempt,
                     exception=held.failure,
                     decided=decided,
                 )
             )
-            run.failed(node, held.failure)
+            run.failed(node, failure)
         run.wake.set()
 
     def stop(self, node: Node, stopped_by: str) -> bool:
@@ -463,16 +528,19 @@ class HeldTasks:
         held.timer.cancel()
         node.done = True
         lazy = node.lazy
+        if held.failure is None:
+            error = f"awaiting approval when the run stopped: {stopped_by}"
+        else:
+            error = (
+                f"{describe(held.failure)} (held for a decision when the run stopped: {stopped_by})"
+            )
         self.run.emit(
             TaskFailed(
                 run_id=self.run.run_id,
                 task_id=lazy.task_id,
                 task_name=lazy.name,
                 duration_ms=held.duration_ms(),
-                error=(
-                    f"{describe(held.failure)} "
-                    f"(held for a decision when the run stopped: {stopped_by})"
-                ),
+                error=error,
                 attempt=held.attempt,
                 exception=held.failure,
             )
@@ -491,9 +559,10 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), the first run of its line (``root_run``, for a rerun), and the resources
-    its tasks may inject, by name (``resources``: set up on first use, torn down at its end),
-    and where its plain-function tasks run (``executors``: the engine's; threads by default).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), the resources its
+    tasks may inject, by name (``resources``: set up on first use, torn down at its end), the
+    engine's system resources (``capacity``, shared by its runs), and where its plain-function
+    tasks run (``executors``: the engine's; threads by default).
     """
 
     def __init__(
@@ -512,6 +581,7 @@ class Run:
         logs: RunLogs | None = None,
         root_run: str | None = None,
         resources: Mapping[str, Resource] | None = None,
+        capacity: Capacity | None = None,
         executors: Placement | None = None,
     ) -> None:
         self.graph = graph
@@ -528,7 +598,8 @@ class Run:
         keys = results.keys if results is not None else None
         self.context = RunContext(run_id, root_run or run_id, graph, keys)
         self.held = HeldTasks(self, hold, stats, source)
-        self.groups: dict[str, Group] = {}
+        # by task name; by (name, request as written) for the tasks that ask for resources
+        self.groups: dict[Any, Group] = {}
         self.active: dict[asyncio.Task[None], Node | Retry] = {}  # its attempt, by task
         self.cancelled: RunCancelledError | None = None
         self.running = 0
@@ -551,6 +622,8 @@ class Run:
             if graph.resources
             else None
         )
+        self.capacity = capacity if capacity is not None else Capacity()
+        self.asking: dict[str, Group] = {}  # tasks BLOCKED that ask for resources, by id
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -561,6 +634,7 @@ class Run:
                 self.ready(node)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
+        unlisten = self.capacity.listen(self.wake.set)  # another run's task may free some
         try:
             while True:
                 if self.cancelled is not None:
@@ -584,6 +658,8 @@ class Run:
             if timer is not None:
                 timer.cancel()
             await self._stop_tasks(stop)
+            unlisten()
+            self._leave_line()
             self.held.close()
             if self.resources is not None:
                 await self.resources.close()
@@ -695,14 +771,19 @@ class Run:
         return self.held.decide(request)
 
     def ready(self, node: Node | Retry) -> None:
-        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead),
-        unless its condition, its routes or its routers end it first (:meth:`_stops`)."""
-        if node.guarded and self._stops(cast(Node, node)):  # a Retry is never guarded
-            return
-        name = node.lazy.name
-        group = self.groups.get(name)
+        """``node`` may start: queue it behind the ready tasks of its name (and of its request
+        for resources, if it has one; a retry ahead), unless its condition, its routes or its
+        routers end it first (:meth:`_stops`)."""
+        lazy = node.lazy
+        key: Any = lazy.name
+        if node.guarded:  # a condition, routes or routers, or resources it asks for
+            if not isinstance(node, Retry) and self._stops(node):
+                return
+            if lazy.resources is not None:
+                key = (key, lazy.resources)
+        group = self.groups.get(key)
         if group is None:
-            group = self.groups[name] = Group()
+            group = self.groups[key] = Group(lazy.name, lazy.resources)
         if isinstance(node, Retry):
             # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
             group.nodes.insert(group.marked, node)
@@ -715,26 +796,20 @@ class Run:
         admit = self.manager.admit
         for name, group in list(self.groups.items()):
             nodes = group.nodes
+            if group.needs is not None:
+                wait = self._dispatch_asking(group)
+                if not nodes:
+                    del self.groups[name]
+                if wait is None:
+                    return earliest
+                earliest = min(earliest, wait)
+                continue
             while nodes:
                 if self.running >= self.max_concurrency:
                     return earliest
                 wait = admit(name)
                 if wait is not None:
-                    # BLOCKED goes to the tasks this pass would have started: one per free slot.
-                    upto = min(len(nodes), self.max_concurrency - self.running)
-                    if group.marked < upto:
-                        held = tuple(self.manager.holds(name))  # asked only when one blocks
-                        for node in itertools.islice(nodes, group.marked, upto):
-                            self.emit(
-                                TaskBlocked(
-                                    run_id=self.run_id,
-                                    task_id=node.lazy.task_id,
-                                    task_name=name,
-                                    attempt=node.attempt if isinstance(node, Retry) else 1,
-                                    held_by=held,
-                                )
-                            )
-                        group.marked = upto
+                    self._blocked(group, self.manager.holds)
                     earliest = min(earliest, wait)
                     break
                 node = nodes.popleft()
@@ -748,12 +823,127 @@ class Run:
                 del self.groups[name]
         return earliest
 
-    async def _execute(self, item: Node | Retry) -> None:
-        """Run one attempt of a task admitted by :meth:`_dispatch`.
+    def _blocked(self, group: Group, holds: Callable[[str], list[Hold]]) -> None:
+        """BLOCKED, held by what ``holds`` names (asked only when one blocks), goes to the tasks
+        of ``group`` this pass would have started: one per free slot, each once."""
+        nodes = group.nodes
+        upto = min(len(nodes), self.max_concurrency - self.running)
+        if group.marked >= upto:
+            return
+        name = group.name
+        held = tuple(holds(name))
+        for node in itertools.islice(nodes, group.marked, upto):
+            task_id = node.lazy.task_id
+            if group.needs is not None:
+                self.asking[task_id] = group
+            self.emit(
+                TaskBlocked(
+                    run_id=self.run_id,
+                    task_id=task_id,
+                    task_name=name,
+                    attempt=node.attempt if isinstance(node, Retry) else 1,
+                    held_by=held,
+                )
+            )
+        group.marked = upto
+
+    def _dispatch_asking(self, group: Group) -> float | None:
+        """:meth:`_dispatch` for a group whose tasks ask for system resources: each starts once
+        its amounts fit (and no task waits for one of them since earlier) and the constraints
+        admit it. Resources are looked at first, so a task that waits for them takes no rate
+        token; one that does not fit takes a place in line, unless the constraints hold it too.
+        Returns ``None`` when ``max_concurrency`` is reached, else the seconds until a token is
+        due (``math.inf``: none is)."""
+        nodes = group.nodes
+        name = group.name
+        capacity = self.capacity
+        manager = self.manager
+        while nodes:
+            if self.running >= self.max_concurrency:
+                return None
+            asked = group.asked
+            if asked is None:
+                try:
+                    asked = group.asked = capacity.asked(resolve(group.needs, self.graph))
+                except Exception as exc:  # CapacityError, or a bug of ours: the tasks fail
+                    self._cannot_have(group, exc)
+                    return math.inf
+            ticket = group.ticket
+            if not capacity.fits(asked, ticket):
+                if ticket is None and not manager.holds(name):
+                    ticket = group.ticket = capacity.queue(asked, nodes[0].lazy.task_id)
+
+                def holds(name: str, asked: dict[str, float] = asked) -> list[Hold]:
+                    return capacity.holds(asked, group.ticket) + manager.holds(name)
+
+                self._blocked(group, holds)
+                return math.inf
+            wait = manager.admit(name)
+            if wait is not None:
+                if ticket is not None:  # held by the broker: it keeps nobody waiting
+                    capacity.leave(ticket)
+                    group.ticket = None
+                self._blocked(group, manager.holds)
+                return wait
+            item = nodes.popleft()
+            if group.marked:
+                group.marked -= 1
+            group.ticket = None
+            task_id = item.lazy.task_id
+            grant = capacity.take(asked, task_id, ticket)
+            self.asking.pop(task_id, None)
+            self.running += 1
+            task = self.loop.create_task(self._execute(item, grant))
+            self.active[task] = item
+            task.add_done_callback(self.active.pop)
+        return math.inf
+
+    def _cannot_have(self, group: Group, exc: Exception) -> None:
+        """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
+        error = describe(exc)
+        for item in group.nodes:
+            node = item.node if isinstance(item, Retry) else item
+            lazy = node.lazy
+            self.asking.pop(lazy.task_id, None)
+            self.emit(
+                TaskFailed(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    error=error,
+                    attempt=item.attempt if isinstance(item, Retry) else 1,
+                    exception=exc,
+                )
+            )
+            self.failed(node, exc)
+        group.nodes.clear()
+        group.marked = 0
+
+    def _leave_line(self) -> None:
+        """The run has ended: its tasks no longer wait in line for resources."""
+        for group in self.groups.values():
+            if group.ticket is not None:
+                self.capacity.leave(group.ticket)
+                group.ticket = None
+
+    def holds(self, task_name: str, task_id: str) -> list[Hold]:
+        """What holds the blocked task ``task_id`` back now: the system resources it waits for
+        (if it asks for some) and the constraints on its name."""
+        held = self.manager.holds(task_name)
+        group = self.asking.get(task_id)
+        if group is not None and group.asked is not None:
+            held = self.capacity.holds(group.asked, group.ticket) + held
+        return held
+
+    async def _execute(self, item: Node | Retry, grant: Grant | None = None) -> None:
+        """Run one attempt of a task admitted by :meth:`_dispatch`, holding ``grant`` (the
+        system resources it asked for, if any) until it ends.
 
         A failed attempt with attempts left gives its admission back and, after
         the retry delay, goes back to the ready groups as a :class:`Retry`:
-        every attempt is admitted by the constraints and ``max_concurrency``.
+        every attempt is admitted by the constraints and ``max_concurrency``. A plain
+        function's thread gives ``grant`` back when it ends: one given up on (a timeout, a
+        cancel) still uses what it asked for.
         """
         node = item.node if isinstance(item, Retry) else item
         lazy = node.lazy
@@ -762,6 +952,7 @@ class Run:
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
+        threaded = False  # grant handed to the attempt's thread, which gives it back
         span: AttemptSpan | None = None
         outcome: AttemptState = "FAILED"
         error: BaseException | None = None
@@ -811,7 +1002,11 @@ class Run:
                         else self.executors.named(spec.executor)
                     )
                     # it takes this task's context: its current_task(), its log scope
-                    running = executor.submit(spec.fn, args, kwargs, span)
+                    if grant is None:
+                        running = executor.submit(spec.fn, args, kwargs, span)
+                    else:  # given back when the body ends where it runs, not when we stop waiting
+                        running = executor.submit(spec.fn, args, kwargs, span, grant.release)
+                        threaded = True
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -900,6 +1095,8 @@ class Run:
                 span.end(outcome, error)
             self.running -= 1
             self.manager.finished(name)
+            if grant is not None and not threaded:
+                grant.release()
             self.wake.set()
         if retry is not None:
             delay = policy.delay_before(retry.attempt)
@@ -955,10 +1152,11 @@ class Run:
         self._skip_dependents(node, "was skipped")
 
     def _stops(self, node: Node) -> bool:
-        """Whether ``node`` ends before it starts: a route its router did not choose (it is not
-        routed: what waits on it goes on), its condition false (it is skipped, and so is what
-        needs it), or a router it takes with no route for its selector (it fails); or whether
-        it is a map, which never starts: it makes its items, and ends once they have."""
+        """Whether ``node`` does not start: it ends first for a route its router did not choose
+        (it is not routed: what waits on it goes on), its condition false (it is skipped, and
+        so is what needs it), or a router it takes with no route for its selector (it fails);
+        or it is a map, which never starts: it makes its items, and ends once they have; or it
+        is a gate, held for a decision from its start."""
         graph = self.graph
         lazy = node.lazy
         if self.mapped and id(node) in self.mapped:
@@ -991,6 +1189,9 @@ class Run:
         if type(lazy) is MappedLazyResult:
             self._map(node, lazy)
             return True
+        if lazy.task.awaits_approval:
+            self.held.gate(node)
+            return True
         return False
 
     def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
@@ -1018,6 +1219,8 @@ class Run:
         for item in items:
             item.dependents.append(node)
             item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
+            item.lazy.resources = lazy.resources  # the map's with_constraints, for each item
+            item.guarded = lazy.resources is not None
         node.deps.extend(items)  # what it is computed from: a decided item's value taints it
         node.waiting = len(items)
         self.mapped[id(node)] = (items, time.perf_counter())

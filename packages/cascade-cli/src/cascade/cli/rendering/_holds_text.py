@@ -23,6 +23,7 @@ __all__ = [
     "holds_text",
     "recorded_holds_brief",
     "recorded_holds_text",
+    "resource_hold_text",
 ]
 
 NOTHING_HOLDS = "nothing holds it now: it starts at its engine's next free slot"
@@ -41,12 +42,15 @@ def _issued(hold: Hold) -> str:
 def hold_text(hold: Hold, times: TimeFormat) -> str:
     """One hold: ``pause on task:load_* by alice "maintenance"``, ``concurrency 2/2 on
     task:api_* (running: 2 api_get)``, ``rate_limit 10/m on global, next start 14:02:11
-    (in 3.2s)``, or that the engine waits for the broker's constraints."""
+    (in 3.2s)``, ``resource:gpu_slots needs 1 (1 of 1 in use by train-12)``, or that the
+    engine waits for the broker's constraints."""
     kind = inert(hold.type, 64)
     if hold.type == "sync":
         return "waiting for the broker's retained constraints (after connecting)"
     if hold.awaits_decision:
         return decision_hold_text(hold, times)
+    if hold.type == "resource" and hold.resource is not None:
+        return resource_hold_text(hold)
     scope = f" on {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
     if hold.type == "concurrency" and hold.limit is not None:
         running = hold.running if hold.running is not None else hold.limit
@@ -71,15 +75,45 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
     return f"{kind}{scope}" + _issued(hold)
 
 
+def _amount(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def resource_hold_text(hold: Hold) -> str:
+    """A task waiting for a system resource: ``resource:gpu_slots needs 1 (1 of 1 in use by
+    train-12)``, or, when it would fit but an earlier task waits for it, ``resource:memory_gb
+    needs 8 (16 of 32 in use; big-3 waits for it first)``."""
+    text = f"resource:{inert(hold.resource or '', SHOWN['name'])}"
+    if hold.amount is not None:
+        text += f" needs {_amount(hold.amount)}"
+    used = f"{_amount(hold.in_use)} of {_amount(hold.capacity)} in use"
+    if hold.ahead:
+        return f"{text} ({used}; {inert(hold.ahead, SHOWN['name'])} waits for it first)"
+    if hold.users:
+        most = sorted(hold.users.items(), key=lambda item: -item[1])[:_HOLDERS_SHOWN]
+        names = ", ".join(inert(task_id, SHOWN["name"]) for task_id, _ in most)
+        more = len(hold.users) - len(most)
+        used += f" by {names}" + (f", {counted(more, 'more task')}" if more > 0 else "")
+    return f"{text} ({used})"
+
+
 def decision_hold_text(hold: Hold, times: TimeFormat) -> str:
     """A failed task's hold: ``awaits a decision on attempt 2 (fail at 14:02:11, in
-    23h59m, unless decided)``."""
-    attempt = f" on attempt {hold.attempt}" if hold.attempt is not None else ""
+    23h59m, unless decided)``; a gate's: ``awaits approval: "Deploy v1.2?" (fail at
+    14:02:11, in 59m, unless decided)``."""
+    if hold.awaits_approval:
+        said = "awaits approval"
+        if hold.prompt:
+            said += f': "{inert(hold.prompt, SHOWN["reason"])}"'
+    else:
+        said = "awaits a decision"
+        if hold.attempt is not None:
+            said += f" on attempt {hold.attempt}"
     default = inert(hold.default, 64) if hold.default else "its default"
     if hold.deadline is None:
-        return f"awaits a decision{attempt}"
+        return said
     when = f"{times.at(hold.deadline)}, in {duration(hold.deadline - times.now)}"
-    return f"awaits a decision{attempt} ({default} at {when}, unless decided)"
+    return f"{said} ({default} at {when}, unless decided)"
 
 
 def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:
@@ -102,8 +136,12 @@ def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str
 def _brief(hold: Hold) -> str:
     if hold.type == "sync":
         return "constraints sync"
+    if hold.awaits_approval:
+        return "approval"
     if hold.awaits_decision:
         return "a decision"
+    if hold.type == "resource" and hold.resource is not None:
+        return f"resource {inert(hold.resource, SHOWN['name'])}"
     scope = f" {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
     return f"{inert(hold.type, 64)}{scope}"
 

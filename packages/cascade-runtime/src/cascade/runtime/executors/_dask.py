@@ -15,6 +15,7 @@ import importlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ExecutorError, WorkerLost
@@ -196,10 +197,13 @@ class RunDask:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
     ) -> Any:
         """``fn(*args, **kwargs)`` as one Dask future, sent with the others of this turn of the
-        loop; its end awaited here."""
-        attempt = RemoteAttempt(fn, args, kwargs, "Dask", _cloudpickle().dumps, _by_value_main)
+        loop; its end awaited here; ``ended`` called when its future ends (or it is never
+        sent)."""
+        dumps = _cloudpickle().dumps
+        attempt = RemoteAttempt(fn, args, kwargs, "Dask", dumps, _by_value_main, ended)
         done: asyncio.Future[Any] = self._loop.create_future()
         if not self._pending:
             self._loop.call_soon(self._flush)
@@ -218,7 +222,12 @@ class RunDask:
     def _flush(self) -> None:
         """Send this turn's attempts (those not cancelled meanwhile), connected first if need
         be."""
-        batch = [(attempt, done) for attempt, done in self._pending if not done.done()]
+        batch = []
+        for attempt, done in self._pending:
+            if done.done():
+                attempt.end()  # cancelled before it was sent
+            else:
+                batch.append((attempt, done))
         self._pending = []
         if not batch:
             return
@@ -237,17 +246,25 @@ class RunDask:
             client = await asyncio.to_thread(self.executor.client)
         except Exception as exc:
             failure = WorkerLost(f"worker lost (no Dask scheduler: {describe(exc)})")
-            for _, done in batch:
+            for attempt, done in batch:
+                attempt.end()
                 _settle(done, None, failure)
             return
-        self._send(client, [(attempt, done) for attempt, done in batch if not done.done()])
+        self._send(client, batch)
 
     def _send(self, client: Client, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]) -> None:
         if not batch:
             return
+        for attempt, done in batch:
+            if done.done():
+                attempt.end()  # cancelled while the client connected
+        batch = [(attempt, done) for attempt, done in batch if not done.done()]
+        if not batch:
+            return
         if _gone(client):
             failure = WorkerLost(f"worker lost (the Dask scheduler {_address(client)} is gone)")
-            for _, done in batch:
+            for attempt, done in batch:
+                attempt.end()
                 _settle(done, None, failure)
             return
         attempts = [attempt for attempt, _ in batch]
@@ -262,7 +279,8 @@ class RunDask:
                 retries=0,
             )
         except Exception as exc:
-            for _, done in batch:
+            for attempt, done in batch:
+                attempt.end()
                 _settle(done, None, exc)
             return
         if self._collector is None:
@@ -306,6 +324,7 @@ class RunDask:
                 except Exception:  # one of them lost meanwhile: each on its own, below
                     results = {}
             for attempt, future, done in batch:
+                attempt.end()
                 value, failure = self._outcome(attempt, future, results)
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                     self._loop.call_soon_threadsafe(
@@ -350,6 +369,7 @@ class RunDask:
         for attempt, future, done in list(self._futures.values()):
             client = future.client
             if _gone(client):
+                attempt.end()
                 failure = WorkerLost(
                     f"worker lost (the Dask scheduler {_address(client)} went away and did not "
                     "come back): this attempt counts as failed"

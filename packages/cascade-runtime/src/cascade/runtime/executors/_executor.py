@@ -8,7 +8,7 @@ returned or raised. Coroutine tasks never go to one: they run on the engine's lo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -51,12 +51,16 @@ class RunExecutor(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
     ) -> Awaitable[Any]:
         """Start ``fn(*args, **kwargs)``, one attempt of the task the calling asyncio task
         runs (its ``current_task()`` and its log scope are in the caller's context; ``span``,
         the attempt's trace span, where traced). What it returns is awaited on the run's loop:
         it gives the function's result or raises what it raised; cancelling it stops an
-        attempt that has not started and abandons one that has."""
+        attempt that has not started and abandons one that has. ``ended``, if given, is
+        called (from any thread, once) when the attempt has really ended where it ran, or
+        will never run: what it holds of the engine's system resources is given back then,
+        not when the run stopped waiting for it."""
         ...
 
     def started(self, task_id: str) -> bool:

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -193,15 +194,18 @@ class RunProcesses:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
     ) -> asyncio.Future[Any]:
         """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
-        its time in the pool)."""
+        its time in the pool); ``ended`` called when the pool is done with it."""
         attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
         pooled, pool = self.executor.submit(attempt.payload, attempt.context, attempt.lines)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._attempts[attempt.task_id] = pooled
         future.add_done_callback(lambda done: done.cancelled() and pooled.cancel())
         pooled.add_done_callback(lambda _: self._settled(attempt, pooled, pool, future))
+        if ended is not None:
+            pooled.add_done_callback(lambda _: ended())
         return future
 
     def _settled(

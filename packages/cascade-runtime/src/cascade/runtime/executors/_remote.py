@@ -28,7 +28,7 @@ class RemoteAttempt:
     (its ``current_task()``), ``lines`` (what to collect of what it logs; ``None`` where its
     run forwards none) and ``scope`` (its run's log scope here)."""
 
-    __slots__ = ("context", "lines", "payload", "scope", "task_id")
+    __slots__ = ("context", "ended", "lines", "payload", "scope", "task_id")
 
     def __init__(
         self,
@@ -38,7 +38,9 @@ class RemoteAttempt:
         where: str,
         dumps: Callable[[Any], bytes] = _pickle,
         send: Callable[[Any], Any] = sendable_function,
+        ended: Callable[[], None] | None = None,
     ) -> None:
+        self.ended = ended  # what to call once it has ended where it ran: end()
         self.context: TaskContext | None = current_task()
         context = self.context
         name = repr(context.task_name) if context is not None else getattr(fn, "__name__", "?")
@@ -61,6 +63,12 @@ class RemoteAttempt:
                 options.max_line_bytes * 4,
                 options.capture_print,
             )
+
+    def end(self) -> None:
+        """It has ended where it ran, or will never run: say so, once."""
+        ended, self.ended = self.ended, None
+        if ended is not None:
+            ended()
 
     def settle(self, outcome: Outcome) -> tuple[Any, BaseException | None]:
         """What the attempt gave back: its lines to the run's logs; its result, or what it

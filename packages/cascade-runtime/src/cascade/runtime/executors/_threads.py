@@ -68,16 +68,21 @@ class RunThreads:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
+        ended: Callable[[], None] | None = None,
     ) -> asyncio.Future[Any]:
         """``fn`` in a thread, in a copy of the caller's context (its ``current_task()``, its
-        log scope) and with ``span`` current there."""
+        log scope) and with ``span`` current there; ``ended`` called when the thread is done
+        with it."""
         call: Callable[[], Any] = functools.partial(fn, *args, **kwargs)
         if span is not None:
             call = span.bind(call)
         pool = self._pool or self.pool()
-        return self._loop.run_in_executor(
-            pool, functools.partial(contextvars.copy_context().run, call)
-        )
+        call = functools.partial(contextvars.copy_context().run, call)
+        if ended is None:
+            return self._loop.run_in_executor(pool, call)
+        work = pool.submit(call)
+        work.add_done_callback(lambda _: ended())
+        return asyncio.wrap_future(work, loop=self._loop)
 
     def started(self, task_id: str) -> bool:
         """Taken as started: a run's pool has a thread for each task it runs at once (up to
