@@ -27,10 +27,12 @@ from cascade.runtime import (
     TaskCompleted,
     TaskContext,
     TaskFailedError,
+    TaskHeld,
     TaskRetrying,
     TaskRunning,
     ThreadExecutor,
     WorkerLost,
+    gate,
     resource,
     task,
 )
@@ -360,3 +362,21 @@ async def test_system_resources_are_given_back_when_the_worker_is_done(
     finally:
         (tmp_path / "release").write_text("")
         executor.shutdown()
+
+
+async def test_a_gate_in_a_graph_on_worker_processes_is_held_as_any(
+    tasks: ModuleType, processes: ProcessExecutor
+) -> None:
+    """A gate never runs: nothing of it goes to a worker; approved, the task after it does."""
+    engine = Engine(executor=processes)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    approved = gate("Crunch?")
+    run = asyncio.create_task(engine.run(tasks.crunch(0).run_if(approved)))
+    await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+    (held,) = [e for e in recorder.events if isinstance(e, TaskHeld)]
+    reply = engine.decide(held.run_id, held.task_id, "complete", issued_by="test")
+    assert reply is not None
+    assert reply.applied
+    worker, _ = await run
+    assert worker != os.getpid()

@@ -56,7 +56,7 @@ class Placement:
         seen: set[tuple[int, str | None]] = set()
         for node in graph.nodes:
             spec = node.lazy.task
-            if spec.is_async:
+            if spec.is_async or spec.awaits_approval:  # on the loop, or never run
                 continue
             key = (id(spec.fn), spec.executor)
             if key in seen:
