@@ -942,8 +942,8 @@ class Run:
         A failed attempt with attempts left gives its admission back and, after
         the retry delay, goes back to the ready groups as a :class:`Retry`:
         every attempt is admitted by the constraints and ``max_concurrency``. A plain
-        function's thread gives ``grant`` back when it ends: one given up on (a timeout, a
-        cancel) still uses what it asked for.
+        function's executor gives ``grant`` back when its body ends where it runs (a thread, a
+        worker): one given up on (a timeout, a cancel) still uses what it asked for.
         """
         node = item.node if isinstance(item, Retry) else item
         lazy = node.lazy
@@ -952,7 +952,7 @@ class Run:
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
-        threaded = False  # grant handed to the attempt's thread, which gives it back
+        threaded = False  # grant handed to the attempt's executor, which gives it back
         span: AttemptSpan | None = None
         outcome: AttemptState = "FAILED"
         error: BaseException | None = None
