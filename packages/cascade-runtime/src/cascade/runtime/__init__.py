@@ -17,6 +17,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 
 from ._engine import Engine
 from ._errors import (
+    CacheError,
     CascadeRuntimeError,
     CycleError,
     InvalidTargetError,
@@ -48,6 +49,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._param import Param, ParamError
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
@@ -55,6 +57,8 @@ from .workflow._task import LazyResult, RetryPolicy, Task, task
 from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
+    "CacheError",
+    "CachePolicy",
     "CancelReport",
     "CascadeRuntimeError",
     "ConstraintManager",
@@ -65,6 +69,7 @@ __all__ = [
     "Event",
     "EventBus",
     "EventHandler",
+    "FileExistenceCache",
     "InvalidTargetError",
     "LazyResult",
     "Param",

@@ -94,11 +94,15 @@ class TaskRunning(TaskEvent):
 class TaskCompleted(TaskEvent):
     """A task returned. ``reused_from``: a rerun took its result, stored by the run named,
     instead of running it (it did not run: no ``TaskRunning`` before, ``duration_ms`` 0).
+    ``cached``: its result came from its cache (``with_cache``) instead of running it (no
+    ``TaskRunning`` before; ``duration_ms`` the lookup's): from the results store, kept by
+    the run ``reused_from`` names, or from its cache policy (``reused_from`` ``None``).
     ``not_kept``: why an engine that keeps results did not keep this one."""
 
     state: ClassVar[Literal["COMPLETED"]] = "COMPLETED"
     reused_from: str | None = None
     not_kept: str | None = None
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
+from .results._cache import RunCache
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
 from .workflow._router import NOT_ROUTED, RouteMissing
@@ -460,7 +461,8 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), and the first run of its line (``root_run``, for a rerun).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), and where its cached
+    tasks look (``cache``, where it has some).
     """
 
     def __init__(
@@ -478,6 +480,7 @@ class Run:
         results: RunResults | None = None,
         logs: RunLogs | None = None,
         root_run: str | None = None,
+        cache: RunCache | None = None,
     ) -> None:
         self.graph = graph
         self.run_id = run_id
@@ -504,6 +507,7 @@ class Run:
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
         self.loop = asyncio.get_running_loop()
+        self.cache = cache  # its cached tasks' lookups (with_cache), where it has some
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -702,6 +706,7 @@ class Run:
         lazy = node.lazy
         spec = lazy.task
         policy = spec.retry
+        cached = spec.cache  # None but for with_cache: this task's one look at it
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
@@ -719,6 +724,9 @@ class Run:
                     kwargs = resolve(lazy.kwargs, self.graph)
                 else:
                     args, kwargs = lazy.args, lazy.kwargs
+                if cached is not None and await self._from_cache(node, args, kwargs, started):
+                    outcome = "COMPLETED"
+                    return
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
             if decided is not None:
@@ -773,6 +781,8 @@ class Run:
             else:
                 outcome = "COMPLETED"
                 node.result = result
+                if cached is not None and cached.policy is not None:
+                    await cast(RunCache, self.cache).save(node, args, kwargs, result)
                 results = self.results
                 emit(
                     TaskCompleted(
@@ -833,6 +843,31 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    async def _from_cache(
+        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any], started: float
+    ) -> bool:
+        """Whether ``node`` took its result from its cache: it ends ``COMPLETED`` at once,
+        ``cached`` (from the run that kept it, when from the results store), never running."""
+        hit = await cast(RunCache, self.cache).take(node, args, kwargs)
+        if hit is None:
+            return False
+        node.result = hit.value
+        lazy = node.lazy
+        not_kept = None if hit.from_run is not None else cast(RunCache, self.cache).not_kept(node)
+        self.emit(
+            TaskCompleted(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                reused_from=hit.from_run,
+                cached=True,
+                not_kept=not_kept,
+            )
+        )
+        self.completed(node)
+        return True
 
     def _executor(self) -> ThreadPoolExecutor:
         """The run's thread pool for sync tasks, made on first use."""

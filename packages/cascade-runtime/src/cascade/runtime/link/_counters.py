@@ -83,8 +83,12 @@ class RunCounters:
             elif state == "COMPLETED":
                 if event.decided is not None:  # completed by a decision: blocked, not running
                     self._blocked.pop(event.task_id, None)
-                elif getattr(event, "reused_from", None) is None:  # a reused one never ran
+                elif getattr(event, "reused_from", None) is None and not getattr(
+                    event, "cached", False
+                ):
                     self.running -= 1
+                else:  # a reused or cached one never ran (a cached one may have been blocked)
+                    self._blocked.pop(event.task_id, None)
                 self.completed += 1
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running

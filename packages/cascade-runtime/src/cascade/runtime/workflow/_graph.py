@@ -127,10 +127,17 @@ class Node:
 
 class Graph:
     """Every node a target needs, in an order where dependencies come first; ``params``: the
-    :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`)."""
+    :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`);
+    ``cached``: the nodes whose task has a cache (``with_cache``), in graph order."""
 
-    def __init__(self, nodes: list[Node], params: dict[str, Param[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        nodes: list[Node],
+        params: dict[str, Param[Any]] | None = None,
+        cached: list[Node] | None = None,
+    ) -> None:
         self.nodes = nodes
+        self.cached = cached or []  # the nodes whose task has a cache (with_cache)
         self.by_lazy = {id(n.lazy): n for n in nodes}
         self.params = params or {}
         self.values: dict[str, Any] = {}
@@ -226,10 +233,14 @@ def build_graph(target: Any) -> Graph:
             direct[id(node)] = found_direct
     if direct:
         _route(order, nodes, direct, {id(root) for root in roots})
+    cached = []
     for node in order:
         node.waiting = len(node.deps)
-        node.guarded = bool(node.routers or node.routes) or node.lazy.condition is not ALWAYS
-    return Graph(order, params)
+        lazy = node.lazy
+        node.guarded = bool(node.routers or node.routes) or lazy.condition is not ALWAYS
+        if lazy.task.cache is not None:
+            cached.append(node)
+    return Graph(order, params, cached)
 
 
 def _route(

@@ -8,11 +8,14 @@ import math
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
 from cascade.interfaces import DEFAULT_DECISIONS
+
+from ._cache_policy import Cache, CachePolicy, cache_of
 
 __all__ = [
     "ALWAYS",
@@ -143,6 +146,7 @@ class Task(Generic[P, R]):
         hold_timeout: float | None = None,
         hold_default: str | None = None,
         timeout: float | None = None,
+        cache: Cache | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         check_timeout(timeout)
@@ -153,6 +157,7 @@ class Task(Generic[P, R]):
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
         self.hold_default = hold_default
         self.timeout = None if timeout is None else float(timeout)
+        self.cache = cache  # with_cache's, else None: one attribute test a task in a run
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
 
@@ -179,6 +184,23 @@ class Task(Generic[P, R]):
         kept."""
         return self._copy(timeout=seconds)
 
+    def with_cache(
+        self, policy: CachePolicy | None = None, *, expire: float | timedelta | None = None
+    ) -> Task[P, R]:
+        """A copy of this task whose result is taken from a cache when it has one, instead of
+        running it; its other options kept.
+
+        ``policy`` ``None``: the engine's results store (``Engine(results=...)``; without one,
+        a run of it raises :class:`~cascade.runtime.CacheError` at its start): the result kept
+        by any earlier run for the same fingerprint (name, code, inputs), proven as a rerun
+        proves it and not older than ``expire`` (seconds or a ``timedelta``; ``None``: any
+        age). The task then ends ``COMPLETED`` at once, ``cached`` from that run; else it
+        runs and its result is kept as usual. A :class:`~cascade.runtime.CachePolicy` (such
+        as :class:`~cascade.runtime.FileExistenceCache`): its ``check`` says whether the task
+        runs, its ``save`` is told each result. A bad value raises
+        :class:`~cascade.runtime.CacheError` naming it."""
+        return self._copy(cache=cache_of(policy, expire))
+
     def _copy(self, **changed: Any) -> Task[P, R]:
         options: dict[str, Any] = {
             "name": self.name,
@@ -187,6 +209,7 @@ class Task(Generic[P, R]):
             "hold_timeout": self.hold_timeout,
             "hold_default": self.hold_default,
             "timeout": self.timeout,
+            "cache": self.cache,
         }
         options.update(changed)
         return Task(self.fn, **options)
@@ -239,6 +262,14 @@ class LazyResult(Generic[R]):
         """This call's attempts bounded to ``seconds`` each, as :meth:`Task.with_timeout` says
         (the task's other calls keep theirs). Returns this lazy result."""
         self.task = self.task.with_timeout(seconds)
+        return self
+
+    def with_cache(
+        self, policy: CachePolicy | None = None, *, expire: float | timedelta | None = None
+    ) -> LazyResult[R]:
+        """This call's result taken from a cache when it has one, as :meth:`Task.with_cache`
+        says (the task's other calls keep theirs). Returns this lazy result."""
+        self.task = self.task.with_cache(policy, expire=expire)
         return self
 
     def run_if(self, condition: Any) -> LazyResult[R]:
