@@ -19,6 +19,7 @@ import msgspec
 from .._errors import CacheError
 from .._stats import EngineStats
 from .._steps import describe
+from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
 from ._results import CacheEntry, ResultMissing, ResultStore
 from ._run_results import RunResults
@@ -38,7 +39,7 @@ def check_cache(graph: Graph, store: ResultStore | None) -> None:
     if store is not None:
         return
     for node in graph.cached:
-        if node.lazy.task.cache.policy is None:
+        if node_cache(node.lazy).policy is None:
             lazy = node.lazy
             raise CacheError(
                 f"task {lazy.name!r} ({lazy.task_id}) is cached in the results store "
@@ -124,7 +125,7 @@ class RunCache:
     async def take(self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hit | None:
         """The cached result of ``node`` called with ``args`` and ``kwargs``, or ``None``: it
         runs (why it does, where a result was there but not taken, is said and counted)."""
-        cache = node.lazy.task.cache
+        cache = node_cache(node.lazy)
         if cache.policy is not None:
             return await self._ask(node, cache.policy, args, kwargs)
         results = self.results
@@ -190,7 +191,7 @@ class RunCache:
         """Why a result a policy gave ``node`` is not kept (``None``: no results are kept)."""
         if self.results is None:
             return None
-        return self.results.from_policy(node, node.lazy.task.cache.policy)
+        return self.results.from_policy(node, node_cache(node.lazy).policy)
 
     async def save(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
@@ -198,7 +199,8 @@ class RunCache:
         """Tell ``node``'s cache policy its result (a failing ``save`` is logged: the task has
         its result all the same)."""
         lazy = node.lazy
-        policy = lazy.task.cache.policy
+        policy = node_cache(lazy).policy
+        assert policy is not None
         try:
             await self._call(policy.save, lazy.task_id, _inputs(lazy.task.fn, args, kwargs), output)
         except Exception as exc:

@@ -17,6 +17,7 @@ import msgspec
 
 from .._stats import EngineStats
 from .._steps import describe
+from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
 from ._fingerprints import Prints
 from ._rerun import Step
@@ -138,7 +139,7 @@ class RunResults:
         self.decided: dict[int, str] = {}
         # the nodes cached in the store (with_cache): their results' cache entries are written
         self._indexed = frozenset(
-            id(node) for node in graph.cached if node.lazy.task.cache.policy is None
+            id(node) for node in graph.cached if node_cache(node.lazy).policy is None
         )
         self.forced: set[int] = set()  # nodes a rerun runs whatever is kept: not from the cache
         self.bytes_kept = 0

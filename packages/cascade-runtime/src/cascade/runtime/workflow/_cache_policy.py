@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._errors import CacheError
 
-__all__ = ["Cache", "CachePolicy", "FileExistenceCache", "cache_of"]
+__all__ = ["Cache", "CachePolicy", "FileExistenceCache", "cache_of", "node_cache"]
 
 
 @runtime_checkable
@@ -29,7 +29,7 @@ class CachePolicy(Protocol):
     def check(self, task_id: str, inputs: dict[str, Any]) -> Any:
         """The cached result of this call, or ``None``."""
 
-    def save(self, task_id: str, inputs: dict[str, Any], output: Any) -> None:
+    def save(self, task_id: str, inputs: dict[str, Any], output: Any) -> object:
         """Keep ``output``, the result of this call."""
 
 
@@ -96,3 +96,10 @@ def cache_of(policy: object, expire: object) -> Cache:
     if seconds is not None and policy is not None:
         raise CacheError("with_cache's expire goes with the results store (no policy)")
     return Cache(policy, seconds)  # type: ignore[arg-type]
+
+
+def node_cache(lazy: Any) -> Cache:
+    """The :class:`Cache` of a lazy result whose task has one (a node of ``graph.cached``)."""
+    cache: Cache | None = lazy.task.cache
+    assert cache is not None
+    return cache
