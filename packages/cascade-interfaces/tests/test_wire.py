@@ -35,7 +35,15 @@ _encode = msgspec.json.encode
 SECOND, MICRO = b"2026-11-20T23:11:05", 540744
 TS = "2026-11-20T23:11:05.540744+00:00"
 # Fields a template leaves to its schema's encoding (the rare events that carry them).
-TASK_STRUCT_ONLY = {"held_by", "cancelled", "traceback", "decided", "reused_from", "not_kept"}
+TASK_STRUCT_ONLY = {
+    "held_by",
+    "cancelled",
+    "traceback",
+    "decided",
+    "reused_from",
+    "cached",
+    "not_kept",
+}
 IDS = [
     ("r", "o", "p", "h-1", None),
     ('run%s"', 'o"rg', "prøject", "100%b}", "0123456789abcdef0123456789abcdef"),
