@@ -15,7 +15,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.interfaces import Envelope, TaskStateEvent, decode_envelope, telemetry_filter
+from cascade.interfaces import (
+    Envelope,
+    RunSnapshot,
+    SnapshotRequest,
+    TaskStateEvent,
+    decode_envelope,
+    snapshot_request_topic,
+    telemetry_filter,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     CacheError,
@@ -395,10 +403,19 @@ async def test_a_rerun_that_forces_a_task_does_not_take_it_from_the_cache() -> N
 
 
 async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
-    """COMPLETED carries cached: true and reused_from; a task that ran says neither."""
+    """COMPLETED carries cached: true and reused_from; a task that ran says neither. The
+    run's snapshot counts the cached task completed, never running."""
     broker = InMemoryBroker()
     messages: list[Envelope] = []
     wf = Costly()
+    gate, reporting = asyncio.Event(), asyncio.Event()
+
+    @task(name="report")
+    async def gated_report(rows: list[int]) -> int:
+        reporting.set()
+        await gate.wait()
+        return sum(rows)
+
     async with InMemoryConnector(broker, presence=False) as reader:
         await reader.subscribe(
             telemetry_filter(prefix="cascade"), lambda m: messages.append(decode_envelope(m.raw))
@@ -406,9 +423,21 @@ async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
         engine = Engine(
             InMemoryConnector(broker, source_id="e1"), heartbeat_interval=None, results=memory_url()
         )
+        recorded = Recorded(engine)
         _, first = await run_once(engine, wf.target())
-        _, second = await run_once(engine, wf.target())
+        running = asyncio.create_task(engine.run(gated_report(wf.extract(4).with_cache())))
+        await reporting.wait()
+        second = recorded.run_ids()[-1]
         await broker.idle()
+        await reader.publish(snapshot_request_topic(second), SnapshotRequest(run_id=second), qos=1)
+        await eventually(
+            lambda: any(isinstance(m.body, RunSnapshot) and m.run_id == second for m in messages)
+        )
+        gate.set()
+        assert await running == 6
+        await broker.idle()
+    (snapshot,) = [m.body for m in messages if isinstance(m.body, RunSnapshot)]
+    assert (snapshot.completed, snapshot.running) == (1, 1)  # the cached one never ran
     completed = {
         (m.run_id, m.body.task_name): m.body
         for m in messages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._events import Event, RunStarted, TaskEvent, TaskHeld
+from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld
 
 __all__ = ["RunCounters"]
 
@@ -81,14 +81,15 @@ class RunCounters:
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
-                if event.decided is not None:  # completed by a decision: blocked, not running
-                    self._blocked.pop(event.task_id, None)
-                elif getattr(event, "reused_from", None) is None and not getattr(
-                    event, "cached", False
+                # completed by a decision (blocked, not running), reused or cached (it never
+                # ran; a cached one may have been blocked): else it ran
+                if event.decided is not None or (
+                    isinstance(event, TaskCompleted)
+                    and (event.reused_from is not None or event.cached)
                 ):
-                    self.running -= 1
-                else:  # a reused or cached one never ran (a cached one may have been blocked)
                     self._blocked.pop(event.task_id, None)
+                else:
+                    self.running -= 1
                 self.completed += 1
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
