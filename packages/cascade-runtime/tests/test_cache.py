@@ -425,8 +425,20 @@ async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
         )
         recorded = Recorded(engine)
         _, first = await run_once(engine, wf.target())
-        running = asyncio.create_task(engine.run(gated_report(wf.extract(4).with_cache())))
+        from_policy = wf.extract(7).with_cache(FileExistenceCache(__file__))
+        given = asyncio.Event()
+        engine.events.subscribe(
+            lambda e: (
+                given.set()
+                if isinstance(e, TaskCompleted) and e.task_id == from_policy.task_id
+                else None
+            )
+        )
+        running = asyncio.create_task(
+            engine.run([gated_report(wf.extract(4).with_cache()), from_policy])
+        )
         await reporting.wait()
+        await given.wait()
         second = recorded.run_ids()[-1]
         await broker.idle()
         await reader.publish(snapshot_request_topic(second), SnapshotRequest(run_id=second), qos=1)
@@ -434,19 +446,26 @@ async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
             lambda: any(isinstance(m.body, RunSnapshot) and m.run_id == second for m in messages)
         )
         gate.set()
-        assert await running == 6
+        assert await running == [6, __file__]
         await broker.idle()
     (snapshot,) = [m.body for m in messages if isinstance(m.body, RunSnapshot)]
-    assert (snapshot.completed, snapshot.running) == (1, 1)  # the cached one never ran
+    assert (snapshot.completed, snapshot.running) == (2, 1)  # the cached ones never ran
     completed = {
-        (m.run_id, m.body.task_name): m.body
+        (m.run_id, m.body.task_id): m.body
         for m in messages
         if isinstance(m.body, TaskStateEvent) and m.body.state == "COMPLETED"
     }
-    hit = completed[(second, "extract")]
-    assert (hit.cached, hit.reused_from) == (True, first)
-    for ran in (completed[(first, "extract")], completed[(second, "report")]):
-        assert (ran.cached, ran.reused_from) == (msgspec.UNSET, msgspec.UNSET)
+    said = {
+        (run_id, body.task_name, body.cached, body.reused_from)
+        for (run_id, _), body in completed.items()
+    }
+    assert said == {
+        (first, "extract", msgspec.UNSET, msgspec.UNSET),
+        (first, "report", msgspec.UNSET, msgspec.UNSET),
+        (second, "extract", True, first),  # from the store: the run that kept it
+        (second, "extract", True, msgspec.UNSET),  # from a policy: no run
+        (second, "report", msgspec.UNSET, msgspec.UNSET),
+    }
 
 
 class Remembers:
