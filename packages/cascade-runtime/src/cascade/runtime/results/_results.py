@@ -67,7 +67,8 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     it from), ``None`` when it was not kept (``not_kept`` says why); a kept result's ``size``
     (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file; in a
     rerun, ``refused``: why the stored result it would have reused was not believed (it
-    ran)."""
+    ran); for a task cached in the store (``with_cache``), why the result its cache had was
+    not taken (it ran), and ``from_run`` the run it took one from."""
 
     name: str
     task_id: str
