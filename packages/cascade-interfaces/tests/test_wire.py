@@ -43,6 +43,7 @@ TASK_STRUCT_ONLY = {
     "reused_from",
     "cached",
     "not_kept",
+    "items",
 }
 IDS = [
     ("r", "o", "p", "h-1", None),

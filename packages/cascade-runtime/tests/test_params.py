@@ -270,3 +270,25 @@ async def test_a_lazy_selector_with_no_route_fails_the_task_that_takes_the_route
         await engine.run(sources.process_data(data))
     assert sources.calls == []
     assert sorted(e.error for e in events if isinstance(e, TaskSkipped)) == ["not routed"] * 2
+
+
+async def test_a_task_that_takes_a_router_is_reused_by_a_rerun_with_the_same_selector() -> None:
+    """Its fingerprint holds the selector and every route's: the same choice is reused, a
+    changed one runs again (a router once made the task that takes it not reusable)."""
+    sources = Sources()
+    source: Param[str] = Param("data_source", default="db")
+    data: Router[str] = Router(
+        selector=source, routes={"db": sources.from_db(), "api": sources.from_api(sources.fetch())}
+    )
+    result = sources.process_data(data=data)
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    assert await engine.run(result) == "Final data: Data from DB"
+    (first,) = [e.run_id for e in events if isinstance(e, RunStarted)]
+    sources.calls.clear()
+    assert await engine.run(result, rerun_of=first) == "Final data: Data from DB"
+    assert sources.calls == []
+    assert await engine.run(result, rerun_of=first, params={"data_source": "api"}) == (
+        "Final data: Data from API"
+    )
+    assert sources.calls == ["fetch", "from_api", "process_data"]

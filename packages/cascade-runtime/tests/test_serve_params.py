@@ -17,9 +17,9 @@ import msgspec
 import pytest
 
 from cascade.control import start
-from cascade.interfaces import StartReply, served_topic
+from cascade.interfaces import StartReply, decode_served, served_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
-from cascade.runtime import Engine, RunFinished, RunStarted, task
+from cascade.runtime import Engine, Param, RunFinished, RunStarted, task
 from cascade.runtime.testing import EventRecorder, eventually
 
 SOURCE = "server-1"
@@ -236,3 +236,52 @@ async def test_an_annotation_no_request_can_satisfy_refuses_to_serve(
     assert str(raised.value).startswith(error), str(raised.value)
     assert engine.connector is not None
     assert not engine.connector.is_connected
+
+
+async def test_a_served_target_takes_its_params_from_its_params() -> None:
+    """A workflow served as a target, not a function: the announcement lists its Params
+    (type, default, description), a start's params are converted and checked by them (one
+    converter: ``"5"`` is no ``int``), and its run binds them; a rerun replays them."""
+
+    seen: list[tuple[int, str]] = []
+
+    @task(name="report")
+    def report(rows: int, env: str) -> str:
+        seen.append((rows, env))
+        return f"{rows} rows to {env}"
+
+    target = report(
+        Param("rows", type=int, description="how many rows"),
+        Param("env", default="staging"),
+    )
+    broker = InMemoryBroker()
+    engine = Engine(InMemoryConnector(broker, source_id=SOURCE), heartbeat_interval=None)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    serving = asyncio.create_task(engine.serve({"nightly": target}))
+    try:
+        topic = served_topic("local", "default", SOURCE)
+        await eventually(lambda: serving.done() or broker.retained(topic) is not None)
+        retained = broker.retained(topic)
+        assert retained is not None
+        (announced,) = decode_served(retained).workflows
+        described = {p.name: p for p in announced.params}
+        assert (described["rows"].required, described["rows"].annotation) == (True, "int")
+        assert described["rows"].description == "how many rows"
+        assert (described["env"].required, described["env"].default) == (False, "staging")
+        async with InMemoryConnector(broker, source_id="op", presence=False) as requester:
+            refused = await start(requester, "nightly", {"rows": "5"}, on=SOURCE, timeout=10)
+            assert refused.error == 'nightly: parameter rows must be int, not str ("5")'
+            unknown = await start(requester, "nightly", {"rows": 1, "x": 2}, on=SOURCE, timeout=10)
+            assert unknown.error.startswith("nightly: no parameter x in this workflow")
+            reply = await start(requester, "nightly", {"rows": 5}, on=SOURCE, timeout=10)
+            assert reply.outcome == "started", reply.error
+            await recorder.until(lambda: bool(recorder.names(RunFinished)))
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    assert seen == [(5, "staging")]
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+    assert started.origin is not None
+    assert started.origin.params == {"rows": 5, "env": "staging"}

@@ -132,6 +132,9 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     from the results store; a cache policy's result names none); ``not_kept``, why an engine
     that keeps results did not keep this one (it cannot be stored as the results' format says,
     or it is over the bound).
+
+    On ``RUNNING`` (additive): ``items``, on a map's task (``task.map(...)``) when it makes
+    its items, how many: the tasks ``<task_id>[0]`` to ``<task_id>[items - 1]``, of its name.
     """
 
     task_id: str
@@ -146,6 +149,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
     cached: bool | msgspec.UnsetType = msgspec.UNSET
     not_kept: Annotated[str, msgspec.Meta(max_length=1024)] | msgspec.UnsetType = msgspec.UNSET
+    items: _Count | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def held(self) -> Hold | None:

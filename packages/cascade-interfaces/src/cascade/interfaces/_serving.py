@@ -154,12 +154,14 @@ def start_topic_workflow(topic: str, prefix: str = DEFAULT_PREFIX) -> str | None
 
 class WorkflowParam(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A parameter of a served workflow: its ``name``, whether it is ``required``, its
-    ``default`` (JSON; unset when required) and its annotation as written (``int``)."""
+    ``default`` (JSON; unset when required), its annotation as written (``int``) and, for a
+    ``Param``, its ``description`` (additive)."""
 
     name: _Text
     required: bool = True
     default: Any = None
     annotation: _Text = ""
+    description: _Text = ""
 
 
 class ServedWorkflow(msgspec.Struct, kw_only=True, omit_defaults=True):

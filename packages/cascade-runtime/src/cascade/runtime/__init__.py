@@ -37,6 +37,7 @@ from ._events import (
     TaskEvent,
     TaskFailed,
     TaskHeld,
+    TaskMapped,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
@@ -51,9 +52,25 @@ from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._param import Param, ParamError
+from .workflow._resource import (
+    Resource,
+    ResourceError,
+    ResourceFailed,
+    ResourceMissing,
+    inject,
+    resource,
+)
 from .workflow._router import RouteMissing, Router
 from .workflow._shell import ShellError, shell
-from .workflow._task import LazyResult, RetryPolicy, Task, task
+from .workflow._task import (
+    LazyResult,
+    MapError,
+    MappedLazyResult,
+    RetryPolicy,
+    Task,
+    task,
+    unmapped,
+)
 from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
@@ -72,6 +89,8 @@ __all__ = [
     "FileExistenceCache",
     "InvalidTargetError",
     "LazyResult",
+    "MapError",
+    "MappedLazyResult",
     "Param",
     "ParamError",
     "RouteMissing",
@@ -81,6 +100,10 @@ __all__ = [
     "LogForwarding",
     "ManifestTask",
     "RerunError",
+    "Resource",
+    "ResourceError",
+    "ResourceFailed",
+    "ResourceMissing",
     "ResultMissing",
     "ResultStore",
     "RetryPolicy",
@@ -98,11 +121,15 @@ __all__ = [
     "TaskFailed",
     "TaskFailedError",
     "TaskHeld",
+    "TaskMapped",
     "TaskRetrying",
     "TaskRunning",
     "TaskSkipped",
     "TelemetrySubscriber",
     "current_task",
+    "inject",
+    "resource",
     "run",
     "task",
+    "unmapped",
 ]

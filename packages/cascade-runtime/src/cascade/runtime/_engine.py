@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -39,6 +39,7 @@ from ._events import (
 )
 from ._run import CancelReport, HoldPolicy, Run
 from ._run_notice import announce_run, dashboard_address
+from ._run_resources import check_resources
 from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
@@ -54,6 +55,7 @@ from .results._results import ResultStore, RunManifest, open_store
 from .results._run_results import RunResults, read_kept
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
+from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
 if TYPE_CHECKING:
@@ -148,6 +150,8 @@ class Engine:
       start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
       :meth:`run` where logging is not configured) gives its page,
       ``{dashboard_url}/runs/{run_id}``.
+    - ``resources``: resources (:func:`~cascade.runtime.resource`) to register, as
+      :meth:`register` does.
     """
 
     def __init__(
@@ -174,6 +178,7 @@ class Engine:
         hold_default: str = "fail",
         results: bool | str | os.PathLike[str] | ResultStore | None = None,
         dashboard_url: str | None = None,
+        resources: Iterable[Resource] = (),
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
         if max_concurrency < 1:
@@ -212,6 +217,25 @@ class Engine:
         self.dashboard_url = dashboard_address(dashboard_url)
         """Where each run's page is said to be, ``{dashboard_url}/runs/{run_id}`` (``None``:
         nowhere)."""
+        self._resources: dict[str, Resource] = {}
+        for each in resources:
+            self.register(each)
+
+    def register(self, resource: Resource) -> None:
+        """Make ``resource`` (what :func:`~cascade.runtime.resource` makes) the one tasks get
+        when they inject its name, in the runs started from now on.
+
+        A resource registered under a name already taken replaces the one before (as in the
+        existing Cascade engine: a test registers a fake under the real one's name); a run
+        keeps the resources registered when it started. Anything else than a resource:
+        :class:`ResourceError` (a ``TypeError``)."""
+        given: object = resource  # as called: any object
+        if not isinstance(given, Resource):
+            hint = " (decorate it with @resource)" if callable(given) else ""
+            raise ResourceError(
+                f"engine.register takes a resource, not {type(given).__name__}: {given!r}{hint}"
+            )
+        self._resources[resource.name] = resource
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -421,6 +445,8 @@ class Engine:
             raise ValueError("rerun and from_task go with rerun_of")
         graph = build_graph(target)
         graph.bind(params)
+        resources = dict(self._resources)  # the run's, as registered now
+        check_resources(graph, resources)
         given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
@@ -442,7 +468,9 @@ class Engine:
                     name = again.manifest.name  # a rerun goes on under its run's name
         announce_run(run_id, name, self.dashboard_url, direct=direct)
         try:
-            return await self._execute(target, graph, run_id, name, origin, results, again)
+            return await self._execute(
+                target, graph, run_id, name, origin, results, again, resources
+            )
         finally:
             if again is not None:
                 self._reruns.end(again)
@@ -456,6 +484,7 @@ class Engine:
         origin: RunOrigin | None,
         results: RunResults | None,
         again: Lineage | None,
+        resources: Mapping[str, Resource],
     ) -> Any:
         self.stats.runs += 1
         manager = ConstraintManager(
@@ -495,6 +524,7 @@ class Engine:
             results=results,
             logs=logs,
             root_run=again.root_run if again is not None else None,
+            resources=resources,
             cache=RunCache(results, self.stats) if graph.cached else None,
         )
         self._runs[run_id] = run
@@ -573,7 +603,7 @@ class Engine:
 
     async def serve(
         self,
-        workflows: Mapping[str, Callable[..., Any]],
+        workflows: Mapping[str, Any],
         *,
         max_runs: int = 4,
         max_queued: int = 100,
@@ -582,12 +612,15 @@ class Engine:
 
         ``workflows`` maps a name (1 to 64 of ``A-Z a-z 0-9 _ -``) to a function, plain or
         ``async``, that takes the workflow's params as keyword arguments and returns a
-        target. The engine announces them, retained on
+        target; or to a target (a lazy result, or a list, tuple or dict of them), whose
+        :class:`~cascade.runtime.Param` are its params (a request's converted and checked
+        by them, as :meth:`run`'s ``params`` are, and bound in its run). The engine
+        announces them, retained on
         ``{prefix}/served/{org}/{project}/{source}`` (its own org and project, as every topic
         of serving does, so a broker ACL binds each org's)
         (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
-        signature, its load, whether it takes shared requests), again whenever a run starts
-        or ends, and clears it when it stops. It takes
+        signature or each target's Params, its load, whether it takes shared requests), again
+        whenever a run starts or ends, and clears it when it stops. It takes
         :class:`~cascade.interfaces.StartRequest` s addressed to it
         (``{prefix}/start/{org}/{project}/{workflow}/{source}``) and, where the broker has shared
         subscriptions (tried once, at the first connection; not on RabbitMQ 3.x, which has

@@ -4,6 +4,7 @@ import the engine that imports them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cascade.interfaces import Connector, PlanStep, RerunMode
@@ -48,6 +49,8 @@ class EngineFace(Protocol):
         rerun_of: str,
         rerun: RerunMode = "failure",
         from_task: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> list[PlanStep]:
-        """What a rerun of ``rerun_of`` would do with each task of ``target``."""
+        """What a rerun of ``rerun_of`` would do with each task of ``target`` (its Params bound
+        to ``params``)."""
         ...

@@ -24,6 +24,7 @@ __all__ = [
     "TaskFailed",
     "TaskHeld",
     "TaskRetrying",
+    "TaskMapped",
     "TaskRunning",
     "TaskSkipped",
 ]
@@ -88,6 +89,15 @@ class TaskRunning(TaskEvent):
     """An attempt of a task started (each attempt emits one; ``attempt`` says which)."""
 
     state: ClassVar[Literal["RUNNING"]] = "RUNNING"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskMapped(TaskRunning):
+    """A mapped task (:meth:`Task.map <cascade.runtime.Task.map>`) made its ``items`` tasks,
+    ``<task_id>[0]`` on: it runs until they have ended, then completes with their results
+    (or is skipped, when one of them did not complete)."""
+
+    items: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

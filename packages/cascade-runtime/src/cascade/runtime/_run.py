@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -40,22 +40,42 @@ from ._events import (
     TaskCompleted,
     TaskFailed,
     TaskHeld,
+    TaskMapped,
     TaskRetrying,
     TaskRunning,
     TaskSkipped,
 )
+from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
 from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._cache import RunCache
+from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._graph import Graph, Node, resolve
+from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
-from .workflow._task import ALWAYS, DEFAULT_HOLD_TIMEOUT, OnFailure, Task
+from .workflow._task import (
+    ALWAYS,
+    DEFAULT_HOLD_TIMEOUT,
+    LazyResult,
+    MapError,
+    MappedLazyResult,
+    OnFailure,
+    Task,
+)
 from .workflow._task_context import CURRENT, RunContext
 
-__all__ = ["MAX_REQUEST_IDS", "CancelReport", "HeldTasks", "HoldCounts", "HoldPolicy", "Run"]
+__all__ = [
+    "MAX_REQUEST_IDS",
+    "CancelReport",
+    "HeldTasks",
+    "HoldCounts",
+    "HoldPolicy",
+    "Run",
+    "RunCounts",
+]
 
 _log = logging.getLogger("cascade.runtime.engine")
 
@@ -149,6 +169,10 @@ class HoldCounts(Protocol):
     held: int
     decisions: int
     decisions_refused: int
+
+
+class RunCounts(HoldCounts, ResourceCounts, Protocol):
+    """Where a run counts what it does (:class:`~cascade.runtime.EngineStats`)."""
 
 
 class Held:
@@ -352,8 +376,8 @@ class HeldTasks:
         ids of the held tasks of that name when several are."""
         if self._by_name is None:
             self._by_name = {}
-            for node in self.run.graph.nodes:
-                self._by_name.setdefault(node.lazy.name, []).append(node)
+            self.added(self.run.graph.nodes)
+            self.added(self.run.graph.items)
         for node in self._by_name.get(task.rsplit("-", 1)[0], ()):
             if node.lazy.task_id == task:
                 return node, None
@@ -370,6 +394,14 @@ class HeldTasks:
         if decided:
             return max(decided, key=lambda node: self._last[node.lazy.task_id].at or 0.0), None
         return named[0], None
+
+    def added(self, nodes: list[Node]) -> None:
+        """``nodes`` joined the run (a map's items): decisions may name them."""
+        by_name = self._by_name
+        if by_name is None:  # made at the first request, from every node there is then
+            return
+        for node in nodes:
+            by_name.setdefault(node.lazy.name, []).append(node)
 
     def _apply(self, held: Held, decided: Decided, result: Any) -> None:
         node = held.node
@@ -461,8 +493,9 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), the first run of its line (``root_run``, for a rerun), and where its cached
-    tasks look (``cache``, where it has some).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), the resources
+    its tasks may inject, by name (``resources``: set up on first use, torn down at its end),
+    and where its cached tasks look (``cache``, where it has some).
     """
 
     def __init__(
@@ -475,11 +508,12 @@ class Run:
         max_concurrency: int,
         tracing: RunTrace | None = None,
         hold: HoldPolicy = HoldPolicy(),
-        stats: HoldCounts | None = None,
+        stats: RunCounts | None = None,
         source: str = "",
         results: RunResults | None = None,
         logs: RunLogs | None = None,
         root_run: str | None = None,
+        resources: Mapping[str, Resource] | None = None,
         cache: RunCache | None = None,
     ) -> None:
         self.graph = graph
@@ -506,7 +540,17 @@ class Run:
         self.stopping = False  # set before the run cancels its tasks
         self.stopped_by = ""  # what stopped the run, as its stopped tasks' error says
         self.threads_left = False  # a thread past its timeout runs on, its result discarded
+        self.total = len(graph.nodes)  # grows as maps make their items
+        # a map whose items run: its items and when it made them
+        self.mapped: dict[int, tuple[list[Node], float]] = {}
+        self.loads: set[asyncio.Task[None]] = set()  # reading the kept results of maps' items
         self.loop = asyncio.get_running_loop()
+        # None: no task injects one (graph.resources checked against them before the run)
+        self.resources = (
+            RunResources(resources or {}, run_id, self._executor, stats)
+            if graph.resources
+            else None
+        )
         self.cache = cache  # its cached tasks' lookups (with_cache), where it has some
 
     async def execute(self) -> None:
@@ -516,7 +560,6 @@ class Run:
         for node in self.graph.nodes:
             if node.waiting == 0 and not node.done:
                 self.ready(node)
-        total = len(self.graph.nodes)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
         try:
@@ -524,7 +567,7 @@ class Run:
                 if self.cancelled is not None:
                     raise self.cancelled
                 wait = self._dispatch()
-                if self.finished >= total:
+                if self.finished >= self.total:
                     break
                 if timer is not None:
                     timer.cancel()
@@ -543,6 +586,8 @@ class Run:
                 timer.cancel()
             await self._stop_tasks(stop)
             self.held.close()
+            if self.resources is not None:
+                await self.resources.close()
             if self.executor is not None:
                 self.executor.shutdown(
                     wait=stop is None and not self.threads_left, cancel_futures=True
@@ -589,15 +634,15 @@ class Run:
                 if isinstance(stop, asyncio.CancelledError)
                 else describe(stop)
             )
-        if self.active:
-            tasks = list(self.active)
+        if self.active or self.loads:
+            tasks = [*self.active, *self.loads]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if stop is not None:
-            for node in self.graph.nodes:
+            for node in itertools.chain(self.graph.items, self.graph.nodes):
                 if not node.done and not self.held.stop(node, self.stopped_by):
-                    self._cancelled(node, None)
+                    self._cancelled(node, self._map_started(node))
 
     def _cancelled(self, node: Node, started: float | None, thread: bool = False) -> None:
         """``node``'s task was stopped with the run (``started``: its first attempt's start)."""
@@ -630,7 +675,12 @@ class Run:
             lazy = item.lazy
             ref = TaskRef(task_id=lazy.task_id, task_name=lazy.name)
             (cancelled if lazy.task.is_async else abandoned).append(ref)
-        not_started = max(0, len(self.graph.nodes) - self.finished - len(self.active))
+        running = {id(it.node if isinstance(it, Retry) else it) for it in self.active.values()}
+        not_started = sum(
+            1
+            for node in itertools.chain(self.graph.nodes, self.graph.items)
+            if not node.done and id(node) not in running and id(node) not in self.mapped
+        )
         already = self.cancelled is not None
         if not already:
             self.cancelled = RunCancelledError(self.run_id, issued_by, reason)
@@ -747,6 +797,9 @@ class Run:
                 logs.enter(task_id, name, attempt, span.span_id if span is not None else None)
             attempt_started = time.perf_counter()
             try:
+                if node.injects:
+                    kept = args, kwargs  # what a retry or a hold keeps: the injects, not values
+                    args, kwargs = await self._inject(node, args, kwargs)
                 if spec.is_async:
                     if span is None:
                         running = spec.fn(*args, **kwargs)
@@ -773,7 +826,9 @@ class Run:
             except asyncio.CancelledError as exc:
                 if self.stopping:
                     outcome, error = "CANCELLED", exc
-                    self._cancelled(node, started, thread=not spec.is_async)
+                    # a sync task stopped while its resources were set up started no thread
+                    waited = node.injects and kwargs is kept[1]
+                    self._cancelled(node, started, thread=not spec.is_async and not waited)
                     raise
                 failure: BaseException = exc  # raised by the task's own code: a failure
             except Exception as exc:
@@ -781,8 +836,9 @@ class Run:
             else:
                 outcome = "COMPLETED"
                 node.result = result
-                if cached is not None and cached.policy is not None:
-                    await cast(RunCache, self.cache).save(node, args, kwargs, result)
+                if cached is not None and cached.policy is not None:  # told the call, not
+                    called = kept if node.injects else (args, kwargs)  # its resources' values
+                    await cast(RunCache, self.cache).save(node, *called, result)
                 results = self.results
                 emit(
                     TaskCompleted(
@@ -798,7 +854,14 @@ class Run:
                 return
             now = time.perf_counter()
             error = failure
-            if attempt < policy.max_attempts and decided is None and policy.retries(failure):
+            if node.injects:
+                args, kwargs = kept
+            if (
+                attempt < policy.max_attempts
+                and decided is None
+                and policy.retries(failure)
+                and not isinstance(failure, ResourceFailed)  # set up once a run: the same again
+            ):
                 outcome = "RETRYING"
                 emit(
                     TaskRetrying(
@@ -843,6 +906,14 @@ class Run:
                 await asyncio.sleep(delay)
             self.ready(retry)
             self.wake.set()
+
+    async def _inject(
+        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``node``'s call with its resources' values in place of its injects."""
+        resources = self.resources
+        assert resources is not None  # the graph has injects: the run has resources
+        return await resources.inject(node, args, kwargs)
 
     async def _from_cache(
         self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any], started: float
@@ -918,9 +989,13 @@ class Run:
     def _stops(self, node: Node) -> bool:
         """Whether ``node`` ends before it starts: a route its router did not choose (it is not
         routed: what waits on it goes on), its condition false (it is skipped, and so is what
-        needs it), or a router it takes with no route for its selector (it fails)."""
+        needs it), or a router it takes with no route for its selector (it fails); or whether
+        it is a map, which never starts: it makes its items, and ends once they have."""
         graph = self.graph
         lazy = node.lazy
+        if self.mapped and id(node) in self.mapped:
+            self._gather(node)
+            return True
         for selector, key in node.routes:
             if resolve(selector, graph) != key:
                 self._end_skipped(node, NOT_ROUTED)
@@ -945,7 +1020,108 @@ class Run:
                 )
                 self.failed(node, exc)
                 return True
+        if type(lazy) is MappedLazyResult:
+            self._map(node, lazy)
+            return True
         return False
+
+    def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
+        """Make the items of map ``node``, its keywords' values known: each a node of the run
+        that ``node`` waits for, ready to start."""
+        try:
+            rows = lazy.items(resolve(lazy.kwargs, self.graph))
+        except MapError as exc:
+            self.emit(
+                TaskFailed(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    error=describe(exc),
+                    exception=exc,
+                )
+            )
+            self.failed(node, exc)
+            return
+        spec, task_id = lazy.task, lazy.task_id
+        items = [
+            Node(LazyResult(spec, (), row, f"{task_id}[{index}]"), (node, index))
+            for index, row in enumerate(rows)
+        ]
+        for item in items:
+            item.dependents.append(node)
+            item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
+        node.deps.extend(items)  # what it is computed from: a decided item's value taints it
+        node.waiting = len(items)
+        self.mapped[id(node)] = (items, time.perf_counter())
+        self.graph.items.extend(items)
+        self.total += len(items)
+        self.held.added(items)
+        self.emit(
+            TaskMapped(run_id=self.run_id, task_id=task_id, task_name=lazy.name, items=len(items))
+        )
+        if not items:
+            self._gather(node)
+            return
+        reuse = self.results.add_items(node, items) if self.results is not None else None
+        if reuse:
+            load = self.loop.create_task(self._reuse_items(items, reuse))
+            self.loads.add(load)
+            load.add_done_callback(self.loads.discard)
+            return
+        for item in items:
+            self.ready(item)
+
+    async def _reuse_items(self, items: list[Node], steps: list[Step]) -> None:
+        """A rerun's map made ``items``: those whose results its run kept (``steps``) end
+        ``COMPLETED`` with them once read and proven, the others start."""
+        results = self.results
+        assert results is not None
+        try:
+            await results.load_items(steps)
+        finally:
+            self.wake.set()
+        reused = results.reused
+        rest = []
+        for item in items:
+            found = reused.get(id(item))
+            if found is None:
+                rest.append(item)
+                continue
+            item.result, from_run = found
+            lazy = item.lazy
+            self.emit(
+                TaskCompleted(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    reused_from=from_run,
+                )
+            )
+            self.completed(item)
+        for item in rest:
+            self.ready(item)
+
+    def _gather(self, node: Node) -> None:
+        """Every item of map ``node`` completed: it completes with their results, in order."""
+        items, started = self.mapped.pop(id(node))
+        node.result = result = [item.result for item in items]
+        lazy = node.lazy
+        results = self.results
+        self.emit(
+            TaskCompleted(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                not_kept=None if results is None else results.keep(node, result),
+            )
+        )
+        self.completed(node)
+
+    def _map_started(self, node: Node) -> float | None:
+        """When map ``node`` made its items, if it is one that did."""
+        found = self.mapped.get(id(node)) if self.mapped else None
+        return None if found is None else found[1]
 
     def _end_skipped(self, node: Node, why: str) -> None:
         node.done = node.skipped = True

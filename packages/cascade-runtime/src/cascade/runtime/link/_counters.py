@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld
+from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld, TaskMapped
 
 __all__ = ["RunCounters"]
 
@@ -78,6 +78,8 @@ class RunCounters:
             if state == "RUNNING":
                 self.running += 1
                 self._blocked.pop(event.task_id, None)
+                if type(event) is TaskMapped:  # its items join the run
+                    self.total += event.items
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
@@ -93,10 +95,15 @@ class RunCounters:
                 self.completed += 1
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
-                    self.running -= 1
+                    before = latest.get(event.task_id)
+                    if before is not None and before.state == "RUNNING":  # else: never started
+                        self.running -= 1
                 self.failed += 1
             elif state == "SKIPPED":
                 self._blocked.pop(event.task_id, None)
+                before = latest.get(event.task_id)
+                if before is not None and before.state == "RUNNING":  # a map: an item failed
+                    self.running -= 1
                 self.skipped += 1
             elif state == "BLOCKED":
                 if isinstance(event, TaskHeld):

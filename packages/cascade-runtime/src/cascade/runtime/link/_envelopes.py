@@ -26,6 +26,7 @@ from .._events import (
     TaskEvent,
     TaskFailed,
     TaskHeld,
+    TaskMapped,
     TaskRetrying,
 )
 from .._stamp import Stamp
@@ -42,6 +43,7 @@ _COMPLETED = _STATES["COMPLETED"]
 _CANCELLED = _STATES["CANCELLED"]
 _FAILED = _STATES["FAILED"]
 _RETRYING = _STATES["RETRYING"]
+_RUNNING = _STATES["RUNNING"]
 _ENTRY = SNAPSHOT_TASK_FORMAT
 
 
@@ -87,6 +89,7 @@ class RunEnvelopes:
             or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
             or event.decided is not None
             or (state is _COMPLETED and _rare_completed(event))
+            or (state is _RUNNING and type(event) is TaskMapped)
         ):
             return self._event_format % (
                 prefix,
@@ -145,6 +148,7 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
         cancelled=True if cancelled else msgspec.UNSET,
         traceback=msgspec.UNSET if failure is None else format_traceback(failure),
         decided=msgspec.UNSET if event.decided is None else event.decided,
+        items=event.items if isinstance(event, TaskMapped) else msgspec.UNSET,
         **_completed_fields(event),
     )
 

@@ -130,7 +130,7 @@ class RunCache:
             return await self._ask(node, cache.policy, args, kwargs)
         results = self.results
         assert results is not None  # check_cache: a run without a store does not start
-        if id(node) in results.forced:
+        if results.forces(node):
             return None  # a rerun forces it: run whatever is kept
         fingerprint = results.fingerprint(node)
         if fingerprint is None:

@@ -20,9 +20,11 @@ from cascade.interfaces import CascadeError
 
 from ..workflow._graph import Graph
 from ..workflow._param import Param
-from ..workflow._task import LazyResult
+from ..workflow._resource import Inject
+from ..workflow._router import Router
+from ..workflow._task import LazyResult, MappedLazyResult, Unmapped
 
-__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_graph"]
+__all__ = ["NotCanonical", "Prints", "code_hash", "fingerprint_call", "fingerprint_graph"]
 
 _VERSION = "cascade-fingerprint/1"
 _encode = msgspec.msgpack.Encoder().encode
@@ -107,8 +109,18 @@ def _canonical(value: Any, upstream: Callable[[Any], Any] | None) -> Any:
         return [kind.__name__, value.isoformat()]
     if kind is decimal.Decimal or kind is uuid.UUID or isinstance(value, pathlib.PurePath):
         return [kind.__name__, str(value)]
-    if upstream is not None and (kind is LazyResult or kind is Param):
+    if upstream is not None and (kind is LazyResult or kind is Param or kind is MappedLazyResult):
         return upstream(value)
+    if kind is Unmapped:
+        return ["u", _canonical(value.value, upstream)]
+    if kind is Router:  # its selector and every route: which one it takes is the selector's
+        routes = [
+            (_canonical(k, upstream), _canonical(v, upstream)) for k, v in value.routes.items()
+        ]
+        routes.sort(key=lambda route: _encode(route[0]))
+        return ["R", _canonical(value.selector, upstream), routes]
+    if kind is Inject:  # a resource's name: its value is no input (a connection, a client)
+        return ["i", value.name]
     raise NotCanonical(f"a {kind.__module__}.{kind.__qualname__} has no canonical encoding")
 
 
@@ -159,7 +171,10 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
                 if kwargs
                 else ()
             )
-            fingerprint = _sha256(_encode((_VERSION, lazy.name, code, plain, named))).hexdigest()
+            what: tuple[Any, ...] = (_VERSION, lazy.name, code, plain, named)
+            if type(lazy) is MappedLazyResult:  # not the task called once on the lists
+                what = (*what, "map")
+            fingerprint = _sha256(_encode(what)).hexdigest()
         except NotCanonical as exc:
             why = str(exc)
         except (OverflowError, TypeError, ValueError) as exc:  # an int beyond msgpack's
@@ -172,6 +187,21 @@ def fingerprint_graph(graph: Graph, keys: list[str]) -> Prints:
     if len(fingerprints) != len(keys):
         raise ValueError("a key for each node")
     return prints
+
+
+def fingerprint_call(lazy: LazyResult[Any], code: str) -> tuple[str | None, str]:
+    """The fingerprint of a call whose arguments are values (a map's item), as
+    :func:`fingerprint_graph` gives a task called on them directly: ``(fingerprint, "")``, or
+    ``(None, why not)``."""
+    try:
+        plain = [_argument(at, arg, None) for at, arg in enumerate(lazy.args, 1)]
+        named = sorted((name, _argument(name, arg, None)) for name, arg in lazy.kwargs.items())
+        what = (_VERSION, lazy.name, code, plain, named or ())
+        return _sha256(_encode(what)).hexdigest(), ""
+    except NotCanonical as exc:
+        return None, str(exc)
+    except (OverflowError, TypeError, ValueError) as exc:
+        return None, f"an argument has no canonical encoding ({exc})"
 
 
 def _argument(which: int | str, value: Any, upstream: Callable[[Any], Any] | None) -> Any:

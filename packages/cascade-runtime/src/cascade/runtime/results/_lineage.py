@@ -64,6 +64,7 @@ class LiveReruns:
         self._live[found.rerun_of] = run_id
         try:
             steps = plan_rerun(graph, results.prints, found.manifest, rerun, from_task)
+            results.rerunning(found.manifest, rerun, steps)
             await results.load(steps)
         except BaseException:
             self.end(found)

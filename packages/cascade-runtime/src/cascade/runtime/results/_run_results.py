@@ -15,11 +15,13 @@ from typing import Any
 
 import msgspec
 
+from cascade.interfaces import RerunMode
+
 from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
-from ._fingerprints import Prints
+from ._fingerprints import Prints, fingerprint_call
 from ._rerun import Step
 from ._results import (
     SAME,
@@ -127,6 +129,11 @@ class RunResults:
         self.stats = stats
         self.started = _now()
         self._index = {id(node): index for index, node in enumerate(graph.nodes)}
+        self.nodes = list(graph.nodes)  # with the maps' items, as they are made
+        # a rerun's: the results its run kept, by fingerprint, and how it reruns (rerun=...)
+        self._before: dict[str, ManifestTask] | None = None
+        self._rerun: RerunMode = "failure"
+        self._forced: set[int] = set()  # the nodes rerun="from" forces
         self.reused: dict[int, tuple[Any, str]] = {}  # node -> (its stored value, from run)
         self.kept: dict[int, str] = {}  # node -> the run its result is kept from
         # node -> its kept result's size and sha256 (raw: the writer thread's, for each batch;
@@ -137,11 +144,9 @@ class RunResults:
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
         self.decided: dict[int, str] = {}
-        # the nodes cached in the store (with_cache): their results' cache entries are written
-        self._indexed = frozenset(
-            id(node) for node in graph.cached if node_cache(node.lazy).policy is None
-        )
-        self.forced: set[int] = set()  # nodes a rerun runs whatever is kept: not from the cache
+        # the nodes cached in the store (with_cache), their maps' items with them: their
+        # results' cache entries are written (the writer thread reads it, the loop adds items)
+        self._indexed = {id(node) for node in graph.cached if node_cache(node.lazy).policy is None}
         self.bytes_kept = 0
         self._max_bytes = store.max_bytes
         self._failed: dict[int, tuple[str, int]] = {}  # node -> why its write failed, its size
@@ -158,7 +163,6 @@ class RunResults:
         """Read and prove the stored value of every ``reuse`` step (:func:`read_kept`); a step
         whose result is not to be believed becomes ``force`` and the engine says why. Returns
         the steps."""
-        self.forced = {id(step.node) for step in steps if step.action == "force"}
         proven, refused = await read_kept(self.store, steps, decode=True, stats=self.stats)
         for step, value in proven:
             assert step.from_run is not None
@@ -175,6 +179,51 @@ class RunResults:
                 step.why,
             )  # fmt: skip
         return steps
+
+    def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
+        """This run reruns ``manifest``'s as ``rerun`` says (``steps``: its plan): the items its
+        maps make are reused as its tasks are (:meth:`add_items`)."""
+        self._before = {}
+        for task in manifest.tasks.values():
+            if task.fingerprint and task.from_run and task.sha256 and task.size is not None:
+                self._before.setdefault(task.fingerprint, task)
+        self._rerun = rerun
+        self._forced = {id(step.node) for step in steps if step.action == "force"}
+
+    def add_items(self, node: Node, items: list[Node]) -> list[Step]:
+        """The map ``node`` made ``items``: their keys (the map's, ``[i]``) and fingerprints (as
+        their task's called on their values), kept like any task's; for a rerun, the steps of
+        those whose result its run kept, to :meth:`load` (a forced map's items are forced)."""
+        prints = self.prints
+        at = self._index[id(node)]
+        key, code = prints.keys[at], prints.codes[at]
+        reuse: list[Step] = []
+        before = self._before
+        forced = self._rerun == "all" or id(node) in self._forced
+        for index, item in enumerate(items):
+            fingerprint, why_not = fingerprint_call(item.lazy, code)
+            self._index[id(item)] = len(prints.keys)
+            prints.keys.append(f"{key}[{index}]")
+            prints.codes.append(code)
+            prints.fingerprints.append(fingerprint)
+            prints.why_not.append(why_not)
+            self.nodes.append(item)
+            if before and fingerprint is not None and not forced:
+                kept = before.get(fingerprint)
+                if kept is not None:
+                    reuse.append(Step(item, "reuse", "unchanged", kept))
+            if forced:
+                self._forced.add(id(item))
+        if id(node) in self._indexed:  # a cached map's items are cached
+            self._indexed.update(id(item) for item in items)
+        return reuse
+
+    async def load_items(self, steps: list[Step]) -> None:
+        """:meth:`load` the kept results of a map's items (:meth:`add_items`), counted as a
+        rerun's are (``EngineStats.results_reused``)."""
+        before = len(self.reused)
+        await self.load(steps)
+        self.stats.results_reused += len(self.reused) - before
 
     def keep(self, node: Node, value: Any) -> str | None:
         """Keep ``node``'s result (encoded here, written in the store's thread); ``None``, or why
@@ -216,6 +265,11 @@ class RunResults:
                 return None
         self._not_kept(node, reason)
         return reason
+
+    def forces(self, node: Node) -> bool:
+        """Whether this run, a rerun, runs ``node`` whatever is kept (``rerun="all"``, or
+        ``"from"`` a task upstream of it): its cache is not looked at either."""
+        return id(node) in self._forced or (self._rerun == "all" and self._before is not None)
 
     def fingerprint(self, node: Node) -> str | None:
         """``node``'s fingerprint (``None``: it has none)."""
@@ -279,7 +333,7 @@ class RunResults:
         """Each node's last state, by ``id``, for the manifest (``failed``: the nodes that
         failed)."""
         states = {}
-        for node in self.graph.nodes:
+        for node in self.nodes:
             key = id(node)
             if key in self.kept or key in self.not_kept:
                 states[key] = "COMPLETED"
@@ -336,7 +390,7 @@ class RunResults:
         ):
             if key not in indexed or key in failed:
                 continue
-            name = self.graph.nodes[self._index[key]].lazy.name
+            name = self.nodes[self._index[key]].lazy.name
             entry = CacheEntry(
                 run_id=self.run_id, at=at, size=len(data), sha256=digest.hex(), name=name
             )
@@ -364,7 +418,7 @@ class RunResults:
         store = self.store
         self._hand_over()
         await asyncio.wrap_future(store.flushed())
-        by_node = {id(node): node for node in self.graph.nodes}
+        by_node = {id(node): node for node in self.nodes}
         for key, (why, written) in list(self._failed.items()):
             if self.kept.pop(key, None) is not None:
                 self.bytes_kept -= written
@@ -376,7 +430,7 @@ class RunResults:
         prints = self.prints
         kept, not_kept, proofs = self.kept, self.not_kept, self._proofs
         for node, task_key, fingerprint, code, why_not in zip(
-            self.graph.nodes,
+            self.nodes,
             prints.keys,
             prints.fingerprints,
             prints.codes,

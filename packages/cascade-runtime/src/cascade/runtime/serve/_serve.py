@@ -41,7 +41,7 @@ from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
-from ._served_workflows import ServedFunction, served_functions
+from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
 
 __all__ = ["Server"]
@@ -74,7 +74,7 @@ class Server:
     def __init__(
         self,
         engine: EngineFace,
-        workflows: Mapping[str, Callable[..., Any]],
+        workflows: Mapping[str, Any],
         run: Callable[..., Awaitable[Any]],
         *,
         max_runs: int,
@@ -327,7 +327,7 @@ class Server:
         target = await self._target(served, params)
         plan: dict[str, Any] = {}
         if rerun_of is not None:
-            steps = await self._plan(target, request, rerun_of)
+            steps = await self._plan(target, request, rerun_of, served.run_params(params))
             plan = {"rerun_of": rerun_of, "plan": steps[:MAX_PLAN_STEPS], "plan_count": len(steps)}
         if request.dry_run:
             return self._reply(request, "planned", **plan), None
@@ -345,6 +345,7 @@ class Server:
             run_id=run_id,
             workflow=request.workflow,
             target=target,
+            params=served.run_params(params),
             origin=RunOrigin(
                 workflow=request.workflow,
                 params=bound,
@@ -447,7 +448,7 @@ class Server:
         source = self._peers.rerunning(rerun_of)
         return None if source is None else f"on {source}"
 
-    async def _target(self, served: ServedFunction, params: Mapping[str, Any]) -> Any:
+    async def _target(self, served: Served, params: Mapping[str, Any]) -> Any:
         try:
             target = await served.target(params)
             graph = build_graph(target)  # a bad target is refused now, not as a failed run
@@ -457,10 +458,20 @@ class Server:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
         return target
 
-    async def _plan(self, target: Any, request: StartRequest, rerun_of: str) -> list[PlanStep]:
+    async def _plan(
+        self,
+        target: Any,
+        request: StartRequest,
+        rerun_of: str,
+        params: Mapping[str, Any] | None,
+    ) -> list[PlanStep]:
         try:
             return await self._engine.plan(
-                target, rerun_of=rerun_of, rerun=request.rerun, from_task=request.from_task
+                target,
+                rerun_of=rerun_of,
+                rerun=request.rerun,
+                from_task=request.from_task,
+                params=params,
             )
         except ValueError as exc:  # RerunError: from_task not in the graph, ...
             raise _Refused(str(exc)) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ class Accepted:
     run_id: str
     workflow: str
     target: Any
+    params: Mapping[str, Any] | None  # what its target's Params are bound to
     origin: RunOrigin
     rerun_of: str | None
     rerun: RerunMode
@@ -116,6 +117,7 @@ class ServedRuns:
             await self._run_target(
                 accepted.target,
                 run_id=accepted.run_id,
+                params=accepted.params,
                 name=accepted.workflow,
                 origin=accepted.origin,
                 rerun_of=accepted.rerun_of,

@@ -1,6 +1,7 @@
 """The workflows a serving engine offers: each a function that builds a target from params,
 described for its announcement, and called with a request's params once they are converted to
-its annotations (:mod:`._served_params`)."""
+its annotations (:mod:`._served_params`); or a target whose :class:`Param` are its params,
+converted by the same converter and bound when its run starts."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import msgspec
 
 from cascade.interfaces import ServedWorkflow, WorkflowParam, check_workflow_name
 
+from ..workflow._graph import build_graph
+from ..workflow._param import Param, bind_params
+from ..workflow._task import LazyResult
 from ._served_params import ParamTypes
 
-__all__ = ["ServedFunction", "served_functions"]
+__all__ = ["Served", "ServedFunction", "ServedGraph", "served_functions"]
 
 _TEXT = 1024  # an announcement's text fields are at most this long
 _MAX_PARAMS = 64  # ServedWorkflow.params' bound
@@ -66,20 +70,67 @@ class ServedFunction:
             built = await built
         return built
 
+    def run_params(self, params: Mapping[str, Any]) -> None:
+        """What its run binds its :class:`Param` to: nothing, its params went to the call."""
 
-def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, ServedFunction]:
-    """Each of ``workflows`` checked and described; ``ValueError`` (a bad name, not callable,
-    a parameter that a request cannot give by name) or ``TypeError`` (an annotation that
-    does not resolve, or that no JSON value converts to)."""
+
+@dataclass(frozen=True, slots=True)
+class ServedGraph:
+    """A served workflow that is a target (a lazy result, or a list, tuple or dict of them):
+    its params are its graph's :class:`Param`, given to its run."""
+
+    name: str
+    graph_target: Any
+    params: Mapping[str, Param[Any]]
+    described: ServedWorkflow
+
+    def convert(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` as given, once its Params take them (:class:`ParamError`, a
+        ``TypeError``, naming the first that does not: unknown, missing or ill-typed)."""
+        bind_params(self.params, params)
+        return dict(params)
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Every Param's value as JSON, defaults included (one that has none is left out)."""
+        encoded: dict[str, Any] = {}
+        for name, value in bind_params(self.params, params).items():
+            ok, as_json = _json(value)
+            if ok:
+                encoded[name] = as_json
+        return encoded
+
+    async def target(self, params: Mapping[str, Any]) -> Any:
+        """The target, the same for every run: its Params are bound by its run."""
+        return self.graph_target
+
+    def run_params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What its run binds its Params to: the params given."""
+        return params
+
+
+Served = ServedFunction | ServedGraph
+
+
+def served_functions(workflows: Mapping[str, Any]) -> dict[str, Served]:
+    """Each of ``workflows`` checked and described; ``ValueError`` (a bad name, neither
+    callable nor a target, a parameter that a request cannot give by name, two Params of one
+    name that differ) or ``TypeError`` (an annotation that does not resolve, or that no JSON
+    value converts to)."""
     if not workflows:
         raise ValueError("serve() needs at least one workflow")
     if len(workflows) > _MAX_WORKFLOWS:
         raise ValueError(f"serve() takes at most {_MAX_WORKFLOWS} workflows, not {len(workflows)}")
-    served: dict[str, ServedFunction] = {}
+    served: dict[str, Served] = {}
     for name, build in workflows.items():
         check_workflow_name(name)
+        if _is_target(build):
+            served[name] = _served_graph(name, build)
+            continue
         if not callable(build):
-            raise TypeError(f"workflow {name!r} is {build!r}, not a function that builds a target")
+            raise TypeError(
+                f"workflow {name!r} is {build!r}, neither a function that builds a target nor "
+                "a target"
+            )
         signature = inspect.signature(build)
         params = [_param(p) for p in signature.parameters.values() if _named(name, p)]
         if len(params) > _MAX_PARAMS:
@@ -89,6 +140,40 @@ def served_functions(workflows: Mapping[str, Callable[..., Any]]) -> dict[str, S
         types = ParamTypes.of(name, build, signature)
         served[name] = ServedFunction(name, build, signature, described, types)
     return served
+
+
+def _is_target(value: Any) -> bool:
+    if isinstance(value, LazyResult):
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return (
+        isinstance(value, (list, tuple, dict))
+        and bool(value)
+        and all(isinstance(item, LazyResult) for item in items)
+    )
+
+
+def _served_graph(name: str, target: Any) -> ServedGraph:
+    params = build_graph(target).params
+    if len(params) > _MAX_PARAMS:
+        raise ValueError(f"workflow {name!r} has {len(params)} parameters; at most 64")
+    described = [_graph_param(param) for param in params.values()]
+    return ServedGraph(name, target, params, ServedWorkflow(name=name, params=described))
+
+
+def _graph_param(param: Param[Any]) -> WorkflowParam:
+    written = "" if param.type is None else inspect.formatannotation(param.type)
+    described = WorkflowParam(
+        name=param.name,
+        required=param.required,
+        annotation=written[:_TEXT],
+        description=param.description[:_TEXT],
+    )
+    if not param.required:
+        ok, default = _json(param.default)
+        if ok:
+            described.default = default
+    return described
 
 
 def _named(workflow: str, param: inspect.Parameter) -> bool:

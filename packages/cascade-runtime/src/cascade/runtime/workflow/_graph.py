@@ -7,8 +7,9 @@ from typing import Any
 
 from .._errors import CycleError, InvalidTargetError
 from ._param import Param, ParamError, bind_params
+from ._resource import Inject
 from ._router import RouteMissing, Router
-from ._task import ALWAYS, LazyResult
+from ._task import ALWAYS, LazyResult, MappedLazyResult, Unmapped
 
 __all__ = [
     "NAME_LIMIT",
@@ -32,22 +33,29 @@ _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # values that ho
 
 
 _Found = tuple[
-    "list[LazyResult[Any]]", "Sequence[Param[Any]]", "Sequence[Router[Any]]", frozenset[int]
+    "list[LazyResult[Any]]",
+    "Sequence[Param[Any]]",
+    "Sequence[Router[Any]]",
+    frozenset[int],
+    "Sequence[Inject]",
 ]
 """What one lazy result's arguments and condition hold, at any depth of nesting: its
-dependencies, the :class:`Param` and the :class:`Router` among them, and with a router the
-lazy results it takes other than as a route (a plain tuple: made twice a task)."""
+dependencies, the :class:`Param` and the :class:`Router` among them, with a router the
+lazy results it takes other than as a route, and the injects passed where it was called (a
+plain tuple: made twice a task)."""
 
 
 def _scan(node: LazyResult[Any]) -> _Found:
     """The distinct lazy results among ``node``'s arguments and its condition (a router's
-    selector and routes among them), the :class:`Param` and the :class:`Router` among them.
+    selector and routes among them), the :class:`Param`, the :class:`Router` and the
+    :class:`Inject` among them.
 
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
     result one."""
     found: dict[int, LazyResult[Any]] = {}
     params: list[Param[Any]] | None = None
     routers: list[Router[Any]] | None = None
+    injects: list[Inject] | None = None
     stack: list[Any] = [*node.args, *node.kwargs.values()] if node.kwargs else list(node.args)
     if node.condition is not ALWAYS:
         stack.append(node.condition)
@@ -76,12 +84,23 @@ def _scan(node: LazyResult[Any]) -> _Found:
                 stack.append(value.selector)
                 routes = [] if routes is None else routes
                 routes.extend(value.routes.values())
+            elif isinstance(value, Unmapped):
+                stack.append(value.value)
+            elif isinstance(value, Inject):
+                injects = [] if injects is None else injects
+                injects.append(value)
         if not routes:
             break
         if direct is None:  # what it takes other than as a route: all found so far
             direct = frozenset(found)
         stack, routes = routes, None
-    return list(found.values()), params or _NONE, routers or _NONE, direct or _EMPTY
+    return (
+        list(found.values()),
+        params or _NONE,
+        routers or _NONE,
+        direct or _EMPTY,
+        injects or _NONE,
+    )
 
 
 def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
@@ -102,6 +121,8 @@ class Node:
         "deps",
         "done",
         "guarded",
+        "injects",
+        "item_of",
         "lazy",
         "result",
         "routers",
@@ -110,13 +131,15 @@ class Node:
         "waiting",
     )
 
-    def __init__(self, lazy: LazyResult[Any]) -> None:
+    def __init__(self, lazy: LazyResult[Any], item_of: tuple[Node, int] | None = None) -> None:
         self.lazy = lazy
+        self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
         # (selector, key) of each route it serves alone: it runs only where the key is chosen
         self.routes: tuple[tuple[Any, Any], ...] = ()
         self.guarded = False  # a condition, routers or routes: looked at before it starts
+        self.injects = False  # a resource injected: by a default of its task, or where called
         self.skipped = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
         self.deps: list[Node] = []
@@ -128,12 +151,15 @@ class Node:
 class Graph:
     """Every node a target needs, in an order where dependencies come first; ``params``: the
     :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`);
-    ``cached``: the nodes whose task has a cache (``with_cache``), in graph order."""
+    ``resources``: the name of each resource a task injects, with the first task that does;
+    ``items``: the nodes of the maps' items, made while the run runs; ``cached``: the nodes
+    whose task has a cache (``with_cache``), in graph order."""
 
     def __init__(
         self,
         nodes: list[Node],
         params: dict[str, Param[Any]] | None = None,
+        resources: dict[str, Node] | None = None,
         cached: list[Node] | None = None,
     ) -> None:
         self.nodes = nodes
@@ -141,6 +167,8 @@ class Graph:
         self.by_lazy = {id(n.lazy): n for n in nodes}
         self.params = params or {}
         self.values: dict[str, Any] = {}
+        self.items: list[Node] = []
+        self.resources = resources or {}
 
     def bind(self, given: Mapping[str, Any] | None) -> None:
         """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
@@ -217,10 +245,11 @@ def build_graph(target: Any) -> Graph:
                 colour[id(dep)] = 1
                 stack.append((dep, iter(_scan(dep)[0])))
     params: dict[str, Param[Any]] = {}
+    resources: dict[str, Node] = {}
     direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
-        upstream, found_params, found_routers, found_direct = _scan(node.lazy)
+        upstream, found_params, found_routers, found_direct, found_injects = _scan(node.lazy)
         for dep in upstream:
             parent = nodes[id(dep)]
             node.deps.append(parent)
@@ -228,6 +257,8 @@ def build_graph(target: Any) -> Graph:
         for param in found_params:
             _add_param(params, param)
         node.binds = bool(found_params)
+        if found_injects or node.lazy.task.injects:
+            _add_resources(resources, node, found_injects)
         if found_routers:
             node.routers = tuple(found_routers)
             direct[id(node)] = found_direct
@@ -237,10 +268,25 @@ def build_graph(target: Any) -> Graph:
     for node in order:
         node.waiting = len(node.deps)
         lazy = node.lazy
-        node.guarded = bool(node.routers or node.routes) or lazy.condition is not ALWAYS
+        node.guarded = (
+            bool(node.routers or node.routes)
+            or lazy.condition is not ALWAYS
+            or type(lazy) is MappedLazyResult
+        )
         if lazy.task.cache is not None:
             cached.append(node)
-    return Graph(order, params, cached)
+    return Graph(order, params, resources, cached)
+
+
+def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:
+    """Note the resources ``node`` injects: those ``passed`` where it was called, and its task's
+    inject defaults that the call gives no value."""
+    lazy = node.lazy
+    names = [marker.name for marker in passed]
+    names += [d.resource for d in lazy.task.injects if not d.given(lazy.args, lazy.kwargs)]
+    for name in names:
+        resources.setdefault(name, node)
+    node.injects = bool(names)  # every inject default given a value: nothing to inject
 
 
 def _route(
@@ -310,6 +356,8 @@ def resolve(value: Any, graph: Graph) -> Any:
         return {k: resolve(v, graph) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
         return type(value)(resolve(v, graph) for v in value)
+    if isinstance(value, Unmapped):
+        return Unmapped(resolve(value.value, graph))
     return value
 
 

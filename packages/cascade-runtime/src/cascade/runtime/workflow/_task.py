@@ -6,26 +6,33 @@ import inspect
 import itertools
 import math
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
 
-from cascade.interfaces import DEFAULT_DECISIONS
+from cascade.interfaces import DEFAULT_DECISIONS, CascadeError
 
 from ._cache_policy import Cache, CachePolicy, cache_of
+from ._param import Param
+from ._resource import inject_defaults
+from ._router import Router
 
 __all__ = [
     "ALWAYS",
     "DEFAULT_HOLD_TIMEOUT",
     "LazyResult",
+    "MapError",
+    "MappedLazyResult",
     "OnFailure",
     "RetryPolicy",
     "Task",
+    "Unmapped",
     "check_hold_options",
     "task",
+    "unmapped",
 ]
 
 OnFailure: TypeAlias = Literal["fail", "hold"]
@@ -159,6 +166,8 @@ class Task(Generic[P, R]):
         self.timeout = None if timeout is None else float(timeout)
         self.cache = cache  # with_cache's, else None: one attribute test a task in a run
         self.is_async = inspect.iscoroutinefunction(fn)
+        # the parameters whose defaults are injects: found once, here, never per call
+        self.injects = inject_defaults(fn, f"task {self.name}")
         self.__doc__ = fn.__doc__
 
     def with_retry(
@@ -218,8 +227,55 @@ class Task(Generic[P, R]):
         """A lazy result of this task on these arguments (lazy results among them allowed)."""
         return LazyResult(self, args, kwargs)
 
+    def map(self, **kwargs: Any) -> MappedLazyResult[R]:
+        """This task once per item: a lazy list of its results, in the items' order.
+
+        Each keyword is mapped: a list or tuple, or a lazy result (or
+        :class:`~cascade.runtime.Param`) whose value is one, all of one length; item ``i``
+        takes the ``i``-th value of each. A keyword wrapped in :func:`unmapped` is given whole
+        to every item. The items are made when the mapped values are known (an upstream
+        task's result: when it completes), each a task of its own named ``<map's id>[i]``
+        (its own attempts, hold and decision, its name this task's). A failed item fails only
+        itself and what needs the list. Raises ``MapError`` (a ``ValueError``) when no keyword
+        is mapped or two lists known now differ in length; one known later fails the map's
+        task so.
+        """
+        return MappedLazyResult(self, kwargs)
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+
+class MapError(CascadeError, ValueError):
+    """A map's keywords are not lists of one length: nothing to map, or a value that is no
+    list (or tuple), or two lengths; the message names the keyword."""
+
+
+class Unmapped:
+    """A value every item of a map takes whole: :func:`unmapped`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"unmapped({self.value!r})"
+
+
+def unmapped(value: Any) -> Any:
+    """Pass ``value`` (a value, a lazy result, a :class:`~cascade.runtime.Param`) whole to
+    every item of :meth:`Task.map`, not one of its items to each."""
+    return Unmapped(value)
+
+
+def _mapped_values(name: str, value: Any) -> Sequence[Any]:
+    if isinstance(value, (list, tuple, range)):
+        return value
+    raise MapError(
+        f"map's keyword {name} must be a list or tuple (one value per item), "
+        f"not {type(value).__name__}"
+    )
 
 
 class LazyResult(Generic[R]):
@@ -233,12 +289,18 @@ class LazyResult(Generic[R]):
 
     __slots__ = ("args", "condition", "kwargs", "name", "task", "task_id")
 
-    def __init__(self, task: Task[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        task: Task[Any, R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_id: str | None = None,
+    ) -> None:
         self.task = task
         self.args = args
         self.kwargs = kwargs
         self.name = task.name
-        self.task_id = f"{task.name}-{next(_ids)}"
+        self.task_id = task_id or f"{task.name}-{next(_ids)}"
         self.condition: Any = ALWAYS
 
     def with_retry(
@@ -284,6 +346,56 @@ class LazyResult(Generic[R]):
         return f"<LazyResult {self.task_id}>"
 
 
+class MappedLazyResult(LazyResult[list[R]]):
+    """A task mapped over lists (:meth:`Task.map`): a lazy list of its items' results.
+
+    A lazy result like any: pass it to a task, map over it again, make it the run's target.
+    Its ``kwargs`` are the map's keywords as given (:class:`Unmapped` ones wrapped);
+    :meth:`with_retry`, :meth:`with_timeout` and the task's options apply to every item,
+    :meth:`run_if` to the map as a whole.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, task: Task[Any, R], kwargs: dict[str, Any]) -> None:
+        if not any(not isinstance(value, Unmapped) for value in kwargs.values()):
+            raise MapError(f"{task.name}.map() needs a keyword to map over (a list, or a lazy one)")
+        known = {
+            name: len(_mapped_values(name, value))
+            for name, value in kwargs.items()
+            if not isinstance(value, (Unmapped, LazyResult, Param, Router))
+        }
+        if len(set(known.values())) > 1:
+            lengths = ", ".join(f"{name}: {count}" for name, count in known.items())
+            raise MapError(f"{task.name}.map()'s lists differ in length ({lengths})")
+        # its task gives an item's result; the map's own is their list
+        super().__init__(cast("Task[Any, list[R]]", task), (), kwargs)
+
+    def items(self, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each item's keywords, given the map's keywords' values (``kwargs`` resolved, an
+        :class:`Unmapped` one still wrapped); :class:`MapError` when they are no lists of one
+        length."""
+        whole: dict[str, Any] = {}
+        mapped: dict[str, Sequence[Any]] = {}
+        for name, value in values.items():
+            if isinstance(value, Unmapped):
+                whole[name] = value.value
+            else:
+                mapped[name] = _mapped_values(name, value)
+        lengths = {name: len(items) for name, items in mapped.items()}
+        if len(set(lengths.values())) > 1:
+            said = ", ".join(f"{name}: {count}" for name, count in lengths.items())
+            raise MapError(f"the lists mapped differ in length ({said})")
+        names = list(mapped)
+        return [
+            {**whole, **dict(zip(names, row, strict=True))}
+            for row in zip(*mapped.values(), strict=True)
+        ]
+
+    def __repr__(self) -> str:
+        return f"<MappedLazyResult {self.task_id}>"
+
+
 @overload
 def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
 
@@ -327,7 +439,9 @@ def task(
     waiting, the run live); ``hold_timeout``: seconds a hold waits before ``hold_default``
     (``"fail"``, ``"skip"`` or ``"retry"``) is taken. ``None``: the engine's. ``timeout``:
     seconds an attempt may take (see :meth:`Task.with_timeout`; ``None``: no limit). A bad
-    value raises ``ValueError`` naming the parameter.
+    value raises ``ValueError`` naming the parameter. A parameter whose default is
+    ``inject("name")`` gets that resource's value when a call gives it none (see
+    :func:`~cascade.runtime.resource`).
     """
     check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
     check_timeout(timeout)

@@ -31,7 +31,13 @@ class RunContext:
             keys = self._keys = {
                 id(n): k for n, k in zip(nodes, task_keys(self.graph), strict=True)
             }
-        return keys[id(node)]
+        key = keys.get(id(node))
+        if key is None and node.item_of is not None:  # an item of a map: the map's key[index]
+            parent, index = node.item_of
+            key = f"{self.key(parent)}[{index}]"
+        if key is None:
+            raise KeyError(node.lazy.task_id)
+        return key
 
 
 # (the run's shared part, the node, the attempt): a tuple per attempt, a TaskContext on demand
