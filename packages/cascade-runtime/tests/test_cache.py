@@ -574,3 +574,36 @@ def test_with_cache_keeps_the_tasks_other_options_and_they_keep_it() -> None:
     assert cached.cache is not None
     assert (cached.cache.policy, cached.cache.expire) == (None, 5.0)
     assert wf.extract.cache is None  # a copy
+
+
+async def test_a_cached_maps_items_are_each_cached(tmp_path: Path) -> None:
+    """task.with_cache().map(...): each item takes the result an earlier run kept for it; a
+    new item runs."""
+    calls: list[int] = []
+
+    @task
+    def double(n: int) -> int:
+        calls.append(n)
+        return n * 2
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    engine = Engine(results=tmp_path)
+    recorded = Recorded(engine)
+    assert await engine.run(total(double.with_cache().map(n=[1, 2, 3]))) == 12
+    assert await engine.run(total(double.with_cache().map(n=[1, 2, 3, 4]))) == 20
+    assert sorted(calls) == [1, 2, 3, 4]  # each once (threads: in any order)
+    second = recorded.run_ids()[1]
+    cached = [
+        e
+        for e in recorded.of(second, "double")
+        if isinstance(e, TaskCompleted) and "[" in e.task_id
+    ]  # the items (the map itself completes too)
+    assert sorted((e.task_id.rsplit("[", 1)[1], e.cached) for e in cached) == [
+        ("0]", True),
+        ("1]", True),
+        ("2]", True),
+        ("3]", False),
+    ]
