@@ -11,6 +11,7 @@ from rich.console import Console
 from typer.testing import Result
 
 from cascade.cli.rendering import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
+from cascade.cli.rendering._holds_text import recorded_holds_brief
 from cascade.interfaces import (
     BlockedTask,
     Body,
@@ -56,6 +57,35 @@ def test_hold_texts() -> None:
     assert "broker's retained constraints" in holds_text([Hold(type="sync")], times)
     assert holds_text([Hold(type="quota", scope="global")], times) == "quota on global"
     assert holds_text([], times) == NOTHING_HOLDS
+
+
+def test_resource_hold_texts() -> None:
+    """A task waiting for a system resource: who holds it (the largest first), or who waits
+    for it first; a resource hold from an engine that sends only its type and name."""
+    times = TimeFormat(1_000.0)
+    gpu = Hold(
+        type="resource", resource="gpu_slots", amount=1, in_use=1, capacity=1,
+        users={"train-12": 1},
+    )  # fmt: skip
+    assert holds_text([gpu], times) == "resource:gpu_slots needs 1 (1 of 1 in use by train-12)"
+    users = {f"load-{i}": 4.0 + i for i in range(5)}
+    memory = Hold(
+        type="resource", resource="memory_gb", amount=16, in_use=30, capacity=32, users=users
+    )
+    assert holds_text([memory], times) == (
+        "resource:memory_gb needs 16 (30 of 32 in use by load-4, load-3, load-2, 2 more tasks)"
+    )
+    ahead = Hold(
+        type="resource", resource="memory_gb", amount=0.5, in_use=8, capacity=32, ahead="big-3"
+    )
+    assert holds_text([ahead], times) == (
+        "resource:memory_gb needs 0.5 (8 of 32 in use; big-3 waits for it first)"
+    )
+    assert holds_text([Hold(type="resource", resource="x")], times) == (
+        "resource:x (? of ? in use)"
+    )
+    kept = [{"type": "resource", "resource": "gpu_slots", "amount": 1, "in_use": 1, "capacity": 1}]
+    assert recorded_holds_brief(kept) == "resource gpu_slots"  # a history's table cell
 
 
 def test_watch_shows_what_holds_a_blocked_task() -> None:

@@ -181,3 +181,26 @@ def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
     task = model.runs["run-1"].tasks["load-1"]
     assert (task.state, task.error, task.seq, task.since) == ("HELD", "ValueError: x", 4, T0 - 60)
     assert task.hold == HOLD
+
+
+def test_a_resource_hold_is_kept_with_its_texts_and_users_bounded() -> None:
+    """A reader keeps a resource hold whole, but at most MAX_HOLDERS users, the largest, and
+    every name cut to what it keeps."""
+    from cascade.interfaces import MAX_HOLDERS
+
+    users = {f"train-{i}": float(i) for i in range(1, MAX_HOLDERS + 4)}
+    hold = Hold(
+        type="resource", resource="gpu_" + "x" * 300, amount=1, in_use=10, capacity=10,
+        users=users, ahead="big-" + "y" * 300,
+    )  # fmt: skip
+    body = TaskStateEvent(task_id="t-1", task_name="t", state="BLOCKED", held_by=[hold])
+    (kept,) = _model(body).runs["run-1"].tasks["t-1"].held_by or ()
+    assert kept.users is not None
+    assert (
+        sorted(kept.users.values(), reverse=True)
+        == sorted(users.values(), reverse=True)[:MAX_HOLDERS]
+    )
+    assert (kept.resource or "").endswith("…[cut]")
+    assert (kept.ahead or "").endswith("…[cut]")
+    assert len(kept.resource or "") == len(kept.ahead or "") < 300
+    assert (kept.amount, kept.in_use, kept.capacity) == (1, 10, 10)

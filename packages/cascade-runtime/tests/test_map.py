@@ -412,3 +412,22 @@ def test_a_maps_running_with_its_items_decodes_as_the_protocol_says() -> None:
     assert msgspec.convert({**body, "items": 10_000}, TaskStateEvent).items == 10_000
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({**body, "items": -1}, TaskStateEvent)
+
+
+async def test_a_maps_items_ask_for_the_system_resources_the_map_asks_for() -> None:
+    running = 0
+    most = 0
+
+    @task
+    async def train(x: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+        return x
+
+    engine = Engine(system_resources={"gpu_slots": 2}, max_concurrency=8)
+    mapped = train.map(x=list(range(6))).with_constraints(gpu_slots=1)
+    assert await engine.run(mapped) == list(range(6))
+    assert most == 2

@@ -74,3 +74,37 @@ async def test_why_names_the_pause_its_issuer_and_reason_and_the_limit(
             await asyncio.to_thread(cascade, mqtt_broker, "resume", f"task:{scope}")
         release.set()
         assert await asyncio.wait_for(run, 15) == [1, 1, 2]
+
+
+async def test_why_names_the_system_resource_a_task_waits_for_and_who_holds_it(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """Two tasks asking for the one GPU: `why RUN_ID` (from the run's heartbeat, over the
+    broker) says the second waits for gpu_slots, held by the first."""
+    name = f"{scope_name}_train"
+    engine = Engine(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port),
+        heartbeat_interval=0.2,
+        system_resources={"gpu_slots": 1},
+    )
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    release = asyncio.Event()
+
+    @task(name=name)
+    async def train(i: int) -> int:
+        await release.wait()
+        return i
+
+    first, second = (train.with_constraints(gpu_slots=1)(i) for i in (1, 2))
+    run = asyncio.create_task(engine.run([first, second]))
+    try:
+        await recorder.until(lambda: recorder.names(TaskBlocked) == [name])
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        answer = await asyncio.to_thread(cascade, mqtt_broker, "why", started.run_id)
+        assert answer.exit_code == 0, answer.output
+        (line,) = [line for line in answer.stdout.splitlines() if f"({second.task_id})" in line]
+        assert f"resource:gpu_slots needs 1 (1 of 1 in use by {first.task_id})" in line
+    finally:
+        release.set()
+        assert await asyncio.wait_for(run, 15) == [1, 2]

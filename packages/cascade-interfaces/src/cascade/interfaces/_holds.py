@@ -14,7 +14,8 @@ __all__ = ["MAX_BLOCKED_TASKS", "MAX_HOLDERS", "MAX_HOLDS", "BlockedTask", "Hold
 MAX_HOLDS = 8
 """The most holds an engine names for one task (constraints beyond are left out)."""
 MAX_HOLDERS = 8
-"""The most task names a concurrency hold lists among those holding its slots."""
+"""The most task names a concurrency hold lists among those holding its slots (and the most
+task ids a resource hold lists among those holding the resource)."""
 MAX_BLOCKED_TASKS = 16
 """The most blocked tasks a heartbeat lists (``blocked`` counts them all)."""
 # What a reader accepts: more than engines send, so that a later engine's longer lists
@@ -23,6 +24,7 @@ _READ_LIMIT = 256
 
 _Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 _Count = Annotated[int, msgspec.Meta(ge=0)]
+_Amount = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 
 
 class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -39,7 +41,12 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     - ``decision``: the task failed on its last automatic ``attempt`` under
       ``on_failure="hold"`` and waits for a decision (retry, skip, complete or fail;
       :class:`~cascade.interfaces.DecisionRequest`) until ``deadline`` (epoch seconds),
-      when the engine takes ``default``. Readers show such a task ``HELD``.
+      when the engine takes ``default``. Readers show such a task ``HELD``;
+    - ``resource``: the task asks ``amount`` of the engine's system resource ``resource``
+      (``with_constraints``), of which ``in_use`` of its ``capacity`` is held now by the
+      tasks ``users`` names (task id and amount; at most :data:`MAX_HOLDERS`, the largest);
+      or it would fit, but ``ahead`` (a task id) has waited for it since earlier, and
+      starts first.
 
     Readers take other types too (a later engine's), showing at least the type.
     """
@@ -56,6 +63,12 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     attempt: Annotated[int, msgspec.Meta(ge=1)] | None = None
     deadline: _Seconds | None = None
     default: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    resource: str | None = None
+    amount: _Amount | None = None
+    in_use: _Amount | None = None
+    capacity: _Amount | None = None
+    users: Annotated[dict[str, _Amount], msgspec.Meta(max_length=_READ_LIMIT)] | None = None
+    ahead: str | None = None
 
     @property
     def awaits_decision(self) -> bool:

@@ -50,6 +50,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
@@ -77,6 +78,7 @@ __all__ = [
     "CacheError",
     "CachePolicy",
     "CancelReport",
+    "CapacityError",
     "CascadeRuntimeError",
     "ConstraintManager",
     "ConstraintStats",

@@ -43,6 +43,7 @@ from ._run_resources import check_resources
 from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
+from .constraints._capacity import Capacity
 from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from .link._control_link import DEFAULT_CONNECT_WAIT
 from .link._run_wiring import RunWiring
@@ -145,6 +146,14 @@ class Engine:
       ``hold_timeout``: seconds a hold waits (default 86,400: 24 h, finite, above 0)
       before the engine takes ``hold_default`` (``"fail"``, ``"skip"`` or ``"retry"``;
       default ``"fail"``). A run that stops while tasks are held ends them ``FAILED``.
+    - ``system_resources``: what the machine has of each resource that tasks ask for
+      (``with_constraints``), by name: ``{"gpu_slots": 1, "memory_gb": 32}``, each a number
+      above 0 (else :class:`~cascade.runtime.CapacityError`). An attempt of a task that asks
+      for some starts only when they fit in what the attempts running (in any of this
+      engine's runs) leave free, and no task asked for one of them earlier and still waits;
+      it is ``BLOCKED`` while it waits, with a hold of type ``resource``. A task that asks
+      for a resource not named here, or for more than its capacity, fails when it would
+      start.
     - ``dashboard_url``: the address of the dashboard that shows this engine's runs
       (``http(s)://host[:port][/path]``), default ``$CASCADE_DASHBOARD_URL``: each run's
       start line (logged at ``INFO`` on ``cascade.runtime.engine``; printed on stderr by
@@ -179,8 +188,10 @@ class Engine:
         results: bool | str | os.PathLike[str] | ResultStore | None = None,
         dashboard_url: str | None = None,
         resources: Iterable[Resource] = (),
+        system_resources: Mapping[str, float] | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=False)
+        self.capacity = Capacity(system_resources)
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
         if max_constraints < 0:
@@ -236,6 +247,17 @@ class Engine:
                 f"engine.register takes a resource, not {type(given).__name__}: {given!r}{hint}"
             )
         self._resources[resource.name] = resource
+
+    @property
+    def system_resources(self) -> dict[str, float]:
+        """The capacity of each system resource (``Engine(system_resources=...)``)."""
+        return dict(self.capacity.total)
+
+    @property
+    def system_resources_in_use(self) -> dict[str, float]:
+        """How much of each system resource the attempts running hold now (a thread that
+        an attempt gave up on holds what it asked for until it ends)."""
+        return self.capacity.in_use()
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -525,6 +547,7 @@ class Engine:
             logs=logs,
             root_run=again.root_run if again is not None else None,
             resources=resources,
+            capacity=self.capacity,
             cache=RunCache(results, self.stats) if graph.cached else None,
         )
         self._runs[run_id] = run

@@ -1,6 +1,6 @@
-"""One run: its state machine. Ready tasks admitted by the constraints and ``max_concurrency``,
-attempts and retries, failed tasks held for a decision and the decisions taken on them, skips
-and cancels; what a cancel stopped.
+"""One run: its state machine. Ready tasks admitted by the constraints, ``max_concurrency`` and
+the engine's system resources, attempts and retries, failed tasks held for a decision and the
+decisions taken on them, skips and cancels; what a cancel stopped.
 
 :class:`Run` owns all of it; :class:`HeldTasks` is its part that keeps the holds, and moves a
 decided task on through the run's own transitions (``requeue``, ``completed``, ``skipped``,
@@ -48,11 +48,13 @@ from ._events import (
 from ._run_resources import ResourceCounts, RunResources
 from ._steps import describe
 from ._tracing import AttemptSpan, AttemptState, RunTrace
+from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .logs._logs import RunLogs
 from .results._cache import RunCache
 from .results._rerun import Step
 from .results._run_results import RunResults
+from .workflow._amounts import Amounts
 from .workflow._graph import Graph, Node, resolve
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
@@ -117,8 +119,7 @@ class CancelReport:
 class Retry:
     """A task's next attempt, ready once its retry delay is over: it starts like a first attempt."""
 
-    __slots__ = ("args", "attempt", "decided", "kwargs", "lazy", "node", "started")
-    guarded = False  # its condition and routes were looked at before its first attempt
+    __slots__ = ("args", "attempt", "decided", "guarded", "kwargs", "lazy", "node", "started")
 
     def __init__(
         self,
@@ -136,16 +137,28 @@ class Retry:
         self.args = args
         self.kwargs = kwargs
         self.decided = decided  # a retry decided on a held task: one attempt, then held again
+        # its condition and routes were looked at before its first attempt: only what it asks
+        # of the system resources is looked at again
+        self.guarded = self.lazy.resources is not None
 
 
 class Group:
-    """Ready nodes of one task name: constraints only look at the name, so one check serves all."""
+    """Ready nodes of one task name: constraints only look at the name, so one check serves all.
 
-    __slots__ = ("marked", "nodes")
+    Nodes that ask for system resources are grouped by name and by their request as written
+    (``needs``: equal numbers, the same lazy results and parameters), so they all ask the same
+    amounts (``asked``, once known), and one check of the capacity serves them all too.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("asked", "marked", "name", "needs", "nodes", "ticket")
+
+    def __init__(self, name: str, needs: Amounts | None = None) -> None:
+        self.name = name
+        self.needs = needs
         self.nodes: deque[Node | Retry] = deque()
         self.marked = 0  # how many nodes at the front have had their BLOCKED event
+        self.asked: dict[str, float] | None = None  # needs resolved and checked
+        self.ticket: Ticket | None = None  # its first node's place in line for resources
 
 
 MAX_REQUEST_IDS = 4096
@@ -493,9 +506,10 @@ class Run:
     Given at construction, never set afterwards: where its events go (``emit``), the
     constraints that admit its tasks (``manager``, whose changes wake it), its tracing, hold
     policy and counters, where its results are kept (``results``), where its tasks' log lines
-    go (``logs``), the first run of its line (``root_run``, for a rerun), the resources
-    its tasks may inject, by name (``resources``: set up on first use, torn down at its end),
-    and where its cached tasks look (``cache``, where it has some).
+    go (``logs``), the first run of its line (``root_run``, for a rerun), the resources its
+    tasks may inject, by name (``resources``: set up on first use, torn down at its end), the
+    engine's system resources (``capacity``, shared by its runs), and where its cached tasks
+    look (``cache``, where it has some).
     """
 
     def __init__(
@@ -514,6 +528,7 @@ class Run:
         logs: RunLogs | None = None,
         root_run: str | None = None,
         resources: Mapping[str, Resource] | None = None,
+        capacity: Capacity | None = None,
         cache: RunCache | None = None,
     ) -> None:
         self.graph = graph
@@ -530,7 +545,8 @@ class Run:
         keys = results.keys if results is not None else None
         self.context = RunContext(run_id, root_run or run_id, graph, keys)
         self.held = HeldTasks(self, hold, stats, source)
-        self.groups: dict[str, Group] = {}
+        # by task name; by (name, request as written) for the tasks that ask for resources
+        self.groups: dict[Any, Group] = {}
         self.active: dict[asyncio.Task[None], Node | Retry] = {}  # its attempt, by task
         self.cancelled: RunCancelledError | None = None
         self.running = 0
@@ -551,6 +567,8 @@ class Run:
             if graph.resources
             else None
         )
+        self.capacity = capacity if capacity is not None else Capacity()
+        self.asking: dict[str, Group] = {}  # tasks BLOCKED that ask for resources, by id
         self.cache = cache  # its cached tasks' lookups (with_cache), where it has some
 
     async def execute(self) -> None:
@@ -562,6 +580,7 @@ class Run:
                 self.ready(node)
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
+        unlisten = self.capacity.listen(self.wake.set)  # another run's task may free some
         try:
             while True:
                 if self.cancelled is not None:
@@ -585,6 +604,8 @@ class Run:
             if timer is not None:
                 timer.cancel()
             await self._stop_tasks(stop)
+            unlisten()
+            self._leave_line()
             self.held.close()
             if self.resources is not None:
                 await self.resources.close()
@@ -692,14 +713,19 @@ class Run:
         return self.held.decide(request)
 
     def ready(self, node: Node | Retry) -> None:
-        """``node`` may start: queue it behind the ready tasks of its name (a retry ahead),
-        unless its condition, its routes or its routers end it first (:meth:`_stops`)."""
-        if node.guarded and self._stops(cast(Node, node)):  # a Retry is never guarded
-            return
-        name = node.lazy.name
-        group = self.groups.get(name)
+        """``node`` may start: queue it behind the ready tasks of its name (and of its request
+        for resources, if it has one; a retry ahead), unless its condition, its routes or its
+        routers end it first (:meth:`_stops`)."""
+        lazy = node.lazy
+        key: Any = lazy.name
+        if node.guarded:  # a condition, routes or routers, or resources it asks for
+            if not isinstance(node, Retry) and self._stops(node):
+                return
+            if lazy.resources is not None:
+                key = (key, lazy.resources)
+        group = self.groups.get(key)
         if group is None:
-            group = self.groups[name] = Group()
+            group = self.groups[key] = Group(lazy.name, lazy.resources)
         if isinstance(node, Retry):
             # Started work first: ahead of the tasks not yet started, behind those already BLOCKED.
             group.nodes.insert(group.marked, node)
@@ -712,26 +738,20 @@ class Run:
         admit = self.manager.admit
         for name, group in list(self.groups.items()):
             nodes = group.nodes
+            if group.needs is not None:
+                wait = self._dispatch_asking(group)
+                if not nodes:
+                    del self.groups[name]
+                if wait is None:
+                    return earliest
+                earliest = min(earliest, wait)
+                continue
             while nodes:
                 if self.running >= self.max_concurrency:
                     return earliest
                 wait = admit(name)
                 if wait is not None:
-                    # BLOCKED goes to the tasks this pass would have started: one per free slot.
-                    upto = min(len(nodes), self.max_concurrency - self.running)
-                    if group.marked < upto:
-                        held = tuple(self.manager.holds(name))  # asked only when one blocks
-                        for node in itertools.islice(nodes, group.marked, upto):
-                            self.emit(
-                                TaskBlocked(
-                                    run_id=self.run_id,
-                                    task_id=node.lazy.task_id,
-                                    task_name=name,
-                                    attempt=node.attempt if isinstance(node, Retry) else 1,
-                                    held_by=held,
-                                )
-                            )
-                        group.marked = upto
+                    self._blocked(group, self.manager.holds)
                     earliest = min(earliest, wait)
                     break
                 node = nodes.popleft()
@@ -745,12 +765,127 @@ class Run:
                 del self.groups[name]
         return earliest
 
-    async def _execute(self, item: Node | Retry) -> None:
-        """Run one attempt of a task admitted by :meth:`_dispatch`.
+    def _blocked(self, group: Group, holds: Callable[[str], list[Hold]]) -> None:
+        """BLOCKED, held by what ``holds`` names (asked only when one blocks), goes to the tasks
+        of ``group`` this pass would have started: one per free slot, each once."""
+        nodes = group.nodes
+        upto = min(len(nodes), self.max_concurrency - self.running)
+        if group.marked >= upto:
+            return
+        name = group.name
+        held = tuple(holds(name))
+        for node in itertools.islice(nodes, group.marked, upto):
+            task_id = node.lazy.task_id
+            if group.needs is not None:
+                self.asking[task_id] = group
+            self.emit(
+                TaskBlocked(
+                    run_id=self.run_id,
+                    task_id=task_id,
+                    task_name=name,
+                    attempt=node.attempt if isinstance(node, Retry) else 1,
+                    held_by=held,
+                )
+            )
+        group.marked = upto
+
+    def _dispatch_asking(self, group: Group) -> float | None:
+        """:meth:`_dispatch` for a group whose tasks ask for system resources: each starts once
+        its amounts fit (and no task waits for one of them since earlier) and the constraints
+        admit it. Resources are looked at first, so a task that waits for them takes no rate
+        token; one that does not fit takes a place in line, unless the constraints hold it too.
+        Returns ``None`` when ``max_concurrency`` is reached, else the seconds until a token is
+        due (``math.inf``: none is)."""
+        nodes = group.nodes
+        name = group.name
+        capacity = self.capacity
+        manager = self.manager
+        while nodes:
+            if self.running >= self.max_concurrency:
+                return None
+            asked = group.asked
+            if asked is None:
+                try:
+                    asked = group.asked = capacity.asked(resolve(group.needs, self.graph))
+                except Exception as exc:  # CapacityError, or a bug of ours: the tasks fail
+                    self._cannot_have(group, exc)
+                    return math.inf
+            ticket = group.ticket
+            if not capacity.fits(asked, ticket):
+                if ticket is None and not manager.holds(name):
+                    ticket = group.ticket = capacity.queue(asked, nodes[0].lazy.task_id)
+
+                def holds(name: str, asked: dict[str, float] = asked) -> list[Hold]:
+                    return capacity.holds(asked, group.ticket) + manager.holds(name)
+
+                self._blocked(group, holds)
+                return math.inf
+            wait = manager.admit(name)
+            if wait is not None:
+                if ticket is not None:  # held by the broker: it keeps nobody waiting
+                    capacity.leave(ticket)
+                    group.ticket = None
+                self._blocked(group, manager.holds)
+                return wait
+            item = nodes.popleft()
+            if group.marked:
+                group.marked -= 1
+            group.ticket = None
+            task_id = item.lazy.task_id
+            grant = capacity.take(asked, task_id, ticket)
+            self.asking.pop(task_id, None)
+            self.running += 1
+            task = self.loop.create_task(self._execute(item, grant))
+            self.active[task] = item
+            task.add_done_callback(self.active.pop)
+        return math.inf
+
+    def _cannot_have(self, group: Group, exc: Exception) -> None:
+        """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
+        error = describe(exc)
+        for item in group.nodes:
+            node = item.node if isinstance(item, Retry) else item
+            lazy = node.lazy
+            self.asking.pop(lazy.task_id, None)
+            self.emit(
+                TaskFailed(
+                    run_id=self.run_id,
+                    task_id=lazy.task_id,
+                    task_name=lazy.name,
+                    error=error,
+                    attempt=item.attempt if isinstance(item, Retry) else 1,
+                    exception=exc,
+                )
+            )
+            self.failed(node, exc)
+        group.nodes.clear()
+        group.marked = 0
+
+    def _leave_line(self) -> None:
+        """The run has ended: its tasks no longer wait in line for resources."""
+        for group in self.groups.values():
+            if group.ticket is not None:
+                self.capacity.leave(group.ticket)
+                group.ticket = None
+
+    def holds(self, task_name: str, task_id: str) -> list[Hold]:
+        """What holds the blocked task ``task_id`` back now: the system resources it waits for
+        (if it asks for some) and the constraints on its name."""
+        held = self.manager.holds(task_name)
+        group = self.asking.get(task_id)
+        if group is not None and group.asked is not None:
+            held = self.capacity.holds(group.asked, group.ticket) + held
+        return held
+
+    async def _execute(self, item: Node | Retry, grant: Grant | None = None) -> None:
+        """Run one attempt of a task admitted by :meth:`_dispatch`, holding ``grant`` (the
+        system resources it asked for, if any) until it ends.
 
         A failed attempt with attempts left gives its admission back and, after
         the retry delay, goes back to the ready groups as a :class:`Retry`:
-        every attempt is admitted by the constraints and ``max_concurrency``.
+        every attempt is admitted by the constraints and ``max_concurrency``. A plain
+        function's thread gives ``grant`` back when it ends: one given up on (a timeout, a
+        cancel) still uses what it asked for.
         """
         node = item.node if isinstance(item, Retry) else item
         lazy = node.lazy
@@ -760,6 +895,7 @@ class Run:
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
+        threaded = False  # grant handed to the attempt's thread, which gives it back
         span: AttemptSpan | None = None
         outcome: AttemptState = "FAILED"
         error: BaseException | None = None
@@ -810,9 +946,14 @@ class Run:
                     if span is not None:
                         call = span.bind(call)
                     # in a copy of this task's context: its current_task(), its log scope
-                    running = self.loop.run_in_executor(
-                        self._executor(), functools.partial(contextvars.copy_context().run, call)
-                    )
+                    call = functools.partial(contextvars.copy_context().run, call)
+                    if grant is None:
+                        running = self.loop.run_in_executor(self._executor(), call)
+                    else:
+                        work = self._executor().submit(call)
+                        work.add_done_callback(grant.release)  # when the thread ends
+                        threaded = True
+                        running = asyncio.wrap_future(work, loop=self.loop)
                 if spec.timeout is None:
                     result = await running
                 elif spec.is_async:
@@ -899,6 +1040,8 @@ class Run:
                 span.end(outcome, error)
             self.running -= 1
             self.manager.finished(name)
+            if grant is not None and not threaded:
+                grant.release()
             self.wake.set()
         if retry is not None:
             delay = policy.delay_before(retry.attempt)
@@ -1050,6 +1193,8 @@ class Run:
         for item in items:
             item.dependents.append(node)
             item.injects = node.injects  # its task's inject defaults, an unmapped(inject(...))
+            item.lazy.resources = lazy.resources  # the map's with_constraints, for each item
+            item.guarded = lazy.resources is not None
         node.deps.extend(items)  # what it is computed from: a decided item's value taints it
         node.waiting = len(items)
         self.mapped[id(node)] = (items, time.perf_counter())

@@ -23,6 +23,7 @@ __all__ = [
     "holds_text",
     "recorded_holds_brief",
     "recorded_holds_text",
+    "resource_hold_text",
 ]
 
 NOTHING_HOLDS = "nothing holds it now: it starts at its engine's next free slot"
@@ -41,12 +42,15 @@ def _issued(hold: Hold) -> str:
 def hold_text(hold: Hold, times: TimeFormat) -> str:
     """One hold: ``pause on task:load_* by alice "maintenance"``, ``concurrency 2/2 on
     task:api_* (running: 2 api_get)``, ``rate_limit 10/m on global, next start 14:02:11
-    (in 3.2s)``, or that the engine waits for the broker's constraints."""
+    (in 3.2s)``, ``resource:gpu_slots needs 1 (1 of 1 in use by train-12)``, or that the
+    engine waits for the broker's constraints."""
     kind = inert(hold.type, 64)
     if hold.type == "sync":
         return "waiting for the broker's retained constraints (after connecting)"
     if hold.awaits_decision:
         return decision_hold_text(hold, times)
+    if hold.type == "resource" and hold.resource is not None:
+        return resource_hold_text(hold)
     scope = f" on {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
     if hold.type == "concurrency" and hold.limit is not None:
         running = hold.running if hold.running is not None else hold.limit
@@ -69,6 +73,28 @@ def hold_text(hold: Hold, times: TimeFormat) -> str:
             text += f", next start {times.at(hold.next_start)} (in {wait})"
         return text + _issued(hold)
     return f"{kind}{scope}" + _issued(hold)
+
+
+def _amount(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def resource_hold_text(hold: Hold) -> str:
+    """A task waiting for a system resource: ``resource:gpu_slots needs 1 (1 of 1 in use by
+    train-12)``, or, when it would fit but an earlier task waits for it, ``resource:memory_gb
+    needs 8 (16 of 32 in use; big-3 waits for it first)``."""
+    text = f"resource:{inert(hold.resource or '', SHOWN['name'])}"
+    if hold.amount is not None:
+        text += f" needs {_amount(hold.amount)}"
+    used = f"{_amount(hold.in_use)} of {_amount(hold.capacity)} in use"
+    if hold.ahead:
+        return f"{text} ({used}; {inert(hold.ahead, SHOWN['name'])} waits for it first)"
+    if hold.users:
+        most = sorted(hold.users.items(), key=lambda item: -item[1])[:_HOLDERS_SHOWN]
+        names = ", ".join(inert(task_id, SHOWN["name"]) for task_id, _ in most)
+        more = len(hold.users) - len(most)
+        used += f" by {names}" + (f", {counted(more, 'more task')}" if more > 0 else "")
+    return f"{text} ({used})"
 
 
 def decision_hold_text(hold: Hold, times: TimeFormat) -> str:
@@ -104,6 +130,8 @@ def _brief(hold: Hold) -> str:
         return "constraints sync"
     if hold.awaits_decision:
         return "a decision"
+    if hold.type == "resource" and hold.resource is not None:
+        return f"resource {inert(hold.resource, SHOWN['name'])}"
     scope = f" {inert(hold.scope, SHOWN['scope'])}" if hold.scope else ""
     return f"{inert(hold.type, 64)}{scope}"
 

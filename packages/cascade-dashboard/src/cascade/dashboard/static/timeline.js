@@ -174,6 +174,13 @@ function holdText(h, now) {
     const next = h.next_start != null ? ", next start " + dueAt(h.next_start, now) : "";
     return "rate_limit " + (h.rate || "") + scope + next + issued;
   }
+  if (h.type === "resource" && h.resource != null) {
+    const used = (h.in_use ?? "?") + " of " + (h.capacity ?? "?") + " in use";
+    const users = Object.entries(h.users || {}).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([id]) => id);
+    const why = h.ahead ? used + "; " + h.ahead + " waits for it first"
+      : used + (users.length ? " by " + users.join(", ") : "");
+    return "resource:" + h.resource + (h.amount != null ? " needs " + h.amount : "") + " (" + why + ")";
+  }
   return h.type + scope + issued;
 }
 

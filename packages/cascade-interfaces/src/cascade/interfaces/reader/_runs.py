@@ -132,13 +132,16 @@ def kept_holds(holds: list[Hold]) -> tuple[Hold, ...]:
     """At most ``MAX_HOLDS`` holds, their texts cut to what a reader keeps."""
     kept = []
     for hold in holds[:MAX_HOLDS]:
-        for name in ("scope", "reason", "issued_by", "rate"):
+        for name in ("scope", "reason", "issued_by", "rate", "resource", "ahead"):
             text = getattr(hold, name)
             if text is not None and len(text) > KEPT["reason"]:
                 setattr(hold, name, truncate(text, KEPT["reason"]))
         if hold.holders is not None:
             most = sorted(hold.holders.items(), key=lambda item: -item[1])[:MAX_HOLDERS]
             hold.holders = {truncate(name, KEPT["name"]): n for name, n in most}
+        if hold.users is not None:
+            largest = sorted(hold.users.items(), key=lambda item: -item[1])[:MAX_HOLDERS]
+            hold.users = {truncate(task_id, KEPT["name"]): n for task_id, n in largest}
         kept.append(hold)
     return tuple(kept)
 

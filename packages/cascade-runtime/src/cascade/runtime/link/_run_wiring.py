@@ -67,7 +67,7 @@ class RunWiring:
             topic_prefix=engine.topic_prefix,
             sourced=engine.sourced_topics,
             heartbeat_interval=engine.heartbeat_interval,
-            holds=self.manager.holds,
+            holds=self.run.holds,
             trace_id=self.trace_id,
             name=self.name,
             origin=self.origin,

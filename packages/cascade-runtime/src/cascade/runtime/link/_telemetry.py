@@ -63,11 +63,12 @@ class TelemetrySubscriber:
     :attr:`dropped`, ``last_seq`` the number of the run's latest event, and,
     while tasks are blocked, ``held`` (how many of them are held for a decision), and up
     to ``MAX_BLOCKED_TASKS`` of them (the held first) with what holds
-    each now (``holds(task_name)``, the engine's :meth:`ConstraintManager.holds`;
-    without it, what held each when it blocked), so that a reader attached at
-    any moment learns why they wait. ``trace_id``, the run's OpenTelemetry trace id
-    when it is traced, goes into every envelope. ``name`` and ``origin``, the run's name and
-    where it came from, go into its snapshots (as on its ``ENGINE_STARTED``) and its summary.
+    each now (``holds(task_name, task_id)``: the run's, the constraints on its name and the
+    system resources it waits for; without it, what held each when it blocked), so that a
+    reader attached at any moment learns why they wait. ``trace_id``, the run's OpenTelemetry
+    trace id when it is traced, goes into every envelope. ``name`` and ``origin``, the run's
+    name and where it came from, go into its snapshots (as on its ``ENGINE_STARTED``) and its
+    summary.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class TelemetrySubscriber:
         sourced: bool = False,
         heartbeat_interval: float | None = 5.0,
         max_queue: int = 100_000,
-        holds: Callable[[str], list[Hold]] | None = None,
+        holds: Callable[[str, str], list[Hold]] | None = None,
         trace_id: str | None = None,
         name: str | None = None,
         origin: RunOrigin | None = None,
@@ -206,7 +207,6 @@ class TelemetrySubscriber:
         """The first ``MAX_BLOCKED_TASKS`` tasks blocked, those held for a decision first, each
         with what holds it now (a held task: its decision hold)."""
         holds = self.holds
-        now: dict[str, list[Hold]] = {}  # holds depend on the task's name only
         listed = []
         for event in itertools.islice(self.counters.blocked_events, MAX_BLOCKED_TASKS):
             name = event.task_name
@@ -214,9 +214,7 @@ class TelemetrySubscriber:
             if isinstance(event, TaskHeld):
                 held = list(event.held_by)
             elif holds is not None:
-                held = now.get(name)
-                if held is None:
-                    held = now[name] = holds(name)
+                held = holds(name, event.task_id)
             else:
                 held = list(getattr(event, "held_by", ()))
             listed.append(

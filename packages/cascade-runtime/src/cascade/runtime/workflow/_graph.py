@@ -46,9 +46,9 @@ plain tuple: made twice a task)."""
 
 
 def _scan(node: LazyResult[Any]) -> _Found:
-    """The distinct lazy results among ``node``'s arguments and its condition (a router's
-    selector and routes among them), the :class:`Param`, the :class:`Router` and the
-    :class:`Inject` among them.
+    """The distinct lazy results among ``node``'s arguments, its condition and the amounts it
+    asks of system resources (a router's selector and routes among them), the :class:`Param`,
+    the :class:`Router` and the :class:`Inject` among them.
 
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
     result one."""
@@ -59,6 +59,8 @@ def _scan(node: LazyResult[Any]) -> _Found:
     stack: list[Any] = [*node.args, *node.kwargs.values()] if node.kwargs else list(node.args)
     if node.condition is not ALWAYS:
         stack.append(node.condition)
+    if node.resources is not None:
+        stack.append(node.resources)
     routes: list[Any] | None = None  # taken as a router's route: scanned after the rest
     direct: frozenset[int] | None = None
     seen: set[int] = set()
@@ -138,7 +140,8 @@ class Node:
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
         # (selector, key) of each route it serves alone: it runs only where the key is chosen
         self.routes: tuple[tuple[Any, Any], ...] = ()
-        self.guarded = False  # a condition, routers or routes: looked at before it starts
+        # a condition, routers or routes (looked at before it starts), or resources it asks for
+        self.guarded = False
         self.injects = False  # a resource injected: by a default of its task, or where called
         self.skipped = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
@@ -271,6 +274,7 @@ def build_graph(target: Any) -> Graph:
         node.guarded = (
             bool(node.routers or node.routes)
             or lazy.condition is not ALWAYS
+            or lazy.resources is not None
             or type(lazy) is MappedLazyResult
         )
         if lazy.task.cache is not None:

@@ -15,6 +15,7 @@ from typing_extensions import ParamSpec
 
 from cascade.interfaces import DEFAULT_DECISIONS, CascadeError
 
+from ._amounts import Amounts, amount_of
 from ._cache_policy import Cache, CachePolicy, cache_of
 from ._param import Param
 from ._resource import inject_defaults
@@ -134,13 +135,23 @@ def check_timeout(timeout: object) -> None:
         raise ValueError(f"timeout must be finite seconds above 0, not {timeout!r}")
 
 
+def _requested(amounts: dict[str, Any]) -> Amounts | None:
+    """The pairs of ``with_constraints(**amounts)`` (``None``: none), each number checked now;
+    a lazy result or a :class:`Param` when known (see :func:`amount_of`)."""
+    for resource, value in amounts.items():
+        if not isinstance(value, (LazyResult, Param)):
+            amount_of(resource, value)
+    return tuple(amounts.items()) or None
+
+
 class Task(Generic[P, R]):
     """A function made into a task by :func:`task`.
 
     Calling it does not run the function: it returns a :class:`LazyResult`
     that an :class:`~cascade.runtime.Engine` runs once its arguments are ready.
     ``on_failure``, ``hold_timeout`` and ``hold_default``: see :func:`task` (``None``: the
-    engine's).
+    engine's). ``resources``: what each call asks of the engine's system resources (see
+    :meth:`with_constraints`).
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class Task(Generic[P, R]):
         hold_timeout: float | None = None,
         hold_default: str | None = None,
         timeout: float | None = None,
+        resources: Amounts | None = None,
         cache: Cache | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
@@ -164,6 +176,7 @@ class Task(Generic[P, R]):
         self.hold_timeout = None if hold_timeout is None else float(hold_timeout)
         self.hold_default = hold_default
         self.timeout = None if timeout is None else float(timeout)
+        self.resources = resources
         self.cache = cache  # with_cache's, else None: one attribute test a task in a run
         self.is_async = inspect.iscoroutinefunction(fn)
         # the parameters whose defaults are injects: found once, here, never per call
@@ -210,6 +223,19 @@ class Task(Generic[P, R]):
         :class:`~cascade.runtime.CacheError` naming it."""
         return self._copy(cache=cache_of(policy, expire))
 
+    def with_constraints(self, **amounts: Any) -> Task[P, R]:
+        """A copy of this task whose calls each ask for ``amounts`` of the engine's system
+        resources (``Engine(system_resources=...)``): ``gpu_slots=1, memory_gb=16``. Each
+        amount is a number of at least 0, or a lazy result or a
+        :class:`~cascade.runtime.Param` that gives one (the task waits for it). An attempt
+        starts only when every amount fits in what the attempts running leave free, holds
+        them while it runs and gives them back when it ends. A resource the engine has no
+        capacity for, or an amount above its capacity, fails the task when it would start.
+        These amounts replace the task's; none (``with_constraints()``) asks for nothing.
+        Its other options kept. :class:`CapacityError` names an amount written here that is
+        not a number of at least 0."""
+        return self._copy(resources=_requested(amounts))
+
     def _copy(self, **changed: Any) -> Task[P, R]:
         options: dict[str, Any] = {
             "name": self.name,
@@ -218,6 +244,7 @@ class Task(Generic[P, R]):
             "hold_timeout": self.hold_timeout,
             "hold_default": self.hold_default,
             "timeout": self.timeout,
+            "resources": self.resources,
             "cache": self.cache,
         }
         options.update(changed)
@@ -284,10 +311,11 @@ class LazyResult(Generic[R]):
     Lazy results among its arguments (also inside lists, tuples, sets and
     dicts) are its dependencies; the engine passes their results in their
     place. ``task_id`` is stable for the life of the object and unique in
-    the process (``<name>-<n>``); ``name`` is the task's name.
+    the process (``<name>-<n>``); ``name`` is the task's name; ``resources`` what it asks of
+    the engine's system resources (:meth:`with_constraints`; ``None``: nothing).
     """
 
-    __slots__ = ("args", "condition", "kwargs", "name", "task", "task_id")
+    __slots__ = ("args", "condition", "kwargs", "name", "resources", "task", "task_id")
 
     def __init__(
         self,
@@ -302,6 +330,7 @@ class LazyResult(Generic[R]):
         self.name = task.name
         self.task_id = task_id or f"{task.name}-{next(_ids)}"
         self.condition: Any = ALWAYS
+        self.resources = task.resources
 
     def with_retry(
         self,
@@ -332,6 +361,15 @@ class LazyResult(Generic[R]):
         """This call's result taken from a cache when it has one, as :meth:`Task.with_cache`
         says (the task's other calls keep theirs). Returns this lazy result."""
         self.task = self.task.with_cache(policy, expire=expire)
+        return self
+
+    def with_constraints(self, **amounts: Any) -> LazyResult[R]:
+        """This call asks for ``amounts`` of the engine's system resources, as
+        :meth:`Task.with_constraints` says: ``train(data).with_constraints(gpu_slots=1,
+        memory_gb=16)``; an amount may be a lazy result (this call waits for it) or a
+        :class:`~cascade.runtime.Param`. Replaces what it asked before (the task's, or an
+        earlier call's). Returns this lazy result."""
+        self.resources = _requested(amounts)
         return self
 
     def run_if(self, condition: Any) -> LazyResult[R]:
