@@ -32,6 +32,7 @@ from cascade.runtime import (
     FileExistenceCache,
     ResultStore,
     RunStarted,
+    TaskCached,
     TaskCompleted,
     TaskEvent,
     task,
@@ -136,7 +137,7 @@ async def test_a_cached_task_takes_the_result_an_earlier_run_kept(store_url: str
     assert (await run_once(engine, wf.target()))[0] == 6
     first, second = recorded.run_ids()
     assert wf.calls == {"extract": 1, "report": 2}
-    assert [type(e).__name__ for e in recorded.of(second, "extract")] == ["TaskCompleted"]
+    assert [type(e).__name__ for e in recorded.of(second, "extract")] == ["TaskCached"]
     hit = recorded.completed(second, "extract")
     assert (hit.cached, hit.reused_from, hit.not_kept) == (True, first, None)
     assert recorded.completed(first, "extract").cached is False
@@ -496,7 +497,7 @@ async def test_a_cache_policy_is_asked_before_and_told_after() -> None:
     assert wf.calls["extract"] == 1
     assert [inputs for _, inputs in policy.asked] == [{"n": 3}, {"n": 3}]
     second = recorded.run_ids()[1]
-    assert [type(e) for e in recorded.of(second, "extract")] == [TaskCompleted]
+    assert [type(e) for e in recorded.of(second, "extract")] == [TaskCached]
     hit = recorded.completed(second, "extract")
     assert (hit.cached, hit.reused_from, hit.not_kept) == (True, None, None)
     assert engine.stats.results_cached == 1

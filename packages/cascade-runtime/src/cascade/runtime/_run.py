@@ -36,6 +36,7 @@ from ._errors import RunCancelledError, TaskFailedError
 from ._events import (
     Event,
     TaskBlocked,
+    TaskCached,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
@@ -1070,13 +1071,12 @@ class Run:
         lazy = node.lazy
         not_kept = None if hit.from_run is not None else cast(RunCache, self.cache).not_kept(node)
         self.emit(
-            TaskCompleted(
+            TaskCached(
                 run_id=self.run_id,
                 task_id=lazy.task_id,
                 task_name=lazy.name,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 reused_from=hit.from_run,
-                cached=True,
                 not_kept=not_kept,
             )
         )
