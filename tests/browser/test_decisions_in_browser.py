@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from cascade.runtime import Event, task
+from cascade.runtime import Event, gate, task
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import Dashboard, EngineThread
@@ -100,4 +100,39 @@ def test_an_operator_retries_one_held_task_and_skips_the_other(
     assert task_state(browser, f"load_{suffix}") == "COMPLETED"
     assert task_state(browser, f"report_{suffix}") == "COMPLETED"
     wait(browser, lambda d: not css(d, side_row))
+    assert no_script_errors(browser) == []
+
+
+def test_an_operator_approves_a_gate_shown_with_its_prompt(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A gate is listed awaiting approval with its prompt and only Approve, Reject and Skip;
+    Approve with the value field empty gives its dependent true."""
+    suffix = uuid.uuid4().hex[:8]
+
+    @task(name=f"deploy_{suffix}")
+    def deploy(approval: Any) -> str:
+        return f"deployed ({approval!r})"
+
+    open_page(browser, dashboard)
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    approval = gate(f"Deploy {suffix} to production?", name=f"approve_{suffix}")
+    run = engine_thread.submit(engine.run(deploy(approval)))
+    run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+    gate_row = held_row(run_id, f"approve_{suffix}")
+    wait(browser, lambda d: css(d, gate_row))
+    assert texts(browser, f"{gate_row} .approval") == [
+        f"awaiting approval: Deploy {suffix} to production?"
+    ]
+    buttons = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(b => b.textContent);",
+        f"{gate_row} button[data-decision]",
+    )
+    assert buttons == ["Approve", "Reject", "Skip"]
+    browser.find_element(By.ID, "held-reason").send_keys("canary is green")
+    click(browser, f'{gate_row} button[data-decision="complete"]')
+    said(browser, "done: completed")
+    assert run.result(WAIT) == "deployed (True)"
+    wait(browser, lambda d: not css(d, gate_row))
     assert no_script_errors(browser) == []

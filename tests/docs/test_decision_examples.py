@@ -38,7 +38,7 @@ def _sent(event: Any) -> dict[str, Any]:
 
 
 def test_the_held_task_decision_and_answer_examples_are_the_wire() -> None:
-    held, request, reply = _section_json()
+    held, request, reply, _ = _section_json()
     shown = json.loads(held)
     event = msgspec.convert(shown, TaskStateEvent)
     assert event.reader_state == "HELD"
@@ -70,3 +70,17 @@ def test_a_decided_event_carries_decided_as_documented() -> None:
     assert sent["state"] == "SKIPPED"
     assert sent["decided"] == {"decision": "skip", "attempt": 1, "at": 1795302720.0,
                                "deadline": True}  # fmt: skip
+
+
+def test_the_gate_example_is_what_the_engine_sends_for_a_gate() -> None:
+    """A gate's BLOCKED: no error nor traceback; its hold of kind approval with its prompt."""
+    shown = json.loads(_section_json()[3])
+    event = msgspec.convert(shown, TaskStateEvent)
+    assert event.reader_state == "HELD"
+    assert event.held is not None
+    assert event.held.awaits_approval
+    hold = Hold(type="decision", attempt=1, deadline=1795302720.0, default="fail",
+                kind="approval", prompt="Deploy v1.2 to production?")  # fmt: skip
+    sent = _sent(TaskHeld(run_id="r", task_id="gate-4", task_name="gate", attempt=1,
+                          held_by=(hold,)))  # fmt: skip
+    assert sent == shown

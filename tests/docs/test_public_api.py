@@ -15,6 +15,7 @@ MODULES = {
         "cascade.interfaces",
         "cascade.control",
         "cascade.control.access",
+        "cascade.control.run_ids",
         "cascade.interfaces.connector_kit",
         "cascade.interfaces.constraints_index",
         "cascade.interfaces.reader",

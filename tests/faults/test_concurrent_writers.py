@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control import set_constraints
-from cascade.interfaces import Constraint, constraint_topic
+from cascade.control import Controller
 from cascade.runtime import Engine, RunCancelledError, task
 from cascade.testkit import OwnBroker
 
@@ -110,11 +109,10 @@ async def _listed_by_status(broker: OwnBroker) -> set[tuple[str, str]]:
 
 async def _preset(broker: OwnBroker, scopes: list[str]) -> None:
     """Pause ``scopes`` beforehand (one writer, alone), for the resumes to clear."""
-    messages = [
-        (constraint_topic(scope, "pause", PREFIX), Constraint.pause(scope)) for scope in scopes
-    ]
     async with MqttConnector(broker.host, broker.port, presence=False) as operator:
-        await set_constraints(operator, messages, 30)
+        control = Controller(operator, timeout=30)
+        for scope in scopes:
+            await control.pause(scope)
 
 
 @pytest.mark.timeout(600)

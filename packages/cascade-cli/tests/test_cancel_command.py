@@ -13,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
-from cascade.control import Refusal, describe_reply, request_cancel
+from cascade.control import CancelAnswer, Controller, Refusal
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
     CancelReply,
@@ -53,12 +53,12 @@ async def _running(broker: InMemoryBroker) -> tuple[str, asyncio.Task[Any]]:
 
 
 async def test_the_request_is_answered_by_the_engine_running_the_run() -> None:
-    """request_cancel publishes the request, not retained, and returns the engine's answer,
+    """A cancel publishes the request, not retained, and returns the engine's answer,
     which carries who asked into the run's end."""
     broker = InMemoryBroker()
     run_id, run = await _running(broker)
     async with InMemoryConnector(broker, presence=False) as cli:
-        answer = await request_cancel(cli, run_id, issued_by="alice", reason="oops", timeout=5)
+        answer = await Controller(cli, issued_by="alice", timeout=5).cancel(run_id, reason="oops")
     reply = answer.reply
     assert reply is not None
     assert (reply.run_id, reply.source, reply.cancelled_count) == (run_id, "engine-1", 2)
@@ -73,7 +73,7 @@ async def test_no_engine_no_answer() -> None:
     """A run nobody runs: None after the timeout, and nothing left behind at the broker."""
     broker = InMemoryBroker()
     async with InMemoryConnector(broker, presence=False) as cli:
-        answer = await request_cancel(cli, RUN, issued_by=None, reason=None, timeout=0.2)
+        answer = await Controller(cli, timeout=0.2).cancel(RUN)
     assert (answer.reply, answer.owner, answer.refused) == (None, None, 0)
     assert broker.retained_topics == []
 
@@ -167,9 +167,7 @@ async def test_an_answer_from_another_source_is_refused_and_the_engines_taken() 
     (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
     refusals: list[Refusal] = []
     async with InMemoryConnector(broker, presence=False) as cli:
-        answer = await request_cancel(
-            cli, started.run_id, issued_by=None, reason=None, timeout=5, on_refused=refusals.append
-        )
+        answer = await Controller(cli, timeout=5).cancel(started.run_id, on_refused=refusals.append)
     assert answer.reply is not None
     assert (answer.reply.source, answer.reply.cancelled_count) == ("engine-1", 2)
     assert (answer.owner, answer.refused) == ("engine-1", 1)
@@ -267,7 +265,7 @@ def test_what_the_command_says() -> None:
         abandoned_count=1,
         not_started=17,
     )
-    assert describe_reply(reply) == (
+    assert CancelAnswer(RUN, reply=reply).describe() == (
         f"cancelled run {RUN} on host-1: 7 running tasks cancelled (a0, a1, a2, a3, a4 and 2 "
         "more), 1 left to finish in their threads, results discarded (sync_load), 17 not started"
     )

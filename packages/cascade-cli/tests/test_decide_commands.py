@@ -274,3 +274,67 @@ def test_why_says_when_the_engine_did_not_say_the_errors(
     )
     assert "  load (load-1) held " in result.stdout
     assert ": failed; awaits a decision on attempt 1 (" in result.stdout
+
+
+@pytest.fixture
+def gated(invoke: Invoke, broker: InMemoryBroker) -> tuple[Invoke, HeldTask]:
+    """`cascade ARGS` with an engine whose run holds a gate awaiting approval."""
+    gate = HeldTask("gate-2", "gate", prompt="Deploy v1.2 to production?")
+    runs = {RUN: [gate]}
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs)
+
+    def run(*args: str) -> Result:
+        return invoke(*args, "--timeout", "1", connector_factory=factory)
+
+    return run, gate
+
+
+def test_held_lists_a_gate_awaiting_approval_with_its_prompt(
+    gated: tuple[Invoke, HeldTask],
+) -> None:
+    cascade, _ = gated
+    listed = cascade("held", "--json")
+    assert listed.exit_code == 0, listed.output
+    (held,) = json.loads(listed.stdout)["held"]
+    assert (held["task_id"], held["awaits_approval"], held["prompt"], held["error"]) == (
+        "gate-2",
+        True,
+        "Deploy v1.2 to production?",
+        "",
+    )
+    table = cascade("held")
+    rows = [line.split("│") for line in table.stdout.splitlines() if line.startswith("│")]
+    error = " ".join(word for row in rows for word in row[4].split())  # its words, folded
+    assert error == "awaiting approval: Deploy v1.2 to production?"
+    why = cascade("why", RUN)
+    assert 'awaits approval: "Deploy v1.2 to production?" (fail at ' in why.stdout
+    assert why.stdout.rstrip().endswith("cascade complete|fail|skip 58a88765cea2 gate-2")
+
+
+def test_complete_without_a_result_approves_a_gate_and_retry_is_refused(
+    gated: tuple[Invoke, HeldTask],
+) -> None:
+    cascade, gate = gated
+    refused = cascade("retry", RUN, "gate")
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "cascade: gate (gate-2) of run 58a88765cea2 is a gate: it has no attempt to retry "
+        "(approve it with complete, reject it with fail, or skip it)\n"
+    )
+    approved = cascade("complete", RUN, "gate", "--as", "alice", "--json")
+    assert approved.exit_code == 0, approved.output
+    assert json.loads(approved.stdout)["outcome"] == "applied"
+    assert gate.decided[1].by == "alice"
+
+
+def test_retry_held_leaves_the_gates_out(gated: tuple[Invoke, HeldTask]) -> None:
+    """A gate cannot be retried: `retry --held` picks no gate (nothing matches), `skip --held`
+    does."""
+    cascade, gate = gated
+    retried = cascade("retry", "--held", "--dry-run")
+    assert retried.stderr == "cascade: no task is held for a decision that matches\n"
+    skipped = cascade("skip", "--held", "--dry-run")
+    assert skipped.stdout.startswith("would skip gate (gate-2, attempt 1) of run 58a88765cea2")
+    assert not gate.decided

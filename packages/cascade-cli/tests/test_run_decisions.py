@@ -142,3 +142,26 @@ def test_audit_lists_the_decisions(db: str) -> None:
         ("decided", "skip", "bob"),
         ("decided", "retry", "alice"),
     ]
+
+
+def test_run_shows_a_gate_held_now_awaiting_approval_with_its_prompt(tmp_path: Path) -> None:
+    path = str(tmp_path / "history.sqlite3")
+    gate = {"type": "decision", "attempt": 1, "deadline": T0 + 3600, "default": "fail",
+            "kind": "approval", "prompt": "Deploy v1.2 to production?"}  # fmt: skip
+    batch = [
+        _event(T0, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, 1),
+        _task("approve-1", "BLOCKED", T0 + 1, 2, held_by=[gate]),
+    ]
+    with History(path, mode="write") as history:
+        assert history.store(batch).rejected == 0
+    result = _invoke("run", RUN[:12], "--db", path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    held = next(i for i, line in enumerate(lines) if line.startswith("Held: 1"))
+    assert lines[held + 1].split()[:2] == ["approve", "approve-1"]
+    assert "fail at " in lines[held + 1]
+    assert (
+        lines[held + 1]
+        .rstrip()
+        .endswith('unless decided  awaiting approval: "Deploy v1.2 to production?"')
+    )

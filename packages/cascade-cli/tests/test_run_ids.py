@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.control import SHORT_ID
+from cascade.control.run_ids import SHORT_ID
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic

@@ -86,3 +86,18 @@ def test_a_held_task_is_shown_held_with_what_it_waits_for() -> None:
     assert "held load" in text
     assert "awaits a decision on attempt 2 (skip at " in text
     assert "unless decided): ConnectionError: down" in text
+
+
+def test_a_gate_is_shown_held_awaiting_approval_with_its_prompt() -> None:
+    """Its hold says it awaits approval with its prompt, not a decision on an attempt."""
+    hold = Hold(type="decision", attempt=1, deadline=time.time() + 3600, default="fail",
+                kind="approval", prompt="Deploy v1.2 to production?")  # fmt: skip
+    gate = TaskStateEvent(task_id="gate-1", task_name="gate", state="BLOCKED", held_by=[hold])
+    state = ReaderModel()
+    state.apply(_event(gate))
+    console = Console(record=True, width=200)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "held gate" in text
+    assert 'awaits approval: "Deploy v1.2 to production?" (fail at ' in text
+    assert "on attempt" not in text

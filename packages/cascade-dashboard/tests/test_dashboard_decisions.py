@@ -289,3 +289,39 @@ async def test_a_task_scoped_operator_may_not_decide_on_a_task_not_known_here(
     assert asked.status_code == 409
     assert asked.json()["decided"]["outcome"] == "unknown_task"
     assert engine.applied == []
+
+
+async def test_a_gate_is_listed_awaiting_approval_with_its_prompt_and_approved(
+    http: httpx.AsyncClient, broker: InMemoryBroker, audit: tuple[AccessLog, list[AccessEvent]]
+) -> None:
+    """A gate's entry says it awaits approval and has its prompt (a failed task's: neither);
+    a retry of it is refused (409, said so); complete approves it, audited as any decision."""
+    gated = "d" * 32
+    gate = HeldTask("approve-1", "approve", prompt="Deploy v1.2 to production?")
+    stand_in = HoldingEngine(InMemoryConnector(broker, source_id="engine-3"), gated, [gate],
+                             org_id="acme", project_id="etl")  # fmt: skip
+    await stand_in.connector.connect()
+    await stand_in.start()
+    await broker.idle()
+    try:
+        held = (await http.get("/api/state?limit=10", headers=ALICE)).json()["held"]
+        entries = {t["task_id"]: t for t in held["tasks"]}
+        listed = entries["approve-1"]
+        assert (listed["awaits_approval"], listed["prompt"]) == (True, "Deploy v1.2 to production?")
+        assert (listed["error"], listed["attempt"], listed["decide"]) == ("", 1, True)
+        assert (entries["load-1"]["awaits_approval"], entries["load-1"]["prompt"]) == (False, None)
+        url = f"/api/runs/{gated}/tasks/approve-1/decide"
+        refused = await http.post(url, content=b'{"decision": "retry"}', headers=ALICE)
+        assert refused.status_code == 409
+        assert "is a gate: it has no attempt to retry" in refused.json()["error"]
+        # the page's Approve with its value field empty: null, which approves a gate with true
+        body = b'{"decision": "complete", "attempt": 1, "result": null, "reason": "canary"}'
+        approved = await http.post(url, content=body, headers=ALICE)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["said"].startswith("completed approve")
+        assert gate.decided[1].by == "alice@example.com"
+        await audit[0].flush()
+        rows = [(r.who, r.action, r.target) for r in audit[1]]
+        assert ("alice@example.com", "complete", f"run:{gated}/task:approve-1/attempt:1") in rows
+    finally:
+        await stand_in.connector.disconnect()

@@ -193,3 +193,42 @@ def test_a_dashboards_row_vouches_for_the_decision_it_allowed(history: History) 
     )  # fmt: skip
     vouched = {e.issued_by: e.vouched for e in history.audit() if e.action == "decided"}
     assert vouched == {"alice": "oidc", "bob": None}
+
+
+def test_a_gate_is_stored_held_with_its_prompt_and_its_decisions_audited(
+    history: History,
+) -> None:
+    """A gate is held with no attempt run before: its one attempt keeps the hold as sent, its
+    prompt included (no column of its own: the hold is JSON); the refused retry and the
+    approval are audit rows like any decision's."""
+    gate = {"type": "decision", "attempt": 1, "deadline": T0 + 3600, "default": "fail",
+            "kind": "approval", "prompt": "Deploy v1.2 to production?"}  # fmt: skip
+    approved = {"decision": "complete", "attempt": 1, "by": "alice", "at": T0 + 30, "id": "req-2"}
+    history.store(
+        [
+            lifecycle(RUN, "ENGINE_STARTED", T0, seq=1),
+            task(RUN, "gate-1", "BLOCKED", T0 + 1, seq=2, held_by=[gate]),
+            decision_reply("req-1", RUN, T0 + 20, "retry", "not_retryable", task_id="gate-1",
+                           task_name="gate", attempt=1, issued_by="bob"),
+            decision_reply("req-2", RUN, T0 + 30, "complete", "applied", task_id="gate-1",
+                           task_name="gate", attempt=1, decided=approved, issued_by="alice"),
+            task(RUN, "gate-1", "COMPLETED", T0 + 30, seq=3, decided=approved),
+        ]
+    )  # fmt: skip
+    detail = history.run(RUN)
+    assert detail is not None
+    (held,) = detail.tasks
+    assert [(c.state, c.attempt) for c in held.states] == [("HELD", 1), ("COMPLETED", 1)]
+    (attempt,) = held.attempt_list
+    assert attempt.hold == gate
+    assert (attempt.state, attempt.error, attempt.decided) == ("COMPLETED", "", approved)
+    assert held.attempts == 0  # it never started
+    records = history.decisions(RUN)
+    assert [(r.decision, r.outcome, r.issued_by) for r in records] == [
+        ("retry", "not_retryable", "bob"),
+        ("complete", "applied", "alice"),
+    ]
+    assert [(e.type, e.issued_by) for e in history.audit()] == [
+        ("complete", "alice"),
+        ("retry", "bob"),
+    ]

@@ -11,15 +11,9 @@ from typing import Any
 
 import pytest
 
-from cascade.control import (
-    ControlError,
-    Controller,
-    DecisionAnswer,
-    Refusal,
-    decision_request,
-    describe_decided,
-    request_decision,
-)
+from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
+from cascade.control._decision_text import describe_decided
+from cascade.control._decisions import request_decision
 from cascade.interfaces import (
     MAX_RESULT_BYTES,
     Decided,
@@ -176,7 +170,7 @@ async def test_complete_sends_its_result_as_json(
     answer = await control.complete(RUN, "load-1", {"rows": (1, 2)})
     assert answer.applied
     assert engine.applied[0].result == {"rows": [1, 2]}
-    null = decision_request(RUN, "side", "complete", result=None)
+    null = Decide(run_id=RUN, task="side", decision="complete", result=None).wire_request()
     assert json.loads(json.dumps(decode_decision_request(_encoded(null)).result)) is None
 
 
@@ -273,7 +267,7 @@ async def test_a_copy_of_a_request_gets_the_same_answer_and_is_applied_once(
 ) -> None:
     """QoS 1 may deliver a request twice: the engine answers the copy as the original."""
     async with InMemoryConnector(broker, presence=False) as cli:
-        request = decision_request(RUN, "load", "retry", issued_by="bob")
+        request = Decide(run_id=RUN, task="load", decision="retry").wire_request(issued_by="bob")
         first = await request_decision(cli, request, timeout=2)
         again = await request_decision(cli, request, timeout=2)
     assert first.applied

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -18,11 +19,8 @@ from cascade.control import (
     RunEnds,
     Served,
     ServedInManyPlacesError,
+    Start,
     StartTimeoutError,
-    send_start,
-    served,
-    start,
-    start_request,
     wait_run,
 )
 from cascade.interfaces import (
@@ -58,6 +56,28 @@ NIGHTLY = ServedWorkflow(
 OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 
 Serve = Callable[..., Awaitable[ServingEngine]]
+
+
+async def served(client: InMemoryConnector, *, timeout: float) -> list[Served]:
+    """Who serves what, as a caller in Python asks it."""
+    return await Controller(client, timeout=timeout).served()
+
+
+async def start(
+    client: InMemoryConnector,
+    workflow: str,
+    params: dict[str, Any] | None = None,
+    *,
+    timeout: float,
+    issued_by: str | None = None,
+    on_refused: Callable[[Refusal], None] | None = None,
+    **fields: Any,
+) -> StartReply:
+    """A start (a rerun with ``rerun_of``) as a caller in Python sends it: a :class:`Start`."""
+    control = Controller(client, issued_by=issued_by, timeout=timeout)
+    return await control.send(
+        Start(workflow=workflow, params=params, **fields), on_refused=on_refused
+    )
 
 
 @pytest.fixture
@@ -244,18 +264,17 @@ async def test_a_server_gone_offline_is_not_asked_and_the_error_says_so(
 
 
 async def test_on_names_the_process_and_only_its_answer_counts(
-    serve: Serve, client: InMemoryConnector
+    broker: InMemoryBroker, serve: Serve, client: InMemoryConnector
 ) -> None:
     await serve("host-1")
     two = await serve("host-2")
-    sent: list[str] = []
-    request = start_request("nightly", {"day": "mon"})
-    reply = await send_start(
-        client, request, on="host-2", timeout=2.0, on_sent=lambda topic, _: sent.append(topic)
-    )
+    sent = len(broker.history)
+    reply = await start(client, "nightly", {"day": "mon"}, on="host-2", timeout=2.0)
     assert reply.source == "host-2"
     assert two.started
-    assert sent == [addressed_start_topic("local", "default", "nightly", "host-2")]
+    assert [m.topic for m in broker.history[sent:] if "/start/" in m.topic] == [
+        addressed_start_topic("local", "default", "nightly", "host-2")
+    ]
     with pytest.raises(NobodyServesError, match="host-3 serves nothing"):
         await start(client, "nightly", {"day": "mon"}, on="host-3", timeout=1.0)
     with pytest.raises(
@@ -393,18 +412,16 @@ async def test_a_second_rerun_of_a_run_is_refused_while_the_first_is_live(
 def test_bad_input_is_refused_naming_its_field(
     given: dict[str, object], field: str, said: str
 ) -> None:
-    arguments: dict[str, object] = {"workflow": "nightly", **given}
-    workflow = arguments.pop("workflow")
+    arguments: dict[str, Any] = {"workflow": "nightly", **given}
     with pytest.raises(ControlError, match=said) as caught:
-        start_request(workflow, **arguments)  # type: ignore[arg-type]
+        Start(**arguments)
     assert caught.value.field == field
 
 
 def test_a_request_says_who_why_and_when() -> None:
-    request = start_request(
-        "nightly", {"day": "mon"}, rerun_of=OLD.upper(), rerun="from", from_task="load",
-        issued_by="alice", reason="fixed",
-    )  # fmt: skip
+    asked = Start(workflow="nightly", params={"day": "mon"}, rerun_of=OLD.upper(), rerun="from",
+                  from_task="load", reason="fixed")  # fmt: skip
+    request = asked.wire_request(issued_by="alice")
     assert request.rerun_of == OLD
     assert (request.rerun, request.from_task) == ("from", "load")
     assert request.issued_at is not None

@@ -204,3 +204,27 @@ def test_a_resource_hold_is_kept_with_its_texts_and_users_bounded() -> None:
     assert (kept.ahead or "").endswith("…[cut]")
     assert len(kept.resource or "") == len(kept.ahead or "") < 300
     assert (kept.amount, kept.in_use, kept.capacity) == (1, 10, 10)
+
+
+def test_a_gate_reads_held_awaiting_approval_with_its_prompt() -> None:
+    """A gate's hold (kind approval, its prompt), from its event or a heartbeat: held_tasks
+    says it awaits approval and carries the prompt; a failed task's hold does not."""
+    gate = Hold(type="decision", attempt=1, deadline=T0 + 60, default="fail",
+                kind="approval", prompt="Deploy v1.2?")  # fmt: skip
+    event = TaskStateEvent(task_id="gate-2", task_name="gate", state="BLOCKED", held_by=[gate])
+    beat = Heartbeat(
+        blocked=1,
+        held=1,
+        blocked_tasks=[BlockedTask(task_id="gate-3", task_name="gate", held_by=[gate])],
+    )
+    model = ReaderModel(clock=lambda: T0)
+    model.apply(telemetry(event, run_id="run-1", seq=1))
+    model.apply(telemetry(_held(), run_id="run-1", seq=2))
+    model.apply(telemetry(beat, run_id="run-2"))
+    found = {(held.run_id, held.task_id): held for held in held_tasks(model)}
+    for key in (("run-1", "gate-2"), ("run-2", "gate-3")):
+        assert (found[key].awaits_approval, found[key].prompt) == (True, "Deploy v1.2?")
+        assert (found[key].error, found[key].attempt, found[key].default) == ("", 1, "fail")
+    failed = found[("run-1", "load-1")]
+    assert (failed.awaits_approval, failed.prompt) == (False, None)
+    assert model.runs["run-1"].tasks["gate-2"].hold == gate

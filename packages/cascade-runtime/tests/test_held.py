@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cascade.control import ControlError
 from cascade.interfaces import Decided
 from cascade.runtime import (
     Engine,
@@ -271,11 +272,12 @@ async def test_stale_unknown_ambiguous_and_not_held_requests_are_refused() -> No
     stale = decide(one.task_id, attempt=2)
     assert (stale.outcome, stale.attempt, stale.task_id) == ("stale_attempt", 1, one.task_id)
     assert engine.decide("0" * 32, "load", "retry") is None
-    with pytest.raises(ValueError, match=r"\$\.decision"):
+    with pytest.raises(ControlError, match="decision must be one of") as refused:
         engine.decide(run.run_id, "load", "later")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="result"):
+    assert refused.value.field == "decision"
+    with pytest.raises(ControlError, match="result"):
         engine.decide(run.run_id, one.task_id, "skip", result=1)
-    with pytest.raises(ValueError, match="result"):
+    with pytest.raises(ControlError, match="result"):
         engine.decide(run.run_id, one.task_id, "complete", result="x" * 20_000)
     assert decide(one.task_id, attempt=1).applied
     await run.held(3)  # one held again, at attempt 2

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import pytest
 
-from cascade.control import start
+from cascade.control import Controller
 from cascade.interfaces import StartReply, decode_served, served_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Param, RunFinished, RunStarted, task
@@ -84,7 +84,7 @@ class Served:
         engine.events.subscribe(self.recorder)
 
     async def start(self, params: dict[str, Any]) -> StartReply:
-        return await start(self.requester, "nightly", params, on=SOURCE, timeout=10)
+        return await Controller(self.requester, timeout=10).start("nightly", params, on=SOURCE)
 
     def started(self) -> list[RunStarted]:
         return [e for e in self.recorder.events if isinstance(e, RunStarted)]
@@ -270,11 +270,12 @@ async def test_a_served_target_takes_its_params_from_its_params() -> None:
         assert described["rows"].description == "how many rows"
         assert (described["env"].required, described["env"].default) == (False, "staging")
         async with InMemoryConnector(broker, source_id="op", presence=False) as requester:
-            refused = await start(requester, "nightly", {"rows": "5"}, on=SOURCE, timeout=10)
+            controller = Controller(requester, timeout=10)
+            refused = await controller.start("nightly", {"rows": "5"}, on=SOURCE)
             assert refused.error == 'nightly: parameter rows must be int, not str ("5")'
-            unknown = await start(requester, "nightly", {"rows": 1, "x": 2}, on=SOURCE, timeout=10)
+            unknown = await controller.start("nightly", {"rows": 1, "x": 2}, on=SOURCE)
             assert unknown.error.startswith("nightly: no parameter x in this workflow")
-            reply = await start(requester, "nightly", {"rows": 5}, on=SOURCE, timeout=10)
+            reply = await controller.start("nightly", {"rows": 5}, on=SOURCE)
             assert reply.outcome == "started", reply.error
             await recorder.until(lambda: bool(recorder.names(RunFinished)))
     finally:

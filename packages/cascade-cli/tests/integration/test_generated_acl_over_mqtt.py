@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control import start_request
+from cascade.control import Start
 from cascade.history import History, Recorder
 from cascade.interfaces import (
     IssuedNote,
@@ -338,7 +338,7 @@ async def _a_globex_engine_takes_no_start_of_acme(logins: Logins) -> None:
                 barrier = Inbox()
                 await rogue_link.subscribe("cascade/command/+/snapshot", barrier)
                 async with logins.connector("otto") as otto:
-                    request = start_request("nightly", {"day": "tue"})
+                    request = Start(workflow="nightly", params={"day": "tue"}).wire_request()
                     topic = addressed_start_topic("acme", "etl", "nightly", "engine-g")
                     await otto.publish(topic, request, qos=1)
                     await otto.publish("cascade/command/0123/snapshot", {"run_id": "0123"}, qos=1)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control import SHORT_ID
+from cascade.control.run_ids import SHORT_ID
 from cascade.history import History, Received, Recorder, default_path
 from cascade.interfaces import Envelope, LifecycleEvent, events_topic
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task

@@ -1,4 +1,4 @@
-"""`cascade served`, `start` and `rerun` and ``cascade.control.start`` against a real broker
+"""`cascade served`, `start` and `rerun` and ``Controller.start`` against a real broker
 (mosquitto, or RabbitMQ with ``CASCADE_TEST_BROKER=rabbitmq``) and processes serving workflows
 (testkit's ServingEngine): through the shared subscription where the broker has them
 (mosquitto), addressed to the least busy where it has not (RabbitMQ)."""

@@ -204,17 +204,23 @@ def _task(
 
     A state's attempt is the number of times the task had started by then;
     a ``BLOCKED`` one is the attempt it holds back (one more); a ``HELD`` one, the attempt that
-    failed. ``omitted``: its earliest
+    failed; a gate's (``HELD`` before it ever started) and those after it, 1. ``omitted``: its
+    earliest
     states were left out; how many, and its starts and first start counting them.
     """
     kept_starts = sum(1 for event in events if event.state == "RUNNING")
     started = 0 if omitted is None else omitted[1] - kept_starts
     blocked_s = 0.0
     changes: list[StateChange] = []
+    gate = False
     for index, event in enumerate(events):
         if event.state == "RUNNING":
             started += 1
         attempt = started + 1 if event.state == "BLOCKED" else started
+        if event.state == "HELD" and not started:
+            gate = True  # held from its start, awaiting approval: its hold's attempt, 1
+        if gate and not attempt:
+            attempt = 1
         if event.state == "BLOCKED":
             until = events[index + 1].ts if index + 1 < len(events) else run_end
             blocked_s += max(0.0, until - event.ts)

@@ -2,7 +2,7 @@
 
 Anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+`` (a broker ACL at most
 binds the last level to the answerer's login), so an answer counts only from the engine that
-owns the run (:class:`~cascade.control.HeardOwner`). Until the owner is known, answers wait;
+owns the run (:class:`._run_owner.HeardOwner`). Until the owner is known, answers wait;
 once it is, the first answer from it is taken and those from others are refused; the owner
 never heard, every answer is refused. A cancel's answers and a decision's are judged alike.
 """
@@ -20,6 +20,7 @@ from cascade.interfaces import (
     DecisionReply,
     InvalidMessageError,
     Message,
+    TaskRef,
     check_reply_topic,
     decode_level,
 )
@@ -29,6 +30,7 @@ from ._run_ids import short_id
 
 __all__ = ["Answer", "AnswerJudge", "CancelAnswer", "Refusal"]
 
+_NAMES_SHOWN = 5  # the tasks a cancel's answer names
 _WAITING = 64  # answers kept while the owner is not known (the rest are refused at once)
 
 R = TypeVar("R", bound="CancelReply | DecisionReply")
@@ -80,6 +82,35 @@ class Answer(Generic[R]):
 @dataclass
 class CancelAnswer(Answer[CancelReply]):
     """What came of a cancel (:class:`Answer` of a :class:`~cascade.interfaces.CancelReply`)."""
+
+    def describe(self) -> str:
+        """The answer in one line: ``cancelled run ID on SOURCE: 2 running tasks cancelled (a,
+        b), 1 left to finish in their threads, results discarded (c), 17 not started``; every
+        text from the broker made inert."""
+        reply = self.reply
+        if reply is None:
+            return f"no engine answered for run {self.run_id}"
+        source = inert(reply.source, SHOWN["source"])
+        if reply.outcome == "already_cancelled":
+            head = f"run {reply.run_id} on {source} was already cancelled"
+        else:
+            head = f"cancelled run {reply.run_id} on {source}"
+        parts = [f"{reply.cancelled_count} running tasks cancelled"]
+        if reply.cancelled_count:
+            parts[0] += f" ({_names(reply.cancelled, reply.cancelled_count)})"
+        if reply.abandoned_count:
+            parts.append(
+                f"{reply.abandoned_count} left to finish in their threads, results discarded "
+                f"({_names(reply.abandoned, reply.abandoned_count)})"
+            )
+        parts.append(f"{reply.not_started} not started")
+        return f"{head}: {', '.join(parts)}"
+
+
+def _names(tasks: list[TaskRef], count: int) -> str:
+    shown = ", ".join(inert(t.task_name, SHOWN["name"]) for t in tasks[:_NAMES_SHOWN])
+    more = count - min(len(tasks), _NAMES_SHOWN)
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 class AnswerJudge(Generic[R]):

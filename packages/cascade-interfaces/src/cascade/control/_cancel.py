@@ -6,22 +6,17 @@ import time
 from collections.abc import Callable
 
 from cascade.interfaces import (
-    CancelReply,
     CancelRequest,
     Connector,
-    TaskRef,
     cancel_topic,
     decode_cancel_reply,
     new_request_id,
 )
-from cascade.interfaces.reader import SHOWN, inert
 
 from ._answers import AnswerJudge, CancelAnswer, Refusal
 from ._asking import ask_engine
 
-__all__ = ["CancelAnswer", "Refusal", "describe_reply", "request_cancel"]
-
-_NAMES_SHOWN = 5
+__all__ = ["CancelAnswer", "Refusal", "request_cancel"]
 
 
 async def request_cancel(
@@ -44,9 +39,9 @@ async def request_cancel(
     ``owner`` is the source the run belongs to when known (the history's); without it, the
     run's telemetry is listened to, from before the request, and the run's engine is asked
     for a snapshot, so that a live engine says it is the owner at once: the first source
-    heard is the owner, as for every reader (:class:`~cascade.control.HeardOwner`).
+    heard is the owner, as for every reader (:class:`._run_owner.HeardOwner`).
     An answer from another source is refused, counted and told to ``on_refused``
-    (:class:`~cascade.control.AnswerJudge`).
+    (:class:`._answers.AnswerJudge`).
 
     ``org`` and ``project`` are the run's when known. The request's topic names both
     (:func:`~cascade.interfaces.cancel_topic`: a broker ACL binds who may cancel in each);
@@ -56,8 +51,8 @@ async def request_cancel(
     broker ACL may let this login read its own orgs' answers (and runs) only, so only that
     org's are subscribed to; without it, every org's.
 
-    The request travels as every command does (:func:`~cascade.control.publish_confirmed`,
-    then the login's note, :func:`~cascade.control.say_issued`): see ``_asking``.
+    The request travels as every command does (:func:`._publishing.publish_confirmed`,
+    then the login's note, :func:`._publishing.say_issued`): see ``_asking``.
     """
     request = CancelRequest(
         id=new_request_id(),
@@ -76,29 +71,3 @@ async def request_cancel(
     await ask_engine(connector, topic_of, request, judge, action="cancel", timeout=timeout,
                      login=login, org=org, project=project)  # fmt: skip
     return answer
-
-
-def _names(tasks: list[TaskRef], count: int) -> str:
-    shown = ", ".join(inert(t.task_name, SHOWN["name"]) for t in tasks[:_NAMES_SHOWN])
-    more = count - min(len(tasks), _NAMES_SHOWN)
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def describe_reply(reply: CancelReply) -> str:
-    """``cancelled run ID on SOURCE: 2 running tasks cancelled (a, b), 1 left to finish in its
-    thread, its result discarded (c), 17 not started``."""
-    source = inert(reply.source, SHOWN["source"])
-    if reply.outcome == "already_cancelled":
-        head = f"run {reply.run_id} on {source} was already cancelled"
-    else:
-        head = f"cancelled run {reply.run_id} on {source}"
-    parts = [f"{reply.cancelled_count} running tasks cancelled"]
-    if reply.cancelled_count:
-        parts[0] += f" ({_names(reply.cancelled, reply.cancelled_count)})"
-    if reply.abandoned_count:
-        parts.append(
-            f"{reply.abandoned_count} left to finish in their threads, results discarded "
-            f"({_names(reply.abandoned, reply.abandoned_count)})"
-        )
-    parts.append(f"{reply.not_started} not started")
-    return f"{head}: {', '.join(parts)}"

@@ -1,24 +1,33 @@
-"""Steering from Python: one object that pauses, resumes, limits, cancels and decides on held
-tasks over a connector."""
+"""Steering from Python: one object that pauses, resumes, limits, cancels, decides on held
+tasks and starts served workflows over a connector, each verb one request type
+(:mod:`._requests`) sent by :meth:`Controller.send`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
-from cascade.interfaces import Connector, Constraint, ConstraintType, Decision, StartReply
+import msgspec
 
-from ._cancel import CancelAnswer, Refusal, request_cancel
-from ._constraints import limit_constraints, parse_constraint_type, pause_constraint
-from ._constraints import validate_scope as _validate_scope
-from ._decisions import _NO_RESULT, DecisionAnswer, decision_request, request_decision
-from ._errors import ControlError
-from ._operator import MAX_OPERATOR_LENGTH, checked_reason, checked_text, default_operator
+from cascade.interfaces import (
+    Connector,
+    Constraint,
+    ConstraintType,
+    Decision,
+    RerunMode,
+    StartReply,
+)
+
+from ._answers import CancelAnswer, Refusal
+from ._cancel import request_cancel
+from ._decisions import DecisionAnswer, request_decision
+from ._operator import MAX_OPERATOR_LENGTH, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
+from ._requests import Cancel, Decide, Limit, Pause, Resume, Start
 from ._run_ids import checked_prefix, heard_run_ids, is_full, live_wait, one_run
 from ._served import Served, served
-from ._starting import start
+from ._starting import send_start
 
 __all__ = ["Cleared", "Controller", "Steered"]
 
@@ -48,7 +57,10 @@ class Controller:
     """Pause, resume, limit and cancel the runs of the engines on ``connector`` (connected;
     its ``topic_prefix`` says which deployment), retry, skip, complete or fail their held
     tasks, and start or rerun served workflows, as `cascade pause`, `resume`, `limit`,
-    `cancel`, `retry`, `skip`, `complete`, `fail`, `start` and `rerun` do.
+    `cancel`, `retry`, `skip`, `complete`, `fail`, `start` and `rerun` do: each verb is one
+    request (:class:`Pause`, :class:`Limit`, :class:`Resume`, :class:`Cancel`,
+    :class:`Decide`, :class:`Start`) that :meth:`send` sends, and each method of a verb
+    makes its request and sends it.
 
     Every control is validated before anything is sent, and bad input raises
     :class:`ControlError` naming the field (``ttl must be ...``). What the broker refuses
@@ -76,15 +88,111 @@ class Controller:
         self.timeout = timeout
         self.login = login
 
+    @overload
+    async def send(self, request: Pause | Limit) -> Steered: ...
+    @overload
+    async def send(self, request: Resume) -> Cleared: ...
+    @overload
+    async def send(
+        self,
+        request: Cancel,
+        *,
+        owner: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> CancelAnswer: ...
+    @overload
+    async def send(
+        self,
+        request: Decide,
+        *,
+        owner: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+    ) -> DecisionAnswer: ...
+    @overload
+    async def send(
+        self,
+        request: Start,
+        *,
+        on_refused: Callable[[Refusal], None] | None = None,
+        before_send: Callable[[list[Served]], Awaitable[object]] | None = None,
+    ) -> StartReply: ...
+
+    async def send(
+        self,
+        request: Pause | Limit | Resume | Cancel | Decide | Start,
+        *,
+        owner: str | None = None,
+        on_refused: Callable[[Refusal], None] | None = None,
+        before_send: Callable[[list[Served]], Awaitable[object]] | None = None,
+    ) -> Steered | Cleared | CancelAnswer | DecisionAnswer | StartReply:
+        """Send ``request``, issued by :attr:`issued_by`, and return what came of it.
+
+        :class:`Pause` and :class:`Limit`: the constraints set, once the broker took them
+        (:class:`Steered`); :class:`Resume`: the topics cleared (:class:`Cleared`).
+        :class:`Cancel` and :class:`Decide` (a whole run id): the answer of the run's engine
+        (:class:`CancelAnswer`, :class:`DecisionAnswer`: ``reply`` ``None`` when none came
+        within the timeout), taken only from the run's owner (``owner`` when known, the
+        history's, else the first source heard), the answers from others refused (counted,
+        and told to ``on_refused``). :class:`Start`: the serving process's answer
+        (:class:`~cascade.interfaces.StartReply`; see :meth:`start` for what it raises);
+        ``before_send(servers)`` is awaited once the processes that may take it are known,
+        before it is sent (to listen to their runs, say)."""
+        if isinstance(request, (Pause, Limit)):
+            messages = request.constraints(self.issued_by)
+            await set_constraints(self.connector, messages, self.timeout, login=self.login)
+            return Steered(tuple(messages))
+        if isinstance(request, Resume):
+            topics = await clear_constraints(
+                self.connector,
+                request.scope,
+                request.type,
+                self.timeout,
+                issued_by=self.issued_by,
+                reason=request.reason,
+                login=self.login,
+            )
+            return Cleared(request.scope, tuple(topics))
+        if isinstance(request, Cancel):
+            return await request_cancel(
+                self.connector,
+                request.whole_run_id(),
+                issued_by=self.issued_by,
+                reason=request.reason,
+                timeout=self.timeout,
+                owner=owner,
+                on_refused=on_refused,
+                login=self.login,
+                org=request.org,
+                project=request.project,
+            )
+        if isinstance(request, Decide):
+            return await request_decision(
+                self.connector,
+                request.wire_request(issued_by=self.issued_by),
+                timeout=self.timeout,
+                owner=owner,
+                on_refused=on_refused,
+                login=self.login,
+                org=request.org,
+                project=request.project,
+            )
+        return await send_start(
+            self.connector,
+            request.wire_request(issued_by=self.issued_by),
+            on=request.on,
+            timeout=self.timeout,
+            on_refused=on_refused,
+            before_send=before_send,
+            org=request.org,
+            project=request.project,
+        )
+
     async def pause(
         self, scope: str = "global", *, ttl: float | None = None, reason: str | None = None
     ) -> Steered:
         """Pause the tasks in ``scope`` (``global`` or ``task:<glob>``): none starts until
         resumed, or for ``ttl`` seconds; running ones finish."""
-        message = pause_constraint(
-            scope, ttl, reason=checked_reason(reason), issued_by=self.issued_by
-        )
-        return await self._set([message])
+        return await self.send(Pause(scope=scope, ttl=ttl, reason=reason))
 
     async def limit(
         self,
@@ -97,10 +205,8 @@ class Controller:
     ) -> Steered:
         """Limit how many tasks of ``scope`` run at once (``concurrency``) and/or how fast
         they start (``rate``: ``"10/m"``, ``"0.5/s"``)."""
-        messages = limit_constraints(
-            scope, concurrency, rate, ttl, reason=checked_reason(reason), issued_by=self.issued_by
-        )
-        return await self._set(messages)
+        asked = Limit(scope=scope, concurrency=concurrency, rate=rate, ttl=ttl, reason=reason)
+        return await self.send(asked)
 
     async def resume(
         self,
@@ -110,19 +216,7 @@ class Controller:
         reason: str | None = None,
     ) -> Cleared:
         """Clear the constraints on ``scope``: all of them, or only those of ``type``."""
-        kind = parse_constraint_type(type)
-        _validate_scope(scope)
-        why = checked_reason(reason)
-        topics = await clear_constraints(
-            self.connector,
-            scope,
-            kind,
-            self.timeout,
-            issued_by=self.issued_by,
-            reason=why,
-            login=self.login,
-        )
-        return Cleared(scope, tuple(topics))
+        return await self.send(Resume(scope=scope, type=type, reason=reason))
 
     async def cancel(
         self,
@@ -135,27 +229,10 @@ class Controller:
         on_refused: Callable[[Refusal], None] | None = None,
     ) -> CancelAnswer:
         """Ask the engine running ``run_id`` (a whole id: see :meth:`resolve_run`) to cancel
-        it; its answer (:class:`CancelAnswer`: ``reply`` is ``None`` when none came within
-        the timeout), taken only from the run's owner, with the answers from others refused
-        (counted, and told to ``on_refused``). ``org`` and ``project`` are the run's when
-        known: the request's topic names them (see :func:`~cascade.control.request_cancel`)."""
-        wanted = checked_prefix(run_id)
-        if not is_full(wanted):
-            raise ControlError(
-                f"a whole run id (32 hex digits) is cancelled, not {run_id!r}", "run_id"
-            )
-        return await request_cancel(
-            self.connector,
-            wanted,
-            issued_by=self.issued_by,
-            reason=checked_reason(reason),
-            timeout=self.timeout,
-            owner=owner,
-            on_refused=on_refused,
-            login=self.login,
-            org=org,
-            project=project,
-        )
+        it; its answer (:class:`CancelAnswer`), as :meth:`send` takes it. ``org`` and
+        ``project`` are the run's when known: the request's topic names them."""
+        asked = Cancel(run_id=run_id, reason=reason, org=org, project=project)
+        return await self.send(asked, owner=owner, on_refused=on_refused)
 
     async def retry(
         self,
@@ -172,17 +249,9 @@ class Controller:
         """Retry the held ``task`` (its id, or its name when one held task has it) of
         ``run_id`` (a whole id): one more attempt; failing again holds it again. See
         :meth:`decide`."""
-        return await self.decide(
-            run_id,
-            task,
-            "retry",
-            attempt=attempt,
-            reason=reason,
-            owner=owner,
-            org=org,
-            project=project,
-            on_refused=on_refused,
-        )
+        return await self.decide(run_id, task, "retry", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, project=project,
+                                 on_refused=on_refused)  # fmt: skip
 
     async def skip(
         self,
@@ -198,17 +267,9 @@ class Controller:
     ) -> DecisionAnswer:
         """Skip the held ``task`` of ``run_id``: it ends ``SKIPPED``, its dependents skipped
         as after a failure. See :meth:`decide`."""
-        return await self.decide(
-            run_id,
-            task,
-            "skip",
-            attempt=attempt,
-            reason=reason,
-            owner=owner,
-            org=org,
-            project=project,
-            on_refused=on_refused,
-        )
+        return await self.decide(run_id, task, "skip", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, project=project,
+                                 on_refused=on_refused)  # fmt: skip
 
     async def complete(
         self,
@@ -226,18 +287,9 @@ class Controller:
         """Complete the held ``task`` of ``run_id`` with ``result`` (a JSON value, at most
         ``MAX_RESULT_BYTES`` encoded; ``None`` too), which its dependents get. See
         :meth:`decide`."""
-        return await self.decide(
-            run_id,
-            task,
-            "complete",
-            attempt=attempt,
-            result=result,
-            reason=reason,
-            owner=owner,
-            org=org,
-            project=project,
-            on_refused=on_refused,
-        )
+        return await self.decide(run_id, task, "complete", attempt=attempt, result=result,
+                                 reason=reason, owner=owner, org=org, project=project,
+                                 on_refused=on_refused)  # fmt: skip
 
     async def fail(
         self,
@@ -253,17 +305,9 @@ class Controller:
     ) -> DecisionAnswer:
         """Fail the held ``task`` of ``run_id``, as without a hold: its dependents skipped.
         See :meth:`decide`."""
-        return await self.decide(
-            run_id,
-            task,
-            "fail",
-            attempt=attempt,
-            reason=reason,
-            owner=owner,
-            org=org,
-            project=project,
-            on_refused=on_refused,
-        )
+        return await self.decide(run_id, task, "fail", attempt=attempt, reason=reason,
+                                 owner=owner, org=org, project=project,
+                                 on_refused=on_refused)  # fmt: skip
 
     async def decide(
         self,
@@ -272,7 +316,7 @@ class Controller:
         decision: Decision,
         *,
         attempt: int | None = None,
-        result: Any = _NO_RESULT,
+        result: Any = msgspec.UNSET,
         reason: str | None = None,
         owner: str | None = None,
         org: str | None = None,
@@ -285,35 +329,15 @@ class Controller:
         one failure is not applied to the next); ``result`` is a ``complete``'s only.
 
         Its answer (:class:`DecisionAnswer`: ``applied``, or refused with why, e.g.
-        ``already_decided`` with who decided first; ``reply`` ``None`` when none came within
-        the timeout), taken only from the run's owner (``owner`` when known, else the first
-        source heard), the answers from others refused (counted, and told to
-        ``on_refused``). ``org`` and ``project`` are the run's when known (see
-        :func:`~cascade.control.request_cancel`). Bad input raises :class:`ControlError`
-        naming the field before anything is sent."""
-        request = decision_request(
-            run_id,
-            task,
-            decision,
-            attempt=attempt,
-            result=result,
-            issued_by=self.issued_by,
-            reason=reason,
-        )
-        return await request_decision(
-            self.connector,
-            request,
-            timeout=self.timeout,
-            owner=owner,
-            on_refused=on_refused,
-            login=self.login,
-            org=org,
-            project=project,
-        )
+        ``already_decided`` with who decided first), as :meth:`send` takes it. Bad input
+        raises :class:`ControlError` naming the field before anything is sent."""
+        asked = Decide(run_id=run_id, task=task, decision=decision, attempt=attempt,
+                       result=result, reason=reason, org=org, project=project)  # fmt: skip
+        return await self.send(asked, owner=owner, on_refused=on_refused)
 
     async def served(self) -> list[Served]:
         """Who serves what: each serving process's announcement and whether it is online
-        (:func:`~cascade.control.served`)."""
+        (:func:`._served.served`)."""
         return await served(self.connector, timeout=self.timeout)
 
     async def start(
@@ -331,22 +355,13 @@ class Controller:
         that serves it (``on``: that one); its answer: ``started`` with the new run's
         ``run_id``, or ``refused`` with why. No online server raises
         :class:`~cascade.control.NobodyServesError`, no answer within the timeout
-        :class:`~cascade.control.StartTimeoutError` (see :func:`~cascade.control.start`).
+        :class:`~cascade.control.StartTimeoutError` (see :func:`._starting.start`).
         ``org`` and ``project`` pick the serving processes of that org and project (a start's
         topic names one; the workflow served in several raises
         :class:`~cascade.control.ServedInManyPlacesError` without them)."""
-        return await start(
-            self.connector,
-            workflow,
-            params,
-            on=on,
-            issued_by=self.issued_by,
-            reason=reason,
-            timeout=self.timeout,
-            on_refused=on_refused,
-            org=org,
-            project=project,
-        )
+        asked = Start(workflow=workflow, params=_params(params), on=on, reason=reason, org=org,
+                      project=project)  # fmt: skip
+        return await self.send(asked, on_refused=on_refused)
 
     async def rerun(
         self,
@@ -354,7 +369,7 @@ class Controller:
         *,
         workflow: str,
         params: Mapping[str, Any] | None = None,
-        rerun: str = "failure",
+        rerun: RerunMode = "failure",
         from_task: str | None = None,
         dry_run: bool = False,
         on: str | None = None,
@@ -368,22 +383,10 @@ class Controller:
         result that still matches: ``rerun`` says what runs again (``failure``, ``all``, or
         ``from`` ``from_task`` on); ``dry_run`` answers with the plan (``planned``) and starts
         nothing. As :meth:`start` otherwise."""
-        return await start(
-            self.connector,
-            workflow,
-            params,
-            rerun_of=run_id,
-            rerun=rerun,
-            from_task=from_task,
-            dry_run=dry_run,
-            on=on,
-            issued_by=self.issued_by,
-            reason=reason,
-            timeout=self.timeout,
-            on_refused=on_refused,
-            org=org,
-            project=project,
-        )
+        asked = Start(workflow=workflow, params=_params(params), rerun_of=run_id, rerun=rerun,
+                      from_task=from_task, dry_run=dry_run, on=on, reason=reason, org=org,
+                      project=project)  # fmt: skip
+        return await self.send(asked, on_refused=on_refused)
 
     async def resolve_run(
         self, prefix: str, *, recorded: Iterable[str] = (), more: bool = False
@@ -398,6 +401,8 @@ class Controller:
         live = await heard_run_ids(self.connector, wanted, live_wait(self.timeout))
         return one_run(wanted, live, recorded, more=more)
 
-    async def _set(self, messages: list[tuple[str, Constraint]]) -> Steered:
-        await set_constraints(self.connector, messages, self.timeout, login=self.login)
-        return Steered(tuple(messages))
+
+def _params(params: Mapping[str, Any] | None) -> Any:
+    """``params`` as :class:`Start` takes them: a mapping as a dict (anything else is
+    refused by its checks)."""
+    return dict(params) if isinstance(params, Mapping) else params

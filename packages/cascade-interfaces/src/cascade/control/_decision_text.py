@@ -90,4 +90,9 @@ def said_of(reply: DecisionReply, request: DecisionRequest | None, now: float) -
         named = f", not {wanted}" if wanted is not None else ""
         held = f"attempt {reply.attempt}" if reply.attempt is not None else "another attempt"
         return f"{_task(reply, request, attempt=False)} is held at {held}{named}"
+    if outcome == "not_retryable":
+        return (
+            f"{_task(reply, request, attempt=False)} is a gate: it has no attempt to retry "
+            "(approve it with complete, reject it with fail, or skip it)"
+        )
     return f"{task}: refused ({inert(outcome, SHOWN['params'])})"

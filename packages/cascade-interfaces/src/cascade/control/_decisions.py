@@ -20,21 +20,18 @@ from cascade.interfaces import (
     DecisionRequest,
     decide_topic,
     decode_decision_reply,
-    new_request_id,
 )
 
 from ._answers import Answer, AnswerJudge, Refusal
 from ._asking import ask_engine
 from ._decision_text import said_of
 from ._errors import ControlError
-from ._operator import checked_reason, checked_text
-from ._run_ids import checked_prefix, is_full
+from ._operator import checked_text
 
-__all__ = ["MAX_TASK_LENGTH", "DecisionAnswer", "decision_request", "request_decision"]
+__all__ = ["MAX_TASK_LENGTH", "DecisionAnswer", "checked_decision_fields", "request_decision"]
 
 MAX_TASK_LENGTH = 1024
 """The longest task id or name a decision names."""
-_NO_RESULT = object()
 
 
 @dataclass
@@ -62,46 +59,25 @@ class DecisionAnswer(Answer[DecisionReply]):
         return said_of(self.reply, self.request, time.time() if now is None else now)
 
 
-def decision_request(
-    run_id: str,
-    task: str,
-    decision: str,
-    *,
-    attempt: int | None = None,
-    result: Any = _NO_RESULT,
-    issued_by: str | None = None,
-    reason: str | None = None,
-) -> DecisionRequest:
-    """The request of ``decision`` on the held ``task`` (its id or name) of ``run_id`` (a
-    whole id), at the held ``attempt`` (``None``: whichever is held when it arrives), with a
-    ``complete``'s ``result`` (any JSON value, ``None`` too; for ``complete`` only), stamped
-    now with a fresh id. Bad input raises :class:`ControlError` naming the field
-    (``run_id``, ``task``, ``decision``, ``attempt``, ``result``, ``reason``)."""
-    wanted = checked_prefix(run_id)
-    if not is_full(wanted):
-        raise ControlError(
-            f"a whole run id (32 hex digits) is decided on, not {run_id!r}", "run_id"
-        )
+def checked_decision_fields(
+    task: object, decision: object, attempt: object, result: Any
+) -> tuple[str, Decision, Any]:
+    """The held ``task`` (stripped), the ``decision`` and a ``complete``'s ``result`` (a copy
+    of the JSON value; :data:`msgspec.UNSET`: none given) as a decision sends them, the
+    ``attempt`` checked; else :class:`ControlError` naming the field (``task``,
+    ``decision``, ``attempt``, ``result``)."""
+    if not isinstance(task, str):
+        raise ControlError(f"task is a held task's id or name: text, not {task!r}", "task")
     named = checked_text(task, "task", MAX_TASK_LENGTH)
     checked = _checked_decision(decision)
     if attempt is not None and (
         isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1
     ):
         raise ControlError(f"attempt must be a whole number from 1, not {attempt!r}", "attempt")
-    given = None if result is _NO_RESULT else _checked_result(result, checked)
-    if checked == "complete" and result is _NO_RESULT:
+    given = result if result is msgspec.UNSET else _checked_result(result, checked)
+    if checked == "complete" and result is msgspec.UNSET:
         raise ControlError("complete gives its result to the dependents: give one", "result")
-    return DecisionRequest(
-        id=new_request_id(),
-        run_id=wanted,
-        task=named,
-        decision=checked,
-        attempt=attempt,
-        result=given,
-        issued_by=issued_by,
-        reason=checked_reason(reason),
-        issued_at=time.time(),
-    )
+    return named, checked, given
 
 
 async def request_decision(
@@ -115,11 +91,11 @@ async def request_decision(
     org: str | None = None,
     project: str | None = None,
 ) -> DecisionAnswer:
-    """Send ``request`` (:func:`decision_request`) to the engine running its run; its
-    answer, taken only from the run's owner, within ``timeout`` seconds
+    """Send ``request`` (:meth:`~cascade.control.Decide.wire_request`) to the engine running
+    its run; its answer, taken only from the run's owner, within ``timeout`` seconds
     (:class:`DecisionAnswer`: ``reply`` is ``None`` when none came; ``applied`` when the
     engine applied it). ``owner``, ``org``, ``project``, ``on_refused`` and ``login`` are as
-    :func:`~cascade.control.request_cancel` takes them."""
+    :func:`._cancel.request_cancel` takes them."""
     answer = DecisionAnswer(request.run_id, owner=owner, request=request)
     prefix = connector.topic_prefix
     judge = AnswerJudge(request.id, answer, prefix, decode_decision_reply, on_refused)
@@ -141,7 +117,7 @@ async def request_decision(
     return answer
 
 
-def _checked_decision(decision: str) -> Decision:
+def _checked_decision(decision: object) -> Decision:
     for known in DECISIONS:
         if decision == known:
             return known

@@ -16,6 +16,7 @@ from ._errors import ControlError
 __all__ = [
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
+    "checked_name",
     "checked_reason",
     "checked_text",
     "default_operator",
@@ -47,6 +48,15 @@ def checked_text(value: str, what: str, limit: int, field: str | None = None) ->
             field,
         )
     return text
+
+
+def checked_name(value: str, what: str = "issued_by") -> str:
+    """``value`` stripped, if it is a name a person typed (who issues a control, a token's
+    holder): not empty, at most :data:`MAX_OPERATOR_LENGTH` characters, no control
+    characters; else :class:`ControlError` naming ``what``."""
+    if not isinstance(value, str):
+        raise ControlError(f"{what} must be text, not {value!r}", what)
+    return checked_text(value, what, MAX_OPERATOR_LENGTH)
 
 
 def checked_reason(reason: str | None) -> str | None:

@@ -9,7 +9,7 @@ one takes requests through the shared subscription, the broker picks one of them
 and project are the ones its announcement's topic names. The
 answer counts only from a process that announces the workflow (the one named, when one
 was): anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+``, so the others
-are refused and counted, as a cancel's are (:class:`~cascade.control.AnswerJudge`).
+are refused and counted, as a cancel's are (:class:`._answers.AnswerJudge`).
 
 Where the broker sends retained announcements to exact subscriptions only (RabbitMQ 3.x),
 the serving processes are asked to announce again (the roll call) and their answers awaited
@@ -201,7 +201,7 @@ async def send_start(
     org: str | None = None,
     project: str | None = None,
 ) -> StartReply:
-    """Send ``request`` (:func:`~cascade.control.start_request`) to a process serving its
+    """Send ``request`` (:func:`._start_request.start_request`) to a process serving its
     workflow (``on``: that source) and return its answer, within ``timeout`` seconds in all.
 
     Raises :class:`~cascade.control.NobodyServesError` when no online process serves it
@@ -285,7 +285,7 @@ async def start(
     project: str | None = None,
 ) -> StartReply:
     """Ask a process serving ``workflow`` to start it with ``params`` (or, with ``rerun_of``,
-    to rerun that run: see :func:`~cascade.control.start_request`); its answer
+    to rerun that run: see :func:`._start_request.start_request`); its answer
     (:class:`~cascade.interfaces.StartReply`: ``started`` with the new run's id, ``planned``
     for a ``dry_run``, or ``refused`` with why).
 

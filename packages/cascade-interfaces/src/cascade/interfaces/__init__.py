@@ -75,7 +75,15 @@ from ._errors import (
     InvalidTopicError,
 )
 from ._gaps import MAX_DIGESTS, MAX_SEQ_JUMP, GapCounter, Seen, SourceGaps
-from ._holds import MAX_BLOCKED_TASKS, MAX_HOLDERS, MAX_HOLDS, BlockedTask, Hold
+from ._holds import (
+    APPROVAL,
+    MAX_BLOCKED_TASKS,
+    MAX_HOLDERS,
+    MAX_HOLDS,
+    MAX_PROMPT_LENGTH,
+    BlockedTask,
+    Hold,
+)
 from ._index_shards import INDEX_SHARDS, constraints_shard_topic
 from ._index_writer import IndexNotHeldError, update_constraints_index
 from ._issued import (
@@ -258,6 +266,8 @@ __all__ = [
     "MAX_BLOCKED_TASKS",
     "MAX_HOLDERS",
     "MAX_HOLDS",
+    "MAX_PROMPT_LENGTH",
+    "APPROVAL",
     "BlockedTask",
     "BrokerCapabilities",
     "CancelOutcome",

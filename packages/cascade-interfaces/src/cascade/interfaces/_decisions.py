@@ -41,15 +41,22 @@ Decision: TypeAlias = Literal["retry", "skip", "complete", "fail"]
 """The four decisions on a held task."""
 DECISIONS: tuple[Decision, ...] = ("retry", "skip", "complete", "fail")
 DEFAULT_DECISIONS: tuple[str, ...] = ("fail", "skip", "retry")
-"""What a hold may take at its deadline (``complete`` needs a result nobody gave)."""
+"""What a failed task's hold may take at its deadline (``complete`` needs a result nobody gave;
+a gate's may take ``complete``: its approval, ``true``)."""
 DecisionOutcome: TypeAlias = Literal[
-    "applied", "already_decided", "not_held", "unknown_task", "ambiguous", "stale_attempt"
+    "applied",
+    "already_decided",
+    "not_held",
+    "unknown_task",
+    "ambiguous",
+    "stale_attempt",
+    "not_retryable",
 ]
 """An answer's outcome: ``applied``; or refused: ``already_decided`` (the hold named was
 decided before: ``decided`` says by whom), ``not_held`` (the task is not held), ``unknown_task``
 (no task of the run has that id or name), ``ambiguous`` (several held tasks have that name:
 ``candidates`` lists their ids), ``stale_attempt`` (the task is held at another attempt than
-the one named)."""
+the one named), ``not_retryable`` (a ``retry`` of a gate: it has no attempt to retry)."""
 
 MAX_RESULT_BYTES = 16 * 1024
 """The longest ``result`` a ``complete`` may give, as JSON (the value dependents get)."""

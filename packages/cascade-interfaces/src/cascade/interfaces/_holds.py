@@ -9,7 +9,15 @@ import msgspec
 
 from ._limits import MAX_NUMBER
 
-__all__ = ["MAX_BLOCKED_TASKS", "MAX_HOLDERS", "MAX_HOLDS", "BlockedTask", "Hold"]
+__all__ = [
+    "APPROVAL",
+    "MAX_BLOCKED_TASKS",
+    "MAX_HOLDERS",
+    "MAX_HOLDS",
+    "MAX_PROMPT_LENGTH",
+    "BlockedTask",
+    "Hold",
+]
 
 MAX_HOLDS = 8
 """The most holds an engine names for one task (constraints beyond are left out)."""
@@ -18,6 +26,10 @@ MAX_HOLDERS = 8
 task ids a resource hold lists among those holding the resource)."""
 MAX_BLOCKED_TASKS = 16
 """The most blocked tasks a heartbeat lists (``blocked`` counts them all)."""
+MAX_PROMPT_LENGTH = 1024
+"""The longest prompt (characters) an engine sends on a gate's hold."""
+APPROVAL = "approval"
+"""The ``kind`` of a ``decision`` hold that is a gate's: it awaits a person's approval."""
 # What a reader accepts: more than engines send, so that a later engine's longer lists
 # are not taken for malformed messages; anything beyond is refused as malformed.
 _READ_LIMIT = 256
@@ -41,7 +53,11 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     - ``decision``: the task failed on its last automatic ``attempt`` under
       ``on_failure="hold"`` and waits for a decision (retry, skip, complete or fail;
       :class:`~cascade.interfaces.DecisionRequest`) until ``deadline`` (epoch seconds),
-      when the engine takes ``default``. Readers show such a task ``HELD``;
+      when the engine takes ``default``. Readers show such a task ``HELD``. A gate's hold
+      (``gate(prompt)``: held from its start, no attempt ran) has ``kind`` ``approval`` and
+      its ``prompt`` (at most :data:`MAX_PROMPT_LENGTH` characters), ``attempt`` 1, and a
+      ``default`` of ``fail``, ``skip`` or ``complete``; additive: a reader that knows neither
+      field shows it as any held task;
     - ``resource``: the task asks ``amount`` of the engine's system resource ``resource``
       (``with_constraints``), of which ``in_use`` of its ``capacity`` is held now by the
       tasks ``users`` names (task id and amount; at most :data:`MAX_HOLDERS`, the largest);
@@ -69,11 +85,18 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
     capacity: _Amount | None = None
     users: Annotated[dict[str, _Amount], msgspec.Meta(max_length=_READ_LIMIT)] | None = None
     ahead: str | None = None
+    kind: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    prompt: Annotated[str, msgspec.Meta(max_length=4 * MAX_PROMPT_LENGTH)] | None = None
 
     @property
     def awaits_decision(self) -> bool:
-        """Whether this hold is a failed task's, waiting for a decision."""
+        """Whether this hold waits for a decision: a failed task's, or a gate's."""
         return self.type == "decision"
+
+    @property
+    def awaits_approval(self) -> bool:
+        """Whether this hold is a gate's, waiting for a person's approval (``prompt``)."""
+        return self.type == "decision" and self.kind == APPROVAL
 
 
 Holds = Annotated[list[Hold], msgspec.Meta(max_length=_READ_LIMIT)]

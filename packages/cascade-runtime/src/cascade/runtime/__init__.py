@@ -53,6 +53,7 @@ from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
+from .workflow._gate import GateError, GateRejected, gate
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
     Resource,
@@ -90,6 +91,8 @@ __all__ = [
     "EventBus",
     "EventHandler",
     "FileExistenceCache",
+    "GateError",
+    "GateRejected",
     "InvalidTargetError",
     "LazyResult",
     "MapError",
@@ -131,6 +134,7 @@ __all__ = [
     "TaskSkipped",
     "TelemetrySubscriber",
     "current_task",
+    "gate",
     "inject",
     "resource",
     "run",

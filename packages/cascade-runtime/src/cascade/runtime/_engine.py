@@ -279,8 +279,11 @@ class Engine:
         thread, and their results discarded. Its :meth:`run` then raises
         :class:`~cascade.runtime.RunCancelledError` (``issued_by`` and ``reason`` in it),
         after publishing ``ENGINE_STOPPED`` with ``status: Failed`` and ``cancelled: true``.
-        Returns what was cancelled (:class:`CancelReport`). Call it on the engine's event
-        loop; with a connector, ``cascade cancel RUN_ID`` calls it over the broker.
+        Returns what was cancelled (:class:`CancelReport`). ``issued_by`` and ``reason`` are
+        kept as given: a cancel from the broker (``cascade cancel RUN_ID``, a
+        :class:`~cascade.control.Controller`, which check them as
+        :class:`~cascade.control.Cancel` does before they are sent) calls it with what the
+        request claims. Call it on the engine's event loop.
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
@@ -325,27 +328,30 @@ class Engine:
         (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
         (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
         ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
-        was, never applied twice (default: a new one). Bad arguments raise ``ValueError``.
-        Call it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
-        ``complete`` and ``fail`` call it over the broker.
+        was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
+        held from its start): ``"complete"`` approves it (its value ``result``, ``True`` when
+        ``None``), ``"fail"`` rejects it, ``"skip"`` skips it, and ``"retry"`` is refused
+        ``not_retryable``. Bad arguments raise :class:`~cascade.control.ControlError` (a
+        ``ValueError``) naming the field, as :class:`~cascade.control.Decide` checks them. Call
+        it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
+        ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        fields: dict[str, Any] = {
-            "id": request_id if request_id is not None else uuid.uuid4().hex,
-            "run_id": run_id,
-            "task": task,
-            "decision": decision,
-            "attempt": attempt,
-            "result": result,
-            "issued_by": issued_by,
-            "reason": reason,
-        }
-        try:
-            request = msgspec.convert(fields, DecisionRequest)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid decision: {exc}") from None
+        from cascade.control import Decide, checked_name  # what steers: not imported by a run
+
+        asked = Decide(
+            run_id=run_id,
+            task=task,
+            decision=decision,
+            attempt=attempt,
+            result=msgspec.UNSET if result is None and decision != "complete" else result,
+            reason=reason,
+        )
+        request = asked.wire_request(
+            issued_by=None if issued_by is None else checked_name(issued_by), request_id=request_id
+        )
         return scheduler.decide(request)
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from cascade.interfaces import (
+    APPROVAL,
     MAX_LISTED_TASKS,
     Decided,
     DecisionOutcome,
@@ -56,6 +57,7 @@ from .results._cache import RunCache
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
+from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node, resolve
 from .workflow._resource import Resource, ResourceFailed
 from .workflow._router import NOT_ROUTED, RouteMissing
@@ -190,7 +192,8 @@ class RunCounts(HoldCounts, ResourceCounts, Protocol):
 
 
 class Held:
-    """One held task: its failed attempt, what it raised, and what a retry needs."""
+    """One held task: its failed attempt, what it raised, and what a retry needs; a gate's
+    (``failure`` ``None``): its hold, no attempt having run."""
 
     __slots__ = ("args", "attempt", "failure", "hold", "kwargs", "node", "started", "timer")
 
@@ -198,7 +201,7 @@ class Held:
         self,
         node: Node,
         attempt: int,
-        failure: BaseException,
+        failure: BaseException | None,
         started: float,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -261,9 +264,8 @@ class HeldTasks:
         """Hold ``node``, whose ``attempt`` raised ``failure``, until a decision or its deadline."""
         lazy = node.lazy
         spec = lazy.task
-        policy = self.policy
-        timeout = policy.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
-        default = spec.hold_default or policy.hold_default
+        timeout = self._timeout(spec)
+        default = spec.hold_default or self.policy.hold_default
         deadline = time.time() + timeout
         hold = Hold(type="decision", attempt=attempt, deadline=deadline, default=default)
         timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, attempt)
@@ -292,6 +294,49 @@ class HeldTasks:
                 exception=failure,
             )
         )
+
+    def gate(self, node: Node) -> None:
+        """Hold ``node``, a gate whose dependencies are done, for a decision from its start:
+        its hold has its prompt, and ``kind`` ``approval``."""
+        lazy = node.lazy
+        spec = lazy.task
+        timeout = self._timeout(spec)
+        default = spec.hold_default or "fail"
+        prompt = prompt_text(resolve(lazy.args[0], self.run.graph))
+        hold = Hold(
+            type="decision",
+            kind=APPROVAL,
+            prompt=prompt,
+            attempt=1,
+            deadline=time.time() + timeout,
+            default=default,
+        )
+        timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, 1)
+        held = Held(node, 1, None, time.perf_counter(), (), {}, hold, timer)
+        self.held[lazy.task_id] = held
+        if self.stats is not None:
+            self.stats.held += 1
+        _log.info(
+            "task %s (%s) awaits approval: %s (default %s in %g s)",
+            lazy.name,
+            lazy.task_id,
+            prompt,
+            default,
+            timeout,
+        )
+        self.run.emit(
+            TaskHeld(
+                run_id=self.run.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                attempt=1,
+                held_by=(hold,),
+            )
+        )
+
+    def _timeout(self, spec: Task[Any, Any]) -> float:
+        """Seconds ``spec``'s hold waits for a decision: its own, else the engine's."""
+        return self.policy.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
 
     def _expire(self, task_id: str, attempt: int) -> None:
         held = self.held.get(task_id)
@@ -365,6 +410,8 @@ class HeldTasks:
             return reply("not_held", node, decided=self._last.get(task_id))
         if request.attempt is not None and request.attempt != held.attempt:
             return reply("stale_attempt", node, now)
+        if held.failure is None and request.decision == "retry":
+            return reply("not_retryable", node, now)  # a gate: no attempt ran, none to retry
         decided = Decided(
             decision=request.decision,
             attempt=held.attempt,
@@ -429,6 +476,8 @@ class HeldTasks:
         if decision == "retry":
             run.requeue(node, held.attempt + 1, held.started, held.args, held.kwargs, decided)
         elif decision == "complete":
+            if held.failure is None and result is None:
+                result = True  # a gate approved without a value
             node.result = result
             run.emit(
                 TaskCompleted(
@@ -456,19 +505,22 @@ class HeldTasks:
             )
             run.skipped(node)
         else:
+            failure = held.failure
+            if failure is None:  # a gate rejected: nothing was raised, so no traceback goes out
+                failure = GateRejected(decided.by, decided.reason, bool(decided.deadline))
             run.emit(
                 TaskFailed(
                     run_id=run.run_id,
                     task_id=lazy.task_id,
                     task_name=lazy.name,
                     duration_ms=held.duration_ms(),
-                    error=describe(held.failure),
+                    error=describe(failure),
                     attempt=held.attempt,
                     exception=held.failure,
                     decided=decided,
                 )
             )
-            run.failed(node, held.failure)
+            run.failed(node, failure)
         run.wake.set()
 
     def stop(self, node: Node, stopped_by: str) -> bool:
@@ -479,16 +531,19 @@ class HeldTasks:
         held.timer.cancel()
         node.done = True
         lazy = node.lazy
+        if held.failure is None:
+            error = f"awaiting approval when the run stopped: {stopped_by}"
+        else:
+            error = (
+                f"{describe(held.failure)} (held for a decision when the run stopped: {stopped_by})"
+            )
         self.run.emit(
             TaskFailed(
                 run_id=self.run.run_id,
                 task_id=lazy.task_id,
                 task_name=lazy.name,
                 duration_ms=held.duration_ms(),
-                error=(
-                    f"{describe(held.failure)} "
-                    f"(held for a decision when the run stopped: {stopped_by})"
-                ),
+                error=error,
                 attempt=held.attempt,
                 exception=held.failure,
             )
@@ -1130,10 +1185,11 @@ class Run:
         self._skip_dependents(node, "was skipped")
 
     def _stops(self, node: Node) -> bool:
-        """Whether ``node`` ends before it starts: a route its router did not choose (it is not
-        routed: what waits on it goes on), its condition false (it is skipped, and so is what
-        needs it), or a router it takes with no route for its selector (it fails); or whether
-        it is a map, which never starts: it makes its items, and ends once they have."""
+        """Whether ``node`` does not start: it ends first for a route its router did not choose
+        (it is not routed: what waits on it goes on), its condition false (it is skipped, and
+        so is what needs it), or a router it takes with no route for its selector (it fails);
+        or it is a map, which never starts: it makes its items, and ends once they have; or it
+        is a gate, held for a decision from its start."""
         graph = self.graph
         lazy = node.lazy
         if self.mapped and id(node) in self.mapped:
@@ -1165,6 +1221,9 @@ class Run:
                 return True
         if type(lazy) is MappedLazyResult:
             self._map(node, lazy)
+            return True
+        if lazy.task.awaits_approval:
+            self.held.gate(node)
             return True
         return False
 

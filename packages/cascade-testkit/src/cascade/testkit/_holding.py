@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from cascade.interfaces import (
+    APPROVAL,
     BlockedTask,
     Connector,
     Decided,
@@ -43,7 +44,8 @@ _ENDS = {"retry": "RUNNING", "skip": "SKIPPED", "complete": "COMPLETED", "fail":
 
 @dataclass
 class HeldTask:
-    """A task of the stand-in's run: held at ``attempt`` (``held``), or not (decided)."""
+    """A task of the stand-in's run: held at ``attempt`` (``held``), or not (decided); a gate
+    when it has a ``prompt`` (its hold of kind ``approval``, no error; a retry refused)."""
 
     task_id: str
     task_name: str
@@ -56,12 +58,18 @@ class HeldTask:
     decided: dict[int, Decided] = field(default_factory=dict)
     last: SnapshotTask | None = None
     """Its latest event as published (what a snapshot answers with)."""
+    prompt: str | None = None
 
     @property
     def hold(self) -> Hold:
         """The decision hold it is published with."""
         return Hold(
-            type="decision", attempt=self.attempt, deadline=self.deadline, default=self.default
+            type="decision",
+            attempt=self.attempt,
+            deadline=self.deadline,
+            default=self.default,
+            kind=None if self.prompt is None else APPROVAL,
+            prompt=self.prompt,
         )
 
 
@@ -72,11 +80,12 @@ class HoldingEngine:
     refused ``already_decided`` with the first; one request id is applied once (a copy gets
     the same answer); a task by name with several held is ``ambiguous``; an attempt not held
     now, ``stale_attempt``; a task not held, ``not_held``; none of that id or name,
-    ``unknown_task``. A retry holds the task again at the next attempt when
-    ``fail_again``. It publishes each held task's ``BLOCKED`` event at :meth:`start`, the
-    event a decision leads to, a heartbeat (:meth:`beat`) every ``heartbeat_every`` seconds
-    (``None``: when told) and a snapshot when asked for one (unless not ``snapshots``, as an
-    engine from before snapshots). :meth:`stop` ends its heartbeats.
+    ``unknown_task``; a retry of a gate, ``not_retryable``. A retry holds the task again at
+    the next attempt when ``fail_again``. It publishes each held task's ``BLOCKED`` event at
+    :meth:`start`, the event a decision leads to, a heartbeat (:meth:`beat`) every
+    ``heartbeat_every`` seconds (``None``: when told) and a snapshot when asked for one
+    (unless not ``snapshots``, as an engine from before snapshots). :meth:`stop` ends its
+    heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
@@ -236,6 +245,8 @@ class HoldingEngine:
             return reply("not_held", task, decided=last)
         if wanted != task.attempt:
             return reply("stale_attempt", task)
+        if task.prompt is not None and request.decision == "retry":
+            return reply("not_retryable", task)
         decided = Decided(
             decision=request.decision,
             attempt=task.attempt,
@@ -258,7 +269,11 @@ class HoldingEngine:
 
     async def _event(self, task: HeldTask, state: str, **more: object) -> None:
         self._seq += 1
-        held = {"held_by": [task.hold], "error": task.error} if state == "BLOCKED" else {}
+        held = (
+            {"held_by": [task.hold], "error": task.error if task.prompt is None else ""}
+            if state == "BLOCKED"
+            else {}
+        )
         more = {key: value for key, value in more.items() if value is not None}
         body = msgspec.convert(
             {"task_id": task.task_id, "task_name": task.task_name, "state": state, **held, **more},

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cascade.control import (
-    checked_reason,
-    clear_constraints,
-    limit_constraints,
-    parse_constraint_type,
-    pause_constraint,
-    set_constraints,
-    validate_scope,
-)
+from cascade.control import Controller, Limit, Pause, Resume
 
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ..plumbing._context import CliContext
@@ -45,13 +37,10 @@ def pause(
 
     Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
     """
-    why, by = checked_reason(reason), operator_name(operator, broker.username)
-    login = witness_login(witness, broker.username)
-    message = pause_constraint(scope, ttl, reason=why, issued_by=by)
-    CliContext.of(ctx).run(
-        broker, lambda c: set_constraints(c, [message], broker.timeout, login=login)
-    )
-    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else "") + issued(by, why))
+    asked = Pause(scope=scope, ttl=ttl, reason=reason)
+    by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
+    CliContext.of(ctx).run(broker, lambda c: _controller(c, by, broker, login).send(asked))
+    typer.echo(f"paused {scope}" + (f" for {ttl:g}s" if ttl else "") + issued(by, asked.reason))
 
 
 @broker_options
@@ -82,15 +71,13 @@ def limit(
 
     Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
     """
-    why, by = checked_reason(reason), operator_name(operator, broker.username)
-    login = witness_login(witness, broker.username)
-    messages = limit_constraints(scope, concurrency, rate, ttl, reason=why, issued_by=by)
-    CliContext.of(ctx).run(
-        broker,
-        lambda c: set_constraints(c, list(messages), broker.timeout, login=login),
+    asked = Limit(scope=scope, concurrency=concurrency, rate=rate, ttl=ttl, reason=reason)
+    by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
+    steered = CliContext.of(ctx).run(
+        broker, lambda c: _controller(c, by, broker, login).send(asked)
     )
-    done = ", ".join(f"{c.type} {c.params}" for _, c in messages)
-    typer.echo(f"limited {scope}: {done}" + issued(by, why))
+    done = ", ".join(f"{c.type} {c.params}" for _, c in steered.constraints)
+    typer.echo(f"limited {scope}: {done}" + issued(by, asked.reason))
 
 
 @broker_options
@@ -110,15 +97,15 @@ def resume(
 
     Examples: cascade resume; cascade resume task:api_* --type pause --reason "load is done"
     """
-    kind = parse_constraint_type(constraint_type)
-    validate_scope(scope)
-    why, by = checked_reason(reason), operator_name(operator, broker.username)
-    login = witness_login(witness, broker.username)
+    asked = Resume(scope=scope, type=constraint_type, reason=reason)  # type: ignore[arg-type]
+    by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
+    CliContext.of(ctx).run(broker, lambda c: _controller(c, by, broker, login).send(asked))
+    kind = asked.type
+    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else "") + issued(by, asked.reason))
 
-    CliContext.of(ctx).run(
-        broker,
-        lambda c: clear_constraints(
-            c, scope, kind, broker.timeout, issued_by=by, reason=why, login=login
-        ),
-    )
-    typer.echo(f"resumed {scope}" + (f" ({kind})" if kind else "") + issued(by, why))
+
+def _controller(
+    connector: Any, issued_by: str, broker: BrokerOptions, login: str | None
+) -> Controller:
+    """Steering through the command's connection, as its options say."""
+    return Controller(connector, issued_by=issued_by, timeout=broker.timeout, login=login)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.text import Text
 
-from cascade.control import checked_prefix, one_run, recorded_in
+from cascade.control.run_ids import checked_prefix, one_run, recorded_in
 from cascade.interfaces.reader import inert
 
 from ._context import fail

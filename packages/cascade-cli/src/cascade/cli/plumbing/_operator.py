@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import (
-    MAX_OPERATOR_LENGTH,
-    MAX_REASON_LENGTH,
-    checked_text,
-    default_operator,
-)
+from cascade.control import MAX_REASON_LENGTH, checked_name, default_operator
 
 from ._context import UsageError
 
@@ -68,7 +63,7 @@ def operator_name(given: str | None, username: str | None) -> str:
     """``issued_by``: ``--as`` (or ``$CASCADE_OPERATOR``), else the default operator (the
     broker username, else ``user@host``)."""
     if given is not None:
-        return checked_text(given, "issued_by", MAX_OPERATOR_LENGTH)
+        return checked_name(given)
     return default_operator(username)
 
 

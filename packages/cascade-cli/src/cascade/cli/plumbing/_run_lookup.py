@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cascade.control import Recorded, heard_run_ids, is_full, live_wait, one_run, recorded_in
+from cascade.control.run_ids import (
+    Recorded,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_in,
+)
 from cascade.interfaces import Connector
 
 from ._context import fail

@@ -99,13 +99,21 @@ def resource_hold_text(hold: Hold) -> str:
 
 def decision_hold_text(hold: Hold, times: TimeFormat) -> str:
     """A failed task's hold: ``awaits a decision on attempt 2 (fail at 14:02:11, in
-    23h59m, unless decided)``."""
-    attempt = f" on attempt {hold.attempt}" if hold.attempt is not None else ""
+    23h59m, unless decided)``; a gate's: ``awaits approval: "Deploy v1.2?" (fail at
+    14:02:11, in 59m, unless decided)``."""
+    if hold.awaits_approval:
+        said = "awaits approval"
+        if hold.prompt:
+            said += f': "{inert(hold.prompt, SHOWN["reason"])}"'
+    else:
+        said = "awaits a decision"
+        if hold.attempt is not None:
+            said += f" on attempt {hold.attempt}"
     default = inert(hold.default, 64) if hold.default else "its default"
     if hold.deadline is None:
-        return f"awaits a decision{attempt}"
+        return said
     when = f"{times.at(hold.deadline)}, in {duration(hold.deadline - times.now)}"
-    return f"awaits a decision{attempt} ({default} at {when}, unless decided)"
+    return f"{said} ({default} at {when}, unless decided)"
 
 
 def holds_text(holds: Sequence[Hold], times: TimeFormat) -> str:
@@ -128,6 +136,8 @@ def recorded_holds_text(held_by: list[dict[str, Any]], times: TimeFormat) -> str
 def _brief(hold: Hold) -> str:
     if hold.type == "sync":
         return "constraints sync"
+    if hold.awaits_approval:
+        return "approval"
     if hold.awaits_decision:
         return "a decision"
     if hold.type == "resource" and hold.resource is not None:

@@ -16,7 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from cascade.control import SHORT_ID, short_id
+from cascade.control.run_ids import SHORT_ID, short_id
 from cascade.interfaces import Constraint, EngineSummary
 from cascade.interfaces.reader import (
     ENDED_FOLD_AFTER,

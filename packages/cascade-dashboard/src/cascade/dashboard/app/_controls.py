@@ -14,14 +14,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cascade.control import ControlError, describe_reply, validate_scope
+from cascade.control import Cancel, ControlError, Resume, read_request
 from cascade.interfaces import ConnectorError
 
 from ..auth._team import Team
 from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
-from ._control_bodies import cancel_reason, constraint_messages
+from ._control_bodies import constraint_request
 from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
 
 if TYPE_CHECKING:
@@ -110,18 +110,21 @@ class Controls:
             return refusal(refused.status, refused.message)
         name = caller if isinstance(caller, str) else caller.identity.name
         try:  # read once, refused as the CLI would, before any check
-            messages = constraint_messages(body, issued_by=name)
+            kind, asked = constraint_request(body)
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
-        scope, kind = messages[0][1].scope, messages[0][1].type
+        scope = asked.scope
         self.checked(request, caller, kind, scope, lambda a: a.may_steer(scope))
         try:
-            published = await self.hub.apply_constraints(messages)
+            steered = await self.hub.controller(name).send(asked)
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
             return refusal(503, str(exc))
         self.audited(caller, kind, scope)
+        published = [
+            {"topic": topic, "id": c.id, "type": c.type} for topic, c in steered.constraints
+        ]
         return JSONResponse({"published": published})
 
     async def delete_constraints(self, request: Request) -> Response:
@@ -130,14 +133,12 @@ class Controls:
         if scope is None:
             return refusal(400, "give ?scope=global or ?scope=task:<glob>")
         try:
-            validate_scope(scope)
-        except ControlError as exc:
+            asked = read_request(Resume, {"scope": scope, "type": request.query_params.get("type")})
+        except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         holder = self.checked(request, caller, "resume", scope, lambda a: a.may_steer(scope))
         try:
-            cleared = await self.hub.clear(
-                scope, request.query_params.get("type"), issued_by=holder
-            )
+            cleared = list((await self.hub.controller(holder).send(asked)).topics)
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except ConnectorError as exc:
@@ -168,9 +169,8 @@ class Controls:
             run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
             holder = self.checked(request, caller, "cancel", f"run:{run_id}",
                                   lambda a: a.may_cancel(org_id, project_id))  # fmt: skip
-            reason = cancel_reason(body)
-            answer = await self.hub.cancel(run_id, reason, issued_by=holder, owner=found.owner,
-                                           org=org_id, project=project_id)  # fmt: skip
+            asked = read_request(Cancel, body, run_id=run_id, org=org_id, project=project_id)
+            answer = await self.hub.cancel(asked, issued_by=holder, owner=found.owner)
         except (ControlError, UnicodeError) as exc:
             return refusal(400, str(exc))
         except (HistoryUnreadable, ConnectorError) as exc:
@@ -182,7 +182,7 @@ class Controls:
         return JSONResponse(
             {
                 "cancelled": msgspec.to_builtins(reply),
-                "said": describe_reply(reply),
+                "said": answer.describe(),
                 "refused": answer.refused,
             }
         )

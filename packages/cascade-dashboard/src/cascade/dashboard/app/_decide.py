@@ -19,12 +19,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cascade.control import ControlError, DecisionAnswer, decision_request
+from cascade.control import ControlError, Decide, DecisionAnswer, read_request
 from cascade.interfaces import ConnectorError
 
 from ..auth._decide_scope import may_decide
 from ..live._visible_runs import HistoryUnreadable, find_run
-from ._control_bodies import decision_fields
 from ._controls import Controls
 from ._guard import Refused, read_json, refusal
 
@@ -81,18 +80,17 @@ async def decide_task(controls: Controls, request: Request) -> Response:
     given, task = request.path_params["run_id"], request.path_params["task"]
     among = caller.among() if not isinstance(caller, str) else None
     try:
-        fields = decision_fields(body)
+        asked = read_request(Decide, body, run_id=given, task=task, org=None, project=None)
         found = await find_run(controls.hub.model, controls.source.history, given, among)
         if found is None:  # never heard of, or hidden from the asker: the same answer
-            return controls.unknown(caller, given, fields["decision"])
+            return controls.unknown(caller, given, asked.decision)
         run_id, org_id, project_id = found.run_id, found.org_id, found.project_id
         name = _task_name(controls, run_id, task)
-        target = decision_target(run_id, task, fields["attempt"])
-        holder = controls.checked(request, caller, fields["decision"], target,
+        target = decision_target(run_id, task, asked.attempt)
+        holder = controls.checked(request, caller, asked.decision, target,
                                   lambda a: may_decide(a, org_id, project_id, name))  # fmt: skip
-        asked = decision_request(run_id, task, issued_by=holder, **fields)
-        answer = await controls.hub.decide(asked, owner=found.owner, org=org_id,
-                                           project=project_id)  # fmt: skip
+        asked = msgspec.structs.replace(asked, run_id=run_id, org=org_id, project=project_id)
+        answer = await controls.hub.decide(asked, issued_by=holder, owner=found.owner)
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except (HistoryUnreadable, ConnectorError) as exc:

@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cascade.control import MAX_OPERATOR_LENGTH, checked_text
+from cascade.control import checked_name
 from cascade.interfaces import CascadeError
 
 from ._errors import SettingsError
@@ -175,7 +175,7 @@ class Tokens:
             if not sep:
                 name, secret = default_name, name
             else:
-                name = checked_text(name, "--token NAME", MAX_OPERATOR_LENGTH)
+                name = checked_name(name, "--token NAME")
                 if any(char.isspace() for char in name):
                     raise SettingsError(f"--token NAME {name!r} has a space: give a name without")
             if not secret.strip() and not sep:

@@ -1,10 +1,11 @@
 """The start form's endpoints: ``GET /api/workflows`` (the served workflows, each with who
 serves it and whether the asker may start it) and ``POST /api/workflows/{name}/start``
 (``{"params": {...}, "reason": "...", "on": "SOURCE", "org": "...", "project": "..."}``, each
-optional), asked of a process serving it as `cascade start` asks
-(``cascade.control.send_start``). A start's topic names one org and project: those given, else
-the one place where the processes serving it that the asker may see are; processes of several
-places and none named is a 409 naming them.
+optional), asked of a process serving it as `cascade start` asks (a
+:class:`~cascade.control.Start` the :class:`~cascade.control.Controller` sends). A start's
+topic names one org and project: those given, else the one place where the processes serving
+it that the asker may see are; processes of several places and none named is a 409 naming
+them.
 
 Answers of a start: 200 with the serving process's answer (``run_id``, ``name``, ``queued``,
 ``source``); 400 for a malformed body or param (the CLI's words); 403 outside the asker's
@@ -19,7 +20,7 @@ history's ``start`` row of the run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.requests import Request
@@ -29,12 +30,12 @@ from cascade.control import (
     ControlError,
     NobodyServesError,
     ServedInManyPlacesError,
+    Start,
     StartTimeoutError,
-    send_start,
-    start_request,
+    read_request,
 )
 from cascade.control.access import Role
-from cascade.interfaces import ConnectorError, check_workflow_name
+from cascade.interfaces import ConnectorError
 
 from ..auth._start_scope import may_start
 from ._controls import Controls
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["list_workflows", "start_workflow"]
 
-_FIELDS = frozenset({"params", "reason", "on", "org", "project"})
+# what a start's body may not give: a rerun is the CLI's (`cascade rerun`)
+_NO_RERUN = {"rerun_of": None, "rerun": "failure", "from_task": None, "dry_run": False}
 
 
 def _startable(controls: Controls, access: Access | None, name: str) -> bool:
@@ -67,30 +69,6 @@ async def list_workflows(controls: Controls, request: Request) -> Response:
     return JSONResponse({"workflows": listed, "version": controls.hub.workflows.version})
 
 
-def _body_fields(body: Any) -> dict[str, Any]:
-    """The start's ``params``, ``reason`` and ``on`` from its body; ``ControlError`` else."""
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise ControlError('send {"params": {...}, "reason": "...", "on": "SOURCE"}', "body")
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise ControlError(
-            f"unknown field {unknown[0]!r}: give params, reason, on, org, project", unknown[0]
-        )
-    on = body.get("on")
-    if on is not None and not isinstance(on, str):
-        raise ControlError("on is a serving process's source id", "on")
-    for key in ("org", "project"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise ControlError(f"{key} is the serving processes' {key} id", key)
-    params = body.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise ControlError("params is an object of JSON values by name", "params")
-    return {"params": params, "reason": body.get("reason"), "on": on,
-            "org": body.get("org"), "project": body.get("project")}  # fmt: skip
-
-
 async def start_workflow(controls: Controls, request: Request) -> Response:
     """``POST /api/workflows/{name}/start`` (see the module)."""
     caller = controls.caller(request)
@@ -107,11 +85,10 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
     name = request.path_params["name"]
     among = caller.among() if not isinstance(caller, str) else None
     try:
-        check_workflow_name(name)
-        fields = _body_fields(body)
-    except (ControlError, ValueError) as exc:
+        asked = read_request(Start, body, workflow=name, **_NO_RERUN)
+    except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
-    org, project = fields.get("org"), fields.get("project")
+    org, project = asked.org, asked.project
     servers = [
         s
         for s in controls.hub.workflows.servers_of(name, among)
@@ -128,11 +105,8 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
     holder = controls.checked(request, caller, "start", target,
                               lambda a: may_start(a, name, servers))  # fmt: skip
     try:
-        asked = start_request(name, fields.get("params"), issued_by=holder,
-                              reason=fields.get("reason"))  # fmt: skip
-        reply = await send_start(controls.hub.connector, asked, on=fields.get("on"),
-                                 timeout=controls.hub.timeout, org=org,
-                                 project=project)  # fmt: skip
+        placed = msgspec.structs.replace(asked, org=org, project=project)
+        reply = await controls.hub.controller(holder).send(placed)
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
     except NobodyServesError as exc:

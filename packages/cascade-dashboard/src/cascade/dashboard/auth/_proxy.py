@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
-from cascade.control import MAX_OPERATOR_LENGTH, ControlError, checked_text
+from cascade.control import ControlError, checked_name
 from cascade.control.access import Identity
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
@@ -96,7 +96,7 @@ class ProxySignIn:
         try:
             if len(users) > 1:  # something besides the proxy wrote one: believe neither
                 raise SettingsError("the request has two of them")
-            name = checked_text(users[0].decode("utf-8"), "the user header", MAX_OPERATOR_LENGTH)
+            name = checked_name(users[0].decode("utf-8"), "the user header")
             groups = _groups(_headers(scope, self.groups_header))
         except (UnicodeDecodeError, SettingsError, ControlError) as exc:
             self._log.warning("unusable", "ignored the proxy's %s: %s",
@@ -119,9 +119,7 @@ def _headers(scope: Scope, name: bytes) -> list[bytes]:
 def _groups(raw: list[bytes]) -> frozenset[str]:
     # several headers are one comma-separated list (RFC 9110, 5.3)
     groups = [g.strip() for value in raw for g in value.decode("utf-8").split(",")]
-    found = frozenset(
-        checked_text(g, "a group of the groups header", MAX_OPERATOR_LENGTH) for g in groups if g
-    )
+    found = frozenset(checked_name(g, "a group of the groups header") for g in groups if g)
     if len(found) > MAX_GROUPS:
         raise SettingsError(f"the groups header names more than {MAX_GROUPS} groups")
     return found

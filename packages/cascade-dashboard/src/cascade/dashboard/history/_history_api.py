@@ -38,7 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from cascade.control import checked_prefix, one_run, recorded_in
+from cascade.control.run_ids import checked_prefix, one_run, recorded_in
 from cascade.interfaces import LOG_LEVELS
 from cascade.interfaces.reader import FINISHED_STATES, parse_age
 

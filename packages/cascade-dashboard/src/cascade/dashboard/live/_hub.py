@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from cascade.control import (
+    Cancel,
     CancelAnswer,
     Controller,
+    Decide,
     DecisionAnswer,
     Refusal,
     default_operator,
-    parse_constraint_type,
-    request_decision,
-    set_constraints,
 )
 from cascade.interfaces import (
     Connector,
-    DecisionRequest,
     SnapshotAsker,
     served_filter,
     subscribe_constraints,
@@ -36,6 +36,7 @@ from ._workflows import ServedWorkflows
 __all__ = ["DashboardHub"]
 
 _log = logging.getLogger("cascade.dashboard")
+_ToRun = TypeVar("_ToRun", Cancel, Decide)
 
 
 class DashboardHub:
@@ -130,65 +131,36 @@ class DashboardHub:
             self.connector, issued_by=issued_by or self.operator, timeout=self.timeout
         )
 
-    async def apply_constraints(self, messages: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        """Publish ``messages`` (from :func:`constraint_messages`) and wait for the broker's
-        ack: what was published, as the API answers it."""
-        await set_constraints(self.connector, messages, self.timeout)
-        return [{"topic": topic, "id": c.id, "type": c.type} for topic, c in messages]
-
-    async def clear(self, scope: str, kind: str | None, issued_by: str | None = None) -> list[str]:
-        """What ``cascade resume SCOPE [--type KIND]`` does, issued by ``issued_by`` (else
-        :attr:`operator`); returns the topics cleared."""
-        cleared = await self.controller(issued_by).resume(scope, type=parse_constraint_type(kind))
-        return list(cleared.topics)
-
     async def cancel(
-        self,
-        run_id: str,
-        reason: str | None = None,
-        issued_by: str | None = None,
-        owner: str | None = None,
-        org: str | None = None,
-        project: str | None = None,
+        self, asked: Cancel, issued_by: str | None = None, owner: str | None = None
     ) -> CancelAnswer:
         """What ``cascade cancel RUN_ID`` does, issued by ``issued_by`` (else :attr:`operator`):
-        the answer of the run's engine, and how many from others were refused. ``run_id`` is
-        a whole id.
+        the answer of the run's engine, and how many from others were refused. Its run id is
+        a whole one.
 
         The run's engine is ``owner`` (its history's) when given, else the source this
         dashboard heard the run from, else the first heard while the cancel waits; its org and
         project (the cancel's topic names them) likewise."""
-        heard = self.model.state.runs.get(run_id)
-        if heard is not None:
-            owner = owner or heard.source
-            org, project = org or heard.org_id, project or heard.project_id
-        return await self.controller(issued_by).cancel(
-            run_id, reason=reason, owner=owner, org=org, project=project, on_refused=_log_refusal
-        )
+        owner, asked = self._located(asked, owner)
+        return await self.controller(issued_by).send(asked, owner=owner, on_refused=_log_refusal)
 
     async def decide(
-        self,
-        request: DecisionRequest,
-        owner: str | None = None,
-        org: str | None = None,
-        project: str | None = None,
+        self, asked: Decide, issued_by: str | None = None, owner: str | None = None
     ) -> DecisionAnswer:
-        """What ``cascade retry`` (skip, complete, fail) does with ``request``
-        (:func:`~cascade.control.decision_request`, issued by whoever it names): the answer of
-        the run's engine, ``owner`` when known (as for :meth:`cancel`)."""
-        heard = self.model.state.runs.get(request.run_id)
-        if heard is not None:
-            owner = owner or heard.source
-            org, project = org or heard.org_id, project or heard.project_id
-        return await request_decision(
-            self.connector,
-            request,
-            timeout=self.timeout,
-            owner=owner,
-            org=org,
-            project=project,
-            on_refused=_log_refusal,
-        )
+        """What ``cascade retry`` (skip, complete, fail) does with ``asked``, issued by
+        ``issued_by`` (else :attr:`operator`): the answer of the run's engine, ``owner`` when
+        known (as for :meth:`cancel`)."""
+        owner, asked = self._located(asked, owner)
+        return await self.controller(issued_by).send(asked, owner=owner, on_refused=_log_refusal)
+
+    def _located(self, asked: _ToRun, owner: str | None) -> tuple[str | None, _ToRun]:
+        """The run's owner and the request with its org and project, from what this
+        dashboard heard of the run where they were not known."""
+        heard = self.model.state.runs.get(asked.run_id)
+        if heard is None:
+            return owner, asked
+        org, project = asked.org or heard.org_id, asked.project or heard.project_id
+        return owner or heard.source, msgspec.structs.replace(asked, org=org, project=project)
 
 
 def _log_refusal(refusal: Refusal) -> None:

@@ -517,8 +517,9 @@ def _source(engine: EngineView) -> str:
 
 def held_entry(held: HeldTask) -> dict[str, Any]:
     """One held task as the list shows it: its run, its id and name, the failed ``attempt``,
-    its error, since when it is held, the hold's ``deadline`` and ``default``. Its traceback
-    is in the run's detail (its task's ``traceback``)."""
+    its error, since when it is held, the hold's ``deadline`` and ``default``; a gate's
+    ``awaits_approval`` and ``prompt``. Its traceback is in the run's detail (its task's
+    ``traceback``)."""
     return {
         "run_id": held.run_id,
         "org_id": held.org_id,
@@ -531,6 +532,8 @@ def held_entry(held: HeldTask) -> dict[str, Any]:
         "since": held.since,
         "deadline": held.deadline,
         "default": held.default,
+        "awaits_approval": held.awaits_approval,
+        "prompt": held.prompt,
     }
 
 

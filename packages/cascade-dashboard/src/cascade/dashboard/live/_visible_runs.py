@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.responses import JSONResponse
 
-from cascade.control import Recorded, checked_prefix, is_full, one_run, recorded_in
+from cascade.control.run_ids import Recorded, checked_prefix, is_full, one_run, recorded_in
 from cascade.interfaces import CascadeError
 
 from ..app._guard import refusal

@@ -1,8 +1,10 @@
-// The "Needs a decision" list: the tasks that failed and are held for a decision (live.held,
-// from /api/state and the stream's "held" part), the longest held first. Whoever may decide on a
-// task (an operator within their scopes: the server marks each with "decide") gets its buttons:
-// Retry, Skip, Complete (with the JSON result typed in the field beside it) and Fail, the reason
-// field going with each; the others see the list without them. Each button asks
+// The "Needs a decision" list: the tasks that failed and are held for a decision, and the gates
+// awaiting approval (live.held, from /api/state and the stream's "held" part), the longest held
+// first. Whoever may decide on a task (an operator within their scopes: the server marks each
+// with "decide") gets its buttons: Retry, Skip, Complete (with the JSON result typed in the
+// field beside it) and Fail; on a gate, whose prompt stands where a failure's error does,
+// Approve (complete: the field's value, else true), Reject (fail) and Skip, for a gate has no
+// attempt to retry. The reason field goes with each; the others see the list without them. Each button asks
 // POST /api/runs/{run}/tasks/{task}/decide for the held attempt shown, so that a decision
 // meant for one failure never lands on the next. Every string from the broker reaches the page
 // through textContent or setAttribute only.
@@ -12,6 +14,8 @@ import { count, dueAt, seconds } from "./format.js";
 import { live, select } from "./live.js";
 
 const DECISIONS = ["retry", "skip", "complete", "fail"];
+// a gate's decisions, as its buttons say them
+const GATE_DECISIONS = [["complete", "Approve"], ["fail", "Reject"], ["skip", "Skip"]];
 
 // A complete's result: the JSON typed in the task's field (empty: null).
 function completeResult(field) {
@@ -43,16 +47,28 @@ function heldButtons(task) {
   const cell = el("span", null, "decide");
   const field = el("input");
   field.size = 10;
-  field.placeholder = "result (JSON)";
-  field.setAttribute("aria-label", "the result of complete, as JSON");
-  for (const decision of DECISIONS) {
-    const button = el("button", decision[0].toUpperCase() + decision.slice(1));
+  field.placeholder = task.awaits_approval ? "value (JSON)" : "result (JSON)";
+  field.setAttribute("aria-label", task.awaits_approval
+    ? "the gate's value when approved, as JSON (empty: true)"
+    : "the result of complete, as JSON");
+  const decisions = task.awaits_approval ? GATE_DECISIONS
+    : DECISIONS.map((d) => [d, d[0].toUpperCase() + d.slice(1)]);
+  for (const [decision, label] of decisions) {
+    const button = el("button", label);
     button.type = "button";
     button.setAttribute("data-decision", decision);
     button.addEventListener("click", () => decide(task, decision, field));
     cell.appendChild(button);
     if (decision === "complete") cell.appendChild(field);
   }
+  return cell;
+}
+
+// Why it is held: a gate's prompt, awaiting approval; a failed task's error.
+function why(task) {
+  if (!task.awaits_approval) return span(task.error, "error");
+  const cell = el("span", "awaiting approval: ", "approval");
+  cell.appendChild(span(task.prompt || "-", "prompt"));
   return cell;
 }
 
@@ -67,7 +83,7 @@ export function renderHeld() {
     const deadline = t.deadline == null ? "-"
       : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
     const tr = row([open, t.org_id + "/" + t.project_id, span(t.name, "c-HELD"), t.task_id,
-      t.attempt ?? "-", span(t.error, "error"), seconds(live.now - t.since),
+      t.attempt ?? "-", why(t), seconds(live.now - t.since),
       deadline, t.decide ? heldButtons(t) : "-"]);
     tr.setAttribute("data-run-id", t.run_id);
     tr.setAttribute("data-task-id", t.task_id);

@@ -163,6 +163,7 @@ function holdText(h, now) {
   if (h.type === "sync") return "waiting for the broker's retained constraints";
   if (h.type === "decision") {
     const deadline = h.deadline != null ? ", " + (h.default || "fail") + " at " + dueAt(h.deadline, now) : "";
+    if (h.kind === "approval") return "awaiting approval: " + quoted(h.prompt || "") + deadline;
     return "attempt " + (h.attempt ?? "?") + " failed, waiting for a decision" + deadline;
   }
   if (h.type === "concurrency" && h.limit != null) {

@@ -3,7 +3,8 @@
 ``cascade_tasks_held`` metrics render.
 
 A task is held while its last state is ``HELD`` (it failed under ``on_failure="hold"`` and
-waits for a retry, a skip, a complete or a fail; a task held back by a constraint is
+waits for a retry, a skip, a complete or a fail; or it is a gate, awaiting approval from its
+start, with its prompt; a task held back by a constraint is
 ``BLOCKED``, no held task) in a run whose end has not arrived. Each is read as a plain value
 (:class:`HeldTask`): what its run, its state and its hold said when it was read.
 """
@@ -47,6 +48,11 @@ class HeldTask:
     """Its run's tasks blocked, as the run's last heartbeat counts them (``None``: none heard)."""
     run_pending: int | None = None
     """Its run's tasks pending, as the run's last heartbeat counts them (``None``: none heard)."""
+    awaits_approval: bool = False
+    """Whether it is a gate (its hold's ``kind`` is ``approval``): no attempt ran, it awaits
+    a person's approval (complete), rejection (fail) or skip; a retry is refused."""
+    prompt: str | None = None
+    """A gate's prompt, what the person decides on (``None``: not a gate, or none sent)."""
 
 
 def held_tasks(model: ReaderModel) -> list[HeldTask]:
@@ -74,6 +80,8 @@ def held_tasks(model: ReaderModel) -> list[HeldTask]:
                     default=None if hold is None else hold.default,
                     run_blocked=None if beat is None else beat.blocked,
                     run_pending=None if beat is None else beat.pending,
+                    awaits_approval=hold is not None and hold.awaits_approval,
+                    prompt=None if hold is None else hold.prompt,
                 )
             )
     found.sort(key=lambda held: (held.since, held.run_id, held.task_id))

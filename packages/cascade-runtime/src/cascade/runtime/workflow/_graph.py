@@ -276,6 +276,7 @@ def build_graph(target: Any) -> Graph:
             or lazy.condition is not ALWAYS
             or lazy.resources is not None
             or type(lazy) is MappedLazyResult
+            or lazy.task.awaits_approval
         )
         if lazy.task.cache is not None:
             cached.append(node)

@@ -154,6 +154,10 @@ class Task(Generic[P, R]):
     :meth:`with_constraints`).
     """
 
+    awaits_approval = False
+    """Whether it is a gate (:func:`~cascade.runtime.gate`): held from its start for a decision,
+    no attempt run."""
+
     def __init__(
         self,
         fn: Callable[P, Coroutine[Any, Any, R]] | Callable[P, R],

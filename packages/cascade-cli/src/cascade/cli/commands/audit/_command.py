@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cascade.control import SHORT_ID
+from cascade.control.run_ids import SHORT_ID
 from cascade.interfaces.reader import SHOWN
 
 from ...plumbing._broker import MAX_COUNT

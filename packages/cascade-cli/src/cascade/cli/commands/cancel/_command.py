@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import msgspec
 import typer
 
-from cascade.control import (
-    CancelAnswer,
-    Recorded,
-    checked_prefix,
-    checked_reason,
-    describe_reply,
-    is_full,
-    request_cancel,
-    short_id,
-)
+from cascade.control import Cancel, CancelAnswer, Controller
+from cascade.control.run_ids import Recorded, is_full, short_id
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail
@@ -70,9 +63,9 @@ def cancel(
     stderr), and without one from its engine the command exits 1.
     Examples: cascade cancel 58a88765cea2 --reason "wrong input"
     """
-    wanted = checked_prefix(run_id)
-    why, by = checked_reason(reason), operator_name(operator, broker.username)
-    login = witness_login(witness, broker.username)
+    asked = Cancel(run_id=run_id, reason=reason, org=org, project=project)
+    wanted = asked.run_id
+    by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(db, wanted)
     said = RefusalsSaid()
 
@@ -84,18 +77,9 @@ def cancel(
         owner, run_org, run_project = (
             recorded_run_of if recorded_run_of is not None else (None, org, project)
         )
-        return await request_cancel(
-            connector,
-            target,
-            issued_by=by,
-            reason=why,
-            timeout=broker.timeout,
-            owner=owner,
-            on_refused=said,
-            login=login,
-            org=run_org,
-            project=run_project,
-        )
+        control = Controller(connector, issued_by=by, timeout=broker.timeout, login=login)
+        whole = msgspec.structs.replace(asked, run_id=target, org=run_org, project=run_project)
+        return await control.send(whole, owner=owner, on_refused=said)
 
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"
@@ -111,4 +95,4 @@ def cancel(
             "or its engine is not connected"
         )
     said.rest(answer.refused)
-    typer.echo(describe_reply(answer.reply))
+    typer.echo(answer.describe())

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import shlex
 
-from cascade.control import limit_constraints
+from cascade.control import Limit
 
 from ...plumbing._broker import BrokerOptions
 
@@ -40,8 +40,8 @@ async def demo_loop(broker: BrokerOptions) -> None:
 
     connector = demo_engine_connector(broker)
     async with connector:
-        limits = limit_constraints("task:api_*", None, f"{API_RATE:g}/s", ttl=3600,
-                                   reason=API_REASON, issued_by=DEMO_OPERATOR)  # fmt: skip
+        limited = Limit(scope="task:api_*", rate=f"{API_RATE:g}/s", ttl=3600, reason=API_REASON)
+        limits = limited.constraints(DEMO_OPERATOR)
         for topic, constraint in limits:
             await connector.publish(topic, constraint, qos=1, retain=True)
         engine = Engine(connector, max_concurrency=4, heartbeat_interval=1.0)

@@ -130,7 +130,8 @@ def retry(
 ) -> None:
     """Retry a held task: one more attempt.
 
-    Retry a held task: one more attempt (failing again holds it again).
+    Retry a held task: one more attempt (failing again holds it again). A gate has no
+    attempt to retry: the engine refuses it (not_retryable).
 
     The run's engine applies the first decision on a hold and refuses later ones, saying who
     decided (exit 1). Exit 0 only once it applied this one; 1 when refused or when no answer
@@ -191,9 +192,10 @@ def fail(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Fail a held task: its dependents are skipped, the run fails.
+    """Fail a held task (reject a gate): its dependents are skipped, the run fails.
 
-    Fail a held task, as without a hold: its dependents are skipped, the run fails.
+    Fail a held task, as without a hold: its dependents are skipped, the run fails. A gate
+    is rejected: it fails with "rejected by NAME: REASON".
 
     Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
     Examples: cascade fail 58a88765cea2 load --reason "bad input"; cascade fail --held --dry-run
@@ -214,11 +216,14 @@ def complete(
     run: Annotated[str, typer.Argument(help="The run's id or a unique prefix.")],
     task: Annotated[str, typer.Argument(help="The held task's id or name.")],
     result: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--result", help="The task's result, as JSON (at most 16 KiB): what its dependents get."
+            "--result",
+            help="The task's result, as JSON (at most 16 KiB): what its dependents get. Without "
+            "it: a gate is approved with true, a failed task completes with null.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     attempt: Attempt = None,
     reason: Reason = None,
     operator: As = None,
@@ -229,12 +234,14 @@ def complete(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Complete a held task with a result (JSON) for its dependents.
+    """Complete a held task with a result (JSON) for its dependents, or approve a gate.
 
-    Complete a held task with a result given as JSON: its dependents run with it.
+    Complete a held task with a result given as JSON: its dependents run with it. A gate
+    (awaiting approval) is approved: its value is the result, true without one.
 
     Exit 0 only once the run's engine applied it; 1 when refused or unanswered within --timeout.
-    Example: cascade complete 58a88765cea2 load --result '{"rows": 0}' --reason "empty today"
+    Examples: cascade complete 58a88765cea2 load --result '{"rows": 0}' --reason "empty today";
+    cascade complete 58a88765cea2 approve-deploy --reason "checked the canary"
     """
-    given = {**locals(), "result": _json_value(result)}
+    given = {**locals(), "result": None if result is None else _json_value(result)}
     _decide(ctx, "complete", run, task, given, broker)

@@ -11,16 +11,9 @@ from typing import Any
 import msgspec
 import typer
 
-from cascade.control import (
-    DecisionAnswer,
-    Recorded,
-    checked_prefix,
-    decision_request,
-    is_full,
-    request_decision,
-    short_id,
-)
-from cascade.interfaces import Decision, DecisionRequest
+from cascade.control import Controller, Decide, DecisionAnswer
+from cascade.control.run_ids import Recorded, is_full, short_id
+from cascade.interfaces import Decision
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -45,19 +38,23 @@ class Asked:
     db: str | None
     json_output: bool
 
-    def request(self, run_id: str, task: str, attempt: int | None) -> DecisionRequest:
+    def request(
+        self,
+        run_id: str,
+        task: str,
+        attempt: int | None,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> Decide:
         """The request on ``task`` of ``run_id`` (:class:`~cascade.control.ControlError` for
         bad input); ``result`` goes with ``complete`` only."""
         given = {"result": self.result} if self.decision == "complete" else {}
-        return decision_request(
-            run_id,
-            task,
-            self.decision,
-            attempt=attempt,
-            issued_by=self.issued_by,
-            reason=self.reason,
-            **given,
-        )
+        return Decide(run_id=run_id, task=task, decision=self.decision, attempt=attempt,
+                      reason=self.reason, org=org, project=project, **given)  # fmt: skip
+
+    def controller(self, connector: Any, timeout: float) -> Controller:
+        """Steering through the command's connection, issued by whom it says."""
+        return Controller(connector, issued_by=self.issued_by, timeout=timeout, login=self.login)
 
 
 def answer_json(answer: DecisionAnswer) -> dict[str, Any]:
@@ -96,8 +93,7 @@ def decide_one(
 ) -> None:
     """Resolve ``run_id`` (a prefix only one run has), send the decision on ``task`` and say
     its answer: exit 0 only when applied; refused or unanswered, exit 1; bad input, exit 2."""
-    wanted = checked_prefix(run_id)
-    asked.request("0" * 32, task, asked.attempt)  # checked before anything is sent
+    wanted = asked.request(run_id, task, asked.attempt).run_id  # checked before anything is sent
     recorded = Recorded() if is_full(wanted) else recorded_run_ids(asked.db, wanted)
     said = RefusalsSaid()
 
@@ -107,17 +103,9 @@ def decide_one(
             return None
         of_run = await asyncio.to_thread(recorded_run, asked.db, target)
         owner, org, project = of_run if of_run is not None else (None, asked.org, asked.project)
-        request = asked.request(target, task, asked.attempt)
-        return await request_decision(
-            connector,
-            request,
-            timeout=broker.timeout,
-            owner=owner,
-            on_refused=said,
-            login=asked.login,
-            org=org,
-            project=project,
-        )
+        request = asked.request(target, task, asked.attempt, org, project)
+        control = asked.controller(connector, broker.timeout)
+        return await control.send(request, owner=owner, on_refused=said)
 
     waiting_for = (
         f"the answer of the engine of run {short_id(wanted)} (at most {broker.timeout:g} s)"

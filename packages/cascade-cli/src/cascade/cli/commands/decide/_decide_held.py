@@ -1,6 +1,6 @@
-"""`cascade retry|skip|fail --held`: the decision on every held task that the filters pick,
-each at the attempt held (so that a task that failed again since is not decided blind), one
-line per outcome."""
+"""`cascade retry|skip|fail --held`: the decision on every held task that the filters pick
+(`retry` none of the gates: they have no attempt to retry), each at the attempt held (so that
+a task that failed again since is not decided blind), one line per outcome."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from cascade.control import DecisionAnswer, request_decision, short_id
+from cascade.control import DecisionAnswer
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, HeldTask, ReaderModel, inert
 
 from ...plumbing._broker import BrokerOptions
@@ -46,23 +47,19 @@ def decide_held(
     async def job(connector: Any) -> tuple[list[HeldTask], list[DecisionAnswer]]:
         await listen_for_held(connector, state, filters, broker.timeout)
         found = filters.picked(state)
+        if asked.decision == "retry":  # a gate has no attempt to retry: its engine refuses it
+            found = [held for held in found if not held.awaits_approval]
         if dry_run:
             return found, []
         limit = asyncio.Semaphore(_AT_ONCE)
+        control = asked.controller(connector, broker.timeout)
 
         async def one(held: HeldTask) -> DecisionAnswer:
-            request = asked.request(held.run_id, held.task_id, held.attempt)
+            request = asked.request(
+                held.run_id, held.task_id, held.attempt, held.org_id, held.project_id
+            )
             async with limit:
-                return await request_decision(
-                    connector,
-                    request,
-                    timeout=broker.timeout,
-                    owner=held.source,
-                    on_refused=said,
-                    login=asked.login,
-                    org=held.org_id,
-                    project=held.project_id,
-                )
+                return await control.send(request, owner=held.source, on_refused=said)
 
         return found, list(await asyncio.gather(*(one(held) for held in found)))
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from cascade.control import limit_constraints, pause_constraint
+from cascade.control import Limit, Pause
 from cascade.interfaces import (
     Connector,
     Message,
@@ -184,9 +184,8 @@ async def steer(
         changed.clear()
     # the pause expires when the demo says; the resume below only makes that visible at once
     seconds = PACE.seconds(PAUSE_SECONDS)
-    topic, pause = pause_constraint(
-        scope, ttl=seconds, reason="the demo shows a pause", issued_by=DEMO_OPERATOR
-    )
+    asked = Pause(scope=scope, ttl=seconds, reason="the demo shows a pause")
+    ((topic, pause),) = asked.constraints(DEMO_OPERATOR)
     await control.publish(topic, pause, qos=1, retain=True)
     _say(console, f"paused {scope} for {seconds:.3g}s")
     await asyncio.sleep(seconds)
@@ -238,9 +237,8 @@ async def run_demo(
             await watcher.subscribe(topic_filter, apply)
 
         limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
-        limits = limit_constraints(
-            "task:api_*", None, api_rate, ttl=limit_ttl, reason=API_REASON, issued_by=DEMO_OPERATOR
-        )
+        limited = Limit(scope="task:api_*", rate=api_rate, ttl=limit_ttl, reason=API_REASON)
+        limits = limited.constraints(DEMO_OPERATOR)
         for topic, constraint in limits:
             await watcher.publish(topic, constraint, qos=1, retain=True)
         await watcher.flush(broker.timeout)

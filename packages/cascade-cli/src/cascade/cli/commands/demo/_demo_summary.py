@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import RunView, inert
 
 from ...plumbing._invocation import cascade_command

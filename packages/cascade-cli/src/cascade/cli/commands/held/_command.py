@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control import live_wait
+from cascade.control.run_ids import live_wait
 from cascade.interfaces.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options

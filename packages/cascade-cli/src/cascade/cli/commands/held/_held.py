@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.control import live_wait
+from cascade.control.run_ids import live_wait
 from cascade.interfaces import (
     Message,
     SnapshotAsker,

@@ -7,7 +7,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
+from cascade.interfaces import MAX_PROMPT_LENGTH
 from cascade.interfaces.reader import SHOWN, HeldTask, inert
 
 from ...rendering._fit import Cell, Column, fitted
@@ -25,6 +26,14 @@ def waiting_text(held: HeldTask) -> str:
         return "unknown"
     pending = f", {held.run_pending} pending" if held.run_pending else ""
     return f"{held.run_blocked} blocked{pending}"
+
+
+def _why(held: HeldTask) -> Text:
+    """Why it is held: a gate's prompt, awaiting approval; a failed task's error."""
+    if held.awaits_approval:
+        prompt = inert(held.prompt, MAX_PROMPT_LENGTH) if held.prompt else "-"
+        return Text(f"awaiting approval: {prompt}", style="yellow")
+    return Text(inert(held.error, SHOWN["error"]) or "-", style="red")
 
 
 _COLUMNS = (
@@ -51,7 +60,7 @@ def held_table(found: list[HeldTask], times: TimeFormat, width: int) -> tuple[Ta
             Text(short_id(held.run_id), style="bold"),
             Text(name if ident == name else f"{name} ({ident})", style=style),
             "-" if held.attempt is None else str(held.attempt),
-            Text(inert(held.error, SHOWN["error"]) or "-", style="red"),
+            _why(held),
             duration(times.now - held.since),
             "-" if held.deadline is None else times.short(held.deadline),
             inert(held.default or "-", 64),
@@ -71,6 +80,8 @@ def held_json(held: HeldTask, now: float) -> dict[str, Any]:
         "task_name": held.name,
         "attempt": held.attempt,
         "error": held.error,
+        "awaits_approval": held.awaits_approval,
+        "prompt": held.prompt,
         "since": iso_time(held.since),
         "age_s": round(max(0.0, now - held.since), 3),
         "deadline": iso_time(held.deadline),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cascade.control import Recorded, checked_prefix, is_full, short_id
+from cascade.control.run_ids import Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import LogLine, parse_timestamp
 from cascade.interfaces.reader import SHOWN, inert
 

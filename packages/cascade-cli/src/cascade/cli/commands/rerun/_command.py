@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import MIN_RERUN_PREFIX, checked_prefix, start_request
+from cascade.control import Start
+from cascade.control.run_ids import MIN_RERUN_PREFIX, checked_prefix
+from cascade.interfaces import RerunMode
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import UsageError
@@ -103,22 +105,16 @@ def rerun(
         )
     if workflow is not None and found.workflow not in (None, workflow):
         raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")
-    request = start_request(
-        named,
-        parsed_params(param),
-        rerun_of=found.run_id,
-        rerun=mode,
-        from_task=from_task,
-        dry_run=dry_run,
-        issued_by=operator_name(operator, broker.username),
-        reason=reason,
-    )
+    by = operator_name(operator, broker.username)
+    request = Start(workflow=named, params=parsed_params(param), reason=reason, on=on, org=org,
+                    project=project, rerun_of=found.run_id, rerun=mode,
+                    from_task=from_task, dry_run=dry_run)  # fmt: skip
     if dry_run and wait:
         raise UsageError("--wait waits for a run: a --dry-run starts none")
-    ask(ctx, broker, Asked(request, on, wait, json_output, "rerun", org, project))
+    ask(ctx, broker, Asked(request, by, wait, json_output, "rerun"))
 
 
-def _mode(from_failure: bool, from_task: str | None, run_all: bool) -> str:
+def _mode(from_failure: bool, from_task: str | None, run_all: bool) -> RerunMode:
     given = [flag for flag, on in (("--from-failure", from_failure), ("--from", from_task
              is not None), ("--all", run_all)) if on]  # fmt: skip
     if len(given) > 1:

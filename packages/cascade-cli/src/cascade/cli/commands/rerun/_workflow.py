@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cascade.control import is_full, one_run
+from cascade.control.run_ids import is_full, one_run
 
 from ...plumbing._run_lookup import recorded_run_ids
 

@@ -15,7 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell

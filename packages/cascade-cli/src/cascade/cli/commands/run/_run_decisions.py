@@ -12,6 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from cascade.interfaces import APPROVAL
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
@@ -79,6 +80,10 @@ def held_lines(held: list[TaskHistory], count: int, times: TimeFormat) -> list[R
         if hold is not None and isinstance(hold.get("deadline"), (int, float)):
             default = inert(str(hold.get("default") or "fail"), SHOWN["params"])
             head.append(f"  {default} at {times.at(hold['deadline'])} unless decided")
+        if hold is not None and hold.get("kind") == APPROVAL:
+            prompt = hold.get("prompt")
+            shown = f': "{inert(prompt, SHOWN["reason"])}"' if isinstance(prompt, str) else ""
+            head.append(f"  awaiting approval{shown}")
         lines.append(head)
         lines.append(Padding(attempts_text(task, times), (0, 0, 0, 4)))
     if count > len(held):

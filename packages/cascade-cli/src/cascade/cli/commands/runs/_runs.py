@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
-from cascade.control import SHORT_ID, short_id
+from cascade.control.run_ids import SHORT_ID, short_id
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell

@@ -8,8 +8,7 @@ from typing import Any
 import msgspec
 import typer
 
-from cascade.control import Served
-from cascade.control import served as served_now
+from cascade.control import Controller, Served
 from cascade.interfaces import WorkflowParam
 from cascade.interfaces.reader import SHOWN, inert
 
@@ -90,7 +89,7 @@ def served(
     """
     found = CliContext.of(ctx).run(
         broker,
-        lambda c: served_now(c, timeout=broker.timeout),
+        lambda c: Controller(c, timeout=broker.timeout).served(),
         if_silent="no serving process's announcement (is it the engines' broker?)",
     )
     if json_output:

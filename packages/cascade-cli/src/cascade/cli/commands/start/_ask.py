@@ -9,15 +9,9 @@ from typing import Any
 
 import typer
 
-from cascade.control import (
-    Refusal,
-    RunEnds,
-    Served,
-    send_start,
-    short_id,
-    wait_run,
-)
-from cascade.interfaces import RunStatus, StartReply, StartRequest, SubscriptionHandle
+from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_run
+from cascade.control.run_ids import short_id
+from cascade.interfaces import RunStatus, StartReply, SubscriptionHandle
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail
@@ -29,17 +23,16 @@ __all__ = ["Asked", "ask"]
 
 @dataclass(frozen=True)
 class Asked:
-    """What a start or rerun command was given: the checked ``request``, the process it
-    names (``on``), whether it waits for the run's end, prints JSON, says ``what`` it
-    asked (``start``, ``rerun``), and the ``org`` and ``project`` whose processes may take it."""
+    """What a start or rerun command was given: the checked ``request`` (the process it
+    names, the org and project whose processes may take it), who it is ``issued_by``,
+    whether it waits for the run's end, prints JSON, and says ``what`` it asked (``start``,
+    ``rerun``)."""
 
-    request: StartRequest
-    on: str | None
+    request: Start
+    issued_by: str
     wait: bool
     json_output: bool
     what: str
-    org: str | None = None
-    project: str | None = None
 
 
 class _Refusals:
@@ -69,16 +62,8 @@ def ask(ctx: typer.Context, broker: BrokerOptions, asked: Asked) -> None:
                 for org, project in sorted(runs_of):
                     handles.append(await ends.listen(connector, org, project))
 
-        reply = await send_start(
-            connector,
-            asked.request,
-            on=asked.on,
-            timeout=broker.timeout,
-            on_refused=refusals,
-            before_send=listen,
-            org=asked.org,
-            project=asked.project,
-        )
+        control = Controller(connector, issued_by=asked.issued_by, timeout=broker.timeout)
+        reply = await control.send(asked.request, on_refused=refusals, before_send=listen)
         if ends is None or not reply.started or reply.run_id is None:
             return reply, None
         if not asked.json_output:

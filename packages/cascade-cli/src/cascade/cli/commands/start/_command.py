@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import start_request
+from cascade.control import Start
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._operator import As, Reason, operator_name
@@ -73,10 +73,7 @@ def start(
     Examples: cascade start nightly --param day=mon --param rows=5 --reason "late data";
     cascade start nightly --wait
     """
-    request = start_request(
-        name,
-        parsed_params(param),
-        issued_by=operator_name(operator, broker.username),
-        reason=reason,
-    )
-    ask(ctx, broker, Asked(request, on, wait, json_output, "start", org, project))
+    by = operator_name(operator, broker.username)
+    request = Start(workflow=name, params=parsed_params(param), reason=reason, on=on, org=org,
+                    project=project)  # fmt: skip
+    ask(ctx, broker, Asked(request, by, wait, json_output, "start"))

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from rich.console import Console
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces import RunStatus, StartReply
 from cascade.interfaces.reader import SHOWN, inert
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces import SummaryRun, parse_timestamp
 from cascade.interfaces.reader import SHOWN, ReaderModel, inert
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control import (
+from cascade.control.run_ids import (
     HeardRuns,
     Recorded,
     checked_prefix,

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.control import short_id
+from cascade.control.run_ids import short_id
 from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
 
 from ...rendering._holds_text import decision_hold_text, holds_text
@@ -34,12 +34,17 @@ def _blocked(run: RunView, pattern: str | None) -> list[TaskView]:
 def _held_line(run: RunView, task: TaskView, times: TimeFormat) -> str:
     """``load (load-1) held 2m05s: failed (ValueError: x); awaits a decision on attempt 1
     (fail at 14:02:11, in 23h57m, unless decided): cascade retry|skip|complete|fail
-    58a88765cea2 load-1``."""
+    58a88765cea2 load-1``; a gate's: ``gate (gate-2) held 5s: awaits approval: "Deploy?" (...):
+    cascade complete|fail|skip 58a88765cea2 gate-2``."""
     name, ident = inert(task.name, SHOWN["name"]), inert(task.task_id, SHOWN["name"])
-    error = f"failed ({inert(task.error, SHOWN['error'])}); " if task.error else "failed; "
     hold = task.hold
+    if hold is not None and hold.awaits_approval:
+        error, decisions = "", "complete|fail|skip"
+    else:
+        error = f"failed ({inert(task.error, SHOWN['error'])}); " if task.error else "failed; "
+        decisions = "retry|skip|complete|fail"
     waits = decision_hold_text(hold, times) if hold is not None else "awaits a decision"
-    decide = f"cascade retry|skip|complete|fail {short_id(run.run_id)} {ident}"
+    decide = f"cascade {decisions} {short_id(run.run_id)} {ident}"
     return f"  {name} ({ident}) held {duration(times.now - task.since)}: {error}{waits}: {decide}"
 
 

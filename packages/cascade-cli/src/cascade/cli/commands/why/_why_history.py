@@ -9,7 +9,7 @@ import time
 
 import typer
 
-from cascade.control import Recorded, is_full, short_id
+from cascade.control.run_ids import Recorded, is_full, short_id
 from cascade.interfaces.reader import SHOWN, inert
 
 from ...plumbing._broker import BrokerOptions

@@ -1,0 +1,38 @@
+"""Run ids as every face takes them: a run named by its whole id (32 hex digits) or by a prefix
+only one run has, found among the runs heard live and those a history recorded, and shown by
+its first :data:`SHORT_ID` digits. `cascade cancel`, `retry`, `rerun`, `logs` and `why`, and
+the dashboard's controls and history, resolve what they are given with these;
+:meth:`~cascade.control.Controller.resolve_run` is the same for a caller in Python.
+"""
+
+from ._run_ids import (
+    FULL_ID,
+    LIVE_WAIT,
+    SHORT_ID,
+    HeardRuns,
+    Recorded,
+    checked_prefix,
+    heard_run_ids,
+    is_full,
+    live_wait,
+    one_run,
+    recorded_in,
+    short_id,
+)
+from ._start_request import MIN_RERUN_PREFIX
+
+__all__ = [
+    "FULL_ID",
+    "LIVE_WAIT",
+    "MIN_RERUN_PREFIX",
+    "SHORT_ID",
+    "HeardRuns",
+    "Recorded",
+    "checked_prefix",
+    "heard_run_ids",
+    "is_full",
+    "live_wait",
+    "one_run",
+    "recorded_in",
+    "short_id",
+]
