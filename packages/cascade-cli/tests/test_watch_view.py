@@ -101,3 +101,33 @@ def test_a_gate_is_shown_held_awaiting_approval_with_its_prompt() -> None:
     assert "held gate" in text
     assert 'awaits approval: "Deploy v1.2 to production?" (fail at ' in text
     assert "on attempt" not in text
+
+
+def test_a_maps_items_fold_into_one_row_each_state() -> None:
+    """200 items of a map running are one row (how many, of which map); its failed items one
+    row under their name with the first error; another task keeps its own row."""
+    state = ReaderModel()
+
+    def item(index: int, state_: str, error: str = "") -> Message:
+        body = TaskStateEvent(
+            task_id=f"transform-7[{index}]",
+            task_name="transform",
+            state=state_,  # type: ignore[arg-type]
+            error=error,
+        )
+        return _event(body)
+
+    for index in range(200):
+        state.apply(item(index, "RUNNING"))
+    state.apply(item(200, "FAILED", "ValueError: bad row 200"))
+    state.apply(item(201, "FAILED", "ValueError: bad row 201"))
+    state.apply(_task("load-8", "RUNNING"))
+    console = Console(record=True, width=140)
+    console.print(render_watch(state))
+    text = console.export_text()
+    assert "200 items running (map transform-7)" in text
+    assert text.count("running transform") == 0  # no row per item
+    assert "failed transform (2 items of its map)" in text
+    assert "ValueError: bad row 200" in text
+    assert "ValueError: bad row 201" not in text
+    assert "running fn_load-8" in text

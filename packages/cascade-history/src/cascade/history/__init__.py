@@ -32,6 +32,7 @@ from ._export import (
 from ._history import TASKS_PAGE, History, Mode
 from ._location import default_path
 from ._log_records import LogBatches, LogCount, RecordedLogLine
+from ._maps import MapItems
 from ._migrate import alembic_config
 from ._received import Received, decode_message
 from ._recorder import Recorder
@@ -79,6 +80,7 @@ __all__ = [
     "LocationError",
     "LogBatches",
     "LogCount",
+    "MapItems",
     "Mode",
     "NewToken",
     "Received",

@@ -34,6 +34,7 @@ from ._log_queries import (
     runs_logging_query,
 )
 from ._log_records import LogBatches, LogCount, RecordedLogLine
+from ._maps import MapItems, map_items_query
 from ._migrate import upgrade
 from ._owners import claim_rows
 from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
@@ -332,6 +333,8 @@ class History:
         states: Collection[str] | None = None,
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
+        items: bool = True,
+        item_of: str | None = None,
     ) -> RunDetail | None:
         """One run and its tasks with their states, times, attempts and error; ``None`` if
         unknown. A prefix of a run id that only one run has finds it (``ValueError`` if
@@ -347,7 +350,12 @@ class History:
         ``states`` (``FAILED``, any case) and ``name_glob`` (``load_*``: ``fnmatch``'s ``*``,
         ``?`` and ``[...]``, case-sensitive) list only the tasks whose last state is one of
         ``states`` and whose name matches: in SQL, so a page holds ``limit`` of them while
-        there are more, read without the others (the counts are still the whole run's)."""
+        there are more, read without the others (the counts are still the whole run's).
+
+        ``items=False`` leaves maps' items out (``transform-7[3]``: a task id ending in
+        ``[<digits>]``), as a view that folds each map into its own task's row lists a run
+        (:attr:`RunReport.maps <cascade.history.RunReport.maps>` counts them); ``item_of``
+        lists only the items of the map whose task id it is (its row opened)."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
@@ -360,8 +368,16 @@ class History:
                 states=states,
                 name_glob=name_glob,
                 among=among,
+                items=items,
+                item_of=item_of,
             )
         )
+
+    def maps(self, run_id: str) -> list[MapItems]:
+        """The maps of the run ``run_id`` (its whole id; ``[]`` for an unknown run), by task
+        id, each with its items counted by their last state, in one ``GROUP BY`` (what
+        :attr:`RunReport.maps <cascade.history.RunReport.maps>` holds)."""
+        return self._read(lambda c: map_items_query(c, run_id))
 
     def report(
         self,
@@ -371,6 +387,8 @@ class History:
         states: Collection[str] | None = None,
         name_glob: str | None = None,
         among: Iterable[tuple[str, str | None]] | None = None,
+        items: bool = False,
+        item_of: str | None = None,
     ) -> RunReport | None:
         """What the run ``run_id`` came to (:class:`RunReport`), read in one transaction: the
         run and its counts with the first page of its tasks (as :meth:`run` reads it with
@@ -378,12 +396,26 @@ class History:
         first failures, its tasks held for a decision, how many tasks the filters pick, the
         decisions on its holds, the results it reused and what its tasks logged. ``None`` if
         unknown; ``ValueError`` for a prefix several runs' ids start with. Each part is a
-        query of its own, whatever the run's size (`cascade run` renders it)."""
+        query of its own, whatever the run's size (`cascade run` renders it).
+
+        Its maps (``task.map(...)``) are counted in :attr:`RunReport.maps`: without ``states``
+        nor ``name_glob``, each map's own task stands for its items in the first page and in
+        ``matched`` (:attr:`RunReport.folded` says how many it left out), unless ``items``
+        (the page lists them as :meth:`run` does); a filter picks items as any task.
+        ``item_of``: the first page and ``matched`` are the items of the map whose task id it
+        is (its row expanded), those ``states`` and ``name_glob`` pick."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
         return self._read(
             lambda c: report_query(
-                c, run_id, limit=limit, states=states, name_glob=name_glob, among=among
+                c,
+                run_id,
+                limit=limit,
+                states=states,
+                name_glob=name_glob,
+                among=among,
+                items=items,
+                item_of=item_of,
             )
         )
 

@@ -13,7 +13,7 @@ from ._attempts import StateChange
 from ._queries import RUN_COLUMNS, Among, among_filter, escape_like, summaries
 from ._records import RunDetail, TaskHistory
 from ._schema import runs, task_events
-from ._task_filters import ESCAPE, FINISHED_STATES, matching
+from ._task_filters import ESCAPE, FINISHED_STATES, is_item, items_of, matching
 
 __all__ = ["STATES_KEPT", "TaskOrder", "count_query", "ranked_query", "run_query"]
 
@@ -56,6 +56,8 @@ def run_query(
     states: Collection[str] | None = None,
     name_glob: str | None = None,
     among: Among | None = None,
+    items: bool = True,
+    item_of: str | None = None,
 ) -> RunDetail | None:
     """One run (by its id, or a prefix of it that only it has; of ``among``'s runs only,
     when given) and its tasks: all of them, or
@@ -63,6 +65,9 @@ def run_query(
     cursor in :attr:`RunDetail.next_after`. Either way a page's tasks are in the order they
     first appeared. ``states``, ``name_glob``: only the tasks whose last state is one of
     ``states`` and whose name matches ``name_glob`` (a page holds ``limit`` of those).
+    ``items=False`` leaves maps' items out (``transform-7[3]``): each map's own task stands
+    for its items (:func:`~._maps.map_items_query` counts them); ``item_of``: only the items
+    of the map whose task id it is (a map's row opened).
 
     Raises ``ValueError`` for a prefix that several runs' ids start with.
     """
@@ -74,10 +79,16 @@ def run_query(
     where: list[Any] = [te.c.run_id == row.run_id]
     next_after = None
     filtered = states is not None or name_glob is not None
+    if not items:
+        where.append(sa.not_(is_item(te.c.task_id)))
+    if item_of is not None:
+        where += items_of(te.c.task_id, item_of)
     if after is not None or limit is not None:
         # keyset on the (run_id, task_id, ts) index: a page costs its size, not the run's
         if filtered:
-            last, picked = matching(row.run_id, states, name_glob, after=after)
+            last, picked = matching(
+                row.run_id, states, name_glob, after=after, items=items, item_of=item_of
+            )
             ids_query = sa.select(last.c.task_id).where(*picked).order_by(last.c.task_id)
         else:
             ids_query = sa.select(te.c.task_id).where(*where).distinct().order_by(te.c.task_id)
@@ -95,7 +106,7 @@ def run_query(
         if filtered:  # the range holds the others in between
             where.append(te.c.task_id.in_(ids))
     elif filtered:
-        last, picked = matching(row.run_id, states, name_glob)
+        last, picked = matching(row.run_id, states, name_glob, items=items, item_of=item_of)
         where.append(te.c.task_id.in_(sa.select(last.c.task_id).where(*picked)))
     end = row.ended_at if row.ended_at is not None else row.last_ts
     if after is None and limit is None:
@@ -114,9 +125,11 @@ def count_query(
     *,
     states: Collection[str] | None = None,
     name_glob: str | None = None,
+    item_of: str | None = None,
 ) -> int:
-    """How many tasks of the run ``run_id`` (its whole id) ``states`` and ``name_glob`` pick."""
-    last, picked = matching(run_id, states, name_glob)
+    """How many tasks of the run ``run_id`` (its whole id) ``states`` and ``name_glob`` pick
+    (of the items of the map ``item_of`` only, when given)."""
+    last, picked = matching(run_id, states, name_glob, item_of=item_of)
     counted = sa.select(sa.func.count()).select_from(last).where(*picked)
     return int(connection.execute(counted).scalar_one())
 

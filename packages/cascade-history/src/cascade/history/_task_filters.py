@@ -22,6 +22,9 @@ __all__ = [
     "FINISHED_STATES",
     "glob_regex",
     "glob_to_like",
+    "is_item",
+    "item_parts",
+    "items_of",
     "last_events",
     "matching",
     "name_matches",
@@ -131,6 +134,34 @@ def name_matches(column: Any, glob: str) -> sa.ColumnElement[bool]:
     return sa.and_(narrowed, column.regexp_match(regex))
 
 
+def item_parts(task_id: Any) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[str]]:
+    """SQL saying that ``task_id`` (a column) is a map's item, as a task id ending in
+    ``[<digits>]`` always is, and its map's task id (what is before that ``[``; meaningful for
+    an item only): ``substr``, ``length``, ``rtrim`` and ``LIKE`` (where ``[`` and ``]`` are no
+    wildcards), alike in SQLite and PostgreSQL."""
+    inner = sa.func.substr(task_id, 1, sa.func.length(task_id) - 1)  # without its last ]
+    head = sa.func.rtrim(inner, "0123456789")  # up to and with its [, when it is an item
+    item = sa.and_(
+        task_id.like("%]"),
+        head.like("%["),
+        sa.func.length(head) < sa.func.length(inner),  # one digit at least
+    )
+    return item, sa.func.substr(head, 1, sa.func.length(head) - 1)
+
+
+def is_item(task_id: Any) -> sa.ColumnElement[bool]:
+    """SQL saying that ``task_id`` (a column) is a map's item (:func:`item_parts`)."""
+    return item_parts(task_id)[0]
+
+
+def items_of(task_id: Any, map_task_id: str) -> list[sa.ColumnElement[bool]]:
+    """SQL saying that ``task_id`` (a column) is an item of the map whose task id is
+    ``map_task_id``: a ``LIKE`` on its prefix narrows, :func:`item_parts` decides."""
+    item, map_id = item_parts(task_id)
+    prefix = "".join(ESCAPE + c if c in "%_\\" else c for c in map_task_id) + "[%"
+    return [task_id.like(prefix, escape=ESCAPE), item, map_id == map_task_id]
+
+
 def last_events(columns: Sequence[Any], *where: Any) -> sa.Subquery:
     """``columns`` of the task events ``where`` says, each with its ``rank`` from its task's
     last (1): the latest, a finished state first among events of one time, the last stored
@@ -158,12 +189,19 @@ def matching(
     name_glob: str | None,
     *,
     after: str | None = None,
+    items: bool = True,
+    item_of: str | None = None,
 ) -> tuple[sa.Subquery, list[sa.ColumnElement[bool]]]:
-    """The last event of each task of ``run_id`` (those after the task id ``after``), and what
-    picks those whose last state is one of ``states`` (any case) and whose name matches
-    ``name_glob`` (``None``: any)."""
+    """The last event of each task of ``run_id`` (those after the task id ``after``; no map's
+    item without ``items``; only the items of the map ``item_of``), and what picks those whose
+    last state is one of ``states`` (any case) and whose name matches ``name_glob`` (``None``:
+    any)."""
     te = task_events
     where: list[Any] = [te.c.run_id == run_id]
+    if not items:
+        where.append(sa.not_(is_item(te.c.task_id)))
+    if item_of is not None:  # a map's items only
+        where += items_of(te.c.task_id, item_of)
     if after is not None:  # whole tasks, before ranking: a later page ranks fewer
         where.append(te.c.task_id > after)
     if name_glob is not None:  # before ranking too: a glob that picks few costs little

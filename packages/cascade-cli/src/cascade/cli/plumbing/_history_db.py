@@ -178,10 +178,13 @@ def task_pages(
     limit: int | None = None,
     states: Collection[str] | None = None,
     name_glob: str | None = None,
+    items: bool = True,
+    item_of: str | None = None,
 ) -> Iterator[RunDetail]:
-    """``first`` (a page of a run, read with these ``states`` and ``name_glob``), then the
-    pages after it (``TASKS_PAGE`` tasks each at most), until ``limit`` tasks in all (``None``:
-    every one). Each page carries the run as ``first`` does: its counts read once."""
+    """``first`` (a page of a run, read with these ``states``, ``name_glob``, ``items`` and
+    ``item_of``),
+    then the pages after it (``TASKS_PAGE`` tasks each at most), until ``limit`` tasks in all
+    (``None``: every one). Each page carries the run as ``first`` does: its counts read once."""
     from cascade.history import TASKS_PAGE
 
     summary = first.run
@@ -199,6 +202,8 @@ def task_pages(
                 counts=False,
                 states=states,
                 name_glob=name_glob,
+                items=items,
+                item_of=item_of,
             )
         )
         if following is None:  # pruned meanwhile

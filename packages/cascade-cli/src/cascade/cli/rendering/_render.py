@@ -32,6 +32,7 @@ from cascade.interfaces.reader import (
 
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
+from ._map_items import map_of
 from ._plural import counted
 from ._summary_text import fleet_line, summary_text
 from ._times import TimeFormat, duration
@@ -131,7 +132,11 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     for group in _alike(run.active_tasks(), times)[:_ACTIVE_SHOWN]:
         task, held = group[0]
         style = STATE_STYLES.get(task.state, "")
-        if len(group) == 1:
+        parent = map_of(task.task_id) if len(group) > 1 else None
+        if parent is not None:  # a map's items in one state, held alike: one row
+            label = Text(f"  {counted(len(group), 'item')} {task.state.lower()} ", style=style)
+            label.append(f"(map {inert(parent, SHOWN['name'])})", style=style)
+        elif len(group) == 1:
             name = Text(inert(task.name, SHOWN["name"]), style=style)
             label = Text(f"  {task.state.lower()} ", style=style) + name
         else:  # one row and one reason for the tasks the same thing holds
@@ -141,9 +146,12 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
             label.append(f"({shown})", style=style)
         table.add_row("", "", "", label, duration(times.now - task.since), Text(held, style=style))
     failed = run.failed_tasks()
-    for task in failed[:_FAILED_SHOWN]:
-        label = Text("  failed ", style="red") + Text(inert(task.name, SHOWN["name"]), style="red")
-        table.add_row("", "", "", label, "", Text(inert(task.error, SHOWN["error"]), style="red"))
+    for alike in _by_map(failed)[:_FAILED_SHOWN]:
+        first = alike[0]
+        label = Text("  failed ", style="red") + Text(inert(first.name, SHOWN["name"]), style="red")
+        if len(alike) > 1:
+            label.append(f" ({counted(len(alike), 'item')} of its map)", style="red")
+        table.add_row("", "", "", label, "", Text(inert(first.error, SHOWN["error"]), style="red"))
     if run.error and not failed:
         table.add_row("", "", "", "", "", Text(inert(run.error, SHOWN["error"]), style="red"))
     if run.trace_id is not None:  # 32 hex digits, as decoded: nothing to escape
@@ -157,21 +165,39 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
 def _alike(tasks: list[TaskView], times: TimeFormat) -> list[list[tuple[TaskView, str]]]:
     """The active tasks (the longest in their state first), each with what holds it as its
     engine said (``""``: nothing, or running), those in one state held by the same words in
-    one group where the first of them is."""
+    one group where the first of them is, and so a map's items in one state held alike (its
+    items running: one group)."""
     groups: list[list[tuple[TaskView, str]]] = []
-    by_reason: dict[tuple[str, str], list[tuple[TaskView, str]]] = {}
+    by_reason: dict[tuple[str, str, str | None], list[tuple[TaskView, str]]] = {}
     for task in tasks:
         held = ""  # beside a blocked or held task: what holds it, as its engine said
         if task.state in ("BLOCKED", "HELD") and task.held_by is not None:
             held = holds_text(task.held_by, times)
         if task.state == "HELD" and task.error:
             held += f": {inert(task.error, SHOWN['error'])}"
-        if held and (task.state, held) in by_reason:
-            by_reason[task.state, held].append((task, held))
+        parent = map_of(task.task_id)  # a map's items in one state, held alike: one group
+        key = (task.state, held, parent)
+        if (held or parent is not None) and key in by_reason:
+            by_reason[key].append((task, held))
             continue
         groups.append([(task, held)])
-        if held:
-            by_reason[task.state, held] = groups[-1]
+        if held or parent is not None:
+            by_reason[key] = groups[-1]
+    return groups
+
+
+def _by_map(tasks: list[TaskView]) -> list[list[TaskView]]:
+    """``tasks`` in their order, a map's items in one group where the first of them is."""
+    groups: list[list[TaskView]] = []
+    by_map: dict[str, list[TaskView]] = {}
+    for task in tasks:
+        parent = map_of(task.task_id)
+        if parent is not None and parent in by_map:
+            by_map[parent].append(task)
+            continue
+        groups.append([task])
+        if parent is not None:
+            by_map[parent] = groups[-1]
     return groups
 
 

@@ -3,8 +3,10 @@
 Every reply is bounded: lists take ``limit`` up to :data:`MAX_LIMIT` (a larger one is a 400
 saying so), and a run's detail is the run, its counts and one page of :data:`RUN_PAGE` tasks
 with the cursor of the next (``/api/history/run?id=RUN&after=CURSOR``; ``next_after`` is
-``null`` on the last page). Each query and its JSON encoding run in a worker thread, never on
-the event loop, so the live page keeps answering during a big read.
+``null`` on the last page): a map's row standing for its items, counted per map in the first
+page's ``maps``, and ``&map=TASK_ID`` paging one map's items (its row opened). Each query and
+its JSON encoding run in a worker thread, never on the event loop, so the live page keeps
+answering during a big read.
 
 Each person gets a fair share and operators come first: a query takes its turn on the
 workers of ``_fair_share`` (:class:`HistoryReaders`); one's own excess is a 429, a dashboard
@@ -28,6 +30,7 @@ and ``/api/history`` tells where the history is to admins over global only.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +53,7 @@ from ._history_source import HistorySource
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among
-    from cascade.history import History, RunSummary, StateChange
+    from cascade.history import History, RunSummary, StateChange, TaskHistory
 
     from ..auth._team import Team
 
@@ -66,6 +69,7 @@ MAX_LIMIT = 500
 RUN_PAGE = 500
 """The tasks in one page of a run's detail."""
 _LEVELS = LOG_LEVELS  # ?level=warning
+_ITEM = re.compile(r"\[[0-9]+\]\Z")  # a map's item's task id ends so (docs/protocol.md)
 _NO_HISTORY = "no history here: start the dashboard with --db URL"
 """Why a dashboard given no history (``create_app`` without one) has none."""
 
@@ -327,11 +331,23 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
         found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400
     else:
         found = run_id  # a next page: of the run the first one found, by its whole id
+    # a map's row opened: its items, a page at a time; else the run's tasks, each map's row
+    # standing for its items (the first page counts them, per map, in "maps")
+    item_of = _text(request, "map")
+    first = after is None and item_of is None
     # a next page leaves the run's counts out: they cost the whole run, the first page has them
     detail = (
         None
         if found is None  # a run the reader may not see is one the history does not have
-        else history.run(found, after=after, limit=RUN_PAGE, counts=after is None, among=among)
+        else history.run(
+            found,
+            after=after,
+            limit=RUN_PAGE,
+            counts=first,
+            among=among,
+            items=item_of is not None,
+            item_of=item_of,
+        )
     )
     if detail is None:
         return None
@@ -341,15 +357,33 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
     ]
     # the failed and held tasks, and those a decision ended: each with its attempts (error,
     # traceback, duration, the decision on its hold)
-    failures = [
-        {"task_id": t.task_id, "name": t.task_name, "error": t.error, "state": t.state,
-         "attempt_list": [attempt.to_json() for attempt in t.attempt_list]}
-        for t in detail.tasks
-        if t.state in ("FAILED", "HELD") or t.decisions
-    ]  # fmt: skip
+    failures = [_failure(t) for t in detail.tasks if t.state in _FAILURES or t.decisions]
     run = {**detail.run.to_json(), "tasks": tasks, "failures": failures}
-    counts = detail.run.tasks if after is None else None
-    return {"run": run, "counts": counts, "next_after": detail.next_after}
+    counts = detail.run.tasks if first else None
+    page: dict[str, Any] = {"run": run, "counts": counts, "next_after": detail.next_after}
+    if first:
+        page["maps"] = maps = [entry.to_json() for entry in history.maps(detail.run.run_id)]
+        if any(entry["counts"].get("FAILED") or entry["counts"].get("HELD") for entry in maps):
+            # the failed and held items are not in the pages: their maps' rows stand for them
+            failures += [
+                _failure(t)
+                for t in history.run_tasks(
+                    detail.run.run_id, order="earliest", limit=RUN_PAGE, states=_FAILURES
+                )
+                if _ITEM.search(t.task_id)
+            ]
+    return page
+
+
+_FAILURES = ("FAILED", "HELD")
+
+
+def _failure(task: TaskHistory) -> dict[str, Any]:
+    """A failed or held task, or one a decision ended, with its attempts (error, traceback,
+    duration, the decision on its hold)."""
+    return {"task_id": task.task_id, "name": task.task_name, "error": task.error,
+            "state": task.state,
+            "attempt_list": [attempt.to_json() for attempt in task.attempt_list]}  # fmt: skip
 
 
 def _logs(history: History, request: Request, among: Among | None) -> dict[str, Any] | None:

@@ -103,8 +103,10 @@ async function loadRuns() {
 let shownRun = null;
 
 async function loadRun(runId) {
-  const { run, next_after } = await historyGet("/api/history/run", { id: runId });
-  shownRun = { run, tasks: run.tasks, failures: run.failures, next: next_after };
+  const { run, next_after, maps } = await historyGet("/api/history/run", { id: runId });
+  // a map's row stands for its items (maps counts them); those loaded, per map, as its row opens
+  shownRun = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [],
+    items: new Map() };
   $("h-run").hidden = false;
   $("h-run-id").textContent = run.run_id;
   $("h-run-status").textContent = run.status;
@@ -153,6 +155,26 @@ async function loadMoreTasks() {
   shown.failures = shown.failures.concat(run.failures);
   shown.next = next_after;
   drawRun();
+}
+
+// The next page of a map's items (its row opened), added to those shown under its row.
+async function loadMapItems(mapId) {
+  const shown = shownRun;
+  if (!shown) return;
+  const loaded = shown.items.get(mapId) || { tasks: [], next: undefined, loading: false };
+  if (loaded.loading || loaded.next === null) return;
+  loaded.loading = true;
+  shown.items.set(mapId, loaded);
+  try {
+    const params = { id: shown.run.run_id, map: mapId };
+    if (loaded.next !== undefined) params.after = loaded.next;
+    const { run, next_after } = await historyGet("/api/history/run", params);
+    loaded.tasks = loaded.tasks.concat(run.tasks);
+    loaded.next = next_after;
+  } finally {
+    loaded.loading = false;
+  }
+  if (shownRun === shown) drawRun();
 }
 
 // A failed task's attempts: each one's end, duration and error, its traceback on demand, and
@@ -221,8 +243,10 @@ function lineageParts(run) {
 function drawRun() {
   const { run, tasks, failures, next } = shownRun;
   const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
-  drawTimeline($("h-timeline"), tasks, { until: end, start: run.started_at, now: end, run: run.run_id,
-    redraw: drawRun });
+  const items = [...shownRun.items.values()].flatMap((loaded) => loaded.tasks);
+  drawTimeline($("h-timeline"), items.length ? tasks.concat(items) : tasks, { until: end,
+    start: run.started_at, now: end, run: run.run_id, redraw: drawRun, maps: shownRun.maps,
+    more: loadMapItems });
   // with pages still to load, "none" would speak of tasks not read yet
   fillList($("h-failures"), failures.map((f) => {
     const li = el("li");

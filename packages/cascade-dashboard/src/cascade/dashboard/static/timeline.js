@@ -2,11 +2,14 @@
 // in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
 // segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
 // bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
-// (one row, its instances on demand), so a run of 500 downloads is one row until asked.
+// (one row, its instances on demand), so a run of 500 downloads is one row until asked. A map
+// (task.map) is one row of its own, "transform-7 ×10,000", its items counted by state (the
+// history's counts where the page has them: view.maps), that opens to its items, loading more
+// on demand (view.more) where the page has not got them all.
 // Every string from the broker reaches the page through textContent or setAttribute only.
 import { el, safeClass, span } from "./dom.js";
-import { dueAt, quoted, seconds } from "./format.js";
-import { STATES } from "./states.js";
+import { count, dueAt, quoted, seconds } from "./format.js";
+import { STATES, stateCounts } from "./states.js";
 
 const TICK_STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
   7200, 10800, 21600, 43200, 86400];
@@ -36,8 +39,17 @@ function segmentClass(s) {
   return s.state === "RUNNING" && s.outcome ? "o-" + safeClass(s.outcome) : "s-" + safeClass(s.state);
 }
 
+// A map's item's task id ends in [<digits>]: the part before it is its map's (docs/protocol.md).
+const ITEM = /^([\s\S]*)\[[0-9]+\]$/;
+export function mapOf(taskId) {
+  const found = ITEM.exec(taskId);
+  return found ? found[1] : null;
+}
+
 export function drawTimeline(container, runTasks, view) {
-  // view: {until, start (when no segment has begun), now, run (its id), redraw()}
+  // view: {until, start (when no segment has begun), now, run (its id), redraw(); maps: the
+  // run's maps as the history counts them [{task_id, task_name, items, counts}]; more(mapId):
+  // load more of a map's items, where the page has not got them all}
   let t0 = Infinity;
   let t1 = view.until;
   for (const task of runTasks) for (const s of task.segments) {
@@ -53,12 +65,32 @@ export function drawTimeline(container, runTasks, view) {
   let open = openGroups.get(container.id);
   if (!open || open.run !== view.run) openGroups.set(container.id, open = { run: view.run, names: new Set() });
   const first = (task) => (task.segments[0] || task).start || task.since || task.started_at || 0;
+  const counted = new Map((view.maps || []).map((entry) => [entry.task_id, entry]));
+  const maps = new Map(); // a map's id -> {head: its own task, items: those shown}
+  const mapEntry = (id) => maps.get(id) || maps.set(id, { head: null, items: [] }).get(id);
+  for (const id of counted.keys()) mapEntry(id);
+  for (const task of runTasks) {
+    const parent = mapOf(task.task_id);
+    if (parent != null) mapEntry(parent).items.push(task);
+  }
   const groups = new Map(); // name -> its tasks, by when each began; in the order the first began
   for (const task of [...runTasks].sort((a, b) => first(a) - first(b))) {
+    const parent = mapOf(task.task_id);
+    const key = parent != null ? parent : maps.has(task.task_id) ? task.task_id : null;
+    if (key != null) {  // a map's row, where its own task or its first item began
+      if (parent == null) mapEntry(key).head = task;
+      if (!groups.has("\u0000" + key)) groups.set("\u0000" + key, null);
+      continue;
+    }
     const members = groups.get(task.name);
     if (members) members.push(task); else groups.set(task.name, [task]);
   }
   for (const [name, members] of groups) {
+    if (members === null) {
+      const id = name.slice(1);
+      cells.push(...mapRows(id, maps.get(id), counted.get(id), open, view, scale));
+      continue;
+    }
     if (members.length === 1) {
       cells.push(...taskRow(members[0], name, scale));
       continue;
@@ -76,6 +108,53 @@ export function drawTimeline(container, runTasks, view) {
     });
   }
   container.replaceChildren(...cells);
+}
+
+// A map's row: "▸ transform-7 ×10,000" with its items by state (the history's counts, else
+// those of the items shown), its items' bars merged (its own task's where none is shown);
+// opened, a row per item shown and, where the page has not got them all, a button for more.
+function mapRows(id, found, entry, open, view, scale) {
+  const key = "\u0000" + id;
+  const opened = open.names.has(key);
+  const { head, items } = found;
+  let counts = entry ? entry.counts : {};
+  if (!entry) for (const task of items) counts[task.state] = (counts[task.state] || 0) + 1;
+  const total = entry ? entry.items : items.length;
+  const name = el("div", null, "tl-name tl-group tl-map");
+  const button = el("button", (opened ? "▾ " : "▸ ") + id + " ×" + count(total), "link");
+  button.setAttribute("aria-expanded", String(opened));
+  button.addEventListener("click", () => {
+    if (open.names.has(key)) open.names.delete(key); else open.names.add(key);
+    view.redraw();
+    // opened with none of its items on the page: the first of them, redrawn when they are in
+    if (open.names.has(key) && view.more && entry && !items.length) view.more(id);
+  });
+  name.appendChild(button);
+  const said = STATES.filter((s) => counts[s]);
+  name.appendChild(span(" "));
+  name.appendChild(stateCounts(counts));
+  name.title = count(total) + " items of the map " + id + (head ? " (" + head.state + ")" : "") + ": " +
+    said.map((s) => count(counts[s]) + " " + s.toLowerCase()).join(", ");
+  name.setAttribute("data-map", id);
+  name.setAttribute("data-count", String(total));
+  if (head) name.setAttribute("data-state", safeClass(head.state));
+  const track = mergedTrack(items.length ? items : head ? [head] : [], scale);
+  const cells = [name, track];
+  if (!opened) return cells;
+  for (const task of items) {
+    const [label, row] = taskRow(task, task.task_id, scale);
+    label.classList.add("tl-member");
+    cells.push(label, row);
+  }
+  if (entry && items.length < entry.items && view.more) {
+    const more = el("button", "load more items (" + count(items.length) + " of " + count(entry.items) +
+      " shown)", "link");
+    more.addEventListener("click", () => view.more(id));
+    const label = el("div", null, "tl-name tl-member");
+    label.appendChild(more);
+    cells.push(label, el("div", null, "tl-track"));
+  }
+  return cells;
 }
 
 function axis(scale, step) {
@@ -131,6 +210,11 @@ function groupRow(name, members, opened, toggle, scale) {
     STATES.filter((s) => counts[s]).map((s) => counts[s] + " " + s.toLowerCase()).join(", ");
   head.setAttribute("data-group", name);
   head.setAttribute("data-count", String(members.length));
+  return [head, mergedTrack(members, scale)];
+}
+
+// The bars of several tasks merged per kind (those closer than a pixel or so become one).
+function mergedTrack(members, scale) {
   const kinds = new Map();
   for (const task of members) for (const s of task.segments) {
     const cls = segmentClass(s);
@@ -152,7 +236,7 @@ function groupRow(name, members, opened, toggle, scale) {
     }
     track.appendChild(bar(cls, from, to, scale));
   }
-  return [head, track];
+  return track;
 }
 
 // What holds a blocked task back, in words (the CLI's `watch` and `why` say the same).

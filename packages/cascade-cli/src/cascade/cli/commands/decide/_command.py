@@ -192,7 +192,7 @@ def fail(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Fail a held task (reject a gate): its dependents are skipped, the run fails.
+    """Fail a held task (or reject a gate): its dependents are skipped.
 
     Fail a held task, as without a hold: its dependents are skipped, the run fails. A gate
     is rejected: it fails with "rejected by NAME: REASON".
@@ -234,7 +234,7 @@ def complete(
     db: Db = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Complete a held task with a result (JSON) for its dependents, or approve a gate.
+    """Complete a held task with a result (JSON), or approve a gate.
 
     Complete a held task with a result given as JSON: its dependents run with it. A gate
     (awaiting approval) is approved: its value is the result, true without one.

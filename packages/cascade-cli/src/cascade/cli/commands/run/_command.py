@@ -1,5 +1,6 @@
 """`cascade run RUN_ID`: one recorded run, its summary, then its tasks (those --state and --task
-pick, --limit of them), from the history database."""
+pick, --limit of them; a map's items folded into its row unless --items), from the history
+database."""
 
 from __future__ import annotations
 
@@ -71,6 +72,24 @@ def run(
             metavar="N",
         ),
     ] = None,
+    items: Annotated[
+        bool,
+        typer.Option(
+            "--items",
+            help="List maps' items (transform-7[3]) as tasks of their own; without it, each "
+            "map's row stands for its items, counted by state (--state and --task pick items "
+            "as any task; --json lists them).",
+        ),
+    ] = False,
+    map_id: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            metavar="TASK_ID",
+            help="Only the items of the map TASK_ID (transform-7: its row expanded), those "
+            "--state and --task pick.",
+        ),
+    ] = None,
     json_output: Json = False,
     db: Db = None,
 ) -> None:
@@ -79,9 +98,11 @@ def run(
     One recorded run: its tasks counted by state, its slowest tasks and first failures
     (the first one's traceback, each one's attempts), its tasks held for a decision and the
     decisions taken (who, why, on which attempt, applied or refused), then its tasks with their
-    states and times, attempts, duration, time held, error.
+    states and times, attempts, duration, time held, error; a map's (task.map) one row with its
+    items counted by state.
 
     Examples: cascade run 58a88765cea2; cascade run 58a88765 --state failed --limit 0;
+    cascade run 58a88765 --map transform-7 --state failed;
     cascade run 58a88765 --json | jq '.tasks[].state'
     """
     states = task_states(state)
@@ -95,6 +116,8 @@ def run(
             limit=shown,
             states=states,
             task=task,
+            items=items,
+            map_id=map_id,
             json_output=json_output,
         )
     finally:
@@ -109,22 +132,40 @@ def show_recorded_run(
     limit: int = DEFAULT_LIMIT,
     states: list[str] | None = None,
     task: str | None = None,
+    items: bool = False,
+    map_id: str | None = None,
     json_output: bool = False,
 ) -> None:
     """Print the recorded run ``run_id`` (its whole id) as `cascade run` does: its summary,
-    then ``limit`` of its tasks (0: all) that ``states`` and ``task`` (a glob) pick; as JSON
-    with ``json_output``. Exit 1 if the history no longer has it."""
+    then ``limit`` of its tasks (0: all) that ``states`` and ``task`` (a glob) pick, each map's
+    items folded into its row unless ``items`` or a filter; only the items of the map
+    ``map_id`` when given; as JSON with ``json_output`` (every task picked, items too, and the
+    maps in its summary). Exit 1 if the history no longer has it."""
     from cascade.history import TASKS_PAGE
 
     most = limit or None  # None: every task
     size = min(TASKS_PAGE, most or TASKS_PAGE)
-    report = query(lambda: history.report(run_id, limit=size, states=states, name_glob=task))
+    listed = items or json_output  # JSON lists every task picked, as it always did
+    report = query(
+        lambda: history.report(
+            run_id, limit=size, states=states, name_glob=task, items=listed, item_of=map_id
+        )
+    )
     if report is None:
         raise gone(history, run_id)
-    pages = task_pages(history, report.detail, limit=most, states=states, name_glob=task)
+    pages = task_pages(
+        history,
+        report.detail,
+        limit=most,
+        states=states,
+        name_glob=task,
+        items=not report.folded,
+        item_of=map_id,
+    )
     if json_output:
         echo_run_json(pages, report)
     else:
         console = context.out()
-        print_run(console, pages, report, TimeFormat(time.time()), picked_text(states, task))
+        picked = picked_text(states, task, map_id)
+        print_run(console, pages, report, TimeFormat(time.time()), picked)
         console.print(history_line(history), soft_wrap=True)

@@ -29,7 +29,15 @@ from ._run_decisions import attempts_text, decisions_lines, held_lines
 from ._run_lineage import lineage_lines
 
 if TYPE_CHECKING:
-    from cascade.history import Claim, LogCount, RunDetail, RunReport, RunSummary, TaskHistory
+    from cascade.history import (
+        Claim,
+        LogCount,
+        MapItems,
+        RunDetail,
+        RunReport,
+        RunSummary,
+        TaskHistory,
+    )
 
 __all__ = [
     "echo_run_json",
@@ -57,17 +65,22 @@ _COLUMNS = (
     Column("error", rank=2, one_line=True),
 )
 _LOGS = Column("logs", whole=True, rank=3, justify="right")  # where the run has logs
+# where a page has a map: its items counted by state (never left out: what its row stands for)
+_ITEMS = Column("items", fold=24)
+_TIMES = "\N{MULTIPLICATION SIGN}"
 _TRACEBACK_LINE = 300  # characters shown of a traceback's line (a source line, a message)
 
 
-def picked_text(states: list[str] | None, name_glob: str | None) -> str:
-    """What ``--state`` and ``--task`` pick, as the tasks' heading says it (``failed, held;
-    named load_*``; ``""``: every task)."""
+def picked_text(states: list[str] | None, name_glob: str | None, map_id: str | None = None) -> str:
+    """What ``--state``, ``--task`` and ``--map`` pick, as the tasks' heading says it
+    (``failed, held; named load_*; items of transform-7``; ``""``: every task)."""
     parts = []
     if states is not None:
         parts.append(", ".join(state.lower() for state in states))
     if name_glob is not None:
         parts.append(f"named {inert(name_glob, SHOWN['name'])}")
+    if map_id is not None:
+        parts.append(f"items of {inert(map_id, SHOWN['name'])}")
     return "; ".join(parts)
 
 
@@ -85,8 +98,9 @@ def task_json(report: RunReport, task: TaskHistory) -> dict[str, Any]:
 def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
     """The ``summary`` object of `cascade run --json`, ``listed`` tasks having been written:
     the run's tasks counted by state and in all, these tasks as ``tasks`` has them, how many
-    more the filters pick than were listed (``--limit``), and its log batches
-    (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs)."""
+    more the filters pick than were listed (``--limit``), its log batches
+    (``log_batches``: ``stored``, ``last_seq``, ``missing``; ``null``: no logs), and its maps
+    (``maps``: each one's ``task_id``, ``task_name``, ``items`` and their ``counts``)."""
     counts = report.detail.run.tasks
     return {
         "counts": dict(counts),
@@ -99,6 +113,7 @@ def summary_json(report: RunReport, listed: int) -> dict[str, Any]:
         "log_batches": None if report.log_batches is None else report.log_batches.to_json(),
         "matched": report.matched,
         "more": max(0, report.matched - listed),
+        "maps": [entry.to_json() for entry in report.maps],
     }
 
 
@@ -274,7 +289,15 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
     lines += decisions_lines(report.decisions, times)
     which = f" ({picked})" if picked else ""
     if report.matched:
-        lines.append(_heading(f"Tasks{which}", f"{report.matched:,}"))
+        heading = _heading(f"Tasks{which}", f"{report.matched:,}")
+        if report.folded:
+            rows = "its row" if len(report.maps) == 1 else "their rows"
+            heading.append(
+                f" ({counted(report.folded, 'item')} of {counted(len(report.maps), 'map')} "
+                f"folded into {rows}: --items lists them)",
+                style="dim",
+            )
+        lines.append(heading)
     else:
         lines.append(_heading(f"Tasks{which}", none=True))
     return Group(*lines)
@@ -285,14 +308,20 @@ def task_table(
     times: TimeFormat,
     width: int,
     logs: Mapping[str, LogCount] | None = None,
+    maps: Mapping[str, MapItems] | None = None,
 ) -> tuple[Table, list[str]]:
     """A page of the run's tasks as a table ``width`` wide at most, and the headers of the
     columns left out to fit it (see :func:`~._fit.fitted`); with ``logs`` (the run's
-    :meth:`~cascade.history.History.log_counts`), the lines each task logged."""
+    :meth:`~cascade.history.History.log_counts`), the lines each task logged; with ``maps``
+    (the run's, by task id), a map's items counted by state in its row, where the page has
+    one."""
+    known = maps or {}
+    folds = {task.task_id: known[task.task_id] for task in detail.tasks if task.task_id in known}
     rows: list[list[Cell]] = [
         [
             task_cell(task.task_name, task.task_id),
             _state(task),
+            *([_items(folds.get(task.task_id))] if folds else []),
             str(task.attempts),
             duration(task.duration_ms / 1000),
             _held(task, times),
@@ -302,7 +331,16 @@ def task_table(
         ]
         for task in detail.tasks
     ]
-    return fitted((*_COLUMNS, _LOGS) if logs else _COLUMNS, rows, width)
+    columns = (*_COLUMNS[:2], _ITEMS, *_COLUMNS[2:]) if folds else _COLUMNS
+    return fitted((*columns, _LOGS) if logs else columns, rows, width)
+
+
+def _items(entry: MapItems | None) -> Cell:
+    """A map's items, how many after a multiplication sign, then by state (``10,000:
+    completed 9,998 failed 2``, the sign before it); ``-`` for a task that is none."""
+    if entry is None:
+        return "-"
+    return Text(f"{_TIMES}{entry.items:,}: ").append_text(task_counts(entry.counts))
 
 
 def task_cell(name: str, task_id: str) -> Text:
@@ -380,9 +418,10 @@ def print_run(
     out.print(render_run(report, times, picked))
     listed = 0
     left_out: list[str] = []
+    maps = {entry.task_id: entry for entry in report.maps}
     for page in itertools.chain([first], pages):  # a big run is never all in memory
         if page.tasks:
-            table, dropped = task_table(page, times, out.width, report.logs)
+            table, dropped = task_table(page, times, out.width, report.logs, maps)
             out.print(table)
             left_out += [header for header in dropped if header not in left_out]
         listed += len(page.tasks)
