@@ -898,22 +898,10 @@ class Run:
 
     def _cannot_have(self, group: Group, exc: Exception) -> None:
         """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
-        error = describe(exc)
         for item in group.nodes:
             node = item.node if isinstance(item, Retry) else item
-            lazy = node.lazy
-            self.asking.pop(lazy.task_id, None)
-            self.emit(
-                TaskFailed(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    error=error,
-                    attempt=item.attempt if isinstance(item, Retry) else 1,
-                    exception=exc,
-                )
-            )
-            self.failed(node, exc)
+            self.asking.pop(node.lazy.task_id, None)
+            self._fails_unstarted(node, exc, item.attempt if isinstance(item, Retry) else 1)
         group.nodes.clear()
         group.marked = 0
 
@@ -1208,16 +1196,7 @@ class Run:
             try:
                 router.route(resolve(router.selector, graph))
             except RouteMissing as exc:
-                self.emit(
-                    TaskFailed(
-                        run_id=self.run_id,
-                        task_id=lazy.task_id,
-                        task_name=lazy.name,
-                        error=describe(exc),
-                        exception=exc,
-                    )
-                )
-                self.failed(node, exc)
+                self._fails_unstarted(node, exc)
                 return True
         if type(lazy) is MappedLazyResult:
             self._map(node, lazy)
@@ -1227,22 +1206,29 @@ class Run:
             return True
         return False
 
+    def _fails_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None:
+        """``node`` fails before its ``attempt`` starts: ``exc`` says why (no route for its
+        selector, lists it cannot map, resources it cannot have)."""
+        lazy = node.lazy
+        self.emit(
+            TaskFailed(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                error=describe(exc),
+                attempt=attempt,
+                exception=exc,
+            )
+        )
+        self.failed(node, exc)
+
     def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
         """Make the items of map ``node``, its keywords' values known: each a node of the run
         that ``node`` waits for, ready to start."""
         try:
             rows = lazy.items(resolve(lazy.kwargs, self.graph))
         except MapError as exc:
-            self.emit(
-                TaskFailed(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    error=describe(exc),
-                    exception=exc,
-                )
-            )
-            self.failed(node, exc)
+            self._fails_unstarted(node, exc)
             return
         spec, task_id = lazy.task, lazy.task_id
         items = [
