@@ -35,7 +35,7 @@ def _event(run_id: str, ts: float, body: dict[str, Any]) -> Received:
 
 def _task(run_id: str, name: str, state: str, ts: float, **extra: Any) -> list[Received]:
     body = {"type": "TaskStateEvent", "task_id": f"{name}-1", "task_name": name}
-    states = ["RUNNING", state] if "reused_from" not in extra else [state]
+    states = ["RUNNING", state] if not {"reused_from", "cached"} & set(extra) else [state]
     return [_event(run_id, ts, {**body, "state": s, **extra}) for s in states]
 
 
@@ -141,3 +141,27 @@ def test_audit_lists_who_started_each_run(db: str) -> None:
     assert [(e["action"], e["request_id"]) for e in said] == [("start", "req-2"),
                                                               ("start", "req-1")]  # fmt: skip
     assert said[0]["started"]["rerun_of"] == FIRST
+
+
+def test_run_says_what_a_tasks_cache_gave(tmp_path: Path) -> None:
+    """`COMPLETED cached from RUN` (from the results store), `COMPLETED cached` (a policy)."""
+    path = str(tmp_path / "history.sqlite3")
+    start = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 2, "name": "nightly"}
+    with History(path, mode="write") as history:
+        history.store(
+            [
+                _event(SECOND, T0, start),
+                *_task(SECOND, "extract", "COMPLETED", T0 + 1, reused_from=FIRST, cached=True),
+                *_task(SECOND, "render", "COMPLETED", T0 + 1, cached=True),
+            ]
+        )
+    shown = _invoke("run", SECOND[:12], "--db", path)
+    assert shown.exit_code == 0, shown.output
+    [extract] = [line for line in shown.output.splitlines() if line.startswith("│ extract")]
+    assert f"COMPLETED cached from {FIRST[:12]}" in extract
+    [render] = [line for line in shown.output.splitlines() if line.startswith("│ render")]
+    assert "COMPLETED cached " in render
+    said = json.loads(_invoke("run", SECOND[:12], "--db", path, "--json").output)
+    tasks = {task["task_name"]: task for task in said["tasks"]}
+    assert (tasks["extract"]["cached"], tasks["extract"]["reused_from"]) == (True, FIRST)
+    assert tasks["render"]["cached"] is True

@@ -10,8 +10,13 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-from cascade.cli.rendering import NOTHING_HOLDS, TimeFormat, holds_text, render_watch
-from cascade.cli.rendering._holds_text import recorded_holds_brief
+from cascade.cli.rendering import (
+    NOTHING_HOLDS,
+    TimeFormat,
+    holds_text,
+    recorded_holds_brief,
+    render_watch,
+)
 from cascade.interfaces import (
     BlockedTask,
     Body,

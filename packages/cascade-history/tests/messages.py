@@ -74,6 +74,7 @@ def task(
     cancelled: bool | None = None,
     decided: dict[str, Any] | None = None,
     reused_from: str | None = None,
+    cached: bool | None = None,
     **ids: str,
 ) -> Received:
     """A task state event of ``run_id`` (``name``: the task id's part before ``-``)."""
@@ -95,6 +96,8 @@ def task(
         body["decided"] = decided
     if reused_from is not None:
         body["reused_from"] = reused_from
+    if cached is not None:
+        body["cached"] = cached
     topic = f"cascade/telemetry/local/default/{run_id}/events"
     return Received(topic, _envelope(run_id, ts, body, seq, **ids), ts)
 

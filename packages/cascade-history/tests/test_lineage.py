@@ -174,3 +174,32 @@ def test_a_start_a_dashboard_allowed_is_vouched_for(history: History) -> None:
                           outcome="allowed", at=T0 - 1, claim="email")  # fmt: skip
     starts = {e.run_id: e.vouched for e in history.audit() if e.action == "start"}
     assert starts == {"run-1": "oidc:email", "run-2": None}
+
+
+def test_a_task_its_cache_gave_says_so_and_is_no_execution(history: History) -> None:
+    """A COMPLETED with ``cached``: from the store (the run that kept it named) or from a
+    cache policy (none named); neither ran, so neither is an execution of its task."""
+    _first(history)
+    history.store(
+        [
+            lifecycle("run-2", "ENGINE_STARTED", T0 + 60, seq=1, name="nightly"),
+            task(
+                "run-2", "extract-1", "COMPLETED", T0 + 61, seq=2, reused_from="run-1", cached=True
+            ),
+            task("run-2", "render-1", "COMPLETED", T0 + 61, seq=3, cached=True),
+            task("run-2", "transform-1", "RUNNING", T0 + 61, seq=4),
+            task("run-2", "transform-1", "COMPLETED", T0 + 62, seq=5),
+            lifecycle("run-2", "ENGINE_STOPPED", T0 + 63, seq=6, status="Succeeded"),
+        ]
+    )
+    detail = history.run("run-2")
+    assert detail is not None
+    tasks = {t.task_name: t for t in detail.tasks}
+    assert (tasks["extract"].cached, tasks["extract"].reused_from) == (True, "run-1")
+    assert (tasks["render"].cached, tasks["render"].reused_from) == (True, None)
+    assert (tasks["transform"].cached, tasks["transform"].reused_from) == (False, None)
+    assert tasks["render"].to_json()["cached"] is True
+    assert "cached" not in tasks["transform"].to_json()
+    assert tasks["extract"].states[-1].to_json()["cached"] is True
+    assert [e.run_id for e in history.executions("extract")] == ["run-1"]
+    assert history.executions("render") == []

@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 
 from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
-from cascade.control._decision_text import describe_decided
 from cascade.control._decisions import request_decision
 from cascade.interfaces import (
     MAX_RESULT_BYTES,
-    Decided,
     DecisionReply,
     Message,
     decide_topic,
@@ -274,13 +272,3 @@ async def test_a_copy_of_a_request_gets_the_same_answer_and_is_applied_once(
     assert again.applied
     assert len(engine.applied) == 1
     assert len(engine.requests) == 2
-
-
-def test_a_decision_taken_is_said_with_who_when_and_why() -> None:
-    now = 1_000_000.0
-    said = Decided(decision="retry", attempt=1, by="alice", reason="API back", at=now - 12)
-    assert describe_decided(said, now) == "retry by alice 12 s ago (API back)"
-    deadline = Decided(decision="fail", attempt=1, at=now - 180, deadline=True)
-    assert describe_decided(deadline, now) == "fail at the hold's deadline 3 min ago"
-    forged = Decided(decision="skip", attempt=1, by="eve\x1b[2J")
-    assert describe_decided(forged, now) == "skip by eve\\x1b[2J"

@@ -41,6 +41,7 @@ TASK_STRUCT_ONLY = {
     "traceback",
     "decided",
     "reused_from",
+    "cached",
     "not_kept",
     "items",
 }

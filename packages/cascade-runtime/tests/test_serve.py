@@ -304,11 +304,19 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
     def not_a_target() -> Any:
         return 42
 
+    @task
+    def rates() -> float:
+        return 1.08
+
+    def cached() -> Any:
+        return rates.with_cache()()
+
     engine = _engine(broker)
     workflows: dict[str, Callable[..., Any]] = {
         "nightly": nightly,
         "broken": broken,
         "plain": not_a_target,
+        "cached": cached,
     }
     async with serving(engine, workflows):
         await operator.until(lambda: operator.announced() is not None)
@@ -324,7 +332,7 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
                 StartRequest(id="u1", workflow="weekly"),
                 addressed_start_topic("local", "default", "weekly", SOURCE),
             )
-            == "server-1 does not serve 'weekly' (it serves nightly, broken, plain)"
+            == "server-1 does not serve 'weekly' (it serves nightly, broken, plain, cached)"
         )
         assert (
             await refused(StartRequest(id="p1", workflow="nightly"))
@@ -341,6 +349,9 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
         assert (await refused(StartRequest(id="t1", workflow="plain"))).startswith(
             "plain(...) raised InvalidTargetError: "
         )
+        assert (await refused(StartRequest(id="c1", workflow="cached"))).startswith(
+            "cached(...) raised CacheError: task 'rates' (rates-"
+        )
         assert (
             await refused(StartRequest(id="r1", workflow="nightly", rerun_of="abcdef12"))
             == "this engine keeps no results: it cannot rerun abcdef12"
@@ -353,9 +364,9 @@ async def test_refusals_say_why_and_bad_requests_get_no_answer(
             await operator.send(StartRequest(id="w1", workflow="broken"), topic)
             await broker.idle()
     assert not operator.answers("w1")
-    assert len(operator.replies) == 6
+    assert len(operator.replies) == 7
     assert engine.stats.starts_rejected == 3
-    assert engine.stats.starts_refused == 6
+    assert engine.stats.starts_refused == 7
     assert engine.stats.starts_taken == 0
     assert "rejected a start request on 'cascade/start/local/default/nightly/server-1'" in (
         caplog.text

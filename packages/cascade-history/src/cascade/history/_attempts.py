@@ -29,7 +29,9 @@ class StateChange:
     to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
     hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
     ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
-    (``COMPLETED`` of a rerun): the run whose stored result it took instead of running.
+    (``COMPLETED`` of a rerun, or of a cache's result): the run whose stored result it took
+    instead of running; ``cached``: that ``COMPLETED``'s result came from the task's cache
+    (``with_cache``).
     """
 
     state: str
@@ -41,6 +43,7 @@ class StateChange:
     traceback: str | None = None
     decided: dict[str, Any] | None = None
     reused_from: str | None = None
+    cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """This change as a JSON object (``held_by`` only where it was said)."""
@@ -59,6 +62,8 @@ class StateChange:
             change["decided"] = self.decided
         if self.reused_from is not None:
             change["reused_from"] = self.reused_from
+        if self.cached:
+            change["cached"] = True
         return change
 
 

@@ -312,7 +312,11 @@ def tasks_query(
         .over(partition_by=te.c.task_name, order_by=te.c.duration_ms)
         .label("rank"),
         sa.func.count().over(partition_by=te.c.task_name).label("n"),
-    ).where(te.c.state.in_(("COMPLETED", "FAILED")), te.c.reused_from.is_(None))
+    ).where(
+        te.c.state.in_(("COMPLETED", "FAILED")),
+        te.c.reused_from.is_(None),
+        te.c.cached.is_(None),  # a cache's result: no execution
+    )
     if since is not None:
         ranked_query = ranked_query.where(te.c.ts >= since)
     if name_glob is not None:
@@ -352,6 +356,7 @@ def executions_query(
             te.c.task_name == name,
             te.c.state.in_(("COMPLETED", "FAILED")),
             te.c.reused_from.is_(None),  # a result reused: no execution
+            te.c.cached.is_(None),  # nor a cache's
         )
         .order_by(te.c.ts.desc(), te.c.id.desc())
         .limit(limit)

@@ -209,6 +209,13 @@ class TaskHistory:
         return None if last is None or last.state != "COMPLETED" else last.reused_from
 
     @property
+    def cached(self) -> bool:
+        """Whether its last state is a ``COMPLETED`` its cache (``with_cache``) gave instead of
+        running it (:attr:`reused_from` names the run that kept it, when from the store)."""
+        last = self.states[-1] if self.states else None
+        return last is not None and last.state == "COMPLETED" and last.cached
+
+    @property
     def attempt_list(self) -> list[Attempt]:
         """Its attempts among its ``states``, first to last: each one's start, end, error,
         traceback, hold and the decision on it (:class:`~cascade.history.Attempt`)."""
@@ -235,6 +242,7 @@ class TaskHistory:
             "attempt_list": [attempt.to_json() for attempt in self.attempt_list],
             **({"states_omitted": self.states_omitted} if self.states_omitted else {}),
             **({"reused_from": self.reused_from} if self.reused_from is not None else {}),
+            **({"cached": True} if self.cached else {}),
         }
 
 

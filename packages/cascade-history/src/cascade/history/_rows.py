@@ -136,7 +136,8 @@ class Rows:
         self._withdrawn = withdrawn or set()  # (run_id, seq): events displaced, not stored
         self.task_events: list[dict[str, Any]] = []
         self.reused_events: list[dict[str, Any]] = []
-        """Task events of a reused result (``reused_from``): inserted apart."""
+        """Task events of a reused result (``reused_from``) or a cache's (``cached``): inserted
+        apart."""
         self.origins: dict[str, dict[str, Any]] = {}
         """Per run, the name and origin of its ``ENGINE_STARTED`` in the batch (the first)."""
         self.run_events: list[dict[str, Any]] = []
@@ -250,10 +251,12 @@ class Rows:
                 "traceback": None if body.traceback is msgspec.UNSET else _traceback(body),
                 "decided": _NO_HOLDS if body.decided is msgspec.UNSET else _decided(body),
             }
-            if body.reused_from is msgspec.UNSET:
+            if body.reused_from is msgspec.UNSET and body.cached is msgspec.UNSET:
                 self.task_events.append(row)
-            else:  # a rerun's reuse, rare: its own insert, the others pay no column for it
-                row["reused_from"] = clean(body.reused_from)
+            else:  # a reuse or a cache's result, rare: its own insert, the others pay no column
+                reused = body.reused_from
+                row["reused_from"] = None if reused is msgspec.UNSET else clean(reused)
+                row["cached"] = True if body.cached is True else None
                 self.reused_events.append(row)
             run = self._run(run_id, ids, ts, received_at)
         elif isinstance(body, LifecycleEvent):

@@ -249,6 +249,7 @@ def _task(
                 event.traceback,
                 event.decided if isinstance(event.decided, dict) else None,
                 event.reused_from,
+                event.cached is True,
             )
         )
     last = events[-1]

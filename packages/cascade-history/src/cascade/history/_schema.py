@@ -125,6 +125,8 @@ task_events = sa.Table(
     sa.Column("decided", sa.JSON, nullable=True),
     # the run whose stored result a rerun took instead of running it (COMPLETED; revision 0013)
     sa.Column("reused_from", sa.String(1024), nullable=True),
+    # true: its cache (with_cache) gave the result instead of running it (COMPLETED; revision 0015)
+    sa.Column("cached", sa.Boolean, nullable=True),
     sa.Index(
         "uq_task_events_run_id_seq",
         "run_id",

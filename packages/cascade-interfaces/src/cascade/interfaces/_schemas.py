@@ -127,8 +127,11 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     decision leads to: :class:`~cascade.interfaces.Decided`.
 
     On ``COMPLETED`` (additive): ``reused_from``, the run whose stored result a rerun took
-    instead of running the task; ``not_kept``, why an engine that keeps results did not keep
-    this one (it cannot be stored as the results' format says, or it is over the bound).
+    instead of running the task; ``cached``, ``True`` when the task's cache (``with_cache``)
+    gave its result instead of running it (``reused_from`` names the run that kept it, when
+    from the results store; a cache policy's result names none); ``not_kept``, why an engine
+    that keeps results did not keep this one (it cannot be stored as the results' format says,
+    or it is over the bound).
 
     On ``RUNNING`` (additive): ``items``, on a map's task (``task.map(...)``) when it makes
     its items, how many: the tasks ``<task_id>[0]`` to ``<task_id>[items - 1]``, of its name.
@@ -144,6 +147,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     traceback: str | msgspec.UnsetType = msgspec.UNSET
     decided: Decided | msgspec.UnsetType = msgspec.UNSET
     reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
+    cached: bool | msgspec.UnsetType = msgspec.UNSET
     not_kept: Annotated[str, msgspec.Meta(max_length=1024)] | msgspec.UnsetType = msgspec.UNSET
     items: _Count | msgspec.UnsetType = msgspec.UNSET
 

@@ -17,6 +17,7 @@ result = await Engine().run(total([fetch(i) for i in range(10)]))
 
 from ._engine import Engine
 from ._errors import (
+    CacheError,
     CascadeRuntimeError,
     CycleError,
     ExecutorError,
@@ -33,6 +34,7 @@ from ._events import (
     RunFinished,
     RunStarted,
     TaskBlocked,
+    TaskCached,
     TaskCancelled,
     TaskCompleted,
     TaskEvent,
@@ -56,6 +58,7 @@ from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
 from .workflow._amounts import CapacityError
+from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._gate import GateError, GateRejected, gate
 from .workflow._param import Param, ParamError
 from .workflow._resource import (
@@ -80,6 +83,8 @@ from .workflow._task import (
 from .workflow._task_context import TaskContext, current_task
 
 __all__ = [
+    "CacheError",
+    "CachePolicy",
     "CancelReport",
     "CapacityError",
     "CascadeRuntimeError",
@@ -94,6 +99,7 @@ __all__ = [
     "EventHandler",
     "Executor",
     "ExecutorError",
+    "FileExistenceCache",
     "GateError",
     "GateRejected",
     "InvalidTargetError",
@@ -126,6 +132,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskBlocked",
+    "TaskCached",
     "TaskCancelled",
     "TaskCompleted",
     "TaskEvent",

@@ -50,6 +50,7 @@ from .executors._placement import Placement
 from .link._control_link import DEFAULT_CONNECT_WAIT
 from .link._run_wiring import RunWiring
 from .logs._logs import LogForwarding, RunLogs
+from .results._cache import RunCache, check_cache
 from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
 from .results._rerun import check_rerun, plan_rerun
@@ -494,6 +495,8 @@ class Engine:
         given = name
         name = run_name(target, name)
         store = self.results if rerun_of is None else self._store(rerun_of)
+        if graph.cached:
+            check_cache(graph, store)
         results: RunResults | None = None
         again: Lineage | None = None
         if store is not None:
@@ -568,6 +571,7 @@ class Engine:
             root_run=again.root_run if again is not None else None,
             resources=resources,
             capacity=self.capacity,
+            cache=RunCache(results, self.stats) if graph.cached else None,
             executors=self._placement,
         )
         self._runs[run_id] = run

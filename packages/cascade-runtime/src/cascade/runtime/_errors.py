@@ -5,6 +5,7 @@ from __future__ import annotations
 from cascade.interfaces import CascadeError
 
 __all__ = [
+    "CacheError",
     "CascadeRuntimeError",
     "CycleError",
     "ExecutorError",
@@ -48,6 +49,12 @@ class RerunError(CascadeRuntimeError, ValueError):
     """A rerun cannot be done: the run it names is not in the engine's results store (or is
     ambiguous, or the engine keeps no results), a task it names is not in the workflow, or
     a rerun of the same run is live in this engine. Raised before anything runs."""
+
+
+class CacheError(CascadeRuntimeError, ValueError):
+    """``with_cache`` cannot be done as asked: a policy that is not one, an ``expire`` that is
+    not seconds, or a run of a task cached in the results store by an engine that keeps no
+    results (raised when the run starts, naming the task)."""
 
 
 class TaskFailedError(CascadeRuntimeError):

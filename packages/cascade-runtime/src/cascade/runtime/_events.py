@@ -18,6 +18,7 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "TaskBlocked",
+    "TaskCached",
     "TaskCancelled",
     "TaskCompleted",
     "TaskEvent",
@@ -104,11 +105,24 @@ class TaskMapped(TaskRunning):
 class TaskCompleted(TaskEvent):
     """A task returned. ``reused_from``: a rerun took its result, stored by the run named,
     instead of running it (it did not run: no ``TaskRunning`` before, ``duration_ms`` 0).
+    ``cached``: its result came from its cache instead (a :class:`TaskCached`).
     ``not_kept``: why an engine that keeps results did not keep this one."""
 
     state: ClassVar[Literal["COMPLETED"]] = "COMPLETED"
+    # a class attribute, not a field: a field more costs every task's event its setting
+    cached: ClassVar[bool] = False
     reused_from: str | None = None
     not_kept: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCached(TaskCompleted):
+    """A task's cache (``with_cache``) gave its result instead of running it (no
+    ``TaskRunning`` before; ``duration_ms`` the lookup's): from the results store, kept by
+    the run ``reused_from`` names, or from its cache policy (``reused_from`` ``None``).
+    A :class:`TaskCompleted` whose ``cached`` is true."""
+
+    cached: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cascade.interfaces import (
     APPROVAL,
@@ -34,6 +34,7 @@ from ._errors import RunCancelledError, TaskFailedError
 from ._events import (
     Event,
     TaskBlocked,
+    TaskCached,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
@@ -50,6 +51,7 @@ from .constraints._capacity import Capacity, Grant, Ticket
 from .constraints._constraints import ConstraintManager
 from .executors._placement import Placement
 from .logs._logs import RunLogs
+from .results._cache import RunCache
 from .results._rerun import Step
 from .results._run_results import RunResults
 from .workflow._amounts import Amounts
@@ -561,8 +563,9 @@ class Run:
     policy and counters, where its results are kept (``results``), where its tasks' log lines
     go (``logs``), the first run of its line (``root_run``, for a rerun), the resources its
     tasks may inject, by name (``resources``: set up on first use, torn down at its end), the
-    engine's system resources (``capacity``, shared by its runs), and where its plain-function
-    tasks run (``executors``: the engine's; threads by default).
+    engine's system resources (``capacity``, shared by its runs), where its cached tasks look
+    (``cache``, where it has some), and where its plain-function tasks run (``executors``: the
+    engine's; threads by default).
     """
 
     def __init__(
@@ -582,6 +585,7 @@ class Run:
         root_run: str | None = None,
         resources: Mapping[str, Resource] | None = None,
         capacity: Capacity | None = None,
+        cache: RunCache | None = None,
         executors: Placement | None = None,
     ) -> None:
         self.graph = graph
@@ -624,6 +628,7 @@ class Run:
         )
         self.capacity = capacity if capacity is not None else Capacity()
         self.asking: dict[str, Group] = {}  # tasks BLOCKED that ask for resources, by id
+        self.cache = cache  # its cached tasks' lookups (with_cache), where it has some
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -900,22 +905,10 @@ class Run:
 
     def _cannot_have(self, group: Group, exc: Exception) -> None:
         """Fail every task of ``group`` at once: the resources they ask for cannot be had."""
-        error = describe(exc)
         for item in group.nodes:
             node = item.node if isinstance(item, Retry) else item
-            lazy = node.lazy
-            self.asking.pop(lazy.task_id, None)
-            self.emit(
-                TaskFailed(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    error=error,
-                    attempt=item.attempt if isinstance(item, Retry) else 1,
-                    exception=exc,
-                )
-            )
-            self.failed(node, exc)
+            self.asking.pop(node.lazy.task_id, None)
+            self._fails_unstarted(node, exc, item.attempt if isinstance(item, Retry) else 1)
         group.nodes.clear()
         group.marked = 0
 
@@ -949,6 +942,7 @@ class Run:
         lazy = node.lazy
         spec = lazy.task
         policy = spec.retry
+        cached = spec.cache  # None but for with_cache: this task's one look at it
         emit = self.emit
         run_id, task_id, name = self.run_id, lazy.task_id, lazy.name
         retry: Retry | None = None
@@ -967,6 +961,9 @@ class Run:
                     kwargs = resolve(lazy.kwargs, self.graph)
                 else:
                     args, kwargs = lazy.args, lazy.kwargs
+                if cached is not None and await self._from_cache(node, args, kwargs, started):
+                    outcome = "COMPLETED"
+                    return
             if self.tracing is not None:
                 span = self.tracing.attempt(run_id, task_id, name, attempt)
             if decided is not None:
@@ -1035,6 +1032,9 @@ class Run:
             else:
                 outcome = "COMPLETED"
                 node.result = result
+                if cached is not None and cached.policy is not None:  # told the call, not
+                    called = kept if node.injects else (args, kwargs)  # its resources' values
+                    await cast(RunCache, self.cache).save(node, *called, result)
                 results = self.results
                 emit(
                     TaskCompleted(
@@ -1113,6 +1113,30 @@ class Run:
         assert resources is not None  # the graph has injects: the run has resources
         return await resources.inject(node, args, kwargs)
 
+    async def _from_cache(
+        self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any], started: float
+    ) -> bool:
+        """Whether ``node`` took its result from its cache: it ends ``COMPLETED`` at once,
+        ``cached`` (from the run that kept it, when from the results store), never running."""
+        hit = await cast(RunCache, self.cache).take(node, args, kwargs)
+        if hit is None:
+            return False
+        node.result = hit.value
+        lazy = node.lazy
+        not_kept = None if hit.from_run is not None else cast(RunCache, self.cache).not_kept(node)
+        self.emit(
+            TaskCached(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                reused_from=hit.from_run,
+                not_kept=not_kept,
+            )
+        )
+        self.completed(node)
+        return True
+
     def requeue(
         self,
         node: Node,
@@ -1175,16 +1199,7 @@ class Run:
             try:
                 router.route(resolve(router.selector, graph))
             except RouteMissing as exc:
-                self.emit(
-                    TaskFailed(
-                        run_id=self.run_id,
-                        task_id=lazy.task_id,
-                        task_name=lazy.name,
-                        error=describe(exc),
-                        exception=exc,
-                    )
-                )
-                self.failed(node, exc)
+                self._fails_unstarted(node, exc)
                 return True
         if type(lazy) is MappedLazyResult:
             self._map(node, lazy)
@@ -1194,22 +1209,29 @@ class Run:
             return True
         return False
 
+    def _fails_unstarted(self, node: Node, exc: Exception, attempt: int = 1) -> None:
+        """``node`` fails before its ``attempt`` starts: ``exc`` says why (no route for its
+        selector, lists it cannot map, resources it cannot have)."""
+        lazy = node.lazy
+        self.emit(
+            TaskFailed(
+                run_id=self.run_id,
+                task_id=lazy.task_id,
+                task_name=lazy.name,
+                error=describe(exc),
+                attempt=attempt,
+                exception=exc,
+            )
+        )
+        self.failed(node, exc)
+
     def _map(self, node: Node, lazy: MappedLazyResult[Any]) -> None:
         """Make the items of map ``node``, its keywords' values known: each a node of the run
         that ``node`` waits for, ready to start."""
         try:
             rows = lazy.items(resolve(lazy.kwargs, self.graph))
         except MapError as exc:
-            self.emit(
-                TaskFailed(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    error=describe(exc),
-                    exception=exc,
-                )
-            )
-            self.failed(node, exc)
+            self._fails_unstarted(node, exc)
             return
         spec, task_id = lazy.task, lazy.task_id
         items = [

@@ -39,9 +39,12 @@ class EngineStats(ConstraintStats):
     results stored and their bytes; ``results_not_kept``, results not stored (they cannot be
     encoded and decoded back equal, are over ``max_bytes``, the task has no fingerprint, or
     the write failed); ``results_reused``, tasks a rerun did not run, taking their stored
-    result; ``results_refused``, stored results a rerun would have reused but did not believe
-    (missing, not the size and sha256 its manifest names, not a regular file, reached through
-    a link, over ``max_bytes``, not read within the store's ``read_timeout``): their tasks ran.
+    result; ``results_cached``, tasks cached in the store (``with_cache``) that took a result
+    an earlier run kept instead of running; ``results_refused``, stored results a rerun or the
+    cache would have taken but did not believe (missing, not the size and sha256 its manifest
+    or cache entry names, not a regular file, reached through a link, over ``max_bytes``, not
+    read within the store's ``read_timeout``; for the cache, older than its ``expire``, or
+    computed from a value decided upstream in this run): their tasks ran.
     ``constraints_unknown``: runs that started without the broker's retained constraints
     known within ``connect_wait`` (not connected yet, the subscription refused or not
     answered); each is warned about once, and the constraints apply when they arrive.
@@ -67,5 +70,6 @@ class EngineStats(ConstraintStats):
     results_not_kept: int = 0
     results_reused: int = 0
     results_refused: int = 0
+    results_cached: int = 0
     resources_set_up: int = 0
     resource_teardowns_failed: int = 0

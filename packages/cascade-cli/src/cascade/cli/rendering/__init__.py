@@ -4,7 +4,7 @@ narrow terminal, times, and what holds a task as `cascade why` says it. Views re
 """
 
 from ._fleet_render import render_fleet
-from ._holds_text import NOTHING_HOLDS, holds_text
+from ._holds_text import NOTHING_HOLDS, holds_text, recorded_holds_brief
 from ._plural import counted
 from ._render import engines_table, render_status, render_watch
 from ._status_json import status_json
@@ -16,6 +16,7 @@ __all__ = [
     "counted",
     "engines_table",
     "holds_text",
+    "recorded_holds_brief",
     "render_fleet",
     "render_status",
     "render_watch",

@@ -257,12 +257,16 @@ function drawRun() {
   }), next == null ? "none" : "none among the " + count(tasks.length) + " tasks shown");
   $("h-run-shown").textContent = next == null ? "" : count(tasks.length) + " tasks shown";
   $("h-run-more").hidden = next == null;
-  const reused = tasks.filter((t) => t.reused_from);
+  const reused = tasks.filter((t) => t.reused_from || t.cached);
   $("h-run-reused").hidden = !reused.length;
   $("h-reused").replaceChildren(...reused.map((t) => {
     const li = el("li", null, "reused");
     li.appendChild(span(t.task_name + " ", "c-COMPLETED"));
-    li.appendChild(span("from run "));
+    if (!t.reused_from) {  // a cache policy's: no run kept it
+      li.appendChild(span("cached by its cache policy"));
+      return li;
+    }
+    li.appendChild(span(t.cached ? "cached from run " : "from run "));
     li.appendChild(runLink({ run_id: t.reused_from, status: null }));
     return li;
   }));

@@ -177,7 +177,8 @@ function bar(cls, start, end, scale) {
 }
 
 function taskRow(task, label, scale) {
-  const name = el("div", label + (task.attempts > 1 ? " (" + task.attempts + " attempts)" : ""), "tl-name");
+  const name = el("div", label + (task.cached ? " (cached)" : "") +
+    (task.attempts > 1 ? " (" + task.attempts + " attempts)" : ""), "tl-name");
   const held = task.held_by ? heldText(task.held_by, scale.now) : "";
   if (held) name.appendChild(el("div", held, "held"));
   name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "") +

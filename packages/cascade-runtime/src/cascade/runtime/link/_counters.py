@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._events import Event, RunStarted, TaskEvent, TaskHeld, TaskMapped
+from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld, TaskMapped
 
 __all__ = ["RunCounters"]
 
@@ -83,9 +83,14 @@ class RunCounters:
             elif state == "RETRYING":
                 self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
-                if event.decided is not None:  # completed by a decision: blocked, not running
+                # completed by a decision (blocked, not running), reused or cached (it never
+                # ran; a cached one may have been blocked): else it ran
+                if event.decided is not None or (
+                    isinstance(event, TaskCompleted)
+                    and (event.reused_from is not None or event.cached)
+                ):
                     self._blocked.pop(event.task_id, None)
-                elif getattr(event, "reused_from", None) is None:  # a reused one never ran
+                else:
                     self.running -= 1
                 self.completed += 1
             elif state == "FAILED":

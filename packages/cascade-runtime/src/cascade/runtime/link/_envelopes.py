@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from typing import Any
 
 import msgspec
 
@@ -155,14 +156,16 @@ def task_body(event: TaskEvent) -> TaskStateEvent:
 def _rare_completed(event: TaskEvent) -> bool:
     """A COMPLETED event with a field the byte template does not write."""
     return isinstance(event, TaskCompleted) and (
-        event.reused_from is not None or event.not_kept is not None
+        event.reused_from is not None or event.not_kept is not None or event.cached
     )
 
 
-def _completed_fields(event: TaskEvent) -> dict[str, str]:
+def _completed_fields(event: TaskEvent) -> dict[str, Any]:
     if not isinstance(event, TaskCompleted):
         return {}
-    fields = {}
+    fields: dict[str, Any] = {}
+    if event.cached:
+        fields["cached"] = True
     if event.reused_from is not None:
         fields["reused_from"] = event.reused_from
     if event.not_kept is not None:

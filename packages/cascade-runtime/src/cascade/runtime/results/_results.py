@@ -26,6 +26,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 from .._errors import RerunError
 
 __all__ = [
+    "CacheEntry",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_READ_TIMEOUT",
     "CLAIM_FRESH",
@@ -66,7 +67,8 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     it from), ``None`` when it was not kept (``not_kept`` says why); a kept result's ``size``
     (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file; in a
     rerun, ``refused``: why the stored result it would have reused was not believed (it
-    ran)."""
+    ran); for a task cached in the store (``with_cache``), why the result its cache had was
+    not taken (it ran), and ``from_run`` the run it took one from."""
 
     name: str
     task_id: str
@@ -110,6 +112,21 @@ class Claim(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     at: float
     path: str = ""
 
+
+class CacheEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The newest result kept for a fingerprint by a task cached in the store (``with_cache``),
+    at ``cache/{fp[:2]}/{fp}.json``: the run that kept it (``run_id``), when (``at``, epoch
+    seconds), its file's ``size`` and ``sha256`` (hex), and the task's ``name``. Written after
+    the result's file, whole (replacing the one before), by the engine that kept it."""
+
+    run_id: str
+    at: float
+    size: int
+    sha256: str
+    name: str = ""
+
+
+_MAX_CACHE_ENTRY_BYTES = 4096
 
 CLAIM_FRESH = 60.0
 """How long a rerun's claim holds the run it reruns against other servers' reruns, unless its
@@ -178,6 +195,33 @@ class ResultStore:
     def manifest_path(self, run_id: str) -> str:
         """Where the manifest of ``run_id`` is kept."""
         return f"{self.root}/runs/{run_id}.json"
+
+    def cache_path(self, fingerprint: str) -> str:
+        """Where the cache entry of ``fingerprint`` is kept (:class:`CacheEntry`)."""
+        return f"{self.root}/cache/{fingerprint[:2]}/{fingerprint}.json"
+
+    def cache_entry(self, fingerprint: str) -> CacheEntry | None:
+        """The cache entry of ``fingerprint``, ``None`` when there is none (it blocks: call it
+        off the event loop); :class:`ResultMissing` when it is not one (not a regular file,
+        reached through a link, too big, malformed: ``its cache entry ...``)."""
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            raise ResultMissing(f"is named by no fingerprint ({fingerprint[:80]!r})")
+        parts = ("cache", fingerprint[:2], f"{fingerprint}.json")
+        try:
+            data = self._read_file(parts, None, _MAX_CACHE_ENTRY_BYTES)
+            return msgspec.json.decode(data, type=CacheEntry)
+        except FileNotFoundError:
+            return None
+        except ResultMissing as exc:
+            raise ResultMissing(f"has a cache entry that {exc.detail}") from None
+        except OSError as exc:
+            raise ResultMissing(f"has a cache entry that cannot be read: {_said(exc)}") from None
+        except msgspec.DecodeError as exc:
+            raise ResultMissing(f"has a cache entry that is not one: {exc}") from None
+
+    def write_cache_entry(self, fingerprint: str, entry: CacheEntry) -> None:
+        """Write the cache entry of ``fingerprint`` (in the writer thread), replacing any."""
+        self.write(self.cache_path(fingerprint), _encode_json(entry))
 
     def resolve(self, prefix: str) -> str:
         """The full id of the run whose id is ``prefix`` or starts with it (at least 6 hex

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,10 +19,19 @@ from cascade.interfaces import RerunMode
 
 from .._stats import EngineStats
 from .._steps import describe
+from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
 from ._fingerprints import Prints, fingerprint_call
 from ._rerun import Step
-from ._results import SAME, ManifestTask, ResultMissing, ResultStore, RunManifest, encode_msgpack
+from ._results import (
+    SAME,
+    CacheEntry,
+    ManifestTask,
+    ResultMissing,
+    ResultStore,
+    RunManifest,
+    encode_msgpack,
+)
 
 __all__ = ["RunResults", "read_kept"]
 
@@ -134,6 +144,9 @@ class RunResults:
         # node -> the decision its value comes from ("load completed by ops-1"): a node completed
         # by a decision, and every node computed from one, is never kept as if computed
         self.decided: dict[int, str] = {}
+        # the nodes cached in the store (with_cache), their maps' items with them: their
+        # results' cache entries are written (the writer thread reads it, the loop adds items)
+        self._indexed = {id(node) for node in graph.cached if node_cache(node.lazy).policy is None}
         self.bytes_kept = 0
         self._max_bytes = store.max_bytes
         self._failed: dict[int, tuple[str, int]] = {}  # node -> why its write failed, its size
@@ -201,6 +214,8 @@ class RunResults:
                     reuse.append(Step(item, "reuse", "unchanged", kept))
             if forced:
                 self._forced.add(id(item))
+        if id(node) in self._indexed:  # a cached map's items are cached
+            self._indexed.update(id(item) for item in items)
         return reuse
 
     async def load_items(self, steps: list[Step]) -> None:
@@ -249,6 +264,49 @@ class RunResults:
                     self._hand_over()
                 return None
         self._not_kept(node, reason)
+        return reason
+
+    def forces(self, node: Node) -> bool:
+        """Whether this run, a rerun, runs ``node`` whatever is kept (``rerun="all"``, or
+        ``"from"`` a task upstream of it): its cache is not looked at either."""
+        return id(node) in self._forced or (self._rerun == "all" and self._before is not None)
+
+    def fingerprint(self, node: Node) -> str | None:
+        """``node``'s fingerprint (``None``: it has none)."""
+        return self.prints.fingerprints[self._index[id(node)]]
+
+    def given_upstream(self, node: Node) -> str | None:
+        """The decision (or cache policy) a value ``node`` would be computed from comes from,
+        if any: such a value is never taken from the store's cache either."""
+        return self._decided_upstream(node) if self.decided else None
+
+    def cached(self, node: Node, entry: CacheEntry) -> None:
+        """``node`` took the result ``entry`` names from the store's cache: its manifest row
+        names that run and that file's proof, as a rerun's reuse does."""
+        key = id(node)
+        self.kept[key] = entry.run_id
+        self._proofs[key] = (entry.size, entry.sha256)
+        self.stats.results_cached += 1
+
+    def refuse(self, node: Node, why: str) -> None:
+        """The result the store's cache has for ``node`` is not taken (``why``): it runs, its
+        manifest row and a warning say why, ``results_refused`` counts it."""
+        self.refused[id(node)] = why
+        self.stats.results_refused += 1
+        lazy = node.lazy
+        _log.warning(
+            "task %s (%s) of run %s runs, its cached result not taken: %s",
+            lazy.name, lazy.task_id, self.run_id, why,
+        )  # fmt: skip
+
+    def from_policy(self, node: Node, policy: object) -> str:
+        """``node``'s value came from its cache policy, not from its code: it is not kept, nor
+        is any result computed from it (as a decision's); why, for its event."""
+        name = type(policy).__name__
+        self.decided[id(node)] = f"{node.lazy.name} taken from its cache policy {name}"
+        reason = f"taken from its cache policy ({name}): not computed"
+        self.not_kept[id(node)] = reason
+        self.stats.results_not_kept += 1
         return reason
 
     def given(self, node: Node, by: str | None) -> str:
@@ -315,13 +373,34 @@ class RunResults:
             except Exception as exc:
                 self._failed[key] = (f"{type(exc).__name__}: {exc}", len(data))
         # the raw digests (half the time of hex ones): this thread holds the GIL the loop needs
-        self._proofs.update(
-            zip(
-                nodes,
-                zip(map(len, encoded), [_sha256(data).digest() for data in encoded], strict=True),
-                strict=True,
+        digests = [_sha256(data).digest() for data in encoded]
+        self._proofs.update(zip(nodes, zip(map(len, encoded), digests, strict=True), strict=True))
+        if self._indexed:
+            self._index_cached(nodes, fingerprints, encoded, digests)
+
+    def _index_cached(
+        self, nodes: list[int], fingerprints: list[str], encoded: list[bytes], digests: list[bytes]
+    ) -> None:
+        """Write the cache entry of each result just written of a node cached in the store
+        (in the writer thread, after the result's file: an entry names a file written)."""
+        store, indexed, failed = self.store, self._indexed, self._failed
+        at = time.time()
+        for key, fingerprint, data, digest in zip(
+            nodes, fingerprints, encoded, digests, strict=True
+        ):
+            if key not in indexed or key in failed:
+                continue
+            name = self.nodes[self._index[key]].lazy.name
+            entry = CacheEntry(
+                run_id=self.run_id, at=at, size=len(data), sha256=digest.hex(), name=name
             )
-        )
+            try:
+                store.write_cache_entry(fingerprint, entry)
+            except Exception as exc:  # the result is kept; only the cache will not find it
+                _log.warning(
+                    "the cache entry of task %s of run %s could not be written: %s",
+                    name, self.run_id, describe(exc),
+                )  # fmt: skip
 
     async def close(
         self,

@@ -35,6 +35,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._engine_face import EngineFace
 from .._steps import StepFailed, describe, explain, within
+from ..results._cache import check_cache
 from ..results._results import Claim
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
@@ -450,7 +451,9 @@ class Server:
     async def _target(self, served: Served, params: Mapping[str, Any]) -> Any:
         try:
             target = await served.target(params)
-            build_graph(target)  # a bad target is refused now, not as a failed run
+            graph = build_graph(target)  # a bad target is refused now, not as a failed run
+            if graph.cached:  # so is a task cached in a store this engine does not keep
+                check_cache(graph, self._engine.results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
         return target

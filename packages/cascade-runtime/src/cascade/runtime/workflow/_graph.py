@@ -156,16 +156,19 @@ class Graph:
     :class:`Param` among them by name, and ``values`` what each is bound to (:meth:`bind`);
     ``resources``: the name of each resource a task injects, with the first task that does;
     ``executors``: the name of each executor a task names (``@task(executor=...)``), with the
-    first task that does; ``items``: the nodes of the maps' items, made while the run runs."""
+    first task that does; ``items``: the nodes of the maps' items, made while the run runs;
+    ``cached``: the nodes whose task has a cache (``with_cache``), in graph order."""
 
     def __init__(
         self,
         nodes: list[Node],
         params: dict[str, Param[Any]] | None = None,
         resources: dict[str, Node] | None = None,
+        cached: list[Node] | None = None,
         executors: dict[str, Node] | None = None,
     ) -> None:
         self.nodes = nodes
+        self.cached = cached or []  # the nodes whose task has a cache (with_cache)
         self.by_lazy = {id(n.lazy): n for n in nodes}
         self.params = params or {}
         self.values: dict[str, Any] = {}
@@ -271,6 +274,7 @@ def build_graph(target: Any) -> Graph:
             direct[id(node)] = found_direct
     if direct:
         _route(order, nodes, direct, {id(root) for root in roots})
+    cached = []
     for node in order:
         node.waiting = len(node.deps)
         lazy = node.lazy
@@ -281,7 +285,9 @@ def build_graph(target: Any) -> Graph:
             or type(lazy) is MappedLazyResult
             or lazy.task.awaits_approval
         )
-    return Graph(order, params, resources, executors)
+        if lazy.task.cache is not None:
+            cached.append(node)
+    return Graph(order, params, resources, cached, executors)
 
 
 def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:

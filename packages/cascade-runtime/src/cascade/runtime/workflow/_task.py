@@ -8,6 +8,7 @@ import math
 import random
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
@@ -16,6 +17,7 @@ from cascade.interfaces import DEFAULT_DECISIONS, CascadeError
 
 from .._errors import ExecutorError
 from ._amounts import Amounts, amount_of
+from ._cache_policy import Cache, CachePolicy, cache_of
 from ._param import Param
 from ._resource import inject_defaults
 from ._router import Router
@@ -183,6 +185,7 @@ class Task(Generic[P, R]):
         timeout: float | None = None,
         executor: str | None = None,
         resources: Amounts | None = None,
+        cache: Cache | None = None,
     ) -> None:
         check_hold_options(on_failure, hold_timeout, hold_default, unset_ok=True)
         check_timeout(timeout)
@@ -196,6 +199,7 @@ class Task(Generic[P, R]):
         self.hold_default = hold_default
         self.timeout = None if timeout is None else float(timeout)
         self.resources = resources
+        self.cache = cache  # with_cache's, else None: one attribute test a task in a run
         self.is_async = inspect.iscoroutinefunction(fn)
         # the parameters whose defaults are injects: found once, here, never per call
         self.injects = inject_defaults(fn, f"task {self.name}")
@@ -224,6 +228,23 @@ class Task(Generic[P, R]):
         kept."""
         return self._copy(timeout=seconds)
 
+    def with_cache(
+        self, policy: CachePolicy | None = None, *, expire: float | timedelta | None = None
+    ) -> Task[P, R]:
+        """A copy of this task whose result is taken from a cache when it has one, instead of
+        running it; its other options kept.
+
+        ``policy`` ``None``: the engine's results store (``Engine(results=...)``; without one,
+        a run of it raises :class:`~cascade.runtime.CacheError` at its start): the result kept
+        by any earlier run for the same fingerprint (name, code, inputs), proven as a rerun
+        proves it and not older than ``expire`` (seconds or a ``timedelta``; ``None``: any
+        age). The task then ends ``COMPLETED`` at once, ``cached`` from that run; else it
+        runs and its result is kept as usual. A :class:`~cascade.runtime.CachePolicy` (such
+        as :class:`~cascade.runtime.FileExistenceCache`): its ``check`` says whether the task
+        runs, its ``save`` is told each result. A bad value raises
+        :class:`~cascade.runtime.CacheError` naming it."""
+        return self._copy(cache=cache_of(policy, expire))
+
     def with_constraints(self, **amounts: Any) -> Task[P, R]:
         """A copy of this task whose calls each ask for ``amounts`` of the engine's system
         resources (``Engine(system_resources=...)``): ``gpu_slots=1, memory_gb=16``. Each
@@ -247,6 +268,7 @@ class Task(Generic[P, R]):
             "timeout": self.timeout,
             "executor": self.executor,
             "resources": self.resources,
+            "cache": self.cache,
         }
         options.update(changed)
         return Task(self.fn, **options)
@@ -354,6 +376,14 @@ class LazyResult(Generic[R]):
         """This call's attempts bounded to ``seconds`` each, as :meth:`Task.with_timeout` says
         (the task's other calls keep theirs). Returns this lazy result."""
         self.task = self.task.with_timeout(seconds)
+        return self
+
+    def with_cache(
+        self, policy: CachePolicy | None = None, *, expire: float | timedelta | None = None
+    ) -> LazyResult[R]:
+        """This call's result taken from a cache when it has one, as :meth:`Task.with_cache`
+        says (the task's other calls keep theirs). Returns this lazy result."""
+        self.task = self.task.with_cache(policy, expire=expire)
         return self
 
     def with_constraints(self, **amounts: Any) -> LazyResult[R]:

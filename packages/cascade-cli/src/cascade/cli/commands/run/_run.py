@@ -355,10 +355,13 @@ def task_cell(name: str, task_id: str) -> Text:
 
 
 def _state(task: TaskHistory) -> Text:
-    """Its last state; a reused result's with the run it came from."""
+    """Its last state; a reused or cached result's with the run it came from."""
     text = Text(task.state, style=STATE_STYLES.get(task.state, ""))
+    said = "cached" if task.cached else "reused"
     if task.reused_from is not None:
-        text.append(f" reused from {inert(short_id(task.reused_from), SHOWN['name'])}", "cyan")
+        text.append(f" {said} from {inert(short_id(task.reused_from), SHOWN['name'])}", "cyan")
+    elif task.cached:  # by a cache policy: no run kept it
+        text.append(" cached", "cyan")
     return text
 
 
