@@ -253,6 +253,7 @@ def build_graph(target: Any) -> Graph:
     params: dict[str, Param[Any]] = {}
     resources: dict[str, Node] = {}
     executors: dict[str, Node] = {}
+    cached: list[Node] = []
     direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
@@ -265,16 +266,18 @@ def build_graph(target: Any) -> Graph:
             _add_param(params, param)
         node.binds = bool(found_params)
         spec = node.lazy.task
-        if found_injects or spec.injects:
-            _add_resources(resources, node, found_injects)
-        if spec.executor is not None:
-            executors.setdefault(spec.executor, node)
+        if found_injects or spec.special:
+            if found_injects or spec.injects:
+                _add_resources(resources, node, found_injects)
+            if spec.executor is not None:
+                executors.setdefault(spec.executor, node)
+            if spec.cache is not None:
+                cached.append(node)
         if found_routers:
             node.routers = tuple(found_routers)
             direct[id(node)] = found_direct
     if direct:
         _route(order, nodes, direct, {id(root) for root in roots})
-    cached = []
     for node in order:
         node.waiting = len(node.deps)
         lazy = node.lazy
@@ -283,10 +286,8 @@ def build_graph(target: Any) -> Graph:
             or lazy.condition is not ALWAYS
             or lazy.resources is not None
             or type(lazy) is MappedLazyResult
-            or lazy.task.awaits_approval
+            or (lazy.task.special and lazy.task.awaits_approval)
         )
-        if lazy.task.cache is not None:
-            cached.append(node)
     return Graph(order, params, resources, cached, executors)
 
 

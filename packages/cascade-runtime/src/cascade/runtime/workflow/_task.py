@@ -203,6 +203,10 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         # the parameters whose defaults are injects: found once, here, never per call
         self.injects = inject_defaults(fn, f"task {self.name}")
+        # any of these: looked at when a graph is built (most tasks have none: one test)
+        self.special = bool(
+            self.injects or executor is not None or cache is not None or self.awaits_approval
+        )
         self.__doc__ = fn.__doc__
 
     def with_retry(
