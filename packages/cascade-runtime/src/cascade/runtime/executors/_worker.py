@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from cascade.interfaces import CascadeError
+
 from .._errors import ExecutorError
 from ..workflow._task import Task
 from ..workflow._task_context import CURRENT, TaskContext
@@ -190,9 +192,10 @@ class Outcome:
         self.result, self.error, self.traceback, self.lines, self.over = state
 
 
-class WorkerTraceback(Exception):
+class WorkerTraceback(CascadeError):
     """The traceback of an exception raised in a worker, set as its ``__cause__`` once it is
-    back in the engine's process, so that formatting it shows where it was raised."""
+    back in the engine's process, so that formatting it shows where it was raised (never
+    raised itself: a cause, as ``concurrent.futures`` gives a process pool's)."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
