@@ -267,11 +267,7 @@ class HeldTasks:
         default = spec.hold_default or self.policy.hold_default
         deadline = time.time() + timeout
         hold = Hold(type="decision", attempt=attempt, deadline=deadline, default=default)
-        timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, attempt)
-        held = Held(node, attempt, failure, started, args, kwargs, hold, timer)
-        self.held[lazy.task_id] = held
-        if self.stats is not None:
-            self.stats.held += 1
+        held = self._keep(node, attempt, failure, started, args, kwargs, hold, timeout)
         _log.warning(
             "task %s (%s) held for a decision after attempt %d failed: %s (default %s in %g s)",
             lazy.name,
@@ -310,11 +306,7 @@ class HeldTasks:
             deadline=time.time() + timeout,
             default=default,
         )
-        timer = self.run.loop.call_later(timeout, self._expire, lazy.task_id, 1)
-        held = Held(node, 1, None, time.perf_counter(), (), {}, hold, timer)
-        self.held[lazy.task_id] = held
-        if self.stats is not None:
-            self.stats.held += 1
+        self._keep(node, 1, None, time.perf_counter(), (), {}, hold, timeout)
         _log.info(
             "task %s (%s) awaits approval: %s (default %s in %g s)",
             lazy.name,
@@ -332,6 +324,26 @@ class HeldTasks:
                 held_by=(hold,),
             )
         )
+
+    def _keep(
+        self,
+        node: Node,
+        attempt: int,
+        failure: BaseException | None,
+        started: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        hold: Hold,
+        timeout: float,
+    ) -> Held:
+        """``node`` is held now (:class:`Held` says what), its hold's default taken in
+        ``timeout`` seconds unless it is decided first."""
+        task_id = node.lazy.task_id
+        timer = self.run.loop.call_later(timeout, self._expire, task_id, attempt)
+        held = self.held[task_id] = Held(node, attempt, failure, started, args, kwargs, hold, timer)
+        if self.stats is not None:
+            self.stats.held += 1
+        return held
 
     def _timeout(self, spec: Task[Any, Any]) -> float:
         """Seconds ``spec``'s hold waits for a decision: its own, else the engine's."""
