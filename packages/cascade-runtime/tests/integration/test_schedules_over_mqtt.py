@@ -4,6 +4,7 @@ slow schedule's run lives), each run naming its slot."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -103,7 +104,7 @@ def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives
     finally:
         for process in servers[1:]:
             process.send_signal(signal.SIGTERM)
-        for process, reader in zip(servers, readers):
+        for process, reader in zip(servers, readers, strict=True):
             process.wait(timeout=15)
             reader.join(timeout=5)
             assert process.stdout is not None
@@ -113,7 +114,7 @@ def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives
     assert len(ticks) == len(set(ticks)), f"a tick slot ran twice: {ticks}"
     stamps = [datetime.fromisoformat(slot).timestamp() for slot in ticks]
     assert len(stamps) >= 4, said
-    gaps = {round(b - a) for a, b in zip(stamps, stamps[1:])}
+    gaps = {round(b - a) for a, b in itertools.pairwise(stamps)}
     assert gaps == {2}, f"a tick slot was lost: {ticks}"
     assert any(stamp > killed_at + 1 for stamp in stamps)  # after the kill, the others fired
     slow = [s["slot"] for s in runs if s["schedule"] == "slow"]
