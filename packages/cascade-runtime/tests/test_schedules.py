@@ -49,7 +49,7 @@ async def serving(engine: Engine, **options: Any) -> AsyncIterator[list[RunStart
             await served
 
 
-def test_a_cron_schedule_fires_in_its_time_zone_and_the_skipped_hour_at_the_next():
+def test_a_cron_schedule_fires_in_its_time_zone_and_the_skipped_hour_at_the_next() -> None:
     """0 2 * * * in Berlin: 01:00 UTC in winter, and on the night 02:00 does not exist, 03:00."""
     schedule = Schedule(cron="0 2 * * *", tz="Europe/Berlin")
     start = datetime(2026, 3, 27, 12, tzinfo=UTC)
@@ -63,7 +63,7 @@ def test_a_cron_schedule_fires_in_its_time_zone_and_the_skipped_hour_at_the_next
     assert not schedule.is_slot(slots[0] + timedelta(minutes=1))
 
 
-def test_every_is_aligned_on_the_epoch_so_every_server_computes_the_same_slots():
+def test_every_is_aligned_on_the_epoch_so_every_server_computes_the_same_slots() -> None:
     """every=90 s: slots are multiples of 90 s since 1970, whatever the moment asked."""
     schedule = Schedule(every=timedelta(seconds=90))
     moment = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
@@ -84,13 +84,13 @@ def test_every_is_aligned_on_the_epoch_so_every_server_computes_the_same_slots()
         ({"every": timedelta(seconds=5), "jitter": timedelta(hours=2)}, "jitter"),
     ],
 )
-def test_a_bad_schedule_is_refused_saying_why(options: dict[str, Any], says: str):
+def test_a_bad_schedule_is_refused_saying_why(options: dict[str, Any], says: str) -> None:
     """Every bad value raises ValueError naming it, before anything serves."""
     with pytest.raises(ValueError, match=says):
         Schedule(**options)
 
 
-def test_jitter_is_the_same_on_every_server_and_within_its_bound():
+def test_jitter_is_the_same_on_every_server_and_within_its_bound() -> None:
     """The delay is drawn from the schedule's name and slot: the same everywhere."""
     schedule = Schedule(every=timedelta(seconds=10), jitter=timedelta(seconds=3))
     slot = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,7 +100,7 @@ def test_jitter_is_the_same_on_every_server_and_within_its_bound():
     assert schedule.delay("n", slot) == Schedule(**vars(schedule)).delay("n", slot)
 
 
-async def test_a_schedule_of_a_workflow_not_served_is_refused(broker: InMemoryBroker):
+async def test_a_schedule_of_a_workflow_not_served_is_refused(broker: InMemoryBroker) -> None:
     engine = _engine(broker, "s1")
     with pytest.raises(ValueError, match="not served"):
         await engine.serve({"nightly": load}, schedules={"n": Schedule(every=timedelta(seconds=1))})
@@ -111,7 +111,9 @@ def broker() -> InMemoryBroker:
     return InMemoryBroker()
 
 
-async def test_three_servers_start_one_run_a_slot_each_naming_its_slot(broker: InMemoryBroker):
+async def test_three_servers_start_one_run_a_slot_each_naming_its_slot(
+    broker: InMemoryBroker,
+) -> None:
     """Three servers of one schedule every second: each slot's run starts once, on one of
     them, its origin naming the schedule and the slot."""
     schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
@@ -140,7 +142,7 @@ async def test_three_servers_start_one_run_a_slot_each_naming_its_slot(broker: I
 
 async def test_overlap_skip_skips_a_slot_while_its_run_lives_and_says_so(
     broker: InMemoryBroker, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     """The first slot's run holds; the slots that come while it lives are skipped: a
     warning, a count, the announcement's last_skipped."""
     release = asyncio.Event()
@@ -171,7 +173,7 @@ async def test_overlap_skip_skips_a_slot_while_its_run_lives_and_says_so(
 
 async def test_a_slot_claimed_by_another_is_not_fired_and_catchup_latest_fires_the_last_missed(
     broker: InMemoryBroker,
-):
+) -> None:
     """A server coming back after an outage: the last claim is 5 slots old, so the latest
     missed slot alone fires (catchup latest); the 3 before it are counted missed."""
     period = timedelta(seconds=10)

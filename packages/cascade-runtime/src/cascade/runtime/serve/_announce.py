@@ -138,7 +138,7 @@ class Peers:
             return
         if not message.raw:
             self._reruns.pop(source, None)
-            if self._scheduled.pop(source, None):
+            if self._scheduled.pop(source, []):
                 self._changed()
             return
         try:
@@ -148,7 +148,7 @@ class Peers:
             return
         self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
         scheduled = [(r.schedule, r.run_id) for r in announcement.live if r.schedule is not None]
-        if scheduled or self._scheduled.pop(source, None):
+        if scheduled or self._scheduled.pop(source, []):
             self._scheduled[source] = scheduled
             self._changed()
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no stubs
 
 from cascade.interfaces import Catchup, Overlap, ServedSchedule, slot_stamp
 

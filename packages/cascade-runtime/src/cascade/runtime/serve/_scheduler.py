@@ -94,7 +94,7 @@ class Clock:
         self._changed = changed
         self._now = now
         self._state = {name: _State() for name in schedules}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
         """A clock for each schedule (the claims subscribed already)."""
@@ -102,7 +102,7 @@ class Clock:
             self._spawn(self._tick(name, schedule), f"cascade-schedule-{name}")
 
     def _spawn(self, work: Coroutine[None, None, object], label: str) -> None:
-        task = asyncio.get_running_loop().create_task(work, name=label)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(work, name=label)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -442,8 +442,8 @@ class Server:
             id=new_request_id(), run_id=run_id, issued_by=me, reason=reason, issued_at=time.time()
         )
         task = asyncio.create_task(self._connector.publish(topic, request, qos=1))
-        self._handling.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._handling.discard)  # type: ignore[arg-type]
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
 
     def paused(self, name: str) -> bool:
         return False

@@ -95,7 +95,8 @@ class SlotClaims:
 
     def claimed(self, name: str, slot: datetime) -> SlotClaim | None:
         """The first claim heard of ``name``'s ``slot``; ``None`` if none."""
-        return self._first.get(name, {}).get(slot)
+        kept = self._first.get(name)
+        return None if kept is None else kept.get(slot)
 
     def last(self, name: str) -> datetime | None:
         """The latest slot of ``name`` heard claimed; ``None`` if none."""
