@@ -73,7 +73,7 @@ def _read(process: subprocess.Popen[str], into: list[dict[str, str]]) -> None:
 
 def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives(
     mosquitto_broker: BrokerEndpoint, prefix: str, tmp_path: Path
-):
+) -> None:
     """Each 2 s slot of `tick` starts one run between the three servers, before and after
     one is killed (SIGKILL) at 5 s; `slow`'s run lasts 3 s, so with overlap skip a slot
     comes while it lives and is skipped (once, by the server that won it), said in a
