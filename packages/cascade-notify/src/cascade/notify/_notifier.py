@@ -96,7 +96,7 @@ class Notifier:
                 group=group,
                 window=claim_window,
                 wait_done=webhook.attempts * (webhook.timeout + 30.0) + 10.0,
-            )  # fmt: skip
+            )
             if group is not None
             else None
         )

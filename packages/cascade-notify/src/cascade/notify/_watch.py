@@ -232,6 +232,6 @@ class EventWatch:
         workflow = (origin.workflow if origin is not None else None) or run.name or ""
         names = (run.org_id, run.project_id, workflow)
         return any(
-            all(fnmatchcase(name, level) for name, level in zip(names, levels))
+            all(fnmatchcase(name, level) for name, level in zip(names, levels, strict=False))
             for levels in self.filters
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -198,11 +199,8 @@ def notify(
                 said += f"; metrics on {server[1]}"
             typer.echo(said + "; Ctrl-C ends it")
             stop = asyncio.Event()
-            with stop_on_signals(stop.set):
-                try:
-                    await asyncio.wait_for(stop.wait(), duration_s)
-                except asyncio.TimeoutError:
-                    pass
+            with stop_on_signals(stop.set), contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration_s)
         finally:
             await notifier.stop()
             if server is not None:
