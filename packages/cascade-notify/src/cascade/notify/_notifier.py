@@ -89,7 +89,7 @@ class Notifier:
             dashboard_url=dashboard_url, clock=clock,
         )  # fmt: skip
         self.counts = NotifyCounts()
-        webhook.on_attempt = self.counts.attempts.update
+        webhook.on_attempt = self._attempted
         self.claims = (
             FleetClaims(
                 connector,
@@ -110,6 +110,9 @@ class Notifier:
         self._pending = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+
+    def _attempted(self, outcome: str) -> None:
+        self.counts.attempts[outcome] += 1
 
     @property
     def pending(self) -> int:
