@@ -141,9 +141,10 @@ def notify(
     duration_s: StopAfter = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """Post a webhook when runs fail, tasks are held, holds near their deadline, engines are lost.
+    """Post webhooks when runs fail, tasks are held, engines are lost.
 
-    Post one JSON message per event to a webhook until Ctrl-C: generic JSON, or the body of a
+    Post a webhook when runs fail, tasks are held, holds near their deadline, engines are
+    lost: one JSON message per event to a webhook until Ctrl-C: generic JSON, or the body of a
     Slack incoming webhook (--format slack). Several `cascade notify` of one --group post each
     event once between them. See docs/notifications.md.
 
