@@ -120,14 +120,12 @@ class FleetClaims:
                 self._topic(key), {"key": key, "by": self.member, "state": "claim", "round": turn},
                 qos=1,
             )  # fmt: skip
-            await self._until(event, self.window, lambda: event.done is not None)
-            if event.done is not None:
+            if await self._until(event, self.window):
                 break
             if min(event.rounds[turn]) == self.member:
                 event.decided = True
                 return True
-            await self._until(event, self.wait_done, lambda: event.done is not None)
-            if event.done is None:
+            if not await self._until(event, self.wait_done):
                 self.takeovers += 1
                 turn += 1
         event.decided = True
@@ -143,16 +141,17 @@ class FleetClaims:
         )
 
     @staticmethod
-    async def _until(event: _Event, seconds: float, ready: Any) -> None:
-        """Wait ``seconds``, or until ``ready()`` after a claim message."""
+    async def _until(event: _Event, seconds: float) -> bool:
+        """Wait ``seconds``, or until someone says the event is done; whether it is."""
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
-        while not ready():
+        while event.done is None:
             left = end - loop.time()
             if left <= 0:
-                return
+                return False
             event.changed.clear()
             try:
                 await asyncio.wait_for(event.changed.wait(), left)
             except asyncio.TimeoutError:
-                return
+                return event.done is not None
+        return True

@@ -11,6 +11,7 @@ import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from fnmatch import fnmatchcase
 
 from cascade.interfaces import Message, decode_level, parse_timestamp
@@ -155,11 +156,8 @@ class EventWatch:
         first = min(failed, key=lambda task: task.since) if failed else None
         error = run.error
         return [
-            Notification(
-                kind=kind,
-                key=f"{kind}:{run.run_id}",
-                at=run.finished_at or self.clock(),
-                **self._about(run),
+            replace(
+                self._about(run, kind, f"{kind}:{run.run_id}", run.finished_at or self.clock()),
                 task_id=first.task_id if first is not None else None,
                 task_name=first.name if first is not None else None,
                 error=error,
@@ -189,11 +187,9 @@ class EventWatch:
         hold = task.hold
         assert hold is not None
         stamp = parse_timestamp(task.ts) if task.ts else None
-        return Notification(
-            kind=kind,
-            key=f"{kind}:{run.run_id}:{task.task_id}:{hold.attempt}",
-            at=self.clock() if kind == "hold.deadline" or stamp is None else stamp,
-            **self._about(run),
+        at = self.clock() if kind == "hold.deadline" or stamp is None else stamp
+        return replace(
+            self._about(run, kind, f"{kind}:{run.run_id}:{task.task_id}:{hold.attempt}", at),
             task_id=task.task_id,
             task_name=task.name,
             attempt=hold.attempt,
@@ -204,17 +200,21 @@ class EventWatch:
             prompt=hold.prompt,
         )
 
-    def _about(self, run: RunView) -> dict[str, object]:
+    def _about(self, run: RunView, kind: str, key: str, at: float) -> Notification:
+        """A notification of ``kind`` about ``run`` (what the task adds, added by the caller)."""
         origin = run.origin
-        return {
-            "org_id": run.org_id,
-            "project_id": run.project_id,
-            "run_id": run.run_id,
-            "run_name": run.name,
-            "workflow": origin.workflow if origin is not None else None,
-            "source": run.source,
-            "url": f"{self.dashboard_url}/runs/{run.run_id}" if self.dashboard_url else None,
-        }
+        return Notification(
+            kind=kind,
+            key=key,
+            at=at,
+            org_id=run.org_id,
+            project_id=run.project_id,
+            run_id=run.run_id,
+            run_name=run.name,
+            workflow=origin.workflow if origin is not None else None,
+            source=run.source,
+            url=f"{self.dashboard_url}/runs/{run.run_id}" if self.dashboard_url else None,
+        )
 
     def _wanted(self, notification: Notification) -> bool:
         if notification.kind not in self.events:
