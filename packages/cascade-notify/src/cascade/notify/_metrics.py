@@ -4,6 +4,7 @@ URL (it may hold a token): one notifier posts to one webhook."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,20 +36,13 @@ class NotifyMetrics:
         for (kind, outcome), value in sorted(counts.events.items()):
             events.add_metric([kind, outcome], value)
         yield events
-        attempts = CounterMetricFamily(
+        yield _by_outcome(
             "cascade_notify_http_attempts", "HTTP attempts at the webhook, by outcome",
-            labels=["outcome"],
+            counts.attempts,
         )  # fmt: skip
-        for outcome, value in sorted(counts.attempts.items()):
-            attempts.add_metric([outcome], value)
-        yield attempts
-        posts = CounterMetricFamily(
-            "cascade_notify_posts", "Posts (one event's or a digest's), by outcome",
-            labels=["outcome"],
-        )  # fmt: skip
-        for outcome, value in sorted(counts.posts.items()):
-            posts.add_metric([outcome], value)
-        yield posts
+        yield _by_outcome(
+            "cascade_notify_posts", "Posts (one event's or a digest's), by outcome", counts.posts
+        )
         yield CounterMetricFamily(
             "cascade_notify_digests", "Digests posted (events beyond the rate)",
             value=counts.digests,
@@ -76,3 +70,12 @@ class NotifyMetrics:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry)
+
+
+def _by_outcome(name: str, documentation: str, counts: Counter[str]) -> Any:
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    for outcome, value in sorted(counts.items()):
+        family.add_metric([outcome], value)
+    return family

@@ -12,7 +12,7 @@ import typer
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, StopAfter, broker_options
 from ...plumbing._context import CliContext, UsageError
 from ...plumbing._view_options import parse_age
-from ..record._record import metrics_address, stop_on_signals
+from ..record._record import metrics_address, serve_metrics, stop_on_signals
 
 if TYPE_CHECKING:
     from cascade.notify import Notifier
@@ -157,6 +157,7 @@ def notify(
             EVENTS,
             FORMATS,
             Notifier,
+            NotifyMetrics,
             SentLedger,
             Webhook,
             default_ledger_path,
@@ -196,7 +197,9 @@ def notify(
             await connector.connect(require=True)
             said = f"notifying {hook.shown} of {', '.join(events)} from {broker.address}"
             if listen is not None:
-                server = await _serve_metrics(notifier, listen, metrics_listen or "")
+                server = await serve_metrics(
+                    NotifyMetrics(notifier).render, listen, metrics_listen or ""
+                )
                 said += f"; metrics on {server[1]}"
             typer.echo(said + "; Ctrl-C ends it")
             stop = asyncio.Event()
@@ -222,20 +225,3 @@ def notify(
         f"notified: {posted} posted, {failed} failed, {others} posted by another notifier, "
         f"{notifier.counts.digests} digests, {notifier.counts.attempts.total()} HTTP attempts"
     )
-
-
-async def _serve_metrics(notifier: Notifier, listen: tuple[str, int], given: str) -> Any:
-    from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
-    from cascade.notify import NotifyMetrics
-
-    from ..record._record import CannotListen
-
-    host, port = listen
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        raise CannotListen(f"cannot listen on {given}: {exc.strerror or exc}") from None
-    server = MetricsServer(sock, NotifyMetrics(notifier).render, CONTENT_TYPE)
-    await server.start()
-    shown = f"[{host}]" if ":" in host else host
-    return server, f"http://{shown}:{server.port}/metrics"
