@@ -9,12 +9,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cascade.interfaces import (
     ServedAnnouncement,
+    ServedSchedule,
     decode_served,
     served_topic,
     slot_claim_topic,
@@ -193,3 +195,67 @@ async def test_a_slot_claimed_by_another_is_not_fired_and_catchup_latest_fires_t
     missed = list(schedule.slots(last, now))
     assert origin.scheduled_for == missed[-1].isoformat()
     assert engine.stats.slots_missed == len(missed) - 1
+
+
+async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_results_store(
+    tmp_path: Path,
+) -> None:
+    """Two servers whose brokers disagree on the first claim (here: two brokers, so each
+    hears its own claim first and wins every slot) but share a results store: its exclusive
+    create takes each slot's request id once, so each slot runs once, and the loser counts
+    it deduplicated, not skipped."""
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    engines = [
+        Engine(
+            InMemoryConnector(InMemoryBroker(), source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=tmp_path / "results",
+        )
+        for i in range(2)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        runs = [
+            await stack.enter_async_context(
+                serving(e, workflows={"load": load}, schedules=schedules)
+            )
+            for e in engines
+        ]
+        await eventually(lambda: sum(e.stats.slots_deduplicated for e in engines) >= 2, timeout=8)
+    slots = [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
+    assert len(slots) == len(set(slots)), slots
+    assert sum(e.stats.slots_claimed for e in engines) == len(slots) + sum(
+        e.stats.slots_deduplicated for e in engines
+    )
+    assert sum(e.stats.slots_skipped for e in engines) == 0
+
+
+async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
+    broker: InMemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a shared results store, a slot two servers won runs twice: the one that hears
+    the other's announcement name the slot it fired counts it (slots_doubled) and warns."""
+    engine = _engine(broker, "s1")
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
+        async with serving(engine, workflows={"load": load}, schedules=schedules) as runs:
+            await eventually(lambda: len(runs) >= 1, timeout=5)
+            origin = runs[0].origin
+            assert origin is not None and origin.scheduled_for is not None
+            peer = ServedAnnouncement(
+                source="s2",
+                org_id=engine.org_id,
+                project_id=engine.project_id,
+                workflows=[],
+                capacity=1,
+                schedules=[
+                    ServedSchedule(
+                        name="tick", workflow="load", last_slot=origin.scheduled_for,
+                        last_run="f" * 32,
+                    )  # fmt: skip
+                ],
+            )
+            async with InMemoryConnector(broker, source_id="s2", presence=False) as other:
+                topic = served_topic(engine.org_id, engine.project_id, "s2")
+                await other.publish(topic, peer, retain=True)
+                await eventually(lambda: engine.stats.slots_doubled == 1)
+    assert f"slot {origin.scheduled_for} ran twice" in caplog.text

@@ -56,7 +56,12 @@ class EngineStats(ConstraintStats):
     it won and skipped (overlap ``skip``, a slot queued already, a pause, a full server; each
     said in a warning and in the announcement); ``slots_missed``: slots no server claimed
     during an outage that its catchup did not fire; ``slots_unclaimed``: slots whose claim it
-    did not hear back from the broker within ``CLAIM_WAIT`` (its connection down).
+    did not hear back from the broker within ``CLAIM_WAIT`` (its connection down);
+    ``slots_deduplicated``: slots it won whose start the results store it shares with the
+    other servers refused, another having started the slot's run (a broker that does not
+    order one topic's messages alike for every subscriber let two servers win it; it ran
+    once); ``slots_doubled``: slots it fired that another server's announcement says it fired
+    too (the same, with no shared results store: it ran twice).
     """
 
     runs: int = 0
@@ -84,3 +89,5 @@ class EngineStats(ConstraintStats):
     slots_skipped: int = 0
     slots_missed: int = 0
     slots_unclaimed: int = 0
+    slots_deduplicated: int = 0
+    slots_doubled: int = 0

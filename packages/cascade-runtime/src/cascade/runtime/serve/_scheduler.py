@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -18,18 +18,25 @@ from .._steps import explain
 from ._schedule import CATCHUP_MAX, Schedule
 from ._slot_claims import SlotClaims
 
-__all__ = ["Clock", "ScheduleHooks", "check_schedules"]
+__all__ = ["Clock", "ScheduleHooks", "SlotTaken", "check_schedules"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 _MAX_SLEEP = 30.0  # the clock looks at the wall clock again at least this often (it may jump)
 _MAX_SCHEDULES = 256
+_FIRED_KEPT = 16  # slots of a schedule fired here, remembered to tell a peer's double
+
+
+class SlotTaken(Exception):
+    """A slot's start refused: another server started its run (the results store they share
+    took the slot's request id once)."""
 
 
 class ScheduleHooks(Protocol):
     """What the clock asks of its server."""
 
     async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
-        """Start ``name``'s run for ``slot``: its run id; raises with why it cannot."""
+        """Start ``name``'s run for ``slot``: its run id; raises with why it cannot
+        (:class:`SlotTaken` when another server started it)."""
         ...
 
     def live_runs(self, name: str) -> list[tuple[str, str]]:
@@ -67,7 +74,7 @@ class _State:
     """What the clock knows of one schedule, for the announcement."""
 
     next: datetime | None = None
-    last_run: str = ""
+    fired: dict[datetime, str] = field(default_factory=dict)  # the latest slots fired here
     skipped: int = 0
     last_skipped: str = ""
     queued: datetime | None = None  # overlap "queue": the slot that waits
@@ -120,7 +127,9 @@ class Clock:
             last = self._claims.last(name)
             entry.next = state.next.isoformat() if state.next else ""
             entry.last = last.isoformat() if last else ""
-            entry.last_run = state.last_run
+            if state.fired:
+                last_slot = max(state.fired)
+                entry.last_slot, entry.last_run = last_slot.isoformat(), state.fired[last_slot]
             entry.paused = self._hooks.paused(name)
             entry.skipped = state.skipped
             entry.last_skipped = state.last_skipped
@@ -216,11 +225,18 @@ class Clock:
     async def _start(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
         try:
             run_id = await self._hooks.start_slot(name, schedule, slot)
+        except SlotTaken as exc:
+            self._stats.slots_deduplicated += 1
+            _log.info("schedule %s: slot %s won here too; %s", name, slot.isoformat(), exc)
+            return None
         except Exception as exc:
             self._skip(name, slot, str(exc))
             return None
         self._stats.slots_fired += 1
-        self._state[name].last_run = run_id
+        state = self._state[name]
+        state.fired[slot] = run_id
+        while len(state.fired) > _FIRED_KEPT:
+            del state.fired[min(state.fired)]
         _log.info("schedule %s: slot %s started run %s", name, slot.isoformat(), run_id)
         self._changed()
         return run_id
@@ -233,6 +249,20 @@ class Clock:
             if slot is not None and not self._hooks.live_runs(name):
                 state.queued = None
                 self._spawn(self._start(name, self._schedules[name], slot), "cascade-slot")
+
+    def peer_fired(self, source: str, name: str, slot: datetime, run_id: str) -> None:
+        """``source`` announced it fired ``name``'s ``slot`` as ``run_id``: if this server
+        fired it too, the slot ran twice (counted in ``slots_doubled``, said in a warning)."""
+        state = self._state.get(name)
+        here = None if state is None else state.fired.get(slot)
+        if here is None or here == run_id:
+            return
+        self._stats.slots_doubled += 1
+        _log.warning(
+            "schedule %s: slot %s ran twice: here as %s and on %s as %s (the broker did not "
+            "order their claims alike; a results store shared by the servers takes each slot "
+            "once)", name, slot.isoformat(), here, source, run_id,
+        )  # fmt: skip
 
     def _skip(self, name: str, slot: datetime, why: str) -> None:
         state = self._state[name]

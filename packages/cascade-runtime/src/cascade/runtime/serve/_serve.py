@@ -45,7 +45,7 @@ from ..results._results import Claim
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._schedule import Schedule
-from ._scheduler import Clock, check_schedules
+from ._scheduler import Clock, SlotTaken, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
@@ -72,6 +72,10 @@ def _holder(claim: Claim) -> str:
 
 class _Refused(Exception):
     """A request refused; the message says why (the answer's ``error``)."""
+
+
+class _Taken(_Refused):
+    """A request refused: another server took its id in the results store they share."""
 
 
 class Server:
@@ -105,7 +109,11 @@ class Server:
         check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._peers = Peers(self._connector.source_id, self._runs_changed)
+        self._peers = Peers(
+            self._connector.source_id,
+            self._runs_changed,
+            lambda *fired: self._clock.peer_fired(*fired),
+        )
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
@@ -416,6 +424,9 @@ class Server:
         accepted: Accepted | None = None
         try:
             reply, accepted = await self._take(request, (name, slot))
+        except _Taken as exc:
+            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            raise SlotTaken(str(exc)) from None
         except Exception as exc:
             reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
             raise
@@ -458,16 +469,16 @@ class Server:
             return []
         mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
 
-        def take() -> tuple[list[Claim], str | None]:
+        def take() -> tuple[list[Claim], _Refused | None]:
             held = store.claim_start(request.id, mine)
             if held.run_id != run_id:
-                return [], f"request {request.id} was taken already: {_holder(held)}"
+                return [], _Taken(f"request {request.id} was taken already: {_holder(held)}")
             if rerun_of is None:
                 return [held], None
             rerun = store.claim_rerun(rerun_of, mine)
             if rerun.run_id != run_id:
                 store.release(held)
-                return [], f"already rerun as {_holder(rerun)}"
+                return [], _Refused(f"already rerun as {_holder(rerun)}")
             return [held, rerun], None
 
         try:
@@ -480,7 +491,7 @@ class Server:
             )  # fmt: skip
             return []
         if refused is not None:
-            raise _Refused(refused)
+            raise refused
         return claims
 
     async def _release(self, claims: list[Claim]) -> None:
