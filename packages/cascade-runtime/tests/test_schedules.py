@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cascade.control import Controller
 from cascade.interfaces import (
     ServedAnnouncement,
     ServedSchedule,
@@ -259,3 +260,52 @@ async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
                 await other.publish(topic, peer, retain=True)
                 await eventually(lambda: engine.stats.slots_doubled == 1)
     assert f"slot {origin.scheduled_for} ran twice" in caplog.text
+
+
+async def test_a_paused_schedule_skips_its_slots_counted_paused_and_fires_again_once_resumed(
+    broker: InMemoryBroker,
+) -> None:
+    """`cascade pause schedule:tick` as the Controller sends it: the server skips tick's
+    slots, counts them paused (not skipped, not missed), and its announcement says who paused
+    it, why and until when; resumed, the next slot fires."""
+    engine = _engine(broker, "s1")
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        control = Controller(ops, issued_by="alice")
+        await control.pause("schedule:tick", ttl=600, reason="db migration")
+        async with serving(engine, workflows={"load": load}, schedules=schedules) as runs:
+            await eventually(lambda: engine.stats.slots_paused >= 2, timeout=6)
+            assert runs == []
+            said = seen[-1].schedules[0]
+            assert said.paused and said.paused_by == "alice"
+            assert said.paused_reason == "db migration"
+            assert said.paused_until == pytest.approx(time.time() + 600, abs=30)
+            assert "paused by alice: db migration" in said.last_skipped
+            await control.resume("schedule:tick")
+            await eventually(lambda: len(runs) >= 1, timeout=5)
+            await eventually(lambda: not seen[-1].schedules[0].paused)
+    assert engine.stats.slots_skipped == engine.stats.slots_missed == 0
+
+
+async def test_the_announcement_lists_the_next_slots(broker: InMemoryBroker) -> None:
+    """`upcoming`: the 4 slots after `next`, as the schedule computes them."""
+    engine = _engine(broker, "s1")
+    schedule = Schedule(cron="0 2 * * *", tz="Europe/Berlin", workflow="load")
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        async with serving(engine, workflows={"load": load}, schedules={"n": schedule}):
+            await eventually(lambda: bool(seen and seen[-1].schedules[0].next))
+    said = seen[-1].schedules[0]
+    slots = [datetime.fromisoformat(said.next)]
+    for _ in range(4):
+        slots.append(schedule.next_after(slots[-1]))
+    assert said.upcoming == [slot.isoformat() for slot in slots[1:]]

@@ -191,7 +191,8 @@ class Controller:
         self, scope: str = "global", *, ttl: float | None = None, reason: str | None = None
     ) -> Steered:
         """Pause the tasks in ``scope`` (``global`` or ``task:<glob>``): none starts until
-        resumed, or for ``ttl`` seconds; running ones finish."""
+        resumed, or for ``ttl`` seconds; running ones finish. A ``schedule:<name>``: its
+        servers skip its slots meanwhile (docs/schedules.md)."""
         return await self.send(Pause(scope=scope, ttl=ttl, reason=reason))
 
     async def limit(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from cascade.interfaces import ServedSchedule, check_workflow_name
+from cascade.interfaces import Constraint, ServedSchedule, check_workflow_name
 
 from .._stats import EngineStats
 from .._steps import explain
@@ -24,6 +24,12 @@ _log = logging.getLogger("cascade.runtime.serve")
 _MAX_SLEEP = 30.0  # the clock looks at the wall clock again at least this often (it may jump)
 _MAX_SCHEDULES = 256
 _FIRED_KEPT = 16  # slots of a schedule fired here, remembered to tell a peer's double
+_UPCOMING = 4  # slots after the next one the announcement lists
+
+
+def _said(note: object) -> str:
+    """A constraint's optional note (``reason``, ``issued_by``) as text; empty when unset."""
+    return note if isinstance(note, str) else ""
 
 
 class SlotTaken(Exception):
@@ -47,8 +53,8 @@ class ScheduleHooks(Protocol):
         """Cancel ``run_id`` where it runs."""
         ...
 
-    def paused(self, name: str) -> bool:
-        """Whether a pause on ``schedule:<name>`` is in force."""
+    def pause(self, name: str) -> Constraint | None:
+        """The pause on ``schedule:<name>`` in force; ``None`` if none."""
         ...
 
 
@@ -130,7 +136,17 @@ class Clock:
             if state.fired:
                 last_slot = max(state.fired)
                 entry.last_slot, entry.last_run = last_slot.isoformat(), state.fired[last_slot]
-            entry.paused = self._hooks.paused(name)
+            if state.next is not None:
+                upcoming = [state.next]
+                for _ in range(_UPCOMING):
+                    upcoming.append(schedule.next_after(upcoming[-1]))
+                entry.upcoming = [slot.isoformat() for slot in upcoming[1:]]
+            pause = self._hooks.pause(name)
+            if pause is not None:
+                entry.paused = True
+                entry.paused_by = _said(pause.issued_by)
+                entry.paused_reason = _said(pause.reason)
+                entry.paused_until = pause.expires_at or 0.0
             entry.skipped = state.skipped
             entry.last_skipped = state.last_skipped
             described.append(entry)
@@ -197,8 +213,12 @@ class Clock:
     async def run_slot(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
         """Start the run of ``slot`` (won by this server) as the overlap says: its run id,
         or ``None`` when the slot was skipped or waits."""
-        if self._hooks.paused(name):
-            self._skip(name, slot, "the schedule is paused")
+        pause = self._hooks.pause(name)
+        if pause is not None:
+            self._stats.slots_paused += 1
+            by, why = _said(pause.issued_by), _said(pause.reason)
+            by, why = f" by {by}" if by else "", f": {why}" if why else ""
+            self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
             return None
         live = self._hooks.live_runs(name)
         if live and schedule.overlap == "skip":
@@ -264,10 +284,13 @@ class Clock:
             "once)", name, slot.isoformat(), here, source, run_id,
         )  # fmt: skip
 
-    def _skip(self, name: str, slot: datetime, why: str) -> None:
+    def _skip(self, name: str, slot: datetime, why: str, *, counted: bool = True) -> None:
+        """Say ``slot`` skipped and why (counted in ``slots_skipped`` unless not ``counted``:
+        a pause counts in ``slots_paused``)."""
         state = self._state[name]
         state.skipped += 1
         state.last_skipped = f"{slot.isoformat()}: {why}"[:1024]
-        self._stats.slots_skipped += 1
+        if counted:
+            self._stats.slots_skipped += 1
         _log.warning("schedule %s: slot %s skipped: %s", name, slot.isoformat(), why)
         self._changed()

@@ -18,6 +18,7 @@ from cascade.interfaces import (
     MAX_PLAN_STEPS,
     CancelRequest,
     Connector,
+    Constraint,
     InvalidMessageError,
     Message,
     PlanStep,
@@ -45,6 +46,7 @@ from ..results._results import Claim
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._schedule import Schedule
+from ._schedule_pauses import SchedulePauses
 from ._scheduler import Clock, SlotTaken, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
@@ -132,6 +134,7 @@ class Server:
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, engine.org_id, engine.project_id)
         self._clock = Clock(schedules, self._claims, self, engine.stats, self._announcer.changed)
+        self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -170,6 +173,7 @@ class Server:
             if self._schedules:
                 await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
+                await self._pauses.start()
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
@@ -244,6 +248,12 @@ class Server:
         engine = self._engine
         timeout = engine.shutdown_timeout
         await self._clock.stop()
+        for subscribed in (self._pauses, self._claims):
+            try:
+                async with within("unsubscribe from the schedules", timeout, "shutdown_timeout"):
+                    await subscribed.stop()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -456,8 +466,8 @@ class Server:
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
 
-    def paused(self, name: str) -> bool:
-        return False
+    def pause(self, name: str) -> Constraint | None:
+        return self._pauses.pause(name)
 
     async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
