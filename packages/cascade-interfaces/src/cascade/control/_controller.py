@@ -26,6 +26,7 @@ from ._operator import MAX_OPERATOR_LENGTH, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start
 from ._run_ids import checked_prefix, heard_run_ids, is_full, live_wait, one_run
+from ._schedules import ScheduleView, schedules_of
 from ._served import Served, served
 from ._starting import send_start
 
@@ -340,6 +341,11 @@ class Controller:
         """Who serves what: each serving process's announcement and whether it is online
         (:func:`._served.served`)."""
         return await served(self.connector, timeout=self.timeout)
+
+    async def schedules(self) -> list[ScheduleView]:
+        """The served schedules, each once, as their servers announce them: next slots, last
+        slot and its run, paused or not (:func:`._schedules.schedules_of`)."""
+        return schedules_of(await self.served())
 
     async def start(
         self,
