@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from typer.testing import Result
 
 from cascade.interfaces import ServedAnnouncement, ServedSchedule, served_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, Schedule, task
 
 Invoke = Callable[..., Result]
 Publish = Callable[[str, bytes], None]
@@ -95,3 +99,65 @@ def test_no_schedule_served_is_said(invoke: Invoke, publish_retained: Publish) -
     result = invoke("schedules", "--timeout", "1")
     assert result.exit_code == 0, result.output
     assert result.stdout == "no schedule is served (no announcement names one)\n"
+
+
+class WithServer(InMemoryConnector):
+    """The command's connector, on a broker where an engine serves `nightly` (hourly) in the
+    command's own event loop while it runs."""
+
+    def __init__(self, broker: InMemoryBroker) -> None:
+        super().__init__(broker, presence=False)
+        self.serving: asyncio.Task[None] | None = None
+
+    async def connect(self, *, require: bool = False) -> None:
+        engine = Engine(InMemoryConnector(self.broker, source_id="etl-1"), heartbeat_interval=None)
+        announced = asyncio.Event()
+        await super().connect(require=require)
+        await self.subscribe(served_topic("local", "default", "etl-1"), lambda m: announced.set())
+        hourly = Schedule(every=timedelta(hours=1), workflow="etl")
+        self.serving = asyncio.create_task(
+            engine.serve({"etl": etl}, schedules={"nightly": hourly})
+        )
+        await asyncio.wait_for(announced.wait(), 5)
+
+    async def disconnect(self) -> None:
+        if self.serving is not None:
+            self.serving.cancel()
+            await asyncio.gather(self.serving, return_exceptions=True)
+        await super().disconnect()
+
+
+@task
+def etl() -> int:
+    return 1
+
+
+def test_backfill_starts_each_slot_once_even_if_asked_twice(
+    invoke: Invoke, broker: InMemoryBroker
+) -> None:
+    """`cascade backfill` of three past hours: each started; asked again (a new server
+    process, the claims retained on the broker): each "claimed already", exit 0; --dry-run
+    lists the slots and their request ids; more than 100 slots: exit 2."""
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    span = ["--from", (now - timedelta(hours=3)).isoformat(), "--to",
+            (now - timedelta(hours=1)).isoformat(), "--timeout", "3"]  # fmt: skip
+
+    def factory(options: object) -> InMemoryConnector:
+        return WithServer(broker)
+
+    planned = invoke("backfill", "nightly", *span, "--dry-run", connector_factory=factory)
+    assert planned.exit_code == 0, planned.output
+    stamp = f"{now - timedelta(hours=3):%Y%m%dT%H%M%SZ}"
+    assert f"sched-nightly-{stamp}" in planned.stdout
+    assert "3 slots would start" in planned.stdout
+    done = invoke("backfill", "nightly", *span, "--json", connector_factory=factory)
+    assert done.exit_code == 0, done.output
+    slots = json.loads(done.stdout)["slots"]
+    assert [s["outcome"] for s in slots] == ["started"] * 3
+    again = invoke("backfill", "nightly", *span, "--json", connector_factory=factory)
+    assert again.exit_code == 0, again.output
+    assert all("claimed already by etl-1" in s["error"] for s in json.loads(again.stdout)["slots"])
+    wide = ["--from", (now - timedelta(days=30)).isoformat(), "--to", now.isoformat()]
+    too_many = invoke("backfill", "nightly", *wide, connector_factory=factory)
+    assert too_many.exit_code == 2
+    assert "more than 100 slots" in too_many.output

@@ -241,7 +241,8 @@ async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
         async with serving(engine, workflows={"load": load}, schedules=schedules) as runs:
             await eventually(lambda: len(runs) >= 1, timeout=5)
             origin = runs[0].origin
-            assert origin is not None and origin.scheduled_for is not None
+            assert origin is not None
+            assert origin.scheduled_for is not None
             peer = ServedAnnouncement(
                 source="s2",
                 org_id=engine.org_id,
@@ -250,9 +251,11 @@ async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
                 capacity=1,
                 schedules=[
                     ServedSchedule(
-                        name="tick", workflow="load", last_slot=origin.scheduled_for,
+                        name="tick",
+                        workflow="load",
+                        last_slot=origin.scheduled_for,
                         last_run="f" * 32,
-                    )  # fmt: skip
+                    )
                 ],
             )
             async with InMemoryConnector(broker, source_id="s2", presence=False) as other:
@@ -282,7 +285,8 @@ async def test_a_paused_schedule_skips_its_slots_counted_paused_and_fires_again_
             await eventually(lambda: engine.stats.slots_paused >= 2, timeout=6)
             assert runs == []
             said = seen[-1].schedules[0]
-            assert said.paused and said.paused_by == "alice"
+            assert said.paused
+            assert said.paused_by == "alice"
             assert said.paused_reason == "db migration"
             assert said.paused_until == pytest.approx(time.time() + 600, abs=30)
             assert "paused by alice: db migration" in said.last_skipped
@@ -309,3 +313,40 @@ async def test_the_announcement_lists_the_next_slots(broker: InMemoryBroker) -> 
     for _ in range(4):
         slots.append(schedule.next_after(slots[-1]))
     assert said.upcoming == [slot.isoformat() for slot in slots[1:]]
+
+
+async def test_a_backfill_starts_each_past_slot_once_even_if_asked_twice(
+    broker: InMemoryBroker,
+) -> None:
+    """Three past slots backfilled: three runs, each naming its slot; asked again, none more
+    (the same answers, or "claimed already"); a slot to come, or more than BACKFILL_MAX, is
+    refused."""
+    engine = _engine(broker, "s1")
+    schedule = Schedule(every=timedelta(hours=1), workflow="load", params={"day": "past"})
+    slots = list(schedule.slots(datetime.now(UTC) - timedelta(hours=4), datetime.now(UTC)))[:3]
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        control = Controller(ops, issued_by="alice", timeout=3)
+        async with serving(engine, workflows={"load": load}, schedules={"h": schedule}) as runs:
+            await eventually(lambda: bool(seen))
+            first = await control.backfill("h", slots, reason="the outage")
+            assert [r.outcome for r in first] == ["started"] * 3, first
+            again = await control.backfill("h", slots)
+            await eventually(lambda: len(runs) == 3)
+            future = await control.backfill("h", [schedule.next_after(datetime.now(UTC))])
+            with pytest.raises(ValueError, match="at most 100"):
+                await control.backfill("h", [slots[0]] * 101)
+    assert all(
+        (r.outcome == "refused" and "claimed already by s1" in (r.error or ""))
+        or r.run_id == f.run_id
+        for r, f in zip(again, first, strict=True)
+    ), again
+    assert "is to come" in (future[0].error or "")
+    said = sorted((r.origin.scheduled_for, r.origin.request_id) for r in runs if r.origin)
+    assert said == [(s.isoformat(), f"sched-h-{s:%Y%m%dT%H%M%SZ}") for s in slots]
+    assert all(r.origin and r.origin.params == {"day": "past"} for r in runs)
+    assert engine.stats.slots_backfilled == 3

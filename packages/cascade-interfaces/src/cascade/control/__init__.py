@@ -29,7 +29,7 @@ from ._operator import MAX_REASON_LENGTH, checked_name, checked_reason, default_
 from ._publishing import PublishRefusedError, publish_confirmed
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start, read_request
 from ._run_end import RunEndError, RunEnds, wait_run
-from ._schedules import ScheduleView, schedules_of
+from ._schedules import BACKFILL_MAX, ScheduleView, schedules_of
 from ._served import Served, ServedHeard
 from ._start_errors import (
     NobodyServesError,
@@ -39,6 +39,7 @@ from ._start_errors import (
 )
 
 __all__ = [
+    "BACKFILL_MAX",
     "MAX_REASON_LENGTH",
     "Answer",
     "Cancel",

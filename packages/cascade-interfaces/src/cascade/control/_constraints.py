@@ -124,9 +124,7 @@ def limit_constraints(
 ) -> list[tuple[str, Constraint]]:
     """The topics and payloads of a concurrency limit and/or a rate limit on ``scope``."""
     if _constraint_scope(scope).startswith("schedule:"):
-        raise ControlError(
-            f"{scope} is a schedule: it is paused and resumed, not limited", "scope"
-        )
+        raise ControlError(f"{scope} is a schedule: it is paused and resumed, not limited", "scope")
     if concurrency is None and rate is None:
         raise ControlError("give concurrency, rate or both", "concurrency")
     expires_at = _expires_at(ttl)

@@ -4,14 +4,21 @@ not), as `cascade schedules` and the dashboard list them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from cascade.interfaces import ServedSchedule
+from cascade.interfaces import BackfillSlot, ServedSchedule, StartRequest, slot_request_id
 
+from ._errors import ControlError
 from ._served import Served
+from ._start_errors import NobodyServesError
 
-__all__ = ["ScheduleView", "schedules_of"]
+__all__ = ["BACKFILL_MAX", "ScheduleView", "backfill_request", "backfilled", "schedules_of"]
+
+BACKFILL_MAX = 100
+"""The most slots one backfill starts."""
 
 
 @dataclass
@@ -93,3 +100,52 @@ def schedules_of(found: Iterable[Served]) -> list[ScheduleView]:
                 if entry.next and (not view.next or entry.next < view.next):
                     view.next, view.upcoming = entry.next, list(entry.upcoming)
     return sorted(views.values(), key=lambda v: (v.name, v.org_id, v.project_id))
+
+
+def backfilled(
+    views: Iterable[ScheduleView],
+    schedule: str,
+    slots: Sequence[datetime],
+    *,
+    org: str | None = None,
+    project: str | None = None,
+) -> ScheduleView:
+    """The schedule a backfill of ``slots`` goes to, checked: at most :data:`BACKFILL_MAX`
+    slots, each aware; the schedule served online, in one org and project."""
+    if len(slots) > BACKFILL_MAX:
+        raise ControlError(
+            f"{len(slots)} slots: a backfill starts at most {BACKFILL_MAX}; narrow the range",
+            "slots",
+        )
+    if any(slot.tzinfo is None for slot in slots):
+        raise ControlError("a slot is an aware datetime (UTC, or with its offset)", "slots")
+    found = [
+        view for view in views
+        if view.name == schedule and view.servers
+        and org in (None, view.org_id) and project in (None, view.project_id)
+    ]  # fmt: skip
+    if not found:
+        raise NobodyServesError(
+            f"no online process serves schedule {schedule} (cascade schedules lists them)",
+            schedule,
+        )
+    if len(found) > 1:
+        places = ", ".join(f"{v.org_id}/{v.project_id}" for v in found)
+        raise ControlError(
+            f"schedule {schedule} is served in {places}: name the org and project", "org"
+        )
+    return found[0]
+
+
+def backfill_request(
+    view: ScheduleView, slot: datetime, *, issued_by: str, reason: str | None
+) -> StartRequest:
+    """The start request of ``slot`` of ``view``'s schedule, its id the slot's."""
+    return StartRequest(
+        id=slot_request_id(view.name, slot),
+        workflow=view.schedule.workflow,
+        issued_by=issued_by,
+        reason=reason,
+        issued_at=time.time(),
+        backfill=BackfillSlot(schedule=view.name, slot=slot.isoformat()),
+    )

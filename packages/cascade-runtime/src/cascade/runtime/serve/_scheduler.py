@@ -253,13 +253,17 @@ class Clock:
             self._skip(name, slot, str(exc))
             return None
         self._stats.slots_fired += 1
+        self.fired(name, slot, run_id)
+        return run_id
+
+    def fired(self, name: str, slot: datetime, run_id: str) -> None:
+        """``name``'s ``slot`` started ``run_id`` here (by the clock, or a backfill)."""
         state = self._state[name]
         state.fired[slot] = run_id
         while len(state.fired) > _FIRED_KEPT:
             del state.fired[min(state.fired)]
         _log.info("schedule %s: slot %s started run %s", name, slot.isoformat(), run_id)
         self._changed()
-        return run_id
 
     def runs_changed(self) -> None:
         """A run ended here or a peer's changed: a queued slot whose schedule has no live run

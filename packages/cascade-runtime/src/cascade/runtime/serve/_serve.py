@@ -16,6 +16,7 @@ import msgspec
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     MAX_PLAN_STEPS,
+    BackfillSlot,
     CancelRequest,
     Connector,
     Constraint,
@@ -63,6 +64,7 @@ _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes 
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
+_BACKFILL_WAIT = 10.0  # seconds a backfill's claim of its slot waits to be heard back
 
 
 def _holder(claim: Claim) -> str:
@@ -327,7 +329,10 @@ class Server:
         stats = self._engine.stats
         accepted: Accepted | None = None
         try:
-            reply, accepted = await self._take(request)
+            if request.backfill is not None:
+                reply, accepted = await self._take_backfill(request, request.backfill)
+            else:
+                reply, accepted = await self._take(request)
         except _Refused as exc:
             stats.starts_refused += 1
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
@@ -341,6 +346,9 @@ class Server:
         await self._send(topic, reply)
         if accepted is not None:
             self._runs.launch(accepted)
+            if request.backfill is not None:
+                slot = datetime.fromisoformat(request.backfill.slot)
+                self._clock.fired(request.backfill.schedule, slot, accepted.run_id)
 
     async def _take(
         self, request: StartRequest, slot: tuple[str, datetime] | None = None
@@ -409,6 +417,41 @@ class Server:
             **plan,
         )  # fmt: skip
         return reply, accepted
+
+    async def _take_backfill(
+        self, request: StartRequest, asked: BackfillSlot
+    ) -> tuple[StartReply, Accepted | None]:
+        """Take a backfill's start request: the past slot it names is claimed as the clock
+        would claim it, and started only if no claim was there before (asked twice, or a
+        slot its clock fired, it is refused: "claimed already")."""
+        name = asked.schedule
+        schedule = self._schedules.get(name)
+        if schedule is None:
+            raise _Refused(f"{self._connector.source_id} does not serve schedule {name!r}")
+        try:
+            slot = datetime.fromisoformat(asked.slot)
+        except ValueError:
+            slot = None
+        if slot is None or slot.tzinfo is None or not schedule.is_slot(slot):
+            raise _Refused(f"{asked.slot!r} is not a slot of schedule {name}")
+        if request.id != slot_request_id(name, slot):
+            raise _Refused(f"a backfill's request id is its slot's: {slot_request_id(name, slot)}")
+        if request.workflow != (schedule.workflow or name):
+            raise _Refused(f"schedule {name} starts {schedule.workflow or name!r}")
+        if slot > datetime.now(timezone.utc):
+            raise _Refused(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
+        self._check_room()
+        won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
+        if first is None:
+            raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
+        if not won:
+            by = " (a backfill)" if first.backfill else ""
+            raise _Refused(
+                f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
+            )
+        self._engine.stats.slots_backfilled += 1
+        scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
+        return await self._take(scheduled, (name, slot))
 
     # -- schedules (the clock's hooks) ------------------------------------------------------
 
