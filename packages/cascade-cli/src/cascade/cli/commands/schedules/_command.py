@@ -85,7 +85,7 @@ def schedules(
     json_output: Json = False,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
-    """The served schedules: next slots, last slot and its run, paused or not.
+    """The served schedules: next and last slot, its run, paused or not.
 
     The served schedules, each once, from its servers' announcements: when it fires, its next
     slot (UTC; `--json` lists the ones after it too), its last slot and the run that slot
