@@ -89,3 +89,11 @@ def waits(folder: str, n: int) -> int:
 def scaled(x: int, settings: Any = inject("settings")) -> int:
     """``x`` times the ``factor`` of the resource ``settings``."""
     return int(x * settings["factor"])
+
+
+@task
+def worker_name(n: int) -> str:
+    """The name of the Dask worker that runs it (``n`` tells the calls apart)."""
+    import distributed
+
+    return str(distributed.get_worker().name)
