@@ -11,7 +11,7 @@ import pytest
 
 import cascade.history._history as history_module
 from cascade.history import History, Received
-from cascade.history._rollup import BUCKET_RATIO, bucket_of, bucket_value, hour_of
+from cascade.history.writes._rollup import BUCKET_RATIO, bucket_of, bucket_value, hour_of
 
 from .messages import T0, task
 
