@@ -53,7 +53,6 @@ from .queries._queries import (
 )
 from .queries._report import RunReport, report_query
 from .queries._run_query import TaskOrder, count_query, ranked_query, run_query
-from .recorder._gaps import gap_rows
 from .records._attempts import DecisionRecord
 from .records._audit_records import AuditEvent
 from .records._log_records import LogBatches, LogCount, RecordedLogLine
@@ -70,7 +69,7 @@ from .store._engine import WRITE, create_engine
 from .store._location import describe, resolve_url
 from .store._migrate import upgrade
 from .store._readable import check_readable, refuse_foreign
-from .writes._ingest import refusal_rows, store_batch
+from .writes._ingest import gap_rows, refusal_rows, store_batch
 from .writes._owners import claim_rows
 from .writes._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
 from .writes._rollup import rollup_executions, rollup_stats

@@ -4,27 +4,20 @@
 what the recorder receives (every event's ``seq``, every heartbeat's
 ``last_seq``), follows each run's source, hands back the counter's verdict (what no
 engine of the run can have sent is refused), and tells the writer what changed
-per source since its last write; :func:`gap_rows` and :func:`add_gaps` add
-those changes to the ``source_gaps`` table in the batch's transaction, kept within
-the column's 64 bits.
+per source since its last write (which the writes add to the ``source_gaps`` table in
+the batch's transaction).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cascade.interfaces import (
     Envelope,
     GapCounter,
     Heartbeat,
     InvalidIdError,
-    InvalidMessageError,
     LifecycleEvent,
     RunSnapshot,
     Seen,
@@ -33,24 +26,11 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import validate_id
 
-from .._text import checked_id, clean
-from ..store._schema import source_gaps
-
-__all__ = [
-    "INT64",
-    "MAX_FOLLOWED",
-    "RecorderGaps",
-    "add_gaps",
-    "adding_upsert",
-    "bounded_sum",
-    "gap_rows",
-]
+__all__ = ["MAX_FOLLOWED", "RecorderGaps"]
 
 MAX_FOLLOWED = 50_000
 """Runs a recorder follows at once; a new run beyond that takes the place of the one heard of
 least recently (counted in :attr:`RecorderGaps.unfollowed` if it had not ended)."""
-INT64 = 2**63 - 1
-"""The largest count a ``BIGINT`` column holds: sums are kept at it, never past it."""
 _ENDED_FOR = 60.0  # seconds a run is still followed after its end (late copies fill holes)
 _IDLE_FOR = 600.0  # seconds a run that has not ended is followed without news of it
 
@@ -306,75 +286,3 @@ def _ids_valid(envelope: Envelope) -> bool:
     except InvalidIdError:
         return False
     return True
-
-
-def gap_rows(gaps: Mapping[str, SourceGaps], recorder: str, now: float) -> list[dict[str, Any]]:
-    """The ``source_gaps`` changes of a recorder's counts since its last write (sources that
-    are not ids of the protocol are left out: they were never stored either; the recorder's
-    name is kept to 1,024 bytes)."""
-    recorder = clean(recorder)
-    rows = []
-    for source, counted in sorted(gaps.items()):
-        try:
-            source_id = checked_id(source, "source")
-        except InvalidMessageError:
-            continue
-        if counted.missed:
-            missed = max(-INT64, min(INT64, counted.missed))  # a Python int has no bound
-            first = counted.since if counted.since is not None else now
-            rows.append(
-                {
-                    "source": source_id,
-                    "recorder": recorder,
-                    "missed": missed,
-                    "first_at": first,
-                    "last_at": now,
-                }
-            )
-    return rows
-
-
-def add_gaps(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Add each row's ``missed`` to its (source, recorder)'s count, keeping the first gap's time
-    (and the count within 64 bits: a sum past them would cost the whole batch its counts)."""
-    if not rows:
-        return
-    insert = sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
-    statement = insert(source_gaps)
-    new, old = statement.excluded, source_gaps.c
-    statement = statement.on_conflict_do_update(
-        index_elements=[old.source, old.recorder],
-        set_={
-            "missed": bounded_sum(old.missed, new.missed),
-            "first_at": sa.case((new.first_at < old.first_at, new.first_at), else_=old.first_at),
-            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
-        },
-    )
-    connection.execute(statement, rows)
-
-
-def bounded_sum(old: Any, new: Any) -> Any:
-    """SQL for ``old + new`` kept within a ``BIGINT``'s bounds (``new`` within them)."""
-    return sa.case(
-        ((new > 0) & (old > INT64 - new), INT64),
-        ((new < 0) & (old < -INT64 - new), -INT64),
-        else_=old + new,
-    )
-
-
-@functools.cache
-def adding_upsert(
-    dialect: str, table: sa.Table, keys: tuple[str, ...], counts: tuple[str, ...]
-) -> Any:
-    """An upsert into ``table`` on ``dialect`` that adds each row's ``counts`` to those of its
-    ``keys`` (within 64 bits) and keeps the latest ``last_at`` (made once per table)."""
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    statement = insert(table)
-    new, old = statement.excluded, table.c
-    return statement.on_conflict_do_update(
-        index_elements=[old[key] for key in keys],
-        set_={
-            **{count: bounded_sum(old[count], new[count]) for count in counts},
-            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
-        },
-    )

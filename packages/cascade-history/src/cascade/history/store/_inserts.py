@@ -1,14 +1,19 @@
-"""Inserting only what a table does not have yet, on SQLite and PostgreSQL alike."""
+"""Inserting only what a table does not have yet, or adding to the counts it has (kept within
+their 64 bits), on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["insert_for", "insert_new"]
+__all__ = ["INT64", "adding_upsert", "bounded_sum", "insert_for", "insert_new"]
+
+INT64 = 2**63 - 1
+"""The largest count a ``BIGINT`` column holds: sums are kept at it, never past it."""
 
 
 def insert_for(connection: sa.Connection | str) -> Callable[[sa.Table], Any]:
@@ -64,3 +69,29 @@ def _insert_new_unnested(
         .returning(*returning)
     )
     return list(connection.execute(statement).all())
+
+
+def bounded_sum(old: Any, new: Any) -> Any:
+    """SQL for ``old + new`` kept within a ``BIGINT``'s bounds (``new`` within them)."""
+    return sa.case(
+        ((new > 0) & (old > INT64 - new), INT64),
+        ((new < 0) & (old < -INT64 - new), -INT64),
+        else_=old + new,
+    )
+
+
+@functools.cache
+def adding_upsert(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], counts: tuple[str, ...]
+) -> Any:
+    """An upsert into ``table`` on ``dialect`` that adds each row's ``counts`` to those of its
+    ``keys`` (within 64 bits) and keeps the latest ``last_at`` (made once per table)."""
+    statement = insert_for(dialect)(table)
+    new, old = statement.excluded, table.c
+    return statement.on_conflict_do_update(
+        index_elements=[old[key] for key in keys],
+        set_={
+            **{count: bounded_sum(old[count], new[count]) for count in counts},
+            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+        },
+    )

@@ -30,28 +30,27 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import REASON_BEYOND, InvalidMessageError
+from cascade.interfaces import REASON_BEYOND, InvalidMessageError, SourceGaps
 
 from .._errors import from_database_error
 from .._received import Received
-from .._text import checked_id
+from .._text import checked_id, clean
 from ..audit._cancels import store_cancels
 from ..audit._constraint_changes import store_constraints
 from ..audit._decisions import store_decisions
 from ..audit._lineage import set_origins
 from ..audit._witness import store_issued
-from ..recorder._gaps import INT64, add_gaps, adding_upsert
 from ..records._records import Stored
 from ..store._bulk import insert_rows
 from ..store._engine import WRITE
-from ..store._inserts import insert_for, insert_new
-from ..store._schema import presence, run_events, run_refusals, runs, task_events
+from ..store._inserts import INT64, adding_upsert, bounded_sum, insert_for, insert_new
+from ..store._schema import presence, run_events, run_refusals, runs, source_gaps, task_events
 from ._log_ingest import store_logs, stored_last_seqs
 from ._owners import add_claims, set_aside_displaced, settle_owners, stored_owners
 from ._rollup import add_executions
 from ._rows import Rows
 
-__all__ = ["TRANSIENT", "refusal_rows", "store_batch"]
+__all__ = ["TRANSIENT", "gap_rows", "refusal_rows", "store_batch"]
 
 TRANSIENT = (
     sa.exc.OperationalError,
@@ -151,6 +150,50 @@ def _add_refusals(connection: sa.Connection, rows: list[dict[str, Any]]) -> None
             connection.dialect.name, run_refusals, ("run_id", "reason"), ("refused",)
         )
         connection.execute(upsert, rows)
+
+
+def gap_rows(gaps: Mapping[str, SourceGaps], recorder: str, now: float) -> list[dict[str, Any]]:
+    """The ``source_gaps`` changes of a recorder's counts since its last write (sources that
+    are not ids of the protocol are left out: they were never stored either; the recorder's
+    name is kept to 1,024 bytes)."""
+    recorder = clean(recorder)
+    rows = []
+    for source, counted in sorted(gaps.items()):
+        try:
+            source_id = checked_id(source, "source")
+        except InvalidMessageError:
+            continue
+        if counted.missed:
+            missed = max(-INT64, min(INT64, counted.missed))  # a Python int has no bound
+            first = counted.since if counted.since is not None else now
+            rows.append(
+                {
+                    "source": source_id,
+                    "recorder": recorder,
+                    "missed": missed,
+                    "first_at": first,
+                    "last_at": now,
+                }
+            )
+    return rows
+
+
+def add_gaps(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``missed`` to its (source, recorder)'s count, keeping the first gap's time
+    (and the count within 64 bits: a sum past them would cost the whole batch its counts)."""
+    if not rows:
+        return
+    statement = insert_for(connection)(source_gaps)
+    new, old = statement.excluded, source_gaps.c
+    statement = statement.on_conflict_do_update(
+        index_elements=[old.source, old.recorder],
+        set_={
+            "missed": bounded_sum(old.missed, new.missed),
+            "first_at": sa.case((new.first_at < old.first_at, new.first_at), else_=old.first_at),
+            "last_at": sa.case((new.last_at > old.last_at, new.last_at), else_=old.last_at),
+        },
+    )
+    connection.execute(statement, rows)
 
 
 def store_batch(

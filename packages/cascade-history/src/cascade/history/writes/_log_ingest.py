@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from cascade.interfaces import LogBatch
 
 from .._received import Received
-from ..recorder._gaps import bounded_sum
 from ..store._bulk import insert_rows
-from ..store._inserts import insert_for
+from ..store._inserts import bounded_sum, insert_for
 from ..store._schema import log_batches, log_lines, log_runs, log_tasks
 from ._log_rows import LogRows
 

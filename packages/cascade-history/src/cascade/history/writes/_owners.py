@@ -26,7 +26,7 @@ from cascade.interfaces import (
 
 from .._received import Received
 from .._text import checked_id
-from ..recorder._gaps import INT64, adding_upsert
+from ..store._inserts import INT64, adding_upsert
 from ..store._schema import (
     log_batches,
     log_lines,

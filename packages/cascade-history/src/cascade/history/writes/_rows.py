@@ -44,7 +44,7 @@ from ..audit._cancels import cancel_row
 from ..audit._decisions import decision_row
 from ..audit._lineage import origin_columns
 from ..audit._witness import issued_row
-from ..recorder._gaps import INT64
+from ..store._inserts import INT64
 from ._log_rows import LogRows, OutOfBoundsError, log_batch_ids
 from ._owners import Owner
 

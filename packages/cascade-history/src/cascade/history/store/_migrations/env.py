@@ -1,5 +1,6 @@
-"""Alembic's environment: migrate the connection :func:`cascade.history.store._migrate.upgrade` gives,
-or (offline) print the SQL for the URL :func:`cascade.history.migration_sql` gives.
+"""Alembic's environment: migrate the connection
+:func:`cascade.history.store._migrate.upgrade` gives, or (offline) print the SQL for the URL
+:func:`cascade.history.migration_sql` gives.
 
 That connection is already in a transaction (and, on PostgreSQL, holds the
 migration lock), so every revision runs in it: all or nothing.
