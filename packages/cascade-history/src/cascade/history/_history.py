@@ -72,12 +72,9 @@ from .store._readable import check_readable, refuse_foreign
 from .writes._ingest import gap_rows, refusal_rows, store_batch
 from .writes._owners import claim_rows
 from .writes._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
-from .writes._rollup import rollup_executions, rollup_stats
+from .writes._rollup import exact_enough, rollup_stats
 
-__all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
-
-EXACT_UP_TO = 10_000
-"""Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
+__all__ = ["TASKS_PAGE", "History", "Mode"]
 
 TASKS_PAGE = 500
 """The tasks in a page of :meth:`History.run_pages` (and of the dashboard's run)."""
@@ -491,14 +488,14 @@ class History:
         ``exact=True`` computes them from every execution; ``False`` reads the hourly rollup
         kept at ingest (``TaskStats.approximate``: percentiles within 2.5 %, from the hour
         ``since`` falls in), in milliseconds whatever the history's size. By default, exact
-        up to :data:`EXACT_UP_TO` finished executions in the period, the rollup beyond.
+        up to 10,000 finished executions in the period (``EXACT_UP_TO``), the rollup beyond.
         """
         after = since_epoch(since)
 
         def query(connection: sa.Connection) -> list[TaskStats]:
             precise = exact
             if precise is None:
-                precise = rollup_executions(connection, after) <= EXACT_UP_TO
+                precise = exact_enough(connection, after)
             if precise:
                 return tasks_query(connection, since=after, name_glob=name_glob)
             like = glob_to_like(name_glob) if name_glob is not None else None

@@ -9,7 +9,8 @@ the batch's transaction, from the rows the insert really added, so copies never 
 whichever writer stored the first.
 
 :func:`rollup_stats` reads them: a few thousand rows for a week of any number of events. Its
-period starts at the hour ``since`` falls in.
+period starts at the hour ``since`` falls in. Up to ``EXACT_UP_TO`` finished executions in a
+period, the exact statistics cost as little (:func:`exact_enough`).
 """
 
 from __future__ import annotations
@@ -29,15 +30,20 @@ from ..store._schema import task_rollup, task_run_hours, task_runs
 
 __all__ = [
     "BUCKET_RATIO",
+    "EXACT_UP_TO",
     "add_executions",
     "bucket_of",
     "bucket_value",
+    "exact_enough",
     "hour_of",
     "prune_rollup",
     "rollup_executions",
     "rollup_stats",
 ]
 
+EXACT_UP_TO = 10_000
+"""Finished executions in a period up to which :meth:`~cascade.history.History.tasks` computes
+exactly (from every execution) by default."""
 BUCKET_RATIO = 1.05
 """Each duration bucket's upper bound over its lower one."""
 _SMALLEST = 0.01  # ms: bucket 0 holds every duration below it (and those that are no number)
@@ -150,6 +156,12 @@ def rollup_executions(connection: sa.Connection, since: float | None) -> int:
     if since is not None:
         query = query.where(task_rollup.c.hour >= hour_of(since))
     return int(connection.execute(query).scalar_one())
+
+
+def exact_enough(connection: sa.Connection, since: float | None) -> bool:
+    """Whether the period from ``since`` has few enough finished executions (``EXACT_UP_TO``)
+    that per-task statistics are computed from every one rather than read from the rollup."""
+    return rollup_executions(connection, since) <= EXACT_UP_TO
 
 
 def rollup_stats(

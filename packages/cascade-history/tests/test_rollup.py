@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-import cascade.history._history as history_module
+import cascade.history.writes._rollup as rollup_module
 from cascade.history import History, Received
 from cascade.history.writes._rollup import BUCKET_RATIO, bucket_of, bucket_value, hour_of
 
@@ -114,7 +114,7 @@ def test_large_periods_are_read_from_the_rollup(
     """By default exact up to EXACT_UP_TO executions in the period, the rollup beyond."""
     history.store(_executions("r1", "load", [1.0, 2.0, 3.0], T0))
     assert not history.tasks()[0].approximate
-    monkeypatch.setattr(history_module, "EXACT_UP_TO", 2)
+    monkeypatch.setattr(rollup_module, "EXACT_UP_TO", 2)
     assert history.tasks()[0].approximate
     assert history.tasks()[0].to_json()["approximate"] is True
 
