@@ -33,10 +33,10 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from .._engine_face import EngineFace
 from .._steps import StepFailed, describe, explain, within
+from ..link._link_context import LinkContext
 from ..results._cache import check_cache
-from ..results._results import Claim
+from ..results._results import Claim, ResultStore
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._serve_requests import Answers, read_request
@@ -67,24 +67,29 @@ class _Refused(Exception):
 
 
 class Server:
-    """Serves ``workflows`` for ``engine`` until cancelled, each run by ``run`` (the engine's
-    ``_run_target``); the engine's :meth:`serve <cascade.runtime.Engine.serve>` says what
-    it does."""
+    """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
+    each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
+    :meth:`~cascade.runtime.Engine.plan`) from ``results``; the engine's
+    :meth:`serve <cascade.runtime.Engine.serve>` says what it does."""
 
     def __init__(
         self,
-        engine: EngineFace,
+        context: LinkContext,
         workflows: Mapping[str, Any],
         run: Callable[..., Awaitable[Any]],
         *,
+        plan: Callable[..., Awaitable[list[PlanStep]]],
+        results: ResultStore | None,
+        manage_connection: bool | None,
         max_runs: int,
         max_queued: int,
     ) -> None:
-        if engine.connector is None:
-            raise ValueError("serve() needs a connector: requests come over the broker")
-        self._engine = engine
-        self._connector: Connector = engine.connector
-        self._prefix = engine.topic_prefix
+        self._context = context
+        self._plan_rerun = plan
+        self._results = results
+        self._manage_connection = manage_connection
+        self._connector: Connector = context.connector
+        self._prefix = context.topic_prefix
         self._workflows = served_functions(workflows)
         described = len(_encode([w.described for w in self._workflows.values()]))
         if described > _MAX_DESCRIBED:
@@ -104,8 +109,8 @@ class Server:
             self._connector,
             self._prefix,
             self._announcement,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
         )
         self._runs = ServedRuns(
             run, max_runs=max_runs, max_queued=max_queued, changed=self._announcer.changed
@@ -114,7 +119,7 @@ class Server:
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
         cancellation, stop the runs, clear the announcement and disconnect."""
-        engine, connector = self._engine, self._connector
+        context, connector = self._context, self._connector
         try:
             taken = connector in _SERVING
             _SERVING.add(connector)
@@ -127,22 +132,22 @@ class Server:
                     "(each would take every request addressed to its source)"
                 )
         try:
-            await self._serve(engine, connector)
+            await self._serve(context, connector)
         finally:
             _SERVING.discard(connector)
 
-    async def _serve(self, engine: EngineFace, connector: Connector) -> None:
+    async def _serve(self, context: LinkContext, connector: Connector) -> None:
         manage = (
             not connector.is_connected
-            if engine.manage_connection is None
-            else engine.manage_connection
+            if self._manage_connection is None
+            else self._manage_connection
         )
-        unsubscribe_bus = engine.events.subscribe(self._runs.on_event)
+        unsubscribe_bus = context.events.subscribe(self._runs.on_event)
         try:
             if manage:
                 await connector.connect()
             source = connector.source_id
-            addressed = start_filter(engine.org_id, engine.project_id, source, self._prefix)
+            addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(served_filter(self._prefix), self._peers)
             await self._announcer.start()
@@ -198,9 +203,9 @@ class Server:
                 "requests addressed to it"
             )
             return
-        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        engine = self._engine
-        org, project = engine.org_id, engine.project_id
+        wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
+        context = self._context
+        org, project = context.org_id, context.project_id
         if not await shared_subscriptions_work(connector, self._prefix, wait, org, project):
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
@@ -215,8 +220,8 @@ class Server:
         self._announcer.changed()
 
     async def _stop(self, manage: bool) -> None:
-        engine = self._engine
-        timeout = engine.shutdown_timeout
+        context = self._context
+        timeout = context.shutdown_timeout
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -228,7 +233,7 @@ class Server:
         await asyncio.gather(*self._handling, return_exceptions=True)
         source = self._connector.source_id
         await self._runs.stop(
-            lambda run_id: engine.cancel(run_id, issued_by=source, reason="serving stopped")
+            lambda run_id: context.cancel(run_id, issued_by=source, reason="serving stopped")
         )
         await self._announcer.stop(timeout)
         if manage:
@@ -247,11 +252,11 @@ class Server:
         return announcement
 
     def _listing(self) -> ServedAnnouncement:
-        engine = self._engine
+        context = self._context
         return ServedAnnouncement(
             source=self._connector.source_id,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
             workflows=[w.described for w in self._workflows.values()],
             capacity=self._runs.max_runs,
             running=len(self._runs.running),
@@ -264,11 +269,11 @@ class Server:
     # -- requests ---------------------------------------------------------------------------
 
     async def _on_request(self, message: Message) -> None:
-        stats = self._engine.stats
+        stats = self._context.stats
         try:
             request = read_request(message, self._prefix)
             topic = reply_topic(
-                self._engine.org_id, request.id, self._connector.source_id, self._prefix
+                self._context.org_id, request.id, self._connector.source_id, self._prefix
             )
         except InvalidMessageError as exc:
             stats.starts_rejected += 1
@@ -286,7 +291,7 @@ class Server:
 
     async def _answer(self, request: StartRequest, topic: str) -> None:
         """Take or refuse ``request``, answer it, and start its run when it may."""
-        stats = self._engine.stats
+        stats = self._context.stats
         accepted: Accepted | None = None
         try:
             reply, accepted = await self._take(request)
@@ -372,7 +377,7 @@ class Server:
         results store, once across the servers that share it; raises :class:`_Refused` when
         another took it first. A store that cannot take claims (no exclusive create) leaves
         reruns one at a time by the servers' announcements only, and says so."""
-        store = self._engine.results
+        store = self._results
         if store is None:
             return []
         mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
@@ -403,7 +408,7 @@ class Server:
         return claims
 
     async def _release(self, claims: list[Claim]) -> None:
-        store = self._engine.results
+        store = self._results
         if store is not None and claims:
             try:
                 for claim in claims:
@@ -422,7 +427,7 @@ class Server:
         """The run ``request`` reruns (``prefix``, its id or a prefix of it: its full id), the
         first run of its line, and the params to rerun it with (those it ran with, updated by
         the request's)."""
-        results = self._engine.results
+        results = self._results
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
         try:  # the store may be remote: read in a thread, as the engine does
@@ -453,7 +458,7 @@ class Server:
             target = await served.target(params)
             graph = build_graph(target)  # a bad target is refused now, not as a failed run
             if graph.cached:  # so is a task cached in a store this engine does not keep
-                check_cache(graph, self._engine.results)
+                check_cache(graph, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
         return target
@@ -466,7 +471,7 @@ class Server:
         params: Mapping[str, Any] | None,
     ) -> list[PlanStep]:
         try:
-            return await self._engine.plan(
+            return await self._plan_rerun(
                 target,
                 rerun_of=rerun_of,
                 rerun=request.rerun,
