@@ -40,10 +40,10 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 
-from .._engine_face import EngineFace
 from .._steps import StepFailed, describe, explain, within
+from ..link._link_context import LinkContext
 from ..results._cache import check_cache
-from ..results._results import Claim
+from ..results._results import Claim, ResultStore
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._schedule import Schedule
@@ -83,25 +83,30 @@ class _Taken(_Refused):
 
 
 class Server:
-    """Serves ``workflows`` for ``engine`` until cancelled, each run by ``run`` (the engine's
-    ``_run_target``); the engine's :meth:`serve <cascade.runtime.Engine.serve>` says what
-    it does."""
+    """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
+    each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
+    :meth:`~cascade.runtime.Engine.plan`) from ``results``; the engine's
+    :meth:`serve <cascade.runtime.Engine.serve>` says what it does."""
 
     def __init__(
         self,
-        engine: EngineFace,
+        context: LinkContext,
         workflows: Mapping[str, Any],
         run: Callable[..., Awaitable[Any]],
         *,
+        plan: Callable[..., Awaitable[list[PlanStep]]],
+        results: ResultStore | None,
+        manage_connection: bool | None,
         max_runs: int,
         max_queued: int,
         schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
-        if engine.connector is None:
-            raise ValueError("serve() needs a connector: requests come over the broker")
-        self._engine = engine
-        self._connector: Connector = engine.connector
-        self._prefix = engine.topic_prefix
+        self._context = context
+        self._plan_rerun = plan
+        self._results = results
+        self._manage_connection = manage_connection
+        self._connector: Connector = context.connector
+        self._prefix = context.topic_prefix
         self._workflows = served_functions(workflows)
         described = len(_encode([w.described for w in self._workflows.values()]))
         if described > _MAX_DESCRIBED:
@@ -127,21 +132,21 @@ class Server:
             self._connector,
             self._prefix,
             self._announcement,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
         )
         self._runs = ServedRuns(
             run, max_runs=max_runs, max_queued=max_queued, changed=self._runs_changed
         )
         self._schedules = schedules
-        self._claims = SlotClaims(self._connector, self._prefix, engine.org_id, engine.project_id)
-        self._clock = Clock(schedules, self._claims, self, engine.stats, self._announcer.changed)
+        self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
+        self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
         self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
         cancellation, stop the runs, clear the announcement and disconnect."""
-        engine, connector = self._engine, self._connector
+        context, connector = self._context, self._connector
         try:
             taken = connector in _SERVING
             _SERVING.add(connector)
@@ -154,22 +159,22 @@ class Server:
                     "(each would take every request addressed to its source)"
                 )
         try:
-            await self._serve(engine, connector)
+            await self._serve(context, connector)
         finally:
             _SERVING.discard(connector)
 
-    async def _serve(self, engine: EngineFace, connector: Connector) -> None:
+    async def _serve(self, context: LinkContext, connector: Connector) -> None:
         manage = (
             not connector.is_connected
-            if engine.manage_connection is None
-            else engine.manage_connection
+            if self._manage_connection is None
+            else self._manage_connection
         )
-        unsubscribe_bus = engine.events.subscribe(self._runs.on_event)
+        unsubscribe_bus = context.events.subscribe(self._runs.on_event)
         try:
             if manage:
                 await connector.connect()
             source = connector.source_id
-            addressed = start_filter(engine.org_id, engine.project_id, source, self._prefix)
+            addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(served_filter(self._prefix), self._peers)
             if self._schedules:
@@ -230,9 +235,9 @@ class Server:
                 "requests addressed to it"
             )
             return
-        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        engine = self._engine
-        org, project = engine.org_id, engine.project_id
+        wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
+        context = self._context
+        org, project = context.org_id, context.project_id
         if not await shared_subscriptions_work(connector, self._prefix, wait, org, project):
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
@@ -247,8 +252,8 @@ class Server:
         self._announcer.changed()
 
     async def _stop(self, manage: bool) -> None:
-        engine = self._engine
-        timeout = engine.shutdown_timeout
+        context = self._context
+        timeout = context.shutdown_timeout
         await self._clock.stop()
         for subscribed in (self._pauses, self._claims):
             try:
@@ -267,7 +272,7 @@ class Server:
         await asyncio.gather(*self._handling, return_exceptions=True)
         source = self._connector.source_id
         await self._runs.stop(
-            lambda run_id: engine.cancel(run_id, issued_by=source, reason="serving stopped")
+            lambda run_id: context.cancel(run_id, issued_by=source, reason="serving stopped")
         )
         await self._announcer.stop(timeout)
         if manage:
@@ -286,11 +291,11 @@ class Server:
         return announcement
 
     def _listing(self) -> ServedAnnouncement:
-        engine = self._engine
+        context = self._context
         return ServedAnnouncement(
             source=self._connector.source_id,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
             workflows=[w.described for w in self._workflows.values()],
             capacity=self._runs.max_runs,
             running=len(self._runs.running),
@@ -304,11 +309,11 @@ class Server:
     # -- requests ---------------------------------------------------------------------------
 
     async def _on_request(self, message: Message) -> None:
-        stats = self._engine.stats
+        stats = self._context.stats
         try:
             request = read_request(message, self._prefix)
             topic = reply_topic(
-                self._engine.org_id, request.id, self._connector.source_id, self._prefix
+                self._context.org_id, request.id, self._connector.source_id, self._prefix
             )
         except InvalidMessageError as exc:
             stats.starts_rejected += 1
@@ -326,7 +331,7 @@ class Server:
 
     async def _answer(self, request: StartRequest, topic: str) -> None:
         """Take or refuse ``request``, answer it, and start its run when it may."""
-        stats = self._engine.stats
+        stats = self._context.stats
         accepted: Accepted | None = None
         try:
             if request.backfill is not None:
@@ -449,7 +454,7 @@ class Server:
             raise _Refused(
                 f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
             )
-        self._engine.stats.slots_backfilled += 1
+        self._context.stats.slots_backfilled += 1
         scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
         return await self._take(scheduled, (name, slot))
 
@@ -497,11 +502,11 @@ class Server:
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
         if source == me:
-            if self._engine.cancel(run_id, issued_by=me, reason=reason) is None:
+            if self._context.cancel(run_id, issued_by=me, reason=reason) is None:
                 self._runs.drop_queued(run_id)  # queued: it never starts
             return
-        engine = self._engine
-        topic = cancel_topic(engine.org_id, engine.project_id, run_id, self._prefix)
+        context = self._context
+        topic = cancel_topic(context.org_id, context.project_id, run_id, self._prefix)
         request = CancelRequest(
             id=new_request_id(), run_id=run_id, issued_by=me, reason=reason, issued_at=time.time()
         )
@@ -517,7 +522,7 @@ class Server:
         results store, once across the servers that share it; raises :class:`_Refused` when
         another took it first. A store that cannot take claims (no exclusive create) leaves
         reruns one at a time by the servers' announcements only, and says so."""
-        store = self._engine.results
+        store = self._results
         if store is None:
             return []
         mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
@@ -548,7 +553,7 @@ class Server:
         return claims
 
     async def _release(self, claims: list[Claim]) -> None:
-        store = self._engine.results
+        store = self._results
         if store is not None and claims:
             try:
                 for claim in claims:
@@ -567,7 +572,7 @@ class Server:
         """The run ``request`` reruns (``prefix``, its id or a prefix of it: its full id), the
         first run of its line, and the params to rerun it with (those it ran with, updated by
         the request's)."""
-        results = self._engine.results
+        results = self._results
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
         try:  # the store may be remote: read in a thread, as the engine does
@@ -598,7 +603,7 @@ class Server:
             target = await served.target(params)
             graph = build_graph(target)  # a bad target is refused now, not as a failed run
             if graph.cached:  # so is a task cached in a store this engine does not keep
-                check_cache(graph, self._engine.results)
+                check_cache(graph, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
         return target
@@ -611,7 +616,7 @@ class Server:
         params: Mapping[str, Any] | None,
     ) -> list[PlanStep]:
         try:
-            return await self._engine.plan(
+            return await self._plan_rerun(
                 target,
                 rerun_of=rerun_of,
                 rerun=request.rerun,
