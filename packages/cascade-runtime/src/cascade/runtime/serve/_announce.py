@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from cascade.interfaces import (
     Connector,
@@ -118,14 +119,22 @@ class Announcer:
 
 class Peers:
     """The other serving processes' announcements, as heard on ``{prefix}/served/+/+/+``: the
-    reruns each runs now (a request to rerun one of those runs is refused here too).
+    reruns each runs now (a request to rerun one of those runs is refused here too), the runs
+    of schedules each runs (``changed`` is called when they change), and the last slot of each
+    schedule each fired (told to ``fired(source, schedule, slot, run_id)``).
 
     A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)
     forgets its source.
     """
 
-    def __init__(self, own_source: str, changed: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        own_source: str,
+        changed: Callable[[], None] = lambda: None,
+        fired: Callable[[str, str, datetime, str], None] = lambda *_: None,
+    ) -> None:
         self._own = own_source
+        self._fired = fired
         self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
         self._scheduled: dict[str, list[tuple[str, str]]] = {}  # source -> (schedule, run id)
         self._offline: set[str] = set()
@@ -151,6 +160,13 @@ class Peers:
         if scheduled or self._scheduled.pop(source, []):
             self._scheduled[source] = scheduled
             self._changed()
+        for entry in announcement.schedules:
+            if entry.last_slot and entry.last_run:
+                try:
+                    slot = datetime.fromisoformat(entry.last_slot)
+                except ValueError:
+                    continue
+                self._fired(source, entry.name, slot, entry.last_run)
 
     def on_status(self, message: Message) -> None:
         """A source's presence: a killed server's announcement stays retained, its status
