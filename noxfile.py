@@ -1,5 +1,6 @@
 """Development sessions: tests, integration (also on RabbitMQ and NATS: integration-rabbitmq,
-integration-nats), docs, faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench.
+integration-nats), docs, faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench,
+peers.
 
 ``python3 dev.py test`` and ``python3 dev.py demo`` (see README) run these
 through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
@@ -291,6 +292,75 @@ def fleet(session: nox.Session) -> None:
     install_packages(session, "test")
     script = ROOT / "packages" / "cascade-cli" / "benchmarks" / "bench_fleet.py"
     session.run("python", str(script), *session.posargs)
+
+
+# The peers' requirements, each installed in a virtualenv of its own (their pins may clash with
+# ours, and the existing engine's `cascade/__init__.py` would shadow our namespace).
+PEER_REQUIREMENTS = {"prefect": ["prefect>=3,<4"], "dask": ["dask>=2024.1,<2027"]}
+# The existing engine's packages that `cs.run` and its MQTT connector need, editable as its
+# workspace has them; with its root project, which installs cascade-sdk's `cascade/__init__.py`
+# (the API) where it comes first (each package has one, and the others only extend the path).
+EXISTING_PACKAGES = ("spec", "common", "graph", "engine", "application", "sdk", "library")
+
+
+def existing_requirements(session: nox.Session, checkout: Path) -> list[str]:
+    """What installs the existing Cascade engine from a checkout of github.com/doucx/Cascade."""
+    if not (checkout / "packages" / "cascade-engine" / "pyproject.toml").is_file():
+        session.error(f"{checkout} is not a checkout of github.com/doucx/Cascade")
+    packages = [*EXISTING_PACKAGES, "connector-mqtt"]
+    return [str(checkout), *(f"--editable={checkout}/packages/cascade-{p}" for p in packages)]
+
+
+def peer_python(session: nox.Session, name: str, requirements: list[str]) -> str:
+    """The interpreter of ``.nox/peers-NAME``, a virtualenv uv makes with ``requirements``
+    (on this session's Python), reused while they are the same."""
+    location = ROOT / ".nox" / f"peers-{name}"
+    python = location / ("Scripts" if os.name == "nt" else "bin") / "python"
+    stamp = location / ".peers-installed"
+    wanted = "\n".join(requirements)
+    if python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        session.log(f"{name}: reusing {location}")
+        return str(python)
+    try:
+        from uv import find_uv_bin  # beside nox in dev.py's .venv
+
+        uv = find_uv_bin()
+    except ImportError:
+        uv = shutil.which("uv") or session.error("uv is not installed (pip install uv)")
+    this_python = str(Path(session.bin) / "python")
+    session.run(uv, "venv", "--clear", "--python", this_python, str(location), external=True)
+    session.run(uv, "pip", "install", "--python", str(python), *requirements, external=True)
+    stamp.write_text(wanted, encoding="utf-8")
+    return str(python)
+
+
+@nox.session
+def peers(session: nox.Session) -> None:
+    """Cascade beside its peers (benchmarks/peers/compare.py): the existing Cascade engine,
+    Prefect 3 and Dask, each installed in a virtualenv of its own under .nox/ (downloaded
+    once, then reused); one table. The existing engine comes from a checkout:
+    `-- --existing PATH` or CASCADE_EXISTING_ENGINE=PATH (without one its rows say so);
+    `-- --write docs/performance.md` updates that page; `-- --help` for the rest."""
+    install_packages(session)
+    args = list(session.posargs)
+    checkout = os.environ.get("CASCADE_EXISTING_ENGINE")
+    for index, arg in enumerate(args):
+        if arg.startswith("--existing="):
+            checkout = args.pop(index).partition("=")[2]
+            break
+        if arg == "--existing" and index + 1 < len(args):
+            checkout = args.pop(index + 1)
+            args.pop(index)
+            break
+    requirements = dict(PEER_REQUIREMENTS)
+    if checkout:
+        requirements["existing"] = existing_requirements(session, Path(checkout).resolve())
+    interpreters = [
+        f"--interpreter={name}={peer_python(session, name, wanted)}"
+        for name, wanted in requirements.items()
+    ]
+    script = ROOT / "benchmarks" / "peers" / "compare.py"
+    session.run("python", str(script), *interpreters, *args)
 
 
 # Run in the fresh environment: importing the runtime must load no MQTT client.
