@@ -226,8 +226,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks, and
-    tests/faults, docs, browser, brokers and lint."""
+    """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks,
+    tests/faults, docs, browser, brokers and lint, and the peers' driver (benchmarks/peers)."""
     install_packages(session, "typecheck")
     mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in [*PACKAGES, TESTKIT])
     for package in [*PACKAGES, TESTKIT]:
@@ -237,6 +237,13 @@ def typecheck(session: nox.Session) -> None:
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
     for suite in ("faults", "docs", "browser", "brokers", "lint"):
         session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
+    # the peers' driver and what runs in Cascade's interpreter (the other peers' modules import
+    # Prefect, Dask and the existing engine, which run in virtualenvs of their own)
+    peers = ROOT / "benchmarks" / "peers"
+    modules = [
+        str(peers / name) for name in ("compare.py", "child.py", "work.py", "peer_cascade.py")
+    ]
+    session.run("mypy", *modules, env={"MYPYPATH": f"{mypy_path}:{peers}"})
 
 
 def install_unless_unchanged(session: nox.Session) -> None:
