@@ -8,6 +8,7 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -349,19 +350,12 @@ def peers(session: nox.Session) -> None:
     `-- --existing PATH` or CASCADE_EXISTING_ENGINE=PATH (without one its rows say so);
     `-- --write docs/performance.md` updates that page; `-- --help` for the rest."""
     install_packages(session)
-    args = list(session.posargs)
-    checkout = os.environ.get("CASCADE_EXISTING_ENGINE")
-    for index, arg in enumerate(args):
-        if arg.startswith("--existing="):
-            checkout = args.pop(index).partition("=")[2]
-            break
-        if arg == "--existing" and index + 1 < len(args):
-            checkout = args.pop(index + 1)
-            args.pop(index)
-            break
+    options = argparse.ArgumentParser(add_help=False)  # the rest, --help too, are the driver's
+    options.add_argument("--existing", default=os.environ.get("CASCADE_EXISTING_ENGINE"))
+    known, args = options.parse_known_args(session.posargs)
     requirements = dict(PEER_REQUIREMENTS)
-    if checkout:
-        requirements["existing"] = existing_requirements(session, Path(checkout).resolve())
+    if known.existing:
+        requirements["existing"] = existing_requirements(session, Path(known.existing).resolve())
     interpreters = [
         f"--interpreter={name}={peer_python(session, name, wanted)}"
         for name, wanted in requirements.items()
