@@ -57,6 +57,8 @@ class Peer:
 
 @dataclass(frozen=True)
 class Workload:
+    """One of the three workloads (``WORKLOADS`` in ``peer_<module>.py``) at its size."""
+
     name: str
     label: str  # with {size}
     size: int
@@ -225,6 +227,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.peers.split(","):
         if name not in names:
             parser.error(f"unknown peer {name!r}: choose among {', '.join(names)}")
+    for name in args.workloads.split(","):
+        if name not in [workload.name for workload in WORKLOADS]:
+            parser.error(f"unknown workload {name!r}: choose among noop, etl, cpu")
     for given in args.interpreter:
         if "=" not in given:
             parser.error(f"--interpreter takes PEER=PYTHON, not {given!r}")
@@ -258,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
                 median = "—" if row.median is None else f"{row.median:.3f} s"
                 print(f"{workload.name:<5} {peer.label:<24} {median} {row.reason}", flush=True)
                 rows.append(row)
-    print()
-    print(section(rows, args.repeats, measured_on))
+    text = section(rows, args.repeats, measured_on)
+    print(f"\n{text}")
     if args.write:
-        write_page(args.write, section(rows, args.repeats, measured_on))
+        write_page(args.write, text)
         print(f"\nwritten to {args.write}")
     return 0
 
