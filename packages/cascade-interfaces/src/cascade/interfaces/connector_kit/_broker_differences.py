@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from .._codec import Payload
 from .._connector import (
@@ -97,7 +97,7 @@ class BrokerDifferences:
             return _NoSubscription(topic)
         connector = self
 
-        def called(message: Message) -> object:
+        def called(message: Message) -> Awaitable[None] | None:
             if connector.capabilities.retained_to_wildcards is False:
                 return callback(message)
             return None
