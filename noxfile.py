@@ -31,6 +31,7 @@ PACKAGES = [
     "cascade-runtime",
     "cascade-history",
     "cascade-dashboard",
+    "cascade-notify",
     "cascade-cli",
 ]
 # The test tools of this repository (brokers, fixtures): installed, editable, with the packages
@@ -43,7 +44,8 @@ EXTRAS = {
     "cascade-runtime": "[otel,dask]",
     "cascade-history": "[postgresql]",
     "cascade-dashboard": "[history]",
-    "cascade-cli": "[dashboard,history,metrics]",
+    "cascade-notify": "[metrics]",
+    "cascade-cli": "[dashboard,history,metrics,notify]",
 }
 
 

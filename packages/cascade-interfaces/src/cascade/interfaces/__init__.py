@@ -126,6 +126,19 @@ from ._refusals import (
     ahead,
 )
 from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
+from ._schedules import (
+    Catchup,
+    Overlap,
+    ServedSchedule,
+    SlotClaim,
+    decode_slot_claim,
+    slot_claim_topic,
+    slot_claims_filter,
+    slot_from_stamp,
+    slot_request_id,
+    slot_stamp,
+    split_slot_claim_topic,
+)
 from ._schemas import (
     MAX_SNAPSHOT_TASKS,
     PROTOCOL_VERSION,
@@ -219,6 +232,17 @@ from .connector_kit._index_shards import INDEX_SHARDS, constraints_shard_topic
 from .connector_kit._index_writer import IndexNotHeldError
 
 __all__ = [
+    "Catchup",
+    "Overlap",
+    "ServedSchedule",
+    "SlotClaim",
+    "decode_slot_claim",
+    "slot_claim_topic",
+    "slot_claims_filter",
+    "slot_from_stamp",
+    "slot_request_id",
+    "slot_stamp",
+    "split_slot_claim_topic",
     "MAX_PARAMS_BYTES",
     "MAX_PLAN_STEPS",
     "SHARED_GROUP",
