@@ -3,18 +3,17 @@ of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitm
 
 Runs are read by their org and project (telemetry and logs topics carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
-their scope path (``global`` or ``task:<glob>``: no org), each scope's on its own topics only
-(engines take a constraint's scope and type from its topic; a schedule's pause is on
-``schedule/<name>``). Cancels and decisions on held
-tasks name the run's org and project (``{prefix}/command/{org}/{project}/{run_id}/cancel`` and
-``.../decide``; not the task), and so do starts (``{prefix}/start/{org}/{project}/{workflow}``,
-or ``.../{source}`` addressed to one process) and announcements
+their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``: no org), each scope's on
+its own topics only (engines take a constraint's scope and type from its topic). Cancels and
+decisions on held tasks name the run's org and project
+(``{prefix}/command/{org}/{project}/{run_id}/cancel`` and ``.../decide``; not the task), and
+so do starts (``{prefix}/start/{org}/{project}/{workflow}``, or ``.../{source}`` addressed to
+one process; a backfill is a start) and announcements
 (``{prefix}/served/{org}/{project}/{source}``): an operator over ``org:`` or ``project:`` scopes
 cancels, decides and starts in those only (which task a decision names, the broker cannot
-see: the dashboard checks it), and an engine login serves, announces and takes commands in
-its own scopes only (``[broker.engines]``), each announcement as itself, and claims its
-schedules' slots there (``{prefix}/schedule/{org}/{project}/{schedule}/{slot}``); a backfill
-is a start. Snapshot requests
+see: the dashboard checks it), and an engine login serves, announces, claims its schedules'
+slots (``{prefix}/schedule/{org}/{project}/{schedule}/{slot}``) and takes commands in its own
+scopes only (``[broker.engines]``), each announcement as itself. Snapshot requests
 (``{prefix}/command/{run_id}/snapshot``) carry no org: any reader may ask; everyone reads the
 announcements.
 """
@@ -201,10 +200,10 @@ def _serves(
     """Serve workflows as ``login`` in ``place`` (as :func:`_cancels`): announce them on its
     own topics there, claim its schedules' slots there, probe whether the broker has shared
     subscriptions (its own probe topic), and take start requests addressed to it or given to
-    it through the shared subscription (``$share/cascade/{prefix}/start/{org}/{project}/
-    {workflow}``, which
-    mosquitto checks as ``{prefix}/start/{org}/{project}/{workflow}``). RabbitMQ 3.x takes
-    the probe's ``$share/{group}/...`` filter literally and checks it as it is: granted, so
+    it through the shared subscription
+    (``$share/cascade/{prefix}/start/{org}/{project}/{workflow}``, which mosquitto checks as
+    ``{prefix}/start/{org}/{project}/{workflow}``). RabbitMQ 3.x takes the probe's
+    ``$share/{group}/...`` filter literally and checks it as it is: granted, so
     that the probe costs no connection."""
     level = encode_level(login)
     where = f"{place[0]}/{place[1]}"
@@ -246,9 +245,9 @@ def _engine(
         f"engine over {shown}: reads constraints and its scopes' commands, serves workflows "
         "there, writes as itself"
     )
-    # every engine reads the others' announcements (the reruns live there) and snapshot
-    # requests, which carry no org (any reader may ask)
-    # and the statuses (a server of a schedule tells a killed server's runs from live ones)
+    # every engine reads the others' announcements (the reruns live there), snapshot
+    # requests, which carry no org (any reader may ask), and the statuses (a server of a
+    # schedule tells a killed server's runs from live ones)
     rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/served/+/+/+")
     rights.grant(READ, f"{prefix}/command/+/snapshot", f"{prefix}/status/+")
     for scope in scopes:
