@@ -45,10 +45,10 @@ async def hub(broker: InMemoryBroker) -> AsyncIterator[DashboardHub]:
     announce `hourly`."""
     hub = DashboardHub(InMemoryConnector(broker, presence=False), timeout=0.5)
     await hub.start()
-    slots = {"next": "2026-11-28T01:00:00+00:00", "last_slot": "2026-11-27T01:00:00+00:00"}
     nightly = ServedSchedule(name="nightly", workflow="load", cron="0 2 * * *", tz="Europe/Berlin",
-                             last_run="ab" * 16, paused=True, paused_by="sam",
-                             paused_reason="db migration", skipped=2, **slots)  # fmt: skip
+                             next="2026-11-28T01:00:00+00:00", last_run="ab" * 16,
+                             last_slot="2026-11-27T01:00:00+00:00", paused=True,
+                             paused_by="sam", paused_reason="db migration", skipped=2)  # fmt: skip
     hourly = ServedSchedule(name="hourly", workflow="sync", every=3600.0)
     async with InMemoryConnector(broker, presence=False) as servers:
         for source, org, project, schedule in (("etl-1", "acme", "etl", nightly),

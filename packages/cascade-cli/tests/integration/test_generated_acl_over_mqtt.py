@@ -451,14 +451,17 @@ async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
     engine.events.subscribe(recorder)
     tick = Schedule(every=timedelta(seconds=1), workflow="nightly", catchup="none")
 
-    def slots() -> list[str]:
-        started = [e for e in recorder.events if isinstance(e, RunStarted) and e.origin]
-        return [e.origin.scheduled_for for e in started if e.origin.schedule == "tick"]
+    def slots() -> list[str | None]:
+        origins = [e.origin for e in recorder.events if isinstance(e, RunStarted)]
+        return [o.scheduled_for for o in origins if o is not None and o.schedule == "tick"]
 
     def said() -> dict[str, Any]:
         listed = logins.cascade("vera", "schedules", "--json")
         assert listed.exit_code == 0, listed.output
-        return {s["name"]: s for s in json.loads(listed.stdout)["schedules"]}["tick"]
+        found: dict[str, dict[str, Any]] = {
+            s["name"]: s for s in json.loads(listed.stdout)["schedules"]
+        }
+        return found["tick"]
 
     serving = asyncio.create_task(engine.serve({"nightly": nightly}, schedules={"tick": tick}))
     try:

@@ -81,8 +81,10 @@ def parse_scope(text: str) -> GrantScope:
             org, slash, project = rest.partition("/")
             if slash and org and project:
                 return GrantScope("project", org=org, project=project)
-        if kind in ("task", "schedule"):
-            return GrantScope(kind, glob=rest)
+        if kind == "task":
+            return GrantScope("task", glob=rest)
+        if kind == "schedule":
+            return GrantScope("schedule", glob=rest)
     raise ScopeError(
         f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB or "
         "schedule:GLOB"
