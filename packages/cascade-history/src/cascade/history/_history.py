@@ -271,6 +271,7 @@ class History:
         limit: int = 100,
         among: Iterable[tuple[str, str | None]] | None = None,
         name: str | None = None,
+        schedule: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
@@ -280,6 +281,7 @@ class History:
         another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
         that name. ``name``: the runs of that name (:attr:`RunSummary.name`), exactly.
+        ``schedule``: the runs that schedule started (:attr:`RunSummary.schedule`).
         ``among``: the runs of these orgs (``(org, None)``) and projects
         (``(org, project)``) only (what someone may see; none when empty).
         """
@@ -297,6 +299,7 @@ class History:
                 limit=limit,
                 among=among,
                 name=name,
+                schedule=schedule,
             )
         )
 

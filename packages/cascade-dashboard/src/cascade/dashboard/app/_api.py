@@ -59,6 +59,7 @@ from ._guard import (
 )
 from ._gzip_stream import accepts_gzip, gzipped
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
+from ._schedules import list_schedules
 from ._settings import DashboardSettings
 from ._start import list_workflows, start_workflow
 
@@ -417,6 +418,7 @@ def create_app(
             methods=["POST"],
         ),
         Route("/api/workflows", functools.partial(list_workflows, controls), methods=["GET"]),
+        Route("/api/schedules", functools.partial(list_schedules, controls), methods=["GET"]),
         Route(
             "/api/workflows/{name}/start",
             functools.partial(start_workflow, controls),

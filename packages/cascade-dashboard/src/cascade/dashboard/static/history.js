@@ -13,6 +13,7 @@ import { openLive } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
+import { scheduledText } from "./schedules.js";
 import { stateCounts } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 
@@ -203,6 +204,7 @@ function originText(origin) {
   const parts = [];
   if (origin.workflow) parts.push("workflow " + origin.workflow);
   if (origin.params) parts.push("params " + JSON.stringify(origin.params));
+  if (origin.schedule) parts.push(scheduledText(origin));
   if (origin.request_id) {
     parts.push("started by " + (origin.issued_by || "someone unnamed") +
       (origin.reason ? " " + quoted(origin.reason) : ""));

@@ -124,6 +124,7 @@ def runs_query(
     limit: int,
     among: Among | None = None,
     name: str | None = None,
+    schedule: str | None = None,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
@@ -144,6 +145,8 @@ def runs_query(
         query = query.where(runs.c.source == source)
     if name is not None:
         query = query.where(runs.c.name == name)
+    if schedule is not None:
+        query = query.where(runs.c.schedule == schedule)
     if among is not None:
         query = query.where(among_filter(among))
     if task is not None:

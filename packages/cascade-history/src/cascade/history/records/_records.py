@@ -121,6 +121,17 @@ class RunSummary:
         return None if self.origin is None else self.origin.get("workflow")
 
     @property
+    def schedule(self) -> str | None:
+        """The schedule that started it (``None``: none did)."""
+        return None if self.origin is None else self.origin.get("schedule")
+
+    @property
+    def scheduled_for(self) -> str | None:
+        """The slot of :attr:`schedule` it fills (ISO, UTC), ``None`` when no schedule started
+        it."""
+        return None if self.origin is None else self.origin.get("scheduled_for")
+
+    @property
     def root_run(self) -> str | None:
         """The first run of its line, for a rerun (``None`` otherwise)."""
         return None if self.origin is None else self.origin.get("root_run")

@@ -93,6 +93,10 @@ runs = sa.Table(
     sa.Column("issued_by", sa.String(256), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("issued_at", _Time, nullable=True),
+    # the schedule that started it and the slot it fills (ISO, UTC), as its ENGINE_STARTED
+    # said (revision 0016)
+    sa.Column("schedule", sa.String(64), nullable=True),
+    sa.Column("scheduled_for", sa.String(64), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),
@@ -100,6 +104,7 @@ runs = sa.Table(
     sa.Index(None, "project_id", "started_at"),
     sa.Index(None, "source", "started_at"),
     sa.Index(None, "name", "started_at"),
+    sa.Index(None, "schedule", "started_at"),
     sa.Index(None, "rerun_of"),
     sa.Index(None, "root_run"),
 )

@@ -262,7 +262,7 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
-    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused), where]
+    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused, times), where]
     lines.append(Text("tasks: ").append_text(_counts(summary)))
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))
