@@ -34,6 +34,7 @@ from ._location import default_path
 from ._log_records import LogBatches, LogCount, RecordedLogLine
 from ._maps import MapItems
 from ._migrate import alembic_config
+from ._notify_posts import NotifyPost, PostClaim
 from ._received import Received, decode_message
 from ._recorder import Recorder
 from ._recorder_stats import RecorderStats
@@ -83,6 +84,8 @@ __all__ = [
     "MapItems",
     "Mode",
     "NewToken",
+    "NotifyPost",
+    "PostClaim",
     "Received",
     "RecordedLogLine",
     "SchemaStatus",
