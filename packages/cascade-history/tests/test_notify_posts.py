@@ -12,7 +12,8 @@ from cascade.history import History, NotifyPost
 def test_the_first_claim_wins_and_the_others_find_who_holds_it(history: History) -> None:
     """One insert wins; the others lose, seeing the holder, until it is posted."""
     won = history.claim_post("g", "run.failed:r1", "a", lease=60, now=100.0)
-    assert won.won and not won.taken_over
+    assert won.won
+    assert not won.taken_over
     lost = history.claim_post("g", "run.failed:r1", "b", lease=60, now=101.0)
     assert (lost.won, lost.owner, lost.claimed_at, lost.posted_at) == (False, "a", 100.0, None)
     assert history.end_post("g", "run.failed:r1", "a", outcome="posted", now=102.0)
@@ -32,7 +33,8 @@ def test_a_claim_not_posted_within_its_lease_is_taken_over_once(history: History
     assert history.claim_post("g", "k", "dead", lease=10, now=100.0).won
     assert not history.claim_post("g", "k", "b", lease=10, now=109.0).won
     taken = history.claim_post("g", "k", "b", lease=10, now=111.0)
-    assert taken.won and taken.taken_over
+    assert taken.won
+    assert taken.taken_over
     assert not history.claim_post("g", "k", "c", lease=10, now=112.0).won
     assert not history.end_post("g", "k", "dead", outcome="posted", now=113.0)
     assert history.end_post("g", "k", "b", outcome="posted", now=113.0)
@@ -82,7 +84,8 @@ def test_posts_are_in_the_audit(history: History) -> None:
     ))  # fmt: skip
     lost, posted = (e for e in history.audit() if e.action == "notified")
     assert (lost.type, lost.scope, lost.issued_by) == ("engine.lost", "engine:eng", "host-1-ab")
-    assert lost.notified is not None and lost.notified["outcome"] == "failed"
+    assert lost.notified is not None
+    assert lost.notified["outcome"] == "failed"
     assert lost.notified["error"] == "answered 500 Internal Server Error"
     assert (posted.type, posted.scope, posted.run_id) == ("run.failed", "run:r1", "r1")
     assert posted.to_json()["notified"]["webhook"] == "https://hooks.x/…"

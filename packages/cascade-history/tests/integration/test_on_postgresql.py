@@ -1,6 +1,6 @@
-"""The access audit, token, notify claim, cancel, ingest, gap, lineage, map, query, run filter, migration,
-read-mode, recorder, log and visible-run tests again, each on a new database of a private
-PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The access audit, token, notify claim, cancel, ingest, gap, lineage, map, query, run
+filter, migration, read-mode, recorder, log and visible-run tests again, each on a new
+database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
