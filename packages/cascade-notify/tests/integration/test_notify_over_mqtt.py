@@ -228,3 +228,48 @@ def test_a_receiver_that_never_answers_does_not_hold_a_notifier_up(
     assert time.monotonic() - started < 10
     assert "0 posted, 1 failed" in out
     assert Receiver.SECRET not in out + err
+
+
+ENGINE = """
+import asyncio, sys, time
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, task
+
+@task
+def wait() -> None:
+    print("running", flush=True)
+    time.sleep(600)
+
+host, port, source = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+engine = Engine(MqttConnector(host, port, source_id=source), heartbeat_interval=None)
+asyncio.run(engine.run(wait()))
+"""
+
+
+def test_an_engine_killed_is_posted_once_as_lost(
+    mosquitto_broker: MosquittoBroker, receiver: Receiver, tmp_path: Path, notifiers: list[Notify]
+) -> None:
+    """An engine process killed (SIGKILL) mid-run: the broker's will tells the notifiers, and
+    one of two posts ``engine.lost`` naming the engine."""
+    for _ in range(2):
+        notifiers.append(Notify(mosquitto_broker, receiver.url, tmp_path / "state.sqlite3"))
+    source = f"eng-{uuid.uuid4().hex[:8]}"
+    engine = subprocess.Popen(
+        [sys.executable, "-c", ENGINE, mosquitto_broker.host, str(mosquitto_broker.port), source],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert engine.stdout is not None
+        assert engine.stdout.readline() == "running\n", engine.stderr.read()  # type: ignore[union-attr]
+        engine.kill()
+        engine.communicate()
+        assert receiver.wait_for(posts=1, timeout=15)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.communicate()
+    lost = [body for _, body in receiver.posts if body.get("source") == source]
+    assert [body["event"] for body in lost] == ["engine.lost"]
+    assert source in lost[0]["text"]
+    time.sleep(1.0)  # what a second post would take: none may come
+    assert [body for _, body in receiver.posts if body.get("source") == source] == lost
