@@ -60,7 +60,7 @@ def audit(
     export: Export = None,
     db: Db = None,
 ) -> None:
-    """Constraints, starts, cancels, decisions and notifications, newest first.
+    """Constraints, starts, cancels, decisions, posts, newest first.
 
     Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
     team's dashboard refused, newest first: when, scope, type, params, TTL, who and why. Who is
