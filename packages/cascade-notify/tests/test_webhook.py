@@ -63,6 +63,7 @@ def test_only_http_urls() -> None:
 
 
 def test_the_longest_post_bounds_a_claim_s_lease() -> None:
-    """Every attempt's timeout and the longest pause between two: 5 × 10 s + 4 × 30 s."""
+    """Every attempt's timeout and the longest pause between two: five attempts of 10 s,
+    four pauses of 30 s."""
     assert Webhook("https://hooks.example/x").longest == 170.0
     assert Webhook("https://hooks.example/x", timeout=1.0, attempts=1).longest == 1.0
