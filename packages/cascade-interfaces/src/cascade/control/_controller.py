@@ -138,7 +138,7 @@ class Controller:
         ``before_send(servers)`` is awaited once the processes that may take it are known,
         before it is sent (to listen to their runs, say)."""
         if isinstance(request, (Pause, Limit)):
-            messages = request.constraints(self.issued_by)
+            messages = request.constraints(self.issued_by, self.connector.topic_prefix)
             await set_constraints(self.connector, messages, self.timeout, login=self.login)
             return Steered(tuple(messages))
         if isinstance(request, Resume):
