@@ -112,7 +112,8 @@ class ClaimLedger:
                 failing_since = failing_since or now
                 wait = failing_since + self.patience - now
                 if wait <= 0 or stopping.is_set():
-                    return self._unclaimed_post(key, exc)
+                    self._post_unclaimed(key, exc)
+                    return None
                 wait = min(look, wait)
             else:
                 failing_since = None
@@ -126,7 +127,7 @@ class ClaimLedger:
             if await _stopped(stopping, max(wait, 0.05)) and failing_since is None:
                 return "by_another"
 
-    def _unclaimed_post(self, key: str, exc: HistoryError) -> None:
+    def _post_unclaimed(self, key: str, exc: HistoryError) -> None:
         _log.warning("cascade notify: %s posted unclaimed: %s", key, exc)
         self.unclaimed += 1
         self._unclaimed.add(key)

@@ -212,9 +212,7 @@ def notify(
     lead = parse_age(warn_before)
     context = CliContext.of(ctx)
     # the state first: it makes or migrates its schema, which the history's may be
-    claims = open_history(
-        "notify", state if state is not None else default_ledger_path(), mode="write"
-    )
+    claims = open_history("notify", state or str(default_ledger_path()), mode="write")
     try:
         history = open_writer("notify", db) if db is not None else None
     except BaseException:
