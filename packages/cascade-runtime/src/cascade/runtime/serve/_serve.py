@@ -16,8 +16,10 @@ import msgspec
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     MAX_PLAN_STEPS,
+    BackfillSlot,
     CancelRequest,
     Connector,
+    Constraint,
     InvalidMessageError,
     Message,
     PlanStep,
@@ -45,7 +47,8 @@ from ..results._results import Claim, ResultStore
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._schedule import Schedule
-from ._scheduler import Clock, check_schedules
+from ._schedule_pauses import SchedulePauses
+from ._scheduler import Clock, SlotTaken, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
@@ -61,6 +64,7 @@ _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes 
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
+_BACKFILL_WAIT = 10.0  # seconds a backfill's claim of its slot waits to be heard back
 
 
 def _holder(claim: Claim) -> str:
@@ -72,6 +76,10 @@ def _holder(claim: Claim) -> str:
 
 class _Refused(Exception):
     """A request refused; the message says why (the answer's ``error``)."""
+
+
+class _Taken(_Refused):
+    """A request refused: another server took its id in the results store they share."""
 
 
 class Server:
@@ -110,7 +118,11 @@ class Server:
         check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._peers = Peers(self._connector.source_id, self._runs_changed)
+        self._peers = Peers(
+            self._connector.source_id,
+            self._runs_changed,
+            lambda *fired: self._clock.peer_fired(*fired),
+        )
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
@@ -129,6 +141,7 @@ class Server:
         self._schedules = schedules
         self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
         self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
+        self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -167,6 +180,7 @@ class Server:
             if self._schedules:
                 await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
+                await self._pauses.start()
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
@@ -200,7 +214,7 @@ class Server:
             self._probe_once_connected()
 
     def _probe_once_connected(self) -> None:
-        """Once serving and connected (the broker's capabilities are known then): probe."""
+        """Once serving and connected (what the broker does is known then): probe."""
         if self._ready and self._probe is None and self._connector.is_connected:
             self._probe = asyncio.get_running_loop().create_task(
                 self._find_shared(), name="cascade-served-probe"
@@ -209,18 +223,9 @@ class Server:
     async def _find_shared(self) -> None:
         """Where the broker has shared subscriptions, take requests through them too.
 
-        Where it sends retained messages to exact subscriptions only (RabbitMQ 3.x), it has
-        none, and a subscription its permissions deny closes the connection: nothing is
-        tried. (There the other servers' announcements come when they change, or when a
+        (Where it has none, the other servers' announcements come when they change, or when a
         requester calls the roll, as ``cascade start`` does before it picks a server.)"""
         connector = self._connector
-        if connector.capabilities.retained_to_wildcards is False:
-            _log.info(
-                "the broker sends retained messages to exact subscriptions only (RabbitMQ "
-                "3.x), and has no shared subscriptions: this engine takes only the start "
-                "requests addressed to it"
-            )
-            return
         wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
         context = self._context
         org, project = context.org_id, context.project_id
@@ -241,6 +246,12 @@ class Server:
         context = self._context
         timeout = context.shutdown_timeout
         await self._clock.stop()
+        for subscribed in (self._pauses, self._claims):
+            try:
+                async with within("unsubscribe from the schedules", timeout, "shutdown_timeout"):
+                    await subscribed.stop()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -314,7 +325,10 @@ class Server:
         stats = self._context.stats
         accepted: Accepted | None = None
         try:
-            reply, accepted = await self._take(request)
+            if request.backfill is not None:
+                reply, accepted = await self._take_backfill(request, request.backfill)
+            else:
+                reply, accepted = await self._take(request)
         except _Refused as exc:
             stats.starts_refused += 1
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
@@ -328,6 +342,9 @@ class Server:
         await self._send(topic, reply)
         if accepted is not None:
             self._runs.launch(accepted)
+            if request.backfill is not None:
+                slot = datetime.fromisoformat(request.backfill.slot)
+                self._clock.fired(request.backfill.schedule, slot, accepted.run_id)
 
     async def _take(
         self, request: StartRequest, slot: tuple[str, datetime] | None = None
@@ -397,6 +414,41 @@ class Server:
         )  # fmt: skip
         return reply, accepted
 
+    async def _take_backfill(
+        self, request: StartRequest, asked: BackfillSlot
+    ) -> tuple[StartReply, Accepted | None]:
+        """Take a backfill's start request: the past slot it names is claimed as the clock
+        would claim it, and started only if no claim was there before (asked twice, or a
+        slot its clock fired, it is refused: "claimed already")."""
+        name = asked.schedule
+        schedule = self._schedules.get(name)
+        if schedule is None:
+            raise _Refused(f"{self._connector.source_id} does not serve schedule {name!r}")
+        try:
+            slot = datetime.fromisoformat(asked.slot)
+        except ValueError:
+            slot = None
+        if slot is None or slot.tzinfo is None or not schedule.is_slot(slot):
+            raise _Refused(f"{asked.slot!r} is not a slot of schedule {name}")
+        if request.id != slot_request_id(name, slot):
+            raise _Refused(f"a backfill's request id is its slot's: {slot_request_id(name, slot)}")
+        if request.workflow != (schedule.workflow or name):
+            raise _Refused(f"schedule {name} starts {schedule.workflow or name!r}")
+        if slot > datetime.now(timezone.utc):
+            raise _Refused(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
+        self._check_room()
+        won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
+        if first is None:
+            raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
+        if not won:
+            by = " (a backfill)" if first.backfill else ""
+            raise _Refused(
+                f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
+            )
+        self._context.stats.slots_backfilled += 1
+        scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
+        return await self._take(scheduled, (name, slot))
+
     # -- schedules (the clock's hooks) ------------------------------------------------------
 
     def _runs_changed(self) -> None:
@@ -421,6 +473,9 @@ class Server:
         accepted: Accepted | None = None
         try:
             reply, accepted = await self._take(request, (name, slot))
+        except _Taken as exc:
+            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            raise SlotTaken(str(exc)) from None
         except Exception as exc:
             reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
             raise
@@ -450,8 +505,8 @@ class Server:
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
 
-    def paused(self, name: str) -> bool:
-        return False
+    def pause(self, name: str) -> Constraint | None:
+        return self._pauses.pause(name)
 
     async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
@@ -463,16 +518,16 @@ class Server:
             return []
         mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
 
-        def take() -> tuple[list[Claim], str | None]:
+        def take() -> tuple[list[Claim], _Refused | None]:
             held = store.claim_start(request.id, mine)
             if held.run_id != run_id:
-                return [], f"request {request.id} was taken already: {_holder(held)}"
+                return [], _Taken(f"request {request.id} was taken already: {_holder(held)}")
             if rerun_of is None:
                 return [held], None
             rerun = store.claim_rerun(rerun_of, mine)
             if rerun.run_id != run_id:
                 store.release(held)
-                return [], f"already rerun as {_holder(rerun)}"
+                return [], _Refused(f"already rerun as {_holder(rerun)}")
             return [held, rerun], None
 
         try:
@@ -485,7 +540,7 @@ class Server:
             )  # fmt: skip
             return []
         if refused is not None:
-            raise _Refused(refused)
+            raise refused
         return claims
 
     async def _release(self, claims: list[Claim]) -> None:
