@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from cascade.testkit import (
-    NO_POSTGRESQL,
     PrivatePostgreSQL,
     family_mosquitto_broker,  # noqa: F401 - fixture "mosquitto_broker"
-    postgresql_bin,
+    new_database,
+    own_postgresql,
 )
 
 from ..receiver import Receiver
@@ -29,16 +29,10 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="session")
 def postgresql() -> Iterator[PrivatePostgreSQL]:
     """A private PostgreSQL for the session (skipped, saying why, where it is not installed)."""
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 @pytest.fixture
 def postgresql_url(postgresql: PrivatePostgreSQL) -> Iterator[str]:
     """A new database of the private cluster for the test (dropped after it)."""
-    name = postgresql.create_database()
-    yield postgresql.url(name)
-    postgresql.drop_database(name)
+    yield from new_database(postgresql)
