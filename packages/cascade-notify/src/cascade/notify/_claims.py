@@ -93,7 +93,6 @@ class ClaimLedger:
         self.errors: Counter[str] = Counter()
         """The state database's failures, by step: ``claim``, ``settle``, ``prune``."""
         self._unclaimed: set[str] = set()
-        self._claims = 0
 
     async def claim(self, key: str, stopping: asyncio.Event) -> str | None:
         """``None`` when this notifier posts the event ``key``; else what became of it:
