@@ -21,6 +21,7 @@ from ._received import Received, decode_message
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from .access._sessions import DashboardSession
 from .access._tokens import TOKEN_PREFIX, ApiToken, NewToken
+from .audit._notify_posts import NotifyPost, PostClaim
 from .queries._export import (
     AUDIT_COLUMNS,
     AUDIT_TIMES,
@@ -83,6 +84,8 @@ __all__ = [
     "MapItems",
     "Mode",
     "NewToken",
+    "NotifyPost",
+    "PostClaim",
     "Received",
     "RecordedLogLine",
     "SchemaStatus",

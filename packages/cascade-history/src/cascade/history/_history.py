@@ -33,6 +33,14 @@ from .access._tokens import (
 )
 from .audit._decisions import run_decisions
 from .audit._lineage import reused_query
+from .audit._notify_posts import (
+    NotifyPost,
+    PostClaim,
+    claim_post,
+    end_post,
+    insert_post,
+    prune_post_claims,
+)
 from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
@@ -516,9 +524,10 @@ class History:
         """Constraints set, cleared and expired, runs cancelled, decisions on held tasks
         (``decided``: applied or refused, as their engines answered), runs a start request
         started (``start``: who, why, when, the workflow and its params, as the run's engine
-        said), and the refusals of a team's
-        dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
-        clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
+        said), the refusals of a team's dashboard (``refused``) and the webhooks `cascade
+        notify` posted (``notified``) since ``since``, newest first, at most ``limit``; each
+        set, clear and cancel says what vouched for its ``issued_by``
+        (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)
         now = time.time()
         return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))
@@ -610,6 +619,40 @@ class History:
         return self._read(
             lambda c: runs_logging_query(c, text, since=since, limit=limit, among=among)
         )
+
+    # -- `cascade notify`: which notifier posts an event, and what was posted -----------------
+
+    def claim_post(
+        self, group: str, key: str, owner: str, *, lease: float, now: float | None = None
+    ) -> PostClaim:
+        """Claim the event ``key`` for ``owner``, one of the notifiers of ``group``: won when
+        no notifier of the group claimed it before, or when the claim found was not marked
+        posted within ``lease`` seconds (taken over); else who holds it and whether it was
+        posted. One statement the database orders: two notifiers never both win."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: claim_post(c, group, key, owner, lease=lease, now=at),
+            "cannot claim an event",
+        )
+
+    def end_post(
+        self, group: str, key: str, owner: str, *, outcome: str, now: float | None = None
+    ) -> bool:
+        """Mark ``owner``'s claim on ``key`` done (``outcome``: ``posted``, ``failed``, ...);
+        ``False`` when it was no longer ``owner``'s (taken over after its lease)."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: end_post(c, group, key, owner, outcome=outcome, now=at),
+            "cannot mark an event posted",
+        )
+
+    def prune_post_claims(self, before: float) -> int:
+        """Forget the claims on events made before ``before`` (epoch seconds); how many."""
+        return self._write(lambda c: prune_post_claims(c, before), "cannot prune claims")
+
+    def record_post(self, post: NotifyPost) -> None:
+        """Keep ``post`` in the audit (:meth:`audit`'s ``notified`` events)."""
+        self._write(lambda c: insert_post(c, post), "cannot audit a post")
 
     # -- a team's dashboard: sign-in sessions, the access audit, API tokens -------------------
 

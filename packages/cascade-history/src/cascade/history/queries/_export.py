@@ -61,7 +61,7 @@ TASK_COLUMNS = (
 AUDIT_COLUMNS = (
     "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
     "reason", "issued_by", "issued_at", "run_id", "source", "request_id", "stopped", "decided",
-    "vouched", "count", "last_at", "started",
+    "vouched", "count", "last_at", "started", "notified",
 )  # fmt: skip
 """An audit row's columns: ``AuditEvent.to_json``'s fields."""
 AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")

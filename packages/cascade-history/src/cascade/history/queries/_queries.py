@@ -21,6 +21,7 @@ from ..access._access import refused_events, vouch
 from ..audit._cancels import cancel_events
 from ..audit._decisions import decision_events
 from ..audit._lineage import origin_of, start_events
+from ..audit._notify_posts import post_events
 from ..audit._witness import witness
 from ..records._audit_records import AuditEvent
 from ..records._records import (
@@ -391,9 +392,9 @@ def _audit_event(
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
-    """Constraint changes, cancels, decisions and the dashboards' refusals newest first, with
-    the expiries that passed unanswered; each vouched for where a dashboard's row does
-    (``_access``)."""
+    """Constraint changes, cancels, decisions, the dashboards' refusals and notifiers' posts
+    newest first, with the expiries that passed unanswered; each vouched for where a
+    dashboard's row does (``_access``)."""
     ce = constraint_events
     following = ce.alias("following")
     query = (
@@ -426,6 +427,7 @@ def audit_query(
     events.extend(decision_events(connection, since=since, limit=limit))
     events.extend(refused_events(connection, since=since, limit=limit))
     events.extend(start_events(connection, since=since, limit=limit))
+    events.extend(post_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
     return witness(connection, vouch(connection, events[:limit]))
 
