@@ -488,7 +488,7 @@ dashboard_sessions = sa.Table(
     sa.Index(None, "expires_at"),
 )
 
-# `cascade notify`'s claims (revision 0016): one row per event and group of notifiers; the insert
+# `cascade notify`'s claims (revision 0017): one row per event and group of notifiers; the insert
 # that makes it owns the post (``_notify_posts``). ``owner`` and ``claimed_at`` are its lease;
 # ``posted_at`` is set once the post is done (whatever its outcome).
 notify_claims = sa.Table(
@@ -504,7 +504,7 @@ notify_claims = sa.Table(
     sa.Index(None, "claimed_at"),
 )
 
-# `cascade notify`'s audit (revision 0016): each event posted to a webhook, or failed for good.
+# `cascade notify`'s audit (revision 0017): each event posted to a webhook, or failed for good.
 notify_posts = sa.Table(
     "notify_posts",
     metadata,

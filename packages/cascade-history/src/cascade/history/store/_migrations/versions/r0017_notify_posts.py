@@ -1,8 +1,8 @@
 """`cascade notify`'s claims on events (``notify_claims``: which notifier of a group posts an
 event, with a lease) and its audit (``notify_posts``: each post, or final failure).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision: str | None = "0015"
+revision = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | None = None
 depends_on: str | None = None
 
