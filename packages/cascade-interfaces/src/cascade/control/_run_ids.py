@@ -20,6 +20,7 @@ from cascade.interfaces import (
     Connector,
     InvalidMessageError,
     Message,
+    SummaryRun,
     decode_summary,
     summary_filter,
     telemetry_filter,
@@ -41,7 +42,7 @@ __all__ = [
     "find_run",
     "heard_run_ids",
     "is_full",
-    "listed_run_ids",
+    "listed_runs",
     "live_wait",
     "one_run",
     "recorded_in",
@@ -168,34 +169,42 @@ async def heard_run_ids(connector: Connector, prefix: str, wait: float) -> set[s
 
 @dataclass(frozen=True)
 class Listed:
-    """The runs the engines' retained summaries list whose ids start with a prefix: ``ids``,
-    and whether those summaries list every live run (``whole``: no engine said it has more
-    than it lists, and the broker sends retained messages to a wildcard subscription)."""
+    """The runs the engines' retained summaries list, each with the source that lists it, and
+    whether they are every live run (``whole``: some engine keeps a summary, none said it has
+    more live runs than it lists, and the broker sends retained messages to a wildcard
+    subscription; an engine that keeps none, from before summaries, is not counted on)."""
 
-    ids: set[str] = field(default_factory=set)
+    runs: list[tuple[str, SummaryRun]] = field(default_factory=list)
     whole: bool = False
 
+    def ids(self, prefix: str) -> set[str]:
+        """The ids of the listed runs that start with ``prefix``."""
+        return {run.run_id for _, run in self.runs if run.run_id.startswith(prefix)}
 
-async def listed_run_ids(connector: Connector, prefix: str) -> Listed:
-    """The runs the engines' summaries on ``connector`` list that start with ``prefix``: what
-    the broker retains, read at once (no waiting: a subscription returns with its retained
-    messages). A summary that does not decode is left out."""
-    ids: set[str] = set()
+
+async def listed_runs(connector: Connector) -> Listed:
+    """The runs the engines' summaries on ``connector`` list: what the broker retains, read
+    at once (no waiting: a subscription returns with its retained messages). A summary that
+    does not decode is left out."""
+    runs: list[tuple[str, SummaryRun]] = []
+    read = 0
     unlisted = False
 
     def take(message: Message) -> None:
-        nonlocal unlisted
+        nonlocal read, unlisted
         try:
             summary = decode_summary(message.raw or message.payload)
         except InvalidMessageError:
             return
-        ids.update(run.run_id for run in summary.listed if run.run_id.startswith(prefix))
+        read += 1
+        runs.extend((summary.source, run) for run in summary.listed)
         unlisted = unlisted or summary.more_live > 0
 
     handle = await connector.subscribe(summary_filter(connector.topic_prefix), take)
     await handle.unsubscribe()
-    whole = not unlisted and connector.capabilities.retained_to_wildcards is not False
-    return Listed(ids, whole)
+    wildcards = connector.capabilities.retained_to_wildcards is not False
+    whole = read > 0 and not unlisted and wildcards
+    return Listed(runs, whole)
 
 
 async def find_run(
@@ -208,7 +217,7 @@ async def find_run(
     waiting: Callable[[float], None] | None = None,
 ) -> str | None:
     """The whole id of the one run ``prefix`` (from :func:`checked_prefix`) names: itself when
-    whole; else the one run the engines' summaries list (:func:`listed_run_ids`) or
+    whole; else the one run the engines' summaries list (:func:`listed_runs`) or
     ``recorded`` holds (ids from a history, say; ``more``: it may hold others), at once; and only when they name none, or may not list every live run,
     the one heard live within ``wait`` seconds (``waiting`` is told first, so a face can say
     why it waits). ``None`` when none does; :class:`ControlError` naming them when several
@@ -216,11 +225,11 @@ async def find_run(
     if is_full(prefix):
         return prefix
     recorded = list(recorded)
-    listed = await listed_run_ids(connector, prefix)
-    found = one_run(prefix, listed.ids, recorded, more=more)
+    listed = await listed_runs(connector)
+    found = one_run(prefix, listed.ids(prefix), recorded, more=more)
     if found is not None and listed.whole:
         return found
     if waiting is not None:
         waiting(wait)
     live = await heard_run_ids(connector, prefix, wait)
-    return one_run(prefix, listed.ids, live, recorded, more=more)
+    return one_run(prefix, listed.ids(prefix), live, recorded, more=more)

@@ -1,6 +1,8 @@
-"""The tasks held for a decision, fleet-wide, from the live telemetry: a listening window as
-long as an engine's heartbeat period (every run says what it holds in it), then the snapshots
-asked of the runs that hold some (for each held task's error, which heartbeats do not carry).
+"""The tasks held for a decision, fleet-wide, from the live telemetry: the runs the engines'
+retained summaries count held tasks in are asked for their state at once; only when the
+summaries may not list every live run, a listening window as long as an engine's heartbeat
+period (every run says what it holds in it) finds the others; then the snapshots asked of the
+runs that hold some (for each held task's error, which heartbeats do not carry).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.control.run_ids import live_wait
+from cascade.control.run_ids import listed_runs, live_wait
 from cascade.interfaces import (
     Message,
     SnapshotAsker,
@@ -55,10 +57,11 @@ class HeldFilters:
 async def listen_for_held(
     connector: Any, state: ReaderModel, filters: HeldFilters, timeout: float
 ) -> None:
-    """Fold the fleet's telemetry (of ``filters``' org and project) into ``state`` for one
-    heartbeat period (:func:`~cascade.control.live_wait` of ``timeout``), asking each run
-    that holds a task for a snapshot once; then wait, at most ``timeout`` more, for the
-    snapshots asked for."""
+    """Fold the fleet's telemetry (of ``filters``' org and project) into ``state``, asking
+    each run that holds a task for a snapshot once: those the engines' summaries count held
+    tasks in at once, and, when the summaries may not list every live run, those heard
+    within one heartbeat period (:func:`~cascade.control.live_wait` of ``timeout``); then
+    wait, at most ``timeout`` more, for the snapshots asked for."""
     prefix = state.prefix = connector.topic_prefix
     state.ask = SnapshotAsker(connector).ask
     asked: set[str] = set()
@@ -74,15 +77,25 @@ async def listen_for_held(
         run_id = run.run_id
         if split[0] == "snapshot" and run_id in answered:
             answered[run_id].set()
-        if run_id not in asked and run.held_tasks():
+        if run.held_tasks():
+            ask(run_id, run.source)
+
+    def ask(run_id: str, source: str) -> None:
+        if run_id not in asked:
             asked.add(run_id)
             answered[run_id] = asyncio.Event()
-            state.request_snapshot(run_id, 0, run.source)
+            state.request_snapshot(run_id, 0, source)
 
     topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
     handle = await connector.subscribe(topics, on_message)
     try:
-        await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
+        listed = await listed_runs(connector)
+        for source, run in listed.runs:
+            mine = filters.org in (None, run.org_id) and filters.project in (None, run.project_id)
+            if mine and run.status == "Running" and run.tasks.held:
+                ask(run.run_id, source)
+        if not listed.whole:
+            await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(timeout):
                 for event in list(answered.values()):
