@@ -245,7 +245,9 @@ def test_why_of_a_run_neither_heard_nor_recorded_is_unknown(
     result = invoke("why", OTHER[:8], "--timeout", "0.2")
     assert result.exit_code == 1, result.output
     listening, line = result.output.strip().splitlines()
-    assert listening.startswith(f"cascade: listening 0.2 s for live runs whose ids start with {OTHER[:8]}")
+    assert listening.startswith(
+        f"cascade: listening 0.2 s for live runs whose ids start with {OTHER[:8]}"
+    )
     assert line == (
         f"cascade: run {OTHER[:8]} is unknown: nothing heard of it within 0.2 s, and the "
         f"history at {_default_history()} has no run whose id starts with it"

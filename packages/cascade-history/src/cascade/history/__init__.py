@@ -39,6 +39,7 @@ from ._recorder import Recorder
 from ._recorder_stats import RecorderStats
 from ._records import (
     Claim,
+    DecisionCount,
     Execution,
     RunDetail,
     RunLink,
@@ -72,6 +73,7 @@ __all__ = [
     "Attempt",
     "AuditEvent",
     "Claim",
+    "DecisionCount",
     "DashboardSession",
     "DecisionRecord",
     "Execution",

@@ -218,10 +218,10 @@ async def find_run(
 ) -> str | None:
     """The whole id of the one run ``prefix`` (from :func:`checked_prefix`) names: itself when
     whole; else the one run the engines' summaries list (:func:`listed_runs`) or
-    ``recorded`` holds (ids from a history, say; ``more``: it may hold others), at once; and only when they name none, or may not list every live run,
-    the one heard live within ``wait`` seconds (``waiting`` is told first, so a face can say
-    why it waits). ``None`` when none does; :class:`ControlError` naming them when several
-    do."""
+    ``recorded`` holds (ids from a history, say; ``more``: it may hold others), at once; and
+    only when they name none, or may not list every live run, the one heard live within
+    ``wait`` seconds (``waiting`` is told first, so a face can say why it waits). ``None``
+    when none does; :class:`ControlError` naming them when several do."""
     if is_full(prefix):
         return prefix
     recorded = list(recorded)

@@ -193,8 +193,9 @@ def logs(
     ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. A prefix of the
     run's id is looked up as `cascade cancel` does: in the engines' summaries and the
     history, then (only when they do not name it) among the runs heard live within 5 s (at
-    most --timeout); one that several runs have exits 2, one that none has exits 1. Nothing heard for a few seconds, it says on stderr which broker it is
-    connected to and what it waits for. Lines the engine dropped are said where they are
+    most --timeout); one that several runs have exits 2, one that none has exits 1. Nothing
+    heard for a few seconds, it says on stderr which broker it is connected to and what it
+    waits for. Lines the engine dropped are said where they are
     missing; lines the history lacks (lost on the way, or before a recorder listened) are
     said after the recorded ones. A task that logged nothing is said on stderr (exit 0); a
     TASK the run does not have exits 1.
