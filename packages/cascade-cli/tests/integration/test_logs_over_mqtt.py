@@ -313,15 +313,18 @@ def test_follow_says_the_lines_it_never_received_by_the_engines_count(
             with contextlib.suppress(asyncio.TimeoutError):
                 printed = await asyncio.wait_for(follow.stdout.readline(), 0.5)
         stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded", log_lines=seq)
-        await engine.publish(events, Envelope(run_id=run_id, org_id="o", project_id="p",
-                                              source=source, body=stopped, seq=2), qos=1)  # fmt: skip
+        end = Envelope(run_id=run_id, org_id="o", project_id="p", source=source, body=stopped,
+                       seq=2)  # fmt: skip
+        await engine.publish(events, end, qos=1)
         _, err = await asyncio.wait_for(follow.communicate(), 20)
         await engine.disconnect()
         return follow.returncode, err.decode()
 
     returncode, err = asyncio.run(scenario())
     assert returncode == 0, err
-    assert err.splitlines()[-1].startswith(
-        "cascade: 1 of the run's "
-    ) and "log lines (its engine's count) never reached this command: logged before it " \
-        "listened, with no history that has them; `cascade record` keeps" in err  # fmt: skip
+    said = err.splitlines()[-1]
+    assert said.startswith("cascade: 1 of the run's ")
+    assert (
+        "log lines (its engine's count) never reached this command: logged before it listened, "
+        "with no history that has them; `cascade record` keeps"
+    ) in said

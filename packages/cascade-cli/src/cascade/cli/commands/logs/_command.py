@@ -198,8 +198,8 @@ def logs(
     waits for. Lines the engine dropped are said where they are
     missing; lines the history lacks (lost on the way, or before a recorder listened) are
     said after the recorded ones; at the run's end, how many of the lines its engine counts
-    never reached it (logged before it listened, with no history that has them). A task that logged nothing is said on stderr (exit 0); a
-    TASK the run does not have exits 1.
+    never reached it (logged before it listened, with no history that has them). A task
+    that logged nothing is said on stderr (exit 0); a TASK the run does not have exits 1.
 
     Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
     cascade logs 58a88765cea2 -f --json | jq .message;
