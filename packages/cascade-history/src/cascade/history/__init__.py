@@ -17,7 +17,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 
 from ._attempts import Attempt, DecisionRecord, StateChange
 from ._audit_records import AuditEvent
-from ._errors import HistoryError, LocationError
+from ._errors import HistoryError, HistoryMissing, LocationError
 from ._export import (
     AUDIT_COLUMNS,
     AUDIT_TIMES,
@@ -79,6 +79,7 @@ __all__ = [
     "Execution",
     "History",
     "HistoryError",
+    "HistoryMissing",
     "LocationError",
     "LogBatches",
     "LogCount",

@@ -22,7 +22,7 @@ from ._attempts import DecisionRecord
 from ._audit_records import AuditEvent
 from ._decisions import run_decisions
 from ._engine import WRITE, create_engine
-from ._errors import HistoryError, LocationError, from_database_error
+from ._errors import HistoryError, HistoryMissing, LocationError, from_database_error
 from ._gaps import gap_rows
 from ._ingest import refusal_rows, store_batch
 from ._lineage import reused_query
@@ -141,7 +141,9 @@ class History:
         )
         if readonly and sqlite_file and not Path(str(database)).exists():
             hint = "cascade record" if url is None else f"cascade record --db {self.location}"
-            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
+            raise HistoryMissing(
+                f"no history at {self.location} yet: record one with {hint}", Path(str(database))
+            )
         try:
             self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:
