@@ -12,7 +12,15 @@ import pytest
 from typer.testing import Result
 
 from cascade.control.run_ids import LIVE_WAIT
-from cascade.interfaces import Connector, Decided
+from cascade.interfaces import (
+    Connector,
+    Decided,
+    EngineSummary,
+    SummaryRun,
+    TaskTally,
+    summary_topic,
+)
+from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 
@@ -187,6 +195,27 @@ def test_held_asks_the_runs_the_summaries_count_holds_in_without_listening(
         (OTHER, "load-7", "TimeoutError: API"),
     ]
     assert took < LIVE_WAIT, took
+
+
+def test_held_finds_a_task_held_since_its_engines_last_summary(
+    invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]], publish_retained: Any
+) -> None:
+    """A summary is up to a second behind: one listing the runs with nothing held yet still
+    leads to them (each live run listed is asked), and their held tasks are listed."""
+    for number, run_id in enumerate(runs, 1):
+        listed = SummaryRun(run_id=run_id, org_id="local", project_id=f"p{number}",
+                            status="Running", started="2026-11-27T10:00:00+00:00",
+                            tasks=TaskTally(running=1))  # fmt: skip
+        summary = EngineSummary(source=f"host-{number}", listed=[listed])
+        publish_retained(summary_topic(f"host-{number}"), encode_payload(summary))
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs)  # engines that keep no summary of their own
+
+    result = invoke("held", "--json", "--timeout", "30", connector_factory=factory)
+    assert result.exit_code == 0, result.output
+    held = json.loads(result.stdout)["held"]
+    assert len(held) == 3
 
 
 def test_held_lists_every_held_task_fleet_wide(cascade: Invoke) -> None:

@@ -49,8 +49,8 @@ def held(
     The tasks held for a decision, fleet-wide: each with its run, attempt, error, age,
     deadline and default, and what waits in its run.
 
-    It asks the runs the engines' summaries count held tasks in for their state (their
-    tasks' errors), at once; only when the summaries may not list every live run, it
+    It asks the live runs the engines' summaries list for their state (their held tasks and
+    errors), at once; only when the summaries may not list every live run, it
     listens to the live telemetry for one heartbeat period (5 s, at most --timeout) too. Decide with
     `cascade retry|skip|complete|fail RUN TASK`, or on every match with
     `cascade retry|skip|fail --held [filters]`.

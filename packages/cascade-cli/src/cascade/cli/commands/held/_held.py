@@ -1,8 +1,10 @@
-"""The tasks held for a decision, fleet-wide, from the live telemetry: the runs the engines'
-retained summaries count held tasks in are asked for their state at once; only when the
-summaries may not list every live run, a listening window as long as an engine's heartbeat
-period (every run says what it holds in it) finds the others; then the snapshots asked of the
-runs that hold some (for each held task's error, which heartbeats do not carry).
+"""The tasks held for a decision, fleet-wide, from the live telemetry: the live runs the
+engines' retained summaries list (of engines online) are asked for their state at once, every
+one of them while they are few (a summary is at most a second old: a task held since is not
+counted in it yet), those it counts held tasks in otherwise; only when the summaries may not
+list every live run, a listening window as long as an engine's heartbeat period (every run
+says what it holds in it) finds the others; then the snapshots asked for are awaited (each
+held task's error, which heartbeats do not carry).
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from cascade.interfaces import (
     SnapshotAsker,
     decode_level,
     split_telemetry_topic,
+    status_filter,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
 from cascade.interfaces.reader import HeldTask, ReaderModel, held_tasks
 
-__all__ = ["HeldFilters", "listen_for_held"]
+__all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "listen_for_held"]
+
+ASK_EVERY_LIVE_RUN = 100
+"""Live runs the summaries list up to which each is asked for its state, held tasks counted in
+its summary or not; beyond, those it counts held tasks in and those heard holding some."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,11 @@ async def listen_for_held(
     connector: Any, state: ReaderModel, filters: HeldFilters, timeout: float
 ) -> None:
     """Fold the fleet's telemetry (of ``filters``' org and project) into ``state``, asking
-    each run that holds a task for a snapshot once: those the engines' summaries count held
-    tasks in at once, and, when the summaries may not list every live run, those heard
-    within one heartbeat period (:func:`~cascade.control.live_wait` of ``timeout``); then
-    wait, at most ``timeout`` more, for the snapshots asked for."""
+    runs for a snapshot once: at once, the live runs the engines' summaries list (of engines
+    not offline; every one while they are at most :data:`ASK_EVERY_LIVE_RUN`, else those they
+    count held tasks in), and those heard holding tasks; when the summaries may not list every
+    live run, the runs heard within one heartbeat period (:func:`~cascade.control.live_wait`
+    of ``timeout``) too; then wait, at most ``timeout`` more, for the snapshots asked for."""
     prefix = state.prefix = connector.topic_prefix
     state.ask = SnapshotAsker(connector).ask
     asked: set[str] = set()
@@ -87,12 +95,23 @@ async def listen_for_held(
             state.request_snapshot(run_id, 0, source)
 
     topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
-    handle = await connector.subscribe(topics, on_message)
+    handles = [
+        await connector.subscribe(status_filter(prefix), state.apply),  # who is online
+        await connector.subscribe(topics, on_message),
+    ]
     try:
         listed = await listed_runs(connector)
-        for source, run in listed.runs:
-            mine = filters.org in (None, run.org_id) and filters.project in (None, run.project_id)
-            if mine and run.status == "Running" and run.tasks.held:
+        live = [
+            (source, run)
+            for source, run in listed.runs
+            if run.status == "Running"
+            and filters.org in (None, run.org_id)
+            and filters.project in (None, run.project_id)
+            and (source not in state.engines or state.engines[source].online)
+        ]
+        every = len(live) <= ASK_EVERY_LIVE_RUN
+        for source, run in live:
+            if every or run.tasks.held:
                 ask(run.run_id, source)
         if not listed.whole:
             await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
@@ -101,4 +120,5 @@ async def listen_for_held(
                 for event in list(answered.values()):
                     await event.wait()
     finally:
-        await handle.unsubscribe()
+        for handle in handles:
+            await handle.unsubscribe()
