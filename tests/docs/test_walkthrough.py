@@ -51,9 +51,7 @@ class Ids:
                 text = text.replace(sample, real)
                 continue
             # any prefix of 8 or more digits of a sample id is that prefix of the real one
-            text = re.sub(
-                sample[:8] + "[0-9a-f]*", lambda m, r=real: r[: len(m.group())], text
-            )
+            text = re.sub(sample[:8] + "[0-9a-f]*", lambda m, r=real: r[: len(m.group())], text)
         return text
 
 
@@ -171,6 +169,9 @@ def test_the_walkthrough_runs_as_written(
                 process.wait(TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _whole(serving: subprocess.Popen[str], short: str, said: list[str]) -> str:
