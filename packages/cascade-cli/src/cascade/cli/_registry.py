@@ -61,6 +61,8 @@ COMMANDS: tuple[Command, ...] = (
     *_each("commands.served", "served"),
     *_each("commands.start", "start"),
     *_each("commands.rerun", "rerun"),
+    # schedules of served workflows: listed, and their slots started on purpose
+    *_each("commands.schedules", "schedules", "backfill"),
     # its web stack is an optional extra, imported when it runs
     Command("dashboard", "commands.dashboard", broker_options=True),
     *_each("commands.forget", "forget"),
@@ -72,6 +74,8 @@ COMMANDS: tuple[Command, ...] = (
     *_each("commands.run", "run"),
     *_each("commands.tasks", "tasks"),
     *_each("commands.audit", "audit"),
+    # webhooks when runs fail, tasks are held, engines are lost (the [notify] extra)
+    *_each("commands.notify", "notify"),
     # its schema, seen and migrated on purpose (readers never migrate it)
     Command("history", "commands.history", "history_app", group=True),
     # per-person API tokens for a team's dashboard, kept in the history; sign-in sessions

@@ -164,7 +164,7 @@ async def clear_constraints(
 
     handle = await subscribe_constraints(connector, keep)
     await handle.unsubscribe()
-    topics = resume_topics(scope, kind, retained)
+    topics = resume_topics(scope, kind, retained, connector.topic_prefix)
     now = time.time()
     await publish_confirmed(connector, expired_copies(topics, retained, now), timeout)
     await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)

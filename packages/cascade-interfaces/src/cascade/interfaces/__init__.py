@@ -134,6 +134,19 @@ from ._refusals import (
     ahead,
 )
 from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
+from ._schedules import (
+    Catchup,
+    Overlap,
+    ServedSchedule,
+    SlotClaim,
+    decode_slot_claim,
+    slot_claim_topic,
+    slot_claims_filter,
+    slot_from_stamp,
+    slot_request_id,
+    slot_stamp,
+    split_slot_claim_topic,
+)
 from ._schemas import (
     MAX_SNAPSHOT_TASKS,
     PROTOCOL_VERSION,
@@ -159,6 +172,7 @@ from ._serving import (
     MAX_PARAMS_BYTES,
     MAX_PLAN_STEPS,
     SHARED_GROUP,
+    BackfillSlot,
     PlanAction,
     PlanStep,
     RerunMode,
@@ -224,6 +238,17 @@ from ._topics import (
 )
 
 __all__ = [
+    "Catchup",
+    "Overlap",
+    "ServedSchedule",
+    "SlotClaim",
+    "decode_slot_claim",
+    "slot_claim_topic",
+    "slot_claims_filter",
+    "slot_from_stamp",
+    "slot_request_id",
+    "slot_stamp",
+    "split_slot_claim_topic",
     "MAX_PARAMS_BYTES",
     "MAX_PLAN_STEPS",
     "SHARED_GROUP",
@@ -237,6 +262,7 @@ __all__ = [
     "StartOutcome",
     "StartReply",
     "StartRequest",
+    "BackfillSlot",
     "WorkflowParam",
     "addressed_start_topic",
     "check_workflow_name",

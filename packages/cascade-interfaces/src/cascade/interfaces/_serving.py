@@ -25,10 +25,12 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
+from ._schedules import ServedSchedule
 from ._topics import DEFAULT_PREFIX, decode_level, encode_level
 
 __all__ = [
     "MAX_PARAMS_BYTES",
+    "BackfillSlot",
     "MAX_PLAN_STEPS",
     "SHARED_GROUP",
     "PlanAction",
@@ -174,11 +176,13 @@ class ServedWorkflow(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class ServedRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A run a serving process started and is running: its ``run_id``, ``workflow`` and,
-    for a rerun, the run it reruns (``rerun_of``)."""
+    for a rerun, the run it reruns (``rerun_of``); for a slot of a schedule, the
+    ``schedule`` (additive)."""
 
     run_id: _RunId
     workflow: _WorkflowName
     rerun_of: _RunId | None = None
+    schedule: _WorkflowName | None = None
 
 
 class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -190,6 +194,7 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     else only those addressed to it. ``capacity``: runs it runs at once; ``running``: those
     it runs now; ``queued``: those waiting for a slot (``live`` lists both, running first, at
     most 256).
+    ``schedules``: the schedules it fires (additive; docs/schedules.md).
     Published again whenever a run starts or ends, so requesters see the load.
     """
 
@@ -203,6 +208,14 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     live: Annotated[list[ServedRun], msgspec.Meta(max_length=256)] = []
     shared: bool = False
     ts: _Text = ""
+    schedules: Annotated[list[ServedSchedule], msgspec.Meta(max_length=256)] = []
+
+
+class BackfillSlot(msgspec.Struct, kw_only=True):
+    """The slot a backfill's start request fills: its ``schedule`` and ``slot`` (ISO)."""
+
+    schedule: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+    slot: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -213,6 +226,10 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ``dry_run``: answer with the plan, start nothing. ``issued_by`` and ``reason`` are the
     requester's claim, ``issued_at`` epoch seconds. The answer goes to
     ``reply_topic(org, id, source)``, ``org`` the serving process's.
+    ``backfill`` (additive): the past slot of a schedule (``{"schedule", "slot"}``, the slot
+    ISO) it starts, its ``id`` the slot's :func:`~cascade.interfaces.slot_request_id`: a
+    server of the schedule claims the slot as its clock would, and starts it only if no claim
+    was there before (docs/schedules.md).
     """
 
     id: _RequestId
@@ -225,6 +242,7 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     issued_by: _Text | None = None
     reason: _Text | None = None
     issued_at: _Seconds | None = None
+    backfill: BackfillSlot | None = None
 
     def __post_init__(self) -> None:
         if len(msgspec.json.encode(self.params)) > MAX_PARAMS_BYTES:
@@ -282,7 +300,9 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Where a run came from, on its ``ENGINE_STARTED`` (additive): the served ``workflow``
     and the ``params`` it runs with; for a rerun, the run it reruns (``rerun_of``) and the
     first run of that line (``root_run``); for a run a request started, the request's
-    ``request_id``, ``issued_by``, ``reason`` and ``issued_at`` (the audit's row of it)."""
+    ``request_id``, ``issued_by``, ``reason`` and ``issued_at`` (the audit's row of it); for
+    a run a schedule started, its ``schedule`` and the slot it fills, ``scheduled_for`` (ISO,
+    UTC; both additive)."""
 
     workflow: _WorkflowName | None = None
     params: Params | None = None
@@ -292,6 +312,8 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     issued_by: _Text | None = None
     reason: _Text | None = None
     issued_at: _Seconds | None = None
+    schedule: _WorkflowName | None = None
+    scheduled_for: _Text | None = None
 
 
 def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:

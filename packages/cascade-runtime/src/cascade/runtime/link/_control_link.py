@@ -186,9 +186,13 @@ class ControlLink:
         """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
         index's other topics are not read: they cannot change this run)."""
         names = self._task_names
-        if names is None or key.scope == "global":
+        if key.scope == "global":
             return True
-        glob = key.scope.partition(":")[2]
+        kind, _, glob = key.scope.partition(":")
+        if kind != "task":
+            return False  # a schedule's pause holds no task back
+        if names is None:
+            return True
         return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
     async def close(self, timeout: float) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from cascade.interfaces import (
     Connector,
@@ -16,6 +17,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     decode_level,
     decode_served,
+    decode_status,
     rollcall_topic,
     served_topic,
 )
@@ -117,15 +119,26 @@ class Announcer:
 
 class Peers:
     """The other serving processes' announcements, as heard on ``{prefix}/served/+/+/+``: the
-    reruns each runs now (a request to rerun one of those runs is refused here too).
+    reruns each runs now (a request to rerun one of those runs is refused here too), the runs
+    of schedules each runs (``changed`` is called when they change), and the last slot of each
+    schedule each fired (told to ``fired(source, schedule, slot, run_id)``).
 
     A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)
     forgets its source.
     """
 
-    def __init__(self, own_source: str) -> None:
+    def __init__(
+        self,
+        own_source: str,
+        changed: Callable[[], None] = lambda: None,
+        fired: Callable[[str, str, datetime, str], None] = lambda *_: None,
+    ) -> None:
         self._own = own_source
+        self._fired = fired
         self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
+        self._scheduled: dict[str, list[tuple[str, str]]] = {}  # source -> (schedule, run id)
+        self._offline: set[str] = set()
+        self._changed = changed
         self._log = RateLimitedLogger(_log)
 
     def __call__(self, message: Message) -> None:
@@ -134,6 +147,8 @@ class Peers:
             return
         if not message.raw:
             self._reruns.pop(source, None)
+            if self._scheduled.pop(source, []):
+                self._changed()
             return
         try:
             announcement = decode_served(message.raw)
@@ -141,6 +156,40 @@ class Peers:
             self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
             return
         self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
+        scheduled = [(r.schedule, r.run_id) for r in announcement.live if r.schedule is not None]
+        if scheduled or self._scheduled.pop(source, []):
+            self._scheduled[source] = scheduled
+            self._changed()
+        for entry in announcement.schedules:
+            if entry.last_slot and entry.last_run:
+                try:
+                    slot = datetime.fromisoformat(entry.last_slot)
+                except ValueError:
+                    continue
+                self._fired(source, entry.name, slot, entry.last_run)
+
+    def on_status(self, message: Message) -> None:
+        """A source's presence: a killed server's announcement stays retained, its status
+        (the broker's will) says it is gone, and its runs with it."""
+        source = decode_level(message.topic.rsplit("/", 1)[-1])
+        try:
+            offline = decode_status(message.raw).status == "offline" if message.raw else True
+        except InvalidMessageError:
+            return
+        if offline != (source in self._offline):
+            (self._offline.add if offline else self._offline.discard)(source)
+            if source in self._scheduled:
+                self._changed()
+
+    def scheduled(self, schedule: str) -> list[tuple[str, str]]:
+        """The runs of ``schedule`` live at online servers, as (source, run id)."""
+        return [
+            (source, run_id)
+            for source, runs in self._scheduled.items()
+            if source not in self._offline
+            for name, run_id in runs
+            if name == schedule
+        ]
 
     def rerunning(self, rerun_of: str) -> str | None:
         """The source that reruns ``rerun_of`` now, by its announcement; ``None`` if none."""
