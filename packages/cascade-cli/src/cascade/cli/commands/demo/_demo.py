@@ -153,7 +153,12 @@ async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator
 
     async with EmbeddedBroker() as broker:
         address = f"{broker.host}:{broker.port}"
-        console.print(f"[dim]embedded MQTT broker on {address}; watch it from another terminal:[/]")
+        console.print(
+            f"[dim]embedded MQTT broker on {address}, gone when the demo ends ("
+            f"{cascade_command()} demo --duration 60 keeps it a minute); meanwhile, watch it "
+            "from another terminal:[/]",
+            soft_wrap=True,
+        )
         console.print(f"[dim]  {cascade_command()} watch --host {address}[/]", soft_wrap=True)
         yield replace(options, host=broker.host, port=broker.port)
 
