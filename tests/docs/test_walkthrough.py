@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -51,8 +51,13 @@ class Ids:
                 text = text.replace(sample, real)
                 continue
             # any prefix of 8 or more digits of a sample id is that prefix of the real one
-            text = re.sub(sample[:8] + "[0-9a-f]*", lambda m, r=real: r[: len(m.group())], text)
+            text = re.sub(sample[:8] + "[0-9a-f]*", _prefix_of(real), text)
         return text
+
+
+def _prefix_of(real: str) -> Callable[[re.Match[str]], str]:
+    """A match of a sample id's prefix replaced by as many digits of ``real``."""
+    return lambda found: real[: len(found.group())]
 
 
 def _normal(line: str) -> str:
@@ -130,7 +135,7 @@ def test_the_walkthrough_runs_as_written(
         for line in process.stdout:
             if said in line:
                 return line
-        raise AssertionError(f"{process.args} ended before saying {said!r}")
+        raise AssertionError(f"{process.args!r} ended before saying {said!r}")
 
     recorder = start("cascade", "record")
     serving = start(sys.executable, "etl.py", extra={"CASCADE_DASHBOARD_URL": f"http://{address}"})
