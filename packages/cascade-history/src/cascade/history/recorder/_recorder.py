@@ -37,7 +37,6 @@ from cascade.interfaces import (
     issued_filter,
     logs_filter,
     reply_filter,
-    rollcall_topic,
     status_filter,
     telemetry_filter,
 )
@@ -48,7 +47,7 @@ from ._gaps import MAX_FOLLOWED, RecorderGaps
 from ._intake import Intake
 from ._missed_ends import MissedEnds
 from ._recorder_stats import RecorderStats
-from ._sharing import delivers_to_shared, shared_filter
+from ._sharing import share_probe_topic, shared_filter
 from ._writer import Writer
 
 __all__ = ["Recorder"]
@@ -210,10 +209,9 @@ class Recorder:
             *([issued_filter(prefix)] if self.logins_bound else []),
         ):
             self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
-        if self.connector.capabilities.retained_to_wildcards is False:
-            # no retained status comes through a wildcard: the sources online announce
-            # themselves again (their presence vouches for the runs they speak of)
-            await self.connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
+        # where no retained status comes through a wildcard, the sources online announce
+        # themselves again (their presence vouches for the runs they speak of)
+        await self.connector.call_roll()
 
     async def check_sharing(self, timeout: float = 5.0) -> bool:
         """With ``share``, once connected: whether the broker delivers through the shared
@@ -226,7 +224,8 @@ class Recorder:
         if handle is None or not self.sharing:
             return False
         assert self.share is not None
-        if await delivers_to_shared(self.connector, self.prefix, self.share, timeout):
+        probe = share_probe_topic(self.prefix, self.connector.source_id)
+        if await self.connector.shares_subscriptions(probe, timeout=timeout):
             return True
         plain = telemetry_filter(prefix=self.prefix)
         self._listen(await self.connector.subscribe(plain, self._on_message))

@@ -18,7 +18,6 @@ from cascade.interfaces import (
     decode_level,
     decode_served,
     decode_status,
-    rollcall_topic,
     served_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
@@ -52,7 +51,6 @@ class Announcer:
         project_id: str,
     ) -> None:
         self._connector = connector
-        self._prefix = prefix
         self.topic = served_topic(org_id, project_id, connector.source_id, prefix)
         self._announcement = announcement
         self._wake = asyncio.Event()
@@ -66,13 +64,10 @@ class Announcer:
 
     async def start(self) -> None:
         """Publish now, then whenever changed or asked by a roll call."""
-        if self._connector.capabilities.retained_to_wildcards is not True:
-            try:
-                self._rollcall = await self._connector.subscribe(
-                    rollcall_topic(self._prefix), self._on_rollcall
-                )
-            except Exception as exc:
-                self._log.warning("rollcall", "could not subscribe to roll calls: %s", explain(exc))
+        try:
+            self._rollcall = await self._connector.answer_rollcalls(self._on_rollcall)
+        except Exception as exc:
+            self._log.warning("rollcall", "could not subscribe to roll calls: %s", explain(exc))
         self._wake.set()
         self._loop = asyncio.create_task(self._publish_loop(), name="cascade-served")
 
@@ -81,8 +76,7 @@ class Announcer:
         self._wake.set()
 
     def _on_rollcall(self, message: Message) -> None:
-        if self._connector.capabilities.retained_to_wildcards is False:
-            self._wake.set()
+        self._wake.set()
 
     async def _publish_loop(self) -> None:
         while True:

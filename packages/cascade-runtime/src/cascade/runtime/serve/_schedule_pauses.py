@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import Connector, Constraint, SubscriptionHandle, subscribe_constraints
+from cascade.interfaces import Connector, Constraint, SubscriptionHandle
 
 from .._steps import explain
 from ..constraints._constraints import ConstraintManager, ConstraintStats
@@ -32,8 +32,7 @@ class SchedulePauses:
         """Subscribe: returns once the retained ones are heard (a failure is logged; the
         pauses published later still arrive once the connector subscribes again)."""
         try:
-            self._handle = await subscribe_constraints(
-                self._connector,
+            self._handle = await self._connector.subscribe_constraints(
                 self._constraints.handle_message,
                 on_sync=self._constraints.sync,
                 wanted=lambda key: key.scope.startswith("schedule:"),

@@ -214,7 +214,7 @@ class Server:
             self._probe_once_connected()
 
     def _probe_once_connected(self) -> None:
-        """Once serving and connected (the broker's capabilities are known then): probe."""
+        """Once serving and connected (what the broker does is known then): probe."""
         if self._ready and self._probe is None and self._connector.is_connected:
             self._probe = asyncio.get_running_loop().create_task(
                 self._find_shared(), name="cascade-served-probe"
@@ -223,18 +223,9 @@ class Server:
     async def _find_shared(self) -> None:
         """Where the broker has shared subscriptions, take requests through them too.
 
-        Where it sends retained messages to exact subscriptions only (RabbitMQ 3.x), it has
-        none, and a subscription its permissions deny closes the connection: nothing is
-        tried. (There the other servers' announcements come when they change, or when a
+        (Where it has none, the other servers' announcements come when they change, or when a
         requester calls the roll, as ``cascade start`` does before it picks a server.)"""
         connector = self._connector
-        if connector.capabilities.retained_to_wildcards is False:
-            _log.info(
-                "the broker sends retained messages to exact subscriptions only (RabbitMQ "
-                "3.x), and has no shared subscriptions: this engine takes only the start "
-                "requests addressed to it"
-            )
-            return
         wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
         context = self._context
         org, project = context.org_id, context.project_id

@@ -5,7 +5,9 @@ is in :mod:`cascade.interfaces`. A :class:`~cascade.interfaces.Connector`
 implementation uses these parts to behave exactly like the others: the same
 JSON codec, the same routing of received messages to subscriptions, the same
 presence rule on its own status topic, the same id and topic checks, and the
-same rate-limited warnings. Every Cascade package (the MQTT connector, the
+same rate-limited warnings; and inheriting :class:`BrokerDifferences`, the same
+``Connector`` methods where brokers differ (the constraints index, the roll call,
+the shared-subscription probe). Every Cascade package (the MQTT connector, the
 runtime, the CLI) builds on them, so they are as stable as
 :mod:`cascade.interfaces`: a name changes only with a deprecation.
 
@@ -15,22 +17,24 @@ which before Python 3.12 drops a cancellation that arrives just as the
 awaited operation completes.
 """
 
-from ._codec import decode_payload, encode_payload
-from ._dispatch import Dispatcher, Subscription
-from ._identity import (
+from .._codec import decode_payload, encode_payload
+from .._dispatch import Dispatcher, Subscription
+from .._identity import (
     default_org_id,
     default_project_id,
     default_source_id,
     default_sourced_topics,
 )
-from ._ids import MAX_ID_BYTES, validate_id
-from ._presence import PresenceGuard, PresenceVerdict
-from ._ratelimit import RateLimitedLogger
-from ._timeout import bounded, event_set
-from ._topics import validate_filter, validate_prefix, validate_topic
+from .._ids import MAX_ID_BYTES, validate_id
+from .._presence import PresenceGuard, PresenceVerdict
+from .._ratelimit import RateLimitedLogger
+from .._timeout import bounded, event_set
+from .._topics import validate_filter, validate_prefix, validate_topic
+from ._broker_differences import BrokerDifferences, delivers_to_shared
 
 __all__ = [
     "MAX_ID_BYTES",
+    "BrokerDifferences",
     "Dispatcher",
     "PresenceGuard",
     "PresenceVerdict",
@@ -42,6 +46,7 @@ __all__ = [
     "default_project_id",
     "default_source_id",
     "default_sourced_topics",
+    "delivers_to_shared",
     "encode_payload",
     "event_set",
     "validate_filter",

@@ -37,8 +37,10 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ._codec import Payload, decode_payload, encode_payload
-from ._connector import Connector, Message, SubscriptionHandle
+from .._codec import Payload, decode_payload, encode_payload
+from .._connector import Connector, Message, SubscriptionHandle
+from .._errors import ConnectorError, InvalidMessageError
+from .._topics import scope_from_path
 from ._constraints_index import (
     MAX_INDEXED_TOPICS,
     Entries,
@@ -46,7 +48,6 @@ from ._constraints_index import (
     decode_constraints_index,
     read_index,
 )
-from ._errors import ConnectorError, InvalidMessageError
 from ._index_shards import (
     IndexRecord,
     Records,
@@ -57,7 +58,6 @@ from ._index_shards import (
     prune_records,
     shard_of,
 )
-from ._topics import scope_from_path
 
 __all__ = ["INDEX_ATTEMPTS", "SETTLE", "IndexNotHeldError", "update_constraints_index"]
 
@@ -180,13 +180,12 @@ async def update_constraints_index(
     settle: float | None = None,
 ) -> bool:
     """Put the constraints ``put`` (topic → payload) in the index and take the topics
-    ``remove`` out of it, on a broker that needs an index.
+    ``remove`` out of it: what ``Connector.index_constraints`` does on a broker that
+    needs an index.
 
     For writers, after their constraints are published (``put``) or cleared
-    (``remove``). Where the broker sends retained messages to wildcard
-    subscriptions, does nothing but the one read that tells which broker it is
-    (when the connector does not know yet). ``settle`` is :data:`SETTLE` unless
-    given. Returns whether the index was written. Raises :class:`IndexNotHeldError`
+    (``remove``). ``settle`` is :data:`SETTLE` unless given. Returns whether the
+    index was written (``False``: nothing to change). Raises :class:`IndexNotHeldError`
     when the change is missing after :data:`INDEX_ATTEMPTS` writes, and
     :class:`ValueError` when a shard would hold more than :data:`MAX_INDEXED_TOPICS`
     constraints (nothing is written).
@@ -196,10 +195,6 @@ async def update_constraints_index(
     changes: dict[str, dict[str, Any] | None] = dict.fromkeys(remove)
     changes.update({t: decode_payload(encode_payload(p)) for t, p in (put or {}).items()})
     if not changes:
-        return False
-    if connector.capabilities.retained_to_wildcards is None:
-        await read_index(connector, ())  # its first subscription tells the connector
-    if connector.capabilities.retained_to_wildcards is not False:
         return False
     shards = sorted({shard_of(topic, prefix) for topic in changes})
     mine: dict[str, IndexRecord] = {}

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ._codec import DECODE_ERRORS, encode_payload, invalid_message
-from ._errors import InvalidMessageError, InvalidTopicError
-from ._topics import validate_topic
+from .._codec import DECODE_ERRORS, encode_payload, invalid_message
+from .._errors import InvalidMessageError, InvalidTopicError
+from .._topics import validate_topic
 
 __all__ = [
     "INDEX_SHARDS",

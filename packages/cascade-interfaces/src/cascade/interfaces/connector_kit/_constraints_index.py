@@ -3,9 +3,9 @@
 MQTT has a broker send a new subscription the retained message of every topic
 its filter matches; RabbitMQ 3.x's MQTT plugin sends one only to a subscription
 of that exact topic, so ``{prefix}/constraints/#`` brings none of them
-(``Connector.capabilities.retained_to_wildcards`` is ``False``). On such a
-broker, Cascade's writers (the CLI, the dashboard) also list every constraint
-topic they retain in the *index*: :data:`INDEX_SHARDS` retained records
+(the connector finds so at its first connection). On such a broker, Cascade's
+writers (the CLI, the dashboard) also list every constraint topic they retain
+in the *index*: :data:`INDEX_SHARDS` retained records
 (``_index_shards.py``), written so that concurrent writers do not lose each
 other's changes (``_index_writer.py``). Readers (engines, ``cascade status``)
 read every shard, the record earlier versions kept (``{prefix}/index/constraints``,
@@ -14,7 +14,8 @@ listed topic, each through a subscription of its exact topic. The index is a
 directory: what a reader applies comes from the constraint's own topic, which
 the broker's ACL binds to its scope's writers; the shards, which every writer
 writes, only say where to look. RabbitMQ 3.10 takes about 3 ms an exact
-subscription (measured: 1,000 in 3 s). On other brokers nothing here is used.
+subscription (measured: 1,000 in 3 s). On other brokers nothing here is used:
+the connector decides (``_broker_differences.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ._codec import DECODE_ERRORS, invalid_message
-from ._connector import Connector, Message
-from ._constraint_topic import TopicKey, constraint_topic_key
-from ._errors import InvalidMessageError, InvalidTopicError
+from .._codec import DECODE_ERRORS, invalid_message
+from .._connector import Connector, Message
+from .._constraint_topic import TopicKey, constraint_topic_key
+from .._errors import InvalidMessageError, InvalidTopicError
+from .._topics import constraint_topic, validate_topic
 from ._index_shards import (
     INDEX_SHARDS,
     Records,
@@ -37,14 +39,12 @@ from ._index_shards import (
     decode_index_shard,
     merge_records,
 )
-from ._topics import constraint_topic, validate_topic
 
 __all__ = [
     "MAX_INDEXED_TOPICS",
     "MAX_INDEX_BYTES",
     "IndexSnapshot",
     "always_read",
-    "beside_exact_reads",
     "constraints_index_topic",
     "decode_constraints_index",
     "encode_constraints_index",
@@ -132,23 +132,6 @@ def decode_constraints_index(raw: bytes, prefix: str) -> Entries:
             raise InvalidMessageError(str(exc), f"$.constraints[{relative!r}]") from None
         entries[topic] = payload
     return entries
-
-
-def beside_exact_reads(
-    connector: Connector, callback: Callable[[Message], None]
-) -> Callable[[Message], None]:
-    """``callback`` for a ``{prefix}/constraints/#`` subscription whose retained messages are
-    read exactly (:func:`read_indexed_constraints`): on a broker whose
-    ``capabilities.retained_to_wildcards`` is ``False``, a retained copy that reaches the
-    wildcard was brought by an exact read, which hands it over itself; it is skipped here,
-    so that each message is handled once."""
-
-    def live(message: Message) -> None:
-        if message.retain and connector.capabilities.retained_to_wildcards is False:
-            return
-        callback(message)
-
-    return live
 
 
 async def _read_retained(
@@ -251,10 +234,11 @@ async def read_indexed_constraints(
     read one it hid, but never make them take a constraint on another scope than its
     topic's. The ``global`` scope's topics are read whatever the index says.
 
-    For readers on a broker whose ``capabilities.retained_to_wildcards`` is ``False``,
-    once their ``{prefix}/constraints/#`` subscription is made (live changes come
-    through that). :data:`INDEX_SHARDS` + 5 exact subscriptions, at once, then one per
-    listed topic, at once: with ``wanted``, only the listed topics whose scope and type
+    For readers on a broker that sends retained messages to exact subscriptions only
+    (``Connector.subscribe_constraints`` calls it there), once their
+    ``{prefix}/constraints/#`` subscription is made (live changes come through that).
+    :data:`INDEX_SHARDS` + 5 exact subscriptions, at once, then one per listed topic, at
+    once: with ``wanted``, only the listed topics whose scope and type
     (:func:`~cascade.interfaces.constraint_topic_key`) it wants (an engine: the scopes
     that can govern its run's tasks), so that constraints on other tasks cost a run's
     start nothing. A record that cannot be read is logged and skipped. Returns the topics
