@@ -15,7 +15,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
-from ._errors import HistoryError, LocationError
+from ._errors import HistoryError, HistoryMissing, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._received import Received, decode_message
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
@@ -43,6 +43,7 @@ from .records._audit_records import AuditEvent
 from .records._log_records import LogBatches, LogCount, RecordedLogLine
 from .records._records import (
     Claim,
+    DecisionCount,
     Execution,
     RunDetail,
     RunLink,
@@ -73,11 +74,13 @@ __all__ = [
     "Attempt",
     "AuditEvent",
     "Claim",
+    "DecisionCount",
     "DashboardSession",
     "DecisionRecord",
     "Execution",
     "History",
     "HistoryError",
+    "HistoryMissing",
     "LocationError",
     "LogBatches",
     "LogCount",

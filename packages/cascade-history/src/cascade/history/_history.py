@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
-from ._errors import HistoryError, LocationError, from_database_error
+from ._errors import HistoryError, HistoryMissing, LocationError, from_database_error
 from ._received import Received
 from ._times import since_epoch
 from .access._access import access_row, count_access, insert_access
@@ -145,7 +145,9 @@ class History:
         )
         if readonly and sqlite_file and not Path(str(database)).exists():
             hint = "cascade record" if url is None else f"cascade record --db {self.location}"
-            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
+            raise HistoryMissing(
+                f"no history at {self.location} yet: record one with {hint}", Path(str(database))
+            )
         try:
             self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:

@@ -26,6 +26,7 @@ from ..audit._witness import witness
 from ..records._audit_records import AuditEvent
 from ..records._records import (
     Claim,
+    DecisionCount,
     Execution,
     RunLink,
     RunSummary,
@@ -34,6 +35,7 @@ from ..records._records import (
 )
 from ..store._schema import (
     constraint_events,
+    decisions,
     presence,
     run_claims,
     run_events,
@@ -170,8 +172,11 @@ def summaries(
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
     refused: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     claims: dict[str, list[Claim]] = {run_id: [] for run_id in ids}
+    decided: dict[str, list[DecisionCount]] = {run_id: [] for run_id in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        for run_id, decision, by, count in connection.execute(_applied_decisions(chunk)):
+            decided[run_id].append(DecisionCount(decision, by, count))
         rr = run_refusals.c
         for run_id, reason, count in connection.execute(
             sa.select(rr.run_id, rr.reason, rr.refused).where(rr.run_id.in_(chunk))
@@ -220,9 +225,22 @@ def summaries(
             origin=origin_of(row),
             rerun_of=None if row.rerun_of is None else rerun_of.get(row.rerun_of),
             replaced_by=replaced_by.get(row.run_id, []),
+            decisions=decided.get(row.run_id, []),
         )
         for row in rows
     ]
+
+
+def _applied_decisions(run_ids: list[str]) -> sa.Select[Any]:
+    """(run_id, decision, issued_by, count): the decisions the runs' engines applied, by kind
+    and person, in the order first applied (the audit's ``decisions``, indexed by run)."""
+    d = decisions.c
+    return (
+        sa.select(d.run_id, d.decision, d.issued_by, sa.func.count())
+        .where(d.run_id.in_(run_ids), d.outcome == "applied")
+        .group_by(d.run_id, d.decision, d.issued_by)
+        .order_by(d.run_id, sa.func.min(d.id))
+    )
 
 
 _STATUS = RUN_COLUMNS[-1]

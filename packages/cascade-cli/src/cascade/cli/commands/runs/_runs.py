@@ -27,12 +27,14 @@ __all__ = [
     "MISSING_NOTE",
     "REFUSED_NOTE",
     "RUN_STYLES",
+    "decided_text",
     "filtered",
     "gap_lines",
     "missing_cell",
     "refused_text",
     "runs_table",
     "schedule_slot",
+    "status_text",
     "task_counts",
 ]
 
@@ -164,7 +166,7 @@ def _run_row(
     cells: list[Cell] = [
         cell(short_id(run.run_id), SHORT_ID, "bold"),
         cell(run.name, SHOWN["name"]) if run.name is not None else Text("-", style="dim"),
-        Text(run.status, style=RUN_STYLES.get(run.status, "")),
+        status_text(run),
         times.short(run.started_at),
         duration(run.duration) if run.duration is not None else "-",
         task_counts(run.tasks, stacked=stacked),
@@ -182,6 +184,26 @@ def _run_row(
         cell(run.source, SHOWN["source"]),
         cell(_error_first(run.error), SHOWN["error"], "red"),
     ]
+
+
+def status_text(run: RunSummary) -> Text:
+    """A run's status in its colour, and on a line of its own the decisions people took on its
+    held tasks (``1 skipped by ops-1, 1 completed by ops-2``), which changed what it came to:
+    a run that succeeded by a skip is not a run that succeeded."""
+    said = Text(run.status, style=RUN_STYLES.get(run.status, ""))
+    if run.decisions:
+        said.append(f"\n{decided_text(run)}", style="yellow")
+    return said
+
+
+def decided_text(run: RunSummary) -> str:
+    """The decisions people took on a run's held tasks, as its engine applied them: ``1
+    skipped by ops-1, 1 completed by ops-2`` (``""``: none); names inert."""
+    return ", ".join(
+        f"{d.count:,} {d.done} by "
+        + ("someone unnamed" if d.by is None else inert(d.by, SHOWN["source"]))
+        for d in run.decisions
+    )
 
 
 def _error_first(error: str | None) -> str | None:
