@@ -9,6 +9,7 @@ import asyncio
 import importlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,10 +196,7 @@ async def test_a_result_lost_with_its_worker_fails_the_task_taking_it_and_is_not
         )
         await eventually(lambda: (tmp_path / "started-0").exists(), timeout=60)
         with cluster.client() as client:
-            (pid,) = [
-                pid for pid in client.run(os.getpid).values() if pid != _pid_of(client, "w1")
-            ]
-            os.kill(pid, 9)
+            os.kill(_pid_of(client, "w0"), signal.SIGKILL)  # w0 holds big's result
             await eventually(lambda: len(client.scheduler_info()["workers"]) < 2, timeout=30)
             (tmp_path / "release").write_text("")
             with pytest.raises(TaskFailedError) as failed:

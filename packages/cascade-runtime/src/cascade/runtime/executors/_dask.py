@@ -353,7 +353,7 @@ def _told(keys: list[str], dask_worker: Any) -> dict[str, tuple[Outcome, int]]:
     what the engine reads of each of ``keys`` it holds (:meth:`Held.told`)."""
     told = {}
     for key in keys:
-        held = dask_worker.data.get(key) if key in dask_worker.data else None
+        held = dask_worker.data.get(key)
         if isinstance(held, Held):
             told[key] = held.told()
     return told
@@ -554,6 +554,17 @@ class RunDask:
             batch = [(attempt, done) for attempt, done in batch if not done.done()]
         attempts = [attempt for attempt, _ in batch]
         large = self.executor.large_bytes
+        # what takes, keeps or may stay: passed only where some attempt does (each Dask task
+        # of thousands costs its arguments)
+        more = (
+            [
+                [[taken.future for taken in attempt.inputs] for attempt in attempts],
+                [attempt.keep for attempt in attempts],
+                [large if attempt.stays else None for attempt in attempts],
+            ]
+            if calls is not None or any(a.inputs or a.keep for a in attempts)
+            else []
+        )
         try:
             if isinstance(calls, Exception):
                 raise calls
@@ -564,9 +575,7 @@ class RunDask:
                 else [calls[f"{_key(attempt)}-call"] for attempt in attempts],
                 [attempt.context for attempt in attempts],
                 [attempt.lines for attempt in attempts],
-                [[taken.future for taken in attempt.inputs] for attempt in attempts],
-                [attempt.keep for attempt in attempts],
-                [large if attempt.stays else None for attempt in attempts],
+                *more,
                 key=[_key(attempt) for attempt in attempts],
                 pure=False,
                 retries=0,
