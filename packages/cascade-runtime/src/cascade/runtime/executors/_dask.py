@@ -61,8 +61,7 @@ def _distributed() -> Any:
 def _sized() -> None:
     """Dask told the size of an attempt's outcome (its result's, pickled), as it weighs where
     to run what takes it and what to spill (it would take it for a small object)."""
-    from dask.sizeof import sizeof
-
+    sizeof: Any = importlib.import_module("dask.sizeof").sizeof  # typed in part only
     sizeof.register(Outcome)(_size_of)
 
 
