@@ -21,7 +21,6 @@ from cascade.interfaces import (
     constraints_index_topic,
     constraints_shard_topic,
     decode_constraint,
-    read_indexed_constraints,
 )
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.constraints_index import (
@@ -35,6 +34,7 @@ from cascade.interfaces.constraints_index import (
     encode_index_shard,
     merge_records,
     prune_records,
+    read_indexed_constraints,
     shard_of,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

@@ -19,7 +19,6 @@ from cascade.interfaces import (
     constraint_topic,
     constraints_index_topic,
     constraints_shard_topic,
-    update_constraints_index,
 )
 from cascade.interfaces.connector_kit import bounded, encode_payload
 from cascade.interfaces.constraints_index import (
@@ -103,11 +102,11 @@ async def writer(broker: InMemoryBroker) -> AsyncIterator[InMemoryConnector]:
 
 async def put(connector: InMemoryConnector, topic: str) -> bool:
     change = {topic: pause(topic)}
-    return await update_constraints_index(connector, put=change, timeout=1, settle=SETTLE)
+    return await connector.index_constraints(put=change, timeout=1, settle=SETTLE)
 
 
 async def clear(connector: InMemoryConnector, topic: str) -> bool:
-    return await update_constraints_index(connector, remove=[topic], timeout=1, settle=SETTLE)
+    return await connector.index_constraints(remove=[topic], timeout=1, settle=SETTLE)
 
 
 async def test_writers_set_and_clear_in_the_topics_shard_only(

@@ -1,6 +1,6 @@
-"""The access audit, token, cancel, ingest, gap, lineage, map, query, run filter, migration,
-read-mode, recorder, log and visible-run tests again, each on a new database of a private
-PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The access audit, token, notify claim, cancel, ingest, gap, lineage, map, query, run
+filter, migration, read-mode, recorder, log and visible-run tests again, each on a new
+database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from cascade.testkit import NOT_THE_SHARED_BROKER, skip_on_family
 from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
-from ..test_history_rollup import *  # noqa: F403
 from ..test_lineage import *  # noqa: F403
 from ..test_logs import *  # noqa: F403
 from ..test_maps import *  # noqa: F403
+from ..test_notify_posts import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
 from ..test_recorder_logs import *  # noqa: F403
 from ..test_refusals import *  # noqa: F403
+from ..test_rollup import *  # noqa: F403
 from ..test_run_filters import *  # noqa: F403
 from ..test_run_pages import *  # noqa: F403
 from ..test_schema_migrations import *  # noqa: F403

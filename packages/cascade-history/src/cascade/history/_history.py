@@ -17,28 +17,38 @@ from typing_extensions import Self
 
 from cascade.interfaces import SourceGaps
 
-from ._access import access_row, count_access, insert_access
-from ._attempts import DecisionRecord
-from ._audit_records import AuditEvent
-from ._decisions import run_decisions
-from ._engine import WRITE, create_engine
-from ._errors import HistoryError, LocationError, from_database_error
-from ._gaps import gap_rows
-from ._ingest import refusal_rows, store_batch
-from ._lineage import reused_query
-from ._location import describe, resolve_url
-from ._log_queries import (
+from ._errors import HistoryError, HistoryMissing, LocationError, from_database_error
+from ._received import Received
+from ._times import since_epoch
+from .access._access import access_row, count_access, insert_access
+from .access._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
+from .access._tokens import (
+    ApiToken,
+    NewToken,
+    find_token,
+    insert_token,
+    list_tokens,
+    revoke_token,
+    token_used,
+)
+from .audit._decisions import run_decisions
+from .audit._lineage import reused_query
+from .audit._notify_posts import (
+    NotifyPost,
+    PostClaim,
+    claim_post,
+    end_post,
+    insert_post,
+    prune_post_claims,
+)
+from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
     log_lines_query,
     runs_logging_query,
 )
-from ._log_records import LogBatches, LogCount, RecordedLogLine
-from ._maps import MapItems, map_items_query
-from ._migrate import upgrade
-from ._owners import claim_rows
-from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
-from ._queries import (
+from .queries._maps import MapItems, map_items_query
+from .queries._queries import (
     audit_query,
     executions_query,
     gaps_query,
@@ -49,9 +59,12 @@ from ._queries import (
     status_name,
     tasks_query,
 )
-from ._readable import check_readable, refuse_foreign
-from ._received import Received
-from ._records import (
+from .queries._report import RunReport, report_query
+from .queries._run_query import TaskOrder, count_query, ranked_query, run_query
+from .records._attempts import DecisionRecord
+from .records._audit_records import AuditEvent
+from .records._log_records import LogBatches, LogCount, RecordedLogLine
+from .records._records import (
     Execution,
     RunDetail,
     RunSummary,
@@ -60,25 +73,16 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
-from ._report import RunReport, report_query
-from ._rollup import rollup_executions, rollup_stats
-from ._run_query import TaskOrder, count_query, ranked_query, run_query
-from ._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
-from ._times import since_epoch
-from ._tokens import (
-    ApiToken,
-    NewToken,
-    find_token,
-    insert_token,
-    list_tokens,
-    revoke_token,
-    token_used,
-)
+from .store._engine import WRITE, create_engine
+from .store._location import describe, resolve_url
+from .store._migrate import upgrade
+from .store._readable import check_readable, refuse_foreign
+from .writes._ingest import gap_rows, refusal_rows, store_batch
+from .writes._owners import claim_rows
+from .writes._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
+from .writes._rollup import exact_enough, rollup_stats
 
-__all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
-
-EXACT_UP_TO = 10_000
-"""Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
+__all__ = ["TASKS_PAGE", "History", "Mode"]
 
 TASKS_PAGE = 500
 """The tasks in a page of :meth:`History.run_pages` (and of the dashboard's run)."""
@@ -141,7 +145,9 @@ class History:
         )
         if readonly and sqlite_file and not Path(str(database)).exists():
             hint = "cascade record" if url is None else f"cascade record --db {self.location}"
-            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
+            raise HistoryMissing(
+                f"no history at {self.location} yet: record one with {hint}", Path(str(database))
+            )
         try:
             self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:
@@ -275,6 +281,7 @@ class History:
         limit: int = 100,
         among: Iterable[tuple[str, str | None]] | None = None,
         name: str | None = None,
+        schedule: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
@@ -284,6 +291,7 @@ class History:
         another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
         that name. ``name``: the runs of that name (:attr:`RunSummary.name`), exactly.
+        ``schedule``: the runs that schedule started (:attr:`RunSummary.schedule`).
         ``among``: the runs of these orgs (``(org, None)``) and projects
         (``(org, project)``) only (what someone may see; none when empty).
         """
@@ -301,6 +309,7 @@ class History:
                 limit=limit,
                 among=among,
                 name=name,
+                schedule=schedule,
             )
         )
 
@@ -492,14 +501,14 @@ class History:
         ``exact=True`` computes them from every execution; ``False`` reads the hourly rollup
         kept at ingest (``TaskStats.approximate``: percentiles within 2.5 %, from the hour
         ``since`` falls in), in milliseconds whatever the history's size. By default, exact
-        up to :data:`EXACT_UP_TO` finished executions in the period, the rollup beyond.
+        up to 10,000 finished executions in the period (``EXACT_UP_TO``), the rollup beyond.
         """
         after = since_epoch(since)
 
         def query(connection: sa.Connection) -> list[TaskStats]:
             precise = exact
             if precise is None:
-                precise = rollup_executions(connection, after) <= EXACT_UP_TO
+                precise = exact_enough(connection, after)
             if precise:
                 return tasks_query(connection, since=after, name_glob=name_glob)
             like = glob_to_like(name_glob) if name_glob is not None else None
@@ -517,9 +526,10 @@ class History:
         """Constraints set, cleared and expired, runs cancelled, decisions on held tasks
         (``decided``: applied or refused, as their engines answered), runs a start request
         started (``start``: who, why, when, the workflow and its params, as the run's engine
-        said), and the refusals of a team's
-        dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
-        clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
+        said), the refusals of a team's dashboard (``refused``) and the webhooks `cascade
+        notify` posted (``notified``) since ``since``, newest first, at most ``limit``; each
+        set, clear and cancel says what vouched for its ``issued_by``
+        (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)
         now = time.time()
         return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))
@@ -611,6 +621,40 @@ class History:
         return self._read(
             lambda c: runs_logging_query(c, text, since=since, limit=limit, among=among)
         )
+
+    # -- `cascade notify`: which notifier posts an event, and what was posted -----------------
+
+    def claim_post(
+        self, group: str, key: str, owner: str, *, lease: float, now: float | None = None
+    ) -> PostClaim:
+        """Claim the event ``key`` for ``owner``, one of the notifiers of ``group``: won when
+        no notifier of the group claimed it before, or when the claim found was not marked
+        posted within ``lease`` seconds (taken over); else who holds it and whether it was
+        posted. One statement the database orders: two notifiers never both win."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: claim_post(c, group, key, owner, lease=lease, now=at),
+            "cannot claim an event",
+        )
+
+    def end_post(
+        self, group: str, key: str, owner: str, *, outcome: str, now: float | None = None
+    ) -> bool:
+        """Mark ``owner``'s claim on ``key`` done (``outcome``: ``posted``, ``failed``, ...);
+        ``False`` when it was no longer ``owner``'s (taken over after its lease)."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: end_post(c, group, key, owner, outcome=outcome, now=at),
+            "cannot mark an event posted",
+        )
+
+    def prune_post_claims(self, before: float) -> int:
+        """Forget the claims on events made before ``before`` (epoch seconds); how many."""
+        return self._write(lambda c: prune_post_claims(c, before), "cannot prune claims")
+
+    def record_post(self, post: NotifyPost) -> None:
+        """Keep ``post`` in the audit (:meth:`audit`'s ``notified`` events)."""
+        self._write(lambda c: insert_post(c, post), "cannot audit a post")
 
     # -- a team's dashboard: sign-in sessions, the access audit, API tokens -------------------
 

@@ -128,7 +128,8 @@ def limit_constraints(
 ) -> list[tuple[str, Constraint]]:
     """The topics (under ``prefix``) and payloads of a concurrency limit and/or a rate limit
     on ``scope``."""
-    _constraint_scope(scope)
+    if _constraint_scope(scope).startswith("schedule:"):
+        raise ControlError(f"{scope} is a schedule: it is paused and resumed, not limited", "scope")
     if concurrency is None and rate is None:
         raise ControlError("give concurrency, rate or both", "concurrency")
     expires_at = _expires_at(ttl)

@@ -32,6 +32,7 @@ from ._connector import (
     BrokerCapabilities,
     Connector,
     ConnectorStats,
+    ConstraintsSubscription,
     Message,
     MessageCallback,
     SubscriptionHandle,
@@ -39,18 +40,11 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
-from ._constraint_subscription import subscribe_constraints
 from ._constraint_topic import (
     ConstraintTopicError,
     TopicKey,
     constraint_from_topic,
     constraint_topic_key,
-)
-from ._constraints_index import (
-    MAX_INDEXED_TOPICS,
-    beside_exact_reads,
-    constraints_index_topic,
-    read_indexed_constraints,
 )
 from ._decisions import (
     DECISIONS,
@@ -84,8 +78,6 @@ from ._holds import (
     BlockedTask,
     Hold,
 )
-from ._index_shards import INDEX_SHARDS, constraints_shard_topic
-from ._index_writer import IndexNotHeldError, update_constraints_index
 from ._issued import (
     IssuedAction,
     IssuedNote,
@@ -172,6 +164,7 @@ from ._serving import (
     MAX_PARAMS_BYTES,
     MAX_PLAN_STEPS,
     SHARED_GROUP,
+    BackfillSlot,
     PlanAction,
     PlanStep,
     RerunMode,
@@ -235,6 +228,9 @@ from ._topics import (
     telemetry_filter,
     topic_matches,
 )
+from .connector_kit._constraints_index import MAX_INDEXED_TOPICS, constraints_index_topic
+from .connector_kit._index_shards import INDEX_SHARDS, constraints_shard_topic
+from .connector_kit._index_writer import IndexNotHeldError
 
 __all__ = [
     "Catchup",
@@ -261,6 +257,7 @@ __all__ = [
     "StartOutcome",
     "StartReply",
     "StartRequest",
+    "BackfillSlot",
     "WorkflowParam",
     "addressed_start_topic",
     "check_workflow_name",
@@ -351,6 +348,7 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorStats",
+    "ConstraintsSubscription",
     "Constraint",
     "ConstraintTopicError",
     "TopicKey",
@@ -405,7 +403,6 @@ __all__ = [
     "TaskStateEvent",
     "TraceId",
     "ahead",
-    "beside_exact_reads",
     "canonical_rate",
     "constraint_topic",
     "constraints_filter",
@@ -426,8 +423,6 @@ __all__ = [
     "parse_rate",
     "parse_timestamp",
     "payload_limit",
-    "read_indexed_constraints",
-    "subscribe_constraints",
     "rollcall_topic",
     "same_source",
     "snapshot_events",
@@ -442,6 +437,5 @@ __all__ = [
     "topic_matches",
     "truncate_error",
     "truncate_traceback",
-    "update_constraints_index",
     "validate_scope",
 ]

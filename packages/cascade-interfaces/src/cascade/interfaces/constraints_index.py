@@ -2,22 +2,25 @@
 on brokers that send retained messages to exact-topic subscriptions only (RabbitMQ 3.x).
 
 Workflow authors and readers of the fleet never need it: `cascade pause/limit/resume`, the
-dashboard and the engines use it through :func:`~cascade.interfaces.update_constraints_index`
-and :func:`~cascade.interfaces.read_indexed_constraints`. A third-party writer of constraints
-uses this module to keep the index as Cascade's writers do (docs/protocol.md, "Brokers that
-send retained messages to exact topics only"): 16 retained shards of newest-entry-wins
-records, and the single record earlier versions kept, read and never written.
+dashboard and the engines use it through their connector (``Connector.index_constraints``
+and ``Connector.subscribe_constraints``, which call :func:`update_constraints_index` and
+:func:`read_indexed_constraints` where the broker needs the index). A third-party writer of
+constraints uses this module to keep the index as Cascade's writers do (docs/protocol.md,
+"Brokers that send retained messages to exact topics only"): 16 retained shards of
+newest-entry-wins records, and the single record earlier versions kept, read and never
+written.
 """
 
-from ._constraints_index import (
+from .connector_kit._constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
     IndexSnapshot,
     decode_constraints_index,
     encode_constraints_index,
     read_index,
+    read_indexed_constraints,
 )
-from ._index_shards import (
+from .connector_kit._index_shards import (
     INDEX_SHARDS,
     PRUNE_AFTER,
     IndexRecord,
@@ -28,7 +31,7 @@ from ._index_shards import (
     prune_records,
     shard_of,
 )
-from ._index_writer import INDEX_ATTEMPTS, SETTLE
+from .connector_kit._index_writer import INDEX_ATTEMPTS, SETTLE, update_constraints_index
 
 __all__ = [
     "INDEX_ATTEMPTS",
@@ -47,5 +50,7 @@ __all__ = [
     "merge_records",
     "prune_records",
     "read_index",
+    "read_indexed_constraints",
     "shard_of",
+    "update_constraints_index",
 ]

@@ -33,7 +33,6 @@ from cascade.interfaces import (
     decode_start_request,
     events_topic,
     reply_topic,
-    rollcall_topic,
     served_topic,
     shared_start_filter,
     start_filter,
@@ -152,8 +151,7 @@ class ServingEngine:
             for name in self.workflows:
                 filter_ = shared_start_filter(self.org_id, self.project_id, name, self.prefix)
                 self._handles.append(await subscribe(filter_, self._take))
-        if self.connector.capabilities.retained_to_wildcards is False:
-            self._handles.append(await subscribe(rollcall_topic(self.prefix), self._called))
+        self._handles.append(await self.connector.answer_rollcalls(self._called))
         await self.announce()
 
     async def stop(self) -> None:

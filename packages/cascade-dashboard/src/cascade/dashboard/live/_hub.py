@@ -21,7 +21,6 @@ from cascade.interfaces import (
     Connector,
     SnapshotAsker,
     served_filter,
-    subscribe_constraints,
 )
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.reader import (
@@ -85,7 +84,7 @@ class DashboardHub:
         await self.connector.subscribe(served_filter(self.connector.topic_prefix), self.workflows)
         await subscribe_statuses(self.connector, self._on_message)
         await self.telemetry.start()
-        await subscribe_constraints(self.connector, self._on_message)
+        await self.connector.subscribe_constraints(self._on_message)
 
     def close_streams(self) -> None:
         """End every page's stream (the server is stopping)."""
