@@ -670,9 +670,13 @@ class History:
         :attr:`NotifyWebhook.url` gives it back); it, with its id."""
         return self._write(
             lambda c: insert_webhook(
-                c, url, fmt=fmt, events=tuple(events), filters=tuple(filters),
+                c,
+                url,
+                fmt=fmt,
+                events=tuple(events),
+                filters=tuple(filters),
                 created_by=created_by,
-            ),  # fmt: skip
+            ),
             "cannot keep a webhook",
         )
 

@@ -70,9 +70,13 @@ def insert_webhook(
     row = connection.execute(
         notify_webhooks.insert()
         .values(
-            url=url, format=clean(fmt, 16), events=",".join(events), filters=",".join(filters),
-            created_by=clean(created_by, 256), created_at=time.time(),
-        )  # fmt: skip
+            url=url,
+            format=clean(fmt, 16),
+            events=",".join(events),
+            filters=",".join(filters),
+            created_by=clean(created_by, 256),
+            created_at=time.time(),
+        )
         .returning(*notify_webhooks.c)
     ).one()
     return _webhook(row)
