@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.dashboard.app._notify_settings import Notifications
+from cascade.dashboard import DashboardHub, DashboardSettings, Notifications, create_app
 from cascade.dashboard.auth import AccessLog
 from cascade.history import History
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
