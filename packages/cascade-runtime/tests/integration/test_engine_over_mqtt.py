@@ -100,7 +100,6 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
         "event": "ENGINE_STOPPED",
         "status": "Succeeded",
         "error": "",
-        "log_lines": 0,  # the lines its tasks logged: none
     }
     task_bodies = bodies[1:-1]
     assert all(set(b) == TASK_BODY_KEYS and b["type"] == "TaskStateEvent" for b in task_bodies)
