@@ -32,7 +32,7 @@ from cascade.runtime import (
     unmapped,
 )
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import RETAINED_EXACT_ONLY, BrokerEndpoint, DaskCluster, xfail_on_family
+from cascade.testkit import BrokerEndpoint, DaskCluster
 
 pytest.importorskip(
     "distributed", reason="distributed is not installed (pip install 'cascade-runtime[dask]')"
@@ -50,7 +50,6 @@ def tasks() -> Iterator[ModuleType]:
         yield importlib.import_module("cascade_worker_tasks")
 
 
-@xfail_on_family("rabbitmq", RETAINED_EXACT_ONLY)
 async def test_a_map_on_dask_is_paused_survives_a_killed_worker_and_is_seen_item_by_item(
     mqtt_broker: BrokerEndpoint,
     prefix: str,
