@@ -25,6 +25,7 @@ from cascade.interfaces import (
     summary_filter,
     telemetry_filter,
 )
+from cascade.interfaces.reader import ROLLCALL_WAIT
 
 from ._errors import ControlError
 
@@ -184,8 +185,10 @@ class Listed:
 
 async def listed_runs(connector: Connector) -> Listed:
     """The runs the engines' summaries on ``connector`` list: what the broker retains, read
-    at once (no waiting: a subscription returns with its retained messages). A summary that
-    does not decode is left out."""
+    at once (no waiting: a subscription returns with its retained messages); where the broker
+    sends a wildcard subscription none, what the engines answer a roll call within
+    :data:`~cascade.interfaces.reader.ROLLCALL_WAIT`. A summary that does not decode is left
+    out."""
     runs: list[tuple[str, SummaryRun]] = []
     read = 0
     unlisted = False
@@ -201,9 +204,12 @@ async def listed_runs(connector: Connector) -> Listed:
         unlisted = unlisted or summary.more_live > 0
 
     handle = await connector.subscribe(summary_filter(connector.topic_prefix), take)
-    await handle.unsubscribe()
-    wildcards = connector.capabilities.retained_to_wildcards is not False
-    whole = read > 0 and not unlisted and wildcards
+    try:
+        if await connector.call_roll():  # no retained summaries here: the engines answer live
+            await asyncio.sleep(ROLLCALL_WAIT)  # nothing says when all are in
+    finally:
+        await handle.unsubscribe()
+    whole = read > 0 and not unlisted
     return Listed(runs, whole)
 
 
