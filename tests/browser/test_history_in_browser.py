@@ -13,14 +13,9 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from cascade.history import History, Received
-from cascade.interfaces import (
-    ClearNote,
-    Constraint,
-    constraint_topic,
-    decode_cancel_reply,
-    decode_envelope,
-    reply_topic,
-)
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
+from cascade.interfaces.commands import decode_cancel_reply, reply_topic
+from cascade.interfaces.notes import ClearNote
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard

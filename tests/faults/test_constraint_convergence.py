@@ -14,13 +14,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    MAX_INDEXED_TOPICS,
-    Constraint,
-    constraint_topic,
-    subscribe_constraints,
-    update_constraints_index,
-)
+from cascade.interfaces import Constraint, constraint_topic, subscribe_constraints
+from cascade.interfaces.constraints_index import MAX_INDEXED_TOPICS, update_constraints_index
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
 from cascade.testkit import OwnBroker, free_port, skip_on_family
 

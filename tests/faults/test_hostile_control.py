@@ -21,10 +21,10 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     decode_constraint,
-    update_constraints_index,
     validate_scope,
 )
 from cascade.interfaces.connector_kit import decode_payload, encode_payload
+from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.runtime import Engine, LazyResult, task
 from cascade.testkit import OwnBroker
 

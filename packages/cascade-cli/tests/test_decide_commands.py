@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from cascade.interfaces import Connector, Decided
+from cascade.interfaces import Connector
+from cascade.interfaces.commands import Decided
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 

@@ -9,10 +9,10 @@ from cascade.interfaces import (
     constraint_topic,
     rollcall_topic,
     subscribe_constraints,
-    update_constraints_index,
 )
-from cascade.interfaces.reader import subscribe_statuses
+from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import subscribe_statuses
 from cascade.runtime.testing import eventually
 
 

@@ -13,16 +13,15 @@ import pytest
 
 from cascade.control import ControlError, Controller, Decide, DecisionAnswer, Refusal
 from cascade.control._decisions import request_decision
-from cascade.interfaces import (
+from cascade.interfaces import Message
+from cascade.interfaces.commands import (
     MAX_RESULT_BYTES,
     DecisionReply,
-    Message,
     decide_topic,
     decode_decision_request,
-    decode_issued_note,
-    issued_topic,
     reply_topic,
 )
+from cascade.interfaces.notes import decode_issued_note, issued_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine, Inbox
 

@@ -23,25 +23,22 @@ from cascade.control import (
     StartTimeoutError,
     wait_run,
 )
-from cascade.interfaces import (
+from cascade.interfaces import Envelope, LifecycleEvent, decode_envelope, events_topic
+from cascade.interfaces.commands import reply_topic
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.serving import (
     MAX_PARAMS_BYTES,
-    Envelope,
-    LifecycleEvent,
     PlanStep,
     RunOrigin,
     ServedWorkflow,
     StartReply,
     WorkflowParam,
     addressed_start_topic,
-    decode_envelope,
     decode_start_request,
-    events_topic,
-    reply_topic,
     served_topic,
     start_filter,
     start_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import Inbox, KeptRun, ServingEngine
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cascade.control._decision_text import describe_decided
-from cascade.interfaces import Decided
+from cascade.interfaces.commands import Decided
 
 
 def test_a_decision_taken_is_said_with_who_when_and_why() -> None:

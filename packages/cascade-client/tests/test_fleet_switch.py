@@ -6,18 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from cascade.interfaces import (
-    EngineSummary,
     Envelope,
-    RunTally,
     StatusMessage,
     TaskStateEvent,
     events_topic,
     status_topic,
-    summary_topic,
     telemetry_filter,
 )
-from cascade.interfaces.reader import ReaderModel, TelemetrySwitch
+from cascade.interfaces.summaries import EngineSummary, RunTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import ReaderModel, TelemetrySwitch
 
 
 def _summary(source: str, live: int) -> EngineSummary:

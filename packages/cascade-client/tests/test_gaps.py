@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.interfaces import (
+from cascade.reader import (
     MAX_DIGESTS,
     MAX_SEQ_JUMP,
     REASON_CONFLICT,

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from cascade.interfaces import (
-    MAX_LOG_LINE_BYTES,
+from cascade.interfaces import Envelope, Heartbeat, Message, heartbeat_topic
+from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, DroppedLines, LogBatch, LogLine, logs_topic
+from cascade.interfaces.testing import received
+from cascade.reader import (
     REASON_BEYOND,
     REASON_FOREIGN,
     REASON_FUTURE,
     REASON_MISMATCH,
-    DroppedLines,
-    Envelope,
-    Heartbeat,
-    LogBatch,
-    LogLine,
-    Message,
-    heartbeat_topic,
-    logs_topic,
+    LogFollower,
+    ReaderModel,
+    cut_message,
 )
-from cascade.interfaces.reader import LogFollower, ReaderModel, cut_message
-from cascade.interfaces.testing import received
 
 TS = "2026-11-24T10:00:00+00:00"
 

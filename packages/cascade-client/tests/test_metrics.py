@@ -11,12 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cascade.interfaces import (
     Body,
     Constraint,
-    DroppedLines,
     Envelope,
     Heartbeat,
     LifecycleEvent,
-    LogBatch,
-    LogLine,
     Message,
     Payload,
     StatusMessage,
@@ -24,12 +21,12 @@ from cascade.interfaces import (
     constraint_topic,
     events_topic,
     heartbeat_topic,
-    logs_topic,
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.metrics import MAX_LABEL_LENGTH, OTHER, CascadeMetrics, LabelCap
+from cascade.reader import ReaderModel
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 _ts = iter(range(10**6))

@@ -17,8 +17,8 @@ from cascade.interfaces import (
     events_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
 from cascade.metrics import OTHER, CascadeMetrics
+from cascade.reader import ReaderModel
 
 NOW = 1_767_229_200.0  # after every event below
 _seconds = iter(range(1, 10**6))

@@ -4,8 +4,6 @@ engine, within what an engine sends."""
 from __future__ import annotations
 
 from cascade.interfaces import (
-    MAX_ANSWER_TASKS,
-    MAX_SNAPSHOT_PARTS,
     Envelope,
     LifecycleEvent,
     Message,
@@ -15,8 +13,8 @@ from cascade.interfaces import (
     events_topic,
     snapshot_topic,
 )
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received
+from cascade.reader import MAX_ANSWER_TASKS, MAX_SNAPSHOT_PARTS, ReaderModel
 
 TS = "2026-11-23T10:00:00+00:00"
 

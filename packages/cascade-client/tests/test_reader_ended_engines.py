@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from cascade.interfaces import EngineSummary, RunTally, StatusMessage, status_filter, status_topic
-from cascade.interfaces.reader import ENDED_FOLD_AFTER, ReaderModel, ended_cleanly
+from cascade.interfaces import StatusMessage, status_filter, status_topic
+from cascade.interfaces.summaries import EngineSummary, RunTally
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
+from cascade.reader import ENDED_FOLD_AFTER, ReaderModel, ended_cleanly
 
 
 class Clock:

@@ -12,7 +12,6 @@ import msgspec
 
 from cascade.interfaces import (
     BlockedTask,
-    Decided,
     Heartbeat,
     Hold,
     LifecycleEvent,
@@ -21,8 +20,9 @@ from cascade.interfaces import (
     TaskStateEvent,
     decode_envelope,
 )
-from cascade.interfaces.reader import HeldTask, ReaderModel, held_tasks
+from cascade.interfaces.commands import Decided
 from cascade.interfaces.testing import telemetry
+from cascade.reader import HeldTask, ReaderModel, held_tasks
 
 T0 = time.time()
 TB = 'Traceback (most recent call last):\n  File "f.py", line 1, in load\nValueError: x\n'

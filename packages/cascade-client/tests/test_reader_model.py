@@ -22,8 +22,8 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received, telemetry
+from cascade.reader import ReaderModel
 
 T0 = time.time()  # the fake clocks run from now: messages are stamped with the real time
 

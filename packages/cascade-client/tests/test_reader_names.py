@@ -7,15 +7,15 @@ from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
     Message,
-    RunOrigin,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
     events_topic,
     snapshot_topic,
 )
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.testing import received
+from cascade.reader import ReaderModel
 
 TS = "2026-11-23T10:00:00+00:00"
 ORIGIN = RunOrigin(workflow="nightly", params={"n": 5}, rerun_of="a" * 32, root_run="a" * 32)

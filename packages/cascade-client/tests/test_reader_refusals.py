@@ -16,8 +16,8 @@ from cascade.interfaces import (
     TaskStateEvent,
     status_topic,
 )
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received, telemetry
+from cascade.reader import ReaderModel
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 

@@ -8,25 +8,22 @@ import asyncio
 from datetime import datetime, timezone
 
 from cascade.interfaces import (
-    EngineSummary,
     LifecycleEvent,
     Message,
     StatusMessage,
-    SummaryRun,
-    TaskTally,
     status_filter,
     status_topic,
-    summary_filter,
-    summary_topic,
     telemetry_filter,
 )
-from cascade.interfaces.reader import (
-    FLAP_WINDOW,
-    SILENT_AFTER,
-    ReaderModel,
-    silence_line,
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    SummaryRun,
+    TaskTally,
+    summary_filter,
+    summary_topic,
 )
 from cascade.interfaces.testing import InMemoryConnector, received, telemetry
+from cascade.reader import FLAP_WINDOW, SILENT_AFTER, ReaderModel, silence_line
 
 ALL = telemetry_filter()
 

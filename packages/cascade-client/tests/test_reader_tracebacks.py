@@ -7,8 +7,8 @@ import time
 import msgspec
 
 from cascade.interfaces import MAX_TRACEBACK_LENGTH, TaskStateEvent
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import telemetry
+from cascade.reader import ReaderModel
 
 T0 = time.time()
 TB = 'Traceback (most recent call last):\n  File "f.py", line 1, in load\nValueError: x\n'

@@ -8,24 +8,26 @@ import msgspec
 import pytest
 
 from cascade.interfaces import (
-    MAX_SUMMARY_PAYLOAD_BYTES,
-    EngineSummary,
     InvalidMessageError,
     LifecycleEvent,
     Message,
-    RunTally,
     StatusMessage,
-    SummaryRun,
     TaskStateEvent,
-    TaskTally,
-    decode_summary,
     payload_limit,
     status_topic,
+)
+from cascade.interfaces.summaries import (
+    MAX_SUMMARY_PAYLOAD_BYTES,
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    decode_summary,
     summary_filter,
     summary_topic,
 )
-from cascade.interfaces.reader import MAX_MORE_LIVE, ReaderModel
 from cascade.interfaces.testing import received, telemetry
+from cascade.reader import MAX_MORE_LIVE, ReaderModel
 
 
 def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:

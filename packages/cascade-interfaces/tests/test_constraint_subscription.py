@@ -19,8 +19,8 @@ from cascade.interfaces import (
     TopicKey,
     constraint_topic,
     subscribe_constraints,
-    update_constraints_index,
 )
+from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PAUSE_X = constraint_topic("task:x", "pause")

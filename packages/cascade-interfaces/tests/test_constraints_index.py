@@ -18,10 +18,7 @@ from cascade.interfaces import (
     Message,
     constraint_from_topic,
     constraint_topic,
-    constraints_index_topic,
-    constraints_shard_topic,
     decode_constraint,
-    read_indexed_constraints,
 )
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.constraints_index import (
@@ -29,12 +26,15 @@ from cascade.interfaces.constraints_index import (
     MAX_INDEXED_TOPICS,
     PRUNE_AFTER,
     IndexRecord,
+    constraints_index_topic,
+    constraints_shard_topic,
     decode_constraints_index,
     decode_index_shard,
     encode_constraints_index,
     encode_index_shard,
     merge_records,
     prune_records,
+    read_indexed_constraints,
     shard_of,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

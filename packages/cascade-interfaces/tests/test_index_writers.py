@@ -11,27 +11,22 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import (
-    Constraint,
-    IndexNotHeldError,
-    Message,
-    Payload,
-    constraint_topic,
-    constraints_index_topic,
-    constraints_shard_topic,
-    update_constraints_index,
-)
+from cascade.interfaces import Constraint, Message, Payload, constraint_topic
 from cascade.interfaces.connector_kit import bounded, encode_payload
 from cascade.interfaces.constraints_index import (
     INDEX_ATTEMPTS,
     MAX_INDEXED_TOPICS,
+    IndexNotHeldError,
     IndexRecord,
     Records,
+    constraints_index_topic,
+    constraints_shard_topic,
     decode_constraints_index,
     encode_constraints_index,
     encode_index_shard,
     read_index,
     shard_of,
+    update_constraints_index,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 

@@ -26,14 +26,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    Constraint,
-    Message,
-    constraint_topic,
-    read_indexed_constraints,
-    update_constraints_index,
-)
+from cascade.interfaces import Constraint, Message, constraint_topic
 from cascade.interfaces._constraints_index import _read_retained
+from cascade.interfaces.constraints_index import read_indexed_constraints, update_constraints_index
 from cascade.runtime import Engine, task
 from cascade.testkit import RabbitMQBroker, rabbitmq_server_path
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cascade.interfaces import Constraint, constraint_topic, update_constraints_index
+from cascade.interfaces import Constraint, constraint_topic
+from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskEvent, task
 from cascade.runtime.testing import EventRecorder, eventually

@@ -18,7 +18,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import constraint_topic, update_constraints_index
+from cascade.interfaces import constraint_topic
+from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (

@@ -14,17 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from cascade.interfaces import (
-    REASON_MISMATCH,
-    CancelReply,
-    DecisionReply,
-    InvalidMessageError,
-    Message,
-    TaskRef,
-    check_reply_topic,
-    decode_level,
-)
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces import InvalidMessageError, Message, decode_level
+from cascade.interfaces.commands import CancelReply, DecisionReply, TaskRef, check_reply_topic
+from cascade.reader import REASON_MISMATCH, SHOWN, inert
 
 from ._run_ids import short_id
 
@@ -81,7 +73,8 @@ class Answer(Generic[R]):
 
 @dataclass
 class CancelAnswer(Answer[CancelReply]):
-    """What came of a cancel (:class:`Answer` of a :class:`~cascade.interfaces.CancelReply`)."""
+    """What came of a cancel (:class:`Answer` of a
+    :class:`~cascade.interfaces.commands.CancelReply`)."""
 
     def describe(self) -> str:
         """The answer in one line: ``cancelled run ID on SOURCE: 2 running tasks cancelled (a,

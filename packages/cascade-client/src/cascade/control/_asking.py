@@ -18,19 +18,16 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from cascade.interfaces import (
+from cascade.interfaces import Connector, ConnectorError, telemetry_filter
+from cascade.interfaces.commands import (
     CancelRequest,
-    Connector,
-    ConnectorError,
     DecisionRequest,
-    IssuedAction,
-    IssuedNote,
     SnapshotRequest,
     reply_filter,
     snapshot_request_topic,
-    telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.notes import IssuedAction, IssuedNote
 
 from ._answers import Answer, AnswerJudge, R
 from ._publishing import publish_confirmed, say_issued

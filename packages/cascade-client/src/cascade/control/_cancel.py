@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cascade.interfaces import (
+from cascade.interfaces import Connector
+from cascade.interfaces.commands import (
     CancelRequest,
-    Connector,
     cancel_topic,
     decode_cancel_reply,
     new_request_id,
@@ -44,10 +44,10 @@ async def request_cancel(
     (:class:`._answers.AnswerJudge`).
 
     ``org`` and ``project`` are the run's when known. The request's topic names both
-    (:func:`~cascade.interfaces.cancel_topic`: a broker ACL binds who may cancel in each);
+    (:func:`~cascade.interfaces.commands.cancel_topic`: a broker ACL binds who may cancel in each);
     without them, they are taken from the run's telemetry first (nothing heard within
     ``timeout``: nothing is sent, :attr:`~cascade.control.Answer.unlocated`). The engine
-    answers on a topic of the run's org (:func:`~cascade.interfaces.reply_topic`), and a
+    answers on a topic of the run's org (:func:`~cascade.interfaces.commands.reply_topic`), and a
     broker ACL may let this login read its own orgs' answers (and runs) only, so only that
     org's are subscribed to; without it, every org's.
 

@@ -10,14 +10,9 @@ from typing import Any, overload
 
 import msgspec
 
-from cascade.interfaces import (
-    Connector,
-    Constraint,
-    ConstraintType,
-    Decision,
-    RerunMode,
-    StartReply,
-)
+from cascade.interfaces import Connector, Constraint, ConstraintType
+from cascade.interfaces.commands import Decision
+from cascade.interfaces.serving import RerunMode, StartReply
 
 from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
@@ -134,7 +129,7 @@ class Controller:
         within the timeout), taken only from the run's owner (``owner`` when known, the
         history's, else the first source heard), the answers from others refused (counted,
         and told to ``on_refused``). :class:`Start`: the serving process's answer
-        (:class:`~cascade.interfaces.StartReply`; see :meth:`start` for what it raises);
+        (:class:`~cascade.interfaces.serving.StartReply`; see :meth:`start` for what it raises);
         ``before_send(servers)`` is awaited once the processes that may take it are known,
         before it is sent (to listen to their runs, say)."""
         if isinstance(request, (Pause, Limit)):

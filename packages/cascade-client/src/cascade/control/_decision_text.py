@@ -3,8 +3,8 @@ the hold had been decided before, by whom, how long ago and why."""
 
 from __future__ import annotations
 
-from cascade.interfaces import Decided, DecisionReply, DecisionRequest
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.commands import Decided, DecisionReply, DecisionRequest
+from cascade.reader import SHOWN, inert
 
 from ._run_ids import short_id
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
+from cascade.interfaces import Connector
+from cascade.interfaces.commands import (
     DECISIONS,
     MAX_RESULT_BYTES,
-    Connector,
     Decision,
     DecisionReply,
     DecisionRequest,
@@ -37,7 +37,7 @@ MAX_TASK_LENGTH = 1024
 @dataclass
 class DecisionAnswer(Answer[DecisionReply]):
     """What came of a decision (:class:`Answer` of a
-    :class:`~cascade.interfaces.DecisionReply`): the owner's answer (``reply``, ``None``:
+    :class:`~cascade.interfaces.commands.DecisionReply`): the owner's answer (``reply``, ``None``:
     none came in time), the run's owner, the answers from others refused, and the
     ``request`` sent."""
 

@@ -7,19 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cascade.interfaces import (
-    ClearNote,
     Connector,
     ConnectorError,
     ConstraintType,
     InvalidMessageError,
-    IssuedNote,
     Message,
-    cleared_topic,
     decode_constraint,
-    issued_topic,
     subscribe_constraints,
-    update_constraints_index,
 )
+from cascade.interfaces.constraints_index import update_constraints_index
+from cascade.interfaces.notes import ClearNote, IssuedNote, cleared_topic, issued_topic
 
 from ._constraints import resume_topics
 
@@ -96,7 +93,7 @@ def expired_copies(
 
 
 async def say_issued(connector: Connector, login: str | None, notes: Sequence[IssuedNote]) -> None:
-    """Say on ``login``'s own topic what it did (:class:`~cascade.interfaces.IssuedNote`, for
+    """Say on ``login``'s own topic what it did (:class:`~cascade.interfaces.notes.IssuedNote`, for
     the history's audit); nothing without a login. Fire and forget: a note the broker
     refuses costs the audit its witness, never the control."""
     if login is None:
@@ -117,8 +114,9 @@ async def set_constraints(
     constraints index where the broker needs one (see ``update_constraints_index``); then,
     with the broker ``login`` that did it, say so (:func:`say_issued`).
 
-    Raises :class:`~cascade.interfaces.IndexNotHeldError` (a ``ConnectorError``: the CLI
-    exits 1, the dashboard answers 503) naming the constraints the index did not keep.
+    Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` (a
+    ``ConnectorError``: the CLI exits 1, the dashboard answers 503) naming the constraints the
+    index did not keep.
     """
     await publish_confirmed(connector, messages, timeout)
     await update_constraints_index(connector, put=dict(messages), timeout=timeout)
@@ -149,9 +147,10 @@ async def clear_constraints(
 
     The retained constraints are read first, so that constraints other tools wrote for
     the scope on other topics are cleared too (see :func:`resume_topics`). Raises
-    :class:`~cascade.interfaces.IndexNotHeldError` naming the clears the index did not keep.
+    :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` naming the clears the
+    index did not keep.
     Each topic that held a constraint first gets it again expired (:func:`expired_copies`),
-    then the clear. Once all is done, a :class:`~cascade.interfaces.ClearNote` per topic says
+    then the clear. Once all is done, a :class:`~cascade.interfaces.notes.ClearNote` per topic says
     who cleared it
     and why, for the history's audit (fire and forget: a note the broker refuses costs the
     audit a name, never the clear), and with the broker ``login`` that cleared them, so does

@@ -19,15 +19,9 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec.structs import force_setattr
 
-from cascade.interfaces import (
-    Constraint,
-    ConstraintType,
-    Decision,
-    DecisionRequest,
-    RerunMode,
-    StartRequest,
-    new_request_id,
-)
+from cascade.interfaces import Constraint, ConstraintType
+from cascade.interfaces.commands import Decision, DecisionRequest, new_request_id
+from cascade.interfaces.serving import RerunMode, StartRequest
 
 from ._constraints import (
     limit_constraints,
@@ -181,7 +175,7 @@ class Decide(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
     def wire_request(
         self, *, issued_by: str | None = None, request_id: str | None = None
     ) -> DecisionRequest:
-        """The :class:`~cascade.interfaces.DecisionRequest` it sends (a whole run id only:
+        """The :class:`~cascade.interfaces.commands.DecisionRequest` it sends (a whole run id only:
         :class:`ControlError` for a prefix), stamped now, with ``request_id`` (default: a
         fresh one)."""
         if not is_full(self.run_id):
@@ -233,8 +227,8 @@ class Start(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
         force_setattr(self, "from_task", checked.from_task)
 
     def wire_request(self, *, issued_by: str | None = None) -> StartRequest:
-        """The :class:`~cascade.interfaces.StartRequest` it sends, stamped now with a fresh id
-        (``issued_by`` checked: :class:`ControlError`)."""
+        """The :class:`~cascade.interfaces.serving.StartRequest` it sends, stamped now with a
+        fresh id (``issued_by`` checked: :class:`ControlError`)."""
         return start_request(
             self.workflow, self.params, rerun_of=self.rerun_of, rerun=self.rerun,
             from_task=self.from_task, dry_run=self.dry_run, issued_by=issued_by,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 
 from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 __all__ = ["HeardOwner"]
 

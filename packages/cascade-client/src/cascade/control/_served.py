@@ -20,18 +20,20 @@ from cascade.interfaces import (
     Connector,
     InvalidMessageError,
     Message,
-    ServedAnnouncement,
-    ServedWorkflow,
     SubscriptionHandle,
     decode_level,
-    decode_served,
     rollcall_topic,
     same_source,
-    served_filter,
     status_filter,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
-from cascade.interfaces.reader import ROLLCALL_WAIT, ReaderModel
+from cascade.interfaces.serving import (
+    ServedAnnouncement,
+    ServedWorkflow,
+    decode_served,
+    served_filter,
+)
+from cascade.reader import ROLLCALL_WAIT, ReaderModel
 
 __all__ = ["Served", "ServedHeard", "listen_served", "served"]
 
@@ -166,7 +168,7 @@ async def listen_served(
 async def served(connector: Connector, *, timeout: float = 5.0) -> list[Served]:
     """Who serves what on ``connector`` (connected): each serving process's announcement
     and whether it is online, by source. Where the broker needs a roll call, its answers are
-    awaited :data:`~cascade.interfaces.reader.ROLLCALL_WAIT` seconds (``timeout`` when
+    awaited :data:`~cascade.reader.ROLLCALL_WAIT` seconds (``timeout`` when
     shorter)."""
     heard = ServedHeard(connector.topic_prefix)
     handles = await listen_served(connector, heard, until=None, wait=min(ROLLCALL_WAIT, timeout))

@@ -1,5 +1,5 @@
 """What a start raises when no serving process answered it: nobody serves the workflow, or
-none answered in time (a refusal is an answer: :class:`~cascade.interfaces.StartReply`)."""
+none answered in time (a refusal is an answer: :class:`~cascade.interfaces.serving.StartReply`)."""
 
 from __future__ import annotations
 

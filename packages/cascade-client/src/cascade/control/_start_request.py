@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
+from cascade.interfaces.commands import new_request_id
+from cascade.interfaces.serving import (
     MAX_PARAMS_BYTES,
     RerunMode,
     StartRequest,
     check_workflow_name,
-    new_request_id,
 )
 
 from ._errors import ControlError
@@ -24,7 +24,7 @@ from ._run_ids import checked_prefix
 __all__ = ["MIN_RERUN_PREFIX", "RERUN_MODES", "start_request"]
 
 RERUN_MODES: tuple[RerunMode, ...] = ("failure", "all", "from")
-"""What a rerun may execute again (:data:`~cascade.interfaces.RerunMode`)."""
+"""What a rerun may execute again (:data:`~cascade.interfaces.serving.RerunMode`)."""
 MIN_RERUN_PREFIX = 6
 """The fewest hex digits of a run id a rerun names the run by (the serving process resolves
 it among the runs whose results it keeps)."""

@@ -4,16 +4,16 @@ Which process gets it: the one named (``on``); else, among the online processes 
 workflow (of the org and project asked for, when given: a start's topic names one org and
 project, which a broker ACL binds, so processes of several are an error naming them), when
 one takes requests through the shared subscription, the broker picks one of them
-(:func:`~cascade.interfaces.start_topic`); else it is addressed to an online one of the least
-``running + queued``, at random among ties (brokers without shared subscriptions). The org
-and project are the ones its announcement's topic names. The
+(:func:`~cascade.interfaces.serving.start_topic`); else it is addressed to an online one
+of the least ``running + queued``, at random among ties (brokers without shared
+subscriptions). The org and project are the ones its announcement's topic names. The
 answer counts only from a process that announces the workflow (the one named, when one
 was): anyone who can publish may answer on ``{prefix}/reply/{org}/{id}/+``, so the others
 are refused and counted, as a cancel's are (:class:`._answers.AnswerJudge`).
 
 Where the broker sends retained announcements to exact subscriptions only (RabbitMQ 3.x),
 the serving processes are asked to announce again (the roll call) and their answers awaited
-:data:`~cascade.interfaces.reader.ROLLCALL_WAIT` (1 s), so that the least busy is picked
+:data:`~cascade.reader.ROLLCALL_WAIT` (1 s), so that the least busy is picked
 among them all; the one ``on`` names, only until it is heard.
 """
 
@@ -26,22 +26,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from cascade.interfaces import (
-    REASON_MISMATCH,
-    Connector,
-    InvalidMessageError,
-    Message,
+from cascade.interfaces import Connector, InvalidMessageError, Message, decode_level, same_source
+from cascade.interfaces.commands import reply_filter
+from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.serving import (
     StartReply,
     StartRequest,
     addressed_start_topic,
-    decode_level,
     decode_start_reply,
-    reply_filter,
-    same_source,
     start_topic,
 )
-from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import ROLLCALL_WAIT, SHOWN, inert
+from cascade.reader import REASON_MISMATCH, ROLLCALL_WAIT, SHOWN, inert
 
 from ._answers import Refusal
 from ._publishing import publish_confirmed
@@ -286,7 +281,7 @@ async def start(
 ) -> StartReply:
     """Ask a process serving ``workflow`` to start it with ``params`` (or, with ``rerun_of``,
     to rerun that run: see :func:`._start_request.start_request`); its answer
-    (:class:`~cascade.interfaces.StartReply`: ``started`` with the new run's id, ``planned``
+    (:class:`~cascade.interfaces.serving.StartReply`: ``started`` with the new run's id, ``planned``
     for a ``dry_run``, or ``refused`` with why).
 
     ``on`` names the serving process (its source); without it, one serving the workflow is

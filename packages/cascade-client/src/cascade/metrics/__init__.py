@@ -1,7 +1,7 @@
-"""Prometheus metrics of what a Cascade reader sees (``cascade-interfaces[metrics]``;
+"""Prometheus metrics of what a Cascade reader sees (``cascade-client[metrics]``;
 ``cascade-cli[metrics]`` and ``cascade-dashboard`` bring it).
 
-:class:`CascadeMetrics` turns a :class:`~cascade.interfaces.reader.ReaderModel` fed with the
+:class:`CascadeMetrics` turns a :class:`~cascade.reader.ReaderModel` fed with the
 broker's messages into counters, a histogram and gauges in a registry of its
 own; `cascade dashboard` serves them at ``/metrics`` and `cascade record` with
 ``--metrics-listen HOST:PORT`` (:class:`MetricsServer`). docs/metrics.md lists

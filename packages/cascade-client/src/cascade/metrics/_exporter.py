@@ -20,8 +20,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cascade.interfaces import REFUSAL_REASONS, Heartbeat, Message
-from cascade.interfaces.reader import FINISHED_STATES, LogFollower, ReaderModel, RunView, TaskView
+from cascade.interfaces import Heartbeat, Message
+from cascade.reader import (
+    FINISHED_STATES,
+    REFUSAL_REASONS,
+    LogFollower,
+    ReaderModel,
+    RunView,
+    TaskView,
+)
 
 from ._held import held_metrics
 from ._labels import DEFAULT_MAX_LABEL_VALUES, OTHER, LabelCap, label_value

@@ -1,5 +1,5 @@
 """The held tasks' metrics: how many tasks wait for a decision, and since when, by org and
-project (:func:`~cascade.interfaces.reader.held_tasks`, the one read of them, at scrape
+project (:func:`~cascade.reader.held_tasks`, the one read of them, at scrape
 time)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from cascade.interfaces.reader import ReaderModel, held_tasks
+from cascade.reader import ReaderModel, held_tasks
 
 from ._labels import OTHER, LabelCap, label_value
 

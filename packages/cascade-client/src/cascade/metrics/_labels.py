@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cascade.interfaces.reader import inert
+from cascade.reader import inert
 
 __all__ = ["DEFAULT_MAX_LABEL_VALUES", "MAX_LABEL_LENGTH", "OTHER", "LabelCap", "label_value"]
 
@@ -15,7 +15,7 @@ MAX_LABEL_LENGTH = 128
 
 def label_value(value: str) -> str:
     """``value`` as a label value: every control character escaped as a terminal view shows it
-    (:func:`~cascade.interfaces.reader.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
+    (:func:`~cascade.reader.inert`, ``\\x1b``), then cut to :data:`MAX_LABEL_LENGTH`."""
     return inert(value, MAX_LABEL_LENGTH)[:MAX_LABEL_LENGTH]
 
 

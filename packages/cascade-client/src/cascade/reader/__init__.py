@@ -6,7 +6,7 @@ and summaries, constraints) into runs and their tasks (:class:`RunView`, :class:
 what it refused (what no engine of a run can have sent) and what it ignored (malformed or
 oversized messages). Views render it and never read messages themselves: `cascade watch`
 and `status`, the dashboard, the Prometheus exporter. It needs no rendering library, and
-:mod:`cascade.interfaces` does not import it::
+nothing of the protocol package (:mod:`cascade.interfaces`) imports it::
 
     model = ReaderModel(prefix=connector.topic_prefix)
     await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
@@ -37,6 +37,14 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
 """
 
 from ._ages import parse_age
+from ._answers import (
+    MAX_ANSWER_TASKS,
+    MAX_SNAPSHOT_PARTS,
+    answer_part_refusal,
+    answer_stamped_ahead,
+    snapshot_events,
+)
+from ._asker import SnapshotAsker
 from ._bounded_text import KEPT, MARK, truncate
 from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary, fleet_totals
 from ._fleet_switch import (
@@ -47,6 +55,7 @@ from ._fleet_switch import (
     keep_switching,
     next_mode,
 )
+from ._gaps import MAX_DIGESTS, MAX_SEQ_JUMP, GapCounter, Seen, SourceGaps
 from ._held import HeldTask, held_tasks
 from ._inert import SHOWN, inert
 from ._logs import (
@@ -64,6 +73,20 @@ from ._logs import (
 )
 from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from ._presence import ENDED_FOLD_AFTER, EngineRows, ended_cleanly
+from ._refusals import (
+    MAX_CLOCK_SKEW,
+    REASON_BEYOND,
+    REASON_CONFLICT,
+    REASON_FOREIGN,
+    REASON_FUTURE,
+    REASON_INCONSISTENT,
+    REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
+    REASON_UNASKED,
+    REFUSAL_REASONS,
+    Refusals,
+    ahead,
+)
 from ._refused import refused_by_source
 from ._silence import FLAP_WINDOW, FLAPS, SILENT_AFTER, silence_line
 from ._subscriptions import (
@@ -71,6 +94,7 @@ from ._subscriptions import (
     subscribe_statuses,
     subscribe_summaries,
 )
+from ._timestamps import parse_timestamp
 from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
 
 __all__ = [
@@ -88,9 +112,23 @@ __all__ = [
     "LAST_TIMESTAMP",
     "LEAVE_BELOW",
     "MARK",
+    "MAX_ANSWER_TASKS",
+    "MAX_CLOCK_SKEW",
+    "MAX_DIGESTS",
     "MAX_LOG_RUNS",
     "MAX_LOG_TASKS",
     "MAX_MORE_LIVE",
+    "MAX_SEQ_JUMP",
+    "MAX_SNAPSHOT_PARTS",
+    "REASON_BEYOND",
+    "REASON_CONFLICT",
+    "REASON_FOREIGN",
+    "REASON_FUTURE",
+    "REASON_INCONSISTENT",
+    "REASON_MISMATCH",
+    "REASON_NOT_ITS_TOPIC",
+    "REASON_UNASKED",
+    "REFUSAL_REASONS",
     "ROLLCALL_WAIT",
     "SHOWN",
     "SILENT_AFTER",
@@ -98,16 +136,24 @@ __all__ = [
     "EngineRows",
     "EngineView",
     "FleetTotals",
+    "GapCounter",
     "HeardBatch",
     "HeardLine",
     "HeldTask",
     "LogFollower",
     "ReaderModel",
+    "Refusals",
     "RunLogs",
     "RunView",
+    "Seen",
+    "SnapshotAsker",
+    "SourceGaps",
     "TaskLogCounts",
     "TelemetrySwitch",
     "TaskView",
+    "ahead",
+    "answer_part_refusal",
+    "answer_stamped_ahead",
     "counted_summary",
     "cut_message",
     "ended_cleanly",
@@ -118,8 +164,10 @@ __all__ = [
     "line_matches",
     "next_mode",
     "parse_age",
+    "parse_timestamp",
     "refused_by_source",
     "silence_line",
+    "snapshot_events",
     "subscribe_statuses",
     "subscribe_summaries",
     "truncate",

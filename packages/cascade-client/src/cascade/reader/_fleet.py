@@ -1,7 +1,7 @@
 """A fleet from its engines' summaries: what a view shows without reading every event.
 
 Each engine's retained summary (``{prefix}/summary/{source}``,
-:class:`~cascade.interfaces.EngineSummary`) is kept on its :class:`EngineView`;
+:class:`~cascade.interfaces.summaries.EngineSummary`) is kept on its :class:`EngineView`;
 :func:`fleet_totals` adds them up for an overview of thousands of engines.
 """
 
@@ -10,22 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cascade.interfaces import (
-    REASON_FUTURE,
-    REASON_INCONSISTENT,
-    REASON_MISMATCH,
-    EngineSummary,
-    Message,
-    Refusals,
-    RunTally,
-    TaskTally,
-    ahead,
-    decode_level,
-    decode_summary,
-    parse_timestamp,
-    same_source,
-)
+from cascade.interfaces import Message, decode_level, same_source
+from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally, decode_summary
 
+from ._refusals import REASON_FUTURE, REASON_INCONSISTENT, REASON_MISMATCH, Refusals, ahead
+from ._timestamps import parse_timestamp
 from ._views import EngineView
 
 __all__ = ["MAX_MORE_LIVE", "FleetTotals", "apply_summary", "counted_summary", "fleet_totals"]

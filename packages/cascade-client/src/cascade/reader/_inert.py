@@ -5,7 +5,7 @@ task names, errors, reasons, scopes and sources a view shows. Shown as sent, an
 escape sequence in them would drive the operator's terminal (clear it, retitle
 it, plant a hyperlink), and a 20 MB name would make every redraw slow. So a
 reader keeps at most ``KEPT`` characters of a field (``truncate``, both of
-:mod:`cascade.interfaces.reader`), and :func:`inert` turns every character that a
+:mod:`cascade.reader`), and :func:`inert` turns every character that a
 terminal acts on into its visible escape (``\\x1b``) and bounds the length again for
 the screen.
 """

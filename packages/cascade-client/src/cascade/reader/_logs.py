@@ -1,12 +1,12 @@
 """Task logs as a reader keeps them: :class:`LogFollower` folds the runs' log batches into
 their last lines, and counts what is missing (dropped by the engine, missed on the way).
 
-Fed the messages of :func:`~cascade.interfaces.logs_filter` (a run's, or many runs'), it
+Fed the messages of :func:`~cascade.interfaces.logs.logs_filter` (a run's, or many runs'), it
 keeps, per run, its last :data:`DEFAULT_KEEP_LINES` lines (and at most
 :data:`DEFAULT_KEEP_BYTES` of their messages), saying how many it let go; per task, how many
 lines its engine said it dropped and how many went missing otherwise (gaps in ``n``); per
 run, the batches it missed (gaps in ``seq``). What no engine of the run can have sent is
-refused and counted (:class:`~cascade.interfaces.Refusals`), as the reader model does.
+refused and counted (:class:`~cascade.reader.Refusals`), as the reader model does.
 """
 
 from __future__ import annotations
@@ -21,27 +21,25 @@ from msgspec import structs
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    MAX_CLOCK_SKEW,
-    MAX_LOG_LINE_BYTES,
-    REASON_FUTURE,
-    REASON_MISMATCH,
-    DroppedLines,
-    GapCounter,
     InvalidMessageError,
-    LogBatch,
-    LogLine,
     Message,
-    Refusals,
-    Seen,
     decode_level,
-    decode_log_batch,
-    level_number,
-    parse_timestamp,
     payload_limit,
     same_source,
 )
+from cascade.interfaces.logs import (
+    MAX_LOG_LINE_BYTES,
+    DroppedLines,
+    LogBatch,
+    LogLine,
+    decode_log_batch,
+    level_number,
+)
 
 from ._bounded_text import KEPT, truncate
+from ._gaps import GapCounter, Seen
+from ._refusals import MAX_CLOCK_SKEW, REASON_FUTURE, REASON_MISMATCH, Refusals
+from ._timestamps import parse_timestamp
 
 __all__ = [
     "DEFAULT_KEEP_BYTES",
@@ -92,7 +90,7 @@ def line_matches(line: LogLine, task: str | None = None, level: int = 0) -> bool
 class HeardLine:
     """One line as a reader keeps it: ``index`` is its place among its run's lines heard
     (1, 2, ...: a view asks for the lines after the last it showed), ``line`` the line with
-    its message cut to :data:`~cascade.interfaces.MAX_LOG_LINE_BYTES` and its names to
+    its message cut to :data:`~cascade.interfaces.logs.MAX_LOG_LINE_BYTES` and its names to
     :data:`KEPT`."""
 
     index: int
@@ -178,7 +176,7 @@ class RunLogs:
 @dataclass(frozen=True)
 class HeardBatch:
     """What one batch added: its new ``lines``, the lines its engine said it ``dropped``
-    (:class:`~cascade.interfaces.DroppedLines`), and the lines each task's gaps in ``n``
+    (:class:`~cascade.interfaces.logs.DroppedLines`), and the lines each task's gaps in ``n``
     show ``missing`` (``(task_id, task_name, lines)``: dropped or lost, said or not)."""
 
     run_id: str
@@ -192,7 +190,7 @@ class HeardBatch:
 class LogFollower:
     """Folds log batches into each run's last lines and counts (:class:`RunLogs`).
 
-    Feed it every message of :func:`~cascade.interfaces.logs_filter` with :meth:`apply`
+    Feed it every message of :func:`~cascade.interfaces.logs.logs_filter` with :meth:`apply`
     (it is a subscription callback; it returns what the batch added, for a view that prints
     lines as they come). Memory is bounded: ``keep_lines`` lines and ``keep_bytes`` bytes
     of messages per run (the oldest go, counted in :attr:`RunLogs.let_go`), ``max_runs`` runs
@@ -232,7 +230,7 @@ class LogFollower:
     they were not the run's engine's)."""
     owner: Callable[[str], str | None] | None = None
     """Whose a run is, as the reader of its telemetry takes it (``None`` for a run it does not
-    know): :meth:`ReaderModel.run_owner <cascade.interfaces.reader.ReaderModel.run_owner>`'s
+    know): :meth:`ReaderModel.run_owner <cascade.reader.ReaderModel.run_owner>`'s
     source. Where it names one, a batch of the run from any other source is refused
     (``foreign source``), and a run first heard here from another is heard anew from it (what
     the first said goes, counted refused as its): the logs believe who the views believe.
@@ -341,7 +339,7 @@ class LogFollower:
 
     def _displaced(self, run: RunLogs, seq: int) -> bool:
         """Whether ``run``'s batch numbers rest on one batch far above ``seq`` (a forger's,
-        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then what it added goes
+        heard first: :meth:`~cascade.reader.GapCounter.lone`): then what it added goes
         (counted refused) and the run is heard anew."""
         lone = self.gaps.lone(run.run_id)
         if lone is None or seq >= lone:

@@ -1,7 +1,7 @@
 """The reader model: runs, engines and constraints, folded from the broker's messages.
 
 :class:`ReaderModel` is the one place that turns received messages into state (see
-:mod:`cascade.interfaces.reader` for how a reader feeds it); its views are in ``_views``.
+:mod:`cascade.reader` for how a reader feeds it); its views are in ``_views``.
 """
 
 from __future__ import annotations
@@ -12,25 +12,17 @@ from dataclasses import dataclass, field
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    MAX_CLOCK_SKEW,
-    REASON_FUTURE,
-    REASON_MISMATCH,
-    REASON_NOT_ITS_TOPIC,
     Constraint,
     ConstraintTopicError,
     Envelope,
-    GapCounter,
     Heartbeat,
     InvalidMessageError,
     LifecycleEvent,
     Message,
-    Refusals,
     RunSnapshot,
-    Seen,
     TaskStateEvent,
     decode_envelope,
     decode_level,
-    parse_timestamp,
     payload_limit,
     same_source,
 )
@@ -39,6 +31,7 @@ from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
 from ._fleet import FleetTotals, apply_summary, fleet_totals
+from ._gaps import GapCounter, Seen
 from ._presence import (
     ENDED_FOLD_AFTER,
     EngineRows,
@@ -48,8 +41,16 @@ from ._presence import (
     observe_connection,
     visible_engines,
 )
+from ._refusals import (
+    MAX_CLOCK_SKEW,
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    REASON_NOT_ITS_TOPIC,
+    Refusals,
+)
 from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
 from ._silence import note_summary, silent_engines
+from ._timestamps import parse_timestamp
 from ._views import ConnectionView, EngineView, RunView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
@@ -100,8 +101,8 @@ class ReaderModel:
     changes nothing: a message about a run from another source than the one it was first
     heard from, a second message numbered like one seen (a conflict), a number that would
     open a hole over ``MAX_SEQ_JUMP``, a timestamp more than ``MAX_CLOCK_SKEW`` ahead of
-    this reader's clock (:class:`~cascade.interfaces.GapCounter`,
-    :func:`~cascade.interfaces.ahead`), and a message on a topic that names its source
+    this reader's clock (:class:`~cascade.reader.GapCounter`,
+    :func:`~cascade.reader.ahead`), and a message on a topic that names its source
     (sourced telemetry, a status) whose payload claims another (counted by the topic's).
 
     No sender can make the state big: a message larger than its kind's bound
@@ -352,7 +353,7 @@ class ReaderModel:
 
     def _displaced(self, run: RunView, seq: int) -> bool:
         """Whether ``run``'s numbers rest on one event far above ``seq`` (a forger's number
-        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then that event goes
+        heard first: :meth:`~cascade.reader.GapCounter.lone`): then that event goes
         (counted refused) and the run is heard anew."""
         lone = self.gaps.lone(run.run_id)
         if lone is None or seq >= lone:

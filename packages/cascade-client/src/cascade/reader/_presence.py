@@ -5,22 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cascade.interfaces import (
-    REASON_FUTURE,
-    REASON_MISMATCH,
-    GapCounter,
-    Message,
-    Refusals,
-    StatusMessage,
-    ahead,
-    decode_level,
-    decode_status,
-    parse_timestamp,
-    same_source,
-)
+from cascade.interfaces import Message, StatusMessage, decode_level, decode_status, same_source
 
 from ._bounded_text import KEPT, truncate
+from ._gaps import GapCounter
+from ._refusals import REASON_FUTURE, REASON_MISMATCH, Refusals, ahead
 from ._silence import note_will
+from ._timestamps import parse_timestamp
 from ._views import ConnectionView, EngineView
 
 __all__ = [

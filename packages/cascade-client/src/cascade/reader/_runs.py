@@ -9,18 +9,18 @@ from cascade.interfaces import (
     MAX_HOLDS,
     BlockedTask,
     Envelope,
-    GapCounter,
     Heartbeat,
     Hold,
-    RunOrigin,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
     held_for_decision,
     truncate_traceback,
 )
+from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
+from ._gaps import GapCounter
 from ._views import RunView, TaskView
 
 __all__ = [

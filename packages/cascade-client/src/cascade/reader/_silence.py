@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cascade.interfaces import EngineSummary, events_topic
+from cascade.interfaces import events_topic
+from cascade.interfaces.connector_kit import levels_match, validate_filter
+from cascade.interfaces.summaries import EngineSummary
 
-from .._topics import levels_match, validate_filter
 from ._views import EngineView
 
 __all__ = [

@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cascade.interfaces import (
-    Connector,
-    Message,
-    SubscriptionHandle,
-    rollcall_topic,
-    status_filter,
-    summary_filter,
-)
+from cascade.interfaces import Connector, Message, SubscriptionHandle, rollcall_topic, status_filter
+from cascade.interfaces.summaries import summary_filter
 
 __all__ = ["ROLLCALL_WAIT", "subscribe_statuses", "subscribe_summaries"]
 

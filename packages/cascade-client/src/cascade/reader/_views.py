@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cascade.interfaces import EngineSummary, Heartbeat, Hold, RunOrigin, StatusMessage
+from cascade.interfaces import Heartbeat, Hold, StatusMessage
+from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.summaries import EngineSummary
 
 __all__ = [
     "FINISHED_STATES",
@@ -237,7 +239,8 @@ class EngineView:
     status: StatusMessage | None
     last_seen: float | None = None
     summary: EngineSummary | None = None
-    """Its latest summary (:class:`~cascade.interfaces.EngineSummary`), if it publishes them."""
+    """Its latest summary (:class:`~cascade.interfaces.summaries.EngineSummary`), if it
+    publishes them."""
     summary_at: float = 0.0
     """When :attr:`summary` was made, as far as this reader can tell: its stamp, or when it
     arrived if that is earlier (a stamp ahead of the reader's clock is not believed)."""

@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 from typing_extensions import Self
 
-from cascade.interfaces import SourceGaps
+from cascade.reader import SourceGaps
 
 from ._access import access_row, count_access, insert_access
 from ._attempts import DecisionRecord

@@ -30,7 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import REASON_BEYOND, InvalidMessageError
+from cascade.interfaces import InvalidMessageError
+from cascade.reader import REASON_BEYOND
 
 from ._bulk import insert_rows
 from ._cancels import store_cancels

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import LogBatch
+from cascade.interfaces.logs import LogBatch
 
 from ._bulk import insert_rows
 from ._gaps import bounded_sum

@@ -10,8 +10,8 @@ each request to one of the processes of that org and project serving that name, 
 process itself (brokers without shared subscriptions, such as RabbitMQ 3.x's MQTT
 plugin). Every one of these topics names the org and the project, so that a broker ACL binds
 who may start, announce and serve in each org. A request travels as a cancel's does (QoS 1,
-not retained) and is answered on :func:`~cascade.interfaces.reply_topic` of its ``id`` by the
-process that took it.
+not retained) and is answered on :func:`~cascade.interfaces.commands.reply_topic` of its
+``id`` by the process that took it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ._ids import MAX_ID_BYTES, validate_id
 from ._presence import PresenceGuard, PresenceVerdict
 from ._ratelimit import RateLimitedLogger
 from ._timeout import bounded, event_set
-from ._topics import validate_filter, validate_prefix, validate_topic
+from ._topics import levels_match, validate_filter, validate_prefix, validate_topic
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -44,6 +44,7 @@ __all__ = [
     "default_sourced_topics",
     "encode_payload",
     "event_set",
+    "levels_match",
     "validate_filter",
     "validate_id",
     "validate_prefix",

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from cascade.interfaces import Connector, PlanStep, RerunMode
+from cascade.interfaces import Connector
+from cascade.interfaces.serving import PlanStep, RerunMode
 
 from ._events import EventBus
 from ._run import CancelReport

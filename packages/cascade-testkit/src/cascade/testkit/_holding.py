@@ -16,9 +16,6 @@ from cascade.interfaces import (
     APPROVAL,
     BlockedTask,
     Connector,
-    Decided,
-    DecisionReply,
-    DecisionRequest,
     Envelope,
     Heartbeat,
     Hold,
@@ -27,13 +24,18 @@ from cascade.interfaces import (
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
-    command_filter,
-    decode_decision_request,
     events_topic,
     heartbeat_topic,
+    snapshot_topic,
+)
+from cascade.interfaces.commands import (
+    Decided,
+    DecisionReply,
+    DecisionRequest,
+    command_filter,
+    decode_decision_request,
     reply_topic,
     snapshot_request_topic,
-    snapshot_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
 

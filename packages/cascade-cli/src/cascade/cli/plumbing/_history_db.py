@@ -20,7 +20,7 @@ import typer
 from rich.text import Text
 
 from cascade.control.run_ids import checked_prefix, one_run, recorded_in
-from cascade.interfaces.reader import inert
+from cascade.reader import inert
 
 from ._context import fail
 from ._view_options import parse_age

@@ -42,8 +42,8 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from cascade.control.run_ids import checked_prefix, one_run, recorded_in
-from cascade.interfaces import LOG_LEVELS
-from cascade.interfaces.reader import FINISHED_STATES, parse_age
+from cascade.interfaces.logs import LOG_LEVELS
+from cascade.reader import FINISHED_STATES, parse_age
 
 from ..app._guard import Refused, refusal
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant

@@ -28,7 +28,7 @@ from ..app._pages import covers
 if TYPE_CHECKING:
     from cascade.control.access import Among
     from cascade.history import History, RunSummary
-    from cascade.interfaces.reader import RunView
+    from cascade.reader import RunView
 
     from ._fleet_index import FleetRun
     from ._model import DashboardModel

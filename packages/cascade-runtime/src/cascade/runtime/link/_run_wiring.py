@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import Connector, DecisionReply, DecisionRequest, RunOrigin
+from cascade.interfaces import Connector
+from cascade.interfaces.commands import DecisionReply, DecisionRequest
+from cascade.interfaces.serving import RunOrigin
 
 from .._engine_face import EngineFace
 from .._run import Run

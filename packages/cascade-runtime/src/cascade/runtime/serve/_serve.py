@@ -15,23 +15,25 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
-    MAX_PLAN_STEPS,
     Connector,
     InvalidMessageError,
     Message,
+    SubscriptionHandle,
+    SyncPhase,
+)
+from cascade.interfaces.commands import reply_topic
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import (
+    MAX_PLAN_STEPS,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    SubscriptionHandle,
-    SyncPhase,
-    reply_topic,
     served_filter,
     shared_start_filter,
     start_filter,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._engine_face import EngineFace
 from .._steps import StepFailed, describe, explain, within

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import uuid
 
-from cascade.interfaces import Connector, Message, served_topic
+from cascade.interfaces import Connector, Message
+from cascade.interfaces.serving import served_topic
 
 from .._steps import explain
 
