@@ -12,18 +12,15 @@ import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cascade.interfaces import Connector, Message, telemetry_filter
 
 from ._errors import ControlError
 
-if TYPE_CHECKING:
-    from cascade.history import History
-
 __all__ = [
     "FULL_ID",
     "LIVE_WAIT",
+    "RECORDED_READ",
     "SHORT_ID",
     "HeardRuns",
     "Recorded",
@@ -32,7 +29,6 @@ __all__ = [
     "is_full",
     "live_wait",
     "one_run",
-    "recorded_in",
     "short_id",
 ]
 
@@ -45,9 +41,11 @@ LIVE_WAIT = 5.0
 """How long a prefix is listened for at most: one heartbeat interval, in which every live
 run says its id (the timeout when shorter)."""
 
+RECORDED_READ = 1000
+"""Ids read from a history for one prefix at most (``cascade.history.recorded_in``)."""
+
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 _NAMED = 5  # matches an ambiguous prefix names
-_RECORDED_READ = 1000  # ids read from the history for one prefix
 
 
 def short_id(run_id: str) -> str:
@@ -89,15 +87,7 @@ class Recorded:
     @property
     def capped(self) -> bool:
         """Whether the history may have more of them than were read."""
-        return len(self.ids) >= _RECORDED_READ
-
-
-def recorded_in(
-    history: History, prefix: str, among: Iterable[tuple[str, str | None]] | None = None
-) -> Recorded:
-    """The ids of the runs in ``history`` that start with ``prefix`` (blocks: a query); of
-    ``among``'s orgs and projects only, when given (the others are not there)."""
-    return Recorded(history.run_ids(prefix, limit=_RECORDED_READ, among=among), history.location)
+        return len(self.ids) >= RECORDED_READ
 
 
 def one_run(prefix: str, *known: Iterable[str], more: bool = False) -> str | None:

@@ -8,6 +8,7 @@ the dashboard's controls and history, resolve what they are given with these;
 from ._run_ids import (
     FULL_ID,
     LIVE_WAIT,
+    RECORDED_READ,
     SHORT_ID,
     HeardRuns,
     Recorded,
@@ -16,7 +17,6 @@ from ._run_ids import (
     is_full,
     live_wait,
     one_run,
-    recorded_in,
     short_id,
 )
 from ._start_request import MIN_RERUN_PREFIX
@@ -24,6 +24,7 @@ from ._start_request import MIN_RERUN_PREFIX
 __all__ = [
     "FULL_ID",
     "LIVE_WAIT",
+    "RECORDED_READ",
     "MIN_RERUN_PREFIX",
     "SHORT_ID",
     "HeardRuns",
@@ -33,6 +34,5 @@ __all__ = [
     "is_full",
     "live_wait",
     "one_run",
-    "recorded_in",
     "short_id",
 ]

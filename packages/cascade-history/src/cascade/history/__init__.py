@@ -35,6 +35,7 @@ from ._log_records import LogBatches, LogCount, RecordedLogLine
 from ._maps import MapItems
 from ._migrate import alembic_config
 from ._received import Received, decode_message
+from ._recorded_ids import recorded_in
 from ._recorder import Recorder
 from ._recorder_stats import RecorderStats
 from ._records import (
@@ -102,6 +103,7 @@ __all__ = [
     "decode_message",
     "default_path",
     "migrate",
+    "recorded_in",
     "migration_sql",
     "schema_status",
 ]

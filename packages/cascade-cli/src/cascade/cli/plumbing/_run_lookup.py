@@ -13,7 +13,6 @@ from cascade.control.run_ids import (
     is_full,
     live_wait,
     one_run,
-    recorded_in,
 )
 from cascade.interfaces import Connector
 
@@ -37,7 +36,13 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     (exit 1).
     """
     try:
-        from cascade.history import History, HistoryError, LocationError, default_path
+        from cascade.history import (
+            History,
+            HistoryError,
+            LocationError,
+            default_path,
+            recorded_in,
+        )
     except ImportError:
         return Recorded()
     if db is None and not default_path().exists():
