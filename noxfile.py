@@ -32,6 +32,7 @@ PACKAGES = [
     "cascade-runtime",
     "cascade-history",
     "cascade-dashboard",
+    "cascade-notify",
     "cascade-cli",
 ]
 # The test tools of this repository (brokers, fixtures): installed, editable, with the packages
@@ -44,7 +45,8 @@ EXTRAS = {
     "cascade-runtime": "[otel,dask]",
     "cascade-history": "[postgresql]",
     "cascade-dashboard": "[history]",
-    "cascade-cli": "[dashboard,history,metrics]",
+    "cascade-notify": "[metrics]",
+    "cascade-cli": "[dashboard,history,metrics,notify]",
 }
 
 

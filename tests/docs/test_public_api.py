@@ -33,6 +33,7 @@ MODULES = {
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],
     "cascade-runtime": ["cascade.runtime", "cascade.runtime.testing"],
     "cascade-history": ["cascade.history"],
+    "cascade-notify": ["cascade.notify"],
     "cascade-cli": [
         "cascade.cli",
         "cascade.cli.access",

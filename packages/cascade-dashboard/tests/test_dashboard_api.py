@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from typing import Any
@@ -408,3 +409,38 @@ async def test_streams_beyond_the_cap_are_refused(hub: DashboardHub) -> None:
         server.should_exit = True
         await serving
         sock.close()
+
+
+@task
+def extract(n: int) -> list[int]:
+    """A task worth caching."""
+    return list(range(n))
+
+
+async def test_a_task_its_cache_gave_a_result_is_shown_cached(
+    broker: InMemoryBroker, hub: DashboardHub
+) -> None:
+    """A run's detail says which tasks took their result from their cache, and whose it was."""
+    engine = Engine(
+        InMemoryConnector(broker, source_id="engine-a"), results=f"memory://{uuid.uuid4().hex}"
+    )
+    await engine.run(double(extract(3).with_cache()))
+    await engine.run(double(extract(3).with_cache()))
+    await settle(broker)
+    async with client(hub) as http:
+        state = (await http.get("/api/state")).json()
+        details = [
+            (await http.get("/api/state", params={"run": run["run_id"]})).json()["run"]
+            for run in state["runs"]
+        ]
+    seen = sorted(
+        (task["name"], task["cached"], task["reused_from"] is not None)
+        for detail in details
+        for task in detail["tasks"]
+    )
+    assert seen == [
+        ("double", False, False),
+        ("double", False, False),
+        ("extract", False, False),
+        ("extract", True, True),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from cascade.interfaces import (
@@ -14,6 +15,7 @@ from cascade.interfaces import (
     Heartbeat,
     InvalidMessageError,
     LifecycleEvent,
+    SnapshotTask,
     StatusMessage,
     TaskStateEvent,
     decode_constraint,
@@ -286,3 +288,16 @@ def test_trace_id_must_be_32_lowercase_hex_digits(bad: object) -> None:
             "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}}  # fmt: skip
     with pytest.raises(InvalidMessageError, match="trace_id"):
         decode_envelope(wire)
+
+
+def test_a_snapshot_entry_says_where_a_result_it_did_not_compute_came_from() -> None:
+    """A snapshot's task, taken as its event, keeps ``cached`` and ``reused_from``."""
+    entry = msgspec.convert(
+        {"seq": 3, "ts": "2026-11-27T10:00:00+00:00", "task_id": "t-3", "task_name": "t",
+         "state": "COMPLETED", "cached": True, "reused_from": "r0"},
+        SnapshotTask,
+    )  # fmt: skip
+    event = entry.event()
+    assert (event.cached, event.reused_from) == (True, "r0")
+    ran = {"seq": 1, "ts": "x", "task_id": "t", "task_name": "t", "state": "COMPLETED"}
+    assert msgspec.convert(ran, SnapshotTask).event().cached is msgspec.UNSET

@@ -72,6 +72,8 @@ COMMANDS: tuple[Command, ...] = (
     *_each("commands.run", "run"),
     *_each("commands.tasks", "tasks"),
     *_each("commands.audit", "audit"),
+    # webhooks when runs fail, tasks are held, engines are lost (the [notify] extra)
+    *_each("commands.notify", "notify"),
     # its schema, seen and migrated on purpose (readers never migrate it)
     Command("history", "commands.history", "history_app", group=True),
     # per-person API tokens for a team's dashboard, kept in the history; sign-in sessions

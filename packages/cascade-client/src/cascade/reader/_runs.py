@@ -55,6 +55,13 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
     held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
     said = body.traceback  # a failed attempt's, bounded as an engine sends it
     traceback = truncate_traceback(said) if said and state in _FAILURES else None
+    reused_from = body.reused_from if isinstance(body.reused_from, str) else None
+    reused = None
+    if state == "COMPLETED":
+        if body.cached is True:
+            reused = "cached"
+        elif reused_from is not None:
+            reused = "reused"
     run.set_task(
         TaskView(
             body.task_id,
@@ -67,6 +74,8 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             held if state in _WAITING else None,
             seq,
             traceback,
+            reused,
+            reused_from if reused is not None else None,  # at most 1,024 characters: decoded
         )
     )
 

@@ -53,6 +53,12 @@ class TaskView:
     """A failed attempt's traceback while ``FAILED``, ``RETRYING`` or ``HELD``, as its engine
     sent it (at most :data:`~cascade.interfaces.MAX_TRACEBACK_LENGTH` characters and its
     marker; ``None``: none sent). The sender's text: a view makes it inert."""
+    reused: str | None = None
+    """Where a ``COMPLETED`` task's result came from when the task did not run: ``"cached"``
+    (its cache, ``with_cache``) or ``"reused"`` (a rerun took the result an earlier run kept);
+    ``None``: it ran, or its engine did not say."""
+    reused_from: str | None = None
+    """The run that kept the result it took (``None``: none named)."""
 
     @property
     def hold(self) -> Hold | None:
@@ -91,6 +97,7 @@ class RunView:
     finished_at: float | None = None
     """When the run's end arrived (the state's clock), ``None`` while it goes on."""
     _counts: Counter[str] = field(default_factory=Counter, repr=False)
+    _reused: Counter[str] = field(default_factory=Counter, repr=False)
     _total_mark: int = field(default=0, repr=False)
     _finished_mark: int = field(default=0, repr=False)
     _progress_mark: float = field(default=0.0, repr=False)
@@ -132,6 +139,11 @@ class RunView:
     def count(self, state: str) -> int:
         """How many tasks seen are in ``state`` (no copy made: cheap across many runs)."""
         return self._counts[state]
+
+    def reuses(self) -> Counter[str]:
+        """How many tasks seen completed without running, by where their result came from
+        (:attr:`TaskView.reused`: ``cached``, ``reused``)."""
+        return Counter(+self._reused)
 
     @property
     def total_tasks(self) -> int | None:
@@ -205,7 +217,11 @@ class RunView:
         previous = self.tasks.get(task.task_id)
         if previous is not None:
             self._counts[previous.state] -= 1
+            if previous.reused is not None:
+                self._reused[previous.reused] -= 1
         self._counts[task.state] += 1
+        if task.reused is not None:
+            self._reused[task.reused] += 1
         self.tasks[task.task_id] = task
 
     def finish(self, now: float) -> None:

@@ -211,6 +211,8 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
     error: str = ""
     held_by: Holds | msgspec.UnsetType = msgspec.UNSET
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
+    reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
+    cached: bool | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def reader_state(self) -> ReaderState:
@@ -229,6 +231,8 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
             error=self.error,
             held_by=self.held_by,
             cancelled=self.cancelled,
+            reused_from=self.reused_from,
+            cached=self.cached,
         )
 
 

@@ -25,6 +25,7 @@ import msgspec
 from ._constraint import convert
 from ._errors import InvalidMessageError
 from ._limits import MAX_CONTROL_PAYLOAD_BYTES, MAX_NUMBER
+from ._schedules import ServedSchedule
 from ._topics import DEFAULT_PREFIX, decode_level, encode_level
 
 __all__ = [
@@ -174,11 +175,13 @@ class ServedWorkflow(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class ServedRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A run a serving process started and is running: its ``run_id``, ``workflow`` and,
-    for a rerun, the run it reruns (``rerun_of``)."""
+    for a rerun, the run it reruns (``rerun_of``); for a slot of a schedule, the
+    ``schedule`` (additive)."""
 
     run_id: _RunId
     workflow: _WorkflowName
     rerun_of: _RunId | None = None
+    schedule: _WorkflowName | None = None
 
 
 class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -190,6 +193,7 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     else only those addressed to it. ``capacity``: runs it runs at once; ``running``: those
     it runs now; ``queued``: those waiting for a slot (``live`` lists both, running first, at
     most 256).
+    ``schedules``: the schedules it fires (additive; docs/schedules.md).
     Published again whenever a run starts or ends, so requesters see the load.
     """
 
@@ -203,6 +207,7 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     live: Annotated[list[ServedRun], msgspec.Meta(max_length=256)] = []
     shared: bool = False
     ts: _Text = ""
+    schedules: Annotated[list[ServedSchedule], msgspec.Meta(max_length=256)] = []
 
 
 class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -282,7 +287,9 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Where a run came from, on its ``ENGINE_STARTED`` (additive): the served ``workflow``
     and the ``params`` it runs with; for a rerun, the run it reruns (``rerun_of``) and the
     first run of that line (``root_run``); for a run a request started, the request's
-    ``request_id``, ``issued_by``, ``reason`` and ``issued_at`` (the audit's row of it)."""
+    ``request_id``, ``issued_by``, ``reason`` and ``issued_at`` (the audit's row of it); for
+    a run a schedule started, its ``schedule`` and the slot it fills, ``scheduled_for`` (ISO,
+    UTC; both additive)."""
 
     workflow: _WorkflowName | None = None
     params: Params | None = None
@@ -292,6 +299,8 @@ class RunOrigin(msgspec.Struct, kw_only=True, omit_defaults=True):
     issued_by: _Text | None = None
     reason: _Text | None = None
     issued_at: _Seconds | None = None
+    schedule: _WorkflowName | None = None
+    scheduled_for: _Text | None = None
 
 
 def _checked_size(data: Mapping[str, Any] | bytes | str) -> None:

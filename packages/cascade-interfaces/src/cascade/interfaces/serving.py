@@ -1,7 +1,21 @@
 """Served workflows: an engine's announcement of what it serves, a request to start one (or to
-rerun a run) and its answer, and their topics (docs/protocol.md, "Served workflows").
+rerun a run) and its answer, and their topics (docs/protocol.md, "Served workflows"); their
+schedules and the claims by which a schedule's slot fires once (docs/schedules.md).
 """
 
+from ._schedules import (
+    Catchup,
+    Overlap,
+    ServedSchedule,
+    SlotClaim,
+    decode_slot_claim,
+    slot_claim_topic,
+    slot_claims_filter,
+    slot_from_stamp,
+    slot_request_id,
+    slot_stamp,
+    split_slot_claim_topic,
+)
 from ._serving import (
     MAX_PARAMS_BYTES,
     MAX_PLAN_STEPS,
@@ -31,6 +45,17 @@ from ._serving import (
 )
 
 __all__ = [
+    "Catchup",
+    "Overlap",
+    "ServedSchedule",
+    "SlotClaim",
+    "decode_slot_claim",
+    "slot_claim_topic",
+    "slot_claims_filter",
+    "slot_from_stamp",
+    "slot_request_id",
+    "slot_stamp",
+    "split_slot_claim_topic",
     "MAX_PARAMS_BYTES",
     "MAX_PLAN_STEPS",
     "PlanAction",

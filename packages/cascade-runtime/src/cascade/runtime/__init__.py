@@ -57,6 +57,7 @@ from .link._counters import RunCounters
 from .link._telemetry import TelemetrySubscriber
 from .logs._logs import LogForwarding
 from .results._results import ManifestTask, ResultMissing, ResultStore, RunManifest
+from .serve._schedule import Schedule
 from .workflow._amounts import CapacityError
 from .workflow._cache_policy import CachePolicy, FileExistenceCache
 from .workflow._gate import GateError, GateRejected, gate
@@ -111,6 +112,7 @@ __all__ = [
     "ProcessExecutor",
     "RouteMissing",
     "Router",
+    "Schedule",
     "ShellError",
     "shell",
     "LogForwarding",

@@ -48,6 +48,7 @@ from .results._lineage import Lineage, LiveReruns
 from .results._rerun import check_rerun, plan_rerun
 from .results._results import ResultStore, RunManifest, open_store
 from .results._run_results import RunResults, read_kept
+from .serve._schedule import Schedule
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
 from .workflow._resource import Resource, ResourceError
@@ -646,8 +647,10 @@ class Engine:
         *,
         max_runs: int = 4,
         max_queued: int = 100,
+        schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
-        """Serve named workflows until cancelled: run each on a request over the broker.
+        """Serve named workflows until cancelled: run each on a request over the broker, and
+        each :class:`~cascade.runtime.Schedule` of ``schedules`` by itself.
 
         ``workflows`` maps a name (1 to 64 of ``A-Z a-z 0-9 _ -``) to a function, plain or
         ``async``, that takes the workflow's params as keyword arguments and returns a
@@ -690,8 +693,21 @@ class Engine:
         ``"5"`` is no ``int``; every number within ``MAX_NUMBER``); the function gets the
         converted values and the run's origin their JSON. docs/protocol.md, "Served
         workflows", says which types.
+
+        ``schedules`` maps a schedule's name (as a workflow's) to a :class:`Schedule` of a
+        served workflow (its own name unless ``workflow=`` says): each of its slots is
+        claimed by every server of it in the org and project, retained on
+        ``{prefix}/schedule/{org}/{project}/{name}/{slot}``, and the server whose claim the
+        broker ordered first starts the slot's run, as a start request whose id names the slot
+        would (``sched-nightly-20261125T010000Z``), its origin naming the ``schedule`` and the
+        slot (``scheduled_for``). The announcement lists the schedules, their next slot, the
+        last claimed, and the slots skipped. docs/schedules.md says what happens on an outage
+        and in a partition.
         """
-        server = Server(self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued)
+        server = Server(
+            self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued,
+            schedules=schedules,
+        )  # fmt: skip
         if self._serving:
             raise RuntimeError("this engine is serving already")
         self._serving = True

@@ -51,6 +51,12 @@ class EngineStats(ConstraintStats):
     ``resources_set_up``: resources set up (once a run each, on first use);
     ``resource_teardowns_failed``: teardowns that raised (each logged; the run's outcome is
     what its tasks made it).
+    While it serves schedules (docs/schedules.md): ``slots_claimed``: slots this engine won
+    across the fleet; ``slots_fired``: those whose run it started; ``slots_skipped``: those
+    it won and skipped (overlap ``skip``, a slot queued already, a pause, a full server; each
+    said in a warning and in the announcement); ``slots_missed``: slots no server claimed
+    during an outage that its catchup did not fire; ``slots_unclaimed``: slots whose claim it
+    did not hear back from the broker within ``CLAIM_WAIT`` (its connection down).
     """
 
     runs: int = 0
@@ -73,3 +79,8 @@ class EngineStats(ConstraintStats):
     results_cached: int = 0
     resources_set_up: int = 0
     resource_teardowns_failed: int = 0
+    slots_claimed: int = 0
+    slots_fired: int = 0
+    slots_skipped: int = 0
+    slots_missed: int = 0
+    slots_unclaimed: int = 0

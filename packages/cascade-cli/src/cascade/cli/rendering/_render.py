@@ -112,10 +112,19 @@ def _progress(run: RunView) -> tuple[ProgressBar, str]:
     return ProgressBar(total=1.0, completed=progress, width=20), f"{done}/{total}"
 
 
+def _reused(run: RunView, state: str) -> str:
+    """Of the run's completed tasks, those that took a result instead of running: `` (3
+    cached, 2 reused)``; ``""`` for another state, or none."""
+    reuses = run.reuses() if state == "COMPLETED" else None
+    if not reuses:
+        return ""
+    return f" ({', '.join(f'{reuses[how]} {how}' for how in ('cached', 'reused') if reuses[how])})"
+
+
 def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None) -> None:
     counts = run.counts()
     summary = Text(" ").join(
-        Text(f"{state.lower()} {counts[state]}", style=style)
+        Text(f"{state.lower()} {counts[state]}{_reused(run, state)}", style=style)
         for state, style in STATE_STYLES.items()
         if counts[state]
     )

@@ -39,6 +39,9 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
             if task.state in ("BLOCKED", "HELD") and task.held_by is not None
             else None
         ),
+        # completed without running: its cache gave the result, or the run that kept it did
+        "cached": task.reused == "cached",
+        "reused_from": task.reused_from,
         "attempts": sum(1 for s in drawn if s.state == "RUNNING"),
         "segments": [
             {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome} for s in drawn

@@ -213,4 +213,6 @@ def _snapshot_struct(seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
         error=body.error,
         held_by=body.held_by,
         cancelled=body.cancelled,
+        reused_from=body.reused_from,
+        cached=body.cached,
     )

@@ -14,6 +14,7 @@ from cascade.interfaces import (
     Message,
     SubscriptionHandle,
     decode_level,
+    decode_status,
     rollcall_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
@@ -121,9 +122,12 @@ class Peers:
     forgets its source.
     """
 
-    def __init__(self, own_source: str) -> None:
+    def __init__(self, own_source: str, changed: Callable[[], None] = lambda: None) -> None:
         self._own = own_source
         self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
+        self._scheduled: dict[str, list[tuple[str, str]]] = {}  # source -> (schedule, run id)
+        self._offline: set[str] = set()
+        self._changed = changed
         self._log = RateLimitedLogger(_log)
 
     def __call__(self, message: Message) -> None:
@@ -132,6 +136,8 @@ class Peers:
             return
         if not message.raw:
             self._reruns.pop(source, None)
+            if self._scheduled.pop(source, []):
+                self._changed()
             return
         try:
             announcement = decode_served(message.raw)
@@ -139,6 +145,33 @@ class Peers:
             self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
             return
         self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
+        scheduled = [(r.schedule, r.run_id) for r in announcement.live if r.schedule is not None]
+        if scheduled or self._scheduled.pop(source, []):
+            self._scheduled[source] = scheduled
+            self._changed()
+
+    def on_status(self, message: Message) -> None:
+        """A source's presence: a killed server's announcement stays retained, its status
+        (the broker's will) says it is gone, and its runs with it."""
+        source = decode_level(message.topic.rsplit("/", 1)[-1])
+        try:
+            offline = decode_status(message.raw).status == "offline" if message.raw else True
+        except InvalidMessageError:
+            return
+        if offline != (source in self._offline):
+            (self._offline.add if offline else self._offline.discard)(source)
+            if source in self._scheduled:
+                self._changed()
+
+    def scheduled(self, schedule: str) -> list[tuple[str, str]]:
+        """The runs of ``schedule`` live at online servers, as (source, run id)."""
+        return [
+            (source, run_id)
+            for source, runs in self._scheduled.items()
+            if source not in self._offline
+            for name, run_id in runs
+            if name == schedule
+        ]
 
     def rerunning(self, rerun_of: str) -> str | None:
         """The source that reruns ``rerun_of`` now, by its announcement; ``None`` if none."""

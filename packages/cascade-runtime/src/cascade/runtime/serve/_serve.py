@@ -20,8 +20,9 @@ from cascade.interfaces import (
     Message,
     SubscriptionHandle,
     SyncPhase,
+    status_filter,
 )
-from cascade.interfaces.commands import reply_topic
+from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request_id, reply_topic
 from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     MAX_PLAN_STEPS,
@@ -32,6 +33,7 @@ from cascade.interfaces.serving import (
     StartRequest,
     served_filter,
     shared_start_filter,
+    slot_request_id,
     start_filter,
 )
 
@@ -41,10 +43,13 @@ from ..results._cache import check_cache
 from ..results._results import Claim
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
+from ._schedule import Schedule
+from ._scheduler import Clock, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
 from ._shared_probe import PROBE_MIN_WAIT, shared_subscriptions_work
+from ._slot_claims import SlotClaims
 
 __all__ = ["Server"]
 
@@ -81,6 +86,7 @@ class Server:
         *,
         max_runs: int,
         max_queued: int,
+        schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
         if engine.connector is None:
             raise ValueError("serve() needs a connector: requests come over the broker")
@@ -94,9 +100,11 @@ class Server:
                 f"the workflows take {described} bytes to describe in the announcement; at most "
                 f"{_MAX_DESCRIBED}: serve fewer, or with shorter docstrings and annotations"
             )
+        schedules = dict(schedules or {})
+        check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._peers = Peers(self._connector.source_id)
+        self._peers = Peers(self._connector.source_id, self._runs_changed)
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
@@ -110,8 +118,11 @@ class Server:
             project_id=engine.project_id,
         )
         self._runs = ServedRuns(
-            run, max_runs=max_runs, max_queued=max_queued, changed=self._announcer.changed
+            run, max_runs=max_runs, max_queued=max_queued, changed=self._runs_changed
         )
+        self._schedules = schedules
+        self._claims = SlotClaims(self._connector, self._prefix, engine.org_id, engine.project_id)
+        self._clock = Clock(schedules, self._claims, self, engine.stats, self._announcer.changed)
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
@@ -147,9 +158,13 @@ class Server:
             addressed = start_filter(engine.org_id, engine.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(served_filter(self._prefix), self._peers)
+            if self._schedules:
+                await self._subscribe(status_filter(self._prefix), self._peers.on_status)
+                await self._claims.start()
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
+            self._clock.start()
             self._ready = True
             self._probe_once_connected()
             await asyncio.Event().wait()  # until cancelled
@@ -219,6 +234,7 @@ class Server:
     async def _stop(self, manage: bool) -> None:
         engine = self._engine
         timeout = engine.shutdown_timeout
+        await self._clock.stop()
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -261,6 +277,7 @@ class Server:
             live=self._runs.live(_MAX_LIVE),
             shared=self._shared,
             ts=datetime.now(timezone.utc).isoformat(),
+            schedules=self._clock.described(),
         )
 
     # -- requests ---------------------------------------------------------------------------
@@ -306,9 +323,11 @@ class Server:
         if accepted is not None:
             self._runs.launch(accepted)
 
-    async def _take(self, request: StartRequest) -> tuple[StartReply, Accepted | None]:
+    async def _take(
+        self, request: StartRequest, slot: tuple[str, datetime] | None = None
+    ) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
-        queued); raises :class:`_Refused`."""
+        queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills."""
         served = self._workflows.get(request.workflow)
         if served is None:
             raise _Refused(
@@ -357,10 +376,13 @@ class Server:
                 issued_by=request.issued_by,
                 reason=request.reason,
                 issued_at=request.issued_at if request.issued_at is not None else time.time(),
+                schedule=slot[0] if slot else None,
+                scheduled_for=slot[1].isoformat() if slot else None,
             ),
             rerun_of=rerun_of,
             rerun=request.rerun,
             from_task=request.from_task,
+            schedule=slot[0] if slot else None,
         )
         queued = self._runs.accept(accepted)  # its slot (or place), before the answer is sent
         reply = self._reply(
@@ -368,6 +390,62 @@ class Server:
             **plan,
         )  # fmt: skip
         return reply, accepted
+
+    # -- schedules (the clock's hooks) ------------------------------------------------------
+
+    def _runs_changed(self) -> None:
+        self._announcer.changed()
+        self._clock.runs_changed()
+
+    async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
+        """Start ``name``'s run for ``slot`` as a start request naming the slot would (its id
+        taken once here, and once in a results store shared with other servers): its run id;
+        raises with why not."""
+        request = StartRequest(
+            id=slot_request_id(name, slot),
+            workflow=schedule.workflow or name,
+            params=dict(schedule.params),
+            issued_by=self._connector.source_id,
+            reason=f"schedule {name}",
+            issued_at=time.time(),
+        )
+        seen = self._answers.seen(request.id)
+        if seen is not False:
+            raise _Refused(f"request {request.id} was taken already")
+        accepted: Accepted | None = None
+        try:
+            reply, accepted = await self._take(request, (name, slot))
+        except Exception as exc:
+            reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
+            raise
+        finally:
+            self._answers.answered(reply)
+        assert accepted is not None
+        self._runs.launch(accepted)
+        return accepted.run_id
+
+    def live_runs(self, name: str) -> list[tuple[str, str]]:
+        source = self._connector.source_id
+        here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]
+        return here + self._peers.scheduled(name)
+
+    def cancel_run(self, source: str, run_id: str, reason: str) -> None:
+        me = self._connector.source_id
+        if source == me:
+            if self._engine.cancel(run_id, issued_by=me, reason=reason) is None:
+                self._runs.drop_queued(run_id)  # queued: it never starts
+            return
+        engine = self._engine
+        topic = cancel_topic(engine.org_id, engine.project_id, run_id, self._prefix)
+        request = CancelRequest(
+            id=new_request_id(), run_id=run_id, issued_by=me, reason=reason, issued_at=time.time()
+        )
+        task = asyncio.create_task(self._connector.publish(topic, request, qos=1))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
+    def paused(self, name: str) -> bool:
+        return False
 
     async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the

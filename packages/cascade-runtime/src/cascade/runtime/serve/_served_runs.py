@@ -35,6 +35,7 @@ class Accepted:
     rerun_of: str | None
     rerun: RerunMode
     from_task: str | None
+    schedule: str | None = None  # the schedule whose slot it runs
     task: asyncio.Task[None] | None = field(default=None)
     started: bool = False  # its RunStarted is out: once the engine no longer runs it, it closes
 
@@ -73,6 +74,17 @@ class ServedRuns:
             )
         return None
 
+    def scheduled(self, schedule: str) -> list[Accepted]:
+        """The accepted runs of ``schedule``'s slots, running or queued."""
+        return [e for e in (*self.running.values(), *self.queue) if e.schedule == schedule]
+
+    def drop_queued(self, run_id: str) -> None:
+        """Take the queued run ``run_id`` out of the queue: it never starts."""
+        for entry in list(self.queue):
+            if entry.run_id == run_id:
+                self.queue.remove(entry)
+                self._changed()
+
     def rerunning(self, rerun_of: str) -> Accepted | None:
         """The accepted run that reruns ``rerun_of``, running or queued, if any."""
         for entry in (*self.running.values(), *self.queue):
@@ -100,7 +112,9 @@ class ServedRuns:
         """The runs running, then those queued, as the announcement lists them (a queued
         rerun too, so that no other server takes a rerun of the same run meanwhile)."""
         return [
-            ServedRun(run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of)
+            ServedRun(
+                run_id=e.run_id, workflow=e.workflow, rerun_of=e.rerun_of, schedule=e.schedule
+            )
             for e in [*self.running.values(), *self.queue][:at_most]
         ]
 

@@ -33,7 +33,7 @@ _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # values that ho
 
 
 _Found = tuple[
-    "list[LazyResult[Any]]",
+    "Sequence[LazyResult[Any]]",
     "Sequence[Param[Any]]",
     "Sequence[Router[Any]]",
     frozenset[int],
@@ -44,6 +44,9 @@ dependencies, the :class:`Param` and the :class:`Router` among them, with a rout
 lazy results it takes other than as a route, and the injects passed where it was called (a
 plain tuple: made twice a task)."""
 
+_NOTHING: _Found = (_NONE, _NONE, _NONE, _EMPTY, _NONE)
+"""What a call of plain values only holds, with no condition and no resources asked for."""
+
 
 def _scan(node: LazyResult[Any]) -> _Found:
     """The distinct lazy results among ``node``'s arguments, its condition and the amounts it
@@ -51,7 +54,14 @@ def _scan(node: LazyResult[Any]) -> _Found:
     the :class:`Router` and the :class:`Inject` among them.
 
     Twice a task, on the way to a run's first task: a plain value costs two type tests, a lazy
-    result one."""
+    result one; a call of plain values only (most calls of a large fan-out) one each."""
+    plain = _PLAIN
+    if node.condition is ALWAYS and node.resources is None:
+        for value in (*node.args, *node.kwargs.values()) if node.kwargs else node.args:
+            if type(value) not in plain:
+                break
+        else:
+            return _NOTHING
     found: dict[int, LazyResult[Any]] = {}
     params: list[Param[Any]] | None = None
     routers: list[Router[Any]] | None = None
@@ -64,7 +74,6 @@ def _scan(node: LazyResult[Any]) -> _Found:
     routes: list[Any] | None = None  # taken as a router's route: scanned after the rest
     direct: frozenset[int] | None = None
     seen: set[int] = set()
-    plain = _PLAIN
     while True:
         while stack:
             value = stack.pop()
@@ -256,16 +265,21 @@ def build_graph(target: Any) -> Graph:
     cached: list[Node] = []
     direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
     for node in order:
+        lazy = node.lazy
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
-        upstream, found_params, found_routers, found_direct, found_injects = _scan(node.lazy)
+        found = _scan(lazy)
+        spec = lazy.task
+        if found is _NOTHING and not spec.special and type(lazy) is LazyResult:
+            continue  # depends on nothing, guarded by nothing: as made
+        upstream, found_params, found_routers, found_direct, found_injects = found
         for dep in upstream:
             parent = nodes[id(dep)]
             node.deps.append(parent)
             parent.dependents.append(node)
+        node.waiting = len(upstream)
         for param in found_params:
             _add_param(params, param)
         node.binds = bool(found_params)
-        spec = node.lazy.task
         if found_injects or spec.special:
             if found_injects or spec.injects:
                 _add_resources(resources, node, found_injects)
@@ -276,18 +290,15 @@ def build_graph(target: Any) -> Graph:
         if found_routers:
             node.routers = tuple(found_routers)
             direct[id(node)] = found_direct
-    if direct:
-        _route(order, nodes, direct, {id(root) for root in roots})
-    for node in order:
-        node.waiting = len(node.deps)
-        lazy = node.lazy
         node.guarded = (
-            bool(node.routers or node.routes)
+            bool(found_routers)
             or lazy.condition is not ALWAYS
             or lazy.resources is not None
             or type(lazy) is MappedLazyResult
-            or (lazy.task.special and lazy.task.awaits_approval)
+            or (spec.special and spec.awaits_approval)
         )
+    if direct:
+        _route(order, nodes, direct, {id(root) for root in roots})
     return Graph(order, params, resources, cached, executors)
 
 
@@ -346,8 +357,10 @@ def _route(
                         alone[id(node)] = node
                 for node in alone.values():
                     node.routes = (*node.routes, (selector, key))
+                    node.guarded = True
                     if waits is not None and waits not in node.deps:
                         node.deps.append(waits)
+                        node.waiting += 1
                         waits.dependents.append(node)
 
 

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -41,6 +42,7 @@ __all__ = [
     "metrics_address",
     "record_until_stopped",
     "recording_summary",
+    "serve_metrics",
     "stop_on_signals",
     "with_unreadable",
 ]
@@ -127,22 +129,31 @@ class Exporter:
     async def serve(self, address: tuple[str, int]) -> str:
         """Listen on ``address`` (:attr:`listen`'s); the metrics' URL. :class:`CannotListen` if
         it cannot."""
-        from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
-
-        host, port = address
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            raise CannotListen(f"cannot listen on {self.listen}: {exc.strerror or exc}") from None
-        self.server = MetricsServer(sock, self.metrics.render, CONTENT_TYPE)
-        await self.server.start()
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.server.port}/metrics"
+        self.server, url = await serve_metrics(self.metrics.render, address, self.listen)
+        return url
 
     async def stop(self) -> None:
         """Stop serving (if it did)."""
         if self.server is not None:
             await self.server.stop()
+
+
+async def serve_metrics(
+    render: Callable[[], bytes], address: tuple[str, int], listen: str
+) -> tuple[MetricsServer, str]:
+    """Serve ``render()`` at ``/metrics`` on ``address`` (``--metrics-listen``'s, given as
+    ``listen``): the server and its URL. :class:`CannotListen` if it cannot listen there."""
+    from cascade.metrics import CONTENT_TYPE, MetricsServer, bind
+
+    host, port = address
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    server = MetricsServer(sock, render, CONTENT_TYPE)
+    await server.start()
+    shown = f"[{host}]" if ":" in host else host
+    return server, f"http://{shown}:{server.port}/metrics"
 
 
 NO_SHARING = (

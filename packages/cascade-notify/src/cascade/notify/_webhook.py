@@ -1,0 +1,133 @@
+"""``Webhook``: posting JSON to one URL, retried with backoff, bounded in time, never printing
+the URL (it often carries a token: Slack's, Discord's)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "Posted", "Webhook", "redact"]
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one attempt may take, all of it (connecting, sending, the answer)."""
+
+DEFAULT_ATTEMPTS = 5
+"""Attempts of one post: the first and four retries (1, 2, 4, 8 s apart, each ±25 %)."""
+
+_FIRST_DELAY = 1.0
+_MAX_DELAY = 30.0
+
+
+def redact(url: str) -> str:
+    """``url`` as it may be shown: its scheme and host, the rest hidden
+    (``https://hooks.slack.com/…``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a webhook URL)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme or '?'}://{shown}{port}/…"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """How one post ended: ``ok``, after how many ``attempts``, the last HTTP ``status`` (``None``:
+    no answer) and, when not ok, why (the URL never in it)."""
+
+    ok: bool
+    attempts: int
+    status: int | None = None
+    error: str = ""
+
+
+class Webhook:
+    """Posts JSON to ``url``: each attempt bounded by ``timeout`` seconds whatever the receiver
+    does (one that accepts and never answers included), retried on no answer, a 5xx or a 429
+    (its ``Retry-After`` taken up to 30 s) up to ``attempts`` times with exponential backoff;
+    a 4xx other than 429 is final. ``on_attempt(outcome)`` is told each attempt's outcome
+    (``ok``, ``http_5xx``, ``http_4xx``, ``timeout``, ``unreachable``). ``transport``: an
+    ``httpx2`` transport (tests inject one, as httpx's ``MockTransport``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+        on_attempt: Callable[[str], None] | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"a webhook is an http(s) URL, not {redact(url)}")
+        self.url = url
+        self.shown = redact(url)
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.on_attempt = on_attempt
+        self._sleep = sleep
+        self._client = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(timeout), transport=transport, follow_redirects=False
+        )
+
+    async def post(self, payload: dict[str, Any]) -> Posted:
+        """Post ``payload`` until it is taken (2xx) or the attempts are used up."""
+        delay, status, error = _FIRST_DELAY, None, ""
+        for attempt in range(1, self.attempts + 1):
+            wait: float | None = None
+            try:
+                response = await asyncio.wait_for(
+                    self._client.post(self.url, json=payload), self.timeout
+                )
+            except (asyncio.TimeoutError, httpx2.TimeoutException):
+                outcome, status, error = "timeout", None, f"no answer within {self.timeout:g} s"
+            except httpx2.HTTPError as exc:
+                outcome, status = "unreachable", None
+                error = f"{type(exc).__name__}: {self._hidden(str(exc))}"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    self._told("ok")
+                    return Posted(True, attempt, status)
+                error = f"answered {status} {response.reason_phrase}".rstrip()
+                if status != 429 and status < 500:
+                    self._told("http_4xx")
+                    return Posted(False, attempt, status, error)
+                outcome = "http_5xx" if status >= 500 else "http_4xx"
+                wait = _retry_after(response.headers.get("retry-after"))
+            self._told(outcome)
+            if attempt < self.attempts:
+                pause = wait if wait is not None else delay * random.uniform(0.75, 1.25)
+                await self._sleep(min(pause, _MAX_DELAY))
+                delay = min(delay * 2, _MAX_DELAY)
+        return Posted(False, self.attempts, status, error)
+
+    async def close(self) -> None:
+        """Close the connections kept open."""
+        await self._client.aclose()
+
+    def _told(self, outcome: str) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(outcome)
+
+    def _hidden(self, text: str) -> str:
+        """``text`` with the URL (and its path, where a library printed only that) hidden."""
+        path = urlsplit(self.url).path
+        text = text.replace(self.url, self.shown)
+        return text.replace(path, "/…") if len(path) > 1 else text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` of seconds (an HTTP date is taken as none)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,71 @@
+"""A webhook receiver for tests: a real HTTP server on a free loopback port, in a thread, that
+keeps every JSON body posted to it and answers as told (a status per request, or never)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Receiver"]
+
+
+class Receiver:
+    """``url``: where to post (with a secret path, as a Slack webhook's). ``statuses``: the
+    answers to give, one per request, then 200; ``hang``: never answer (until stopped)."""
+
+    SECRET = "/services/T000/B000/s3cr3t-token"
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[float, Any]] = []
+        self.requests = 0
+        self.statuses: list[int] = []
+        self.hang = False
+        self._released = threading.Event()
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("content-length", "0"))
+                data = self.rfile.read(size)
+                with receiver._changed:
+                    receiver.requests += 1
+                    receiver._changed.notify_all()
+                if receiver.hang:
+                    receiver._released.wait(30)
+                    return
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status == 200:
+                    with receiver._changed:
+                        receiver.posts.append((time.time(), json.loads(data)))
+                        receiver._changed.notify_all()
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}{self.SECRET}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def wait_for(self, posts: int = 0, requests: int = 0, timeout: float = 10.0) -> bool:
+        """Wait until at least ``posts`` were taken and ``requests`` came in."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: len(self.posts) >= posts and self.requests >= requests, timeout
+            )

@@ -1,0 +1,41 @@
+"""``EventWatch`` on an in-memory broker: an engine's will heard live is ``engine.lost``; one
+that ended cleanly, or a will retained from the past, is not; filters pick runs."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from cascade.interfaces import Message, StatusMessage
+from cascade.notify import EventWatch, parse_filter
+from cascade.reader import ReaderModel
+
+
+def _status(status: str, retain: bool = False, reason: str | None = None) -> Message:
+    payload = StatusMessage.announce(status, "host-1", 7, reason=reason)  # type: ignore[arg-type]
+    raw = msgspec.json.encode(payload)
+    return Message("cascade/status/host-1", msgspec.json.decode(raw), raw, 1, retain)
+
+
+def test_a_will_heard_live_is_an_engine_lost() -> None:
+    watch = EventWatch(ReaderModel())
+    assert watch.apply(_status("online")) == []
+    [lost] = watch.apply(_status("offline"))
+    assert lost.kind == "engine.lost"
+    assert lost.key == "engine.lost:host-1:7"
+
+
+def test_a_clean_end_and_a_retained_will_are_not() -> None:
+    watch = EventWatch(ReaderModel())
+    watch.apply(_status("online"))
+    assert watch.apply(_status("offline", reason="shutdown")) == []
+    other = EventWatch(ReaderModel())
+    assert other.apply(_status("offline", retain=True)) == []
+
+
+def test_filters_are_levels_of_globs() -> None:
+    assert parse_filter("acme/etl*") == ("acme", "etl*")
+    with pytest.raises(ValueError, match="ORG"):
+        parse_filter("a//b")
+    with pytest.raises(ValueError, match="unknown events"):
+        EventWatch(ReaderModel(), events=["run.exploded"])

@@ -1,0 +1,243 @@
+"""A serving engine's clock: each of its schedules' slots claimed across the fleet when it
+comes (:mod:`._slot_claims`), and fired by the server that won it, as the schedule's overlap
+says while a run of it lives; slots missed during an outage caught up as its catchup says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from cascade.interfaces.serving import ServedSchedule, check_workflow_name
+
+from .._stats import EngineStats
+from .._steps import explain
+from ._schedule import CATCHUP_MAX, Schedule
+from ._slot_claims import SlotClaims
+
+__all__ = ["Clock", "ScheduleHooks", "check_schedules"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+_MAX_SLEEP = 30.0  # the clock looks at the wall clock again at least this often (it may jump)
+_MAX_SCHEDULES = 256
+
+
+class ScheduleHooks(Protocol):
+    """What the clock asks of its server."""
+
+    async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
+        """Start ``name``'s run for ``slot``: its run id; raises with why it cannot."""
+        ...
+
+    def live_runs(self, name: str) -> list[tuple[str, str]]:
+        """The runs of ``name`` that live in the fleet, as (source, run id)."""
+        ...
+
+    def cancel_run(self, source: str, run_id: str, reason: str) -> None:
+        """Cancel ``run_id`` where it runs."""
+        ...
+
+    def paused(self, name: str) -> bool:
+        """Whether a pause on ``schedule:<name>`` is in force."""
+        ...
+
+
+def check_schedules(schedules: Mapping[str, Schedule], workflows: Mapping[str, object]) -> None:
+    """``ValueError`` for a bad name, a value that is no :class:`Schedule`, or a schedule of a
+    workflow not served."""
+    if len(schedules) > _MAX_SCHEDULES:
+        raise ValueError(f"serve() takes at most {_MAX_SCHEDULES} schedules, not {len(schedules)}")
+    for name, schedule in schedules.items():
+        check_workflow_name(name)
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule {name!r} is {schedule!r}, not a Schedule")
+        workflow = schedule.workflow or name
+        if workflow not in workflows:
+            raise ValueError(
+                f"schedule {name!r} starts workflow {workflow!r}, which is not served "
+                f"(served: {', '.join(workflows)})"
+            )
+
+
+@dataclass
+class _State:
+    """What the clock knows of one schedule, for the announcement."""
+
+    next: datetime | None = None
+    last_run: str = ""
+    skipped: int = 0
+    last_skipped: str = ""
+    queued: datetime | None = None  # overlap "queue": the slot that waits
+
+
+class Clock:
+    """Fires ``schedules`` through ``hooks``; ``changed`` is called when what the announcement
+    says of them changes."""
+
+    def __init__(
+        self,
+        schedules: Mapping[str, Schedule],
+        claims: SlotClaims,
+        hooks: ScheduleHooks,
+        stats: EngineStats,
+        changed: Callable[[], None],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._schedules = dict(schedules)
+        self._claims = claims
+        self._hooks = hooks
+        self._stats = stats
+        self._changed = changed
+        self._now = now
+        self._state = {name: _State() for name in schedules}
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def start(self) -> None:
+        """A clock for each schedule (the claims subscribed already)."""
+        for name, schedule in self._schedules.items():
+            self._spawn(self._tick(name, schedule), f"cascade-schedule-{name}")
+
+    def _spawn(self, work: Coroutine[None, None, object], label: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=label)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def described(self) -> list[ServedSchedule]:
+        """Each schedule as the announcement says it, with its state."""
+        described = []
+        for name, schedule in self._schedules.items():
+            state = self._state[name]
+            entry = schedule.described(name)
+            last = self._claims.last(name)
+            entry.next = state.next.isoformat() if state.next else ""
+            entry.last = last.isoformat() if last else ""
+            entry.last_run = state.last_run
+            entry.paused = self._hooks.paused(name)
+            entry.skipped = state.skipped
+            entry.last_skipped = state.last_skipped
+            described.append(entry)
+        return described
+
+    async def _tick(self, name: str, schedule: Schedule) -> None:
+        state = self._state[name]
+        now = self._now()
+        last = self._claims.last(name)
+        if last is not None:
+            await self._catch_up(name, schedule, list(schedule.slots(last, now)))
+        slot = schedule.next_after(now)
+        while True:
+            state.next = slot
+            self._changed()
+            fire_at = slot + timedelta(seconds=schedule.delay(name, slot))
+            # the wall clock, looked at again every _MAX_SLEEP s: it may jump (NTP, a VM resumed)
+            while (wait := (fire_at - self._now()).total_seconds()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(min(wait, _MAX_SLEEP))
+            try:
+                await self._fire(name, schedule, slot)
+            except Exception as exc:  # never stops the clock
+                _log.warning("schedule %s: slot %s: %s", name, slot.isoformat(), explain(exc))
+            now = self._now()
+            missed = list(schedule.slots(slot, now))  # slept past some (a machine asleep)
+            if missed:
+                await self._catch_up(name, schedule, missed)
+                slot = missed[-1]
+            slot = schedule.next_after(slot)
+
+    async def _catch_up(self, name: str, schedule: Schedule, missed: list[datetime]) -> None:
+        """``missed`` slots (oldest first) as the schedule's catchup says: those no server
+        claimed are fired or counted missed."""
+        missed = [slot for slot in missed if self._claims.claimed(name, slot) is None]
+        if not missed:
+            return
+        fire = {"none": [], "latest": missed[-1:], "all": missed[-CATCHUP_MAX:]}[schedule.catchup]
+        left = len(missed) - len(fire)
+        if left:
+            self._stats.slots_missed += left
+            _log.warning(
+                "schedule %s: %d slots missed while no server of it ran (%s to %s), not fired "
+                "(catchup %r)", name, left, missed[0].isoformat(), missed[-1].isoformat(),
+                schedule.catchup,
+            )  # fmt: skip
+        for slot in fire:
+            await self._fire(name, schedule, slot)
+
+    async def _fire(self, name: str, schedule: Schedule, slot: datetime) -> None:
+        """Claim ``slot`` and, won, start its run as the overlap says."""
+        won, first = await self._claims.claim(name, slot)
+        if first is None:
+            self._stats.slots_unclaimed += 1
+            _log.warning(
+                "schedule %s: slot %s not fired here: its claim was not heard back from the "
+                "broker within its wait", name, slot.isoformat(),
+            )  # fmt: skip
+            return
+        if not won:
+            return
+        self._stats.slots_claimed += 1
+        await self.run_slot(name, schedule, slot)
+
+    async def run_slot(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
+        """Start the run of ``slot`` (won by this server) as the overlap says: its run id,
+        or ``None`` when the slot was skipped or waits."""
+        if self._hooks.paused(name):
+            self._skip(name, slot, "the schedule is paused")
+            return None
+        live = self._hooks.live_runs(name)
+        if live and schedule.overlap == "skip":
+            source, run_id = live[0]
+            self._skip(name, slot, f"its run {run_id} on {source} still lives (overlap skip)")
+            return None
+        if live and schedule.overlap == "queue":
+            state = self._state[name]
+            if state.queued is not None:
+                self._skip(
+                    name, slot, f"slot {state.queued.isoformat()} waits already (overlap queue)"
+                )
+                return None
+            state.queued = slot
+            _log.info("schedule %s: slot %s waits for %s (overlap queue)", name, slot, live[0][1])
+            return None
+        if live and schedule.overlap == "cancel":
+            for source, run_id in live:
+                self._hooks.cancel_run(
+                    source, run_id, f"slot {slot.isoformat()} of {name} (overlap cancel)"
+                )
+        return await self._start(name, schedule, slot)
+
+    async def _start(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
+        try:
+            run_id = await self._hooks.start_slot(name, schedule, slot)
+        except Exception as exc:
+            self._skip(name, slot, str(exc))
+            return None
+        self._stats.slots_fired += 1
+        self._state[name].last_run = run_id
+        _log.info("schedule %s: slot %s started run %s", name, slot.isoformat(), run_id)
+        self._changed()
+        return run_id
+
+    def runs_changed(self) -> None:
+        """A run ended here or a peer's changed: a queued slot whose schedule has no live run
+        left starts now."""
+        for name, state in self._state.items():
+            slot = state.queued
+            if slot is not None and not self._hooks.live_runs(name):
+                state.queued = None
+                self._spawn(self._start(name, self._schedules[name], slot), "cascade-slot")
+
+    def _skip(self, name: str, slot: datetime, why: str) -> None:
+        state = self._state[name]
+        state.skipped += 1
+        state.last_skipped = f"{slot.isoformat()}: {why}"[:1024]
+        self._stats.slots_skipped += 1
+        _log.warning("schedule %s: slot %s skipped: %s", name, slot.isoformat(), why)
+        self._changed()

@@ -1,0 +1,127 @@
+"""The slots of a serving engine's schedules as the fleet claims them: each server of a
+schedule publishes a claim of a slot, retained, on the slot's own topic, and the first claim
+the broker ordered on that topic is the one every server hears first (a server that
+subscribes later gets it retained), so that one server alone fires each slot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+
+from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import (
+    SlotClaim,
+    decode_slot_claim,
+    slot_claim_topic,
+    slot_claims_filter,
+    split_slot_claim_topic,
+)
+
+__all__ = ["CLAIM_WAIT", "CLAIMS_KEPT", "SlotClaims"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+CLAIMS_KEPT = 1000
+"""Slots of a schedule whose claim is remembered (retained on the broker, and here); the
+oldest heard beyond it is cleared."""
+CLAIM_WAIT = 60.0
+"""Seconds a server waits to hear its own claim back (its broker connection down meanwhile)
+before it gives the slot up."""
+
+
+class SlotClaims:
+    """The claims of the slots of the schedules of ``org_id`` and ``project_id``, heard on
+    :func:`~cascade.interfaces.serving.slot_claims_filter`: for each slot, the first claim heard."""
+
+    def __init__(self, connector: Connector, prefix: str, org_id: str, project_id: str) -> None:
+        self._connector = connector
+        self._prefix = prefix
+        self._org = org_id
+        self._project = project_id
+        self._first: dict[str, OrderedDict[datetime, SlotClaim]] = {}
+        self._waiting: dict[tuple[str, datetime], asyncio.Future[SlotClaim]] = {}
+        self._handle: SubscriptionHandle | None = None
+        self._log = RateLimitedLogger(_log)
+        self.rejected = 0
+        """Malformed claims heard (ignored, logged at a limited rate)."""
+
+    async def start(self) -> None:
+        """Subscribe: returns once the retained claims are heard."""
+        topic_filter = slot_claims_filter(self._org, self._project, prefix=self._prefix)
+        self._handle = await self._connector.subscribe(topic_filter, self._on_claim)
+
+    async def stop(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            await handle.unsubscribe()
+        for future in self._waiting.values():
+            future.cancel()
+
+    def _on_claim(self, message: Message) -> None:
+        named = split_slot_claim_topic(message.topic, self._prefix)
+        if named is None:
+            return
+        name, slot = named
+        kept = self._first.setdefault(name, OrderedDict())
+        if not message.raw:  # cleared: forgotten here too
+            kept.pop(slot, None)
+            return
+        try:
+            claim = decode_slot_claim(message.raw)
+        except InvalidMessageError as exc:
+            self.rejected += 1
+            self._log.warning("claim", "ignored a slot claim on %r: %s", message.topic, exc)
+            return
+        if slot in kept:
+            return  # a later claim: the first stands
+        kept[slot] = claim
+        waiter = self._waiting.pop((name, slot), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(claim)
+        while len(kept) > CLAIMS_KEPT:
+            old, _ = kept.popitem(last=False)
+            topic = slot_claim_topic(self._org, self._project, name, old, self._prefix)
+            asyncio.get_running_loop().create_task(
+                self._connector.publish(topic, b"", qos=1, retain=True)
+            )
+
+    def claimed(self, name: str, slot: datetime) -> SlotClaim | None:
+        """The first claim heard of ``name``'s ``slot``; ``None`` if none."""
+        kept = self._first.get(name)
+        return None if kept is None else kept.get(slot)
+
+    def last(self, name: str) -> datetime | None:
+        """The latest slot of ``name`` heard claimed; ``None`` if none."""
+        kept = self._first.get(name)
+        return max(kept) if kept else None
+
+    async def claim(
+        self, name: str, slot: datetime, *, backfill: bool = False, wait: float = CLAIM_WAIT
+    ) -> tuple[bool, SlotClaim | None]:
+        """Claim ``name``'s ``slot``: whether this server won it, and the first claim heard
+        (``None`` when none, its own either, came back within ``wait`` seconds). A slot
+        claimed already is not claimed again."""
+        first = self.claimed(name, slot)
+        if first is not None:
+            return False, first
+        key = (name, slot)
+        future = self._waiting.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[key] = future
+        mine = SlotClaim(
+            source=self._connector.source_id, nonce=uuid.uuid4().hex, at=time.time(),
+            backfill=backfill,
+        )  # fmt: skip
+        topic = slot_claim_topic(self._org, self._project, name, slot, self._prefix)
+        await self._connector.publish(topic, mine, qos=1, retain=True)
+        try:
+            first = await asyncio.wait_for(asyncio.shield(future), wait)
+        except asyncio.TimeoutError:
+            return False, None
+        return first.nonce == mine.nonce, first

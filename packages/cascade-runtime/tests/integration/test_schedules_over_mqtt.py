@@ -1,0 +1,127 @@
+"""Schedules across a fleet on real mosquitto: three server processes of two schedules every
+2 s, one of them killed midway, fire each slot once between them (or skip it, once, while the
+slow schedule's run lives), each run naming its slot."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from cascade.testkit import BrokerEndpoint
+
+SERVER = """
+import asyncio, json, logging, sys
+from datetime import timedelta
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, RunStarted, Schedule, task
+
+host, port, prefix, source = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+def say(**fields):
+    print(json.dumps(fields), flush=True)
+
+class Said(logging.Handler):
+    def emit(self, record):
+        if "skipped" in record.getMessage():
+            say(skipped=record.args[1], source=source)
+        elif record.getMessage().startswith("serving "):
+            say(ready=source)
+
+@task(name="tick")
+def tick() -> int:
+    return 1
+
+@task(name="slow")
+async def slow() -> int:
+    await asyncio.sleep(3)
+    return 1
+
+async def main():
+    logger = logging.getLogger("cascade.runtime.serve")
+    logger.addHandler(Said())
+    logger.setLevel(logging.INFO)
+    connector = MqttConnector(host, port, source_id=source, topic_prefix=prefix, keepalive=5)
+    engine = Engine(connector, heartbeat_interval=None)
+    def started(event):
+        if isinstance(event, RunStarted) and event.origin is not None:
+            say(run=event.run_id, schedule=event.origin.schedule,
+                slot=event.origin.scheduled_for, source=source)
+    engine.events.subscribe(started)
+    every = timedelta(seconds=2)
+    await engine.serve(
+        {"tick": tick(), "slow": slow()},
+        schedules={"tick": Schedule(every=every), "slow": Schedule(every=every, overlap="skip")},
+    )
+
+asyncio.run(main())
+"""
+
+
+def _read(process: subprocess.Popen[str], into: list[dict[str, str]]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("{"):
+            into.append(json.loads(line))
+
+
+def test_three_servers_one_killed_fire_each_slot_once_and_skip_while_a_run_lives(
+    mosquitto_broker: BrokerEndpoint, prefix: str, tmp_path: Path
+) -> None:
+    """Each 2 s slot of `tick` starts one run between the three servers, before and after
+    one is killed (SIGKILL) at 5 s; `slow`'s run lasts 3 s, so with overlap skip a slot
+    comes while it lives and is skipped (once, by the server that won it), said in a
+    warning; no slot of either is both run and skipped, or run twice."""
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    said: list[dict[str, str]] = []
+    servers = []
+    readers = []
+    for i in range(3):
+        args = [str(mosquitto_broker.host), str(mosquitto_broker.port), prefix, f"srv-{i}"]
+        process = subprocess.Popen(
+            [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True
+        )
+        reader = threading.Thread(target=_read, args=(process, said), daemon=True)
+        reader.start()
+        readers.append(reader)
+        servers.append(process)
+    try:
+        deadline = time.time() + 60
+        while sum("ready" in s for s in said) < 3:  # the processes' imports take a while
+            assert time.time() < deadline, said
+            time.sleep(0.1)
+        time.sleep(5)
+        servers[0].kill()  # SIGKILL: no goodbye; the broker's will says it is gone
+        killed_at = time.time()
+        time.sleep(7)
+    finally:
+        for process in servers[1:]:
+            process.send_signal(signal.SIGTERM)
+        for process, reader in zip(servers, readers, strict=True):
+            process.wait(timeout=15)
+            reader.join(timeout=5)
+            assert process.stdout is not None
+            process.stdout.close()
+    runs = [s for s in said if "run" in s]
+    ticks = sorted(s["slot"] for s in runs if s["schedule"] == "tick")
+    assert len(ticks) == len(set(ticks)), f"a tick slot ran twice: {ticks}"
+    stamps = [datetime.fromisoformat(slot).timestamp() for slot in ticks]
+    assert len(stamps) >= 4, said
+    gaps = {round(b - a) for a, b in itertools.pairwise(stamps)}
+    assert gaps == {2}, f"a tick slot was lost: {ticks}"
+    assert any(stamp > killed_at + 1 for stamp in stamps)  # after the kill, the others fired
+    slow = [s["slot"] for s in runs if s["schedule"] == "slow"]
+    skipped = [s["skipped"] for s in said if "skipped" in s]
+    assert len(slow) == len(set(slow))
+    assert skipped, "no slot of slow was skipped while its run lived"
+    assert len(skipped) == len(set(skipped))
+    assert not {datetime.fromisoformat(s).timestamp() for s in skipped} & {
+        datetime.fromisoformat(s).timestamp() for s in slow
+    }

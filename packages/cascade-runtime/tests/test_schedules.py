@@ -1,0 +1,195 @@
+"""Schedules of served workflows: their slots, each fired once by the servers that share it,
+overlap and catchup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from cascade.interfaces.serving import (
+    ServedAnnouncement,
+    decode_served,
+    served_topic,
+    slot_claim_topic,
+)
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, RunStarted, Schedule, task
+from cascade.runtime.testing import eventually
+
+UTC = timezone.utc
+
+
+@task(name="load")
+def load(day: str = "any") -> str:
+    return day
+
+
+def _engine(broker: InMemoryBroker, source: str) -> Engine:
+    return Engine(InMemoryConnector(broker, source_id=source), heartbeat_interval=None)
+
+
+@contextlib.asynccontextmanager
+async def serving(engine: Engine, **options: Any) -> AsyncIterator[list[RunStarted]]:
+    """``engine.serve(...)`` in a task, cancelled at the end; the runs it started."""
+    started: list[RunStarted] = []
+    engine.events.subscribe(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
+    served = asyncio.create_task(engine.serve(**options))
+    try:
+        yield started
+    finally:
+        served.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await served
+
+
+def test_a_cron_schedule_fires_in_its_time_zone_and_the_skipped_hour_at_the_next() -> None:
+    """0 2 * * * in Berlin: 01:00 UTC in winter, and on the night 02:00 does not exist, 03:00."""
+    schedule = Schedule(cron="0 2 * * *", tz="Europe/Berlin")
+    start = datetime(2026, 3, 27, 12, tzinfo=UTC)
+    slots = list(schedule.slots(start, start + timedelta(days=3)))
+    assert slots == [
+        datetime(2026, 3, 28, 1, tzinfo=UTC),  # 02:00 CET
+        datetime(2026, 3, 29, 1, tzinfo=UTC),  # 03:00 CEST: 02:00 was skipped
+        datetime(2026, 3, 30, 0, tzinfo=UTC),  # 02:00 CEST
+    ]
+    assert schedule.is_slot(slots[0])
+    assert not schedule.is_slot(slots[0] + timedelta(minutes=1))
+
+
+def test_every_is_aligned_on_the_epoch_so_every_server_computes_the_same_slots() -> None:
+    """every=90 s: slots are multiples of 90 s since 1970, whatever the moment asked."""
+    schedule = Schedule(every=timedelta(seconds=90))
+    moment = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
+    assert schedule.next_after(moment).timestamp() % 90 == 0
+    assert schedule.next_after(moment + timedelta(seconds=1)) == schedule.next_after(moment)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({}, "cron or every"),
+        ({"cron": "0 2 * *", "every": timedelta(seconds=1)}, "cron or every"),
+        ({"cron": "61 2 * * *"}, "not a cron expression"),
+        ({"every": timedelta(milliseconds=1500)}, "a whole number of seconds"),
+        ({"cron": "0 2 * * *", "tz": "Mars/Olympus"}, "unknown time zone"),
+        ({"every": timedelta(seconds=5), "overlap": "wait"}, "overlap is one of"),
+        ({"every": timedelta(seconds=5), "catchup": "some"}, "catchup is one of"),
+        ({"every": timedelta(seconds=5), "jitter": timedelta(hours=2)}, "jitter"),
+    ],
+)
+def test_a_bad_schedule_is_refused_saying_why(options: dict[str, Any], says: str) -> None:
+    """Every bad value raises ValueError naming it, before anything serves."""
+    with pytest.raises(ValueError, match=says):
+        Schedule(**options)
+
+
+def test_jitter_is_the_same_on_every_server_and_within_its_bound() -> None:
+    """The delay is drawn from the schedule's name and slot: the same everywhere."""
+    schedule = Schedule(every=timedelta(seconds=10), jitter=timedelta(seconds=3))
+    slot = datetime(2026, 1, 1, tzinfo=UTC)
+    delays = {schedule.delay("n", slot + timedelta(seconds=10 * i)) for i in range(50)}
+    assert all(0 <= d <= 3 for d in delays)
+    assert len(delays) > 10
+    assert schedule.delay("n", slot) == Schedule(**vars(schedule)).delay("n", slot)
+
+
+async def test_a_schedule_of_a_workflow_not_served_is_refused(broker: InMemoryBroker) -> None:
+    engine = _engine(broker, "s1")
+    with pytest.raises(ValueError, match="not served"):
+        await engine.serve({"nightly": load}, schedules={"n": Schedule(every=timedelta(seconds=1))})
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    return InMemoryBroker()
+
+
+async def test_three_servers_start_one_run_a_slot_each_naming_its_slot(
+    broker: InMemoryBroker,
+) -> None:
+    """Three servers of one schedule every second: each slot's run starts once, on one of
+    them, its origin naming the schedule and the slot."""
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    engines = [_engine(broker, f"s{i}") for i in range(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        runs = [
+            await stack.enter_async_context(
+                serving(e, workflows={"load": load}, schedules=schedules)
+            )
+            for e in engines
+        ]
+        await eventually(lambda: sum(map(len, runs)) >= 4, timeout=8)
+    started = [r for rs in runs for r in rs]
+    slots = [r.origin.scheduled_for for r in started if r.origin is not None]
+    assert len(slots) == len(started) == len(set(slots)), slots
+    for run in started:
+        assert run.origin is not None
+        assert run.origin.schedule == "tick"
+        assert run.origin.workflow == "load"
+        assert run.origin.request_id is not None
+        assert run.origin.request_id.startswith("sched-tick-")
+        assert datetime.fromisoformat(run.origin.scheduled_for or "").timestamp() % 1 == 0
+    assert sum(e.stats.slots_fired for e in engines) == len(started)
+    assert sum(e.stats.slots_claimed for e in engines) == len(started)
+
+
+async def test_overlap_skip_skips_a_slot_while_its_run_lives_and_says_so(
+    broker: InMemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first slot's run holds; the slots that come while it lives are skipped: a
+    warning, a count, the announcement's last_skipped."""
+    release = asyncio.Event()
+
+    @task(name="slow")
+    async def slow() -> None:
+        await release.wait()
+
+    engine = _engine(broker, "s1")
+    schedules = {"slow": Schedule(every=timedelta(seconds=1), overlap="skip")}
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="reader", presence=False) as reader:
+        await reader.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
+            async with serving(engine, workflows={"slow": slow()}, schedules=schedules) as runs:
+                await eventually(lambda: any(s.skipped for a in seen for s in a.schedules))
+                assert len(runs) == 1
+                assert engine.stats.slots_skipped >= 1
+                release.set()
+    assert "skipped: its run" in caplog.text
+    assert "still lives (overlap skip)" in caplog.text
+    said = [s for a in seen for s in a.schedules if s.skipped]
+    assert "overlap skip" in said[-1].last_skipped
+
+
+async def test_a_slot_claimed_by_another_is_not_fired_and_catchup_latest_fires_the_last_missed(
+    broker: InMemoryBroker,
+) -> None:
+    """A server coming back after an outage: the last claim is 5 slots old, so the latest
+    missed slot alone fires (catchup latest); the 3 before it are counted missed."""
+    period = timedelta(seconds=10)
+    if time.time() % 10 > 8:  # not across a slot's boundary while the test starts
+        await asyncio.sleep(2.5)
+    now = datetime.now(UTC)
+    schedule = Schedule(every=period, catchup="latest", workflow="load")
+    last = schedule.next_after(now - 6 * period)
+    engine = _engine(broker, "s1")
+    async with InMemoryConnector(broker, source_id="old", presence=False) as old:
+        topic = slot_claim_topic(engine.org_id, engine.project_id, "c", last)
+        await old.publish(topic, {"source": "old", "nonce": "ab" * 8, "at": 1.0}, retain=True)
+    async with serving(engine, workflows={"load": load}, schedules={"c": schedule}) as runs:
+        await eventually(lambda: len(runs) == 1, timeout=5)
+    origin = runs[0].origin
+    assert origin is not None
+    missed = list(schedule.slots(last, now))
+    assert origin.scheduled_for == missed[-1].isoformat()
+    assert engine.stats.slots_missed == len(missed) - 1
