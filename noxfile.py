@@ -1,5 +1,6 @@
 """Development sessions: tests, integration (also on RabbitMQ and NATS: integration-rabbitmq,
-integration-nats), docs, faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench.
+integration-nats), docs, faults (faults-rabbitmq, faults-nats), lint, typecheck, demo, bench,
+peers.
 
 ``python3 dev.py test`` and ``python3 dev.py demo`` (see README) run these
 through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
@@ -7,6 +8,7 @@ through a bootstrap virtualenv; with nox installed, ``nox -s <session>``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -228,8 +230,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks, and
-    tests/faults, docs, browser, brokers and lint."""
+    """mypy --strict over every package's (and the testkit's) sources, tests and benchmarks,
+    tests/faults, docs, browser, brokers and lint, and the peers' driver (benchmarks/peers)."""
     install_packages(session, "typecheck")
     mypy_path = ":".join(str(ROOT / "packages" / p / "src") for p in [*PACKAGES, TESTKIT])
     for package in [*PACKAGES, TESTKIT]:
@@ -239,6 +241,13 @@ def typecheck(session: nox.Session) -> None:
         session.run("mypy", *targets, env={"MYPYPATH": mypy_path})
     for suite in ("faults", "docs", "browser", "brokers", "lint"):
         session.run("mypy", str(ROOT / "tests" / suite), env={"MYPYPATH": mypy_path})
+    # the peers' driver and what runs in Cascade's interpreter (the other peers' modules import
+    # Prefect, Dask and the existing engine, which run in virtualenvs of their own)
+    peers = ROOT / "benchmarks" / "peers"
+    modules = [
+        str(peers / name) for name in ("compare.py", "child.py", "work.py", "peer_cascade.py")
+    ]
+    session.run("mypy", *modules, env={"MYPYPATH": f"{mypy_path}:{peers}"})
 
 
 def install_unless_unchanged(session: nox.Session) -> None:
@@ -294,6 +303,68 @@ def fleet(session: nox.Session) -> None:
     install_packages(session, "test")
     script = ROOT / "packages" / "cascade-cli" / "benchmarks" / "bench_fleet.py"
     session.run("python", str(script), *session.posargs)
+
+
+# The peers' requirements, each installed in a virtualenv of its own (their pins may clash with
+# ours, and the existing engine's `cascade/__init__.py` would shadow our namespace).
+PEER_REQUIREMENTS = {"prefect": ["prefect>=3,<4"], "dask": ["dask>=2024.1,<2027"]}
+# The existing engine's packages that `cs.run` and its MQTT connector need, editable as its
+# workspace has them; with its root project, which installs cascade-sdk's `cascade/__init__.py`
+# (the API) where it comes first (each package has one, and the others only extend the path).
+EXISTING_PACKAGES = ("spec", "common", "graph", "engine", "application", "sdk", "library")
+
+
+def existing_requirements(session: nox.Session, checkout: Path) -> list[str]:
+    """What installs the existing Cascade engine from a checkout of github.com/doucx/Cascade."""
+    if not (checkout / "packages" / "cascade-engine" / "pyproject.toml").is_file():
+        session.error(f"{checkout} is not a checkout of github.com/doucx/Cascade")
+    packages = [*EXISTING_PACKAGES, "connector-mqtt"]
+    return [str(checkout), *(f"--editable={checkout}/packages/cascade-{p}" for p in packages)]
+
+
+def peer_python(session: nox.Session, name: str, requirements: list[str]) -> str:
+    """The interpreter of ``.nox/peers-NAME``, a virtualenv uv makes with ``requirements``
+    (on this session's Python), reused while they are the same."""
+    location = ROOT / ".nox" / f"peers-{name}"
+    python = location / ("Scripts" if os.name == "nt" else "bin") / "python"
+    stamp = location / ".peers-installed"
+    wanted = "\n".join(requirements)
+    if python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+        session.log(f"{name}: reusing {location}")
+        return str(python)
+    try:
+        from uv import find_uv_bin  # beside nox in dev.py's .venv
+
+        uv = find_uv_bin()
+    except ImportError:
+        uv = shutil.which("uv") or session.error("uv is not installed (pip install uv)")
+    this_python = str(Path(session.bin) / "python")
+    session.run(uv, "venv", "--clear", "--python", this_python, str(location), external=True)
+    session.run(uv, "pip", "install", "--python", str(python), *requirements, external=True)
+    stamp.write_text(wanted, encoding="utf-8")
+    return str(python)
+
+
+@nox.session
+def peers(session: nox.Session) -> None:
+    """Cascade beside its peers (benchmarks/peers/compare.py): the existing Cascade engine,
+    Prefect 3 and Dask, each installed in a virtualenv of its own under .nox/ (downloaded
+    once, then reused); one table. The existing engine comes from a checkout:
+    `-- --existing PATH` or CASCADE_EXISTING_ENGINE=PATH (without one its rows say so);
+    `-- --write docs/performance.md` updates that page; `-- --help` for the rest."""
+    install_packages(session)
+    options = argparse.ArgumentParser(add_help=False)  # the rest, --help too, are the driver's
+    options.add_argument("--existing", default=os.environ.get("CASCADE_EXISTING_ENGINE"))
+    known, args = options.parse_known_args(session.posargs)
+    requirements = dict(PEER_REQUIREMENTS)
+    if known.existing:
+        requirements["existing"] = existing_requirements(session, Path(known.existing).resolve())
+    interpreters = [
+        f"--interpreter={name}={peer_python(session, name, wanted)}"
+        for name, wanted in requirements.items()
+    ]
+    script = ROOT / "benchmarks" / "peers" / "compare.py"
+    session.run("python", str(script), *interpreters, *args)
 
 
 # Run in the fresh environment: importing the runtime must load no MQTT client.

@@ -19,7 +19,9 @@ PYTHON = [e for e in ALL if e.language == "python"]
 TRANSCRIPTS = [e for e in ALL if e.language == "console" and e.code.startswith("$ ")]
 # marked blocks that are neither of the above: listed, so that the report says why they don't run
 MARKED = [e for e in ALL if e.skip and e not in PYTHON and e not in TRANSCRIPTS]
-TIMEOUT = 120
+# a bound on a hung example, not a speed goal: docs/scale.md's starts a Dask scheduler and two
+# workers, about 20 s alone and 100 s on a 2-core machine under CI's parallel lanes
+TIMEOUT = 300
 
 
 def _params(found: list[Example]) -> list[object]:

@@ -25,6 +25,7 @@ from cascade.interfaces import (
     SubscriptionHandle,
     SyncCallback,
 )
+from cascade.interfaces.connector_kit import BrokerDifferences
 from cascade.runtime import LazyResult, task
 from cascade.testkit import OwnBroker, family_own_broker, sigint_default  # noqa: F401 - fixture
 
@@ -125,7 +126,7 @@ def prefix() -> str:
     return f"faults-{uuid.uuid4().hex[:10]}"
 
 
-class MeteredConnector:
+class MeteredConnector(BrokerDifferences):
     """A real connector seen through a thin adapter: it counts and times every ``publish()``.
 
     ``emitted`` counts the telemetry (what the scenarios follow to its readers), ``others``

@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Constraint, constraint_topic, subscribe_constraints
-from cascade.interfaces.constraints_index import MAX_INDEXED_TOPICS, update_constraints_index
+from cascade.interfaces import Constraint, constraint_topic
+from cascade.interfaces.constraints_index import MAX_INDEXED_TOPICS
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
 from cascade.testkit import OwnBroker, free_port, skip_on_family
 
@@ -94,13 +94,13 @@ class Operator:
         topic = constraint_topic(constraint.scope, constraint.type, self.connector.topic_prefix)
         await self.connector.publish(topic, constraint, qos=1, retain=True)
         await self.connector.flush(5)
-        await update_constraints_index(self.connector, put={topic: constraint}, timeout=5)
+        await self.connector.index_constraints(put={topic: constraint}, timeout=5)
 
     async def clear(self, scope: str, kind: str) -> None:
         topic = constraint_topic(scope, kind, self.connector.topic_prefix)
         await self.connector.publish(topic, b"", qos=1, retain=True)
         await self.connector.flush(5)
-        await update_constraints_index(self.connector, remove=[topic], timeout=5)
+        await self.connector.index_constraints(remove=[topic], timeout=5)
 
 
 @asynccontextmanager
@@ -195,7 +195,7 @@ async def test_a_view_sees_a_pause_set_during_its_outage(
     async with MqttConnector(broker.host, broker.port, topic_prefix=prefix, presence=False) as op:
         try:
             await viewer.connect(require=True)
-            await subscribe_constraints(viewer, lambda m: seen.update({m.topic: m.payload}))
+            await viewer.subscribe_constraints(lambda m: seen.update({m.topic: m.payload}))
             await proxy.cut()
             await Operator(op).set(Constraint.pause(f"task:{TASK}"))
             restored = time.monotonic()
@@ -300,8 +300,8 @@ async def test_constraint_flood(own_broker: OwnBroker, prefix: str, figures: Fig
                 await operator.publish(topic, constraint, 1, True)
             await operator.flush(30)
             # as `cascade pause` does; an index holds at most as many as an engine does
-            indexed = await update_constraints_index(
-                operator, put=dict(list(flooding.items())[:MAX_INDEXED_TOPICS]), timeout=30
+            indexed = await operator.index_constraints(
+                put=dict(list(flooding.items())[:MAX_INDEXED_TOPICS]), timeout=30
             )
         flooded = min([await _timed_run(engine, tasks) for _ in range(3)])
     figures.emitted = flood + 1

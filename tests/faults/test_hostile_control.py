@@ -24,7 +24,6 @@ from cascade.interfaces import (
     validate_scope,
 )
 from cascade.interfaces.connector_kit import decode_payload, encode_payload
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.runtime import Engine, LazyResult, task
 from cascade.testkit import OwnBroker
 
@@ -256,7 +255,7 @@ async def test_hostile_control_payloads(
         async with MqttConnector(
             broker.host, broker.port, topic_prefix=prefix, presence=False
         ) as operator:  # as `cascade limit` does: indexed where the broker needs it
-            await update_constraints_index(operator, put={in_force_topic: in_force}, timeout=5)
+            await operator.index_constraints(put={in_force_topic: in_force}, timeout=5)
         await connector.connect()
         await connector.subscribe(f"{prefix}/sentinel", sentinel)
         run = asyncio.create_task(engine.run(target))

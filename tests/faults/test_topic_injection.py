@@ -8,7 +8,6 @@ from cascade.interfaces import Constraint, Message, constraint_from_topic, const
 from cascade.interfaces.constraints_index import (
     constraints_index_topic,
     read_indexed_constraints,
-    update_constraints_index,
 )
 from cascade.runtime import Engine, LazyResult, RunStarted, TelemetrySubscriber, task
 from cascade.testkit import Inbox, OwnBroker
@@ -74,7 +73,7 @@ async def test_hostile_ids_land_on_one_encoded_topic(
         await observer.publish(topic, limit, qos=1, retain=True)
     await observer.flush(5)
     # as `cascade limit` does, where the broker needs it
-    await update_constraints_index(observer, put=limits, timeout=5)
+    await observer.index_constraints(put=limits, timeout=5)
 
     engine = Engine(
         connector, org_id=ORG, project_id=PROJECT, heartbeat_interval=None, max_concurrency=2

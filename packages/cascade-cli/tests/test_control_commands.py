@@ -160,6 +160,8 @@ def test_resume_by_payload_scope_leaves_other_scopes_and_types(
         (["limit", "task:x", "--rate", "fast"], "rate"),
         (["limit", "task:x", "--rate", "0/s"], "positive"),
         (["limit", "bad scope", "--concurrency", "1"], "unknown scope"),
+        (["limit", "schedule:nightly", "--concurrency", "1"], "paused and resumed, not limited"),
+        (["pause", "schedule:night*"], "unknown scope"),
         (["resume", "--type", "stop"], "--type"),
     ],
 )

@@ -13,7 +13,7 @@ from typer.testing import Result
 from cascade.cli.plumbing import BrokerOptions
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import Connector, Payload, constraint_topic
-from cascade.interfaces import _index_writer as index_writer
+from cascade.interfaces.connector_kit import _index_writer as index_writer
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 

@@ -8,9 +8,7 @@ from cascade.interfaces import (
     Message,
     constraint_topic,
     rollcall_topic,
-    subscribe_constraints,
 )
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import subscribe_statuses
 from cascade.runtime.testing import eventually
@@ -54,11 +52,11 @@ async def test_constraints_are_read_again_after_a_reconnection() -> None:
     async with InMemoryConnector(broker, presence=False) as writer:
         reader = InMemoryConnector(broker, presence=False)
         await reader.connect()
-        await subscribe_constraints(reader, lambda m: seen.append(m.topic))
+        await reader.subscribe_constraints(lambda m: seen.append(m.topic))
         assert seen == []
         await reader.crash()
         await writer.publish(topic, Constraint.pause("task:x"), 1, True)
-        await update_constraints_index(writer, put={topic: Constraint.pause("task:x")}, timeout=1)
+        await writer.index_constraints(put={topic: Constraint.pause("task:x")}, timeout=1)
         await reader.connect()
         await eventually(lambda: seen == [topic])
         await reader.disconnect()

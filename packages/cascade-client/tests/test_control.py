@@ -61,6 +61,25 @@ async def test_a_resume_first_retains_what_it_clears_expired(
     assert PAUSE_TOPIC not in broker.retained_topics
 
 
+async def test_a_pause_and_a_limit_go_under_the_connectors_topic_prefix(
+    broker: InMemoryBroker,
+) -> None:
+    """A deployment of its own prefix is steered there: its pause and limit are retained
+    under it (never under the default), and a resume clears them."""
+    async with InMemoryConnector(broker, presence=False, topic_prefix="acme") as connector:
+        control = Controller(connector, issued_by="alice", timeout=1.0)
+        paused = await control.pause("task:load_*")
+        limited = await control.limit("task:load_*", concurrency=2, rate="10/m")
+        topics = [*paused.topics, *limited.topics]
+        assert topics == [
+            constraint_topic("task:load_*", kind, "acme")
+            for kind in ("pause", "concurrency", "rate_limit")
+        ]
+        assert set(topics) <= set(broker.retained_topics)
+        await control.resume("task:load_*")
+    assert not set(topics) & set(broker.retained_topics)
+
+
 async def test_a_limit_sets_a_concurrency_and_a_rate(
     broker: InMemoryBroker, control: Controller
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cascade.history import History, Recorder, SourceGap
-from cascade.history._gaps import RecorderGaps
+from cascade.history.recorder._gaps import RecorderGaps
 from cascade.interfaces import Envelope, events_topic, heartbeat_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import SourceGaps

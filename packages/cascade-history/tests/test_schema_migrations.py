@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cascade.history import DashboardSession, History, HistoryError, alembic_config
-from cascade.history._schema import metadata
+from cascade.history.store._schema import metadata
 from cascade.reader import SourceGaps
 
 from .messages import T0, lifecycle

@@ -18,9 +18,7 @@ from cascade.interfaces import (
     SyncPhase,
     TopicKey,
     constraint_topic,
-    subscribe_constraints,
 )
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PAUSE_X = constraint_topic("task:x", "pause")
@@ -45,7 +43,7 @@ async def _set(broker: InMemoryBroker, *topics: str) -> None:
         for topic, constraint in put.items():
             await writer.publish(topic, constraint, 1, True)
         if not broker.retained_to_wildcards:
-            await update_constraints_index(writer, put=put, timeout=1)
+            await writer.index_constraints(put=put, timeout=1)
         await broker.idle()
 
 
@@ -58,8 +56,8 @@ async def test_retained_constraints_come_once_before_the_snapshot_ends(to_wildca
     told: list[str] = []
     async with InMemoryConnector(broker, presence=False) as reader:
         await broker.idle()  # its connection's own snapshot over
-        await subscribe_constraints(
-            reader, lambda m: told.append(m.topic), on_sync=lambda phase: told.append(phase)
+        await reader.subscribe_constraints(
+            lambda m: told.append(m.topic), on_sync=lambda phase: told.append(phase)
         )
         assert told == ["begin", PAUSE_X, "end"]
 
@@ -74,7 +72,7 @@ async def test_wanted_leaves_the_other_scopes_unread() -> None:
         return key.scope == "task:x"
 
     async with InMemoryConnector(broker, presence=False) as reader:
-        await subscribe_constraints(reader, lambda m: seen.append(m.topic), wanted=only_x)
+        await reader.subscribe_constraints(lambda m: seen.append(m.topic), wanted=only_x)
     assert seen == [PAUSE_X]
 
 
@@ -83,7 +81,7 @@ async def test_a_live_constraint_comes_through_the_wildcard() -> None:
     broker = InMemoryBroker(retained_to_wildcards=False)
     seen: list[Message] = []
     async with InMemoryConnector(broker, presence=False) as reader:
-        await subscribe_constraints(reader, seen.append)
+        await reader.subscribe_constraints(seen.append)
         await _set(broker, PAUSE_X)
     assert [(m.topic, m.retain) for m in seen] == [(PAUSE_X, False)]
 
@@ -102,7 +100,7 @@ async def test_a_reconnection_reads_the_index_again_and_ends_its_snapshot() -> N
 
     reader = InMemoryConnector(broker, presence=False)
     await reader.connect()
-    await subscribe_constraints(reader, lambda m: told.append(m.topic), on_sync=on_sync)
+    await reader.subscribe_constraints(lambda m: told.append(m.topic), on_sync=on_sync)
     await reader.crash()
     await _set(broker, PAUSE_X)
     await reader.connect()
@@ -118,7 +116,7 @@ async def test_a_failed_first_read_is_raised_and_the_subscription_ended() -> Non
     seen: list[Message] = []
     async with _Failing(broker, presence=False) as reader:
         with pytest.raises(ConnectorError, match="no exact subscriptions"):
-            await subscribe_constraints(reader, seen.append)
+            await reader.subscribe_constraints(seen.append)
         await _set(broker, PAUSE_X)
     assert seen == []
 
@@ -129,8 +127,8 @@ async def test_a_failed_read_goes_to_on_read_error_and_the_snapshot_still_ends()
     errors: list[Exception] = []
     phases: list[SyncPhase] = []
     async with _Failing(broker, presence=False) as reader:
-        handle: SubscriptionHandle = await subscribe_constraints(
-            reader, lambda m: None, on_sync=phases.append, on_read_error=errors.append
+        handle: SubscriptionHandle = await reader.subscribe_constraints(
+            lambda m: None, on_sync=phases.append, on_read_error=errors.append
         )
         assert handle.topic_filter == "cascade/constraints/#"
         assert [str(e) for e in errors] == ["no exact subscriptions here"]

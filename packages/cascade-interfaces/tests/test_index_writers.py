@@ -26,7 +26,6 @@ from cascade.interfaces.constraints_index import (
     encode_index_shard,
     read_index,
     shard_of,
-    update_constraints_index,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
@@ -98,11 +97,11 @@ async def writer(broker: InMemoryBroker) -> AsyncIterator[InMemoryConnector]:
 
 async def put(connector: InMemoryConnector, topic: str) -> bool:
     change = {topic: pause(topic)}
-    return await update_constraints_index(connector, put=change, timeout=1, settle=SETTLE)
+    return await connector.index_constraints(put=change, timeout=1, settle=SETTLE)
 
 
 async def clear(connector: InMemoryConnector, topic: str) -> bool:
-    return await update_constraints_index(connector, remove=[topic], timeout=1, settle=SETTLE)
+    return await connector.index_constraints(remove=[topic], timeout=1, settle=SETTLE)
 
 
 async def test_writers_set_and_clear_in_the_topics_shard_only(

@@ -252,13 +252,18 @@ def test_stale_offline_does_not_supersede_newer_online() -> None:
     assert StatusMessage(status="online", session=1).supersedes(online)
 
 
-@pytest.mark.parametrize("scope", ["global", "task:api_*", "task:a/b", "task:*"])
+@pytest.mark.parametrize(
+    "scope", ["global", "task:api_*", "task:a/b", "task:*", "schedule:nightly", "schedule:a-1_b"]
+)
 def test_known_scopes_accepted(scope: str) -> None:
-    """``global`` and ``task:<glob>`` are the scopes an engine applies."""
+    """``global`` and ``task:<glob>`` (engines apply them), ``schedule:<name>`` (servers)."""
     assert validate_scope(scope) == scope
 
 
-@pytest.mark.parametrize("scope", ["", "tasks", "task:", "team:x", "Global", "global:x"])
+@pytest.mark.parametrize(
+    "scope",
+    ["", "tasks", "task:", "team:x", "Global", "global:x", "schedule:", "schedule:a*", "schedule"],
+)
 def test_unknown_scopes_rejected(scope: str) -> None:
     """Anything else is rejected at ``$.scope``."""
     with pytest.raises(InvalidMessageError, match="unknown scope") as caught:

@@ -26,9 +26,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Constraint, Message, constraint_topic
-from cascade.interfaces._constraints_index import _read_retained
-from cascade.interfaces.constraints_index import read_indexed_constraints, update_constraints_index
+from cascade.interfaces import (
+    Constraint,
+    Message,
+    constraint_topic,
+)
+from cascade.interfaces.connector_kit._constraints_index import _read_retained
+from cascade.interfaces.constraints_index import read_indexed_constraints
 from cascade.runtime import Engine, task
 from cascade.testkit import RabbitMQBroker, rabbitmq_server_path
 
@@ -89,7 +93,7 @@ async def bench(port: int, args: argparse.Namespace) -> None:
                 for i in range(indexed)
             }
             if puts:
-                await update_constraints_index(reader, put=puts, timeout=30)
+                await reader.index_constraints(put=puts, timeout=30)
 
             async def index_read() -> None:
                 await read_indexed_constraints(reader, lambda message: None)

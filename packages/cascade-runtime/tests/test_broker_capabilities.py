@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cascade.interfaces import Constraint, constraint_topic
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskEvent, task
 from cascade.runtime.testing import EventRecorder, eventually
@@ -50,13 +49,13 @@ async def set_constraint(
     topic = constraint_topic(constraint.scope, constraint.type)
     await operator.publish(topic, constraint, qos=1, retain=True)
     if indexed:
-        await update_constraints_index(operator, put={topic: constraint}, timeout=5)
+        await operator.index_constraints(put={topic: constraint}, timeout=5)
     return topic
 
 
 async def clear_constraint(operator: InMemoryConnector, topic: str) -> None:
     await operator.publish(topic, b"", qos=1, retain=True)
-    await update_constraints_index(operator, remove=[topic], timeout=5)
+    await operator.index_constraints(remove=[topic], timeout=5)
 
 
 class Recorder(EventRecorder):
@@ -180,7 +179,7 @@ async def test_an_engine_reads_the_indexed_topics_of_its_tasks_only(
     await set_constraint(operator, Constraint.pause("task:other_*"))
     forged = constraint_topic("task:fa*", "pause")
     await operator.publish(forged, Constraint.pause("global"), qos=1, retain=True)
-    await update_constraints_index(operator, put={forged: Constraint.pause("global")}, timeout=5)
+    await operator.index_constraints(put={forged: Constraint.pause("global")}, timeout=5)
     engine = Engine(InMemoryConnector(operator.broker, presence=False), heartbeat_interval=None)
     assert await engine.run([fast(1), fast(2)]) == [1, 2]
     assert (engine.stats.accepted, engine.stats.rejected_topic) == (1, 1)  # task:other_* unread

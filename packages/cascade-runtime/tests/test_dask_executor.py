@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cascade.interfaces.logs import decode_log_batch
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     DaskExecutor,
     Engine,
+    ExecutorError,
     LogForwarding,
     RunCancelledError,
     RunStarted,
@@ -30,7 +32,7 @@ from cascade.runtime import (
     WorkerLost,
 )
 from cascade.runtime.testing import EventRecorder, eventually
-from cascade.testkit import free_port
+from cascade.testkit import DaskCluster
 
 distributed = pytest.importorskip(
     "distributed", reason="distributed is not installed (pip install 'cascade-runtime[dask]')"
@@ -47,53 +49,11 @@ def tasks() -> Iterator[ModuleType]:
         yield importlib.import_module("cascade_worker_tasks")
 
 
-class DaskCluster:
-    """A ``dask scheduler`` (rerunning nothing on its own: allowed-failures 0) and ``workers``
-    ``dask worker`` processes of one thread each, on loopback, started and stopped."""
-
-    def __init__(self, workers: int) -> None:
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        env = dict(os.environ)
-        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
-        env["PYTHONPATH"] = os.pathsep.join([str(WORKERS), env.get("PYTHONPATH", "")])
-        dask = [sys.executable, "-m", "dask"]
-        worker = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
-        scheduler = [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
-
-        def start(args: list[str]) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-
-        self.scheduler = start([*scheduler, "--no-dashboard"])
-        self.processes = [self.scheduler]
-        try:
-            for n in range(workers):
-                self.processes.append(
-                    start([*dask, "worker", self.address, *worker, "--name", f"w{n}"])
-                )
-            with distributed.Client(self.address, timeout=60, set_as_default=False) as client:
-                client.wait_for_workers(workers, timeout=60)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture(scope="module")
 def dask_scheduler(tasks: ModuleType) -> Iterator[str]:
-    """A scheduler and two workers for the module's tests; its address."""
-    cluster = DaskCluster(2)
+    """A scheduler and two workers for the module's tests (``w0`` offers one ``gpu``); its
+    address."""
+    cluster = DaskCluster([{"gpu": 1}, {}], paths=[str(WORKERS)])
     try:
         yield cluster.address
     finally:
@@ -204,7 +164,7 @@ async def test_a_scheduler_that_goes_away_fails_the_attempts_it_held(
     tasks: ModuleType, tmp_path: Path
 ) -> None:
     """The scheduler killed mid-run: the attempts it held fail WorkerLost saying so, at once."""
-    cluster = DaskCluster(1)
+    cluster = DaskCluster(1, paths=[str(WORKERS)])
     try:
         with DaskExecutor(cluster.address) as executor:
             engine = Engine(executor=executor)
@@ -220,3 +180,53 @@ async def test_a_scheduler_that_goes_away_fails_the_attempts_it_held(
     assert f"the Dask scheduler {cluster.address} dropped the attempt" in str(
         failed.value.exception
     )
+
+
+async def test_constraints_go_to_a_worker_that_offers_them(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """with_constraints(gpu=1) runs each item on the one worker started with gpu=1; without
+    it, the items go to both."""
+    engine = Engine(executor=on_dask, system_resources={"gpu": 2})
+    names = await engine.run(tasks.worker_name.map(n=range(6)).with_constraints(gpu=1))
+    assert names == ["w0"] * 6
+    everywhere = await asyncio.wait_for(
+        engine.run(tasks.crunch.map(x=range(8)).with_constraints()), 60
+    )
+    assert len({pid for pid, _ in everywhere}) == 2
+
+
+async def test_more_than_any_worker_offers_fails_the_attempt_saying_what_they_offer(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """gpu=2 where the workers offer gpu=1 and none: an ExecutorError saying so, at once
+    (Dask alone would hold it unrunnable for good); each retry looks again."""
+    engine = Engine(executor=on_dask, system_resources={"gpu": 2})
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    with pytest.raises(TaskFailedError) as failed:
+        await asyncio.wait_for(
+            engine.run(tasks.worker_name.with_retry(2)(0).with_constraints(gpu=2)), 30
+        )
+    exc = failed.value.exception
+    assert isinstance(exc, ExecutorError)
+    assert "asks its Dask worker for gpu=2, which no worker of the cluster" in str(exc)
+    assert ": gpu=1;" in str(exc) or ": gpu=1)" in str(exc)
+    assert ": no resources" in str(exc)
+    assert len([e for e in recorder.events if isinstance(e, TaskRetrying)]) == 1
+
+
+async def test_an_attempts_span_says_the_worker_it_ran_on(
+    tasks: ModuleType, on_dask: DaskExecutor
+) -> None:
+    """The task's span carries cascade.task.worker: the address of the worker that ran it."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = Engine(executor=on_dask, tracer_provider=provider, system_resources={"gpu": 1})
+    assert await engine.run(tasks.worker_name(0).with_constraints(gpu=1)) == "w0"
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "worker_name"]
+    worker = dict(span.attributes or {})["cascade.task.worker"]
+    with distributed.Client(on_dask.address, set_as_default=False) as client:
+        names = {a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+    assert names[worker] == "w0"

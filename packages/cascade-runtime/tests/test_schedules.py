@@ -9,12 +9,15 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cascade.control import Controller
 from cascade.interfaces.serving import (
     ServedAnnouncement,
+    ServedSchedule,
     decode_served,
     served_topic,
     slot_claim_topic,
@@ -193,3 +196,157 @@ async def test_a_slot_claimed_by_another_is_not_fired_and_catchup_latest_fires_t
     missed = list(schedule.slots(last, now))
     assert origin.scheduled_for == missed[-1].isoformat()
     assert engine.stats.slots_missed == len(missed) - 1
+
+
+async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_results_store(
+    tmp_path: Path,
+) -> None:
+    """Two servers whose brokers disagree on the first claim (here: two brokers, so each
+    hears its own claim first and wins every slot) but share a results store: its exclusive
+    create takes each slot's request id once, so each slot runs once, and the loser counts
+    it deduplicated, not skipped."""
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    engines = [
+        Engine(
+            InMemoryConnector(InMemoryBroker(), source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=tmp_path / "results",
+        )
+        for i in range(2)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        runs = [
+            await stack.enter_async_context(
+                serving(e, workflows={"load": load}, schedules=schedules)
+            )
+            for e in engines
+        ]
+        await eventually(lambda: sum(e.stats.slots_deduplicated for e in engines) >= 2, timeout=8)
+    slots = [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
+    assert len(slots) == len(set(slots)), slots
+    assert sum(e.stats.slots_claimed for e in engines) == len(slots) + sum(
+        e.stats.slots_deduplicated for e in engines
+    )
+    assert sum(e.stats.slots_skipped for e in engines) == 0
+
+
+async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
+    broker: InMemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a shared results store, a slot two servers won runs twice: the one that hears
+    the other's announcement name the slot it fired counts it (slots_doubled) and warns."""
+    engine = _engine(broker, "s1")
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    with caplog.at_level(logging.WARNING, "cascade.runtime.serve"):
+        async with serving(engine, workflows={"load": load}, schedules=schedules) as runs:
+            await eventually(lambda: len(runs) >= 1, timeout=5)
+            origin = runs[0].origin
+            assert origin is not None
+            assert origin.scheduled_for is not None
+            peer = ServedAnnouncement(
+                source="s2",
+                org_id=engine.org_id,
+                project_id=engine.project_id,
+                workflows=[],
+                capacity=1,
+                schedules=[
+                    ServedSchedule(
+                        name="tick",
+                        workflow="load",
+                        last_slot=origin.scheduled_for,
+                        last_run="f" * 32,
+                    )
+                ],
+            )
+            async with InMemoryConnector(broker, source_id="s2", presence=False) as other:
+                topic = served_topic(engine.org_id, engine.project_id, "s2")
+                await other.publish(topic, peer, retain=True)
+                await eventually(lambda: engine.stats.slots_doubled == 1)
+    assert f"slot {origin.scheduled_for} ran twice" in caplog.text
+
+
+async def test_a_paused_schedule_skips_its_slots_counted_paused_and_fires_again_once_resumed(
+    broker: InMemoryBroker,
+) -> None:
+    """`cascade pause schedule:tick` as the Controller sends it: the server skips tick's
+    slots, counts them paused (not skipped, not missed), and its announcement says who paused
+    it, why and until when; resumed, the next slot fires."""
+    engine = _engine(broker, "s1")
+    schedules = {"tick": Schedule(every=timedelta(seconds=1), workflow="load")}
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        control = Controller(ops, issued_by="alice")
+        await control.pause("schedule:tick", ttl=600, reason="db migration")
+        async with serving(engine, workflows={"load": load}, schedules=schedules) as runs:
+            await eventually(lambda: engine.stats.slots_paused >= 2, timeout=6)
+            assert runs == []
+            said = seen[-1].schedules[0]
+            assert said.paused
+            assert said.paused_by == "alice"
+            assert said.paused_reason == "db migration"
+            assert said.paused_until == pytest.approx(time.time() + 600, abs=30)
+            assert "paused by alice: db migration" in said.last_skipped
+            await control.resume("schedule:tick")
+            await eventually(lambda: len(runs) >= 1, timeout=5)
+            await eventually(lambda: not seen[-1].schedules[0].paused)
+    assert engine.stats.slots_skipped == engine.stats.slots_missed == 0
+
+
+async def test_the_announcement_lists_the_next_slots(broker: InMemoryBroker) -> None:
+    """`upcoming`: the 4 slots after `next`, as the schedule computes them."""
+    engine = _engine(broker, "s1")
+    schedule = Schedule(cron="0 2 * * *", tz="Europe/Berlin", workflow="load")
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        async with serving(engine, workflows={"load": load}, schedules={"n": schedule}):
+            await eventually(lambda: bool(seen and seen[-1].schedules[0].next))
+    said = seen[-1].schedules[0]
+    slots = [datetime.fromisoformat(said.next)]
+    for _ in range(4):
+        slots.append(schedule.next_after(slots[-1]))
+    assert said.upcoming == [slot.isoformat() for slot in slots[1:]]
+
+
+async def test_a_backfill_starts_each_past_slot_once_even_if_asked_twice(
+    broker: InMemoryBroker,
+) -> None:
+    """Three past slots backfilled: three runs, each naming its slot; asked again, none more
+    (the same answers, or "claimed already"); a slot to come, or more than BACKFILL_MAX, is
+    refused."""
+    engine = _engine(broker, "s1")
+    schedule = Schedule(every=timedelta(hours=1), workflow="load", params={"day": "past"})
+    slots = list(schedule.slots(datetime.now(UTC) - timedelta(hours=4), datetime.now(UTC)))[:3]
+    seen: list[ServedAnnouncement] = []
+    async with InMemoryConnector(broker, source_id="ops", presence=False) as ops:
+        await ops.subscribe(
+            served_topic(engine.org_id, engine.project_id, "s1"),
+            lambda m: seen.append(decode_served(m.raw)) if m.raw else None,
+        )
+        control = Controller(ops, issued_by="alice", timeout=3)
+        async with serving(engine, workflows={"load": load}, schedules={"h": schedule}) as runs:
+            await eventually(lambda: bool(seen))
+            first = await control.backfill("h", slots, reason="the outage")
+            assert [r.outcome for r in first] == ["started"] * 3, first
+            again = await control.backfill("h", slots)
+            await eventually(lambda: len(runs) == 3)
+            future = await control.backfill("h", [schedule.next_after(datetime.now(UTC))])
+            with pytest.raises(ValueError, match="at most 100"):
+                await control.backfill("h", [slots[0]] * 101)
+    assert all(
+        (r.outcome == "refused" and "claimed already by s1" in (r.error or ""))
+        or r.run_id == f.run_id
+        for r, f in zip(again, first, strict=True)
+    ), again
+    assert "is to come" in (future[0].error or "")
+    said = sorted((r.origin.scheduled_for, r.origin.request_id) for r in runs if r.origin)
+    assert said == [(s.isoformat(), f"sched-h-{s:%Y%m%dT%H%M%SZ}") for s in slots]
+    assert all(r.origin and r.origin.params == {"day": "past"} for r in runs)
+    assert engine.stats.slots_backfilled == 3

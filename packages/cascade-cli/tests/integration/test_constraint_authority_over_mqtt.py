@@ -19,7 +19,6 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import constraint_topic
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
@@ -100,9 +99,9 @@ class Logins:
             await client.flush(10)
             assert client.stats.refused == client.stats.dropped == 0
             if index and raw:
-                await update_constraints_index(client, put={topic: json.loads(raw)}, timeout=10)
+                await client.index_constraints(put={topic: json.loads(raw)}, timeout=10)
             elif index:
-                await update_constraints_index(client, remove=[topic], timeout=10)
+                await client.index_constraints(remove=[topic], timeout=10)
 
 
 @task(name="web_report")
@@ -141,7 +140,7 @@ async def _fleet_steering_through_her_topics_is_refused(logins: Logins) -> None:
     wide = constraint_topic("task:*", "concurrency")
     async with logins.connector("olga") as olga:
         copy = json.loads(_forged("task:*", "concurrency", limit=1))
-        await update_constraints_index(olga, put={wide: copy}, timeout=10)
+        await olga.index_constraints(put={wide: copy}, timeout=10)
     engine, recorder = logins.engine("globex")
     # etl_load makes her scope's topics ones the engine reads on RabbitMQ (there it reads the
     # indexed topics of scopes that govern its run's tasks only)

@@ -9,7 +9,6 @@ from cascade.testkit import NOT_THE_SHARED_BROKER, skip_on_family
 from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
-from ..test_history_rollup import *  # noqa: F403
 from ..test_lineage import *  # noqa: F403
 from ..test_logs import *  # noqa: F403
 from ..test_maps import *  # noqa: F403
@@ -18,6 +17,7 @@ from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403
 from ..test_recorder_logs import *  # noqa: F403
 from ..test_refusals import *  # noqa: F403
+from ..test_rollup import *  # noqa: F403
 from ..test_run_filters import *  # noqa: F403
 from ..test_run_pages import *  # noqa: F403
 from ..test_schema_migrations import *  # noqa: F403

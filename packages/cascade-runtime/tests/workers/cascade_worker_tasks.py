@@ -89,3 +89,26 @@ def waits(folder: str, n: int) -> int:
 def scaled(x: int, settings: Any = inject("settings")) -> int:
     """``x`` times the ``factor`` of the resource ``settings``."""
     return int(x * settings["factor"])
+
+
+@task
+def worker_name(n: int) -> str:
+    """The name of the Dask worker that runs it (``n`` tells the calls apart)."""
+    import distributed
+
+    return str(distributed.get_worker().name)
+
+
+@task(name="crunch")
+def crunch_saying_so(x: int, folder: str) -> list[int]:
+    """:func:`crunch` with some more CPU, saying it started (``folder/started-<x>.<attempt>``
+    holds its pid), first waiting while ``folder/hold-<x>`` exists, and logging its end."""
+    context = current_task()
+    attempt = context.attempt if context is not None else 0
+    root = Path(folder)
+    (root / f"started-{x}.{attempt}").write_text(str(os.getpid()))
+    while (root / f"hold-{x}").exists():
+        time.sleep(0.01)
+    answer = sum(i * i for i in range(1_000_000 + x))
+    log.warning("item %d done in pid %d", x, os.getpid())
+    return [os.getpid(), answer]

@@ -61,6 +61,8 @@ COMMANDS: tuple[Command, ...] = (
     *_each("commands.served", "served"),
     *_each("commands.start", "start"),
     *_each("commands.rerun", "rerun"),
+    # schedules of served workflows: listed, and their slots started on purpose
+    *_each("commands.schedules", "schedules", "backfill"),
     # its web stack is an optional extra, imported when it runs
     Command("dashboard", "commands.dashboard", broker_options=True),
     *_each("commands.forget", "forget"),

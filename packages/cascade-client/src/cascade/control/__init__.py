@@ -29,6 +29,7 @@ from ._operator import MAX_REASON_LENGTH, checked_name, checked_reason, default_
 from ._publishing import PublishRefusedError, publish_confirmed
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start, read_request
 from ._run_end import RunEndError, RunEnds, wait_run
+from ._schedules import BACKFILL_MAX, ScheduleView, schedules_of
 from ._served import Served, ServedHeard
 from ._start_errors import (
     NobodyServesError,
@@ -38,6 +39,7 @@ from ._start_errors import (
 )
 
 __all__ = [
+    "BACKFILL_MAX",
     "MAX_REASON_LENGTH",
     "Answer",
     "Cancel",
@@ -55,6 +57,7 @@ __all__ = [
     "Resume",
     "RunEndError",
     "RunEnds",
+    "ScheduleView",
     "Served",
     "ServedHeard",
     "ServedInManyPlacesError",
@@ -67,5 +70,6 @@ __all__ = [
     "default_operator",
     "publish_confirmed",
     "read_request",
+    "schedules_of",
     "wait_run",
 ]

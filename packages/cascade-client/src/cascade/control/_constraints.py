@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
 from cascade.interfaces import (
+    DEFAULT_PREFIX,
     Constraint,
     ConstraintType,
     InvalidMessageError,
@@ -98,14 +99,16 @@ def pause_constraint(
     *,
     reason: str | None = None,
     issued_by: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> tuple[str, Constraint]:
-    """The topic and payload that pause ``scope``; stamped ``issued_at`` now."""
+    """The topic (under ``prefix``) and payload that pause ``scope``; stamped ``issued_at``
+    now."""
     expires_at = _expires_at(ttl)
     notes = _notes(reason, issued_by)
     constraint = _build(
         lambda: Constraint.pause(_constraint_scope(scope), expires_at=expires_at, **notes)
     )
-    return constraint_topic(scope, "pause"), constraint
+    return constraint_topic(scope, "pause", prefix), constraint
 
 
 def _notes(reason: str | None, issued_by: str | None) -> dict[str, Any]:
@@ -121,9 +124,12 @@ def limit_constraints(
     *,
     reason: str | None = None,
     issued_by: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> list[tuple[str, Constraint]]:
-    """The topics and payloads of a concurrency limit and/or a rate limit on ``scope``."""
-    _constraint_scope(scope)
+    """The topics (under ``prefix``) and payloads of a concurrency limit and/or a rate limit
+    on ``scope``."""
+    if _constraint_scope(scope).startswith("schedule:"):
+        raise ControlError(f"{scope} is a schedule: it is paused and resumed, not limited", "scope")
     if concurrency is None and rate is None:
         raise ControlError("give concurrency, rate or both", "concurrency")
     expires_at = _expires_at(ttl)
@@ -142,7 +148,7 @@ def limit_constraints(
         limited = _build(
             lambda: Constraint.concurrency(scope, concurrency, expires_at=expires_at, **notes)
         )
-        result.append((constraint_topic(scope, "concurrency"), limited))
+        result.append((constraint_topic(scope, "concurrency", prefix), limited))
     if rate is not None:
         try:
             published = canonical_rate(rate)
@@ -151,21 +157,24 @@ def limit_constraints(
         rated = _build(
             lambda: Constraint.rate_limit(scope, published, expires_at=expires_at, **notes)
         )
-        result.append((constraint_topic(scope, "rate_limit"), rated))
+        result.append((constraint_topic(scope, "rate_limit", prefix), rated))
     return result
 
 
-def clear_topics(scope: str, constraint_type: ConstraintType | None) -> list[str]:
-    """The per-type topics that ``resume`` clears: one type, or all of them."""
+def clear_topics(
+    scope: str, constraint_type: ConstraintType | None, prefix: str = DEFAULT_PREFIX
+) -> list[str]:
+    """The per-type topics (under ``prefix``) that ``resume`` clears: one type, or all."""
     validate_scope(scope)
     types = CONSTRAINT_TYPES if constraint_type is None else (constraint_type,)
-    return [constraint_topic(scope, kind) for kind in types]
+    return [constraint_topic(scope, kind, prefix) for kind in types]
 
 
 def resume_topics(
     scope: str,
     constraint_type: ConstraintType | None,
     retained: Mapping[str, Mapping[str, Any]],
+    prefix: str = DEFAULT_PREFIX,
 ) -> list[str]:
     """The topics ``resume`` clears, given the ``retained`` constraint payloads by topic.
 
@@ -175,8 +184,8 @@ def resume_topics(
     holding another scope's constraint is left alone; a payload naming no scope
     belongs to the scope whose topic it is on.
     """
-    own = clear_topics(scope, constraint_type)
-    mine = {*own, constraint_topic(scope)}
+    own = clear_topics(scope, constraint_type, prefix)
+    mine = {*own, constraint_topic(scope, prefix=prefix)}
 
     def is_mine(topic: str, payload: Mapping[str, Any]) -> bool:
         named = payload.get("scope")

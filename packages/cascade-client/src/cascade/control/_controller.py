@@ -4,8 +4,9 @@ tasks and starts served workflows over a connector, each verb one request type
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, overload
 
 import msgspec
@@ -21,6 +22,7 @@ from ._operator import MAX_OPERATOR_LENGTH, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start
 from ._run_ids import checked_prefix, heard_run_ids, is_full, live_wait, one_run
+from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
 from ._starting import send_start
 
@@ -133,7 +135,7 @@ class Controller:
         ``before_send(servers)`` is awaited once the processes that may take it are known,
         before it is sent (to listen to their runs, say)."""
         if isinstance(request, (Pause, Limit)):
-            messages = request.constraints(self.issued_by)
+            messages = request.constraints(self.issued_by, self.connector.topic_prefix)
             await set_constraints(self.connector, messages, self.timeout, login=self.login)
             return Steered(tuple(messages))
         if isinstance(request, Resume):
@@ -186,7 +188,8 @@ class Controller:
         self, scope: str = "global", *, ttl: float | None = None, reason: str | None = None
     ) -> Steered:
         """Pause the tasks in ``scope`` (``global`` or ``task:<glob>``): none starts until
-        resumed, or for ``ttl`` seconds; running ones finish."""
+        resumed, or for ``ttl`` seconds; running ones finish. A ``schedule:<name>``: its
+        servers skip its slots meanwhile (docs/schedules.md)."""
         return await self.send(Pause(scope=scope, ttl=ttl, reason=reason))
 
     async def limit(
@@ -334,6 +337,38 @@ class Controller:
         """Who serves what: each serving process's announcement and whether it is online
         (:func:`._served.served`)."""
         return await served(self.connector, timeout=self.timeout)
+
+    async def schedules(self) -> list[ScheduleView]:
+        """The served schedules, each once, as their servers announce them: next slots, last
+        slot and its run, paused or not (:func:`._schedules.schedules_of`)."""
+        return schedules_of(await self.served())
+
+    async def backfill(
+        self,
+        schedule: str,
+        slots: Sequence[datetime],
+        *,
+        reason: str | None = None,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> list[StartReply]:
+        """Start the past ``slots`` (aware) of the served ``schedule``, at most
+        :data:`BACKFILL_MAX`, oldest first, each as its own start request (id
+        ``sched-<schedule>-<slot>``) to an online server of the schedule, which claims the slot
+        as its clock would and starts it only if no claim was there before: each answer,
+        ``started``, or ``refused`` with why (``claimed already`` for a slot run before, or
+        asked twice). A schedule no online server announces raises
+        :class:`~cascade.control.NobodyServesError`; one served in several orgs or projects,
+        :class:`ControlError` unless ``org`` and ``project`` pick one."""
+        view = backfilled(await self.schedules(), schedule, slots, org=org, project=project)
+        replies = []
+        for slot in sorted(slots):
+            request = backfill_request(view, slot, issued_by=self.issued_by, reason=reason)
+            replies.append(await send_start(
+                self.connector, request, on=view.servers[0], timeout=self.timeout,
+                org=view.org_id, project=view.project_id,
+            ))  # fmt: skip
+        return replies
 
     async def start(
         self,

@@ -13,9 +13,7 @@ from cascade.interfaces import (
     InvalidMessageError,
     Message,
     decode_constraint,
-    subscribe_constraints,
 )
-from cascade.interfaces.constraints_index import update_constraints_index
 from cascade.interfaces.notes import ClearNote, IssuedNote, cleared_topic, issued_topic
 
 from ._constraints import resume_topics
@@ -111,7 +109,7 @@ async def set_constraints(
     login: str | None = None,
 ) -> None:
     """Publish constraints as :func:`publish_confirmed` does, and put them in the
-    constraints index where the broker needs one (see ``update_constraints_index``); then,
+    constraints index where the broker needs one (``Connector.index_constraints``); then,
     with the broker ``login`` that did it, say so (:func:`say_issued`).
 
     Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` (a
@@ -119,7 +117,7 @@ async def set_constraints(
     index did not keep.
     """
     await publish_confirmed(connector, messages, timeout)
-    await update_constraints_index(connector, put=dict(messages), timeout=timeout)
+    await connector.index_constraints(put=dict(messages), timeout=timeout)
     notes = [
         IssuedNote(
             topic=topic,
@@ -161,13 +159,13 @@ async def clear_constraints(
     def keep(message: Message) -> None:
         retained[message.topic] = message.payload
 
-    handle = await subscribe_constraints(connector, keep)
+    handle = await connector.subscribe_constraints(keep)
     await handle.unsubscribe()
-    topics = resume_topics(scope, kind, retained)
+    topics = resume_topics(scope, kind, retained, connector.topic_prefix)
     now = time.time()
     await publish_confirmed(connector, expired_copies(topics, retained, now), timeout)
     await publish_confirmed(connector, [(topic, b"") for topic in topics], timeout)
-    await update_constraints_index(connector, remove=topics, timeout=timeout)
+    await connector.index_constraints(remove=topics, timeout=timeout)
     note = ClearNote(issued_by=issued_by, reason=reason, issued_at=now)
     for topic in topics:
         await connector.publish(cleared_topic(topic, connector.topic_prefix), note, qos=1)

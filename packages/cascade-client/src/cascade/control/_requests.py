@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec.structs import force_setattr
 
-from cascade.interfaces import Constraint, ConstraintType
+from cascade.interfaces import DEFAULT_PREFIX, Constraint, ConstraintType
 from cascade.interfaces.commands import Decision, DecisionRequest, new_request_id
 from cascade.interfaces.serving import RerunMode, StartRequest
 
@@ -68,9 +68,15 @@ class Pause(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
         _reason(self)
         self.constraints()  # what it publishes is checked as it will be built
 
-    def constraints(self, issued_by: str | None = None) -> list[tuple[str, Constraint]]:
-        """The topic and constraint it publishes, stamped now."""
-        return [pause_constraint(self.scope, self.ttl, reason=self.reason, issued_by=issued_by)]
+    def constraints(
+        self, issued_by: str | None = None, prefix: str = DEFAULT_PREFIX
+    ) -> list[tuple[str, Constraint]]:
+        """The topic (under ``prefix``) and constraint it publishes, stamped now."""
+        return [
+            pause_constraint(
+                self.scope, self.ttl, reason=self.reason, issued_by=issued_by, prefix=prefix
+            )
+        ]
 
 
 class Limit(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -88,12 +94,14 @@ class Limit(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
         _reason(self)
         self.constraints()
 
-    def constraints(self, issued_by: str | None = None) -> list[tuple[str, Constraint]]:
-        """The topics and constraints it publishes (a concurrency limit, a rate limit or
-        both), stamped now."""
+    def constraints(
+        self, issued_by: str | None = None, prefix: str = DEFAULT_PREFIX
+    ) -> list[tuple[str, Constraint]]:
+        """The topics (under ``prefix``) and constraints it publishes (a concurrency limit, a
+        rate limit or both), stamped now."""
         return limit_constraints(
             self.scope, self.concurrency, self.rate, self.ttl, reason=self.reason,
-            issued_by=issued_by,
+            issued_by=issued_by, prefix=prefix,
         )  # fmt: skip
 
 

@@ -22,7 +22,6 @@ from cascade.interfaces import (
     Message,
     SubscriptionHandle,
     decode_level,
-    rollcall_topic,
     same_source,
     status_filter,
 )
@@ -155,9 +154,8 @@ async def listen_served(
         await connector.subscribe(served_filter(prefix), heard),
         await connector.subscribe(status_filter(prefix), heard),
     ]
-    if connector.capabilities.retained_to_wildcards is not False:
+    if not await connector.call_roll():
         return handles
-    await connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
     if until is None:
         await asyncio.sleep(wait)  # the roll call's answers: nothing says when all are in
     else:

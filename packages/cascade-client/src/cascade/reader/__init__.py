@@ -12,7 +12,7 @@ nothing of the protocol package (:mod:`cascade.interfaces`) imports it::
     await connector.subscribe(telemetry_filter(prefix=prefix), model.apply)
     await connector.subscribe(status_filter(prefix), model.apply)
     await connector.subscribe(summary_filter(prefix), model.apply)  # engines' summaries
-    await subscribe_constraints(connector, model.apply)  # on any broker
+    await connector.subscribe_constraints(model.apply)  # on any broker
     ...
     model.observe_connection(connector.is_connected)  # now and then
     model.prune()                                     # now and then

@@ -1,17 +1,17 @@
 """What `status`, `watch` and the dashboard subscribe to, on every kind of broker.
 
 On a broker that sends retained messages only to subscriptions of their exact
-topic (``connector.capabilities.retained_to_wildcards`` is ``False``), the
-wildcard subscriptions bring no retained constraint or status: the retained
-constraints are read exactly through the constraints index, and the online
-sources are asked to announce themselves again (a roll call).
+topic, the wildcard subscriptions bring no retained constraint or status: the
+connector reads the retained constraints exactly through the constraints index
+(``Connector.subscribe_constraints``), and asks the online sources to announce
+themselves again (a roll call, ``Connector.call_roll``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cascade.interfaces import Connector, Message, SubscriptionHandle, rollcall_topic, status_filter
+from cascade.interfaces import Connector, Message, SubscriptionHandle, status_filter
 from cascade.interfaces.summaries import summary_filter
 
 __all__ = ["ROLLCALL_WAIT", "subscribe_statuses", "subscribe_summaries"]
@@ -31,10 +31,7 @@ async def subscribe_statuses(
     await connector.subscribe(status_filter(prefix), callback)
     if summaries:
         await subscribe_summaries(connector, callback)
-    if connector.capabilities.retained_to_wildcards is not False:
-        return False
-    await connector.publish(rollcall_topic(prefix), {"rollcall": 1}, qos=1)
-    return True
+    return await connector.call_roll()
 
 
 async def subscribe_summaries(

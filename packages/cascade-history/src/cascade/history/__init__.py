@@ -15,10 +15,14 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
-from ._attempts import Attempt, DecisionRecord, StateChange
-from ._audit_records import AuditEvent
 from ._errors import HistoryError, LocationError
-from ._export import (
+from ._history import TASKS_PAGE, History, Mode
+from ._received import Received, decode_message
+from ._recorded_ids import recorded_in
+from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
+from .access._sessions import DashboardSession
+from .access._tokens import TOKEN_PREFIX, ApiToken, NewToken
+from .queries._export import (
     AUDIT_COLUMNS,
     AUDIT_TIMES,
     EXPORT_FORMATS,
@@ -29,16 +33,15 @@ from ._export import (
     export_lines,
     iso_utc,
 )
-from ._history import TASKS_PAGE, History, Mode
-from ._location import default_path
-from ._log_records import LogBatches, LogCount, RecordedLogLine
-from ._maps import MapItems
-from ._migrate import alembic_config
-from ._received import Received, decode_message
-from ._recorded_ids import recorded_in
-from ._recorder import Recorder
-from ._recorder_stats import RecorderStats
-from ._records import (
+from .queries._maps import MapItems
+from .queries._report import SUMMARY_TASKS, RunReport
+from .queries._run_query import STATES_KEPT, TaskOrder
+from .recorder._recorder import Recorder
+from .recorder._recorder_stats import RecorderStats
+from .records._attempts import Attempt, DecisionRecord, StateChange
+from .records._audit_records import AuditEvent
+from .records._log_records import LogBatches, LogCount, RecordedLogLine
+from .records._records import (
     Claim,
     Execution,
     RunDetail,
@@ -49,11 +52,8 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
-from ._report import SUMMARY_TASKS, RunReport
-from ._run_query import STATES_KEPT, TaskOrder
-from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
-from ._sessions import DashboardSession
-from ._tokens import TOKEN_PREFIX, ApiToken, NewToken
+from .store._location import default_path
+from .store._migrate import alembic_config
 
 __all__ = [
     "AUDIT_COLUMNS",

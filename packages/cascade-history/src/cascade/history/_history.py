@@ -17,28 +17,30 @@ from typing_extensions import Self
 
 from cascade.reader import SourceGaps
 
-from ._access import access_row, count_access, insert_access
-from ._attempts import DecisionRecord
-from ._audit_records import AuditEvent
-from ._decisions import run_decisions
-from ._engine import WRITE, create_engine
 from ._errors import HistoryError, LocationError, from_database_error
-from ._gaps import gap_rows
-from ._ingest import refusal_rows, store_batch
-from ._lineage import reused_query
-from ._location import describe, resolve_url
-from ._log_queries import (
+from ._received import Received
+from ._times import since_epoch
+from .access._access import access_row, count_access, insert_access
+from .access._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
+from .access._tokens import (
+    ApiToken,
+    NewToken,
+    find_token,
+    insert_token,
+    list_tokens,
+    revoke_token,
+    token_used,
+)
+from .audit._decisions import run_decisions
+from .audit._lineage import reused_query
+from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
     log_lines_query,
     runs_logging_query,
 )
-from ._log_records import LogBatches, LogCount, RecordedLogLine
-from ._maps import MapItems, map_items_query
-from ._migrate import upgrade
-from ._owners import claim_rows
-from ._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
-from ._queries import (
+from .queries._maps import MapItems, map_items_query
+from .queries._queries import (
     audit_query,
     executions_query,
     gaps_query,
@@ -49,9 +51,12 @@ from ._queries import (
     status_name,
     tasks_query,
 )
-from ._readable import check_readable, refuse_foreign
-from ._received import Received
-from ._records import (
+from .queries._report import RunReport, report_query
+from .queries._run_query import TaskOrder, count_query, ranked_query, run_query
+from .records._attempts import DecisionRecord
+from .records._audit_records import AuditEvent
+from .records._log_records import LogBatches, LogCount, RecordedLogLine
+from .records._records import (
     Execution,
     RunDetail,
     RunSummary,
@@ -60,25 +65,16 @@ from ._records import (
     TaskHistory,
     TaskStats,
 )
-from ._report import RunReport, report_query
-from ._rollup import rollup_executions, rollup_stats
-from ._run_query import TaskOrder, count_query, ranked_query, run_query
-from ._sessions import DashboardSession, insert_session, list_sessions, revoke_sessions
-from ._times import since_epoch
-from ._tokens import (
-    ApiToken,
-    NewToken,
-    find_token,
-    insert_token,
-    list_tokens,
-    revoke_token,
-    token_used,
-)
+from .store._engine import WRITE, create_engine
+from .store._location import describe, resolve_url
+from .store._migrate import upgrade
+from .store._readable import check_readable, refuse_foreign
+from .writes._ingest import gap_rows, refusal_rows, store_batch
+from .writes._owners import claim_rows
+from .writes._prune import LINES_A_PRUNE, prune_log_lines, prune_runs
+from .writes._rollup import exact_enough, rollup_stats
 
-__all__ = ["EXACT_UP_TO", "TASKS_PAGE", "History", "Mode"]
-
-EXACT_UP_TO = 10_000
-"""Finished executions in a period up to which :meth:`History.tasks` computes exactly."""
+__all__ = ["TASKS_PAGE", "History", "Mode"]
 
 TASKS_PAGE = 500
 """The tasks in a page of :meth:`History.run_pages` (and of the dashboard's run)."""
@@ -492,14 +488,14 @@ class History:
         ``exact=True`` computes them from every execution; ``False`` reads the hourly rollup
         kept at ingest (``TaskStats.approximate``: percentiles within 2.5 %, from the hour
         ``since`` falls in), in milliseconds whatever the history's size. By default, exact
-        up to :data:`EXACT_UP_TO` finished executions in the period, the rollup beyond.
+        up to 10,000 finished executions in the period (``EXACT_UP_TO``), the rollup beyond.
         """
         after = since_epoch(since)
 
         def query(connection: sa.Connection) -> list[TaskStats]:
             precise = exact
             if precise is None:
-                precise = rollup_executions(connection, after) <= EXACT_UP_TO
+                precise = exact_enough(connection, after)
             if precise:
                 return tasks_query(connection, since=after, name_glob=name_glob)
             like = glob_to_like(name_glob) if name_glob is not None else None

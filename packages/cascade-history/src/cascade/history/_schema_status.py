@@ -11,12 +11,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
-from ._engine import create_engine
 from ._errors import HistoryError, LocationError, from_database_error
 from ._history import History
-from ._location import describe, resolve_url
-from ._migrate import alembic_config, head, revision
-from ._readable import known_revisions
+from .store._engine import create_engine
+from .store._location import describe, resolve_url
+from .store._migrate import alembic_config, head, revision
+from .store._readable import known_revisions
 
 __all__ = ["SchemaStatus", "migrate", "migration_sql", "schema_status"]
 

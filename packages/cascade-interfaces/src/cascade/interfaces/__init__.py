@@ -19,6 +19,7 @@ from ._connector import (
     BrokerCapabilities,
     Connector,
     ConnectorStats,
+    ConstraintsSubscription,
     Message,
     MessageCallback,
     SubscriptionHandle,
@@ -26,7 +27,6 @@ from ._connector import (
     SyncPhase,
 )
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
-from ._constraint_subscription import subscribe_constraints
 from ._constraint_topic import (
     ConstraintTopicError,
     TopicKey,
@@ -129,6 +129,7 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorStats",
+    "ConstraintsSubscription",
     "Constraint",
     "ConstraintTopicError",
     "TopicKey",
@@ -171,7 +172,6 @@ __all__ = [
     "heartbeat_topic",
     "parse_rate",
     "payload_limit",
-    "subscribe_constraints",
     "rollcall_topic",
     "same_source",
     "snapshot_topic",

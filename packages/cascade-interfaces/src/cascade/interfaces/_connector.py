@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 from typing_extensions import Self
 
 from ._codec import Payload
 
+if TYPE_CHECKING:
+    from ._constraint_topic import TopicKey
+
 __all__ = [
     "BrokerCapabilities",
     "Connector",
     "ConnectorStats",
+    "ConstraintsSubscription",
     "Message",
     "MessageCallback",
     "SubscriptionHandle",
@@ -126,6 +130,18 @@ class SubscriptionHandle(Protocol):
 
 
 @runtime_checkable
+class ConstraintsSubscription(SubscriptionHandle, Protocol):
+    """What :meth:`Connector.subscribe_constraints` returns."""
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the retained constraints are read through the constraints index (the broker
+        sends retained messages to exact subscriptions only): those retained by a tool that
+        does not keep the index are then missed."""
+        ...
+
+
+@runtime_checkable
 class Connector(Protocol):
     """A connection to a message broker, as Cascade uses it.
 
@@ -157,6 +173,15 @@ class Connector(Protocol):
       that need confirmation (a CLI command), never for the workflow path.
     - The connector announces its own presence under
       ``{topic_prefix}/status/{source_id}`` (birth, will, graceful offline).
+    - Where brokers differ (retained messages sent to exact subscriptions only, shared
+      subscriptions taken literally: docs/brokers.md), the connector absorbs it behind one
+      method per need: :meth:`subscribe_constraints` and :meth:`index_constraints` (the
+      retained constraints, through the constraints index where the broker needs it),
+      :meth:`call_roll` and :meth:`answer_rollcalls` (the retained statuses, summaries and
+      announcements, asked for again where the broker needs it), and
+      :meth:`shares_subscriptions`. Callers never look at the broker;
+      :class:`~cascade.interfaces.connector_kit.BrokerDifferences` implements them over the
+      methods above and :attr:`capabilities`.
     """
 
     @property
@@ -210,6 +235,78 @@ class Connector(Protocol):
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the broker has accepted everything published so far."""
+        ...
+
+    async def subscribe_constraints(
+        self,
+        callback: Callable[[Message], None],
+        *,
+        on_sync: SyncCallback | None = None,
+        wanted: Callable[[TopicKey], bool] | None = None,
+        on_read_error: Callable[[Exception], None] | None = None,
+    ) -> ConstraintsSubscription:
+        """Subscribe ``callback`` to every constraint topic (``{prefix}/constraints/#``) and
+        hand it the retained constraints, on any broker, now and after every reconnection.
+
+        Where the broker sends retained messages only to subscriptions of their exact topic
+        (RabbitMQ's MQTT plugin, for one), each snapshot of the wildcard subscription (which
+        brings none) is followed by a read of the constraints index, with ``wanted`` (the
+        scopes and types of the listed topics to read; all without it), each message handed
+        over once; a new snapshot cuts short the read of the one before. ``on_sync`` is told
+        where each snapshot begins and ends, its end once its read is done (failed or not;
+        not when cut short).
+
+        Returns once subscribed and the first snapshot is handed over, its read included. A
+        read that fails is passed to ``on_read_error``; without it, the first one's error is
+        raised (the subscription ended) and a later one's is logged. Cancelled meanwhile, the
+        subscription is ended. The handle's ``unsubscribe()`` also cuts short a read under way.
+        """
+        ...
+
+    async def index_constraints(
+        self,
+        *,
+        put: Mapping[str, Payload] | None = None,
+        remove: Collection[str] = (),
+        timeout: float,
+        settle: float | None = None,
+    ) -> bool:
+        """For writers of constraints, once they published them (``put``: topic → payload) or
+        cleared them (``remove``): where the broker needs the constraints index, put them in it
+        (see :mod:`cascade.interfaces.constraints_index`; ``settle`` seconds of watching for
+        concurrent writers, :data:`~cascade.interfaces.constraints_index.SETTLE` unless given),
+        and return ``True``; elsewhere do nothing (but the one read that tells which broker
+        it is, when not known yet) and return ``False``.
+
+        Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` when the change
+        is missing after :data:`~cascade.interfaces.constraints_index.INDEX_ATTEMPTS` writes,
+        and ``ValueError`` when a shard would hold more than
+        :data:`~cascade.interfaces.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
+        is written).
+        """
+        ...
+
+    async def call_roll(self) -> bool:
+        """For readers, once subscribed to the statuses (summaries, announcements): where the
+        broker sends them none of the retained ones, ask every source online to announce
+        itself again (``{prefix}/rollcall``: the answers come to those subscriptions) and
+        return ``True``; elsewhere do nothing and return ``False``. Nothing says when all
+        have answered."""
+        ...
+
+    async def answer_rollcalls(self, callback: MessageCallback) -> SubscriptionHandle:
+        """For publishers of a retained announcement readers find through a wildcard (an
+        engine's summary, a served workflow's announcement): call ``callback`` on each roll
+        call, where the broker needs one (elsewhere never). The connector answers for its own
+        status itself."""
+        ...
+
+    async def shares_subscriptions(self, topic: str, *, timeout: float) -> bool:
+        """Whether the broker delivers through a shared subscription (``$share/{group}/...``),
+        tried on ``topic`` (one this client may publish and subscribe to; the connector
+        connected). ``False`` without trying where the broker is known to have none. Raises
+        :class:`~cascade.interfaces.ConnectorError` when the broker does not answer within
+        ``timeout`` seconds."""
         ...
 
     async def __aenter__(self) -> Self: ...

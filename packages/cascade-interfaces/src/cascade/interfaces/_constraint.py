@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
@@ -66,7 +67,9 @@ _ID_PREFIX = {"pause": "pause", "concurrency": "concurrency", "rate_limit": "rat
 
 
 def validate_scope(scope: str) -> str:
-    """Return ``scope`` if it is one an engine applies: ``global`` or ``task:<glob>``.
+    """Return ``scope`` if it is one Cascade applies: ``global`` or ``task:<glob>`` (tasks,
+    as engines hold them back), or ``schedule:<name>`` (a served schedule, whose servers skip
+    its slots while it is paused: a name of 1 to 64 of ``A-Z a-z 0-9 _ -``).
 
     PROTOCOL.md lets readers store other scopes as matching nothing; Cascade's
     engine and CLI reject them instead, so that a typo such as ``tsk:x`` or
@@ -76,9 +79,16 @@ def validate_scope(scope: str) -> str:
     kind, sep, pattern = scope.partition(":")
     if scope == "global" or (kind == "task" and sep and pattern):
         return scope
+    if kind == "schedule" and _SCHEDULE_NAME.fullmatch(pattern):
+        return scope
     raise InvalidMessageError(
-        f"unknown scope {scope!r}: expected 'global' or 'task:<glob>'", "$.scope"
+        f"unknown scope {scope!r}: expected 'global', 'task:<glob>' or 'schedule:<name>' (a "
+        "name of 1 to 64 of A-Z a-z 0-9 _ -)",
+        "$.scope",
     )
+
+
+_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Constraint(msgspec.Struct, kw_only=True):

@@ -135,8 +135,11 @@ class ServedSchedule(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A schedule a serving process fires, in its announcement: its ``name``, the
     ``workflow`` it starts, when (``cron`` and ``tz``, or ``every`` seconds), its
     ``overlap`` and ``catchup``; its ``next`` slot (ISO, UTC), the ``last`` slot it heard
-    claimed (ISO) and, when this process fired it, its ``last_run``; ``paused`` while a
-    pause on ``schedule:<name>`` is in force; ``skipped`` counts the slots it skipped
+    claimed (ISO) and, of the last slot this process fired (``last_slot``, ISO), its run
+    (``last_run``); ``paused`` while a
+    pause on ``schedule:<name>`` is in force, by whom (``paused_by``), why (``paused_reason``)
+    and until when (``paused_until``, epoch seconds; 0: until resumed); ``upcoming``: the
+    slots after ``next`` (ISO, at most 4); ``skipped`` counts the slots it skipped
     (overlap ``skip``, a full queue or server, a pause) and ``last_skipped`` says the
     latest one and why."""
 
@@ -150,6 +153,11 @@ class ServedSchedule(msgspec.Struct, kw_only=True, omit_defaults=True):
     next: _Text = ""
     last: _Text = ""
     last_run: _Text = ""
+    last_slot: _Text = ""
     paused: bool = False
+    paused_by: _Text = ""
+    paused_reason: _Text = ""
+    paused_until: _Seconds = 0.0
+    upcoming: Annotated[list[_Text], msgspec.Meta(max_length=8)] = []
     skipped: _Count = 0
     last_skipped: _Text = ""

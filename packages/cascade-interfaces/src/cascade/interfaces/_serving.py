@@ -30,6 +30,7 @@ from ._topics import DEFAULT_PREFIX, decode_level, encode_level
 
 __all__ = [
     "MAX_PARAMS_BYTES",
+    "BackfillSlot",
     "MAX_PLAN_STEPS",
     "SHARED_GROUP",
     "PlanAction",
@@ -210,6 +211,13 @@ class ServedAnnouncement(msgspec.Struct, kw_only=True, omit_defaults=True):
     schedules: Annotated[list[ServedSchedule], msgspec.Meta(max_length=256)] = []
 
 
+class BackfillSlot(msgspec.Struct, kw_only=True):
+    """The slot a backfill's start request fills: its ``schedule`` and ``slot`` (ISO)."""
+
+    schedule: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+    slot: Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A request to start the served ``workflow`` with ``params`` (JSON, at most
     :data:`MAX_PARAMS_BYTES`), or, with ``rerun_of`` (a run id or a unique prefix of at least
@@ -218,6 +226,10 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ``dry_run``: answer with the plan, start nothing. ``issued_by`` and ``reason`` are the
     requester's claim, ``issued_at`` epoch seconds. The answer goes to
     ``reply_topic(org, id, source)``, ``org`` the serving process's.
+    ``backfill`` (additive): the past slot of a schedule (``{"schedule", "slot"}``, the slot
+    ISO) it starts, its ``id`` the slot's :func:`~cascade.interfaces.serving.slot_request_id`: a
+    server of the schedule claims the slot as its clock would, and starts it only if no claim
+    was there before (docs/schedules.md).
     """
 
     id: _RequestId
@@ -230,6 +242,7 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     issued_by: _Text | None = None
     reason: _Text | None = None
     issued_at: _Seconds | None = None
+    backfill: BackfillSlot | None = None
 
     def __post_init__(self) -> None:
         if len(msgspec.json.encode(self.params)) > MAX_PARAMS_BYTES:

@@ -310,9 +310,8 @@ def status_filter(prefix: str = DEFAULT_PREFIX) -> str:
 def rollcall_topic(prefix: str = DEFAULT_PREFIX) -> str:
     """Where a reader asks every online source to announce itself again: ``{prefix}/rollcall``.
 
-    Used on brokers that send retained statuses only to exact subscriptions
-    (``Connector.capabilities.retained_to_wildcards`` is ``False``), where
-    ``{prefix}/status/+`` brings no retained birth.
+    Used on brokers that send retained statuses only to exact subscriptions, where
+    ``{prefix}/status/+`` brings no retained birth (``Connector.call_roll``).
     """
     return f"{prefix}/rollcall"
 

@@ -20,6 +20,7 @@ from ._serving import (
     MAX_PARAMS_BYTES,
     MAX_PLAN_STEPS,
     SHARED_GROUP,
+    BackfillSlot,
     PlanAction,
     PlanStep,
     RerunMode,
@@ -45,6 +46,7 @@ from ._serving import (
 )
 
 __all__ = [
+    "BackfillSlot",
     "Catchup",
     "Overlap",
     "ServedSchedule",

@@ -40,6 +40,7 @@ from .constraints._constraints import DEFAULT_MAX_CONSTRAINTS, ConstraintManager
 from .executors._executor import Executor
 from .executors._placement import Placement
 from .link._control_link import DEFAULT_CONNECT_WAIT
+from .link._link_context import LinkContext
 from .link._run_wiring import RunWiring
 from .logs._logs import LogForwarding, RunLogs
 from .results._cache import RunCache, check_cache
@@ -460,6 +461,24 @@ class Engine:
             )
         return self.results
 
+    def _link_context(self, connector: Connector) -> LinkContext:
+        """What a link this engine opens through ``connector`` (a run's, or serving's) is
+        given: the settings as they stand now, the counters, the events and ``cancel``."""
+        return LinkContext(
+            connector,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            topic_prefix=self.topic_prefix,
+            sourced_topics=self.sourced_topics,
+            heartbeat_interval=self.heartbeat_interval,
+            summaries=self.summaries,
+            connect_wait=self.connect_wait,
+            shutdown_timeout=self.shutdown_timeout,
+            stats=self.stats,
+            events=self.events,
+            cancel=self.cancel,
+        )
+
     async def _run_target(
         self,
         target: Any,
@@ -581,8 +600,7 @@ class Engine:
                     else self.manage_connection
                 )
                 wiring = RunWiring(
-                    self,
-                    connector,
+                    self._link_context(connector),
                     run,
                     name=name,
                     origin=origin,
@@ -704,10 +722,19 @@ class Engine:
         last claimed, and the slots skipped. docs/schedules.md says what happens on an outage
         and in a partition.
         """
+        if self.connector is None:
+            raise ValueError("serve() needs a connector: requests come over the broker")
         server = Server(
-            self, workflows, self._run_target, max_runs=max_runs, max_queued=max_queued,
+            self._link_context(self.connector),
+            workflows,
+            self._run_target,
+            plan=self.plan,
+            results=self.results,
+            manage_connection=self.manage_connection,
+            max_runs=max_runs,
+            max_queued=max_queued,
             schedules=schedules,
-        )  # fmt: skip
+        )
         if self._serving:
             raise RuntimeError("this engine is serving already")
         self._serving = True

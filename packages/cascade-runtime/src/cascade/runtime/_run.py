@@ -1013,7 +1013,9 @@ class Run:
                     if grant is None:
                         running = executor.submit(spec.fn, args, kwargs, span)
                     else:  # given back when the body ends where it runs, not when we stop waiting
-                        running = executor.submit(spec.fn, args, kwargs, span, grant.release)
+                        running = executor.submit(
+                            spec.fn, args, kwargs, span, grant.release, grant.amounts
+                        )
                         threaded = True
                 if spec.timeout is None:
                     result = await running

@@ -53,10 +53,19 @@ class EngineStats(ConstraintStats):
     what its tasks made it).
     While it serves schedules (docs/schedules.md): ``slots_claimed``: slots this engine won
     across the fleet; ``slots_fired``: those whose run it started; ``slots_skipped``: those
-    it won and skipped (overlap ``skip``, a slot queued already, a pause, a full server; each
-    said in a warning and in the announcement); ``slots_missed``: slots no server claimed
-    during an outage that its catchup did not fire; ``slots_unclaimed``: slots whose claim it
-    did not hear back from the broker within ``CLAIM_WAIT`` (its connection down).
+    it won and skipped (overlap ``skip``, a slot queued already, a full server; each said in a
+    warning and in the announcement); ``slots_paused``: those it won and skipped while a pause
+    on ``schedule:<name>`` was in force (said and announced alike); ``slots_missed``: slots no
+    server claimed during an outage that its catchup did not fire; ``slots_unclaimed``: slots
+    whose claim it did not hear back from the broker within ``CLAIM_WAIT`` (its connection
+    down);
+    ``slots_deduplicated``: slots it won whose start the results store it shares with the
+    other servers refused, another having started the slot's run (a broker that does not
+    order one topic's messages alike for every subscriber let two servers win it; it ran
+    once); ``slots_doubled``: slots it fired that another server's announcement says it fired
+    too (the same, with no shared results store: it ran twice); ``slots_backfilled``: past
+    slots a backfill asked it to start that it claimed first (their runs started as a start
+    request's do).
     """
 
     runs: int = 0
@@ -82,5 +91,9 @@ class EngineStats(ConstraintStats):
     slots_claimed: int = 0
     slots_fired: int = 0
     slots_skipped: int = 0
+    slots_paused: int = 0
     slots_missed: int = 0
     slots_unclaimed: int = 0
+    slots_deduplicated: int = 0
+    slots_doubled: int = 0
+    slots_backfilled: int = 0

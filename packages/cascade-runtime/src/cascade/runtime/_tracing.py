@@ -173,6 +173,16 @@ class AttemptSpan:
 
         return traced
 
+    def ran_on(self, worker: str) -> None:
+        """Say where the attempt's body ran, as its executor names the worker (a Dask
+        worker's address): ``cascade.task.worker``."""
+        if self._span is None:
+            return
+        try:
+            self._span.set_attribute("cascade.task.worker", worker)
+        except Exception:
+            _broken("setting an attribute")
+
     def end(self, state: AttemptState, error: BaseException | None) -> None:
         """End the span with the attempt's final ``state`` and its error, if it had one."""
         _finish(self._span, ATTEMPT_STATE, state, error)

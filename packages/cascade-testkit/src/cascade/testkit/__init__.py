@@ -21,7 +21,8 @@ test one family's session runs alone.
 ``mosquitto_bridge`` is an edge mosquitto bridged to a centre one;
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
-:class:`PrivatePrometheus` a Prometheus server of the tests' own.
+:class:`PrivatePrometheus` a Prometheus server of the tests' own;
+:class:`DaskCluster` a Dask scheduler and workers of the tests' own.
 :class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
 (:class:`HeldTask`), answering decisions as an engine does, for the faces that send them;
 :class:`ServingEngine` for a process serving named workflows (``Engine.serve``): it announces
@@ -37,6 +38,7 @@ in the connector's wheel.
 
 from ._bridge import MosquittoBridge, mosquitto_bridge
 from ._certs import TestCertificates, make_test_certificates
+from ._dask import DaskCluster
 from ._families import (
     BROKER_FAMILIES,
     BROKER_FAMILY_VARIABLE,
@@ -117,6 +119,7 @@ __all__ = [
     "STAR_TOPIC_REWRITTEN",
     "SUMMARY_GAP",
     "BrokerEndpoint",
+    "DaskCluster",
     "EngineShare",
     "FleetCounts",
     "FleetSettings",

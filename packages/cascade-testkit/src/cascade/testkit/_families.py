@@ -59,7 +59,7 @@ MOSQUITTO_ONLY = (
 )
 
 
-# Differences of RabbitMQ 3.x's MQTT plugin, measured in tests/brokers/test_capabilities.py.
+# Differences of RabbitMQ 3.x's MQTT plugin, measured in the tests/brokers suite.
 RETAINED_EXACT_ONLY = (
     "sends a retained message only to subscriptions of its exact topic, never through a '+' or "
     "'#' filter, so `cascade status`/`watch` miss retained statuses ({prefix}/status/+), and "
@@ -82,8 +82,8 @@ QOS_ORDER_NOT_KEPT = (
     "ENGINE_STARTED may arrive after the QoS 0 task states that followed it; "
     "the test asserts that order, so it fails there at random, neither pass nor xfail"
 )
-# What NATS 2.9's MQTT listener (and RabbitMQ 3.x's plugin) lacks, measured in
-# tests/brokers/test_capabilities.py: a test that needs one of these means nothing there.
+# What NATS 2.9's MQTT listener (and RabbitMQ 3.x's plugin) lacks, measured in the
+# tests/brokers suite: a test that needs one of these means nothing there.
 NO_MQTT5 = (
     "speaks MQTT 3.1.1 only: an MQTT 5 CONNECT is refused, so nothing here that needs MQTT 5 "
     "(session expiry, message expiry, user properties) can connect"

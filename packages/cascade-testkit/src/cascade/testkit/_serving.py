@@ -23,7 +23,6 @@ from cascade.interfaces import (
     RunStatus,
     SubscriptionHandle,
     events_topic,
-    rollcall_topic,
 )
 from cascade.interfaces.commands import reply_topic
 from cascade.interfaces.connector_kit import encode_payload
@@ -154,8 +153,7 @@ class ServingEngine:
             for name in self.workflows:
                 filter_ = shared_start_filter(self.org_id, self.project_id, name, self.prefix)
                 self._handles.append(await subscribe(filter_, self._take))
-        if self.connector.capabilities.retained_to_wildcards is False:
-            self._handles.append(await subscribe(rollcall_topic(self.prefix), self._called))
+        self._handles.append(await self.connector.answer_rollcalls(self._called))
         await self.announce()
 
     async def stop(self) -> None:

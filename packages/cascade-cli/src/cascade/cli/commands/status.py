@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.interfaces import subscribe_constraints
 from cascade.reader import ROLLCALL_WAIT, ReaderModel, subscribe_statuses
 
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -64,8 +63,8 @@ def status(
     async def snapshot(connector: Any) -> None:
         state.prefix = connector.topic_prefix
         called = await subscribe_statuses(connector, state.apply)
-        await subscribe_constraints(connector, state.apply)
-        say_what_the_broker_lacks(connector, STATUS_LACKS)
+        await connector.subscribe_constraints(state.apply)
+        say_what_the_broker_lacks(called, STATUS_LACKS)
         if called:  # the roll call's answers: nothing says when all are in
             await asyncio.sleep(min(ROLLCALL_WAIT, broker.timeout))
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from cascade.interfaces import Connector
-
 __all__ = ["STATUS_LACKS", "WATCH_LACKS", "say_what_the_broker_lacks"]
 
 # What status and watch cannot show where the broker sends retained messages to exact
@@ -21,9 +19,10 @@ WATCH_LACKS = (
 )
 
 
-def say_what_the_broker_lacks(connector: Connector, consequence: str) -> None:
-    """Once subscribed: a capability the broker lacks, and what it costs, on stderr."""
-    if connector.capabilities.retained_to_wildcards is False:
+def say_what_the_broker_lacks(rollcalled: bool, consequence: str) -> None:
+    """Once subscribed, where the broker sent no retained status and the roll was called
+    (``rollcalled``, what ``subscribe_statuses`` returned): what that costs, on stderr."""
+    if rollcalled:
         typer.echo(
             "cascade: warning: this broker does not deliver retained messages to wildcard "
             f"subscriptions: {consequence}",

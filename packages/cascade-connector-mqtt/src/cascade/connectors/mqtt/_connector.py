@@ -26,6 +26,7 @@ from cascade.interfaces import (
     encode_level,
 )
 from cascade.interfaces.connector_kit import (
+    BrokerDifferences,
     RateLimitedLogger,
     Subscription,
     encode_payload,
@@ -58,7 +59,7 @@ def _default_link() -> LinkFactory:
     return PahoLink
 
 
-class MqttConnector:
+class MqttConnector(BrokerDifferences):
     """A :class:`~cascade.interfaces.Connector` over MQTT, safe inside a workflow engine.
 
     ``MqttConnector(hostname, port=1883, **options)``, or, for a broker of

@@ -17,7 +17,7 @@ from cascade.control import (
     Refusal,
     default_operator,
 )
-from cascade.interfaces import Connector, subscribe_constraints
+from cascade.interfaces import Connector
 from cascade.interfaces.connector_kit import event_set
 from cascade.interfaces.serving import served_filter
 from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses
@@ -78,7 +78,7 @@ class DashboardHub:
         await self.connector.subscribe(served_filter(self.connector.topic_prefix), self.workflows)
         await subscribe_statuses(self.connector, self._on_message)
         await self.telemetry.start()
-        await subscribe_constraints(self.connector, self._on_message)
+        await self.connector.subscribe_constraints(self._on_message)
 
     def close_streams(self) -> None:
         """End every page's stream (the server is stopping)."""

@@ -26,6 +26,7 @@ from .._topics import (
     validate_prefix,
     validate_topic,
 )
+from ..connector_kit._broker_differences import BrokerDifferences
 
 __all__ = ["InMemoryBroker", "InMemoryConnector"]
 
@@ -58,7 +59,7 @@ class InMemoryBroker:
 
     ``retained_to_wildcards=False`` makes it behave as RabbitMQ 3.x's MQTT
     plugin does: a retained message goes only to a subscription of its exact
-    topic, never through ``+`` or ``#`` (its connectors' ``capabilities`` say so).
+    topic, never through ``+`` or ``#`` (its connectors find so, as an MQTT connector does).
 
     A shared subscription (``$share/{group}/{filter}``) gets each message as mosquitto's do:
     one client of the group takes it (in turn), and it brings no retained message.
@@ -164,7 +165,7 @@ class InMemoryBroker:
             self._idle.set()
 
 
-class InMemoryConnector:
+class InMemoryConnector(BrokerDifferences):
     """A :class:`~cascade.interfaces.Connector` on an :class:`InMemoryBroker`.
 
     It keeps the whole connector contract, presence included: a retained

@@ -15,13 +15,14 @@ import importlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ExecutorError, WorkerLost
 from .._steps import describe
 from ._remote import RemoteAttempt
-from ._worker import run_attempt, sendable_function
+from ._worker import Outcome, run_attempt, sendable_function
 
 if TYPE_CHECKING:
     from .._tracing import AttemptSpan
@@ -61,7 +62,11 @@ class DaskExecutor:
     by itself, unseen by the engine (a warning says so at the first connection). What the
     task logs comes back with its result; ``current_task()`` works on the worker; a cancel or
     a timeout cancels the attempt's future (a worker cannot stop a task it runs: it runs on,
-    its result discarded).
+    its result discarded). What a task asks of the engine's system resources
+    (``with_constraints(gpu=1)``) it also asks of the worker that runs it, as Dask's
+    ``resources=`` (workers started ``dask worker --resources "gpu=1"``); an attempt that asks
+    for more than any worker of the cluster offers fails :class:`~cascade.runtime.ExecutorError`
+    saying so, about a second after it is sent, instead of waiting unrunnable for good.
     """
 
     def __init__(self, address_or_client: str | Client) -> None:
@@ -169,13 +174,58 @@ def _cloudpickle() -> Any:
     return importlib.import_module("cloudpickle")  # distributed's own dependency
 
 
+class DaskAttempt(RemoteAttempt):
+    """An attempt bound for the cluster: what :class:`RemoteAttempt` holds, and the
+    ``amounts`` of resources it asks of its worker, and its trace ``span``."""
+
+    __slots__ = ("amounts", "span")
+
+    def __init__(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: AttemptSpan | None,
+        ended: Callable[[], None] | None,
+        amounts: Mapping[str, float] | None,
+    ) -> None:
+        super().__init__(fn, args, kwargs, "Dask", _cloudpickle().dumps, _by_value_main, ended)
+        self.amounts = dict(amounts) if amounts else None
+        self.span = span
+
+    def resources(self) -> tuple[tuple[str, float], ...]:
+        """Its amounts, as one key of the attempts that ask the same."""
+        return tuple(sorted(self.amounts.items())) if self.amounts else ()
+
+
+def run_on_dask(payload: bytes, context: Any, lines: Any) -> Outcome:
+    """One attempt, on a Dask worker (:func:`run_attempt`), said to have run at its address."""
+    outcome = run_attempt(payload, context, lines)
+    try:
+        outcome.worker = str(_distributed().get_worker().address)
+    except Exception:  # not in a worker (a client's local run): where is not known
+        outcome.worker = None
+    return outcome
+
+
+def _offers(amounts: Mapping[str, float], offered: Mapping[str, float]) -> bool:
+    """Whether a worker that offers ``offered`` can ever run an attempt that asks ``amounts``."""
+    return all(offered.get(resource, 0) >= amount for resource, amount in amounts.items())
+
+
+def _said(amounts: Mapping[str, float]) -> str:
+    return ", ".join(f"{resource}={amount:g}" for resource, amount in sorted(amounts.items()))
+
+
 class RunDask:
     """A run's attempts on a :class:`DaskExecutor`'s cluster.
 
     Attempts started in one turn of the run's loop go to the scheduler together (one
-    ``client.map``, each its own key), and those that ended meanwhile come back together (one
-    ``gather``), in a thread of the run's: Dask's per-future round trips would cost each task
-    more than the engine does.
+    ``client.map`` for those asking the same resources, each its own key), and those that
+    ended meanwhile come back together (one ``gather``), in a thread of the run's: Dask's
+    per-future round trips would cost each task more than the engine does. That thread also
+    looks, every second, for attempts no worker can run: their scheduler gone, or their
+    resources offered by no worker.
     """
 
     abandoned = "its Dask future is cancelled; a worker that runs it runs on to its end"
@@ -184,10 +234,10 @@ class RunDask:
         self.executor = executor
         self._loop = asyncio.get_running_loop()
         # by task id, till they end: the attempt, its Dask future, and who awaits it
-        self._futures: dict[str, tuple[RemoteAttempt, Future, asyncio.Future[Any]]] = {}
-        self._pending: list[tuple[RemoteAttempt, asyncio.Future[Any]]] = []
+        self._futures: dict[str, tuple[DaskAttempt, Future, asyncio.Future[Any]]] = {}
+        self._pending: list[tuple[DaskAttempt, asyncio.Future[Any]]] = []
         self._connecting: set[asyncio.Task[None]] = set()
-        self._ended: queue.SimpleQueue[tuple[RemoteAttempt, Future, asyncio.Future[Any]] | None]
+        self._ended: queue.SimpleQueue[tuple[DaskAttempt, Future, asyncio.Future[Any]] | None]
         self._ended = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
 
@@ -198,19 +248,20 @@ class RunDask:
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
         ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
     ) -> Any:
         """``fn(*args, **kwargs)`` as one Dask future, sent with the others of this turn of the
-        loop; its end awaited here; ``ended`` called when its future ends (or it is never
-        sent)."""
-        dumps = _cloudpickle().dumps
-        attempt = RemoteAttempt(fn, args, kwargs, "Dask", dumps, _by_value_main, ended)
+        loop, on a worker that offers ``amounts`` (Dask's ``resources=``); its end awaited
+        here, ``span`` told the worker's address; ``ended`` called when its future ends (or it
+        is never sent)."""
+        attempt = DaskAttempt(fn, args, kwargs, span, ended, amounts)
         done: asyncio.Future[Any] = self._loop.create_future()
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append((attempt, done))
         return self._attempt(attempt, done)
 
-    async def _attempt(self, attempt: RemoteAttempt, done: asyncio.Future[Any]) -> Any:
+    async def _attempt(self, attempt: DaskAttempt, done: asyncio.Future[Any]) -> Any:
         try:
             return await done
         except asyncio.CancelledError:
@@ -239,9 +290,7 @@ class RunDask:
         self._connecting.add(connecting)
         connecting.add_done_callback(self._connecting.discard)
 
-    async def _connect_and_send(
-        self, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]
-    ) -> None:
+    async def _connect_and_send(self, batch: list[tuple[DaskAttempt, asyncio.Future[Any]]]) -> None:
         try:
             client = await asyncio.to_thread(self.executor.client)
         except Exception as exc:
@@ -252,7 +301,7 @@ class RunDask:
             return
         self._send(client, batch)
 
-    def _send(self, client: Client, batch: list[tuple[RemoteAttempt, asyncio.Future[Any]]]) -> None:
+    def _send(self, client: Client, batch: list[tuple[DaskAttempt, asyncio.Future[Any]]]) -> None:
         if not batch:
             return
         for attempt, done in batch:
@@ -267,41 +316,62 @@ class RunDask:
                 attempt.end()
                 _settle(done, None, failure)
             return
+        alike: dict[tuple[tuple[str, float], ...], list[tuple[DaskAttempt, asyncio.Future[Any]]]]
+        alike = {}
+        for item in batch:
+            alike.setdefault(item[0].resources(), []).append(item)
+        for resources, items in alike.items():
+            self._map(client, items, dict(resources) or None)
+        if self._collector is None:
+            self._collector = threading.Thread(
+                target=self._collect, name="cascade-dask", daemon=True
+            )
+            self._collector.start()
+
+    def _map(
+        self,
+        client: Client,
+        batch: list[tuple[DaskAttempt, asyncio.Future[Any]]],
+        resources: dict[str, float] | None,
+    ) -> None:
+        """``batch``, attempts that ask the same ``resources``, as one ``client.map``."""
         attempts = [attempt for attempt, _ in batch]
         try:
             futures = client.map(
-                run_attempt,
+                run_on_dask,
                 [attempt.payload for attempt in attempts],
                 [attempt.context for attempt in attempts],
                 [attempt.lines for attempt in attempts],
                 key=[_key(attempt) for attempt in attempts],
                 pure=False,
                 retries=0,
+                resources=resources,
             )
         except Exception as exc:
             for attempt, done in batch:
                 attempt.end()
                 _settle(done, None, exc)
             return
-        if self._collector is None:
-            self._collector = threading.Thread(
-                target=self._collect, args=(client,), name="cascade-dask", daemon=True
-            )
-            self._collector.start()
         ended = self._ended
         for (attempt, done), future in zip(batch, futures, strict=True):
             self._futures[attempt.task_id] = (attempt, future, done)
             future.add_done_callback(lambda f, a=attempt, d=done: ended.put((a, f, d)))
 
-    def _collect(self, client: Client) -> None:
+    def _collect(self) -> None:
         """The run's thread that takes the attempts that ended, as many at once as have, their
-        results in one gather, to their awaiting futures on the loop."""
+        results in one gather, to their awaiting futures on the loop; and every second, the
+        attempts no worker can run."""
         ended = self._ended
+        look = time.monotonic() + 1.0
         while True:
-            try:
-                first = ended.get(timeout=1.0)
-            except queue.Empty:
+            now = time.monotonic()
+            if now >= look:
+                look = now + 1.0
                 self._give_up_if_gone()
+                self._give_up_unrunnable()
+            try:
+                first = ended.get(timeout=max(0.0, look - now))
+            except queue.Empty:
                 continue
             if first is None:
                 return
@@ -325,41 +395,59 @@ class RunDask:
                     results = {}
             for attempt, future, done in batch:
                 attempt.end()
-                value, failure = self._outcome(attempt, future, results)
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                    self._loop.call_soon_threadsafe(
-                        self._settle, attempt, future, done, value, failure
-                    )
+                value, failure, worker = self._outcome(attempt, future, results)
+                self._end(attempt, future, done, value, failure, worker)
 
     def _outcome(
-        self, attempt: RemoteAttempt, future: Future, results: dict[int, Any]
-    ) -> tuple[Any, BaseException | None]:
+        self, attempt: DaskAttempt, future: Future, results: dict[int, Any]
+    ) -> tuple[Any, BaseException | None, str | None]:
+        """What ``future`` gave: the attempt's value or failure, and the worker it ran on."""
         try:
             status = future.status
             if status == "finished":
                 outcome = results[id(future)] if id(future) in results else future.result()
-                return attempt.settle(outcome)
+                return (*attempt.settle(outcome), outcome.worker)
             if status == "error":
-                return None, _failure(future.exception())
-            return None, WorkerLost(  # cancelled, or lost with the scheduler
+                failure, worker = _failure(future.exception())
+                return None, failure, worker
+            dropped = WorkerLost(  # cancelled, or lost with the scheduler
                 f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt, "
                 f"{status}: it went away, or someone cancelled it): this attempt counts as failed"
             )
+            return None, dropped, None
         except Exception as exc:  # the client could not give what it had
-            return None, exc
+            return None, exc, None
 
-    def _settle(
+    def _end(
         self,
-        attempt: RemoteAttempt,
+        attempt: DaskAttempt,
         future: Future,
         done: asyncio.Future[Any],
         value: Any,
         failure: BaseException | None,
+        worker: str | None = None,
     ) -> None:
-        """On the loop: the attempt's end to whoever awaits it."""
+        """From the collecting thread: the attempt's end to the loop."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+            self._loop.call_soon_threadsafe(
+                self._settle, attempt, future, done, value, failure, worker
+            )
+
+    def _settle(
+        self,
+        attempt: DaskAttempt,
+        future: Future,
+        done: asyncio.Future[Any],
+        value: Any,
+        failure: BaseException | None,
+        worker: str | None,
+    ) -> None:
+        """On the loop: the attempt's end to whoever awaits it (its span told where it ran)."""
         sent = self._futures.get(attempt.task_id)
         if sent is not None and sent[1] is future:
             del self._futures[attempt.task_id]
+        if worker is not None and attempt.span is not None and not done.done():
+            attempt.span.ran_on(worker)
         _settle(done, value, failure)
 
     def _give_up_if_gone(self) -> None:
@@ -374,10 +462,43 @@ class RunDask:
                     f"worker lost (the Dask scheduler {_address(client)} went away and did not "
                     "come back): this attempt counts as failed"
                 )
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                    self._loop.call_soon_threadsafe(
-                        self._settle, attempt, future, done, None, failure
-                    )
+                self._end(attempt, future, done, None, failure)
+
+    def _give_up_unrunnable(self) -> None:
+        """In the collecting thread: the attempts that ask resources no worker of their cluster
+        offers fail :class:`ExecutorError` saying what the workers offer (Dask would hold them
+        unrunnable till such a worker joins), their futures cancelled."""
+        asking = [
+            sent
+            for sent in list(self._futures.values())
+            if sent[0].amounts and sent[1].status == "pending"
+        ]
+        if not asking:
+            return
+        client = asking[0][1].client
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except Exception as exc:  # gone: _give_up_if_gone says so once the client gives up
+            _log.debug("the Dask scheduler's workers are not known: %s", describe(exc))
+            return
+        offered = {address: info.get("resources") or {} for address, info in workers.items()}
+        for attempt, future, done in asking:
+            amounts = attempt.amounts
+            assert amounts is not None
+            if any(_offers(amounts, offer) for offer in offered.values()):
+                continue
+            offers = "; ".join(
+                f"{address}: {_said(offer) or 'no resources'}"
+                for address, offer in sorted(offered.items())
+            )
+            failure = ExecutorError(
+                f"task {attempt.task_id} asks its Dask worker for {_said(amounts)}, which no "
+                f"worker of the cluster at {_address(client)} offers ({offers or 'no workers'}): "
+                "start workers with dask worker --resources, or ask for less"
+            )
+            _cancel(future)
+            attempt.end()
+            self._end(attempt, future, done, None, failure)
 
     def _cancel(self, future: Future) -> None:
         """Cancel ``future`` at the scheduler without waiting for its answer (in a thread)."""
@@ -424,17 +545,18 @@ def _key(attempt: RemoteAttempt) -> str:
     return f"cascade-{context.run_id}-{context.task_id}-{context.attempt}"
 
 
-def _failure(exc: BaseException | None) -> BaseException:
+def _failure(exc: BaseException | None) -> tuple[BaseException, str | None]:
+    """What a failed future's exception means for its attempt, and the worker it names."""
     killed = _distributed().scheduler.KilledWorker
     if isinstance(exc, killed):
-        worker = getattr(exc.last_worker, "address", exc.last_worker)
+        worker = str(getattr(exc.last_worker, "address", exc.last_worker))
         return WorkerLost(
             f"worker lost ({worker}): the Dask worker died while it held this attempt; it "
             "counts as failed"
-        )
+        ), worker
     if exc is None:
-        return ExecutorError("the Dask future failed without an exception")
-    return exc
+        return ExecutorError("the Dask future failed without an exception"), None
+    return exc, None
 
 
 def _scheduler(future: Future) -> str:

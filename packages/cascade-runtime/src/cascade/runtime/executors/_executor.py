@@ -8,7 +8,7 @@ returned or raised. Coroutine tasks never go to one: they run on the engine's lo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class RunExecutor(Protocol):
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
         ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
     ) -> Awaitable[Any]:
         """Start ``fn(*args, **kwargs)``, one attempt of the task the calling asyncio task
         runs (its ``current_task()`` and its log scope are in the caller's context; ``span``,
@@ -60,7 +61,9 @@ class RunExecutor(Protocol):
         attempt that has not started and abandons one that has. ``ended``, if given, is
         called (from any thread, once) when the attempt has really ended where it ran, or
         will never run: what it holds of the engine's system resources is given back then,
-        not when the run stopped waiting for it."""
+        not when the run stopped waiting for it. ``amounts``: those system resources, each
+        above 0 (``with_constraints``), where it asked for some: what an executor of many
+        machines asks of the one that runs it."""
         ...
 
     def started(self, task_id: str) -> bool:

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -195,9 +195,11 @@ class RunProcesses:
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
         ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
     ) -> asyncio.Future[Any]:
         """``fn(*args, **kwargs)`` in a worker (``span`` stays here: the attempt's span covers
-        its time in the pool); ``ended`` called when the pool is done with it."""
+        its time in the pool); ``ended`` called when the pool is done with it; ``amounts`` are
+        the machine's, held by the engine."""
         attempt = RemoteAttempt(fn, args, kwargs, "a worker process")
         pooled, pool = self.executor.submit(attempt.payload, attempt.context, attempt.lines)
         future: asyncio.Future[Any] = self._loop.create_future()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +69,11 @@ class RunThreads:
         kwargs: dict[str, Any],
         span: AttemptSpan | None,
         ended: Callable[[], None] | None = None,
+        amounts: Mapping[str, float] | None = None,
     ) -> asyncio.Future[Any]:
         """``fn`` in a thread, in a copy of the caller's context (its ``current_task()``, its
         log scope) and with ``span`` current there; ``ended`` called when the thread is done
-        with it."""
+        with it; ``amounts`` are the engine's machine's, held by the engine."""
         call: Callable[[], Any] = functools.partial(fn, *args, **kwargs)
         if span is not None:
             call = span.bind(call)

@@ -166,10 +166,10 @@ def _collect(lines: Lines) -> _Collecting:
 
 class Outcome:
     """What an attempt gave back: ``result`` (pickled) or ``error`` (and the worker's
-    ``traceback``), the ``lines`` it logged and printed, and ``over``: lines beyond the most
-    kept."""
+    ``traceback``), the ``lines`` it logged and printed, ``over``: lines beyond the most
+    kept, and ``worker``: where it ran, where its executor says (a Dask worker's address)."""
 
-    __slots__ = ("error", "lines", "over", "result", "traceback")
+    __slots__ = ("error", "lines", "over", "result", "traceback", "worker")
 
     def __init__(
         self,
@@ -184,12 +184,13 @@ class Outcome:
         self.traceback = traceback
         self.lines = lines
         self.over = over
+        self.worker: str | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.result, self.error, self.traceback, self.lines, self.over)
+        return (self.result, self.error, self.traceback, self.lines, self.over, self.worker)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.result, self.error, self.traceback, self.lines, self.over = state
+        self.result, self.error, self.traceback, self.lines, self.over, self.worker = state
 
 
 class WorkerTraceback(CascadeError):

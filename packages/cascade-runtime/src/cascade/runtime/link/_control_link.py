@@ -9,13 +9,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from cascade.interfaces import (
-    Connector,
-    SubscriptionHandle,
-    SyncPhase,
-    TopicKey,
-    subscribe_constraints,
-)
+from cascade.interfaces import Connector, ConstraintsSubscription, SyncPhase, TopicKey
 
 from .._steps import StepFailed, explain, within
 from ..constraints._constraints import ConstraintManager
@@ -37,7 +31,7 @@ NO_RETAINED_TO_WILDCARDS = (
     "those published while it runs (see the Brokers page of the docs)"
 )
 
-# Connectors whose broker's missing capabilities were reported: once per connector, not per run.
+# Connectors whose constraints come through the index, said so: once per connector, not per run.
 _reported: weakref.WeakSet[Connector] = weakref.WeakSet()
 
 
@@ -57,7 +51,7 @@ class ControlLink:
     SUBSCRIBE right behind theirs, so it costs the run's start no extra round trip);
     :meth:`open` does not wait for it.
 
-    The subscription is :func:`~cascade.interfaces.subscribe_constraints`'s: on a broker
+    The subscription is :meth:`~cascade.interfaces.Connector.subscribe_constraints`'s: on a broker
     that sends retained messages only to exact subscriptions, each snapshot is read
     through the constraints index (with ``task_names``, only the topics of scopes that
     govern one of them) before the manager is told it ended.
@@ -86,7 +80,7 @@ class ControlLink:
         self._manage = manage
         self._wait = wait
         self._task: asyncio.Task[None] | None = None
-        self.subscription: SubscriptionHandle | None = None
+        self.subscription: ConstraintsSubscription | None = None
 
     async def open(self) -> None:
         """Start connecting and subscribing; return once the retained constraints are
@@ -133,8 +127,7 @@ class ControlLink:
             step = "subscribe to the constraints"
             connector = self._connector
             subscribing = asyncio.ensure_future(
-                subscribe_constraints(
-                    connector,
+                connector.subscribe_constraints(
                     self._manager.handle_message,
                     on_sync=self._synced,
                     wanted=self._governs_a_task,
@@ -147,6 +140,7 @@ class ControlLink:
                 # no extra round trip.
                 then = asyncio.ensure_future(self._then())
             self.subscription = await subscribing  # its snapshot's exact reads included
+            self._say_indexed()
             if then is not None:
                 step = "subscribe to the run's commands"
                 await then
@@ -164,13 +158,8 @@ class ControlLink:
         """The subscription's ``on_sync``: the manager's (its end after the exact reads where
         the broker needs them, which is said once per connector)."""
         connector = self._connector
-        if (
-            phase == "end"
-            and connector.capabilities.retained_to_wildcards is False
-            and connector not in _reported
-        ):
-            _reported.add(connector)
-            _log.warning("%s", NO_RETAINED_TO_WILDCARDS.format(prefix=connector.topic_prefix))
+        if phase == "end":
+            self._say_indexed()
         self._manager.sync(phase)
         if phase == "end" and not self._known.is_set():
             self._known.set()
@@ -182,13 +171,25 @@ class ControlLink:
                     _broker(connector),
                 )
 
+    def _say_indexed(self) -> None:
+        """Where the constraints come through the index, say once per connector what that
+        misses (once subscribed: the first snapshot's end comes before)."""
+        connector, subscription = self._connector, self.subscription
+        if subscription is not None and subscription.indexed and connector not in _reported:
+            _reported.add(connector)
+            _log.warning("%s", NO_RETAINED_TO_WILDCARDS.format(prefix=connector.topic_prefix))
+
     def _governs_a_task(self, key: TopicKey) -> bool:
         """Whether a constraint on ``key``'s scope can hold one of the run's tasks back (the
         index's other topics are not read: they cannot change this run)."""
         names = self._task_names
-        if names is None or key.scope == "global":
+        if key.scope == "global":
             return True
-        glob = key.scope.partition(":")[2]
+        kind, _, glob = key.scope.partition(":")
+        if kind != "task":
+            return False  # a schedule's pause holds no task back
+        if names is None:
+            return True
         return any(fnmatch.fnmatchcase(name, glob) for name in names)
 
     async def close(self, timeout: float) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import Connector
 from cascade.interfaces.commands import DecisionReply, DecisionRequest
 from cascade.interfaces.serving import RunOrigin
 
-from .._engine_face import EngineFace
 from .._run import Run
 from .._steps import StepFailed, within
 from ..logs._logs import RunLogs
 from ._commands import CommandListener
 from ._control_link import ControlLink
+from ._link_context import LinkContext
 from ._summary import EngineSummaries, summaries_for
 from ._telemetry import TelemetrySubscriber
 
@@ -25,14 +24,14 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 
 class RunWiring:
-    """One run's links to the broker through ``engine.connector``: :meth:`open` before its
+    """One run's links to the broker through ``context.connector``: :meth:`open` before its
     first task, :meth:`close_logs` before its end is emitted, :meth:`close` after (each step
-    bounded by the engine's ``shutdown_timeout``, never raising for the broker)."""
+    bounded by the engine's ``shutdown_timeout``, never raising for the broker); ``context``
+    is what the engine hands it as the run starts."""
 
     def __init__(
         self,
-        engine: EngineFace,
-        connector: Connector,
+        context: LinkContext,
         run: Run,
         *,
         name: str | None,
@@ -40,8 +39,8 @@ class RunWiring:
         manage: bool,
         decide: Callable[[DecisionRequest], DecisionReply | None],
     ) -> None:
-        self.engine = engine
-        self.connector = connector
+        self.context = context
+        self.connector = context.connector
         self.run = run
         self.manager = run.manager
         self.trace_id = run.tracing.trace_id if run.tracing is not None else None
@@ -60,15 +59,15 @@ class RunWiring:
         """Subscribe to the constraints (waiting for the retained ones at most
         ``connect_wait``) and to the run's commands, and start its telemetry, log lines and
         summaries."""
-        engine, connector, run_id = self.engine, self.connector, self.run.run_id
+        context, connector, run_id = self.context, self.connector, self.run.run_id
         telemetry = self.telemetry = TelemetrySubscriber(
             connector,
             run_id=run_id,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
-            topic_prefix=engine.topic_prefix,
-            sourced=engine.sourced_topics,
-            heartbeat_interval=engine.heartbeat_interval,
+            org_id=context.org_id,
+            project_id=context.project_id,
+            topic_prefix=context.topic_prefix,
+            sourced=context.sourced_topics,
+            heartbeat_interval=context.heartbeat_interval,
             holds=self.run.holds,
             trace_id=self.trace_id,
             name=self.name,
@@ -76,62 +75,62 @@ class RunWiring:
         )
         commands = self.commands = CommandListener(
             connector,
-            engine.cancel,
+            context.cancel,
             run_id,
-            engine.topic_prefix,
+            context.topic_prefix,
             telemetry.request_snapshot,
-            org_id=engine.org_id,
+            org_id=context.org_id,
             decide=self.decide,
-            project_id=engine.project_id,
+            project_id=context.project_id,
         )
         self.link = ControlLink(
             connector,
             self.manager,
-            topic_prefix=engine.topic_prefix,
+            topic_prefix=context.topic_prefix,
             manage=self.manage,
-            wait=engine.connect_wait,
+            wait=context.connect_wait,
             then=commands.subscribe,  # after the constraints: the run waits on it not
             task_names={node.lazy.name for node in self.run.graph.nodes},
         )
         await self.link.open()
         if not self.link.constraints_known:
-            engine.stats.constraints_unknown += 1
-        self.unsubscribe_bus = engine.events.subscribe(telemetry)
+            context.stats.constraints_unknown += 1
+        self.unsubscribe_bus = context.events.subscribe(telemetry)
         telemetry.start()
         self.logs = self.run.logs
         if self.logs is not None:
             self.logs.start()
-        if engine.summaries:
+        if context.summaries:
             self.summaries = summaries_for(
-                connector, engine.topic_prefix, engine.heartbeat_interval
+                connector, context.topic_prefix, context.heartbeat_interval
             )
             self.summaries.run_started(
                 telemetry,
-                org_id=engine.org_id,
-                project_id=engine.project_id,
+                org_id=context.org_id,
+                project_id=context.project_id,
                 trace_id=self.trace_id,
             )
 
     async def close_logs(self) -> None:
         """Send the run's last log lines (before its end, for those who follow both)."""
         if self.logs is not None:
-            stats = self.engine.stats
-            await self.logs.aclose(self.engine.shutdown_timeout)
+            stats = self.context.stats
+            await self.logs.aclose(self.context.shutdown_timeout)
             stats.log_lines_sent += self.logs.sent
             stats.log_lines_dropped += self.logs.dropped
 
     async def close(self, status: str) -> None:
         """Unsubscribe, send the run's last telemetry and then the source's summary with the
         run ended, and disconnect a connection the run opened."""
-        engine = self.engine
-        timeout = engine.shutdown_timeout
+        context = self.context
+        timeout = context.shutdown_timeout
         if self.link is not None:
             await self.link.close(timeout)
         if self.commands is not None:
             await self.commands.close(timeout)
         if self.telemetry is not None:
             await self.telemetry.aclose(timeout)
-            engine.stats.telemetry_dropped += self.telemetry.dropped
+            context.stats.telemetry_dropped += self.telemetry.dropped
             if self.summaries is not None:
                 await self.summaries.run_ended(self.telemetry, status, timeout)
         if self.manage:

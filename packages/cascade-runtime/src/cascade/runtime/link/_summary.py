@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from cascade.interfaces import Connector, Message, SubscriptionHandle, rollcall_topic
+from cascade.interfaces import Connector, Message, SubscriptionHandle
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
@@ -104,7 +104,6 @@ class EngineSummaries:
         """Summaries published."""
         self.failed = 0
         """Summaries whose publish failed."""
-        self._prefix = prefix
         self._live: dict[str, _Live] = {}
         self._ended: deque[SummaryRun] = deque(maxlen=MAX_SUMMARY_RUNS)
         self._ended_tasks = dict.fromkeys(_TALLIED, 0)
@@ -217,12 +216,8 @@ class EngineSummaries:
     async def _answer_rollcalls(self) -> None:
         """Where ``{prefix}/summary/+`` brings no retained summary, a reader's roll call is
         answered with one (as the connector answers it with the source's status)."""
-        if self.connector.capabilities.retained_to_wildcards is not False:
-            return
         try:
-            self._rollcall = await self.connector.subscribe(
-                rollcall_topic(self._prefix), self._on_rollcall
-            )
+            self._rollcall = await self.connector.answer_rollcalls(self._on_rollcall)
         except Exception as exc:
             self._log.warning("rollcall", "could not subscribe to roll calls: %s", exc)
 

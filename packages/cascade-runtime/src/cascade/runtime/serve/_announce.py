@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from cascade.interfaces import (
     Connector,
@@ -15,7 +16,6 @@ from cascade.interfaces import (
     SubscriptionHandle,
     decode_level,
     decode_status,
-    rollcall_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
@@ -49,7 +49,6 @@ class Announcer:
         project_id: str,
     ) -> None:
         self._connector = connector
-        self._prefix = prefix
         self.topic = served_topic(org_id, project_id, connector.source_id, prefix)
         self._announcement = announcement
         self._wake = asyncio.Event()
@@ -63,13 +62,10 @@ class Announcer:
 
     async def start(self) -> None:
         """Publish now, then whenever changed or asked by a roll call."""
-        if self._connector.capabilities.retained_to_wildcards is not True:
-            try:
-                self._rollcall = await self._connector.subscribe(
-                    rollcall_topic(self._prefix), self._on_rollcall
-                )
-            except Exception as exc:
-                self._log.warning("rollcall", "could not subscribe to roll calls: %s", explain(exc))
+        try:
+            self._rollcall = await self._connector.answer_rollcalls(self._on_rollcall)
+        except Exception as exc:
+            self._log.warning("rollcall", "could not subscribe to roll calls: %s", explain(exc))
         self._wake.set()
         self._loop = asyncio.create_task(self._publish_loop(), name="cascade-served")
 
@@ -78,8 +74,7 @@ class Announcer:
         self._wake.set()
 
     def _on_rollcall(self, message: Message) -> None:
-        if self._connector.capabilities.retained_to_wildcards is False:
-            self._wake.set()
+        self._wake.set()
 
     async def _publish_loop(self) -> None:
         while True:
@@ -116,14 +111,22 @@ class Announcer:
 
 class Peers:
     """The other serving processes' announcements, as heard on ``{prefix}/served/+/+/+``: the
-    reruns each runs now (a request to rerun one of those runs is refused here too).
+    reruns each runs now (a request to rerun one of those runs is refused here too), the runs
+    of schedules each runs (``changed`` is called when they change), and the last slot of each
+    schedule each fired (told to ``fired(source, schedule, slot, run_id)``).
 
     A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)
     forgets its source.
     """
 
-    def __init__(self, own_source: str, changed: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        own_source: str,
+        changed: Callable[[], None] = lambda: None,
+        fired: Callable[[str, str, datetime, str], None] = lambda *_: None,
+    ) -> None:
         self._own = own_source
+        self._fired = fired
         self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
         self._scheduled: dict[str, list[tuple[str, str]]] = {}  # source -> (schedule, run id)
         self._offline: set[str] = set()
@@ -149,6 +152,13 @@ class Peers:
         if scheduled or self._scheduled.pop(source, []):
             self._scheduled[source] = scheduled
             self._changed()
+        for entry in announcement.schedules:
+            if entry.last_slot and entry.last_run:
+                try:
+                    slot = datetime.fromisoformat(entry.last_slot)
+                except ValueError:
+                    continue
+                self._fired(source, entry.name, slot, entry.last_run)
 
     def on_status(self, message: Message) -> None:
         """A source's presence: a killed server's announcement stays retained, its status

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from cascade.interfaces import Constraint
 from cascade.interfaces.serving import ServedSchedule, check_workflow_name
 
 from .._stats import EngineStats
@@ -18,18 +19,31 @@ from .._steps import explain
 from ._schedule import CATCHUP_MAX, Schedule
 from ._slot_claims import SlotClaims
 
-__all__ = ["Clock", "ScheduleHooks", "check_schedules"]
+__all__ = ["Clock", "ScheduleHooks", "SlotTaken", "check_schedules"]
 
 _log = logging.getLogger("cascade.runtime.serve")
 _MAX_SLEEP = 30.0  # the clock looks at the wall clock again at least this often (it may jump)
 _MAX_SCHEDULES = 256
+_FIRED_KEPT = 16  # slots of a schedule fired here, remembered to tell a peer's double
+_UPCOMING = 4  # slots after the next one the announcement lists
+
+
+def _said(note: object) -> str:
+    """A constraint's optional note (``reason``, ``issued_by``) as text; empty when unset."""
+    return note if isinstance(note, str) else ""
+
+
+class SlotTaken(Exception):
+    """A slot's start refused: another server started its run (the results store they share
+    took the slot's request id once)."""
 
 
 class ScheduleHooks(Protocol):
     """What the clock asks of its server."""
 
     async def start_slot(self, name: str, schedule: Schedule, slot: datetime) -> str:
-        """Start ``name``'s run for ``slot``: its run id; raises with why it cannot."""
+        """Start ``name``'s run for ``slot``: its run id; raises with why it cannot
+        (:class:`SlotTaken` when another server started it)."""
         ...
 
     def live_runs(self, name: str) -> list[tuple[str, str]]:
@@ -40,8 +54,8 @@ class ScheduleHooks(Protocol):
         """Cancel ``run_id`` where it runs."""
         ...
 
-    def paused(self, name: str) -> bool:
-        """Whether a pause on ``schedule:<name>`` is in force."""
+    def pause(self, name: str) -> Constraint | None:
+        """The pause on ``schedule:<name>`` in force; ``None`` if none."""
         ...
 
 
@@ -67,7 +81,7 @@ class _State:
     """What the clock knows of one schedule, for the announcement."""
 
     next: datetime | None = None
-    last_run: str = ""
+    fired: dict[datetime, str] = field(default_factory=dict)  # the latest slots fired here
     skipped: int = 0
     last_skipped: str = ""
     queued: datetime | None = None  # overlap "queue": the slot that waits
@@ -120,8 +134,20 @@ class Clock:
             last = self._claims.last(name)
             entry.next = state.next.isoformat() if state.next else ""
             entry.last = last.isoformat() if last else ""
-            entry.last_run = state.last_run
-            entry.paused = self._hooks.paused(name)
+            if state.fired:
+                last_slot = max(state.fired)
+                entry.last_slot, entry.last_run = last_slot.isoformat(), state.fired[last_slot]
+            if state.next is not None:
+                upcoming = [state.next]
+                for _ in range(_UPCOMING):
+                    upcoming.append(schedule.next_after(upcoming[-1]))
+                entry.upcoming = [slot.isoformat() for slot in upcoming[1:]]
+            pause = self._hooks.pause(name)
+            if pause is not None:
+                entry.paused = True
+                entry.paused_by = _said(pause.issued_by)
+                entry.paused_reason = _said(pause.reason)
+                entry.paused_until = pause.expires_at or 0.0
             entry.skipped = state.skipped
             entry.last_skipped = state.last_skipped
             described.append(entry)
@@ -188,8 +214,12 @@ class Clock:
     async def run_slot(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
         """Start the run of ``slot`` (won by this server) as the overlap says: its run id,
         or ``None`` when the slot was skipped or waits."""
-        if self._hooks.paused(name):
-            self._skip(name, slot, "the schedule is paused")
+        pause = self._hooks.pause(name)
+        if pause is not None:
+            self._stats.slots_paused += 1
+            by, why = _said(pause.issued_by), _said(pause.reason)
+            by, why = f" by {by}" if by else "", f": {why}" if why else ""
+            self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
             return None
         live = self._hooks.live_runs(name)
         if live and schedule.overlap == "skip":
@@ -216,14 +246,25 @@ class Clock:
     async def _start(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
         try:
             run_id = await self._hooks.start_slot(name, schedule, slot)
+        except SlotTaken as exc:
+            self._stats.slots_deduplicated += 1
+            _log.info("schedule %s: slot %s won here too; %s", name, slot.isoformat(), exc)
+            return None
         except Exception as exc:
             self._skip(name, slot, str(exc))
             return None
         self._stats.slots_fired += 1
-        self._state[name].last_run = run_id
+        self.fired(name, slot, run_id)
+        return run_id
+
+    def fired(self, name: str, slot: datetime, run_id: str) -> None:
+        """``name``'s ``slot`` started ``run_id`` here (by the clock, or a backfill)."""
+        state = self._state[name]
+        state.fired[slot] = run_id
+        while len(state.fired) > _FIRED_KEPT:
+            del state.fired[min(state.fired)]
         _log.info("schedule %s: slot %s started run %s", name, slot.isoformat(), run_id)
         self._changed()
-        return run_id
 
     def runs_changed(self) -> None:
         """A run ended here or a peer's changed: a queued slot whose schedule has no live run
@@ -234,10 +275,27 @@ class Clock:
                 state.queued = None
                 self._spawn(self._start(name, self._schedules[name], slot), "cascade-slot")
 
-    def _skip(self, name: str, slot: datetime, why: str) -> None:
+    def peer_fired(self, source: str, name: str, slot: datetime, run_id: str) -> None:
+        """``source`` announced it fired ``name``'s ``slot`` as ``run_id``: if this server
+        fired it too, the slot ran twice (counted in ``slots_doubled``, said in a warning)."""
+        state = self._state.get(name)
+        here = None if state is None else state.fired.get(slot)
+        if here is None or here == run_id:
+            return
+        self._stats.slots_doubled += 1
+        _log.warning(
+            "schedule %s: slot %s ran twice: here as %s and on %s as %s (the broker did not "
+            "order their claims alike; a results store shared by the servers takes each slot "
+            "once)", name, slot.isoformat(), here, source, run_id,
+        )  # fmt: skip
+
+    def _skip(self, name: str, slot: datetime, why: str, *, counted: bool = True) -> None:
+        """Say ``slot`` skipped and why (counted in ``slots_skipped`` unless not ``counted``:
+        a pause counts in ``slots_paused``)."""
         state = self._state[name]
         state.skipped += 1
         state.last_skipped = f"{slot.isoformat()}: {why}"[:1024]
-        self._stats.slots_skipped += 1
+        if counted:
+            self._stats.slots_skipped += 1
         _log.warning("schedule %s: slot %s skipped: %s", name, slot.isoformat(), why)
         self._changed()

@@ -16,6 +16,7 @@ import msgspec
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
     Connector,
+    Constraint,
     InvalidMessageError,
     Message,
     SubscriptionHandle,
@@ -26,6 +27,7 @@ from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request
 from cascade.interfaces.connector_kit import RateLimitedLogger
 from cascade.interfaces.serving import (
     MAX_PLAN_STEPS,
+    BackfillSlot,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
@@ -37,14 +39,15 @@ from cascade.interfaces.serving import (
     start_filter,
 )
 
-from .._engine_face import EngineFace
 from .._steps import StepFailed, describe, explain, within
+from ..link._link_context import LinkContext
 from ..results._cache import check_cache
-from ..results._results import Claim
+from ..results._results import Claim, ResultStore
 from ..workflow._graph import build_graph
 from ._announce import Announcer, Peers
 from ._schedule import Schedule
-from ._scheduler import Clock, check_schedules
+from ._schedule_pauses import SchedulePauses
+from ._scheduler import Clock, SlotTaken, check_schedules
 from ._serve_requests import Answers, read_request
 from ._served_runs import Accepted, ServedRuns
 from ._served_workflows import Served, served_functions
@@ -60,6 +63,7 @@ _MAX_DESCRIBED = 24 * 1024  # the workflows' part of the announcement, in bytes 
 _encode = msgspec.json.Encoder().encode
 _SERVING: weakref.WeakSet[Connector] = weakref.WeakSet()  # connectors an engine serves on
 _ERROR_CHARS = 4000  # a refusal's error, cut (the field takes 16 KiB)
+_BACKFILL_WAIT = 10.0  # seconds a backfill's claim of its slot waits to be heard back
 
 
 def _holder(claim: Claim) -> str:
@@ -73,26 +77,35 @@ class _Refused(Exception):
     """A request refused; the message says why (the answer's ``error``)."""
 
 
+class _Taken(_Refused):
+    """A request refused: another server took its id in the results store they share."""
+
+
 class Server:
-    """Serves ``workflows`` for ``engine`` until cancelled, each run by ``run`` (the engine's
-    ``_run_target``); the engine's :meth:`serve <cascade.runtime.Engine.serve>` says what
-    it does."""
+    """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
+    each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
+    :meth:`~cascade.runtime.Engine.plan`) from ``results``; the engine's
+    :meth:`serve <cascade.runtime.Engine.serve>` says what it does."""
 
     def __init__(
         self,
-        engine: EngineFace,
+        context: LinkContext,
         workflows: Mapping[str, Any],
         run: Callable[..., Awaitable[Any]],
         *,
+        plan: Callable[..., Awaitable[list[PlanStep]]],
+        results: ResultStore | None,
+        manage_connection: bool | None,
         max_runs: int,
         max_queued: int,
         schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
-        if engine.connector is None:
-            raise ValueError("serve() needs a connector: requests come over the broker")
-        self._engine = engine
-        self._connector: Connector = engine.connector
-        self._prefix = engine.topic_prefix
+        self._context = context
+        self._plan_rerun = plan
+        self._results = results
+        self._manage_connection = manage_connection
+        self._connector: Connector = context.connector
+        self._prefix = context.topic_prefix
         self._workflows = served_functions(workflows)
         described = len(_encode([w.described for w in self._workflows.values()]))
         if described > _MAX_DESCRIBED:
@@ -104,7 +117,11 @@ class Server:
         check_schedules(schedules, self._workflows)
         self._answers = Answers()
         self._handling: set[asyncio.Task[None]] = set()
-        self._peers = Peers(self._connector.source_id, self._runs_changed)
+        self._peers = Peers(
+            self._connector.source_id,
+            self._runs_changed,
+            lambda *fired: self._clock.peer_fired(*fired),
+        )
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
         self._ready = False  # subscribed and announcing: the probe may run
@@ -114,20 +131,21 @@ class Server:
             self._connector,
             self._prefix,
             self._announcement,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
         )
         self._runs = ServedRuns(
             run, max_runs=max_runs, max_queued=max_queued, changed=self._runs_changed
         )
         self._schedules = schedules
-        self._claims = SlotClaims(self._connector, self._prefix, engine.org_id, engine.project_id)
-        self._clock = Clock(schedules, self._claims, self, engine.stats, self._announcer.changed)
+        self._claims = SlotClaims(self._connector, self._prefix, context.org_id, context.project_id)
+        self._clock = Clock(schedules, self._claims, self, context.stats, self._announcer.changed)
+        self._pauses = SchedulePauses(self._connector, self._prefix, self._announcer.changed)
 
     async def serve(self) -> None:
         """Connect (when the engine manages the connection), take requests, announce; on
         cancellation, stop the runs, clear the announcement and disconnect."""
-        engine, connector = self._engine, self._connector
+        context, connector = self._context, self._connector
         try:
             taken = connector in _SERVING
             _SERVING.add(connector)
@@ -140,27 +158,28 @@ class Server:
                     "(each would take every request addressed to its source)"
                 )
         try:
-            await self._serve(engine, connector)
+            await self._serve(context, connector)
         finally:
             _SERVING.discard(connector)
 
-    async def _serve(self, engine: EngineFace, connector: Connector) -> None:
+    async def _serve(self, context: LinkContext, connector: Connector) -> None:
         manage = (
             not connector.is_connected
-            if engine.manage_connection is None
-            else engine.manage_connection
+            if self._manage_connection is None
+            else self._manage_connection
         )
-        unsubscribe_bus = engine.events.subscribe(self._runs.on_event)
+        unsubscribe_bus = context.events.subscribe(self._runs.on_event)
         try:
             if manage:
                 await connector.connect()
             source = connector.source_id
-            addressed = start_filter(engine.org_id, engine.project_id, source, self._prefix)
+            addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
             await self._subscribe(served_filter(self._prefix), self._peers)
             if self._schedules:
                 await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
+                await self._pauses.start()
             await self._announcer.start()
             names = ", ".join(self._workflows)
             _log.info("serving %s as %s (%d runs at once)", names, source, self._runs.max_runs)
@@ -194,7 +213,7 @@ class Server:
             self._probe_once_connected()
 
     def _probe_once_connected(self) -> None:
-        """Once serving and connected (the broker's capabilities are known then): probe."""
+        """Once serving and connected (what the broker does is known then): probe."""
         if self._ready and self._probe is None and self._connector.is_connected:
             self._probe = asyncio.get_running_loop().create_task(
                 self._find_shared(), name="cascade-served-probe"
@@ -203,21 +222,12 @@ class Server:
     async def _find_shared(self) -> None:
         """Where the broker has shared subscriptions, take requests through them too.
 
-        Where it sends retained messages to exact subscriptions only (RabbitMQ 3.x), it has
-        none, and a subscription its permissions deny closes the connection: nothing is
-        tried. (There the other servers' announcements come when they change, or when a
+        (Where it has none, the other servers' announcements come when they change, or when a
         requester calls the roll, as ``cascade start`` does before it picks a server.)"""
         connector = self._connector
-        if connector.capabilities.retained_to_wildcards is False:
-            _log.info(
-                "the broker sends retained messages to exact subscriptions only (RabbitMQ "
-                "3.x), and has no shared subscriptions: this engine takes only the start "
-                "requests addressed to it"
-            )
-            return
-        wait = max(self._engine.connect_wait, PROBE_MIN_WAIT)
-        engine = self._engine
-        org, project = engine.org_id, engine.project_id
+        wait = max(self._context.connect_wait, PROBE_MIN_WAIT)
+        context = self._context
+        org, project = context.org_id, context.project_id
         if not await shared_subscriptions_work(connector, self._prefix, wait, org, project):
             _log.info(
                 "the broker has no shared subscriptions (or did not answer within %g s): "
@@ -232,9 +242,15 @@ class Server:
         self._announcer.changed()
 
     async def _stop(self, manage: bool) -> None:
-        engine = self._engine
-        timeout = engine.shutdown_timeout
+        context = self._context
+        timeout = context.shutdown_timeout
         await self._clock.stop()
+        for subscribed in (self._pauses, self._claims):
+            try:
+                async with within("unsubscribe from the schedules", timeout, "shutdown_timeout"):
+                    await subscribed.stop()
+            except StepFailed as exc:
+                _log.warning("%s", exc)
         for handle in self._handles:
             try:
                 async with within("unsubscribe from start requests", timeout, "shutdown_timeout"):
@@ -246,7 +262,7 @@ class Server:
         await asyncio.gather(*self._handling, return_exceptions=True)
         source = self._connector.source_id
         await self._runs.stop(
-            lambda run_id: engine.cancel(run_id, issued_by=source, reason="serving stopped")
+            lambda run_id: context.cancel(run_id, issued_by=source, reason="serving stopped")
         )
         await self._announcer.stop(timeout)
         if manage:
@@ -265,11 +281,11 @@ class Server:
         return announcement
 
     def _listing(self) -> ServedAnnouncement:
-        engine = self._engine
+        context = self._context
         return ServedAnnouncement(
             source=self._connector.source_id,
-            org_id=engine.org_id,
-            project_id=engine.project_id,
+            org_id=context.org_id,
+            project_id=context.project_id,
             workflows=[w.described for w in self._workflows.values()],
             capacity=self._runs.max_runs,
             running=len(self._runs.running),
@@ -283,11 +299,11 @@ class Server:
     # -- requests ---------------------------------------------------------------------------
 
     async def _on_request(self, message: Message) -> None:
-        stats = self._engine.stats
+        stats = self._context.stats
         try:
             request = read_request(message, self._prefix)
             topic = reply_topic(
-                self._engine.org_id, request.id, self._connector.source_id, self._prefix
+                self._context.org_id, request.id, self._connector.source_id, self._prefix
             )
         except InvalidMessageError as exc:
             stats.starts_rejected += 1
@@ -305,10 +321,13 @@ class Server:
 
     async def _answer(self, request: StartRequest, topic: str) -> None:
         """Take or refuse ``request``, answer it, and start its run when it may."""
-        stats = self._engine.stats
+        stats = self._context.stats
         accepted: Accepted | None = None
         try:
-            reply, accepted = await self._take(request)
+            if request.backfill is not None:
+                reply, accepted = await self._take_backfill(request, request.backfill)
+            else:
+                reply, accepted = await self._take(request)
         except _Refused as exc:
             stats.starts_refused += 1
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
@@ -322,6 +341,9 @@ class Server:
         await self._send(topic, reply)
         if accepted is not None:
             self._runs.launch(accepted)
+            if request.backfill is not None:
+                slot = datetime.fromisoformat(request.backfill.slot)
+                self._clock.fired(request.backfill.schedule, slot, accepted.run_id)
 
     async def _take(
         self, request: StartRequest, slot: tuple[str, datetime] | None = None
@@ -391,6 +413,41 @@ class Server:
         )  # fmt: skip
         return reply, accepted
 
+    async def _take_backfill(
+        self, request: StartRequest, asked: BackfillSlot
+    ) -> tuple[StartReply, Accepted | None]:
+        """Take a backfill's start request: the past slot it names is claimed as the clock
+        would claim it, and started only if no claim was there before (asked twice, or a
+        slot its clock fired, it is refused: "claimed already")."""
+        name = asked.schedule
+        schedule = self._schedules.get(name)
+        if schedule is None:
+            raise _Refused(f"{self._connector.source_id} does not serve schedule {name!r}")
+        try:
+            slot = datetime.fromisoformat(asked.slot)
+        except ValueError:
+            slot = None
+        if slot is None or slot.tzinfo is None or not schedule.is_slot(slot):
+            raise _Refused(f"{asked.slot!r} is not a slot of schedule {name}")
+        if request.id != slot_request_id(name, slot):
+            raise _Refused(f"a backfill's request id is its slot's: {slot_request_id(name, slot)}")
+        if request.workflow != (schedule.workflow or name):
+            raise _Refused(f"schedule {name} starts {schedule.workflow or name!r}")
+        if slot > datetime.now(timezone.utc):
+            raise _Refused(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
+        self._check_room()
+        won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
+        if first is None:
+            raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
+        if not won:
+            by = " (a backfill)" if first.backfill else ""
+            raise _Refused(
+                f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
+            )
+        self._context.stats.slots_backfilled += 1
+        scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
+        return await self._take(scheduled, (name, slot))
+
     # -- schedules (the clock's hooks) ------------------------------------------------------
 
     def _runs_changed(self) -> None:
@@ -415,6 +472,9 @@ class Server:
         accepted: Accepted | None = None
         try:
             reply, accepted = await self._take(request, (name, slot))
+        except _Taken as exc:
+            reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            raise SlotTaken(str(exc)) from None
         except Exception as exc:
             reply = self._reply(request, "refused", error=describe(exc)[:_ERROR_CHARS])
             raise
@@ -432,11 +492,11 @@ class Server:
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
         if source == me:
-            if self._engine.cancel(run_id, issued_by=me, reason=reason) is None:
+            if self._context.cancel(run_id, issued_by=me, reason=reason) is None:
                 self._runs.drop_queued(run_id)  # queued: it never starts
             return
-        engine = self._engine
-        topic = cancel_topic(engine.org_id, engine.project_id, run_id, self._prefix)
+        context = self._context
+        topic = cancel_topic(context.org_id, context.project_id, run_id, self._prefix)
         request = CancelRequest(
             id=new_request_id(), run_id=run_id, issued_by=me, reason=reason, issued_at=time.time()
         )
@@ -444,29 +504,29 @@ class Server:
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
 
-    def paused(self, name: str) -> bool:
-        return False
+    def pause(self, name: str) -> Constraint | None:
+        return self._pauses.pause(name)
 
     async def _claim(self, request: StartRequest, rerun_of: str | None, run_id: str) -> list[Claim]:
         """Take ``request`` (and the rerun of ``rerun_of``) for the run ``run_id`` in the
         results store, once across the servers that share it; raises :class:`_Refused` when
         another took it first. A store that cannot take claims (no exclusive create) leaves
         reruns one at a time by the servers' announcements only, and says so."""
-        store = self._engine.results
+        store = self._results
         if store is None:
             return []
         mine = Claim(run_id=run_id, source=self._connector.source_id, at=time.time())
 
-        def take() -> tuple[list[Claim], str | None]:
+        def take() -> tuple[list[Claim], _Refused | None]:
             held = store.claim_start(request.id, mine)
             if held.run_id != run_id:
-                return [], f"request {request.id} was taken already: {_holder(held)}"
+                return [], _Taken(f"request {request.id} was taken already: {_holder(held)}")
             if rerun_of is None:
                 return [held], None
             rerun = store.claim_rerun(rerun_of, mine)
             if rerun.run_id != run_id:
                 store.release(held)
-                return [], f"already rerun as {_holder(rerun)}"
+                return [], _Refused(f"already rerun as {_holder(rerun)}")
             return [held, rerun], None
 
         try:
@@ -479,11 +539,11 @@ class Server:
             )  # fmt: skip
             return []
         if refused is not None:
-            raise _Refused(refused)
+            raise refused
         return claims
 
     async def _release(self, claims: list[Claim]) -> None:
-        store = self._engine.results
+        store = self._results
         if store is not None and claims:
             try:
                 for claim in claims:
@@ -502,7 +562,7 @@ class Server:
         """The run ``request`` reruns (``prefix``, its id or a prefix of it: its full id), the
         first run of its line, and the params to rerun it with (those it ran with, updated by
         the request's)."""
-        results = self._engine.results
+        results = self._results
         if results is None:
             raise _Refused(f"this engine keeps no results: it cannot rerun {request.rerun_of}")
         try:  # the store may be remote: read in a thread, as the engine does
@@ -533,7 +593,7 @@ class Server:
             target = await served.target(params)
             graph = build_graph(target)  # a bad target is refused now, not as a failed run
             if graph.cached:  # so is a task cached in a store this engine does not keep
-                check_cache(graph, self._engine.results)
+                check_cache(graph, self._results)
         except Exception as exc:
             raise _Refused(f"{served.name}(...) raised {describe(exc)}") from None
         return target
@@ -546,7 +606,7 @@ class Server:
         params: Mapping[str, Any] | None,
     ) -> list[PlanStep]:
         try:
-            return await self._engine.plan(
+            return await self._plan_rerun(
                 target,
                 rerun_of=rerun_of,
                 rerun=request.rerun,

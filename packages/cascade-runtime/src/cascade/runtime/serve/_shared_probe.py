@@ -1,13 +1,10 @@
-"""Whether the broker has MQTT shared subscriptions: asked once, by trying one."""
+"""Whether the broker has MQTT shared subscriptions: asked once, of the connector."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import uuid
 
-from cascade.interfaces import Connector, Message
+from cascade.interfaces import Connector
 from cascade.interfaces.serving import served_topic
 
 from .._steps import explain
@@ -17,7 +14,7 @@ __all__ = ["PROBE_MIN_WAIT", "probe_topic", "shared_subscriptions_work"]
 _log = logging.getLogger("cascade.runtime.serve")
 
 PROBE_MIN_WAIT = 1.0
-"""Seconds the probe waits at least for its message (``connect_wait``, when longer)."""
+"""Seconds the probe waits at least for the broker (``connect_wait``, when longer)."""
 
 
 def probe_topic(org_id: str, project_id: str, source: str, prefix: str) -> str:
@@ -29,34 +26,17 @@ def probe_topic(org_id: str, project_id: str, source: str, prefix: str) -> str:
 async def shared_subscriptions_work(
     connector: Connector, prefix: str, wait: float, org_id: str, project_id: str
 ) -> bool:
-    """Subscribe ``$share/{a group of its own}/{probe topic}``, publish there, and say whether
-    the message came back within ``wait`` seconds.
+    """Whether the broker delivers through a shared subscription tried on :func:`probe_topic`
+    (:meth:`~cascade.interfaces.Connector.shares_subscriptions`: mosquitto does; RabbitMQ 3.x
+    takes the filter literally, and its connector tries none).
 
-    mosquitto delivers it at once; RabbitMQ 3.x's MQTT plugin takes the filter literally
-    (its first level ``$share``), so nothing comes. A refused subscription, an error or a
-    connection lost on the way count as no: requests then come only addressed to this
-    source, which works everywhere. Never raises (but ``CancelledError``).
+    An error, a broker that does not answer within ``wait`` seconds or a connection lost on
+    the way count as no: requests then come only addressed to this source, which works
+    everywhere. Never raises (but ``CancelledError``).
     """
     topic = probe_topic(org_id, project_id, connector.source_id, prefix)
-    nonce = uuid.uuid4().hex
-    arrived = asyncio.Event()
-
-    def on_probe(message: Message) -> None:
-        if message.payload.get("probe") == nonce:
-            arrived.set()
-
-    handle = None
     try:
-        handle = await connector.subscribe(f"$share/probe-{nonce[:12]}/{topic}", on_probe)
-        await connector.publish(topic, {"probe": nonce}, qos=1)
-        await asyncio.wait_for(arrived.wait(), wait)
-        return True
-    except asyncio.TimeoutError:
-        return False
+        return await connector.shares_subscriptions(topic, timeout=wait)
     except Exception as exc:
         _log.warning("could not try a shared subscription (taken as none): %s", explain(exc))
         return False
-    finally:
-        if handle is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.unsubscribe(), wait)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
 
-from cascade.interfaces import Message, subscribe_constraints, telemetry_filter
+from cascade.interfaces import Message, telemetry_filter
 from cascade.reader import (
     DEFAULT_KEEP_RUNS,
     ReaderModel,
@@ -162,9 +162,9 @@ def watch(
             state.telemetry_filters.add(telemetry)
         if run_id is not None:  # not heard within a heartbeat period: not live
             waiting.append(asyncio.create_task(unless_heard(context.quiet_after)))
-        await subscribe_statuses(connector, on_message)
-        await subscribe_constraints(connector, on_message)
-        say_what_the_broker_lacks(connector, WATCH_LACKS)
+        called = await subscribe_statuses(connector, on_message)
+        await connector.subscribe_constraints(on_message)
+        say_what_the_broker_lacks(called, WATCH_LACKS)
         switching: asyncio.Task[None] | None = None
         if switch is not None:
             note = functools.partial(_note_mode, lines if as_json else None, switch)

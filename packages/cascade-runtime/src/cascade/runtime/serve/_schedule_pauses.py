@@ -1,0 +1,55 @@
+"""The pauses of a serving engine's schedules: the constraints on ``schedule:<name>`` scopes, read
+from the broker as every constraint is (retained, cleared by a resume, ended by their
+``expires_at``), so that the servers skip a paused schedule's slots."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from cascade.interfaces import Connector, Constraint, SubscriptionHandle
+
+from .._steps import explain
+from ..constraints._constraints import ConstraintManager, ConstraintStats
+
+__all__ = ["SchedulePauses"]
+
+_log = logging.getLogger("cascade.runtime.serve")
+
+
+class SchedulePauses:
+    """The pauses on ``schedule:<name>`` in force, heard on ``{prefix}/constraints/#``
+    (through the constraints index where the broker sends retained messages to exact
+    subscriptions only); ``changed`` is called when they change."""
+
+    def __init__(self, connector: Connector, prefix: str, changed: Callable[[], None]) -> None:
+        self._connector = connector
+        self._constraints = ConstraintManager(prefix=prefix, stats=ConstraintStats())
+        self._constraints.on_change(changed)
+        self._handle: SubscriptionHandle | None = None
+
+    async def start(self) -> None:
+        """Subscribe: returns once the retained ones are heard (a failure is logged; the
+        pauses published later still arrive once the connector subscribes again)."""
+        try:
+            self._handle = await self._connector.subscribe_constraints(
+                self._constraints.handle_message,
+                on_sync=self._constraints.sync,
+                wanted=lambda key: key.scope.startswith("schedule:"),
+            )
+        except Exception as exc:
+            _log.warning("cannot read the schedules' pauses: %s", explain(exc))
+
+    async def stop(self) -> None:
+        handle, self._handle = self._handle, None
+        self._constraints.close()
+        if handle is not None:
+            await handle.unsubscribe()
+
+    def pause(self, name: str) -> Constraint | None:
+        """The pause on ``schedule:<name>`` in force; ``None`` if none."""
+        scope = f"schedule:{name}"
+        return next(
+            (c for c in self._constraints.constraints if c.scope == scope and c.type == "pause"),
+            None,
+        )
