@@ -263,3 +263,48 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)
+
+
+def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """ops-2 completed the held `transform`: the runs' list and the run's header say
+    `1 completed by ops-2` beside Succeeded, and its attempt reads as decided, not completed."""
+    from cascade.interfaces.commands import decode_decision_reply
+
+    start = time.time() - 600
+    decided = {"decision": "complete", "attempt": 1, "by": "ops-2", "at": start + 5}
+    hold = [{"type": "decision", "attempt": 1, "deadline": start + 86_400, "default": "fail"}]
+    reply = decode_decision_reply({
+        "id": "req-9", "run_id": RUN_ID, "source": "host-1", "decision": "complete",
+        "outcome": "applied", "task_id": "transform-1", "task_name": "transform", "attempt": 1,
+        "decided": decided, "issued_by": "ops-2",
+    })  # fmt: skip
+    path = str(tmp_path / "history.sqlite3")
+    with History(path, mode="write") as history:
+        history.store([
+            _event(start, {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "tasks": 1}),
+            _task(start + 1, "transform-1", "transform", "RUNNING"),
+            _task(start + 2.5, "transform-1", "transform", "BLOCKED", error="ValueError: row 7",
+                  held_by=hold, duration_ms=1500),
+            _task(start + 5, "transform-1", "transform", "COMPLETED", decided=decided),
+            Received(reply_topic("acme", "req-9", "host-1"), reply, start + 5),
+            _event(start + 6, {"type": "LifecycleEvent", "event": "ENGINE_STOPPED",
+                               "status": "Succeeded"}),
+        ])  # fmt: skip
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port), "--db", path)
+    try:
+        browser.get(board.url)
+        row = f'#h-runs tr[data-run-id="{RUN_ID}"]'
+        wait(browser, lambda d: css(d, row))
+        assert "Succeeded · 1 completed by ops-2" in css(browser, row)[0].text
+        click(browser, f"{row} button")
+        wait(
+            browser, lambda d: d.find_element(By.ID, "h-run-decided").text == "1 completed by ops-2"
+        )
+        wait(browser, lambda d: "attempt 1: held, completed by decision" in
+             d.find_element(By.ID, "h-failures").text)  # fmt: skip
+        assert "attempt 1: completed" not in browser.find_element(By.ID, "h-failures").text
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)

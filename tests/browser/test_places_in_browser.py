@@ -115,6 +115,34 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         release.set()
 
 
+def test_the_short_id_a_table_prints_opens_the_live_run(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """/runs/ + the 12 digits `cascade runs` prints, pasted: the live run, under its whole id."""
+    release = threading.Event()
+
+    @task(name=f"slow_{uuid.uuid4().hex[:6]}")
+    def slow() -> str:
+        release.wait(WAIT)
+        return "done"
+
+    recorded: list[Event] = []
+    run = engine_thread.submit(engine_on(mqtt_broker, recorded).run(slow()))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        open_page(browser, dashboard, token=None)
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"]'))
+        browser.get(dashboard.url + f"runs/{run_id[:12]}")
+        wait(browser, lambda d: text(d, "run-status") == "Running")
+        assert path(browser) == f"/runs/{run_id}"
+        assert text(browser, "run-id") == run_id
+        release.set()
+        assert run.result(WAIT) == "done"
+        assert no_script_errors(browser) == []
+    finally:
+        release.set()
+
+
 def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
     browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History
-from cascade.testkit import NO_POSTGRESQL, OwnBroker, PrivatePostgreSQL, postgresql_bin
+from cascade.testkit import OwnBroker, PrivatePostgreSQL, own_postgresql
 
 from .conftest import Figures
 from .history_helpers import (
@@ -38,11 +38,7 @@ QUEUE = 2_000
 @pytest.fixture
 def postgresql() -> Iterator[PrivatePostgreSQL]:
     """A PostgreSQL cluster of this test's own: it is stopped and started again."""
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 @pytest.mark.timeout(180)

@@ -20,11 +20,10 @@ from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History
 from cascade.testkit import (
     NO_MQTT5,
-    NO_POSTGRESQL,
     NO_SHARED_SUBSCRIPTIONS,
     OwnBroker,
     PrivatePostgreSQL,
-    postgresql_bin,
+    own_postgresql,
     skip_on_family,
 )
 
@@ -47,11 +46,7 @@ RATE = 2_000  # task states a second
 @pytest.fixture
 def postgresql() -> Iterator[PrivatePostgreSQL]:
     """A PostgreSQL cluster of this test's own."""
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 def _stored(summary: str) -> int:

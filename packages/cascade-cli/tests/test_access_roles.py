@@ -63,6 +63,22 @@ def test_an_operator_steers_within_its_scopes_only() -> None:
     assert alice.may_steer("global") is not None
 
 
+def test_a_schedule_scope_steers_its_schedules_only() -> None:
+    """An operator over schedule:etl_* pauses and resumes the schedules it names, never a task
+    of the same name; a viewer over it steers nothing; global covers every schedule."""
+    roles = Roles.parse(
+        "[[grant]]\nrole='operator'\nscopes=['schedule:etl_*']\npeople=['sam']\n"
+        "[[grant]]\nrole='viewer'\nscopes=['schedule:*']\npeople=['vic']\n"
+    )
+    sam, vic = (Access.of(roles, Identity(name, "token")) for name in ("sam", "vic"))
+    assert sam.may_steer("schedule:etl_nightly") is None
+    assert sam.may_steer("schedule:nightly") == "sam is not an operator of scope schedule:nightly"
+    assert sam.may_steer("task:etl_nightly") is not None
+    assert sam.may_steer("global") is not None
+    assert vic.may_steer("schedule:etl_nightly") is not None
+    assert access("root@example.com").may_steer("schedule:nightly") is None
+
+
 def test_an_admin_over_global_may_do_anything() -> None:
     root = access("root@example.com")
     assert root.sees_everything
@@ -137,7 +153,7 @@ def test_a_missing_roles_file_says_so(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_scopes_print_as_written() -> None:
-    for text in ("global", "org:acme", "project:acme/etl", "task:etl_*"):
+    for text in ("global", "org:acme", "project:acme/etl", "task:etl_*", "schedule:nightly"):
         assert str(parse_scope(text)) == text
 
 

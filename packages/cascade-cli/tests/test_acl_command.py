@@ -111,11 +111,13 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/command/#",
         "topic read cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
+        "topic readwrite cascade/schedule/+/+/+/+",
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/+/+/engine-1",
         "topic readwrite cascade/served/+/+/engine-1/probe",
         "topic read cascade/start/+/+/+",
         "topic read cascade/start/+/+/+/engine-1",
+        "topic read cascade/status/+",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
     assert "topic write cascade/start/#" in found["dashboard"]
@@ -248,7 +250,7 @@ def test_a_login_with_dots_gets_its_encoded_level_on_both_brokers() -> None:
         f"topic read cascade/start/+/+/+/{level}",
     ):
         assert line in acl["worker1.example.com"]
-    assert not any("status" in line for line in acl["host-1"])
+    assert not any("status/host-1" in line for line in acl["host-1"])  # the pattern lines
     assert "topic read cascade/start/+/+/+/host-1" in acl["host-1"]
     by_user = {e["user"]: e for e in rabbitmq_definitions(roles)["topic_permissions"]}
     write = by_user["worker1.example.com"]["write"]
@@ -351,11 +353,13 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/command/+/snapshot",
         "topic read cascade/command/acme/#",
         "topic read cascade/constraints/#",
+        "topic readwrite cascade/schedule/acme/+/+/+",
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/acme/+/engine-a",
         "topic readwrite cascade/served/acme/+/engine-a/probe",
         "topic read cascade/start/acme/+/+",
         "topic read cascade/start/acme/+/+/engine-a",
+        "topic read cascade/status/+",
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]
     assert "topic write cascade/served/globex/web/engine-g" in found["engine-g"]
@@ -375,6 +379,64 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
     write = re.compile(by_user["engine-a"]["write"])
     assert write.fullmatch("cascade.served.acme.etl.engine-a")
     assert not write.fullmatch("cascade.served.globex.etl.engine-a")
+    assert write.fullmatch("cascade.schedule.acme.etl.nightly.20261127T010000Z")  # its claims
+    assert not write.fullmatch("cascade.schedule.globex.web.nightly.20261127T010000Z")
+    assert read.fullmatch("cascade.schedule.acme.etl.*.*")
+    assert not read.fullmatch("cascade.schedule.globex.web.*.*")
+
+
+SCHEDULES = """
+[[grant]]
+role = "operator"
+scopes = ["schedule:nightly", "org:acme"]
+broker_users = ["sam"]
+
+[[grant]]
+role = "operator"
+scopes = ["schedule:*"]
+broker_users = ["stan"]
+
+[[grant]]
+role = "viewer"
+scopes = ["schedule:*", "global"]
+broker_users = ["vic"]
+"""
+
+
+def test_a_schedule_operator_pauses_and_resumes_its_schedules_only() -> None:
+    """schedule:nightly writes nightly's constraint topics (its pause) and clear notes, exactly;
+    schedule:* every schedule's, one level each; a viewer over schedule:* steers none. A
+    backfill is a start: sam's org:acme grant lets him start (so backfill) acme's slots."""
+    found = blocks(mosquitto_acl(Roles.parse(SCHEDULES)))
+    topics = ("", *(f"/{t}" for t in ("pause", "concurrency", "rate_limit")))
+    for topic in topics:
+        for kind in ("constraints", "cleared"):
+            assert f"topic write cascade/{kind}/schedule/nightly{topic}" in found["sam"]
+            assert f"topic write cascade/{kind}/schedule/+{topic}" in found["stan"]
+    assert not any("schedule/+" in line for line in found["sam"])
+    assert "topic write cascade/start/acme/#" in found["sam"]
+    assert not any("start/" in line for line in found["stan"])
+    assert not any(
+        line.startswith(("topic write cascade/constraints", "topic write cascade/cleared"))
+        for line in found["vic"]
+    )
+    by_user = {
+        e["user"]: e for e in rabbitmq_definitions(Roles.parse(SCHEDULES))["topic_permissions"]
+    }
+    stan = re.compile(by_user["stan"]["write"])
+    assert stan.fullmatch("cascade.constraints.schedule.hourly.pause")
+    assert not stan.fullmatch("cascade.constraints.task.etl_%2A.pause")
+    sam = re.compile(by_user["sam"]["write"])
+    assert sam.fullmatch("cascade.constraints.schedule.nightly.pause")
+    assert not sam.fullmatch("cascade.constraints.schedule.hourly.pause")
+
+
+def test_a_schedule_glob_the_broker_cannot_bind_is_refused_naming_the_grant() -> None:
+    """A schedule's pause is on its name's topic: schedule:etl_* names no topic filter."""
+    roles = Roles.parse(SCHEDULES.replace('scopes = ["schedule:*"]', 'scopes = ["schedule:etl_*"]'))
+    for write in (mosquitto_acl, rabbitmq_definitions):
+        with pytest.raises(AclError, match=r"grant 2: schedule:etl_\*: .* name the schedules"):
+            write(roles)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from typer.testing import Result
 
+from cascade.control.run_ids import LIVE_WAIT
 from cascade.interfaces import Connector
 from cascade.interfaces.commands import Decided
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 
@@ -26,11 +30,16 @@ class WithEngines(InMemoryConnector):
     decided) outlives each command."""
 
     def __init__(
-        self, broker: InMemoryBroker, runs: dict[str, list[HeldTask]], snapshots: bool = True
+        self,
+        broker: InMemoryBroker,
+        runs: dict[str, list[HeldTask]],
+        snapshots: bool = True,
+        summaries: bool = False,
     ) -> None:
         super().__init__(broker, presence=False)
         self.runs = runs
         self.snapshots = snapshots
+        self.summaries = summaries
         self.engines: list[HoldingEngine] = []
 
     async def connect(self, *, require: bool = False) -> None:
@@ -44,6 +53,7 @@ class WithEngines(InMemoryConnector):
                 project_id=f"p{number}",
                 heartbeat_every=0.05,
                 snapshots=self.snapshots,
+                summary=self.summaries,
             )
             await engine.start()
             self.engines.append(engine)
@@ -158,6 +168,49 @@ def test_no_engine_answering_exits_1(invoke: Invoke) -> None:
     result = invoke("retry", RUN, "load", "--timeout", "0.3", "--org", "o", "--project", "p")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"cascade: no engine answered for run {RUN} within 0.3 s")
+
+
+def test_held_asks_the_runs_the_summaries_count_holds_in_without_listening(
+    invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]]
+) -> None:
+    """Engines that keep summaries: the runs they count held tasks in are asked at once, so
+    `held` answers in the time their snapshots take, not a heartbeat period (5 s)."""
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs, summaries=True)
+
+    started = time.monotonic()
+    result = invoke("held", "--json", "--timeout", "30", connector_factory=factory)
+    took = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    held = json.loads(result.stdout)["held"]
+    assert sorted((h["run_id"], h["task_id"], h["error"]) for h in held) == [
+        (RUN, "load-1", "ValueError: the API is down"),
+        (RUN, "side-1", "KeyError: 'id'"),
+        (OTHER, "load-7", "TimeoutError: API"),
+    ]
+    assert took < LIVE_WAIT, took
+
+
+def test_held_finds_a_task_held_since_its_engines_last_summary(
+    invoke: Invoke, broker: InMemoryBroker, runs: dict[str, list[HeldTask]], publish_retained: Any
+) -> None:
+    """A summary is up to a second behind: one listing the runs with nothing held yet still
+    leads to them (each live run listed is asked), and their held tasks are listed."""
+    for number, run_id in enumerate(runs, 1):
+        listed = SummaryRun(run_id=run_id, org_id="local", project_id=f"p{number}",
+                            status="Running", started="2026-11-27T10:00:00+00:00",
+                            tasks=TaskTally(running=1))  # fmt: skip
+        summary = EngineSummary(source=f"host-{number}", listed=[listed])
+        publish_retained(summary_topic(f"host-{number}"), encode_payload(summary))
+
+    def factory(options: Any) -> Connector:
+        return WithEngines(broker, runs)  # engines that keep no summary of their own
+
+    result = invoke("held", "--json", "--timeout", "30", connector_factory=factory)
+    assert result.exit_code == 0, result.output
+    held = json.loads(result.stdout)["held"]
+    assert len(held) == 3
 
 
 def test_held_lists_every_held_task_fleet_wide(cascade: Invoke) -> None:

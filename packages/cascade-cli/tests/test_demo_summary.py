@@ -49,6 +49,9 @@ def test_the_summary_says_what_ran_what_failed_on_purpose_and_what_next() -> Non
     assert "paused P, and limited L" in text
     for command in ("watch", "dashboard", "record", "demo"):
         assert f"cascade {command} --host mqtt.example:1884" in text
+    # the dashboard it suggests is read-only: its hint says so, and what turns controls on
+    assert "with controls" not in text
+    assert "read-only (--token NAME=SECRET turns its controls on)" in " ".join(text.split())
 
 
 def test_after_an_embedded_broker_it_suggests_what_outlives_it() -> None:

@@ -71,7 +71,7 @@ def test_a_commands_help_flows_its_paragraphs() -> None:
     text = CliRunner().invoke(app, ["audit", "--help"], env=WIDE).output
     assert "and what a team's dashboard refused, newest first: when, scope" in text
     lines = [line.strip() for line in text.splitlines()]
-    assert "Constraints, starts, cancels and decisions, newest first." in lines
+    assert "Constraints, starts, cancels, decisions, posts, newest first." in lines
 
 
 def test_a_flag_takes_no_value() -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
-from cascade.history import History, Received
+from cascade.history import History, NotifyPost, Received
 from cascade.interfaces import Connector, Constraint, Envelope, constraint_topic, decode_envelope
 from cascade.interfaces.commands import decode_cancel_reply, reply_topic
 from cascade.interfaces.notes import ClearNote, cleared_topic
@@ -590,6 +590,35 @@ def test_a_cancel_is_in_the_audit(tmp_path: Path) -> None:
     assert "alice" in line
     assert "wrong input" in line
     assert "\x1b" not in table.output
+
+
+def test_a_notifier_s_posts_are_in_the_audit(tmp_path: Path) -> None:
+    """`cascade notify --db`'s posts: a `notified` row per post and per final failure, its type
+    the event, its params where (redacted) and how it ended, its by the notifier."""
+    path = str(tmp_path / "h.sqlite3")
+    run_id = "58a88765cea2c1d0a1f3c2b7e9d84a61"
+    with History(path, mode="write") as history:
+        for at, outcome, error in ((T0, "posted", None), (T0 + 5, "failed", "answered 500")):
+            history.record_post(NotifyPost(
+                at=at, event="run.failed", event_key=f"run.failed:{run_id}",
+                webhook="https://hooks.slack.com/…", outcome=outcome,
+                attempts=1 if error is None else 5, notifier="host-1-42-ab", group="g",
+                run_id=run_id, task_id="load-1", source="eng", status=200,
+                error=error,
+            ))  # fmt: skip
+    events = json.loads(_invoke("audit", "--db", path, "--since", "3650d", "--json").output)
+    assert [(e["action"], e["notified"]["outcome"]) for e in events] == [
+        ("notified", "failed"),
+        ("notified", "posted"),
+    ]
+    table = _invoke("audit", "--db", path, "--since", "3650d", width=260)
+    assert table.exit_code == 0, table.output
+    failed, posted = (line for line in table.output.splitlines() if "notified" in line)
+    assert f"run:{run_id[:12]} " in posted
+    assert "run.failed" in posted
+    assert "posted to https://hooks.slack.com/… (1 attempt)" in posted
+    assert "failed at https://hooks.slack.com/… after 5 attempts: answered 500" in failed
+    assert "host-1-42-ab" in posted
 
 
 def test_readers_leave_a_file_that_is_no_history_untouched(tmp_path: Path) -> None:

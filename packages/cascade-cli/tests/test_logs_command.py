@@ -326,7 +326,7 @@ def test_follow_with_the_history_prints_the_recorded_lines_first_and_each_once(
     live = [_batch(1, _line(2, "kept 2 again"), _line(4, "live 4", logger="etl"))]
     result = _invoke("logs", RUN[:6], "load", "-f", "--db", db, "--timeout", "0.2", batches=live)
     assert result.exit_code == 0, result.output
-    shown = [line.rsplit(": ", 1)[-1] for line in result.output.splitlines()]
+    shown = [line.rsplit(": ", 1)[-1] for line in result.stdout.splitlines()]
     assert shown == ["kept 1", "kept 2", "1 line of load missing", "live 4"]
 
 

@@ -5,6 +5,7 @@ what replaced it, its reused tasks with their run, the audit's start rows, and t
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,38 @@ def test_run_says_what_a_tasks_cache_gave(tmp_path: Path) -> None:
     tasks = {task["task_name"]: task for task in said["tasks"]}
     assert (tasks["extract"]["cached"], tasks["extract"]["reused_from"]) == (True, FIRST)
     assert tasks["render"]["cached"] is True
+
+
+def test_a_scheduled_run_says_its_schedule_and_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cascade runs` adds a scheduled column (the schedule, its slot in local time) when a
+    run names one, `--schedule` finds its runs, `--json` has both in the origin, and
+    `cascade run` says `scheduled: nightly, slot ...`."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    path = str(tmp_path / "history.sqlite3")
+    origin = {"workflow": "nightly", "request_id": "sched-nightly-20251127T010000Z",
+              "schedule": "nightly", "scheduled_for": "2025-11-27T01:00:00+00:00"}  # fmt: skip
+    plain = {"type": "LifecycleEvent", "event": "ENGINE_STARTED", "name": "adhoc"}
+    with History(path, mode="write") as history:
+        history.store(_run(FIRST, T0, origin, failed=False))
+        history.store([_event("c3" * 16, T0 + 120, plain)])
+    try:
+        table = _invoke("runs", "--db", path)
+        assert table.exit_code == 0, table.output
+        assert "┃ scheduled " in table.output
+        [line] = [line for line in table.output.splitlines() if "a1a1a1a1a1a1" in line]
+        assert "nightly 2025-11-27 02:00" in line  # another year's slot, in Berlin's time
+        found = json.loads(_invoke("runs", "--db", path, "--schedule", "nightly", "--json").output)
+        assert [
+            (r["run_id"], r["origin"]["schedule"], r["origin"]["scheduled_for"]) for r in found
+        ] == [(FIRST, "nightly", "2025-11-27T01:00:00+00:00")]
+        shown = _invoke("run", FIRST[:12], "--db", path)
+        assert shown.exit_code == 0, shown.output
+        assert "scheduled: nightly, slot 2025-11-27 02:00:00" in shown.output
+        other = _invoke("run", "c3c3c3c3c3c3", "--db", path)
+        assert "scheduled:" not in other.output
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

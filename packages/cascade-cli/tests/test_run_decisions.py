@@ -166,3 +166,20 @@ def test_run_shows_a_gate_held_now_awaiting_approval_with_its_prompt(tmp_path: P
         .rstrip()
         .endswith('unless decided  awaiting approval: "Deploy v1.2 to production?"')
     )
+
+
+def test_the_lists_of_runs_say_the_decisions_that_made_a_run(db: str) -> None:
+    """`cascade runs` says alice's retry under the run's status, `--json` and the CSV export
+    have it as ``decisions``, and `cascade run` says it beside the status (bob's, refused,
+    is none of them)."""
+    table = _invoke("runs", "--db", db)
+    assert table.exit_code == 0, table.output
+    assert "1 retried by alice" in table.stdout
+    assert "bob" not in table.stdout
+    (listed,) = json.loads(_invoke("runs", "--db", db, "--json").stdout)
+    assert listed["decisions"] == [{"decision": "retry", "by": "alice", "count": 1}]
+    exported = _invoke("runs", "--db", db, "--format", "csv").stdout.splitlines()
+    assert exported[0].endswith(",decisions")
+    assert '""by"": ""alice""' in exported[1]
+    head = _invoke("run", RUN, "--db", db).stdout.splitlines()[0]
+    assert head.startswith(f"run {RUN}  Running · 1 retried by alice  started ")

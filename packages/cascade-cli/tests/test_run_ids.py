@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.resources import files
@@ -25,6 +26,7 @@ from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
 from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PublishRetained = Callable[[str, bytes], None]  # the conftest's fixture
@@ -69,10 +71,22 @@ def _record(path: Path | str, *run_ids: str) -> None:
         history.store(received)
 
 
-def _live(publish_retained: PublishRetained, run_id: str) -> None:
-    """A run heard on the broker: its heartbeat, kept for whoever subscribes next."""
-    beat = Envelope(run_id=run_id, org_id="o", project_id="p", source="host-2", body=Heartbeat())
-    publish_retained(heartbeat_topic("o", "p", run_id), encode_payload(beat))
+def _live(publish_retained: PublishRetained, *run_ids: str, listed: bool = True) -> None:
+    """Runs heard on the broker: their heartbeats, kept for whoever subscribes next, and
+    (``listed``) their engine's summary listing them, as an engine keeps it."""
+    for run_id in run_ids:
+        beat = Envelope(
+            run_id=run_id, org_id="o", project_id="p", source="host-2", body=Heartbeat()
+        )
+        publish_retained(heartbeat_topic("o", "p", run_id), encode_payload(beat))
+    if listed:
+        runs = [
+            SummaryRun(run_id=run_id, org_id="o", project_id="p", status="Running",
+                       started="2026-11-27T10:00:00+00:00", tasks=TaskTally(running=1))
+            for run_id in run_ids
+        ]  # fmt: skip
+        summary = EngineSummary(source="host-2", listed=runs)
+        publish_retained(summary_topic("host-2"), encode_payload(summary))
 
 
 def _one_line(result: Result, code: int) -> str:
@@ -95,11 +109,39 @@ def test_cancel_takes_the_prefix_of_a_live_run(
     invoke: Callable[..., Result], publish_retained: PublishRetained
 ) -> None:
     """The prefix a table shows names the run heard live: the cancel goes to its whole id."""
-    _live(publish_retained, LIVE)
-    _live(publish_retained, OTHER)
+    _live(publish_retained, LIVE, OTHER)
     line = _one_line(invoke("cancel", LIVE[:SHORT_ID], "--timeout", "0.3"), 1)
     assert line.startswith(f"cascade: no engine answered for run {LIVE} within 0.3 s")
     assert not _default_history().exists()  # looked for, not made
+
+
+def test_a_prefix_the_summaries_list_is_resolved_without_listening(
+    invoke: Callable[..., Result], publish_retained: PublishRetained
+) -> None:
+    """The engines' retained summaries name the run: no window is listened in, so the
+    answer comes as fast as for the whole id (the timeout, 30 s, is not waited)."""
+    _live(publish_retained, LIVE, OTHER)
+    started = time.monotonic()
+    result = invoke("why", LIVE[:8], "--timeout", "30")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"run {LIVE[:12]} (host-2): Running\n  nothing blocked\n"
+    assert "listening" not in result.stderr
+    assert time.monotonic() - started < 5  # LIVE_WAIT: what listening would have cost
+
+
+def test_a_prefix_no_summary_lists_is_listened_for_saying_so(
+    invoke: Callable[..., Result], publish_retained: PublishRetained
+) -> None:
+    """A live run no summary lists (its engine has not published one yet): the prefix is
+    listened for, and stderr says why the command waits."""
+    _live(publish_retained, LIVE, listed=False)
+    result = invoke("cancel", LIVE[:SHORT_ID], "--timeout", "0.3")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"cascade: listening 0.3 s for live runs whose ids start with {LIVE[:SHORT_ID]} (the "
+        "engines' summaries and the history do not settle it)"
+    )
+    assert f"no engine answered for run {LIVE} within 0.3 s" in result.stderr
 
 
 def test_cancel_names_the_runs_a_prefix_is_ambiguous_among(
@@ -119,7 +161,10 @@ def test_cancel_of_a_prefix_no_run_has_says_where_the_ids_are(
     where whole ids are shown."""
     db = tmp_path / "h.sqlite3"
     _record(db, ENDED)
-    line = _one_line(invoke("cancel", "0abc", "--db", str(db), "--timeout", "0.2"), 1)
+    result = invoke("cancel", "0abc", "--db", str(db), "--timeout", "0.2")
+    assert result.exit_code == 1, result.output
+    listening, line = result.output.strip().splitlines()
+    assert listening.startswith("cascade: listening 0.2 s for live runs whose ids start with 0abc")
     assert line == (
         f"cascade: no run's id starts with 0abc in the history at {db} or among the runs "
         "heard within 0.2 s; `cascade runs`, `cascade watch --json` and `cascade run PREFIX` "
@@ -160,7 +205,13 @@ def test_why_of_an_ended_run_answers_from_the_default_history(
     for given in (ENDED, ENDED[:SHORT_ID]):
         result = invoke("why", given, "--timeout", "0.2")
         assert result.exit_code == 0, result.output
-        assert result.stderr == (
+        listening = (  # no engine keeps a summary here: a prefix is listened for too
+            ""
+            if given == ENDED
+            else f"cascade: listening 0.2 s for live runs whose ids start with {given} (the "
+            "engines' summaries and the history do not settle it)\n"
+        )
+        assert result.stderr == listening + (
             f"cascade: nothing heard of run {ENDED[:12]} within 0.2 s: answering from the "
             f"history at {_default_history()}\n"
         )
@@ -182,7 +233,12 @@ def test_why_of_a_run_neither_heard_nor_recorded_is_unknown(
 ) -> None:
     """A history without the run: one line, exit 1."""
     _record(_default_history(), ENDED)
-    line = _one_line(invoke("why", OTHER[:8], "--timeout", "0.2"), 1)
+    result = invoke("why", OTHER[:8], "--timeout", "0.2")
+    assert result.exit_code == 1, result.output
+    listening, line = result.output.strip().splitlines()
+    assert listening.startswith(
+        f"cascade: listening 0.2 s for live runs whose ids start with {OTHER[:8]}"
+    )
     assert line == (
         f"cascade: run {OTHER[:8]} is unknown: nothing heard of it within 0.2 s, and the "
         f"history at {_default_history()} has no run whose id starts with it"
@@ -193,8 +249,7 @@ def test_why_answers_for_the_live_run_a_prefix_names(
     invoke: Callable[..., Result], publish_retained: PublishRetained
 ) -> None:
     """A prefix of a live run: its heartbeat's answer, under the short id."""
-    _live(publish_retained, LIVE)
-    _live(publish_retained, OTHER)
+    _live(publish_retained, LIVE, OTHER)
     result = invoke("why", LIVE[:6], "--timeout", "0.3")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"run {LIVE[:12]} (host-2): Running\n  nothing blocked\n"

@@ -225,6 +225,40 @@ def test_help_says_which_history_is_shown(invoke: Callable[..., Result]) -> None
     """--help: --db's, else `cascade record`'s default file, never made by the dashboard."""
     said = " ".join(invoke("dashboard", "--help").output.split())
     assert (
-        "else `cascade record`'s default file if it exists (opened read-only, never made)" in said
+        "else `cascade record`'s default file if it exists (opened read-only, never made; a "
+        "file not there yet is waited for" in said
     )
     assert "with none yet, how to start recording" in said
+
+
+def test_a_db_not_made_yet_is_waited_for_and_read_once_it_is(
+    invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`cascade record & cascade dashboard` with CASCADE_HISTORY_DB set: the file is not there
+    when the dashboard starts; it serves, saying how to record into that file, and reads the
+    history on the page's next load once `cascade record` made it, never making it itself."""
+    named = tmp_path / "team" / "history.sqlite3"
+    said: list[tuple[str | None, str | None]] = []
+    read: list[Any] = []
+
+    async def serve(settings: DashboardSettings) -> None:
+        source = settings.history
+        assert isinstance(source, HistorySource)
+        source.record = settings.record_command or source.record
+        said.append((source.line(), source.note))
+        async with _client(source) as http:
+            read.append((await http.get("/api/history")).json()["history"])
+            _record(named)  # the recorder started beside it has made it meanwhile
+            read.append((await http.get("/api/history")).json()["history"])
+        source.close()
+
+    monkeypatch.setattr("cascade.dashboard.serve_dashboard", serve)
+    monkeypatch.setenv("CASCADE_HISTORY_DB", str(named))
+    result = invoke("dashboard", "--host", "broker.example")
+    assert result.exit_code == 0, result.output
+    ((line, note),) = said
+    record = f"cascade record --host broker.example:1883 --db {named}"
+    assert line == f"history: none yet at {named}: run `{record}` to keep runs"
+    assert note is not None
+    assert f"No history yet at {named}: run `{record}`" in note
+    assert read == [False, True]

@@ -79,6 +79,32 @@ async def test_every_place_is_the_page_with_its_first_state(heard: DashboardHub)
     assert api.status_code in (404, 405)
 
 
+async def test_the_short_id_a_table_shows_is_an_address_of_the_run(heard: DashboardHub) -> None:
+    """/runs/PREFIX (12 digits as tables print them, or 8) is the run's page under its whole
+    id, its task and query kept; a prefix no run has is the page saying it holds none."""
+    async with _client(heard) as http:
+        short = await http.get(f"/runs/{RUN[:12]}")
+        task = await http.get(f"/runs/{RUN[:8]}/tasks/t-1", params={"rows": "5"})
+        followed = first_state(await http.get(f"/runs/{RUN[:12]}", follow_redirects=True))
+        unknown = first_state(await http.get("/runs/7777777777"))
+    assert (short.status_code, short.headers["location"]) == (302, f"/runs/{RUN}")
+    assert task.headers["location"] == f"/runs/{RUN}/tasks/t-1?rows=5"
+    assert followed["run"]["run_id"] == RUN
+    assert unknown["run"] is None
+
+
+async def test_a_team_members_short_address_names_only_runs_they_may_see(
+    heard: DashboardHub,
+) -> None:
+    """A prefix of a run another project's: the page as for a run nobody heard of."""
+    sign_in = ProxySignIn([ip_network("127.0.0.1/32")], "x-test-user", "x-test-groups")
+    async with _client(heard, roles=ROLES, sign_in=sign_in) as http:
+        mine = await http.get(f"/runs/{RUN[:12]}", headers=VERA)
+        theirs = await http.get(f"/runs/{THEIRS[:12]}", headers=VERA)
+    assert mine.headers["location"] == f"/runs/{RUN}"
+    assert theirs.status_code == 200
+
+
 async def test_a_run_not_heard_of_yet_is_null_in_the_first_state(heard: DashboardHub) -> None:
     async with _client(heard) as http:
         unknown = first_state(await http.get("/runs/" + "7" * 32))

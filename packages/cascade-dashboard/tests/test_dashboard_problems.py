@@ -139,3 +139,17 @@ async def test_a_bad_list_or_cursor_is_refused_with_a_reason(hub: DashboardHub) 
         assert bad.status_code == 400
         too_many = await http.get("/api/problems/missed", params={"limit": "100000"})
         assert too_many.status_code == 400
+
+
+async def test_each_banner_opens_the_list_behind_it(hub: DashboardHub) -> None:
+    """The page's missed and refused banners are links to their whole lists, which answer."""
+    fleet_that_missed(hub, 30)
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        page = (await http.get("/")).text
+        for kind in ("missed", "refused"):
+            assert f'<a id="{kind}" ' in page
+            assert f'href="/api/problems/{kind}"' in page
+            listed = await http.get(f"/api/problems/{kind}")
+            assert listed.status_code == 200
+            assert listed.json()["total"] > 0

@@ -232,3 +232,37 @@ def test_a_gate_is_stored_held_with_its_prompt_and_its_decisions_audited(
         ("complete", "alice"),
         ("retry", "bob"),
     ]
+
+
+@pytest.mark.usefixtures("known_run")
+def test_a_run_lists_the_decisions_that_made_it(history: History) -> None:
+    """Every list of runs carries the decisions its engine applied, by kind and person, in the
+    order first applied (a refused one is none of them), and says them beside the status; the
+    export has them as a column."""
+    from cascade.history import EXPORT_FORMATS, RUN_COLUMNS, export_lines
+
+    def reply(n: int, decision: str, outcome: str, by: str) -> Any:
+        return decision_reply(f"req-{n}", RUN, T0 + n, decision, outcome, task_id=f"t-{n}",
+                              attempt=1, issued_by=by)  # fmt: skip
+
+    history.store([
+        reply(1, "skip", "applied", "ops-1"),
+        reply(2, "complete", "applied", "ops-2"),
+        reply(3, "skip", "already_decided", "ops-3"),
+        reply(4, "skip", "applied", "ops-1"),
+        lifecycle(RUN, "ENGINE_STOPPED", T0 + 9, seq=2, status="Succeeded"),
+    ])  # fmt: skip
+    (run,) = history.runs()
+    assert [d.to_json() for d in run.decisions] == [
+        {"decision": "skip", "by": "ops-1", "count": 2},
+        {"decision": "complete", "by": "ops-2", "count": 1},
+    ]
+    assert run.status_said == "Succeeded · 2 skipped by ops-1, 1 completed by ops-2"
+    detail = history.run(RUN)
+    assert detail is not None
+    assert detail.run.decisions == run.decisions
+    assert "decisions" in RUN_COLUMNS
+    assert "csv" in EXPORT_FORMATS
+    header, line = export_lines("csv", RUN_COLUMNS, [run.to_json()])
+    assert header.rstrip("\n").split(",")[-1] == "decisions"
+    assert '""decision"": ""skip"", ""by"": ""ops-1"", ""count"": 2' in line

@@ -203,3 +203,20 @@ def test_a_task_its_cache_gave_says_so_and_is_no_execution(history: History) -> 
     assert tasks["extract"].states[-1].to_json()["cached"] is True
     assert [e.run_id for e in history.executions("extract")] == ["run-1"]
     assert history.executions("render") == []
+
+
+def test_a_scheduled_runs_schedule_and_slot_are_kept_and_found(history: History) -> None:
+    """A run a schedule started keeps its schedule and slot (in its origin, and found by the
+    schedule's name); another run names none."""
+    slot = "2026-11-27T01:00:00+00:00"
+    origin = {"workflow": "load", "request_id": "sched-nightly-20261127T010000Z",
+              "schedule": "nightly", "scheduled_for": slot}  # fmt: skip
+    history.store([lifecycle("s1", "ENGINE_STARTED", T0, seq=1, name="load", origin=origin)])
+    _first(history)
+    [run] = history.runs(schedule="nightly")
+    assert (run.run_id, run.schedule, run.scheduled_for) == ("s1", "nightly", slot)
+    assert run.to_json()["origin"] == origin
+    assert history.runs(schedule="nightl") == []
+    detail = history.run("run-1")
+    assert detail is not None
+    assert (detail.run.schedule, detail.run.scheduled_for) == (None, None)

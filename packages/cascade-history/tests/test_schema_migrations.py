@@ -227,20 +227,25 @@ def test_a_database_of_revision_9_with_access_rows_upgrades_keeping_them(
         assert not history.sessions()[0].live(T0 + 12)
 
 
-def test_a_database_of_revision_12_upgrades_with_runs_nameless(database_url: str) -> None:
-    """Revision 0013 adds a run's name, origin and a reused task's run to a history written
-    at 0012: its runs are still there, without name nor origin, and a new run has them."""
+def _runs_columns_written_at(database_url: str, revision: str) -> set[str]:
+    """Migrate an empty history to ``revision`` and write revision 1's data: its runs'
+    columns."""
     with History(database_url, migrate=False, mode="write") as old:
         engine = sa.create_engine(old.url)
     try:
         with engine.begin() as connection:
-            command.upgrade(alembic_config(connection), "0012")
+            command.upgrade(alembic_config(connection), revision)
             _insert_revision_1_data(connection)
         with engine.connect() as connection:
-            columns = {c["name"] for c in sa.inspect(connection).get_columns("runs")}
-            assert "name" not in columns
+            return {c["name"] for c in sa.inspect(connection).get_columns("runs")}
     finally:
         engine.dispose()
+
+
+def test_a_database_of_revision_12_upgrades_with_runs_nameless(database_url: str) -> None:
+    """Revision 0013 adds a run's name, origin and a reused task's run to a history written
+    at 0012: its runs are still there, without name nor origin, and a new run has them."""
+    assert "name" not in _runs_columns_written_at(database_url, "0012")
     with History(database_url, mode="write") as history:
         [run] = history.runs()
         assert (run.run_id, run.name, run.origin, run.replaced_by) == ("r1", None, None, [])
@@ -252,3 +257,19 @@ def test_a_database_of_revision_12_upgrades_with_runs_nameless(database_url: str
         assert [link.run_id for link in detail.run.replaced_by] == ["r2"]
         assert detail.tasks[0].reused_from is None
         assert [e.run_id for e in history.audit() if e.action == "start"] == ["r2"]
+
+
+def test_a_database_of_revision_15_upgrades_with_runs_unscheduled(database_url: str) -> None:
+    """Revision 0016 adds the schedule and slot that started a run to a history written at
+    0015: its runs are still there, naming no schedule, and a new run names its own."""
+    assert "schedule" not in _runs_columns_written_at(database_url, "0015")
+    with History(database_url, mode="write") as history:
+        [run] = history.runs()
+        assert (run.run_id, run.schedule, run.scheduled_for) == ("r1", None, None)
+        origin = {
+            "workflow": "load",
+            "schedule": "nightly",
+            "scheduled_for": "2026-11-27T01:00:00+00:00",
+        }
+        history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, origin=origin)])
+        assert [r.run_id for r in history.runs(schedule="nightly")] == ["r2"]

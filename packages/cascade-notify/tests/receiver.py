@@ -14,7 +14,9 @@ __all__ = ["Receiver"]
 
 class Receiver:
     """``url``: where to post (with a secret path, as a Slack webhook's). ``statuses``: the
-    answers to give, one per request, then 200; ``hang``: never answer (until stopped)."""
+    answers to give, one per request, then 200; ``hang``: never answer (until stopped);
+    ``hang_first``: never answer that many first requests. ``paths``: each request's path
+    and query, in order."""
 
     SECRET = "/services/T000/B000/s3cr3t-token"
 
@@ -23,6 +25,8 @@ class Receiver:
         self.requests = 0
         self.statuses: list[int] = []
         self.hang = False
+        self.hang_first = 0
+        self.paths: list[str] = []
         self._released = threading.Event()
         self._changed = threading.Condition()
         receiver = self
@@ -33,8 +37,10 @@ class Receiver:
                 data = self.rfile.read(size)
                 with receiver._changed:
                     receiver.requests += 1
+                    receiver.paths.append(self.path)
+                    held = receiver.hang or receiver.requests <= receiver.hang_first
                     receiver._changed.notify_all()
-                if receiver.hang:
+                if held:
                     receiver._released.wait(30)
                     return
                 status = receiver.statuses.pop(0) if receiver.statuses else 200

@@ -60,3 +60,10 @@ async def test_attempts_used_up_fail() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not file://"):
         Webhook("file:///etc/passwd")
+
+
+def test_the_longest_post_bounds_a_claim_s_lease() -> None:
+    """Every attempt's timeout and the longest pause between two: five attempts of 10 s,
+    four pauses of 30 s."""
+    assert Webhook("https://hooks.example/x").longest == 170.0
+    assert Webhook("https://hooks.example/x", timeout=1.0, attempts=1).longest == 1.0

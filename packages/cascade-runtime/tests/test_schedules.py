@@ -230,6 +230,49 @@ async def test_two_servers_that_both_win_a_slot_start_it_once_through_a_shared_r
     assert sum(e.stats.slots_skipped for e in engines) == 0
 
 
+async def test_two_servers_that_both_win_a_slot_skip_it_once_through_a_shared_results_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two servers that both win every slot (two brokers) of a schedule whose run outlives
+    its slots (overlap skip), sharing a results store: a slot is run or skipped, once between
+    them, as its claim in the store says; the server that lost it counts it deduplicated."""
+    release = asyncio.Event()
+
+    @task(name="slow")
+    async def slow() -> None:
+        await release.wait()
+
+    schedules = {"slow": Schedule(every=timedelta(seconds=1), overlap="skip")}
+    engines = [
+        Engine(
+            InMemoryConnector(InMemoryBroker(), source_id=f"s{i}"),
+            heartbeat_interval=None,
+            results=tmp_path / "results",
+        )
+        for i in range(2)
+    ]
+    with caplog.at_level(logging.INFO, "cascade.runtime.serve"):
+        async with contextlib.AsyncExitStack() as stack:
+            runs = [
+                await stack.enter_async_context(
+                    serving(e, workflows={"slow": slow()}, schedules=schedules)
+                )
+                for e in engines
+            ]
+            await eventually(lambda: sum(e.stats.slots_skipped for e in engines) >= 3, timeout=8)
+            release.set()
+    ran = [r.origin.scheduled_for for rs in runs for r in rs if r.origin is not None]
+    skipped = [
+        r.getMessage().split(" slot ")[1].split(" skipped")[0]
+        for r in caplog.records
+        if " skipped: " in r.getMessage()
+    ]
+    assert len(skipped) == len(set(skipped)), skipped
+    assert len(ran) == len(set(ran)), ran
+    assert not set(ran) & set(skipped)
+    assert sum(e.stats.slots_deduplicated for e in engines) >= len(skipped)
+
+
 async def test_a_slot_a_peer_announces_it_fired_too_is_counted_doubled_and_said(
     broker: InMemoryBroker, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -224,3 +224,17 @@ async def test_prints_are_not_forwarded_by_default() -> None:
     broker = InMemoryBroker()
     await Engine(InMemoryConnector(broker)).run(printer())
     assert _batches(broker) == []
+
+
+async def test_a_runs_end_counts_the_lines_its_tasks_logged() -> None:
+    """ENGINE_STOPPED's ``log_lines`` is the run's lines (each task's last number): a reader
+    of its logs tells from it what it never received; an engine that forwards none says
+    nothing."""
+    broker = InMemoryBroker()
+    await Engine(InMemoryConnector(broker)).run(transform(extract()))
+    (end,) = [m for m in broker.history if m.topic.endswith("/events")][-1:]
+    assert decode_envelope(end.raw).body.log_lines == 2  # type: ignore[union-attr]
+    quiet = InMemoryBroker()
+    await Engine(InMemoryConnector(quiet), logs=None).run(extract())
+    (end,) = [m for m in quiet.history if m.topic.endswith("/events")][-1:]
+    assert decode_envelope(end.raw).body.log_lines is None  # type: ignore[union-attr]

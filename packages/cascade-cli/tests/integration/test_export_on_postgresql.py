@@ -17,7 +17,10 @@ from cascade.history import History, Received, decode_message
 from cascade.interfaces import decode_envelope
 from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import received
-from cascade.testkit import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
+from cascade.testkit import (
+    PrivatePostgreSQL,
+    own_postgresql,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +30,7 @@ RUN = "e4a0000022c1d0a1f3c2b7e9d84a6100"
 
 @pytest.fixture(scope="module")
 def postgresql() -> Iterator[PrivatePostgreSQL]:
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 def _iso(ts: float) -> str:

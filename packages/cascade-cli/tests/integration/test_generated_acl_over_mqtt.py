@@ -7,14 +7,16 @@ encode (worker1.example.com) publishes as itself on its encoded level, and as no
 with two orgs (acme, globex), commands are bound to their tenant: a globex engine login takes
 no start of acme's (serving as org acme), a globex operator starts, decides and cancels nothing
 in acme, an acme operator cancels nothing in globex, each refused at the broker, while acme's
-own operator's start and decision reach acme's engine."""
+own operator's start and decision reach acme's engine; an engine login serves a schedule (its
+slots' claims and the statuses pass), which only its schedule's operator pauses and resumes, and
+an operator over its org (not a viewer) backfills."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from cascade.history import History, Recorder
 from cascade.interfaces import events_topic
 from cascade.interfaces.notes import IssuedNote, decode_issued_note, issued_filter, issued_topic
 from cascade.interfaces.serving import ServedWorkflow, WorkflowParam, addressed_start_topic
-from cascade.runtime import Engine, RunStarted, TaskBlocked, task
+from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (
     MOSQUITTO_ONLY,
@@ -70,6 +72,11 @@ role = "operator"
 scopes = ["org:globex"]
 broker_users = ["gina"]
 
+[[grant]]
+role = "operator"
+scopes = ["schedule:tick"]
+broker_users = ["sam"]
+
 [broker]
 recorders = ["rec"]
 
@@ -81,7 +88,18 @@ global = ["worker1.example.com"]
 DOTTED = "worker1.example.com"
 PASSWORDS = {
     name: f"{name}-pw"
-    for name in ("vera", "olga", "otto", "pia", "gina", "engine-1", "engine-g", "rec", DOTTED)
+    for name in (
+        "vera",
+        "olga",
+        "otto",
+        "pia",
+        "gina",
+        "sam",
+        "engine-1",
+        "engine-g",
+        "rec",
+        DOTTED,
+    )
 }
 
 
@@ -407,6 +425,71 @@ async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
         await served.stop()
 
 
+async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
+    """engine-1 serves `tick` every second in acme/etl: its slots fire (the claims and the
+    statuses it reads pass the ACL). vera's and olga's pauses of schedule:tick are refused, sam's
+    (an operator over schedule:tick) pauses it until his resume; vera's backfill of a past slot
+    is refused, otto's (an operator over org:acme: a backfill is a start) starts it."""
+
+    @task
+    async def one() -> int:
+        return 1
+
+    def nightly():  # type: ignore[no-untyped-def]
+        return one()
+
+    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
+                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    tick = Schedule(every=timedelta(seconds=1), workflow="nightly", catchup="none")
+
+    def slots() -> list[str | None]:
+        origins = [e.origin for e in recorder.events if isinstance(e, RunStarted)]
+        return [o.scheduled_for for o in origins if o is not None and o.schedule == "tick"]
+
+    def said() -> dict[str, Any]:
+        listed = logins.cascade("vera", "schedules", "--json")
+        assert listed.exit_code == 0, listed.output
+        found: dict[str, dict[str, Any]] = {
+            s["name"]: s for s in json.loads(listed.stdout)["schedules"]
+        }
+        return found["tick"]
+
+    serving = asyncio.create_task(engine.serve({"nightly": nightly}, schedules={"tick": tick}))
+    try:
+        await recorder.until(lambda: len(slots()) >= 1, timeout=30)
+        for user in ("vera", "olga"):
+            _refused(await asyncio.to_thread(logins.cascade, user, "pause", "schedule:tick"))
+        paused = await asyncio.to_thread(
+            logins.cascade, "sam", "pause", "schedule:tick", "--reason", "db migration"
+        )
+        assert paused.exit_code == 0, paused.output
+        await eventually(lambda: engine.stats.slots_paused >= 1, timeout=30)
+        shown = await asyncio.to_thread(said)
+        assert (shown["paused"], shown["paused_by"], shown["paused_reason"]) == (
+            True, "sam", "db migration"
+        )  # fmt: skip
+        resumed = await asyncio.to_thread(logins.cascade, "sam", "resume", "schedule:tick")
+        assert resumed.exit_code == 0, resumed.output
+        fired = len(slots())
+        await recorder.until(lambda: len(slots()) > fired, timeout=30)
+        past = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
+        window = ("--from", past.isoformat(), "--to", past.isoformat(), "--timeout", "3")
+        refused = await asyncio.to_thread(logins.cascade, "vera", "backfill", "tick", *window)
+        assert refused.exit_code != 0, refused.output
+        assert past.isoformat() not in slots()
+        backfilled = await asyncio.to_thread(
+            logins.cascade, "otto", "backfill", "tick", *window[:4], "--json"
+        )
+        assert backfilled.exit_code == 0, backfilled.output
+        await recorder.until(lambda: past.isoformat() in slots(), timeout=30)
+        assert engine.stats.slots_backfilled == 1
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
 @skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
 async def test_the_generated_mosquitto_acl_refuses_what_a_role_may_not_do(tmp_path: Path) -> None:
     """`cascade acl --mosquitto`, as generated, as a real mosquitto's acl_file."""
@@ -436,6 +519,7 @@ async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_pa
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _an_operator_steers_its_own_org_only(logins)
+        await _a_schedule_is_steered_by_its_operators_only(logins)
     finally:
         broker.close()
 
@@ -481,3 +565,4 @@ async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
         await _an_operator_steers_its_own_org_only(logins)
+        await _a_schedule_is_steered_by_its_operators_only(logins)

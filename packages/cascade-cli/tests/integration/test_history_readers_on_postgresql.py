@@ -13,25 +13,23 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
-from cascade.testkit import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
+from cascade.testkit import (
+    PrivatePostgreSQL,
+    new_database,
+    own_postgresql,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def postgresql() -> Iterator[PrivatePostgreSQL]:
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 @pytest.fixture
 def database_url(postgresql: PrivatePostgreSQL) -> Iterator[str]:
-    name = postgresql.create_database()
-    yield postgresql.url(name)
-    postgresql.drop_database(name)
+    yield from new_database(postgresql)
 
 
 def _invoke(*args: str) -> Result:

@@ -262,3 +262,62 @@ def test_follow_refuses_lines_another_source_forges_under_a_real_run(
     )
     assert refused is not None, err
     assert "Traceback" not in err
+
+
+def test_follow_says_the_lines_it_never_received_by_the_engines_count(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """`extract`'s only line was sent before `cascade logs -f` listened, with no history: at
+    the run's end, whose ENGINE_STOPPED counts the run's lines, it says on stderr that one of
+    them never reached it, and why (exit 0)."""
+    run_id = uuid.uuid4().hex
+    source = f"engine-{run_id[:8]}"
+
+    def batch(seq: int, line: LogLine) -> LogBatch:
+        return LogBatch(run_id=run_id, org_id="o", project_id="p", source=source, seq=seq,
+                        ts=TS, lines=[line])  # fmt: skip
+
+    def line(task: str, n: int) -> LogLine:
+        return LogLine(ts=TS, task_id=f"{task}-1", task_name=task, message="row", n=n)
+
+    async def scenario() -> tuple[int | None, str]:
+        engine = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+        await engine.connect(require=True)
+        events = events_topic("o", "p", run_id, source=source)
+        topic = logs_topic("o", "p", run_id, source=source)
+        start = Envelope(run_id=run_id, org_id="o", project_id="p", source=source,
+                         body=LifecycleEvent(event="ENGINE_STARTED"), seq=1)  # fmt: skip
+        await engine.publish(events, start, qos=1)
+        await engine.publish(topic, batch(1, line("extract", 1)), qos=1)
+        await engine.flush(5)  # at the broker, and given to nobody: nothing listens yet
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "logs", run_id, "-f",
+            "--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
+        )  # fmt: skip
+        assert follow.stdout is not None
+        seq, printed = 1, b""
+        while b"load" not in printed:  # a line a batch until one is printed: it listens
+            seq += 1
+            if seq % 5 == 0:
+                await engine.publish(events, start, qos=1)
+            await engine.publish(topic, batch(seq, line("load", seq - 1)), qos=0)
+            with contextlib.suppress(asyncio.TimeoutError):
+                printed = await asyncio.wait_for(follow.stdout.readline(), 0.5)
+        stopped = LifecycleEvent(event="ENGINE_STOPPED", status="Succeeded", log_lines=seq)
+        end = Envelope(run_id=run_id, org_id="o", project_id="p", source=source, body=stopped,
+                       seq=2)  # fmt: skip
+        await engine.publish(events, end, qos=1)
+        _, err = await asyncio.wait_for(follow.communicate(), 20)
+        await engine.disconnect()
+        return follow.returncode, err.decode()
+
+    returncode, err = asyncio.run(scenario())
+    assert returncode == 0, err
+    said = err.splitlines()[-1]
+    assert said.startswith("cascade: 1 of the run's ")
+    assert (
+        "log lines (its engine's count) never reached this command: logged before it listened, "
+        "with no history that has them; `cascade record` keeps"
+    ) in said

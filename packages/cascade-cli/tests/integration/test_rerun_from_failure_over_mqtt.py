@@ -193,3 +193,55 @@ async def _scenario(
     assert action == "force"
     assert "missing" in why
     return failed_run, rerun_id
+
+
+async def test_a_served_run_is_rerun_without_a_history_by_the_process_that_ran_it(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """No history at all (nothing recorded it): `cascade rerun SHORT` finds the run in its
+    engine's summary, named after the workflow its process serves, and sends the rerun to
+    that process, which reruns it from its own results."""
+    fixed = tmp_path / "fixed"
+
+    @task(name=f"{scope_name}_extract")
+    def extract(n: int) -> list[int]:
+        return list(range(n))
+
+    @task(name=f"{scope_name}_transform")
+    def transform(rows: list[int]) -> list[int]:
+        if not fixed.exists():
+            raise ValueError("row 3 has a negative amount")
+        return rows
+
+    def etl(n: int = 3) -> Any:
+        return transform(extract(n))
+
+    source = f"serve-{scope_name}"
+    engine = Engine(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source),
+        results=str(tmp_path / "results"),
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no history there
+    env.pop("CASCADE_HISTORY_DB", None)
+    announced = asyncio.Event()
+    async with MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as listening:
+        await listening.subscribe(
+            served_topic("local", "default", source),
+            lambda message: announced.set() if message.payload else None,
+        )
+        serving = asyncio.create_task(engine.serve({scope_name: etl}))
+        try:
+            await asyncio.wait_for(announced.wait(), 15)
+            code, out, err = await _cascade(mqtt_broker, env, "start", scope_name, "--wait")
+            assert code == 1, (out, err)  # it failed
+            short = out.split(" as run ", 1)[1][:12]
+            fixed.touch()
+            code, out, err = await _cascade(mqtt_broker, env, "rerun", short, "--wait")
+            assert code == 0, (out, err)
+            assert out.startswith(f"started {scope_name} as run ")
+            assert f"on {source} (a rerun of {short})" in out
+            assert out.splitlines()[-1].endswith(" Succeeded")
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+    assert not (tmp_path / "data").exists()  # nothing was recorded, nor made

@@ -5,15 +5,17 @@ the default history."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.control.run_ids import SHORT_ID
+from cascade.control.run_ids import LIVE_WAIT, SHORT_ID
 from cascade.history import History, Received, Recorder, default_path
 from cascade.interfaces import Envelope, LifecycleEvent, events_topic
+from cascade.interfaces.summaries import summary_topic
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox
@@ -120,3 +122,48 @@ async def test_why_of_an_ended_run_answers_from_the_default_history(
     )
     assert answer.stdout.startswith(f"run {run_id[:SHORT_ID]} (")
     assert "Succeeded" in answer.stdout.splitlines()[0]
+
+
+async def test_the_short_id_of_a_live_run_costs_no_more_than_the_whole_id(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """The engine's retained summary lists its live run: `cancel` of the 8 digits a person
+    copies answers without listening for runs (no stderr line, well within the 5 s such a
+    window costs), though --timeout allows 20 s."""
+
+    @task(name=f"{scope_name}_waits")
+    async def waits() -> None:
+        await asyncio.Event().wait()
+
+    engine = Engine(MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=scope_name))
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([waits()]))
+    try:
+        await recorder.until(lambda: len(recorder.names(TaskRunning)) == 1)
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        run_id = started.run_id
+        listed = Inbox()
+        reader = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
+        async with reader:  # the summary that lists the run is retained before the command
+            await reader.subscribe(summary_topic(scope_name), listed)
+            await listed.until(
+                lambda m: any(r["run_id"] == run_id for r in m.payload.get("listed", []))
+            )
+        address = ["--host", mqtt_broker.host, "--port", str(mqtt_broker.port)]
+        began = time.monotonic()
+        said = await asyncio.to_thread(
+            CliRunner().invoke, app, ["cancel", run_id[:8], *address, "--timeout", "20"]
+        )
+        took = time.monotonic() - began
+        assert said.exit_code == 0, said.output
+        assert said.stderr == ""
+        assert said.stdout.startswith(f"cancelled run {run_id} on {scope_name}")
+        assert took < LIVE_WAIT, took
+        with pytest.raises(RunCancelledError):
+            await asyncio.wait_for(run, 10)
+    finally:
+        if not run.done():
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run

@@ -6,7 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from cascade.testkit import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
+from cascade.testkit import (
+    PrivatePostgreSQL,
+    new_database,
+    own_postgresql,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -14,16 +18,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def postgresql() -> Iterator[PrivatePostgreSQL]:
     """A private PostgreSQL for the session (skipped, saying why, where it is not installed)."""
-    bin_dir = postgresql_bin()
-    if bin_dir is None:
-        pytest.skip(NO_POSTGRESQL)
-    with PrivatePostgreSQL(bin_dir) as server:
-        yield server
+    yield from own_postgresql()
 
 
 @pytest.fixture
 def database_url(postgresql: PrivatePostgreSQL) -> Iterator[str]:
     """A new database of the private cluster for each test (dropped after it)."""
-    name = postgresql.create_database()
-    yield postgresql.url(name)
-    postgresql.drop_database(name)
+    yield from new_database(postgresql)

@@ -1,6 +1,6 @@
-"""The access audit, token, cancel, ingest, gap, lineage, map, query, run filter, migration,
-read-mode, recorder, log and visible-run tests again, each on a new database of a private
-PostgreSQL cluster (``database_url`` of this folder's conftest)."""
+"""The access audit, token, notify claim, cancel, ingest, gap, lineage, map, query, run
+filter, migration, read-mode, recorder, log and visible-run tests again, each on a new
+database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..test_gaps import *  # noqa: F403
 from ..test_lineage import *  # noqa: F403
 from ..test_logs import *  # noqa: F403
 from ..test_maps import *  # noqa: F403
+from ..test_notify_posts import *  # noqa: F403
 from ..test_queries import *  # noqa: F403
 from ..test_read_mode import *  # noqa: F403
 from ..test_recorder import *  # noqa: F403

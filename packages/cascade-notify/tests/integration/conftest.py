@@ -1,4 +1,5 @@
-"""A real mosquitto and a real HTTP receiver for the notifier's integration tests."""
+"""A real mosquitto, a real HTTP receiver and (where installed) a private PostgreSQL for the
+notifier's integration tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from cascade.testkit import family_mosquitto_broker  # noqa: F401 - fixture "mosquitto_broker"
+from cascade.testkit import (
+    PrivatePostgreSQL,
+    family_mosquitto_broker,  # noqa: F401 - fixture "mosquitto_broker"
+    new_database,
+    own_postgresql,
+)
 
 from ..receiver import Receiver
 
@@ -18,3 +24,15 @@ def receiver() -> Iterator[Receiver]:
     """An HTTP server on a free loopback port that keeps what is posted to it."""
     with Receiver() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PrivatePostgreSQL]:
+    """A private PostgreSQL for the session (skipped, saying why, where it is not installed)."""
+    yield from own_postgresql()
+
+
+@pytest.fixture
+def postgresql_url(postgresql: PrivatePostgreSQL) -> Iterator[str]:
+    """A new database of the private cluster for the test (dropped after it)."""
+    yield from new_database(postgresql)

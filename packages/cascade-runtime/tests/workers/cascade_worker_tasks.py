@@ -112,3 +112,17 @@ def crunch_saying_so(x: int, folder: str) -> list[int]:
     answer = sum(i * i for i in range(1_000_000 + x))
     log.warning("item %d done in pid %d", x, os.getpid())
     return [os.getpid(), answer]
+
+
+@task
+def big(megabytes: float, folder: str) -> bytes:
+    """``megabytes`` MB of bytes, each run of it a line of ``folder/big-runs`` (its pid)."""
+    with (Path(folder) / "big-runs").open("a") as runs:
+        runs.write(f"{os.getpid()}\n")
+    return bytes(range(256)) * int(megabytes * 1_000_000 / 256)
+
+
+@task
+def size_of(data: bytes, after: Any = None) -> int:
+    """How many bytes ``data`` is (``after``: what it waits for besides)."""
+    return len(data)

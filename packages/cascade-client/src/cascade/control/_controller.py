@@ -21,7 +21,7 @@ from ._decisions import DecisionAnswer, request_decision
 from ._operator import MAX_OPERATOR_LENGTH, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start
-from ._run_ids import checked_prefix, heard_run_ids, is_full, live_wait, one_run
+from ._run_ids import checked_prefix, find_run, live_wait
 from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
 from ._starting import send_start
@@ -421,15 +421,14 @@ class Controller:
     async def resolve_run(
         self, prefix: str, *, recorded: Iterable[str] = (), more: bool = False
     ) -> str | None:
-        """The whole id of the one run whose id starts with ``prefix``: among ``recorded``
-        (ids from a history, say; ``more``: it may hold others) and the runs heard live
-        within 5 s (the timeout when shorter); ``None`` when none does. Several do:
-        :class:`ControlError` naming them."""
+        """The whole id of the one run whose id starts with ``prefix``: among the live runs
+        the engines' summaries list and ``recorded`` (ids from a history, say; ``more``: it
+        may hold others), at once; when these name none (or may not list every live run),
+        among the runs heard live within 5 s (the timeout when shorter). ``None`` when none
+        does. Several do: :class:`ControlError` naming them."""
         wanted = checked_prefix(prefix)
-        if is_full(wanted):
-            return wanted
-        live = await heard_run_ids(self.connector, wanted, live_wait(self.timeout))
-        return one_run(wanted, live, recorded, more=more)
+        wait = live_wait(self.timeout)
+        return await find_run(self.connector, wanted, recorded, more=more, wait=wait)
 
 
 def _params(params: Mapping[str, Any] | None) -> Any:

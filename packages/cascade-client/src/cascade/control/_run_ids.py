@@ -3,17 +3,20 @@ into the one run it names, from the history and from the live telemetry.
 
 Whatever takes a run id (`cascade cancel`, `why`, `run`, the dashboard's cancel and history
 run) reads it with :func:`checked_prefix` and resolves it with :func:`one_run`; a whole id
-(32 hex digits) is taken as it is, at no cost.
+(32 hex digits) is taken as it is, at no cost. Over a broker, :func:`find_run` asks what is
+known at once first (the engines' retained summaries list their live runs, the history its
+recorded ones) and listens for live runs only when that does not answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cascade.interfaces import Connector, Message, telemetry_filter
+from cascade.interfaces import Connector, InvalidMessageError, Message, telemetry_filter
+from cascade.interfaces.summaries import SummaryRun, decode_summary, summary_filter
 
 from ._errors import ControlError
 
@@ -23,10 +26,13 @@ __all__ = [
     "RECORDED_READ",
     "SHORT_ID",
     "HeardRuns",
+    "Listed",
     "Recorded",
     "checked_prefix",
+    "find_run",
     "heard_run_ids",
     "is_full",
+    "listed_runs",
     "live_wait",
     "one_run",
     "short_id",
@@ -142,3 +148,71 @@ async def heard_run_ids(connector: Connector, prefix: str, wait: float) -> set[s
     finally:
         await handle.unsubscribe()
     return heard.ids
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The runs the engines' retained summaries list, each with the source that lists it, and
+    whether they are every live run (``whole``: some engine keeps a summary, none said it has
+    more live runs than it lists, and the broker sends retained messages to a wildcard
+    subscription; an engine that keeps none, from before summaries, is not counted on)."""
+
+    runs: list[tuple[str, SummaryRun]] = field(default_factory=list)
+    whole: bool = False
+
+    def ids(self, prefix: str) -> set[str]:
+        """The ids of the listed runs that start with ``prefix``."""
+        return {run.run_id for _, run in self.runs if run.run_id.startswith(prefix)}
+
+
+async def listed_runs(connector: Connector) -> Listed:
+    """The runs the engines' summaries on ``connector`` list: what the broker retains, read
+    at once (no waiting: a subscription returns with its retained messages). A summary that
+    does not decode is left out."""
+    runs: list[tuple[str, SummaryRun]] = []
+    read = 0
+    unlisted = False
+
+    def take(message: Message) -> None:
+        nonlocal read, unlisted
+        try:
+            summary = decode_summary(message.raw or message.payload)
+        except InvalidMessageError:
+            return
+        read += 1
+        runs.extend((summary.source, run) for run in summary.listed)
+        unlisted = unlisted or summary.more_live > 0
+
+    handle = await connector.subscribe(summary_filter(connector.topic_prefix), take)
+    await handle.unsubscribe()
+    wildcards = connector.capabilities.retained_to_wildcards is not False
+    whole = read > 0 and not unlisted and wildcards
+    return Listed(runs, whole)
+
+
+async def find_run(
+    connector: Connector,
+    prefix: str,
+    recorded: Iterable[str] = (),
+    *,
+    more: bool = False,
+    wait: float = LIVE_WAIT,
+    waiting: Callable[[float], None] | None = None,
+) -> str | None:
+    """The whole id of the one run ``prefix`` (from :func:`checked_prefix`) names: itself when
+    whole; else the one run the engines' summaries list (:func:`listed_runs`) or
+    ``recorded`` holds (ids from a history, say; ``more``: it may hold others), at once; and
+    only when they name none, or may not list every live run, the one heard live within
+    ``wait`` seconds (``waiting`` is told first, so a face can say why it waits). ``None``
+    when none does; :class:`ControlError` naming them when several do."""
+    if is_full(prefix):
+        return prefix
+    recorded = list(recorded)
+    listed = await listed_runs(connector)
+    found = one_run(prefix, listed.ids(prefix), recorded, more=more)
+    if found is not None and listed.whole:
+        return found
+    if waiting is not None:
+        waiting(wait)
+    live = await heard_run_ids(connector, prefix, wait)
+    return one_run(prefix, listed.ids(prefix), live, recorded, more=more)

@@ -134,6 +134,10 @@ class ReaderModel:
     """The events this view missed (the broker or the connector shed them), per source."""
     refusals: Refusals = field(default_factory=Refusals)
     """Messages refused as no engine of their run can have sent them, by source and reason."""
+    others_answers: int = 0
+    """Snapshot answers about runs this view did not ask about, ignored unread: another
+    reader's (`cascade why`, `held`) as a rule, on the topic every reader shares, so no
+    refusal of the engine that gave them (a forger's cost nothing either way)."""
     ask: Callable[[str, int], object] | None = None
     """Asks a run's engine for the run's state after an event (``SnapshotAsker.ask``): called
     when this view first hears of a run mid-way, and while it misses some of its events.
@@ -233,6 +237,9 @@ class ReaderModel:
         elif isinstance(body, (Heartbeat, RunSnapshot)):
             if isinstance(body, RunSnapshot):  # rare: its checks cost the events nothing
                 why = answer_refusal(self._asked, run, envelope.run_id, source, body, now)
+                if why == Seen.UNASKED.value:
+                    self.others_answers += 1
+                    return
                 if why is not None:
                     if run is not None:
                         run.refused += 1

@@ -15,13 +15,14 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
-from ._errors import HistoryError, LocationError
+from ._errors import HistoryError, HistoryMissing, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._received import Received, decode_message
 from ._recorded_ids import recorded_in
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from .access._sessions import DashboardSession
 from .access._tokens import TOKEN_PREFIX, ApiToken, NewToken
+from .audit._notify_posts import NotifyPost, PostClaim
 from .queries._export import (
     AUDIT_COLUMNS,
     AUDIT_TIMES,
@@ -43,6 +44,7 @@ from .records._audit_records import AuditEvent
 from .records._log_records import LogBatches, LogCount, RecordedLogLine
 from .records._records import (
     Claim,
+    DecisionCount,
     Execution,
     RunDetail,
     RunLink,
@@ -73,17 +75,21 @@ __all__ = [
     "Attempt",
     "AuditEvent",
     "Claim",
+    "DecisionCount",
     "DashboardSession",
     "DecisionRecord",
     "Execution",
     "History",
     "HistoryError",
+    "HistoryMissing",
     "LocationError",
     "LogBatches",
     "LogCount",
     "MapItems",
     "Mode",
     "NewToken",
+    "NotifyPost",
+    "PostClaim",
     "Received",
     "RecordedLogLine",
     "SchemaStatus",

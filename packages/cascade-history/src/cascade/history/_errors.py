@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from cascade.interfaces import CascadeError
 
-__all__ = ["HistoryError", "LocationError", "from_database_error"]
+__all__ = ["HistoryError", "HistoryMissing", "LocationError", "from_database_error"]
 
 
 class HistoryError(CascadeError):
@@ -17,6 +19,15 @@ class HistoryError(CascadeError):
     succeed later (the server is back, the disk has room again): the
     recorder keeps the batch and retries.
     """
+
+
+class HistoryMissing(HistoryError):
+    """A SQLite file opened for reading is not there yet (`cascade record` makes it):
+    ``path`` is where it will be, so a reader may wait for it."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class LocationError(HistoryError):

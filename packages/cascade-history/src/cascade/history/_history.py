@@ -17,7 +17,7 @@ from typing_extensions import Self
 
 from cascade.reader import SourceGaps
 
-from ._errors import HistoryError, LocationError, from_database_error
+from ._errors import HistoryError, HistoryMissing, LocationError, from_database_error
 from ._received import Received
 from ._times import since_epoch
 from .access._access import access_row, count_access, insert_access
@@ -33,6 +33,14 @@ from .access._tokens import (
 )
 from .audit._decisions import run_decisions
 from .audit._lineage import reused_query
+from .audit._notify_posts import (
+    NotifyPost,
+    PostClaim,
+    claim_post,
+    end_post,
+    insert_post,
+    prune_post_claims,
+)
 from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
@@ -137,7 +145,9 @@ class History:
         )
         if readonly and sqlite_file and not Path(str(database)).exists():
             hint = "cascade record" if url is None else f"cascade record --db {self.location}"
-            raise HistoryError(f"no history at {self.location} yet: record one with {hint}")
+            raise HistoryMissing(
+                f"no history at {self.location} yet: record one with {hint}", Path(str(database))
+            )
         try:
             self._engine = create_engine(self.url, readonly=readonly)
         except ImportError as exc:
@@ -271,6 +281,7 @@ class History:
         limit: int = 100,
         among: Iterable[tuple[str, str | None]] | None = None,
         name: str | None = None,
+        schedule: str | None = None,
     ) -> list[RunSummary]:
         """Runs newest first (by start), at most ``limit``.
 
@@ -280,6 +291,7 @@ class History:
         another).
         ``project``, ``source``: exactly those. ``task``: runs with a task of
         that name. ``name``: the runs of that name (:attr:`RunSummary.name`), exactly.
+        ``schedule``: the runs that schedule started (:attr:`RunSummary.schedule`).
         ``among``: the runs of these orgs (``(org, None)``) and projects
         (``(org, project)``) only (what someone may see; none when empty).
         """
@@ -297,6 +309,7 @@ class History:
                 limit=limit,
                 among=among,
                 name=name,
+                schedule=schedule,
             )
         )
 
@@ -513,9 +526,10 @@ class History:
         """Constraints set, cleared and expired, runs cancelled, decisions on held tasks
         (``decided``: applied or refused, as their engines answered), runs a start request
         started (``start``: who, why, when, the workflow and its params, as the run's engine
-        said), and the refusals of a team's
-        dashboard (``refused``) since ``since``, newest first, at most ``limit``; each set,
-        clear and cancel says what vouched for its ``issued_by`` (:attr:`AuditEvent.vouched`)."""
+        said), the refusals of a team's dashboard (``refused``) and the webhooks `cascade
+        notify` posted (``notified``) since ``since``, newest first, at most ``limit``; each
+        set, clear and cancel says what vouched for its ``issued_by``
+        (:attr:`AuditEvent.vouched`)."""
         after = since_epoch(since)
         now = time.time()
         return self._read(lambda c: audit_query(c, since=after, limit=limit, now=now))
@@ -607,6 +621,40 @@ class History:
         return self._read(
             lambda c: runs_logging_query(c, text, since=since, limit=limit, among=among)
         )
+
+    # -- `cascade notify`: which notifier posts an event, and what was posted -----------------
+
+    def claim_post(
+        self, group: str, key: str, owner: str, *, lease: float, now: float | None = None
+    ) -> PostClaim:
+        """Claim the event ``key`` for ``owner``, one of the notifiers of ``group``: won when
+        no notifier of the group claimed it before, or when the claim found was not marked
+        posted within ``lease`` seconds (taken over); else who holds it and whether it was
+        posted. One statement the database orders: two notifiers never both win."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: claim_post(c, group, key, owner, lease=lease, now=at),
+            "cannot claim an event",
+        )
+
+    def end_post(
+        self, group: str, key: str, owner: str, *, outcome: str, now: float | None = None
+    ) -> bool:
+        """Mark ``owner``'s claim on ``key`` done (``outcome``: ``posted``, ``failed``, ...);
+        ``False`` when it was no longer ``owner``'s (taken over after its lease)."""
+        at = time.time() if now is None else now
+        return self._write(
+            lambda c: end_post(c, group, key, owner, outcome=outcome, now=at),
+            "cannot mark an event posted",
+        )
+
+    def prune_post_claims(self, before: float) -> int:
+        """Forget the claims on events made before ``before`` (epoch seconds); how many."""
+        return self._write(lambda c: prune_post_claims(c, before), "cannot prune claims")
+
+    def record_post(self, post: NotifyPost) -> None:
+        """Keep ``post`` in the audit (:meth:`audit`'s ``notified`` events)."""
+        self._write(lambda c: insert_post(c, post), "cannot audit a post")
 
     # -- a team's dashboard: sign-in sessions, the access audit, API tokens -------------------
 

@@ -93,6 +93,10 @@ class LifecycleEvent(
     ``name`` (on ``ENGINE_STARTED``, additive) is the run's name (``Engine.run(name=...)``,
     by default its target's task name); ``origin`` (additive) where it came from: the served
     workflow and its params, the run it reruns and the request that started it.
+
+    ``log_lines`` (on ``ENGINE_STOPPED``, additive) is how many lines the run's tasks logged
+    where its engine forwards their logs (the dropped ones too: each task's last line
+    number, added up), so that a reader of its logs can tell the lines it never received.
     """
 
     event: LifecycleName
@@ -102,6 +106,7 @@ class LifecycleEvent(
     cancelled: bool | None = None
     name: Annotated[str, msgspec.Meta(max_length=_NAME_LIMIT)] | None = None
     origin: RunOrigin | None = None
+    log_lines: _Count | None = None
 
 
 class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):

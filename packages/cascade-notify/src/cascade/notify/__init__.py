@@ -10,14 +10,14 @@ whose connection was lost), as generic JSON or a Slack incoming webhook's body.
     ...
     await notifier.stop()
 
-Several notifiers of one ``group`` post each event once between them (:class:`FleetClaims`);
-a :class:`SentLedger` keeps one from posting an event again after a restart.
+Notifiers that share a state database (a SQLite file on one host, PostgreSQL across hosts:
+``state=History(url, mode="write")``) post each event once between them, and never again
+after a restart (:class:`ClaimLedger`).
 docs/notifications.md says what is posted, when, and the worst cases.
 """
 
 from ._bodies import FORMATS, body, digest_body, headline
-from ._claims import DEFAULT_WINDOW, FleetClaims, member_id
-from ._ledger import SentLedger, default_ledger_path
+from ._claims import ClaimLedger, default_group, default_ledger_path, member_id
 from ._metrics import NotifyMetrics
 from ._notification import DEFAULT_EVENTS, EVENTS, Notification, last_line
 from ._notifier import DEFAULT_RATE, Notifier, NotifyCounts
@@ -30,19 +30,18 @@ __all__ = [
     "DEFAULT_RATE",
     "DEFAULT_TIMEOUT",
     "DEFAULT_WARN_BEFORE",
-    "DEFAULT_WINDOW",
     "EVENTS",
     "FORMATS",
     "EventWatch",
-    "FleetClaims",
+    "ClaimLedger",
     "Notification",
     "Notifier",
     "NotifyCounts",
     "NotifyMetrics",
     "Posted",
-    "SentLedger",
     "Webhook",
     "body",
+    "default_group",
     "default_ledger_path",
     "digest_body",
     "headline",

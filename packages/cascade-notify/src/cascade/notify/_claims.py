@@ -1,36 +1,47 @@
-"""``FleetClaims``: which of the notifiers that saw one event posts it, agreed over the broker.
+"""``ClaimLedger``: which notifier of a group posts an event, decided by a database they share.
 
 Every notifier of a group reads every message (each needs a run's whole story to say what
-failed), so each sees each event. Before posting, a notifier claims the event on
-``{prefix}/notify/{group}/claims/{digest of its key}`` (QoS 1, not retained) and listens for
-``window`` seconds: of the claims of that round, the lowest member id posts, and says so when
-done (``done``). The others wait for that ``done``; if none comes within ``wait_done`` (the
-winner died mid-post, or its post is slower than any post can be), they claim a next round
-among themselves. The worst cases, bounded: a winner that posted and died before its ``done``
-reached the broker costs one more post (the next round's); a claim slower than ``window``
-through the broker, or a partition, lets two notifiers post (each one counted a ``late claim``
-when the other's claim arrives after it decided).
+failed), so each sees each event. Before posting, each claims it in the state database
+(:meth:`cascade.history.History.claim_post`): the insert that makes the event's row owns the
+post; the others find the row and look again, sooner at first and at the latest when the
+holder's lease ends, until it is marked posted. A claim not marked posted within its lease
+(its owner died mid-post) is taken over by one of them, and posted once more. The same rows
+keep a restarted notifier from posting an event twice (a restart hears held tasks again).
+
+A SQLite file is the state of one host's notifiers; PostgreSQL (the history's own database
+may be it) that of notifiers on several hosts. The worst cases, each counted: a winner that
+died mid-post costs one more post after the lease (``takeovers``); a post that outlasted its
+lease may have been made twice (``overruns``); a database that cannot be reached for
+``patience`` seconds lets each notifier post on its own (``unclaimed``): a duplicate is a
+nuisance, a failure nobody hears of is what notifications are for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import socket
+import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
-from cascade.interfaces import Connector, Message, encode_level
+from cascade.history import History, HistoryError
 
-__all__ = ["DEFAULT_WINDOW", "FleetClaims", "member_id"]
+__all__ = ["DEFAULT_PATIENCE", "KEEP_FOR", "ClaimLedger", "default_group", "default_ledger_path",
+           "member_id"]  # fmt: skip
 
-DEFAULT_WINDOW = 0.5
-"""Seconds a claim listens for the others' before the lowest member id is taken to win."""
+KEEP_FOR = 30 * 86_400.0
+"""Seconds a claim is remembered (a hold lasts a day by default; a month is ample)."""
 
-_REMEMBERED = 10_000  # events whose claims are kept
+DEFAULT_PATIENCE = 10.0
+"""Seconds a claim is retried while the state database fails, before posting unclaimed."""
+
+_FIRST_LOOK = 0.5  # seconds before a loser looks at the holder's claim again (then doubled)
+_log = logging.getLogger("cascade.notify")
 
 
 def member_id() -> str:
@@ -38,120 +49,123 @@ def member_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-@dataclass
-class _Event:
-    rounds: dict[int, set[str]] = field(default_factory=dict)
-    done: str | None = None
-    decided: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+def default_group(url: str) -> str:
+    """The group of the notifiers posting to ``url``: ``webhook-`` and a digest of it (the URL
+    itself may hold a token), so that notifiers of one webhook post each event once, and
+    those of two webhooks each post it."""
+    return "webhook-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-class FleetClaims:
-    """Claims events for one member of ``group`` over ``connector`` (see the module)."""
+def default_ledger_path() -> Path:
+    """``$XDG_STATE_HOME/cascade/notify.sqlite3`` (``~/.local/state`` without it)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cascade" / "notify.sqlite3"
+
+
+class ClaimLedger:
+    """Claims events for ``member`` of ``group`` in ``state`` (see the module). ``lease``:
+    seconds a claim is its owner's before another may take it over; longer than a post can
+    take (:attr:`cascade.notify.Webhook.longest`)."""
 
     def __init__(
         self,
-        connector: Connector,
+        state: History,
         *,
-        group: str = "default",
+        group: str,
+        lease: float,
         member: str | None = None,
-        window: float = DEFAULT_WINDOW,
-        wait_done: float = 120.0,
+        patience: float = DEFAULT_PATIENCE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.connector = connector
+        self.state = state
+        self.group = group
+        self.lease = lease
         self.member = member or member_id()
-        self.window = window
-        self.wait_done = wait_done
-        self.base = f"{connector.topic_prefix}/notify/{encode_level(group)}/claims"
-        self.late_claims = 0
-        """Claims of another member that came after this one decided an event (a duplicate
-        post may have followed)."""
+        self.patience = patience
+        self.clock = clock
+        self.started_at = clock()
         self.takeovers = 0
-        """Rounds claimed anew because a winner said nothing within ``wait_done``."""
-        self.rejected = 0
-        """Messages on the claims' topics that are no claim."""
-        self._events: OrderedDict[str, _Event] = OrderedDict()
+        """Claims taken over after their lease ended unposted (each may be one more post)."""
+        self.overruns = 0
+        """Posts of this notifier that outlasted their lease (another may have posted too)."""
+        self.unclaimed = 0
+        """Events posted without a claim: the state database failed for ``patience`` seconds."""
+        self.errors: Counter[str] = Counter()
+        """The state database's failures, by step: ``claim``, ``settle``, ``prune``."""
+        self._unclaimed: set[str] = set()
 
-    async def start(self) -> None:
-        """Listen to the group's claims."""
-        await self.connector.subscribe(f"{self.base}/+", self._heard)
-
-    def _topic(self, key: str) -> str:
-        return f"{self.base}/{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-
-    def _event(self, key: str) -> _Event:
-        event = self._events.get(key)
-        if event is None:
-            event = self._events[key] = _Event()
-            if len(self._events) > _REMEMBERED:
-                self._events.popitem(last=False)
-        return event
-
-    def _heard(self, message: Message) -> None:
-        payload: dict[str, Any] = message.payload
-        key, by, state = payload.get("key"), payload.get("by"), payload.get("state")
-        turn = payload.get("round", 1)
-        if not isinstance(key, str) or not isinstance(by, str) or not isinstance(turn, int):
-            self.rejected += 1
-            return
-        if message.topic != self._topic(key):
-            self.rejected += 1
-            return
-        event = self._event(key)
-        if state == "done":
-            event.done = event.done or by
-        elif state == "claim":
-            if event.decided and by != self.member and event.done is None:
-                self.late_claims += 1
-            event.rounds.setdefault(turn, set()).add(by)
-        else:
-            self.rejected += 1
-            return
-        event.changed.set()
-
-    async def decide(self, key: str) -> bool:
-        """Whether this member posts the event ``key`` (``False``: another member does, or
-        did)."""
-        event = self._event(key)
-        turn = 1
-        while event.done is None:
-            event.rounds.setdefault(turn, set()).add(self.member)
-            await self.connector.publish(
-                self._topic(key), {"key": key, "by": self.member, "state": "claim", "round": turn},
-                qos=1,
-            )  # fmt: skip
-            if await self._until(event, self.window):
-                break
-            if min(event.rounds[turn]) == self.member:
-                event.decided = True
-                return True
-            if not await self._until(event, self.wait_done):
-                self.takeovers += 1
-                turn += 1
-        event.decided = True
-        return False
-
-    async def done(self, key: str, outcome: str) -> None:
-        """Say the event ``key`` is dealt with (posted, failed for good, or in a digest)."""
-        self._event(key).done = self.member
-        await self.connector.publish(
-            self._topic(key),
-            {"key": key, "by": self.member, "state": "done", "outcome": outcome},
-            qos=1,
-        )
-
-    @staticmethod
-    async def _until(event: _Event, seconds: float) -> bool:
-        """Wait ``seconds``, or until someone says the event is done; whether it is."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while event.done is None:
-            left = end - loop.time()
-            if left <= 0:
-                return False
-            event.changed.clear()
+    async def claim(self, key: str, stopping: asyncio.Event) -> str | None:
+        """``None`` when this notifier posts the event ``key``; else what became of it:
+        ``by_another`` (another notifier of the group posts or posted it) or ``already_sent``
+        (posted before this notifier started: a restart). ``stopping``: the notifier stops;
+        an event another notifier holds is left to it."""
+        look, failing_since = _FIRST_LOOK, None
+        while True:
             try:
-                await asyncio.wait_for(event.changed.wait(), left)
-            except asyncio.TimeoutError:
-                return event.done is not None
-        return True
+                claim = await asyncio.to_thread(
+                    self.state.claim_post, self.group, key, self.member, lease=self.lease
+                )
+            except HistoryError as exc:
+                self.errors["claim"] += 1
+                now = time.monotonic()
+                failing_since = failing_since or now
+                wait = failing_since + self.patience - now
+                if wait <= 0 or stopping.is_set():
+                    self._post_unclaimed(key, exc)
+                    return None
+                wait = min(look, wait)
+            else:
+                failing_since = None
+                if claim.won:
+                    self.takeovers += claim.taken_over
+                    return None
+                if claim.posted_at is not None:
+                    return "already_sent" if claim.posted_at < self.started_at else "by_another"
+                wait = min(look, claim.claimed_at + self.lease - self.clock())
+            look *= 2
+            if await _stopped(stopping, max(wait, 0.05)) and failing_since is None:
+                return "by_another"
+
+    def _post_unclaimed(self, key: str, exc: HistoryError) -> None:
+        _log.warning("cascade notify: %s posted unclaimed: %s", key, exc)
+        self.unclaimed += 1
+        self._unclaimed.add(key)
+
+    async def settle(self, key: str, outcome: str) -> None:
+        """Mark this notifier's claim on ``key`` done with ``outcome``."""
+        if key in self._unclaimed:
+            self._unclaimed.discard(key)
+            return
+        try:
+            mine = await asyncio.to_thread(
+                self.state.end_post, self.group, key, self.member, outcome=outcome
+            )
+        except HistoryError as exc:
+            self.errors["settle"] += 1
+            _log.warning("cascade notify: %s not marked posted: %s", key, exc)
+            return
+        if not mine:
+            self.overruns += 1
+            _log.warning(
+                "cascade notify: %s: the post outlasted its lease (%g s); another notifier may "
+                "have posted it too",
+                key,
+                self.lease,
+            )
+
+    async def prune(self) -> None:
+        """Forget the claims older than :data:`KEEP_FOR`."""
+        try:
+            await asyncio.to_thread(self.state.prune_post_claims, self.clock() - KEEP_FOR)
+        except HistoryError as exc:
+            self.errors["prune"] += 1
+            _log.warning("cascade notify: old claims not pruned: %s", exc)
+
+
+async def _stopped(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or until ``stopping`` is set; whether it is."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True

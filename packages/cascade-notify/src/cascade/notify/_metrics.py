@@ -47,18 +47,32 @@ class NotifyMetrics:
             "cascade_notify_digests", "Digests posted (events beyond the rate)",
             value=counts.digests,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "cascade_notify_audit_errors", "Posts the history could not keep in its audit",
+            value=counts.audit_errors,
+        )  # fmt: skip
         claims = self.notifier.claims
         if claims is not None:
             yield CounterMetricFamily(
-                "cascade_notify_late_claims",
-                "Claims of another notifier heard after this one decided (a duplicate post "
-                "may have followed)",
-                value=claims.late_claims,
+                "cascade_notify_takeovers",
+                "Claims taken over after their lease ended unposted (each may be one more post)",
+                value=claims.takeovers,
             )
             yield CounterMetricFamily(
-                "cascade_notify_takeovers",
-                "Events claimed anew because the notifier that won said nothing in time",
-                value=claims.takeovers,
+                "cascade_notify_overruns",
+                "Posts that outlasted their claim's lease (another notifier may have posted too)",
+                value=claims.overruns,
+            )
+            yield CounterMetricFamily(
+                "cascade_notify_unclaimed",
+                "Events posted without a claim: the state database could not be reached",
+                value=claims.unclaimed,
+            )
+            yield _by_outcome(
+                "cascade_notify_state_errors",
+                "The state database's failures, by step (claim, settle, prune)",
+                claims.errors,
+                label="step",
             )
         yield GaugeMetricFamily(
             "cascade_notify_pending", "Events being claimed or posted now",
@@ -72,10 +86,10 @@ class NotifyMetrics:
         return generate_latest(self.registry)
 
 
-def _by_outcome(name: str, documentation: str, counts: Counter[str]) -> Any:
+def _by_outcome(name: str, documentation: str, counts: Counter[str], label: str = "outcome") -> Any:
     from prometheus_client.core import CounterMetricFamily
 
-    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    family = CounterMetricFamily(name, documentation, labels=[label])
     for outcome, value in sorted(counts.items()):
         family.add_metric([outcome], value)
     return family

@@ -1,8 +1,9 @@
 """``Notifier``: a long-running reader of the broker that posts one webhook per event.
 
 The message callback only folds the message into the reader model and queues what it made
-(it never waits); each event is then claimed among the group's notifiers, posted within the
-rate (else kept for the next digest), counted, and written down in the ledger.
+(it never waits); each event is then claimed among the group's notifiers (:class:`ClaimLedger`),
+posted within the rate (else kept for the next digest), counted, marked posted in the state
+database, and audited in the history where one is given.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from cascade.history import History, HistoryError, NotifyPost
 from cascade.interfaces import Connector, Message, telemetry_filter
 from cascade.reader import ReaderModel, subscribe_statuses
 
 from ._bodies import body, digest_body
-from ._claims import DEFAULT_WINDOW, FleetClaims
-from ._ledger import SentLedger
+from ._claims import ClaimLedger, default_group, member_id
 from ._notification import DEFAULT_EVENTS, Notification
 from ._watch import DEFAULT_WARN_BEFORE, EventWatch
 from ._webhook import Posted, Webhook
@@ -34,33 +35,37 @@ MAX_PENDING = 10_000
 """Events waiting to be claimed or posted; beyond, dropped and counted."""
 
 _TICK = 1.0  # seconds between two looks at deadlines, the digest and the model's bounds
+_PRUNE_EVERY = 3600.0  # seconds between two prunes of old claims
+_LEASE_MARGIN = 30.0  # seconds a lease outlasts the longest post (clocks, the database)
 _log = logging.getLogger("cascade.notify")
 
 
 class NotifyCounts:
     """What a notifier did, counted: ``events[(kind, outcome)]`` (outcome ``posted``,
     ``failed``, ``digested``, ``by_another`` (another notifier of the group took it),
-    ``already_sent`` (its ledger had it: a restart), ``dropped`` (over :data:`MAX_PENDING`));
+    ``already_sent`` (posted before this notifier started: a restart), ``dropped`` (over
+    :data:`MAX_PENDING`));
     ``attempts[outcome]``, each HTTP attempt (``ok``, ``http_5xx``, ``http_4xx``, ``timeout``,
     ``unreachable``); ``posts[outcome]``, each post, one event's or a digest's (``ok``,
-    ``failed``)."""
+    ``failed``); ``audit_errors``: posts the history could not keep."""
 
     def __init__(self) -> None:
         self.events: Counter[tuple[str, str]] = Counter()
         self.attempts: Counter[str] = Counter()
         self.posts: Counter[str] = Counter()
         self.digests = 0
+        self.audit_errors = 0
 
 
 class Notifier:
     """Posts the events ``connector``'s broker tells of to ``webhook`` (see the module).
 
     ``fmt``: ``generic`` or ``slack``; ``events``, ``filters``, ``warn_before``,
-    ``dashboard_url``: as :class:`EventWatch`; ``group``: the notifiers that post each event
-    once between them (:class:`FleetClaims`; ``None``: this one alone, no claims);
-    ``ledger``: what was posted before a restart; ``rate``: posts a minute;
-    ``audit(notification, outcome, error)``: told of every event posted or failed (the
-    history's audit, where one is given).
+    ``dashboard_url``: as :class:`EventWatch`; ``state``: the database the notifiers of
+    ``group`` claim events in (:class:`ClaimLedger`; ``None``: no claims, every event posted);
+    ``group``: by default, one per webhook (:func:`default_group`); ``lease``: seconds a claim
+    is its owner's (by default the longest a post can take, and a margin); ``rate``: posts a
+    minute; ``history``: where each post and final failure is audited.
     """
 
     def __init__(
@@ -73,11 +78,11 @@ class Notifier:
         filters: Iterable[tuple[str, ...]] = (),
         warn_before: float = DEFAULT_WARN_BEFORE,
         dashboard_url: str | None = None,
-        group: str | None = "default",
-        ledger: SentLedger | None = None,
+        state: History | None = None,
+        group: str | None = None,
+        lease: float | None = None,
         rate: int = DEFAULT_RATE,
-        audit: Callable[[Notification, str, str], None] | None = None,
-        claim_window: float = DEFAULT_WINDOW,
+        history: History | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.connector = connector
@@ -90,20 +95,24 @@ class Notifier:
         )  # fmt: skip
         self.counts = NotifyCounts()
         webhook.on_attempt = self._attempted
+        self.member = member_id()
+        """This notifier's name among the group's (in the claims and the audit)."""
+        self.group = group or default_group(webhook.url)
         self.claims = (
-            FleetClaims(
-                connector,
-                group=group,
-                window=claim_window,
-                wait_done=webhook.attempts * (webhook.timeout + 30.0) + 10.0,
+            ClaimLedger(
+                state,
+                group=self.group,
+                lease=lease if lease is not None else webhook.longest + _LEASE_MARGIN,
+                member=self.member,
+                clock=clock,
             )
-            if group is not None
+            if state is not None
             else None
         )
-        self.ledger = ledger
+        self.history = history
         self.rate = max(1, rate)
-        self.audit = audit
         self.clock = clock
+        self._stopping = asyncio.Event()
         self._tokens = float(self.rate)
         self._refilled = time.monotonic()
         self._digest: list[Notification] = []
@@ -120,9 +129,7 @@ class Notifier:
         return self._pending
 
     async def start(self) -> None:
-        """Subscribe (the claims first, then telemetry and statuses) and start the ticker."""
-        if self.claims is not None:
-            await self.claims.start()
+        """Subscribe to telemetry and statuses and start the ticker."""
         prefix = self.connector.topic_prefix
         await self.connector.subscribe(telemetry_filter(prefix=prefix), self.heard)
         await subscribe_statuses(self.connector, self.heard, summaries=False)
@@ -130,7 +137,8 @@ class Notifier:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop; events being posted get ``timeout`` seconds, and a digest waiting is posted
-        within it."""
+        within it; events another notifier holds are left to it."""
+        self._stopping.set()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -154,9 +162,6 @@ class Notifier:
             self._queue(notification)
 
     def _queue(self, notification: Notification) -> None:
-        if self.ledger is not None and self.ledger.has(notification.key):
-            self.counts.events[(notification.kind, "already_sent")] += 1
-            return
         if self._pending >= MAX_PENDING:
             self.counts.events[(notification.kind, "dropped")] += 1
             _log.warning(
@@ -173,39 +178,45 @@ class Notifier:
 
     async def _handle(self, n: Notification) -> None:
         try:
-            if self.claims is not None and not await self.claims.decide(n.key):
-                self.counts.events[(n.kind, "by_another")] += 1
-                return
-            if self.ledger is not None and not self.ledger.claim(n.key):
-                self.counts.events[(n.kind, "already_sent")] += 1
-                return
-            if self._take_token():
-                posted = await self._post(body(n, self.fmt))
-                outcome = "posted" if posted.ok else "failed"
-                self._said(n, outcome, posted.error)
-            else:
-                self._digest.append(n)
-                outcome = "digested"
-                self.counts.events[(n.kind, outcome)] += 1
-            if self.ledger is not None:
-                self.ledger.settle(n.key, outcome)
             if self.claims is not None:
-                await self.claims.done(n.key, outcome)
+                taken = await self.claims.claim(n.key, self._stopping)
+                if taken is not None:
+                    self.counts.events[(n.kind, taken)] += 1
+                    return
+            if not self._take_token():
+                self._digest.append(n)  # claimed until the digest is posted
+                self.counts.events[(n.kind, "digested")] += 1
+                return
+            posted = await self._post(body(n, self.fmt))
+            await self._said(n, posted)
         except Exception:  # one event's trouble never stops the others
             _log.exception("cascade notify: %s could not be handled", n.key)
         finally:
             self._pending -= 1
 
-    def _said(self, n: Notification, outcome: str, error: str) -> None:
+    async def _said(self, n: Notification, posted: Posted, digest: bool = False) -> None:
+        """Count, log, mark posted and audit how ``n``'s post ended."""
+        outcome = "posted" if posted.ok else "failed"
         self.counts.events[(n.kind, outcome)] += 1
-        if outcome == "failed":
+        if not posted.ok:
             _log.warning(
-                "cascade notify: %s not posted to %s: %s", n.key, self.webhook.shown, error
+                "cascade notify: %s not posted to %s: %s", n.key, self.webhook.shown, posted.error
             )
-        if self.audit is not None:
+        if self.claims is not None:
+            await self.claims.settle(n.key, outcome)
+        if self.history is not None:
+            post = NotifyPost(
+                at=self.clock(), event=n.kind, event_key=n.key, webhook=self.webhook.shown,
+                outcome=outcome, attempts=posted.attempts,
+                notifier=self.member,
+                group=self.group, run_id=n.run_id or None, task_id=n.task_id,
+                source=n.source or None, status=posted.status, error=posted.error or None,
+                digest=digest,
+            )  # fmt: skip
             try:
-                self.audit(n, outcome, error)
-            except Exception as exc:  # the audit's database down: the post stands
+                await asyncio.to_thread(self.history.record_post, post)
+            except HistoryError as exc:  # the history down: the post stands
+                self.counts.audit_errors += 1
                 _log.warning("cascade notify: %s not audited: %s", n.key, exc)
 
     async def _post(self, payload: dict[str, Any]) -> Posted:
@@ -227,12 +238,16 @@ class Notifier:
         self.counts.digests += 1
         posted = await self._post(digest_body(items, self.fmt))
         for n in items:
-            self._said(n, "posted" if posted.ok else "failed", posted.error)
+            await self._said(n, posted, digest=True)
 
     async def _tick(self) -> None:
+        pruned = 0.0
         while True:
             await asyncio.sleep(_TICK)
             try:
+                if self.claims is not None and time.monotonic() - pruned >= _PRUNE_EVERY:
+                    pruned = time.monotonic()
+                    self._spawn(self.claims.prune())
                 for notification in self.watch.due():
                     self._queue(notification)
                 if self._digest and self._take_token():

@@ -78,6 +78,12 @@ class Webhook:
             timeout=httpx2.Timeout(timeout), transport=transport, follow_redirects=False
         )
 
+    @property
+    def longest(self) -> float:
+        """Seconds a post can take at most: every attempt's timeout, and the longest pause
+        between two (a claim's lease must outlast it)."""
+        return self.attempts * self.timeout + (self.attempts - 1) * _MAX_DELAY
+
     async def post(self, payload: dict[str, Any]) -> Posted:
         """Post ``payload`` until it is taken (2xx) or the attempts are used up."""
         delay, status, error = _FIRST_DELAY, None, ""

@@ -651,7 +651,10 @@ class Engine:
                     await asyncio.wait({closing}, timeout=self.shutdown_timeout)
             finally:
                 if started:
-                    self.events.emit(RunFinished(run_id=run_id, status=status, error=error))
+                    logged = logs.numbered if logs is not None else None
+                    self.events.emit(
+                        RunFinished(run_id=run_id, status=status, error=error, log_lines=logged)
+                    )
             if closing is not None:
                 await closing
             if tracing is not None:

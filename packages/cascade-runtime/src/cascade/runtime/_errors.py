@@ -13,6 +13,7 @@ __all__ = [
     "RerunError",
     "RunCancelledError",
     "TaskFailedError",
+    "ValueLost",
     "WorkerLost",
 ]
 
@@ -115,3 +116,10 @@ class WorkerLost(CascadeRuntimeError, RuntimeError):
     """An attempt failed because the worker that ran it (or held it, queued) died: killed, out
     of memory, crashed in C code. The attempt counts: the task's retries or hold apply, and
     its next attempt goes to a worker that is alive (a process pool is made again)."""
+
+
+class ValueLost(WorkerLost):
+    """An attempt failed because a result it takes, held on a Dask worker, was lost with that
+    worker. Its task is not retried (each attempt would fail the same: the task that made the
+    result is never run again unseen, and a run never runs a completed task again); a hold
+    applies. A rerun of the run runs both."""

@@ -56,12 +56,15 @@ class RunFinished:
     """A run ended. ``status`` is ``Succeeded``, ``Failed`` or ``Cancelled``.
 
     ``error`` is ``"ExcType: message"`` of what ended the run, ``""`` on success.
+    ``log_lines``: the lines its tasks logged, where its engine forwards their logs (``None``
+    where it does not).
     """
 
     run_id: str
     status: Literal["Succeeded", "Failed", "Cancelled"]
     error: str = ""
     ts: float = field(default_factory=time.time)
+    log_lines: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

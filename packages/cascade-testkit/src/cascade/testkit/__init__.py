@@ -61,7 +61,15 @@ from ._families import (
     skip_on_family,
     xfail_on_family,
 )
-from ._fixtures import NO_MOSQUITTO, BrokerEndpoint, mosquitto_broker, mqtt_broker, mqtt_tls_broker
+from ._fixtures import (
+    NO_MOSQUITTO,
+    BrokerEndpoint,
+    mosquitto_broker,
+    mqtt_broker,
+    mqtt_tls_broker,
+    new_database,
+    own_postgresql,
+)
 from ._fleet import FleetCounts, FleetSimulator
 from ._fleet_engines import FleetSettings, Outgoing, SimulatedEngine
 from ._fleet_share import EngineShare
@@ -154,6 +162,8 @@ __all__ = [
     "mqtt_broker",
     "mqtt_tls_broker",
     "postgresql_bin",
+    "new_database",
+    "own_postgresql",
     "prometheus_path",
     "rabbitmq_server_path",
     "rabbitmq_user",

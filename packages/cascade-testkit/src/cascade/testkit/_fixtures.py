@@ -8,9 +8,17 @@ from typing import Any, Protocol
 import pytest
 
 from ._mosquitto import MosquittoBroker, mosquitto_path
+from ._postgres import NO_POSTGRESQL, PrivatePostgreSQL, postgresql_bin
 from ._threaded import ThreadedEmbeddedBroker
 
-__all__ = ["BrokerEndpoint", "mosquitto_broker", "mqtt_broker", "mqtt_tls_broker"]
+__all__ = [
+    "BrokerEndpoint",
+    "mosquitto_broker",
+    "mqtt_broker",
+    "mqtt_tls_broker",
+    "new_database",
+    "own_postgresql",
+]
 
 NO_MOSQUITTO = "mosquitto is not installed (the embedded amqtt broker cannot do this)"
 
@@ -51,6 +59,24 @@ def own_mosquitto(**options: Any) -> Iterator[MosquittoBroker]:
         pytest.skip(NO_MOSQUITTO)
     with MosquittoBroker(**options) as broker:
         yield broker
+
+
+def own_postgresql() -> Iterator[PrivatePostgreSQL]:
+    """A private PostgreSQL for a fixture of any scope (``yield from own_postgresql()``);
+    skips the test, saying why, where PostgreSQL is not installed."""
+    bin_dir = postgresql_bin()
+    if bin_dir is None:
+        pytest.skip(NO_POSTGRESQL)
+    with PrivatePostgreSQL(bin_dir) as server:
+        yield server
+
+
+def new_database(server: PrivatePostgreSQL) -> Iterator[str]:
+    """A new database of ``server`` for a fixture (``yield from new_database(server)``): its
+    SQLAlchemy URL, dropped after."""
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
 
 
 @pytest.fixture(scope="session")

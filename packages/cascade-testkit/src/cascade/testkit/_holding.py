@@ -38,6 +38,13 @@ from cascade.interfaces.commands import (
     snapshot_request_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    summary_topic,
+)
 
 __all__ = ["HeldTask", "HoldingEngine"]
 
@@ -86,8 +93,9 @@ class HoldingEngine:
     the next attempt when ``fail_again``. It publishes each held task's ``BLOCKED`` event at
     :meth:`start`, the event a decision leads to, a heartbeat (:meth:`beat`) every
     ``heartbeat_every`` seconds (``None``: when told) and a snapshot when asked for one
-    (unless not ``snapshots``, as an engine from before snapshots). :meth:`stop` ends its
-    heartbeats.
+    (unless not ``snapshots``, as an engine from before snapshots); with ``summary``, its
+    retained summary listing the run with its held tasks counted, as an engine keeps it.
+    :meth:`stop` ends its heartbeats.
 
     :attr:`requests` are the decide requests received, in order; :attr:`applied` those applied.
     """
@@ -103,6 +111,7 @@ class HoldingEngine:
         fail_again: bool = False,
         heartbeat_every: float | None = None,
         snapshots: bool = True,
+        summary: bool = False,
     ) -> None:
         self.connector = connector
         self.run_id = run_id
@@ -116,6 +125,7 @@ class HoldingEngine:
         self._seq = 0
         self._every = heartbeat_every
         self._snapshots = snapshots
+        self._summary = summary
         self._beating: asyncio.Task[None] | None = None
 
     @property
@@ -135,6 +145,8 @@ class HoldingEngine:
         for task in self.tasks:
             if task.held:
                 await self._event(task, "BLOCKED")
+        if self._summary:
+            await self._summarize()
         if self._every is not None:
             self._beating = asyncio.create_task(self._beat_every(self._every))
 
@@ -167,6 +179,24 @@ class HoldingEngine:
             self.org_id, self.project_id, self.run_id, prefix=self.connector.topic_prefix
         )
         await self.connector.publish(topic, encode_payload(self._envelope(body, None)), qos=1)
+
+    async def _summarize(self) -> None:
+        held = sum(t.held for t in self.tasks)
+        tally = TaskTally(blocked=held, held=held, completed=len(self.tasks) - held)
+        run = SummaryRun(
+            run_id=self.run_id,
+            org_id=self.org_id,
+            project_id=self.project_id,
+            status="Running",
+            started=datetime.now(timezone.utc).isoformat(),
+            tasks=tally,
+            last_seq=self._seq,
+        )
+        summary = EngineSummary(
+            source=self.source, runs=RunTally(running=1), tasks=tally, listed=[run]
+        )
+        topic = summary_topic(self.source, self.connector.topic_prefix)
+        await self.connector.publish(topic, encode_payload(summary), qos=1, retain=True)
 
     async def _snapshot(self) -> None:
         tasks = [t.last for t in self.tasks if t.last is not None]

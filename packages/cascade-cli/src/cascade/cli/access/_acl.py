@@ -3,15 +3,17 @@ of `cascade acl` both brokers share (:mod:`._acl_mosquitto`, :mod:`._acl_rabbitm
 
 Runs are read by their org and project (telemetry and logs topics carry both levels), and
 commands' answers by their org (``{prefix}/reply/{org}/{id}/{source}``); constraints are set by
-their scope path (``global`` or ``task:<glob>``: no org), each scope's on its own topics only
-(engines take a constraint's scope and type from its topic). Cancels and decisions on held
-tasks name the run's org and project (``{prefix}/command/{org}/{project}/{run_id}/cancel`` and
-``.../decide``; not the task), and so do starts (``{prefix}/start/{org}/{project}/{workflow}``,
-or ``.../{source}`` addressed to one process) and announcements
+their scope path (``global``, ``task:<glob>`` or ``schedule:<name>``: no org), each scope's on
+its own topics only (engines take a constraint's scope and type from its topic). Cancels and
+decisions on held tasks name the run's org and project
+(``{prefix}/command/{org}/{project}/{run_id}/cancel`` and ``.../decide``; not the task), and
+so do starts (``{prefix}/start/{org}/{project}/{workflow}``, or ``.../{source}`` addressed to
+one process; a backfill is a start) and announcements
 (``{prefix}/served/{org}/{project}/{source}``): an operator over ``org:`` or ``project:`` scopes
 cancels, decides and starts in those only (which task a decision names, the broker cannot
-see: the dashboard checks it), and an engine login serves, announces and takes commands in
-its own scopes only (``[broker.engines]``), each announcement as itself. Snapshot requests
+see: the dashboard checks it), and an engine login serves, announces, claims its schedules'
+slots (``{prefix}/schedule/{org}/{project}/{schedule}/{slot}``) and takes commands in its own
+scopes only (``[broker.engines]``), each announcement as itself. Snapshot requests
 (``{prefix}/command/{run_id}/snapshot``) carry no org: any reader may ask; everyone reads the
 announcements.
 """
@@ -197,11 +199,12 @@ def _serves(
     rights: LoginRights, prefix: str, login: str, exact_retained: bool, place: tuple[str, str]
 ) -> None:
     """Serve workflows as ``login`` in ``place`` (as :func:`_cancels`): announce them on its
-    own topics there, probe whether the broker has shared subscriptions (its own probe
-    topic), and take start requests addressed to it or given to it through the shared
-    subscription (``$share/cascade/{prefix}/start/{org}/{project}/{workflow}``, which
-    mosquitto checks as ``{prefix}/start/{org}/{project}/{workflow}``). RabbitMQ 3.x takes
-    the probe's ``$share/{group}/...`` filter literally and checks it as it is: granted, so
+    own topics there, claim its schedules' slots there, probe whether the broker has shared
+    subscriptions (its own probe topic), and take start requests addressed to it or given to
+    it through the shared subscription
+    (``$share/cascade/{prefix}/start/{org}/{project}/{workflow}``, which mosquitto checks as
+    ``{prefix}/start/{org}/{project}/{workflow}``). RabbitMQ 3.x takes the probe's
+    ``$share/{group}/...`` filter literally and checks it as it is: granted, so
     that the probe costs no connection."""
     level = encode_level(login)
     where = f"{place[0]}/{place[1]}"
@@ -209,6 +212,9 @@ def _serves(
     rights.grant(WRITE, served)
     rights.grant("readwrite", f"{served}/probe")
     rights.grant(READ, f"{prefix}/start/{where}/+", f"{prefix}/start/{where}/+/{level}")
+    # the claims of its schedules' slots (docs/schedules.md): read and written by the servers
+    # of the place alone, so no other login can take (and so swallow) a slot
+    rights.grant("readwrite", f"{prefix}/schedule/{where}/+/+")
     if exact_retained:
         rights.grant(READ, f"$share/+/{served}/probe")
 
@@ -240,10 +246,11 @@ def _engine(
         f"engine over {shown}: reads constraints and its scopes' commands, serves workflows "
         "there, writes as itself"
     )
-    # every engine reads the others' announcements (the reruns live there) and snapshot
-    # requests, which carry no org (any reader may ask)
+    # every engine reads the others' announcements (the reruns live there), snapshot
+    # requests, which carry no org (any reader may ask), and the statuses (a server of a
+    # schedule tells a killed server's runs from live ones)
     rights.grant(READ, f"{prefix}/constraints/#", f"{prefix}/served/+/+/+")
-    rights.grant(READ, f"{prefix}/command/+/snapshot")
+    rights.grant(READ, f"{prefix}/command/+/snapshot", f"{prefix}/status/+")
     for scope in scopes:
         place = _place(scope, check_name, where)
         below = "#" if place[0] == "+" else f"{place[0]}/#" if place[1] == "+" else (
@@ -307,14 +314,32 @@ def _person(
                 place = _place(scope, check_name, where)
                 _cancels(rights, prefix, place, f"{place[0]}/#")
                 _starts(rights, prefix, place)
-        elif operator:  # a task scope: its constraint topics, exactly, and their clear notes
-            topic = constraint_topic(str(scope), None, prefix)
-            path = topic[len(f"{prefix}/constraints/") :]
-            _checked(path, check_name, f"{where}: {scope}: its topic level")
-            # exactly the scope's topics: a deeper one (task/etl_%2A/x) would be read as
-            # another scope (task:etl_%2A/x), as the existing tools write a scope with '/'
-            own = [topic, *(constraint_topic(str(scope), kind, prefix) for kind in _TYPES)]
+        elif operator:  # a task or schedule scope: its constraint topics and clear notes
+            own = _constraint_topics(scope, prefix, check_name, where)
             rights.grant(WRITE, *own)
             rights.grant(WRITE, *(cleared_topic(t, prefix) for t in own))
             if exact_retained:
                 rights.grant(WRITE, f"{prefix}/index/constraints/+")
+
+
+def _constraint_topics(
+    scope: GrantScope, prefix: str, check_name: NameCheck, where: str
+) -> list[str]:
+    """The constraint topics an operator over a ``task:`` or ``schedule:`` scope writes: the
+    scope's own, and its three per-type ones. A task glob is a scope of its own (its topic
+    names the glob, exactly: a deeper one, ``task/etl_%2A/x``, would be read as another
+    scope, as the existing tools write a scope with '/'); a schedule is paused by its name,
+    so ``schedule:*`` is every schedule's topics (``schedule/+``) and any other glob, whose
+    names no topic filter can hold, is refused."""
+    if scope.kind == "schedule" and scope.glob == "*":
+        topic = f"{prefix}/constraints/schedule/+"
+    else:
+        if scope.kind == "schedule" and any(char in "*?[" for char in scope.glob or ""):
+            raise AclError(
+                f"{where}: {scope}: a broker binds a schedule's pause to its name's topic, not "
+                "to a glob: name the schedules (schedule:nightly) or give schedule:*"
+            )
+        topic = constraint_topic(str(scope), None, prefix)
+        path = topic[len(f"{prefix}/constraints/") :]
+        _checked(path, check_name, f"{where}: {scope}: its topic level")
+    return [topic, *(f"{topic}/{kind}" for kind in _TYPES)]

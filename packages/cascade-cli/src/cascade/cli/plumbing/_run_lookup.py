@@ -7,13 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cascade.control.run_ids import (
-    Recorded,
-    heard_run_ids,
-    is_full,
-    live_wait,
-    one_run,
-)
+from cascade.control.run_ids import Recorded, find_run, live_wait
 from cascade.interfaces import Connector
 
 from ._context import fail
@@ -60,14 +54,28 @@ async def run_named(
     connector: Connector, wanted: str, recorded: Recorded, timeout: float
 ) -> str | None:
     """The whole id of the one run ``wanted`` (from ``checked_prefix``) names: itself when
-    whole, else the one run heard live within :func:`~cascade.control.live_wait` (at most
-    ``timeout``) or recorded (``recorded``, from :func:`recorded_run_ids`) whose id starts
-    with it; ``None`` when none does (say it with :func:`no_run_named`), and
-    :class:`~cascade.control.ControlError` naming them when several do (a usage error)."""
-    if is_full(wanted):
-        return wanted
-    live = await heard_run_ids(connector, wanted, live_wait(timeout))
-    return one_run(wanted, live, recorded.ids, more=recorded.capped)
+    whole, else the one run the engines' summaries list or ``recorded`` holds (from
+    :func:`recorded_run_ids`) whose id starts with it, at once; only when these name none,
+    the one heard live within :func:`~cascade.control.live_wait` (at most ``timeout``),
+    saying so on stderr (:func:`~cascade.control.run_ids.find_run`). ``None`` when none does
+    (say it with :func:`no_run_named`), and :class:`~cascade.control.ControlError` naming
+    them when several do (a usage error)."""
+
+    def waiting(wait: float) -> None:
+        typer.echo(
+            f"cascade: listening {wait:g} s for live runs whose ids start with {wanted} (the "
+            "engines' summaries and the history do not settle it)",
+            err=True,
+        )
+
+    return await find_run(
+        connector,
+        wanted,
+        recorded.ids,
+        more=recorded.capped,
+        wait=live_wait(timeout),
+        waiting=waiting,
+    )
 
 
 def no_run_named(wanted: str, recorded: Recorded, timeout: float) -> typer.Exit:

@@ -4,7 +4,7 @@ A TOML file of grants, each naming its role, its scopes and who holds it::
 
     [[grant]]
     role = "operator"                      # viewer, operator or admin
-    scopes = ["project:acme/etl", "task:etl_*"]
+    scopes = ["project:acme/etl", "task:etl_*", "schedule:nightly"]
     people = ["alice@example.com"]         # names a sign-in gives (see Identity)
     groups = ["data-eng"]                  # groups a sign-in gives
     broker_users = ["alice"]               # MQTT logins (`cascade acl` writes their rights)
@@ -63,7 +63,8 @@ class Role(IntEnum):
     """What a grant lets its holders do within its scopes; each can do what those below can.
 
     ``viewer`` sees runs, tasks, logs and the history; ``operator`` also pauses, limits,
-    resumes and cancels; ``admin`` also creates and revokes API tokens (over ``global``).
+    resumes and cancels (and pauses and resumes the schedules of its ``schedule:`` scopes);
+    ``admin`` also creates and revokes API tokens (over ``global``).
     """
 
     VIEWER = 1
@@ -175,9 +176,9 @@ def _broker(raw: Any, where: str) -> BrokerLogins:
             scope = parse_scope(text)
         except ScopeError as exc:
             raise RolesError(f"{where}, engines: {exc}") from None
-        if scope.kind == "task":
+        if scope.kind in ("task", "schedule"):
             raise RolesError(
-                f"{where}, engines: {text!r} is a task scope; an engine serves a global, "
+                f"{where}, engines: {text!r} is a {scope.kind} scope; an engine serves a global, "
                 "org: or project: scope"
             )
         for login in _strings(engines, text, f"{where}, engines"):

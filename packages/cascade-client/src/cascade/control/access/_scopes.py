@@ -1,8 +1,10 @@
-"""What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``.
+"""What a grant covers: ``global``, ``org:ORG``, ``project:ORG/PROJECT``, ``task:GLOB``,
+``schedule:GLOB``.
 
 Runs are seen and cancelled by their org and project; constraints are set and cleared by
-their scope, which names tasks only (``global`` or ``task:<glob>``: their topics carry no
-org), so a grant's ``task:`` scopes say which constraints its holder may steer.
+their scope, which names tasks or a schedule only (``global``, ``task:<glob>``,
+``schedule:<name>``: their topics carry no org), so a grant's ``task:`` and ``schedule:``
+scopes say which constraints its holder may steer.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from cascade.interfaces import CascadeError
 
 __all__ = ["GrantScope", "ScopeError", "glob_within", "parse_scope"]
 
-Kind = Literal["global", "org", "project", "task"]
+Kind = Literal["global", "org", "project", "task", "schedule"]
 _UNUSABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class ScopeError(CascadeError, ValueError):
-    """A scope a roles file or a request names that is not one of the four kinds."""
+    """A scope a roles file or a request names that is not one of the five kinds."""
 
 
 @dataclass(frozen=True)
 class GrantScope:
-    """One scope of a grant: its ``kind`` and its ``org``, ``project`` or task ``glob``."""
+    """One scope of a grant: its ``kind`` and its ``org``, ``project``, or the ``glob`` of the
+    task or schedule names it covers."""
 
     kind: Kind
     org: str | None = None
@@ -39,7 +42,7 @@ class GrantScope:
             return f"org:{self.org}"
         if self.kind == "project":
             return f"project:{self.org}/{self.project}"
-        return f"task:{self.glob}"
+        return f"{self.kind}:{self.glob}"
 
     def covers_run(self, org: str, project: str) -> bool:
         """Whether a run of ``org``/``project`` is within this scope."""
@@ -50,11 +53,16 @@ class GrantScope:
         return self.kind == "project" and org == self.org and project == self.project
 
     def covers_constraint(self, scope: str) -> bool:
-        """Whether a constraint on ``scope`` (``global``, ``task:<glob>``) is within this one."""
+        """Whether a constraint on ``scope`` (``global``, ``task:<glob>``,
+        ``schedule:<name>``) is within this one."""
         if self.kind == "global":
             return True
         kind, _, glob = scope.partition(":")
-        return self.kind == "task" and kind == "task" and glob_within(glob, self.glob or "")
+        return (
+            self.kind in ("task", "schedule")
+            and kind == self.kind
+            and glob_within(glob, self.glob or "")
+        )
 
 
 def parse_scope(text: str) -> GrantScope:
@@ -75,8 +83,11 @@ def parse_scope(text: str) -> GrantScope:
                 return GrantScope("project", org=org, project=project)
         if kind == "task":
             return GrantScope("task", glob=rest)
+        if kind == "schedule":
+            return GrantScope("schedule", glob=rest)
     raise ScopeError(
-        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT or task:GLOB"
+        f"unknown scope {text!r}: give global, org:ORG, project:ORG/PROJECT, task:GLOB or "
+        "schedule:GLOB"
     )
 
 

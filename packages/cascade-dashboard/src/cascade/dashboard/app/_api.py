@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cascade.control import ControlError
 from cascade.control.access import Role
+from cascade.control.run_ids import is_full
 from cascade.metrics import CONTENT_TYPE
 
 from ..auth._access_log import AccessLog
@@ -45,7 +47,7 @@ from ..live._streams import (
     change_events,
     stream_events,
 )
-from ..live._visible_runs import visible_id
+from ..live._visible_runs import HistoryUnreadable, find_run, visible_id
 from ._controls import Controls
 from ._decide import decide_task
 from ._guard import (
@@ -59,6 +61,7 @@ from ._guard import (
 )
 from ._gzip_stream import accepts_gzip, gzipped
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
+from ._schedules import list_schedules
 from ._settings import DashboardSettings
 from ._start import list_workflows, start_workflow
 
@@ -177,6 +180,9 @@ class _Dashboard:
         with the first state of the view its address asks for (:meth:`first_state`), so that its
         first paint shows what the dashboard holds: gzipped when the browser takes it (an open
         run's tasks can be megabytes, as the stream's first event)."""
+        named = await self.whole_run_address(request)
+        if named is not None:
+            return RedirectResponse(named, status_code=302)
         page = _page()
         state = self.first_state(request)
         if state is not None:
@@ -185,6 +191,25 @@ class _Dashboard:
         if len(page) > _GZIP_FROM and accepts_gzip(request.scope):
             page, headers["content-encoding"] = gzip.compress(page, 6), "gzip"
         return Response(page, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def whole_run_address(self, request: Request) -> str | None:
+        """Where ``/runs/{prefix}...`` (the short id a table shows, or any prefix one run the
+        asker may see has, live or recorded) is under the run's whole id; ``None`` when the
+        address names a whole id, or no one run (the page then says what it holds of it)."""
+        given = request.path_params.get("run_id")
+        if not given or is_full(given):
+            return None
+        try:
+            access = self.reader(request.scope)
+            among = access.among() if access is not None else None
+            found = await find_run(self.hub.model, self.source.history, given, among)
+        except (AccessRefused, ControlError, HistoryUnreadable):
+            return None
+        if found is None:
+            return None
+        path = request.url.path.replace(f"/runs/{given}", f"/runs/{found.run_id}", 1)
+        query = request.url.query
+        return f"{path}?{query}" if query else path
 
     def first_state(self, request: Request) -> bytes | None:
         """The first event a page at this address would get from its stream (its view: the
@@ -417,6 +442,7 @@ def create_app(
             methods=["POST"],
         ),
         Route("/api/workflows", functools.partial(list_workflows, controls), methods=["GET"]),
+        Route("/api/schedules", functools.partial(list_schedules, controls), methods=["GET"]),
         Route(
             "/api/workflows/{name}/start",
             functools.partial(start_workflow, controls),

@@ -25,7 +25,8 @@ class HistorySource:
     :meth:`default` is the file `cascade record` writes without ``--db``, opened read-only if
     it exists (never made here); while it does not, or cannot be read, :attr:`note` says so
     and what to do, and :meth:`refresh` tries it again: a `cascade record` started after the
-    dashboard shows on the page's next load. ``HistorySource()``: none wanted (the page shows
+    dashboard shows on the page's next load. :meth:`awaiting` does the same for a file
+    ``--db`` names that is not there yet. ``HistorySource()``: none wanted (the page shows
     no History section).
     """
 
@@ -63,14 +64,20 @@ class HistorySource:
             from cascade.history import default_path
         except ImportError:
             return cls(problem=f"the History section {_EXTRA_HINT}")
-        path = default_path()
+        return cls.awaiting(default_path())
+
+    @classmethod
+    def awaiting(cls, path: Path) -> HistorySource:
+        """The SQLite history at ``path``, opened read-only if it is there, else looked for
+        again as :meth:`default` is; blocks while it opens, so call it before serving."""
         source = cls(location=str(path), default=path)
         source._open()
         return source
 
     @property
     def default_path(self) -> Path | None:
-        """The default file this source looks for, ``None`` when it serves a given history."""
+        """The file this source looks for (the default one, or one ``--db`` named that was not
+        there yet), ``None`` when it serves a given history."""
         return self._default
 
     @property

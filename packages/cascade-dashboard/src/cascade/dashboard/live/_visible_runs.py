@@ -107,7 +107,7 @@ async def find_run(
 
         recorded = await _read(history, lambda h: recorded_in(h, wanted, among))
     live = (
-        [run_id for run_id, run in model.state.runs.items()
+        [run_id for runs in (model.state.runs, model.fleet.runs) for run_id, run in runs.items()
          if run_id.startswith(wanted) and covers(among, run)]
         if not is_full(wanted)
         else [wanted] if seen_live(model, wanted, among) is not None else []

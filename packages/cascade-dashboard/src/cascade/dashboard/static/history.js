@@ -13,6 +13,7 @@ import { openLive } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
+import { scheduledText } from "./schedules.js";
 import { stateCounts } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 
@@ -83,6 +84,23 @@ async function download(link) {
   window.cascadeDownloads = (window.cascadeDownloads || 0) + 1;
 }
 
+// A decision as done, and the decisions people took on a run's held tasks as its engine
+// applied them ("1 skipped by ops-1, 1 completed by ops-2"): what changed what a run came to,
+// said beside its status wherever a run is listed.
+const DONE = { retry: "retried", skip: "skipped", complete: "completed", fail: "failed" };
+function decisionsText(run) {
+  return (run.decisions || []).map((d) => count(d.count) + " " + (DONE[d.decision] || d.decision) +
+    " by " + (d.by == null ? "someone unnamed" : d.by)).join(", ");
+}
+function statusCell(run) {
+  const cell = span(run.status, safeClass(run.status));
+  const decided = decisionsText(run);
+  if (!decided) return cell;
+  const both = el("span");
+  both.append(cell, span(" \u00b7 " + decided, "decided"));
+  return both;
+}
+
 async function loadRuns() {
   downloadLinks();
   const { runs } = await historyGet("/api/history/runs", filters());
@@ -90,7 +108,7 @@ async function loadRuns() {
     const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
     const missing = run.missing_events ? span(count(run.missing_events), "missing") : "-";
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      span(run.status, safeClass(run.status)), at(run.started_at),
+      statusCell(run), at(run.started_at),
       run.duration == null ? "running" : seconds(run.duration), stateCounts(run.tasks), missing,
       run.source, span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);
@@ -111,6 +129,7 @@ async function loadRun(runId) {
   $("h-run-id").textContent = run.run_id;
   $("h-run-status").textContent = run.status;
   $("h-run-status").className = "badge " + safeClass(run.status);
+  $("h-run-decided").textContent = decisionsText(run);
   $("h-run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
   $("h-run-name").textContent = run.name == null ? "" : run.name;
   $("h-run-origin").textContent = originText(run.origin);
@@ -183,10 +202,15 @@ function attemptsList(task) {
   const list = el("ol", null, "attempts");
   for (const a of task.attempt_list || []) {
     const item = el("li");
-    item.appendChild(span("attempt " + a.number + ": " + String(a.state).toLowerCase(), "c-" + safeClass(a.state)));
+    const d = a.decided;
+    // an attempt a person's skip, complete or fail ended was held, then decided: it did not
+    // complete (nor fail) of itself, whatever state the decision gave it
+    const decidedEnd = d && d.decision !== "retry" && a.state !== "HELD";
+    item.appendChild(decidedEnd
+      ? span("attempt " + a.number + ": held, " + (DONE[d.decision] || d.decision) + " by decision", "decided")
+      : span("attempt " + a.number + ": " + String(a.state).toLowerCase(), "c-" + safeClass(a.state)));
     if (a.duration != null) item.appendChild(span(" after " + seconds(a.duration), "note"));
     if (a.error) item.appendChild(span(" " + a.error, "error"));
-    const d = a.decided;
     if (d) {
       const who = d.deadline ? "at the hold's deadline" : "by " + (d.by || "someone unnamed");
       item.appendChild(span(" \u2192 " + d.decision + " " + who + (d.reason ? " " + quoted(d.reason) : ""), "decided"));
@@ -203,6 +227,7 @@ function originText(origin) {
   const parts = [];
   if (origin.workflow) parts.push("workflow " + origin.workflow);
   if (origin.params) parts.push("params " + JSON.stringify(origin.params));
+  if (origin.schedule) parts.push(scheduledText(origin));
   if (origin.request_id) {
     parts.push("started by " + (origin.issued_by || "someone unnamed") +
       (origin.reason ? " " + quoted(origin.reason) : ""));

@@ -10,6 +10,7 @@ import { applyChanges, connect, openFirst, openLive, showLogsOf, startPaging } f
 import { placeOf, placeTitle, placeUrl } from "./places.js";
 import { paint } from "./render.js";
 import { paintWith } from "./repaint.js";
+import { startSchedules } from "./schedules.js";
 import { showWho } from "./who.js";
 import { startWorkflows } from "./workflows.js";
 
@@ -20,6 +21,7 @@ async function connectIfSignedIn() {
   connect();
   startHistory();
   startWorkflows();
+  startSchedules();
 }
 
 // The place the address names (on load, back and forward): the live run (and task) and the

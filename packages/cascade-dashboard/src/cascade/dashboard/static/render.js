@@ -11,6 +11,7 @@ import { connecting, live, logTask, ROWS, select, selected, view } from "./live.
 import { drawLogLines } from "./logs.js";
 import { noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
+import { scheduledText } from "./schedules.js";
 import { stateCounts, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 import { signedIn } from "./who.js";
@@ -120,11 +121,12 @@ let lineageOf = null;
 function renderLineage(run) {
   const origin = run.origin || {};
   const recorded = !$("history").hidden && !$("h-body").hidden;
-  const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", recorded].join("\u0000");
+  const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", origin.schedule || "", recorded].join("\u0000");
   if (lineageOf === key) return; // drawn: a link redrawn at each frame could not be clicked
   lineageOf = key;
   const parts = [];
   if (origin.workflow) parts.push(span("workflow " + origin.workflow));
+  if (origin.schedule) parts.push(span(" " + scheduledText(origin), "scheduled"));
   if (origin.issued_by) parts.push(span(" started by " + origin.issued_by));
   if (origin.rerun_of) {
     parts.push(span(" rerun of "));

@@ -1,5 +1,6 @@
 """A run's name and origin as stored (``runs.name``, ``workflow``, ``params``, ``rerun_of``,
-``root_run`` and the start request's fields: revision 0013), and the audit's ``start`` rows.
+``root_run`` and the start request's fields: revision 0013; the ``schedule`` and the slot,
+``scheduled_for``, that started it: revision 0016), and the audit's ``start`` rows.
 
 They come from the run's ``ENGINE_STARTED`` (``LifecycleEvent.name`` and ``origin``), which
 ``_rows`` takes only from the run's own engine: a start row says what that engine said of the
@@ -41,6 +42,8 @@ ORIGIN_COLUMNS = (
     "issued_by",
     "reason",
     "issued_at",
+    "schedule",
+    "scheduled_for",
 )
 """The ``runs`` columns an ``ENGINE_STARTED`` fills (the first stored stays)."""
 
@@ -48,6 +51,7 @@ NO_ORIGIN: dict[str, Any] = dict.fromkeys(ORIGIN_COLUMNS)
 """A run's origin columns before its ``ENGINE_STARTED`` said anything."""
 
 _NAME_BYTES = 256  # runs.name, runs.issued_by
+_SLOT_BYTES = 64  # runs.scheduled_for
 
 
 def _said(text: str | None, limit: int | None) -> str | None:
@@ -70,6 +74,8 @@ def origin_columns(event: LifecycleEvent) -> dict[str, Any]:
             issued_by=_said(origin.issued_by, _NAME_BYTES),
             reason=_said(origin.reason, MAX_TEXT_BYTES),
             issued_at=origin.issued_at,
+            schedule=origin.schedule,
+            scheduled_for=_said(origin.scheduled_for, _SLOT_BYTES),
         )
     return columns
 

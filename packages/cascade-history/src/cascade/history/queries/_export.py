@@ -49,6 +49,7 @@ RUN_COLUMNS = (
     "run_id", "org_id", "project_id", "source", "status", "started_at", "ended_at", "duration",
     "error", "planned_tasks", "tasks", "dropped_telemetry", "missing_events", "trace_id",
     "refused", "received_at", "vouched", "claims", "name", "origin", "rerun_of", "replaced_by",
+    "decisions",
 )  # fmt: skip
 """A run's columns: ``RunSummary.to_json``'s fields."""
 RUN_TIMES = ("started_at", "ended_at", "received_at")
@@ -61,7 +62,7 @@ TASK_COLUMNS = (
 AUDIT_COLUMNS = (
     "at", "action", "scope", "type", "params", "expires_at", "ttl", "topic", "constraint_id",
     "reason", "issued_by", "issued_at", "run_id", "source", "request_id", "stopped", "decided",
-    "vouched", "count", "last_at", "started",
+    "vouched", "count", "last_at", "started", "notified",
 )  # fmt: skip
 """An audit row's columns: ``AuditEvent.to_json``'s fields."""
 AUDIT_TIMES = ("at", "expires_at", "issued_at", "last_at")

@@ -21,10 +21,12 @@ from ..access._access import refused_events, vouch
 from ..audit._cancels import cancel_events
 from ..audit._decisions import decision_events
 from ..audit._lineage import origin_of, start_events
+from ..audit._notify_posts import post_events
 from ..audit._witness import witness
 from ..records._audit_records import AuditEvent
 from ..records._records import (
     Claim,
+    DecisionCount,
     Execution,
     RunLink,
     RunSummary,
@@ -33,6 +35,7 @@ from ..records._records import (
 )
 from ..store._schema import (
     constraint_events,
+    decisions,
     presence,
     run_claims,
     run_events,
@@ -124,6 +127,7 @@ def runs_query(
     limit: int,
     among: Among | None = None,
     name: str | None = None,
+    schedule: str | None = None,
 ) -> list[RunSummary]:
     """Runs newest first (by start), filtered as :meth:`History.runs` says."""
     query = sa.select(*RUN_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id)
@@ -144,6 +148,8 @@ def runs_query(
         query = query.where(runs.c.source == source)
     if name is not None:
         query = query.where(runs.c.name == name)
+    if schedule is not None:
+        query = query.where(runs.c.schedule == schedule)
     if among is not None:
         query = query.where(among_filter(among))
     if task is not None:
@@ -166,8 +172,11 @@ def summaries(
     numbered: dict[str, int] = dict.fromkeys(ids, 0)
     refused: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
     claims: dict[str, list[Claim]] = {run_id: [] for run_id in ids}
+    decided: dict[str, list[DecisionCount]] = {run_id: [] for run_id in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        for run_id, decision, by, count in connection.execute(_applied_decisions(chunk)):
+            decided[run_id].append(DecisionCount(decision, by, count))
         rr = run_refusals.c
         for run_id, reason, count in connection.execute(
             sa.select(rr.run_id, rr.reason, rr.refused).where(rr.run_id.in_(chunk))
@@ -216,9 +225,22 @@ def summaries(
             origin=origin_of(row),
             rerun_of=None if row.rerun_of is None else rerun_of.get(row.rerun_of),
             replaced_by=replaced_by.get(row.run_id, []),
+            decisions=decided.get(row.run_id, []),
         )
         for row in rows
     ]
+
+
+def _applied_decisions(run_ids: list[str]) -> sa.Select[Any]:
+    """(run_id, decision, issued_by, count): the decisions the runs' engines applied, by kind
+    and person, in the order first applied (the audit's ``decisions``, indexed by run)."""
+    d = decisions.c
+    return (
+        sa.select(d.run_id, d.decision, d.issued_by, sa.func.count())
+        .where(d.run_id.in_(run_ids), d.outcome == "applied")
+        .group_by(d.run_id, d.decision, d.issued_by)
+        .order_by(d.run_id, sa.func.min(d.id))
+    )
 
 
 _STATUS = RUN_COLUMNS[-1]
@@ -388,9 +410,9 @@ def _audit_event(
 def audit_query(
     connection: sa.Connection, *, since: float | None, limit: int, now: float
 ) -> list[AuditEvent]:
-    """Constraint changes, cancels, decisions and the dashboards' refusals newest first, with
-    the expiries that passed unanswered; each vouched for where a dashboard's row does
-    (``_access``)."""
+    """Constraint changes, cancels, decisions, the dashboards' refusals and notifiers' posts
+    newest first, with the expiries that passed unanswered; each vouched for where a
+    dashboard's row does (``_access``)."""
     ce = constraint_events
     following = ce.alias("following")
     query = (
@@ -423,6 +445,7 @@ def audit_query(
     events.extend(decision_events(connection, since=since, limit=limit))
     events.extend(refused_events(connection, since=since, limit=limit))
     events.extend(start_events(connection, since=since, limit=limit))
+    events.extend(post_events(connection, since=since, limit=limit))
     events.sort(key=lambda event: event.at, reverse=True)
     return witness(connection, vouch(connection, events[:limit]))
 

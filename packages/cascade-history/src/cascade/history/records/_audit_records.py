@@ -61,6 +61,12 @@ class AuditEvent:
     refusal, what the dashboard signed the person in with; of a set, a clear or a cancel,
     what the dashboard's allowed row that matches it said (the match rule:
     ``cascade.history.access._access``); ``None``: only claimed, as its writer said it.
+
+    ``notified``: `cascade notify` posted an event to a webhook, or failed to for good:
+    ``type`` is the event's kind (``run.failed``, ...), ``scope`` ``run:<run_id>`` (an
+    engine's loss: ``engine:<source>``), ``issued_by`` the notifier, ``notified`` the post
+    (:meth:`~cascade.history.NotifyPost.to_json`: the webhook redacted, the outcome, the
+    attempts, the last HTTP status and error).
     """
 
     at: float
@@ -83,6 +89,7 @@ class AuditEvent:
     count: int = 1
     last_at: float | None = None
     started: dict[str, Any] | None = None
+    notified: dict[str, Any] | None = None
 
     @property
     def ttl(self) -> float | None:
@@ -115,4 +122,5 @@ class AuditEvent:
             "count": self.count,
             "last_at": self.last_at,
             "started": self.started,
+            "notified": self.notified,
         }

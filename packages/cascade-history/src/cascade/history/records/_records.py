@@ -55,6 +55,32 @@ class Claim:
         return {"source": self.source, "refused": self.refused, "set_aside": self.set_aside}
 
 
+_DONE = {"retry": "retried", "skip": "skipped", "complete": "completed", "fail": "failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCount:
+    """Decisions of one kind one person took on a run's held tasks, applied by its engine:
+    ``decision`` (``retry``, ``skip``, ``complete``, ``fail``), ``by`` (who asked, as the
+    request said; ``None``: not said), ``count``. ``str()``: ``1 skipped by ops-1``."""
+
+    decision: str
+    by: str | None
+    count: int
+
+    @property
+    def done(self) -> str:
+        """The decision as done: ``retried``, ``skipped``, ``completed``, ``failed``."""
+        return _DONE.get(self.decision, self.decision)
+
+    def __str__(self) -> str:
+        return f"{self.count:,} {self.done} by {'someone unnamed' if self.by is None else self.by}"
+
+    def to_json(self) -> dict[str, Any]:
+        """These decisions as a JSON object."""
+        return {"decision": self.decision, "by": self.by, "count": self.count}
+
+
 @dataclass(frozen=True, slots=True)
 class RunLink:
     """Another run of a run's line: its ``run_id`` and ``status`` (``None``: the history does
@@ -91,6 +117,9 @@ class RunSummary:
     ``ENGINE_STARTED``; ``topic``: its sourced topic; ``online``: its online status;
     ``None``: only its word, first heard). ``claims``: the other sources that spoke of the
     run, each with its messages refused and its events set aside (:class:`Claim`).
+    ``decisions``: the decisions people took on its held tasks that its engine applied, by
+    kind and person (:class:`DecisionCount`; empty when none): what changed its outcome
+    besides its code, which every list of runs says beside its status.
     """
 
     run_id: str
@@ -114,11 +143,23 @@ class RunSummary:
     origin: dict[str, Any] | None = None
     rerun_of: RunLink | None = None
     replaced_by: list[RunLink] = field(default_factory=list)
+    decisions: list[DecisionCount] = field(default_factory=list)
 
     @property
     def workflow(self) -> str | None:
         """The served workflow it ran (``None``: not a served one)."""
         return None if self.origin is None else self.origin.get("workflow")
+
+    @property
+    def schedule(self) -> str | None:
+        """The schedule that started it (``None``: none did)."""
+        return None if self.origin is None else self.origin.get("schedule")
+
+    @property
+    def scheduled_for(self) -> str | None:
+        """The slot of :attr:`schedule` it fills (ISO, UTC), ``None`` when no schedule started
+        it."""
+        return None if self.origin is None else self.origin.get("scheduled_for")
 
     @property
     def root_run(self) -> str | None:
@@ -155,7 +196,16 @@ class RunSummary:
             "origin": self.origin,
             "rerun_of": None if self.rerun_of is None else self.rerun_of.to_json(),
             "replaced_by": [link.to_json() for link in self.replaced_by],
+            "decisions": [decided.to_json() for decided in self.decisions],
         }
+
+    @property
+    def status_said(self) -> str:
+        """Its status with the decisions that made it, as every list says it: ``Succeeded``,
+        ``Succeeded · 1 skipped by ops-1, 1 completed by ops-2``."""
+        if not self.decisions:
+            return self.status
+        return f"{self.status} · {', '.join(str(decided) for decided in self.decisions)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ __all__ = [
     "log_runs",
     "log_tasks",
     "metadata",
+    "notify_claims",
+    "notify_posts",
     "presence",
     "run_events",
     "run_claims",
@@ -93,6 +95,10 @@ runs = sa.Table(
     sa.Column("issued_by", sa.String(256), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("issued_at", _Time, nullable=True),
+    # the schedule that started it and the slot it fills (ISO, UTC), as its ENGINE_STARTED
+    # said (revision 0016)
+    sa.Column("schedule", sa.String(64), nullable=True),
+    sa.Column("scheduled_for", sa.String(64), nullable=True),
     sa.Index(None, "started_at"),
     sa.Index(None, "received_at"),
     sa.Index(None, "last_received_at"),
@@ -100,6 +106,7 @@ runs = sa.Table(
     sa.Index(None, "project_id", "started_at"),
     sa.Index(None, "source", "started_at"),
     sa.Index(None, "name", "started_at"),
+    sa.Index(None, "schedule", "started_at"),
     sa.Index(None, "rerun_of"),
     sa.Index(None, "root_run"),
 )
@@ -479,4 +486,42 @@ dashboard_sessions = sa.Table(
     sa.Column("revoked_at", _Time, nullable=True),
     sa.Column("revoked_by", sa.String(256), nullable=True),
     sa.Index(None, "expires_at"),
+)
+
+# `cascade notify`'s claims (revision 0017): one row per event and group of notifiers; the insert
+# that makes it owns the post (``_notify_posts``). ``owner`` and ``claimed_at`` are its lease;
+# ``posted_at`` is set once the post is done (whatever its outcome).
+notify_claims = sa.Table(
+    "notify_claims",
+    metadata,
+    sa.Column("notifier_group", sa.String(256), primary_key=True),
+    sa.Column("event_key", sa.String(1024), primary_key=True),
+    sa.Column("owner", sa.String(256), nullable=False),  # the notifier holding the claim
+    sa.Column("claimed_at", _Time, nullable=False),
+    sa.Column("takeovers", sa.Integer, nullable=False),  # claims taken after their lease ended
+    sa.Column("posted_at", _Time, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),  # posted, failed, digested
+    sa.Index(None, "claimed_at"),
+)
+
+# `cascade notify`'s audit (revision 0017): each event posted to a webhook, or failed for good.
+notify_posts = sa.Table(
+    "notify_posts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", _Time, nullable=False),  # when the post ended
+    sa.Column("event", sa.String(32), nullable=False),  # run.failed, task.held, ...
+    sa.Column("event_key", sa.String(1024), nullable=False),
+    sa.Column("run_id", sa.String(1024), nullable=True),
+    sa.Column("task_id", sa.String(1024), nullable=True),
+    sa.Column("source", sa.String(1024), nullable=True),  # the engine
+    sa.Column("webhook", sa.String(1024), nullable=False),  # redacted: scheme and host
+    sa.Column("outcome", sa.String(16), nullable=False),  # posted, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),  # the last HTTP status (None: no answer)
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("digest", sa.Boolean, nullable=False),  # posted within a digest
+    sa.Column("notifier", sa.String(256), nullable=False),
+    sa.Column("notifier_group", sa.String(256), nullable=False),
+    sa.Index(None, "at"),
 )

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
+import io
 import logging
+import pickle
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ExecutorError, WorkerLost
+from .._errors import ExecutorError, ValueLost, WorkerLost
 from .._steps import describe
+from ..results._on_worker import WorkerKeep, keep_on_worker
 from ._remote import RemoteAttempt
 from ._worker import Outcome, run_attempt, sendable_function
 
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from .._tracing import AttemptSpan
     from ..workflow._task import Task
 
-__all__ = ["DaskExecutor", "RunDask"]
+__all__ = ["DEFAULT_LARGE_BYTES", "DaskExecutor", "OnCluster", "RunDask"]
 
 # distributed's Client and Future, as far as this module's types go (distributed is typed in
 # part only: its objects are taken as they come)
@@ -36,6 +40,10 @@ Client = Any
 Future = Any
 
 _log = logging.getLogger("cascade.runtime.engine")
+
+DEFAULT_LARGE_BYTES = 64 * 1024
+"""A task's result this large or larger (pickled) stays on the Dask worker that made it, where
+only tasks of the same run on the same cluster take it (``DaskExecutor(large_bytes=...)``)."""
 
 
 def _distributed() -> Any:
@@ -45,7 +53,20 @@ def _distributed() -> Any:
         raise ImportError(
             "DaskExecutor needs the distributed package: pip install 'cascade-runtime[dask]'"
         ) from None
+    _sized()
     return distributed
+
+
+@functools.cache
+def _sized() -> None:
+    """Dask told the size of an attempt's outcome (its result's, pickled), as it weighs where
+    to run what takes it and what to spill (it would take it for a small object)."""
+    sizeof: Any = importlib.import_module("dask.sizeof").sizeof  # typed in part only
+    sizeof.register(Outcome)(_size_of)
+
+
+def _size_of(outcome: Outcome) -> int:
+    return len(outcome.result or b"") + 256
 
 
 class DaskExecutor:
@@ -67,9 +88,23 @@ class DaskExecutor:
     ``resources=`` (workers started ``dask worker --resources "gpu=1"``); an attempt that asks
     for more than any worker of the cluster offers fails :class:`~cascade.runtime.ExecutorError`
     saying so, about a second after it is sent, instead of waiting unrunnable for good.
+
+    A result of ``large_bytes`` or more (pickled; default 64 KiB) whose every taker is a task
+    of the same run on this executor stays on the worker that made it, and goes from there to
+    the workers that take it: the engine gets only what the attempt logged and where it ran.
+    Its attempt is never run again by Dask: if that worker dies, the tasks that take it fail
+    :class:`~cascade.runtime.WorkerLost` saying so. A result the engine needs (a local task's
+    argument, the run's own result, a map's list, a condition or a route) comes back to it,
+    large or not. With ``Engine(results=...)`` on a store the workers reach (a directory they
+    share, S3...), the worker that ran a task writes its kept result there.
     """
 
-    def __init__(self, address_or_client: str | Client) -> None:
+    def __init__(
+        self, address_or_client: str | Client, *, large_bytes: int = DEFAULT_LARGE_BYTES
+    ) -> None:
+        if large_bytes < 0:
+            raise ValueError(f"large_bytes must be >= 0, not {large_bytes}")
+        self.large_bytes = large_bytes
         distributed = _distributed()
         self._given: Client | None = None
         self.address: str | None = None
@@ -174,11 +209,39 @@ def _cloudpickle() -> Any:
     return importlib.import_module("cloudpickle")  # distributed's own dependency
 
 
-class DaskAttempt(RemoteAttempt):
-    """An attempt bound for the cluster: what :class:`RemoteAttempt` holds, and the
-    ``amounts`` of resources it asks of its worker, and its trace ``span``."""
+class OnCluster:
+    """A task's result held on the Dask cluster, by the worker that made it (``worker``):
+    its attempt's ``future`` (the engine's interest keeps it there), and its size pickled
+    (``nbytes``). Only a task of the same run on the same executor takes it (from there);
+    anything else has its value, never this."""
 
-    __slots__ = ("amounts", "span")
+    __slots__ = ("future", "nbytes", "runner", "task_id", "worker")
+
+    def __init__(self, future: Future, runner: RunDask, task_id: str, worker: str, nbytes: int):
+        self.future = future
+        self.runner = runner
+        self.task_id = task_id
+        self.worker = worker
+        self.nbytes = nbytes
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"{self!r} goes to no process but a worker of its cluster, as an argument")
+
+    def __repr__(self) -> str:
+        return (
+            f"<the result of task {self.task_id}, {self.nbytes:,} bytes held by the Dask worker "
+            f"{self.worker}>"
+        )
+
+
+class DaskAttempt(RemoteAttempt):
+    """An attempt bound for the cluster: what :class:`RemoteAttempt` holds, the ``amounts``
+    of resources it asks of its worker, its trace ``span``; the results held on the cluster
+    among its arguments (``inputs``, pickled in their place as their index), what its worker
+    keeps of its result in the run's store (``keep``), and whether its result may stay on
+    its worker (``stays``)."""
+
+    __slots__ = ("amounts", "inputs", "keep", "span", "stays")
 
     def __init__(
         self,
@@ -188,23 +251,137 @@ class DaskAttempt(RemoteAttempt):
         span: AttemptSpan | None,
         ended: Callable[[], None] | None,
         amounts: Mapping[str, float] | None,
+        runner: RunDask,
+        keep: WorkerKeep | None = None,
+        stays: bool = False,
     ) -> None:
-        super().__init__(fn, args, kwargs, "Dask", _cloudpickle().dumps, _by_value_main, ended)
+        self.inputs: list[OnCluster] = []
+        dumps = _cloudpickle().dumps if not runner.held else functools.partial(_dumps, self, runner)
+        super().__init__(fn, args, kwargs, "Dask", dumps, _by_value_main, ended)
         self.amounts = dict(amounts) if amounts else None
         self.span = span
+        self.keep = keep
+        self.stays = stays
 
     def resources(self) -> tuple[tuple[str, float], ...]:
         """Its amounts, as one key of the attempts that ask the same."""
         return tuple(sorted(self.amounts.items())) if self.amounts else ()
 
+    def lost(self) -> ValueLost | None:
+        """If a result it takes was lost with its worker: its failure, saying which."""
+        for taken in self.inputs:
+            if taken.future.status != "finished":
+                return ValueLost(
+                    f"worker lost ({taken.worker}): the result of task {taken.task_id} that this "
+                    f"attempt takes was lost with the Dask worker that held it "
+                    f"({taken.future.status}); that task is never run again unseen: rerun the run"
+                )
+        return None
 
-def run_on_dask(payload: bytes, context: Any, lines: Any) -> Outcome:
-    """One attempt, on a Dask worker (:func:`run_attempt`), said to have run at its address."""
-    outcome = run_attempt(payload, context, lines)
+
+def _dumps(attempt: DaskAttempt, runner: RunDask, value: Any) -> bytes:
+    """``value`` pickled with each result of ``runner``'s held on the cluster in it as its
+    index among ``attempt.inputs`` (its worker gets them from where they are)."""
+    buffer = io.BytesIO()
+    _taking()(buffer, attempt.inputs, runner).dump(value)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _taking() -> Any:
+    """cloudpickle's pickler, that pickles an :class:`OnCluster` as its index among the
+    attempt's inputs."""
+
+    class Taking(_cloudpickle().Pickler):  # type: ignore[misc]
+        def __init__(self, file: io.BytesIO, inputs: list[OnCluster], runner: RunDask) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.inputs = inputs
+            self.runner = runner
+            self.taken: dict[int, int] = {}
+
+        def persistent_id(self, obj: Any) -> int | None:
+            if type(obj) is not OnCluster:
+                return None
+            if obj.runner is not self.runner:
+                raise TypeError(f"{obj!r} is another run's, or another cluster's")
+            index = self.taken.get(id(obj))
+            if index is None:
+                index = self.taken[id(obj)] = len(self.inputs)
+                self.inputs.append(obj)
+            return index
+
+    return Taking
+
+
+class _Given(pickle.Unpickler):
+    """On the worker: a payload, each result it takes in the place of its index."""
+
+    def __init__(self, data: bytes, given: list[Any]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.given = given
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self.given[pid]
+
+
+def _load_taking(taken: list[Outcome], data: bytes) -> Any:
+    return _Given(data, [pickle.loads(outcome.result or b"") for outcome in taken]).load()
+
+
+class Held(Outcome):
+    """An outcome whose result stays on the worker that made it (its future's type says so
+    to the engine, which reads only :meth:`told` of it)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> Held:
+        held = cls(outcome.result, None, "", outcome.lines, outcome.over)
+        held.worker, held.kept = outcome.worker, outcome.kept
+        return held
+
+    def told(self) -> tuple[Outcome, int]:
+        """What the engine reads of it: all but its result, and its result's size."""
+        told = Outcome(None, None, "", self.lines, self.over)
+        told.worker, told.kept = self.worker, self.kept
+        return told, len(self.result or b"")
+
+
+def _told(keys: list[str], dask_worker: Any) -> dict[str, tuple[Outcome, int]]:
+    """On a worker (``client.run``: in its event loop, not behind the tasks its threads run):
+    what the engine reads of each of ``keys`` it holds (:meth:`Held.told`)."""
+    told = {}
+    for key in keys:
+        held = dask_worker.data.get(key)
+        if isinstance(held, Held):
+            told[key] = held.told()
+    return told
+
+
+def run_on_dask(
+    payload: bytes,
+    context: Any,
+    lines: Any,
+    taken: list[Outcome] | None = None,
+    keep: WorkerKeep | None = None,
+    large: int | None = None,
+) -> Outcome:
+    """One attempt, on a Dask worker (:func:`run_attempt`), said to have run at its address:
+    ``taken``, the outcomes of the results held on the cluster it takes (Dask brings them
+    here); ``keep``, where its result is kept in the run's store; ``large``, where its result
+    may stay here: the size from which it does (:class:`Held`)."""
+    _sized()
+    loads: Callable[[bytes], Any] = pickle.loads
+    if taken:
+        loads = functools.partial(_load_taking, taken)
+    then = functools.partial(keep_on_worker, keep) if keep is not None else None
+    outcome = run_attempt(payload, context, lines, loads, then)
     try:
         outcome.worker = str(_distributed().get_worker().address)
     except Exception:  # not in a worker (a client's local run): where is not known
         outcome.worker = None
+    if large is not None and outcome.result is not None and len(outcome.result) >= large:
+        return Held.of(outcome)
     return outcome
 
 
@@ -232,6 +409,7 @@ class RunDask:
 
     def __init__(self, executor: DaskExecutor) -> None:
         self.executor = executor
+        self.held: list[OnCluster] = []  # the results it holds on the cluster, till it closes
         self._loop = asyncio.get_running_loop()
         # by task id, till they end: the attempt, its Dask future, and who awaits it
         self._futures: dict[str, tuple[DaskAttempt, Future, asyncio.Future[Any]]] = {}
@@ -249,12 +427,18 @@ class RunDask:
         span: AttemptSpan | None,
         ended: Callable[[], None] | None = None,
         amounts: Mapping[str, float] | None = None,
+        *,
+        keep: WorkerKeep | None = None,
+        stays: bool = False,
     ) -> Any:
         """``fn(*args, **kwargs)`` as one Dask future, sent with the others of this turn of the
         loop, on a worker that offers ``amounts`` (Dask's ``resources=``); its end awaited
         here, ``span`` told the worker's address; ``ended`` called when its future ends (or it
-        is never sent)."""
-        attempt = DaskAttempt(fn, args, kwargs, span, ended, amounts)
+        is never sent). The results held on the cluster among its arguments (:class:`OnCluster`)
+        go to its worker from where they are; ``keep``: its worker keeps its result in the
+        run's store so (its report set on it); ``stays``: its result, if large, stays on its
+        worker (it gives an :class:`OnCluster`), and Dask never computes it again."""
+        attempt = DaskAttempt(fn, args, kwargs, span, ended, amounts, self, keep, stays)
         done: asyncio.Future[Any] = self._loop.create_future()
         if not self._pending:
             self._loop.call_soon(self._flush)
@@ -316,32 +500,81 @@ class RunDask:
                 attempt.end()
                 _settle(done, None, failure)
             return
-        alike: dict[tuple[tuple[str, float], ...], list[tuple[DaskAttempt, asyncio.Future[Any]]]]
-        alike = {}
+        Alike = tuple[tuple[tuple[str, float], ...], bool]  # resources asked; whether it stays
+        alike: dict[Alike, list[tuple[DaskAttempt, asyncio.Future[Any]]]] = {}
         for item in batch:
-            alike.setdefault(item[0].resources(), []).append(item)
-        for resources, items in alike.items():
-            self._map(client, items, dict(resources) or None)
+            alike.setdefault((item[0].resources(), item[0].stays), []).append(item)
+        for (resources, stays), items in alike.items():
+            if stays:
+                self._loop.run_in_executor(
+                    None, self._scatter_calls, client, items, dict(resources) or None
+                )
+            else:
+                self._map(client, items, dict(resources) or None)
         if self._collector is None:
             self._collector = threading.Thread(
                 target=self._collect, name="cascade-dask", daemon=True
             )
             self._collector.start()
 
-    def _map(
+    def _scatter_calls(
         self,
         client: Client,
         batch: list[tuple[DaskAttempt, asyncio.Future[Any]]],
         resources: dict[str, float] | None,
     ) -> None:
-        """``batch``, attempts that ask the same ``resources``, as one ``client.map``."""
-        attempts = [attempt for attempt, _ in batch]
+        """In a thread: the calls of ``batch``, attempts whose results may stay on the cluster,
+        scattered first (data, not computed: a result computed from data Dask no longer has is
+        never computed again, so an attempt runs once however its result is lost); then sent
+        from the run's loop."""
         try:
+            calls = client.scatter(
+                {f"{_key(attempt)}-call": attempt.payload for attempt, _ in batch}, hash=False
+            )
+        except Exception as exc:
+            calls = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+            self._loop.call_soon_threadsafe(self._map, client, batch, resources, calls)
+
+    def _map(
+        self,
+        client: Client,
+        batch: list[tuple[DaskAttempt, asyncio.Future[Any]]],
+        resources: dict[str, float] | None,
+        calls: dict[str, Future] | Exception | None = None,
+    ) -> None:
+        """``batch``, attempts that ask the same ``resources``, as one ``client.map`` (``calls``:
+        their payloads scattered, by key, where their results may stay on the cluster; or why
+        they could not be)."""
+        if calls is not None:  # sent from a thread: some may have been cancelled meanwhile
+            for attempt, done in batch:
+                if done.done():
+                    attempt.end()
+            batch = [(attempt, done) for attempt, done in batch if not done.done()]
+        attempts = [attempt for attempt, _ in batch]
+        large = self.executor.large_bytes
+        # what takes, keeps or may stay: passed only where some attempt does (each Dask task
+        # of thousands costs its arguments)
+        more = (
+            [
+                [[taken.future for taken in attempt.inputs] for attempt in attempts],
+                [attempt.keep for attempt in attempts],
+                [large if attempt.stays else None for attempt in attempts],
+            ]
+            if calls is not None or any(a.inputs or a.keep for a in attempts)
+            else []
+        )
+        try:
+            if isinstance(calls, Exception):
+                raise calls
             futures = client.map(
                 run_on_dask,
-                [attempt.payload for attempt in attempts],
+                [attempt.payload for attempt in attempts]
+                if calls is None
+                else [calls[f"{_key(attempt)}-call"] for attempt in attempts],
                 [attempt.context for attempt in attempts],
                 [attempt.lines for attempt in attempts],
+                *more,
                 key=[_key(attempt) for attempt in attempts],
                 pure=False,
                 retries=0,
@@ -350,7 +583,7 @@ class RunDask:
         except Exception as exc:
             for attempt, done in batch:
                 attempt.end()
-                _settle(done, None, exc)
+                _settle(done, None, attempt.lost() or exc)
             return
         ended = self._ended
         for (attempt, done), future in zip(batch, futures, strict=True):
@@ -386,6 +619,9 @@ class RunDask:
                     break
                 batch.append(more)
             finished = [item for item in batch if item[1].status == "finished"]
+            held = [item for item in finished if item[1].type is Held]
+            if held:
+                finished = [item for item in finished if item[1].type is not Held]
             results: dict[int, Any] = {}
             if finished:
                 try:
@@ -393,6 +629,8 @@ class RunDask:
                     results = {id(item[1]): r for item, r in zip(finished, gathered, strict=True)}
                 except Exception:  # one of them lost meanwhile: each on its own, below
                     results = {}
+            if held:
+                results.update(_read_told([future for _, future, _ in held]))
             for attempt, future, done in batch:
                 attempt.end()
                 value, failure, worker = self._outcome(attempt, future, results)
@@ -404,15 +642,32 @@ class RunDask:
         """What ``future`` gave: the attempt's value or failure, and the worker it ran on."""
         try:
             status = future.status
+            if status == "finished" and future.type is Held:
+                found = results.get(id(future))
+                if found is None:
+                    return None, _held_lost(future), None
+                told, nbytes = found
+                _, failure = attempt.settle(told, held=True)
+                if attempt.keep is not None:
+                    attempt.keep.report, attempt.keep.worker = told.kept, told.worker
+                handle = OnCluster(future, self, attempt.task_id, str(told.worker), nbytes)
+                self.held.append(handle)
+                return handle, failure, told.worker
             if status == "finished":
                 outcome = results[id(future)] if id(future) in results else future.result()
+                if attempt.keep is not None:
+                    attempt.keep.report, attempt.keep.worker = outcome.kept, outcome.worker
                 return (*attempt.settle(outcome), outcome.worker)
+            lost = attempt.lost()
+            if lost is not None:
+                return None, lost, None
             if status == "error":
                 failure, worker = _failure(future.exception())
                 return None, failure, worker
             dropped = WorkerLost(  # cancelled, or lost with the scheduler
                 f"worker lost (the Dask scheduler {_scheduler(future)} dropped the attempt, "
-                f"{status}: it went away, or someone cancelled it): this attempt counts as failed"
+                f"{status}: it went away, someone cancelled it, or the worker that held its "
+                "call died): this attempt counts as failed"
             )
             return None, dropped, None
         except Exception as exc:  # the client could not give what it had
@@ -509,11 +764,15 @@ class RunDask:
         return True
 
     def close(self, *, wait: bool) -> None:
-        """Cancel the run's futures that have not ended (the client stays the executor's), and
-        end its collecting thread."""
+        """Cancel the run's futures that have not ended (the client stays the executor's), let
+        go of the results it held on the cluster, and end its collecting thread."""
         for _, future, _ in list(self._futures.values()):
             self._cancel(future)
         self._futures.clear()
+        for handle in self.held:
+            with contextlib.suppress(Exception):  # gone with its client: nothing to let go
+                handle.future.release()
+        self.held.clear()
         for connecting in list(self._connecting):
             connecting.cancel()
         self._ended.put(None)
@@ -557,6 +816,34 @@ def _failure(exc: BaseException | None) -> tuple[BaseException, str | None]:
     if exc is None:
         return ExecutorError("the Dask future failed without an exception"), None
     return exc, None
+
+
+def _read_told(futures: list[Future]) -> dict[int, tuple[Outcome, int]]:
+    """What the engine reads of each future whose result stays on its worker (:meth:`Held.told`),
+    by the future's ``id``: asked of the workers that hold them, in one call (``client.run``:
+    in their event loops, never behind a task); those not found are not in it."""
+    client = futures[0].client
+    try:
+        holders = client.who_has(futures)
+        workers = sorted({address for held in holders.values() for address in held[:1]})
+        if not workers:
+            return {}
+        answers = client.run(_told, [f.key for f in futures], workers=workers, on_error="return")
+    except Exception as exc:  # lost meanwhile, or the scheduler: each fails saying so
+        _log.debug("the Dask workers did not say what their results were: %s", describe(exc))
+        return {}
+    told: dict[str, tuple[Outcome, int]] = {}
+    for answer in answers.values():
+        if isinstance(answer, dict):
+            told.update(answer)
+    return {id(f): told[f.key] for f in futures if f.key in told}
+
+
+def _held_lost(future: Future) -> WorkerLost:
+    return WorkerLost(
+        f"worker lost: the Dask worker that held the result of this attempt ({future.key}) was "
+        "gone before the engine could read what it logged: this attempt counts as failed"
+    )
 
 
 def _scheduler(future: Future) -> str:

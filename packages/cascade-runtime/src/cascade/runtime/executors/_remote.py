@@ -70,13 +70,15 @@ class RemoteAttempt:
         if ended is not None:
             ended()
 
-    def settle(self, outcome: Outcome) -> tuple[Any, BaseException | None]:
-        """What the attempt gave back: its lines to the run's logs; its result, or what it
-        raised (the traceback of where, its cause)."""
+    def settle(self, outcome: Outcome, held: bool = False) -> tuple[Any, BaseException | None]:
+        """What the attempt gave back: its lines to the run's logs; its result (none where it
+        is ``held`` where it ran), or what it raised (the traceback of where, its cause)."""
         scope = self.scope
         if scope is not None and (outcome.lines or outcome.over):
             scope.logs.take_from(scope, outcome.lines or (), outcome.over)
         failure = outcome.error
+        if held:
+            return None, None
         if failure is not None:
             if outcome.traceback:
                 failure.__cause__ = WorkerTraceback(outcome.traceback)

@@ -167,9 +167,11 @@ def _collect(lines: Lines) -> _Collecting:
 class Outcome:
     """What an attempt gave back: ``result`` (pickled) or ``error`` (and the worker's
     ``traceback``), the ``lines`` it logged and printed, ``over``: lines beyond the most
-    kept, and ``worker``: where it ran, where its executor says (a Dask worker's address)."""
+    kept, ``worker``: where it ran, where its executor says (a Dask worker's address), and
+    ``kept``: what the worker did to keep its result in the run's store, where it was asked
+    to (a :class:`~cascade.runtime.results._on_worker.Report`)."""
 
-    __slots__ = ("error", "lines", "over", "result", "traceback", "worker")
+    __slots__ = ("error", "kept", "lines", "over", "result", "traceback", "worker")
 
     def __init__(
         self,
@@ -185,12 +187,17 @@ class Outcome:
         self.lines = lines
         self.over = over
         self.worker: str | None = None
+        self.kept: Any = None
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.result, self.error, self.traceback, self.lines, self.over, self.worker)
+        return (
+            self.result, self.error, self.traceback, self.lines, self.over, self.worker, self.kept
+        )  # fmt: skip
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.result, self.error, self.traceback, self.lines, self.over, self.worker = state
+        (
+            self.result, self.error, self.traceback, self.lines, self.over, self.worker, self.kept
+        ) = state  # fmt: skip
 
 
 class WorkerTraceback(CascadeError):
@@ -219,9 +226,16 @@ def _sendable(exc: BaseException, name: str, text: str) -> BaseException:
     return exc
 
 
-def run_attempt(payload: bytes, context: TaskContext | None, lines: Lines | None) -> Outcome:
-    """One attempt, in a worker: ``payload`` the pickled ``(fn, args, kwargs)``; ``context``
-    what ``current_task()`` gives in it; ``lines`` what to collect of what it logs."""
+def run_attempt(
+    payload: bytes,
+    context: TaskContext | None,
+    lines: Lines | None,
+    loads: Callable[[bytes], Any] = pickle.loads,
+    then: Callable[[Any], Any] | None = None,
+) -> Outcome:
+    """One attempt, in a worker: ``payload`` the pickled ``(fn, args, kwargs)`` (loaded by
+    ``loads``); ``context`` what ``current_task()`` gives in it; ``lines`` what to collect of
+    what it logs; ``then``, called with the value it returned, gives the outcome's ``kept``."""
     name = repr(context.task_name) if context is not None else "(outside a run)"
     handler = _collect(lines) if lines is not None else None
     token = CURRENT.set(context)
@@ -229,7 +243,7 @@ def run_attempt(payload: bytes, context: TaskContext | None, lines: Lines | None
     streams = (sys.stdout, sys.stderr)
     try:
         try:
-            fn, args, kwargs = pickle.loads(payload)
+            fn, args, kwargs = loads(payload)
         except Exception as exc:
             error = ExecutorError(
                 f"task {name} cannot be loaded in the worker process: {type(exc).__name__}: "
@@ -261,7 +275,10 @@ def run_attempt(payload: bytes, context: TaskContext | None, lines: Lines | None
                 f"from the worker process: {type(exc).__name__}: {exc}"
             )
             return _with_lines(Outcome(error=error, traceback=traceback.format_exc()), lines)
-        return _with_lines(Outcome(result=result), lines)
+        outcome = Outcome(result=result)
+        if then is not None:
+            outcome.kept = then(value)
+        return _with_lines(outcome, lines)
     finally:
         CURRENT.reset(token)
 

@@ -99,6 +99,12 @@ class RunLogs:
         self._closing = False
         self._log = RateLimitedLogger(_log)
 
+    @property
+    def numbered(self) -> int:
+        """Lines its tasks logged so far, the dropped ones too (each task's last number)."""
+        with self._lock:
+            return sum(task.n for task in self._tasks.values())
+
     def start(self) -> None:
         """Take the records of this run's tasks from now on, and start the sender."""
         self._loop = asyncio.get_running_loop()

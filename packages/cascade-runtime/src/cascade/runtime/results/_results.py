@@ -68,7 +68,8 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     (bytes) and ``sha256`` (hex), which a rerun checks before it believes the file; in a
     rerun, ``refused``: why the stored result it would have reused was not believed (it
     ran); for a task cached in the store (``with_cache``), why the result its cache had was
-    not taken (it ran), and ``from_run`` the run it took one from."""
+    not taken (it ran), and ``from_run`` the run it took one from; ``written_by``: the
+    Dask worker that wrote the kept file, where one did (else the engine wrote it)."""
 
     name: str
     task_id: str
@@ -81,6 +82,7 @@ class ManifestTask(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     not_kept: str | None = None
     why_not: str | None = None
     refused: str | None = None
+    written_by: str | None = None
 
 
 class RunManifest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -174,10 +176,17 @@ class ResultStore:
         self.url = os.fspath(url)
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self.storage_options = storage_options
         fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.fs: Any = fs
         self.root = str(root).rstrip("/")
-        self._local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        self._local = "file" in protocols
+        # where another process opens this store: a local directory by its absolute path; none
+        # for a store in this process's memory
+        self.shared_url: str | None = (
+            None if "memory" in protocols else self.root if self._local else self.url
+        )
         self._dirs: set[str] = set()
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

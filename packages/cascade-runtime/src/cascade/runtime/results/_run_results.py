@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from .._steps import describe
 from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
 from ._fingerprints import Prints, fingerprint_call
+from ._on_worker import WorkerKeep
 from ._rerun import Step
 from ._results import (
     SAME,
@@ -37,6 +39,7 @@ __all__ = ["RunResults", "read_kept"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 _sha256 = hashlib.sha256
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _HAND_OVER = 0.05
 _BATCH_BYTES = 1 << 20
 
@@ -150,6 +153,7 @@ class RunResults:
         self.bytes_kept = 0
         self._max_bytes = store.max_bytes
         self._failed: dict[int, tuple[str, int]] = {}  # node -> why its write failed, its size
+        self.written_by: dict[int, str] = {}  # node -> the Dask worker that wrote its result
         # results to write, handed to the writer thread in batches (every _HAND_OVER seconds,
         # or at _BATCH_BYTES): a thread woken for each would take the GIL from the loop as often
         # three lists, not a tuple a result: nothing more for the garbage collector to track
@@ -266,6 +270,74 @@ class RunResults:
         self._not_kept(node, reason)
         return reason
 
+    def on_worker(self, node: Node) -> WorkerKeep | bool:
+        """How ``node``'s result is kept if its attempt runs on a Dask worker: written there (what
+        to ship with it), ``True``: by the engine, from its value (a store in the engine's
+        memory), ``False``: not at all (:meth:`keep` says why when it completes)."""
+        fingerprint = self.prints.fingerprints[self._index[id(node)]]
+        if fingerprint is None or (self.decided and self._decided_upstream(node) is not None):
+            return False
+        if self.store.shared_url is None:
+            return True
+        return WorkerKeep(self.store, fingerprint)
+
+    def kept_by_worker(self, node: Node, keep: WorkerKeep, worker: str | None) -> str | None:
+        """``node``'s attempt ran on the Dask ``worker`` (its address), which kept its result as
+        ``keep`` asked and reported how: ``None``, or why it is not kept. The report is checked
+        here (a size within ``max_bytes``, a sha256) and the file in the writer thread (there,
+        as the engine sees the store, of the size reported) before the manifest names it with
+        that sha256, which a rerun proves the file by; the worker is named in the manifest."""
+        report = keep.report
+        where = f"the Dask worker {worker or '(unknown)'}"
+        if report is None:
+            reason = f"{where} did not say whether it kept it"
+        elif report.not_kept is not None:
+            reason = str(report.not_kept)
+        elif report.failed is not None:
+            reason = f"it could not be written by {where}: {report.failed}"
+        elif (
+            type(report.size) is not int
+            or not 0 <= report.size <= self._max_bytes
+            or not isinstance(report.sha256, str)
+            or not _SHA256.fullmatch(report.sha256)
+        ):
+            reason = f"{where} reported no size and sha256 of it that could be true"
+        else:
+            key = id(node)
+            self.kept[key] = self.run_id
+            self.bytes_kept += report.size
+            if worker is not None:
+                self.written_by[key] = worker
+            size, sha256, fingerprint = report.size, report.sha256, keep.fingerprint
+            self.store.submit(lambda: self._check_written(key, fingerprint, size, sha256, where))
+            return None
+        self._not_kept(node, reason)
+        return reason
+
+    def _check_written(
+        self, key: int, fingerprint: str, size: int, sha256: str, where: str
+    ) -> None:
+        """In the writer thread: the file a worker wrote is in the store as the engine sees it,
+        of the size it reported; then its proof is the manifest's (and its cache entry written)."""
+        try:
+            found = self.store.fs.info(self.store.result_path(fingerprint)).get("size")
+        except Exception as exc:
+            self._failed[key] = (
+                f"{where} wrote it, but the engine does not find it in the store "
+                f"({describe(exc)}): is the store shared with the workers?",
+                size,
+            )
+            return
+        if isinstance(found, int) and found != size:
+            self._failed[key] = (
+                f"{where} reported {size:,} bytes, the store holds {found:,}",
+                size,
+            )
+            return
+        self._proofs[key] = (size, sha256)
+        if key in self._indexed:
+            self._index_cached([key], [fingerprint], [size], [sha256])
+
     def forces(self, node: Node) -> bool:
         """Whether this run, a rerun, runs ``node`` whatever is kept (``rerun="all"``, or
         ``"from"`` a task upstream of it): its cache is not looked at either."""
@@ -376,24 +448,21 @@ class RunResults:
         digests = [_sha256(data).digest() for data in encoded]
         self._proofs.update(zip(nodes, zip(map(len, encoded), digests, strict=True), strict=True))
         if self._indexed:
-            self._index_cached(nodes, fingerprints, encoded, digests)
+            sizes = [len(data) for data in encoded]
+            self._index_cached(nodes, fingerprints, sizes, [digest.hex() for digest in digests])
 
     def _index_cached(
-        self, nodes: list[int], fingerprints: list[str], encoded: list[bytes], digests: list[bytes]
+        self, nodes: list[int], fingerprints: list[str], sizes: list[int], digests: list[str]
     ) -> None:
         """Write the cache entry of each result just written of a node cached in the store
         (in the writer thread, after the result's file: an entry names a file written)."""
         store, indexed, failed = self.store, self._indexed, self._failed
         at = time.time()
-        for key, fingerprint, data, digest in zip(
-            nodes, fingerprints, encoded, digests, strict=True
-        ):
+        for key, fingerprint, size, digest in zip(nodes, fingerprints, sizes, digests, strict=True):
             if key not in indexed or key in failed:
                 continue
             name = self.nodes[self._index[key]].lazy.name
-            entry = CacheEntry(
-                run_id=self.run_id, at=at, size=len(data), sha256=digest.hex(), name=name
-            )
+            entry = CacheEntry(run_id=self.run_id, at=at, size=size, sha256=digest, name=name)
             try:
                 store.write_cache_entry(fingerprint, entry)
             except Exception as exc:  # the result is kept; only the cache will not find it
@@ -455,6 +524,7 @@ class RunResults:
                 not_kept=not_kept.get(id(node)),
                 why_not=why_not or None,
                 refused=self.refused.get(id(node)),
+                written_by=self.written_by.get(id(node)) if from_run == self.run_id else None,
             )
         manifest = RunManifest(
             run_id=self.run_id,

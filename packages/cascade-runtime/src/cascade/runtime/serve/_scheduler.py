@@ -58,6 +58,12 @@ class ScheduleHooks(Protocol):
         """The pause on ``schedule:<name>`` in force; ``None`` if none."""
         ...
 
+    async def take_slot(self, name: str, slot: datetime) -> bool:
+        """Take ``name``'s ``slot`` for a skip, as a start takes it (once in a results store
+        shared with other servers): whether this server took it (without a shared store, it
+        did); ``False``: another server took it first, and says what became of it."""
+        ...
+
 
 def check_schedules(schedules: Mapping[str, Schedule], workflows: Mapping[str, object]) -> None:
     """``ValueError`` for a bad name, a value that is no :class:`Schedule`, or a schedule of a
@@ -216,22 +222,24 @@ class Clock:
         or ``None`` when the slot was skipped or waits."""
         pause = self._hooks.pause(name)
         if pause is not None:
-            self._stats.slots_paused += 1
             by, why = _said(pause.issued_by), _said(pause.reason)
             by, why = f" by {by}" if by else "", f": {why}" if why else ""
-            self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
+            if await self._taken_to_skip(name, slot):
+                self._stats.slots_paused += 1
+                self._skip(name, slot, f"the schedule is paused{by}{why}", counted=False)
             return None
         live = self._hooks.live_runs(name)
         if live and schedule.overlap == "skip":
             source, run_id = live[0]
-            self._skip(name, slot, f"its run {run_id} on {source} still lives (overlap skip)")
+            if await self._taken_to_skip(name, slot):
+                self._skip(name, slot, f"its run {run_id} on {source} still lives (overlap skip)")
             return None
         if live and schedule.overlap == "queue":
             state = self._state[name]
             if state.queued is not None:
-                self._skip(
-                    name, slot, f"slot {state.queued.isoformat()} waits already (overlap queue)"
-                )
+                if await self._taken_to_skip(name, slot):
+                    why = f"slot {state.queued.isoformat()} waits already (overlap queue)"
+                    self._skip(name, slot, why)
                 return None
             state.queued = slot
             _log.info("schedule %s: slot %s waits for %s (overlap queue)", name, slot, live[0][1])
@@ -242,6 +250,16 @@ class Clock:
                     source, run_id, f"slot {slot.isoformat()} of {name} (overlap cancel)"
                 )
         return await self._start(name, schedule, slot)
+
+    async def _taken_to_skip(self, name: str, slot: datetime) -> bool:
+        """Whether this server skips ``slot`` and says so: two servers that both won its claim
+        on a broker that does not order their claims alike skip it once between them, as they
+        would start it once (the results store they share takes it once)."""
+        if await self._hooks.take_slot(name, slot):
+            return True
+        self._stats.slots_deduplicated += 1
+        _log.info("schedule %s: slot %s won here too; another server took it", name, slot)
+        return False
 
     async def _start(self, name: str, schedule: Schedule, slot: datetime) -> str | None:
         try:

@@ -484,6 +484,14 @@ class Server:
         self._runs.launch(accepted)
         return accepted.run_id
 
+    async def take_slot(self, name: str, slot: datetime) -> bool:
+        request = StartRequest(id=slot_request_id(name, slot), workflow=name)
+        try:
+            await self._claim(request, None, uuid.uuid4().hex)  # kept, as a started slot's is
+        except _Taken:
+            return False
+        return True
+
     def live_runs(self, name: str) -> list[tuple[str, str]]:
         source = self._connector.source_id
         here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]

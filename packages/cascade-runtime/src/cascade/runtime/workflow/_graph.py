@@ -166,7 +166,8 @@ class Graph:
     ``resources``: the name of each resource a task injects, with the first task that does;
     ``executors``: the name of each executor a task names (``@task(executor=...)``), with the
     first task that does; ``items``: the nodes of the maps' items, made while the run runs;
-    ``cached``: the nodes whose task has a cache (``with_cache``), in graph order."""
+    ``cached``: the nodes whose task has a cache (``with_cache``), in graph order; ``roots``:
+    the ``id`` of each lazy result of the target (whose results the run gives back)."""
 
     def __init__(
         self,
@@ -175,8 +176,10 @@ class Graph:
         resources: dict[str, Node] | None = None,
         cached: list[Node] | None = None,
         executors: dict[str, Node] | None = None,
+        roots: set[int] | None = None,
     ) -> None:
         self.nodes = nodes
+        self.roots = roots if roots is not None else {id(node.lazy) for node in nodes}
         self.cached = cached or []  # the nodes whose task has a cache (with_cache)
         self.by_lazy = {id(n.lazy): n for n in nodes}
         self.params = params or {}
@@ -297,9 +300,10 @@ def build_graph(target: Any) -> Graph:
             or type(lazy) is MappedLazyResult
             or (spec.special and spec.awaits_approval)
         )
+    root_ids = {id(root) for root in roots}
     if direct:
-        _route(order, nodes, direct, {id(root) for root in roots})
-    return Graph(order, params, resources, cached, executors)
+        _route(order, nodes, direct, root_ids)
+    return Graph(order, params, resources, cached, executors, root_ids)
 
 
 def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "action_text",
     "by_text",
     "decided_text",
+    "notified_text",
     "scope_and_params",
     "started_text",
     "stopped_text",
@@ -34,6 +35,7 @@ ACTION_STYLES = {
     "decided": "cyan",
     "refused": "bold red",
     "start": "blue",
+    "notified": "green",
 }
 _VOUCHED = (
     "set",
@@ -130,6 +132,20 @@ def started_text(event: AuditEvent) -> str:
     return text
 
 
+def notified_text(event: AuditEvent) -> str:
+    """How a notifier's post ended: ``posted to https://hooks.slack.com/… (2 attempts)``, or
+    ``failed at https://hooks.slack.com/… after 5 attempts: answered 500``."""
+    post = event.notified or {}
+    where = inert(str(post.get("webhook") or "?"), SHOWN["params"])
+    attempts = post.get("attempts") or 0
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    digest = ", in a digest" if post.get("digest") else ""
+    if post.get("outcome") == "posted":
+        return f"posted to {where} ({tries}{digest})"
+    error = inert(str(post.get("error") or "no answer"), SHOWN["params"])
+    return f"failed at {where} after {tries}{digest}: {error}"
+
+
 def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
     if event.action == "refused":  # type: the action refused; scope: its target
         return event.scope, ""
@@ -139,5 +155,8 @@ def scope_and_params(event: AuditEvent) -> tuple[str | None, str]:
         return f"run:{short_id(event.run_id or '')}", decided_text(event)
     if event.action == "start":  # type: the workflow
         return f"run:{short_id(event.run_id or '')}", started_text(event)
+    if event.action == "notified":  # type: the event posted
+        scope = f"run:{short_id(event.run_id)}" if event.run_id else event.scope
+        return scope, notified_text(event)
     params = ", ".join(f"{key}={value}" for key, value in (event.params or {}).items())
     return event.scope, params

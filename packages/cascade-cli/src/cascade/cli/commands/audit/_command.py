@@ -60,7 +60,7 @@ def audit(
     export: Export = None,
     db: Db = None,
 ) -> None:
-    """Constraints, starts, cancels and decisions, newest first.
+    """Constraints, starts, cancels, decisions, posts, newest first.
 
     Constraints set, cleared and expired, runs cancelled, decisions on held tasks, and what a
     team's dashboard refused, newest first: when, scope, type, params, TTL, who and why. Who is
@@ -73,7 +73,10 @@ def audit(
     type is the action refused, its reason the dashboard's; the refusals of one person, action
     and reason within a minute are one row: `refused` with its count. A `start` row is a run a
     start request started (`cascade start`, `cascade rerun`, the dashboard), as its engine
-    said: its type the workflow, its params the run's name, params and the run it reruns.
+    said: its type the workflow, its params the run's name, params and the run it reruns. A
+    `notified` row is a webhook `cascade notify --db` posted, or failed to for good: its type
+    the event (run.failed, task.held, ...), its params where (the URL redacted) and how it
+    ended, its by the notifier.
 
     Examples: cascade audit; cascade audit --since 30d --json | jq '.[] | select(.action == "set")';
     cascade audit --since 30d --format csv > audit.csv
@@ -93,15 +96,16 @@ def audit(
     console = CliContext.of(ctx).out()
     if not found:
         console.print(
-            f"no constraint set or cleared, no run started, cancelled or decided and nothing "
-            f"refused, in "
-            f"the last "
-            f"{since} in {history.location}",
+            f"no constraint set or cleared, no run started, cancelled or decided, nothing "
+            f"refused and nothing notified, in the last {since} in {history.location}",
             markup=False,
         )
         return
     times = TimeFormat(time.time())
-    title = f"Constraints, starts, cancels, decisions and refusals (times in {times.zone})"
+    title = (
+        f"Constraints, starts, cancels, decisions, refusals and notifications "
+        f"(times in {times.zone})"
+    )
     rows: list[list[Cell]] = []
     for event in found:
         scope, params = scope_and_params(event)

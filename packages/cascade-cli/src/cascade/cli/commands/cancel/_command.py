@@ -56,8 +56,9 @@ def cancel(
     Cancel a run: the engine running it stops it, and says what it stopped.
 
     Running coroutine tasks are cancelled; plain-function tasks already in threads finish.
-    A prefix is looked up in the history (--db, or the default one if it exists) and in the
-    runs heard live within 5 s (at most --timeout); one that several runs have exits 2.
+    A prefix is looked up in the engines' summaries and the history (--db, or the default
+    one if it exists), at once; only when they do not name the run, among the runs heard
+    live within 5 s (at most --timeout), saying so; one that several runs have exits 2.
     Only the run's own engine is listened to: the one the history recorded it from, else
     the first heard on its telemetry; an answer from another source is refused (said on
     stderr), and without one from its engine the command exits 1.

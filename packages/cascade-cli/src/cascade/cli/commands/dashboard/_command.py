@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,6 +31,9 @@ from ._sign_in_options import (
     TrustedProxy,
     UserHeader,
 )
+
+if TYPE_CHECKING:
+    from cascade.dashboard import HistorySource
 
 __all__ = ["dashboard"]
 
@@ -97,7 +100,8 @@ def dashboard(
     Without --token the page is read-only. It also shows the history `cascade record` keeps
     (past runs, a run's timeline, a task's duration over time, the audit trail): the one --db
     (or CASCADE_HISTORY_DB) names, else `cascade record`'s default file if it exists (opened
-    read-only, never made). It says which on start and on the page; with none yet, how to
+    read-only, never made; a file not there yet is waited for, the page showing it once
+    `cascade record` made it). It says which on start and on the page; with none yet, how to
     start recording. From --fleet-threshold live runs (as the engines' summaries count them)
     it reads the fleet from the summaries, and a run's events only while a page has it open.
     With --roles, a team's dashboard: people sign in with OpenID Connect (--oidc-issuer) or
@@ -132,10 +136,10 @@ def dashboard(
     tokens = Tokens.parse(token or (), name)
     team = team_sign_in(sign_in_options, has_token=tokens is not None)
 
-    # --db is asked for: a history it cannot open ends the command; the default is looked for
-    history = (
-        HistorySource(open_history("dashboard", db)) if db is not None else HistorySource.default()
-    )
+    # --db is asked for: a history it cannot open ends the command, but a file not made yet
+    # (`cascade record` started beside it) is waited for, as the default one is
+    history = awaited_history(db, HistorySource)
+    awaited = history.default_path if db is not None else None  # a named file not made yet
     context = CliContext.of(ctx)
     factory, console = context.connector_factory, context.out()
     if demo and tokens is None and team.roles is None:  # the demo's controls work out of the box
@@ -166,7 +170,7 @@ def dashboard(
                     roles=team.roles,
                     sign_in=team.sign_in,
                     history=history,
-                    record_command=record_command(served),
+                    record_command=record_command(served, awaited),
                     fleet_threshold=fleet_threshold,
                     demo=(lambda: demo_loop(served)) if demo else None,
                     say=say,
@@ -182,3 +186,18 @@ def dashboard(
         raise typer.Exit(1) from None
     finally:
         history.close()
+
+
+def awaited_history(db: str | None, source: type[HistorySource]) -> HistorySource:
+    """The history ``db`` names (``None``: the default file, looked for), as the dashboard
+    serves it: a SQLite file not made yet is waited for (`cascade record` started beside the
+    dashboard makes it), as the default one is; any other that cannot be opened ends the
+    command (exit 1)."""
+    if db is None:
+        return source.default()
+    from cascade.history import HistoryMissing
+
+    try:
+        return source(open_history("dashboard", db))
+    except HistoryMissing as missing:
+        return source.awaiting(missing.path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+from pathlib import Path
 
 from cascade.control import Limit
 
@@ -14,9 +15,12 @@ from ...plumbing._broker import BrokerOptions
 __all__ = ["demo_loop", "record_command"]
 
 
-def record_command(broker: BrokerOptions) -> str:
-    """`cascade record` on the dashboard's broker (its password aside: it has a variable)."""
+def record_command(broker: BrokerOptions, db: Path | None = None) -> str:
+    """`cascade record` on the dashboard's broker (its password aside: it has a variable),
+    into the SQLite file ``db`` when given (one the dashboard waits for)."""
     words = ["cascade", "record", "--host", broker.address]  # every node: a:1883,b:1883
+    if db is not None:
+        words += ["--db", str(db)]
     if broker.username:
         words += ["--username", broker.username]
     if broker.ca_file is not None:

@@ -29,6 +29,7 @@ from cascade.runtime import Engine, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory
 from ...plumbing._invocation import cascade_command
+from ...rendering._plural import counted
 from ...rendering._render import render_watch
 from ._demo_summary import demo_summary
 
@@ -153,7 +154,12 @@ async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator
 
     async with EmbeddedBroker() as broker:
         address = f"{broker.host}:{broker.port}"
-        console.print(f"[dim]embedded MQTT broker on {address}; watch it from another terminal:[/]")
+        console.print(
+            f"[dim]embedded MQTT broker on {address}, gone when the demo ends ("
+            f"{cascade_command()} demo --duration 60 keeps it a minute); meanwhile, watch it "
+            "from another terminal:[/]",
+            soft_wrap=True,
+        )
         console.print(f"[dim]  {cascade_command()} watch --host {address}[/]", soft_wrap=True)
         yield replace(options, host=broker.host, port=broker.port)
 
@@ -235,6 +241,16 @@ async def run_demo(
         for topic_filter in (telemetry_filter(prefix=prefix), status_filter(prefix),
                              constraints_filter(prefix)):  # fmt: skip
             await watcher.subscribe(topic_filter, apply)
+        if options.host is not None:  # a broker of the user's: say what the demo joins
+            held = _cascade_state(state)
+            if held:
+                console.print(
+                    f"[yellow]warning: {_shown_host(options)} already holds Cascade state "
+                    f"({held}): the demo's run, its constraints and its engine's retained "
+                    "status join it (`cascade demo` without --host runs on a broker of its "
+                    "own)[/]",
+                    soft_wrap=True,
+                )
 
         limit_ttl = max(LIMIT_TTL, 2 * (duration or 0))
         limited = Limit(scope="task:api_*", rate=api_rate, ttl=limit_ttl, reason=API_REASON)
@@ -290,6 +306,17 @@ async def run_demo(
             )
         )
         return planned
+
+
+def _cascade_state(state: ReaderModel) -> str:
+    """What Cascade state a broker retains, as the demo's watcher took it in on subscribing
+    (``""``: none): its engines' statuses and the constraints in force."""
+    said = []
+    if state.engines:
+        said.append(counted(len(state.engines), "engine's status", "engines' statuses"))
+    if state.constraints:
+        said.append(counted(len(state.constraints), "constraint"))
+    return ", ".join(said)
 
 
 def _shown_host(options: BrokerOptions) -> str:

@@ -34,7 +34,10 @@ def _next_steps(host: str | None) -> Table:
         )
         return steps
     steps.add_row(f"{cascade} watch --host {host}", "the live view of every run on this broker")
-    steps.add_row(f"{cascade} dashboard --host {host}", "the same in a web page, with controls")
+    steps.add_row(
+        f"{cascade} dashboard --host {host}",
+        "the same in a web page, read-only (--token NAME=SECRET turns its controls on)",
+    )
     steps.add_row(
         f"{cascade} record --host {host}",
         f"keeps every run in a history (then: {cascade} runs, {cascade} run ID)",

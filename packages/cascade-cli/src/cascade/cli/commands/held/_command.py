@@ -49,8 +49,9 @@ def held(
     The tasks held for a decision, fleet-wide: each with its run, attempt, error, age,
     deadline and default, and what waits in its run.
 
-    It listens to the live telemetry for one heartbeat period (5 s, at most --timeout) and
-    asks the runs that hold tasks for their state (their tasks' errors). Decide with
+    It asks the live runs the engines' summaries list for their state (their held tasks and
+    errors), at once; only when the summaries may not list every live run, it
+    listens to the live telemetry for one heartbeat period (5 s, at most --timeout) too. Decide with
     `cascade retry|skip|complete|fail RUN TASK`, or on every match with
     `cascade retry|skip|fail --held [filters]`.
     Examples: cascade held; cascade held --task 'load_*' --error timeout --json

@@ -1,6 +1,10 @@
-"""The tasks held for a decision, fleet-wide, from the live telemetry: a listening window as
-long as an engine's heartbeat period (every run says what it holds in it), then the snapshots
-asked of the runs that hold some (for each held task's error, which heartbeats do not carry).
+"""The tasks held for a decision, fleet-wide, from the live telemetry: the live runs the
+engines' retained summaries list (of engines online) are asked for their state at once, every
+one of them while they are few (a summary is at most a second old: a task held since is not
+counted in it yet), those it counts held tasks in otherwise; only when the summaries may not
+list every live run, a listening window as long as an engine's heartbeat period (every run
+says what it holds in it) finds the others; then the snapshots asked for are awaited (each
+held task's error, which heartbeats do not carry).
 """
 
 from __future__ import annotations
@@ -11,12 +15,22 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.control.run_ids import live_wait
-from cascade.interfaces import Message, decode_level, split_telemetry_topic, telemetry_filter
+from cascade.control.run_ids import listed_runs, live_wait
+from cascade.interfaces import (
+    Message,
+    decode_level,
+    split_telemetry_topic,
+    status_filter,
+    telemetry_filter,
+)
 from cascade.interfaces.connector_kit import bounded
 from cascade.reader import HeldTask, ReaderModel, SnapshotAsker, held_tasks
 
-__all__ = ["HeldFilters", "listen_for_held"]
+__all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "listen_for_held"]
+
+ASK_EVERY_LIVE_RUN = 100
+"""Live runs the summaries list up to which each is asked for its state, held tasks counted in
+its summary or not; beyond, those it counts held tasks in and those heard holding some."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +63,12 @@ class HeldFilters:
 async def listen_for_held(
     connector: Any, state: ReaderModel, filters: HeldFilters, timeout: float
 ) -> None:
-    """Fold the fleet's telemetry (of ``filters``' org and project) into ``state`` for one
-    heartbeat period (:func:`~cascade.control.live_wait` of ``timeout``), asking each run
-    that holds a task for a snapshot once; then wait, at most ``timeout`` more, for the
-    snapshots asked for."""
+    """Fold the fleet's telemetry (of ``filters``' org and project) into ``state``, asking
+    runs for a snapshot once: at once, the live runs the engines' summaries list (of engines
+    not offline; every one while they are at most :data:`ASK_EVERY_LIVE_RUN`, else those they
+    count held tasks in), and those heard holding tasks; when the summaries may not list every
+    live run, the runs heard within one heartbeat period (:func:`~cascade.control.live_wait`
+    of ``timeout``) too; then wait, at most ``timeout`` more, for the snapshots asked for."""
     prefix = state.prefix = connector.topic_prefix
     state.ask = SnapshotAsker(connector).ask
     asked: set[str] = set()
@@ -68,18 +84,40 @@ async def listen_for_held(
         run_id = run.run_id
         if split[0] == "snapshot" and run_id in answered:
             answered[run_id].set()
-        if run_id not in asked and run.held_tasks():
+        if run.held_tasks():
+            ask(run_id, run.source)
+
+    def ask(run_id: str, source: str) -> None:
+        if run_id not in asked:
             asked.add(run_id)
             answered[run_id] = asyncio.Event()
-            state.request_snapshot(run_id, 0, run.source)
+            state.request_snapshot(run_id, 0, source)
 
     topics = telemetry_filter(filters.org, filters.project, prefix=prefix)
-    handle = await connector.subscribe(topics, on_message)
+    handles = [
+        await connector.subscribe(status_filter(prefix), state.apply),  # who is online
+        await connector.subscribe(topics, on_message),
+    ]
     try:
-        await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
+        listed = await listed_runs(connector)
+        live = [
+            (source, run)
+            for source, run in listed.runs
+            if run.status == "Running"
+            and filters.org in (None, run.org_id)
+            and filters.project in (None, run.project_id)
+            and (source not in state.engines or state.engines[source].online)
+        ]
+        every = len(live) <= ASK_EVERY_LIVE_RUN
+        for source, run in live:
+            if every or run.tasks.held:
+                ask(run.run_id, source)
+        if not listed.whole:
+            await asyncio.sleep(live_wait(timeout))  # every live run heartbeats within it
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(timeout):
                 for event in list(answered.values()):
                     await event.wait()
     finally:
-        await handle.unsubscribe()
+        for handle in handles:
+            await handle.unsubscribe()

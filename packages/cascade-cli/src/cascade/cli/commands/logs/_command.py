@@ -191,13 +191,15 @@ def logs(
     -f prints the recorded lines first (when there is a history), then the live ones after
     them, and ends by itself (exit 0) a moment after the run's engine says it stopped (its
     ENGINE_STOPPED event: the logs have no end of their own), or on Ctrl-C. A prefix of the
-    run's id is looked up as `cascade cancel` does: in the history and among the runs heard
-    live within 5 s (at most --timeout); one that several runs have exits 2, one that none
-    has exits 1. Nothing heard for a few seconds, it says on stderr which broker it is
-    connected to and what it waits for. Lines the engine dropped are said where they are
+    run's id is looked up as `cascade cancel` does: in the engines' summaries and the
+    history, then (only when they do not name it) among the runs heard live within 5 s (at
+    most --timeout); one that several runs have exits 2, one that none has exits 1. Nothing
+    heard for a few seconds, it says on stderr which broker it is connected to and what it
+    waits for. Lines the engine dropped are said where they are
     missing; lines the history lacks (lost on the way, or before a recorder listened) are
-    said after the recorded ones. A task that logged nothing is said on stderr (exit 0); a
-    TASK the run does not have exits 1.
+    said after the recorded ones; at the run's end, how many of the lines its engine counts
+    never reached it (logged before it listened, with no history that has them). A task
+    that logged nothing is said on stderr (exit 0); a TASK the run does not have exits 1.
 
     Examples: cascade logs 58a88765; cascade logs 58a88765 'load_*' --level warning;
     cascade logs 58a88765cea2 -f --json | jq .message;
@@ -248,7 +250,7 @@ def logs(
 
         with contextlib.suppress(_Ended):
             followed = await follow_logs(connector, found, printer, recorded, _stamp)
-            for line in _left_out(followed, found):
+            for line in _left_out(followed, found, printer):
                 typer.echo(f"cascade: {line}", err=True)
         return found
 
@@ -270,11 +272,22 @@ class _Ended(Exception):
     lines, and never leaves this module."""
 
 
-def _left_out(followed: Followed, run_id: str) -> list[str]:
-    """What the live lines lack, said on stderr at the end: batches missed, refused (by the
-    source they claim and why, as `cascade watch` says them), let go, ignored."""
+def _left_out(followed: Followed, run_id: str, printer: LogPrinter) -> list[str]:
+    """What the live lines lack, said on stderr at the end: the run's lines never received
+    (its engine's count against what was heard), batches missed, refused (by the source they
+    claim and why, as `cascade watch` says them), let go, ignored."""
     said = followed.logs
     lines = []
+    unreceived = followed.unreceived(run_id, printer.printed)
+    if unreceived:
+        asked = printer.task is not None or printer.level or printer.since is not None
+        of = f"{unreceived:,} of the run's {counted(followed.logged or 0, 'log line')}"
+        lines.append(
+            f"{of} (its engine's count) never reached this command: logged before it "
+            "listened, with no history that has them"
+            + (" (or, from the history, not of the tasks and levels asked for)" if asked else "")
+            + "; `cascade record` keeps a run's lines from its start for `cascade logs RUN`"
+        )
     missed = said.missed_batches(run_id)
     if missed:
         lines.append(f"missed {missed:,} batches of log lines")

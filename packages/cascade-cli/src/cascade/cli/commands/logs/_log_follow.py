@@ -194,6 +194,7 @@ async def follow_logs(
     last_owner: list[tuple[str, bool] | None] = [None]  # the run's owner as last looked at
     done = asyncio.Event()
     ending: list[asyncio.TimerHandle] = []
+    counted_lines: list[int | None] = [None]  # the lines its engine says the run logged
     doubted: set[str] = set()
     loop = asyncio.get_running_loop()
 
@@ -256,6 +257,8 @@ async def follow_logs(
         else:
             believed = run.finished and run.source == source and (run.confirmed or known)
         if believed:
+            told = message.payload["body"].get("log_lines")
+            counted_lines[0] = told if isinstance(told, int) and told >= 0 else None
             ending.append(loop.call_later(stop_grace, done.set))
         elif source not in doubted:
             doubted.add(source)
@@ -276,17 +279,34 @@ async def follow_logs(
     await done.wait()
     for message in waiting.messages:  # never the owner's: refused, as it is known now
         logs.apply(message)
-    return Followed(logs, waiting.let_go)
+    return Followed(logs, waiting.let_go, counted_lines[0])
 
 
 @dataclass(frozen=True)
 class Followed:
     """What `cascade logs -f` followed: the follower (its counts of what was missed and
-    refused), and the batches let go unshown while they waited for the run's owner to be
-    known (more than :data:`HELD_BYTES` of them)."""
+    refused), the batches let go unshown while they waited for the run's owner to be
+    known (more than :data:`HELD_BYTES` of them), and the lines the run's engine says its
+    tasks logged (``None``: it did not say, or the run's end was not heard)."""
 
     logs: LogFollower
     let_go: int = 0
+    logged: int | None = None
+
+    def unreceived(self, run_id: str, printed: dict[tuple[str, int], int]) -> int | None:
+        """Of the lines the engine says the run logged, those neither heard live nor
+        ``printed`` from the history (``(task_id, attempt)``'s highest ``n``), nor said
+        dropped or missing: each task's lines up to the last number known of it are
+        accounted for, the rest were logged before this listened (``None``: not told)."""
+        if self.logged is None:
+            return None
+        last: dict[str, int] = {}
+        for (task_id, _), n in printed.items():
+            last[task_id] = max(last.get(task_id, 0), n)
+        run = self.logs.runs.get(run_id)
+        for task_id, counts in (run.tasks if run is not None else {}).items():
+            last[task_id] = max(last.get(task_id, 0), counts.last_n)
+        return max(0, self.logged - sum(last.values()))
 
 
 def _stopped_by(message: Message, run_id: str) -> str | None:

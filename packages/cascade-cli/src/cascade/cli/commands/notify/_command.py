@@ -11,6 +11,7 @@ import typer
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, StopAfter, broker_options
 from ...plumbing._context import CliContext, UsageError
+from ...plumbing._history_db import open_history, open_writer
 from ...plumbing._view_options import parse_age
 from ..record._record import metrics_address, serve_metrics, stop_on_signals
 
@@ -99,13 +100,15 @@ def notify(
         ),
     ] = "1h",
     group: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--group",
             metavar="NAME",
-            help="The notifiers that post each event once between them (claimed over the broker).",
+            show_default=False,
+            help="The notifiers sharing --state that post each event once between them "
+            "(default: those posting to the same webhook).",
         ),
-    ] = "default",
+    ] = None,
     rate: Annotated[
         int,
         typer.Option(
@@ -122,12 +125,25 @@ def notify(
         int, typer.Option("--attempts", min=1, max=20, help="Attempts at one post (backoff).")
     ] = 5,
     state: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--state",
-            metavar="PATH",
-            help="What was posted, kept across restarts (SQLite); default: "
-            "$XDG_STATE_HOME/cascade/notify.sqlite3.",
+            metavar="PATH|URL",
+            show_default=False,
+            help="The database the notifiers claim events in, kept across restarts: a SQLite "
+            "file (one host's notifiers; default $XDG_STATE_HOME/cascade/notify.sqlite3) or a "
+            "PostgreSQL URL (notifiers on several hosts; the history's may be it).",
+        ),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(
+            "--lease",
+            metavar="SECONDS",
+            min=0.1,
+            show_default=False,
+            help="Seconds a claim is its notifier's before another may take it over and post "
+            "(default: the longest a post can take, and 30 s).",
         ),
     ] = None,
     metrics_listen: Annotated[
@@ -139,14 +155,26 @@ def notify(
         ),
     ] = None,
     duration_s: StopAfter = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="CASCADE_HISTORY_DB",
+            metavar="URL",
+            show_default=False,
+            help="A history to audit each post in (`cascade audit` lists them): a SQLite "
+            "file's path, sqlite:///PATH or postgresql://USER@HOST/DB.",
+        ),
+    ] = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Post webhooks when runs fail, tasks are held, engines are lost.
 
     Post a webhook when runs fail, tasks are held, holds near their deadline, engines are
     lost: one JSON message per event to a webhook until Ctrl-C: generic JSON, or the body of a
-    Slack incoming webhook (--format slack). Several `cascade notify` of one --group post each
-    event once between them. See docs/notifications.md.
+    Slack incoming webhook (--format slack). Several `cascade notify` sharing a --state post
+    each event once between them. Given a history (--db, CASCADE_HISTORY_DB), each post is
+    audited there (`cascade audit`). See docs/notifications.md.
 
     Examples: CASCADE_NOTIFY_WEBHOOK=https://hooks.slack.com/services/... cascade notify
     --format slack; cascade notify --webhook-file /etc/cascade/hook --on run.failed
@@ -158,7 +186,6 @@ def notify(
             FORMATS,
             Notifier,
             NotifyMetrics,
-            SentLedger,
             Webhook,
             default_ledger_path,
             parse_filter,
@@ -184,12 +211,19 @@ def notify(
     listen = metrics_address(metrics_listen) if metrics_listen is not None else None
     lead = parse_age(warn_before)
     context = CliContext.of(ctx)
-    ledger = SentLedger(state if state is not None else default_ledger_path())
+    # the state first: it makes or migrates its schema, which the history's may be
+    claims = open_history("notify", state or str(default_ledger_path()), mode="write")
+    try:
+        history = open_writer("notify", db) if db is not None else None
+    except BaseException:
+        claims.close()
+        raise
 
     async def job(connector: Any) -> Notifier:
         notifier = Notifier(
             connector, hook, fmt=fmt, events=events, filters=levels, warn_before=lead,
-            dashboard_url=dashboard_url, group=group, ledger=ledger, rate=rate,
+            dashboard_url=dashboard_url, state=claims, group=group, lease=lease, rate=rate,
+            history=history,
         )  # fmt: skip
         await notifier.start()
         server = None
@@ -216,7 +250,9 @@ def notify(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     finally:
-        ledger.close()
+        claims.close()
+        if history is not None:
+            history.close()
     events_done = notifier.counts.events
     posted = sum(v for (_, outcome), v in events_done.items() if outcome == "posted")
     failed = sum(v for (_, outcome), v in events_done.items() if outcome == "failed")

@@ -12,13 +12,13 @@ from cascade.control.run_ids import MIN_RERUN_PREFIX, checked_prefix
 from cascade.interfaces.serving import RerunMode
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ...plumbing._context import UsageError
+from ...plumbing._context import CliContext, UsageError
 from ...plumbing._history_db import Db
 from ...plumbing._operator import As, Reason, operator_name
 from ..start._ask import Asked, ask
 from ..start._command import JsonReply, On, Org, Project, Wait
 from ..start._params import Params, parsed_params
-from ._workflow import run_to_rerun
+from ._workflow import run_to_rerun, served_run
 
 __all__ = ["rerun"]
 
@@ -83,7 +83,9 @@ def rerun(
     fingerprint still matches and executes the rest.
 
     The params are those the run ran with, updated by --param. RUN is looked up in the history
-    (--db, or the default one if it exists), which also says the workflow it ran; else give
+    (--db, or the default one if it exists), which also says the workflow it ran; else in the
+    engines' summaries on the broker, where the process that ran it serves the workflow it is
+    named after (the rerun then goes to that process, which keeps its results); else give
     --workflow. Exit 0 once acknowledged (--dry-run: once the plan came; --wait: once the run
     succeeded); 1 when refused (the run's results are not kept there, a rerun of it is live),
     unanswered within --timeout, or (--wait) failed; 2 for bad input.
@@ -97,11 +99,17 @@ def rerun(
             f"RUN: give at least {MIN_RERUN_PREFIX} hex digits of the run's id, not {run!r}"
         )
     found = run_to_rerun(db, prefix)
+    if workflow is None and found.workflow is None:  # the process that ran it may say it
+        heard = CliContext.of(ctx).run(
+            broker, lambda c: served_run(c, found.run_id, broker.timeout)
+        )
+        found = heard or found
+        on = on or found.source  # its manifest and results are where it ran
     named = workflow or found.workflow
     if named is None:
         raise UsageError(
-            f"which served workflow run {run} ran is not in the history: give --workflow NAME "
-            "(cascade served lists them)"
+            f"which served workflow run {run} ran is known neither to the history nor to the "
+            "processes serving on the broker: give --workflow NAME (cascade served lists them)"
         )
     if workflow is not None and found.workflow not in (None, workflow):
         raise UsageError(f"run {run} ran {found.workflow}, not --workflow {workflow}")

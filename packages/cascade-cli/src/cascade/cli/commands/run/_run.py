@@ -24,7 +24,7 @@ from ...rendering._holds_text import recorded_holds_brief
 from ...rendering._log_text import LOST_SAID, batches_missing_note
 from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
-from ..runs._runs import RUN_STYLES, refused_text, task_counts
+from ..runs._runs import RUN_STYLES, decided_text, refused_text, task_counts
 from ._run_decisions import attempts_text, decisions_lines, held_lines
 from ._run_lineage import lineage_lines
 
@@ -255,6 +255,7 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
         (inert(summary.run_id, SHOWN["name"]), "bold"),
         "  ",
         (summary.status, RUN_STYLES.get(summary.status, "")),
+        (f" · {decided_text(summary)}" if summary.decisions else "", "yellow"),
         f"  started {times.at(summary.started_at)} ({times.zone}), {took}",
     )
     vouched = _VOUCHED.get(summary.vouched or "", "unconfirmed: its word only")
@@ -262,7 +263,7 @@ def render_run(report: RunReport, times: TimeFormat, picked: str = "") -> Group:
         f"project {inert(summary.org_id, SHOWN['name'])}/{inert(summary.project_id, SHOWN['name'])}"
         f", engine {inert(summary.source, SHOWN['source'])} ({vouched})"
     )
-    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused), where]
+    lines: list[RenderableType] = [head, *lineage_lines(summary, report.reused, times), where]
     lines.append(Text("tasks: ").append_text(_counts(summary)))
     if summary.error:
         lines.append(Text("error: ").append_text(cell(summary.error, SHOWN["error"], "red")))

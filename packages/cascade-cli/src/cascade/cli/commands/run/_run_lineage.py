@@ -1,6 +1,7 @@
 """What `cascade run` says of a run's name and origin: its name, the served workflow and its
-params, who started it and why, the run it reruns and how that one ended, the runs that rerun
-it and how each ended, and the tasks whose stored results it reused, by their run."""
+params, the schedule and slot that started it, who started it and why, the run it reruns and
+how that one ended, the runs that rerun it and how each ended, and the tasks whose stored
+results it reused, by their run."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from rich.text import Text
 from cascade.control.run_ids import short_id
 from cascade.reader import SHOWN, inert
 
-from ..runs._runs import RUN_STYLES
+from ..runs._runs import RUN_STYLES, schedule_slot
 
 if TYPE_CHECKING:
     from cascade.history import RunLink, RunSummary
+
+    from ...rendering._render import TimeFormat
 
 __all__ = ["lineage_lines"]
 
@@ -36,9 +39,9 @@ def _params(params: object) -> str:
     return inert(json.dumps(params, sort_keys=True, ensure_ascii=False), SHOWN["params"])
 
 
-def lineage_lines(summary: RunSummary, reused: dict[str, int]) -> list[Text]:
-    """The lines of a run's name, workflow, params, start request, lineage and reuse (none
-    for an unnamed run of an older engine)."""
+def lineage_lines(summary: RunSummary, reused: dict[str, int], times: TimeFormat) -> list[Text]:
+    """The lines of a run's name, workflow, params, schedule and slot (in ``times``' zone),
+    start request, lineage and reuse (none for an unnamed run of an older engine)."""
     lines: list[Text] = []
     origin = summary.origin or {}
     named = []
@@ -50,6 +53,9 @@ def lineage_lines(summary: RunSummary, reused: dict[str, int]) -> list[Text]:
         named.append(f"params {_params(origin['params'])}")
     if named:
         lines.append(Text("  ".join(named)))
+    slot = schedule_slot(summary, times, at=True)
+    if slot is not None:
+        lines.append(Text(f"scheduled: {slot[0]}, slot {slot[1]}"))
     if origin.get("request_id") is not None:
         who = inert(str(origin.get("issued_by") or "someone unnamed"), SHOWN["name"])
         said = Text(f"started by {who} (request {inert(str(origin['request_id']), 64)})")

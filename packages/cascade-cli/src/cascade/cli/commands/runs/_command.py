@@ -54,6 +54,10 @@ def runs(
             "--name", help="Only runs of this name (Engine.run(name=...), a served workflow's)."
         ),
     ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Only runs this schedule started (cascade schedules)."),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_COUNT, help="At most this many runs.")
     ] = 50,
@@ -63,10 +67,10 @@ def runs(
 ) -> None:
     """Recorded runs, newest first.
 
-    Recorded runs, newest first: name, status, start, duration, tasks by state, engine,
-    error.
+    Recorded runs, newest first: name, status, start, duration, tasks by state, the
+    schedule and slot that started it, engine, error.
 
-    Examples: cascade runs --status failed --since 24h; cascade runs --name nightly;
+    Examples: cascade runs --status failed --since 24h; cascade runs --schedule nightly;
     cascade runs --project etl --json; cascade runs --since 7d --format csv > runs.csv
     """
     export = export_format(export, json_output)
@@ -80,6 +84,7 @@ def runs(
                 task=task,
                 source=source,
                 name=name,
+                schedule=schedule,
                 limit=limit,
             )
         )

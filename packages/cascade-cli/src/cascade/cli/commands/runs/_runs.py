@@ -4,6 +4,7 @@ recorders' gaps (`cascade runs`, `cascade run`; the command is :mod:`.commands.r
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -26,11 +27,14 @@ __all__ = [
     "MISSING_NOTE",
     "REFUSED_NOTE",
     "RUN_STYLES",
+    "decided_text",
     "filtered",
     "gap_lines",
     "missing_cell",
     "refused_text",
     "runs_table",
+    "schedule_slot",
+    "status_text",
     "task_counts",
 ]
 
@@ -74,6 +78,7 @@ _TASK_FAILED = re.compile(
     r"TaskFailedError: task '.*?' \((?P<id>[^()]*)\) failed: (?P<error>.*)", re.S
 )
 _STACKED = Column("tasks", whole=True, rank=7)  # one state and its count a line
+_SCHEDULED = Column("scheduled", rank=3)  # a schedule's runs: its name and the slot
 _MISSING = Column("missing", whole=True, rank=6)
 _REFUSED = Column("refused", whole=True, rank=6)
 
@@ -122,11 +127,13 @@ def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[
     refused."""
     lacking = any(run.missing_events for run in found)
     lied = any(run.refused for run in found)
+    scheduled = any(run.schedule for run in found)
 
     def rows(stacked: bool) -> list[list[Cell]]:
-        return [_run_row(run, times, lacking, lied, stacked) for run in found]
+        return [_run_row(run, times, lacking, lied, scheduled, stacked) for run in found]
 
-    columns = [*_COLUMNS[:6], *([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
+    columns = [*_COLUMNS[:6], *([_SCHEDULED] if scheduled else [])]
+    columns += [*([_MISSING] if lacking else []), *([_REFUSED] if lied else [])]
     columns += _COLUMNS[6:]
     shown = rows(stacked=False)
     if not fits(columns, shown, width):  # a state and its count kept on a line of their own
@@ -136,17 +143,37 @@ def runs_table(found: list[RunSummary], times: TimeFormat, width: int) -> tuple[
     return fitted(columns, shown, width, title=title)
 
 
+def schedule_slot(
+    run: RunSummary, times: TimeFormat, *, at: bool = False
+) -> tuple[str, str] | None:
+    """The schedule that started ``run`` and its slot in ``times``' zone (``Nov 27 02:00``; with
+    ``at``, as :meth:`TimeFormat.at` says it), made inert; ``None``: no schedule did."""
+    if run.schedule is None:
+        return None
+    said = run.scheduled_for or ""
+    try:
+        slot = datetime.fromisoformat(said).timestamp()
+    except ValueError:
+        shown = inert(said, 32) or "?"
+    else:
+        shown = times.at(slot) if at else times.short(slot)
+    return inert(run.schedule, SHOWN["name"]), shown
+
+
 def _run_row(
-    run: RunSummary, times: TimeFormat, lacking: bool, lied: bool, stacked: bool
+    run: RunSummary, times: TimeFormat, lacking: bool, lied: bool, scheduled: bool, stacked: bool
 ) -> list[Cell]:
     cells: list[Cell] = [
         cell(short_id(run.run_id), SHORT_ID, "bold"),
         cell(run.name, SHOWN["name"]) if run.name is not None else Text("-", style="dim"),
-        Text(run.status, style=RUN_STYLES.get(run.status, "")),
+        status_text(run),
         times.short(run.started_at),
         duration(run.duration) if run.duration is not None else "-",
         task_counts(run.tasks, stacked=stacked),
     ]
+    if scheduled:
+        slot = schedule_slot(run, times)
+        cells.append(Text("-", style="dim") if slot is None else " ".join(slot))
     if lacking:
         cells.append(missing_cell(run.missing_events))
     if lied:
@@ -157,6 +184,26 @@ def _run_row(
         cell(run.source, SHOWN["source"]),
         cell(_error_first(run.error), SHOWN["error"], "red"),
     ]
+
+
+def status_text(run: RunSummary) -> Text:
+    """A run's status in its colour, and on a line of its own the decisions people took on its
+    held tasks (``1 skipped by ops-1, 1 completed by ops-2``), which changed what it came to:
+    a run that succeeded by a skip is not a run that succeeded."""
+    said = Text(run.status, style=RUN_STYLES.get(run.status, ""))
+    if run.decisions:
+        said.append(f"\n{decided_text(run)}", style="yellow")
+    return said
+
+
+def decided_text(run: RunSummary) -> str:
+    """The decisions people took on a run's held tasks, as its engine applied them: ``1
+    skipped by ops-1, 1 completed by ops-2`` (``""``: none); names inert."""
+    return ", ".join(
+        f"{d.count:,} {d.done} by "
+        + ("someone unnamed" if d.by is None else inert(d.by, SHOWN["source"]))
+        for d in run.decisions
+    )
 
 
 def _error_first(error: str | None) -> str | None:
@@ -170,5 +217,5 @@ def filtered(ctx: typer.Context) -> bool:
     """Whether `cascade runs` was given a filter (then "no runs recorded that match")."""
     return any(
         ctx.params.get(name) is not None
-        for name in ("since", "status", "project", "task", "source", "name")
+        for name in ("since", "status", "project", "task", "source", "name", "schedule")
     )

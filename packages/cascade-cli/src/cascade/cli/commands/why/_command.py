@@ -11,15 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control.run_ids import (
-    HeardRuns,
-    Recorded,
-    checked_prefix,
-    is_full,
-    live_wait,
-    one_run,
-    short_id,
-)
+from cascade.control.run_ids import HeardRuns, Recorded, checked_prefix, is_full, short_id
 from cascade.interfaces import Message, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
 from cascade.reader import ReaderModel, SnapshotAsker
@@ -27,7 +19,7 @@ from cascade.reader import ReaderModel, SnapshotAsker
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext
 from ...plumbing._history_db import Db
-from ...plumbing._run_lookup import recorded_run_ids
+from ...plumbing._run_lookup import recorded_run_ids, run_named
 from ...rendering._times import TimeFormat
 from ._why import why_json, why_lines
 from ._why_history import not_heard, why_from_history
@@ -63,8 +55,9 @@ def why(
 
     Waits at most --timeout for the run's next heartbeat (every 5 s by default). A run not
     heard (it has ended) is answered from the history (--db, or the default one if it exists),
-    saying so; with no history, exit 1. A prefix is listened for 5 s (at most --timeout) and
-    looked up in the history; one that several runs have exits 2.
+    saying so; with no history, exit 1. A prefix is looked up as `cascade cancel` does (the
+    engines' summaries and the history, then the runs heard within 5 s, at most --timeout);
+    one that several runs have exits 2.
     With --history, from the history only: every task that was held back, for how long, by what.
     Examples: cascade why 58a88765cea2; cascade why 58a88765cea2 'load_*' --timeout 10;
     cascade why 58a88765 --history
@@ -100,18 +93,12 @@ def why(
     async def listen(connector: Any) -> str | None:
         state.prefix = connector.topic_prefix
         state.ask = SnapshotAsker(connector).ask  # a run heard mid-way: its engine says all
-        exact = wanted if is_full(wanted) else None
-        filter_ = telemetry_filter(run_id=exact, prefix=connector.topic_prefix)
-        await connector.subscribe(filter_, on_message)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + broker.timeout
-        target = wanted
-        if not is_full(wanted):
-            await asyncio.sleep(live_wait(broker.timeout))  # every live run says its id in it
-            found = one_run(wanted, heard.ids, recorded.ids, more=recorded.capped)
-            if found is None or found not in heard.ids:
-                return found
-            target = found
+        target = await run_named(connector, wanted, recorded, broker.timeout)
+        if target is None:
+            return None
+        await connector.subscribe(telemetry_filter(run_id=target, prefix=state.prefix), on_message)
         with contextlib.suppress(asyncio.TimeoutError):
             async with bounded(max(0.0, deadline - loop.time())):
                 await ready[target].wait()
