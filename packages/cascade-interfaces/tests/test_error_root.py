@@ -34,6 +34,8 @@ NO_ERRORS = {
     " raised and caught in one module",
     "cascade.runtime:_Refused": "a start request refused: raised and caught in one module, and"
     " said in the request's answer",
+    "cascade.runtime:_Taken": "a _Refused: a start request's id taken already in the results"
+    " store; raised and caught in one module",
 }
 
 

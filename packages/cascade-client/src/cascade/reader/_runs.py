@@ -17,6 +17,7 @@ from cascade.interfaces import (
     held_for_decision,
     truncate_traceback,
 )
+from cascade.interfaces.commands import Decided
 from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
@@ -52,6 +53,10 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             since = task.since
         elif ts < task.ts or (ts == task.ts and state == task.state):
             return  # a copy resent after a lost connection, or older than what is shown
+    decided = body.decided
+    if isinstance(decided, Decided) and not decided.deadline:
+        by = None if decided.by is None else truncate(decided.by, KEPT["name"])
+        run.decide(body.task_id, decided.attempt, decided.decision, by)
     held = kept_holds(body.held_by) if isinstance(body.held_by, list) else None
     said = body.traceback  # a failed attempt's, bounded as an engine sends it
     traceback = truncate_traceback(said) if said and state in _FAILURES else None

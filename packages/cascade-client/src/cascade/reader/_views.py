@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cascade.interfaces import Heartbeat, Hold, StatusMessage
+from cascade.interfaces.commands import DecisionCount
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import EngineSummary
 
@@ -30,6 +31,8 @@ LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timesta
 """The last second of year 9999: PROTOCOL.md reads an expiry beyond it as no expiry."""
 _KEPT_FAILURES = 20  # failed tasks a finished run keeps, to show why it failed
 _ACTIVE = ("RUNNING", "RETRYING", "BLOCKED", "HELD")
+_DECIDERS = 16  # (decision, person) pairs a run lists; beyond them counted as others
+_DECISIONS_SEEN = 4096  # (task, attempt) decided a run remembers to count a copy once
 
 
 @dataclass(slots=True)
@@ -101,6 +104,8 @@ class RunView:
     _total_mark: int = field(default=0, repr=False)
     _finished_mark: int = field(default=0, repr=False)
     _progress_mark: float = field(default=0.0, repr=False)
+    _decided: dict[tuple[str, str | None], int] = field(default_factory=dict, repr=False)
+    _decided_seen: dict[tuple[str, int], None] = field(default_factory=dict, repr=False)
     heartbeat_ts: str = ""
     """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
     compacted: bool = False
@@ -123,6 +128,8 @@ class RunView:
     """The run's name (``Engine.run(name=...)``, a served workflow's), from its
     ``ENGINE_STARTED`` or its engine's snapshot answer (``None``: not heard, or an engine that
     does not send it)."""
+    decisions_others: int = 0
+    """Decisions counted beyond the 16 (decision, person) pairs :meth:`decisions` lists."""
     origin: RunOrigin | None = None
     """Where the run came from (the served workflow and its params, the run it reruns, the
     request that started it), as its ``ENGINE_STARTED`` or a snapshot answer said."""
@@ -144,6 +151,28 @@ class RunView:
         """How many tasks seen completed without running, by where their result came from
         (:attr:`TaskView.reused`: ``cached``, ``reused``)."""
         return Counter(+self._reused)
+
+    def decisions(self) -> list[DecisionCount]:
+        """The decisions people took on its held tasks that its engine applied, by kind and
+        person, in the order first seen (``1 skipped by ops-1``), as its task events' ``decided``
+        said; a deadline's default is no one's decision and not counted. At most 16 pairs: the
+        decisions of people beyond them are counted in :attr:`decisions_others`."""
+        return [DecisionCount(kind, by, count) for (kind, by), count in self._decided.items()]
+
+    def decide(self, task_id: str, attempt: int, decision: str, by: str | None) -> None:
+        """Count a decision applied on ``task_id``'s held ``attempt``, once (a task event
+        resent is not a second decision: decisions are taken per task and attempt)."""
+        key = (task_id, attempt)
+        if key in self._decided_seen:
+            return
+        self._decided_seen[key] = None
+        if len(self._decided_seen) > _DECISIONS_SEEN:
+            del self._decided_seen[next(iter(self._decided_seen))]
+        pair = (decision, by)
+        if pair in self._decided or len(self._decided) < _DECIDERS:
+            self._decided[pair] = self._decided.get(pair, 0) + 1
+        else:
+            self.decisions_others += 1
 
     @property
     def total_tasks(self) -> int | None:

@@ -15,6 +15,7 @@ from .app._api import create_app
 from .app._errors import SettingsError
 from .app._guard import Tokens
 from .app._listen import is_loopback
+from .app._notify_settings import Notifications
 from .app._serve import serve_dashboard
 from .app._settings import DashboardSettings
 from .auth._proxy import ProxySignIn, trusted_networks
@@ -29,6 +30,7 @@ __all__ = [
     "DashboardHub",
     "DashboardSettings",
     "HistorySource",
+    "Notifications",
     "OidcSignIn",
     "ProxySignIn",
     "SettingsError",

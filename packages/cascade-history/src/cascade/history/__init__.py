@@ -23,6 +23,7 @@ from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from .access._sessions import DashboardSession
 from .access._tokens import TOKEN_PREFIX, ApiToken, NewToken
 from .audit._notify_posts import NotifyPost, PostClaim
+from .audit._notify_webhooks import NotifyWebhook
 from .queries._export import (
     AUDIT_COLUMNS,
     AUDIT_TIMES,
@@ -89,6 +90,7 @@ __all__ = [
     "Mode",
     "NewToken",
     "NotifyPost",
+    "NotifyWebhook",
     "PostClaim",
     "Received",
     "RecordedLogLine",

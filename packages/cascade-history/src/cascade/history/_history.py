@@ -41,6 +41,7 @@ from .audit._notify_posts import (
     insert_post,
     prune_post_claims,
 )
+from .audit._notify_webhooks import NotifyWebhook, delete_webhook, insert_webhook, list_webhooks
 from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
@@ -655,6 +656,37 @@ class History:
     def record_post(self, post: NotifyPost) -> None:
         """Keep ``post`` in the audit (:meth:`audit`'s ``notified`` events)."""
         self._write(lambda c: insert_post(c, post), "cannot audit a post")
+
+    def add_webhook(
+        self,
+        url: str,
+        *,
+        fmt: str,
+        events: Iterable[str],
+        filters: Iterable[str] = (),
+        created_by: str,
+    ) -> NotifyWebhook:
+        """Keep a webhook a dashboard's admin added (``url`` a secret: only
+        :attr:`NotifyWebhook.url` gives it back); it, with its id."""
+        return self._write(
+            lambda c: insert_webhook(
+                c,
+                url,
+                fmt=fmt,
+                events=tuple(events),
+                filters=tuple(filters),
+                created_by=created_by,
+            ),
+            "cannot keep a webhook",
+        )
+
+    def webhooks(self) -> list[NotifyWebhook]:
+        """The webhooks the dashboards' admins added, the first added first."""
+        return self._read(list_webhooks)
+
+    def remove_webhook(self, webhook_id: int) -> NotifyWebhook | None:
+        """Forget the webhook ``webhook_id``; it, or ``None`` when there was none."""
+        return self._write(lambda c: delete_webhook(c, webhook_id), "cannot remove a webhook")
 
     # -- a team's dashboard: sign-in sessions, the access audit, API tokens -------------------
 

@@ -96,7 +96,8 @@ class LifecycleEvent(
 
     ``log_lines`` (on ``ENGINE_STOPPED``, additive) is how many lines the run's tasks logged
     where its engine forwards their logs (the dropped ones too: each task's last line
-    number, added up), so that a reader of its logs can tell the lines it never received.
+    number, added up), so that a reader of its logs can tell the lines it never received;
+    left out when they logged none.
     """
 
     event: LifecycleName

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cascade.history import History, HistoryError, NotifyPost
-from cascade.interfaces import Connector, Message, telemetry_filter
+from cascade.interfaces import Connector, Message, SubscriptionHandle, telemetry_filter
 from cascade.reader import ReaderModel, subscribe_statuses
 
 from ._bodies import body, digest_body
@@ -119,6 +119,7 @@ class Notifier:
         self._pending = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._telemetry: SubscriptionHandle | None = None
 
     def _attempted(self, outcome: str) -> None:
         self.counts.attempts[outcome] += 1
@@ -131,7 +132,9 @@ class Notifier:
     async def start(self) -> None:
         """Subscribe to telemetry and statuses and start the ticker."""
         prefix = self.connector.topic_prefix
-        await self.connector.subscribe(telemetry_filter(prefix=prefix), self.heard)
+        self._telemetry = await self.connector.subscribe(
+            telemetry_filter(prefix=prefix), self.heard
+        )
         await subscribe_statuses(self.connector, self.heard, summaries=False)
         self._ticker = asyncio.create_task(self._tick(), name="cascade-notify-ticker")
 
@@ -139,6 +142,8 @@ class Notifier:
         """Stop; events being posted get ``timeout`` seconds, and a digest waiting is posted
         within it; events another notifier holds are left to it."""
         self._stopping.set()
+        if self._telemetry is not None:
+            await self._telemetry.unsubscribe()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -157,7 +162,10 @@ class Notifier:
             await self._post_digest()
 
     def heard(self, message: Message) -> None:
-        """A subscription's callback: fold ``message`` in, queue what it makes."""
+        """A subscription's callback: fold ``message`` in, queue what it makes (nothing once
+        stopping: a notifier stopped on a connection that lives on posts no more)."""
+        if self._stopping.is_set():
+            return
         for notification in self.watch.apply(message):
             self._queue(notification)
 

@@ -31,6 +31,7 @@ from cascade.reader import (
     silence_line,
 )
 
+from ._decisions_text import decisions_text
 from ._fleet_rank import needs_a_look
 from ._holds_text import holds_text
 from ._map_items import map_of
@@ -121,6 +122,17 @@ def _reused(run: RunView, state: str) -> str:
     return f" ({', '.join(f'{reuses[how]} {how}' for how in ('cached', 'reused') if reuses[how])})"
 
 
+def _status_text(run: RunView) -> Text:
+    """A run's status in its colour and, on a line of its own, the decisions people took on
+    its held tasks, as the history's lists say them (a run that succeeded by a skip is not a
+    run that succeeded)."""
+    said = Text(run.status, style=_RUN_STYLES.get(run.status, ""))
+    decided = decisions_text(run.decisions(), run.decisions_others)
+    if decided:
+        said.append(f"\n{decided}", style="yellow")
+    return said
+
+
 def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None) -> None:
     counts = run.counts()
     summary = Text(" ").join(
@@ -132,7 +144,7 @@ def _run_rows(run: RunView, times: TimeFormat, table: Table, partial: str | None
     table.add_row(
         Text(inert(short_id(run.run_id), SHORT_ID), style="bold"),
         Text(inert(run.name, SHOWN["name"])) if run.name is not None else Text("-", style="dim"),
-        Text(run.status, style=_RUN_STYLES.get(run.status, "")),
+        _status_text(run),
         bar,
         done,
         summary,

@@ -60,6 +60,7 @@ from ._guard import (
     refusal,
 )
 from ._gzip_stream import accepts_gzip, gzipped
+from ._notify_settings import Notifications, notify_routes
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._schedules import list_schedules
 from ._settings import DashboardSettings
@@ -381,6 +382,7 @@ def create_app(
     *,
     access_log: AccessLog | None = None,
     api_tokens: History | None = None,
+    notifications: Notifications | None = None,
 ) -> Starlette:
     """The ASGI app of a dashboard on ``hub``, as ``settings`` say (:class:`DashboardSettings`:
     its ``connector``, ``demo`` and printing are :func:`serve_dashboard`'s only); with a
@@ -391,7 +393,9 @@ def create_app(
     what the roles file grants them; refusals are 403s, each a row of ``access_log``.
     Requests may carry a per-person API token (``Bearer cascade_...``) of ``api_tokens``
     (else of ``history``), and admins make and revoke them (``/api/tokens``; written to
-    ``api_tokens``, a history opened for writing: ``_token_api``).
+    ``api_tokens``, a history opened for writing: ``_token_api``). Its admins add and remove
+    webhooks (``/api/settings/webhooks``) that ``notifications`` runs (``_notify_settings``;
+    ``None``: no history keeps them, and the settings say so).
 
     Reading (the page, ``/api/state``, ``/api/stream``, ``/api/history/...``, and Prometheus's
     ``/metrics``: it shows counts and names the page shows anyway, and scrapers rarely carry a
@@ -451,6 +455,7 @@ def create_app(
         me_route(sign_in, roles, tokens),
         *(token_routes(team, api) if team is not None and api is not None else ()),
         *(session_routes(team, sign_in) if team is not None else ()),
+        *(notify_routes(team, notifications) if team is not None else ()),
         *(sign_in.routes() if sign_in is not None else ()),
         Mount("/static", StaticFiles(packages=[("cascade.dashboard", "static")])),
     ]

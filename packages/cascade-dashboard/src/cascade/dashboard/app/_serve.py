@@ -39,6 +39,21 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+async def _notifications(hub: Any, history: Any, url: str, warn: Callable[[str], None]) -> Any:
+    """The notifiers of the webhooks the admins added, started (``None`` without
+    cascade-notify installed: the settings then say notifications need a history)."""
+    try:
+        import cascade.notify  # noqa: F401
+
+        from ._notify_settings import Notifications
+    except ImportError:
+        warn("notifications: not run (pip install 'cascade-dashboard[notify]')")
+        return None
+    notifications = Notifications(hub.connector, history, dashboard_url=url.rstrip("/"))
+    await notifications.start()
+    return notifications
+
+
 async def serve_dashboard(settings: DashboardSettings) -> None:
     """Serve the dashboard ``settings`` describe until interrupted (see
     :class:`DashboardSettings`): connect to the broker (``settings.connector()``), then listen.
@@ -91,7 +106,7 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
         remembers = source.line()
         if remembers is not None:
             say(remembers)
-        access_log, writer = None, None
+        access_log, writer, notifications = None, None, None
         if settings.roles is not None:
             writer, where = await asyncio.to_thread(open_access_history, source)
             say(where)
@@ -104,6 +119,9 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
                     await asyncio.to_thread(sessions.attach, writer)
                     fresh = asyncio.create_task(sessions.keep_fresh(), name="dashboard-sessions")
                     stack.callback(fresh.cancel)
+                notifications = await _notifications(hub, writer, url, warn)
+                if notifications is not None:
+                    stack.push_async_callback(notifications.stop)
         mode = (
             "team: people sign in, the roles file grants"
             if settings.roles is not None
@@ -116,7 +134,7 @@ async def serve_dashboard(settings: DashboardSettings) -> None:
             settings.on_ready(url)
         config = uvicorn.Config(
             create_app(hub, replace(settings, history=source), access_log=access_log,
-                       api_tokens=writer),
+                       api_tokens=writer, notifications=notifications),
             log_level="warning",
             # a trusted proxy is known by its own address: never one a header says
             proxy_headers=not isinstance(settings.sign_in, ProxySignIn),

@@ -392,6 +392,9 @@ class DashboardModel:
             "finished": run.finished_tasks,
             "progress": run.progress,  # never goes backwards; None while the total is unknown
             "counts": dict(counts),
+            # the decisions people took on its held tasks, as the history's runs say them
+            "decisions": [decided.to_json() for decided in run.decisions()],
+            "decisions_others": run.decisions_others,
             # what this view lacks of the run until its engine answers (None: nothing known)
             "partial": self.state.partial(run),
             "started": line.first_seen if line else None,

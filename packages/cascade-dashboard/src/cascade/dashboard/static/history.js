@@ -14,7 +14,7 @@ import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
 import { scheduledText } from "./schedules.js";
-import { stateCounts } from "./states.js";
+import { decisionsText, stateCounts, statusCell } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -82,23 +82,6 @@ async function download(link) {
   status.textContent = "saved " + save.download + ": " + count(rows) + (rows === 1 ? " row" : " rows") +
     (response.headers.get("cascade-more") === "true" ? "; more matched: narrow the filters for the rest" : "");
   window.cascadeDownloads = (window.cascadeDownloads || 0) + 1;
-}
-
-// A decision as done, and the decisions people took on a run's held tasks as its engine
-// applied them ("1 skipped by ops-1, 1 completed by ops-2"): what changed what a run came to,
-// said beside its status wherever a run is listed.
-const DONE = { retry: "retried", skip: "skipped", complete: "completed", fail: "failed" };
-function decisionsText(run) {
-  return (run.decisions || []).map((d) => count(d.count) + " " + (DONE[d.decision] || d.decision) +
-    " by " + (d.by == null ? "someone unnamed" : d.by)).join(", ");
-}
-function statusCell(run) {
-  const cell = span(run.status, safeClass(run.status));
-  const decided = decisionsText(run);
-  if (!decided) return cell;
-  const both = el("span");
-  both.append(cell, span(" \u00b7 " + decided, "decided"));
-  return both;
 }
 
 async function loadRuns() {

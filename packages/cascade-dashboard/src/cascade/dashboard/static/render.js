@@ -12,7 +12,7 @@ import { drawLogLines } from "./logs.js";
 import { noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
 import { scheduledText } from "./schedules.js";
-import { stateCounts, tallyText } from "./states.js";
+import { decisionsText, stateCounts, statusCell, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 import { signedIn } from "./who.js";
 
@@ -82,7 +82,7 @@ function renderRuns() {
     if (run.from_summary) counts.appendChild(span("from summary", "count partial"));
     const end = run.ended || live.now;
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      span(run.status, safeClass(run.status)), bar,
+      statusCell(run), bar,
       run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
     tr.setAttribute("data-run-id", run.run_id);
     if (run.run_id === selected) tr.className = "selected";
@@ -210,6 +210,7 @@ function renderRun() {
   $("run-id").textContent = run.run_id;
   $("run-status").textContent = run.status;
   $("run-status").className = "badge " + safeClass(run.status);
+  $("run-decided").textContent = decisionsText(run);
   $("run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
   $("run-name").textContent = run.name == null ? "" : run.name;
   renderLineage(run);

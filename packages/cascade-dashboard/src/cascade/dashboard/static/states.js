@@ -1,5 +1,5 @@
 // Tasks by state, as the page says them.
-import { el, span } from "./dom.js";
+import { el, safeClass, span } from "./dom.js";
 import { count } from "./format.js";
 
 // A task's states, as the wire names them, in the order the page lists them.
@@ -23,4 +23,24 @@ export function tallyText(tasks) {
     const part = Math.min(tasks[TALLY_PARTS[s]] || 0, n);
     return s + " " + count(n) + (part ? " (" + count(part) + " " + TALLY_PARTS[s] + ")" : "");
   }).join(" \u00b7 ") || "-";
+}
+
+// A decision as done, and the decisions people took on a run's held tasks as its engine
+// applied them ("1 skipped by ops-1, 1 completed by ops-2"): what changed what a run came to,
+// said beside its status wherever a run is listed.
+const DONE = { retry: "retried", skip: "skipped", complete: "completed", fail: "failed" };
+export function decisionsText(run) {
+  const said = (run.decisions || []).map((d) => count(d.count) + " " + (DONE[d.decision] || d.decision) +
+    " by " + (d.by == null ? "someone unnamed" : d.by));
+  // a live run lists 16 people's; the decisions of those beyond are counted together
+  if (run.decisions_others) said.push(count(run.decisions_others) + " more by others");
+  return said.join(", ");
+}
+export function statusCell(run) {
+  const cell = span(run.status, safeClass(run.status));
+  const decided = decisionsText(run);
+  if (!decided) return cell;
+  const both = el("span");
+  both.append(cell, span(" \u00b7 " + decided, "decided"));
+  return both;
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cascade.interfaces.commands import DecisionCount
+
 from ._attempts import Attempt, StateChange, attempts_of
 
 __all__ = [
@@ -53,32 +55,6 @@ class Claim:
     def to_json(self) -> dict[str, Any]:
         """This claim as a JSON object."""
         return {"source": self.source, "refused": self.refused, "set_aside": self.set_aside}
-
-
-_DONE = {"retry": "retried", "skip": "skipped", "complete": "completed", "fail": "failed"}
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionCount:
-    """Decisions of one kind one person took on a run's held tasks, applied by its engine:
-    ``decision`` (``retry``, ``skip``, ``complete``, ``fail``), ``by`` (who asked, as the
-    request said; ``None``: not said), ``count``. ``str()``: ``1 skipped by ops-1``."""
-
-    decision: str
-    by: str | None
-    count: int
-
-    @property
-    def done(self) -> str:
-        """The decision as done: ``retried``, ``skipped``, ``completed``, ``failed``."""
-        return _DONE.get(self.decision, self.decision)
-
-    def __str__(self) -> str:
-        return f"{self.count:,} {self.done} by {'someone unnamed' if self.by is None else self.by}"
-
-    def to_json(self) -> dict[str, Any]:
-        """These decisions as a JSON object."""
-        return {"decision": self.decision, "by": self.by, "count": self.count}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ __all__ = [
     "metadata",
     "notify_claims",
     "notify_posts",
+    "notify_webhooks",
     "presence",
     "run_events",
     "run_claims",
@@ -524,4 +525,18 @@ notify_posts = sa.Table(
     sa.Column("notifier", sa.String(256), nullable=False),
     sa.Column("notifier_group", sa.String(256), nullable=False),
     sa.Index(None, "at"),
+)
+
+# The webhooks a dashboard's admins added (revision 0018), each run by the dashboard's process as
+# a notifier. ``url`` is a secret (it often holds a token): only the dashboard's process reads it.
+notify_webhooks = sa.Table(
+    "notify_webhooks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),  # generic, slack
+    sa.Column("events", sa.String(256), nullable=False),  # a comma list
+    sa.Column("filters", sa.Text, nullable=False),  # a comma list of ORG[/PROJECT[/WORKFLOW]]
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
 )

@@ -198,7 +198,7 @@ def event_body(event: Event) -> tuple[int, msgspec.Struct]:
         status=status,
         error=truncate_error(event.error),
         cancelled=True if event.status == "Cancelled" else None,
-        log_lines=event.log_lines,
+        log_lines=event.log_lines or None,  # none logged: left out (nothing to miss)
     )
 
 

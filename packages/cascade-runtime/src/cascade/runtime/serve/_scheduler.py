@@ -14,6 +14,7 @@ from typing import Protocol
 from cascade.interfaces import Constraint
 from cascade.interfaces.serving import ServedSchedule, check_workflow_name
 
+from .._errors import CascadeRuntimeError
 from .._stats import EngineStats
 from .._steps import explain
 from ._schedule import CATCHUP_MAX, Schedule
@@ -33,7 +34,7 @@ def _said(note: object) -> str:
     return note if isinstance(note, str) else ""
 
 
-class SlotTaken(Exception):
+class SlotTaken(CascadeRuntimeError):
     """A slot's start refused: another server started its run (the results store they share
     took the slot's request id once)."""
 

@@ -14,6 +14,7 @@ from cascade.control.run_ids import SHORT_ID, short_id
 from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
+from ...rendering._decisions_text import decisions_text
 from ...rendering._fit import Cell, Column, fits, fitted
 from ...rendering._plural import counted
 from ...rendering._render import STATE_STYLES, TimeFormat, duration
@@ -199,11 +200,7 @@ def status_text(run: RunSummary) -> Text:
 def decided_text(run: RunSummary) -> str:
     """The decisions people took on a run's held tasks, as its engine applied them: ``1
     skipped by ops-1, 1 completed by ops-2`` (``""``: none); names inert."""
-    return ", ".join(
-        f"{d.count:,} {d.done} by "
-        + ("someone unnamed" if d.by is None else inert(d.by, SHOWN["source"]))
-        for d in run.decisions
-    )
+    return decisions_text(run.decisions)
 
 
 def _error_first(error: str | None) -> str | None:

@@ -1,0 +1,175 @@
+"""Notifications from a team's dashboard: its admins add, list and remove webhooks, whose URLs
+are shown redacted; the dashboard's process posts a failed run to a real receiver; viewers and
+operators are refused; every change is in the access audit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cascade.dashboard import DashboardHub, DashboardSettings, Notifications, create_app
+from cascade.dashboard.auth import AccessLog
+from cascade.history import History
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import Engine, TaskFailedError, task
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "cascade-notify"))
+from tests.receiver import Receiver
+
+from .test_dashboard_api_tokens import ROLES, ROOT, VERA, signed_in_by_header
+
+OLGA = {"x-test-user": "olga@example.com"}
+
+
+@task
+def load(rows: int) -> int:
+    raise ValueError(f"row {rows} has a negative amount")
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[History]:
+    with History(tmp_path / "history.sqlite3", mode="write") as history:
+        yield history
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def notifications(hub: DashboardHub, history: History) -> AsyncIterator[Notifications]:
+    notifications = Notifications(hub.connector, history, dashboard_url="http://dash.example")
+    await notifications.start()
+    yield notifications
+    await notifications.stop()
+
+
+ACCESS: list[tuple[str, str, str]] = []
+
+
+@pytest.fixture
+async def access_log() -> AccessLog:
+    """The access audit's rows, (action, target, outcome) each."""
+    ACCESS.clear()
+    return AccessLog(lambda event: ACCESS.append((event.action, event.target, event.outcome)))
+
+
+def _client(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+
+
+@pytest.fixture
+async def http(
+    hub: DashboardHub, history: History, notifications: Notifications, access_log: AccessLog
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = DashboardSettings(roles=ROLES, sign_in=signed_in_by_header(), history=history)
+    app = create_app(hub, settings, access_log=access_log, api_tokens=history,
+                     notifications=notifications)  # fmt: skip
+    async with _client(app) as client:
+        yield client
+
+
+async def test_an_admins_webhook_is_posted_a_failed_run_and_shown_redacted(
+    http: httpx.AsyncClient, broker: InMemoryBroker, receiver: Receiver, history: History,
+    access_log: AccessLog,
+) -> None:  # fmt: skip
+    added = await http.post("/api/settings/webhooks", headers=ROOT, json={
+        "url": receiver.url, "format": "generic", "events": ["run.failed"]})  # fmt: skip
+    assert added.status_code == 201, added.text
+    assert Receiver.SECRET not in added.text
+    webhook = added.json()["webhook"]
+    assert webhook["url"] == receiver.url.split("/services")[0] + "/…"
+    assert (webhook["events"], webhook["created_by"]) == (["run.failed"], "root@example.com")
+    with pytest.raises(TaskFailedError, match="negative"):
+        await Engine(InMemoryConnector(broker, source_id="engine-a")).run(load(3))
+    assert await asyncio.to_thread(receiver.wait_for, 1)
+    [(_, posted)] = receiver.posts
+    assert posted["event"] == "run.failed"
+    assert posted["error_line"] == "ValueError: row 3 has a negative amount"
+    assert posted["url"] == f"http://dash.example/runs/{posted['run_id']}"
+    listed = await http.get("/api/settings/webhooks", headers=ROOT)
+    assert listed.json() == {"webhooks": [webhook], "available": True}
+    assert Receiver.SECRET not in listed.text
+    removed = await http.delete(f"/api/settings/webhooks/{webhook['id']}", headers=ROOT)
+    assert removed.status_code == 200, removed.text
+    assert (await http.get("/api/settings/webhooks", headers=ROOT)).json()["webhooks"] == []
+    with pytest.raises(TaskFailedError, match="negative"):
+        await Engine(InMemoryConnector(broker, source_id="engine-b")).run(load(4))
+    await broker.idle()
+    assert len(receiver.posts) == 1  # the removed webhook's notifier posts no more
+    await access_log.flush()
+    shown = f"webhook:{webhook['id']}:{webhook['url']}"
+    changes = [row for row in ACCESS if row[0] in ("webhook-add", "webhook-remove")]
+    assert changes == [("webhook-add", shown, "allowed"), ("webhook-remove", shown, "allowed")]
+    assert Receiver.SECRET not in str(ACCESS) + str(history.audit())
+
+
+async def test_a_saved_webhook_is_run_when_the_dashboard_starts(
+    hub: DashboardHub, broker: InMemoryBroker, receiver: Receiver, history: History
+) -> None:
+    history.add_webhook(receiver.url, fmt="slack", events=["run.failed"], created_by="root")
+    notifications = Notifications(hub.connector, history)
+    await notifications.start()
+    try:
+        with pytest.raises(TaskFailedError):
+            await Engine(InMemoryConnector(broker, source_id="engine-a")).run(load(3))
+        assert await asyncio.to_thread(receiver.wait_for, 1)
+        assert "blocks" in receiver.posts[0][1]
+    finally:
+        await notifications.stop()
+
+
+@pytest.mark.parametrize("who", [VERA, OLGA])
+async def test_viewers_and_operators_may_not_see_nor_change_webhooks(
+    http: httpx.AsyncClient, history: History, who: dict[str, str]
+) -> None:
+    history.add_webhook("https://hooks.example/secret", fmt="generic", events=["run.failed"],
+                        created_by="root")  # fmt: skip
+    answers = [
+        await http.post("/api/settings/webhooks", headers=who, json={"url": "https://x/y"}),
+        await http.get("/api/settings/webhooks", headers=who),
+        await http.delete("/api/settings/webhooks/1", headers=who),
+    ]
+    assert [a.status_code for a in answers] == [403, 403, 403]
+    assert all("secret" not in a.text for a in answers)
+    assert len(history.webhooks()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"url": "ftp://hooks.example/s3cr3t"}, "http(s) URL, not ftp://hooks.example/…"),
+        ({"url": "https://h/s3cr3t", "format": "teams"}, "format must be one of"),
+        ({"url": "https://h/s3cr3t", "events": ["run.maybe"]}, "events must be a list"),
+        ({"url": "https://h/s3cr3t", "filters": ["a//b"]}, "is not ORG"),
+        ({"url": "https://h/s3cr3t", "token": "x"}, "unknown field 'token'"),
+    ],
+)
+async def test_a_bad_webhook_is_refused_without_showing_its_url(
+    http: httpx.AsyncClient, history: History, body: dict[str, object], message: str
+) -> None:
+    answer = await http.post("/api/settings/webhooks", headers=ROOT, json=body)
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]
+    assert "s3cr3t" not in answer.text
+    assert history.webhooks() == []
+
+
+async def test_without_a_history_the_settings_say_notifications_need_one(
+    hub: DashboardHub,
+) -> None:
+    settings = DashboardSettings(roles=ROLES, sign_in=signed_in_by_header())
+    async with _client(create_app(hub, settings)) as http:
+        listed = (await http.get("/api/settings/webhooks", headers=ROOT)).json()
+        added = await http.post("/api/settings/webhooks", headers=ROOT,
+                                json={"url": "https://h/x"})  # fmt: skip
+    assert listed["available"] is False
+    assert "--db URL" in listed["why"]
+    assert added.status_code == 503
