@@ -29,6 +29,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # The published packages, in dependency order; one pytest run per package.
 PACKAGES = [
     "cascade-interfaces",
+    "cascade-client",
     "cascade-connector-mqtt",
     "cascade-runtime",
     "cascade-history",
@@ -42,7 +43,7 @@ TESTKIT = "cascade-testkit"
 PYTEST = ["pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
 # Extras installed with a package in every session (its tests need them).
 EXTRAS = {
-    "cascade-interfaces": "[metrics]",
+    "cascade-client": "[metrics]",
     "cascade-runtime": "[otel,dask]",
     "cascade-history": "[postgresql]",
     "cascade-dashboard": "[history]",

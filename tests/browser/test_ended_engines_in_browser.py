@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    EngineSummary,
-    RunTally,
-    StatusMessage,
-    TaskTally,
-    status_topic,
-    summary_topic,
-)
+from cascade.interfaces import StatusMessage, status_topic
+from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally, summary_topic
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import Dashboard

@@ -13,14 +13,9 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from cascade.history import History, Received
-from cascade.interfaces import (
-    ClearNote,
-    Constraint,
-    constraint_topic,
-    decode_cancel_reply,
-    decode_envelope,
-    reply_topic,
-)
+from cascade.interfaces import Constraint, constraint_topic, decode_envelope
+from cascade.interfaces.commands import decode_cancel_reply, reply_topic
+from cascade.interfaces.notes import ClearNote
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard
@@ -275,7 +270,7 @@ def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
 ) -> None:
     """ops-2 completed the held `transform`: the runs' list and the run's header say
     `1 completed by ops-2` beside Succeeded, and its attempt reads as decided, not completed."""
-    from cascade.interfaces import decode_decision_reply
+    from cascade.interfaces.commands import decode_decision_reply
 
     start = time.time() - 600
     decided = {"decision": "complete", "attempt": 1, "by": "ops-2", "at": start + 5}

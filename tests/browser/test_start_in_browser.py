@@ -16,7 +16,8 @@ from selenium.webdriver.common.by import By
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Received
-from cascade.interfaces import ServedWorkflow, WorkflowParam, decode_envelope
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.testkit import BrokerEndpoint, ServingEngine
 
 from .conftest import TOKEN, Dashboard, EngineThread

@@ -8,13 +8,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
-    Decided,
-    Hold,
-    TaskStateEvent,
-    decode_decision_reply,
-    decode_decision_request,
-)
+from cascade.interfaces import Hold, TaskStateEvent
+from cascade.interfaces.commands import Decided, decode_decision_reply, decode_decision_request
 from cascade.interfaces.testing import InMemoryConnector
 from cascade.runtime import TaskHeld, TaskSkipped, TelemetrySubscriber
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
+from cascade.interfaces.serving import (
     decode_served,
     decode_start_reply,
     decode_start_request,

@@ -14,11 +14,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    MAX_INDEXED_TOPICS,
-    Constraint,
-    constraint_topic,
-)
+from cascade.interfaces import Constraint, constraint_topic
+from cascade.interfaces.constraints_index import MAX_INDEXED_TOPICS
 from cascade.runtime import Engine, Event, RunFinished, RunStarted, TaskEvent, task
 from cascade.testkit import OwnBroker, free_port, skip_on_family
 

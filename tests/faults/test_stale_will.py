@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import DEFAULT_PREFIX, Message, status_topic
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 from cascade.testkit import Inbox, OwnBroker, free_port
 
 from .conftest import Figures, TcpProxy

@@ -181,7 +181,7 @@ def apply_cost(count: int = 100_000) -> tuple[float, float]:
     """µs per message folded by the watch state alone, and by the dashboard's model over it."""
     from cascade.dashboard.live import DashboardModel
     from cascade.interfaces import Message
-    from cascade.interfaces.reader import ReaderModel
+    from cascade.reader import ReaderModel
 
     messages = []
     for i in range(count):

@@ -1,6 +1,6 @@
 """What a live view's state costs per message: `ReaderModel.apply` now, beside a baseline.
 
-Feeds a :class:`~cascade.interfaces.reader.ReaderModel` the telemetry of one run as an
+Feeds a :class:`~cascade.reader.ReaderModel` the telemetry of one run as an
 engine sends it (its start, then RUNNING and COMPLETED of each task, numbered with
 ``seq``, a heartbeat every 1,000 events, its end), each message decoded from its bytes as
 a reader receives it, and times the feed per message. Rows:
@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 CLI_PATH = "packages/cascade-cli/src/cascade/cli"  # where the model was before the move
-READER_PATH = "packages/cascade-interfaces/src/cascade/interfaces/reader"
+READER_PATH = "packages/cascade-client/src/cascade/reader"
 BASELINE_REF = "0bd75f9"  # main before the refusals
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 
@@ -80,7 +80,7 @@ def messages(count: int, source: str | None = None) -> list[Any]:
 
 def baseline(ref: str) -> Any:
     """The reader model at git ``ref``, loaded as a package of its own: the CLI's
-    ``WatchState`` where ``ref`` is older than ``cascade.interfaces.reader``, else the
+    ``WatchState`` where ``ref`` is older than ``cascade.reader``, else the
     reader's (``ReaderModel``, or ``WatchState`` on the commit that moved it)."""
     package = Path(tempfile.mkdtemp()) / "baseline_reader"
     package.mkdir()
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the baseline")
     args = parser.parse_args(argv)
 
-    from cascade.interfaces.reader import ReaderModel
+    from cascade.reader import ReaderModel
 
     plain, sourced = messages(args.events), messages(args.events, "host-4242")
     rows = {

@@ -1,6 +1,6 @@
 """Benchmark of `cascade watch`'s state: RSS growth at a steady event rate, bounded vs unbounded.
 
-Feeds a :class:`~cascade.interfaces.reader.ReaderModel` the telemetry of back-to-back runs
+Feeds a :class:`~cascade.reader.ReaderModel` the telemetry of back-to-back runs
 of ``--run-tasks`` tasks (RUNNING then COMPLETED per task, 50 in flight, a
 heartbeat per second, the run's start and end) at ``--rate`` events per
 second of simulated time for ``--minutes`` simulated minutes (the state's
@@ -154,7 +154,7 @@ def child(mode: str, minutes: float, rate: float, run_tasks: int, ref: str) -> N
 
     from cascade.cli.rendering._render import render_watch
     from cascade.interfaces import Message
-    from cascade.interfaces.reader import ReaderModel
+    from cascade.reader import ReaderModel
 
     start = 1_800_000_000.0
     now = [start]

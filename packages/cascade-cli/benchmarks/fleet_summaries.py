@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 from fleet_measure import Context, Row
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cascade.interfaces import EngineSummary, decode_summary, summary_filter
+from cascade.interfaces.summaries import EngineSummary, decode_summary, summary_filter
 from cascade.testkit import FleetCounts, FleetSettings, final_tallies
 
 READ_TIMEOUT = 60.0  # for every engine's retained summary to come

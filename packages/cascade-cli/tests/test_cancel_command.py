@@ -16,18 +16,15 @@ from typer.testing import Result
 from cascade.control import CancelAnswer, Controller, Refusal
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
-    CancelReply,
     Envelope,
     Heartbeat,
     LifecycleEvent,
     Message,
-    TaskRef,
-    decode_cancel_request,
     decode_envelope,
     events_topic,
     heartbeat_topic,
-    reply_topic,
 )
+from cascade.interfaces.commands import CancelReply, TaskRef, decode_cancel_request, reply_topic
 from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
@@ -366,7 +363,7 @@ def test_views_show_a_cancelled_run_as_cancelled() -> None:
 
     from cascade.interfaces import Envelope, LifecycleEvent, Message, events_topic
     from cascade.interfaces.connector_kit import encode_payload
-    from cascade.interfaces.reader import ReaderModel
+    from cascade.reader import ReaderModel
 
     state = ReaderModel()
     for run_id, cancelled in ((RUN, True), ("f" * 32, None)):

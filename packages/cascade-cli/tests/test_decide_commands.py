@@ -12,15 +12,10 @@ import pytest
 from typer.testing import Result
 
 from cascade.control.run_ids import LIVE_WAIT
-from cascade.interfaces import (
-    Connector,
-    Decided,
-    EngineSummary,
-    SummaryRun,
-    TaskTally,
-    summary_topic,
-)
+from cascade.interfaces import Connector
+from cascade.interfaces.commands import Decided
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import HeldTask, HoldingEngine
 

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from cascade.cli.commands.demo import _demo
 from cascade.interfaces import Message, constraint_topic, decode_constraint
-from cascade.interfaces.reader import ReaderModel, RunView
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import ReaderModel, RunView
 
 
 async def test_pause_expires_when_the_demo_says(monkeypatch: pytest.MonkeyPatch) -> None:

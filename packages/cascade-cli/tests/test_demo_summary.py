@@ -7,8 +7,8 @@ from rich.console import Console
 
 from cascade.cli.commands.demo._demo_summary import demo_summary
 from cascade.interfaces import TaskStateEvent
-from cascade.interfaces.reader import ReaderModel, RunView
 from cascade.interfaces.testing import telemetry
+from cascade.reader import ReaderModel, RunView
 
 
 def _finished_demo_run() -> RunView:

@@ -17,7 +17,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import Constraint, LogBatch, LogLine, decode_envelope, logs_topic
+from cascade.interfaces import Constraint, decode_envelope
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import received
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()

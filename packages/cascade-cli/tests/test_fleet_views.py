@@ -16,22 +16,24 @@ from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.cli.rendering import render_fleet, render_status
 from cascade.interfaces import (
     Connector,
-    EngineSummary,
     Envelope,
     MessageCallback,
-    RunTally,
     StatusMessage,
-    SummaryRun,
     SyncCallback,
     TaskStateEvent,
-    TaskTally,
     events_topic,
     status_topic,
-    summary_topic,
 )
 from cascade.interfaces.connector_kit import Subscription, encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    summary_topic,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
+from cascade.reader import ReaderModel
 
 
 def _summary(source: str, live: int, **fields: object) -> EngineSummary:

@@ -88,6 +88,7 @@ def test_version_names_every_package() -> None:
     for package in (
         "cascade-runtime",
         "cascade-connector-mqtt",
+        "cascade-client",
         "cascade-interfaces",
         "cascade-history",
     ):

@@ -23,7 +23,7 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel, inert
+from cascade.reader import ReaderModel, inert
 
 _ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MARK = "…[cut]"

@@ -13,7 +13,7 @@ from typer.testing import Result
 from cascade.cli.rendering import TimeFormat, engines_table
 from cascade.interfaces import Message, StatusMessage, status_topic
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 TOPIC = status_topic("shared")
 

@@ -10,20 +10,17 @@ from datetime import datetime, timezone
 from rich.console import Console
 
 from cascade.cli.rendering import render_fleet, render_status, render_watch, status_json
-from cascade.interfaces import (
+from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
+from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.summaries import (
     EngineSummary,
-    LifecycleEvent,
-    RunOrigin,
     RunTally,
-    StatusMessage,
     SummaryRun,
-    TaskStateEvent,
     TaskTally,
-    status_topic,
     summary_topic,
 )
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received, telemetry
+from cascade.reader import ReaderModel
 
 NOW = datetime.now(timezone.utc).isoformat()
 

@@ -21,22 +21,19 @@ from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.history import History, Received
 from cascade.interfaces import (
     Connector,
-    DroppedLines,
     Envelope,
     Heartbeat,
     LifecycleEvent,
-    LogBatch,
-    LogLine,
     MessageCallback,
     StatusMessage,
     SyncCallback,
     decode_envelope,
     events_topic,
     heartbeat_topic,
-    logs_topic,
     status_topic,
 )
 from cascade.interfaces.connector_kit import Subscription
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"

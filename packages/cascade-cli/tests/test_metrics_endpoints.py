@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.metrics import CONTENT_TYPE, CascadeMetrics, MetricsServer, bind
+from cascade.reader import ReaderModel
 from cascade.runtime import Engine, task
 
 

@@ -16,7 +16,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.history import History, Received
-from cascade.interfaces import Constraint, decode_cancel_reply, decode_envelope, reply_topic
+from cascade.interfaces import Constraint, decode_envelope
+from cascade.interfaces.commands import decode_cancel_reply, reply_topic
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=timezone.utc).timestamp()
 TODAY = NOW - 3600  # 17:00

@@ -9,8 +9,8 @@ from cascade.interfaces import (
     constraint_topic,
     rollcall_topic,
 )
-from cascade.interfaces.reader import subscribe_statuses
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import subscribe_statuses
 from cascade.runtime.testing import eventually
 
 

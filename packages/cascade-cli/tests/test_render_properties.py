@@ -27,7 +27,7 @@ from cascade.interfaces import (
     heartbeat_topic,
     status_topic,
 )
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 _MAX = 1e15  # the schemas' bound on every number
 # rich markup, terminal escapes (CSI, OSC title and hyperlink, DCS, 8-bit CSI), bidi overrides,

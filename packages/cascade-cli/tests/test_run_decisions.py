@@ -17,7 +17,8 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.history import History, Received
-from cascade.interfaces import decode_decision_reply, decode_envelope
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.commands import decode_decision_reply
 
 T0 = 1_795_000_000.0
 RUN = "feed0048c1d0a1f3c2b7e9d84a61cccc"

@@ -24,18 +24,9 @@ from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.control.run_ids import SHORT_ID
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received
-from cascade.interfaces import (
-    Connector,
-    EngineSummary,
-    Envelope,
-    Heartbeat,
-    SummaryRun,
-    TaskTally,
-    decode_envelope,
-    heartbeat_topic,
-    summary_topic,
-)
+from cascade.interfaces import Connector, Envelope, Heartbeat, decode_envelope, heartbeat_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import EngineSummary, SummaryRun, TaskTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 PublishRetained = Callable[[str, bytes], None]  # the conftest's fixture

@@ -14,7 +14,8 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import CliContext
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import DroppedLines, LogBatch, LogLine, decode_envelope, logs_topic
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import received
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()

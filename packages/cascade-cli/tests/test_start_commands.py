@@ -12,18 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from cascade.interfaces import (
-    Connector,
-    Envelope,
-    LifecycleEvent,
-    PlanStep,
-    RunOrigin,
-    ServedWorkflow,
-    WorkflowParam,
-    decode_envelope,
-    events_topic,
-)
+from cascade.interfaces import Connector, Envelope, LifecycleEvent, decode_envelope, events_topic
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.serving import PlanStep, RunOrigin, ServedWorkflow, WorkflowParam
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import KeptRun, ServingEngine
 

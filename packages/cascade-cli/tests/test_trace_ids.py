@@ -23,7 +23,7 @@ from cascade.interfaces import (
     events_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 RUN_1 = "0123456789abcdef0123456789abcdef"  # a run id as engines make them: `cascade run` takes hex

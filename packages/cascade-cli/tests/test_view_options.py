@@ -8,7 +8,7 @@ from cascade.cli.plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
     parse_age,
 )
-from cascade.interfaces.reader import DEFAULT_KEEP_FOR
+from cascade.reader import DEFAULT_KEEP_FOR
 
 
 def test_ages_and_the_documented_defaults() -> None:

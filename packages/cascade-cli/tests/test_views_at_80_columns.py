@@ -22,18 +22,16 @@ from cascade.history import History, Received
 from cascade.interfaces import (
     Connector,
     Constraint,
-    EngineSummary,
     Hold,
-    RunTally,
     StatusMessage,
     TaskStateEvent,
     decode_envelope,
     status_topic,
-    summary_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces.summaries import EngineSummary, RunTally, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
+from cascade.reader import ReaderModel
 
 WIDTH = 80
 RUN = "5eed0000aa11c1d0a1f3c2b7e9d84a61"

@@ -11,16 +11,10 @@ from rich.console import Console
 
 from cascade.cli.rendering import render_watch, status_json
 from cascade.dashboard.live import DashboardModel
-from cascade.interfaces import (
-    MAX_SEQ_JUMP,
-    Heartbeat,
-    LifecycleEvent,
-    Message,
-    TaskStateEvent,
-)
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces import Heartbeat, LifecycleEvent, Message, TaskStateEvent
 from cascade.interfaces.testing import telemetry
 from cascade.metrics import CascadeMetrics
+from cascade.reader import MAX_SEQ_JUMP, ReaderModel
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
 

@@ -22,8 +22,8 @@ from cascade.interfaces import (
     status_topic,
 )
 from cascade.interfaces.connector_kit import Subscription, encode_payload
-from cascade.interfaces.reader import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
 
 Invoke = Callable[..., Result]
 PublishRetained = Callable[[str, bytes], None]

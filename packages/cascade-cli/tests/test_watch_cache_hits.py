@@ -9,8 +9,8 @@ from rich.console import Console
 
 from cascade.cli.rendering import render_watch
 from cascade.interfaces import TaskStateEvent, telemetry_filter
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
+from cascade.reader import ReaderModel
 from cascade.runtime import Engine, RunStarted, task
 
 

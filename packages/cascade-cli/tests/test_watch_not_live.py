@@ -18,17 +18,15 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.cli.plumbing import BrokerOptions, CliContext
 from cascade.history import History, Received
-from cascade.interfaces import (
-    Connector,
+from cascade.interfaces import Connector, decode_envelope, events_topic
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
     SummaryRun,
     TaskTally,
-    decode_envelope,
-    events_topic,
     summary_topic,
 )
-from cascade.interfaces.connector_kit import encode_payload
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from cascade.cli.rendering import render_watch
 from cascade.interfaces import StatusMessage, status_topic, telemetry_filter
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received
+from cascade.reader import ReaderModel
 
 
 def _flapping(model: ReaderModel) -> None:

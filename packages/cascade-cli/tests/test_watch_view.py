@@ -18,8 +18,8 @@ from cascade.interfaces import (
     constraint_topic,
     status_topic,
 )
-from cascade.interfaces.reader import ReaderModel
 from cascade.interfaces.testing import received, telemetry
+from cascade.reader import ReaderModel
 
 
 def _event(body: Body, run_id: str = "run-1") -> Message:

@@ -29,7 +29,7 @@ from cascade.interfaces import (
     heartbeat_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 RUN = "0123456789abcdef0123456789abcdef"
 PAUSE = Hold(type="pause", scope="task:load_*", reason="maintenance", issued_by="alice")

@@ -17,17 +17,19 @@ from cascade.dashboard import DashboardHub
 from cascade.dashboard.live import Follower
 from cascade.interfaces import (
     Constraint,
-    EngineSummary,
     Heartbeat,
     LifecycleEvent,
     Message,
-    RunTally,
     StatusMessage,
-    SummaryRun,
     TaskStateEvent,
-    TaskTally,
     constraint_topic,
     status_topic,
+)
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
     summary_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry

@@ -9,18 +9,16 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces import (
+from cascade.interfaces import Message, StatusMessage, status_topic
+from cascade.interfaces.summaries import (
     EngineSummary,
-    Message,
     RunTally,
-    StatusMessage,
     SummaryRun,
     TaskTally,
-    status_topic,
     summary_topic,
 )
-from cascade.interfaces.reader import SILENT_AFTER
 from cascade.interfaces.testing import received
+from cascade.reader import SILENT_AFTER
 
 
 def _status(hub: DashboardHub, source: str, state: str, reason: str | None, ago: float) -> None:

@@ -17,22 +17,24 @@ import pytest
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.interfaces import (
-    EngineSummary,
     LifecycleEvent,
     Message,
-    RunTally,
     StatusMessage,
-    SummaryRun,
     TaskStateEvent,
-    TaskTally,
     events_topic,
-    snapshot_request_topic,
     status_topic,
-    summary_topic,
     telemetry_filter,
 )
-from cascade.interfaces.reader import ReaderModel, TelemetrySwitch, subscribe_statuses
+from cascade.interfaces.commands import snapshot_request_topic
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    summary_topic,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
+from cascade.reader import ReaderModel, TelemetrySwitch, subscribe_statuses
 from cascade.runtime import Engine, task
 
 STARTED = "2026-11-24T10:00:00+00:00"

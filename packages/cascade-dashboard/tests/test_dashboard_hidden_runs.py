@@ -29,13 +29,8 @@ from cascade.dashboard import (
 )
 from cascade.dashboard.live import Follower
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import (
-    LogBatch,
-    LogLine,
-    TaskStateEvent,
-    decode_envelope,
-    logs_topic,
-)
+from cascade.interfaces import TaskStateEvent, decode_envelope
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received, telemetry
 
 ROLES = Roles.parse("""

@@ -18,7 +18,8 @@ from typer.testing import Result
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.history import MAX_LIMIT
 from cascade.history import History, HistoryError, Received
-from cascade.interfaces import Constraint, decode_cancel_reply, decode_envelope, reply_topic
+from cascade.interfaces import Constraint, decode_envelope
+from cascade.interfaces.commands import decode_cancel_reply, reply_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 NOW = datetime.now(timezone.utc).timestamp()

@@ -12,7 +12,8 @@ import pytest
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import LogBatch, LogLine, decode_envelope, logs_topic
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600

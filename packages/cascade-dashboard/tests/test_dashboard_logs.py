@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces import DroppedLines, LogBatch, LogLine, logs_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TS = "2026-01-01T00:00:00+00:00"

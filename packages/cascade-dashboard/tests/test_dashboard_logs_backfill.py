@@ -15,7 +15,7 @@ import pytest
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, LogCount, RecordedLogLine, decode_message
-from cascade.interfaces import LogBatch, LogLine, logs_topic
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, received
 
 T0 = datetime.now(timezone.utc).timestamp() - 3600

@@ -15,11 +15,11 @@ from cascade.history import History, Received
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
-    RunOrigin,
     TaskStateEvent,
     decode_envelope,
     events_topic,
 )
+from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 TOKEN = "s3cret-token"

@@ -11,15 +11,12 @@ import httpx
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.dashboard.live import Follower
-from cascade.interfaces import (
+from cascade.interfaces import LifecycleEvent, StatusMessage, TaskStateEvent, status_topic
+from cascade.interfaces.summaries import (
     EngineSummary,
-    LifecycleEvent,
     RunTally,
-    StatusMessage,
     SummaryRun,
-    TaskStateEvent,
     TaskTally,
-    status_topic,
     summary_topic,
 )
 from cascade.interfaces.testing import received, telemetry

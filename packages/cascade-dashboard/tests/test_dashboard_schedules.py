@@ -14,7 +14,12 @@ import pytest
 
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
-from cascade.interfaces import ServedAnnouncement, ServedSchedule, ServedWorkflow, served_topic
+from cascade.interfaces.serving import (
+    ServedAnnouncement,
+    ServedSchedule,
+    ServedWorkflow,
+    served_topic,
+)
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 ROLES = Roles.parse("""

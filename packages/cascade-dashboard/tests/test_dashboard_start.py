@@ -16,7 +16,7 @@ import pytest
 from cascade.control.access import Roles
 from cascade.dashboard import DashboardHub, DashboardSettings, ProxySignIn, create_app
 from cascade.dashboard.auth import AccessEvent, AccessLog
-from cascade.interfaces import ServedWorkflow, WorkflowParam
+from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import ServingEngine
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 from cascade.history import History, Received, Recorder
-from cascade.interfaces import LogBatch, LogLine, logs_topic
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.testkit import PrivatePostgreSQL, postgresql_bin
 

@@ -11,13 +11,12 @@ from cascade.interfaces import (
     Constraint,
     Envelope,
     StatusMessage,
-    decode_cancel_reply,
-    decode_clear_note,
     decode_constraint,
-    decode_decision_reply,
     decode_envelope,
     decode_status,
 )
+from cascade.interfaces.commands import decode_cancel_reply, decode_decision_reply
+from cascade.interfaces.notes import decode_clear_note
 
 __all__ = [
     "T0",

@@ -166,7 +166,7 @@ def test_a_decision_answer_on_the_reply_topic_is_read_as_one() -> None:
     """The recorder's decoding tells a decision's answer from a cancel's by its decision: it
     is never taken for a cancel."""
     from cascade.history import decode_message
-    from cascade.interfaces import DecisionReply
+    from cascade.interfaces.commands import DecisionReply
 
     payload = {"id": "req-1", "run_id": RUN, "source": "host-1", "decision": "fail",
                "outcome": "not_held", "task_id": "load-1"}  # fmt: skip

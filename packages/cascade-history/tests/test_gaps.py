@@ -7,8 +7,9 @@ from typing import Any
 
 from cascade.history import History, Recorder, SourceGap
 from cascade.history.recorder._gaps import RecorderGaps
-from cascade.interfaces import Envelope, SourceGaps, events_topic, heartbeat_topic
+from cascade.interfaces import Envelope, events_topic, heartbeat_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import SourceGaps
 
 from .messages import T0, heartbeat, iso, lifecycle, task
 

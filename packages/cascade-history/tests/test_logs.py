@@ -9,13 +9,8 @@ import logging
 import pytest
 
 from cascade.history import History, LogBatches, LogCount, RecordedLogLine, Stored
-from cascade.interfaces import (
-    MAX_LOG_LINE_BYTES,
-    MAX_SEQ_JUMP,
-    REASON_BEYOND,
-    REASON_FOREIGN,
-    DroppedLines,
-)
+from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, DroppedLines
+from cascade.reader import MAX_SEQ_JUMP, REASON_BEYOND, REASON_FOREIGN
 
 from .logs import batch, line, stored_batch
 from .messages import T0, lifecycle

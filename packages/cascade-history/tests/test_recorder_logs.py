@@ -9,15 +9,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from cascade.history import History, Recorder
-from cascade.interfaces import (
-    MAX_LOG_PAYLOAD_BYTES,
-    REASON_FOREIGN,
-    LifecycleEvent,
-    LogBatch,
-    Payload,
-    logs_topic,
-)
+from cascade.interfaces import LifecycleEvent, Payload
+from cascade.interfaces.logs import MAX_LOG_PAYLOAD_BYTES, LogBatch, logs_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector, telemetry
+from cascade.reader import REASON_FOREIGN
 
 from .logs import batch, line
 

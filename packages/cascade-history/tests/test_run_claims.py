@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 from cascade.history import Claim, History, Recorder
-from cascade.interfaces import REASON_FOREIGN, status_topic
+from cascade.interfaces import status_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import REASON_FOREIGN
 
 from .messages import T0, lifecycle, task
 from .test_refusals import RUN, _event, _publish

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 
 from cascade.history import DashboardSession, History, HistoryError, alembic_config
 from cascade.history.store._schema import metadata
-from cascade.interfaces import SourceGaps
+from cascade.reader import SourceGaps
 
 from .messages import T0, lifecycle
 

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cascade.history._times import parse_time
-from cascade.interfaces import parse_timestamp
+from cascade.reader import parse_timestamp
 
 _ZONES = st.sampled_from(
     [timezone.utc, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5))]

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import LogBatch, logs_topic
+from cascade.interfaces.logs import LogBatch, logs_topic
 from cascade.interfaces.testing import received
 
 from .logs import line

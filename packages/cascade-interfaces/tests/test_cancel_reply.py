@@ -8,17 +8,19 @@ import pytest
 
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
-    CancelReply,
     InvalidMessageError,
+    payload_limit,
+    topic_matches,
+)
+from cascade.interfaces.commands import (
+    CancelReply,
     cancel_topic,
     command_filter,
     decide_topic,
     decode_cancel_reply,
-    payload_limit,
     reply_filter,
     reply_topic,
     snapshot_request_topic,
-    topic_matches,
 )
 
 EARLIER = {"id": "r1", "run_id": "a" * 32, "source": "host-1", "not_started": 2}

@@ -6,14 +6,16 @@ import pytest
 
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
-    ClearNote,
     InvalidMessageError,
+    constraint_topic,
+    topic_matches,
+)
+from cascade.interfaces.notes import (
+    ClearNote,
     cleared_filter,
     cleared_topic,
-    constraint_topic,
     constraint_topic_of_note,
     decode_clear_note,
-    topic_matches,
 )
 
 

@@ -1,5 +1,5 @@
-"""A constraint's scope and type are its topic's (issue 45): the shared decoder, and the
-reader model, which refuses, counts and shows what an engine refuses."""
+"""A constraint's scope and type are its topic's (issue 45): the shared decoder (the reader
+model's refusals: cascade-client's test_reader_constraint_topics.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from cascade.interfaces import (
-    REASON_NOT_ITS_TOPIC,
-    Constraint,
     ConstraintTopicError,
     InvalidMessageError,
     Message,
@@ -18,7 +16,6 @@ from cascade.interfaces import (
     constraint_topic,
     constraint_topic_key,
 )
-from cascade.interfaces.reader import ReaderModel
 
 ETL_PAUSE = constraint_topic("task:etl_*", "pause")
 
@@ -81,35 +78,3 @@ def test_another_scope_or_type_than_the_topics_is_refused() -> None:
         constraint_topic("task:etl_*"), payload("task:etl_*", "rate_limit", rate="1/s")
     )
     assert scoped.type == "rate_limit"  # the per-scope topic holds any type
-
-
-def test_the_reader_refuses_counts_and_keeps_only_its_topics() -> None:
-    """A reader shows only what engines apply; the refusal is counted by its topic; a clear
-    removes what its topic held, never another topic's."""
-    state = ReaderModel()
-    admin = constraint_topic("global", "pause")
-    state.apply(message(admin, payload("global")))
-    state.apply(message(ETL_PAUSE, payload("global")))
-    state.apply(
-        message(
-            constraint_topic("task:etl_*", "concurrency"), payload("task:*", "concurrency", limit=1)
-        )
-    )
-    assert [t for t, _ in state.active_constraints()] == [admin]
-    assert state.refusals.total == 2
-    assert state.refusals.describe("constraints/task/etl_%2A/pause") == f"1 {REASON_NOT_ITS_TOPIC}"
-    assert state.rejected == 0
-    state.apply(message(ETL_PAUSE, payload("task:etl_*")))
-    state.apply(message(ETL_PAUSE, None))
-    assert [(t, c.scope) for t, c in state.active_constraints()] == [(admin, "global")]
-
-
-def test_cascades_own_constraints_pass() -> None:
-    state = ReaderModel()
-    for constraint in (Constraint.pause("task:etl_*"), Constraint.concurrency("global", 2)):
-        topic = constraint_topic(constraint.scope, constraint.type)
-        raw = json.dumps({"id": constraint.id, "scope": constraint.scope, "type": constraint.type,
-                          "params": constraint.params}).encode()  # fmt: skip
-        state.apply(Message(topic=topic, payload=json.loads(raw), raw=raw))
-    assert len(state.active_constraints()) == 2
-    assert state.refusals.total == 0

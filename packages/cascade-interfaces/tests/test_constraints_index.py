@@ -18,8 +18,6 @@ from cascade.interfaces import (
     Message,
     constraint_from_topic,
     constraint_topic,
-    constraints_index_topic,
-    constraints_shard_topic,
     decode_constraint,
 )
 from cascade.interfaces.connector_kit import encode_payload
@@ -28,6 +26,8 @@ from cascade.interfaces.constraints_index import (
     MAX_INDEXED_TOPICS,
     PRUNE_AFTER,
     IndexRecord,
+    constraints_index_topic,
+    constraints_shard_topic,
     decode_constraints_index,
     decode_index_shard,
     encode_constraints_index,

@@ -11,21 +11,16 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import (
-    Constraint,
-    IndexNotHeldError,
-    Message,
-    Payload,
-    constraint_topic,
-    constraints_index_topic,
-    constraints_shard_topic,
-)
+from cascade.interfaces import Constraint, Message, Payload, constraint_topic
 from cascade.interfaces.connector_kit import bounded, encode_payload
 from cascade.interfaces.constraints_index import (
     INDEX_ATTEMPTS,
     MAX_INDEXED_TOPICS,
+    IndexNotHeldError,
     IndexRecord,
     Records,
+    constraints_index_topic,
+    constraints_shard_topic,
     decode_constraints_index,
     encode_constraints_index,
     encode_index_shard,

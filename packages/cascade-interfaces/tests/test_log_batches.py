@@ -5,18 +5,16 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import InvalidMessageError, payload_limit, topic_matches
+from cascade.interfaces.logs import (
     MAX_LOG_PAYLOAD_BYTES,
     DroppedLines,
-    InvalidMessageError,
     LogBatch,
     LogLine,
     decode_log_batch,
     level_number,
     logs_filter,
     logs_topic,
-    payload_limit,
-    topic_matches,
 )
 
 

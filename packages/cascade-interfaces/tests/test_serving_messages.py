@@ -5,15 +5,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import InvalidMessageError, LifecycleEvent, decode_envelope
+from cascade.interfaces.serving import (
     MAX_PARAMS_BYTES,
-    InvalidMessageError,
-    LifecycleEvent,
     RunOrigin,
     StartReply,
     addressed_start_topic,
     check_workflow_name,
-    decode_envelope,
     decode_served,
     decode_start_reply,
     decode_start_request,

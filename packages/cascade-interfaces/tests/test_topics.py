@@ -14,8 +14,6 @@ from cascade.interfaces import (
     encode_level,
     events_topic,
     heartbeat_topic,
-    issued_topic,
-    login_of,
     same_source,
     split_telemetry_topic,
     status_filter,
@@ -25,6 +23,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces._topics import scope_from_path, scope_to_path
 from cascade.interfaces.connector_kit import validate_id, validate_prefix, validate_topic
+from cascade.interfaces.notes import issued_topic, login_of
 
 
 def test_builders_follow_protocol() -> None:

@@ -10,18 +10,14 @@ import msgspec
 import pytest
 
 from cascade.interfaces import (
-    DroppedLines,
     Envelope,
     Heartbeat,
-    LogBatch,
-    LogLevel,
-    LogLine,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
     decode_envelope,
-    decode_log_batch,
 )
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLevel, LogLine, decode_log_batch
 from cascade.interfaces.wire import (
     LOG_LINE_FORMAT,
     SNAPSHOT_TASK_FORMAT,

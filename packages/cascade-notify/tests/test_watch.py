@@ -7,8 +7,8 @@ import msgspec
 import pytest
 
 from cascade.interfaces import Message, StatusMessage
-from cascade.interfaces.reader import ReaderModel
 from cascade.notify import EventWatch, parse_filter
+from cascade.reader import ReaderModel
 
 
 def _status(status: str, retain: bool = False, reason: str | None = None) -> Message:

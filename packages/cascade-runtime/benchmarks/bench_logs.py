@@ -30,7 +30,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Connector, Message, Payload, decode_log_batch, logs_filter
+from cascade.interfaces import Connector, Message, Payload
+from cascade.interfaces.logs import decode_log_batch, logs_filter
 from cascade.interfaces.testing import InMemoryConnector
 from cascade.runtime import Engine, LogForwarding, task
 from cascade.testkit import MosquittoBroker, mosquitto_path

@@ -18,12 +18,11 @@ import pytest
 from cascade.interfaces import (
     Envelope,
     RunSnapshot,
-    SnapshotRequest,
     TaskStateEvent,
     decode_envelope,
-    snapshot_request_topic,
     telemetry_filter,
 )
+from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     CacheError,

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import msgspec
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import Message
+from cascade.interfaces.commands import (
     CancelRequest,
-    Message,
     TaskRef,
     cancel_topic,
     decode_cancel_reply,

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cascade.interfaces import decode_log_batch
+from cascade.interfaces.logs import decode_log_batch
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     DaskExecutor,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import decode_log_batch
+from cascade.interfaces.logs import decode_log_batch
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,

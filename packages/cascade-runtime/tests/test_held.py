@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cascade.control import ControlError
-from cascade.interfaces import Decided
+from cascade.interfaces.commands import Decided
 from cascade.runtime import (
     Engine,
     RetryPolicy,

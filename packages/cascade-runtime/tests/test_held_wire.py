@@ -10,24 +10,24 @@ import msgspec
 
 from cascade.interfaces import (
     Constraint,
-    DecisionRequest,
-    EngineSummary,
     Envelope,
     Heartbeat,
     Message,
     RunSnapshot,
-    SnapshotRequest,
     TaskStateEvent,
     constraint_topic,
-    decide_topic,
-    decode_decision_reply,
     decode_envelope,
-    decode_summary,
-    reply_topic,
-    snapshot_request_topic,
-    summary_filter,
     telemetry_filter,
 )
+from cascade.interfaces.commands import (
+    DecisionRequest,
+    SnapshotRequest,
+    decide_topic,
+    decode_decision_reply,
+    reply_topic,
+    snapshot_request_topic,
+)
+from cascade.interfaces.summaries import EngineSummary, decode_summary, summary_filter
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskBlocked, TaskHeld, task
 from cascade.runtime.testing import EventRecorder

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import Message, SnapshotAsker, status_filter, telemetry_filter
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces import Message, status_filter, telemetry_filter
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.reader import ReaderModel, SnapshotAsker
 from cascade.runtime import (
     Engine,
     RunCancelledError,

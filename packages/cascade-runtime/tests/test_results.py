@@ -16,16 +16,14 @@ import pytest
 from cascade.interfaces import (
     Envelope,
     LifecycleEvent,
-    RunOrigin,
     RunSnapshot,
-    SnapshotRequest,
     TaskStateEvent,
     decode_envelope,
-    decode_summary,
-    snapshot_request_topic,
-    summary_topic,
     telemetry_filter,
 )
+from cascade.interfaces.commands import SnapshotRequest, snapshot_request_topic
+from cascade.interfaces.serving import RunOrigin
+from cascade.interfaces.summaries import decode_summary, summary_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import (
     Engine,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cascade.control import Controller
-from cascade.interfaces import (
+from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedSchedule,
     decode_served,

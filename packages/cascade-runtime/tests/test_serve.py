@@ -12,20 +12,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from cascade.interfaces import (
-    CancelRequest,
-    Constraint,
-    Message,
+from cascade.interfaces import Constraint, Message, constraint_topic
+from cascade.interfaces.commands import CancelRequest, cancel_topic, reply_topic
+from cascade.interfaces.serving import (
     RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
     addressed_start_topic,
-    cancel_topic,
-    constraint_topic,
     decode_served,
     decode_start_reply,
-    reply_topic,
     served_filter,
     served_topic,
     start_topic,

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from cascade.control import Controller
-from cascade.interfaces import StartReply, decode_served, served_topic
+from cascade.interfaces.serving import StartReply, decode_served, served_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, Param, RunFinished, RunStarted, task
 from cascade.runtime.testing import EventRecorder, eventually

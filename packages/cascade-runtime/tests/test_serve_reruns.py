@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from cascade.interfaces import (
-    Message,
+from cascade.interfaces import Message, rollcall_topic
+from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedRun,
     ServedWorkflow,
@@ -24,7 +24,6 @@ from cascade.interfaces import (
     addressed_start_topic,
     decode_served,
     decode_start_reply,
-    rollcall_topic,
     served_topic,
 )
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector

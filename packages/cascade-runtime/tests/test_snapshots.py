@@ -6,15 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from cascade.interfaces import (
-    SNAPSHOT_INTERVAL,
-    Message,
-    RunSnapshot,
-    SnapshotRequest,
-    decode_envelope,
-    snapshot_request_topic,
-    telemetry_filter,
-)
+from cascade.interfaces import Message, RunSnapshot, decode_envelope, telemetry_filter
+from cascade.interfaces.commands import SNAPSHOT_INTERVAL, SnapshotRequest, snapshot_request_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, RunStarted, TaskCompleted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder

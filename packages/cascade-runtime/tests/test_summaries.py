@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import Message
+from cascade.interfaces.summaries import (
     EngineSummary,
-    Message,
     decode_summary,
     summary_filter,
     summary_topic,

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cascade.interfaces import LogBatch, decode_envelope, decode_log_batch
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.logs import LogBatch, decode_log_batch
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, LogForwarding, RetryPolicy, task
 

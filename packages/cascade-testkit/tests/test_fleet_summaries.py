@@ -16,14 +16,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cascade.interfaces import (
+from cascade.interfaces import LifecycleEvent, TaskStateEvent, decode_envelope
+from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
     EngineSummary,
-    LifecycleEvent,
     RunTally,
-    TaskStateEvent,
     TaskTally,
-    decode_envelope,
     decode_summary,
     summary_topic,
 )

@@ -14,13 +14,11 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
+from cascade.interfaces import Message, MessageCallback, decode_envelope
+from cascade.interfaces.commands import (
     CancelReply,
-    Message,
-    MessageCallback,
     cancel_topic,
     decode_cancel_request,
-    decode_envelope,
     reply_topic,
 )
 from cascade.interfaces.connector_kit import Subscription, bounded

@@ -12,13 +12,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    Message,
-    decode_envelope,
-    status_topic,
-    summary_topic,
-    telemetry_filter,
-)
+from cascade.interfaces import Message, decode_envelope, status_topic, telemetry_filter
+from cascade.interfaces.summaries import summary_topic
 from cascade.runtime import Engine, TaskBlocked, TaskRunning, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import BrokerEndpoint

@@ -15,7 +15,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, status_filter
-from cascade.interfaces.reader import ENDED_FOLD_AFTER, ReaderModel
+from cascade.reader import ENDED_FOLD_AFTER, ReaderModel
 from cascade.runtime import Engine, task
 from cascade.testkit import MosquittoBroker
 

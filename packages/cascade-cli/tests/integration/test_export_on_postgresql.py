@@ -14,7 +14,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.history import History, Received, decode_message
-from cascade.interfaces import LogBatch, LogLine, decode_envelope, logs_topic
+from cascade.interfaces import decode_envelope
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
 from cascade.interfaces.testing import received
 from cascade.testkit import (
     PrivatePostgreSQL,

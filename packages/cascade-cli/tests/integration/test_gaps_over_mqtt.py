@@ -31,7 +31,7 @@ SOURCE = "gaps-engine"
 READER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from cascade.interfaces.reader import ReaderModel
+    from cascade.reader import ReaderModel
     from cascade.connectors.mqtt import MqttConnector
     from cascade.interfaces import telemetry_filter
 

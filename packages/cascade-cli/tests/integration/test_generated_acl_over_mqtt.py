@@ -27,16 +27,9 @@ from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Start
 from cascade.history import History, Recorder
-from cascade.interfaces import (
-    IssuedNote,
-    ServedWorkflow,
-    WorkflowParam,
-    addressed_start_topic,
-    decode_issued_note,
-    events_topic,
-    issued_filter,
-    issued_topic,
-)
+from cascade.interfaces import events_topic
+from cascade.interfaces.notes import IssuedNote, decode_issued_note, issued_filter, issued_topic
+from cascade.interfaces.serving import ServedWorkflow, WorkflowParam, addressed_start_topic
 from cascade.runtime import Engine, RunStarted, Schedule, TaskBlocked, task
 from cascade.runtime.testing import EventRecorder, eventually
 from cascade.testkit import (

@@ -20,18 +20,9 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    REASON_MISMATCH,
-    Message,
-    cancel_topic,
-    decide_topic,
-    events_topic,
-    reply_filter,
-    reply_topic,
-    status_filter,
-    telemetry_filter,
-)
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces import Message, events_topic, status_filter, telemetry_filter
+from cascade.interfaces.commands import cancel_topic, decide_topic, reply_filter, reply_topic
+from cascade.reader import REASON_MISMATCH, ReaderModel
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import (

@@ -21,15 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    DroppedLines,
-    Envelope,
-    LifecycleEvent,
-    LogBatch,
-    LogLine,
-    events_topic,
-    logs_topic,
-)
+from cascade.interfaces import Envelope, LifecycleEvent, events_topic
+from cascade.interfaces.logs import DroppedLines, LogBatch, LogLine, logs_topic
 from cascade.runtime import Engine, LogForwarding, task
 from cascade.testkit import BrokerEndpoint, MosquittoBroker
 

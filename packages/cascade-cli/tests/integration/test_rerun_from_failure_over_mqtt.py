@@ -20,7 +20,8 @@ from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
-from cascade.interfaces import Message, served_topic
+from cascade.interfaces import Message
+from cascade.interfaces.serving import served_topic
 from cascade.runtime import Engine, task
 from cascade.testkit import BrokerEndpoint, xfail_on_family
 

@@ -14,7 +14,8 @@ from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control.run_ids import LIVE_WAIT, SHORT_ID
 from cascade.history import History, Received, Recorder, default_path
-from cascade.interfaces import Envelope, LifecycleEvent, events_topic, summary_topic
+from cascade.interfaces import Envelope, LifecycleEvent, events_topic
+from cascade.interfaces.summaries import summary_topic
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, Inbox

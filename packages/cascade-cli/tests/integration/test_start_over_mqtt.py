@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller, NobodyServesError
-from cascade.interfaces import PlanStep, RunStatus, ServedWorkflow, WorkflowParam
+from cascade.interfaces import RunStatus
+from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
 from cascade.testkit import BrokerEndpoint, KeptRun, ServingEngine
 
 OLD = "58a88765cea2c1d0a1f3c2b7e9d84a61"

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import Message, served_topic
+from cascade.interfaces import Message
+from cascade.interfaces.serving import served_topic
 from cascade.runtime import Engine, RunFinished, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint

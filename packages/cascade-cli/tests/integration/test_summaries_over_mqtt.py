@@ -9,14 +9,8 @@ from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
-    EngineSummary,
-    RunTally,
-    StatusMessage,
-    TaskTally,
-    status_topic,
-    summary_topic,
-)
+from cascade.interfaces import StatusMessage, status_topic
+from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally, summary_topic
 from cascade.testkit import MosquittoBroker
 
 _LIVE = {"engine-a": 3, "engine-b": 1, "engine-c": 0}

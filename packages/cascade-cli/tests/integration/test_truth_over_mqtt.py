@@ -22,8 +22,8 @@ from cascade.cli.plumbing import BrokerOptions, mqtt_connector
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
 from cascade.history import History, Recorder
-from cascade.interfaces import Message, SnapshotAsker, status_filter, telemetry_filter
-from cascade.interfaces.reader import ReaderModel
+from cascade.interfaces import Message, status_filter, telemetry_filter
+from cascade.reader import ReaderModel, SnapshotAsker
 from cascade.runtime import (
     Engine,
     RunCancelledError,

@@ -22,13 +22,12 @@ from cascade.interfaces import (
     Message,
     StatusMessage,
     constraints_filter,
-    parse_timestamp,
     status_filter,
     status_topic,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel, parse_timestamp
 from cascade.runtime import Engine, task
 from cascade.testkit import MosquittoBroker
 

@@ -16,16 +16,12 @@ import uvicorn
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces import (
+from cascade.interfaces import Envelope, StatusMessage, TaskStateEvent, events_topic, status_topic
+from cascade.interfaces.summaries import (
     EngineSummary,
-    Envelope,
     RunTally,
-    StatusMessage,
     SummaryRun,
-    TaskStateEvent,
     TaskTally,
-    events_topic,
-    status_topic,
     summary_topic,
 )
 from cascade.metrics import bind

@@ -14,13 +14,8 @@ import msgspec
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder, RunLink
-from cascade.interfaces import (
-    Envelope,
-    LifecycleEvent,
-    RunOrigin,
-    TaskStateEvent,
-    events_topic,
-)
+from cascade.interfaces import Envelope, LifecycleEvent, TaskStateEvent, events_topic
+from cascade.interfaces.serving import RunOrigin
 from cascade.testkit import BrokerEndpoint
 from cascade.testkit import family_mqtt_broker as family_mqtt_broker  # fixture
 

@@ -15,7 +15,7 @@ import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Recorder
-from cascade.interfaces import logs_filter, logs_topic
+from cascade.interfaces.logs import logs_filter, logs_topic
 from cascade.testkit import MosquittoBroker
 from cascade.testkit import family_mosquitto_broker as family_mosquitto_broker  # fixture
 

@@ -10,7 +10,7 @@ from typing import Any
 import aiomqtt
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import decide_topic, reply_topic
+from cascade.interfaces.commands import decide_topic, reply_topic
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint

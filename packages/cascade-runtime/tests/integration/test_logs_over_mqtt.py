@@ -6,7 +6,8 @@ import asyncio
 import logging
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import LogBatch, Message, decode_envelope, decode_log_batch, logs_filter
+from cascade.interfaces import Message, decode_envelope
+from cascade.interfaces.logs import LogBatch, decode_log_batch, logs_filter
 from cascade.runtime import Engine, task
 from cascade.testkit import BrokerEndpoint, broker_family
 

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import (
+from cascade.interfaces.serving import (
     ServedAnnouncement,
     StartReply,
     StartRequest,

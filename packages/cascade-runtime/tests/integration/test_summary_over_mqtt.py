@@ -8,7 +8,7 @@ import json
 import aiomqtt
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.interfaces import decode_summary, summary_filter, summary_topic
+from cascade.interfaces.summaries import decode_summary, summary_filter, summary_topic
 from cascade.runtime import Engine, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint, broker_family

@@ -3,7 +3,7 @@ and the history: record, runs, run, tasks, logs, audit.
 
 Its rooms: :mod:`.commands` (one module, or folder, per command), :mod:`.plumbing` (what every
 command is built from), :mod:`.rendering` (what the terminal shows), :mod:`.access` (a broker's
-ACL from a team's roles). What its views show is :mod:`cascade.interfaces.reader`'s model of the
+ACL from a team's roles). What its views show is :mod:`cascade.reader`'s model of the
 fleet; what it steers with is :mod:`cascade.control`.
 """
 

@@ -18,6 +18,7 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
 from ._errors import HistoryError, HistoryMissing, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._received import Received, decode_message
+from ._recorded_ids import recorded_in
 from ._schema_status import SchemaStatus, migrate, migration_sql, schema_status
 from .access._sessions import DashboardSession
 from .access._tokens import TOKEN_PREFIX, ApiToken, NewToken
@@ -110,6 +111,7 @@ __all__ = [
     "decode_message",
     "default_path",
     "migrate",
+    "recorded_in",
     "migration_sql",
     "schema_status",
 ]

@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 from typing_extensions import Self
 
-from cascade.interfaces import SourceGaps
+from cascade.reader import SourceGaps
 
 from ._errors import HistoryError, HistoryMissing, LocationError, from_database_error
 from ._received import Received

@@ -9,30 +9,33 @@ import msgspec
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
-    CancelReply,
-    ClearNote,
     Constraint,
-    DecisionReply,
     Envelope,
     InvalidMessageError,
-    IssuedNote,
-    LogBatch,
     Message,
     StatusMessage,
-    check_reply_topic,
     constraint_from_topic,
-    constraint_topic_of_note,
-    decode_cancel_reply,
-    decode_clear_note,
-    decode_decision_reply,
     decode_envelope,
-    decode_issued_note,
-    decode_log_batch,
     decode_status,
-    login_of,
     payload_limit,
     same_source,
     split_telemetry_topic,
+)
+from cascade.interfaces.commands import (
+    CancelReply,
+    DecisionReply,
+    check_reply_topic,
+    decode_cancel_reply,
+    decode_decision_reply,
+)
+from cascade.interfaces.logs import LogBatch, decode_log_batch
+from cascade.interfaces.notes import (
+    ClearNote,
+    IssuedNote,
+    constraint_topic_of_note,
+    decode_clear_note,
+    decode_issued_note,
+    login_of,
 )
 
 from ._times import parse_time
@@ -63,12 +66,12 @@ class Received:
     :class:`~cascade.interfaces.Envelope` (telemetry: events and heartbeats),
     a :class:`~cascade.interfaces.StatusMessage` (presence) or a
     :class:`~cascade.interfaces.Constraint`, or ``None`` for a constraint
-    topic cleared (an empty payload), or a :class:`~cascade.interfaces.ClearNote`
+    topic cleared (an empty payload), or a :class:`~cascade.interfaces.notes.ClearNote`
     (who cleared it, why; its ``topic`` is the constraint topic it names), or a
-    :class:`~cascade.interfaces.CancelReply` (an engine's answer to a cancel: the audit
-    records it), or a :class:`~cascade.interfaces.DecisionReply` (an engine's answer to a
+    :class:`~cascade.interfaces.commands.CancelReply` (an engine's answer to a cancel: the audit
+    records it), or a :class:`~cascade.interfaces.commands.DecisionReply` (an engine's answer to a
     decision on a held task: the audit records it too), or a
-    :class:`~cascade.interfaces.LogBatch` (lines its tasks logged).
+    :class:`~cascade.interfaces.logs.LogBatch` (lines its tasks logged).
     ``received_at`` is when it arrived
     (epoch seconds): the time of a constraint's change, which its payload
     does not carry. ``retained`` is the delivery's retain flag (a retained

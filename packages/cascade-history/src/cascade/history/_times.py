@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from cascade.interfaces import parse_timestamp
+from cascade.reader import parse_timestamp
 
 __all__ = ["parse_time", "since_epoch"]
 
@@ -16,7 +16,7 @@ _LONGEST = 64  # as parse_timestamp: a longer text is no timestamp
 
 def parse_time(value: str | None) -> float | None:
     """Epoch seconds of a protocol timestamp, ``None`` for anything that is not one
-    (:func:`cascade.interfaces.parse_timestamp`, which it equals).
+    (:func:`cascade.reader.parse_timestamp`, which it equals).
 
     Read once for every event recorded: what engines send (``+00:00``, an aware time) is read
     straight away, anything else as ``parse_timestamp`` reads it.

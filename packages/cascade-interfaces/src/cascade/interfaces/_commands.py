@@ -68,7 +68,8 @@ def cancel_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAUL
 def command_filter(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{org}/{project}/{run_id}/+``: every command (cancel, decide) to the
     engine running ``run_id`` of ``org_id`` and ``project_id`` (snapshot requests, which any
-    reader may send, have their own topic: :func:`~cascade.interfaces.snapshot_request_topic`)."""
+    reader may send, have their own topic:
+    :func:`~cascade.interfaces.commands.snapshot_request_topic`)."""
     return f"{_command(org_id, project_id, run_id, prefix)}/+"
 
 

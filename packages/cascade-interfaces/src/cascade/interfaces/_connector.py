@@ -278,10 +278,11 @@ class Connector(Protocol):
         and return ``True``; elsewhere do nothing (but the one read that tells which broker
         it is, when not known yet) and return ``False``.
 
-        Raises :class:`~cascade.interfaces.IndexNotHeldError` when the change is missing after
-        :data:`~cascade.interfaces.constraints_index.INDEX_ATTEMPTS` writes, and
-        ``ValueError`` when a shard would hold more than
-        :data:`~cascade.interfaces.MAX_INDEXED_TOPICS` constraints (nothing is written).
+        Raises :class:`~cascade.interfaces.constraints_index.IndexNotHeldError` when the change
+        is missing after :data:`~cascade.interfaces.constraints_index.INDEX_ATTEMPTS` writes,
+        and ``ValueError`` when a shard would hold more than
+        :data:`~cascade.interfaces.constraints_index.MAX_INDEXED_TOPICS` constraints (nothing
+        is written).
         """
         ...
 

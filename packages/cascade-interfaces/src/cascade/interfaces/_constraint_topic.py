@@ -15,11 +15,9 @@ from typing import Any, NamedTuple, get_args
 
 from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
 from ._errors import InvalidMessageError
-from ._refusals import REASON_NOT_ITS_TOPIC
 from ._topics import DEFAULT_PREFIX, scope_from_path
 
 __all__ = [
-    "REASON_NOT_ITS_TOPIC",
     "ConstraintTopicError",
     "TopicKey",
     "constraint_from_topic",

@@ -8,7 +8,7 @@ with a :class:`~cascade.interfaces.Hold` of type ``decision`` (the failed ``atte
 dependents skipped as after a failure), ``complete`` (it ends ``COMPLETED`` with the
 request's ``result`` given to its dependents) and ``fail`` (it ends ``FAILED``, as without a
 hold). Requests travel as a cancel's do: QoS 1, not retained, on the run's command topic,
-answered on :func:`~cascade.interfaces.reply_topic` of the request's ``id``.
+answered on :func:`~cascade.interfaces.commands.reply_topic` of the request's ``id``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ _RequestId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
 def decide_topic(org_id: str, project_id: str, run_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``{prefix}/command/{org}/{project}/{run_id}/decide``: where the engine running ``run_id``
     (of ``org_id`` and ``project_id``) takes decisions on its held tasks (one of its
-    :func:`~cascade.interfaces.command_filter`)."""
+    :func:`~cascade.interfaces.commands.command_filter`)."""
     levels = (encode_level(org_id), encode_level(project_id), encode_level(run_id))
     return f"{prefix}/command/" + "/".join(levels) + "/decide"
 

@@ -52,7 +52,7 @@ class Hold(msgspec.Struct, kw_only=True, omit_defaults=True):
       (after a (re)connection, at most the engine's ``sync_hold``);
     - ``decision``: the task failed on its last automatic ``attempt`` under
       ``on_failure="hold"`` and waits for a decision (retry, skip, complete or fail;
-      :class:`~cascade.interfaces.DecisionRequest`) until ``deadline`` (epoch seconds),
+      :class:`~cascade.interfaces.commands.DecisionRequest`) until ``deadline`` (epoch seconds),
       when the engine takes ``default``. Readers show such a task ``HELD``. A gate's hold
       (``gate(prompt)``: held from its start, no attempt ran) has ``kind`` ``approval`` and
       its ``prompt`` (at most :data:`MAX_PROMPT_LENGTH` characters), ``attempt`` 1, and a

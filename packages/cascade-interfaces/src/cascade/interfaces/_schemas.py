@@ -130,7 +130,7 @@ class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_
     A task held for a decision (``on_failure="hold"``) is ``BLOCKED`` with a hold of type
     ``decision`` (:attr:`held`), which every reader knows as waiting; its ``error`` and
     ``traceback`` are the failed attempt's. ``decided`` (additive) is on the event a
-    decision leads to: :class:`~cascade.interfaces.Decided`.
+    decision leads to: :class:`~cascade.interfaces.commands.Decided`.
 
     On ``COMPLETED`` (additive): ``reused_from``, the run whose stored result a rerun took
     instead of running the task; ``cached``, ``True`` when the task's cache (``with_cache``)

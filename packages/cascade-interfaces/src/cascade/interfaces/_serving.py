@@ -10,8 +10,8 @@ each request to one of the processes of that org and project serving that name, 
 process itself (brokers without shared subscriptions, such as RabbitMQ 3.x's MQTT
 plugin). Every one of these topics names the org and the project, so that a broker ACL binds
 who may start, announce and serve in each org. A request travels as a cancel's does (QoS 1,
-not retained) and is answered on :func:`~cascade.interfaces.reply_topic` of its ``id`` by the
-process that took it.
+not retained) and is answered on :func:`~cascade.interfaces.commands.reply_topic` of its
+``id`` by the process that took it.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     requester's claim, ``issued_at`` epoch seconds. The answer goes to
     ``reply_topic(org, id, source)``, ``org`` the serving process's.
     ``backfill`` (additive): the past slot of a schedule (``{"schedule", "slot"}``, the slot
-    ISO) it starts, its ``id`` the slot's :func:`~cascade.interfaces.slot_request_id`: a
+    ISO) it starts, its ``id`` the slot's :func:`~cascade.interfaces.serving.slot_request_id`: a
     server of the schedule claims the slot as its clock would, and starts it only if no claim
     was there before (docs/schedules.md).
     """

@@ -15,6 +15,7 @@ from .connector_kit._constraints_index import (
     MAX_INDEX_BYTES,
     MAX_INDEXED_TOPICS,
     IndexSnapshot,
+    constraints_index_topic,
     decode_constraints_index,
     encode_constraints_index,
     read_index,
@@ -25,13 +26,19 @@ from .connector_kit._index_shards import (
     PRUNE_AFTER,
     IndexRecord,
     Records,
+    constraints_shard_topic,
     decode_index_shard,
     encode_index_shard,
     merge_records,
     prune_records,
     shard_of,
 )
-from .connector_kit._index_writer import INDEX_ATTEMPTS, SETTLE, update_constraints_index
+from .connector_kit._index_writer import (
+    INDEX_ATTEMPTS,
+    SETTLE,
+    IndexNotHeldError,
+    update_constraints_index,
+)
 
 __all__ = [
     "INDEX_ATTEMPTS",
@@ -40,9 +47,12 @@ __all__ = [
     "MAX_INDEX_BYTES",
     "PRUNE_AFTER",
     "SETTLE",
+    "IndexNotHeldError",
     "IndexRecord",
     "IndexSnapshot",
     "Records",
+    "constraints_index_topic",
+    "constraints_shard_topic",
     "decode_constraints_index",
     "decode_index_shard",
     "encode_constraints_index",

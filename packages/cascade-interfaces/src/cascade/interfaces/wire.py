@@ -94,7 +94,7 @@ def snapshot_with_tasks(snapshot: bytes, tasks: list[bytes]) -> bytes:
 
 
 LOG_LINE_FORMAT = b'{"ts":"%b.%06d+00:00",%b"n":%d,"level":"%b","logger":%b,"message":%b}'
-"""A :class:`~cascade.interfaces.LogLine`, filled with its ``ts`` (second, microseconds), its
+"""A :class:`~cascade.interfaces.logs.LogLine`, filled with its ``ts`` (second, microseconds), its
 attempt's fields (:func:`log_line_fields`, then ``"stream"`` and ``"level_number"`` where
 it has them, each ending with a comma), its ``n``, its ``level`` (unquoted) and its encoded
 ``logger`` and ``message``."""
@@ -107,7 +107,7 @@ def log_line_fields(
     trace_id: str | None = None,
     span_id: str | None = None,
 ) -> bytes:
-    r"""The fields one attempt's :class:`~cascade.interfaces.LogLine`\ s share, encoded, each
+    r"""The fields one attempt's :class:`~cascade.interfaces.logs.LogLine`\ s share, encoded, each
     ending with a comma (what :data:`LOG_LINE_FORMAT` takes as its third value)."""
     fields = b'"task_id":%b,"task_name":%b,"attempt":%d,' % (
         _encode(task_id),
@@ -122,7 +122,7 @@ def log_line_fields(
 
 
 def log_batch_format(run_id: str, org_id: str, project_id: str, source: str) -> bytes:
-    """One run's :class:`~cascade.interfaces.LogBatch` template (its ids pre-encoded), filled
+    """One run's :class:`~cascade.interfaces.logs.LogBatch` template (its ids pre-encoded), filled
     with its ``seq``, ``ts`` (second, microseconds), its lines encoded and joined with commas,
     and its encoded ``dropped``."""
     return (

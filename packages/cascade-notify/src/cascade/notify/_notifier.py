@@ -18,7 +18,7 @@ from typing import Any
 
 from cascade.history import History, HistoryError, NotifyPost
 from cascade.interfaces import Connector, Message, SubscriptionHandle, telemetry_filter
-from cascade.interfaces.reader import ReaderModel, subscribe_statuses
+from cascade.reader import ReaderModel, subscribe_statuses
 
 from ._bodies import body, digest_body
 from ._claims import ClaimLedger, default_group, member_id

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from fnmatch import fnmatchcase
 
-from cascade.interfaces import Message, decode_level, parse_timestamp
-from cascade.interfaces.reader import ReaderModel, RunView, TaskView
+from cascade.interfaces import Message, decode_level
+from cascade.reader import ReaderModel, RunView, TaskView, parse_timestamp
 
 from ._notification import DEFAULT_EVENTS, EVENTS, Notification, last_line
 

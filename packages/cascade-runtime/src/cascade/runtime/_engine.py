@@ -12,17 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import (
-    DEFAULT_PREFIX,
-    Connector,
-    Constraint,
-    Decision,
-    DecisionReply,
-    DecisionRequest,
-    PlanStep,
-    RerunMode,
-    RunOrigin,
-)
+from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
+from cascade.interfaces.commands import Decision, DecisionReply, DecisionRequest
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
@@ -30,6 +21,7 @@ from cascade.interfaces.connector_kit import (
     validate_id,
     validate_prefix,
 )
+from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
 from ._errors import RerunError, RunCancelledError
 from ._events import (
@@ -343,7 +335,7 @@ class Engine:
         ``result``, JSON of at most 16 KiB, which its dependents get) or ``"fail"`` (it
         ends ``FAILED``, as without a hold). ``attempt``: the held attempt meant (``None``:
         whichever is held). The first decision on a hold is applied; the answer
-        (:class:`~cascade.interfaces.DecisionReply`) says whether (``applied``) or why not
+        (:class:`~cascade.interfaces.commands.DecisionReply`) says whether (``applied``) or why not
         (``already_decided`` with the earlier decision, ``not_held``, ``unknown_task``,
         ``ambiguous``, ``stale_attempt``). A ``request_id`` seen before is answered as it
         was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
@@ -689,10 +681,10 @@ class Engine:
         announces them, retained on
         ``{prefix}/served/{org}/{project}/{source}`` (its own org and project, as every topic
         of serving does, so a broker ACL binds each org's)
-        (:class:`~cascade.interfaces.ServedAnnouncement`: their params from each function's
+        (:class:`~cascade.interfaces.serving.ServedAnnouncement`: their params from each function's
         signature or each target's Params, its load, whether it takes shared requests), again
         whenever a run starts or ends, and clears it when it stops. It takes
-        :class:`~cascade.interfaces.StartRequest` s addressed to it
+        :class:`~cascade.interfaces.serving.StartRequest` s addressed to it
         (``{prefix}/start/{org}/{project}/{workflow}/{source}``) and, where the broker has shared
         subscriptions (tried once, at the first connection; not on RabbitMQ 3.x, which has
         none), those any server of the workflow in its org and project may take

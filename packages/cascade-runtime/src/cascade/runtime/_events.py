@@ -8,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
-from cascade.interfaces import Decided, Hold, RunOrigin
+from cascade.interfaces import Hold
+from cascade.interfaces.commands import Decided
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import RunOrigin
 
 __all__ = [
     "Event",

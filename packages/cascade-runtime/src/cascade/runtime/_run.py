@@ -19,14 +19,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from cascade.interfaces import (
-    APPROVAL,
+from cascade.interfaces import APPROVAL, Hold
+from cascade.interfaces.commands import (
     MAX_LISTED_TASKS,
     Decided,
     DecisionOutcome,
     DecisionReply,
     DecisionRequest,
-    Hold,
     TaskRef,
 )
 

@@ -24,16 +24,14 @@ from cascade.interfaces import (
     Hold,
     LifecycleEvent,
     StatusMessage,
-    SummaryRun,
     TaskState,
     TaskStateEvent,
-    TaskTally,
     events_topic,
     heartbeat_topic,
     status_topic,
-    summary_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import SummaryRun, TaskTally, summary_topic
 
 from ._fleet_summaries import SummaryBook
 

@@ -15,14 +15,14 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Generic, Protocol, TypeVar
 
-from cascade.interfaces import (
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
     EngineSummary,
     RunTally,
     SummaryRun,
     TaskTally,
 )
-from cascade.interfaces.connector_kit import encode_payload
 
 __all__ = ["SUMMARY_GAP", "SummaryBook", "SummaryPacer", "final_tallies"]
 

@@ -16,31 +16,35 @@ from cascade.interfaces import (
     APPROVAL,
     BlockedTask,
     Connector,
-    Decided,
-    DecisionReply,
-    DecisionRequest,
-    EngineSummary,
     Envelope,
     Heartbeat,
     Hold,
     InvalidMessageError,
     Message,
     RunSnapshot,
-    RunTally,
     SnapshotTask,
-    SummaryRun,
     TaskStateEvent,
-    TaskTally,
-    command_filter,
-    decode_decision_request,
     events_topic,
     heartbeat_topic,
+    snapshot_topic,
+)
+from cascade.interfaces.commands import (
+    Decided,
+    DecisionReply,
+    DecisionRequest,
+    command_filter,
+    decode_decision_request,
     reply_topic,
     snapshot_request_topic,
-    snapshot_topic,
-    summary_topic,
 )
 from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.summaries import (
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    summary_topic,
+)
 
 __all__ = ["HeldTask", "HoldingEngine"]
 

@@ -20,24 +20,26 @@ from cascade.interfaces import (
     InvalidMessageError,
     LifecycleEvent,
     Message,
+    RunStatus,
+    SubscriptionHandle,
+    events_topic,
+)
+from cascade.interfaces.commands import reply_topic
+from cascade.interfaces.connector_kit import encode_payload
+from cascade.interfaces.serving import (
     PlanStep,
     RunOrigin,
-    RunStatus,
     ServedAnnouncement,
     ServedRun,
     ServedWorkflow,
     StartOutcome,
     StartReply,
     StartRequest,
-    SubscriptionHandle,
     decode_start_request,
-    events_topic,
-    reply_topic,
     served_topic,
     shared_start_filter,
     start_filter,
 )
-from cascade.interfaces.connector_kit import encode_payload
 
 __all__ = ["KeptRun", "ServingEngine"]
 

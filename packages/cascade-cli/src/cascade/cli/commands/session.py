@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ..plumbing._context import CliContext, fail
 from ..plumbing._exits import EndsOnErrors

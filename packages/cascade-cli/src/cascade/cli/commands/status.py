@@ -7,11 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.interfaces.reader import (
-    ROLLCALL_WAIT,
-    ReaderModel,
-    subscribe_statuses,
-)
+from cascade.reader import ROLLCALL_WAIT, ReaderModel, subscribe_statuses
 
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ..plumbing._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks

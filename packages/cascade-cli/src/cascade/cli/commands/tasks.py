@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cascade.interfaces.reader import SHOWN
+from cascade.reader import SHOWN
 
 from ..plumbing._context import CliContext
 from ..plumbing._export import Export, Exporter, export_format

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.text import Text
 
-from cascade.control.run_ids import checked_prefix, one_run, recorded_in
-from cascade.interfaces.reader import inert
+from cascade.control.run_ids import checked_prefix, one_run
+from cascade.reader import inert
 
 from ._context import fail
 from ._view_options import parse_age
@@ -127,6 +127,8 @@ def opened_run(command: str, db: str | None, run_id: str) -> tuple[History, str]
     """The history ``db``, open (the caller closes it), and the whole id of the run ``run_id``
     names in it: its id, or a prefix only it has. Exit 2 for a malformed id or one several
     runs' ids start with (naming them), exit 1 naming the database when no run's does."""
+    from cascade.history import recorded_in
+
     wanted = checked_prefix(run_id)
     history = open_history(command, db)
     try:

@@ -50,7 +50,7 @@ Witness = Annotated[
 
 
 def witness_login(witness: bool, username: str | None) -> str | None:
-    """The login a control's note is said under (:class:`~cascade.interfaces.IssuedNote`):
+    """The login a control's note is said under (:class:`~cascade.interfaces.notes.IssuedNote`):
     ``username`` with ``--witness``; :class:`UsageError` with ``--witness`` and no login."""
     if not witness:
         return None

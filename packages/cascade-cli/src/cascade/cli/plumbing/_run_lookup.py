@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cascade.control.run_ids import Recorded, find_run, live_wait, recorded_in
+from cascade.control.run_ids import Recorded, find_run, live_wait
 from cascade.interfaces import Connector
 
 from ._context import fail
@@ -30,7 +30,13 @@ def recorded_run_ids(db: str | None, prefix: str) -> Recorded:
     (exit 1).
     """
     try:
-        from cascade.history import History, HistoryError, LocationError, default_path
+        from cascade.history import (
+            History,
+            HistoryError,
+            LocationError,
+            default_path,
+            recorded_in,
+        )
     except ImportError:
         return Recorded()
     if db is None and not default_path().exists():

@@ -12,6 +12,7 @@ PACKAGES = (
     "cascade-cli",
     "cascade-runtime",
     "cascade-connector-mqtt",
+    "cascade-client",
     "cascade-interfaces",
     "cascade-history",  # the [history] extra: "not installed" without it
 )

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from cascade.interfaces.connector_kit import validate_id
-from cascade.interfaces.reader import DEFAULT_FLEET_THRESHOLD
-from cascade.interfaces.reader import parse_age as reader_age
+from cascade.reader import DEFAULT_FLEET_THRESHOLD
+from cascade.reader import parse_age as reader_age
 
 from ._broker import MAX_COUNT
 
@@ -86,7 +86,7 @@ FleetThreshold = Annotated[
 ]
 
 DEFAULT_KEEP_FOR_AGE = "10m"
-"""``--keep-for``'s default, :data:`~cascade.interfaces.reader.DEFAULT_KEEP_FOR` as an age."""
+"""``--keep-for``'s default, :data:`~cascade.reader.DEFAULT_KEEP_FOR` as an age."""
 
 
 def offline_cutoff(show_all: bool, offline_max_age: str) -> float | None:

@@ -1,6 +1,6 @@
 """What the terminal shows: the views of `watch` and `status`, their JSON, tables fitted to a
 narrow terminal, times, and what holds a task as `cascade why` says it. Views render a
-:class:`~cascade.interfaces.reader.ReaderModel` and never read messages themselves.
+:class:`~cascade.reader.ReaderModel` and never read messages themselves.
 """
 
 from ._fleet_render import render_fleet

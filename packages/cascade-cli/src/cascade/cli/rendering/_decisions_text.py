@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cascade.interfaces import DecisionCount
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.commands import DecisionCount
+from cascade.reader import SHOWN, inert
 
 __all__ = ["decisions_text"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
-from cascade.interfaces.reader import EngineView
+from cascade.reader import EngineView
 
 __all__ = ["needs_a_look"]
 

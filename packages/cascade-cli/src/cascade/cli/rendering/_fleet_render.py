@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cascade.interfaces.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
+from cascade.reader import LEAVE_BELOW, SHOWN, EngineView, ReaderModel, inert
 
 from ._fleet_rank import needs_a_look
 from ._plural import counted

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces import Hold
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ._plural import counted
 from ._times import TimeFormat, duration

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import typer
 
-from cascade.interfaces import LOG_LEVELS, MAX_LOG_LINE_BYTES, LogLine, level_number
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.logs import LOG_LEVELS, MAX_LOG_LINE_BYTES, LogLine, level_number
+from cascade.reader import SHOWN, inert
 
 from ._plural import counted
 

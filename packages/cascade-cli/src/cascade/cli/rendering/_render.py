@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control.run_ids import SHORT_ID, short_id
-from cascade.interfaces import Constraint, EngineSummary
-from cascade.interfaces.reader import (
+from cascade.interfaces import Constraint
+from cascade.interfaces.summaries import EngineSummary
+from cascade.reader import (
     ENDED_FOLD_AFTER,
     LAST_TIMESTAMP,
     SHOWN,
@@ -287,7 +288,7 @@ def engines_table(
 
     Offline sources last heard from more than ``offline_max_age`` seconds ago
     are left out, and the table's caption says how many; so are those that ended cleanly
-    more than a minute ago (:meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`),
+    more than a minute ago (:meth:`~cascade.reader.ReaderModel.engine_rows`),
     counted in a line that says how to list them (``command --all``). Beyond ``most`` engines,
     only the
     ``most`` that need a look first are listed (:func:`~._fleet_rank.needs_a_look`), and the
@@ -437,7 +438,7 @@ def missed_lines(state: ReaderModel, times: TimeFormat) -> list[Text]:
 
 def silence_lines(state: ReaderModel) -> list[Text]:
     """One line for each engine whose telemetry does not reach this view, naming the likely
-    cause (:meth:`~cascade.interfaces.reader.ReaderModel.silent_engines`)."""
+    cause (:meth:`~cascade.reader.ReaderModel.silent_engines`)."""
     return [
         Text(inert(silence_line(engine), SHOWN["reason"] * 3), style="bold yellow")
         for engine in state.silent_engines()[:MISSED_SOURCES_SHOWN]

@@ -10,8 +10,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import parse_timestamp
-from cascade.interfaces.reader import LAST_TIMESTAMP, ReaderModel, refused_by_source
+from cascade.reader import LAST_TIMESTAMP, ReaderModel, parse_timestamp, refused_by_source
 
 from ._fleet_rank import needs_a_look
 from ._summary_json import fleet_json, summary_json
@@ -76,7 +75,7 @@ def status_json(
     it refused, per source and reason; ``ignored``, the messages it did not read at all
     (``malformed``: not the protocol; ``oversized``: beyond their kind's bound).
     ``ended_cleanly``: how many of the engines listed a table folds into a count (they ended
-    cleanly a while ago: :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`); JSON
+    cleanly a while ago: :meth:`~cascade.reader.ReaderModel.engine_rows`); JSON
     lists them (within ``most``). Every time is ISO 8601 with an offset, or ``null``. An engine's
     ``summary`` is its latest
     summary as it sent it, every field present (``null``: it publishes none), and ``fleet``

@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import EngineSummary, RunTally, TaskTally
-from cascade.interfaces.reader import FleetTotals
+from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally
+from cascade.reader import FleetTotals
 
 __all__ = ["fleet_json", "summary_json"]
 
@@ -49,7 +49,7 @@ def summary_json(summary: EngineSummary) -> dict[str, Any]:
 
 
 def fleet_json(totals: FleetTotals) -> dict[str, Any]:
-    """The engines' summaries added up (:class:`~cascade.interfaces.reader.FleetTotals`):
+    """The engines' summaries added up (:class:`~cascade.reader.FleetTotals`):
     ``engines``, ``online``, ``without_summary``, ``unconfirmed`` (a summary from a source
     with no status, not counted), ``live_runs`` (``live_without_summary`` of them known from
     the events of engines that send no summary: none for a view that reads no events),

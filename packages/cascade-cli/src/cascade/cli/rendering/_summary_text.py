@@ -6,8 +6,8 @@ text reaches the terminal through these lines.
 
 from __future__ import annotations
 
-from cascade.interfaces import TaskTally
-from cascade.interfaces.reader import EngineView, FleetTotals
+from cascade.interfaces.summaries import TaskTally
+from cascade.reader import EngineView, FleetTotals
 
 from ._plural import counted
 

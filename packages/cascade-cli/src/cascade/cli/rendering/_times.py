@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from cascade.interfaces.reader import LAST_TIMESTAMP
+from cascade.reader import LAST_TIMESTAMP
 
 __all__ = ["TimeFormat", "duration"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from cascade.control.access import Among
-from cascade.interfaces.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
+from cascade.reader import ENDED_FOLD_AFTER, EngineView, RunView, ended_cleanly
 
 from ..live._fleet_index import FLEET, FleetRun
 from ..live._model import DashboardModel
@@ -99,7 +99,7 @@ class EngineQuery:
     status: str | None = None
     """``online``, ``offline`` or ``unknown`` (only its telemetry was heard); or ``ended``:
     those that ended cleanly a while ago, which the other lists leave out but ``offline``
-    (see :meth:`~cascade.interfaces.reader.ReaderModel.engine_rows`)."""
+    (see :meth:`~cascade.reader.ReaderModel.engine_rows`)."""
 
     def matches(self, engine: EngineView, folded: bool = False) -> bool:
         """Whether ``engine`` (``folded``: it ended cleanly a while ago) passes the filters."""

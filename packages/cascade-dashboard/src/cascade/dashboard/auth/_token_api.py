@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cascade.interfaces.reader import parse_age
+from cascade.reader import parse_age
 
 from ..app._guard import Refused, read_json, refusal
 from ._api_tokens import ApiTokens

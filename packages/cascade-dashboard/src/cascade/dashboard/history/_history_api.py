@@ -41,9 +41,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from cascade.control.run_ids import checked_prefix, one_run, recorded_in
-from cascade.interfaces import LOG_LEVELS
-from cascade.interfaces.reader import FINISHED_STATES, parse_age
+from cascade.control.run_ids import checked_prefix, one_run
+from cascade.interfaces.logs import LOG_LEVELS
+from cascade.reader import FINISHED_STATES, parse_age
 
 from ..app._guard import Refused, refusal
 from ..live._fair_share import RETRY_AFTER, HistoryReaders, claimant
@@ -326,6 +326,8 @@ def _run(history: History, request: Request, among: Among | None) -> dict[str, A
         raise ValueError("give ?id=RUN_ID (or a prefix only one run has)")
     after = request.query_params.get("after")  # a task id: any text, empty included
     if after is None:
+        from cascade.history import recorded_in
+
         wanted = checked_prefix(run_id)
         recorded = recorded_in(history, wanted, among)  # hidden runs are not there
         found = one_run(wanted, recorded.ids, more=recorded.capped)  # several: a ValueError, 400

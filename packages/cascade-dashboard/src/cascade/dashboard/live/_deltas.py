@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cascade.control.access import Among
-from cascade.interfaces.reader import EngineView, RunView
+from cascade.reader import EngineView, RunView
 
 from ..app._pages import Listing, Page, View, parse_view
 from ._fleet_index import FleetRun

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import EngineSummary, RunTally, SummaryRun, TaskTally, parse_timestamp
-from cascade.interfaces.reader import EngineView, counted_summary, fleet_totals
+from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
+from cascade.reader import EngineView, counted_summary, fleet_totals, parse_timestamp
 
 __all__ = ["EVENTS", "FLEET", "FleetIndex", "FleetRun", "summary_dict"]
 
@@ -38,7 +38,7 @@ RunKey = tuple[int, float, str]
 
 
 def _share(engine: EngineView | None) -> tuple[float, ...]:
-    """What ``engine`` adds to the totals: :func:`~cascade.interfaces.reader.fleet_totals` of
+    """What ``engine`` adds to the totals: :func:`~cascade.reader.fleet_totals` of
     it alone (an offline engine's runs are stranded, not live; an unconfirmed summary counts
     for nothing but itself), as one flat tuple."""
     if engine is None:
@@ -186,7 +186,7 @@ class FleetIndex:
 
     def totals(self) -> dict[str, Any]:
         """The fleet's totals (``/api/state``'s ``fleet``): as
-        :class:`~cascade.interfaces.reader.FleetTotals` says them, and the threshold."""
+        :class:`~cascade.reader.FleetTotals` says them, and the threshold."""
         sums = [int(value) for value in self._sums]
         runs = dict(zip(_RUNS, sums[_HEAD : _HEAD + len(_RUNS)], strict=True))
         tasks = dict(zip(_TASKS, sums[_HEAD + len(_RUNS) : -4], strict=True))

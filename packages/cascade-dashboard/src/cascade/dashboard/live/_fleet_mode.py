@@ -23,14 +23,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import (
-    Connector,
-    MessageCallback,
-    SubscriptionHandle,
-    logs_filter,
-    telemetry_filter,
-)
-from cascade.interfaces.reader import next_mode
+from cascade.interfaces import Connector, MessageCallback, SubscriptionHandle, telemetry_filter
+from cascade.interfaces.logs import logs_filter
+from cascade.reader import next_mode
 
 from ._fleet_index import FLEET
 from ._log_backfill import Recorded

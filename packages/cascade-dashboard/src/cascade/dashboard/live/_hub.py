@@ -17,16 +17,10 @@ from cascade.control import (
     Refusal,
     default_operator,
 )
-from cascade.interfaces import (
-    Connector,
-    SnapshotAsker,
-    served_filter,
-)
+from cascade.interfaces import Connector
 from cascade.interfaces.connector_kit import event_set
-from cascade.interfaces.reader import (
-    DEFAULT_FLEET_THRESHOLD,
-    subscribe_statuses,
-)
+from cascade.interfaces.serving import served_filter
+from cascade.reader import DEFAULT_FLEET_THRESHOLD, SnapshotAsker, subscribe_statuses
 
 from ._fleet_mode import RELEASE_AFTER, FleetMode
 from ._model import DashboardModel

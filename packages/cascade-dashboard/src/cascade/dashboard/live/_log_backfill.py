@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from cascade.interfaces import LogLine, parse_timestamp
-from cascade.interfaces.reader import HeardLine, LogFollower, RunLogs
+from cascade.interfaces.logs import LogLine
+from cascade.reader import HeardLine, LogFollower, RunLogs, parse_timestamp
 
 from ..history._history_source import HistorySource
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade.interfaces import LogLine
-from cascade.interfaces.reader import HeardLine, LogFollower, RunLogs, line_matches
+from cascade.interfaces.logs import LogLine
+from cascade.reader import HeardLine, LogFollower, RunLogs, line_matches
 
 __all__ = ["LOG_BYTES_PER_EVENT", "LogWindow", "line_dict"]
 

@@ -1,5 +1,5 @@
 """The dashboard's one adapter onto the reader model
-(:class:`~cascade.interfaces.reader.ReaderModel`).
+(:class:`~cascade.reader.ReaderModel`).
 
 Everything the pages see is read from the model here, and only here, so that the
 dashboard follows the model wherever it goes. What the model does not keep yet is
@@ -11,7 +11,7 @@ in fleet mode.
 
 The "Needs a decision" list is rendered here too (:class:`HeldIndex`): the live runs' tasks
 held for a decision as the reader model reads them
-(:func:`~cascade.interfaces.reader.held_tasks`), the longest held first, bounded (a fleet may
+(:func:`~cascade.reader.held_tasks`), the longest held first, bounded (a fleet may
 hold many: the first :data:`MAX_HELD_SHOWN`, and how many there are). Shared by
 ``/api/state`` and the streams' ``held`` part. The list is read once per version of the
 model, then filtered by what the asker may see and marked with what they may decide.
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from cascade.interfaces import DEFAULT_PREFIX, Message, decode_level
-from cascade.interfaces.reader import (
+from cascade.reader import (
     ENDED_FOLD_AFTER,
     EngineView,
     HeldTask,
@@ -541,7 +541,7 @@ def held_entry(held: HeldTask) -> dict[str, Any]:
 
 
 class HeldIndex:
-    """The held tasks of a model's live runs (:func:`~cascade.interfaces.reader.held_tasks`),
+    """The held tasks of a model's live runs (:func:`~cascade.reader.held_tasks`),
     read again once its version moved."""
 
     def __init__(self, model: DashboardModel) -> None:

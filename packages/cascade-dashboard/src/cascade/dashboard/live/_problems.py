@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 __all__ = ["KINDS", "PROBLEMS_SHOWN", "ProblemsPage", "problems_header", "problems_page"]
 

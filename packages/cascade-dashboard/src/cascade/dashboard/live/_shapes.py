@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from cascade.interfaces import Constraint, parse_timestamp
-from cascade.interfaces.reader import EngineView, TaskView
+from cascade.interfaces import Constraint
+from cascade.reader import EngineView, TaskView, parse_timestamp
 
 from ._fleet_index import FleetRun, summary_dict
 

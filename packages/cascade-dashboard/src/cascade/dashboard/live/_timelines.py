@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cascade.interfaces.reader import FINISHED_STATES, TaskView
+from cascade.reader import FINISHED_STATES, TaskView
 
 from ._versions import TaskLog
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.responses import JSONResponse
 
-from cascade.control.run_ids import Recorded, checked_prefix, is_full, one_run, recorded_in
+from cascade.control.run_ids import Recorded, checked_prefix, is_full, one_run
 from cascade.interfaces import CascadeError
 
 from ..app._guard import refusal
@@ -28,7 +28,7 @@ from ..app._pages import covers
 if TYPE_CHECKING:
     from cascade.control.access import Among
     from cascade.history import History, RunSummary
-    from cascade.interfaces.reader import RunView
+    from cascade.reader import RunView
 
     from ._fleet_index import FleetRun
     from ._model import DashboardModel
@@ -101,11 +101,11 @@ async def find_run(
     :class:`HistoryUnreadable` when the history cannot answer."""
     wanted = checked_prefix(given)
     # one query, whole id or prefix, hidden or unknown: its cost tells nothing
-    recorded = (
-        await _read(history, lambda h: recorded_in(h, wanted, among))
-        if history is not None
-        else Recorded()
-    )
+    recorded = Recorded()
+    if history is not None:
+        from cascade.history import recorded_in
+
+        recorded = await _read(history, lambda h: recorded_in(h, wanted, among))
     live = (
         [run_id for runs in (model.state.runs, model.fleet.runs) for run_id, run in runs.items()
          if run_id.startswith(wanted) and covers(among, run)]

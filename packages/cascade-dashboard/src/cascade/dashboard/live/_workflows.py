@@ -11,7 +11,7 @@ import msgspec
 
 from cascade.control import Served, ServedHeard
 from cascade.interfaces import Message
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 __all__ = ["ServedWorkflows"]
 

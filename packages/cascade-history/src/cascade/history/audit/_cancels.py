@@ -1,7 +1,7 @@
 """The audit's cancels: each engine's answer to a cancel, stored once per request.
 
-The answer (:class:`~cascade.interfaces.CancelReply`) says which run its engine stopped, what
-it stopped, and (from engines that echo the request) who asked, why and when: all that
+The answer (:class:`~cascade.interfaces.commands.CancelReply`) says which run its engine
+stopped, what it stopped, and (from engines that echo the request) who asked, why and when: all that
 the audit shows of a cancel. It is what the answering engine said: ``_ingest`` keeps it
 only from the source the history recorded the run from.
 """
@@ -12,7 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import MAX_LISTED_TASKS, CancelReply, InvalidMessageError, TaskRef
+from cascade.interfaces import InvalidMessageError
+from cascade.interfaces.commands import MAX_LISTED_TASKS, CancelReply, TaskRef
 
 from .._received import Received
 from .._text import MAX_TEXT_BYTES, checked_id, clean

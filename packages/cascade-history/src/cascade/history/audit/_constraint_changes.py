@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from cascade.interfaces import ClearNote, Constraint
+from cascade.interfaces import Constraint
+from cascade.interfaces.notes import ClearNote
 
 from .._received import Received
 from .._text import MAX_TEXT_BYTES, clean
@@ -76,7 +77,7 @@ def store_constraints(connection: sa.Connection, items: list[Received]) -> int:
     change at once number it alike, and the unique index keeps one.
 
     A clear keeps what it cleared (scope, type, params) and nobody's name: a
-    :class:`~cascade.interfaces.ClearNote` that follows it within
+    :class:`~cascade.interfaces.notes.ClearNote` that follows it within
     :data:`NOTE_WINDOW` seconds gives it its writer's (``issued_by``,
     ``reason``, ``issued_at``); a note with no such clear to go to is none.
     """
@@ -127,7 +128,8 @@ def store_constraints(connection: sa.Connection, items: list[Received]) -> int:
 
 
 NOTE_WINDOW = 60.0
-"""Seconds after a clear in which a :class:`~cascade.interfaces.ClearNote` names its writer."""
+"""Seconds after a clear in which a :class:`~cascade.interfaces.notes.ClearNote` names its
+writer."""
 
 _CLEARED_NOTHING = ("expires_at", "reason", "issued_by", "issued_at")  # what a clear says
 

@@ -1,11 +1,12 @@
 """The audit's decisions: each engine's answer to a decision on a held task, stored once per
 request.
 
-The answer (:class:`~cascade.interfaces.DecisionReply`) says which task of which run it found
-held at which attempt, what came of the request (``applied``, or why it was refused), the
-decision taken on that hold (this request's, or the earlier one that won) and, echoed from
-the request, who asked, why and when. It is what the answering engine said: ``_rows`` keeps
-it only from the source the history recorded the run from, as a cancel's.
+The answer (:class:`~cascade.interfaces.commands.DecisionReply`) says which task of which
+run it found held at which attempt, what came of the request (``applied``, or why it was
+refused), the decision taken on that hold (this request's, or the earlier one that won)
+and, echoed from the request, who asked, why and when. It is what the answering engine
+said: ``_rows`` keeps it only from the source the history recorded the run from, as a
+cancel's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from cascade.interfaces import DecisionReply
+from cascade.interfaces.commands import DecisionReply
 
 from .._received import Received
 from .._text import MAX_TEXT_BYTES, checked_id, clean

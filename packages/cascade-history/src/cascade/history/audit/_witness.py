@@ -1,7 +1,7 @@
 """The broker logins' witness notes (``issued_notes``), and what they vouch for in the audit.
 
 A writer logged in to the broker says on its own topic, ``{prefix}/issued/{login}``, what it
-did (:class:`~cascade.interfaces.IssuedNote`: the topic it wrote, the control's
+did (:class:`~cascade.interfaces.notes.IssuedNote`: the topic it wrote, the control's
 ``issued_at``, ``issued_by`` and id). A recorder keeps them only when told that the broker's
 ACL binds that topic to the login (`cascade record --logins-bound`; `cascade acl` writes
 such an ACL): anywhere else anyone could write any login's notes.
@@ -25,7 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import IssuedNote, decode_level
+from cascade.interfaces import decode_level
+from cascade.interfaces.notes import IssuedNote
 
 from .._received import Received
 from .._text import clean

@@ -1,6 +1,6 @@
 """A recorder's gap counts: what it found missing of each source's numbered events.
 
-:class:`RecorderGaps` feeds a :class:`~cascade.interfaces.GapCounter` from
+:class:`RecorderGaps` feeds a :class:`~cascade.reader.GapCounter` from
 what the recorder receives (every event's ``seq``, every heartbeat's
 ``last_seq``), follows each run's source, hands back the counter's verdict (what no
 engine of the run can have sent is refused), and tells the writer what changed
@@ -15,16 +15,13 @@ from dataclasses import dataclass
 
 from cascade.interfaces import (
     Envelope,
-    GapCounter,
     Heartbeat,
     InvalidIdError,
     LifecycleEvent,
     RunSnapshot,
-    Seen,
-    SourceGaps,
-    answer_part_refusal,
 )
 from cascade.interfaces.connector_kit import validate_id
+from cascade.reader import GapCounter, Seen, SourceGaps, answer_part_refusal
 
 __all__ = ["MAX_FOLLOWED", "RecorderGaps"]
 
@@ -92,7 +89,7 @@ class RecorderGaps:
         content (``hash`` of its payload); ``vouched``, what vouches for its source as the
         run's engine (``_vouches``): such a source takes over a run first heard from one
         nothing vouched for (followed anew from it). The verdict: anything but
-        :attr:`~cascade.interfaces.Seen.NEW` and :attr:`~cascade.interfaces.Seen.COPY` is a
+        :attr:`~cascade.reader.Seen.NEW` and :attr:`~cascade.reader.Seen.COPY` is a
         message no engine of the run can have sent (counted nowhere here)."""
         body = envelope.body
         run_id, source = envelope.run_id, envelope.source
@@ -146,12 +143,12 @@ class RecorderGaps:
     def numbered(self, run_id: str) -> bool:
         """Whether an event (or an answer) of ``run_id`` has founded its numbers: a
         heartbeat's ``last_seq`` before that is a claim nothing backs (see
-        :meth:`~cascade.interfaces.GapCounter.announce`)."""
+        :meth:`~cascade.reader.GapCounter.announce`)."""
         return self.counter.owner(run_id) is not None
 
     def _displace(self, run_id: str, run: _Run, number: int) -> bool:
         """Whether the run's numbers rested on one event far above ``number`` (a forger's
-        heard first: :meth:`~cascade.interfaces.GapCounter.lone`): then it is followed anew
+        heard first: :meth:`~cascade.reader.GapCounter.lone`): then it is followed anew
         from ``number``, and the history told to set that event aside (:meth:`displaced`)."""
         lone = self.counter.lone(run_id)
         if lone is None or number >= lone:

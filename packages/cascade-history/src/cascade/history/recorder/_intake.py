@@ -16,26 +16,27 @@ from collections.abc import Callable
 from msgspec import UNSET
 
 from cascade.interfaces import (
-    MAX_CLOCK_SKEW,
-    REASON_FOREIGN,
-    REASON_FUTURE,
-    CancelReply,
     ConstraintTopicError,
-    DecisionReply,
     Envelope,
     Heartbeat,
     InvalidMessageError,
-    LogBatch,
     Message,
     RunSnapshot,
-    Seen,
     StatusMessage,
+    events_topic,
+)
+from cascade.interfaces.commands import CancelReply, DecisionReply
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.logs import LogBatch
+from cascade.reader import (
+    MAX_CLOCK_SKEW,
+    REASON_FOREIGN,
+    REASON_FUTURE,
+    Seen,
     answer_part_refusal,
     answer_stamped_ahead,
-    events_topic,
     snapshot_events,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._received import Received, Timed, read_message
 from .._times import parse_time

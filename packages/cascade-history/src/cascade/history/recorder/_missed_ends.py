@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Iterable
 
 from cascade.interfaces import (
-    MAX_CLOCK_SKEW,
     Connector,
     Envelope,
     Heartbeat,
@@ -24,11 +23,11 @@ from cascade.interfaces import (
     LifecycleEvent,
     Message,
     SubscriptionHandle,
-    decode_summary,
     same_source,
-    summary_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.summaries import decode_summary, summary_topic
+from cascade.reader import MAX_CLOCK_SKEW
 
 from .._times import parse_time
 from ._gaps import RecorderGaps

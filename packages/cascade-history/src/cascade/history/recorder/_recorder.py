@@ -10,7 +10,7 @@ what never arrived is counted from the events' numbers (``gaps``, written per
 source to the history with each batch: :meth:`History.gaps`).
 
 What no engine of a run can have sent is refused in the callback, as the live readers do
-(``cascade.interfaces.GapCounter``'s verdicts, fed the message's source and a digest of
+(``cascade.reader.GapCounter``'s verdicts, fed the message's source and a digest of
 its payload; ``ahead``), and the history keeps the rule where the callback cannot see it
 (a restarted recorder, a shared one): the source stored for a run owns it. Refusals are
 counted per run and reason, written with the batches (:attr:`RunSummary.refused`).
@@ -30,17 +30,16 @@ from typing_extensions import Self
 from cascade.interfaces import (
     Connector,
     Message,
-    SnapshotAsker,
     SubscriptionHandle,
-    cleared_filter,
     constraints_filter,
-    issued_filter,
-    logs_filter,
-    reply_filter,
     status_filter,
     telemetry_filter,
 )
+from cascade.interfaces.commands import reply_filter
 from cascade.interfaces.connector_kit import RateLimitedLogger, validate_filter
+from cascade.interfaces.logs import logs_filter
+from cascade.interfaces.notes import cleared_filter, issued_filter
+from cascade.reader import SnapshotAsker
 
 from .._history import History
 from ._gaps import MAX_FOLLOWED, RecorderGaps

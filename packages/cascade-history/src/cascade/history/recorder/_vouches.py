@@ -1,7 +1,7 @@
 """What vouches that a message's source runs the run it speaks of, as the recorder tells it.
 
 A run's first speaker is believed no more than the next (as the live readers do: see
-``cascade.interfaces.reader``): a source something vouches for takes over a run first heard from
+``cascade.reader``): a source something vouches for takes over a run first heard from
 one nothing vouched for, and the history keeps what the first said apart (``run_claims``).
 What vouches, in the words stored in ``runs.vouched``: the run's start (``ENGINE_STARTED`` with
 ``seq`` 1), a topic that names the source (the sourced layout: what a broker ACL binds), or the

@@ -16,8 +16,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from cascade.interfaces import SourceGaps
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.reader import SourceGaps
 
 from .._errors import HistoryError
 from .._history import History

@@ -27,8 +27,8 @@ class StateChange:
     ``HELD``: the task failed its ``attempt`` and its engine holds it for a decision
     (``held_by`` has the hold of type ``decision``); ``decided`` (on the state a decision led
     to: the retry's ``RUNNING``, the ``SKIPPED``, ``COMPLETED`` or ``FAILED`` ending the
-    hold) is the decision as sent (``cascade.interfaces.Decided``: ``decision``, ``attempt``,
-    ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
+    hold) is the decision as sent (``cascade.interfaces.commands.Decided``: ``decision``,
+    ``attempt``, ``by``, ``reason``, ``at``, ``deadline``), ``None`` elsewhere. ``reused_from``
     (``COMPLETED`` of a rerun, or of a cache's result): the run whose stored result it took
     instead of running; ``cached``: that ``COMPLETED``'s result came from the task's cache
     (``with_cache``).

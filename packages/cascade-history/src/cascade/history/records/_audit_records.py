@@ -20,7 +20,7 @@ class AuditEvent:
     history had it. ``ttl`` is ``expires_at - at`` for a set with an expiry.
     ``reason``, ``issued_by`` and ``issued_at`` are what the writer said (``issued_by``
     is claimed, not checked): of a set, its constraint's; of a clear, the
-    :class:`~cascade.interfaces.ClearNote` its writer published beside it (`cascade
+    :class:`~cascade.interfaces.notes.ClearNote` its writer published beside it (`cascade
     resume --as --reason`, the dashboard); of an expiry, the set's. ``None`` where
     nothing said (older writers, ``mosquitto_pub``).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces import DecisionCount
+from cascade.interfaces.commands import DecisionCount
 
 from ._attempts import Attempt, StateChange, attempts_of
 
@@ -86,7 +86,7 @@ class RunSummary:
     ``trace_id`` is the run's OpenTelemetry trace id (``None``: the run was not traced, or
     its engine does not send it). ``refused``: messages about the run that no engine of it
     can have sent, refused and stored nowhere, by reason (``foreign source``, ``conflict``,
-    ``seq out of bounds``, ``timestamp ahead``: ``cascade.interfaces.REFUSAL_REASONS``);
+    ``seq out of bounds``, ``timestamp ahead``: ``cascade.reader.REFUSAL_REASONS``);
     empty when none. ``received_at``: when the history first received a message of it
     (what ``since`` and retention go by; ``started_at`` is what its messages say).
     ``vouched``: what vouches that ``source`` is the run's engine (``start``: its
@@ -333,7 +333,7 @@ class SourceGap:
 
     ``missed``: events it never received, net of late copies that filled a
     hole (counted from each run's ``seq`` numbers and its heartbeats'
-    ``last_seq`` by a :class:`~cascade.interfaces.GapCounter`, from the
+    ``last_seq`` by a :class:`~cascade.reader.GapCounter`, from the
     first event of a run it saw). ``first_at``: when it first found one
     missing; ``last_at``: when its count last changed. ``recorder`` names the
     recorder (its connector's source id, or ``cascade record --client-id``).

@@ -286,7 +286,7 @@ run_refusals = sa.Table(
     metadata,
     # messages about a run that no engine of it can have sent, refused, by reason (revision 0007)
     sa.Column("run_id", sa.String(1024), primary_key=True),
-    sa.Column("reason", sa.String(32), primary_key=True),  # cascade.interfaces.REFUSAL_REASONS
+    sa.Column("reason", sa.String(32), primary_key=True),  # cascade.reader.REFUSAL_REASONS
     sa.Column("refused", sa.BigInteger, nullable=False),
     sa.Column("last_at", _Time, nullable=False),  # when the last was received
     sa.Index(None, "last_at"),
@@ -395,7 +395,7 @@ log_tasks = sa.Table(
     sa.Column("task_id", sa.String(1024), primary_key=True),
     sa.Column("task_name", sa.String(1024), nullable=False),
     sa.Column("lines", sa.BigInteger, nullable=False),  # stored (kept by --keep-logs or not)
-    # what the engine dropped, by reason (cascade.interfaces.DroppedLines)
+    # what the engine dropped, by reason (cascade.interfaces.logs.DroppedLines)
     sa.Column("dropped_rate", sa.BigInteger, nullable=False),
     sa.Column("dropped_budget", sa.BigInteger, nullable=False),
     sa.Column("dropped_queue", sa.BigInteger, nullable=False),

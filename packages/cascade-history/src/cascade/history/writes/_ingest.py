@@ -30,7 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import REASON_BEYOND, InvalidMessageError, SourceGaps
+from cascade.interfaces import InvalidMessageError
+from cascade.reader import REASON_BEYOND, SourceGaps
 
 from .._errors import from_database_error
 from .._received import Received

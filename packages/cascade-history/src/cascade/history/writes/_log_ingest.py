@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import LogBatch
+from cascade.interfaces.logs import LogBatch
 
 from .._received import Received
 from ..store._bulk import insert_rows

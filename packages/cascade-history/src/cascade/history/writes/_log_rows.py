@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cascade.interfaces import (
-    MAX_CLOCK_SKEW,
-    MAX_LOG_LINE_BYTES,
-    MAX_SEQ_JUMP,
-    InvalidMessageError,
-    LogBatch,
-    level_number,
-)
+from cascade.interfaces import InvalidMessageError
+from cascade.interfaces.logs import MAX_LOG_LINE_BYTES, LogBatch, level_number
+from cascade.reader import MAX_CLOCK_SKEW, MAX_SEQ_JUMP
 
 from .._text import checked_id, clean
 from .._times import parse_time
@@ -113,7 +108,7 @@ class LogRows:
 
     def in_bounds(self, run_id: str, seq: int) -> bool:
         """Whether the run's engine can have sent batch ``seq``: at most
-        :data:`~cascade.interfaces.MAX_SEQ_JUMP` above the highest number the history has of
+        :data:`~cascade.reader.MAX_SEQ_JUMP` above the highest number the history has of
         the run (0 when none: an engine numbers its batches from 1), so that no number a
         publisher sends makes a hole (batches missing) larger than that."""
         return seq - self.last_seqs.get(run_id, 0) <= MAX_SEQ_JUMP

@@ -16,13 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cascade.interfaces import (
-    CancelReply,
-    DecisionReply,
-    Envelope,
-    InvalidMessageError,
-    LogBatch,
-)
+from cascade.interfaces import Envelope, InvalidMessageError
+from cascade.interfaces.commands import CancelReply, DecisionReply
+from cascade.interfaces.logs import LogBatch
 
 from .._received import Received
 from .._text import checked_id

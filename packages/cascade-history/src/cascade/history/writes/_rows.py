@@ -20,22 +20,20 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_HOLDS,
-    REASON_BEYOND,
-    REASON_FOREIGN,
-    CancelReply,
-    DecisionReply,
     Envelope,
     Heartbeat,
     InvalidMessageError,
-    IssuedNote,
     LifecycleEvent,
-    LogBatch,
     StatusMessage,
     TaskStateEvent,
     decode_level,
     truncate_error,
     truncate_traceback,
 )
+from cascade.interfaces.commands import CancelReply, DecisionReply
+from cascade.interfaces.logs import LogBatch
+from cascade.interfaces.notes import IssuedNote
+from cascade.reader import REASON_BEYOND, REASON_FOREIGN
 
 from .._received import Received, Timed
 from .._text import checked_id, clean
@@ -89,8 +87,8 @@ def _traceback(event: TaskStateEvent) -> str | None:
 
 
 def _decided(event: TaskStateEvent) -> str:
-    """The decision an event came of (:class:`~cascade.interfaces.Decided`) as the JSON text
-    stored; ``null`` without one."""
+    """The decision an event came of (:class:`~cascade.interfaces.commands.Decided`) as the
+    JSON text stored; ``null`` without one."""
     if isinstance(event.decided, msgspec.UnsetType):
         return _NO_HOLDS
     return json.dumps(msgspec.to_builtins(event.decided))

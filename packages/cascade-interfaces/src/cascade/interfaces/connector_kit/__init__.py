@@ -29,7 +29,7 @@ from .._ids import MAX_ID_BYTES, validate_id
 from .._presence import PresenceGuard, PresenceVerdict
 from .._ratelimit import RateLimitedLogger
 from .._timeout import bounded, event_set
-from .._topics import validate_filter, validate_prefix, validate_topic
+from .._topics import levels_match, validate_filter, validate_prefix, validate_topic
 from ._broker_differences import BrokerDifferences, delivers_to_shared
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "delivers_to_shared",
     "encode_payload",
     "event_set",
+    "levels_match",
     "validate_filter",
     "validate_id",
     "validate_prefix",

@@ -7,15 +7,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import (
+from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
+from cascade.interfaces.commands import (
     MAX_LISTED_TASKS,
     CancelReply,
-    Connector,
     DecisionReply,
     DecisionRequest,
-    InvalidMessageError,
-    Message,
-    SubscriptionHandle,
     command_filter,
     decode_cancel_request,
     decode_decision_request,
@@ -52,7 +49,7 @@ class CommandListener:
       answers every reader at once, at most once a second.
     - ``.../decide``: a valid decision on a held task of this run (``decide``: the
       engine's, applying it or refusing it) is answered on the same reply topic as a
-      cancel, QoS 1, with the :class:`~cascade.interfaces.DecisionReply`.
+      cancel, QoS 1, with the :class:`~cascade.interfaces.commands.DecisionReply`.
 
     Malformed requests, requests for another run and unknown commands are counted in
     :attr:`rejected`, logged at a limited rate and answered with nothing. The

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from cascade.interfaces import MAX_SNAPSHOT_TASKS, SNAPSHOT_INTERVAL, RunOrigin, RunSnapshot
+from cascade.interfaces import MAX_SNAPSHOT_TASKS, RunSnapshot
+from cascade.interfaces.commands import SNAPSHOT_INTERVAL
+from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.wire import snapshot_with_tasks
 
 from .._events import TaskEvent

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cascade.interfaces import DecisionReply, DecisionRequest, RunOrigin
+from cascade.interfaces.commands import DecisionReply, DecisionRequest
+from cascade.interfaces.serving import RunOrigin
 
 from .._run import Run
 from .._steps import StepFailed, within

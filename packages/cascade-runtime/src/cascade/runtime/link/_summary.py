@@ -12,18 +12,16 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from cascade.interfaces import (
+from cascade.interfaces import Connector, Message, SubscriptionHandle
+from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
+from cascade.interfaces.summaries import (
     MAX_SUMMARY_RUNS,
-    Connector,
     EngineSummary,
-    Message,
     RunTally,
-    SubscriptionHandle,
     SummaryRun,
     TaskTally,
     summary_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
 
 from ._counters import RunCounters
 from ._telemetry import TelemetrySubscriber
@@ -86,7 +84,7 @@ class EngineSummaries:
     summary is the source's, whatever number of engines and runs it has. It counts the
     runs started since this process started, by status, and their tasks by state (live
     runs as they stand, ended ones as they ended), the telemetry events sent and dropped
-    and their rate, and lists up to :data:`~cascade.interfaces.MAX_SUMMARY_RUNS` runs.
+    and their rate, and lists up to :data:`~cascade.interfaces.summaries.MAX_SUMMARY_RUNS` runs.
 
     It is published when a run starts or ends, at most once every
     :data:`SUMMARY_MIN_GAP` seconds, and every ``interval`` seconds while a run is live

@@ -19,12 +19,12 @@ from cascade.interfaces import (
     ConnectorError,
     Heartbeat,
     Hold,
-    RunOrigin,
     events_topic,
     heartbeat_topic,
     snapshot_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
+from cascade.interfaces.serving import RunOrigin
 
 from .._events import Event, TaskEvent, TaskHeld
 from ._counters import RunCounters
@@ -239,7 +239,7 @@ class TelemetrySubscriber:
         """A reader asked for the run's state after its event ``after``.
 
         Answered on :attr:`snapshot_topic` at once, or
-        :data:`~cascade.interfaces.SNAPSHOT_INTERVAL` seconds after the last answer: the
+        :data:`~cascade.interfaces.commands.SNAPSHOT_INTERVAL` seconds after the last answer: the
         requests made meanwhile share one answer (from the lowest ``after`` of them), so a
         thousand readers asking at once cost the run one snapshot a second at most.
         """

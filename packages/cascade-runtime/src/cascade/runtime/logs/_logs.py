@@ -6,7 +6,7 @@ record that the application's logging lets through and that a task logged (the t
 attempt is in a context variable, which asyncio copies into everything the task starts and
 the engine into the thread of a plain-function task). A record is counted against its
 task's budgets and queued, formatted, in O(1) under a lock; the run's sender encodes the
-queue into :class:`~cascade.interfaces.LogBatch` messages every ``batch_interval`` seconds.
+queue into :class:`~cascade.interfaces.logs.LogBatch` messages every ``batch_interval`` seconds.
 What is over a budget is dropped and counted, and each batch says how many of which task's.
 """
 
@@ -24,13 +24,9 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import (
-    Connector,
-    DroppedLines,
-    LogLevel,
-    logs_topic,
-)
+from cascade.interfaces import Connector
 from cascade.interfaces.connector_kit import RateLimitedLogger, event_set
+from cascade.interfaces.logs import DroppedLines, LogLevel, logs_topic
 from cascade.interfaces.wire import LOG_LINE_FORMAT, log_batch_format, log_line_fields
 
 from .._stamp import Stamp
@@ -293,7 +289,7 @@ class RunLogs:
         message: str,
         stream: str | None = None,
     ) -> bytes:
-        """One :class:`~cascade.interfaces.LogLine`, encoded: formatted straight, as the
+        """One :class:`~cascade.interfaces.logs.LogLine`, encoded: formatted straight, as the
         telemetry's task events are (every line a task logs passes here)."""
         limit = self.options.max_line_bytes
         if len(message) * 4 > limit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cascade.interfaces import RerunMode
+from cascade.interfaces.serving import RerunMode
 
 from .._errors import RerunError
 from .._stats import EngineStats

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from cascade.interfaces import PlanStep, RerunMode
+from cascade.interfaces.serving import PlanStep, RerunMode
 
 from .._errors import RerunError
 from ..workflow._graph import Graph, Node

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces import RerunMode
+from cascade.interfaces.serving import RerunMode
 
 from .._stats import EngineStats
 from .._steps import describe

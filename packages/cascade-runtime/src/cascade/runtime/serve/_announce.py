@@ -13,14 +13,12 @@ from cascade.interfaces import (
     Connector,
     InvalidMessageError,
     Message,
-    ServedAnnouncement,
     SubscriptionHandle,
     decode_level,
-    decode_served,
     decode_status,
-    served_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
 
 from .._steps import StepFailed, explain, within
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no stubs
 
-from cascade.interfaces import Catchup, Overlap, ServedSchedule, slot_stamp
+from cascade.interfaces.serving import Catchup, Overlap, ServedSchedule, slot_stamp
 
 __all__ = ["CATCHUP_MAX", "Schedule"]
 

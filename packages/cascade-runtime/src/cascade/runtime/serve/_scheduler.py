@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from cascade.interfaces import Constraint, ServedSchedule, check_workflow_name
+from cascade.interfaces import Constraint
+from cascade.interfaces.serving import ServedSchedule, check_workflow_name
 
 from .._errors import CascadeRuntimeError
 from .._stats import EngineStats

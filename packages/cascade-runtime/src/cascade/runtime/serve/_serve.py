@@ -15,30 +15,29 @@ import msgspec
 
 from cascade.interfaces import (
     MAX_CONTROL_PAYLOAD_BYTES,
-    MAX_PLAN_STEPS,
-    BackfillSlot,
-    CancelRequest,
     Connector,
     Constraint,
     InvalidMessageError,
     Message,
+    SubscriptionHandle,
+    SyncPhase,
+    status_filter,
+)
+from cascade.interfaces.commands import CancelRequest, cancel_topic, new_request_id, reply_topic
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import (
+    MAX_PLAN_STEPS,
+    BackfillSlot,
     PlanStep,
     RunOrigin,
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    SubscriptionHandle,
-    SyncPhase,
-    cancel_topic,
-    new_request_id,
-    reply_topic,
     served_filter,
     shared_start_filter,
     slot_request_id,
     start_filter,
-    status_filter,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 from .._steps import StepFailed, describe, explain, within
 from ..link._link_context import LinkContext

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from cascade.interfaces import (
-    InvalidMessageError,
-    Message,
+from cascade.interfaces import InvalidMessageError, Message
+from cascade.interfaces.serving import (
     StartReply,
     StartRequest,
     decode_start_request,

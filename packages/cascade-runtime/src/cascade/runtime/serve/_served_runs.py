@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade.interfaces import RerunMode, RunOrigin, ServedRun
+from cascade.interfaces.serving import RerunMode, RunOrigin, ServedRun
 
 from .._errors import RunCancelledError
 from .._events import Event, RunStarted

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from cascade.interfaces import Connector, served_topic
+from cascade.interfaces import Connector
+from cascade.interfaces.serving import served_topic
 
 from .._steps import explain
 

@@ -12,18 +12,15 @@ import uuid
 from collections import OrderedDict
 from datetime import datetime
 
-from cascade.interfaces import (
-    Connector,
-    InvalidMessageError,
-    Message,
+from cascade.interfaces import Connector, InvalidMessageError, Message, SubscriptionHandle
+from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.serving import (
     SlotClaim,
-    SubscriptionHandle,
     decode_slot_claim,
     slot_claim_topic,
     slot_claims_filter,
     split_slot_claim_topic,
 )
-from cascade.interfaces.connector_kit import RateLimitedLogger
 
 __all__ = ["CLAIM_WAIT", "CLAIMS_KEPT", "SlotClaims"]
 
@@ -39,7 +36,7 @@ before it gives the slot up."""
 
 class SlotClaims:
     """The claims of the slots of the schedules of ``org_id`` and ``project_id``, heard on
-    :func:`~cascade.interfaces.slot_claims_filter`: for each slot, the first claim heard."""
+    :func:`~cascade.interfaces.serving.slot_claims_filter`: for each slot, the first claim heard."""
 
     def __init__(self, connector: Connector, prefix: str, org_id: str, project_id: str) -> None:
         self._connector = connector

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 

@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from cascade.control.run_ids import SHORT_ID
-from cascade.interfaces.reader import SHOWN
+from cascade.reader import SHOWN
 
 from ...plumbing._broker import MAX_COUNT
 from ...plumbing._context import CliContext

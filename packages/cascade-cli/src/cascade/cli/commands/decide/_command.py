@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control import checked_reason
-from cascade.interfaces import Decision
+from cascade.interfaces.commands import Decision
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import UsageError

@@ -12,7 +12,7 @@ import typer
 
 from cascade.control import DecisionAnswer
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import SHOWN, HeldTask, ReaderModel, inert
+from cascade.reader import SHOWN, HeldTask, ReaderModel, inert
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail

@@ -24,7 +24,7 @@ from cascade.interfaces import (
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 from cascade.runtime import Engine, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory

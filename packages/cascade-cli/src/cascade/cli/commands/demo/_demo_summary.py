@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import RunView, inert
+from cascade.reader import RunView, inert
 
 from ...plumbing._invocation import cascade_command
 from ...rendering._plural import counted

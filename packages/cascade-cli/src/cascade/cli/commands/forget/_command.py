@@ -8,11 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control import publish_confirmed
-from cascade.interfaces import (
-    status_topic,
-    summary_topic,
-)
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces import status_topic
+from cascade.interfaces.summaries import summary_topic
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail

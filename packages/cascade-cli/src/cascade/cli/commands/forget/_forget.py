@@ -12,9 +12,9 @@ from cascade.interfaces import (
     StatusMessage,
     decode_level,
     decode_status,
-    parse_timestamp,
     status_filter,
 )
+from cascade.reader import parse_timestamp
 
 __all__ = ["RetainedStatus", "retained_statuses", "stale_statuses"]
 

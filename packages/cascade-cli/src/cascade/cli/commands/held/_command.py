@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control.run_ids import live_wait
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext

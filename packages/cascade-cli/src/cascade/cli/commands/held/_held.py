@@ -18,14 +18,13 @@ from typing import Any
 from cascade.control.run_ids import listed_runs, live_wait
 from cascade.interfaces import (
     Message,
-    SnapshotAsker,
     decode_level,
     split_telemetry_topic,
     status_filter,
     telemetry_filter,
 )
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import HeldTask, ReaderModel, held_tasks
+from cascade.reader import HeldTask, ReaderModel, SnapshotAsker, held_tasks
 
 __all__ = ["ASK_EVERY_LIVE_RUN", "HeldFilters", "listen_for_held"]
 
@@ -56,7 +55,7 @@ class HeldFilters:
         return self.error is None or self.error.casefold() in held.error.casefold()
 
     def picked(self, state: ReaderModel) -> list[HeldTask]:
-        """The held tasks ``state`` knows of (:func:`~cascade.interfaces.reader.held_tasks`)
+        """The held tasks ``state`` knows of (:func:`~cascade.reader.held_tasks`)
         that these filters pick, the longest held first."""
         return [held for held in held_tasks(state) if self(held)]
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import MAX_PROMPT_LENGTH
-from cascade.interfaces.reader import SHOWN, HeldTask, inert
+from cascade.reader import SHOWN, HeldTask, inert
 
 from ...rendering._fit import Cell, Column, fitted
 from ...rendering._render import STATE_STYLES

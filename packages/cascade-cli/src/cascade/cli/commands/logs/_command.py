@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cascade.control.run_ids import Recorded, checked_prefix, is_full, short_id
-from cascade.interfaces import LogLine, parse_timestamp
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.logs import LogLine
+from cascade.reader import SHOWN, inert, parse_timestamp
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext, fail

@@ -11,23 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from cascade.interfaces import (
-    Connector,
-    LogLine,
-    Message,
-    decode_level,
-    logs_filter,
-    status_filter,
-    telemetry_filter,
-)
-from cascade.interfaces.reader import (
-    HeardBatch,
-    LogFollower,
-    ReaderModel,
-    RunLogs,
-    inert,
-    line_matches,
-)
+from cascade.interfaces import Connector, Message, decode_level, status_filter, telemetry_filter
+from cascade.interfaces.logs import LogLine, logs_filter
+from cascade.reader import HeardBatch, LogFollower, ReaderModel, RunLogs, inert, line_matches
 
 from ...rendering._log_text import (
     dropped_note,

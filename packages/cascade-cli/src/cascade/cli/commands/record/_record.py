@@ -18,7 +18,7 @@ from rich.text import Text
 
 from cascade.interfaces import CascadeError
 from cascade.interfaces.connector_kit import event_set
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel
 
 from ...plumbing._listen import parse_listen
 from ...rendering._plural import counted

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._fit import Cell, Column, fitted, left_out_line

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cascade.interfaces import APPROVAL
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._render import STATE_STYLES, TimeFormat, duration

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ..runs._runs import RUN_STYLES, schedule_slot
 

@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from cascade.control.run_ids import SHORT_ID, short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._history_db import cell
 from ...rendering._decisions_text import decisions_text

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from cascade.control import BACKFILL_MAX, Controller, ScheduleView
-from cascade.interfaces import Connector, StartReply, slot_request_id
+from cascade.interfaces import Connector
+from cascade.interfaces.serving import StartReply, slot_request_id
 from cascade.runtime import Schedule
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options

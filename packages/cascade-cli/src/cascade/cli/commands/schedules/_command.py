@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import typer
 
 from cascade.control import Controller, ScheduleView
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext

@@ -9,8 +9,8 @@ import msgspec
 import typer
 
 from cascade.control import Controller, Served
-from cascade.interfaces import WorkflowParam
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces.serving import WorkflowParam
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext

@@ -11,7 +11,8 @@ import typer
 
 from cascade.control import Controller, Refusal, RunEnds, Served, Start, wait_run
 from cascade.control.run_ids import short_id
-from cascade.interfaces import RunStatus, StartReply, SubscriptionHandle
+from cascade.interfaces import RunStatus, SubscriptionHandle
+from cascade.interfaces.serving import StartReply
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import CliContext, fail

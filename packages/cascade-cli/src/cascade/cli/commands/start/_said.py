@@ -10,8 +10,9 @@ import msgspec
 from rich.console import Console
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces import RunStatus, StartReply
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.interfaces import RunStatus
+from cascade.interfaces.serving import StartReply
+from cascade.reader import SHOWN, inert
 
 from ...rendering._fit import Column, fitted, print_fitted
 

@@ -11,10 +11,11 @@ import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
 
-from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
-from cascade.interfaces.reader import (
+from cascade.interfaces import Message, telemetry_filter
+from cascade.reader import (
     DEFAULT_KEEP_RUNS,
     ReaderModel,
+    SnapshotAsker,
     TelemetrySwitch,
     keep_switching,
     subscribe_statuses,

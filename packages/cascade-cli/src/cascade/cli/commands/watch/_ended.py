@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces import SummaryRun, parse_timestamp
-from cascade.interfaces.reader import SHOWN, ReaderModel, inert
+from cascade.interfaces.summaries import SummaryRun
+from cascade.reader import SHOWN, ReaderModel, inert, parse_timestamp
 
 from ...plumbing._context import CliContext, fail
 from ...plumbing._history_db import default_history, open_history, query

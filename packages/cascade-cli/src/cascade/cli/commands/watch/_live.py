@@ -10,7 +10,7 @@ from rich.console import RenderableType
 from rich.live import Live
 
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import SHOWN, ReaderModel, inert, silence_line
+from cascade.reader import SHOWN, ReaderModel, inert, silence_line
 
 __all__ = ["refresh", "wait_until", "warn_silent"]
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from cascade.control.run_ids import HeardRuns, Recorded, checked_prefix, is_full, short_id
-from cascade.interfaces import Message, SnapshotAsker, telemetry_filter
+from cascade.interfaces import Message, telemetry_filter
 from cascade.interfaces.connector_kit import bounded
-from cascade.interfaces.reader import ReaderModel
+from cascade.reader import ReaderModel, SnapshotAsker
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ...plumbing._context import CliContext

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from cascade.control.run_ids import short_id
-from cascade.interfaces.reader import SHOWN, RunView, TaskView, inert
+from cascade.reader import SHOWN, RunView, TaskView, inert
 
 from ...rendering._holds_text import decision_hold_text, holds_text
 from ...rendering._status_json import iso_time

@@ -10,7 +10,7 @@ import time
 import typer
 
 from cascade.control.run_ids import Recorded, is_full, short_id
-from cascade.interfaces.reader import SHOWN, inert
+from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import BrokerOptions
 from ...plumbing._context import fail

@@ -1,0 +1,149 @@
+"""A fleet from its engines' summaries: what a view shows without reading every event.
+
+Each engine's retained summary (``{prefix}/summary/{source}``,
+:class:`~cascade.interfaces.summaries.EngineSummary`) is kept on its :class:`EngineView`;
+:func:`fleet_totals` adds them up for an overview of thousands of engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cascade.interfaces import Message, decode_level, same_source
+from cascade.interfaces.summaries import EngineSummary, RunTally, TaskTally, decode_summary
+
+from ._refusals import REASON_FUTURE, REASON_INCONSISTENT, REASON_MISMATCH, Refusals, ahead
+from ._timestamps import parse_timestamp
+from ._views import EngineView
+
+__all__ = ["MAX_MORE_LIVE", "FleetTotals", "apply_summary", "counted_summary", "fleet_totals"]
+
+MAX_MORE_LIVE = 10_000
+"""Live runs a summary may say it leaves out of its list (``more_live``) at most: one engine
+process running more at once is not plausible, and a summary claiming more is refused."""
+
+
+def apply_summary(
+    engines: dict[str, EngineView],
+    refusals: Refusals,
+    clock: Callable[[], float],
+    message: Message,
+) -> None:
+    """An engine's summary: kept on its engine, unless older than the one kept or refused.
+
+    A summary is a claim: one whose live runs are more than it lists and says it leaves out
+    (``more_live``, at most :data:`MAX_MORE_LIVE`) is refused, as one stamped beyond the
+    clock skew is. Summaries are ordered by their stamp, but never by a time the reader has
+    not reached: one stamped ahead (within the skew) counts as received now, so the engine's
+    next summary replaces it instead of looking older for minutes. An empty payload (a
+    cleared retained summary, `cascade forget`) drops the summary.
+    """
+    level = message.topic.rsplit("/", 1)[-1]
+    if not message.raw:
+        engine = engines.get(decode_level(level))
+        if engine is not None:
+            engine.summary = None
+        return
+    summary = decode_summary(message.raw)
+    if not same_source(summary.source, level):
+        refusals.count(decode_level(level), REASON_MISMATCH)  # the topic is what an ACL binds
+        return
+    now = clock()
+    stamp = parse_timestamp(summary.ts)
+    if stamp is not None and ahead(stamp, now):
+        refusals.count(summary.source, REASON_FUTURE)
+        return
+    if not _consistent(summary):
+        refusals.count(summary.source, REASON_INCONSISTENT)
+        return
+    engine = engines.get(summary.source)
+    if engine is None:
+        engine = engines[summary.source] = EngineView(summary.source, None)
+    at = min(stamp, now) if stamp is not None else now
+    if engine.summary is not None and at < engine.summary_at:
+        return
+    engine.summary, engine.summary_at = summary, at
+    engine.heard(at if stamp is not None or message.retain else now)
+
+
+def _consistent(summary: EngineSummary) -> bool:
+    """Whether ``summary``'s live runs are what it lists live and says it leaves out."""
+    if summary.more_live > MAX_MORE_LIVE:
+        return False
+    listed_live = sum(run.status == "Running" for run in summary.listed)
+    return summary.runs.running <= listed_live + summary.more_live
+
+
+def counted_summary(engine: EngineView) -> EngineSummary | None:
+    """``engine``'s summary as a fleet's totals count it: only once its source has a status.
+
+    Every engine announces its status (retained) before its first summary; a summary of a
+    source that never did (an *unconfirmed* one) is shown as such, never added to the fleet's
+    runs nor counted as an engine online (a publisher cannot invent a fleet with summaries
+    alone).
+    """
+    return engine.summary if engine.status is not None else None
+
+
+@dataclass
+class FleetTotals:
+    """A fleet added up from its engines' summaries.
+
+    ``runs`` and ``tasks`` count over the engines that are online (or whose status is
+    unknown); an offline engine's live runs are ``stranded`` (it ended without ending
+    them). ``events_per_s`` and ``dropped`` add up the online engines' too;
+    ``without_summary``: engines heard of that publish none (older engines, or none yet);
+    ``unconfirmed``: sources whose summary came without a status (:func:`counted_summary`),
+    neither online nor counted; ``live_without_summary``: the live runs of the online engines
+    without a summary, as their own events last showed them (:attr:`EngineView.live_seen`):
+    of those that announced a status only, so that telemetry alone switches no view.
+    """
+
+    engines: int = 0
+    online: int = 0
+    without_summary: int = 0
+    unconfirmed: int = 0
+    runs: RunTally = field(default_factory=RunTally)
+    tasks: TaskTally = field(default_factory=TaskTally)
+    events_per_s: float = 0.0
+    dropped: int = 0
+    stranded: int = 0
+    live_without_summary: int = 0
+
+    @property
+    def live_runs(self) -> int:
+        """Runs live now on online engines, however they are known: as the summaries count
+        them, and as their events showed them for the engines that send none."""
+        return self.runs.running + self.live_without_summary
+
+
+def fleet_totals(engines: Iterable[EngineView]) -> FleetTotals:
+    """The totals of ``engines``' summaries (see :class:`FleetTotals`)."""
+    totals = FleetTotals()
+    tasks: dict[str, int] = dict.fromkeys(TaskTally.__struct_fields__, 0)
+    runs: dict[str, int] = dict.fromkeys(RunTally.__struct_fields__, 0)
+    for engine in engines:
+        totals.engines += 1
+        summary = counted_summary(engine)
+        if summary is None and engine.summary is not None:
+            totals.unconfirmed += 1
+            continue
+        if engine.online:
+            totals.online += 1
+        if summary is None:
+            totals.without_summary += 1
+            if engine.status is not None and engine.online:  # a status vouches for it
+                totals.live_without_summary += len(engine.live_seen)
+            continue
+        if not engine.online:
+            totals.stranded += summary.runs.running
+            continue
+        for name in tasks:
+            tasks[name] += getattr(summary.tasks, name)
+        for name in runs:
+            runs[name] += getattr(summary.runs, name)
+        totals.events_per_s += summary.events_per_s
+        totals.dropped += summary.dropped
+    totals.tasks, totals.runs = TaskTally(**tasks), RunTally(**runs)
+    return totals

@@ -1,0 +1,186 @@
+"""Engines' summaries: the schema's bounds, and what the reader model makes of them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from cascade.interfaces import (
+    InvalidMessageError,
+    LifecycleEvent,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    payload_limit,
+    status_topic,
+)
+from cascade.interfaces.summaries import (
+    MAX_SUMMARY_PAYLOAD_BYTES,
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    decode_summary,
+    summary_filter,
+    summary_topic,
+)
+from cascade.interfaces.testing import received, telemetry
+from cascade.reader import MAX_MORE_LIVE, ReaderModel
+
+
+def _summary(source: str, *, ts: datetime | None = None, **fields: object) -> EngineSummary:
+    """A summary as an engine sends it: its live runs not listed are said in ``more_live``."""
+    stamp = (ts or datetime.now(timezone.utc)).isoformat()
+    said = EngineSummary(source=source, ts=stamp, **fields)  # type: ignore[arg-type]
+    if "more_live" not in fields:
+        listed_live = sum(run.status == "Running" for run in said.listed)
+        said.more_live = max(0, said.runs.running - listed_live)
+    return said
+
+
+def _running(task_id: str) -> TaskStateEvent:
+    return TaskStateEvent(task_id=task_id, task_name=task_id, state="RUNNING")
+
+
+def _on_topic(summary: EngineSummary, level: str | None = None) -> Message:
+    return received(summary_topic(level or summary.source), summary, retain=True)
+
+
+def test_topic_and_filter_name_one_source_level() -> None:
+    assert summary_topic("host/1#") == "cascade/summary/host%2F1%23"
+    assert summary_filter("acme") == "acme/summary/+"
+    assert payload_limit("summary") == MAX_SUMMARY_PAYLOAD_BYTES
+
+
+def test_a_summary_round_trips_and_bad_ones_are_refused_by_field() -> None:
+    run = SummaryRun(
+        run_id="r1",
+        org_id="o",
+        project_id="p",
+        status="Running",
+        started="2026-11-24T10:00:00+00:00",
+        tasks=TaskTally(running=2, pending=3),
+        planned=5,
+    )
+    summary = _summary("host-1", runs=RunTally(running=1), listed=[run], events=7)
+    assert decode_summary(msgspec.json.encode(summary)) == summary
+    with pytest.raises(InvalidMessageError, match="events"):
+        decode_summary(b'{"source": "h", "events": -1}')
+    with pytest.raises(InvalidMessageError, match="source"):
+        decode_summary(b'{"events": 1}')
+    with pytest.raises(InvalidMessageError, match="listed"):
+        decode_summary(msgspec.json.encode({"source": "h", "listed": [run] * 201}))
+
+
+def test_the_model_keeps_each_engines_latest_summary_and_adds_them_up() -> None:
+    model = ReaderModel()
+    now = datetime.now(timezone.utc)
+    model.apply(received("cascade/status/a", StatusMessage(status="online", source="a")))
+    model.apply(received("cascade/status/b", StatusMessage(status="online", source="b")))
+    model.apply(received("cascade/status/c", StatusMessage(status="offline", source="c")))
+    model.apply(
+        _on_topic(_summary("a", runs=RunTally(running=2), tasks=TaskTally(running=4), dropped=1))
+    )
+    newer = _summary("b", ts=now, runs=RunTally(running=1, succeeded=3), events_per_s=10.0)
+    model.apply(_on_topic(newer))
+    older = _summary("b", ts=now - timedelta(seconds=5), runs=RunTally(running=9))
+    model.apply(_on_topic(older))  # a late copy of an older summary changes nothing
+    model.apply(_on_topic(_summary("c", runs=RunTally(running=5))))
+    model.apply(received("cascade/status/d", StatusMessage(status="online", source="d")))
+
+    assert model.engines["b"].summary == newer
+    totals = model.fleet()
+    assert (totals.engines, totals.online, totals.without_summary) == (4, 3, 1)
+    assert totals.live_runs == 3
+    assert totals.runs.succeeded == 3
+    assert totals.tasks.running == 4
+    assert (totals.events_per_s, totals.dropped) == (10.0, 1)
+    assert totals.stranded == 5  # c went offline with five runs live
+
+
+def test_a_summary_that_is_not_its_topics_source_or_from_the_future_is_refused() -> None:
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("mallory", runs=RunTally(running=99)), level="victim"))
+    ahead = datetime.now(timezone.utc) + timedelta(hours=1)
+    model.apply(_on_topic(_summary("victim", ts=ahead, runs=RunTally(running=99))))
+    assert model.engines == {}
+    assert model.refusals.describe("victim") == "1 not its topic's source, 1 timestamp ahead"
+
+
+def test_a_summary_of_more_live_runs_than_it_accounts_for_is_refused() -> None:
+    """The ghost's summary (no list, ``more_live`` 0, 10**15 live runs) is refused, as one
+    leaving out more than MAX_MORE_LIVE runs; one that lists or says its runs is kept."""
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("ghost", runs=RunTally(running=10**15), more_live=0)))
+    model.apply(_on_topic(_summary("huge", runs=RunTally(running=MAX_MORE_LIVE + 1))))
+    assert model.engines == {}
+    assert model.refusals.describe("ghost") == "1 numbers that disagree"
+    assert model.refusals.describe("huge") == "1 numbers that disagree"
+    model.apply(_on_topic(_summary("honest", runs=RunTally(running=MAX_MORE_LIVE))))
+    assert model.engines["honest"].summary is not None
+
+
+def test_a_summary_from_a_source_without_a_status_is_unconfirmed_and_counts_for_nothing() -> None:
+    """A publisher cannot make a fleet of summaries alone: the ghost is neither online nor
+    counted until its source announces itself."""
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("ghost", runs=RunTally(running=5000, failed=999))))
+    totals = model.fleet()
+    assert (totals.engines, totals.online, totals.unconfirmed, totals.live_runs) == (1, 0, 1, 0)
+    assert totals.runs.failed == 0
+    model.apply(received(status_topic("ghost"), StatusMessage(status="online", source="ghost")))
+    totals = model.fleet()
+    assert (totals.online, totals.unconfirmed, totals.live_runs) == (1, 0, 5000)
+
+
+def test_a_summary_stamped_ahead_is_replaced_by_the_engines_next_one() -> None:
+    """A forged summary stamped 290 s ahead (within the skew) is ordered by when it arrived:
+    the engine's next summary, stamped later than that, replaces it at once."""
+    clock = [1_800_000_000.0]
+    model = ReaderModel(clock=lambda: clock[0])
+    model.apply(received(status_topic("e"), StatusMessage(status="online", source="e")))
+    at = datetime.fromtimestamp(clock[0], timezone.utc)
+    forged = _summary("e", ts=at + timedelta(seconds=290), runs=RunTally(failed=999))
+    model.apply(_on_topic(forged))
+    assert model.engines["e"].summary == forged
+    assert model.engines["e"].last_seen == clock[0]  # not 290 s ahead either
+    clock[0] += 5
+    real = _summary("e", ts=at + timedelta(seconds=5), runs=RunTally(succeeded=3))
+    model.apply(_on_topic(real))
+    assert model.engines["e"].summary == real
+    model.apply(_on_topic(_summary("e", ts=at + timedelta(seconds=1))))  # a late older copy
+    assert model.engines["e"].summary == real
+
+
+def test_a_cleared_or_oversized_summary() -> None:
+    model = ReaderModel()
+    model.apply(_on_topic(_summary("a", runs=RunTally(running=1))))
+    model.apply(received(summary_topic("a"), None, retain=True))  # `cascade forget`
+    assert model.engines["a"].summary is None
+    padded = msgspec.json.encode(_summary("a")) + b" " * MAX_SUMMARY_PAYLOAD_BYTES
+    model.apply(received(summary_topic("a"), padded))
+    assert model.oversized == 1
+    model.apply(received(summary_topic("a"), {"source": "a", "runs": "many"}))
+    assert model.rejected == 1
+
+
+def test_forgetting_the_runs_leaves_no_hole_and_a_run_read_again_is_joined_late() -> None:
+    """A view that stops reading telemetry (a fleet read from summaries) forgets its runs: the
+    events it did not read are not missed, and the run heard of again is asked about."""
+    asked: list[tuple[str, int]] = []
+    state = ReaderModel(ask=lambda run_id, after: asked.append((run_id, after)))
+    bodies: list[LifecycleEvent | TaskStateEvent] = [
+        LifecycleEvent(event="ENGINE_STARTED"),
+        _running("a"),
+    ]
+    for seq, body in enumerate(bodies, 1):
+        state.apply(telemetry(body, seq=seq))
+    state.apply(received(status_topic("host-1"), StatusMessage(status="online", session=1)))
+    assert state.forget_runs() == 1
+    assert (state.runs, state.forgotten_runs, "host-1" in state.engines) == ({}, 0, True)
+    state.apply(telemetry(_running("b"), seq=2_000_000))  # far beyond a jump from seq 2
+    run = state.runs["run-1"]
+    assert (run.joined_late, state.gaps.missed, run.refused) == (True, 0, 0)
+    assert asked == [("run-1", 0)]

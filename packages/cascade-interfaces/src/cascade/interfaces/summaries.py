@@ -1,0 +1,27 @@
+"""Engines' summaries: what an engine says of its live runs, every few seconds, for a fleet's
+readers that do not read every event (docs/protocol.md, "Summaries").
+"""
+
+from ._limits import MAX_SUMMARY_PAYLOAD_BYTES
+from ._summary import (
+    MAX_SUMMARY_RUNS,
+    EngineSummary,
+    RunTally,
+    SummaryRun,
+    TaskTally,
+    decode_summary,
+    summary_filter,
+    summary_topic,
+)
+
+__all__ = [
+    "EngineSummary",
+    "MAX_SUMMARY_PAYLOAD_BYTES",
+    "MAX_SUMMARY_RUNS",
+    "RunTally",
+    "SummaryRun",
+    "TaskTally",
+    "decode_summary",
+    "summary_filter",
+    "summary_topic",
+]
