@@ -21,7 +21,7 @@ def _decided(
     return TaskStateEvent(
         task_id=task_id,
         task_name=task_id.split("-")[0],
-        state=state,
+        state=state,  # type: ignore[arg-type]
         decided=Decided(decision=decision, attempt=1, by=by, **more),  # type: ignore[arg-type]
     )
 

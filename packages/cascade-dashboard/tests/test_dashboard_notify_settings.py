@@ -8,6 +8,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +20,14 @@ from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskFailedError, task
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "cascade-notify"))
-from tests.receiver import Receiver
+from tests.receiver import Receiver  # type: ignore[import-not-found]  # cascade-notify's
 
-from .test_dashboard_api_tokens import ROLES, ROOT, VERA, signed_in_by_header
+from .test_dashboard_api_tokens import (  # type: ignore[import-not-found]
+    ROLES,
+    ROOT,
+    VERA,
+    signed_in_by_header,
+)
 
 OLGA = {"x-test-user": "olga@example.com"}
 
@@ -61,7 +67,7 @@ async def access_log() -> AccessLog:
     return AccessLog(lambda event: ACCESS.append((event.action, event.target, event.outcome)))
 
 
-def _client(app: object) -> httpx.AsyncClient:
+def _client(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 

@@ -15,6 +15,8 @@ each, and answers queries; a :class:`Recorder` feeds it from the broker::
         print(run.run_id, run.error)
 """
 
+from cascade.interfaces.commands import DecisionCount
+
 from ._errors import HistoryError, HistoryMissing, LocationError
 from ._history import TASKS_PAGE, History, Mode
 from ._received import Received, decode_message
@@ -45,7 +47,6 @@ from .records._audit_records import AuditEvent
 from .records._log_records import LogBatches, LogCount, RecordedLogLine
 from .records._records import (
     Claim,
-    DecisionCount,
     Execution,
     RunDetail,
     RunLink,

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cascade.interfaces.commands import DecisionCount
+
 from ..access._access import refused_events, vouch
 from ..audit._cancels import cancel_events
 from ..audit._decisions import decision_events
@@ -26,7 +28,6 @@ from ..audit._witness import witness
 from ..records._audit_records import AuditEvent
 from ..records._records import (
     Claim,
-    DecisionCount,
     Execution,
     RunLink,
     RunSummary,
