@@ -42,7 +42,10 @@ async def test_a_run_that_succeeded_by_decisions_says_whose_in_its_row() -> None
         state = ReaderModel()
         await reader.subscribe(telemetry_filter(), state.apply)
         run = asyncio.create_task(engine.run([load(transform(1)), transform(2), transform(3)]))
-        held = lambda: [e for e in recorder.events if isinstance(e, TaskHeld)]  # noqa: E731
+
+        def held() -> list[TaskHeld]:
+            return [e for e in recorder.events if isinstance(e, TaskHeld)]
+
         await recorder.until(lambda: len(held()) == 3)
         (run_id,) = [e.run_id for e in recorder.events if isinstance(e, RunStarted)]
         first, second, third = (e.task_id for e in held())
