@@ -28,6 +28,7 @@ MODULES = {
         "cascade.control",
         "cascade.control.access",
         "cascade.control.run_ids",
+        "cascade.control.schedules",
         "cascade.metrics",
     ],
     "cascade-connector-mqtt": ["cascade.connectors.mqtt", "cascade.connectors.mqtt.testing"],

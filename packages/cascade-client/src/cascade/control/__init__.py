@@ -29,7 +29,6 @@ from ._operator import MAX_REASON_LENGTH, checked_name, checked_reason, default_
 from ._publishing import PublishRefusedError, publish_confirmed
 from ._requests import Cancel, Decide, Limit, Pause, Resume, Start, read_request
 from ._run_end import RunEndError, RunEnds, wait_run
-from ._schedules import BACKFILL_MAX, ScheduleView, schedules_of
 from ._served import Served, ServedHeard
 from ._start_errors import (
     NobodyServesError,
@@ -39,7 +38,6 @@ from ._start_errors import (
 )
 
 __all__ = [
-    "BACKFILL_MAX",
     "MAX_REASON_LENGTH",
     "Answer",
     "Cancel",
@@ -57,7 +55,6 @@ __all__ = [
     "Resume",
     "RunEndError",
     "RunEnds",
-    "ScheduleView",
     "Served",
     "ServedHeard",
     "ServedInManyPlacesError",
@@ -70,6 +67,5 @@ __all__ = [
     "default_operator",
     "publish_confirmed",
     "read_request",
-    "schedules_of",
     "wait_run",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cascade.control import schedules_of
+from cascade.control.schedules import schedules_of
 
 from ._controls import Controls
 

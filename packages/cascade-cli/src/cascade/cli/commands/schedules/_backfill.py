@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cascade.control import BACKFILL_MAX, Controller, ScheduleView
+from cascade.control import Controller
+from cascade.control.schedules import BACKFILL_MAX, ScheduleView
 from cascade.interfaces import Connector
 from cascade.interfaces.serving import StartReply, slot_request_id
 from cascade.runtime import Schedule

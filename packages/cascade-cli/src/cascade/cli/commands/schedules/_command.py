@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import typer
 
-from cascade.control import Controller, ScheduleView
+from cascade.control import Controller
+from cascade.control.schedules import ScheduleView
 from cascade.reader import SHOWN, inert
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
