@@ -265,12 +265,6 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         assert board.stop() == 0, "".join(board.output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known bug, open in issue 65: the list and the run's header say the decision, but "
-    "the History's run view draws no Failures list for this run (empty and never filled, with "
-    "no script error), so its attempt is not shown as decided",
-)
 def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:

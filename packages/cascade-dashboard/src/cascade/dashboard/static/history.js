@@ -14,7 +14,7 @@ import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
 import { scheduledText } from "./schedules.js";
-import { decisionsText, stateCounts, statusCell } from "./states.js";
+import { DONE, decisionsText, stateCounts, statusCell } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
