@@ -268,7 +268,7 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
 def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    """ops-2 completed the held `transform`: the runs' list and the run's header say
+    """ops-2 completed the held `transform`: the runs' list, the run's header and its page say
     `1 completed by ops-2` beside Succeeded, and its attempt reads as decided, not completed."""
     from cascade.interfaces.commands import decode_decision_reply
 
@@ -305,6 +305,15 @@ def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
         wait(browser, lambda d: "attempt 1: held, completed by decision" in
              d.find_element(By.ID, "h-failures").text)  # fmt: skip
         assert "attempt 1: completed" not in browser.find_element(By.ID, "h-failures").text
+        # the run's own page says the same: the decision beside its status, the attempt decided
+        browser.get(board.url + "runs/" + RUN_ID[:8])
+        wait(browser, lambda d: d.find_element(By.ID, "rp-decided").text == "1 completed by ops-2")
+        assert browser.find_element(By.ID, "rp-status").text == "Succeeded"
+        failures = browser.find_element(By.ID, "rp-failures").text
+        assert "attempt 1: held, completed by decision" in failures
+        assert "attempt 1: completed" not in failures
+        row = '#rp-tasks tr[data-task-id="transform-1"] td:nth-child(7)'
+        assert browser.find_element(By.CSS_SELECTOR, row).text == "completed by ops-2"
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

@@ -180,8 +180,8 @@ async function loadMapItems(mapId) {
 }
 
 // A failed task's attempts: each one's end, duration and error, its traceback on demand, and
-// the decision on its hold (who, why), as the history recorded them.
-function attemptsList(task) {
+// the decision on its hold (who, why), as the history recorded them (the run page's too).
+export function attemptsList(task) {
   const list = el("ol", null, "attempts");
   for (const a of task.attempt_list || []) {
     const item = el("li");

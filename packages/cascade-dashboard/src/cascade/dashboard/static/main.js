@@ -10,6 +10,7 @@ import { applyChanges, connect, openFirst, openLive, showLogsOf, startPaging } f
 import { placeOf, placeTitle, placeUrl } from "./places.js";
 import { paint } from "./render.js";
 import { paintWith } from "./repaint.js";
+import { openRunPage, startRunPage } from "./runpage.js";
 import { startSchedules } from "./schedules.js";
 import { showWho } from "./who.js";
 import { startWorkflows } from "./workflows.js";
@@ -29,6 +30,7 @@ async function connectIfSignedIn() {
 function applyPlace(place) {
   document.title = placeTitle(place);
   openLive(place.run, place.task);
+  openRunPage(place.run);
   showHistoryPlace(place);
 }
 
@@ -45,6 +47,7 @@ function start() {
     connectIfSignedIn(); // the stream of a token holder is never refused
   });
   startControls();
+  startRunPage();
   startPaging();
   $("logs-all").addEventListener("click", () => showLogsOf(null));
   $("timeline").addEventListener("click", (event) => {

@@ -11,6 +11,7 @@ import { connecting, live, logTask, ROWS, select, selected, view } from "./live.
 import { drawLogLines } from "./logs.js";
 import { noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
+import { renderRunPage } from "./runpage.js";
 import { scheduledText } from "./schedules.js";
 import { decisionsText, stateCounts, statusCell, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
@@ -274,6 +275,7 @@ export function paint() {
   renderFleet();
   renderRuns();
   renderHeld();
+  renderRunPage();
   renderRun();
   renderEngines();
   renderConstraints();
