@@ -185,23 +185,25 @@ def recorded_board(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Any:
 def test_a_run_only_the_history_has_links_its_recorded_page(
     browser: Any, recorded_board: Dashboard
 ) -> None:
-    """The live address of a run that ended before the dashboard started: it says the history
-    recorded it and links its recorded page, which has an address of its own."""
+    """The address of a run that ended before the dashboard started: the run's page shows what
+    the history recorded of it; its old address (/history/runs/ID) is the same page; a task's
+    durations have an address of their own, which back and forward leave and restore."""
     browser.get(recorded_board.url + f"runs/{RUN_ID}")
     wait(browser, lambda d: "The history recorded it: Failed" in text(d, "run-unknown"))
-    click(browser, "#run-unknown a.recorded")
     wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
-    browser.refresh()
+    browser.get(recorded_board.url + f"history/runs/{RUN_ID}")
     wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
+    assert path(browser) == f"/runs/{RUN_ID}"
+    click(browser, '#places a[data-nav="runs"]')
+    click(browser, 'a[href="/tasks"]')
     click(browser, '#h-tasks tr[data-task-name="fetch"] button')
     wait(browser, lambda d: path(d) == "/history/tasks/fetch" and shown(d, "h-task"))
+    assert not shown(browser, "h-run")
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-task") and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
+    wait(browser, lambda d: path(d) == "/tasks" and not shown(d, "h-task"))
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-run"))
-    assert path(browser) == f"/runs/{RUN_ID}"
+    browser.back()
+    wait(browser, lambda d: path(d) == f"/runs/{RUN_ID}" and shown(d, "h-run"))
     assert no_script_errors(browser) == []
 
 

@@ -79,8 +79,6 @@ export function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;
-  // the answer to the last decision stays in view when it emptied the list
-  $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
     const open = runButton(t.run_id, "link", () => select(t.run_id));
     const deadline = t.deadline == null ? "-"

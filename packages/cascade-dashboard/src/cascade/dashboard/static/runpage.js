@@ -15,7 +15,7 @@ import { heldButtons, heldWhy } from "./decisions.js";
 import { $, el, fillList, fillTable, row, safeClass, span, traceback } from "./dom.js";
 import { at, clock, count, dueAt, quoted, seconds, shortId, took } from "./format.js";
 import { attemptsList, historyGet, historyKnown } from "./history.js";
-import { connecting, live, openLive, selected } from "./live.js";
+import { connecting, live, logTask, openLive, selected } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
@@ -47,19 +47,22 @@ window.cascadeRunPage = { draws: 0 }; // read by the tests
 
 // -- opening ------------------------------------------------------------------------------
 
-// Open the page of ``runId`` (null: none), without a new entry in the tab's history: the hook
-// places.js calls for /runs/ID (and main.js, on load and on back and forward).
-export function openRunPage(runId) {
+// Open the page of ``runId`` (null: none) showing the log lines of ``taskId`` (null: every
+// task's), without a new entry in the tab's history: the opener places.js calls each time
+// /runs/ID is shown (setRunPageOpener).
+export function openRunPage(runId, taskId) {
   runId = runId || null;
-  if (runId !== selected) openLive(runId, null);
+  taskId = runId ? taskId || null : null;
+  // the first place's run is open already (live.js's openFirst), its stream asked for once
+  // the page may read
+  if (runId !== selected || taskId !== logTask) openLive(runId, taskId);
   showRunPage(runId);
   schedule();
 }
 
-// Go to the page of ``runId``: a new entry in the tab's history.
+// Go to the page of ``runId``: a new entry in the tab's history (places.js then opens it).
 export function goToRun(runId) {
-  goTo({ ...noPlace(), run: runId });
-  openRunPage(runId);
+  goTo({ ...noPlace(), name: "run", run: runId });
 }
 
 function showRunPage(runId) {
