@@ -298,20 +298,16 @@ def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
         row = f'#h-runs tr[data-run-id="{RUN_ID}"]'
         wait(browser, lambda d: css(d, row))
         assert "Succeeded · 1 completed by ops-2" in css(browser, row)[0].text
-        click(browser, f"{row} button")
-        wait(
-            browser, lambda d: d.find_element(By.ID, "h-run-decided").text == "1 completed by ops-2"
-        )
-        wait(browser, lambda d: "attempt 1: held, completed by decision" in
-             d.find_element(By.ID, "h-failures").text)  # fmt: skip
-        assert "attempt 1: completed" not in browser.find_element(By.ID, "h-failures").text
-        # the run's own page says the same: the decision beside its status, the attempt decided
-        browser.get(board.url + "runs/" + RUN_ID[:8])
+        click(browser, f"{row} button")  # the run's own page, where the decision is said too
+        wait(browser, lambda d: d.current_url.endswith("/runs/" + RUN_ID))
         wait(browser, lambda d: d.find_element(By.ID, "rp-decided").text == "1 completed by ops-2")
         assert browser.find_element(By.ID, "rp-status").text == "Succeeded"
-        failures = browser.find_element(By.ID, "rp-failures").text
-        assert "attempt 1: held, completed by decision" in failures
-        assert "attempt 1: completed" not in failures
+        wait(browser, lambda d: "attempt 1: held, completed by decision" in
+             d.find_element(By.ID, "rp-failures").text)  # fmt: skip
+        assert "attempt 1: completed" not in browser.find_element(By.ID, "rp-failures").text
+        # and at its short id
+        browser.get(board.url + "runs/" + RUN_ID[:8])
+        wait(browser, lambda d: d.find_element(By.ID, "rp-decided").text == "1 completed by ops-2")
         row = '#rp-tasks tr[data-task-id="transform-1"] td:nth-child(7)'
         assert browser.find_element(By.CSS_SELECTOR, row).text == "completed by ops-2"
         assert no_script_errors(browser) == []
