@@ -37,17 +37,20 @@ def held_row(run_id: str, name: str) -> str:
     return f'#held-tasks tr[data-run-id="{run_id}"][data-task-id^="{name}-"]'
 
 
-def status(driver: Any) -> str:
-    text: str = driver.execute_script("return document.getElementById('held-status').textContent")
+def status(driver: Any, line: str = "held-status") -> str:
+    text: str = driver.execute_script(
+        "return document.getElementById(arguments[0]).textContent", line
+    )
     return text
 
 
-def said(driver: Any, start: str) -> None:
-    """Wait until the decision's status line starts with ``start``; else fail saying it."""
+def said(driver: Any, start: str, line: str = "held-status") -> None:
+    """Wait until the decision's status line (``line``: its id) starts with ``start``; else fail
+    saying it."""
     try:
-        wait(driver, lambda d: status(d).startswith(start))
+        wait(driver, lambda d: status(d, line).startswith(start))
     except Exception:
-        raise AssertionError(f"the page says {status(driver)!r}, not {start!r}...") from None
+        raise AssertionError(f"the page says {status(driver, line)!r}, not {start!r}...") from None
 
 
 def test_an_operator_retries_one_held_task_and_skips_the_other(
@@ -87,15 +90,19 @@ def test_an_operator_retries_one_held_task_and_skips_the_other(
     assert not run.done()
 
     fixed.set()  # the API is back
-    browser.find_element(By.ID, "held-reason").send_keys("API back")
+    # decided on the run's own page: its held tasks, each with its buttons
+    load_row = f'#rp-held-tasks tr[data-task-id^="load_{suffix}-"]'
+    side_row = f'#rp-held-tasks tr[data-task-id^="side_{suffix}-"]'
+    wait(browser, lambda d: css(d, load_row) and css(d, side_row))
+    browser.find_element(By.ID, "rp-reason").send_keys("API back")
     click(browser, f'{load_row} button[data-decision="retry"]')
-    said(browser, "done: retried")
+    said(browser, "done: retried", "rp-action-status")
     wait(browser, lambda d: not css(d, load_row))
     click(browser, f'{side_row} button[data-decision="skip"]')
-    said(browser, "done: skipped")
+    said(browser, "done: skipped", "rp-action-status")
 
     assert run.result(WAIT) == ["40 rows", None]
-    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
     wait(browser, lambda d: task_state(d, f"side_{suffix}") == "SKIPPED")
     assert task_state(browser, f"load_{suffix}") == "COMPLETED"
     assert task_state(browser, f"report_{suffix}") == "COMPLETED"

@@ -15,7 +15,7 @@ import { heldButtons, heldWhy } from "./decisions.js";
 import { $, el, fillList, fillTable, row, safeClass, span, traceback } from "./dom.js";
 import { at, clock, count, dueAt, quoted, seconds, shortId, took } from "./format.js";
 import { attemptsList, historyGet, historyKnown } from "./history.js";
-import { connecting, live, logTask, openLive, selected } from "./live.js";
+import { connecting, live, logTask, openLive, selected, showLogsOf } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
@@ -233,6 +233,11 @@ export function startRunPage() {
     $("rp-action-status").textContent = "the rerun was not started";
   });
   $("rp-log-filter").addEventListener("input", schedule);
+  $("rp-logs-all").addEventListener("click", () => showLogsOf(null));
+  $("rp-timeline").addEventListener("click", (event) => { // a task's name: its lines only
+    const name = event.target.closest && event.target.closest(".tl-name[data-task-id]");
+    if (name && isLive()) showLogsOf(name.getAttribute("data-task-id"));
+  });
   $("rp-logs-more").addEventListener("click", () => loadRecordedLogs(false));
   $("rp-tasks-more").addEventListener("click", () => loadMoreTasks());
   $("rp-tasks-prev").addEventListener("click", () => { page.tasksPage -= 1; schedule(); });
@@ -356,7 +361,8 @@ function drawActions(liveRun, recorded) {
   $("rp-cancel").hidden = !(liveRun && running && live.controls);
   const startable = Boolean(origin.workflow && page.workflows && page.workflows.get(origin.workflow));
   $("rp-rerun").hidden = running || !startable;
-  $("rp-actions").hidden = $("rp-cancel").hidden && $("rp-rerun").hidden && !$("rp-action-status").textContent;
+  const held = (live.held && live.held.tasks || []).some((t) => t.run_id === page.runId && t.decide);
+  $("rp-actions").hidden = $("rp-cancel").hidden && $("rp-rerun").hidden && !held; // its reason goes with a decision too
 }
 
 // Its held tasks (of the live list, the longest held first), each with its buttons for
@@ -562,6 +568,8 @@ function lineMatches(line, filter) {
 function drawLogs(liveRun) {
   const filter = $("rp-log-filter").value.trim().toLowerCase();
   const source = liveRun ? live.logs : page.logs ? page.logs.lines : [];
+  $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
+  $("rp-logs-all").hidden = !(liveRun && logTask);
   const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter].join("\u0000");
   if (!changed("logs", key)) return;
   const box = $("rp-logs");
