@@ -119,6 +119,9 @@ export function showPlace(place) {
   for (const element of document.querySelectorAll("[data-place]")) {
     element.hidden = !element.getAttribute("data-place").split(" ").includes(name);
   }
+  // the run's own page (runpage.js's #run-page), wherever index.html holds it: shown at /runs/ID
+  const runPage = document.getElementById("run-page");
+  if (runPage) runPage.hidden = name !== "run" || !runPageOpener;
   for (const link of document.querySelectorAll("#places a[data-nav]")) {
     const here = link.getAttribute("data-nav") === (name === "run" ? "runs" : name);
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
