@@ -91,8 +91,8 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         wait(browser, lambda d: text(d, "logs-of") == "of every task")
         assert path(browser) == f"/runs/{run_id}"
         browser.back()
-        wait(browser, lambda d: not shown(d, "run"))
-        assert path(browser) == "/"
+        wait(browser, lambda d: not shown(d, "run") and shown(d, "runs"))
+        assert path(browser) == "/runs"  # where open_run went by the nav's link
         browser.forward()
         wait(browser, lambda d: shown(d, "run") and text(d, "run-id") == run_id)
         browser.forward()

@@ -1,7 +1,7 @@
 // The page's places: one place per thing, each at its own address, so that what a person would
 // share, bookmark or come back to is a link that a reload, another tab and the back and forward
 // buttons restore:
-//   /, /runs               Runs: live and recorded runs in one list (filters in the query)
+//   /runs (and /)          Runs: live and recorded runs in one list (filters in the query)
 //   /runs/ID               a run's own page (runpage.js fills it through setRunPageOpener)
 //   /runs/ID/tasks/TASK    the same, showing the log lines of its task TASK
 //   /workflows             Workflows: the served workflows, their start forms, the schedules
@@ -70,7 +70,7 @@ export function placePath(place) {
   if (place.historyTask) return "/history/tasks/" + part(place.historyTask);
   if (place.name === "tasks") return "/tasks";
   const listed = NAVIGATION.find(([name]) => name === place.name);
-  return listed && place.name !== "runs" ? listed[1] : "/";
+  return listed ? listed[1] : "/runs";
 }
 
 export function placeTitle(place) {
