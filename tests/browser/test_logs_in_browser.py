@@ -27,6 +27,7 @@ from .test_dashboard_in_browser import (
     click,
     css,
     engine_on,
+    go_to,
     no_script_errors,
     open_page,
     open_run,
@@ -237,6 +238,7 @@ def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
         assert not browser.find_element(By.ID, "h-logs-more").is_displayed()
 
         # a word no run logged: no run listed
+        go_to(browser, "runs")
         browser.find_element(By.ID, "h-logging").clear()
         browser.find_element(By.ID, "h-logging").send_keys(word + "-never")
         click(browser, "#r-show")
