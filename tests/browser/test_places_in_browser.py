@@ -1,4 +1,4 @@
-"""The page's places in a real headless Chromium: an open run, its task, a recorded run have
+"""The page's addresses in a real headless Chromium: a run's page, its task, a recorded run have
 addresses that a reload and back and forward restore; an address of a run not heard of yet
 shows it once it is (or where the history has it); the page's first paint has the state; the
 History's downloads save a file."""
@@ -91,8 +91,8 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         wait(browser, lambda d: text(d, "rp-logs-of") == "of every task")
         assert path(browser) == f"/runs/{run_id}"
         browser.back()
-        wait(browser, lambda d: not shown(d, "run-page"))
-        assert path(browser) == "/"
+        wait(browser, lambda d: not shown(d, "run-page") and shown(d, "runs"))
+        assert path(browser) == "/runs"  # where open_run went by the nav's link
         browser.forward()
         wait(browser, lambda d: shown(d, "run-page") and text(d, "rp-id") == run_id)
         browser.forward()
@@ -105,9 +105,17 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         assert text(browser, "rp-status") == "Running"
         assert text(browser, "rp-logs-of") == f"of {task_id}"
         assert "connected" in text(browser, "connection")
-        # a click on the open run's id closes it: back to the page's top place
-        click(browser, f'tr[data-run-id="{run_id}"] button')
-        wait(browser, lambda d: path(d) == "/" and not shown(d, "run-page"))
+        # the nav's Runs: the list, the run's page left (its link marked as the place shown)
+        assert (
+            browser.execute_script(
+                "return document.querySelector('#places a[aria-current]').getAttribute('data-nav')"
+            )
+            == "runs"
+        )
+        click(browser, '#places a[data-nav="runs"]')
+        wait(
+            browser, lambda d: path(d) == "/runs" and not shown(d, "run-page") and shown(d, "runs")
+        )
         release.set()
         assert run.result(WAIT) == "done"
         assert no_script_errors(browser) == []

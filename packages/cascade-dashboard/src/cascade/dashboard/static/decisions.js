@@ -1,4 +1,4 @@
-// The "Needs a decision" list: the tasks that failed and are held for a decision, and the gates
+// The Decisions place: the tasks that failed and are held for a decision, and the gates
 // awaiting approval (live.held, from /api/state and the stream's "held" part), the longest held
 // first. Whoever may decide on a task (an operator within their scopes: the server marks each
 // with "decide") gets its buttons: Retry, Skip, Complete (with the JSON result typed in the

@@ -74,7 +74,7 @@ function start() {
   });
   window.addEventListener("popstate", () => showPlace(placeOf(new URL(location.href))));
   const place = placeOf(new URL(location.href));
-  if (placeUrl(place) !== location.pathname + location.search) { // ?run=ID: now /runs/ID
+  if (new URL(location.href).searchParams.has("run")) { // ?run=ID: now /runs/ID
     history.replaceState(null, "", placeUrl(place));
   }
   openFirst(place.name === "run" ? place.run : null, place.task);

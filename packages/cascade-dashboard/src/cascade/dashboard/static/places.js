@@ -1,7 +1,7 @@
 // The page's places: one place per thing, each at its own address, so that what a person would
 // share, bookmark or come back to is a link that a reload, another tab and the back and forward
 // buttons restore:
-//   /, /runs               Runs: live and recorded runs in one list (filters in the query)
+//   /runs (and /)          Runs: live and recorded runs in one list (filters in the query)
 //   /runs/ID               a run's own page (runpage.js fills it through setRunPageOpener)
 //   /runs/ID/tasks/TASK    the same, showing the log lines of its task TASK
 //   /workflows             Workflows: the served workflows, their start forms, the schedules
@@ -70,7 +70,7 @@ export function placePath(place) {
   if (place.historyTask) return "/history/tasks/" + part(place.historyTask);
   if (place.name === "tasks") return "/tasks";
   const listed = NAVIGATION.find(([name]) => name === place.name);
-  return listed && place.name !== "runs" ? listed[1] : "/";
+  return listed ? listed[1] : "/runs";
 }
 
 export function placeTitle(place) {
@@ -119,6 +119,9 @@ export function showPlace(place) {
   for (const element of document.querySelectorAll("[data-place]")) {
     element.hidden = !element.getAttribute("data-place").split(" ").includes(name);
   }
+  // the run's own page (runpage.js's #run-page), wherever index.html holds it: shown at /runs/ID
+  const runPage = document.getElementById("run-page");
+  if (runPage) runPage.hidden = name !== "run" || !runPageOpener;
   for (const link of document.querySelectorAll("#places a[data-nav]")) {
     const here = link.getAttribute("data-nav") === (name === "run" ? "runs" : name);
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");

@@ -1,10 +1,11 @@
 // The Settings place (admins only): the webhooks a team's dashboard posts its notifications to,
 // over its admin API (GET, POST and DELETE /api/settings/webhooks): the list (each URL shown
 // shortened: it is a secret), a form that adds one with its format, events and filters, and a
-// remove button per webhook. Whoever is not an admin is told the place is for admins; a
+// remove button per webhook. Whoever is not an admin is told the place is for admins (the API
+// refuses them too); a
 // dashboard without a team (no --roles) has no such settings, and says so. Every string from
 // the dashboard reaches the page through textContent or setAttribute only.
-import { ask, control } from "./api.js";
+import { ask, bearer, control } from "./api.js";
 import { $, el, fillTable, row } from "./dom.js";
 
 const NO_TEAM = "Settings are a team's dashboard's (cascade dashboard --roles FILE): this one has none.";
@@ -62,11 +63,33 @@ function addWebhook(event) {
     }).then(loadWebhooks);
 }
 
-// Settings shown: its webhooks read (the form's handler set once).
-export function showSettings() {
+// Who is asking (/api/me): a team's admin gets the webhooks; anyone else is told why not, the
+// webhooks' API not asked (it would refuse them, and count the refusal).
+async function whoAsks() {
+  try {
+    const response = await fetch("/api/me", { headers: bearer(), cache: "no-store" });
+    return { status: response.status, me: await response.json() };
+  } catch (error) {
+    return { status: 0, me: {} };
+  }
+}
+
+// Settings shown: its webhooks read, if the asker is an admin (the form's handler set once).
+export async function showSettings() {
   if (!started) {
     started = true;
     $("st-add").addEventListener("submit", addWebhook);
   }
-  loadWebhooks();
+  const { status, me } = await whoAsks();
+  $("st-body").hidden = true;
+  if (status === 401) {
+    said("Sign in to see the settings (they are for admins).", "error");
+  } else if (status === 200 && !("role" in me)) {
+    said(NO_TEAM);
+  } else if (status === 200 && me.role !== "admin") {
+    said("Settings are for admins: you are signed in as " + me.name + " (" + (me.role || "no role") + ").",
+      "error");
+  } else {
+    loadWebhooks();
+  }
 }
