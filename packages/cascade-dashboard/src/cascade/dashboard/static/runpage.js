@@ -570,6 +570,7 @@ function drawLogs(liveRun) {
   const source = liveRun ? live.logs : page.logs ? page.logs.lines : [];
   $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
   $("rp-logs-all").hidden = !(liveRun && logTask);
+  $("rp-logs-earlier").hidden = !(liveRun && historyKnown === false); // with one, they are filled in
   const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter].join("\u0000");
   if (!changed("logs", key)) return;
   const box = $("rp-logs");
