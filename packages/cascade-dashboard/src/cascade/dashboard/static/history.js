@@ -494,7 +494,6 @@ export async function startHistory() {
   historyStarted = true;
   try {
     const { history, location: where, note } = await historyGet("/api/history");
-    $("logs-earlier").hidden = history; // with one, a run's earlier lines are filled in
     historyKnown = history;
     // the places the history fills say why there is none and what to do (the note), or that
     // this dashboard was served with none
