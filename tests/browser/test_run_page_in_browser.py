@@ -31,6 +31,8 @@ from .test_dashboard_in_browser import (
     css,
     engine_on,
     no_script_errors,
+    open_page,
+    open_run,
     started,
     texts,
     wait,
@@ -82,10 +84,13 @@ def test_a_live_runs_page_at_its_prefix_shows_a_task_end_live(
             "RUNNING"
         )
         assert css(browser, "#run-page #run-graph")  # the graph's place, for graph.js
+        assert browser.find_element(By.ID, "rp-cancel").is_displayed()  # controls are on
+        assert not browser.find_element(By.ID, "rp-rerun").is_displayed()  # not served, live
         go.set()
         assert run.result(30) == ["done"]
         wait(browser, lambda d: task_row_state(d, name) == "COMPLETED")
         wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: not d.find_element(By.ID, "rp-cancel").is_displayed())
         [cells] = browser.execute_script(
             "return [...document.querySelectorAll('#rp-tasks tbody tr')]"
             ".map(r => [...r.cells].map(c => c.textContent));"
@@ -95,6 +100,55 @@ def test_a_live_runs_page_at_its_prefix_shows_a_task_end_live(
         assert no_script_errors(browser) == []
     finally:
         go.set()
+
+
+def test_its_held_tasks_are_decided_on_the_runs_page(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Two tasks held for a decision: listed on the run's page with their buttons (the token's
+    holder decides), and in its failures as held; retried with the reason typed, and skipped:
+    the run succeeds, each task's state told in the table."""
+    suffix = uuid.uuid4().hex[:8]
+    fixed = threading.Event()
+
+    @task(name=f"load_{suffix}", on_failure="hold")
+    def load() -> int:
+        if not fixed.is_set():
+            raise ConnectionError("the API is down")
+        return 40
+
+    @task(name=f"side_{suffix}", on_failure="hold")
+    def side() -> int:
+        raise ValueError("side 1 is broken")
+
+    open_page(browser, dashboard)
+    events: list[Event] = []
+    run = engine_thread.submit(engine_on(mqtt_broker, events).run([load(), side()]))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+        open_run(browser, run_id)
+        load_row = f'#rp-held-tasks tr[data-task-id^="load_{suffix}-"]'
+        side_row = f'#rp-held-tasks tr[data-task-id^="side_{suffix}-"]'
+        wait(browser, lambda d: css(d, f'{load_row} button[data-decision="retry"]'))
+        wait(browser, lambda d: css(d, f'{side_row} button[data-decision="skip"]'))
+        assert texts(browser, f"{load_row} .error") == ["ConnectionError: the API is down"]
+        assert task_row_state(browser, f"load_{suffix}") == "HELD"
+        assert "(held for a decision)" in text(browser, "rp-failures")
+        fixed.set()
+        browser.find_element(By.ID, "rp-reason").send_keys("API back")
+        click(browser, f'{load_row} button[data-decision="retry"]')
+        wait(browser, lambda d: text(d, "rp-action-status").startswith("done: retried"))
+        wait(browser, lambda d: not css(d, load_row))
+        click(browser, f'{side_row} button[data-decision="skip"]')
+        wait(browser, lambda d: text(d, "rp-action-status").startswith("done: skipped"))
+        assert run.result(30) == [40, None]
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: task_row_state(d, f"side_{suffix}") == "SKIPPED")
+        assert task_row_state(browser, f"load_{suffix}") == "COMPLETED"
+        assert not browser.find_element(By.ID, "rp-held").is_displayed()
+        assert no_script_errors(browser) == []
+    finally:
+        fixed.set()
 
 
 def test_a_past_runs_page_shows_its_origin_and_its_line(
