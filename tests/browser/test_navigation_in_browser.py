@@ -56,9 +56,9 @@ def path(driver: Any) -> str:
 
 
 def places_shown(driver: Any) -> list[str]:
-    """The places (``div[data-place]``) not hidden."""
+    """The places (``div#place-NAME``) not hidden."""
     shown: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll('div[data-place]')]"
+        "return [...document.querySelectorAll('div[id^=\"place-\"]')]"
         ".filter((e) => !e.hidden).map((e) => e.getAttribute('data-place'));"
     )
     return shown
