@@ -21,7 +21,7 @@ from cascade.interfaces import Message, telemetry_filter
 from cascade.runtime import ResultStore
 from cascade.testkit import BrokerEndpoint
 
-SCRIPT = '''\
+SCRIPT = """\
 import asyncio
 
 from cascade.connectors.mqtt import MqttConnector
@@ -56,8 +56,8 @@ def helper() -> int:
 if __name__ == "__main__":
     connector = MqttConnector({host!r}, {port}, source_id="etl-script")
     print(asyncio.run(Engine(connector, results="results").run(etl())))
-'''
-BUG = '1 / 0 < 0'  # row 3: ZeroDivisionError
+"""
+BUG = "1 / 0 < 0"  # row 3: ZeroDivisionError
 FIXED = "True"
 
 

@@ -114,7 +114,8 @@ def _imported(path: Path, given: str) -> Any:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
-        raise UsageError(f"--entrypoint {given}: importing {path.name} raised {_said(exc)}") from None
+        said = f"--entrypoint {given}: importing {path.name} raised {_said(exc)}"
+        raise UsageError(said) from None
     return module
 
 

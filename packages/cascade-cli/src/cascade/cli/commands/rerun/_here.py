@@ -111,7 +111,8 @@ def rerun_here(ctx: typer.Context, broker: BrokerOptions, asked: HereRerun) -> N
     try:
         rerun_of, steps, status, error = asyncio.run(job())
     except (InvalidTargetError, CycleError) as exc:
-        raise UsageError(f"--entrypoint {asked.entrypoint.given} is not a workflow: {exc}") from None
+        given = asked.entrypoint.given
+        raise UsageError(f"--entrypoint {given} is not a workflow: {exc}") from None
     except ParamError as exc:
         raise UsageError(f"--param: {exc}") from None
     except RerunError as exc:  # --from names no task of the workflow, a rerun of it is live
@@ -171,4 +172,3 @@ def _engine_connector(broker: BrokerOptions) -> Connector:
         connect_timeout=broker.timeout,
         protocol=broker.protocol,
     )
-
