@@ -78,3 +78,18 @@ def test_a_run_off_the_main_thread_leaves_sigterm_alone(default_sigterm: None) -
     thread.start()
     thread.join(30)
     assert seen == [signal.SIG_DFL]
+
+
+@task
+async def installs(handler: object) -> None:
+    signal.signal(signal.SIGTERM, handler)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("default_sigterm")
+async def test_a_handler_the_application_installs_during_a_run_stays_after_it() -> None:
+    def own(signum: int, frame: FrameType | None) -> None:
+        """The application's, installed while a run was live (a web server starting)."""
+
+    engine = Engine(InMemoryConnector(InMemoryBroker()))
+    await engine.run(installs(own))
+    assert signal.getsignal(signal.SIGTERM) is own

@@ -24,6 +24,7 @@ SIGTERM_REASON = "the process got SIGTERM"
 """Why a run SIGTERM stopped was cancelled (its ``RunCancelledError``, its end)."""
 
 _stops: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+_installed: dict[asyncio.AbstractEventLoop, object] = {}  # what the loop's handler set
 
 
 @contextlib.contextmanager
@@ -45,8 +46,7 @@ def stop_on_sigterm(stop: Callable[[], None]) -> Iterator[bool]:
         stops.remove(stop)
         if not stops:
             del _stops[loop]
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signal.SIGTERM)
+            _remove(loop)
 
 
 def _may_handle(loop: asyncio.AbstractEventLoop) -> bool:
@@ -58,7 +58,20 @@ def _may_handle(loop: asyncio.AbstractEventLoop) -> bool:
         loop.add_signal_handler(signal.SIGTERM, _on_sigterm, loop)
     except (NotImplementedError, RuntimeError, ValueError):
         return False
+    _installed[loop] = signal.getsignal(signal.SIGTERM)
     return True
+
+
+def _remove(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop's handler removed, and SIGTERM's disposition what it is now: the default, or a
+    handler the application installed meanwhile (which removing the loop's would reset)."""
+    now = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(Exception):
+        loop.remove_signal_handler(signal.SIGTERM)
+    if now is not _installed.get(loop) and now is not None:
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGTERM, now)
+    _installed.pop(loop, None)
 
 
 def _on_sigterm(loop: asyncio.AbstractEventLoop) -> None:
