@@ -58,7 +58,9 @@ def failed(tmp_path: Path) -> str:
     engine = Engine(results=str(tmp_path / "results"))
     with pytest.raises(TaskFailedError) as failure:
         asyncio.run(engine.run(module.etl()))
-    return failure.value.run_id
+    run_id = failure.value.run_id
+    assert run_id is not None
+    return run_id
 
 
 def _rerun(tmp_path: Path, run: str, *args: str, entrypoint: str = "etl.py:etl") -> Result:
