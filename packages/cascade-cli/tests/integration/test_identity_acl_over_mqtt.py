@@ -95,7 +95,12 @@ class Logins:
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
     def connector(
-        self, user: str, *, presence: bool = False, source: str | None = None
+        self,
+        user: str,
+        *,
+        presence: bool = False,
+        source: str | None = None,
+        sourced_topics: bool = False,
     ) -> MqttConnector:
         return MqttConnector(
             self.broker.host,
@@ -105,6 +110,7 @@ class Logins:
             source_id=source or user,
             protocol=self.protocol,
             presence=presence,
+            sourced_topics=sourced_topics,
             backoff_initial=0.01,  # RabbitMQ closes the connection on each denied publish
             backoff_max=0.1,
         )
@@ -207,8 +213,8 @@ async def _engine_answers_only_as_itself(logins: Logins, scope: str) -> None:
     async def waits() -> None:
         await asyncio.Event().wait()
 
-    engine = Engine(logins.connector("engine-1", presence=True), org_id=ORG, project_id=PROJECT,
-                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id=ORG, project_id=PROJECT, heartbeat_interval=None)  # fmt: skip
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     seen = Inbox()

@@ -17,7 +17,6 @@ from cascade.interfaces.commands import Decision, DecisionReply, DecisionRequest
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
-    default_sourced_topics,
     validate_id,
     validate_prefix,
 )
@@ -90,12 +89,11 @@ class Engine:
       Coroutine tasks always run on the engine's loop.
     - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
       or ``local`` / ``default``.
-    - ``topic_prefix``: default ``connector.topic_prefix``.
-    - ``sourced_topics``: publish telemetry on the sourced layout,
-      ``.../{run_id}/{kind}/{source}``, whose last level a broker ACL binds to the
-      engine's login (docs/protocol.md, "Who may do what"); default
-      ``$CASCADE_SOURCED_TOPICS``, else off: the existing Cascade tools read only the
-      unsourced layout, Cascade's readers both.
+    - ``topic_prefix``: default ``connector.topic_prefix``. Which layout a run's telemetry
+      and log topics take is the connector's: the sourced one, whose last level a broker ACL
+      binds to the engine's login, where it says so
+      (:attr:`~cascade.interfaces.Connector.sourced_topics`;
+      ``MqttConnector(sourced_topics=True)``, docs/protocol.md, "Who may do what").
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
     - ``summaries``: publish the source's summary, retained, on ``{prefix}/summary/{source}``
       (its runs and tasks added up, for the views of a whole fleet: docs/protocol.md,
@@ -173,7 +171,6 @@ class Engine:
         org_id: str | None = None,
         project_id: str | None = None,
         topic_prefix: str | None = None,
-        sourced_topics: bool | None = None,
         heartbeat_interval: float | None = 5.0,
         summaries: bool = True,
         logs: LogForwarding | None = LogForwarding(),  # noqa: B008 - frozen, shared safely
@@ -209,7 +206,6 @@ class Engine:
         self.topic_prefix = validate_prefix(
             topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
         )
-        self.sourced_topics = default_sourced_topics() if sourced_topics is None else sourced_topics
         self.heartbeat_interval = heartbeat_interval
         self.summaries = summaries
         self.logs = logs
@@ -469,7 +465,6 @@ class Engine:
             org_id=self.org_id,
             project_id=self.project_id,
             topic_prefix=self.topic_prefix,
-            sourced_topics=self.sourced_topics,
             heartbeat_interval=self.heartbeat_interval,
             summaries=self.summaries,
             connect_wait=self.connect_wait,
@@ -565,7 +560,6 @@ class Engine:
                 org_id=self.org_id,
                 project_id=self.project_id,
                 prefix=self.topic_prefix,
-                sourced=self.sourced_topics,
                 trace_id=tracing.trace_id if tracing is not None else None,
             )
         run = Run(
