@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
-from cascade.interfaces.commands import Decision, DecisionReply, DecisionRequest
+from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
@@ -337,16 +337,15 @@ class Engine:
         was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
         held from its start): ``"complete"`` approves it (its value ``result``, ``True`` when
         ``None``), ``"fail"`` rejects it, ``"skip"`` skips it, and ``"retry"`` is refused
-        ``not_retryable``. Bad arguments raise :class:`~cascade.control.ControlError` (a
-        ``ValueError``) naming the field, as :class:`~cascade.control.Decide` checks them. Call
+        ``not_retryable``. Bad arguments raise :class:`~cascade.interfaces.commands.ControlError`
+        (a ``ValueError``; ``cascade.control.ControlError`` too) naming the field, as
+        :class:`~cascade.interfaces.commands.Decide` checks them. Call
         it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
         ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        from cascade.control import Decide, checked_name  # what steers: not imported by a run
-
         asked = Decide(
             run_id=run_id,
             task=task,
@@ -355,10 +354,7 @@ class Engine:
             result=msgspec.UNSET if result is None and decision != "complete" else result,
             reason=reason,
         )
-        request = asked.wire_request(
-            issued_by=None if issued_by is None else checked_name(issued_by), request_id=request_id
-        )
-        return scheduler.decide(request)
+        return scheduler.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
         """A decision request from the broker (the run's ``CommandListener``)."""
