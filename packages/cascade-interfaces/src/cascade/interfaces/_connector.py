@@ -199,8 +199,8 @@ class Connector(Protocol):
         """Whether this connector's source publishes its runs' telemetry and log lines on the
         sourced layout (``.../{kind}/{source}``, ``.../{run_id}/{source}``: the last level
         is :attr:`source_id`, which a broker ACL binds to the login; docs/protocol.md, "The
-        sourced layout") rather than the plain one. The engine asks it once per run; readers
-        read both layouts whatever their connector says."""
+        sourced layout") rather than the plain one. The engine asks it as each run starts;
+        readers read both layouts whatever their connector says."""
         ...
 
     @property
