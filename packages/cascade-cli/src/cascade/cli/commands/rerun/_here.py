@@ -14,6 +14,7 @@ import typer
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import ConnectError, Connector
+from cascade.interfaces.connector_kit import default_sourced_topics
 from cascade.interfaces.serving import PlanStep, RerunMode
 from cascade.runtime import (
     CycleError,
@@ -155,10 +156,15 @@ def _json(
 
 
 def _engine_connector(broker: BrokerOptions) -> Connector:
-    """The rerun's engine's connector to ``broker``: an engine's (its presence announced),
-    waiting for the broker as long as ``--timeout``."""
+    """The rerun's engine's connector to ``broker``: an engine's (its presence announced, on
+    the layout ``$CASCADE_SOURCED_TOPICS`` asks for: a value it cannot read is a
+    :class:`UsageError`), waiting for the broker as long as ``--timeout``."""
     from cascade.connectors.mqtt import MqttConnector
 
+    try:
+        layout = default_sourced_topics()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         tls = broker.ssl_context() or False
     except OSError as exc:  # ssl.SSLError is an OSError
@@ -171,4 +177,5 @@ def _engine_connector(broker: BrokerOptions) -> Connector:
         tls=tls,
         connect_timeout=broker.timeout,
         protocol=broker.protocol,
+        sourced_topics=layout,
     )
