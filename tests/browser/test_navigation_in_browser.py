@@ -6,6 +6,7 @@ control is reachable by Tab with its focus visible; the nav wraps at 800 px wide
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard, EngineThread
 from .test_dashboard_in_browser import WAIT, click, no_script_errors, wait
+from .test_history_in_browser import _event
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +58,9 @@ def path(driver: Any) -> str:
 
 
 def places_shown(driver: Any) -> list[str]:
-    """The places (``div[data-place]``) not hidden."""
+    """The places (``div#place-NAME``) not hidden."""
     shown: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll('div[data-place]')]"
+        "return [...document.querySelectorAll('div[id^=\"place-\"]')]"
         ".filter((e) => !e.hidden).map((e) => e.getAttribute('data-place'));"
     )
     return shown
@@ -349,3 +351,32 @@ def test_the_page_is_usable_at_800_pixels_wide(browser: Any, dashboard: Dashboar
         assert rightmost <= window, widths
     finally:
         browser.set_window_size(1280, 1100)
+
+
+def test_the_header_counts_the_failures_the_history_recorded_in_the_last_hour(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """With a history, "failed in the last hour" counts what it recorded (a run this dashboard
+    never heard live), and links to Runs showing it among the recorded runs."""
+    db = tmp_path / "history.sqlite3"
+    run_id = "d" * 31 + "4"
+    start = time.time() - 600
+    stopped = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Failed"}
+    with History(db, mode="write") as history:
+        history.store([
+            _event(start, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, run_id),
+            _event(start + 1, stopped, run_id),
+        ])  # fmt: skip
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--token", TOKEN, "--db", str(db))  # fmt: skip
+    try:
+        browser.get(board.url + "audit")
+        failed = "1 failed in the last hour"
+        wait(browser, lambda d: d.find_element(By.ID, "attention-failed").text == failed)
+        browser.find_element(By.ID, "attention-failed").click()
+        wait(browser, lambda d: places_shown(d) == ["runs"])
+        assert path(browser) == "/runs?status=failed&since=1h"
+        wait(browser, lambda d: listed(d) == [run_id])
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)

@@ -7,7 +7,7 @@ import { startAttention } from "./attention.js";
 import { startControls } from "./constraints.js";
 import { $ } from "./dom.js";
 import { showHistoryPlace, startHistory } from "./history.js";
-import { applyChanges, connect, openFirst, openLive, showLogsOf, startPaging } from "./live.js";
+import { applyChanges, connect, filterRuns, openFirst, openLive, showLogsOf, startPaging } from "./live.js";
 import { hasRunPage, onPlaceShown, placeOf, placeUrl, setRunPageOpener, showPlace, startNavigation } from "./places.js";
 import { paint } from "./render.js";
 import { paintWith, schedule } from "./repaint.js";
@@ -45,6 +45,9 @@ function onShown(place) {
   if (!hasRunPage()) showHistoryPlace(place);
   else showHistoryPlace({ ...place, run: null });
   if (place.name === "runs") showRunFilters(new URL(location.href));
+  // the runs' filters are the Runs address's: elsewhere (Engines, which the engine filter
+  // narrows too) none is in force, as the address says
+  else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
   if (place.name === "settings") showSettings();
   schedule();
 }
