@@ -113,8 +113,8 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
         wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
-        wait(browser, lambda d: XSS in d.find_element(By.ID, "h-failures").text)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Failed")
+        wait(browser, lambda d: XSS in d.find_element(By.ID, "rp-failures").text)
         go_to(browser, "runs")
         click(browser, 'a[href="/tasks"]')
         wait(browser, lambda d: css(d, '#h-tasks tr[data-task-name="fetch"]'))
@@ -153,13 +153,13 @@ def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
         assert browser.find_element(By.ID, "h-where").text == f"history: {default}"
         assert not browser.find_element(By.ID, "h-note").is_displayed()
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Failed")
         # the first state at +1 s, the run's end at +5 s: 4 s, a tick a second
-        ticks = texts(browser, "#h-timeline .tl-axis .tl-tick")
+        ticks = texts(browser, "#rp-timeline .tl-axis .tl-tick")
         assert ticks == ["+0s", "+1s", "+2s", "+3s", "+4s"]
         where = browser.execute_script(
-            "const axis = document.querySelector('#h-timeline .tl-axis').getBoundingClientRect();"
-            "const ticks = [...document.querySelectorAll('#h-timeline .tl-tick')]"
+            "const axis = document.querySelector('#rp-timeline .tl-axis').getBoundingClientRect();"
+            "const ticks = [...document.querySelectorAll('#rp-timeline .tl-tick')]"
             "  .map((t) => t.getBoundingClientRect());"
             "return [ticks[0].left - axis.left, ticks[4].right - axis.right];"
         )
@@ -237,8 +237,8 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         history.store(batch)
     board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
                       "--token", TOKEN, "--db", path)  # fmt: skip
-    group = '#h-timeline .tl-name[data-group="step"]'
-    shown = "#h-timeline .tl-name[data-task-id]"
+    group = '#rp-timeline .tl-name[data-group="step"]'
+    shown = "#rp-timeline .tl-name[data-task-id]"
     try:
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{BIG_RUN}"]'))
@@ -248,16 +248,16 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         assert css(browser, shown) == []  # one row until opened
         wait(browser, lambda d: texts(d, "#h-audit tbody tr") == ["none"])  # no constraint set
         # a task a second, the run's end at +505 s: a tick each 2 minutes
-        assert texts(browser, "#h-timeline .tl-tick") == ["+0s", "+2m", "+4m", "+6m", "+8m"]
-        more = browser.find_element(By.ID, "h-run-more")
+        assert texts(browser, "#rp-timeline .tl-tick") == ["+0s", "+2m", "+4m", "+6m", "+8m"]
+        more = browser.find_element(By.ID, "rp-tasks-more")
         assert more.is_displayed()
-        assert browser.find_element(By.ID, "h-failures").text == (
+        assert browser.find_element(By.ID, "rp-failures").text == (
             f"none among the {RUN_PAGE} tasks shown"
         )
-        click(browser, "#h-run-more")
+        click(browser, "#rp-tasks-more")
         wait(browser, lambda d: attribute(d, group, "data-count") == str(count))
-        assert not browser.find_element(By.ID, "h-run-more").is_displayed()
-        assert "late" in browser.find_element(By.ID, "h-failures").text
+        assert not browser.find_element(By.ID, "rp-tasks-more").is_displayed()
+        assert "late" in browser.find_element(By.ID, "rp-failures").text
         assert texts(browser, group) == [f"\u25b8 step \u00d7{count} 1 failed"]
         click(browser, f"{group} button")
         wait(browser, lambda d: len(css(d, shown)) == count)

@@ -605,7 +605,8 @@ function drawFailures(liveRun, recorded, tasks) {
     failures = recordedFailures;
   }
   const run = liveRun || (recorded && recorded.run);
-  const key = JSON.stringify([failures.map((f) => [f.task_id, f.state, f.error, (f.attempt_list || []).length]), run && run.error]);
+  const key = JSON.stringify([failures.map((f) => [f.task_id, f.state, f.error, (f.attempt_list || []).length]), run && run.error,
+    recorded && recorded.tasks.length, recorded && recorded.next]);
   if (!changed("failures", key)) return;
   const items = failures.map((f) => {
     const li = el("li");
@@ -617,7 +618,9 @@ function drawFailures(liveRun, recorded, tasks) {
     return li;
   });
   if (!items.length && run && run.error) items.push(el("li", run.error, "error"));
-  fillList($("rp-failures"), items);
+  // with pages of tasks still to read, "none" would speak of tasks not read yet
+  const unread = !liveRun && recorded && recorded.next != null;
+  fillList($("rp-failures"), items, unread ? "none among the " + count(recorded.tasks.length) + " tasks shown" : "none");
 }
 
 // The page drawn from what the live view and the history hold of its run (repaint.js calls
