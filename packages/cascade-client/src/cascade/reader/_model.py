@@ -48,7 +48,14 @@ from ._refusals import (
     REASON_NOT_ITS_TOPIC,
     Refusals,
 )
-from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
+from ._runs import (
+    apply_blocked,
+    apply_snapshot,
+    apply_task,
+    numbered,
+    silent_or_excess_runs,
+    take_graph,
+)
 from ._silence import note_summary, silent_engines
 from ._timestamps import parse_timestamp
 from ._views import ConnectionView, EngineView, RunView
@@ -272,8 +279,11 @@ class ReaderModel:
         if isinstance(body, RunSnapshot):
             if seq:  # answers are not numbered: this one was not checked as one
                 self._refuse(run, source, Seen.INCONSISTENT)
-            elif apply_snapshot(run, self.gaps, source, body, now):
-                self._asked.done(run.run_id)
+            else:
+                if not take_graph(run, body.graph, body.graph_nodes):
+                    self.rejected += 1  # the graph alone: the answer's tasks are taken
+                if apply_snapshot(run, self.gaps, source, body, now):
+                    self._asked.done(run.run_id)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
@@ -292,6 +302,8 @@ class ReaderModel:
                     run.name = body.name
                 if body.origin is not None:
                     run.origin = body.origin
+                if not take_graph(run, body.graph, body.graph_nodes):
+                    self.rejected += 1  # the graph alone: the run's start is taken
             else:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])
