@@ -108,7 +108,8 @@ def test_a_reader_that_joined_late_gets_the_graph_from_the_answer() -> None:
     state.request_snapshot("run-1", 0, "host-1")  # asked again: an answer is taken if asked for
     state.apply(_answer(graph=GRAPH))
     graph = state.runs["run-1"].graph
-    assert graph is not None and [n.id for n in graph.nodes] == ["extract-1", "clean-2", "load-3"]
+    assert graph is not None
+    assert [n.id for n in graph.nodes] == ["extract-1", "clean-2", "load-3"]
 
 
 def test_another_sources_start_gives_no_graph() -> None:
@@ -118,4 +119,5 @@ def test_another_sources_start_gives_no_graph() -> None:
     forged = {"nodes": [{"id": "x", "name": "x", "after": []}]}
     state.apply(_start("mallory", graph=forged))
     graph = state.runs["run-1"].graph
-    assert graph is not None and len(graph.nodes) == 3
+    assert graph is not None
+    assert len(graph.nodes) == 3

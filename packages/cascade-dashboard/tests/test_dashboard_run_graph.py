@@ -159,7 +159,8 @@ async def test_bad_and_unknown_ids(http: httpx.AsyncClient) -> None:
     unknown = await http.get(f"/api/runs/{'f' * 32}/graph")
     assert unknown.status_code == 404
     several = await http.get("/api/runs/1a/graph")
-    assert several.status_code == 400 and LIVE[:12] in several.text
+    assert several.status_code == 400
+    assert LIVE[:12] in several.text
     assert (await http.get("/api/runs/not-hex!/graph")).status_code == 400
 
 
@@ -169,15 +170,18 @@ async def test_in_a_teams_dashboard_a_hidden_runs_graph_is_the_unknown_runs_404(
     """A viewer of acme/etl reads its runs' graphs; globex's answer as an unknown run's; a
     person without a role reads none."""
     mine = await team.get(f"/api/runs/{LIVE}/graph", headers=VERA)
-    assert mine.status_code == 200 and mine.json()["nodes"] == NODES
+    assert mine.status_code == 200
+    assert mine.json()["nodes"] == NODES
     recorded = await team.get(f"/api/runs/{DONE}/graph", headers=VERA)
-    assert recorded.status_code == 200 and recorded.json()["nodes"] == NODES
+    assert recorded.status_code == 200
+    assert recorded.json()["nodes"] == NODES
     for hidden, unknown in ((GLOBEX_LIVE, "1d" + "4" * 30), (GLOBEX_DONE, "0d" + "8" * 30)):
         theirs = await team.get(f"/api/runs/{hidden}/graph", headers=VERA)
         nobodys = await team.get(f"/api/runs/{unknown}/graph", headers=VERA)
         assert theirs.status_code == nobodys.status_code == 404
         assert theirs.text.replace(hidden, unknown) == nobodys.text
     outsider = await team.get(f"/api/runs/{LIVE}/graph", headers=EVE)
-    assert outsider.status_code == 403 and "extract" not in outsider.text
+    assert outsider.status_code == 403
+    assert "extract" not in outsider.text
     nobody = await team.get(f"/api/runs/{LIVE}/graph")
     assert nobody.status_code == 401

@@ -22,7 +22,8 @@ def test_a_runs_graph_is_recorded_with_its_edges(history: History) -> None:
     """Nodes, edges, maps and conditions as sent; its JSON is the wire's."""
     history.store([lifecycle("r1", "ENGINE_STARTED", T0, seq=1, tasks=3, graph=_GRAPH)])
     recorded = history.graph("r1")
-    assert recorded is not None and recorded.graph is not None
+    assert recorded is not None
+    assert recorded.graph is not None
     assert recorded.nodes == 3
     assert recorded.to_json() == {"run_id": "r1", "nodes": _GRAPH["nodes"], "graph_nodes": 3}
 
@@ -33,7 +34,8 @@ def test_the_first_graph_stays(history: History) -> None:
     other = {"nodes": [{"id": "x-1", "name": "x", "after": []}]}
     history.store([lifecycle("r1", "ENGINE_STARTED", T0, seq=1, tasks=1, graph=other)])
     recorded = history.graph("r1")
-    assert recorded is not None and recorded.nodes == 3
+    assert recorded is not None
+    assert recorded.nodes == 3
 
 
 def test_a_malformed_graph_is_refused_alone(history: History) -> None:

@@ -294,5 +294,6 @@ def test_a_database_of_revision_18_upgrades_with_runs_graphless(database_url: st
         assert history.graph("r1") is None
         history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, tasks=2, graph=graph)])
         recorded = history.graph("r2")
-        assert recorded is not None and recorded.graph is not None
+        assert recorded is not None
+        assert recorded.graph is not None
         assert [(n.id, n.after) for n in recorded.graph.nodes] == [("a-1", []), ("b-2", ["a-1"])]

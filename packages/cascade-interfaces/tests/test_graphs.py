@@ -54,7 +54,8 @@ def test_the_graph_travels_in_engine_started_as_documented() -> None:
     }
     assert "graph_nodes" not in wire
     plain = json.loads(encode_payload(LifecycleEvent(event="ENGINE_STARTED", tasks=2)))
-    assert "graph" not in plain and "graph_nodes" not in plain
+    assert "graph" not in plain
+    assert "graph_nodes" not in plain
 
 
 def test_a_reader_takes_a_sound_graph() -> None:

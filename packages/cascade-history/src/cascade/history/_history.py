@@ -42,13 +42,13 @@ from .audit._notify_posts import (
     prune_post_claims,
 )
 from .audit._notify_webhooks import NotifyWebhook, delete_webhook, insert_webhook, list_webhooks
+from .queries._graphs import RecordedGraph, graph_query
 from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
     log_lines_query,
     runs_logging_query,
 )
-from .queries._graphs import RecordedGraph, graph_query
 from .queries._maps import MapItems, map_items_query
 from .queries._queries import (
     audit_query,

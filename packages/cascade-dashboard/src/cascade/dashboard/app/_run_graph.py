@@ -26,7 +26,9 @@ __all__ = ["run_graph"]
 
 NO_GRAPH = "no graph sent: its engine sends none (an engine before graphs), or sent a malformed one"
 """Why a run has no graph where its engine sent neither a graph nor its size."""
-JOINED_LATE = "no graph heard yet: this dashboard joined the run late, its engine's answer is awaited"
+JOINED_LATE = (
+    "no graph heard yet: this dashboard joined the run late, its engine's answer is awaited"
+)
 """Why a live run this dashboard heard of only mid-way has none yet."""
 
 

@@ -68,9 +68,7 @@ def graph_query(
 ) -> RecordedGraph | None:
     """The graph stored for the run whose id is ``run_id`` (of ``among``'s runs only, when
     given); ``None`` when none is (an unknown run, another's, or its engine sent none)."""
-    query = sa.select(run_graphs.c.nodes, run_graphs.c.graph).where(
-        run_graphs.c.run_id == run_id
-    )
+    query = sa.select(run_graphs.c.nodes, run_graphs.c.graph).where(run_graphs.c.run_id == run_id)
     if among is not None:
         seen = sa.select(runs.c.run_id).where(runs.c.run_id == run_id, among_filter(among))
         query = query.where(run_graphs.c.run_id.in_(seen))

@@ -37,11 +37,11 @@ from .._errors import from_database_error
 from .._received import Received
 from .._text import checked_id, clean
 from ..audit._cancels import store_cancels
-from ..queries._graphs import store_graphs
 from ..audit._constraint_changes import store_constraints
 from ..audit._decisions import store_decisions
 from ..audit._lineage import set_origins
 from ..audit._witness import store_issued
+from ..queries._graphs import store_graphs
 from ..records._records import Stored
 from ..store._bulk import insert_rows
 from ..store._engine import WRITE

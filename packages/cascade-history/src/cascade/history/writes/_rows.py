@@ -41,8 +41,8 @@ from .._times import parse_time
 from ..audit._cancels import cancel_row
 from ..audit._decisions import decision_row
 from ..audit._lineage import origin_columns
-from ..queries._graphs import graph_row
 from ..audit._witness import issued_row
+from ..queries._graphs import graph_row
 from ..store._inserts import INT64
 from ._log_rows import LogRows, OutOfBoundsError, log_batch_ids
 from ._owners import Owner
