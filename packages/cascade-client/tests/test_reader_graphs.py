@@ -101,7 +101,7 @@ def test_a_reader_that_joined_late_gets_the_graph_from_the_answer() -> None:
     envelope = Envelope(run_id="run-1", org_id="o", project_id="p", source="host-1", body=body,
                         seq=2, ts=TS)  # fmt: skip
     state.apply(received(events_topic("o", "p", "run-1"), envelope))
-    assert state.runs["run-1"].graph is None
+    assert (state.rejected, state.runs["run-1"].graph) == (0, None)
     state.apply(_answer(graph={"nodes": "x"}))
     assert (state.rejected, state.runs["run-1"].graph) == (1, None)
     assert not state.runs["run-1"].joined_late  # the answer's tasks taken all the same

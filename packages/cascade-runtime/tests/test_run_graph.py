@@ -73,7 +73,7 @@ async def test_an_etl_sends_its_tasks_and_their_edges() -> None:
     cleaned = clean.map(row=rows)
     choice = kind()
     quick, thorough = fast(cleaned), slow(cleaned)
-    total = Router(choice, {"fast": quick, "slow": thorough})
+    total: Router[int] = Router(choice, {"fast": quick, "slow": thorough})
     loaded = load(cleaned, total).run_if(ok)
     start, tasks = await _started(loaded)
     assert start["tasks"] == 7

@@ -73,8 +73,10 @@ def check_graph(value: Any) -> RunGraph:
     ids = {node.id for node in nodes}
     if len(ids) != len(nodes):
         seen: set[str] = set()
-        twice = next(node.id for node in nodes if node.id in seen or seen.add(node.id))
-        raise InvalidMessageError(f"$.graph: the id {twice!r} names two nodes")
+        for node in nodes:
+            if node.id in seen:
+                raise InvalidMessageError(f"$.graph: the id {node.id!r} names two nodes")
+            seen.add(node.id)
     for index, node in enumerate(nodes):
         after = set(node.after)
         where = f"$.graph.nodes[{index}]"
