@@ -37,7 +37,9 @@ _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_GRAPH_ID_LENGTH
 _Ids = Annotated[list[_Text], msgspec.Meta(max_length=MAX_GRAPH_NODES)]
 
 
-class GraphNode(msgspec.Struct, kw_only=True, omit_defaults=True):
+# gc=False (both): strings and lists of them, never a cycle; a run keeps its graph for its
+# life, and 2,000 tracked nodes would cost every full collection meanwhile
+class GraphNode(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One task of a run's graph: its ``id`` (the ``task_id`` its task states carry), its task
     ``name``, and the ids of the tasks it runs ``after``. ``map`` is ``True`` for a mapped task
     (its items appear at run time as ``<id>[i]``, see ``items`` on ``RUNNING``);
@@ -51,7 +53,7 @@ class GraphNode(msgspec.Struct, kw_only=True, omit_defaults=True):
     conditions: _Ids = msgspec.field(default_factory=list)
 
 
-class RunGraph(msgspec.Struct, kw_only=True):
+class RunGraph(msgspec.Struct, kw_only=True, gc=False):
     """A run's tasks and their dependencies, those depended on first where the engine could."""
 
     nodes: Annotated[list[GraphNode], msgspec.Meta(max_length=MAX_GRAPH_NODES)]
