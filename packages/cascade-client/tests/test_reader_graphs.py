@@ -121,3 +121,26 @@ def test_another_sources_start_gives_no_graph() -> None:
     graph = state.runs["run-1"].graph
     assert graph is not None
     assert len(graph.nodes) == 3
+
+
+def _start_of(run_id: str) -> Message:
+    body = LifecycleEvent(event="ENGINE_STARTED", tasks=3, graph=GRAPH)
+    envelope = Envelope(run_id=run_id, org_id="o", project_id="p", source="host-1", body=body,
+                        seq=1, ts=TS)  # fmt: skip
+    return received(events_topic("o", "p", run_id), envelope)
+
+
+def test_the_graphs_held_are_bounded_across_runs() -> None:
+    """Beyond ``max_graph_nodes`` a run's graph is not kept, and counted; a run forgotten
+    frees its graph's room."""
+    state = ReaderModel(max_graph_nodes=4)
+    state.apply(_start_of("run-1"))
+    state.apply(_start_of("run-2"))
+    assert state.runs["run-1"].graph is not None
+    assert (state.runs["run-2"].graph, state.graphs_dropped) == (None, 1)
+    assert state.runs["run-2"].status == "Running"  # the start is taken all the same
+    assert state.graph_nodes_held == 3
+    state.forget_run("run-1")
+    assert state.graph_nodes_held == 0
+    state.apply(_start_of("run-3"))
+    assert state.runs["run-3"].graph is not None

@@ -3,10 +3,6 @@ which runs a reader forgets."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
 from cascade.interfaces import (
     MAX_BLOCKED_TASKS,
     MAX_HOLDERS,
@@ -15,7 +11,6 @@ from cascade.interfaces import (
     Envelope,
     Heartbeat,
     Hold,
-    InvalidMessageError,
     RunSnapshot,
     SnapshotTask,
     TaskStateEvent,
@@ -23,7 +18,6 @@ from cascade.interfaces import (
     truncate_traceback,
 )
 from cascade.interfaces.commands import Decided
-from cascade.interfaces.graphs import check_graph
 from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
@@ -89,21 +83,6 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             reused_from if reused is not None else None,  # at most 1,024 characters: decoded
         )
     )
-
-
-def take_graph(run: RunView, graph: Any, graph_nodes: Any) -> bool:
-    """A run's graph (or, above the bound, its size) as its start or a snapshot answer sent
-    it, unless it has one already (the first stays); ``False`` when the graph is malformed (it
-    is dropped: what else the message said is taken)."""
-    if isinstance(graph_nodes, int) and run.graph_nodes is None:
-        run.graph_nodes = graph_nodes
-    if graph is None or graph is msgspec.UNSET or run.graph is not None:
-        return True
-    try:
-        run.graph = check_graph(graph)
-    except InvalidMessageError:
-        return False
-    return True
 
 
 def apply_snapshot(
