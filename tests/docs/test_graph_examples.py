@@ -51,7 +51,8 @@ async def _sent_start() -> dict[str, Any]:
         await broker.idle()
     bodies = [json.loads(message.raw)["body"] for message in sent]
     (start,) = [body for body in bodies if body.get("event") == "ENGINE_STARTED"]
-    return start
+    started: dict[str, Any] = start
+    return started
 
 
 def _by_name(body: dict[str, Any]) -> dict[str, Any]:
