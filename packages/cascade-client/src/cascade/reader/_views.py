@@ -134,7 +134,7 @@ class RunView:
     origin: RunOrigin | None = None
     """Where the run came from (the served workflow and its params, the run it reruns, the
     request that started it), as its ``ENGINE_STARTED`` or a snapshot answer said."""
-    graph: RunGraph | None = None
+    graph: RunGraph | None = field(default=None, repr=False)
     """The run's tasks and their dependencies, as its ``ENGINE_STARTED`` or a snapshot answer
     sent them, checked (:func:`~cascade.interfaces.graphs.check_graph`: a malformed one is
     counted in :attr:`ReaderModel.rejected` and dropped); ``None``: none heard."""
