@@ -64,6 +64,7 @@ from ._gzip_stream import accepts_gzip, gzipped
 from ._notify_settings import Notifications, notify_routes
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
 from ._rerun import rerun_run
+from ._run_graph import run_graph
 from ._schedules import list_schedules
 from ._settings import DashboardSettings
 from ._start import list_workflows, start_workflow
@@ -447,6 +448,7 @@ def create_app(
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
         Route("/api/runs/{run_id}/rerun", functools.partial(rerun_run, controls), methods=["POST"]),
+        Route("/api/runs/{run_id}/graph", functools.partial(run_graph, controls), methods=["GET"]),
         Route(
             "/api/runs/{run_id}/tasks/{task}/decide",
             functools.partial(decide_task, controls),
