@@ -95,8 +95,16 @@ def started(events: list[Event]) -> str | None:
     return next((e.run_id for e in events if isinstance(e, RunStarted)), None)
 
 
+def go_to(driver: Any, place: str) -> None:
+    """The place ``place`` (``runs``, ``constraints``, ...), by its link in the page's nav."""
+    click(driver, f'#places a[data-nav="{place}"]')
+    wait(driver, lambda d: d.find_element(By.ID, f"place-{place}").is_displayed())
+
+
 def open_run(driver: Any, run_id: str) -> None:
-    click(driver, f'tr[data-run-id="{run_id}"] button')
+    """The run's page, from its row in the Runs list."""
+    go_to(driver, "runs")
+    click(driver, f'#runs tr[data-run-id="{run_id}"] button')
     wait(driver, lambda d: d.find_element(By.ID, "run-id").text == run_id)
 
 
@@ -121,6 +129,7 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
         return "free"
 
     open_page(browser, dashboard)
+    go_to(browser, "constraints")
     browser.find_element(By.ID, "c-scope").clear()
     browser.find_element(By.ID, "c-scope").send_keys(f"task:{name}")
     Select(browser.find_element(By.ID, "c-type")).select_by_value("pause")
@@ -141,10 +150,12 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
     assert not ran.is_set()
     assert not run.done()
 
+    go_to(browser, "constraints")
     click(browser, f'#constraints tr[data-scope="task:{name}"] button')
     wait(browser, lambda d: "cleared" in d.find_element(By.ID, "control-status").text)
     assert run.result(WAIT) == ["held", "free"]
     assert ran.is_set()
+    browser.back()  # the run's page, again
     wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
     wait(browser, lambda d: task_state(d, name) == "COMPLETED")
     assert texts(browser, "#failures li") == ["none"]
@@ -160,6 +171,7 @@ def test_without_the_token_the_page_cannot_steer(
     without sign-in shows no "Sign out" (its form's display once overrode ``hidden``)."""
     open_page(browser, dashboard, token="wrong")
     assert not browser.find_element(By.ID, "sign-out").is_displayed()
+    go_to(browser, "constraints")
     browser.find_element(By.ID, "c-apply").click()
     wait(browser, lambda d: d.find_element(By.ID, "control-status").text.startswith("refused"))
     assert "bearer token" in browser.find_element(By.ID, "control-status").text

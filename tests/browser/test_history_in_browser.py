@@ -24,6 +24,7 @@ from .test_dashboard_in_browser import (
     attribute,
     click,
     css,
+    go_to,
     no_script_errors,
     texts,
     wait,
@@ -109,15 +110,18 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
                       "--token", TOKEN, "--db", history_db)  # fmt: skip
     try:
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
         wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
         wait(browser, lambda d: XSS in d.find_element(By.ID, "h-failures").text)
+        go_to(browser, "runs")
+        click(browser, 'a[href="/tasks"]')
         wait(browser, lambda d: css(d, '#h-tasks tr[data-task-name="fetch"]'))
         click(browser, '#h-tasks tr[data-task-name="fetch"] button')
         wait(browser, lambda d: d.find_element(By.ID, "h-chart").get_attribute("data-points"))
         assert browser.find_element(By.ID, "h-chart").get_attribute("data-points") == "1"
+        go_to(browser, "audit")
         wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 3)
         cancelled, cleared, paused = texts(browser, "#h-audit tbody tr")  # newest first
         assert f"run:{RUN_ID[:12]}" in cancelled
@@ -145,7 +149,7 @@ def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
     try:
         assert f"history: {default}\n" in board.output
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         assert browser.find_element(By.ID, "h-where").text == f"history: {default}"
         assert not browser.find_element(By.ID, "h-note").is_displayed()
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
@@ -168,7 +172,7 @@ def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
 def test_without_any_history_the_page_says_how_to_start_recording(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    """No --db and nothing recorded yet: the History section is there and says which command
+    """No --db and nothing recorded yet: the Runs place (and Tasks, Audit) says which command
     keeps runs, on this dashboard's broker; the dashboard makes no file. Once `cascade record`
     has written the history, the page's next load shows it."""
     default = tmp_path / "cascade" / "history.sqlite3"
@@ -179,11 +183,12 @@ def test_without_any_history_the_page_says_how_to_start_recording(
         assert f"history: none yet at {default}: run `{record}` to keep runs\n" in board.output
         browser.get(board.url)
         wait(browser, lambda d: d.find_element(By.ID, "h-note").is_displayed())
-        assert browser.find_element(By.ID, "history").is_displayed()
-        assert browser.find_element(By.ID, "h-note").text == (
-            f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
-        )
-        assert not browser.find_element(By.ID, "h-body").is_displayed()
+        note = f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
+        assert browser.find_element(By.ID, "h-note").text == note
+        assert not browser.find_element(By.ID, "h-downloads").is_displayed()
+        go_to(browser, "audit")  # the places the history fills say it too
+        assert texts(browser, "#place-audit .history-note") == [note]
+        go_to(browser, "runs")
         assert not default.parent.exists()
         _record_failed_run(default)
         browser.refresh()

@@ -27,6 +27,7 @@ from .test_dashboard_in_browser import (
     click,
     css,
     engine_on,
+    go_to,
     no_script_errors,
     open_page,
     open_run,
@@ -211,16 +212,16 @@ def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
                       "--token", TOKEN, "--db", str(db))  # fmt: skip
     try:
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         browser.find_element(By.ID, "h-logging").send_keys(word)
-        listed = "#h-runs tbody tr[data-run-id]"
+        listed = "#h-runs tr[data-run-id]"
 
         def searched(driver: Any) -> bool:
             """Ask again until the recorder has written the run's lines: it lists the run."""
             found = [attribute(driver, f"{listed}:nth-child({n})", "data-run-id") for n in (1, 2)]
             if found == [run_id, None]:
                 return True
-            driver.find_element(By.ID, "h-show").click()
+            driver.find_element(By.ID, "r-show").click()
             return False
 
         wait(browser, searched)
@@ -237,9 +238,10 @@ def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
         assert not browser.find_element(By.ID, "h-logs-more").is_displayed()
 
         # a word no run logged: no run listed
+        go_to(browser, "runs")
         browser.find_element(By.ID, "h-logging").clear()
         browser.find_element(By.ID, "h-logging").send_keys(word + "-never")
-        click(browser, "#h-show")
+        click(browser, "#r-show")
         none = "no recorded run matches"
         wait(browser, lambda d: d.find_element(By.ID, "h-no-runs").text == none)
         assert css(browser, listed) == []

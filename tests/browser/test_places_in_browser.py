@@ -1,4 +1,4 @@
-"""The page's places in a real headless Chromium: an open run, its task, a recorded run have
+"""The page's addresses in a real headless Chromium: a run's page, its task, a recorded run have
 addresses that a reload and back and forward restore; an address of a run not heard of yet
 shows it once it is (or where the history has it); the page's first paint has the state; the
 History's downloads save a file."""
@@ -91,8 +91,8 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         wait(browser, lambda d: text(d, "logs-of") == "of every task")
         assert path(browser) == f"/runs/{run_id}"
         browser.back()
-        wait(browser, lambda d: not shown(d, "run"))
-        assert path(browser) == "/"
+        wait(browser, lambda d: not shown(d, "run") and shown(d, "runs"))
+        assert path(browser) == "/runs"  # where open_run went by the nav's link
         browser.forward()
         wait(browser, lambda d: shown(d, "run") and text(d, "run-id") == run_id)
         browser.forward()
@@ -105,9 +105,15 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         assert text(browser, "run-status") == "Running"
         assert text(browser, "logs-of") == f"of {task_id}"
         assert "connected" in text(browser, "connection")
-        # a click on the open run's id closes it: back to the page's top place
-        click(browser, f'tr[data-run-id="{run_id}"] button')
-        wait(browser, lambda d: path(d) == "/" and not shown(d, "run"))
+        # the nav's Runs: the list, the run's page left (its link marked as the place shown)
+        assert (
+            browser.execute_script(
+                "return document.querySelector('#places a[aria-current]').getAttribute('data-nav')"
+            )
+            == "runs"
+        )
+        click(browser, '#places a[data-nav="runs"]')
+        wait(browser, lambda d: path(d) == "/runs" and not shown(d, "run") and shown(d, "runs"))
         release.set()
         assert run.result(WAIT) == "done"
         assert no_script_errors(browser) == []
@@ -185,23 +191,25 @@ def recorded_board(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Any:
 def test_a_run_only_the_history_has_links_its_recorded_page(
     browser: Any, recorded_board: Dashboard
 ) -> None:
-    """The live address of a run that ended before the dashboard started: it says the history
-    recorded it and links its recorded page, which has an address of its own."""
+    """The address of a run that ended before the dashboard started: the run's page shows what
+    the history recorded of it; its old address (/history/runs/ID) is the same page; a task's
+    durations have an address of their own, which back and forward leave and restore."""
     browser.get(recorded_board.url + f"runs/{RUN_ID}")
     wait(browser, lambda d: "The history recorded it: Failed" in text(d, "run-unknown"))
-    click(browser, "#run-unknown a.recorded")
     wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
-    browser.refresh()
+    browser.get(recorded_board.url + f"history/runs/{RUN_ID}")
     wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
+    assert path(browser) == f"/runs/{RUN_ID}"
+    click(browser, '#places a[data-nav="runs"]')
+    click(browser, 'a[href="/tasks"]')
     click(browser, '#h-tasks tr[data-task-name="fetch"] button')
     wait(browser, lambda d: path(d) == "/history/tasks/fetch" and shown(d, "h-task"))
+    assert not shown(browser, "h-run")
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-task") and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
+    wait(browser, lambda d: path(d) == "/tasks" and not shown(d, "h-task"))
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-run"))
-    assert path(browser) == f"/runs/{RUN_ID}"
+    browser.back()
+    wait(browser, lambda d: path(d) == f"/runs/{RUN_ID}" and shown(d, "h-run"))
     assert no_script_errors(browser) == []
 
 

@@ -21,7 +21,15 @@ from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.testkit import BrokerEndpoint, ServingEngine
 
 from .conftest import TOKEN, Dashboard, EngineThread
-from .test_dashboard_in_browser import click, css, no_script_errors, open_page, texts, wait
+from .test_dashboard_in_browser import (
+    click,
+    css,
+    go_to,
+    no_script_errors,
+    open_page,
+    texts,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +68,7 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
     engine_thread.submit(serve()).result(20)
     try:
         open_page(browser, dashboard)
+        go_to(browser, "workflows")
         row = f'#w-table tr[data-workflow="{name}"]'
         wait(browser, lambda d: css(d, f"{row} form"))
         assert not browser.find_element(By.ID, "workflows").get_attribute("hidden")
@@ -82,6 +91,7 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
         wait(browser, lambda d: d.find_element(By.ID, "run-id").text == run_id)
         wait(browser, lambda d: d.find_element(By.ID, "run-name").text == name)
         wait(browser, lambda d: f"workflow {name}" in d.find_element(By.ID, "run-lineage").text)
+        go_to(browser, "runs")
         listing = f'#runs tr[data-run-id="{run_id}"]'
         wait(browser, lambda d: css(d, listing))  # the runs table redraws on the page's clock
         [listed] = texts(browser, listing)
@@ -147,6 +157,7 @@ def test_the_history_links_a_rerun_both_ways(
             in browser.find_element(By.ID, "h-run-lineage").text
         )
         assert browser.find_element(By.ID, "h-run-reused").get_attribute("hidden")
+        go_to(browser, "audit")
         wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 2)
         starts = texts(browser, "#h-audit tbody tr")
         assert all("start" in row and "nightly" in row for row in starts)

@@ -1,4 +1,4 @@
-// The "Needs a decision" list: the tasks that failed and are held for a decision, and the gates
+// The Decisions place: the tasks that failed and are held for a decision, and the gates
 // awaiting approval (live.held, from /api/state and the stream's "held" part), the longest held
 // first. Whoever may decide on a task (an operator within their scopes: the server marks each
 // with "decide") gets its buttons: Retry, Skip, Complete (with the JSON result typed in the
@@ -76,8 +76,6 @@ export function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;
-  // the answer to the last decision stays in view when it emptied the list
-  $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
     const open = runButton(t.run_id, "link", () => select(t.run_id));
     const deadline = t.deadline == null ? "-"
