@@ -29,6 +29,10 @@ from .test_dashboard_in_browser import WAIT, css, no_script_errors, started, tex
 pytestmark = pytest.mark.integration
 
 UNDER = 1000.0  # ms, from navigation to drawn
+# the longest the page may be busy at once while 10,000 items complete (a stream's change of
+# thousands of tasks parsed and applied; its repaints take about 20 ms): on the loaded 2-core
+# machine the longest seen was 200 ms
+LONGEST = 500.0
 NODES = 3000  # the most DOM nodes a place at size may hold: a page of rows, never a row per item
 
 
@@ -227,7 +231,7 @@ def test_a_live_run_of_10000_mapped_items_opens_in_under_a_second_and_stays_resp
 ) -> None:
     """A real engine maps 10,000 items (held until let go): the run's page draws in under a
     second with one row for the map; let go, the items complete while the page stays
-    responsive (no long task over 250 ms; opening the map's items answers within a second),
+    responsive (no long task over half a second; opening the map's items answers within a second),
     and the map's row counts them all completed."""
     board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port))
     go = asyncio.Event()
@@ -294,7 +298,7 @@ def test_a_live_run_of_10000_mapped_items_opens_in_under_a_second_and_stays_resp
         wait(browser, lambda d: f"completed {ITEMS}" in texts(d, map_row)[0], timeout=120)
         longest = browser.execute_script("return window.atSizeLongest")
         print(f"the longest task while {ITEMS} items completed: {longest:.0f} ms")
-        assert longest < 250
+        assert longest < LONGEST
         assert dom_nodes(browser) < NODES
         assert no_script_errors(browser) == []
     finally:

@@ -474,7 +474,8 @@ function tableEntries(tasks, recorded) {
       entry.counts = entry.told.counts;
     }
     entry.total = entry.told ? entry.told.items : entry.items.length;
-    entry.items.sort((a, b) => itemIndex(a) - itemIndex(b));
+    // each item's index read once, not in every comparison: a map of 10,000 is sorted each draw
+    entry.items = entry.items.map((t) => [itemIndex(t), t]).sort((a, b) => a[0] - b[0]).map(([, t]) => t);
   }
   return entries;
 }
