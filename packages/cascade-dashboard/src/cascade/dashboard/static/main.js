@@ -47,6 +47,17 @@ function start() {
   startControls();
   startPaging();
   $("logs-all").addEventListener("click", () => showLogsOf(null));
+  // a task's box in the run's graph: its logs, as its name in the timeline; a map's open button:
+  // its row in the timeline, opened to its items
+  $("run-graph").addEventListener("graph-select", (event) => showLogsOf(event.detail.taskId));
+  $("run-graph").addEventListener("graph-open", (event) => {
+    const row = [...$("timeline").querySelectorAll("[data-map]")]
+      .find((found) => found.getAttribute("data-map") === event.detail.taskId);
+    const button = row && row.querySelector("button");
+    if (!button) return;
+    if (button.getAttribute("aria-expanded") !== "true") button.click();
+    row.scrollIntoView({ block: "nearest" });
+  });
   $("timeline").addEventListener("click", (event) => {
     const name = event.target.closest && event.target.closest("[data-task-id]");
     if (name) showLogsOf(name.getAttribute("data-task-id"));

@@ -11,6 +11,7 @@ import { connecting, live, logTask, ROWS, select, selected, view } from "./live.
 import { drawLogLines } from "./logs.js";
 import { noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
+import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
 import { decisionsText, stateCounts, statusCell, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
@@ -215,6 +216,7 @@ function renderRun() {
   $("run-name").textContent = run.name == null ? "" : run.name;
   renderLineage(run);
   $("run-cancel").disabled = !live.controls || run.status !== "Running";
+  showRunGraph($("run-graph"), run, live.tasks, schedule);
   const tasks = [...live.tasks.values()];
   drawTimeline($("timeline"), tasks, { until: run.ended || live.now, start: run.started || live.now,
     now: live.now, run: run.run_id, redraw: schedule });
