@@ -21,7 +21,8 @@ export function showRunGraph(container, run, tasks, redraw) {
     mine.pending = true;
     mine.at = now;
     ask("GET", "/api/runs/" + encodeURIComponent(run.run_id) + "/graph").then(
-      (answer) => ({ graph: answer && answer.graph !== undefined ? answer.graph : null,
+      // {run_id, nodes: [...]}: the graph; {run_id, nodes: null, why}: why there is none
+      (answer) => ({ graph: answer && Array.isArray(answer.nodes) ? answer : null,
         why: answer && typeof answer.why === "string" ? answer.why : "no graph sent" }),
       (error) => ({ graph: null, why: "no graph: " + (error.status ? error.message : "the dashboard's answer was not one") }),
     ).then((answer) => {
