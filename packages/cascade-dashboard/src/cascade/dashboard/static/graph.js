@@ -175,7 +175,7 @@ function paint(drawing, tasks, options) {
     }
     const map = mapOf(task.task_id);
     if (map === null || !drawing.nodes.has(map)) continue;
-    const counts = items.get(map) || items.set(map, {}).get(map);
+    const counts = items.get(map) || items.set(map, Object.create(null)).get(map);
     const state = String(task.state);
     counts[state] = (counts[state] || 0) + 1;
   }
