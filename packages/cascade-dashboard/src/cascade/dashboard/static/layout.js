@@ -15,7 +15,7 @@ const LAYER_GAP = 64;   // between a layer's boxes and the next's: room for the 
 const NODE_GAP = 16;    // between two boxes of a layer
 const BEND_GAP = 6;     // beside a bend point of an edge crossing a layer
 const MARGIN = 8;
-const SWEEPS = 8;       // barycentre sweeps at most (down, up, ...), stopped once none helps
+const SWEEPS = 8;       // barycentre sweeps at most (down, up, ...)
 const PLACEMENTS = 4;   // placement passes (down, up, down, up), then one on both sides
 // Bend points an edge spanning several layers gets, at most this many per node in all: past
 // it (a task that every other task of a 2,000-long chain feeds), the longest edges are drawn
@@ -33,22 +33,24 @@ export function layOut(graph) {
   const layers = [];
   const vertices = nodes.map((node, index) => {
     const box = node.map ? MAPPED : NODE;
-    const vertex = { index, layer: layerOf[index], height: box.height, width: box.width, up: [], down: [] };
+    const vertex = makeVertex(index, layerOf[index], box.height, box.width, false);
     (layers[vertex.layer] ||= []).push(vertex);
     return vertex;
   });
   const chains = bendEdges(edges, vertices, layers, nodes.length * BENDS_PER_NODE + 64);
   let best = layers.map((layer) => layer.slice());
   let fewest = crossings(best);
-  for (let sweep = 0; sweep < SWEEPS && fewest > 0; sweep += 1) {
-    const down = sweep % 2 === 0;
-    orderByBarycentre(layers, down);
+  // a sweep up often undoes some of the sweep down before it: stop once three in a row found
+  // nothing better than the best ordering seen
+  for (let sweep = 0, stale = 0; sweep < SWEEPS && fewest > 0 && stale < 3; sweep += 1) {
+    orderByBarycentre(layers, sweep % 2 === 0);
     const found = crossings(layers);
     if (found < fewest) {
       fewest = found;
       best = layers.map((layer) => layer.slice());
-    } else if (!down) {
-      break; // a full sweep down and up that found nothing better: more will not either
+      stale = 0;
+    } else {
+      stale += 1;
     }
   }
   best.forEach((layer) => layer.forEach((vertex, position) => { vertex.position = position; }));
@@ -170,7 +172,8 @@ function bendEdges(edges, vertices, layers, budget) {
       budget -= span - 1;
       let previous = vertices[edge.from];
       for (let layer = previous.layer + 1; layer < vertices[edge.to].layer; layer += 1) {
-        const bend = { layer, height: 0, width: 0, up: [previous], down: [], bend: true };
+        const bend = makeVertex(-1, layer, 0, 0, true);
+        bend.up.push(previous);
         previous.down.push(bend);
         layers[layer].push(bend);
         bends.push(bend);
@@ -182,6 +185,18 @@ function bendEdges(edges, vertices, layers, budget) {
     chains[order] = { edge, bends }; // in the graph's order, whatever their spans
   }
   return chains;
+}
+
+// A vertex of the layout: a task's box, or an edge's bend point (one shape for both, which
+// keeps the sweeps' loops fast).
+function makeVertex(index, layer, height, width, bend) {
+  return { index, layer, height, width, bend, up: [], down: [], position: 0, weight: 0, y: 0 };
+}
+
+function total(near, key) {
+  let sum = 0;
+  for (let i = 0; i < near.length; i += 1) sum += near[i][key];
+  return sum;
 }
 
 function number(layers) {
@@ -197,7 +212,7 @@ function orderByBarycentre(layers, down) {
     const layer = layers[i];
     for (const vertex of layer) {
       const near = down ? vertex.up : vertex.down;
-      vertex.weight = near.length ? near.reduce((sum, n) => sum + n.position, 0) / near.length : vertex.position;
+      vertex.weight = near.length ? total(near, "position") / near.length : vertex.position;
     }
     layer.sort((a, b) => a.weight - b.weight || a.position - b.position);
     layer.forEach((vertex, position) => { vertex.position = position; });
@@ -246,8 +261,10 @@ function placeHeights(layers) {
     for (const i of down ? indices : indices.slice().reverse()) {
       const layer = layers[i];
       const wanted = layer.map((vertex) => {
-        const near = both ? vertex.up.concat(vertex.down) : down ? vertex.up : vertex.down;
-        return near.length ? near.reduce((sum, n) => sum + n.y, 0) / near.length : vertex.y;
+        const { up, down: below } = vertex;
+        const count = (both || down ? up.length : 0) + (both || !down ? below.length : 0);
+        if (!count) return vertex.y;
+        return ((both || down ? total(up, "y") : 0) + (both || !down ? total(below, "y") : 0)) / count;
       });
       fit(layer, wanted);
     }
