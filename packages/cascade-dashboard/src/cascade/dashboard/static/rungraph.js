@@ -10,9 +10,10 @@ import { drawGraph } from "./graph.js";
 const ASK_AGAIN = 5000; // ms between asks for a running run's graph that has not come
 let asked = { run: null, at: 0, answer: null, pending: false };
 
-// Draw run ``run``'s graph into ``container`` with its ``tasks`` (live.js's Map), asking for
-// the graph first where this run's has not been asked for; ``redraw`` is called when it comes.
-export function showRunGraph(container, run, tasks, redraw) {
+// Draw run ``run``'s ({run_id, status}) graph into ``container`` with its ``tasks`` (an array
+// or live.js's Map), asking for the graph first where this run's has not been asked for;
+// ``redraw`` is called when it comes. ``maps``: the run's maps as the history counts them.
+export function showRunGraph(container, run, tasks, redraw, maps) {
   const now = Date.now();
   if (asked.run !== run.run_id) asked = { run: run.run_id, at: 0, answer: null, pending: false };
   const missing = !asked.answer || (asked.answer.graph == null && run.status === "Running");
@@ -40,5 +41,5 @@ export function showRunGraph(container, run, tasks, redraw) {
     return;
   }
   container.removeAttribute("data-asking");
-  drawGraph(container, asked.answer.graph, tasks, { why: asked.answer.why });
+  drawGraph(container, asked.answer.graph, tasks, { why: asked.answer.why, maps });
 }
