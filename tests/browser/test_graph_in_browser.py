@@ -255,11 +255,21 @@ def test_boxes_are_reached_and_chosen_by_keyboard(browser: Any, dashboard: Dashb
     first = run(browser, focused)
     assert first in ("clean-2", "validate-4")
     keys.send_keys(Keys.ARROW_DOWN if first == "clean-2" else Keys.ARROW_UP).perform()
-    assert run(browser, focused) == ("validate-4" if first == "clean-2" else "clean-2")
+    second = "validate-4" if first == "clean-2" else "clean-2"
+    assert run(browser, focused) == second
+    # the graph is one stop of Tab: out of it, and back to the box focused last
+    inside = "return document.getElementById('graph-test').contains(document.activeElement);"
+    keys.send_keys(Keys.TAB).perform()
+    assert run(browser, inside) is False
+    keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    assert run(browser, focused) == second
+    stops = "return document.querySelectorAll('#graph-test [tabindex=\"0\"]').length;"
+    assert run(browser, stops) == 1
     run(browser, "document.querySelector('#graph-test [data-task-id=\"clean-2\"]').focus();")
     keys.send_keys(Keys.ARROW_RIGHT).perform()
     assert run(browser, focused) == "transform-3"
     keys.send_keys(Keys.SPACE).perform()
+    assert run(browser, stops) == 2  # a map's box and its open button
     keys.send_keys(Keys.TAB).perform()  # the map's open button comes right after its box
     assert run(browser, "return document.activeElement.getAttribute('data-open');") == "transform-3"
     keys.send_keys(Keys.ENTER).perform()

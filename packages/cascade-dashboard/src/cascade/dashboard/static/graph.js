@@ -7,8 +7,9 @@
 // only.
 //
 // A box is a button: a click, Enter or Space on it dispatches "graph-select" ({taskId}) on the
-// container, the open button of a mapped task's box "graph-open" ({taskId}); the arrow keys
-// move between boxes (up and down in a layer, left and right along the edges).
+// container, the open button of a mapped task's box "graph-open" ({taskId}). The graph is one
+// stop of Tab (the box focused last, and its open button), and the arrow keys move between its
+// boxes (up and down in a layer, left and right along the edges).
 import { el } from "./dom.js";
 import { count } from "./format.js";
 import { layOut } from "./layout.js";
@@ -94,7 +95,7 @@ function edgePath(points) {
 // A task's box, empty: its title, its outline, its name's and its state's lines (and a mapped
 // task's two lines of counts).
 function boxTemplate(node) {
-  const box = svg("g", { class: "node", tabindex: 0, role: "button" });
+  const box = svg("g", { class: "node", tabindex: -1, role: "button" });
   box.appendChild(svg("title", {}));
   box.appendChild(svg("rect", { class: "box", width: node.width, height: node.height, rx: 4 }));
   box.appendChild(svg("text", { class: "name", x: PAD, y: 16 }));
@@ -107,6 +108,8 @@ function draw(container, layout, key) {
   const marker = "graph-arrow-" + (markers += 1);
   const root = svg("svg", { class: "graph", width: Math.ceil(layout.width), height: Math.ceil(layout.height),
     viewBox: "0 0 " + Math.ceil(layout.width) + " " + Math.ceil(layout.height), role: "group",
+    // no stop of Tab of its own (Chrome makes an svg one where most of what it holds is not)
+    tabindex: -1,
     "aria-label": "task graph: " + count(layout.nodes.length) + " tasks, " + count(layout.edges.length) +
       " dependencies; the arrow keys move between tasks" });
   const defs = svg("defs", {});
@@ -134,15 +137,17 @@ function draw(container, layout, key) {
     const [title, , name, state, ...lines] = box.children;
     name.textContent = fitted(node.name, Math.floor((node.width - 2 * PAD - (node.map ? 56 : 0)) / CHAR.name));
     boxes.appendChild(box);
-    nodes.set(node.id, { node, box, title, state, lines, said: null });
+    const parts = { node, box, title, state, lines, said: null, open: null };
+    nodes.set(node.id, parts);
     if (node.map) {
       // its open button: after its box (Tab reaches it next), over its top right corner
-      const open = svg("g", { class: "open", tabindex: 0, role: "button", "data-open": node.id,
+      const open = svg("g", { class: "open", tabindex: -1, role: "button", "data-open": node.id,
         transform: "translate(" + round(node.x + node.width - 56) + "," + round(node.y + 4) + ")",
         "aria-label": "open the items of " + node.name });
       open.appendChild(svg("rect", { width: 50, height: 16, rx: 3 }));
       open.appendChild(svg("text", { x: 6, y: 12 }, "items \u25b8"));
       boxes.appendChild(open);
+      parts.open = open;
     }
   }
   root.append(defs, edges, boxes);
@@ -157,9 +162,24 @@ function draw(container, layout, key) {
   if (!layout.nodes.length) shown.push(el("p", "the graph has no tasks", "note graph-why"));
   shown.push(root);
   container.replaceChildren(...shown);
-  const drawing = { key, svg: root, nodes, layout, container };
+  const drawing = { key, svg: root, nodes, layout, container, current: null };
+  if (order.length) makeCurrent(drawing, order[0].id);
   listen(drawing);
   return drawing;
+}
+
+// The one box Tab stops at (and its open button, a map's), the last one focused: a graph of
+// 2,000 tasks is one stop on the way through the page, the arrow keys move within it.
+function makeCurrent(drawing, id) {
+  const previous = drawing.nodes.get(drawing.current);
+  if (previous) {
+    previous.box.setAttribute("tabindex", "-1");
+    if (previous.open) previous.open.setAttribute("tabindex", "-1");
+  }
+  const parts = drawing.nodes.get(id);
+  parts.box.setAttribute("tabindex", "0");
+  if (parts.open) parts.open.setAttribute("tabindex", "0");
+  drawing.current = id;
 }
 
 // Each task's state and, for a mapped task, its items' counts; a box redrawn only when what it
@@ -257,6 +277,11 @@ function listen(drawing) {
     if (box) send("graph-select", box.getAttribute("data-task-id"));
   };
   root.addEventListener("click", (event) => act(event.target));
+  root.addEventListener("focusin", (event) => {
+    const box = event.target.closest("[data-task-id], [data-open]");
+    const id = box && (box.getAttribute("data-task-id") ?? box.getAttribute("data-open"));
+    if (id !== null && id !== drawing.current && drawing.nodes.has(id)) makeCurrent(drawing, id);
+  });
   root.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
