@@ -370,6 +370,8 @@ def test_names_from_the_broker_stay_text(browser: Any, dashboard: Dashboard) -> 
             {"id": "y", "name": "ok", "after": ["x", "nobody", "y"]},
             {"id": "x", "name": "again", "after": []},
             {"name": "no id"},
+            {"id": "w", "name": "w", "after": ["z"]},  # a cycle: drawn, less an edge
+            {"id": "z", "name": "z", "after": ["w"]},
         ]
     }
     tasks = [{"task_id": '"><svg onload=alert(1)>[0]', "state": "<i>RUNNING</i>"}]
@@ -380,17 +382,20 @@ def test_names_from_the_broker_stay_text(browser: Any, dashboard: Dashboard) -> 
         "return [box.querySelectorAll('img, b, i, script, foreignObject').length,"
         " box.querySelectorAll('svg').length,"
         " box.querySelector('[data-task-id=\"x\"] .name').textContent,"
-        " [...box.querySelectorAll('g.node')].map((g) => g.getAttribute('aria-label')),"
+        " [...box.querySelectorAll('g.node')].map((g) =>"
+        "   [g.getAttribute('data-task-id'), g.getAttribute('aria-label')]),"
         " box.querySelector('.graph-dropped').textContent];",
     )
-    elements, svgs, name, labels, dropped = found
+    elements, svgs, name, said, dropped = found
+    labels = dict(said)
     assert elements == 0
     assert svgs == 1
+    assert len(labels) == 5
     assert name == "<b>bold</b>"
-    assert labels[1] == HOSTILE + ": running, 1 item: 1 <i>running</i>"
+    assert labels['"><svg onload=alert(1)>'] == HOSTILE + ": running, 1 item: 1 <i>running</i>"
     assert dropped == (
         "left out of the graph: 1 node without an id, 1 second node under one id,"
-        " 1 dependency on a task the graph does not have, 1 dependency closing a cycle"
+        " 1 dependency on a task the graph does not have, 2 dependencies closing a cycle"
     )
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018
