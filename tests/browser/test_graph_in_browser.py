@@ -6,15 +6,29 @@ layout, the keyboard, 2,000 tasks in well under a second, and names from the bro
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from .conftest import Dashboard
-from .test_dashboard_in_browser import no_script_errors, wait
+from cascade.runtime import Event, task
+from cascade.testkit import BrokerEndpoint
+
+from .conftest import Dashboard, EngineThread
+from .test_dashboard_in_browser import (
+    WAIT,
+    attribute,
+    css,
+    engine_on,
+    no_script_errors,
+    open_page,
+    started,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +108,15 @@ def draw(driver: Any, graph: Any, tasks: Any, options: Any = None) -> None:
 def run(driver: Any, script: str, *args: Any) -> Any:
     """``script`` (a function's body) in the page; what it returns."""
     return driver.execute_script(script, *args)
+
+
+def press(driver: Any, selector: str) -> None:
+    """A click on the first element matching ``selector`` (an SVG element has no click())."""
+    driver.execute_script(
+        "document.querySelector(arguments[0])"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}));",
+        selector,
+    )
 
 
 def open_blank(driver: Any, dashboard: Dashboard) -> None:
@@ -358,6 +381,13 @@ def test_the_layout_cuts_crossings(browser: Any, dashboard: Dashboard) -> None:
     assert found == 0
 
 
+# The run page's graph: each box's task id and name; each edge's ends against its boxes.
+NAMES = """
+return [...document.querySelectorAll("#run-graph g.node")].map((g) =>
+  [g.getAttribute("data-task-id"), g.querySelector(".name").textContent]);
+"""
+RUN_GEOMETRY = GEOMETRY.replace("graph-test", "run-graph")
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -413,3 +443,93 @@ def test_no_graph_says_why(browser: Any, dashboard: Dashboard) -> None:
         "return [box.textContent, box.querySelectorAll('svg').length];",
     )
     assert found == [why, 0]
+
+
+def test_a_live_etl_run_page_draws_its_graph_and_updates_it(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A five-task ETL run by a real engine on a real mosquitto: its page draws five boxes and
+    their five edges (validate's condition dashed), the map one box with its items counted,
+    and load's box goes from running to completed as the run goes on."""
+    release = threading.Event()
+
+    @task(name="extract")
+    def extract() -> list[int]:
+        return [1, 2, 3]
+
+    @task(name="validate")
+    def validate(rows: list[int]) -> bool:
+        return bool(rows)
+
+    @task(name="transform")
+    def transform(row: int) -> int:
+        return row * 2
+
+    @task(name="load")
+    def load(rows: list[int]) -> int:
+        release.wait(WAIT)
+        return len(rows)
+
+    @task(name="report")
+    def report(loaded: int) -> str:
+        return f"{loaded} rows loaded"
+
+    rows = extract()
+    target = report(load(transform.map(row=rows)).run_if(validate(rows)))
+    recorded: list[Event] = []
+    open_page(browser, dashboard, token=None)
+    finished = engine_thread.submit(engine_on(mqtt_broker, recorded).run(target))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        browser.get(dashboard.url + "runs/" + run_id)
+        wait(browser, lambda d: len(css(d, "#run-graph g.node")) == 5)
+        names = dict(run(browser, NAMES))
+        edges = {(names[e["from"]], names[e["to"]]): e for e in run(browser, RUN_GEOMETRY)}
+        assert set(edges) == {
+            ("extract", "validate"),
+            ("extract", "transform"),
+            ("transform", "load"),
+            ("validate", "load"),
+            ("load", "report"),
+        }
+        for edge in edges.values():
+            assert edge["leaves"], edge
+            assert edge["arrives"], edge
+        dashed = {pair for pair, e in edges.items() if e["dashes"] not in ("none", "")}
+        assert dashed == {("validate", "load")}
+        label = (
+            'return document.querySelector(`#run-graph [data-task-id="${arguments[0]}"]`)'
+            "?.getAttribute('aria-label');"
+        )
+        ids = {name: task_id for task_id, name in names.items()}
+        wait(browser, lambda d: d.execute_script(label, ids["load"]) == "load: running")
+        assert run(browser, label, ids["transform"]) == (
+            "transform: completed, 3 items: 3 completed"
+        )
+        assert run(browser, label, ids["report"]) == "report: pending"
+        layouts = run(browser, "return window.cascadeGraphLayouts")
+        release.set()
+        assert finished.result(WAIT) == "3 rows loaded"
+        wait(browser, lambda d: d.execute_script(label, ids["report"]) == "report: completed")
+        assert run(browser, label, ids["load"]) == "load: completed"
+        cls = (
+            'return document.querySelector(`#run-graph [data-task-id="${arguments[0]}"]`)'
+            ".getAttribute('class');"
+        )
+        assert run(browser, cls, ids["load"]) == "node c-COMPLETED"
+        assert run(browser, "return window.cascadeGraphLayouts") == layouts  # states only
+        # a box chosen shows its task's log lines; a map's button opens its row of the tasks
+        press(browser, f'#run-graph [data-task-id="{ids["load"]}"]')
+        wait(
+            browser,
+            lambda d: d.find_element(By.ID, "rp-log-filter").get_attribute("value") == ids["load"],
+        )
+        selected = f'#run-graph [data-task-id="{ids["load"]}"]'
+        wait(browser, lambda d: "selected" in (attribute(d, selected, "class") or ""))
+        opened = f'#rp-tasks tr[data-map="{ids["transform"]}"] button'
+        assert attribute(browser, opened, "aria-expanded") == "false"
+        press(browser, f'#run-graph [data-open="{ids["transform"]}"]')
+        wait(browser, lambda d: attribute(d, opened, "aria-expanded") == "true")
+        assert no_script_errors(browser) == []
+    finally:
+        release.set()

@@ -19,6 +19,7 @@ COUNTERS = {
     "cascadeHistoryLoads",
     "cascadeReconnects",
     "cascadeRepaints",
+    "cascadeRunPage",
 }
 
 

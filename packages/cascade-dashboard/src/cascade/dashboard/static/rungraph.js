@@ -1,6 +1,6 @@
-// The open run's task graph: asked of the dashboard (GET /api/runs/{id}/graph) once when the
+// A run page's task graph: asked of the dashboard (GET /api/runs/{id}/graph) once when the
 // run opens, drawn into its container (graph.js), and its tasks' states drawn again at each
-// repaint from the live tasks, without a new layout. A run whose graph has not come (an engine
+// repaint from the run's tasks, live or recorded, without a new layout. A run whose graph has not come (an engine
 // that sends none, a dashboard that joined after the run's start) is asked again now and then
 // while it runs; the container says why there is none.
 import { ask } from "./api.js";
@@ -10,13 +10,14 @@ import { drawGraph } from "./graph.js";
 const ASK_AGAIN = 5000; // ms between asks for a running run's graph that has not come
 let asked = { run: null, at: 0, answer: null, pending: false };
 
-// Draw run ``run``'s ({run_id, status}) graph into ``container`` with its ``tasks`` (an array
-// or live.js's Map), asking for the graph first where this run's has not been asked for;
-// ``redraw`` is called when it comes. ``maps``: the run's maps as the history counts them.
-export function showRunGraph(container, run, tasks, redraw, maps) {
+// Draw run ``run``'s graph ({run_id, live}: live, it runs and this page follows it) into
+// ``container`` with its ``tasks`` (an array or live.js's Map), asking for the graph first where
+// this run's has not been asked for; ``redraw`` is called when it comes. ``options``: graph.js's
+// (``maps``, ``selected``).
+export function showRunGraph(container, run, tasks, redraw, options = {}) {
   const now = Date.now();
   if (asked.run !== run.run_id) asked = { run: run.run_id, at: 0, answer: null, pending: false };
-  const missing = !asked.answer || (asked.answer.graph == null && run.status === "Running");
+  const missing = !asked.answer || (asked.answer.graph == null && run.live);
   if (missing && !asked.pending && now - asked.at >= (asked.at ? ASK_AGAIN : 0)) {
     const mine = asked;
     mine.pending = true;
@@ -41,5 +42,5 @@ export function showRunGraph(container, run, tasks, redraw, maps) {
     return;
   }
   container.removeAttribute("data-asking");
-  drawGraph(container, asked.answer.graph, tasks, { why: asked.answer.why, maps });
+  drawGraph(container, asked.answer.graph, tasks, { ...options, why: asked.answer.why });
 }

@@ -24,6 +24,7 @@ from cascade.interfaces import (
     snapshot_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
 from .._events import Event, TaskEvent, TaskHeld
@@ -49,8 +50,9 @@ class TelemetrySubscriber:
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
-    (QoS 0 for task states, 1 for the run's lifecycle; ``sourced``: on
-    ``.../events/{source}``, the layout a broker ACL binds to a login). While a connected
+    (QoS 0 for task states, 1 for the run's lifecycle; on ``.../events/{source}``, the
+    layout a broker ACL binds to a login, where the connector says so:
+    :attr:`~cascade.interfaces.Connector.sourced_topics`). While a connected
     broker takes messages more slowly than the run makes events (a burst),
     the sender lets the connector catch up before handing it more, so the
     events wait here, compactly, instead of overflowing the connector's
@@ -68,7 +70,8 @@ class TelemetrySubscriber:
     reader attached at any moment learns why they wait. ``trace_id``, the run's OpenTelemetry
     trace id when it is traced, goes into every envelope. ``name`` and ``origin``, the run's
     name and where it came from, go into its snapshots (as on its ``ENGINE_STARTED``) and its
-    summary.
+    summary; ``graph``, its tasks and their dependencies, into its snapshots' first parts, or
+    ``graph_nodes``, its task count, where its graph is above the bound (``None``).
     """
 
     def __init__(
@@ -79,13 +82,14 @@ class TelemetrySubscriber:
         org_id: str,
         project_id: str,
         topic_prefix: str | None = None,
-        sourced: bool = False,
         heartbeat_interval: float | None = 5.0,
         max_queue: int = 100_000,
         holds: Callable[[str, str], list[Hold]] | None = None,
         trace_id: str | None = None,
         name: str | None = None,
         origin: RunOrigin | None = None,
+        graph: RunGraph | None = None,
+        graph_nodes: int | None = None,
     ) -> None:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
@@ -94,7 +98,7 @@ class TelemetrySubscriber:
         self.origin = origin
         for value, field in ((run_id, "run_id"), (org_id, "org_id"), (project_id, "project_id")):
             validate_id(value, field)
-        source = connector.source_id if sourced else None
+        source = connector.source_id if connector.sourced_topics else None  # the layout
         self.events_topic = events_topic(org_id, project_id, run_id, prefix, source)
         self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix, source)
         self.heartbeat_interval = heartbeat_interval
@@ -122,6 +126,8 @@ class TelemetrySubscriber:
             self.snapshot_topic,
             name=name,
             origin=origin,
+            graph=graph,
+            graph_nodes=graph_nodes,
         )
 
     def _last_seq(self) -> int:
