@@ -129,6 +129,23 @@ async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, pref
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+async def test_answers_written_back_to_back_are_not_held_for_a_delayed_ack(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """Quick ACKs after each read: mosquitto (Nagle on) held the offline's PUBACK behind the
+    flush's answer until the client's delayed ACK, ~40 ms of every disconnect()."""
+    took = []
+    for _ in range(5):  # the fastest of five: a loaded machine slows some, never all
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix)
+        await connector.connect()
+        await connector.publish(f"{prefix}/quick", b"x")  # the flush has something to confirm
+        start = time.perf_counter()
+        await connector.disconnect()
+        took.append(time.perf_counter() - start)
+    assert min(took) < 0.03, [f"{seconds * 1000:.0f} ms" for seconds in took]
+
+
 class CancelOnConnack(PahoLink):
     """The link over aiomqtt that cancels ``target`` right after the CONNACK is handled."""
 
