@@ -227,3 +227,54 @@ def test_a_bound_publisher_checks_its_topic_and_qos_at_once(
     """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
     with pytest.raises(ValueError, match=says):
         MqttConnector("broker", link=FakeBroker()).publisher(topic, qos)
+
+
+async def test_a_batch_publisher_publishes_as_publish_does(broker: FakeBroker) -> None:
+    """batch_publisher(topic): a batch queues its payloads in order, in line with what publish()
+    queues; before connect and after disconnect the whole batch is dropped and counted."""
+    connector = MqttConnector("broker", link=broker)
+    send_many = connector.batch_publisher("t/batch")
+    send_many([b"early", b"early too"])  # not connected yet
+    assert connector.stats.dropped == 2
+    async with connector:
+        send_many([b"1", b"2"])
+        await connector.publish("t/batch", b"3")
+        send_many([])
+        send_many([b"4"])
+        await connector.flush(5)
+    send_many([b"late"])
+    assert connector.stats.dropped == 3
+    assert sent_qos0(broker) == [("t/batch", p, False) for p in (b"1", b"2", b"3", b"4")]
+    assert connector.stats.published >= 4
+
+
+async def test_a_batch_into_a_full_buffer_drops_the_oldest_and_counts_them(
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch larger than the room left keeps the newest messages, each drop counted."""
+    connector = MqttConnector(
+        "broker", buffer_size=3, backoff_initial=60, backoff_max=60, link=broker
+    )
+    broker.fail_next(*[ConnectError("broker", 1883, "unreachable")] * 2)
+    await connector.connect()
+    send_many = connector.batch_publisher("t/n")
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        send_many([b"0", b"1"])
+        send_many([b"%d" % n for n in range(2, 10)])
+    assert connector.stats.dropped == 7
+    assert connector.stats.buffered == 3
+    assert caplog.text.count("buffer full") == 1
+    await connector.disconnect()
+    assert connector.stats.dropped == 10
+
+
+@pytest.mark.parametrize(
+    ("topic", "qos", "says"),
+    [("t/+", 0, "wildcards"), ("", 0, "empty"), ("t/x", 3, "qos must be 0, 1 or 2")],
+)
+def test_a_batch_publisher_checks_its_topic_and_qos_at_once(
+    topic: str, qos: int, says: str
+) -> None:
+    """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
+    with pytest.raises(ValueError, match=says):
+        MqttConnector("broker", link=FakeBroker()).batch_publisher(topic, qos)

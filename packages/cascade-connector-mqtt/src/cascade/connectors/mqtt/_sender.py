@@ -308,6 +308,9 @@ class Sender:
             head = list(starmap(queued.popleft, repeat((), take)))
             kinds = list(map(_KIND, head))
             kind = kinds[0]
+            if kind[1]:  # not QoS 0: no run
+                queued.extendleft(reversed(head))
+                return [], b""
             run = take if kinds.count(kind) == take else kinds.index(next(k for k in kinds if k != kind))
             ends = list(accumulate(map(len, map(_RAW, head[:run]))))
             if ends[-1] > _BATCH_BYTES:  # 64 KB at most (a larger message goes alone)
