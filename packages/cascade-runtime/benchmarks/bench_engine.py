@@ -385,8 +385,7 @@ HEADLINE_WORKLOADS: dict[str, Callable[[int], LazyResult[int]]] = {
 
 def headline_rows(mqtt: tuple[str, int] | None) -> list[Row]:
     """The headline's rows: none, in-memory and (with a broker) MQTT."""
-    table = [row for row in rows(mqtt) if row.name in ("none", "in-memory", MQTT_ROW)]
-    return table
+    return [row for row in rows(mqtt) if row.name in ("none", "in-memory", MQTT_ROW)]
 
 
 async def one_task_time(factory: ConnectorFactory | None) -> float:
@@ -452,8 +451,10 @@ async def headline(
             ratio = statistics.median(times[MQTT_ROW, name]) / baselines[name]
             print(f"{name} tasks, MQTT vs none (aim <= 1.3x): {ratio:.2f}x {verdict(ratio <= 1.3)}")
         added = (statistics.median(runs[MQTT_ROW]) - base) * 1000
-        print(f"a one-task run's added start and stop, MQTT (aim <= 15 ms): {added:.1f} ms "
-              f"{verdict(added <= 15)}")
+        print(
+            f"a one-task run's added start and stop, MQTT (aim <= 15 ms): {added:.1f} ms "
+            f"{verdict(added <= 15)}"
+        )
 
 
 def ms(values: list[float]) -> str:
@@ -555,6 +556,4 @@ if __name__ == "__main__":
             MosquittoBroker(extra_config="set_tcp_nodelay true") as mosquitto,
             MosquittoBroker() as plain,
         ):
-            asyncio.run(
-                main(arguments, (mosquitto.host, mosquitto.port), (plain.host, plain.port))
-            )
+            asyncio.run(main(arguments, (mosquitto.host, mosquitto.port), (plain.host, plain.port)))

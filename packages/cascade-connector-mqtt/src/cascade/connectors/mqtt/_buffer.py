@@ -110,7 +110,11 @@ class OutgoingBuffer:
         queued = self.queued
         # made in C, without a Python frame per message: a run's telemetry comes this way
         queued.extend(
-            map(_tuple_new, repeat(Outgoing), zip(count(start), repeat(topic), raws, repeat(qos), repeat(retain)))
+            map(
+                _tuple_new,
+                repeat(Outgoing),
+                zip(count(start), repeat(topic), raws, repeat(qos), repeat(retain)),
+            )
         )
         excess = len(queued) - self.maxsize
         if excess <= 0:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from bisect import bisect_right
+from collections.abc import Sequence
 from itertools import accumulate, chain, repeat, starmap
 from operator import itemgetter
 
@@ -311,7 +311,11 @@ class Sender:
             if kind[1]:  # not QoS 0: no run
                 queued.extendleft(reversed(head))
                 return [], b""
-            run = take if kinds.count(kind) == take else kinds.index(next(k for k in kinds if k != kind))
+            run = (
+                take
+                if kinds.count(kind) == take
+                else kinds.index(next(k for k in kinds if k != kind))
+            )
             ends = list(accumulate(map(len, map(_RAW, head[:run]))))
             if ends[-1] > _BATCH_BYTES:  # 64 KB at most (a larger message goes alone)
                 run = bisect_right(ends, _BATCH_BYTES)

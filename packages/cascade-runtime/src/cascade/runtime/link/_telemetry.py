@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from itertools import repeat, starmap
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import repeat, starmap
 
 import msgspec
 
