@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld, TaskMapped
 
-__all__ = ["RunCounters", "TaskRecord"]
-
-TaskRecord = tuple[str, float, str, float, str]
-"""A finished task's latest event as a snapshot lists it: state (``COMPLETED`` or
-``SKIPPED``), ts, task name, duration (ms) and error."""
+__all__ = ["RunCounters"]
 
 
 class RunCounters:
@@ -21,11 +17,8 @@ class RunCounters:
     are held for a decision (:class:`TaskHeld`); ``cancelled`` the tasks the
     run stopped, which ``failed`` counts too (they are published as ``FAILED``).
     :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
-    to that event's ``seq``: what a snapshot of the run lists. A task's ``COMPLETED`` or
-    ``SKIPPED`` event is kept as a :data:`TaskRecord` (a plain tuple of what a snapshot
-    writes), not the event: a run's finished tasks then cost its garbage collector nothing
-    (a tuple of strings and numbers is not traversed again), where their events, kept, were
-    traversed by every older-generation collection the run made.
+    to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
+    so the run's garbage collector has no more to do).
     """
 
     __slots__ = (
@@ -48,7 +41,7 @@ class RunCounters:
         self.cancelled = 0
         self.skipped = 0
         self._blocked: dict[str, TaskEvent] = {}
-        self.latest: dict[str, TaskEvent | TaskRecord] = {}
+        self.latest: dict[str, TaskEvent] = {}
         self.numbers: dict[str, int] = {}
 
     @property
@@ -104,13 +97,13 @@ class RunCounters:
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
                     before = latest.get(event.task_id)
-                    if _running(before):  # else: never started
+                    if before is not None and before.state == "RUNNING":  # else: never started
                         self.running -= 1
                 self.failed += 1
             elif state == "SKIPPED":
                 self._blocked.pop(event.task_id, None)
                 before = latest.get(event.task_id)
-                if _running(before):  # a map: an item failed
+                if before is not None and before.state == "RUNNING":  # a map: an item failed
                     self.running -= 1
                 self.skipped += 1
             elif state == "BLOCKED":
@@ -119,21 +112,13 @@ class RunCounters:
                 self._blocked[event.task_id] = event
             elif state == "CANCELLED":
                 before = latest.get(event.task_id)
-                if _running(before):
+                if before is not None and before.state == "RUNNING":
                     self.running -= 1
                 self._blocked.pop(event.task_id, None)
                 self.failed += 1
                 self.cancelled += 1
             task_id = event.task_id
-            if state == "COMPLETED" or state == "SKIPPED":
-                latest[task_id] = (state, event.ts, event.task_name, event.duration_ms, event.error)
-            else:
-                latest[task_id] = event
+            latest[task_id] = event
             self.numbers[task_id] = seq
         elif isinstance(event, RunStarted):
             self.total = event.task_count
-
-
-def _running(before: TaskEvent | TaskRecord | None) -> bool:
-    """Whether a task's latest event (a record is a finished task's) said it was running."""
-    return before is not None and type(before) is not tuple and before.state == "RUNNING"

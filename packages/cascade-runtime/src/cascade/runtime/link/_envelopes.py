@@ -31,7 +31,6 @@ from .._events import (
     TaskRunning,
 )
 from .._stamp import Stamp
-from ._counters import TaskRecord
 
 __all__ = ["RunEnvelopes", "event_body", "format_traceback", "task_body"]
 
@@ -120,25 +119,6 @@ class RunEnvelopes:
             name,
             state,
             _encode(event.duration_ms),
-            _encode(truncate_error(error)) if error else b'""',
-        )
-
-    def snapshot_record(self, seq: int, task_id: str, record: TaskRecord) -> bytes:
-        """One finished task of a snapshot, encoded from its :data:`TaskRecord`, as
-        :meth:`snapshot_entry` encodes its event."""
-        state, ts, task_name, duration_ms, error = record
-        second, micro = self._old_stamp(ts)
-        name = self._names.get(task_name)
-        if name is None:
-            name = self._names[task_name] = _encode(task_name)
-        return _ENTRY % (
-            seq,
-            second,
-            micro,
-            _encode(task_id),
-            name,
-            _STATES[state],
-            _encode(duration_ms),
             _encode(truncate_error(error)) if error else b'""',
         )
 

@@ -17,7 +17,7 @@ from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.wire import snapshot_with_tasks
 
 from .._events import TaskEvent
-from ._counters import RunCounters, TaskRecord
+from ._counters import RunCounters
 from ._envelopes import RunEnvelopes
 
 __all__ = ["RunSnapshots"]
@@ -28,7 +28,7 @@ _SNAPSHOT_PART_BYTES = 192 * 1024  # the tasks of one snapshot message, below re
 _SNAPSHOT_YIELD = 256  # tasks encoded between two turns of the loop
 
 
-def _first(item: tuple[int, str, TaskEvent | TaskRecord]) -> int:
+def _first(item: tuple[int, TaskEvent]) -> int:
     return item[0]
 
 
@@ -111,9 +111,7 @@ class RunSnapshots:
         )
         numbers = c.numbers
         entries = [
-            (seq, task_id, event)
-            for task_id, event in c.latest.items()
-            if (seq := numbers[task_id]) > after
+            (seq, event) for task_id, event in c.latest.items() if (seq := numbers[task_id]) > after
         ]
         if len(entries) > MAX_SNAPSHOT_TASKS:  # the earliest, so that it is whole up to through
             entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
@@ -121,12 +119,8 @@ class RunSnapshots:
         envelopes = self._envelopes
         parts: list[list[bytes]] = [[]]
         size = 0
-        for index, (seq, task_id, event) in enumerate(entries, 1):
-            encoded = (
-                envelopes.snapshot_record(seq, task_id, event)
-                if type(event) is tuple
-                else envelopes.snapshot_entry(seq, event)
-            )
+        for index, (seq, event) in enumerate(entries, 1):
+            encoded = envelopes.snapshot_entry(seq, event)
             if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
                 parts.append([])
                 size = 0
