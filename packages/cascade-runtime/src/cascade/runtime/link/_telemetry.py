@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from itertools import repeat, starmap
+from typing import cast
 
 import msgspec
 
@@ -293,7 +294,8 @@ class TelemetrySubscriber:
                 self._sent = seq + run
                 if events:
                     try:
-                        batch = list(map(task_envelope, events, range(seq + 1, seq + run + 1)))
+                        numbered = range(seq + 1, seq + run + 1)
+                        batch = list(map(task_envelope, cast("list[TaskEvent]", events), numbered))
                     except Exception as exc:
                         self._publish_failed(exc, run)
                     else:
