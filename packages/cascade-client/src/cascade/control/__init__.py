@@ -21,13 +21,20 @@ are :mod:`cascade.control.run_ids`; who may steer what in a team is
 :mod:`cascade.control.access`.
 """
 
+from cascade.interfaces.commands import (
+    MAX_REASON_LENGTH,
+    ControlError,
+    Decide,
+    checked_name,
+    checked_reason,
+    default_operator,
+)
+
 from ._answers import Answer, CancelAnswer, Refusal
 from ._controller import Cleared, Controller, Steered
 from ._decisions import DecisionAnswer
-from ._errors import ControlError
-from ._operator import MAX_REASON_LENGTH, checked_name, checked_reason, default_operator
 from ._publishing import PublishRefusedError, publish_confirmed
-from ._requests import Cancel, Decide, Limit, Pause, Resume, Start, read_request
+from ._requests import Cancel, Limit, Pause, Resume, Start, read_request
 from ._run_end import RunEndError, RunEnds, wait_run
 from ._served import Served, ServedHeard
 from ._start_errors import (
