@@ -37,6 +37,7 @@ from .queries._export import (
     export_lines,
     iso_utc,
 )
+from .queries._graphs import RecordedGraph
 from .queries._maps import MapItems
 from .queries._report import SUMMARY_TASKS, RunReport
 from .queries._run_query import STATES_KEPT, TaskOrder
@@ -94,6 +95,7 @@ __all__ = [
     "NotifyWebhook",
     "PostClaim",
     "Received",
+    "RecordedGraph",
     "RecordedLogLine",
     "SchemaStatus",
     "Recorder",

@@ -31,6 +31,7 @@ from ._events import (
 from ._run import CancelReport, HoldPolicy, Run
 from ._run_notice import announce_run, dashboard_address
 from ._run_resources import check_resources
+from ._sigterm import SIGTERM_REASON, stop_on_sigterm
 from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
@@ -51,6 +52,7 @@ from .results._run_results import RunResults, read_kept
 from .serve._schedule import Schedule
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
+from .workflow._graph_wire import wire_graph
 from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
@@ -389,6 +391,13 @@ class Engine:
         configured (no handler would get the line, so Python's last resort would show
         warnings only), it also prints that line once on stderr, after ``cascade: ``.
 
+        SIGTERM (where the application handles it not itself: no handler of its own, on the
+        main thread) cancels the run as :meth:`cancel` does, ``reason`` "the process got
+        SIGTERM": its end is published and its engine's offline status sent, stamped when it
+        stopped, instead of the process dying at once (which leaves only the broker's will,
+        stamped when the connection was made); :meth:`run` then raises
+        :class:`RunCancelledError`. Its handler goes when the run ends.
+
         ``params`` gives the target's :class:`Param` values by name (a parameter not given
         takes its default); :class:`ParamError` names one missing, unknown or of a type it
         does not take, before anything runs.
@@ -405,17 +414,25 @@ class Engine:
         would do. Raises :class:`RerunError` when the run is not in the store, results are
         not kept, or a rerun of the same run is live in this engine.
         """
-        return await self._run_target(
-            target,
-            run_id=uuid.uuid4().hex,
-            params=params,
-            name=name,
-            origin=None,
-            rerun_of=rerun_of,
-            rerun=rerun,
-            from_task=from_task,
-            direct=True,
-        )
+        run_id = uuid.uuid4().hex
+        caller = asyncio.current_task()
+
+        def stop() -> None:  # SIGTERM: cancelled as a cancel does, or before it began
+            if self.cancel(run_id, reason=SIGTERM_REASON) is None and caller is not None:
+                caller.cancel()
+
+        with stop_on_sigterm(stop):
+            return await self._run_target(
+                target,
+                run_id=run_id,
+                params=params,
+                name=name,
+                origin=None,
+                rerun_of=rerun_of,
+                rerun=rerun,
+                from_task=from_task,
+                direct=True,
+            )
 
     async def plan(
         self,
@@ -577,6 +594,7 @@ class Engine:
             executors=self._placement,
         )
         self._runs[run_id] = run
+        shape = wire_graph(graph)  # what its start and snapshots tell of its graph
         wiring: RunWiring | None = None
         started = False
         status: Any = "Failed"
@@ -594,12 +612,19 @@ class Engine:
                     run,
                     name=name,
                     origin=origin,
+                    graph=shape,
                     manage=manage,
                     decide=self._decide,
                 )
                 await wiring.open()
             self.events.emit(
-                RunStarted(run_id=run_id, task_count=len(graph.nodes), name=name, origin=origin)
+                RunStarted(
+                    run_id=run_id,
+                    task_count=len(graph.nodes),
+                    name=name,
+                    origin=origin,
+                    graph=shape,
+                )
             )
             started = True
             await run.execute()
@@ -690,6 +715,9 @@ class Engine:
         their defaults, the request's id, who asked, why and when) is on its
         ``ENGINE_STARTED``. A run that fails ends as usual, and serving goes on.
 
+        SIGTERM (where the application handles it not itself) stops it as a cancel does,
+        and it returns: its offline status, sent as it disconnects, says when it stopped.
+
         Needs a connector; connects it unless it is connected (then leaves it so) or
         ``manage_connection`` says otherwise, and its runs neither connect nor disconnect
         it. Cancelled, it stops taking requests, cancels its runs (queued ones never
@@ -731,7 +759,22 @@ class Engine:
         if self._serving:
             raise RuntimeError("this engine is serving already")
         self._serving = True
+        serving = asyncio.current_task()
+        stopped = False
+
+        def stop() -> None:  # SIGTERM: stopped as a cancel stops it, then return
+            nonlocal stopped
+            stopped = True
+            if serving is not None:
+                serving.cancel()
+
         try:
-            await server.serve()
+            with stop_on_sigterm(stop):
+                await server.serve()
+        except asyncio.CancelledError:
+            if not stopped:
+                raise
+            if serving is not None and hasattr(serving, "uncancel"):  # 3.11+: count it undone
+                serving.uncancel()
         finally:
             self._serving = False

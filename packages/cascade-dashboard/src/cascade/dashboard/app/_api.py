@@ -62,6 +62,7 @@ from ._guard import (
 from ._gzip_stream import accepts_gzip, gzipped
 from ._notify_settings import Notifications, notify_routes
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
+from ._run_graph import run_graph
 from ._schedules import list_schedules
 from ._settings import DashboardSettings
 from ._start import list_workflows, start_workflow
@@ -440,6 +441,7 @@ def create_app(
         Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
+        Route("/api/runs/{run_id}/graph", functools.partial(run_graph, controls), methods=["GET"]),
         Route(
             "/api/runs/{run_id}/tasks/{task}/decide",
             functools.partial(decide_task, controls),

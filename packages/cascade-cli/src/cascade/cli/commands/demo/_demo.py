@@ -25,7 +25,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces.connector_kit import bounded, default_sourced_topics
 from cascade.reader import ReaderModel
-from cascade.runtime import Engine, TaskFailedError, task
+from cascade.runtime import Engine, RunCancelledError, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory
 from ...plumbing._context import UsageError
@@ -292,6 +292,9 @@ async def run_demo(
             except TaskFailedError as exc:
                 outcome = Text(f"run finished; as planned, {exc.task_name} failed", style="green")
                 planned = True
+            except RunCancelledError as exc:  # SIGTERM, or a cascade cancel from elsewhere
+                outcome = Text(f"the run was stopped: {exc}", style="red")
+                planned = False
             for topic, _ in limits:
                 await watcher.publish(topic, b"", qos=1, retain=True)
             await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,
