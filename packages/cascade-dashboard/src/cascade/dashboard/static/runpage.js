@@ -366,7 +366,7 @@ function drawLineage(liveRun, recorded) {
     });
     parts.push(by);
   }
-  if (!parts.length) parts.push(span("not a rerun, and not rerun", "note"));
+  if (!parts.length) parts.push(span("lineage: a first run, with no reruns", "note"));
   $("rp-lineage").replaceChildren(...parts);
 }
 
