@@ -304,3 +304,49 @@ def test_a_live_run_of_10000_mapped_items_opens_in_under_a_second_and_stays_resp
     finally:
         engine_thread.call(go.set)
         assert board.stop() == 0, "".join(board.output)
+
+
+def test_a_live_maps_row_counts_the_items_not_started_yet(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """An engine that runs 10 tasks at once maps 500 items: before it starts most of them,
+    the map's row says its size (its RUNNING's ``items``) and counts those not started yet."""
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port))
+    go = asyncio.Event()
+
+    @task(name="rows")
+    def rows() -> list[int]:
+        return list(range(500))
+
+    @task(name="transform")
+    async def transform(row: int) -> int:
+        await go.wait()
+        return row
+
+    recorded: list[Event] = []
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port,
+                              source_id=f"mapper-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    engine = Engine(connector, heartbeat_interval=0.5, max_concurrency=10)
+    engine.events.subscribe(recorded.append)
+    run = engine_thread.submit(engine.run(transform.map(row=rows())))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
+        browser.get(board.url + "runs/" + run_id)
+        map_row = "#rp-tasks tr[data-map]"
+        wait(browser, lambda d: "not started" in "".join(texts(d, map_row)))
+        said = texts(browser, map_row)[0]
+        assert "transform \N{MULTIPLICATION SIGN}500" in said
+        counts = dict(
+            count.rsplit(" ", 1) for count in texts(browser, f"{map_row} td:nth-child(2) .count")
+        )
+        running, waiting = int(counts["running"]), int(counts["not started"].replace(",", ""))
+        assert running <= 10
+        assert running + waiting == 500
+        engine_thread.call(go.set)
+        assert len(run.result(60)) == 500
+        wait(browser, lambda d: "completed 500" in "".join(texts(d, map_row)))
+        assert "not started" not in texts(browser, map_row)[0]
+        assert no_script_errors(browser) == []
+    finally:
+        engine_thread.call(go.set)
+        assert board.stop() == 0, "".join(board.output)
