@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from cascade.history import History, RecordedLogLine
 
-__all__ = ["LOG_COLUMNS", "PAGE", "print_logs"]
+__all__ = ["LOG_COLUMNS", "PAGE", "following_line", "print_logs"]
 
 PAGE = 1000
 """Recorded lines read from the history at once."""
@@ -199,8 +199,13 @@ def print_logs(
                 if ended:
                     raise _Ended
 
+        def following() -> None:
+            typer.echo(f"cascade: {following_line(found, broker.address)}", err=True)
+
         with contextlib.suppress(_Ended):
-            followed = await follow_logs(connector, found, printer, recorded, _stamp)
+            followed = await follow_logs(
+                connector, found, printer, recorded, _stamp, following=following
+            )
             for line in _left_out(followed, found, printer):
                 typer.echo(f"cascade: {line}", err=True)
         return found
@@ -214,6 +219,12 @@ def print_logs(
     finally:
         if history is not None:
             history.close()
+
+
+def following_line(run_id: str, address: str) -> str:
+    """What `cascade logs -f` says on stderr once it is subscribed to ``run_id``'s lines on the
+    broker at ``address``: from then on, every line its tasks log reaches it."""
+    return f"following the log lines of run {short_id(run_id)} on {address} (Ctrl-C ends)"
 
 
 class _Ended(Exception):
