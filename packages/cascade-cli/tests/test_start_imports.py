@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ BROKER = (
     "cascade.interfaces._schemas",
 )
 # Steering: what `pause` and the like need, and nothing that only reads.
-STEERING = ("cascade.control._controller",)
+STEERING = ("cascade.control._requests",)
 SAID = (
     "import atexit, sys\n"
     "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"
@@ -73,6 +74,7 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
         ["status", "--help"],
         ["logs", "--help"],
         ["watch", "--help"],
+        ["pause", "--help"],
     ],
 )
 def test_saying_what_a_command_does_loads_nothing_heavy(args: list[str]) -> None:
@@ -96,6 +98,17 @@ def test_the_heavy_lists_name_what_a_command_that_works_loads() -> None:
     assert result.returncode == 1, result.stderr
     assert _loaded(modules, STEERING) == list(STEERING)
     assert _loaded(modules, EXTRAS) == []
+
+
+def test_following_logs_without_a_history_loads_none(tmp_path: Path) -> None:
+    """`cascade logs RUN -f` looks for the default history before it follows: where there is
+    none, it loads no database (it loaded SQLAlchemy and Alembic to find the path)."""
+    run = "0123456789abcdef0123456789abcdef"
+    args = ("logs", run, "-f", "--host", "127.0.0.1:9", "--timeout", "0.5")
+    result, modules = _imported(*args, XDG_DATA_HOME=str(tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert _loaded(modules, EXTRAS + STEERING) == ["cascade.history"]  # its default path only
+    assert "sqlalchemy" not in _loaded(modules, ("sqlalchemy",))
 
 
 def test_a_history_command_loads_the_history_only_when_it_runs() -> None:

@@ -19,7 +19,6 @@ it ends itself, with :func:`~._context.usage` or :func:`~._context.fail`.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -46,8 +45,7 @@ class Exit:
     option: str | None = None
 
 
-# Each error by where it is exported from: a package the command did not import (the history
-# and the dashboard are extras, imported when a command needs them) has raised nothing.
+# Each error by where it is exported from (it is defined there or in a module under it).
 EXITS: Final[dict[str, Exit]] = {
     # the command line's own mistakes, refused before anything is sent
     "cascade.cli.plumbing._context.UsageError": Exit(USAGE),
@@ -69,15 +67,18 @@ EXITS: Final[dict[str, Exit]] = {
 
 def exit_of(exc: BaseException) -> Exit | None:
     """How :data:`EXITS` ends a command on ``exc``: the exit of its most specific type named
-    there; ``None`` when none is."""
-    named: dict[object, Exit] = {}
-    for name, ends in EXITS.items():
-        module, _, attribute = name.rpartition(".")
-        # a module not imported (or not that far) has raised none of its errors
-        kind = getattr(sys.modules.get(module), attribute, None)
-        if kind is not None:
-            named[kind] = ends
-    return next((named[kind] for kind in type(exc).__mro__ if kind in named), None)
+    there; ``None`` when none is.
+
+    A type is matched by its name and the package it is defined under, never by importing
+    what :data:`EXITS` names: a package that exports its names lazily (``cascade.history``)
+    would load its whole stack (SQLAlchemy) to say that a broker was not reachable."""
+    for kind in type(exc).__mro__:
+        for name, ends in EXITS.items():
+            package, _, attribute = name.rpartition(".")
+            where = kind.__module__
+            if kind.__name__ == attribute and (where == package or where.startswith(package + ".")):
+                return ends
+    return None
 
 
 class EndsOnErrors(TyperCommand):
