@@ -161,9 +161,9 @@ def wait_subscribed(
         if topic in text:
             return
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} ended before it subscribed")
+            raise RuntimeError(f"{process.args!r} ended before it subscribed")
         time.sleep(WAIT_STEP)  # mosquitto writes its log: there is nothing to await
-    raise RuntimeError(f"{process.args} did not subscribe to {topic} in time")
+    raise RuntimeError(f"{process.args!r} did not subscribe to {topic} in time")
 
 
 def run_case(
