@@ -44,7 +44,10 @@ LINES = _install_lines()
 CHECKS = {  # what each use must be able to do, and what it must not have
     "the engine and the MQTT connector": (
         "import cascade.runtime, cascade.connectors.mqtt",
-        ["cascade.cli"],
+        [
+            "cascade.cli",
+            "cascade.control",
+        ],  # the engine needs no client: its Decide is the protocol's
     ),
     "the engine and the `cascade` command": ("import cascade.cli, cascade.runtime", ["starlette"]),
     "everything": (

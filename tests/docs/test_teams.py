@@ -185,7 +185,7 @@ def test_the_recipe_runs_as_written_on_mosquitto(tmp_path: Path) -> None:
         seen, said = watched(default_layout, "--duration", "15")
         assert not [line for line in seen if '"cascade/telemetry/' in line], said
         assert "warning: no telemetry from engine-1 reached this view" in said, said
-        assert "Engine(sourced_topics=True)" in said
+        assert "connector needs sourced_topics=True" in said
     finally:
         broker.close()
 

@@ -151,6 +151,10 @@ class MeteredConnector(BrokerDifferences):
         return self.inner.topic_prefix
 
     @property
+    def sourced_topics(self) -> bool:
+        return self.inner.sourced_topics
+
+    @property
     def is_connected(self) -> bool:
         return self.inner.is_connected
 

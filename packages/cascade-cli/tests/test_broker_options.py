@@ -139,6 +139,19 @@ def test_one_host_makes_a_one_node_connector() -> None:
     assert connector.hosts == ("broker:1999",)
 
 
+def test_the_clis_connector_reads_no_engines_layout_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``CASCADE_SOURCED_TOPICS`` is an engine's (its connector's layout): a command, which
+    publishes no telemetry, neither reads it nor is stopped by a value it cannot read."""
+    monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
+    connector = mqtt_connector(BrokerOptions(host="broker", port=1999))
+    assert connector.sourced_topics is False
+    result = CliRunner().invoke(app, ["status", "--port", "1", "--timeout", "0.5"])
+    assert result.exit_code == 1, result.output  # the broker is not there: nothing else
+    assert "CASCADE_SOURCED_TOPICS" not in result.output
+
+
 class _Refusing(InMemoryConnector):
     async def connect(self, *, require: bool = False) -> None:
         from cascade.interfaces import ConnectorError

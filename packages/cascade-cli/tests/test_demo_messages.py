@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from cascade.cli.commands.demo import _demo
-from cascade.interfaces import Message, constraint_topic, decode_constraint
+from cascade.cli.plumbing import BrokerOptions
+from cascade.interfaces import CascadeError, Message, constraint_topic, decode_constraint
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.reader import ReaderModel, RunView
 
@@ -57,3 +58,23 @@ async def test_last_screen_waits_for_the_clears() -> None:
     await _demo.cleared(state, changed, [topic], 5.0)
     assert topic not in state.constraints
     await clearing
+
+
+@pytest.mark.parametrize(("variable", "sourced"), [(None, False), ("1", True), ("off", False)])
+def test_the_demo_engine_takes_the_layout_an_engine_would(
+    variable: str | None, sourced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo engine's connector is on the layout ``CASCADE_SOURCED_TOPICS`` asks for."""
+    monkeypatch.delenv("CASCADE_SOURCED_TOPICS", raising=False)
+    if variable is not None:
+        monkeypatch.setenv("CASCADE_SOURCED_TOPICS", variable)
+    assert _demo.demo_engine_connector(BrokerOptions()).sourced_topics is sourced
+
+
+def test_a_layout_variable_the_demo_cannot_read_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad value ends the demo as bad input does (exit 2, saying what), not a traceback."""
+    monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
+    with pytest.raises(CascadeError, match="CASCADE_SOURCED_TOPICS"):  # the CLI says it
+        _demo.demo_engine_connector(BrokerOptions())

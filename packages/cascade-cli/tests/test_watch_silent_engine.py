@@ -29,7 +29,7 @@ def test_the_live_view_names_the_silent_engine_and_the_likely_cause() -> None:
     console.print(render_watch(model))
     text = " ".join(console.export_text().split())
     assert "engine-1's connection is closed as soon as it is made" in text
-    assert "Engine(sourced_topics=True)" in text
+    assert "connector needs sourced_topics=True" in text
 
 
 def test_a_quiet_engine_is_no_silent_one() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import cascade.control as steering
 from cascade.control import (
     Cancel,
     ControlError,
@@ -21,7 +22,7 @@ from cascade.control import (
     Start,
     read_request,
 )
-from cascade.interfaces import constraint_topic
+from cascade.interfaces import commands, constraint_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 
 RUN = "58a88765cea2c1d0a1f3c2b7e9d84a61"
@@ -38,6 +39,16 @@ async def control(broker: InMemoryBroker) -> AsyncIterator[Controller]:
     await connector.connect(require=True)
     yield Controller(connector, issued_by="alice", timeout=0.2)
     await connector.disconnect()
+
+
+def test_the_decision_request_and_its_error_are_the_protocols_under_the_same_names() -> None:
+    """``cascade.control`` exports the protocol's ``Decide`` and ``ControlError`` again (the
+    engine checks with them without this package): one class each, caught as either."""
+    assert steering.Decide is commands.Decide
+    assert steering.ControlError is commands.ControlError
+    assert steering.checked_name is commands.checked_name
+    with pytest.raises(commands.ControlError):
+        Decide(run_id=RUN, task="load", decision="later")  # type: ignore[arg-type]
 
 
 def test_a_request_keeps_its_fields_as_they_will_be_sent() -> None:

@@ -68,7 +68,7 @@ def test_events_a_summary_counts_that_never_arrive_are_said_after_a_while() -> N
     assert engine.unheard == 12
     line = silence_line(engine)
     assert line.startswith("no telemetry from engine-1 reached this view")
-    assert "Engine(sourced_topics=True)" in line
+    assert "connector needs sourced_topics=True" in line
     assert "telemetry of acme/etl" in line
 
 

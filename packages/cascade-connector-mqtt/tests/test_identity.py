@@ -1,4 +1,5 @@
-"""Ids refused at construction; a second connector with our source id detected and answered."""
+"""Ids refused at construction; the layout of an engine's topics, as the connector says it; a
+second connector with our source id detected and answered."""
 
 from __future__ import annotations
 
@@ -41,6 +42,37 @@ def test_an_id_at_the_limit_is_accepted() -> None:
     """1,024 bytes is allowed, as given (topic levels encode it)."""
     connector = MqttConnector("broker", source_id="a/b" + "x" * (MAX_ID_BYTES - 3))
     assert connector.source_id.startswith("a/b")
+
+
+@pytest.mark.parametrize(
+    ("given", "variable", "sourced"),
+    [
+        (None, None, False),
+        (True, None, True),
+        (None, "1", True),
+        (None, "off", False),
+        (False, "yes", False),  # the argument wins over the variable
+        (True, "0", True),
+    ],
+)
+def test_the_layout_is_the_argument_else_the_variable_else_plain(
+    given: bool | None, variable: str | None, sourced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sourced_topics=``, else ``CASCADE_SOURCED_TOPICS``, else the plain layout: what
+    the connector tells an engine (``Connector.sourced_topics``)."""
+    monkeypatch.delenv("CASCADE_SOURCED_TOPICS", raising=False)
+    if variable is not None:
+        monkeypatch.setenv("CASCADE_SOURCED_TOPICS", variable)
+    assert MqttConnector("broker", sourced_topics=given).sourced_topics is sourced
+
+
+def test_a_layout_variable_it_cannot_read_is_refused_at_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value that is neither on nor off is an error naming the variable, not a guess."""
+    monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
+    with pytest.raises(ValueError, match="CASCADE_SOURCED_TOPICS"):
+        MqttConnector("broker")
 
 
 async def _status_inbox(connector: MqttConnector) -> Inbox:

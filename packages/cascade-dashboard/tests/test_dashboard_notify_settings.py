@@ -5,7 +5,6 @@ operators are refused; every change is in the access audit."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,7 @@ from cascade.dashboard.auth import AccessLog
 from cascade.history import History
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
 from cascade.runtime import Engine, TaskFailedError, task
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "cascade-notify"))
-from tests.receiver import Receiver  # type: ignore[import-not-found]  # cascade-notify's
+from cascade.testkit import WebhookReceiver
 
 from .test_dashboard_api_tokens import (  # type: ignore[import-not-found]
     ROLES,
@@ -44,8 +41,8 @@ def history(tmp_path: Path) -> Iterator[History]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as receiver:
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
         yield receiver
 
 
@@ -83,13 +80,13 @@ async def http(
 
 
 async def test_an_admins_webhook_is_posted_a_failed_run_and_shown_redacted(
-    http: httpx.AsyncClient, broker: InMemoryBroker, receiver: Receiver, history: History,
+    http: httpx.AsyncClient, broker: InMemoryBroker, receiver: WebhookReceiver, history: History,
     access_log: AccessLog,
 ) -> None:  # fmt: skip
     added = await http.post("/api/settings/webhooks", headers=ROOT, json={
         "url": receiver.url, "format": "generic", "events": ["run.failed"]})  # fmt: skip
     assert added.status_code == 201, added.text
-    assert Receiver.SECRET not in added.text
+    assert WebhookReceiver.SECRET not in added.text
     webhook = added.json()["webhook"]
     assert webhook["url"] == receiver.url.split("/services")[0] + "/…"
     assert (webhook["events"], webhook["created_by"]) == (["run.failed"], "root@example.com")
@@ -102,7 +99,7 @@ async def test_an_admins_webhook_is_posted_a_failed_run_and_shown_redacted(
     assert posted["url"] == f"http://dash.example/runs/{posted['run_id']}"
     listed = await http.get("/api/settings/webhooks", headers=ROOT)
     assert listed.json() == {"webhooks": [webhook], "available": True}
-    assert Receiver.SECRET not in listed.text
+    assert WebhookReceiver.SECRET not in listed.text
     removed = await http.delete(f"/api/settings/webhooks/{webhook['id']}", headers=ROOT)
     assert removed.status_code == 200, removed.text
     assert (await http.get("/api/settings/webhooks", headers=ROOT)).json()["webhooks"] == []
@@ -114,11 +111,11 @@ async def test_an_admins_webhook_is_posted_a_failed_run_and_shown_redacted(
     shown = f"webhook:{webhook['id']}:{webhook['url']}"
     changes = [row for row in ACCESS if row[0] in ("webhook-add", "webhook-remove")]
     assert changes == [("webhook-add", shown, "allowed"), ("webhook-remove", shown, "allowed")]
-    assert Receiver.SECRET not in str(ACCESS) + str(history.audit())
+    assert WebhookReceiver.SECRET not in str(ACCESS) + str(history.audit())
 
 
 async def test_a_saved_webhook_is_run_when_the_dashboard_starts(
-    hub: DashboardHub, broker: InMemoryBroker, receiver: Receiver, history: History
+    hub: DashboardHub, broker: InMemoryBroker, receiver: WebhookReceiver, history: History
 ) -> None:
     history.add_webhook(receiver.url, fmt="slack", events=["run.failed"], created_by="root")
     notifications = Notifications(hub.connector, history)

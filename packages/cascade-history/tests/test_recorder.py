@@ -135,9 +135,8 @@ async def test_the_sourced_layout_is_recorded_and_its_forgeries_rejected(
     """An engine on the sourced layout is recorded as on the other; a message on a source's
     topic claiming another source (what an ACL binds is the topic) is rejected, not stored."""
     engine = Engine(
-        InMemoryConnector(broker, source_id="engine-1"),
+        InMemoryConnector(broker, source_id="engine-1", sourced_topics=True),
         heartbeat_interval=None,
-        sourced_topics=True,
     )
     await engine.run(fetch(1))
     forged = {

@@ -15,7 +15,7 @@ from cascade.interfaces import (
     events_topic,
     heartbeat_topic,
     same_source,
-    split_telemetry_topic,
+    split_run_topic,
     status_filter,
     status_topic,
     telemetry_filter,
@@ -23,6 +23,7 @@ from cascade.interfaces import (
 )
 from cascade.interfaces._topics import scope_from_path, scope_to_path
 from cascade.interfaces.connector_kit import validate_id, validate_prefix, validate_topic
+from cascade.interfaces.logs import logs_topic
 from cascade.interfaces.notes import issued_topic, login_of
 
 
@@ -45,15 +46,30 @@ def test_builders_follow_protocol() -> None:
 
 def test_the_sourced_layout_names_the_source_as_its_last_level() -> None:
     """``.../{kind}/{source}``, the source encoded; split back into kind and source, the
-    unsourced layout with no source, anything else not telemetry."""
+    unsourced layout with no source, as a logs topic is, anything else neither."""
     topic = events_topic("o", "p", "r", source="host/1")
     assert topic == "cascade/telemetry/o/p/r/events/host%2F1"
-    assert split_telemetry_topic("o/p/r/events/host%2F1") == ("events", "host%2F1")
-    assert split_telemetry_topic("o/p/r/heartbeat") == ("heartbeat", None)
-    assert split_telemetry_topic("o/p/r/snapshot/h") == ("snapshot", "h")
-    assert split_telemetry_topic("o/p/r/events/events") == ("events", "events")
-    for other in ("o/p/r", "o/p/r/logs", "o/p/r/events/h/deeper", "o/p/r/other/h"):
-        assert split_telemetry_topic(other) is None
+    assert split_run_topic(topic) == ("events", "host%2F1")
+    assert split_run_topic("cascade/telemetry/o/p/r/heartbeat") == ("heartbeat", None)
+    assert split_run_topic("acme/cascade/telemetry/o/p/r/snapshot/h", "acme/cascade") == (
+        "snapshot",
+        "h",
+    )
+    assert split_run_topic("cascade/telemetry/o/p/r/events/events") == ("events", "events")
+    assert split_run_topic(logs_topic("o", "p", "r")) == ("logs", None)
+    assert split_run_topic(logs_topic("o", "p", "r", source="host/1")) == ("logs", "host%2F1")
+    for other in (
+        "cascade/telemetry/o/p/r",
+        "cascade/telemetry/o/p/r/logs",
+        "cascade/telemetry/o/p/r/events/h/deeper",
+        "cascade/telemetry/o/p/r/other/h",
+        "cascade/logs/o/p",
+        "cascade/logs/o/p/r/h/deeper",
+        "cascade/status/h",
+        "cascadex/telemetry/o/p/r/events",
+        "other/telemetry/o/p/r/events",
+    ):
+        assert split_run_topic(other) is None, other
 
 
 def test_a_claimed_source_is_the_levels_when_it_encodes_to_it() -> None:

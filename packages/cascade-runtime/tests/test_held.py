@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from cascade.control import ControlError
-from cascade.interfaces.commands import Decided
+from cascade.interfaces.commands import ControlError, Decided
 from cascade.runtime import (
     Engine,
     RetryPolicy,
@@ -279,6 +278,9 @@ async def test_stale_unknown_ambiguous_and_not_held_requests_are_refused() -> No
         engine.decide(run.run_id, one.task_id, "skip", result=1)
     with pytest.raises(ControlError, match="result"):
         engine.decide(run.run_id, one.task_id, "complete", result="x" * 20_000)
+    with pytest.raises(ControlError, match="issued_by") as refused:
+        engine.decide(run.run_id, one.task_id, "retry", issued_by="al\x00ice")
+    assert refused.value.field == "issued_by"
     assert decide(one.task_id, attempt=1).applied
     await run.held(3)  # one held again, at attempt 2
     late = decide(one.task_id, attempt=1, reason="late")

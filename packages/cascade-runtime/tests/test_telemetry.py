@@ -440,18 +440,15 @@ async def test_a_hung_broker_costs_the_run_nothing_and_every_event_is_counted() 
     assert len(broker.taken) + engine.stats.telemetry_dropped == 10_002
 
 
-@pytest.mark.parametrize(("argument", "variable"), [(True, None), (None, "1")])
-async def test_sourced_topics_name_the_engine_as_their_last_level(
-    argument: bool | None, variable: str | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``sourced_topics=True`` (or ``CASCADE_SOURCED_TOPICS=1``): events and heartbeats go to
+async def test_a_sourced_connector_puts_the_engine_in_its_topics_last_level() -> None:
+    """On a connector that says ``sourced_topics``: events and heartbeats go to
     ``.../{kind}/{source}``, the layout a broker ACL binds to a login; nothing goes to the
-    unsourced topics."""
-    if variable is not None:
-        monkeypatch.setenv("CASCADE_SOURCED_TOPICS", variable)
+    unsourced topics. The engine has no say in it."""
     broker = InMemoryBroker()
-    engine, events = engine_for(broker, sourced_topics=argument)
-    engine.heartbeat_interval = 0.01
+    connector = InMemoryConnector(broker, source_id="host-42", presence=False, sourced_topics=True)
+    engine = Engine(connector, org_id="acme", project_id="shop", heartbeat_interval=0.01)
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
     await engine.run(fetch(1))
     run_id = events[0].run_id
     topics = {m.topic for m in broker.history if "/telemetry/" in m.topic}
@@ -462,8 +459,17 @@ async def test_sourced_topics_name_the_engine_as_their_last_level(
     assert len(published(broker, f"cascade/telemetry/acme/shop/{run_id}/events/host-42")) == 4
 
 
-def test_sourced_topics_refuses_a_variable_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A value that is neither on nor off is an error naming the variable, not a guess."""
+async def test_the_in_memory_connector_is_on_the_plain_layout_whatever_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``CASCADE_SOURCED_TOPICS`` is the MQTT connector's to read: an in-memory connector
+    keeps the plain layout unless told (``sourced_topics=True``), even a bad value unread."""
+    monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "1")
+    broker = InMemoryBroker()
+    engine, events = engine_for(broker)
+    await engine.run(fetch(1))
+    run_id = events[0].run_id
+    topics = {m.topic for m in broker.history if "/telemetry/" in m.topic}
+    assert topics == {events_topic("acme", "shop", run_id)}
     monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
-    with pytest.raises(ValueError, match="CASCADE_SOURCED_TOPICS"):
-        Engine(InMemoryConnector(InMemoryBroker()))
+    assert not InMemoryConnector(InMemoryBroker()).sourced_topics

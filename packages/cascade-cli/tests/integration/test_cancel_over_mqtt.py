@@ -190,8 +190,10 @@ class _HeldCommands(MqttConnector):
     forger's answer reaches the broker first). A thread's event: the connector's callbacks
     run on a loop of its own."""
 
-    def __init__(self, broker: BrokerEndpoint, source: str, release: threading.Event) -> None:
-        super().__init__(broker.host, broker.port, source_id=source)
+    def __init__(
+        self, broker: BrokerEndpoint, source: str, release: threading.Event, *, sourced: bool
+    ) -> None:
+        super().__init__(broker.host, broker.port, source_id=source, sourced_topics=sourced)
         self.release = release
 
     async def subscribe(
@@ -225,9 +227,7 @@ async def test_a_forged_answer_is_refused_and_the_engines_taken(
     source, mallory = f"engine-{scope_name}", f"mallory-{scope_name}"
     forged = threading.Event()
     engine = Engine(
-        _HeldCommands(mqtt_broker, source, forged),
-        heartbeat_interval=None,
-        sourced_topics=sourced,
+        _HeldCommands(mqtt_broker, source, forged, sourced=sourced), heartbeat_interval=None
     )
     recorder = EventRecorder()
     engine.events.subscribe(recorder)

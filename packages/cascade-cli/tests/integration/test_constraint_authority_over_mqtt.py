@@ -71,10 +71,13 @@ class Logins:
         self.broker = broker
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
-    def connector(self, user: str, *, presence: bool = False) -> MqttConnector:
+    def connector(
+        self, user: str, *, presence: bool = False, sourced_topics: bool = False
+    ) -> MqttConnector:
         return MqttConnector(self.broker.host, self.broker.port, username=user,
                              password=PASSWORDS[user], source_id=user, protocol=self.protocol,
-                             presence=presence, backoff_initial=0.01, backoff_max=0.1)  # fmt: skip
+                             presence=presence, sourced_topics=sourced_topics,
+                             backoff_initial=0.01, backoff_max=0.1)  # fmt: skip
 
     def cascade(self, user: str, *args: str) -> Result:
         address = ["--host", self.broker.host, "--port", str(self.broker.port), "--timeout", "10"]
@@ -85,8 +88,8 @@ class Logins:
         return await asyncio.to_thread(self.cascade, user, *args)
 
     def engine(self, org: str = "acme") -> tuple[Engine, EventRecorder]:
-        engine = Engine(self.connector("engine-1", presence=True), org_id=org, project_id="p",
-                        heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+        engine = Engine(self.connector("engine-1", presence=True, sourced_topics=True),
+                        org_id=org, project_id="p", heartbeat_interval=None)  # fmt: skip
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
         return engine, recorder

@@ -57,10 +57,10 @@ def test_an_engine_with_dotted_ids_is_heard_shown_and_paused(
         reader = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
         await reader.subscribe(telemetry_filter(project_id=PROJECT), heard.put_nowait)
         await reader.connect()
-        connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=SOURCE)
-        engine = Engine(
-            connector, project_id=PROJECT, sourced_topics=sourced, heartbeat_interval=None
+        connector = MqttConnector(
+            mqtt_broker.host, mqtt_broker.port, source_id=SOURCE, sourced_topics=sourced
         )
+        engine = Engine(connector, project_id=PROJECT, heartbeat_interval=None)
         recorder = EventRecorder()
         engine.events.subscribe(recorder)
         gate = asyncio.Event()

@@ -119,7 +119,9 @@ class Logins:
         self.broker = broker
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
-    def connector(self, user: str, *, presence: bool = False) -> MqttConnector:
+    def connector(
+        self, user: str, *, presence: bool = False, sourced_topics: bool = False
+    ) -> MqttConnector:
         return MqttConnector(
             self.broker.host,
             self.broker.port,
@@ -128,6 +130,7 @@ class Logins:
             source_id=user,
             protocol=self.protocol,
             presence=presence,
+            sourced_topics=sourced_topics,
             backoff_initial=0.01,  # RabbitMQ closes the connection on each denied subscription
             backoff_max=0.1,
         )
@@ -221,8 +224,8 @@ async def _an_operator_steers_its_scope_only(logins: Logins, db: Path) -> None:
     async def etl_load() -> int:
         return 1
 
-    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
-                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id="acme", project_id="etl", heartbeat_interval=None)  # fmt: skip
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     seen = Inbox()
@@ -379,8 +382,8 @@ async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
         attempts += 1
         raise ConnectionError("the API is down")
 
-    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
-                    heartbeat_interval=1.0, sourced_topics=True)  # fmt: skip
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id="acme", project_id="etl", heartbeat_interval=1.0)  # fmt: skip
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     run = asyncio.create_task(engine.run(load()))
@@ -438,8 +441,8 @@ async def _a_schedule_is_steered_by_its_operators_only(logins: Logins) -> None:
     def nightly():  # type: ignore[no-untyped-def]
         return one()
 
-    engine = Engine(logins.connector("engine-1", presence=True), org_id="acme", project_id="etl",
-                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id="acme", project_id="etl", heartbeat_interval=None)  # fmt: skip
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     tick = Schedule(every=timedelta(seconds=1), workflow="nightly", catchup="none")

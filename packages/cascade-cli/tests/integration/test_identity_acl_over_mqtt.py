@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from cascade.cli import app
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import Message, events_topic, status_filter, telemetry_filter
 from cascade.interfaces.commands import cancel_topic, decide_topic, reply_filter, reply_topic
+from cascade.interfaces.logs import logs_filter
 from cascade.reader import REASON_MISMATCH, ReaderModel
 from cascade.runtime import Engine, RunCancelledError, RunStarted, TaskRunning, task
 from cascade.runtime.testing import EventRecorder
@@ -95,7 +97,12 @@ class Logins:
         self.protocol = "5" if broker.supports_mqtt5 else "3.1.1"
 
     def connector(
-        self, user: str, *, presence: bool = False, source: str | None = None
+        self,
+        user: str,
+        *,
+        presence: bool = False,
+        source: str | None = None,
+        sourced_topics: bool = False,
     ) -> MqttConnector:
         return MqttConnector(
             self.broker.host,
@@ -105,6 +112,7 @@ class Logins:
             source_id=source or user,
             protocol=self.protocol,
             presence=presence,
+            sourced_topics=sourced_topics,
             backoff_initial=0.01,  # RabbitMQ closes the connection on each denied publish
             backoff_max=0.1,
         )
@@ -207,8 +215,8 @@ async def _engine_answers_only_as_itself(logins: Logins, scope: str) -> None:
     async def waits() -> None:
         await asyncio.Event().wait()
 
-    engine = Engine(logins.connector("engine-1", presence=True), org_id=ORG, project_id=PROJECT,
-                    heartbeat_interval=None, sourced_topics=True)  # fmt: skip
+    engine = Engine(logins.connector("engine-1", presence=True, sourced_topics=True),
+                    org_id=ORG, project_id=PROJECT, heartbeat_interval=None)  # fmt: skip
     recorder = EventRecorder()
     engine.events.subscribe(recorder)
     seen = Inbox()
@@ -246,6 +254,64 @@ async def test_mosquittos_acl_refuses_every_forgery(
         await _engine_answers_only_as_itself(logins, scope_name)
     finally:
         acl_mosquitto.close()
+
+
+async def _one_run(logins: Logins, scope: str, *, sourced: bool) -> tuple[str, int]:
+    """engine-1 runs one task that logs a line, on a connector with ``sourced_topics`` as
+    given: the run's id and how many of its messages the broker refused."""
+
+    @task(name=scope)
+    async def logs_a_line() -> int:
+        logging.getLogger(scope).warning("loaded %d rows", 1)
+        return 1
+
+    connector = logins.connector("engine-1", presence=True, sourced_topics=sourced)
+    await connector.connect(require=True)
+    try:
+        engine = Engine(connector, org_id=ORG, project_id=PROJECT, heartbeat_interval=None)
+        recorder = EventRecorder()
+        engine.events.subscribe(recorder)
+        assert await engine.run(logs_a_line()) == 1  # refused or not, the run is the same
+        await connector.flush(30)  # each QoS 1 message taken, or refused (MQTT 5 says so)
+    finally:
+        await connector.disconnect()
+    (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+    return started.run_id, connector.stats.refused
+
+
+@skip_on_family("rabbitmq", MOSQUITTO_ONLY.format(family="rabbitmq"))
+async def test_only_the_connectors_sourced_layout_gets_an_engines_runs_past_the_acl(
+    acl_mosquitto: MosquittoBroker, scope_name: str
+) -> None:
+    """Under docs/acl/mosquitto.acl the engine's login may publish only on topics that name
+    it: on a connector without ``sourced_topics`` its run's start and end are refused and
+    its task events and log lines dropped (the run itself unharmed), nothing reaching a
+    reader; the same engine on ``MqttConnector(..., sourced_topics=True)`` is heard whole,
+    its telemetry and its log lines, each on a topic that names it."""
+    logins = Logins(acl_mosquitto)
+    seen = Inbox()
+    try:
+        async with logins.login("viewer") as viewer:
+            await viewer.subscribe(telemetry_filter(), seen)
+            await viewer.subscribe(logs_filter(), seen)
+            plain, refused = await _one_run(logins, scope_name, sourced=False)
+            assert refused >= 2  # ENGINE_STARTED and ENGINE_STOPPED, at QoS 1
+            sourced, refused = await _one_run(logins, scope_name, sourced=True)
+            assert refused == 0
+            await seen.until(lambda m: "/logs/" in m.topic)
+            await seen.until(lambda m: m.payload.get("body", {}).get("event") == "ENGINE_STOPPED")
+    finally:
+        acl_mosquitto.close()
+    # what the broker took from the first connection came before the second's: none of it
+    assert {m.payload.get("run_id") for m in seen.all} == {sourced}
+    assert {m.topic.rsplit("/", 1)[-1] for m in seen.all} == {"engine-1"}
+    (batch,) = [m for m in seen.all if "/logs/" in m.topic]
+    assert [line["message"] for line in batch.payload["lines"]] == ["loaded 1 rows"]
+    state = ReaderModel()
+    for message in seen.all:
+        state.apply(message)
+    assert state.runs[sourced].confirmed  # its topic vouches for its source
+    assert plain not in state.runs
 
 
 @only_on_family("rabbitmq", "it starts a RabbitMQ node of its own")

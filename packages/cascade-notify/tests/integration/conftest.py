@@ -9,20 +9,19 @@ import pytest
 
 from cascade.testkit import (
     PrivatePostgreSQL,
+    WebhookReceiver,
     family_mosquitto_broker,  # noqa: F401 - fixture "mosquitto_broker"
     new_database,
     own_postgresql,
 )
 
-from ..receiver import Receiver
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver() -> Iterator[WebhookReceiver]:
     """An HTTP server on a free loopback port that keeps what is posted to it."""
-    with Receiver() as server:
+    with WebhookReceiver() as server:
         yield server
 
 

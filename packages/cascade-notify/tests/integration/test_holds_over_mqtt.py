@@ -11,9 +11,7 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.notify import Notifier, Webhook
 from cascade.runtime import Engine, task
-from cascade.testkit import MosquittoBroker
-
-from ..receiver import Receiver
+from cascade.testkit import MosquittoBroker, WebhookReceiver
 
 
 @task(on_failure="hold")
@@ -23,7 +21,7 @@ def load() -> int:
 
 @pytest.mark.asyncio
 async def test_held_then_warned_then_failed_at_the_deadline(
-    mosquitto_broker: MosquittoBroker, receiver: Receiver
+    mosquitto_broker: MosquittoBroker, receiver: WebhookReceiver
 ) -> None:
     """A hold of 3 s warned 2 s before its deadline: task.held, hold.deadline, run.failed, each
     with the task, its error and (held) the deadline and its default; slack bodies."""

@@ -23,9 +23,7 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History
 from cascade.runtime import Engine, task
-from cascade.testkit import MosquittoBroker
-
-from ..receiver import Receiver
+from cascade.testkit import MosquittoBroker, WebhookReceiver
 
 CASCADE = [sys.executable, "-m", "cascade.cli"]
 
@@ -104,7 +102,7 @@ def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_a_failed_run_is_posted_once_within_2_s_by_one_of_two_notifiers(
     mosquitto_broker: MosquittoBroker,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     state: str,
     notifiers: list[Notify],
 ) -> None:
@@ -140,7 +138,7 @@ def test_a_failed_run_is_posted_once_within_2_s_by_one_of_two_notifiers(
     for notify in notifiers:
         out, err = notify.stop()
         assert notify.process.returncode == 0, err
-        assert Receiver.SECRET not in out + err
+        assert WebhookReceiver.SECRET not in out + err
         assert "http://127.0.0.1:" in out  # the host is said; the path never
     with History(state) as history:
         [audited] = [event for event in history.audit() if event.action == "notified"]
@@ -148,11 +146,14 @@ def test_a_failed_run_is_posted_once_within_2_s_by_one_of_two_notifiers(
     assert audited.notified is not None
     assert audited.notified["outcome"] == "posted"
     assert audited.notified["webhook"] == receiver.url.split("/services")[0] + "/…"
-    assert Receiver.SECRET not in str(audited.to_json())
+    assert WebhookReceiver.SECRET not in str(audited.to_json())
 
 
 def test_a_winner_killed_mid_post_is_taken_over_after_its_lease(
-    mosquitto_broker: MosquittoBroker, receiver: Receiver, tmp_path: Path, notifiers: list[Notify]
+    mosquitto_broker: MosquittoBroker,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+    notifiers: list[Notify],
 ) -> None:
     """Two notifiers with a 3 s lease; the receiver holds the first post unanswered and the
     notifier that made it is killed (SIGKILL): the other posts the event once, after the
@@ -186,7 +187,10 @@ def test_a_winner_killed_mid_post_is_taken_over_after_its_lease(
 
 
 def test_a_500_is_retried_and_counted(
-    mosquitto_broker: MosquittoBroker, receiver: Receiver, tmp_path: Path, notifiers: list[Notify]
+    mosquitto_broker: MosquittoBroker,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+    notifiers: list[Notify],
 ) -> None:
     """The receiver answers 500 once: the post is retried (about a second later) and taken,
     and /metrics counts both attempts."""
@@ -202,11 +206,14 @@ def test_a_500_is_retried_and_counted(
     assert 'cascade_notify_http_attempts_total{outcome="http_5xx"} 1.0' in text
     assert 'cascade_notify_http_attempts_total{outcome="ok"} 1.0' in text
     assert 'cascade_notify_events_total{event="run.failed",outcome="posted"} 1.0' in text
-    assert Receiver.SECRET not in text
+    assert WebhookReceiver.SECRET not in text
 
 
 def test_a_receiver_that_never_answers_does_not_hold_a_notifier_up(
-    mosquitto_broker: MosquittoBroker, receiver: Receiver, tmp_path: Path, notifiers: list[Notify]
+    mosquitto_broker: MosquittoBroker,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+    notifiers: list[Notify],
 ) -> None:
     """Each attempt ends at --post-timeout; the post fails, counted, and the notifier still
     stops at once when asked."""
@@ -227,7 +234,7 @@ def test_a_receiver_that_never_answers_does_not_hold_a_notifier_up(
     out, err = notify.stop()
     assert time.monotonic() - started < 10
     assert "0 posted, 1 failed" in out
-    assert Receiver.SECRET not in out + err
+    assert WebhookReceiver.SECRET not in out + err
 
 
 ENGINE = """
@@ -247,7 +254,10 @@ asyncio.run(engine.run(wait()))
 
 
 def test_an_engine_killed_is_posted_once_as_lost(
-    mosquitto_broker: MosquittoBroker, receiver: Receiver, tmp_path: Path, notifiers: list[Notify]
+    mosquitto_broker: MosquittoBroker,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+    notifiers: list[Notify],
 ) -> None:
     """An engine process killed (SIGKILL) mid-run: the broker's will tells the notifiers, and
     one of two posts ``engine.lost`` naming the engine."""

@@ -46,9 +46,14 @@ async def test_a_runs_lines_reach_a_reader_before_its_end(
     await reader.subscribe(logs_filter(prefix=prefix), keep)
     await reader.subscribe(f"{prefix}/telemetry/+/+/+/events/#", keep)
     engine = Engine(
-        MqttConnector(mqtt_broker.host, mqtt_broker.port, topic_prefix=prefix, source_id="it-logs"),
+        MqttConnector(
+            mqtt_broker.host,
+            mqtt_broker.port,
+            topic_prefix=prefix,
+            source_id="it-logs",
+            sourced_topics=True,
+        ),
         heartbeat_interval=None,
-        sourced_topics=True,
     )
     try:
         assert await engine.run([noisy(300), threaded(300)]) == [300, 300]

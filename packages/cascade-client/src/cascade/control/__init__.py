@@ -27,6 +27,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cascade.interfaces.commands import (
+        MAX_REASON_LENGTH,
+        ControlError,
+        Decide,
+        checked_name,
+        checked_reason,
+        default_operator,
+    )
+
     from ._answers import (
         Answer,
         CancelAnswer,
@@ -38,20 +47,12 @@ if TYPE_CHECKING:
         Steered,
     )
     from ._decisions import DecisionAnswer
-    from ._errors import ControlError
-    from ._operator import (
-        MAX_REASON_LENGTH,
-        checked_name,
-        checked_reason,
-        default_operator,
-    )
     from ._publishing import (
         PublishRefusedError,
         publish_confirmed,
     )
     from ._requests import (
         Cancel,
-        Decide,
         Limit,
         Pause,
         Resume,
@@ -110,6 +111,12 @@ __all__ = [
 # Where each name is defined: a name is imported from its module when first used (PEP 562),
 # so that whoever needs one name does not pay for all of them (a command's start).
 _HOMES = {
+    "MAX_REASON_LENGTH": "cascade.interfaces.commands",
+    "ControlError": "cascade.interfaces.commands",
+    "Decide": "cascade.interfaces.commands",
+    "checked_name": "cascade.interfaces.commands",
+    "checked_reason": "cascade.interfaces.commands",
+    "default_operator": "cascade.interfaces.commands",
     "Answer": "._answers",
     "CancelAnswer": "._answers",
     "Refusal": "._answers",
@@ -117,15 +124,9 @@ _HOMES = {
     "Controller": "._controller",
     "Steered": "._controller",
     "DecisionAnswer": "._decisions",
-    "ControlError": "._errors",
-    "MAX_REASON_LENGTH": "._operator",
-    "checked_name": "._operator",
-    "checked_reason": "._operator",
-    "default_operator": "._operator",
     "PublishRefusedError": "._publishing",
     "publish_confirmed": "._publishing",
     "Cancel": "._requests",
-    "Decide": "._requests",
     "Limit": "._requests",
     "Pause": "._requests",
     "Resume": "._requests",

@@ -17,8 +17,7 @@ from cascade.interfaces import (
     expiry_after,
 )
 from cascade.interfaces import validate_scope as check_scope
-
-from ._errors import ControlError
+from cascade.interfaces.commands import ControlError
 
 __all__ = [
     "CONSTRAINT_TYPES",

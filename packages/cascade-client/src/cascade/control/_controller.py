@@ -12,16 +12,22 @@ from typing import Any, overload
 import msgspec
 
 from cascade.interfaces import Connector, Constraint, ConstraintType
-from cascade.interfaces.commands import Decision
+from cascade.interfaces.commands import (
+    MAX_OPERATOR_LENGTH,
+    Decide,
+    Decision,
+    checked_prefix,
+    checked_text,
+    default_operator,
+)
 from cascade.interfaces.serving import RerunMode, StartReply
 
 from ._answers import CancelAnswer, Refusal
 from ._cancel import request_cancel
 from ._decisions import DecisionAnswer, request_decision
-from ._operator import MAX_OPERATOR_LENGTH, checked_text, default_operator
 from ._publishing import clear_constraints, set_constraints
-from ._requests import Cancel, Decide, Limit, Pause, Resume, Start
-from ._run_ids import checked_prefix, find_run, live_wait
+from ._requests import Cancel, Limit, Pause, Resume, Start
+from ._run_ids import find_run, live_wait
 from ._schedules import ScheduleView, backfill_request, backfilled, schedules_of
 from ._served import Served, served
 from ._starting import send_start

@@ -7,15 +7,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import msgspec
 
 from cascade.interfaces import Connector
 from cascade.interfaces.commands import (
-    DECISIONS,
-    MAX_RESULT_BYTES,
-    Decision,
     DecisionReply,
     DecisionRequest,
     decide_topic,
@@ -25,13 +19,8 @@ from cascade.interfaces.commands import (
 from ._answers import Answer, AnswerJudge, Refusal
 from ._asking import ask_engine
 from ._decision_text import said_of
-from ._errors import ControlError
-from ._operator import checked_text
 
-__all__ = ["MAX_TASK_LENGTH", "DecisionAnswer", "checked_decision_fields", "request_decision"]
-
-MAX_TASK_LENGTH = 1024
-"""The longest task id or name a decision names."""
+__all__ = ["DecisionAnswer", "request_decision"]
 
 
 @dataclass
@@ -57,27 +46,6 @@ class DecisionAnswer(Answer[DecisionReply]):
         if self.reply is None:
             return f"no engine answered for run {self.run_id}"
         return said_of(self.reply, self.request, time.time() if now is None else now)
-
-
-def checked_decision_fields(
-    task: object, decision: object, attempt: object, result: Any
-) -> tuple[str, Decision, Any]:
-    """The held ``task`` (stripped), the ``decision`` and a ``complete``'s ``result`` (a copy
-    of the JSON value; :data:`msgspec.UNSET`: none given) as a decision sends them, the
-    ``attempt`` checked; else :class:`ControlError` naming the field (``task``,
-    ``decision``, ``attempt``, ``result``)."""
-    if not isinstance(task, str):
-        raise ControlError(f"task is a held task's id or name: text, not {task!r}", "task")
-    named = checked_text(task, "task", MAX_TASK_LENGTH)
-    checked = _checked_decision(decision)
-    if attempt is not None and (
-        isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1
-    ):
-        raise ControlError(f"attempt must be a whole number from 1, not {attempt!r}", "attempt")
-    given = result if result is msgspec.UNSET else _checked_result(result, checked)
-    if checked == "complete" and result is msgspec.UNSET:
-        raise ControlError("complete gives its result to the dependents: give one", "result")
-    return named, checked, given
 
 
 async def request_decision(
@@ -115,26 +83,3 @@ async def request_decision(
         project=project,
     )
     return answer
-
-
-def _checked_decision(decision: object) -> Decision:
-    for known in DECISIONS:
-        if decision == known:
-            return known
-    raise ControlError(
-        f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}", "decision"
-    )
-
-
-def _checked_result(result: Any, decision: Decision) -> Any:
-    if decision != "complete":
-        raise ControlError(f"a result goes with complete, not with {decision}", "result")
-    try:
-        encoded = msgspec.json.encode(result)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ControlError(f"result is not JSON: {exc}", "result") from None
-    if len(encoded) > MAX_RESULT_BYTES:
-        raise ControlError(
-            f"result is {len(encoded):,} bytes of JSON, at most {MAX_RESULT_BYTES:,}", "result"
-        )
-    return msgspec.json.decode(encoded)

@@ -6,13 +6,14 @@ Each is a msgspec struct whose ``__post_init__`` holds the verb's checks: made i
 the dashboard reads its controls), bad input raises :class:`ControlError` naming the field
 before anything is sent, and the fields are kept as they will be sent (a reason stripped, a run
 id in lower case). Who issues it is the :class:`~cascade.control.Controller`'s, not the
-request's; what it publishes is built when it is sent, stamped then.
+request's; what it publishes is built when it is sent, stamped then. A decision's,
+:class:`~cascade.interfaces.commands.Decide`, is the protocol's (the engine checks a decision
+made in its own process with it too): :func:`read_request` reads it as it reads the others.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -20,7 +21,13 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from cascade.interfaces import DEFAULT_PREFIX, Constraint, ConstraintType
-from cascade.interfaces.commands import Decision, DecisionRequest, new_request_id
+from cascade.interfaces.commands import (
+    ControlError,
+    Decide,
+    checked_prefix,
+    checked_reason,
+    is_full,
+)
 from cascade.interfaces.serving import RerunMode, StartRequest
 
 from ._constraints import (
@@ -29,20 +36,16 @@ from ._constraints import (
     pause_constraint,
     validate_scope,
 )
-from ._decisions import checked_decision_fields
-from ._errors import ControlError
-from ._operator import checked_reason
-from ._run_ids import checked_prefix, is_full
 from ._start_request import start_request
 
-__all__ = ["Cancel", "Decide", "Limit", "Pause", "Resume", "Start", "read_request"]
+__all__ = ["Cancel", "Limit", "Pause", "Resume", "Start", "read_request"]
 
 
 class _Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What every request is: a value, its fields checked when it is made."""
 
 
-def _place(request: Cancel | Decide | Start) -> None:
+def _place(request: Cancel | Start) -> None:
     for name in ("org", "project"):
         value = getattr(request, name)
         if value is not None and not isinstance(value, str):
@@ -50,10 +53,7 @@ def _place(request: Cancel | Decide | Start) -> None:
 
 
 def _reason(request: Any) -> None:
-    reason = request.reason
-    if reason is not None and not isinstance(reason, str):
-        raise ControlError(f"reason must be text, not {reason!r}", "reason")
-    force_setattr(request, "reason", checked_reason(reason))
+    force_setattr(request, "reason", checked_reason(request.reason))
 
 
 class Pause(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -149,58 +149,6 @@ class Cancel(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
                 f"a whole run id (32 hex digits) is cancelled, not {self.run_id!r}", "run_id"
             )
         return self.run_id
-
-
-class Decide(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Take ``decision`` (``retry``, ``skip``, ``complete``, ``fail``) on the held ``task``
-    (its id, or its name when one held task has it) of the run ``run_id``, at the held
-    ``attempt`` (``None``: whichever is held when it arrives); ``result`` is a ``complete``'s
-    only (any JSON value, ``None`` too: left unset, there is none). As `cascade retry`,
-    `skip`, `complete` and `fail` ask it.
-
-    ``run_id``, ``org`` and ``project`` are as :class:`Cancel` takes them."""
-
-    run_id: str
-    task: str
-    decision: Decision
-    attempt: int | None = None
-    result: Any = msgspec.UNSET
-    reason: str | None = None
-    org: str | None = None
-    project: str | None = None
-
-    def __post_init__(self) -> None:
-        force_setattr(self, "run_id", checked_prefix(self.run_id))
-        task, decision, result = checked_decision_fields(
-            self.task, self.decision, self.attempt, self.result
-        )
-        force_setattr(self, "task", task)
-        force_setattr(self, "decision", decision)
-        force_setattr(self, "result", result)
-        _reason(self)
-        _place(self)
-
-    def wire_request(
-        self, *, issued_by: str | None = None, request_id: str | None = None
-    ) -> DecisionRequest:
-        """The :class:`~cascade.interfaces.commands.DecisionRequest` it sends (a whole run id only:
-        :class:`ControlError` for a prefix), stamped now, with ``request_id`` (default: a
-        fresh one)."""
-        if not is_full(self.run_id):
-            raise ControlError(
-                f"a whole run id (32 hex digits) is decided on, not {self.run_id!r}", "run_id"
-            )
-        return DecisionRequest(
-            id=new_request_id() if request_id is None else request_id,
-            run_id=self.run_id,
-            task=self.task,
-            decision=self.decision,
-            attempt=self.attempt,
-            result=None if self.result is msgspec.UNSET else self.result,
-            issued_by=issued_by,
-            reason=self.reason,
-            issued_at=time.time(),
-        )
 
 
 class Start(_Request, frozen=True, kw_only=True, forbid_unknown_fields=True):

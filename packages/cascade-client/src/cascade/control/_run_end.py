@@ -25,7 +25,7 @@ from cascade.interfaces import (
     decode_envelope,
     decode_status,
     same_source,
-    split_telemetry_topic,
+    split_run_topic,
     status_topic,
     telemetry_filter,
 )
@@ -52,7 +52,7 @@ class RunEnds:
 
     def __call__(self, message: Message) -> None:
         """Take one telemetry message: an end is kept, anything else ignored."""
-        split = split_telemetry_topic(message.topic.removeprefix(f"{self._prefix}/telemetry/"))
+        split = split_run_topic(message.topic, self._prefix)
         body = message.payload.get("body") if isinstance(message.payload, dict) else None
         if split is None or not isinstance(body, dict) or body.get("type") != "LifecycleEvent":
             return

@@ -11,28 +11,23 @@ recorded ones) and listens for live runs only when that does not answer.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cascade.interfaces import Connector, InvalidMessageError, Message, telemetry_filter
+from cascade.interfaces.commands import ControlError, is_full
 from cascade.interfaces.summaries import SummaryRun, decode_summary, summary_filter
 from cascade.reader import ROLLCALL_WAIT
 
-from ._errors import ControlError
-
 __all__ = [
-    "FULL_ID",
     "LIVE_WAIT",
     "RECORDED_READ",
     "SHORT_ID",
     "HeardRuns",
     "Listed",
     "Recorded",
-    "checked_prefix",
     "find_run",
     "heard_run_ids",
-    "is_full",
     "listed_runs",
     "live_wait",
     "one_run",
@@ -42,8 +37,6 @@ __all__ = [
 SHORT_ID = 12
 """How many leading digits of a run id every table and view shows (any of them works as
 the id in every command)."""
-FULL_ID = 32
-"""A whole run id's length: 32 hex digits."""
 LIVE_WAIT = 5.0
 """How long a prefix is listened for at most: one heartbeat interval, in which every live
 run says its id (the timeout when shorter)."""
@@ -51,7 +44,6 @@ run says its id (the timeout when shorter)."""
 RECORDED_READ = 1000
 """Ids read from a history for one prefix at most (``cascade.history.recorded_in``)."""
 
-_HEX = re.compile(r"[0-9a-f]{1,32}")
 _NAMED = 5  # matches an ambiguous prefix names
 
 
@@ -60,27 +52,9 @@ def short_id(run_id: str) -> str:
     return run_id[:SHORT_ID]
 
 
-def is_full(run_id: str) -> bool:
-    """Whether ``run_id`` (from :func:`checked_prefix`) is a whole run id, not a prefix."""
-    return len(run_id) == FULL_ID
-
-
 def live_wait(timeout: float) -> float:
     """How long to listen for the live runs a prefix may name: :data:`LIVE_WAIT` at most."""
     return min(LIVE_WAIT, timeout)
-
-
-def checked_prefix(value: str) -> str:
-    """``value`` in lower case when it is a run id or a prefix of one (1 to 32 hex digits);
-    else :class:`ControlError`."""
-    if not isinstance(value, str):
-        raise ControlError(f"a run id is text: hex digits, not {value!r}", "run_id")
-    text = value.strip().lower()
-    if not _HEX.fullmatch(text):
-        raise ControlError(
-            f"a run id is hex digits: all 32, or a prefix only one run has, not {value!r}", "run_id"
-        )
-    return text
 
 
 @dataclass(frozen=True)

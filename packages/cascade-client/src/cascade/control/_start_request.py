@@ -9,17 +9,20 @@ from typing import Any
 
 import msgspec
 
-from cascade.interfaces.commands import new_request_id
+from cascade.interfaces.commands import (
+    MAX_OPERATOR_LENGTH,
+    ControlError,
+    checked_prefix,
+    checked_reason,
+    checked_text,
+    new_request_id,
+)
 from cascade.interfaces.serving import (
     MAX_PARAMS_BYTES,
     RerunMode,
     StartRequest,
     check_workflow_name,
 )
-
-from ._errors import ControlError
-from ._operator import MAX_OPERATOR_LENGTH, checked_reason, checked_text
-from ._run_ids import checked_prefix
 
 __all__ = ["MIN_RERUN_PREFIX", "RERUN_MODES", "start_request"]
 

@@ -6,18 +6,17 @@ the dashboard's controls and history, resolve what they are given with these;
 :meth:`~cascade.control.Controller.resolve_run` is the same for a caller in Python.
 """
 
+from cascade.interfaces.commands import FULL_ID, checked_prefix, is_full
+
 from ._run_ids import (
-    FULL_ID,
     LIVE_WAIT,
     RECORDED_READ,
     SHORT_ID,
     HeardRuns,
     Listed,
     Recorded,
-    checked_prefix,
     find_run,
     heard_run_ids,
-    is_full,
     listed_runs,
     live_wait,
     one_run,

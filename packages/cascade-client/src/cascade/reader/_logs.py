@@ -26,6 +26,7 @@ from cascade.interfaces import (
     decode_level,
     payload_limit,
     same_source,
+    split_run_topic,
 )
 from cascade.interfaces.logs import (
     MAX_LOG_LINE_BYTES,
@@ -239,15 +240,15 @@ class LogFollower:
     def apply(self, message: Message) -> HeardBatch | None:
         """Fold one received message; what its batch added, ``None`` when it added nothing
         (refused, malformed, a copy, or not on a logs topic)."""
-        kind, _, rest = message.topic.removeprefix(self.prefix + "/").partition("/")
+        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
         if kind != "logs":
             return None
         limit = payload_limit(kind)
         if limit is not None and len(message.raw) > limit:
             self.oversized += 1
             return None
-        levels = rest.split("/")
-        if len(levels) not in (3, 4):
+        split = split_run_topic(message.topic, self.prefix)
+        if split is None:
             self.rejected += 1
             return None
         try:
@@ -255,7 +256,7 @@ class LogFollower:
         except InvalidMessageError:
             self.rejected += 1
             return None
-        return self._apply(batch, levels[3] if len(levels) == 4 else None, hash(message.raw))
+        return self._apply(batch, split[1], hash(message.raw))
 
     def _apply(self, batch: LogBatch, sourced: str | None, digest: int) -> HeardBatch | None:
         source = batch.source

@@ -25,6 +25,7 @@ from cascade.interfaces import (
     decode_level,
     payload_limit,
     same_source,
+    split_run_topic,
 )
 
 from ._answers import Asked, answer_refusal
@@ -66,9 +67,6 @@ invents sources."""
 
 
 _NEW, _COPY, _BEYOND = Seen.NEW, Seen.COPY, Seen.BEYOND  # per message: an Enum attribute is slow
-
-
-_KINDS = ("/events", "/heartbeat", "/snapshot")  # the last level of a telemetry topic's kind
 
 
 @dataclass
@@ -154,7 +152,7 @@ class ReaderModel:
 
     def apply(self, message: Message) -> None:
         """Fold one received message into the state."""
-        kind, _, rest = message.topic.removeprefix(self.prefix + "/").partition("/")
+        kind = message.topic.removeprefix(self.prefix + "/").partition("/")[0]
         limit = payload_limit(kind)
         if limit is not None and len(message.raw) > limit:
             self.oversized += 1
@@ -167,14 +165,9 @@ class ReaderModel:
             elif kind == "summary":
                 self._apply_summary(message)
             elif kind == "telemetry":
-                # split_telemetry_topic's rule, inline: it is told for every message
-                levels = rest.count("/")
-                if levels == 3 and rest.endswith(_KINDS):
-                    self._apply_envelope(decode_envelope(message.payload), message, None)
-                elif levels == 4:
-                    head, _, sourced = rest.rpartition("/")
-                    if head.endswith(_KINDS):
-                        self._apply_envelope(decode_envelope(message.payload), message, sourced)
+                split = split_run_topic(message.topic, self.prefix)
+                if split is not None:
+                    self._apply_envelope(decode_envelope(message.payload), message, split[1])
         except ConstraintTopicError:  # counted by its topic: a payload's claims name nothing
             self.refusals.count(message.topic.removeprefix(self.prefix + "/"), REASON_NOT_ITS_TOPIC)
         except InvalidMessageError:

@@ -142,12 +142,12 @@ def silence_line(engine: EngineView) -> str:
             f"{engine.source}'s connection is closed as soon as it is made "
             f"({len(engine.wills)} wills within {FLAP_WINDOW:.0f} s), so its telemetry never "
             "arrives: the broker likely refuses what it publishes (under `cascade acl`'s ACL an "
-            "engine needs Engine(sourced_topics=True) and its login as source_id)"
+            "engine's connector needs sourced_topics=True and its login as source_id)"
         )
     where = engine.unheard_where or "its org/project"
     return (
         f"no telemetry from {engine.source} reached this view, though its summary counts "
         f"{engine.unheard:,} events sent since: the broker's ACL likely drops them (under "
-        "`cascade acl`'s ACL an engine needs Engine(sourced_topics=True) and its login as "
+        "`cascade acl`'s ACL an engine's connector needs sourced_topics=True and its login as "
         f"source_id), or this login may not read telemetry of {where}"
     )

@@ -19,7 +19,7 @@ from cascade.interfaces import (
     decode_status,
     payload_limit,
     same_source,
-    split_telemetry_topic,
+    split_run_topic,
 )
 from cascade.interfaces.commands import (
     CancelReply,
@@ -146,7 +146,7 @@ def _decode(
     payload = message.payload
     decoded: Envelope | StatusMessage | Constraint | None
     if kind == "telemetry":
-        levels = split_telemetry_topic(rest)
+        levels = split_run_topic(message.topic, prefix)
         if levels is None:
             return None
         decoded = _envelope(message)
@@ -191,13 +191,13 @@ def _decode(
         check_reply_topic(reply, message.topic, prefix)
         return Received(message.topic, reply, when, message.retain)
     elif kind == "logs":  # what a run's tasks logged
-        run_levels = rest.split("/")  # org, project, run[, source]
-        if len(run_levels) not in (3, 4):
+        split = split_run_topic(message.topic, prefix)
+        if split is None:
             return None
         batch = decode_log_batch(message.raw or payload)
-        if len(run_levels) == 4 and not same_source(batch.source, run_levels[3]):
+        if split[1] is not None and not same_source(batch.source, split[1]):
             raise InvalidMessageError(
-                f"from {batch.source[:64]!r} on {run_levels[3][:64]!r}'s topic", "$.source"
+                f"from {batch.source[:64]!r} on {split[1][:64]!r}'s topic", "$.source"
             )
         return Received(message.topic, batch, when, message.retain)
     else:

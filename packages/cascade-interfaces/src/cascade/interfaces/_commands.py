@@ -9,7 +9,6 @@ requester subscribed to before it asked.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -31,7 +30,6 @@ __all__ = [
     "command_filter",
     "decode_cancel_reply",
     "decode_cancel_request",
-    "new_request_id",
     "check_reply_topic",
     "reply_filter",
     "reply_topic",
@@ -46,11 +44,6 @@ CancelOutcome: TypeAlias = Literal["cancelled", "already_cancelled"]
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 _Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 _RequestId = Annotated[str, msgspec.Meta(pattern=f"^{_REQUEST_ID.pattern}$")]
-
-
-def new_request_id() -> str:
-    """A fresh request ``id``: 32 hex digits."""
-    return uuid.uuid4().hex
 
 
 def _command(org_id: str, project_id: str, run_id: str, prefix: str) -> str:

@@ -195,6 +195,15 @@ class Connector(Protocol):
         ...
 
     @property
+    def sourced_topics(self) -> bool:
+        """Whether this connector's source publishes its runs' telemetry and log lines on the
+        sourced layout (``.../{kind}/{source}``, ``.../{run_id}/{source}``: the last level
+        is :attr:`source_id`, which a broker ACL binds to the login; docs/protocol.md, "The
+        sourced layout") rather than the plain one. The engine asks it as each run starts;
+        readers read both layouts whatever their connector says."""
+        ...
+
+    @property
     def is_connected(self) -> bool:
         """Whether the broker connection is up right now."""
         ...

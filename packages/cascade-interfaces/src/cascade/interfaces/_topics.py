@@ -22,7 +22,7 @@ __all__ = [
     "same_source",
     "scope_from_path",
     "scope_to_path",
-    "split_telemetry_topic",
+    "split_run_topic",
     "status_filter",
     "status_topic",
     "telemetry_filter",
@@ -271,18 +271,26 @@ def telemetry_filter(
 _TELEMETRY_KINDS = frozenset(("events", "heartbeat", "snapshot"))
 
 
-def split_telemetry_topic(rest: str) -> tuple[str, str | None] | None:
-    """The kind (``events``, ``heartbeat``, ``snapshot``) and the source level (``None`` in
-    the unsourced layout) of a telemetry topic, given what follows ``{prefix}/telemetry/``;
-    ``None`` for a topic of neither layout."""
-    levels = rest.split("/")
-    if len(levels) == 4:
-        kind, source = levels[3], None
-    elif len(levels) == 5:
-        kind, source = levels[3], levels[4]
-    else:
+def split_run_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str | None] | None:
+    """Which layout a run's topic under ``prefix`` is on, the one rule every reader of both
+    layouts asks: its kind (``events``, ``heartbeat``, ``snapshot`` of a telemetry topic;
+    ``logs`` of a log lines' one) and its source level (as in the topic, encoded; ``None`` on
+    the plain layout, ``.../{run_id}/{kind}`` and ``.../{run_id}``). ``None`` for a topic
+    that is a run's telemetry or logs on neither layout.
+
+    ``cascade/telemetry/o/p/r/events/host%2F1`` → ``("events", "host%2F1")``;
+    ``cascade/logs/o/p/r`` → ``("logs", None)``."""
+    head = len(prefix)
+    if not topic.startswith(prefix) or topic[head : head + 1] != "/":
         return None
-    return (kind, source) if kind in _TELEMETRY_KINDS else None
+    levels = topic[head + 1 :].split("/")
+    count = len(levels)
+    if levels[0] == "telemetry":  # telemetry/org/project/run/kind[/source]
+        if (count == 5 or count == 6) and levels[4] in _TELEMETRY_KINDS:
+            return levels[4], levels[5] if count == 6 else None
+    elif levels[0] == "logs" and (count == 4 or count == 5):  # logs/org/project/run[/source]
+        return "logs", levels[4] if count == 5 else None
+    return None
 
 
 def same_source(claimed: str, level: str) -> bool:

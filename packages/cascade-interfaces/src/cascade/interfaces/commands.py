@@ -4,9 +4,25 @@ held task", "Snapshots").
 
 An engine listens on :func:`command_filter` and :func:`snapshot_request_topic`, decodes each
 request strictly, and answers a cancel or a decision on :func:`reply_topic`; the writers of
-these requests are ``cascade.control``'s.
+these requests are ``cascade.control``'s. A decision as a person asks it is :class:`Decide`,
+checked where it is made (:class:`ControlError` naming the field), in the engine's own
+process (``Engine.decide``) as in every face; the checks of who issues a request, why, and
+the run it names are here with it (``cascade.control`` exports them again).
 """
 
+from ._asked import (
+    FULL_ID,
+    MAX_OPERATOR_LENGTH,
+    MAX_REASON_LENGTH,
+    ControlError,
+    checked_name,
+    checked_prefix,
+    checked_reason,
+    checked_text,
+    default_operator,
+    is_full,
+    new_request_id,
+)
 from ._commands import (
     MAX_LISTED_TASKS,
     CancelOutcome,
@@ -18,7 +34,6 @@ from ._commands import (
     command_filter,
     decode_cancel_reply,
     decode_cancel_request,
-    new_request_id,
     reply_filter,
     reply_topic,
 )
@@ -26,6 +41,8 @@ from ._decisions import (
     DECISIONS,
     DEFAULT_DECISIONS,
     MAX_RESULT_BYTES,
+    MAX_TASK_LENGTH,
+    Decide,
     Decided,
     Decision,
     DecisionCount,
@@ -47,21 +64,31 @@ __all__ = [
     "CancelOutcome",
     "CancelReply",
     "CancelRequest",
+    "ControlError",
     "DECISIONS",
     "DEFAULT_DECISIONS",
+    "Decide",
     "Decided",
-    "DecisionCount",
     "Decision",
+    "DecisionCount",
     "DecisionOutcome",
     "DecisionReply",
     "DecisionRequest",
+    "FULL_ID",
     "MAX_LISTED_TASKS",
+    "MAX_OPERATOR_LENGTH",
+    "MAX_REASON_LENGTH",
     "MAX_RESULT_BYTES",
+    "MAX_TASK_LENGTH",
     "SNAPSHOT_INTERVAL",
     "SnapshotRequest",
     "TaskRef",
     "cancel_topic",
     "check_reply_topic",
+    "checked_name",
+    "checked_prefix",
+    "checked_reason",
+    "checked_text",
     "command_filter",
     "decide_topic",
     "decode_cancel_reply",
@@ -69,6 +96,8 @@ __all__ = [
     "decode_decision_reply",
     "decode_decision_request",
     "decode_snapshot_request",
+    "default_operator",
+    "is_full",
     "new_request_id",
     "reply_filter",
     "reply_topic",

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from cascade.interfaces import DEFAULT_PREFIX, Connector, Constraint
-from cascade.interfaces.commands import Decision, DecisionReply, DecisionRequest
+from cascade.interfaces.commands import Decide, Decision, DecisionReply, DecisionRequest
 from cascade.interfaces.connector_kit import (
     default_org_id,
     default_project_id,
-    default_sourced_topics,
     validate_id,
     validate_prefix,
 )
@@ -32,6 +31,7 @@ from ._events import (
 from ._run import CancelReport, HoldPolicy, Run
 from ._run_notice import announce_run, dashboard_address
 from ._run_resources import check_resources
+from ._sigterm import SIGTERM_REASON, stop_on_sigterm
 from ._stats import EngineStats
 from ._steps import describe
 from ._tracing import start_run
@@ -90,12 +90,11 @@ class Engine:
       Coroutine tasks always run on the engine's loop.
     - ``org_id`` / ``project_id``: default ``$CASCADE_ORG_ID`` / ``$CASCADE_PROJECT_ID``
       or ``local`` / ``default``.
-    - ``topic_prefix``: default ``connector.topic_prefix``.
-    - ``sourced_topics``: publish telemetry on the sourced layout,
-      ``.../{run_id}/{kind}/{source}``, whose last level a broker ACL binds to the
-      engine's login (docs/protocol.md, "Who may do what"); default
-      ``$CASCADE_SOURCED_TOPICS``, else off: the existing Cascade tools read only the
-      unsourced layout, Cascade's readers both.
+    - ``topic_prefix``: default ``connector.topic_prefix``. Which layout a run's telemetry
+      and log topics take is the connector's: the sourced one, whose last level a broker ACL
+      binds to the engine's login, where it says so
+      (:attr:`~cascade.interfaces.Connector.sourced_topics`;
+      ``MqttConnector(sourced_topics=True)``, docs/protocol.md, "Who may do what").
     - ``heartbeat_interval``: seconds between heartbeats; ``None`` for none.
     - ``summaries``: publish the source's summary, retained, on ``{prefix}/summary/{source}``
       (its runs and tasks added up, for the views of a whole fleet: docs/protocol.md,
@@ -173,7 +172,6 @@ class Engine:
         org_id: str | None = None,
         project_id: str | None = None,
         topic_prefix: str | None = None,
-        sourced_topics: bool | None = None,
         heartbeat_interval: float | None = 5.0,
         summaries: bool = True,
         logs: LogForwarding | None = LogForwarding(),  # noqa: B008 - frozen, shared safely
@@ -209,7 +207,6 @@ class Engine:
         self.topic_prefix = validate_prefix(
             topic_prefix or (connector.topic_prefix if connector else DEFAULT_PREFIX)
         )
-        self.sourced_topics = default_sourced_topics() if sourced_topics is None else sourced_topics
         self.heartbeat_interval = heartbeat_interval
         self.summaries = summaries
         self.logs = logs
@@ -341,16 +338,15 @@ class Engine:
         was, never applied twice (default: a new one). On a gate (:func:`~cascade.runtime.gate`,
         held from its start): ``"complete"`` approves it (its value ``result``, ``True`` when
         ``None``), ``"fail"`` rejects it, ``"skip"`` skips it, and ``"retry"`` is refused
-        ``not_retryable``. Bad arguments raise :class:`~cascade.control.ControlError` (a
-        ``ValueError``) naming the field, as :class:`~cascade.control.Decide` checks them. Call
+        ``not_retryable``. Bad arguments raise :class:`~cascade.interfaces.commands.ControlError`
+        (a ``ValueError``; ``cascade.control.ControlError`` too) naming the field, as
+        :class:`~cascade.interfaces.commands.Decide` checks them. Call
         it on the engine's event loop; with a connector, ``cascade retry``, ``skip``,
         ``complete`` and ``fail`` call it over the broker (:class:`~cascade.control.Controller`).
         """
         scheduler = self._runs.get(run_id)
         if scheduler is None:
             return None
-        from cascade.control import Decide, checked_name  # what steers: not imported by a run
-
         asked = Decide(
             run_id=run_id,
             task=task,
@@ -359,10 +355,7 @@ class Engine:
             result=msgspec.UNSET if result is None and decision != "complete" else result,
             reason=reason,
         )
-        request = asked.wire_request(
-            issued_by=None if issued_by is None else checked_name(issued_by), request_id=request_id
-        )
-        return scheduler.decide(request)
+        return scheduler.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
         """A decision request from the broker (the run's ``CommandListener``)."""
@@ -397,6 +390,13 @@ class Engine:
         configured (no handler would get the line, so Python's last resort would show
         warnings only), it also prints that line once on stderr, after ``cascade: ``.
 
+        SIGTERM (where the application handles it not itself: no handler of its own, on the
+        main thread) cancels the run as :meth:`cancel` does, ``reason`` "the process got
+        SIGTERM": its end is published and its engine's offline status sent, stamped when it
+        stopped, instead of the process dying at once (which leaves only the broker's will,
+        stamped when the connection was made); :meth:`run` then raises
+        :class:`RunCancelledError`. Its handler goes when the run ends.
+
         ``params`` gives the target's :class:`Param` values by name (a parameter not given
         takes its default); :class:`ParamError` names one missing, unknown or of a type it
         does not take, before anything runs.
@@ -413,17 +413,25 @@ class Engine:
         would do. Raises :class:`RerunError` when the run is not in the store, results are
         not kept, or a rerun of the same run is live in this engine.
         """
-        return await self._run_target(
-            target,
-            run_id=uuid.uuid4().hex,
-            params=params,
-            name=name,
-            origin=None,
-            rerun_of=rerun_of,
-            rerun=rerun,
-            from_task=from_task,
-            direct=True,
-        )
+        run_id = uuid.uuid4().hex
+        caller = asyncio.current_task()
+
+        def stop() -> None:  # SIGTERM: cancelled as a cancel does, or before it began
+            if self.cancel(run_id, reason=SIGTERM_REASON) is None and caller is not None:
+                caller.cancel()
+
+        with stop_on_sigterm(stop):
+            return await self._run_target(
+                target,
+                run_id=run_id,
+                params=params,
+                name=name,
+                origin=None,
+                rerun_of=rerun_of,
+                rerun=rerun,
+                from_task=from_task,
+                direct=True,
+            )
 
     async def plan(
         self,
@@ -469,7 +477,6 @@ class Engine:
             org_id=self.org_id,
             project_id=self.project_id,
             topic_prefix=self.topic_prefix,
-            sourced_topics=self.sourced_topics,
             heartbeat_interval=self.heartbeat_interval,
             summaries=self.summaries,
             connect_wait=self.connect_wait,
@@ -565,7 +572,6 @@ class Engine:
                 org_id=self.org_id,
                 project_id=self.project_id,
                 prefix=self.topic_prefix,
-                sourced=self.sourced_topics,
                 trace_id=tracing.trace_id if tracing is not None else None,
             )
         run = Run(
@@ -700,6 +706,9 @@ class Engine:
         their defaults, the request's id, who asked, why and when) is on its
         ``ENGINE_STARTED``. A run that fails ends as usual, and serving goes on.
 
+        SIGTERM (where the application handles it not itself) stops it as a cancel does,
+        and it returns: its offline status, sent as it disconnects, says when it stopped.
+
         Needs a connector; connects it unless it is connected (then leaves it so) or
         ``manage_connection`` says otherwise, and its runs neither connect nor disconnect
         it. Cancelled, it stops taking requests, cancels its runs (queued ones never
@@ -741,7 +750,22 @@ class Engine:
         if self._serving:
             raise RuntimeError("this engine is serving already")
         self._serving = True
+        serving = asyncio.current_task()
+        stopped = False
+
+        def stop() -> None:  # SIGTERM: stopped as a cancel stops it, then return
+            nonlocal stopped
+            stopped = True
+            if serving is not None:
+                serving.cancel()
+
         try:
-            await server.serve()
+            with stop_on_sigterm(stop):
+                await server.serve()
+        except asyncio.CancelledError:
+            if not stopped:
+                raise
+            if serving is not None and hasattr(serving, "uncancel"):  # 3.11+: count it undone
+                serving.uncancel()
         finally:
             self._serving = False

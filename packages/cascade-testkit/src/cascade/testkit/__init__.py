@@ -22,7 +22,8 @@ test one family's session runs alone.
 :class:`RabbitMQCluster` two RabbitMQ nodes clustered on loopback;
 :class:`PrivatePostgreSQL` a PostgreSQL cluster of the tests' own;
 :class:`PrivatePrometheus` a Prometheus server of the tests' own;
-:class:`DaskCluster` a Dask scheduler and workers of the tests' own.
+:class:`DaskCluster` a Dask scheduler and workers of the tests' own;
+:class:`WebhookReceiver` a webhook receiver of the tests' own (an HTTP server on loopback).
 :class:`HoldingEngine` stands in for an engine whose run has tasks held for a decision
 (:class:`HeldTask`), answering decisions as an engine does, for the faces that send them;
 :class:`ServingEngine` for a process serving named workflows (``Engine.serve``): it announces
@@ -96,8 +97,10 @@ from ._rabbitmq_cluster import RabbitMQCluster
 from ._serving import KeptRun, ServingEngine
 from ._signals import sigint_default
 from ._threaded import ThreadedEmbeddedBroker
+from ._webhooks import WebhookReceiver
 
 __all__ = [
+    "WebhookReceiver",
     "HeldTask",
     "HoldingEngine",
     "Invoke",

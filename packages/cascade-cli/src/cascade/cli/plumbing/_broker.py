@@ -105,7 +105,9 @@ DEFAULT_BROKER = BrokerOptions()
 
 
 def mqtt_connector(options: BrokerOptions) -> Connector:
-    """An MqttConnector for a CLI: no presence of its own, failing fast on connect.
+    """An MqttConnector for a CLI: no presence of its own, failing fast on connect; on the
+    plain layout whatever ``$CASCADE_SOURCED_TOPICS`` says (it reads and steers: it publishes
+    no telemetry, so the variable, an engine's, is not read; a bad value cannot stop it).
 
     Raises :class:`~cascade.interfaces.ConnectError` when the TLS settings cannot be used
     (an unreadable or invalid ``--ca-file``).
@@ -128,6 +130,7 @@ def mqtt_connector(options: BrokerOptions) -> Connector:
         connect_timeout=options.timeout,
         flush_timeout=options.timeout,
         presence=False,
+        sourced_topics=False,
         client_id=options.client_id,
         session_expiry=options.session_expiry,
         protocol=options.protocol,

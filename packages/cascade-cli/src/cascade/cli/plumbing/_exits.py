@@ -19,6 +19,7 @@ it ends itself, with :func:`~._context.usage` or :func:`~._context.fail`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -45,7 +46,7 @@ class Exit:
     option: str | None = None
 
 
-# Each error by where it is exported from (it is defined there or in a module under it).
+# Each error by where it is exported from.
 EXITS: Final[dict[str, Exit]] = {
     # the command line's own mistakes, refused before anything is sent
     "cascade.cli.plumbing._context.UsageError": Exit(USAGE),
@@ -69,14 +70,17 @@ def exit_of(exc: BaseException) -> Exit | None:
     """How :data:`EXITS` ends a command on ``exc``: the exit of its most specific type named
     there; ``None`` when none is.
 
-    A type is matched by its name and the package it is defined under, never by importing
-    what :data:`EXITS` names: a package that exports its names lazily (``cascade.history``)
-    would load its whole stack (SQLAlchemy) to say that a broker was not reachable."""
+    A name is looked up only for an error of that name, and only in a module imported
+    already (one not imported has raised none of its errors): a package that imports its
+    names when first used (``cascade.history``) loads nothing more (its SQLAlchemy) to say
+    that a broker was not reachable."""
     for kind in type(exc).__mro__:
         for name, ends in EXITS.items():
-            package, _, attribute = name.rpartition(".")
-            where = kind.__module__
-            if kind.__name__ == attribute and (where == package or where.startswith(package + ".")):
+            module, _, attribute = name.rpartition(".")
+            if kind.__name__ != attribute:
+                continue
+            loaded = sys.modules.get(module)
+            if loaded is not None and getattr(loaded, attribute, None) is kind:
                 return ends
     return None
 

@@ -89,6 +89,13 @@ class MqttConnector(BrokerDifferences):
     - ``topic_prefix`` (``cascade``), ``source_id`` (``<hostname>-<pid>``; topic levels
       encode it, ``encode_level``): valid UTF-8 and at most ``MAX_ID_BYTES`` (1,024)
       bytes each, or ``ValueError``.
+    - ``sourced_topics``: publish an engine's run telemetry and log lines on the sourced
+      layout, ``.../{run_id}/{kind}/{source}`` and ``.../{run_id}/{source}``, whose last
+      level a broker ACL binds to the engine's login (docs/protocol.md, "The sourced
+      layout"): give each engine a login of its own and make ``source_id`` that login.
+      Default ``$CASCADE_SOURCED_TOPICS`` (``1``/``0``; any other value: ``ValueError``),
+      else off: the existing Cascade tools read only the plain layout, Cascade's readers
+      both. What only reads or steers (the CLI) publishes no telemetry: it is moot there.
     - ``presence`` (``True``): announce this source under ``{prefix}/status/``
       (birth, will, graceful offline). Clients that only watch or control,
       such as the CLI, turn it off so they leave no status behind.
@@ -149,6 +156,7 @@ class MqttConnector(BrokerDifferences):
         session_expiry: float | None = None,
         topic_prefix: str = DEFAULT_PREFIX,
         source_id: str | None = None,
+        sourced_topics: bool | None = None,
         presence: bool = True,
         buffer_size: int = 10_000,
         max_in_flight: int = 1_000,
@@ -186,6 +194,7 @@ class MqttConnector(BrokerDifferences):
             flush_timeout=flush_timeout,
             client_options=client_options,
             standby=standby,
+            sourced_topics=sourced_topics,
         )
         self._stats = MqttConnectorStats()
         self._log = RateLimitedLogger(_log)
@@ -253,6 +262,12 @@ class MqttConnector(BrokerDifferences):
     def topic_prefix(self) -> str:
         """The first topic level(s) of every Cascade topic."""
         return self._options.prefix
+
+    @property
+    def sourced_topics(self) -> bool:
+        """Whether an engine on this connector publishes its runs' telemetry and log lines on
+        the sourced layout (``sourced_topics=``, else ``$CASCADE_SOURCED_TOPICS``)."""
+        return self._options.sourced
 
     @property
     def is_connected(self) -> bool:

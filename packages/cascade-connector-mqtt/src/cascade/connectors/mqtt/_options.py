@@ -9,6 +9,7 @@ from typing import Any
 
 from cascade.interfaces.connector_kit import (
     default_source_id,
+    default_sourced_topics,
     validate_id,
     validate_prefix,
 )
@@ -80,11 +81,13 @@ class ConnectorOptions:
     flush_timeout: float
     client_options: Mapping[str, Any]
     standby: bool = False
+    sourced_topics: bool | None = None
     mqtt5: bool = field(init=False)
     tls_context: ssl.SSLContext | None = field(init=False, repr=False)
     nodes: tuple[Node, ...] = field(init=False)
     source: str = field(init=False)
     prefix: str = field(init=False)
+    sourced: bool = field(init=False)
 
     def __post_init__(self) -> None:
         managed = _MANAGED_OPTIONS & self.client_options.keys()
@@ -121,6 +124,9 @@ class ConnectorOptions:
             "tls_context": _tls_context(self.tls, self.tls_ca_file),
             "source": source,
             "prefix": validate_prefix(self.topic_prefix),
+            "sourced": (
+                default_sourced_topics() if self.sourced_topics is None else self.sourced_topics
+            ),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

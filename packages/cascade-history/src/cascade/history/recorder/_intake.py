@@ -24,6 +24,7 @@ from cascade.interfaces import (
     RunSnapshot,
     StatusMessage,
     events_topic,
+    split_run_topic,
 )
 from cascade.interfaces.commands import CancelReply, DecisionReply
 from cascade.interfaces.connector_kit import RateLimitedLogger
@@ -74,7 +75,6 @@ class Intake:
         """Messages that are no message of the protocol, or answers from another source."""
         self.listed = 0
         """The events snapshots listed beyond one a snapshot (a snapshot counts as them)."""
-        self._levels = prefix.count("/")
         self._on_refusal = on_refusal
         self._refusals: dict[tuple[str, str], int] = {}
         self._claims: dict[tuple[str, str], int] = {}
@@ -134,8 +134,8 @@ class Intake:
         ):
             self._refuse(body.run_id, REASON_FUTURE)
             return []
-        # the sourced layout has one level more: {prefix}/telemetry/org/project/run/kind/source
-        vouched = self.vouches.of(body, item.topic.count("/") - self._levels == 6)
+        split = split_run_topic(item.topic, self.prefix)
+        vouched = self.vouches.of(body, split is not None and split[1] is not None)
         if self.sharing:  # a shared recorder sees a part of each run: it cannot tell
             if vouched is not None:
                 self.gaps.vouch(body, vouched)

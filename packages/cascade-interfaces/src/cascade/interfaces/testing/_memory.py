@@ -172,6 +172,8 @@ class InMemoryConnector(BrokerDifferences):
     ``online`` birth with a session number on connect, a will that the broker
     publishes on :meth:`crash`, and a graceful ``offline`` on disconnect.
     Several connectors on one broker talk to each other as MQTT clients would.
+    ``sourced_topics``: an engine on it publishes its runs' telemetry and log lines on the
+    sourced layout (default off: the plain layout; no environment variable is read).
     """
 
     def __init__(
@@ -181,8 +183,10 @@ class InMemoryConnector(BrokerDifferences):
         source_id: str | None = None,
         topic_prefix: str = DEFAULT_PREFIX,
         presence: bool = True,
+        sourced_topics: bool = False,
     ) -> None:
         self.broker = broker if broker is not None else InMemoryBroker()
+        self._sourced_topics = sourced_topics
         source = validate_id(source_id, "source_id") if source_id else default_source_id()
         self._source_id = source
         self._prefix = validate_prefix(topic_prefix)
@@ -209,6 +213,11 @@ class InMemoryConnector(BrokerDifferences):
     def topic_prefix(self) -> str:
         """The prefix of the status topic."""
         return self._prefix
+
+    @property
+    def sourced_topics(self) -> bool:
+        """Whether an engine on it publishes on the sourced layout (``sourced_topics=``)."""
+        return self._sourced_topics
 
     @property
     def is_connected(self) -> bool:

@@ -24,7 +24,6 @@ class LinkContext:
     org_id: str
     project_id: str
     topic_prefix: str
-    sourced_topics: bool
     heartbeat_interval: float | None
     summaries: bool
     connect_wait: float

@@ -66,7 +66,6 @@ class RunWiring:
             org_id=context.org_id,
             project_id=context.project_id,
             topic_prefix=context.topic_prefix,
-            sourced=context.sourced_topics,
             heartbeat_interval=context.heartbeat_interval,
             holds=self.run.holds,
             trace_id=self.trace_id,

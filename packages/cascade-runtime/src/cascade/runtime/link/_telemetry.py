@@ -49,8 +49,9 @@ class TelemetrySubscriber:
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
-    (QoS 0 for task states, 1 for the run's lifecycle; ``sourced``: on
-    ``.../events/{source}``, the layout a broker ACL binds to a login). While a connected
+    (QoS 0 for task states, 1 for the run's lifecycle; on ``.../events/{source}``, the
+    layout a broker ACL binds to a login, where the connector says so:
+    :attr:`~cascade.interfaces.Connector.sourced_topics`). While a connected
     broker takes messages more slowly than the run makes events (a burst),
     the sender lets the connector catch up before handing it more, so the
     events wait here, compactly, instead of overflowing the connector's
@@ -79,7 +80,6 @@ class TelemetrySubscriber:
         org_id: str,
         project_id: str,
         topic_prefix: str | None = None,
-        sourced: bool = False,
         heartbeat_interval: float | None = 5.0,
         max_queue: int = 100_000,
         holds: Callable[[str, str], list[Hold]] | None = None,
@@ -94,7 +94,7 @@ class TelemetrySubscriber:
         self.origin = origin
         for value, field in ((run_id, "run_id"), (org_id, "org_id"), (project_id, "project_id")):
             validate_id(value, field)
-        source = connector.source_id if sourced else None
+        source = connector.source_id if connector.sourced_topics else None  # the layout
         self.events_topic = events_topic(org_id, project_id, run_id, prefix, source)
         self.heartbeat_topic = heartbeat_topic(org_id, project_id, run_id, prefix, source)
         self.heartbeat_interval = heartbeat_interval

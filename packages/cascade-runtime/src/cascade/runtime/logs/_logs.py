@@ -63,14 +63,14 @@ class RunLogs:
         org_id: str,
         project_id: str,
         prefix: str,
-        sourced: bool = False,
         trace_id: str | None = None,
     ) -> None:
         self.connector = connector
         self.options = options
-        self.topic = logs_topic(
-            org_id, project_id, run_id, prefix, connector.source_id if sourced else None
-        )
+        self.topic = logs_topic(  # on the layout the connector publishes its source's on
+            org_id, project_id, run_id, prefix,
+            connector.source_id if connector.sourced_topics else None,
+        )  # fmt: skip
         self.sent = 0
         """Lines published."""
         self.dropped = 0

@@ -23,11 +23,12 @@ from cascade.interfaces import (
     status_filter,
     telemetry_filter,
 )
-from cascade.interfaces.connector_kit import bounded
+from cascade.interfaces.connector_kit import bounded, default_sourced_topics
 from cascade.reader import ReaderModel
-from cascade.runtime import Engine, TaskFailedError, task
+from cascade.runtime import Engine, RunCancelledError, TaskFailedError, task
 
 from ...plumbing._broker import BrokerOptions, ConnectorFactory
+from ...plumbing._context import UsageError
 from ...plumbing._invocation import cascade_command
 from ...rendering._plural import counted
 from ...rendering._render import render_watch
@@ -165,15 +166,22 @@ async def demo_broker(options: BrokerOptions, console: Console) -> AsyncIterator
 
 
 def demo_engine_connector(broker: BrokerOptions) -> Connector:
-    """The demo engine's connector to ``broker`` (``cascade demo`` and ``dashboard --demo``)."""
+    """The demo engine's connector to ``broker`` (``cascade demo`` and ``dashboard --demo``),
+    on the layout ``$CASCADE_SOURCED_TOPICS`` asks for, as any engine's (a value it cannot
+    read: :class:`UsageError` saying so)."""
     from cascade.connectors.mqtt import MqttConnector
 
+    try:
+        layout = default_sourced_topics()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return MqttConnector(
         hosts=broker.hosts,
         username=broker.username,
         password=broker.password,
         tls=broker.ssl_context() or False,
         source_id="cascade-demo-engine",
+        sourced_topics=layout,
     )
 
 
@@ -284,6 +292,9 @@ async def run_demo(
             except TaskFailedError as exc:
                 outcome = Text(f"run finished; as planned, {exc.task_name} failed", style="green")
                 planned = True
+            except RunCancelledError as exc:  # SIGTERM, or a cascade cancel from elsewhere
+                outcome = Text(f"the run was stopped: {exc}", style="red")
+                planned = False
             for topic, _ in limits:
                 await watcher.publish(topic, b"", qos=1, retain=True)
             await watcher.publish(constraint_topic("task:transform", "pause"), b"", qos=1,

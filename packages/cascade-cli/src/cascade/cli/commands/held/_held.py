@@ -19,7 +19,7 @@ from cascade.control.run_ids import listed_runs, live_wait
 from cascade.interfaces import (
     Message,
     decode_level,
-    split_telemetry_topic,
+    split_run_topic,
     status_filter,
     telemetry_filter,
 )
@@ -76,9 +76,9 @@ async def listen_for_held(
 
     def on_message(message: Message) -> None:
         state.apply(message)
-        rest = message.topic.removeprefix(f"{prefix}/telemetry/")
-        split = split_telemetry_topic(rest)
-        run = state.runs.get(decode_level(rest.split("/")[2])) if split is not None else None
+        split = split_run_topic(message.topic, prefix)
+        levels = message.topic.removeprefix(f"{prefix}/telemetry/").split("/")
+        run = state.runs.get(decode_level(levels[2])) if split is not None else None
         if split is None or run is None:
             return
         run_id = run.run_id

@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from cascade.interfaces import Connector, Message, decode_level, status_filter, telemetry_filter
+from cascade.interfaces import (
+    Connector,
+    Message,
+    decode_level,
+    split_run_topic,
+    status_filter,
+    telemetry_filter,
+)
 from cascade.interfaces.logs import LogLine, logs_filter
 from cascade.reader import HeardBatch, LogFollower, ReaderModel, RunLogs, inert, line_matches
 
@@ -203,8 +210,8 @@ async def follow_logs(
 
     def topic_source(message: Message) -> str | None:
         """The source a batch's topic names (the sourced layout, what a broker ACL binds)."""
-        levels = message.topic.removeprefix(prefix + "/").split("/")
-        return decode_level(levels[4]) if len(levels) == 5 else None
+        split = split_run_topic(message.topic, prefix)
+        return None if split is None or split[1] is None else decode_level(split[1])
 
     def claimed(message: Message) -> object:
         """The source a batch claims: its topic's, else its payload's."""
@@ -246,7 +253,7 @@ async def follow_logs(
             last_owner[0] = owned
             for message_held in waiting.take(ready):
                 fold(message_held)
-        source = _stopped_by(message, run_id)
+        source = _stopped_by(message, run_id, prefix)
         if source is None or ending:
             return
         logged, run = logs.runs.get(run_id), runs.runs.get(run_id)
@@ -314,11 +321,11 @@ class Followed:
         return max(0, self.logged - sum(last.values()))
 
 
-def _stopped_by(message: Message, run_id: str) -> str | None:
+def _stopped_by(message: Message, run_id: str, prefix: str) -> str | None:
     """The source ``message`` claims if it is ``run_id``'s ``ENGINE_STOPPED``, else ``None``."""
     body = message.payload.get("body")
-    kind = message.topic.rsplit("/", 2)[-2:]  # [..., events] or [events, source]
-    if "events" not in kind or not isinstance(body, dict):
+    split = split_run_topic(message.topic, prefix)  # an event, on either layout
+    if split is None or split[0] != "events" or not isinstance(body, dict):
         return None
     if body.get("event") != "ENGINE_STOPPED" or message.payload.get("run_id") != run_id:
         return None

@@ -18,6 +18,8 @@ from ...plumbing._operator import As, Reason, operator_name
 from ..start._ask import Asked, ask
 from ..start._command import JsonReply, On, Org, Project, Wait
 from ..start._params import Params, parsed_params
+from ._entrypoint import load_entrypoint
+from ._here import HereRerun, rerun_here
 from ._workflow import run_to_rerun, served_run
 
 __all__ = ["rerun"]
@@ -60,6 +62,27 @@ def rerun(
             help="The served workflow the run ran, where the history does not say it.",
         ),
     ] = None,
+    entrypoint: Annotated[
+        str | None,
+        typer.Option(
+            "--entrypoint",
+            metavar="PATH.py:FUNCTION",
+            help="Rerun a plain script's run here, no serving process needed: import FUNCTION "
+            "(a function that builds the workflow's target from its params, or a target) from "
+            "PATH.py and run it with an engine of this command's own on the broker, reusing "
+            "what the results store (--results) kept of RUN.",
+        ),
+    ] = None,
+    results: Annotated[
+        str | None,
+        typer.Option(
+            "--results",
+            metavar="PATH_OR_URL",
+            help="With --entrypoint: the results store the run's engine kept (Engine(results="
+            "...)): a directory or an fsspec URL; default $CASCADE_RESULTS, else "
+            "./.cascade-results.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -80,7 +103,10 @@ def rerun(
     """Rerun a served workflow's run, reusing results that match.
 
     Rerun a run of a served workflow: a new run that reuses every stored result whose
-    fingerprint still matches and executes the rest.
+    fingerprint still matches and executes the rest. With --entrypoint PATH.py:FUNCTION, a
+    plain script's run (or any run whose results are in --results) is rerun here instead:
+    this command imports the workflow and runs it with an engine of its own on the broker
+    (--wait is then implied; exit 1 when the rerun failed).
 
     The params are those the run ran with, updated by --param. RUN is looked up in the history
     (--db, or the default one if it exists), which also says the workflow it ran; else in the
@@ -90,7 +116,8 @@ def rerun(
     succeeded); 1 when refused (the run's results are not kept there, a rerun of it is live),
     unanswered within --timeout, or (--wait) failed; 2 for bad input.
     Examples: cascade rerun 58a88765cea2; cascade rerun 58a88765cea2 --from transform
-    --dry-run; cascade rerun 58a88765cea2 --all --param day=tue --wait
+    --dry-run; cascade rerun 58a88765cea2 --all --param day=tue --wait; cascade rerun
+    58a88765cea2 --entrypoint etl.py:etl --results results --dry-run
     """
     mode = _mode(from_failure, from_task, run_all)
     prefix = checked_prefix(run)
@@ -98,6 +125,26 @@ def rerun(
         raise UsageError(
             f"RUN: give at least {MIN_RERUN_PREFIX} hex digits of the run's id, not {run!r}"
         )
+    if dry_run and wait:
+        raise UsageError("--wait waits for a run: a --dry-run starts none")
+    if entrypoint is not None:
+        given = {"--workflow": workflow, "--on": on, "--reason": reason, "--as": operator,
+                 "--db": db}  # fmt: skip
+        served = [flag for flag, value in given.items() if value is not None]
+        if served:
+            raise UsageError(
+                f"{', '.join(served)}: for a serving process's rerun; --entrypoint reruns "
+                "the run here"
+            )
+        loaded = load_entrypoint(entrypoint)
+        rerun_here(ctx, broker, HereRerun(
+            run=prefix, entrypoint=loaded, params=parsed_params(param), mode=mode,
+            from_task=from_task, results=results, dry_run=dry_run, json_output=json_output,
+            org=org, project=project,
+        ))  # fmt: skip
+        return
+    if results is not None:
+        raise UsageError("--results goes with --entrypoint (a serving process has its own)")
     found = run_to_rerun(db, prefix)
     if workflow is None and found.workflow is None:  # the process that ran it may say it
         heard = CliContext.of(ctx).run(
@@ -117,8 +164,6 @@ def rerun(
     request = Start(workflow=named, params=parsed_params(param), reason=reason, on=on, org=org,
                     project=project, rerun_of=found.run_id, rerun=mode,
                     from_task=from_task, dry_run=dry_run)  # fmt: skip
-    if dry_run and wait:
-        raise UsageError("--wait waits for a run: a --dry-run starts none")
     ask(ctx, broker, Asked(request, by, wait, json_output, "rerun"))
 
 

@@ -4,6 +4,7 @@ for a dry run's plan, the reply as JSON with `--json`; and the run's end with `-
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -11,12 +12,12 @@ from rich.console import Console
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import RunStatus
-from cascade.interfaces.serving import StartReply
+from cascade.interfaces.serving import PlanStep, StartReply
 from cascade.reader import SHOWN, inert
 
 from ...rendering._fit import Column, fitted, print_fitted
 
-__all__ = ["reply_json", "said_refused", "said_started", "print_plan"]
+__all__ = ["print_plan", "print_steps", "reply_json", "said_refused", "said_started"]
 
 _PLAN_COLUMNS = (
     Column("TASK"),
@@ -45,6 +46,14 @@ def said_refused(reply: StartReply, what: str) -> str:
 
 def print_plan(console: Console, reply: StartReply) -> None:
     """A dry run's plan as a table (TASK / ACTION / WHY / FROM RUN), and its counts."""
+    of = f" of run {short_id(reply.rerun_of)}" if reply.rerun_of else ""
+    title = f"A rerun{of} of {reply.workflow} on {inert(reply.source, SHOWN['source'])}"
+    print_steps(console, reply.plan, reply.plan_count, title)
+
+
+def print_steps(console: Console, plan: Sequence[PlanStep], count: int, title: str) -> None:
+    """A rerun's ``plan`` (of ``count`` steps in all) as a table under ``title``, and its
+    counts; nothing was started."""
     rows = [
         [
             inert(step.task_name, SHOWN["name"]),
@@ -52,16 +61,12 @@ def print_plan(console: Console, reply: StartReply) -> None:
             inert(step.why, SHOWN["reason"]) or "-",
             short_id(step.from_run) if step.from_run else "-",
         ]
-        for step in reply.plan
+        for step in plan
     ]
-    of = f" of run {short_id(reply.rerun_of)}" if reply.rerun_of else ""
-    title = f"A rerun{of} of {reply.workflow} on {inert(reply.source, SHOWN['source'])}"
     print_fitted(console, *fitted(_PLAN_COLUMNS, rows, console.width, title=title))
-    counts = {
-        action: sum(s.action == action for s in reply.plan) for action in ("run", "reuse", "force")
-    }
+    counts = {action: sum(s.action == action for s in plan) for action in ("run", "reuse", "force")}
     said = ", ".join(f"{n} to {action}" for action, n in counts.items() if n)
-    more = reply.plan_count - len(reply.plan)
+    more = count - len(plan)
     tail = f" ({more} more not listed)" if more > 0 else ""
     console.print(f"{said or 'nothing to do'}{tail}; nothing was started", highlight=False)
 

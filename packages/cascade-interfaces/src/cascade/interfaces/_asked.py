@@ -1,8 +1,12 @@
-"""Who a control is issued by, and why: text a person typed, checked before it is published.
+"""What a person puts in a request to steer: who issues it and why, and the run it names, checked
+where the request is made, before anything is sent; :class:`ControlError`, what a refused one
+raises.
 
 What a writer puts in ``issued_by`` is a claim: the broker knows who logged in, the
 message's readers do not, and nothing here checks it. Who may write constraints at
-all is the broker's ACL to decide (docs/protocol.md shows one).
+all is the broker's ACL to decide (docs/protocol.md shows one). The engine deciding in its
+own process (``Engine.decide``) and every face sending over the broker (``cascade.control``)
+check alike.
 """
 
 from __future__ import annotations
@@ -10,17 +14,66 @@ from __future__ import annotations
 import getpass
 import re
 import socket
+import uuid
 
-from ._errors import ControlError
+from ._errors import CascadeError
 
 __all__ = [
+    "FULL_ID",
     "MAX_OPERATOR_LENGTH",
     "MAX_REASON_LENGTH",
+    "ControlError",
     "checked_name",
+    "checked_prefix",
     "checked_reason",
     "checked_text",
     "default_operator",
+    "is_full",
+    "new_request_id",
 ]
+
+
+class ControlError(CascadeError, ValueError):
+    """A control's input is invalid; nothing was sent.
+
+    :attr:`field` names the input at fault, as :class:`~cascade.control.Controller` takes it
+    (``scope``, ``ttl``, ``concurrency``, ``rate``, ``type``, ``reason``, ``issued_by``,
+    ``username``, ``run_id``); the message speaks of it by that name (``ttl must be ...``),
+    so a face (the CLI, the dashboard) can say it in its own words.
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def new_request_id() -> str:
+    """A fresh request ``id``: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+FULL_ID = 32
+"""A whole run id's length: 32 hex digits."""
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+
+
+def is_full(run_id: str) -> bool:
+    """Whether ``run_id`` (from :func:`checked_prefix`) is a whole run id, not a prefix."""
+    return len(run_id) == FULL_ID
+
+
+def checked_prefix(value: str) -> str:
+    """``value`` in lower case when it is a run id or a prefix of one (1 to 32 hex digits);
+    else :class:`ControlError`."""
+    if not isinstance(value, str):
+        raise ControlError(f"a run id is text: hex digits, not {value!r}", "run_id")
+    text = value.strip().lower()
+    if not _HEX.fullmatch(text):
+        raise ControlError(
+            f"a run id is hex digits: all 32, or a prefix only one run has, not {value!r}", "run_id"
+        )
+    return text
+
 
 MAX_REASON_LENGTH = 256
 """The longest ``reason`` a writer accepts, in characters."""
@@ -60,8 +113,13 @@ def checked_name(value: str, what: str = "issued_by") -> str:
 
 
 def checked_reason(reason: str | None) -> str | None:
-    """``reason``: ``None``, or text as :func:`checked_text` accepts it."""
-    return None if reason is None else checked_text(reason, "reason", MAX_REASON_LENGTH)
+    """``reason``: ``None``, or text as :func:`checked_text` accepts it; else
+    :class:`ControlError` (``reason must be text``)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise ControlError(f"reason must be text, not {reason!r}", "reason")
+    return checked_text(reason, "reason", MAX_REASON_LENGTH)
 
 
 def default_operator(username: str | None) -> str:

@@ -1,5 +1,6 @@
-"""A webhook receiver for tests: a real HTTP server on a free loopback port, in a thread, that
-keeps every JSON body posted to it and answers as told (a status per request, or never)."""
+"""A webhook receiver of the tests' own (cascade-notify's and the dashboard's): a real HTTP
+server on a free loopback port, in a thread, that keeps every JSON body posted to it and
+answers as told (a status per request, or never)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Receiver"]
+__all__ = ["WebhookReceiver"]
 
 
-class Receiver:
+class WebhookReceiver:
     """``url``: where to post (with a secret path, as a Slack webhook's). ``statuses``: the
     answers to give, one per request, then 200; ``hang``: never answer (until stopped);
     ``hang_first``: never answer that many first requests. ``paths``: each request's path
@@ -60,7 +61,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self._server.server_port}{self.SECRET}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> WebhookReceiver:
         self._thread.start()
         return self
 
