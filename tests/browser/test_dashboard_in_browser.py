@@ -95,13 +95,21 @@ def started(events: list[Event]) -> str | None:
     return next((e.run_id for e in events if isinstance(e, RunStarted)), None)
 
 
+def go_to(driver: Any, place: str) -> None:
+    """The place ``place`` (``runs``, ``constraints``, ...), by its link in the page's nav."""
+    click(driver, f'#places a[data-nav="{place}"]')
+    wait(driver, lambda d: d.find_element(By.ID, f"place-{place}").is_displayed())
+
+
 def open_run(driver: Any, run_id: str) -> None:
-    click(driver, f'tr[data-run-id="{run_id}"] button')
-    wait(driver, lambda d: d.find_element(By.ID, "run-id").text == run_id)
+    """The run's page, from its row in the Runs list."""
+    go_to(driver, "runs")
+    click(driver, f'#runs tr[data-run-id="{run_id}"] button')
+    wait(driver, lambda d: d.find_element(By.ID, "rp-id").text == run_id)
 
 
 def task_state(driver: Any, name_prefix: str) -> str | None:
-    return attribute(driver, f'#timeline [data-task-id^="{name_prefix}"]', "data-state")
+    return attribute(driver, f'#rp-timeline [data-task-id^="{name_prefix}"]', "data-state")
 
 
 def test_pause_holds_matching_tasks_and_resume_releases_them(
@@ -121,6 +129,7 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
         return "free"
 
     open_page(browser, dashboard)
+    go_to(browser, "constraints")
     browser.find_element(By.ID, "c-scope").clear()
     browser.find_element(By.ID, "c-scope").send_keys(f"task:{name}")
     Select(browser.find_element(By.ID, "c-type")).select_by_value("pause")
@@ -141,13 +150,15 @@ def test_pause_holds_matching_tasks_and_resume_releases_them(
     assert not ran.is_set()
     assert not run.done()
 
+    go_to(browser, "constraints")
     click(browser, f'#constraints tr[data-scope="task:{name}"] button')
     wait(browser, lambda d: "cleared" in d.find_element(By.ID, "control-status").text)
     assert run.result(WAIT) == ["held", "free"]
     assert ran.is_set()
-    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    browser.back()  # the run's page, again
+    wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
     wait(browser, lambda d: task_state(d, name) == "COMPLETED")
-    assert texts(browser, "#failures li") == ["none"]
+    assert texts(browser, "#rp-failures li") == ["none"]
     assert attribute(browser, f'tr[data-run-id="{run_id}"] .progress', "data-progress") == "1.0000"
     assert not css(browser, f'#constraints tr[data-scope="task:{name}"]')
     assert no_script_errors(browser) == []
@@ -160,6 +171,7 @@ def test_without_the_token_the_page_cannot_steer(
     without sign-in shows no "Sign out" (its form's display once overrode ``hidden``)."""
     open_page(browser, dashboard, token="wrong")
     assert not browser.find_element(By.ID, "sign-out").is_displayed()
+    go_to(browser, "constraints")
     browser.find_element(By.ID, "c-apply").click()
     wait(browser, lambda d: d.find_element(By.ID, "control-status").text.startswith("refused"))
     assert "bearer token" in browser.find_element(By.ID, "control-status").text
@@ -184,16 +196,16 @@ def test_attacker_controlled_text_is_shown_never_run(
     run_id = started(events)
     assert run_id is not None
     open_run(browser, run_id)
-    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Failed")
-    wait(browser, lambda d: XSS in d.find_element(By.ID, "failures").text)
+    wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Failed")
+    wait(browser, lambda d: XSS in d.find_element(By.ID, "rp-failures").text)
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert  # noqa: B018 - the property raises when no alert is open
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
-    assert XSS in browser.find_element(By.ID, "failures").text
-    assert XSS in texts(browser, "#timeline .tl-name")
+    assert XSS in browser.find_element(By.ID, "rp-failures").text
+    assert XSS in texts(browser, "#rp-timeline .tl-name")
     # its traceback, under its failure, is text too: the line that raised, and the error
     shown = browser.execute_script(
-        "const pre = document.querySelector('#failures .traceback pre');"
+        "const pre = document.querySelector('#rp-failures .traceback pre');"
         "return pre && pre.children.length === 0 ? pre.textContent : null"
     )
     assert shown is not None
@@ -221,11 +233,11 @@ def test_demo_shows_a_live_run(browser: Any) -> None:
         open_run(browser, run_id)
         # the demo's six extracts are one row under the time axis; opened, a row each, kept
         # open while the page repaints
-        extracts = '#timeline .tl-name[data-group="extract"]'
+        extracts = '#rp-timeline .tl-name[data-group="extract"]'
         wait(browser, lambda d: css(d, extracts))
-        assert texts(browser, "#timeline .tl-axis .tl-tick")[0] == "+0s"
+        assert texts(browser, "#rp-timeline .tl-axis .tl-tick")[0] == "+0s"
         click(browser, f"{extracts} button")
-        done = '#timeline .tl-member[data-state="COMPLETED"]'
+        done = '#rp-timeline .tl-member[data-state="COMPLETED"]'
         wait(browser, lambda d: len(css(d, done)) >= 3)
         painted = browser.execute_script("return window.cascadeRepaints")
         wait(browser, lambda d: d.execute_script("return window.cascadeRepaints") > painted + 2)
@@ -235,7 +247,10 @@ def test_demo_shows_a_live_run(browser: Any) -> None:
         assert browser.execute_script("return window.cascadeRepaints") > 1
         target = os.environ.get("CASCADE_DASHBOARD_SCREENSHOT")
         if target:
-            wait(browser, lambda d: css(d, "#timeline .s-BLOCKED") and css(d, "#failures .error"))
+            wait(
+                browser,
+                lambda d: css(d, "#rp-timeline .s-BLOCKED") and css(d, "#rp-failures .error"),
+            )
             path = Path(target) if Path(target).is_absolute() else ROOT / target
             path.parent.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(path))

@@ -21,6 +21,7 @@ from .test_dashboard_in_browser import (
     click,
     css,
     engine_on,
+    go_to,
     no_script_errors,
     open_page,
     open_run,
@@ -37,17 +38,20 @@ def held_row(run_id: str, name: str) -> str:
     return f'#held-tasks tr[data-run-id="{run_id}"][data-task-id^="{name}-"]'
 
 
-def status(driver: Any) -> str:
-    text: str = driver.execute_script("return document.getElementById('held-status').textContent")
+def status(driver: Any, line: str = "held-status") -> str:
+    text: str = driver.execute_script(
+        "return document.getElementById(arguments[0]).textContent", line
+    )
     return text
 
 
-def said(driver: Any, start: str) -> None:
-    """Wait until the decision's status line starts with ``start``; else fail saying it."""
+def said(driver: Any, start: str, line: str = "held-status") -> None:
+    """Wait until the decision's status line (``line``: its id) starts with ``start``; else fail
+    saying it."""
     try:
-        wait(driver, lambda d: status(d).startswith(start))
+        wait(driver, lambda d: status(d, line).startswith(start))
     except Exception:
-        raise AssertionError(f"the page says {status(driver)!r}, not {start!r}...") from None
+        raise AssertionError(f"the page says {status(driver, line)!r}, not {start!r}...") from None
 
 
 def test_an_operator_retries_one_held_task_and_skips_the_other(
@@ -71,6 +75,7 @@ def test_an_operator_retries_one_held_task_and_skips_the_other(
         raise ValueError(f"side {n} is broken")
 
     open_page(browser, dashboard)
+    go_to(browser, "decisions")
     events: list[Event] = []
     engine = engine_on(mqtt_broker, events)
     run = engine_thread.submit(engine.run([report(load(4)), side(1)]))
@@ -86,6 +91,12 @@ def test_an_operator_retries_one_held_task_and_skips_the_other(
     assert task_state(browser, f"report_{suffix}") is None  # waits on load: not started
     assert not run.done()
 
+    assert not run.done()
+    # the header says what waits on a decision, and links to it
+    wait(browser, lambda d: d.find_element(By.ID, "attention-held").text == "2 held")
+    browser.find_element(By.ID, "attention-held").click()
+    wait(browser, lambda d: d.find_element(By.ID, "place-decisions").is_displayed())
+
     fixed.set()  # the API is back
     browser.find_element(By.ID, "held-reason").send_keys("API back")
     click(browser, f'{load_row} button[data-decision="retry"]')
@@ -95,7 +106,9 @@ def test_an_operator_retries_one_held_task_and_skips_the_other(
     said(browser, "done: skipped")
 
     assert run.result(WAIT) == ["40 rows", None]
-    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    wait(browser, lambda d: not d.find_element(By.ID, "attention-held").is_displayed())
+    browser.back()  # the run's page
+    wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
     wait(browser, lambda d: task_state(d, f"side_{suffix}") == "SKIPPED")
     assert task_state(browser, f"load_{suffix}") == "COMPLETED"
     assert task_state(browser, f"report_{suffix}") == "COMPLETED"
@@ -115,6 +128,7 @@ def test_an_operator_approves_a_gate_shown_with_its_prompt(
         return f"deployed ({approval!r})"
 
     open_page(browser, dashboard)
+    go_to(browser, "decisions")
     events: list[Event] = []
     engine = engine_on(mqtt_broker, events)
     approval = gate(f"Deploy {suffix} to production?", name=f"approve_{suffix}")

@@ -24,6 +24,7 @@ from .test_dashboard_in_browser import (
     attribute,
     click,
     css,
+    go_to,
     no_script_errors,
     texts,
     wait,
@@ -109,15 +110,18 @@ def test_the_history_shows_runs_a_timeline_a_chart_and_who_paused_why(
                       "--token", TOKEN, "--db", history_db)  # fmt: skip
     try:
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
-        wait(browser, lambda d: XSS in d.find_element(By.ID, "h-failures").text)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Failed")
+        wait(browser, lambda d: XSS in d.find_element(By.ID, "rp-failures").text)
+        go_to(browser, "runs")
+        click(browser, 'a[href="/tasks"]')
         wait(browser, lambda d: css(d, '#h-tasks tr[data-task-name="fetch"]'))
         click(browser, '#h-tasks tr[data-task-name="fetch"] button')
         wait(browser, lambda d: d.find_element(By.ID, "h-chart").get_attribute("data-points"))
         assert browser.find_element(By.ID, "h-chart").get_attribute("data-points") == "1"
+        go_to(browser, "audit")
         wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 3)
         cancelled, cleared, paused = texts(browser, "#h-audit tbody tr")  # newest first
         assert f"run:{RUN_ID[:12]}" in cancelled
@@ -145,17 +149,17 @@ def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
     try:
         assert f"history: {default}\n" in board.output
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         assert browser.find_element(By.ID, "h-where").text == f"history: {default}"
         assert not browser.find_element(By.ID, "h-note").is_displayed()
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Failed")
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Failed")
         # the first state at +1 s, the run's end at +5 s: 4 s, a tick a second
-        ticks = texts(browser, "#h-timeline .tl-axis .tl-tick")
+        ticks = texts(browser, "#rp-timeline .tl-axis .tl-tick")
         assert ticks == ["+0s", "+1s", "+2s", "+3s", "+4s"]
         where = browser.execute_script(
-            "const axis = document.querySelector('#h-timeline .tl-axis').getBoundingClientRect();"
-            "const ticks = [...document.querySelectorAll('#h-timeline .tl-tick')]"
+            "const axis = document.querySelector('#rp-timeline .tl-axis').getBoundingClientRect();"
+            "const ticks = [...document.querySelectorAll('#rp-timeline .tl-tick')]"
             "  .map((t) => t.getBoundingClientRect());"
             "return [ticks[0].left - axis.left, ticks[4].right - axis.right];"
         )
@@ -168,7 +172,7 @@ def test_without_db_the_history_cascade_record_writes_by_default_is_shown(
 def test_without_any_history_the_page_says_how_to_start_recording(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    """No --db and nothing recorded yet: the History section is there and says which command
+    """No --db and nothing recorded yet: the Runs place (and Tasks, Audit) says which command
     keeps runs, on this dashboard's broker; the dashboard makes no file. Once `cascade record`
     has written the history, the page's next load shows it."""
     default = tmp_path / "cascade" / "history.sqlite3"
@@ -179,11 +183,12 @@ def test_without_any_history_the_page_says_how_to_start_recording(
         assert f"history: none yet at {default}: run `{record}` to keep runs\n" in board.output
         browser.get(board.url)
         wait(browser, lambda d: d.find_element(By.ID, "h-note").is_displayed())
-        assert browser.find_element(By.ID, "history").is_displayed()
-        assert browser.find_element(By.ID, "h-note").text == (
-            f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
-        )
-        assert not browser.find_element(By.ID, "h-body").is_displayed()
+        note = f"No history yet at {default}: run `{record}` to keep runs, then reload this page."
+        assert browser.find_element(By.ID, "h-note").text == note
+        assert not browser.find_element(By.ID, "h-downloads").is_displayed()
+        go_to(browser, "audit")  # the places the history fills say it too
+        assert texts(browser, "#place-audit .history-note") == [note]
+        go_to(browser, "runs")
         assert not default.parent.exists()
         _record_failed_run(default)
         browser.refresh()
@@ -232,8 +237,8 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         history.store(batch)
     board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
                       "--token", TOKEN, "--db", path)  # fmt: skip
-    group = '#h-timeline .tl-name[data-group="step"]'
-    shown = "#h-timeline .tl-name[data-task-id]"
+    group = '#rp-timeline .tl-name[data-group="step"]'
+    shown = "#rp-timeline .tl-name[data-task-id]"
     try:
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{BIG_RUN}"]'))
@@ -243,16 +248,16 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         assert css(browser, shown) == []  # one row until opened
         wait(browser, lambda d: texts(d, "#h-audit tbody tr") == ["none"])  # no constraint set
         # a task a second, the run's end at +505 s: a tick each 2 minutes
-        assert texts(browser, "#h-timeline .tl-tick") == ["+0s", "+2m", "+4m", "+6m", "+8m"]
-        more = browser.find_element(By.ID, "h-run-more")
+        assert texts(browser, "#rp-timeline .tl-tick") == ["+0s", "+2m", "+4m", "+6m", "+8m"]
+        more = browser.find_element(By.ID, "rp-tasks-more")
         assert more.is_displayed()
-        assert browser.find_element(By.ID, "h-failures").text == (
+        assert browser.find_element(By.ID, "rp-failures").text == (
             f"none among the {RUN_PAGE} tasks shown"
         )
-        click(browser, "#h-run-more")
+        click(browser, "#rp-tasks-more")
         wait(browser, lambda d: attribute(d, group, "data-count") == str(count))
-        assert not browser.find_element(By.ID, "h-run-more").is_displayed()
-        assert "late" in browser.find_element(By.ID, "h-failures").text
+        assert not browser.find_element(By.ID, "rp-tasks-more").is_displayed()
+        assert "late" in browser.find_element(By.ID, "rp-failures").text
         assert texts(browser, group) == [f"\u25b8 step \u00d7{count} 1 failed"]
         click(browser, f"{group} button")
         wait(browser, lambda d: len(css(d, shown)) == count)
@@ -265,16 +270,10 @@ def test_a_big_runs_tasks_come_a_page_at_a_time_and_load_more_follows_the_cursor
         assert board.stop() == 0, "".join(board.output)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known bug, open in issue 65: the list and the run's header say the decision, but "
-    "the History's run view draws no Failures list for this run (empty and never filled, with "
-    "no script error), so its attempt is not shown as decided",
-)
 def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
     browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
 ) -> None:
-    """ops-2 completed the held `transform`: the runs' list and the run's header say
+    """ops-2 completed the held `transform`: the runs' list, the run's header and its page say
     `1 completed by ops-2` beside Succeeded, and its attempt reads as decided, not completed."""
     from cascade.interfaces.commands import decode_decision_reply
 
@@ -304,13 +303,18 @@ def test_a_run_that_ended_by_decisions_says_so_in_the_list_and_its_attempts(
         row = f'#h-runs tr[data-run-id="{RUN_ID}"]'
         wait(browser, lambda d: css(d, row))
         assert "Succeeded · 1 completed by ops-2" in css(browser, row)[0].text
-        click(browser, f"{row} button")
-        wait(
-            browser, lambda d: d.find_element(By.ID, "h-run-decided").text == "1 completed by ops-2"
-        )
+        click(browser, f"{row} button")  # the run's own page, where the decision is said too
+        wait(browser, lambda d: d.current_url.endswith("/runs/" + RUN_ID))
+        wait(browser, lambda d: d.find_element(By.ID, "rp-decided").text == "1 completed by ops-2")
+        assert browser.find_element(By.ID, "rp-status").text == "Succeeded"
         wait(browser, lambda d: "attempt 1: held, completed by decision" in
-             d.find_element(By.ID, "h-failures").text)  # fmt: skip
-        assert "attempt 1: completed" not in browser.find_element(By.ID, "h-failures").text
+             d.find_element(By.ID, "rp-failures").text)  # fmt: skip
+        assert "attempt 1: completed" not in browser.find_element(By.ID, "rp-failures").text
+        # and at its short id
+        browser.get(board.url + "runs/" + RUN_ID[:8])
+        wait(browser, lambda d: d.find_element(By.ID, "rp-decided").text == "1 completed by ops-2")
+        row = '#rp-tasks tr[data-task-id="transform-1"] td:nth-child(7)'
+        assert browser.find_element(By.CSS_SELECTOR, row).text == "completed by ops-2"
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

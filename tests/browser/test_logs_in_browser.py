@@ -27,6 +27,7 @@ from .test_dashboard_in_browser import (
     click,
     css,
     engine_on,
+    go_to,
     no_script_errors,
     open_page,
     open_run,
@@ -59,7 +60,7 @@ def messages(driver: Any, panel: str) -> list[str]:
 
 def logged(driver: Any) -> list[str]:
     """The live panel's messages, the probes aside."""
-    return [m for m in messages(driver, "logs-lines") if not m.startswith("probe ")]
+    return [m for m in messages(driver, "rp-logs") if not m.startswith("probe ")]
 
 
 def test_an_open_runs_lines_are_shown_live_as_text_and_a_task_name_filters_them(
@@ -107,42 +108,42 @@ def test_an_open_runs_lines_are_shown_live_as_text_and_a_task_name_filters_them(
         run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(recorded))))
         open_run(browser, run_id)
         opened.set()
-        wait(browser, lambda d: any(m.startswith("probe ") for m in messages(d, "logs-lines")))
+        wait(browser, lambda d: any(m.startswith("probe ") for m in messages(d, "rp-logs")))
         shown_once.set()
         wanted = ["loading 3 rows", f"row with {BOLD} inside", "loaded"]
         every = {*wanted, "saving to disk"}
         wait(browser, lambda d: set(logged(d)) == every)
         shown = logged(browser)
         assert [m for m in shown if m in wanted] == wanted  # in the order logged
-        assert css(browser, "#logs-lines b") == []  # the markup is text, not an element
-        rows = zip(messages(browser, "logs-lines"), texts(browser, "#logs-lines .log-task"),
+        assert css(browser, "#rp-logs b") == []  # the markup is text, not an element
+        rows = zip(messages(browser, "rp-logs"), texts(browser, "#rp-logs .log-task"),
                    strict=True)  # fmt: skip
         assert {(m, t) for m, t in rows if not m.startswith("probe ")} == {
             *((m, first) for m in wanted),
             ("saving to disk", second),
         }
-        assert set(texts(browser, "#logs-lines .log-level")) == {"INFO"}
-        assert set(texts(browser, "#logs-lines .log-logger")) == {f"{LOGGER}:"}
-        assert browser.find_element(By.ID, "logs-of").text == "of every task"
-        assert not browser.find_element(By.ID, "logs-all").is_displayed()
-        assert browser.find_element(By.ID, "logs-earlier").is_displayed()  # no history here
+        assert set(texts(browser, "#rp-logs .log-level")) == {"INFO"}
+        assert set(texts(browser, "#rp-logs .log-logger")) == {f"{LOGGER}:"}
+        assert browser.find_element(By.ID, "rp-logs-of").text == "of every task"
+        assert not browser.find_element(By.ID, "rp-logs-all").is_displayed()
+        assert browser.find_element(By.ID, "rp-logs-earlier").is_displayed()  # no history here
         assert task_state(browser, first) == "RUNNING"
         assert not run.done()
 
-        second_id = attribute(browser, f'#timeline [data-task-id^="{second}"]', "data-task-id")
+        second_id = attribute(browser, f'#rp-timeline [data-task-id^="{second}"]', "data-task-id")
         assert second_id
-        click(browser, f'#timeline [data-task-id="{second_id}"]')
-        wait(browser, lambda d: messages(d, "logs-lines") == ["saving to disk"])
-        assert browser.find_element(By.ID, "logs-of").text == f"of {second_id}"
-        click(browser, "#logs-all:not([hidden])")
+        click(browser, f'#rp-timeline [data-task-id="{second_id}"]')
+        wait(browser, lambda d: messages(d, "rp-logs") == ["saving to disk"])
+        assert browser.find_element(By.ID, "rp-logs-of").text == f"of {second_id}"
+        click(browser, "#rp-logs-all:not([hidden])")
         wait(browser, lambda d: set(logged(d)) == every)
-        assert browser.find_element(By.ID, "logs-of").text == "of every task"
+        assert browser.find_element(By.ID, "rp-logs-of").text == "of every task"
     finally:
         release.set()
     assert run.result(WAIT) == ["loaded", "saved"]
-    wait(browser, lambda d: d.find_element(By.ID, "run-status").text == "Succeeded")
+    wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
     assert set(logged(browser)) == every
-    assert css(browser, "#logs-lines b") == []
+    assert css(browser, "#rp-logs b") == []
     assert no_script_errors(browser) == []
 
 
@@ -211,35 +212,36 @@ def test_the_history_finds_a_run_by_a_word_it_logged_and_shows_its_lines(
                       "--token", TOKEN, "--db", str(db))  # fmt: skip
     try:
         browser.get(board.url)
-        wait(browser, lambda d: d.find_element(By.ID, "history").is_displayed())
+        wait(browser, lambda d: d.find_element(By.ID, "h-downloads").is_displayed())
         browser.find_element(By.ID, "h-logging").send_keys(word)
-        listed = "#h-runs tbody tr[data-run-id]"
+        listed = "#h-runs tr[data-run-id]"
 
         def searched(driver: Any) -> bool:
             """Ask again until the recorder has written the run's lines: it lists the run."""
             found = [attribute(driver, f"{listed}:nth-child({n})", "data-run-id") for n in (1, 2)]
             if found == [run_id, None]:
                 return True
-            driver.find_element(By.ID, "h-show").click()
+            driver.find_element(By.ID, "r-show").click()
             return False
 
         wait(browser, searched)
         assert browser.find_element(By.ID, "h-no-runs").text == ""
         click(browser, f'#h-runs tr[data-run-id="{run_id}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-id").text == run_id)
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-status").text == "Succeeded")
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == run_id)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
         wanted = ["starting", f"found a {word} in {BOLD}", "done"]
-        wait(browser, lambda d: messages(d, "h-logs") == wanted)
-        assert texts(browser, "#h-logs .log-task") == [name] * 3
-        assert texts(browser, "#h-logs .log-level") == ["INFO", "INFO", "WARNING"]
-        assert css(browser, "#h-logs b") == []
-        assert browser.find_element(By.ID, "h-logs-none").text == ""
-        assert not browser.find_element(By.ID, "h-logs-more").is_displayed()
+        wait(browser, lambda d: messages(d, "rp-logs") == wanted)
+        assert texts(browser, "#rp-logs .log-task") == [name] * 3
+        assert texts(browser, "#rp-logs .log-level") == ["INFO", "INFO", "WARNING"]
+        assert css(browser, "#rp-logs b") == []
+        assert "no log lines" not in browser.find_element(By.ID, "rp-logs-note").text
+        assert not browser.find_element(By.ID, "rp-logs-more").is_displayed()
 
         # a word no run logged: no run listed
+        go_to(browser, "runs")
         browser.find_element(By.ID, "h-logging").clear()
         browser.find_element(By.ID, "h-logging").send_keys(word + "-never")
-        click(browser, "#h-show")
+        click(browser, "#r-show")
         none = "no recorded run matches"
         wait(browser, lambda d: d.find_element(By.ID, "h-no-runs").text == none)
         assert css(browser, listed) == []
@@ -285,7 +287,7 @@ def test_lines_logged_before_the_run_was_opened_come_from_the_history(
             wait(browser, lambda d: history.log_lines(run_id) != [])
         open_run(browser, run_id)
         wait(browser, lambda d: logged(d) == ["before the page"])
-        assert not browser.find_element(By.ID, "logs-earlier").is_displayed()
+        assert not browser.find_element(By.ID, "rp-logs-earlier").is_displayed()
         release.set()
         wait(browser, lambda d: logged(d) == ["before the page", "after the page"])
         assert run.result(WAIT) == ["ok"]

@@ -66,22 +66,22 @@ def test_a_map_is_one_row_that_opens_to_its_items(
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: css(d, '#h-timeline [data-map="transform-2"]'))
-        row = css(browser, '#h-timeline [data-map="transform-2"]')[0]
+        wait(browser, lambda d: css(d, '#rp-timeline [data-map="transform-2"]'))
+        row = css(browser, '#rp-timeline [data-map="transform-2"]')[0]
         assert row.get_attribute("data-count") == str(ITEMS)
         assert "transform-2 \N{MULTIPLICATION SIGN}600" in row.text
         assert "completed 599" in row.text
         assert "failed 1" in row.text
-        assert len(css(browser, "#h-timeline .tl-member")) == 0  # folded: no item's row
-        assert "transform: bad row" in browser.find_element(By.ID, "h-failures").text
-        click(browser, '#h-timeline [data-map="transform-2"] button')
-        wait(browser, lambda d: len(css(d, "#h-timeline .tl-member[data-task-id]")) == 500)
-        more = css(browser, "#h-timeline .tl-member button")
+        assert len(css(browser, "#rp-timeline .tl-member")) == 0  # folded: no item's row
+        assert "transform: bad row" in browser.find_element(By.ID, "rp-failures").text
+        click(browser, '#rp-timeline [data-map="transform-2"] button')
+        wait(browser, lambda d: len(css(d, "#rp-timeline .tl-member[data-task-id]")) == 500)
+        more = css(browser, "#rp-timeline .tl-member button")
         assert more
         assert "500 of 600 shown" in more[0].text
         more[0].click()
-        wait(browser, lambda d: len(css(d, "#h-timeline .tl-member[data-task-id]")) == ITEMS)
-        assert not css(browser, "#h-timeline .tl-member button")
+        wait(browser, lambda d: len(css(d, "#rp-timeline .tl-member[data-task-id]")) == ITEMS)
+        assert not css(browser, "#rp-timeline .tl-member button")
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)

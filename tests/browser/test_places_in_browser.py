@@ -1,4 +1,4 @@
-"""The page's places in a real headless Chromium: an open run, its task, a recorded run have
+"""The page's addresses in a real headless Chromium: a run's page, its task, a recorded run have
 addresses that a reload and back and forward restore; an address of a run not heard of yet
 shows it once it is (or where the history has it); the page's first paint has the state; the
 History's downloads save a file."""
@@ -82,32 +82,40 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         assert path(browser) == f"/runs/{run_id}"
         assert browser.title == f"run {run_id[:12]} · Cascade dashboard"
         task_id = wait(browser, lambda d: d.execute_script(
-            "const e = document.querySelector('#timeline [data-task-id]');"
+            "const e = document.querySelector('#rp-timeline [data-task-id]');"
             "return e && e.getAttribute('data-task-id');"))  # fmt: skip
-        click(browser, f'#timeline [data-task-id="{task_id}"]')
+        click(browser, f'#rp-timeline [data-task-id="{task_id}"]')
         wait(browser, lambda d: path(d) == f"/runs/{run_id}/tasks/{task_id}")
-        wait(browser, lambda d: text(d, "logs-of") == f"of {task_id}")
+        wait(browser, lambda d: text(d, "rp-logs-of") == f"of {task_id}")
         browser.back()
-        wait(browser, lambda d: text(d, "logs-of") == "of every task")
+        wait(browser, lambda d: text(d, "rp-logs-of") == "of every task")
         assert path(browser) == f"/runs/{run_id}"
         browser.back()
-        wait(browser, lambda d: not shown(d, "run"))
-        assert path(browser) == "/"
+        wait(browser, lambda d: not shown(d, "run-page") and shown(d, "runs"))
+        assert path(browser) == "/runs"  # where open_run went by the nav's link
         browser.forward()
-        wait(browser, lambda d: shown(d, "run") and text(d, "run-id") == run_id)
+        wait(browser, lambda d: shown(d, "run-page") and text(d, "rp-id") == run_id)
         browser.forward()
-        wait(browser, lambda d: text(d, "logs-of") == f"of {task_id}")
+        wait(browser, lambda d: text(d, "rp-logs-of") == f"of {task_id}")
         # a reload (or the address pasted in another tab): the run and its task, drawn from
         # the state the page came with, before its stream said anything
         browser.refresh()
         assert browser.execute_script("return window.cascadeFirstState") is True
-        assert text(browser, "run-id") == run_id
-        assert text(browser, "run-status") == "Running"
-        assert text(browser, "logs-of") == f"of {task_id}"
+        assert text(browser, "rp-id") == run_id
+        assert text(browser, "rp-status") == "Running"
+        assert text(browser, "rp-logs-of") == f"of {task_id}"
         assert "connected" in text(browser, "connection")
-        # a click on the open run's id closes it: back to the page's top place
-        click(browser, f'tr[data-run-id="{run_id}"] button')
-        wait(browser, lambda d: path(d) == "/" and not shown(d, "run"))
+        # the nav's Runs: the list, the run's page left (its link marked as the place shown)
+        assert (
+            browser.execute_script(
+                "return document.querySelector('#places a[aria-current]').getAttribute('data-nav')"
+            )
+            == "runs"
+        )
+        click(browser, '#places a[data-nav="runs"]')
+        wait(
+            browser, lambda d: path(d) == "/runs" and not shown(d, "run-page") and shown(d, "runs")
+        )
         release.set()
         assert run.result(WAIT) == "done"
         assert no_script_errors(browser) == []
@@ -133,9 +141,9 @@ def test_the_short_id_a_table_prints_opens_the_live_run(
         open_page(browser, dashboard, token=None)
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"]'))
         browser.get(dashboard.url + f"runs/{run_id[:12]}")
-        wait(browser, lambda d: text(d, "run-status") == "Running")
+        wait(browser, lambda d: text(d, "rp-status") == "Running")
         assert path(browser) == f"/runs/{run_id}"
-        assert text(browser, "run-id") == run_id
+        assert text(browser, "rp-id") == run_id
         release.set()
         assert run.result(WAIT) == "done"
         assert no_script_errors(browser) == []
@@ -150,9 +158,9 @@ def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
     it as its telemetry arrives, without a reload."""
     run_id = uuid.uuid4().hex
     browser.get(dashboard.url + f"runs/{run_id}")
-    wait(browser, lambda d: text(d, "run-status") == "not heard of")
-    assert text(browser, "run-id") == run_id
-    assert f"This dashboard holds no run {run_id} now" in text(browser, "run-unknown")
+    wait(browser, lambda d: text(d, "rp-status") == "not heard of")
+    assert text(browser, "rp-id") == run_id
+    assert f"This dashboard holds no run {run_id} now" in text(browser, "rp-note")
     assert not shown(browser, "run-body")
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="late-engine")
     body = TaskStateEvent(task_id="late-1", task_name="late", state="RUNNING")
@@ -163,10 +171,10 @@ def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
             await connector.publish(heard.topic, heard.raw, qos=1)
 
     engine_thread.submit(publish()).result(WAIT)
-    wait(browser, lambda d: text(d, "run-status") == "Running")
-    assert not shown(browser, "run-unknown")
+    wait(browser, lambda d: text(d, "rp-status") == "Running")
+    assert not shown(browser, "rp-note")
     wait(browser, lambda d: d.execute_script(
-        "return !!document.querySelector('#timeline [data-task-id=\"late-1\"]')"))  # fmt: skip
+        "return !!document.querySelector('#rp-timeline [data-task-id=\"late-1\"]')"))  # fmt: skip
     assert path(browser) == f"/runs/{run_id}"
     assert no_script_errors(browser) == []
 
@@ -185,23 +193,25 @@ def recorded_board(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Any:
 def test_a_run_only_the_history_has_links_its_recorded_page(
     browser: Any, recorded_board: Dashboard
 ) -> None:
-    """The live address of a run that ended before the dashboard started: it says the history
-    recorded it and links its recorded page, which has an address of its own."""
+    """The address of a run that ended before the dashboard started: the run's page shows what
+    the history recorded of it; its old address (/history/runs/ID) is the same page; a task's
+    durations have an address of their own, which back and forward leave and restore."""
     browser.get(recorded_board.url + f"runs/{RUN_ID}")
-    wait(browser, lambda d: "The history recorded it: Failed" in text(d, "run-unknown"))
-    click(browser, "#run-unknown a.recorded")
-    wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
-    browser.refresh()
-    wait(browser, lambda d: text(d, "h-run-status") == "Failed" and shown(d, "h-run"))
+    wait(browser, lambda d: text(d, "rp-status") == "Failed" and shown(d, "run-page"))
+    assert text(browser, "rp-where") == "recorded"
+    browser.get(recorded_board.url + f"history/runs/{RUN_ID}")
+    wait(browser, lambda d: text(d, "rp-status") == "Failed" and shown(d, "run-page"))
+    assert path(browser) == f"/runs/{RUN_ID}"
+    click(browser, '#places a[data-nav="runs"]')
+    click(browser, 'a[href="/tasks"]')
     click(browser, '#h-tasks tr[data-task-name="fetch"] button')
     wait(browser, lambda d: path(d) == "/history/tasks/fetch" and shown(d, "h-task"))
+    assert not shown(browser, "h-run")
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-task") and shown(d, "h-run"))
-    assert path(browser) == f"/history/runs/{RUN_ID}"
+    wait(browser, lambda d: path(d) == "/tasks" and not shown(d, "h-task"))
     browser.back()
-    wait(browser, lambda d: not shown(d, "h-run"))
-    assert path(browser) == f"/runs/{RUN_ID}"
+    browser.back()
+    wait(browser, lambda d: path(d) == f"/runs/{RUN_ID}" and shown(d, "run-page"))
     assert no_script_errors(browser) == []
 
 

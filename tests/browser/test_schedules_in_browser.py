@@ -20,7 +20,15 @@ from cascade.runtime import Engine, Event, RunStarted, Schedule, task
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import Dashboard, EngineThread
-from .test_dashboard_in_browser import click, css, no_script_errors, open_page, texts, wait
+from .test_dashboard_in_browser import (
+    click,
+    css,
+    go_to,
+    no_script_errors,
+    open_page,
+    texts,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +75,7 @@ def test_an_operator_sees_a_schedule_pauses_and_resumes_it_and_opens_a_slots_run
     serving = engine_thread.submit(serve()).result(20)
     try:
         open_page(browser, dashboard)
+        go_to(browser, "workflows")
         row = f'#s-table tr[data-schedule="{name}"]'
         wait(browser, lambda d: css(d, f"{row} button[data-run-id]"))  # a slot fired
         assert not browser.find_element(By.ID, "schedules").get_attribute("hidden")

@@ -21,7 +21,15 @@ from cascade.interfaces.serving import ServedWorkflow, WorkflowParam
 from cascade.testkit import BrokerEndpoint, ServingEngine
 
 from .conftest import TOKEN, Dashboard, EngineThread
-from .test_dashboard_in_browser import click, css, no_script_errors, open_page, texts, wait
+from .test_dashboard_in_browser import (
+    click,
+    css,
+    go_to,
+    no_script_errors,
+    open_page,
+    texts,
+    wait,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +68,7 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
     engine_thread.submit(serve()).result(20)
     try:
         open_page(browser, dashboard)
+        go_to(browser, "workflows")
         row = f'#w-table tr[data-workflow="{name}"]'
         wait(browser, lambda d: css(d, f"{row} form"))
         assert not browser.find_element(By.ID, "workflows").get_attribute("hidden")
@@ -79,9 +88,12 @@ def test_an_operator_starts_a_served_workflow_and_opens_its_run(
         assert request.reason == "backfill"
         assert request.issued_by  # the token's name
         click(browser, f'#w-status button[data-run-id="{run_id}"]')
-        wait(browser, lambda d: d.find_element(By.ID, "run-id").text == run_id)
-        wait(browser, lambda d: d.find_element(By.ID, "run-name").text == name)
-        wait(browser, lambda d: f"workflow {name}" in d.find_element(By.ID, "run-lineage").text)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == run_id)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-name").text == name)
+        facts = "return document.getElementById('rp-facts').textContent"
+        wait(browser, lambda d: f"workflow{name}" in d.execute_script(facts))
+        assert "started by" in browser.execute_script(facts)
+        go_to(browser, "runs")
         listing = f'#runs tr[data-run-id="{run_id}"]'
         wait(browser, lambda d: css(d, listing))  # the runs table redraws on the page's clock
         [listed] = texts(browser, listing)
@@ -132,21 +144,23 @@ def test_the_history_links_a_rerun_both_ways(
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{SECOND}"]'))
         assert "nightly" in texts(browser, f'#h-runs tr[data-run-id="{SECOND}"]')[0]
-        click(browser, f'#h-runs tr[data-run-id="{SECOND}"] button')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-id").text == SECOND)
-        lineage = browser.find_element(By.ID, "h-run-lineage").text
+        click(browser, f'#h-runs tr[data-run-id="{SECOND}"] button')  # the run's own page
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == SECOND)
+        wait(browser, lambda d: "rerun of" in d.find_element(By.ID, "rp-lineage").text)
+        lineage = browser.find_element(By.ID, "rp-lineage").text
         assert f"rerun of {FIRST[:12]} (Failed)" in lineage
-        [reused] = texts(browser, "#h-reused li")
-        assert reused.startswith(f"extract from run {FIRST[:12]}")
-        assert XSS in browser.find_element(By.ID, "h-run-origin").text  # the reason, as text
-        click(browser, f'#h-run-lineage button[data-run-id="{FIRST}"]')
-        wait(browser, lambda d: d.find_element(By.ID, "h-run-id").text == FIRST)
-        wait(browser, lambda d: "replaced by" in d.find_element(By.ID, "h-run-lineage").text)
+        [reused] = texts(browser, '#rp-tasks tr[data-task-id="extract-1"] td:nth-child(6)')
+        assert reused == f"reused from {FIRST[:12]}"
+        assert XSS in browser.find_element(By.ID, "rp-facts").text  # the reason, as text
+        click(browser, f'#rp-lineage a[data-run-id="{FIRST}"]')
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == FIRST)
+        wait(browser, lambda d: "reruns of it" in d.find_element(By.ID, "rp-lineage").text)
         assert (
-            f"replaced by {SECOND[:12]} (Succeeded)"
-            in browser.find_element(By.ID, "h-run-lineage").text
+            f"reruns of it: {SECOND[:12]} (Succeeded)"
+            in browser.find_element(By.ID, "rp-lineage").text
         )
-        assert browser.find_element(By.ID, "h-run-reused").get_attribute("hidden")
+        assert texts(browser, '#rp-tasks tr[data-task-id="extract-1"] td:nth-child(6)') == ["-"]
+        go_to(browser, "audit")
         wait(browser, lambda d: len(css(d, "#h-audit tbody tr")) == 2)
         starts = texts(browser, "#h-audit tbody tr")
         assert all("start" in row and "nightly" in row for row in starts)

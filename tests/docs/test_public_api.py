@@ -16,6 +16,7 @@ MODULES = {
         "cascade.interfaces.commands",
         "cascade.interfaces.serving",
         "cascade.interfaces.logs",
+        "cascade.interfaces.graphs",
         "cascade.interfaces.summaries",
         "cascade.interfaces.notes",
         "cascade.interfaces.connector_kit",

@@ -1,4 +1,4 @@
-"""`cascade dashboard --db`: the history's JSON endpoints on SQLite, the page's History section
+"""`cascade dashboard --db`: the history's JSON endpoints on SQLite, the page's history places
 and its script, and the command's option.
 
 In process through httpx's ASGI transport, as the dashboard's other API tests: the installed
@@ -253,15 +253,16 @@ async def test_without_db_the_history_is_404() -> None:
     assert answers[0].json() == {"error": "no history here: start the dashboard with --db URL"}
 
 
-async def test_the_page_has_a_history_section_and_no_inline_script(history: History) -> None:
-    """The section and its script, served from the package; no inline script (the first state
-    is a JSON data block), no HTML built."""
+async def test_the_page_has_the_historys_places_and_no_inline_script(history: History) -> None:
+    """The recorded runs in the Runs list, the Tasks and Audit places, and their script, served
+    from the package; no inline script (the first state is a JSON data block), no HTML built."""
     async with _client(history) as http:
         page = (await http.get("/")).text
         main = (await http.get("/static/main.js")).text
         script = await http.get("/static/history.js")
         answer = await http.get("/api/history/runs")
-    assert 'id="history"' in page
+    for part in ('id="h-runs"', 'data-place="tasks"', 'data-place="audit"', 'id="h-audit"'):
+        assert part in page
     assert 'from "./history.js";' in main
     # the one script run is a file, the page's module; the other is its first state, data
     data = '<script id="first-state" type="application/json">'

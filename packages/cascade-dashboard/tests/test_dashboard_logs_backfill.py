@@ -185,10 +185,10 @@ async def test_without_a_history_the_log_panel_says_why_earlier_lines_are_missin
     async with _client(hub, None) as http:
         assert (await http.get("/api/history")).json()["history"] is False
         page = (await http.get("/")).text
-        script = (await http.get("/static/history.js")).text
+        script = (await http.get("/static/runpage.js")).text
     assert page.count("lines logged before the run was opened are not shown") == 1
     assert (
-        '<small id="logs-earlier" class="note" hidden>lines logged before the run was opened '
+        '<small id="rp-logs-earlier" class="note" hidden>lines logged before the run was opened '
         "are not shown (no history: run <code>cascade record</code> and give the dashboard --db)"
     ) in page
-    assert '$("logs-earlier").hidden = history;' in script
+    assert '$("rp-logs-earlier").hidden = !(liveRun && historyKnown === false);' in script

@@ -18,6 +18,7 @@ COUNTERS = {
     "cascadeHistoryLoads",
     "cascadeReconnects",
     "cascadeRepaints",
+    "cascadeRunPage",
 }
 
 

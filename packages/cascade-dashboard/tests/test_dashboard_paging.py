@@ -1,4 +1,4 @@
-"""`/api/state` a page at a time: limit, after, and the filters project, status and engine."""
+"""`/api/state` a page at a time: limit, after, and the filters project, status, engine and name."""
 
 from __future__ import annotations
 
@@ -227,3 +227,16 @@ async def test_engines_come_a_page_at_a_time_without_a_limit(hub: DashboardHub) 
     assert [e["source"] for e in first["engines"]] == [f"host-{n:03d}" for n in range(100)]
     assert [e["source"] for e in rest["engines"]] == [f"host-{n:03d}" for n in range(100, 150)]
     assert rest["engines_next"] is None
+
+
+async def test_runs_filtered_by_name(hub: DashboardHub) -> None:
+    """``name``: the runs of that name exactly (the Runs place's name filter), others not."""
+    for run_id, name in (("run-a", "nightly"), ("run-b", "nightly-2"), ("run-c", None)):
+        body = LifecycleEvent(event="ENGINE_STARTED", name=name)
+        hub.model.apply(telemetry(body, run_id=run_id, ts=NOW))
+    async with client(hub) as http:
+        nightly = (await http.get("/api/state", params={"name": "nightly"})).json()
+        nobody = (await http.get("/api/state", params={"name": "weekly"})).json()
+    assert [run["run_id"] for run in nightly["runs"]] == ["run-a"]
+    assert (nightly["runs_matching"], nightly["runs_total"]) == (1, 3)
+    assert nobody["runs"] == []

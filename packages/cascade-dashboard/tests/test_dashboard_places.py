@@ -1,5 +1,6 @@
-"""The page's places have addresses (/runs/ID, /runs/ID/tasks/TASK, /history/runs/ID,
-/history/tasks/NAME): each serves the page with the first state of the view it names, so that
+"""The page's places have addresses (/runs, /workflows, /decisions, /engines, /constraints,
+/audit, /settings, /tasks, /runs/ID, /runs/ID/tasks/TASK, /history/tasks/NAME; /history/runs/ID
+redirects to /runs/ID): each serves the page with the first state of the view it names, so that
 its first paint shows what the dashboard holds; that state is data never run, whatever the
 broker named things, and a team member's is of what they may see."""
 
@@ -65,8 +66,15 @@ async def test_every_place_is_the_page_with_its_first_state(heard: DashboardHub)
         run = first_state(await http.get(f"/runs/{RUN}"))
         task = first_state(await http.get(f"/runs/{RUN}/tasks/t-1"))
         legacy = first_state(await http.get("/", params={"run": RUN}))
-        recorded = first_state(await http.get(f"/history/runs/{RUN}"))
+        moved = await http.get(f"/history/runs/{RUN}", params={"rows": "5"})
+        recorded = first_state(await http.get(f"/history/runs/{RUN}", follow_redirects=True))
         chart = first_state(await http.get("/history/tasks/load%2Fslash"))
+        places = {
+            place: first_state(await http.get(f"/{place}"))
+            for place in ("runs", "workflows", "decisions", "engines", "constraints", "audit",
+                          "settings", "tasks")
+        }  # fmt: skip
+        unknown = await http.get("/nowhere")
         api = await http.get(f"/api/runs/{RUN}")  # the API's paths are not places
     assert home["connection"]["connected"] is True
     assert sorted(home["runs"]["order"]) == sorted([RUN, THEIRS])
@@ -74,8 +82,13 @@ async def test_every_place_is_the_page_with_its_first_state(heard: DashboardHub)
     assert run["run"]["run_id"] == RUN
     assert [t["task_id"] for t in run["tasks"]["upsert"]] == ["t-1"]
     assert task["run"]["run_id"] == legacy["run"]["run_id"] == RUN
-    assert "run" not in recorded
+    assert (moved.status_code, moved.headers["location"]) == (301, f"/runs/{RUN}?rows=5")
+    assert recorded["run"]["run_id"] == RUN  # the run's one page, live or recorded alike
     assert "run" not in chart
+    for state in places.values():
+        assert sorted(state["runs"]["order"]) == sorted([RUN, THEIRS])
+        assert "run" not in state
+    assert unknown.status_code == 404
     assert api.status_code in (404, 405)
 
 
@@ -132,6 +145,18 @@ async def test_rows_bound_the_first_states_lists(heard: DashboardHub) -> None:
     assert (len(one["runs"]["order"]), one["runs"]["matching"]) == (1, 2)
     assert one["runs"]["next_after"] is not None
     assert len(odd["runs"]["order"]) == 2  # 25 a page
+
+
+async def test_a_filtered_runs_address_is_filtered_in_its_first_state(heard: DashboardHub) -> None:
+    """/runs?project=etl&name=... (a link someone sent): the first paint is of the runs the
+    filters pick, as the stream's would be."""
+    async with _client(heard) as http:
+        etl = first_state(await http.get("/runs", params={"project": "etl"}))
+        named = first_state(await http.get("/runs", params={"name": "nobody's"}))
+        failed = first_state(await http.get("/", params={"status": "failed"}))
+    assert etl["runs"]["order"] == [RUN]
+    assert (etl["runs"]["matching"], etl["runs"]["total"]) == (1, 2)
+    assert named["runs"]["order"] == failed["runs"]["order"] == []
 
 
 async def test_a_big_first_state_comes_gzipped(hub: DashboardHub) -> None:

@@ -113,13 +113,16 @@ def lifecycle(
     cancelled: bool | None = None,
     name: str | None = None,
     origin: dict[str, Any] | None = None,
+    graph: Any = None,
+    graph_nodes: int | None = None,
     **ids: str,
 ) -> Received:
-    """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id`` (``name`` and ``origin``: a
-    start's, as ``RunOrigin``'s fields)."""
+    """An ``ENGINE_STARTED`` or ``ENGINE_STOPPED`` of ``run_id`` (``name``, ``origin``,
+    ``graph`` and ``graph_nodes``: a start's, as the wire has them)."""
     body: dict[str, Any] = {"type": "LifecycleEvent", "event": event}
     fields = (("status", status), ("error", error), ("tasks", tasks), ("cancelled", cancelled),
-              ("name", name), ("origin", origin))  # fmt: skip
+              ("name", name), ("origin", origin), ("graph", graph),
+              ("graph_nodes", graph_nodes))  # fmt: skip
     for key, value in fields:
         if value is not None:
             body[key] = value

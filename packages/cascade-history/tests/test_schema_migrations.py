@@ -273,3 +273,27 @@ def test_a_database_of_revision_15_upgrades_with_runs_unscheduled(database_url: 
         }
         history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, origin=origin)])
         assert [r.run_id for r in history.runs(schedule="nightly")] == ["r2"]
+
+
+def test_a_database_of_revision_18_upgrades_with_runs_graphless(database_url: str) -> None:
+    """Revision 0019 adds the runs' graphs to a history written at 0018: its runs are still
+    there, without a graph, and a new run has its own."""
+    with History(database_url, migrate=False, mode="write") as old:
+        engine = sa.create_engine(old.url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0018")
+            _insert_revision_1_data(connection)
+            assert "run_graphs" not in sa.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    graph = {"nodes": [{"id": "a-1", "name": "a", "after": []},
+                       {"id": "b-2", "name": "b", "after": ["a-1"]}]}  # fmt: skip
+    with History(database_url, mode="write") as history:
+        assert [run.run_id for run in history.runs()] == ["r1"]
+        assert history.graph("r1") is None
+        history.store([lifecycle("r2", "ENGINE_STARTED", T0 + 9, tasks=2, graph=graph)])
+        recorded = history.graph("r2")
+        assert recorded is not None
+        assert recorded.graph is not None
+        assert [(n.id, n.after) for n in recorded.graph.nodes] == [("a-1", []), ("b-2", ["a-1"])]

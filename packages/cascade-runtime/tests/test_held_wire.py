@@ -137,7 +137,11 @@ async def test_a_held_task_over_the_broker_from_its_hold_to_a_decision() -> None
         assert (held.held.attempt, held.held.default) == (1, "fail")
         assert isinstance(held.traceback, str)
         assert "the API is down" in held.traceback
-        old = [msgspec.json.decode(raw, type=OldEnvelope) for raw in seen.raw if b'"load"' in raw]
+        old = [
+            msgspec.json.decode(raw, type=OldEnvelope)
+            for raw in seen.raw
+            if b'"task_name":"load"' in raw
+        ]
         assert [e.body.state for e in old] == ["RUNNING", "BLOCKED"]
 
         heartbeat = [hb for hb in seen.bodies(Heartbeat) if hb.held == 1][-1]

@@ -99,6 +99,12 @@ async def test_events_are_published_as_protocol_envelopes() -> None:
         "event": "ENGINE_STARTED",
         "tasks": 2,
         "name": "fetch",
+        "graph": {
+            "nodes": [
+                {"id": leaf.task_id, "name": "fetch", "after": []},
+                {"id": bodies[3]["task_id"], "name": "fetch", "after": [leaf.task_id]},
+            ]
+        },
     }
     assert bodies[-1] == {
         "type": "LifecycleEvent",

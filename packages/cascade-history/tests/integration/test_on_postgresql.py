@@ -1,4 +1,4 @@
-"""The access audit, token, notify claim, cancel, ingest, gap, lineage, map, query, run
+"""The access audit, token, notify claim, cancel, ingest, gap, graph, lineage, map, query, run
 filter, migration, read-mode, recorder, log and visible-run tests again, each on a new
 database of a private PostgreSQL cluster (``database_url`` of this folder's conftest)."""
 
@@ -9,6 +9,7 @@ from cascade.testkit import NOT_THE_SHARED_BROKER, skip_on_family
 from ..test_access_audit import *  # noqa: F403
 from ..test_cancels import *  # noqa: F403
 from ..test_gaps import *  # noqa: F403
+from ..test_graphs import *  # noqa: F403
 from ..test_lineage import *  # noqa: F403
 from ..test_logs import *  # noqa: F403
 from ..test_maps import *  # noqa: F403

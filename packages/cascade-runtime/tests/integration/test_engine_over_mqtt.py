@@ -89,12 +89,24 @@ async def test_telemetry_reaches_a_plain_subscriber_as_documented(
         decode_envelope(envelope)
     assert [m["seq"] for m in messages] == list(range(1, 13))  # the run's events, numbered
     bodies = [m["body"] for m in messages]
+    ids: dict[str, list[str]] = {b["task_name"]: [] for b in bodies[1:-1]}
+    for body in bodies[1:-1]:
+        if body["state"] == "RUNNING":
+            ids[body["task_name"]].append(body["task_id"])
+    doubles = sorted(ids["double"])
+    (total_id,) = ids["total"]
+    graph = bodies[0].pop("graph")  # its graph: the four doubles, then the total after them
     assert bodies[0] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STARTED",
         "tasks": 5,
         "name": "total",
     }
+    *first, last = graph["nodes"]
+    assert sorted((n["id"], n["name"], n["after"]) for n in first) == [
+        (task_id, "double", []) for task_id in doubles
+    ]
+    assert (last["id"], last["name"], sorted(last["after"])) == (total_id, "total", doubles)
     assert bodies[-1] == {
         "type": "LifecycleEvent",
         "event": "ENGINE_STOPPED",

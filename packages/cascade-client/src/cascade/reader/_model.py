@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from cascade.interfaces import (
     DEFAULT_PREFIX,
@@ -27,6 +30,7 @@ from cascade.interfaces import (
     same_source,
     split_run_topic,
 )
+from cascade.interfaces.graphs import check_graph
 
 from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
@@ -50,7 +54,13 @@ from ._refusals import (
     REASON_NOT_ITS_TOPIC,
     Refusals,
 )
-from ._runs import apply_blocked, apply_snapshot, apply_task, numbered, silent_or_excess_runs
+from ._runs import (
+    apply_blocked,
+    apply_snapshot,
+    apply_task,
+    numbered,
+    silent_or_excess_runs,
+)
 from ._silence import note_summary, silent_engines
 from ._timestamps import parse_timestamp
 from ._views import ConnectionView, EngineView, RunView
@@ -59,6 +69,10 @@ __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
 
 MAX_RUNS = 50_000
 """Runs a :class:`ReaderModel` holds at most, finished or not (see :meth:`ReaderModel.prune`)."""
+
+MAX_GRAPH_NODES_HELD = 1_000_000
+"""The nodes of runs' graphs a :class:`ReaderModel` holds at most, across its runs (500 runs of
+2,000 tasks): beyond it, a run's graph is not kept (:attr:`ReaderModel.graphs_dropped`)."""
 
 MAX_ENGINES = 50_000
 """Engines (sources) a :class:`ReaderModel` holds at most (see :meth:`ReaderModel.prune`):
@@ -123,6 +137,12 @@ class ReaderModel:
     """Runs dropped by :meth:`prune` so far."""
     forgotten_engines: int = 0
     """Engines dropped by :meth:`prune` so far, beyond :attr:`max_engines`."""
+    max_graph_nodes: int = MAX_GRAPH_NODES_HELD
+    graph_nodes_held: int = 0
+    """The nodes of the runs' graphs held now (:attr:`RunView.graph`)."""
+    graphs_dropped: int = 0
+    """Runs' graphs not kept, beyond :attr:`max_graph_nodes` (whatever their runs send, the
+    state stays bounded)."""
     gaps: GapCounter = field(default_factory=GapCounter)
     """The events this view missed (the broker or the connector shed them), per source."""
     refusals: Refusals = field(default_factory=Refusals)
@@ -260,8 +280,11 @@ class ReaderModel:
         if isinstance(body, RunSnapshot):
             if seq:  # answers are not numbered: this one was not checked as one
                 self._refuse(run, source, Seen.INCONSISTENT)
-            elif apply_snapshot(run, self.gaps, source, body, now):
-                self._asked.done(run.run_id)
+            else:
+                if body.part == 1:
+                    self._take_graph(run, body.graph, body.graph_nodes)
+                if apply_snapshot(run, self.gaps, source, body, now):
+                    self._asked.done(run.run_id)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
@@ -280,6 +303,7 @@ class ReaderModel:
                     run.name = body.name
                 if body.origin is not None:
                     run.origin = body.origin
+                self._take_graph(run, body.graph, body.graph_nodes)
             else:
                 run.status = "Cancelled" if body.cancelled else body.status or "Finished"
                 run.error = truncate(body.error or "", KEPT["error"])
@@ -295,6 +319,26 @@ class ReaderModel:
             engine.live_seen.add(run.run_id)
         if self.ask is not None and not run.finished and self._partial(run):
             self.request_snapshot(run.run_id, self.gaps.known_through(run.run_id), run.source)
+
+    def _take_graph(self, run: RunView, graph: Any, graph_nodes: Any) -> None:
+        """A run's graph (or, above the bound, its size) as its start or a snapshot answer sent
+        it, unless it has one already (the first stays). A malformed graph is dropped and
+        counted in :attr:`rejected` (what else its message said is taken); one beyond
+        :attr:`max_graph_nodes` is not kept (:attr:`graphs_dropped`)."""
+        if isinstance(graph_nodes, int) and run.graph_nodes is None:
+            run.graph_nodes = graph_nodes
+        if graph is None or graph is msgspec.UNSET or run.graph is not None:
+            return
+        try:
+            checked = check_graph(graph)
+        except InvalidMessageError:
+            self.rejected += 1
+            return
+        if self.graph_nodes_held + len(checked.nodes) > self.max_graph_nodes:
+            self.graphs_dropped += 1
+            return
+        run.graph = checked
+        self.graph_nodes_held += len(checked.nodes)
 
     def request_snapshot(self, run_id: str, after: int = 0, source: str | None = None) -> None:
         """Ask ``run_id``'s engine (``source``, when known) for the run's state after event
@@ -464,7 +508,12 @@ class ReaderModel:
         self._asked.done(run_id)
         self._finished.pop(run_id, None)
         self._holed.discard(run_id)
-        return 0 if self.runs.pop(run_id, None) is None else 1
+        run = self.runs.pop(run_id, None)
+        if run is None:
+            return 0
+        if run.graph is not None:
+            self.graph_nodes_held -= len(run.graph.nodes)
+        return 1
 
     def forget_runs(self) -> int:
         """Forget every run; returns how many (a view that stops reading telemetry for a while:

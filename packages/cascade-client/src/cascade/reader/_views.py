@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from cascade.interfaces import Heartbeat, Hold, StatusMessage
 from cascade.interfaces.commands import DecisionCount
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.summaries import EngineSummary
 
@@ -133,6 +134,13 @@ class RunView:
     origin: RunOrigin | None = None
     """Where the run came from (the served workflow and its params, the run it reruns, the
     request that started it), as its ``ENGINE_STARTED`` or a snapshot answer said."""
+    graph: RunGraph | None = field(default=None, repr=False)
+    """The run's tasks and their dependencies, as its ``ENGINE_STARTED`` or a snapshot answer
+    sent them, checked (:func:`~cascade.interfaces.graphs.check_graph`: a malformed one is
+    counted in :attr:`ReaderModel.rejected` and dropped); ``None``: none heard."""
+    graph_nodes: int | None = None
+    """The run's task count its engine sent instead of a graph, above the graph's bound
+    (``None``: it said none: a graph, or an engine before graphs)."""
 
     @property
     def finished(self) -> bool:

@@ -3,7 +3,7 @@ controls (through :mod:`cascade.control`), the history, and a team's sign-in.
 
 Its rooms: :mod:`.app` (the ASGI app, its server and settings, the guards and the controls),
 :mod:`.live` (the hub, its model, fleet mode, the pages' streams), :mod:`.history` (the
-History section's API) and :mod:`.auth` (sign-in, tokens, sessions, roles, the audit).
+page's history API) and :mod:`.auth` (sign-in, tokens, sessions, roles, the audit).
 `cascade dashboard` serves it (``pip install 'cascade-cli[dashboard]'``); from Python::
 
     await serve_dashboard(DashboardSettings(connector=lambda: MqttConnector("broker")))

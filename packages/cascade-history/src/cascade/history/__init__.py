@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         export_lines,
         iso_utc,
     )
+    from .queries._graphs import RecordedGraph
     from .queries._maps import MapItems
     from .queries._report import (
         SUMMARY_TASKS,
@@ -137,6 +138,7 @@ __all__ = [
     "NotifyWebhook",
     "PostClaim",
     "Received",
+    "RecordedGraph",
     "RecordedLogLine",
     "SchemaStatus",
     "Recorder",
@@ -193,6 +195,7 @@ _HOMES = {
     "ExportFormatName": ".queries._export",
     "export_lines": ".queries._export",
     "iso_utc": ".queries._export",
+    "RecordedGraph": ".queries._graphs",
     "MapItems": ".queries._maps",
     "SUMMARY_TASKS": ".queries._report",
     "RunReport": ".queries._report",

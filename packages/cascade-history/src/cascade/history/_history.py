@@ -42,6 +42,7 @@ from .audit._notify_posts import (
     prune_post_claims,
 )
 from .audit._notify_webhooks import NotifyWebhook, delete_webhook, insert_webhook, list_webhooks
+from .queries._graphs import RecordedGraph, graph_query
 from .queries._log_queries import (
     log_batches_query,
     log_counts_query,
@@ -326,6 +327,16 @@ class History:
         oldest first, at most ``limit``; ``[]`` for an unknown run (``among``: as
         :meth:`runs`)."""
         return self._read(lambda c: lineage_query(c, run_id, limit, among))
+
+    def graph(
+        self, run_id: str, *, among: Iterable[tuple[str, str | None]] | None = None
+    ) -> RecordedGraph | None:
+        """The graph of tasks the run ``run_id`` (its whole id) started with, as its engine
+        sent it (:class:`RecordedGraph`: its nodes, or only their count above the graph's
+        bound); ``None`` for an unknown run, one of its engines before graphs, or (``among``: as
+        :meth:`runs`) another's."""
+        seen = None if among is None else list(among)
+        return self._read(lambda c: graph_query(c, run_id, seen))
 
     def reused(self, run_id: str) -> dict[str, int]:
         """Of the run ``run_id`` (its whole id), per run its reused results came from, how

@@ -94,6 +94,13 @@ class LifecycleEvent(
     by default its target's task name); ``origin`` (additive) where it came from: the served
     workflow and its params, the run it reruns and the request that started it.
 
+    ``graph`` (on ``ENGINE_STARTED``, additive) is the run's tasks and their dependencies, as
+    sent and unchecked (a reader takes it through
+    :func:`~cascade.interfaces.graphs.check_graph`, so that a malformed one costs it nothing else
+    of the message); an engine sends it for a run of at most
+    :data:`~cascade.interfaces.graphs.MAX_GRAPH_NODES` tasks, and ``graph_nodes``, the run's
+    task count, instead of it for a bigger run (so that a reader can say why there is none).
+
     ``log_lines`` (on ``ENGINE_STOPPED``, additive) is how many lines the run's tasks logged
     where its engine forwards their logs (the dropped ones too: each task's last line
     number, added up), so that a reader of its logs can tell the lines it never received;
@@ -108,6 +115,8 @@ class LifecycleEvent(
     name: Annotated[str, msgspec.Meta(max_length=_NAME_LIMIT)] | None = None
     origin: RunOrigin | None = None
     log_lines: _Count | None = None
+    graph: Any = None
+    graph_nodes: _Count | None = None
 
 
 class TaskStateEvent(msgspec.Struct, tag="TaskStateEvent", tag_field="type", kw_only=True):
@@ -253,7 +262,9 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     up to ``through``: whatever it missed up to there is superseded. ``through`` is below
     ``last_seq`` when the answer was cut at :data:`MAX_SNAPSHOT_TASKS` tasks: the reader
     asks again from ``through``. ``planned`` is the run's task count; ``name`` and
-    ``origin`` (additive) are its ``ENGINE_STARTED``'s, for a reader that missed it.
+    ``origin`` (additive) are its ``ENGINE_STARTED``'s, for a reader that missed it, and so are
+    ``graph`` and ``graph_nodes`` (additive, on the answer's first part only; ``graph`` unchecked,
+    as :class:`LifecycleEvent`'s).
     """
 
     after: _Count
@@ -272,6 +283,8 @@ class RunSnapshot(msgspec.Struct, tag="RunSnapshot", tag_field="type", kw_only=T
     held: _Count | msgspec.UnsetType = msgspec.UNSET
     name: Annotated[str, msgspec.Meta(max_length=_NAME_LIMIT)] | msgspec.UnsetType = msgspec.UNSET
     origin: RunOrigin | msgspec.UnsetType = msgspec.UNSET
+    graph: Any = msgspec.UNSET
+    graph_nodes: _Count | msgspec.UnsetType = msgspec.UNSET
     tasks: Annotated[list[SnapshotTask], msgspec.Meta(max_length=_SNAPSHOT_READ_LIMIT)] = (
         msgspec.field(default_factory=list)
     )

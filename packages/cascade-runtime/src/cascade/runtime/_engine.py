@@ -52,6 +52,7 @@ from .results._run_results import RunResults, read_kept
 from .serve._schedule import Schedule
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
+from .workflow._graph_wire import wire_graph
 from .workflow._resource import Resource, ResourceError
 from .workflow._task import DEFAULT_HOLD_TIMEOUT, OnFailure, check_hold_options
 
@@ -593,6 +594,7 @@ class Engine:
             executors=self._placement,
         )
         self._runs[run_id] = run
+        shape = wire_graph(graph)  # what its start and snapshots tell of its graph
         wiring: RunWiring | None = None
         started = False
         status: Any = "Failed"
@@ -610,12 +612,19 @@ class Engine:
                     run,
                     name=name,
                     origin=origin,
+                    graph=shape,
                     manage=manage,
                     decide=self._decide,
                 )
                 await wiring.open()
             self.events.emit(
-                RunStarted(run_id=run_id, task_count=len(graph.nodes), name=name, origin=origin)
+                RunStarted(
+                    run_id=run_id,
+                    task_count=len(graph.nodes),
+                    name=name,
+                    origin=origin,
+                    graph=shape,
+                )
             )
             started = True
             await run.execute()

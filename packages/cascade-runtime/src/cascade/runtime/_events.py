@@ -11,6 +11,7 @@ from typing import ClassVar, Literal, TypeAlias
 from cascade.interfaces import Hold
 from cascade.interfaces.commands import Decided
 from cascade.interfaces.connector_kit import RateLimitedLogger
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
 __all__ = [
@@ -41,13 +42,17 @@ class RunStarted:
 
     ``name``: the run's name (``Engine.run(name=...)``, by default its target's task name);
     ``origin``: where it came from (a served workflow and its params, the run it reruns and
-    the first of that line), or ``None``.
+    the first of that line), or ``None``. ``graph``: its tasks and their dependencies as the
+    wire carries them (:class:`~cascade.interfaces.graphs.RunGraph`), ``None`` for a run of more
+    than :data:`~cascade.interfaces.graphs.MAX_GRAPH_NODES` tasks or whose graph encodes in
+    more than :data:`~cascade.interfaces.graphs.MAX_GRAPH_BYTES`.
     """
 
     run_id: str
     task_count: int
     name: str | None = None
     origin: RunOrigin | None = None
+    graph: RunGraph | None = None
     ts: float = field(default_factory=time.time)
 
 

@@ -6,6 +6,7 @@ import functools
 import gzip
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -62,6 +63,8 @@ from ._guard import (
 from ._gzip_stream import accepts_gzip, gzipped
 from ._notify_settings import Notifications, notify_routes
 from ._pages import PAGED_PARAMS, Listing, View, cursor, parse_problems, parse_view
+from ._rerun import rerun_run
+from ._run_graph import run_graph
 from ._schedules import list_schedules
 from ._settings import DashboardSettings
 from ._start import list_workflows, start_workflow
@@ -225,6 +228,9 @@ class _Dashboard:
         params = request.query_params
         rows = str(_rows(params.get("rows")))
         asked = {"since": "0", "limit": rows, "engines_limit": rows}
+        for name in ("project", "status", "engine", "name"):  # the runs' filters (/runs?status=...)
+            if params.get(name):
+                asked[name] = params[name]
         run_id = request.path_params.get("run_id") or params.get("run")
         if run_id:
             asked["run"] = run_id
@@ -428,9 +434,10 @@ def create_app(
     routes = [
         Route("/", handlers.index),
         # the page's places (static/places.js): the page, opened there
+        *(Route(f"/{place}", handlers.index, methods=["GET"]) for place in _PLACES),
         Route("/runs/{run_id}", handlers.index, methods=["GET"]),
         Route("/runs/{run_id}/tasks/{task:path}", handlers.index, methods=["GET"]),
-        Route("/history/runs/{recorded}", handlers.index, methods=["GET"]),
+        Route("/history/runs/{recorded}", _recorded_run, methods=["GET"]),
         Route("/history/tasks/{name:path}", handlers.index, methods=["GET"]),
         Route("/api/state", handlers.state),
         Route("/api/problems/{kind}", handlers.problems, methods=["GET"]),
@@ -440,6 +447,8 @@ def create_app(
         Route("/api/constraints", controls.delete_constraints, methods=["DELETE"]),
         *history_routes(source, handlers.holder, team),
         Route("/api/runs/{run_id}/cancel", controls.cancel_run, methods=["POST"]),
+        Route("/api/runs/{run_id}/rerun", functools.partial(rerun_run, controls), methods=["POST"]),
+        Route("/api/runs/{run_id}/graph", functools.partial(run_graph, controls), methods=["GET"]),
         Route(
             "/api/runs/{run_id}/tasks/{task}/decide",
             functools.partial(decide_task, controls),
@@ -473,6 +482,19 @@ def create_app(
     # the outermost: on refusals too
     app.add_middleware(_SecurityHeaders, headers=_security_headers(form_action))
     return app
+
+
+_PLACES = ("runs", "workflows", "decisions", "engines", "constraints", "audit", "settings", "tasks")
+"""The page's places with an address of their own (``/runs``, ...: static/places.js); ``/`` is
+Runs too, ``/runs/{run_id}`` a run's page."""
+
+
+async def _recorded_run(request: Request) -> Response:
+    """``/history/runs/{id}``, a recorded run's address before each run had one page: that page
+    (``/runs/{id}``, live or recorded alike), with the query kept."""
+    path = "/runs/" + quote(request.path_params["recorded"], safe="")
+    query = request.url.query
+    return RedirectResponse(f"{path}?{query}" if query else path, status_code=301)
 
 
 _FIRST_STATE = b'<script id="first-state" type="application/json">null</script>'

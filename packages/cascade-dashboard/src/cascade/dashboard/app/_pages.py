@@ -45,7 +45,7 @@ __all__ = [
 MAX_PAGE = 500
 """The most runs, or engines, one page lists; a larger ``limit`` is refused."""
 PAGED_PARAMS = frozenset(
-    {"limit", "after", "project", "status", "engine", "engines_limit", "engines_after",
+    {"limit", "after", "project", "status", "engine", "name", "engines_limit", "engines_after",
      "engine_status"}
 )  # fmt: skip
 """The parameters of ``/api/state`` that page or filter it: without any, it answers as it
@@ -72,11 +72,15 @@ class RunQuery:
     engine: str | None = None
     among: Among | None = None
     """The orgs and projects the reader may see (``None``: all; see :class:`Access`)."""
+    name: str | None = None
+    """The runs of that name (:attr:`RunView.name`), exactly, as the history's ``name``."""
 
     @property
     def filtered(self) -> bool:
         """Whether any filter is set."""
-        return bool(self.project or self.status or self.engine) or self.among is not None
+        return bool(self.project or self.status or self.engine or self.name) or (
+            self.among is not None
+        )
 
     def matches(self, run: RunView | FleetRun) -> bool:
         """Whether ``run`` passes the filters."""
@@ -85,7 +89,13 @@ class RunQuery:
             and (self.project is None or run.project_id == self.project)
             and (self.status is None or run.status.lower() == self.status)
             and (self.engine is None or run.source == self.engine)
+            and (self.name is None or _name(run) == self.name)
         )
+
+
+def _name(run: RunView | FleetRun) -> str | None:
+    """A run's name: its view's, or the one its engine's summary lists."""
+    return run.run.name if isinstance(run, FleetRun) else run.name
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,7 @@ def parse_view(
         status=status.lower() if status else None,
         engine=text["engine"],
         among=among,
+        name=text["name"],
     )
     engines = EngineQuery(
         limit=_limit(params, "engines_limit", engines_limit),

@@ -20,7 +20,7 @@ history's ``start`` row of the run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import Request
@@ -42,9 +42,10 @@ from ._controls import Controls
 from ._guard import Refused, read_json, refusal
 
 if TYPE_CHECKING:
-    from cascade.control.access import Access
+    from cascade.control.access import Access, Among
+    from cascade.interfaces.serving import StartReply
 
-__all__ = ["list_workflows", "start_workflow"]
+__all__ = ["list_workflows", "send_start", "start_workflow"]
 
 # what a start's body may not give: a rerun is the CLI's (`cascade rerun`)
 _NO_RERUN = {"rerun_of": None, "rerun": "failure", "from_task": None, "dry_run": False}
@@ -88,6 +89,36 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
         asked = read_request(Start, body, workflow=name, **_NO_RERUN)
     except (ControlError, UnicodeError) as exc:
         return refusal(400, str(exc))
+    target = f"workflow:{name}"
+    sent = await send_start(controls, request, caller, asked, among, target)
+    if isinstance(sent, Response):
+        return sent
+    reply, answer = sent
+    controls.audited(caller, "start", target, f"started run {reply.run_id} on {reply.source}")
+    return JSONResponse(
+        {
+            "run_id": reply.run_id,
+            "name": reply.name,
+            "queued": reply.queued,
+            "source": reply.source,
+            "reply": answer,
+        }
+    )
+
+
+async def send_start(
+    controls: Controls,
+    request: Request,
+    caller: str | Access,
+    asked: Start,
+    among: Among | None,
+    target: str,
+    action: str = "start",
+) -> Response | tuple[StartReply, dict[str, Any]]:
+    """Send ``asked`` (a start, or a rerun: ``action``) to a process serving its workflow
+    that the asker may see, once the asker may start it there: the serving process's answer
+    (and as JSON), else the refusal to answer with (audited, as the start's answers above)."""
+    name = asked.workflow
     org, project = asked.org, asked.project
     servers = [
         s
@@ -101,8 +132,7 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
         ((org, project),) = places
     if not servers:
         return refusal(404, f"nobody serves {name} (cascade served lists who serves what)")
-    target = f"workflow:{name}"
-    holder = controls.checked(request, caller, "start", target,
+    holder = controls.checked(request, caller, action, target,
                               lambda a: may_start(a, name, servers))  # fmt: skip
     try:
         placed = msgspec.structs.replace(asked, org=org, project=project)
@@ -114,21 +144,12 @@ async def start_workflow(controls: Controls, request: Request) -> Response:
     except ServedInManyPlacesError as exc:
         return refusal(409, str(exc))
     except StartTimeoutError as exc:
-        controls.audited(caller, "start", target, f"unanswered: {exc}")
+        controls.audited(caller, action, target, f"unanswered: {exc}")
         return refusal(504, str(exc))
     except ConnectorError as exc:
         return refusal(503, str(exc))
     answer = msgspec.to_builtins(reply)
     if reply.outcome == "refused":
-        controls.audited(caller, "start", target, f"refused by {reply.source}: {reply.error}")
+        controls.audited(caller, action, target, f"refused by {reply.source}: {reply.error}")
         return JSONResponse({"error": reply.error, "reply": answer}, status_code=409)
-    controls.audited(caller, "start", target, f"started run {reply.run_id} on {reply.source}")
-    return JSONResponse(
-        {
-            "run_id": reply.run_id,
-            "name": reply.name,
-            "queued": reply.queued,
-            "source": reply.source,
-            "reply": answer,
-        }
-    )
+    return reply, answer

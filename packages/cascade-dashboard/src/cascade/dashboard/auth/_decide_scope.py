@@ -42,7 +42,7 @@ def may_decide(
 
 
 def decidable(access: Access | None, controls: bool) -> Callable[[str, str, str], bool] | None:
-    """What the "Needs a decision" list marks as decidable by ``access`` (``None``: not a
+    """What the Decisions list marks as decidable by ``access`` (``None``: not a
     team's dashboard, where ``controls`` says whether the page has controls at all)."""
     if access is None:
         return (lambda org, project, task: True) if controls else None

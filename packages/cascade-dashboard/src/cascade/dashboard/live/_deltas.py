@@ -227,7 +227,7 @@ class Follower:
             if self._header.get(name) != value:
                 out[name] = self._header[name] = value
         held = json.dumps(model.held.listed(self.view.runs.among, self.decidable)).encode()
-        if held != self._held:  # the "Needs a decision" list, whole: it is bounded
+        if held != self._held:  # the Decisions list, whole: it is bounded
             out["held"] = self._held = held
         connected = self.hub.connector.is_connected
         news = first or connected != self._connected

@@ -9,7 +9,7 @@ constraint last changed at (``_versions``: what a page's stream sends is what ch
 and the fleet as the engines' summaries tell it (``_fleet_index``), read instead of the runs
 in fleet mode.
 
-The "Needs a decision" list is rendered here too (:class:`HeldIndex`): the live runs' tasks
+The Decisions list is rendered here too (:class:`HeldIndex`): the live runs' tasks
 held for a decision as the reader model reads them
 (:func:`~cascade.reader.held_tasks`), the longest held first, bounded (a fleet may
 hold many: the first :data:`MAX_HELD_SHOWN`, and how many there are). Shared by
@@ -111,7 +111,7 @@ class DashboardModel:
         self.fleet = FleetIndex()
         """The engines' summaries added up and the runs they list; the mode read from them."""
         self.held = HeldIndex(self)
-        """The live runs' tasks held for a decision (the "Needs a decision" list)."""
+        """The live runs' tasks held for a decision (the Decisions list)."""
         self._timelines: dict[str, Timeline] = {}
         self._pruned = clock()
         self._silent: tuple[tuple[str, bool], ...] = ()
@@ -515,7 +515,7 @@ def _source(engine: EngineView) -> str:
     return engine.source
 
 
-# -- the "Needs a decision" list -----------------------------------------------------------
+# -- the Decisions list -----------------------------------------------------------
 
 
 def held_entry(held: HeldTask) -> dict[str, Any]:

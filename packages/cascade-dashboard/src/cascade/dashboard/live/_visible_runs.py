@@ -38,6 +38,7 @@ __all__ = [
     "FoundRun",
     "HistoryUnreadable",
     "find_run",
+    "recorded_run",
     "seen_live",
     "unknown_run",
     "visible_id",
@@ -124,6 +125,14 @@ async def find_run(
             owner = detail.source
             org_id, project_id = org_id or detail.org_id, project_id or detail.project_id
     return FoundRun(found, org_id, project_id, owner)
+
+
+async def recorded_run(history: History | None, run_id: str) -> RunSummary | None:
+    """What the history recorded of the run ``run_id`` (a whole id; ``None``: not recorded,
+    or no history); :class:`HistoryUnreadable` when the history cannot answer."""
+    if history is None:
+        return None
+    return await _read(history, lambda h: _recorded(h, run_id))
 
 
 def _recorded(history: History, run_id: str) -> RunSummary | None:

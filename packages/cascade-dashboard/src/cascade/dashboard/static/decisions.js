@@ -1,4 +1,4 @@
-// The "Needs a decision" list: the tasks that failed and are held for a decision, and the gates
+// The Decisions place: the tasks that failed and are held for a decision, and the gates
 // awaiting approval (live.held, from /api/state and the stream's "held" part), the longest held
 // first. Whoever may decide on a task (an operator within their scopes: the server marks each
 // with "decide") gets its buttons: Retry, Skip, Complete (with the JSON result typed in the
@@ -24,13 +24,13 @@ function completeResult(field) {
   return JSON.parse(text); // a SyntaxError is said as the refusal
 }
 
-function decide(task, decision, field) {
-  const status = $("held-status");
+function decide(task, decision, field, where) {
+  const status = where.status;
   let body;
   try {
     body = { decision, attempt: task.attempt };
     if (decision === "complete") body.result = completeResult(field);
-    const reason = $("held-reason").value.trim();
+    const reason = where.reason.value.trim();
     if (reason) body.reason = reason;
   } catch (error) {
     status.textContent = "refused: the result is not JSON (" + error.message + ")";
@@ -43,7 +43,10 @@ function decide(task, decision, field) {
   control(status, { sending, method: "POST", url, body }, (answer) => "done: " + answer.said);
 }
 
-function heldButtons(task) {
+// A held task's buttons; `where` says the status line its answers are said in and the reason
+// field that goes with each (those of "Needs a decision" when not given).
+export function heldButtons(task, where) {
+  where = where || { status: $("held-status"), reason: $("held-reason") };
   const cell = el("span", null, "decide");
   const field = el("input");
   field.size = 10;
@@ -57,7 +60,7 @@ function heldButtons(task) {
     const button = el("button", label);
     button.type = "button";
     button.setAttribute("data-decision", decision);
-    button.addEventListener("click", () => decide(task, decision, field));
+    button.addEventListener("click", () => decide(task, decision, field, where));
     cell.appendChild(button);
     if (decision === "complete") cell.appendChild(field);
   }
@@ -65,7 +68,7 @@ function heldButtons(task) {
 }
 
 // Why it is held: a gate's prompt, awaiting approval; a failed task's error.
-function why(task) {
+export function heldWhy(task) {
   if (!task.awaits_approval) return span(task.error, "error");
   const cell = el("span", "awaiting approval: ", "approval");
   cell.appendChild(span(task.prompt || "-", "prompt"));
@@ -76,14 +79,12 @@ export function renderHeld() {
   const held = live.held || { tasks: [], total: 0 };
   const decides = held.tasks.some((t) => t.decide);
   $("held-controls").hidden = !decides;
-  // the answer to the last decision stays in view when it emptied the list
-  $("held").hidden = !held.total && !$("held-status").textContent;
   const rows = held.tasks.map((t) => {
     const open = runButton(t.run_id, "link", () => select(t.run_id));
     const deadline = t.deadline == null ? "-"
       : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
     const tr = row([open, t.org_id + "/" + t.project_id, span(t.name, "c-HELD"), t.task_id,
-      t.attempt ?? "-", why(t), seconds(live.now - t.since),
+      t.attempt ?? "-", heldWhy(t), seconds(live.now - t.since),
       deadline, t.decide ? heldButtons(t) : "-"]);
     tr.setAttribute("data-run-id", t.run_id);
     tr.setAttribute("data-task-id", t.task_id);

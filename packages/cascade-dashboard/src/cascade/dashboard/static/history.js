@@ -9,36 +9,65 @@
 import { ask, bearer } from "./api.js";
 import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
 import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.js";
-import { openLive } from "./live.js";
+import { live, ROWS } from "./live.js";
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
 import { scheduledText } from "./schedules.js";
-import { decisionsText, stateCounts, statusCell } from "./states.js";
+import { DONE, decisionsText, stateCounts, statusCell } from "./states.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
+const NO_HISTORY = "This dashboard has no history: run cascade record and give the dashboard --db URL.";
 window.cascadeHistoryLoads = 0; // read by the tests
 
+// The page's history reads under way at once: fewer than the dashboard lets one person have
+// (READS_PER_PERSON, 4), so that the places reading side by side (the runs' list, the run's page,
+// the counts in the header) wait for each other here instead of being refused (429).
+const READS_AT_ONCE = 3;
+let reading = 0;
+const waiting = [];
+
+function readSlot() {
+  if (reading < READS_AT_ONCE) {
+    reading += 1;
+    return Promise.resolve();
+  }
+  return new Promise((go) => waiting.push(go));
+}
+
+function readDone() {
+  const next = waiting.shift();
+  if (next) next(); else reading -= 1; // a slot handed on as it is
+}
+
 export async function historyGet(path, params) {
-  // with the token: its holder's queries come first, within their own share (not the address's)
-  const answer = await ask("GET", withParams(path, params));
-  window.cascadeHistoryLoads += 1;
-  return answer;
+  await readSlot();
+  try {
+    // with the token: its holder's queries come first, within their own share (not the address's)
+    const answer = await ask("GET", withParams(path, params));
+    window.cascadeHistoryLoads += 1;
+    return answer;
+  } finally {
+    readDone();
+  }
 }
 
 function problem(error) {
   $("h-problem").textContent = error ? "history: " + error.message : "";
 }
 
+// The Runs place's filters (runs.js keeps them as the address says), as the history's API
+// names them, for the page of recorded runs shown (and one more row: whether there are more).
+let recordedPage = 0;
 function filters() {
   return {
-    since: $("h-since").value, status: $("h-status").value, project: $("h-project").value.trim(),
-    task: $("h-task").value.trim(), source: $("h-source").value.trim(), limit: 200,
-    name: $("h-name").value.trim(),
-    logging: $("h-logging").value.trim(),
+    since: $("h-since").value, status: $("r-status").value, project: $("r-project").value.trim(),
+    source: $("r-engine").value.trim(), name: $("r-name").value.trim(),
+    logging: $("h-logging").value.trim(), limit: Math.min(MOST_RECORDED, (recordedPage + 1) * ROWS + 1),
   };
 }
+const MOST_RECORDED = 500; // the history's API lists at most this many runs at once
 
 // A list's address with these parameters (the empty ones left out).
 function withParams(path, params) {
@@ -84,20 +113,44 @@ async function download(link) {
   window.cascadeDownloads = (window.cascadeDownloads || 0) + 1;
 }
 
+// A page of the recorded runs the filters pick, under the live ones in the runs' list: a run
+// the live page lists is not listed twice. Never more rows than a page (ROWS).
+let recordedAsked = 0;
 async function loadRuns() {
   downloadLinks();
+  const asked = ++recordedAsked;
+  const page = recordedPage;
   const { runs } = await historyGet("/api/history/runs", filters());
-  replace($("h-runs").tBodies[0], runs.map((run) => {
+  if (asked !== recordedAsked) return; // other filters, or another page, asked for meanwhile
+  const shown = runs.slice(page * ROWS, (page + 1) * ROWS);
+  replace($("h-runs"), shown.filter((run) => !live.runs.byId.has(run.run_id)).map((run) => {
     const open = runButton(run.run_id, "link", () => openRecorded(run.run_id));
-    const missing = run.missing_events ? span(count(run.missing_events), "missing") : "-";
+    const missing = run.missing_events ? span(count(run.missing_events) + " events missing", "missing") : "";
+    const done = el("span");
+    done.append(stateCounts(run.tasks), missing);
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
-      statusCell(run), at(run.started_at),
-      run.duration == null ? "running" : seconds(run.duration), stateCounts(run.tasks), missing,
+      statusCell(run), span("recorded", "note"), "-", done, at(run.started_at),
+      run.duration == null ? "running" : seconds(run.duration),
       run.source, span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);
+    tr.className = "recorded";
     return tr;
   }));
-  $("h-no-runs").textContent = runs.length ? "" : "no recorded run matches";
+  const more = runs.length > (page + 1) * ROWS;
+  $("h-no-runs").textContent = shown.length ? "" : page ? "no more recorded runs match" : "no recorded run matches";
+  $("h-pager").hidden = !page && !more;
+  $("h-runs-prev").disabled = page === 0;
+  $("h-runs-next").disabled = !more || (page + 1) * ROWS + 1 > MOST_RECORDED;
+  $("h-runs-count").textContent = shown.length
+    ? "recorded runs " + count(page * ROWS + 1) + "\u2013" + count(page * ROWS + shown.length) +
+      (more ? " of more" : " of " + count(page * ROWS + shown.length)) : "";
+}
+
+// The recorded runs again from their first page (the filters changed, or Runs was shown).
+export function reloadRecorded() {
+  if (!historyKnown) return;
+  recordedPage = 0;
+  loadRuns().then(() => problem(null), problem);
 }
 
 // The run shown: its tasks so far (the reply is a page of them) and the next page's cursor.
@@ -180,8 +233,8 @@ async function loadMapItems(mapId) {
 }
 
 // A failed task's attempts: each one's end, duration and error, its traceback on demand, and
-// the decision on its hold (who, why), as the history recorded them.
-function attemptsList(task) {
+// the decision on its hold (who, why), as the history recorded them (the run page's too).
+export function attemptsList(task) {
   const list = el("ol", null, "attempts");
   for (const a of task.attempt_list || []) {
     const item = el("li");
@@ -284,10 +337,7 @@ async function loadTasks() {
   const { tasks } = await historyGet("/api/history/tasks", { since: "7d" });
   fillTable($("h-tasks"), tasks.map((t) => {
     const open = el("button", t.task_name, "link");
-    open.addEventListener("click", () => {
-      loadTask(t.task_name).then(() => problem(null), problem);
-      goTo({ ...noPlace(), historyTask: t.task_name });
-    });
+    open.addEventListener("click", () => goTo({ ...noPlace(), name: "tasks", historyTask: t.task_name }));
     const tr = row([open, t.runs, t.executions, t.failures, (100 * t.failure_rate).toFixed(1) + "%",
       took(t.p50_ms), took(t.p95_ms), took(t.max_ms)]);
     tr.setAttribute("data-task-name", t.task_name);
@@ -403,25 +453,24 @@ async function loadAudit() {
   }));
 }
 
-// A recorded run a person opened: shown, and where the address says the page is.
+// A recorded run a person opened: its page (/runs/ID).
 export function openRecorded(runId) {
-  goTo({ ...noPlace(), historyRun: runId });
-  return loadRun(runId).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+  goTo({ ...noPlace(), name: "run", run: runId });
 }
 
 export let historyKnown = null; // whether there is a History section (null: not known yet)
 
-// The recorded run and the task's durations the place names, shown (the others hidden); with
-// no history here, a recorded run's place opens the run in the live view instead.
+// The recorded run and the task's durations the place names, shown (the others hidden): the
+// recorded run of a run's page (/runs/ID), which the live view's stands beside until runpage.js
+// gives the run's own page; a run the history does not hold is the live view's only.
 export function showHistoryPlace(place) {
-  if (historyKnown === false && place.historyRun && !place.run) {
-    openLive(place.historyRun, null);
-    return;
-  }
-  if (!historyKnown) return; // asked once the History section is there (startHistory)
-  if (place.historyRun) {
-    if (!shownRun || shownRun.run.run_id !== place.historyRun) {
-      loadRun(place.historyRun).then(() => { problem(null); $("h-run").scrollIntoView(); }, problem);
+  if (!historyKnown) return; // asked once the history is known to be there (startHistory)
+  const runId = place.name === "run" ? place.run : null;
+  if (runId) {
+    if (!shownRun || !shownRun.run.run_id.startsWith(runId)) {
+      loadRun(runId).then(() => problem(null), (error) => {
+        if (error.status === 404) $("h-run").hidden = true; else problem(error);
+      });
     }
   } else {
     shownRun = null;
@@ -430,7 +479,7 @@ export function showHistoryPlace(place) {
   }
   if (place.historyTask) {
     if ($("h-task").hidden || $("h-task-name").textContent !== place.historyTask) {
-      loadTask(place.historyTask).then(() => { problem(null); $("h-task").scrollIntoView(); }, problem);
+      loadTask(place.historyTask).then(() => problem(null), problem);
     }
   } else {
     $("h-task").hidden = true;
@@ -445,24 +494,23 @@ export async function startHistory() {
   historyStarted = true;
   try {
     const { history, location: where, note } = await historyGet("/api/history");
-    $("logs-earlier").hidden = history; // with one, a run's earlier lines are filled in
     historyKnown = history;
-    if (!history) showHistoryPlace(placeOf(new URL(location.href)));
-    if (!history && !note) return; // served with no history wanted: no History section
-    $("history").hidden = false;
+    // the places the history fills say why there is none and what to do (the note), or that
+    // this dashboard was served with none
+    for (const said of document.querySelectorAll(".history-note")) {
+      said.textContent = history ? "" : note || NO_HISTORY;
+      said.hidden = history;
+    }
+    $("h-note").hidden = history || !note; // on Runs, the live runs are there without one
     $("h-where").textContent = history && where ? "history: " + where : "";
-    $("h-note").textContent = note || "";
-    $("h-note").hidden = !note;
     if (!history) return; // none yet, or unreadable: the note says why and what to do
-    $("h-body").hidden = false;
+    $("h-downloads").hidden = false;
     showHistoryPlace(placeOf(new URL(location.href)));
     schedule(); // a run this dashboard does not hold may be in the history (renderRun)
     await loadRuns();
   } catch (error) {
     historyKnown = historyKnown === null ? false : historyKnown;
     if (error.status === 404) return; // a dashboard without the history's endpoints
-    $("history").hidden = false;
-    $("h-body").hidden = false;
     problem(error);
   }
   $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
@@ -475,10 +523,9 @@ export async function startHistory() {
       download($(id)).catch((error) => { $("h-download").textContent = ""; problem(error); });
     });
   }
-  $("h-filters").addEventListener("submit", (event) => {
-    event.preventDefault();
-    loadRuns().then(() => problem(null), problem);
-  });
+  const turn = (by) => () => { recordedPage = Math.max(0, recordedPage + by); loadRuns().then(() => problem(null), problem); };
+  $("h-runs-next").addEventListener("click", turn(1));
+  $("h-runs-prev").addEventListener("click", turn(-1));
   Promise.all([loadTasks(), loadAudit()]).catch(problem);
 }
 

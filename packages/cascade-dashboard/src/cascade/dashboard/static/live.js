@@ -27,7 +27,8 @@ export const live = {
 const LOG_LINES_KEPT = 2000; // the open run's last lines the page holds
 export let logTask = null;   // the task whose lines the log panel shows (null: every task's)
 // What the page asks to see: the cursors of the pages before this one, and the filters.
-export const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", engineStatus: "" };
+export const view = { runsAfter: [], enginesAfter: [], project: "", status: "", engine: "", name: "",
+  engineStatus: "" };
 export let selected = null;     // the opened run's id
 export let connecting = false;  // a new stream is asked for and has not answered yet
 window.cascadeEvents = { snapshot: 0, delta: 0 }; // read by the tests
@@ -95,7 +96,7 @@ function streamUrl() {
   const enginesAfter = view.enginesAfter[view.enginesAfter.length - 1];
   if (enginesAfter) params.set("engines_after", enginesAfter);
   for (const [name, value] of [["project", view.project], ["status", view.status],
-    ["engine", view.engine], ["engine_status", view.engineStatus]]) {
+    ["engine", view.engine], ["name", view.name], ["engine_status", view.engineStatus]]) {
     if (value) params.set(name, value);
   }
   return "/api/stream?" + params;
@@ -198,15 +199,26 @@ export function openFirst(runId, taskId) {
 }
 
 export function showLogsOf(taskId) {
-  openLive(selected, taskId);
-  goTo({ ...noPlace(), run: selected, task: taskId });
+  goTo({ ...noPlace(), name: "run", run: selected, task: taskId });
 }
 
-// A click on a run's id: open it, or close it when it is the one open.
+// A click on a run's id: its page, or back to the runs when it is the one open.
 export function select(runId) {
   const next = runId === selected ? null : runId;
-  openLive(next, null);
-  goTo({ ...noPlace(), run: next });
+  goTo(next ? { ...noPlace(), name: "run", run: next } : noPlace());
+}
+
+// The runs' filters (runs.js reads them from the address): the first page of what they pick.
+export function filterRuns({ status, project, engine, name }, reconnect = true) {
+  if (view.status === status && view.project === project && view.engine === engine &&
+    view.name === name) return;
+  Object.assign(view, { status, project, engine, name });
+  view.runsAfter.length = 0;
+  view.enginesAfter.length = 0;
+  if (reconnect) {
+    connect();
+    schedule();
+  }
 }
 
 // -- paging and filters ----------------------------------------------------------------
@@ -220,16 +232,6 @@ export function startPaging() {
   $("runs-prev").addEventListener("click", back(view.runsAfter));
   $("engines-next").addEventListener("click", page(view.enginesAfter, () => live.engines));
   $("engines-prev").addEventListener("click", back(view.enginesAfter));
-  $("r-filters").addEventListener("submit", (event) => {
-    event.preventDefault();
-    view.project = $("r-project").value.trim();
-    view.status = $("r-status").value;
-    view.engine = $("r-engine").value.trim();
-    view.runsAfter.length = 0;
-    view.enginesAfter.length = 0;
-    connect();
-    schedule();
-  });
   $("ended-list").addEventListener("click", () => {  // the engines that ended cleanly, listed
     $("e-status").value = "ended";
     $("e-status").dispatchEvent(new Event("change"));

@@ -1,16 +1,20 @@
 // The Cascade dashboard page's entry module (index.html loads it; it imports the others): the
 // token, the first state the page was served with, the stream and the history once the page
-// may read, and the page's places in its address (back and forward). Every string from the
-// broker is attacker-controlled: it only ever reaches the page through textContent or
-// setAttribute, never as HTML (dom.js).
+// may read, and the page's places (places.js: one per thing, each at its own address; back and
+// forward). Every string from the broker is attacker-controlled: it only ever reaches the page
+// through textContent or setAttribute, never as HTML (dom.js).
+import { startAttention } from "./attention.js";
 import { startControls } from "./constraints.js";
 import { $ } from "./dom.js";
 import { showHistoryPlace, startHistory } from "./history.js";
-import { applyChanges, connect, openFirst, openLive, showLogsOf, startPaging } from "./live.js";
-import { placeOf, placeTitle, placeUrl } from "./places.js";
+import { applyChanges, connect, filterRuns, openFirst, openLive, showLogsOf, startPaging } from "./live.js";
+import { hasRunPage, onPlaceShown, placeOf, placeUrl, setRunPageOpener, showPlace, startNavigation } from "./places.js";
 import { paint } from "./render.js";
-import { paintWith } from "./repaint.js";
+import { paintWith, schedule } from "./repaint.js";
+import { openRunPage, startRunPage } from "./runpage.js";
+import { showRunFilters, startRunFilters } from "./runs.js";
 import { startSchedules } from "./schedules.js";
+import { showSettings } from "./settings.js";
 import { showWho } from "./who.js";
 import { startWorkflows } from "./workflows.js";
 
@@ -19,17 +23,33 @@ import { startWorkflows } from "./workflows.js";
 async function connectIfSignedIn() {
   if (!(await showWho())) return;
   connect();
-  startHistory();
+  startHistory().then(startAttention);
   startWorkflows();
   startSchedules();
 }
 
-// The place the address names (on load, back and forward): the live run (and task) and the
-// recorded run or task it names open, the others closed.
-function applyPlace(place) {
-  document.title = placeTitle(place);
-  openLive(place.run, place.task);
-  showHistoryPlace(place);
+// What each place asks for when shown: the run's page its run (and task), the live run closed
+// elsewhere (its stream then carries no run's tasks); Runs its filters; Settings its webhooks.
+let firstShown = true; // the first place's run is opened by openFirst, its stream by connectIfSignedIn
+
+function onShown(place) {
+  if (firstShown) {
+    firstShown = false;
+  } else if (place.name === "run") {
+    // the run's own page opened its run (openRunPage, places.js's opener); without it, the
+    // live run's view and the recorded run's stand in
+    if (!hasRunPage()) openLive(place.run, place.task);
+  } else {
+    openLive(null, null);
+  }
+  if (!hasRunPage()) showHistoryPlace(place);
+  else showHistoryPlace({ ...place, run: null });
+  if (place.name === "runs") showRunFilters(new URL(location.href));
+  // the runs' filters are the Runs address's: elsewhere (Engines, which the engine filter
+  // narrows too) none is in force, as the address says
+  else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
+  if (place.name === "settings") showSettings();
+  schedule();
 }
 
 function start() {
@@ -45,20 +65,26 @@ function start() {
     connectIfSignedIn(); // the stream of a token holder is never refused
   });
   startControls();
+  startRunPage();
+  setRunPageOpener(openRunPage);
   startPaging();
+  startRunFilters();
+  startNavigation();
   $("logs-all").addEventListener("click", () => showLogsOf(null));
   $("timeline").addEventListener("click", (event) => {
     const name = event.target.closest && event.target.closest("[data-task-id]");
     if (name) showLogsOf(name.getAttribute("data-task-id"));
   });
-  window.addEventListener("popstate", () => applyPlace(placeOf(new URL(location.href))));
+  window.addEventListener("popstate", () => showPlace(placeOf(new URL(location.href))));
   const place = placeOf(new URL(location.href));
-  if (placeUrl(place) !== location.pathname + location.search) { // ?run=ID: now /runs/ID
+  if (new URL(location.href).searchParams.has("run")) { // ?run=ID: now /runs/ID
     history.replaceState(null, "", placeUrl(place));
   }
-  document.title = placeTitle(place);
-  openFirst(place.run, place.task);
+  openFirst(place.name === "run" ? place.run : null, place.task);
+  showRunFilters(new URL(location.href), { first: true });
   showFirstState();
+  onPlaceShown(onShown);
+  showPlace(place);
   connectIfSignedIn();
 }
 

@@ -2,6 +2,7 @@
 // page of engines, the held tasks (decisions.js), the constraints (constraints.js), and the
 // pagers' counts; at most once per animation frame (repaint.js).
 // Every string from the broker reaches the page through textContent or setAttribute only.
+import { renderAttention } from "./attention.js";
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
 import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
@@ -9,8 +10,9 @@ import { at, clock, count, seconds } from "./format.js";
 import { historyGet, historyKnown, openRecorded } from "./history.js";
 import { connecting, live, logTask, ROWS, select, selected, view } from "./live.js";
 import { drawLogLines } from "./logs.js";
-import { noPlace, placePath } from "./places.js";
+import { hasRunPage, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
+import { renderRunPage } from "./runpage.js";
 import { scheduledText } from "./schedules.js";
 import { decisionsText, stateCounts, statusCell, tallyText } from "./states.js";
 import { drawTimeline } from "./timeline.js";
@@ -83,12 +85,13 @@ function renderRuns() {
     const end = run.ended || live.now;
     const tr = row([open, run.name == null ? span("-", "note") : run.name, run.project_id,
       statusCell(run), bar,
-      run.finished + "/" + (run.total ?? "?"), counts, run.started ? seconds(end - run.started) : "-"]);
+      run.finished + "/" + (run.total ?? "?"), counts, run.started ? at(run.started) : "-",
+      run.started ? seconds(end - run.started) : "-", run.source || "-", span(run.error || "", "error")]);
     tr.setAttribute("data-run-id", run.run_id);
     if (run.run_id === selected) tr.className = "selected";
     return tr;
   });
-  replace($("runs").tBodies[0], rows);
+  replace($("r-live"), rows);
   if (progressSeen.size > 4 * ROWS + 100) { // runs come and go: keep those still listed
     for (const id of progressSeen.keys()) if (!live.runs.byId.has(id)) progressSeen.delete(id);
   }
@@ -120,7 +123,7 @@ function renderLogs() {
 let lineageOf = null;
 function renderLineage(run) {
   const origin = run.origin || {};
-  const recorded = !$("history").hidden && !$("h-body").hidden;
+  const recorded = historyKnown === true;
   const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", origin.schedule || "", recorded].join("\u0000");
   if (lineageOf === key) return; // drawn: a link redrawn at each frame could not be clicked
   lineageOf = key;
@@ -135,21 +138,15 @@ function renderLineage(run) {
     parts.push(link);
   }
   if (recorded) { // the runs that rerun it, and the results it reused: the history has them
-    const history = el("button", "its line and reused results in the History", "link recorded");
-    history.addEventListener("click", () => openRun(run.run_id));
     if (parts.length) parts.push(span(" \u00b7 "));
-    parts.push(history);
+    parts.push(span("its line and reused results, as recorded, below", "note"));
   }
   $("run-lineage").replaceChildren(...parts);
 }
 
-// Another run of a line: its recorded page where the History section is there, else here.
+// Another run of a line: its page.
 function openRun(runId) {
-  if (!$("history").hidden && !$("h-body").hidden) {
-    openRecorded(runId);
-  } else if (runId !== selected) {
-    select(runId);
-  }
+  if (runId !== selected) select(runId);
 }
 
 // A run the address names that this dashboard does not hold (not heard of yet, or ended and
@@ -187,7 +184,7 @@ async function lookUpRecorded(runId, key, note) {
     said = [span("The history recorded it: " + run.status +
       (run.ended_at == null ? "" : ", ended " + at(run.ended_at)) + ". ")];
     const link = el("a", "Open its recorded page", "recorded");
-    link.setAttribute("href", placePath({ ...noPlace(), historyRun: run.run_id }));
+    link.setAttribute("href", placePath({ ...noPlace(), name: "run", run: run.run_id }));
     link.addEventListener("click", (event) => { event.preventDefault(); openRecorded(run.run_id); });
     said.push(link);
   } catch (error) {
@@ -199,7 +196,8 @@ async function lookUpRecorded(runId, key, note) {
 
 function renderRun() {
   const run = live.run;
-  $("run").hidden = !run && !selected;
+  $("run").hidden = hasRunPage() || (!run && !selected); // the run's own page shows it instead
+  if (hasRunPage()) return;
   if (!run) {
     if (selected) renderUnknownRun();
     return;
@@ -274,6 +272,8 @@ export function paint() {
   renderFleet();
   renderRuns();
   renderHeld();
+  renderAttention();
+  renderRunPage();
   renderRun();
   renderEngines();
   renderConstraints();

@@ -28,7 +28,7 @@ export function tallyText(tasks) {
 // A decision as done, and the decisions people took on a run's held tasks as its engine
 // applied them ("1 skipped by ops-1, 1 completed by ops-2"): what changed what a run came to,
 // said beside its status wherever a run is listed.
-const DONE = { retry: "retried", skip: "skipped", complete: "completed", fail: "failed" };
+export const DONE = { retry: "retried", skip: "skipped", complete: "completed", fail: "failed" };
 export function decisionsText(run) {
   const said = (run.decisions || []).map((d) => count(d.count) + " " + (DONE[d.decision] || d.decision) +
     " by " + (d.by == null ? "someone unnamed" : d.by));

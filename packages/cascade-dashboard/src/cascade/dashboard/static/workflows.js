@@ -90,7 +90,8 @@ async function loadWorkflows() {
   // next read draws it
   if (document.activeElement && $("w-table").contains(document.activeElement)) return;
   workflowsSeen = key;
-  $("workflows").hidden = !answer.workflows.length;
+  $("w-none").hidden = answer.workflows.length > 0;
+  $("w-table").hidden = !answer.workflows.length;
   const names = new Set(answer.workflows.map((w) => w.name));
   for (const name of forms.keys()) if (!names.has(name)) forms.delete(name);
   fillTable($("w-table"), answer.workflows.map((workflow) => {

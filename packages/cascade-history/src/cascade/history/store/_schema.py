@@ -33,6 +33,7 @@ __all__ = [
     "notify_webhooks",
     "presence",
     "run_events",
+    "run_graphs",
     "run_claims",
     "run_refusals",
     "runs",
@@ -290,6 +291,18 @@ run_refusals = sa.Table(
     sa.Column("refused", sa.BigInteger, nullable=False),
     sa.Column("last_at", _Time, nullable=False),  # when the last was received
     sa.Index(None, "last_at"),
+)
+
+run_graphs = sa.Table(
+    "run_graphs",
+    metadata,
+    # a run's graph of tasks as its ENGINE_STARTED sent it (revision 0019): ``graph`` its JSON
+    # (checked: cascade.interfaces.graphs.check_graph), or NULL where the engine sent only its
+    # size, above the graph's bound; ``nodes`` its tasks. Apart from ``runs``: up to 128 KiB a
+    # run, read one run at a time, never by the runs' lists
+    sa.Column("run_id", sa.String(1024), primary_key=True),
+    sa.Column("nodes", sa.Integer, nullable=False),
+    sa.Column("graph", sa.Text, nullable=True),
 )
 
 run_claims = sa.Table(

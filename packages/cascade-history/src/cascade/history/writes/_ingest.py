@@ -41,6 +41,7 @@ from ..audit._constraint_changes import store_constraints
 from ..audit._decisions import store_decisions
 from ..audit._lineage import set_origins
 from ..audit._witness import store_issued
+from ..queries._graphs import store_graphs
 from ..records._records import Stored
 from ..store._bulk import insert_rows
 from ..store._engine import WRITE
@@ -121,6 +122,8 @@ def _write(connection: sa.Connection, rows: Rows) -> int:
     # in one order: two writers upserting the same runs wait for each other, never deadlock
     _upsert_runs(connection, [rows.runs[run_id] for run_id in sorted(rows.runs)])
     set_origins(connection, rows.origins)  # the same runs, in the same order: no lock more
+    if rows.graphs:
+        store_graphs(connection, [rows.graphs[run_id] for run_id in sorted(rows.graphs)])
     new += store_constraints(connection, rows.constraints)
     new += store_cancels(connection, rows.cancels)
     new += store_decisions(connection, rows.decisions)

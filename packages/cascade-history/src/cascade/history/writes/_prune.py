@@ -17,6 +17,7 @@ from ..store._schema import (
     presence,
     run_claims,
     run_events,
+    run_graphs,
     run_refusals,
     runs,
     source_gaps,
@@ -59,8 +60,8 @@ def prune_runs(connection: sa.Connection, before: float, batch: int) -> int:
         ).rowcount
         if deleted >= LINES_A_PRUNE:  # more of their lines: the runs go later
             return deleted
-        for table in (task_events, run_events, run_refusals, run_claims, log_batches, log_runs,
-                      log_tasks):  # fmt: skip
+        for table in (task_events, run_events, run_refusals, run_claims, run_graphs, log_batches,
+                      log_runs, log_tasks):  # fmt: skip
             deleted += connection.execute(sa.delete(table).where(table.c.run_id.in_(gone))).rowcount
         deleted += connection.execute(sa.delete(runs).where(runs.c.run_id.in_(doomed))).rowcount
     for table, when in (

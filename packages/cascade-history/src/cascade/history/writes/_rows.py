@@ -42,6 +42,7 @@ from ..audit._cancels import cancel_row
 from ..audit._decisions import decision_row
 from ..audit._lineage import origin_columns
 from ..audit._witness import issued_row
+from ..queries._graphs import graph_row
 from ..store._inserts import INT64
 from ._log_rows import LogRows, OutOfBoundsError, log_batch_ids
 from ._owners import Owner
@@ -138,6 +139,8 @@ class Rows:
         apart."""
         self.origins: dict[str, dict[str, Any]] = {}
         """Per run, the name and origin of its ``ENGINE_STARTED`` in the batch (the first)."""
+        self.graphs: dict[str, dict[str, Any]] = {}
+        """Per run, the graph (or its size) of its ``ENGINE_STARTED`` in the batch (the first)."""
         self.run_events: list[dict[str, Any]] = []
         self.presence: list[dict[str, Any]] = []
         self.constraints: list[Received] = []
@@ -277,6 +280,8 @@ class Rows:
                     run["planned_tasks"] = tasks
                 if body.name is not None or body.origin is not None:
                     self.origins.setdefault(run_id, origin_columns(body))
+                if body.graph is not None or body.graph_nodes is not None:
+                    self._graph(run_id, body)
             elif run["ended_at"] is None:  # the first end seen wins, as in the upsert
                 run["ended_at"] = ts
                 run["status"] = "Cancelled" if body.cancelled else body.status or "Finished"
@@ -293,6 +298,17 @@ class Rows:
             run["last_seq"] = seq
         if isinstance(envelope.trace_id, str) and run["trace_id"] is None:
             run["trace_id"] = envelope.trace_id
+
+    def _graph(self, run_id: str, body: LifecycleEvent) -> None:
+        """Keep the graph of a run's start, unless malformed: then only it is refused
+        (counted rejected), the start is stored all the same."""
+        try:
+            row = graph_row(run_id, body)
+        except InvalidMessageError:
+            self.rejected += 1
+            return
+        if row is not None:
+            self.graphs.setdefault(run_id, row)
 
     def _run(
         self, run_id: str, ids: tuple[str, str, str, str], ts: float, received_at: float

@@ -188,8 +188,14 @@ def event_body(event: Event) -> tuple[int, msgspec.Struct]:
     if isinstance(event, TaskEvent):
         return 0, task_body(event)
     if isinstance(event, RunStarted):
+        graph = event.graph
         return 1, LifecycleEvent(
-            event="ENGINE_STARTED", tasks=event.task_count, name=event.name, origin=event.origin
+            event="ENGINE_STARTED",
+            tasks=event.task_count,
+            name=event.name,
+            origin=event.origin,
+            graph=graph,
+            graph_nodes=event.task_count if graph is None else None,
         )
     # PROTOCOL.md knows Succeeded and Failed only: a cancelled run is Failed, cancelled
     status: RunStatus = "Succeeded" if event.status == "Succeeded" else "Failed"

@@ -13,6 +13,7 @@ import msgspec
 
 from cascade.interfaces import MAX_SNAPSHOT_TASKS, RunSnapshot
 from cascade.interfaces.commands import SNAPSHOT_INTERVAL
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 from cascade.interfaces.wire import snapshot_with_tasks
 
@@ -35,7 +36,8 @@ def _first(item: tuple[int, TaskEvent]) -> int:
 class RunSnapshots:
     """Answers a run's snapshot requests on ``topic`` through ``publish``, from ``counters``
     and the number of the run's latest event (``last_seq()``); each answer has the run's
-    ``name`` and ``origin``."""
+    ``name`` and ``origin``, and its first part the run's ``graph``, or ``graph_nodes``, its task
+    count, for a run whose graph is above the bound."""
 
     def __init__(
         self,
@@ -47,10 +49,16 @@ class RunSnapshots:
         *,
         name: str | None = None,
         origin: RunOrigin | None = None,
+        graph: RunGraph | None = None,
+        graph_nodes: int | None = None,
     ) -> None:
         self.counters = counters
         self.name = name
         self.origin = origin
+        self.graph = graph
+        self.graph_nodes = graph_nodes
+        # the graph's bytes count in its part's size: told once, when first answered
+        self._graph_bytes = -1
         self.topic = topic
         self.published = 0
         """Snapshots of the run published (each in one or more messages)."""
@@ -117,8 +125,14 @@ class RunSnapshots:
             entries = heapq.nsmallest(MAX_SNAPSHOT_TASKS, entries, key=_first)
             head.through = entries[-1][0]
         envelopes = self._envelopes
+        if self.graph is None:
+            graph_size = 0
+        elif self._graph_bytes < 0:
+            graph_size = self._graph_bytes = len(_encode(self.graph))
+        else:
+            graph_size = self._graph_bytes
         parts: list[list[bytes]] = [[]]
-        size = 0
+        size = graph_size  # the first part carries the graph: its tasks fit in what is left
         for index, (seq, event) in enumerate(entries, 1):
             encoded = envelopes.snapshot_entry(seq, event)
             if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
@@ -131,6 +145,13 @@ class RunSnapshots:
         head.parts = len(parts)
         for number, tasks in enumerate(parts, 1):
             head.part = number
+            if number == 1:
+                if self.graph is not None:
+                    head.graph = self.graph
+                elif self.graph_nodes is not None:
+                    head.graph_nodes = self.graph_nodes
+            else:
+                head.graph, head.graph_nodes = msgspec.UNSET, msgspec.UNSET
             body = snapshot_with_tasks(_encode(head), tasks)
             second, micro = envelopes.stamp(time.time())
             await self._publish(self.topic, envelopes.format % (second, micro, body), 1)

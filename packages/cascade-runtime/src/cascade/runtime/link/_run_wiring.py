@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from cascade.interfaces.commands import DecisionReply, DecisionRequest
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
 from .._run import Run
@@ -36,6 +37,7 @@ class RunWiring:
         *,
         name: str | None,
         origin: RunOrigin | None,
+        graph: RunGraph | None = None,
         manage: bool,
         decide: Callable[[DecisionRequest], DecisionReply | None],
     ) -> None:
@@ -46,6 +48,7 @@ class RunWiring:
         self.trace_id = run.tracing.trace_id if run.tracing is not None else None
         self.name = name
         self.origin = origin
+        self.graph = graph
         self.manage = manage
         self.decide = decide
         self.telemetry: TelemetrySubscriber | None = None
@@ -71,6 +74,8 @@ class RunWiring:
             trace_id=self.trace_id,
             name=self.name,
             origin=self.origin,
+            graph=self.graph,
+            graph_nodes=len(self.run.graph.nodes) if self.graph is None else None,
         )
         commands = self.commands = CommandListener(
             connector,

@@ -24,6 +24,7 @@ from cascade.interfaces import (
     snapshot_topic,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validate_id
+from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
 from .._events import Event, TaskEvent, TaskHeld
@@ -69,7 +70,8 @@ class TelemetrySubscriber:
     reader attached at any moment learns why they wait. ``trace_id``, the run's OpenTelemetry
     trace id when it is traced, goes into every envelope. ``name`` and ``origin``, the run's
     name and where it came from, go into its snapshots (as on its ``ENGINE_STARTED``) and its
-    summary.
+    summary; ``graph``, its tasks and their dependencies, into its snapshots' first parts, or
+    ``graph_nodes``, its task count, where its graph is above the bound (``None``).
     """
 
     def __init__(
@@ -86,6 +88,8 @@ class TelemetrySubscriber:
         trace_id: str | None = None,
         name: str | None = None,
         origin: RunOrigin | None = None,
+        graph: RunGraph | None = None,
+        graph_nodes: int | None = None,
     ) -> None:
         prefix = topic_prefix if topic_prefix is not None else connector.topic_prefix
         self.connector = connector
@@ -122,6 +126,8 @@ class TelemetrySubscriber:
             self.snapshot_topic,
             name=name,
             origin=origin,
+            graph=graph,
+            graph_nodes=graph_nodes,
         )
 
     def _last_seq(self) -> int:

@@ -1,0 +1,651 @@
+// A run's own page (/runs/ID; a prefix of 8 hex or more is redirected by the dashboard to the
+// whole id): a live run and a past one alike. Live while the live view holds it (the stream's
+// open run: live.js), else as the history recorded it (/api/history/run); a run that is both
+// shows the live state and what the history adds (the reruns of it, each attempt's decision,
+// the reruns it reused from). It shows the run's status (by text and colour), name, parameters,
+// who started it and why, its lineage (each run a link to its page), its actions (cancel while
+// live, decide on its held tasks, rerun with its plan shown first), the graph's place
+// (#run-graph: graph.js draws it), the timeline (timeline.js), the tasks as a table (a map one
+// row with its items counted by state, opened to its items a page at a time, so that a map of
+// 10,000 items is never a row per item), its logs (a live tail, a filter) and its failures with
+// their tracebacks. Every string from the broker reaches the page through textContent or
+// setAttribute only.
+import { ask, control } from "./api.js";
+import { heldButtons, heldWhy } from "./decisions.js";
+import { $, el, fillList, fillTable, row, safeClass, span, traceback } from "./dom.js";
+import { at, clock, count, dueAt, quoted, seconds, shortId, took } from "./format.js";
+import { attemptsList, historyGet, historyKnown } from "./history.js";
+import { connecting, live, logTask, openLive, selected, showLogsOf } from "./live.js";
+import { drawLogLines } from "./logs.js";
+import { goTo, noPlace, placePath } from "./places.js";
+import { schedule } from "./repaint.js";
+import { scheduledText } from "./schedules.js";
+import { DONE, decisionsText, stateCounts } from "./states.js";
+import { drawTimeline, mapOf } from "./timeline.js";
+
+const TASK_ROWS = 100;      // rows of the tasks table per page (a map's row stands for its items)
+const ITEM_ROWS = 50;       // a map's items per page, once its row is opened
+const LOG_LINES_SHOWN = 500; // the last lines (that match the filter) drawn
+const ITEM = /\[([0-9]+)\]$/;
+
+// What the page holds of the run it shows, beside the live state (live.js).
+const page = {
+  runId: null,
+  recorded: null,     // the history's first page of the run: {run, tasks, failures, maps, next}
+  recordedOf: null,   // the run it was asked for (null: not asked yet)
+  recordedNote: "",   // why the history has none of it
+  liveStatus: null,   // the live run's status when the history was last read
+  items: new Map(),   // a map's id -> {tasks, next, loading}: its recorded items read so far
+  opened: new Map(),  // a map's id -> the page of its items shown (its row opened)
+  tasksPage: 0,
+  workflows: null,    // the served workflows by name -> whether the reader may start (rerun) it
+  plan: null,         // a rerun's plan, shown until started or dropped
+  logs: null,         // the recorded log lines read: {lines, next}
+  drawn: new Map(),   // a part's id -> the key it was drawn with (a part is redrawn when it changes)
+};
+window.cascadeRunPage = { draws: 0 }; // read by the tests
+
+// -- opening ------------------------------------------------------------------------------
+
+// Open the page of ``runId`` (null: none) showing the log lines of ``taskId`` (null: every
+// task's), without a new entry in the tab's history: the opener places.js calls each time
+// /runs/ID is shown (setRunPageOpener).
+export function openRunPage(runId, taskId) {
+  runId = runId || null;
+  taskId = runId ? taskId || null : null;
+  // the first place's run is open already (live.js's openFirst), its stream asked for once
+  // the page may read
+  if (runId !== selected || taskId !== logTask) openLive(runId, taskId);
+  showRunPage(runId);
+  schedule();
+}
+
+// Go to the page of ``runId``: a new entry in the tab's history (places.js then opens it).
+export function goToRun(runId) {
+  goTo({ ...noPlace(), name: "run", run: runId });
+}
+
+function showRunPage(runId) {
+  if (runId === page.runId) return;
+  Object.assign(page, { runId, recorded: null, recordedOf: null, recordedNote: "", liveStatus: null,
+    tasksPage: 0, plan: null, logs: null });
+  page.items.clear();
+  page.opened.clear();
+  page.drawn.clear();
+  $("rp-action-status").textContent = "";
+  $("rp-plan").hidden = true;
+  $("rp-log-filter").value = "";
+  if (runId) loadWorkflows();
+}
+
+// A link to another run's page: its short id, the whole id as its title.
+function runLink(runId, status) {
+  const link = el("a", shortId(runId), "run-link");
+  link.setAttribute("href", placePath({ ...noPlace(), run: runId }));
+  link.setAttribute("data-run-id", runId);
+  link.title = runId;
+  link.addEventListener("click", (event) => { event.preventDefault(); goToRun(runId); });
+  if (status === undefined) return link;
+  const both = el("span");
+  both.append(link, span(" (" + (status || "not recorded") + ")", status ? safeClass(status) : "note"));
+  return both;
+}
+
+// -- reading the history and the workflows ---------------------------------------------------
+
+async function loadRecorded(runId) {
+  page.recordedOf = runId;
+  try {
+    const { run, next_after, maps } = await historyGet("/api/history/run", { id: runId });
+    if (page.runId !== runId) return;
+    page.recorded = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [] };
+    page.recordedNote = "";
+    if (!live.run || live.run.run_id !== runId) loadRecordedLogs(true);
+  } catch (error) {
+    if (page.runId !== runId) return;
+    page.recorded = null;
+    page.recordedNote = error.status === 404 ? "the history has not recorded it" : "history: " + error.message;
+  }
+  schedule();
+}
+
+async function loadMoreTasks() {
+  const shown = page.recorded;
+  if (!shown || shown.next == null) return;
+  const { run, next_after } = await historyGet("/api/history/run", { id: shown.run.run_id, after: shown.next });
+  if (page.recorded !== shown) return;
+  shown.tasks = shown.tasks.concat(run.tasks);
+  shown.failures = shown.failures.concat(run.failures);
+  shown.next = next_after;
+  schedule();
+}
+
+// The next page of a map's recorded items.
+async function loadItems(mapId) {
+  const runId = page.runId;
+  const loaded = page.items.get(mapId) || { tasks: [], next: undefined, loading: false };
+  if (loaded.loading || loaded.next === null) return;
+  loaded.loading = true;
+  page.items.set(mapId, loaded);
+  try {
+    const params = { id: runId, map: mapId };
+    if (loaded.next !== undefined) params.after = loaded.next;
+    const { run, next_after } = await historyGet("/api/history/run", params);
+    loaded.tasks = loaded.tasks.concat(run.tasks);
+    loaded.next = next_after;
+  } finally {
+    loaded.loading = false;
+  }
+  if (page.runId === runId) schedule();
+}
+
+async function loadRecordedLogs(fresh) {
+  const runId = page.runId;
+  if (fresh) page.logs = { lines: [], next: 0 };
+  const shown = page.logs;
+  if (!shown || shown.next == null) return;
+  const { lines, next_after } = await historyGet("/api/history/runs/" + encodeURIComponent(runId) + "/logs",
+    { after: shown.next });
+  if (page.logs !== shown) return;
+  shown.lines = shown.lines.concat(lines);
+  shown.next = next_after;
+  schedule();
+}
+
+async function loadWorkflows() {
+  try {
+    const { workflows } = await ask("GET", "/api/workflows");
+    page.workflows = new Map(workflows.map((w) => [w.name, Boolean(w.startable)]));
+  } catch (error) {
+    page.workflows = new Map(); // an older dashboard, or one that may not read: no rerun
+  }
+  schedule();
+}
+
+// -- actions: cancel, rerun (its plan first) -------------------------------------------------
+
+function reasonBody(body) {
+  const reason = $("rp-reason").value.trim();
+  return reason ? { ...body, reason } : body;
+}
+
+function cancelRun() {
+  const runId = page.runId;
+  const body = reasonBody({});
+  control($("rp-action-status"), { sending: "cancelling…", method: "POST",
+    url: "/api/runs/" + encodeURIComponent(runId) + "/cancel",
+    body: Object.keys(body).length ? body : undefined }, (answer) => "done: " + answer.said);
+}
+
+function askPlan() {
+  const runId = page.runId;
+  page.plan = null;
+  $("rp-plan").hidden = true;
+  control($("rp-action-status"), { sending: "asking for the rerun's plan…", method: "POST",
+    url: "/api/runs/" + encodeURIComponent(runId) + "/rerun", body: reasonBody({ dry_run: true }) },
+  (answer) => {
+    if (page.runId === runId) {
+      page.plan = answer;
+      drawPlan(answer);
+    }
+    return "the plan of a rerun of " + shortId(runId) + " on " + answer.source +
+      ": nothing is started until you confirm";
+  });
+}
+
+function drawPlan(plan) {
+  fillTable($("rp-plan-steps"), plan.plan.map((step) => {
+    const tr = row([step.task_name, span(step.action, "plan-" + safeClass(step.action)), step.why || "-",
+      step.from_run ? runLink(step.from_run) : "-"]);
+    tr.setAttribute("data-task-id", step.task_id);
+    tr.setAttribute("data-action", step.action);
+    return tr;
+  }));
+  const counts = {};
+  for (const step of plan.plan) counts[step.action] = (counts[step.action] || 0) + 1;
+  const said = ["run", "reuse", "force"].filter((a) => counts[a]).map((a) => count(counts[a]) + " to " + a);
+  const more = plan.plan_count - plan.plan.length;
+  $("rp-plan-said").textContent = (said.join(", ") || "nothing to do") +
+    (more > 0 ? " (" + count(more) + " more not listed)" : "");
+  $("rp-plan").hidden = false;
+  $("rp-rerun-confirm").focus();
+}
+
+function startRerun() {
+  const runId = page.runId;
+  $("rp-plan").hidden = true;
+  page.plan = null;
+  control($("rp-action-status"), { sending: "starting the rerun…", method: "POST",
+    url: "/api/runs/" + encodeURIComponent(runId) + "/rerun", body: reasonBody({}) }, (answer) => {
+    schedule(); // the new run is one of the reruns of this one
+    return ["started the rerun on " + answer.source + (answer.queued ? " (queued)" : "") + ": run ",
+      runLink(answer.run_id)];
+  });
+}
+
+export function startRunPage() {
+  $("rp-cancel").addEventListener("click", cancelRun);
+  $("rp-rerun").addEventListener("click", askPlan);
+  $("rp-rerun-confirm").addEventListener("click", startRerun);
+  $("rp-rerun-drop").addEventListener("click", () => {
+    page.plan = null;
+    $("rp-plan").hidden = true;
+    $("rp-action-status").textContent = "the rerun was not started";
+  });
+  $("rp-log-filter").addEventListener("input", schedule);
+  $("rp-logs-all").addEventListener("click", () => showLogsOf(null));
+  $("rp-timeline").addEventListener("click", (event) => { // a task's name: its lines only
+    const name = event.target.closest && event.target.closest(".tl-name[data-task-id]");
+    if (name && isLive()) showLogsOf(name.getAttribute("data-task-id"));
+  });
+  $("rp-logs-more").addEventListener("click", () => loadRecordedLogs(false));
+  $("rp-tasks-more").addEventListener("click", () => loadMoreTasks());
+  $("rp-tasks-prev").addEventListener("click", () => { page.tasksPage -= 1; schedule(); });
+  $("rp-tasks-next").addEventListener("click", () => { page.tasksPage += 1; schedule(); });
+  $("rp-tasks").tBodies[0].addEventListener("click", (event) => {
+    const target = event.target.closest && event.target.closest("[data-map-open], [data-map-page]");
+    if (!target) return;
+    const mapId = target.getAttribute("data-map-open") ?? target.getAttribute("data-map-id");
+    if (target.hasAttribute("data-map-open")) {
+      if (page.opened.has(mapId)) page.opened.delete(mapId); else page.opened.set(mapId, 0);
+    } else {
+      page.opened.set(mapId, Math.max(0, (page.opened.get(mapId) || 0) + Number(target.getAttribute("data-map-page"))));
+    }
+    schedule();
+  });
+}
+
+// -- drawing ------------------------------------------------------------------------------
+
+// Draw a part again only when what it shows changed: a part redrawn at each frame could not
+// be clicked, typed in or have its traceback kept open.
+function changed(part, key) {
+  if (page.drawn.get(part) === key) return false;
+  page.drawn.set(part, key);
+  return true;
+}
+
+function fact(name, value) {
+  const item = el("div", null, "fact");
+  item.append(el("dt", name), el("dd"));
+  item.lastChild.append(value instanceof Node ? value : document.createTextNode(String(value)));
+  return item;
+}
+
+function paramsText(params) {
+  return Object.entries(params || {}).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", ");
+}
+
+function drawHeader(liveRun, recorded) {
+  const run = liveRun || (recorded && recorded.run);
+  $("rp-id").textContent = page.runId;
+  const asking = historyKnown && !page.recorded && page.recordedNote === ""; // the history not answered yet
+  const status = run ? run.status : connecting || asking ? "opening\u2026" : "not heard of";
+  $("rp-status").textContent = status;
+  $("rp-status").className = "badge " + (run ? safeClass(run.status) : "");
+  $("rp-name").textContent = run && run.name != null ? run.name : "";
+  $("rp-decided").textContent = run ? decisionsText(run) : "";
+  $("rp-where").textContent = liveRun ? (recorded ? "live, and recorded" : "live") : recorded ? "recorded" : "";
+  const note = $("rp-note");
+  const said = run || connecting || asking ? "" : "This dashboard holds no run " + page.runId + " now" +
+    (historyKnown === false ? " and has no history" : ", and " + page.recordedNote) +
+    ": it shows here once its engine's telemetry arrives.";
+  note.textContent = said;
+  note.hidden = !said;
+  $("rp-body").hidden = !run;
+}
+
+function drawFacts(liveRun, recorded) {
+  const run = liveRun || recorded.run;
+  const origin = (liveRun && liveRun.origin) || (recorded && recorded.run.origin) || {};
+  const started = liveRun ? liveRun.started : recorded.run.started_at;
+  const ended = liveRun ? liveRun.ended : recorded.run.ended_at;
+  const key = JSON.stringify([origin, run.source, started, ended, run.error]);
+  if (!changed("facts", key)) return;
+  const facts = [];
+  if (origin.workflow) facts.push(fact("workflow", origin.workflow));
+  facts.push(fact("parameters", origin.params ? paramsText(origin.params) || "none" : "not said (not a served workflow's run)"));
+  if (origin.request_id || origin.issued_by) facts.push(fact("started by", origin.issued_by || "someone unnamed"));
+  if (origin.reason) facts.push(fact("why", quoted(origin.reason)));
+  if (origin.request_id) facts.push(fact("request", origin.request_id));
+  if (origin.schedule) facts.push(fact("schedule", scheduledText(origin)));
+  facts.push(fact("engine", run.source || "-"));
+  facts.push(fact("started", at(started)));
+  facts.push(fact("ended", ended == null ? "not yet" : at(ended)));
+  if (started != null) facts.push(fact("duration", seconds((ended == null ? live.now || Date.now() / 1000 : ended) - started)));
+  if (run.error) facts.push(fact("error", span(run.error, "error")));
+  $("rp-facts").replaceChildren(...facts);
+}
+
+// Its line: the run it reruns, the first run of the line, and the runs that rerun it (the
+// history's, and those live here).
+function drawLineage(liveRun, recorded) {
+  const origin = (liveRun && liveRun.origin) || (recorded && recorded.run.origin) || {};
+  const recordedOf = recorded && recorded.run.rerun_of;
+  const rerunOf = origin.rerun_of || (recordedOf && recordedOf.run_id) || null;
+  const root = origin.root_run && origin.root_run !== rerunOf ? origin.root_run : null;
+  const reruns = new Map();
+  for (const link of (recorded && recorded.run.replaced_by) || []) reruns.set(link.run_id, link.status);
+  for (const run of live.runs.byId.values()) {
+    if (run.origin && run.origin.rerun_of === page.runId) reruns.set(run.run_id, run.status);
+  }
+  const key = JSON.stringify([rerunOf, recordedOf && recordedOf.status, root, [...reruns]]);
+  if (!changed("lineage", key)) return;
+  const parts = [];
+  if (rerunOf) {
+    const of = el("span", "rerun of ", "rerun-of");
+    of.appendChild(runLink(rerunOf, recordedOf && recordedOf.run_id === rerunOf ? recordedOf.status : undefined));
+    parts.push(of);
+  }
+  if (root) {
+    const first = el("span", (parts.length ? " \u00b7 " : "") + "its line's first run ", "root-run");
+    first.appendChild(runLink(root));
+    parts.push(first);
+  }
+  if (reruns.size) {
+    const by = el("span", (parts.length ? " \u00b7 " : "") + "reruns of it: ", "reruns");
+    [...reruns].forEach(([runId, status], i) => {
+      if (i) by.appendChild(span(", "));
+      by.appendChild(runLink(runId, status));
+    });
+    parts.push(by);
+  }
+  if (!parts.length) parts.push(span("not a rerun, and not rerun", "note"));
+  $("rp-lineage").replaceChildren(...parts);
+}
+
+function drawActions(liveRun, recorded) {
+  const run = liveRun || recorded.run;
+  const origin = run.origin || (recorded && recorded.run.origin) || {};
+  const running = run.status === "Running";
+  $("rp-cancel").hidden = !(liveRun && running && live.controls);
+  const startable = Boolean(origin.workflow && page.workflows && page.workflows.get(origin.workflow));
+  $("rp-rerun").hidden = running || !startable;
+  const held = (live.held && live.held.tasks || []).some((t) => t.run_id === page.runId && t.decide);
+  $("rp-actions").hidden = $("rp-cancel").hidden && $("rp-rerun").hidden && !held; // its reason goes with a decision too
+}
+
+// Its held tasks (of the live list, the longest held first), each with its buttons for
+// whoever may decide on it.
+function drawHeld() {
+  const held = (live.held && live.held.tasks || []).filter((t) => t.run_id === page.runId);
+  $("rp-held").hidden = !held.length;
+  if (!changed("held", JSON.stringify(held))) return;
+  const where = { status: $("rp-action-status"), reason: $("rp-reason") };
+  fillTable($("rp-held-tasks"), held.map((t) => {
+    const deadline = t.deadline == null ? "-" : dueAt(t.deadline, live.now) + ", then " + (t.default || "fail");
+    const tr = row([span(t.name, "c-HELD"), t.task_id, t.attempt ?? "-", heldWhy(t),
+      clock(t.since), deadline, t.decide ? heldButtons(t, where) : "-"]);
+    tr.setAttribute("data-task-id", t.task_id);
+    return tr;
+  }));
+}
+
+// The run's tasks, as the live view has them, else as the history does; the items of a map the
+// history read so far (its rows opened) with them.
+function tasksOf(liveRun, recorded) {
+  if (liveRun) return [...live.tasks.values()];
+  const items = [...page.items.values()].flatMap((loaded) => loaded.tasks);
+  return items.length ? recorded.tasks.concat(items) : recorded.tasks;
+}
+
+function drawRunTimeline(liveRun, recorded, tasks) {
+  if (liveRun) {
+    drawTimeline($("rp-timeline"), tasks, { until: liveRun.ended || live.now, start: liveRun.started || live.now,
+      now: live.now, run: page.runId, redraw: schedule });
+    return;
+  }
+  const run = recorded.run;
+  const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
+  drawTimeline($("rp-timeline"), tasks, { until: end, start: run.started_at, now: end, run: page.runId,
+    redraw: schedule, maps: recorded.maps, more: loadItems });
+}
+
+// What the history says was decided on a task's holds: "skip by ops-1".
+function decidedBy(task) {
+  const said = [];
+  for (const a of task.attempt_list || []) {
+    const d = a.decided;
+    if (d) said.push((DONE[d.decision] || d.decision) + (d.deadline ? " at the deadline" : " by " + (d.by || "someone unnamed")));
+  }
+  return said.join(", ") || "-";
+}
+
+function reuseCell(task) {
+  if (task.reused_from) {
+    const cell = el("span", task.cached ? "cached from " : "reused from ");
+    cell.appendChild(runLink(task.reused_from));
+    return cell;
+  }
+  return task.cached ? "cached" : "-";
+}
+
+function durationText(task) {
+  if (task.duration_ms != null) return took(task.duration_ms);
+  const first = task.segments && task.segments[0];
+  if (first && ["RUNNING", "RETRYING"].includes(task.state)) return seconds(live.now - first.start) + " so far";
+  return "-";
+}
+
+function stateCell(state) {
+  return span(String(state || "?").toLowerCase(), "state c-" + safeClass(state));
+}
+
+function taskRow(task, recordedById, label) {
+  const told = recordedById.get(task.task_id) || task; // the history adds each attempt's decision
+  const item = ITEM.exec(task.task_id);
+  const tr = row([label || task.name || task.task_name, stateCell(task.state), task.attempts ?? "-",
+    durationText(task), item ? "#" + item[1] : "-", reuseCell(task), decidedBy(told)]);
+  tr.setAttribute("data-task-id", task.task_id);
+  tr.setAttribute("data-state", safeClass(task.state));
+  return tr;
+}
+
+// The table's entries, in the order the tasks first appeared: a task, or a map standing for
+// its items ({map, name, total, counts, items: those the page has, in order}).
+function tableEntries(tasks, recorded) {
+  const counted = new Map(((recorded && !isLive()) ? recorded.maps : []).map((m) => [m.task_id, m]));
+  const maps = new Map();
+  const entries = [];
+  const mapEntry = (id, name) => {
+    let entry = maps.get(id);
+    if (!entry) {
+      const told = counted.get(id);
+      entry = { map: id, name: told ? told.task_name : name, told, items: [], head: null };
+      maps.set(id, entry);
+      entries.push(entry);
+    }
+    return entry;
+  };
+  for (const task of tasks) { // a map where its own task or its first item appears
+    const parent = mapOf(task.task_id);
+    if (parent != null) mapEntry(parent, task.name || task.task_name).items.push(task);
+    else if (counted.has(task.task_id) || maps.has(task.task_id)) mapEntry(task.task_id, task.name || task.task_name).head = task;
+    else entries.push({ task });
+  }
+  for (const [id, told] of counted) mapEntry(id, told.task_name); // none of it on this page
+  for (const entry of maps.values()) {
+    const head = entries.findIndex((e) => e.task && e.task.task_id === entry.map);
+    if (head >= 0) { entry.head = entries[head].task; entries.splice(head, 1); }
+    if (!entry.told) {
+      entry.counts = {};
+      for (const t of entry.items) entry.counts[t.state] = (entry.counts[t.state] || 0) + 1;
+    } else {
+      entry.counts = entry.told.counts;
+    }
+    entry.total = entry.told ? entry.told.items : entry.items.length;
+    entry.items.sort((a, b) => itemIndex(a) - itemIndex(b));
+  }
+  return entries;
+}
+
+function itemIndex(task) {
+  const found = ITEM.exec(task.task_id);
+  return found ? Number(found[1]) : 0;
+}
+
+function isLive() { return Boolean(live.run && live.run.run_id === page.runId); }
+
+function mapRows(entry, recordedById) {
+  const opened = page.opened.has(entry.map);
+  const button = el("button", (opened ? "\u25be " : "\u25b8 ") + entry.name + " \u00d7" + count(entry.total), "link");
+  button.type = "button";
+  button.setAttribute("data-map-open", entry.map);
+  button.setAttribute("aria-expanded", String(opened));
+  const head = entry.head;
+  const tr = row([button, stateCounts(entry.counts), head ? head.attempts ?? "-" : "-",
+    head ? durationText(head) : "-", count(entry.total) + " items", "-", "-"]);
+  tr.className = "map";
+  tr.setAttribute("data-map", entry.map);
+  tr.setAttribute("data-count", String(entry.total));
+  const rows = [tr];
+  if (!opened) return rows;
+  const pageOf = page.opened.get(entry.map);
+  const first = pageOf * ITEM_ROWS;
+  const loaded = page.items.get(entry.map);
+  if (!isLive() && entry.told && entry.items.length < Math.min(entry.total, first + ITEM_ROWS) &&
+      !(loaded && (loaded.loading || loaded.next === null))) {
+    loadItems(entry.map); // the history's next page of them: drawn once it is in
+  }
+  const shown = entry.items.slice(first, first + ITEM_ROWS);
+  for (const task of shown) {
+    const item = taskRow(task, recordedById, (task.name || task.task_name) + " #" + itemIndex(task));
+    item.className = "map-item";
+    rows.push(item);
+  }
+  const pager = el("span", null, "pager");
+  const back = el("button", "previous items");
+  back.type = "button";
+  back.disabled = pageOf === 0;
+  back.setAttribute("data-map-page", "-1");
+  back.setAttribute("data-map-id", entry.map);
+  const on = el("button", "next items");
+  on.type = "button";
+  on.disabled = first + ITEM_ROWS >= entry.total;
+  on.setAttribute("data-map-page", "1");
+  on.setAttribute("data-map-id", entry.map);
+  const which = shown.length ? "items " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entry.total)
+    : "reading items\u2026";
+  pager.append(back, span(" " + which + " ", "note"), on);
+  const pagerRow = row([pager]);
+  pagerRow.firstChild.colSpan = 7;
+  pagerRow.className = "map-pager";
+  rows.push(pagerRow);
+  return rows;
+}
+
+function drawTasks(liveRun, recorded, tasks) {
+  const recordedById = new Map(liveRun && recorded ? recorded.tasks.map((t) => [t.task_id, t]) : []);
+  let rows = tasks;
+  if (!liveRun && recorded) { // a map's failed and held items are not in its pages: its failures are
+    const known = new Set(tasks.map((t) => t.task_id));
+    const failed = recorded.failures.filter((f) => mapOf(f.task_id) != null && !known.has(f.task_id))
+      .map((f) => ({ ...f, segments: [], attempts: (f.attempt_list || []).length || "-" }));
+    if (failed.length) rows = tasks.concat(failed);
+  }
+  const entries = tableEntries(rows, recorded);
+  const pages = Math.max(1, Math.ceil(entries.length / TASK_ROWS));
+  page.tasksPage = Math.min(Math.max(0, page.tasksPage), pages - 1);
+  const first = page.tasksPage * TASK_ROWS;
+  const shown = entries.slice(first, first + TASK_ROWS);
+  fillTable($("rp-tasks"), shown.flatMap((entry) => entry.task ? [taskRow(entry.task, recordedById)]
+    : mapRows(entry, recordedById)));
+  $("rp-tasks-count").textContent = entries.length > TASK_ROWS
+    ? "rows " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entries.length) : "";
+  $("rp-tasks-prev").hidden = $("rp-tasks-next").hidden = entries.length <= TASK_ROWS;
+  $("rp-tasks-prev").disabled = page.tasksPage === 0;
+  $("rp-tasks-next").disabled = page.tasksPage >= pages - 1;
+  $("rp-tasks-more").hidden = liveRun || !recorded || recorded.next == null;
+}
+
+function lineMatches(line, filter) {
+  return !filter || [line.task_name, line.level, line.logger, line.message]
+    .some((text) => text != null && String(text).toLowerCase().includes(filter));
+}
+
+// Its log lines: the live tail while the live view holds it, else the history's; the filter
+// keeps the lines whose task, level, logger or message has its text.
+function drawLogs(liveRun) {
+  const filter = $("rp-log-filter").value.trim().toLowerCase();
+  const source = liveRun ? live.logs : page.logs ? page.logs.lines : [];
+  $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
+  $("rp-logs-all").hidden = !(liveRun && logTask);
+  $("rp-logs-earlier").hidden = !(liveRun && historyKnown === false); // with one, they are filled in
+  const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter].join("\u0000");
+  if (!changed("logs", key)) return;
+  const box = $("rp-logs");
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 8; // a tail follows the end
+  const matching = source.filter((line) => lineMatches(line, filter));
+  drawLogLines(box, matching.slice(-LOG_LINES_SHOWN), { clear: true });
+  if (atEnd) box.scrollTop = box.scrollHeight;
+  const said = [];
+  if (matching.length > LOG_LINES_SHOWN) said.push("the last " + count(LOG_LINES_SHOWN) + " of " + count(matching.length) + " lines shown");
+  if (!source.length) said.push(liveRun ? "no line yet" : page.logs ? "no log lines recorded" : "");
+  else if (!matching.length) said.push("no line has " + quoted(filter));
+  if (liveRun) said.push("live: new lines come in as they are logged");
+  $("rp-logs-note").textContent = said.filter(Boolean).join("; ");
+  $("rp-logs-more").hidden = liveRun || !page.logs || page.logs.next == null;
+}
+
+// Its failures: each failed or held task with its error and traceback, and (the history's) its
+// attempts, each with the decision on its hold; a task a decision ended is among them.
+function drawFailures(liveRun, recorded, tasks) {
+  const recordedFailures = recorded ? recorded.failures : [];
+  const byId = new Map(recordedFailures.map((f) => [f.task_id, f]));
+  let failures;
+  if (liveRun) {
+    const liveById = new Map(tasks.map((t) => [t.task_id, t]));
+    failures = tasks.filter((t) => t.state === "FAILED" || t.state === "HELD").map((t) => ({ ...byId.get(t.task_id), ...t }));
+    const listed = new Set(failures.map((f) => f.task_id));
+    for (const f of recordedFailures) { // those a decision ended: the live view says only how
+      const now = liveById.get(f.task_id);
+      if (!listed.has(f.task_id) && (!now || !["RUNNING", "RETRYING", "BLOCKED"].includes(now.state))) failures.push(f);
+    }
+  } else {
+    failures = recordedFailures;
+  }
+  const run = liveRun || (recorded && recorded.run);
+  const key = JSON.stringify([failures.map((f) => [f.task_id, f.state, f.error, (f.attempt_list || []).length]), run && run.error,
+    recorded && recorded.tasks.length, recorded && recorded.next]);
+  if (!changed("failures", key)) return;
+  const items = failures.map((f) => {
+    const li = el("li");
+    li.setAttribute("data-task-id", f.task_id);
+    li.appendChild(span((f.name || f.task_name) + (f.state === "HELD" ? " (held for a decision): " : ": "), "c-" + safeClass(f.state || "FAILED")));
+    li.appendChild(span(f.error || "", "error"));
+    if (f.attempt_list && f.attempt_list.length) li.appendChild(attemptsList(f));
+    else if (f.traceback) li.appendChild(traceback(f.traceback));
+    return li;
+  });
+  if (!items.length && run && run.error) items.push(el("li", run.error, "error"));
+  // with pages of tasks still to read, "none" would speak of tasks not read yet
+  const unread = !liveRun && recorded && recorded.next != null;
+  fillList($("rp-failures"), items, unread ? "none among the " + count(recorded.tasks.length) + " tasks shown" : "none");
+}
+
+// The page drawn from what the live view and the history hold of its run (repaint.js calls
+// it with the rest of the page, at most once per frame).
+export function renderRunPage() {
+  if (selected !== page.runId) showRunPage(selected);
+  $("run-page").hidden = !page.runId;
+  if (!page.runId) return;
+  const liveRun = isLive() ? live.run : null;
+  if (historyKnown && (page.recordedOf !== page.runId ||
+      (liveRun && page.liveStatus !== null && page.liveStatus !== liveRun.status))) {
+    loadRecorded(page.runId); // first, and again once the live run ends: what the history adds
+  }
+  if (liveRun) page.liveStatus = liveRun.status;
+  const recorded = page.recorded && page.recorded.run.run_id === page.runId ? page.recorded : null;
+  drawHeader(liveRun, recorded);
+  if (!liveRun && !recorded) return;
+  drawFacts(liveRun, recorded);
+  drawLineage(liveRun, recorded);
+  drawActions(liveRun, recorded);
+  drawHeld();
+  const tasks = tasksOf(liveRun, recorded);
+  drawRunTimeline(liveRun, recorded, tasks);
+  drawTasks(liveRun, recorded, tasks);
+  drawLogs(liveRun);
+  drawFailures(liveRun, recorded, tasks);
+  window.cascadeRunPage.draws += 1;
+}

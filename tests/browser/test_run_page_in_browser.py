@@ -1,0 +1,380 @@
+"""A run's own page (`/runs/<id or prefix>`) in a real headless Chromium against a real
+mosquitto and history: a live run's page, updated live as a task ends; a past run's page from
+the history, with its origin and its line; the rerun button that shows the plan and then starts
+the rerun of a served workflow's run, and no button (the API refusing) for a reader who may not
+steer; a run mapping 2,000 items that opens in under a second with one row for its map."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.history import History, Received
+from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
+from cascade.runtime import Event, task
+from cascade.testkit import BrokerEndpoint, ServingEngine
+
+from .conftest import TOKEN, Dashboard, EngineThread
+from .test_dashboard_in_browser import (
+    attribute,
+    click,
+    css,
+    engine_on,
+    no_script_errors,
+    open_page,
+    open_run,
+    started,
+    texts,
+    wait,
+)
+from .test_history_in_browser import _event
+from .test_start_in_browser import FIRST, SECOND, XSS, _recorded
+
+pytestmark = pytest.mark.integration
+
+
+def text(driver: Any, element_id: str) -> str:
+    said: str = driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
+        element_id,
+    )
+    return said
+
+
+def task_row_state(driver: Any, task_prefix: str) -> str | None:
+    return attribute(driver, f'#rp-tasks tr[data-task-id^="{task_prefix}"]', "data-state")
+
+
+def test_a_live_runs_page_at_its_prefix_shows_a_task_end_live(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Opened at the run's first 8 hex digits (the address becomes its whole id): Running, its
+    task running in the table and the timeline; the task let go: completed, Succeeded."""
+    name = f"slow_{uuid.uuid4().hex[:8]}"
+    go = threading.Event()
+
+    @task(name=name)
+    def slow() -> str:
+        go.wait(60)
+        return "done"
+
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    run = engine_thread.submit(engine.run([slow()]))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+        browser.get(dashboard.url + "runs/" + run_id[:8])
+        wait(browser, lambda d: d.current_url.endswith("/runs/" + run_id))
+        wait(browser, lambda d: text(d, "rp-status") == "Running")
+        assert text(browser, "rp-id") == run_id
+        assert "Running" in (attribute(browser, "#rp-status", "class") or "")  # its colour
+        assert text(browser, "rp-where") == "live"
+        wait(browser, lambda d: task_row_state(d, name) == "RUNNING")
+        assert attribute(browser, f'#rp-timeline [data-task-id^="{name}"]', "data-state") == (
+            "RUNNING"
+        )
+        assert css(browser, "#run-page #run-graph")  # the graph's place, for graph.js
+        assert browser.find_element(By.ID, "rp-cancel").is_displayed()  # controls are on
+        assert not browser.find_element(By.ID, "rp-rerun").is_displayed()  # not served, live
+        go.set()
+        assert run.result(30) == ["done"]
+        wait(browser, lambda d: task_row_state(d, name) == "COMPLETED")
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: not d.find_element(By.ID, "rp-cancel").is_displayed())
+        [cells] = browser.execute_script(
+            "return [...document.querySelectorAll('#rp-tasks tbody tr')]"
+            ".map(r => [...r.cells].map(c => c.textContent));"
+        )
+        assert (cells[0], cells[1], cells[2]) == (name, "completed", "1")
+        assert texts(browser, "#rp-failures li") == ["none"]
+        assert no_script_errors(browser) == []
+    finally:
+        go.set()
+
+
+def test_its_held_tasks_are_decided_on_the_runs_page(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """Two tasks held for a decision: listed on the run's page with their buttons (the token's
+    holder decides), and in its failures as held; retried with the reason typed, and skipped:
+    the run succeeds, each task's state told in the table."""
+    suffix = uuid.uuid4().hex[:8]
+    fixed = threading.Event()
+
+    @task(name=f"load_{suffix}", on_failure="hold")
+    def load() -> int:
+        if not fixed.is_set():
+            raise ConnectionError("the API is down")
+        return 40
+
+    @task(name=f"side_{suffix}", on_failure="hold")
+    def side() -> int:
+        raise ValueError("side 1 is broken")
+
+    open_page(browser, dashboard)
+    events: list[Event] = []
+    run = engine_thread.submit(engine_on(mqtt_broker, events).run([load(), side()]))
+    try:
+        run_id = wait(browser, lambda d: started(engine_thread.call(lambda: list(events))))
+        open_run(browser, run_id)
+        load_row = f'#rp-held-tasks tr[data-task-id^="load_{suffix}-"]'
+        side_row = f'#rp-held-tasks tr[data-task-id^="side_{suffix}-"]'
+        wait(browser, lambda d: css(d, f'{load_row} button[data-decision="retry"]'))
+        wait(browser, lambda d: css(d, f'{side_row} button[data-decision="skip"]'))
+        assert texts(browser, f"{load_row} .error") == ["ConnectionError: the API is down"]
+        assert task_row_state(browser, f"load_{suffix}") == "HELD"
+        assert "(held for a decision)" in text(browser, "rp-failures")
+        fixed.set()
+        browser.find_element(By.ID, "rp-reason").send_keys("API back")
+        click(browser, f'{load_row} button[data-decision="retry"]')
+        wait(browser, lambda d: text(d, "rp-action-status").startswith("done: retried"))
+        wait(browser, lambda d: not css(d, load_row))
+        click(browser, f'{side_row} button[data-decision="skip"]')
+        wait(browser, lambda d: text(d, "rp-action-status").startswith("done: skipped"))
+        assert run.result(30) == [40, None]
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: task_row_state(d, f"side_{suffix}") == "SKIPPED")
+        assert task_row_state(browser, f"load_{suffix}") == "COMPLETED"
+        assert not browser.find_element(By.ID, "rp-held").is_displayed()
+        assert no_script_errors(browser) == []
+    finally:
+        fixed.set()
+
+
+def test_a_past_runs_page_shows_its_origin_and_its_line(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """A rerun recorded an hour ago, opened at a prefix: Succeeded, its workflow, params, who
+    started it and why (text, never HTML), the run it reruns and the result it reused from
+    it, each a link to that run's page, which lists this one among its reruns."""
+    path = str(tmp_path / "history.sqlite3")
+    _recorded(path)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port), "--db", path)
+    try:
+        browser.get(board.url + "runs/" + SECOND[:8])
+        wait(browser, lambda d: d.current_url.endswith("/runs/" + SECOND))
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        assert text(browser, "rp-where") == "recorded"
+        assert text(browser, "rp-name") == "nightly"
+        facts = dict(
+            browser.execute_script(
+                "return [...document.querySelectorAll('#rp-facts .fact')]"
+                ".map(f => [f.children[0].textContent, f.children[1].textContent]);"
+            )
+        )
+        assert facts["workflow"] == "nightly"
+        assert facts["parameters"] == "n=5"
+        assert facts["started by"] == "alice"
+        assert facts["why"] == f"\N{LEFT DOUBLE QUOTATION MARK}{XSS}\N{RIGHT DOUBLE QUOTATION MARK}"
+        assert facts["request"] == "req-2"
+        assert facts["engine"] == "h1"
+        assert f"rerun of {FIRST[:12]} (Failed)" in text(browser, "rp-lineage")
+        [reused] = texts(browser, '#rp-tasks tr[data-task-id="extract-1"] td:nth-child(6)')
+        assert reused == f"reused from {FIRST[:12]}"
+        assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        click(browser, f'#rp-lineage a[data-run-id="{FIRST}"]')
+        wait(browser, lambda d: text(d, "rp-status") == "Failed")
+        assert browser.current_url.endswith("/runs/" + FIRST)
+        wait(browser, lambda d: f"reruns of it: {SECOND[:12]} (Succeeded)" in text(d, "rp-lineage"))
+        browser.back()
+        wait(browser, lambda d: text(d, "rp-id") == SECOND)
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+
+
+PLAN = [
+    PlanStep(task_id="extract-1", task_name="extract", action="reuse",
+             why="its inputs and code are unchanged", from_run="c3" * 16),
+    PlanStep(task_id="transform-2", task_name="transform", action="run", why="it failed"),
+]  # fmt: skip
+
+
+def _post(url: str, body: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    asked = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(asked, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_the_rerun_button_shows_the_plan_then_starts_the_rerun(
+    browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A served workflow's run that ended: rerun… asks for the plan (nothing started) and shows
+    it; "start the rerun" starts it on the process that ran it, with the reason typed; the new
+    run's page says whose rerun it is. A read-only dashboard's reader sees no button, and the
+    API refuses them."""
+    name = f"nightly_{uuid.uuid4().hex[:8]}"
+    served = ServedWorkflow(name=name, params=[WorkflowParam(name="day", annotation="str")])
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port,
+                              source_id=f"serve-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    server = ServingEngine(connector, [served], plan=PLAN)
+
+    async def serve() -> None:
+        await connector.connect()
+        await server.start()
+
+    async def stop() -> None:
+        await server.stop()
+        await connector.disconnect()
+
+    engine_thread.submit(serve()).result(20)
+    # a dashboard without --token, listening from before the run: it shows it, read-only
+    reader = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port))
+    try:
+        status, answer = _post(f"{dashboard.url}api/workflows/{name}/start",
+                               {"params": {"day": "tue"}}, TOKEN)  # fmt: skip
+        assert status == 200, answer
+        first = answer["run_id"]
+        browser.get(dashboard.url + "runs/" + first)
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: d.find_element(By.ID, "rp-rerun").is_displayed())
+        browser.find_element(By.ID, "rp-reason").send_keys("the API is back")
+        click(browser, "#rp-rerun")
+        wait(browser, lambda d: d.find_element(By.ID, "rp-plan").is_displayed())
+        steps = browser.execute_script(
+            "return [...document.querySelectorAll('#rp-plan-steps tbody tr')]"
+            ".map(r => [...r.cells].map(c => c.textContent));"
+        )
+        assert steps == [
+            ["extract", "reuse", "its inputs and code are unchanged", "c3" * 6],
+            ["transform", "run", "it failed", "-"],
+        ]
+        assert text(browser, "rp-plan-said") == "1 to run, 1 to reuse"
+        assert [r for r, _ in engine_thread.call(lambda: list(server.started))] == [first]
+        [planned] = engine_thread.call(lambda: [r for r in server.requests if r.rerun_of])
+        assert (planned.dry_run, planned.rerun_of) == (True, first)
+        click(browser, "#rp-rerun-confirm")
+        wait(browser, lambda d: text(d, "rp-action-status").startswith("started the rerun on"))
+        [_, (second, request)] = engine_thread.call(lambda: list(server.started))
+        assert (request.rerun_of, request.dry_run, request.reason) == (
+            first, False, "the API is back",
+        )  # fmt: skip
+        wait(browser, lambda d: f"reruns of it: {second[:12]}" in text(d, "rp-lineage"))
+        click(browser, f'#rp-action-status a[data-run-id="{second}"]')
+        wait(browser, lambda d: text(d, "rp-id") == second)
+        wait(browser, lambda d: f"rerun of {first[:12]}" in text(d, "rp-lineage"))
+        assert no_script_errors(browser) == []
+
+        browser.get(reader.url + "runs/" + first)
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: text(d, "rp-facts").startswith("workflow" + name))
+        # the workflows were read (the one run's name is listed there) and the page redrawn since
+        wait(browser, lambda d: d.execute_script("return window.cascadeRunPage.draws") > 2)
+        assert not browser.find_element(By.ID, "rp-rerun").is_displayed()
+        status, refused = _post(f"{reader.url}api/runs/{first}/rerun", {"dry_run": True}, None)
+        assert status == 401, refused
+        assert len(engine_thread.call(lambda: list(server.requests))) == 3
+    finally:
+        assert reader.stop() == 0, "".join(reader.output)
+        engine_thread.submit(stop()).result(20)
+
+
+MAPPED = "f00d" * 8
+ITEMS = 2000
+STOPPED = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Failed"}
+
+
+def _record_mapped_run(path: Path) -> None:
+    """extract gives 2,000 rows to the map transform-2; item 7 fails."""
+    start = time.time() - 3600
+
+    def state(ts: float, task_id: str, name: str, state: str, **extra: Any) -> Received:
+        body = {"type": "TaskStateEvent", "task_id": task_id, "task_name": name, "state": state}
+        return _event(ts, {**body, **extra}, MAPPED)
+
+    batch = [
+        _event(start, {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}, MAPPED),
+        state(start + 1, "extract-1", "extract", "RUNNING"),
+        state(start + 2, "extract-1", "extract", "COMPLETED", duration_ms=1000),
+        state(start + 2, "transform-2", "transform", "RUNNING", items=ITEMS),
+    ]
+    for index in range(ITEMS):
+        item = f"transform-2[{index}]"
+        batch.append(state(start + 2, item, "transform", "RUNNING"))
+        if index == 7:
+            batch.append(state(start + 3, item, "transform", "FAILED", error="bad row"))
+        else:
+            batch.append(state(start + 3, item, "transform", "COMPLETED"))
+    batch += [
+        state(start + 4, "transform-2", "transform", "SKIPPED", error="upstream task failed"),
+        _event(start + 5, STOPPED, MAPPED),
+    ]
+    with History(path, mode="write") as history:
+        history.store(batch)
+
+
+# Go to the run's page as a link on the page does (its address pushed, the place applied), and
+# answer how many milliseconds passed until its map's row was drawn with its status.
+OPEN_AND_TIME = """
+const [runId, done] = [arguments[0], arguments[arguments.length - 1]];
+const t0 = performance.now();
+const drawn = () => document.querySelector('#rp-tasks tr[data-map="transform-2"]') &&
+  document.getElementById('rp-status').textContent === 'Failed';
+const observer = new MutationObserver(() => {
+  if (drawn()) { observer.disconnect(); done(performance.now() - t0); }
+});
+observer.observe(document.getElementById('run-page'), {subtree: true, childList: true,
+  characterData: true, attributes: true});
+history.pushState(null, '', '/runs/' + runId);
+window.dispatchEvent(new PopStateEvent('popstate'));
+"""
+
+
+def test_a_run_of_2000_mapped_items_opens_in_under_a_second_with_one_row_for_its_map(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    _record_mapped_run(db)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--db", str(db))  # fmt: skip
+    try:
+        browser.get(board.url)
+        wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{MAPPED}"]'))  # history read
+        browser.set_script_timeout(30)
+        took = browser.execute_async_script(OPEN_AND_TIME, MAPPED)
+        print(f"the page of a run of {ITEMS} mapped items drawn in {took:.0f} ms")
+        assert took < 1000, f"{took:.0f} ms"
+        rows = browser.execute_script(
+            "return [...document.querySelectorAll('#rp-tasks tbody tr')]"
+            ".map(r => r.getAttribute('data-task-id') || r.getAttribute('data-map'));"
+        )
+        assert rows == ["extract-1", "transform-2"]
+        [map_row] = texts(browser, '#rp-tasks tr[data-map="transform-2"]')
+        assert "transform \N{MULTIPLICATION SIGN}2,000" in map_row
+        assert "completed 1999" in map_row
+        assert "failed 1" in map_row
+        assert len(css(browser, '#rp-timeline [data-map="transform-2"]')) == 1
+        assert len(css(browser, "#rp-timeline .tl-member")) == 0
+        assert "transform: bad row" in text(browser, "rp-failures")
+        assert (
+            browser.execute_script("return document.querySelectorAll('#run-page *').length") < 600
+        )
+        click(browser, '#rp-tasks [data-map-open="transform-2"]')
+        wait(browser, lambda d: len(css(d, "#rp-tasks tr.map-item")) == 50)
+        assert "items 1\N{EN DASH}50 of 2,000" in text(browser, "rp-tasks")
+        assert attribute(browser, '#rp-tasks tr[data-task-id="transform-2[7]"]', "data-state") == (
+            "FAILED"
+        )
+        click(browser, '#rp-tasks [data-map-page="1"]')
+        wait(browser, lambda d: "items 51\N{EN DASH}100 of 2,000" in text(d, "rp-tasks"))
+        assert len(css(browser, "#rp-tasks tr.map-item")) == 50
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
