@@ -23,6 +23,7 @@ import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
 import { DONE, decisionsText, stateCounts } from "./states.js";
 import { drawTimeline, mapOf } from "./timeline.js";
+import { mayRead } from "./who.js";
 
 const TASK_ROWS = 100;      // rows of the tasks table per page (a map's row stands for its items)
 const ITEM_ROWS = 50;       // a map's items per page, once its row is opened
@@ -155,6 +156,7 @@ async function loadRecordedLogs(fresh) {
 }
 
 async function loadWorkflows() {
+  if (!(await mayRead())) return; // nobody signed in yet: no rerun, and no refusal asked for
   try {
     const { workflows } = await ask("GET", "/api/workflows");
     page.workflows = new Map(workflows.map((w) => [w.name, Boolean(w.startable)]));

@@ -4,10 +4,24 @@ import { $ } from "./dom.js";
 
 export let signedIn = false; // by a session cookie: the controls need no token then (render.js)
 
+// Whether the page may read, as the latest showWho found: pending until the first has answered,
+// so that what a place asks for on its own (the run page's workflows) waits for it rather
+// than asking a team's dashboard before anyone signed in (and being refused).
+let settleFirst;
+let readable = new Promise((resolve) => { settleFirst = resolve; });
+export function mayRead() { return readable; }
+
 // A team's dashboard: the name of whoever signed in and, for a session of the dashboard's own,
 // a sign-out form; nobody yet, a link to the sign-in page that comes back here. Whether the
 // page may read: a team's dashboard shows nothing to someone not signed in.
 export async function showWho() {
+  const may = await whoIsIt();
+  settleFirst(may);
+  readable = Promise.resolve(may);
+  return may;
+}
+
+async function whoIsIt() {
   let response, answer;
   try {
     response = await fetch("/api/me", { headers: bearer() });
