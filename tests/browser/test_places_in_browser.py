@@ -161,7 +161,7 @@ def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
     wait(browser, lambda d: text(d, "rp-status") == "not heard of")
     assert text(browser, "rp-id") == run_id
     assert f"This dashboard holds no run {run_id} now" in text(browser, "rp-note")
-    assert not shown(browser, "run-body")
+    assert not shown(browser, "rp-body")
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="late-engine")
     body = TaskStateEvent(task_id="late-1", task_name="late", state="RUNNING")
     heard = telemetry(body, run_id=run_id, source="late-engine")
@@ -206,7 +206,7 @@ def test_a_run_only_the_history_has_links_its_recorded_page(
     click(browser, 'a[href="/tasks"]')
     click(browser, '#h-tasks tr[data-task-name="fetch"] button')
     wait(browser, lambda d: path(d) == "/history/tasks/fetch" and shown(d, "h-task"))
-    assert not shown(browser, "h-run")
+    assert not shown(browser, "run-page")
     browser.back()
     wait(browser, lambda d: path(d) == "/tasks" and not shown(d, "h-task"))
     browser.back()

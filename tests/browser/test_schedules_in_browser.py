@@ -105,10 +105,10 @@ def test_an_operator_sees_a_schedule_pauses_and_resumes_it_and_opens_a_slots_run
         assert started.origin is not None
         assert started.origin.scheduled_for is not None
         click(browser, f'{row} button[data-run-id="{run_id}"]')
-        wait(browser, lambda d: d.find_element(By.ID, "run-id").text == run_id)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == run_id)
         stamp = started.origin.scheduled_for[:19].replace("T", " ")
         wait(browser, lambda d: f"scheduled: {name}, slot {stamp} UTC"
-             in d.find_element(By.ID, "run-lineage").text)  # fmt: skip
+             in d.find_element(By.ID, "rp-facts").text)  # fmt: skip
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert no_script_errors(browser) == []
     finally:

@@ -104,10 +104,8 @@ let runPageOpener = null;
 export let current = noPlace(); // the place shown
 
 // The run's own page: runpage.js gives its openRunPage here (it is called with the run's id, and
-// the task, each time /runs/ID is shown); until one is given, the live run and the recorded run
-// views stand in (main.js).
+// the task, each time /runs/ID is shown).
 export function setRunPageOpener(open) { runPageOpener = open; }
-export function hasRunPage() { return runPageOpener !== null; }
 
 // `listener(place)` is called each time a place is shown (on load, a click, back and forward).
 export function onPlaceShown(listener) { shownListeners.push(listener); }
@@ -121,7 +119,7 @@ export function showPlace(place) {
   }
   // the run's own page (runpage.js's #run-page), wherever index.html holds it: shown at /runs/ID
   const runPage = document.getElementById("run-page");
-  if (runPage) runPage.hidden = name !== "run" || !runPageOpener;
+  if (runPage) runPage.hidden = name !== "run";
   for (const link of document.querySelectorAll("#places a[data-nav]")) {
     const here = link.getAttribute("data-nav") === (name === "run" ? "runs" : name);
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");

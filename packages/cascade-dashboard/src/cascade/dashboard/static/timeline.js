@@ -1,4 +1,4 @@
-// A run's timeline, live (render.js) and recorded (history.js): per task, a bar per state it was
+// A run's timeline, live and recorded (runpage.js draws both): per task, a bar per state it was
 // in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
 // segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
 // bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
