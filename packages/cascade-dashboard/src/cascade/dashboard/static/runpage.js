@@ -236,7 +236,9 @@ export function startRunPage() {
   $("rp-logs-all").addEventListener("click", () => showLogsOf(null));
   $("rp-timeline").addEventListener("click", (event) => { // a task's name: its lines only
     const name = event.target.closest && event.target.closest(".tl-name[data-task-id]");
-    if (name && isLive()) showLogsOf(name.getAttribute("data-task-id"));
+    if (!name) return;
+    if (isLive()) showLogsOf(name.getAttribute("data-task-id"));
+    else { $("rp-log-filter").value = name.getAttribute("data-task-name"); schedule(); } // recorded: by its name
   });
   $("rp-logs-more").addEventListener("click", () => loadRecordedLogs(false));
   $("rp-tasks-more").addEventListener("click", () => loadMoreTasks());
