@@ -97,7 +97,8 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         # the live timeline drawn anew meanwhile: the focus stays on the name, and shows
         assert browser.execute_script(
             "const e = document.activeElement; return e.matches(arguments[0]) &&"
-            " e.matches(':focus-visible') && getComputedStyle(e).outlineStyle !== 'none'", name
+            " e.matches(':focus-visible') && getComputedStyle(e).outlineStyle !== 'none'",
+            name,
         )
         browser.back()
         wait(browser, lambda d: text(d, "rp-logs-of") == "of every task")

@@ -111,7 +111,7 @@ async def test_the_first_page_says_the_runs_batches_missing(tmp_path: Path) -> N
                 f"/api/history/runs/{RUN}/logs", params={"after": first.json()["next_after"]}
             )
             none = (await http.get("/api/history/runs/30950003/logs")).json()
-            script = (await http.get("/static/history.js")).text
+            script = (await http.get("/static/runpage.js")).text
     assert first.json()["batches"] == {"stored": 2, "last_seq": 4, "missing": 2}
     assert "batches" not in later.json()
     assert none == {"lines": [], "next_after": None, "batches": None}

@@ -9,6 +9,7 @@ import { $ } from "./dom.js";
 import { showHistoryPlace, startHistory } from "./history.js";
 import { applyChanges, connect, filterRuns, openFirst, openLive, startPaging } from "./live.js";
 import { onPlaceShown, placeOf, placeUrl, setRunPageOpener, showPlace, startNavigation } from "./places.js";
+import { showProblems, startProblems } from "./problems.js";
 import { paint } from "./render.js";
 import { paintWith, schedule } from "./repaint.js";
 import { openRunPage, startRunPage } from "./runpage.js";
@@ -30,7 +31,8 @@ async function connectIfSignedIn() {
 
 // What each place asks for when shown: the run's page its run and task (places.js calls
 // openRunPage, the opener runpage.js gives it), the live run closed elsewhere (its stream then
-// carries no run's tasks); Tasks its task's durations; Runs its filters; Settings its webhooks.
+// carries no run's tasks); Tasks its task's durations; Runs its filters; Settings its webhooks;
+// Problems its lists.
 let firstShown = true; // the first place's run is opened by openFirst, its stream by connectIfSignedIn
 
 function onShown(place) {
@@ -42,6 +44,7 @@ function onShown(place) {
   // narrows too) none is in force, as the address says
   else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
   if (place.name === "settings") showSettings();
+  if (place.name === "problems") showProblems();
   schedule();
 }
 
@@ -58,6 +61,7 @@ function start() {
     connectIfSignedIn(); // the stream of a token holder is never refused
   });
   startControls();
+  startProblems();
   startRunPage();
   setRunPageOpener(openRunPage);
   startPaging();

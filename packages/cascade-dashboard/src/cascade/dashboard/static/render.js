@@ -8,6 +8,7 @@ import { renderHeld } from "./decisions.js";
 import { $, el, fillTable, replace, row, runButton, safeClass, span } from "./dom.js";
 import { at, clock, count, seconds } from "./format.js";
 import { connecting, live, ROWS, select, selected, view } from "./live.js";
+import { renderProblems } from "./problems.js";
 import { renderRunPage } from "./runpage.js";
 import { stateCounts, statusCell, tallyText } from "./states.js";
 import { signedIn } from "./who.js";
@@ -33,12 +34,13 @@ function renderConnection() {
   // engines whose telemetry does not reach the dashboard, each with the likely cause
   $("silent").textContent = withRest((live.silent || []).map((s) => s.line),
     {sources: live.silent_total || 0});
+  for (const id of ["missed", "refused", "silent"]) $(id).hidden = !$(id).textContent; // links: none empty
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token
 }
 
-// The worst few sources of a list, and how many more there are (the rest: /api/problems/...).
+// The worst few sources of a list, and how many more there are (every one: Problems).
 function withRest(said, total) {
   const more = total ? total.sources - said.length : 0;
   if (more > 0) said.push("and " + count(more) + " more sources");
@@ -141,5 +143,6 @@ export function paint() {
   renderRunPage();
   renderEngines();
   renderConstraints();
+  renderProblems();
   window.cascadeRepaints += 1;
 }

@@ -141,12 +141,15 @@ async function loadItems(mapId) {
 
 async function loadRecordedLogs(fresh) {
   const runId = page.runId;
-  if (fresh) page.logs = { lines: [], next: 0 };
+  if (fresh) page.logs = { lines: [], next: 0, missing: 0 };
   const shown = page.logs;
   if (!shown || shown.next == null) return;
-  const { lines, next_after } = await historyGet("/api/history/runs/" + encodeURIComponent(runId) + "/logs",
+  const { lines, next_after, batches } = await historyGet("/api/history/runs/" + encodeURIComponent(runId) + "/logs",
     { after: shown.next });
   if (page.logs !== shown) return;
+  // batches its engine numbered that never reached the history (the first page says): their
+  // lines, of any task, are known neither in number nor by task
+  if (batches && batches.missing) shown.missing = batches.missing;
   shown.lines = shown.lines.concat(lines);
   shown.next = next_after;
   schedule();
@@ -573,7 +576,8 @@ function drawLogs(liveRun) {
   $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
   $("rp-logs-all").hidden = !(liveRun && logTask);
   $("rp-logs-earlier").hidden = !(liveRun && historyKnown === false); // with one, they are filled in
-  const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter].join("\u0000");
+  const missing = !liveRun && page.logs ? page.logs.missing : 0;
+  const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter, missing].join("\u0000");
   if (!changed("logs", key)) return;
   const box = $("rp-logs");
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 8; // a tail follows the end
@@ -584,6 +588,8 @@ function drawLogs(liveRun) {
   if (matching.length > LOG_LINES_SHOWN) said.push("the last " + count(LOG_LINES_SHOWN) + " of " + count(matching.length) + " lines shown");
   if (!source.length) said.push(liveRun ? "no line yet" : page.logs ? "no log lines recorded" : "");
   else if (!matching.length) said.push("no line has " + quoted(filter));
+  if (missing) said.push(count(missing) + (missing === 1 ? " batch" : " batches") +
+    " of log lines missing, of any task (lost on the way or before a recorder listened)");
   if (liveRun) said.push("live: new lines come in as they are logged");
   $("rp-logs-note").textContent = said.filter(Boolean).join("; ");
   $("rp-logs-more").hidden = liveRun || !page.logs || page.logs.next == null;
