@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.testing import FakeBroker, FakeLink
@@ -227,3 +230,105 @@ def test_a_bound_publisher_checks_its_topic_and_qos_at_once(
     """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
     with pytest.raises(ValueError, match=says):
         MqttConnector("broker", link=FakeBroker()).publisher(topic, qos)
+
+
+async def test_a_batch_publisher_publishes_as_publish_does(broker: FakeBroker) -> None:
+    """batch_publisher(topic): a batch queues its payloads in order, in line with what publish()
+    queues; before connect and after disconnect the whole batch is dropped and counted."""
+    connector = MqttConnector("broker", link=broker)
+    send_many = connector.batch_publisher("t/batch")
+    send_many([b"early", b"early too"])  # not connected yet
+    assert connector.stats.dropped == 2
+    async with connector:
+        send_many([b"1", b"2"])
+        await connector.publish("t/batch", b"3")
+        send_many([])
+        send_many([b"4"])
+        await connector.flush(5)
+    send_many([b"late"])
+    assert connector.stats.dropped == 3
+    assert sent_qos0(broker) == [("t/batch", p, False) for p in (b"1", b"2", b"3", b"4")]
+    assert connector.stats.published >= 4
+
+
+async def test_a_batch_into_a_full_buffer_drops_the_oldest_and_counts_them(
+    broker: FakeBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch larger than the room left keeps the newest messages, each drop counted."""
+    connector = MqttConnector(
+        "broker", buffer_size=3, backoff_initial=60, backoff_max=60, link=broker
+    )
+    broker.fail_next(*[ConnectError("broker", 1883, "unreachable")] * 2)
+    await connector.connect()
+    send_many = connector.batch_publisher("t/n")
+    with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
+        send_many([b"0", b"1"])
+        send_many([b"%d" % n for n in range(2, 10)])
+    assert connector.stats.dropped == 7
+    assert connector.stats.buffered == 3
+    assert caplog.text.count("buffer full") == 1
+    await connector.disconnect()
+    assert connector.stats.dropped == 10
+
+
+@pytest.mark.parametrize(
+    ("topic", "qos", "says"),
+    [("t/+", 0, "wildcards"), ("", 0, "empty"), ("t/x", 3, "qos must be 0, 1 or 2")],
+)
+def test_a_batch_publisher_checks_its_topic_and_qos_at_once(
+    topic: str, qos: int, says: str
+) -> None:
+    """A wildcard, an empty topic or a QoS that MQTT has not: ValueError when it is made."""
+    with pytest.raises(ValueError, match=says):
+        MqttConnector("broker", link=FakeBroker()).batch_publisher(topic, qos)
+
+
+_MESSAGE = st.tuples(
+    st.sampled_from(["t/a", "t/b", "t/é"]),
+    st.one_of(st.binary(max_size=300), st.integers(16_000, 70_000).map(lambda n: b"x" * n)),
+    st.sampled_from([0, 0, 0, 1]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    messages=st.lists(_MESSAGE, min_size=1, max_size=40), protocol=st.sampled_from(["3.1.1", "5"])
+)
+def test_runs_of_every_mix_arrive_whole_in_order(
+    messages: list[tuple[str, bytes, int, bool]], protocol: str
+) -> None:
+    """Whatever the mix of topics, sizes, QoS and retain, the broker gets each message as it was
+    published, in order; a batched write carries about 64 KB at most, unless one alone is
+    larger."""
+
+    async def scenario() -> FakeBroker:
+        broker = FakeBroker()
+        async with MqttConnector("broker", protocol=protocol, link=broker) as connector:
+            for topic, raw, qos, retain in messages:
+                await connector.publish(topic, raw, qos, retain)
+            await connector.flush(5)
+        return broker
+
+    broker = asyncio.run(scenario())
+    got = [
+        (m.topic, m.payload, m.qos, m.retain) for m in broker.link.sent if m.topic.startswith("t/")
+    ]
+    assert got == messages
+    for write in broker.link.writes:
+        if len(write) > 1 and write[0].batched:
+            payload = [len(m.payload) for m in write]
+            assert sum(payload) <= 64 * 1024 + max(payload)
+
+
+async def test_a_backlog_of_one_topic_goes_in_64_kb_writes(broker: FakeBroker) -> None:
+    """Telemetry-sized messages queued while the sender waits go out in writes of ~64 KB."""
+    connector = MqttConnector("broker", max_in_flight=10_000, link=broker)
+    send_many = connector.batch_publisher("t/a")
+    async with connector:
+        send_many([b"x" * 250] * 2_000)  # all in the buffer before the sender looks
+        await connector.flush(5)
+        sizes = [len(write) for write in data_writes(broker.link)]
+    assert sum(sizes) == 2_000
+    assert max(sizes) <= 64 * 1024 // 250 + 1
+    assert min(sizes[:-1]) >= 64 * 1024 // 250 - 1

@@ -1,7 +1,18 @@
 """Benchmark of cascade-runtime: what telemetry costs a run, and how fast a pause bites.
 
-Prints two tables:
+Prints a headline and two tables:
 
+0. The headline: telemetry's whole cost, wall time (median of ``--repeats`` runs, rows
+   interleaved) of ``--headline-tasks`` (20,000) no-op plain-function tasks and as many
+   no-op coroutine tasks, without a connector, with the in-memory connector and with
+   MqttConnector to a private mosquitto, each connected before the run and disconnected
+   after it (not timed), with the ratio to none (aim: at most 1.3x with MQTT, both kinds);
+   and what a one-task run costs more with a connector than without (median of
+   ``--one-task-runs`` runs, each ``Engine(connector).run(one task)`` from a connector
+   that is not connected: the run connects, subscribes to the constraints and waits for
+   their end, publishes, flushes and disconnects; aim: at most 15 ms with MQTT), against
+   a mosquitto with its default settings (Nagle's algorithm on, which held an answer ~40
+   ms behind the client's delayed ACK). ``--headline`` prints only this.
 1. Wall time (median of ``--repeats`` runs) of a fan-out of ``--tasks``
    tasks per row, for three workloads: no-op coroutines (the engine's own
    cost per task is all there is, so telemetry weighs most), no-op plain
@@ -366,11 +377,96 @@ async def pause_latencies(factory: ConnectorFactory, cycles: int) -> dict[str, l
     return result
 
 
+HEADLINE_WORKLOADS: dict[str, Callable[[int], LazyResult[int]]] = {
+    "plain no-op": sync_noop,
+    "coroutine no-op": noop,
+}
+
+
+def headline_rows(mqtt: tuple[str, int] | None) -> list[Row]:
+    """The headline's rows: none, in-memory and (with a broker) MQTT."""
+    return [row for row in rows(mqtt) if row.name in ("none", "in-memory", MQTT_ROW)]
+
+
+async def one_task_time(factory: ConnectorFactory | None) -> float:
+    """Seconds for ``Engine(connector).run(one task)``, the run connecting and disconnecting."""
+    connector = factory() if factory is not None else None
+    engine = Engine(connector)
+    started = time.perf_counter()
+    await engine.run(noop(1))
+    return time.perf_counter() - started
+
+
+async def headline(
+    args: argparse.Namespace, mqtt: tuple[str, int] | None, plain: tuple[str, int] | None
+) -> None:
+    """Print the headline: the whole cost per task and a one-task run's added start and stop.
+
+    ``mqtt``: the broker of the fan-outs; ``plain``: one with mosquitto's default settings,
+    for the one-task runs.
+    """
+    table = headline_rows(mqtt)
+    times: dict[tuple[str, str], list[float]] = {
+        (row.name, work): [] for row in table for work in HEADLINE_WORKLOADS
+    }
+    for row in table:  # warm-up
+        for work in HEADLINE_WORKLOADS.values():
+            await fanout_time(row, 1000, work)
+    for _ in range(args.repeats):
+        for row in headline_rows(mqtt):
+            for name, work in HEADLINE_WORKLOADS.items():
+                times[row.name, name].append(await fanout_time(row, args.headline_tasks, work))
+    tasks = args.headline_tasks
+    print(f"\ntelemetry's whole cost: {tasks} no-op tasks, median of {args.repeats} runs")
+    header = "".join(f" {name + ' s':>18} {'ratio':>6}" for name in HEADLINE_WORKLOADS)
+    print(f"{'connector':<26}{header}")
+    baselines = {n: statistics.median(times["none", n]) for n in HEADLINE_WORKLOADS}
+    for row in table:
+        medians = {n: statistics.median(times[row.name, n]) for n in HEADLINE_WORKLOADS}
+        line = "".join(
+            f" {medians[n]:18.4f} {medians[n] / baselines[n]:6.2f}" for n in HEADLINE_WORKLOADS
+        )
+        print(f"{row.name:<26}{line}")
+    one: dict[str, ConnectorFactory | None] = {"none": None}
+    broker = InMemoryBroker()
+    one["in-memory"] = lambda: InMemoryConnector(broker)
+    if plain is not None:
+        host, port = plain
+        one[MQTT_ROW] = lambda: MqttConnector(host, port)
+    for factory in one.values():  # warm-up
+        await one_task_time(factory)
+    runs: dict[str, list[float]] = {name: [] for name in one}
+    for _ in range(args.one_task_runs):
+        for name, factory in one.items():
+            runs[name].append(await one_task_time(factory))
+    base = statistics.median(runs["none"])
+    print(f"\na one-task run, connecting and disconnecting, median of {args.one_task_runs}")
+    print(f"{'connector':<26} {'run ms':>8} {'added ms':>9}")
+    for name, took in runs.items():
+        median = statistics.median(took)
+        print(f"{name:<26} {median * 1000:8.2f} {(median - base) * 1000:9.2f}")
+    if mqtt is not None and plain is not None:
+        print()
+        for name in HEADLINE_WORKLOADS:
+            ratio = statistics.median(times[MQTT_ROW, name]) / baselines[name]
+            print(f"{name} tasks, MQTT vs none (aim <= 1.3x): {ratio:.2f}x {verdict(ratio <= 1.3)}")
+        added = (statistics.median(runs[MQTT_ROW]) - base) * 1000
+        print(
+            f"a one-task run's added start and stop, MQTT (aim <= 15 ms): {added:.1f} ms "
+            f"{verdict(added <= 15)}"
+        )
+
+
 def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:8.3f} {max(values) * 1000:8.3f}"
 
 
-async def main(args: argparse.Namespace, mqtt: tuple[str, int] | None) -> None:
+async def main(
+    args: argparse.Namespace, mqtt: tuple[str, int] | None, plain: tuple[str, int] | None = None
+) -> None:
+    await headline(args, mqtt, plain)
+    if args.headline:
+        return
     table = rows(mqtt, args.only)
     times: dict[tuple[str, str], list[float]] = {
         (row.name, work): [] for row in table for work in WORKLOADS
@@ -436,9 +532,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", help="comma-separated words: the rows whose name has one (and none's)"
     )
+    parser.add_argument("--headline-tasks", type=int, default=20_000)
+    parser.add_argument("--one-task-runs", type=int, default=20)
+    parser.add_argument("--headline", action="store_true", help="the headline only")
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.tasks, arguments.repeats, arguments.cycles = 1_000, 1, 5
+        arguments.headline_tasks, arguments.one_task_runs = 1_000, 5
     return arguments
 
 
@@ -451,5 +551,9 @@ if __name__ == "__main__":
         # set_tcp_nodelay, as the README recommends: mosquitto's default holds a small answer
         # ~40 ms behind the client's delayed ACK now and then (a run's first SUBSCRIBE), which
         # is idle time at a run's start, not the loop's cost per event that this row measures
-        with MosquittoBroker(extra_config="set_tcp_nodelay true") as mosquitto:
-            asyncio.run(main(arguments, (mosquitto.host, mosquitto.port)))
+        # the one-task runs meet mosquitto as it comes (Nagle on): the aim holds whatever it does
+        with (
+            MosquittoBroker(extra_config="set_tcp_nodelay true") as mosquitto,
+            MosquittoBroker() as plain,
+        ):
+            asyncio.run(main(arguments, (mosquitto.host, mosquitto.port), (plain.host, plain.port)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -479,3 +480,61 @@ async def test_the_in_memory_connector_is_on_the_plain_layout_whatever_the_varia
     assert topics == {events_topic("acme", "shop", run_id)}
     monkeypatch.setenv("CASCADE_SOURCED_TOPICS", "maybe")
     assert not InMemoryConnector(InMemoryBroker()).sourced_topics
+
+
+class BatchingConnector(InMemoryConnector):
+    """Takes task events in batches (``batch_publisher``), as MqttConnector does; keeps what
+    reaches the events topic, batched or published, in order."""
+
+    def __init__(self, *, raising: bool = False) -> None:
+        super().__init__(presence=False)
+        self.raising = raising
+        self.batches: list[int] = []
+        self.events: list[tuple[dict[str, Any], int]] = []
+
+    def batch_publisher(
+        self, topic: str, qos: int = 0, retain: bool = False
+    ) -> Callable[[Sequence[bytes]], None]:
+        def send_many(raws: Sequence[bytes]) -> None:
+            if self.raising:
+                raise RuntimeError("connector bug")
+            self.batches.append(len(raws))
+            self.events += [(json.loads(raw), qos) for raw in raws]
+
+        return send_many
+
+    async def publish(
+        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+    ) -> None:
+        if "/events" in topic and isinstance(payload, bytes):
+            self.events.append((json.loads(payload), qos))
+
+
+async def test_task_events_go_in_batches_numbered_in_order_between_the_lifecycle() -> None:
+    """A connector that takes batches gets the task events a loop turn at a time, each
+    numbered in order, the run's start first and its end last, both at QoS 1."""
+    connector = BatchingConnector()
+    engine = Engine(connector, heartbeat_interval=None)
+    assert await engine.run([fetch(i) for i in range(500)]) == list(range(500))
+    seqs = [body["seq"] for body, _ in connector.events]
+    assert seqs == list(range(1, 1_003))
+    first, last = connector.events[0], connector.events[-1]
+    assert (first[0]["body"]["event"], first[1]) == ("ENGINE_STARTED", 1)
+    assert (last[0]["body"]["event"], last[1]) == ("ENGINE_STOPPED", 1)
+    assert all(qos == 0 for _, qos in connector.events[1:-1])
+    assert max(connector.batches) > 1
+    assert sum(connector.batches) == 1_000
+    assert engine.stats.telemetry_dropped == 0
+
+
+async def test_a_raising_batch_publisher_costs_its_batch_never_the_run() -> None:
+    """Each batch a connector refuses is counted, event by event; the run succeeds."""
+    connector = BatchingConnector(raising=True)
+    engine = Engine(connector, heartbeat_interval=None)
+    assert await engine.run([fetch(i) for i in range(50)]) == list(range(50))
+    assert engine.stats.telemetry_dropped == 100
+    assert [body["body"]["event"] for body, _ in connector.events] == [
+        "ENGINE_STARTED",
+        "ENGINE_STOPPED",
+    ]
+    assert connector.events[-1][0]["seq"] == 102

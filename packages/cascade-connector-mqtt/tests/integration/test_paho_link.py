@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -127,6 +128,28 @@ async def test_small_packets_are_not_held_back(mqtt_broker: BrokerEndpoint, pref
         sock = RecordingLink.made[-1].client._client.socket()
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+@pytest.mark.skipif(
+    os.environ.get("CASCADE_MQTT_FAST_PATH", "on").lower() in ("0", "off", "false", "no"),
+    reason="the quick ACKs are the bulk reader's, part of the fast path (CASCADE_MQTT_FAST_PATH="
+    "off reads through paho, as aiomqtt does, and waits on delayed ACKs as it does)",
+)
+async def test_answers_written_back_to_back_are_not_held_for_a_delayed_ack(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """Quick ACKs after each read: mosquitto (Nagle on) held the offline's PUBACK behind the
+    flush's answer until the client's delayed ACK, ~40 ms of every disconnect()."""
+    took = []
+    for _ in range(5):  # the fastest of five: a loaded machine slows some, never all
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port, topic_prefix=prefix)
+        await connector.connect()
+        await connector.publish(f"{prefix}/quick", b"x")  # the flush has something to confirm
+        start = time.perf_counter()
+        await connector.disconnect()
+        took.append(time.perf_counter() - start)
+    assert min(took) < 0.03, [f"{seconds * 1000:.0f} ms" for seconds in took]
 
 
 class CancelOnConnack(PahoLink):

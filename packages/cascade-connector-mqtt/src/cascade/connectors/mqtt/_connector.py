@@ -388,6 +388,32 @@ class MqttConnector(BrokerDifferences):
 
         return send
 
+    def batch_publisher(
+        self, topic: str, qos: int = 0, retain: bool = False
+    ) -> Callable[[Sequence[bytes]], None]:
+        """A function that publishes a batch of encoded payloads to ``topic``, in order, in one
+        call: :meth:`publisher`'s, each payload queued as :meth:`publish` queues it.
+
+        For a loop that gathers one topic's messages per turn (the engine's telemetry): the
+        batch joins the buffer in one step (a full buffer drops its oldest and counts them).
+        Dropped and counted, as :meth:`publish` does, while not connected.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        validate_topic(topic)
+        supervisor, enqueue_many = self._supervisor, self._sender.enqueue_many
+        stats, log = self._stats, self._log
+
+        def send_many(raws: Sequence[bytes]) -> None:
+            if not supervisor.started:
+                stats.dropped += len(raws)
+                log.warning("not-connected", "publish to %r while not connected: dropped", topic)
+                return
+            if raws:
+                enqueue_many(topic, raws, qos, retain)
+
+        return send_many
+
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the broker accepted everything published so far (PUBACK for QoS 1+).
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate, chain, repeat, starmap
+from operator import itemgetter
 
 from cascade.interfaces import ConnectorStats, FlushTimeoutError
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
@@ -12,7 +16,7 @@ from ._buffer import Outgoing, OutgoingBuffer
 from ._confirm import Confirmations
 from ._connection import Connection
 from ._options import ACKED_WINDOW
-from ._wire import encode_publish, publish_qos0_parts
+from ._wire import Headers, encode_publish, publish_qos0_parts
 
 __all__ = ["Sender"]
 
@@ -20,6 +24,10 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _BATCH = 2048  # messages handed to the link before the sender lets the event loop write
 _BATCH_BYTES = 64 * 1024  # QoS 0 bytes per queued run
+_RUN = 512  # messages framed at once, at most
+_HEADER_TOPICS = 64  # topics whose headers are kept (one: an engine's telemetry)
+_KIND = itemgetter(1, 3, 4)  # an Outgoing's topic, qos and retain
+_RAW = itemgetter(2)
 
 
 class Sender:
@@ -44,6 +52,7 @@ class Sender:
         self._stats = stats
         self._log = log
         self._refused_topics: set[str] = set()  # topics whose refusal was reported
+        self._header_cache: dict[tuple[str, bool, bool], Headers] = {}
 
     def start(self) -> None:
         """``connect()`` begins: a new wake-up event on the running loop."""
@@ -60,6 +69,19 @@ class Sender:
         """Buffer a message for the sender; a full buffer drops (and counts) its oldest."""
         if self.buffer.add(topic, raw, qos, retain):
             self._stats.dropped += 1
+            self._log.warning(
+                "buffer-full",
+                "outgoing buffer full (%d messages): dropped the oldest",
+                self.buffer.maxsize,
+            )
+        if self.wake is not None:
+            self.wake.set()
+
+    def enqueue_many(self, topic: str, raws: Sequence[bytes], qos: int, retain: bool) -> None:
+        """Buffer messages to one topic, in order, as :meth:`enqueue` does each."""
+        dropped = self.buffer.add_many(topic, raws, qos, retain)
+        if dropped:
+            self._stats.dropped += dropped
             self._log.warning(
                 "buffer-full",
                 "outgoing buffer full (%d messages): dropped the oldest",
@@ -273,7 +295,56 @@ class Sender:
 
     def qos0_run(self, mqtt5: bool, room: int) -> tuple[list[Outgoing], bytes]:
         """Take the QoS 0 messages at the head of the queue (at most ``room``, about 64 KB of
-        payload), encoded as one write; one that MQTT cannot carry is dropped and counted."""
+        payload), encoded as one write; one that MQTT cannot carry is dropped and counted.
+
+        This is every task event's last stage, so a run of messages to one topic (the
+        telemetry's) is framed without a Python step per message: taken off the queue,
+        checked, given its fixed header (cached by length, the topic's part computed once)
+        and joined, each in one call.
+        """
+        queued = self.buffer.queued
+        take = min(room, len(queued), _RUN)
+        if take > 1:
+            head = list(starmap(queued.popleft, repeat((), take)))
+            kinds = list(map(_KIND, head))
+            kind = kinds[0]
+            if kind[1]:  # not QoS 0: no run
+                queued.extendleft(reversed(head))
+                return [], b""
+            run = (
+                take
+                if kinds.count(kind) == take
+                else kinds.index(next(k for k in kinds if k != kind))
+            )
+            ends = list(accumulate(map(len, map(_RAW, head[:run]))))
+            if ends[-1] > _BATCH_BYTES:  # 64 KB at most (a larger message goes alone)
+                run = bisect_right(ends, _BATCH_BYTES)
+            if run < take:
+                queued.extendleft(reversed(head[run:]))
+                del head[run:]
+            if run > 1:
+                topic, _, retain = kind
+                headers = self._headers(topic, retain, mqtt5)
+                raws = list(map(_RAW, head))
+                return head, b"".join(
+                    chain.from_iterable(
+                        zip(map(headers.__getitem__, map(len, raws)), repeat(headers.field), raws)
+                    )
+                )
+            queued.extendleft(head)  # one message (or none): as any other
+        return self._qos0_each(mqtt5, room)
+
+    def _headers(self, topic: str, retain: bool, mqtt5: bool) -> Headers:
+        key = (topic, retain, mqtt5)
+        headers = self._header_cache.get(key)
+        if headers is None:
+            if len(self._header_cache) >= _HEADER_TOPICS:
+                self._header_cache.clear()
+            headers = self._header_cache[key] = Headers(topic, retain, mqtt5)
+        return headers
+
+    def _qos0_each(self, mqtt5: bool, room: int) -> tuple[list[Outgoing], bytes]:
+        """:meth:`qos0_run` a message at a time (a lone message, large ones, another kind)."""
         queued = self.buffer.queued
         messages: list[Outgoing] = []
         parts: list[bytes] = []

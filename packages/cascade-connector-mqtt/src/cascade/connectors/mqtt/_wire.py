@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["MAX_REMAINING_LENGTH", "encode_publish", "encode_publish_qos0", "publish_qos0_parts"]
+__all__ = [
+    "MAX_REMAINING_LENGTH",
+    "Headers",
+    "encode_publish",
+    "encode_publish_qos0",
+    "publish_qos0_parts",
+]
 
 MAX_REMAINING_LENGTH = 268_435_455
 """The largest remaining length an MQTT packet can declare (four length bytes)."""
@@ -47,6 +53,26 @@ def publish_qos0_parts(
     field = _topic_field(topic, mqtt5)
     header = _fixed_header(_PUBLISH | retain, len(field) + len(payload), payload)
     return header, field, payload
+
+
+class Headers(dict[int, bytes]):
+    """The fixed headers of QoS 0 PUBLISH packets to one topic, by payload length, made as
+    they are first asked for: ``headers[len(payload)] + headers.field + payload`` is the
+    packet (``field``: its variable header, the topic's part, computed once)."""
+
+    def __init__(self, topic: str, retain: bool, mqtt5: bool) -> None:
+        super().__init__()
+        self.field = _topic_field(topic, mqtt5)
+        self._first = _PUBLISH | retain
+
+    def __missing__(self, length: int) -> bytes:
+        if len(self) >= _HEADER_LENGTHS:
+            self.clear()
+        header = self[length] = _fixed_header(self._first, len(self.field) + length, b"")
+        return header
+
+
+_HEADER_LENGTHS = 4096  # payload lengths a Headers keeps (telemetry's span a few hundred)
 
 
 def encode_publish_qos0(topic: str, payload: bytes, retain: bool, mqtt5: bool) -> bytes:

@@ -77,11 +77,10 @@ class RunCounters:
             latest = self.latest
             if state == "RUNNING":
                 self.running += 1
-                self._blocked.pop(event.task_id, None)
+                if self._blocked:
+                    self._blocked.pop(event.task_id, None)
                 if type(event) is TaskMapped:  # its items join the run
                     self.total += event.items
-            elif state == "RETRYING":
-                self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "COMPLETED":
                 # completed by a decision (blocked, not running), reused or cached (it never
                 # ran; a cached one may have been blocked): else it ran
@@ -93,6 +92,8 @@ class RunCounters:
                 else:
                     self.running -= 1
                 self.completed += 1
+            elif state == "RETRYING":
+                self.running -= 1  # pending until its next attempt starts (or is blocked)
             elif state == "FAILED":
                 if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
                     before = latest.get(event.task_id)
@@ -116,7 +117,8 @@ class RunCounters:
                 self._blocked.pop(event.task_id, None)
                 self.failed += 1
                 self.cancelled += 1
-            latest[event.task_id] = event
-            self.numbers[event.task_id] = seq
+            task_id = event.task_id
+            latest[task_id] = event
+            self.numbers[task_id] = seq
         elif isinstance(event, RunStarted):
             self.total = event.task_count

@@ -28,6 +28,7 @@ from .._events import (
     TaskHeld,
     TaskMapped,
     TaskRetrying,
+    TaskRunning,
 )
 from .._stamp import Stamp
 
@@ -83,14 +84,26 @@ class RunEnvelopes:
         stamp = self.stamp
         prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
         state = _STATES[event.state]
-        if (
-            (state is _BLOCKED and isinstance(event, TaskBlocked) and event.held_by)
-            or state is _CANCELLED
-            or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
-            or event.decided is not None
-            or (state is _COMPLETED and _rare_completed(event))
-            or (state is _RUNNING and type(event) is TaskMapped)
-        ):
+        kind = type(event)
+        # a task's start and end (nearly every event) settle what the template writes first
+        if kind is TaskRunning:
+            rare = event.decided is not None
+        elif kind is TaskCompleted:
+            rare = (
+                event.decided is not None
+                or event.reused_from is not None  # type: ignore[attr-defined]
+                or event.not_kept is not None  # type: ignore[attr-defined]
+            )
+        else:
+            rare = (
+                (state is _BLOCKED and isinstance(event, TaskBlocked) and bool(event.held_by))
+                or state is _CANCELLED
+                or ((state is _FAILED or state is _RETRYING) and _failure(event) is not None)
+                or event.decided is not None
+                or (state is _COMPLETED and _rare_completed(event))
+                or (state is _RUNNING and kind is TaskMapped)
+            )
+        if rare:
             return self._event_format % (
                 prefix,
                 int((ts - second) * 1_000_000),

@@ -8,7 +8,9 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from itertools import repeat, starmap
+from typing import cast
 
 import msgspec
 
@@ -109,6 +111,7 @@ class TelemetrySubscriber:
         self._sent = 0  # the seq of the latest event sent, or dropped from the queue
         self._max_queue = max_queue
         self._wake = asyncio.Event()
+        self._idle = True  # the sender waits on _wake (or has not started)
         self._closing = False
         self._stalled_at: int | None = None  # stats.published when the broker last took nothing
         self._sender: asyncio.Task[None] | None = None
@@ -141,13 +144,14 @@ class TelemetrySubscriber:
         self.seq = seq = self.seq + 1
         self.counters.update(event, seq)
         queue = self._queue
-        if len(queue) >= self._max_queue:
+        queue.append(event)
+        if len(queue) > self._max_queue:
             queue.popleft()
             self._sent += 1  # its number is skipped: readers count it as missed
             self.dropped += 1
             self._log.warning("queue-full", "telemetry queue full: oldest event dropped")
-        queue.append(event)
-        if not self._wake.is_set():
+        if self._idle:  # the sender waits: wake it (once a turn, not per event)
+            self._idle = False
             self._wake.set()
 
     def start(self) -> None:
@@ -274,37 +278,76 @@ class TelemetrySubscriber:
         queue = self._queue
         publish = self.connector.publish
         topic = self.events_topic
-        # a connector's bound publisher (MqttConnector.publisher), where it has one: no coroutine
-        # per task event; any other connector's publish() is awaited
+        # A connector that takes a batch of payloads for one topic in one call
+        # (MqttConnector.batch_publisher) gets each turn's task events so; one with a bound
+        # publisher (publisher) gets them one call each; any other's publish() is awaited.
+        make_batch = getattr(self.connector, "batch_publisher", None)
+        send_many = make_batch(topic, 0) if callable(make_batch) else None
         make_publisher = getattr(self.connector, "publisher", None)
         send = make_publisher(topic, 0) if callable(make_publisher) else None
         task_envelope = self._envelopes.task_envelope
         while True:
-            sent = 0
             while queue:
-                event = queue.popleft()
-                self._sent = seq = self._sent + 1
-                try:  # inlined _publish: this loop runs for every event
-                    if isinstance(event, TaskEvent):
-                        if send is not None:
-                            send(task_envelope(event, seq))
-                        else:
-                            await publish(topic, task_envelope(event, seq), 0)
+                # up to _BATCH events at once, taken and encoded without a Python step per
+                # event: the leading task events (what follows them goes back in front)
+                events = list(starmap(queue.popleft, repeat((), min(len(queue), _BATCH))))
+                tasks = list(map(isinstance, events, repeat(TaskEvent)))
+                run = len(events) if all(tasks) else tasks.index(False)
+                if run < len(events):
+                    queue.extendleft(reversed(events[run:]))
+                    del events[run:]
+                seq = self._sent
+                self._sent = seq + run
+                if events:
+                    try:
+                        numbered = range(seq + 1, seq + run + 1)
+                        batch = list(map(task_envelope, cast("list[TaskEvent]", events), numbered))
+                    except Exception as exc:
+                        self._publish_failed(exc, run)
                     else:
+                        await self._send_batch(batch, send_many, send, publish, topic)
+                if queue and not isinstance(queue[0], TaskEvent):
+                    event = queue.popleft()
+                    self._sent = seq = self._sent + 1
+                    try:
                         qos, body = event_body(event)
                         await publish(topic, self.envelope(body, event.ts, seq), qos)
-                except Exception as exc:
-                    self._publish_failed(exc)
-                sent += 1
-                if sent == _BATCH:
-                    sent = 0
+                    except Exception as exc:
+                        self._publish_failed(exc)
+                if run == _BATCH:
                     await asyncio.sleep(0)  # a burst of events must not hold up the workflow
                     if self.connector.stats.buffered >= _HIGH_WATER:
                         await self._catch_up()
             if self._closing:
                 return
             self._wake.clear()
+            self._idle = True
             await self._wake.wait()
+
+    async def _send_batch(
+        self,
+        batch: list[bytes],
+        send_many: Callable[[list[bytes]], None] | None,
+        send: Callable[[bytes], None] | None,
+        publish: Callable[[str, bytes, int], Awaitable[None]],
+        topic: str,
+    ) -> None:
+        """Hand a turn's encoded task events to the connector, in order, in as few calls as it
+        takes; what it refuses is dropped and counted."""
+        if send_many is not None:
+            try:
+                send_many(batch)
+            except Exception as exc:
+                self._publish_failed(exc, len(batch))
+            return
+        for payload in batch:
+            try:
+                if send is not None:
+                    send(payload)
+                else:
+                    await publish(topic, payload, 0)
+            except Exception as exc:
+                self._publish_failed(exc)
 
     async def _catch_up(self) -> None:
         """Let a connected broker that is slower than the run take what the connector holds.
@@ -335,8 +378,8 @@ class TelemetrySubscriber:
         except Exception as exc:
             self._publish_failed(exc)
 
-    def _publish_failed(self, exc: Exception) -> None:
-        """A broken connector costs the telemetry, never the run."""
-        self.dropped += 1
+    def _publish_failed(self, exc: Exception, count: int = 1) -> None:
+        """A broken connector costs the telemetry, never the run: ``count`` messages lost."""
+        self.dropped += count
         reason = str(exc) or "(without a message)"
         self._log.warning("publish", "telemetry publish failed: %s: %s", type(exc).__name__, reason)

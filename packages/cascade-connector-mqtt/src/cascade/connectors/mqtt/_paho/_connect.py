@@ -16,7 +16,13 @@ from paho.mqtt.properties import Properties
 if TYPE_CHECKING:
     import aiomqtt
 
-__all__ = ["ConnectThread", "TrackingContext", "disable_nagle", "persistent_session"]
+__all__ = [
+    "ConnectThread",
+    "TrackingContext",
+    "disable_nagle",
+    "persistent_session",
+    "quick_ack",
+]
 
 
 def disable_nagle(sock: object) -> None:
@@ -31,6 +37,23 @@ def disable_nagle(sock: object) -> None:
     if setsockopt is not None:
         with contextlib.suppress(OSError):
             setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+def quick_ack(sock: Any) -> None:
+    """Acknowledge what arrives next at once, not after TCP's delayed-ACK timer (Linux).
+
+    A broker that leaves Nagle's algorithm on (mosquitto's default) holds the second of two
+    answers written back to back (a PUBACK behind a SUBACK, the offline's PUBACK behind a
+    flush's) until the first is acknowledged; a delayed ACK makes that ~40 ms, each time. The
+    kernel leaves quick-ACK mode by itself, so the reader sets it again after every read.
+    Elsewhere (no ``TCP_QUICKACK``, not TCP) it does nothing.
+    """
+    if _TCP_QUICKACK is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
 class ConnectThread:

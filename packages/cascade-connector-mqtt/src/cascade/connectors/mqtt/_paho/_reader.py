@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._link import Incoming
+from ._connect import quick_ack
 
 __all__ = ["HAND_OUT_BYTES", "HAND_OUT_EVERY", "BulkReader"]
 
@@ -81,6 +82,7 @@ class BulkReader:
                     self._lost(_CONN_LOST)
                     return
                 buffer += data
+                quick_ack(sock)
                 if len(data) < _READ_SIZE and not (
                     isinstance(sock, ssl.SSLSocket) and sock.pending()
                 ):
