@@ -15,6 +15,7 @@ COUNTERS = {
     "cascadeDownloads",
     "cascadeEvents",
     "cascadeFirstState",
+    "cascadeGraphLayouts",
     "cascadeHistoryLoads",
     "cascadeReconnects",
     "cascadeRepaints",

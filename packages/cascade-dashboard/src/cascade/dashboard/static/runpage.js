@@ -19,6 +19,7 @@ import { connecting, live, logTask, openLive, selected, showLogsOf } from "./liv
 import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placePath } from "./places.js";
 import { schedule } from "./repaint.js";
+import { showRunGraph } from "./rungraph.js";
 import { scheduledText } from "./schedules.js";
 import { DONE, decisionsText, stateCounts } from "./states.js";
 import { drawTimeline, mapOf } from "./timeline.js";
@@ -42,6 +43,7 @@ const page = {
   plan: null,         // a rerun's plan, shown until started or dropped
   logs: null,         // the recorded log lines read: {lines, next}
   drawn: new Map(),   // a part's id -> the key it was drawn with (a part is redrawn when it changes)
+  graphSelected: null, // the task whose box in the graph was chosen last (its log lines shown)
 };
 window.cascadeRunPage = { draws: 0 }; // read by the tests
 
@@ -68,7 +70,7 @@ export function goToRun(runId) {
 function showRunPage(runId) {
   if (runId === page.runId) return;
   Object.assign(page, { runId, recorded: null, recordedOf: null, recordedNote: "", liveStatus: null,
-    tasksPage: 0, plan: null, logs: null });
+    tasksPage: 0, plan: null, logs: null, graphSelected: null });
   page.items.clear();
   page.opened.clear();
   page.drawn.clear();
@@ -236,6 +238,20 @@ export function startRunPage() {
     $("rp-action-status").textContent = "the rerun was not started";
   });
   $("rp-log-filter").addEventListener("input", schedule);
+  // a task's box in the graph: its log lines (the filter set to its id), the box marked; a
+  // map's open button: its row of the tasks table, opened to its items
+  $("run-graph").addEventListener("graph-select", (event) => {
+    page.graphSelected = event.detail.taskId;
+    $("rp-log-filter").value = event.detail.taskId;
+    schedule();
+  });
+  $("run-graph").addEventListener("graph-open", (event) => {
+    const mapId = event.detail.taskId;
+    if (!page.opened.has(mapId)) page.opened.set(mapId, 0);
+    schedule();
+    const row = [...$("rp-tasks").querySelectorAll("tr[data-map]")].find((tr) => tr.getAttribute("data-map") === mapId);
+    if (row) row.scrollIntoView({ block: "nearest" });
+  });
   $("rp-logs-all").addEventListener("click", () => showLogsOf(null));
   $("rp-timeline").addEventListener("click", (event) => { // a task's name: its lines only
     const name = event.target.closest && event.target.closest(".tl-name[data-task-id]");
@@ -355,7 +371,7 @@ function drawLineage(liveRun, recorded) {
     });
     parts.push(by);
   }
-  if (!parts.length) parts.push(span("not a rerun, and not rerun", "note"));
+  if (!parts.length) parts.push(span("lineage: a first run, with no reruns", "note"));
   $("rp-lineage").replaceChildren(...parts);
 }
 
@@ -651,6 +667,8 @@ export function renderRunPage() {
   drawActions(liveRun, recorded);
   drawHeld();
   const tasks = tasksOf(liveRun, recorded);
+  showRunGraph($("run-graph"), { run_id: page.runId, live: Boolean(liveRun && liveRun.status === "Running") },
+    tasks, schedule, { maps: liveRun ? undefined : recorded.maps, selected: page.graphSelected });
   drawRunTimeline(liveRun, recorded, tasks);
   drawTasks(liveRun, recorded, tasks);
   drawLogs(liveRun);
