@@ -231,7 +231,10 @@ def test_follow_prints_live_lines_until_the_run_stops() -> None:
     ]  # fmt: skip
     result = _invoke("logs", RUN, "-f", batches=batches)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert result.stderr == (  # once subscribed, before anything is printed
+        "cascade: following the log lines of run 58a88765cea2 on localhost:1883 (Ctrl-C ends)\n"
+    )
+    lines = result.stdout.splitlines()
     assert lines[0].endswith("INFO     load starting")
     assert lines[1] == "    second line"  # a message's later lines indented under it
     assert lines[2].endswith("ERROR    load \\x1b]0;pwned\\x07 evil")  # inert
@@ -246,7 +249,7 @@ def test_a_forged_end_from_another_source_heard_first_ends_nothing() -> None:
     batches = [_batch(1, _line(1, "one")), _batch(2, _line(2, "two"))]
     result = _invoke("logs", RUN, "-f", batches=batches, forged_first=True)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert "mallory" in lines[0]
     assert "still following" in lines[0]
     assert [line.rsplit(" ", 1)[-1] for line in lines[1:]] == ["one", "two"]
@@ -385,10 +388,11 @@ def test_follow_says_where_it_waits_when_it_hears_nothing() -> None:
     result = CliRunner().invoke(app, args, obj=context)
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert result.stderr.splitlines()[0] == (
+    assert result.stderr.splitlines()[:2] == [
+        "cascade: following the log lines of run 58a88765cea2 on broker.example:1884 (Ctrl-C ends)",
         "cascade: connected to broker.example:1884, nothing heard for 0.05 s: waiting for the "
-        "log lines of run 58a88765cea2 and its end (Ctrl-C ends)"
-    )
+        "log lines of run 58a88765cea2 and its end (Ctrl-C ends)",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -192,6 +192,51 @@ def test_follow_from_the_short_id_of_a_live_run_to_its_end(
     assert "Traceback" not in err
 
 
+def test_a_line_logged_as_soon_as_it_says_it_follows_is_shown(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`cascade logs RUN -f` says it is following only once the broker has its subscriptions:
+    a line a task logs the moment that line appears is printed (a command that said so first
+    lost what a task logged in its first second)."""
+    app = logging.getLogger("it.logs.following")
+    go = threading.Event()
+
+    @task(name="prompt")
+    def prompt() -> None:
+        go.wait(60)  # until `cascade logs -f` says it follows: then at once
+        app.warning("logged as it said it follows")
+
+    async def scenario() -> tuple[int | None, str, str, str, str]:
+        connector = MqttConnector(mosquitto_broker.host, mosquitto_broker.port)
+        engine = Engine(connector, heartbeat_interval=0.5, logs=LogForwarding())
+        started: asyncio.Queue[str] = asyncio.Queue()
+        engine.events.subscribe(lambda e: started.put_nowait(e.run_id))
+        running = asyncio.create_task(engine.run(prompt()))
+        run_id = await asyncio.wait_for(started.get(), 30)
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cascade.cli", "logs", run_id, "-f",
+            "--host", f"{mosquitto_broker.host}:{mosquitto_broker.port}",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},  # no history: live only
+        )  # fmt: skip
+        assert follow.stderr is not None
+        said = await asyncio.wait_for(follow.stderr.readline(), 60)
+        go.set()
+        await asyncio.wait_for(running, 60)
+        out, err = await asyncio.wait_for(follow.communicate(), 60)
+        return follow.returncode, run_id, said.decode(), out.decode(), err.decode()
+
+    returncode, run_id, said, out, err = asyncio.run(scenario())
+    assert returncode == 0, said + err
+    address = f"{mosquitto_broker.host}:{mosquitto_broker.port}"
+    assert said == (
+        f"cascade: following the log lines of run {run_id[:12]} on {address} (Ctrl-C ends)\n"
+    )
+    assert out.splitlines()[-1].endswith("WARNING  prompt it.logs.following: logged as it said "
+                                          "it follows"), out + err  # fmt: skip
+    assert "never reached this command" not in err, err
+
+
 def test_follow_refuses_lines_another_source_forges_under_a_real_run(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:

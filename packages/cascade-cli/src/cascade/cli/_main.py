@@ -1,9 +1,11 @@
-"""The ``cascade`` console script: the app of the one command asked for, or of every one.
+"""The ``cascade`` console script: the app of the one command asked for, or a listing of all.
 
 Importing every command costs a command's start a third of its time (each brings what it needs:
 the history, the dashboard's access rules, the controls); ``cascade status`` needs none of the
 others, so it is built alone. Whatever else is asked (``--help``, ``--version``, a name that is
-no command, the shell's completion) gets the whole app, which says it as it always has.
+no command) gets an app that lists every command by the summary the registry keeps of it
+(:class:`Listing`) and imports none, saying what the whole app says; the shell's completion
+gets the whole app, whose commands' options it completes.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperCommand
 
 from ._registry import COMMANDS, Command
 from .plumbing._context import CliContext
@@ -22,7 +26,7 @@ from .plumbing._group import OneLineErrors
 from .plumbing._pipes import guard_stdout
 from .plumbing._version import version_callback
 
-__all__ = ["main", "new_app"]
+__all__ = ["Listing", "main", "new_app"]
 
 _COMPLETING = "_CASCADE_COMPLETE"  # set by the shell's completion: it wants every command
 _BY_NAME = {command.name: command for command in COMMANDS}
@@ -42,16 +46,40 @@ def _root(
     """Watch and steer running Cascade workflows through an MQTT broker."""
 
 
-def new_app(*commands: Command) -> typer.Typer:
+class Listing(OneLineErrors):
+    """The `cascade` group that lists every command of the registry without importing any: by
+    its name and summary (what ``cascade --help`` shows of it, and what a mistyped name is
+    matched against); a command it is asked to run is built then, and runs as in the whole
+    app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unbuilt = {command.name for command in COMMANDS} - set(self.commands)
+        for command in COMMANDS:
+            if command.name in self._unbuilt:
+                self.commands[command.name] = TyperCommand(command.name, help=command.summary)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """The command ``args`` name, built (imported) now if it is one only listed so far."""
+        name = args[0] if args else None
+        if name in self._unbuilt:
+            self._unbuilt.discard(name)
+            whole = typer.main.get_command(new_app(_BY_NAME[name]))
+            self.commands[name] = whole.commands[name]  # type: ignore[attr-defined]
+        return super().resolve_command(ctx, args)
+
+
+def new_app(*commands: Command, listing: bool = False) -> typer.Typer:
     """The ``cascade`` app of ``commands``, in their order: its help, options and error
-    handling, and each command (none: the app with no command yet)."""
+    handling, and each command (none: the app with no command yet). ``listing``: an app that
+    lists every command without importing any (:class:`Listing`)."""
     app = typer.Typer(
         name="cascade",
         help="Watch and steer running Cascade workflows through an MQTT broker.",
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
-        cls=OneLineErrors,
+        cls=Listing if listing else OneLineErrors,
     )
     app.callback()(_root)
     for command in commands:
@@ -60,10 +88,12 @@ def new_app(*commands: Command) -> typer.Typer:
 
 
 def app_for(args: Sequence[str]) -> typer.Typer:
-    """The app that runs ``cascade ARGS``: of their command alone when they name one, else of
-    every command (as :mod:`._app`'s)."""
-    asked = _BY_NAME.get(args[0]) if args and _COMPLETING not in os.environ else None
-    return new_app(*COMMANDS) if asked is None else new_app(asked)
+    """The app that runs ``cascade ARGS``: of their command alone when they name one; for the
+    shell's completion, of every command (as :mod:`._app`'s); else the listing of them all."""
+    if _COMPLETING in os.environ:
+        return new_app(*COMMANDS)
+    asked = _BY_NAME.get(args[0]) if args else None
+    return new_app(listing=True) if asked is None else new_app(asked)
 
 
 def main() -> None:

@@ -21,28 +21,59 @@ are :mod:`cascade.control.run_ids`; who may steer what in a team is
 :mod:`cascade.control.access`.
 """
 
-from cascade.interfaces.commands import (
-    MAX_REASON_LENGTH,
-    ControlError,
-    Decide,
-    checked_name,
-    checked_reason,
-    default_operator,
-)
+from __future__ import annotations
 
-from ._answers import Answer, CancelAnswer, Refusal
-from ._controller import Cleared, Controller, Steered
-from ._decisions import DecisionAnswer
-from ._publishing import PublishRefusedError, publish_confirmed
-from ._requests import Cancel, Limit, Pause, Resume, Start, read_request
-from ._run_end import RunEndError, RunEnds, wait_run
-from ._served import Served, ServedHeard
-from ._start_errors import (
-    NobodyServesError,
-    ServedInManyPlacesError,
-    StartError,
-    StartTimeoutError,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cascade.interfaces.commands import (
+        MAX_REASON_LENGTH,
+        ControlError,
+        Decide,
+        checked_name,
+        checked_reason,
+        default_operator,
+    )
+
+    from ._answers import (
+        Answer,
+        CancelAnswer,
+        Refusal,
+    )
+    from ._controller import (
+        Cleared,
+        Controller,
+        Steered,
+    )
+    from ._decisions import DecisionAnswer
+    from ._publishing import (
+        PublishRefusedError,
+        publish_confirmed,
+    )
+    from ._requests import (
+        Cancel,
+        Limit,
+        Pause,
+        Resume,
+        Start,
+        read_request,
+    )
+    from ._run_end import (
+        RunEndError,
+        RunEnds,
+        wait_run,
+    )
+    from ._served import (
+        Served,
+        ServedHeard,
+    )
+    from ._start_errors import (
+        NobodyServesError,
+        ServedInManyPlacesError,
+        StartError,
+        StartTimeoutError,
+    )
 
 __all__ = [
     "MAX_REASON_LENGTH",
@@ -76,3 +107,53 @@ __all__ = [
     "read_request",
     "wait_run",
 ]
+
+# Where each name is defined: a name is imported from its module when first used (PEP 562),
+# so that whoever needs one name does not pay for all of them (a command's start).
+_HOMES = {
+    "MAX_REASON_LENGTH": "cascade.interfaces.commands",
+    "ControlError": "cascade.interfaces.commands",
+    "Decide": "cascade.interfaces.commands",
+    "checked_name": "cascade.interfaces.commands",
+    "checked_reason": "cascade.interfaces.commands",
+    "default_operator": "cascade.interfaces.commands",
+    "Answer": "._answers",
+    "CancelAnswer": "._answers",
+    "Refusal": "._answers",
+    "Cleared": "._controller",
+    "Controller": "._controller",
+    "Steered": "._controller",
+    "DecisionAnswer": "._decisions",
+    "PublishRefusedError": "._publishing",
+    "publish_confirmed": "._publishing",
+    "Cancel": "._requests",
+    "Limit": "._requests",
+    "Pause": "._requests",
+    "Resume": "._requests",
+    "Start": "._requests",
+    "read_request": "._requests",
+    "RunEndError": "._run_end",
+    "RunEnds": "._run_end",
+    "wait_run": "._run_end",
+    "Served": "._served",
+    "ServedHeard": "._served",
+    "NobodyServesError": "._start_errors",
+    "ServedInManyPlacesError": "._start_errors",
+    "StartError": "._start_errors",
+    "StartTimeoutError": "._start_errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each public name, from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, those not imported yet included."""
+    return sorted({*globals(), *__all__})

@@ -36,66 +36,113 @@ and those missed, counted per task (:class:`TaskLogCounts`)::
     for heard in logs.runs[run_id].lines(task="load_*", level=logging.WARNING): ...
 """
 
-from ._ages import parse_age
-from ._answers import (
-    MAX_ANSWER_TASKS,
-    MAX_SNAPSHOT_PARTS,
-    answer_part_refusal,
-    answer_stamped_ahead,
-    snapshot_events,
-)
-from ._asker import SnapshotAsker
-from ._bounded_text import KEPT, MARK, truncate
-from ._fleet import MAX_MORE_LIVE, FleetTotals, counted_summary, fleet_totals
-from ._fleet_switch import (
-    DEFAULT_FLEET_THRESHOLD,
-    FLEET_CHECK,
-    LEAVE_BELOW,
-    TelemetrySwitch,
-    keep_switching,
-    next_mode,
-)
-from ._gaps import MAX_DIGESTS, MAX_SEQ_JUMP, GapCounter, Seen, SourceGaps
-from ._held import HeldTask, held_tasks
-from ._inert import SHOWN, inert
-from ._logs import (
-    DEFAULT_KEEP_BYTES,
-    DEFAULT_KEEP_LINES,
-    MAX_LOG_RUNS,
-    MAX_LOG_TASKS,
-    HeardBatch,
-    HeardLine,
-    LogFollower,
-    RunLogs,
-    TaskLogCounts,
-    cut_message,
-    line_matches,
-)
-from ._model import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS, ReaderModel
-from ._presence import ENDED_FOLD_AFTER, EngineRows, ended_cleanly
-from ._refusals import (
-    MAX_CLOCK_SKEW,
-    REASON_BEYOND,
-    REASON_CONFLICT,
-    REASON_FOREIGN,
-    REASON_FUTURE,
-    REASON_INCONSISTENT,
-    REASON_MISMATCH,
-    REASON_NOT_ITS_TOPIC,
-    REASON_UNASKED,
-    REFUSAL_REASONS,
-    Refusals,
-    ahead,
-)
-from ._refused import refused_by_source
-from ._silence import FLAP_WINDOW, FLAPS, SILENT_AFTER, silence_line
-from ._subscriptions import (
-    ROLLCALL_WAIT,
-    subscribe_statuses,
-    subscribe_summaries,
-)
-from ._timestamps import parse_timestamp
-from ._views import FINISHED_STATES, LAST_TIMESTAMP, ConnectionView, EngineView, RunView, TaskView
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._ages import parse_age
+    from ._answers import (
+        MAX_ANSWER_TASKS,
+        MAX_SNAPSHOT_PARTS,
+        answer_part_refusal,
+        answer_stamped_ahead,
+        snapshot_events,
+    )
+    from ._asker import SnapshotAsker
+    from ._bounded_text import (
+        KEPT,
+        MARK,
+        truncate,
+    )
+    from ._fleet import (
+        MAX_MORE_LIVE,
+        FleetTotals,
+        counted_summary,
+        fleet_totals,
+    )
+    from ._fleet_switch import (
+        DEFAULT_FLEET_THRESHOLD,
+        FLEET_CHECK,
+        LEAVE_BELOW,
+        TelemetrySwitch,
+        keep_switching,
+        next_mode,
+    )
+    from ._gaps import (
+        MAX_DIGESTS,
+        MAX_SEQ_JUMP,
+        GapCounter,
+        Seen,
+        SourceGaps,
+    )
+    from ._held import (
+        HeldTask,
+        held_tasks,
+    )
+    from ._inert import (
+        SHOWN,
+        inert,
+    )
+    from ._logs import (
+        DEFAULT_KEEP_BYTES,
+        DEFAULT_KEEP_LINES,
+        MAX_LOG_RUNS,
+        MAX_LOG_TASKS,
+        HeardBatch,
+        HeardLine,
+        LogFollower,
+        RunLogs,
+        TaskLogCounts,
+        cut_message,
+        line_matches,
+    )
+    from ._model import (
+        DEFAULT_KEEP_FOR,
+        DEFAULT_KEEP_RUNS,
+        ReaderModel,
+    )
+    from ._presence import (
+        ENDED_FOLD_AFTER,
+        EngineRows,
+        ended_cleanly,
+    )
+    from ._refusals import (
+        MAX_CLOCK_SKEW,
+        REASON_BEYOND,
+        REASON_CONFLICT,
+        REASON_FOREIGN,
+        REASON_FUTURE,
+        REASON_INCONSISTENT,
+        REASON_MISMATCH,
+        REASON_NOT_ITS_TOPIC,
+        REASON_UNASKED,
+        REFUSAL_REASONS,
+        Refusals,
+        ahead,
+    )
+    from ._refused import refused_by_source
+    from ._silence import (
+        FLAP_WINDOW,
+        FLAPS,
+        SILENT_AFTER,
+        silence_line,
+    )
+    from ._subscriptions import (
+        ROLLCALL_WAIT,
+        subscribe_statuses,
+        subscribe_summaries,
+    )
+    from ._timestamps import parse_timestamp
+    from ._views import (
+        FINISHED_STATES,
+        LAST_TIMESTAMP,
+        ConnectionView,
+        EngineView,
+        RunView,
+        TaskView,
+    )
 
 __all__ = [
     "DEFAULT_FLEET_THRESHOLD",
@@ -172,3 +219,96 @@ __all__ = [
     "subscribe_summaries",
     "truncate",
 ]
+
+# Where each name is defined: a name is imported from its module when first used (PEP 562),
+# so that whoever needs one name does not pay for all of them (a command's start).
+_HOMES = {
+    "parse_age": "._ages",
+    "MAX_ANSWER_TASKS": "._answers",
+    "MAX_SNAPSHOT_PARTS": "._answers",
+    "answer_part_refusal": "._answers",
+    "answer_stamped_ahead": "._answers",
+    "snapshot_events": "._answers",
+    "SnapshotAsker": "._asker",
+    "KEPT": "._bounded_text",
+    "MARK": "._bounded_text",
+    "truncate": "._bounded_text",
+    "MAX_MORE_LIVE": "._fleet",
+    "FleetTotals": "._fleet",
+    "counted_summary": "._fleet",
+    "fleet_totals": "._fleet",
+    "DEFAULT_FLEET_THRESHOLD": "._defaults",
+    "FLEET_CHECK": "._fleet_switch",
+    "LEAVE_BELOW": "._fleet_switch",
+    "TelemetrySwitch": "._fleet_switch",
+    "keep_switching": "._fleet_switch",
+    "next_mode": "._fleet_switch",
+    "MAX_DIGESTS": "._gaps",
+    "MAX_SEQ_JUMP": "._gaps",
+    "GapCounter": "._gaps",
+    "Seen": "._gaps",
+    "SourceGaps": "._gaps",
+    "HeldTask": "._held",
+    "held_tasks": "._held",
+    "SHOWN": "._inert",
+    "inert": "._inert",
+    "DEFAULT_KEEP_BYTES": "._logs",
+    "DEFAULT_KEEP_LINES": "._logs",
+    "MAX_LOG_RUNS": "._logs",
+    "MAX_LOG_TASKS": "._logs",
+    "HeardBatch": "._logs",
+    "HeardLine": "._logs",
+    "LogFollower": "._logs",
+    "RunLogs": "._logs",
+    "TaskLogCounts": "._logs",
+    "cut_message": "._logs",
+    "line_matches": "._logs",
+    "DEFAULT_KEEP_FOR": "._defaults",
+    "DEFAULT_KEEP_RUNS": "._defaults",
+    "ReaderModel": "._model",
+    "ENDED_FOLD_AFTER": "._presence",
+    "EngineRows": "._presence",
+    "ended_cleanly": "._presence",
+    "MAX_CLOCK_SKEW": "._refusals",
+    "REASON_BEYOND": "._refusals",
+    "REASON_CONFLICT": "._refusals",
+    "REASON_FOREIGN": "._refusals",
+    "REASON_FUTURE": "._refusals",
+    "REASON_INCONSISTENT": "._refusals",
+    "REASON_MISMATCH": "._refusals",
+    "REASON_NOT_ITS_TOPIC": "._refusals",
+    "REASON_UNASKED": "._refusals",
+    "REFUSAL_REASONS": "._refusals",
+    "Refusals": "._refusals",
+    "ahead": "._refusals",
+    "refused_by_source": "._refused",
+    "FLAP_WINDOW": "._silence",
+    "FLAPS": "._silence",
+    "SILENT_AFTER": "._silence",
+    "silence_line": "._silence",
+    "ROLLCALL_WAIT": "._subscriptions",
+    "subscribe_statuses": "._subscriptions",
+    "subscribe_summaries": "._subscriptions",
+    "parse_timestamp": "._timestamps",
+    "FINISHED_STATES": "._views",
+    "LAST_TIMESTAMP": "._views",
+    "ConnectionView": "._views",
+    "EngineView": "._views",
+    "RunView": "._views",
+    "TaskView": "._views",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each public name, from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, those not imported yet included."""
+    return sorted({*globals(), *__all__})

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from cascade.interfaces import Connector, Message, SubscriptionHandle
 
+from ._defaults import DEFAULT_FLEET_THRESHOLD
 from ._model import ReaderModel
 
 __all__ = [
@@ -34,9 +35,6 @@ hovers about the threshold does not make the view subscribe and unsubscribe ever
 
 FLEET_CHECK = 0.5
 """Seconds between two looks at the summaries' live runs."""
-
-DEFAULT_FLEET_THRESHOLD = 200
-"""Live runs from which a view reads the fleet from its engines' summaries by default."""
 
 
 def next_mode(mode: Mode, live_runs: int, threshold: int) -> Mode:

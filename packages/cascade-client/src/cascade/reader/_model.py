@@ -35,6 +35,7 @@ from cascade.interfaces.graphs import check_graph
 from ._answers import Asked, answer_refusal
 from ._bounded_text import KEPT, truncate
 from ._constraints import active_constraints, apply_constraint
+from ._defaults import DEFAULT_KEEP_FOR, DEFAULT_KEEP_RUNS
 from ._fleet import FleetTotals, apply_summary, fleet_totals
 from ._gaps import GapCounter, Seen
 from ._presence import (
@@ -65,12 +66,6 @@ from ._timestamps import parse_timestamp
 from ._views import ConnectionView, EngineView, RunView
 
 __all__ = ["DEFAULT_KEEP_FOR", "DEFAULT_KEEP_RUNS", "ReaderModel"]
-
-DEFAULT_KEEP_RUNS = 20
-"""Finished runs a :class:`ReaderModel` keeps by default (the most recently finished)."""
-
-DEFAULT_KEEP_FOR = 600.0
-"""Seconds a :class:`ReaderModel` keeps a finished (or silent) run by default."""
 
 MAX_RUNS = 50_000
 """Runs a :class:`ReaderModel` holds at most, finished or not (see :meth:`ReaderModel.prune`)."""

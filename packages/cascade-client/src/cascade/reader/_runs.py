@@ -67,6 +67,8 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             reused = "cached"
         elif reused_from is not None:
             reused = "reused"
+    # a map's size is said once, on its RUNNING: kept while its later states do not say it
+    items = body.items if isinstance(body.items, int) else task.items if task else None
     run.set_task(
         TaskView(
             body.task_id,
@@ -81,6 +83,7 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float
             traceback,
             reused,
             reused_from if reused is not None else None,  # at most 1,024 characters: decoded
+            items,
         )
     )
 

@@ -63,6 +63,9 @@ class TaskView:
     ``None``: it ran, or its engine did not say."""
     reused_from: str | None = None
     """The run that kept the result it took (``None``: none named)."""
+    items: int | None = None
+    """A map's own task: how many items its engine said it made (``RUNNING``'s ``items``),
+    kept through its later states; ``None``: not a map, or not said."""
 
     @property
     def hold(self) -> Hold | None:

@@ -14,93 +14,110 @@ are in :mod:`cascade.interfaces.connector_kit`; an in-memory connector to test w
 :mod:`cascade.interfaces.testing`.
 """
 
-from ._codec import Payload
-from ._connector import (
-    BrokerCapabilities,
-    Connector,
-    ConnectorStats,
-    ConstraintsSubscription,
-    Message,
-    MessageCallback,
-    SubscriptionHandle,
-    SyncCallback,
-    SyncPhase,
-)
-from ._constraint import Constraint, ConstraintType, decode_constraint, validate_scope
-from ._constraint_topic import (
-    ConstraintTopicError,
-    TopicKey,
-    constraint_from_topic,
-    constraint_topic_key,
-)
-from ._errors import (
-    CascadeError,
-    ConnectError,
-    ConnectorError,
-    FlushTimeoutError,
-    InvalidIdError,
-    InvalidMessageError,
-    InvalidTopicError,
-)
-from ._holds import (
-    APPROVAL,
-    MAX_BLOCKED_TASKS,
-    MAX_HOLDERS,
-    MAX_HOLDS,
-    MAX_PROMPT_LENGTH,
-    BlockedTask,
-    Hold,
-)
-from ._limits import (
-    MAX_CONTROL_PAYLOAD_BYTES,
-    MAX_ERROR_LENGTH,
-    MAX_NUMBER,
-    MAX_STATUS_PAYLOAD_BYTES,
-    MAX_TELEMETRY_PAYLOAD_BYTES,
-    MAX_TRACEBACK_LENGTH,
-    payload_limit,
-    truncate_error,
-    truncate_traceback,
-)
-from ._rules import MAX_TTL, MIN_TTL, canonical_rate, expiry_after, parse_rate
-from ._schemas import (
-    MAX_SNAPSHOT_TASKS,
-    PROTOCOL_VERSION,
-    TERMINAL_STATES,
-    Body,
-    Envelope,
-    Heartbeat,
-    LifecycleEvent,
-    LifecycleName,
-    ReaderState,
-    RunSnapshot,
-    RunStatus,
-    SnapshotTask,
-    StatusMessage,
-    TaskState,
-    TaskStateEvent,
-    TraceId,
-    decode_envelope,
-    decode_status,
-    held_for_decision,
-)
-from ._snapshots import snapshot_topic
-from ._topics import (
-    DEFAULT_PREFIX,
-    constraint_topic,
-    constraints_filter,
-    decode_level,
-    encode_level,
-    events_topic,
-    heartbeat_topic,
-    rollcall_topic,
-    same_source,
-    split_run_topic,
-    status_filter,
-    status_topic,
-    telemetry_filter,
-    topic_matches,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._codec import Payload
+    from ._connector import (
+        BrokerCapabilities,
+        Connector,
+        ConnectorStats,
+        ConstraintsSubscription,
+        Message,
+        MessageCallback,
+        SubscriptionHandle,
+        SyncCallback,
+        SyncPhase,
+    )
+    from ._constraint import (
+        Constraint,
+        ConstraintType,
+        decode_constraint,
+        validate_scope,
+    )
+    from ._constraint_topic import (
+        ConstraintTopicError,
+        TopicKey,
+        constraint_from_topic,
+        constraint_topic_key,
+    )
+    from ._errors import (
+        CascadeError,
+        ConnectError,
+        ConnectorError,
+        FlushTimeoutError,
+        InvalidIdError,
+        InvalidMessageError,
+        InvalidTopicError,
+    )
+    from ._holds import (
+        APPROVAL,
+        MAX_BLOCKED_TASKS,
+        MAX_HOLDERS,
+        MAX_HOLDS,
+        MAX_PROMPT_LENGTH,
+        BlockedTask,
+        Hold,
+    )
+    from ._limits import (
+        MAX_CONTROL_PAYLOAD_BYTES,
+        MAX_ERROR_LENGTH,
+        MAX_NUMBER,
+        MAX_STATUS_PAYLOAD_BYTES,
+        MAX_TELEMETRY_PAYLOAD_BYTES,
+        MAX_TRACEBACK_LENGTH,
+        payload_limit,
+        truncate_error,
+        truncate_traceback,
+    )
+    from ._rules import (
+        MAX_TTL,
+        MIN_TTL,
+        canonical_rate,
+        expiry_after,
+        parse_rate,
+    )
+    from ._schemas import (
+        MAX_SNAPSHOT_TASKS,
+        PROTOCOL_VERSION,
+        TERMINAL_STATES,
+        Body,
+        Envelope,
+        Heartbeat,
+        LifecycleEvent,
+        LifecycleName,
+        ReaderState,
+        RunSnapshot,
+        RunStatus,
+        SnapshotTask,
+        StatusMessage,
+        TaskState,
+        TaskStateEvent,
+        TraceId,
+        decode_envelope,
+        decode_status,
+        held_for_decision,
+    )
+    from ._snapshots import snapshot_topic
+    from ._topics import (
+        DEFAULT_PREFIX,
+        constraint_topic,
+        constraints_filter,
+        decode_level,
+        encode_level,
+        events_topic,
+        heartbeat_topic,
+        rollcall_topic,
+        same_source,
+        split_run_topic,
+        status_filter,
+        status_topic,
+        telemetry_filter,
+        topic_matches,
+    )
 
 __all__ = [
     "held_for_decision",
@@ -184,3 +201,103 @@ __all__ = [
     "truncate_traceback",
     "validate_scope",
 ]
+
+# Where each name is defined: a name is imported from its module when first used (PEP 562),
+# so that whoever needs one name does not pay for all of them (a command's start).
+_HOMES = {
+    "Payload": "._codec",
+    "BrokerCapabilities": "._connector",
+    "Connector": "._connector",
+    "ConnectorStats": "._connector",
+    "ConstraintsSubscription": "._connector",
+    "Message": "._connector",
+    "MessageCallback": "._connector",
+    "SubscriptionHandle": "._connector",
+    "SyncCallback": "._connector",
+    "SyncPhase": "._connector",
+    "Constraint": "._constraint",
+    "ConstraintType": "._constraint",
+    "decode_constraint": "._constraint",
+    "validate_scope": "._constraint",
+    "ConstraintTopicError": "._constraint_topic",
+    "TopicKey": "._constraint_topic",
+    "constraint_from_topic": "._constraint_topic",
+    "constraint_topic_key": "._constraint_topic",
+    "CascadeError": "._errors",
+    "ConnectError": "._errors",
+    "ConnectorError": "._errors",
+    "FlushTimeoutError": "._errors",
+    "InvalidIdError": "._errors",
+    "InvalidMessageError": "._errors",
+    "InvalidTopicError": "._errors",
+    "APPROVAL": "._holds",
+    "MAX_BLOCKED_TASKS": "._holds",
+    "MAX_HOLDERS": "._holds",
+    "MAX_HOLDS": "._holds",
+    "MAX_PROMPT_LENGTH": "._holds",
+    "BlockedTask": "._holds",
+    "Hold": "._holds",
+    "MAX_CONTROL_PAYLOAD_BYTES": "._limits",
+    "MAX_ERROR_LENGTH": "._limits",
+    "MAX_NUMBER": "._limits",
+    "MAX_STATUS_PAYLOAD_BYTES": "._limits",
+    "MAX_TELEMETRY_PAYLOAD_BYTES": "._limits",
+    "MAX_TRACEBACK_LENGTH": "._limits",
+    "payload_limit": "._limits",
+    "truncate_error": "._limits",
+    "truncate_traceback": "._limits",
+    "MAX_TTL": "._rules",
+    "MIN_TTL": "._rules",
+    "canonical_rate": "._rules",
+    "expiry_after": "._rules",
+    "parse_rate": "._rules",
+    "MAX_SNAPSHOT_TASKS": "._schemas",
+    "PROTOCOL_VERSION": "._schemas",
+    "TERMINAL_STATES": "._schemas",
+    "Body": "._schemas",
+    "Envelope": "._schemas",
+    "Heartbeat": "._schemas",
+    "LifecycleEvent": "._schemas",
+    "LifecycleName": "._schemas",
+    "ReaderState": "._schemas",
+    "RunSnapshot": "._schemas",
+    "RunStatus": "._schemas",
+    "SnapshotTask": "._schemas",
+    "StatusMessage": "._schemas",
+    "TaskState": "._schemas",
+    "TaskStateEvent": "._schemas",
+    "TraceId": "._schemas",
+    "decode_envelope": "._schemas",
+    "decode_status": "._schemas",
+    "held_for_decision": "._schemas",
+    "snapshot_topic": "._snapshots",
+    "DEFAULT_PREFIX": "._topics",
+    "constraint_topic": "._topics",
+    "constraints_filter": "._topics",
+    "decode_level": "._topics",
+    "encode_level": "._topics",
+    "events_topic": "._topics",
+    "heartbeat_topic": "._topics",
+    "rollcall_topic": "._topics",
+    "same_source": "._topics",
+    "split_run_topic": "._topics",
+    "status_filter": "._topics",
+    "status_topic": "._topics",
+    "telemetry_filter": "._topics",
+    "topic_matches": "._topics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each public name, from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, those not imported yet included."""
+    return sorted({*globals(), *__all__})

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
 
-from cascade.reader import ROLLCALL_WAIT, ReaderModel, subscribe_statuses
-
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
-from ..plumbing._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
 from ..plumbing._context import CliContext
 from ..plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
+    STATUS_JSON_ENGINES,
     Json,
     OfflineMaxAge,
     ShowAll,
     offline_cutoff,
 )
-from ..rendering._render import render_status
-from ..rendering._status_json import STATUS_JSON_ENGINES, ascii_json, status_json
 
 __all__ = ["status"]
 
@@ -57,6 +52,15 @@ def status(
 
     Example: cascade status --host broker.example
     """
+    # what it runs with, imported when it runs (its --help needs none of it)
+    import asyncio
+
+    from cascade.reader import ROLLCALL_WAIT, ReaderModel, subscribe_statuses
+
+    from ..plumbing._broker_lacks import STATUS_LACKS, say_what_the_broker_lacks
+    from ..rendering._render import render_status
+    from ..rendering._status_json import ascii_json, status_json
+
     hide_after = offline_cutoff(show_all, offline_max_age)
     state = ReaderModel()
 

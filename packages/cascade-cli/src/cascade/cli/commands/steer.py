@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from cascade.control import Controller, Limit, Pause, Resume
 
 from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
 from ..plumbing._context import CliContext
 from ..plumbing._operator import As, Reason, Witness, issued, operator_name, witness_login
+
+if TYPE_CHECKING:
+    from cascade.control import Controller
 
 __all__ = ["limit", "pause", "resume"]
 
@@ -37,6 +38,8 @@ def pause(
 
     Examples: cascade pause; cascade pause task:load_* --ttl 7200 --reason "maintenance"
     """
+    from cascade.control import Pause  # the steering, imported when it runs
+
     asked = Pause(scope=scope, ttl=ttl, reason=reason)
     by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
     CliContext.of(ctx).run(broker, lambda c: _controller(c, by, broker, login).send(asked))
@@ -71,6 +74,8 @@ def limit(
 
     Examples: cascade limit task:api_* --concurrency 2; cascade limit global --rate 10/m
     """
+    from cascade.control import Limit
+
     asked = Limit(scope=scope, concurrency=concurrency, rate=rate, ttl=ttl, reason=reason)
     by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
     steered = CliContext.of(ctx).run(
@@ -97,6 +102,8 @@ def resume(
 
     Examples: cascade resume; cascade resume task:api_* --type pause --reason "load is done"
     """
+    from cascade.control import Resume
+
     asked = Resume(scope=scope, type=constraint_type, reason=reason)  # type: ignore[arg-type]
     by, login = operator_name(operator, broker.username), witness_login(witness, broker.username)
     CliContext.of(ctx).run(broker, lambda c: _controller(c, by, broker, login).send(asked))
@@ -108,4 +115,6 @@ def _controller(
     connector: Any, issued_by: str, broker: BrokerOptions, login: str | None
 ) -> Controller:
     """Steering through the command's connection, as its options say."""
+    from cascade.control import Controller
+
     return Controller(connector, issued_by=issued_by, timeout=broker.timeout, login=login)

@@ -4,13 +4,23 @@ guards of its output (a closed pipe, one-line errors, the task dump).
 
 Each command takes its :class:`CliContext` with ``CliContext.of(ctx)``; tests pass their own
 (a connector factory of their own, a recording console).
+
+Its names are imported from their modules when first used: every command imports a module
+of this package (``._exits``, ``._broker``) first, and this package's own import is then all
+it pays for it (a command's start is what it imports; see :mod:`cascade.cli._main`).
 """
 
-from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
-from ._context import CliContext
-from ._debug import dump_tasks, install_task_dump
-from ._invocation import cascade_command
-from ._listen import parse_listen
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
+    from ._context import CliContext
+    from ._debug import dump_tasks, install_task_dump
+    from ._invocation import cascade_command
+    from ._listen import parse_listen
 
 __all__ = [
     "BrokerOptions",
@@ -22,3 +32,24 @@ __all__ = [
     "mqtt_connector",
     "parse_listen",
 ]
+
+_HOMES = {
+    "BrokerOptions": "._broker",
+    "ConnectorFactory": "._broker",
+    "mqtt_connector": "._broker",
+    "CliContext": "._context",
+    "dump_tasks": "._debug",
+    "install_task_dump": "._debug",
+    "cascade_command": "._invocation",
+    "parse_listen": "._listen",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each public name, from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __package__), name)
+    globals()[name] = value
+    return value

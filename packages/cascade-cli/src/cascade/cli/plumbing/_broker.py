@@ -5,17 +5,21 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cascade.interfaces import ConnectError, Connector
+from cascade.interfaces import ConnectError
 
 from ._address import split_host_port
+
+if TYPE_CHECKING:
+    import ssl
+
+    from cascade.interfaces import Connector
 
 __all__ = [
     "MAX_TIMEOUT",
@@ -91,10 +95,12 @@ class BrokerOptions:
         """The TLS context for ``--tls`` / ``--ca-file``, or ``None`` for plain TCP."""
         if not (self.tls or self.ca_file):
             return None
+        import ssl  # only a command given --tls pays for it
+
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
-ConnectorFactory = Callable[[BrokerOptions], Connector]
+ConnectorFactory = Callable[[BrokerOptions], "Connector"]
 DEFAULT_BROKER = BrokerOptions()
 
 

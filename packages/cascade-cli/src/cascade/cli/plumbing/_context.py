@@ -10,20 +10,24 @@ they are said, and how a command ends itself on what is no error.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
-from cascade.control import ControlError
 from cascade.interfaces import CascadeError
 
 from ._broker import BrokerOptions, ConnectorFactory, mqtt_connector
 from ._quiet import QUIET_AFTER, say_when_quiet, silent_line
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rich.console import Console
+
+    from cascade.control import ControlError
 
 __all__ = ["CliContext", "UsageError", "fail", "flagged", "usage"]
 
@@ -39,6 +43,8 @@ def usage(exc: Exception, *, option: str | None = None, ctx: Any = None) -> type
     :class:`~cascade.control.ControlError` said with the flag of the field it names), of
     ``option`` if given (``invalid value for '--db': ...``), in the command ``ctx`` if given
     (else click says the command it was raised in)."""
+    from cascade.control import ControlError  # an error's path: no command's start pays for it
+
     if isinstance(exc, ControlError):
         exc = flagged(exc)
     hint = f"'{option}'" if option is not None else None
@@ -106,7 +112,11 @@ class CliContext:
 
     def out(self) -> Console:
         """Where the command prints: the given console, else one on stdout."""
-        return self.console or Console()
+        if self.console is not None:
+            return self.console
+        from rich.console import Console
+
+        return Console()
 
     def run(
         self,
@@ -131,6 +141,8 @@ class CliContext:
         the job ends without a message heard (a command that listens for a few seconds only:
         an empty answer from a broker that may be the wrong one).
         """
+
+        import asyncio  # what runs a command's broker work; its --help never needs it
 
         async def session() -> _T:
             connector = self.connector_factory(options)

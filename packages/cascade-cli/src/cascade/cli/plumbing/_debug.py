@@ -8,11 +8,9 @@ asyncio tasks. With ``CASCADE_DEBUG_TASKS`` set, SIGUSR1 writes each task's stac
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Iterator
 from types import FrameType
 from typing import TextIO
@@ -27,6 +25,9 @@ TASKS_DUMPED = "cascade: end of the asyncio tasks"
 def dump_tasks(file: TextIO | None = None) -> None:
     """Write the running loop's tasks to ``file`` (stderr), each with the whole chain of what it
     awaits (``Task.print_stack`` shows a coroutine's outermost frame only), then TASKS_DUMPED."""
+    import asyncio  # the dump's alone: a command that never dumps does not import it here
+    import traceback
+
     out = file if file is not None else sys.stderr
     try:
         tasks = asyncio.all_tasks(asyncio.get_running_loop())

@@ -46,8 +46,7 @@ class Exit:
     option: str | None = None
 
 
-# Each error by where it is exported from: a package the command did not import (the history
-# and the dashboard are extras, imported when a command needs them) has raised nothing.
+# Each error by where it is exported from.
 EXITS: Final[dict[str, Exit]] = {
     # the command line's own mistakes, refused before anything is sent
     "cascade.cli.plumbing._context.UsageError": Exit(USAGE),
@@ -69,15 +68,21 @@ EXITS: Final[dict[str, Exit]] = {
 
 def exit_of(exc: BaseException) -> Exit | None:
     """How :data:`EXITS` ends a command on ``exc``: the exit of its most specific type named
-    there; ``None`` when none is."""
-    named: dict[object, Exit] = {}
-    for name, ends in EXITS.items():
-        module, _, attribute = name.rpartition(".")
-        # a module not imported (or not that far) has raised none of its errors
-        kind = getattr(sys.modules.get(module), attribute, None)
-        if kind is not None:
-            named[kind] = ends
-    return next((named[kind] for kind in type(exc).__mro__ if kind in named), None)
+    there; ``None`` when none is.
+
+    A name is looked up only for an error of that name, and only in a module imported
+    already (one not imported has raised none of its errors): a package that imports its
+    names when first used (``cascade.history``) loads nothing more (its SQLAlchemy) to say
+    that a broker was not reachable."""
+    for kind in type(exc).__mro__:
+        for name, ends in EXITS.items():
+            module, _, attribute = name.rpartition(".")
+            if kind.__name__ != attribute:
+                continue
+            loaded = sys.modules.get(module)
+            if loaded is not None and getattr(loaded, attribute, None) is kind:
+                return ends
+    return None
 
 
 class EndsOnErrors(TyperCommand):

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.text import Text
-
-from cascade.control.run_ids import checked_prefix, one_run
-from cascade.reader import inert
 
 from ._context import fail
 from ._view_options import parse_age
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from cascade.history import History, Mode, RunDetail
 
 __all__ = [
@@ -92,6 +90,8 @@ def history_line(history: History) -> Text:
     """The dim line a reader's table ends with: which history it read (the default one, unless
     --db or CASCADE_HISTORY_DB named another). Printed unwrapped (soft_wrap), so that the path
     is copied whole."""
+    from rich.text import Text
+
     return Text(f"history: {history.location}", style="dim")
 
 
@@ -127,6 +127,7 @@ def opened_run(command: str, db: str | None, run_id: str) -> tuple[History, str]
     """The history ``db``, open (the caller closes it), and the whole id of the run ``run_id``
     names in it: its id, or a prefix only it has. Exit 2 for a malformed id or one several
     runs' ids start with (naming them), exit 1 naming the database when no run's does."""
+    from cascade.control.run_ids import checked_prefix, one_run
     from cascade.history import recorded_in
 
     wanted = checked_prefix(run_id)
@@ -231,4 +232,8 @@ def echo_json(value: Any) -> None:
 
 def cell(text: str | None, limit: int, style: str = "") -> Text:
     """Stored text for a table: never markup, every active character escaped, bounded."""
+    from rich.text import Text
+
+    from cascade.reader import inert
+
     return Text(inert(text or "", limit) or "-", style=style)

@@ -8,10 +8,11 @@ beside the job of every command that gives it ``waiting_for``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from cascade.interfaces import Connector
+if TYPE_CHECKING:
+    from cascade.interfaces import Connector
 
 __all__ = ["QUIET_AFTER", "quiet_line", "say_when_quiet", "silent_line"]
 
@@ -42,6 +43,8 @@ async def say_when_quiet(
     """Until cancelled: once each time ``after`` seconds pass with no message delivered to
     any of ``connector``'s subscriptions (its ``stats.received`` unchanged), ``say`` the
     :func:`quiet_line`; something heard starts the count again."""
+    import asyncio  # imported by the command that runs this, not by its --help
+
     loop = asyncio.get_running_loop()
     heard, since, said = connector.stats.received, loop.time(), False
     step = after / 4  # the line comes at most a quarter of ``after`` late

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 import typer
 
 __all__ = ["PACKAGES", "version_callback", "version_text"]
@@ -19,6 +17,8 @@ PACKAGES = (
 
 
 def _installed(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version  # --version's alone
+
     try:
         return version(name)
     except PackageNotFoundError:

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.interfaces.connector_kit import validate_id
 from cascade.reader import DEFAULT_FLEET_THRESHOLD
-from cascade.reader import parse_age as reader_age
 
 from ._broker import MAX_COUNT
 
@@ -22,6 +20,7 @@ __all__ = [
     "KeepFor",
     "KeepRuns",
     "OfflineMaxAge",
+    "STATUS_JSON_ENGINES",
     "ShowAll",
     "check_id",
     "offline_cutoff",
@@ -37,6 +36,8 @@ def parse_age(text: str) -> float:
 
     Raises :class:`typer.BadParameter` (exit code 2) for anything else.
     """
+    from cascade.reader import parse_age as reader_age
+
     try:
         return reader_age(text)
     except ValueError as exc:
@@ -97,8 +98,14 @@ def offline_cutoff(show_all: bool, offline_max_age: str) -> float | None:
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 """``--json`` of `status`: JSON instead of tables."""
 
+STATUS_JSON_ENGINES = 1_000
+"""Engines `cascade status --json` lists at most unless told to list every one: at about
+500 bytes each, a fleet's 10,000 made 5 MB of JSON; a thousand stay under 1 MB."""
+
 
 def check_id(value: str, option: str) -> None:
     """Refuse an id option that cannot stand in a topic: an ``InvalidIdError``, a usage error
     (exit 2, as :mod:`._exits` says)."""
+    from cascade.interfaces.connector_kit import validate_id  # a command's work, not its --help
+
     validate_id(value, option)

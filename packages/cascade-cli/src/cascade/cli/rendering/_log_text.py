@@ -15,7 +15,6 @@ from cascade.reader import SHOWN, inert
 from ._plural import counted
 
 __all__ = [
-    "LEVEL_HELP",
     "RecordedLine",
     "dropped_note",
     "line_fields",
@@ -29,7 +28,6 @@ __all__ = [
     "recorded_line",
 ]
 
-LEVEL_HELP = "Only lines of LEVEL or above: debug, info, warning, error, critical, or a number."
 _INDENT = "    "  # a message's lines after its first
 _ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 

@@ -12,14 +12,11 @@ import msgspec
 
 from cascade.reader import LAST_TIMESTAMP, ReaderModel, parse_timestamp, refused_by_source
 
+from ..plumbing._view_options import STATUS_JSON_ENGINES
 from ._fleet_rank import needs_a_look
 from ._summary_json import fleet_json, summary_json
 
-__all__ = ["STATUS_JSON_ENGINES", "ascii_json", "iso_time", "status_json"]
-
-STATUS_JSON_ENGINES = 1_000
-"""Engines `cascade status --json` lists at most unless told to list every one: at about
-500 bytes each, a fleet's 10,000 made 5 MB of JSON; a thousand stay under 1 MB."""
+__all__ = ["ascii_json", "iso_time", "status_json"]
 
 _PROVENANCE = ("reason", "issued_by", "issued_at")
 

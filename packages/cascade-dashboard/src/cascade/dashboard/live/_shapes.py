@@ -42,6 +42,8 @@ def task_detail(task: TaskView, segments: Iterable[Segment]) -> dict[str, Any]:
         # completed without running: its cache gave the result, or the run that kept it did
         "cached": task.reused == "cached",
         "reused_from": task.reused_from,
+        # a map's own task: how many items its engine made (null: not a map, or not said)
+        "items": task.items,
         "attempts": sum(1 for s in drawn if s.state == "RUNNING"),
         "segments": [
             {"state": s.state, "start": s.start, "end": s.end, "outcome": s.outcome} for s in drawn

@@ -242,4 +242,13 @@ export function startPaging() {
     connect();
     schedule();
   });
+  // an engine by its name (its source, whole): the stream's engine filter, which Runs' address
+  // sets there and nothing sets elsewhere
+  $("e-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    view.engine = $("e-name").value.trim();
+    view.enginesAfter.length = 0;
+    connect();
+    schedule();
+  });
 }

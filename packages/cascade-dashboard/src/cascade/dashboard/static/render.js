@@ -127,6 +127,7 @@ function renderEngines() {
     return tr;
   }));
   renderPager("engines", "engines", engines.length, live.engines, view.enginesAfter.length);
+  if (document.activeElement !== $("e-name")) $("e-name").value = view.engine;
   // engines that ended cleanly a while ago are left out of the list but "ended cleanly"'s
   const ended = live.ended_cleanly || 0;
   $("ended-cleanly").hidden = !ended || view.engineStatus === "ended" || view.engineStatus === "offline";

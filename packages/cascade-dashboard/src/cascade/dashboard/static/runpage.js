@@ -493,8 +493,13 @@ function tableEntries(tasks, recorded) {
     } else {
       entry.counts = entry.told.counts;
     }
-    entry.total = entry.told ? entry.told.items : entry.items.length;
-    entry.items.sort((a, b) => itemIndex(a) - itemIndex(b));
+    // live, the items heard of so far; the map's size its engine said, when it is larger (the
+    // rest not started yet: counted, never drawn)
+    const said = entry.head && entry.head.items != null ? entry.head.items : 0;
+    entry.total = entry.told ? entry.told.items : Math.max(entry.items.length, said);
+    if (!entry.told && entry.total > entry.items.length) entry.notStarted = entry.total - entry.items.length;
+    // each item's index read once, not in every comparison: a map of 10,000 is sorted each draw
+    entry.items = entry.items.map((t) => [itemIndex(t), t]).sort((a, b) => a[0] - b[0]).map(([, t]) => t);
   }
   return entries;
 }
@@ -513,7 +518,9 @@ function mapRows(entry, recordedById) {
   button.setAttribute("data-map-open", entry.map);
   button.setAttribute("aria-expanded", String(opened));
   const head = entry.head;
-  const tr = row([button, stateCounts(entry.counts), head ? head.attempts ?? "-" : "-",
+  const counts = stateCounts(entry.counts);
+  if (entry.notStarted) counts.appendChild(span("not started " + count(entry.notStarted), "count"));
+  const tr = row([button, counts, head ? head.attempts ?? "-" : "-",
     head ? durationText(head) : "-", count(entry.total) + " items", "-", "-"]);
   tr.className = "map";
   tr.setAttribute("data-map", entry.map);
@@ -541,7 +548,7 @@ function mapRows(entry, recordedById) {
   back.setAttribute("data-map-id", entry.map);
   const on = el("button", "next items");
   on.type = "button";
-  on.disabled = first + ITEM_ROWS >= entry.total;
+  on.disabled = first + ITEM_ROWS >= (entry.told ? entry.total : entry.items.length); // live: those heard of
   on.setAttribute("data-map-page", "1");
   on.setAttribute("data-map-id", entry.map);
   const which = shown.length ? "items " + count(first + 1) + "\u2013" + count(first + shown.length) + " of " + count(entry.total)

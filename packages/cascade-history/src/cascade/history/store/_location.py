@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
-import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["default_path", "describe", "resolve_url"]
 
@@ -36,6 +39,8 @@ def resolve_url(url: str | os.PathLike[str] | None) -> sa.URL:
     Raises ``ValueError`` for text that is neither a URL nor a path, or a URL whose port is
     not one.
     """
+    import sqlalchemy as sa  # opening a history's; its default path needs none of it
+
     if url is None:
         url = default_path()
     if isinstance(url, os.PathLike) or "://" not in url:

@@ -1,5 +1,5 @@
 """`cascade logs`: a run's task log lines; and following them live."""
 
-from ._command import PAGE, logs
+from ._command import logs
 
-__all__ = ["PAGE", "logs"]
+__all__ = ["logs"]

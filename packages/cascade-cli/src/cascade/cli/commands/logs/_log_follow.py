@@ -176,10 +176,13 @@ async def follow_logs(
     recorded: Callable[[], Awaitable[None]],
     stamp: Callable[[LogLine], float | None],
     stop_grace: float = STOP_GRACE,
+    following: Callable[[], None] | None = None,
 ) -> Followed:
     """Print ``run_id``'s lines as they arrive, after ``recorded()`` printed the history's
     (what arrives meanwhile waits, then goes through the printer's dedupe), until
     ``stop_grace`` seconds after the run's ENGINE_STOPPED; returns what it followed.
+    ``following()`` is called once the broker has acknowledged every subscription, before
+    the history is read: a line logged from then on is heard.
 
     A line is believed from the run's owner only, as every view takes it from the run's
     telemetry and the engines' statuses (a run's logs alone say nothing of whose it is:
@@ -279,6 +282,8 @@ async def follow_logs(
     await connector.subscribe(status_filter(prefix), on_telemetry)
     await connector.subscribe(logs_filter(run_id=run_id, prefix=prefix), on_logs)
     await connector.subscribe(telemetry_filter(run_id=run_id, prefix=prefix), on_telemetry)
+    if following is not None:
+        following()
     await recorded()
     heard_meanwhile, held = held or [], None
     for heard in heard_meanwhile:
