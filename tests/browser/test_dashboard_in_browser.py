@@ -8,6 +8,7 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
@@ -403,10 +404,19 @@ def test_what_many_sources_missed_is_summed_up_not_listed(
     browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
 ) -> None:
     """Twelve sources missed events: the page names the ten that missed most and says how
-    many more there are (the rest is at /api/problems/missed), as the state's totals say."""
+    many more there are, as the state's totals say; the note links to Problems, which lists
+    every one of them (from /api/problems/missed) as a table."""
     open_page(browser, dashboard)
     engine_thread.submit(sources_that_missed(mqtt_broker, 12)).result(WAIT)
     wait(browser, lambda d: "and 2 more sources" in d.find_element(By.ID, "missed").text)
     said = browser.find_element(By.ID, "missed").text
     assert said.count("missed 3 events from gappy-") == 10
+    browser.find_element(By.ID, "missed").click()
+    listed = "#p-missed tbody tr[data-source^='gappy-']"
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, listed)) == 12)
+    assert urlsplit(browser.current_url).path == "/problems"
+    assert browser.title == "Problems · Cascade dashboard"
+    rows = [texts(browser, f"#p-missed tr[data-source='gappy-{n:02}'] td") for n in range(12)]
+    assert [cells[:2] for cells in rows] == [[f"gappy-{n:02}", "3"] for n in range(12)]
+    assert not browser.find_element(By.ID, "place-runs").is_displayed()  # only its own thing
     assert no_script_errors(browser) == []

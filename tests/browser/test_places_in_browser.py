@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.interfaces import TaskStateEvent
@@ -84,9 +86,20 @@ def test_a_run_and_its_task_have_addresses_that_reload_back_and_forward_restore(
         task_id = wait(browser, lambda d: d.execute_script(
             "const e = document.querySelector('#rp-timeline [data-task-id]');"
             "return e && e.getAttribute('data-task-id');"))  # fmt: skip
-        click(browser, f'#rp-timeline [data-task-id="{task_id}"]')
+        # the task's name is a button, reached and pressed by the keyboard, its focus drawn
+        name = f'#rp-timeline [data-task-id="{task_id}"] button'
+        browser.execute_script("document.querySelector(arguments[0]).focus()", name)
+        ActionChains(browser).send_keys(Keys.ENTER).perform()
         wait(browser, lambda d: path(d) == f"/runs/{run_id}/tasks/{task_id}")
         wait(browser, lambda d: text(d, "rp-logs-of") == f"of {task_id}")
+        redrawn = browser.execute_script("return window.cascadeRepaints")
+        wait(browser, lambda d: d.execute_script("return window.cascadeRepaints") > redrawn + 2)
+        # the live timeline drawn anew meanwhile: the focus stays on the name, and shows
+        assert browser.execute_script(
+            "const e = document.activeElement; return e.matches(arguments[0]) &&"
+            " e.matches(':focus-visible') && getComputedStyle(e).outlineStyle !== 'none'",
+            name,
+        )
         browser.back()
         wait(browser, lambda d: text(d, "rp-logs-of") == "of every task")
         assert path(browser) == f"/runs/{run_id}"
@@ -161,7 +174,7 @@ def test_the_address_of_a_run_not_heard_of_yet_shows_it_once_it_is(
     wait(browser, lambda d: text(d, "rp-status") == "not heard of")
     assert text(browser, "rp-id") == run_id
     assert f"This dashboard holds no run {run_id} now" in text(browser, "rp-note")
-    assert not shown(browser, "run-body")
+    assert not shown(browser, "rp-body")
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id="late-engine")
     body = TaskStateEvent(task_id="late-1", task_name="late", state="RUNNING")
     heard = telemetry(body, run_id=run_id, source="late-engine")
@@ -206,7 +219,7 @@ def test_a_run_only_the_history_has_links_its_recorded_page(
     click(browser, 'a[href="/tasks"]')
     click(browser, '#h-tasks tr[data-task-name="fetch"] button')
     wait(browser, lambda d: path(d) == "/history/tasks/fetch" and shown(d, "h-task"))
-    assert not shown(browser, "h-run")
+    assert not shown(browser, "run-page")
     browser.back()
     wait(browser, lambda d: path(d) == "/tasks" and not shown(d, "h-task"))
     browser.back()

@@ -90,11 +90,9 @@ async def test_a_runs_lines_a_page_at_a_time(history: History) -> None:
 
 async def test_the_page_draws_log_lines_as_text(history: History) -> None:
     async with _client(history) as http:
-        render = (await http.get("/static/render.js")).text
-        recorded = (await http.get("/static/history.js")).text
+        run_page = (await http.get("/static/runpage.js")).text
         script = (await http.get("/static/logs.js")).text
-    assert 'from "./logs.js";' in render  # the live panel's lines
-    assert 'from "./logs.js";' in recorded  # a recorded run's
+    assert 'from "./logs.js";' in run_page  # the live tail's lines and a recorded run's
     assert "textContent" in script
     assert "innerHTML" not in script
 
@@ -113,7 +111,7 @@ async def test_the_first_page_says_the_runs_batches_missing(tmp_path: Path) -> N
                 f"/api/history/runs/{RUN}/logs", params={"after": first.json()["next_after"]}
             )
             none = (await http.get("/api/history/runs/30950003/logs")).json()
-            script = (await http.get("/static/history.js")).text
+            script = (await http.get("/static/runpage.js")).text
     assert first.json()["batches"] == {"stored": 2, "last_seq": 4, "missing": 2}
     assert "batches" not in later.json()
     assert none == {"lines": [], "next_after": None, "batches": None}

@@ -72,7 +72,7 @@ async def test_every_place_is_the_page_with_its_first_state(heard: DashboardHub)
         places = {
             place: first_state(await http.get(f"/{place}"))
             for place in ("runs", "workflows", "decisions", "engines", "constraints", "audit",
-                          "settings", "tasks")
+                          "settings", "tasks", "problems")
         }  # fmt: skip
         unknown = await http.get("/nowhere")
         api = await http.get(f"/api/runs/{RUN}")  # the API's paths are not places

@@ -4,6 +4,7 @@ event carry the worst few sources of each list and their totals, whatever the fl
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -142,14 +143,23 @@ async def test_a_bad_list_or_cursor_is_refused_with_a_reason(hub: DashboardHub) 
 
 
 async def test_each_banner_opens_the_list_behind_it(hub: DashboardHub) -> None:
-    """The page's missed and refused banners are links to their whole lists, which answer."""
+    """The page's missed, refused and silent banners are links to the Problems place (served
+    at /problems), whose script reads the whole lists, which answer."""
     fleet_that_missed(hub, 30)
     transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         page = (await http.get("/")).text
-        for kind in ("missed", "refused"):
-            assert f'<a id="{kind}" ' in page
-            assert f'href="/api/problems/{kind}"' in page
+        place = await http.get("/problems")
+        script = (await http.get("/static/problems.js")).text
+        for kind in ("missed", "refused", "silent"):
+            link = re.search(f'<a id="{kind}" [^>]*>', page)
+            assert link is not None
+            assert 'href="/problems" data-go' in link.group(0)  # no target: the place, not JSON
+        assert place.status_code == 200
+        assert 'id="place-problems" data-place="problems"' in place.text
+        assert '"/api/problems/" + kind' in script
+        for kind in ("missed", "refused", "conflicts"):
+            assert f'id="p-{kind}"' in page
             listed = await http.get(f"/api/problems/{kind}")
             assert listed.status_code == 200
             assert listed.json()["total"] > 0

@@ -484,7 +484,17 @@ def create_app(
     return app
 
 
-_PLACES = ("runs", "workflows", "decisions", "engines", "constraints", "audit", "settings", "tasks")
+_PLACES = (
+    "runs",
+    "workflows",
+    "decisions",
+    "engines",
+    "constraints",
+    "audit",
+    "settings",
+    "tasks",
+    "problems",
+)
 """The page's places with an address of their own (``/runs``, ...: static/places.js); ``/`` is
 Runs too, ``/runs/{run_id}`` a run's page."""
 

@@ -1,16 +1,14 @@
-// The Constraints section: the constraints in force (each with its clear button), the form that
-// sets or resumes a scope, and the open run's cancel button; every control's answer is said in
-// the section's status line. Every string from the broker reaches the page through textContent
+// The Constraints section: the constraints in force (each with its clear button) and the form
+// that sets or resumes a scope; every control's answer is said in the section's status line. Every string from the broker reaches the page through textContent
 // or setAttribute only.
 import { control } from "./api.js";
 import { $, el, fillTable, row, span } from "./dom.js";
 import { clock, dueAt, paramsText, quoted } from "./format.js";
-import { live, selected } from "./live.js";
+import { live } from "./live.js";
 
 const NO_EXPIRY = 253402300799; // past year 9999: no expiry, as every reader treats it
 
-// A constraint set or cleared, or the open run cancelled: the answer said in the section's
-// status line.
+// A constraint set or cleared: the answer said in the section's status line.
 function constrain(method, url, body) {
   control($("control-status"), { sending: "sending…", method, url, body }, (answer) =>
     "done: " + (answer.said ? answer.said : answer.published
@@ -32,12 +30,6 @@ function onApply(event) {
 
 export function startControls() {
   $("control").addEventListener("submit", onApply);
-  $("run-cancel").addEventListener("click", () => {
-    if (!selected) return;
-    const reason = $("c-reason").value.trim();
-    constrain("POST", "/api/runs/" + encodeURIComponent(selected) + "/cancel",
-      reason ? { reason } : undefined);
-  });
   $("c-resume").addEventListener("click", () =>
     constrain("DELETE", "/api/constraints?scope=" + encodeURIComponent($("c-scope").value.trim())));
 }

@@ -1,21 +1,17 @@
-// The History section (`--db URL`, else the file `cascade record` writes by default): past
-// runs with the filters of `cascade runs`, a finished run's timeline (timeline.js's
-// drawTimeline), a task's duration over time as an SVG chart, and the audit trail (constraints
-// and cancels); where the history is, or why there is none and how to start one. Everything the
-// history holds came from the broker, so every string reaches the page through textContent or
-// setAttribute only, never as HTML. A run's recorded log lines are shown beside its timeline,
-// a page at a time; "runs whose logs contain" lists the runs by their text instead of the
-// filters.
+// What the history holds (`--db URL`, else the file `cascade record` writes by default): the
+// past runs in the Runs list with the filters of `cascade runs` ("runs whose logs contain" lists
+// the runs by their text instead), a task's duration over time as an SVG chart (Tasks), the
+// audit trail (Audit), the downloads, and the reads of the run's page (historyGet,
+// attemptsList); where the history is, or why there is none and how to start one. Everything
+// the history holds came from the broker, so every string reaches the page through
+// textContent or setAttribute only, never as HTML.
 import { ask, bearer } from "./api.js";
-import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { $, el, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
 import { at, count, paramsText, quoted, seconds, shortId, took } from "./format.js";
 import { live, ROWS } from "./live.js";
-import { drawLogLines } from "./logs.js";
 import { goTo, noPlace, placeOf } from "./places.js";
 import { schedule } from "./repaint.js";
-import { scheduledText } from "./schedules.js";
-import { DONE, decisionsText, stateCounts, statusCell } from "./states.js";
-import { drawTimeline } from "./timeline.js";
+import { DONE, stateCounts, statusCell } from "./states.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NO_HISTORY = "This dashboard has no history: run cascade record and give the dashboard --db URL.";
@@ -153,85 +149,6 @@ export function reloadRecorded() {
   loadRuns().then(() => problem(null), problem);
 }
 
-// The run shown: its tasks so far (the reply is a page of them) and the next page's cursor.
-let shownRun = null;
-
-async function loadRun(runId) {
-  const { run, next_after, maps } = await historyGet("/api/history/run", { id: runId });
-  // a map's row stands for its items (maps counts them); those loaded, per map, as its row opens
-  shownRun = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [],
-    items: new Map() };
-  $("h-run").hidden = false;
-  $("h-run-id").textContent = run.run_id;
-  $("h-run-status").textContent = run.status;
-  $("h-run-status").className = "badge " + safeClass(run.status);
-  $("h-run-decided").textContent = decisionsText(run);
-  $("h-run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
-  $("h-run-name").textContent = run.name == null ? "" : run.name;
-  $("h-run-origin").textContent = originText(run.origin);
-  $("h-run-lineage").replaceChildren(...lineageParts(run));
-  $("h-run-missing").textContent = run.missing_events
-    ? count(run.missing_events) + " events never reached the history" : "";
-  drawRun();
-  await loadLogs(true);
-}
-
-// The shown run's log lines: the first page (again, `fresh`), or the next one after them.
-let shownLogs = null;
-
-async function loadLogs(fresh) {
-  if (!shownRun) return;
-  const runId = shownRun.run.run_id;
-  if (fresh) shownLogs = { runId, task: $("h-log-task").value.trim(), next: 0 };
-  const shown = shownLogs;
-  if (shown.next == null) return;
-  const { lines, next_after, batches } = await historyGet(
-    "/api/history/runs/" + encodeURIComponent(runId) + "/logs", { task: shown.task, after: shown.next });
-  if (shownLogs !== shown) return; // another run or task was asked for meanwhile
-  drawLogLines($("h-logs"), lines, { clear: fresh });
-  shown.next = next_after;
-  $("h-logs-none").textContent = fresh && !lines.length ? "no log lines recorded" : "";
-  // batches its engine numbered that never reached the history: their lines, of any task
-  // (one that lost every line among them), are known neither in number nor by task
-  if (fresh) $("h-logs-missing").textContent = batches && batches.missing
-    ? count(batches.missing) + (batches.missing === 1 ? " batch" : " batches") +
-      " of log lines missing, of any task (lost on the way or before a recorder listened)"
-    : "";
-  $("h-logs-more").hidden = next_after == null;
-}
-
-// The next page of the run's tasks (keyset: the cursor the last page gave), added to those shown.
-async function loadMoreTasks() {
-  const shown = shownRun;
-  if (!shown || shown.next == null) return;
-  const { run, next_after } = await historyGet("/api/history/run", { id: shown.run.run_id, after: shown.next });
-  if (shownRun !== shown) return; // another run was opened meanwhile
-  shown.tasks = shown.tasks.concat(run.tasks);
-  shown.failures = shown.failures.concat(run.failures);
-  shown.next = next_after;
-  drawRun();
-}
-
-// The next page of a map's items (its row opened), added to those shown under its row.
-async function loadMapItems(mapId) {
-  const shown = shownRun;
-  if (!shown) return;
-  const loaded = shown.items.get(mapId) || { tasks: [], next: undefined, loading: false };
-  if (loaded.loading || loaded.next === null) return;
-  loaded.loading = true;
-  shown.items.set(mapId, loaded);
-  try {
-    const params = { id: shown.run.run_id, map: mapId };
-    if (loaded.next !== undefined) params.after = loaded.next;
-    const { run, next_after } = await historyGet("/api/history/run", params);
-    loaded.tasks = loaded.tasks.concat(run.tasks);
-    loaded.next = next_after;
-  } finally {
-    loaded.loading = false;
-  }
-  if (shownRun === shown) drawRun();
-}
-
 // A failed task's attempts: each one's end, duration and error, its traceback on demand, and
 // the decision on its hold (who, why), as the history recorded them (the run page's too).
 export function attemptsList(task) {
@@ -255,82 +172,6 @@ export function attemptsList(task) {
     list.appendChild(item);
   }
   return list;
-}
-
-// A run's served workflow, params and who started it and why, as its start said.
-function originText(origin) {
-  if (!origin) return "";
-  const parts = [];
-  if (origin.workflow) parts.push("workflow " + origin.workflow);
-  if (origin.params) parts.push("params " + JSON.stringify(origin.params));
-  if (origin.schedule) parts.push(scheduledText(origin));
-  if (origin.request_id) {
-    parts.push("started by " + (origin.issued_by || "someone unnamed") +
-      (origin.reason ? " " + quoted(origin.reason) : ""));
-  }
-  return parts.join(" \u00b7 ");
-}
-
-// A link to another run of the line (its recorded page) and how it stands.
-function runLink(link) {
-  const item = el("span", null, "run-link");
-  const open = runButton(link.run_id, "link lineage", () => openRecorded(link.run_id));
-  open.setAttribute("data-run-id", link.run_id);
-  item.appendChild(open);
-  item.appendChild(span(" (" + (link.status || "not recorded") + ")",
-    link.status ? safeClass(link.status) : "note"));
-  return item;
-}
-
-// "rerun of X (Failed)" and "replaced by Y (Succeeded), Z (Running)": the run's line.
-function lineageParts(run) {
-  const parts = [];
-  if (run.rerun_of) {
-    const of = el("span", "rerun of ", "rerun-of");
-    of.appendChild(runLink(run.rerun_of));
-    parts.push(of);
-  }
-  if (run.replaced_by && run.replaced_by.length) {
-    const by = el("span", (parts.length ? " \u00b7 " : "") + "replaced by ", "replaced-by");
-    run.replaced_by.forEach((link, i) => {
-      if (i) by.appendChild(span(", "));
-      by.appendChild(runLink(link));
-    });
-    parts.push(by);
-  }
-  return parts;
-}
-
-function drawRun() {
-  const { run, tasks, failures, next } = shownRun;
-  const end = run.ended_at == null ? Date.now() / 1000 : run.ended_at;
-  const items = [...shownRun.items.values()].flatMap((loaded) => loaded.tasks);
-  drawTimeline($("h-timeline"), items.length ? tasks.concat(items) : tasks, { until: end,
-    start: run.started_at, now: end, run: run.run_id, redraw: drawRun, maps: shownRun.maps,
-    more: loadMapItems });
-  // with pages still to load, "none" would speak of tasks not read yet
-  fillList($("h-failures"), failures.map((f) => {
-    const li = el("li");
-    li.appendChild(span(f.name + ": ", "c-" + safeClass(f.state || "FAILED")));
-    li.appendChild(span(f.error, "error"));
-    li.appendChild(attemptsList(f));
-    return li;
-  }), next == null ? "none" : "none among the " + count(tasks.length) + " tasks shown");
-  $("h-run-shown").textContent = next == null ? "" : count(tasks.length) + " tasks shown";
-  $("h-run-more").hidden = next == null;
-  const reused = tasks.filter((t) => t.reused_from || t.cached);
-  $("h-run-reused").hidden = !reused.length;
-  $("h-reused").replaceChildren(...reused.map((t) => {
-    const li = el("li", null, "reused");
-    li.appendChild(span(t.task_name + " ", "c-COMPLETED"));
-    if (!t.reused_from) {  // a cache policy's: no run kept it
-      li.appendChild(span("cached by its cache policy"));
-      return li;
-    }
-    li.appendChild(span(t.cached ? "cached from run " : "from run "));
-    li.appendChild(runLink({ run_id: t.reused_from, status: null }));
-    return li;
-  }));
 }
 
 async function loadTasks() {
@@ -460,23 +301,9 @@ export function openRecorded(runId) {
 
 export let historyKnown = null; // whether there is a History section (null: not known yet)
 
-// The recorded run and the task's durations the place names, shown (the others hidden): the
-// recorded run of a run's page (/runs/ID), which the live view's stands beside until runpage.js
-// gives the run's own page; a run the history does not hold is the live view's only.
+// The task's durations the place names (/history/tasks/NAME), shown; elsewhere hidden.
 export function showHistoryPlace(place) {
   if (!historyKnown) return; // asked once the history is known to be there (startHistory)
-  const runId = place.name === "run" ? place.run : null;
-  if (runId) {
-    if (!shownRun || !shownRun.run.run_id.startsWith(runId)) {
-      loadRun(runId).then(() => problem(null), (error) => {
-        if (error.status === 404) $("h-run").hidden = true; else problem(error);
-      });
-    }
-  } else {
-    shownRun = null;
-    shownLogs = null;
-    $("h-run").hidden = true;
-  }
   if (place.historyTask) {
     if ($("h-task").hidden || $("h-task-name").textContent !== place.historyTask) {
       loadTask(place.historyTask).then(() => problem(null), problem);
@@ -506,16 +333,13 @@ export async function startHistory() {
     if (!history) return; // none yet, or unreadable: the note says why and what to do
     $("h-downloads").hidden = false;
     showHistoryPlace(placeOf(new URL(location.href)));
-    schedule(); // a run this dashboard does not hold may be in the history (renderRun)
+    schedule(); // a run's page that waited for it reads what the history recorded (runpage.js)
     await loadRuns();
   } catch (error) {
     historyKnown = historyKnown === null ? false : historyKnown;
     if (error.status === 404) return; // a dashboard without the history's endpoints
     problem(error);
   }
-  $("h-run-more").addEventListener("click", () => loadMoreTasks().then(() => problem(null), problem));
-  $("h-logs-more").addEventListener("click", () => loadLogs(false).then(() => problem(null), problem));
-  $("h-log-task").addEventListener("change", () => loadLogs(true).then(() => problem(null), problem));
   for (const id of ["h-runs-csv", "h-runs-jsonl", "h-tasks-csv", "h-tasks-jsonl", "h-audit-csv",
     "h-audit-jsonl"]) {
     $(id).addEventListener("click", (event) => {

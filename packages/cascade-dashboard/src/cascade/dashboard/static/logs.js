@@ -1,7 +1,7 @@
 // A task log panel: lines in cascade.interfaces.LogLine's field names (ts: ISO text, or epoch
 // seconds as the history gives it; task_name, attempt, level, stream, logger, message), as
-// rows "HH:MM:SS.mmm task#attempt LEVEL logger: message". Shared by the live panel (an open
-// run's lines) and the History section (recorded lines). Every string came from an engine:
+// rows "HH:MM:SS.mmm task#attempt LEVEL logger: message". The run's page draws
+// its live tail (an open run's lines) and its recorded lines with it. Every string came from an engine:
 // it reaches the page through textContent only.
 
 function logTime(ts) {

@@ -7,8 +7,9 @@ import { startAttention } from "./attention.js";
 import { startControls } from "./constraints.js";
 import { $ } from "./dom.js";
 import { showHistoryPlace, startHistory } from "./history.js";
-import { applyChanges, connect, filterRuns, openFirst, openLive, showLogsOf, startPaging } from "./live.js";
-import { hasRunPage, onPlaceShown, placeOf, placeUrl, setRunPageOpener, showPlace, startNavigation } from "./places.js";
+import { applyChanges, connect, filterRuns, openFirst, openLive, startPaging } from "./live.js";
+import { onPlaceShown, placeOf, placeUrl, setRunPageOpener, showPlace, startNavigation } from "./places.js";
+import { showProblems, startProblems } from "./problems.js";
 import { paint } from "./render.js";
 import { paintWith, schedule } from "./repaint.js";
 import { openRunPage, startRunPage } from "./runpage.js";
@@ -28,27 +29,22 @@ async function connectIfSignedIn() {
   startSchedules();
 }
 
-// What each place asks for when shown: the run's page its run (and task), the live run closed
-// elsewhere (its stream then carries no run's tasks); Runs its filters; Settings its webhooks.
+// What each place asks for when shown: the run's page its run and task (places.js calls
+// openRunPage, the opener runpage.js gives it), the live run closed elsewhere (its stream then
+// carries no run's tasks); Tasks its task's durations; Runs its filters; Settings its webhooks;
+// Problems its lists.
 let firstShown = true; // the first place's run is opened by openFirst, its stream by connectIfSignedIn
 
 function onShown(place) {
-  if (firstShown) {
-    firstShown = false;
-  } else if (place.name === "run") {
-    // the run's own page opened its run (openRunPage, places.js's opener); without it, the
-    // live run's view and the recorded run's stand in
-    if (!hasRunPage()) openLive(place.run, place.task);
-  } else {
-    openLive(null, null);
-  }
-  if (!hasRunPage()) showHistoryPlace(place);
-  else showHistoryPlace({ ...place, run: null });
+  if (firstShown) firstShown = false;
+  else if (place.name !== "run") openLive(null, null);
+  showHistoryPlace(place);
   if (place.name === "runs") showRunFilters(new URL(location.href));
   // the runs' filters are the Runs address's: elsewhere (Engines, which the engine filter
   // narrows too) none is in force, as the address says
   else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
   if (place.name === "settings") showSettings();
+  if (place.name === "problems") showProblems();
   schedule();
 }
 
@@ -65,16 +61,12 @@ function start() {
     connectIfSignedIn(); // the stream of a token holder is never refused
   });
   startControls();
+  startProblems();
   startRunPage();
   setRunPageOpener(openRunPage);
   startPaging();
   startRunFilters();
   startNavigation();
-  $("logs-all").addEventListener("click", () => showLogsOf(null));
-  $("timeline").addEventListener("click", (event) => {
-    const name = event.target.closest && event.target.closest("[data-task-id]");
-    if (name) showLogsOf(name.getAttribute("data-task-id"));
-  });
   window.addEventListener("popstate", () => showPlace(placeOf(new URL(location.href))));
   const place = placeOf(new URL(location.href));
   if (new URL(location.href).searchParams.has("run")) { // ?run=ID: now /runs/ID

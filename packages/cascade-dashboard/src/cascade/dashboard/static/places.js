@@ -11,6 +11,7 @@
 //   /audit                 Audit: the history's audit trail
 //   /settings              Settings (admins): the webhooks a team's dashboard posts to
 //   /tasks                 task durations; /history/tasks/NAME: one task's over time
+//   /problems              Problems: the lists behind the header's notes (missed, refused, silent)
 //   /history/runs/ID       the old address of a recorded run: the dashboard redirects it to /runs/ID
 // Paths, not a #fragment: signing in sends a person back to the path and query they came from
 // (a fragment never reaches the server), the dashboard answers a place with the page and its
@@ -52,8 +53,8 @@ export function placeOf(url) {
   } else if (parts[0] === "history" && parts[1] === "tasks" && parts.slice(2).join("/")) {
     place.name = "tasks";
     place.historyTask = parts.slice(2).join("/");
-  } else if (parts[0] === "tasks" && !parts[1]) {
-    place.name = "tasks";
+  } else if ((parts[0] === "tasks" || parts[0] === "problems") && !parts[1]) {
+    place.name = parts[0];
   } else if (AT.has(parts[0]) && !parts[1]) {
     place.name = AT.get(parts[0]);
   } else if (url.searchParams.get("run")) {
@@ -68,7 +69,7 @@ export function placePath(place) {
   if (place.run) return "/runs/" + part(place.run) + (place.task ? "/tasks/" + part(place.task) : "");
   if (place.historyRun) return "/runs/" + part(place.historyRun);
   if (place.historyTask) return "/history/tasks/" + part(place.historyTask);
-  if (place.name === "tasks") return "/tasks";
+  if (place.name === "tasks" || place.name === "problems") return "/" + place.name;
   const listed = NAVIGATION.find(([name]) => name === place.name);
   return listed ? listed[1] : "/runs";
 }
@@ -79,6 +80,7 @@ export function placeTitle(place) {
     : place.historyRun ? "run " + shortId(place.historyRun)
     : place.historyTask ? "task " + place.historyTask
     : place.name === "tasks" ? "Tasks"
+    : place.name === "problems" ? "Problems"
     : listed ? listed[2] : null;
   return (what ? what + " · " : "") + "Cascade dashboard";
 }
@@ -104,10 +106,8 @@ let runPageOpener = null;
 export let current = noPlace(); // the place shown
 
 // The run's own page: runpage.js gives its openRunPage here (it is called with the run's id, and
-// the task, each time /runs/ID is shown); until one is given, the live run and the recorded run
-// views stand in (main.js).
+// the task, each time /runs/ID is shown).
 export function setRunPageOpener(open) { runPageOpener = open; }
-export function hasRunPage() { return runPageOpener !== null; }
 
 // `listener(place)` is called each time a place is shown (on load, a click, back and forward).
 export function onPlaceShown(listener) { shownListeners.push(listener); }
@@ -121,7 +121,7 @@ export function showPlace(place) {
   }
   // the run's own page (runpage.js's #run-page), wherever index.html holds it: shown at /runs/ID
   const runPage = document.getElementById("run-page");
-  if (runPage) runPage.hidden = name !== "run" || !runPageOpener;
+  if (runPage) runPage.hidden = name !== "run";
   for (const link of document.querySelectorAll("#places a[data-nav]")) {
     const here = link.getAttribute("data-nav") === (name === "run" ? "runs" : name);
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");

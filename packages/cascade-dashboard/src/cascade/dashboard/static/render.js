@@ -1,21 +1,16 @@
-// Drawing the live state (live.js keeps it): the connection, a page of runs, the open run, a
-// page of engines, the held tasks (decisions.js), the constraints (constraints.js), and the
-// pagers' counts; at most once per animation frame (repaint.js).
+// Drawing the live state (live.js keeps it): the connection, a page of runs, the open run's
+// page (runpage.js), a page of engines, the held tasks (decisions.js), the constraints
+// (constraints.js), and the pagers' counts; at most once per animation frame (repaint.js).
 // Every string from the broker reaches the page through textContent or setAttribute only.
 import { renderAttention } from "./attention.js";
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
-import { $, el, fillList, fillTable, replace, row, runButton, safeClass, span, traceback } from "./dom.js";
+import { $, el, fillTable, replace, row, runButton, safeClass, span } from "./dom.js";
 import { at, clock, count, seconds } from "./format.js";
-import { historyGet, historyKnown, openRecorded } from "./history.js";
-import { connecting, live, logTask, ROWS, select, selected, view } from "./live.js";
-import { drawLogLines } from "./logs.js";
-import { hasRunPage, noPlace, placePath } from "./places.js";
-import { schedule } from "./repaint.js";
+import { connecting, live, ROWS, select, selected, view } from "./live.js";
+import { renderProblems } from "./problems.js";
 import { renderRunPage } from "./runpage.js";
-import { scheduledText } from "./schedules.js";
-import { decisionsText, stateCounts, statusCell, tallyText } from "./states.js";
-import { drawTimeline } from "./timeline.js";
+import { stateCounts, statusCell, tallyText } from "./states.js";
 import { signedIn } from "./who.js";
 
 const progressSeen = new Map(); // run id -> highest progress shown: it never goes backwards
@@ -39,12 +34,13 @@ function renderConnection() {
   // engines whose telemetry does not reach the dashboard, each with the likely cause
   $("silent").textContent = withRest((live.silent || []).map((s) => s.line),
     {sources: live.silent_total || 0});
+  for (const id of ["missed", "refused", "silent"]) $(id).hidden = !$(id).textContent; // links: none empty
   $("mode").textContent = live.controls ? "controls enabled" : "read-only";
   for (const id of ["c-apply", "c-resume"]) $(id).disabled = !live.controls;
   $("token-label").hidden = !live.controls || signedIn; // a session needs no token
 }
 
-// The worst few sources of a list, and how many more there are (the rest: /api/problems/...).
+// The worst few sources of a list, and how many more there are (every one: Problems).
 function withRest(said, total) {
   const more = total ? total.sources - said.length : 0;
   if (more > 0) said.push("and " + count(more) + " more sources");
@@ -100,135 +96,6 @@ function renderRuns() {
   renderPager("runs", "runs", runs.length, live.runs, view.runsAfter.length);
 }
 
-let logsDrawn = -1; // live.logsChanged when the log panel was last drawn
-
-function renderLogs() {
-  if (logsDrawn === live.logsChanged) return;
-  logsDrawn = live.logsChanged;
-  drawLogLines($("logs-lines"), live.logs, { clear: true });
-  $("logs-of").textContent = logTask ? "of " + logTask : "of every task";
-  $("logs-all").hidden = !logTask;
-  const note = live.logsNote || {};
-  const said = [];
-  if (note.dropped) said.push(note.dropped + " lines dropped by the engine");
-  if (note.missed) said.push(note.missed + " lines missed on the way");
-  if (note.let_go) said.push(note.let_go + " older lines no longer kept");
-  if (note.skipped) said.push(note.skipped + " lines skipped (too many to send)");
-  $("logs-note").textContent = said.join("; ");
-}
-
-// The run it reruns (a link: to its page in the history when there is one, else to it here), its
-// served workflow and who started it, as its start said; with a history, a link to the run's
-// recorded page (the runs that rerun it, its reused results: what the live view does not keep).
-let lineageOf = null;
-function renderLineage(run) {
-  const origin = run.origin || {};
-  const recorded = historyKnown === true;
-  const key = [run.run_id, origin.rerun_of || "", origin.workflow || "", origin.schedule || "", recorded].join("\u0000");
-  if (lineageOf === key) return; // drawn: a link redrawn at each frame could not be clicked
-  lineageOf = key;
-  const parts = [];
-  if (origin.workflow) parts.push(span("workflow " + origin.workflow));
-  if (origin.schedule) parts.push(span(" " + scheduledText(origin), "scheduled"));
-  if (origin.issued_by) parts.push(span(" started by " + origin.issued_by));
-  if (origin.rerun_of) {
-    parts.push(span(" rerun of "));
-    const link = runButton(origin.rerun_of, "link lineage", () => openRun(origin.rerun_of));
-    link.setAttribute("data-run-id", origin.rerun_of);
-    parts.push(link);
-  }
-  if (recorded) { // the runs that rerun it, and the results it reused: the history has them
-    if (parts.length) parts.push(span(" \u00b7 "));
-    parts.push(span("its line and reused results, as recorded, below", "note"));
-  }
-  $("run-lineage").replaceChildren(...parts);
-}
-
-// Another run of a line: its page.
-function openRun(runId) {
-  if (runId !== selected) select(runId);
-}
-
-// A run the address names that this dashboard does not hold (not heard of yet, or ended and
-// no longer kept): said so, with where the history has it; drawn as soon as it is heard of.
-let unknownOf = null;
-function renderUnknownRun() {
-  $("run-body").hidden = $("run-cancel").hidden = true;
-  $("run-id").textContent = selected;
-  $("run-name").textContent = $("run-trace").textContent = "";
-  $("run-status").textContent = connecting ? "opening…" : "not heard of";
-  $("run-status").className = "badge";
-  $("run-lineage").replaceChildren();
-  lineageOf = null;
-  const note = $("run-unknown");
-  note.hidden = false;
-  const key = [selected, connecting, historyKnown].join("\u0000");
-  if (unknownOf === key) return;
-  unknownOf = key;
-  if (connecting) { note.textContent = ""; return; }
-  note.replaceChildren(span("This dashboard holds no run " + selected + " now: it shows here as " +
-    "soon as its engine's telemetry arrives. "));
-  if (historyKnown === false) {
-    note.appendChild(span("A run that ended before this dashboard started, or is no longer kept, " +
-      "is in the history cascade record keeps: this dashboard has none."));
-  } else if (historyKnown) {
-    lookUpRecorded(selected, key, note);
-  }
-}
-
-// What the history recorded of a run the live view does not hold: its status and a link to it.
-async function lookUpRecorded(runId, key, note) {
-  let said;
-  try {
-    const { run } = await historyGet("/api/history/run", { id: runId });
-    said = [span("The history recorded it: " + run.status +
-      (run.ended_at == null ? "" : ", ended " + at(run.ended_at)) + ". ")];
-    const link = el("a", "Open its recorded page", "recorded");
-    link.setAttribute("href", placePath({ ...noPlace(), name: "run", run: run.run_id }));
-    link.addEventListener("click", (event) => { event.preventDefault(); openRecorded(run.run_id); });
-    said.push(link);
-  } catch (error) {
-    said = [span(error.status === 404 ? "The history has not recorded it either."
-      : "history: " + error.message)];
-  }
-  if (unknownOf === key && !live.run) note.append(...said);
-}
-
-function renderRun() {
-  const run = live.run;
-  $("run").hidden = hasRunPage() || (!run && !selected); // the run's own page shows it instead
-  if (hasRunPage()) return;
-  if (!run) {
-    if (selected) renderUnknownRun();
-    return;
-  }
-  unknownOf = null;
-  $("run-unknown").hidden = true;
-  $("run-body").hidden = $("run-cancel").hidden = false;
-  $("run-id").textContent = run.run_id;
-  $("run-status").textContent = run.status;
-  $("run-status").className = "badge " + safeClass(run.status);
-  $("run-decided").textContent = decisionsText(run);
-  $("run-trace").textContent = run.trace_id ? "trace " + run.trace_id : "";
-  $("run-name").textContent = run.name == null ? "" : run.name;
-  renderLineage(run);
-  $("run-cancel").disabled = !live.controls || run.status !== "Running";
-  const tasks = [...live.tasks.values()];
-  drawTimeline($("timeline"), tasks, { until: run.ended || live.now, start: run.started || live.now,
-    now: live.now, run: run.run_id, redraw: schedule });
-  $("truncated").textContent = run.truncated ? run.truncated + " tasks not drawn (too many)" : "";
-  renderLogs();
-  const failures = tasks.filter((t) => t.state === "FAILED" || t.state === "HELD").map((f) => {
-    const li = el("li");
-    li.appendChild(span(f.name + (f.state === "HELD" ? " (held for a decision): " : ": "), "c-" + f.state));
-    li.appendChild(span(f.error, "error"));
-    if (f.traceback) li.appendChild(traceback(f.traceback));
-    return li;
-  });
-  if (!failures.length && run.error) failures.push(el("li", run.error, "error"));
-  fillList($("failures"), failures);
-}
-
 // Fleet mode: where the overview comes from, and the fleet's totals from the summaries.
 function renderFleet() {
   const fleet = live.fleet, on = live.mode === "fleet" && fleet;
@@ -275,8 +142,8 @@ export function paint() {
   renderHeld();
   renderAttention();
   renderRunPage();
-  renderRun();
   renderEngines();
   renderConstraints();
+  renderProblems();
   window.cascadeRepaints += 1;
 }

@@ -71,14 +71,13 @@ export function goToRun(runId) {
 function showRunPage(runId) {
   if (runId === page.runId) return;
   Object.assign(page, { runId, recorded: null, recordedOf: null, recordedNote: "", liveStatus: null,
-    tasksPage: 0, plan: null, logs: null, graphSelected: null });
+    tasksPage: 0, plan: null, logs: null, graphSelected: null, workflowsAsked: false });
   page.items.clear();
   page.opened.clear();
   page.drawn.clear();
   $("rp-action-status").textContent = "";
   $("rp-plan").hidden = true;
   $("rp-log-filter").value = "";
-  if (runId) loadWorkflows();
 }
 
 // A link to another run's page: its short id, the whole id as its title.
@@ -144,12 +143,15 @@ async function loadItems(mapId) {
 
 async function loadRecordedLogs(fresh) {
   const runId = page.runId;
-  if (fresh) page.logs = { lines: [], next: 0 };
+  if (fresh) page.logs = { lines: [], next: 0, missing: 0 };
   const shown = page.logs;
   if (!shown || shown.next == null) return;
-  const { lines, next_after } = await historyGet("/api/history/runs/" + encodeURIComponent(runId) + "/logs",
+  const { lines, next_after, batches } = await historyGet("/api/history/runs/" + encodeURIComponent(runId) + "/logs",
     { after: shown.next });
   if (page.logs !== shown) return;
+  // batches its engine numbered that never reached the history (the first page says): their
+  // lines, of any task, are known neither in number nor by task
+  if (batches && batches.missing) shown.missing = batches.missing;
   shown.lines = shown.lines.concat(lines);
   shown.next = next_after;
   schedule();
@@ -254,7 +256,9 @@ export function startRunPage() {
   $("rp-logs-all").addEventListener("click", () => showLogsOf(null));
   $("rp-timeline").addEventListener("click", (event) => { // a task's name: its lines only
     const name = event.target.closest && event.target.closest(".tl-name[data-task-id]");
-    if (name && isLive()) showLogsOf(name.getAttribute("data-task-id"));
+    if (!name) return;
+    if (isLive()) showLogsOf(name.getAttribute("data-task-id"));
+    else { $("rp-log-filter").value = name.getAttribute("data-task-name"); schedule(); } // recorded: by its name
   });
   $("rp-logs-more").addEventListener("click", () => loadRecordedLogs(false));
   $("rp-tasks-more").addEventListener("click", () => loadMoreTasks());
@@ -596,7 +600,8 @@ function drawLogs(liveRun) {
   $("rp-logs-of").textContent = liveRun ? (logTask ? "of " + logTask : "of every task") : "";
   $("rp-logs-all").hidden = !(liveRun && logTask);
   $("rp-logs-earlier").hidden = !(liveRun && historyKnown === false); // with one, they are filled in
-  const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter].join("\u0000");
+  const missing = !liveRun && page.logs ? page.logs.missing : 0;
+  const key = [liveRun ? "live" : "recorded", liveRun ? live.logsChanged : source.length, filter, missing].join("\u0000");
   if (!changed("logs", key)) return;
   const box = $("rp-logs");
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 8; // a tail follows the end
@@ -607,6 +612,8 @@ function drawLogs(liveRun) {
   if (matching.length > LOG_LINES_SHOWN) said.push("the last " + count(LOG_LINES_SHOWN) + " of " + count(matching.length) + " lines shown");
   if (!source.length) said.push(liveRun ? "no line yet" : page.logs ? "no log lines recorded" : "");
   else if (!matching.length) said.push("no line has " + quoted(filter));
+  if (missing) said.push(count(missing) + (missing === 1 ? " batch" : " batches") +
+    " of log lines missing, of any task (lost on the way or before a recorder listened)");
   if (liveRun) said.push("live: new lines come in as they are logged");
   $("rp-logs-note").textContent = said.filter(Boolean).join("; ");
   $("rp-logs-more").hidden = liveRun || !page.logs || page.logs.next == null;
@@ -654,6 +661,12 @@ export function renderRunPage() {
   if (selected !== page.runId) showRunPage(selected);
   $("run-page").hidden = !page.runId;
   if (!page.runId) return;
+  // asked once the page is drawn from what it may read: a page nobody signed in to asks for
+  // nothing it would be refused
+  if (!page.workflowsAsked) {
+    page.workflowsAsked = true;
+    loadWorkflows();
+  }
   const liveRun = isLive() ? live.run : null;
   if (historyKnown && (page.recordedOf !== page.runId ||
       (liveRun && page.liveStatus !== null && page.liveStatus !== liveRun.status))) {

@@ -3,7 +3,7 @@
 // its last slot and the run that slot started (a link to it), paused or not (by whom, until
 // when, why), the slots its servers skipped, and for the schedules the reader may steer, Pause
 // (with a reason) or Resume: a pause on the scope schedule:<name> through /api/constraints, as
-// every pause goes. And how the run view says a scheduled run's slot (scheduledText). Every
+// every pause goes. And how the run's page says a scheduled run's slot (scheduledText). Every
 // string from the broker reaches the page through textContent or setAttribute only.
 import { ask, control } from "./api.js";
 import { $, el, fillTable, row, runButton, span } from "./dom.js";

@@ -1,4 +1,4 @@
-// A run's timeline, live (render.js) and recorded (history.js): per task, a bar per state it was
+// A run's timeline, live and recorded (runpage.js draws both): per task, a bar per state it was
 // in, from its segments ({state, start, end, outcome}), under a time axis (+0s at the first
 // segment). Tasks sharing a name (a fan-out's seven downloads) are one row, "download ×7", their
 // bars merged, that opens to a row each, "download #1"…: as Airflow's grid shows a mapped task
@@ -107,7 +107,29 @@ export function drawTimeline(container, runTasks, view) {
       cells.push(label, track);
     });
   }
+  const focused = focusedRow(container);
   container.replaceChildren(...cells);
+  if (focused) refocus(container, focused);
+}
+
+// The row whose button has the keyboard's focus: a live run's timeline is drawn anew as it
+// changes, and its focus goes with it (a person tabbing through the names would lose it).
+const ROW_KEYS = ["data-task-id", "data-group", "data-map"];
+function focusedRow(container) {
+  const active = document.activeElement;
+  if (!active || active.tagName !== "BUTTON" || !container.contains(active)) return null;
+  const name = active.closest(".tl-name");
+  const key = name && ROW_KEYS.find((attribute) => name.hasAttribute(attribute));
+  return key ? [key, name.getAttribute(key)] : null;
+}
+
+function refocus(container, [key, value]) {
+  for (const name of container.querySelectorAll(".tl-name[" + key + "]")) {
+    if (name.getAttribute(key) !== value) continue;
+    const button = name.querySelector("button");
+    if (button) button.focus({ preventScroll: true });
+    return;
+  }
 }
 
 // A map's row: "▸ transform-7 ×10,000" with its items by state (the history's counts, else
@@ -176,14 +198,20 @@ function bar(cls, start, end, scale) {
   return node;
 }
 
+// A task's row: its name a button (reachable by Tab; the run's page shows its log lines on a
+// click), what holds it, and its bars.
 function taskRow(task, label, scale) {
-  const name = el("div", label + (task.cached ? " (cached)" : "") +
-    (task.attempts > 1 ? " (" + task.attempts + " attempts)" : ""), "tl-name");
+  const name = el("div", null, "tl-name");
+  const button = el("button", label + (task.cached ? " (cached)" : "") +
+    (task.attempts > 1 ? " (" + task.attempts + " attempts)" : ""), "link tl-task");
+  button.type = "button";
+  name.appendChild(button);
   const held = task.held_by ? heldText(task.held_by, scale.now) : "";
   if (held) name.appendChild(el("div", held, "held"));
   name.title = task.task_id + " " + task.state + (task.error ? "\n" + task.error : "") +
     (held ? "\n" + held : "");
   name.setAttribute("data-task-id", task.task_id);
+  name.setAttribute("data-task-name", task.name ?? task.task_name ?? "");
   name.setAttribute("data-state", safeClass(task.state));
   const track = el("div", null, "tl-track");
   for (const s of task.segments) {
