@@ -71,13 +71,14 @@ export function goToRun(runId) {
 function showRunPage(runId) {
   if (runId === page.runId) return;
   Object.assign(page, { runId, recorded: null, recordedOf: null, recordedNote: "", liveStatus: null,
-    tasksPage: 0, plan: null, logs: null, graphSelected: null, workflowsAsked: false });
+    tasksPage: 0, plan: null, logs: null, graphSelected: null });
   page.items.clear();
   page.opened.clear();
   page.drawn.clear();
   $("rp-action-status").textContent = "";
   $("rp-plan").hidden = true;
   $("rp-log-filter").value = "";
+  if (runId) loadWorkflows();
 }
 
 // A link to another run's page: its short id, the whole id as its title.
@@ -661,12 +662,6 @@ export function renderRunPage() {
   if (selected !== page.runId) showRunPage(selected);
   $("run-page").hidden = !page.runId;
   if (!page.runId) return;
-  // asked once the page is drawn from what it may read: a page nobody signed in to asks for
-  // nothing it would be refused
-  if (!page.workflowsAsked) {
-    page.workflowsAsked = true;
-    loadWorkflows();
-  }
   const liveRun = isLive() ? live.run : null;
   if (historyKnown && (page.recordedOf !== page.runId ||
       (liveRun && page.liveStatus !== null && page.liveStatus !== liveRun.status))) {
