@@ -55,6 +55,16 @@ def task_row_state(driver: Any, task_prefix: str) -> str | None:
     return attribute(driver, f'#rp-tasks tr[data-task-id^="{task_prefix}"]', "data-state")
 
 
+def duration(driver: Any) -> float:
+    """The run page's duration fact, in seconds ("0.4s", "12s", "1m05s")."""
+    facts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#rp-facts .fact')].map(f => f.textContent)"
+    )
+    [shown] = [f.removeprefix("duration") for f in facts if f.startswith("duration")]
+    minutes, _, rest = shown.rpartition("m")
+    return float(minutes or 0) * 60 + float(rest.rstrip("s"))
+
+
 def test_a_live_runs_page_at_its_prefix_shows_a_task_end_live(
     browser: Any, dashboard: Dashboard, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
 ) -> None:
@@ -86,6 +96,9 @@ def test_a_live_runs_page_at_its_prefix_shows_a_task_end_live(
         assert css(browser, "#run-page #run-graph")  # the graph's place, for graph.js
         assert browser.find_element(By.ID, "rp-cancel").is_displayed()  # controls are on
         assert not browser.find_element(By.ID, "rp-rerun").is_displayed()  # not served, live
+        # a live run's duration grows as the dashboard's clock ticks, not drawn once
+        first = duration(browser)
+        wait(browser, lambda d: duration(d) > first + 1)
         go.set()
         assert run.result(30) == ["done"]
         wait(browser, lambda d: task_row_state(d, name) == "COMPLETED")

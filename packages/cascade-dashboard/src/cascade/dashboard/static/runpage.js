@@ -323,7 +323,10 @@ function drawFacts(liveRun, recorded) {
   const origin = (liveRun && liveRun.origin) || (recorded && recorded.run.origin) || {};
   const started = liveRun ? liveRun.started : recorded.run.started_at;
   const ended = liveRun ? liveRun.ended : recorded.run.ended_at;
-  const key = JSON.stringify([origin, run.source, started, ended, run.error]);
+  // a live run's duration grows: it is part of what is drawn, so a repaint redraws it
+  const duration = started == null ? null
+    : seconds((ended == null ? live.now || Date.now() / 1000 : ended) - started);
+  const key = JSON.stringify([origin, run.source, started, ended, run.error, duration]);
   if (!changed("facts", key)) return;
   const facts = [];
   if (origin.workflow) facts.push(fact("workflow", origin.workflow));
@@ -335,7 +338,7 @@ function drawFacts(liveRun, recorded) {
   facts.push(fact("engine", run.source || "-"));
   facts.push(fact("started", at(started)));
   facts.push(fact("ended", ended == null ? "not yet" : at(ended)));
-  if (started != null) facts.push(fact("duration", seconds((ended == null ? live.now || Date.now() / 1000 : ended) - started)));
+  if (duration != null) facts.push(fact("duration", duration));
   if (run.error) facts.push(fact("error", span(run.error, "error")));
   $("rp-facts").replaceChildren(...facts);
 }
