@@ -22,7 +22,7 @@ from ..history._history_source import HistorySource
 from ..live._hub import DashboardHub
 from ..live._visible_runs import HistoryUnreadable, find_run, unknown_run
 from ._control_bodies import constraint_request
-from ._guard import AccessRefused, Refused, Tokens, read_json, refusal
+from ._guard import AccessRefused, Refused, Tokens, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -102,10 +102,8 @@ class Controls:
 
     async def post_constraints(self, request: Request) -> Response:
         caller = self.caller(request)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refusal(415, "send the constraint as application/json")
         try:
-            body = await read_json(request, MAX_BODY)
+            body = await json_body(request, MAX_BODY, "send the constraint as application/json")
         except Refused as refused:
             return refusal(refused.status, refused.message)
         name = caller if isinstance(caller, str) else caller.identity.name
@@ -148,18 +146,12 @@ class Controls:
 
     async def cancel_run(self, request: Request) -> Response:
         caller = self.caller(request)
-        body = None
-        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
-            request.headers
-        ):
-            if request.headers.get("content-type", "").split(";")[0].strip() != (
-                "application/json"
-            ):
-                return refusal(415, "send the reason as application/json")
-            try:
-                body = await read_json(request, MAX_BODY)
-            except Refused as refused:
-                return refusal(refused.status, refused.message)
+        try:
+            body = await json_body(
+                request, MAX_BODY, "send the reason as application/json", optional=True
+            )
+        except Refused as refused:
+            return refusal(refused.status, refused.message)
         given = request.path_params["run_id"]
         among = caller.among() if not isinstance(caller, str) else None
         try:

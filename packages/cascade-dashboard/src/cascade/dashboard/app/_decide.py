@@ -25,7 +25,7 @@ from cascade.interfaces import ConnectorError
 from ..auth._decide_scope import may_decide
 from ..live._visible_runs import HistoryUnreadable, find_run
 from ._controls import Controls
-from ._guard import Refused, read_json, refusal
+from ._guard import Refused, json_body, refusal
 
 __all__ = ["decide_task", "decision_target"]
 
@@ -71,10 +71,12 @@ def _answer_json(answer: DecisionAnswer) -> dict[str, Any]:
 async def decide_task(controls: Controls, request: Request) -> Response:
     """The handler (see the module)."""
     caller = controls.caller(request)
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return refusal(415, 'send the decision as application/json: {"decision": "retry", ...}')
     try:
-        body = await read_json(request, controls.max_body)
+        body = await json_body(
+            request,
+            controls.max_body,
+            'send the decision as application/json: {"decision": "retry", ...}',
+        )
     except Refused as refused:
         return refusal(refused.status, refused.message)
     given, task = request.path_params["run_id"], request.path_params["task"]

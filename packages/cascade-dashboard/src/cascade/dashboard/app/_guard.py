@@ -26,6 +26,7 @@ __all__ = [
     "Tokens",
     "allowed_hosts",
     "bearer_matches",
+    "json_body",
     "read_json",
     "refusal",
 ]
@@ -204,6 +205,22 @@ class Tokens:
 
 
 # -- body ----------------------------------------------------------------------------------
+
+
+async def json_body(request: Request, limit: int, not_json: str, *, optional: bool = False) -> Any:
+    """The request's JSON body (:func:`read_json`), refused with 415 and ``not_json`` (what to
+    send, and how) unless its content type is ``application/json``. ``optional``: a request
+    with no body (no length, not chunked) gives ``None``. Raises :class:`Refused`."""
+    headers = request.headers
+    if (
+        optional
+        and headers.get("content-length", "0") == "0"
+        and "transfer-encoding" not in headers
+    ):
+        return None
+    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Refused(415, not_json)
+    return await read_json(request, limit)
 
 
 async def read_json(request: Request, limit: int) -> Any:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._guard import Refused, read_json, refusal
+from ._guard import Refused, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access
@@ -140,13 +140,12 @@ class _NotifyApi:
         access = self.team.control(request.scope, "webhook-add", "webhooks", _admin)
         if self.notifications is None:
             return refusal(503, _NO_HISTORY)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refusal(415, "send the webhook as application/json")
         from cascade.history import HistoryError
 
         try:
             webhook = await self.notifications.add(
-                await read_json(request, _MAX_BODY), access.identity.name
+                await json_body(request, _MAX_BODY, "send the webhook as application/json"),
+                access.identity.name,
             )
         except Refused as refused:
             return refusal(refused.status, refused.message)

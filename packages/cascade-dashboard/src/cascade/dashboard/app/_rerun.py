@@ -31,7 +31,7 @@ from cascade.reader import RunView
 
 from ..live._visible_runs import HistoryUnreadable, find_run, recorded_run
 from ._controls import Controls
-from ._guard import Refused, read_json, refusal
+from ._guard import Refused, json_body, refusal
 from ._start import send_start
 
 __all__ = ["rerun_run"]
@@ -40,16 +40,15 @@ __all__ = ["rerun_run"]
 async def rerun_run(controls: Controls, request: Request) -> Response:
     """``POST /api/runs/{run_id}/rerun`` (see the module)."""
     caller = controls.caller(request)
-    body = None
-    if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
-        request.headers
-    ):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refusal(415, 'send the rerun as application/json: {"dry_run": true}')
-        try:
-            body = await read_json(request, controls.max_body)
-        except Refused as refused:
-            return refusal(refused.status, refused.message)
+    try:
+        body = await json_body(
+            request,
+            controls.max_body,
+            'send the rerun as application/json: {"dry_run": true}',
+            optional=True,
+        )
+    except Refused as refused:
+        return refusal(refused.status, refused.message)
     given = request.path_params["run_id"]
     among = caller.among() if not isinstance(caller, str) else None
     try:

@@ -39,7 +39,7 @@ from cascade.interfaces import ConnectorError
 
 from ..auth._start_scope import may_start
 from ._controls import Controls
-from ._guard import Refused, read_json, refusal
+from ._guard import Refused, json_body, refusal
 
 if TYPE_CHECKING:
     from cascade.control.access import Access, Among
@@ -73,16 +73,15 @@ async def list_workflows(controls: Controls, request: Request) -> Response:
 async def start_workflow(controls: Controls, request: Request) -> Response:
     """``POST /api/workflows/{name}/start`` (see the module)."""
     caller = controls.caller(request)
-    body = None
-    if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
-        request.headers
-    ):
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refusal(415, 'send the start as application/json: {"params": {...}}')
-        try:
-            body = await read_json(request, controls.max_body)
-        except Refused as refused:
-            return refusal(refused.status, refused.message)
+    try:
+        body = await json_body(
+            request,
+            controls.max_body,
+            'send the start as application/json: {"params": {...}}',
+            optional=True,
+        )
+    except Refused as refused:
+        return refusal(refused.status, refused.message)
     name = request.path_params["name"]
     among = caller.among() if not isinstance(caller, str) else None
     try:
