@@ -2,7 +2,8 @@
 an operator opens Decisions at an address whose query filters 3 of an engine's 5 held tasks
 (the testkit's ``HoldingEngine``), sees the 3 and their count, asks what a skip would decide
 (the dry run: nothing sent), confirms, and sees each decided; the engine received exactly
-those 3. A viewer sees the matches but no bulk action, and the API refuses their decision."""
+those 3. A viewer sees the matches but no bulk action, and the API refuses their decision; a
+filter typed in is an address that back returns from."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -156,6 +158,15 @@ def test_a_viewer_sees_the_matches_but_no_bulk_action_and_the_api_refuses_it(
     assert not shown(browser, "bulk-controls")
     assert not shown(browser, "bulk-preview")
     assert not shown(browser, "bulk-confirm")
+    # a filter typed in is a new address; back returns to the one before, filter and all
+    browser.find_element(By.ID, "bulk-error").send_keys("nothing like it")
+    click(browser, "#bulk-filter")
+    wait(browser, lambda d: d.find_element(By.ID, "bulk-count").text == "0 held tasks match")
+    assert "error=nothing+like+it" in browser.current_url
+    assert f"task=load_{suffix}_*" in unquote(browser.current_url)
+    browser.back()
+    wait(browser, lambda d: sorted(matched(d)) == ["load-1", "load-2", "load-3"])
+    assert browser.find_element(By.ID, "bulk-error").get_attribute("value") == ""
     asked = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(`/api/runs/${arguments[0]}/tasks/load-1/decide`, {method: 'POST', headers:"

@@ -567,7 +567,12 @@ class HeldFilter(msgspec.Struct, frozen=True):
         """The filter an address's query gives (``run_id``, ``task``, ``project``, ``error``;
         empty ones ignored); a ValueError names one too long."""
         given: dict[str, str] = {}
-        for name, key in (("run", "run_id"), ("task", "task"), ("project", "project"), ("error", "error")):
+        for name, key in (
+            ("run", "run_id"),
+            ("task", "task"),
+            ("project", "project"),
+            ("error", "error"),
+        ):
             value = (params.get(key) or "").strip()
             if len(value) > 256:
                 raise ValueError(f"{key} must be at most 256 characters")
