@@ -3,7 +3,8 @@ an operator opens Decisions at an address whose query filters 3 of an engine's 5
 (the testkit's ``HoldingEngine``), sees the 3 and their count, asks what a skip would decide
 (the dry run: nothing sent), confirms, and sees each decided; the engine received exactly
 those 3. A viewer sees the matches but no bulk action, and the API refuses their decision; a
-filter typed in is an address that back returns from."""
+filter typed in is an address that back returns from; a task decided meanwhile is said refused
+on its row, never dropped."""
 
 from __future__ import annotations
 
@@ -176,3 +177,35 @@ def test_a_viewer_sees_the_matches_but_no_bulk_action_and_the_api_refuses_it(
     )
     assert asked == 403
     assert engine_thread.call(lambda: list(engine.requests)) == []
+
+
+def test_a_task_decided_meanwhile_is_reported_refused_on_its_row(
+    browser: Any,
+    team_board: Dashboard,
+    holding: tuple[HoldingEngine, str],
+    engine_thread: EngineThread,
+) -> None:
+    """Between the dry run and the confirm, someone else fails ``load-2``: the bulk retry
+    applies to the other two and says on ``load-2``'s row that the engine refused it, why."""
+    engine, suffix = holding
+    _as(browser, team_board, "olga-secret", f"decisions?task=load_{suffix}_*")
+    wait(browser, lambda d: sorted(matched(d)) == ["load-1", "load-2", "load-3"])
+    click(browser, "#bulk-preview")  # retry, the first decision
+    wait(browser, lambda d: outcomes(d) == ["would retry"] * 3)
+    asked = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(`/api/runs/${arguments[0]}/tasks/load-2/decide`, {method: 'POST', headers:"
+        " {'Authorization': 'Bearer olga-secret', 'Content-Type': 'application/json'},"
+        " body: JSON.stringify({decision: 'fail', attempt: 1})}).then((r) => done(r.status));",
+        engine.run_id,
+    )
+    assert asked == 200
+    click(browser, "#bulk-confirm")
+    status = "done: retried 2 of 3, 1 refused (each row says why)"
+    wait(browser, lambda d: d.find_element(By.ID, "bulk-status").text == status)
+    rows = dict(zip(matched(browser), outcomes(browser), strict=True))
+    assert rows["load-1"] == rows["load-3"] == "retried"
+    assert rows["load-2"].startswith("refused: ")
+    assert "already decided" in rows["load-2"]
+    applied = engine_thread.call(lambda: [(r.task, r.decision) for r in engine.applied])
+    assert sorted(applied) == [("load-1", "retry"), ("load-2", "fail"), ("load-3", "retry")]
