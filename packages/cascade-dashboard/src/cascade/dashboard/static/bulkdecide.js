@@ -13,7 +13,8 @@ import { ask } from "./api.js";
 import { $, el, fillTable, row, span } from "./dom.js";
 import { count, shortId } from "./format.js";
 import { heldWhy } from "./decisions.js";
-import { DECISION_FILTERS } from "./places.js";
+import { live } from "./live.js";
+import { current, DECISION_FILTERS } from "./places.js";
 import { mayRead } from "./who.js";
 
 // The fields that hold the filters (the address's query and /api/held name them as places.js).
@@ -24,6 +25,8 @@ const AT_ONCE = 4; // decisions in flight at once (each waits for its engine's a
 let matches = []; // the held tasks the filter matched, as /api/held listed them
 let plan = null; // { decision, reason, tasks }: what the dry run showed, until confirmed
 let asked = 0; // the latest listing asked for: an older answer is not drawn over it
+let settled = false; // outcomes are on the rows (a dry run's or a decision's): kept until asked again
+let heldSeen = ""; // the live held list as last seen (renderHeldMatches)
 
 function query() {
   const params = new URLSearchParams();
@@ -65,6 +68,7 @@ function drawMatches(total, limit) {
 export async function listMatches() {
   const mine = ++asked;
   plan = null;
+  settled = false;
   $("bulk-plan").hidden = true;
   if (!(await mayRead())) return; // nobody signed in yet: nothing asked, nothing refused
   try {
@@ -115,6 +119,7 @@ function showPlan() {
   $("bulk-confirm").disabled = !tasks.length;
   $("bulk-plan").hidden = false;
   plan = { decision, reason, tasks };
+  settled = true;
 }
 
 async function decideOne(task, decision, reason) {
@@ -153,6 +158,16 @@ async function confirmPlan() {
     (refused ? ", " + count(refused) + " refused (each row says why)" : ""), refused ? "error" : "note ok");
 }
 
+// The live held list moved (render.js calls this on each paint): the matches are listed again,
+// unless a dry run or a decision's outcomes are on the rows (they stay until asked again).
+export function renderHeldMatches() {
+  const held = live.held || { tasks: [], total: 0 };
+  const seen = held.total + " " + held.tasks.map((t) => t.run_id + "/" + t.task_id + "/" + t.attempt).join(" ");
+  if (seen === heldSeen) return;
+  heldSeen = seen;
+  if (current.name === "decisions" && !settled) listMatches();
+}
+
 // The filters from the address (on showing Decisions: a link, back and forward), then listed.
 export function showBulkFilters(url) {
   for (const name of DECISION_FILTERS) $(FIELDS[name]).value = url.searchParams.get(name) || "";
@@ -173,6 +188,7 @@ export function startBulkDecisions() {
   $("bulk-confirm").addEventListener("click", confirmPlan);
   $("bulk-cancel").addEventListener("click", () => {
     plan = null;
+    settled = false;
     $("bulk-plan").hidden = true;
     for (const task of matches) mark(task, "", "");
   });
