@@ -325,3 +325,55 @@ async def test_a_gate_is_listed_awaiting_approval_with_its_prompt_and_approved(
         assert ("alice@example.com", "complete", f"run:{gated}/task:approve-1/attempt:1") in rows
     finally:
         await stand_in.connector.disconnect()
+
+
+async def test_the_held_api_lists_what_a_bulk_filter_matches_and_who_may_decide(
+    http: httpx.AsyncClient,
+) -> None:
+    """``/api/held`` lists the held tasks a filter picks (run prefix, task glob or id,
+    org/project or project, error text in any case) that the asker may see, with ``total``
+    and its ``limit``; ``decide`` as in the state's list (a viewer: none; a task-scoped
+    operator: its tasks); an overlong filter is a 400."""
+
+    async def ids(query: str, headers: dict[str, str] = ALICE) -> list[str]:
+        answer = (await http.get(f"/api/held?{query}", headers=headers)).json()
+        assert answer["limit"] == 500
+        assert answer["total"] == len(answer["tasks"])
+        return [t["task_id"] for t in answer["tasks"]]
+
+    assert await ids("") == ["load-1", "side-1"]  # globex's is not alice's to see
+    assert await ids("task=lo*") == ["load-1"]
+    assert await ids("task=side-1") == ["side-1"]
+    assert await ids(f"run_id={RUN[:8]}") == ["load-1", "side-1"]
+    assert await ids("run_id=b") == []
+    assert await ids("project=acme/etl&error=API%20IS%20DOWN") == ["load-1", "side-1"]
+    assert await ids("project=etl&error=nothing-like-it") == []
+    assert await ids("project=globex/etl") == []
+    vera = (await http.get("/api/held", headers=VERA)).json()["tasks"]
+    assert [t["decide"] for t in vera] == [False, False]
+    tom = (await http.get("/api/held", headers=TOM)).json()["tasks"]
+    assert [(t["task_id"], t["decide"]) for t in tom] == [("load-1", True), ("side-1", False)]
+    long = await http.get("/api/held?task=" + "x" * 257, headers=ALICE)
+    assert long.status_code == 400
+    assert long.json()["error"] == "task must be at most 256 characters"
+
+
+async def test_the_held_api_lists_at_most_500_and_says_how_many_match(
+    http: httpx.AsyncClient, broker: InMemoryBroker
+) -> None:
+    """Of 501 held tasks a filter matches, the 500 held longest are listed (a bulk decision
+    decides at most those at once), ``total`` saying 501."""
+    many = "d" * 32
+    tasks = [HeldTask(f"load-{n}", "load", since=1_000.0 + n) for n in range(501)]
+    stand_in = HoldingEngine(InMemoryConnector(broker, source_id="engine-3"), many, tasks,
+                             org_id="acme", project_id="etl")  # fmt: skip
+    await stand_in.connector.connect()
+    await stand_in.start()
+    await broker.idle()
+    try:
+        answer = (await http.get(f"/api/held?run_id={many}", headers=ALICE)).json()
+    finally:
+        await stand_in.connector.disconnect()
+    assert (answer["total"], len(answer["tasks"]), answer["limit"]) == (501, 500, 500)
+    assert answer["tasks"][0]["task_id"] == "load-0"  # the longest held first
+    assert "load-500" not in {t["task_id"] for t in answer["tasks"]}

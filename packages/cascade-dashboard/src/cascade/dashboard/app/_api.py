@@ -35,7 +35,7 @@ from ..live._fair_share import RETRY_AFTER, claimant
 from ..live._hub import DashboardHub
 from ..live._log_backfill import LogBackfill
 from ..live._log_window import LogWindow
-from ..live._model import MAX_RUNS_SHOWN, Decidable
+from ..live._model import MAX_HELD_MATCHED, MAX_RUNS_SHOWN, Decidable, HeldFilter
 from ..live._problems import problems_page
 from ..live._shapes import constraint_dict, engine_dict
 from ..live._streams import (
@@ -271,6 +271,24 @@ class _Dashboard:
             self.page(view, run_id, params.get("task") or None, controls, held_decidable)
         )
 
+    async def held(self, request: Request) -> Response:
+        """``GET /api/held?run_id=&task=&project=&error=``: the held tasks the filter picks
+        (:class:`~..live._model.HeldFilter`) that the asker may see, the longest held first,
+        at most :data:`~..live._model.MAX_HELD_MATCHED` of them (``total``: how many match,
+        ``limit``: that bound), each with ``decide`` as in ``/api/state``'s ``held``: what
+        Decisions' bulk decision lists before it decides, each through the task's own
+        ``/decide``. Read by whoever may read ``/api/state``."""
+        access = self.reader(request.scope)
+        try:
+            picks = HeldFilter.of(request.query_params)
+        except ValueError as exc:
+            return refusal(400, str(exc))
+        among = access.among() if access is not None else None
+        listed = self.hub.model.held.listed(
+            among, decidable(access, self.controls), MAX_HELD_MATCHED, picks
+        )
+        return JSONResponse({**listed, "limit": MAX_HELD_MATCHED})
+
     async def problems(self, request: Request) -> Response:
         """``/api/problems/{kind}``: the sources the list ``kind`` (``missed``, ``refused``,
         ``conflicts``) names, a page at a time by source (``limit``, ``after``: the page
@@ -441,6 +459,7 @@ def create_app(
         Route("/history/tasks/{name:path}", handlers.index, methods=["GET"]),
         Route("/api/state", handlers.state),
         Route("/api/problems/{kind}", handlers.problems, methods=["GET"]),
+        Route("/api/held", handlers.held, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),
         Route("/api/stream", _Asgi(handlers.stream), methods=["GET"]),
         Route("/api/constraints", controls.post_constraints, methods=["POST"]),

@@ -19,6 +19,7 @@ model, then filtered by what the asker may see and marked with what they may dec
 
 from __future__ import annotations
 
+import fnmatch
 import heapq
 import json
 import secrets
@@ -52,7 +53,15 @@ if TYPE_CHECKING:
     from cascade.control.access import Among
     from cascade.history import LogCount, RecordedLogLine
 
-__all__ = ["MAX_HELD_SHOWN", "DashboardModel", "Decidable", "HeldIndex", "held_entry"]
+__all__ = [
+    "MAX_HELD_MATCHED",
+    "MAX_HELD_SHOWN",
+    "DashboardModel",
+    "Decidable",
+    "HeldFilter",
+    "HeldIndex",
+    "held_entry",
+]
 
 #: Task log lines kept per open run (the last ones), and bytes of their messages.
 LOG_LINES_PER_RUN = 2_000
@@ -63,6 +72,8 @@ MAX_RUNS_SHOWN = 100
 MAX_ENGINES_SHOWN = 100
 
 MAX_HELD_SHOWN = 50
+# the most held tasks a filter's matches list (Decisions' bulk decision: at most these at once)
+MAX_HELD_MATCHED = 500
 """The held tasks the list shows at most (``total`` counts them all)."""
 
 Decidable = Callable[[str, str, str], bool]
@@ -540,6 +551,50 @@ def held_entry(held: HeldTask) -> dict[str, Any]:
     }
 
 
+class HeldFilter(msgspec.Struct, frozen=True):
+    """Which held tasks a bulk decision is about, as `cascade retry --held` picks them: of the
+    run ``run`` (its id or a prefix of it), whose name matches the glob ``task`` (or whose id
+    is it), of ``project`` (``org/project``, or a project of any org), whose error holds
+    ``error`` (any case). An empty filter picks every held task."""
+
+    run: str | None = None
+    task: str | None = None
+    project: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> HeldFilter:
+        """The filter an address's query gives (``run_id``, ``task``, ``project``, ``error``;
+        empty ones ignored); a ValueError names one too long."""
+        given: dict[str, str] = {}
+        for name, key in (
+            ("run", "run_id"),
+            ("task", "task"),
+            ("project", "project"),
+            ("error", "error"),
+        ):
+            value = (params.get(key) or "").strip()
+            if len(value) > 256:
+                raise ValueError(f"{key} must be at most 256 characters")
+            if value:
+                given[name] = value
+        return cls(**given)
+
+    def __call__(self, held: HeldTask) -> bool:
+        if self.run is not None and not held.run_id.startswith(self.run):
+            return False
+        if self.task is not None and not (
+            held.task_id == self.task or fnmatch.fnmatchcase(held.name, self.task)
+        ):
+            return False
+        if self.project is not None and self.project not in (
+            held.project_id,
+            f"{held.org_id}/{held.project_id}",
+        ):
+            return False
+        return self.error is None or self.error.casefold() in (held.error or "").casefold()
+
+
 class HeldIndex:
     """The held tasks of a model's live runs (:func:`~cascade.reader.held_tasks`),
     read again once its version moved."""
@@ -562,16 +617,20 @@ class HeldIndex:
         among: Among | None = None,
         decidable: Decidable | None = None,
         limit: int = MAX_HELD_SHOWN,
+        picks: HeldFilter | None = None,
     ) -> dict[str, Any]:
         """``{"tasks": [...], "total": n}``: the first ``limit`` held tasks the asker may see
-        (``among``: ``None``, all), each with ``decide``: whether they may decide on it
-        (``decidable``; ``None``: nobody may)."""
+        (``among``: ``None``, all) that ``picks`` picks (``None``: all), each with ``decide``:
+        whether they may decide on it (``decidable``; ``None``: nobody may)."""
         seen = [
             held
             for held in self.all()
-            if among is None
-            or (held.org_id, None) in among
-            or (held.org_id, held.project_id) in among
+            if (
+                among is None
+                or (held.org_id, None) in among
+                or (held.org_id, held.project_id) in among
+            )
+            and (picks is None or picks(held))
         ]
         tasks = []
         for held in seen[:limit]:

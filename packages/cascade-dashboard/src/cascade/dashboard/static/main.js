@@ -4,6 +4,7 @@
 // forward). Every string from the broker is attacker-controlled: it only ever reaches the page
 // through textContent or setAttribute, never as HTML (dom.js).
 import { startAttention } from "./attention.js";
+import { showBulkFilters, startBulkDecisions } from "./bulkdecide.js";
 import { startControls } from "./constraints.js";
 import { $ } from "./dom.js";
 import { showHistoryPlace, startHistory } from "./history.js";
@@ -43,6 +44,7 @@ function onShown(place) {
   // the runs' filters are the Runs address's: elsewhere (Engines, which the engine filter
   // narrows too) none is in force, as the address says
   else if (place.name !== "run") filterRuns({ status: "", project: "", engine: "", name: "" });
+  if (place.name === "decisions") showBulkFilters(new URL(location.href));
   if (place.name === "settings") showSettings();
   if (place.name === "problems") showProblems();
   schedule();
@@ -66,6 +68,7 @@ function start() {
   setRunPageOpener(openRunPage);
   startPaging();
   startRunFilters();
+  startBulkDecisions();
   startNavigation();
   window.addEventListener("popstate", () => showPlace(placeOf(new URL(location.href))));
   const place = placeOf(new URL(location.href));

@@ -5,7 +5,8 @@
 //   /runs/ID               a run's own page (runpage.js fills it through setRunPageOpener)
 //   /runs/ID/tasks/TASK    the same, showing the log lines of its task TASK
 //   /workflows             Workflows: the served workflows, their start forms, the schedules
-//   /decisions             Decisions: held tasks and gates awaiting approval
+//   /decisions             Decisions: held tasks and gates awaiting approval (the bulk
+//                          decision's filter in the query: run_id, task, project, error)
 //   /engines               Engines
 //   /constraints           Constraints: those in force and their controls
 //   /audit                 Audit: the history's audit trail
@@ -33,6 +34,9 @@ const AT = new Map(NAVIGATION.map(([name, at]) => [at.slice(1), name]));
 
 // The filters of the runs' list an address's query may carry (a filtered list is a link).
 export const RUN_FILTERS = ["status", "project", "engine", "name", "since", "logging"];
+
+// The bulk decision's filter an address's query may carry on Decisions (bulkdecide.js).
+export const DECISION_FILTERS = ["run_id", "task", "project", "error"];
 
 export function noPlace() {
   return { name: "runs", run: null, task: null, historyRun: null, historyTask: null };
@@ -90,7 +94,10 @@ export function placeTitle(place) {
 export function placeUrl(place, query) {
   const url = new URL(location.href);
   url.searchParams.delete("run");
-  if (place.name !== "runs") for (const name of RUN_FILTERS) url.searchParams.delete(name);
+  if (place.name !== "decisions") for (const name of DECISION_FILTERS) url.searchParams.delete(name);
+  if (place.name !== "runs" && place.name !== "decisions") {
+    for (const name of RUN_FILTERS) url.searchParams.delete(name);
+  }
   if (query) {
     for (const name of RUN_FILTERS) {
       if (query[name]) url.searchParams.set(name, query[name]); else url.searchParams.delete(name);

@@ -3,6 +3,7 @@
 // (constraints.js), and the pagers' counts; at most once per animation frame (repaint.js).
 // Every string from the broker reaches the page through textContent or setAttribute only.
 import { renderAttention } from "./attention.js";
+import { renderHeldMatches } from "./bulkdecide.js";
 import { renderConstraints } from "./constraints.js";
 import { renderHeld } from "./decisions.js";
 import { $, el, fillTable, replace, row, runButton, safeClass, span } from "./dom.js";
@@ -140,6 +141,7 @@ export function paint() {
   renderFleet();
   renderRuns();
   renderHeld();
+  renderHeldMatches();
   renderAttention();
   renderRunPage();
   renderEngines();
