@@ -212,25 +212,6 @@ async def test_roll_calls_are_answered_where_wildcards_bring_no_retained_summary
     await running
 
 
-@pytest.mark.parametrize("broker", [False], indirect=True)
-async def test_roll_calls_are_answered_once_the_runs_have_ended(
-    broker: InMemoryBroker, summaries: Summaries
-) -> None:
-    """A source whose connection lives on after its runs (a serving process) still answers a
-    roll call with its summary, listing the runs that ended (a rerun finds them there)."""
-    async with InMemoryConnector(broker, source_id="host-1") as connector:
-        engine = Engine(connector, heartbeat_interval=None)
-        with pytest.raises(Exception, match="boom"):
-            await engine.run(boom())
-        await summaries.until(lambda s: s.runs.failed == 1)
-        heard = len(summaries.seen)
-        async with InMemoryConnector(broker, presence=False, source_id="asker") as reader:
-            await reader.publish("cascade/rollcall", {"rollcall": 1}, qos=1)
-            answer = await summaries.until(lambda s: len(summaries.seen) > heard)
-        assert (answer.source, answer.runs.running, answer.runs.failed) == ("host-1", 0, 1)
-        assert [run.status for run in answer.listed] == ["Failed"]
-
-
 async def test_an_engine_told_not_to_publishes_no_summary(broker: InMemoryBroker) -> None:
     engine = Engine(InMemoryConnector(broker, source_id="host-1"), summaries=False)
     assert await engine.run(double(1)) == 2

@@ -91,9 +91,7 @@ class EngineSummaries:
     (``None``: only at starts and ends); the last live run's end is published at once, so
     a source that stops leaves its final figures. Where the broker sends retained
     messages only to exact subscriptions, it answers readers' roll calls with it, as the
-    connector does with its status, from its first run's start for as long as the connector
-    lives: a serving process whose runs have all ended still lists them (``cascade rerun``
-    finds a run there without a history). Nothing here makes a run wait: building one costs
+    connector does with its status. Nothing here makes a run wait: building one costs
     a walk of the live runs, at most once a second, and a failed publish is logged (at a
     limited rate) and counted in :attr:`failed`.
     """
@@ -118,7 +116,6 @@ class EngineSummaries:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._rollcall: SubscriptionHandle | None = None
-        self._idle_answer: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_log)
 
     def run_started(
@@ -218,42 +215,25 @@ class EngineSummaries:
 
     async def _answer_rollcalls(self) -> None:
         """Where ``{prefix}/summary/+`` brings no retained summary, a reader's roll call is
-        answered with one (as the connector answers it with the source's status). Subscribed
-        anew at each first live run (the one before dropped: the connection may be a new
-        one) and kept once the runs end, so that the ended runs are still listed."""
-        handle, self._rollcall = self._rollcall, None
-        if handle is not None:
-            with contextlib.suppress(Exception):
-                await handle.unsubscribe()
+        answered with one (as the connector answers it with the source's status)."""
         try:
             self._rollcall = await self.connector.answer_rollcalls(self._on_rollcall)
         except Exception as exc:
             self._log.warning("rollcall", "could not subscribe to roll calls: %s", exc)
 
     def _on_rollcall(self, message: Message) -> None:
-        if self._loop is not None:
-            self._wake.set()
-        elif self._idle_answer is None or self._idle_answer.done():
-            self._idle_answer = asyncio.get_running_loop().create_task(
-                self._answer_idle(), name="cascade-summary-rollcall"
-            )
-
-    async def _answer_idle(self) -> None:
-        """A roll call with no run live: the summary as the last run's end left it, published
-        again (no sooner than :data:`SUMMARY_MIN_GAP` after the one before)."""
-        gap = self._published_at + SUMMARY_MIN_GAP - time.monotonic()
-        if gap > 0:
-            await asyncio.sleep(gap)  # the rate bound, not a synchronisation
-        if self._loop is None:
-            await self._publish()
+        self._wake.set()
 
     async def _stop(self) -> None:
-        """The publish loop stopped (no run is live); roll calls are still answered."""
         loop, self._loop = self._loop, None
         if loop is not None:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        handle, self._rollcall = self._rollcall, None
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                await handle.unsubscribe()
 
     async def _publish(self) -> None:
         self._published_at = time.monotonic()
