@@ -1,5 +1,6 @@
 """docs/performance.md: its peers table has every peer's row for every workload at the sizes
-the session measures, and every option the page names is one the session or its driver takes."""
+the session measures, and every option the page names is one the session, its driver or the
+telemetry's instruction count takes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .examples import ROOT
 
 PAGE = ROOT / "docs" / "performance.md"
 COMPARE = ROOT / "benchmarks" / "peers" / "compare.py"
+INSTRUCTIONS = ROOT / "packages" / "cascade-runtime" / "benchmarks" / "telemetry_instructions.py"
 BEGIN = "<!-- peers: begin (written by benchmarks/peers/compare.py --write) -->"
 END = "<!-- peers: end -->"
 
@@ -37,12 +39,15 @@ def test_the_table_has_every_peer_and_workload_at_the_default_sizes() -> None:
 
 
 def test_every_option_the_page_names_is_taken() -> None:
-    """`--existing` by the session, the rest by the driver (its --help)."""
+    """`--existing` by the session, the rest by the driver or the instruction count (their
+    --help)."""
     page = PAGE.read_text(encoding="utf-8")
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", page))
-    done = subprocess.run(
-        [sys.executable, str(COMPARE), "--help"], capture_output=True, text=True, check=True
-    )
-    taken = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", done.stdout)) | {"--existing"}
+    taken = {"--existing"}
+    for script in (COMPARE, INSTRUCTIONS):
+        done = subprocess.run(
+            [sys.executable, str(script), "--help"], capture_output=True, text=True, check=True
+        )
+        taken |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", done.stdout))
     assert named
     assert named - taken == set()
