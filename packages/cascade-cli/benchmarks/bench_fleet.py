@@ -154,8 +154,8 @@ def one_run_tasks(args: argparse.Namespace, warmup: float) -> int:
     """Tasks enough for each engine's one run to outlast the bench, as a rule (a task makes
     about two events; ten seconds more for the stop): no more, as a stopped engine says each
     task left failed, thousands of engines' at once."""
-    events = args.rate * (warmup + args.seconds + 10.0) / args.engines
-    return max(args.tasks_per_run, math.ceil(events / 2))
+    events: float = args.rate * (warmup + args.seconds + 10.0) / args.engines
+    return max(int(args.tasks_per_run), math.ceil(events / 2))
 
 
 def busy_settings(args: argparse.Namespace, fleet: FleetSettings) -> FleetSettings | None:
