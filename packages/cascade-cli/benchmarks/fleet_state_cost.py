@@ -5,9 +5,10 @@ a shared machine changes little, unlike its latency.
 measured: a baseline's or this tree's) builds a dashboard in fleet mode, in process with no
 broker, holding ENGINES simulated engines (a share WITHOUT of them sending no summary) and their
 summaries as the fleet simulator makes them; then, ROUNDS times, folds in the fresh summaries of
-CHURN engines (what a quarter of a second of such a fleet brings) and asks ``/api/state`` as a
-page polls it (25 runs, 25 engines). Printed, as one JSON line: the median CPU milliseconds of
-one answer, and the median microseconds of CPU per summary folded in.
+CHURN engines (what a quarter of a second of such a fleet brings; all of a smaller fleet's)
+and asks ``/api/state`` as a page polls it (25 runs, 25 engines). Printed, as one JSON line:
+the median CPU milliseconds of one answer, and the median microseconds of CPU per summary
+folded in.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ async def cost(engines: int, without: float) -> dict[str, float]:
     app = create_app(hub, DashboardSettings(token=None))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        churn = min(CHURN, engines)
         for _ in range(ROUNDS):
-            folds.append(summaries(rng.sample(fleet, CHURN)) / CHURN * 1e6)
+            folds.append(summaries(rng.sample(fleet, churn)) / churn * 1e6)
             began = time.process_time()
             answer = await http.get("/api/state", params=PAGE)
             answers.append((time.process_time() - began) * 1000)
