@@ -132,6 +132,7 @@ class RunEnvelopes:
             items is not None
             or state is _CANCELLED
             or (state is _BLOCKED and getattr(event, "held_by", None))
+            or (state is _COMPLETED and _rare_completed(event))
         ):
             ts = f"{second.decode()}.{micro:06d}+00:00"
             return _encode(_snapshot_struct(seq, event, ts, items))
