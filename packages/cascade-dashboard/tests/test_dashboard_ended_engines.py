@@ -93,9 +93,12 @@ def _summary_of(source: str, last_seq: int) -> Message:
     return received(summary_topic(source), said)
 
 
-def test_the_silent_engines_a_header_names_are_bounded_however_many(hub: DashboardHub) -> None:
+async def test_the_silent_engines_a_header_names_are_bounded_and_all_listed_on_asking(
+    hub: DashboardHub,
+) -> None:
     """A fleet whose telemetry all goes missing: the header names the first few and counts
-    the rest (a page's first answer is bounded by what it shows, not by the fleet)."""
+    the rest (a page's first answer is bounded by what it shows, not by the fleet), and
+    ``/api/problems/silent`` (what the Problems place reads) pages through every one."""
     now = [datetime.now(timezone.utc).timestamp()]
     hub.model.state.clock = lambda: now[0]
     sources = [f"engine-{n:03}" for n in range(300)]
@@ -107,6 +110,20 @@ def test_the_silent_engines_a_header_names_are_bounded_however_many(hub: Dashboa
     header = hub.model.header()
     assert header["silent_total"] == 300
     assert [said["source"] for said in header["silent"]] == sources[:10]
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
+    listed: list[dict[str, str]] = []
+    after: str | None = None
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        for _ in range(5):  # 300 by 100: a cursor that never moves on fails, not hangs
+            params = {"limit": "100", **({"after": after} if after else {})}
+            page = (await http.get("/api/problems/silent", params=params)).json()
+            assert page["total"] == 300
+            listed += page["items"]
+            after = page["next_after"]
+            if after is None:
+                break
+    assert [item["source"] for item in listed] == sources
+    assert listed[0]["line"] == header["silent"][0]["line"]
 
 
 async def test_an_engine_back_after_a_clean_end_is_listed_again(hub: DashboardHub) -> None:
