@@ -296,10 +296,11 @@ def bench(session: nox.Session) -> None:
 def fleet(session: nox.Session) -> None:
     """A simulated fleet (10,000 engines at 20,000 events/s unless told: `-- --engines 1000
     --rate 10000`) beside every reader at once (watch, status, dashboard and its /metrics,
-    record) on a private mosquitto, in each of issue 51's cases (`-- --cases start,late`;
-    all unless told); prints a table of what each costs and keeps up with a case, and one
-    of every case's figures beside the targets (packages/cascade-cli/benchmarks/
-    bench_fleet.py; `-- --help` for its options)."""
+    record) on a private mosquitto, in each of issue 51's cases and issue 66's fleet
+    (`-- --cases start,late`; all unless told); prints a table of what each costs and keeps
+    up with a case, and one of every case's figures beside the targets; with `-- --baseline
+    main`, each case with main's dashboard first, the aims of both side by side
+    (packages/cascade-cli/benchmarks/bench_fleet.py; `-- --help` for its options)."""
     install_packages(session, "test")
     script = ROOT / "packages" / "cascade-cli" / "benchmarks" / "bench_fleet.py"
     session.run("python", str(script), *session.posargs)

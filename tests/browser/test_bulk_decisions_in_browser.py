@@ -4,7 +4,8 @@ an operator opens Decisions at an address whose query filters 3 of an engine's 5
 (the dry run: nothing sent), confirms, and sees each decided; the engine received exactly
 those 3. A viewer sees the matches (which follow the live list) but no bulk action, and the
 API refuses their decision; a filter typed in is an address that back returns from; a task
-decided meanwhile is said refused on its row, never dropped."""
+decided meanwhile is said refused on its row, never dropped; a bulk decision of 10 has at most
+4 of its requests in flight at once."""
 
 from __future__ import annotations
 
@@ -53,15 +54,15 @@ def team_board(mqtt_broker: BrokerEndpoint, tmp_path: Path) -> Generator[Dashboa
     assert "Traceback" not in "".join(board.output)
 
 
-@pytest.fixture
-def holding(
-    mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+def _holding(
+    mqtt_broker: BrokerEndpoint, engine_thread: EngineThread, loads: int, others: bool
 ) -> Generator[tuple[HoldingEngine, str], None, None]:
-    """An engine's run with 5 held tasks: 3 ``load_<suffix>_*``, a ``side`` and a ``report``;
-    and the suffix."""
+    """An engine's run with ``loads`` held tasks ``load_<suffix>_*`` (ids ``load-1`` on), and
+    with ``others`` a ``side`` and a ``report`` held too; and the suffix."""
     suffix = uuid.uuid4().hex[:8]
-    tasks = [HeldTask(f"load-{n}", f"load_{suffix}_{n}") for n in (1, 2, 3)]
-    tasks += [HeldTask("side-1", f"side_{suffix}"), HeldTask("report-1", f"report_{suffix}")]
+    tasks = [HeldTask(f"load-{n}", f"load_{suffix}_{n}") for n in range(1, loads + 1)]
+    if others:
+        tasks += [HeldTask("side-1", f"side_{suffix}"), HeldTask("report-1", f"report_{suffix}")]
     connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=f"engine-{suffix}")
     engine = HoldingEngine(connector, uuid.uuid4().hex, tasks, heartbeat_every=2.0)
 
@@ -77,6 +78,23 @@ def holding(
         await connector.disconnect()
 
     engine_thread.submit(stop()).result(WAIT)
+
+
+@pytest.fixture
+def holding(
+    mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> Generator[tuple[HoldingEngine, str], None, None]:
+    """An engine's run with 5 held tasks: 3 ``load_<suffix>_*``, a ``side`` and a ``report``;
+    and the suffix."""
+    yield from _holding(mqtt_broker, engine_thread, 3, others=True)
+
+
+@pytest.fixture
+def holding_ten(
+    mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> Generator[tuple[HoldingEngine, str], None, None]:
+    """An engine's run with 10 held tasks ``load_<suffix>_*``; and the suffix."""
+    yield from _holding(mqtt_broker, engine_thread, 10, others=False)
 
 
 def _as(browser: Any, board: Dashboard, token: str, address: str) -> None:
@@ -220,3 +238,44 @@ def test_a_task_decided_meanwhile_is_reported_refused_on_its_row(
     assert "already decided" in rows["load-2"]
     applied = engine_thread.call(lambda: [(r.task, r.decision) for r in engine.applied])
     assert sorted(applied) == [("load-1", "retry"), ("load-2", "fail"), ("load-3", "retry")]
+
+
+# Counts the page's decide requests in flight (sent, not yet answered) and the most at once.
+# api.js calls the global fetch at each request, so the page's own requests pass through here.
+COUNT_DECIDES_IN_FLIGHT = """
+const flight = window.decidesInFlight = { now: 0, most: 0, sent: 0 };
+const send = window.fetch;
+window.fetch = (url, options) => {
+  if (!(options && options.method === "POST" && String(url).endsWith("/decide"))) {
+    return send.call(window, url, options);
+  }
+  flight.now += 1;
+  flight.sent += 1;
+  flight.most = Math.max(flight.most, flight.now);
+  return send.call(window, url, options).finally(() => { flight.now -= 1; });
+};
+"""
+
+
+def test_a_bulk_decision_has_at_most_four_requests_in_flight_at_once(
+    browser: Any,
+    team_board: Dashboard,
+    holding_ten: tuple[HoldingEngine, str],
+    engine_thread: EngineThread,
+) -> None:
+    """10 held tasks skipped at once: every one is decided, never more than 4 requests in
+    flight (the page sends the first 4 together, so it uses the 4 too)."""
+    engine, suffix = holding_ten
+    _as(browser, team_board, "olga-secret", f"decisions?task=load_{suffix}_*")
+    wait(browser, lambda d: len(matched(d)) == 10)
+    browser.execute_script(COUNT_DECIDES_IN_FLIGHT)
+    Select(browser.find_element(By.ID, "bulk-decision")).select_by_value("skip")
+    click(browser, "#bulk-preview")
+    wait(browser, lambda d: outcomes(d) == ["would skip"] * 10)
+    click(browser, "#bulk-confirm")
+    wait(browser, lambda d: d.find_element(By.ID, "bulk-status").text == "done: skipped 10 of 10")
+    flight = browser.execute_script("return window.decidesInFlight;")
+    assert (flight["sent"], flight["most"], flight["now"]) == (10, 4, 0)
+    requests = engine_thread.call(lambda: list(engine.requests))
+    assert sorted(r.task for r in requests) == sorted(f"load-{n}" for n in range(1, 11))
+    assert no_script_errors(browser) == []

@@ -1,6 +1,7 @@
 """Task logs in a real headless Chromium: an open run's lines live under its timeline (a task's
 alone once its name is clicked), and a recorded run found in the History by a word it logged,
-its lines shown; what a task logged is shown as text, never as markup."""
+its lines shown; what a task logged is shown as text, never as markup; a recorded run whose
+history lacks some of its log batches says how many on its page."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Generator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
 
+from cascade.history import History, Received, decode_message
+from cascade.interfaces.logs import LogBatch, LogLine, logs_topic
+from cascade.interfaces.testing import received
 from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint
 
@@ -36,6 +42,7 @@ from .test_dashboard_in_browser import (
     texts,
     wait,
 )
+from .test_history_in_browser import _event
 
 pytestmark = pytest.mark.integration
 
@@ -261,8 +268,6 @@ def test_lines_logged_before_the_run_was_opened_come_from_the_history(
 ) -> None:
     """A task logs a line, recorded by `cascade record`, before a page opens its run on a
     dashboard given that history: the panel shows it, then the lines logged after, once each."""
-    from cascade.history import History
-
     _, db = recorder
     name = f"bt_early_{uuid.uuid4().hex[:6]}"
     logged_early, release = threading.Event(), threading.Event()
@@ -294,6 +299,58 @@ def test_lines_logged_before_the_run_was_opened_come_from_the_history(
         assert no_script_errors(browser) == []
     finally:
         release.set()
+        code = board.stop()
+    assert code == 0, "".join(board.output)
+    assert "Traceback" not in "".join(board.output)
+
+
+def _batch(run_id: str, seq: int, ts: float, message: str) -> Received:
+    """Log batch ``seq`` of ``run_id``, one line of task ``load-1``, as the recorder got it."""
+    stamp = datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    line = LogLine(ts=stamp, task_id="load-1", task_name="load", attempt=1, n=seq,
+                   level="INFO", logger="etl", message=message)  # fmt: skip
+    batch = LogBatch(run_id=run_id, org_id="acme", project_id="shop", source="host-1",
+                     seq=seq, ts=stamp, lines=[line])  # fmt: skip
+    item = decode_message(received(logs_topic("acme", "shop", run_id), batch), received_at=ts)
+    assert item is not None
+    return item
+
+
+def test_a_recorded_runs_page_says_how_many_log_batches_its_history_lacks(
+    browser: Any, mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """Two recorded runs: one whose history has its log batches 1 and 4 (2 and 3 lost on the
+    way) and one with every batch. The first's page shows its two lines and says 2 batches
+    are missing; the second's shows its lines and says nothing of the kind."""
+    lossy, whole = uuid.uuid4().hex, uuid.uuid4().hex
+    start = time.time() - 600
+    began = {"type": "LifecycleEvent", "event": "ENGINE_STARTED"}
+    ended = {"type": "LifecycleEvent", "event": "ENGINE_STOPPED", "status": "Succeeded"}
+    path = tmp_path / "history.sqlite3"
+    with History(path, mode="write") as history:
+        history.store([
+            _event(start, began, lossy), _batch(lossy, 1, start + 1, "one"),
+            _batch(lossy, 4, start + 4, "four"), _event(start + 5, ended, lossy),
+            _event(start, began, whole), _batch(whole, 1, start + 1, "first"),
+            _batch(whole, 2, start + 2, "second"), _event(start + 5, ended, whole),
+        ])  # fmt: skip
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--db", str(path))  # fmt: skip
+    missing = (
+        "2 batches of log lines missing, of any task (lost on the way or before a recorder"
+        " listened)"
+    )
+    try:
+        browser.get(board.url + "runs/" + lossy)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-status").text == "Succeeded")
+        wait(browser, lambda d: messages(d, "rp-logs") == ["one", "four"])
+        wait(browser, lambda d: d.find_element(By.ID, "rp-logs-note").text == missing)
+        browser.get(board.url + "runs/" + whole)
+        wait(browser, lambda d: d.find_element(By.ID, "rp-id").text == whole)
+        wait(browser, lambda d: messages(d, "rp-logs") == ["first", "second"])
+        assert "missing" not in browser.find_element(By.ID, "rp-logs-note").text
+        assert no_script_errors(browser) == []
+    finally:
         code = board.stop()
     assert code == 0, "".join(board.output)
     assert "Traceback" not in "".join(board.output)

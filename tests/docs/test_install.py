@@ -94,6 +94,7 @@ def test_the_readme_names_the_three_uses() -> None:
 
 
 @pytest.mark.parametrize("use", list(CHECKS))
+@pytest.mark.timeout(2 * INSTALL_TIMEOUT + 120)  # two installs at most, each bounded on its own
 def test_each_line_installs_its_use_in_a_fresh_virtualenv(use: str, tmp_path: Path) -> None:
     python = _venv(tmp_path / "venv")
     _pip(python, LINES[use])

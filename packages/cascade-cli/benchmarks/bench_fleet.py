@@ -25,7 +25,16 @@ disagreed. Linux only (/proc).
     python bench_fleet.py [--engines 10000] [--rate 20000] [--processes 2] [--seconds 30]
         [--tasks-per-run 20] [--warmup 10] [--readers watch,status,dashboard,metrics,record]
         [--busy-rate 1000] [--pages 2] [--fleet-mode] [--without-summaries SHARE]
-        [--broker HOST:PORT]
+        [--broker HOST:PORT] [--cases all] [--baseline REV]
+
+With ``--baseline REV`` (``main``, say) each case runs twice, each time on a fleet and broker of
+its own: first with the dashboard of REV's code (its packages' sources from ``git archive``,
+first on its ``PYTHONPATH``), then with this tree's; a last table puts issue 66's aims, the
+``/api/state`` p95 and a page's stream, of each beside the other, with what the latency
+depends on (the load, the dashboard's CPU per message and per answer). Issue 66's fleet:
+
+    python bench_fleet.py --readers dashboard --busy-rate 0 --pages 1 \
+        --cases issue66,issue66-without --baseline main
 
 The fleet's processes, mosquitto, the readers and this script share the machine: the lines
 above the table say how busy it was, and how much of that was other work.
@@ -36,13 +45,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
+import math
 import os
 import shlex
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +65,7 @@ from fleet_cases import (
     Case,
     Figures,
     Recovery,
+    aims_table,
     figures,
     parse_cases,
     recover,
@@ -92,14 +106,56 @@ def log(text: str) -> None:
 
 
 def make_readers(
-    names: list[str], context: Context, pages: int, busy: FleetSettings | None
+    names: list[str],
+    context: Context,
+    pages: int,
+    busy: FleetSettings | None,
+    dashboard_env: dict[str, str] | None = None,
 ) -> list[Reader]:
     readers = [READERS[name](context) for name in names if name in READERS]
     if "dashboard" in names or "metrics" in names:
         page, scrape = "dashboard" in names, "metrics" in names
         busy_project = busy.project_id if busy is not None else ""
-        readers.append(Dashboard(context, page, scrape, pages=pages, busy=busy_project))
+        readers.append(
+            Dashboard(context, page, scrape, pages=pages, busy=busy_project, env=dashboard_env)
+        )
     return readers
+
+
+def baseline_env(revision: str, into: Path) -> dict[str, str]:
+    """An environment whose ``cascade`` packages are ``revision``'s: every package's sources
+    of it, extracted into ``into``, first on ``PYTHONPATH`` (then this tree's, for what it
+    lacks)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "packages"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    sources = sorted(str(p) for p in (into / "packages").glob("*/src") if p.is_dir())
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    path = os.pathsep.join([*sources, *(p for p in sys.path if p)])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def state_cost(engines: int, without: float, env: dict[str, str] | None) -> dict[str, float]:
+    """fleet_state_cost.py in a process of the code measured (``env``: a baseline's)."""
+    script = Path(__file__).with_name("fleet_state_cost.py")
+    printed = subprocess.run(
+        [sys.executable, str(script), str(engines), str(without)],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout  # fmt: skip
+    costs: dict[str, float] = json.loads(printed.splitlines()[-1])
+    return costs
+
+
+def one_run_tasks(args: argparse.Namespace, warmup: float) -> int:
+    """Tasks enough for each engine's one run to outlast the bench, as a rule (a task makes
+    about two events; ten seconds more for the stop): no more, as a stopped engine says each
+    task left failed, thousands of engines' at once."""
+    events: float = args.rate * (warmup + args.seconds + 10.0) / args.engines
+    return max(int(args.tasks_per_run), math.ceil(events / 2))
 
 
 def busy_settings(args: argparse.Namespace, fleet: FleetSettings) -> FleetSettings | None:
@@ -196,23 +252,40 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown readers {unknown}; known: {', '.join(ALL_READERS)}")
     cases = parse_cases(args.cases)
     found = []
-    for case in cases:
-        log(f"case {case.name}: {case.label}")
-        found.append(run_case(args, names, case))
+    with tempfile.TemporaryDirectory(prefix="cascade-baseline-") as folder:
+        base_env = baseline_env(args.baseline, Path(folder)) if args.baseline else None
+        for case in cases:
+            if base_env is not None:
+                log(f"case {case.name}: {case.label}; the dashboard of {args.baseline}")
+                found.append(run_case(args, names, case, base_env, f"base {args.baseline}"))
+            log(f"case {case.name}: {case.label}")
+            found.append(run_case(args, names, case))
     print(f"\n{len(found)} cases, one after another, each on a broker of its own; the "
           "targets of issue 51 beside each figure (the first answer: /api/state without "
           "parameters at the window's end; its p95: a page's /api/state polled every second; "
           "the stream: the token holder's page on the overview):\n")  # fmt: skip
     print("\n".join(targets_table(found)))
+    print("\nIssue 66's aims, each dashboard on a fleet of its own, one after the other (the "
+          "load average at the window's end; CPU per message: the dashboard's over the window; "
+          f"in process: {args.engines:,} engines, a page's /api/state after 500 summaries, "
+          "median of 30):\n")  # fmt: skip
+    print("\n".join(aims_table(found)))
     if not all(f.agree for f in found):
         raise SystemExit("bench_fleet: a summary or a view disagrees with the simulator")
 
 
-def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
-    """One case: a fleet on a broker of its own, the readers beside it, its table printed;
-    its figures against the targets."""
+def run_case(
+    args: argparse.Namespace,
+    names: list[str],
+    case: Case,
+    dashboard_env: dict[str, str] | None = None,
+    code: str = "this tree",
+) -> Figures:
+    """One case: a fleet on a broker of its own, the readers beside it (the dashboard in
+    ``dashboard_env``: ``code``'s), its table printed; its figures against the targets."""
     without = args.without_summaries if case.without_summaries is None else case.without_summaries
     warmup = args.warmup if case.warmup is None else case.warmup
+    tasks = one_run_tasks(args, warmup) if case.one_run else args.tasks_per_run
     load = os.getloadavg()[0]
     started_first_second: tuple[int, int] | None = None
     recovery: Recovery | None = None
@@ -228,7 +301,7 @@ def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
             broker_said = f"a private {mosquitto_version()} (cascade.testkit's configuration)"
         settings = FleetSettings(
             host, port, engines=args.engines, rate=args.rate, processes=args.processes,
-            tasks_per_run=args.tasks_per_run, without_summaries=without,
+            tasks_per_run=tasks, without_summaries=without, beats_within=case.beats_within,
         )  # fmt: skip
         fleet = FleetSimulator(settings)
         log(f"{args.engines:,} engines ({settings.name}) in {args.processes} processes: online")
@@ -248,7 +321,7 @@ def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
             log(f"the fleet runs; readers join after {LATE_JOIN:g} s")
             time.sleep(LATE_JOIN)
         readers, failed = start_readers(
-            make_readers(names, context, args.pages, busy_engine), stack
+            make_readers(names, context, args.pages, busy_engine, dashboard_env), stack
         )
         sampler = Sampler()
         sampler.add("fleet", fleet.pids)
@@ -286,6 +359,7 @@ def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
         busy_last = busy_fleet.counts() if busy_fleet is not None else None
         for reader in readers:
             reader.mark(end=True)
+        load_at_end = os.getloadavg()[0]
         window = (began, ended)
         rss = {name: sum(map(rss_mb, pids)) for name, pids in sampler.groups.items()}
         sampler.stop()
@@ -332,11 +406,13 @@ def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
         busy = (busy1 - busy0) / seconds
         others = max(0.0, busy - (ours1 - ours0 + polls) / seconds)
     command = shlex.join(["python", "bench_fleet.py", *sys.argv[1:]])
-    print(f"\n## case {case.name}: {case.label}\n\n`{command}`\n")
+    print(f"\n## case {case.name}: {case.label} ({code}'s dashboard)\n\n`{command}`\n")
+    beats = ("spread over it" if settings.beats_within is None else
+             f"every engine's within the same {settings.beats_within:g} s")  # fmt: skip
     print(f"- fleet: {args.engines:,} engines ({settings.name}) in {args.processes} processes, "
-          f"one MQTT connection each; runs of {args.tasks_per_run} tasks ({settings.concurrency} "
+          f"one MQTT connection each; runs of {tasks} tasks ({settings.concurrency} "
           f"at once; {settings.fail_ratio:.0%} fail, {settings.block_ratio:.0%} block), "
-          f"heartbeats every {settings.heartbeat_interval:g} s; "
+          f"heartbeats every {settings.heartbeat_interval:g} s, {beats}; "
           f"{settings.without_summaries:.0%} of the engines send no summary")  # fmt: skip
     print(f"- asked {args.rate:,.0f} events/s; published {last.rate_since(first):,.0f} events/s "
           f"and {last.heartbeat_rate_since(first):,.0f} heartbeats/s; "
@@ -368,6 +444,9 @@ def run_case(args: argparse.Namespace, names: list[str], case: Case) -> Figures:
           "end.")  # fmt: skip
     found = figures(case, readers, sampler, agree, recovery)
     found.started_first_second = started_first_second
+    found.code, found.load = code, load_at_end
+    if any(isinstance(r, Dashboard) for r in readers):
+        found.state_cpu_ms = state_cost(args.engines, without, dashboard_env)["state_cpu_ms"]
     return found
 
 
@@ -445,6 +524,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--broker", metavar="HOST:PORT", help="a broker of yours, not a private one"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default="",
+        help="run each case with REV's dashboard too (main, say), first, and print issue 66's "
+        "aims of both side by side",
     )
     parser.add_argument(
         "--cases",

@@ -8,7 +8,10 @@ Each case is one fleet on a private broker of its own, with the bench's scale op
 - ``without-10``, ``without-100``: a tenth, and all, of the engines send no summary;
 - ``restart``: the dashboard restarted after the warm-up, while the fleet runs: how long
   until its first answer, and until its ``/api/state`` answers are within the targets;
-- ``late``: the readers started after the fleet's runs began (the others: before).
+- ``late``: the readers started after the fleet's runs began (the others: before);
+- ``issue66``, ``issue66-without``: issue 66's fleet, with summaries and without: one run
+  each engine (long enough for the whole bench), every engine's heartbeat and fresh summary
+  within the same second every 5 s (a fleet started within a second beats together).
 
 :func:`figures` takes each case's figures from its readers, :func:`targets_table` puts
 them in one table beside the targets, each said met or not.
@@ -45,6 +48,8 @@ class Case:
     warmup: float | None = None  # None: the bench's --warmup
     readers_late: bool = False
     restart: bool = False
+    beats_within: float | None = None  # None: heartbeats spread over the interval
+    one_run: bool = False  # each engine's run outlasts the bench (else --tasks-per-run)
 
 
 CASES = {
@@ -56,6 +61,20 @@ CASES = {
         Case("without-100", "every engine without summaries", without_summaries=1.0),
         Case("restart", "the dashboard restarted mid-run", restart=True),
         Case("late", "readers started after the fleet (late join)", readers_late=True),
+        Case(
+            "issue66",
+            "issue 66's fleet: one run each, every engine beating and "
+            "summarised within the same second every 5 s",
+            beats_within=1.0,
+            one_run=True,
+        ),
+        Case(
+            "issue66-without",
+            "issue 66's fleet, no engine sending summaries",
+            without_summaries=1.0,
+            beats_within=1.0,
+            one_run=True,
+        ),
     )
 }
 
@@ -140,6 +159,11 @@ class Figures:
     started_first_second: tuple[int, int] | None = None  # runs started in it, engines
     recovery: Recovery | None = None
     notes: list[str] = field(default_factory=list)
+    code: str = "this tree"
+    """Whose dashboard: this tree's, or a baseline's (``base REV``)."""
+    message_us: float | None = None  # the dashboard's CPU per message taken in
+    load: float | None = None  # the machine's load average (1 min) at the window's end
+    state_cpu_ms: float | None = None  # a page's /api/state's CPU in process (fleet_state_cost)
 
 
 def figures(
@@ -159,6 +183,10 @@ def figures(
                 found.stream_kbs = streamed / reader.seconds / 1e3
                 found.silence_s = reader.holder.page.longest_wait(window)
             found.dashboard_cpu = sampler.share(reader.name, window)
+            received = last.state["connection"]["received"]
+            received -= reader.marks[0].state["connection"]["received"]
+            if received > 0:
+                found.message_us = 1e6 * (reader.cpu[1] - reader.cpu[0]) / received
         elif isinstance(reader, StatusPoll):
             polls = [p.wall for p in reader.polls if window[0] <= p.began <= window[1]]
             found.status_p95_s = median_p95(polls)[1] if polls else None
@@ -184,7 +212,7 @@ def targets_table(found: list[Figures]) -> list[str]:
     for f in found:
         cpu = f.dashboard_cpu
         cells = [
-            f"{f.case.name}: {f.case.label}",
+            f"{f.case.name}: {f.case.label}" + ("" if f.code == "this tree" else f" ({f.code})"),
             _judged(f.state_bytes, STATE_BYTES, size(f.state_bytes or 0)),
             _judged(f.state_p95_ms, STATE_P95_MS, f"{f.state_p95_ms or 0:.0f} ms"),
             _judged(f.stream_kbs, STREAM_KBS, f"{f.stream_kbs or 0:.1f} kB/s"),
@@ -212,3 +240,32 @@ def _own(f: Figures) -> list[str]:
         said.append(f"after its restart: first answer {first}, every engine counted {every}, "
                     f"/api/state p95 and size back within target {back}")  # fmt: skip
     return said
+
+
+def aims_table(found: list[Figures]) -> list[str]:
+    """Issue 66's two aims, each case's baseline beside this tree's (in the order run), with
+    what the latency depends on: the machine's load, and the dashboard's CPU per message and
+    per ``/api/state`` (in process), which a busy machine changes little."""
+    lines = [
+        f"| case | dashboard | /api/state p95 (≤ {STATE_P95_MS:.0f} ms) "
+        f"| a page's stream (≤ {STREAM_KBS:.0f} kB/s) | dashboard CPU (of a core) "
+        "| CPU per message | a page's /api/state CPU, in process | load average |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def shown(value: float | None, shape: str) -> str:
+        return "-" if value is None or value != value else shape.format(value)
+
+    for f in found:
+        cells = [
+            f.case.name,
+            f.code,
+            _judged(f.state_p95_ms, STATE_P95_MS, f"{f.state_p95_ms or 0:.0f} ms"),
+            _judged(f.stream_kbs, STREAM_KBS, f"{f.stream_kbs or 0:.1f} kB/s"),
+            shown(None if f.dashboard_cpu is None else 100 * f.dashboard_cpu, "{:.0f} %"),
+            shown(f.message_us, "{:.0f} µs"),
+            shown(f.state_cpu_ms, "{:.1f} ms"),
+            shown(f.load, "{:.1f}"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

@@ -324,10 +324,18 @@ class Dashboard(Reader):
     fleet_view = True
 
     def __init__(
-        self, context: Context, page: bool, scrape: bool, pages: int = 1, busy: str = ""
+        self,
+        context: Context,
+        page: bool,
+        scrape: bool,
+        pages: int = 1,
+        busy: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(context)
         self.page, self.scrape, self.pages, self.busy = page, scrape, pages, busy
+        self.env = env
+        """Its process's environment (``None``: this one's); a baseline's puts its code first."""
         self.states: list[Timed] = []
         self.scrapes: list[Timed] = []
         self.latest_metrics = (0.0, "")
@@ -342,7 +350,7 @@ class Dashboard(Reader):
         process = subprocess.Popen(
             [*self.context.view("dashboard"), "--listen", "127.0.0.1:0",
              "--token", f"holder={TOKEN}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
         )  # fmt: skip
         self.process = process
         assert process.stdout is not None

@@ -9,7 +9,14 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
-from cascade.interfaces import Message, StatusMessage, status_topic
+from cascade.interfaces import (
+    Envelope,
+    Message,
+    StatusMessage,
+    TaskStateEvent,
+    events_topic,
+    status_topic,
+)
 from cascade.interfaces.summaries import (
     EngineSummary,
     RunTally,
@@ -86,9 +93,12 @@ def _summary_of(source: str, last_seq: int) -> Message:
     return received(summary_topic(source), said)
 
 
-def test_the_silent_engines_a_header_names_are_bounded_however_many(hub: DashboardHub) -> None:
+async def test_the_silent_engines_a_header_names_are_bounded_and_all_listed_on_asking(
+    hub: DashboardHub,
+) -> None:
     """A fleet whose telemetry all goes missing: the header names the first few and counts
-    the rest (a page's first answer is bounded by what it shows, not by the fleet)."""
+    the rest (a page's first answer is bounded by what it shows, not by the fleet), and
+    ``/api/problems/silent`` (what the Problems place reads) pages through every one."""
     now = [datetime.now(timezone.utc).timestamp()]
     hub.model.state.clock = lambda: now[0]
     sources = [f"engine-{n:03}" for n in range(300)]
@@ -100,3 +110,52 @@ def test_the_silent_engines_a_header_names_are_bounded_however_many(hub: Dashboa
     header = hub.model.header()
     assert header["silent_total"] == 300
     assert [said["source"] for said in header["silent"]] == sources[:10]
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
+    listed: list[dict[str, str]] = []
+    after: str | None = None
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        for _ in range(5):  # 300 by 100: a cursor that never moves on fails, not hangs
+            params = {"limit": "100", **({"after": after} if after else {})}
+            page = (await http.get("/api/problems/silent", params=params)).json()
+            assert page["total"] == 300
+            listed += page["items"]
+            after = page["next_after"]
+            if after is None:
+                break
+    assert [item["source"] for item in listed] == sources
+    assert listed[0]["line"] == header["silent"][0]["line"]
+
+
+async def test_an_engine_back_after_a_clean_end_is_listed_again(hub: DashboardHub) -> None:
+    """The folded engines are looked for among those that said offline: one that comes back
+    online is listed again and no longer counted, one that ends cleanly later is."""
+    _status(hub, "script", "offline", "shutdown", ago=300)
+    _status(hub, "worker", "online", None, ago=300)
+    transport = httpx.ASGITransport(app=create_app(hub, DashboardSettings(token=None)))
+    params = {"engines_limit": "25"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        page = (await http.get("/api/state", params=params)).json()
+        assert [e["source"] for e in page["engines"]] == ["worker"]
+        assert (page["ended_cleanly"], page["engines_matching"]) == (1, 1)
+        _status(hub, "script", "online", None, ago=0)
+        _status(hub, "worker", "offline", "shutdown", ago=200)
+        page = (await http.get("/api/state", params=params)).json()
+        assert [e["source"] for e in page["engines"]] == ["script"]
+        assert (page["ended_cleanly"], page["engines_matching"]) == (1, 1)
+
+
+async def test_an_engine_heard_again_leaves_the_silent_ones(hub: DashboardHub) -> None:
+    now = [datetime.now(timezone.utc).timestamp()]
+    hub.model.state.clock = lambda: now[0]
+    _status(hub, "engine-1", "online", None, ago=0)
+    hub.model.apply(_summary(0))
+    hub.model.apply(_summary(7))
+    now[0] += SILENT_AFTER
+    assert [said["source"] for said in hub.model.header()["silent"]] == ["engine-1"]
+    event = Envelope(
+        ts=datetime.now(timezone.utc).isoformat(), run_id="r-1", org_id="acme",
+        project_id="etl", source="engine-1", seq=8,
+        body=TaskStateEvent(task_id="t", task_name="t", state="RUNNING"),
+    )  # fmt: skip
+    hub.model.apply(received(events_topic("acme", "etl", "r-1"), event))  # its events arrive
+    assert hub.model.header()["silent"] == []

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from cascade.dashboard import DashboardHub, DashboardSettings, create_app
@@ -189,6 +190,46 @@ async def test_from_the_start_with_threshold_0_and_the_totals_are_the_readers(
     # the summary's blocked counts its held too: shown apart, as the run's own events show them
     assert runs["r1"]["counts"] == {"RUNNING": 2, "PENDING": 3, "BLOCKED": 1, "HELD": 1}
     assert (runs["r1"]["total"], runs["r2"]["status"]) == (10, "Succeeded")
+
+
+async def test_the_kept_totals_are_the_readers_through_every_kind_of_engine(
+    broker: InMemoryBroker, engine: Publisher, started: Callable[..., Any]
+) -> None:
+    """The fleet's totals, kept summary by summary from each engine's share, are those the
+    reader adds up over every engine, whatever each is: online with a summary, gone with live
+    runs (stranded), unconfirmed (a summary without a status), without a summary, and as they
+    change from one to another."""
+    hub = await started(broker, fleet_threshold=0)
+
+    def agree() -> None:
+        kept, reader = hub.model.fleet.totals(), hub.model.state.fleet()
+        assert (kept["engines"], kept["online"], kept["without_summary"], kept["unconfirmed"]) == (
+            reader.engines, reader.online, reader.without_summary, reader.unconfirmed)  # fmt: skip
+        assert (kept["live_runs"], kept["stranded"], kept["dropped"]) == (
+            reader.live_runs, reader.stranded, reader.dropped)  # fmt: skip
+        assert kept["runs"] == msgspec.structs.asdict(reader.runs)
+        assert kept["tasks"] == msgspec.structs.asdict(reader.tasks)
+        assert kept["events_per_s"] == round(reader.events_per_s, 3)
+
+    busy = summary("host-1", 2, listed("r1", running=2, pending=3), listed("r2", "Succeeded"),
+                   tasks=TaskTally(running=2, completed=7),
+                   events_per_s=1.5, dropped=2)  # fmt: skip
+    await engine.summarise(busy)
+    await engine.summarise(summary("host-2", 1, listed("r3"), tasks=TaskTally(running=1)))
+    await engine.status("host-3", "online")  # no summary
+    await engine.connector.publish(  # a summary whose source never said its status
+        summary_topic("stray"), summary("stray", 5, listed("r9")), qos=0, retain=True
+    )
+    await broker.idle()
+    agree()
+    await engine.status("host-2", "offline")  # its live run is stranded
+    agree()
+    await engine.status("stray", "online")  # now vouched for
+    agree()
+    await engine.summarise(summary("host-1", 0, listed("r2", "Succeeded"), events_per_s=0.5))
+    await engine.status("host-2", "online")
+    agree()
+    assert hub.model.fleet.totals()["engines"] == 4
 
 
 async def test_an_opened_run_is_read_alone_and_released_after_the_delay(

@@ -404,7 +404,8 @@ async def test_a_rerun_that_forces_a_task_does_not_take_it_from_the_cache() -> N
 
 async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
     """COMPLETED carries cached: true and reused_from; a task that ran says neither. The
-    run's snapshot counts the cached task completed, never running."""
+    run's snapshot counts the cached task completed, never running, and its entries of the
+    cached tasks say so as their COMPLETED did."""
     broker = InMemoryBroker()
     messages: list[Envelope] = []
     wf = Costly()
@@ -450,6 +451,12 @@ async def test_the_wire_says_a_cached_result_and_the_run_it_came_from() -> None:
         await broker.idle()
     (snapshot,) = [m.body for m in messages if isinstance(m.body, RunSnapshot)]
     assert (snapshot.completed, snapshot.running) == (2, 1)  # the cached ones never ran
+    entries = {(t.task_name, t.state, t.cached, t.reused_from) for t in snapshot.tasks}
+    assert entries == {
+        ("extract", "COMPLETED", True, first),
+        ("extract", "COMPLETED", True, msgspec.UNSET),
+        ("report", "RUNNING", msgspec.UNSET, msgspec.UNSET),
+    }
     completed = {
         (m.run_id, m.body.task_id): m.body
         for m in messages

@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
+
 from cascade.interfaces import Message, RunSnapshot, decode_envelope, telemetry_filter
 from cascade.interfaces.commands import SNAPSHOT_INTERVAL, SnapshotRequest, snapshot_request_topic
 from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
@@ -156,3 +158,53 @@ async def test_a_big_run_is_answered_in_parts_below_the_readers_bound() -> None:
     assert [p.part for p in parts] == list(range(1, len(parts) + 1))
     assert max(sizes) < 256 * 1024
     assert len({t.task_id for p in parts for t in p.tasks}) == 101
+
+
+def _completed(recorder: EventRecorder, task_id: str) -> bool:
+    return any(isinstance(e, TaskCompleted) and e.task_id == task_id for e in recorder.events)
+
+
+async def test_a_snapshot_names_a_maps_items_mid_map_and_after_it() -> None:
+    """A map of 3 items, 2 of them waiting: the map's entry says it made 3, as its RUNNING did;
+    once the map has completed (another task still running), its COMPLETED entry still does."""
+    broker, answers = InMemoryBroker(), Answers()
+    items_gate, other_gate = asyncio.Event(), asyncio.Event()
+
+    @task(name="rows")
+    async def rows() -> list[int]:
+        return [0, 1, 2]
+
+    @task(name="load")
+    async def load(row: int) -> int:
+        if row:
+            await items_gate.wait()
+        return row
+
+    @task(name="other")
+    async def other() -> int:
+        await other_gate.wait()
+        return 0
+
+    async with InMemoryConnector(broker, presence=False) as reader:
+        await reader.subscribe(telemetry_filter(prefix="cascade"), answers)
+        engine = Engine(InMemoryConnector(broker, source_id="e1"), heartbeat_interval=None)
+        recorder = EventRecorder()
+        engine.events.subscribe(recorder)
+        mapped = load.map(row=rows())
+        run = asyncio.create_task(engine.run([mapped, other()]))
+        await recorder.until(lambda: _completed(recorder, f"{mapped.task_id}[0]"))
+        await broker.idle()
+        (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+        request = SnapshotRequest(run_id=started.run_id)
+        await reader.publish(snapshot_request_topic(started.run_id), request, qos=1)
+        mid = {t.task_id: t for t in (await answers.next_snapshot()).tasks}
+        assert (mid[mapped.task_id].state, mid[mapped.task_id].items) == ("RUNNING", 3)
+        assert all(t.items is msgspec.UNSET for t in mid.values() if t.task_id != mapped.task_id)
+        items_gate.set()
+        await recorder.until(lambda: _completed(recorder, mapped.task_id))
+        await broker.idle()
+        await reader.publish(snapshot_request_topic(started.run_id), request, qos=1)
+        after = {t.task_id: t for t in (await answers.next_snapshot()).tasks}
+        assert (after[mapped.task_id].state, after[mapped.task_id].items) == ("COMPLETED", 3)
+        other_gate.set()
+        assert await run == [[0, 1, 2], 0]

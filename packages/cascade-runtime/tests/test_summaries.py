@@ -212,6 +212,47 @@ async def test_roll_calls_are_answered_where_wildcards_bring_no_retained_summary
     await running
 
 
+@pytest.mark.parametrize("broker", [False], indirect=True)
+async def test_roll_calls_are_answered_once_the_runs_have_ended(
+    broker: InMemoryBroker, summaries: Summaries
+) -> None:
+    """A source whose connection lives on after its runs (a serving process) still answers a
+    roll call with its summary, listing the runs that ended (a rerun finds them there)."""
+    async with InMemoryConnector(broker, source_id="host-1") as connector:
+        engine = Engine(connector, heartbeat_interval=None)
+        with pytest.raises(Exception, match="boom"):
+            await engine.run(boom())
+        await summaries.until(lambda s: s.runs.failed == 1)
+        heard = len(summaries.seen)
+        async with InMemoryConnector(broker, presence=False, source_id="asker") as reader:
+            await reader.publish("cascade/rollcall", {"rollcall": 1}, qos=1)
+            answer = await summaries.until(lambda s: len(summaries.seen) > heard)
+        assert (answer.source, answer.runs.running, answer.runs.failed) == ("host-1", 0, 1)
+        assert [run.status for run in answer.listed] == ["Failed"]
+
+
+@pytest.mark.parametrize("broker", [False], indirect=True)
+async def test_a_flood_of_roll_calls_costs_a_bounded_number_of_summaries(
+    broker: InMemoryBroker, summaries: Summaries, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone may call the roll: 30 calls at once, no run live, are answered 8 times (the
+    burst) and maybe once more (the refill at 4 a second while they came); the rest are
+    counted and logged, not queued."""
+    async with InMemoryConnector(broker, source_id="host-1") as connector:
+        assert await Engine(connector, heartbeat_interval=None).run(double(1)) == 2
+        await summaries.until(lambda s: s.runs.succeeded == 1)
+        heard = len(summaries.seen)
+        async with InMemoryConnector(broker, presence=False, source_id="asker") as reader:
+            started = time.monotonic()
+            for _ in range(30):
+                await reader.publish("cascade/rollcall", {"rollcall": 1}, qos=1)
+            await broker.idle()
+            refilled = math.floor((time.monotonic() - started) * 4)
+        answers = len(summaries.seen) - heard
+        assert 8 <= answers <= 8 + refilled
+        assert any("roll calls over 4.0 a second left unanswered" in m for m in caplog.messages)
+
+
 async def test_an_engine_told_not_to_publishes_no_summary(broker: InMemoryBroker) -> None:
     engine = Engine(InMemoryConnector(broker, source_id="host-1"), summaries=False)
     assert await engine.run(double(1)) == 2

@@ -299,3 +299,49 @@ def test_a_share_of_the_engines_sends_no_summary(share: float, silent: int) -> N
 def test_a_share_that_is_no_share_is_refused() -> None:
     with pytest.raises(ValueError, match="share"):
         FleetSettings("localhost", 1883, without_summaries=1.5)
+
+
+@pytest.mark.parametrize("within", [None, 0.5])
+def test_heartbeats_fall_within_the_seconds_asked_then_every_interval(
+    within: float | None,
+) -> None:
+    """``beats_within``: every engine's first heartbeat falls in the runs' first
+    ``beats_within`` seconds (a fleet started together beats together), the next ones every
+    interval after; by default they are spread over the whole interval."""
+    engines = 200
+    settings = FleetSettings(
+        "localhost", 1883, engines=engines, processes=1, tasks_per_run=10_000, concurrency=2,
+        heartbeat_interval=HEARTBEAT, prefix=PREFIX, seed=66, beats_within=within,
+    )  # fmt: skip
+    rng = random.Random(66)
+    fleet = [SimulatedEngine(settings, n, 1_000 + n, rng, Counter()) for n in range(engines)]
+    beats: list[tuple[float, str]] = []
+    now = 0.0
+
+    def publish(message: Outgoing) -> bool:
+        if message[0].endswith("/heartbeat"):
+            beats.append((now, decode_envelope(message[1]).source))
+        return True
+
+    share = EngineShare(fleet, rng, publish, HEARTBEAT, 0.0, within)
+    for engine in fleet:
+        engine.step(0.0, 0.0, iso(0.0))  # every engine's run starts: it beats from now on
+    for n in range(round(2 * HEARTBEAT / TICK)):
+        now = n * TICK
+        share.round(now, 0.0, iso(now), 0)
+    by_engine: dict[str, list[float]] = defaultdict(list)
+    for at, source in beats:
+        by_engine[source].append(at)
+    assert len(by_engine) == engines
+    firsts = [times[0] for times in by_engine.values()]
+    if within is None:
+        assert max(firsts) > HEARTBEAT - 0.1  # the last engine's comes late in the interval
+    else:
+        assert max(firsts) <= within + TICK
+    for times in by_engine.values():  # then every interval
+        assert all(abs(b - a - HEARTBEAT) <= TICK for a, b in itertools.pairwise(times))
+
+
+def test_beats_within_more_than_the_interval_is_refused() -> None:
+    with pytest.raises(ValueError, match="beats_within"):
+        FleetSettings("localhost", 1883, heartbeat_interval=5.0, beats_within=6.0)

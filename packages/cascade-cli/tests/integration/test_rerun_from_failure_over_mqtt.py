@@ -23,7 +23,7 @@ from cascade.history import History, Recorder
 from cascade.interfaces import Message
 from cascade.interfaces.serving import served_topic
 from cascade.runtime import Engine, task
-from cascade.testkit import BrokerEndpoint, xfail_on_family
+from cascade.testkit import BrokerEndpoint
 
 Said = tuple[int, str, str]
 
@@ -195,11 +195,6 @@ async def _scenario(
     return failed_run, rerun_id
 
 
-@xfail_on_family(
-    "rabbitmq",
-    "sends a wildcard subscription no retained summary, and the engines' answers to the roll "
-    "call do not list the run that ended: without a history, --workflow is needed there",
-)
 async def test_a_served_run_is_rerun_without_a_history_by_the_process_that_ran_it(
     mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
 ) -> None:

@@ -1,6 +1,6 @@
 """One truth over a real broker (mosquitto, and RabbitMQ in its session): readers that join a
-run late or lose some of its events show the engine's own table once the engine answers them,
-and a cancelled run's tasks all end in every view."""
+run late or lose some of its events show the engine's own table once the engine answers them
+(a map's size among it), and a cancelled run's tasks all end in every view."""
 
 from __future__ import annotations
 
@@ -181,6 +181,49 @@ async def test_readers_that_join_late_show_the_engine_counts(
         await http.aclose()
         await reader.connector.disconnect()
         history.close()
+
+
+async def test_a_reader_that_joins_a_map_late_knows_its_size_from_the_answer(
+    mqtt_broker: BrokerEndpoint, scope_name: str
+) -> None:
+    """Joined when 2 of a map's 5 items are done: once the engine answers, the watch model
+    knows the map made 5 items, which only the map's RUNNING, before it joined, had said."""
+    gates = [asyncio.Event() for _ in range(5)]
+
+    @task(name="rows")
+    async def rows() -> list[int]:
+        return list(range(5))
+
+    @task(name="load")
+    async def load(row: int) -> int:
+        await gates[row].wait()
+        return row
+
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=f"{scope_name}-e")
+    engine = Engine(connector, project_id=scope_name, heartbeat_interval=None)
+    events = EventRecorder()
+    engine.events.subscribe(events)
+    mapped = load.map(row=rows())
+    running = asyncio.create_task(engine.run(mapped))
+    reader = Reader(mqtt_broker)
+    try:
+        gates[0].set()
+        gates[1].set()
+        await events.until(lambda: events.names(TaskCompleted).count("load") == 2)
+        (started,) = [e for e in events.events if isinstance(e, RunStarted)]
+        await reader.start()
+        gates[2].set()  # the reader's first message of the run: an item completing
+        await reader.until(
+            lambda: (
+                (run := reader.state.runs.get(started.run_id)) is not None and not run.joined_late
+            )
+        )
+        assert reader.state.runs[started.run_id].tasks[mapped.task_id].items == 5
+    finally:
+        for gate in gates:
+            gate.set()
+        await asyncio.wait_for(running, 10)
+        await reader.connector.disconnect()
 
 
 async def test_a_reader_that_loses_a_tenth_of_the_events_repairs_its_table(

@@ -128,6 +128,7 @@ if TYPE_CHECKING:
         FLAPS,
         SILENT_AFTER,
         silence_line,
+        silent_engines,
     )
     from ._subscriptions import (
         ROLLCALL_WAIT,
@@ -214,6 +215,7 @@ __all__ = [
     "parse_timestamp",
     "refused_by_source",
     "silence_line",
+    "silent_engines",
     "snapshot_events",
     "subscribe_statuses",
     "subscribe_summaries",
@@ -286,6 +288,7 @@ _HOMES = {
     "FLAPS": "._silence",
     "SILENT_AFTER": "._silence",
     "silence_line": "._silence",
+    "silent_engines": "._silence",
     "ROLLCALL_WAIT": "._subscriptions",
     "subscribe_statuses": "._subscriptions",
     "subscribe_summaries": "._subscriptions",

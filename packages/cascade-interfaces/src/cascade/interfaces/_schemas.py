@@ -215,7 +215,10 @@ class Heartbeat(msgspec.Struct, tag="Heartbeat", tag_field="type", kw_only=True)
 
 class SnapshotTask(msgspec.Struct, kw_only=True):
     """One task's latest event as its engine published it: its ``seq`` and ``ts`` and the
-    fields of its :class:`TaskStateEvent`, so that a reader takes it as that event."""
+    fields of its :class:`TaskStateEvent`, so that a reader takes it as that event.
+
+    ``items`` (additive): on a map's own task, whatever its state, how many items it made
+    (its ``RUNNING``'s ``items``), for a reader that missed that event."""
 
     seq: Annotated[int, msgspec.Meta(ge=1)]
     ts: str
@@ -228,6 +231,7 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
     cancelled: bool | msgspec.UnsetType = msgspec.UNSET
     reused_from: _RunIdText | msgspec.UnsetType = msgspec.UNSET
     cached: bool | msgspec.UnsetType = msgspec.UNSET
+    items: _Count | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def reader_state(self) -> ReaderState:
@@ -248,6 +252,7 @@ class SnapshotTask(msgspec.Struct, kw_only=True):
             cancelled=self.cancelled,
             reused_from=self.reused_from,
             cached=self.cached,
+            items=self.items,
         )
 
 

@@ -82,6 +82,12 @@ class FleetSettings:
     without_summaries: float = 0.0
     """The share of the engines that send no summary (as the existing tools, or engines
     started with ``summaries=False``), spread evenly over the fleet: 0.1, every tenth."""
+    beats_within: float | None = None
+    """Seconds from the runs' start within which every engine's first heartbeat (and the
+    summary that goes with it) falls, each engine's at a random moment, the next ones every
+    ``heartbeat_interval`` after: 1.0, a fleet started within a second, whose engines beat
+    together, thousands in a second then none for four. ``None``: spread evenly over the
+    interval, engine after engine."""
 
     def __post_init__(self) -> None:
         if self.engines < 1 or self.processes < 1 or self.tasks_per_run < 1:
@@ -92,6 +98,8 @@ class FleetSettings:
             raise ValueError("rate, concurrency and heartbeat_interval must be positive")
         if not 0.0 <= self.without_summaries <= 1.0:
             raise ValueError("without_summaries is a share of the engines, from 0 to 1")
+        if self.beats_within is not None and not 0 < self.beats_within <= self.heartbeat_interval:
+            raise ValueError("beats_within is seconds, more than 0, up to heartbeat_interval")
 
     def summarises(self, index: int) -> bool:
         """Whether engine ``index`` sends summaries (see :attr:`without_summaries`)."""

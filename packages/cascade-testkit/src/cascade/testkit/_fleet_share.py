@@ -28,7 +28,8 @@ class EngineShare:
     a run, and goes as :class:`SummaryPacer` lets it (one a second per engine at most); at
     :meth:`stop` each engine whose run was cancelled, or whose summary waits, sends it at
     once. ``began`` (monotonic) is when the heartbeats' first interval starts; they are
-    spread over it. ``heartbeats`` and ``summaries`` count what was published.
+    spread over it, or each at a random moment of its first ``beats_within`` seconds.
+    ``heartbeats`` and ``summaries`` count what was published.
     """
 
     def __init__(
@@ -38,15 +39,21 @@ class EngineShare:
         publish: Publish,
         heartbeat_interval: float,
         began: float,
+        beats_within: float | None = None,
     ) -> None:
         self.engines = engines
         self._rng = rng
         self._publish = publish
         self._interval = heartbeat_interval
+        if beats_within is None:
+            firsts = [heartbeat_interval * (n + rng.random()) / len(engines)
+                      for n in range(len(engines))]  # fmt: skip
+        else:
+            firsts = [beats_within * rng.random() for _ in engines]
         self._beats = deque(
-            (began + heartbeat_interval * (n + rng.random()) / len(engines), engine)
-            for n, engine in enumerate(engines)
-        )
+            sorted(((began + first, engine) for first, engine in zip(firsts, engines, strict=True)),
+                   key=lambda beat: beat[0])
+        )  # fmt: skip
         self.pacer: SummaryPacer[SimulatedEngine] = SummaryPacer()
         self.heartbeats = self.summaries = 0
 

@@ -291,7 +291,7 @@ class _Dashboard:
 
     async def problems(self, request: Request) -> Response:
         """``/api/problems/{kind}``: the sources the list ``kind`` (``missed``, ``refused``,
-        ``conflicts``) names, a page at a time by source (``limit``, ``after``: the page
+        ``conflicts``, ``silent``) names, a page at a time by source (``limit``, ``after``: the page
         before's ``next_after``): what ``/api/state`` summarises with the worst few. Read by
         whoever may read ``/api/state``."""
         self.reader(request.scope)

@@ -313,6 +313,15 @@ class Listing:
         left out of every list but ``ended``'s and ``offline``'s)."""
         held = self.model.state.engines
         after = [query.after] if query.after is not None else None
+        if query.engine is None and query.status is None:
+            # every engine but the folded ones, which are few and known without a walk: the
+            # page reads its rows and no more (a fleet's thousands, at every request)
+            gone = self.model.folded_engines()
+            return self._page(
+                query, self.engines(max_age), after, query.limit, max_age,
+                lambda engine: held.get(engine.source) is engine and engine.source not in gone,
+                False, len(held), matching=len(held) - len(gone),
+            )  # fmt: skip
         folded = folded_test(self.model.state.clock())
         return self._page(
             query, self.engines(max_age), after, query.limit, max_age,
@@ -332,8 +341,10 @@ class Listing:
         filtered: bool,
         total: int,
         seen: Callable[[_T], bool] | None = None,
+        matching: int | None = None,
     ) -> Page[_T]:
-        """The page; ``total``: how many there are, or (``seen``) how many pass ``seen``."""
+        """The page; ``total``: how many there are, or (``seen``) how many pass ``seen``;
+        ``matching``: how many pass ``keep``, when known (unfiltered: ``total``)."""
         now = self.clock()
         version = self.model.version
         kept = self._pages.get(query)
@@ -345,7 +356,7 @@ class Listing:
         items: list[_T] = []
         last = None
         more = False
-        matching = 0
+        known, matching = matching, 0
         counted = 0
         for index in range(0 if filtered else start, len(listed.items)):
             item = listed.items[index]
@@ -364,7 +375,7 @@ class Listing:
                 if not filtered:
                     break
         if not filtered:
-            matching = total
+            matching = total if known is None else known
         if seen is not None:
             total = counted
         page = Page(items, matching, total, cursor(last) if more and last is not None else None)

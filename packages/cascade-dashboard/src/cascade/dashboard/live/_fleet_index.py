@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from cascade.interfaces.summaries import EngineSummary, RunTally, SummaryRun, TaskTally
-from cascade.reader import EngineView, counted_summary, fleet_totals, parse_timestamp
+from cascade.reader import EngineView, counted_summary, parse_timestamp
 
 __all__ = ["EVENTS", "FLEET", "FleetIndex", "FleetRun", "summary_dict"]
 
@@ -33,6 +33,8 @@ _TASKS = TaskTally.__struct_fields__
 _HEAD = 4
 _WIDTH = _HEAD + len(_RUNS) + len(_TASKS) + 4
 _NOTHING: tuple[float, ...] = (0,) * _WIDTH
+_NO_TALLIES = (0,) * (len(_RUNS) + len(_TASKS))
+_UNCONFIRMED: tuple[float, ...] = (1, 0, 0, 1, *_NO_TALLIES, 0.0, 0, 0, 0)
 
 RunKey = tuple[int, float, str]
 
@@ -40,22 +42,25 @@ RunKey = tuple[int, float, str]
 def _share(engine: EngineView | None) -> tuple[float, ...]:
     """What ``engine`` adds to the totals: :func:`~cascade.reader.fleet_totals` of
     it alone (an offline engine's runs are stranded, not live; an unconfirmed summary counts
-    for nothing but itself), as one flat tuple."""
+    for nothing but itself), as one flat tuple. Worked out here, not by ``fleet_totals``
+    itself: it is asked at every summary, thousands a second in a fleet."""
     if engine is None:
         return _NOTHING
-    alone = fleet_totals((engine,))
+    summary = counted_summary(engine)
+    if summary is None and engine.summary is not None:
+        return _UNCONFIRMED
+    online = engine.online
+    if summary is None:
+        live = len(engine.live_seen) if engine.status is not None and online else 0
+        return (1, int(online), 1, 0, *_NO_TALLIES, 0.0, 0, 0, live)
+    if not online:
+        return (1, 0, 0, 0, *_NO_TALLIES, 0.0, 0, summary.runs.running, 0)
     return (
-        alone.engines,
-        alone.online,
-        alone.without_summary,
-        alone.unconfirmed,
-        *(getattr(alone.runs, name) for name in _RUNS),
-        *(getattr(alone.tasks, name) for name in _TASKS),
-        alone.events_per_s,
-        alone.dropped,
-        alone.stranded,
-        alone.live_without_summary,
-    )
+        1, 1, 0, 0,
+        *msgspec.structs.astuple(summary.runs),
+        *msgspec.structs.astuple(summary.tasks),
+        summary.events_per_s, summary.dropped, 0, 0,
+    )  # fmt: skip
 
 
 class FleetRun(msgspec.Struct, eq=False, gc=False):

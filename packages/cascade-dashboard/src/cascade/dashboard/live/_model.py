@@ -40,6 +40,7 @@ from cascade.reader import (
     ended_cleanly,
     held_tasks,
     silence_line,
+    silent_engines,
 )
 
 from ._fleet_index import FLEET, FleetIndex, FleetRun
@@ -127,6 +128,12 @@ class DashboardModel:
         self._pruned = clock()
         self._silent: tuple[tuple[str, bool], ...] = ()
         self._silent_checked = float("-inf")
+        # The few engines a fleet's header and engines' list must look at, so that neither
+        # walks every engine at every request: those whose status said offline (only they
+        # can have ended cleanly), and those that had a will or a silence noted (only they
+        # can be silent). Noted as their messages come, dropped once no longer so.
+        self._offline: set[str] = set()
+        self._suspects: set[str] = set()
 
     def _run_source(self, run_id: str) -> str | None:
         """The source the model takes ``run_id`` from (``None``: not held)."""
@@ -179,6 +186,7 @@ class DashboardModel:
             for source in sources:
                 engine = self.state.engines.get(source) if isinstance(source, str) else None
                 if engine is not None:
+                    self._note_engine(engine)
                     self.versions.engine_changed(engine.source, engine.last_seen, self.version)
                     self.fleet.engine(engine.source, engine, self.version)  # online or not
             if not payload:  # cleared: the engine is gone
@@ -195,8 +203,45 @@ class DashboardModel:
         pages that engine's row and the runs it lists, never a snapshot)."""
         for source in sources:
             engine = self.state.engines.get(source) if isinstance(source, str) else None
+            if engine is not None:
+                self._note_engine(engine)
             if engine is not None and self.fleet.engine(engine.source, engine, self.version):
                 self.versions.engine_summarised(engine.source, self.version)
+
+    def _note_engine(self, engine: EngineView) -> None:
+        """Note ``engine`` among the offline ones, or those that may be silent, if it is."""
+        if engine.status is not None and engine.status.status == "offline":
+            self._offline.add(engine.source)
+        if engine.wills or engine.silent_since is not None:
+            self._suspects.add(engine.source)
+
+    def folded_engines(self, now: float | None = None) -> set[str]:
+        """The engines that ended cleanly :data:`ENDED_FOLD_AFTER` seconds before ``now`` (the
+        model's clock) or earlier: folded into a count, left out of the engines' lists but
+        ``ended``'s and ``offline``'s. Looks at the offline engines only."""
+        engines, offline = self.state.engines, self._offline
+        before = (self.state.clock() if now is None else now) - ENDED_FOLD_AFTER
+        folded = set()
+        for source in list(offline):
+            engine = engines.get(source)
+            if engine is None or engine.status is None or engine.status.status != "offline":
+                offline.discard(source)
+            elif ended_cleanly(engine) and (engine.last_seen is None or engine.last_seen <= before):
+                folded.add(source)
+        return folded
+
+    def silent_engines(self) -> list[EngineView]:
+        """:meth:`~cascade.reader.ReaderModel.silent_engines`, looking only at the engines
+        that had a will or a silence noted."""
+        engines, suspects = self.state.engines, self._suspects
+        looked = []
+        for source in list(suspects):
+            engine = engines.get(source)
+            if engine is None or not (engine.wills or engine.silent_since is not None):
+                suspects.discard(source)
+            else:
+                looked.append(engine)
+        return silent_engines(looked, self.state.clock())
 
     def set_mode(self, mode: str) -> None:
         """Read the fleet from its engines' summaries (:data:`~._fleet_index.FLEET`) or from
@@ -336,13 +381,7 @@ class DashboardModel:
         :func:`~._problems.problems_header`), as a snapshot says it, the ``mode`` (``events``
         or ``fleet``) and the ``fleet``'s totals from its engines' summaries."""
         state = self.state
-        before = state.clock() - ENDED_FOLD_AFTER
-        silent = state.silent_engines()
-
-        def folded(engine: EngineView) -> bool:
-            seen = engine.last_seen
-            return ended_cleanly(engine) and (seen is None or seen <= before)
-
+        silent = self.silent_engines()
         return {
             "mode": self.fleet.mode,
             "fleet": self.fleet.totals(),
@@ -351,7 +390,7 @@ class DashboardModel:
             **problems_header(state),
             # engines that ended cleanly a while ago: left out of the engines' list but
             # `engine_status=ended`'s (and `offline`'s)
-            "ended_cleanly": sum(map(folded, state.engines.values())),
+            "ended_cleanly": len(self.folded_engines()),
             # engines whose telemetry does not reach this dashboard, and the likely cause: the
             # first few by source (a page's header), and how many in all
             "silent": [
@@ -370,7 +409,7 @@ class DashboardModel:
             return False
         self._silent_checked = now
         silent = tuple(
-            (engine.source, engine.silent_since is None) for engine in self.state.silent_engines()
+            (engine.source, engine.silent_since is None) for engine in self.silent_engines()
         )
         if silent == self._silent:
             return False

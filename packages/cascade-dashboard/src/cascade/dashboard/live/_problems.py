@@ -1,9 +1,10 @@
 """The per-source lists of what went wrong, bounded by what a page shows.
 
-What a reader missed (by source), refused (by the source claimed) and the engines whose id two
-live engines share: in a fleet each of these can name every engine (a reader in fleet mode
-skips events by design), so ``/api/state`` and the streams carry only the worst few of each
-and their totals (:func:`problems_header`), and ``/api/problems/{kind}`` pages through the rest
+What a reader missed (by source), refused (by the source claimed), the engines whose id two
+live engines share and those whose telemetry does not arrive (silent): in a fleet each of these
+can name every engine (a reader in fleet mode skips events by design), so ``/api/state`` and the
+streams carry only the worst few of each and their totals (:func:`problems_header`; the silent
+ones, the model's header), and ``/api/problems/{kind}`` pages through the rest
 (:func:`problems_page`), by source, so that paging neither skips nor repeats a source however
 the counts change meanwhile.
 """
@@ -16,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.reader import ReaderModel
+from cascade.reader import ReaderModel, silence_line
 
-__all__ = ["KINDS", "PROBLEMS_SHOWN", "ProblemsPage", "problems_header", "problems_page"]
+__all__ = ["KINDS", "LISTS", "PROBLEMS_SHOWN", "ProblemsPage", "problems_header", "problems_page"]
 
 PROBLEMS_SHOWN = 10
 """The sources each list in ``/api/state`` names at most (the worst first)."""
@@ -57,6 +58,14 @@ def _conflict_item(state: ReaderModel, source: str) -> Item:
     return {"source": source, "session": session, "conflict_session": engine.conflict_session}
 
 
+def _silent(state: ReaderModel) -> Iterable[tuple[str, int]]:
+    return ((engine.source, 1) for engine in state.silent_engines())
+
+
+def _silent_item(state: ReaderModel, source: str) -> Item:
+    return {"source": source, "line": silence_line(state.engines[source])}
+
+
 _Weigh = Callable[[ReaderModel], Iterable[tuple[str, int]]]
 _Describe = Callable[[ReaderModel, str], Item]
 KINDS: dict[str, tuple[_Weigh, _Describe, str]] = {
@@ -64,9 +73,16 @@ KINDS: dict[str, tuple[_Weigh, _Describe, str]] = {
     "refused": (_refused, _refused_item, "messages"),
     "conflicts": (_conflicts, _conflict_item, "engines"),
 }
-"""Each list: its sources with their weight, one source's item, and what the weight counts.
-Only the sources shown get an item built: at 10,000 sources, building them all took 25 ms
-at each look."""
+"""Each list a header weighs: its sources with their weight, one source's item, and what the
+weight counts. Only the sources shown get an item built: at 10,000 sources, building them all
+took 25 ms at each look."""
+
+LISTS: dict[str, tuple[_Weigh, _Describe, str]] = {
+    **KINDS,
+    "silent": (_silent, _silent_item, "engines"),
+}
+"""Every list ``/api/problems/{kind}`` pages through: :data:`KINDS` and the silent engines
+(which the model's header names, the first few by source)."""
 
 
 def problems_header(state: ReaderModel, shown: int = PROBLEMS_SHOWN) -> dict[str, Any]:
@@ -105,11 +121,11 @@ class ProblemsPage:
 
 
 def problems_page(state: ReaderModel, kind: str, limit: int, after: str | None) -> ProblemsPage:
-    """The ``limit`` sources of the list ``kind`` (one of :data:`KINDS`) after the source
+    """The ``limit`` sources of the list ``kind`` (one of :data:`LISTS`) after the source
     ``after`` (``None``: from the first), by source; ``ValueError`` for an unknown kind."""
-    if kind not in KINDS:
-        raise ValueError(f"no such list: {kind!r} (one of {', '.join(KINDS)})")
-    weigh, describe, _ = KINDS[kind]
+    if kind not in LISTS:
+        raise ValueError(f"no such list: {kind!r} (one of {', '.join(LISTS)})")
+    weigh, describe, _ = LISTS[kind]
     sources = sorted(source for source, _ in weigh(state))
     start = bisect_right(sources, after) if after is not None else 0
     page = sources[start : start + limit]

@@ -1,14 +1,12 @@
 // The Problems place (/problems): the lists behind the header's notes, each as a table. What
-// the page missed (by source) and refused (by the source claimed), and the engines whose id
-// two live engines share, a page at a time from /api/problems/{kind} (every source, by source;
-// the header names the worst ten only); the engines whose telemetry does not reach the
-// dashboard, as the live state says them (the first ten by source, and how many in all).
+// the page missed (by source) and refused (by the source claimed), the engines whose id two
+// live engines share and those whose telemetry does not reach the dashboard (silent), a page
+// at a time from /api/problems/{kind} (every source, by source; the header names a few only).
 // Every string here came from the broker (a source's id is whatever a publisher claimed): it
 // reaches the page through textContent only.
 import { ask } from "./api.js";
 import { $, fillTable, row } from "./dom.js";
 import { clock, count } from "./format.js";
-import { live } from "./live.js";
 
 const PAGE_ROWS = 50; // sources per page of a list
 
@@ -19,10 +17,16 @@ const LISTS = {
     Object.entries(item.reasons || {}).map(([why, n]) => count(n) + " " + why).join(", ")],
   conflicts: (item) => [item.source, item.session == null ? "-" : item.session,
     item.conflict_session == null ? "-" : item.conflict_session],
+  silent: (item) => [item.source, item.line],
 };
-const before = { missed: [], refused: [], conflicts: [] }; // each list's cursors of the pages before
-const next = { missed: null, refused: null, conflicts: null };
-const asked = { missed: 0, refused: 0, conflicts: 0 };
+const before = {}; // each list's cursors of the pages before
+const next = {}; // each list's cursor of the page after (null: none)
+const asked = {}; // each list's pages asked for (a later answer wins)
+for (const kind of Object.keys(LISTS)) {
+  before[kind] = [];
+  next[kind] = null;
+  asked[kind] = 0;
+}
 
 async function loadList(kind) {
   const number = ++asked[kind];
@@ -66,21 +70,4 @@ export function startProblems() {
     $("p-" + kind + "-prev").addEventListener("click", () => { before[kind].pop(); loadList(kind); });
   }
   $("p-refresh").addEventListener("click", showProblems);
-}
-
-// The silent engines, as the live state says them (render.js calls it with the rest).
-let silentDrawn = null;
-export function renderProblems() {
-  const silent = live.silent || [];
-  const key = JSON.stringify([silent, live.silent_total]);
-  if (key === silentDrawn) return;
-  silentDrawn = key;
-  fillTable($("p-silent"), silent.map((s) => {
-    const tr = row([s.source, s.line]);
-    tr.setAttribute("data-source", s.source);
-    return tr;
-  }));
-  const total = live.silent_total || 0;
-  $("p-silent-count").textContent = total > silent.length
-    ? "the first " + count(silent.length) + " of " + count(total) + " by source" : "";
 }

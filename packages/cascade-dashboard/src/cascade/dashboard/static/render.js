@@ -9,7 +9,6 @@ import { renderHeld } from "./decisions.js";
 import { $, el, fillTable, replace, row, runButton, safeClass, span } from "./dom.js";
 import { at, clock, count, seconds } from "./format.js";
 import { connecting, live, ROWS, select, selected, view } from "./live.js";
-import { renderProblems } from "./problems.js";
 import { renderRunPage } from "./runpage.js";
 import { stateCounts, statusCell, tallyText } from "./states.js";
 import { signedIn } from "./who.js";
@@ -146,6 +145,5 @@ export function paint() {
   renderRunPage();
   renderEngines();
   renderConstraints();
-  renderProblems();
   window.cascadeRepaints += 1;
 }

@@ -18,7 +18,8 @@ class RunCounters:
     run stopped, which ``failed`` counts too (they are published as ``FAILED``).
     :attr:`latest` maps each task that has had an event to its latest one, :attr:`numbers`
     to that event's ``seq``: what a snapshot of the run lists (no object is made per event,
-    so the run's garbage collector has no more to do).
+    so the run's garbage collector has no more to do); :attr:`mapped` each map's own task to
+    how many items it made, which its snapshot entry says whatever its latest state.
     """
 
     __slots__ = (
@@ -27,6 +28,7 @@ class RunCounters:
         "completed",
         "failed",
         "latest",
+        "mapped",
         "numbers",
         "running",
         "skipped",
@@ -43,6 +45,7 @@ class RunCounters:
         self._blocked: dict[str, TaskEvent] = {}
         self.latest: dict[str, TaskEvent] = {}
         self.numbers: dict[str, int] = {}
+        self.mapped: dict[str, int] = {}
 
     @property
     def blocked(self) -> int:
@@ -81,6 +84,7 @@ class RunCounters:
                     self._blocked.pop(event.task_id, None)
                 if type(event) is TaskMapped:  # its items join the run
                     self.total += event.items
+                    self.mapped[event.task_id] = event.items
             elif state == "COMPLETED":
                 # completed by a decision (blocked, not running), reused or cached (it never
                 # ran; a cached one may have been blocked): else it ran

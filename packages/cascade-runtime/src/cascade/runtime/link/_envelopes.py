@@ -122,13 +122,20 @@ class RunEnvelopes:
             _encode(truncate_error(error)) if error else b'""',
         )
 
-    def snapshot_entry(self, seq: int, event: TaskEvent) -> bytes:
+    def snapshot_entry(self, seq: int, event: TaskEvent, items: int | None = None) -> bytes:
         """One task of a snapshot, encoded: :class:`SnapshotTask` of its latest event, formatted
-        straight, as :meth:`task_envelope` does, but for those with more fields."""
+        straight, as :meth:`task_envelope` does, but for those with more fields; ``items``: a
+        map's own task's, how many items it made."""
         state = _STATES[event.state]
         second, micro = self._old_stamp(event.ts)
-        if state is _CANCELLED or (state is _BLOCKED and getattr(event, "held_by", None)):
-            return _encode(_snapshot_struct(seq, event, f"{second.decode()}.{micro:06d}+00:00"))
+        if (
+            items is not None
+            or state is _CANCELLED
+            or (state is _BLOCKED and getattr(event, "held_by", None))
+            or (state is _COMPLETED and _rare_completed(event))
+        ):
+            ts = f"{second.decode()}.{micro:06d}+00:00"
+            return _encode(_snapshot_struct(seq, event, ts, items))
         name = self._names.get(event.task_name)
         if name is None:
             name = self._names[event.task_name] = _encode(event.task_name)
@@ -221,7 +228,7 @@ def event_body(event: Event) -> tuple[int, msgspec.Struct]:
     )
 
 
-def _snapshot_struct(seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
+def _snapshot_struct(seq: int, event: TaskEvent, ts: str, items: int | None) -> SnapshotTask:
     body = task_body(event)
     return SnapshotTask(
         seq=seq,
@@ -235,4 +242,5 @@ def _snapshot_struct(seq: int, event: TaskEvent, ts: str) -> SnapshotTask:
         cancelled=body.cancelled,
         reused_from=body.reused_from,
         cached=body.cached,
+        items=msgspec.UNSET if items is None else items,
     )

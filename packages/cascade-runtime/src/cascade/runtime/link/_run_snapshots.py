@@ -133,8 +133,10 @@ class RunSnapshots:
             graph_size = self._graph_bytes
         parts: list[list[bytes]] = [[]]
         size = graph_size  # the first part carries the graph: its tasks fit in what is left
+        mapped = c.mapped
         for index, (seq, event) in enumerate(entries, 1):
-            encoded = envelopes.snapshot_entry(seq, event)
+            items = mapped.get(event.task_id) if mapped else None
+            encoded = envelopes.snapshot_entry(seq, event, items)
             if parts[-1] and size + len(encoded) > _SNAPSHOT_PART_BYTES:
                 parts.append([])
                 size = 0

@@ -9,6 +9,7 @@ import math
 import time
 import weakref
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -23,6 +24,7 @@ from cascade.interfaces.summaries import (
     summary_topic,
 )
 
+from ..constraints._tokenbucket import TokenBucket
 from ._counters import RunCounters
 from ._telemetry import TelemetrySubscriber
 
@@ -31,7 +33,13 @@ __all__ = ["SUMMARY_MIN_GAP", "EngineSummaries", "summaries_for"]
 _log = logging.getLogger("cascade.runtime.summary")
 
 SUMMARY_MIN_GAP = 1.0
-"""Seconds between two summaries of one source at least (the last run's end excepted)."""
+"""Seconds between two summaries of one source at least (the last run's end and answers to roll
+calls excepted)."""
+
+ROLLCALL_ANSWERS = (4.0, 8.0)
+"""Roll calls answered at once: 4 a second, 8 in a burst (a flood of roll calls costs a source
+that many summaries at most; one over it is answered by the next summary of a live run, and
+counted in :attr:`EngineSummaries.unanswered` when none is live)."""
 
 _TALLIED = TaskTally.__struct_fields__
 
@@ -90,10 +98,13 @@ class EngineSummaries:
     :data:`SUMMARY_MIN_GAP` seconds, and every ``interval`` seconds while a run is live
     (``None``: only at starts and ends); the last live run's end is published at once, so
     a source that stops leaves its final figures. Where the broker sends retained
-    messages only to exact subscriptions, it answers readers' roll calls with it, as the
-    connector does with its status. Nothing here makes a run wait: building one costs
-    a walk of the live runs, at most once a second, and a failed publish is logged (at a
-    limited rate) and counted in :attr:`failed`.
+    messages only to exact subscriptions, it answers readers' roll calls with it at once, as
+    the connector does with its status (:data:`ROLLCALL_ANSWERS` bounds them), from its first
+    run's start for as long as the connection lives: a serving process whose runs have all
+    ended still lists them, so ``cascade rerun`` finds a run there without a history, as it
+    does in the summary a broker retains. Nothing here makes a run wait: building one costs
+    a walk of the live runs, and a failed publish is logged (at a limited rate) and counted
+    in :attr:`failed`.
     """
 
     def __init__(self, connector: Connector, prefix: str, interval: float | None = 5.0) -> None:
@@ -104,6 +115,8 @@ class EngineSummaries:
         """Summaries published."""
         self.failed = 0
         """Summaries whose publish failed."""
+        self.unanswered = 0
+        """Roll calls over :data:`ROLLCALL_ANSWERS` while no run was live: not answered."""
         self._live: dict[str, _Live] = {}
         self._ended: deque[SummaryRun] = deque(maxlen=MAX_SUMMARY_RUNS)
         self._ended_tasks = dict.fromkeys(_TALLIED, 0)
@@ -115,7 +128,9 @@ class EngineSummaries:
         self._published_at = -math.inf
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
         self._rollcall: SubscriptionHandle | None = None
+        self._answers = TokenBucket(*ROLLCALL_ANSWERS)
         self._log = RateLimitedLogger(_log)
 
     def run_started(
@@ -131,6 +146,7 @@ class EngineSummaries:
         self._runs.running = len(self._live)
         if self._loop is None:  # its own event, as the engine may be run by one loop after another
             self._wake = asyncio.Event()
+            self._subscribed = asyncio.Event()
             self._loop = asyncio.get_running_loop().create_task(
                 self._publish_loop(), name="cascade-summary"
             )
@@ -164,7 +180,7 @@ class EngineSummaries:
         if self._live:
             self._wake.set()
             return
-        await self._stop()
+        await self._stop(timeout)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._publish(), timeout)
 
@@ -215,25 +231,47 @@ class EngineSummaries:
 
     async def _answer_rollcalls(self) -> None:
         """Where ``{prefix}/summary/+`` brings no retained summary, a reader's roll call is
-        answered with one (as the connector answers it with the source's status)."""
-        try:
-            self._rollcall = await self.connector.answer_rollcalls(self._on_rollcall)
-        except Exception as exc:
-            self._log.warning("rollcall", "could not subscribe to roll calls: %s", exc)
-
-    def _on_rollcall(self, message: Message) -> None:
-        self._wake.set()
-
-    async def _stop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        answered with one (as the connector answers it with the source's status). Subscribed
+        anew at each first live run (the one before dropped: the connector may have been
+        closed and opened again since) and kept once the runs end, so that the ended runs
+        are still listed."""
         handle, self._rollcall = self._rollcall, None
         if handle is not None:
             with contextlib.suppress(Exception):
                 await handle.unsubscribe()
+        try:
+            self._rollcall = await self.connector.answer_rollcalls(self._on_rollcall)
+        except Exception as exc:
+            self._log.warning("rollcall", "could not subscribe to roll calls: %s", exc)
+        finally:
+            self._subscribed.set()
+
+    def _on_rollcall(self, message: Message) -> Awaitable[None] | None:
+        """Answered at once, within :data:`ROLLCALL_ANSWERS` (the subscription awaits the
+        publish: nothing is left running after the connection); over it, by the live runs'
+        next summary, or not at all when none is live (counted)."""
+        if self._answers.wait_time() == 0.0:
+            self._answers.take()
+            return self._publish()
+        if self._loop is not None:
+            self._wake.set()
+        else:
+            self.unanswered += 1
+            self._log.warning(
+                "rollcalls", "roll calls over %s a second left unanswered", ROLLCALL_ANSWERS[0]
+            )
+        return None
+
+    async def _stop(self, timeout: float) -> None:
+        """The publish loop stopped (no run is live); roll calls are still answered: a
+        subscription to them under way (a short run) is let end first, for ``timeout``
+        seconds at most."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await event_set(self._subscribed, timeout)
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
 
     async def _publish(self) -> None:
         self._published_at = time.monotonic()
