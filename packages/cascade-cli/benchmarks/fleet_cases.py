@@ -30,7 +30,7 @@ from fleet_readers import PAGE, Dashboard, StatusPoll
 STATE_BYTES = 100_000  # /api/state's first answer, at most
 STATE_P95_MS = 100.0  # /api/state's p95, at most
 STREAM_KBS = 50.0  # one page's stream, at most
-SILENCE_S = 2.0  # one page's stream never silent longer
+SILENCE_S = 2.0  # one page's stream never silent longer (issue 51: a keep-alive is not silence)
 DASHBOARD_CPU = 0.5  # of one core, at most
 STATUS_S = 2.0  # one `cascade status` call, at most
 RECOVERY_POLL = 0.2  # seconds between two /api/state of a restarted dashboard
@@ -181,7 +181,7 @@ def figures(
             if reader.holder is not None:
                 streamed = last.holder[0] - reader.marks[0].holder[0]
                 found.stream_kbs = streamed / reader.seconds / 1e3
-                found.silence_s = reader.holder.page.longest_wait(window)
+                found.silence_s = reader.holder.page.longest_silence(window)
             found.dashboard_cpu = sampler.share(reader.name, window)
             received = last.state["connection"]["received"]
             received -= reader.marks[0].state["connection"]["received"]

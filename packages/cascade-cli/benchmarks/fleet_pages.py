@@ -3,7 +3,8 @@
 - :class:`Page`: one page following ``/api/stream`` as the page asks for it (its changes, 25
   runs and 25 engines; a run opened, if any; gzip taken, as browsers take it), in a thread:
   the bytes it got (as sent, compressed) and its updates, the
-  longest wait between two updates, and when a text first reached it (:meth:`Page.expect`).
+  longest wait between two updates and between two events of any kind (its silence: a
+  keep-alive tick counts), and when a text first reached it (:meth:`Page.expect`).
 - :class:`Holder`: the token holder's page on the overview, who pauses a task of their own
   (``task:bench_probe_NNNNN``) every PROBE_EVERY s through ``POST /api/constraints`` and
   resumes it: the seconds from each request to the change shown on their page.
@@ -36,6 +37,7 @@ PER_ADDRESS = 8  # streams the dashboard allows from one address without the tok
 PROBE_EVERY = 2.0  # seconds between two of the holder's controls
 SHOWN_WITHIN = 10.0  # a control not on the page after this long counts as never shown
 UPDATE = (b"event: delta", b"event: snapshot", b"event: state")
+EVENT = b"event: "  # any event, the keep-alive tick included
 
 
 def unpacker(headers: httpx.Headers) -> Callable[[bytes], bytes]:
@@ -56,6 +58,7 @@ class Page:
         self.params = {**PAGE, **({"run": run_id} if run_id else {})}
         self.streamed = self.updates = 0
         self.updated_at: list[float] = []  # monotonic, each chunk that brought an update
+        self.heard_at: list[float] = []  # monotonic, each chunk that brought an event
         self._expected: dict[bytes, threading.Event] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -75,8 +78,11 @@ class Page:
 
     def longest_wait(self, window: tuple[float, float]) -> float:
         """The longest time in ``window`` the page went without an update."""
-        times = [window[0], *(t for t in self.updated_at if window[0] < t < window[1]), window[1]]
-        return max(later - earlier for earlier, later in itertools.pairwise(times))
+        return _longest_gap(self.updated_at, window)
+
+    def longest_silence(self, window: tuple[float, float]) -> float:
+        """The longest time in ``window`` the stream sent nothing (a tick ends a silence)."""
+        return _longest_gap(self.heard_at, window)
 
     def stop(self) -> None:
         self._stop.set()
@@ -96,6 +102,8 @@ class Page:
                     if found:
                         self.updates += found
                         self.updated_at.append(time.monotonic())
+                    if EVENT in chunk:
+                        self.heard_at.append(time.monotonic())
                     seen, tail = tail + chunk, chunk[-64:]  # a text cut between two chunks
                     with self._lock:
                         for text in [t for t in self._expected if t in seen]:
@@ -104,6 +112,11 @@ class Page:
                         return
         except httpx.HTTPError as error:
             self.error = f"{type(error).__name__}: {error}"
+
+
+def _longest_gap(times: list[float], window: tuple[float, float]) -> float:
+    inside = [window[0], *(t for t in times if window[0] < t < window[1]), window[1]]
+    return max(later - earlier for earlier, later in itertools.pairwise(inside))
 
 
 class Holder:

@@ -513,7 +513,8 @@ class Dashboard(Reader):
             "  page: the token holder's, overview",
             takes=rate(first.holder[0], last.holder[0]),
             figures=f"{(last.holder[1] - first.holder[1]) / self.seconds:.1f} updates/s, at "
-            f"most {self.holder.page.longest_wait(window):.2f} s apart; their pause or resume "
+            f"most {self.holder.page.longest_wait(window):.2f} s apart, silent at most "
+            f"{self.holder.page.longest_silence(window):.2f} s; their pause or resume "
             f"on their page in {took:.2f} s (p95 {took95:.2f}, slowest {max(shown, default=0):.2f};"
             f" {len(shown)} controls){refused}{_said(self.holder.page.error)}",
         ))  # fmt: skip
