@@ -26,7 +26,6 @@ from cascade.interfaces import (
     SyncCallback,
 )
 from cascade.interfaces.connector_kit import BrokerDifferences
-from cascade.runtime import LazyResult, task
 from cascade.testkit import OwnBroker, family_own_broker, sigint_default  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -400,19 +399,3 @@ def engine_args(broker: OwnBroker, prefix: str, source: str, **options: object) 
     for name, value in options.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     return args
-
-
-@task
-async def _nap(i: int, seconds: float) -> int:
-    await asyncio.sleep(seconds)
-    return i
-
-
-@task
-def _total(values: list[int]) -> int:
-    return sum(values)
-
-
-def sleepy_fanout(tasks: int, seconds: float) -> LazyResult[int]:
-    """The scenarios' workload: ``tasks`` tasks that each sleep ``seconds``, then their sum."""
-    return _total([_nap(i, seconds) for i in range(tasks)])

@@ -9,7 +9,8 @@ from cascade.interfaces import Message, status_topic
 from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskBlocked, TaskCompleted
 from cascade.testkit import Inbox, OwnBroker, broker_family, free_port
 
-from .conftest import Figures, MeteredConnector, TcpProxy, as_connector, sleepy_fanout
+from .conftest import Figures, MeteredConnector, TcpProxy, as_connector
+from .workload import sleepy_fanout
 
 TASKS = 2000
 CONCURRENCY = 100

@@ -19,7 +19,8 @@ from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, RunFinished, TaskCompleted
 from cascade.testkit import Inbox, OwnBroker
 
-from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
+from .conftest import Figures, MeteredConnector, as_connector
+from .workload import sleepy_fanout
 
 TASKS = 2000
 CONCURRENCY = 10
@@ -27,7 +28,7 @@ SLEEP = 0.065  # 200 waves: about 13 s of run
 HANG = 10.0
 BUFFER = 10_000  # the connector's defaults
 IN_FLIGHT = 1_000
-WITNESS = Path(__file__).with_name("witness_process.py")
+SUITES = Path(__file__).parent.parent  # where ``faults`` is a package
 T = TypeVar("T")
 
 
@@ -98,10 +99,11 @@ async def _witnessed(measuring: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     burst, and this run read 24 % slower than the undisturbed run before it)."""
     witness = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(WITNESS),
+        *("-m", "faults.witness_process"),
         *("--tasks", str(TASKS), "--sleep", str(SLEEP), "--concurrency", str(CONCURRENCY)),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        cwd=SUITES,
     )
     assert witness.stdin is not None
     assert witness.stdout is not None

@@ -18,7 +18,8 @@ from cascade.testkit import (
     skip_on_family,
 )
 
-from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
+from .conftest import Figures, MeteredConnector, as_connector
+from .workload import sleepy_fanout
 
 TASKS = 5000
 CONCURRENCY = 25

@@ -23,8 +23,9 @@ from cascade.interfaces import Message
 from cascade.runtime import Engine, Event, LazyResult, TaskBlocked, TaskCompleted, TaskRunning
 from cascade.testkit import NO_NATS, NatsCluster, NatsNode, broker_family, nats_server_path
 
-from .conftest import Figures, MeteredConnector, as_connector, sleepy_fanout
+from .conftest import Figures, MeteredConnector, as_connector
 from .history_helpers import CASCADE, RecorderProcess, run_status, stored_seqs, until
+from .workload import sleepy_fanout
 
 pytestmark = [
     pytest.mark.skipif(

@@ -1,4 +1,5 @@
-"""The scenarios' sleepy workload without telemetry, in a process of its own.
+"""The scenarios' sleepy workload without telemetry, in a process of its own
+(``python -m faults.witness_process`` from ``tests/``).
 
 A timed scenario runs it beside the run it measures, over the same seconds, so both feel
 the same load from whatever else the machine runs (CI's other lanes): the reference a
@@ -15,23 +16,14 @@ import json
 import sys
 import time
 
-from cascade.runtime import Engine, LazyResult, task
+from cascade.runtime import Engine
 
-
-@task
-async def nap(i: int, seconds: float) -> int:
-    await asyncio.sleep(seconds)
-    return i
-
-
-@task
-def total(values: list[int]) -> int:
-    return sum(values)
+from .workload import sleepy_fanout
 
 
 async def measure(tasks: int, seconds: float, concurrency: int) -> float | None:
     engine = Engine(max_concurrency=concurrency, heartbeat_interval=None)
-    target: LazyResult[int] = total([nap(i, seconds) for i in range(tasks)])
+    target = sleepy_fanout(tasks, seconds)
     say(ready=True)
     if not sys.stdin.readline():  # blocks the loop on purpose: nothing runs before the start
         return None  # the test ended before the start
