@@ -15,12 +15,22 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
 from cascade.connectors.mqtt import MqttConnector
 from cascade.control import Controller
+from cascade.interfaces import Message, constraint_topic
+from cascade.interfaces.constraints_index import (
+    INDEX_SHARDS,
+    IndexRecord,
+    constraints_shard_topic,
+    decode_index_shard,
+    read_index,
+    shard_of,
+)
 from cascade.runtime import Engine, RunCancelledError, task
 from cascade.testkit import OwnBroker
 
@@ -70,6 +80,44 @@ async def _cascade(broker: OwnBroker, *args: str) -> tuple[int, str, str]:
 
 async def _run(broker: OwnBroker, writer: Writer) -> None:
     writer.code, writer.stdout, writer.stderr = await _cascade(broker, *writer.args())
+
+
+class IndexWrites:
+    """Every write of the constraints index's shards in the order the broker delivered them,
+    heard from before the writers start (on a broker that needs the index): what a lost
+    entry's shard held at each write, and what it holds now."""
+
+    def __init__(self, broker: OwnBroker) -> None:
+        self.broker = broker
+        self.heard: list[tuple[str, bytes]] = []
+
+    def __call__(self, message: Message) -> None:
+        self.heard.append((message.topic, message.raw))
+
+    @contextlib.asynccontextmanager
+    async def listening(self) -> AsyncIterator[IndexWrites]:
+        async with MqttConnector(self.broker.host, self.broker.port, presence=False) as observer:
+            for shard in range(INDEX_SHARDS):
+                await observer.subscribe(constraints_shard_topic(PREFIX, shard), self)
+            yield self
+
+    async def story(self, scope: str, kind: str) -> str:
+        """The entry of ``kind`` on ``scope`` in each write of its shard (set, cleared or
+        absent: -) as delivered, and in the shard as the broker keeps it now."""
+        topic = constraint_topic(scope, kind, PREFIX)
+        shard = shard_of(topic, PREFIX)
+        shard_topic = constraints_shard_topic(PREFIX, shard)
+        writes = [_entry(decode_index_shard(raw, PREFIX).get(topic)) for t, raw in self.heard
+                  if t == shard_topic]  # fmt: skip
+        async with MqttConnector(self.broker.host, self.broker.port, presence=False) as reader:
+            now = _entry((await read_index(reader, [shard])).shards[shard].get(topic))
+        if not writes and now == "-":
+            return f"{scope} {kind}: no index written (a broker that sends retained to wildcards)"
+        return f"{scope} {kind} in shard {shard}'s writes as delivered: {writes}; kept now: {now}"
+
+
+def _entry(record: IndexRecord | None) -> str:
+    return "-" if record is None else "set" if record.payload is not None else "cleared"
 
 
 async def _held_by_a_new_engine(broker: OwnBroker, scopes: list[str]) -> set[tuple[str, str]]:
@@ -133,9 +181,10 @@ async def test_concurrent_writers(
     ), "the preset pauses must hold before they are resumed"
 
     started = time.monotonic()
-    await asyncio.gather(*(_run(own_broker, w) for w in writers))
-    figures.seconds = time.monotonic() - started
-    figures.what = f"{count} writers started → all exited"
+    async with IndexWrites(own_broker).listening() as index_writes:
+        await asyncio.gather(*(_run(own_broker, w) for w in writers))
+        figures.seconds = time.monotonic() - started
+        figures.what = f"{count} writers started → all exited"
 
     mine = f"task:{base}_"
     listed = {h for h in await _listed_by_status(own_broker) if h[0].startswith(mine)}
@@ -154,6 +203,8 @@ async def test_concurrent_writers(
         f"{len(clears - listed)}/{len(clears)} clears; writers that reported failure: "
         f"{len(failed)}"
     )
+    if sets:  # the diagnosis of a loss, told of one set that held
+        figures.notes.append(await index_writes.story(*min(sets & held or sets)))
     for writer in failed:  # a failure names what did not take
         assert writer.code == 1, (writer, writer.stderr)
         assert writer.scope in writer.stderr, writer.stderr
@@ -163,11 +214,13 @@ async def test_concurrent_writers(
         if "could not read" in r.getMessage() or "did not all arrive" in r.getMessage()
     ]
     assert unread == [], "the engine could not read the index: not what this test measures"
-    # says whether the index lost it (status misses it too) or the engine's read did
+    # says whether the index lost it (status misses it too) or the engine's read did, and
+    # where: in the writes as delivered, or between the last of them and what the broker keeps
     assert sets - held == set(), (
         f"reported as set, not held by an engine started afterwards; listed by status: "
         f"{sorted((sets - held) & listed)}; its writers said: "
-        f"{[(w.stdout, w.stderr) for w in reported if w.held in sets - held]}"
+        f"{[(w.stdout, w.stderr) for w in reported if w.held in sets - held]}; "
+        f"{[await index_writes.story(*lost) for lost in sorted(sets - held)]}"
     )
     assert clears & held == set(), "reported as cleared, still held by an engine"
     assert sets - listed == set(), "reported as set, not listed by status"
