@@ -271,6 +271,54 @@ async def test_a_batch_into_a_full_buffer_drops_the_oldest_and_counts_them(
     assert connector.stats.dropped == 10
 
 
+async def test_a_full_buffer_keeps_the_newest_messages_of_its_batches_in_order(
+    broker: FakeBroker,
+) -> None:
+    """Batches and lone messages overflowing the buffer while the connection is away: the
+    newest ``buffer_size`` of them are sent, in order, once it is back (a batch cut in two
+    keeps its newest part)."""
+    connector = MqttConnector(
+        "broker", buffer_size=7, backoff_initial=0.05, backoff_max=0.05, link=broker
+    )
+    broker.fail_next(ConnectError("broker", 1883, "unreachable"))
+    await connector.connect()
+    assert not connector.is_connected
+    send_many = connector.batch_publisher("t/n")
+    send_many([b"0", b"1", b"2"])
+    await connector.publish("t/n", b"3")
+    send_many([b"4", b"5", b"6", b"7"])
+    send_many([b"8", b"9"])  # 10 published: 0, 1 and 2 dropped
+    assert (connector.stats.dropped, connector.stats.buffered) == (3, 7)
+    await connector.flush(5)
+    assert [payload for _, payload, _ in sent_qos0(broker)] == [b"%d" % n for n in range(3, 10)]
+    await connector.disconnect()
+
+
+async def test_a_lost_batch_is_resent_in_order_after_reconnect(
+    broker: FakeBroker, until: Until
+) -> None:
+    """A batch handed over but not confirmed when the connection drops is sent again first:
+    its first message alone (a probe) until the broker confirms it, then the rest with what
+    came after."""
+    connector = MqttConnector("broker", backoff_initial=0.001, backoff_max=0.001, link=broker)
+    await connector.connect()
+    first = broker.link
+    first.auto_settle = False
+    send_many = connector.batch_publisher("t/n")
+    send_many([b"%d" % n for n in range(4)])
+    await until(lambda: data_writes(first), "the batch handed over")
+    first.lose()
+    send_many([b"4", b"5"])
+    await connector.flush(5)
+    resent = [m.payload for link in broker.links[1:] for m in link.sent if m.topic == "t/n"]
+    assert resent == [b"%d" % n for n in range(6)]
+    probe, rest = data_writes(broker.links[1])
+    assert probe == [("t/n", b"0")]
+    assert rest == [("t/n", b"%d" % n) for n in range(1, 6)]
+    assert connector.stats.resent == 4
+    await connector.disconnect()
+
+
 @pytest.mark.parametrize(
     ("topic", "qos", "says"),
     [("t/+", 0, "wildcards"), ("", 0, "empty"), ("t/x", 3, "qos must be 0, 1 or 2")],

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
-from itertools import count, repeat
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
-__all__ = ["Outgoing", "OutgoingBuffer", "Requeued"]
+__all__ = ["Outgoing", "OutgoingBuffer", "Requeued", "count_messages"]
 
 
 _tuple_new = tuple.__new__
+_RAWS = attrgetter("raws")
 
 
 class Outgoing(NamedTuple):
-    """One message waiting to be sent; ``seq`` numbers messages in publish order."""
+    """Messages waiting to be sent, one or more to one topic at one QoS, in publish order.
+
+    ``seq`` numbers the first (messages are numbered in publish order; the others follow
+    it), ``raws`` are their payloads. QoS 0 messages published one after the other to one
+    topic join one entry (a run's telemetry, a task's log lines), so that the buffer holds
+    an object per run of them rather than one per message: each object is one more for the
+    garbage collector to look at while it waits, and telemetry waits by the hundred. Only
+    the entry at the queue's tail grows, and only the queue's head is cut.
+    """
 
     seq: int
     topic: str
-    raw: bytes
+    raws: list[bytes]
     qos: int
     retain: bool
+
+
+def count_messages(entries: Iterable[Outgoing]) -> int:
+    """How many messages ``entries`` hold."""
+    return sum(map(len, map(_RAWS, entries)))
 
 
 class Requeued(NamedTuple):
@@ -35,10 +49,11 @@ class OutgoingBuffer:
     """Messages published but not yet accepted by the broker.
 
     ``queued`` holds messages not yet handed to the MQTT client, oldest
-    first, at most ``maxsize`` of them: adding to a full buffer drops the
+    first, in entries of one or more (:class:`Outgoing`), at most ``maxsize``
+    messages (``queued_count``): adding to a full buffer drops the
     oldest (the return value of :meth:`add` says so). ``in_flight`` maps a
-    client message id to the messages handed to the client under it and not
-    yet confirmed by the broker; ``in_flight_count`` counts those messages.
+    client message id to the entries handed to the client under it and not
+    yet confirmed by the broker; ``in_flight_count`` counts their messages.
     After a lost connection :meth:`requeue` puts those back in front, in
     order, so they are sent again after reconnection. :meth:`wait_for` lets
     a flush wait until every message up to a sequence number is settled
@@ -71,6 +86,7 @@ class OutgoingBuffer:
         self.maxsize = maxsize
         self.max_losses = max_losses
         self.queued: deque[Outgoing] = deque()
+        self.queued_count = 0  # messages in ``queued``
         self.in_flight: dict[int, list[Outgoing]] = {}
         self.in_flight_count = 0
         self.last_seq = 0
@@ -87,53 +103,86 @@ class OutgoingBuffer:
         self.aside_count = 0
 
     def __len__(self) -> int:
-        return len(self.queued) + self.in_flight_count + self.aside_count
+        return self.queued_count + self.in_flight_count + self.aside_count
 
     def add(self, topic: str, raw: bytes, qos: int, retain: bool) -> bool:
         """Queue a message; returns ``True`` if the oldest queued one was dropped to make room."""
-        self.last_seq += 1
-        queued = self.queued
-        # tuple.__new__ skips NamedTuple's Python-level __new__: this runs once per publish()
-        queued.append(_tuple_new(Outgoing, (self.last_seq, topic, raw, qos, retain)))
-        if len(queued) > self.maxsize:
-            queued.popleft()
-            if self._waiters:
-                self._check()
-            return True
-        return False
+        return self.add_many(topic, (raw,), qos, retain) > 0
 
     def add_many(self, topic: str, raws: Sequence[bytes], qos: int, retain: bool) -> int:
         """Queue messages to one topic, in order; returns how many of the oldest queued ones
         were dropped to make room (as :meth:`add` does, once for the lot)."""
-        start = self.last_seq + 1
-        self.last_seq += len(raws)
+        count = len(raws)
+        if not count:
+            return 0
+        seq = self.last_seq + 1
+        self.last_seq += count
         queued = self.queued
-        # made in C, without a Python frame per message: a run's telemetry comes this way
-        queued.extend(
-            map(
-                _tuple_new,
-                repeat(Outgoing),
-                zip(count(start), repeat(topic), raws, repeat(qos), repeat(retain)),
-            )
-        )
-        excess = len(queued) - self.maxsize
+        tail = queued[-1] if queued and not qos else None
+        if (
+            tail is not None
+            and tail.seq + len(tail.raws) == seq  # it ends where these begin
+            and not tail.qos
+            and tail.retain == retain
+            and tail.topic == topic
+        ):
+            tail.raws.extend(raws)
+        else:
+            # tuple.__new__ skips NamedTuple's Python-level __new__: once per publish() at most
+            queued.append(_tuple_new(Outgoing, (seq, topic, list(raws), qos, retain)))
+        self.queued_count += count
+        excess = self.queued_count - self.maxsize
         if excess <= 0:
             return 0
-        for _ in range(excess):
-            queued.popleft()
-        if self._waiters:
-            self._check()
+        self._drop_oldest(excess)
         return excess
 
+    def _drop_oldest(self, count: int) -> None:
+        """Drop the ``count`` oldest queued messages (there are at least that many)."""
+        queued = self.queued
+        while count:
+            size = len(queued[0].raws)
+            if size > count:
+                self.take(count)
+                break
+            queued.popleft()
+            self.queued_count -= size
+            count -= size
+        if self._waiters:
+            self._check()
+
+    def take(self, count: int = 1) -> Outgoing:
+        """The ``count`` oldest messages, all of the queue's first entry (it has at least that
+        many), taken off the queue as one entry."""
+        queued = self.queued
+        self.queued_count -= count
+        head = queued[0]
+        raws = head.raws
+        if len(raws) == count:
+            return queued.popleft()
+        first = raws[:count]
+        del raws[:count]
+        seq, topic, _, qos, retain = head
+        queued[0] = _tuple_new(Outgoing, (seq + count, topic, raws, qos, retain))
+        return _tuple_new(Outgoing, (seq, topic, first, qos, retain))
+
+    def put_back(self, entry: Outgoing) -> None:
+        """An entry just taken and not handed over: back in front of the queue."""
+        self.queued.appendleft(entry)
+        self.queued_count += len(entry.raws)
+
     def sent(self, mid: int, messages: list[Outgoing]) -> None:
-        """Record that ``messages``, all of one QoS, were handed to the client under id ``mid``."""
+        """Record that the entries ``messages``, all of one QoS, were handed to the client under
+        id ``mid``."""
         self.in_flight[mid] = messages
-        self.in_flight_count += len(messages)
+        count = count_messages(messages) if len(messages) > 1 else len(messages[0].raws)
+        self.in_flight_count += count
         if messages[0].seq <= self._resend_up_to:
-            self.resent += sum(1 for m in messages if m.seq <= self._resend_up_to)
+            up_to = self._resend_up_to
+            self.resent += sum(max(0, min(len(m.raws), up_to - m.seq + 1)) for m in messages)
         if messages[0].qos == 0:
             self._qos0_runs.append(mid)
-            self.unrequested += len(messages)
+            self.unrequested += count
         elif self._qos0_runs:
             self.request(mid)
 
@@ -171,33 +220,37 @@ class OutgoingBuffer:
     def _settle(self, messages: list[Outgoing] | None) -> int:
         if messages is None:
             return 0
-        self.in_flight_count -= len(messages)
-        return len(messages)
+        count = count_messages(messages)
+        self.in_flight_count -= count
+        return count
 
     def set_aside(self, mid: int, messages: list[Outgoing]) -> None:
-        """Record QoS 0 ``messages`` handed to the standby's link under its id ``mid``."""
+        """Record QoS 0 entries ``messages`` handed to the standby's link under its id ``mid``."""
         self.aside[mid] = messages
-        self.aside_count += len(messages)
+        self.aside_count += count_messages(messages)
 
     def written_aside(self, mid: int) -> int:
         """The standby's link wrote run ``mid``: how many messages that settles (0: not ours)."""
         messages = self.aside.pop(mid, None)
         if messages is None:
             return 0
-        self.aside_count -= len(messages)
+        count = count_messages(messages)
+        self.aside_count -= count
         if self._waiters:
             self._check()
-        return len(messages)
+        return count
 
     def put_back_aside(self) -> int:
         """The runs set aside and not written: back in front of the queue, in publish order."""
         if not self.aside:
             return 0
         unwritten = sorted(m for run in self.aside.values() for m in run)
+        count = self.aside_count
         self.aside.clear()
         self.aside_count = 0
         self.queued.extendleft(reversed(unwritten))
-        return len(unwritten)
+        self.queued_count += count
+        return count
 
     def requeue(self) -> Requeued:
         """After a lost connection: put every unconfirmed message back in front, in publish order.
@@ -210,22 +263,26 @@ class OutgoingBuffer:
         if not self.in_flight:
             return Requeued(None, 0)
         unconfirmed = sorted(m for batch in self.in_flight.values() for m in batch)
-        self._resend_up_to = unconfirmed[-1].seq
+        last = unconfirmed[-1]
+        self._resend_up_to = last.seq + len(last.raws) - 1
         given_up = None
-        if self.probing and len(unconfirmed) == 1:
+        count = self.in_flight_count
+        if self.probing and count == 1:
             seq = unconfirmed[0].seq
             self._losses = self._losses + 1 if seq == self._probed else 1
             self._probed = seq
             if self._losses >= self.max_losses:
                 given_up = unconfirmed.pop()
+                count = 0
         self.probing = True
         self.in_flight.clear()
         self.in_flight_count = 0
         self.queued.extendleft(reversed(unconfirmed))
-        overflow = max(0, len(self.queued) - self.maxsize)
-        for _ in range(overflow):
-            self.queued.popleft()
-        if self._waiters:
+        self.queued_count += count
+        overflow = max(0, self.queued_count - self.maxsize)
+        if overflow:
+            self._drop_oldest(overflow)
+        elif self._waiters:
             self._check()
         return Requeued(given_up, overflow)
 
@@ -233,6 +290,7 @@ class OutgoingBuffer:
         """Forget everything; returns how many messages were discarded."""
         count = len(self)
         self.queued.clear()
+        self.queued_count = 0
         self.in_flight.clear()
         self.in_flight_count = 0
         self.aside.clear()

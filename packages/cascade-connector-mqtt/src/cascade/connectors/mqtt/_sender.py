@@ -6,13 +6,12 @@ import asyncio
 import logging
 from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate, chain, repeat, starmap
-from operator import itemgetter
+from itertools import accumulate, chain, islice, repeat
 
 from cascade.interfaces import ConnectorStats, FlushTimeoutError
 from cascade.interfaces.connector_kit import RateLimitedLogger, bounded
 
-from ._buffer import Outgoing, OutgoingBuffer
+from ._buffer import Outgoing, OutgoingBuffer, count_messages
 from ._confirm import Confirmations
 from ._connection import Connection
 from ._options import ACKED_WINDOW
@@ -24,10 +23,7 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _BATCH = 2048  # messages handed to the link before the sender lets the event loop write
 _BATCH_BYTES = 64 * 1024  # QoS 0 bytes per queued run
-_RUN = 512  # messages framed at once, at most
 _HEADER_TOPICS = 64  # topics whose headers are kept (one: an engine's telemetry)
-_KIND = itemgetter(1, 3, 4)  # an Outgoing's topic, qos and retain
-_RAW = itemgetter(2)
 
 
 class Sender:
@@ -118,7 +114,7 @@ class Sender:
         if refusal is not None:
             messages = buffer.in_flight.get(mid)
             if messages:
-                refused = len(messages)
+                refused = count_messages(messages)
                 self._refused(messages[0].topic, refusal, refused)
         settled = buffer.confirm(mid)
         if settled:
@@ -229,14 +225,14 @@ class Sender:
                     continue
                 if backlog() >= acked_window:
                     break  # the client's work per PUBACK grows with this; settled() wakes us
-                message = queued.popleft()
+                message = buffer.take()
                 try:
-                    mid = publish(message.topic, message.raw, message.qos, message.retain)
+                    mid = publish(message.topic, message.raws[0], message.qos, message.retain)
                 except ValueError as exc:  # e.g. larger than MQTT allows
                     self.drop_unsendable(message.topic, exc)
                     continue
                 if mid is None:
-                    queued.appendleft(message)
+                    buffer.put_back(message)
                     return
                 buffer.sent(mid, [message])
                 handed += 1
@@ -267,9 +263,10 @@ class Sender:
         room = window - buffer.in_flight_count
         if not qos:
             messages, packets = self.qos0_run(connection.mqtt5, room)
-            if messages:
-                buffer.sent(connection.queue_qos0(packets), messages)
-            return max(1, len(messages))
+            if not messages:
+                return 1
+            buffer.sent(connection.queue_qos0(packets), messages)
+            return count_messages(messages)
         queued = buffer.queued
         mqtt5 = connection.mqtt5
         count = 0
@@ -277,17 +274,18 @@ class Sender:
         parts: list[bytes] = []
         size = 0
         while queued and queued[0].qos == qos and count < room and size < _BATCH_BYTES:
-            message = queued.popleft()
+            message = buffer.take()
+            raw = message.raws[0]
             mid = connection.packet_id()
             try:
-                packet = encode_publish(message.topic, message.raw, message.retain, mqtt5, qos, mid)
+                packet = encode_publish(message.topic, raw, message.retain, mqtt5, qos, mid)
             except ValueError as exc:
                 self.drop_unsendable(message.topic, exc)
                 continue
             buffer.sent(mid, [message])
             ids.append(mid)
             parts.append(packet)
-            size += len(message.raw)
+            size += len(raw)
             count += 1
         if parts:
             connection.queue_qos1(b"".join(parts), ids)
@@ -295,44 +293,52 @@ class Sender:
 
     def qos0_run(self, mqtt5: bool, room: int) -> tuple[list[Outgoing], bytes]:
         """Take the QoS 0 messages at the head of the queue (at most ``room``, about 64 KB of
-        payload), encoded as one write; one that MQTT cannot carry is dropped and counted.
+        payload, or one larger message alone), encoded as one write; one that MQTT cannot
+        carry is dropped and counted.
 
-        This is every task event's last stage, so a run of messages to one topic (the
-        telemetry's) is framed without a Python step per message: taken off the queue,
-        checked, given its fixed header (cached by length, the topic's part computed once)
-        and joined, each in one call.
+        This is every task event's last stage, so an entry's messages (a run's telemetry of
+        a loop turn) are framed without a Python step per message: each given its fixed
+        header (cached by length, the topic's part computed once) and joined, in one call.
         """
-        queued = self.buffer.queued
-        take = min(room, len(queued), _RUN)
-        if take > 1:
-            head = list(starmap(queued.popleft, repeat((), take)))
-            kinds = list(map(_KIND, head))
-            kind = kinds[0]
-            if kind[1]:  # not QoS 0: no run
-                queued.extendleft(reversed(head))
-                return [], b""
-            run = (
-                take
-                if kinds.count(kind) == take
-                else kinds.index(next(k for k in kinds if k != kind))
+        buffer = self.buffer
+        queued = buffer.queued
+        taken: list[Outgoing] = []
+        parts: list[bytes] = []
+        count = size = 0
+        while queued and count < room and size < _BATCH_BYTES:
+            head = queued[0]
+            if head.qos:
+                break
+            raws = head.raws
+            take = min(len(raws), room - count)
+            ends = list(accumulate(map(len, islice(raws, take)), initial=size))
+            if ends[-1] > _BATCH_BYTES:
+                take = bisect_right(ends, _BATCH_BYTES) - 1
+                if not take:
+                    if count:
+                        break  # a larger message goes alone, in the next write
+                    self._qos0_alone(mqtt5, taken, parts)
+                    break
+            entry = buffer.take(take)
+            headers, raws = self._headers(entry.topic, entry.retain, mqtt5), entry.raws
+            parts += chain.from_iterable(
+                zip(map(headers.__getitem__, map(len, raws)), repeat(headers.field), raws)
             )
-            ends = list(accumulate(map(len, map(_RAW, head[:run]))))
-            if ends[-1] > _BATCH_BYTES:  # 64 KB at most (a larger message goes alone)
-                run = bisect_right(ends, _BATCH_BYTES)
-            if run < take:
-                queued.extendleft(reversed(head[run:]))
-                del head[run:]
-            if run > 1:
-                topic, _, retain = kind
-                headers = self._headers(topic, retain, mqtt5)
-                raws = list(map(_RAW, head))
-                return head, b"".join(
-                    chain.from_iterable(
-                        zip(map(headers.__getitem__, map(len, raws)), repeat(headers.field), raws)
-                    )
-                )
-            queued.extendleft(head)  # one message (or none): as any other
-        return self._qos0_each(mqtt5, room)
+            taken.append(entry)
+            count += take
+            size = ends[take]
+        return taken, b"".join(parts)
+
+    def _qos0_alone(self, mqtt5: bool, taken: list[Outgoing], parts: list[bytes]) -> None:
+        """The message at the head of the queue, larger than a write's 64 KB: taken alone, or
+        dropped and counted where MQTT cannot carry it."""
+        message = self.buffer.take()
+        try:
+            parts += publish_qos0_parts(message.topic, message.raws[0], message.retain, mqtt5)
+        except ValueError as exc:
+            self.drop_unsendable(message.topic, exc)
+            return
+        taken.append(message)
 
     def _headers(self, topic: str, retain: bool, mqtt5: bool) -> Headers:
         key = (topic, retain, mqtt5)
@@ -342,20 +348,3 @@ class Sender:
                 self._header_cache.clear()
             headers = self._header_cache[key] = Headers(topic, retain, mqtt5)
         return headers
-
-    def _qos0_each(self, mqtt5: bool, room: int) -> tuple[list[Outgoing], bytes]:
-        """:meth:`qos0_run` a message at a time (a lone message, large ones, another kind)."""
-        queued = self.buffer.queued
-        messages: list[Outgoing] = []
-        parts: list[bytes] = []
-        size = 0
-        while queued and queued[0].qos == 0 and len(messages) < room and size < _BATCH_BYTES:
-            message = queued.popleft()
-            try:
-                parts += publish_qos0_parts(message.topic, message.raw, message.retain, mqtt5)
-            except ValueError as exc:
-                self.drop_unsendable(message.topic, exc)
-                continue
-            messages.append(message)
-            size += len(message.raw)
-        return messages, b"".join(parts)
