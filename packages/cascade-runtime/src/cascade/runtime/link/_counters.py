@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .._events import Event, RunStarted, TaskCompleted, TaskEvent, TaskHeld, TaskMapped
+from .._events import (
+    Event,
+    RunStarted,
+    TaskCompleted,
+    TaskEvent,
+    TaskHeld,
+    TaskMapped,
+    TaskRunning,
+)
 
 __all__ = ["RunCounters"]
 
@@ -75,54 +83,67 @@ class RunCounters:
 
     def update(self, event: Event, seq: int) -> None:
         """Count ``event``, the run's event number ``seq``."""
-        if isinstance(event, TaskEvent):
-            state = event.state
-            latest = self.latest
-            if state == "RUNNING":
-                self.running += 1
-                if self._blocked:
-                    self._blocked.pop(event.task_id, None)
-                if type(event) is TaskMapped:  # its items join the run
-                    self.total += event.items
-                    self.mapped[event.task_id] = event.items
-            elif state == "COMPLETED":
-                # completed by a decision (blocked, not running), reused or cached (it never
-                # ran; a cached one may have been blocked): else it ran
-                if event.decided is not None or (
-                    isinstance(event, TaskCompleted)
-                    and (event.reused_from is not None or event.cached)
-                ):
-                    self._blocked.pop(event.task_id, None)
-                else:
-                    self.running -= 1
-                self.completed += 1
-            elif state == "RETRYING":
-                self.running -= 1  # pending until its next attempt starts (or is blocked)
-            elif state == "FAILED":
-                if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
-                    before = latest.get(event.task_id)
-                    if before is not None and before.state == "RUNNING":  # else: never started
-                        self.running -= 1
-                self.failed += 1
-            elif state == "SKIPPED":
+        kind = type(event)
+        # an attempt's start and a task's plain end (nearly every event) come first
+        if kind is TaskRunning:
+            self.running += 1
+            if self._blocked:
+                self._blocked.pop(event.task_id, None)  # type: ignore[union-attr]
+        elif kind is TaskCompleted and event.reused_from is None and event.decided is None:  # type: ignore[union-attr]
+            self.running -= 1
+            self.completed += 1
+        elif isinstance(event, TaskEvent):
+            self._update_task(event)
+        else:
+            if isinstance(event, RunStarted):
+                self.total = event.task_count
+            return
+        task_id = event.task_id  # type: ignore[union-attr]
+        self.latest[task_id] = event  # type: ignore[assignment]
+        self.numbers[task_id] = seq
+
+    def _update_task(self, event: TaskEvent) -> None:
+        """:meth:`update`'s counts of any other task event."""
+        state = event.state
+        latest = self.latest
+        if state == "RUNNING":  # a map's own task: its items join the run
+            self.running += 1
+            self._blocked.pop(event.task_id, None)
+            if isinstance(event, TaskMapped):
+                self.total += event.items
+                self.mapped[event.task_id] = event.items
+        elif state == "COMPLETED":
+            # completed by a decision (blocked, not running), reused or cached (it never
+            # ran; a cached one may have been blocked): else it ran
+            if event.decided is not None or (
+                isinstance(event, TaskCompleted) and (event.reused_from is not None or event.cached)
+            ):
                 self._blocked.pop(event.task_id, None)
+            else:
+                self.running -= 1
+            self.completed += 1
+        elif state == "RETRYING":
+            self.running -= 1  # pending until its next attempt starts (or is blocked)
+        elif state == "FAILED":
+            if self._blocked.pop(event.task_id, None) is None:  # else: held, not running
                 before = latest.get(event.task_id)
-                if before is not None and before.state == "RUNNING":  # a map: an item failed
+                if before is not None and before.state == "RUNNING":  # else: never started
                     self.running -= 1
-                self.skipped += 1
-            elif state == "BLOCKED":
-                if isinstance(event, TaskHeld):
-                    self.running -= 1  # its attempt failed
-                self._blocked[event.task_id] = event
-            elif state == "CANCELLED":
-                before = latest.get(event.task_id)
-                if before is not None and before.state == "RUNNING":
-                    self.running -= 1
-                self._blocked.pop(event.task_id, None)
-                self.failed += 1
-                self.cancelled += 1
-            task_id = event.task_id
-            latest[task_id] = event
-            self.numbers[task_id] = seq
-        elif isinstance(event, RunStarted):
-            self.total = event.task_count
+            self.failed += 1
+        elif state == "SKIPPED":
+            self._blocked.pop(event.task_id, None)
+            before = latest.get(event.task_id)
+            if before is not None and before.state == "RUNNING":  # a map: an item failed
+                self.running -= 1
+            self.skipped += 1
+        elif state == "BLOCKED":
+            if isinstance(event, TaskHeld):
+                self.running -= 1  # its attempt failed
+            self._blocked[event.task_id] = event
+        elif state == "CANCELLED":
+            before = latest.get(event.task_id)
+            if before is not None and before.state == "RUNNING":
+                self.running -= 1
+            self._blocked.pop(event.task_id, None)
+            self.failed += 1
+            self.cancelled += 1
