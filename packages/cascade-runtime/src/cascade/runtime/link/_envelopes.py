@@ -83,18 +83,20 @@ class RunEnvelopes:
         second = int(ts)
         stamp = self.stamp
         prefix = stamp.prefix if second == stamp.whole_second else stamp(ts)[0]
-        state = _STATES[event.state]
         kind = type(event)
         # a task's start and end (nearly every event) settle what the template writes first
         if kind is TaskRunning:
+            state = _RUNNING
             rare = event.decided is not None
         elif kind is TaskCompleted:
+            state = _COMPLETED
             rare = (
                 event.decided is not None
                 or event.reused_from is not None  # type: ignore[attr-defined]
                 or event.not_kept is not None  # type: ignore[attr-defined]
             )
         else:
+            state = _STATES[event.state]
             rare = (
                 (state is _BLOCKED and isinstance(event, TaskBlocked) and bool(event.held_by))
                 or state is _CANCELLED
@@ -111,6 +113,7 @@ class RunEnvelopes:
                 _encode(task_body(event)),
             )
         error = event.error
+        duration = event.duration_ms
         return self._task_format % (
             prefix,
             int((ts - second) * 1_000_000),
@@ -118,7 +121,7 @@ class RunEnvelopes:
             _encode(event.task_id),
             name,
             state,
-            _encode(event.duration_ms),
+            _encode(duration) if duration else b"0.0",  # an attempt's start: 0.0
             _encode(truncate_error(error)) if error else b'""',
         )
 
