@@ -90,7 +90,7 @@ async def test_hostile_ids_land_on_one_encoded_topic(
             second, run_id=RUN, org_id=ORG, project_id=PROJECT, heartbeat_interval=None
         )
         telemetry.start()
-        telemetry(RunStarted(run_id=RUN, task_count=0))
+        telemetry.on_event(RunStarted(run_id=RUN, task_count=0))
         await telemetry.aclose()
         await second.flush(5)
 

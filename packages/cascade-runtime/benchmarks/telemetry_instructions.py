@@ -42,7 +42,7 @@ def child(kind: str, port: int, tasks: int, ablate: str) -> None:
     from cascade.runtime.link import _counters, _envelopes, _telemetry
 
     if ablate == "handler":
-        _telemetry.TelemetrySubscriber.__call__ = lambda self, event: None  # type: ignore[method-assign]
+        _telemetry.TelemetrySubscriber.on_event = lambda self, event: None  # type: ignore[method-assign]
     elif ablate == "counters":
         _counters.RunCounters.update = lambda self, event, seq: None  # type: ignore[method-assign]
     elif ablate == "encode":

@@ -355,7 +355,7 @@ def test_heartbeat_dropped_telemetry_adds_connector_and_queue_drops() -> None:
         connector, run_id="r", org_id="o", project_id="p", heartbeat_interval=None, max_queue=2
     )
     for index in range(4):
-        subscriber(TaskFailed(run_id="r", task_id=f"t{index}", task_name="t"))
+        subscriber.on_event(TaskFailed(run_id="r", task_id=f"t{index}", task_name="t"))
     assert subscriber.dropped == 2
     assert subscriber.heartbeat().dropped_telemetry == 7
     assert subscriber.heartbeat().failed == 4

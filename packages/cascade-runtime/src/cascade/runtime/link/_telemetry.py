@@ -47,8 +47,8 @@ _CATCH_UP = 1.0
 class TelemetrySubscriber:
     """Publishes a run's events through a connector, never making the run wait.
 
-    Subscribe it to an engine's ``events`` bus (the engine does this when it
-    has a connector). Each event is queued as it happens (a deque
+    Subscribe its :meth:`on_event` to an engine's ``events`` bus (the engine does this when
+    it has a connector). Each event is queued as it happens (a deque
     append); one background task, started by :meth:`start`, encodes the
     queue into PROTOCOL.md envelopes and hands them to
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events``
@@ -136,7 +136,7 @@ class TelemetrySubscriber:
     def _last_seq(self) -> int:
         return self.seq
 
-    def __call__(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
         """The bus handler: number the event, count it and queue it for publishing (this
         run's only)."""
         if event.run_id != self.run_id:
