@@ -15,7 +15,7 @@ from cascade.history import History, Received
 from cascade.testkit import BrokerEndpoint
 
 from .conftest import TOKEN, Dashboard
-from .test_dashboard_in_browser import click, css, no_script_errors, wait
+from .test_dashboard_in_browser import click, css, no_script_errors, texts, wait
 from .test_history_in_browser import _event
 
 pytestmark = pytest.mark.integration
@@ -66,20 +66,25 @@ def test_a_map_is_one_row_that_opens_to_its_items(
         browser.get(board.url)
         wait(browser, lambda d: css(d, f'#h-runs tr[data-run-id="{RUN_ID}"]'))
         click(browser, f'#h-runs tr[data-run-id="{RUN_ID}"] button')
-        wait(browser, lambda d: css(d, '#rp-timeline [data-map="transform-2"]'))
-        row = css(browser, '#rp-timeline [data-map="transform-2"]')[0]
-        assert row.get_attribute("data-count") == str(ITEMS)
-        assert "transform-2 \N{MULTIPLICATION SIGN}600" in row.text
-        assert "completed 599" in row.text
-        assert "failed 1" in row.text
+        row = '#rp-timeline [data-map="transform-2"]'
+        wait(browser, lambda d: css(d, row))
+        # read in one step in the page: the timeline may be redrawn between two steps
+        count, text = browser.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "return [e.getAttribute('data-count'), e.innerText];",
+            row,
+        )
+        assert count == str(ITEMS)
+        assert "transform-2 \N{MULTIPLICATION SIGN}600" in text
+        assert "completed 599" in text
+        assert "failed 1" in text
         assert len(css(browser, "#rp-timeline .tl-member")) == 0  # folded: no item's row
         assert "transform: bad row" in browser.find_element(By.ID, "rp-failures").text
         click(browser, '#rp-timeline [data-map="transform-2"] button')
         wait(browser, lambda d: len(css(d, "#rp-timeline .tl-member[data-task-id]")) == 500)
-        more = css(browser, "#rp-timeline .tl-member:not([data-task-id]) button")
-        assert more
-        assert "500 of 600 shown" in more[0].text
-        more[0].click()
+        more = "#rp-timeline .tl-member:not([data-task-id]) button"
+        assert any("500 of 600 shown" in label for label in texts(browser, more))
+        click(browser, more)
         wait(browser, lambda d: len(css(d, "#rp-timeline .tl-member[data-task-id]")) == ITEMS)
         assert not css(browser, "#rp-timeline .tl-member:not([data-task-id]) button")
         assert no_script_errors(browser) == []
