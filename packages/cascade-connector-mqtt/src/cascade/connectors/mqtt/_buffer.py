@@ -175,7 +175,7 @@ class OutgoingBuffer:
         """Record that the entries ``messages``, all of one QoS, were handed to the client under
         id ``mid``."""
         self.in_flight[mid] = messages
-        count = count_messages(messages) if len(messages) > 1 else len(messages[0].raws)
+        count = count_messages(messages)
         self.in_flight_count += count
         if messages[0].seq <= self._resend_up_to:
             up_to = self._resend_up_to

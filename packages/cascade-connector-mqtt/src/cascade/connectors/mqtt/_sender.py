@@ -22,7 +22,7 @@ __all__ = ["Sender"]
 _log = logging.getLogger("cascade.connectors.mqtt")
 
 _BATCH = 2048  # messages handed to the link before the sender lets the event loop write
-_BATCH_BYTES = 64 * 1024  # QoS 0 bytes per queued run
+_BATCH_BYTES = 64 * 1024  # QoS 0 payload bytes per write (a larger message goes alone)
 _HEADER_TOPICS = 64  # topics whose headers are kept (one: an engine's telemetry)
 
 
