@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
+
+import msgspec
 
 from cascade.interfaces import Hold
 from cascade.interfaces.commands import Decided
@@ -36,8 +37,14 @@ __all__ = [
 _log = logging.getLogger("cascade.runtime.events")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStarted:
+# The events are frozen msgspec Structs, made in C: every task makes two or more, and a frozen
+# dataclass sets each field through object.__setattr__ (about ten times the cost). gc=False: an
+# event holds ids, numbers and records that never refer back to it, so it is in no cycle, and
+# the collector need not look at the thousands a run's telemetry keeps (each task's latest).
+# Those that hold an exception are tracked: its traceback's frames may hold the event.
+
+
+class RunStarted(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A run began: its graph is valid, retained constraints are applied, no task has started.
 
     ``name``: the run's name (``Engine.run(name=...)``, by default its target's task name);
@@ -53,11 +60,10 @@ class RunStarted:
     name: str | None = None
     origin: RunOrigin | None = None
     graph: RunGraph | None = None
-    ts: float = field(default_factory=time.time)
+    ts: float = msgspec.field(default_factory=time.time)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunFinished:
+class RunFinished(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A run ended. ``status`` is ``Succeeded``, ``Failed`` or ``Cancelled``.
 
     ``error`` is ``"ExcType: message"`` of what ended the run, ``""`` on success.
@@ -68,12 +74,11 @@ class RunFinished:
     run_id: str
     status: Literal["Succeeded", "Failed", "Cancelled"]
     error: str = ""
-    ts: float = field(default_factory=time.time)
+    ts: float = msgspec.field(default_factory=time.time)
     log_lines: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskEvent:
+class TaskEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of the task events; ``state`` is the PROTOCOL.md state name of each subclass.
 
     ``duration_ms`` is the time since the task first started (for
@@ -91,19 +96,17 @@ class TaskEvent:
     duration_ms: float = 0.0
     error: str = ""
     attempt: int = 1
-    ts: float = field(default_factory=time.time)
+    ts: float = msgspec.field(default_factory=time.time)
     decided: Decided | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRunning(TaskEvent):
+class TaskRunning(TaskEvent, frozen=True):
     """An attempt of a task started (each attempt emits one; ``attempt`` says which)."""
 
     state: ClassVar[Literal["RUNNING"]] = "RUNNING"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskMapped(TaskRunning):
+class TaskMapped(TaskRunning, frozen=True):
     """A mapped task (:meth:`Task.map <cascade.runtime.Task.map>`) made its ``items`` tasks,
     ``<task_id>[0]`` on: it runs until they have ended, then completes with their results
     (or is skipped, when one of them did not complete)."""
@@ -111,8 +114,7 @@ class TaskMapped(TaskRunning):
     items: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCompleted(TaskEvent):
+class TaskCompleted(TaskEvent, frozen=True):
     """A task returned. ``reused_from``: a rerun took its result, stored by the run named,
     instead of running it (it did not run: no ``TaskRunning`` before, ``duration_ms`` 0).
     ``cached``: its result came from its cache instead (a :class:`TaskCached`).
@@ -125,8 +127,7 @@ class TaskCompleted(TaskEvent):
     not_kept: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCached(TaskCompleted):
+class TaskCached(TaskCompleted, frozen=True):
     """A task's cache (``with_cache``) gave its result instead of running it (no
     ``TaskRunning`` before; ``duration_ms`` the lookup's): from the results store, kept by
     the run ``reused_from`` names, or from its cache policy (``reused_from`` ``None``).
@@ -135,24 +136,21 @@ class TaskCached(TaskCompleted):
     cached: ClassVar[bool] = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskFailed(TaskEvent):
+class TaskFailed(TaskEvent, frozen=True, gc=True):
     """A task raised on its last attempt; ``exception`` is what it raised."""
 
     state: ClassVar[Literal["FAILED"]] = "FAILED"
     exception: BaseException | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSkipped(TaskEvent):
+class TaskSkipped(TaskEvent, frozen=True):
     """A task will not run because a task it depends on failed or was skipped (``error`` names
     that task), or a decision skipped it while it was held (``decided`` says whose)."""
 
     state: ClassVar[Literal["SKIPPED"]] = "SKIPPED"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCancelled(TaskEvent):
+class TaskCancelled(TaskEvent, frozen=True):
     """The run stopped before the task ended: its last state, as every task has one.
 
     Emitted for each task of a run that a cancel (or the run's own failure, or the
@@ -166,8 +164,7 @@ class TaskCancelled(TaskEvent):
     state: ClassVar[Literal["CANCELLED"]] = "CANCELLED"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRetrying(TaskEvent):
+class TaskRetrying(TaskEvent, frozen=True, gc=True):
     """An attempt of a task failed and it will be tried again (``attempt`` is the failed one).
 
     Until its next attempt starts the task is not running: after the retry
@@ -181,8 +178,7 @@ class TaskRetrying(TaskEvent):
     exception: BaseException | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskBlocked(TaskEvent):
+class TaskBlocked(TaskEvent, frozen=True):
     """A ready task the engine would start now is held back by a constraint.
 
     Emitted at most once per attempt that is held back, before that
@@ -204,8 +200,7 @@ class TaskBlocked(TaskEvent):
     held_by: tuple[Hold, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskHeld(TaskBlocked):
+class TaskHeld(TaskBlocked, frozen=True, gc=True):
     """A task failed on its last automatic attempt under ``on_failure="hold"``: held for a
     decision (:meth:`Engine.decide <cascade.runtime.Engine.decide>`), its dependents waiting.
 
