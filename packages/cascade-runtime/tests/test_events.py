@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from cascade.runtime import (
     RunStarted,
     TaskCompleted,
     TaskEvent,
+    TaskFailed,
     TaskFailedError,
     TaskRunning,
     task,
@@ -82,6 +84,23 @@ async def test_failing_handler_is_isolated(caplog: pytest.LogCaptureFixture) -> 
     assert len(seen) == 4
     assert engine.events.handler_errors == 4
     assert "event handler" in caplog.text
+
+
+async def test_only_events_that_hold_an_exception_are_tracked_by_the_collector() -> None:
+    """A run's events are outside the garbage collector's generations (a run's telemetry keeps
+    each task's latest), except those that hold an exception: its traceback's frames can hold
+    the event, a cycle only the collector can free."""
+    engine = Engine()
+    events: list[Event] = []
+    engine.events.subscribe(events.append)
+    with pytest.raises(TaskFailedError):
+        await engine.run(boom(double(1)))
+    failed = [e for e in events if isinstance(e, TaskFailed)]
+    assert failed
+    assert all(e.exception is not None and gc.is_tracked(e) for e in failed)
+    others = [e for e in events if not isinstance(e, TaskFailed)]
+    assert {type(e) for e in others} >= {RunStarted, TaskRunning, TaskCompleted, RunFinished}
+    assert not any(gc.is_tracked(e) for e in others)
 
 
 def test_unsubscribe_stops_delivery() -> None:
