@@ -538,3 +538,24 @@ async def test_a_raising_batch_publisher_costs_its_batch_never_the_run() -> None
         "ENGINE_STOPPED",
     ]
     assert connector.events[-1][0]["seq"] == 102
+
+
+@pytest.mark.parametrize(("linger", "batches"), [(0.0, [1] * 11), (3600.0, [1, 10])])
+async def test_events_of_several_loop_turns_gather_for_the_linger_and_the_end_waits_for_none(
+    linger: float, batches: list[int]
+) -> None:
+    """What the run hands over before the sender starts goes at once; the events handed over
+    a loop turn apart after it go in one batch while the sender lingers (in one per turn
+    without a linger); closing sends them at once, whatever is left of the linger."""
+    connector = BatchingConnector()
+    subscriber = TelemetrySubscriber(
+        connector, run_id="r", org_id="o", project_id="p", heartbeat_interval=None, linger=linger
+    )
+    subscriber.start()
+    for index in range(11):
+        subscriber.on_event(TaskRunning(run_id="r", task_id=f"t{index}", task_name="t"))
+        for _ in range(3):  # the sender's turns: woken, taking the batch, handing it over
+            await asyncio.sleep(0)
+    await asyncio.wait_for(subscriber.aclose(), 10)
+    assert connector.batches == batches
+    assert [body["seq"] for body, _ in connector.events] == list(range(1, 12))
