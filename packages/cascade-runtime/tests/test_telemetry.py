@@ -559,3 +559,46 @@ async def test_events_of_several_loop_turns_gather_for_the_linger_and_the_end_wa
     await asyncio.wait_for(subscriber.aclose(), 10)
     assert connector.batches == batches
     assert [body["seq"] for body, _ in connector.events] == list(range(1, 12))
+
+
+class ConfirmingConnector(BatchingConnector):
+    """Holds what it is handed unconfirmed (``stats.buffered``) until flushed, and notes each
+    flush among what reached the events topic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        self.flushes: list[int] = []  # how many events had reached it at each flush
+
+    @property
+    def stats(self) -> ConnectorStats:
+        stats = super().stats
+        stats.buffered = self.held
+        return stats
+
+    def batch_publisher(
+        self, topic: str, qos: int = 0, retain: bool = False
+    ) -> Callable[[Sequence[bytes]], None]:
+        send_many = super().batch_publisher(topic, qos, retain)
+
+        def held_until_flushed(raws: Sequence[bytes]) -> None:
+            send_many(raws)
+            self.held += len(raws)
+
+        return held_until_flushed
+
+    async def flush(self, timeout: float | None = None) -> None:
+        self.flushes.append(len(self.events))
+        self.held = 0
+
+
+async def test_the_run_ends_once_its_states_are_confirmed() -> None:
+    """The run's end is handed over after the connector confirmed the task states before it
+    (brokers that keep a publisher's order only within a QoS level deliver it after them)."""
+    connector = ConfirmingConnector()
+    engine = Engine(connector, heartbeat_interval=None)
+    assert await engine.run([fetch(i) for i in range(3)]) == [0, 1, 2]
+    kinds = [body["body"].get("event") or body["body"]["state"] for body, _ in connector.events]
+    assert (kinds[0], kinds[-1]) == ("ENGINE_STARTED", "ENGINE_STOPPED")
+    assert sorted(kinds[1:-1]) == ["COMPLETED"] * 3 + ["RUNNING"] * 3
+    assert len(connector.events) - 1 in connector.flushes  # every state, then the end

@@ -29,7 +29,7 @@ from cascade.interfaces.connector_kit import RateLimitedLogger, bounded, validat
 from cascade.interfaces.graphs import RunGraph
 from cascade.interfaces.serving import RunOrigin
 
-from .._events import Event, TaskEvent, TaskHeld
+from .._events import Event, RunFinished, TaskEvent, TaskHeld
 from ._counters import RunCounters
 from ._envelopes import RunEnvelopes, event_body
 from ._run_snapshots import RunSnapshots
@@ -60,7 +60,10 @@ class TelemetrySubscriber:
     ``connector.publish`` on ``{prefix}/telemetry/{org}/{project}/{run_id}/events`` (QoS 0
     for task states, 1 for the run's lifecycle; on ``.../events/{source}``, the
     layout a broker ACL binds to a login, where the connector says so:
-    :attr:`~cascade.interfaces.Connector.sourced_topics`). While a connected
+    :attr:`~cascade.interfaces.Connector.sourced_topics`). The run's end goes once the
+    connector has had what it holds before it confirmed (as a catch-up below), so that
+    brokers that keep one publisher's order only within a QoS level (RabbitMQ, NATS)
+    deliver it after the run's last states. While a connected
     broker takes messages more slowly than the run makes events (a burst),
     the sender lets the connector catch up before handing it more, so the
     events wait here, compactly, instead of overflowing the connector's
@@ -317,6 +320,10 @@ class TelemetrySubscriber:
                         await self._send_batch(batch, send_many, send, publish, topic)
                 if queue and not isinstance(queue[0], TaskEvent):
                     event = queue.popleft()
+                    if isinstance(event, RunFinished) and self.connector.stats.buffered:
+                        # the run's end (QoS 1) after its states (QoS 0) have been confirmed:
+                        # RabbitMQ and NATS would otherwise deliver it ahead of them
+                        await self._catch_up()
                     self._sent = seq = self._sent + 1
                     try:
                         qos, body = event_body(event)
