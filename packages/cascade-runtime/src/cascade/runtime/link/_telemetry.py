@@ -63,7 +63,7 @@ class TelemetrySubscriber:
     :attr:`~cascade.interfaces.Connector.sourced_topics`). The run's end goes once the
     connector has had what it holds before it confirmed (as a catch-up below), so that
     brokers that keep one publisher's order only within a QoS level (RabbitMQ, NATS)
-    deliver it after the run's last states. While a connected
+    deliver it after the run's last states (in most runs: docs/brokers.md). While a connected
     broker takes messages more slowly than the run makes events (a burst),
     the sender lets the connector catch up before handing it more, so the
     events wait here, compactly, instead of overflowing the connector's
