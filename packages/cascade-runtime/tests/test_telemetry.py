@@ -392,8 +392,9 @@ def test_counters_follow_a_retried_task_through_each_attempt() -> None:
 class SlowBroker(InMemoryConnector):
     """A connected broker that takes what it holds only when flushed: a slower one than the run.
 
-    It holds every message published (``stats.buffered``) until ``flush()``; with
-    ``hung``, a flush never succeeds and nothing is ever taken.
+    It holds every message published (``stats.buffered``) until ``flush()``, noting how many
+    events it had been handed at each (``flushes``); with ``hung``, a flush never succeeds
+    and nothing is ever taken.
     """
 
     def __init__(self, *, hung: bool = False) -> None:
@@ -402,6 +403,7 @@ class SlowBroker(InMemoryConnector):
         self.held = 0
         self.most_held = 0
         self.taken: list[bytes] = []
+        self.flushes: list[int] = []  # how many events it had been handed at each flush
 
     @property
     def stats(self) -> ConnectorStats:
@@ -421,6 +423,7 @@ class SlowBroker(InMemoryConnector):
         if self.hung:
             await asyncio.sleep(timeout or 0)
             raise FlushTimeoutError("the broker takes nothing")
+        self.flushes.append(len(self.taken))
         super().stats.published += self.held
         self.held = 0
 
@@ -561,44 +564,14 @@ async def test_events_of_several_loop_turns_gather_for_the_linger_and_the_end_wa
     assert [body["seq"] for body, _ in connector.events] == list(range(1, 12))
 
 
-class ConfirmingConnector(BatchingConnector):
-    """Holds what it is handed unconfirmed (``stats.buffered``) until flushed, and notes each
-    flush among what reached the events topic."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held = 0
-        self.flushes: list[int] = []  # how many events had reached it at each flush
-
-    @property
-    def stats(self) -> ConnectorStats:
-        stats = super().stats
-        stats.buffered = self.held
-        return stats
-
-    def batch_publisher(
-        self, topic: str, qos: int = 0, retain: bool = False
-    ) -> Callable[[Sequence[bytes]], None]:
-        send_many = super().batch_publisher(topic, qos, retain)
-
-        def held_until_flushed(raws: Sequence[bytes]) -> None:
-            send_many(raws)
-            self.held += len(raws)
-
-        return held_until_flushed
-
-    async def flush(self, timeout: float | None = None) -> None:
-        self.flushes.append(len(self.events))
-        self.held = 0
-
-
 async def test_the_run_ends_once_its_states_are_confirmed() -> None:
     """The run's end is handed over after the connector confirmed the task states before it
     (brokers that keep a publisher's order only within a QoS level deliver it after them)."""
-    connector = ConfirmingConnector()
-    engine = Engine(connector, heartbeat_interval=None)
+    broker = SlowBroker()
+    engine = Engine(broker, heartbeat_interval=None)
     assert await engine.run([fetch(i) for i in range(3)]) == [0, 1, 2]
-    kinds = [body["body"].get("event") or body["body"]["state"] for body, _ in connector.events]
+    bodies = [json.loads(raw)["body"] for raw in broker.taken]
+    kinds = [body.get("event") or body["state"] for body in bodies]
     assert (kinds[0], kinds[-1]) == ("ENGINE_STARTED", "ENGINE_STOPPED")
     assert sorted(kinds[1:-1]) == ["COMPLETED"] * 3 + ["RUNNING"] * 3
-    assert len(connector.events) - 1 in connector.flushes  # every state, then the end
+    assert len(broker.taken) - 1 in broker.flushes  # every state, then the end
