@@ -97,6 +97,29 @@ async def test_a_request_goes_every_quarter_window(broker: FakeBroker) -> None:
         assert connector.stats.published == 200
 
 
+async def test_a_flush_longer_than_the_window_asks_for_its_last_messages_at_once(
+    broker: FakeBroker, until: Until
+) -> None:
+    """The last messages a flush waits for, fewer than a quarter window, handed after earlier
+    requests went: asked for as they are handed, not CONFIRM_DELAY later (an engine's
+    telemetry paused 50 ms at the end of every burst it let the connector catch up on)."""
+    async with MqttConnector("broker", source_id="s", max_in_flight=40, link=broker) as connector:
+        link = _hold_answers(broker.link)
+        for n in range(85):  # two full windows, and 5 more
+            await connector.publish("t/x", b"%d" % n)
+        flushing = asyncio.create_task(connector.flush(5))
+        for handed in (40, 80):
+            await until(lambda: len(handed_qos0(link)) == handed, "a full window")  # noqa: B023
+            await until(lambda: link.sent[-1].topic.endswith("/confirm"), "its request")
+            link.settle_all()
+        await until(lambda: len(handed_qos0(link)) == 85, "the last 5 handed over")
+        last = max(i for i, m in enumerate(link.sent) if m.topic == "t/x")
+        assert [m for m in link.sent[last:] if m.topic.endswith("/confirm")], "not asked at once"
+        link.settle_all()
+        await flushing
+        assert connector.stats.published == 85
+
+
 async def test_the_answer_to_a_request_sends_more_at_once(broker: FakeBroker, until: Until) -> None:
     """A full window refills as soon as a request's answer settles a run, not at half window.
 

@@ -318,6 +318,11 @@ class OutgoingBuffer:
             oldest = min(oldest, next(iter(self.aside.values()))[0].seq)
         return oldest
 
+    @property
+    def awaited(self) -> bool:
+        """Whether a flush waits for messages not settled yet."""
+        return any(not future.done() for _, future in self._waiters)
+
     def wait_for(self, seq: int) -> asyncio.Future[None]:
         """A future that completes once every message up to ``seq`` is settled."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

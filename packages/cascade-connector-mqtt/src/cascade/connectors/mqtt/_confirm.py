@@ -30,7 +30,7 @@ class Confirmations:
 
     The sender asks when ``every`` QoS 0 messages wait for a request, when it
     stops with messages still queued (a full window, or paho's backlog: the
-    answer is what frees it), when :meth:`want` was called (a flush), and at
+    answer is what frees it), while a flush waits (:meth:`want` wakes it), and at
     most :data:`CONFIRM_DELAY` after a pass left messages unrequested, so a
     trickle of telemetry is confirmed within about that delay. At one timer
     per delay and one request per ``every`` messages, the cost per message
@@ -49,7 +49,9 @@ class Confirmations:
         """At the end of a sender's pass: whether to ask now (else a timer will say when)."""
         if not self._buffer.unrequested:
             return False
-        if stalled or self.wanted or self._buffer.unrequested >= self.every:
+        # while a flush waits, for all it hands: a flush longer than the window waited for
+        # the timer once its last messages were fewer than ``every``
+        if stalled or self.wanted or self._buffer.unrequested >= self.every or self._buffer.awaited:
             return True
         if self._timer is None:
             self._wake = wake
@@ -64,8 +66,7 @@ class Confirmations:
             self._timer = None
 
     def want(self, wake: asyncio.Event | None) -> None:
-        """Ask as soon as the queue is drained (a flush waits for the answer)."""
-        self.wanted = True
+        """A flush waits for the answer: wake the sender, which asks while it waits."""
         if wake is not None:
             wake.set()
 
