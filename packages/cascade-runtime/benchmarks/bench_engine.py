@@ -6,7 +6,9 @@ Prints a headline and two tables:
    interleaved) of ``--headline-tasks`` (20,000) no-op plain-function tasks and as many
    no-op coroutine tasks, without a connector, with the in-memory connector and with
    MqttConnector to a private mosquitto, each connected before the run and disconnected
-   after it (not timed), with the ratio to none (aim: at most 1.3x with MQTT, both kinds);
+   after it (not timed), with the ratio to none (aim: at most 1.3x with MQTT, both kinds),
+   and the private mosquitto's own CPU in each MQTT run (read from /proc, on Linux): what
+   the broker spends reading the run's messages, on the cores the run has too;
    and what a one-task run costs more with a connector than without (median of
    ``--one-task-runs`` runs, each ``Engine(connector).run(one task)`` from a connector
    that is not connected: the run connects, subscribes to the constraints and waits for
@@ -72,6 +74,7 @@ import asyncio
 import contextlib
 import gc
 import marshal
+import os
 import statistics
 import sys
 import time
@@ -397,25 +400,43 @@ async def one_task_time(factory: ConnectorFactory | None) -> float:
     return time.perf_counter() - started
 
 
+def process_cpu(pid: int | None) -> float | None:
+    """Seconds of CPU (user and system) process ``pid`` has used, where /proc says (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def headline(
-    args: argparse.Namespace, mqtt: tuple[str, int] | None, plain: tuple[str, int] | None
+    args: argparse.Namespace,
+    mqtt: tuple[str, int] | None,
+    plain: tuple[str, int] | None,
+    broker_pid: int | None = None,
 ) -> None:
     """Print the headline: the whole cost per task and a one-task run's added start and stop.
 
-    ``mqtt``: the broker of the fan-outs; ``plain``: one with mosquitto's default settings,
-    for the one-task runs.
+    ``mqtt``: the broker of the fan-outs, ``broker_pid`` its process (whose CPU in each MQTT
+    run is printed); ``plain``: one with mosquitto's default settings, for the one-task runs.
     """
     table = headline_rows(mqtt)
     times: dict[tuple[str, str], list[float]] = {
         (row.name, work): [] for row in table for work in HEADLINE_WORKLOADS
     }
+    broker_cpu: dict[str, list[float]] = {work: [] for work in HEADLINE_WORKLOADS}
     for row in table:  # warm-up
         for work in HEADLINE_WORKLOADS.values():
             await fanout_time(row, 1000, work)
     for _ in range(args.repeats):
         for row in headline_rows(mqtt):
             for name, work in HEADLINE_WORKLOADS.items():
+                before = process_cpu(broker_pid) if row.name == MQTT_ROW else None
                 times[row.name, name].append(await fanout_time(row, args.headline_tasks, work))
+                after = process_cpu(broker_pid)
+                if before is not None and after is not None:
+                    broker_cpu[name].append(after - before)
     tasks = args.headline_tasks
     print(f"\ntelemetry's whole cost: {tasks} no-op tasks, median of {args.repeats} runs")
     header = "".join(f" {name + ' s':>18} {'ratio':>6}" for name in HEADLINE_WORKLOADS)
@@ -427,6 +448,12 @@ async def headline(
             f" {medians[n]:18.4f} {medians[n] / baselines[n]:6.2f}" for n in HEADLINE_WORKLOADS
         )
         print(f"{row.name:<26}{line}")
+    if all(broker_cpu.values()):
+        spent = ", ".join(f"{n} {statistics.median(broker_cpu[n]):.3f} s" for n in broker_cpu)
+        print(
+            f"mosquitto's own CPU in an MQTT run (median; reading every message, on the same "
+            f"{os.cpu_count()} cores): {spent}"
+        )
     one: dict[str, ConnectorFactory | None] = {"none": None}
     broker = InMemoryBroker()
     one["in-memory"] = lambda: InMemoryConnector(broker)
@@ -462,9 +489,12 @@ def ms(values: list[float]) -> str:
 
 
 async def main(
-    args: argparse.Namespace, mqtt: tuple[str, int] | None, plain: tuple[str, int] | None = None
+    args: argparse.Namespace,
+    mqtt: tuple[str, int] | None,
+    plain: tuple[str, int] | None = None,
+    broker_pid: int | None = None,
 ) -> None:
-    await headline(args, mqtt, plain)
+    await headline(args, mqtt, plain, broker_pid)
     if args.headline:
         return
     table = rows(mqtt, args.only)
@@ -556,4 +586,11 @@ if __name__ == "__main__":
             MosquittoBroker(extra_config="set_tcp_nodelay true") as mosquitto,
             MosquittoBroker() as plain,
         ):
-            asyncio.run(main(arguments, (mosquitto.host, mosquitto.port), (plain.host, plain.port)))
+            asyncio.run(
+                main(
+                    arguments,
+                    (mosquitto.host, mosquitto.port),
+                    (plain.host, plain.port),
+                    mosquitto.pid,
+                )
+            )
