@@ -43,6 +43,10 @@ async def _cascade_status(broker: OwnBroker) -> dict[str, object]:
         broker.host,
         "--port",
         str(broker.port),
+        # RabbitMQ and NATS: the engine is listed by its answer to the roll call, which a
+        # loaded CI machine once gave later than the default second
+        "--rollcall-wait",
+        "5",
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(process.communicate(), 30)

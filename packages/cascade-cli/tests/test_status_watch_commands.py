@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -175,6 +176,37 @@ def test_status_and_watch_say_what_a_broker_without_retained_wildcards_hides(
     said = invoke("status").stderr  # a broker that has it: nothing said of it (an empty one)
     assert said.startswith("cascade: heard nothing on localhost:1883:")
     assert "roll call" not in said
+
+
+class _LateAnswer(InMemoryConnector):
+    """A broker without retained wildcards, whose one engine answers the roll call 1.2 s late
+    (a loaded machine: a CI run's faults-rabbitmq session once missed an engine so)."""
+
+    async def call_roll(self) -> bool:
+        called = await super().call_roll()
+        answer = StatusMessage.announce("online", "late", 7)
+        asyncio.get_running_loop().call_later(
+            1.2, lambda: asyncio.ensure_future(self.publish(status_topic("late"), answer))
+        )
+        return called
+
+
+def test_status_waits_for_the_roll_calls_answers_as_long_as_told(
+    invoke: Callable[..., Result],
+) -> None:
+    """--rollcall-wait: an engine that answers after the default second is listed."""
+    exact_only = InMemoryBroker(retained_to_wildcards=False)
+
+    def factory(options: BrokerOptions) -> InMemoryConnector:
+        return _LateAnswer(exact_only, presence=False)
+
+    by_default = invoke("status", "--json", connector_factory=factory)
+    assert by_default.exit_code == 0, by_default.output
+    assert json.loads(by_default.stdout)["engines"] == []
+    told = invoke("status", "--json", "--rollcall-wait", "4", connector_factory=factory)
+    assert told.exit_code == 0, told.output
+    assert [e["source"] for e in json.loads(told.stdout)["engines"]] == ["late"]
+    assert "--rollcall-wait" in by_default.stderr  # the warning says how to wait longer
 
 
 def test_status_shows_a_constraint_on_another_scopes_topic_as_refused(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
+from ..plumbing._broker import DEFAULT_BROKER, MAX_TIMEOUT, BrokerOptions, broker_options, finite
 from ..plumbing._context import CliContext
 from ..plumbing._view_options import (
     DEFAULT_OFFLINE_MAX_AGE,
@@ -42,6 +42,19 @@ def status(
             help="List only the engines whose source matches GLOB (host-1, 'gpu-*').",
         ),
     ] = None,
+    rollcall_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--rollcall-wait",
+            metavar="SECONDS",
+            min=0.0,
+            max=MAX_TIMEOUT,
+            callback=finite,
+            help="Where the broker keeps statuses only for their exact topics (RabbitMQ, "
+            "NATS), how long the engines have to answer the roll call (default: 1 s, at most "
+            "--timeout): more for a loaded machine or a large fleet.",
+        ),
+    ] = None,
     broker: BrokerOptions = DEFAULT_BROKER,
 ) -> None:
     """Engines online/offline and the constraints in force.
@@ -49,6 +62,8 @@ def status(
     At fleet size it lists the engines that need a look first (a conflict, stranded runs, the
     most live runs and failures) and says how many more there are: --json lists at most
     1,000 of them (--every-engine: all), the tables 200; --engine GLOB picks some by source.
+    Where the broker sends no retained status to a wildcard subscription (RabbitMQ, NATS), it
+    lists the engines online that answer its roll call within --rollcall-wait.
 
     Example: cascade status --host broker.example
     """
@@ -70,7 +85,8 @@ def status(
         await connector.subscribe_constraints(state.apply)
         say_what_the_broker_lacks(called, STATUS_LACKS)
         if called:  # the roll call's answers: nothing says when all are in
-            await asyncio.sleep(min(ROLLCALL_WAIT, broker.timeout))
+            wait = min(ROLLCALL_WAIT, broker.timeout) if rollcall_wait is None else rollcall_wait
+            await asyncio.sleep(wait)
 
     looked_for = (
         "no engine's status, summary or constraint is kept there (is it the engines' broker?)"

@@ -9,8 +9,9 @@ __all__ = ["STATUS_LACKS", "WATCH_LACKS", "say_what_the_broker_lacks"]
 # What status and watch cannot show where the broker sends retained messages to exact
 # subscriptions only: the online engines answer a roll call, the indexed constraints are read.
 STATUS_LACKS = (
-    "status lists the engines online that answer its roll call, not those gone offline, and "
-    "not the constraints retained by tools that do not keep Cascade's constraints index"
+    "status lists the engines online that answer its roll call (within --rollcall-wait), not "
+    "those gone offline, and not the constraints retained by tools that do not keep Cascade's "
+    "constraints index"
 )
 WATCH_LACKS = (
     "watch shows the engines online that answer its roll call and those that change while it "
