@@ -446,7 +446,7 @@ async def headline(
             for name, work in HEADLINE_WORKLOADS.items():
                 before = process_cpu(broker_pid) if row.name == MQTT_ROW else None
                 times[row.name, name].append(await fanout_time(row, args.headline_tasks, work))
-                after = process_cpu(broker_pid)
+                after = process_cpu(broker_pid) if before is not None else None
                 if before is not None and after is not None:
                     broker_cpu[name].append(after - before)
     tasks = args.headline_tasks
