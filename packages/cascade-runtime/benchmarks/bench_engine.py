@@ -417,7 +417,7 @@ def process_cpu(pid: int | None) -> float | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rpartition(")")[2].split()
-    except (OSError, TypeError):
+    except OSError:  # no /proc, or no such process (pid None included)
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
