@@ -60,7 +60,8 @@ from .workflow._amounts import Amounts
 from .workflow._gate import GateRejected, prompt_text
 from .workflow._graph import Graph, Node, resolve
 from .workflow._resource import Resource, ResourceFailed
-from .workflow._router import NOT_ROUTED, RouteMissing
+from .workflow._router import NOT_ROUTED
+from .workflow._routing import Demand, Routing
 from .workflow._task import (
     ALWAYS,
     DEFAULT_HOLD_TIMEOUT,
@@ -86,6 +87,11 @@ _log = logging.getLogger("cascade.runtime.engine")
 
 CONDITION_FALSE = "condition false"
 """A task skipped by its ``run_if``: its ``SKIPPED`` event's error."""
+
+
+def _upstream(node: Node, what: str) -> str:
+    """Why a task is skipped: ``node``, a task it needs, ``what`` (failed, was skipped...)."""
+    return f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"
 
 
 async def _within(attempt: Awaitable[Any], seconds: float) -> Any:
@@ -643,6 +649,17 @@ class Run:
         self.capacity = capacity if capacity is not None else Capacity()
         self.asking: dict[str, Group] = {}  # tasks BLOCKED that ask for resources, by id
         self.cache = cache  # its cached tasks' lookups (with_cache), where it has some
+        # which of its routed tasks run, decided as its selectors end (None: it has no router)
+        self.demand = (
+            None
+            if graph.routing is None
+            else Demand(graph.routing, graph, self._wanted, self._not_routed)
+        )
+        self.parked: dict[int, Node] = {}  # routed tasks ready but for being wanted
+        # a rerun's kept results of routed tasks: reused once wanted
+        self.reusable: dict[int, tuple[Any, str]] = {}
+        # with routers: why what needs a task that ended without a result is skipped
+        self.skip_reasons: dict[int, str] = {}
 
     async def execute(self) -> None:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
@@ -651,6 +668,8 @@ class Run:
         for node in self.graph.nodes:
             if node.waiting == 0 and not node.done:
                 self.ready(node)
+        if self.demand is not None:  # after: a routed task decided now starts once, from here
+            self.demand.start()
         timer: asyncio.TimerHandle | None = None
         stop: BaseException | None = None
         unlisten = self.capacity.listen(self.wake.set)  # another run's task may free some
@@ -700,20 +719,45 @@ class Run:
             found = reused.get(id(node))
             if found is None:
                 continue
+            if node.wanted is None:  # reused only where its routes are chosen
+                self.reusable[id(node)] = found
+                continue
             node.result, from_run = found
             node.done = True
             self.finished += 1
             for dependent in node.dependents:
                 dependent.waiting -= 1
-            lazy = node.lazy
-            self.emit(
-                TaskCompleted(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    reused_from=from_run,
-                )
+            self._emit_reused(node, from_run)
+
+    def _emit_reused(self, node: Node, from_run: str) -> None:
+        lazy = node.lazy
+        self.emit(
+            TaskCompleted(
+                run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, reused_from=from_run
             )
+        )
+
+    def _wanted(self, node: Node) -> None:
+        """Routed ``node`` is needed: it starts once ready (a rerun's kept result: at once)."""
+        found = self.reusable.pop(id(node), None)
+        if found is not None:
+            self.parked.pop(id(node), None)
+            node.result, from_run = found
+            self._emit_reused(node, from_run)
+            self.completed(node)
+        elif self.parked.pop(id(node), None) is not None:
+            self.ready(node)
+        self.wake.set()
+
+    def _not_routed(self, node: Node) -> None:
+        """No task the run needs takes routed ``node``: it ends ``not routed``, what waits on
+        it goes on."""
+        self.parked.pop(id(node), None)
+        self.reusable.pop(id(node), None)
+        if not node.done:
+            self._end_skipped(node, NOT_ROUTED)
+            self._release(node)
+        self.wake.set()
 
     async def _stop_tasks(self, stop: BaseException | None) -> None:
         """Cancel the attempts still going; if ``stop`` ended the run early, give every task
@@ -1170,7 +1214,6 @@ class Run:
                 or spec.awaits_approval
                 or spec.cache is not None
                 or dependent.routers
-                or dependent.routes
                 or lazy.condition is not ALWAYS
                 or (
                     lazy.resources is not None
@@ -1229,6 +1272,8 @@ class Run:
         """``node`` has its result: its dependents waiting on nothing else may start."""
         node.done = True
         self.finished += 1
+        if self.demand is not None:
+            self.demand.ended(node)
         self._release(node)
 
     def _release(self, node: Node) -> None:
@@ -1240,42 +1285,47 @@ class Run:
 
     def failed(self, node: Node, exc: BaseException) -> None:
         """``node`` failed: the run will fail, its dependents are skipped."""
-        node.done = True
+        node.done = node.failed = True
         self.finished += 1
         self.failures.append((node, exc))
+        if self.demand is not None:
+            self.demand.ended(node)
         self._skip_dependents(node, "failed")
 
     def skipped(self, node: Node) -> None:
         """A decision skipped held ``node``: its dependents are skipped, the run goes on."""
         node.done = node.skipped = True
         self.finished += 1
+        if self.demand is not None:
+            self.demand.ended(node)
         self._skip_dependents(node, "was skipped")
 
     def _stops(self, node: Node) -> bool:
-        """Whether ``node`` does not start: it ends first for a route its router did not choose
-        (it is not routed: what waits on it goes on), its condition false (it is skipped, and
-        so is what needs it), or a router it takes with no route for its selector (it fails);
-        or it is a map, which never starts: it makes its items, and ends once they have; or it
-        is a gate, held for a decision from its start."""
+        """Whether ``node`` does not start: it waits while its routers' choices do not tell
+        whether the run needs it (:meth:`_wanted`, :meth:`_not_routed` end the wait); it ends
+        first where a task it needs ended without a result (a task that takes a router or
+        is routed hears of it only now: it may not need that task), its condition false (it
+        is skipped, and so is what needs it), or a router it takes with no route for its
+        selector (it fails); or it is a map, which never starts: it makes its items, and ends
+        once they have; or it is a gate, held for a decision from its start."""
         graph = self.graph
         lazy = node.lazy
+        if node.wanted is None:
+            self.parked[id(node)] = node
+            return True
+        if graph.routing is not None and self._lacks(node, graph):
+            return True
         if self.mapped and id(node) in self.mapped:
             self._gather(node)
             return True
-        for selector, key in node.routes:
-            if resolve(selector, graph) != key:
-                self._end_skipped(node, NOT_ROUTED)
-                self._release(node)
-                return True
         if lazy.condition is not ALWAYS and not resolve(lazy.condition, graph):
             self._end_skipped(node, CONDITION_FALSE)
             self._skip_dependents(node, f"was skipped ({CONDITION_FALSE})")
             return True
-        for router in node.routers:
-            try:
-                router.route(resolve(router.selector, graph))
-            except RouteMissing as exc:
-                self._fails_unstarted(node, exc)
+        if node.routers:
+            missing = cast(Routing, graph.routing).missing_route(node, graph)
+            if missing is not None:
+                self._fails_unstarted(node, missing)
                 return True
         if type(lazy) is MappedLazyResult:
             self._map(node, lazy)
@@ -1357,15 +1407,7 @@ class Run:
                 rest.append(item)
                 continue
             item.result, from_run = found
-            lazy = item.lazy
-            self.emit(
-                TaskCompleted(
-                    run_id=self.run_id,
-                    task_id=lazy.task_id,
-                    task_name=lazy.name,
-                    reused_from=from_run,
-                )
-            )
+            self._emit_reused(item, from_run)
             self.completed(item)
         for item in rest:
             self.ready(item)
@@ -1392,6 +1434,23 @@ class Run:
         found = self.mapped.get(id(node)) if self.mapped else None
         return None if found is None else found[1]
 
+    def _lacks(self, node: Node, graph: Graph) -> bool:
+        """Whether a task ``node`` needs ended without a result: then it ends skipped, and so
+        does what needs it (for a task that takes a router or is routed, told only now)."""
+        if not node.routers and not node.deps:
+            return False
+        routing = graph.routing
+        assert routing is not None
+        for dep in node.deps:
+            if (dep.skipped or dep.failed) and routing.needs(node, dep, graph):
+                reason = self.skip_reasons.get(id(dep))
+                if reason is None:  # a map's item failed
+                    reason = _upstream(dep, "failed" if dep.failed else "was skipped")
+                self._end_skipped(node, reason)
+                self._skip_dependents(node, reason=reason)
+                return True
+        return False
+
     def _end_skipped(self, node: Node, why: str) -> None:
         node.done = node.skipped = True
         self.finished += 1
@@ -1399,13 +1458,27 @@ class Run:
         self.emit(
             TaskSkipped(run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=why)
         )
+        if self.demand is not None:
+            self.demand.ended(node)
 
-    def _skip_dependents(self, node: Node, what: str) -> None:
-        reason = f"upstream task {node.lazy.name!r} ({node.lazy.task_id}) {what}"
+    def _skip_dependents(self, node: Node, what: str = "", reason: str = "") -> None:
+        """Skip what needs ``node`` (ended without a result: it ``what``), and what needs those,
+        each for ``reason`` (by default, naming ``node``). A task that takes a router or is
+        routed only stops waiting for it: it may not need it (:meth:`_lacks` tells once it is
+        ready, with the reason noted here)."""
+        reason = reason or _upstream(node, what)
         stack = list(node.dependents)
+        demand = self.demand
+        if demand is not None:
+            self.skip_reasons[id(node)] = reason
         while stack:
             dependent = stack.pop()
             if dependent.skipped or dependent.done:  # done: a rerun reused it
+                continue
+            if demand is not None and (dependent.routers or dependent.wanted is None):
+                dependent.waiting -= 1
+                if dependent.waiting == 0:
+                    self.ready(dependent)
                 continue
             dependent.skipped = dependent.done = True
             self.finished += 1
@@ -1415,4 +1488,7 @@ class Run:
                     run_id=self.run_id, task_id=lazy.task_id, task_name=lazy.name, error=reason
                 )
             )
+            if demand is not None:
+                self.skip_reasons[id(dependent)] = reason
+                demand.ended(dependent)
             stack.extend(dependent.dependents)

@@ -9,6 +9,7 @@ from .._errors import CycleError, InvalidTargetError
 from ._param import Param, ParamError, bind_params
 from ._resource import Inject
 from ._router import RouteMissing, Router
+from ._routing import routing
 from ._task import ALWAYS, LazyResult, MappedLazyResult, Unmapped
 
 __all__ = [
@@ -28,7 +29,6 @@ NAME_LIMIT = 256
 
 
 _NONE: tuple[Any, ...] = ()
-_EMPTY: frozenset[int] = frozenset()
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # values that hold nothing
 
 
@@ -36,15 +36,13 @@ _Found = tuple[
     "Sequence[LazyResult[Any]]",
     "Sequence[Param[Any]]",
     "Sequence[Router[Any]]",
-    frozenset[int],
     "Sequence[Inject]",
 ]
 """What one lazy result's arguments and condition hold, at any depth of nesting: its
-dependencies, the :class:`Param` and the :class:`Router` among them, with a router the
-lazy results it takes other than as a route, and the injects passed where it was called (a
-plain tuple: made twice a task)."""
+dependencies, the :class:`Param` and the :class:`Router` among them, and the injects passed
+where it was called (a plain tuple: made twice a task)."""
 
-_NOTHING: _Found = (_NONE, _NONE, _NONE, _EMPTY, _NONE)
+_NOTHING: _Found = (_NONE, _NONE, _NONE, _NONE)
 """What a call of plain values only holds, with no condition and no resources asked for."""
 
 
@@ -71,47 +69,32 @@ def _scan(node: LazyResult[Any]) -> _Found:
         stack.append(node.condition)
     if node.resources is not None:
         stack.append(node.resources)
-    routes: list[Any] | None = None  # taken as a router's route: scanned after the rest
-    direct: frozenset[int] | None = None
     seen: set[int] = set()
-    while True:
-        while stack:
-            value = stack.pop()
-            if isinstance(value, LazyResult):
-                found.setdefault(id(value), value)
-            elif type(value) in plain:
+    while stack:
+        value = stack.pop()
+        if isinstance(value, LazyResult):
+            found.setdefault(id(value), value)
+        elif type(value) in plain:
+            continue
+        elif isinstance(value, (list, tuple, set, frozenset, dict)):
+            if id(value) in seen:  # a container that holds itself
                 continue
-            elif isinstance(value, (list, tuple, set, frozenset, dict)):
-                if id(value) in seen:  # a container that holds itself
-                    continue
-                seen.add(id(value))
-                stack.extend(value.values() if isinstance(value, dict) else value)
-            elif isinstance(value, Param):
-                params = [] if params is None else params
-                params.append(value)
-            elif isinstance(value, Router):
-                routers = [] if routers is None else routers
-                routers.append(value)
-                stack.append(value.selector)
-                routes = [] if routes is None else routes
-                routes.extend(value.routes.values())
-            elif isinstance(value, Unmapped):
-                stack.append(value.value)
-            elif isinstance(value, Inject):
-                injects = [] if injects is None else injects
-                injects.append(value)
-        if not routes:
-            break
-        if direct is None:  # what it takes other than as a route: all found so far
-            direct = frozenset(found)
-        stack, routes = routes, None
-    return (
-        list(found.values()),
-        params or _NONE,
-        routers or _NONE,
-        direct or _EMPTY,
-        injects or _NONE,
-    )
+            seen.add(id(value))
+            stack.extend(value.values() if isinstance(value, dict) else value)
+        elif isinstance(value, Param):
+            params = [] if params is None else params
+            params.append(value)
+        elif isinstance(value, Router):
+            routers = [] if routers is None else routers
+            routers.append(value)
+            stack.append(value.selector)
+            stack.extend(value.routes.values())
+        elif isinstance(value, Unmapped):
+            stack.append(value.value)
+        elif isinstance(value, Inject):
+            injects = [] if injects is None else injects
+            injects.append(value)
+    return (list(found.values()), params or _NONE, routers or _NONE, injects or _NONE)
 
 
 def _add_param(params: dict[str, Param[Any]], param: Param[Any]) -> None:
@@ -131,15 +114,16 @@ class Node:
         "dependents",
         "deps",
         "done",
+        "failed",
         "guarded",
         "injects",
         "item_of",
         "lazy",
         "result",
         "routers",
-        "routes",
         "skipped",
         "waiting",
+        "wanted",
     )
 
     def __init__(self, lazy: LazyResult[Any], item_of: tuple[Node, int] | None = None) -> None:
@@ -147,13 +131,15 @@ class Node:
         self.item_of = item_of  # an item of a map: the map's node and the item's index
         self.binds = False  # a Param among its arguments or its condition
         self.routers: tuple[Router[Any], ...] = ()  # the routers among its arguments
-        # (selector, key) of each route it serves alone: it runs only where the key is chosen
-        self.routes: tuple[tuple[Any, Any], ...] = ()
-        # a condition, routers or routes (looked at before it starts), or resources it asks for
+        # a condition, routers, whether it is routed (looked at before it starts), or
+        # resources it asks for
         self.guarded = False
         self.injects = False  # a resource injected: by a default of its task, or where called
         self.skipped = False
+        self.failed = False
         self.done = False  # it has its terminal state: completed, failed, skipped or cancelled
+        # whether the run needs it: None while its routers' choices do not tell (see _routing)
+        self.wanted: bool | None = True
         self.deps: list[Node] = []
         self.dependents: list[Node] = []
         self.waiting = 0
@@ -167,7 +153,8 @@ class Graph:
     ``executors``: the name of each executor a task names (``@task(executor=...)``), with the
     first task that does; ``items``: the nodes of the maps' items, made while the run runs;
     ``cached``: the nodes whose task has a cache (``with_cache``), in graph order; ``roots``:
-    the ``id`` of each lazy result of the target (whose results the run gives back)."""
+    the ``id`` of each lazy result of the target (whose results the run gives back);
+    ``routing``: which tasks it needs through its routers' choices (``None``: it has none)."""
 
     def __init__(
         self,
@@ -177,6 +164,7 @@ class Graph:
         cached: list[Node] | None = None,
         executors: dict[str, Node] | None = None,
         roots: set[int] | None = None,
+        routed: bool = False,
     ) -> None:
         self.nodes = nodes
         self.roots = roots if roots is not None else {id(node.lazy) for node in nodes}
@@ -187,6 +175,7 @@ class Graph:
         self.items: list[Node] = []
         self.resources = resources or {}
         self.executors = executors or {}
+        self.routing = routing(nodes, self.by_lazy, self.roots) if routed else None
 
     def bind(self, given: Mapping[str, Any] | None) -> None:
         """Bind every parameter to its value (``given``, else its default); :class:`ParamError`
@@ -266,7 +255,7 @@ def build_graph(target: Any) -> Graph:
     resources: dict[str, Node] = {}
     executors: dict[str, Node] = {}
     cached: list[Node] = []
-    direct: dict[int, frozenset[int]] = {}  # of a node that takes a router: what it takes directly
+    routed = False  # a task takes a router
     for node in order:
         lazy = node.lazy
         # scanned again: keeping 10,000s of scans alive costs the GC more than a second scan
@@ -274,7 +263,7 @@ def build_graph(target: Any) -> Graph:
         spec = lazy.task
         if found is _NOTHING and not spec.special and type(lazy) is LazyResult:
             continue  # depends on nothing, guarded by nothing: as made
-        upstream, found_params, found_routers, found_direct, found_injects = found
+        upstream, found_params, found_routers, found_injects = found
         for dep in upstream:
             parent = nodes[id(dep)]
             node.deps.append(parent)
@@ -292,7 +281,7 @@ def build_graph(target: Any) -> Graph:
                 cached.append(node)
         if found_routers:
             node.routers = tuple(found_routers)
-            direct[id(node)] = found_direct
+            routed = True
         node.guarded = (
             bool(found_routers)
             or lazy.condition is not ALWAYS
@@ -300,10 +289,11 @@ def build_graph(target: Any) -> Graph:
             or type(lazy) is MappedLazyResult
             or (spec.special and spec.awaits_approval)
         )
-    root_ids = {id(root) for root in roots}
-    if direct:
-        _route(order, nodes, direct, root_ids)
-    return Graph(order, params, resources, cached, executors, root_ids)
+    graph = Graph(order, params, resources, cached, executors, {id(r) for r in roots}, routed)
+    if graph.routing is not None:
+        for node in graph.routing.routed:
+            node.guarded = True  # it waits to be wanted
+    return graph
 
 
 def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inject]) -> None:
@@ -315,57 +305,6 @@ def _add_resources(resources: dict[str, Node], node: Node, passed: Sequence[Inje
     for name in names:
         resources.setdefault(name, node)
     node.injects = bool(names)  # every inject default given a value: nothing to inject
-
-
-def _route(
-    order: list[Node],
-    nodes: dict[int, Node],
-    direct: dict[int, frozenset[int]],
-    roots: set[int],
-) -> None:
-    """Give each task that only one route of a router needs that route's (selector, key), and
-    make it wait for a lazy selector: it runs only where its key is chosen.
-
-    A task is the route's alone when the router's task takes it only as that route, or when
-    every task that needs it is the route's alone; a task of the run's target is never."""
-    position = {id(node): index for index, node in enumerate(order)}
-    for consumer in order:
-        if not consumer.routers:
-            continue
-        taken = direct[id(consumer)]
-        as_route: dict[int, int] = {}  # how many routes take each lazy result
-        for router in consumer.routers:
-            for branch in router.routes.values():
-                if isinstance(branch, LazyResult):
-                    as_route[id(branch)] = as_route.get(id(branch), 0) + 1
-        for router in consumer.routers:
-            selector = router.selector
-            waits = nodes.get(id(selector)) if isinstance(selector, LazyResult) else None
-            for key, branch in router.routes.items():
-                if not isinstance(branch, LazyResult) or as_route[id(branch)] > 1:
-                    continue
-                head = nodes[id(branch)]
-                if id(branch) in taken or id(branch) in roots:
-                    continue
-                if any(d is not consumer for d in head.dependents):
-                    continue
-                alone = {id(head): head}
-                stack, ancestors = list(head.deps), {}
-                while stack:
-                    node = stack.pop()
-                    if id(node) not in ancestors:
-                        ancestors[id(node)] = node
-                        stack.extend(node.deps)
-                for node in sorted(ancestors.values(), key=lambda n: -position[id(n)]):
-                    if id(node.lazy) not in roots and all(id(d) in alone for d in node.dependents):
-                        alone[id(node)] = node
-                for node in alone.values():
-                    node.routes = (*node.routes, (selector, key))
-                    node.guarded = True
-                    if waits is not None and waits not in node.deps:
-                        node.deps.append(waits)
-                        node.waiting += 1
-                        waits.dependents.append(node)
 
 
 def resolve(value: Any, graph: Graph) -> Any:

@@ -1,5 +1,6 @@
 """A run's graph as its ``ENGINE_STARTED`` and snapshots tell it: each task, what it runs after,
-and which of those it takes as a condition or a route rather than as data."""
+and which of those it takes as a condition or a route rather than as data (a routed task runs
+after the selectors that decide whether it runs: conditions of its)."""
 
 from __future__ import annotations
 
@@ -35,19 +36,30 @@ def wire_graph(graph: Graph) -> RunGraph | None:
     if len(nodes) > MAX_GRAPH_NODES:
         return None
     wire = []
+    routing = graph.routing
     for node in nodes:
         lazy = node.lazy
         task_id = lazy.task_id
         if len(task_id) > MAX_GRAPH_ID_LENGTH:
             return None
         deps = node.deps
-        if not deps:
+        deciders = _NO_IDS
+        if routing is not None and id(node) in routing.claims:
+            ids = {dep.lazy.task_id for dep in deps}
+            deciders = [
+                decider.lazy.task_id
+                for decider in routing.deciders(node, graph.by_lazy)
+                if decider.lazy.task_id not in ids
+            ]
+        if not deps and not deciders:
             after = _NO_IDS
             conditions = _NO_IDS
         else:
-            after = [dep.lazy.task_id for dep in deps]
-            guarded = lazy.condition is not ALWAYS or node.routers or node.routes
+            after = [dep.lazy.task_id for dep in deps] + deciders
+            guarded = lazy.condition is not ALWAYS or node.routers
             conditions = _conditions(node) if guarded else _NO_IDS
+            if deciders:
+                conditions = [*conditions, *deciders]
         wire.append(
             GraphNode(
                 id=task_id,
@@ -65,7 +77,7 @@ def wire_graph(graph: Graph) -> RunGraph | None:
 
 def _conditions(node: Node) -> list[str]:
     """The ids of ``node``'s dependencies it takes only as its condition (``run_if``) or a
-    router's selector (its own routers', and those of the routes it alone serves)."""
+    router's selector."""
     lazy = node.lazy
     asked: dict[int, None] = {}
     if lazy.condition is not ALWAYS:
@@ -73,9 +85,6 @@ def _conditions(node: Node) -> list[str]:
     for router in node.routers:
         if isinstance(router.selector, LazyResult):
             asked[id(router.selector)] = None
-    for selector, _ in node.routes:
-        if isinstance(selector, LazyResult):
-            asked[id(selector)] = None
     if not asked:
         return _NO_IDS
     data: dict[int, None] = {}
