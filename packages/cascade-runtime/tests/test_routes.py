@@ -206,3 +206,47 @@ async def test_a_rerun_reuses_a_routed_task_only_where_it_is_chosen() -> None:
     assert _skipped(events) == {"a": "not routed"}
     reused = {e.task_name for e in events if isinstance(e, TaskCompleted) and e.reused_from}
     assert reused == set()
+
+
+async def test_a_rerun_plan_says_skip_of_a_branch_its_router_will_not_choose() -> None:
+    """Issue 79: a dry run listed the unrouted branch as ``run``; the rerun then skipped it."""
+    ran = Ran()
+    chosen: Param[str] = Param("dest", default="sqlite")
+    load: Router[Any] = Router(
+        chosen, {"sqlite": ran.value("load_sqlite")(), "csv": ran.value("load_csv")()}
+    )
+    target = ran.join("report")(load, ran.failing("flaky")())
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(target)
+    (first,) = [e.run_id for e in events if isinstance(e, RunStarted)]
+    plan = {step.task_name: step for step in await engine.plan(target, rerun_of=first)}
+    assert plan["load_csv"].action == "skip"
+    assert plan["load_csv"].why.startswith("not routed")
+    assert plan["load_sqlite"].action == "reuse"
+    events.clear()
+    with pytest.raises(TaskFailedError):
+        await engine.run(target, rerun_of=first)
+    assert _skipped(events)["load_csv"] == "not routed"
+    switched = {
+        s.task_name: s for s in await engine.plan(target, rerun_of=first, params={"dest": "csv"})
+    }
+    assert switched["load_sqlite"].action == "skip"
+    assert switched["load_csv"].action == "run"
+
+
+async def test_a_rerun_plan_says_a_branch_a_task_result_chooses_runs_only_where_chosen() -> None:
+    ran = Ran()
+    load: Router[Any] = Router(
+        ran.failing("pick")(),
+        {"sqlite": ran.value("load_sqlite")(), "csv": ran.value("load_csv")()},
+    )
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(ran.join("report")(load))
+    (first,) = [e.run_id for e in events if isinstance(e, RunStarted)]
+    plan = {s.task_name: s for s in await engine.plan(ran.join("report")(load), rerun_of=first)}
+    assert plan["load_csv"].action == "run"
+    assert plan["load_csv"].why.endswith("where its router chooses it")

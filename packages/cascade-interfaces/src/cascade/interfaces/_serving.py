@@ -82,10 +82,11 @@ RerunMode: TypeAlias = Literal["failure", "all", "from"]
 """What a rerun executes again: ``failure`` (every task without a stored result whose
 fingerprint still matches), ``all`` (every task) or ``from`` (the request's ``from_task`` and
 every task downstream of it, besides those of ``failure``)."""
-PlanAction: TypeAlias = Literal["run", "reuse", "force"]
+PlanAction: TypeAlias = Literal["run", "reuse", "force", "skip"]
 """What a rerun does with a task: ``reuse`` its stored result, ``run`` it (it had not
-succeeded, or its input or code changed) or ``force`` it (it had succeeded but its result
-is missing, or the request asked for it)."""
+succeeded, or its input or code changed), ``force`` it (it had succeeded but its result
+is missing, or the request asked for it) or ``skip`` it (``not routed``: no task the rerun
+needs takes it, its routers' choices known before it starts)."""
 
 
 def check_workflow_name(name: str) -> str:

@@ -46,7 +46,7 @@ from .logs._logs import LogForwarding, RunLogs
 from .results._cache import RunCache, check_cache
 from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
-from .results._rerun import check_rerun, plan_rerun
+from .results._rerun import check_rerun, plan_rerun, skip_not_routed
 from .results._results import ResultStore, RunManifest, open_store
 from .results._run_results import RunResults, read_kept
 from .serve._schedule import Schedule
@@ -460,6 +460,7 @@ class Engine:
             return store.manifest(store.resolve(rerun_of))
 
         steps = plan_rerun(graph, prints, await asyncio.to_thread(manifest), rerun, from_task)
+        skip_not_routed(graph, steps)
         await read_kept(store, steps, decode=False)
         return [step.public() for step in steps]
 

@@ -210,7 +210,7 @@ function drawPlan(plan) {
   }));
   const counts = {};
   for (const step of plan.plan) counts[step.action] = (counts[step.action] || 0) + 1;
-  const said = ["run", "reuse", "force"].filter((a) => counts[a]).map((a) => count(counts[a]) + " to " + a);
+  const said = ["run", "reuse", "force", "skip"].filter((a) => counts[a]).map((a) => count(counts[a]) + " to " + a);
   const more = plan.plan_count - plan.plan.length;
   $("rp-plan-said").textContent = (said.join(", ") || "nothing to do") +
     (more > 0 ? " (" + count(more) + " more not listed)" : "");

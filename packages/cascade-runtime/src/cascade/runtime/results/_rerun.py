@@ -8,10 +8,12 @@ from cascade.interfaces.serving import PlanStep, RerunMode
 
 from .._errors import RerunError
 from ..workflow._graph import Graph, Node
+from ..workflow._router import NOT_ROUTED
+from ..workflow._routing import Demand
 from ._fingerprints import Prints
 from ._results import ManifestTask, RunManifest
 
-__all__ = ["RERUN_MODES", "Step", "check_rerun", "plan_rerun"]
+__all__ = ["RERUN_MODES", "Step", "check_rerun", "plan_rerun", "skip_not_routed"]
 
 RERUN_MODES = ("failure", "all", "from")
 _WHY_LIMIT = 1000
@@ -31,7 +33,7 @@ class Step:
     def __init__(
         self,
         node: Node,
-        action: Literal["run", "reuse", "force"],
+        action: Literal["run", "reuse", "force", "skip"],
         why: str,
         kept: ManifestTask | None = None,
     ) -> None:
@@ -169,3 +171,24 @@ def plan_rerun(
             step = Step(node, "reuse", "unchanged", found)
         steps.append(step)
     return steps
+
+
+def skip_not_routed(graph: Graph, steps: list[Step]) -> None:
+    """Make ``skip`` the step of each task the rerun will end ``not routed`` (no task it needs
+    takes it, as its routers' params and values tell before it starts), and say of each task
+    whose routes wait on a task's result that it runs only where chosen. For a plan only: it
+    decides ``graph``'s routed nodes."""
+    if graph.routing is None:
+        return
+    by_node = {id(step.node): step for step in steps}
+
+    def skip(node: Node) -> None:
+        step = by_node[id(node)]
+        step.action, step.why = "skip", f"{NOT_ROUTED}: no task the rerun needs takes it"
+        step.from_run = step.fingerprint = step.size = step.sha256 = None
+
+    Demand(graph.routing, graph, lambda node: None, skip).start()
+    for node in graph.routing.routed:
+        step = by_node[id(node)]
+        if node.wanted is None and step.action != "reuse":
+            step.why = f"{step.why}, where its router chooses it"[:_WHY_LIMIT]

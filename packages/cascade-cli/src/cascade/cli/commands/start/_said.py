@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from rich.console import Console
 
 from cascade.control.run_ids import short_id
 from cascade.interfaces import RunStatus
-from cascade.interfaces.serving import PlanStep, StartReply
+from cascade.interfaces.serving import PlanAction, PlanStep, StartReply
 from cascade.reader import SHOWN, inert
 
 from ...rendering._fit import Column, fitted, print_fitted
@@ -64,7 +64,7 @@ def print_steps(console: Console, plan: Sequence[PlanStep], count: int, title: s
         for step in plan
     ]
     print_fitted(console, *fitted(_PLAN_COLUMNS, rows, console.width, title=title))
-    counts = {action: sum(s.action == action for s in plan) for action in ("run", "reuse", "force")}
+    counts = {action: sum(s.action == action for s in plan) for action in get_args(PlanAction)}
     said = ", ".join(f"{n} to {action}" for action, n in counts.items() if n)
     more = count - len(plan)
     tail = f" ({more} more not listed)" if more > 0 else ""
