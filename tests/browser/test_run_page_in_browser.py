@@ -432,11 +432,13 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
     history = History(f"sqlite:///{path}", mode="write")
     events: list[Event] = []
     engine = engine_on(mqtt_broker, events)
+    connector = engine.connector
+    assert connector is not None
     listening = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
 
     async def run_recorded() -> str:
         await listening.connect()
-        await engine.connector.connect()  # online before the run, and after it
+        await connector.connect()  # online before the run, and after it
         async with Recorder(listening, history) as recorder:
             assert await engine.run(total(double.map(row=extract()))) == 12
             run_id = started(events)
@@ -449,7 +451,7 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
                 await asyncio.sleep(0.05)
 
     async def stop() -> None:
-        await engine.connector.disconnect()
+        await connector.disconnect()
         await listening.disconnect()
 
     run_id = engine_thread.submit(run_recorded()).result(30)
@@ -473,7 +475,7 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
         assert "3 items" in map_row
         assert texts(browser, "#rp-failures li") == ["none"]
         assert text(browser, "rp-where") == "recorded"
-        engine_thread.submit(engine.connector.disconnect()).result(20)  # its engine offline
+        engine_thread.submit(connector.disconnect()).result(20)  # its engine offline
         browser.refresh()
         wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
         wait(browser, lambda d: _rows(d) == expected)
