@@ -2,10 +2,13 @@
 mosquitto and history: a live run's page, updated live as a task ends; a past run's page from
 the history, with its origin and its line; the rerun button that shows the plan and then starts
 the rerun of a served workflow's run, and no button (the API refusing) for a reader who may not
-steer; a run mapping 2,000 items that opens in under a second with one row for its map."""
+steer; a run mapping 2,000 items that opens in under a second with one row for its map; a
+finished run's page shows its tasks as the history recorded them while its engine is online
+(its summary listing the run) as when it is offline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -19,7 +22,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.history import History, Received
+from cascade.history import History, Received, Recorder
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
 from cascade.runtime import Event, task
 from cascade.testkit import BrokerEndpoint, ServingEngine
@@ -391,3 +394,92 @@ def test_a_run_of_2000_mapped_items_opens_in_under_a_second_with_one_row_for_its
         assert no_script_errors(browser) == []
     finally:
         assert board.stop() == 0, "".join(board.output)
+
+
+def _rows(driver: Any) -> dict[str, str]:
+    """The run page's tasks table: each row's task (or map) name -> its state cell."""
+    rows: list[list[str]] = driver.execute_script(
+        "return [...document.querySelectorAll('#rp-tasks tbody tr[data-task-id], "
+        "#rp-tasks tbody tr[data-map]')].map(r => [r.getAttribute('data-task-id') || "
+        "r.getAttribute('data-map'), r.cells[1].textContent]);"
+    )
+    return {task_id.rpartition("-")[0]: state for task_id, state in rows}
+
+
+def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread, tmp_path: Path
+) -> None:
+    """A run that ended while a recorder listened, opened on a dashboard started after it (as
+    one restarted, or one whose live view let the run go) while its engine is still online:
+    the engine's summary lists the run, its tasks only the history has, and the page shows
+    them as the history recorded them (a map one row, its items counted), as it does once
+    the engine is offline."""
+    suffix = uuid.uuid4().hex[:8]
+
+    @task(name=f"extract_{suffix}")
+    def extract() -> list[int]:
+        return [1, 2, 3]
+
+    @task(name=f"double_{suffix}")
+    def double(row: int) -> int:
+        return row * 2
+
+    @task(name=f"total_{suffix}")
+    def total(rows: list[int]) -> int:
+        return sum(rows)
+
+    path = tmp_path / "history.sqlite3"
+    history = History(f"sqlite:///{path}", mode="write")
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    connector = engine.connector
+    assert connector is not None
+    listening = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
+
+    async def run_recorded() -> str:
+        await listening.connect()
+        await connector.connect()  # online before the run, and after it
+        async with Recorder(listening, history) as recorder:
+            assert await engine.run(total(double.map(row=extract()))) == 12
+            run_id = started(events)
+            assert run_id is not None
+            while True:  # no event says when the recorder wrote the run's end
+                await recorder.flush(timeout=5)
+                recorded = await asyncio.to_thread(history.run, run_id)
+                if recorded is not None and recorded.run.status == "Succeeded":
+                    return run_id
+                await asyncio.sleep(0.05)
+
+    async def stop() -> None:
+        await connector.disconnect()
+        await listening.disconnect()
+
+    run_id = engine_thread.submit(run_recorded()).result(30)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--db", str(path))  # fmt: skip
+    try:
+        # the dashboard holds the run as its online engine's summary lists it, no task of it
+        def listed() -> dict[str, Any] | None:
+            with urllib.request.urlopen(f"{board.url}api/state?run={run_id}", timeout=10) as said:
+                run: dict[str, Any] | None = json.loads(said.read())["run"]
+            return run
+
+        assert wait(browser, lambda d: listed())["from_summary"] is True
+        browser.get(board.url + "runs/" + run_id)
+        wait(browser, lambda d: d.execute_script("return window.cascadeEvents.snapshot") > 0)
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        expected = {f"extract_{suffix}": "completed", f"double_{suffix}": "completed 3",
+                    f"total_{suffix}": "completed"}  # fmt: skip
+        wait(browser, lambda d: _rows(d) == expected)
+        [map_row] = texts(browser, f'#rp-tasks tr[data-map^="double_{suffix}-"]')
+        assert "3 items" in map_row
+        assert texts(browser, "#rp-failures li") == ["none"]
+        assert text(browser, "rp-where") == "recorded"
+        engine_thread.submit(connector.disconnect()).result(20)  # its engine offline
+        browser.refresh()
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: _rows(d) == expected)
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+        engine_thread.submit(stop()).result(20)

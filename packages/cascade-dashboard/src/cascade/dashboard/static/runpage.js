@@ -1,14 +1,16 @@
 // A run's own page (/runs/ID; a prefix of 8 hex or more is redirected by the dashboard to the
 // whole id): a live run and a past one alike. Live while the live view holds it (the stream's
-// open run: live.js), else as the history recorded it (/api/history/run); a run that is both
-// shows the live state and what the history adds (the reruns of it, each attempt's decision,
-// the reruns it reused from). It shows the run's status (by text and colour), name, parameters,
-// who started it and why, its lineage (each run a link to its page), its actions (cancel while
-// live, decide on its held tasks, rerun with its plan shown first), the graph's place
-// (#run-graph: graph.js draws it), the timeline (timeline.js), the tasks as a table (a map one
-// row with its items counted by state, opened to its items a page at a time, so that a map of
-// 10,000 items is never a row per item), its logs (a live tail, a filter) and its failures with
-// their tracebacks. Every string from the broker reaches the page through textContent or
+// open run: live.js) and it runs, or it ended and the history has not recorded its end; else as
+// the history recorded it (/api/history/run): the live view keeps no ended run whole (it
+// compacts ended runs and lets them go, and an online engine's summary lists its last runs
+// without their tasks). A run that is both shows the live state and what the history adds (the
+// reruns of it, each attempt's decision, the reruns it reused from). It shows the run's status
+// (by text and colour), name, parameters, who started it and why, its lineage (each run a link
+// to its page), its actions (cancel while live, decide on its held tasks, rerun with its plan
+// shown first), the graph's place (#run-graph: graph.js draws it), the timeline (timeline.js),
+// the tasks as a table (a map one row with its items counted by state, opened to its items a
+// page at a time, so that a map of 10,000 items is never a row per item), its logs (a live
+// tail, a filter) and its failures with their tracebacks. Every string from the broker reaches the page through textContent or
 // setAttribute only.
 import { ask, control } from "./api.js";
 import { heldButtons, heldWhy } from "./decisions.js";
@@ -36,7 +38,7 @@ const page = {
   recorded: null,     // the history's first page of the run: {run, tasks, failures, maps, next}
   recordedOf: null,   // the run it was asked for (null: not asked yet)
   recordedNote: "",   // why the history has none of it
-  liveStatus: null,   // the live run's status when the history was last read
+  liveStatus: null,   // the live run's liveKey when the history was last read
   items: new Map(),   // a map's id -> {tasks, next, loading}: its recorded items read so far
   opened: new Map(),  // a map's id -> the page of its items shown (its row opened)
   tasksPage: 0,
@@ -103,7 +105,7 @@ async function loadRecorded(runId) {
     if (page.runId !== runId) return;
     page.recorded = { run, tasks: run.tasks, failures: run.failures, next: next_after, maps: maps || [] };
     page.recordedNote = "";
-    if (!live.run || live.run.run_id !== runId) loadRecordedLogs(true);
+    if (!isLive()) loadRecordedLogs(true);
   } catch (error) {
     if (page.runId !== runId) return;
     page.recorded = null;
@@ -515,7 +517,21 @@ function itemIndex(task) {
   return found ? Number(found[1]) : 0;
 }
 
-function isLive() { return Boolean(live.run && live.run.run_id === page.runId); }
+// The live view's run of the page, if it holds one (ended, it may hold little of it).
+function heard() { return live.run && live.run.run_id === page.runId ? live.run : null; }
+
+// Whether the page draws its run from the live view: while it runs, or once it ended as long as
+// the history has not recorded its end.
+function isLive() {
+  const run = heard();
+  if (!run) return false;
+  const recorded = page.recorded && page.recorded.run.run_id === page.runId ? page.recorded.run : null;
+  return run.status === "Running" || !recorded || recorded.status === "Running";
+}
+
+// What the history is read again when it changes: the live run's status, and whether the live
+// view holds it only as its engine's summary lists it (it let the run go).
+function liveKey(run) { return run.status + (run.from_summary ? " (summary)" : ""); }
 
 function mapRows(entry, recordedById) {
   const opened = page.opened.has(entry.map);
@@ -665,12 +681,13 @@ export function renderRunPage() {
   if (selected !== page.runId) showRunPage(selected);
   $("run-page").hidden = !page.runId;
   if (!page.runId) return;
-  const liveRun = isLive() ? live.run : null;
+  const held = heard();
   if (historyKnown && (page.recordedOf !== page.runId ||
-      (liveRun && page.liveStatus !== null && page.liveStatus !== liveRun.status))) {
+      (held && page.liveStatus !== null && page.liveStatus !== liveKey(held)))) {
     loadRecorded(page.runId); // first, and again once the live run ends: what the history adds
   }
-  if (liveRun) page.liveStatus = liveRun.status;
+  if (held) page.liveStatus = liveKey(held);
+  const liveRun = isLive() ? held : null;
   const recorded = page.recorded && page.recorded.run.run_id === page.runId ? page.recorded : null;
   drawHeader(liveRun, recorded);
   if (!liveRun && !recorded) return;
