@@ -90,7 +90,7 @@ async def run(target: Any) -> Ran:
 
 @pytest.mark.xfail(strict=True, reason="issue 79: a router shared by two tasks runs every route")
 async def test_a_router_two_tasks_take_runs_only_its_chosen_route() -> None:
-    routed = Router(
+    routed: Router[str] = Router(
         selector=Param("src", default="db"), routes={"db": source("db"), "api": source("api")}
     )
     ran = await run(take(routed, take(routed)))
