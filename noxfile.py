@@ -112,6 +112,17 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def generated(session: nox.Session) -> None:
+    """The generated workflows against the reference of docs/workflows.md, thousands of them
+    (``CASCADE_GENERATED_EXAMPLES``, 5,000 by default here), a failing one shrunk."""
+    install_packages(session, "test")
+    session.env["CASCADE_GENERATED_EXAMPLES"] = os.environ.get("CASCADE_GENERATED_EXAMPLES", "5000")
+    session.env["CASCADE_GENERATED_SHRINK"] = "1"
+    tests = ROOT / "packages" / "cascade-runtime" / "tests" / "generated"
+    session.run(*PYTEST, str(tests), "-o", "timeout=3600", *session.posargs)
+
+
+@nox.session
 def integration(session: nox.Session) -> None:
     """Integration tests against a real broker (a private mosquitto on a free loopback port)."""
     run_package_tests(session, "integration")

@@ -1,0 +1,255 @@
+"""The documented meaning of a generated plan (docs/workflows.md), computed plainly: which tasks
+run and how often, their results, how each ends and why, and the run's outcome and result.
+
+It is demand-driven, as the docs say a run is: a task runs when the target needs it, directly or
+as the route a router chooses for a task that is needed; a task the graph holds that nothing
+needs so ends ``SKIPPED`` (``not routed``). A task is skipped by an upstream that did not
+complete only when it needs that upstream (an argument, its condition, a router's selector or
+its chosen route), never through a route not chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade_generated_plans import (
+    DECIDED,
+    FLAG_PARAMS,
+    KEY_PARAMS,
+    Call,
+    Choice,
+    Const,
+    Map,
+    NodeRef,
+    ParamRef,
+    Plan,
+    Ref,
+    RouterRef,
+    number,
+    reached,
+)
+
+CONDITION = "condition false"
+NOT_ROUTED = "not routed"
+UPSTREAM = "upstream"
+DECISION = "decided"
+
+
+@dataclass
+class Outcome:
+    """How one task ends: ``state`` (``completed``, ``failed``, ``skipped``), the reasons a
+    skip may give (more than one where the docs allow either), its value, its attempts, the
+    nodes it needs completed before it starts, and a map's items."""
+
+    state: str
+    why: frozenset[str] = frozenset()
+    value: Any = None
+    attempts: int = 0
+    needs: frozenset[int] = frozenset()
+    items: tuple[Outcome, ...] | None = None
+    reused: bool = False
+
+
+@dataclass
+class Expected:
+    """A run's documented outcome: each node of the graph's ``Outcome`` by index, whether the
+    run fails, and its result when it succeeds."""
+
+    outcomes: dict[int, Outcome]
+    failed: bool
+    result: list[Any] | None
+    plan: Plan = field(repr=False)
+
+
+class _Missing:
+    """A router's selector that is no key: the task taking the router fails."""
+
+
+def expect(
+    plan: Plan, *, kept: Mapping[int, Outcome] | None = None, rerun: bool = False
+) -> Expected:
+    """What running ``plan`` does. ``kept``: the outcomes of an earlier run whose results are
+    in the store: a rerun of it (``rerun``) reuses every task that completed, another run
+    takes them for the tasks cached (``with_cache``)."""
+    return _Interpreter(plan, kept, rerun).expected()
+
+
+class _Interpreter:
+    def __init__(self, plan: Plan, kept: Mapping[int, Outcome] | None, rerun: bool) -> None:
+        self.plan = plan
+        self.reruns = rerun
+        self.params = {**KEY_PARAMS, **FLAG_PARAMS, **dict(plan.params)}
+        self.kept = kept
+        self.done: dict[int, Outcome] = {}
+        self.unselected: set[int] = set()  # under a router whose selector did not complete
+
+    def expected(self) -> Expected:
+        for index in self.plan.target:
+            self.node(index)
+        outcomes = dict(self.done)
+        for index in reached(self.plan) - set(outcomes):
+            why = {NOT_ROUTED} | ({UPSTREAM} if index in self.unselected else set())
+            if self.condition_false(index):
+                # known before the run starts, and also true: the docs do not rank the two
+                why.add(CONDITION)
+            outcomes[index] = Outcome("skipped", frozenset(why))
+        failed = any(
+            o.state == "failed" or any(i.state == "failed" for i in o.items or ())
+            for o in outcomes.values()
+        )
+        result = None if failed else [outcomes[i].value for i in self.plan.target]
+        return Expected(outcomes, failed, result, self.plan)
+
+    def condition_false(self, index: int) -> bool:
+        """Whether the node's condition is a parameter whose value is false."""
+        node = self.plan.nodes[index]
+        condition = None if isinstance(node, Choice) else node.condition
+        return isinstance(condition, ParamRef) and not self.params[condition.name]
+
+    def node(self, index: int) -> Outcome:
+        if index not in self.done:
+            node = self.plan.nodes[index]
+            if isinstance(node, Choice):
+                outcome = self.choice(node)
+            elif isinstance(node, Call):
+                outcome = self.call(node)
+            else:
+                outcome = self.map(node)
+            self.done[index] = outcome
+        return self.done[index]
+
+    def ref(self, ref: Ref, needs: set[int]) -> Outcome | _Missing:
+        """The value ``ref`` gives its task, as an ``Outcome`` of what it waited for."""
+        if isinstance(ref, Const):
+            return Outcome("completed", value=ref.value)
+        if isinstance(ref, ParamRef):
+            return Outcome("completed", value=self.params[ref.name])
+        if isinstance(ref, NodeRef):
+            needs.add(ref.index)
+            return self.node(ref.index)
+        chooser = self.ref(ref.selector, needs)
+        assert isinstance(chooser, Outcome)
+        if chooser.state != "completed":
+            self.unselected |= {i for _, route in ref.routes for i in reached(self.plan_of(route))}
+            return Outcome("skipped", frozenset({UPSTREAM}))
+        routes = dict(ref.routes)
+        if chooser.value not in routes:
+            return _Missing()
+        return self.ref(routes[chooser.value], needs)
+
+    def plan_of(self, route: Ref) -> Plan:
+        """A plan whose target is what ``route`` reaches (for the nodes under it)."""
+        inner: set[int] = set()
+
+        def collect(ref: Ref) -> None:
+            if isinstance(ref, NodeRef):
+                inner.add(ref.index)
+            elif isinstance(ref, RouterRef):
+                collect(ref.selector)
+                for _, r in ref.routes:
+                    collect(r)
+
+        collect(route)
+        return Plan(self.plan.nodes, self.plan.params, tuple(sorted(inner)))
+
+    def inputs(
+        self, refs: tuple[Ref, ...], condition: NodeRef | ParamRef | None
+    ) -> tuple[list[Any], set[int], Outcome | None]:
+        """What a task waits for: its inputs' values, the nodes it needs, and the outcome it
+        ends with before any attempt (skipped, or failed for a missing route), if any."""
+        needs: set[int] = set()
+        values: list[Any] = []
+        why: set[str] = set()
+        missing = False
+        for ref in refs:
+            got = self.ref(ref, needs)
+            if isinstance(got, _Missing):
+                missing = True
+            elif got.state != "completed":
+                why.add(UPSTREAM)
+            else:
+                values.append(got.value)
+        if condition is not None:
+            decided = self.ref(condition, needs)
+            assert isinstance(decided, Outcome)
+            if decided.state != "completed":
+                why.add(UPSTREAM)
+            elif not decided.value:
+                why.add(CONDITION)
+        if missing and not why:
+            return values, needs, Outcome("failed", needs=frozenset(needs))
+        if why:
+            # with several reasons the docs do not say which is told: any of them is
+            return values, needs, Outcome("skipped", frozenset(why), needs=frozenset(needs))
+        return values, needs, None
+
+    def previous(self, node: Call | Choice | Map) -> Outcome | None:
+        """The kept outcome this node reuses, if any."""
+        if self.kept is None:
+            return None
+        index = self.plan.nodes.index(node)
+        earlier = self.kept.get(index)
+        return earlier if earlier is not None and earlier.state == "completed" else None
+
+    def choice(self, node: Choice) -> Outcome:
+        if (earlier := self.previous(node)) is not None and self.reruns:
+            return Outcome("completed", value=earlier.value, reused=True)
+        if node.fails:
+            return Outcome("failed", attempts=1)
+        return Outcome("completed", value=node.value, attempts=1)
+
+    def call(self, node: Call) -> Outcome:
+        values, needs, early = self.inputs(node.args, node.condition)
+        if early is not None:
+            return early
+        frozen = frozenset(needs)
+        earlier = self.previous(node)
+        if earlier is not None and (self.reruns or node.cache):
+            return Outcome("completed", value=earlier.value, needs=frozen, reused=True)
+        value = [number(node.label, tuple(values), k) for k in range(node.width)]
+        if node.failures < node.attempts:
+            return Outcome("completed", value=value, attempts=node.failures + 1, needs=frozen)
+        attempts = node.attempts
+        for decision in node.decisions:
+            if decision == "retry":
+                attempts += 1
+                if attempts > node.failures:
+                    return Outcome("completed", value=value, attempts=attempts, needs=frozen)
+            elif decision == "skip":
+                return Outcome("skipped", frozenset({DECISION}), attempts=attempts, needs=frozen)
+            elif decision == "complete":
+                return Outcome("completed", value=DECIDED, attempts=attempts, needs=frozen)
+            else:
+                break
+        return Outcome("failed", attempts=attempts, needs=frozen)
+
+    def map(self, node: Map) -> Outcome:
+        values, needs, early = self.inputs((node.over,), node.condition)
+        if early is not None:
+            return early
+        frozen = frozenset(needs)
+        earlier = self.previous(node)
+        if earlier is not None and self.reruns:
+            return Outcome("completed", value=earlier.value, needs=frozen, reused=True)
+        [over] = values
+        kept_items = (
+            self.kept[self.plan.nodes.index(node)].items
+            if self.reruns and self.kept is not None and self.plan.nodes.index(node) in self.kept
+            else None
+        )
+        items = []
+        for i, x in enumerate(over):
+            before = kept_items[i] if kept_items and i < len(kept_items) else None
+            if before is not None and before.state == "completed":
+                items.append(Outcome("completed", value=before.value, reused=True))
+            elif node.failing and x % 3 == 0:
+                items.append(Outcome("failed", attempts=node.attempts))
+            else:
+                items.append(Outcome("completed", value=number(node.label, x), attempts=1))
+        if all(item.state == "completed" for item in items):
+            return Outcome(
+                "completed", value=[i.value for i in items], needs=frozen, items=tuple(items)
+            )
+        return Outcome("skipped", frozenset({UPSTREAM}), needs=frozen, items=tuple(items))

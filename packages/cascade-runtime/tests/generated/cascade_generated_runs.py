@@ -1,0 +1,198 @@
+"""A generated plan run on the real engine, what it did (its events and what went on the wire), and
+where that differs from the reference (cascade_generated_reference)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade_generated_plans import DECIDED, Call, Map, Plan, build
+from cascade_generated_reference import (
+    CONDITION,
+    DECISION,
+    NOT_ROUTED,
+    UPSTREAM,
+    Expected,
+    Outcome,
+)
+
+from cascade.interfaces.serving import PlanStep
+from cascade.interfaces.testing import InMemoryBroker, InMemoryConnector
+from cascade.runtime import (
+    Engine,
+    Event,
+    RunStarted,
+    TaskCompleted,
+    TaskEvent,
+    TaskFailedError,
+    TaskHeld,
+    TaskMapped,
+    TaskRunning,
+)
+
+ENDS = {"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"}
+
+
+@dataclass
+class Observed:
+    """What a run did: its task events in order, its id, whether it failed, its result, and
+    each task's last state on the wire."""
+
+    events: list[TaskEvent] = field(default_factory=list)
+    run_id: str = ""
+    failed: bool = False
+    result: Any = None
+    wire: dict[str, str] = field(default_factory=dict)
+
+
+async def observe(
+    plan: Plan, engine_options: dict[str, Any] | None = None, *, rerun_of: str | None = None
+) -> Observed:
+    """Run ``plan`` on an engine with an in-memory connector (and ``engine_options``), taking
+    each hold's decisions as the plan says."""
+    broker = InMemoryBroker()
+    engine = Engine(
+        InMemoryConnector(broker, presence=False),
+        heartbeat_interval=None,
+        summaries=False,
+        **(engine_options or {}),
+    )
+    observed = Observed()
+    holds: Counter[str] = Counter()
+    nodes = {node.label: node for node in plan.nodes}
+    loop = asyncio.get_running_loop()
+
+    def decide(event: TaskHeld) -> None:
+        node = nodes[event.task_name]
+        assert isinstance(node, Call)
+        decision = node.decisions[holds[event.task_id]]
+        holds[event.task_id] += 1
+        result = DECIDED if decision == "complete" else None
+        engine.decide(event.run_id, event.task_id, decision, result=result)  # type: ignore[arg-type]
+
+    def record(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            observed.run_id = event.run_id
+        elif isinstance(event, TaskEvent):
+            observed.events.append(event)
+            if isinstance(event, TaskHeld):
+                loop.call_soon(decide, event)
+
+    engine.events.subscribe(record)
+    try:
+        observed.result = await engine.run(build(plan), params=dict(plan.params), rerun_of=rerun_of)
+    except TaskFailedError:
+        observed.failed = True
+    for message in broker.history:
+        if message.topic.endswith("/events"):
+            body = json.loads(message.raw).get("body", {})
+            if "task_id" in body and body.get("state") in ENDS:
+                observed.wire[body["task_id"]] = body["state"]
+    return observed
+
+
+def reason(error: str) -> str:
+    """The class of a skip's error."""
+    if error == CONDITION:
+        return CONDITION
+    if error == NOT_ROUTED:
+        return NOT_ROUTED
+    if error.startswith("upstream"):
+        return UPSTREAM
+    return DECISION
+
+
+def disagreements(expected: Expected, observed: Observed) -> list[str]:
+    """Where the run differs from the reference, each said in one line (none: it agrees)."""
+    found: list[str] = []
+    by_id: dict[str, list[tuple[int, TaskEvent]]] = {}
+    for position, event in enumerate(observed.events):
+        by_id.setdefault(event.task_id, []).append((position, event))
+    ids = {
+        events[0][1].task_name: task_id for task_id, events in by_id.items() if "[" not in task_id
+    }
+    labels = {expected.plan.nodes[i].label: i for i in expected.outcomes}
+    if set(ids) != set(labels):
+        found.append(f"tasks: the run has {sorted(ids)}, the reference {sorted(labels)}")
+    completed_at = {
+        event.task_name: position
+        for position, event in enumerate(observed.events)
+        if isinstance(event, TaskCompleted) and "[" not in event.task_id
+    }
+    for label in sorted(set(ids) & set(labels), key=lambda name: int(name[1:])):
+        index = labels[label]
+        outcome = expected.outcomes[index]
+        task_id = ids[label]
+        found += compare(label, outcome, by_id[task_id], observed.wire.get(task_id))
+        started = [p for p, e in by_id[task_id] if isinstance(e, TaskRunning)]
+        for need in sorted(outcome.needs):
+            before = expected.plan.nodes[need].label
+            if started and completed_at.get(before, len(observed.events)) > started[0]:
+                found.append(f"{label} started before {before} (which it needs) completed")
+        node = expected.plan.nodes[index]
+        if isinstance(node, Map):
+            items = sorted(
+                (int(i[len(task_id) + 1 : -1]), events)
+                for i, events in by_id.items()
+                if i.startswith(task_id + "[")
+            )
+            want = outcome.items or ()
+            if [i for i, _ in items] != list(range(len(want))):
+                found.append(f"{label} made {len(items)} items, the reference {len(want)}")
+            else:
+                for (i, events), item in zip(items, want, strict=True):
+                    wire = observed.wire.get(f"{task_id}[{i}]")
+                    found += compare(f"{label}[{i}]", item, events, wire)
+    if observed.failed != expected.failed:
+        found.append(f"the run failed: {observed.failed}, the reference: {expected.failed}")
+    elif not expected.failed and observed.result != expected.result:
+        found.append(f"the run's result {observed.result!r}, the reference {expected.result!r}")
+    return found
+
+
+def compare(
+    label: str, outcome: Outcome, events: list[tuple[int, TaskEvent]], wire: str | None
+) -> list[str]:
+    """Where one task's events differ from its expected outcome."""
+    found = []
+    ends = [e for _, e in events if e.state in ENDS]
+    if not ends:
+        return [f"{label} never ended"]
+    last = ends[-1]
+    state = last.state.lower()
+    if state != outcome.state:
+        found.append(f"{label} ended {state} ({last.error}), the reference: {outcome.state}")
+    elif state == "skipped" and reason(last.error) not in outcome.why:
+        found.append(f"{label} skipped ({last.error}), the reference: {sorted(outcome.why)}")
+    attempts = sum(
+        1 for _, e in events if isinstance(e, TaskRunning) and not isinstance(e, TaskMapped)
+    )
+    if attempts != outcome.attempts:
+        found.append(f"{label} ran {attempts} attempt(s), the reference {outcome.attempts}")
+    reused = isinstance(last, TaskCompleted) and (last.cached or last.reused_from is not None)
+    if state == "completed" and reused != outcome.reused:
+        found.append(f"{label} reused: {reused}, the reference: {outcome.reused}")
+    if wire != last.state:
+        found.append(f"{label} ended {last.state}, on the wire {wire}")
+    return found
+
+
+def plan_disagreements(
+    expected: Expected, kept: dict[int, Outcome], steps: list[PlanStep]
+) -> list[str]:
+    """Where ``engine.plan`` differs from what the reference says a rerun reuses: every task
+    that completed (a map whole), and no other."""
+    found = []
+    labels = {expected.plan.nodes[i].label: i for i in expected.outcomes}
+    for step in steps:
+        index = labels.get(step.task_name)
+        if index is None:
+            found.append(f"the plan names {step.task_name}, which the graph has not")
+            continue
+        reuse = kept[index].state == "completed"
+        if (step.action == "reuse") != reuse:
+            found.append(f"the plan says {step.action} {step.task_name} ({step.why})")
+    return found
