@@ -665,9 +665,10 @@ class Run:
         """Run every node; raise :class:`TaskFailedError` at the end if one failed."""
         if self.results is not None and self.results.reused:
             self._reuse(self.results.reused)
-        for node in self.graph.nodes:
-            if node.waiting == 0 and not node.done:
-                self.ready(node)
+        # found before any is readied: readying one may release another (a map of no items
+        # completes at once), which must not be readied twice
+        for node in [n for n in self.graph.nodes if n.waiting == 0 and not n.done]:
+            self.ready(node)
         if self.demand is not None:  # after: a routed task decided now starts once, from here
             self.demand.start()
         timer: asyncio.TimerHandle | None = None
