@@ -26,7 +26,6 @@ from cascade_generated_plans import (
     ParamRef,
     Plan,
     Ref,
-    RouterRef,
     number,
     reached,
 )
@@ -83,30 +82,19 @@ class _Interpreter:
         self.params = {**KEY_PARAMS, **FLAG_PARAMS, **dict(plan.params)}
         self.kept = kept
         self.done: dict[int, Outcome] = {}
-        self.unselected: set[int] = set()  # under a router whose selector did not complete
 
     def expected(self) -> Expected:
         for index in self.plan.target:
             self.node(index)
         outcomes = dict(self.done)
-        for index in reached(self.plan) - set(outcomes):
-            why = {NOT_ROUTED} | ({UPSTREAM} if index in self.unselected else set())
-            if self.condition_false(index):
-                # known before the run starts, and also true: the docs do not rank the two
-                why.add(CONDITION)
-            outcomes[index] = Outcome("skipped", frozenset(why))
+        for index in reached(self.plan) - set(outcomes):  # no task the run needs takes it
+            outcomes[index] = Outcome("skipped", frozenset({NOT_ROUTED}))
         failed = any(
             o.state == "failed" or any(i.state == "failed" for i in o.items or ())
             for o in outcomes.values()
         )
         result = None if failed else [outcomes[i].value for i in self.plan.target]
         return Expected(outcomes, failed, result, self.plan)
-
-    def condition_false(self, index: int) -> bool:
-        """Whether the node's condition is a parameter whose value is false."""
-        node = self.plan.nodes[index]
-        condition = None if isinstance(node, Choice) else node.condition
-        return isinstance(condition, ParamRef) and not self.params[condition.name]
 
     def node(self, index: int) -> Outcome:
         if index not in self.done:
@@ -131,28 +119,12 @@ class _Interpreter:
             return self.node(ref.index)
         chooser = self.ref(ref.selector, needs)
         assert isinstance(chooser, Outcome)
-        if chooser.state != "completed":
-            self.unselected |= {i for _, route in ref.routes for i in reached(self.plan_of(route))}
+        if chooser.state != "completed":  # no route chosen: what only they need is not routed
             return Outcome("skipped", frozenset({UPSTREAM}))
         routes = dict(ref.routes)
         if chooser.value not in routes:
             return _Missing()
         return self.ref(routes[chooser.value], needs)
-
-    def plan_of(self, route: Ref) -> Plan:
-        """A plan whose target is what ``route`` reaches (for the nodes under it)."""
-        inner: set[int] = set()
-
-        def collect(ref: Ref) -> None:
-            if isinstance(ref, NodeRef):
-                inner.add(ref.index)
-            elif isinstance(ref, RouterRef):
-                collect(ref.selector)
-                for _, r in ref.routes:
-                    collect(r)
-
-        collect(route)
-        return Plan(self.plan.nodes, self.plan.params, tuple(sorted(inner)))
 
     def inputs(
         self, refs: tuple[Ref, ...], condition: NodeRef | ParamRef | None
