@@ -183,6 +183,29 @@ def test_a_snapshot_fills_in_what_a_heartbeat_said_of_a_held_task() -> None:
     assert task.hold == HOLD
 
 
+def test_a_snapshot_alone_says_since_when_a_task_is_held_and_what_waits() -> None:
+    """A reader that heard neither the hold nor a heartbeat takes, from the answer alone, when
+    the task was held (its entry's ``ts``, not when the answer came) and its run's blocked and
+    pending counts; a later heartbeat's counts win, an older one's do not."""
+    model = ReaderModel(clock=lambda: T0, ask=lambda run_id, after: None)
+    now = datetime.fromtimestamp(T0, timezone.utc)
+    held_at = now - timedelta(seconds=90)
+    entry = SnapshotTask(seq=4, ts=held_at.isoformat(), task_id="load-1", task_name="load",
+                         state="BLOCKED", error="ValueError: x", held_by=[HOLD])  # fmt: skip
+    model.request_snapshot("run-1", 0, "host-1")
+    answer = RunSnapshot(after=0, through=4, last_seq=4, blocked=1, pending=2, held=1,
+                         tasks=[entry])  # fmt: skip
+    model.apply(telemetry(answer, run_id="run-1", ts=now))
+    (held,) = held_tasks(model)
+    assert held.since == held_at.timestamp()
+    assert (held.run_blocked, held.run_pending) == (1, 2)
+    model.apply(telemetry(Heartbeat(blocked=5, pending=6), run_id="run-1", ts=held_at))
+    assert held_tasks(model)[0].run_pending == 2  # a heartbeat older than the answer
+    later = now + timedelta(seconds=1)
+    model.apply(telemetry(Heartbeat(blocked=1, pending=0), run_id="run-1", ts=later))
+    assert held_tasks(model)[0].run_pending == 0
+
+
 def test_a_resource_hold_is_kept_with_its_texts_and_users_bounded() -> None:
     """A reader keeps a resource hold whole, but at most MAX_HOLDERS users, the largest, and
     every name cut to what it keeps."""

@@ -431,3 +431,72 @@ async def test_a_maps_items_ask_for_the_system_resources_the_map_asks_for() -> N
     mapped = train.map(x=list(range(6))).with_constraints(gpu_slots=1)
     assert await engine.run(mapped) == list(range(6))
     assert most == 2
+
+
+async def test_a_reruns_plan_says_how_many_items_of_a_map_it_reuses_and_the_rerun_does() -> None:
+    """A map of 20 items, one failed, another's kept file rewritten: the plan says the map runs
+    again, 18 of its 20 items reused and 2 run; the rerun then reuses those 18, runs those 2."""
+    broken = True
+
+    @task
+    def square(x: int) -> int:
+        if broken and x == 7:
+            raise ValueError("row 7 is bad")
+        return x * x
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(total(square.map(x=extract(20))))
+    (first,) = [e.run_id for e in _of(events, RunStarted)]
+    broken = False
+    store = engine.results
+    assert store is not None
+    rewritten = store.manifest(first).tasks["square#1[3]"].fingerprint
+    assert rewritten is not None
+    store.fs.pipe_file(store.result_path(rewritten), msgspec.msgpack.encode(3000))
+    plan = await engine.plan(total(square.map(x=extract(20))), rerun_of=first)
+    step = {s.task_name: s for s in plan}["square"]
+    assert (step.action, step.items, step.items_reused) == ("run", 20, 18)
+    assert step.why == "1 of 20 items had failed; 18 kept will be reused, 2 run again"
+    assert await engine.run(total(square.map(x=extract(20))), rerun_of=first) == sum(
+        x * x for x in range(20)
+    )
+    second = _of(events, RunStarted)[1].run_id
+    items = [e for e in events if isinstance(e, TaskCompleted) and e.run_id == second
+             and e.task_name == "square" and "[" in e.task_id]  # fmt: skip
+    assert sum(e.reused_from == first for e in items) == step.items_reused
+    ran = [e.task_id for e in _of(events, TaskRunning) if e.run_id == second and "[" in e.task_id]
+    assert sorted(task_id.rsplit("[", 1)[1] for task_id in ran) == ["3]", "7]"]
+
+
+async def test_a_reruns_plan_counts_a_maps_items_over_a_param_and_not_over_what_runs() -> None:
+    """A map over a bound param's list: its items are counted (the list changed: the new item
+    runs); a map over an upstream that runs again: not knowable, not counted."""
+    broken = True
+
+    @task
+    def square(x: int) -> int:
+        if broken and x == 2:
+            raise ValueError("row 2 is bad")
+        return x * x
+
+    @task
+    def rows(n: int) -> list[int]:
+        if broken:
+            raise ValueError("the source is down")
+        return list(range(n))
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    xs: Param[list[int]] = Param("xs", default=[0, 1, 2, 3])
+    with pytest.raises(TaskFailedError):
+        await engine.run([total(square.map(x=xs)), total(square.map(x=rows(3)))])
+    (first,) = [e.run_id for e in _of(events, RunStarted)]
+    broken = False
+    target = [total(square.map(x=xs)), total(square.map(x=rows(3)))]
+    plan = await engine.plan(target, rerun_of=first, params={"xs": [0, 1, 2, 3, 4]})
+    given, computed = [s for s in plan if s.task_name == "square"]
+    assert (given.action, given.items, given.items_reused) == ("run", 5, 3)
+    assert given.why == "1 of 4 items had failed; 3 kept will be reused, 2 run again"
+    assert (computed.action, computed.items, computed.items_reused) == ("run", None, None)

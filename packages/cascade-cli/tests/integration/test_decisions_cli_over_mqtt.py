@@ -5,9 +5,12 @@ once, from two processes: exactly one is applied."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
@@ -108,3 +111,59 @@ async def test_held_tasks_are_listed_retried_once_and_skipped(
         if not run.done():
             run.cancel()
     assert loads == 2  # the failed attempt and one retry: the second retry was not applied
+
+
+async def test_held_says_since_when_and_what_waits_from_the_engines_answer(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """A task held before `cascade held` started: its `since` is when its engine held it, not
+    when the command asked, and what waits in its run comes from the engine's answer."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    load_name = f"{scope_name}_load"
+    release = asyncio.Event()
+
+    @task(name=load_name, on_failure="hold")
+    async def load(n: int) -> int:
+        raise ConnectionError("the API is down")
+
+    @task(name=f"{scope_name}_report")
+    async def report(value: int) -> str:
+        return f"report of {value}"
+
+    @task(name=f"{scope_name}_slow")
+    async def slow() -> None:
+        await release.wait()
+
+    engine = Engine(
+        MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=f"engine-{scope_name}"),
+        heartbeat_interval=3600.0,  # no heartbeat within the test: the answer alone says it
+    )
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([report(load(4)), slow()]))
+    try:
+        await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+        (held_event,) = [e for e in recorder.events if isinstance(e, TaskHeld)]
+        asked_at = time.time()
+        code, out, err = await _cascade(mqtt_broker, env, "held", "--json", "--task", load_name)
+        assert code == 0, err
+        (row,) = json.loads(out)["held"]
+        since = datetime.fromisoformat(row["since"]).timestamp()
+        assert abs(since - held_event.ts) < 0.01, (row["since"], held_event.ts)
+        assert row["age_s"] >= asked_at - held_event.ts
+        # the run's report waits for the held load (pending), nothing else is blocked
+        assert (row["run_blocked"], row["run_pending"]) == (1, 1), row
+
+        wide, asked_again = {**env, "COLUMNS": "200"}, time.time()
+        code, out, err = await _cascade(mqtt_broker, wide, "held", "--task", load_name)
+        assert code == 0, err
+        (line,) = [line for line in out.splitlines() if load_name in line]
+        assert "1 blocked, 1 pending" in line, out
+        held_for = float(line.split("│")[5].strip().removesuffix("s"))
+        assert held_for >= round(asked_again - held_event.ts, 1) - 0.1 > 0, out
+    finally:
+        release.set()
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await run

@@ -168,3 +168,76 @@ async def test_a_bad_entrypoint_exits_2_saying_why_in_one_line(
     assert len(err.strip().splitlines()) == 1, err
     assert said in err
     assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 1  # nothing ran
+
+
+MAP_SCRIPT = """\
+import asyncio
+import os
+
+from cascade.connectors.mqtt import MqttConnector
+from cascade.runtime import Engine, task
+
+
+@task
+def extract(n: int) -> list[int]:
+    return list(range(n))
+
+
+@task
+def transform(record: int) -> int:
+    with open("transformed", "a") as calls:  # each time an item runs
+        calls.write("x")
+    if record == 137 and not os.path.exists("fixed"):
+        raise ValueError("record 137 has a negative amount")
+    return record * 10
+
+
+@task
+def load(rows: list[int]) -> int:
+    return sum(rows)
+
+
+def etl(n: int = 200):
+    return load(transform.map(record=extract(n)))
+
+
+if __name__ == "__main__":
+    connector = MqttConnector({host!r}, {port}, source_id="etl-script")
+    print(asyncio.run(Engine(connector, results="results").run(etl())))
+"""
+
+
+async def test_the_plan_says_how_many_map_items_the_rerun_reuses_and_it_does(
+    mqtt_broker: BrokerEndpoint, tmp_path: Path
+) -> None:
+    """The issue's ETL: a map over 200 extracted records, one failed. The plan says the map
+    runs again, 199 of its items reused and 1 run; the rerun does just that."""
+    script = MAP_SCRIPT.format(host=mqtt_broker.host, port=mqtt_broker.port)
+    (tmp_path / "etl.py").write_text(script, encoding="utf-8")
+    code, out, err = await _process(tmp_path, "etl.py")
+    assert code != 0
+    assert "record 137" in err
+    (manifest,) = (tmp_path / "results" / "runs").glob("*.json")
+    failed = manifest.stem
+    assert len((tmp_path / "transformed").read_text()) == 200
+    (tmp_path / "fixed").touch()
+
+    rerun = ("rerun", failed[:12], "--entrypoint", "etl.py:etl", "--results", "results")
+    code, out, err = await _cascade(mqtt_broker, tmp_path, *rerun, "--dry-run", "--json")
+    assert code == 0, err
+    (step,) = [s for s in json.loads(out)["plan"] if s["task_name"] == "transform"]
+    assert (step["action"], step["items"], step["items_reused"]) == ("run", 200, 199)
+    assert step["why"] == "1 of 200 items had failed; 199 kept will be reused, 1 runs again"
+    code, out, err = await _cascade(mqtt_broker, tmp_path, *rerun, "--dry-run")
+    assert code == 0, err
+    said = "2 to run, 1 to reuse (of 200 map items, 1 to run, 199 to reuse); nothing was started"
+    assert " ".join(out.split()).endswith(said), out  # wrapped at 80 columns
+
+    code, out, err = await _cascade(mqtt_broker, tmp_path, *rerun)
+    assert code == 0, (out, err)
+    assert len((tmp_path / "transformed").read_text()) == 200 + 1  # the one item ran again
+    (second,) = [p for p in (tmp_path / "results" / "runs").glob("*.json") if p != manifest]
+    kept = ResultStore(str(tmp_path / "results")).manifest(second.stem)
+    items = [t for key, t in kept.tasks.items() if key.startswith("transform#") and "[" in key]
+    assert len(items) == step["items"]
+    assert sum(t.from_run == failed for t in items) == step["items_reused"]

@@ -37,7 +37,8 @@ class HeldTask:
     error: str
     """Its failed attempt's error (``""``: none heard yet; a run's snapshot answer has it)."""
     since: float
-    """When it was held (the reader's clock)."""
+    """When it was held: when the reader heard it; heard late (a snapshot answer, a
+    heartbeat), when its engine said it was held."""
     attempt: int | None = None
     """The failed attempt held (``None``: its engine did not say)."""
     deadline: float | None = None
@@ -45,9 +46,11 @@ class HeldTask:
     default: str | None = None
     """The decision taken at the deadline."""
     run_blocked: int | None = None
-    """Its run's tasks blocked, as the run's last heartbeat counts them (``None``: none heard)."""
+    """Its run's tasks blocked, as the run's last heartbeat or snapshot answer counts them
+    (``None``: neither heard)."""
     run_pending: int | None = None
-    """Its run's tasks pending, as the run's last heartbeat counts them (``None``: none heard)."""
+    """Its run's tasks pending, as the run's last heartbeat or snapshot answer counts them
+    (``None``: neither heard)."""
     awaits_approval: bool = False
     """Whether it is a gate (its hold's ``kind`` is ``approval``): no attempt ran, it awaits
     a person's approval (complete), rejection (fail) or skip; a retry is refused."""
@@ -62,7 +65,7 @@ def held_tasks(model: ReaderModel) -> list[HeldTask]:
     for run in model.runs.values():
         if run.finished or not run.count("HELD"):  # most runs hold none: not looked into
             continue
-        beat = run.heartbeat
+        waiting = run.waiting()
         for task in run.held_tasks():
             hold = task.hold
             found.append(
@@ -78,8 +81,8 @@ def held_tasks(model: ReaderModel) -> list[HeldTask]:
                     attempt=None if hold is None else hold.attempt,
                     deadline=None if hold is None else hold.deadline,
                     default=None if hold is None else hold.default,
-                    run_blocked=None if beat is None else beat.blocked,
-                    run_pending=None if beat is None else beat.pending,
+                    run_blocked=None if waiting is None else waiting[0],
+                    run_pending=None if waiting is None else waiting[1],
                     awaits_approval=hold is not None and hold.awaits_approval,
                     prompt=None if hold is None else hold.prompt,
                 )

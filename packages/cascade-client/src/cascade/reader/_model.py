@@ -283,6 +283,8 @@ class ReaderModel:
             else:
                 if body.part == 1:
                     self._take_graph(run, body.graph, body.graph_nodes)
+                    if run.answer_counts is None or envelope.ts > run.answer_counts[0]:
+                        run.answer_counts = (envelope.ts, body.blocked, body.pending)
                 if apply_snapshot(run, self.gaps, source, body, now):
                     self._asked.done(run.run_id)
         elif isinstance(body, Heartbeat):

@@ -22,6 +22,7 @@ from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
 from ._gaps import GapCounter
+from ._timestamps import parse_timestamp
 from ._views import RunView, TaskView
 
 __all__ = [
@@ -38,11 +39,12 @@ _FAILURES = frozenset({"FAILED", "RETRYING", "HELD"})
 _WAITING = frozenset({"BLOCKED", "HELD"})
 
 
-def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, now: float) -> None:
-    """A task's new state, unless a copy or older than what is shown."""
+def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, entered: float) -> None:
+    """A task's new state, unless a copy or older than what is shown; ``entered``: since when
+    it is in that state (when it was heard; for a late event, when its engine sent it)."""
     task = run.tasks.get(body.task_id)
     state = body.reader_state
-    since = now
+    since = entered
     if task is not None:
         if seq and task.seq:
             if seq <= task.seq:
@@ -105,7 +107,9 @@ def apply_snapshot(
     entry: SnapshotTask
     for entry in body.tasks:
         gaps.see(source, run.run_id, entry.seq)
-        apply_task(run, entry.event(), entry.ts, entry.seq, now)
+        # the entry is the task's latest event, sent when it entered its state: not now
+        sent = parse_timestamp(entry.ts)
+        apply_task(run, entry.event(), entry.ts, entry.seq, now if sent is None else min(sent, now))
     key = (body.after, body.through, body.last_seq, body.parts)
     if run.answer_key != key:
         run.answer_key, run.answer_parts, run.answer_tasks = key, set(), 0

@@ -112,6 +112,8 @@ class RunView:
     _decided_seen: dict[tuple[str, int], None] = field(default_factory=dict, repr=False)
     heartbeat_ts: str = ""
     """The ``ts`` of the heartbeat shown: an older one (resent or late) is ignored."""
+    answer_counts: tuple[str, int, int] | None = field(default=None, repr=False)
+    """The ``ts``, ``blocked`` and ``pending`` of its engine's latest snapshot answer."""
     compacted: bool = False
     """Its tasks were dropped, its counts kept (:meth:`compact`)."""
     joined_late: bool = False
@@ -233,6 +235,14 @@ class RunView:
         fraction = 1.0 if total == 0 else min(1.0, done / total)
         self._progress_mark = max(self._progress_mark, fraction)
         return self._progress_mark
+
+    def waiting(self) -> tuple[int, int] | None:
+        """Its tasks blocked and pending, as the later of its last heartbeat and its engine's
+        last snapshot answer counted them (``None``: neither heard)."""
+        beat, answer = self.heartbeat, self.answer_counts
+        if answer is not None and (beat is None or answer[0] > self.heartbeat_ts):
+            return answer[1], answer[2]
+        return None if beat is None else (beat.blocked, beat.pending)
 
     def active_tasks(self) -> list[TaskView]:
         """Tasks running, retrying or blocked, the longest in that state first."""

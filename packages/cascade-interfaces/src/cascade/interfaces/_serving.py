@@ -256,13 +256,18 @@ class StartRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class PlanStep(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What a rerun does with one task (:data:`PlanAction`) and ``why``; ``from_run``: the
-    run whose result a ``reuse`` takes."""
+    run whose result a ``reuse`` takes. A map that runs again, where the items it will make are
+    known before the rerun (its lists are given or come from reused results): ``items``, how
+    many, and ``items_reused``, how many of them take the result their run kept (additive,
+    optional: ``None`` where not known, and from engines before them)."""
 
     task_id: _Text
     task_name: _Text
     action: PlanAction
     why: _Text = ""
     from_run: _RunId | None = None
+    items: _Count | None = None
+    items_reused: _Count | None = None
 
 
 class StartReply(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -48,7 +48,7 @@ from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
 from .results._rerun import check_rerun, plan_rerun, skip_not_routed
 from .results._results import ResultStore, RunManifest, open_store
-from .results._run_results import RunResults, read_kept
+from .results._run_results import RunResults, plan_items, read_kept
 from .serve._schedule import Schedule
 from .serve._serve import Server
 from .workflow._graph import Graph, build_graph, run_name, target_results, task_keys
@@ -459,9 +459,11 @@ class Engine:
         def manifest() -> RunManifest:
             return store.manifest(store.resolve(rerun_of))
 
-        steps = plan_rerun(graph, prints, await asyncio.to_thread(manifest), rerun, from_task)
+        kept = await asyncio.to_thread(manifest)
+        steps = plan_rerun(graph, prints, kept, rerun, from_task)
         skip_not_routed(graph, steps)
         await read_kept(store, steps, decode=False)
+        await plan_items(store, graph, prints, kept, steps, rerun)
         return [step.public() for step in steps]
 
     def _store(self, rerun_of: str) -> ResultStore:

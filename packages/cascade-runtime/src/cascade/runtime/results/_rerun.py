@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from cascade.interfaces.serving import PlanStep, RerunMode
 
 from .._errors import RerunError
-from ..workflow._graph import Graph, Node
+from ..workflow._graph import Graph, Node, resolve
 from ..workflow._router import NOT_ROUTED
 from ..workflow._routing import Demand
-from ._fingerprints import Prints
+from ..workflow._task import LazyResult, MappedLazyResult
+from ._fingerprints import Prints, fingerprint_call
 from ._results import ManifestTask, RunManifest
 
-__all__ = ["RERUN_MODES", "Step", "check_rerun", "plan_rerun", "skip_not_routed"]
+__all__ = [
+    "RERUN_MODES",
+    "Step",
+    "check_rerun",
+    "kept_results",
+    "map_items",
+    "plan_rerun",
+    "skip_not_routed",
+]
 
 RERUN_MODES = ("failure", "all", "from")
 _WHY_LIMIT = 1000
@@ -22,13 +32,28 @@ _ENDED = {
     "SKIPPED": "it was skipped (a task it needs had failed)",
     "CANCELLED": "it was cancelled (the run stopped)",
 }
+_ITEMS_ENDED = {
+    "FAILED": "had failed",
+    "SKIPPED": "had been skipped",
+    "CANCELLED": "had been cancelled",
+}
 
 
 class Step:
     """What a rerun does with one node: ``action`` (``reuse``, ``run``, ``force``), ``why`` and,
     for a ``reuse``, the run whose result it takes (``from_run``) and the fingerprint."""
 
-    __slots__ = ("action", "fingerprint", "from_run", "node", "sha256", "size", "why")
+    __slots__ = (
+        "action",
+        "fingerprint",
+        "from_run",
+        "items",
+        "items_reused",
+        "node",
+        "sha256",
+        "size",
+        "why",
+    )
 
     def __init__(
         self,
@@ -44,6 +69,9 @@ class Step:
         self.fingerprint = None if kept is None else kept.fingerprint
         self.size = None if kept is None else kept.size
         self.sha256 = None if kept is None else kept.sha256
+        # a map that runs again: how many items it will make, and reuse (None: not known)
+        self.items: int | None = None
+        self.items_reused: int | None = None
 
     def refused(self, why: str) -> None:
         """The stored result this step would reuse is not to be believed: it runs (``force``)
@@ -60,7 +88,24 @@ class Step:
             action=self.action,
             why=self.why,
             from_run=self.from_run,
+            items=self.items,
+            items_reused=self.items_reused,
         )
+
+    def say_items(self, items: list[Step], key: str, manifest: RunManifest) -> None:
+        """This map runs again making ``items`` (their steps, their kept results proven): how
+        many, how many are reused, and why, from how its items ended in ``manifest``'s run
+        (``1 of 200 items had failed; 199 kept will be reused, 1 runs again``)."""
+        reused = sum(item.action == "reuse" for item in items)
+        before: list[str] = []
+        while (entry := manifest.tasks.get(f"{key}[{len(before)}]")) is not None:
+            before.append(entry.state)
+        ended = Counter(state for state in before if state in _ITEMS_ENDED)
+        said = [f"{n:,} of {len(before):,} items {_ITEMS_ENDED[at]}" for at, n in ended.items()]
+        runs = len(items) - reused
+        again = f"{reused:,} kept will be reused, {runs:,} {'runs' if runs == 1 else 'run'} again"
+        self.why = "; ".join([*(said or [self.why]), again])[:_WHY_LIMIT]
+        self.items, self.items_reused = len(items), reused
 
 
 def check_rerun(rerun: object, from_task: object) -> None:
@@ -70,6 +115,36 @@ def check_rerun(rerun: object, from_task: object) -> None:
         raise ValueError(f"rerun must be one of {', '.join(RERUN_MODES)}, not {rerun!r}")
     if (rerun == "from") != (from_task is not None):
         raise ValueError('from_task goes with rerun="from", and only with it')
+
+
+def kept_results(manifest: RunManifest) -> dict[str, ManifestTask]:
+    """The results ``manifest``'s run kept that a rerun may reuse (a digest to prove each), by
+    fingerprint."""
+    kept: dict[str, ManifestTask] = {}
+    for task in manifest.tasks.values():
+        if task.fingerprint and task.from_run and task.sha256 and task.size is not None:
+            kept.setdefault(task.fingerprint, task)
+    return kept
+
+
+def map_items(node: Node, graph: Graph, code: str, kept: dict[str, ManifestTask]) -> list[Step]:
+    """The steps of the items map ``node`` makes, its upstream results known (``graph``'s
+    nodes' ``result``, its params bound): ``reuse`` those whose result is in ``kept``
+    (:func:`kept_results`; still to prove), ``run`` the others; ``MapError`` where its lists
+    cannot be mapped. An item is its task called on its values, as the run makes it."""
+    lazy = node.lazy
+    assert isinstance(lazy, MappedLazyResult)
+    rows = lazy.items(resolve(lazy.kwargs, graph))
+    steps = []
+    for index, row in enumerate(rows):
+        item = Node(LazyResult(lazy.task, (), row, f"{lazy.task_id}[{index}]"), (node, index))
+        fingerprint, why_not = fingerprint_call(item.lazy, code)
+        found = kept.get(fingerprint) if fingerprint is not None else None
+        if found is not None:
+            steps.append(Step(item, "reuse", "unchanged", found))
+        else:
+            steps.append(Step(item, "run", f"not reusable: {why_not}" if why_not else "new"))
+    return steps
 
 
 def _downstream(graph: Graph, keys: list[str], manifest: RunManifest, from_task: str) -> set[int]:

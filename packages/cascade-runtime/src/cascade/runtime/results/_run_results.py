@@ -22,9 +22,10 @@ from .._stats import EngineStats
 from .._steps import describe
 from ..workflow._cache_policy import node_cache
 from ..workflow._graph import Graph, Node
+from ..workflow._task import MapError, MappedLazyResult
 from ._fingerprints import Prints, fingerprint_call
 from ._on_worker import WorkerKeep
-from ._rerun import Step
+from ._rerun import Step, kept_results, map_items
 from ._results import (
     SAME,
     CacheEntry,
@@ -35,7 +36,7 @@ from ._results import (
     encode_msgpack,
 )
 
-__all__ = ["RunResults", "read_kept"]
+__all__ = ["RunResults", "plan_items", "read_kept"]
 
 _log = logging.getLogger("cascade.runtime.engine")
 _sha256 = hashlib.sha256
@@ -110,6 +111,42 @@ async def read_kept(
     if stats is not None:
         stats.results_refused += len(refused)
     return proven, refused
+
+
+async def plan_items(
+    store: ResultStore,
+    graph: Graph,
+    prints: Prints,
+    manifest: RunManifest,
+    steps: list[Step],
+    rerun: RerunMode,
+) -> None:
+    """Say on each map a rerun of ``manifest``'s run runs again (``steps``, its plan, proven)
+    how many items it will make and reuse (:meth:`Step.say_items`), where that is known before
+    the rerun: its lists given, or the values of results it reuses (read here); the items'
+    kept results are proven as the rerun proves them. ``rerun="all"`` reuses no item."""
+    if rerun == "all":
+        return
+    kept = kept_results(manifest)
+    by_node = {id(step.node): step for step in steps}
+    for index, step in enumerate(steps):
+        node = step.node
+        if step.action != "run" or type(node.lazy) is not MappedLazyResult or node.routers:
+            continue
+        upstream = [by_node[id(dep)] for dep in node.deps]
+        if any(dep.action != "reuse" for dep in upstream):
+            continue  # its lists come from tasks that run: known once they have
+        proven, _ = await read_kept(store, upstream, decode=True)
+        if len(proven) < len(upstream):
+            continue
+        for dep, value in proven:
+            dep.node.result = value
+        try:
+            items = map_items(node, graph, prints.codes[index], kept)
+        except MapError:
+            continue  # the rerun fails the map, saying why
+        await read_kept(store, items, decode=False)
+        step.say_items(items, prints.keys[index], manifest)
 
 
 class RunResults:
@@ -187,10 +224,7 @@ class RunResults:
     def rerunning(self, manifest: RunManifest, rerun: RerunMode, steps: list[Step]) -> None:
         """This run reruns ``manifest``'s as ``rerun`` says (``steps``: its plan): the items its
         maps make are reused as its tasks are (:meth:`add_items`)."""
-        self._before = {}
-        for task in manifest.tasks.values():
-            if task.fingerprint and task.from_run and task.sha256 and task.size is not None:
-                self._before.setdefault(task.fingerprint, task)
+        self._before = kept_results(manifest)
         self._rerun = rerun
         self._forced = {id(step.node) for step in steps if step.action == "force"}
 

@@ -53,7 +53,7 @@ def print_plan(console: Console, reply: StartReply) -> None:
 
 def print_steps(console: Console, plan: Sequence[PlanStep], count: int, title: str) -> None:
     """A rerun's ``plan`` (of ``count`` steps in all) as a table under ``title``, and its
-    counts; nothing was started."""
+    counts (with the items of the maps that run again, where known); nothing was started."""
     rows = [
         [
             inert(step.task_name, SHOWN["name"]),
@@ -66,6 +66,11 @@ def print_steps(console: Console, plan: Sequence[PlanStep], count: int, title: s
     print_fitted(console, *fitted(_PLAN_COLUMNS, rows, console.width, title=title))
     counts = {action: sum(s.action == action for s in plan) for action in get_args(PlanAction)}
     said = ", ".join(f"{n} to {action}" for action, n in counts.items() if n)
+    counted = [s for s in plan if s.items is not None]
+    if counted:  # maps that run again, their items known: what becomes of them
+        items = sum(s.items or 0 for s in counted)
+        reused = sum(s.items_reused or 0 for s in counted)
+        said += f" (of {items:,} map items, {items - reused:,} to run, {reused:,} to reuse)"
     more = count - len(plan)
     tail = f" ({more} more not listed)" if more > 0 else ""
     console.print(f"{said or 'nothing to do'}{tail}; nothing was started", highlight=False)
