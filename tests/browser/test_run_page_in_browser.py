@@ -483,6 +483,7 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
         assert "3 items" in map_row
         assert texts(browser, "#rp-failures li") == ["none"]
         assert text(browser, "rp-where") == "recorded"
+        assert text(browser, "rp-tasks-unknown") == ""  # its tasks are known: nothing to say
         engine_thread.submit(connector.disconnect()).result(20)  # its engine offline
         browser.refresh()
         wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
@@ -576,3 +577,40 @@ def test_a_routed_run_with_a_decided_hold_shows_each_tasks_state_as_its_engine_s
     finally:
         assert board.stop() == 0, "".join(board.output)
         engine_thread.submit(stop()).result(20)
+
+
+def test_a_runs_page_says_why_it_shows_no_tasks_when_only_its_engines_summary_lists_it(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A run that ended before a dashboard without history started, its engine still online:
+    the dashboard holds it only as the engine's summary lists it, no task of it. Its page shows
+    no task row, and says why (no history, only the summary), instead of an empty table that
+    says nothing."""
+    suffix = uuid.uuid4().hex[:8]
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    connector = engine.connector
+    assert connector is not None
+
+    async def run() -> str:
+        await connector.connect()
+        assert await engine.run(task(name=f"only_{suffix}")(lambda: 1)()) == 1
+        run_id = started(events)
+        assert run_id is not None
+        return run_id
+
+    run_id = engine_thread.submit(run()).result(30)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port))
+    try:
+        browser.get(board.url + "runs/" + run_id)
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: "tasks are not known here" in text(d, "rp-tasks-unknown"))
+        said = text(browser, "rp-tasks-unknown")
+        assert browser.find_element(By.ID, "rp-tasks-unknown").is_displayed()
+        assert "no history" in said
+        assert "summary" in said
+        assert _rows(browser) == {}
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+        engine_thread.submit(connector.disconnect()).result(20)
