@@ -24,7 +24,15 @@ from selenium.webdriver.common.by import By
 from cascade.connectors.mqtt import MqttConnector
 from cascade.history import History, Received, Recorder
 from cascade.interfaces.serving import PlanStep, ServedWorkflow, WorkflowParam
-from cascade.runtime import Event, task
+from cascade.runtime import (
+    Event,
+    Router,
+    TaskCompleted,
+    TaskFailed,
+    TaskHeld,
+    TaskSkipped,
+    task,
+)
 from cascade.testkit import BrokerEndpoint, ServingEngine
 
 from .conftest import TOKEN, Dashboard, EngineThread
@@ -475,6 +483,7 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
         assert "3 items" in map_row
         assert texts(browser, "#rp-failures li") == ["none"]
         assert text(browser, "rp-where") == "recorded"
+        assert text(browser, "rp-tasks-unknown") == ""  # its tasks are known: nothing to say
         engine_thread.submit(connector.disconnect()).result(20)  # its engine offline
         browser.refresh()
         wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
@@ -483,3 +492,125 @@ def test_a_finished_runs_page_shows_its_tasks_while_its_engine_is_online(
     finally:
         assert board.stop() == 0, "".join(board.output)
         engine_thread.submit(stop()).result(20)
+
+
+def test_a_routed_run_with_a_decided_hold_shows_each_tasks_state_as_its_engine_said(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread, tmp_path: Path
+) -> None:
+    """A run of two routers (one with two consumers, one nested in another's route) and a task
+    held on failure, then skipped through ``engine.decide``: the run page's task table says of
+    each task what the engine's events said (unchosen branches skipped), while its engine is
+    online, and, from the history, once it went offline."""
+    suffix = uuid.uuid4().hex[:8]
+
+    def named(what: str, function: Any, **options: Any) -> Any:
+        return task(name=f"{what}_{suffix}", **options)(function)
+
+    def value(what: str, result: Any) -> Any:
+        return named(what, lambda: result)()
+
+    def broken() -> int:
+        raise ValueError("held on purpose")
+
+    def router(selector: Any, **routes: Any) -> Router[Any]:
+        return Router(selector, routes=routes)
+
+    picked = router(value("pick", "a"), a=value("route_a", 1), b=value("route_b", 2))
+    deeper = router(value("inner", "b"), a=value("in_a", 3), b=value("in_b", 4))
+    nested = router(value("outer", "x"), x=deeper, y=value("out_y", 5))
+    target = [named("take", lambda x: x)(picked), named("also", lambda x: x)(picked),
+              named("deep", lambda x: x)(nested),
+              named("after", lambda x: x)(named("held", broken, on_failure="hold")())]  # fmt: skip
+    path = tmp_path / "history.sqlite3"
+    history = History(f"sqlite:///{path}", mode="write")
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    connector = engine.connector
+    assert connector is not None
+    listening = MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False)
+    recorder = Recorder(listening, history)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port),
+                      "--db", str(path))  # fmt: skip
+
+    async def start() -> None:
+        await listening.connect()
+        await recorder.__aenter__()
+        await connector.connect()
+
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        if not stopped:
+            stopped.append(True)
+            await connector.disconnect()
+            await recorder.__aexit__(None, None, None)
+            await listening.disconnect()
+
+    def engine_said() -> dict[str, str]:
+        """Each task's final state, by its name, as the engine's events say it."""
+        finals = (TaskCompleted, TaskFailed, TaskSkipped)
+        return {e.task_id.rpartition("-")[0]: type(e).__name__.removeprefix("Task").lower()
+                for e in list(events) if isinstance(e, finals)}  # fmt: skip
+
+    try:
+        engine_thread.submit(start()).result(20)
+        running = engine_thread.submit(engine.run(target))
+        run_id = wait(browser, lambda d: started(events))
+        browser.get(board.url + "runs/" + run_id)
+        held = wait(browser, lambda d: next((e for e in list(events)
+                                              if isinstance(e, TaskHeld)), None))  # fmt: skip
+        reply = engine_thread.call(lambda: engine.decide(run_id, held.task_id, "skip"))
+        assert reply is not None
+        assert reply.applied
+        running.result(20)
+        said = engine_said()
+        assert said[f"route_b_{suffix}"] == said[f"in_a_{suffix}"] == "skipped"
+        assert said[f"held_{suffix}"] == "skipped"
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: _rows(d) == said)
+        engine_thread.submit(stop()).result(20)  # its engine offline, the history recorded
+        assert wait(browser, lambda d: history.run(run_id) is not None)
+        browser.refresh()
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: _rows(d) == said)
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+        engine_thread.submit(stop()).result(20)
+
+
+def test_a_runs_page_says_why_it_shows_no_tasks_when_only_its_engines_summary_lists_it(
+    browser: Any, mqtt_broker: BrokerEndpoint, engine_thread: EngineThread
+) -> None:
+    """A run that ended before a dashboard without history started, its engine still online:
+    the dashboard holds it only as the engine's summary lists it, no task of it. Its page shows
+    no task row, and says why (no history, only the summary), instead of an empty table that
+    says nothing."""
+    suffix = uuid.uuid4().hex[:8]
+    events: list[Event] = []
+    engine = engine_on(mqtt_broker, events)
+    connector = engine.connector
+    assert connector is not None
+
+    async def run() -> str:
+        await connector.connect()
+        assert await engine.run(task(name=f"only_{suffix}")(lambda: 1)()) == 1
+        run_id = started(events)
+        assert run_id is not None
+        return run_id
+
+    run_id = engine_thread.submit(run()).result(30)
+    board = Dashboard("--host", mqtt_broker.host, "--port", str(mqtt_broker.port))
+    try:
+        browser.get(board.url + "runs/" + run_id)
+        wait(browser, lambda d: text(d, "rp-status") == "Succeeded")
+        wait(browser, lambda d: "tasks are not known here" in text(d, "rp-tasks-unknown"))
+        said = text(browser, "rp-tasks-unknown")
+        assert browser.find_element(By.ID, "rp-tasks-unknown").is_displayed()
+        assert "no history" in said
+        assert "summary" in said
+        assert _rows(browser) == {}
+        assert no_script_errors(browser) == []
+    finally:
+        assert board.stop() == 0, "".join(board.output)
+        engine_thread.submit(connector.disconnect()).result(20)

@@ -605,6 +605,16 @@ function drawTasks(liveRun, recorded, tasks) {
   $("rp-tasks-prev").disabled = page.tasksPage === 0;
   $("rp-tasks-next").disabled = page.tasksPage >= pages - 1;
   $("rp-tasks-more").hidden = liveRun || !recorded || recorded.next == null;
+  // a run its engine's summary lists, of which nothing here knows a task: say why none shows
+  const answered = historyKnown === false || (historyKnown && page.recordedNote !== "");
+  const unknown = !entries.length && !recorded && liveRun && liveRun.from_summary && answered
+    ? "This run's tasks are not known here: " + (historyKnown === false
+      ? "this dashboard has no history (run cascade record and give it --db)"
+      : page.recordedNote) +
+      ", and the live view holds the run only as its engine's summary lists it, without its tasks."
+    : "";
+  $("rp-tasks-unknown").textContent = unknown;
+  $("rp-tasks-unknown").hidden = !unknown;
 }
 
 function lineMatches(line, filter) {
