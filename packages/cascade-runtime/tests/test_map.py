@@ -366,6 +366,39 @@ async def test_a_rerun_after_an_item_failed_reuses_the_items_that_completed() ->
     assert sorted(calls) == [0, 1, 2, 3]
 
 
+async def test_a_rerun_from_a_map_whose_item_failed_runs_every_item_again() -> None:
+    """``rerun="from"`` forces the task it names and what is downstream: a map of them whose
+    item had failed makes its items again, reusing none (its kept items were reused, as a
+    rerun from failure does), and its plan says ``force``."""
+    calls: list[int] = []
+    broken = True
+
+    @task
+    def square(x: int) -> int:
+        calls.append(x)
+        if broken and x == 2:
+            raise ValueError("row 2 is bad")
+        return x * x
+
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(total(square.map(x=extract(4))))
+    (first,) = [e.run_id for e in _of(events, RunStarted)]
+    broken = False
+    calls.clear()
+    target = total(square.map(x=extract(4)))
+    plan = {
+        s.task_name: s
+        for s in await engine.plan(target, rerun_of=first, rerun="from", from_task="square")
+    }
+    assert plan["square"].action == "force"
+    assert plan["square"].why.startswith("rerun from square")
+    assert plan["extract"].action == "reuse"
+    assert await engine.run(target, rerun_of=first, rerun="from", from_task="square") == 14
+    assert sorted(calls) == [0, 1, 2, 3]
+
+
 async def test_an_items_fingerprint_is_its_tasks_called_on_its_values() -> None:
     @task
     def square(x: int) -> int:

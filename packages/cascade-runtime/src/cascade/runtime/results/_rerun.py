@@ -234,7 +234,11 @@ def plan_rerun(
             step = Step(node, "run", f"not reusable: {why_not}")
         elif found is None:
             why = _why_run(node, key, code, fingerprint, entry, manifest, changed)
-            step = Step(node, "run", why)
+            if id(node) in forced and type(node.lazy) is MappedLazyResult:
+                # it makes its items again: forced, none of its kept items is reused
+                step = Step(node, "force", f"rerun from {from_task}; {why}")
+            else:
+                step = Step(node, "run", why)
         elif rerun == "all":
             step = Step(node, "force", "rerun all")
         elif id(node) in forced:
