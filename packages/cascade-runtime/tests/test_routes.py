@@ -250,3 +250,20 @@ async def test_a_rerun_plan_says_a_branch_a_task_result_chooses_runs_only_where_
     plan = {s.task_name: s for s in await engine.plan(ran.join("report")(load), rerun_of=first)}
     assert plan["load_csv"].action == "run"
     assert plan["load_csv"].why.endswith("where its router chooses it")
+
+
+async def test_a_rerun_plan_reads_the_kept_value_of_a_selector_it_reuses() -> None:
+    """A lazy selector whose result the rerun reuses chooses as it did: the plan says so."""
+    ran = Ran()
+    load: Router[Any] = Router(
+        ran.value("csv")(), {"sqlite": ran.value("load_sqlite")(), "csv": ran.value("load_csv")()}
+    )
+    target = ran.join("report")(load, ran.failing("flaky")())
+    engine = Engine(results=f"memory://results-{uuid.uuid4().hex}")
+    events = _recorded(engine)
+    with pytest.raises(TaskFailedError):
+        await engine.run(target)
+    (first,) = [e.run_id for e in events if isinstance(e, RunStarted)]
+    plan = {step.task_name: step for step in await engine.plan(target, rerun_of=first)}
+    assert (plan["csv"].action, plan["load_csv"].action) == ("reuse", "reuse")
+    assert plan["load_sqlite"].action == "skip"

@@ -46,7 +46,7 @@ from .logs._logs import LogForwarding, RunLogs
 from .results._cache import RunCache, check_cache
 from .results._fingerprints import fingerprint_graph
 from .results._lineage import Lineage, LiveReruns
-from .results._rerun import check_rerun, plan_rerun, skip_not_routed
+from .results._rerun import check_rerun, plan_rerun, reused_selectors, skip_not_routed
 from .results._results import ResultStore, RunManifest, open_store
 from .results._run_results import RunResults, plan_items, read_kept
 from .serve._schedule import Schedule
@@ -461,7 +461,8 @@ class Engine:
 
         kept = await asyncio.to_thread(manifest)
         steps = plan_rerun(graph, prints, kept, rerun, from_task)
-        skip_not_routed(graph, steps)
+        selectors, _ = await read_kept(store, reused_selectors(graph, steps), decode=True)
+        skip_not_routed(graph, steps, selectors)
         await read_kept(store, steps, decode=False)
         await plan_items(store, graph, prints, kept, steps, rerun)
         return [step.public() for step in steps]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 from cascade.interfaces.serving import PlanStep, RerunMode
 
@@ -22,6 +22,7 @@ __all__ = [
     "kept_results",
     "map_items",
     "plan_rerun",
+    "reused_selectors",
     "skip_not_routed",
 ]
 
@@ -252,14 +253,16 @@ def plan_rerun(
     return steps
 
 
-def skip_not_routed(graph: Graph, steps: list[Step]) -> None:
+def skip_not_routed(graph: Graph, steps: list[Step], reused: list[tuple[Step, Any]]) -> None:
     """Make ``skip`` the step of each task the rerun will end ``not routed`` (no task it needs
-    takes it, as its routers' params and values tell before it starts), and say of each task
-    whose routes wait on a task's result that it runs only where chosen. For a plan only: it
-    decides ``graph``'s routed nodes."""
+    takes it, as its routers' params, values and ``reused`` selectors' kept values tell before
+    it starts), and say of each task whose routes wait on a task that runs that it runs only
+    where chosen. For a plan only: it decides ``graph``'s routed nodes."""
     if graph.routing is None:
         return
     by_node = {id(step.node): step for step in steps}
+    for step, value in reused:  # as the rerun will have them at its start
+        step.node.result, step.node.done = value, True
 
     def skip(node: Node) -> None:
         step = by_node[id(node)]
@@ -271,3 +274,12 @@ def skip_not_routed(graph: Graph, steps: list[Step]) -> None:
         step = by_node[id(node)]
         if node.wanted is None and step.action != "reuse":
             step.why = f"{step.why}, where its router chooses it"[:_WHY_LIMIT]
+
+
+def reused_selectors(graph: Graph, steps: list[Step]) -> list[Step]:
+    """The ``reuse`` steps of the tasks whose values choose routes (their kept values tell a
+    plan which routes the rerun takes)."""
+    routing = graph.routing
+    if routing is None:
+        return []
+    return [s for s in steps if s.action == "reuse" and id(s.node) in routing.watchers]
