@@ -285,8 +285,11 @@ class ReaderModel:
                     self._take_graph(run, body.graph, body.graph_nodes)
                     if run.answer_counts is None or envelope.ts > run.answer_counts[0]:
                         run.answer_counts = (envelope.ts, body.blocked, body.pending)
-                if apply_snapshot(run, self.gaps, source, body, now):
+                taken = apply_snapshot(run, self.gaps, source, body, now)
+                if taken is Seen.NEW:
                     self._asked.done(run.run_id)
+                elif taken is not None:
+                    self._refuse(run, source, taken)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
