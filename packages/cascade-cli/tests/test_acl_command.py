@@ -65,9 +65,11 @@ def test_a_viewer_over_a_project_reads_its_runs_only() -> None:
         "topic write cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
         "topic read cascade/logs/acme/etl/#",
+        "topic write cascade/logs/acme/etl/+/vera",  # its own runs, there only
         "topic read cascade/served/+/+/+",
         "topic read cascade/status/#",
         "topic read cascade/telemetry/acme/etl/#",
+        "topic write cascade/telemetry/acme/etl/+/+/vera",
     ]
 
 
@@ -111,6 +113,7 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/command/#",
         "topic read cascade/command/+/snapshot",
         "topic read cascade/constraints/#",
+        "topic write cascade/logs/+/+/+/engine-1",
         "topic readwrite cascade/schedule/+/+/+/+",
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/+/+/engine-1",
@@ -118,12 +121,14 @@ def test_services_and_global_viewers() -> None:
         "topic read cascade/start/+/+/+",
         "topic read cascade/start/+/+/+/engine-1",
         "topic read cascade/status/+",
+        "topic write cascade/telemetry/+/+/+/+/engine-1",
     ]
     assert "topic readwrite cascade/constraints/#" in found["dashboard"]
     assert "topic write cascade/start/#" in found["dashboard"]
     assert "topic read cascade/cleared/#" in found["recorder"]
     assert "topic read cascade/summary/#" in found["gus"]
-    assert "pattern write cascade/telemetry/+/+/+/+/%u" in text
+    assert "pattern write cascade/reply/+/+/%u" in text
+    assert "telemetry/+/+/+/+/%u" not in text  # bound to each login's orgs, in its block
     assert list(found) == sorted(found)
 
 
@@ -353,6 +358,7 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/command/+/snapshot",
         "topic read cascade/command/acme/#",
         "topic read cascade/constraints/#",
+        "topic write cascade/logs/acme/+/+/engine-a",
         "topic readwrite cascade/schedule/acme/+/+/+",
         "topic read cascade/served/+/+/+",
         "topic write cascade/served/acme/+/engine-a",
@@ -360,9 +366,11 @@ def test_an_engine_of_an_org_serves_and_takes_commands_there_only() -> None:
         "topic read cascade/start/acme/+/+",
         "topic read cascade/start/acme/+/+/engine-a",
         "topic read cascade/status/+",
+        "topic write cascade/telemetry/acme/+/+/+/engine-a",  # its org's runs only
     ]
     assert "topic read cascade/command/globex/web/#" in found["engine-g"]
     assert "topic write cascade/served/globex/web/engine-g" in found["engine-g"]
+    assert "topic write cascade/telemetry/globex/web/+/+/engine-g" in found["engine-g"]
     assert "topic read cascade/start/+/+/+/engine-1" in found["engine-1"]
     assert [line for line in found["gail"] if "command/" in line or "start/" in line] == [
         "topic write cascade/command/+/snapshot",

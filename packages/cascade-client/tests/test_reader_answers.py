@@ -97,6 +97,18 @@ def test_an_answer_out_of_an_engines_bounds_is_refused() -> None:
     assert state.gaps.missed_in("run-1") < 10**6
 
 
+def test_an_answer_listing_a_task_beyond_the_bound_is_refused_and_counted() -> None:
+    """The run's own engine answers a view that asked (knowing the run from a summary) with a
+    task numbered 10**15 beside a real one: refused whole and counted, as the history
+    counts it, so that an operator can tell the attack from silence."""
+    state = ReaderModel(ask=lambda run_id, after: None)
+    state.request_snapshot("run-1", 0, "host-1")
+    state.apply(_answer(through=10**15, last_seq=10**15, tasks=[*_tasks(1, 1), *_tasks(10**15, 1)]))
+    assert "t1000000000000000" not in state.runs["run-1"].tasks
+    assert state.refusals.describe("host-1") == "1 seq out of bounds"
+    assert state.runs["run-1"].refused == 1
+
+
 def test_an_answer_from_another_source_than_the_one_asked_is_refused() -> None:
     """A reader that opens a run it knows from a summary asks its engine: only that engine's
     answer creates the run."""

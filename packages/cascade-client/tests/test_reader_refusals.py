@@ -152,3 +152,17 @@ def test_among_sources_nothing_vouches_for_the_first_keeps_the_run() -> None:
         "first", False, "1 foreign source"
     )  # fmt: skip
     assert "first unconfirmed as its engine" in (state.partial(run) or "")
+
+
+def test_a_run_on_another_orgs_topic_is_refused() -> None:
+    """A run claiming acme/etl on globex's topic (the topic is what a broker ACL binds to a
+    login's orgs and projects): no run, counted by its source."""
+    claim = telemetry(LifecycleEvent(event="ENGINE_STARTED", tasks=1), run_id=RUN, seq=1,
+                      source="mallory", org_id="acme", project_id="etl", sourced=True)  # fmt: skip
+    forged = Message(claim.topic.replace("/acme/", "/globex/"), claim.payload, raw=claim.raw)
+    state = ReaderModel()
+    state.apply(forged)
+    assert state.runs == {}
+    assert state.refusals.describe("mallory") == "1 not its topic's org or project"
+    state.apply(claim)
+    assert state.runs[RUN].org_id == "acme"

@@ -441,3 +441,24 @@ async def test_a_constraint_on_another_scopes_topic_is_refused_not_audited(
     await recorder.flush(timeout=5)
     assert (recorder.stats.refused, recorder.stats.rejected) == (1, 0)
     assert [(row.scope, row.action) for row in history.audit()] == [("task:etl_*", "set")]
+
+
+async def test_a_run_on_another_orgs_topic_is_refused_and_counted(
+    broker: InMemoryBroker, history: History, recorder: Recorder
+) -> None:
+    """A run claiming acme/etl on globex's topic (what a broker ACL binds to a login is the
+    topic): refused and counted as its run's refusal, not stored as acme's."""
+    forged = {
+        "ts": iso(T0),
+        "run_id": "r2",
+        "org_id": "acme",
+        "project_id": "etl",
+        "source": "mallory",
+        "body": {"type": "LifecycleEvent", "event": "ENGINE_STARTED"},
+    }
+    async with InMemoryConnector(broker, presence=False) as mallory:
+        await mallory.publish(events_topic("globex", "etl", "r2", source="mallory"), forged, qos=1)
+    await broker.idle()
+    await recorder.flush(timeout=5)
+    assert history.runs() == []
+    assert (recorder.stats.stored, recorder.stats.refused) == (0, 1)

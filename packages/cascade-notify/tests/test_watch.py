@@ -6,7 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from cascade.interfaces import Message, StatusMessage
+from cascade.interfaces import LifecycleEvent, Message, StatusMessage
+from cascade.interfaces.testing import telemetry
 from cascade.notify import EventWatch, parse_filter
 from cascade.reader import ReaderModel
 
@@ -39,3 +40,18 @@ def test_filters_are_levels_of_globs() -> None:
         parse_filter("a//b")
     with pytest.raises(ValueError, match="unknown events"):
         EventWatch(ReaderModel(), events=["run.exploded"])
+
+
+def test_a_failed_run_on_another_orgs_topic_is_not_notified() -> None:
+    """A globex login's run 'of acme/etl', published on globex's topic (the one its ACL gives
+    it): a notifier filtered to acme/* posts nothing, and counts it refused."""
+    watch = EventWatch(ReaderModel(), filters=[parse_filter("acme/*")])
+    for seq, body in enumerate(
+        (LifecycleEvent(event="ENGINE_STARTED", tasks=1),
+         LifecycleEvent(event="ENGINE_STOPPED", status="Failed", error="Evil: forged")), 1
+    ):  # fmt: skip
+        claim = telemetry(body, seq=seq, source="engine-g", org_id="acme", project_id="etl",
+                          sourced=True)  # fmt: skip
+        topic = claim.topic.replace("/acme/", "/globex/")
+        assert watch.apply(Message(topic, claim.payload, raw=claim.raw)) == []
+    assert watch.model.refusals.describe("engine-g") == "2 not its topic's org or project"

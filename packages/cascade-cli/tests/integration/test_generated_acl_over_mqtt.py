@@ -165,7 +165,8 @@ def _started(org: str, project: str, run_id: str, source: str = "engine-1") -> d
 
 
 async def _a_viewer_reads_its_project_only(logins: Logins) -> None:
-    """engine-1 publishes a globex/web run, then an acme/etl one: vera gets the second only.
+    """worker1.example.com (an engine of every org) publishes a globex/web run, then an
+    acme/etl one: vera gets the second only.
     mosquitto checks each message (vera subscribes to every org's); RabbitMQ checks the
     subscription, and closes the connection of one to globex's."""
     theirs, ours = uuid.uuid4().hex, uuid.uuid4().hex
@@ -177,17 +178,17 @@ async def _a_viewer_reads_its_project_only(logins: Logins) -> None:
         wide = "cascade/telemetry/#" if logins.broker.is_mosquitto else None
         await vera.subscribe(wide or "cascade/telemetry/acme/etl/#", seen)
         await snoop.subscribe("cascade/telemetry/globex/web/#", snooped)
-        async with logins.connector("engine-1") as engine:
+        async with logins.connector(DOTTED) as engine:
             for org, project, run_id in (("globex", "web", theirs), ("acme", "etl", ours)):
-                topic = events_topic(org, project, run_id, source="engine-1")
-                await engine.publish(topic, _started(org, project, run_id), qos=1)
+                topic = events_topic(org, project, run_id, source=DOTTED)
+                await engine.publish(topic, _started(org, project, run_id, DOTTED), qos=1)
             await engine.flush(10)
             assert engine.stats.refused == engine.stats.dropped == 0
         got = await seen.until(lambda m: ours in m.topic)
     finally:
         await snoop.disconnect()
         await vera.disconnect()
-    assert got.topic == events_topic("acme", "etl", ours, source="engine-1")
+    assert got.topic == events_topic("acme", "etl", ours, source=DOTTED)
     assert [m.topic for m in seen.all] == [got.topic]  # globex's, sent first, never came
     assert snooped.all == []
 
@@ -368,6 +369,31 @@ async def _a_globex_engine_takes_no_start_of_acme(logins: Logins) -> None:
             await rogue_link.disconnect()
 
 
+async def _a_login_claims_runs_in_its_own_orgs_only(logins: Logins) -> None:
+    """engine-g (globex's engine) publishes a failing run of acme/etl as itself, and vera (a
+    viewer over acme/etl) one of globex/web: the broker refuses both; engine-g's globex run and
+    vera's acme/etl one pass (the recorder, reading every org's, gets them)."""
+    got = Inbox()
+    async with logins.connector("rec") as rec:
+        await rec.subscribe("cascade/telemetry/#", got)
+        for login, (org, project), allowed in (
+            ("engine-g", ("acme", "etl"), False),
+            ("vera", ("globex", "web"), False),
+            ("engine-g", ("globex", "web"), True),
+            ("vera", ("acme", "etl"), True),
+        ):
+            run_id = uuid.uuid4().hex
+            async with logins.connector(login) as link:
+                topic = events_topic(org, project, run_id, source=login)
+                await link.publish(topic, _started(org, project, run_id, login), qos=1)
+                await link.flush(10)
+                assert link.stats.refused + link.stats.dropped == (0 if allowed else 1), topic
+            if allowed:
+                await got.until(lambda m, run_id=run_id: run_id in m.topic)
+    assert {m.topic.split("/")[2] for m in got.all} == {"globex", "acme"}
+    assert len(got.all) == 2  # the refused two never came
+
+
 async def _an_operator_steers_its_own_org_only(logins: Logins) -> None:
     """acme's engine-1 holds a task of an acme/etl run: gina (an operator over globex) cannot
     skip it, cancel the run nor start acme's workflow, and otto (over acme) cannot cancel a
@@ -521,6 +547,7 @@ async def test_the_generated_mosquitto_acl_binds_commands_to_their_tenant(tmp_pa
     try:
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
+        await _a_login_claims_runs_in_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)
     finally:
@@ -567,5 +594,6 @@ async def test_the_generated_rabbitmq_definitions_bind_commands_to_their_tenant(
     with RabbitMQBroker(definitions=_rabbitmq_definitions(tmp_path)) as broker:
         logins = Logins(broker)
         await _a_globex_engine_takes_no_start_of_acme(logins)
+        await _a_login_claims_runs_in_its_own_orgs_only(logins)
         await _an_operator_steers_its_own_org_only(logins)
         await _a_schedule_is_steered_by_its_operators_only(logins)

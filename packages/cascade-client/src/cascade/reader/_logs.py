@@ -25,6 +25,7 @@ from cascade.interfaces import (
     Message,
     decode_level,
     payload_limit,
+    same_place,
     same_source,
     split_run_topic,
 )
@@ -39,7 +40,13 @@ from cascade.interfaces.logs import (
 
 from ._bounded_text import KEPT, truncate
 from ._gaps import GapCounter, Seen
-from ._refusals import MAX_CLOCK_SKEW, REASON_FUTURE, REASON_MISMATCH, Refusals
+from ._refusals import (
+    MAX_CLOCK_SKEW,
+    REASON_FUTURE,
+    REASON_MISMATCH,
+    REASON_NOT_ITS_PLACE,
+    Refusals,
+)
 from ._timestamps import parse_timestamp
 
 __all__ = [
@@ -255,6 +262,9 @@ class LogFollower:
             batch = decode_log_batch(message.payload)
         except InvalidMessageError:
             self.rejected += 1
+            return None
+        if not same_place(message.topic, batch.org_id, batch.project_id, self.prefix):
+            self.refusals.count(batch.source, REASON_NOT_ITS_PLACE)  # the topic's is bound
             return None
         return self._apply(batch, split[1], hash(message.raw))
 

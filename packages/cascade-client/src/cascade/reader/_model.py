@@ -27,6 +27,7 @@ from cascade.interfaces import (
     decode_envelope,
     decode_level,
     payload_limit,
+    same_place,
     same_source,
     split_run_topic,
 )
@@ -51,6 +52,7 @@ from ._refusals import (
     MAX_CLOCK_SKEW,
     REASON_FUTURE,
     REASON_MISMATCH,
+    REASON_NOT_ITS_PLACE,
     REASON_NOT_ITS_TOPIC,
     Refusals,
 )
@@ -187,7 +189,12 @@ class ReaderModel:
             elif kind == "telemetry":
                 split = split_run_topic(message.topic, self.prefix)
                 if split is not None:
-                    self._apply_envelope(decode_envelope(message.payload), message, split[1])
+                    envelope = decode_envelope(message.payload)
+                    if not same_place(message.topic, envelope.org_id, envelope.project_id,
+                                      self.prefix):  # fmt: skip
+                        self._refuse_place(envelope.run_id, envelope.source)
+                        return
+                    self._apply_envelope(envelope, message, split[1])
         except ConstraintTopicError:  # counted by its topic: a payload's claims name nothing
             self.refusals.count(message.topic.removeprefix(self.prefix + "/"), REASON_NOT_ITS_TOPIC)
         except InvalidMessageError:
@@ -285,8 +292,11 @@ class ReaderModel:
                     self._take_graph(run, body.graph, body.graph_nodes)
                     if run.answer_counts is None or envelope.ts > run.answer_counts[0]:
                         run.answer_counts = (envelope.ts, body.blocked, body.pending)
-                if apply_snapshot(run, self.gaps, source, body, now):
+                taken = apply_snapshot(run, self.gaps, source, body, now)
+                if taken is Seen.NEW:
                     self._asked.done(run.run_id)
+                elif taken is not None:
+                    self._refuse(run, source, taken)
         elif isinstance(body, Heartbeat):
             if envelope.ts >= run.heartbeat_ts:  # ISO 8601 in UTC: text order is time order
                 run.heartbeat, run.heartbeat_ts = body, envelope.ts
@@ -402,6 +412,14 @@ class ReaderModel:
         self.refusals.count(run.source, Seen.BEYOND.value)
         self._forget(run.run_id)
         return True
+
+    def _refuse_place(self, run_id: str, source: str) -> None:
+        """A run's message whose payload names another org or project than its topic: the
+        topic is what a broker ACL binds to the sender's login, so the payload is forged."""
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.refused += 1
+        self.refusals.count(source, REASON_NOT_ITS_PLACE)
 
     def _refuse(self, run: RunView, source: str, seen: Seen) -> None:
         """A message about ``run`` that no engine of it can have sent: counted, nothing else."""

@@ -16,6 +16,7 @@ __all__ = [
     "REASON_INCONSISTENT",
     "REASON_MISMATCH",
     "REASON_UNASKED",
+    "REASON_NOT_ITS_PLACE",
     "REASON_NOT_ITS_TOPIC",
     "REFUSAL_REASONS",
     "Refusals",
@@ -51,6 +52,11 @@ REASON_UNASKED = Seen.UNASKED.value
 """An engine's answer (a run's snapshot) about a run this reader did not ask about: only the
 runs a reader asks about can cost it an answer's memory."""
 
+REASON_NOT_ITS_PLACE = "not its topic's org or project"
+"""A run's telemetry or log lines whose payload names another org or project than its topic
+(:func:`~cascade.interfaces.same_place`): the topic is what a broker ACL binds to a login's
+orgs and projects, the payload is not (counted by its source)."""
+
 REASON_NOT_ITS_TOPIC = "not its topic's scope"
 """A constraint whose payload names another scope or type than its topic: the topic is what a
 broker ACL grants a writer, the payload is not (counted by the topic, relative to the prefix)."""
@@ -64,6 +70,7 @@ REFUSAL_REASONS = (
     REASON_INCONSISTENT,
     REASON_UNASKED,
     REASON_NOT_ITS_TOPIC,
+    REASON_NOT_ITS_PLACE,
 )
 """Every reason a reader refuses a message for."""
 

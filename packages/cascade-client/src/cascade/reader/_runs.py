@@ -21,7 +21,7 @@ from cascade.interfaces.commands import Decided
 from cascade.interfaces.serving import RunOrigin
 
 from ._bounded_text import KEPT, truncate
-from ._gaps import GapCounter
+from ._gaps import GapCounter, Seen
 from ._timestamps import parse_timestamp
 from ._views import RunView, TaskView
 
@@ -92,21 +92,28 @@ def apply_task(run: RunView, body: TaskStateEvent, ts: str, seq: int, entered: f
 
 def apply_snapshot(
     run: RunView, gaps: GapCounter, source: str, body: RunSnapshot, now: float
-) -> bool:
+) -> Seen | None:
     """One part of the engine's answer: its tasks as their latest events; once every part
-    of the answer is in, what the reader missed up to ``through`` is made good (and ``True``
-    is returned). The part is one :func:`~._answers.answer_refusal` took."""
+    of the answer is in, what the reader missed up to ``through`` is made good. The part is
+    one :func:`~._answers.answer_refusal` took.
+
+    :attr:`~Seen.NEW`: the answer is whole now; :attr:`~Seen.BEYOND`: a task's number (or
+    ``through``) is beyond what the run's engine can have sent (:data:`~._gaps.MAX_SEQ_JUMP`), and
+    none of the part's tasks is taken (the caller counts it, as the history does); ``None``:
+    the part is taken (or the run has ended) and the answer awaits its other parts."""
     if run.finished:
-        return False
+        return None
+    entry: SnapshotTask
+    for entry in body.tasks:  # as the history checks an answer's numbers: before any is taken
+        if gaps.see(source, run.run_id, entry.seq) is Seen.BEYOND:
+            return Seen.BEYOND
     if run.planned is None and body.planned is not None:
         run.planned = body.planned
     if run.name is None and isinstance(body.name, str):
         run.name = body.name
     if run.origin is None and isinstance(body.origin, RunOrigin):
         run.origin = body.origin
-    entry: SnapshotTask
     for entry in body.tasks:
-        gaps.see(source, run.run_id, entry.seq)
         # the entry is the task's latest event, sent when it entered its state: not now
         sent = parse_timestamp(entry.ts)
         apply_task(run, entry.event(), entry.ts, entry.seq, now if sent is None else min(sent, now))
@@ -116,11 +123,12 @@ def apply_snapshot(
     run.answer_parts.add(body.part)
     run.answer_tasks += len(body.tasks)
     if len(run.answer_parts) < body.parts:
-        return False
-    gaps.settle(source, run.run_id, body.through)
-    run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
+        return None
     run.answer_key, run.answer_parts, run.answer_tasks = None, set(), 0
-    return True
+    if gaps.settle(source, run.run_id, body.through) is Seen.BEYOND:
+        return Seen.BEYOND  # its tasks are taken, but not that it is whole: asked again
+    run.joined_late = False  # what it still lacks (a cut answer) are holes: asked again
+    return Seen.NEW
 
 
 def apply_blocked(run: RunView, blocked: list[BlockedTask], ts: str, now: float) -> None:

@@ -18,6 +18,7 @@ from cascade.interfaces import (
     decode_envelope,
     decode_status,
     payload_limit,
+    same_place,
     same_source,
     split_run_topic,
 )
@@ -40,7 +41,7 @@ from cascade.interfaces.notes import (
 
 from ._times import parse_time
 
-__all__ = ["Received", "Timed", "decode_message", "read_message"]
+__all__ = ["NotItsPlaceError", "Received", "Timed", "decode_message", "read_message"]
 
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 
@@ -154,6 +155,7 @@ def _decode(
             raise InvalidMessageError(
                 f"from {decoded.source[:64]!r} on {levels[1][:64]!r}'s topic", "$.source"
             )
+        _check_place(message.topic, decoded, prefix)
         if timed:
             at = parse_time(decoded.ts)
             return Timed(message.topic, decoded, when, message.retain, at)
@@ -199,7 +201,26 @@ def _decode(
             raise InvalidMessageError(
                 f"from {batch.source[:64]!r} on {split[1][:64]!r}'s topic", "$.source"
             )
+        _check_place(message.topic, batch, prefix)
         return Received(message.topic, batch, when, message.retain)
     else:
         return None
     return Received(message.topic, decoded, when, message.retain)
+
+
+class NotItsPlaceError(InvalidMessageError):
+    """A run's telemetry or log lines whose payload names another org or project than its
+    topic, which a broker ACL binds to the sender's login: forged, refused (``run_id``: the
+    run the payload claims)."""
+
+    def __init__(self, run_id: str, org_id: str, project_id: str) -> None:
+        super().__init__(
+            f"of {org_id[:64]!r}/{project_id[:64]!r} on another org's or project's topic",
+            "$.org_id",
+        )
+        self.run_id = run_id
+
+
+def _check_place(topic: str, said: Envelope | LogBatch, prefix: str) -> None:
+    if not same_place(topic, said.org_id, said.project_id, prefix):
+        raise NotItsPlaceError(said.run_id, said.org_id, said.project_id)

@@ -19,6 +19,7 @@ __all__ = [
     "events_topic",
     "heartbeat_topic",
     "rollcall_topic",
+    "same_place",
     "same_source",
     "scope_from_path",
     "scope_to_path",
@@ -298,6 +299,19 @@ def same_source(claimed: str, level: str) -> bool:
     level is the encoded source (:func:`encode_level`), or the level the existing tools
     built for it (``/ + #`` and control characters replaced by ``_``) as the level reads
     (:func:`decode_level`), so a broker ACL that binds the level binds the claim."""
+    return _names(level, claimed)
+
+
+def same_place(topic: str, org_id: str, project_id: str, prefix: str = DEFAULT_PREFIX) -> bool:
+    """Whether a run's telemetry or logs ``topic`` (one :func:`split_run_topic` reads) names
+    the org and project its payload claims (``org_id``, ``project_id``), each level read as
+    :func:`same_source` reads a source's: the topic is what a broker ACL binds to a login's
+    orgs and projects, the payload is not."""
+    levels = topic[len(prefix) + 1 :].split("/", 3)
+    return len(levels) > 3 and _names(levels[1], org_id) and _names(levels[2], project_id)
+
+
+def _names(level: str, claimed: str) -> bool:
     if encode_level(claimed) == level:
         return True
     # the existing tools' level, read as any level is: so a level that decodes to another

@@ -59,15 +59,14 @@ NameCheck = Callable[[str], "str | None"]
 
 
 def identity_filters(prefix: str, level: str) -> list[tuple[str, str]]:
-    """What a login may write as itself, ``level`` being its login as a topic level
-    (:func:`~cascade.interfaces.encode_level` of it; mosquitto's ``pattern`` lines: ``%u``)."""
+    """What a login may write as itself wherever its roles are, ``level`` being its login as
+    a topic level (:func:`~cascade.interfaces.encode_level` of it; mosquitto's ``pattern``
+    lines: ``%u``). Its runs' telemetry and logs are its scopes' only (:func:`_runs_of`)."""
     login = level
     return [
-        (WRITE, f"{prefix}/telemetry/+/+/+/+/{login}"),
         (WRITE, f"{prefix}/reply/+/+/{login}"),
         ("readwrite", f"{prefix}/status/{login}"),
         (WRITE, f"{prefix}/summary/{login}"),
-        (WRITE, f"{prefix}/logs/+/+/+/{login}"),
         ("readwrite", f"{prefix}/_marker/{login}/#"),
         (WRITE, f"{prefix}/issued/{login}"),
     ]
@@ -114,7 +113,7 @@ def broker_rights(
     for number, grant in enumerate(roles.grants, 1):
         where = f"{name}, grant {number}"
         for login in sorted(grant.broker_users):
-            _person(of(login, where), grant, prefix, exact_retained, check_name, where)
+            _person(of(login, where), login, grant, prefix, exact_retained, check_name, where)
     return rights
 
 
@@ -195,6 +194,16 @@ def _starts(rights: LoginRights, prefix: str, place: tuple[str, str]) -> None:
     rights.grant(WRITE, f"{prefix}/start/{below}")
 
 
+def _runs_of(rights: LoginRights, prefix: str, login: str, place: tuple[str, str]) -> None:
+    """Publish the telemetry and log lines of runs of ``place`` (as :func:`_cancels`), as
+    ``login``: a run's topic names its org and project, which readers hold its payload to,
+    so a login claims runs in its own orgs and projects only."""
+    where, level = f"{place[0]}/{place[1]}", encode_level(login)
+    rights.grant(
+        WRITE, f"{prefix}/telemetry/{where}/+/+/{level}", f"{prefix}/logs/{where}/+/{level}"
+    )
+
+
 def _serves(
     rights: LoginRights, prefix: str, login: str, exact_retained: bool, place: tuple[str, str]
 ) -> None:
@@ -258,6 +267,7 @@ def _engine(
         )  # fmt: skip
         rights.grant(READ, f"{prefix}/command/{below}")
         _serves(rights, prefix, login, exact_retained, place)
+        _runs_of(rights, prefix, login, place)
     if exact_retained:
         rights.grant(
             READ,
@@ -290,6 +300,7 @@ def _run_levels(scope: GrantScope, check_name: NameCheck, where: str) -> str:
 
 def _person(
     rights: LoginRights,
+    login: str,
     grant: Grant,
     prefix: str,
     exact_retained: bool,
@@ -302,6 +313,8 @@ def _person(
         rights.grant(access, topic_filter)
     operator = grant.role >= Role.OPERATOR
     for scope in grant.scopes:
+        if scope.kind in ("global", "org", "project"):  # a run it runs itself (rerun --here)
+            _runs_of(rights, prefix, login, _place(scope, check_name, where))
         if scope.kind == "global":
             _everything(rights, prefix, exact_retained)
             if operator:

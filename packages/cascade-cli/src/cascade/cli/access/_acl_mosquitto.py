@@ -59,7 +59,8 @@ def mosquitto_acl(
         "# own scopes only; which task a decision names, only the dashboard checks.",
         "",
         "# Every login publishes only as itself (%u is the login; a login that ids encode,",
-        "# such as worker1.example.com, has its encoded level's lines in its own block).",
+        "# such as worker1.example.com, has its encoded level's lines in its own block), and",
+        "# its runs' telemetry and logs in its own orgs and projects only (in its block).",
     ]
     lines += [f"pattern {access} {topic}" for access, topic in identity_filters(prefix, "%u")]
     for login in sorted(rights):

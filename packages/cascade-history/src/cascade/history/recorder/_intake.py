@@ -33,13 +33,14 @@ from cascade.reader import (
     MAX_CLOCK_SKEW,
     REASON_FOREIGN,
     REASON_FUTURE,
+    REASON_NOT_ITS_PLACE,
     Seen,
     answer_part_refusal,
     answer_stamped_ahead,
     snapshot_events,
 )
 
-from .._received import Received, Timed, read_message
+from .._received import NotItsPlaceError, Received, Timed, read_message
 from .._times import parse_time
 from ._gaps import RecorderGaps
 from ._vouches import Vouches
@@ -88,6 +89,10 @@ class Intake:
             self.refused += 1
             _log.warning("not-its-topic", "refused a constraint on %r: %s",
                          message.topic[:200], exc)  # fmt: skip
+            return []
+        except NotItsPlaceError as exc:  # forged: counted as its run's refusal
+            self._refuse(exc.run_id, REASON_NOT_ITS_PLACE)
+            _log.warning("not-its-place", "refused a message on %r: %s", message.topic[:200], exc)
             return []
         except InvalidMessageError as exc:
             self.rejected += 1
