@@ -226,3 +226,36 @@ async def _recorded(history: History, source: str) -> None:
             await asyncio.sleep(0.05)  # the history has no event to await
 
     await asyncio.wait_for(wait(), 10)
+
+
+async def test_held_lists_all_of_a_thousand_held_tasks_of_one_run(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """A thousand tasks held in one run: its engine's answer comes in several parts, and
+    `cascade held --json` lists every task, not those of the first part alone."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    load_name = f"{scope_name}_load"
+
+    @task(name=load_name, on_failure="hold")
+    async def load(n: int) -> int:
+        raise ConnectionError(f"the API is down for item {n} of the nightly batch")
+
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=f"e-{scope_name}")
+    engine = Engine(connector, heartbeat_interval=1.0)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([load(n) for n in range(1000)]))
+    try:
+        await recorder.until(
+            lambda: sum(isinstance(e, TaskHeld) for e in recorder.events) == 1000, timeout=60
+        )
+        code, out, err = await _cascade(mqtt_broker, env, "held", "--json")
+    finally:
+        run.cancel()
+        with contextlib.suppress(BaseException):
+            await run
+    assert code == 0, err
+    listed = json.loads(out)
+    assert len(listed["held"]) == 1000
+    assert "incomplete" not in listed
