@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.history import History, Recorder
 from cascade.runtime import Engine, RunStarted, TaskHeld, task
 from cascade.runtime.testing import EventRecorder
 from cascade.testkit import BrokerEndpoint
@@ -167,3 +168,94 @@ async def test_held_says_since_when_and_what_waits_from_the_engines_answer(
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await run
+
+
+async def test_a_second_operator_hears_already_decided_once_the_first_ended_the_run(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """Alice's skip ends the run; Bob's, sent after (his history knows the run's engine), is
+    answered already decided, by whom, not left to time out."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    load_name = f"{scope_name}_load"
+    db = tmp_path / "history.sqlite3"
+
+    @task(name=load_name, on_failure="hold")
+    async def load() -> int:
+        raise ConnectionError("the API is down")
+
+    source = f"e-{scope_name}"
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=source)
+    engine = Engine(connector, heartbeat_interval=1.0)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    with History(db, mode="write") as history:
+        async with (
+            connector,  # the engine's connection outlives the run
+            MqttConnector(mqtt_broker.host, mqtt_broker.port, presence=False) as listening,
+        ):
+            recording = Recorder(listening, history)
+            await recording.start()
+            run = asyncio.create_task(engine.run(load()))
+            try:
+                await recorder.until(lambda: any(isinstance(e, TaskHeld) for e in recorder.events))
+                (started,) = [e for e in recorder.events if isinstance(e, RunStarted)]
+                short = started.run_id[:12]
+                alice = ("--as", "alice", "--reason", "not today")
+                code, _out, err = await _cascade(mqtt_broker, env, "skip", short, load_name,
+                                                 *alice)  # fmt: skip
+                assert code == 0, err
+                assert await asyncio.wait_for(run, 15) is None  # alice's skip ended it
+                await _recorded(history, source)
+                code, _out, err = await _cascade(mqtt_broker, env, "skip", short, load_name,
+                                                 "--as", "bob", "--db", str(db))  # fmt: skip
+            finally:
+                run.cancel()
+                await recording.stop()
+    assert code == 1
+    assert "already decided: skip by alice" in err, err
+    assert "(not today)" in err
+    assert (engine.stats.decisions, engine.stats.decisions_refused) == (1, 1)
+
+
+async def _recorded(history: History, source: str) -> None:
+    """Until the history has the run, from ``source``."""
+
+    async def wait() -> None:
+        while [run.source for run in history.runs()] != [source]:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the history has no event to await
+
+    await asyncio.wait_for(wait(), 10)
+
+
+async def test_held_lists_all_of_a_thousand_held_tasks_of_one_run(
+    mqtt_broker: BrokerEndpoint, scope_name: str, tmp_path: Path
+) -> None:
+    """A thousand tasks held in one run: its engine's answer comes in several parts, and
+    `cascade held --json` lists every task, not those of the first part alone."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # no default history
+    env.pop("CASCADE_HISTORY_DB", None)
+    load_name = f"{scope_name}_load"
+
+    @task(name=load_name, on_failure="hold")
+    async def load(n: int) -> int:
+        raise ConnectionError(f"the API is down for item {n} of the nightly batch")
+
+    connector = MqttConnector(mqtt_broker.host, mqtt_broker.port, source_id=f"e-{scope_name}")
+    engine = Engine(connector, heartbeat_interval=1.0)
+    recorder = EventRecorder()
+    engine.events.subscribe(recorder)
+    run = asyncio.create_task(engine.run([load(n) for n in range(1000)]))
+    try:
+        await recorder.until(
+            lambda: sum(isinstance(e, TaskHeld) for e in recorder.events) == 1000, timeout=60
+        )
+        code, out, err = await _cascade(mqtt_broker, env, "held", "--json")
+    finally:
+        run.cancel()
+        with contextlib.suppress(BaseException):
+            await run
+    assert code == 0, err
+    listed = json.loads(out)
+    assert len(listed["held"]) == 1000
+    assert "incomplete" not in listed

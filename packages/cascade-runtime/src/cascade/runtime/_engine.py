@@ -22,6 +22,7 @@ from cascade.interfaces.connector_kit import (
 )
 from cascade.interfaces.serving import PlanStep, RerunMode, RunOrigin
 
+from ._ended_runs import EndedRuns
 from ._errors import RerunError, RunCancelledError
 from ._events import (
     EventBus,
@@ -222,6 +223,7 @@ class Engine:
         self.tracer_provider = tracer_provider
         self._managers: dict[str, ConstraintManager] = {}  # a live run's, by run id, in order
         self._runs: dict[str, Run] = {}
+        self._ended = EndedRuns(self._monotonic)  # whose late decisions it still answers
         self._serving = False  # serve() holds the connection: its runs leave it alone
         self.hold_policy = HoldPolicy(on_failure, float(hold_timeout), hold_default)
         self.results: ResultStore | None = open_store(results)
@@ -359,9 +361,14 @@ class Engine:
         return scheduler.decide(asked.wire_request(issued_by=issued_by, request_id=request_id))
 
     def _decide(self, request: DecisionRequest) -> DecisionReply | None:
-        """A decision request from the broker (the run's ``CommandListener``)."""
+        """A decision request from the broker (the run's ``CommandListener``), on a live run or
+        one that ended lately (answered, never applied: a decision can still be on its way
+        when another ends the run)."""
         scheduler = self._runs.get(request.run_id)
-        return None if scheduler is None else scheduler.decide(request)
+        if scheduler is not None:
+            return scheduler.decide(request)
+        ended = self._ended.get(request.run_id)
+        return None if ended is None else ended.decide(request)
 
     async def run(
         self,
@@ -489,6 +496,7 @@ class Engine:
             stats=self.stats,
             events=self.events,
             cancel=self.cancel,
+            ended_runs=self._ended,
         )
 
     async def _run_target(
@@ -645,6 +653,7 @@ class Engine:
             raise
         finally:
             self._runs.pop(run_id, None)
+            self._ended.ended(run.held.ended())
             manager.close()
             self._managers.pop(run_id, None)
             if wiring is not None:

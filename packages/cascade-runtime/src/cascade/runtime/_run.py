@@ -29,6 +29,7 @@ from cascade.interfaces.commands import (
     TaskRef,
 )
 
+from ._ended_runs import EndedDecisions
 from ._errors import RunCancelledError, TaskFailedError, ValueLost
 from ._events import (
     Event,
@@ -252,6 +253,7 @@ class HeldTasks:
         self.held: dict[str, Held] = {}
         self._decided: dict[tuple[str, int], Decided] = {}
         self._last: dict[str, Decided] = {}
+        self._names: dict[str, str] = {}  # the decided tasks' names, by id
         self._replies: OrderedDict[str, DecisionReply] = OrderedDict()
         self._by_name: dict[str, list[Node]] | None = None  # made at the first request
 
@@ -491,6 +493,7 @@ class HeldTasks:
         held.timer.cancel()
         self._decided[(lazy.task_id, held.attempt)] = decided
         self._last[lazy.task_id] = decided
+        self._names[lazy.task_id] = lazy.name
         decision = decided.decision
         if decision == "retry":
             run.requeue(node, held.attempt + 1, held.started, held.args, held.kwargs, decided)
@@ -573,6 +576,20 @@ class HeldTasks:
         """Cancel the deadlines of the holds left (the run has ended)."""
         for held in self.held.values():
             held.timer.cancel()
+
+    def ended(self) -> EndedDecisions:
+        """What answers the decisions that arrive once the run has ended: what was decided, and
+        the answers given (not the run itself, which it lets go)."""
+        return EndedDecisions(
+            self.run.run_id,
+            self.source,
+            decided=self._decided,
+            last=self._last,
+            names=self._names,
+            replies=self._replies,
+            max_replies=MAX_REQUEST_IDS,
+            stats=self.stats,
+        )
 
 
 class Run:

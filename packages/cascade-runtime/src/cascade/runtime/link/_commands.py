@@ -53,9 +53,10 @@ class CommandListener:
 
     Malformed requests, requests for another run and unknown commands are counted in
     :attr:`rejected`, logged at a limited rate and answered with nothing. The
-    subscription lasts as long as the run: a request sent before or after, or while
-    the connection was down, reaches nobody (it is not retained, and the connector's
-    sessions are clean).
+    subscription lasts as long as the run, and where the connection outlives the run a while
+    longer (:meth:`run_ended`: its late decisions are answered, not applied); a request sent
+    before, after that, or while the connection was down, reaches nobody (it is not
+    retained, and the connector's sessions are clean).
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class CommandListener:
         )
         self._handles: list[SubscriptionHandle] = []
         self._log = RateLimitedLogger(_log)
+        self._ended = False
         self.rejected = 0
         """Requests on the run's command topics that were malformed, for another run, or of
         no command this engine knows."""
@@ -98,6 +100,12 @@ class CommandListener:
             if isinstance(failed, BaseException):
                 raise failed
 
+    def run_ended(self) -> None:
+        """The run has ended, the subscription stays a while: decisions are still answered
+        (the engine's ended runs say how), snapshot requests no longer (its telemetry is
+        closed: a reader that asks now hears nothing, as from an engine gone)."""
+        self._ended = True
+
     def _reject(self, message: Message, exc: InvalidMessageError) -> None:
         self.rejected += 1
         self._log.warning("rejected", "rejected a command on %r: %s", message.topic, exc)
@@ -105,6 +113,8 @@ class CommandListener:
     async def _on_request(self, message: Message) -> None:
         command = message.topic.rsplit("/", 1)[-1]
         if command == "snapshot" and self._snapshot is not None:
+            if self._ended:
+                return
             try:
                 asked = decode_snapshot_request(message.raw or message.payload)
                 if asked.run_id != self._run_id:

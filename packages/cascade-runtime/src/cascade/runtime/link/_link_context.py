@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from cascade.interfaces import Connector
 
+from .._ended_runs import EndedRuns
 from .._events import EventBus
 from .._stats import EngineStats
 from ._commands import Cancel
@@ -18,7 +19,8 @@ __all__ = ["LinkContext"]
 @dataclass(frozen=True, slots=True)
 class LinkContext:
     """An engine's settings for the broker as they stand when a link opens (a run's, at its
-    start), with the engine's ``stats``, ``events`` and ``cancel``."""
+    start), with the engine's ``stats``, ``events`` and ``cancel``, and its ``ended_runs``, whose
+    command subscriptions a connection that outlives its runs keeps a while."""
 
     connector: Connector
     org_id: str
@@ -31,3 +33,4 @@ class LinkContext:
     stats: EngineStats
     events: EventBus
     cancel: Cancel
+    ended_runs: EndedRuns

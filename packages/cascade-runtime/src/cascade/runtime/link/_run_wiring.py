@@ -131,7 +131,11 @@ class RunWiring:
         if self.link is not None:
             await self.link.close(timeout)
         if self.commands is not None:
-            await self.commands.close(timeout)
+            if self.manage:
+                await self.commands.close(timeout)
+            else:  # a decision may still be on its way: the connection stays, it is answered
+                self.commands.run_ended()
+                await context.ended_runs.listen(self.run.run_id, self.commands.close, timeout)
         if self.telemetry is not None:
             await self.telemetry.aclose(timeout)
             context.stats.telemetry_dropped += self.telemetry.dropped

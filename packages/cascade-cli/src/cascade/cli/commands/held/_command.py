@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cascade.control.run_ids import live_wait
+from cascade.control.run_ids import live_wait, short_id
 from cascade.reader import ReaderModel
 
 from ...plumbing._broker import DEFAULT_BROKER, BrokerOptions, broker_options
@@ -59,8 +59,10 @@ def held(
     filters = HeldFilters(org, project, task, error)
     state = ReaderModel(keep_runs=None, keep_for=None)
 
+    partial: list[str] = []
+
     async def listen(connector: Any) -> None:
-        await listen_for_held(connector, state, filters, broker.timeout)
+        partial.extend(await listen_for_held(connector, state, filters, broker.timeout))
 
     window = live_wait(broker.timeout)
     looked_for = f"no run's telemetry within {window:g} s (is it the engines' broker?)"
@@ -68,10 +70,20 @@ def held(
     found = filters.picked(state)
     now = state.clock()
     if json_output:
-        typer.echo(json.dumps({"held": [held_json(item, now) for item in found]}))
-        return
-    if not found:
+        listed: dict[str, Any] = {"held": [held_json(item, now) for item in found]}
+        if partial:
+            listed["incomplete"] = partial
+        typer.echo(json.dumps(listed))
+    elif not found and not partial:
         typer.echo("no task is held for a decision" + (" that matches" if task or error else ""))
-        return
-    console = CliContext.of(ctx).out()
-    print_fitted(console, *held_table(found, TimeFormat(now), console.width))
+    elif found:
+        console = CliContext.of(ctx).out()
+        print_fitted(console, *held_table(found, TimeFormat(now), console.width))
+    if partial:
+        typer.echo(
+            f"cascade: the held tasks of {len(partial)} run(s) may not all be listed: their "
+            f"engine's answer did not come whole within {broker.timeout:g} s "
+            f"({', '.join(short_id(run_id) for run_id in partial[:5])}); try a longer --timeout",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -62,13 +62,15 @@ class HeldFilters:
 
 async def listen_for_held(
     connector: Any, state: ReaderModel, filters: HeldFilters, timeout: float
-) -> None:
+) -> list[str]:
     """Fold the fleet's telemetry (of ``filters``' org and project) into ``state``, asking
     runs for a snapshot once: at once, the live runs the engines' summaries list (of engines
     not offline; every one while they are at most :data:`ASK_EVERY_LIVE_RUN`, else those they
     count held tasks in), and those heard holding tasks; when the summaries may not list every
     live run, the runs heard within one heartbeat period (:func:`~cascade.control.live_wait`
-    of ``timeout``) too; then wait, at most ``timeout`` more, for the snapshots asked for."""
+    of ``timeout``) too; then wait, at most ``timeout`` more, for the snapshots asked for, every
+    part of each. Returns the runs whose answer did not come whole in time: their held tasks
+    may not all be listed."""
     prefix = state.prefix = connector.topic_prefix
     state.ask = SnapshotAsker(connector).ask
     asked: set[str] = set()
@@ -82,8 +84,8 @@ async def listen_for_held(
         if split is None or run is None:
             return
         run_id = run.run_id
-        if split[0] == "snapshot" and run_id in answered:
-            answered[run_id].set()
+        if split[0] == "snapshot" and run_id in answered and run.answer_key is None:
+            answered[run_id].set()  # every part of its answer is in (a big one comes in several)
         if run.held_tasks():
             ask(run_id, run.source)
 
@@ -121,3 +123,4 @@ async def listen_for_held(
     finally:
         for handle in handles:
             await handle.unsubscribe()
+    return sorted(run_id for run_id, whole in answered.items() if not whole.is_set())
