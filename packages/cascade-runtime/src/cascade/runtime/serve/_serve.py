@@ -33,7 +33,6 @@ from cascade.interfaces.serving import (
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    served_filter,
     shared_start_filter,
     slot_request_id,
     start_filter,
@@ -121,6 +120,9 @@ class Server:
             self._connector.source_id,
             self._runs_changed,
             lambda *fired: self._clock.peer_fired(*fired),
+            org_id=context.org_id,
+            project_id=context.project_id,
+            prefix=self._prefix,
         )
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
@@ -175,7 +177,7 @@ class Server:
             source = connector.source_id
             addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
-            await self._subscribe(served_filter(self._prefix), self._peers)
+            await self._subscribe(self._peers.filter, self._peers)
             if self._schedules:
                 await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
@@ -495,7 +497,8 @@ class Server:
     def live_runs(self, name: str) -> list[tuple[str, str]]:
         source = self._connector.source_id
         here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]
-        return here + self._peers.scheduled(name)
+        schedule = self._schedules[name]
+        return here + self._peers.scheduled(name, schedule.workflow or name)
 
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
