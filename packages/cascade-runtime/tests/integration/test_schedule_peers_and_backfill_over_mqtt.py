@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
+from cascade.control import Controller
 from cascade.interfaces.serving import (
     ServedAnnouncement,
     ServedRun,
     ServedWorkflow,
+    StartReply,
     served_topic,
 )
 from cascade.runtime import Engine, RunStarted, Schedule, task
@@ -79,3 +81,60 @@ async def test_another_orgs_live_run_of_a_same_named_schedule_does_not_skip_ours
         for source, org in [("globex-1", "globex"), ("acme-other", "acme")]:
             await globex.publish(served_topic(org, "etl", source, prefix), b"", retain=True)
     assert (stats.slots_skipped, stats.slots_fired >= 4) == (0, True), stats
+
+
+async def _backfill(control: Controller, slots: list[datetime]) -> list[StartReply]:
+    return await control.backfill("tick", slots, reason="the outage")
+
+
+async def test_a_backfill_refused_as_busy_leaves_its_slots_to_ask_again(
+    mosquitto_broker: MosquittoBroker, prefix: str
+) -> None:
+    """Five past slots at a server of one run and one queued: two are taken, three refused
+    busy and left unclaimed; asked again (twice at once each time) once the runs ended, the
+    three start, each once: five runs, one a slot."""
+    release = asyncio.Event()
+
+    @task(name="tick")
+    async def waits() -> int:
+        await release.wait()
+        return 1
+
+    engine = Engine(
+        _connector(mosquitto_broker, prefix, "acme-1"),
+        heartbeat_interval=None,
+        org_id="acme",
+        project_id="etl",
+    )
+    hourly = Schedule(every=timedelta(hours=1), workflow="tick", catchup="none")
+    now = datetime.now(UTC)
+    slots = list(hourly.slots(now - timedelta(hours=6), now))[-5:]
+    async with _connector(mosquitto_broker, prefix, "ops") as ops:
+        control = Controller(ops, issued_by="alice", timeout=10)
+        schedules = {"tick": hourly}
+        options: dict[str, Any] = {"schedules": schedules, "max_runs": 1, "max_queued": 1}
+        async with serving(engine, {"tick": waits}, **options) as runs:
+            while not await control.schedules():  # until the server announced it
+                pass
+            first = await _backfill(control, slots)
+            release.set()
+            await eventually(lambda: len(runs) == 2)
+            answers: list[StartReply] = []
+            for _ in range(3):  # each time, two runs at most are taken (one runs, one waits)
+                while any(s.load for s in await control.served()):  # until the runs ended
+                    pass
+                again, twice = await asyncio.gather(
+                    _backfill(control, slots), _backfill(control, slots)
+                )
+                answers += again + twice
+                if all(r.outcome == "started" for r in again):  # asked again: as it answered
+                    break
+            await eventually(lambda: len(runs) == 5)
+    assert [r.outcome for r in first] == ["started"] * 2 + ["refused"] * 3, first
+    assert all("busy" in r.error and "ask again" in r.error for r in first[2:]), first
+    started = {r.run_id for r in [*first, *answers] if r.outcome == "started"}
+    assert started == {r.run_id for r in runs}, answers
+    assert len(started) == 5
+    said = sorted(r.origin.scheduled_for or "" for r in runs if r.origin)
+    assert said == [slot.isoformat() for slot in slots]  # each slot once
+    assert engine.stats.slots_backfilled == 5
