@@ -84,6 +84,7 @@ def test_topics_and_names() -> None:
     """Every topic of serving names its org and project, encoded, so an ACL binds each org's."""
     assert served_topic("acme", "team.one", "w/1") == "cascade/served/acme/team%2Eone/w%2F1"
     assert served_filter() == "cascade/served/+/+/+"
+    assert served_filter(org_id="acme", project_id="team.one") == "cascade/served/acme/team%2Eone/+"
     assert start_topic("a+b", "etl", "nightly") == "cascade/start/a%2Bb/etl/nightly"
     assert addressed_start_topic("acme", "etl", "nightly", "w1", "p") == (
         "p/start/acme/etl/nightly/w1"

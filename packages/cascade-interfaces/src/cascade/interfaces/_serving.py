@@ -109,9 +109,14 @@ def served_topic(org_id: str, project_id: str, source: str, prefix: str = DEFAUL
     return f"{prefix}/served/{_place(org_id, project_id)}/{encode_level(source)}"
 
 
-def served_filter(prefix: str = DEFAULT_PREFIX) -> str:
-    """``{prefix}/served/+/+/+``: every serving process's announcement."""
-    return f"{prefix}/served/+/+/+"
+def served_filter(
+    prefix: str = DEFAULT_PREFIX, *, org_id: str | None = None, project_id: str | None = None
+) -> str:
+    """``{prefix}/served/+/+/+``: every serving process's announcement; with ``org_id`` and
+    ``project_id``, ``{prefix}/served/{org}/{project}/+``: those of that org and project."""
+    if org_id is None or project_id is None:
+        return f"{prefix}/served/+/+/+"
+    return f"{prefix}/served/{_place(org_id, project_id)}/+"
 
 
 def start_topic(org_id: str, project_id: str, workflow: str, prefix: str = DEFAULT_PREFIX) -> str:

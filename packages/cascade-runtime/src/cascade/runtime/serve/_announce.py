@@ -16,9 +16,15 @@ from cascade.interfaces import (
     SubscriptionHandle,
     decode_level,
     decode_status,
+    same_source,
 )
 from cascade.interfaces.connector_kit import RateLimitedLogger
-from cascade.interfaces.serving import ServedAnnouncement, decode_served, served_topic
+from cascade.interfaces.serving import (
+    ServedAnnouncement,
+    decode_served,
+    served_filter,
+    served_topic,
+)
 
 from .._steps import StepFailed, explain, within
 
@@ -110,13 +116,16 @@ class Announcer:
 
 
 class Peers:
-    """The other serving processes' announcements, as heard on ``{prefix}/served/+/+/+``: the
-    reruns each runs now (a request to rerun one of those runs is refused here too), the runs
-    of schedules each runs (``changed`` is called when they change), and the last slot of each
-    schedule each fired (told to ``fired(source, schedule, slot, run_id)``).
+    """The other serving processes of ``org_id`` and ``project_id``, by their announcements
+    heard on :func:`served_filter` of that org and project: the reruns each runs now (a
+    request to rerun one of those runs is refused here too), the runs of schedules each runs
+    (``changed`` is called when they change), and the last slot of each schedule each fired
+    (told to ``fired(source, schedule, slot, run_id)``).
 
-    A malformed announcement is ignored (logged at a limited rate); an empty one (cleared)
-    forgets its source.
+    An announcement of another org or project is not a peer's (a schedule of the same name
+    there is another schedule) and is passed over; one whose ``source``, ``org_id`` or
+    ``project_id`` is not its topic's, or a malformed one, is refused (counted in
+    :attr:`refused`, logged at a limited rate); an empty one (cleared) forgets its source.
     """
 
     def __init__(
@@ -124,17 +133,32 @@ class Peers:
         own_source: str,
         changed: Callable[[], None] = lambda: None,
         fired: Callable[[str, str, datetime, str], None] = lambda *_: None,
+        *,
+        org_id: str,
+        project_id: str,
+        prefix: str,
     ) -> None:
         self._own = own_source
         self._fired = fired
+        self._place = (org_id, project_id)
+        self._prefix = prefix
+        self.filter = served_filter(prefix, org_id=org_id, project_id=project_id)
+        """The topic filter of the announcements of this org and project."""
         self._reruns: dict[str, set[str]] = {}  # source -> the runs its live runs rerun
-        self._scheduled: dict[str, list[tuple[str, str]]] = {}  # source -> (schedule, run id)
+        # source -> (schedule, workflow, run id) of its live runs of schedules
+        self._scheduled: dict[str, list[tuple[str, str, str]]] = {}
         self._offline: set[str] = set()
         self._changed = changed
         self._log = RateLimitedLogger(_log)
+        self.refused = 0
+        """Announcements of this org and project refused (malformed, or not their topic's)."""
 
     def __call__(self, message: Message) -> None:
-        source = decode_level(message.topic.rsplit("/", 1)[-1])
+        levels = message.topic[len(self._prefix) + 1 :].split("/")
+        if len(levels) != 4 or tuple(map(decode_level, levels[1:3])) != self._place:
+            return  # another org's or project's: not a peer of this one's schedules
+        level = levels[3]
+        source = decode_level(level)
         if source == self._own:
             return
         if not message.raw:
@@ -145,10 +169,18 @@ class Peers:
         try:
             announcement = decode_served(message.raw)
         except InvalidMessageError as exc:
-            self._log.warning("peer", "ignored an announcement on %r: %s", message.topic, exc)
+            self._refuse(message.topic, str(exc))
+            return
+        if not same_source(announcement.source, level):
+            self._refuse(message.topic, "its source is not its topic's")
+            return
+        if (announcement.org_id, announcement.project_id) != self._place:
+            self._refuse(message.topic, "its org or project is not its topic's")
             return
         self._reruns[source] = {r.rerun_of for r in announcement.live if r.rerun_of is not None}
-        scheduled = [(r.schedule, r.run_id) for r in announcement.live if r.schedule is not None]
+        scheduled = [
+            (r.schedule, r.workflow, r.run_id) for r in announcement.live if r.schedule is not None
+        ]
         if scheduled or self._scheduled.pop(source, []):
             self._scheduled[source] = scheduled
             self._changed()
@@ -159,6 +191,10 @@ class Peers:
                 except ValueError:
                     continue
                 self._fired(source, entry.name, slot, entry.last_run)
+
+    def _refuse(self, topic: str, why: str) -> None:
+        self.refused += 1
+        self._log.warning("peer", "refused an announcement on %r: %s", topic[:256], why)
 
     def on_status(self, message: Message) -> None:
         """A source's presence: a killed server's announcement stays retained, its status
@@ -173,14 +209,15 @@ class Peers:
             if source in self._scheduled:
                 self._changed()
 
-    def scheduled(self, schedule: str) -> list[tuple[str, str]]:
-        """The runs of ``schedule`` live at online servers, as (source, run id)."""
+    def scheduled(self, schedule: str, workflow: str) -> list[tuple[str, str]]:
+        """The runs of ``schedule`` of ``workflow`` (a schedule of the same name that starts
+        another workflow is another) live at online servers, as (source, run id)."""
         return [
             (source, run_id)
             for source, runs in self._scheduled.items()
             if source not in self._offline
-            for name, run_id in runs
-            if name == schedule
+            for name, started, run_id in runs
+            if (name, started) == (schedule, workflow)
         ]
 
     def rerunning(self, rerun_of: str) -> str | None:

@@ -33,7 +33,6 @@ from cascade.interfaces.serving import (
     ServedAnnouncement,
     StartReply,
     StartRequest,
-    served_filter,
     shared_start_filter,
     slot_request_id,
     start_filter,
@@ -81,6 +80,10 @@ class _Taken(_Refused):
     """A request refused: another server took its id in the results store they share."""
 
 
+class _Busy(_Refused):
+    """A request refused: no room for its run here now."""
+
+
 class Server:
     """Serves ``workflows`` through ``context`` (what the engine hands it) until cancelled,
     each run by ``run`` (the engine's ``_run_target``), a rerun planned by ``plan`` (its
@@ -121,6 +124,9 @@ class Server:
             self._connector.source_id,
             self._runs_changed,
             lambda *fired: self._clock.peer_fired(*fired),
+            org_id=context.org_id,
+            project_id=context.project_id,
+            prefix=self._prefix,
         )
         self._handles: list[SubscriptionHandle] = []
         self._shared = False
@@ -175,7 +181,7 @@ class Server:
             source = connector.source_id
             addressed = start_filter(context.org_id, context.project_id, source, self._prefix)
             await self._subscribe(addressed, self._on_request, self._resubscribed)
-            await self._subscribe(served_filter(self._prefix), self._peers)
+            await self._subscribe(self._peers.filter, self._peers)
             if self._schedules:
                 await self._subscribe(status_filter(self._prefix), self._peers.on_status)
                 await self._claims.start()
@@ -331,6 +337,10 @@ class Server:
         except _Refused as exc:
             stats.starts_refused += 1
             reply = self._reply(request, "refused", error=str(exc)[:_ERROR_CHARS])
+            if isinstance(exc, _Busy) and request.backfill is not None:
+                self._answers.forget(request.id)  # its slot left unclaimed: asked again afresh
+                await self._send(topic, reply)
+                return
         except Exception as exc:  # the workflow's own code, or the results store
             stats.starts_refused += 1
             _log.warning("start request %s failed: %s", request.id, explain(exc))
@@ -346,17 +356,22 @@ class Server:
                 self._clock.fired(request.backfill.schedule, slot, accepted.run_id)
 
     async def _take(
-        self, request: StartRequest, slot: tuple[str, datetime] | None = None
+        self,
+        request: StartRequest,
+        slot: tuple[str, datetime] | None = None,
+        *,
+        held: bool = False,
     ) -> tuple[StartReply, Accepted | None]:
         """The answer to ``request`` and, when it starts a run, that run (reserved a slot, or
-        queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills."""
+        queued); raises :class:`_Refused`. ``slot``: the schedule and slot it fills;
+        ``held``: a place is held for its run (:meth:`ServedRuns.hold`), which it takes."""
         served = self._workflows.get(request.workflow)
         if served is None:
             raise _Refused(
                 f"{self._connector.source_id} does not serve {request.workflow!r} "
                 f"(it serves {', '.join(self._workflows)})"
             )
-        if not request.dry_run:
+        if not request.dry_run and not held:
             self._check_room()  # before the workflow's code or the store is asked anything
         params = dict(request.params)
         rerun_of = root_run = None
@@ -380,7 +395,8 @@ class Server:
         run_id = uuid.uuid4().hex
         claims = await self._claim(request, rerun_of, run_id)
         try:
-            self._check_room()  # again: others may have taken the room meanwhile
+            if not held:
+                self._check_room()  # again: others may have taken the room meanwhile
         except _Refused:
             await self._release(claims)
             raise
@@ -406,7 +422,8 @@ class Server:
             from_task=request.from_task,
             schedule=slot[0] if slot else None,
         )
-        queued = self._runs.accept(accepted)  # its slot (or place), before the answer is sent
+        # its slot (or place), before the answer is sent
+        queued = self._runs.accept(accepted, held=held)
         reply = self._reply(
             request, "started", run_id=accepted.run_id, name=request.workflow, queued=queued,
             **plan,
@@ -418,7 +435,9 @@ class Server:
     ) -> tuple[StartReply, Accepted | None]:
         """Take a backfill's start request: the past slot it names is claimed as the clock
         would claim it, and started only if no claim was there before (asked twice, or a
-        slot its clock fired, it is refused: "claimed already")."""
+        slot its clock fired, it is refused: "claimed already"). A place for its run is held
+        before the claim, so a slot is claimed only when its run starts or is queued: refused
+        as busy, it is left unclaimed, to ask again."""
         name = asked.schedule
         schedule = self._schedules.get(name)
         if schedule is None:
@@ -435,18 +454,29 @@ class Server:
             raise _Refused(f"schedule {name} starts {schedule.workflow or name!r}")
         if slot > datetime.now(timezone.utc):
             raise _Refused(f"slot {slot.isoformat()} of {name} is to come: its clock fires it")
-        self._check_room()
-        won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
-        if first is None:
-            raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
-        if not won:
-            by = " (a backfill)" if first.backfill else ""
-            raise _Refused(
-                f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
+        busy = self._runs.hold()
+        if busy is not None:
+            raise _Busy(
+                f"{busy}: slot {slot.isoformat()} of {name} is left unclaimed; ask again once a "
+                "run here ends (its announcement's running and queued say)"
             )
-        self._context.stats.slots_backfilled += 1
-        scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
-        return await self._take(scheduled, (name, slot))
+        accepted: Accepted | None = None
+        try:
+            won, first = await self._claims.claim(name, slot, backfill=True, wait=_BACKFILL_WAIT)
+            if first is None:
+                raise _Refused(f"the claim of slot {slot.isoformat()} was not heard back in time")
+            if not won:
+                by = " (a backfill)" if first.backfill else ""
+                raise _Refused(
+                    f"slot {slot.isoformat()} of {name} was claimed already by {first.source}{by}"
+                )
+            self._context.stats.slots_backfilled += 1
+            scheduled = msgspec.structs.replace(request, params=dict(schedule.params))
+            reply, accepted = await self._take(scheduled, (name, slot), held=True)
+            return reply, accepted
+        finally:
+            if accepted is None:
+                self._runs.unhold()
 
     # -- schedules (the clock's hooks) ------------------------------------------------------
 
@@ -495,7 +525,8 @@ class Server:
     def live_runs(self, name: str) -> list[tuple[str, str]]:
         source = self._connector.source_id
         here = [(source, entry.run_id) for entry in self._runs.scheduled(name)]
-        return here + self._peers.scheduled(name)
+        schedule = self._schedules[name]
+        return here + self._peers.scheduled(name, schedule.workflow or name)
 
     def cancel_run(self, source: str, run_id: str, reason: str) -> None:
         me = self._connector.source_id
@@ -562,7 +593,7 @@ class Server:
     def _check_room(self) -> None:
         busy = self._runs.busy()
         if busy is not None:
-            raise _Refused(busy)
+            raise _Busy(busy)
 
     async def _rerun_params(
         self, prefix: str, request: StartRequest, params: dict[str, Any]

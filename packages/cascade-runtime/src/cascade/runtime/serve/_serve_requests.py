@@ -52,6 +52,12 @@ class Answers:
         self._pending.add(request_id)
         return False
 
+    def forget(self, request_id: str) -> None:
+        """``request_id`` was answered with what may change (no room now): a copy of it, or
+        the same request asked again, is considered afresh."""
+        self._pending.discard(request_id)
+        self._answers.pop(request_id, None)
+
     def answered(self, reply: StartReply) -> None:
         """``reply`` is the answer to its request, for its copies."""
         self._pending.discard(reply.id)

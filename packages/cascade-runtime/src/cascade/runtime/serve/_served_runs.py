@@ -62,17 +62,32 @@ class ServedRuns:
         self.queue: deque[Accepted] = deque()
         self._run_target = run
         self._changed = changed
+        self._held = 0  # places held for runs about to be accepted
 
     def busy(self) -> str | None:
-        """Why no run can be accepted now (``max_runs`` run and ``max_queued`` wait), or
-        ``None``."""
-        running, queued = len(self.running), len(self.queue)
-        if running >= self.max_runs and queued >= self.max_queued:
+        """Why no run can be accepted now (``max_runs`` run and ``max_queued`` wait, places
+        held counted), or ``None``."""
+        running, queued, held = len(self.running), len(self.queue), self._held
+        if running + queued + held >= self.max_runs + self.max_queued:
+            holding = f" and {held} being taken" if held else ""
             return (
-                f"busy: {running} runs running and {queued} queued "
+                f"busy: {running} runs running and {queued} queued{holding} "
                 f"(max_runs {self.max_runs}, max_queued {self.max_queued})"
             )
         return None
+
+    def hold(self) -> str | None:
+        """Hold a place for a run about to be accepted (while what decides it is awaited):
+        why there is none (:meth:`busy`), or ``None``, held until :meth:`accept` takes it
+        (``held=True``) or :meth:`unhold` gives it back."""
+        busy = self.busy()
+        if busy is None:
+            self._held += 1
+        return busy
+
+    def unhold(self) -> None:
+        """Give back a place :meth:`hold` held, its run not accepted."""
+        self._held -= 1
 
     def scheduled(self, schedule: str) -> list[Accepted]:
         """The accepted runs of ``schedule``'s slots, running or queued."""
@@ -92,9 +107,12 @@ class ServedRuns:
                 return entry
         return None
 
-    def accept(self, accepted: Accepted) -> bool:
-        """Take ``accepted`` (there is room: :meth:`busy` said so): a slot of its own, or the
-        queue's end; whether it is queued. :meth:`launch` starts it once it is answered."""
+    def accept(self, accepted: Accepted, *, held: bool = False) -> bool:
+        """Take ``accepted`` (there is room: :meth:`busy` said so, or a place is ``held`` for
+        it): a slot of its own, or the queue's end; whether it is queued. :meth:`launch`
+        starts it once it is answered."""
+        if held:
+            self._held -= 1
         queued = len(self.running) >= self.max_runs
         if queued:
             self.queue.append(accepted)

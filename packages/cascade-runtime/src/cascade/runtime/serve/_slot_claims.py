@@ -43,6 +43,7 @@ class SlotClaims:
         self._prefix = prefix
         self._org = org_id
         self._project = project_id
+        self._place = slot_claims_filter(org_id, project_id, prefix=prefix).removesuffix("+/+")
         self._first: dict[str, OrderedDict[datetime, SlotClaim]] = {}
         self._waiting: dict[tuple[str, datetime], asyncio.Future[SlotClaim]] = {}
         self._handle: SubscriptionHandle | None = None
@@ -63,6 +64,9 @@ class SlotClaims:
             future.cancel()
 
     def _on_claim(self, message: Message) -> None:
+        # a claim of another org's or project's schedule of the same name is another slot's
+        if not message.topic.startswith(self._place):
+            return
         named = split_slot_claim_topic(message.topic, self._prefix)
         if named is None:
             return
