@@ -6,19 +6,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
-__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "Posted", "Webhook", "redact"]
+__all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "MAX_ANSWER", "Posted", "Webhook", "redact"]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds one attempt may take, all of it (connecting, sending, the answer)."""
 
 DEFAULT_ATTEMPTS = 5
 """Attempts of one post: the first and four retries (1, 2, 4, 8 s apart, each ±25 %)."""
+
+MAX_ANSWER = 64 * 1024
+"""Bytes of a receiver's answer read at most; the rest is never read, its connection closed."""
 
 _FIRST_DELAY = 1.0
 _MAX_DELAY = 30.0
@@ -90,9 +94,7 @@ class Webhook:
         for attempt in range(1, self.attempts + 1):
             wait: float | None = None
             try:
-                response = await asyncio.wait_for(
-                    self._client.post(self.url, json=payload), self.timeout
-                )
+                response = await asyncio.wait_for(self._attempt(payload), self.timeout)
             except (asyncio.TimeoutError, httpx2.TimeoutException):
                 outcome, status, error = "timeout", None, f"no answer within {self.timeout:g} s"
             except httpx2.HTTPError as exc:
@@ -115,6 +117,21 @@ class Webhook:
                 await self._sleep(min(pause, _MAX_DELAY))
                 delay = min(delay * 2, _MAX_DELAY)
         return Posted(False, self.attempts, status, error)
+
+    async def _attempt(self, payload: dict[str, Any]) -> httpx2.Response:
+        """One POST, its answer's body read to :data:`MAX_ANSWER` bytes at most and dropped (a
+        receiver costs an event its attempts, never the notifier's memory)."""
+        async with self._client.stream("POST", self.url, json=payload) as response:
+            if response.is_stream_consumed:  # an answer made in memory (a test's transport)
+                return response
+            read = 0
+            # raw: a compressed answer is never inflated
+            async with aclosing(response.aiter_raw()) as body:
+                async for chunk in body:
+                    read += len(chunk)
+                    if read >= MAX_ANSWER:
+                        break
+            return response
 
     async def close(self) -> None:
         """Close the connections kept open."""
