@@ -7,7 +7,6 @@ asked for: nothing leaves loopback, even with the refusal broken."""
 from __future__ import annotations
 
 import time
-
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
