@@ -35,7 +35,10 @@ _METADATA_ADDRESSES = frozenset(
     for text in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_HINT = "allow it with --allow-destination"
+_HINT = (
+    "posting inside takes an allowed destination (cascade notify --allow-destination; "
+    "cascade dashboard --notify-allow-destination)"
+)
 
 
 class DestinationRefused(ValueError):
